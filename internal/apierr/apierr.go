@@ -1,0 +1,79 @@
+// Package apierr is the error shape of Airlock's API: an HTTP status, a
+// stable machine-readable code, the offending field when there is one, and a
+// one-line message for people. The service layer returns these; the HTTP
+// layer writes them as JSON; the CLI prints the message.
+package apierr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is an API error. It is encoded as {"error":{"code":…,"field":…,"message":…}}.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Message)
+	}
+	return e.Message
+}
+
+// Stable codes. Clients may switch on these; never rename one.
+const (
+	CodeInvalid       = "invalid_argument"
+	CodeUnauthorized  = "unauthenticated"
+	CodeForbidden     = "permission_denied"
+	CodeNotFound      = "not_found"
+	CodeConflict      = "conflict"
+	CodeUnavailable   = "unavailable"
+	CodeInternal      = "internal"
+	CodePolicyDenied  = "policy_denied"
+	CodeSelfApproval  = "self_approval"
+	CodeAlreadyExists = "already_exists"
+)
+
+// Invalid is a 400 naming the field at fault.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Forbidden is a 403.
+func Forbidden(code, format string, args ...any) *Error {
+	if code == "" {
+		code = CodeForbidden
+	}
+	return &Error{Status: http.StatusForbidden, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFound is a 404.
+func NotFound(format string, args ...any) *Error {
+	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// Conflict is a 409: the record is not in a state that allows the operation.
+func Conflict(format string, args ...any) *Error {
+	return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable is a 503: Airlock cannot do this now (for example, the log
+// cannot be written), and refuses rather than act unrecorded.
+func Unavailable(format string, args ...any) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// From converts any error to an *Error, hiding the text of unexpected ones
+// (they may contain internals); the caller logs the original.
+func From(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+}

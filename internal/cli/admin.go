@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/server"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var cfg string
+	var debug bool
+	cmd := &cobra.Command{
+		Use:   "serve --config airlock.yaml",
+		Short: "Run the control plane (API) and the gateway listeners in the configuration",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			logger := slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: level}))
+			if err := server.Run(cmd.Context(), cfg, logger); err != nil {
+				// Configuration problems come as several lines: print them all,
+				// then the one-line summary.
+				if strings.Contains(err.Error(), "\n") {
+					fmt.Fprintln(a.errOut, err)
+					return exitf(1, "invalid configuration; refusing to start")
+				}
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfg, "config", "airlock.yaml", "configuration file")
+	cmd.Flags().BoolVar(&debug, "debug", false, "debug logging")
+	return cmd
+}
+
+func (a *app) keygenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen",
+		Short: "Make a new API key; prints the key (give it to its owner) and the key_sha256 for airlock.yaml",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, sha := authn.NewKey()
+			if a.output == "json" {
+				return a.printJSON(map[string]string{"key": key, "key_sha256": sha})
+			}
+			fmt.Fprintf(a.out, "key:        %s\nkey_sha256: %s\n", key, sha)
+			return nil
+		},
+	}
+}
+
+func (a *app) whoamiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Show the identity AIRLOCK_TOKEN authenticates as",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := a.client().WhoAmI(cmd.Context())
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(id)
+			}
+			fmt.Fprintf(a.out, "%s (%s", id.Name, id.Kind)
+			if id.Owner != "" {
+				fmt.Fprintf(a.out, ", owner %s", id.Owner)
+			}
+			if len(id.Groups) > 0 {
+				fmt.Fprintf(a.out, ", groups %s", strings.Join(id.Groups, ","))
+			}
+			fmt.Fprintln(a.out, ")")
+			return nil
+		},
+	}
+}
+
+func (a *app) agentCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Short: "Manage agent identities"}
+	var owner, reason string
+	var groups []string
+	add := &cobra.Command{
+		Use:   "add NAME --owner TEAM [--group G …]",
+		Short: "Create an agent identity; prints its key once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := need(owner, "--owner"); err != nil {
+				return err
+			}
+			r, err := a.client().AddAgent(cmd.Context(), httpapi.AgentInput{Name: args[0], Owner: owner, Groups: groups})
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(r)
+			}
+			fmt.Fprintf(a.out, "agent %s (owner %s) created\nkey: %s\n", r.Identity.Name, r.Identity.Owner, r.Key)
+			fmt.Fprintln(a.errOut, "The key is shown this once; Airlock keeps only its SHA-256.")
+			return nil
+		},
+	}
+	add.Flags().StringVar(&owner, "owner", "", "owning team (also a group the agent is in)")
+	add.Flags().StringArrayVar(&groups, "group", nil, "extra group (repeatable)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List identities",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := a.client().Identities(cmd.Context())
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(ids)
+			}
+			w := a.table()
+			fmt.Fprintln(w, "NAME\tKIND\tOWNER\tGROUPS\tSOURCE\tSTATUS\tCREATED")
+			for _, id := range ids {
+				st := "enabled"
+				if id.Disabled {
+					st = "disabled"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id.Name, id.Kind, dash(id.Owner), dash(strings.Join(id.Groups, ",")), id.Source, st, ts(id.CreatedAt))
+			}
+			return w.Flush()
+		},
+	}
+	disable := &cobra.Command{
+		Use:   "disable NAME [--reason …]",
+		Short: "Disable an agent and revoke its grants",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := a.client().DisableAgent(cmd.Context(), args[0], reason)
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(id)
+			}
+			fmt.Fprintf(a.out, "agent %s disabled\n", id.Name)
+			return nil
+		},
+	}
+	disable.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.AddCommand(add, list, disable)
+	return cmd
+}
+
+func (a *app) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log"}
+	var dataDir string
+	verify := &cobra.Command{
+		Use:   "verify [--data-dir DIR]",
+		Short: "Check every log entry against the signed checkpoints; exits 1 on any problem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rep auditlog.Report
+			var err error
+			if dataDir != "" {
+				rep, err = server.VerifyOffline(cmd.Context(), dataDir)
+			} else {
+				rep, err = a.client().Verify(cmd.Context())
+			}
+			if err != nil {
+				return describe(err)
+			}
+			return a.printReport(rep)
+		},
+	}
+	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify a data directory directly instead of asking the server")
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+func (a *app) printReport(rep auditlog.Report) error {
+	if a.output == "json" {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(a.out, "entries %d, checkpoints %d, tree size %d, root %s, checked in %s\n", rep.Entries, rep.Checkpoints, rep.Size, rep.Root, rep.Elapsed)
+		for _, p := range rep.Problems {
+			loc := ""
+			if p.Seq >= 0 {
+				loc = fmt.Sprintf(" entry %d", p.Seq)
+			}
+			if p.Checkpoint > 0 {
+				loc += fmt.Sprintf(" checkpoint %d", p.Checkpoint)
+			}
+			fmt.Fprintf(a.out, "PROBLEM %s%s: %s\n", p.Kind, loc, p.Detail)
+		}
+		if rep.OK {
+			fmt.Fprintln(a.out, "OK: every entry matches the signed checkpoints")
+		}
+	}
+	if !rep.OK {
+		return exitf(1, "audit log verification FAILED: %d problem(s)", len(rep.Problems))
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package cli
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
+)
+
+func (a *app) requestCmd() *cobra.Command {
+	var allow []string
+	var dur, reason, extends string
+	var wait bool
+	var waitFor time.Duration
+	cmd := &cobra.Command{
+		Use:   "request TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" [--wait]",
+		Short: "Ask for a grant; prints the grant id and its status",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(allow) == 0 {
+				return usagef("--allow is required (for example --allow 's3:GetObject arn:aws:s3:::logs/app/*')")
+			}
+			if err := need(dur, "--for"); err != nil {
+				return err
+			}
+			c := a.client()
+			g, err := c.Request(cmd.Context(), grants.RequestInput{Target: args[0], Scope: allow, Duration: dur, Reason: reason, Extends: extends})
+			if err != nil {
+				return describe(err)
+			}
+			if wait && g.Status == model.Pending {
+				fmt.Fprintf(a.errOut, "%s pending: waiting for an approver (airlock approve %s)\n", g.ID, g.ID)
+				g, err = a.waitFor(cmd, g.ID, waitFor)
+				if err != nil {
+					return err
+				}
+			}
+			return a.printGrantStatus(g)
+		},
+	}
+	cmd.Flags().StringArrayVar(&allow, "allow", nil, "scope statement 'ACTIONS RESOURCE' (repeatable)")
+	cmd.Flags().StringVar(&dur, "for", "", "how long the grant lasts once active (Go duration: 90s, 10m, 2h)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the access is needed (the task)")
+	cmd.Flags().StringVar(&extends, "extends", "", "id of an active grant this request extends")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the request is approved, denied or cancelled")
+	cmd.Flags().DurationVar(&waitFor, "wait-timeout", 0, "give up waiting after this long (default: until the request's decision deadline)")
+	return cmd
+}
+
+// waitFor long-polls until the grant leaves pending.
+func (a *app) waitFor(cmd *cobra.Command, id string, max time.Duration) (model.Grant, error) {
+	c := a.client()
+	var deadline time.Time
+	if max > 0 {
+		deadline = time.Now().Add(max)
+	}
+	for {
+		step := 30 * time.Second
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return model.Grant{}, exitf(1, "%s still pending after %s", id, max)
+			}
+			step = min(step, left)
+		}
+		g, err := c.Wait(cmd.Context(), id, step)
+		if err != nil {
+			return g, describe(err)
+		}
+		if g.Status != model.Pending {
+			return g, nil
+		}
+	}
+}
+
+// printGrantStatus prints "g_… active" (or JSON) and fails for outcomes
+// that leave the caller without access.
+func (a *app) printGrantStatus(g model.Grant) error {
+	if a.output == "json" {
+		if err := a.printJSON(g); err != nil {
+			return err
+		}
+	} else {
+		line := g.ID + " " + string(g.Status)
+		switch g.Status {
+		case model.Active:
+			line += " until " + ts(g.ExpiresAt)
+		case model.Pending:
+			line += " (decide by " + ts(g.DecideBy) + ")"
+		}
+		fmt.Fprintln(a.out, line)
+	}
+	switch g.Status {
+	case model.Denied:
+		return exitf(1, "%s denied: %s", g.ID, g.EndComment)
+	case model.Cancelled:
+		return exitf(1, "%s cancelled: %s", g.ID, g.EndComment)
+	}
+	return nil
+}
+
+func (a *app) credentialsCmd() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "credentials GRANT [--format env|json|process]",
+		Short: "Print an active grant's gateway credentials",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case "env", "json", "process":
+			default:
+				return usagef("--format %q: want env, json or process", format)
+			}
+			cr, err := a.client().Credentials(cmd.Context(), args[0])
+			if err != nil {
+				return describe(err)
+			}
+			switch format {
+			case "json":
+				return a.printJSON(cr)
+			case "process":
+				// AWS credential_process output, version 1.
+				return a.printJSON(map[string]any{
+					"Version": 1, "AccessKeyId": cr.AccessKeyID, "SecretAccessKey": cr.SecretAccessKey,
+					"Expiration": cr.Expiration.UTC().Format(time.RFC3339),
+				})
+			}
+			fmt.Fprintf(a.out, "export AIRLOCK_GRANT=%s\n", cr.GrantID)
+			if cr.TargetKind == "aws" {
+				fmt.Fprintf(a.out, "export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n", cr.AccessKeyID, cr.SecretAccessKey)
+			} else {
+				fmt.Fprintf(a.out, "export AIRLOCK_ACCESS_KEY_ID=%s\nexport AIRLOCK_SECRET=%s\n", cr.AccessKeyID, cr.SecretAccessKey)
+			}
+			fmt.Fprintf(a.out, "# expires %s\n", cr.Expiration.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "env", "env (shell exports), json, or process (AWS credential_process)")
+	return cmd
+}
+
+func (a *app) endCmd() *cobra.Command {
+	var comment string
+	cmd := &cobra.Command{
+		Use:   "end GRANT [--comment …]",
+		Short: "Give a grant up early (or withdraw a pending request)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g, err := a.client().End(cmd.Context(), args[0], comment)
+			if err != nil {
+				return describe(err)
+			}
+			return a.printDecided(g)
+		},
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "why (recorded)")
+	return cmd
+}
+
+func (a *app) printDecided(g model.Grant) error {
+	if a.output == "json" {
+		return a.printJSON(g)
+	}
+	fmt.Fprintln(a.out, g.ID+" "+string(g.Status))
+	return nil
+}
+
+func (a *app) pendingCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pending",
+		Short: "List the requests you may approve or deny",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gs, err := a.client().Pending(cmd.Context())
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(gs)
+			}
+			w := a.table()
+			fmt.Fprintln(w, "GRANT\tIDENTITY\tTARGET\tSCOPE\tFOR\tREASON\tREQUESTED\tDECIDE BY")
+			for _, g := range gs {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Identity, g.Target,
+					strings.Join(g.RequestedScope.Strings(), "; "), g.Duration, g.Reason, ts(g.RequestedAt), ts(g.DecideBy))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func (a *app) decideCmd(verb, short, textFlag string, required bool) *cobra.Command {
+	var text string
+	cmd := &cobra.Command{
+		Use:   verb + " GRANT " + map[bool]string{true: "--" + textFlag + " …", false: "[--" + textFlag + " …]"}[required],
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if required {
+				if err := need(text, "--"+textFlag); err != nil {
+					return err
+				}
+			}
+			c := a.client()
+			var g model.Grant
+			var err error
+			switch verb {
+			case "approve":
+				g, err = c.Approve(cmd.Context(), args[0], text)
+			case "deny":
+				g, err = c.Deny(cmd.Context(), args[0], text)
+			case "revoke":
+				g, err = c.Revoke(cmd.Context(), args[0], text)
+			}
+			if err != nil {
+				return describe(err)
+			}
+			return a.printDecided(g)
+		},
+	}
+	cmd.Flags().StringVar(&text, textFlag, "", "recorded with the decision")
+	return cmd
+}
+
+func (a *app) approveCmd() *cobra.Command {
+	return a.decideCmd("approve", "Approve a pending request (never your own)", "comment", false)
+}
+func (a *app) denyCmd() *cobra.Command {
+	return a.decideCmd("deny", "Deny a pending request", "reason", true)
+}
+func (a *app) revokeCmd() *cobra.Command {
+	return a.decideCmd("revoke", "Cut an active grant off now", "reason", true)
+}
+
+func (a *app) grantsCmd() *cobra.Command {
+	var account, target, identity, status, day, since, until string
+	cmd := &cobra.Command{
+		Use:   "grants [--account A] [--target T] [--identity I] [--day YYYY-MM-DD | --since T --until T]",
+		Short: "The review query: one row per grant with the five answers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if day != "" && (since != "" || until != "") {
+				return usagef("use --day or --since/--until, not both")
+			}
+			q := url.Values{}
+			for k, v := range map[string]string{"account": account, "target": target, "identity": identity, "status": status, "day": day, "since": since, "until": until} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			gs, err := a.client().Grants(cmd.Context(), q)
+			if err != nil {
+				return describe(err)
+			}
+			rows := make([]review.Row, len(gs))
+			for i, g := range gs {
+				rows[i] = review.FromGrant(g)
+			}
+			switch a.output {
+			case "json":
+				return a.printJSON(rows)
+			case "csv":
+				w := csv.NewWriter(a.out)
+				w.Write(review.Header)
+				for _, r := range rows {
+					w.Write(r.Record())
+				}
+				w.Flush()
+				return w.Error()
+			}
+			w := a.table()
+			fmt.Fprintln(w, "GRANT\tWHO\tSCOPE (GRANTED / USED)\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED")
+			for _, r := range rows {
+				sc := strings.Join(r.ScopeGranted, "; ")
+				if sc == "" {
+					sc = "(requested) " + strings.Join(r.ScopeRequested, "; ")
+				}
+				if len(r.ScopeUsed) > 0 {
+					sc += " / used " + fmt.Sprint(len(r.ScopeUsed))
+				}
+				when := ts(r.RequestedAt)
+				if !r.StartedAt.IsZero() {
+					when = ts(r.StartedAt) + " → " + ts(r.ExpiresAt)
+				}
+				ended := dash(r.EndReason)
+				if r.EndedBy != "" {
+					ended += " by " + r.EndedBy
+				}
+				if !r.EndedAt.IsZero() {
+					ended += " at " + ts(r.EndedAt)
+				}
+				fmt.Fprintf(w, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Grant, r.Identity, dash(r.Owner), sc, when, r.Status,
+					ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls)
+			}
+			return w.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&account, "account", "", "AWS account id or environment label")
+	f.StringVar(&target, "target", "", "target name")
+	f.StringVar(&identity, "identity", "", "identity name")
+	f.StringVar(&status, "status", "", "comma-separated statuses (pending,active,expired,revoked,ended,denied,cancelled)")
+	f.StringVar(&day, "day", "", "grants live at any time on this UTC day (YYYY-MM-DD)")
+	f.StringVar(&since, "since", "", "grants live at or after this time (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&until, "until", "", "grants live before this time (RFC 3339 or YYYY-MM-DD)")
+	return cmd
+}

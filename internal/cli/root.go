@@ -1,0 +1,172 @@
+// Package cli implements the airlock command line. Each command is a thin
+// layer over the HTTP client (or, for serve and demo, over the server
+// package); output is a table for people, or JSON/CSV with -o.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/client"
+)
+
+// Env names the CLI reads.
+const (
+	EnvAddr  = "AIRLOCK_ADDR"
+	EnvToken = "AIRLOCK_TOKEN"
+)
+
+type app struct {
+	out, errOut io.Writer
+	output      string
+	getenv      func(string) string
+}
+
+func (a *app) client() *client.Client {
+	return client.New(a.getenv(EnvAddr), a.getenv(EnvToken))
+}
+
+// Main runs the CLI with args and returns the process exit code: 0 on
+// success, 1 when the command failed, 2 for a usage error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{out: stdout, errOut: stderr, getenv: getenv}
+	root := a.root()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	var ee exitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, "airlock: "+ee.msg)
+		}
+		return ee.code
+	case errors.As(err, &ue) || isFlagError(err):
+		fmt.Fprintln(stderr, "airlock: "+oneLine(err.Error()))
+		return 2
+	}
+	fmt.Fprintln(stderr, "airlock: "+oneLine(err.Error()))
+	return 1
+}
+
+// usageError marks bad command-line input (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// exitError carries a specific exit code and message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+func isFlagError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown flag") || strings.HasPrefix(s, "unknown shorthand flag") ||
+		strings.HasPrefix(s, "invalid argument") || strings.Contains(s, "flag needs an argument") ||
+		strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "accepts ") || strings.HasPrefix(s, "requires ") ||
+		strings.Contains(s, "required flag")
+}
+
+// oneLine keeps failures to the one line the contract promises.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		rest := strings.Count(s[i:], "\n")
+		s = s[:i] + fmt.Sprintf(" (and %d more problems; see above)", rest)
+	}
+	return s
+}
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "airlock",
+		Short:         "Just-in-time, recorded access for AI agents",
+		Long:          "Airlock grants agents scoped, time-boxed access through its gateway, approved by policy or a person,\nand records every step in a tamper-evident log.\n\nClients reach the server at $AIRLOCK_ADDR (default http://127.0.0.1:8700) with the key in $AIRLOCK_TOKEN.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table, json or csv (csv: grants only)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		switch a.output {
+		case "table", "json", "csv":
+			return nil
+		}
+		return usagef("-o %q: want table, json or csv", a.output)
+	}
+	root.AddCommand(
+		a.serveCmd(), a.demoCmd(), a.keygenCmd(), a.whoamiCmd(),
+		a.requestCmd(), a.credentialsCmd(), a.endCmd(),
+		a.pendingCmd(), a.approveCmd(), a.denyCmd(), a.revokeCmd(),
+		a.grantsCmd(), a.grantCmd(), a.sessionCmd(), a.auditCmd(), a.agentCmd(),
+	)
+	return root
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
+}
+
+// ts formats a time for tables: UTC, to the second.
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// describe turns an API error into the CLI's one-line reason.
+func describe(err error) error {
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Field != "" {
+		return fmt.Errorf("%s: %s", ae.Field, ae.Message)
+	}
+	return err
+}
+
+func need(v, flag string) error {
+	if strings.TrimSpace(v) == "" {
+		return usagef("%s is required", flag)
+	}
+	return nil
+}
+
+func init() {
+	cobra.EnableCommandSorting = false
+}
+
+// exitf fails the command with a code and message.
+func exitf(code int, format string, args ...any) error {
+	return exitError{code: code, msg: fmt.Sprintf(format, args...)}
+}

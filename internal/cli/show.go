@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+func (a *app) grantCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "grant", Short: "Inspect one grant"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show GRANT",
+		Short: "The whole record of one grant: decision, approvals, sessions, history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			ctx := cmd.Context()
+			g, err := c.Grant(ctx, args[0])
+			if err != nil {
+				return describe(err)
+			}
+			sessions, err := c.Sessions(ctx, g.ID)
+			if err != nil {
+				return describe(err)
+			}
+			history, err := c.History(ctx, g.ID)
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(map[string]any{"grant": g, "sessions": sessions, "history": history})
+			}
+			printGrant(a.out, g, sessions, history)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []httpapi.Event) {
+	p := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "%-17s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(w, "Grant %s  [%s]\n", g.ID, g.Status)
+	owner := ""
+	if g.Owner != "" {
+		owner = ", owner " + g.Owner
+	}
+	p("Who", "%s (%s%s)", g.Identity, g.IdentityKind, owner)
+	p("Target", "%s (%s, account %s)", g.Target, g.TargetKind, g.Account)
+	p("Reason", "%s", dash(g.Reason))
+	if g.Extends != "" {
+		p("Extends", "%s", g.Extends)
+	}
+	p("Scope requested", "%s", strings.Join(g.RequestedScope.Strings(), "; "))
+	p("Scope granted", "%s", dash(strings.Join(g.GrantedScope.Strings(), "; ")))
+	p("Scope used", "%s", dash(strings.Join(g.Usage.ScopeUsed, "; ")))
+	p("Requested", "%s for %s", ts(g.RequestedAt), g.Duration)
+	d := g.Decision
+	p("Policy decision", "%s by %s (set %s): %s", d.Outcome, dash(strings.Join(d.PolicyIDs, ", ")), dash(d.PolicySetHash), dash(d.Explanation))
+	for _, ap := range g.Approvals {
+		c := ""
+		if ap.Comment != "" {
+			c = fmt.Sprintf(" %q", ap.Comment)
+		}
+		p("Person", "%s %s at %s%s (permitted by %s)", ap.Approver, ap.Decision, ts(ap.At), c, dash(strings.Join(ap.Policies, ", ")))
+	}
+	if !g.StartedAt.IsZero() {
+		p("Active", "%s → %s", ts(g.StartedAt), ts(g.ExpiresAt))
+	}
+	if g.Status == model.Pending {
+		p("Decide by", "%s", ts(g.DecideBy))
+	}
+	if g.Status.Final() {
+		p("Ended", "%s at %s by %s: %s", g.EndReason, ts(g.EndedAt), dash(g.EndedBy), dash(g.EndComment))
+	}
+	if g.CredentialID != "" {
+		p("Credential", "%s (%s)", g.CredentialID, g.CredentialFingerprint)
+	}
+	u := g.Usage
+	p("Usage", "%d sessions, %d calls, %d denied, %d bytes in, %d bytes out", u.Sessions, u.Calls, u.DeniedCalls, u.BytesIn, u.BytesOut)
+	for _, s := range sessions {
+		fmt.Fprintf(w, "  session %s  %s → %s  %d calls, %d denied  client %s\n", s.ID, ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, dash(s.Client))
+	}
+	fmt.Fprintln(w, "History (tamper-evident log):")
+	for _, e := range history {
+		fmt.Fprintf(w, "  #%-6d %s  %-26s %s\n", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
+	}
+}
+
+// summarize renders an entry's actor and data compactly for tables.
+func summarize(raw json.RawMessage) string {
+	var e struct {
+		Actor string         `json:"actor"`
+		Data  map[string]any `json:"data"`
+	}
+	if json.Unmarshal(raw, &e) != nil {
+		return string(raw)
+	}
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v := e.Data[k]
+		if v == nil || v == "" {
+			continue
+		}
+		b, _ := json.Marshal(v)
+		parts = append(parts, k+"="+string(b))
+	}
+	s := "by " + dash(e.Actor)
+	if len(parts) > 0 {
+		s += "  " + strings.Join(parts, " ")
+	}
+	return s
+}
+
+func (a *app) sessionCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "session", Short: "Inspect gateway sessions"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show SESSION|GRANT",
+		Short: "One session's recording, or every session of a grant, event by event",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			ids := []string{args[0]}
+			if strings.HasPrefix(args[0], "g_") {
+				ss, err := c.Sessions(cmd.Context(), args[0])
+				if err != nil {
+					return describe(err)
+				}
+				ids = ids[:0]
+				for _, s := range ss {
+					ids = append(ids, s.ID)
+				}
+				if len(ids) == 0 && a.output != "json" {
+					fmt.Fprintf(a.out, "grant %s has no sessions\n", args[0])
+					return nil
+				}
+			}
+			views, err := fetchSessions(cmd.Context(), c, ids)
+			if err != nil {
+				return describe(err)
+			}
+			if a.output == "json" {
+				return a.printJSON(views)
+			}
+			for _, v := range views {
+				s := v.Session
+				fmt.Fprintf(a.out, "Session %s  grant %s  %s on %s  from %s\n", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
+				fmt.Fprintf(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out\n", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
+				for _, e := range v.Events {
+					fmt.Fprintf(a.out, "  #%-6d %s  %-16s %s\n", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
+				}
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+func fetchSessions(ctx context.Context, c *client.Client, ids []string) ([]httpapi.SessionResponse, error) {
+	out := []httpapi.SessionResponse{}
+	for _, id := range ids {
+		v, err := c.Session(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -1,0 +1,199 @@
+// Package client is a Go client for Airlock's HTTP API, used by the CLI.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// DefaultAddr is where the CLI looks for the server when AIRLOCK_ADDR is unset.
+const DefaultAddr = "http://127.0.0.1:8700"
+
+// Client talks to one Airlock server as one identity.
+type Client struct {
+	Addr  string
+	Token string
+	HTTP  *http.Client
+}
+
+// New returns a client; addr defaults to DefaultAddr.
+func New(addr, token string) *Client {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Addr+path, body)
+	if err != nil {
+		return fmt.Errorf("bad AIRLOCK_ADDR %q: %w", c.Addr, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach Airlock at %s: %w", c.Addr, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error *apierr.Error `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != nil {
+			e.Error.Status = resp.StatusCode
+			return e.Error
+		}
+		return &apierr.Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decoding response: %w", err)
+		}
+	}
+	return nil
+}
+
+// WhoAmI returns the caller's identity.
+func (c *Client) WhoAmI(ctx context.Context) (model.Identity, error) {
+	var id model.Identity
+	return id, c.do(ctx, "GET", "/v1/whoami", nil, &id)
+}
+
+// Request asks for a grant.
+func (c *Client) Request(ctx context.Context, in grants.RequestInput) (model.Grant, error) {
+	var r httpapi.GrantResponse
+	return r.Grant, c.do(ctx, "POST", "/v1/grants", in, &r)
+}
+
+// Grant returns one grant.
+func (c *Client) Grant(ctx context.Context, id string) (model.Grant, error) {
+	var r httpapi.GrantResponse
+	return r.Grant, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id), nil, &r)
+}
+
+// Wait long-polls until the grant leaves pending or max passes.
+func (c *Client) Wait(ctx context.Context, id string, max time.Duration) (model.Grant, error) {
+	var r httpapi.GrantResponse
+	return r.Grant, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"?wait="+max.String(), nil, &r)
+}
+
+// Grants runs the review query with q's parameters (account, target, identity, status, day, since, until, limit).
+func (c *Client) Grants(ctx context.Context, q url.Values) ([]model.Grant, error) {
+	var r httpapi.ListResponse
+	return r.Grants, c.do(ctx, "GET", "/v1/grants?"+q.Encode(), nil, &r)
+}
+
+// History returns a grant's log entries.
+func (c *Client) History(ctx context.Context, id string) ([]httpapi.Event, error) {
+	var r httpapi.HistoryResponse
+	return r.Events, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/history", nil, &r)
+}
+
+// Sessions returns a grant's sessions.
+func (c *Client) Sessions(ctx context.Context, id string) ([]model.Session, error) {
+	var r httpapi.SessionsResponse
+	return r.Sessions, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/sessions", nil, &r)
+}
+
+// Session returns one session's recording.
+func (c *Client) Session(ctx context.Context, id string) (httpapi.SessionResponse, error) {
+	var r httpapi.SessionResponse
+	return r, c.do(ctx, "GET", "/v1/sessions/"+url.PathEscape(id), nil, &r)
+}
+
+func (c *Client) decide(ctx context.Context, id, verb string, in httpapi.DecisionInput) (model.Grant, error) {
+	var r httpapi.GrantResponse
+	return r.Grant, c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/"+verb, in, &r)
+}
+
+// Approve approves a pending grant.
+func (c *Client) Approve(ctx context.Context, id, comment string) (model.Grant, error) {
+	return c.decide(ctx, id, "approve", httpapi.DecisionInput{Comment: comment})
+}
+
+// Deny denies a pending grant.
+func (c *Client) Deny(ctx context.Context, id, reason string) (model.Grant, error) {
+	return c.decide(ctx, id, "deny", httpapi.DecisionInput{Reason: reason})
+}
+
+// Revoke cuts an active grant off.
+func (c *Client) Revoke(ctx context.Context, id, reason string) (model.Grant, error) {
+	return c.decide(ctx, id, "revoke", httpapi.DecisionInput{Reason: reason})
+}
+
+// End gives a grant up.
+func (c *Client) End(ctx context.Context, id, comment string) (model.Grant, error) {
+	return c.decide(ctx, id, "end", httpapi.DecisionInput{Comment: comment})
+}
+
+// Credentials fetches an active grant's credentials.
+func (c *Client) Credentials(ctx context.Context, id string) (grants.Credentials, error) {
+	var r grants.Credentials
+	return r, c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/credentials", nil, &r)
+}
+
+// Pending lists the grants the caller may decide.
+func (c *Client) Pending(ctx context.Context) ([]model.Grant, error) {
+	var r httpapi.ListResponse
+	return r.Grants, c.do(ctx, "GET", "/v1/pending", nil, &r)
+}
+
+// Identities lists identities.
+func (c *Client) Identities(ctx context.Context) ([]model.Identity, error) {
+	var r httpapi.IdentitiesResponse
+	return r.Identities, c.do(ctx, "GET", "/v1/identities", nil, &r)
+}
+
+// AddAgent creates an agent and returns its key.
+func (c *Client) AddAgent(ctx context.Context, in httpapi.AgentInput) (httpapi.AgentResponse, error) {
+	var r httpapi.AgentResponse
+	return r, c.do(ctx, "POST", "/v1/agents", in, &r)
+}
+
+// DisableAgent disables an agent.
+func (c *Client) DisableAgent(ctx context.Context, name, reason string) (model.Identity, error) {
+	var r httpapi.IdentityResponse
+	return r.Identity, c.do(ctx, "POST", "/v1/agents/"+url.PathEscape(name)+"/disable", httpapi.DecisionInput{Reason: reason}, &r)
+}
+
+// Verify asks the server to verify the whole log.
+func (c *Client) Verify(ctx context.Context) (auditlog.Report, error) {
+	var r auditlog.Report
+	return r, c.do(ctx, "GET", "/v1/audit/verify", nil, &r)
+}
+
+// Checkpoint returns the newest signed checkpoint.
+func (c *Client) Checkpoint(ctx context.Context) (string, error) {
+	var r httpapi.CheckpointResponse
+	return r.Checkpoint, c.do(ctx, "GET", "/v1/audit/checkpoint", nil, &r)
+}

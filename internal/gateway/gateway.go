@@ -1,0 +1,157 @@
+// Package gateway is the seam between Airlock's control plane and its
+// protocol gateways (AWS, PostgreSQL, …).
+//
+// A gateway authenticates each connection or call with a grant credential
+// and gets back a *Grant served from memory: no database round trip on the
+// hot path. The control plane ends a Grant the instant it is revoked, ended
+// or expires: Live turns false and Done is closed, so a gateway can both
+// refuse the next call and tear down connections already open. Everything a
+// gateway sees goes into the tamper-evident log through a Session, whose
+// Record returns only once the event is durable: a gateway forwards a call
+// only after its record is stored, and refuses it if the record fails.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/scope"
+)
+
+// ErrNoGrant is returned for an unknown credential or one whose grant is no
+// longer active. Gateways must not tell the two apart to the client.
+var ErrNoGrant = errors.New("no active grant for this credential")
+
+// Authority is what the control plane offers gateways.
+type Authority interface {
+	// Authenticate returns the live grant holding credentialID after a
+	// constant-time check of secret.
+	Authenticate(credentialID, secret string) (*Grant, error)
+	// Lookup returns the live grant holding credentialID without a secret
+	// check, for protocols (SigV4, SCRAM) where the gateway proves the
+	// client holds Grant.Secret itself.
+	Lookup(credentialID string) (*Grant, error)
+	// StartSession opens a recorded session under g; client describes the
+	// peer (address, user agent). The session.started event is durable when
+	// it returns.
+	StartSession(ctx context.Context, g *Grant, client string) (*Session, error)
+}
+
+// Info is what a gateway knows of an active grant. It never changes.
+type Info struct {
+	ID           string
+	Identity     string
+	Owner        string
+	Target       string
+	TargetKind   string
+	Account      string
+	Scope        scope.Scope
+	ExpiresAt    time.Time
+	CredentialID string
+	// Secret is the credential secret, for gateways that verify a signature
+	// made with it. Never log it.
+	Secret string
+}
+
+// Grant is an active grant as a gateway sees it: fixed Info plus liveness.
+type Grant struct {
+	Info
+
+	once   sync.Once
+	done   chan struct{}
+	mu     sync.Mutex
+	reason string
+}
+
+// NewGrant returns a live Grant. The control plane calls it on activation.
+func NewGrant(info Info) *Grant {
+	return &Grant{Info: info, done: make(chan struct{})}
+}
+
+// Live reports whether calls may proceed under g at time now: not ended and
+// not past its expiry, to the nanosecond, whether or not the expiry timer
+// has fired yet.
+func (g *Grant) Live(now time.Time) bool {
+	select {
+	case <-g.done:
+		return false
+	default:
+		return now.Before(g.ExpiresAt)
+	}
+}
+
+// Allows reports whether g is live at now and its scope covers action on
+// resource.
+func (g *Grant) Allows(now time.Time, action, resource string) bool {
+	return g.Live(now) && g.Scope.Allows(action, resource)
+}
+
+// Done is closed when the grant ends; gateways select on it to close open
+// connections and in-flight transfers.
+func (g *Grant) Done() <-chan struct{} { return g.done }
+
+// EndReason says why the grant ended ("expired", "revoked", …), or "" while live.
+func (g *Grant) EndReason() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.reason
+}
+
+// End marks the grant ended. Only the control plane calls it. It is safe to
+// call more than once; the first reason wins.
+func (g *Grant) End(reason string) {
+	g.once.Do(func() {
+		g.mu.Lock()
+		g.reason = reason
+		g.mu.Unlock()
+		close(g.done)
+	})
+}
+
+// Call is one recorded gateway event: a request (before it is forwarded) or
+// its result.
+type Call struct {
+	// Kind is "request" (recorded before forwarding) or "result".
+	Kind     string `json:"kind"`
+	Action   string `json:"action"`
+	Resource string `json:"resource,omitempty"`
+	// Allowed is false for calls the gateway refused.
+	Allowed bool `json:"allowed"`
+	// Params holds the parameters that matter for review (key, prefix, range,
+	// statement text…), already redacted by the gateway.
+	Params   map[string]string `json:"params,omitempty"`
+	Status   string            `json:"status,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	BytesIn  int64             `json:"bytes_in,omitempty"`
+	BytesOut int64             `json:"bytes_out,omitempty"`
+	Rows     int64             `json:"rows,omitempty"`
+	Duration time.Duration     `json:"duration_ns,omitempty"`
+}
+
+// Session records the calls of one connection or stream under a grant.
+type Session struct {
+	ID    string
+	Grant *Grant
+	// record appends one event durably; provided by the control plane.
+	record func(ctx context.Context, c Call) error
+	end    func(ctx context.Context) error
+	once   sync.Once
+	err    error
+}
+
+// NewSession wires a Session to its recorder. Only the control plane calls it.
+func NewSession(id string, g *Grant, record func(context.Context, Call) error, end func(context.Context) error) *Session {
+	return &Session{ID: id, Grant: g, record: record, end: end}
+}
+
+// Record appends c to the session's recording and returns once it is
+// durable. An error means the call must not be forwarded.
+func (s *Session) Record(ctx context.Context, c Call) error { return s.record(ctx, c) }
+
+// End closes the session's recording. Calling it again does nothing.
+func (s *Session) End(ctx context.Context) error {
+	s.once.Do(func() { s.err = s.end(ctx) })
+	return s.err
+}

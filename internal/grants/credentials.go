@@ -1,0 +1,111 @@
+package grants
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Grant credentials are an AWS-style pair. The id is random and stored with
+// the grant; the secret is derived as HMAC-SHA256(credential key, id) and
+// never stored: the holder can fetch it again, a gateway can verify a
+// signature made with it, and a stolen database yields no usable secret.
+
+// credentialPrefix marks Airlock grant credentials (20 characters in all,
+// like an AWS access key id).
+const credentialPrefix = "AKAL"
+
+func newCredentialID() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("grants: crypto/rand failed: " + err.Error())
+	}
+	return credentialPrefix + base32.StdEncoding.EncodeToString(b[:])
+}
+
+func (s *Service) secretFor(credentialID string) string {
+	m := hmac.New(sha256.New, s.credKey)
+	m.Write([]byte("airlock grant credential v1\x00"))
+	m.Write([]byte(credentialID))
+	return base64.RawStdEncoding.EncodeToString(m.Sum(nil))[:40]
+}
+
+// fingerprint identifies a secret in records without revealing it.
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}
+
+// Credentials is what `airlock credentials` hands the holder of a grant.
+type Credentials struct {
+	GrantID         string    `json:"grant_id"`
+	Target          string    `json:"target"`
+	TargetKind      string    `json:"target_kind"`
+	AccessKeyID     string    `json:"access_key_id"`
+	SecretAccessKey string    `json:"secret_access_key"`
+	Fingerprint     string    `json:"fingerprint"`
+	Expiration      time.Time `json:"expiration"`
+}
+
+// Credentials returns an active grant's credentials to its holder, and
+// records that they were issued (fingerprint only).
+func (s *Service) Credentials(ctx context.Context, caller model.Identity, id string) (Credentials, error) {
+	g, err := s.st.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && g.Identity != caller.Name) {
+		// Not yours looks the same as not there.
+		return Credentials{}, apierr.NotFound("no grant %q of yours", id)
+	}
+	if err != nil {
+		return Credentials{}, err
+	}
+	if g.Status != model.Active || !s.now().Before(g.ExpiresAt) {
+		return Credentials{}, apierr.Conflict("grant %s is %s; credentials exist only while it is active", id, g.Status)
+	}
+	c := Credentials{
+		GrantID: g.ID, Target: g.Target, TargetKind: g.TargetKind,
+		AccessKeyID: g.CredentialID, SecretAccessKey: s.secretFor(g.CredentialID),
+		Fingerprint: g.CredentialFingerprint, Expiration: g.ExpiresAt,
+	}
+	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", GrantID: g.ID, Actor: caller.Name,
+		Data: map[string]any{"credential_id": g.CredentialID, "fingerprint": g.CredentialFingerprint}})
+	if err != nil {
+		return Credentials{}, s.logErr("the credential issue", err)
+	}
+	return c, nil
+}
+
+// Lookup implements gateway.Authority.
+func (s *Service) Lookup(credentialID string) (*gateway.Grant, error) {
+	s.mu.RLock()
+	g := s.byCred[credentialID]
+	s.mu.RUnlock()
+	if g == nil || !g.Live(s.now()) {
+		return nil, gateway.ErrNoGrant
+	}
+	return g, nil
+}
+
+// Authenticate implements gateway.Authority.
+func (s *Service) Authenticate(credentialID, secret string) (*gateway.Grant, error) {
+	g, err := s.Lookup(credentialID)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(g.Secret)) != 1 {
+		return nil, gateway.ErrNoGrant
+	}
+	return g, nil
+}

@@ -1,0 +1,216 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"slices"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+func identityData(id model.Identity) map[string]any {
+	return map[string]any{"name": id.Name, "kind": id.Kind, "owner": id.Owner, "groups": id.Groups,
+		"source": id.Source, "disabled": id.Disabled, "key_sha256_prefix": prefix(id.KeySHA256)}
+}
+
+// prefix keeps 8 hex digits of a key hash: enough to tell keys apart in the
+// log, not enough to matter.
+func prefix(h string) string {
+	if len(h) > 8 {
+		return h[:8]
+	}
+	return h
+}
+
+// SyncIdentities makes the stored identities match the configuration: new
+// ones are added, changed ones updated, and config identities no longer in
+// the file disabled. Agents added through the API are left alone. Every
+// change is logged. It then loads the directory used to authenticate.
+func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identity) error {
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		var events []auditlog.Event
+		seen := map[string]bool{}
+		for _, want := range configured {
+			seen[want.Name] = true
+			want.Source = "config"
+			have, err := tx.Identity(ctx, want.Name)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				want.CreatedAt, want.CreatedBy = s.now(), "config"
+				events = append(events, auditlog.Event{Type: "identity.added", Actor: "config", Data: identityData(want)})
+			case err != nil:
+				return nil, err
+			default:
+				// A disable (API or config removal) survives restarts: re-enabling
+				// an identity is a deliberate act, not a side effect of a restart.
+				want.CreatedAt, want.CreatedBy, want.Disabled = have.CreatedAt, have.CreatedBy, have.Disabled
+				if sameIdentity(have, want) {
+					continue
+				}
+				events = append(events, auditlog.Event{Type: "identity.updated", Actor: "config", Data: identityData(want)})
+			}
+			if err := tx.PutIdentity(ctx, want); err != nil {
+				return nil, err
+			}
+		}
+		// Config identities removed from the file are disabled, not deleted:
+		// their grants must stay attributable.
+		all, err := s.st.Identities(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, have := range all {
+			if have.Source == "config" && !seen[have.Name] && !have.Disabled {
+				have.Disabled = true
+				events = append(events, auditlog.Event{Type: "identity.disabled", Actor: "config", Data: identityData(have)})
+				if err := tx.PutIdentity(ctx, have); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return events, nil
+	})
+	if err != nil {
+		return err
+	}
+	all, err := s.st.Identities(ctx)
+	if err != nil {
+		return err
+	}
+	s.dir.Replace(all)
+	return nil
+}
+
+func sameIdentity(a, b model.Identity) bool {
+	return a.Kind == b.Kind && a.Owner == b.Owner && slices.Equal(a.Groups, b.Groups) &&
+		a.KeySHA256 == b.KeySHA256 && a.Source == b.Source && a.Disabled == b.Disabled
+}
+
+// AddAgent creates an agent identity and returns its key, which is shown
+// once and never stored.
+func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, owner string, groups []string) (model.Identity, string, error) {
+	if caller.Kind != model.Human {
+		return model.Identity{}, "", apierr.Forbidden("", "only a person may add agents")
+	}
+	if !nameRE.MatchString(name) {
+		return model.Identity{}, "", apierr.Invalid("name", "%q is not a valid name (lowercase letters, digits, '.', '_', '-'; up to 63)", name)
+	}
+	if !nameRE.MatchString(owner) {
+		return model.Identity{}, "", apierr.Invalid("owner", "an agent needs an owner team (lowercase letters, digits, '.', '_', '-')")
+	}
+	for _, g := range groups {
+		if !nameRE.MatchString(g) {
+			return model.Identity{}, "", apierr.Invalid("groups", "%q is not a valid group name", g)
+		}
+	}
+	key, sha := authn.NewKey()
+	id := model.Identity{Name: name, Kind: model.Agent, Owner: owner, Groups: groups, KeySHA256: sha,
+		Source: "api", CreatedAt: s.now(), CreatedBy: caller.Name}
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		if _, err := tx.Identity(ctx, name); err == nil {
+			return nil, &apierr.Error{Status: 409, Code: apierr.CodeAlreadyExists, Field: "name", Message: "an identity named " + name + " already exists"}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return []auditlog.Event{{Type: "identity.added", Actor: caller.Name, Data: identityData(id)}}, tx.PutIdentity(ctx, id)
+	})
+	if err != nil {
+		return model.Identity{}, "", s.logErr("the new agent", err)
+	}
+	s.dir.Put(id)
+	return id, key, nil
+}
+
+// DisableAgent disables an agent and revokes its active grants.
+func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name, reason string) (model.Identity, error) {
+	if caller.Kind != model.Human {
+		return model.Identity{}, apierr.Forbidden("", "only a person may disable agents")
+	}
+	var out model.Identity
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		id, err := tx.Identity(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, apierr.NotFound("no identity %q", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id.Kind != model.Agent {
+			return nil, apierr.Invalid("name", "%s is a person; only agents are disabled here", name)
+		}
+		id.Disabled = true
+		out = id
+		d := identityData(id)
+		d["reason"] = reason
+		return []auditlog.Event{{Type: "identity.disabled", Actor: caller.Name, Data: d}}, tx.PutIdentity(ctx, id)
+	})
+	if err != nil {
+		return model.Identity{}, s.logErr("the change", err)
+	}
+	s.dir.Put(out)
+	active, err := s.st.Grants(ctx, store.GrantFilter{Identity: name, Status: []model.GrantStatus{model.Active, model.Pending}})
+	if err != nil {
+		return out, err
+	}
+	for _, g := range active {
+		if err := s.endForDisable(ctx, caller, g); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// endForDisable revokes (or, if pending, cancels) a grant of a disabled agent.
+func (s *Service) endForDisable(ctx context.Context, caller model.Identity, g model.Grant) error {
+	unlock := s.lock(g.ID)
+	defer unlock()
+	s.cutOff(g.ID, "revoked")
+	now := s.now()
+	_, err := s.transition(ctx, "revoke", g.ID, []model.GrantStatus{model.Active, model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+		if g.Status == model.Pending {
+			g.Status, g.EndReason = model.Cancelled, "cancelled"
+		} else {
+			g.Status, g.EndReason = model.Revoked, "revoked"
+		}
+		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, "identity "+g.Identity+" disabled"
+		return []auditlog.Event{endEvent(*g)}, nil
+	})
+	s.stopTimer(g.ID)
+	s.notify(g.ID)
+	return err
+}
+
+// Identities lists every identity (people only).
+func (s *Service) Identities(ctx context.Context, caller model.Identity) ([]model.Identity, error) {
+	if caller.Kind != model.Human {
+		return nil, apierr.Forbidden("", "only people may list identities")
+	}
+	return s.st.Identities(ctx)
+}
+
+// ReloadPolicies reloads the policy directory. An invalid set leaves the old
+// one in force; both outcomes are logged with the set's hash.
+func (s *Service) ReloadPolicies(ctx context.Context, trigger string) error {
+	set, changed, err := s.pol.Reload()
+	if err != nil {
+		cur := s.pol.Current()
+		_ = s.log.Append(ctx, auditlog.Event{Type: "policy.load_failed", Actor: "airlock", Data: map[string]any{
+			"error": err.Error(), "kept_hash": cur.Hash(), "trigger": trigger}})
+		s.logger.Error("policy reload failed; keeping the previous set", "err", err, "hash", cur.Hash())
+		return err
+	}
+	d := policyData(set, trigger)
+	d["changed"] = changed
+	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Actor: "airlock", Data: d}); err != nil {
+		return err
+	}
+	s.logger.Info("policies loaded", "hash", set.Hash(), "policies", set.Len(), "changed", changed)
+	return nil
+}

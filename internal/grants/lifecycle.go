@@ -1,0 +1,480 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/scope"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// MaxReasonLength bounds free-text reasons and comments.
+const MaxReasonLength = 1024
+
+// RequestInput is a request for a grant, as the API receives it.
+type RequestInput struct {
+	Target   string   `json:"target"`
+	Scope    []string `json:"scope"`
+	Duration string   `json:"duration"`
+	Reason   string   `json:"reason"`
+	Extends  string   `json:"extends,omitempty"`
+}
+
+// Request validates in, asks policy, and records the new grant: active if
+// policy approves it outright, pending if a person must, denied otherwise.
+// Invalid input creates nothing.
+func (s *Service) Request(ctx context.Context, caller model.Identity, in RequestInput) (model.Grant, error) {
+	t, ok := s.targets[in.Target]
+	if in.Target == "" {
+		return model.Grant{}, apierr.Invalid("target", "a target is required")
+	}
+	if !ok {
+		return model.Grant{}, apierr.Invalid("target", "unknown target %q", in.Target)
+	}
+	sc, err := scope.Parse(in.Scope)
+	if err == nil {
+		err = scope.ValidateFor(t.Kind, sc)
+	}
+	if err != nil {
+		var se *scope.Error
+		if errors.As(err, &se) {
+			return model.Grant{}, apierr.Invalid(fmt.Sprintf("scope[%d]", se.Index), "%s", se.Msg)
+		}
+		return model.Grant{}, apierr.Invalid("scope", "%v", err)
+	}
+	d, err := s.parseDuration(in.Duration)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	reason, err := s.checkText("reason", in.Reason, s.reason)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	if in.Extends != "" {
+		prev, err := s.st.Grant(ctx, in.Extends)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return model.Grant{}, apierr.Invalid("extends", "no grant %q", in.Extends)
+		case err != nil:
+			return model.Grant{}, err
+		case prev.Identity != caller.Name:
+			return model.Grant{}, apierr.Invalid("extends", "grant %s is not yours", in.Extends)
+		case prev.Target != t.Name:
+			return model.Grant{}, apierr.Invalid("extends", "grant %s is for target %s, not %s", in.Extends, prev.Target, t.Name)
+		case prev.Status != model.Active:
+			return model.Grant{}, apierr.Invalid("extends", "grant %s is %s; only an active grant can be extended", in.Extends, prev.Status)
+		}
+	}
+
+	now := s.now()
+	dec := s.pol.Current().Decide(policy.Request{
+		Principal: principalOf(caller),
+		Target:    policy.Target{Name: t.Name, Account: t.Account},
+		Pairs:     sc.Pairs(), Duration: d, Reason: reason,
+	})
+	dec.At = now
+	g := model.Grant{
+		ID: newID("g_"), Identity: caller.Name, IdentityKind: caller.Kind, Owner: caller.Owner,
+		Target: t.Name, TargetKind: t.Kind, Account: t.Account,
+		RequestedScope: sc, Reason: reason, Duration: d, Extends: in.Extends,
+		Status: model.Pending, RequestedAt: now, DecideBy: now.Add(s.pending), Decision: dec,
+	}
+	events := []auditlog.Event{
+		{Type: "grant.requested", GrantID: g.ID, Actor: caller.Name, Data: map[string]any{
+			"identity": caller.Name, "identity_kind": caller.Kind, "owner": caller.Owner,
+			"target": t.Name, "account": t.Account, "scope": sc.Strings(),
+			"duration": d.String(), "reason": reason, "extends": in.Extends,
+		}},
+		{Type: "grant.decided", GrantID: g.ID, Actor: "policy", Data: dec},
+	}
+	switch dec.Outcome {
+	case "auto":
+		g.DecidedAt = now
+		s.activate(&g, now)
+		events = append(events, activatedEvent(g, "policy"))
+	case "human":
+		// waits for a person; armCancel below
+	default:
+		g.Status, g.DecidedAt, g.EndedAt = model.Denied, now, now
+		g.EndReason, g.EndedBy, g.EndComment = "denied", "policy", dec.Explanation
+		events = append(events, auditlog.Event{Type: "grant.denied", GrantID: g.ID, Actor: "policy", Data: map[string]any{"by": "policy", "reason": dec.Explanation}})
+	}
+
+	unlock := s.lock(g.ID)
+	defer unlock()
+	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		return events, tx.CreateGrant(ctx, g)
+	})
+	if err != nil {
+		return model.Grant{}, s.logErr("the request", err)
+	}
+	switch g.Status {
+	case model.Active:
+		s.activateInMemory(g)
+	case model.Pending:
+		s.armCancel(g)
+	}
+	s.logger.Info("grant requested", "grant", g.ID, "identity", g.Identity, "target", g.Target, "status", g.Status, "policies", dec.PolicyIDs)
+	return g, nil
+}
+
+func (s *Service) parseDuration(v string) (time.Duration, error) {
+	if strings.TrimSpace(v) == "" {
+		return 0, apierr.Invalid("duration", "a duration is required (a Go duration such as 10m or 2h)")
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, apierr.Invalid("duration", "%q is not a duration (use a Go duration such as 90s, 10m or 2h)", v)
+	}
+	if d <= 0 {
+		return 0, apierr.Invalid("duration", "must be positive, got %s", v)
+	}
+	if d > s.maxDur {
+		return 0, apierr.Invalid("duration", "%s exceeds the cap of %s", d, s.maxDur)
+	}
+	return d, nil
+}
+
+// checkText trims and bounds a free-text field.
+func (s *Service) checkText(field, v string, required bool) (string, error) {
+	v = strings.TrimSpace(v)
+	if required && v == "" {
+		return "", apierr.Invalid(field, "a %s is required", field)
+	}
+	if len(v) > MaxReasonLength {
+		return "", apierr.Invalid(field, "longer than %d bytes", MaxReasonLength)
+	}
+	for _, r := range v {
+		if r < 0x20 && r != '\t' {
+			return "", apierr.Invalid(field, "contains control characters")
+		}
+	}
+	return v, nil
+}
+
+// activate turns g active at now: granted scope, window and credential.
+func (s *Service) activate(g *model.Grant, now time.Time) {
+	g.Status = model.Active
+	g.StartedAt = now
+	g.ExpiresAt = now.Add(g.Duration)
+	g.GrantedScope = g.RequestedScope
+	g.CredentialID = newCredentialID()
+	g.CredentialFingerprint = fingerprint(s.secretFor(g.CredentialID))
+}
+
+func activatedEvent(g model.Grant, by string) auditlog.Event {
+	return auditlog.Event{Type: "grant.activated", GrantID: g.ID, Actor: by, Data: map[string]any{
+		"granted_scope": g.GrantedScope.Strings(), "started_at": g.StartedAt, "expires_at": g.ExpiresAt,
+		"credential_id": g.CredentialID, "credential_fingerprint": g.CredentialFingerprint,
+	}}
+}
+
+// activateInMemory publishes an active grant to the gateways and arms its expiry.
+func (s *Service) activateInMemory(g model.Grant) {
+	gg := gateway.NewGrant(gateway.Info{
+		ID: g.ID, Identity: g.Identity, Owner: g.Owner, Target: g.Target, TargetKind: g.TargetKind,
+		Account: g.Account, Scope: g.GrantedScope, ExpiresAt: g.ExpiresAt,
+		CredentialID: g.CredentialID, Secret: s.secretFor(g.CredentialID),
+	})
+	s.mu.Lock()
+	s.byCred[g.CredentialID] = gg
+	s.byGrant[g.ID] = gg
+	s.mu.Unlock()
+	id := g.ID
+	s.setTimer(id, g.ExpiresAt, func() {
+		if err := s.expire(context.Background(), id); err != nil {
+			s.logger.Error("expiring grant", "grant", id, "err", err)
+		}
+	})
+	s.notify(id)
+}
+
+// cutOff removes an active grant from the gateway cache and ends it, so the
+// next call is refused and open connections close.
+func (s *Service) cutOff(id, reason string) *gateway.Grant {
+	s.mu.Lock()
+	gg := s.byGrant[id]
+	if gg != nil {
+		delete(s.byGrant, id)
+		delete(s.byCred, gg.CredentialID)
+	}
+	s.mu.Unlock()
+	if gg != nil {
+		gg.End(reason)
+	}
+	return gg
+}
+
+func (s *Service) armCancel(g model.Grant) {
+	id := g.ID
+	s.setTimer(id, g.DecideBy, func() {
+		if err := s.cancelOverdue(context.Background(), id); err != nil {
+			s.logger.Error("cancelling overdue request", "grant", id, "err", err)
+		}
+	})
+}
+
+// transition applies change to grant id inside a group-committed
+// transaction, after checking it is in one of the from states. It returns
+// the grant as committed.
+func (s *Service) transition(ctx context.Context, op, id string, from []model.GrantStatus, change func(g *model.Grant) ([]auditlog.Event, error)) (model.Grant, error) {
+	var out model.Grant
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		g, err := tx.Grant(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, apierr.NotFound("no grant %q", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !statusIn(g.Status, from) {
+			return nil, apierr.Conflict("grant %s is %s; cannot %s it", id, g.Status, op)
+		}
+		events, err := change(&g)
+		if err != nil {
+			return nil, err
+		}
+		if err := tx.UpdateGrant(ctx, g); err != nil {
+			return nil, err
+		}
+		out = g
+		return events, nil
+	})
+	if err != nil {
+		return model.Grant{}, s.logErr(op, err)
+	}
+	return out, nil
+}
+
+func statusIn(s model.GrantStatus, set []model.GrantStatus) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func endEvent(g model.Grant) auditlog.Event {
+	return auditlog.Event{Type: "grant." + g.EndReason, GrantID: g.ID, Actor: g.EndedBy, Data: map[string]any{
+		"at": g.EndedAt, "by": g.EndedBy, "reason": g.EndComment, "status": g.Status,
+	}}
+}
+
+// mayDecide checks that caller is a person, not the requester, and permitted
+// by an approve policy for every pair of g.
+func (s *Service) mayDecide(caller model.Identity, g model.Grant, verb string) ([]string, string, error) {
+	if caller.Kind != model.Human {
+		return nil, "", apierr.Forbidden("", "only a person can %s a grant; %s is an agent", verb, caller.Name)
+	}
+	if caller.Name == g.Identity {
+		return nil, "", apierr.Forbidden(apierr.CodeSelfApproval, "nobody may %s their own grant", verb)
+	}
+	set := s.pol.Current()
+	t := s.targets[g.Target]
+	ok, pols, why := set.MayApprove(principalOf(caller), g.Identity, policy.Target{Name: t.Name, Account: t.Account}, g.RequestedScope.Pairs(), g.Duration, g.Reason)
+	if !ok {
+		return nil, "", apierr.Forbidden("", "%s may not %s grants on %s: %s", caller.Name, verb, g.Target, why)
+	}
+	return pols, set.Hash(), nil
+}
+
+func (s *Service) getForDecision(ctx context.Context, id string) (model.Grant, error) {
+	g, err := s.st.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, apierr.NotFound("no grant %q", id)
+	}
+	return g, err
+}
+
+// Approve activates a pending grant on a permitted person's say-so.
+func (s *Service) Approve(ctx context.Context, caller model.Identity, id, comment string) (model.Grant, error) {
+	comment, err := s.checkText("comment", comment, false)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	g, err := s.getForDecision(ctx, id)
+	if err != nil {
+		return g, err
+	}
+	pols, hash, err := s.mayDecide(caller, g, "approve")
+	if err != nil {
+		return model.Grant{}, err
+	}
+	now := s.now()
+	out, err := s.transition(ctx, "approve", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+		if !now.Before(g.DecideBy) {
+			// The cancel timer is about to run (or waits on our lock): a late
+			// approval must never resurrect an overdue request.
+			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
+		}
+		a := model.Approval{Approver: caller.Name, Decision: "approved", Comment: comment, At: now, Policies: pols, PolicySetHash: hash}
+		g.Approvals = append(g.Approvals, a)
+		g.DecidedAt = now
+		s.activate(g, now)
+		return []auditlog.Event{
+			{Type: "grant.approved", GrantID: g.ID, Actor: caller.Name, Data: a},
+			activatedEvent(*g, caller.Name),
+		}, nil
+	})
+	if err != nil {
+		return out, err
+	}
+	s.stopTimer(id)
+	s.activateInMemory(out)
+	s.logger.Info("grant approved", "grant", id, "approver", caller.Name)
+	return out, nil
+}
+
+// Deny refuses a pending grant.
+func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
+	reason, err := s.checkText("reason", reason, true)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	g, err := s.getForDecision(ctx, id)
+	if err != nil {
+		return g, err
+	}
+	pols, hash, err := s.mayDecide(caller, g, "deny")
+	if err != nil {
+		return model.Grant{}, err
+	}
+	now := s.now()
+	out, err := s.transition(ctx, "deny", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+		a := model.Approval{Approver: caller.Name, Decision: "denied", Comment: reason, At: now, Policies: pols, PolicySetHash: hash}
+		g.Approvals = append(g.Approvals, a)
+		g.Status, g.DecidedAt, g.EndedAt = model.Denied, now, now
+		g.EndReason, g.EndedBy, g.EndComment = "denied", caller.Name, reason
+		return []auditlog.Event{endEvent(*g)}, nil
+	})
+	if err != nil {
+		return out, err
+	}
+	s.stopTimer(id)
+	s.notify(id)
+	return out, nil
+}
+
+// Revoke cuts an active grant off now. The cache entry goes first, so no
+// call slips through while the record commits; if the record cannot be
+// written the grant stays cut off (fail closed) and the error is returned.
+func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
+	reason, err := s.checkText("reason", reason, true)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	g, err := s.getForDecision(ctx, id)
+	if err != nil {
+		return g, err
+	}
+	if _, _, err := s.mayDecide(caller, g, "revoke"); err != nil {
+		return model.Grant{}, err
+	}
+	if g.Status == model.Pending {
+		return model.Grant{}, apierr.Conflict("grant %s is pending; deny it instead", id)
+	}
+	s.cutOff(id, "revoked")
+	now := s.now()
+	out, err := s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
+		g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
+		return []auditlog.Event{endEvent(*g)}, nil
+	})
+	if err != nil {
+		return out, err
+	}
+	s.stopTimer(id)
+	s.notify(id)
+	s.logger.Info("grant revoked", "grant", id, "by", caller.Name)
+	return out, nil
+}
+
+// End gives a grant up early (active → ended) or withdraws a request
+// (pending → cancelled). Only the holder may.
+func (s *Service) End(ctx context.Context, caller model.Identity, id, comment string) (model.Grant, error) {
+	comment, err := s.checkText("comment", comment, false)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	g, err := s.getForDecision(ctx, id)
+	if err != nil {
+		return g, err
+	}
+	if g.Identity != caller.Name {
+		return model.Grant{}, apierr.Forbidden("", "only the holder (%s) may end grant %s", g.Identity, id)
+	}
+	s.cutOff(id, "ended")
+	now := s.now()
+	out, err := s.transition(ctx, "end", id, []model.GrantStatus{model.Active, model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+		if g.Status == model.Pending {
+			g.Status, g.EndReason = model.Cancelled, "cancelled"
+			if comment == "" {
+				comment = "withdrawn by the requester"
+			}
+		} else {
+			g.Status, g.EndReason = model.Ended, "ended"
+		}
+		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, comment
+		return []auditlog.Event{endEvent(*g)}, nil
+	})
+	if err != nil {
+		return out, err
+	}
+	s.stopTimer(id)
+	s.notify(id)
+	return out, nil
+}
+
+// expire ends an active grant at its expiry time. The end time recorded is
+// ExpiresAt itself, also when Airlock was down at that moment.
+func (s *Service) expire(ctx context.Context, id string) error {
+	unlock := s.lock(id)
+	defer unlock()
+	s.cutOff(id, "expired")
+	_, err := s.transition(ctx, "expire", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
+		g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Expired, g.ExpiresAt, "expired", "airlock"
+		g.EndComment = "reached its expiry time"
+		return []auditlog.Event{endEvent(*g)}, nil
+	})
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Code == apierr.CodeConflict {
+		err = nil // already ended another way
+	}
+	s.stopTimer(id)
+	s.notify(id)
+	return err
+}
+
+// cancelOverdue cancels a request nobody decided before its deadline.
+func (s *Service) cancelOverdue(ctx context.Context, id string) error {
+	unlock := s.lock(id)
+	defer unlock()
+	_, err := s.transition(ctx, "cancel", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+		g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Cancelled, g.DecideBy, "cancelled", "airlock"
+		g.EndComment = "nobody decided before the deadline"
+		return []auditlog.Event{endEvent(*g)}, nil
+	})
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Code == apierr.CodeConflict {
+		err = nil
+	}
+	s.stopTimer(id)
+	s.notify(id)
+	return err
+}

@@ -1,0 +1,114 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// An agent sees only its own grants and sessions; a person sees all. Another
+// agent's grant answers "not found" so ids cannot be probed.
+
+// Get returns one grant the caller may see.
+func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (model.Grant, error) {
+	g, err := s.st.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
+		return model.Grant{}, apierr.NotFound("no grant %q", id)
+	}
+	return g, err
+}
+
+func canSee(caller model.Identity, holder string) bool {
+	return caller.Kind == model.Human || caller.Name == holder
+}
+
+// List answers the review query; an agent's view is limited to itself.
+func (s *Service) List(ctx context.Context, caller model.Identity, f store.GrantFilter) ([]model.Grant, error) {
+	if caller.Kind != model.Human {
+		if f.Identity != "" && f.Identity != caller.Name {
+			return nil, apierr.Forbidden("", "an agent may list only its own grants")
+		}
+		f.Identity = caller.Name
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return nil, apierr.Invalid("until", "must be after since")
+	}
+	return s.st.Grants(ctx, f)
+}
+
+// Pending returns the requests the caller may decide: pending, not the
+// caller's own, and permitted by an approve policy.
+func (s *Service) Pending(ctx context.Context, caller model.Identity) ([]model.Grant, error) {
+	if caller.Kind != model.Human {
+		return nil, apierr.Forbidden("", "only people approve grants")
+	}
+	all, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending}})
+	if err != nil {
+		return nil, err
+	}
+	var out []model.Grant
+	for _, g := range all {
+		if _, _, err := s.mayDecide(caller, g, "approve"); err == nil {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// Wait returns the grant once it is no longer pending, or when ctx ends
+// (returning the grant as it is then, still pending).
+func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, max time.Duration) (model.Grant, error) {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	for {
+		ch := s.watch(id) // before reading, so no change is missed
+		g, err := s.Get(ctx, caller, id)
+		if err != nil || g.Status != model.Pending {
+			return g, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return g, nil
+		}
+	}
+}
+
+// SessionView is one session with its recorded events.
+type SessionView struct {
+	Session model.Session    `json:"session"`
+	Events  []store.LogEntry `json:"-"`
+}
+
+// Session returns a session's record and its log entries.
+func (s *Service) Session(ctx context.Context, caller model.Identity, id string) (model.Session, []store.LogEntry, error) {
+	ses, err := s.st.Session(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, ses.Identity)) {
+		return model.Session{}, nil, apierr.NotFound("no session %q", id)
+	}
+	if err != nil {
+		return model.Session{}, nil, err
+	}
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: id})
+	return ses, entries, err
+}
+
+// GrantSessions returns the sessions of a grant the caller may see.
+func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id string) ([]model.Session, error) {
+	if _, err := s.Get(ctx, caller, id); err != nil {
+		return nil, err
+	}
+	return s.st.Sessions(ctx, id)
+}
+
+// History returns the log entries of one grant, for `airlock grant show`.
+func (s *Service) History(ctx context.Context, caller model.Identity, id string) ([]store.LogEntry, error) {
+	if _, err := s.Get(ctx, caller, id); err != nil {
+		return nil, err
+	}
+	return s.st.LogEntries(ctx, store.LogFilter{GrantID: id})
+}

@@ -1,0 +1,260 @@
+// Package grants runs the grant lifecycle: request, policy decision, human
+// approval, activation, expiry, revocation and ending, plus the identities
+// and sessions around them.
+//
+// Every state change is written through the audit log's group commit
+// (auditlog.Log.Do): the new grant record and the log entries that describe
+// the change commit in one transaction, so the store never holds a state the
+// log does not explain. Changes to one grant are serialised by a per-grant
+// lock, which makes races (two approvers, approve against cancel, revoke
+// during approval, expiry during approval) resolve in one order that the
+// store, the in-memory cache and the log all agree on.
+//
+// Active grants live in memory as gateway.Grant values, indexed by
+// credential id, so gateways authorize calls without touching the database.
+// Each active grant has a timer set for exactly its expiry; the cached grant
+// also checks the clock itself, so a call is refused from the expiry instant
+// even if the timer fires late.
+package grants
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Target is what the lifecycle needs to know about a configured target.
+type Target struct {
+	Name    string
+	Kind    string
+	Account string
+}
+
+// Options configures a Service.
+type Options struct {
+	Store     store.Store
+	Log       *auditlog.Log
+	Policy    *policy.Engine
+	Directory *authn.Directory
+	Targets   []Target
+	// MaxDuration is the hard cap on any grant, whatever policy says.
+	MaxDuration time.Duration
+	// PendingTimeout is how long a request waits for a decision.
+	PendingTimeout time.Duration
+	RequireReason  bool
+	// CredentialKey derives grant credential secrets (HMAC key, 32 bytes).
+	CredentialKey []byte
+	// Now is the clock; time.Now if nil. Tests pass a controllable one.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service implements the lifecycle and the gateway.Authority seam.
+type Service struct {
+	st      store.Store
+	log     *auditlog.Log
+	pol     *policy.Engine
+	dir     *authn.Directory
+	targets map[string]Target
+	maxDur  time.Duration
+	pending time.Duration
+	reason  bool
+	credKey []byte
+	now     func() time.Time
+	logger  *slog.Logger
+
+	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
+
+	mu       sync.RWMutex
+	byCred   map[string]*gateway.Grant
+	byGrant  map[string]*gateway.Grant
+	timers   map[string]*time.Timer
+	watchers map[string]chan struct{}
+	closed   bool
+}
+
+var _ gateway.Authority = (*Service)(nil)
+
+// New returns a Service. Call Start before serving.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Log == nil || o.Policy == nil || o.Directory == nil {
+		return nil, errors.New("grants: Store, Log, Policy and Directory are required")
+	}
+	if len(o.CredentialKey) < 32 {
+		return nil, errors.New("grants: CredentialKey must be at least 32 bytes")
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = 12 * time.Hour
+	}
+	if o.PendingTimeout <= 0 {
+		o.PendingTimeout = time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Service{
+		st: o.Store, log: o.Log, pol: o.Policy, dir: o.Directory,
+		targets: make(map[string]Target, len(o.Targets)),
+		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
+		credKey: o.CredentialKey, now: func() time.Time { return o.Now().UTC() }, logger: o.Logger,
+		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
+		timers: map[string]*time.Timer{}, watchers: map[string]chan struct{}{},
+	}
+	for _, t := range o.Targets {
+		s.targets[t.Name] = t
+	}
+	return s, nil
+}
+
+// MaxDuration is the configured cap on a grant's duration.
+func (s *Service) MaxDuration() time.Duration { return s.maxDur }
+
+// Start records the policy set in force and recovers open grants: those
+// that went overdue while Airlock was stopped are ended now with their true
+// expiry (or decision deadline) as the end time; the others get their timers
+// and, if active, their place in the gateway cache.
+func (s *Service) Start(ctx context.Context) error {
+	set := s.pol.Current()
+	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Actor: "airlock", Data: policyData(set, "start")}); err != nil {
+		return fmt.Errorf("recording the policy set: %w", err)
+	}
+	var open []model.Grant
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		var err error
+		open, err = tx.OpenGrants(ctx)
+		return nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("loading open grants: %w", err)
+	}
+	now := s.now()
+	for _, g := range open {
+		switch {
+		case g.Status == model.Active && !now.Before(g.ExpiresAt):
+			if err := s.expire(ctx, g.ID); err != nil {
+				return err
+			}
+		case g.Status == model.Pending && !now.Before(g.DecideBy):
+			if err := s.cancelOverdue(ctx, g.ID); err != nil {
+				return err
+			}
+		case g.Status == model.Active:
+			s.activateInMemory(g)
+		default:
+			s.armCancel(g)
+		}
+	}
+	s.logger.Info("grants recovered", "open", len(open))
+	return nil
+}
+
+// Close stops every timer. Grants stay as recorded; Start recovers them.
+func (s *Service) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for id, t := range s.timers {
+		t.Stop()
+		delete(s.timers, id)
+	}
+}
+
+// lock serialises changes to one grant.
+func (s *Service) lock(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// setTimer arms fn to run at t for grant id, replacing any earlier timer.
+func (s *Service) setTimer(id string, at time.Time, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if old := s.timers[id]; old != nil {
+		old.Stop()
+	}
+	s.timers[id] = time.AfterFunc(at.Sub(s.now()), fn)
+}
+
+func (s *Service) stopTimer(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.timers[id]; t != nil {
+		t.Stop()
+		delete(s.timers, id)
+	}
+}
+
+// notify wakes everyone waiting for grant id to change.
+func (s *Service) notify(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.watchers[id]; ch != nil {
+		close(ch)
+		delete(s.watchers, id)
+	}
+}
+
+func (s *Service) watch(id string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.watchers[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		s.watchers[id] = ch
+	}
+	return ch
+}
+
+// newID returns prefix + 20 random base32 characters (100 bits).
+func newID(prefix string) string {
+	var b [13]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("grants: crypto/rand failed: " + err.Error())
+	}
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))[:20]
+}
+
+// logErr turns a failure to write the log into the API's fail-closed answer.
+func (s *Service) logErr(op string, err error) error {
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	s.logger.Error("write failed; refusing", "op", op, "err", err)
+	return apierr.Unavailable("could not record %s durably; nothing was changed", op)
+}
+
+func principalOf(id model.Identity) policy.Principal {
+	return policy.Principal{Kind: string(id.Kind), Name: id.Name, Owner: id.Owner, Groups: id.Groups}
+}
+
+func policyData(set *policy.Set, why string) map[string]any {
+	return map[string]any{"hash": set.Hash(), "files": set.Files(), "policies": set.Len(), "trigger": why}
+}

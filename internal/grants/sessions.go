@@ -1,0 +1,89 @@
+package grants
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// maxUsed bounds the distinct "action resource" pairs kept per session; the
+// full detail is in the log, this is the review summary.
+const maxUsed = 100
+
+// StartSession implements gateway.Authority.
+func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client string) (*gateway.Session, error) {
+	if !g.Live(s.now()) {
+		return nil, gateway.ErrNoGrant
+	}
+	st := &sessionState{rec: model.Session{
+		ID: newID("s_"), GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: s.now(),
+	}}
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		return []auditlog.Event{{Type: "session.started", GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity,
+			Data: map[string]any{"client": client, "target": g.Target}}}, tx.PutSession(ctx, st.snapshot())
+	})
+	if err != nil {
+		return nil, s.logErr("the session start", err)
+	}
+	record := func(ctx context.Context, c gateway.Call) error {
+		st.add(c)
+		err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+			return []auditlog.Event{{Type: "session.call", GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity, Data: c}},
+				tx.PutSession(ctx, st.snapshot())
+		})
+		if err != nil {
+			return fmt.Errorf("recording call: %w", s.logErr("the call", err))
+		}
+		return nil
+	}
+	end := func(ctx context.Context) error {
+		st.mu.Lock()
+		st.rec.EndedAt = s.now()
+		st.mu.Unlock()
+		return s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+			snap := st.snapshot()
+			return []auditlog.Event{{Type: "session.ended", GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
+				"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "grant_end": g.EndReason(),
+			}}}, tx.PutSession(ctx, snap)
+		})
+	}
+	return gateway.NewSession(st.rec.ID, g, record, end), nil
+}
+
+// sessionState is the running summary of one session.
+type sessionState struct {
+	mu  sync.Mutex
+	rec model.Session
+}
+
+func (st *sessionState) add(c gateway.Call) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if c.Kind != "result" {
+		if c.Allowed {
+			st.rec.Calls++
+			u := c.Action + " " + c.Resource
+			if len(st.rec.Used) < maxUsed && !slices.Contains(st.rec.Used, u) {
+				st.rec.Used = append(st.rec.Used, u)
+			}
+		} else {
+			st.rec.Denied++
+		}
+	}
+	st.rec.BytesIn += c.BytesIn
+	st.rec.BytesOut += c.BytesOut
+}
+
+func (st *sessionState) snapshot() model.Session {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r := st.rec
+	r.Used = slices.Clone(r.Used)
+	return r
+}

@@ -1,0 +1,471 @@
+// Package httpapi serves Airlock's JSON API under /v1, the one the CLI and
+// any other client use. api/openapi.yaml describes it; a test keeps the two
+// in step.
+//
+// Every route but /healthz needs "Authorization: Bearer <key>". A missing or
+// unknown key is a 401 with a JSON error, and the attempt is logged with the
+// caller's address, never the key. Errors are {"error":{"code","field",
+// "message"}} with a stable code.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// maxBody bounds request bodies; nothing the API takes is larger.
+const maxBody = 1 << 20
+
+// maxWait bounds a long poll on a pending grant.
+const maxWait = 60 * time.Second
+
+// Auditor verifies the log and returns the newest signed checkpoint.
+type Auditor interface {
+	Verify(ctx context.Context) (auditlog.Report, error)
+	Checkpoint() []byte
+}
+
+// Handler is the API.
+type Handler struct {
+	svc    *grants.Service
+	dir    *authn.Directory
+	audit  Auditor
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// Routes lists every route, for the OpenAPI consistency test.
+var Routes = []string{
+	"GET /healthz",
+	"GET /v1/whoami",
+	"POST /v1/grants",
+	"GET /v1/grants",
+	"GET /v1/grants/{id}",
+	"GET /v1/grants/{id}/history",
+	"GET /v1/grants/{id}/sessions",
+	"POST /v1/grants/{id}/approve",
+	"POST /v1/grants/{id}/deny",
+	"POST /v1/grants/{id}/revoke",
+	"POST /v1/grants/{id}/end",
+	"POST /v1/grants/{id}/credentials",
+	"GET /v1/pending",
+	"GET /v1/sessions/{id}",
+	"GET /v1/identities",
+	"POST /v1/agents",
+	"POST /v1/agents/{name}/disable",
+	"GET /v1/audit/verify",
+	"GET /v1/audit/checkpoint",
+}
+
+// New returns the API handler.
+func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.Logger) *Handler {
+	h := &Handler{svc: svc, dir: dir, audit: audit, logger: logger, mux: http.NewServeMux()}
+	handlers := map[string]func(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error){
+		"GET /v1/whoami":                   h.whoami,
+		"POST /v1/grants":                  h.request,
+		"GET /v1/grants":                   h.list,
+		"GET /v1/grants/{id}":              h.get,
+		"GET /v1/grants/{id}/history":      h.history,
+		"GET /v1/grants/{id}/sessions":     h.sessions,
+		"POST /v1/grants/{id}/approve":     h.approve,
+		"POST /v1/grants/{id}/deny":        h.deny,
+		"POST /v1/grants/{id}/revoke":      h.revoke,
+		"POST /v1/grants/{id}/end":         h.end,
+		"POST /v1/grants/{id}/credentials": h.credentials,
+		"GET /v1/pending":                  h.pending,
+		"GET /v1/sessions/{id}":            h.session,
+		"GET /v1/identities":               h.identities,
+		"POST /v1/agents":                  h.addAgent,
+		"POST /v1/agents/{name}/disable":   h.disableAgent,
+		"GET /v1/audit/verify":             h.verify,
+		"GET /v1/audit/checkpoint":         h.checkpoint,
+	}
+	for pattern, fn := range handlers {
+		h.mux.Handle(pattern, h.authed(fn))
+	}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apierr.Error{Status: http.StatusNotFound, Code: apierr.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Identity) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || key == "" {
+			h.logger.Warn("API call without a key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+			writeError(w, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"})
+			return
+		}
+		who, ok := h.dir.Authenticate(key)
+		if !ok {
+			h.logger.Warn("API call with an unknown or disabled key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+			writeError(w, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "invalid or disabled API key"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		out, err := fn(w, r, who)
+		if err != nil {
+			ae := apierr.From(err)
+			if ae.Status >= 500 {
+				h.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "caller", who.Name, "err", err)
+			}
+			writeError(w, ae)
+			return
+		}
+		status := http.StatusOK
+		if r.Method == http.MethodPost && (r.URL.Path == "/v1/grants" || r.URL.Path == "/v1/agents") {
+			status = http.StatusCreated
+		}
+		writeJSON(w, status, out)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apierr.Error) {
+	writeJSON(w, e.Status, map[string]any{"error": e})
+}
+
+// decode reads a JSON body strictly: unknown fields are errors, so a typo
+// in a client never silently drops a parameter.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+			return apierr.Invalid("body", "a JSON body is required")
+		case errors.As(err, &mbe):
+			return apierr.Invalid("body", "body larger than %d bytes", maxBody)
+		}
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return apierr.Invalid(ute.Field, "wrong type: want %s", ute.Type)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return apierr.Invalid(strings.Trim(f, `"`), "unknown field")
+		}
+		return apierr.Invalid("body", "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return apierr.Invalid("body", "trailing data after the JSON object")
+	}
+	return nil
+}
+
+func (h *Handler) whoami(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	return who, nil
+}
+
+// GrantResponse wraps one grant.
+type GrantResponse struct {
+	Grant model.Grant `json:"grant"`
+}
+
+func (h *Handler) request(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	var in grants.RequestInput
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	g, err := h.svc.Request(r.Context(), who, in)
+	return GrantResponse{g}, err
+}
+
+// ListResponse is the review query's answer.
+type ListResponse struct {
+	Grants []model.Grant `json:"grants"`
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	f, err := ParseFilter(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	gs, err := h.svc.List(r.Context(), who, f)
+	if gs == nil {
+		gs = []model.Grant{}
+	}
+	return ListResponse{gs}, err
+}
+
+// ParseFilter turns review-query parameters into a store filter.
+func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := store.GrantFilter{Account: get("account"), Target: get("target"), Identity: get("identity")}
+	for _, s := range q["status"] {
+		for _, one := range strings.Split(s, ",") {
+			st := model.GrantStatus(one)
+			if !st.Valid() {
+				return f, apierr.Invalid("status", "unknown status %q", one)
+			}
+			f.Status = append(f.Status, st)
+		}
+	}
+	if day := get("day"); day != "" {
+		if get("since") != "" || get("until") != "" {
+			return f, apierr.Invalid("day", "use either day or since/until, not both")
+		}
+		d, err := time.Parse("2006-01-02", day)
+		if err != nil {
+			return f, apierr.Invalid("day", "%q is not a date (YYYY-MM-DD, UTC)", day)
+		}
+		f.Since, f.Until = d, d.Add(24*time.Hour)
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := get(p.name); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				return f, apierr.Invalid(p.name, "%q is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, or a date)", v)
+			}
+			*p.dst = t
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return f, apierr.Invalid("until", "must be after since")
+	}
+	if v := get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return f, apierr.Invalid("limit", "%q is not a non-negative number", v)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse("2006-01-02", v)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	id := r.PathValue("id")
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, apierr.Invalid("wait", "%q is not a positive duration", v)
+		}
+		g, err := h.svc.Wait(r.Context(), who, id, min(d, maxWait))
+		return GrantResponse{g}, err
+	}
+	g, err := h.svc.Get(r.Context(), who, id)
+	return GrantResponse{g}, err
+}
+
+// Event is a log entry as the API shows it.
+type Event struct {
+	Seq       int64           `json:"seq"`
+	Time      time.Time       `json:"time"`
+	Type      string          `json:"type"`
+	GrantID   string          `json:"grant,omitempty"`
+	SessionID string          `json:"session,omitempty"`
+	Entry     json.RawMessage `json:"entry"`
+}
+
+func events(es []store.LogEntry) []Event {
+	out := make([]Event, 0, len(es))
+	for _, e := range es {
+		raw := json.RawMessage(e.Data)
+		if !json.Valid(raw) {
+			raw, _ = json.Marshal(string(e.Data))
+		}
+		out = append(out, Event{Seq: e.Seq, Time: e.Time, Type: e.Type, GrantID: e.GrantID, SessionID: e.SessionID, Entry: raw})
+	}
+	return out
+}
+
+// HistoryResponse is a grant's log entries.
+type HistoryResponse struct {
+	Events []Event `json:"events"`
+}
+
+func (h *Handler) history(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	es, err := h.svc.History(r.Context(), who, r.PathValue("id"))
+	return HistoryResponse{events(es)}, err
+}
+
+// SessionsResponse lists sessions.
+type SessionsResponse struct {
+	Sessions []model.Session `json:"sessions"`
+}
+
+func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	ss, err := h.svc.GrantSessions(r.Context(), who, r.PathValue("id"))
+	if ss == nil {
+		ss = []model.Session{}
+	}
+	return SessionsResponse{ss}, err
+}
+
+// SessionResponse is one session's recording.
+type SessionResponse struct {
+	Session model.Session `json:"session"`
+	Events  []Event       `json:"events"`
+}
+
+func (h *Handler) session(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	s, es, err := h.svc.Session(r.Context(), who, r.PathValue("id"))
+	return SessionResponse{s, events(es)}, err
+}
+
+// DecisionInput is the body of approve, deny, revoke and end.
+type DecisionInput struct {
+	Comment string `json:"comment,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (h *Handler) decision(r *http.Request) (DecisionInput, error) {
+	var in DecisionInput
+	if r.ContentLength == 0 {
+		return in, nil
+	}
+	return in, decode(r, &in)
+}
+
+func (h *Handler) approve(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	in, err := h.decision(r)
+	if err != nil {
+		return nil, err
+	}
+	g, err := h.svc.Approve(r.Context(), who, r.PathValue("id"), in.Comment)
+	return GrantResponse{g}, err
+}
+
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	in, err := h.decision(r)
+	if err != nil {
+		return nil, err
+	}
+	g, err := h.svc.Deny(r.Context(), who, r.PathValue("id"), in.Reason)
+	return GrantResponse{g}, err
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	in, err := h.decision(r)
+	if err != nil {
+		return nil, err
+	}
+	g, err := h.svc.Revoke(r.Context(), who, r.PathValue("id"), in.Reason)
+	return GrantResponse{g}, err
+}
+
+func (h *Handler) end(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	in, err := h.decision(r)
+	if err != nil {
+		return nil, err
+	}
+	g, err := h.svc.End(r.Context(), who, r.PathValue("id"), in.Comment)
+	return GrantResponse{g}, err
+}
+
+func (h *Handler) credentials(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	return h.svc.Credentials(r.Context(), who, r.PathValue("id"))
+}
+
+func (h *Handler) pending(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	gs, err := h.svc.Pending(r.Context(), who)
+	if gs == nil {
+		gs = []model.Grant{}
+	}
+	return ListResponse{gs}, err
+}
+
+// IdentitiesResponse lists identities.
+type IdentitiesResponse struct {
+	Identities []model.Identity `json:"identities"`
+}
+
+func (h *Handler) identities(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	ids, err := h.svc.Identities(r.Context(), who)
+	return IdentitiesResponse{ids}, err
+}
+
+// AgentInput is the body of POST /v1/agents.
+type AgentInput struct {
+	Name   string   `json:"name"`
+	Owner  string   `json:"owner"`
+	Groups []string `json:"groups,omitempty"`
+}
+
+// AgentResponse carries a new agent and its key, shown this once.
+type AgentResponse struct {
+	Identity model.Identity `json:"identity"`
+	Key      string         `json:"key"`
+}
+
+func (h *Handler) addAgent(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	var in AgentInput
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	id, key, err := h.svc.AddAgent(r.Context(), who, in.Name, in.Owner, in.Groups)
+	return AgentResponse{id, key}, err
+}
+
+// IdentityResponse wraps one identity.
+type IdentityResponse struct {
+	Identity model.Identity `json:"identity"`
+}
+
+func (h *Handler) disableAgent(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	in, err := h.decision(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := h.svc.DisableAgent(r.Context(), who, r.PathValue("name"), in.Reason)
+	return IdentityResponse{id}, err
+}
+
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	if who.Kind != model.Human {
+		return nil, apierr.Forbidden("", "only people may run audit verification")
+	}
+	return h.audit.Verify(r.Context())
+}
+
+// CheckpointResponse carries the newest signed checkpoint, for witnesses.
+type CheckpointResponse struct {
+	Checkpoint string `json:"checkpoint"`
+}
+
+func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	return CheckpointResponse{string(h.audit.Checkpoint())}, nil
+}

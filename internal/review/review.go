@@ -1,0 +1,116 @@
+// Package review turns grant records into review rows: one row per grant
+// answering the five questions of an access review (who, what scope, when
+// and why it ended, who or what approved it, what happened).
+package review
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// Row is one grant's answers. Field order is the CSV column order.
+type Row struct {
+	Grant string `json:"grant"`
+	// 1. Who
+	Identity     string `json:"identity"`
+	IdentityKind string `json:"identity_kind"`
+	Owner        string `json:"owner"`
+	// 2. What scope
+	Target         string   `json:"target"`
+	Account        string   `json:"account"`
+	ScopeRequested []string `json:"scope_requested"`
+	ScopeGranted   []string `json:"scope_granted"`
+	ScopeUsed      []string `json:"scope_used"`
+	Reason         string   `json:"reason"`
+	// 3. When, and why it ended
+	Status      string    `json:"status"`
+	RequestedAt time.Time `json:"requested_at"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	EndedAt     time.Time `json:"ended_at,omitzero"`
+	EndReason   string    `json:"end_reason"`
+	EndedBy     string    `json:"ended_by"`
+	EndComment  string    `json:"end_comment"`
+	// 4. Who or what approved
+	ApprovedBy    string    `json:"approved_by"`
+	ApprovalKind  string    `json:"approval_kind"` // "person", "policy", or "" (not approved)
+	DecidedAt     time.Time `json:"decided_at,omitzero"`
+	PolicyIDs     []string  `json:"policy_ids"`
+	PolicySetHash string    `json:"policy_set_hash"`
+	Explanation   string    `json:"explanation"`
+	// 5. What happened
+	Sessions    int64 `json:"sessions"`
+	Calls       int64 `json:"calls"`
+	DeniedCalls int64 `json:"denied_calls"`
+	BytesIn     int64 `json:"bytes_in"`
+	BytesOut    int64 `json:"bytes_out"`
+}
+
+// FromGrant derives a row.
+func FromGrant(g model.Grant) Row {
+	r := Row{
+		Grant: g.ID, Identity: g.Identity, IdentityKind: string(g.IdentityKind), Owner: g.Owner,
+		Target: g.Target, Account: g.Account,
+		ScopeRequested: g.RequestedScope.Strings(), ScopeGranted: g.GrantedScope.Strings(), ScopeUsed: g.Usage.ScopeUsed,
+		Reason: g.Reason, Status: string(g.Status),
+		RequestedAt: g.RequestedAt, StartedAt: g.StartedAt, ExpiresAt: g.ExpiresAt, EndedAt: g.EndedAt,
+		EndReason: g.EndReason, EndedBy: g.EndedBy, EndComment: g.EndComment,
+		DecidedAt: g.DecidedAt, PolicyIDs: g.Decision.PolicyIDs, PolicySetHash: g.Decision.PolicySetHash,
+		Explanation: g.Decision.Explanation,
+		Sessions:    g.Usage.Sessions, Calls: g.Usage.Calls, DeniedCalls: g.Usage.DeniedCalls,
+		BytesIn: g.Usage.BytesIn, BytesOut: g.Usage.BytesOut,
+	}
+	if r.ScopeRequested == nil {
+		r.ScopeRequested = []string{}
+	}
+	if r.ScopeGranted == nil {
+		r.ScopeGranted = []string{}
+	}
+	if r.ScopeUsed == nil {
+		r.ScopeUsed = []string{}
+	}
+	if r.PolicyIDs == nil {
+		r.PolicyIDs = []string{}
+	}
+	for _, a := range g.Approvals {
+		if a.Decision == "approved" {
+			r.ApprovedBy, r.ApprovalKind = a.Approver, "person"
+			r.PolicyIDs = a.Policies
+			r.PolicySetHash = a.PolicySetHash
+		}
+	}
+	if r.ApprovalKind == "" && g.Decision.Outcome == "auto" && !g.StartedAt.IsZero() {
+		r.ApprovedBy, r.ApprovalKind = "policy "+strings.Join(g.Decision.PolicyIDs, ","), "policy"
+	}
+	return r
+}
+
+// Header is the CSV header.
+var Header = []string{
+	"grant", "identity", "identity_kind", "owner", "target", "account", "scope_requested", "scope_granted",
+	"scope_used", "reason", "status", "requested_at", "started_at", "expires_at", "ended_at", "end_reason",
+	"ended_by", "end_comment", "approved_by", "approval_kind", "decided_at", "policy_ids", "policy_set_hash",
+	"explanation", "sessions", "calls", "denied_calls", "bytes_in", "bytes_out",
+}
+
+// Record renders the row as CSV fields in Header order. Lists are joined
+// with "; " and times are RFC 3339 UTC (empty when unset).
+func (r Row) Record() []string {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	j := func(s []string) string { return strings.Join(s, "; ") }
+	n := func(v int64) string { return fmt.Sprint(v) }
+	return []string{
+		r.Grant, r.Identity, r.IdentityKind, r.Owner, r.Target, r.Account, j(r.ScopeRequested), j(r.ScopeGranted),
+		j(r.ScopeUsed), r.Reason, r.Status, ts(r.RequestedAt), ts(r.StartedAt), ts(r.ExpiresAt), ts(r.EndedAt), r.EndReason,
+		r.EndedBy, r.EndComment, r.ApprovedBy, r.ApprovalKind, ts(r.DecidedAt), j(r.PolicyIDs), r.PolicySetHash,
+		r.Explanation, n(r.Sessions), n(r.Calls), n(r.DeniedCalls), n(r.BytesIn), n(r.BytesOut),
+	}
+}

@@ -1,0 +1,208 @@
+// Package scope parses and matches the IAM-style scope statements of a grant.
+//
+// A statement is "ACTIONS RESOURCE": a comma-separated list of actions
+// ("s3:GetObject,s3:ListBucket", "pg:select") followed by one resource
+// pattern ("arn:aws:s3:::logs/app/*", "orders.public.*"). A pattern may end
+// in "*", which matches any suffix; nothing else is a wildcard, so a "*"
+// anywhere else is rejected rather than silently treated as a literal.
+package scope
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Statement is one parsed scope statement.
+type Statement struct {
+	Actions  []string `json:"actions"`
+	Resource string   `json:"resource"`
+}
+
+// Scope is the list of statements of a request or grant.
+type Scope []Statement
+
+// Pair is one (action, resource pattern) combination: the unit that policy
+// authorizes and that a gateway checks a call against.
+type Pair struct {
+	Action   string `json:"action"`
+	Resource string `json:"resource"`
+}
+
+func (p Pair) String() string { return p.Action + " " + p.Resource }
+
+// Error describes a malformed statement. Index is the statement's position
+// in the request (0-based) so an API can name the offending field.
+type Error struct {
+	Index     int
+	Statement string
+	Msg       string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("scope[%d] %q: %s", e.Index, e.Statement, e.Msg)
+}
+
+// Limits that keep a request reviewable and a policy evaluation bounded.
+const (
+	MaxStatements     = 64
+	MaxActions        = 32
+	MaxResourceLength = 1024
+)
+
+var actionRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}:[A-Za-z][A-Za-z0-9]{0,127}$`)
+
+// ParseStatement parses one "ACTIONS RESOURCE" statement.
+func ParseStatement(s string) (Statement, error) {
+	fields := strings.Fields(s)
+	switch {
+	case len(fields) == 0:
+		return Statement{}, &Error{Statement: s, Msg: "empty statement; want \"ACTIONS RESOURCE\""}
+	case len(fields) == 1:
+		return Statement{}, &Error{Statement: s, Msg: "missing resource; want \"ACTIONS RESOURCE\""}
+	case len(fields) > 2:
+		return Statement{}, &Error{Statement: s, Msg: "too many fields; want \"ACTIONS RESOURCE\" (separate actions with commas, no spaces)"}
+	}
+	var st Statement
+	for _, a := range strings.Split(fields[0], ",") {
+		if !actionRE.MatchString(a) {
+			return Statement{}, &Error{Statement: s, Msg: fmt.Sprintf("malformed action %q; want service:Action such as s3:GetObject or pg:select", a)}
+		}
+		if !slices.Contains(st.Actions, a) {
+			st.Actions = append(st.Actions, a)
+		}
+	}
+	if len(st.Actions) > MaxActions {
+		return Statement{}, &Error{Statement: s, Msg: fmt.Sprintf("more than %d actions", MaxActions)}
+	}
+	if err := checkPattern(fields[1]); err != nil {
+		return Statement{}, &Error{Statement: s, Msg: err.Error()}
+	}
+	st.Resource = fields[1]
+	return st, nil
+}
+
+func checkPattern(p string) error {
+	if len(p) > MaxResourceLength {
+		return fmt.Errorf("resource longer than %d bytes", MaxResourceLength)
+	}
+	if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
+		return fmt.Errorf("resource %q: '*' is only allowed at the end (prefix match)", p)
+	}
+	for _, r := range p {
+		if r < 0x21 || r == 0x7f {
+			return fmt.Errorf("resource %q contains a control or space character", p)
+		}
+	}
+	return nil
+}
+
+// Parse parses a list of statements. An empty list is an error: a grant
+// without scope would be meaningless, and silently granting nothing hides a
+// client bug.
+func Parse(stmts []string) (Scope, error) {
+	if len(stmts) == 0 {
+		return nil, &Error{Index: 0, Msg: "empty scope; give at least one \"ACTIONS RESOURCE\" statement"}
+	}
+	if len(stmts) > MaxStatements {
+		return nil, &Error{Index: MaxStatements, Msg: fmt.Sprintf("more than %d statements", MaxStatements)}
+	}
+	sc := make(Scope, 0, len(stmts))
+	for i, s := range stmts {
+		st, err := ParseStatement(s)
+		if err != nil {
+			e := err.(*Error)
+			e.Index = i
+			return nil, e
+		}
+		sc = append(sc, st)
+	}
+	return sc, nil
+}
+
+// String renders the statement in its parseable form.
+func (st Statement) String() string { return strings.Join(st.Actions, ",") + " " + st.Resource }
+
+// Strings renders every statement.
+func (sc Scope) Strings() []string {
+	out := make([]string, len(sc))
+	for i, st := range sc {
+		out[i] = st.String()
+	}
+	return out
+}
+
+// Pairs returns the distinct (action, resource pattern) pairs in statement order.
+func (sc Scope) Pairs() []Pair {
+	var out []Pair
+	for _, st := range sc {
+		for _, a := range st.Actions {
+			p := Pair{Action: a, Resource: st.Resource}
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// Match reports whether resource is covered by pattern: equal to it, or,
+// when pattern ends in "*", starting with the part before the "*".
+// Gateways must pass a fully normalised resource; Match does no decoding.
+func Match(pattern, resource string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(resource, prefix)
+	}
+	return pattern == resource
+}
+
+// Allows reports whether some statement grants action on resource.
+func (sc Scope) Allows(action, resource string) bool {
+	for _, st := range sc {
+		if slices.Contains(st.Actions, action) && Match(st.Resource, resource) {
+			return true
+		}
+	}
+	return false
+}
+
+// pgActions are the statement verbs a PostgreSQL target understands; each
+// maps to the table privilege of the same name.
+var pgActions = []string{"pg:select", "pg:insert", "pg:update", "pg:delete"}
+
+// pgResourceRE is database.schema.table, each part an identifier, the last
+// optionally ending in "*" (or being just "*").
+var pgResourceRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]*\.[A-Za-z_][A-Za-z0-9_$]*\.([A-Za-z_][A-Za-z0-9_$]*\*?|\*)$`)
+
+// ValidateFor checks that a scope makes sense for a target kind ("aws" or
+// "postgres"), so that a request that could never be used is refused up
+// front with a precise message.
+func ValidateFor(kind string, sc Scope) error {
+	for i, st := range sc {
+		for _, a := range st.Actions {
+			isPG := strings.HasPrefix(a, "pg:")
+			switch kind {
+			case "aws":
+				if isPG {
+					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %q is for postgres targets, not aws", a)}
+				}
+			case "postgres":
+				if !slices.Contains(pgActions, a) {
+					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %q is not a postgres action; want one of %s", a, strings.Join(pgActions, ", "))}
+				}
+			}
+		}
+		switch kind {
+		case "aws":
+			if !strings.HasPrefix(st.Resource, "arn:") && st.Resource != "*" {
+				return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %q is not an ARN (arn:aws:s3:::bucket/prefix*)", st.Resource)}
+			}
+		case "postgres":
+			if !pgResourceRE.MatchString(st.Resource) {
+				return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %q is not database.schema.table (a trailing * matches a prefix)", st.Resource)}
+			}
+		}
+	}
+	return nil
+}

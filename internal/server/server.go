@@ -1,0 +1,274 @@
+// Package server assembles a running Airlock from its configuration: the
+// store, the audit log and its keys, the policy engine, the identity
+// directory, the grant service and the HTTP API. `airlock serve` and
+// `airlock demo` both run it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
+)
+
+// Files inside data_dir.
+const (
+	DatabaseFile      = "airlock.db"
+	CredentialKeyFile = "credential.key"
+	WitnessFile       = "checkpoint"
+	keyName           = "airlock"
+)
+
+// Server is a running control plane.
+type Server struct {
+	Config   *config.Config
+	Service  *grants.Service
+	Handler  http.Handler
+	store    *sqlitestore.Store
+	log      *auditlog.Log
+	verifier note.Verifier
+	logger   *slog.Logger
+}
+
+// Open starts everything but the listeners. The caller must Close it.
+func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Server, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	s := &Server{Config: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.store, err = sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile))
+	if err != nil {
+		return nil, err
+	}
+	signer, verifier, err := auditlog.LoadOrCreateKey(cfg.DataDir, keyName)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier = verifier
+	s.log, err = auditlog.Open(ctx, s.store, signer, auditlog.Options{
+		Origin:      "airlock/" + verifierID(verifier),
+		WitnessPath: filepath.Join(cfg.DataDir, WitnessFile),
+	})
+	if err != nil {
+		return nil, err
+	}
+	credKey, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, CredentialKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	var targets []grants.Target
+	for _, t := range cfg.Targets {
+		known[t.Name] = true
+		targets = append(targets, grants.Target{Name: t.Name, Kind: t.Kind, Account: t.Account})
+	}
+	pol, err := policy.NewEngine(cfg.Policies, func(n string) bool { return known[n] })
+	if err != nil {
+		return nil, err
+	}
+	dir := authn.NewDirectory(nil)
+	s.Service, err = grants.New(grants.Options{
+		Store: s.store, Log: s.log, Policy: pol, Directory: dir, Targets: targets,
+		MaxDuration: cfg.Grants.MaxDuration.Duration, PendingTimeout: cfg.Grants.PendingTimeout.Duration,
+		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []model.Identity
+	for _, id := range cfg.Identities {
+		ids = append(ids, model.Identity{Name: id.Name, Kind: model.IdentityKind(id.Kind), Owner: id.Owner, Groups: id.Groups, KeySHA256: id.KeySHA256})
+	}
+	if err := s.Service.SyncIdentities(ctx, ids); err != nil {
+		return nil, fmt.Errorf("loading identities: %w", err)
+	}
+	if err := s.Service.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.Handler = httpapi.New(s.Service, dir, s, logger)
+	return s, nil
+}
+
+// verifierID is a short stable id for this log, from its public key.
+func verifierID(v note.Verifier) string {
+	return fmt.Sprintf("%08x", v.KeyHash())
+}
+
+// Verify checks the whole log against its checkpoints and the witness copy
+// of the newest checkpoint kept outside the database.
+func (s *Server) Verify(ctx context.Context) (auditlog.Report, error) {
+	return VerifyDir(ctx, s.store, s.Config.DataDir, s.verifier)
+}
+
+// VerifyDir verifies the log of a data directory with st already open.
+func VerifyDir(ctx context.Context, st *sqlitestore.Store, dataDir string, v note.Verifier) (auditlog.Report, error) {
+	witness, err := os.ReadFile(filepath.Join(dataDir, WitnessFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		witness = nil
+	} else if err != nil {
+		return auditlog.Report{}, err
+	}
+	return auditlog.Verify(ctx, st, v, witness)
+}
+
+// VerifyOffline verifies a data directory without a running server.
+func VerifyOffline(ctx context.Context, dataDir string) (auditlog.Report, error) {
+	path := filepath.Join(dataDir, DatabaseFile)
+	if _, err := os.Stat(path); err != nil {
+		return auditlog.Report{}, fmt.Errorf("no Airlock database in %s: %w", dataDir, err)
+	}
+	v, err := auditlog.LoadVerifier(dataDir)
+	if err != nil {
+		return auditlog.Report{}, err
+	}
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		return auditlog.Report{}, err
+	}
+	defer st.Close()
+	return VerifyDir(ctx, st, dataDir, v)
+}
+
+// Checkpoint returns the newest signed checkpoint.
+func (s *Server) Checkpoint() []byte { return s.log.Latest().Note }
+
+// Close stops the service and closes the log and store.
+func (s *Server) Close() {
+	if s.Service != nil {
+		s.Service.Close()
+	}
+	if s.log != nil {
+		if err := s.log.Close(); err != nil {
+			s.logger.Error("closing the log", "err", err)
+		}
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// Serve answers the API on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	}
+}
+
+// Run is `airlock serve`: load and check the configuration, start, listen,
+// reload policies on SIGHUP, stop on SIGINT/SIGTERM.
+func Run(ctx context.Context, cfgPath string, logger *slog.Logger) error {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckEnv(os.Getenv); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Listen.API)
+	if err != nil {
+		return fmt.Errorf("listen.api: %w", err)
+	}
+	for name, addr := range map[string]string{"aws": cfg.Listen.AWS, "postgres": cfg.Listen.Postgres} {
+		if addr != "" {
+			logger.Warn("gateway listener configured but not available in this build; nothing listens there", "gateway", name, "addr", addr)
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = s.Service.ReloadPolicies(ctx, "SIGHUP")
+			}
+		}
+	}()
+	logger.Info("airlock serving", "api", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir, "log_size", s.log.Size())
+	return s.Serve(ctx, ln)
+}
+
+// loadOrCreateSecret reads a 32-byte secret, creating it (mode 0600) on
+// first start. A secret readable by others is refused.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return b, f.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("%s: want 32 bytes, found %d", path, len(b))
+	}
+	return b, nil
+}

@@ -1,0 +1,152 @@
+// Package store defines the narrow persistence interface Airlock runs on.
+//
+// Every implementation (the embedded SQLite one in sqlitestore today, a
+// PostgreSQL one later) must pass the conformance suite in storetest, so that
+// callers never depend on a particular database.
+//
+// Writes happen only inside a Tx. The audit log's writer owns the single
+// write path: it batches many callers' changes into one transaction (group
+// commit), isolating each caller's changes with a savepoint, and appends the
+// log entries describing those changes in the same transaction, so a state
+// change and its audit record commit together or not at all.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a create collides with an existing record.
+var ErrConflict = errors.New("already exists")
+
+// Store is the read side plus the way in to a write transaction.
+type Store interface {
+	// Identity returns one identity by name.
+	Identity(ctx context.Context, name string) (model.Identity, error)
+	// Identities returns every identity, ordered by name.
+	Identities(ctx context.Context) ([]model.Identity, error)
+
+	// Grant returns one grant with its Usage filled from its sessions.
+	Grant(ctx context.Context, id string) (model.Grant, error)
+	// Grants returns the grants matching f, ordered by RequestedAt then ID,
+	// with Usage filled.
+	Grants(ctx context.Context, f GrantFilter) ([]model.Grant, error)
+
+	// Session returns one session.
+	Session(ctx context.Context, id string) (model.Session, error)
+	// Sessions returns a grant's sessions ordered by StartedAt.
+	Sessions(ctx context.Context, grantID string) ([]model.Session, error)
+
+	// LogSize is the number of log entries.
+	LogSize(ctx context.Context) (int64, error)
+	// ScanLog calls fn for every entry with from <= Seq < to, in Seq order,
+	// as stored (no checking: verification is the caller's job). It stops at
+	// the first error fn returns and returns it.
+	ScanLog(ctx context.Context, from, to int64, fn func(LogEntry) error) error
+	// LogEntries returns the entries matching f in Seq order.
+	LogEntries(ctx context.Context, f LogFilter) ([]LogEntry, error)
+	// ScanCheckpoints calls fn for every checkpoint in ID (insertion) order.
+	ScanCheckpoints(ctx context.Context, fn func(Checkpoint) error) error
+	// LatestCheckpoint returns the checkpoint with the highest ID, or
+	// ErrNotFound when none was written yet.
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+
+	// Begin starts the write transaction. Implementations allow only one at
+	// a time; a second Begin waits for the first to finish.
+	Begin(ctx context.Context) (Tx, error)
+
+	Close() error
+}
+
+// Tx is a write transaction. Reads inside it see its own writes.
+type Tx interface {
+	Grant(ctx context.Context, id string) (model.Grant, error)
+	// CreateGrant inserts a new grant; ErrConflict if the id exists.
+	CreateGrant(ctx context.Context, g model.Grant) error
+	// UpdateGrant replaces a grant's record; ErrNotFound if it does not exist.
+	// Usage is ignored (it is derived from sessions).
+	UpdateGrant(ctx context.Context, g model.Grant) error
+	// GrantByCredential returns the grant holding a credential id.
+	GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error)
+	// OpenGrants returns every pending or active grant (used at start-up to
+	// re-arm timers and to end grants that went overdue while stopped).
+	OpenGrants(ctx context.Context) ([]model.Grant, error)
+
+	Identity(ctx context.Context, name string) (model.Identity, error)
+	// PutIdentity inserts or replaces an identity.
+	PutIdentity(ctx context.Context, id model.Identity) error
+
+	// PutSession inserts or replaces a session record.
+	PutSession(ctx context.Context, s model.Session) error
+
+	// AppendLog stores entries; their Seq values must continue the log
+	// without a gap (ErrConflict otherwise).
+	AppendLog(ctx context.Context, entries []LogEntry) error
+	// PutCheckpoint stores a checkpoint (ID is assigned by the store).
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+
+	// Savepoint, RollbackTo and Release scope one caller's changes inside a
+	// group-committed batch so a failing caller does not abort the others.
+	Savepoint(ctx context.Context, name string) error
+	RollbackTo(ctx context.Context, name string) error
+	Release(ctx context.Context, name string) error
+
+	Commit() error
+	Rollback() error
+}
+
+// GrantFilter selects grants for the review query. Zero fields do not filter.
+type GrantFilter struct {
+	Account  string
+	Target   string
+	Identity string
+	Status   []model.GrantStatus
+	// Since and Until select grants whose lifetime, from RequestedAt to
+	// Deadline(), overlaps [Since, Until). Either may be zero (unbounded).
+	Since, Until time.Time
+	// Limit caps the result; 0 means no cap.
+	Limit int
+}
+
+// LogFilter selects log entries by grant or session.
+type LogFilter struct {
+	GrantID   string
+	SessionID string
+	Type      string
+	Limit     int
+}
+
+// LogEntry is one record of the append-only log. Data is the exact byte
+// string that was hashed into the Merkle tree; the other fields are copies
+// kept for indexing and are not trusted by verification.
+type LogEntry struct {
+	Seq       int64
+	Time      time.Time
+	Type      string
+	GrantID   string
+	SessionID string
+	Data      []byte
+	// LeafHash is the RFC 6962 record hash of Data as computed at append
+	// time; verification recomputes it to pinpoint a modified entry.
+	LeafHash []byte
+}
+
+// Checkpoint is a signed tree head written after a batch of appends.
+type Checkpoint struct {
+	ID   int64
+	Size int64
+	Root []byte
+	// Note is the signed checkpoint text (a golang.org/x/mod/sumdb/note).
+	Note []byte
+	// Frontier holds the hashes of the perfect subtrees that make up the tree
+	// of this size, concatenated, so appending can resume after a restart
+	// without rereading the log.
+	Frontier  []byte
+	CreatedAt time.Time
+}
