@@ -1,0 +1,33 @@
+# Airlock — build, test, benchmark.
+GO      ?= go
+BIN     ?= bin/airlock
+# Fuzz time per target for `make fuzz`.
+FUZZTIME ?= 30s
+
+.PHONY: build test lint bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/airlock
+
+# Every test: unit, integration (SQLite, real processes) and end to end
+# (the real airlock binary), under the race detector. Fuzz seeds run as
+# regression tests here too.
+test: lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Benchmarks with the figures the issues set as targets; see bench/README.md.
+bench:
+	bash bench/run.sh
+
+# Run each fuzz target for FUZZTIME; new crashers land in testdata/fuzz.
+fuzz:
+	$(GO) test -run=NONE -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./internal/scope/
+	$(GO) test -run=NONE -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/config/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,236 @@
+// Package config loads and validates airlock.yaml, the file that tells
+// `airlock serve` where to keep its data, where to listen, who the
+// identities are, which targets sit behind the gateway and where the Cedar
+// policies live.
+//
+// Loading is strict: unknown keys, duplicate keys, values of the wrong shape
+// and settings that cannot work are all errors, and every one of them is
+// reported with its file, line, column and field path (see Errors). A gateway
+// that guards access must not start on a configuration it half understood.
+//
+// Policy file contents are not checked here, only that the policies
+// directory exists.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is a loaded, validated airlock.yaml with defaults applied.
+type Config struct {
+	// Path is the absolute path of the file the configuration came from.
+	Path string `yaml:"-"`
+	// DataDir holds the database, the signing key and the recordings. It is
+	// absolute, resolved against the configuration file's directory (not
+	// the working directory) so that the file means the same thing wherever
+	// `airlock serve` is started from.
+	DataDir string `yaml:"data_dir"`
+	// Listen is where the API and the gateways listen.
+	Listen Listen `yaml:"listen"`
+	// Identities are the agents and people that may authenticate.
+	Identities []Identity `yaml:"identities"`
+	// Targets are the upstreams behind the gateway.
+	Targets []Target `yaml:"targets"`
+	// Policies is the absolute path of the directory of *.cedar files,
+	// resolved like DataDir.
+	Policies string `yaml:"policies"`
+	// Grants holds the limits every grant is held to.
+	Grants GrantSettings `yaml:"grants"`
+
+	// pos records where each field path was written, so that problems found
+	// after loading (CheckEnv) can still point into the file.
+	pos map[string]position
+	// file is the path as the caller gave it, for messages.
+	file string
+}
+
+// Listen holds the listener addresses, each host:port. An empty AWS or
+// Postgres address leaves that gateway off.
+type Listen struct {
+	// API serves the HTTP API and web console; it defaults to
+	// DefaultAPIAddr, the address the CLI uses when AIRLOCK_ADDR is unset.
+	API string `yaml:"api"`
+	// AWS serves the AWS API gateway.
+	AWS string `yaml:"aws"`
+	// Postgres serves the PostgreSQL gateway.
+	Postgres string `yaml:"postgres"`
+}
+
+// Identity is one agent or person that may authenticate to Airlock.
+type Identity struct {
+	// Name is unique across identities.
+	Name string `yaml:"name"`
+	// Kind is "agent" or "human".
+	Kind string `yaml:"kind"`
+	// Owner is the group (team) answerable for an agent; required for agents.
+	Owner string `yaml:"owner"`
+	// Groups are the groups the identity is a member of, for policies.
+	Groups []string `yaml:"groups"`
+	// KeySHA256 is the hex SHA-256 of the identity's API key, lower case.
+	// The key itself is never stored.
+	KeySHA256 string `yaml:"key_sha256"`
+}
+
+// Target is one upstream behind the gateway.
+type Target struct {
+	// Name is unique across targets.
+	Name string `yaml:"name"`
+	// Kind is "aws" or "postgres".
+	Kind string `yaml:"kind"`
+	// Account is the AWS account ID or environment label reviewers filter
+	// grants on. It is kept exactly as written, leading zeros included.
+	Account string `yaml:"account"`
+	// Region is the AWS region (aws targets; default DefaultRegion).
+	Region string `yaml:"region"`
+	// Endpoint, if set, is an http(s) URL used instead of AWS itself, such as
+	// an S3-compatible server (aws targets).
+	Endpoint string `yaml:"endpoint"`
+	// Upstream is the postgres:// URL of the database (postgres targets).
+	Upstream string `yaml:"upstream"`
+	// Credentials are the gateway's own upstream credentials (aws targets;
+	// required there, not allowed on postgres targets).
+	Credentials *Credentials `yaml:"credentials"`
+}
+
+// Credentials name where the gateway finds its own AWS credentials. Secrets
+// are never written in the file, only the names of the environment
+// variables holding them.
+type Credentials struct {
+	// AccessKeyIDEnv names the variable holding the access key ID.
+	AccessKeyIDEnv string `yaml:"access_key_id_env"`
+	// SecretAccessKeyEnv names the variable holding the secret access key.
+	SecretAccessKeyEnv string `yaml:"secret_access_key_env"`
+	// RoleARN is a role the gateway assumes, with the keys above if given,
+	// otherwise with the ambient AWS credentials.
+	RoleARN string `yaml:"role_arn"`
+}
+
+// GrantSettings are the limits applied to every grant.
+type GrantSettings struct {
+	// MaxDuration is the hard cap on any grant's duration (default 12h).
+	MaxDuration Duration `yaml:"max_duration"`
+	// PendingTimeout is how long a grant may wait for a decision before it
+	// is cancelled (default 1h).
+	PendingTimeout Duration `yaml:"pending_timeout"`
+	// RequireReason makes a reason mandatory on every request. Nil means
+	// the default, true; use ReasonRequired rather than reading it.
+	RequireReason *bool `yaml:"require_reason"`
+}
+
+// ReasonRequired reports whether requests must carry a reason. It is true
+// unless require_reason is explicitly false, because a grant without a why
+// leaves one of the five review questions unanswered.
+func (g GrantSettings) ReasonRequired() bool {
+	return g.RequireReason == nil || *g.RequireReason
+}
+
+// Duration is a positive time.Duration written as a Go duration ("90s",
+// "10m", "12h").
+type Duration struct{ time.Duration }
+
+// Defaults applied by Load and Parse.
+const (
+	DefaultAPIAddr        = "127.0.0.1:8700"
+	DefaultRegion         = "us-east-1"
+	DefaultMaxDuration    = 12 * time.Hour
+	DefaultPendingTimeout = time.Hour
+)
+
+// Load reads, parses and validates the configuration file at path. Problems
+// in the file are returned together as *Errors, each naming path (as given),
+// line, column and field; a file that cannot be read yields the *fs.PathError.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for data already read from path. path is used as given in
+// messages, and its directory is the base for the relative data_dir and
+// policies paths. The policies directory must exist, so Parse does look at
+// the file system.
+func Parse(path string, data []byte) (*Config, error) {
+	d := newDecoder(path)
+	c := &Config{file: path}
+	if root := d.document(data); root != nil {
+		d.config(root, c)
+		d.validate(c, baseDir(path))
+	}
+	if len(d.errs.List) > 0 {
+		d.errs.finish()
+		return nil, &d.errs
+	}
+	c.Path = absPath(path)
+	c.pos = d.pos
+	return c, nil
+}
+
+// absPath makes path absolute; if the working directory is unknowable the
+// path is kept as given, which is still correct relative to the process.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// baseDir is the directory relative paths in the file are resolved against.
+func baseDir(path string) string {
+	if path == "" {
+		return absPath(".")
+	}
+	return filepath.Dir(absPath(path))
+}
+
+// Target returns the target called name.
+func (c *Config) Target(name string) (*Target, bool) {
+	for i := range c.Targets {
+		if c.Targets[i].Name == name {
+			return &c.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+// CheckEnv checks that every environment variable named by a target's
+// credentials is set and non-empty, using getenv (os.Getenv in production).
+// It is separate from Load so that a file can be validated on a machine that
+// does not hold the secrets. Problems are returned as *Errors naming the
+// field and the variable, never its value.
+func (c *Config) CheckEnv(getenv func(string) string) error {
+	file := c.file
+	if file == "" { // a Config built in code rather than loaded
+		file = c.Path
+	}
+	var errs Errors
+	for i, t := range c.Targets {
+		if t.Credentials == nil {
+			continue
+		}
+		for _, v := range []struct{ key, name, what string }{
+			{"access_key_id_env", t.Credentials.AccessKeyIDEnv, "access key ID"},
+			{"secret_access_key_env", t.Credentials.SecretAccessKeyEnv, "secret access key"},
+		} {
+			if v.name == "" || getenv(v.name) != "" {
+				continue
+			}
+			path := fmt.Sprintf("targets[%d].credentials.%s", i, v.key)
+			at := locate(c.pos, path)
+			errs.List = append(errs.List, &Error{
+				File: file, Line: at.line, Col: at.col, Field: path,
+				Msg: fmt.Sprintf("environment variable %s is not set or empty; target %s reads its %s from it",
+					v.name, quote(t.Name), v.what),
+			})
+		}
+	}
+	if len(errs.List) > 0 {
+		errs.finish()
+		return &errs
+	}
+	return nil
+}

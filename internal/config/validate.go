@@ -1,0 +1,334 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	// nameRE is the shape of identity, group and target names. They appear
+	// in Cedar entity ids, CLI arguments and URLs, so they are kept to
+	// characters that need no quoting anywhere.
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	// envRE is the shape of a portable environment variable name.
+	envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// accessKeyRE matches an AWS access key ID, which is what someone who
+	// misread "access_key_id_env" would paste.
+	accessKeyRE = regexp.MustCompile(`^(AKIA|ASIA)[A-Z0-9]{16}$`)
+	// roleARNRE matches an IAM role ARN in any partition.
+	roleARNRE = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$`)
+	// regionRE is deliberately loose: S3-compatible servers accept made-up
+	// region names.
+	regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+)
+
+const nameRule = "must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+
+// validate checks what the decoder cannot see field by field, applies
+// defaults and resolves paths against base, the configuration file's
+// directory.
+func (d *decoder) validate(c *Config, base string) {
+	if c.DataDir == "" {
+		d.errorf("data_dir", "required: the directory for Airlock's database, signing key and recordings")
+	} else {
+		c.DataDir = resolvePath(base, c.DataDir)
+	}
+
+	if c.Policies == "" {
+		d.errorf("policies", "required: the directory of *.cedar policy files")
+	} else {
+		c.Policies = resolvePath(base, c.Policies)
+		switch fi, err := os.Stat(c.Policies); {
+		case errors.Is(err, fs.ErrNotExist):
+			d.errorf("policies", "directory %s does not exist", strconv.Quote(c.Policies))
+		case err != nil:
+			d.errorf("policies", "cannot read directory %s: %v", strconv.Quote(c.Policies), errors.Unwrap(err))
+		case !fi.IsDir():
+			d.errorf("policies", "%s is not a directory", strconv.Quote(c.Policies))
+		}
+	}
+
+	d.validateListen(&c.Listen)
+
+	names := map[string]string{} // identity name → path of its first use
+	keys := map[string]string{}  // key hash → path of its first use
+	for i := range c.Identities {
+		d.validateIdentity(&c.Identities[i], fmt.Sprintf("identities[%d]", i), names, keys)
+	}
+	targets := map[string]string{}
+	for i := range c.Targets {
+		d.validateTarget(&c.Targets[i], fmt.Sprintf("targets[%d]", i), targets)
+	}
+
+	g := &c.Grants
+	if g.MaxDuration.Duration == 0 {
+		g.MaxDuration.Duration = DefaultMaxDuration
+	}
+	if g.PendingTimeout.Duration == 0 {
+		g.PendingTimeout.Duration = DefaultPendingTimeout
+	}
+	if g.RequireReason == nil {
+		t := true
+		g.RequireReason = &t
+	}
+}
+
+// resolvePath makes p absolute against base; an absolute p is only cleaned.
+func resolvePath(base, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(base, p)
+}
+
+func (d *decoder) validateListen(l *Listen) {
+	if l.API == "" && !d.bad["listen.api"] {
+		l.API = DefaultAPIAddr
+	}
+	type listener struct{ path, addr, host, port string }
+	var ok []listener
+	for _, ln := range []listener{{path: "listen.api", addr: l.API}, {path: "listen.aws", addr: l.AWS}, {path: "listen.postgres", addr: l.Postgres}} {
+		if ln.addr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(ln.addr)
+		if err != nil {
+			d.errorf(ln.path, "%s is not host:port (e.g. 127.0.0.1:8700)", quote(ln.addr))
+			continue
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil {
+			d.errorf(ln.path, "port in %s must be a number from 0 to 65535", quote(ln.addr))
+			continue
+		} else if n == 0 {
+			continue // an ephemeral port never collides
+		}
+		ln.host, ln.port = host, port
+		for _, prev := range ok {
+			if prev.port == ln.port && (prev.host == ln.host || wildcard(prev.host) || wildcard(ln.host)) {
+				d.errorf(ln.path, "%s collides with %s (%s); each listener needs its own address", quote(ln.addr), prev.path, quote(prev.addr))
+			}
+		}
+		ok = append(ok, ln)
+	}
+}
+
+// wildcard reports whether host means every local address.
+func wildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[string]string) {
+	if d.bad[path] {
+		return
+	}
+	d.checkName(id.Name, path+".name", "identity", names)
+
+	switch id.Kind {
+	case "agent":
+		if id.Owner == "" {
+			d.errorf(path+".owner", "required for an agent: the group (team) answerable for it")
+		}
+	case "human":
+	case "":
+		d.errorf(path+".kind", `required: "agent" or "human"`)
+	default:
+		d.errorf(path+".kind", `must be "agent" or "human", got %s`, quote(id.Kind))
+	}
+	if id.Owner != "" && !nameRE.MatchString(id.Owner) {
+		d.errorf(path+".owner", "group name %s %s", quote(id.Owner), nameRule)
+	}
+	for j, g := range id.Groups {
+		p := fmt.Sprintf("%s.groups[%d]", path, j)
+		if g == "" {
+			d.errorf(p, "group name is empty")
+		} else if !nameRE.MatchString(g) {
+			d.errorf(p, "group name %s %s", quote(g), nameRule)
+		}
+	}
+
+	// The value is never echoed: it is easy to paste the key itself here.
+	switch k := id.KeySHA256; {
+	case k == "":
+		d.errorf(path+".key_sha256", "required: the hex SHA-256 of the identity's API key (printf %%s \"$KEY\" | sha256sum)")
+	case len(k) != 64 || !isHex(k):
+		d.errorf(path+".key_sha256", "must be 64 hex characters, the SHA-256 of the key (not the key itself); got %d characters", len(k))
+	default:
+		id.KeySHA256 = strings.ToLower(k)
+		// Two identities sharing a key could not be told apart, which is
+		// exactly the shared identity Airlock exists to prevent.
+		if first, dup := keys[id.KeySHA256]; dup {
+			d.errorf(path+".key_sha256", "same key as %s; every identity needs its own key", first)
+		} else {
+			keys[id.KeySHA256] = path
+		}
+	}
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// checkName validates a unique name and records it in seen.
+func (d *decoder) checkName(name, path, what string, seen map[string]string) {
+	switch {
+	case name == "":
+		d.errorf(path, "required: the %s's unique name", what)
+	case !nameRE.MatchString(name):
+		d.errorf(path, "%s %s", quote(name), nameRule)
+	default:
+		if first, dup := seen[name]; dup {
+			d.errorf(path, "%s name %s is already used by %s", what, quote(name), parent(first))
+		} else {
+			seen[name] = path
+		}
+	}
+}
+
+func (d *decoder) validateTarget(t *Target, path string, names map[string]string) {
+	if d.bad[path] {
+		return
+	}
+	d.checkName(t.Name, path+".name", "target", names)
+	if t.Account == "" {
+		d.errorf(path+".account", "required: the AWS account ID or environment label reviewers filter grants on")
+	}
+	label := "target"
+	if t.Name != "" {
+		label = "target " + quote(t.Name)
+	}
+
+	switch t.Kind {
+	case "aws":
+		if t.Region == "" {
+			if !d.bad[path+".region"] {
+				t.Region = DefaultRegion
+			}
+		} else if !regionRE.MatchString(t.Region) {
+			d.errorf(path+".region", "%s is not a region name such as us-east-1", quote(t.Region))
+		}
+		if t.Endpoint != "" {
+			d.checkEndpoint(t.Endpoint, path+".endpoint")
+		}
+		if t.Upstream != "" {
+			d.errorf(path+".upstream", "only postgres targets have an upstream; an aws target uses region and, optionally, endpoint")
+		}
+		d.checkCredentials(t.Credentials, path+".credentials", label)
+	case "postgres":
+		if t.Upstream == "" {
+			d.errorf(path+".upstream", "required for a postgres target: postgres://USER@HOST:PORT/DATABASE")
+		} else {
+			d.checkUpstream(t.Upstream, path+".upstream")
+		}
+		if t.Region != "" {
+			d.errorf(path+".region", "only aws targets have a region")
+		}
+		if t.Endpoint != "" {
+			d.errorf(path+".endpoint", "only aws targets have an endpoint; a postgres target uses upstream")
+		}
+		if t.Credentials != nil {
+			d.errorf(path+".credentials", "postgres %s must not have credentials; the database user is part of upstream", label)
+		}
+	case "":
+		d.errorf(path+".kind", `required: "aws" or "postgres"`)
+	default:
+		d.errorf(path+".kind", `must be "aws" or "postgres", got %s`, quote(t.Kind))
+	}
+}
+
+func (d *decoder) checkEndpoint(endpoint, path string) {
+	u, err := url.Parse(endpoint)
+	switch {
+	case !hasScheme(endpoint, "http", "https"):
+		// Checked first: without a scheme, url.Parse's complaint about
+		// "127.0.0.1:7070" is baffling.
+		d.errorf(path, "must be an http:// or https:// URL, such as http://127.0.0.1:7070")
+	case err != nil:
+		d.errorf(path, "not a URL: %v", urlErr(err))
+	case u.Host == "" || u.Hostname() == "":
+		d.errorf(path, "%s has no host", quote(u.Redacted()))
+	case u.User != nil:
+		d.errorf(path, "must not contain credentials; put them in the target's credentials")
+	}
+}
+
+func (d *decoder) checkUpstream(upstream, path string) {
+	u, err := url.Parse(upstream)
+	switch {
+	case !hasScheme(upstream, "postgres", "postgresql"):
+		// The value is not echoed: it may be a DSN with a password in it.
+		d.errorf(path, "must be a postgres:// or postgresql:// URL, such as postgres://USER@HOST:5432/DATABASE")
+	case err != nil:
+		d.errorf(path, "not a URL: %v", urlErr(err))
+	case u.Host == "" || u.Hostname() == "":
+		d.errorf(path, "%s has no host", quote(u.Redacted()))
+	default:
+		db := strings.TrimPrefix(u.Path, "/")
+		if db == "" || strings.Contains(db, "/") {
+			d.errorf(path, "%s must name one database, as in postgres://USER@HOST:PORT/DATABASE", quote(u.Redacted()))
+		}
+	}
+}
+
+// hasScheme reports whether rawURL starts with one of the schemes and "://".
+func hasScheme(rawURL string, schemes ...string) bool {
+	for _, s := range schemes {
+		if len(rawURL) > len(s)+3 && strings.EqualFold(rawURL[:len(s)+3], s+"://") {
+			return true
+		}
+	}
+	return false
+}
+
+// urlErr strips the URL itself from a parse error: it may hold a password.
+func urlErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// checkCredentials requires an aws target to say how the gateway signs in:
+// an access key pair from the environment, a role to assume, or both (the
+// keys then being the ones the role is assumed with).
+func (d *decoder) checkCredentials(c *Credentials, path, label string) {
+	if c == nil || (c.AccessKeyIDEnv == "" && c.SecretAccessKeyEnv == "" && c.RoleARN == "") {
+		d.errorf(path, "aws %s needs credentials (access_key_id_env and secret_access_key_env, or role_arn)", label)
+		return
+	}
+	if (c.AccessKeyIDEnv == "") != (c.SecretAccessKeyEnv == "") {
+		missing := "access_key_id_env"
+		if c.SecretAccessKeyEnv == "" {
+			missing = "secret_access_key_env"
+		}
+		d.errorf(path+"."+missing, "required with %s: access_key_id_env and secret_access_key_env go together",
+			map[string]string{"access_key_id_env": "secret_access_key_env", "secret_access_key_env": "access_key_id_env"}[missing])
+	}
+	for _, v := range []struct{ key, name string }{
+		{"access_key_id_env", c.AccessKeyIDEnv},
+		{"secret_access_key_env", c.SecretAccessKeyEnv},
+	} {
+		// The value is never echoed: a secret pasted here must not end up
+		// in a terminal or a log.
+		switch {
+		case v.name == "":
+		case accessKeyRE.MatchString(v.name):
+			d.errorf(path+"."+v.key, "looks like an access key ID itself; give the name of the environment variable that holds it")
+		case !envRE.MatchString(v.name):
+			d.errorf(path+"."+v.key, "must be the name of an environment variable (letters, digits and _), not its value")
+		}
+	}
+	if c.RoleARN != "" && !roleARNRE.MatchString(c.RoleARN) {
+		d.errorf(path+".role_arn", "%s is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/NAME)", quote(c.RoleARN))
+	}
+}
