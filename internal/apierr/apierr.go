@@ -37,6 +37,8 @@ const (
 	CodePolicyDenied  = "policy_denied"
 	CodeSelfApproval  = "self_approval"
 	CodeAlreadyExists = "already_exists"
+	// CodeMethodNotAllowed: the path exists, the method does not (405).
+	CodeMethodNotAllowed = "method_not_allowed"
 )
 
 // Invalid is a 400 naming the field at fault.

@@ -101,9 +101,34 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// This catch-all matches every method, so the mux never answers 405
+		// itself: tell a wrong method from an unknown path here.
+		if allow := h.allowed(r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, &apierr.Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + strings.Join(allow, ", ")})
+			return
+		}
 		writeError(w, &apierr.Error{Status: http.StatusNotFound, Code: apierr.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
 	return h
+}
+
+// CodeMethodNotAllowed is kept for callers of this package; the code
+// itself lives with the others in apierr.
+const CodeMethodNotAllowed = apierr.CodeMethodNotAllowed
+
+// allowed returns the methods some route other than the catch-all serves
+// r's path with.
+func (h *Handler) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.WithContext(r.Context())
+		probe.Method = m
+		if _, pattern := h.mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -168,7 +193,11 @@ func decode(r *http.Request, v any) error {
 		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return apierr.Invalid(ute.Field, "wrong type: want %s", ute.Type)
+			field := ute.Field
+			if field == "" {
+				field = "body" // the body itself is not a JSON object
+			}
+			return apierr.Invalid(field, "wrong type: want %s", ute.Type)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return apierr.Invalid(strings.Trim(f, `"`), "unknown field")
@@ -357,7 +386,13 @@ func (h *Handler) decision(r *http.Request) (DecisionInput, error) {
 	if r.ContentLength == 0 {
 		return in, nil
 	}
-	return in, decode(r, &in)
+	err := decode(r, &in)
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Field == "body" && strings.HasPrefix(ae.Message, "a JSON body is required") {
+		// An empty chunked body means "no comment", as an absent one does.
+		return in, nil
+	}
+	return in, err
 }
 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {

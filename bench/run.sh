@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the core benchmarks and prints the figures the issues set as targets.
+# Each benchmark compares against a baseline in the same run where one
+# exists (sliced vs unsliced policy evaluation, group commit vs one commit
+# per event), because these machines are noisy. See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+out=bench/out
+mkdir -p "$out"
+: "${BENCHTIME:=2s}"
+: "${AIRLOCK_BENCH_GRANTS:=1000000}"
+export AIRLOCK_BENCH_GRANTS
+
+run() { # name package pattern [benchtime]
+	echo "== $1"
+	go test -run=NONE -bench="$3" -benchtime="${4:-$BENCHTIME}" -benchmem "$2" | tee "$out/$1.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
+}
+
+run policy     ./internal/policy/              'BenchmarkDecide'
+run authorize  ./internal/grants/              'BenchmarkAuthenticate'
+run log-append ./internal/auditlog/            'BenchmarkAppend'
+run log-verify ./internal/auditlog/            'BenchmarkVerify'   1x
+run review     ./internal/store/sqlitestore/   'BenchmarkReviewQuery'
+echo "raw output in $out/"
