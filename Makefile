@@ -28,6 +28,8 @@ bench:
 fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./internal/scope/
 	$(GO) test -run=NONE -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/config/
+	$(GO) test -run=NONE -fuzz=FuzzParseFilter -fuzztime=$(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/httpapi/
 
 clean:
 	rm -rf bin

@@ -200,7 +200,10 @@ func decode(r *http.Request, v any) error {
 			return apierr.Invalid(field, "wrong type: want %s", ute.Type)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return apierr.Invalid(strings.Trim(f, `"`), "unknown field")
+			if name := strings.Trim(f, `"`); name != "" {
+				return apierr.Invalid(name, "unknown field")
+			}
+			return apierr.Invalid("body", "unknown field %s", f)
 		}
 		return apierr.Invalid("body", "malformed JSON: %v", err)
 	}
