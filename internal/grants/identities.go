@@ -168,12 +168,26 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 }
 
 // endForDisable revokes (or, if pending, cancels) a grant of a disabled agent.
-func (s *Service) endForDisable(ctx context.Context, caller model.Identity, g model.Grant) error {
-	unlock := s.lock(g.ID)
+func (s *Service) endForDisable(ctx context.Context, caller model.Identity, listed model.Grant) error {
+	unlock := s.lock(listed.ID)
 	defer unlock()
-	s.cutOff(g.ID, "revoked")
+	// Re-read under the lock: the listing may be stale.
+	g, err := s.st.Grant(ctx, listed.ID)
+	if err != nil {
+		return err
+	}
+	if g.Status.Final() {
+		return nil // ended meanwhile
+	}
 	now := s.now()
-	_, err := s.transition(ctx, "revoke", g.ID, []model.GrantStatus{model.Active, model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+	if err := s.settleLapsed(ctx, g, now, "revoke"); err != nil {
+		if isConflict(err) {
+			return nil // it ended on its own already
+		}
+		return err
+	}
+	s.cutOff(g.ID, "revoked")
+	_, err = s.transition(ctx, "revoke", g.ID, []model.GrantStatus{model.Active, model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
 		if g.Status == model.Pending {
 			g.Status, g.EndReason = model.Cancelled, "cancelled"
 		} else {

@@ -353,6 +353,9 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 		return model.Grant{}, err
 	}
 	now := s.now()
+	if err := s.settleLapsed(ctx, g, now, "deny"); err != nil {
+		return model.Grant{}, err
+	}
 	out, err := s.transition(ctx, "deny", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
 		a := model.Approval{Approver: caller.Name, Decision: "denied", Comment: reason, At: now, Policies: pols, PolicySetHash: hash}
 		g.Approvals = append(g.Approvals, a)
@@ -388,8 +391,11 @@ func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason 
 	if g.Status == model.Pending {
 		return model.Grant{}, apierr.Conflict("grant %s is pending; deny it instead", id)
 	}
-	s.cutOff(id, "revoked")
 	now := s.now()
+	if err := s.settleLapsed(ctx, g, now, "revoke"); err != nil {
+		return model.Grant{}, err
+	}
+	s.cutOff(id, "revoked")
 	out, err := s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
 		g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
 		return []auditlog.Event{endEvent(*g)}, nil
@@ -419,8 +425,11 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 	if g.Identity != caller.Name {
 		return model.Grant{}, apierr.Forbidden("", "only the holder (%s) may end grant %s", g.Identity, id)
 	}
-	s.cutOff(id, "ended")
 	now := s.now()
+	if err := s.settleLapsed(ctx, g, now, "end"); err != nil {
+		return model.Grant{}, err
+	}
+	s.cutOff(id, "ended")
 	out, err := s.transition(ctx, "end", id, []model.GrantStatus{model.Active, model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
 		if g.Status == model.Pending {
 			g.Status, g.EndReason = model.Cancelled, "cancelled"
@@ -446,6 +455,10 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 func (s *Service) expire(ctx context.Context, id string) error {
 	unlock := s.lock(id)
 	defer unlock()
+	return s.expireLocked(ctx, id)
+}
+
+func (s *Service) expireLocked(ctx context.Context, id string) error {
 	s.cutOff(id, "expired")
 	_, err := s.transition(ctx, "expire", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
 		g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Expired, g.ExpiresAt, "expired", "airlock"
@@ -454,7 +467,8 @@ func (s *Service) expire(ctx context.Context, id string) error {
 	})
 	var ae *apierr.Error
 	if errors.As(err, &ae) && ae.Code == apierr.CodeConflict {
-		err = nil // already ended another way
+		// Already ended another way, which disarmed its timer.
+		return nil
 	}
 	s.stopTimer(id)
 	s.notify(id)
@@ -465,6 +479,10 @@ func (s *Service) expire(ctx context.Context, id string) error {
 func (s *Service) cancelOverdue(ctx context.Context, id string) error {
 	unlock := s.lock(id)
 	defer unlock()
+	return s.cancelOverdueLocked(ctx, id)
+}
+
+func (s *Service) cancelOverdueLocked(ctx context.Context, id string) error {
 	_, err := s.transition(ctx, "cancel", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
 		g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Cancelled, g.DecideBy, "cancelled", "airlock"
 		g.EndComment = "nobody decided before the deadline"
@@ -472,9 +490,39 @@ func (s *Service) cancelOverdue(ctx context.Context, id string) error {
 	})
 	var ae *apierr.Error
 	if errors.As(err, &ae) && ae.Code == apierr.CodeConflict {
-		err = nil
+		// Decided in time after all (an approval that committed while this
+		// timer waited for the lock): the grant's timer is now its expiry
+		// timer, which must stay armed.
+		return nil
 	}
 	s.stopTimer(id)
 	s.notify(id)
 	return err
+}
+
+// settleLapsed is called, with the grant's lock held, before a person or the
+// holder ends g at now. If g already lapsed on its own (active past its
+// expiry, or pending past its decision deadline) and its timer has not run
+// yet, it records that end now, with its true time, and returns a conflict:
+// a revoke, end or denial after the fact must not be recorded as the reason
+// a grant ended, nor move its end past its expiry.
+func (s *Service) settleLapsed(ctx context.Context, g model.Grant, now time.Time, op string) error {
+	switch {
+	case g.Status == model.Active && !now.Before(g.ExpiresAt):
+		if err := s.expireLocked(ctx, g.ID); err != nil {
+			return err
+		}
+		return apierr.Conflict("grant %s expired at %s; cannot %s it", g.ID, g.ExpiresAt.Format(time.RFC3339Nano), op)
+	case g.Status == model.Pending && !now.Before(g.DecideBy):
+		if err := s.cancelOverdueLocked(ctx, g.ID); err != nil {
+			return err
+		}
+		return apierr.Conflict("grant %s passed its decision deadline (%s) and was cancelled; cannot %s it", g.ID, g.DecideBy.Format(time.RFC3339Nano), op)
+	}
+	return nil
+}
+
+func isConflict(err error) bool {
+	var ae *apierr.Error
+	return errors.As(err, &ae) && ae.Code == apierr.CodeConflict
 }

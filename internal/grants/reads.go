@@ -59,20 +59,22 @@ func (s *Service) Pending(ctx context.Context, caller model.Identity) ([]model.G
 	return out, nil
 }
 
-// Wait returns the grant once it is no longer pending, or when ctx ends
+// Wait returns the grant once it is no longer pending, or when max passes or ctx ends
 // (returning the grant as it is then, still pending).
 func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, max time.Duration) (model.Grant, error) {
-	ctx, cancel := context.WithTimeout(ctx, max)
+	timeout, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
 	for {
 		ch := s.watch(id) // before reading, so no change is missed
+		// Read with ctx, not timeout: the wait ending mid-read must return
+		// the grant as it is, not a failed read.
 		g, err := s.Get(ctx, caller, id)
 		if err != nil || g.Status != model.Pending {
 			return g, err
 		}
 		select {
 		case <-ch:
-		case <-ctx.Done():
+		case <-timeout.Done():
 			return g, nil
 		}
 	}

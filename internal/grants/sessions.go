@@ -32,10 +32,19 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		return nil, s.logErr("the session start", err)
 	}
 	record := func(ctx context.Context, c gateway.Call) error {
-		st.add(c)
 		err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			return []auditlog.Event{{Type: "session.call", GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity, Data: c}},
-				tx.PutSession(ctx, st.snapshot())
+			// Count the call only as part of writing its record: a call
+			// whose record is never written (the caller's context ended
+			// while queued, the log closed) is refused, and must not show
+			// in the session's summary.
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			next := withCall(st.rec, c)
+			if err := tx.PutSession(ctx, next); err != nil {
+				return nil, err
+			}
+			st.rec = next
+			return []auditlog.Event{{Type: "session.call", GrantID: g.ID, SessionID: next.ID, Actor: g.Identity, Data: c}}, nil
 		})
 		if err != nil {
 			return fmt.Errorf("recording call: %w", s.logErr("the call", err))
@@ -62,22 +71,23 @@ type sessionState struct {
 	rec model.Session
 }
 
-func (st *sessionState) add(c gateway.Call) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
+// withCall returns r with c counted; r itself is left unchanged.
+func withCall(r model.Session, c gateway.Call) model.Session {
+	r.Used = slices.Clone(r.Used)
 	if c.Kind != "result" {
 		if c.Allowed {
-			st.rec.Calls++
+			r.Calls++
 			u := c.Action + " " + c.Resource
-			if len(st.rec.Used) < maxUsed && !slices.Contains(st.rec.Used, u) {
-				st.rec.Used = append(st.rec.Used, u)
+			if len(r.Used) < maxUsed && !slices.Contains(r.Used, u) {
+				r.Used = append(r.Used, u)
 			}
 		} else {
-			st.rec.Denied++
+			r.Denied++
 		}
 	}
-	st.rec.BytesIn += c.BytesIn
-	st.rec.BytesOut += c.BytesOut
+	r.BytesIn += c.BytesIn
+	r.BytesOut += c.BytesOut
+	return r
 }
 
 func (st *sessionState) snapshot() model.Session {

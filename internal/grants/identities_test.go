@@ -1,0 +1,190 @@
+package grants_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+func TestSyncIdentities(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	for name, key := range h.keys {
+		id, ok := h.Dir.Authenticate(key)
+		if !ok || id.Name != name || id.Source != "config" {
+			t.Errorf("%s: key resolves to %+v %v", name, id, ok)
+		}
+	}
+	if id := h.id(bot); id.Kind != model.Agent || id.Owner != "sre-team" {
+		t.Errorf("bot %+v", id)
+	}
+	if id := h.id(alice); id.Kind != model.Human || !slices.Equal(id.Groups, []string{"sre-leads"}) {
+		t.Errorf("alice %+v", id)
+	}
+	if got := len(h.entriesOfType("identity.added")); got != 5 {
+		t.Errorf("%d identity.added entries", got)
+	}
+	// Syncing the same configuration again changes and logs nothing.
+	size := h.logSize()
+	if err := h.Svc.SyncIdentities(h.ctx, h.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if h.logSize() != size {
+		t.Errorf("an unchanged sync logged %d entries", h.logSize()-size)
+	}
+	// Dropping bob from the file disables him; his key stops working.
+	var without []model.Identity
+	for _, id := range h.cfg {
+		if id.Name != bob {
+			without = append(without, id)
+		}
+	}
+	if err := h.Svc.SyncIdentities(h.ctx, without); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Dir.Authenticate(h.keys[bob]); ok {
+		t.Error("a removed identity still authenticates")
+	}
+	if es := h.entriesOfType("identity.disabled"); len(es) != 1 || entryData(t, es[0])["name"] != bob {
+		t.Errorf("identity.disabled entries %v", len(es))
+	}
+	// Putting him back does not silently re-enable him.
+	if err := h.Svc.SyncIdentities(h.ctx, h.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Dir.Authenticate(h.keys[bob]); ok {
+		t.Error("a disabled identity was re-enabled by a sync")
+	}
+	_, err := h.Svc.Identities(h.ctx, h.id(bot))
+	wantAPIErr(t, err, 403, "", "")
+	if ids, err := h.Svc.Identities(h.ctx, h.id(alice)); err != nil || len(ids) != 5 {
+		t.Errorf("identities: %d %v", len(ids), err)
+	}
+}
+
+func TestDisableAgent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	x := h.request(bot2, autoReq("10m"), model.Active)
+	y := h.request(bot2, humanReq("10m"), model.Pending)
+	z := h.request(bot, autoReq("10m"), model.Active)
+	cx := h.creds(bot2, x.ID)
+	gx, err := h.Svc.Authenticate(cx.AccessKeyID, cx.SecretAccessKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Dir.Authenticate(h.keys[bot2]); !ok {
+		t.Fatal("ops-bot's key does not authenticate")
+	}
+
+	size := h.logSize()
+	_, err = h.Svc.DisableAgent(h.ctx, h.id(bot), bot2, "")
+	wantAPIErr(t, err, 403, "", "")
+	_, err = h.Svc.DisableAgent(h.ctx, h.id(alice), alice, "")
+	wantAPIErr(t, err, 400, apierr.CodeInvalid, "name")
+	_, err = h.Svc.DisableAgent(h.ctx, h.id(alice), "nobody", "")
+	wantAPIErr(t, err, 404, apierr.CodeNotFound, "")
+	if h.logSize() != size {
+		t.Error("refused disables were logged")
+	}
+
+	id, err := h.Svc.DisableAgent(h.ctx, h.id(alice), bot2, "key leaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !id.Disabled || id.Name != bot2 {
+		t.Errorf("disabled identity %+v", id)
+	}
+	if _, ok := h.Dir.Authenticate(h.keys[bot2]); ok {
+		t.Error("a disabled agent's key still authenticates")
+	}
+	if _, ok := h.Dir.Authenticate(h.keys[bot]); !ok {
+		t.Error("the other agent's key stopped working")
+	}
+	rec := h.grant(x.ID)
+	if rec.Status != model.Revoked || rec.EndedBy != alice || rec.EndComment != "identity ops-bot disabled" {
+		t.Errorf("active grant of the disabled agent: %s by %q (%q)", rec.Status, rec.EndedBy, rec.EndComment)
+	}
+	if !isClosed(gx.Done()) {
+		t.Error("its gateway grant is still live")
+	}
+	if _, err := h.Svc.Authenticate(cx.AccessKeyID, cx.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Errorf("its credentials: %v", err)
+	}
+	if rec := h.grant(y.ID); rec.Status != model.Cancelled || rec.EndedBy != alice {
+		t.Errorf("pending grant of the disabled agent: %s by %q", rec.Status, rec.EndedBy)
+	}
+	if rec := h.grant(z.ID); rec.Status != model.Active {
+		t.Errorf("another agent's grant: %s", rec.Status)
+	}
+	es := h.entriesOfType("identity.disabled")
+	if len(es) != 1 {
+		t.Fatalf("%d identity.disabled entries", len(es))
+	}
+	if d := entryData(t, es[0]); d["name"] != bot2 || d["reason"] != "key leaked" || d["_actor"] != alice {
+		t.Errorf("identity.disabled entry %v", d)
+	}
+	if types := h.types(x.ID); types[len(types)-1] != "grant.revoked" {
+		t.Errorf("log %v", types)
+	}
+
+	// The disable survives a restart (the configuration still lists ops-bot).
+	h.restart()
+	if _, ok := h.Dir.Authenticate(h.keys[bot2]); ok {
+		t.Error("a restart re-enabled the disabled agent")
+	}
+	if rec := h.grant(z.ID); rec.Status != model.Active {
+		t.Errorf("after restart: %s", rec.Status)
+	}
+}
+
+func TestAddAgent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	id, key, err := h.Svc.AddAgent(h.ctx, h.id(alice), "deploy-bot", "sre-team", []string{"deployers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Name != "deploy-bot" || id.Kind != model.Agent || id.Owner != "sre-team" || id.Source != "api" || id.CreatedBy != alice || key == "" {
+		t.Errorf("new agent %+v", id)
+	}
+	got, ok := h.Dir.Authenticate(key)
+	if !ok || got.Name != "deploy-bot" {
+		t.Fatalf("the new key resolves to %+v %v", got, ok)
+	}
+	if es := h.entriesOfType("identity.added"); entryData(t, es[len(es)-1])["name"] != "deploy-bot" {
+		t.Error("identity.added not logged")
+	}
+	// It works as an identity: its owner is its group in policy.
+	h.request("deploy-bot", autoReq("5m"), model.Active)
+
+	size := h.logSize()
+	for _, name := range []string{"deploy-bot", alice, bot} {
+		_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), name, "sre-team", nil)
+		wantAPIErr(t, err, 409, apierr.CodeAlreadyExists, "name")
+	}
+	_, _, err = h.Svc.AddAgent(h.ctx, h.id(bot), "other-bot", "sre-team", nil)
+	wantAPIErr(t, err, 403, "", "")
+	_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), "Bad Name", "sre-team", nil)
+	wantAPIErr(t, err, 400, apierr.CodeInvalid, "name")
+	_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), "ok-bot", "", nil)
+	wantAPIErr(t, err, 400, apierr.CodeInvalid, "owner")
+	_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), "ok-bot", "sre-team", []string{"Bad Group"})
+	wantAPIErr(t, err, 400, apierr.CodeInvalid, "groups")
+	if h.logSize() != size {
+		t.Error("refused additions were logged")
+	}
+	if got, _ := h.Dir.Authenticate(key); got.Name != "deploy-bot" {
+		t.Error("a refused duplicate replaced the agent")
+	}
+
+	// An API-added agent survives a restart (config sync leaves it alone).
+	h.restart()
+	if got, ok := h.Dir.Authenticate(key); !ok || got.Name != "deploy-bot" || got.Disabled {
+		t.Errorf("after restart the key resolves to %+v %v", got, ok)
+	}
+}

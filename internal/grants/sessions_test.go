@@ -1,0 +1,245 @@
+package grants_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+const (
+	appObj  = "arn:aws:s3:::logs/app/2026/11/25/api.log"
+	appDir  = "arn:aws:s3:::logs/app/"
+	billObj = "arn:aws:s3:::logs/billing/invoices.csv"
+)
+
+func TestSessions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	c := h.creds(bot, g.ID)
+	var auth gateway.Authority = h.Svc
+	gg, err := auth.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := auth.StartSession(h.ctx, gg, "127.0.0.1:50000 aws-cli/2.15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ses.ID, "s_") || ses.Grant != gg {
+		t.Errorf("session %s grant %p", ses.ID, ses.Grant)
+	}
+	rec, err := h.St.Session(h.ctx, ses.ID)
+	if err != nil {
+		t.Fatalf("session not stored at start: %v", err)
+	}
+	if rec.GrantID != g.ID || rec.Identity != bot || rec.Target != awsProd || rec.Client != "127.0.0.1:50000 aws-cli/2.15" || rec.StartedAt.IsZero() || !rec.EndedAt.IsZero() {
+		t.Errorf("session record at start %+v", rec)
+	}
+
+	calls := []gateway.Call{
+		{Kind: "request", Action: "s3:ListBucket", Resource: appDir, Allowed: true, Params: map[string]string{"prefix": "app/"}},
+		{Kind: "result", Action: "s3:ListBucket", Resource: appDir, Allowed: true, Status: "200", BytesOut: 512},
+		{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true},
+		{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, Status: "200", BytesIn: 10, BytesOut: 2048},
+		{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true},
+		{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, Status: "200", BytesOut: 2048},
+		{Kind: "request", Action: "s3:GetObject", Resource: billObj, Allowed: false, Status: "AccessDenied"},
+	}
+	for _, call := range calls {
+		if err := ses.Record(h.ctx, call); err != nil {
+			t.Fatalf("record %+v: %v", call, err)
+		}
+	}
+	wantUsed := []string{"s3:ListBucket " + appDir, "s3:GetObject " + appObj}
+	rec, _ = h.St.Session(h.ctx, ses.ID)
+	if rec.Calls != 3 || rec.Denied != 1 || rec.BytesIn != 10 || rec.BytesOut != 4608 || !slices.Equal(rec.Used, wantUsed) || !rec.EndedAt.IsZero() {
+		t.Errorf("session record mid-way %+v", rec)
+	}
+	if err := ses.End(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	size := h.logSize()
+	if err := ses.End(h.ctx); err != nil || h.logSize() != size {
+		t.Errorf("a second End: %v, log grew by %d", err, h.logSize()-size)
+	}
+	rec, _ = h.St.Session(h.ctx, ses.ID)
+	if rec.EndedAt.IsZero() || rec.EndedAt.Before(rec.StartedAt) || rec.Calls != 3 {
+		t.Errorf("session record at end %+v", rec)
+	}
+
+	ss, err := h.St.Sessions(h.ctx, g.ID)
+	if err != nil || len(ss) != 1 || ss[0].ID != ses.ID {
+		t.Fatalf("sessions of the grant: %v %v", ss, err)
+	}
+	u := h.grant(g.ID).Usage
+	if u.Sessions != 1 || u.Calls != 3 || u.DeniedCalls != 1 || u.BytesIn != 10 || u.BytesOut != 4608 {
+		t.Errorf("grant usage %+v", u)
+	}
+	if su := slices.Sorted(slices.Values(u.ScopeUsed)); !slices.Equal(su, slices.Sorted(slices.Values(wantUsed))) {
+		t.Errorf("scope used %v", u.ScopeUsed)
+	}
+
+	// The recording, event by event.
+	got, entries, err := h.Svc.Session(h.ctx, h.id(bot), ses.ID)
+	if err != nil || got.ID != ses.ID {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range entries {
+		types = append(types, e.Type)
+		if e.GrantID != g.ID || e.SessionID != ses.ID {
+			t.Errorf("entry %d: grant %q session %q", e.Seq, e.GrantID, e.SessionID)
+		}
+	}
+	want := append(append([]string{"session.started"}, slices.Repeat([]string{"session.call"}, len(calls))...), "session.ended")
+	if !slices.Equal(types, want) {
+		t.Errorf("recording %v", types)
+	}
+	if d := entryData(t, entries[1]); d["action"] != "s3:ListBucket" || d["resource"] != appDir || d["allowed"] != true {
+		t.Errorf("first call entry %v", d)
+	}
+	if d := entryData(t, entries[7]); d["allowed"] != false || d["resource"] != billObj {
+		t.Errorf("denied call entry %v", d)
+	}
+	if d := entryData(t, entries[8]); d["calls"] != float64(3) || d["denied"] != float64(1) || d["grant_end"] != "" {
+		t.Errorf("ended entry %v", d)
+	}
+	if _, _, err := h.Svc.Session(h.ctx, h.id(bot2), ses.ID); err == nil {
+		t.Error("another agent can read the recording")
+	}
+	if _, _, err := h.Svc.Session(h.ctx, h.id(bob), ses.ID); err != nil {
+		t.Errorf("a person reads the recording: %v", err)
+	}
+	if gs, err := h.Svc.GrantSessions(h.ctx, h.id(bot), g.ID); err != nil || len(gs) != 1 {
+		t.Errorf("grant sessions %v %v", gs, err)
+	}
+	_, err = h.Svc.GrantSessions(h.ctx, h.id(bot2), g.ID)
+	wantAPIErr(t, err, 404, apierr.CodeNotFound, "")
+	if hist, err := h.Svc.History(h.ctx, h.id(alice), g.ID); err != nil || len(hist) != 4+len(want) {
+		t.Errorf("history: %d entries %v", len(hist), err)
+	}
+
+	// Concurrent sessions and calls add up.
+	var wg sync.WaitGroup
+	sessions := make([]*gateway.Session, 4)
+	for i := range sessions {
+		s, err := h.Svc.StartSession(h.ctx, gg, fmt.Sprintf("client-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[i] = s
+		for j := range 10 {
+			wg.Go(func() {
+				if err := s.Record(h.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: fmt.Sprintf("%s%d", appDir, j), Allowed: true, BytesOut: 1}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, s := range sessions {
+		if err := s.End(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := h.St.Session(h.ctx, s.ID); rec.Calls != 10 || rec.BytesOut != 10 || len(rec.Used) != 10 {
+			t.Errorf("concurrent session %s: %+v", s.ID, rec)
+		}
+	}
+	if u := h.grant(g.ID).Usage; u.Sessions != 5 || u.Calls != 43 {
+		t.Errorf("usage after concurrent sessions %+v", u)
+	}
+
+	// A session still open when the grant ends records why it ended, and
+	// no new session starts on an ended grant.
+	open, err := h.Svc.StartSession(h.ctx, gg, "late client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Svc.End(h.ctx, h.id(bot), g.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := open.End(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	es := h.entries(g.ID)
+	if d := entryData(t, es[len(es)-1]); es[len(es)-1].Type != "session.ended" || d["grant_end"] != "ended" {
+		t.Errorf("last entry %s %v", es[len(es)-1].Type, d)
+	}
+	size, n := h.logSize(), len(h.grant(g.ID).Usage.ScopeUsed)
+	if _, err := h.Svc.StartSession(h.ctx, gg, "too late"); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Errorf("session on an ended grant: %v", err)
+	}
+	if ss, _ := h.St.Sessions(h.ctx, g.ID); len(ss) != 6 || h.logSize() != size || len(h.grant(g.ID).Usage.ScopeUsed) != n {
+		t.Errorf("a refused session was recorded: %d sessions", len(ss))
+	}
+}
+
+// TestSessionRecordFailClosed: a call whose record could not be written is
+// refused, and is not counted in the session's summary.
+func TestSessionRecordFailClosed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	gg, err := h.Svc.Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := h.Svc.StartSession(h.ctx, gg, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true, BytesOut: 100}
+
+	// The gateway's context ends (client gone) before the record is durable.
+	cancelled, cancel := context.WithCancel(h.ctx)
+	cancel()
+	if err := ses.Record(cancelled, call); err == nil {
+		t.Fatal("a record that was never written returned nil")
+	}
+	if err := ses.Record(h.ctx, gateway.Call{Kind: "request", Action: "s3:ListBucket", Resource: appDir, Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := h.St.Session(h.ctx, ses.ID)
+	if rec.Calls != 1 || rec.BytesOut != 0 || slices.Contains(rec.Used, "s3:GetObject "+appObj) {
+		t.Errorf("the refused call is counted: %+v", rec)
+	}
+	if n := len(h.entriesOfType("session.call")); n != 1 {
+		t.Errorf("%d session.call entries", n)
+	}
+
+	// The log is closed: every recorded action is refused.
+	if err := h.Log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Record(h.ctx, call); err == nil {
+		t.Error("Record after the log closed returned nil")
+	}
+	if _, err := h.Svc.StartSession(h.ctx, gg, "client"); err == nil {
+		t.Error("StartSession after the log closed returned nil")
+	}
+	_, err = h.Svc.Request(h.ctx, h.id(bot), autoReq("5m"))
+	wantAPIErr(t, err, 503, apierr.CodeUnavailable, "")
+	_, err = h.Svc.Credentials(h.ctx, h.id(bot), g.ID)
+	wantAPIErr(t, err, 503, apierr.CodeUnavailable, "")
+	// A revoke that cannot be recorded still cuts the grant off.
+	_, err = h.Svc.Revoke(h.ctx, h.id(alice), g.ID, "log is down")
+	wantAPIErr(t, err, 503, apierr.CodeUnavailable, "")
+	if !isClosed(gg.Done()) {
+		t.Error("an unrecorded revoke left the grant live")
+	}
+	if rec := h.grant(g.ID); rec.Status != model.Active {
+		t.Errorf("the store changed without a log entry: %s", rec.Status)
+	}
+	if n := h.grantCount(); n != 1 {
+		t.Errorf("%d grants after a refused request", n)
+	}
+}
