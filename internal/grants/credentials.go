@@ -71,7 +71,10 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	if err != nil {
 		return Credentials{}, err
 	}
-	if g.Status != model.Active || !s.now().Before(g.ExpiresAt) {
+	if g.Status == model.Active && !s.now().Before(g.ExpiresAt) {
+		return Credentials{}, apierr.Conflict("grant %s has expired (at %s)", id, g.ExpiresAt.Format(time.RFC3339))
+	}
+	if g.Status != model.Active {
 		return Credentials{}, apierr.Conflict("grant %s is %s; credentials exist only while it is active", id, g.Status)
 	}
 	c := Credentials{

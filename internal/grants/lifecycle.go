@@ -32,6 +32,11 @@ type RequestInput struct {
 // policy approves it outright, pending if a person must, denied otherwise.
 // Invalid input creates nothing.
 func (s *Service) Request(ctx context.Context, caller model.Identity, in RequestInput) (model.Grant, error) {
+	// The caller authenticated a moment ago; if it was disabled since, stop
+	// here rather than hand it a grant that DisableAgent has already swept for.
+	if cur, ok := s.dir.Lookup(caller.Name); !ok || cur.Disabled {
+		return model.Grant{}, apierr.Forbidden("", "identity %s is disabled", caller.Name)
+	}
 	t, ok := s.targets[in.Target]
 	if in.Target == "" {
 		return model.Grant{}, apierr.Invalid("target", "a target is required")
@@ -66,7 +71,8 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		case err != nil:
 			return model.Grant{}, err
 		case prev.Identity != caller.Name:
-			return model.Grant{}, apierr.Invalid("extends", "grant %s is not yours", in.Extends)
+			// Another's grant answers as a missing one does: ids cannot be probed.
+			return model.Grant{}, apierr.Invalid("extends", "no grant %q", in.Extends)
 		case prev.Target != t.Name:
 			return model.Grant{}, apierr.Invalid("extends", "grant %s is for target %s, not %s", in.Extends, prev.Target, t.Name)
 		case prev.Status != model.Active:
@@ -189,12 +195,27 @@ func (s *Service) activateInMemory(g model.Grant) {
 	s.byGrant[g.ID] = gg
 	s.mu.Unlock()
 	id := g.ID
-	s.setTimer(id, g.ExpiresAt, func() {
-		if err := s.expire(context.Background(), id); err != nil {
-			s.logger.Error("expiring grant", "grant", id, "err", err)
-		}
-	})
+	s.setTimer(id, g.ExpiresAt, s.retrying(id, "expiring grant", s.expire))
 	s.notify(id)
+}
+
+// retrying returns a timer function that runs fn for grant id and, if the
+// record cannot be written (the log is unavailable), tries again with
+// backoff up to a minute apart until it succeeds or the service closes.
+// The grant is already cut off in memory by then; this is about the record.
+func (s *Service) retrying(id, what string, fn func(context.Context, string) error) func() {
+	delay := time.Second
+	var attempt func()
+	attempt = func() {
+		err := fn(context.Background(), id)
+		if err == nil {
+			return
+		}
+		s.logger.Error(what+"; will retry", "grant", id, "err", err, "retry_in", delay)
+		s.setTimer(id, s.now().Add(delay), attempt)
+		delay = min(2*delay, time.Minute)
+	}
+	return attempt
 }
 
 // cutOff removes an active grant from the gateway cache and ends it, so the
@@ -215,11 +236,7 @@ func (s *Service) cutOff(id, reason string) *gateway.Grant {
 
 func (s *Service) armCancel(g model.Grant) {
 	id := g.ID
-	s.setTimer(id, g.DecideBy, func() {
-		if err := s.cancelOverdue(context.Background(), id); err != nil {
-			s.logger.Error("cancelling overdue request", "grant", id, "err", err)
-		}
-	})
+	s.setTimer(id, g.DecideBy, s.retrying(id, "cancelling overdue request", s.cancelOverdue))
 }
 
 // transition applies change to grant id inside a group-committed
@@ -287,10 +304,16 @@ func (s *Service) mayDecide(caller model.Identity, g model.Grant, verb string) (
 	return pols, set.Hash(), nil
 }
 
-func (s *Service) getForDecision(ctx context.Context, id string) (model.Grant, error) {
+// getForDecision reads a grant for a decision. An agent is refused before
+// the lookup, and may only see its own grants, so neither answer reveals
+// whether another agent's grant id exists.
+func (s *Service) getForDecision(ctx context.Context, caller model.Identity, id, verb string) (model.Grant, error) {
+	if verb != "end" && caller.Kind != model.Human {
+		return model.Grant{}, apierr.Forbidden("", "only a person can %s a grant; %s is an agent", verb, caller.Name)
+	}
 	g, err := s.st.Grant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return g, apierr.NotFound("no grant %q", id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
+		return model.Grant{}, apierr.NotFound("no grant %q", id)
 	}
 	return g, err
 }
@@ -303,7 +326,7 @@ func (s *Service) Approve(ctx context.Context, caller model.Identity, id, commen
 	}
 	unlock := s.lock(id)
 	defer unlock()
-	g, err := s.getForDecision(ctx, id)
+	g, err := s.getForDecision(ctx, caller, id, "approve")
 	if err != nil {
 		return g, err
 	}
@@ -344,7 +367,7 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 	}
 	unlock := s.lock(id)
 	defer unlock()
-	g, err := s.getForDecision(ctx, id)
+	g, err := s.getForDecision(ctx, caller, id, "deny")
 	if err != nil {
 		return g, err
 	}
@@ -381,7 +404,7 @@ func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason 
 	}
 	unlock := s.lock(id)
 	defer unlock()
-	g, err := s.getForDecision(ctx, id)
+	g, err := s.getForDecision(ctx, caller, id, "revoke")
 	if err != nil {
 		return g, err
 	}
@@ -418,7 +441,7 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 	}
 	unlock := s.lock(id)
 	defer unlock()
-	g, err := s.getForDecision(ctx, id)
+	g, err := s.getForDecision(ctx, caller, id, "end")
 	if err != nil {
 		return g, err
 	}

@@ -418,10 +418,12 @@ func TestEnd(t *testing.T) {
 	c := h.creds(bot, g.ID)
 	gg, _ := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	size := h.logSize()
-	for _, who := range []string{bot2, alice} {
-		_, err := h.Svc.End(h.ctx, h.id(who), g.ID, "")
-		wantAPIErr(t, err, 403, apierr.CodeForbidden, "")
-	}
+	// Another agent is told the grant does not exist (ids cannot be probed);
+	// a person, who may see every grant, is told it is not theirs.
+	_, err0 := h.Svc.End(h.ctx, h.id(bot2), g.ID, "")
+	wantAPIErr(t, err0, 404, apierr.CodeNotFound, "")
+	_, err0 = h.Svc.End(h.ctx, h.id(alice), g.ID, "")
+	wantAPIErr(t, err0, 403, apierr.CodeForbidden, "")
 	_, err := h.Svc.End(h.ctx, h.id(bot), "g_nope", "")
 	wantAPIErr(t, err, 404, apierr.CodeNotFound, "")
 	if h.logSize() != size || isClosed(gg.Done()) {
@@ -743,5 +745,51 @@ func TestLateEndRecordsTrueLapse(t *testing.T) {
 	}
 	if msgs := h.errs.list(); len(msgs) != 0 {
 		t.Errorf("errors logged: %v", msgs)
+	}
+}
+
+// TestAgentsCannotProbeGrantIDs: an agent gets the same answer for another
+// agent's grant as for a grant that does not exist.
+func TestAgentsCannotProbeGrantIDs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	for _, id := range []string{g.ID, "g_doesnotexist00000000"} {
+		for _, verb := range []string{"approve", "deny", "revoke"} {
+			var err error
+			switch verb {
+			case "approve":
+				_, err = h.Svc.Approve(h.ctx, h.id(bot2), id, "")
+			case "deny":
+				_, err = h.Svc.Deny(h.ctx, h.id(bot2), id, "r")
+			case "revoke":
+				_, err = h.Svc.Revoke(h.ctx, h.id(bot2), id, "r")
+			}
+			wantAPIErr(t, err, 403, apierr.CodeForbidden, "")
+		}
+		_, err := h.Svc.End(h.ctx, h.id(bot2), id, "")
+		wantAPIErr(t, err, 404, apierr.CodeNotFound, "")
+		_, err = h.Svc.Request(h.ctx, h.id(bot2), grants.RequestInput{Target: "aws-prod", Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/x"}, Duration: "1m", Reason: "r", Extends: id})
+		ae := wantAPIErr(t, err, 400, apierr.CodeInvalid, "extends")
+		if !strings.Contains(ae.Message, "no grant") {
+			t.Errorf("extends %s: %q", id, ae.Message)
+		}
+	}
+}
+
+// TestDisabledCallerCannotRequest: an identity disabled after it
+// authenticated (the caller value is stale) gets no grant.
+func TestDisabledCallerCannotRequest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	stale := h.id(bot2)
+	if _, err := h.Svc.DisableAgent(h.ctx, h.id(alice), bot2, "retired"); err != nil {
+		t.Fatal(err)
+	}
+	size := h.logSize()
+	_, err := h.Svc.Request(h.ctx, stale, autoReq("10m"))
+	wantAPIErr(t, err, 403, apierr.CodeForbidden, "")
+	if h.logSize() != size {
+		t.Fatal("a disabled caller's request was recorded")
 	}
 }
