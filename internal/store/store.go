@@ -43,7 +43,8 @@ type Store interface {
 	// Sessions returns a grant's sessions ordered by StartedAt.
 	Sessions(ctx context.Context, grantID string) ([]model.Session, error)
 
-	// LogSize is the number of log entries.
+	// LogSize is the number of log entries: the highest Seq plus one, so a
+	// deleted entry in the middle does not shrink it (verification finds it).
 	LogSize(ctx context.Context) (int64, error)
 	// ScanLog calls fn for every entry with from <= Seq < to, in Seq order,
 	// as stored (no checking: verification is the caller's job). It stops at
@@ -67,7 +68,8 @@ type Store interface {
 // Tx is a write transaction. Reads inside it see its own writes.
 type Tx interface {
 	Grant(ctx context.Context, id string) (model.Grant, error)
-	// CreateGrant inserts a new grant; ErrConflict if the id exists.
+	// CreateGrant inserts a new grant; ErrConflict if the id or credential
+	// id exists. A zero RequestedAt or an invalid Status is an error.
 	CreateGrant(ctx context.Context, g model.Grant) error
 	// UpdateGrant replaces a grant's record; ErrNotFound if it does not exist.
 	// Usage is ignored (it is derived from sessions).
@@ -109,6 +111,7 @@ type GrantFilter struct {
 	Status   []model.GrantStatus
 	// Since and Until select grants whose lifetime, from RequestedAt to
 	// Deadline(), overlaps [Since, Until). Either may be zero (unbounded).
+	// A grant whose Deadline() is zero counts as still live.
 	Since, Until time.Time
 	// Limit caps the result; 0 means no cap.
 	Limit int

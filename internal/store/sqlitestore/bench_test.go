@@ -1,0 +1,328 @@
+package sqlitestore
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/scope"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+const (
+	benchAccounts = 100
+	benchDays     = 365
+)
+
+var benchStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// benchGrant returns the i-th of n generated grants: a realistic record (two
+// scope statements, a policy decision, an approval) for one of 100 accounts,
+// living minutes to hours and, for one grant in 10,000, 40 days.
+func benchGrant(rng *rand.Rand, i, n int) model.Grant {
+	account := fmt.Sprintf("%012d", 100000000000+rng.IntN(benchAccounts))
+	ident := fmt.Sprintf("agent-%03d", rng.IntN(300))
+	// Grants arrive in time order, as they do in production, spread evenly
+	// over the year.
+	req := benchStart.Add(time.Duration(float64(i)/float64(n)*float64(benchDays*24*time.Hour)) +
+		time.Duration(rng.Int64N(int64(time.Second))))
+	dur := 5*time.Minute + time.Duration(rng.Int64N(int64(4*time.Hour)))
+	if rng.IntN(10000) == 0 {
+		dur = 40 * 24 * time.Hour
+	}
+	decided := req.Add(time.Duration(rng.Int64N(int64(30 * time.Minute))))
+	g := model.Grant{
+		ID:           fmt.Sprintf("g_%016x", rng.Uint64()),
+		Identity:     ident,
+		IdentityKind: model.Agent,
+		Owner:        "team-" + strconv.Itoa(rng.IntN(20)),
+		Target:       "aws-" + account[9:],
+		TargetKind:   "aws",
+		Account:      account,
+		RequestedScope: scope.Scope{
+			{Actions: []string{"s3:GetObject", "s3:ListBucket"}, Resource: "arn:aws:s3:::logs-" + account + "/app/*"},
+			{Actions: []string{"s3:GetObject"}, Resource: "arn:aws:s3:::config-" + account + "/app.yaml"},
+		},
+		Reason:      "triage incident INC-" + strconv.Itoa(i) + ": elevated 5xx on checkout",
+		Duration:    dur,
+		RequestedAt: req,
+		DecideBy:    req.Add(time.Hour),
+		Decision: model.PolicyDecision{
+			Outcome:       "human",
+			PolicySetHash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			PolicyIDs:     []string{"triage-reads-app-logs"},
+			Explanation:   "s3:GetObject and s3:ListBucket on the app log prefix need a person",
+			Pairs: []model.PairDecision{
+				{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs-" + account + "/app/*", Allowed: true, Approval: "human", Policies: []string{"triage-reads-app-logs"}},
+				{Action: "s3:ListBucket", Resource: "arn:aws:s3:::logs-" + account + "/app/*", Allowed: true, Approval: "human", Policies: []string{"triage-reads-app-logs"}},
+			},
+			At: req,
+		},
+	}
+	switch r := rng.IntN(100); {
+	case r < 2:
+		g.Status = model.Pending
+	case r < 5:
+		g.Status = model.Denied
+		g.DecidedAt, g.EndedAt, g.EndReason, g.EndedBy = decided, decided, "denied", "alice"
+	case r < 8:
+		g.Status = model.Cancelled
+		g.EndedAt, g.EndReason, g.EndedBy = g.DecideBy, "cancelled", "airlock"
+	default:
+		g.GrantedScope = g.RequestedScope[:1]
+		g.DecidedAt, g.StartedAt, g.ExpiresAt = decided, decided, decided.Add(dur)
+		g.Approvals = []model.Approval{{Approver: "alice", Decision: "approved", Comment: "ok", At: decided,
+			Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: g.Decision.PolicySetHash}}
+		g.CredentialID = fmt.Sprintf("AKIA%016X", rng.Uint64())
+		g.CredentialFingerprint = "sha256:" + g.CredentialID
+		switch r2 := rng.IntN(10); {
+		case r2 < 6:
+			g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Expired, g.ExpiresAt, "expired", "airlock"
+		case r2 < 9:
+			g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Ended, decided.Add(dur/2), "ended", ident
+		default:
+			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, decided.Add(dur/3), "revoked", "bob", "scope too wide"
+		}
+	}
+	return g
+}
+
+// benchDB returns the path of a database holding n generated grants (and a
+// session for every active-then-final one), building it on first use and
+// caching it under os.TempDir().
+func benchDB(b *testing.B, n int) string {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("airlock-bench-%s-grants-%d.db", benchSchemaKey(), n))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	ctx := context.Background()
+	tmp := path + ".building"
+	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+		os.Remove(p)
+	}
+	start := time.Now()
+	s, err := Open(ctx, tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(42, uint64(n)))
+	const batch = 50_000
+	for i := 0; i < n; {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < batch && i < n; j, i = j+1, i+1 {
+			g := benchGrant(rng, i, n)
+			if err := tx.CreateGrant(ctx, g); err != nil {
+				b.Fatal(err)
+			}
+			if !g.StartedAt.IsZero() {
+				ss := model.Session{
+					ID: "s_" + g.ID[2:], GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: "aws-cli/2.15",
+					StartedAt: g.StartedAt, EndedAt: g.EndedAt, Calls: rng.Int64N(200), Denied: rng.Int64N(3),
+					BytesIn: rng.Int64N(1 << 16), BytesOut: rng.Int64N(1 << 24),
+					Used: []string{"s3:GetObject " + g.RequestedScope[0].Resource, "s3:ListBucket " + g.RequestedScope[0].Resource},
+				}
+				if err := tx.PutSession(ctx, ss); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if fi, err := os.Stat(tmp + "-wal"); err == nil && fi.Size() > 0 {
+		b.Fatalf("WAL not checkpointed after close (%d bytes)", fi.Size())
+	}
+	os.Remove(tmp + "-wal")
+	os.Remove(tmp + "-shm")
+	if err := os.Rename(tmp, path); err != nil {
+		b.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	b.Logf("built %s: %d grants, %d MB, in %s", path, n, fi.Size()>>20, time.Since(start).Round(time.Second))
+	return path
+}
+
+// benchSchemaKey names the schema and the generator in cached file names, so
+// that a changed schema never reuses a stale database.
+func benchSchemaKey() string {
+	h := fnv.New32a()
+	h.Write([]byte(benchGenerator))
+	for _, m := range migrations {
+		h.Write([]byte(m))
+	}
+	return fmt.Sprintf("v%d-%08x", SchemaVersion(), h.Sum32())
+}
+
+// benchGenerator changes whenever benchGrant or the bulk load changes.
+const benchGenerator = "2"
+
+func benchGrantCount(b *testing.B) int {
+	n := 1_000_000
+	if v := os.Getenv("AIRLOCK_BENCH_GRANTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			b.Fatalf("AIRLOCK_BENCH_GRANTS=%q: want a positive integer", v)
+		}
+	}
+	return n
+}
+
+// BenchmarkReviewQuery times `airlock grants --account A --day D`: the grants
+// of one account whose lifetime overlaps one day, with Usage, among
+// AIRLOCK_BENCH_GRANTS (default 1,000,000) grants over 100 accounts and 365
+// days. The requirement is under 100 ms per query.
+//
+//	go test -run '^$' -bench BenchmarkReviewQuery -benchtime 2000x ./internal/store/sqlitestore
+func BenchmarkReviewQuery(b *testing.B) {
+	n := benchGrantCount(b)
+	path := benchDB(b, n)
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	query := func(i int) (int, time.Duration) {
+		account := fmt.Sprintf("%012d", 100000000000+(i*37)%benchAccounts)
+		day := benchStart.Add(time.Duration((i*101)%benchDays) * 24 * time.Hour)
+		t := time.Now()
+		gs, err := s.Grants(ctx, store.GrantFilter{Account: account, Since: day, Until: day.Add(24 * time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return len(gs), time.Since(t)
+	}
+	query(-1) // open a reader connection and load the schema
+	var (
+		iters, rows int
+		times       []time.Duration
+	)
+	for b.Loop() {
+		n, d := query(iters)
+		rows += n
+		times = append(times, d)
+		iters++
+	}
+	if rows == 0 {
+		b.Fatal("no query returned a grant")
+	}
+	slices.Sort(times)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(iters), "ms/op")
+	b.ReportMetric(ms(times[len(times)/2]), "p50-ms")
+	b.ReportMetric(ms(times[len(times)*99/100]), "p99-ms")
+	b.ReportMetric(ms(times[len(times)-1]), "max-ms")
+	b.ReportMetric(float64(rows)/float64(iters), "rows/op")
+}
+
+// BenchmarkScanLog measures ScanLog throughput (entries per second) over a
+// log of 500,000 entries of 300 bytes.
+func BenchmarkScanLog(b *testing.B) {
+	const n = 500_000
+	ctx := context.Background()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("airlock-bench-%s-log-%d.db", benchSchemaKey(), n))
+	if _, err := os.Stat(path); err != nil {
+		tmp := path + ".building"
+		os.Remove(tmp)
+		s, err := Open(ctx, tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data := make([]byte, 300)
+		for i := range data {
+			data[i] = byte('a' + i%26)
+		}
+		leaf := make([]byte, 32)
+		for i := 0; i < n; {
+			tx, err := s.Begin(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			es := make([]store.LogEntry, 0, 1000)
+			for j := 0; j < 1000 && i < n; j, i = j+1, i+1 {
+				es = append(es, store.LogEntry{Seq: int64(i), Time: benchStart.Add(time.Duration(i) * time.Millisecond),
+					Type: "session.call", GrantID: fmt.Sprintf("g_%d", i/100), SessionID: fmt.Sprintf("s_%d", i/10), Data: data, LeafHash: leaf})
+			}
+			if err := tx.AppendLog(ctx, es); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+		s.Close()
+		os.Remove(tmp + "-wal")
+		os.Remove(tmp + "-shm")
+		if err := os.Rename(tmp, path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	total := 0
+	for b.Loop() {
+		if err := s.ScanLog(ctx, 0, n, func(e store.LogEntry) error {
+			total++
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// BenchmarkCommit measures a small group-commit batch: a savepoint, a grant
+// update and two log entries, committed with an fsync.
+func BenchmarkCommit(b *testing.B) {
+	ctx := context.Background()
+	s, _ := openTemp(b)
+	defer s.Close()
+	g := model.Grant{ID: "g_1", Identity: "bot", Target: "t", Account: "A", Status: model.Active,
+		RequestedAt: benchStart, ExpiresAt: benchStart.Add(time.Hour)}
+	tx, _ := s.Begin(ctx)
+	if err := tx.CreateGrant(ctx, g); err != nil {
+		b.Fatal(err)
+	}
+	tx.Commit()
+	seq := int64(0)
+	for b.Loop() {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tx.Savepoint(ctx, "c")
+		if err := tx.UpdateGrant(ctx, g); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.AppendLog(ctx, []store.LogEntry{{Seq: seq, Data: []byte("x")}, {Seq: seq + 1, Data: []byte("y")}}); err != nil {
+			b.Fatal(err)
+		}
+		seq += 2
+		tx.Release(ctx, "c")
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

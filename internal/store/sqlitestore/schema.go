@@ -1,0 +1,177 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// applicationID marks the file as an Airlock database (PRAGMA application_id,
+// "Arlk"), so `file airlock.db` and Open can tell it from other SQLite files.
+const applicationID = 0x41726c6b
+
+// longSpan is the longest grant lifetime counted in max_span_nanos. Longer
+// (and open-ended) grants are found through the grants_long partial index.
+// It must match the constant in the grants_long index definition and in the
+// review query.
+const longSpan = 30 * 24 * time.Hour
+
+// openEnded is the span_end of a grant without a deadline: it is still live.
+const openEnded = int64(1<<63 - 1)
+
+// migrations are applied in order; migration i (0-based) is schema version
+// i+1. Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE identities (
+	name        TEXT PRIMARY KEY,
+	kind        TEXT NOT NULL,
+	owner       TEXT NOT NULL DEFAULT '',
+	groups_json TEXT NOT NULL DEFAULT '[]',
+	key_sha256  TEXT NOT NULL DEFAULT '',
+	source      TEXT NOT NULL DEFAULT '',
+	disabled    INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER,
+	created_by  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX identities_key_sha256 ON identities(key_sha256);
+
+-- requested_at and span_end (= Deadline(), or 9223372036854775807 while a
+-- grant has no deadline) are unix nanoseconds. record is the JSON of the
+-- whole model.Grant without its Usage, which is derived from sessions.
+CREATE TABLE grants (
+	id            TEXT PRIMARY KEY,
+	identity      TEXT NOT NULL,
+	target        TEXT NOT NULL,
+	account       TEXT NOT NULL,
+	status        TEXT NOT NULL,
+	requested_at  INTEGER NOT NULL,
+	span_end      INTEGER NOT NULL,
+	credential_id TEXT UNIQUE,
+	record        BLOB NOT NULL
+);
+-- The review indexes: an equality column, then the requested_at range that
+-- bounds the scan; span_end rides along so that grants that ended before the
+-- window are skipped without reading their record.
+CREATE INDEX grants_account_time  ON grants(account, requested_at, span_end);
+CREATE INDEX grants_target_time   ON grants(target, requested_at, span_end);
+CREATE INDEX grants_identity_time ON grants(identity, requested_at, span_end);
+CREATE INDEX grants_time          ON grants(requested_at, span_end);
+CREATE INDEX grants_status_time   ON grants(status, requested_at, span_end);
+-- Grants living longer than longSpan (30 days), or without a deadline.
+CREATE INDEX grants_long ON grants(requested_at, span_end) WHERE span_end - requested_at > 2592000000000000;
+
+-- The counters and used_json are copies of the record's fields, kept so that
+-- Usage can be summed without decoding whole session records.
+CREATE TABLE sessions (
+	id         TEXT PRIMARY KEY,
+	grant_id   TEXT NOT NULL,
+	started_at INTEGER,
+	calls      INTEGER NOT NULL DEFAULT 0,
+	denied     INTEGER NOT NULL DEFAULT 0,
+	bytes_in   INTEGER NOT NULL DEFAULT 0,
+	bytes_out  INTEGER NOT NULL DEFAULT 0,
+	used_json  TEXT,
+	record     BLOB NOT NULL
+);
+CREATE INDEX sessions_grant ON sessions(grant_id, started_at);
+
+CREATE TABLE log_entries (
+	seq        INTEGER PRIMARY KEY,
+	time       INTEGER,
+	type       TEXT,
+	grant_id   TEXT,
+	session_id TEXT,
+	data       BLOB,
+	leaf_hash  BLOB
+);
+CREATE INDEX log_entries_grant   ON log_entries(grant_id);
+CREATE INDEX log_entries_session ON log_entries(session_id);
+
+CREATE TABLE log_checkpoints (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	size       INTEGER,
+	root       BLOB,
+	note       BLOB,
+	frontier   BLOB,
+	created_at INTEGER
+);
+
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT
+);
+INSERT INTO meta(key, value) VALUES ('max_span_nanos', '0');
+
+PRAGMA application_id = 1098017899;
+`,
+}
+
+// SchemaVersion is the schema version this build writes.
+func SchemaVersion() int { return len(migrations) }
+
+// ErrNewerSchema is returned by Open for a database written by a newer
+// Airlock.
+var ErrNewerSchema = errors.New("database schema is newer than this airlock")
+
+// ErrNotAirlock is returned by Open for a SQLite file that is not an Airlock
+// database.
+var ErrNotAirlock = errors.New("not an airlock database")
+
+func migrate(ctx context.Context, db *sql.DB, path string) error {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
+	if err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	defer tx.Rollback()
+
+	var appID int64
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	var tables, hasMigrations int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE name = 'schema_migrations')
+		FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).Scan(&tables, &hasMigrations); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	switch {
+	case appID != 0 && appID != applicationID:
+		return fmt.Errorf("sqlitestore: open %s: %w (application_id %#x)", path, ErrNotAirlock, appID)
+	case tables > 0 && hasMigrations == 0:
+		return fmt.Errorf("sqlitestore: open %s: %w (it has tables but no schema_migrations)", path, ErrNotAirlock)
+	}
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at TEXT
+	)`); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: create schema_migrations: %w", path, err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: read schema version: %w", path, err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("sqlitestore: open %s: %w: schema version %d, this build knows up to %d; upgrade airlock",
+			path, ErrNewerSchema, current, len(migrations))
+	}
+	if current == len(migrations) {
+		return nil // nothing to do; the deferred rollback ends the read
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	for v := current + 1; v <= len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("sqlitestore: open %s: migration %d: %w", path, v, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)", v, now); err != nil {
+			return fmt.Errorf("sqlitestore: open %s: record migration %d: %w", path, v, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: commit migrations: %w", path, err)
+	}
+	return nil
+}

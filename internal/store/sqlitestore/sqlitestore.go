@@ -1,0 +1,259 @@
+// Package sqlitestore is the embedded SQLite implementation of store.Store,
+// the default persistence of a single Airlock server. The database is one
+// file, <data_dir>/airlock.db, opened with the pure-Go modernc.org/sqlite
+// driver (no cgo).
+//
+// # Durability and concurrency
+//
+// The database runs in WAL (write-ahead log) mode with synchronous=FULL:
+//
+//   - synchronous=FULL makes SQLite fsync the WAL on every COMMIT, so a
+//     transaction that Commit reported as committed survives a crash or a
+//     power cut. The audit log acknowledges a call (and so lets it reach an
+//     upstream) only after the commit that holds its record, which is the
+//     "fail closed" promise of the product; synchronous=NORMAL would trade
+//     the last few commits for speed and break it.
+//   - WAL lets readers work on a consistent snapshot while a write is in
+//     progress: the review query, the console and verification never wait
+//     behind the writer, and the writer never waits for them.
+//
+// There is exactly one writer: a *sql.DB limited to one connection whose
+// transactions start with BEGIN IMMEDIATE. SQLite serialises writers anyway;
+// doing it in the process turns lock contention (SQLITE_BUSY, retries,
+// deadlock-prone lock upgrades from a read to a write transaction) into an
+// orderly wait in Begin, and it matches how the audit log's writer uses the
+// store: it batches many callers' changes into one transaction (group
+// commit), so one fsync covers the whole batch. Reads go through a separate
+// pool of read-only connections.
+//
+// # Schema
+//
+// The schema is created and upgraded by an ordered list of migrations, each
+// applied once in a transaction and recorded in schema_migrations. Open fails
+// on a database written by a newer Airlock (a higher schema version) and on a
+// SQLite file that is not an Airlock database.
+//
+// Grants are kept as a JSON record of the whole model.Grant plus the indexed
+// columns the review query filters on. Times in indexed columns are unix
+// nanoseconds (UTC); the JSON record keeps every time exactly.
+//
+// The review query ("grants whose lifetime [RequestedAt, Deadline()] overlaps
+// [Since, Until)") is answered with index range scans only. The store keeps,
+// in the meta table, max_span_nanos: the longest Deadline()-RequestedAt of any
+// grant ever written, up to longSpan. A grant that overlaps the window must
+// then have been requested within [Since-max_span, Until), which bounds the
+// range scan of the (account, requested_at, span_end) index (or the identity,
+// target, status or plain requested_at one); span_end in the index drops the
+// grants that ended before Since without reading their records. Grants whose
+// lifetime is longer than longSpan (30 days), or open-ended (no deadline),
+// are not counted in max_span, so a single odd record cannot turn every later
+// review into a full scan; they are found through a small partial index
+// instead. Usage is then summed from the sessions of the returned grants
+// only, through the (grant_id) index.
+//
+// A grant with a zero Deadline() (say, pending without DecideBy) is treated
+// as still live: it overlaps every window that ends after its RequestedAt.
+//
+// The audit log tables (log_entries, log_checkpoints) hold data exactly as
+// given: they are not protected against modification here, because detecting
+// modification is the job of the Merkle tree and the signed checkpoints.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// busyTimeout is how long a connection waits for a lock held by another
+// process (another airlock command opening the same file) before failing.
+const busyTimeout = 10 * time.Second
+
+// Page cache sizes, per connection (negative cache_size is in KiB).
+const (
+	writerCacheKiB = 64 << 10
+	readerCacheKiB = 16 << 10
+)
+
+// Store is a store.Store backed by one SQLite database file.
+type Store struct {
+	path string
+	// w is the single writer connection (MaxOpenConns 1, BEGIN IMMEDIATE).
+	w *sql.DB
+	// r is the pool of read-only connections.
+	r *sql.DB
+	// wstmts are the writer's hot statements, prepared once on the writer
+	// connection and bound to each transaction with Tx.StmtContext.
+	wstmts map[string]*sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the Airlock database at path, creating it if it does not exist,
+// and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlitestore: empty database path")
+	}
+	if strings.ContainsRune(path, '?') {
+		// The driver splits its DSN at the first '?'.
+		return nil, fmt.Errorf("sqlitestore: database path %q must not contain '?'", path)
+	}
+	if strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil, fmt.Errorf("sqlitestore: database path %q must be a file path", path)
+	}
+
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	common.Add("_pragma", "foreign_keys(1)")
+	common.Add("_pragma", "synchronous(FULL)")
+
+	wq := cloneValues(common)
+	wq.Add("_pragma", "journal_mode(WAL)")
+	// Writes touch random pages of several indexes (grant and credential
+	// ids are random); a larger cache keeps a big batch from spilling.
+	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	s := &Store{path: path, w: w}
+	if err := s.init(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	rq := cloneValues(common)
+	rq.Add("_pragma", "query_only(1)")
+	rq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -readerCacheKiB))
+	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(5 * time.Minute)
+	s.r = r
+	if err := r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+
+	s.wstmts = make(map[string]*sql.Stmt, len(hotWriteStatements))
+	for _, q := range hotWriteStatements {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlitestore: prepare %q: %w", q, err)
+		}
+		s.wstmts[q] = st
+	}
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// init checks that the file is an Airlock database in WAL mode and applies
+// the pending migrations.
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", s.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlitestore: open %s: journal mode is %q, want wal (is the file on a file system without shared-memory support?)", s.path, mode)
+	}
+	return migrate(ctx, s.w, s.path)
+}
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes both connection pools. A transaction still open is rolled
+// back when it ends.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range s.wstmts {
+		errs = append(errs, st.Close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err)
+	}
+	return nil
+}
+
+// Begin starts the write transaction, waiting (as long as ctx allows) for the
+// previous one to end. ctx bounds the wait only: the transaction itself lives
+// until Commit or Rollback, so a batch is never torn down underneath its
+// writer; each statement is bound by the ctx given to it.
+func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	return &Tx{s: s, conn: conn, tx: tx}, nil
+}
+
+// readTx starts a read transaction: one consistent snapshot for a read that
+// takes several statements.
+func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: begin read: %w", err)
+	}
+	return tx, nil
+}
+
+// querier is what *sql.DB, *sql.Tx and *sql.Conn have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// isConstraint reports whether err is a uniqueness or primary-key violation.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,397 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// ErrTxAborted is returned by every method of a Tx after SQLite rolled the
+// transaction back on its own (as it may after an interrupted statement, an
+// I/O error, a full disk or an out-of-memory condition). The writer must
+// treat the whole batch as failed.
+var ErrTxAborted = errors.New("transaction was rolled back by SQLite")
+
+// Tx is the write transaction. It is not safe for concurrent use: the audit
+// log's writer drives it from one goroutine.
+type Tx struct {
+	s     *Store
+	conn  *sql.Conn
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+	done  bool
+	// aborted is set when SQLite ended the transaction behind our back:
+	// from then on statements would run in autocommit mode, so they must
+	// not run at all.
+	aborted error
+}
+
+var _ store.Tx = (*Tx)(nil)
+
+const (
+	insertGrantSQL = `INSERT INTO grants
+		(id, identity, target, account, status, requested_at, span_end, credential_id, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateGrantSQL = `UPDATE grants SET identity = ?, target = ?, account = ?, status = ?,
+		requested_at = ?, span_end = ?, credential_id = ?, record = ? WHERE id = ?`
+	bumpMaxSpanSQL = `INSERT INTO meta(key, value) VALUES ('max_span_nanos', ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value
+		WHERE CAST(excluded.value AS INTEGER) > COALESCE(CAST(meta.value AS INTEGER), 0)`
+	putSessionSQL = `INSERT INTO sessions
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET grant_id = excluded.grant_id, started_at = excluded.started_at,
+			calls = excluded.calls, denied = excluded.denied, bytes_in = excluded.bytes_in,
+			bytes_out = excluded.bytes_out, used_json = excluded.used_json, record = excluded.record`
+	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
+			groups_json = excluded.groups_json, key_sha256 = excluded.key_sha256,
+			source = excluded.source, disabled = excluded.disabled,
+			created_at = excluded.created_at, created_by = excluded.created_by`
+	insertLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
+)
+
+// hotWriteStatements are prepared once on the writer connection.
+var hotWriteStatements = []string{
+	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, insertLogSQL, logSizeSQL,
+}
+
+// usable reports why the transaction can no longer be used, if it cannot.
+func (t *Tx) usable() error {
+	switch {
+	case t.done:
+		return fmt.Errorf("sqlitestore: %w", sql.ErrTxDone)
+	case t.aborted != nil:
+		return t.aborted
+	}
+	return nil
+}
+
+// check inspects a failed statement's error: if SQLite rolled the whole
+// transaction back because of it, the Tx is marked aborted. It returns err.
+func (t *Tx) check(err error) error {
+	if err == nil || t.aborted != nil || t.done {
+		return err
+	}
+	// BEGIN fails inside a transaction and succeeds outside one.
+	if _, perr := t.tx.ExecContext(context.Background(), "BEGIN"); perr == nil {
+		t.tx.ExecContext(context.Background(), "ROLLBACK")
+		t.aborted = fmt.Errorf("sqlitestore: %w after: %v", ErrTxAborted, err)
+	}
+	return err
+}
+
+// stmt returns q prepared for this transaction.
+func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	var (
+		st  *sql.Stmt
+		err error
+	)
+	if ps, ok := t.s.wstmts[q]; ok {
+		st = t.tx.StmtContext(ctx, ps)
+	} else if st, err = t.tx.PrepareContext(ctx, q); err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[string]*sql.Stmt)
+	}
+	t.stmts[q] = st
+	return st, nil
+}
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return nil, t.check(err)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	return res, t.check(err)
+}
+
+// Grant returns one grant with its Usage, as this transaction sees it.
+func (t *Tx) Grant(ctx context.Context, id string) (model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return model.Grant{}, err
+	}
+	g, err := getGrant(ctx, t.tx, "id", id)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.check(err)
+	}
+	return g, err
+}
+
+// GrantByCredential returns the grant holding a credential id.
+func (t *Tx) GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return model.Grant{}, err
+	}
+	if credentialID == "" {
+		return model.Grant{}, fmt.Errorf("sqlitestore: grant with empty credential id: %w", store.ErrNotFound)
+	}
+	g, err := getGrant(ctx, t.tx, "credential_id", credentialID)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.check(err)
+	}
+	return g, err
+}
+
+// OpenGrants returns every pending or active grant, ordered by RequestedAt
+// then ID, with Usage.
+func (t *Tx) OpenGrants(ctx context.Context) ([]model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	gs, err := queryGrants(ctx, t.tx, openGrantsSQL)
+	if err == nil {
+		err = fillUsage(ctx, t.tx, gs)
+	}
+	if err != nil {
+		return nil, t.check(err)
+	}
+	return gs, nil
+}
+
+// CreateGrant inserts a new grant; store.ErrConflict if the id or the
+// credential id is taken. Usage is ignored.
+func (t *Tx) CreateGrant(ctx context.Context, g model.Grant) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeGrant(g)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create grant: %w", err)
+	}
+	_, err = t.exec(ctx, insertGrantSQL, r.id, r.identity, r.target, r.account, r.status,
+		r.requestedAt, r.spanEnd, r.credentialID, r.record)
+	if isConstraint(err) {
+		return fmt.Errorf("sqlitestore: create grant %q (credential %q): %w", g.ID, g.CredentialID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create grant %q: %w", g.ID, err)
+	}
+	return t.bumpMaxSpan(ctx, r)
+}
+
+// UpdateGrant replaces a grant's record; store.ErrNotFound if it does not
+// exist, store.ErrConflict if its new credential id is another grant's.
+// Usage is ignored.
+func (t *Tx) UpdateGrant(ctx context.Context, g model.Grant) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeGrant(g)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: update grant: %w", err)
+	}
+	res, err := t.exec(ctx, updateGrantSQL, r.identity, r.target, r.account, r.status,
+		r.requestedAt, r.spanEnd, r.credentialID, r.record, r.id)
+	if isConstraint(err) {
+		return fmt.Errorf("sqlitestore: update grant %q: credential %q: %w", g.ID, g.CredentialID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: update grant %q: %w", g.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlitestore: update grant %q: %w", g.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlitestore: update grant %q: %w", g.ID, store.ErrNotFound)
+	}
+	return t.bumpMaxSpan(ctx, r)
+}
+
+// bumpMaxSpan raises max_span_nanos to the grant's lifetime if it is longer
+// and not longer than longSpan. It runs in the same transaction (and
+// savepoint) as the grant write, so a rolled-back write rolls it back too.
+func (t *Tx) bumpMaxSpan(ctx context.Context, r grantRow) error {
+	span, counted := r.span()
+	if !counted || span <= 0 {
+		return nil
+	}
+	if _, err := t.exec(ctx, bumpMaxSpanSQL, strconv.FormatInt(span, 10)); err != nil {
+		return fmt.Errorf("sqlitestore: grant %q: update max_span_nanos: %w", r.id, err)
+	}
+	return nil
+}
+
+// Identity returns one identity by name, as this transaction sees it.
+func (t *Tx) Identity(ctx context.Context, name string) (model.Identity, error) {
+	if err := t.usable(); err != nil {
+		return model.Identity{}, err
+	}
+	id, err := getIdentity(ctx, t.tx, name)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.check(err)
+	}
+	return id, err
+}
+
+// PutIdentity inserts or replaces an identity.
+func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeIdentity(id)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put identity: %w", err)
+	}
+	if _, err := t.exec(ctx, putIdentitySQL, r.name, r.kind, r.owner, r.groups, r.key, r.source,
+		r.disabled, r.createdAt, r.createdBy); err != nil {
+		return fmt.Errorf("sqlitestore: put identity %q: %w", id.Name, err)
+	}
+	return nil
+}
+
+// PutSession inserts or replaces a session record.
+func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeSession(s)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put session: %w", err)
+	}
+	if _, err := t.exec(ctx, putSessionSQL, r.id, r.grantID, r.startedAt, r.calls, r.denied,
+		r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
+		return fmt.Errorf("sqlitestore: put session %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// AppendLog stores entries. The first Seq must equal the current log size
+// and the others must follow it one by one; store.ErrConflict otherwise,
+// with nothing stored.
+func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	st, err := t.stmt(ctx, logSizeSQL)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: append log: %w", t.check(err))
+	}
+	var size int64
+	if err := st.QueryRowContext(ctx).Scan(&size); err != nil {
+		return fmt.Errorf("sqlitestore: append log: log size: %w", t.check(err))
+	}
+	for i, e := range entries {
+		if want := size + int64(i); e.Seq != want {
+			return fmt.Errorf("sqlitestore: append log: entry %d has seq %d, want %d (log size %d): %w",
+				i, e.Seq, want, size, store.ErrConflict)
+		}
+	}
+	// Convert every time first, so a bad entry fails the batch before
+	// anything is written.
+	times := make([]sql.NullInt64, len(entries))
+	for i, e := range entries {
+		if times[i], err = nullNanos(e.Time); err != nil {
+			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
+		}
+	}
+	for i, e := range entries {
+		if _, err := t.exec(ctx, insertLogSQL, e.Seq, times[i], e.Type, nullString(e.GrantID),
+			nullString(e.SessionID), e.Data, e.LeafHash); err != nil {
+			if isConstraint(err) {
+				err = fmt.Errorf("%w: %v", store.ErrConflict, err)
+			}
+			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
+		}
+	}
+	return nil
+}
+
+// PutCheckpoint stores a checkpoint; its ID is assigned by the store (c.ID is
+// ignored).
+func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	created, err := nullNanos(c.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put checkpoint: %w", err)
+	}
+	if _, err := t.exec(ctx, `INSERT INTO log_checkpoints (size, root, note, frontier, created_at)
+		VALUES (?, ?, ?, ?, ?)`, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
+		return fmt.Errorf("sqlitestore: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+var savepointRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+func (t *Tx) savepointCmd(ctx context.Context, verb, name string) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if !savepointRE.MatchString(name) {
+		return fmt.Errorf("sqlitestore: %s: savepoint name %q is not an identifier", verb, name)
+	}
+	if _, err := t.tx.ExecContext(ctx, verb+` "`+name+`"`); err != nil {
+		return fmt.Errorf("sqlitestore: %s %s: %w", verb, name, t.check(err))
+	}
+	return nil
+}
+
+// Savepoint starts a savepoint (SQL SAVEPOINT). name must be an identifier.
+func (t *Tx) Savepoint(ctx context.Context, name string) error {
+	return t.savepointCmd(ctx, "SAVEPOINT", name)
+}
+
+// RollbackTo undoes everything since the savepoint, which stays open (SQL
+// ROLLBACK TO).
+func (t *Tx) RollbackTo(ctx context.Context, name string) error {
+	return t.savepointCmd(ctx, "ROLLBACK TO", name)
+}
+
+// Release ends the savepoint, keeping its changes in the transaction (SQL
+// RELEASE).
+func (t *Tx) Release(ctx context.Context, name string) error {
+	return t.savepointCmd(ctx, "RELEASE", name)
+}
+
+// Commit makes the transaction durable (the WAL is fsynced before Commit
+// returns) and releases the writer.
+func (t *Tx) Commit() error {
+	if t.done {
+		return fmt.Errorf("sqlitestore: commit: %w", sql.ErrTxDone)
+	}
+	t.done = true
+	defer t.conn.Close()
+	if t.aborted != nil {
+		t.tx.Rollback()
+		return fmt.Errorf("sqlitestore: commit: %w", t.aborted)
+	}
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback discards the transaction and releases the writer. After Commit it
+// returns an error wrapping sql.ErrTxDone and does nothing.
+func (t *Tx) Rollback() error {
+	if t.done {
+		return fmt.Errorf("sqlitestore: rollback: %w", sql.ErrTxDone)
+	}
+	t.done = true
+	defer t.conn.Close()
+	if err := t.tx.Rollback(); err != nil && t.aborted == nil {
+		return fmt.Errorf("sqlitestore: rollback: %w", err)
+	}
+	return nil
+}

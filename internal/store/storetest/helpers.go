@@ -1,0 +1,300 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/scope"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// t0 is the suite's reference instant: midnight UTC of a review day.
+var t0 = time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)
+
+// zone is a non-UTC zone, to check that instants survive a round trip
+// whatever zone they were written in.
+var zone = time.FixedZone("IST", 5*3600+1800)
+
+// write runs fn in a transaction and commits it.
+func write(t *testing.T, s store.Store, fn func(ctx context.Context, tx store.Tx)) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tx.Rollback()
+		}
+	}()
+	fn(ctx, tx)
+	done = true
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+func must(t *testing.T, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func wantErr(t *testing.T, err, target error, what string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: got error %v, want %v", what, err, target)
+	}
+}
+
+// grant returns a minimal valid grant.
+func grant(id string, status model.GrantStatus, requested time.Time) model.Grant {
+	return model.Grant{
+		ID:             id,
+		Identity:       "log-triage-bot",
+		IdentityKind:   model.Agent,
+		Owner:          "sre-team",
+		Target:         "aws-prod",
+		TargetKind:     "aws",
+		Account:        "111122223333",
+		RequestedScope: scope.Scope{{Actions: []string{"s3:GetObject"}, Resource: "arn:aws:s3:::logs/app/*"}},
+		Reason:         "triage",
+		Duration:       10 * time.Minute,
+		Status:         status,
+		RequestedAt:    requested,
+	}
+}
+
+// withLife sets the times that make up the grant's lifetime: it is requested
+// at from and its Deadline() is to (through DecideBy, ExpiresAt or EndedAt
+// according to its status).
+func withLife(g model.Grant, from, to time.Time) model.Grant {
+	g.RequestedAt = from
+	switch {
+	case g.Status.Final():
+		g.EndedAt = to
+	case g.Status == model.Active:
+		g.ExpiresAt = to
+	default:
+		g.DecideBy = to
+	}
+	return g
+}
+
+// fullGrant returns a grant with every field set (Usage aside, which the
+// store derives), with nanosecond times in a non-UTC zone.
+func fullGrant(id string, at time.Time) model.Grant {
+	at = at.In(zone)
+	return model.Grant{
+		ID:           id,
+		Identity:     "log-triage-bot",
+		IdentityKind: model.Agent,
+		Owner:        "sre-team",
+		Target:       "aws-prod",
+		TargetKind:   "aws",
+		Account:      "111122223333",
+		RequestedScope: scope.Scope{
+			{Actions: []string{"s3:GetObject", "s3:ListBucket"}, Resource: "arn:aws:s3:::logs/app/*"},
+			{Actions: []string{"s3:GetObject"}, Resource: "arn:aws:s3:::logs/web/index.html"},
+		},
+		GrantedScope: scope.Scope{
+			{Actions: []string{"s3:GetObject"}, Resource: "arn:aws:s3:::logs/app/*"},
+		},
+		Reason:      "triage INC-42: \"5xx\" spike — ünïcødé ✓\nsecond line",
+		Duration:    10*time.Minute + 1,
+		Extends:     "g_previous",
+		Status:      model.Revoked,
+		RequestedAt: at.Add(123456789),
+		DecideBy:    at.Add(time.Hour + 1),
+		DecidedAt:   at.Add(2*time.Minute + 3),
+		StartedAt:   at.Add(2*time.Minute + 5),
+		ExpiresAt:   at.Add(12*time.Minute + 5),
+		EndedAt:     at.Add(5*time.Minute + 7),
+		EndReason:   "revoked",
+		EndedBy:     "alice",
+		EndComment:  "enough",
+		Decision: model.PolicyDecision{
+			Outcome:       "human",
+			PolicySetHash: "sha256:0123abcd",
+			PolicyIDs:     []string{"triage-reads-app-logs", "other"},
+			Explanation:   "s3:GetObject on arn:aws:s3:::logs/app/* needs a person",
+			Pairs: []model.PairDecision{{
+				Action:   "s3:GetObject",
+				Resource: "arn:aws:s3:::logs/app/*",
+				Allowed:  true,
+				Approval: "human",
+				Policies: []string{"triage-reads-app-logs"},
+				Errors:   []string{"policy x: attribute missing"},
+			}},
+			At: at.Add(11),
+		},
+		Approvals: []model.Approval{
+			{Approver: "alice", Decision: "approved", Comment: "ok", At: at.Add(2*time.Minute + 3),
+				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd"},
+			{Approver: "bob", Decision: "denied", Comment: "no", At: at.Add(2*time.Minute + 4),
+				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd"},
+		},
+		CredentialID:          "AKIA" + strings.ToUpper(id),
+		CredentialFingerprint: "sha256:fp-" + id,
+		// Usage is derived by the store and must be ignored on write.
+		Usage: model.Usage{Sessions: 99, Calls: 99, DeniedCalls: 9, BytesIn: 9, BytesOut: 9, ScopeUsed: []string{"bogus x"}},
+	}
+}
+
+// assertAllSet fails if a field of v (recursively, skipping the named
+// top-level fields) is zero, so that a round-trip test keeps covering fields
+// added to the model later.
+func assertAllSet(t *testing.T, v any, skip ...string) {
+	t.Helper()
+	var walk func(path string, rv reflect.Value)
+	walk = func(path string, rv reflect.Value) {
+		if rv.IsZero() {
+			t.Errorf("fixture field %s is zero; set it so the round trip covers it", path)
+			return
+		}
+		switch rv.Kind() {
+		case reflect.Struct:
+			if rv.Type() == reflect.TypeFor[time.Time]() {
+				return
+			}
+			for i := range rv.NumField() {
+				name := rv.Type().Field(i).Name
+				if path == "" && slices.Contains(skip, name) {
+					continue
+				}
+				walk(strings.TrimPrefix(path+"."+name, "."), rv.Field(i))
+			}
+		case reflect.Slice:
+			if rv.Len() == 0 {
+				t.Errorf("fixture field %s is empty", path)
+			}
+			for i := range rv.Len() {
+				walk(path+"[]", rv.Index(i))
+			}
+		}
+	}
+	walk("", reflect.ValueOf(v))
+}
+
+// norm returns a deep copy of v in which every time is in UTC without a
+// monotonic reading and every empty slice is nil, so that reflect.DeepEqual
+// compares instants and contents rather than representations.
+func norm[T any](v T) T {
+	src := reflect.ValueOf(&v).Elem()
+	dst := reflect.New(src.Type()).Elem()
+	normValue(dst, src)
+	return dst.Interface().(T)
+}
+
+func normValue(dst, src reflect.Value) {
+	if src.Type() == reflect.TypeFor[time.Time]() {
+		dst.Set(reflect.ValueOf(src.Interface().(time.Time).UTC().Round(0)))
+		return
+	}
+	switch src.Kind() {
+	case reflect.Struct:
+		for i := range src.NumField() {
+			if dst.Field(i).CanSet() {
+				normValue(dst.Field(i), src.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if src.Len() == 0 {
+			return
+		}
+		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+		for i := range src.Len() {
+			normValue(s.Index(i), src.Index(i))
+		}
+		dst.Set(s)
+	case reflect.Map:
+		if src.Len() == 0 {
+			return
+		}
+		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		for it := src.MapRange(); it.Next(); {
+			e := reflect.New(src.Type().Elem()).Elem()
+			normValue(e, it.Value())
+			m.SetMapIndex(it.Key(), e)
+		}
+		dst.Set(m)
+	case reflect.Pointer:
+		if src.IsNil() {
+			return
+		}
+		p := reflect.New(src.Type().Elem())
+		normValue(p.Elem(), src.Elem())
+		dst.Set(p)
+	default:
+		dst.Set(src)
+	}
+}
+
+// same fails unless got and want are equal after norm.
+func same[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	g, w := norm(got), norm(want)
+	if !reflect.DeepEqual(g, w) {
+		gj, _ := json.MarshalIndent(g, "", "  ")
+		wj, _ := json.MarshalIndent(w, "", "  ")
+		t.Fatalf("%s differs\n got: %s\nwant: %s\n(raw got %+v)", what, gj, wj, got)
+	}
+}
+
+// stored is what a store returns for a grant written as g: the same record
+// with the given usage.
+func stored(g model.Grant, u model.Usage) model.Grant {
+	g.Usage = u
+	return g
+}
+
+func ids(gs []model.Grant) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.ID
+	}
+	return out
+}
+
+func sameIDs(t *testing.T, what string, got []model.Grant, want ...string) {
+	t.Helper()
+	if g := ids(got); !slices.Equal(g, want) {
+		t.Fatalf("%s: got grants %q, want %q", what, g, want)
+	}
+}
+
+func seqs(es []store.LogEntry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+// entries returns n log entries continuing from seq from.
+func entries(from int64, n int) []store.LogEntry {
+	out := make([]store.LogEntry, n)
+	for i := range out {
+		seq := from + int64(i)
+		out[i] = store.LogEntry{
+			Seq:       seq,
+			Time:      t0.Add(time.Duration(seq)*time.Second + 7).In(zone),
+			Type:      "test.event",
+			GrantID:   "g_1",
+			SessionID: "",
+			Data:      []byte(`{"seq":` + string(rune('0'+seq%10)) + `}`),
+			LeafHash:  []byte{byte(seq), 1, 2, 3},
+		}
+	}
+	return out
+}
