@@ -1,0 +1,90 @@
+// Package auditlog keeps Airlock's single append-only log of lifecycle and
+// session events, hashed as an RFC 6962 Merkle tree (golang.org/x/mod/sumdb/tlog)
+// and sealed by Ed25519-signed checkpoints (golang.org/x/mod/sumdb/note).
+//
+// # Writing
+//
+// A [Log] has one writer goroutine. [Log.Append] and [Log.Do] enqueue an
+// operation and wait; the writer takes the first waiting operation plus every
+// other queued one and runs them all in one store transaction (group commit):
+//
+//  1. For each [Log.Do] operation: SAVEPOINT, run its function, then RELEASE,
+//     or ROLLBACK TO the savepoint if the function (or encoding the events it
+//     returned) failed. A failing operation gets its own error back and leaves
+//     no trace; the others in the batch are unaffected.
+//  2. Give every event of the surviving operations the next sequence number,
+//     build its entry bytes and leaf hash, extend the tree, and append the
+//     entries. Operations queued meanwhile join the batch (steps 1 and 2
+//     repeat) until none are waiting or the batch holds [Options.MaxBatch]
+//     operations.
+//  3. Sign a checkpoint for the new tree, store it with the tree's frontier,
+//     and commit.
+//  4. Only after a successful commit: adopt the new tree in memory and return
+//     to the callers. If anything in steps 1-3 (other than a single
+//     operation's own failure) or the commit fails, the transaction is rolled
+//     back, every caller in the batch gets the error, and the in-memory tree
+//     stays as it was. Nothing is acknowledged before it is durable, and every
+//     committed entry is covered by a checkpoint committed with it.
+//  5. Hand the newest checkpoint to the witness writer, which keeps a copy in
+//     [Options.WitnessPath] outside the database (see below).
+//
+// The tree is never reread from the database and never held in full: the
+// writer keeps only the frontier, the roots of the perfect subtrees that make
+// up the current tree (one per set bit of the size, so at most 64 hashes),
+// and serves tlog.StoredHashes and tlog.TreeHash from it.
+//
+// # Entry format
+//
+// Entry n (counting from 0) is the JSON object
+//
+//	{"seq":N,"time":"T","type":"TYPE","grant":"G","session":"S","actor":"A","data":D}
+//
+// with the keys in exactly this order, no white space, and:
+//
+//   - seq: the entry's sequence number N in decimal, always the first key.
+//     Because the sequence number is inside the hashed bytes, an entry that is
+//     moved to another position no longer matches its place in the tree.
+//   - time: the event time in UTC, formatted with time.RFC3339Nano.
+//   - type: the event type, e.g. "grant.requested", "session.call"; required.
+//   - grant, session, actor: the grant id, session id and who caused the
+//     event; each is omitted when empty.
+//   - data: the event's Data as produced by encoding/json; omitted when Data
+//     is nil.
+//
+// Strings are encoded by encoding/json (so "<", ">" and "&" appear as \u003c,
+// \u003e and \u0026). The exact bytes are stored in store.LogEntry.Data; the
+// other LogEntry columns are untrusted copies kept for queries. The leaf hash
+// of an entry is tlog.RecordHash(bytes) = SHA-256(0x00 || bytes), and the tree
+// over entries 0..n-1 is the RFC 6962 Merkle tree of those leaf hashes, whose
+// root is tlog.TreeHash.
+//
+// # Checkpoint format
+//
+// After every batch that appended entries the writer stores a checkpoint: the
+// tree size, its root hash, the frontier, and a signed note in the C2SP
+// tlog-checkpoint format (https://c2sp.org/tlog-checkpoint). The note text is
+//
+//	<origin>\n<size>\n<root>\n
+//
+// where origin is [Options.Origin] (by default the signer's name), size is the
+// number of entries in decimal, and root is the standard base64 encoding of
+// the 32-byte root hash. It is followed by a blank line and one signature line
+// "— <key name> <base64(key hash || Ed25519 signature)>\n", as produced by
+// note.Sign. The verifier key (see [LoadOrCreateKey]) is in note.NewVerifier's
+// format, <name>+<hash>+<base64 key>.
+//
+// The stored frontier (store.Checkpoint.Frontier) is the concatenation of
+// the roots of the tree's perfect subtrees from left (largest) to right
+// (smallest): one 32-byte hash per set bit of the size, highest bit first.
+// Folding it from the right with tlog.NodeHash yields the root, which is how
+// [Open] checks it before resuming.
+//
+// # Verification and truncation
+//
+// [Verify] recomputes every leaf hash and every checkpoint's root from the
+// entries, checks every checkpoint's signature, and classifies what it finds
+// (see [Problem]). Deleting the newest entries together with their checkpoints
+// leaves a shorter but self-consistent log; that is caught only by comparing
+// with a checkpoint kept elsewhere, such as the witness file the Log writes
+// after every batch, which Verify accepts as its witness argument.
+package auditlog

@@ -1,0 +1,617 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/store"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ErrClosed is returned by Append and Do after Close.
+var ErrClosed = errors.New("auditlog: log is closed")
+
+// DefaultMaxBatch is the default Options.MaxBatch.
+const DefaultMaxBatch = 512
+
+// Options configures a Log.
+type Options struct {
+	// Origin is the first line of every checkpoint, naming the log, e.g.
+	// "airlock/<log id>". Defaults to the signer's name.
+	Origin string
+	// MaxBatch is the most operations (Append or Do calls) committed in one
+	// transaction. Defaults to DefaultMaxBatch.
+	MaxBatch int
+	// OnCommit, if set, is called by the writer after each durable batch
+	// that appended entries, with the new log size, before the batch's
+	// callers return. It must not block or call Append or Do.
+	OnCommit func(size int64)
+	// WitnessPath, if set, is a file that receives the newest signed
+	// checkpoint note after each batch (written to a temporary file, synced
+	// and renamed into place). It is a copy kept outside the database so
+	// that Verify can detect the newest entries being deleted together with
+	// their checkpoints. It is written after the callers are acknowledged,
+	// and coalesced: under load only the newest checkpoint is written.
+	WitnessPath string
+}
+
+// Log is the append-only audit log. Its methods are safe for concurrent use.
+type Log struct {
+	st     store.Store
+	signer note.Signer
+	opts   Options
+
+	mu     sync.Mutex
+	queue  []*op
+	closed bool
+	wake   chan struct{}
+	done   chan struct{} // closed when the writer has exited
+
+	size   atomic.Int64
+	latest atomic.Pointer[store.Checkpoint]
+
+	tree frontier // owned by the writer goroutine
+
+	witness *witness
+}
+
+// op is one queued Append or Do call.
+type op struct {
+	ctx   context.Context
+	state atomic.Int32 // opQueued, opClaimed or opCancelled
+	evs   []encoded    // Append: the encoded events
+	fn    func(ctx context.Context, tx store.Tx) ([]Event, error)
+	res   chan error // buffered; receives the result once
+}
+
+const (
+	opQueued int32 = iota
+	opClaimed
+	opCancelled
+)
+
+// Open opens the log stored in st and starts its writer. It resumes from the
+// newest checkpoint, refusing to start if that checkpoint's frontier does not
+// hash to its root, if its note does not state its size and root, or if the
+// log does not hold exactly as many entries as the checkpoint covers (entries
+// past it were not written by a Log; fewer means entries were deleted). When
+// Options.WitnessPath names an existing witness file, Open also refuses to
+// start if the witness records a bigger tree than the newest checkpoint, or
+// the same size with another root. The signer signs new checkpoints.
+func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options) (*Log, error) {
+	if signer == nil {
+		return nil, errors.New("auditlog: no signer")
+	}
+	if opts.Origin == "" {
+		opts.Origin = signer.Name()
+	}
+	if strings.ContainsAny(opts.Origin, "\n") {
+		return nil, fmt.Errorf("auditlog: origin %q contains a newline", opts.Origin)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	l := &Log{
+		st:     st,
+		signer: signer,
+		opts:   opts,
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	if err := l.resume(ctx); err != nil {
+		return nil, err
+	}
+	if opts.WitnessPath != "" {
+		if err := checkWitnessFile(opts.WitnessPath, l.Latest()); err != nil {
+			return nil, err
+		}
+		l.witness = startWitness(opts.WitnessPath)
+	}
+	go l.writer()
+	return l, nil
+}
+
+// resume loads the newest checkpoint and checks that the log matches it.
+func (l *Log) resume(ctx context.Context) error {
+	n, err := l.st.LogSize(ctx)
+	if err != nil {
+		return fmt.Errorf("auditlog: reading log size: %w", err)
+	}
+	cp, err := l.st.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		if n != 0 {
+			return fmt.Errorf("auditlog: refusing to start: the log holds %d entries but no checkpoint; they were not written by airlock (tampered or corrupted log, run `airlock audit verify`)", n)
+		}
+		l.latest.Store(&store.Checkpoint{})
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auditlog: reading newest checkpoint: %w", err)
+	}
+	f, err := parseFrontier(cp.Size, cp.Frontier)
+	if err != nil {
+		return fmt.Errorf("auditlog: refusing to start: checkpoint %d (size %d): %v", cp.ID, cp.Size, err)
+	}
+	root, err := f.root()
+	if err != nil {
+		return fmt.Errorf("auditlog: refusing to start: checkpoint %d (size %d): %v", cp.ID, cp.Size, err)
+	}
+	if !bytes.Equal(root[:], cp.Root) {
+		return fmt.Errorf("auditlog: refusing to start: the frontier stored with checkpoint %d (size %d) hashes to %s, not to the checkpoint's root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root, b64(cp.Root))
+	}
+	text, err := unverifiedText(cp.Note)
+	if err != nil {
+		return fmt.Errorf("auditlog: refusing to start: checkpoint %d: note: %v", cp.ID, err)
+	}
+	c, err := parseCheckpoint(text)
+	if err != nil || c.size != cp.Size || c.root != root {
+		return fmt.Errorf("auditlog: refusing to start: the signed note of checkpoint %d does not state its size %d and root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root)
+	}
+	switch {
+	case n > cp.Size:
+		return fmt.Errorf("auditlog: refusing to start: the log holds %d entries but the newest checkpoint %d covers only %d; the entries past it were not written by airlock (tampered or corrupted log, run `airlock audit verify`)", n, cp.ID, cp.Size)
+	case n < cp.Size:
+		return fmt.Errorf("auditlog: refusing to start: the newest checkpoint %d covers %d entries but the log holds only %d; entries were deleted (run `airlock audit verify`)", cp.ID, cp.Size, n)
+	}
+	l.tree = f
+	l.size.Store(cp.Size)
+	l.latest.Store(&cp)
+	return nil
+}
+
+// Size returns the number of entries in the log.
+func (l *Log) Size() int64 { return l.size.Load() }
+
+// Latest returns the newest signed checkpoint (the zero Checkpoint while the
+// log is empty). The store assigns checkpoint IDs on insert and does not
+// report them, so ID is zero for a checkpoint written since Open.
+func (l *Log) Latest() store.Checkpoint { return cloneCheckpoint(*l.latest.Load()) }
+
+func cloneCheckpoint(c store.Checkpoint) store.Checkpoint {
+	c.Root = bytes.Clone(c.Root)
+	c.Note = bytes.Clone(c.Note)
+	c.Frontier = bytes.Clone(c.Frontier)
+	return c
+}
+
+// Append records events. It returns only after they are durably committed,
+// in one transaction possibly shared with other callers; on error none of
+// them is in the log. Events are numbered in the order given.
+func (l *Log) Append(ctx context.Context, events ...Event) error {
+	evs, err := encodeEvents(events)
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	return l.run(ctx, &op{ctx: ctx, evs: evs})
+}
+
+// Do runs fn inside the next group-committed transaction, isolated by a
+// savepoint, and appends the events fn returns in the same transaction, so a
+// state change and its record commit together or not at all.
+//
+// If fn returns an error (or panics, or its events cannot be encoded), its
+// changes are rolled back to the savepoint, nothing is logged for it, the
+// error is returned to this caller, and the other callers in the batch are
+// unaffected. Otherwise Do returns after the commit, or the commit's error,
+// which every caller in the batch gets.
+//
+// fn's context carries ctx's values but not its cancellation: once fn has
+// started, its part of the batch is committed as a unit. If ctx is cancelled
+// while the call is still queued, Do returns ctx.Err() and fn never runs. fn
+// must use only tx for writes and must not call Append or Do.
+func (l *Log) Do(ctx context.Context, fn func(ctx context.Context, tx store.Tx) ([]Event, error)) error {
+	if fn == nil {
+		return errors.New("auditlog: Do with a nil function")
+	}
+	return l.run(ctx, &op{ctx: ctx, fn: fn})
+}
+
+// run queues o and waits for its result.
+func (l *Log) run(ctx context.Context, o *op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.res = make(chan error, 1)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.queue = append(l.queue, o)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-o.res:
+		return err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opCancelled) {
+			return ctx.Err()
+		}
+		// The writer has already taken it: it will be committed or fail
+		// as part of its batch, and the caller must learn which.
+		return <-o.res
+	}
+}
+
+// Close stops accepting new operations, waits until every queued one has
+// been committed or failed and the witness file is written, and stops the
+// writer. It does not close the store. It returns the witness file's last
+// write error, if any.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	already := l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if already {
+		<-l.done
+		return nil
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	<-l.done
+	if l.witness != nil {
+		return l.witness.stop()
+	}
+	return nil
+}
+
+// writer is the single goroutine that commits batches.
+func (l *Log) writer() {
+	defer close(l.done)
+	for {
+		l.mu.Lock()
+		for len(l.queue) == 0 && !l.closed {
+			l.mu.Unlock()
+			<-l.wake
+			l.mu.Lock()
+		}
+		if len(l.queue) == 0 { // closed and drained
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		l.commit()
+	}
+}
+
+// take claims up to max queued operations, skipping those whose caller gave
+// up, and appends them to claimed.
+func (l *Log) take(claimed []result, max int) []result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for n < len(l.queue) && len(claimed) < max {
+		o := l.queue[n]
+		n++
+		if o.state.CompareAndSwap(opQueued, opClaimed) {
+			claimed = append(claimed, result{o: o})
+		}
+	}
+	rest := copy(l.queue, l.queue[n:])
+	clear(l.queue[rest:])
+	l.queue = l.queue[:rest]
+	return claimed
+}
+
+// savepointName is the savepoint for the i'th operation of a batch. Names
+// are unique within a batch so that a savepoint left behind by a failed
+// operation cannot be confused with a later one.
+func savepointName(i int) string { return "auditlog_op_" + strconv.Itoa(i) }
+
+// result is one claimed operation's outcome within a batch.
+type result struct {
+	o   *op
+	err error // the operation's own failure; nil if it is part of the commit
+}
+
+// commit runs one batch in one transaction and reports to its callers.
+func (l *Log) commit() {
+	claimed := l.take(nil, l.opts.MaxBatch)
+	if len(claimed) == 0 {
+		return
+	}
+	cp, err := l.apply(&claimed)
+	for _, r := range claimed {
+		switch {
+		case r.err != nil:
+			r.o.res <- r.err
+		default:
+			r.o.res <- err
+		}
+	}
+	if err == nil && cp != nil && l.witness != nil {
+		l.witness.offer(cp.Note)
+	}
+}
+
+// apply runs the claimed operations (and those that join while it works, see
+// build) in one transaction and commits it. On success it adopts the new tree
+// and returns the new checkpoint (nil if the batch appended nothing).
+func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
+	ctx := context.Background() // the batch belongs to all its callers
+	tx, err := l.st.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: beginning transaction: %w", err)
+	}
+	cp, tree, err := l.build(ctx, tx, claimed)
+	if err == nil {
+		if err = tx.Commit(); err != nil {
+			err = fmt.Errorf("auditlog: committing: %w", err)
+		}
+	}
+	if err != nil {
+		_ = tx.Rollback() // after a failed Commit the tx is usually gone already
+		return nil, err
+	}
+	if cp == nil {
+		return nil, nil
+	}
+	l.tree = tree
+	l.size.Store(cp.Size)
+	l.latest.Store(cp)
+	if l.opts.OnCommit != nil {
+		l.opts.OnCommit(cp.Size)
+	}
+	return cp, nil
+}
+
+// build runs the operations and writes their entries and the checkpoint
+// inside tx, returning the checkpoint (nil if nothing was appended) and the
+// new tree. Operations that fail on their own get r.err set.
+//
+// Operations queued while build runs them and stores their entries join the
+// batch (up to MaxBatch): only those arriving while the checkpoint is signed
+// and the transaction committed wait for the next one. Otherwise the callers
+// acknowledged by one commit would always miss the next batch, and batches
+// would hold only about half of the concurrent callers.
+func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (*store.Checkpoint, frontier, error) {
+	tree := l.tree
+	var entries []store.LogEntry
+	appended := false
+	for done := 0; ; {
+		for ; done < len(*claimed); done++ {
+			r := &(*claimed)[done]
+			evs := r.o.evs
+			if r.o.fn != nil {
+				sp := savepointName(done)
+				if err := tx.Savepoint(ctx, sp); err != nil {
+					return nil, tree, fmt.Errorf("auditlog: savepoint: %w", err)
+				}
+				var ferr error
+				evs, ferr = runFn(r.o, tx)
+				if ferr != nil {
+					if err := tx.RollbackTo(ctx, sp); err != nil {
+						return nil, tree, fmt.Errorf("auditlog: rolling back a failed operation (%v): %w", ferr, err)
+					}
+					// ROLLBACK TO keeps the savepoint open; release it. An
+					// error here (a store whose RollbackTo already released
+					// it) is harmless: the name is not reused in this batch.
+					_ = tx.Release(ctx, sp)
+					r.err = ferr
+					continue
+				}
+				if err := tx.Release(ctx, sp); err != nil {
+					return nil, tree, fmt.Errorf("auditlog: releasing savepoint: %w", err)
+				}
+			}
+			for j := range evs {
+				e := evs[j].entry(tree.n)
+				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
+					return nil, tree, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
+				}
+				entries = append(entries, e)
+			}
+		}
+		if len(entries) > 0 {
+			if err := tx.AppendLog(ctx, entries); err != nil {
+				return nil, tree, fmt.Errorf("auditlog: appending %d entries at %d: %w", len(entries), entries[0].Seq, err)
+			}
+			appended = true
+			clear(entries)
+			entries = entries[:0]
+		}
+		if len(*claimed) >= l.opts.MaxBatch {
+			break
+		}
+		if *claimed = l.take(*claimed, l.opts.MaxBatch); done == len(*claimed) {
+			// Let callers that are about to queue (typically those the
+			// previous commit just acknowledged) run before giving up.
+			runtime.Gosched()
+			*claimed = l.take(*claimed, l.opts.MaxBatch)
+		}
+		if done == len(*claimed) {
+			break
+		}
+	}
+	if !appended {
+		return nil, tree, nil
+	}
+	root, err := tree.root()
+	if err != nil {
+		return nil, tree, fmt.Errorf("auditlog: tree root: %w", err)
+	}
+	msg, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: tree.n, root: root}))}, l.signer)
+	if err != nil {
+		return nil, tree, fmt.Errorf("auditlog: signing checkpoint: %w", err)
+	}
+	cp := &store.Checkpoint{
+		Size:      tree.n,
+		Root:      root[:],
+		Note:      msg,
+		Frontier:  tree.marshal(),
+		CreatedAt: time.Now().UTC(),
+	}
+	if err := tx.PutCheckpoint(ctx, *cp); err != nil {
+		return nil, tree, fmt.Errorf("auditlog: storing checkpoint: %w", err)
+	}
+	return cp, tree, nil
+}
+
+// runFn runs a Do function and encodes the events it returns, turning a
+// panic into an error so that one caller cannot take the writer down.
+func runFn(o *op, tx store.Tx) (evs []encoded, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("auditlog: Do function panicked: %v", p)
+		}
+	}()
+	events, err := o.fn(context.WithoutCancel(o.ctx), tx)
+	if err != nil {
+		return nil, err
+	}
+	return encodeEvents(events)
+}
+
+func b64(b []byte) string {
+	if len(b) != tlog.HashSize {
+		return fmt.Sprintf("%x", b)
+	}
+	return tlog.Hash(b).String()
+}
+
+// witness writes checkpoints to a file from its own goroutine, always the
+// newest one offered, so that the writer never waits for it.
+type witness struct {
+	path string
+	mu   sync.Mutex
+	next []byte // newest checkpoint not yet written
+	err  error  // last write's error
+	kick chan struct{}
+	quit chan struct{}
+	done chan struct{}
+}
+
+func startWitness(path string) *witness {
+	w := &witness{path: path, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *witness) offer(msg []byte) {
+	w.mu.Lock()
+	w.next = msg
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *witness) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.kick:
+		case <-w.quit:
+			w.flush()
+			return
+		}
+		w.flush()
+	}
+}
+
+func (w *witness) flush() {
+	w.mu.Lock()
+	msg := w.next
+	w.next = nil
+	w.mu.Unlock()
+	if msg == nil {
+		return
+	}
+	err := writeFileAtomic(w.path, msg, 0o644)
+	w.mu.Lock()
+	w.err = err
+	w.mu.Unlock()
+}
+
+func (w *witness) stop() error {
+	close(w.quit)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return fmt.Errorf("auditlog: writing witness file: %w", w.err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it and
+// renames it over path.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// checkWitnessFile compares an existing witness file with the newest
+// checkpoint. The witness is written after its checkpoint is committed, so it
+// can never be ahead of the database unless entries and checkpoints were
+// removed (or the database was restored from an older copy).
+func checkWitnessFile(path string, latest store.Checkpoint) error {
+	msg, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auditlog: reading witness file: %w", err)
+	}
+	text, err := unverifiedText(msg)
+	if err != nil {
+		return fmt.Errorf("auditlog: refusing to start: witness file %s: %v", path, err)
+	}
+	w, err := parseCheckpoint(text)
+	if err != nil {
+		return fmt.Errorf("auditlog: refusing to start: witness file %s: %v", path, err)
+	}
+	if w.size > latest.Size {
+		return fmt.Errorf("auditlog: refusing to start: the witness file %s records a log of %d entries but the newest checkpoint in the database covers %d; the log was truncated (run `airlock audit verify`; if the database was deliberately restored from an older copy, move the witness file aside)", path, w.size, latest.Size)
+	}
+	if w.size == latest.Size && w.size > 0 && !bytes.Equal(w.root[:], latest.Root) {
+		return fmt.Errorf("auditlog: refusing to start: the witness file %s and the newest checkpoint both cover %d entries but their roots differ (%s, %s); the log was rewritten (run `airlock audit verify`)", path, w.size, w.root, b64(latest.Root))
+	}
+	return nil
+}

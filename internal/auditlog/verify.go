@@ -1,0 +1,562 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/store"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Problem kinds reported by Verify.
+const (
+	// KindModified: an entry's bytes no longer hash to the leaf hash stored
+	// with it, or are not a well-formed entry.
+	KindModified = "modified"
+	// KindInserted: an entry carries a sequence number that another entry
+	// already carries, or one past every signed checkpoint (or a row
+	// sequence number appears twice).
+	KindInserted = "inserted"
+	// KindDeleted: sequence numbers are missing, between entries or at the
+	// end of the log below the size a checkpoint covers.
+	KindDeleted = "deleted"
+	// KindReordered: an entry sits at a position other than the sequence
+	// number inside it.
+	KindReordered = "reordered"
+	// KindCheckpointMismatch: the entries do not hash to a checkpoint's
+	// signed root (or to the witness's), or a checkpoint's stored frontier
+	// does not hash to its root.
+	KindCheckpointMismatch = "checkpoint-mismatch"
+	// KindCheckpointBackwards: a checkpoint covers fewer entries than one
+	// written before it.
+	KindCheckpointBackwards = "checkpoint-backwards"
+	// KindBadSignature: a checkpoint's (or the witness's) note is not
+	// validly signed by the log's key, or does not state the size and root
+	// stored with it.
+	KindBadSignature = "bad-signature"
+	// KindUncovered: entries past the newest signed checkpoint, which the
+	// writer never leaves (it commits entries and their checkpoint together).
+	KindUncovered = "uncovered"
+	// KindTruncated: the witness checkpoint covers more entries than the
+	// newest checkpoint in the store: entries and their checkpoints were
+	// removed from the end.
+	KindTruncated = "truncated"
+)
+
+// MaxProblems is the most problems a Report lists; the rest are counted.
+const MaxProblems = 100
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Kind string
+	// Seq is the (first) entry concerned, or -1 if none.
+	Seq int64
+	// Checkpoint is the ID of the checkpoint concerned, or 0 if none (the
+	// witness is not stored, so it has no ID).
+	Checkpoint int64
+	Detail     string
+}
+
+func (p Problem) String() string {
+	s := p.Kind
+	if p.Seq >= 0 {
+		s += fmt.Sprintf(" entry %d", p.Seq)
+	}
+	if p.Checkpoint != 0 {
+		s += fmt.Sprintf(" checkpoint %d", p.Checkpoint)
+	}
+	return s + ": " + p.Detail
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	// Entries is the number of entries read; Checkpoints the number of
+	// checkpoints checked.
+	Entries     int64
+	Checkpoints int64
+	// Size and Root (base64) are those of the largest validly signed
+	// checkpoint: the tree that was verified. Root is empty if there is none.
+	Size int64
+	Root string
+	// OK is true when no problem was found.
+	OK bool
+	// Problems lists the first MaxProblems problems in the order found;
+	// ProblemCount counts all of them.
+	Problems     []Problem
+	ProblemCount int64
+	Elapsed      time.Duration
+}
+
+// cpRec is one checkpoint as verification sees it.
+type cpRec struct {
+	id, size int64
+	root     tlog.Hash
+	note     []byte
+	frontier []byte // set to nil unless it hashes to root
+	sigErr   error  // why the checkpoint cannot be trusted; nil if valid
+	done     chan struct{}
+}
+
+// Verify checks the whole log in st against its checkpoints, signed with the
+// key v verifies, and against witness, the newest checkpoint note kept
+// outside the store (nil if none).
+//
+// It streams the checkpoints in ID order, checking each one's signature (in
+// parallel, ahead of use), that its note states the size and root stored
+// with it, and that sizes never decrease. At the same time it streams every
+// entry in sequence order, checking that sequence numbers are contiguous,
+// that the sequence number inside each entry is its row's, and that each
+// entry hashes to its stored leaf hash, while rebuilding the tree (keeping
+// only its frontier) and comparing its root with every validly signed
+// checkpoint when the tree reaches that checkpoint's size. After a mismatch
+// it resumes from the checkpoint's stored frontier (authenticated by the
+// signed root), so each problem is reported where it is. Entries past every
+// validly signed checkpoint are reported as uncovered, unless a checkpoint
+// written while Verify ran covers them. Finally the witness, if given, must
+// be validly signed, must not be ahead of the store's checkpoints, and must
+// agree with the entries at its size.
+//
+// Memory use does not grow with the log. Verify works on the checkpoints
+// present when it starts and may run while the log is being appended to.
+// Its error is for failures to read the store (or ctx ending); what is wrong
+// with the log is in the Report.
+func Verify(ctx context.Context, st store.Store, v note.Verifier, witness []byte) (Report, error) {
+	start := time.Now()
+	vr := &verifier{v: v}
+	if err := vr.run(ctx, st, witness); err != nil {
+		return Report{}, err
+	}
+	vr.rep.OK = vr.rep.ProblemCount == 0
+	vr.rep.Elapsed = time.Since(start)
+	return vr.rep, nil
+}
+
+type verifier struct {
+	rep Report
+	v   note.Verifier
+
+	// checkpoint stream, in ID order
+	cpc       <-chan *cpRec
+	cpErr     error // the stream's read error, valid once cpc is closed
+	head      *cpRec
+	maxSeen   *cpRec // validly signed checkpoint with the largest size so far
+	sizeHint  int64  // size of the newest checkpoint when Verify started
+	witness   *checkpoint
+	witnessOK bool // checked against the tree at its size
+
+	// tree walk
+	tree     frontier
+	valid    bool  // tree holds the entries [0, pos)
+	pos      int64 // next expected sequence number
+	lastGood int64 // size of the last checkpoint the entries matched
+	seen     []uint64
+	unc      struct{ first, last, n int64 }
+}
+
+func (vr *verifier) problem(kind string, seq, cp int64, format string, args ...any) {
+	vr.rep.ProblemCount++
+	if len(vr.rep.Problems) < MaxProblems {
+		vr.rep.Problems = append(vr.rep.Problems, Problem{Kind: kind, Seq: seq, Checkpoint: cp, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
+var errStopScan = errors.New("stop")
+
+const scanChunk = 512
+
+func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) error {
+	latest, err := st.LatestCheckpoint(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("auditlog: reading newest checkpoint: %w", err)
+	}
+	vr.sizeHint = latest.Size
+	if witness != nil {
+		w, err := openCheckpoint(witness, vr.v)
+		if err != nil {
+			vr.problem(KindBadSignature, -1, 0, "witness checkpoint: %v", err)
+		} else {
+			vr.witness = &w
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	vr.streamCheckpoints(ctx, &wg, st, latest.ID)
+
+	// The scan hands chunks of entries to the walk, which runs alongside.
+	chunks := make(chan []store.LogEntry, 8)
+	walkErr := make(chan error, 1)
+	go func() {
+		err := vr.walk(ctx, chunks)
+		if err != nil {
+			cancel()
+		}
+		walkErr <- err
+	}()
+	chunk := make([]store.LogEntry, 0, scanChunk)
+	send := func() error {
+		select {
+		case chunks <- chunk:
+			chunk = make([]store.LogEntry, 0, scanChunk)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err = st.ScanLog(ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
+		e.Data = bytes.Clone(e.Data)
+		e.LeafHash = bytes.Clone(e.LeafHash)
+		chunk = append(chunk, e)
+		if len(chunk) == scanChunk {
+			return send()
+		}
+		return nil
+	})
+	if err == nil && len(chunk) > 0 {
+		err = send()
+	}
+	close(chunks)
+	werr := <-walkErr
+	switch {
+	case werr != nil:
+		return werr
+	case err != nil:
+		return fmt.Errorf("auditlog: reading the log: %w", err)
+	}
+
+	if vr.unc.n > 0 {
+		covered := false
+		// Entries committed while we were reading come with a checkpoint
+		// written after the one we started from.
+		if l2, err := st.LatestCheckpoint(ctx); err == nil && l2.ID > latest.ID && l2.Size > vr.unc.last {
+			if c, err := openCheckpoint(l2.Note, vr.v); err == nil && c.size == l2.Size {
+				covered = true
+			}
+		}
+		if !covered {
+			var top int64
+			if vr.maxSeen != nil {
+				top = vr.maxSeen.size
+			}
+			vr.problem(KindUncovered, vr.unc.first, 0, "%s past the newest validly signed checkpoint (size %d); the log never leaves entries without a checkpoint, so they were added behind its back", entriesText(vr.unc.first, vr.unc.last, vr.unc.n), top)
+		}
+	}
+
+	var top checkpoint
+	var topID int64
+	if m := vr.maxSeen; m != nil {
+		top, topID = checkpoint{size: m.size, root: m.root}, m.id
+		vr.rep.Size = m.size
+		vr.rep.Root = m.root.String()
+	}
+	if w := vr.witness; w != nil {
+		switch {
+		case w.size > top.size:
+			vr.problem(KindTruncated, top.size, 0, "the witness checkpoint covers %d entries but the newest validly signed checkpoint in the store only %d: entries %d..%d and their checkpoints were removed", w.size, top.size, top.size, w.size-1)
+		case w.size == top.size && w.size > 0 && !vr.witnessOK && top.root != w.root:
+			vr.problem(KindCheckpointMismatch, -1, topID, "the witness checkpoint and checkpoint %d both cover %d entries but their roots differ (%s, %s): the log was rewritten", topID, w.size, w.root, top.root)
+		}
+	}
+	return nil
+}
+
+// entriesText describes n entries numbered first..last, with a verb.
+func entriesText(first, last, n int64) string {
+	switch {
+	case n == 1:
+		return fmt.Sprintf("entry %d is", first)
+	case n == last-first+1:
+		return fmt.Sprintf("entries %d..%d are", first, last)
+	}
+	return fmt.Sprintf("%d entries (%d..%d) are", n, first, last)
+}
+
+// streamCheckpoints starts reading the checkpoints with IDs up to last and
+// checking their signatures on all CPUs; vr.cpc delivers them in ID order.
+func (vr *verifier) streamCheckpoints(ctx context.Context, wg *sync.WaitGroup, st store.Store, last int64) {
+	const ahead = 1024
+	ordered := make(chan *cpRec, ahead)
+	jobs := make(chan *cpRec, ahead)
+	vr.cpc = ordered
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for r := range jobs {
+				vr.checkCheckpoint(r)
+				close(r.done)
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(ordered)
+		defer close(jobs)
+		err := st.ScanCheckpoints(ctx, func(c store.Checkpoint) error {
+			if last == 0 || c.ID > last {
+				return errStopScan
+			}
+			r := &cpRec{id: c.ID, size: c.Size, note: bytes.Clone(c.Note), frontier: bytes.Clone(c.Frontier), done: make(chan struct{})}
+			if len(c.Root) == tlog.HashSize {
+				r.root = tlog.Hash(c.Root)
+			} else {
+				r.sigErr = fmt.Errorf("its root column holds %d bytes, not a %d-byte hash", len(c.Root), tlog.HashSize)
+			}
+			for _, ch := range []chan *cpRec{jobs, ordered} {
+				select {
+				case ch <- r:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		if err != nil && err != errStopScan {
+			vr.cpErr = fmt.Errorf("auditlog: reading checkpoints: %w", err)
+		}
+	})
+}
+
+// checkCheckpoint verifies one checkpoint's signature, note and frontier.
+func (vr *verifier) checkCheckpoint(r *cpRec) {
+	defer func() { r.note = nil }()
+	if r.sigErr != nil {
+		return
+	}
+	c, err := openCheckpoint(r.note, vr.v)
+	switch {
+	case err != nil:
+		r.sigErr = err
+		return
+	case c.size != r.size || c.root != r.root:
+		r.sigErr = fmt.Errorf("the signed note states size %d and root %s, the checkpoint's columns size %d and root %s", c.size, c.root, r.size, r.root)
+		return
+	}
+	f, err := parseFrontier(r.size, r.frontier)
+	if err == nil {
+		if root, err := f.root(); err == nil && root == r.root {
+			return
+		}
+	}
+	r.frontier = nil
+}
+
+// pull sets vr.head to the next validly signed checkpoint in ID order that
+// does not go backwards (nil at the end), reporting the others.
+func (vr *verifier) pull(ctx context.Context) error {
+	for {
+		var r *cpRec
+		var ok bool
+		select {
+		case r, ok = <-vr.cpc:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			vr.head = nil
+			return vr.cpErr
+		}
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		vr.rep.Checkpoints++
+		if m := vr.maxSeen; m != nil && r.size < m.size {
+			vr.problem(KindCheckpointBackwards, -1, r.id, "checkpoint %d covers %d entries, fewer than the %d of checkpoint %d before it", r.id, r.size, m.size, m.id)
+			if r.sigErr != nil {
+				vr.problem(KindBadSignature, -1, r.id, "checkpoint %d (size %d): %v", r.id, r.size, r.sigErr)
+			}
+			continue
+		}
+		if r.sigErr != nil {
+			vr.problem(KindBadSignature, -1, r.id, "checkpoint %d (size %d): %v", r.id, r.size, r.sigErr)
+			continue
+		}
+		if r.frontier == nil {
+			vr.problem(KindCheckpointMismatch, -1, r.id, "the frontier stored with checkpoint %d (size %d) does not hash to its root", r.id, r.size)
+		}
+		vr.maxSeen = r
+		vr.head = r
+		return nil
+	}
+}
+
+// walk checks the entries as they arrive, then the checkpoints left over.
+func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry) error {
+	if err := vr.pull(ctx); err != nil {
+		return err
+	}
+	vr.valid = true
+	if err := vr.boundary(ctx); err != nil {
+		return err
+	}
+	for chunk := range chunks {
+		for _, e := range chunk {
+			if err := vr.entry(ctx, e); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	// Checkpoints beyond the end of the log.
+	if vr.head != nil {
+		first := vr.head
+		for vr.head != nil {
+			if err := vr.pull(ctx); err != nil {
+				return err
+			}
+		}
+		top := vr.maxSeen
+		vr.problem(KindDeleted, vr.pos, top.id, "the log ends at %d entries but checkpoint %d covers %d (and checkpoint %d, the newest, %d): entries %d..%d are missing", vr.pos, first.id, first.size, top.id, top.size, vr.pos, top.size-1)
+	}
+	return nil
+}
+
+// entry checks one entry and adds it to the tree.
+func (vr *verifier) entry(ctx context.Context, e store.LogEntry) error {
+	vr.rep.Entries++
+	s := e.Seq
+	if s < vr.pos {
+		vr.problem(KindInserted, s, 0, "sequence number %d appears again after %d", s, vr.pos-1)
+		return nil
+	}
+	if s > vr.pos {
+		if s-vr.pos == 1 {
+			vr.problem(KindDeleted, vr.pos, 0, "entry %d is missing", vr.pos)
+		} else {
+			vr.problem(KindDeleted, vr.pos, 0, "entries %d..%d (%d) are missing", vr.pos, s-1, s-vr.pos)
+		}
+		vr.valid = false
+		vr.pos = s
+		if err := vr.boundary(ctx); err != nil {
+			return err
+		}
+	}
+	leaf := vr.checkEntry(e)
+	if vr.head == nil { // no signed checkpoint covers it
+		if vr.unc.n == 0 {
+			vr.unc.first = s
+		}
+		vr.unc.last = s
+		vr.unc.n++
+		vr.pos++
+		return nil
+	}
+	if vr.valid {
+		if err := vr.tree.add(leaf); err != nil {
+			return err
+		}
+	}
+	vr.pos++
+	return vr.boundary(ctx)
+}
+
+// checkEntry checks one entry on its own and returns its recomputed leaf
+// hash.
+func (vr *verifier) checkEntry(e store.LogEntry) tlog.Hash {
+	s := e.Seq
+	leaf := tlog.RecordHash(e.Data)
+	j, ok := entrySeq(e.Data)
+	switch {
+	case !ok:
+		vr.problem(KindModified, s, 0, "entry %d is not a well-formed log entry", s)
+	case j != s:
+		if j > s && j >= vr.sizeHint || vr.isSeen(j) {
+			vr.problem(KindInserted, s, 0, "entry %d holds the entry numbered %d, which is already present or was never signed", s, j)
+		} else {
+			vr.problem(KindReordered, s, 0, "entry %d holds the entry numbered %d", s, j)
+		}
+		vr.markSeen(j, s)
+	case !bytes.Equal(leaf[:], e.LeafHash):
+		vr.problem(KindModified, s, 0, "entry %d does not hash to the leaf hash stored with it", s)
+		vr.markSeen(j, s)
+	default:
+		vr.markSeen(j, s)
+	}
+	return leaf
+}
+
+func (vr *verifier) isSeen(j int64) bool {
+	if j < 0 || j/64 >= int64(len(vr.seen)) {
+		return false
+	}
+	return vr.seen[j/64]&(1<<(j%64)) != 0
+}
+
+// markSeen records that sequence number j was found (in row s). Numbers far
+// beyond both the row and the log's size are not tracked, so that a forged
+// entry cannot make the bitmap huge.
+func (vr *verifier) markSeen(j, s int64) {
+	if j < 0 || j > max(s, vr.sizeHint) {
+		return
+	}
+	w := j / 64
+	if w >= int64(len(vr.seen)) {
+		vr.seen = slices.Grow(vr.seen, int(w+1)-len(vr.seen))[:w+1]
+	}
+	vr.seen[w] |= 1 << (j % 64)
+}
+
+// boundary checks every checkpoint (and the witness) the tree has reached.
+func (vr *verifier) boundary(ctx context.Context) error {
+	var root tlog.Hash
+	haveRoot := false
+	for vr.head != nil && vr.head.size <= vr.pos {
+		c := vr.head
+		if err := vr.pull(ctx); err != nil {
+			return err
+		}
+		switch {
+		case c.size < vr.pos:
+			vr.problem(KindCheckpointMismatch, vr.lastGood, c.id, "checkpoint %d (size %d) cannot be recomputed: entries it covers are missing", c.id, c.size)
+			continue
+		case !vr.valid:
+			vr.problem(KindCheckpointMismatch, vr.lastGood, c.id, "checkpoint %d (size %d) cannot be recomputed: entries %d..%d are incomplete", c.id, c.size, vr.lastGood, c.size-1)
+		default:
+			if !haveRoot {
+				var err error
+				if root, err = vr.tree.root(); err != nil {
+					return err
+				}
+				haveRoot = true
+			}
+			if root == c.root {
+				vr.lastGood = c.size
+				continue
+			}
+			vr.problem(KindCheckpointMismatch, vr.lastGood, c.id, "entries %d..%d hash to %s, not to the root %s signed in checkpoint %d (size %d): they were changed", vr.lastGood, c.size-1, root, c.root, c.id, c.size)
+		}
+		// Resume from the checkpoint's own frontier, authenticated by its
+		// signed root, so later checkpoints are checked on their own.
+		vr.valid = false
+		haveRoot = false
+		if c.frontier != nil {
+			if f, err := parseFrontier(c.size, c.frontier); err == nil {
+				vr.tree, vr.valid, vr.lastGood = f, true, c.size
+			}
+		}
+	}
+	if w := vr.witness; w != nil && w.size == vr.pos && w.size > 0 && vr.valid && !vr.witnessOK {
+		if !haveRoot {
+			var err error
+			if root, err = vr.tree.root(); err != nil {
+				return err
+			}
+		}
+		vr.witnessOK = true
+		if root != w.root {
+			vr.problem(KindCheckpointMismatch, w.size, 0, "the witness checkpoint (size %d) has root %s but entries 0..%d hash to %s: the log was rewritten", w.size, w.root, w.size-1, root)
+		}
+	}
+	return nil
+}
