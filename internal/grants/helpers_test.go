@@ -141,6 +141,9 @@ type harnessOptions struct {
 	MaxDuration    time.Duration // default 30m
 	PendingTimeout time.Duration // default 10m
 	Policies       string        // default testPolicies
+	// LogStore, if set, wraps the store the audit log writes through (to
+	// inject write failures).
+	LogStore func(store.Store) store.Store
 }
 
 // harness is a real Service on a temporary data directory.
@@ -243,7 +246,11 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.verifier = verifier
-	h.Log, err = auditlog.Open(ctx, h.St, signer, auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint")})
+	var logStore store.Store = h.St
+	if h.opts.LogStore != nil {
+		logStore = h.opts.LogStore(h.St)
+	}
+	h.Log, err = auditlog.Open(ctx, logStore, signer, auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint")})
 	if err != nil {
 		h.t.Fatal(err)
 	}
