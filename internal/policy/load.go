@@ -1,0 +1,347 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
+)
+
+// Entity types and attributes of the policy vocabulary (DESIGN.md, "Policy
+// vocabulary"). Load rejects anything else: Cedar evaluates a misspelt
+// entity type as "never matches" and a misspelt attribute as an evaluation
+// error that skips the policy, so a typo in a forbid would silently stop it
+// from forbidding. Without a Cedar schema, this is the check that catches it.
+const (
+	typeAgent  = types.EntityType("Agent")
+	typeHuman  = types.EntityType("Human")
+	typeGroup  = types.EntityType("Group")
+	typeAction = types.EntityType("Action")
+	typeTarget = types.EntityType("Target")
+)
+
+// ApproveAction is the action of approve policies (Action::"approve"). It is
+// never a requestable action: Decide denies a pair that names it.
+const ApproveAction = "approve"
+
+var (
+	knownTypes = []types.EntityType{typeAgent, typeHuman, typeGroup, typeAction, typeTarget}
+	knownAttrs = map[string][]string{
+		"principal": {"name", "owner"},
+		"resource":  {"account"},
+		"context":   {"resource", "duration_seconds", "reason", "requester", "action"},
+	}
+)
+
+// Load parses every *.cedar file in dir (not recursive, in name order) into
+// a Set. An empty directory gives an empty Set, which denies everything.
+//
+// Besides Cedar syntax, Load checks what Cedar alone would accept but
+// Airlock would silently misread: @approval values other than "auto" and
+// "human", @approval on a forbid, duplicate or empty @id values, entity
+// types and attributes outside the vocabulary, and Target::"x" references
+// to targets that knownTarget does not know (nil knownTarget skips that
+// check). All problems are reported together, each as file:line:col.
+func Load(dir string, knownTarget func(string) bool) (*Set, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".cedar") {
+			continue
+		}
+		if e.IsDir() {
+			continue
+		}
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+
+	s := &Set{files: names, meta: map[cedar.PolicyID]*policyMeta{}, memo: new(sync.Map), memoSize: new(atomic.Int64)}
+	h := sha256.New()
+	var errs []error
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policies: %w", err))
+			continue
+		}
+		// Length-prefix both fields so no two different file sets can
+		// produce the same byte stream.
+		_ = binary.Write(h, binary.BigEndian, uint64(len(name)))
+		h.Write([]byte(name))
+		_ = binary.Write(h, binary.BigEndian, uint64(len(data)))
+		h.Write(data)
+
+		list, err := cedar.NewPolicyListFromBytes(path, data)
+		if err != nil {
+			errs = append(errs, parseError(path, err))
+			continue
+		}
+		for i, p := range list {
+			m, perrs := checkPolicy(path, name, data, list, i, knownTarget)
+			errs = append(errs, perrs...)
+			if m == nil {
+				continue
+			}
+			if prev, dup := s.meta[m.id]; dup {
+				errs = append(errs, fmt.Errorf("%s: duplicate policy id %q (also at %s)", m.pos(), m.id, prev.pos()))
+				continue
+			}
+			m.p = p
+			s.meta[m.id] = m
+			s.order = append(s.order, m)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.hash = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	s.all = make(cedar.PolicyMap, len(s.order))
+	for _, m := range s.order {
+		s.all[m.id] = m.p
+	}
+	s.index = buildIndex(s.order)
+	return s, nil
+}
+
+var inputPosRE = regexp.MustCompile(`<input>:(\d+):(\d+)`)
+
+// parseError puts the file name where cedar-go writes "<input>", so the
+// message reads file:line:col like a compiler's.
+func parseError(path string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "parser error: ")
+	if loc := inputPosRE.FindStringSubmatchIndex(msg); loc != nil {
+		pos := path + ":" + msg[loc[2]:loc[3]] + ":" + msg[loc[4]:loc[5]]
+		// cedar-go: `parse error at <input>:L:C "tok": detail`
+		rest := strings.TrimSpace(msg[loc[1]:])
+		if strings.HasPrefix(msg[:loc[0]], "parse error at") && rest != "" {
+			if after, ok := strings.CutPrefix(rest, `"": `); ok {
+				return fmt.Errorf("%s: parse error at end of file: %s", pos, after)
+			}
+			return fmt.Errorf("%s: parse error near %s", pos, rest)
+		}
+		return fmt.Errorf("%s: %s", pos, strings.TrimSpace(msg[:loc[0]]+" "+rest))
+	}
+	return fmt.Errorf("%s: %s", path, msg)
+}
+
+// checkPolicy validates policy i of a file and returns its metadata (nil if
+// it has no usable id).
+func checkPolicy(path, name string, data []byte, list cedar.PolicyList, i int, knownTarget func(string) bool) (*policyMeta, []error) {
+	p := list[i]
+	pos := p.Position()
+	m := &policyMeta{file: path, line: pos.Line, col: pos.Column, forbid: p.Effect() == cedar.Forbid}
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", m.pos(), fmt.Sprintf(format, args...)))
+	}
+
+	ann := p.Annotations()
+	if id, ok := ann["id"]; ok {
+		if strings.TrimSpace(string(id)) == "" {
+			fail("empty @id")
+			return nil, errs
+		}
+		m.id = cedar.PolicyID(id)
+	} else {
+		// cedar-go names unnamed policies "policy<n>" per document; with
+		// several files those collide, so qualify them with the file.
+		m.id = cedar.PolicyID(name + "#policy" + strconv.Itoa(i))
+	}
+	m.approval = approvalHuman
+	if a, ok := ann["approval"]; ok {
+		switch {
+		case m.forbid:
+			fail("policy %q: @approval has no meaning on a forbid policy", m.id)
+		case a == approvalAuto || a == approvalHuman:
+			m.approval = string(a)
+		default:
+			fail("policy %q: invalid @approval(%q); want \"auto\" or \"human\"", m.id, string(a))
+		}
+	}
+
+	// The policy's text runs from its position to the next policy's.
+	end := len(data)
+	if i+1 < len(list) {
+		end = list[i+1].Position().Offset
+	}
+	start := min(max(pos.Offset, 0), end)
+	for _, v := range vocabulary(p) {
+		switch {
+		case v.badType != "":
+			fail("policy %q: unknown entity type %s; the vocabulary is Agent, Human, Group, Action, Target", m.id, v.badType)
+		case v.badAttr != "":
+			fail("policy %q: unknown attribute %s.%s; %s has %s", m.id, v.variable, v.badAttr, v.variable, strings.Join(knownAttrs[v.variable], ", "))
+		case v.target != "" && knownTarget != nil && !knownTarget(v.target):
+			line, col := locate(data[start:end], v.target, pos)
+			errs = append(errs, fmt.Errorf("%s:%d:%d: policy %q: unknown target %q (not in the configuration)", path, line, col, m.id, v.target))
+		}
+	}
+	return m, errs
+}
+
+// locate finds the line and column of the first `Target::"id"` in a
+// policy's text, falling back to the policy's own position.
+func locate(text []byte, id string, pos cedar.Position) (line, col int) {
+	re := regexp.MustCompile(`Target\s*::\s*` + regexp.QuoteMeta(strconv.Quote(id)))
+	loc := re.FindIndex(text)
+	if loc == nil {
+		return pos.Line, pos.Column
+	}
+	line, col = pos.Line, pos.Column
+	for _, c := range string(text[:loc[0]]) {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// finding is one thing vocabulary found in a policy: a Target reference, or
+// a type or attribute outside the vocabulary.
+type finding struct {
+	target   string
+	badType  types.EntityType
+	variable string
+	badAttr  string
+}
+
+// vocabulary walks a policy's scope and conditions and reports every
+// Target::"x" it names and every entity type or attribute it uses that the
+// vocabulary does not have.
+func vocabulary(p *cedar.Policy) []finding {
+	a := (*xast.Policy)(p.AST())
+	var out []finding
+	seen := map[finding]bool{}
+	add := func(f finding) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	typ := func(t types.EntityType) {
+		if !slices.Contains(knownTypes, t) {
+			add(finding{badType: t})
+		}
+	}
+	uid := func(u types.EntityUID) {
+		typ(u.Type)
+		if u.Type == typeTarget {
+			add(finding{target: string(u.ID)})
+		}
+	}
+	var value func(v types.Value)
+	value = func(v types.Value) {
+		switch v := v.(type) {
+		case types.EntityUID:
+			uid(v)
+		case types.Set:
+			for e := range v.All() {
+				value(e)
+			}
+		case types.Record:
+			for e := range v.Values() {
+				value(e)
+			}
+		}
+	}
+	scope := func(s xast.IsScopeNode) {
+		switch s := s.(type) {
+		case xast.ScopeTypeEq:
+			uid(s.Entity)
+		case xast.ScopeTypeIn:
+			uid(s.Entity)
+		case xast.ScopeTypeInSet:
+			for _, e := range s.Entities {
+				uid(e)
+			}
+		case xast.ScopeTypeIs:
+			typ(s.Type)
+		case xast.ScopeTypeIsIn:
+			typ(s.Type)
+			uid(s.Entity)
+		}
+	}
+	scope(a.Principal)
+	scope(a.Action)
+	scope(a.Resource)
+	attr := func(arg xast.IsNode, name types.String) {
+		v, ok := arg.(xast.NodeTypeVariable)
+		if !ok {
+			return
+		}
+		if known, ok := knownAttrs[string(v.Name)]; ok && !slices.Contains(known, string(name)) {
+			add(finding{variable: string(v.Name), badAttr: string(name)})
+		}
+	}
+	for _, c := range a.Conditions {
+		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
+			switch n := n.(type) {
+			case xast.NodeValue:
+				value(n.Value)
+			case xast.NodeTypeIs:
+				typ(n.EntityType)
+			case xast.NodeTypeIsIn:
+				typ(n.EntityType)
+			case xast.NodeTypeAccess:
+				attr(n.Arg, n.Value)
+			case xast.NodeTypeHas:
+				attr(n.Arg, n.Value)
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// scopeSets reports which targets and actions a policy's scope limits it
+// to; nil means "any". Anything not provably limited is "any", which only
+// costs evaluation time, never correctness.
+//
+// action in Action::"a" and action in [...] are read as plain membership
+// because Airlock gives Action entities no parents (the request's entity
+// store holds only the principal and the target).
+func scopeSets(p *cedar.Policy) (targets, actions []string) {
+	a := (*xast.Policy)(p.AST())
+	if s, ok := a.Resource.(xast.ScopeTypeEq); ok && s.Entity.Type == typeTarget {
+		targets = []string{string(s.Entity.ID)}
+	}
+	switch s := a.Action.(type) {
+	case xast.ScopeTypeEq:
+		if s.Entity.Type == typeAction {
+			actions = []string{string(s.Entity.ID)}
+		}
+	case xast.ScopeTypeIn:
+		if s.Entity.Type == typeAction {
+			actions = []string{string(s.Entity.ID)}
+		}
+	case xast.ScopeTypeInSet:
+		actions = []string{}
+		for _, e := range s.Entities {
+			if e.Type != typeAction {
+				return targets, nil
+			}
+			actions = append(actions, string(e.ID))
+		}
+	}
+	return targets, actions
+}
