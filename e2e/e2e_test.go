@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,7 +121,25 @@ type env struct {
 	dir, cfg, addr string
 	bot, alice     keypair
 	cmd            *exec.Cmd
-	stderr         *bytes.Buffer
+	stderr         *syncBuffer
+}
+
+// syncBuffer collects a subprocess's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func writeSetup(t *testing.T) *env {
@@ -174,7 +193,7 @@ func write(t *testing.T, path, s string) {
 
 func (e *env) start(t *testing.T) {
 	t.Helper()
-	e.stderr = &bytes.Buffer{}
+	e.stderr = &syncBuffer{}
 	e.cmd = exec.Command(airlockBin, "serve", "--config", e.cfg)
 	e.cmd.Dir = e.dir
 	e.cmd.Env = append(os.Environ(), "AWS_PROD_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_PROD_SECRET_ACCESS_KEY=upstream-secret-never-logged")
