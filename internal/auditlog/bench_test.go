@@ -178,3 +178,28 @@ func BenchmarkVerifyOneEntryPerCheckpoint(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/el.Seconds(), "entries/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*b.N), "cpu-ns/entry")
 }
+
+// BenchmarkAppendGroupVsSingle appends the same events from 64 writers
+// twice in one run, once with group commit and once with one commit per
+// event (MaxBatch 1), and reports both rates and their ratio: the baseline
+// shows what group commit buys on this disk.
+func BenchmarkAppendGroupVsSingle(b *testing.B) {
+	const events = 3000
+	rate := func(maxBatch int) float64 {
+		st := openSQLite(b, filepath.Join(b.TempDir(), "airlock.db"))
+		s, _ := testKey(b)
+		l := openLog(b, st, s, Options{MaxBatch: maxBatch})
+		start := time.Now()
+		appendConcurrently(b, l, 64, events)
+		return events / time.Since(start).Seconds()
+	}
+	var group, single float64
+	for range b.N {
+		group += rate(0)
+		single += rate(1)
+	}
+	n := float64(b.N)
+	b.ReportMetric(group/n, "group-events/s")
+	b.ReportMetric(single/n, "single-events/s")
+	b.ReportMetric(group/single, "speedup-x")
+}
