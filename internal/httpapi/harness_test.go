@@ -17,27 +17,16 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/demo"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/server"
 )
 
-// testPolicies: sre-team agents get app logs automatically for up to 15
-// minutes and all logs for up to an hour with a lead's approval; sre-leads
-// approve. Nobody else is permitted anything.
-const testPolicies = `@id("triage-reads-app-logs")
-@approval("auto")
-permit (principal in Group::"sre-team", action in [Action::"s3:GetObject", Action::"s3:ListBucket"], resource == Target::"aws-prod")
-when { context.resource like "arn:aws:s3:::logs/app/*" && context.duration_seconds <= 900 };
-
-@id("sre-reads-all-logs-with-approval")
-@approval("human")
-permit (principal in Group::"sre-team", action in [Action::"s3:GetObject", Action::"s3:ListBucket"], resource == Target::"aws-prod")
-when { context.resource like "arn:aws:s3:::logs/*" && context.duration_seconds <= 3600 };
-
-@id("leads-approve-sre-agents")
-permit (principal in Group::"sre-leads", action == Action::"approve", resource == Target::"aws-prod");
-`
+// testPolicies are the walkthrough's: sre-team agents get app logs
+// automatically for up to 15 minutes and all logs for up to an hour with a
+// lead's approval; sre-leads approve. Nobody else is permitted anything.
+const testPolicies = demo.Policies
 
 const testConfig = `data_dir: ./data
 listen:
