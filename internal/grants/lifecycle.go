@@ -320,77 +320,72 @@ func (s *Service) getForDecision(ctx context.Context, caller model.Identity, id,
 
 // Approve activates a pending grant on a permitted person's say-so.
 func (s *Service) Approve(ctx context.Context, caller model.Identity, id, comment string) (model.Grant, error) {
-	comment, err := s.checkText("comment", comment, false)
-	if err != nil {
-		return model.Grant{}, err
-	}
-	unlock := s.lock(id)
-	defer unlock()
-	g, err := s.getForDecision(ctx, caller, id, "approve")
-	if err != nil {
-		return g, err
-	}
-	pols, hash, err := s.mayDecide(caller, g, "approve")
-	if err != nil {
-		return model.Grant{}, err
-	}
-	now := s.now()
-	out, err := s.transition(ctx, "approve", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
-		if !now.Before(g.DecideBy) {
-			// The cancel timer is about to run (or waits on our lock): a late
-			// approval must never resurrect an overdue request.
-			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
-		}
-		a := model.Approval{Approver: caller.Name, Decision: "approved", Comment: comment, At: now, Policies: pols, PolicySetHash: hash}
-		g.Approvals = append(g.Approvals, a)
-		g.DecidedAt = now
-		s.activate(g, now)
-		return []auditlog.Event{
-			{Type: "grant.approved", GrantID: g.ID, Actor: caller.Name, Data: a},
-			activatedEvent(*g, caller.Name),
-		}, nil
-	})
-	if err != nil {
-		return out, err
-	}
-	s.stopTimer(id)
-	s.activateInMemory(out)
-	s.logger.Info("grant approved", "grant", id, "approver", caller.Name)
-	return out, nil
+	return s.decidePending(ctx, caller, id, "approve", "comment", comment, false,
+		func(g *model.Grant, a model.Approval) []auditlog.Event {
+			s.activate(g, a.At)
+			return []auditlog.Event{
+				{Type: "grant.approved", GrantID: g.ID, Actor: caller.Name, Data: a},
+				activatedEvent(*g, caller.Name),
+			}
+		},
+		func(out model.Grant) {
+			s.activateInMemory(out)
+			s.logger.Info("grant approved", "grant", id, "approver", caller.Name)
+		})
 }
 
 // Deny refuses a pending grant.
 func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
-	reason, err := s.checkText("reason", reason, true)
+	return s.decidePending(ctx, caller, id, "deny", "reason", reason, true,
+		func(g *model.Grant, a model.Approval) []auditlog.Event {
+			g.Status, g.EndedAt = model.Denied, a.At
+			g.EndReason, g.EndedBy, g.EndComment = "denied", caller.Name, a.Comment
+			return []auditlog.Event{endEvent(*g)}
+		},
+		func(model.Grant) { s.notify(id) })
+}
+
+// decidePending runs a person's decision on a pending grant: the text
+// check, the grant lock, the permission check, settling a request whose
+// deadline already passed, and the recorded transition. apply completes the
+// grant for this decision and returns its log events; after runs once the
+// decision is committed, still under the grant's lock.
+func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, verb, field, text string, required bool,
+	apply func(g *model.Grant, a model.Approval) []auditlog.Event, after func(model.Grant)) (model.Grant, error) {
+	text, err := s.checkText(field, text, required)
 	if err != nil {
 		return model.Grant{}, err
 	}
 	unlock := s.lock(id)
 	defer unlock()
-	g, err := s.getForDecision(ctx, caller, id, "deny")
+	g, err := s.getForDecision(ctx, caller, id, verb)
 	if err != nil {
 		return g, err
 	}
-	pols, hash, err := s.mayDecide(caller, g, "deny")
+	pols, hash, err := s.mayDecide(caller, g, verb)
 	if err != nil {
 		return model.Grant{}, err
 	}
 	now := s.now()
-	if err := s.settleLapsed(ctx, g, now, "deny"); err != nil {
+	if err := s.settleLapsed(ctx, g, now, verb); err != nil {
 		return model.Grant{}, err
 	}
-	out, err := s.transition(ctx, "deny", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
-		a := model.Approval{Approver: caller.Name, Decision: "denied", Comment: reason, At: now, Policies: pols, PolicySetHash: hash}
+	decision := map[string]string{"approve": "approved", "deny": "denied"}[verb]
+	out, err := s.transition(ctx, verb, id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+		if !now.Before(g.DecideBy) {
+			// A decision must never resurrect or settle an overdue request.
+			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
+		}
+		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: now, Policies: pols, PolicySetHash: hash}
 		g.Approvals = append(g.Approvals, a)
-		g.Status, g.DecidedAt, g.EndedAt = model.Denied, now, now
-		g.EndReason, g.EndedBy, g.EndComment = "denied", caller.Name, reason
-		return []auditlog.Event{endEvent(*g)}, nil
+		g.DecidedAt = now
+		return apply(g, a), nil
 	})
 	if err != nil {
 		return out, err
 	}
 	s.stopTimer(id)
-	s.notify(id)
+	after(out)
 	return out, nil
 }
 
