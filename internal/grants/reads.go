@@ -80,12 +80,6 @@ func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, ma
 	}
 }
 
-// SessionView is one session with its recorded events.
-type SessionView struct {
-	Session model.Session    `json:"session"`
-	Events  []store.LogEntry `json:"-"`
-}
-
 // Session returns a session's record and its log entries.
 func (s *Service) Session(ctx context.Context, caller model.Identity, id string) (model.Session, []store.LogEntry, error) {
 	ses, err := s.st.Session(ctx, id)
