@@ -37,6 +37,12 @@ type Authority interface {
 	// peer (address, user agent). The session.started event is durable when
 	// it returns.
 	StartSession(ctx context.Context, g *Grant, client string) (*Session, error)
+	// Subscribe calls fn for every grant that becomes active from now on,
+	// and at once for each grant already active, so that a gateway can
+	// prepare upstream state (a PostgreSQL role) when a grant starts and
+	// tear it down when Done closes. fn runs on the control plane's path
+	// and must not block: hand slow work to a goroutine.
+	Subscribe(fn func(*Grant))
 }
 
 // Info is what a gateway knows of an active grant. It never changes.
@@ -53,6 +59,9 @@ type Info struct {
 	// Secret is the credential secret, for gateways that verify a signature
 	// made with it. Never log it.
 	Secret string
+	// SessionToken is the AWS-style session token handed out with the
+	// credential; the AWS gateway requires it on every call. Never log it.
+	SessionToken string
 }
 
 // Grant is an active grant as a gateway sees it: fixed Info plus liveness.

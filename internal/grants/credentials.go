@@ -43,6 +43,16 @@ func (s *Service) secretFor(credentialID string) string {
 	return base64.RawStdEncoding.EncodeToString(m.Sum(nil))[:40]
 }
 
+// sessionTokenFor derives the AWS-style session token handed out with a
+// credential. Like the secret it is never stored; the AWS gateway requires
+// it, so a leaked access key id and secret alone are not enough.
+func (s *Service) sessionTokenFor(credentialID string) string {
+	m := hmac.New(sha256.New, s.credKey)
+	m.Write([]byte("airlock grant session token v1\x00"))
+	m.Write([]byte(credentialID))
+	return "AIRLOCK" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
 // fingerprint identifies a secret in records without revealing it.
 func fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
@@ -56,6 +66,7 @@ type Credentials struct {
 	TargetKind      string    `json:"target_kind"`
 	AccessKeyID     string    `json:"access_key_id"`
 	SecretAccessKey string    `json:"secret_access_key"`
+	SessionToken    string    `json:"session_token"`
 	Fingerprint     string    `json:"fingerprint"`
 	Expiration      time.Time `json:"expiration"`
 }
@@ -80,7 +91,8 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	c := Credentials{
 		GrantID: g.ID, Target: g.Target, TargetKind: g.TargetKind,
 		AccessKeyID: g.CredentialID, SecretAccessKey: s.secretFor(g.CredentialID),
-		Fingerprint: g.CredentialFingerprint, Expiration: g.ExpiresAt,
+		SessionToken: s.sessionTokenFor(g.CredentialID),
+		Fingerprint:  g.CredentialFingerprint, Expiration: g.ExpiresAt,
 	}
 	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", GrantID: g.ID, Actor: caller.Name,
 		Data: map[string]any{"credential_id": g.CredentialID, "fingerprint": g.CredentialFingerprint}})
@@ -99,6 +111,20 @@ func (s *Service) Lookup(credentialID string) (*gateway.Grant, error) {
 		return nil, gateway.ErrNoGrant
 	}
 	return g, nil
+}
+
+// Subscribe implements gateway.Authority.
+func (s *Service) Subscribe(fn func(*gateway.Grant)) {
+	s.mu.Lock()
+	s.subs = append(s.subs, fn)
+	active := make([]*gateway.Grant, 0, len(s.byGrant))
+	for _, g := range s.byGrant {
+		active = append(active, g)
+	}
+	s.mu.Unlock()
+	for _, g := range active {
+		fn(g)
+	}
 }
 
 // Authenticate implements gateway.Authority.

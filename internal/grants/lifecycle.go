@@ -189,11 +189,16 @@ func (s *Service) activateInMemory(g model.Grant) {
 		ID: g.ID, Identity: g.Identity, Owner: g.Owner, Target: g.Target, TargetKind: g.TargetKind,
 		Account: g.Account, Scope: g.GrantedScope, ExpiresAt: g.ExpiresAt,
 		CredentialID: g.CredentialID, Secret: s.secretFor(g.CredentialID),
+		SessionToken: s.sessionTokenFor(g.CredentialID),
 	})
 	s.mu.Lock()
 	s.byCred[g.CredentialID] = gg
 	s.byGrant[g.ID] = gg
+	subs := s.subs
 	s.mu.Unlock()
+	for _, fn := range subs {
+		fn(gg)
+	}
 	id := g.ID
 	s.setTimer(id, g.ExpiresAt, s.retrying(id, "expiring grant", s.expire))
 	s.notify(id)

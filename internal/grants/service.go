@@ -85,6 +85,7 @@ type Service struct {
 	byGrant  map[string]*gateway.Grant
 	timers   map[string]*time.Timer
 	watchers map[string]chan struct{}
+	subs     []func(*gateway.Grant)
 	closed   bool
 }
 

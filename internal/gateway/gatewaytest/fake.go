@@ -1,0 +1,218 @@
+// Package gatewaytest provides an in-memory gateway.Authority for testing
+// protocol gateways without a control plane: tests add grants, end them,
+// read back what was recorded, and make recording fail on purpose.
+package gatewaytest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/scope"
+)
+
+// ErrRecordFailed is what Record returns while FailRecords is set.
+var ErrRecordFailed = errors.New("gatewaytest: recording disabled")
+
+// Authority is a fake gateway.Authority. The zero value is not usable; call New.
+type Authority struct {
+	mu       sync.Mutex
+	byCred   map[string]*gateway.Grant
+	subs     []func(*gateway.Grant)
+	sessions []*Recorded
+	fail     bool
+	n        int
+}
+
+// Recorded is one session as the fake saw it.
+type Recorded struct {
+	ID     string
+	Grant  *gateway.Grant
+	Client string
+
+	mu    sync.Mutex
+	calls []gateway.Call
+	ended bool
+}
+
+// Calls returns a copy of the session's recorded calls, in order.
+func (r *Recorded) Calls() []gateway.Call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]gateway.Call(nil), r.calls...)
+}
+
+// Ended reports whether the session was ended.
+func (r *Recorded) Ended() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended
+}
+
+var _ gateway.Authority = (*Authority)(nil)
+
+// New returns an empty fake authority.
+func New() *Authority { return &Authority{byCred: map[string]*gateway.Grant{}} }
+
+// Spec describes a grant to add.
+type Spec struct {
+	Identity, Owner, Target, TargetKind, Account string
+	// Scope statements, e.g. "s3:GetObject arn:aws:s3:::logs/app/*".
+	Scope []string
+	// TTL is how long the grant lasts; 10 minutes if zero.
+	TTL time.Duration
+}
+
+// Add activates a grant with a fresh credential and returns it. It panics on
+// a bad scope statement: that is a broken test.
+func (a *Authority) Add(sp Spec) *gateway.Grant {
+	sc, err := scope.Parse(sp.Scope)
+	if err != nil {
+		panic(fmt.Sprintf("gatewaytest: scope: %v", err))
+	}
+	if sp.TTL == 0 {
+		sp.TTL = 10 * time.Minute
+	}
+	if sp.Identity == "" {
+		sp.Identity = "test-agent"
+	}
+	a.mu.Lock()
+	a.n++
+	n := a.n
+	a.mu.Unlock()
+	g := gateway.NewGrant(gateway.Info{
+		ID: fmt.Sprintf("g_test%d", n), Identity: sp.Identity, Owner: sp.Owner,
+		Target: sp.Target, TargetKind: sp.TargetKind, Account: sp.Account,
+		Scope: sc, ExpiresAt: time.Now().Add(sp.TTL),
+		CredentialID: "AKAL" + randString(16), Secret: randString(40), SessionToken: "AIRLOCK" + randString(43),
+	})
+	a.mu.Lock()
+	a.byCred[g.CredentialID] = g
+	subs := append([]func(*gateway.Grant){}, a.subs...)
+	a.mu.Unlock()
+	for _, fn := range subs {
+		fn(g)
+	}
+	return g
+}
+
+// End ends g with reason, as the control plane would on revoke or expiry.
+func (a *Authority) End(g *gateway.Grant, reason string) {
+	a.mu.Lock()
+	delete(a.byCred, g.CredentialID)
+	a.mu.Unlock()
+	g.End(reason)
+}
+
+// FailRecords makes every later Record (and StartSession) fail while on.
+func (a *Authority) FailRecords(on bool) {
+	a.mu.Lock()
+	a.fail = on
+	a.mu.Unlock()
+}
+
+// Sessions returns the sessions started so far, in order.
+func (a *Authority) Sessions() []*Recorded {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*Recorded(nil), a.sessions...)
+}
+
+// Calls returns every call recorded under grant id, across its sessions.
+func (a *Authority) Calls(grantID string) []gateway.Call {
+	var out []gateway.Call
+	for _, s := range a.Sessions() {
+		if s.Grant.ID == grantID {
+			out = append(out, s.Calls()...)
+		}
+	}
+	return out
+}
+
+// Lookup implements gateway.Authority.
+func (a *Authority) Lookup(credentialID string) (*gateway.Grant, error) {
+	a.mu.Lock()
+	g := a.byCred[credentialID]
+	a.mu.Unlock()
+	if g == nil || !g.Live(time.Now()) {
+		return nil, gateway.ErrNoGrant
+	}
+	return g, nil
+}
+
+// Authenticate implements gateway.Authority.
+func (a *Authority) Authenticate(credentialID, secret string) (*gateway.Grant, error) {
+	g, err := a.Lookup(credentialID)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(g.Secret)) != 1 {
+		return nil, gateway.ErrNoGrant
+	}
+	return g, nil
+}
+
+// Subscribe implements gateway.Authority.
+func (a *Authority) Subscribe(fn func(*gateway.Grant)) {
+	a.mu.Lock()
+	a.subs = append(a.subs, fn)
+	var active []*gateway.Grant
+	for _, g := range a.byCred {
+		active = append(active, g)
+	}
+	a.mu.Unlock()
+	for _, g := range active {
+		fn(g)
+	}
+}
+
+// StartSession implements gateway.Authority.
+func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client string) (*gateway.Session, error) {
+	if !g.Live(time.Now()) {
+		return nil, gateway.ErrNoGrant
+	}
+	a.mu.Lock()
+	if a.fail {
+		a.mu.Unlock()
+		return nil, ErrRecordFailed
+	}
+	r := &Recorded{ID: "s_test" + randString(8), Grant: g, Client: client}
+	a.sessions = append(a.sessions, r)
+	a.mu.Unlock()
+	record := func(ctx context.Context, c gateway.Call) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		fail := a.fail
+		a.mu.Unlock()
+		if fail {
+			return ErrRecordFailed
+		}
+		r.mu.Lock()
+		r.calls = append(r.calls, c)
+		r.mu.Unlock()
+		return nil
+	}
+	end := func(context.Context) error {
+		r.mu.Lock()
+		r.ended = true
+		r.mu.Unlock()
+		return nil
+	}
+	return gateway.NewSession(r.ID, g, record, end), nil
+}
+
+func randString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base32.StdEncoding.EncodeToString(b)[:n]
+}

@@ -1,0 +1,52 @@
+package s3err
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestWrite(t *testing.T) {
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/b/k", nil)
+	Write(rec, r, New(AccessDenied, "s3:GetObject on %s is outside grant %s", "arn:aws:s3:::b/k", "g_1"), "req1")
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", rec.Code)
+	}
+	var got body
+	if err := xml.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("body is not XML: %v: %s", err, rec.Body)
+	}
+	if got.Code != AccessDenied || got.RequestID != "req1" || got.Message != "s3:GetObject on arn:aws:s3:::b/k is outside grant g_1" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestWriteHead(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Write(rec, httptest.NewRequest(http.MethodHead, "/b/k", nil), New(SignatureDoesNotMatch, "x"), "")
+	if rec.Code != http.StatusForbidden || rec.Body.Len() != 0 {
+		t.Fatalf("HEAD: status %d body %q", rec.Code, rec.Body)
+	}
+}
+
+func TestStatuses(t *testing.T) {
+	for code, want := range map[string]int{ServiceUnavailable: 503, ExpiredToken: 400, NotImplemented: 501, "Unknown": 400} {
+		if got := New(code, "m").Status; got != want {
+			t.Errorf("%s: status %d, want %d", code, got, want)
+		}
+	}
+}
+
+func TestAs(t *testing.T) {
+	e := New(ExpiredToken, "gone")
+	if As(fmt.Errorf("wrapped: %w", e)) != e {
+		t.Fatal("As did not unwrap")
+	}
+	if got := As(errors.New("boom")); got.Code != InternalError || got.Status != 500 {
+		t.Fatalf("As(plain) = %+v", got)
+	}
+}
