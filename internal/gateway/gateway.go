@@ -43,6 +43,29 @@ type Authority interface {
 	// tear it down when Done closes. fn runs on the control plane's path
 	// and must not block: hand slow work to a goroutine.
 	Subscribe(fn func(*Grant))
+	// Reject records a connection or call refused before any session
+	// could start (unknown credential, bad signature or password, wrong
+	// database…), so failed attempts are in the log too. It is durable
+	// when it returns.
+	Reject(ctx context.Context, r Rejection) error
+}
+
+// Rejection is an attempt a gateway refused before a session existed.
+type Rejection struct {
+	// Gateway is "aws" or "postgres".
+	Gateway string `json:"gateway"`
+	// Target is the target the attempt was for, if known.
+	Target string `json:"target,omitempty"`
+	// Client is the peer address (and user agent, where there is one).
+	Client string `json:"client"`
+	// CredentialID is the credential the client presented, if any; never
+	// its secret.
+	CredentialID string `json:"credential_id,omitempty"`
+	// GrantID is the grant of that credential, if it was one (for example
+	// an ended grant's credential presented again).
+	GrantID string `json:"grant_id,omitempty"`
+	// Reason says why, for the reviewer (the error code and message).
+	Reason string `json:"reason"`
 }
 
 // Info is what a gateway knows of an active grant. It never changes.

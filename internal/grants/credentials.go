@@ -127,6 +127,15 @@ func (s *Service) Subscribe(fn func(*gateway.Grant)) {
 	}
 }
 
+// Reject implements gateway.Authority.
+func (s *Service) Reject(ctx context.Context, r gateway.Rejection) error {
+	err := s.log.Append(ctx, auditlog.Event{Type: "gateway.rejected", GrantID: r.GrantID, Actor: "airlock", Data: r})
+	if err != nil {
+		return s.logErr("the rejection", err)
+	}
+	return nil
+}
+
 // Authenticate implements gateway.Authority.
 func (s *Service) Authenticate(credentialID, secret string) (*gateway.Grant, error) {
 	g, err := s.Lookup(credentialID)

@@ -22,12 +22,13 @@ var ErrRecordFailed = errors.New("gatewaytest: recording disabled")
 
 // Authority is a fake gateway.Authority. The zero value is not usable; call New.
 type Authority struct {
-	mu       sync.Mutex
-	byCred   map[string]*gateway.Grant
-	subs     []func(*gateway.Grant)
-	sessions []*Recorded
-	fail     bool
-	n        int
+	mu         sync.Mutex
+	byCred     map[string]*gateway.Grant
+	subs       []func(*gateway.Grant)
+	sessions   []*Recorded
+	rejections []gateway.Rejection
+	fail       bool
+	n          int
 }
 
 // Recorded is one session as the fake saw it.
@@ -133,6 +134,24 @@ func (a *Authority) Calls(grantID string) []gateway.Call {
 		}
 	}
 	return out
+}
+
+// Reject implements gateway.Authority.
+func (a *Authority) Reject(ctx context.Context, r gateway.Rejection) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail {
+		return ErrRecordFailed
+	}
+	a.rejections = append(a.rejections, r)
+	return nil
+}
+
+// Rejections returns the rejections recorded so far, in order.
+func (a *Authority) Rejections() []gateway.Rejection {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]gateway.Rejection{}, a.rejections...)
 }
 
 // Lookup implements gateway.Authority.
