@@ -39,6 +39,8 @@ type Config struct {
 	Policies string `yaml:"policies"`
 	// Grants holds the limits every grant is held to.
 	Grants GrantSettings `yaml:"grants"`
+	// TLS configures the gateway listeners' certificate.
+	TLS TLS `yaml:"tls"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.
@@ -57,6 +59,21 @@ type Listen struct {
 	AWS string `yaml:"aws"`
 	// Postgres serves the PostgreSQL gateway.
 	Postgres string `yaml:"postgres"`
+}
+
+// TLS is the gateway listeners' TLS. Both gateways always offer TLS: with
+// the certificate named here, or else with one issued by Airlock's own CA in
+// data_dir (its certificate, ca.pem, is what clients trust). Plaintext is
+// accepted only from clients on a loopback address unless AllowPlaintext.
+type TLS struct {
+	// CertFile and KeyFile are PEM files, both or neither, resolved like
+	// DataDir.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// AllowPlaintext accepts plaintext connections from clients that are not
+	// on a loopback address. Grant credentials and, for AWS, session tokens
+	// would then cross the network in clear: never set it outside a lab.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // Identity is one agent or person that may authenticate to Airlock.
@@ -89,7 +106,18 @@ type Target struct {
 	// an S3-compatible server (aws targets).
 	Endpoint string `yaml:"endpoint"`
 	// Upstream is the postgres:// URL of the database (postgres targets).
+	// Its user is the gateway's admin role, which creates one login role
+	// per grant.
 	Upstream string `yaml:"upstream"`
+	// PasswordEnv names the variable holding the admin role's password
+	// (postgres targets; optional: the DSN, PGPASSFILE or trust auth may do).
+	PasswordEnv string `yaml:"password_env"`
+	// RedactParameters records bound parameter values as their length only
+	// (postgres targets).
+	RedactParameters bool `yaml:"redact_parameters"`
+	// STSEndpoint overrides the AWS STS endpoint used with role_arn (aws
+	// targets; for testing or a VPC endpoint).
+	STSEndpoint string `yaml:"sts_endpoint"`
 	// Credentials are the gateway's own upstream credentials (aws targets;
 	// required there, not allowed on postgres targets).
 	Credentials *Credentials `yaml:"credentials"`
@@ -209,6 +237,15 @@ func (c *Config) CheckEnv(getenv func(string) string) error {
 	}
 	var errs Errors
 	for i, t := range c.Targets {
+		if t.PasswordEnv != "" && getenv(t.PasswordEnv) == "" {
+			path := fmt.Sprintf("targets[%d].password_env", i)
+			at := locate(c.pos, path)
+			errs.List = append(errs.List, &Error{
+				File: file, Line: at.line, Col: at.col, Field: path,
+				Msg: fmt.Sprintf("environment variable %s is not set or empty; target %s reads its admin password from it",
+					t.PasswordEnv, quote(t.Name)),
+			})
+		}
 		if t.Credentials == nil {
 			continue
 		}

@@ -201,7 +201,7 @@ func TestErrors(t *testing.T) {
 		{"empty file", ``, []loc{{"airlock.yaml", "the file is empty"}}},
 		{"comments only", "# nothing yet\n", []loc{{"airlock.yaml", "the file is empty"}}},
 		{"null document", "~\n", []loc{{"airlock.yaml:1:1", "holds no settings"}}},
-		{"list document", "- data_dir: x\n", []loc{{"airlock.yaml:1:1", "expected a mapping of settings (data_dir, listen, identities, targets, policies, grants), got a list"}}},
+		{"list document", "- data_dir: x\n", []loc{{"airlock.yaml:1:1", "expected a mapping of settings (data_dir, listen, identities, targets, policies, grants, tls), got a list"}}},
 		{"scalar document", "hello\n", []loc{{"airlock.yaml:1:1", `got the value "hello"`}}},
 		{"second document", "data_dir: d\npolicies: policies\n---\ndata_dir: e\n", []loc{{"airlock.yaml:3:1", "second YAML document"}}},
 		{"syntax error", "data_dir: d\npolicies: [policies\n", []loc{{"airlock.yaml:2", "invalid YAML: did not find expected ',' or ']'"}}},
@@ -217,7 +217,7 @@ func TestErrors(t *testing.T) {
 policy: policies
 `, []loc{
 			{"airlock.yaml:1:1: policies", "required"},
-			{"airlock.yaml:2:1: policy", `unknown key "policy" (did you mean "policies"?); allowed keys: data_dir, listen, identities, targets, policies, grants`},
+			{"airlock.yaml:2:1: policy", `unknown key "policy" (did you mean "policies"?); allowed keys: data_dir, listen, identities, targets, policies, tls, grants`},
 		}},
 		{"unknown key in listen", `data_dir: d
 policies: policies
@@ -244,7 +244,38 @@ targets:
     account: dev
     upstream: postgres://u@h/db
     database: db
-`, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, credentials"}}},
+`, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, password_env, redact_parameters, sts_endpoint, credentials"}}},
+		{"tls half given", `data_dir: d
+policies: policies
+tls:
+  cert_file: policies
+`, []loc{{"airlock.yaml:4:3: tls", "cert_file and key_file go together"}}},
+		{"tls file missing", `data_dir: d
+policies: policies
+tls:
+  cert_file: nope.pem
+  key_file: nope.key
+`, []loc{{"airlock.yaml:4:14: tls.cert_file", "cannot read"}, {"airlock.yaml:5:13: tls.key_file", "cannot read"}}},
+		{"postgres-only keys on aws", `data_dir: d
+policies: policies
+targets:
+  - name: s3
+    kind: aws
+    account: "1"
+    password_env: X
+    redact_parameters: true
+    credentials:
+      role_arn: arn:aws:iam::111122223333:role/r
+`, []loc{{"airlock.yaml:7:19: targets[0].password_env", "only postgres targets"}, {"airlock.yaml:8:24: targets[0].redact_parameters", "only postgres targets"}}},
+		{"sts_endpoint on postgres", `data_dir: d
+policies: policies
+targets:
+  - name: db
+    kind: postgres
+    account: dev
+    upstream: postgres://u@h/db
+    sts_endpoint: http://127.0.0.1:1
+`, []loc{{"airlock.yaml:8:19: targets[0].sts_endpoint", "only aws targets use STS"}}},
 		{"unknown key in credentials", `data_dir: d
 policies: policies
 targets:
@@ -618,6 +649,15 @@ func TestCheckEnv(t *testing.T) {
 	env["AWS_PROD_SECRET_ACCESS_KEY"] = "secret"
 	if err := c.CheckEnv(getenv); err != nil {
 		t.Errorf("CheckEnv with everything set = %v", err)
+	}
+
+	// A postgres admin password named by password_env must be set.
+	pg := &Config{Targets: []Target{{Name: "db", Kind: "postgres", PasswordEnv: "ORDERS_DB_PASSWORD"}}}
+	if err := pg.CheckEnv(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "ORDERS_DB_PASSWORD") {
+		t.Errorf("password_env unset: CheckEnv = %v", err)
+	}
+	if err := pg.CheckEnv(func(string) string { return "pw" }); err != nil {
+		t.Errorf("password_env set: CheckEnv = %v", err)
 	}
 
 	// A role-only target needs no variables.

@@ -376,7 +376,7 @@ func isDigits(s string) bool {
 
 // config decodes the document's root mapping into c.
 func (d *decoder) config(root *yaml.Node, c *Config) {
-	d.mapping(root, "", "a mapping of settings (data_dir, listen, identities, targets, policies, grants)", []field{
+	d.mapping(root, "", "a mapping of settings (data_dir, listen, identities, targets, policies, grants, tls)", []field{
 		{"data_dir", func(p string, v *yaml.Node) { c.DataDir = d.str(v, p) }},
 		{"listen", func(p string, v *yaml.Node) {
 			d.mapping(v, p, "a mapping of listeners (api, aws, postgres)", []field{
@@ -396,6 +396,18 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			})
 		}},
 		{"policies", func(p string, v *yaml.Node) { c.Policies = d.str(v, p) }},
+		{"tls", func(p string, v *yaml.Node) {
+			t := &c.TLS
+			d.mapping(v, p, "a mapping of TLS settings (cert_file, key_file, allow_plaintext)", []field{
+				{"cert_file", func(p string, v *yaml.Node) { t.CertFile = d.str(v, p) }},
+				{"key_file", func(p string, v *yaml.Node) { t.KeyFile = d.str(v, p) }},
+				{"allow_plaintext", func(p string, v *yaml.Node) {
+					if b := d.boolean(v, p); b != nil {
+						t.AllowPlaintext = *b
+					}
+				}},
+			})
+		}},
 		{"grants", func(p string, v *yaml.Node) {
 			g := &c.Grants
 			d.mapping(v, p, "a mapping of grant settings (max_duration, pending_timeout, require_reason)", []field{
@@ -434,6 +446,13 @@ func (d *decoder) target(n *yaml.Node, path string) Target {
 		{"region", func(p string, v *yaml.Node) { t.Region = d.str(v, p) }},
 		{"endpoint", func(p string, v *yaml.Node) { t.Endpoint = d.str(v, p) }},
 		{"upstream", func(p string, v *yaml.Node) { t.Upstream = d.str(v, p) }},
+		{"password_env", func(p string, v *yaml.Node) { t.PasswordEnv = d.str(v, p) }},
+		{"redact_parameters", func(p string, v *yaml.Node) {
+			if b := d.boolean(v, p); b != nil {
+				t.RedactParameters = *b
+			}
+		}},
+		{"sts_endpoint", func(p string, v *yaml.Node) { t.STSEndpoint = d.str(v, p) }},
 		{"credentials", func(p string, v *yaml.Node) {
 			var c Credentials
 			if d.mapping(v, p, "a mapping of credentials (access_key_id_env, secret_access_key_env, role_arn)", []field{

@@ -58,6 +58,21 @@ func (d *decoder) validate(c *Config, base string) {
 	}
 
 	d.validateListen(&c.Listen)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		d.errorf("tls", "cert_file and key_file go together: give both, or neither for a certificate from Airlock's own CA")
+	}
+	for _, f := range []struct {
+		path string
+		p    *string
+	}{{"tls.cert_file", &c.TLS.CertFile}, {"tls.key_file", &c.TLS.KeyFile}} {
+		if *f.p == "" {
+			continue
+		}
+		*f.p = resolvePath(base, *f.p)
+		if _, err := os.Stat(*f.p); err != nil {
+			d.errorf(f.path, "cannot read %s: %v", strconv.Quote(*f.p), errors.Unwrap(err))
+		}
+	}
 
 	names := map[string]string{} // identity name → path of its first use
 	keys := map[string]string{}  // key hash → path of its first use
@@ -222,6 +237,18 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 		if t.Upstream != "" {
 			d.errorf(path+".upstream", "only postgres targets have an upstream; an aws target uses region and, optionally, endpoint")
 		}
+		if t.PasswordEnv != "" {
+			d.errorf(path+".password_env", "only postgres targets have an admin password")
+		}
+		if t.RedactParameters {
+			d.errorf(path+".redact_parameters", "only postgres targets record bound parameters")
+		}
+		if t.STSEndpoint != "" {
+			d.checkEndpoint(t.STSEndpoint, path+".sts_endpoint")
+			if t.Credentials != nil && t.Credentials.RoleARN == "" {
+				d.errorf(path+".sts_endpoint", "only used with credentials.role_arn")
+			}
+		}
 		d.checkCredentials(t.Credentials, path+".credentials", label)
 	case "postgres":
 		if t.Upstream == "" {
@@ -237,6 +264,9 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 		}
 		if t.Credentials != nil {
 			d.errorf(path+".credentials", "postgres %s must not have credentials; the database user is part of upstream", label)
+		}
+		if t.STSEndpoint != "" {
+			d.errorf(path+".sts_endpoint", "only aws targets use STS")
 		}
 	case "":
 		d.errorf(path+".kind", `required: "aws" or "postgres"`)
