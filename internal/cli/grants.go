@@ -126,17 +126,21 @@ func (a *app) credentialsCmd() *cobra.Command {
 			case "json":
 				return a.printJSON(cr)
 			case "process":
+				if cr.TargetKind != "aws" {
+					return exitf(1, "--format process is AWS credential_process output; %s is a %s target (use --format env)", cr.Target, cr.TargetKind)
+				}
 				// AWS credential_process output, version 1.
 				return a.printJSON(map[string]any{
 					"Version": 1, "AccessKeyId": cr.AccessKeyID, "SecretAccessKey": cr.SecretAccessKey,
-					"Expiration": cr.Expiration.UTC().Format(time.RFC3339),
+					"SessionToken": cr.SessionToken, "Expiration": cr.Expiration.UTC().Format(time.RFC3339),
 				})
 			}
-			fmt.Fprintf(a.out, "export AIRLOCK_GRANT=%s\n", cr.GrantID)
-			if cr.TargetKind == "aws" {
-				fmt.Fprintf(a.out, "export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n", cr.AccessKeyID, cr.SecretAccessKey)
-			} else {
-				fmt.Fprintf(a.out, "export AIRLOCK_ACCESS_KEY_ID=%s\nexport AIRLOCK_SECRET=%s\n", cr.AccessKeyID, cr.SecretAccessKey)
+			caFile, err := writeCA(cr)
+			if err != nil {
+				return exitf(1, "%v", err)
+			}
+			for _, v := range credentialEnv(cr, caFile) {
+				fmt.Fprintf(a.out, "export %s=%s\n", v.name, shellQuote(v.value))
 			}
 			fmt.Fprintf(a.out, "# expires %s\n", cr.Expiration.UTC().Format(time.RFC3339))
 			return nil

@@ -114,7 +114,7 @@ func (a *app) root() *cobra.Command {
 	}
 	root.AddCommand(
 		a.serveCmd(), a.demoCmd(), a.keygenCmd(), a.whoamiCmd(),
-		a.requestCmd(), a.credentialsCmd(), a.endCmd(),
+		a.requestCmd(), a.credentialsCmd(), a.execCmd(), a.endCmd(),
 		a.pendingCmd(), a.approveCmd(), a.denyCmd(), a.revokeCmd(),
 		a.grantsCmd(), a.grantCmd(), a.sessionCmd(), a.auditCmd(), a.agentCmd(),
 	)

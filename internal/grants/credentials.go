@@ -69,6 +69,39 @@ type Credentials struct {
 	SessionToken    string    `json:"session_token"`
 	Fingerprint     string    `json:"fingerprint"`
 	Expiration      time.Time `json:"expiration"`
+	// Endpoint says where the target's gateway listens; nil while that
+	// gateway is not running.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+}
+
+// Endpoint tells a grant's holder how to reach its target through the
+// gateway: what `airlock credentials --format env` and `airlock exec` put in
+// the client's environment.
+type Endpoint struct {
+	// URL is the AWS gateway's base URL (aws targets; AWS_ENDPOINT_URL).
+	URL string `json:"url,omitempty"`
+	// Region is the target's region (aws targets; AWS_REGION).
+	Region string `json:"region,omitempty"`
+	// Host, Port, Database and SSLMode locate the PostgreSQL gateway
+	// (postgres targets; PGHOST, PGPORT, PGDATABASE, PGSSLMODE).
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	Database string `json:"database,omitempty"`
+	SSLMode  string `json:"sslmode,omitempty"`
+	// CAPEM is the certificate to trust for the gateway's TLS when Airlock's
+	// own CA issued it (AWS_CA_BUNDLE, PGSSLROOTCERT).
+	CAPEM string `json:"ca_pem,omitempty"`
+}
+
+// SetEndpoint records where target's gateway listens, for Credentials.
+// The server calls it once the gateway's listener is up.
+func (s *Service) SetEndpoint(target string, e Endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.endpoints == nil {
+		s.endpoints = map[string]*Endpoint{}
+	}
+	s.endpoints[target] = &e
 }
 
 // Credentials returns an active grant's credentials to its holder, and

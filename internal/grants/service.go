@@ -86,7 +86,9 @@ type Service struct {
 	timers   map[string]*time.Timer
 	watchers map[string]chan struct{}
 	subs     []func(*gateway.Grant)
-	closed   bool
+	// endpoints are the gateways' addresses per target, for Credentials.
+	endpoints map[string]*Endpoint
+	closed    bool
 }
 
 var _ gateway.Authority = (*Service)(nil)
