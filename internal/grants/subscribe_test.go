@@ -1,0 +1,76 @@
+package grants_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// TestSubscribe: a subscriber sees grants already active at once and later
+// activations as they happen, each exactly once, with the credentials'
+// session token; a revoke closes Done on the same *gateway.Grant.
+func TestSubscribe(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	before := h.request(bot, autoReq("10m"), model.Active)
+
+	var mu sync.Mutex
+	seen := map[string]*gateway.Grant{}
+	count := map[string]int{}
+	h.Svc.Subscribe(func(g *gateway.Grant) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[g.ID] = g
+		count[g.ID]++
+	})
+	after := h.request(bot, autoReq("10m"), model.Active)
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range []string{before.ID, after.ID} {
+		if count[id] != 1 {
+			t.Errorf("%s seen %d times, want 1", id, count[id])
+		}
+	}
+	c := h.creds(bot, after.ID)
+	g := seen[after.ID]
+	if g.SessionToken == "" || g.SessionToken != c.SessionToken || !strings.HasPrefix(c.SessionToken, "AIRLOCK") {
+		t.Errorf("session token: gateway %q, credentials %q", g.SessionToken, c.SessionToken)
+	}
+	if c.SessionToken == c.SecretAccessKey || strings.Contains(c.SessionToken, c.SecretAccessKey) {
+		t.Error("session token derived too close to the secret")
+	}
+	if _, err := h.Svc.Revoke(h.ctx, h.id(alice), after.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.Done():
+	default:
+		t.Fatal("revoke did not close Done on the subscribed grant")
+	}
+	if g.EndReason() != "revoked" {
+		t.Errorf("end reason %q", g.EndReason())
+	}
+}
+
+// TestReject: a refused attempt lands in the log with no secret.
+func TestReject(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	err := h.Svc.Reject(h.ctx, gateway.Rejection{Gateway: "aws", Target: awsProd, Client: "127.0.0.1:1", CredentialID: "AKALNOPE", Reason: "InvalidAccessKeyId"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := h.entriesOfType("gateway.rejected")
+	if len(es) != 1 {
+		t.Fatalf("%d gateway.rejected entries, want 1", len(es))
+	}
+	d := entryData(t, es[0])
+	if d["credential_id"] != "AKALNOPE" || d["reason"] != "InvalidAccessKeyId" || d["gateway"] != "aws" {
+		t.Errorf("entry data %v", d)
+	}
+	h.verifyLog()
+}
