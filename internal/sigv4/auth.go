@@ -1,0 +1,126 @@
+package sigv4
+
+import (
+	"net/http"
+	"time"
+)
+
+// Lookup resolves an access key id to its secret and session token ("" if
+// the credential has none). A non-nil error is returned by Verify
+// unchanged (the caller passes an *s3err.Error such as InvalidAccessKeyId
+// or ExpiredToken).
+type Lookup func(accessKeyID string) (secret, sessionToken string, err error)
+
+// Verifier checks SigV4 signatures. Its zero value needs only Lookup. It
+// is safe for concurrent use.
+//
+// Session tokens are always enforced: when Lookup returns a non-empty
+// token, the request must carry it (the X-Amz-Security-Token header,
+// signed, or the query parameter of a presigned URL) and it must match in
+// constant time; a missing or wrong token is InvalidToken.
+type Verifier struct {
+	Lookup  Lookup
+	Now     func() time.Time // time.Now if nil
+	MaxSkew time.Duration    // 5 minutes if zero
+	// Region and Service, when set, are the only scope values accepted
+	// (AuthorizationHeaderMalformed otherwise, naming the expected one, as
+	// S3 does). Empty accepts any; Auth reports what was signed.
+	Region  string
+	Service string
+}
+
+// DefaultMaxSkew is the clock skew S3 tolerates.
+const DefaultMaxSkew = 5 * time.Minute
+
+// MaxPresignExpiry is the longest X-Amz-Expires S3 accepts: seven days.
+const MaxPresignExpiry = 7 * 24 * time.Hour
+
+// PayloadMode is how the request's payload is covered by the signature,
+// from its x-amz-content-sha256 value.
+type PayloadMode int
+
+const (
+	// Unsigned is UNSIGNED-PAYLOAD; presigned URLs are Unsigned.
+	Unsigned PayloadMode = iota
+	// SHA256 means x-amz-content-sha256 is the hex digest of the body.
+	SHA256
+	// StreamingSigned is STREAMING-AWS4-HMAC-SHA256-PAYLOAD: aws-chunked
+	// framing, every chunk signed.
+	StreamingSigned
+	// StreamingSignedTrailer is STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER:
+	// signed chunks followed by signed trailing headers.
+	StreamingSignedTrailer
+	// StreamingUnsignedTrailer is STREAMING-UNSIGNED-PAYLOAD-TRAILER:
+	// aws-chunked framing without signatures, with trailing headers
+	// (normally a checksum).
+	StreamingUnsignedTrailer
+)
+
+// Values of x-amz-content-sha256.
+const (
+	unsignedPayload          = "UNSIGNED-PAYLOAD"
+	streamingSigned          = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	streamingSignedTrailer   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+	streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+)
+
+func (m PayloadMode) String() string {
+	switch m {
+	case Unsigned:
+		return unsignedPayload
+	case SHA256:
+		return "SHA256"
+	case StreamingSigned:
+		return streamingSigned
+	case StreamingSignedTrailer:
+		return streamingSignedTrailer
+	case StreamingUnsignedTrailer:
+		return streamingUnsignedTrailer
+	}
+	return "PayloadMode(?)"
+}
+
+// Streaming reports whether the body uses aws-chunked framing.
+func (m PayloadMode) Streaming() bool { return m >= StreamingSigned }
+
+// Auth is a verified request's authentication.
+type Auth struct {
+	AccessKeyID     string
+	Region, Service string
+	SignedAt        time.Time
+	Presigned       bool
+	// Expires is SignedAt + X-Amz-Expires for a presigned URL; zero
+	// otherwise.
+	Expires       time.Time
+	SignedHeaders []string
+	Payload       PayloadMode
+	// PayloadSHA256 is the lowercase hex digest in SHA256 mode.
+	PayloadSHA256 string
+	// DecodedLength is the payload length after aws-chunked decoding
+	// (x-amz-decoded-content-length, -1 if absent) in streaming modes,
+	// else r.ContentLength.
+	DecodedLength int64
+	// Trailer holds the trailing headers (e.g. x-amz-checksum-crc32) once
+	// the reader from Body has returned io.EOF; nil before, and in
+	// non-trailer modes.
+	Trailer http.Header
+	// Checksum is the x-amz-checksum-* header or declared trailer that the
+	// reader from Body verifies ("x-amz-checksum-crc32", …), or "".
+	Checksum string
+
+	// chain holds what chunk verification needs. It is a pointer so that
+	// printing an Auth with %v shows an address, never the signing key.
+	chain *chain
+	// headerChecksum is the expected value of a checksum sent as a header.
+	headerChecksum string
+}
+
+// chain is the state a streaming-signed body is verified against.
+type chain struct {
+	key      [32]byte // the day's signing key; never printed
+	seed     [32]byte // the request's own signature
+	amzDate  string
+	scope    string
+	trailers []string   // declared in x-amz-trailer, lowercase
+	alg      *algorithm // checksum verified over the decoded payload, or nil
+}

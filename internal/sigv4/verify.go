@@ -1,0 +1,501 @@
+package sigv4
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+)
+
+// Header and query names, as Go canonicalises header keys.
+const (
+	hAuthorization = "Authorization"
+	hAmzDate       = "X-Amz-Date"
+	hDate          = "Date"
+	hContentSHA256 = "X-Amz-Content-Sha256"
+	hSecurityToken = "X-Amz-Security-Token"
+	hDecodedLength = "X-Amz-Decoded-Content-Length"
+	hTrailer       = "X-Amz-Trailer"
+
+	qAlgorithm     = "X-Amz-Algorithm"
+	qCredential    = "X-Amz-Credential"
+	qDate          = "X-Amz-Date"
+	qExpires       = "X-Amz-Expires"
+	qSignedHeaders = "X-Amz-SignedHeaders"
+	qSignature     = "X-Amz-Signature"
+	qSecurityToken = "X-Amz-Security-Token"
+	qContentSHA256 = "X-Amz-Content-Sha256"
+)
+
+// scratch is the per-call working memory, pooled so that a verification
+// allocates little beyond the Auth it returns.
+type scratch struct {
+	buf   []byte // canonical request
+	sts   []byte // string to sign
+	pairs []queryPair
+	key   [64]byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{buf: make([]byte, 0, 1024), sts: make([]byte, 0, 256)}
+}}
+
+// Verify checks r's SigV4 signature (Authorization header or presigned
+// query). It does not read the body. Errors are *s3err.Error, except that
+// an error from Lookup is returned unchanged.
+func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
+	sc := scratchPool.Get().(*scratch)
+	defer func() {
+		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 { // keep no huge buffer alive
+			sc.buf, sc.sts = sc.buf[:0], sc.sts[:0]
+			clear(sc.pairs)
+			sc.pairs = sc.pairs[:0]
+			scratchPool.Put(sc)
+		}
+	}()
+
+	authz, hasHeader := r.Header[hAuthorization]
+	presigned := hasParam(r.URL.RawQuery, qAlgorithm) || hasParam(r.URL.RawQuery, qSignature)
+	switch {
+	case hasHeader && presigned:
+		return nil, s3err.New(s3err.InvalidArgument, "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified")
+	case hasHeader:
+		if len(authz) != 1 {
+			return nil, malformed("only one Authorization header is allowed")
+		}
+		return v.verifyHeader(r, authz[0], sc)
+	case presigned:
+		return v.verifyPresigned(r, sc)
+	}
+	return nil, s3err.New(s3err.AccessDenied, "Anonymous access is not allowed: sign the request with AWS Signature Version 4 (%s) using the grant's credentials", algorithmV4)
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+func (v *Verifier) skew() time.Duration {
+	if v.MaxSkew > 0 {
+		return v.MaxSkew
+	}
+	return DefaultMaxSkew
+}
+
+func (v *Verifier) verifyHeader(r *http.Request, authz string, sc *scratch) (*Auth, error) {
+	c, e := parseAuthorization(authz)
+	if e != nil {
+		return nil, e
+	}
+	if e := v.checkScope(&c, malformed); e != nil {
+		return nil, e
+	}
+
+	amzDate := first(r.Header, hAmzDate)
+	var signedAt time.Time
+	if amzDate != "" {
+		t, err := time.Parse(amzDateFmt, amzDate)
+		if err != nil {
+			return nil, s3err.New(s3err.AccessDenied, "X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'")
+		}
+		signedAt = t
+	} else if d := first(r.Header, hDate); d != "" {
+		t, err := http.ParseTime(d)
+		if err != nil {
+			return nil, s3err.New(s3err.AccessDenied, "the Date header is not a valid HTTP date")
+		}
+		signedAt = t.UTC()
+		amzDate = signedAt.Format(amzDateFmt)
+	} else {
+		return nil, s3err.New(s3err.AccessDenied, "AWS authentication requires a valid Date or X-Amz-Date header")
+	}
+	if amzDate[:8] != c.date {
+		return nil, malformed("Invalid credential date %q: it is not the same day as X-Amz-Date %q", c.date, amzDate[:8])
+	}
+	now := v.now()
+	if d := now.Sub(signedAt); d > v.skew() || d < -v.skew() {
+		return nil, s3err.New(s3err.RequestTimeTooSkewed, "The difference between the request time (%s) and the server time (%s) is more than %s; check the client's clock", signedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.skew())
+	}
+
+	payload := first(r.Header, hContentSHA256)
+	if payload == "" {
+		return nil, s3err.New(s3err.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
+	}
+	a := &Auth{
+		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
+		SignedAt: signedAt, DecodedLength: r.ContentLength,
+	}
+	if e := a.setPayload(r, payload); e != nil {
+		return nil, e
+	}
+
+	secret, token, err := v.Lookup(c.accessKey)
+	if err != nil {
+		return nil, err
+	}
+	if e := checkToken(token, first(r.Header, hSecurityToken), hasName(c.signedHeaders, "x-amz-security-token"), false); e != nil {
+		return nil, e
+	}
+
+	buf, e := buildCanonical(sc, r, c.signedHeaders, nil, "", payload)
+	if e != nil {
+		return nil, e
+	}
+	return v.finish(a, &c, secret, amzDate, buf, sc)
+}
+
+func (v *Verifier) verifyPresigned(r *http.Request, sc *scratch) (*Auth, error) {
+	pairs, ok := parseQuery(r.URL.RawQuery, sc.pairs[:0])
+	sc.pairs = pairs
+	if !ok {
+		return nil, queryError("the query string has a malformed percent-encoding")
+	}
+	var alg, cred, amzDate, expires, signedHeaders, sig, token, payload string
+	for _, p := range pairs {
+		var dst *string
+		switch p.key {
+		case qAlgorithm:
+			dst = &alg
+		case qCredential:
+			dst = &cred
+		case qDate:
+			dst = &amzDate
+		case qExpires:
+			dst = &expires
+		case qSignedHeaders:
+			dst = &signedHeaders
+		case qSignature:
+			dst = &sig
+		case qSecurityToken:
+			dst = &token
+		case qContentSHA256:
+			dst = &payload
+		default:
+			continue
+		}
+		if *dst != "" {
+			return nil, queryError("Query parameter %s is given more than once", p.key)
+		}
+		*dst = p.value
+	}
+	if alg != algorithmV4 {
+		if alg == algorithmV4A {
+			return nil, s3err.New(s3err.NotImplemented, "Signature Version 4A (%s) is not supported; sign with %s", algorithmV4A, algorithmV4)
+		}
+		return nil, queryError("X-Amz-Algorithm only supports %q", algorithmV4)
+	}
+	for _, req := range [...]struct{ name, v string }{{qCredential, cred}, {qDate, amzDate}, {qExpires, expires}, {qSignedHeaders, signedHeaders}, {qSignature, sig}} {
+		if req.v == "" {
+			return nil, queryError("Query-string authentication requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters; %s is missing", req.name)
+		}
+	}
+	var c credentials
+	if msg := parseCredential(cred, &c); msg != "" {
+		return nil, queryError("Error parsing the X-Amz-Credential parameter: %s", msg)
+	}
+	if msg := checkSignedHeaders(signedHeaders); msg != "" {
+		return nil, queryError("Error parsing the X-Amz-SignedHeaders parameter: %s", msg)
+	}
+	c.signedHeaders, c.signature = signedHeaders, sig
+	if !isHex64(sig) {
+		return nil, queryError("X-Amz-Signature must be 64 lowercase hexadecimal characters")
+	}
+	if e := v.checkScope(&c, queryError); e != nil {
+		return nil, e
+	}
+	signedAt, err := time.Parse(amzDateFmt, amzDate)
+	if err != nil {
+		return nil, queryError("X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'")
+	}
+	if amzDate[:8] != c.date {
+		return nil, queryError("Invalid credential date %q: it is not the same day as X-Amz-Date %q", c.date, amzDate[:8])
+	}
+	secs, err := strconv.ParseInt(expires, 10, 64)
+	if err != nil || secs < 1 || expires[0] == '+' {
+		return nil, queryError("X-Amz-Expires must be a whole number of seconds from 1 to 604800")
+	}
+	if secs > int64(MaxPresignExpiry/time.Second) {
+		return nil, queryError("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds")
+	}
+	now := v.now()
+	if signedAt.Sub(now) > v.skew() {
+		return nil, s3err.New(s3err.AccessDenied, "Request is not valid yet: it is dated %s, in the future (server time %s)", signedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	exp := signedAt.Add(time.Duration(secs) * time.Second)
+	if !now.Before(exp) {
+		return nil, s3err.New(s3err.AccessDenied, "Request has expired: the presigned URL was valid until %s", exp.Format(time.RFC3339))
+	}
+
+	a := &Auth{
+		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
+		SignedAt: signedAt, Presigned: true, Expires: exp, DecodedLength: r.ContentLength,
+	}
+	// A presigned URL normally leaves the payload unsigned; a client that
+	// signed a digest (as a parameter, or as a signed header) gets it
+	// checked.
+	if payload == "" && hasName(signedHeaders, "x-amz-content-sha256") {
+		payload = first(r.Header, hContentSHA256)
+	}
+	if payload == "" {
+		payload = unsignedPayload
+	}
+	if e := a.setPayload(r, payload); e != nil {
+		return nil, e
+	}
+	if a.Payload.Streaming() {
+		return nil, queryError("a presigned URL cannot use %s", payload)
+	}
+
+	secret, sessionToken, lerr := v.Lookup(c.accessKey)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if e := checkToken(sessionToken, token, true, true); e != nil {
+		return nil, e
+	}
+	buf, e := buildCanonical(sc, r, signedHeaders, pairs, qSignature, payload)
+	if e != nil {
+		return nil, e
+	}
+	return v.finish(a, &c, secret, amzDate, buf, sc)
+}
+
+// checkScope enforces the Verifier's Region and Service, if set.
+func (v *Verifier) checkScope(c *credentials, fail func(string, ...any) *s3err.Error) *s3err.Error {
+	if v.Region != "" && c.region != v.Region {
+		return fail("the region %q is wrong; expecting %q", clip(c.region), v.Region)
+	}
+	if v.Service != "" && c.service != v.Service {
+		return fail("the service %q is wrong; expecting %q", clip(c.service), v.Service)
+	}
+	return nil
+}
+
+// checkToken enforces the session token rule. want is the credential's
+// token, got the request's; signed says whether the request's signature
+// covers it (always, for a presigned URL, whose query is signed).
+func checkToken(want, got string, signed, presigned bool) *s3err.Error {
+	where := "the X-Amz-Security-Token header"
+	if presigned {
+		where = "the X-Amz-Security-Token query parameter"
+	}
+	switch {
+	case want == "" && got == "":
+		return nil
+	case want == "":
+		return s3err.New(s3err.InvalidToken, "The provided token is malformed or otherwise invalid: this credential has no session token, but %s is set", where)
+	case got == "":
+		return s3err.New(s3err.InvalidToken, "This credential requires its session token in %s (set AWS_SESSION_TOKEN)", where)
+	case !signed:
+		return s3err.New(s3err.InvalidToken, "The X-Amz-Security-Token header must be included in SignedHeaders")
+	case subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1:
+		return s3err.New(s3err.InvalidToken, "The provided token is malformed or otherwise invalid")
+	}
+	return nil
+}
+
+// setPayload interprets the x-amz-content-sha256 value and the headers
+// that go with it.
+func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
+	switch payload {
+	case unsignedPayload:
+		a.Payload = Unsigned
+	case streamingSigned:
+		a.Payload = StreamingSigned
+	case streamingSignedTrailer:
+		a.Payload = StreamingSignedTrailer
+	case streamingUnsignedTrailer:
+		a.Payload = StreamingUnsignedTrailer
+	case "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER":
+		return s3err.New(s3err.NotImplemented, "Signature Version 4A payload signing (%s) is not supported", payload)
+	default:
+		if len(payload) != 64 || !isHexAnyCase(payload) {
+			return s3err.New(s3err.InvalidArgument, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, or the hex SHA-256 of the payload")
+		}
+		a.Payload = SHA256
+		a.PayloadSHA256 = strings.ToLower(payload)
+	}
+
+	st := &chain{}
+	if a.Payload.Streaming() {
+		a.DecodedLength = -1
+		if d := first(r.Header, hDecodedLength); d != "" {
+			n, err := strconv.ParseInt(d, 10, 64)
+			if err != nil || n < 0 || d[0] == '+' {
+				return s3err.New(s3err.InvalidArgument, "x-amz-decoded-content-length must be a non-negative integer")
+			}
+			a.DecodedLength = n
+		} else if a.Payload != StreamingUnsignedTrailer {
+			return s3err.New(s3err.InvalidRequest, "x-amz-decoded-content-length is required with %s", payload)
+		}
+	}
+	if a.Payload == StreamingSignedTrailer || a.Payload == StreamingUnsignedTrailer {
+		for _, v := range r.Header[hTrailer] {
+			for _, name := range strings.Split(v, ",") {
+				name = strings.ToLower(strings.TrimSpace(name))
+				if name == "" {
+					continue
+				}
+				if len(st.trailers) >= maxTrailers {
+					return s3err.New(s3err.InvalidArgument, "x-amz-trailer declares too many trailers")
+				}
+				if isChecksumName(name) {
+					alg := algorithmFor(name)
+					if alg == nil {
+						return s3err.New(s3err.InvalidArgument, "x-amz-trailer names an unsupported checksum %q", clip(name))
+					}
+					if st.alg != nil {
+						return s3err.New(s3err.InvalidArgument, "x-amz-trailer may declare only one checksum")
+					}
+					st.alg = alg
+					a.Checksum = name
+				}
+				st.trailers = append(st.trailers, name)
+			}
+		}
+	}
+	// A checksum sent as a header is verified over the payload too: the
+	// gateway consumes the body, and in streaming modes it must re-frame it,
+	// so it cannot rely on the upstream to check a value it may not forward.
+	for k, vs := range r.Header {
+		if len(k) <= len(checksumPrefix) || !strings.EqualFold(k[:len(checksumPrefix)], checksumPrefix) {
+			continue
+		}
+		lower := strings.ToLower(k)
+		if !isChecksumName(lower) {
+			continue
+		}
+		alg := algorithmFor(lower)
+		if alg == nil {
+			return s3err.New(s3err.InvalidArgument, "unsupported checksum header %q", clip(lower))
+		}
+		if st.alg != nil {
+			return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header; multiple checksum types are not allowed")
+		}
+		st.alg = alg
+		a.Checksum = lower
+		a.headerChecksum = vs[0]
+	}
+	a.chain = st
+	return nil
+}
+
+const maxTrailers = 8
+
+func isHexAnyCase(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// buildCanonical writes the canonical request into sc.buf. pairs is the
+// parsed query (nil to parse it here); skip is a parameter left out.
+func buildCanonical(sc *scratch, r *http.Request, signedHeaders string, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
+	b := sc.buf[:0]
+	b = append(b, r.Method...)
+	b = append(b, '\n')
+	b = append(b, canonicalURI(r)...)
+	b = append(b, '\n')
+	if pairs == nil && r.URL.RawQuery != "" {
+		var ok bool
+		pairs, ok = parseQuery(r.URL.RawQuery, sc.pairs[:0])
+		sc.pairs = pairs
+		if !ok {
+			return nil, s3err.New(s3err.InvalidArgument, "the query string has a malformed percent-encoding")
+		}
+	}
+	b = appendCanonicalQuery(b, pairs, skip)
+	b = append(b, '\n')
+	for rest := signedHeaders; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, ";")
+		vs, ok := headerValues(r, name, sc.key[:0])
+		if !ok {
+			return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided: signed header %q is not in the request", name)
+		}
+		b = append(b, name...)
+		b = append(b, ':')
+		b = appendHeaderValue(b, vs)
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	b = append(b, signedHeaders...)
+	b = append(b, '\n')
+	b = append(b, payload...)
+	sc.buf = b
+	return b, nil
+}
+
+// finish signs the canonical request and compares signatures.
+func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canonical []byte, sc *scratch) (*Auth, error) {
+	crHash := sha256.Sum256(canonical)
+	sts := append(sc.sts[:0], algorithmV4...)
+	sts = append(sts, '\n')
+	sts = append(sts, amzDate...)
+	sts = append(sts, '\n')
+	sts = append(sts, c.scope...)
+	sts = append(sts, '\n')
+	sts = appendHex(sts, crHash[:])
+	sc.sts = sts
+
+	key := deriveKey(secret, c.date, c.region, c.service)
+	m := hmac.New(sha256.New, key[:])
+	m.Write(sts)
+	var want [32]byte
+	m.Sum(want[:0])
+	got, _ := decodeSig(c.signature)
+	if !hmac.Equal(want[:], got[:]) {
+		return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method. (Airlock's canonical request has SHA-256 %x; compare it with your client's debug output.)", crHash)
+	}
+	a.SignedHeaders = strings.Split(c.signedHeaders, ";")
+	if a.Payload.Streaming() {
+		a.chain.key = key
+		a.chain.seed = got
+		a.chain.amzDate = amzDate
+		a.chain.scope = c.scope
+	}
+	return a, nil
+}
+
+func first(h http.Header, k string) string {
+	if vs := h[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// hasName reports whether the ;-separated list contains name.
+func hasName(list, name string) bool {
+	for rest := list; rest != ""; {
+		var n string
+		n, rest, _ = strings.Cut(rest, ";")
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// hasParam reports whether the raw query has a parameter spelled name.
+func hasParam(raw, name string) bool {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if strings.HasPrefix(part, name) && (len(part) == len(name) || part[len(name)] == '=') {
+			return true
+		}
+	}
+	return false
+}
