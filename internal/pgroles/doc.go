@@ -1,0 +1,73 @@
+// Package pgroles gives every active grant on a postgres target its own
+// PostgreSQL login role, so that least privilege is enforced by PostgreSQL
+// itself rather than by the gateway's reading of SQL.
+//
+// For a grant g_x the role is airlock_g_x. It is created through the
+// target's admin DSN with LOGIN NOINHERIT NOCREATEDB NOCREATEROLE
+// NOREPLICATION NOBYPASSRLS, VALID UNTIL the grant's expiry, a random
+// password that only this process knows (set as a SCRAM-SHA-256 verifier
+// computed here, so no plaintext password ever appears in SQL text that the
+// server may log), and exactly the privileges the scope names:
+//
+//   - CONNECT on the target database;
+//   - USAGE on each schema a statement names;
+//   - SELECT, INSERT, UPDATE or DELETE on each table (also views,
+//     materialized views, foreign and partitioned tables) whose name the
+//     statement's pattern matches: an exact name, a prefix ("ev*"), or every
+//     table of the schema ("*");
+//   - for pg:insert, USAGE on the sequences owned by the table's serial
+//     columns, without which an INSERT relying on the column default fails
+//     (identity columns need nothing extra).
+//
+// Names in a scope are exact catalog names (case-sensitive, as stored in
+// pg_class), never folded, and the prefix match is done in Go with
+// scope.Match, so "_" and "%" are literals, not LIKE wildcards. Every
+// identifier is quoted with pgx.Identifier.Sanitize.
+//
+// What this cannot do, by PostgreSQL's design:
+//
+//   - A role cannot be denied what PUBLIC holds. By default PUBLIC has
+//     CONNECT and TEMPORARY on every database, USAGE on the public schema,
+//     and EXECUTE on functions; so the grant role can connect to any
+//     database that keeps PUBLIC's CONNECT, create temporary tables, call
+//     functions, and read any table somebody granted to PUBLIC. Revoking
+//     those from PUBLIC is a database-wide decision for the DBA, so this
+//     package does not do it; it only reports a privilege that it leaves to
+//     PUBLIC because the admin cannot grant it itself (Privilege.ViaPublic).
+//     The system catalogs (pg_catalog, information_schema) are readable by
+//     PUBLIC and a scope naming them grants nothing more.
+//   - A prefix or "*" pattern is expanded when the role is created: a table
+//     created after activation is not covered. Default privileges (ALTER
+//     DEFAULT PRIVILEGES) are keyed on the creating role and the schema, not
+//     on a name prefix, so they cannot express the scope and are not used;
+//     but default privileges that somebody else set to PUBLIC do apply.
+//   - pg:update and pg:delete grant only those privileges: PostgreSQL also
+//     requires SELECT on the columns an UPDATE or DELETE reads in WHERE or
+//     RETURNING, and this package does not widen a scope to make a statement
+//     work.
+//   - VALID UNTIL only limits password logins, and only when pg_hba asks for
+//     a password (trust ignores it); it never ends a session already open.
+//     It is a second line: the cut-off is Drop, which sets NOLOGIN,
+//     terminates the role's backends and drops the role.
+//
+// The admin role needs (PostgreSQL 15):
+//
+//   - CREATEROLE, to create, alter and drop the grant roles, to comment on
+//     them, and to grant itself membership in them (Ensure does that, so that
+//     it may terminate their backends and run DROP OWNED; in PostgreSQL 16+
+//     the creator already holds ADMIN OPTION on the roles it creates);
+//   - for each table a scope can name, ownership of the table (directly or
+//     through an inherited role) or the privilege WITH GRANT OPTION; the same
+//     for the sequences behind serial columns of tables granted pg:insert;
+//   - CONNECT on the database and USAGE on the schemas, WITH GRANT OPTION,
+//     unless PUBLIC already holds them (the database owner has both).
+//
+// When the admin cannot grant a privilege, Ensure and Plan fail with an
+// error naming the object and what is missing, and nothing is created.
+//
+// Roles are shared by the whole cluster but a Manager serves one target
+// database, so every role carries a comment naming its database and a
+// Manager only ever touches roles whose name starts with airlock_g_ and
+// whose comment names its own database: it cannot alter or drop a real
+// role, nor the grant roles of another target on the same cluster.
+package pgroles

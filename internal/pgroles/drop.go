@@ -1,0 +1,215 @@
+package pgroles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// terminateWait is how long pg_terminate_backend waits for each backend to
+// exit, so that DROP ROLE does not run while a session still holds the role.
+const terminateWait = 5 * time.Second
+
+// terminateRounds bounds the NOLOGIN-then-terminate loop: a backend that
+// passed its login check just before NOLOGIN committed appears in
+// pg_stat_activity a moment later, and a second round catches it.
+const terminateRounds = 10
+
+// Drop removes a grant's role: ALTER ROLE NOLOGIN first (no new sessions), terminate its
+// backends (pg_terminate_backend for every pid of that usename), then REVOKE/DROP OWNED BY and
+// DROP ROLE. Idempotent (a missing role is fine).
+//
+// DROP OWNED also drops objects the role owns in this database (it can own
+// some only where PUBLIC may CREATE); the data an agent made under a grant
+// does not outlive the grant. A role in our name space that is not ours
+// (another database's, or a real role) is refused, never altered.
+func (m *Manager) Drop(ctx context.Context, grantID string) error {
+	name, err := roleFor(grantID)
+	if err != nil {
+		return err
+	}
+	e := m.entryFor(grantID)
+	defer e.mu.Unlock()
+	return m.dropLocked(ctx, grantID, name, e)
+}
+
+// dropLocked is Drop with the grant's entry already locked.
+func (m *Manager) dropLocked(ctx context.Context, grantID, name string, e *entry) error {
+	conn, err := m.pool.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = m.drop(ctx, conn, name)
+	m.pool.release(conn, err != nil)
+	// Whatever happened, the cached Role may no longer log in (NOLOGIN may
+	// have committed): never hand it out again.
+	e.role = nil
+	if err != nil {
+		return err
+	}
+	m.forget(grantID, e)
+	return nil
+}
+
+func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
+	exists, ours, err := m.lookupRole(ctx, conn, name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	if !ours {
+		return fmt.Errorf("pgroles: role %s %w", name, errNotOurs)
+	}
+	ident := pgx.Identifier{name}.Sanitize()
+	// Committed on its own so that it takes effect before the backends go:
+	// from here on no new session can start as this role.
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
+		return fmt.Errorf("pgroles: set %s NOLOGIN: %w", name, err)
+	}
+	if err := m.ensureMember(ctx, conn, name); err != nil {
+		return err
+	}
+	killed := 0
+	for round := 0; ; round++ {
+		n, found, err := terminate(ctx, conn, name)
+		if err != nil {
+			return err
+		}
+		killed += n
+		if found == 0 {
+			break
+		}
+		if round == terminateRounds {
+			return fmt.Errorf("pgroles: %d sessions of %s still running after %d rounds of pg_terminate_backend", found-n, name, terminateRounds)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgroles: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := lockRole(ctx, tx, name); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
+		return fmt.Errorf("pgroles: drop owned by %s: %w", name, err)
+	}
+	if _, err := tx.Exec(ctx, "DROP ROLE "+ident); err != nil {
+		// 2BP01: it still holds privileges in another database; only a
+		// Manager for that database (or a DBA) can clear them.
+		return fmt.Errorf("pgroles: drop role %s: %w", name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgroles: commit drop of %s: %w", name, err)
+	}
+	m.logger.Info("pgroles: grant role dropped", "role", name, "sessions_terminated", killed)
+	return nil
+}
+
+// terminate signals every backend of role, waiting for each to exit, and
+// says how many it ended and how many it found. Drop repeats it until it
+// finds none.
+func terminate(ctx context.Context, q querier, role string) (killed, found int, err error) {
+	err = q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, $2)),
+			count(*) FILTER (WHERE pid IS NOT NULL)
+		FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()`,
+		role, terminateWait.Milliseconds()).Scan(&killed, &found)
+	if err != nil {
+		return 0, 0, fmt.Errorf("pgroles: terminate sessions of %s: %w", role, err)
+	}
+	return killed, found, nil
+}
+
+// Terminate kills the grant role's backends without dropping the role.
+// It returns how many it ended.
+func (m *Manager) Terminate(ctx context.Context, grantID string) (int, error) {
+	name, err := roleFor(grantID)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := m.pool.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := m.terminateOurs(ctx, conn, name)
+	m.pool.release(conn, err != nil)
+	return n, err
+}
+
+func (m *Manager) terminateOurs(ctx context.Context, conn *pgx.Conn, name string) (int, error) {
+	exists, ours, err := m.lookupRole(ctx, conn, name)
+	if err != nil || !exists {
+		return 0, err
+	}
+	if !ours {
+		return 0, fmt.Errorf("pgroles: role %s %w", name, errNotOurs)
+	}
+	if err := m.ensureMember(ctx, conn, name); err != nil {
+		return 0, err
+	}
+	n, _, err := terminate(ctx, conn, name)
+	return n, err
+}
+
+// Reconcile drops every role named airlock_g_* that is not in keep (grant ids), for start-up
+// after a crash: roles of grants that ended while Airlock was down must not survive.
+//
+// Only roles made for this Manager's database are considered (roles are
+// shared by the cluster, and another target's grants are not in keep).
+// It tries every orphan and returns the failures joined.
+func (m *Manager) Reconcile(ctx context.Context, keep []string) error {
+	conn, err := m.pool.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := conn.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles
+		WHERE left(rolname, length($1)) = $1 AND pg_catalog.shobj_description(oid, 'pg_authid') = $2
+		ORDER BY rolname`, rolePrefix, marker(m.db))
+	var names []string
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	m.pool.release(conn, err != nil)
+	if err != nil {
+		return fmt.Errorf("pgroles: list grant roles: %w", err)
+	}
+	kept := map[string]bool{}
+	for _, id := range keep {
+		kept[strings.ToLower(id)] = true
+	}
+	var errs []error
+	dropped := 0
+	for _, name := range names {
+		id, ok := grantIDOf(name)
+		if !ok || kept[id] {
+			continue
+		}
+		// A role this Manager made for a live grant is not an orphan, even
+		// if keep was computed before the grant started.
+		e := m.entryFor(id)
+		if e.role != nil {
+			e.mu.Unlock()
+			continue
+		}
+		err := m.dropLocked(ctx, id, name, e)
+		e.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		dropped++
+	}
+	m.logger.Info("pgroles: reconciled grant roles", "database", m.db, "found", len(names), "dropped", dropped, "failed", len(errs))
+	return errors.Join(errs...)
+}

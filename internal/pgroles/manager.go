@@ -1,0 +1,190 @@
+package pgroles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/scope"
+)
+
+// Manager makes and removes the grant roles of one postgres target, through
+// the target's admin DSN. It is safe for concurrent use.
+type Manager struct {
+	pool   *pool
+	db     string
+	admin  string
+	super  bool
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]*entry
+}
+
+// entry serialises the work on one grant's role and holds its Role once
+// made: the password exists only here, so a second Ensure must return this
+// one rather than reset it under a connection that already uses it.
+type entry struct {
+	mu   sync.Mutex
+	role *Role
+}
+
+// New connects (pgxpool or a small pool via pgx) to the admin DSN of one target.
+// database is the target's database (the DSN's dbname).
+//
+// It fails unless the admin role has CREATEROLE (or is a superuser) and
+// standard_conforming_strings is on (the few literals this package must
+// write into utility statements rely on it).
+func New(ctx context.Context, adminDSN string, logger *slog.Logger) (*Manager, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg, err := pgx.ParseConfig(adminDSN)
+	if err != nil {
+		// The parse error quotes the DSN, and redacting a password from a
+		// malformed DSN is guesswork: say only that it failed.
+		return nil, errors.New("pgroles: the admin DSN does not parse as a PostgreSQL connection string")
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "airlock-pgroles"
+	}
+	m := &Manager{pool: newPool(cfg), logger: logger, entries: map[string]*entry{}}
+	conn, err := m.pool.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var createRole bool
+	var scs string
+	err = conn.QueryRow(ctx, `SELECT current_database(), current_user, r.rolsuper, r.rolcreaterole,
+			current_setting('standard_conforming_strings')
+		FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).
+		Scan(&m.db, &m.admin, &m.super, &createRole, &scs)
+	m.pool.release(conn, err != nil)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pgroles: inspect admin role: %w", err)
+	}
+	if !m.super && !createRole {
+		m.Close()
+		return nil, fmt.Errorf("pgroles: admin role %q lacks CREATEROLE; it cannot make grant roles (ALTER ROLE %s CREATEROLE as a superuser)",
+			m.admin, pgx.Identifier{m.admin}.Sanitize())
+	}
+	if scs != "on" {
+		m.Close()
+		return nil, errors.New("pgroles: standard_conforming_strings is off on the admin connection; refusing to build SQL literals")
+	}
+	return m, nil
+}
+
+// Database is the target database, as PostgreSQL names it (current_database()).
+func (m *Manager) Database() string { return m.db }
+
+// Admin is the role the Manager acts as.
+func (m *Manager) Admin() string { return m.admin }
+
+// Close closes the admin connections.
+func (m *Manager) Close() { m.pool.close() }
+
+// Plan returns the GRANT plan for a scope (for tests, docs and `airlock grant show`):
+// e.g. []string{"SELECT ON orders.public.customers", ...} as Privilege.String.
+// It fails with a *GrantError when the admin cannot grant part of it.
+func (m *Manager) Plan(ctx context.Context, sc scope.Scope) ([]Privilege, error) {
+	privs, _, err := m.Explain(ctx, sc)
+	return privs, err
+}
+
+// Explain is Plan plus the notes on statements that grant nothing (another
+// database, a missing schema, no matching table, a system schema).
+func (m *Manager) Explain(ctx context.Context, sc scope.Scope) ([]Privilege, []string, error) {
+	conn, err := m.pool.acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	privs, notes, err := plan(ctx, conn, m.db, sc)
+	var ge *GrantError
+	m.pool.release(conn, err != nil && !errors.As(err, &ge))
+	return privs, notes, err
+}
+
+// entryFor returns the grant's entry, locked. The caller unlocks it.
+func (m *Manager) entryFor(grantID string) *entry {
+	for {
+		m.mu.Lock()
+		e, ok := m.entries[grantID]
+		if !ok {
+			e = &entry{}
+			m.entries[grantID] = e
+		}
+		m.mu.Unlock()
+		e.mu.Lock()
+		m.mu.Lock()
+		current := m.entries[grantID] == e
+		m.mu.Unlock()
+		if current {
+			return e
+		}
+		// Drop removed this entry while we waited for it.
+		e.mu.Unlock()
+	}
+}
+
+// forget removes a grant's entry; the caller holds e.mu.
+func (m *Manager) forget(grantID string, e *entry) {
+	m.mu.Lock()
+	if m.entries[grantID] == e {
+		delete(m.entries, grantID)
+	}
+	m.mu.Unlock()
+}
+
+// lookupRole says whether role exists and whether it is one of ours for
+// this database.
+func (m *Manager) lookupRole(ctx context.Context, q querier, role string) (exists, ours bool, err error) {
+	var comment string
+	err = q.QueryRow(ctx, `SELECT coalesce(pg_catalog.shobj_description(oid, 'pg_authid'), '')
+		FROM pg_catalog.pg_roles WHERE rolname = $1`, role).Scan(&comment)
+	if err == pgx.ErrNoRows {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("pgroles: look up role %s: %w", role, err)
+	}
+	return true, comment == marker(m.db), nil
+}
+
+// lockRole takes a transaction-scoped advisory lock on the role's name, so
+// that two Managers (two Airlock processes, or a restart overlapping the
+// old process) never interleave work on one role.
+func lockRole(ctx context.Context, q querier, role string) error {
+	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('airlock-pgroles:' || $1))`, role); err != nil {
+		return fmt.Errorf("pgroles: lock role %s: %w", role, err)
+	}
+	return nil
+}
+
+// ensureMember makes the admin a member of role, which PostgreSQL 15 asks
+// of a non-superuser before it may terminate the role's backends or run
+// DROP OWNED BY it. CREATEROLE is enough to grant it.
+func (m *Manager) ensureMember(ctx context.Context, q querier, role string) error {
+	if m.super {
+		return nil
+	}
+	var member bool
+	if err := q.QueryRow(ctx, `SELECT pg_has_role(current_user, $1, 'USAGE')`, role).Scan(&member); err != nil {
+		return fmt.Errorf("pgroles: check membership in %s: %w", role, err)
+	}
+	if member {
+		return nil
+	}
+	if _, err := q.Exec(ctx, "GRANT "+pgx.Identifier{role}.Sanitize()+" TO CURRENT_USER"); err != nil {
+		return fmt.Errorf("pgroles: admin cannot become a member of %s (needs CREATEROLE): %w", role, err)
+	}
+	return nil
+}
