@@ -1,0 +1,115 @@
+package s3iam
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+)
+
+// headers are the request headers that change what an operation does or
+// which permissions IAM requires for it.
+type headers struct {
+	copySource      string
+	hasCopySource   bool
+	copySourceRange string
+	rng             string
+	acl             string // x-amz-acl, or "grant" for an x-amz-grant-* header
+	tagging         string
+	hasTagging      bool
+	retention       bool // x-amz-object-lock-mode / -retain-until-date
+	legalHold       bool // x-amz-object-lock-legal-hold
+	bypass          bool // x-amz-bypass-governance-retention other than "false"
+	rename          bool // x-amz-rename-source (RenameObject)
+	objectAttrs     string
+}
+
+// scanHeaders reads the headers that matter in one pass. Header names are
+// matched case-insensitively, so a map key that bypassed Go's
+// canonicalisation is still seen. A header that decides the operation
+// may appear only once.
+func scanHeaders(h http.Header) (headers, error) {
+	var out headers
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		if strings.EqualFold(k, "Range") {
+			out.rng = vs[0]
+			continue
+		}
+		if len(k) < 6 || !strings.EqualFold(k[:6], "x-amz-") {
+			continue
+		}
+		name := k[6:]
+		switch {
+		case strings.EqualFold(name, "copy-source"):
+			if len(vs) > 1 || out.hasCopySource {
+				return out, s3err.New(s3err.InvalidArgument, "x-amz-copy-source is given more than once")
+			}
+			out.copySource, out.hasCopySource = vs[0], true
+		case strings.EqualFold(name, "copy-source-range"):
+			out.copySourceRange = vs[0]
+		case strings.EqualFold(name, "acl"):
+			out.acl = vs[0]
+		case len(name) > 6 && strings.EqualFold(name[:6], "grant-"):
+			if out.acl == "" {
+				out.acl = "grant"
+			}
+		case strings.EqualFold(name, "tagging"):
+			out.tagging, out.hasTagging = vs[0], true
+		case strings.EqualFold(name, "object-lock-mode"), strings.EqualFold(name, "object-lock-retain-until-date"):
+			out.retention = true
+		case strings.EqualFold(name, "object-lock-legal-hold"):
+			out.legalHold = true
+		case strings.EqualFold(name, "bypass-governance-retention"):
+			for _, v := range vs {
+				if !strings.EqualFold(strings.TrimSpace(v), "false") {
+					out.bypass = true
+				}
+			}
+		case strings.EqualFold(name, "rename-source"):
+			out.rename = true
+		case strings.EqualFold(name, "object-attributes"):
+			out.objectAttrs = strings.Join(vs, ",")
+		}
+	}
+	return out, nil
+}
+
+// parseCopySource decodes an x-amz-copy-source value: "bucket/key" or
+// "/bucket/key", percent-encoded, optionally followed by
+// "?versionId=ID". The key obeys the same rules as a request path's key.
+// Access point and Outposts ARNs are refused.
+func parseCopySource(v string) (bucket, key, versionID string, err error) {
+	raw, rawQuery, hasQuery := strings.Cut(v, "?")
+	raw = strings.TrimPrefix(raw, "/")
+	if strings.HasPrefix(raw, "arn:") || strings.HasPrefix(raw, "arn%3A") || strings.HasPrefix(raw, "arn%3a") {
+		return "", "", "", s3err.New(s3err.NotImplemented, "Airlock does not support copying from an access point or Outposts ARN")
+	}
+	bucket, rawKey, ok := strings.Cut(raw, "/")
+	if !ok || rawKey == "" {
+		return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source must be bucket/key")
+	}
+	if !validBucket(bucket) {
+		return "", "", "", s3err.New(codeInvalidBucketName, "the bucket %q of x-amz-copy-source is not a valid S3 bucket name", truncate(bucket))
+	}
+	if key, err = unescape(rawKey, "x-amz-copy-source key"); err != nil {
+		return "", "", "", err
+	}
+	if err = checkName(key, "x-amz-copy-source key", false); err != nil {
+		return "", "", "", err
+	}
+	if hasQuery {
+		q, err := parseQuery(rawQuery)
+		if err != nil {
+			return "", "", "", err
+		}
+		p, ok := q.get("versionId")
+		if len(q) != 1 || !ok || p.value == "" {
+			return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source may only be followed by ?versionId=ID")
+		}
+		versionID = p.value
+	}
+	return bucket, key, versionID, nil
+}

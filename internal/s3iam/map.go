@@ -1,0 +1,205 @@
+package s3iam
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+)
+
+// ARNPrefix starts every S3 resource ARN.
+const ARNPrefix = "arn:aws:s3:::"
+
+// AllBucketsARN is the resource of ListBuckets: scope resources must be
+// ARNs or "*", and this is the ARN that names every bucket.
+const AllBucketsARN = ARNPrefix + "*"
+
+// Check is one IAM authorization a call needs.
+type Check struct{ Action, Resource string }
+
+// Op is one S3 operation, as mapped from a request.
+type Op struct {
+	// Name is the S3 API operation name ("GetObject", "ListObjectsV2", ...).
+	Name string
+	// Bucket is "" for ListBuckets.
+	Bucket string
+	// Key is the decoded object key, "" for bucket and service operations.
+	Key string
+	// Checks must all be allowed. A mapped Op always has at least one;
+	// for a NeedsBody Op it holds a placeholder that no scope can allow
+	// until AddBodyChecks replaces it, so forgetting the body fails closed.
+	Checks []Check
+	// Params is what a reviewer needs to see: key, prefix, delimiter,
+	// range, version_id, upload_id, part_number, copy_source, ... Never a
+	// credential.
+	Params map[string]string
+	// NeedsBody is true for operations whose checks depend on the body
+	// (DeleteObjects): the caller reads the verified body, at most
+	// MaxBodyCheckBytes, and calls AddBodyChecks.
+	NeedsBody bool
+
+	// CopySourceBucket, CopySourceKey and CopySourceVersionID are the
+	// decoded x-amz-copy-source of CopyObject and UploadPartCopy.
+	CopySourceBucket, CopySourceKey, CopySourceVersionID string
+
+	bypassGovernance bool // x-amz-bypass-governance-retention: true
+}
+
+// Mapper maps requests to operations. The zero value only understands
+// path-style requests.
+type Mapper struct {
+	// Hosts are the base host names for virtual-hosted-style requests: a
+	// request to "<bucket>.<host>" addresses bucket (e.g.
+	// "s3.amazonaws.com", "localhost", the gateway's own host name). Any
+	// other host means path-style. Compared case-insensitively, port
+	// ignored; when several match, the longest wins.
+	Hosts []string
+}
+
+// bodyPlaceholder is the action of a NeedsBody Op's check before
+// AddBodyChecks: it contains '/', which the scope grammar forbids in an
+// action, so no grant can ever allow it.
+const bodyPlaceholder = "s3:DeleteObjects/body-not-yet-checked"
+
+// Map returns the operation r performs and the checks it needs. An
+// unrecognised or refused operation, and any malformed request, is an
+// *s3err.Error saying what was refused and why.
+//
+// The caller must send the upstream the request Op describes (bucket, key
+// and copy source rebuilt from the Op, see UpstreamPath and
+// CopySourceHeader), never the client's Host header or raw path: for a
+// virtual-hosted request the raw path does not name the bucket.
+func (m *Mapper) Map(r *http.Request) (*Op, error) {
+	if r.URL == nil || r.URL.Opaque != "" {
+		return nil, s3err.New(codeInvalidURI, "the request target is not a path")
+	}
+	bucket, rawKey, err := m.locate(r)
+	if err != nil {
+		return nil, err
+	}
+	key := ""
+	if rawKey != "" {
+		if key, err = unescape(rawKey, "object key"); err != nil {
+			return nil, err
+		}
+		if err := checkName(key, "object key", false); err != nil {
+			return nil, err
+		}
+	}
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	h, err := scanHeaders(r.Header)
+	if err != nil {
+		return nil, err
+	}
+	req := &request{method: r.Method, bucket: bucket, key: key, q: q, h: h}
+	for _, p := range q {
+		if subresources[p.name] {
+			if req.sub != "" {
+				return nil, s3err.New(s3err.NotImplemented, "Airlock does not support S3 requests that combine ?%s and ?%s", req.sub, p.name)
+			}
+			req.sub = p.name
+		}
+	}
+	op, err := req.classify()
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := q.get("x-id"); ok && p.value != op.Name {
+		// The SDKs label each request with its operation; a label that
+		// disagrees with what the request does is a forgery or a bug,
+		// and either way Airlock would be guessing.
+		return nil, s3err.New(s3err.AccessDenied, "the request is %s but its x-id says %q", op.Name, p.value)
+	}
+	return op, nil
+}
+
+// locate splits the request into bucket and raw (still escaped) key.
+func (m *Mapper) locate(r *http.Request) (bucket, rawKey string, err error) {
+	// EscapedPath is the path as the client encoded it (RawPath) when
+	// that is a valid encoding of r.URL.Path, else Go's re-encoding of
+	// it: either way decoding it once gives r.URL.Path, which is what
+	// Airlock decodes (unescape only refuses more: a raw '+').
+	p := r.URL.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	if p[0] != '/' {
+		return "", "", s3err.New(codeInvalidURI, "the request path does not start with '/'")
+	}
+	p = p[1:]
+	if b, ok := m.hostBucket(r.Host); ok {
+		if !validBucket(b) {
+			return "", "", s3err.New(codeInvalidBucketName, "the bucket name in the host name is not a valid S3 bucket name")
+		}
+		bucket, rawKey = b, p
+	} else {
+		bucket, rawKey, _ = strings.Cut(p, "/")
+		if bucket != "" && !validBucket(bucket) {
+			// Bucket names have no characters that need escaping, so an
+			// escaped one is refused rather than decoded.
+			return "", "", s3err.New(codeInvalidBucketName, "%q is not a valid S3 bucket name", truncate(bucket))
+		}
+	}
+	if bucket == "" && rawKey != "" {
+		return "", "", s3err.New(codeInvalidBucketName, "the request path has an empty bucket name")
+	}
+	return bucket, rawKey, nil
+}
+
+// hostBucket returns the bucket a virtual-hosted-style Host names.
+func (m *Mapper) hostBucket(host string) (string, bool) {
+	if len(m.Hosts) == 0 || host == "" || host[0] == '[' {
+		return "", false
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	best := -1
+	for i, base := range m.Hosts {
+		n := len(host) - len(base)
+		if n > 1 && host[n-1] == '.' && strings.EqualFold(host[n:], base) && (best < 0 || len(base) > len(m.Hosts[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	// DNS names are case-insensitive; bucket names are lower case.
+	return strings.ToLower(host[:len(host)-len(m.Hosts[best])-1]), true
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+// UpstreamPath is the escaped path-style path of op ("/bucket/key"), to
+// send upstream so that it decodes exactly Op.Bucket and Op.Key.
+func (op *Op) UpstreamPath() string {
+	switch {
+	case op.Bucket == "":
+		return "/"
+	case op.Key == "":
+		return "/" + op.Bucket
+	}
+	return "/" + op.Bucket + "/" + EscapeKey(op.Key)
+}
+
+// CopySourceHeader is the x-amz-copy-source value to send upstream, in
+// canonical encoding, or "" if op has no copy source.
+func (op *Op) CopySourceHeader() string {
+	if op.CopySourceBucket == "" {
+		return ""
+	}
+	s := "/" + op.CopySourceBucket + "/" + EscapeKey(op.CopySourceKey)
+	if op.CopySourceVersionID != "" {
+		s += "?versionId=" + EscapeKey(op.CopySourceVersionID)
+	}
+	return s
+}
