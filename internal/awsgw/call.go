@@ -1,0 +1,259 @@
+package awsgw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/sigv4"
+)
+
+// call is one request through the gateway.
+type call struct {
+	gw    *Gateway
+	w     http.ResponseWriter
+	r     *http.Request
+	reqID string
+	start time.Time
+
+	// Set by the verifier's Lookup: the key presented and the grant that
+	// holds it (live, or ended: see known).
+	credID string
+	gr     *gateway.Grant
+	ended  bool
+}
+
+func (c *call) fail(e *s3err.Error) {
+	if e.Resource == "" {
+		e.Resource = resourceOf(c.r)
+	}
+	s3err.Write(c.w, c.r, e, c.reqID)
+}
+
+func (c *call) serve() {
+	g := c.gw
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		c.fail(errClosing)
+		return
+	}
+	auth, e := c.authenticate()
+	if e != nil {
+		c.reject(e)
+		return
+	}
+	gr := c.gr
+	t := g.targets[gr.Target]
+	if gr.TargetKind != "aws" || t == nil {
+		c.reject(s3err.New(s3err.AccessDenied, "grant %s is for target %q, which this AWS gateway does not serve", gr.ID, gr.Target))
+		return
+	}
+
+	op, err := g.mapper.Map(c.r)
+	if err != nil {
+		c.deny(unmappedCall(c.r, err), s3err.As(err))
+		return
+	}
+	var body []byte
+	if op.NeedsBody {
+		if body, e = c.readBodyForChecks(auth, op); e != nil {
+			c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Message), e)
+			return
+		}
+	}
+	now := g.now()
+	if !gr.Live(now) {
+		c.fail(endedError(gr, now))
+		return
+	}
+	for _, ck := range op.Checks {
+		if !gr.Allows(now, ck.Action, ck.Resource) {
+			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", ck.Action, ck.Resource, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
+			c.deny(deniedCall(op, ck, auth, c.reqID, e.Message), e)
+			return
+		}
+	}
+	c.forward(t, op, auth, body)
+}
+
+// authenticate verifies the signature against the grant credential it
+// names. Only a caller that proves it holds a grant's secret learns that
+// the grant ended and why; to anyone else an ended grant's key is unknown.
+func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
+	g := c.gw
+	v := sigv4.Verifier{Now: g.now, MaxSkew: MaxSkew, Service: "s3", Lookup: func(id string) (string, string, error) {
+		c.credID = id
+		if gr, err := g.auth.Lookup(id); err == nil {
+			c.gr = gr
+			return gr.Secret, gr.SessionToken, nil
+		}
+		if gr := g.known.get(id); gr != nil {
+			c.gr, c.ended = gr, true
+			return gr.Secret, gr.SessionToken, nil
+		}
+		return "", "", unknownKey()
+	}}
+	auth, err := v.Verify(c.r)
+	if err != nil {
+		if c.ended {
+			return nil, unknownKey()
+		}
+		return nil, s3err.As(err)
+	}
+	now := g.now()
+	if c.ended || !c.gr.Live(now) {
+		e := endedError(c.gr, now)
+		if auth.Presigned {
+			e.Message += "; a presigned URL works only while its grant is live, whatever its own X-Amz-Expires"
+		}
+		return nil, e
+	}
+	return auth, nil
+}
+
+func unknownKey() *s3err.Error {
+	return s3err.New(s3err.InvalidAccessKeyID, "The AWS Access Key Id you provided does not exist in our records: it is not the credential of an active Airlock grant")
+}
+
+// reject answers a request refused before any session could start, and
+// records the attempt (never a secret).
+func (c *call) reject(e *s3err.Error) {
+	rj := gateway.Rejection{Gateway: "aws", Client: clientOf(c.r), CredentialID: c.credID, Reason: e.Code + ": " + e.Message}
+	if c.gr != nil {
+		rj.GrantID, rj.Target = c.gr.ID, c.gr.Target
+	}
+	c.gw.recordRejection(c.r.Context(), rj)
+	c.fail(e)
+}
+
+// deny records a refused call in the grant's session and answers it.
+func (c *call) deny(rec gateway.Call, e *s3err.Error) {
+	g := c.gw
+	sess, err := g.session(c.gr, clientOf(c.r))
+	if err != nil {
+		g.log.Error("awsgw: could not start a session to record a denied call", "grant", c.gr.ID, "err", err)
+	} else {
+		if err := sess.rec.Record(c.r.Context(), rec); err != nil {
+			g.log.Error("awsgw: recording a denied call failed", "grant", c.gr.ID, "session", sess.rec.ID, "err", err)
+		}
+		sess.done()
+	}
+	c.fail(e)
+}
+
+// readBodyForChecks reads (and verifies) a body whose content decides the
+// checks, such as DeleteObjects' key list.
+func (c *call) readBodyForChecks(auth *sigv4.Auth, op *s3iam.Op) ([]byte, *s3err.Error) {
+	body, err := io.ReadAll(io.LimitReader(auth.Body(c.r.Body), s3iam.MaxBodyCheckBytes+1))
+	if err != nil {
+		return nil, s3err.As(err)
+	}
+	if err := op.AddBodyChecks(body); err != nil {
+		return nil, s3err.As(err)
+	}
+	return body, nil
+}
+
+// sessionError is the answer when a call could not get its session.
+func sessionError(gr *gateway.Grant, now time.Time, err error) *s3err.Error {
+	var e *s3err.Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, gateway.ErrNoGrant), errors.Is(err, errGrantGone), !gr.Live(now):
+		return endedError(gr, now)
+	}
+	return s3err.New(s3err.ServiceUnavailable, "Airlock could not record the start of a session for grant %s, so the call was not forwarded; retry later", gr.ID)
+}
+
+// cutError is the answer for a call cut by its session's end.
+func cutError(ctx context.Context) *s3err.Error {
+	var e *s3err.Error
+	if errors.As(context.Cause(ctx), &e) {
+		return e
+	}
+	return nil
+}
+
+// forward records the call, sends it upstream and streams the answer back.
+func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
+	g, gr := c.gw, c.gr
+	sess, err := g.session(gr, clientOf(c.r))
+	if err != nil {
+		c.fail(sessionError(gr, g.now(), err))
+		return
+	}
+	finished := false
+	defer func() {
+		if !finished { // a panic before the result was handed off
+			sess.done()
+		}
+	}()
+
+	// The call is cut the moment its session ends (grant ended, expiry,
+	// Close): the upstream request derives from ctx.
+	ctx, cancel := context.WithCancelCause(c.r.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(sess.ctx, func() { cancel(context.Cause(sess.ctx)) })
+	defer stop()
+
+	req := allowedCall(op, auth, c.reqID)
+	if err := sess.rec.Record(ctx, req); err != nil {
+		if e := cutError(ctx); e != nil {
+			c.fail(e)
+			return
+		}
+		g.log.Error("awsgw: recording a call failed; refused it", "grant", gr.ID, "session", sess.rec.ID, "request_id", c.reqID, "err", err)
+		c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so it was not forwarded; retry later"))
+		return
+	}
+
+	res := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
+	x := &exchange{c: c, ctx: ctx, res: &res}
+	x.run(t, op, auth, checkedBody)
+	res.Duration = time.Since(c.start)
+
+	finished = true
+	g.recordResult(sess, res)
+	if x.abort {
+		// Headers are out: only a broken connection tells the client that
+		// the body is incomplete (a chunked response would otherwise end
+		// cleanly).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// recordResult appends a call's result without holding up the response.
+// The session's end waits for it, and a failure is logged, never dropped
+// silently.
+func (g *Gateway) recordResult(sess *session, res gateway.Call) {
+	go func() {
+		defer sess.done()
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		defer cancel()
+		if err := sess.rec.Record(ctx, res); err != nil {
+			g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
+				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
+		}
+	}()
+}
+
+// newBodyReader is the verified request body to send upstream, or nil.
+func (c *call) upstreamBody(auth *sigv4.Auth, checked []byte) (*countingReader, int64) {
+	if checked != nil {
+		return &countingReader{r: bytes.NewReader(checked)}, int64(len(checked))
+	}
+	if c.r.ContentLength == 0 && !auth.Payload.Streaming() {
+		return nil, 0
+	}
+	return &countingReader{r: &holdLast{r: auth.Body(c.r.Body)}}, auth.DecodedLength
+}

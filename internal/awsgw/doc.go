@@ -1,0 +1,27 @@
+// Package awsgw is Airlock's AWS (S3) gateway: an http.Handler that speaks
+// the S3 REST API to agents holding grant credentials, and forwards each call
+// to the target's real endpoint with the gateway's own credentials.
+//
+// For every request, in this order:
+//
+//  1. SigV4 is verified against the grant credential it names (header or
+//     presigned form, every payload mode; internal/sigv4). The grant must be
+//     live: a key whose grant has ended gets a precise answer only when the
+//     caller proves it holds the secret, otherwise it reads as unknown.
+//  2. The request is mapped to the IAM checks it needs (internal/s3iam) and
+//     every check must be covered by the grant's scope.
+//  3. The call is recorded durably in the grant's session; if the record
+//     cannot be written the call is refused with 503 and nothing is sent.
+//  4. The agent's authentication is stripped, the request is re-signed with
+//     the target's own keys (or per-grant credentials from STS AssumeRole
+//     with a session policy generated from the scope) and streamed to the
+//     upstream; the response is streamed back without buffering.
+//  5. The result (status, bytes each way, duration) is recorded.
+//
+// Session model: HTTP is stateless and SDKs spread calls over several
+// connections, so a session is one grant's traffic through this gateway. It
+// starts lazily at the grant's first call (denied calls included), and ends
+// when the grant ends (Done closes, or its expiry passes) or when the
+// gateway is closed. When the grant ends, transfers in flight are cut: the
+// upstream request is cancelled and the client connection aborted.
+package awsgw

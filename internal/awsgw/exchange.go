@@ -1,0 +1,187 @@
+package awsgw
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/sigv4"
+)
+
+// exchange is the upstream half of an allowed call.
+type exchange struct {
+	c   *call
+	ctx context.Context
+	res *gateway.Call
+	// abort is set when the response was cut after its headers were sent.
+	abort bool
+}
+
+// hopHeaders are response headers that describe the upstream connection,
+// not the response.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// maxErrorCapture is how much of an upstream error body is kept to name
+// the S3 error code in the record.
+const maxErrorCapture = 2 << 10
+
+func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
+	c, res := x.c, x.res
+	w := c.w
+	creds, err := t.credentials(x.ctx, c.gr)
+	if err != nil {
+		x.failBefore(s3err.As(err))
+		return
+	}
+	body, length := c.upstreamBody(auth, checkedBody)
+	var rd io.Reader
+	if body != nil {
+		rd = body
+	}
+	req, err := t.upstreamRequest(x.ctx, c.r, op, auth, creds, rd, length)
+	if err != nil {
+		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
+		return
+	}
+	resp, err := t.client.Do(req)
+	if body != nil {
+		res.BytesIn = body.n
+	}
+	if err != nil {
+		switch {
+		case cutError(x.ctx) != nil:
+			// Cut while uploading or waiting for the answer.
+			e := cutError(x.ctx)
+			w.Header().Set("Connection", "close")
+			res.Error = "cut off: " + e.Message
+			x.write(e)
+		case body != nil && body.err != nil && isS3Err(body.err):
+			// The body failed its verification; the upstream got an
+			// incomplete request and discards it.
+			w.Header().Set("Connection", "close")
+			e := s3err.As(body.err)
+			res.Error = e.Code + ": " + e.Message
+			x.write(e)
+		case c.r.Context().Err() != nil:
+			res.Error = "client went away"
+			res.Status = "499"
+		default:
+			c.gw.log.Warn("awsgw: upstream request failed", "target", t.Name, "grant", c.gr.ID, "request_id", c.reqID, "err", err)
+			e := s3err.New(s3err.ServiceUnavailable, "the upstream of target %s did not answer; retry later", t.Name)
+			res.Error = "upstream: " + err.Error()
+			x.write(e)
+		}
+		return
+	}
+	defer resp.Body.Close()
+
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	res.Status = strconv.Itoa(resp.StatusCode)
+	var capture *capped
+	src := io.Reader(resp.Body)
+	if resp.StatusCode >= 300 {
+		capture = &capped{max: maxErrorCapture}
+		src = io.TeeReader(resp.Body, capture)
+	}
+	w.WriteHeader(resp.StatusCode)
+	n, rerr, werr := copyResponse(w, src)
+	res.BytesOut = n
+	if capture != nil {
+		if code := errorCode(capture.b); code != "" {
+			res.Error = code
+		}
+	}
+	switch {
+	case rerr == nil && werr == nil:
+	case cutError(x.ctx) != nil:
+		res.Error = "cut off: " + cutError(x.ctx).Message
+		x.abort = true
+	case werr != nil:
+		res.Error = "client went away"
+	default:
+		res.Error = "upstream response broken: " + rerr.Error()
+		x.abort = true
+	}
+}
+
+// failBefore answers a call that never reached the upstream.
+func (x *exchange) failBefore(e *s3err.Error) {
+	x.res.Error = e.Code + ": " + e.Message
+	x.write(e)
+}
+
+func (x *exchange) write(e *s3err.Error) {
+	x.res.Status = strconv.Itoa(e.Status)
+	x.c.fail(e)
+}
+
+func isS3Err(err error) bool {
+	var e *s3err.Error
+	return errors.As(err, &e)
+}
+
+// copyResponse streams src to w, telling a read error (upstream, or a cut)
+// from a write error (the client).
+func copyResponse(w io.Writer, src io.Reader) (n int64, rerr, werr error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		m, err := src.Read(buf)
+		if m > 0 {
+			k, e := w.Write(buf[:m])
+			n += int64(k)
+			if e != nil {
+				return n, nil, e
+			}
+		}
+		if err == io.EOF {
+			return n, nil, nil
+		}
+		if err != nil {
+			return n, err, nil
+		}
+	}
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	b   []byte
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// errorCode extracts <Code> from an S3 error document, for the record.
+func errorCode(b []byte) string {
+	s := string(b)
+	i := strings.Index(s, "<Code>")
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len("<Code>"):]
+	j := strings.Index(s, "</Code>")
+	if j < 0 || j > 64 {
+		return ""
+	}
+	return s[:j]
+}

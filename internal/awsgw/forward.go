@@ -1,0 +1,188 @@
+package awsgw
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/sigv4"
+)
+
+// unsignedPayload is what the upstream is told when the gateway has no
+// digest of the body to pass on.
+const unsignedPayload = "UNSIGNED-PAYLOAD"
+
+// dropHeaders are the client's headers that never go upstream: its own
+// authentication (replaced by the gateway's), hop-by-hop headers, and the
+// aws-chunked framing headers (the body goes upstream decoded).
+var dropHeaders = []string{
+	"Authorization", "X-Amz-Security-Token", "X-Amz-Date", "X-Amz-Content-Sha256",
+	"X-Amz-Decoded-Content-Length", "X-Amz-Trailer",
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect", "Host", "Content-Length",
+	// Rebuilt from the Op, in canonical encoding, so the upstream reads the
+	// copy source that was authorized.
+	"X-Amz-Copy-Source",
+}
+
+// presignParams are the query parameters of a presigned URL; they
+// authenticate the agent and must not reach the upstream.
+var presignParams = map[string]bool{
+	"X-Amz-Algorithm": true, "X-Amz-Credential": true, "X-Amz-Date": true, "X-Amz-Expires": true,
+	"X-Amz-SignedHeaders": true, "X-Amz-Signature": true, "X-Amz-Security-Token": true,
+	"X-Amz-Content-Sha256": true,
+}
+
+// upstreamURL addresses op at the target: path-style at a custom endpoint;
+// at AWS itself virtual-hosted where the bucket name allows it (AWS is
+// retiring path-style), path-style otherwise.
+func (t *target) upstreamURL(op *s3iam.Op, rawQuery string) *url.URL {
+	u := &url.URL{RawQuery: filterQuery(rawQuery)}
+	p := op.UpstreamPath()
+	if t.base != nil {
+		u.Scheme, u.Host = t.base.Scheme, t.base.Host
+		if t.base.Path != "" {
+			p = t.base.EscapedPath() + p
+		}
+	} else {
+		u.Scheme = "https"
+		u.Host = "s3." + t.Region + ".amazonaws.com"
+		if op.Bucket != "" && dnsBucket(op.Bucket) {
+			u.Host = op.Bucket + "." + u.Host
+			p = strings.TrimPrefix(p, "/"+op.Bucket)
+			if p == "" {
+				p = "/"
+			}
+		}
+	}
+	setEscapedPath(u, p)
+	return u
+}
+
+// setEscapedPath sets u's path from its escaped form, so that the request
+// line carries exactly that encoding.
+func setEscapedPath(u *url.URL, escaped string) {
+	if dec, err := url.PathUnescape(escaped); err == nil {
+		u.Path, u.RawPath = dec, escaped
+	} else { // cannot happen for what UpstreamPath builds
+		u.Path = escaped
+	}
+}
+
+// dnsBucket reports whether a bucket can be a TLS-safe host label: no dots
+// (which break the *.s3 wildcard certificate), lower case, digits, '-'.
+func dnsBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return b[0] != '-' && b[len(b)-1] != '-'
+}
+
+// filterQuery removes the presigning parameters from a raw query,
+// leaving every other parameter as the client encoded it.
+func filterQuery(raw string) string {
+	if raw == "" || !strings.Contains(raw, "X-Amz-") && !strings.Contains(raw, "x-amz-") {
+		return raw
+	}
+	var b strings.Builder
+	for part := range strings.SplitSeq(raw, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil && presignParams[textproto.CanonicalMIMEHeaderKey(n)] {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// upstreamHeader copies the client's headers minus its authentication,
+// the hop-by-hop headers and the aws-chunked framing.
+func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header {
+	h := make(http.Header, len(in))
+	for k, v := range in {
+		h[textproto.CanonicalMIMEHeaderKey(k)] = append([]string(nil), v...)
+	}
+	for _, c := range in.Values("Connection") {
+		for f := range strings.SplitSeq(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range dropHeaders {
+		h.Del(k)
+	}
+	if cs := op.CopySourceHeader(); cs != "" {
+		h.Set("X-Amz-Copy-Source", cs)
+	}
+	if auth.Payload.Streaming() {
+		// The body goes upstream decoded, so its aws-chunked coding goes.
+		var rest []string
+		for _, v := range h.Values("Content-Encoding") {
+			for f := range strings.SplitSeq(v, ",") {
+				if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "aws-chunked") {
+					rest = append(rest, f)
+				}
+			}
+		}
+		h.Del("Content-Encoding")
+		if len(rest) > 0 {
+			h.Set("Content-Encoding", strings.Join(rest, ","))
+		}
+		if len(auth.Trailer) > 0 || auth.Payload == sigv4.StreamingSignedTrailer || auth.Payload == sigv4.StreamingUnsignedTrailer {
+			// The checksum travelled in the trailer, which is checked
+			// here (sigv4) and not forwarded: the upstream must not wait
+			// for a checksum it will never get.
+			h.Del("X-Amz-Sdk-Checksum-Algorithm")
+		}
+	}
+	return h
+}
+
+// upstreamRequest builds and signs the request to send upstream for a
+// verified, authorized call. body is the verified payload (nil for none);
+// length is its decoded length (-1 unknown).
+func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
+	u := t.upstreamURL(op, r.URL.RawQuery)
+	if body == nil || length == 0 {
+		body, length = http.NoBody, 0
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.URL = u // keep the exact escaping (String and Parse would keep it too; this is explicit)
+	req.Header = upstreamHeader(r.Header, op, auth)
+	req.ContentLength = length
+	if length > 0 || length < 0 {
+		// NewRequest only knows the length of its own reader types.
+		req.Body = io.NopCloser(body)
+		req.GetBody = nil
+	}
+	payload := unsignedPayload
+	if auth.Payload == sigv4.SHA256 {
+		// The upstream checks the digest the client signed, again.
+		payload = auth.PayloadSHA256
+	}
+	req.Header.Set("X-Amz-Content-Sha256", payload)
+	if err := t.signer.SignHTTP(ctx, creds, req, payload, "s3", t.Region, time.Now()); err != nil {
+		return nil, err
+	}
+	return req, nil
+}

@@ -1,0 +1,174 @@
+package awsgw
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/s3iam"
+)
+
+// Target is one configured aws target the gateway forwards to.
+type Target struct {
+	// Name is the target's name as grants carry it.
+	Name string
+	// Account is the AWS account id (for messages and review).
+	Account string
+	// Region is the region requests are re-signed for.
+	Region string
+	// Endpoint is the upstream base URL; "" means AWS itself
+	// (https://s3.<region>.amazonaws.com, virtual-hosted where the bucket
+	// name allows). A custom endpoint is always addressed path-style.
+	Endpoint string
+	// AccessKeyID and SecretAccessKey are the gateway's own static keys.
+	// Never logged. Empty with RoleARN set means the ambient AWS
+	// credentials (environment, shared config, instance role).
+	AccessKeyID, SecretAccessKey string
+	// RoleARN, if set, is assumed through STS once per grant, with a
+	// session policy generated from the grant's scope.
+	RoleARN string
+	// STSEndpoint overrides the STS endpoint (tests, VPC endpoints).
+	STSEndpoint string
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Authority gateway.Authority
+	// Targets are the aws targets this gateway serves.
+	Targets []Target
+	// Hosts are the gateway's own host names, for virtual-hosted-style
+	// requests ("bucket.<host>").
+	Hosts []string
+	// Transport carries upstream requests (and STS calls); nil means a
+	// default tuned for many concurrent streams to few hosts.
+	Transport http.RoundTripper
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives operational errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// MaxSkew is how far a request's signing time may be from the gateway's clock.
+const MaxSkew = 5 * time.Minute
+
+// Gateway is the AWS gateway's http.Handler.
+type Gateway struct {
+	auth    gateway.Authority
+	targets map[string]*target
+	mapper  *s3iam.Mapper
+	now     func() time.Time
+	log     *slog.Logger
+	known   *known
+
+	// base is cancelled by Close, which cuts every session.
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	closed   bool
+	watchers sync.WaitGroup
+
+	rejects rejectLimiter
+
+	reqPrefix string
+	reqSeq    atomic.Uint64
+}
+
+// New checks the options and returns a Gateway. It subscribes to the
+// Authority's grants at once.
+func New(o Options) (*Gateway, error) {
+	if o.Authority == nil {
+		return nil, errors.New("awsgw: Options.Authority is required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Transport == nil {
+		o.Transport = defaultTransport()
+	}
+	g := &Gateway{
+		auth:     o.Authority,
+		targets:  map[string]*target{},
+		mapper:   &s3iam.Mapper{Hosts: o.Hosts},
+		now:      o.Now,
+		log:      o.Logger,
+		known:    newKnown(o.Now),
+		sessions: map[string]*session{},
+	}
+	for _, t := range o.Targets {
+		if _, dup := g.targets[t.Name]; dup {
+			return nil, fmt.Errorf("awsgw: target %q configured twice", t.Name)
+		}
+		tt, err := newTarget(t, o.Transport)
+		if err != nil {
+			return nil, err
+		}
+		g.targets[t.Name] = tt
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	g.reqPrefix = strings.ToUpper(hex.EncodeToString(b[:]))
+	g.base, g.cancelBase = context.WithCancelCause(context.Background())
+	o.Authority.Subscribe(g.known.add)
+	return g, nil
+}
+
+// errClosing is the cause of cuts made by Close.
+var errClosing = s3err.New(s3err.ServiceUnavailable, "the Airlock gateway is shutting down")
+
+// Close ends every open session, cutting transfers still in flight, and
+// waits (bounded) for their results to be recorded. Later requests get 503.
+// Call it after the HTTP server has stopped accepting requests.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cancelBase(errClosing)
+	g.watchers.Wait()
+	return nil
+}
+
+func (g *Gateway) requestID() string {
+	return fmt.Sprintf("%s%012X", g.reqPrefix, g.reqSeq.Add(1))
+}
+
+// clientOf describes the peer for session and rejection records.
+func clientOf(r *http.Request) string {
+	c := r.RemoteAddr
+	if ua := r.UserAgent(); ua != "" {
+		if len(ua) > 200 {
+			ua = ua[:200]
+		}
+		c += " " + ua
+	}
+	return c
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{gw: g, w: w, r: r, reqID: g.requestID(), start: time.Now()}
+	c.serve()
+}
+
+// resourceOf is the path S3 errors name.
+func resourceOf(r *http.Request) string {
+	if u, err := url.PathUnescape(r.URL.EscapedPath()); err == nil {
+		return u
+	}
+	return r.URL.EscapedPath()
+}

@@ -1,0 +1,197 @@
+package awsgw
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"sync"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/s3err"
+)
+
+// Bounds on waiting at a session's end.
+const (
+	// drainTimeout is how long a session's end waits for cut calls to
+	// record their results, so that they land before session.ended.
+	drainTimeout = 10 * time.Second
+	// recordTimeout bounds a record written on the gateway's own behalf
+	// (session start and end, results) after the client has gone.
+	recordTimeout = 15 * time.Second
+)
+
+// session is one grant's recorded traffic through this gateway.
+type session struct {
+	gr    *gateway.Grant
+	ready chan struct{} // closed once rec or err is set
+	rec   *gateway.Session
+	err   error
+
+	// ctx is cancelled, with the reason as its cause, when the grant ends
+	// or the gateway closes; every call's upstream request derives from it.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	inflight int
+	ended    bool
+	idle     chan struct{} // closed when ended and nothing is in flight
+}
+
+// errGrantGone means the session ended between authentication and the call.
+var errGrantGone = errors.New("grant ended")
+
+// session returns gr's session, starting it if this is the grant's first
+// call, and counts the call as in flight: the caller must call s.done().
+func (g *Gateway) session(gr *gateway.Grant, client string) (*session, error) {
+	for range 2 { // a second try if we raced with the session's end
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			return nil, errClosing
+		}
+		s := g.sessions[gr.ID]
+		first := s == nil
+		if first {
+			s = &session{gr: gr, ready: make(chan struct{}), idle: make(chan struct{})}
+			g.sessions[gr.ID] = s
+		}
+		g.mu.Unlock()
+		if first {
+			g.start(s, client)
+		} else {
+			<-s.ready
+		}
+		if s.err != nil {
+			return nil, s.err
+		}
+		if s.begin() {
+			return s, nil
+		}
+	}
+	return nil, errGrantGone
+}
+
+// start opens the recorded session and arms its end.
+func (g *Gateway) start(s *session, client string) {
+	defer close(s.ready)
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	rec, err := g.auth.StartSession(ctx, s.gr, client)
+	if err != nil {
+		s.err = err
+		g.drop(s)
+		return
+	}
+	s.rec = rec
+	s.ctx, s.cancel = context.WithCancelCause(g.base)
+	// Close sets closed under g.mu before it waits, so this Add either
+	// happens before that Wait or is skipped.
+	g.mu.Lock()
+	closed := g.closed
+	if !closed {
+		g.watchers.Add(1)
+	}
+	g.mu.Unlock()
+	if closed {
+		s.cancel(errClosing)
+		s.err = errClosing
+		g.drop(s)
+		if err := rec.End(ctx); err != nil {
+			g.log.Error("awsgw: recording the end of a session failed", "grant", s.gr.ID, "session", rec.ID, "err", err)
+		}
+		return
+	}
+	go g.watch(s)
+}
+
+// watch ends s when its grant ends, its expiry passes (should the control
+// plane's own timer be late) or the gateway closes.
+func (g *Gateway) watch(s *session) {
+	defer g.watchers.Done()
+	timer := time.NewTimer(time.Until(s.gr.ExpiresAt))
+	defer timer.Stop()
+	var cause error
+	select {
+	case <-s.gr.Done():
+		cause = endedError(s.gr, time.Now())
+	case <-timer.C:
+		cause = expiredError(s.gr)
+	case <-s.ctx.Done():
+		cause = context.Cause(s.ctx)
+	}
+	s.cancel(cause)
+
+	s.mu.Lock()
+	s.ended = true
+	if s.inflight == 0 {
+		close(s.idle)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.idle:
+	case <-time.After(drainTimeout):
+		g.log.Error("awsgw: calls still in flight at the end of a session", "grant", s.gr.ID, "session", s.rec.ID)
+	}
+
+	g.drop(s)
+	if t := g.targets[s.gr.Target]; t != nil {
+		t.forget(s.gr.ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	if err := s.rec.End(ctx); err != nil {
+		g.log.Error("awsgw: recording the end of a session failed", "grant", s.gr.ID, "session", s.rec.ID, "err", err)
+	}
+}
+
+// begin counts a call in flight; false once the session has ended.
+func (s *session) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	s.inflight++
+	return true
+}
+
+func (s *session) done() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight--
+	if s.inflight == 0 && s.ended {
+		close(s.idle)
+	}
+}
+
+// endedError is what a caller holding gr's secret is told once gr ended.
+func endedError(gr *gateway.Grant, now time.Time) *s3err.Error {
+	switch r := gr.EndReason(); r {
+	case "":
+		if now.Before(gr.ExpiresAt) { // the control plane is ending it right now
+			return s3err.New(s3err.AccessDenied, "grant %s is no longer active", gr.ID)
+		}
+		return expiredError(gr)
+	case "expired":
+		return expiredError(gr)
+	case "revoked":
+		return s3err.New(s3err.AccessDenied, "grant %s was revoked", gr.ID)
+	default:
+		return s3err.New(s3err.AccessDenied, "grant %s has ended (%s)", gr.ID, r)
+	}
+}
+
+func expiredError(gr *gateway.Grant) *s3err.Error {
+	return s3err.New(s3err.ExpiredToken, "The provided token has expired: grant %s expired at %s", gr.ID, gr.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// drop forgets s, unless a newer session has replaced it.
+func (g *Gateway) drop(s *session) {
+	g.mu.Lock()
+	if g.sessions[s.gr.ID] == s {
+		delete(g.sessions, s.gr.ID)
+	}
+	g.mu.Unlock()
+}

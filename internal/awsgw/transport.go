@@ -1,0 +1,29 @@
+package awsgw
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// defaultTransport is tuned for a proxy: many concurrent streams to one or
+// a few upstream hosts, kept alive, and bodies passed through untouched
+// (no transparent gzip, which would change lengths and checksums).
+func defaultTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // the upstream is configured explicitly; never via an env proxy
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		WriteBufferSize:       64 << 10,
+		ReadBufferSize:        64 << 10,
+	}
+}
