@@ -122,6 +122,22 @@ type env struct {
 	bot, alice     keypair
 	cmd            *exec.Cmd
 	stderr         *syncBuffer
+	// serveEnv is added to `airlock serve`'s environment.
+	serveEnv []string
+}
+
+// setup changes the quickstart configuration a test runs with.
+type setup struct {
+	// awsListen and pgListen turn the gateways on (host:port).
+	awsListen, pgListen string
+	// awsEndpoint is the aws target's upstream (default http://127.0.0.1:7070).
+	awsEndpoint string
+	// awsKey and awsSecret are the gateway's own upstream keys.
+	awsKey, awsSecret string
+	// pgUpstream is the postgres target's admin DSN.
+	pgUpstream string
+	// policies are extra Cedar policies, added to the walkthrough's.
+	policies string
 }
 
 // syncBuffer collects a subprocess's output while the test reads it.
@@ -142,21 +158,40 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func writeSetup(t *testing.T) *env {
+func writeSetup(t *testing.T) *env { return writeSetupWith(t, setup{}) }
+
+func writeSetupWith(t *testing.T, o setup) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), bot: keygen(t), alice: keygen(t)}
+	if o.awsEndpoint == "" {
+		o.awsEndpoint = "http://127.0.0.1:7070"
+	}
+	if o.awsKey == "" {
+		o.awsKey, o.awsSecret = "AKIDEXAMPLE", "upstream-secret-never-logged"
+	}
+	if o.pgUpstream == "" {
+		o.pgUpstream = "postgres://airlock_admin@127.0.0.1:5432/orders"
+	}
+	listen := ""
+	if o.awsListen != "" {
+		listen += "\n  aws: " + o.awsListen
+	}
+	if o.pgListen != "" {
+		listen += "\n  postgres: " + o.pgListen
+	}
+	e := &env{dir: t.TempDir(), bot: keygen(t), alice: keygen(t),
+		serveEnv: []string{"AWS_PROD_ACCESS_KEY_ID=" + o.awsKey, "AWS_PROD_SECRET_ACCESS_KEY=" + o.awsSecret}}
 	api := freePort(t)
 	e.addr = "http://" + api
 	if err := os.MkdirAll(filepath.Join(e.dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(e.dir, "policies", "aws-prod.cedar"), policies)
+	write(t, filepath.Join(e.dir, "policies", "aws-prod.cedar"), policies+o.policies)
 	// The quickstart configuration from DESIGN.md, with real key hashes and
 	// a free API port (the gateway listeners are not part of this test).
 	e.cfg = filepath.Join(e.dir, "airlock.yaml")
 	write(t, e.cfg, fmt.Sprintf(`data_dir: ./airlock-data          # embedded SQLite database, signing key, recordings
 listen:
-  api: %s
+  api: %s%s
 identities:
   - name: log-triage-bot
     kind: agent
@@ -171,16 +206,16 @@ targets:
     kind: aws
     account: "111122223333"
     region: us-east-1
-    endpoint: http://127.0.0.1:7070
+    endpoint: %s
     credentials:
       access_key_id_env: AWS_PROD_ACCESS_KEY_ID
       secret_access_key_env: AWS_PROD_SECRET_ACCESS_KEY
   - name: orders-db
     kind: postgres
     account: "111122223333"
-    upstream: postgres://airlock_admin@127.0.0.1:5432/orders
+    upstream: %s
 policies: ./policies
-`, api, e.bot.SHA, e.alice.SHA))
+`, api, listen, e.bot.SHA, e.alice.SHA, o.awsEndpoint, o.pgUpstream))
 	return e
 }
 
@@ -196,7 +231,7 @@ func (e *env) start(t *testing.T) {
 	e.stderr = &syncBuffer{}
 	e.cmd = exec.Command(airlockBin, "serve", "--config", e.cfg)
 	e.cmd.Dir = e.dir
-	e.cmd.Env = append(os.Environ(), "AWS_PROD_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_PROD_SECRET_ACCESS_KEY=upstream-secret-never-logged")
+	e.cmd.Env = append(os.Environ(), e.serveEnv...)
 	e.cmd.Stderr = e.stderr
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
