@@ -28,7 +28,9 @@ type Role struct {
 }
 
 // String leaves the password out, so that a Role printed by mistake leaks nothing.
-func (r Role) String() string { return fmt.Sprintf("pgroles.Role{%s, %d privileges}", r.Name, len(r.Privileges)) }
+func (r Role) String() string {
+	return fmt.Sprintf("pgroles.Role{%s, %d privileges}", r.Name, len(r.Privileges))
+}
 
 // GoString is String for %#v.
 func (r Role) GoString() string { return r.String() }
