@@ -209,7 +209,7 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 			}
 			versionID = p.value
 		case "partNumber":
-			if n, err := strconv.Atoi(p.value); err != nil || n < 1 || n > 10000 || p.value[0] == '0' {
+			if !validPartNumber(p.value) {
 				return "", s3err.New(s3err.InvalidArgument, "partNumber must be an integer from 1 to 10000")
 			}
 			partNumber = true
@@ -224,6 +224,21 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 		return "", s3err.New(s3err.InvalidArgument, "%s needs partNumber", r.name)
 	}
 	return versionID, nil
+}
+
+// validPartNumber accepts 1..10000 written in plain decimal digits (no
+// sign, no leading zero), so every server reads the same number.
+func validPartNumber(s string) bool {
+	if s == "" || len(s) > 5 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	n, _ := strconv.Atoi(s)
+	return n <= 10000
 }
 
 // headerChecks adds the permissions IAM requires for headers that set

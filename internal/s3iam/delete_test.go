@@ -1,0 +1,160 @@
+package s3iam_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/scope"
+)
+
+func deleteOp(t *testing.T, headers ...string) *s3iam.Op {
+	t.Helper()
+	op, err := (&s3iam.Mapper{}).Map(rawRequest(t, "POST", "/logs?delete", "s3.test", headers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Name != "DeleteObjects" || !op.NeedsBody {
+		t.Fatalf("got %s NeedsBody=%v", op.Name, op.NeedsBody)
+	}
+	return op
+}
+
+func objects(keys ...string) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`)
+	for _, k := range keys {
+		b.WriteString("<Object><Key>" + k + "</Key></Object>")
+	}
+	b.WriteString("</Delete>")
+	return b.String()
+}
+
+// TestDeleteBeforeBodyFailsClosed checks that a gateway which forgets
+// AddBodyChecks cannot forward a DeleteObjects call under any grant.
+func TestDeleteBeforeBodyFailsClosed(t *testing.T) {
+	op := deleteOp(t)
+	sc, err := scope.Parse([]string{"s3:DeleteObject,s3:DeleteObjectVersion *", "s3:DeleteObject arn:aws:s3:::*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allowed(sc, op) {
+		t.Fatal("a DeleteObjects op whose body is unchecked is allowed")
+	}
+	for _, c := range op.Checks {
+		if _, err := scope.ParseStatement(c.Action + " *"); err == nil {
+			t.Errorf("placeholder action %q could be granted", c.Action)
+		}
+	}
+}
+
+func TestDeleteBody(t *testing.T) {
+	sc := appGrant(t)
+	tests := []struct {
+		name    string
+		body    string
+		code    string
+		checks  []s3iam.Check
+		allowed bool
+	}{
+		{name: "inside the prefix", body: objects("app/a", "app/b c"), allowed: true,
+			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}, {"s3:DeleteObject", "arn:aws:s3:::logs/app/b c"}}},
+		{name: "mixing a key outside", body: objects("app/a", "secret/b"),
+			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}, {"s3:DeleteObject", "arn:aws:s3:::logs/secret/b"}}},
+		{name: "version", body: `<Delete><Object><Key>app/a</Key><VersionId>v1</VersionId></Object><Quiet>true</Quiet></Delete>`,
+			checks: []s3iam.Check{{"s3:DeleteObjectVersion", "arn:aws:s3:::logs/app/a"}}},
+		{name: "entities and CDATA", body: `<Delete><Object><Key>app/&lt;x&gt;&amp;<![CDATA[<y>]]></Key></Object></Delete>`, allowed: true,
+			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/<x>&<y>"}}},
+		{name: "white space between elements", body: "<Delete>\n  <Object>\n    <Key>app/a</Key>\n    <ETag>\"e\"</ETag>\n  </Object>\n</Delete>\n", allowed: true,
+			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}}},
+		{name: "two keys in one object", body: `<Delete><Object><Key>app/a</Key><Key>secret/b</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "namespaced key", body: `<Delete xmlns:x="urn:x"><Object><x:Key>secret/b</x:Key><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "namespace change", body: `<Delete><Object xmlns="urn:x"><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "foreign root namespace", body: `<Delete xmlns="urn:x"><Object><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "doctype", body: `<!DOCTYPE d [<!ENTITY e "secret/b">]><Delete><Object><Key>&e;</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "comment in a key", body: `<Delete><Object><Key>app/<!-- -->../secret</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "processing instruction", body: `<Delete><?pi x?><Object><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "unknown element", body: `<Delete><Object><Key>app/a</Key><Prefix>secret/</Prefix></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "element in a key", body: `<Delete><Object><Key>app/<b>x</b></Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "text outside values", body: `<Delete>secret/b<Object><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "object without key", body: `<Delete><Object><VersionId>v</VersionId></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "empty", body: `<Delete></Delete>`, code: s3err.MalformedXML},
+		{name: "not XML", body: `{"Objects":[]}`, code: s3err.MalformedXML},
+		{name: "truncated", body: `<Delete><Object><Key>app/a</Key></Object>`, code: s3err.MalformedXML},
+		{name: "two roots", body: objects("app/a") + `<Delete><Object><Key>secret/b</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "bad quiet", body: `<Delete><Quiet>yes</Quiet><Object><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
+		{name: "dot-dot key", body: objects("app/../secret/b"), code: s3err.AccessDenied},
+		{name: "control character key", body: objects("app/a&#x1;b"), code: s3err.MalformedXML},
+		{name: "tab key", body: objects("app/a&#9;b"), code: s3err.InvalidArgument},
+		{name: "empty key", body: objects(""), code: s3err.InvalidArgument},
+		{name: "1001 keys", body: objects(slices.Repeat([]string{"app/a"}, 1001)...), code: s3err.MalformedXML},
+		{name: "too large", body: strings.Repeat(" ", s3iam.MaxBodyCheckBytes+1), code: s3err.EntityTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			op := deleteOp(t)
+			err := op.AddBodyChecks([]byte(tc.body))
+			if tc.code != "" {
+				assertCode(t, err, tc.code)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(op.Checks, tc.checks) {
+				t.Errorf("checks\n got %v\nwant %v", op.Checks, tc.checks)
+			}
+			if got := allowed(sc, op); got != tc.allowed {
+				t.Errorf("allowed = %v, want %v", got, tc.allowed)
+			}
+			if op.Params["key_count"] != fmt.Sprint(len(tc.checks)) {
+				t.Errorf("key_count %q", op.Params["key_count"])
+			}
+		})
+	}
+}
+
+func TestDeleteThousandKeys(t *testing.T) {
+	op := deleteOp(t)
+	keys := make([]string, s3iam.MaxDeleteKeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("app/%04d-%s", i, strings.Repeat("x", 1000))
+	}
+	body := objects(keys...)
+	if len(body) > s3iam.MaxBodyCheckBytes {
+		t.Fatalf("a maximal body (%d bytes) is over MaxBodyCheckBytes", len(body))
+	}
+	if err := op.AddBodyChecks([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if len(op.Checks) != s3iam.MaxDeleteKeys || !allowed(appGrant(t), op) {
+		t.Fatalf("%d checks", len(op.Checks))
+	}
+}
+
+func TestDeleteBypassGovernance(t *testing.T) {
+	op := deleteOp(t, "x-amz-bypass-governance-retention: true")
+	if err := op.AddBodyChecks([]byte(objects("app/a"))); err != nil {
+		t.Fatal(err)
+	}
+	want := []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}, {"s3:BypassGovernanceRetention", "arn:aws:s3:::logs/app/a"}}
+	if !slices.Equal(op.Checks, want) {
+		t.Fatalf("checks %v", op.Checks)
+	}
+}
+
+func TestAddBodyChecksWrongOp(t *testing.T) {
+	op, err := (&s3iam.Mapper{}).Map(rawRequest(t, "GET", "/logs/app/a", "s3.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.AddBodyChecks([]byte(objects("secret/b"))); err == nil {
+		t.Fatal("AddBodyChecks accepted a body for GetObject")
+	}
+	if len(op.Checks) != 1 || op.Checks[0].Resource != "arn:aws:s3:::logs/app/a" {
+		t.Fatalf("checks changed: %v", op.Checks)
+	}
+}
