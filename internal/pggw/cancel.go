@@ -1,0 +1,92 @@
+package pggw
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// cancelKey maps the BackendKeyData the gateway gave a client to the
+// upstream backend it stands for. The client never learns the upstream's
+// pid or key.
+type cancelKey struct {
+	secret [4]byte
+	c      *conn
+	// upstream address and the upstream backend's own key.
+	network, addr string
+	pid           uint32
+	key           []byte
+}
+
+type cancelKeys struct {
+	mu sync.Mutex
+	m  map[uint32]*cancelKey
+}
+
+// add registers k under a fresh random pid and returns it.
+func (ks *cancelKeys) add(k *cancelKey) uint32 {
+	if _, err := rand.Read(k.secret[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		pid := binary.BigEndian.Uint32(b[:]) &^ (1 << 31) // positive, as a PostgreSQL pid
+		if _, taken := ks.m[pid]; pid != 0 && !taken {
+			ks.m[pid] = k
+			return pid
+		}
+	}
+}
+
+func (ks *cancelKeys) remove(pid uint32) {
+	ks.mu.Lock()
+	delete(ks.m, pid)
+	ks.mu.Unlock()
+}
+
+// lookup returns the key for a client's CancelRequest, or nil.
+func (ks *cancelKeys) lookup(pid uint32, secret []byte) *cancelKey {
+	ks.mu.Lock()
+	k := ks.m[pid]
+	ks.mu.Unlock()
+	if k == nil || subtle.ConstantTimeCompare(k.secret[:], secret) != 1 {
+		return nil
+	}
+	return k
+}
+
+// sendCancel delivers a CancelRequest for the upstream backend on a new
+// connection, as the protocol requires, and waits for the server to close
+// it (which it does once the request is processed).
+func sendCancel(ctx context.Context, k *cancelKey) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, k.network, k.addr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	msg := pgproto3.CancelRequest{ProcessID: k.pid, SecretKey: k.key}
+	buf, err := msg.Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := nc.Write(buf); err != nil {
+		return err
+	}
+	var one [1]byte
+	_, _ = nc.Read(one[:])
+	return nil
+}

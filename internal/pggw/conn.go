@@ -1,0 +1,246 @@
+package pggw
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const (
+	ioBufSize      = 8 << 10
+	maxStartupBody = 10000 // PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+	maxAuthBody    = 8 << 10
+	killWriteGrace = time.Second
+)
+
+// conn is one client connection: its startup, then its relay to the
+// upstream backend.
+type conn struct {
+	gw     *Gateway
+	raw    net.Conn
+	client string // peer address, for the recording
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	br *bufio.Reader // client side, read by the serving goroutine only
+
+	// wmu guards everything written to the client and the fields that kill
+	// reads: several goroutines answer the client (the upstream relay, the
+	// client loop's own refusals, kill).
+	wmu  sync.Mutex
+	nc   net.Conn // raw, or the TLS connection over it
+	cw   *bufio.Writer
+	up   net.Conn
+	dead bool // killed: nothing more is written
+
+	killOnce sync.Once
+
+	// Set once the session is established.
+	grant *gateway.Grant
+	st    *grantState
+	t     *target
+	sess  *gateway.Session
+	tls   bool
+	key   uint32 // the gateway's BackendKeyData pid for this connection
+
+	relay *relayState
+	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')
+}
+
+func newConn(g *Gateway, nc net.Conn) *conn {
+	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String()}
+	c.ctx, c.cancel = context.WithCancel(g.ctx)
+	c.br = bufio.NewReaderSize(nc, ioBufSize)
+	c.cw = bufio.NewWriterSize(nc, ioBufSize)
+	c.txs.Store('I')
+	return c
+}
+
+// send writes b to the client, flushing if asked. It is a no-op once the
+// connection is killed.
+func (c *conn) send(b []byte, flush bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead {
+		return net.ErrClosed
+	}
+	if _, err := c.cw.Write(b); err != nil {
+		return err
+	}
+	if flush {
+		return c.cw.Flush()
+	}
+	return nil
+}
+
+// kill ends the connection from outside (grant ended, gateway closing):
+// the client gets e as its last message, both connections close.
+func (c *conn) kill(e *pgError) {
+	c.killOnce.Do(func() {
+		c.cancel()
+		// A write blocked on a client that does not read must not hold
+		// wmu forever.
+		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
+		c.wmu.Lock()
+		if c.up != nil {
+			c.up.Close()
+		}
+		if !c.dead {
+			c.dead = true
+			if _, err := c.cw.Write(e.appendTo(nil)); err == nil {
+				_ = c.cw.Flush()
+			}
+		}
+		c.nc.Close()
+		c.wmu.Unlock()
+	})
+}
+
+// closeAll closes both connections without a message.
+func (c *conn) closeAll() {
+	c.cancel()
+	c.wmu.Lock()
+	c.dead = true
+	if c.up != nil {
+		c.up.Close()
+	}
+	c.nc.Close()
+	c.wmu.Unlock()
+}
+
+func (c *conn) serve(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down")) })
+	defer stop()
+	defer c.closeAll()
+	_ = c.raw.SetDeadline(time.Now().Add(c.gw.o.StartupTimeout))
+	up, err := c.startup()
+	if errors.Is(err, errCancelHandled) {
+		return
+	}
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	_ = c.raw.SetDeadline(time.Time{})
+	c.run(up)
+}
+
+// refusal is a connection refused before its session started.
+type refusal struct {
+	pg           *pgError // sent to the client; nil: just close
+	reason       string   // for the log; pg's text if empty
+	credentialID string
+	grant        *gateway.Grant
+}
+
+func (r *refusal) Error() string {
+	if r.reason != "" {
+		return r.reason
+	}
+	if r.pg != nil {
+		return r.pg.Error()
+	}
+	return "refused"
+}
+
+// refuse answers a failed startup: the client gets the error (if the
+// connection still works), the attempt goes to the log.
+func (c *conn) refuse(err error) {
+	var r *refusal
+	if !errors.As(err, &r) {
+		r = &refusal{reason: err.Error()}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			r.pg = fatal(codeProtocolViolation, "airlock: the startup did not complete in time")
+			r.reason = "startup timed out"
+		} else if isEOF(err) {
+			r.reason = "connection closed during startup"
+		} else {
+			r.pg = fatal(codeProtocolViolation, "airlock: invalid startup: "+err.Error())
+		}
+	}
+	if r.pg != nil {
+		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
+		_ = c.send(r.pg.appendTo(nil), true)
+	}
+	rej := gateway.Rejection{Gateway: "postgres", Client: c.client, CredentialID: r.credentialID, Reason: r.Error()}
+	if r.grant != nil {
+		rej.GrantID, rej.Target = r.grant.ID, r.grant.Target
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	if err := c.gw.o.Authority.Reject(ctx, rej); err != nil {
+		c.gw.log.Error("recording a refused connection failed", "client", c.client, "reason", rej.Reason, "err", err)
+	}
+}
+
+// useTLS switches the client side to TLS after an SSLRequest.
+func (c *conn) useTLS(cfg *tls.Config) error {
+	tc := tls.Server(c.raw, cfg)
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		return &refusal{reason: "TLS handshake failed: " + err.Error()}
+	}
+	c.wmu.Lock()
+	c.nc = tc
+	c.cw.Reset(tc)
+	c.wmu.Unlock()
+	c.br.Reset(tc)
+	c.tls = true
+	return nil
+}
+
+// connectUpstream logs in as the grant's role.
+func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.HijackedConn, error) {
+	cfg := c.t.cfg.Copy()
+	cfg.User, cfg.Password, cfg.Database = role.Name, role.Password, c.t.db
+	cfg.RuntimeParams = map[string]string{}
+	for k, v := range params {
+		if forwardedParams[k] {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	// The admin DSN's own notice and validation hooks do not apply.
+	cfg.OnNotice, cfg.OnNotification, cfg.OnPgError = nil, nil, nil
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	pc, err := pgconn.ConnectConfig(c.ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.SyncConn(c.ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	if hc.Frontend.ReadBufferLen() != 0 {
+		// Bytes pgconn read ahead would be lost to the relay.
+		hc.Conn.Close()
+		return nil, errors.New("upstream sent data after its startup")
+	}
+	_ = hc.Conn.SetDeadline(time.Time{})
+	return hc, nil
+}
+
+// forwardedParams are the startup parameters passed on to the upstream.
+// Others are dropped: "options" could carry -c settings the client should
+// set with SQL instead (where they are recorded), and protocol extensions
+// (_pq_.*) are negotiated by pgconn itself.
+var forwardedParams = map[string]bool{
+	"application_name": true, "client_encoding": true, "DateStyle": true, "datestyle": true,
+	"TimeZone": true, "timezone": true, "IntervalStyle": true, "intervalstyle": true,
+	"extra_float_digits": true, "search_path": true,
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, errEOF) || errors.Is(err, errUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

@@ -1,0 +1,26 @@
+// Package pggw is Airlock's PostgreSQL wire-protocol gateway.
+//
+// A client (psql, pgbench, any driver) connects with the grant's
+// credential: user = the credential id, password = the grant secret,
+// database = the target's database. The gateway authenticates it with
+// SCRAM-SHA-256 against the secret it holds (so the secret never crosses
+// in clear), then logs in upstream as the grant's own PostgreSQL role
+// (created by pgroles with exactly the scope's privileges) and relays the
+// session. PostgreSQL enforces the scope; the gateway never uses SET ROLE,
+// and the role has no memberships, so nothing the client sends can widen it.
+//
+// Every statement is recorded, durably, before it is forwarded (see
+// record.go for the model); a statement whose record fails is answered
+// with an error and not run. When the grant ends, its sessions get a FATAL
+// error naming the grant and why, and its role is dropped, which
+// terminates its backends.
+//
+// Protocol notes: TLS through SSLRequest (plaintext refused when
+// Options.RequireTLS), GSSENCRequest declined, protocol 3.0 (a 3.2 client
+// is told so with NegotiateProtocolVersion), SCRAM-SHA-256 without channel
+// binding (-PLUS is not offered), CancelRequest mapped from the gateway's
+// own BackendKeyData to the upstream backend's. Messages are framed by the
+// gateway itself and forwarded as raw bytes; only the messages that are
+// recorded (Query, Parse, Bind, Execute, Close, FunctionCall) and the
+// upstream's CommandComplete, ErrorResponse and ReadyForQuery are decoded.
+package pggw

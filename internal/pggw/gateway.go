@@ -1,0 +1,414 @@
+package pggw
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// RoleManager prepares and removes the per-grant PostgreSQL role of one
+// target; *pgroles.Manager implements it. Tests inject failures through it.
+type RoleManager interface {
+	// Ensure creates or resets g's login role with exactly its scope's
+	// privileges and returns the name and password to log in with.
+	Ensure(ctx context.Context, g *gateway.Grant) (Role, error)
+	// Drop removes the role of grantID and terminates its backends.
+	Drop(ctx context.Context, grantID string) error
+}
+
+// reconciler is the optional part of a RoleManager: dropping roles left
+// behind by grants that ended while the gateway was down.
+type reconciler interface {
+	Reconcile(ctx context.Context, keep []string) error
+}
+
+// Target is one postgres target behind the gateway.
+type Target struct {
+	Name, Account string
+	// Upstream is the target's admin DSN
+	// (postgres://airlock_admin@host:port/db?sslmode=…). The gateway takes
+	// host, port, database and TLS settings from it for the grant roles'
+	// connections; its user and password are never used for a session.
+	Upstream string
+	// Roles creates the grant roles; *pgroles.Manager in production.
+	Roles RoleManager
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Authority gateway.Authority
+	Targets   []Target
+	// TLS is the server certificate; nil answers every SSLRequest with 'N'.
+	TLS *tls.Config
+	// RequireTLS refuses clients that do not negotiate TLS.
+	RequireTLS bool
+	// RedactParameters records bound parameter values as
+	// "<redacted n bytes>" instead of their text.
+	RedactParameters bool
+	// StartupTimeout bounds the time from accept to the session being ready
+	// (TLS, startup, SCRAM, upstream connection); 10s if zero.
+	StartupTimeout time.Duration
+	// MaxMessageBytes bounds one client message after authentication (a
+	// query, a Bind with its values, a COPY chunk); 64 MiB if zero. An
+	// unsent batch of extended-protocol messages may hold twice that.
+	MaxMessageBytes int
+	Logger          *slog.Logger
+}
+
+// Gateway is the PostgreSQL wire-protocol gateway.
+type Gateway struct {
+	o       Options
+	log     *slog.Logger
+	targets map[string]*target
+	keys    cancelKeys
+
+	ctx    context.Context // ended by Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	grants map[string]*grantState
+	lns    map[net.Listener]struct{}
+	conns  map[*conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type target struct {
+	Target
+	cfg *pgconn.Config // parsed Upstream, copied per connection
+	db  string
+	// roleMu orders role work against Reconcile: Ensure and Drop share it,
+	// Reconcile holds it alone while it computes what to keep.
+	roleMu sync.RWMutex
+}
+
+// grantState is the gateway's view of one active grant of its targets.
+type grantState struct {
+	g  *gateway.Grant
+	t  *target
+	mu sync.Mutex
+	// role is ready once roleDone is closed; roleErr is its failure.
+	roleDone chan struct{}
+	role     Role
+	roleErr  error
+	sessions map[*conn]struct{}
+	ended    bool
+}
+
+const (
+	defaultStartupTimeout = 10 * time.Second
+	defaultMaxMessage     = 64 << 20
+	roleTimeout           = 30 * time.Second
+)
+
+// New checks o and subscribes to grant activations: when a grant for one of
+// o.Targets becomes active its role is prepared in the background, and when
+// the grant ends its sessions are closed with a FATAL error and its role is
+// dropped.
+func New(o Options) (*Gateway, error) {
+	if o.Authority == nil {
+		return nil, errors.New("pggw: no Authority")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.StartupTimeout <= 0 {
+		o.StartupTimeout = defaultStartupTimeout
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = defaultMaxMessage
+	}
+	g := &Gateway{
+		o: o, log: o.Logger.With("gateway", "postgres"),
+		targets: map[string]*target{}, grants: map[string]*grantState{},
+		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+	}
+	g.keys.m = map[uint32]*cancelKey{}
+	for _, t := range o.Targets {
+		if t.Name == "" || t.Roles == nil {
+			return nil, fmt.Errorf("pggw: target %q needs a name and a role manager", t.Name)
+		}
+		if _, dup := g.targets[t.Name]; dup {
+			return nil, fmt.Errorf("pggw: target %q listed twice", t.Name)
+		}
+		cfg, err := pgconn.ParseConfig(t.Upstream)
+		if err != nil {
+			// pgconn's message may quote the DSN, password included.
+			return nil, fmt.Errorf("pggw: target %q: the upstream DSN does not parse", t.Name)
+		}
+		if cfg.Database == "" {
+			return nil, fmt.Errorf("pggw: target %q: the upstream DSN names no database", t.Name)
+		}
+		g.targets[t.Name] = &target{Target: t, cfg: cfg, db: cfg.Database}
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	o.Authority.Subscribe(g.activated)
+	for _, t := range g.targets {
+		g.wg.Add(1)
+		go g.reconcile(t)
+	}
+	return g, nil
+}
+
+// activated is the Subscribe callback; it must not block.
+func (g *Gateway) activated(gr *gateway.Grant) {
+	if _, ok := g.targets[gr.Target]; !ok {
+		return
+	}
+	g.grantState(gr)
+}
+
+// grantState returns the state of gr, creating it (and starting its role
+// and its watcher) on first sight: from Subscribe, or from a connection
+// that got there first.
+func (g *Gateway) grantState(gr *gateway.Grant) *grantState {
+	t := g.targets[gr.Target]
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st, ok := g.grants[gr.ID]; ok {
+		return st
+	}
+	st := &grantState{g: gr, t: t, roleDone: make(chan struct{}), sessions: map[*conn]struct{}{}}
+	g.grants[gr.ID] = st
+	if g.closed {
+		close(st.roleDone)
+		st.roleErr = errors.New("gateway closed")
+		return st
+	}
+	g.wg.Add(1)
+	go g.watch(st)
+	return st
+}
+
+// watch prepares the grant's role, then waits for the grant's end to close
+// its sessions and drop the role.
+func (g *Gateway) watch(st *grantState) {
+	defer g.wg.Done()
+	g.ensureRole(st)
+	select {
+	case <-st.g.Done():
+	case <-g.ctx.Done():
+		return
+	}
+	st.mu.Lock()
+	st.ended = true
+	sessions := make([]*conn, 0, len(st.sessions))
+	for c := range st.sessions {
+		sessions = append(sessions, c)
+	}
+	st.mu.Unlock()
+	msg := grantEndedMessage(st.g)
+	for _, c := range sessions {
+		c.kill(fatal(codeAdminShutdown, msg))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), roleTimeout)
+	defer cancel()
+	st.t.roleMu.RLock()
+	err := st.t.Roles.Drop(ctx, st.g.ID)
+	st.t.roleMu.RUnlock()
+	if err != nil {
+		g.log.Error("dropping the grant's role failed; it is retried at the next start", "grant", st.g.ID, "target", st.t.Name, "err", err)
+	}
+	g.mu.Lock()
+	delete(g.grants, st.g.ID)
+	g.mu.Unlock()
+}
+
+func grantEndedMessage(gr *gateway.Grant) string {
+	why := gr.EndReason()
+	if why == "" {
+		why = "ended"
+	}
+	return fmt.Sprintf("airlock: grant %s has %s; this session is closed", gr.ID, why)
+}
+
+func (g *Gateway) ensureRole(st *grantState) {
+	ctx, cancel := context.WithTimeout(g.ctx, roleTimeout)
+	defer cancel()
+	st.t.roleMu.RLock()
+	role, err := st.t.Roles.Ensure(ctx, st.g)
+	st.t.roleMu.RUnlock()
+	if err != nil {
+		g.log.Error("preparing the grant's role failed", "grant", st.g.ID, "target", st.t.Name, "err", err)
+	}
+	st.mu.Lock()
+	st.role, st.roleErr = role, err
+	st.mu.Unlock()
+	close(st.roleDone)
+}
+
+// roleFor waits for the grant's role. A failed preparation is retried once
+// per connection, so that a transient admin-side failure at activation does
+// not lock the grant out.
+func (g *Gateway) roleFor(ctx context.Context, st *grantState) (Role, error) {
+	select {
+	case <-st.roleDone:
+	case <-ctx.Done():
+		return Role{}, ctx.Err()
+	}
+	st.mu.Lock()
+	role, err := st.role, st.roleErr
+	st.mu.Unlock()
+	if err == nil {
+		return role, nil
+	}
+	st.t.roleMu.RLock()
+	role, err = st.t.Roles.Ensure(ctx, st.g)
+	st.t.roleMu.RUnlock()
+	if err == nil {
+		st.mu.Lock()
+		st.role, st.roleErr = role, nil
+		st.mu.Unlock()
+	}
+	return role, err
+}
+
+// reconcile drops the roles of grants that are no longer active, once at
+// start, if the role manager can.
+func (g *Gateway) reconcile(t *target) {
+	defer g.wg.Done()
+	r, ok := t.Roles.(reconciler)
+	if !ok {
+		return
+	}
+	t.roleMu.Lock()
+	defer t.roleMu.Unlock()
+	var keep []string
+	g.mu.Lock()
+	for id, st := range g.grants {
+		if st.t == t {
+			keep = append(keep, id)
+		}
+	}
+	g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(g.ctx, roleTimeout)
+	defer cancel()
+	if err := r.Reconcile(ctx, keep); err != nil {
+		g.log.Error("reconciling grant roles failed", "target", t.Name, "err", err)
+	}
+}
+
+// addSession registers c under its grant; false if the grant has ended.
+func (st *grantState) addSession(c *conn) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return false
+	}
+	st.sessions[c] = struct{}{}
+	return true
+}
+
+func (st *grantState) removeSession(c *conn) {
+	st.mu.Lock()
+	delete(st.sessions, c)
+	st.mu.Unlock()
+}
+
+// Serve accepts PostgreSQL clients on ln until ctx ends or the gateway is
+// closed. It closes ln when it returns.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	g.lns[ln] = struct{}{}
+	g.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer func() {
+		g.mu.Lock()
+		delete(g.lns, ln)
+		g.mu.Unlock()
+		ln.Close()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || g.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Temporary failures (EMFILE…): back off instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			g.log.Warn("accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		c := newConn(g, nc)
+		if !g.track(c) {
+			nc.Close()
+			return nil
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer g.untrack(c)
+			c.serve(ctx)
+		}()
+	}
+}
+
+func (g *Gateway) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+func (g *Gateway) track(c *conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	return true
+}
+
+func (g *Gateway) untrack(c *conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+}
+
+// Close stops every listener, closes every session with a FATAL error and
+// waits for the gateway's goroutines. Roles are left for the grants' end
+// (or the next start's reconciliation): a restart must not cut off grants
+// that are still active.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	for ln := range g.lns {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	g.cancel()
+	for _, c := range conns {
+		c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down"))
+	}
+	g.wg.Wait()
+	return nil
+}

@@ -1,0 +1,49 @@
+package pggw
+
+import (
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// SQLSTATE codes the gateway itself answers with.
+const (
+	codeInvalidPassword    = "28P01" // invalid_password
+	codeInvalidAuthSpec    = "28000" // invalid_authorization_specification
+	codeInvalidCatalogName = "3D000" // invalid_catalog_name
+	codeProtocolViolation  = "08P01" // protocol_violation
+	codeConnectionFailure  = "08006" // connection_failure
+	codeAdminShutdown      = "57P01" // admin_shutdown
+	codeSystemError        = "58000" // system_error
+	codeProgramLimit       = "54000" // program_limit_exceeded
+	codeFeatureNotSupp     = "0A000" // feature_not_supported
+)
+
+// pgError is an error the gateway answers the client with itself.
+type pgError struct {
+	Severity string // "FATAL" or "ERROR"
+	Code     string
+	Message  string
+	Detail   string
+}
+
+func (e *pgError) Error() string { return e.Code + " " + e.Message }
+
+func fatal(code, msg string) *pgError { return &pgError{Severity: "FATAL", Code: code, Message: msg} }
+
+// appendTo encodes e as an ErrorResponse.
+func (e *pgError) appendTo(dst []byte) []byte {
+	msg := pgproto3.ErrorResponse{
+		Severity: e.Severity, SeverityUnlocalized: e.Severity,
+		Code: e.Code, Message: e.Message, Detail: e.Detail,
+	}
+	out, err := msg.Encode(dst)
+	if err != nil {
+		// ErrorResponse encoding cannot fail for strings; keep dst as it was.
+		return dst
+	}
+	return out
+}
+
+// appendReady encodes a ReadyForQuery with transaction status st.
+func appendReady(dst []byte, st byte) []byte {
+	return append(dst, 'Z', 0, 0, 0, 5, st)
+}

@@ -1,0 +1,287 @@
+package pggw
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strconv"
+	"strings"
+)
+
+// The recording model. Every statement the client asks to run is one
+// request Call, durable before the statement is forwarded:
+//
+//	Kind     "request"
+//	Action   "pg:" + the statement's leading keyword (pg:select, pg:insert,
+//	         pg:copy, pg:begin, …; pg:statement when it is not a known
+//	         keyword), so the review's "scope used" reads like the scope
+//	         vocabulary; the database, not the gateway, decides what is
+//	         allowed, and the gateway cannot know the tables without a
+//	         full SQL parser
+//	Resource the target's database name
+//	Params   statement  the text (PASSWORD '…' literals always redacted)
+//	         parameters $1='…', $2=NULL, … for extended-protocol binds
+//	                    (values redacted when RedactParameters is set)
+//	         protocol   "simple", "extended" or "function-call"
+//	         n          the statement's number within the session
+//
+// and one result Call with the same Action, Resource and Params["n"], Rows
+// (from the CommandComplete tag, or the data rows of a suspended portal),
+// Duration (from forwarding to completion), Error ("SQLSTATE message")
+// and, for COPY, the bytes that passed. Results are recorded after the
+// client has its answer, so a client waits for one durable write per
+// statement, not two; a result that cannot be recorded is logged.
+//
+// A simple Query message holding several statements is one request: its
+// text is recorded whole, its rows summed.
+
+// verbs are the leading keywords recorded as the Action.
+var verbs = func() map[string]string {
+	m := map[string]string{}
+	for _, v := range strings.Fields(`abort alter analyze begin call checkpoint close cluster comment commit copy create
+		deallocate declare delete discard do drop end execute explain fetch grant import insert listen load lock merge
+		move notify prepare reassign refresh reindex release reset revoke rollback savepoint security select set show
+		start table truncate unlisten update vacuum values with`) {
+		m[v] = "pg:" + v
+	}
+	return m
+}()
+
+// actionOf returns the Action for a statement: its first keyword, skipping
+// white space, comments and opening parentheses.
+func actionOf(sql string) string {
+	i := 0
+	for i < len(sql) {
+		c := sql[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '(':
+			i++
+		case strings.HasPrefix(sql[i:], "--"):
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				return "pg:statement"
+			}
+			i += j + 1
+		case strings.HasPrefix(sql[i:], "/*"):
+			j := strings.Index(sql[i+2:], "*/")
+			if j < 0 {
+				return "pg:statement"
+			}
+			i += j + 4
+		default:
+			j := i
+			for j < len(sql) && j-i < 16 && isLetter(sql[j]) {
+				j++
+			}
+			var buf [16]byte
+			w := buf[:0]
+			for k := i; k < j; k++ {
+				w = append(w, sql[k]|0x20)
+			}
+			if a, ok := verbs[string(w)]; ok && (j == len(sql) || !isIdent(sql[j])) {
+				return a
+			}
+			return "pg:statement"
+		}
+	}
+	return "pg:statement"
+}
+
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+func isIdent(c byte) bool  { return isLetter(c) || c == '_' || (c >= '0' && c <= '9') || c >= 0x80 }
+
+// redactPasswords replaces the string literal after every PASSWORD keyword
+// (CREATE/ALTER ROLE … PASSWORD '…', psql's \password) with '<redacted>',
+// so a password set through the gateway never lands in the recording.
+func redactPasswords(sql string) string {
+	if !containsFold(sql, "password") {
+		return sql
+	}
+	var b strings.Builder
+	i := 0
+	for {
+		k := indexFold(sql[i:], "password")
+		if k < 0 {
+			break
+		}
+		k += i
+		end := k + len("password")
+		if (k > 0 && isIdent(sql[k-1])) || (end < len(sql) && isIdent(sql[end])) {
+			b.WriteString(sql[i:end])
+			i = end
+			continue
+		}
+		j := end
+		for j < len(sql) && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n' || sql[j] == '\r') {
+			j++
+		}
+		lit := literalEnd(sql, j)
+		if lit <= j {
+			b.WriteString(sql[i:end])
+			i = end
+			continue
+		}
+		b.WriteString(sql[i:j])
+		b.WriteString("'<redacted>'")
+		i = lit
+	}
+	b.WriteString(sql[i:])
+	return b.String()
+}
+
+// literalEnd returns the index just past a string literal starting at i
+// ('…' with ” escapes, E'…' with backslash escapes, $tag$…$tag$), or i if
+// there is none. An unterminated literal runs to the end.
+func literalEnd(s string, i int) int {
+	if i >= len(s) {
+		return i
+	}
+	switch {
+	case s[i] == '\'':
+		return quotedEnd(s, i+1, false)
+	case (s[i] == 'E' || s[i] == 'e') && i+1 < len(s) && s[i+1] == '\'':
+		return quotedEnd(s, i+2, true)
+	case s[i] == '$':
+		j := strings.IndexByte(s[i+1:], '$')
+		if j < 0 {
+			return i
+		}
+		tag := s[i : i+j+2]
+		for _, c := range []byte(tag[1 : len(tag)-1]) {
+			if !isIdent(c) {
+				return i
+			}
+		}
+		k := strings.Index(s[i+len(tag):], tag)
+		if k < 0 {
+			return len(s)
+		}
+		return i + len(tag) + k + len(tag)
+	}
+	return i
+}
+
+func quotedEnd(s string, i int, backslash bool) int {
+	for i < len(s) {
+		switch s[i] {
+		case '\\':
+			if backslash {
+				i += 2
+				continue
+			}
+		case '\'':
+			if i+1 < len(s) && s[i+1] == '\'' {
+				i += 2
+				continue
+			}
+			return i + 1
+		}
+		i++
+	}
+	return len(s)
+}
+
+func containsFold(s, sub string) bool { return indexFold(s, sub) >= 0 }
+
+// indexFold is strings.Index ignoring ASCII case, without allocating;
+// sub must be lower case.
+func indexFold(s, sub string) int {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		if s[i]|0x20 != sub[0] {
+			continue
+		}
+		j := 1
+		for j < n && s[i+j]|0x20 == sub[j] {
+			j++
+		}
+		if j == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// maxParamBytes bounds how much of one bound value is recorded; the rest is
+// summarised by its length.
+const maxParamBytes = 1024
+
+// formatParams renders bound values for the recording: $1='text',
+// $2=NULL, binary values as hex. redact replaces every value by its size.
+func formatParams(params [][]byte, formats []int16, redact bool) string {
+	if len(params) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, p := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(i + 1))
+		b.WriteByte('=')
+		switch {
+		case p == nil:
+			b.WriteString("NULL")
+		case redact:
+			b.WriteString("<redacted ")
+			b.WriteString(strconv.Itoa(len(p)))
+			b.WriteString(" bytes>")
+		case paramBinary(formats, i):
+			v := p
+			if len(v) > maxParamBytes/2 {
+				v = v[:maxParamBytes/2]
+			}
+			b.WriteString(`'\x`)
+			b.WriteString(hex.EncodeToString(v))
+			b.WriteByte('\'')
+			truncNote(&b, len(p), len(v))
+		default:
+			v := p
+			if len(v) > maxParamBytes {
+				v = v[:maxParamBytes]
+			}
+			b.WriteByte('\'')
+			b.WriteString(strings.ReplaceAll(string(v), "'", "''"))
+			b.WriteByte('\'')
+			truncNote(&b, len(p), len(v))
+		}
+	}
+	return b.String()
+}
+
+func truncNote(b *strings.Builder, full, kept int) {
+	if full > kept {
+		b.WriteString("…(")
+		b.WriteString(strconv.Itoa(full))
+		b.WriteString(" bytes)")
+	}
+}
+
+// paramBinary applies the Bind format-code rules: none means all text, one
+// applies to all, otherwise one per parameter.
+func paramBinary(formats []int16, i int) bool {
+	switch {
+	case len(formats) == 0:
+		return false
+	case len(formats) == 1:
+		return formats[0] == 1
+	case i < len(formats):
+		return formats[i] == 1
+	}
+	return false
+}
+
+// tagRows returns the row count at the end of a CommandComplete tag
+// ("SELECT 3", "INSERT 0 5", "COPY 10"), and whether there was one.
+func tagRows(tag []byte) (int64, bool) {
+	tag = bytes.TrimRight(tag, "\x00")
+	i := bytes.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(tag[i+1:]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}

@@ -1,0 +1,663 @@
+package pggw
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Limits on per-session protocol state the client controls.
+const (
+	maxPrepared = 10000 // named prepared statements
+	maxPortals  = 10000 // named portals
+)
+
+var errRecordFailed = &pgError{Severity: "ERROR", Code: codeSystemError,
+	Message: "airlock: could not record the statement; it was not run"}
+
+// entryKind says what an entry of the response queue waits for.
+type entryKind uint8
+
+const (
+	eSimple    entryKind = iota // a Query or FunctionCall: done at ReadyForQuery
+	eExec                       // an Execute: done at CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
+	eSync                       // a Sync: consumed by its ReadyForQuery
+	eSynthetic                  // an answer the gateway gives itself, in order with upstream answers
+)
+
+// entry is one forwarded request awaiting its response, in protocol order.
+type entry struct {
+	kind     entryKind
+	n        int64
+	action   string
+	start    time.Time
+	rows     int64
+	dataRows int64
+	tag      string
+	err      string
+	bytesIn  int64
+	bytesOut int64
+	dur      time.Duration
+	// eSynthetic: bytes to send, then ReadyForQuery if ready.
+	synthetic []byte
+	ready     bool
+}
+
+type portal struct{ sql, params string }
+
+// pendingExec is an Execute of the current batch, recorded at its end.
+type pendingExec struct {
+	portal string
+	p      portal
+	found  bool
+}
+
+// relayState is a session's protocol state.
+type relayState struct {
+	// Owned by the client loop.
+	uw       *bufio.Writer
+	n        int64
+	batch    []byte
+	execs    []pendingExec
+	batchErr *pgError
+	discard  bool // after a refused batch: ignore everything up to Sync
+	stmts    map[string]string
+	unnamed  string
+	portals  map[string]portal
+	unnamedP portal
+
+	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
+
+	// The response queue: pushed by the client loop, consumed by the
+	// upstream loop (under qmu, which is taken after wmu).
+	qmu  sync.Mutex
+	q    []*entry
+	head int
+
+	// Owned by the upstream loop.
+	done []*entry
+}
+
+func (r *relayState) push(e ...*entry) {
+	r.qmu.Lock()
+	r.q = append(r.q, e...)
+	r.qmu.Unlock()
+}
+
+// front returns the oldest entry; qmu held.
+func (r *relayState) front() *entry {
+	if r.head < len(r.q) {
+		return r.q[r.head]
+	}
+	return nil
+}
+
+// pop drops the oldest entry; qmu held.
+func (r *relayState) pop() {
+	r.q[r.head] = nil
+	r.head++
+	if r.head == len(r.q) {
+		r.q, r.head = r.q[:0], 0
+	}
+}
+
+// run relays between the client and the upstream until either ends.
+func (c *conn) run(hc *pgconn.HijackedConn) {
+	r := &relayState{uw: bufio.NewWriterSize(hc.Conn, ioBufSize)}
+	c.relay = r
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		c.upstreamLoop(bufio.NewReaderSize(hc.Conn, ioBufSize))
+		c.closeAll()
+	}()
+	if err := c.clientLoop(); err != nil {
+		var pe *pgError
+		if errors.As(err, &pe) {
+			c.recordRefused("pg:protocol", pe.Message)
+			c.kill(pe)
+		}
+	}
+	c.closeAll()
+	<-upDone
+	c.finish()
+}
+
+// finish records what never completed and ends the session.
+func (c *conn) finish() {
+	c.gw.keys.remove(c.key)
+	c.st.removeSession(c)
+	r := c.relay
+	r.qmu.Lock()
+	for e := r.front(); e != nil; e = r.front() {
+		if e.kind == eSimple || e.kind == eExec {
+			e.err = "airlock: the connection closed before the statement completed"
+			e.bytesIn += r.copyIn.Swap(0)
+			r.done = append(r.done, e)
+		}
+		r.pop()
+	}
+	r.qmu.Unlock()
+	c.recordResults()
+	c.endSession()
+}
+
+func (c *conn) endSession() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	if err := c.sess.End(ctx); err != nil {
+		c.gw.log.Error("ending the session's recording failed", "session", c.sess.ID, "err", err)
+	}
+}
+
+// clientLoop reads the client's messages, records and forwards them. It
+// returns nil when the client leaves, a *pgError for a protocol violation.
+func (c *conn) clientLoop() error {
+	r := c.relay
+	mr := msgReader{r: c.br, max: c.gw.o.MaxMessageBytes}
+	for {
+		raw, err := mr.next()
+		if err != nil {
+			var tl *errTooLarge
+			var bl *errBadLength
+			switch {
+			case errors.As(err, &tl):
+				return fatal(codeProgramLimit, "airlock: "+tl.Error())
+			case errors.As(err, &bl):
+				return fatal(codeProtocolViolation, "airlock: "+bl.Error())
+			}
+			return nil
+		}
+		if err := c.clientMessage(raw); err != nil {
+			if errors.Is(err, errTerminate) {
+				return nil
+			}
+			return err
+		}
+		mr.release()
+		if c.br.Buffered() == 0 {
+			if err := r.uw.Flush(); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+var errTerminate = errors.New("terminate")
+
+// clientMessage handles one client message.
+func (c *conn) clientMessage(raw []byte) error {
+	r := c.relay
+	typ, body := raw[0], raw[5:]
+	if r.discard && typ != 'S' && typ != 'X' {
+		return nil
+	}
+	switch typ {
+	case 'P', 'B', 'D', 'C', 'E', 'S', 'H':
+		return c.extended(typ, raw)
+	}
+	if len(r.batch) > 0 {
+		// A batch ended by something other than Sync or Flush.
+		if err := c.endBatch(false); err != nil {
+			return err
+		}
+		if r.discard {
+			return nil
+		}
+	}
+	switch typ {
+	case 'Q':
+		if len(body) == 0 || body[len(body)-1] != 0 {
+			return fatal(codeProtocolViolation, "airlock: invalid Query message")
+		}
+		sql := string(body[:len(body)-1])
+		r.n++
+		action := actionOf(sql)
+		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
+			"statement": redactPasswords(sql), "protocol": "simple", "n": strconv.FormatInt(r.n, 10),
+		}}
+		if err := c.recordRequest(call); err != nil {
+			return c.refuseStatement(err, true)
+		}
+		r.push(&entry{kind: eSimple, n: r.n, action: action, start: time.Now()})
+		_, err := r.uw.Write(raw)
+		return upErr(err)
+	case 'F':
+		var fc pgproto3.FunctionCall
+		if fc.Decode(body) != nil {
+			return fatal(codeProtocolViolation, "airlock: invalid FunctionCall message")
+		}
+		r.n++
+		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
+			"function": strconv.FormatUint(uint64(fc.Function), 10), "protocol": "function-call", "n": strconv.FormatInt(r.n, 10),
+		}}
+		if p := formatParams(fc.Arguments, int16s(fc.ArgFormatCodes), c.gw.o.RedactParameters); p != "" {
+			call.Params["parameters"] = p
+		}
+		if err := c.recordRequest(call); err != nil {
+			return c.refuseStatement(err, true)
+		}
+		r.push(&entry{kind: eSimple, n: r.n, action: call.Action, start: time.Now()})
+		_, err := r.uw.Write(raw)
+		return upErr(err)
+	case 'd':
+		r.copyIn.Add(int64(len(body)))
+		_, err := r.uw.Write(raw)
+		return upErr(err)
+	case 'c', 'f':
+		_, err := r.uw.Write(raw)
+		return upErr(err)
+	case 'X':
+		_, _ = r.uw.Write(raw)
+		_ = r.uw.Flush()
+		return errTerminate
+	}
+	return fatal(codeProtocolViolation, fmt.Sprintf("airlock: invalid frontend message type %q", typ))
+}
+
+// errUpstream ends the client loop quietly: the upstream loop reports.
+var errUpstream = errors.New("upstream write failed")
+
+func upErr(err error) error {
+	if err != nil {
+		return errUpstream
+	}
+	return nil
+}
+
+func int16s(u []uint16) []int16 {
+	out := make([]int16, len(u))
+	for i, v := range u {
+		out[i] = int16(v)
+	}
+	return out
+}
+
+// extended buffers one extended-protocol message; Sync and Flush end the
+// batch, which is recorded, then forwarded as a whole.
+func (c *conn) extended(typ byte, raw []byte) error {
+	r := c.relay
+	body := raw[5:]
+	if r.discard {
+		if typ == 'S' {
+			r.discard = false
+			c.synthetic(nil, true)
+		}
+		return nil
+	}
+	if len(r.batch)+len(raw) > 2*c.gw.o.MaxMessageBytes {
+		return fatal(codeProgramLimit, "airlock: too many extended-protocol messages without Sync or Flush")
+	}
+	switch typ {
+	case 'P':
+		var m pgproto3.Parse
+		if m.Decode(body) != nil {
+			return fatal(codeProtocolViolation, "airlock: invalid Parse message")
+		}
+		if m.Name == "" {
+			r.unnamed = m.Query
+		} else {
+			if r.stmts == nil {
+				r.stmts = map[string]string{}
+			}
+			if _, ok := r.stmts[m.Name]; !ok && len(r.stmts) >= maxPrepared {
+				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many prepared statements; close some"}
+			} else {
+				r.stmts[m.Name] = m.Query
+			}
+		}
+	case 'B':
+		var m pgproto3.Bind
+		if m.Decode(body) != nil {
+			return fatal(codeProtocolViolation, "airlock: invalid Bind message")
+		}
+		sql, ok := r.unnamed, true
+		if m.PreparedStatement != "" {
+			sql, ok = r.stmts[m.PreparedStatement]
+		}
+		if !ok {
+			sql = "<prepared statement " + strconv.Quote(m.PreparedStatement) + " unknown to the gateway>"
+		}
+		p := portal{sql: sql, params: formatParams(m.Parameters, m.ParameterFormatCodes, c.gw.o.RedactParameters)}
+		if m.DestinationPortal == "" {
+			r.unnamedP = p
+		} else {
+			if r.portals == nil {
+				r.portals = map[string]portal{}
+			}
+			if _, ok := r.portals[m.DestinationPortal]; !ok && len(r.portals) >= maxPortals {
+				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many open portals; close some"}
+			} else {
+				r.portals[m.DestinationPortal] = p
+			}
+		}
+	case 'E':
+		var m pgproto3.Execute
+		if m.Decode(body) != nil {
+			return fatal(codeProtocolViolation, "airlock: invalid Execute message")
+		}
+		pe := pendingExec{portal: m.Portal, p: r.unnamedP, found: true}
+		if m.Portal != "" {
+			pe.p, pe.found = r.portals[m.Portal]
+		}
+		r.execs = append(r.execs, pe)
+	case 'C':
+		var m pgproto3.Close
+		if m.Decode(body) != nil {
+			return fatal(codeProtocolViolation, "airlock: invalid Close message")
+		}
+		if m.Name != "" {
+			if m.ObjectType == 'S' {
+				delete(r.stmts, m.Name)
+			} else {
+				delete(r.portals, m.Name)
+			}
+		}
+	case 'D':
+		var m pgproto3.Describe
+		if m.Decode(body) != nil {
+			return fatal(codeProtocolViolation, "airlock: invalid Describe message")
+		}
+	}
+	r.batch = append(r.batch, raw...)
+	if typ == 'S' || typ == 'H' {
+		return c.endBatch(typ == 'S')
+	}
+	return nil
+}
+
+// endBatch records every Execute of the batch, then forwards it; if one
+// cannot be recorded nothing is forwarded and the client gets an error.
+func (c *conn) endBatch(sync bool) error {
+	r := c.relay
+	defer func() {
+		r.batch, r.execs, r.batchErr = r.batch[:0], r.execs[:0], nil
+		if cap(r.batch) > 1<<20 {
+			r.batch = nil
+		}
+	}()
+	if r.batchErr != nil {
+		c.synthetic(r.batchErr, sync)
+		r.discard = !sync
+		return nil
+	}
+	entries := make([]*entry, 0, len(r.execs)+1)
+	for _, pe := range r.execs {
+		r.n++
+		sql := pe.p.sql
+		if !pe.found {
+			sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
+		}
+		action := actionOf(sql)
+		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
+			"statement": redactPasswords(sql), "protocol": "extended", "n": strconv.FormatInt(r.n, 10),
+		}}
+		if pe.p.params != "" {
+			call.Params["parameters"] = pe.p.params
+		}
+		if err := c.recordRequest(call); err != nil {
+			if len(entries) > 0 {
+				c.gw.log.Error("statements recorded but not run: a later statement of their batch could not be recorded",
+					"session", c.sess.ID, "first", entries[0].n, "last", entries[len(entries)-1].n)
+			}
+			return c.refuseStatement(err, sync)
+		}
+		entries = append(entries, &entry{kind: eExec, n: r.n, action: action})
+	}
+	now := time.Now()
+	for _, e := range entries {
+		e.start = now
+	}
+	if sync {
+		entries = append(entries, &entry{kind: eSync})
+	}
+	if len(entries) > 0 {
+		r.push(entries...)
+	}
+	_, err := r.uw.Write(r.batch)
+	return upErr(err)
+}
+
+// recordRequest makes a request durable, or says why it cannot run.
+func (c *conn) recordRequest(call gateway.Call) error {
+	if !c.grant.Live(time.Now()) {
+		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
+		return errGrantEnded
+	}
+	return c.sess.Record(c.ctx, call)
+}
+
+var errGrantEnded = errors.New("grant ended")
+
+// refuseStatement answers a statement that could not be recorded: an error
+// (and ReadyForQuery, when the client expects one now), nothing forwarded.
+func (c *conn) refuseStatement(err error, ready bool) error {
+	if errors.Is(err, errGrantEnded) || c.ctx.Err() != nil {
+		return errTerminate
+	}
+	c.gw.log.Error("a statement could not be recorded and was refused", "session", c.sess.ID, "err", err)
+	c.synthetic(errRecordFailed, ready)
+	c.relay.discard = !ready
+	return nil
+}
+
+// recordRefused records a message the gateway refused (protocol violation,
+// limit) as a denied call.
+func (c *conn) recordRefused(action, why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: false, Error: why}
+	if err := c.sess.Record(ctx, call); err != nil {
+		c.gw.log.Error("recording a refused message failed", "session", c.sess.ID, "err", err)
+	}
+}
+
+// synthetic sends the client an answer of the gateway's own (e, then
+// ReadyForQuery if ready), after every answer still due from upstream.
+func (c *conn) synthetic(e *pgError, ready bool) {
+	var b []byte
+	if e != nil {
+		b = e.appendTo(nil)
+	}
+	r := c.relay
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead {
+		return
+	}
+	r.qmu.Lock()
+	if r.front() != nil {
+		r.q = append(r.q, &entry{kind: eSynthetic, synthetic: b, ready: ready})
+		r.qmu.Unlock()
+		return
+	}
+	r.qmu.Unlock()
+	if ready {
+		b = appendReady(b, byte(c.txs.Load()))
+	}
+	if _, err := c.cw.Write(b); err == nil {
+		_ = c.cw.Flush()
+	}
+}
+
+// upstreamLoop relays the upstream's messages to the client, completing
+// queue entries as their answers pass, and records the results once the
+// client has them.
+func (c *conn) upstreamLoop(ubr *bufio.Reader) {
+	r := c.relay
+	mr := msgReader{r: ubr, max: 1 << 30}
+	for {
+		raw, err := mr.next()
+		if err != nil {
+			return
+		}
+		c.wmu.Lock()
+		if c.dead {
+			c.wmu.Unlock()
+			return
+		}
+		_, werr := c.cw.Write(raw)
+		c.observe(raw)
+		if werr == nil && ubr.Buffered() == 0 {
+			werr = c.cw.Flush()
+		}
+		c.wmu.Unlock()
+		mr.release()
+		if werr != nil {
+			return
+		}
+		if len(r.done) > 0 && ubr.Buffered() == 0 {
+			c.recordResults()
+		}
+	}
+}
+
+// observe tracks one upstream message against the queue; wmu held.
+func (c *conn) observe(raw []byte) {
+	r := c.relay
+	typ := raw[0]
+	switch typ {
+	case 'D', 'd', 'C', 'I', 's', 'E', 'Z':
+	default:
+		return
+	}
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	h := r.front()
+	switch typ {
+	case 'D':
+		if h != nil {
+			h.dataRows++
+		}
+	case 'd':
+		if h != nil {
+			h.bytesOut += int64(len(raw) - 5)
+		}
+	case 'C':
+		if h == nil {
+			return
+		}
+		tag := raw[5:]
+		if len(tag) > 0 && tag[len(tag)-1] == 0 {
+			tag = tag[:len(tag)-1]
+		}
+		n, ok := tagRows(tag)
+		if !ok {
+			n = h.dataRows
+		}
+		h.dataRows = 0
+		switch h.kind {
+		case eExec:
+			h.rows, h.tag = n, string(tag)
+			c.complete(h)
+		case eSimple:
+			h.rows += n
+			h.tag = string(tag)
+		}
+	case 'I', 's':
+		if h != nil && h.kind == eExec {
+			if typ == 's' {
+				h.rows, h.tag = h.dataRows, "suspended"
+			}
+			c.complete(h)
+		}
+	case 'E':
+		if h == nil {
+			return
+		}
+		var er pgproto3.ErrorResponse
+		msg := "error"
+		if er.Decode(raw[5:]) == nil {
+			msg = er.Code + " " + er.Message
+		}
+		switch h.kind {
+		case eSimple:
+			if h.err == "" {
+				h.err = msg
+			}
+		case eExec:
+			h.err = msg
+			c.complete(h)
+			// The backend skips the rest of the batch up to Sync.
+			for h = r.front(); h != nil && h.kind == eExec; h = r.front() {
+				h.err = "airlock: not run: an earlier message of its batch failed"
+				c.complete(h)
+			}
+		}
+	case 'Z':
+		if len(raw) > 5 {
+			c.txs.Store(uint32(raw[5]))
+		}
+		for h != nil && h.kind == eExec {
+			// Executes not answered by their Sync: they did not run.
+			h.err = "airlock: no result before ReadyForQuery"
+			c.complete(h)
+			h = r.front()
+		}
+		if h == nil {
+			return
+		}
+		switch h.kind {
+		case eSimple:
+			c.complete(h)
+		case eSync:
+			r.pop()
+			c.emitSynthetic()
+		}
+	}
+}
+
+// complete moves the oldest entry to done; qmu and wmu held.
+func (c *conn) complete(h *entry) {
+	r := c.relay
+	if h.kind == eSimple {
+		h.bytesIn += r.copyIn.Swap(0)
+	}
+	if !h.start.IsZero() {
+		h.dur = time.Since(h.start)
+	}
+	r.done = append(r.done, h)
+	r.pop()
+	c.emitSynthetic()
+}
+
+// emitSynthetic sends the gateway's own answers now at the front; qmu and
+// wmu held.
+func (c *conn) emitSynthetic() {
+	r := c.relay
+	for h := r.front(); h != nil && h.kind == eSynthetic; h = r.front() {
+		b := h.synthetic
+		if h.ready {
+			b = appendReady(b, byte(c.txs.Load()))
+		}
+		_, _ = c.cw.Write(b)
+		r.pop()
+	}
+}
+
+// recordResults records the completed statements' results. The client
+// already has its answers: the result write overlaps with the client's next
+// request instead of adding to its wait.
+func (c *conn) recordResults() {
+	r := c.relay
+	ctx := context.WithoutCancel(c.ctx)
+	for i, e := range r.done {
+		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
+			Params: map[string]string{"n": strconv.FormatInt(e.n, 10)},
+			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
+		if err := c.sess.Record(ctx, call); err != nil {
+			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
+		}
+		r.done[i] = nil
+	}
+	r.done = r.done[:0]
+}

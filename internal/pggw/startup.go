@@ -1,0 +1,330 @@
+package pggw
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// errCancelHandled ends a connection that carried a CancelRequest.
+var errCancelHandled = errors.New("cancel request handled")
+
+var (
+	errEOF           = io.EOF
+	errUnexpectedEOF = io.ErrUnexpectedEOF
+)
+
+// Request codes of the untyped startup packets.
+const (
+	codeSSLRequest    = 80877103
+	codeGSSENCRequest = 80877104
+	codeCancelRequest = 80877102
+	protocolMajor3    = 3 << 16
+)
+
+// startup runs the connection's startup phase: TLS negotiation, the
+// StartupMessage, SCRAM, the checks that the grant is for this target and
+// database, the session start and the upstream login. On success the client
+// has AuthenticationOk, the upstream's parameters, the gateway's own
+// BackendKeyData and ReadyForQuery.
+func (c *conn) startup() (*pgconn.HijackedConn, error) {
+	var body []byte
+	for attempt := 0; ; attempt++ {
+		if attempt > 2 {
+			return nil, fatal(codeProtocolViolation, "airlock: too many startup requests")
+		}
+		var err error
+		body, err = readStartupPacket(c.br, maxStartupBody)
+		if err != nil {
+			return nil, err
+		}
+		code := binary.BigEndian.Uint32(body)
+		switch code {
+		case codeSSLRequest, codeGSSENCRequest:
+			if len(body) != 4 || c.tls {
+				return nil, &refusal{pg: fatal(codeProtocolViolation, "airlock: unexpected encryption request")}
+			}
+			// Bytes sent after the request, before our answer, would be
+			// read as if they came over TLS (CVE-2021-23214).
+			if c.br.Buffered() != 0 {
+				return nil, &refusal{pg: fatal(codeProtocolViolation, "airlock: unexpected data after the encryption request")}
+			}
+			if code == codeSSLRequest && c.gw.o.TLS != nil {
+				if err := c.send([]byte{'S'}, true); err != nil {
+					return nil, err
+				}
+				if err := c.useTLS(c.gw.o.TLS); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err := c.send([]byte{'N'}, true); err != nil {
+				return nil, err
+			}
+			continue
+		case codeCancelRequest:
+			c.cancelRequest(body)
+			return nil, errCancelHandled
+		}
+		if code>>16 != 3 {
+			return nil, &refusal{pg: fatal(codeFeatureNotSupp, fmt.Sprintf("airlock: unsupported frontend protocol %d.%d", code>>16, code&0xffff))}
+		}
+		break
+	}
+	return c.login(body)
+}
+
+// login handles a StartupMessage body.
+func (c *conn) login(body []byte) (*pgconn.HijackedConn, error) {
+	version := binary.BigEndian.Uint32(body)
+	if version != pgproto3.ProtocolVersion30 {
+		// Decode accepts only 3.0 and 3.2; read any 3.x as 3.0 and tell
+		// the client below.
+		binary.BigEndian.PutUint32(body, pgproto3.ProtocolVersion30)
+	}
+	var sm pgproto3.StartupMessage
+	if err := sm.Decode(body); err != nil {
+		return nil, &refusal{pg: fatal(codeProtocolViolation, "airlock: invalid startup message")}
+	}
+	user := truncate(sm.Parameters["user"], 128)
+	database := sm.Parameters["database"]
+	if database == "" {
+		database = user
+	}
+	if user == "" {
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, "airlock: no user name given; use the grant's credential id (PGUSER)")}
+	}
+	if r := sm.Parameters["replication"]; r != "" && r != "false" && r != "off" && r != "0" && r != "no" {
+		return nil, &refusal{pg: fatal(codeFeatureNotSupp, "airlock: replication connections are not supported"), credentialID: user}
+	}
+	if c.gw.o.RequireTLS && !c.tls {
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, "airlock: this gateway requires TLS; connect with sslmode=require"), credentialID: user}
+	}
+	var unknownOpts []string
+	for k := range sm.Parameters {
+		if len(k) > 5 && k[:5] == "_pq_." {
+			unknownOpts = append(unknownOpts, k)
+		}
+	}
+	if version != pgproto3.ProtocolVersion30 || len(unknownOpts) > 0 {
+		m := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknownOpts}
+		b, _ := m.Encode(nil)
+		if err := c.send(b, false); err != nil {
+			return nil, err
+		}
+	}
+
+	gr, _ := c.gw.o.Authority.Lookup(user)
+	if err := c.authenticate(user, gr); err != nil {
+		return nil, err
+	}
+	// The client proved it holds the grant's secret: from here on errors
+	// may name the grant.
+	now := time.Now()
+	if !gr.Live(now) {
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: user, grant: gr}
+	}
+	t := c.gw.targets[gr.Target]
+	if t == nil || (gr.TargetKind != "" && gr.TargetKind != "postgres") {
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, fmt.Sprintf("airlock: grant %s is for target %q, which is not a PostgreSQL target of this gateway", gr.ID, gr.Target)), credentialID: user, grant: gr}
+	}
+	if database != t.db {
+		return nil, &refusal{pg: fatal(codeInvalidCatalogName, fmt.Sprintf("airlock: grant %s is for database %q, not %q", gr.ID, t.db, truncate(database, 128))), credentialID: user, grant: gr}
+	}
+	c.grant, c.t = gr, t
+
+	sess, err := c.gw.o.Authority.StartSession(c.ctx, gr, c.client)
+	if err != nil {
+		if errors.Is(err, gateway.ErrNoGrant) {
+			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: user, grant: gr}
+		}
+		c.gw.log.Error("starting a session failed", "grant", gr.ID, "err", err)
+		return nil, &refusal{pg: fatal(codeSystemError, "airlock: could not record the session; the connection is refused"),
+			reason: "the session could not be recorded", credentialID: user, grant: gr}
+	}
+	c.sess = sess
+	hc, err := c.openUpstream(sm.Parameters)
+	if err != nil {
+		c.endSession()
+		return nil, err
+	}
+	return hc, nil
+}
+
+// authenticate runs SCRAM-SHA-256 against gr's secret (nil gr: a mock
+// exchange that always fails, indistinguishable to the client).
+func (c *conn) authenticate(user string, gr *gateway.Grant) error {
+	failed := &refusal{pg: fatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user)), credentialID: user, grant: gr}
+	s := &scramServer{}
+	if gr != nil {
+		s.secret = gr.Secret
+		failed.reason = "password authentication failed"
+	} else {
+		failed.reason = "password authentication failed (no active grant holds this credential)"
+	}
+	auth := pgproto3.AuthenticationSASL{AuthMechanisms: []string{scramMechanism}}
+	b, _ := auth.Encode(nil)
+	if err := c.send(b, true); err != nil {
+		return err
+	}
+	mr := msgReader{r: c.br, max: maxAuthBody}
+	raw, err := mr.next()
+	if err != nil {
+		return authReadErr(err, failed)
+	}
+	var init pgproto3.SASLInitialResponse
+	if raw[0] != 'p' || init.Decode(raw[5:]) != nil {
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: expected a SASL initial response"), credentialID: user, grant: gr}
+	}
+	if init.AuthMechanism != scramMechanism {
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: only SCRAM-SHA-256 is supported (no channel binding)"), credentialID: user, grant: gr}
+	}
+	first, err := s.first(init.Data)
+	if err != nil {
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: "+err.Error()), credentialID: user, grant: gr}
+	}
+	cont := pgproto3.AuthenticationSASLContinue{Data: []byte(first)}
+	b, _ = cont.Encode(nil)
+	if err := c.send(b, true); err != nil {
+		return err
+	}
+	raw, err = mr.next()
+	if err != nil {
+		return authReadErr(err, failed)
+	}
+	var resp pgproto3.SASLResponse
+	if raw[0] != 'p' || resp.Decode(raw[5:]) != nil {
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: expected a SASL response"), credentialID: user, grant: gr}
+	}
+	final, ok, err := s.final(resp.Data)
+	if err != nil {
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: "+err.Error()), credentialID: user, grant: gr}
+	}
+	if !ok {
+		return failed
+	}
+	fin := pgproto3.AuthenticationSASLFinal{Data: []byte(final)}
+	b, _ = fin.Encode(nil)
+	return c.send(b, true)
+}
+
+func authReadErr(err error, failed *refusal) error {
+	var tl *errTooLarge
+	if errors.As(err, &tl) {
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: authentication message too large"), credentialID: failed.credentialID, grant: failed.grant}
+	}
+	return err
+}
+
+// openUpstream waits for the grant's role, logs in with it and greets the
+// client as the upstream would, with the gateway's own cancel key.
+func (c *conn) openUpstream(params map[string]string) (*pgconn.HijackedConn, error) {
+	gr := c.grant
+	st := c.gw.grantState(gr)
+	if !st.addSession(c) {
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: gr.CredentialID, grant: gr}
+	}
+	c.st = st
+	role, err := c.gw.roleFor(c.ctx, st)
+	if err != nil {
+		c.gw.log.Error("no database role for the grant", "grant", gr.ID, "target", c.t.Name, "err", err)
+		c.recordSetupFailure("could not prepare the grant's database role")
+		return nil, &refusal{pg: fatal(codeSystemError, fmt.Sprintf("airlock: could not prepare the database role of grant %s", gr.ID)),
+			reason: "role preparation failed", credentialID: gr.CredentialID, grant: gr}
+	}
+	hc, err := c.connectUpstream(role, params)
+	if err != nil {
+		detail := "the upstream refused or could not be reached"
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			detail = pe.Code + " " + pe.Message
+		}
+		c.gw.log.Error("upstream connection failed", "grant", gr.ID, "target", c.t.Name, "err", err)
+		c.recordSetupFailure("upstream connection failed: " + detail)
+		e := fatal(codeConnectionFailure, "airlock: could not connect to the upstream database")
+		e.Detail = detail
+		return nil, &refusal{pg: e, reason: "upstream connection failed", credentialID: gr.CredentialID, grant: gr}
+	}
+	c.wmu.Lock()
+	dead := c.dead
+	if !dead {
+		c.up = hc.Conn
+	}
+	c.wmu.Unlock()
+	if dead {
+		hc.Conn.Close()
+		return nil, &refusal{reason: "closed during startup"}
+	}
+	ra := hc.Conn.RemoteAddr()
+	k := &cancelKey{c: c, network: ra.Network(), addr: ra.String(), pid: hc.PID, key: hc.SecretKey}
+	c.key = c.gw.keys.add(k)
+
+	var out []byte
+	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
+	for name, v := range hc.ParameterStatuses {
+		out, _ = (&pgproto3.ParameterStatus{Name: name, Value: v}).Encode(out)
+	}
+	out, _ = (&pgproto3.BackendKeyData{ProcessID: c.key, SecretKey: k.secret[:]}).Encode(out)
+	tx := hc.TxStatus
+	if tx == 0 {
+		tx = 'I'
+	}
+	c.txs.Store(uint32(tx))
+	out = appendReady(out, tx)
+	if err := c.send(out, true); err != nil {
+		return nil, err
+	}
+	return hc, nil
+}
+
+// recordSetupFailure puts a failed session setup into the session's
+// recording, so that the reviewer sees why a session has no statements.
+func (c *conn) recordSetupFailure(why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	call := gateway.Call{Kind: "result", Action: "pg:connect", Resource: c.t.db, Allowed: false, Error: why}
+	if err := c.sess.Record(ctx, call); err != nil {
+		c.gw.log.Error("recording a failed session setup failed", "session", c.sess.ID, "err", err)
+	}
+}
+
+// cancelRequest handles a CancelRequest packet: forwarded to the upstream
+// backend of the session that owns the key, recorded in that session;
+// ignored (as PostgreSQL does) when the key is unknown.
+func (c *conn) cancelRequest(body []byte) {
+	var cr pgproto3.CancelRequest
+	full := make([]byte, 0, len(body))
+	full = append(full, body...)
+	if cr.Decode(full) != nil {
+		return
+	}
+	k := c.gw.keys.lookup(cr.ProcessID, cr.SecretKey)
+	if k == nil {
+		c.gw.log.Info("cancel request with an unknown key ignored", "client", c.client)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	call := gateway.Call{Kind: "request", Action: "pg:cancel", Resource: k.c.t.db, Allowed: true, Params: map[string]string{"client": c.client}}
+	if err := k.c.sess.Record(ctx, call); err != nil {
+		c.gw.log.Error("recording a cancel request failed; not forwarded", "session", k.c.sess.ID, "err", err)
+		return
+	}
+	if err := sendCancel(ctx, k); err != nil {
+		c.gw.log.Warn("forwarding a cancel request failed", "session", k.c.sess.ID, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
