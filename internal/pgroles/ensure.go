@@ -125,10 +125,15 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		return Role{}, err
 	}
 	ident := pgx.Identifier{name}.Sanitize()
-	attrs := " WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " + pwLit + " VALID UNTIL " + untilLit
+	attrs := " LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD " + pwLit + " VALID UNTIL " + untilLit
+	// PostgreSQL 15 lets only a superuser mention SUPERUSER, REPLICATION or
+	// BYPASSRLS in ALTER ROLE, even to turn them off; a CREATEROLE admin
+	// cannot alter a role that has them at all. So they are always set on
+	// CREATE, on ALTER only by a superuser admin, and checked afterwards.
+	const dangerous = " NOSUPERUSER NOREPLICATION NOBYPASSRLS"
 	// Never wrap these errors with the statement: it holds the verifier.
 	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE ROLE "+ident+attrs); err != nil {
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+ident+" WITH"+dangerous+attrs); err != nil {
 			return Role{}, fmt.Errorf("pgroles: create role %s: %w", name, err)
 		}
 		mark, err := quoteLiteral(marker(m.db))
@@ -139,12 +144,23 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 			return Role{}, fmt.Errorf("pgroles: comment on role %s: %w", name, err)
 		}
 	} else {
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+attrs); err != nil {
+		if m.super {
+			attrs = dangerous + attrs
+		}
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+" WITH"+attrs); err != nil {
 			return Role{}, fmt.Errorf("pgroles: reset role %s: %w", name, err)
 		}
 		if err := revokeAll(ctx, tx, m.db, name); err != nil {
 			return Role{}, err
 		}
+	}
+	var bad bool
+	if err := tx.QueryRow(ctx, `SELECT rolsuper OR rolreplication OR rolbypassrls OR rolinherit OR rolcreatedb OR rolcreaterole OR NOT rolcanlogin
+		FROM pg_catalog.pg_roles WHERE rolname = $1`, name).Scan(&bad); err != nil {
+		return Role{}, fmt.Errorf("pgroles: check attributes of %s: %w", name, err)
+	}
+	if bad {
+		return Role{}, fmt.Errorf("pgroles: role %s has attributes beyond LOGIN after CREATE/ALTER ROLE; refusing it", name)
 	}
 	if err := m.ensureMember(ctx, tx, name); err != nil {
 		return Role{}, err
