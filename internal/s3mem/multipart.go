@@ -77,7 +77,7 @@ func (c *call) uploadPart() error {
 			}
 			data = src.data[rng.start : rng.end+1]
 		}
-	} else if data, err = c.readUpload(); err != nil {
+	} else if data, err = c.readUpload(""); err != nil {
 		return err
 	}
 	p := &part{data: data, etag: etagOf(data), modified: c.s.st.timestamp()}

@@ -20,13 +20,14 @@ func checkKey(key string) error {
 	return nil
 }
 
-// readUpload reads an upload's payload after checking it can fit.
-func (c *call) readUpload() ([]byte, error) {
+// readUpload reads an upload's payload after checking it can fit in place
+// of the object at replaces ("" for a part).
+func (c *call) readUpload(replaces string) ([]byte, error) {
 	size, err := c.payloadSize()
 	if err != nil {
 		return nil, err
 	}
-	if err := c.s.st.fits(size); err != nil {
+	if err := c.s.st.fits(size, c.bucket, replaces); err != nil {
 		return nil, err
 	}
 	data, err := c.readBody(size)
@@ -54,7 +55,7 @@ func (c *call) putOrCopyObject() error {
 	if err != nil {
 		return err
 	}
-	data, err := c.readUpload()
+	data, err := c.readUpload(c.key)
 	if err != nil {
 		return err
 	}

@@ -93,12 +93,19 @@ func (st *store) room(n, freed int64) error {
 	return nil
 }
 
-// fits is a lock-taking early check, so an upload that cannot fit is refused
-// before its body is read.
-func (st *store) fits(n int64) error {
+// fits is an early check, so an upload that cannot fit is refused before
+// its body is read; n bytes would replace the object at key, if any.
+// (put and putPart check again, under the same lock as the change.)
+func (st *store) fits(n int64, bkt, key string) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.room(n, 0)
+	var freed int64
+	if b, ok := st.buckets[bkt]; ok && key != "" {
+		if o, ok := b.objects[key]; ok {
+			freed = int64(len(o.data))
+		}
+	}
+	return st.room(n, freed)
 }
 
 func (st *store) bucket(name string) (*bucket, error) {
@@ -362,10 +369,14 @@ func (st *store) complete(bkt, key, id string, want []completedPart) (string, er
 		if !ok || strings.Trim(w.etag, `"`) != strings.Trim(p.etag, `"`) {
 			return "", errorf(codeInvalidPart, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.")
 		}
-		if i < len(want)-1 && len(p.data) < minPartSize {
+		size += len(p.data)
+	}
+	// Sizes are checked once every part is known to exist, so a wrong
+	// list is reported as such rather than as a small part.
+	for _, w := range want[:len(want)-1] {
+		if len(u.parts[w.number].data) < minPartSize {
 			return "", errorf(codeEntityTooSmall, "Your proposed upload is smaller than the minimum allowed size")
 		}
-		size += len(p.data)
 	}
 	data := make([]byte, 0, size)
 	sums := make([]byte, 0, md5.Size*len(want))
