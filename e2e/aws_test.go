@@ -100,7 +100,7 @@ func TestAWSWalkthrough(t *testing.T) {
 	creds := credsEnv(t, mustOK(t, airlock(t, e.addr, e.bot.Key, "credentials", id), "credentials"))
 	endpoint := envValue(creds, "AWS_ENDPOINT_URL")
 	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") || envValue(creds, "AWS_SESSION_TOKEN") == "" {
-		t.Fatalf("credentials env lacks the gateway endpoint or session token: %v", creds)
+		t.Fatalf("credentials env lacks the gateway endpoint or session token: %v\nserver: %s", creds, e.stderr)
 	}
 	if envValue(creds, "AWS_ACCESS_KEY_ID") == s3.AccessKeyID || strings.Contains(strings.Join(creds, " "), s3.SecretAccessKey) {
 		t.Fatal("the agent was handed the gateway's own upstream keys")

@@ -127,6 +127,9 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 		SessionToken: s.sessionTokenFor(g.CredentialID),
 		Fingerprint:  g.CredentialFingerprint, Expiration: g.ExpiresAt,
 	}
+	s.mu.RLock()
+	c.Endpoint = s.endpoints[g.Target]
+	s.mu.RUnlock()
 	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", GrantID: g.ID, Actor: caller.Name,
 		Data: map[string]any{"credential_id": g.CredentialID, "fingerprint": g.CredentialFingerprint}})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -35,7 +36,11 @@ func TestSubscribe(t *testing.T) {
 			t.Errorf("%s seen %d times, want 1", id, count[id])
 		}
 	}
+	h.Svc.SetEndpoint(awsProd, grants.Endpoint{URL: "http://127.0.0.1:8701", Region: "us-east-1"})
 	c := h.creds(bot, after.ID)
+	if c.Endpoint == nil || c.Endpoint.URL != "http://127.0.0.1:8701" {
+		t.Errorf("credentials endpoint %+v", c.Endpoint)
+	}
 	g := seen[after.ID]
 	if g.SessionToken == "" || g.SessionToken != c.SessionToken || !strings.HasPrefix(c.SessionToken, "AIRLOCK") {
 		t.Errorf("session token: gateway %q, credentials %q", g.SessionToken, c.SessionToken)

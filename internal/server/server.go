@@ -212,11 +212,12 @@ func Run(ctx context.Context, cfgPath string, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen.api: %w", err)
 	}
-	for name, addr := range map[string]string{"aws": cfg.Listen.AWS, "postgres": cfg.Listen.Postgres} {
-		if addr != "" {
-			logger.Warn("gateway listener configured but not available in this build; nothing listens there", "gateway", name, "addr", addr)
-		}
+	gws, err := s.StartGateways(ctx)
+	if err != nil {
+		ln.Close()
+		return err
 	}
+	defer gws.Close()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -230,7 +231,8 @@ func Run(ctx context.Context, cfgPath string, logger *slog.Logger) error {
 			}
 		}
 	}()
-	logger.Info("airlock serving", "api", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir, "log_size", s.log.Size())
+	logger.Info("airlock serving", "api", "http://"+ln.Addr().String(), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
+		"data_dir", cfg.DataDir, "log_size", s.log.Size())
 	return s.Serve(ctx, ln)
 }
 
