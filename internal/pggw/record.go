@@ -129,7 +129,7 @@ func redactPasswords(sql string) string {
 }
 
 // literalEnd returns the index just past a string literal starting at i
-// ('…' with ” escapes, E'…' with backslash escapes, $tag$…$tag$), or i if
+// (quoted with doubled quotes, E-quoted with backslashes, $tag$…$tag$), or i if
 // there is none. An unterminated literal runs to the end.
 func literalEnd(s string, i int) int {
 	if i >= len(s) {

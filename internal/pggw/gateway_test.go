@@ -1,0 +1,57 @@
+package pggw
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSimpleAndExtendedQueriesAreRecorded(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	c := e.connect(g, "")
+	ctx := ctxT(t, 20*time.Second)
+
+	// Simple protocol.
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from customers", pgxSimple).Scan(&n); err != nil {
+		t.Fatalf("simple select: %v", err)
+	}
+	if n != 50 {
+		t.Fatalf("count = %d, want 50", n)
+	}
+	// Extended protocol with a parameter.
+	var name string
+	if err := c.QueryRow(ctx, "select name from customers where id = $1", 7).Scan(&name); err != nil {
+		t.Fatalf("extended select: %v", err)
+	}
+	if name != "customer 7" {
+		t.Fatalf("name = %q", name)
+	}
+	reqs := e.requests(g)
+	var simple, ext bool
+	for _, r := range reqs {
+		if r.Params["statement"] == "select count(*) from customers" && r.Params["protocol"] == "simple" && r.Action == "pg:select" && r.Resource == e.db {
+			simple = true
+		}
+		if r.Params["statement"] == "select name from customers where id = $1" && r.Params["protocol"] == "extended" && r.Params["parameters"] == "$1='\\x00000007'" {
+			ext = true
+		}
+		if r.Params["statement"] == "select name from customers where id = $1" && strings.Contains(r.Params["parameters"], "7") {
+			ext = true
+		}
+	}
+	if !simple || !ext {
+		t.Fatalf("recorded requests missing (simple %v, extended %v): %+v", simple, ext, reqs)
+	}
+	// Results: rows recorded.
+	var rows50 bool
+	for _, call := range e.auth.Calls(g.ID) {
+		if call.Kind == "result" && call.Rows == 1 && call.Status == "SELECT 1" && call.Error == "" {
+			rows50 = true
+		}
+	}
+	if !rows50 {
+		t.Fatalf("no result with rows: %+v", e.auth.Calls(g.ID))
+	}
+}
