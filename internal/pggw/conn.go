@@ -166,10 +166,7 @@ func (c *conn) refuse(err error) {
 			r.pg = fatal(codeProtocolViolation, "airlock: invalid startup: "+err.Error())
 		}
 	}
-	if r.pg != nil {
-		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
-		_ = c.send(r.pg.appendTo(nil), true)
-	}
+	// The attempt is in the log before the client hears of it.
 	rej := gateway.Rejection{Gateway: "postgres", Client: c.client, CredentialID: r.credentialID, Reason: r.Error()}
 	if r.grant != nil {
 		rej.GrantID, rej.Target = r.grant.ID, r.grant.Target
@@ -178,6 +175,10 @@ func (c *conn) refuse(err error) {
 	defer cancel()
 	if err := c.gw.o.Authority.Reject(ctx, rej); err != nil {
 		c.gw.log.Error("recording a refused connection failed", "client", c.client, "reason", rej.Reason, "err", err)
+	}
+	if r.pg != nil {
+		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
+		_ = c.send(r.pg.appendTo(nil), true)
 	}
 }
 
