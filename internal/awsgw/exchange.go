@@ -53,7 +53,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 	resp, err := t.client.Do(req)
 	if body != nil {
-		res.BytesIn = body.n
+		res.BytesIn = body.count()
 	}
 	if err != nil {
 		switch {
@@ -63,11 +63,11 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			w.Header().Set("Connection", "close")
 			res.Error = "cut off: " + e.Message
 			x.write(e)
-		case body != nil && body.err != nil && isS3Err(body.err):
+		case body != nil && isS3Err(body.firstErr()):
 			// The body failed its verification; the upstream got an
 			// incomplete request and discards it.
 			w.Header().Set("Connection", "close")
-			e := s3err.As(body.err)
+			e := s3err.As(body.firstErr())
 			res.Error = e.Code + ": " + e.Message
 			x.write(e)
 		case c.r.Context().Err() != nil:
@@ -100,6 +100,9 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	w.WriteHeader(resp.StatusCode)
 	n, rerr, werr := copyResponse(w, src)
 	res.BytesOut = n
+	if body != nil {
+		res.BytesIn = body.count()
+	}
 	if capture != nil {
 		if code := errorCode(capture.b); code != "" {
 			res.Error = code

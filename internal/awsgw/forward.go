@@ -34,10 +34,11 @@ var dropHeaders = []string{
 
 // presignParams are the query parameters of a presigned URL; they
 // authenticate the agent and must not reach the upstream.
+// Compared case-insensitively, in case an upstream reads them so.
 var presignParams = map[string]bool{
-	"X-Amz-Algorithm": true, "X-Amz-Credential": true, "X-Amz-Date": true, "X-Amz-Expires": true,
-	"X-Amz-SignedHeaders": true, "X-Amz-Signature": true, "X-Amz-Security-Token": true,
-	"X-Amz-Content-Sha256": true,
+	"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true, "x-amz-expires": true,
+	"x-amz-signedheaders": true, "x-amz-signature": true, "x-amz-security-token": true,
+	"x-amz-content-sha256": true,
 }
 
 // upstreamURL addresses op at the target: path-style at a custom endpoint;
@@ -94,13 +95,13 @@ func dnsBucket(b string) bool {
 // filterQuery removes the presigning parameters from a raw query,
 // leaving every other parameter as the client encoded it.
 func filterQuery(raw string) string {
-	if raw == "" || !strings.Contains(raw, "X-Amz-") && !strings.Contains(raw, "x-amz-") {
+	if raw == "" {
 		return raw
 	}
 	var b strings.Builder
 	for part := range strings.SplitSeq(raw, "&") {
 		name, _, _ := strings.Cut(part, "=")
-		if n, err := url.QueryUnescape(name); err == nil && presignParams[textproto.CanonicalMIMEHeaderKey(n)] {
+		if n, err := url.QueryUnescape(name); err == nil && presignParams[strings.ToLower(n)] {
 			continue
 		}
 		if b.Len() > 0 {

@@ -2,23 +2,6 @@ package awsgw
 
 import "io"
 
-// countingReader counts the bytes read and keeps the first error that is
-// not io.EOF (a verification failure, the client going away).
-type countingReader struct {
-	r   io.Reader
-	n   int64
-	err error
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
-	}
-	return n, err
-}
-
 // holdLast passes a verified-while-streaming body through but withholds
 // its last byte until the reader underneath has returned io.EOF, that is,
 // until the digest, final chunk signature and trailing checksum have all
