@@ -18,6 +18,9 @@ func TestDropEndsLiveSession(t *testing.T) {
 	c := connectAs(t, r)
 	check(t, c, "SELECT * FROM customers", "")
 	g.End("revoked")
+	if _, err := m.Ensure(testCtx(t), g); err == nil {
+		t.Fatal("Ensure handed out the cached role of an ended grant")
+	}
 	if err := m.Drop(testCtx(t), g.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -64,13 +64,15 @@ func (m *Manager) Ensure(ctx context.Context, g *gateway.Grant) (Role, error) {
 	}
 	e := m.entryFor(g.ID)
 	defer e.mu.Unlock()
+	// Checked under the entry lock: Drop runs after the grant ends, so a
+	// grant seen live here cannot have been dropped already. Checked before
+	// the cache too: an ended grant's role is not handed out even in the
+	// moment before its Drop.
+	if !g.Live(time.Now()) {
+		return Role{}, fmt.Errorf("pgroles: grant %s is not live; no role for it", g.ID)
+	}
 	if e.role != nil {
 		return *e.role, nil
-	}
-	// Checked under the entry lock: Drop runs after the grant ends, so a
-	// grant seen live here cannot have been dropped already.
-	if !g.Live(time.Now()) {
-		return Role{}, fmt.Errorf("pgroles: grant %s is not live; no role made", g.ID)
 	}
 	password, err := newPassword()
 	if err != nil {
