@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/airlock-dev/airlock/internal/scope"
 )
 
@@ -359,5 +357,3 @@ func TestNewRequiresCreateRole(t *testing.T) {
 		t.Fatalf("Database %q Admin %q", m.Database(), m.Admin())
 	}
 }
-
-var _ = pgx.Identifier{}
