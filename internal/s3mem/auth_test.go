@@ -89,8 +89,8 @@ func TestAuthTamperedBodyNotStored(t *testing.T) {
 	f.srv.CreateBucket("logs")
 	for _, tc := range []struct {
 		name, payload, sent string
-		status             int
-		stored             bool
+		status              int
+		stored              bool
 	}{
 		{"intact", "signed body", "signed body", http.StatusOK, true},
 		{"tampered", "signed body", "evil! body", http.StatusBadRequest, false},

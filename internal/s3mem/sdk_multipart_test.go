@@ -13,13 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// pattern is deterministic test data that differs at every offset.
+// pattern is deterministic test data; seed makes different calls differ.
+// Its period, 251, is prime so parts cut at power-of-two offsets differ.
 func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7) ^ seed ^ byte(i>>11)
+	block := make([]byte, 251)
+	for i := range block {
+		block[i] = byte(i) ^ seed
 	}
-	return b
+	return bytes.Repeat(block, n/len(block)+1)[:n]
 }
 
 // multipartETag is S3's ETag for an object completed from parts.
