@@ -88,3 +88,26 @@ func TestShellQuote(t *testing.T) {
 		t.Error("a safe value should stay unquoted")
 	}
 }
+
+func TestCallLine(t *testing.T) {
+	for _, tc := range []struct{ entry, want string }{
+		{`{"type":"session.call","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::logs/app/a.log","allowed":true,"params":{"key":"app/a.log"}}}`,
+			`✓ s3:GetObject arn:aws:s3:::logs/app/a.log  key="app/a.log"`},
+		{`{"type":"session.call","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::logs/b","allowed":false,"error":"outside grant"}}`,
+			`✗ DENIED s3:GetObject arn:aws:s3:::logs/b  (outside grant)`},
+		{`{"type":"session.call","data":{"kind":"request","action":"pg:statement","resource":"orders","allowed":true,"params":{"statement":"select 1\nfrom t","$1":"x"}}}`,
+			`✓ SQL> select 1 ↵ from t  $1="x"`},
+		{`{"type":"session.call","data":{"kind":"result","status":"200","bytes_out":12,"duration_ns":1500000}}`,
+			`   → 200, 0 B in, 12 B out, 1.5ms`},
+		{`{"type":"session.call","data":{"kind":"result","rows":3,"error":"42501"}}`,
+			`   → 3 rows, error: 42501`},
+	} {
+		got, ok := callLine([]byte(tc.entry))
+		if !ok || got != tc.want {
+			t.Errorf("callLine(%s)\n got %q\nwant %q", tc.entry, got, tc.want)
+		}
+	}
+	if _, ok := callLine([]byte(`{"type":"session.started","data":{}}`)); ok {
+		t.Error("a session.started entry rendered as a call")
+	}
+}

@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
 )
@@ -162,13 +167,81 @@ func (a *app) sessionCmd() *cobra.Command {
 				fmt.Fprintf(a.out, "Session %s  grant %s  %s on %s  from %s\n", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
 				fmt.Fprintf(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out\n", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
 				for _, e := range v.Events {
-					fmt.Fprintf(a.out, "  #%-6d %s  %-16s %s\n", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
+					if line, ok := callLine(e.Entry); ok {
+						fmt.Fprintf(a.out, "  #%-6d %s  %s\n", e.Seq, tsMilli(e.Time), line)
+						continue
+					}
+					fmt.Fprintf(a.out, "  #%-6d %s  %-16s %s\n", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
 				}
 			}
 			return nil
 		},
 	})
 	return cmd
+}
+
+// callLine renders a session.call entry as one transcript line: what the
+// client asked and whether it was allowed, or what came back. Statements
+// (PostgreSQL) read as SQL; AWS calls as action and resource.
+func callLine(raw json.RawMessage) (string, bool) {
+	var e struct {
+		Type string       `json:"type"`
+		Data gateway.Call `json:"data"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Type != "session.call" {
+		return "", false
+	}
+	c := e.Data
+	var b strings.Builder
+	if c.Kind == "result" {
+		b.WriteString("   → ")
+		var parts []string
+		if c.Status != "" {
+			parts = append(parts, c.Status)
+		}
+		if c.Rows != 0 {
+			parts = append(parts, fmt.Sprintf("%d rows", c.Rows))
+		}
+		if c.BytesIn != 0 || c.BytesOut != 0 {
+			parts = append(parts, fmt.Sprintf("%d B in, %d B out", c.BytesIn, c.BytesOut))
+		}
+		if c.Duration != 0 {
+			parts = append(parts, c.Duration.Round(time.Microsecond).String())
+		}
+		if c.Error != "" {
+			parts = append(parts, "error: "+c.Error)
+		}
+		b.WriteString(strings.Join(parts, ", "))
+		return b.String(), true
+	}
+	if c.Allowed {
+		b.WriteString("✓ ")
+	} else {
+		b.WriteString("✗ DENIED ")
+	}
+	params := maps.Clone(c.Params)
+	if stmt, ok := params["statement"]; ok {
+		delete(params, "statement")
+		b.WriteString("SQL> " + strings.NewReplacer("\r\n", " ↵ ", "\n", " ↵ ").Replace(strings.TrimSpace(stmt)))
+	} else {
+		b.WriteString(c.Action + " " + c.Resource)
+	}
+	keys := slices.Sorted(maps.Keys(params))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s=%s", k, strconv.Quote(params[k]))
+	}
+	if !c.Allowed && c.Error != "" {
+		b.WriteString("  (" + c.Error + ")")
+	}
+	return b.String(), true
+}
+
+// tsMilli formats an event time for transcripts: UTC, to the millisecond.
+func tsMilli(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.000Z")
 }
 
 func fetchSessions(ctx context.Context, c *client.Client, ids []string) ([]httpapi.SessionResponse, error) {
