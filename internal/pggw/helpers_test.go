@@ -122,10 +122,13 @@ func (r *roles) Ensure(ctx context.Context, g *gateway.Grant) (Role, error) {
 }
 
 func (r *roles) Drop(ctx context.Context, grantID string) error {
-	r.mu.Lock()
-	r.drops = append(r.drops, grantID)
-	r.mu.Unlock()
-	return r.m.Drop(ctx, grantID)
+	err := r.m.Drop(ctx, grantID)
+	if err == nil {
+		r.mu.Lock()
+		r.drops = append(r.drops, grantID)
+		r.mu.Unlock()
+	}
+	return err
 }
 
 func (r *roles) Reconcile(ctx context.Context, keep []string) error { return r.m.Reconcile(ctx, keep) }
