@@ -111,7 +111,24 @@ func (e *env) signedHost(g *gateway.Grant, method, host, rawPath string) *http.R
 	return e.sign(g, method, host, rawPath, nil)
 }
 
+// signedWith signs with explicit credentials (wrong ones, for tests).
+func (e *env) signedWith(ak, sk, token, method, rawPath string) *http.Request {
+	e.t.Helper()
+	return e.signRaw(aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk, SessionToken: token}, method, "", rawPath, nil, time.Now())
+}
+
+// signedAt signs as of at.
+func (e *env) signedAt(g *gateway.Grant, method, rawPath string, at time.Time) *http.Request {
+	e.t.Helper()
+	return e.signRaw(aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}, method, "", rawPath, nil, at)
+}
+
 func (e *env) sign(g *gateway.Grant, method, host, rawPath string, body []byte) *http.Request {
+	e.t.Helper()
+	return e.signRaw(aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}, method, host, rawPath, body, time.Now())
+}
+
+func (e *env) signRaw(creds aws.Credentials, method, host, rawPath string, body []byte, at time.Time) *http.Request {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+rawPath, bytes.NewReader(body))
 	if err != nil {
@@ -124,8 +141,7 @@ func (e *env) sign(g *gateway.Grant, method, host, rawPath string, body []byte) 
 	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("X-Amz-Content-Sha256", hash)
 	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-	creds := aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}
-	if err := signer.SignHTTP(context.Background(), creds, req, hash, "s3", testRegion, time.Now()); err != nil {
+	if err := signer.SignHTTP(context.Background(), creds, req, hash, "s3", testRegion, at); err != nil {
 		e.t.Fatal(err)
 	}
 	return req

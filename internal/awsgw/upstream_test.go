@@ -21,7 +21,7 @@ import (
 
 // fakeS3 is a tiny S3 upstream for tests: it verifies every request's
 // SigV4 signature (and body) against the keys it knows, keeps objects in
-// memory, and remembers what reached it. Objects whose key starts with
+// memory, and remembers what reached it. Objects whose key contains
 // "slow/" are generated: a body of size big served in 64 KiB pieces, so a
 // test can cut a download in the middle.
 type fakeS3 struct {
@@ -122,7 +122,7 @@ func (f *fakeS3) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPut:
 		f.put(bucket+"/"+key, body)
 		w.Header().Set("ETag", `"e"`)
-	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(key, "slow/"):
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(key, "slow/"):
 		f.slow(w, r)
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		b, ok := f.object(bucket + "/" + key)
