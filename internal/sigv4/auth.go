@@ -27,6 +27,8 @@ type Verifier struct {
 	// S3 does). Empty accepts any; Auth reports what was signed.
 	Region  string
 	Service string
+
+	keys keyCache
 }
 
 // DefaultMaxSkew is the clock skew S3 tolerates.

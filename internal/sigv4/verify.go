@@ -38,6 +38,7 @@ const (
 type scratch struct {
 	buf   []byte // canonical request
 	sts   []byte // string to sign
+	id    []byte // signing key cache id
 	pairs []queryPair
 	key   [64]byte
 }
@@ -450,7 +451,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	sts = appendHex(sts, crHash[:])
 	sc.sts = sts
 
-	key := deriveKey(secret, c.date, c.region, c.service)
+	key := v.keys.get(secret, c, sc)
 	m := hmac.New(sha256.New, key[:])
 	m.Write(sts)
 	var want [32]byte

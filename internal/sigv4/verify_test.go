@@ -338,3 +338,22 @@ func TestPresigned(t *testing.T) {
 		})
 	}
 }
+
+func TestKeyCacheFollowsSecret(t *testing.T) {
+	v := testVerifier()
+	secret := testSecret
+	v.Lookup = func(string) (string, string, error) { return secret, testToken, nil }
+	r := signedGet(t, objectURL("b", "k", ""), testCreds(), testNow)
+	if _, err := v.Verify(r); err != nil {
+		t.Fatal(err)
+	}
+	// The secret changes: the cached key for the same scope must not be used.
+	secret = "rotated"
+	_, err := v.Verify(signedGet(t, objectURL("b", "k", ""), testCreds(), testNow))
+	wantCode(t, err, s3err.SignatureDoesNotMatch)
+	rotated := testCreds()
+	rotated.SecretAccessKey = "rotated"
+	if _, err := v.Verify(signedGet(t, objectURL("b", "k", ""), rotated, testNow)); err != nil {
+		t.Fatalf("rotated secret: %v", err)
+	}
+}
