@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,32 @@ func TestAuthPresigned(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "SignatureDoesNotMatch") {
 		t.Fatalf("altered presigned URL: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestBodyLengthMismatch(t *testing.T) {
+	srv := New(testAK, testSK)
+	srv.CreateBucket("logs")
+	creds := aws.Credentials{AccessKeyID: testAK, SecretAccessKey: testSK}
+	for _, tc := range []struct {
+		name     string
+		declared int64
+	}{{"short", 10}, {"long", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1/logs/"+tc.name, strings.NewReader("12345"))
+			req.ContentLength = tc.declared
+			req.Header.Set("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+			if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, req)
+			if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "IncompleteBody") {
+				t.Fatalf("status %d %s", rec.Code, rec.Body)
+			}
+			if _, ok := srv.Get("logs", tc.name); ok {
+				t.Fatal("stored a body of the wrong length")
+			}
+		})
 	}
 }
