@@ -289,3 +289,21 @@ func TestPresigned(t *testing.T) {
 		t.Fatalf("presigned GET after expiry: %d %+v", st, er)
 	}
 }
+
+func TestBodyFailingItsDigestIsNotStored(t *testing.T) {
+	e := newEnv(t)
+	g := e.grant(walkScope)
+	req := e.signed(g, http.MethodPut, "/logs/app/tampered", []byte("what was signed"))
+	req.Body = io.NopCloser(strings.NewReader("what was sent!!"))
+	st, body := do(t, req)
+	if er := parseErr(t, body); st != 400 || er.Code != "XAmzContentSHA256Mismatch" {
+		t.Fatalf("%d %+v", st, er)
+	}
+	if _, ok := e.up.object("logs/app/tampered"); ok {
+		t.Fatal("a body that failed its digest was stored upstream")
+	}
+	res := e.results(g, 1)
+	if !strings.HasPrefix(res[0].Error, "XAmzContentSHA256Mismatch") {
+		t.Fatalf("result: %+v", res[0])
+	}
+}
