@@ -1,0 +1,154 @@
+package pggw
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+func TestActionOf(t *testing.T) {
+	tests := []struct{ sql, want string }{
+		{"select 1", "pg:select"},
+		{"  SELECT\n1", "pg:select"},
+		{"-- comment\n/* block */ (select 1)", "pg:select"},
+		{"InSeRt into t values (1)", "pg:insert"},
+		{"with x as (select 1) delete from t", "pg:with"},
+		{"copy t from stdin", "pg:copy"},
+		{"selectx 1", "pg:statement"},
+		{"select_1", "pg:statement"},
+		{"", "pg:statement"},
+		{"-- only a comment", "pg:statement"},
+		{"/* unterminated", "pg:statement"},
+		{"ünicode", "pg:statement"},
+		{"BEGIN;", "pg:begin"},
+	}
+	for _, tc := range tests {
+		if got := actionOf(tc.sql); got != tc.want {
+			t.Errorf("actionOf(%q) = %q, want %q", tc.sql, got, tc.want)
+		}
+	}
+}
+
+func TestRedactPasswords(t *testing.T) {
+	tests := []struct{ sql, want string }{
+		{"alter role x password 'hunter2'", "alter role x password '<redacted>'"},
+		{"ALTER ROLE x WITH ENCRYPTED PASSWORD 'it''s' VALID UNTIL 'x'", "ALTER ROLE x WITH ENCRYPTED PASSWORD '<redacted>' VALID UNTIL 'x'"},
+		{"create user u password E'a\\'b' login", "create user u password '<redacted>' login"},
+		{"create role u password $pw$s3cret$pw$", "create role u password '<redacted>'"},
+		{"alter role u password 'unterminated", "alter role u password '<redacted>'"},
+		{"alter role u password null", "alter role u password null"},
+		{"select password from users", "select password from users"},
+		{"select * from t where passwords = 'x'", "select * from t where passwords = 'x'"},
+		{"select 'no secrets here'", "select 'no secrets here'"},
+		{"PASSWORD 'a' PASSWORD 'b'", "PASSWORD '<redacted>' PASSWORD '<redacted>'"},
+	}
+	for _, tc := range tests {
+		got := redactPasswords(tc.sql)
+		if got != tc.want {
+			t.Errorf("redactPasswords(%q) = %q, want %q", tc.sql, got, tc.want)
+		}
+		for _, secret := range []string{"hunter2", "it''s", "s3cret"} {
+			if strings.Contains(tc.sql, secret) && strings.Contains(got, secret) {
+				t.Errorf("secret %q survived in %q", secret, got)
+			}
+		}
+	}
+}
+
+func TestFormatParams(t *testing.T) {
+	long := strings.Repeat("a", 2000)
+	tests := []struct {
+		name    string
+		params  [][]byte
+		formats []int16
+		redact  bool
+		want    string
+	}{
+		{"none", nil, nil, false, ""},
+		{"text and null", [][]byte{[]byte("o'k"), nil}, nil, false, "$1='o''k', $2=NULL"},
+		{"binary for all", [][]byte{{0, 0, 0, 7}}, []int16{1}, false, `$1='\x00000007'`},
+		{"mixed", [][]byte{[]byte("a"), {1}}, []int16{0, 1}, false, `$1='a', $2='\x01'`},
+		{"redacted", [][]byte{[]byte("secret"), nil}, nil, true, "$1=<redacted 6 bytes>, $2=NULL"},
+		{"truncated", [][]byte{[]byte(long)}, nil, false, "$1='" + long[:1024] + "'…(2000 bytes)"},
+	}
+	for _, tc := range tests {
+		if got := formatParams(tc.params, tc.formats, tc.redact); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestTagRows(t *testing.T) {
+	tests := []struct {
+		tag  string
+		n    int64
+		isOK bool
+	}{
+		{"SELECT 3", 3, true}, {"INSERT 0 5", 5, true}, {"COPY 10", 10, true},
+		{"UPDATE 0", 0, true}, {"BEGIN", 0, false}, {"SET", 0, false}, {"SELECT x", 0, false},
+	}
+	for _, tc := range tests {
+		n, ok := tagRows([]byte(tc.tag))
+		if n != tc.n || ok != tc.isOK {
+			t.Errorf("tagRows(%q) = %d, %v", tc.tag, n, ok)
+		}
+	}
+}
+
+// The RFC 7677 section 3 example exchange, with the server's random nonce
+// and salt replaced by the RFC's.
+func TestSCRAMRFC7677Vector(t *testing.T) {
+	s := &scramServer{secret: "pencil"}
+	if _, err := s.first([]byte("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")); err != nil {
+		t.Fatal(err)
+	}
+	s.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+	s.salt, _ = base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
+	s.serverFirst = "r=" + s.nonce + ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+	final, ok, err := s.final([]byte("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="))
+	if err != nil || !ok {
+		t.Fatalf("final: ok %v, err %v", ok, err)
+	}
+	if final != "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" {
+		t.Fatalf("server final %q", final)
+	}
+	// The same proof with another secret, or for an unknown user, fails.
+	for _, secret := range []string{"pencil2", ""} {
+		s2 := *s
+		s2.secret = secret
+		if _, ok, _ := s2.final([]byte("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")); ok {
+			t.Fatalf("secret %q accepted", secret)
+		}
+	}
+}
+
+func TestSCRAMRejects(t *testing.T) {
+	tests := []struct{ name, first string }{
+		{"channel binding required", "p=tls-server-end-point,,n=,r=abc"},
+		{"authzid", "n,a=admin,n=,r=abc"},
+		{"no nonce", "n,,n="},
+		{"empty nonce", "n,,n=,r="},
+		{"garbage", "hello"},
+		{"extension", "n,,m=ext,n=,r=abc"},
+	}
+	for _, tc := range tests {
+		s := &scramServer{secret: "x"}
+		if _, err := s.first([]byte(tc.first)); err == nil {
+			t.Errorf("%s: accepted %q", tc.name, tc.first)
+		}
+	}
+	s := &scramServer{secret: "x"}
+	if _, err := s.first([]byte("n,,n=,r=abc")); err != nil {
+		t.Fatal(err)
+	}
+	for _, final := range []string{
+		"c=biws,r=wrongnonce,p=" + base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		"c=eSws,r=" + s.nonce + ",p=" + base64.StdEncoding.EncodeToString(make([]byte, 32)), // y flag but n was sent
+		"c=biws,r=" + s.nonce + ",p=short",
+		"c=biws,r=" + s.nonce,
+	} {
+		if _, ok, err := s.final([]byte(final)); ok || err == nil {
+			t.Errorf("accepted or no error for %q (ok %v)", final, ok)
+		}
+	}
+}
