@@ -1,0 +1,261 @@
+// Command s3bench measures the AWS gateway against the same upstream
+// reached directly, in one run: GetObject of 1 KiB (requests/s), GetObject
+// and PutObject of 1 MiB (MiB/s) from concurrent AWS SDK clients, and a
+// large object streamed through the gateway while its RSS is sampled.
+//
+// It starts versitygw (internal/testenv) and the real `airlock serve`
+// with the AWS gateway, gets a grant through the CLI, and alternates
+// direct and gateway phases so that machine noise falls on both sides.
+// The gateway records every call durably, as in production.
+//
+// Run it from the repository root: go run ./bench/s3bench
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// options are the command's flags.
+type options struct {
+	clients   int
+	phase     time.Duration
+	rounds    int
+	big       int64
+	bigDirect bool
+	out       string
+	airlock   string
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() (code int) {
+	var o options
+	var big string
+	flag.IntVar(&o.clients, "clients", 8, "concurrent clients, each an S3 client in its own goroutine")
+	flag.DurationVar(&o.phase, "phase", 5*time.Second, "length of each measured phase")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every workload once directly and once through the gateway")
+	flag.StringVar(&big, "big", "1GiB", "size of the object streamed through the gateway (e.g. 1GiB, 256MiB; 0 skips it)")
+	flag.BoolVar(&o.bigDirect, "big-direct", true, "also stream the big object directly, for comparison")
+	flag.StringVar(&o.out, "out", "bench/out/s3bench.json", "where to write the raw figures as JSON")
+	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
+	flag.Parse()
+	var err error
+	if o.big, err = parseSize(big); err != nil || o.clients < 1 || o.rounds < 1 || o.phase <= 0 {
+		fmt.Fprintf(os.Stderr, "s3bench: bad flags (-big %q: %v)\n", big, err)
+		return 2
+	}
+
+	r := &runner{}
+	defer r.close()
+	defer func() {
+		if v := recover(); v != nil {
+			a, ok := v.(abort)
+			if !ok {
+				panic(v)
+			}
+			if a.skip {
+				fmt.Fprintln(os.Stderr, "s3bench: skipped:", a.msg)
+				code = 0
+				return
+			}
+			fmt.Fprintln(os.Stderr, "s3bench:", a.msg)
+			code = 1
+		}
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep := bench(ctx, r, o)
+	r.close()
+	progress("stopped airlock and versitygw, removed temporary files")
+	printReport(os.Stdout, rep)
+	if err := writeJSON(o.out, rep); err != nil {
+		r.Fatalf("writing %s: %v", o.out, err)
+	}
+	fmt.Printf("raw figures in %s\n", o.out)
+	return 0
+}
+
+// progress notes a step on stderr with the time since the run began.
+var began = time.Now()
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func bench(ctx context.Context, r *runner, o options) *report {
+	up := testenv.Versity(r)
+	progress("versitygw up at %s", up.URL)
+	bin := buildAirlock(r, o.airlock, r.TempDir())
+	progress("airlock built")
+	srv := startServer(r, bin, up)
+	id, cr := srv.grant(r)
+	progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
+
+	direct := make([]*s3.Client, o.clients)
+	viaGW := make([]*s3.Client, o.clients)
+	for i := range o.clients {
+		direct[i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "")
+		viaGW[i] = newClient(cr.Endpoint.URL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
+	}
+	if err := seed(ctx, direct[0], o.clients); err != nil {
+		r.Fatal(err)
+	}
+	ws := workloads()
+	if err := warm(ctx, direct, ws); err != nil {
+		r.Fatal(err)
+	}
+	if err := warm(ctx, viaGW, ws); err != nil {
+		r.Fatalf("%v\nserver log:\n%s", err, srv.logTail())
+	}
+	gwCalls := int64(3 * len(ws) * o.clients)
+	progress("seeded and warmed up")
+
+	rep := &report{Clients: o.clients, PhaseSeconds: o.phase.Seconds(), Rounds: o.rounds, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	sides := map[string][]*s3.Client{"direct": direct, "gateway": viaGW}
+	for round := range o.rounds {
+		// ABBA order: neither side always runs first, on a warmer or a
+		// more tired machine.
+		order := []string{"direct", "gateway"}
+		if round%2 == 1 {
+			order = []string{"gateway", "direct"}
+		}
+		for _, w := range ws {
+			for _, side := range order {
+				p, err := runPhase(ctx, sides[side], w, o.phase)
+				if err != nil {
+					r.Fatalf("%s phase: %v\nserver log:\n%s", side, err, srv.logTail())
+				}
+				p.Side, p.Round = side, round
+				if side == "gateway" {
+					gwCalls += p.Ops
+				}
+				rep.Phases = append(rep.Phases, p)
+				progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs)", round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds)
+			}
+		}
+	}
+	rep.Summary = summarize(ws, rep.Phases)
+	if o.big > 0 {
+		progress("streaming a %s object", size(o.big))
+	}
+
+	if o.big > 0 {
+		var n int64
+		rep.Big, n = bigTest(ctx, r, o, srv, direct[0], viaGW[0])
+		gwCalls += n
+	}
+	rep.GatewayCalls = gwCalls
+	rep.RecordedCalls, rep.RecordingCheck = checkRecording(r, srv, id, gwCalls)
+	progress("recording checked")
+	return rep
+}
+
+// bigTest streams one large object up and down through the gateway while
+// sampling the gateway's RSS, then (optionally) directly for comparison,
+// and deletes the object. It returns the results and the number of
+// gateway calls made.
+func bigTest(ctx context.Context, r *runner, o options, srv *server, direct, viaGW *s3.Client) (*bigResult, int64) {
+	const key = "big/object"
+	b := &bigResult{Size: o.big, TargetMB: 100}
+	defer func() {
+		// The object is large; do not leave it behind even for the
+		// temporary directory's removal.
+		_, _ = direct.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	}()
+	st, err := procStatus(srv.pid(), "VmRSS")
+	if err != nil {
+		r.Fatalf("reading the gateway's RSS: %v", err)
+	}
+	b.BaselineRSSKB = st["VmRSS"]
+	type step struct {
+		op, side string
+		c        *s3.Client
+		pid      int
+		f        func(context.Context, *s3.Client, string, int64) (int64, error)
+	}
+	steps := []step{
+		{"PutObject", "gateway", viaGW, srv.pid(), bigPut},
+		{"GetObject", "gateway", viaGW, srv.pid(), bigGet},
+	}
+	if o.bigDirect {
+		steps = append(steps, step{"PutObject", "direct", direct, 0, bigPut}, step{"GetObject", "direct", direct, 0, bigGet})
+	}
+	var calls int64
+	for _, s := range steps {
+		t, err := timed(ctx, s.op, s.side, s.pid, func(ctx context.Context) (int64, error) { return s.f(ctx, s.c, key, o.big) })
+		if err != nil {
+			r.Fatalf("big object: %v\nserver log:\n%s", err, srv.logTail())
+		}
+		if s.side == "gateway" {
+			calls++
+			b.PeakRSSKB = max(b.PeakRSSKB, t.PeakRSSKB)
+		}
+		b.Transfers = append(b.Transfers, t)
+		progress("big      %-16s %-8s %10.1f MiB/s (%.1fs)", s.op+" "+size(o.big), s.side, t.MiBps, t.Seconds)
+	}
+	if st, err := procStatus(srv.pid(), "VmHWM"); err == nil {
+		b.HWMKB = st["VmHWM"]
+	}
+	b.Met = float64(b.PeakRSSKB)*1024 < float64(b.TargetMB)*1e6
+	return b, calls
+}
+
+// checkRecording compares the calls the review query counts for the grant
+// with the calls made through the gateway: the figures are only honest if
+// the gateway recorded what it forwarded. Results are recorded after the
+// response, so it waits a little for the count to settle.
+func checkRecording(r *runner, srv *server, id string, sent int64) (float64, string) {
+	var n float64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ok bool
+		n, ok = srv.recordedCalls(r, id)
+		if !ok {
+			return 0, "could not read the grant's call count from `airlock grants`"
+		}
+		if n >= float64(sent) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n < float64(sent) {
+		return n, fmt.Sprintf("only %.0f of the %d gateway calls are in the review (recording lost calls?)", n, sent)
+	}
+	return n, fmt.Sprintf("the review counts %.0f calls for grant %s; the benchmark made %d through the gateway", n, id, sent)
+}
+
+// parseSize reads sizes such as 1GiB, 256MiB, 64KiB or a byte count.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("want a size such as 1GiB, 256MiB or a number of bytes")
+	}
+	return n * mult, nil
+}
