@@ -161,7 +161,7 @@ func (m *Mapper) hostBucket(host string) (string, bool) {
 	best := -1
 	for i, base := range m.Hosts {
 		n := len(host) - len(base)
-		if n > 1 && host[n-1] == '.' && strings.EqualFold(host[n:], base) && (best < 0 || len(base) > len(m.Hosts[best])) {
+		if base != "" && n > 1 && host[n-1] == '.' && strings.EqualFold(host[n:], base) && (best < 0 || len(base) > len(m.Hosts[best])) {
 			best = i
 		}
 	}

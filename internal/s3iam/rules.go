@@ -160,7 +160,7 @@ var ruleIndex = func() map[ruleKey][]*rule {
 // and refuses: bucket creation, deletion and configuration writes, object
 // lock writes, restore, select, rename, browser POST uploads.
 func refusedName(method string, lv level, sub string) string {
-	verb := map[string]string{"GET": "Get", "PUT": "Put", "DELETE": "Delete"}[method]
+	verb := verbs[method]
 	switch lv {
 	case levelService:
 		if sub == "session" {
@@ -197,6 +197,8 @@ func refusedName(method string, lv level, sub string) string {
 	}
 	return ""
 }
+
+var verbs = map[string]string{"GET": "Get", "PUT": "Put", "DELETE": "Delete"}
 
 var bucketConfigNames = map[string]string{
 	"accelerate": "BucketAccelerateConfiguration", "acl": "BucketAcl",

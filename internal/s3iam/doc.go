@@ -1,0 +1,111 @@
+// Package s3iam maps an S3 HTTP request to the S3 operation it performs and
+// to the IAM actions and resource ARNs that operation needs, the way IAM
+// authorizes S3, so the AWS gateway forwards a call only if the grant's
+// scope allows every Check (scope.Scope.Allows(action, resource)).
+//
+// Anything not in the table below is refused (fail closed): bucket
+// creation and deletion, bucket configuration writes, object lock writes,
+// RestoreObject, SelectObjectContent, RenameObject, browser POST uploads,
+// unknown subresources, unknown query parameters, and any query parameter
+// an operation does not take (including x-amz-* headers hoisted into a
+// presigned URL's query, which S3 would honour as headers).
+//
+// # Mapping
+//
+//	operation               request                          action(s)                                       resource
+//	ListBuckets             GET /                            s3:ListAllMyBuckets                             arn:aws:s3:::*
+//	ListObjectsV2           GET /b?list-type=2               s3:ListBucket                                   arn:aws:s3:::b/PREFIX
+//	ListObjects             GET /b                           s3:ListBucket                                   arn:aws:s3:::b/PREFIX
+//	ListObjectVersions      GET /b?versions                  s3:ListBucketVersions                           arn:aws:s3:::b/PREFIX
+//	ListMultipartUploads    GET /b?uploads                   s3:ListBucketMultipartUploads                   arn:aws:s3:::b/PREFIX
+//	HeadBucket              HEAD /b                          s3:ListBucket                                   arn:aws:s3:::b
+//	GetBucketLocation       GET /b?location                  s3:GetBucketLocation                            arn:aws:s3:::b
+//	bucket config reads     GET /b?SUB                       one action each, below                          arn:aws:s3:::b
+//	DeleteObjects           POST /b?delete                   s3:DeleteObject per <Key> (…Version w/ id)      arn:aws:s3:::b/KEY each
+//	GetObject, HeadObject   GET|HEAD /b/k                    s3:GetObject (s3:GetObjectVersion w/ versionId) arn:aws:s3:::b/k
+//	PutObject               PUT /b/k                         s3:PutObject (+ header checks)                  arn:aws:s3:::b/k
+//	CopyObject              PUT /b/k + x-amz-copy-source     s3:PutObject + s3:GetObject[Version] on source  b/k and the source
+//	DeleteObject            DELETE /b/k                      s3:DeleteObject (s3:DeleteObjectVersion)        arn:aws:s3:::b/k
+//	CreateMultipartUpload   POST /b/k?uploads                s3:PutObject (+ header checks)                  arn:aws:s3:::b/k
+//	UploadPart              PUT /b/k?partNumber&uploadId     s3:PutObject                                    arn:aws:s3:::b/k
+//	UploadPartCopy          … + x-amz-copy-source            s3:PutObject + s3:GetObject[Version] on source  b/k and the source
+//	CompleteMultipartUpload POST /b/k?uploadId               s3:PutObject                                    arn:aws:s3:::b/k
+//	AbortMultipartUpload    DELETE /b/k?uploadId             s3:AbortMultipartUpload                         arn:aws:s3:::b/k
+//	ListParts               GET /b/k?uploadId                s3:ListMultipartUploadParts                     arn:aws:s3:::b/k
+//	Get/Put/DeleteObjectTagging ?tagging                     s3:GetObjectTagging… (…VersionTagging)          arn:aws:s3:::b/k
+//	GetObjectAcl/PutObjectAcl   ?acl                         s3:GetObjectAcl… (…VersionAcl)                  arn:aws:s3:::b/k
+//	GetObjectAttributes     GET /b/k?attributes              s3:GetObject + s3:GetObjectAttributes           arn:aws:s3:::b/k
+//	                                                         (…Version + …VersionAttributes w/ versionId)
+//	GetObjectRetention      GET /b/k?retention               s3:GetObjectRetention                           arn:aws:s3:::b/k
+//	GetObjectLegalHold      GET /b/k?legal-hold              s3:GetObjectLegalHold                           arn:aws:s3:::b/k
+//
+// The bucket configuration reads (SUB: operation, action) are
+// versioning: GetBucketVersioning, s3:GetBucketVersioning; acl:
+// GetBucketAcl, s3:GetBucketAcl; tagging: GetBucketTagging,
+// s3:GetBucketTagging; policy: GetBucketPolicy, s3:GetBucketPolicy;
+// policyStatus: GetBucketPolicyStatus, s3:GetBucketPolicyStatus; cors:
+// GetBucketCors, s3:GetBucketCORS; lifecycle:
+// GetBucketLifecycleConfiguration, s3:GetLifecycleConfiguration;
+// encryption: GetBucketEncryption, s3:GetEncryptionConfiguration;
+// object-lock: GetObjectLockConfiguration,
+// s3:GetBucketObjectLockConfiguration; ownershipControls:
+// GetBucketOwnershipControls, s3:GetBucketOwnershipControls;
+// publicAccessBlock: GetPublicAccessBlock, s3:GetBucketPublicAccessBlock;
+// website: GetBucketWebsite, s3:GetBucketWebsite; logging:
+// GetBucketLogging, s3:GetBucketLogging; notification:
+// GetBucketNotificationConfiguration, s3:GetBucketNotification;
+// requestPayment: GetBucketRequestPayment, s3:GetBucketRequestPayment;
+// replication: GetBucketReplication, s3:GetReplicationConfiguration;
+// accelerate: GetBucketAccelerateConfiguration,
+// s3:GetAccelerateConfiguration. Each needs its own action, so a grant
+// must name it; their writes are all refused.
+//
+// Table and Markdown give the same mapping as data, for the README.
+//
+// Decisions:
+//   - Listings put the listed prefix in the resource
+//     ("arn:aws:s3:::b/" + prefix, "" when absent): a grant on b/app/*
+//     lists with prefix app/ or app/x, not app or the whole bucket. Keys a
+//     listing returns all start with its prefix, so delimiter, marker and
+//     start-after cannot reach outside it.
+//   - HeadBucket needs s3:ListBucket on the bare bucket ARN, as in AWS; a
+//     b/prefix* grant does not cover it (it only reveals existence, but
+//     Airlock does not widen grants).
+//   - ListBuckets checks arn:aws:s3:::*, because scope resources are ARNs.
+//   - GetObjectAttributes needs both actions, as AWS documents.
+//   - Headers that make IAM ask for more are checked: x-amz-acl and
+//     x-amz-grant-* (s3:PutObjectAcl), x-amz-tagging (s3:PutObjectTagging),
+//     x-amz-object-lock-* (s3:PutObjectRetention, s3:PutObjectLegalHold),
+//     x-amz-bypass-governance-retention (s3:BypassGovernanceRetention). A
+//     CopyObject that copies the source's tags is not asked for
+//     s3:GetObjectTagging (IAM decides that from the source's tags, which
+//     Airlock cannot see). KMS permissions are out of scope.
+//   - The SDKs' x-id query label must agree with the operation.
+//
+// # Encodings
+//
+// The key is the escaped path after the bucket, percent-decoded exactly
+// once, as S3 does; the resource is byte for byte that key (no Unicode,
+// case or slash normalisation), and Op.UpstreamPath re-encodes it so the
+// upstream decodes the same bytes. Refused, so that no encoding trick
+// escapes a granted prefix on any S3-compatible upstream:
+//   - a literal '+' in the path, the copy source or the query: AWS S3
+//     reads it as a space, Go-based servers as a plus; SDKs send %2B;
+//   - malformed escapes, ';' in the query, a query parameter given twice;
+//   - keys (and prefixes, and copy-source keys, and DeleteObjects keys)
+//     that are not valid UTF-8 (this covers overlong forms like %C0%AE),
+//     contain C0/C1 control characters, DEL or NUL, a backslash, a "." or
+//     ".." segment, or an empty segment (leading '/', "//"); a trailing
+//     '/' is allowed;
+//   - keys over 1024 bytes; bucket names outside today's S3 rules,
+//     including escaped ones.
+//
+// %2F decodes to '/', as in S3 (the key is the same either way). %252F
+// decodes once to the literal three characters "%2F", which S3 also
+// stores literally, so it cannot climb out of a prefix.
+//
+// Virtual-hosted requests are recognised by Mapper.Hosts only; any other
+// Host (evil.com, b.s3.test.evil.com) is path-style. The bucket in the Host
+// wins over the path, as in S3, so a caller must rebuild the upstream
+// request from the Op, never forward the raw path or Host.
+package s3iam

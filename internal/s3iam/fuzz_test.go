@@ -1,0 +1,228 @@
+package s3iam_test
+
+import (
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/s3iam"
+)
+
+// refLocate is an independent reference for where S3 finds the bucket and
+// the key: the virtual-hosted test base is "s3.test"; otherwise the first
+// path segment is the bucket. The key is Go's one-time path decoding.
+func refLocate(host, escapedPath string) (bucket, key string, ok bool) {
+	h := strings.ToLower(host)
+	if !strings.HasPrefix(h, "[") {
+		if i := strings.LastIndex(h, ":"); i >= 0 {
+			h = h[:i]
+		}
+	}
+	h = strings.TrimSuffix(h, ".")
+	rawKey := ""
+	if b, found := strings.CutSuffix(h, ".s3.test"); found && b != "" && !strings.HasPrefix(h, "[") {
+		bucket, rawKey = b, strings.TrimPrefix(escapedPath, "/")
+	} else {
+		bucket, rawKey, _ = strings.Cut(strings.TrimPrefix(escapedPath, "/"), "/")
+	}
+	k, err := url.PathUnescape(rawKey)
+	return bucket, k, err == nil
+}
+
+// required lists, per operation, the actions one of whose alternatives
+// must be checked on the operation's own resource.
+var required = map[string][][]string{
+	"GetObject":               {{"s3:GetObject", "s3:GetObjectVersion"}},
+	"HeadObject":              {{"s3:GetObject", "s3:GetObjectVersion"}},
+	"PutObject":               {{"s3:PutObject"}},
+	"CopyObject":              {{"s3:PutObject"}},
+	"UploadPart":              {{"s3:PutObject"}},
+	"UploadPartCopy":          {{"s3:PutObject"}},
+	"CreateMultipartUpload":   {{"s3:PutObject"}},
+	"CompleteMultipartUpload": {{"s3:PutObject"}},
+	"AbortMultipartUpload":    {{"s3:AbortMultipartUpload"}},
+	"ListParts":               {{"s3:ListMultipartUploadParts"}},
+	"DeleteObject":            {{"s3:DeleteObject", "s3:DeleteObjectVersion"}},
+	"GetObjectTagging":        {{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}},
+	"PutObjectTagging":        {{"s3:PutObjectTagging", "s3:PutObjectVersionTagging"}},
+	"DeleteObjectTagging":     {{"s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging"}},
+	"GetObjectAcl":            {{"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}},
+	"PutObjectAcl":            {{"s3:PutObjectAcl", "s3:PutObjectVersionAcl"}},
+	"GetObjectAttributes":     {{"s3:GetObject", "s3:GetObjectVersion"}, {"s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"}},
+	"GetObjectRetention":      {{"s3:GetObjectRetention"}},
+	"GetObjectLegalHold":      {{"s3:GetObjectLegalHold"}},
+	"ListObjects":             {{"s3:ListBucket"}},
+	"ListObjectsV2":           {{"s3:ListBucket"}},
+	"ListObjectVersions":      {{"s3:ListBucketVersions"}},
+	"ListMultipartUploads":    {{"s3:ListBucketMultipartUploads"}},
+	"HeadBucket":              {{"s3:ListBucket"}},
+	"ListBuckets":             {{"s3:ListAllMyBuckets"}},
+}
+
+func FuzzMap(f *testing.F) {
+	seeds := []struct{ method, path, query, host, copySource, acl string }{
+		{"GET", "/logs/app/a.log", "", "s3.test", "", ""},
+		{"GET", "/app/a.log", "versionId=v1", "logs.s3.test", "", ""},
+		{"PUT", "/logs/app/a%20b%2Bc", "", "s3.test", "/logs/app/src%2B1?versionId=2", "private"},
+		{"PUT", "/logs/app/a", "partNumber=1&uploadId=u", "s3.test", "logs/secret/b", ""},
+		{"GET", "/logs", "list-type=2&prefix=app%2F&delimiter=%2F", "s3.test", "", ""},
+		{"GET", "/", "versions&prefix=app/", "logs.s3.test:8701", "", ""},
+		{"POST", "/logs", "delete", "s3.test", "", ""},
+		{"GET", "/logs/app/%2e%2e/secret", "", "s3.test", "", ""},
+		{"GET", "/logs/app%252Fx", "", "evil.com", "", ""},
+		{"HEAD", "/logs", "", "LOGS.S3.TEST.", "", ""},
+		{"GET", "/logs/app/x", "attributes&versionId=1", "s3.test", "", ""},
+		{"DELETE", "/logs/app/x", "uploadId=u", "s3.test", "", ""},
+		{"GET", "/", "", "s3.test", "", ""},
+		{"GET", "/logs/app/x", "X-Amz-Signature=ab&x-id=GetObject", "s3.test", "", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.method, s.path, s.query, s.host, s.copySource, s.acl)
+	}
+	m := &s3iam.Mapper{Hosts: []string{"s3.test"}}
+	f.Fuzz(func(t *testing.T, method, path, query, host, copySource, acl string) {
+		u, err := url.ParseRequestURI(path)
+		if err != nil || u.Host != "" || u.RawQuery != "" {
+			return
+		}
+		u.RawQuery = query
+		r := &http.Request{Method: method, URL: u, Host: host, Header: http.Header{}}
+		if copySource != "" {
+			r.Header.Set("X-Amz-Copy-Source", copySource)
+		}
+		if acl != "" {
+			r.Header.Set("X-Amz-Acl", acl)
+		}
+		op, err := m.Map(r)
+		if err != nil {
+			if _, ok := err.(*s3err.Error); !ok {
+				t.Fatalf("error %v is %T, not *s3err.Error", err, err)
+			}
+			return
+		}
+		if len(op.Checks) == 0 {
+			t.Fatalf("%s has no checks", op.Name)
+		}
+		if op.NeedsBody {
+			if op.Name != "DeleteObjects" {
+				t.Fatalf("%s needs a body", op.Name)
+			}
+			return
+		}
+		bucket, key, ok := refLocate(host, u.EscapedPath())
+		if !ok {
+			t.Fatalf("Map accepted a path Go cannot decode: %q", u.EscapedPath())
+		}
+		if op.Name != "ListBuckets" && (op.Bucket != bucket || op.Key != key) {
+			t.Fatalf("Map says %q/%q, the reference %q/%q (host %q path %q)", op.Bucket, op.Key, bucket, key, host, u.EscapedPath())
+		}
+		var res string
+		switch {
+		case op.Name == "ListBuckets":
+			res = "arn:aws:s3:::*"
+		case op.Key != "":
+			res = "arn:aws:s3:::" + op.Bucket + "/" + op.Key
+			if strings.Contains("/"+op.Key+"/", "/../") || strings.Contains("/"+op.Key+"/", "/./") {
+				t.Fatalf("dot segment in accepted key %q", op.Key)
+			}
+			back, err := url.PathUnescape(op.UpstreamPath())
+			if err != nil || back != "/"+op.Bucket+"/"+op.Key {
+				t.Fatalf("UpstreamPath %q does not decode to the key %q", op.UpstreamPath(), op.Key)
+			}
+		case strings.HasPrefix(op.Name, "List"):
+			q, err := url.ParseQuery(query)
+			if err != nil {
+				t.Fatalf("Map accepted a query Go cannot parse: %q", query)
+			}
+			res = "arn:aws:s3:::" + op.Bucket + "/" + q.Get("prefix")
+		default:
+			res = "arn:aws:s3:::" + op.Bucket
+		}
+		for _, c := range op.Checks {
+			if c.Resource == res {
+				continue
+			}
+			if (op.Name == "CopyObject" || op.Name == "UploadPartCopy") && c.Resource == "arn:aws:s3:::"+op.CopySourceBucket+"/"+op.CopySourceKey &&
+				(c.Action == "s3:GetObject" || c.Action == "s3:GetObjectVersion") {
+				continue
+			}
+			t.Fatalf("%s check %v is not on %q", op.Name, c, res)
+		}
+		for _, alts := range required[op.Name] {
+			if !slices.ContainsFunc(op.Checks, func(c s3iam.Check) bool { return c.Resource == res && slices.Contains(alts, c.Action) }) {
+				t.Fatalf("%s lacks one of %v on %q: %v", op.Name, alts, res, op.Checks)
+			}
+		}
+		if op.Name == "CopyObject" || op.Name == "UploadPartCopy" {
+			src := "arn:aws:s3:::" + op.CopySourceBucket + "/" + op.CopySourceKey
+			if !slices.ContainsFunc(op.Checks, func(c s3iam.Check) bool {
+				return c.Resource == src && (c.Action == "s3:GetObject" || c.Action == "s3:GetObjectVersion")
+			}) {
+				t.Fatalf("%s lacks the read of its source: %v", op.Name, op.Checks)
+			}
+			ref, _, _ := strings.Cut(strings.TrimPrefix(copySource, "/"), "?")
+			if want, err := url.PathUnescape(ref); err != nil || want != op.CopySourceBucket+"/"+op.CopySourceKey {
+				t.Fatalf("copy source %q mapped to %q/%q", copySource, op.CopySourceBucket, op.CopySourceKey)
+			}
+		}
+		if acl != "" && (op.Name == "PutObject" || op.Name == "CopyObject" || op.Name == "CreateMultipartUpload") &&
+			!slices.Contains(op.Checks, s3iam.Check{Action: "s3:PutObjectAcl", Resource: res}) {
+			t.Fatalf("%s with x-amz-acl lacks s3:PutObjectAcl", op.Name)
+		}
+	})
+}
+
+// refDelete is the reference reading of a DeleteObjects body: the
+// standard library's lenient unmarshalling. Whatever the strict parser
+// accepts, the lenient one must read as the same keys.
+type refDelete struct {
+	Objects []struct {
+		Key       string  `xml:"Key"`
+		VersionID *string `xml:"VersionId"`
+	} `xml:"Object"`
+}
+
+func FuzzAddBodyChecks(f *testing.F) {
+	f.Add(objects("app/a", "app/b"))
+	f.Add(`<Delete><Quiet>true</Quiet><Object><Key>app/&amp;x</Key><VersionId>1</VersionId></Object></Delete>`)
+	f.Add(`<Delete><Object><Key>app/a</Key><Key>b</Key></Object></Delete>`)
+	f.Add(`<Delete xmlns:x="urn:x"><Object><x:Key>s</x:Key></Object></Delete>`)
+	f.Add(`<Delete><Object><Key><![CDATA[app/<a>]]></Key></Object></Delete>`)
+	m := &s3iam.Mapper{}
+	r, err := http.NewRequest("POST", "http://s3.test/logs?delete", nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		op, err := m.Map(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := op.AddBodyChecks([]byte(body)); err != nil {
+			if _, ok := err.(*s3err.Error); !ok {
+				t.Fatalf("error %v is %T", err, err)
+			}
+			return
+		}
+		var ref refDelete
+		if err := xml.Unmarshal([]byte(body), &ref); err != nil {
+			t.Fatalf("accepted a body encoding/xml rejects: %v", err)
+		}
+		if len(ref.Objects) != len(op.Checks) || len(op.Checks) == 0 || len(op.Checks) > s3iam.MaxDeleteKeys {
+			t.Fatalf("%d checks for %d objects", len(op.Checks), len(ref.Objects))
+		}
+		for i, o := range ref.Objects {
+			want := s3iam.Check{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/" + o.Key}
+			if o.VersionID != nil {
+				want.Action = "s3:DeleteObjectVersion"
+			}
+			if op.Checks[i] != want {
+				t.Fatalf("check %d is %v, the reference reads %v", i, op.Checks[i], want)
+			}
+		}
+	})
+}
