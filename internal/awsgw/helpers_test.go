@@ -52,6 +52,14 @@ type envOpt func(*Options)
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
+	return newEnvTLS(t, false, opts...)
+}
+
+// newEnvTLS serves the gateway over TLS if useTLS, where the SDK streams
+// uploads with aws-chunked framing and a trailing checksum instead of
+// signing a digest.
+func newEnvTLS(t *testing.T, useTLS bool, opts ...envOpt) *env {
+	t.Helper()
 	e := &env{t: t, auth: gatewaytest.New(), up: newFakeS3(t, upstreamAK, upstreamSK), logs: &syncWriter{w: &bytes.Buffer{}}}
 	o := Options{
 		Authority: e.auth,
@@ -68,7 +76,11 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatalf("New: %v", err)
 	}
 	e.gw = gw
-	e.srv = httptest.NewServer(gw)
+	if useTLS {
+		e.srv = httptest.NewTLSServer(gw)
+	} else {
+		e.srv = httptest.NewServer(gw)
+	}
 	t.Cleanup(func() {
 		e.srv.Close()
 		if err := gw.Close(); err != nil {
@@ -95,6 +107,7 @@ func (e *env) clientWith(ak, sk, token string) *s3.Client {
 		UsePathStyle:     true,
 		Credentials:      credentials.NewStaticCredentialsProvider(ak, sk, token),
 		RetryMaxAttempts: 1,
+		HTTPClient:       e.srv.Client(),
 	})
 }
 
