@@ -25,6 +25,9 @@ type cliRunner struct {
 
 func newCLI(t *testing.T, f *fixture, ak, sk string) *cliRunner {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping the AWS CLI, whose start-up takes seconds")
+	}
 	if _, err := os.Stat(awsCLI); err != nil {
 		t.Skipf("AWS CLI not installed at %s: %v", awsCLI, err)
 	}
