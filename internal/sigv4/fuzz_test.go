@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 )
 
 func FuzzParseAuthorization(f *testing.F) {
@@ -142,4 +141,3 @@ func BenchmarkVerify(b *testing.B) {
 	})
 }
 
-var _ = time.Second
