@@ -140,4 +140,3 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
-
