@@ -70,7 +70,7 @@ func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
 		}
 	}
 	if cfg.Listen.Postgres != "" {
-		if err := s.startPostgres(ctx, gws, tlsCfg, caPEM, plaintext); err != nil {
+		if err := s.startPostgres(ctx, gws, tlsCfg, caPEM); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/pggw"
+	"github.com/airlock-dev/airlock/internal/pgroles"
+)
+
+func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.Config, caPEM string) error {
+	cfg := s.Config
+	var targets []pggw.Target
+	var dbs = map[string]string{}
+	redact := false
+	for _, t := range cfg.Targets {
+		if t.Kind != "postgres" {
+			continue
+		}
+		dsn, db, err := adminDSN(t)
+		if err != nil {
+			return err
+		}
+		dbs[t.Name] = db
+		redact = redact || t.RedactParameters
+		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn,
+			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name)}})
+	}
+	ln, err := net.Listen("tcp", cfg.Listen.Postgres)
+	if err != nil {
+		return fmt.Errorf("listen.postgres: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	gw, err := pggw.New(pggw.Options{
+		Authority: s.Service, Targets: targets, TLS: tlsCfg,
+		// Plaintext only where nothing crosses a network: a loopback
+		// listener (whose peers are all local), unless allowed.
+		RequireTLS:       !isLoopback(host) && !cfg.TLS.AllowPlaintext,
+		RedactParameters: redact,
+		Logger:           s.logger.With("gateway", "postgres"),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		if err := gw.Serve(sctx, ln); err != nil && !errors.Is(err, net.ErrClosed) && sctx.Err() == nil {
+			s.logger.Error("postgres gateway stopped", "err", err)
+		}
+	}()
+	gws.PostgresAddr = ln.Addr().String()
+	gws.closers = append(gws.closers, func() {
+		cancel()
+		ln.Close()
+		_ = gw.Close()
+		for _, t := range targets {
+			t.Roles.(*lazyRoles).close()
+		}
+	})
+	sslmode := "disable"
+	if caPEM != "" {
+		sslmode = "verify-full"
+	} else if tlsCfg != nil {
+		sslmode = "require"
+	}
+	if isLoopback(host) && caPEM != "" {
+		// On one machine TLS adds nothing but a CA file to find; clients
+		// still may negotiate it.
+		sslmode = "prefer"
+	}
+	for name, db := range dbs {
+		e := grants.Endpoint{Host: clientHost(host), Port: portOf(gws.PostgresAddr), Database: db, SSLMode: sslmode}
+		if sslmode == "verify-full" {
+			e.CAPEM = caPEM
+		}
+		s.Service.SetEndpoint(name, e)
+	}
+	s.logger.Info("postgres gateway listening", "addr", gws.PostgresAddr, "targets", len(targets))
+	return nil
+}
+
+// adminDSN is a postgres target's upstream DSN with the admin password
+// from password_env filled in, and the database it names.
+func adminDSN(t config.Target) (string, string, error) {
+	u, err := url.Parse(t.Upstream)
+	if err != nil {
+		return "", "", fmt.Errorf("target %s: upstream does not parse", t.Name)
+	}
+	db := u.Path
+	if len(db) > 0 && db[0] == '/' {
+		db = db[1:]
+	}
+	if db == "" {
+		return "", "", fmt.Errorf("target %s: upstream names no database", t.Name)
+	}
+	if t.PasswordEnv != "" && u.User != nil {
+		u.User = url.UserPassword(u.User.Username(), os.Getenv(t.PasswordEnv))
+	}
+	return u.String(), db, nil
+}
+
+// lazyRoles is a pgroles.Manager made on first use, and made again after
+// a failure, so that a database that is down when Airlock starts delays
+// only its own grants' connections instead of the whole server.
+type lazyRoles struct {
+	dsn, target string
+	logger      *slog.Logger
+
+	mu     sync.Mutex
+	m      *pgroles.Manager
+	closed bool
+}
+
+func (l *lazyRoles) manager(ctx context.Context) (*pgroles.Manager, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, errors.New("gateway closed")
+	}
+	if l.m != nil {
+		return l.m, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	m, err := pgroles.New(ctx, l.dsn, l.logger)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: connecting as its admin role: %w", l.target, err)
+	}
+	l.m = m
+	return m, nil
+}
+
+// Ensure implements pggw.RoleManager.
+func (l *lazyRoles) Ensure(ctx context.Context, g *gateway.Grant) (pgroles.Role, error) {
+	m, err := l.manager(ctx)
+	if err != nil {
+		return pgroles.Role{}, err
+	}
+	return m.Ensure(ctx, g)
+}
+
+// Drop implements pggw.RoleManager.
+func (l *lazyRoles) Drop(ctx context.Context, grantID string) error {
+	m, err := l.manager(ctx)
+	if err != nil {
+		return err
+	}
+	return m.Drop(ctx, grantID)
+}
+
+// Reconcile drops roles left by grants that ended while Airlock was down.
+func (l *lazyRoles) Reconcile(ctx context.Context, keep []string) error {
+	m, err := l.manager(ctx)
+	if err != nil {
+		return err
+	}
+	return m.Reconcile(ctx, keep)
+}
+
+func (l *lazyRoles) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.m != nil {
+		l.m.Close()
+	}
+}
