@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +23,16 @@ const bucket = "bench"
 // newClient is one agent: the AWS SDK's S3 client, path-style, retries
 // off (a retry would hide a failure and inflate the time of a call), with
 // its own keep-alive connection pool so clients do not share connections.
-func newClient(endpoint, region, key, secret, token string) *s3.Client {
+// dials counts the connections it opens, so that a phase shows whether
+// connections were reused.
+func newClient(endpoint, region, key, secret, token string, dials *atomic.Int64) *s3.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		},
 		MaxIdleConns:        4,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
@@ -46,6 +54,8 @@ func newClient(endpoint, region, key, secret, token string) *s3.Client {
 
 // workload is one kind of call, repeated by every client.
 type workload struct {
+	// ID names the workload in the -workloads flag.
+	ID   string
 	Name string
 	// Unit is what the rate counts: "req/s" or "MiB/s".
 	Unit string
@@ -79,12 +89,26 @@ func putOp(ctx context.Context, c *s3.Client, client int, body []byte) (int64, e
 	return int64(len(body)), nil
 }
 
-func workloads() []workload {
-	return []workload{
-		{Name: "GetObject 1 KiB", Unit: "req/s", Target: 0.85, size: 1 << 10, op: getOp("small", 1<<10)},
-		{Name: "GetObject 1 MiB", Unit: "MiB/s", Target: 0.90, size: 1 << 20, op: getOp("medium", 1<<20)},
-		{Name: "PutObject 1 MiB", Unit: "MiB/s", Target: 0.90, size: 1 << 20, op: putOp},
+// workloads are the measured calls, those named in ids (comma-separated)
+// or all when ids is empty.
+func workloads(ids string) ([]workload, error) {
+	all := []workload{
+		{ID: "get1k", Name: "GetObject 1 KiB", Unit: "req/s", Target: 0.85, size: 1 << 10, op: getOp("small", 1<<10)},
+		{ID: "get1m", Name: "GetObject 1 MiB", Unit: "MiB/s", Target: 0.90, size: 1 << 20, op: getOp("medium", 1<<20)},
+		{ID: "put1m", Name: "PutObject 1 MiB", Unit: "MiB/s", Target: 0.90, size: 1 << 20, op: putOp},
 	}
+	if ids == "" {
+		return all, nil
+	}
+	var out []workload
+	for id := range strings.SplitSeq(ids, ",") {
+		i := slices.IndexFunc(all, func(w workload) bool { return w.ID == strings.TrimSpace(id) })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown workload %q (want get1k, get1m, put1m)", id)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
 }
 
 // seed writes the objects the GET workloads read, one per client.
@@ -125,16 +149,20 @@ type phase struct {
 	Seconds  float64 `json:"seconds"`
 	Rate     float64 `json:"rate"`
 	Unit     string  `json:"unit"`
+	// Dials is the connections the clients opened during the phase.
+	Dials int64  `json:"client_dials"`
+	CPU   cpuUse `json:"cpu"`
 }
 
 // runPhase has every client repeat w's call for d, each in its own
 // goroutine, and stops at the first error: a failing side must not look
 // fast. Calls in flight at the deadline finish and count.
-func runPhase(ctx context.Context, clients []*s3.Client, w workload, d time.Duration) (phase, error) {
+func runPhase(ctx context.Context, clients []*s3.Client, dials *atomic.Int64, m cpuMeter, w workload, d time.Duration) (phase, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var ops, nbytes atomic.Int64
 	var wg sync.WaitGroup
+	dials0, cpu0 := dials.Load(), m.mark()
 	start := time.Now()
 	deadline := start.Add(d)
 	for i, c := range clients {
@@ -153,7 +181,7 @@ func runPhase(ctx context.Context, clients []*s3.Client, w workload, d time.Dura
 	}
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	p := phase{Workload: w.Name, Ops: ops.Load(), Bytes: nbytes.Load(), Seconds: el, Unit: w.Unit}
+	p := phase{Workload: w.Name, Ops: ops.Load(), Bytes: nbytes.Load(), Seconds: el, Unit: w.Unit, Dials: dials.Load() - dials0, CPU: m.since(cpu0)}
 	if w.Unit == "req/s" {
 		p.Rate = float64(p.Ops) / el
 	} else {

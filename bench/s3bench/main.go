@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ type options struct {
 	bigDirect bool
 	out       string
 	airlock   string
+	ws        []workload
 }
 
 func main() {
@@ -55,10 +57,16 @@ func run() (code int) {
 	flag.BoolVar(&o.bigDirect, "big-direct", true, "also stream the big object directly, for comparison")
 	flag.StringVar(&o.out, "out", "bench/out/s3bench.json", "where to write the raw figures as JSON")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
+	var wl string
+	flag.StringVar(&wl, "workloads", "", "comma-separated subset of get1k,get1m,put1m (default all)")
 	flag.Parse()
 	var err error
 	if o.big, err = parseSize(big); err != nil || o.clients < 1 || o.rounds < 1 || o.phase <= 0 {
 		fmt.Fprintf(os.Stderr, "s3bench: bad flags (-big %q: %v)\n", big, err)
+		return 2
+	}
+	if o.ws, err = workloads(wl); err != nil {
+		fmt.Fprintln(os.Stderr, "s3bench: -workloads:", err)
 		return 2
 	}
 
@@ -100,6 +108,11 @@ func progress(format string, args ...any) {
 }
 
 func bench(ctx context.Context, r *runner, o options) *report {
+	// versitygw closes every connection after one request unless told
+	// otherwise (testenv passes the environment on); S3 itself keeps
+	// connections alive, and so must the upstream here, or both sides
+	// would measure TCP set-up.
+	os.Setenv("VGW_KEEP_ALIVE", "true")
 	up := testenv.Versity(r)
 	progress("versitygw up at %s", up.URL)
 	bin := buildAirlock(r, o.airlock, r.TempDir())
@@ -108,16 +121,21 @@ func bench(ctx context.Context, r *runner, o options) *report {
 	id, cr := srv.grant(r)
 	progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
 
+	meter := cpuMeter{gatewayPID: srv.pid(), upstreamPID: childPID("versitygw")}
+	if meter.upstreamPID == 0 {
+		r.Fatal("could not find versitygw's process to measure its CPU")
+	}
+	dials := map[string]*atomic.Int64{"direct": new(atomic.Int64), "gateway": new(atomic.Int64)}
 	direct := make([]*s3.Client, o.clients)
 	viaGW := make([]*s3.Client, o.clients)
 	for i := range o.clients {
-		direct[i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "")
-		viaGW[i] = newClient(cr.Endpoint.URL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
+		direct[i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["direct"])
+		viaGW[i] = newClient(cr.Endpoint.URL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, dials["gateway"])
 	}
 	if err := seed(ctx, direct[0], o.clients); err != nil {
 		r.Fatal(err)
 	}
-	ws := workloads()
+	ws := o.ws
 	if err := warm(ctx, direct, ws); err != nil {
 		r.Fatal(err)
 	}
@@ -138,7 +156,7 @@ func bench(ctx context.Context, r *runner, o options) *report {
 		}
 		for _, w := range ws {
 			for _, side := range order {
-				p, err := runPhase(ctx, sides[side], w, o.phase)
+				p, err := runPhase(ctx, sides[side], dials[side], meter, w, o.phase)
 				if err != nil {
 					r.Fatalf("%s phase: %v\nserver log:\n%s", side, err, srv.logTail())
 				}
@@ -147,7 +165,8 @@ func bench(ctx context.Context, r *runner, o options) *report {
 					gwCalls += p.Ops
 				}
 				rep.Phases = append(rep.Phases, p)
-				progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs)", round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds)
+				progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f, upstream %.2f)",
+					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, p.CPU.Upstream)
 			}
 		}
 	}

@@ -23,6 +23,18 @@ type summary struct {
 	RatioBest float64 `json:"ratio_best"`
 	Target    float64 `json:"target"`
 	Met       bool    `json:"met"`
+	// CPU is the median CPU time per call of each party, per side.
+	CPU map[string]perCall `json:"cpu_us_per_call"`
+}
+
+// perCall is CPU microseconds per call. On a machine where clients,
+// gateway and upstream share the cores, the gateway's throughput ratio is
+// bounded by direct Total / gateway Total.
+type perCall struct {
+	Clients  float64 `json:"clients"`
+	Gateway  float64 `json:"gateway"`
+	Upstream float64 `json:"upstream"`
+	Total    float64 `json:"total"`
 }
 
 // bigResult is the large-object streaming test.
@@ -72,9 +84,12 @@ func summarize(ws []workload, phases []phase) []summary {
 	var out []summary
 	for _, w := range ws {
 		rates := map[string][]float64{}
+		cpus := map[string][][3]float64{}
 		for _, p := range phases {
-			if p.Workload == w.Name {
+			if p.Workload == w.Name && p.Ops > 0 {
 				rates[p.Side] = append(rates[p.Side], p.Rate)
+				n := float64(p.Ops) / 1e6
+				cpus[p.Side] = append(cpus[p.Side], [3]float64{p.CPU.Clients / n, p.CPU.Gateway / n, p.CPU.Upstream / n})
 			}
 		}
 		d, g := rates["direct"], rates["gateway"]
@@ -86,6 +101,19 @@ func summarize(ws []workload, phases []phase) []summary {
 		s.Ratio = s.GatewayMedian / s.DirectMedian
 		s.RatioBest = s.GatewayBest / s.DirectBest
 		s.Met = s.Ratio >= s.Target
+		s.CPU = map[string]perCall{}
+		for side, cs := range cpus {
+			col := func(i int) float64 {
+				var xs []float64
+				for _, c := range cs {
+					xs = append(xs, c[i])
+				}
+				return median(xs)
+			}
+			pc := perCall{Clients: col(0), Gateway: col(1), Upstream: col(2)}
+			pc.Total = pc.Clients + pc.Gateway + pc.Upstream
+			s.CPU[side] = pc
+		}
 		out = append(out, s)
 	}
 	return out
@@ -106,6 +134,16 @@ func printReport(w io.Writer, rep *report) {
 	for _, s := range rep.Summary {
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.3f\t%.3f\t>= %.2f\t%s\t\n",
 			s.Workload, s.Unit, s.DirectBest, s.DirectMedian, s.GatewayBest, s.GatewayMedian, s.Ratio, s.RatioBest, s.Target, verdict(s.Met))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nCPU per call, µs (median over rounds; clients = this process's SDK clients):\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tside\tclients\tgateway\tupstream\ttotal\t")
+	for _, s := range rep.Summary {
+		for _, side := range []string{"direct", "gateway"} {
+			c := s.CPU[side]
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t\n", s.Workload, side, c.Clients, c.Gateway, c.Upstream, c.Total)
+		}
 	}
 	tw.Flush()
 	if b := rep.Big; b != nil {
