@@ -77,6 +77,23 @@ func (m *msgReader) next() ([]byte, error) {
 	return b, nil
 }
 
+// header peeks at the next message's type and total size (type byte
+// included) without consuming it.
+func (m *msgReader) header() (byte, int, error) {
+	hdr, err := m.r.Peek(5)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:5])))
+	if n < 4 {
+		return 0, 0, &errBadLength{hdr[0], n}
+	}
+	return hdr[0], n + 1, nil
+}
+
 // release drops an oversized buffer after a large message so that one big
 // statement does not pin memory for the life of an idle connection.
 func (m *msgReader) release() {

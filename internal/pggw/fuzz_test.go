@@ -30,9 +30,10 @@ func fuzzGateway(f *testing.F) (*Gateway, *gatewaytest.Authority) {
 	g, err := New(Options{
 		Authority: auth,
 		// Port 1 on loopback: nothing listens; never reached without the secret.
-		Targets:        []Target{{Name: "db", Upstream: "postgres://nobody@127.0.0.1:1/orders?sslmode=disable", Roles: failingRoles{}}},
-		StartupTimeout: 2 * time.Second,
-		Logger:         slog.New(slog.DiscardHandler),
+		Targets:         []Target{{Name: "db", Upstream: "postgres://nobody@127.0.0.1:1/orders?sslmode=disable", Roles: failingRoles{}}},
+		StartupTimeout:  2 * time.Second,
+		MaxMessageBytes: 1 << 16,
+		Logger:          slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		f.Fatal(err)

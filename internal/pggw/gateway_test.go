@@ -28,6 +28,15 @@ func TestSimpleAndExtendedQueriesAreRecorded(t *testing.T) {
 	if name != "customer 7" {
 		t.Fatalf("name = %q", name)
 	}
+	// Rows and statements larger than the relay's buffers.
+	var big string
+	long := strings.Repeat("y", 300_000)
+	if err := c.QueryRow(ctx, "select repeat('x', 200000) || $1::text", long).Scan(&big); err != nil {
+		t.Fatalf("large row: %v", err)
+	}
+	if len(big) != 500_000 {
+		t.Fatalf("large row of %d bytes", len(big))
+	}
 	reqs := e.requests(g)
 	var simple, ext bool
 	for _, r := range reqs {

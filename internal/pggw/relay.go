@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -111,13 +112,13 @@ func (r *relayState) pop() {
 }
 
 // run relays between the client and the upstream until either ends.
-func (c *conn) run(hc *pgconn.HijackedConn) {
-	r := &relayState{uw: bufio.NewWriterSize(hc.Conn, ioBufSize)}
+func (c *conn) run(up net.Conn) {
+	r := &relayState{uw: bufio.NewWriterSize(up, ioBufSize)}
 	c.relay = r
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
-		c.upstreamLoop(bufio.NewReaderSize(hc.Conn, ioBufSize))
+		c.upstreamLoop(bufio.NewReaderSize(up, ioBufSize))
 		c.closeAll()
 	}()
 	if err := c.clientLoop(); err != nil {
@@ -494,8 +495,20 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 // client has them.
 func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 	r := c.relay
-	mr := msgReader{r: ubr, max: 1 << 30}
+	mr := msgReader{r: ubr, max: maxBufferedUpstream}
 	for {
+		typ, total, err := mr.header()
+		if err != nil {
+			return
+		}
+		if total > ubr.Size() && (typ == 'D' || typ == 'd') {
+			// A large row or COPY chunk streams through without being
+			// held whole in memory.
+			if !c.streamLarge(ubr, typ, total) {
+				return
+			}
+			continue
+		}
 		raw, err := mr.next()
 		if err != nil {
 			return
@@ -507,6 +520,9 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 		}
 		_, werr := c.cw.Write(raw)
 		c.observe(raw)
+		if c.gw.syncResults && len(r.done) > 0 {
+			c.recordResults()
+		}
 		if werr == nil && ubr.Buffered() == 0 {
 			werr = c.cw.Flush()
 		}
@@ -519,6 +535,37 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 			c.recordResults()
 		}
 	}
+}
+
+// maxBufferedUpstream bounds the upstream messages the gateway reads whole
+// (all but data rows and COPY data, which stream): a CommandComplete or an
+// ErrorResponse is small.
+const maxBufferedUpstream = 64 << 20
+
+// streamLarge copies one large DataRow or CopyData to the client.
+func (c *conn) streamLarge(ubr *bufio.Reader, typ byte, total int) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead {
+		return false
+	}
+	if _, err := io.CopyN(c.cw, ubr, int64(total)); err != nil {
+		return false
+	}
+	r := c.relay
+	r.qmu.Lock()
+	if h := r.front(); h != nil {
+		if typ == 'D' {
+			h.dataRows++
+		} else {
+			h.bytesOut += int64(total - 5)
+		}
+	}
+	r.qmu.Unlock()
+	if ubr.Buffered() == 0 {
+		return c.cw.Flush() == nil
+	}
+	return true
 }
 
 // observe tracks one upstream message against the queue; wmu held.

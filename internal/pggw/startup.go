@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -34,7 +35,7 @@ const (
 // database, the session start and the upstream login. On success the client
 // has AuthenticationOk, the upstream's parameters, the gateway's own
 // BackendKeyData and ReadyForQuery.
-func (c *conn) startup() (*pgconn.HijackedConn, error) {
+func (c *conn) startup() (net.Conn, error) {
 	var body []byte
 	for attempt := 0; ; attempt++ {
 		if attempt > 2 {
@@ -82,7 +83,7 @@ func (c *conn) startup() (*pgconn.HijackedConn, error) {
 }
 
 // login handles a StartupMessage body.
-func (c *conn) login(body []byte) (*pgconn.HijackedConn, error) {
+func (c *conn) login(body []byte) (net.Conn, error) {
 	version := binary.BigEndian.Uint32(body)
 	if version != pgproto3.ProtocolVersion30 {
 		// Decode accepts only 3.0 and 3.2; read any 3.x as 3.0 and tell
@@ -150,12 +151,20 @@ func (c *conn) login(body []byte) (*pgconn.HijackedConn, error) {
 			reason: "the session could not be recorded", credentialID: user, grant: gr}
 	}
 	c.sess = sess
-	hc, err := c.openUpstream(sm.Parameters)
+	// Only the upstream net.Conn is kept: pgconn's buffers are not needed
+	// for the relay and would cost every idle session.
+	up, err := c.openUpstream(sm.Parameters)
 	if err != nil {
+		if c.key != 0 {
+			c.gw.keys.remove(c.key)
+		}
+		if c.st != nil {
+			c.st.removeSession(c)
+		}
 		c.endSession()
 		return nil, err
 	}
-	return hc, nil
+	return up, nil
 }
 
 // authenticate runs SCRAM-SHA-256 against gr's secret (nil gr: a mock
@@ -225,7 +234,7 @@ func authReadErr(err error, failed *refusal) error {
 
 // openUpstream waits for the grant's role, logs in with it and greets the
 // client as the upstream would, with the gateway's own cancel key.
-func (c *conn) openUpstream(params map[string]string) (*pgconn.HijackedConn, error) {
+func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	gr := c.grant
 	st := c.gw.grantState(gr)
 	if !st.addSession(c) {
@@ -281,7 +290,7 @@ func (c *conn) openUpstream(params map[string]string) (*pgconn.HijackedConn, err
 	if err := c.send(out, true); err != nil {
 		return nil, err
 	}
-	return hc, nil
+	return hc.Conn, nil
 }
 
 // recordSetupFailure puts a failed session setup into the session's
