@@ -236,7 +236,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 // The session's end waits for it, and a failure is logged, never dropped
 // silently.
 func (g *Gateway) recordResult(sess *session, res gateway.Call) {
-	go func() {
+	record := func() {
 		defer sess.done()
 		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 		defer cancel()
@@ -244,7 +244,12 @@ func (g *Gateway) recordResult(sess *session, res gateway.Call) {
 			g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
 				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
 		}
-	}()
+	}
+	if g.syncResults {
+		record()
+		return
+	}
+	go record()
 }
 
 // newBodyReader is the verified request body to send upstream, or nil.

@@ -98,18 +98,20 @@ func filterQuery(raw string) string {
 	if raw == "" {
 		return raw
 	}
-	var b strings.Builder
+	kept := make([]string, 0, 8)
+	dropped := false
 	for part := range strings.SplitSeq(raw, "&") {
 		name, _, _ := strings.Cut(part, "=")
 		if n, err := url.QueryUnescape(name); err == nil && presignParams[strings.ToLower(n)] {
+			dropped = true
 			continue
 		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(part)
+		kept = append(kept, part)
 	}
-	return b.String()
+	if !dropped {
+		return raw
+	}
+	return strings.Join(kept, "&")
 }
 
 // upstreamHeader copies the client's headers minus its authentication,

@@ -81,6 +81,9 @@ type Gateway struct {
 	watchers sync.WaitGroup
 
 	rejects rejectLimiter
+	// syncResults makes a call wait for its result record (benchmarks
+	// compare the two; the default appends it after the response).
+	syncResults bool
 
 	reqPrefix string
 	reqSeq    atomic.Uint64

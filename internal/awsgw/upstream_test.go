@@ -25,7 +25,7 @@ import (
 // "slow/" are generated: a body of size big served in 64 KiB pieces, so a
 // test can cut a download in the middle.
 type fakeS3 struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	keys   map[string][2]string // access key -> secret, session token
 	keysMu sync.Mutex
@@ -46,7 +46,7 @@ type seen struct {
 	Auth                         *sigv4.Auth
 }
 
-func newFakeS3(t *testing.T, accessKey, secret string) *fakeS3 {
+func newFakeS3(t testing.TB, accessKey, secret string) *fakeS3 {
 	t.Helper()
 	f := &fakeS3{t: t, keys: map[string][2]string{accessKey: {secret, ""}}, objects: map[string][]byte{},
 		slowStarted: make(chan struct{}, 4), slowDone: make(chan error, 4), big: 64 << 20}
