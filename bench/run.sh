@@ -22,4 +22,11 @@ run authorize  ./internal/grants/              'BenchmarkAuthenticate'
 run log-append ./internal/auditlog/            'BenchmarkAppend'
 run log-verify ./internal/auditlog/            'BenchmarkVerify'   1x
 run review     ./internal/store/sqlitestore/   'BenchmarkReviewQuery'
+
+# The AWS gateway against the same versitygw directly (bench/s3bench): the
+# real `airlock serve`, 8 SDK clients, recording on. S3BENCH_FLAGS adds
+# flags, e.g. "-phase 2s -big 256MiB" for a quick run.
+echo "== s3bench"
+# shellcheck disable=SC2086
+go run ./bench/s3bench -out "$out/s3bench.json" ${S3BENCH_FLAGS:-} | tee "$out/s3bench.txt"
 echo "raw output in $out/"
