@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +149,7 @@ func TestDenied(t *testing.T) {
 			t.Errorf("denied call recorded as %+v", r)
 		}
 	}
-	if reqs[3].Resource != "arn:aws:s3:::logs/secret.txt" || !strings.Contains(reqs[3].Params["checks"], "s3:PutObject arn:aws:s3:::logs/app/copy.txt") {
+	if reqs[3].Resource != "arn:aws:s3:::logs/secret.txt" || !slices.Contains(reqs[3].Also, "s3:PutObject arn:aws:s3:::logs/app/copy.txt") {
 		t.Errorf("copy record: %+v", reqs[3])
 	}
 }
@@ -183,7 +184,7 @@ func TestDeleteBatchMixingKeys(t *testing.T) {
 		t.Error("app/a survived an allowed batch")
 	}
 	reqs := e.requests(g)
-	if len(reqs) != 2 || reqs[0].Allowed || !reqs[1].Allowed || reqs[1].Params["checks"] != "s3:DeleteObject arn:aws:s3:::logs/app/b" {
+	if len(reqs) != 2 || reqs[0].Allowed || !reqs[1].Allowed || !slices.Equal(reqs[1].Also, []string{"s3:DeleteObject arn:aws:s3:::logs/app/b"}) {
 		t.Fatalf("records: %+v", reqs)
 	}
 }

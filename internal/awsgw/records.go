@@ -3,6 +3,7 @@ package awsgw
 import (
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -11,10 +12,10 @@ import (
 )
 
 // What a call's record holds. One request record per call: its
-// Action/Resource are the call's first check (the one `airlock grants`
-// counts as "scope used"); any further checks (a copy's source, each key
-// of a delete batch) are listed, one "action resource" per line, in
-// Params["checks"], so the recording shows every resource a call touched.
+// Action/Resource are the call's first check (for a denial, the check that
+// failed); any further checks (a copy's source, each key of a delete
+// batch) are listed as "action resource" in Call.Also, so the recording
+// and the review's "scope used" show every resource a call touched.
 
 // callParams are the parameters every request record carries.
 func callParams(op *s3iam.Op, auth *sigv4.Auth, reqID string) map[string]string {
@@ -34,43 +35,27 @@ func callParams(op *s3iam.Op, auth *sigv4.Auth, reqID string) map[string]string 
 	return p
 }
 
-func otherChecks(checks []s3iam.Check, skip int) string {
-	var b strings.Builder
+func otherChecks(checks []s3iam.Check, skip int) []string {
+	var out []string
 	for i, ck := range checks {
-		if i == skip {
-			continue
+		if i != skip {
+			out = append(out, ck.Action+" "+ck.Resource)
 		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(ck.Action + " " + ck.Resource)
 	}
-	return b.String()
+	return out
 }
 
 // allowedCall is the record written before a call is forwarded.
 func allowedCall(op *s3iam.Op, auth *sigv4.Auth, reqID string) gateway.Call {
 	p := callParams(op, auth, reqID)
-	if len(op.Checks) > 1 {
-		p["checks"] = otherChecks(op.Checks, 0)
-	}
-	return gateway.Call{Kind: "request", Action: op.Checks[0].Action, Resource: op.Checks[0].Resource, Allowed: true, Params: p}
+	return gateway.Call{Kind: "request", Action: op.Checks[0].Action, Resource: op.Checks[0].Resource, Also: otherChecks(op.Checks, 0), Allowed: true, Params: p}
 }
 
 // deniedCall records a call refused because of check ck.
 func deniedCall(op *s3iam.Op, ck s3iam.Check, auth *sigv4.Auth, reqID, why string) gateway.Call {
 	p := callParams(op, auth, reqID)
-	if len(op.Checks) > 1 {
-		idx := -1
-		for i := range op.Checks {
-			if op.Checks[i] == ck {
-				idx = i
-				break
-			}
-		}
-		p["checks"] = otherChecks(op.Checks, idx)
-	}
-	return gateway.Call{Kind: "request", Action: ck.Action, Resource: ck.Resource, Allowed: false, Params: p, Error: why}
+	idx := slices.Index(op.Checks, ck)
+	return gateway.Call{Kind: "request", Action: ck.Action, Resource: ck.Resource, Also: otherChecks(op.Checks, idx), Allowed: false, Params: p, Error: why}
 }
 
 // unmappedCall records a request the mapper refused: no action applies.

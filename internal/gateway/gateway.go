@@ -149,6 +149,10 @@ type Call struct {
 	Kind     string `json:"kind"`
 	Action   string `json:"action"`
 	Resource string `json:"resource,omitempty"`
+	// Also lists the call's other checks as "action resource", beyond
+	// Action and Resource: a copy's source object, a batch delete's other
+	// keys. Reviews count them as scope used.
+	Also []string `json:"also,omitempty"`
 	// Allowed is false for calls the gateway refused.
 	Allowed bool `json:"allowed"`
 	// Params holds the parameters that matter for review (key, prefix, range,

@@ -77,9 +77,10 @@ func withCall(r model.Session, c gateway.Call) model.Session {
 	if c.Kind != "result" {
 		if c.Allowed {
 			r.Calls++
-			u := c.Action + " " + c.Resource
-			if len(r.Used) < maxUsed && !slices.Contains(r.Used, u) {
-				r.Used = append(r.Used, u)
+			for _, u := range append([]string{c.Action + " " + c.Resource}, c.Also...) {
+				if len(r.Used) < maxUsed && !slices.Contains(r.Used, u) {
+					r.Used = append(r.Used, u)
+				}
 			}
 		} else {
 			r.Denied++

@@ -1,6 +1,7 @@
 package grants_test
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,4 +79,37 @@ func TestReject(t *testing.T) {
 		t.Errorf("entry data %v", d)
 	}
 	h.verifyLog()
+}
+
+// TestUsedCountsAlso: a call's other checks (a copy's source) count as
+// scope used; a denied call's do not.
+func TestUsedCountsAlso(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	c := h.creds(bot, g.ID)
+	gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := h.Svc.StartSession(h.ctx, gg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []gateway.Call{
+		{Kind: "request", Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/copy", Also: []string{"s3:GetObject arn:aws:s3:::logs/app/src"}, Allowed: true},
+		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Also: []string{"s3:PutObject arn:aws:s3:::logs/app/y"}, Allowed: false},
+	} {
+		if err := ses.Record(h.ctx, call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := h.St.Session(h.ctx, ses.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"s3:PutObject arn:aws:s3:::logs/app/copy", "s3:GetObject arn:aws:s3:::logs/app/src"}
+	if !slices.Equal(rec.Used, want) || rec.Calls != 1 || rec.Denied != 1 {
+		t.Errorf("used %v calls %d denied %d; want %v, 1, 1", rec.Used, rec.Calls, rec.Denied, want)
+	}
 }
