@@ -10,6 +10,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +89,10 @@ func (a *Authority) Add(sp Spec) *gateway.Grant {
 	n := a.n
 	a.mu.Unlock()
 	g := gateway.NewGrant(gateway.Info{
-		ID: fmt.Sprintf("g_test%d", n), Identity: sp.Identity, Owner: sp.Owner,
+		// Random, lower case: grant ids name cluster-wide PostgreSQL roles,
+		// so tests running at once must not collide.
+		ID:       fmt.Sprintf("g_test%d_%s", n, strings.ToLower(randString(10))),
+		Identity: sp.Identity, Owner: sp.Owner,
 		Target: sp.Target, TargetKind: sp.TargetKind, Account: sp.Account,
 		Scope: sc, ExpiresAt: time.Now().Add(sp.TTL),
 		CredentialID: "AKAL" + randString(16), Secret: randString(40), SessionToken: "AIRLOCK" + randString(43),
