@@ -89,11 +89,16 @@ func TestThroughputVersusPgBouncer(t *testing.T) {
 	defer log.Close()
 	var da *durableAuthority
 	sync := os.Getenv("PGGW_BENCH_SYNC_RESULTS") != ""
+	memory := os.Getenv("PGGW_BENCH_MEMORY_LOG") != "" // the relay alone, recording in memory
 	e := newEnv(t, func(o *Options) {
-		da = &durableAuthority{Authority: gatewaytest.New(), log: log}
-		o.Authority = da
+		if !memory {
+			da = &durableAuthority{Authority: gatewaytest.New(), log: log}
+			o.Authority = da
+		}
 	})
-	e.auth = da.Authority
+	if da != nil {
+		e.auth = da.Authority
+	}
 	e.gw.syncResults = sync
 	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "10", e.dbDSN).CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
@@ -143,7 +148,7 @@ default_pool_size = 20
 		direct := runPgbench(t, nil, append(args, e.dbDSN)...)
 		viaBouncer := runPgbench(t, nil, append(args, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", bport, e.db))...)
 		viaGateway := runPgbench(t, e.clientEnv(g, "disable")[len(os.Environ()):], args...)
-		t.Logf("pgbench -S -c 8 -M %s: direct %.0f tps, pgbouncer %.0f tps (%.2f), gateway %.0f tps (%.2f), results recorded synchronously: %v",
-			mode, direct, viaBouncer, viaBouncer/direct, viaGateway, viaGateway/direct, sync)
+		t.Logf("pgbench -S -c 8 -M %s: direct %.0f tps, pgbouncer %.0f tps (%.2f), gateway %.0f tps (%.2f), results recorded synchronously: %v, durable log: %v",
+			mode, direct, viaBouncer, viaBouncer/direct, viaGateway, viaGateway/direct, sync, !memory)
 	}
 }

@@ -113,6 +113,7 @@ func TestPgbench(t *testing.T) {
 			if ran < 100 {
 				t.Fatalf("only %d transactions:\n%s", ran, out)
 			}
+			e.settle(g)
 			var selects, results int
 			for _, c := range e.auth.Calls(g.ID) {
 				if c.Kind == "request" && strings.Contains(c.Params["statement"], "FROM pgbench_accounts WHERE aid =") {

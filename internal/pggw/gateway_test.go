@@ -37,6 +37,7 @@ func TestSimpleAndExtendedQueriesAreRecorded(t *testing.T) {
 	if len(big) != 500_000 {
 		t.Fatalf("large row of %d bytes", len(big))
 	}
+	e.settle(g)
 	reqs := e.requests(g)
 	var simple, ext bool
 	for _, r := range reqs {

@@ -279,3 +279,28 @@ var _ = io.EOF
 
 // pgxSimple makes pgx use the simple protocol for one query.
 var pgxSimple = pgx.QueryExecModeSimpleProtocol
+
+// settle waits until every recorded request of g has its result (results
+// are recorded just after the client has its answer).
+func (e *env) settle(g *gateway.Grant) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var req, res int
+		for _, c := range e.auth.Calls(g.ID) {
+			switch {
+			case c.Kind == "request" && c.Allowed && c.Action != "pg:cancel":
+				req++
+			case c.Kind == "result" && c.Action != "pg:connect":
+				res++
+			}
+		}
+		if res >= req {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d requests but %d results recorded", req, res)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -174,6 +174,7 @@ func TestCancelRequest(t *testing.T) {
 	if time.Since(start) > 3*time.Second {
 		t.Fatal("cancel took too long")
 	}
+	e.settle(g)
 	var recorded bool
 	for _, call := range e.auth.Calls(g.ID) {
 		recorded = recorded || call.Action == "pg:cancel"
@@ -219,6 +220,7 @@ func TestCopyBothWays(t *testing.T) {
 		t.Fatalf("copied out %d rows, %d bytes; want 1000, %d", tag.RowsAffected(), out.Len(), inLen)
 	}
 	pc.Close(ctx)
+	e.settle(g)
 	var sawIn, sawOut bool
 	for _, call := range e.auth.Calls(g.ID) {
 		if call.Kind == "result" && call.Action == "pg:copy" && call.Rows == 1000 {

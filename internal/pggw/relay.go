@@ -86,6 +86,66 @@ type relayState struct {
 
 	// Owned by the upstream loop.
 	done []*entry
+
+	// Completed results handed to the result recorder (see recordLoop).
+	resMu      sync.Mutex
+	resPending []*entry
+	ready      chan struct{} // results are pending
+	kick       chan struct{} // the client loop is about to record a request
+	stop       chan struct{}
+	stopped    chan struct{}
+}
+
+// resultDelay is how long a completed result waits for the session's next
+// request, so that both go into the log in the same group commit instead of
+// the request waiting behind a commit of the result alone.
+const resultDelay = 2 * time.Millisecond
+
+// recordLoop records the session's results in order, off the relay path.
+func (c *conn) recordLoop() {
+	r := c.relay
+	defer close(r.stopped)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-r.ready:
+		case <-r.stop:
+			c.recordPending()
+			return
+		}
+		t.Reset(resultDelay)
+		select {
+		case <-r.kick:
+		case <-t.C:
+		case <-r.stop:
+		}
+		t.Stop()
+		c.recordPending()
+	}
+}
+
+func (c *conn) recordPending() {
+	r := c.relay
+	r.resMu.Lock()
+	batch := r.resPending
+	r.resPending = nil
+	r.resMu.Unlock()
+	c.recordEntries(batch)
+}
+
+// handOff moves the upstream loop's completed results to the recorder.
+func (c *conn) handOff() {
+	r := c.relay
+	r.resMu.Lock()
+	r.resPending = append(r.resPending, r.done...)
+	r.resMu.Unlock()
+	clear(r.done)
+	r.done = r.done[:0]
+	select {
+	case r.ready <- struct{}{}:
+	default:
+	}
 }
 
 func (r *relayState) push(e ...*entry) {
@@ -111,10 +171,16 @@ func (r *relayState) pop() {
 	}
 }
 
+func newRelayState(uw *bufio.Writer) *relayState {
+	return &relayState{uw: uw, ready: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+}
+
 // run relays between the client and the upstream until either ends.
 func (c *conn) run(up net.Conn) {
-	r := &relayState{uw: bufio.NewWriterSize(up, ioBufSize)}
+	r := newRelayState(bufio.NewWriterSize(up, ioBufSize))
 	c.relay = r
+	go c.recordLoop()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -138,6 +204,8 @@ func (c *conn) finish() {
 	c.gw.keys.remove(c.key)
 	c.st.removeSession(c)
 	r := c.relay
+	close(r.stop)
+	<-r.stopped
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
 		if e.kind == eSimple || e.kind == eExec {
@@ -434,6 +502,11 @@ func (c *conn) recordRequest(call gateway.Call) error {
 		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
 		return errGrantEnded
 	}
+	// Pending results go to the log alongside this request.
+	select {
+	case c.relay.kick <- struct{}{}:
+	default:
+	}
 	return c.sess.Record(c.ctx, call)
 }
 
@@ -532,7 +605,7 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 			return
 		}
 		if len(r.done) > 0 && ubr.Buffered() == 0 {
-			c.recordResults()
+			c.handOff()
 		}
 	}
 }
@@ -691,20 +764,25 @@ func (c *conn) emitSynthetic() {
 	}
 }
 
-// recordResults records the completed statements' results. The client
-// already has its answers: the result write overlaps with the client's next
-// request instead of adding to its wait.
+// recordResults records the upstream loop's completed results now.
 func (c *conn) recordResults() {
 	r := c.relay
+	c.recordEntries(r.done)
+	clear(r.done)
+	r.done = r.done[:0]
+}
+
+// recordEntries records results. The client already has its answers: the
+// writes overlap with the client's next request instead of adding to its
+// wait. A failure is logged; the statement has run by now.
+func (c *conn) recordEntries(es []*entry) {
 	ctx := context.WithoutCancel(c.ctx)
-	for i, e := range r.done {
+	for _, e := range es {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
 			Params: map[string]string{"n": strconv.FormatInt(e.n, 10)},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
 		if err := c.sess.Record(ctx, call); err != nil {
 			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
 		}
-		r.done[i] = nil
 	}
-	r.done = r.done[:0]
 }

@@ -43,6 +43,7 @@ func TestOutsideScopeIsDeniedByPostgres(t *testing.T) {
 	}
 	// Every one of them was recorded before it ran, and the denial is in
 	// the result.
+	e.settle(g)
 	var denied int
 	for _, call := range e.auth.Calls(g.ID) {
 		if call.Kind == "result" && strings.HasPrefix(call.Error, "42501 ") {
