@@ -137,6 +137,31 @@ default_pool_size = 20
 	defer func() { _ = bcmd.Process.Kill(); _ = bcmd.Wait() }()
 	time.Sleep(500 * time.Millisecond)
 
+	// The log's own ceiling: 8 writers, each appending one event at a time
+	// and waiting for it to be durable, as 8 pgbench clients do.
+	{
+		const writers, each = 8, 300
+		start := time.Now()
+		errc := make(chan error, writers)
+		for w := 0; w < writers; w++ {
+			go func() {
+				var err error
+				for i := 0; i < each && err == nil; i++ {
+					err = log.Append(ctx, auditlog.Event{Type: "session.call", Data: map[string]string{"statement": "SELECT abalance FROM pgbench_accounts WHERE aid = 1;"}})
+				}
+				errc <- err
+			}()
+		}
+		for w := 0; w < writers; w++ {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := time.Since(start)
+		t.Logf("audit log alone: %d writers waiting on each append: %.0f appends/s, %.2f ms per append",
+			writers, float64(writers*each)/d.Seconds(), d.Seconds()*1000/each)
+	}
+
 	secs := os.Getenv("PGGW_BENCH_SECONDS")
 	if secs == "" {
 		secs = "5"
