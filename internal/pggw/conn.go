@@ -245,3 +245,9 @@ var forwardedParams = map[string]bool{
 func isEOF(err error) bool {
 	return errors.Is(err, errEOF) || errors.Is(err, errUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
+
+// redact reports whether this session's bound parameter values are
+// recorded as their length only.
+func (c *conn) redact() bool {
+	return c.gw.o.RedactParameters || (c.t != nil && c.t.RedactParameters)
+}

@@ -40,6 +40,9 @@ type Target struct {
 	Upstream string
 	// Roles creates the grant roles; *pgroles.Manager in production.
 	Roles RoleManager
+	// RedactParameters records this target's bound parameter values as
+	// "<redacted n bytes>" (as Options.RedactParameters does for all).
+	RedactParameters bool
 }
 
 // Options configures a Gateway.
@@ -50,7 +53,7 @@ type Options struct {
 	TLS *tls.Config
 	// RequireTLS refuses clients that do not negotiate TLS.
 	RequireTLS bool
-	// RedactParameters records bound parameter values as
+	// RedactParameters records every target's bound parameter values as
 	// "<redacted n bytes>" instead of their text.
 	RedactParameters bool
 	// StartupTimeout bounds the time from accept to the session being ready

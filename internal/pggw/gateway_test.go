@@ -65,3 +65,32 @@ func TestSimpleAndExtendedQueriesAreRecorded(t *testing.T) {
 		t.Fatalf("no result with rows: %+v", e.auth.Calls(g.ID))
 	}
 }
+
+// TestRedactParametersPerTarget: a target with RedactParameters records
+// bound values as their length only; the statement text stays.
+func TestRedactParametersPerTarget(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Targets[0].RedactParameters = true })
+	g := e.grant(time.Minute, "pg:select %s.public.customers")
+	c := e.connect(g, "")
+	ctx := ctxT(t, 15*time.Second)
+	var name string
+	if err := c.QueryRow(ctx, "select name from customers where name <> $1 limit 1", "hunter2-secret").Scan(&name); err != nil {
+		t.Fatalf("extended select: %v", err)
+	}
+	e.settle(g)
+	var found bool
+	for _, r := range e.requests(g) {
+		if strings.Contains(r.Params["parameters"], "hunter2") {
+			t.Fatalf("a redacted target recorded the value: %q", r.Params["parameters"])
+		}
+		if r.Params["statement"] == "select name from customers where name <> $1 limit 1" {
+			found = r.Params["parameters"] == "$1=<redacted 14 bytes>"
+			if !found {
+				t.Errorf("parameters recorded as %q", r.Params["parameters"])
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("the statement was not recorded: %+v", e.requests(g))
+	}
+}

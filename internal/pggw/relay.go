@@ -309,7 +309,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
 			"function": strconv.FormatUint(uint64(fc.Function), 10), "protocol": "function-call", "n": strconv.FormatInt(r.n, 10),
 		}}
-		if p := formatParams(fc.Arguments, int16s(fc.ArgFormatCodes), c.gw.o.RedactParameters); p != "" {
+		if p := formatParams(fc.Arguments, int16s(fc.ArgFormatCodes), c.redact()); p != "" {
 			call.Params["parameters"] = p
 		}
 		if err := c.recordRequest(call); err != nil {
@@ -396,7 +396,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if !ok {
 			sql = "<prepared statement " + strconv.Quote(m.PreparedStatement) + " unknown to the gateway>"
 		}
-		p := portal{sql: sql, params: formatParams(m.Parameters, m.ParameterFormatCodes, c.gw.o.RedactParameters)}
+		p := portal{sql: sql, params: formatParams(m.Parameters, m.ParameterFormatCodes, c.redact())}
 		if m.DestinationPortal == "" {
 			r.unnamedP = p
 		} else {

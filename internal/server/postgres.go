@@ -23,7 +23,6 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 	cfg := s.Config
 	var targets []pggw.Target
 	var dbs = map[string]string{}
-	redact := false
 	for _, t := range cfg.Targets {
 		if t.Kind != "postgres" {
 			continue
@@ -33,8 +32,7 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 			return err
 		}
 		dbs[t.Name] = db
-		redact = redact || t.RedactParameters
-		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn,
+		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn, RedactParameters: t.RedactParameters,
 			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name)}})
 	}
 	ln, err := net.Listen("tcp", cfg.Listen.Postgres)
@@ -46,9 +44,8 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 		Authority: s.Service, Targets: targets, TLS: tlsCfg,
 		// Plaintext only where nothing crosses a network: a loopback
 		// listener (whose peers are all local), unless allowed.
-		RequireTLS:       !isLoopback(host) && !cfg.TLS.AllowPlaintext,
-		RedactParameters: redact,
-		Logger:           s.logger.With("gateway", "postgres"),
+		RequireTLS: !isLoopback(host) && !cfg.TLS.AllowPlaintext,
+		Logger:     s.logger.With("gateway", "postgres"),
 	})
 	if err != nil {
 		ln.Close()
