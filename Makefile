@@ -25,11 +25,24 @@ bench:
 	bash bench/run.sh
 
 # Run each fuzz target for FUZZTIME; new crashers land in testdata/fuzz.
+# The PostgreSQL fuzzers need no database (they use an in-memory authority).
 fuzz:
-	$(GO) test -run=NONE -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./internal/scope/
-	$(GO) test -run=NONE -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/config/
-	$(GO) test -run=NONE -fuzz=FuzzParseFilter -fuzztime=$(FUZZTIME) ./internal/httpapi/
-	$(GO) test -run=NONE -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz='^FuzzParseStatement$$' -fuzztime=$(FUZZTIME) ./internal/scope/
+	$(GO) test -run=NONE -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config/
+	$(GO) test -run=NONE -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzChunkedBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzParseRange$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
+	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
+	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
+	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzFrontendMessages$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 
 clean:
 	rm -rf bin
