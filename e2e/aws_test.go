@@ -124,6 +124,17 @@ func TestAWSWalkthrough(t *testing.T) {
 		t.Fatalf("listing the whole bucket should be denied: %s", r.stdout)
 	}
 
+	// The same port speaks TLS, with a certificate from Airlock's own CA
+	// (data_dir/ca.pem): trusted with the CA, refused without it.
+	caFile := filepath.Join(e.dir, "airlock-data", "ca.pem")
+	tlsEndpoint := strings.Replace(endpoint, "http://", "https://", 1)
+	if got := mustOK(t, awsRun(t, cli, creds, "--endpoint-url", tlsEndpoint, "--ca-bundle", caFile, "s3", "cp", "s3://logs/app/2026/12/01/api.log", "-"), "read over TLS"); got != "GET /checkout 500\n" {
+		t.Fatalf("read over TLS %q", got)
+	}
+	if r := awsRun(t, cli, creds, "--endpoint-url", tlsEndpoint, "s3", "ls", "s3://logs/app/2026/12/01/"); r.code == 0 || !strings.Contains(strings.ToLower(r.stderr), "ssl") {
+		t.Fatalf("TLS without trusting Airlock's CA: exit %d, stderr %s", r.code, r.stderr)
+	}
+
 	// The recording shows the objects read, and the denied call.
 	rec := mustOK(t, airlock(t, e.addr, e.alice.Key, "session", "show", id), "session show")
 	for _, want := range []string{"arn:aws:s3:::logs/app/2026/12/01/api.log", "arn:aws:s3:::logs/billing/invoices.csv"} {
@@ -161,8 +172,8 @@ func TestAWSWalkthrough(t *testing.T) {
 	if row == nil {
 		t.Fatalf("grant %s not in the review: %v", id, rows)
 	}
-	if calls, _ := row["calls"].(float64); calls < 3 {
-		t.Errorf("review calls = %v, want at least 3", row["calls"])
+	if calls, _ := row["calls"].(float64); calls < 4 {
+		t.Errorf("review calls = %v, want at least 4", row["calls"])
 	}
 	used, _ := json.Marshal(row["scope_used"])
 	if !strings.Contains(string(used), "s3:GetObject arn:aws:s3:::logs/app/2026/12/01/api.log") || strings.Contains(string(used), "billing") {
