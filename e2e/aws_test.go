@@ -207,7 +207,10 @@ func TestAWSWalkthrough(t *testing.T) {
 	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {
 		t.Fatalf("audit verify: %s %s", r.stdout, r.stderr)
 	}
-	if strings.Contains(e.stderr.String(), s3.SecretAccessKey) {
-		t.Fatal("the server logged the upstream secret")
+	for what, secret := range map[string]string{"the upstream secret": s3.SecretAccessKey,
+		"a grant secret": envValue(creds, "AWS_SECRET_ACCESS_KEY"), "a session token": envValue(creds, "AWS_SESSION_TOKEN")} {
+		if strings.Contains(e.stderr.String(), secret) {
+			t.Fatalf("the server logged %s", what)
+		}
 	}
 }

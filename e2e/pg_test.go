@@ -170,4 +170,7 @@ when { context.duration_seconds <= 900 };
 	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {
 		t.Fatalf("audit verify: %s %s", r.stdout, r.stderr)
 	}
+	if strings.Contains(e.stderr.String(), envValue(creds, "PGPASSWORD")) {
+		t.Fatal("the server logged a grant secret")
+	}
 }
