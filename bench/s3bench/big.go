@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
 // generator is an object's body made on the fly from a 64 KiB block, so
@@ -59,33 +57,6 @@ func (g *generator) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// procStatus reads fields (in kB) of /proc/PID/status.
-func procStatus(pid int, fields ...string) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		for _, want := range fields {
-			if name == want {
-				v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", name, err)
-				}
-				out[name] = v
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
 // rssSampler polls a process's VmRSS until stopped and keeps the peak.
 type rssSampler struct {
 	stopc   chan struct{}
@@ -102,7 +73,7 @@ func sampleRSS(pid int, every time.Duration) *rssSampler {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if st, err := procStatus(pid, "VmRSS"); err == nil {
+			if st, err := benchkit.ProcStatus(pid, "VmRSS"); err == nil {
 				s.mu.Lock()
 				s.peakKB = max(s.peakKB, st["VmRSS"])
 				s.samples++

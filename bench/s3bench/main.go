@@ -17,17 +17,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
@@ -47,7 +46,7 @@ func main() {
 	os.Exit(run())
 }
 
-func run() (code int) {
+func run() int {
 	var o options
 	var big string
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients, each an S3 client in its own goroutine")
@@ -70,58 +69,33 @@ func run() (code int) {
 		return 2
 	}
 
-	r := &runner{}
-	defer r.close()
-	defer func() {
-		if v := recover(); v != nil {
-			a, ok := v.(abort)
-			if !ok {
-				panic(v)
-			}
-			if a.skip {
-				fmt.Fprintln(os.Stderr, "s3bench: skipped:", a.msg)
-				code = 0
-				return
-			}
-			fmt.Fprintln(os.Stderr, "s3bench:", a.msg)
-			code = 1
+	return benchkit.Main("s3bench", func(ctx context.Context, r *benchkit.Runner) {
+		rep := bench(ctx, r, o)
+		r.Close()
+		benchkit.Progress("stopped airlock and versitygw, removed temporary files")
+		printReport(os.Stdout, rep)
+		if err := benchkit.WriteJSON(o.out, rep); err != nil {
+			r.Fatalf("writing %s: %v", o.out, err)
 		}
-	}()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep := bench(ctx, r, o)
-	r.close()
-	progress("stopped airlock and versitygw, removed temporary files")
-	printReport(os.Stdout, rep)
-	if err := writeJSON(o.out, rep); err != nil {
-		r.Fatalf("writing %s: %v", o.out, err)
-	}
-	fmt.Printf("raw figures in %s\n", o.out)
-	return 0
+		fmt.Printf("raw figures in %s\n", o.out)
+	})
 }
 
-// progress notes a step on stderr with the time since the run began.
-var began = time.Now()
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
-}
-
-func bench(ctx context.Context, r *runner, o options) *report {
+func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	// versitygw closes every connection after one request unless told
 	// otherwise (testenv passes the environment on); S3 itself keeps
 	// connections alive, and so must the upstream here, or both sides
 	// would measure TCP set-up.
 	os.Setenv("VGW_KEEP_ALIVE", "true")
 	up := testenv.Versity(r)
-	progress("versitygw up at %s", up.URL)
-	bin := buildAirlock(r, o.airlock, r.TempDir())
-	progress("airlock built")
+	benchkit.Progress("versitygw up at %s", up.URL)
+	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
+	benchkit.Progress("airlock built")
 	srv := startServer(r, bin, up)
-	id, cr := srv.grant(r)
-	progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
+	id, cr := grant(r, srv)
+	benchkit.Progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
 
-	meter := cpuMeter{gatewayPID: srv.pid(), upstreamPID: childPID("versitygw")}
+	meter := cpuMeter{gatewayPID: srv.PID(), upstreamPID: benchkit.ChildPID("versitygw")}
 	if meter.upstreamPID == 0 {
 		r.Fatal("could not find versitygw's process to measure its CPU")
 	}
@@ -140,10 +114,10 @@ func bench(ctx context.Context, r *runner, o options) *report {
 		r.Fatal(err)
 	}
 	if err := warm(ctx, viaGW, ws); err != nil {
-		r.Fatalf("%v\nserver log:\n%s", err, srv.logTail())
+		r.Fatalf("%v\nserver log:\n%s", err, srv.LogTail())
 	}
 	gwCalls := int64(3 * len(ws) * o.clients)
-	progress("seeded and warmed up")
+	benchkit.Progress("seeded and warmed up")
 
 	rep := &report{Clients: o.clients, PhaseSeconds: o.phase.Seconds(), Rounds: o.rounds, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	sides := map[string][]*s3.Client{"direct": direct, "gateway": viaGW}
@@ -158,21 +132,21 @@ func bench(ctx context.Context, r *runner, o options) *report {
 			for _, side := range order {
 				p, err := runPhase(ctx, sides[side], dials[side], meter, w, o.phase)
 				if err != nil {
-					r.Fatalf("%s phase: %v\nserver log:\n%s", side, err, srv.logTail())
+					r.Fatalf("%s phase: %v\nserver log:\n%s", side, err, srv.LogTail())
 				}
 				p.Side, p.Round = side, round
 				if side == "gateway" {
 					gwCalls += p.Ops
 				}
 				rep.Phases = append(rep.Phases, p)
-				progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f, upstream %.2f)",
+				benchkit.Progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f, upstream %.2f)",
 					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, p.CPU.Upstream)
 			}
 		}
 	}
 	rep.Summary = summarize(ws, rep.Phases)
 	if o.big > 0 {
-		progress("streaming a %s object", size(o.big))
+		benchkit.Progress("streaming a %s object", size(o.big))
 	}
 
 	if o.big > 0 {
@@ -181,8 +155,8 @@ func bench(ctx context.Context, r *runner, o options) *report {
 		gwCalls += n
 	}
 	rep.GatewayCalls = gwCalls
-	rep.RecordedCalls, rep.RecordingCheck = checkRecording(r, srv, id, gwCalls)
-	progress("recording checked")
+	rep.RecordedCalls, _, rep.RecordingCheck = srv.CheckRecording(r, id, gwCalls)
+	benchkit.Progress("recording checked")
 	return rep
 }
 
@@ -190,7 +164,7 @@ func bench(ctx context.Context, r *runner, o options) *report {
 // sampling the gateway's RSS, then (optionally) directly for comparison,
 // and deletes the object. It returns the results and the number of
 // gateway calls made.
-func bigTest(ctx context.Context, r *runner, o options, srv *server, direct, viaGW *s3.Client) (*bigResult, int64) {
+func bigTest(ctx context.Context, r *benchkit.Runner, o options, srv *benchkit.Server, direct, viaGW *s3.Client) (*bigResult, int64) {
 	const key = "big/object"
 	b := &bigResult{Size: o.big, TargetMB: 100}
 	defer func() {
@@ -198,7 +172,7 @@ func bigTest(ctx context.Context, r *runner, o options, srv *server, direct, via
 		// temporary directory's removal.
 		_, _ = direct.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	}()
-	st, err := procStatus(srv.pid(), "VmRSS")
+	st, err := benchkit.ProcStatus(srv.PID(), "VmRSS")
 	if err != nil {
 		r.Fatalf("reading the gateway's RSS: %v", err)
 	}
@@ -210,8 +184,8 @@ func bigTest(ctx context.Context, r *runner, o options, srv *server, direct, via
 		f        func(context.Context, *s3.Client, string, int64) (int64, error)
 	}
 	steps := []step{
-		{"PutObject", "gateway", viaGW, srv.pid(), bigPut},
-		{"GetObject", "gateway", viaGW, srv.pid(), bigGet},
+		{"PutObject", "gateway", viaGW, srv.PID(), bigPut},
+		{"GetObject", "gateway", viaGW, srv.PID(), bigGet},
 	}
 	if o.bigDirect {
 		steps = append(steps, step{"PutObject", "direct", direct, 0, bigPut}, step{"GetObject", "direct", direct, 0, bigGet})
@@ -220,44 +194,20 @@ func bigTest(ctx context.Context, r *runner, o options, srv *server, direct, via
 	for _, s := range steps {
 		t, err := timed(ctx, s.op, s.side, s.pid, func(ctx context.Context) (int64, error) { return s.f(ctx, s.c, key, o.big) })
 		if err != nil {
-			r.Fatalf("big object: %v\nserver log:\n%s", err, srv.logTail())
+			r.Fatalf("big object: %v\nserver log:\n%s", err, srv.LogTail())
 		}
 		if s.side == "gateway" {
 			calls++
 			b.PeakRSSKB = max(b.PeakRSSKB, t.PeakRSSKB)
 		}
 		b.Transfers = append(b.Transfers, t)
-		progress("big      %-16s %-8s %10.1f MiB/s (%.1fs)", s.op+" "+size(o.big), s.side, t.MiBps, t.Seconds)
+		benchkit.Progress("big      %-16s %-8s %10.1f MiB/s (%.1fs)", s.op+" "+size(o.big), s.side, t.MiBps, t.Seconds)
 	}
-	if st, err := procStatus(srv.pid(), "VmHWM"); err == nil {
+	if st, err := benchkit.ProcStatus(srv.PID(), "VmHWM"); err == nil {
 		b.HWMKB = st["VmHWM"]
 	}
 	b.Met = float64(b.PeakRSSKB)*1024 < float64(b.TargetMB)*1e6
 	return b, calls
-}
-
-// checkRecording compares the calls the review query counts for the grant
-// with the calls made through the gateway: the figures are only honest if
-// the gateway recorded what it forwarded. Results are recorded after the
-// response, so it waits a little for the count to settle.
-func checkRecording(r *runner, srv *server, id string, sent int64) (float64, string) {
-	var n float64
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var ok bool
-		n, ok = srv.recordedCalls(r, id)
-		if !ok {
-			return 0, "could not read the grant's call count from `airlock grants`"
-		}
-		if n >= float64(sent) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if n < float64(sent) {
-		return n, fmt.Sprintf("only %.0f of the %d gateway calls are in the review (recording lost calls?)", n, sent)
-	}
-	return n, fmt.Sprintf("the review counts %.0f calls for grant %s; the benchmark made %d through the gateway", n, id, sent)
 }
 
 // parseSize reads sizes such as 1GiB, 256MiB, 64KiB or a byte count.

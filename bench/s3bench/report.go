@@ -1,13 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"text/tabwriter"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
 // summary compares one workload's phases on the two sides.
@@ -67,19 +66,6 @@ type report struct {
 	RecordingCheck string     `json:"recording_check"`
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func summarize(ws []workload, phases []phase) []summary {
 	var out []summary
 	for _, w := range ws {
@@ -97,7 +83,7 @@ func summarize(ws []workload, phases []phase) []summary {
 			continue
 		}
 		s := summary{Workload: w.Name, Unit: w.Unit, Target: w.Target,
-			DirectBest: slices.Max(d), DirectMedian: median(d), GatewayBest: slices.Max(g), GatewayMedian: median(g)}
+			DirectBest: slices.Max(d), DirectMedian: benchkit.Median(d), GatewayBest: slices.Max(g), GatewayMedian: benchkit.Median(g)}
 		s.Ratio = s.GatewayMedian / s.DirectMedian
 		s.RatioBest = s.GatewayBest / s.DirectBest
 		s.Met = s.Ratio >= s.Target
@@ -108,7 +94,7 @@ func summarize(ws []workload, phases []phase) []summary {
 				for _, c := range cs {
 					xs = append(xs, c[i])
 				}
-				return median(xs)
+				return benchkit.Median(xs)
 			}
 			pc := perCall{Clients: col(0), Gateway: col(1), Upstream: col(2)}
 			pc.Total = pc.Clients + pc.Gateway + pc.Upstream
@@ -175,15 +161,4 @@ func size(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func writeJSON(path string, rep *report) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
