@@ -1,9 +1,14 @@
 package pggw
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestSimpleAndExtendedQueriesAreRecorded(t *testing.T) {
@@ -92,5 +97,51 @@ func TestRedactParametersPerTarget(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the statement was not recorded: %+v", e.requests(g))
+	}
+}
+
+// TestNotificationsAndNoticesPassThrough: LISTEN through the gateway
+// receives a NOTIFY sent directly upstream, and a NOTICE raised by the
+// server reaches the client.
+func TestNotificationsAndNoticesPassThrough(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Minute, "pg:select %s.public.customers")
+	ctx := ctxT(t, 20*time.Second)
+	var notices []string
+	var mu sync.Mutex
+	cfg, err := pgx.ParseConfig(e.url(g, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Message)
+		mu.Unlock()
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "listen airlock_test_channel"); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	if _, err := e.admin().Exec(ctx, "select pg_notify('airlock_test_channel', 'hello through the gateway')"); err != nil {
+		t.Fatalf("notify: %v", err)
+	}
+	n, err := c.WaitForNotification(ctx)
+	if err != nil {
+		t.Fatalf("waiting for the notification: %v", err)
+	}
+	if n.Channel != "airlock_test_channel" || n.Payload != "hello through the gateway" {
+		t.Fatalf("notification %+v", n)
+	}
+	if _, err := c.Exec(ctx, "do $$ begin raise notice 'a notice from upstream'; end $$"); err != nil {
+		t.Fatalf("raise notice: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notices) != 1 || notices[0] != "a notice from upstream" {
+		t.Fatalf("notices %q", notices)
 	}
 }
