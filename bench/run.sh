@@ -29,4 +29,14 @@ run review     ./internal/store/sqlitestore/   'BenchmarkReviewQuery'
 echo "== s3bench"
 # shellcheck disable=SC2086
 go run ./bench/s3bench -out "$out/s3bench.json" ${S3BENCH_FLAGS:-} | tee "$out/s3bench.txt"
+
+# The PostgreSQL gateway against PgBouncer (bench/pgbench): pgbench -S, 8
+# clients, simple and prepared, directly, through PgBouncer in session
+# mode and through the real `airlock serve` with every statement recorded;
+# then memory per idle connection. Needs PostgreSQL (AIRLOCK_TEST_PG_DSN or
+# postgres://postgres@127.0.0.1:5432/postgres), pgbench and pgbouncer.
+# PGBENCH_FLAGS adds flags, e.g. "-phase 2s -rounds 1" for a quick run.
+echo "== pgbench"
+# shellcheck disable=SC2086
+go run ./bench/pgbench -out "$out/pgbench.json" ${PGBENCH_FLAGS:-} | tee "$out/pgbench.txt"
 echo "raw output in $out/"

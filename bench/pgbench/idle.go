@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
+)
+
+// idleResult is the memory a process in the middle holds per idle client
+// connection.
+type idleResult struct {
+	Path        string `json:"path"`
+	Connections int    `json:"connections"`
+	BeforeKB    int64  `json:"rss_before_kb"`
+	AfterKB     int64  `json:"rss_after_kb"`
+	// PerConnKB is (after − before) / connections.
+	PerConnKB float64 `json:"kb_per_connection"`
+}
+
+// pgxConnect opens one connection and returns once authentication is
+// complete and the server has said it is ready for a query.
+func pgxConnect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	// A bare startup: nothing but authentication happens on the connection.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// idleMemory samples pid's VmRSS, opens n connections to e (each fully
+// authenticated, then left idle), waits for the process to settle,
+// samples again and closes them.
+func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idleResult, error) {
+	res := idleResult{Path: path, Connections: n}
+	// One connection first, closed, so that one-time costs (the grant's
+	// role, buffers, the first TLS or auth set-up) fall before "before".
+	c, err := pgxConnect(ctx, e.dsn())
+	if err != nil {
+		return res, fmt.Errorf("%s: first connection: %v", path, err)
+	}
+	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
+		c.Close(ctx)
+		return res, fmt.Errorf("%s: first query: %v", path, err)
+	}
+	c.Close(ctx)
+	time.Sleep(500 * time.Millisecond)
+	if res.BeforeKB, err = benchkit.RSS(pid); err != nil {
+		return res, err
+	}
+	conns := make([]*pgx.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
+	for i := range n {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := pgxConnect(cctx, e.dsn())
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("%s: idle connection %d of %d: %v", path, i+1, n, err)
+		}
+		conns = append(conns, c)
+	}
+	// Let any per-connection goroutines and buffers come to rest.
+	time.Sleep(time.Second)
+	if res.AfterKB, err = benchkit.RSS(pid); err != nil {
+		return res, err
+	}
+	res.PerConnKB = float64(res.AfterKB-res.BeforeKB) / float64(n)
+	return res, nil
+}

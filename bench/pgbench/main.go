@@ -1,0 +1,190 @@
+// Command pgbench measures the PostgreSQL gateway against PgBouncer, in
+// one run: `pgbench -S` with 8 clients, simple and prepared protocol,
+// directly, through PgBouncer in session mode, and through the real
+// `airlock serve` with every statement durably recorded, all against the
+// same database; then the memory each holds per idle client connection.
+//
+// It creates a database owned by a non-superuser CREATEROLE admin role
+// (as a real deployment's), initialises it with `pgbench -i` as that
+// role, starts PgBouncer and `airlock serve` on free loopback ports, gets
+// a grant for pg:select on the database's tables through the CLI, and
+// alternates the three paths so that machine noise falls on all of them.
+// Everything it starts or creates is stopped or dropped at the end.
+//
+// Run it from the repository root: go run ./bench/pgbench
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
+)
+
+// options are the command's flags.
+type options struct {
+	load
+	rounds  int
+	scale   int
+	idle    int
+	sslmode string
+	out     string
+	airlock string
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	var phaseLen time.Duration
+	flag.IntVar(&o.clients, "clients", 8, "pgbench clients (-c)")
+	flag.IntVar(&o.threads, "threads", 2, "pgbench threads (-j)")
+	flag.DurationVar(&phaseLen, "phase", 5*time.Second, "length of each measured phase (whole seconds)")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every mode once on every path")
+	flag.IntVar(&o.scale, "scale", 10, "pgbench -i scale factor (100,000 accounts each)")
+	flag.IntVar(&o.idle, "idle", 80, "idle connections opened through each middle process to measure its memory (0 skips)")
+	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
+	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
+	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
+	flag.Parse()
+	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
+	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 {
+		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0)")
+		return 2
+	}
+	return benchkit.Main("pgbench", func(ctx context.Context, r *benchkit.Runner) {
+		rep := bench(ctx, r, o)
+		r.Close()
+		benchkit.Progress("stopped airlock and pgbouncer, dropped the database and roles")
+		printReport(os.Stdout, rep)
+		if err := benchkit.WriteJSON(o.out, rep); err != nil {
+			r.Fatalf("writing %s: %v", o.out, err)
+		}
+		fmt.Printf("raw figures in %s\n", o.out)
+	})
+}
+
+var modes = []string{"simple", "prepared"}
+
+func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		r.Skip("pgbench not found; install it with: apt-get install postgresql-client")
+	}
+	rep := &report{Clients: o.clients, Threads: o.threads, Scale: o.scale, PhaseSeconds: o.seconds, Rounds: o.rounds,
+		SSLMode: o.sslmode, CPUs: runtime.NumCPU(), LoadBefore: loadavg()}
+	dsn := superDSN()
+	f := newFixture(ctx, r, dsn, o.scale, o.sslmode)
+	benchkit.Progress("database %s initialised (pgbench -i -s %d as %s)", f.db, o.scale, f.admin.User)
+	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
+	srv := startGateway(r, bin, f)
+	id, gw := grant(r, srv, f, o.sslmode)
+	benchkit.Progress("airlock serve up; grant %s, gateway at %s:%d", id, gw.Host, gw.Port)
+	bnc := startBouncer(r, f, o.idle+50)
+	benchkit.Progress("pgbouncer up at %s:%d", bnc.client.Host, bnc.client.Port)
+
+	// Idle connections first, on processes that have not yet served the
+	// load: memory a busy run freed could otherwise hide their cost.
+	if o.idle > 0 {
+		n := o.idle
+		// Each idle gateway connection holds a server session; keep a
+		// margin for other users of the server.
+		if free := freeSlots(ctx, r, dsn) - 10; free < n {
+			rep.IdleNote = fmt.Sprintf("only %d of the %d idle connections asked for: the server had few free connection slots", max(free, 0), n)
+			n = max(free, 0)
+		}
+		if n > 0 {
+			for _, m := range []struct {
+				path string
+				pid  int
+				e    pgEnv
+			}{{"gateway", srv.PID(), gw}, {"pgbouncer", bnc.pid(), bnc.client}} {
+				res, err := idleMemory(ctx, m.path, m.pid, m.e, n)
+				if err != nil {
+					r.Fatalf("idle connections: %v\nserver log:\n%s", err, srv.LogTail())
+				}
+				rep.Idle = append(rep.Idle, res)
+				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB)
+			}
+		}
+	}
+
+	targets := map[string]struct {
+		e   pgEnv
+		pid int
+	}{"direct": {f.admin, 0}, "pgbouncer": {bnc.client, bnc.pid()}, "gateway": {gw, srv.PID()}}
+	var gwTx int64
+	phaseOn := func(path, mode string, l load) phase {
+		t := targets[path]
+		p, err := runPgbench(ctx, t.e, mode, l, t.pid)
+		if err != nil {
+			extra := ""
+			switch path {
+			case "gateway":
+				extra = "\nserver log:\n" + srv.LogTail()
+			case "pgbouncer":
+				extra = "\npgbouncer log:\n" + bnc.logTail()
+			}
+			r.Fatalf("%s: %v%s", path, err, extra)
+		}
+		p.Path = path
+		if path == "gateway" {
+			gwTx += p.Transactions
+		}
+		return p
+	}
+	// A short unmeasured run of each path and mode: connections, plans and
+	// the gateway's role are set up before anything counts.
+	for _, path := range paths {
+		for _, mode := range modes {
+			phaseOn(path, mode, load{clients: o.clients, threads: o.threads, seconds: 1})
+		}
+	}
+	benchkit.Progress("warmed up")
+
+	for round := range o.rounds {
+		// direct, pgbouncer, gateway, then gateway, pgbouncer, direct:
+		// no path always runs first, on a warmer or a more tired machine.
+		order := slices.Clone(paths)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, mode := range modes {
+			for _, path := range order {
+				p := phaseOn(path, mode, o.load)
+				p.Round = round
+				rep.Phases = append(rep.Phases, p)
+				benchkit.Progress("round %d  %-8s %-9s %8.0f tps  (%d transactions, %.2f ms avg; CPU s: pgbench %.2f, middle %.2f)",
+					round, mode, path, p.TPS, p.Transactions, p.LatencyMS, p.PgbenchCPU, p.MiddleCPU)
+			}
+		}
+	}
+	rep.Summary = summarize(modes, rep.Phases)
+	rep.GatewayTransactions = gwTx
+	rep.RecordedCalls, rep.RecordingOK, rep.RecordingCheck = srv.CheckRecording(r, id, gwTx)
+	benchkit.Progress("recording checked")
+	rep.LoadAfter = loadavg()
+	return rep
+}
+
+// loadavg is the first three fields of /proc/loadavg: whether the machine
+// was busy with other work during the run.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
+)
+
+// paths are the three ways pgbench reaches the database.
+var paths = []string{"direct", "pgbouncer", "gateway"}
+
+// modeSummary compares the paths for one protocol mode.
+type modeSummary struct {
+	Mode string `json:"mode"`
+	// TPS is the median tps of each path over the rounds.
+	TPS map[string]float64 `json:"median_tps"`
+	// Ratio is each path's median tps / direct's median tps.
+	Ratio map[string]float64 `json:"ratio_to_direct"`
+	// MiddleCPUus is the median CPU time per transaction of the process
+	// in the middle (PgBouncer or the gateway), in µs.
+	MiddleCPUus map[string]float64 `json:"middle_cpu_us_per_tx"`
+	// Met is the issue's target: gateway ratio ≥ PgBouncer ratio.
+	Met bool `json:"gateway_at_least_pgbouncer"`
+}
+
+// report is what bench/out/pgbench.json holds.
+type report struct {
+	Clients      int           `json:"clients"`
+	Threads      int           `json:"threads"`
+	Scale        int           `json:"scale"`
+	PhaseSeconds int           `json:"phase_seconds"`
+	Rounds       int           `json:"rounds"`
+	SSLMode      string        `json:"sslmode"`
+	CPUs         int           `json:"cpus"`
+	LoadBefore   string        `json:"loadavg_before"`
+	LoadAfter    string        `json:"loadavg_after"`
+	Phases       []phase       `json:"phases"`
+	Summary      []modeSummary `json:"summary"`
+	Idle         []idleResult  `json:"idle_memory"`
+	IdleNote     string        `json:"idle_note,omitempty"`
+	// GatewayTransactions is the sum of the transactions pgbench reported
+	// through the gateway (warm-up included); RecordedCalls is what the
+	// review counts for the grant.
+	GatewayTransactions int64   `json:"gateway_transactions"`
+	RecordedCalls       float64 `json:"recorded_calls"`
+	RecordingOK         bool    `json:"recording_ok"`
+	RecordingCheck      string  `json:"recording_check"`
+}
+
+func summarize(modes []string, phases []phase) []modeSummary {
+	var out []modeSummary
+	for _, mode := range modes {
+		s := modeSummary{Mode: mode, TPS: map[string]float64{}, Ratio: map[string]float64{}, MiddleCPUus: map[string]float64{}}
+		for _, path := range paths {
+			var tps, cpu []float64
+			for _, p := range phases {
+				if p.Mode == mode && p.Path == path {
+					tps = append(tps, p.TPS)
+					cpu = append(cpu, p.MiddleCPU/float64(p.Transactions)*1e6)
+				}
+			}
+			s.TPS[path] = benchkit.Median(tps)
+			if path != "direct" {
+				s.MiddleCPUus[path] = benchkit.Median(cpu)
+			}
+		}
+		for _, path := range paths {
+			if d := s.TPS["direct"]; d > 0 {
+				s.Ratio[path] = s.TPS[path] / d
+			}
+		}
+		s.Met = s.Ratio["gateway"] >= s.Ratio["pgbouncer"]
+		out = append(out, s)
+	}
+	return out
+}
+
+func printReport(w io.Writer, rep *report) {
+	fmt.Fprintf(w, "\npgbench -S -c %d -j %d, scale %d, %d rounds of %ds phases per path (alternating), sslmode=%s, %d CPUs\n",
+		rep.Clients, rep.Threads, rep.Scale, rep.Rounds, rep.PhaseSeconds, rep.SSLMode, rep.CPUs)
+	fmt.Fprintf(w, "load average before: %s; after: %s\n\n", rep.LoadBefore, rep.LoadAfter)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tdirect tps\tpgbouncer tps\tratio\tgateway tps\tratio\tgateway ≥ pgbouncer\tCPU µs/tx pgbouncer\tCPU µs/tx gateway\t")
+	for _, s := range rep.Summary {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.3f\t%.0f\t%.3f\t%s\t%.0f\t%.0f\t\n", s.Mode, s.TPS["direct"], s.TPS["pgbouncer"], s.Ratio["pgbouncer"],
+			s.TPS["gateway"], s.Ratio["gateway"], verdict(s.Met), s.MiddleCPUus["pgbouncer"], s.MiddleCPUus["gateway"])
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nmemory per idle connection (VmRSS after − before, divided by the connections):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "process\tconnections\tRSS before\tRSS after\tper connection\t")
+	for _, m := range rep.Idle {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.1f MB\t%.1f KiB\t\n", m.Path, m.Connections, mb(m.BeforeKB), mb(m.AfterKB), m.PerConnKB)
+	}
+	tw.Flush()
+	if rep.IdleNote != "" {
+		fmt.Fprintln(w, rep.IdleNote)
+	}
+	fmt.Fprintf(w, "\nrecording: %s\n", rep.RecordingCheck)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// mb converts kB (KiB, as /proc reports) to MB (10^6 bytes).
+func mb(kb int64) float64 { return float64(kb) * 1024 / 1e6 }
