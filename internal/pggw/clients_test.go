@@ -2,6 +2,7 @@ package pggw
 
 import (
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/testenv"
 	"os"
 	"os/exec"
 	"regexp"
@@ -16,11 +17,7 @@ import (
 
 func needBinary(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed; the CI image has it", name)
-	}
-	return p
+	return testenv.Tool(t, name, "install it with: apt-get install postgresql-client")
 }
 
 // clientEnv is what `airlock credentials --format env` gives a client.

@@ -82,10 +82,6 @@ type Gateway struct {
 	conns  map[*conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
-
-	// syncResults records each result before the client gets its answer;
-	// only the throughput comparison in the tests sets it.
-	syncResults bool
 }
 
 type target struct {

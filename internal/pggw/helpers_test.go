@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -27,11 +27,8 @@ const envDSN = "AIRLOCK_TEST_PG_DSN"
 
 func adminDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv(envDSN)
-	if dsn == "" {
-		t.Skipf("set %s (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run the PostgreSQL gateway tests", envDSN)
-	}
-	return dsn
+	// Unset: skip locally, fail under CI (which sets it).
+	return testenv.PostgresDSN(t)
 }
 
 // withDB returns dsn with its database replaced.

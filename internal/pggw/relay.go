@@ -593,9 +593,6 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 		}
 		_, werr := c.cw.Write(raw)
 		c.observe(raw)
-		if c.gw.syncResults && len(r.done) > 0 {
-			c.recordResults()
-		}
 		if werr == nil && ubr.Buffered() == 0 {
 			werr = c.cw.Flush()
 		}

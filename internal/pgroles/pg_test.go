@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/testenv"
 	"io"
 	"log/slog"
 	"net/url"
@@ -168,7 +169,7 @@ func (e *pgEnv) teardown() error {
 func need(t *testing.T) *pgEnv {
 	t.Helper()
 	if env == nil {
-		t.Skipf("set %s (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run the PostgreSQL tests", dsnEnv)
+		testenv.PostgresDSN(t) // skips locally, fails under CI
 	}
 	return env
 }
