@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,20 +15,7 @@ import (
 // this process's environment), returning stdout, stderr and the exit code.
 func awsRun(t *testing.T, cli string, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cli, args...)
-	cmd.Env = append(cleanEnv(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running aws %v: %v", args, err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runCmd(t, append(cleanEnv(), env...), cli, args...)
 }
 
 // cleanEnv is this process's environment without AWS settings, and with a

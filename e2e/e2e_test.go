@@ -50,10 +50,17 @@ type result struct {
 // airlock runs the CLI with the given token against addr.
 func airlock(t *testing.T, addr, token string, args ...string) result {
 	t.Helper()
+	return runCmd(t, append(os.Environ(), "AIRLOCK_ADDR="+addr, "AIRLOCK_TOKEN="+token), airlockBin, args...)
+}
+
+// runCmd runs a program with exactly env, for at most a minute, and
+// returns its output and exit code; failing to start it fails the test.
+func runCmd(t *testing.T, env []string, name string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, airlockBin, args...)
-	cmd.Env = append(os.Environ(), "AIRLOCK_ADDR="+addr, "AIRLOCK_TOKEN="+token)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -61,7 +68,7 @@ func airlock(t *testing.T, addr, token string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running airlock %v: %v", args, err)
+		t.Fatalf("running %s %v: %v", filepath.Base(name), args, err)
 	}
 	return result{out.String(), errb.String(), code}
 }

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -80,26 +78,13 @@ func newPGFixture(t *testing.T) pgFixture {
 
 func psqlRun(t *testing.T, psql string, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, psql, append([]string{"-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"}, args...)...)
 	var clean []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PG") {
 			clean = append(clean, kv)
 		}
 	}
-	cmd.Env = append(clean, env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running psql: %v", err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runCmd(t, append(clean, env...), psql, append([]string{"-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"}, args...)...)
 }
 
 // TestPostgresWalkthrough: an agent reads a table through the PostgreSQL
