@@ -45,7 +45,7 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 		// Plaintext only where nothing crosses a network: a loopback
 		// listener (whose peers are all local), unless allowed.
 		RequireTLS: !isLoopback(host) && !cfg.TLS.AllowPlaintext,
-		Logger:     s.logger.With("gateway", "postgres"),
+		Logger:     s.logger, // pggw names itself in its log lines
 	})
 	if err != nil {
 		ln.Close()
