@@ -529,3 +529,14 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// session reads a session's record as a reviewer does, through the
+// service (which first writes pending summaries).
+func (h *harness) session(id string) model.Session {
+	h.t.Helper()
+	rec, _, err := h.Svc.Session(h.ctx, h.id(alice), id)
+	if err != nil {
+		h.t.Fatalf("session %s: %v", id, err)
+	}
+	return rec
+}

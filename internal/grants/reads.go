@@ -15,11 +15,22 @@ import (
 
 // Get returns one grant the caller may see.
 func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (model.Grant, error) {
+	s.freshSessions(ctx)
 	g, err := s.st.Grant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
 		return model.Grant{}, apierr.NotFound("no grant %q", id)
 	}
 	return g, err
+}
+
+// freshSessions writes pending session summaries before a read, so that
+// usage and sessions include every call recorded before the read began. If
+// the log cannot be written the read goes on with the last stored
+// summaries: reviewing must not depend on the log taking writes.
+func (s *Service) freshSessions(ctx context.Context) {
+	if err := s.flushSessions(ctx); err != nil {
+		s.logger.Warn("session summaries may lag their calls", "err", err)
+	}
 }
 
 func canSee(caller model.Identity, holder string) bool {
@@ -37,6 +48,7 @@ func (s *Service) List(ctx context.Context, caller model.Identity, f store.Grant
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		return nil, apierr.Invalid("until", "must be after since")
 	}
+	s.freshSessions(ctx)
 	return s.st.Grants(ctx, f)
 }
 
@@ -82,6 +94,7 @@ func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, ma
 
 // Session returns a session's record and its log entries.
 func (s *Service) Session(ctx context.Context, caller model.Identity, id string) (model.Session, []store.LogEntry, error) {
+	s.freshSessions(ctx)
 	ses, err := s.st.Session(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, ses.Identity)) {
 		return model.Session{}, nil, apierr.NotFound("no session %q", id)

@@ -88,6 +88,13 @@ type Service struct {
 	subs     []func(*gateway.Grant)
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
+
+	// dirty are the sessions whose stored summary lags their logged calls
+	// (see flushSessions); stopFlush and flushDone run the flusher.
+	dirtyMu   sync.Mutex
+	dirty     map[*sessionState]struct{}
+	stopFlush chan struct{}
+	flushDone chan struct{}
 	closed    bool
 }
 
@@ -166,11 +173,22 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("grants recovered", "open", len(open))
+	s.stopFlush, s.flushDone = make(chan struct{}), make(chan struct{})
+	go s.flushLoop(s.stopFlush, s.flushDone)
 	return nil
 }
 
-// Close stops every timer. Grants stay as recorded; Start recovers them.
+// Close stops every timer and writes the session summaries still pending.
+// Grants stay as recorded; Start recovers them.
 func (s *Service) Close() {
+	if s.stopFlush != nil {
+		close(s.stopFlush)
+		<-s.flushDone
+		s.stopFlush = nil
+		if err := s.flushSessions(context.Background()); err != nil {
+			s.logger.Error("writing session summaries at close", "err", err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

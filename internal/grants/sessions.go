@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -33,38 +34,23 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 	}
 	sid := st.rec.ID // fixed; read here so the closures never race the summary's updates
 	record := func(ctx context.Context, c gateway.Call) error {
-		if c.Kind == "result" {
-			// A result only adds byte counts to the summary, so it is a
-			// plain append: encoded by the caller, no savepoint, no
-			// rewrite of the session row (the next request's record or
-			// the session's end stores the counts; the entry carries them
-			// either way). Together that was a tenth of a gateway's CPU.
-			ev := auditlog.Event{Type: "session.call", GrantID: g.ID, SessionID: sid, Actor: g.Identity, Data: c}
-			if err := s.log.Append(ctx, ev); err != nil {
-				return fmt.Errorf("recording call: %w", s.logErr("the call", err))
-			}
-			st.mu.Lock()
-			st.rec = withCall(st.rec, c)
-			st.mu.Unlock()
-			return nil
-		}
-		err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			// Count the call only as part of writing its record: a call
-			// whose record is never written (the caller's context ended
-			// while queued, the log closed) is refused, and must not show
-			// in the session's summary.
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			next := withCall(st.rec, c)
-			if err := tx.PutSession(ctx, next); err != nil {
-				return nil, err
-			}
-			st.rec = next
-			return []auditlog.Event{{Type: "session.call", GrantID: g.ID, SessionID: next.ID, Actor: g.Identity, Data: c}}, nil
-		})
-		if err != nil {
+		// Every call is a plain append, encoded by the caller: no
+		// savepoint and no rewrite of the session row on the per-call
+		// path. The summary is counted only once the record is durable (a
+		// call whose record is never written is refused, and must not
+		// show in it), and its row is written lazily: by the flusher, at
+		// the session's end, and before any read of sessions or usage.
+		// The row always summarises a prefix of the session's logged
+		// calls, so the store holds nothing the log does not explain.
+		ev := auditlog.Event{Type: "session.call", GrantID: g.ID, SessionID: sid, Actor: g.Identity, Data: c}
+		if err := s.log.Append(ctx, ev); err != nil {
 			return fmt.Errorf("recording call: %w", s.logErr("the call", err))
 		}
+		st.mu.Lock()
+		st.rec = withCall(st.rec, c)
+		st.dirty = true
+		st.mu.Unlock()
+		s.markDirty(st)
 		return nil
 	}
 	end := func(ctx context.Context) error {
@@ -72,7 +58,7 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		st.rec.EndedAt = s.now()
 		st.mu.Unlock()
 		return s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			snap := st.snapshot()
+			snap := st.take()
 			return []auditlog.Event{{Type: "session.ended", GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
 				"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "grant_end": g.EndReason(),
 			}}}, tx.PutSession(ctx, snap)
@@ -85,6 +71,87 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 type sessionState struct {
 	mu  sync.Mutex
 	rec model.Session
+	// dirty means rec has calls its stored row does not have yet.
+	dirty bool
+}
+
+// take returns a snapshot to store and marks it stored; if storing fails,
+// the caller marks the session dirty again.
+func (st *sessionState) take() model.Session {
+	st.mu.Lock()
+	st.dirty = false
+	st.mu.Unlock()
+	return st.snapshot()
+}
+
+// flushInterval bounds how long a session's stored summary may lag its
+// logged calls while nobody reads it.
+const flushInterval = time.Second
+
+// markDirty queues st's row for the next flush.
+func (s *Service) markDirty(st *sessionState) {
+	s.dirtyMu.Lock()
+	if s.dirty == nil {
+		s.dirty = map[*sessionState]struct{}{}
+	}
+	s.dirty[st] = struct{}{}
+	s.dirtyMu.Unlock()
+}
+
+// flushSessions writes the rows of sessions with calls not yet in them, in
+// one transaction. Reads of sessions and usage call it first, so readers
+// see every call recorded before they asked.
+func (s *Service) flushSessions(ctx context.Context) error {
+	s.dirtyMu.Lock()
+	batch := s.dirty
+	s.dirty = nil
+	s.dirtyMu.Unlock()
+	var sts []*sessionState
+	for st := range batch {
+		st.mu.Lock()
+		if st.dirty {
+			sts = append(sts, st)
+		}
+		st.mu.Unlock()
+	}
+	if len(sts) == 0 {
+		return nil
+	}
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		for _, st := range sts {
+			if err := tx.PutSession(ctx, st.take()); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	if err != nil {
+		for _, st := range sts {
+			st.mu.Lock()
+			st.dirty = true
+			st.mu.Unlock()
+			s.markDirty(st)
+		}
+		return s.logErr("the session summaries", err)
+	}
+	return nil
+}
+
+// flushLoop writes session summaries every flushInterval until stop closes.
+func (s *Service) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := s.flushSessions(context.Background()); err != nil {
+				s.logger.Error("writing session summaries; will retry", "err", err)
+			}
+		}
+	}
 }
 
 // withCall returns r with c counted; r itself is left unchanged.

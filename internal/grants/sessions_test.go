@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -60,7 +61,7 @@ func TestSessions(t *testing.T) {
 		}
 	}
 	wantUsed := []string{"s3:ListBucket " + appDir, "s3:GetObject " + appObj}
-	rec, _ = h.St.Session(h.ctx, ses.ID)
+	rec = h.session(ses.ID)
 	if rec.Calls != 3 || rec.Denied != 1 || rec.BytesIn != 10 || rec.BytesOut != 4608 || !slices.Equal(rec.Used, wantUsed) || !rec.EndedAt.IsZero() {
 		t.Errorf("session record mid-way %+v", rec)
 	}
@@ -71,7 +72,7 @@ func TestSessions(t *testing.T) {
 	if err := ses.End(h.ctx); err != nil || h.logSize() != size {
 		t.Errorf("a second End: %v, log grew by %d", err, h.logSize()-size)
 	}
-	rec, _ = h.St.Session(h.ctx, ses.ID)
+	rec = h.session(ses.ID)
 	if rec.EndedAt.IsZero() || rec.EndedAt.Before(rec.StartedAt) || rec.Calls != 3 {
 		t.Errorf("session record at end %+v", rec)
 	}
@@ -150,7 +151,7 @@ func TestSessions(t *testing.T) {
 		if err := s.End(h.ctx); err != nil {
 			t.Fatal(err)
 		}
-		if rec, _ := h.St.Session(h.ctx, s.ID); rec.Calls != 10 || rec.BytesOut != 10 || len(rec.Used) != 10 {
+		if rec := h.session(s.ID); rec.Calls != 10 || rec.BytesOut != 10 || len(rec.Used) != 10 {
 			t.Errorf("concurrent session %s: %+v", s.ID, rec)
 		}
 	}
@@ -208,7 +209,7 @@ func TestSessionRecordFailClosed(t *testing.T) {
 	if err := ses.Record(h.ctx, gateway.Call{Kind: "request", Action: "s3:ListBucket", Resource: appDir, Allowed: true}); err != nil {
 		t.Fatal(err)
 	}
-	rec, _ := h.St.Session(h.ctx, ses.ID)
+	rec := h.session(ses.ID)
 	if rec.Calls != 1 || rec.BytesOut != 0 || slices.Contains(rec.Used, "s3:GetObject "+appObj) {
 		t.Errorf("the refused call is counted: %+v", rec)
 	}
@@ -241,5 +242,49 @@ func TestSessionRecordFailClosed(t *testing.T) {
 	}
 	if n := h.grantCount(); n != 1 {
 		t.Errorf("%d grants after a refused request", n)
+	}
+}
+
+// TestSessionSummaryWrittenLazily: the per-call path does not rewrite the
+// session row, but the row catches up on its own (the flusher), before any
+// read through the service, and when the service closes.
+func TestSessionSummaryWrittenLazily(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	gg, err := h.Svc.Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := h.Svc.StartSession(h.ctx, gg, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true}
+	if err := ses.Record(h.ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	// The flusher writes it within a few intervals, with nobody reading.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec, err := h.St.Session(h.ctx, ses.ID)
+		if err == nil && rec.Calls == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stored summary never caught up: %+v %v", rec, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Close writes what is pending, so a restart finds every call counted.
+	for range 3 {
+		if err := ses.Record(h.ctx, call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.restart()
+	rec, err := h.St.Session(h.ctx, ses.ID)
+	if err != nil || rec.Calls != 4 {
+		t.Fatalf("after close and restart the summary has %d calls (%v), want 4", rec.Calls, err)
 	}
 }

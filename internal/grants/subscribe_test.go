@@ -104,10 +104,7 @@ func TestUsedCountsAlso(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec, err := h.St.Session(h.ctx, ses.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := h.session(ses.ID)
 	want := []string{"s3:PutObject arn:aws:s3:::logs/app/copy", "s3:GetObject arn:aws:s3:::logs/app/src"}
 	if !slices.Equal(rec.Used, want) || rec.Calls != 1 || rec.Denied != 1 {
 		t.Errorf("used %v calls %d denied %d; want %v, 1, 1", rec.Used, rec.Calls, rec.Denied, want)
