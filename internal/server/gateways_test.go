@@ -1,10 +1,13 @@
 package server
 
 import (
+	"crypto/x509"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
 func TestAdminDSN(t *testing.T) {
@@ -51,5 +54,35 @@ func TestLoopbackAndClientHost(t *testing.T) {
 	}
 	if got := clientHost("0.0.0.0"); got == "" || got == "0.0.0.0" {
 		t.Errorf("clientHost(0.0.0.0) = %q: clients cannot dial the wildcard", got)
+	}
+}
+
+// TestGatewayTLS: a configured certificate is used as is (no CA handed
+// out); without one, Airlock's CA issues a certificate for the listeners'
+// hosts and its PEM is what credentials carry.
+func TestGatewayTLS(t *testing.T) {
+	issuer := t.TempDir()
+	if _, _, err := tlscert.Ensure(issuer, []string{"gw.example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	own := &Server{Config: &config.Config{DataDir: t.TempDir(), TLS: config.TLS{
+		CertFile: filepath.Join(issuer, "gateway.pem"), KeyFile: filepath.Join(issuer, "gateway.key")}}}
+	c, caPEM, err := own.gatewayTLS()
+	if err != nil || caPEM != "" || len(c.Certificates) != 1 {
+		t.Fatalf("configured certificate: %v, CA %q", err, caPEM)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificates[0].Certificate[0])
+	if err != nil || leaf.VerifyHostname("gw.example.test") != nil {
+		t.Fatalf("not the configured certificate: %v", err)
+	}
+
+	auto := &Server{Config: &config.Config{DataDir: t.TempDir(), Listen: config.Listen{AWS: "10.9.8.7:8701"}}}
+	c, caPEM, err = auto.gatewayTLS()
+	if err != nil || !strings.Contains(caPEM, "BEGIN CERTIFICATE") {
+		t.Fatalf("Airlock's CA: %v, CA %q", err, caPEM)
+	}
+	leaf, err = x509.ParseCertificate(c.Certificates[0].Certificate[0])
+	if err != nil || leaf.VerifyHostname("10.9.8.7") != nil || leaf.VerifyHostname("127.0.0.1") != nil {
+		t.Fatalf("the issued certificate does not cover the listener's host and loopback: %v", err)
 	}
 }
