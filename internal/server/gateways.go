@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/awsgw"
-	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/sniff"
 	"github.com/airlock-dev/airlock/internal/tlscert"
@@ -58,7 +58,7 @@ func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
 		return nil, err
 	}
 	if caPEM != "" {
-		gws.CAFile = caPath(cfg)
+		gws.CAFile = filepath.Join(cfg.DataDir, tlscert.CAFile)
 	}
 	plaintext := sniff.LoopbackOnly
 	if cfg.TLS.AllowPlaintext {
@@ -102,7 +102,6 @@ func (s *Server) gatewayTLS() (*tls.Config, string, error) {
 	return c, string(pem), nil
 }
 
-func caPath(cfg *config.Config) string { return cfg.DataDir + "/" + tlscert.CAFile }
 
 func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plaintext func(net.Addr) bool) error {
 	cfg := s.Config
