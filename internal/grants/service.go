@@ -157,6 +157,11 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	now := s.now()
 	for _, g := range open {
+		if g.Status == model.Active {
+			if err := s.recoverSessions(ctx, g.ID); err != nil {
+				return fmt.Errorf("recovering the sessions of %s: %w", g.ID, err)
+			}
+		}
 		switch {
 		case g.Status == model.Active && !now.Before(g.ExpiresAt):
 			if err := s.expire(ctx, g.ID); err != nil {

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 const (
@@ -286,5 +288,63 @@ func TestSessionSummaryWrittenLazily(t *testing.T) {
 	rec, err := h.St.Session(h.ctx, ses.ID)
 	if err != nil || rec.Calls != 4 {
 		t.Fatalf("after close and restart the summary has %d calls (%v), want 4", rec.Calls, err)
+	}
+}
+
+// TestOpenSessionsRecoveredAtStart: a session still open when Airlock
+// stopped without ending it (a crash) is ended at start, at its last
+// recorded event, with its summary counted again from the log, even when
+// the stored row lagged.
+func TestOpenSessionsRecoveredAtStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	gg, err := h.Svc.Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := h.Svc.StartSession(h.ctx, gg, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []gateway.Call{
+		{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true},
+		{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, BytesOut: 42},
+		{Kind: "request", Action: "s3:GetObject", Resource: billObj, Allowed: false},
+	} {
+		if err := ses.Record(h.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := h.session(ses.ID) // flushed: nothing pending at the restart
+	// Make the stored row lag, as a crash between flushes would leave it.
+	stale := stored
+	stale.Calls, stale.Denied, stale.BytesOut, stale.Used = 0, 0, 0, nil
+	if err := h.Log.Do(h.ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		return nil, tx.PutSession(ctx, stale)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := h.entries(g.ID)[len(h.entries(g.ID))-1].Time
+	h.restart()
+
+	rec, err := h.St.Session(h.ctx, ses.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.EndedAt.IsZero() || !rec.EndedAt.Equal(last) {
+		t.Errorf("recovered session ended at %v, want its last event %v", rec.EndedAt, last)
+	}
+	if rec.Calls != 1 || rec.Denied != 1 || rec.BytesOut != 42 || !slices.Equal(rec.Used, []string{"s3:GetObject " + appObj}) {
+		t.Errorf("recovered summary %+v, want what the log holds", rec)
+	}
+	ended := h.entriesOfType("session.ended")
+	if len(ended) != 1 || entryData(t, ended[0])["recovered"] != true {
+		t.Fatalf("want one recovered session.ended entry, got %d", len(ended))
+	}
+	// A second restart finds nothing left to recover.
+	h.restart()
+	if n := len(h.entriesOfType("session.ended")); n != 1 {
+		t.Errorf("%d session.ended entries after a second restart", n)
 	}
 }
