@@ -102,7 +102,6 @@ func (s *Server) gatewayTLS() (*tls.Config, string, error) {
 	return c, string(pem), nil
 }
 
-
 func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plaintext func(net.Addr) bool) error {
 	cfg := s.Config
 	var targets []awsgw.Target
