@@ -20,6 +20,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
@@ -539,4 +540,19 @@ func (h *harness) session(id string) model.Session {
 		h.t.Fatalf("session %s: %v", id, err)
 	}
 	return rec
+}
+
+// startSession opens a gateway session on active grant g, as a gateway
+// does after authenticating its credential.
+func (h *harness) startSession(g model.Grant, client string) *gateway.Session {
+	h.t.Helper()
+	gg, err := h.Svc.Lookup(g.CredentialID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ses, err := h.Svc.StartSession(h.ctx, gg, client)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ses
 }

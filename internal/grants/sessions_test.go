@@ -254,14 +254,7 @@ func TestSessionSummaryWrittenLazily(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
-	gg, err := h.Svc.Lookup(g.CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ses, err := h.Svc.StartSession(h.ctx, gg, "client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ses := h.startSession(g, "client")
 	call := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true}
 	if err := ses.Record(h.ctx, call); err != nil {
 		t.Fatal(err)
@@ -299,14 +292,7 @@ func TestOpenSessionsRecoveredAtStart(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
-	gg, err := h.Svc.Lookup(g.CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ses, err := h.Svc.StartSession(h.ctx, gg, "client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ses := h.startSession(g, "client")
 	for _, c := range []gateway.Call{
 		{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true},
 		{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, BytesOut: 42},
