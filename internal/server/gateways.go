@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -24,9 +23,6 @@ import (
 type Gateways struct {
 	// AWSAddr and PostgresAddr are where the gateways listen ("" when off).
 	AWSAddr, PostgresAddr string
-	// CAFile is the CA certificate clients trust, when Airlock issued the
-	// gateways' certificate; "" with a configured certificate.
-	CAFile string
 
 	closers []func()
 }
@@ -56,9 +52,6 @@ func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
 	tlsCfg, caPEM, err := s.gatewayTLS()
 	if err != nil {
 		return nil, err
-	}
-	if caPEM != "" {
-		gws.CAFile = filepath.Join(cfg.DataDir, tlscert.CAFile)
 	}
 	plaintext := sniff.LoopbackOnly
 	if cfg.TLS.AllowPlaintext {
