@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -60,9 +61,16 @@ const (
 	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
 )
 
+// logInsertRows is how many log rows one INSERT statement takes.
+const logInsertRows = 32
+
+// insertLogRowsSQL inserts logInsertRows rows.
+var insertLogRowsSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash) VALUES ` +
+	strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", logInsertRows), ", ")
+
 // hotWriteStatements are prepared once on the writer connection.
 var hotWriteStatements = []string{
-	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, insertLogSQL, logSizeSQL,
+	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, insertLogSQL, insertLogRowsSQL, logSizeSQL,
 }
 
 // usable reports why the transaction can no longer be used, if it cannot.
@@ -303,14 +311,29 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
 		}
 	}
-	for i, e := range entries {
-		if _, err := t.exec(ctx, insertLogSQL, e.Seq, times[i], e.Type, nullString(e.GrantID),
-			nullString(e.SessionID), e.Data, e.LeafHash); err != nil {
+	// Rows go in logInsertRows at a time: one statement per row spent a
+	// third of the insert's time in binding and stepping statements.
+	args := make([]any, 0, 7*logInsertRows)
+	for i := 0; i < len(entries); {
+		n := min(logInsertRows, len(entries)-i)
+		if n < logInsertRows {
+			n = 1
+		}
+		args = args[:0]
+		for k, e := range entries[i : i+n] {
+			args = append(args, e.Seq, times[i+k], e.Type, nullString(e.GrantID), nullString(e.SessionID), e.Data, e.LeafHash)
+		}
+		q := insertLogSQL
+		if n == logInsertRows {
+			q = insertLogRowsSQL
+		}
+		if _, err := t.exec(ctx, q, args...); err != nil {
 			if isConstraint(err) {
 				err = fmt.Errorf("%w: %v", store.ErrConflict, err)
 			}
-			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
+			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
 		}
+		i += n
 	}
 	return nil
 }
