@@ -28,6 +28,48 @@
 //  5. Hand the newest checkpoint to the witness writer, which keeps a copy in
 //     [Options.WitnessPath] outside the database (see below).
 //
+// # Journal
+//
+// With [Options.JournalDir] set (as airlock serve runs it), a batch made only
+// of [Log.Append] calls does not wait for a store transaction. The writer
+// numbers and hashes its entries as above, writes them to the journal as one
+// frame, fdatasyncs it, adopts the new tree and returns to the callers: one
+// write and one fdatasync per batch. An indexer goroutine then copies the
+// journaled batches into the store, several at a time (they gather for up to
+// 20 ms, or until a reader waits), each transaction ending with a checkpoint
+// it signs for the newest of them. So the store always holds a prefix of the
+// log covered by a signed checkpoint, and a checkpoint covers every
+// acknowledged entry within about 20 ms. A batch that contains a [Log.Do]
+// call first waits until the store holds every journaled entry, then runs as
+// one store transaction as described above, so a Do's function sees the log
+// that precedes it. [Log.Sync] waits until the store holds everything
+// committed before the call; readers of the store call it first.
+//
+// The journal is a directory of segment files named by a growing number
+// (%016d.seg). Each is preallocated with zeros (8 MiB by default, more for a
+// bigger frame) so that a commit rewrites blocks in place and fdatasync has no
+// metadata to write; the next one is prepared in the background. A segment
+// holds frames back to back:
+//
+//	"ALJ1" | length uint32 | CRC-32C(payload) uint32 | payload
+//	payload = first seq uint64 | count uint32 | count × (len uint32 | entry bytes) | HMAC-SHA256
+//
+// integers big-endian, the HMAC over the payload before it, keyed with
+// [Options.JournalKey]. A segment is removed once the store holds all its
+// entries, and at Close when it holds them all.
+//
+// Open replays the journal (as does [ReplayJournal], for airlock audit
+// verify --data-dir): frames the store already holds are skipped; the rest
+// must continue the log exactly, carry a valid seal and well-formed entries,
+// and are stored with checkpoints signed then. An unreadable frame at the end
+// of the newest segment, followed by nothing but zeros or another torn frame,
+// is a write cut short by a crash: it was never acknowledged and is dropped.
+// Anything else (a bad seal, a damaged frame with frames after it, a gap) is
+// refused as tampering or corruption. A write or fdatasync that fails is
+// undone by overwriting the frame with zeros; if that fails too, the journal
+// refuses every later write until airlock restarts, so a batch reported as
+// failed can never appear in the log.
+//
 // The tree is never reread from the database and never held in full: the
 // writer keeps only the frontier, the roots of the perfect subtrees that make
 // up the current tree (one per set bit of the size, so at most 64 hashes),
@@ -60,7 +102,8 @@
 //
 // # Checkpoint format
 //
-// After every batch that appended entries the writer stores a checkpoint: the
+// After every store transaction that appended entries (without a journal,
+// every batch) the writer stores a checkpoint: the
 // tree size, its root hash, the frontier, and a signed note in the C2SP
 // tlog-checkpoint format (https://c2sp.org/tlog-checkpoint). The note text is
 //
@@ -86,5 +129,6 @@
 // (see [Problem]). Deleting the newest entries together with their checkpoints
 // leaves a shorter but self-consistent log; that is caught only by comparing
 // with a checkpoint kept elsewhere, such as the witness file the Log writes
-// after every batch, which Verify accepts as its witness argument.
+// after batches are stored (at most every 200 ms), which Verify accepts as
+// its witness argument.
 package auditlog

@@ -44,6 +44,23 @@ type Options struct {
 	// their checkpoints. It is written after the callers are acknowledged,
 	// and coalesced: under load only the newest checkpoint is written.
 	WitnessPath string
+	// JournalDir, if set, turns on the journal (see "Journal" in the
+	// package documentation): batches of Append calls are made durable by
+	// one write and fdatasync to a segment file in this directory, and
+	// copied into the store in the background. Without it every batch is
+	// a store transaction.
+	JournalDir string
+	// SegmentSize is the size of a journal segment file. Defaults to
+	// DefaultSegmentSize.
+	SegmentSize int64
+	// JournalKey seals every journal frame (HMAC-SHA256), so that replay
+	// after a crash takes only frames this airlock wrote. Required with
+	// JournalDir; at least 32 bytes, and the same at every start.
+	JournalKey []byte
+
+	// holdIndex keeps journaled entries out of the store, so that tests
+	// can leave a journal as a crash would.
+	holdIndex bool
 }
 
 // Log is the append-only audit log. Its methods are safe for concurrent use.
@@ -64,6 +81,13 @@ type Log struct {
 	tree frontier // owned by the writer goroutine
 
 	witness *witness
+
+	// With Options.JournalDir: the journal (owned by the writer), the
+	// indexer copying journaled batches into the store, and a buffer for
+	// encoding frames.
+	jr       *journal
+	idx      *indexer
+	frameBuf []byte
 }
 
 // op is one queued Append or Do call.
@@ -102,6 +126,9 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.JournalDir != "" && len(opts.JournalKey) < 32 {
+		return nil, errors.New("auditlog: a journal needs a key of at least 32 bytes")
+	}
 	l := &Log{
 		st:     st,
 		signer: signer,
@@ -112,11 +139,22 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 	if err := l.resume(ctx); err != nil {
 		return nil, err
 	}
+	if opts.JournalDir != "" {
+		if err := l.openJournal(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if opts.WitnessPath != "" {
 		if err := checkWitnessFile(opts.WitnessPath, l.Latest()); err != nil {
 			return nil, err
 		}
 		l.witness = startWitness(opts.WitnessPath)
+		if cp := l.Latest(); cp.Size > 0 {
+			l.witness.offer(cp.Note) // the entries a replay just stored
+		}
+	}
+	if l.jr != nil {
+		l.idx = startIndexer(l)
 	}
 	go l.writer()
 	return l, nil
@@ -251,9 +289,11 @@ func (l *Log) run(ctx context.Context, o *op) error {
 }
 
 // Close stops accepting new operations, waits until every queued one has
-// been committed or failed and the witness file is written, and stops the
-// writer. It does not close the store. It returns the witness file's last
-// write error, if any.
+// been committed or failed, the store holds every journaled entry and the
+// witness file is written, and stops the writer. It does not close the
+// store. It returns the error that kept journaled entries out of the store
+// (they stay in the journal for the next Open), or else the witness file's
+// last write error, if any.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	already := l.closed
@@ -268,10 +308,17 @@ func (l *Log) Close() error {
 	default:
 	}
 	<-l.done
-	if l.witness != nil {
-		return l.witness.stop()
+	var err error
+	if l.idx != nil {
+		err = l.idx.stop()
+		l.jr.close(err == nil)
 	}
-	return nil
+	if l.witness != nil {
+		if werr := l.witness.stop(); err == nil {
+			err = werr
+		}
+	}
+	return err
 }
 
 // writer is the single goroutine that commits batches.
@@ -295,12 +342,18 @@ func (l *Log) writer() {
 
 // take claims up to max queued operations, skipping those whose caller gave
 // up, and appends them to claimed.
-func (l *Log) take(claimed []result, max int) []result {
+func (l *Log) take(claimed []result, max int) []result { return l.claim(claimed, max, false) }
+
+// claim is take; with appendsOnly it stops at the first queued Do call.
+func (l *Log) claim(claimed []result, max int, appendsOnly bool) []result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	for n < len(l.queue) && len(claimed) < max {
 		o := l.queue[n]
+		if appendsOnly && o.fn != nil {
+			break
+		}
 		n++
 		if o.state.CompareAndSwap(opQueued, opClaimed) {
 			claimed = append(claimed, result{o: o})
@@ -323,13 +376,31 @@ type result struct {
 	err error // the operation's own failure; nil if it is part of the commit
 }
 
-// commit runs one batch in one transaction and reports to its callers.
+// commit runs one batch and reports to its callers. With a journal, a batch
+// of Append calls goes to the journal; a batch that starts with a Do call is
+// one store transaction, as without a journal, once the store holds every
+// journaled entry.
 func (l *Log) commit() {
+	if l.jr != nil {
+		if claimed := l.takeAppends(nil, l.opts.MaxBatch); len(claimed) > 0 {
+			l.commitJournal(claimed)
+			return
+		}
+		if err := l.idx.wait(context.Background(), l.size.Load()); err != nil {
+			for _, r := range l.take(nil, l.opts.MaxBatch) {
+				r.o.res <- err
+			}
+			return
+		}
+	}
 	claimed := l.take(nil, l.opts.MaxBatch)
 	if len(claimed) == 0 {
 		return
 	}
 	cp, err := l.apply(&claimed)
+	if err == nil && cp != nil && l.idx != nil {
+		l.idx.advance(cp.Size)
+	}
 	for _, r := range claimed {
 		switch {
 		case r.err != nil:
@@ -445,20 +516,9 @@ func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (*store
 	if !appended {
 		return nil, tree, nil
 	}
-	root, err := tree.root()
+	cp, err := l.sign(&tree)
 	if err != nil {
-		return nil, tree, fmt.Errorf("auditlog: tree root: %w", err)
-	}
-	msg, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: tree.n, root: root}))}, l.signer)
-	if err != nil {
-		return nil, tree, fmt.Errorf("auditlog: signing checkpoint: %w", err)
-	}
-	cp := &store.Checkpoint{
-		Size:      tree.n,
-		Root:      root[:],
-		Note:      msg,
-		Frontier:  tree.marshal(),
-		CreatedAt: time.Now().UTC(),
+		return nil, tree, err
 	}
 	if err := tx.PutCheckpoint(ctx, *cp); err != nil {
 		return nil, tree, fmt.Errorf("auditlog: storing checkpoint: %w", err)

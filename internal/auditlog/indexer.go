@@ -1,0 +1,258 @@
+package auditlog
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// maxIndexBatch is the most entries the indexer copies into the store in one
+// transaction. Big transactions amortise the store's commit (and its fsync)
+// over many journal batches.
+const maxIndexBatch = 8 << 10
+
+// indexDelay is how long the indexer lets journaled batches gather before
+// copying them, unless a reader is waiting for them (Sync) or a whole
+// maxIndexBatch is ready. Copying every small batch at once would spend a
+// store commit on each and halve the log's throughput.
+const indexDelay = 20 * time.Millisecond
+
+// indexer copies journaled batches into the store in the background, each
+// transaction ending with the checkpoint of its newest batch, so that the
+// store always holds a log prefix covered by a signed checkpoint. Once a
+// segment's entries are all in the store, the segment is removed.
+type indexer struct {
+	l *Log
+
+	mu      sync.Mutex
+	jobs    []indexJob
+	pending int   // entries in jobs
+	indexed int64 // log size the store holds
+	err     error // the last transaction's error, until one succeeds
+	changed chan struct{}
+
+	kick   chan struct{}
+	urgent chan struct{} // a caller of wait is waiting
+	quit   chan struct{}
+	done   chan struct{}
+}
+
+type indexJob struct {
+	entries []store.LogEntry
+	tree    frontier // the tree after entries
+}
+
+func startIndexer(l *Log) *indexer {
+	x := &indexer{
+		l: l, indexed: l.size.Load(), changed: make(chan struct{}),
+		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	go x.run()
+	return x
+}
+
+// push queues a journaled batch.
+func (x *indexer) push(entries []store.LogEntry, tree frontier) {
+	x.mu.Lock()
+	x.jobs = append(x.jobs, indexJob{entries, tree})
+	x.pending += len(entries)
+	x.mu.Unlock()
+	select {
+	case x.kick <- struct{}{}:
+	default:
+	}
+}
+
+// advance records that the writer itself stored the log up to size (a Do
+// batch, run only once every journaled batch was indexed).
+func (x *indexer) advance(size int64) {
+	x.mu.Lock()
+	x.indexed = size
+	x.notifyLocked()
+	x.mu.Unlock()
+}
+
+func (x *indexer) notifyLocked() {
+	close(x.changed)
+	x.changed = make(chan struct{})
+}
+
+// wait returns once the store holds the log up to size, or with the error
+// of the last failed transaction while the store is failing.
+func (x *indexer) wait(ctx context.Context, size int64) error {
+	for {
+		x.mu.Lock()
+		indexed, err, ch := x.indexed, x.err, x.changed
+		x.mu.Unlock()
+		if indexed >= size {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("auditlog: the store is not taking the journal's entries: %w", err)
+		}
+		select {
+		case x.urgent <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitPending returns once fewer than max entries wait for the store, or
+// with the store's error if it is failing and that many are waiting.
+func (x *indexer) waitPending(max int) error {
+	for {
+		x.mu.Lock()
+		pending, err, ch := x.pending, x.err, x.changed
+		x.mu.Unlock()
+		if pending < max {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("auditlog: %d entries wait for the store, which is failing: %w", pending, err)
+		}
+		<-ch
+	}
+}
+
+// run is the indexer goroutine. A failed transaction is retried with a
+// growing pause; the jobs stay queued (and in the journal) meanwhile.
+func (x *indexer) run() {
+	defer close(x.done)
+	pause := 10 * time.Millisecond
+	quitting := false
+	failures := 0
+	for {
+		x.mu.Lock()
+		n, count := 0, 0
+		for n < len(x.jobs) && (n == 0 || count+len(x.jobs[n].entries) <= maxIndexBatch) {
+			count += len(x.jobs[n].entries)
+			n++
+		}
+		jobs := x.jobs[:n:n]
+		x.mu.Unlock()
+		if x.l.opts.holdIndex {
+			n = 0
+		}
+		if n == 0 {
+			if quitting {
+				return
+			}
+			select {
+			case <-x.kick:
+			case <-x.quit:
+				quitting = true
+			}
+			continue
+		}
+		if count < maxIndexBatch && !quitting {
+			select {
+			case <-x.urgent:
+			case <-x.quit:
+				quitting = true
+			case <-time.After(indexDelay):
+			}
+			select { // the kick for what is now queued is stale
+			case <-x.kick:
+			default:
+			}
+			x.mu.Lock()
+			for n < len(x.jobs) && count+len(x.jobs[n].entries) <= maxIndexBatch {
+				count += len(x.jobs[n].entries)
+				n++
+			}
+			jobs = x.jobs[:n:n]
+			x.mu.Unlock()
+		}
+		cp, err := x.index(jobs, count)
+		x.mu.Lock()
+		if err == nil {
+			x.jobs = x.jobs[n:]
+			x.pending -= count
+			x.indexed = cp.Size
+			x.err = nil
+			// Before waking waiters: a Do batch waiting for this one
+			// stores a newer checkpoint right after.
+			x.l.latest.Store(cp)
+			if x.l.witness != nil {
+				x.l.witness.offer(cp.Note)
+			}
+			x.l.jr.dropIndexed(cp.Size)
+		} else {
+			x.err = err
+		}
+		x.notifyLocked()
+		x.mu.Unlock()
+		if err == nil {
+			pause, failures = 10*time.Millisecond, 0
+			continue
+		}
+		failures++
+		if quitting && failures >= 3 {
+			return // the entries stay in the journal for the next Open
+		}
+		select {
+		case <-time.After(pause):
+		case <-x.quit:
+			quitting = true
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// index signs the checkpoint for the newest job's tree and stores the
+// jobs' entries with it.
+func (x *indexer) index(jobs []indexJob, count int) (*store.Checkpoint, error) {
+	es := make([]store.LogEntry, 0, count)
+	for _, j := range jobs {
+		es = append(es, j.entries...)
+	}
+	tree := jobs[len(jobs)-1].tree
+	cp, err := x.l.sign(&tree)
+	if err != nil {
+		return nil, err
+	}
+	if err := indexBatch(context.Background(), x.l.st, es, *cp); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// stop indexes what is queued (giving up after a few failures) and stops
+// the indexer. It returns the error that left entries out of the store.
+func (x *indexer) stop() error {
+	close(x.quit)
+	<-x.done
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.pending > 0 {
+		return fmt.Errorf("auditlog: %d journaled entries are not in the store, and stay in the journal for the next start: %w", x.pending, x.err)
+	}
+	return nil
+}
+
+// indexBatch stores entries and the checkpoint covering them in one
+// transaction.
+func indexBatch(ctx context.Context, st store.Store, es []store.LogEntry, cp store.Checkpoint) error {
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err = tx.AppendLog(ctx, es); err == nil {
+		if err = tx.PutCheckpoint(ctx, cp); err == nil {
+			err = tx.Commit()
+		}
+	}
+	if err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("storing entries %d-%d: %w", es[0].Seq, es[len(es)-1].Seq, err)
+	}
+	return nil
+}

@@ -1,0 +1,501 @@
+package auditlog
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/store"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The journal is the log's fast durable path (see "Journal" in the package
+// documentation). This file holds its on-disk format: segment files of
+// frames, each frame one committed batch.
+
+const (
+	// frameMagic starts every frame.
+	frameMagic = "ALJ1"
+	// frameHeaderSize is magic, payload length and CRC-32C, 4 bytes each.
+	frameHeaderSize = 12
+	// DefaultSegmentSize is the default Options.SegmentSize.
+	DefaultSegmentSize = 8 << 20
+	// maxFrame bounds a frame's payload on reading, so that a corrupted
+	// length cannot make replay allocate without limit.
+	maxFrame = 1 << 30
+
+	segmentSuffix = ".seg"
+	lockName      = "LOCK"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrJournalInUse is returned by ReplayJournal when a running Log holds the
+// journal.
+var ErrJournalInUse = errors.New("auditlog: the journal is in use by a running airlock")
+
+// appendFrame encodes one batch of consecutive entries, the first being
+// entries[0].Seq, sealed with an HMAC-SHA256 under key.
+func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
+	start := len(buf)
+	buf = append(buf, frameMagic...)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // length and CRC, filled in below
+	p := len(buf)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(entries[0].Seq))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(entries)))
+	for _, e := range entries {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.Data)))
+		buf = append(buf, e.Data...)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(buf[p:])
+	buf = m.Sum(buf)
+	payload := buf[p:]
+	binary.BigEndian.PutUint32(buf[start+4:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(buf[start+8:], crc32.Checksum(payload, castagnoli))
+	return buf
+}
+
+// frame is one decoded frame.
+type frame struct {
+	first   int64
+	entries [][]byte
+}
+
+// errNoFrame means the bytes at an offset are not a whole, intact frame:
+// the zeros past the last frame of a preallocated segment, or a frame torn
+// by a crash while it was written.
+var errNoFrame = errors.New("no intact frame")
+
+// readFrame decodes the frame at the start of b, checking its seal with
+// key, and returns it with its encoded size.
+func readFrame(b, key []byte) (frame, int, error) {
+	if len(b) < frameHeaderSize || string(b[:4]) != frameMagic {
+		return frame{}, 0, errNoFrame
+	}
+	n := binary.BigEndian.Uint32(b[4:])
+	if n > maxFrame || int(n) > len(b)-frameHeaderSize {
+		return frame{}, 0, errNoFrame
+	}
+	payload := b[frameHeaderSize : frameHeaderSize+int(n)]
+	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+		return frame{}, 0, errNoFrame
+	}
+	// The checksum matched, so these are the bytes a writer wrote: not a
+	// torn write but, failing what follows, a forged or damaged frame.
+	if len(payload) < sha256.Size {
+		return frame{}, 0, errors.New("malformed frame: too short")
+	}
+	body, mac := payload[:len(payload)-sha256.Size], payload[len(payload)-sha256.Size:]
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	if !hmac.Equal(m.Sum(nil), mac) {
+		return frame{}, 0, errors.New("the frame's seal does not match: it was not written by this airlock")
+	}
+	f, err := parsePayload(body)
+	if err != nil {
+		return frame{}, 0, fmt.Errorf("malformed frame: %w", err)
+	}
+	return f, frameHeaderSize + int(n), nil
+}
+
+func parsePayload(p []byte) (frame, error) {
+	var f frame
+	if len(p) < 12 {
+		return f, errors.New("short payload")
+	}
+	first := binary.BigEndian.Uint64(p)
+	count := binary.BigEndian.Uint32(p[8:])
+	if first > 1<<62 || count == 0 {
+		return f, fmt.Errorf("first entry %d, %d entries", first, count)
+	}
+	f.first = int64(first)
+	p = p[12:]
+	for i := uint32(0); i < count; i++ {
+		if len(p) < 4 {
+			return f, errors.New("truncated entry length")
+		}
+		n := binary.BigEndian.Uint32(p)
+		if uint64(n) > uint64(len(p)-4) {
+			return f, errors.New("truncated entry")
+		}
+		f.entries = append(f.entries, p[4:4+n])
+		p = p[4+n:]
+	}
+	if len(p) != 0 {
+		return f, fmt.Errorf("%d bytes after the entries", len(p))
+	}
+	return f, nil
+}
+
+// segmentName is the file name of the segment with number n. Numbers only
+// grow, so lexical order is write order.
+func segmentName(n int64) string { return fmt.Sprintf("%016d%s", n, segmentSuffix) }
+
+// listSegments returns the segment numbers in dir, in order.
+func listSegments(dir string) ([]int64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ns []int64
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), segmentSuffix)
+		if !ok || de.IsDir() {
+			continue
+		}
+		n, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || segmentName(n) != de.Name() {
+			return nil, fmt.Errorf("auditlog: unexpected file %s in the journal directory %s", de.Name(), dir)
+		}
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return ns, nil
+}
+
+// segment is one open segment file, preallocated with zeros so that a
+// commit rewrites blocks in place and fdatasync need not touch the file's
+// metadata: that halves the cost of every commit.
+type segment struct {
+	n    int64
+	path string
+	f    *os.File
+	off  int64 // where the next frame goes
+	size int64
+	end  int64 // one past the last entry written to it; 0 if none
+}
+
+// createSegment creates segment n in dir with size bytes of zeros, synced.
+func createSegment(dir string, n, size int64) (*segment, error) {
+	path := filepath.Join(dir, segmentName(n))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < size && err == nil; {
+		k := min(int64(len(zero)), size-off)
+		_, err = f.WriteAt(zero[:k], off)
+		off += k
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return &segment{n: n, path: path, f: f, size: size}, nil
+}
+
+// removeSegment removes segment n of dir.
+func removeSegment(dir string, n int64) error {
+	if err := os.Remove(filepath.Join(dir, segmentName(n))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("auditlog: removing a replayed journal segment: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// journal is the writer's side: the current segment, the next one being
+// prepared in the background, and the full ones waiting until the store
+// holds their entries.
+type journal struct {
+	dir     string
+	segSize int64
+	lock    *os.File
+
+	cur    *segment
+	next   chan prepared // the next segment, prepared ahead of time
+	nextN  int64
+	broken error // set when a failed write could not be undone
+
+	mu      sync.Mutex
+	retired []*segment // full segments, oldest first
+}
+
+type prepared struct {
+	seg *segment
+	err error
+}
+
+// openJournal locks dir and starts a new segment after the existing ones,
+// which the caller has replayed and may remove with dropBefore.
+func openJournal(dir string, segSize int64, lock *os.File, nextN int64) (*journal, error) {
+	j := &journal{dir: dir, segSize: segSize, lock: lock, nextN: nextN}
+	seg, err := createSegment(dir, j.nextN, segSize)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: creating journal segment: %w", err)
+	}
+	j.nextN++
+	j.cur = seg
+	j.prepare()
+	return j, nil
+}
+
+// prepare starts creating the next segment.
+func (j *journal) prepare() {
+	ch := make(chan prepared, 1)
+	j.next = ch
+	n := j.nextN
+	j.nextN++
+	go func() {
+		seg, err := createSegment(j.dir, n, j.segSize)
+		ch <- prepared{seg, err}
+	}()
+}
+
+// write appends one frame (whose last entry is end-1) and makes it durable.
+// If it fails, the frame's bytes are overwritten with zeros so that replay
+// cannot find a batch its callers were told had failed; if even that fails,
+// the journal refuses every later write, since the file's contents are no
+// longer known.
+func (j *journal) write(fr []byte, end int64) error {
+	if j.broken != nil {
+		return j.broken
+	}
+	if j.cur.off+int64(len(fr)) > j.cur.size {
+		if err := j.rotate(int64(len(fr))); err != nil {
+			return err
+		}
+	}
+	seg := j.cur
+	_, err := seg.f.WriteAt(fr, seg.off)
+	if err == nil {
+		err = fdatasync(seg.f)
+	}
+	if err != nil {
+		_, zerr := seg.f.WriteAt(make([]byte, len(fr)), seg.off)
+		if zerr == nil {
+			zerr = fdatasync(seg.f)
+		}
+		if zerr != nil {
+			j.broken = fmt.Errorf("auditlog: the journal is unusable after a failed write (%v) could not be undone (%v); restart airlock", err, zerr)
+		}
+		return fmt.Errorf("auditlog: writing the journal: %w", err)
+	}
+	seg.off += int64(len(fr))
+	seg.end = end
+	return nil
+}
+
+// rotate retires the current segment and moves to the prepared one, or to a
+// bigger one made now for a frame that does not fit a segment.
+func (j *journal) rotate(need int64) error {
+	p := <-j.next
+	if p.err != nil {
+		j.prepare() // try again for the next rotation
+		return fmt.Errorf("auditlog: preparing a journal segment: %w", p.err)
+	}
+	seg := p.seg
+	if need > seg.size {
+		seg.f.Close()
+		os.Remove(seg.path)
+		big, err := createSegment(j.dir, seg.n, need)
+		if err != nil {
+			j.prepare()
+			return fmt.Errorf("auditlog: creating a journal segment of %d bytes: %w", need, err)
+		}
+		seg = big
+	}
+	old := j.cur
+	j.cur = seg
+	j.prepare()
+	old.f.Close()
+	j.mu.Lock()
+	j.retired = append(j.retired, old)
+	j.mu.Unlock()
+	return nil
+}
+
+// dropIndexed removes the retired segments whose entries are all in the
+// store (below size).
+func (j *journal) dropIndexed(size int64) {
+	j.mu.Lock()
+	var drop []*segment
+	for len(j.retired) > 0 && j.retired[0].end <= size {
+		drop = append(drop, j.retired[0])
+		j.retired = j.retired[1:]
+	}
+	j.mu.Unlock()
+	for _, s := range drop {
+		os.Remove(s.path)
+	}
+}
+
+// close closes the journal. If every entry is in the store (indexed), its
+// segments are removed; otherwise they stay for the next Open to replay.
+func (j *journal) close(indexed bool) {
+	if p := <-j.next; p.seg != nil {
+		p.seg.f.Close()
+		os.Remove(p.seg.path)
+	}
+	j.cur.f.Close()
+	if indexed {
+		j.mu.Lock()
+		for _, s := range j.retired {
+			os.Remove(s.path)
+		}
+		j.retired = nil
+		j.mu.Unlock()
+		os.Remove(j.cur.path)
+	}
+	_ = syncDir(j.dir)
+	unlockFile(j.lock)
+	j.lock.Close()
+}
+
+// lockJournal creates dir if needed and takes its lock file, failing with
+// ErrJournalInUse if another Log holds it.
+func lockJournal(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("auditlog: journal directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: journal lock: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// replayed is what a replay found in the journal beyond the store.
+type replayed struct {
+	segments []int64 // every segment number found
+	applied  int64   // entries added to the store
+}
+
+// replay reads every segment in dir and hands the entries that continue
+// the store's log (from tree.n on) to apply, frame by frame, extending tree.
+// Frames the store already holds are skipped. A torn frame at the end of the
+// newest segment is ignored: it was never acknowledged. Anything else that
+// does not fit is an error: entries would be lost, or were altered.
+func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry) error) (replayed, error) {
+	var out replayed
+	ns, err := listSegments(dir)
+	if err != nil {
+		return out, err
+	}
+	out.segments = ns
+	for i, n := range ns {
+		path := filepath.Join(dir, segmentName(n))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return out, fmt.Errorf("auditlog: reading journal segment %s: %w", path, err)
+		}
+		last := i == len(ns)-1
+		for off := 0; off < len(b); {
+			fr, size, err := readFrame(b[off:], key)
+			if errors.Is(err, errNoFrame) {
+				if at := findFrame(b[off+1:], key); at >= 0 {
+					return out, fmt.Errorf("auditlog: refusing to start: journal segment %s is damaged at offset %d, with more frames after it at offset %d (tampered or corrupted journal)", path, off, off+1+at)
+				}
+				if !last && !allZero(b[off:]) {
+					return out, fmt.Errorf("auditlog: refusing to start: journal segment %s ends in a damaged frame at offset %d, but a newer segment follows it (tampered or corrupted journal)", path, off)
+				}
+				break // the end of the segment, or a torn, unacknowledged last write
+			}
+			if err != nil {
+				return out, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: %v (tampered or corrupted journal)", path, off, err)
+			}
+			off += size
+			end := fr.first + int64(len(fr.entries))
+			if end <= tree.n {
+				continue // already in the store
+			}
+			if fr.first != tree.n {
+				return out, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d holds entries %d-%d but the log has %d; entries are missing (tampered or corrupted journal)", path, off-size, fr.first, end-1, tree.n)
+			}
+			es := make([]store.LogEntry, 0, len(fr.entries))
+			for k, data := range fr.entries {
+				e, err := entryFromBytes(fr.first+int64(k), data)
+				if err != nil {
+					return out, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: entry %d: %v (tampered or corrupted journal)", path, off-size, fr.first+int64(k), err)
+				}
+				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
+					return out, err
+				}
+				es = append(es, e)
+			}
+			if err := apply(es); err != nil {
+				return out, err
+			}
+			out.applied += int64(len(es))
+		}
+	}
+	return out, nil
+}
+
+// findFrame returns the offset of the first intact frame in b, or -1.
+func findFrame(b, key []byte) int {
+	for i := 0; ; {
+		k := bytes.Index(b[i:], []byte(frameMagic))
+		if k < 0 {
+			return -1
+		}
+		if _, _, err := readFrame(b[i+k:], key); err == nil || !errors.Is(err, errNoFrame) {
+			return i + k
+		}
+		i += k + 1
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// entryFromBytes rebuilds the store row of entry seq from its exact bytes.
+func entryFromBytes(seq int64, data []byte) (store.LogEntry, error) {
+	if s, ok := entrySeq(data); !ok || s != seq {
+		return store.LogEntry{}, errors.New("does not start with its sequence number")
+	}
+	var f struct {
+		Time    string `json:"time"`
+		Type    string `json:"type"`
+		Grant   string `json:"grant"`
+		Session string `json:"session"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return store.LogEntry{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, f.Time)
+	if err != nil || f.Type == "" {
+		return store.LogEntry{}, fmt.Errorf("bad time %q or type %q", f.Time, f.Type)
+	}
+	h := tlog.RecordHash(data)
+	return store.LogEntry{Seq: seq, Time: t.UTC(), Type: f.Type, GrantID: f.Grant, SessionID: f.Session,
+		Data: bytes.Clone(data), LeafHash: h[:]}, nil
+}

@@ -1,0 +1,198 @@
+package auditlog
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/store"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// maxPending bounds the journaled entries not yet in the store. Past it,
+// commits wait for the indexer, so a store that falls behind (or fails)
+// slows or stops the log instead of growing memory without limit.
+const maxPending = 32 << 10
+
+// takeAppends is take for the journal: it claims queued Append calls up to
+// the first Do call, which must wait for a store transaction of its own.
+func (l *Log) takeAppends(claimed []result, max int) []result { return l.claim(claimed, max, true) }
+
+// commitJournal commits a batch of Append calls through the journal: number
+// and hash the entries, write them as one sealed frame and fdatasync it,
+// then acknowledge and hand the batch to the indexer, which signs the
+// checkpoint covering it when it copies it into the store.
+func (l *Log) commitJournal(claimed []result) {
+	entries, tree, err := l.buildJournal(&claimed)
+	if err == nil {
+		err = l.idx.waitPending(maxPending)
+	}
+	if err == nil {
+		l.frameBuf = appendFrame(l.frameBuf[:0], entries, l.opts.JournalKey)
+		err = l.jr.write(l.frameBuf, tree.n)
+		if cap(l.frameBuf) > 1<<20 {
+			l.frameBuf = nil // do not keep a huge batch's buffer
+		}
+	}
+	if err == nil {
+		l.tree = tree
+		l.size.Store(tree.n)
+		l.idx.push(entries, tree)
+		if l.opts.OnCommit != nil {
+			l.opts.OnCommit(tree.n)
+		}
+	}
+	for _, r := range claimed {
+		r.o.res <- err
+	}
+}
+
+// buildJournal numbers and hashes the claimed operations' events, letting
+// Append calls queued meanwhile join (as build does).
+func (l *Log) buildJournal(claimed *[]result) ([]store.LogEntry, frontier, error) {
+	tree := l.tree
+	var entries []store.LogEntry
+	for done := 0; ; {
+		for ; done < len(*claimed); done++ {
+			for _, ev := range (*claimed)[done].o.evs {
+				e := ev.entry(tree.n)
+				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
+					return nil, tree, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
+				}
+				entries = append(entries, e)
+			}
+		}
+		if len(*claimed) >= l.opts.MaxBatch {
+			break
+		}
+		if *claimed = l.takeAppends(*claimed, l.opts.MaxBatch); done == len(*claimed) {
+			runtime.Gosched()
+			*claimed = l.takeAppends(*claimed, l.opts.MaxBatch)
+		}
+		if done == len(*claimed) {
+			break
+		}
+	}
+	return entries, tree, nil
+}
+
+// sign signs a checkpoint for tree.
+func (l *Log) sign(tree *frontier) (*store.Checkpoint, error) {
+	root, err := tree.root()
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: tree root: %w", err)
+	}
+	msg, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: tree.n, root: root}))}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: signing checkpoint: %w", err)
+	}
+	return &store.Checkpoint{Size: tree.n, Root: root[:], Note: msg, Frontier: tree.marshal(), CreatedAt: time.Now().UTC()}, nil
+}
+
+// Sync waits until the store holds every entry committed before the call,
+// so that reads of the store see them. Without a journal it returns at once.
+// It returns the indexer's error if the store is failing.
+func (l *Log) Sync(ctx context.Context) error {
+	if l.idx == nil {
+		return nil
+	}
+	return l.idx.wait(ctx, l.size.Load())
+}
+
+// openJournal locks the journal directory, replays into the store the
+// entries a crash left only in the journal, removes the replayed segments
+// and starts a new one.
+func (l *Log) openJournal(ctx context.Context) error {
+	lock, err := lockJournal(l.opts.JournalDir)
+	if err != nil {
+		return err
+	}
+	next, err := l.replayJournal(ctx)
+	if err == nil {
+		size := l.opts.SegmentSize
+		if size <= 0 {
+			size = DefaultSegmentSize
+		}
+		l.jr, err = openJournal(l.opts.JournalDir, size, lock, next)
+	}
+	if err != nil {
+		unlockFile(lock)
+		lock.Close()
+		return err
+	}
+	return nil
+}
+
+// replayJournal copies the journal's entries beyond the store into it, in
+// transactions of up to maxIndexBatch entries, each ending with a
+// checkpoint signed for it, then removes every segment, and returns the
+// number for the next one.
+func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
+	tree := l.tree
+	var batch []store.LogEntry
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		cp, err := l.sign(&tree)
+		if err == nil {
+			err = indexBatch(ctx, l.st, batch, *cp)
+		}
+		if err != nil {
+			return fmt.Errorf("auditlog: replaying the journal into the store: %w", err)
+		}
+		l.tree = tree
+		l.size.Store(cp.Size)
+		l.latest.Store(cp)
+		batch = batch[:0]
+		return nil
+	}
+	rep, err := replay(l.opts.JournalDir, l.opts.JournalKey, &tree, func(es []store.LogEntry) error {
+		batch = append(batch, es...)
+		if len(batch) >= maxIndexBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range rep.segments {
+		if err := removeSegment(l.opts.JournalDir, n); err != nil {
+			return 0, err
+		}
+		next = n + 1
+	}
+	return next, nil
+}
+
+// ReplayJournal copies into st the entries that an unclean stop left only
+// in the journal directory dir, as Open would: each frame checked with key,
+// each batch covered by a checkpoint signed by signer for the log named
+// origin. airlock audit verify --data-dir runs it first. It returns
+// ErrJournalInUse if a running Log holds the journal, and the number of
+// entries copied.
+func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir, origin string, key []byte) (int64, error) {
+	lock, err := lockJournal(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		unlockFile(lock)
+		lock.Close()
+	}()
+	l := &Log{st: st, signer: signer, opts: Options{Origin: origin, JournalDir: dir, JournalKey: key}}
+	if err := l.resume(ctx); err != nil {
+		return 0, err
+	}
+	before := l.size.Load()
+	if _, err := l.replayJournal(ctx); err != nil {
+		return 0, err
+	}
+	return l.size.Load() - before, nil
+}
