@@ -166,13 +166,7 @@ func (a *app) sessionCmd() *cobra.Command {
 				s := v.Session
 				fmt.Fprintf(a.out, "Session %s  grant %s  %s on %s  from %s\n", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
 				fmt.Fprintf(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out\n", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
-				for _, e := range v.Events {
-					if line, ok := callLine(e.Entry); ok {
-						fmt.Fprintf(a.out, "  #%-6d %s  %s\n", e.Seq, tsMilli(e.Time), line)
-						continue
-					}
-					fmt.Fprintf(a.out, "  #%-6d %s  %-16s %s\n", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
-				}
+				writeTranscript(a.out, v.Events)
 			}
 			return nil
 		},
@@ -180,18 +174,98 @@ func (a *app) sessionCmd() *cobra.Command {
 	return cmd
 }
 
-// callLine renders a session.call entry as one transcript line: what the
-// client asked and whether it was allowed, or what came back. Statements
-// (PostgreSQL) read as SQL; AWS calls as action and resource.
-func callLine(raw json.RawMessage) (string, bool) {
+// writeTranscript prints a session's events in log order, each result on
+// the line after the request it answers. Results are logged in batches
+// (session.results), after their requests; they are paired with them by
+// the statement number (PostgreSQL) or request id (AWS). A result that
+// pairs with no request is printed where its batch was logged.
+func writeTranscript(w io.Writer, events []httpapi.Event) {
+	type res struct {
+		seq  int64
+		call gateway.Call
+		used bool
+	}
+	byKey := map[string]*res{}
+	var batches = map[int64][]*res{}
+	for _, e := range events {
+		var ent struct {
+			Type string `json:"type"`
+			Data struct {
+				Results []gateway.Call `json:"results"`
+			} `json:"data"`
+		}
+		if e.Type != "session.results" || json.Unmarshal(e.Entry, &ent) != nil {
+			continue
+		}
+		for _, c := range ent.Data.Results {
+			r := &res{seq: e.Seq, call: c}
+			batches[e.Seq] = append(batches[e.Seq], r)
+			if k := pairKey(c); k != "" {
+				byKey[k] = r
+			}
+		}
+	}
+	for _, e := range events {
+		if rs, ok := batches[e.Seq]; ok {
+			for _, r := range rs {
+				if !r.used {
+					fmt.Fprintf(w, "  #%-6d %s  %s\n", e.Seq, tsMilli(e.Time), renderCall(r.call))
+				}
+			}
+			continue
+		}
+		line, ok := callLine(e.Entry)
+		if !ok {
+			fmt.Fprintf(w, "  #%-6d %s  %-16s %s\n", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
+			continue
+		}
+		fmt.Fprintf(w, "  #%-6d %s  %s\n", e.Seq, tsMilli(e.Time), line)
+		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
+			if r := byKey[pairKey(c)]; r != nil && !r.used && pairKey(c) != "" {
+				r.used = true
+				fmt.Fprintf(w, "  #%-6d %s  %s\n", r.seq, strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
+			}
+		}
+	}
+}
+
+// pairKey is what pairs a result with its request: the statement number of
+// a PostgreSQL session, or an AWS call's request id.
+func pairKey(c gateway.Call) string {
+	if n, ok := c.Params["n"]; ok {
+		return "n=" + n
+	}
+	if id, ok := c.Params["request_id"]; ok {
+		return "id=" + id
+	}
+	return ""
+}
+
+// entryCall decodes a session.call entry's call.
+func entryCall(raw json.RawMessage) (gateway.Call, bool) {
 	var e struct {
 		Type string       `json:"type"`
 		Data gateway.Call `json:"data"`
 	}
 	if json.Unmarshal(raw, &e) != nil || e.Type != "session.call" {
+		return gateway.Call{}, false
+	}
+	return e.Data, true
+}
+
+// callLine renders a session.call entry as one transcript line: what the
+// client asked and whether it was allowed, or what came back. Statements
+// (PostgreSQL) read as SQL; AWS calls as action and resource.
+func callLine(raw json.RawMessage) (string, bool) {
+	c, ok := entryCall(raw)
+	if !ok {
 		return "", false
 	}
-	c := e.Data
+	return renderCall(c), true
+}
+
+// renderCall renders one request or result.
+func renderCall(c gateway.Call) string {
 	var b strings.Builder
 	if c.Kind == "result" {
 		b.WriteString("   → ")
@@ -212,7 +286,7 @@ func callLine(raw json.RawMessage) (string, bool) {
 			parts = append(parts, "error: "+c.Error)
 		}
 		b.WriteString(strings.Join(parts, ", "))
-		return b.String(), true
+		return b.String()
 	}
 	if c.Allowed {
 		b.WriteString("✓ ")
@@ -233,7 +307,7 @@ func callLine(raw json.RawMessage) (string, bool) {
 	if !c.Allowed && c.Error != "" {
 		b.WriteString("  (" + c.Error + ")")
 	}
-	return b.String(), true
+	return b.String()
 }
 
 // tsMilli formats an event time for transcripts: UTC, to the millisecond.

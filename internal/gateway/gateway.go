@@ -182,8 +182,14 @@ func NewSession(id string, g *Grant, record func(context.Context, Call) error, e
 	return &Session{ID: id, Grant: g, record: record, end: end}
 }
 
-// Record appends c to the session's recording and returns once it is
-// durable. An error means the call must not be forwarded.
+// Record appends c to the session's recording. A request (Kind other than
+// "result") is durable when Record returns, and an error means the call
+// must not be forwarded. A result describes what already happened: the
+// control plane batches results (several to one log entry, logged within a
+// short interval and before the session ends), so Record may return before
+// it is durable, and a result's Params must repeat its request's pairing key
+// ("n" for a statement number, "request_id" for an AWS call) for the
+// transcript to show it under its request.
 func (s *Session) Record(ctx context.Context, c Call) error { return s.record(ctx, c) }
 
 // End closes the session's recording. Calling it again does nothing.

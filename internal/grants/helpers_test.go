@@ -251,7 +251,13 @@ func (h *harness) start() {
 	if h.opts.LogStore != nil {
 		logStore = h.opts.LogStore(h.St)
 	}
-	h.Log, err = auditlog.Open(ctx, logStore, signer, auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint")})
+	lo := auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint")}
+	if h.opts.LogStore == nil {
+		// As airlock serve runs it: appends durable in the journal first.
+		// Tests that inject store failures keep every batch in the store.
+		lo.JournalDir, lo.JournalKey = filepath.Join(h.dir, "journal"), []byte("grants-test-journal-key-32-bytes")
+	}
+	h.Log, err = auditlog.Open(ctx, logStore, signer, lo)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -405,6 +411,7 @@ func (h *harness) creds(who, id string) grants.Credentials {
 // entries returns a grant's log entries.
 func (h *harness) entries(grantID string) []store.LogEntry {
 	h.t.Helper()
+	h.syncLog()
 	es, err := h.St.LogEntries(h.ctx, store.LogFilter{GrantID: grantID})
 	if err != nil {
 		h.t.Fatal(err)
@@ -425,6 +432,7 @@ func (h *harness) types(grantID string) []string {
 // entriesOfType returns every log entry of type typ.
 func (h *harness) entriesOfType(typ string) []store.LogEntry {
 	h.t.Helper()
+	h.syncLog()
 	es, err := h.St.LogEntries(h.ctx, store.LogFilter{Type: typ})
 	if err != nil {
 		h.t.Fatal(err)
@@ -432,8 +440,18 @@ func (h *harness) entriesOfType(typ string) []store.LogEntry {
 	return es
 }
 
+// syncLog waits for the store to hold every entry logged so far (the
+// journal copies them in the background), for tests that read the store.
+func (h *harness) syncLog() {
+	h.t.Helper()
+	if err := h.Log.Sync(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 func (h *harness) logSize() int64 {
 	h.t.Helper()
+	h.syncLog()
 	n, err := h.St.LogSize(h.ctx)
 	if err != nil {
 		h.t.Fatal(err)

@@ -23,13 +23,21 @@ func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (mo
 	return g, err
 }
 
-// freshSessions writes pending session summaries before a read, so that
-// usage and sessions include every call recorded before the read began. If
-// the log cannot be written the read goes on with the last stored
-// summaries: reviewing must not depend on the log taking writes.
+// freshSessions writes pending session summaries before a read, and waits
+// for the store to hold every log entry committed so far (the log's journal
+// copies them in the background), so that usage, sessions and their entries
+// include every call recorded before the read began. If the log cannot be
+// written the read goes on with what is stored: reviewing must not depend
+// on the log taking writes.
 func (s *Service) freshSessions(ctx context.Context) {
+	if err := s.flushAllResults(ctx); err != nil {
+		s.logger.Warn("session results may be missing from this read", "err", err)
+	}
 	if err := s.flushSessions(ctx); err != nil {
 		s.logger.Warn("session summaries may lag their calls", "err", err)
+	}
+	if err := s.log.Sync(ctx); err != nil {
+		s.logger.Warn("the log's newest entries may be missing from this read", "err", err)
 	}
 }
 
@@ -116,7 +124,7 @@ func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id s
 
 // History returns the log entries of one grant, for `airlock grant show`.
 func (s *Service) History(ctx context.Context, caller model.Identity, id string) ([]store.LogEntry, error) {
-	if _, err := s.Get(ctx, caller, id); err != nil {
+	if _, err := s.Get(ctx, caller, id); err != nil { // Get syncs the log
 		return nil, err
 	}
 	return s.st.LogEntries(ctx, store.LogFilter{GrantID: id})

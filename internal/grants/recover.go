@@ -57,16 +57,26 @@ func recount(ses model.Session, entries []store.LogEntry) (model.Session, error)
 		if e.Time.After(ses.EndedAt) {
 			ses.EndedAt = e.Time
 		}
-		if e.Type != "session.call" {
-			continue
+		switch e.Type {
+		case "session.call":
+			var ent struct {
+				Data gateway.Call `json:"data"`
+			}
+			if err := json.Unmarshal(e.Data, &ent); err != nil {
+				return ses, fmt.Errorf("entry %d: %w", e.Seq, err)
+			}
+			ses = withCall(ses, ent.Data)
+		case "session.results":
+			var ent struct {
+				Data resultsData `json:"data"`
+			}
+			if err := json.Unmarshal(e.Data, &ent); err != nil {
+				return ses, fmt.Errorf("entry %d: %w", e.Seq, err)
+			}
+			for _, c := range ent.Data.Results {
+				ses = withCall(ses, c)
+			}
 		}
-		var ent struct {
-			Data gateway.Call `json:"data"`
-		}
-		if err := json.Unmarshal(e.Data, &ent); err != nil {
-			return ses, fmt.Errorf("entry %d: %w", e.Seq, err)
-		}
-		ses = withCall(ses, ent.Data)
 	}
 	return ses, nil
 }

@@ -91,11 +91,14 @@ type Service struct {
 
 	// dirty are the sessions whose stored summary lags their logged calls
 	// (see flushSessions); stopFlush and flushDone run the flusher.
-	dirtyMu   sync.Mutex
-	dirty     map[*sessionState]struct{}
-	stopFlush chan struct{}
-	flushDone chan struct{}
-	closed    bool
+	dirtyMu sync.Mutex
+	dirty   map[*sessionState]struct{}
+	// withResults are the sessions with results not yet logged.
+	resultsMu   sync.Mutex
+	withResults map[*sessionState]struct{}
+	stopFlush   chan struct{}
+	flushDone   chan struct{}
+	closed      bool
 }
 
 var _ gateway.Authority = (*Service)(nil)
@@ -190,6 +193,9 @@ func (s *Service) Close() {
 		close(s.stopFlush)
 		<-s.flushDone
 		s.stopFlush = nil
+		if err := s.flushAllResults(context.Background()); err != nil {
+			s.logger.Error("recording session results at close", "err", err)
+		}
 		if err := s.flushSessions(context.Background()); err != nil {
 			s.logger.Error("writing session summaries at close", "err", err)
 		}

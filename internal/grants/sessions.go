@@ -34,6 +34,9 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 	}
 	sid := st.rec.ID // fixed; read here so the closures never race the summary's updates
 	record := func(ctx context.Context, c gateway.Call) error {
+		if c.Kind == "result" {
+			return s.addResult(ctx, st, c)
+		}
 		// Every call is a plain append, encoded by the caller: no
 		// savepoint and no rewrite of the session row on the per-call
 		// path. The summary is counted only once the record is durable (a
@@ -54,6 +57,10 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		return nil
 	}
 	end := func(ctx context.Context) error {
+		// The results still batched land before session.ended.
+		if err := s.flushResults(ctx, st); err != nil {
+			s.logger.Error("recording a session's last results failed", "session", sid, "err", err)
+		}
 		st.mu.Lock()
 		st.rec.EndedAt = s.now()
 		st.mu.Unlock()
@@ -73,6 +80,110 @@ type sessionState struct {
 	rec model.Session
 	// dirty means rec has calls its stored row does not have yet.
 	dirty bool
+	// results are result calls not yet logged (see addResult), and
+	// dropped counts those given up on after the log failed for long.
+	results []gateway.Call
+	dropped int
+	// fmu keeps one session's result batches in order.
+	fmu sync.Mutex
+}
+
+// Results are logged in batches: one "session.results" entry holds up to
+// resultsBatch of a session's results, written at the latest resultsInterval
+// after the first of them, and always before session.ended. A request is
+// durable before it is forwarded, and so is every decision; a result (rows,
+// bytes, status, duration) describes what already happened, and one log
+// entry per result would double the log's work per call. A crash can lose
+// at most resultsInterval of results; the requests are all there.
+const (
+	resultsBatch    = 64
+	resultsInterval = 100 * time.Millisecond
+	// maxHeldResults bounds the results held per session while the log
+	// fails; older ones are dropped (and counted) past it.
+	maxHeldResults = 4096
+)
+
+// resultsData is the data of a session.results entry.
+type resultsData struct {
+	Results []gateway.Call `json:"results"`
+	// Dropped counts results lost before this batch because the log could
+	// not take them in time.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// addResult queues a result for the session's next results entry.
+func (s *Service) addResult(ctx context.Context, st *sessionState, c gateway.Call) error {
+	st.mu.Lock()
+	st.results = append(st.results, c)
+	n := len(st.results)
+	st.mu.Unlock()
+	if n >= resultsBatch {
+		return s.flushResults(ctx, st)
+	}
+	s.resultsMu.Lock()
+	if s.withResults == nil {
+		s.withResults = map[*sessionState]struct{}{}
+	}
+	s.withResults[st] = struct{}{}
+	s.resultsMu.Unlock()
+	return nil
+}
+
+// flushResults logs st's queued results as one entry and counts them in its
+// summary. If the log fails they stay queued for the next try.
+func (s *Service) flushResults(ctx context.Context, st *sessionState) error {
+	st.fmu.Lock()
+	defer st.fmu.Unlock()
+	st.mu.Lock()
+	batch, dropped := st.results, st.dropped
+	st.results, st.dropped = nil, 0
+	rec := st.rec
+	st.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	ev := auditlog.Event{Type: "session.results", GrantID: rec.GrantID, SessionID: rec.ID, Actor: rec.Identity,
+		Data: resultsData{Results: batch, Dropped: dropped}}
+	if err := s.log.Append(ctx, ev); err != nil {
+		st.mu.Lock()
+		st.results = append(batch, st.results...)
+		st.dropped += dropped
+		if over := len(st.results) - maxHeldResults; over > 0 {
+			st.results = slices.Delete(st.results, 0, over)
+			st.dropped += over
+		}
+		st.mu.Unlock()
+		s.resultsMu.Lock()
+		if s.withResults == nil {
+			s.withResults = map[*sessionState]struct{}{}
+		}
+		s.withResults[st] = struct{}{}
+		s.resultsMu.Unlock()
+		return fmt.Errorf("recording results: %w", s.logErr("the results", err))
+	}
+	st.mu.Lock()
+	for _, c := range batch {
+		st.rec = withCall(st.rec, c)
+	}
+	st.dirty = true
+	st.mu.Unlock()
+	s.markDirty(st)
+	return nil
+}
+
+// flushAllResults logs the queued results of every session.
+func (s *Service) flushAllResults(ctx context.Context) error {
+	s.resultsMu.Lock()
+	batch := s.withResults
+	s.withResults = nil
+	s.resultsMu.Unlock()
+	var first error
+	for st := range batch {
+		if err := s.flushResults(ctx, st); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // take returns a snapshot to store and marks it stored; if storing fails,
@@ -137,16 +248,25 @@ func (s *Service) flushSessions(ctx context.Context) error {
 	return nil
 }
 
-// flushLoop writes session summaries every flushInterval until stop closes.
+// flushLoop logs queued results every resultsInterval and writes session
+// summaries every flushInterval, until stop closes.
 func (s *Service) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(flushInterval)
+	t := time.NewTicker(resultsInterval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if err := s.flushAllResults(context.Background()); err != nil {
+				s.logger.Error("recording session results; will retry", "err", err)
+			}
+			if now.Sub(last) < flushInterval {
+				continue
+			}
+			last = now
 			if err := s.flushSessions(context.Background()); err != nil {
 				s.logger.Error("writing session summaries; will retry", "err", err)
 			}

@@ -103,17 +103,22 @@ func TestSessions(t *testing.T) {
 			t.Errorf("entry %d: grant %q session %q", e.Seq, e.GrantID, e.SessionID)
 		}
 	}
-	want := append(append([]string{"session.started"}, slices.Repeat([]string{"session.call"}, len(calls))...), "session.ended")
+	// Each request is an entry of its own; the results are batched into
+	// one session.results entry, logged before session.ended.
+	want := append(append([]string{"session.started"}, slices.Repeat([]string{"session.call"}, 4)...), "session.results", "session.ended")
 	if !slices.Equal(types, want) {
-		t.Errorf("recording %v", types)
+		t.Fatalf("recording %v", types)
 	}
 	if d := entryData(t, entries[1]); d["action"] != "s3:ListBucket" || d["resource"] != appDir || d["allowed"] != true {
 		t.Errorf("first call entry %v", d)
 	}
-	if d := entryData(t, entries[7]); d["allowed"] != false || d["resource"] != billObj {
+	if d := entryData(t, entries[4]); d["allowed"] != false || d["resource"] != billObj {
 		t.Errorf("denied call entry %v", d)
 	}
-	if d := entryData(t, entries[8]); d["calls"] != float64(3) || d["denied"] != float64(1) || d["grant_end"] != "" {
+	if d := entryData(t, entries[5]); len(d["results"].([]any)) != 3 || d["results"].([]any)[1].(map[string]any)["bytes_out"] != float64(2048) {
+		t.Errorf("results entry %v", d)
+	}
+	if d := entryData(t, entries[6]); d["calls"] != float64(3) || d["denied"] != float64(1) || d["grant_end"] != "" {
 		t.Errorf("ended entry %v", d)
 	}
 	if _, _, err := h.Svc.Session(h.ctx, h.id(bot2), ses.ID); err == nil {
@@ -332,5 +337,59 @@ func TestOpenSessionsRecoveredAtStart(t *testing.T) {
 	h.restart()
 	if n := len(h.entriesOfType("session.ended")); n != 1 {
 		t.Errorf("%d session.ended entries after a second restart", n)
+	}
+}
+
+// TestSessionResultsBatched: results are logged in batches, a full batch at
+// once and the rest within resultsInterval with nobody reading, and every
+// one of them counts in the summary.
+func TestSessionResultsBatched(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	ses := h.startSession(g, "client")
+	const n = 2*64 + 5
+	for i := range n {
+		req := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true, Params: map[string]string{"request_id": fmt.Sprint(i)}}
+		res := gateway.Call{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, Status: "200", BytesOut: 10, Params: map[string]string{"request_id": fmt.Sprint(i)}}
+		if err := ses.Record(h.ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := ses.Record(h.ctx, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read the store directly, which flushes nothing.
+	results := func() (batches, count int) {
+		if err := h.Log.Sync(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		es, err := h.St.LogEntries(h.ctx, store.LogFilter{SessionID: ses.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.Type == "session.results" {
+				batches++
+				count += len(entryData(t, e)["results"].([]any))
+			}
+		}
+		return
+	}
+	if b, c := results(); b < 2 || c < 128 {
+		t.Fatalf("after %d results: %d batches holding %d; two full batches should be logged at once", n, b, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, c := results(); c == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last results were never logged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rec := h.session(ses.ID); rec.Calls != n || rec.BytesOut != 10*n {
+		t.Fatalf("summary %+v, want %d calls and %d bytes out", rec, n, 10*n)
 	}
 }

@@ -6,7 +6,9 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,7 +38,10 @@ const (
 	DatabaseFile      = "airlock.db"
 	CredentialKeyFile = "credential.key"
 	WitnessFile       = "checkpoint"
-	keyName           = "airlock"
+	// JournalDir holds the log's journal: each batch of records is durable
+	// there first and copied into the database in the background.
+	JournalDir = "journal"
+	keyName    = "airlock"
 )
 
 // Server is a running control plane.
@@ -70,14 +75,16 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, err
 	}
 	s.verifier = verifier
-	s.log, err = auditlog.Open(ctx, s.store, signer, auditlog.Options{
-		Origin:      "airlock/" + verifierID(verifier),
-		WitnessPath: filepath.Join(cfg.DataDir, WitnessFile),
-	})
+	credKey, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, CredentialKeyFile))
 	if err != nil {
 		return nil, err
 	}
-	credKey, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, CredentialKeyFile))
+	s.log, err = auditlog.Open(ctx, s.store, signer, auditlog.Options{
+		Origin:      logOrigin(verifier),
+		WitnessPath: filepath.Join(cfg.DataDir, WitnessFile),
+		JournalDir:  filepath.Join(cfg.DataDir, JournalDir),
+		JournalKey:  journalKey(credKey),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +121,17 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	return s, nil
 }
 
+// logOrigin names the log in its checkpoints.
+func logOrigin(v note.Verifier) string { return "airlock/" + verifierID(v) }
+
+// journalKey derives the key that seals the log's journal frames from the
+// data directory's secret, so that the journal needs no key file of its own.
+func journalKey(credKey []byte) []byte {
+	m := hmac.New(sha256.New, credKey)
+	m.Write([]byte("airlock journal seal v1"))
+	return m.Sum(nil)
+}
+
 // verifierID is a short stable id for this log, from its public key.
 func verifierID(v note.Verifier) string {
 	return fmt.Sprintf("%08x", v.KeyHash())
@@ -122,15 +140,30 @@ func verifierID(v note.Verifier) string {
 // Verify checks the whole log against its checkpoints and the witness copy
 // of the newest checkpoint kept outside the database.
 func (s *Server) Verify(ctx context.Context) (auditlog.Report, error) {
-	return VerifyDir(ctx, s.store, s.Config.DataDir, s.verifier)
+	// The witness is read before the store is synced, so it can never be
+	// ahead of what is verified.
+	witness, err := readWitness(s.Config.DataDir)
+	if err != nil {
+		return auditlog.Report{}, err
+	}
+	if err := s.log.Sync(ctx); err != nil {
+		return auditlog.Report{}, err
+	}
+	return auditlog.Verify(ctx, s.store, s.verifier, witness)
+}
+
+func readWitness(dataDir string) ([]byte, error) {
+	witness, err := os.ReadFile(filepath.Join(dataDir, WitnessFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return witness, err
 }
 
 // VerifyDir verifies the log of a data directory with st already open.
 func VerifyDir(ctx context.Context, st *sqlitestore.Store, dataDir string, v note.Verifier) (auditlog.Report, error) {
-	witness, err := os.ReadFile(filepath.Join(dataDir, WitnessFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		witness = nil
-	} else if err != nil {
+	witness, err := readWitness(dataDir)
+	if err != nil {
 		return auditlog.Report{}, err
 	}
 	return auditlog.Verify(ctx, st, v, witness)
@@ -151,11 +184,48 @@ func VerifyOffline(ctx context.Context, dataDir string) (auditlog.Report, error)
 		return auditlog.Report{}, err
 	}
 	defer st.Close()
+	if err := replayJournal(ctx, st, dataDir); err != nil {
+		return auditlog.Report{}, err
+	}
 	return VerifyDir(ctx, st, dataDir, v)
 }
 
+// replayJournal copies into st what an unclean stop left only in the
+// journal, as the next start would, so that it is verified too. While a
+// server runs, the journal is its own, and what it has not copied yet is
+// left out.
+func replayJournal(ctx context.Context, st *sqlitestore.Store, dataDir string) error {
+	dir := filepath.Join(dataDir, JournalDir)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	signer, verifier, err := auditlog.LoadOrCreateKey(dataDir, keyName)
+	if err != nil {
+		return err
+	}
+	credKey, err := loadOrCreateSecret(filepath.Join(dataDir, CredentialKeyFile))
+	if err != nil {
+		return err
+	}
+	_, err = auditlog.ReplayJournal(ctx, st, signer, dir, logOrigin(verifier), journalKey(credKey))
+	if errors.Is(err, auditlog.ErrJournalInUse) {
+		return nil
+	}
+	return err
+}
+
 // Checkpoint returns the newest signed checkpoint.
-func (s *Server) Checkpoint() []byte { return s.log.Latest().Note }
+// It first waits (briefly) for the log's journal to be copied into the
+// store, which is when a checkpoint is signed, so that it covers every
+// entry recorded before the call.
+func (s *Server) Checkpoint() []byte {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.log.Sync(ctx); err != nil {
+		s.logger.Warn("the checkpoint may not cover the newest entries", "err", err)
+	}
+	return s.log.Latest().Note
+}
 
 // Close stops the service and closes the log and store.
 func (s *Server) Close() {

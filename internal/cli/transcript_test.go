@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/httpapi"
+)
+
+// TestWriteTranscript: batched results print under the requests they
+// answer, whatever the order they were logged in; unpaired results print
+// where their batch was logged.
+func TestWriteTranscript(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(seq int64, typ, entry string) httpapi.Event {
+		return httpapi.Event{Seq: seq, Time: at.Add(time.Duration(seq) * time.Millisecond), Type: typ, Entry: json.RawMessage(entry)}
+	}
+	events := []httpapi.Event{
+		ev(1, "session.started", `{"type":"session.started","data":{"client":"c"}}`),
+		ev(2, "session.call", `{"type":"session.call","data":{"kind":"request","action":"pg:select","resource":"db","allowed":true,"params":{"statement":"select 1","n":"1"}}}`),
+		ev(3, "session.call", `{"type":"session.call","data":{"kind":"request","action":"pg:select","resource":"db","allowed":true,"params":{"statement":"select 2","n":"2"}}}`),
+		ev(4, "session.results", `{"type":"session.results","data":{"results":[`+
+			`{"kind":"result","action":"pg:select","allowed":true,"params":{"n":"2"},"status":"SELECT 1","rows":1},`+
+			`{"kind":"result","action":"pg:select","allowed":true,"params":{"n":"1"},"status":"SELECT 1","rows":1,"error":"late"},`+
+			`{"kind":"result","action":"pg:select","allowed":true,"params":{"n":"9"},"status":"SELECT 9"}]}}`),
+	}
+	var b bytes.Buffer
+	writeTranscript(&b, events)
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	want := []string{"session.started", "SQL> select 1", "error: late", "SQL> select 2", "→ SELECT 1, 1 rows", "→ SELECT 9"}
+	if len(lines) != len(want) {
+		t.Fatalf("transcript has %d lines, want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d %q does not contain %q\n%s", i, lines[i], w, b.String())
+		}
+	}
+	// A paired result carries the sequence number of its batch.
+	if !strings.HasPrefix(strings.TrimSpace(lines[2]), "#4") {
+		t.Errorf("paired result line %q does not name entry #4", lines[2])
+	}
+}
