@@ -1,0 +1,144 @@
+package pggw
+
+import (
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// benchClients is pgbench's -c: the project's benchmark runs 8 clients.
+const benchClients = 8
+
+var benchTPSRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// BenchmarkRelay runs `pgbench -S` (8 clients, simple and prepared
+// protocol) directly against PostgreSQL and through the in-process gateway,
+// b.N statements in all. pgbench runs in its own process, so this process's
+// CPU time (getrusage) is the gateway's: its relay, its recording into the
+// in-memory fake authority, its garbage collection. The direct run's CPU is
+// the harness's own noise floor. Metrics:
+//
+//	cpu-us/stmt  this process's user+system CPU per statement (connection
+//	             set-up included; it is amortised over b.N)
+//	stmts/s      pgbench's tps without its connection time
+//	ratio        gateway stmts/s over direct stmts/s, same mode
+//
+// Wall-clock figures depend on what else the machine runs; compare
+// cpu-us/stmt across -count runs. For example:
+//
+//	AIRLOCK_TEST_PG_DSN=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
+//	  go test -run '^$' -bench Relay -benchtime 40000x -count 5 ./internal/pggw/
+func BenchmarkRelay(b *testing.B) {
+	pgbench := testenv.Tool(b, "pgbench", "install it with: apt-get install postgresql-client")
+	e := newEnv(b, nil)
+	init := exec.Command(pgbench, "-i", "-q", "-s", "1", e.dbDSN)
+	if out, err := init.CombinedOutput(); err != nil {
+		b.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	direct := map[string]float64{}
+	for _, mode := range []string{"simple", "prepared"} {
+		b.Run("direct/"+mode, func(b *testing.B) {
+			_, tps, cpu := runPgbench(b, pgbench, mode, []string{e.dbDSN}, nil, nil)
+			direct[mode] = tps
+			b.ReportMetric(tps, "stmts/s")
+			b.ReportMetric(cpu, "cpu-us/stmt")
+		})
+		b.Run("gateway/"+mode, func(b *testing.B) {
+			g := e.grant(time.Hour, "pg:select %s.public.pgbench_*")
+			before := len(e.auth.Sessions())
+			ran, tps, cpu := runPgbench(b, pgbench, mode, nil, e.clientEnv(g, "disable"), func() {
+				e.waitEnded(b, before+benchClients)
+			})
+			b.ReportMetric(tps, "stmts/s")
+			b.ReportMetric(cpu, "cpu-us/stmt")
+			if d := direct[mode]; d > 0 {
+				b.ReportMetric(tps/d, "ratio")
+			}
+			// Every statement pgbench ran is in the recording, with its result.
+			var req, res int
+			for _, c := range e.auth.Calls(g.ID) {
+				switch c.Kind {
+				case "request":
+					req++
+				case "result":
+					if c.Error == "" {
+						res++
+					}
+				}
+			}
+			if req < ran || res < ran {
+				b.Fatalf("pgbench ran %d statements; %d requests and %d results recorded", ran, req, res)
+			}
+		})
+	}
+}
+
+// runPgbench runs pgbench -S for about b.N statements and returns how many
+// it ran, its tps and this process's CPU microseconds per statement.
+// settled, if set, runs before the CPU clock stops: it waits for the
+// gateway to finish with the sessions.
+func runPgbench(b *testing.B, pgbench, mode string, args, env []string, settled func()) (int, float64, float64) {
+	b.Helper()
+	perClient := (b.N + benchClients - 1) / benchClients
+	cmd := exec.Command(pgbench, append([]string{"-S", "-n", "-c", strconv.Itoa(benchClients), "-j", "2",
+		"-M", mode, "-t", strconv.Itoa(perClient)}, args...)...)
+	cmd.Env = env
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("pgbench: %v\n%s", err, out)
+	}
+	if settled != nil {
+		settled()
+	}
+	cpu := cpuTime(b) - cpu0
+	b.StopTimer()
+	m := tpsRe.FindSubmatch(out)
+	t := benchTPSRe.FindSubmatch(out)
+	if m == nil || t == nil {
+		b.Fatalf("no transaction count or tps in pgbench output:\n%s", out)
+	}
+	ran, _ := strconv.Atoi(string(m[1]))
+	tps, _ := strconv.ParseFloat(string(t[1]), 64)
+	if ran != perClient*benchClients || strings.Contains(string(out), "number of failed transactions: ") &&
+		!strings.Contains(string(out), "number of failed transactions: 0 ") {
+		b.Fatalf("pgbench ran %d of %d transactions:\n%s", ran, perClient*benchClients, out)
+	}
+	return ran, tps, float64(cpu.Microseconds()) / float64(ran)
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// waitEnded waits until the first n sessions have ended: the gateway has
+// relayed, recorded every result and closed them.
+func (e *env) waitEnded(b *testing.B, n int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ss := e.auth.Sessions()
+		done := len(ss) >= n
+		for _, s := range ss[:min(n, len(ss))] {
+			done = done && s.Ended()
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("sessions did not end: %d of %d started", len(ss), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
