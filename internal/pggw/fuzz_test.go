@@ -137,7 +137,6 @@ func FuzzFrontendMessages(f *testing.F) {
 		c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
 		c.st = gw.grantState(gr)
 		c.relay = newRelayState(bufio.NewWriter(io.Discard))
-		go c.recordLoop()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

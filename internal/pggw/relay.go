@@ -84,68 +84,9 @@ type relayState struct {
 	q    []*entry
 	head int
 
-	// Owned by the upstream loop.
+	// Owned by the upstream loop: completed, to be recorded once the
+	// client has their answers.
 	done []*entry
-
-	// Completed results handed to the result recorder (see recordLoop).
-	resMu      sync.Mutex
-	resPending []*entry
-	ready      chan struct{} // results are pending
-	kick       chan struct{} // the client loop is about to record a request
-	stop       chan struct{}
-	stopped    chan struct{}
-}
-
-// resultDelay is how long a completed result waits for the session's next
-// request, so that both go into the log in the same group commit instead of
-// the request waiting behind a commit of the result alone.
-const resultDelay = 2 * time.Millisecond
-
-// recordLoop records the session's results in order, off the relay path.
-func (c *conn) recordLoop() {
-	r := c.relay
-	defer close(r.stopped)
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	for {
-		select {
-		case <-r.ready:
-		case <-r.stop:
-			c.recordPending()
-			return
-		}
-		t.Reset(resultDelay)
-		select {
-		case <-r.kick:
-		case <-t.C:
-		case <-r.stop:
-		}
-		t.Stop()
-		c.recordPending()
-	}
-}
-
-func (c *conn) recordPending() {
-	r := c.relay
-	r.resMu.Lock()
-	batch := r.resPending
-	r.resPending = nil
-	r.resMu.Unlock()
-	c.recordEntries(batch)
-}
-
-// handOff moves the upstream loop's completed results to the recorder.
-func (c *conn) handOff() {
-	r := c.relay
-	r.resMu.Lock()
-	r.resPending = append(r.resPending, r.done...)
-	r.resMu.Unlock()
-	clear(r.done)
-	r.done = r.done[:0]
-	select {
-	case r.ready <- struct{}{}:
-	default:
-	}
 }
 
 func (r *relayState) push(e ...*entry) {
@@ -172,15 +113,13 @@ func (r *relayState) pop() {
 }
 
 func newRelayState(uw *bufio.Writer) *relayState {
-	return &relayState{uw: uw, ready: make(chan struct{}, 1), kick: make(chan struct{}, 1),
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+	return &relayState{uw: uw}
 }
 
 // run relays between the client and the upstream until either ends.
 func (c *conn) run(up net.Conn) {
 	r := newRelayState(bufio.NewWriterSize(up, ioBufSize))
 	c.relay = r
-	go c.recordLoop()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -204,8 +143,6 @@ func (c *conn) finish() {
 	c.gw.keys.remove(c.key)
 	c.st.removeSession(c)
 	r := c.relay
-	close(r.stop)
-	<-r.stopped
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
 		if e.kind == eSimple || e.kind == eExec {
@@ -502,11 +439,6 @@ func (c *conn) recordRequest(call gateway.Call) error {
 		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
 		return errGrantEnded
 	}
-	// Pending results go to the log alongside this request.
-	select {
-	case c.relay.kick <- struct{}{}:
-	default:
-	}
 	return c.sess.Record(c.ctx, call)
 }
 
@@ -602,7 +534,7 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 			return
 		}
 		if len(r.done) > 0 && ubr.Buffered() == 0 {
-			c.handOff()
+			c.recordResults()
 		}
 	}
 }
@@ -761,20 +693,17 @@ func (c *conn) emitSynthetic() {
 	}
 }
 
-// recordResults records the upstream loop's completed results now.
+// recordResults records the upstream loop's completed results. The client
+// already has their answers, so this overlaps with its next request instead
+// of adding to its wait; and it is done here rather than by a goroutine of
+// its own because the control plane batches results (Record does not wait
+// for them to be durable), so a hand-off would cost more than the call: two
+// goroutine wake-ups and a timer per statement. A failure is logged; the
+// statement has run by now.
 func (c *conn) recordResults() {
 	r := c.relay
-	c.recordEntries(r.done)
-	clear(r.done)
-	r.done = r.done[:0]
-}
-
-// recordEntries records results. The client already has its answers: the
-// writes overlap with the client's next request instead of adding to its
-// wait. A failure is logged; the statement has run by now.
-func (c *conn) recordEntries(es []*entry) {
 	ctx := context.WithoutCancel(c.ctx)
-	for _, e := range es {
+	for _, e := range r.done {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
 			Params: map[string]string{"n": strconv.FormatInt(e.n, 10)},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
@@ -782,4 +711,6 @@ func (c *conn) recordEntries(es []*entry) {
 			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
 		}
 	}
+	clear(r.done)
+	r.done = r.done[:0]
 }
