@@ -38,6 +38,10 @@ type fakeS3 struct {
 	slowStarted chan struct{}
 	slowDone    chan error
 	big         int64
+	// verifier is kept across requests, as a real S3 keeps derived keys.
+	verifier sigv4.Verifier
+	// forgetful keeps no history in received (benchmarks).
+	forgetful bool
 }
 
 type seen struct {
@@ -49,10 +53,22 @@ type seen struct {
 func newFakeS3(t testing.TB, accessKey, secret string) *fakeS3 {
 	t.Helper()
 	f := &fakeS3{t: t, keys: map[string][2]string{accessKey: {secret, ""}}, objects: map[string][]byte{},
-		slowStarted: make(chan struct{}, 4), slowDone: make(chan error, 4), big: 64 << 20}
+		slowStarted: make(chan struct{}, 4), slowDone: make(chan error, 4), big: 64 << 20,
+		verifier: sigv4.Verifier{Service: "s3"}}
+	f.verifier.Lookup = f.lookup
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+func (f *fakeS3) lookup(id string) (string, string, error) {
+	f.keysMu.Lock()
+	defer f.keysMu.Unlock()
+	k, ok := f.keys[id]
+	if !ok {
+		return "", "", s3err.New(s3err.InvalidAccessKeyID, "unknown upstream key")
+	}
+	return k[0], k[1], nil
 }
 
 func (f *fakeS3) addKey(ak, secret, token string) {
@@ -81,23 +97,16 @@ func (f *fakeS3) put(bk string, b []byte) {
 }
 
 func (f *fakeS3) serve(w http.ResponseWriter, r *http.Request) {
-	v := sigv4.Verifier{Service: "s3", Lookup: func(id string) (string, string, error) {
-		f.keysMu.Lock()
-		defer f.keysMu.Unlock()
-		k, ok := f.keys[id]
-		if !ok {
-			return "", "", s3err.New(s3err.InvalidAccessKeyID, "unknown upstream key")
-		}
-		return k[0], k[1], nil
-	}}
-	auth, err := v.Verify(r)
+	auth, err := f.verifier.Verify(r)
 	if err != nil {
 		s3err.Write(w, r, s3err.As(err), "up")
 		return
 	}
-	f.mu.Lock()
-	f.received = append(f.received, seen{r.Method, r.URL.Path, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), auth})
-	f.mu.Unlock()
+	if !f.forgetful {
+		f.mu.Lock()
+		f.received = append(f.received, seen{r.Method, r.URL.Path, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), auth})
+		f.mu.Unlock()
+	}
 	body, err := io.ReadAll(auth.Body(r.Body))
 	if err != nil {
 		s3err.Write(w, r, s3err.As(err), "up")
