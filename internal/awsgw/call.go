@@ -90,7 +90,7 @@ func (c *call) serve() {
 // the grant ended and why; to anyone else an ended grant's key is unknown.
 func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 	g := c.gw
-	v := sigv4.Verifier{Now: g.now, MaxSkew: MaxSkew, Service: "s3", Lookup: func(id string) (string, string, error) {
+	auth, err := g.verifier.VerifyWith(c.r, func(id string) (string, string, error) {
 		c.credID = id
 		if gr, err := g.auth.Lookup(id); err == nil {
 			c.gr = gr
@@ -101,8 +101,7 @@ func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 			return gr.Secret, gr.SessionToken, nil
 		}
 		return "", "", unknownKey()
-	}}
-	auth, err := v.Verify(c.r)
+	})
 	if err != nil {
 		if c.ended {
 			return nil, unknownKey()

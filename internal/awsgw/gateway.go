@@ -17,6 +17,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/s3err"
 	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/sigv4"
 )
 
 // Target is one configured aws target the gateway forwards to.
@@ -70,6 +71,10 @@ type Gateway struct {
 	now     func() time.Time
 	log     *slog.Logger
 	known   *known
+	// verifier is shared by all requests so that its cache of derived
+	// signing keys serves a grant's calls all day; each call passes its
+	// own lookup.
+	verifier *sigv4.Verifier
 
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
@@ -111,6 +116,7 @@ func New(o Options) (*Gateway, error) {
 		now:      o.Now,
 		log:      o.Logger,
 		known:    newKnown(o.Now),
+		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, Service: "s3"},
 		sessions: map[string]*session{},
 	}
 	for _, t := range o.Targets {

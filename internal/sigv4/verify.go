@@ -51,6 +51,17 @@ var scratchPool = sync.Pool{New: func() any {
 // query). It does not read the body. Errors are *s3err.Error, except that
 // an error from Lookup is returned unchanged.
 func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
+	return v.VerifyWith(r, v.Lookup)
+}
+
+// VerifyWith is Verify resolving the access key with lookup instead of
+// v.Lookup. It lets a server keep one Verifier, and so its cache of
+// derived signing keys, across requests while its lookup carries
+// per-request state.
+func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
+	if lookup == nil {
+		return nil, s3err.New(s3err.InternalError, "sigv4: the Verifier has no Lookup")
+	}
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
 		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 { // keep no huge buffer alive
@@ -70,9 +81,9 @@ func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
 		if len(authz) != 1 {
 			return nil, malformed("only one Authorization header is allowed")
 		}
-		return v.verifyHeader(r, authz[0], sc)
+		return v.verifyHeader(r, authz[0], lookup, sc)
 	case presigned:
-		return v.verifyPresigned(r, sc)
+		return v.verifyPresigned(r, lookup, sc)
 	}
 	return nil, s3err.New(s3err.AccessDenied, "Anonymous access is not allowed: sign the request with AWS Signature Version 4 (%s) using the grant's credentials", algorithmV4)
 }
@@ -91,7 +102,7 @@ func (v *Verifier) skew() time.Duration {
 	return DefaultMaxSkew
 }
 
-func (v *Verifier) verifyHeader(r *http.Request, authz string, sc *scratch) (*Auth, error) {
+func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc *scratch) (*Auth, error) {
 	c, e := parseAuthorization(authz)
 	if e != nil {
 		return nil, e
@@ -138,7 +149,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, sc *scratch) (*Au
 		return nil, e
 	}
 
-	secret, token, err := v.Lookup(c.accessKey)
+	secret, token, err := lookup(c.accessKey)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +164,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, sc *scratch) (*Au
 	return v.finish(a, &c, secret, amzDate, buf, sc)
 }
 
-func (v *Verifier) verifyPresigned(r *http.Request, sc *scratch) (*Auth, error) {
+func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) (*Auth, error) {
 	pairs, ok := parseQuery(r.URL.RawQuery, sc.pairs[:0])
 	sc.pairs = pairs
 	if !ok {
@@ -255,7 +266,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, sc *scratch) (*Auth, error) 
 		return nil, queryError("a presigned URL cannot use %s", payload)
 	}
 
-	secret, sessionToken, lerr := v.Lookup(c.accessKey)
+	secret, sessionToken, lerr := lookup(c.accessKey)
 	if lerr != nil {
 		return nil, lerr
 	}

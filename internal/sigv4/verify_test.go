@@ -357,3 +357,47 @@ func TestKeyCacheFollowsSecret(t *testing.T) {
 		t.Fatalf("rotated secret: %v", err)
 	}
 }
+
+// TestVerifyWith checks that a per-request lookup is the one consulted,
+// that its error comes back unchanged, and that one Verifier keeps its
+// derived keys across requests verified with different lookups.
+func TestVerifyWith(t *testing.T) {
+	v := &Verifier{Now: func() time.Time { return testNow }}
+	calls := 0
+	lookup := func(ak string) (string, string, error) {
+		calls++
+		if ak != testAK {
+			return "", "", s3err.New(s3err.InvalidAccessKeyID, "unknown")
+		}
+		return testSecret, testToken, nil
+	}
+	for i := range 3 {
+		a, err := v.VerifyWith(signedGet(t, objectURL("b", "k", ""), testCreds(), testNow), lookup)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if a.AccessKeyID != testAK {
+			t.Fatalf("AccessKeyID = %q", a.AccessKeyID)
+		}
+	}
+	if calls != 3 {
+		t.Fatalf("lookup called %d times, want 3", calls)
+	}
+	v.keys.mu.Lock()
+	n := len(v.keys.m)
+	v.keys.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d cached keys after three requests under one scope, want 1", n)
+	}
+	wrong := func(string) (string, string, error) { return "not-the-secret", testToken, nil }
+	_, err := v.VerifyWith(signedGet(t, objectURL("b", "k", ""), testCreds(), testNow), wrong)
+	wantCode(t, err, s3err.SignatureDoesNotMatch)
+	sentinel := s3err.New(s3err.ExpiredToken, "gone")
+	_, err = v.VerifyWith(signedGet(t, objectURL("b", "k", ""), testCreds(), testNow), func(string) (string, string, error) { return "", "", sentinel })
+	if err != sentinel {
+		t.Fatalf("lookup's error came back as %v", err)
+	}
+	if _, err := v.Verify(signedGet(t, objectURL("b", "k", ""), testCreds(), testNow)); err == nil {
+		t.Fatal("a Verifier without Lookup verified a request")
+	}
+}
