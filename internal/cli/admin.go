@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,6 +28,14 @@ func (a *app) serveCmd() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: level}))
+			if path := os.Getenv("AIRLOCK_CPUPROFILE"); path != "" {
+				// For benchmarks (bench/README.md): where the server's CPU goes.
+				stop, err := startCPUProfile(path)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			if err := server.Run(cmd.Context(), cfg, logger); err != nil {
 				// Configuration problems come as several lines: print them all,
 				// then the one-line summary.
@@ -207,4 +217,21 @@ func (a *app) printReport(rep auditlog.Report) error {
 		return exitf(1, "audit log verification FAILED: %d problem(s)", len(rep.Problems))
 	}
 	return nil
+}
+
+// startCPUProfile writes a CPU profile of this process to path until the
+// returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("AIRLOCK_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("AIRLOCK_CPUPROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
