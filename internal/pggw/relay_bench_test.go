@@ -1,7 +1,12 @@
 package pggw
 
 import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,7 +27,9 @@ var benchTPSRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connectio
 // b.N statements in all. pgbench runs in its own process, so this process's
 // CPU time (getrusage) is the gateway's: its relay, its recording into the
 // in-memory fake authority, its garbage collection. The direct run's CPU is
-// the harness's own noise floor. Metrics:
+// the harness's own noise floor. Where /usr/sbin/pgbouncer is installed, the
+// same load also runs through PgBouncer in session mode, whose CPU is read
+// from /proc, as the reference the gateway is held to. Metrics:
 //
 //	cpu-us/stmt  this process's user+system CPU per statement (connection
 //	             set-up included; it is amortised over b.N)
@@ -41,6 +48,7 @@ func BenchmarkRelay(b *testing.B) {
 	if out, err := init.CombinedOutput(); err != nil {
 		b.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
+	bouncerPID, bouncerDSN := startBouncer(b, e.dbDSN)
 	direct := map[string]float64{}
 	for _, mode := range []string{"simple", "prepared"} {
 		b.Run("direct/"+mode, func(b *testing.B) {
@@ -48,6 +56,18 @@ func BenchmarkRelay(b *testing.B) {
 			direct[mode] = tps
 			b.ReportMetric(tps, "stmts/s")
 			b.ReportMetric(cpu, "cpu-us/stmt")
+		})
+		b.Run("pgbouncer/"+mode, func(b *testing.B) {
+			if bouncerPID == 0 {
+				b.Skip("no pgbouncer: install it with: apt-get install pgbouncer")
+			}
+			cpu0 := procCPU(b, bouncerPID)
+			ran, tps, _ := runPgbench(b, pgbench, mode, []string{bouncerDSN}, nil, nil)
+			b.ReportMetric(tps, "stmts/s")
+			b.ReportMetric(float64((procCPU(b, bouncerPID)-cpu0).Microseconds())/float64(ran), "cpu-us/stmt")
+			if d := direct[mode]; d > 0 {
+				b.ReportMetric(tps/d, "ratio")
+			}
 		})
 		b.Run("gateway/"+mode, func(b *testing.B) {
 			g := e.grant(time.Hour, "pg:select %s.public.pgbench_*")
@@ -112,6 +132,77 @@ func runPgbench(b *testing.B, pgbench, mode string, args, env []string, settled 
 		b.Fatalf("pgbench ran %d of %d transactions:\n%s", ran, perClient*benchClients, out)
 	}
 	return ran, tps, float64(cpu.Microseconds()) / float64(ran)
+}
+
+// startBouncer starts PgBouncer in session mode in front of dsn's database
+// (as bench/pgbench does: trust auth, the DSN's user) for a same-machine
+// reference, and returns its pid and a DSN through it; 0 if it is not
+// installed.
+func startBouncer(b *testing.B, dsn string) (int, string) {
+	const bin = "/usr/sbin/pgbouncer"
+	if _, err := os.Stat(bin); err != nil {
+		return 0, ""
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := b.TempDir()
+	_ = os.Chmod(dir, 0o755) // PgBouncer will not run as root; as nobody it reads its files
+	db, user := strings.TrimPrefix(u.Path, "/"), u.User.Username()
+	ini := fmt.Sprintf("[databases]\n%s = host=%s port=%s dbname=%s user=%s\n\n[pgbouncer]\n"+
+		"listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\nauth_type = trust\nauth_file = %s\n"+
+		"pool_mode = session\ndefault_pool_size = 20\nmax_client_conn = 100\nignore_startup_parameters = extra_float_digits\n",
+		db, u.Hostname(), u.Port(), db, user, port, filepath.Join(dir, "userlist.txt"))
+	for name, text := range map[string]string{"userlist.txt": fmt.Sprintf("%q \"\"\n", user), "pgbouncer.ini": ini} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	args := []string{filepath.Join(dir, "pgbouncer.ini")}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "nobody"}, args...)
+	}
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting pgbouncer: %v", err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	bdsn := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, port, db)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return cmd.Process.Pid, bdsn
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pgbouncer did not come up: %v", err)
+		}
+	}
+}
+
+// procCPU is another process's user and system CPU time so far, from
+// /proc (in clock ticks of 10ms: long runs only).
+func procCPU(b *testing.B, pid int) time.Duration {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime and stime are 14 and 15.
+	f := strings.Fields(string(s[strings.LastIndexByte(string(s), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // cpuTime is this process's user and system CPU time so far.
