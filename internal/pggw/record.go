@@ -212,6 +212,12 @@ func formatParams(params [][]byte, formats []int16, redact bool) string {
 		return ""
 	}
 	var b strings.Builder
+	// One allocation for the usual case: short text values.
+	size := 0
+	for _, p := range params {
+		size += 12 + min(len(p), maxParamBytes)
+	}
+	b.Grow(size)
 	for i, p := range params {
 		if i > 0 {
 			b.WriteString(", ")
@@ -240,10 +246,20 @@ func formatParams(params [][]byte, formats []int16, redact bool) string {
 			if len(v) > maxParamBytes {
 				v = v[:maxParamBytes]
 			}
+			kept := len(v)
 			b.WriteByte('\'')
-			b.WriteString(strings.ReplaceAll(string(v), "'", "''"))
+			for {
+				j := bytes.IndexByte(v, '\'')
+				if j < 0 {
+					break
+				}
+				b.Write(v[:j+1])
+				b.WriteByte('\'')
+				v = v[j+1:]
+			}
+			b.Write(v)
 			b.WriteByte('\'')
-			truncNote(&b, len(p), len(v))
+			truncNote(&b, len(p), kept)
 		}
 	}
 	return b.String()

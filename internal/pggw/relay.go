@@ -39,6 +39,7 @@ const (
 type entry struct {
 	kind     entryKind
 	n        int64
+	ns       string // n in decimal, as recorded with the request
 	action   string
 	start    time.Time
 	rows     int64
@@ -75,6 +76,7 @@ type relayState struct {
 	unnamed  string
 	portals  map[string]portal
 	unnamedP portal
+	bind     bindMsg
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
@@ -86,7 +88,9 @@ type relayState struct {
 
 	// Owned by the upstream loop: completed, to be recorded once the
 	// client has their answers.
-	done []*entry
+	done    []*entry
+	lastTag string
+	resCtx  context.Context
 }
 
 func (r *relayState) push(e ...*entry) {
@@ -227,14 +231,14 @@ func (c *conn) clientMessage(raw []byte) error {
 		}
 		sql := string(body[:len(body)-1])
 		r.n++
-		action := actionOf(sql)
+		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": redactPasswords(sql), "protocol": "simple", "n": strconv.FormatInt(r.n, 10),
+			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
 		}}
 		if err := c.recordRequest(call); err != nil {
 			return c.refuseStatement(err, true)
 		}
-		r.push(&entry{kind: eSimple, n: r.n, action: action, start: time.Now()})
+		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: action, start: time.Now()})
 		_, err := r.uw.Write(raw)
 		return upErr(err)
 	case 'F':
@@ -243,8 +247,9 @@ func (c *conn) clientMessage(raw []byte) error {
 			return fatal(codeProtocolViolation, "airlock: invalid FunctionCall message")
 		}
 		r.n++
+		ns := strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"function": strconv.FormatUint(uint64(fc.Function), 10), "protocol": "function-call", "n": strconv.FormatInt(r.n, 10),
+			"function": strconv.FormatUint(uint64(fc.Function), 10), "protocol": "function-call", "n": ns,
 		}}
 		if p := formatParams(fc.Arguments, int16s(fc.ArgFormatCodes), c.redact()); p != "" {
 			call.Params["parameters"] = p
@@ -252,7 +257,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		if err := c.recordRequest(call); err != nil {
 			return c.refuseStatement(err, true)
 		}
-		r.push(&entry{kind: eSimple, n: r.n, action: call.Action, start: time.Now()})
+		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: call.Action, start: time.Now()})
 		_, err := r.uw.Write(raw)
 		return upErr(err)
 	case 'd':
@@ -322,38 +327,40 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			}
 		}
 	case 'B':
-		var m pgproto3.Bind
-		if m.Decode(body) != nil {
+		m := &r.bind
+		if !m.parse(body) {
 			return fatal(codeProtocolViolation, "airlock: invalid Bind message")
 		}
 		sql, ok := r.unnamed, true
-		if m.PreparedStatement != "" {
-			sql, ok = r.stmts[m.PreparedStatement]
+		if len(m.stmt) > 0 {
+			sql, ok = r.stmts[string(m.stmt)]
 		}
 		if !ok {
-			sql = "<prepared statement " + strconv.Quote(m.PreparedStatement) + " unknown to the gateway>"
+			sql = "<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>"
 		}
-		p := portal{sql: sql, params: formatParams(m.Parameters, m.ParameterFormatCodes, c.redact())}
-		if m.DestinationPortal == "" {
+		p := portal{sql: sql, params: formatParams(m.params, m.formats, c.redact())}
+		if len(m.portal) == 0 {
 			r.unnamedP = p
 		} else {
 			if r.portals == nil {
 				r.portals = map[string]portal{}
 			}
-			if _, ok := r.portals[m.DestinationPortal]; !ok && len(r.portals) >= maxPortals {
+			if _, ok := r.portals[string(m.portal)]; !ok && len(r.portals) >= maxPortals {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many open portals; close some"}
 			} else {
-				r.portals[m.DestinationPortal] = p
+				r.portals[string(m.portal)] = p
 			}
 		}
+		clear(m.params) // the values belong to the message buffer
 	case 'E':
-		var m pgproto3.Execute
-		if m.Decode(body) != nil {
+		name, ok := parseExecute(body)
+		if !ok {
 			return fatal(codeProtocolViolation, "airlock: invalid Execute message")
 		}
-		pe := pendingExec{portal: m.Portal, p: r.unnamedP, found: true}
-		if m.Portal != "" {
-			pe.p, pe.found = r.portals[m.Portal]
+		pe := pendingExec{p: r.unnamedP, found: true}
+		if len(name) > 0 {
+			pe.portal = string(name)
+			pe.p, pe.found = r.portals[pe.portal]
 		}
 		r.execs = append(r.execs, pe)
 	case 'C':
@@ -403,9 +410,9 @@ func (c *conn) endBatch(sync bool) error {
 		if !pe.found {
 			sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
 		}
-		action := actionOf(sql)
+		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": redactPasswords(sql), "protocol": "extended", "n": strconv.FormatInt(r.n, 10),
+			"statement": redactPasswords(sql), "protocol": "extended", "n": ns,
 		}}
 		if pe.p.params != "" {
 			call.Params["parameters"] = pe.p.params
@@ -417,7 +424,7 @@ func (c *conn) endBatch(sync bool) error {
 			}
 			return c.refuseStatement(err, sync)
 		}
-		entries = append(entries, &entry{kind: eExec, n: r.n, action: action})
+		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action})
 	}
 	now := time.Now()
 	for _, e := range entries {
@@ -606,11 +613,11 @@ func (c *conn) observe(raw []byte) {
 		h.dataRows = 0
 		switch h.kind {
 		case eExec:
-			h.rows, h.tag = n, string(tag)
+			h.rows, h.tag = n, r.tagString(tag)
 			c.complete(h)
 		case eSimple:
 			h.rows += n
-			h.tag = string(tag)
+			h.tag = r.tagString(tag)
 		}
 	case 'I', 's':
 		if h != nil && h.kind == eExec {
@@ -665,6 +672,15 @@ func (c *conn) observe(raw []byte) {
 	}
 }
 
+// tagString returns tag as a string, reusing the last one's: a session
+// mostly repeats the same few statements, so the same tags.
+func (r *relayState) tagString(tag []byte) string {
+	if string(tag) != r.lastTag {
+		r.lastTag = string(tag)
+	}
+	return r.lastTag
+}
+
 // complete moves the oldest entry to done; qmu and wmu held.
 func (c *conn) complete(h *entry) {
 	r := c.relay
@@ -702,12 +718,14 @@ func (c *conn) emitSynthetic() {
 // statement has run by now.
 func (c *conn) recordResults() {
 	r := c.relay
-	ctx := context.WithoutCancel(c.ctx)
+	if r.resCtx == nil {
+		r.resCtx = context.WithoutCancel(c.ctx)
+	}
 	for _, e := range r.done {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
-			Params: map[string]string{"n": strconv.FormatInt(e.n, 10)},
+			Params: map[string]string{"n": e.ns},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
-		if err := c.sess.Record(ctx, call); err != nil {
+		if err := c.sess.Record(r.resCtx, call); err != nil {
 			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
 		}
 	}
