@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/jsonw"
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -66,12 +67,19 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 		b = appendString(b, ev.Actor)
 	}
 	if ev.Data != nil {
-		d, err := json.Marshal(ev.Data)
-		if err != nil {
-			return encoded{}, fmt.Errorf("auditlog: event %s: encoding data: %w", ev.Type, err)
-		}
 		b = append(b, `,"data":`...)
-		b = append(b, d...)
+		if a, ok := ev.Data.(Appender); ok {
+			var err error
+			if b, err = a.AppendJSON(b); err != nil {
+				return encoded{}, fmt.Errorf("auditlog: event %s: encoding data: %w", ev.Type, err)
+			}
+		} else {
+			d, err := json.Marshal(ev.Data)
+			if err != nil {
+				return encoded{}, fmt.Errorf("auditlog: event %s: encoding data: %w", ev.Type, err)
+			}
+			b = append(b, d...)
+		}
 	}
 	b = append(b, '}')
 	return encoded{time: t, typ: ev.Type, grantID: ev.GrantID, sessionID: ev.SessionID, tail: b}, nil
@@ -93,14 +101,16 @@ func encodeEvents(evs []Event) ([]encoded, error) {
 	return out, nil
 }
 
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	q, err := json.Marshal(s)
-	if err != nil { // cannot happen for a string
-		panic(err)
-	}
-	return append(b, q...)
+// Appender is implemented by event data that encodes itself without
+// reflection (gateway calls, on the hot path). AppendJSON must append
+// exactly the bytes encoding/json would produce for the value, so that the
+// entry format does not depend on which path encoded it.
+type Appender interface {
+	AppendJSON(b []byte) ([]byte, error)
 }
+
+// appendString appends s as a JSON string, as encoding/json encodes it.
+func appendString(b []byte, s string) []byte { return jsonw.String(b, s) }
 
 const seqPrefix = `{"seq":`
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,6 +110,32 @@ type resultsData struct {
 	// Dropped counts results lost before this batch because the log could
 	// not take them in time.
 	Dropped int `json:"dropped,omitempty"`
+}
+
+// AppendJSON encodes d as encoding/json would, through the calls' own
+// encoder (see auditlog.Appender).
+func (d resultsData) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"results":`...)
+	if d.Results == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, c := range d.Results {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = c.AppendJSON(b); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, ']')
+	}
+	if d.Dropped != 0 {
+		b = append(b, `,"dropped":`...)
+		b = strconv.AppendInt(b, int64(d.Dropped), 10)
+	}
+	return append(b, '}'), nil
 }
 
 // addResult queues a result for the session's next results entry.

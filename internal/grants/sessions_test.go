@@ -376,8 +376,10 @@ func TestSessionResultsBatched(t *testing.T) {
 		}
 		return
 	}
-	if b, c := results(); b < 2 || c < 128 {
-		t.Fatalf("after %d results: %d batches holding %d; two full batches should be logged at once", n, b, c)
+	// A full batch is logged at once, so fewer than 64 can be waiting
+	// (the timer may have logged smaller batches meanwhile).
+	if b, c := results(); b < 2 || n-c >= 64 {
+		t.Fatalf("after %d results: %d batches holding %d; at most 63 should wait for the timer", n, b, c)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -1,0 +1,44 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestCallAppendJSONMatchesEncodingJSON(t *testing.T) {
+	for _, c := range []Call{
+		{},
+		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a<b>.log", Allowed: true,
+			Params: map[string]string{"key": "app/a<b>.log", "bucket": "logs", "request_id": "r1", "z": "", "\u2028": "x\xff"}},
+		{Kind: "request", Action: "s3:DeleteObjects", Also: []string{"s3:DeleteObject arn:aws:s3:::b/k1", "s3:DeleteObject arn:aws:s3:::b/k\"2"}, Allowed: false, Error: "denied: \"k2\""},
+		{Kind: "result", Action: "pg:select", Resource: "orders", Allowed: true, Params: map[string]string{"n": "7"},
+			Status: "SELECT 1", BytesIn: 12, BytesOut: -3, Rows: 1, Duration: 1500 * time.Microsecond},
+		{Kind: "request", Action: "pg:query", Params: map[string]string{"statement": "select '\n\t'\x00"}, Allowed: true},
+	} {
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.AppendJSON([]byte("prefix"))
+		if err != nil || string(got) != "prefix"+string(want) {
+			t.Errorf("AppendJSON(%+v)\n got %s (%v)\nwant prefix%s", c, got, err, want)
+		}
+	}
+}
+
+func FuzzCallAppendJSON(f *testing.F) {
+	f.Add("request", "s3:GetObject", "arn", "k", "v<", "", int64(0), true)
+	f.Fuzz(func(t *testing.T, kind, action, resource, pk, pv, status string, n int64, allowed bool) {
+		c := Call{Kind: kind, Action: action, Resource: resource, Allowed: allowed, Status: status, Rows: n, Duration: time.Duration(n)}
+		if pk != "" {
+			c.Params = map[string]string{pk: pv, pk + "2": pv}
+			c.Also = []string{pv}
+		}
+		want, _ := json.Marshal(c)
+		got, _ := c.AppendJSON(nil)
+		if string(got) != string(want) {
+			t.Fatalf("AppendJSON(%+v)\n got %s\nwant %s", c, got, want)
+		}
+	})
+}
