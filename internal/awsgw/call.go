@@ -30,6 +30,9 @@ type call struct {
 	ended  bool
 }
 
+// client describes the peer, for a session's start.
+func (c *call) client() string { return clientOf(c.r) }
+
 func (c *call) fail(e *s3err.Error) {
 	if e.Resource == "" {
 		e.Resource = resourceOf(c.r)
@@ -137,7 +140,7 @@ func (c *call) reject(e *s3err.Error) {
 // deny records a refused call in the grant's session and answers it.
 func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 	g := c.gw
-	sess, err := g.session(c.gr, clientOf(c.r))
+	sess, err := g.session(c.gr, c.client)
 	if err != nil {
 		g.log.Error("awsgw: could not start a session to record a denied call", "grant", c.gr.ID, "err", err)
 	} else {
@@ -186,7 +189,7 @@ func cutError(ctx context.Context) *s3err.Error {
 // forward records the call, sends it upstream and streams the answer back.
 func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
 	g, gr := c.gw, c.gr
-	sess, err := g.session(gr, clientOf(c.r))
+	sess, err := g.session(gr, c.client)
 	if err != nil {
 		c.fail(sessionError(gr, g.now(), err))
 		return
@@ -237,9 +240,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 func (g *Gateway) recordResult(sess *session, res gateway.Call) {
 	record := func() {
 		defer sess.done()
-		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-		defer cancel()
-		if err := sess.rec.Record(ctx, res); err != nil {
+		if err := sess.rec.Record(sess.resultContext(), res); err != nil {
 			g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
 				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
 		}

@@ -27,7 +27,12 @@ type exchange struct {
 // not the response.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// copyBufs are the buffers responses stream through: large, so that a big
+// download takes few read and write calls (the transport's own read buffer
+// is bypassed for reads at least its size).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+const copyBufSize = 256 << 10
 
 // maxErrorCapture is how much of an upstream error body is kept to name
 // the S3 error code in the record.
@@ -36,7 +41,7 @@ const maxErrorCapture = 2 << 10
 func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
 	c, res := x.c, x.res
 	w := c.w
-	creds, err := t.credentials(x.ctx, c.gr)
+	creds, signer, err := t.credentials(x.ctx, c.gr)
 	if err != nil {
 		x.failBefore(s3err.As(err))
 		return
@@ -46,7 +51,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	if body != nil {
 		rd = body
 	}
-	req, err := t.upstreamRequest(x.ctx, c.r, op, auth, creds, rd, length)
+	req, err := t.upstreamRequest(x.ctx, c.r, op, auth, signer, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return

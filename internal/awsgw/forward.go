@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/airlock-dev/airlock/internal/s3iam"
 	"github.com/airlock-dev/airlock/internal/sigv4"
@@ -31,6 +33,15 @@ var dropHeaders = []string{
 	// copy source that was authorized.
 	"X-Amz-Copy-Source",
 }
+
+// dropped is dropHeaders as a set, by canonical name.
+var dropped = func() map[string]bool {
+	m := make(map[string]bool, len(dropHeaders))
+	for _, k := range dropHeaders {
+		m[textproto.CanonicalMIMEHeaderKey(k)] = true
+	}
+	return m
+}()
 
 // presignParams are the query parameters of a presigned URL; they
 // authenticate the agent and must not reach the upstream.
@@ -117,9 +128,22 @@ func filterQuery(raw string) string {
 // upstreamHeader copies the client's headers minus its authentication,
 // the hop-by-hop headers and the aws-chunked framing.
 func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header {
-	h := make(http.Header, len(in))
+	h := make(http.Header, len(in)+2)
 	for k, v := range in {
-		h[textproto.CanonicalMIMEHeaderKey(k)] = append([]string(nil), v...)
+		// The value slices are shared, not copied: nothing here or in the
+		// transport writes into them (Set and Del replace map entries), and
+		// the clip makes any append copy. Keys are canonicalised (the
+		// server does so already, so this rarely allocates) and values
+		// under keys that canonicalise alike are merged.
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if dropped[ck] {
+			continue
+		}
+		v = slices.Clip(v)
+		if prev, ok := h[ck]; ok {
+			v = append(prev, v...)
+		}
+		h[ck] = v
 	}
 	for _, c := range in.Values("Connection") {
 		for f := range strings.SplitSeq(c, ",") {
@@ -127,9 +151,6 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 				h.Del(f)
 			}
 		}
-	}
-	for _, k := range dropHeaders {
-		h.Del(k)
 	}
 	if cs := op.CopySourceHeader(); cs != "" {
 		h.Set("X-Amz-Copy-Source", cs)
@@ -161,7 +182,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 // upstreamRequest builds and signs the request to send upstream for a
 // verified, authorized call. body is the verified payload (nil for none);
 // length is its decoded length (-1 unknown).
-func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
+func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, signer *v4.Signer, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
 	u := t.upstreamURL(op, r.URL.RawQuery)
 	if body == nil || length == 0 {
 		body, length = http.NoBody, 0
@@ -184,7 +205,7 @@ func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam
 		payload = auth.PayloadSHA256
 	}
 	req.Header.Set("X-Amz-Content-Sha256", payload)
-	if err := t.signer.SignHTTP(ctx, creds, req, payload, "s3", t.Region, time.Now()); err != nil {
+	if err := signer.SignHTTP(ctx, creds, req, payload, "s3", t.Region, time.Now()); err != nil {
 		return nil, err
 	}
 	return req, nil

@@ -152,8 +152,23 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
+// requestID is the gateway's random prefix and a sequence number, in 12
+// upper-case hex digits (more if it ever outgrows them).
 func (g *Gateway) requestID() string {
-	return fmt.Sprintf("%s%012X", g.reqPrefix, g.reqSeq.Add(1))
+	return appendRequestID(make([]byte, 0, len(g.reqPrefix)+16), g.reqPrefix, g.reqSeq.Add(1))
+}
+
+func appendRequestID(b []byte, prefix string, seq uint64) string {
+	const digits = "0123456789ABCDEF"
+	b = append(b, prefix...)
+	var tmp [16]byte
+	i := len(tmp)
+	for seq != 0 || i > len(tmp)-12 {
+		i--
+		tmp[i] = digits[seq&15]
+		seq >>= 4
+	}
+	return string(append(b, tmp[i:]...))
 }
 
 // clientOf describes the peer for session and rejection records.

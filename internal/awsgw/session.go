@@ -33,6 +33,15 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	// resCtx bounds the writing of result records. It is shared by the
+	// session's results and replaced once less than half of recordTimeout
+	// is left, so each record gets at least recordTimeout/2 without a
+	// timer of its own.
+	resMu       sync.Mutex
+	resCtx      context.Context
+	resCancel   context.CancelFunc
+	resDeadline time.Time
+
 	mu       sync.Mutex
 	inflight int
 	ended    bool
@@ -44,7 +53,8 @@ var errGrantGone = errors.New("grant ended")
 
 // session returns gr's session, starting it if this is the grant's first
 // call, and counts the call as in flight: the caller must call s.done().
-func (g *Gateway) session(gr *gateway.Grant, client string) (*session, error) {
+// client describes the peer; it is called only when a session starts.
+func (g *Gateway) session(gr *gateway.Grant, client func() string) (*session, error) {
 	for range 2 { // a second try if we raced with the session's end
 		g.mu.Lock()
 		if g.closed {
@@ -59,7 +69,7 @@ func (g *Gateway) session(gr *gateway.Grant, client string) (*session, error) {
 		}
 		g.mu.Unlock()
 		if first {
-			g.start(s, client)
+			g.start(s, client())
 		} else {
 			<-s.ready
 		}
@@ -131,6 +141,7 @@ func (g *Gateway) watch(s *session) {
 	s.mu.Unlock()
 	select {
 	case <-s.idle:
+		s.releaseResultContext()
 	case <-time.After(drainTimeout):
 		g.log.Error("awsgw: calls still in flight at the end of a session", "grant", s.gr.ID, "session", s.rec.ID)
 	}
@@ -143,6 +154,31 @@ func (g *Gateway) watch(s *session) {
 	defer cancel()
 	if err := s.rec.End(ctx); err != nil {
 		g.log.Error("awsgw: recording the end of a session failed", "grant", s.gr.ID, "session", s.rec.ID, "err", err)
+	}
+}
+
+// resultContext is the context a result record is written under.
+func (s *session) resultContext() context.Context {
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	now := time.Now()
+	if s.resCtx == nil || s.resDeadline.Sub(now) < recordTimeout/2 || s.resCtx.Err() != nil {
+		// The previous context is left to expire: records may still be
+		// using it.
+		s.resDeadline = now.Add(recordTimeout)
+		s.resCtx, s.resCancel = context.WithDeadline(context.Background(), s.resDeadline)
+	}
+	return s.resCtx
+}
+
+// releaseResultContext stops the current result context's timer once the
+// session's calls are done.
+func (s *session) releaseResultContext() {
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	if s.resCancel != nil {
+		s.resCancel()
+		s.resCtx, s.resCancel = nil, nil
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -43,6 +44,10 @@ type roleCreds struct {
 type roleEntry struct {
 	mu    sync.Mutex // one AssumeRole at a time per grant
 	creds aws.Credentials
+	// signer is the grant's own: the SDK signer caches one derived key
+	// per region and service, so a signer shared by grants with distinct
+	// keys would derive the key again at nearly every call.
+	signer *v4.Signer
 }
 
 func newRoleCreds(t Target, rt http.RoundTripper) (*roleCreds, error) {
@@ -69,11 +74,11 @@ func newRoleCreds(t Target, rt http.RoundTripper) (*roleCreds, error) {
 	return &roleCreds{roleARN: t.RoleARN, client: sts.New(o), now: time.Now, byGrant: map[string]*roleEntry{}}, nil
 }
 
-func (rc *roleCreds) get(ctx context.Context, g *gateway.Grant) (aws.Credentials, error) {
+func (rc *roleCreds) get(ctx context.Context, g *gateway.Grant) (aws.Credentials, *v4.Signer, error) {
 	rc.mu.Lock()
 	e := rc.byGrant[g.ID]
 	if e == nil {
-		e = &roleEntry{}
+		e = &roleEntry{signer: newS3Signer()}
 		rc.byGrant[g.ID] = e
 	}
 	rc.mu.Unlock()
@@ -82,14 +87,14 @@ func (rc *roleCreds) get(ctx context.Context, g *gateway.Grant) (aws.Credentials
 	defer e.mu.Unlock()
 	now := rc.now()
 	if e.creds.AccessKeyID != "" && now.Add(refreshBefore).Before(e.creds.Expires) {
-		return e.creds, nil
+		return e.creds, e.signer, nil
 	}
 	c, err := rc.assume(ctx, g, now)
 	if err != nil {
-		return aws.Credentials{}, err
+		return aws.Credentials{}, nil, err
 	}
 	e.creds = c
-	return c, nil
+	return c, e.signer, nil
 }
 
 func (rc *roleCreds) forget(grantID string) {

@@ -41,8 +41,7 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 	tt := &target{
 		Target: t,
 		client: &http.Client{Transport: rt, CheckRedirect: noRedirects},
-		// S3 signs the path as sent, without escaping it a second time.
-		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }),
+		signer: newS3Signer(),
 	}
 	if t.Endpoint != "" {
 		u, err := url.Parse(t.Endpoint)
@@ -70,10 +69,19 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 // that was not configured.
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// credentials returns the upstream credentials for a call under gr.
-func (t *target) credentials(ctx context.Context, gr *gateway.Grant) (aws.Credentials, error) {
+// newS3Signer is a SigV4 signer for S3, which signs the path as sent,
+// without escaping it a second time. A signer caches the key it derives
+// (for one access key per region and service), so one is kept per set of
+// credentials.
+func newS3Signer() *v4.Signer {
+	return v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+}
+
+// credentials returns the upstream credentials for a call under gr, and
+// the signer to sign with them.
+func (t *target) credentials(ctx context.Context, gr *gateway.Grant) (aws.Credentials, *v4.Signer, error) {
 	if t.role == nil {
-		return t.static, nil
+		return t.static, t.signer, nil
 	}
 	return t.role.get(ctx, gr)
 }
