@@ -36,10 +36,10 @@
 // frame, fdatasyncs it, adopts the new tree and returns to the callers: one
 // write and one fdatasync per batch. An indexer goroutine then copies the
 // journaled batches into the store, several at a time (they gather for up to
-// 20 ms, or until a reader waits), each transaction ending with a checkpoint
+// 100 ms, or until a reader waits), each transaction ending with a checkpoint
 // it signs for the newest of them. So the store always holds a prefix of the
 // log covered by a signed checkpoint, and a checkpoint covers every
-// acknowledged entry within about 20 ms. A batch that contains a [Log.Do]
+// acknowledged entry within about 100 ms. A batch that contains a [Log.Do]
 // call first waits until the store holds every journaled entry, then runs as
 // one store transaction as described above, so a Do's function sees the log
 // that precedes it. [Log.Sync] waits until the store holds everything
