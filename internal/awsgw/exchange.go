@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,13 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return
 	}
-	resp, err := t.client.Do(req)
+	resp, err := t.rt.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = errors.New("the RoundTripper returned neither a response nor an error")
+	}
+	if err == nil && resp.Body == nil { // allowed of other RoundTrippers than net/http's
+		resp.Body = http.NoBody
+	}
 	if body != nil {
 		res.BytesIn = body.count()
 	}

@@ -2,7 +2,11 @@ package awsgw
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/s3iam"
@@ -55,5 +59,48 @@ func TestUpstreamHeaderLeavesClientHeaderAlone(t *testing.T) {
 	}
 	if len(in) != len(before) {
 		t.Errorf("client header has %d keys, had %d", len(in), len(before))
+	}
+}
+
+// redirectUpstream answers every request with S3's PermanentRedirect,
+// pointing elsewhere, and counts the requests it got.
+type redirectUpstream struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (u *redirectUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	u.mu.Lock()
+	u.reqs = append(u.reqs, r.URL.String())
+	u.mu.Unlock()
+	body := `<Error><Code>PermanentRedirect</Code><Message>use the other endpoint</Message></Error>`
+	return &http.Response{StatusCode: http.StatusMovedPermanently, Request: r, ContentLength: int64(len(body)),
+		Header: http.Header{"Location": {"http://elsewhere.test/logs/app/x"}, "Content-Length": {strconv.Itoa(len(body))}},
+		Body:   io.NopCloser(strings.NewReader(body))}, nil
+}
+
+// A redirect from the upstream goes back to the client as it came; the
+// gateway never follows it to an endpoint that was not configured.
+func TestUpstreamRedirectIsNotFollowed(t *testing.T) {
+	up := &redirectUpstream{}
+	e := newEnv(t, func(o *Options) { o.Transport = up })
+	g := e.grant(walkScope)
+	req := e.signed(g, http.MethodGet, "/logs/app/x", nil)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "http://elsewhere.test/logs/app/x" {
+		t.Fatalf("status %d, Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), b)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.reqs) != 1 || strings.Contains(up.reqs[0], "elsewhere") {
+		t.Fatalf("upstream requests: %q", up.reqs)
+	}
+	if r := e.results(g, 1); r[0].Status != "301" || r[0].Error != "PermanentRedirect" {
+		t.Fatalf("result: %+v", r[0])
 	}
 }

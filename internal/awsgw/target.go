@@ -17,8 +17,14 @@ import (
 type target struct {
 	Target
 	// base is the custom endpoint, or nil for AWS itself.
-	base   *url.URL
-	client *http.Client
+	base *url.URL
+	// rt carries the upstream requests. They go to it directly, not
+	// through an http.Client: a RoundTripper never follows a redirect
+	// (S3's PermanentRedirect for a wrong region goes back to the client as
+	// is; following it would send the request somewhere that was not
+	// configured), and the client would copy every request's headers in
+	// case it did.
+	rt     http.RoundTripper
 	signer *v4.Signer
 	// static is used when there is no role to assume.
 	static aws.Credentials
@@ -40,7 +46,7 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 	}
 	tt := &target{
 		Target: t,
-		client: &http.Client{Transport: rt, CheckRedirect: noRedirects},
+		rt:     rt,
 		signer: newS3Signer(),
 	}
 	if t.Endpoint != "" {
@@ -63,11 +69,6 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 	}
 	return tt, nil
 }
-
-// noRedirects hands a redirect (S3's PermanentRedirect for a wrong region)
-// back to the client as is: following it would send the request somewhere
-// that was not configured.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // newS3Signer is a SigV4 signer for S3, which signs the path as sent,
 // without escaping it a second time. A signer caches the key it derives
