@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/s3iam"
 	"github.com/airlock-dev/airlock/internal/sigv4"
@@ -103,4 +104,36 @@ func TestUpstreamRedirectIsNotFollowed(t *testing.T) {
 	if r := e.results(g, 1); r[0].Status != "301" || r[0].Error != "PermanentRedirect" {
 		t.Fatalf("result: %+v", r[0])
 	}
+}
+
+// Results share a context, but each record still gets at least half of
+// recordTimeout, and a context that has ended is never handed out again.
+func TestResultContext(t *testing.T) {
+	s := &session{}
+	ctx := s.resultContext()
+	dl, ok := ctx.Deadline()
+	if !ok || time.Until(dl) > recordTimeout || time.Until(dl) < recordTimeout-time.Second {
+		t.Fatalf("deadline %v away, want about %v", time.Until(dl), recordTimeout)
+	}
+	if s.resultContext() != ctx {
+		t.Fatal("a fresh result context was not shared")
+	}
+	s.resMu.Lock()
+	s.resDeadline = time.Now().Add(recordTimeout/2 - time.Second) // as if time had passed
+	s.resMu.Unlock()
+	renewed := s.resultContext()
+	if renewed == ctx {
+		t.Fatal("a result context with less than half of recordTimeout left was handed out")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("renewing cancelled the context records may still be using")
+	}
+	s.releaseResultContext()
+	if renewed.Err() == nil {
+		t.Fatal("release left the context's timer running")
+	}
+	if c := s.resultContext(); c.Err() != nil {
+		t.Fatal("an ended result context was handed out")
+	}
+	s.releaseResultContext()
 }
