@@ -96,6 +96,7 @@ type Service struct {
 	// withResults are the sessions with results not yet logged.
 	resultsMu   sync.Mutex
 	withResults map[*sessionState]struct{}
+	resultsKick chan struct{} // a batch is full: the flusher runs now
 	stopFlush   chan struct{}
 	flushDone   chan struct{}
 	closed      bool
@@ -129,7 +130,7 @@ func New(o Options) (*Service, error) {
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return o.Now().UTC() }, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
-		timers: map[string]*time.Timer{}, watchers: map[string]chan struct{}{},
+		timers: map[string]*time.Timer{}, watchers: map[string]chan struct{}{}, resultsKick: make(chan struct{}, 1),
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t

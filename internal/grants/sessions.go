@@ -89,9 +89,10 @@ type sessionState struct {
 	fmu sync.Mutex
 }
 
-// Results are logged in batches: one "session.results" entry holds up to
-// resultsBatch of a session's results, written at the latest resultsInterval
-// after the first of them, and always before session.ended. A request is
+// Results are logged in batches: one "session.results" entry holds a
+// session's results, written by the flusher when resultsBatch are waiting
+// and at the latest resultsInterval after the first of them, and always
+// before session.ended. A request is
 // durable before it is forwarded, and so is every decision; a result (rows,
 // bytes, status, duration) describes what already happened, and one log
 // entry per result would double the log's work per call. A crash can lose
@@ -144,7 +145,9 @@ func (s *Service) addResult(ctx context.Context, st *sessionState, c gateway.Cal
 	st.results = append(st.results, c)
 	n := len(st.results)
 	st.mu.Unlock()
-	if n >= resultsBatch {
+	if n >= 4*resultsBatch {
+		// The flusher is not keeping up (the log is slow): the
+		// gateway waits, rather than results piling up.
 		return s.flushResults(ctx, st)
 	}
 	s.resultsMu.Lock()
@@ -153,6 +156,14 @@ func (s *Service) addResult(ctx context.Context, st *sessionState, c gateway.Cal
 	}
 	s.withResults[st] = struct{}{}
 	s.resultsMu.Unlock()
+	if n >= resultsBatch {
+		// A full batch: the flusher logs it now, off the gateway's path
+		// (the gateway records results on its relay path).
+		select {
+		case s.resultsKick <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -283,20 +294,23 @@ func (s *Service) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer t.Stop()
 	last := time.Now()
 	for {
+		var now time.Time
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			if err := s.flushAllResults(context.Background()); err != nil {
-				s.logger.Error("recording session results; will retry", "err", err)
-			}
-			if now.Sub(last) < flushInterval {
-				continue
-			}
-			last = now
-			if err := s.flushSessions(context.Background()); err != nil {
-				s.logger.Error("writing session summaries; will retry", "err", err)
-			}
+		case <-s.resultsKick:
+			now = time.Now()
+		case now = <-t.C:
+		}
+		if err := s.flushAllResults(context.Background()); err != nil {
+			s.logger.Error("recording session results; will retry", "err", err)
+		}
+		if now.Sub(last) < flushInterval {
+			continue
+		}
+		last = now
+		if err := s.flushSessions(context.Background()); err != nil {
+			s.logger.Error("writing session summaries; will retry", "err", err)
 		}
 	}
 }
