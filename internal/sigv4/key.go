@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"sync"
 )
 
 // deriveKey computes the SigV4 signing key for a day, region and service.
@@ -52,4 +53,41 @@ func decodeSig(s string) (out [32]byte, ok bool) {
 // appendHex appends b in lowercase hex.
 func appendHex(dst []byte, b []byte) []byte {
 	return hex.AppendEncode(dst, b)
+}
+
+// digests are SHA-256 states for hmacSHA256, reused across requests.
+var digests = sync.Pool{New: func() any { return sha256.New() }}
+
+// hmacSHA256 is HMAC-SHA256(key, msg) (RFC 2104, written out so that
+// signing a request allocates nothing: hmac.New allocates two digests and
+// its pads each time).
+func hmacSHA256(key *[32]byte, msg []byte) (out [32]byte) {
+	var pad [sha256.BlockSize]byte
+	h := digests.Get().(hash.Hash)
+	defer digests.Put(h)
+
+	for i := range pad {
+		pad[i] = 0x36
+	}
+	for i, b := range key {
+		pad[i] ^= b
+	}
+	h.Reset()
+	h.Write(pad[:])
+	h.Write(msg)
+	var inner [32]byte
+	h.Sum(inner[:0])
+
+	for i := range pad {
+		pad[i] = 0x5c
+	}
+	for i, b := range key {
+		pad[i] ^= b
+	}
+	h.Reset()
+	h.Write(pad[:])
+	h.Write(inner[:])
+	h.Sum(out[:0])
+	clear(pad[:])
+	return out
 }

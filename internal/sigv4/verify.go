@@ -463,10 +463,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	sc.sts = sts
 
 	key := v.keys.get(secret, c, sc)
-	m := hmac.New(sha256.New, key[:])
-	m.Write(sts)
-	var want [32]byte
-	m.Sum(want[:0])
+	want := hmacSHA256(&key, sts)
 	got, _ := decodeSig(c.signature)
 	if !hmac.Equal(want[:], got[:]) {
 		return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method. (Airlock's canonical request has SHA-256 %x; compare it with your client's debug output.)", crHash)
