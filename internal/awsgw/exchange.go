@@ -42,7 +42,7 @@ const maxErrorCapture = 2 << 10
 func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
 	c, res := x.c, x.res
 	w := c.w
-	creds, signer, err := t.credentials(x.ctx, c.gr)
+	creds, err := t.credentials(x.ctx, c.gr)
 	if err != nil {
 		x.failBefore(s3err.As(err))
 		return
@@ -52,7 +52,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	if body != nil {
 		rd = body
 	}
-	req, err := t.upstreamRequest(x.ctx, c.r, op, auth, signer, creds, rd, length)
+	req, err := t.upstreamRequest(x.ctx, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return

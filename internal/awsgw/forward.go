@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/airlock-dev/airlock/internal/s3iam"
 	"github.com/airlock-dev/airlock/internal/sigv4"
@@ -182,7 +181,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 // upstreamRequest builds and signs the request to send upstream for a
 // verified, authorized call. body is the verified payload (nil for none);
 // length is its decoded length (-1 unknown).
-func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, signer *v4.Signer, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
+func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
 	u := t.upstreamURL(op, r.URL.RawQuery)
 	if body == nil || length == 0 {
 		body, length = http.NoBody, 0
@@ -205,7 +204,8 @@ func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam
 		payload = auth.PayloadSHA256
 	}
 	req.Header.Set("X-Amz-Content-Sha256", payload)
-	if err := signer.SignHTTP(ctx, creds, req, payload, "s3", t.Region, time.Now()); err != nil {
+	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	if err := t.signer.Sign(req, sc, t.Region, "s3", payload, time.Now()); err != nil {
 		return nil, err
 	}
 	return req, nil

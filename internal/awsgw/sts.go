@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -44,10 +43,6 @@ type roleCreds struct {
 type roleEntry struct {
 	mu    sync.Mutex // one AssumeRole at a time per grant
 	creds aws.Credentials
-	// signer is the grant's own: the SDK signer caches one derived key
-	// per region and service, so a signer shared by grants with distinct
-	// keys would derive the key again at nearly every call.
-	signer *v4.Signer
 }
 
 func newRoleCreds(t Target, rt http.RoundTripper) (*roleCreds, error) {
@@ -74,11 +69,11 @@ func newRoleCreds(t Target, rt http.RoundTripper) (*roleCreds, error) {
 	return &roleCreds{roleARN: t.RoleARN, client: sts.New(o), now: time.Now, byGrant: map[string]*roleEntry{}}, nil
 }
 
-func (rc *roleCreds) get(ctx context.Context, g *gateway.Grant) (aws.Credentials, *v4.Signer, error) {
+func (rc *roleCreds) get(ctx context.Context, g *gateway.Grant) (aws.Credentials, error) {
 	rc.mu.Lock()
 	e := rc.byGrant[g.ID]
 	if e == nil {
-		e = &roleEntry{signer: newS3Signer()}
+		e = &roleEntry{}
 		rc.byGrant[g.ID] = e
 	}
 	rc.mu.Unlock()
@@ -87,14 +82,14 @@ func (rc *roleCreds) get(ctx context.Context, g *gateway.Grant) (aws.Credentials
 	defer e.mu.Unlock()
 	now := rc.now()
 	if e.creds.AccessKeyID != "" && now.Add(refreshBefore).Before(e.creds.Expires) {
-		return e.creds, e.signer, nil
+		return e.creds, nil
 	}
 	c, err := rc.assume(ctx, g, now)
 	if err != nil {
-		return aws.Credentials{}, nil, err
+		return aws.Credentials{}, err
 	}
 	e.creds = c
-	return c, e.signer, nil
+	return c, nil
 }
 
 func (rc *roleCreds) forget(grantID string) {

@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/sigv4"
 )
 
 // target is a configured Target, ready to sign and send.
@@ -24,8 +24,11 @@ type target struct {
 	// is; following it would send the request somewhere that was not
 	// configured), and the client would copy every request's headers in
 	// case it did.
-	rt     http.RoundTripper
-	signer *v4.Signer
+	rt http.RoundTripper
+	// signer re-signs for the upstream. It caches derived keys per
+	// access key, so one serves static keys and every grant's role
+	// credentials alike.
+	signer *sigv4.Signer
 	// static is used when there is no role to assume.
 	static aws.Credentials
 	role   *roleCreds
@@ -47,7 +50,7 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 	tt := &target{
 		Target: t,
 		rt:     rt,
-		signer: newS3Signer(),
+		signer: &sigv4.Signer{},
 	}
 	if t.Endpoint != "" {
 		u, err := url.Parse(t.Endpoint)
@@ -70,19 +73,10 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 	return tt, nil
 }
 
-// newS3Signer is a SigV4 signer for S3, which signs the path as sent,
-// without escaping it a second time. A signer caches the key it derives
-// (for one access key per region and service), so one is kept per set of
-// credentials.
-func newS3Signer() *v4.Signer {
-	return v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-}
-
-// credentials returns the upstream credentials for a call under gr, and
-// the signer to sign with them.
-func (t *target) credentials(ctx context.Context, gr *gateway.Grant) (aws.Credentials, *v4.Signer, error) {
+// credentials returns the upstream credentials for a call under gr.
+func (t *target) credentials(ctx context.Context, gr *gateway.Grant) (aws.Credentials, error) {
 	if t.role == nil {
-		return t.static, t.signer, nil
+		return t.static, nil
 	}
 	return t.role.get(ctx, gr)
 }
