@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"testing"
@@ -49,7 +50,9 @@ func newLoopbackServer(h http.Handler) *httptest.Server { return httptest.NewSer
 // parallel. Besides the usual figures it reports cpu-µs/op, the process CPU
 // (user+system, from getrusage) per operation: clients, gateway and
 // upstream all run in this process, so a gateway case's cpu-µs/op minus
-// its direct case's is what the gateway adds to each call.
+// its direct case's is what the gateway adds to each call. Their goroutines
+// carry the pprof label side=client, gateway or upstream, so that
+// "go tool pprof -tags" on a -cpuprofile splits the CPU between them.
 func BenchmarkGateway(b *testing.B) {
 	for _, bc := range []struct {
 		name        string
@@ -70,7 +73,8 @@ func BenchmarkGateway(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			auth := gatewaytest.New()
-			up := newFakeS3(b, upstreamAK, upstreamSK)
+			var up *fakeS3
+			pprof.Do(context.Background(), pprof.Labels("side", "upstream"), func(context.Context) { up = newFakeS3(b, upstreamAK, upstreamSK) })
 			up.forgetful = true // keep no per-request history over millions of calls
 			var a gateway.Authority = auth
 			if bc.delay > 0 {
@@ -81,7 +85,10 @@ func BenchmarkGateway(b *testing.B) {
 				b.Fatal(err)
 			}
 			gw.syncResults = bc.syncResults
-			srv := newLoopbackServer(gw)
+			// Goroutines inherit pprof labels from the one that starts them,
+			// so a CPU profile splits by side: go tool pprof -tags.
+			var srv *httptest.Server
+			pprof.Do(context.Background(), pprof.Labels("side", "gateway"), func(context.Context) { srv = newLoopbackServer(gw) })
 			defer func() { srv.Close(); gw.Close() }()
 			g := auth.Add(gatewaytest.Spec{Target: testTarget, TargetKind: "aws", Scope: []string{walkScope}})
 			payload := bytes.Repeat([]byte("x"), bc.size)
@@ -110,7 +117,8 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				return err
 			}
-			if err := op(); err != nil { // warm up connections and caches
+			pprof.Do(context.Background(), pprof.Labels("side", "client"), func(context.Context) { err = op() }) // warm up connections and caches
+			if err != nil {
 				b.Fatal(err)
 			}
 			if bc.put {
@@ -123,6 +131,7 @@ func BenchmarkGateway(b *testing.B) {
 			cpu0 := processCPU(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
+				pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", "client")))
 				for pb.Next() {
 					if err := op(); err != nil {
 						b.Error(err)

@@ -40,6 +40,11 @@
 // of io.EOF, so a proxy streaming the body upstream aborts that request
 // rather than completing it with unverified bytes.
 //
+// Signer is the other side, for a proxy re-signing what it forwards: it
+// signs an outgoing request in the header form with the same canonical
+// request code (tested to produce the AWS SDK signer's signatures), and
+// caches derived keys as the Verifier does.
+//
 // Every error is an *s3err.Error with S3's code. Messages help the person
 // holding the CLI find their mistake, but never contain the secret, the
 // session token, the signing key or the expected signature.
