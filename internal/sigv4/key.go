@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"sync"
 )
 
 // deriveKey computes the SigV4 signing key for a day, region and service.
@@ -55,39 +54,12 @@ func appendHex(dst []byte, b []byte) []byte {
 	return hex.AppendEncode(dst, b)
 }
 
-// digests are SHA-256 states for hmacSHA256, reused across requests.
-var digests = sync.Pool{New: func() any { return sha256.New() }}
-
-// hmacSHA256 is HMAC-SHA256(key, msg) (RFC 2104, written out so that
-// signing a request allocates nothing: hmac.New allocates two digests and
-// its pads each time).
+// hmacSHA256 is HMAC-SHA256(key, msg), from crypto/hmac. A hand-written
+// HMAC over pooled digests saved about 0.4 µs and two allocations a
+// request (BenchmarkVerify); not worth owning crypto code for.
 func hmacSHA256(key *[32]byte, msg []byte) (out [32]byte) {
-	var pad [sha256.BlockSize]byte
-	h := digests.Get().(hash.Hash)
-	defer digests.Put(h)
-
-	for i := range pad {
-		pad[i] = 0x36
-	}
-	for i, b := range key {
-		pad[i] ^= b
-	}
-	h.Reset()
-	h.Write(pad[:])
-	h.Write(msg)
-	var inner [32]byte
-	h.Sum(inner[:0])
-
-	for i := range pad {
-		pad[i] = 0x5c
-	}
-	for i, b := range key {
-		pad[i] ^= b
-	}
-	h.Reset()
-	h.Write(pad[:])
-	h.Write(inner[:])
-	h.Sum(out[:0])
-	clear(pad[:])
+	m := hmac.New(sha256.New, key[:])
+	m.Write(msg)
+	m.Sum(out[:0])
 	return out
 }
