@@ -93,6 +93,46 @@ func TestSessionCutWhenGrantEnds(t *testing.T) {
 	}
 }
 
+// A statement that cannot be recorded inside a transaction block ends the
+// session, so that the transaction is rolled back upstream: with an error
+// alone, a COMMIT would commit what ran before the refusal.
+func TestRecordFailureInTransactionRollsBack(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:insert,pg:select %s.public.side_effects")
+	ctx := ctxT(t, 20*time.Second)
+	for _, mode := range []string{"simple", "extended"} {
+		c := e.connect(g, "")
+		if _, err := c.Exec(ctx, "begin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "insert into side_effects (note) values ('before "+mode+"')"); err != nil {
+			t.Fatal(err)
+		}
+		e.auth.FailRecords(true)
+		var err error
+		if mode == "simple" {
+			_, err = c.Exec(ctx, "insert into side_effects (note) values ('refused')")
+		} else {
+			_, err = c.Exec(ctx, "insert into side_effects (note) values ($1)", "refused")
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "58000" || !strings.Contains(pe.Message, "rolled back") {
+			t.Fatalf("%s: err = %v, want FATAL 58000 ... rolled back", mode, err)
+		}
+		e.auth.FailRecords(false)
+		if _, err := c.Exec(ctx, "commit"); err == nil {
+			t.Fatalf("%s: COMMIT succeeded on the closed session", mode)
+		}
+	}
+	var n int
+	if err := e.admin().QueryRow(ctx, "select count(*) from side_effects").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows committed from transactions whose statement was refused", n)
+	}
+}
+
 // A statement that cannot be recorded is refused, nothing runs, and the
 // session goes on once the log works again.
 func TestRecordFailureRefusesStatement(t *testing.T) {

@@ -25,6 +25,11 @@ const (
 var errRecordFailed = &pgError{Severity: "ERROR", Code: codeSystemError,
 	Message: "airlock: could not record the statement; it was not run"}
 
+// errRecordFailedInTx ends a session whose statement could not be recorded
+// inside a transaction block.
+var errRecordFailedInTx = fatal(codeSystemError,
+	"airlock: could not record the statement; it was not run, and the session is closed so that its open transaction is rolled back")
+
 // entryKind says what an entry of the response queue waits for.
 type entryKind uint8
 
@@ -458,8 +463,22 @@ func (c *conn) refuseStatement(err error, ready bool) error {
 		return errTerminate
 	}
 	c.gw.log.Error("a statement could not be recorded and was refused", "session", c.sess.ID, "err", err)
+	r := c.relay
+	r.qmu.Lock()
+	busy := r.front() != nil
+	r.qmu.Unlock()
+	if c.txs.Load() != 'I' || busy {
+		// Inside a transaction block (or with statements still running,
+		// which may open one), an error would leave the upstream
+		// transaction open: PostgreSQL aborts a transaction on an
+		// error, but upstream saw none, so a COMMIT after the refusal
+		// would commit the statements before it. Closing the upstream
+		// connection rolls the transaction back, as the client expects.
+		c.kill(errRecordFailedInTx)
+		return errTerminate
+	}
 	c.synthetic(errRecordFailed, ready)
-	c.relay.discard = !ready
+	r.discard = !ready
 	return nil
 }
 
