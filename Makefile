@@ -43,6 +43,10 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzFrontendMessages$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzBindDecode$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/auditlog/
+	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/
+	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
 
 clean:
 	rm -rf bin

@@ -80,3 +80,39 @@ func TestBindPathAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per Bind, want 1", n)
 	}
 }
+
+// FuzzBindDecode: on any bytes, the in-place Bind and Execute decoders
+// accept exactly what pgproto3 accepts, with the same fields.
+func FuzzBindDecode(f *testing.F) {
+	for _, b := range []pgproto3.Bind{{}, {DestinationPortal: "p", PreparedStatement: "s", ParameterFormatCodes: []int16{1},
+		Parameters: [][]byte{[]byte("x"), nil, {}}, ResultFormatCodes: []int16{0, 1}}} {
+		raw, _ := b.Encode(nil)
+		f.Add(raw[5:])
+	}
+	f.Add([]byte("p\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var want pgproto3.Bind
+		wantErr := want.Decode(body)
+		var m bindMsg
+		ok := m.parse(body)
+		if ok != (wantErr == nil) {
+			t.Fatalf("Bind %x: parse ok %v, pgproto3 error %v", body, ok, wantErr)
+		}
+		if ok {
+			if string(m.portal) != want.DestinationPortal || string(m.stmt) != want.PreparedStatement || len(m.params) != len(want.Parameters) || len(m.formats) != len(want.ParameterFormatCodes) {
+				t.Fatalf("Bind %x: got %q %q %d params %d formats, pgproto3 %+v", body, m.portal, m.stmt, len(m.params), len(m.formats), want)
+			}
+			for i, p := range m.params {
+				if (p == nil) != (want.Parameters[i] == nil) || string(p) != string(want.Parameters[i]) {
+					t.Fatalf("Bind %x: parameter %d %q, pgproto3 %q", body, i, p, want.Parameters[i])
+				}
+			}
+		}
+		var ex pgproto3.Execute
+		exErr := ex.Decode(body)
+		name, exOK := parseExecute(body)
+		if exOK != (exErr == nil) || exOK && string(name) != ex.Portal {
+			t.Fatalf("Execute %x: parse %q %v, pgproto3 %q error %v", body, name, exOK, ex.Portal, exErr)
+		}
+	})
+}
