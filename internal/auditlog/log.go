@@ -212,7 +212,9 @@ func (l *Log) resume(ctx context.Context) error {
 func (l *Log) Size() int64 { return l.size.Load() }
 
 // Latest returns the newest signed checkpoint (the zero Checkpoint while the
-// log is empty). The store assigns checkpoint IDs on insert and does not
+// log is empty). With a journal, checkpoints are signed as entries reach the
+// store, so it may not cover the newest entries; call Sync first for one
+// that covers everything committed so far. The store assigns checkpoint IDs on insert and does not
 // report them, so ID is zero for a checkpoint written since Open.
 func (l *Log) Latest() store.Checkpoint { return cloneCheckpoint(*l.latest.Load()) }
 
