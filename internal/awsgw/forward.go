@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -170,12 +171,27 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		}
 		if len(auth.Trailer) > 0 || auth.Payload == sigv4.StreamingSignedTrailer || auth.Payload == sigv4.StreamingUnsignedTrailer {
 			// The checksum travelled in the trailer, which is checked
-			// here (sigv4) and not forwarded: the upstream must not wait
-			// for a checksum it will never get.
+			// here (sigv4); upstreamRequest sends it on in a trailer of
+			// its own, and sets the algorithm again when it does.
 			h.Del("X-Amz-Sdk-Checksum-Algorithm")
 		}
 	}
 	return h
+}
+
+// checksumInTrailer reports whether the client's flexible checksum travels
+// in the body's trailer rather than in a header.
+func checksumInTrailer(r *http.Request, auth *sigv4.Auth) bool {
+	return (auth.Payload == sigv4.StreamingSignedTrailer || auth.Payload == sigv4.StreamingUnsignedTrailer) &&
+		auth.Checksum != "" && r.Header.Get(auth.Checksum) == ""
+}
+
+// joinEncoding puts first before the other content codings in rest.
+func joinEncoding(first, rest string) string {
+	if rest == "" {
+		return first
+	}
+	return first + "," + rest
 }
 
 // upstreamRequest builds and signs the request to send upstream for a
@@ -202,6 +218,20 @@ func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam
 	if auth.Payload == sigv4.SHA256 {
 		// The upstream checks the digest the client signed, again.
 		payload = auth.PayloadSHA256
+	}
+	if checksumInTrailer(r, auth) && length > 0 {
+		if tb, n, ok := newTrailerBody(body, length, auth); ok {
+			// The verified checksum goes upstream in a trailer of its own
+			// (see trailer.go), so the object is stored with it.
+			req.Body, req.ContentLength = io.NopCloser(tb), n
+			payload = streamingUnsignedTrlr
+			req.Header.Set("Content-Encoding", joinEncoding("aws-chunked", req.Header.Get("Content-Encoding")))
+			req.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(length, 10))
+			req.Header.Set("X-Amz-Trailer", tb.name)
+			if alg, ok := strings.CutPrefix(tb.name, "x-amz-checksum-"); ok {
+				req.Header.Set("X-Amz-Sdk-Checksum-Algorithm", strings.ToUpper(alg))
+			}
+		}
 	}
 	req.Header.Set("X-Amz-Content-Sha256", payload)
 	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"github.com/airlock-dev/airlock/internal/testenv"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -207,6 +210,19 @@ func TestVersitySDKOverTLS(t *testing.T) {
 	}
 	if mode != "STREAMING-UNSIGNED-PAYLOAD-TRAILER" {
 		t.Fatalf("the SDK used %q, not the trailer mode this test is about", mode)
+	}
+	// The verified checksum reached the upstream, which stores it: asked
+	// directly, versitygw serves the CRC32 of the body.
+	direct := s3.New(s3.Options{Region: testRegion, BaseEndpoint: aws.String(url), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(upstreamAK, upstreamSK, "")})
+	head, err := direct.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/chunked.txt"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatalf("HeadObject upstream: %v", errCode(err))
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.ChecksumIEEE(body))
+	if got, want := aws.ToString(head.ChecksumCRC32), base64.StdEncoding.EncodeToString(sum[:]); got != want {
+		t.Fatalf("the upstream stored CRC32 %q, want %q", got, want)
 	}
 	out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/chunked.txt")})
 	if err != nil {

@@ -56,3 +56,14 @@ func encodeSum(h hash.Hash) string {
 	var buf [32]byte
 	return base64.StdEncoding.EncodeToString(h.Sum(buf[:0]))
 }
+
+// ChecksumSize is the digest size in bytes of the flexible checksum whose
+// header is name (e.g. "x-amz-checksum-crc32": 4), or 0 for no such
+// checksum.
+func ChecksumSize(name string) int {
+	a := algorithmFor(strings.ToLower(name))
+	if a == nil {
+		return 0
+	}
+	return a.new().Size()
+}
