@@ -175,6 +175,7 @@ func (x *indexer) run() {
 		cp, err := x.index(jobs, count)
 		x.mu.Lock()
 		if err == nil {
+			clear(x.jobs[:n]) // let the stored entries go
 			x.jobs = x.jobs[n:]
 			x.pending -= count
 			x.indexed = cp.Size
