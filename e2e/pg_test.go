@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,14 @@ when { context.duration_seconds <= 900 };
 	}
 
 	rec := mustOK(t, airlock(t, e.addr, e.alice.Key, "session", "show", id), "session show")
+	// Each statement's result is printed on the line after it.
+	for stmt, result := range map[string]string{"select count(*) from customers": "→ SELECT 1, 1 rows", "select card from payments": "error: 42501"} {
+		lines := strings.Split(rec, "\n")
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, stmt) })
+		if i < 0 || i+1 == len(lines) || !strings.Contains(lines[i+1], result) {
+			t.Errorf("the transcript does not show %q under %q:\n%s", result, stmt, rec)
+		}
+	}
 	for _, want := range []string{"select count(*) from customers", "select card from payments"} {
 		if !strings.Contains(rec, want) {
 			t.Errorf("recording lacks %q:\n%s", want, rec)
