@@ -387,44 +387,38 @@ func lockJournal(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// replayed is what a replay found in the journal beyond the store.
-type replayed struct {
-	segments []int64 // every segment number found
-	applied  int64   // entries added to the store
-}
-
 // replay reads every segment in dir and hands the entries that continue
 // the store's log (from tree.n on) to apply, frame by frame, extending tree.
 // Frames the store already holds are skipped. A torn frame at the end of the
 // newest segment is ignored: it was never acknowledged. Anything else that
 // does not fit is an error: entries would be lost, or were altered.
-func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry) error) (replayed, error) {
-	var out replayed
-	ns, err := listSegments(dir)
+//
+// It returns the numbers of the segments it read.
+func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry) error) (ns []int64, err error) {
+	ns, err = listSegments(dir)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	out.segments = ns
 	for i, n := range ns {
 		path := filepath.Join(dir, segmentName(n))
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return out, fmt.Errorf("auditlog: reading journal segment %s: %w", path, err)
+			return ns, fmt.Errorf("auditlog: reading journal segment %s: %w", path, err)
 		}
 		last := i == len(ns)-1
 		for off := 0; off < len(b); {
 			fr, size, err := readFrame(b[off:], key)
 			if errors.Is(err, errNoFrame) {
 				if at := findFrame(b[off+1:], key); at >= 0 {
-					return out, fmt.Errorf("auditlog: refusing to start: journal segment %s is damaged at offset %d, with more frames after it at offset %d (tampered or corrupted journal)", path, off, off+1+at)
+					return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s is damaged at offset %d, with more frames after it at offset %d (tampered or corrupted journal)", path, off, off+1+at)
 				}
 				if !last && !allZero(b[off:]) {
-					return out, fmt.Errorf("auditlog: refusing to start: journal segment %s ends in a damaged frame at offset %d, but a newer segment follows it (tampered or corrupted journal)", path, off)
+					return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s ends in a damaged frame at offset %d, but a newer segment follows it (tampered or corrupted journal)", path, off)
 				}
 				break // the end of the segment, or a torn, unacknowledged last write
 			}
 			if err != nil {
-				return out, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: %v (tampered or corrupted journal)", path, off, err)
+				return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: %v (tampered or corrupted journal)", path, off, err)
 			}
 			off += size
 			end := fr.first + int64(len(fr.entries))
@@ -432,26 +426,25 @@ func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry)
 				continue // already in the store
 			}
 			if fr.first != tree.n {
-				return out, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d holds entries %d-%d but the log has %d; entries are missing (tampered or corrupted journal)", path, off-size, fr.first, end-1, tree.n)
+				return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d holds entries %d-%d but the log has %d; entries are missing (tampered or corrupted journal)", path, off-size, fr.first, end-1, tree.n)
 			}
 			es := make([]store.LogEntry, 0, len(fr.entries))
 			for k, data := range fr.entries {
 				e, err := entryFromBytes(fr.first+int64(k), data)
 				if err != nil {
-					return out, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: entry %d: %v (tampered or corrupted journal)", path, off-size, fr.first+int64(k), err)
+					return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: entry %d: %v (tampered or corrupted journal)", path, off-size, fr.first+int64(k), err)
 				}
 				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
-					return out, err
+					return ns, err
 				}
 				es = append(es, e)
 			}
 			if err := apply(es); err != nil {
-				return out, err
+				return ns, err
 			}
-			out.applied += int64(len(es))
 		}
 	}
-	return out, nil
+	return ns, nil
 }
 
 // findFrame returns the offset of the first intact frame in b, or -1.

@@ -149,7 +149,7 @@ func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
 		batch = batch[:0]
 		return nil
 	}
-	rep, err := replay(l.opts.JournalDir, l.opts.JournalKey, &tree, func(es []store.LogEntry) error {
+	segments, err := replay(l.opts.JournalDir, l.opts.JournalKey, &tree, func(es []store.LogEntry) error {
 		batch = append(batch, es...)
 		if len(batch) >= maxIndexBatch {
 			return flush()
@@ -162,7 +162,7 @@ func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, n := range rep.segments {
+	for _, n := range segments {
 		if err := removeSegment(l.opts.JournalDir, n); err != nil {
 			return 0, err
 		}

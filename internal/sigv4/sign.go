@@ -106,27 +106,15 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 		if !ok && name != "host" && name != "content-length" {
 			vs = signValues(req.Header, name)
 		}
-		buf = append(buf, name...)
-		buf = append(buf, ':')
-		buf = appendHeaderValue(buf, vs)
-		buf = append(buf, '\n')
+		buf = appendHeaderLine(buf, name, vs)
 	}
-	buf = append(buf, '\n')
-	buf = append(buf, signedHeaders...)
-	buf = append(buf, '\n')
-	buf = append(buf, payload...)
+	buf = appendCanonicalTail(buf, signedHeaders, payload)
 	sc.buf = buf
 
 	c := credentials{accessKey: creds.AccessKeyID, date: amzDate[:8], region: region, service: service}
 	c.scope = c.date + "/" + region + "/" + service + "/" + scopeSuffix
 	crHash := sha256.Sum256(buf)
-	sts := append(sc.sts[:0], algorithmV4...)
-	sts = append(sts, '\n')
-	sts = append(sts, amzDate...)
-	sts = append(sts, '\n')
-	sts = append(sts, c.scope...)
-	sts = append(sts, '\n')
-	sts = appendHex(sts, crHash[:])
+	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
 
 	key := s.keys.get(creds.SecretAccessKey, &c, sc)

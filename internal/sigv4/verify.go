@@ -437,29 +437,45 @@ func buildCanonical(sc *scratch, r *http.Request, signedHeaders string, pairs []
 		if !ok {
 			return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided: signed header %q is not in the request", name)
 		}
-		b = append(b, name...)
-		b = append(b, ':')
-		b = appendHeaderValue(b, vs)
-		b = append(b, '\n')
+		b = appendHeaderLine(b, name, vs)
 	}
+	b = appendCanonicalTail(b, signedHeaders, payload)
+	sc.buf = b
+	return b, nil
+}
+
+// appendHeaderLine appends one canonical header line, "name:values\n".
+func appendHeaderLine(b []byte, name string, vs []string) []byte {
+	b = append(b, name...)
+	b = append(b, ':')
+	b = appendHeaderValue(b, vs)
+	return append(b, '\n')
+}
+
+// appendCanonicalTail ends a canonical request after its header lines.
+func appendCanonicalTail(b []byte, signedHeaders, payload string) []byte {
 	b = append(b, '\n')
 	b = append(b, signedHeaders...)
 	b = append(b, '\n')
-	b = append(b, payload...)
-	sc.buf = b
-	return b, nil
+	return append(b, payload...)
+}
+
+// appendStringToSign appends the SigV4 string to sign for a canonical
+// request whose SHA-256 is crHash.
+func appendStringToSign(b []byte, amzDate, scope string, crHash *[32]byte) []byte {
+	b = append(b, algorithmV4...)
+	b = append(b, '\n')
+	b = append(b, amzDate...)
+	b = append(b, '\n')
+	b = append(b, scope...)
+	b = append(b, '\n')
+	return appendHex(b, crHash[:])
 }
 
 // finish signs the canonical request and compares signatures.
 func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canonical []byte, sc *scratch) (*Auth, error) {
 	crHash := sha256.Sum256(canonical)
-	sts := append(sc.sts[:0], algorithmV4...)
-	sts = append(sts, '\n')
-	sts = append(sts, amzDate...)
-	sts = append(sts, '\n')
-	sts = append(sts, c.scope...)
-	sts = append(sts, '\n')
-	sts = appendHex(sts, crHash[:])
+	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
 
 	key := v.keys.get(secret, c, sc)
