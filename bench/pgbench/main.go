@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -149,6 +150,11 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 	}
 	benchkit.Progress("warmed up")
+	// The durable write's latency on the journal's filesystem, with
+	// nothing else running: the floor under every gateway transaction.
+	probe := probeSync(r, filepath.Join(srv.Dir, "data"), 2000)
+	rep.SyncProbe = &probe
+	benchkit.Progress("durable write: %s", probe)
 
 	for round := range o.rounds {
 		// direct, pgbouncer, gateway, then gateway, pgbouncer, direct:
@@ -167,7 +173,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 			}
 		}
 	}
-	rep.Summary = summarize(modes, rep.Phases)
+	rep.Summary = summarize(modes, rep.Phases, o.clients, rep.SyncProbe)
 	rep.GatewayTransactions = gwTx
 	rep.RecordedCalls, rep.RecordingOK, rep.RecordingCheck = srv.CheckRecording(r, id, gwTx)
 	benchkit.Progress("recording checked")

@@ -21,8 +21,13 @@ type modeSummary struct {
 	// MiddleCPUus is the median CPU time per transaction of the process
 	// in the middle (PgBouncer or the gateway), in µs.
 	MiddleCPUus map[string]float64 `json:"middle_cpu_us_per_tx"`
+	// LatencyMS is the median of pgbench's average latency per path.
+	LatencyMS map[string]float64 `json:"median_latency_ms"`
 	// Met is the issue's target: gateway ratio ≥ PgBouncer ratio.
 	Met bool `json:"gateway_at_least_pgbouncer"`
+	// Ceiling is what one durable write per statement leaves reachable
+	// (see ceiling); absent without a sync probe.
+	Ceiling *ceiling `json:"durable_write_ceiling,omitempty"`
 }
 
 // report is what bench/out/pgbench.json holds.
@@ -47,21 +52,26 @@ type report struct {
 	RecordedCalls       float64 `json:"recorded_calls"`
 	RecordingOK         bool    `json:"recording_ok"`
 	RecordingCheck      string  `json:"recording_check"`
+	// SyncProbe is the durable write's latency on the journal's
+	// filesystem, measured before the phases.
+	SyncProbe *syncProbe `json:"sync_probe,omitempty"`
 }
 
-func summarize(modes []string, phases []phase) []modeSummary {
+func summarize(modes []string, phases []phase, clients int, probe *syncProbe) []modeSummary {
 	var out []modeSummary
 	for _, mode := range modes {
-		s := modeSummary{Mode: mode, TPS: map[string]float64{}, Ratio: map[string]float64{}, MiddleCPUus: map[string]float64{}}
+		s := modeSummary{Mode: mode, TPS: map[string]float64{}, Ratio: map[string]float64{}, MiddleCPUus: map[string]float64{}, LatencyMS: map[string]float64{}}
 		for _, path := range paths {
-			var tps, cpu []float64
+			var tps, cpu, lat []float64
 			for _, p := range phases {
 				if p.Mode == mode && p.Path == path {
 					tps = append(tps, p.TPS)
 					cpu = append(cpu, p.MiddleCPU/float64(p.Transactions)*1e6)
+					lat = append(lat, p.LatencyMS)
 				}
 			}
 			s.TPS[path] = benchkit.Median(tps)
+			s.LatencyMS[path] = benchkit.Median(lat)
 			if path != "direct" {
 				s.MiddleCPUus[path] = benchkit.Median(cpu)
 			}
@@ -72,6 +82,10 @@ func summarize(modes []string, phases []phase) []modeSummary {
 			}
 		}
 		s.Met = s.Ratio["gateway"] >= s.Ratio["pgbouncer"]
+		if probe != nil && s.LatencyMS["direct"] > 0 && s.LatencyMS["pgbouncer"] > 0 {
+			c := ceilingFor(clients, s.TPS["direct"], s.LatencyMS["direct"], s.LatencyMS["pgbouncer"], *probe)
+			s.Ceiling = &c
+		}
 		out = append(out, s)
 	}
 	return out
@@ -88,6 +102,19 @@ func printReport(w io.Writer, rep *report) {
 			s.TPS["gateway"], s.Ratio["gateway"], verdict(s.Met), s.MiddleCPUus["pgbouncer"], s.MiddleCPUus["gateway"])
 	}
 	tw.Flush()
+	if p := rep.SyncProbe; p != nil {
+		fmt.Fprintf(w, "\ndurable write on the journal's filesystem (pwrite + fdatasync, as the journal does), %s\n", p)
+		fmt.Fprintln(w, "ceiling for any gateway that makes each statement durable before forwarding it (clients / (relay latency + write p50)):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "mode\tlatency ms direct\tpgbouncer\tgateway\tceiling tps, PgBouncer's relay\tratio\tceiling tps, free relay\tratio\tPgBouncer's ratio\t")
+		for _, s := range rep.Summary {
+			if c := s.Ceiling; c != nil {
+				fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.3f\t%.0f\t%.3f\t%.3f\t\n", s.Mode, s.LatencyMS["direct"], s.LatencyMS["pgbouncer"], s.LatencyMS["gateway"],
+					c.TPS, c.Ratio, c.FreeRelayTPS, c.FreeRelayRatio, s.Ratio["pgbouncer"])
+			}
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w, "\nmemory per idle connection (VmRSS after − before, divided by the connections):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tconnections\tRSS before\tRSS after\tper connection\t")

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,14 @@ func (a *app) serveCmd() *cobra.Command {
 			if path := os.Getenv("AIRLOCK_CPUPROFILE"); path != "" {
 				// For benchmarks (bench/README.md): where the server's CPU goes.
 				stop, err := startCPUProfile(path)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			if path := os.Getenv("AIRLOCK_TRACE"); path != "" {
+				// For benchmarks: an execution trace, to see where a request waits.
+				stop, err := startTrace(path)
 				if err != nil {
 					return err
 				}
@@ -217,6 +226,23 @@ func (a *app) printReport(rep auditlog.Report) error {
 		return exitf(1, "audit log verification FAILED: %d problem(s)", len(rep.Problems))
 	}
 	return nil
+}
+
+// startTrace writes an execution trace of this process to path until the
+// returned function is called (go tool trace reads it).
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("AIRLOCK_TRACE: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("AIRLOCK_TRACE: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}, nil
 }
 
 // startCPUProfile writes a CPU profile of this process to path until the
