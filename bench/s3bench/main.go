@@ -8,6 +8,12 @@
 // direct and gateway phases so that machine noise falls on both sides.
 // The gateway records every call durably, as in production.
 //
+// A third side, nginx as a plain reverse proxy in front of the same
+// versitygw, runs in the same rounds when /usr/sbin/nginx is installed:
+// clients, proxy and upstream share the machine's cores, so a hop costs
+// throughput whatever the proxy, and nginx doing nothing but forwarding
+// shows how much of the gateway's gap to direct that alone explains.
+//
 // Run it from the repository root: go run ./bench/s3bench
 package main
 
@@ -18,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -37,6 +44,7 @@ type options struct {
 	rounds    int
 	big       int64
 	bigDirect bool
+	nginx     bool
 	out       string
 	airlock   string
 	ws        []workload
@@ -51,9 +59,10 @@ func run() int {
 	var big string
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients, each an S3 client in its own goroutine")
 	flag.DurationVar(&o.phase, "phase", 5*time.Second, "length of each measured phase")
-	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every workload once directly and once through the gateway")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every workload once on every side (direct, nginx, gateway)")
 	flag.StringVar(&big, "big", "1GiB", "size of the object streamed through the gateway (e.g. 1GiB, 256MiB; 0 skips it)")
 	flag.BoolVar(&o.bigDirect, "big-direct", true, "also stream the big object directly, for comparison")
+	flag.BoolVar(&o.nginx, "nginx", true, "also run every workload through nginx, a plain reverse proxy, in front of the same upstream ("+nginxBin+")")
 	flag.StringVar(&o.out, "out", "bench/out/s3bench.json", "where to write the raw figures as JSON")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	var wl string
@@ -72,7 +81,7 @@ func run() int {
 	return benchkit.Main("s3bench", func(ctx context.Context, r *benchkit.Runner) {
 		rep := bench(ctx, r, o)
 		r.Close()
-		benchkit.Progress("stopped airlock and versitygw, removed temporary files")
+		benchkit.Progress("stopped airlock, versitygw and any nginx, removed temporary files")
 		printReport(os.Stdout, rep)
 		if err := benchkit.WriteJSON(o.out, rep); err != nil {
 			r.Fatalf("writing %s: %v", o.out, err)
@@ -95,52 +104,94 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	id, cr := grant(r, srv)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
 
-	meter := cpuMeter{gatewayPID: srv.PID(), upstreamPID: benchkit.ChildPID("versitygw")}
+	rep := &report{Clients: o.clients, PhaseSeconds: o.phase.Seconds(), Rounds: o.rounds, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	var ngx *nginxProxy
+	if o.nginx {
+		ngx, rep.NginxNote = startNginx(r, up.URL)
+	} else {
+		rep.NginxNote = "none (-nginx=false)"
+	}
+	if ngx != nil {
+		rep.Nginx = fmt.Sprintf("%s, %d workers", ngx.Version, ngx.Workers)
+		benchkit.Progress("nginx up at %s (%s), proxying to versitygw", ngx.URL, rep.Nginx)
+	} else {
+		benchkit.Progress("nginx: %s", rep.NginxNote)
+	}
+
+	meter := cpuMeter{gatewayPID: srv.PID(), upstreamPID: benchkit.ChildPID("versitygw"), nginx: ngx}
 	if meter.upstreamPID == 0 {
 		r.Fatal("could not find versitygw's process to measure its CPU")
 	}
-	dials := map[string]*atomic.Int64{"direct": new(atomic.Int64), "gateway": new(atomic.Int64)}
-	direct := make([]*s3.Client, o.clients)
-	viaGW := make([]*s3.Client, o.clients)
+	// sideOrder is round 0's order; odd rounds reverse it.
+	sideOrder := []string{"direct", "gateway"}
+	if ngx != nil {
+		sideOrder = []string{"direct", "nginx", "gateway"}
+	}
+	dials := map[string]*atomic.Int64{}
+	sides := map[string][]*s3.Client{}
+	for _, side := range sideOrder {
+		dials[side] = new(atomic.Int64)
+		sides[side] = make([]*s3.Client, o.clients)
+	}
 	for i := range o.clients {
-		direct[i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["direct"])
-		viaGW[i] = newClient(cr.Endpoint.URL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, dials["gateway"])
+		sides["direct"][i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["direct"])
+		sides["gateway"][i] = newClient(cr.Endpoint.URL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, dials["gateway"])
+		if ngx != nil {
+			// versitygw's own credentials, as directly: nginx only
+			// forwards, and the signature it passes on is checked by
+			// versitygw against the Host header nginx leaves as it is.
+			sides["nginx"][i] = newClient(ngx.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["nginx"])
+		}
+	}
+	direct, viaGW := sides["direct"], sides["gateway"]
+	// logs is what a failing side's message shows.
+	logs := func(side string) string {
+		switch side {
+		case "gateway":
+			return "\nserver log:\n" + srv.LogTail()
+		case "nginx":
+			return "\nnginx error log:\n" + ngx.logTail()
+		}
+		return ""
 	}
 	if err := seed(ctx, direct[0], o.clients); err != nil {
 		r.Fatal(err)
 	}
 	ws := o.ws
-	if err := warm(ctx, direct, ws); err != nil {
-		r.Fatal(err)
-	}
-	if err := warm(ctx, viaGW, ws); err != nil {
-		r.Fatalf("%v\nserver log:\n%s", err, srv.LogTail())
+	for _, side := range sideOrder {
+		// Through nginx, this is also the check that SigV4 survives the
+		// hop: versitygw rejects every call whose signature does not.
+		if err := warm(ctx, sides[side], ws); err != nil {
+			r.Fatalf("%s: %v%s", side, err, logs(side))
+		}
 	}
 	gwCalls := int64(3 * len(ws) * o.clients)
 	benchkit.Progress("seeded and warmed up")
 
-	rep := &report{Clients: o.clients, PhaseSeconds: o.phase.Seconds(), Rounds: o.rounds, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	sides := map[string][]*s3.Client{"direct": direct, "gateway": viaGW}
 	for round := range o.rounds {
-		// ABBA order: neither side always runs first, on a warmer or a
-		// more tired machine.
-		order := []string{"direct", "gateway"}
+		// direct, nginx, gateway, then gateway, nginx, direct: no side
+		// always runs first, on a warmer or a more tired machine.
+		order := slices.Clone(sideOrder)
 		if round%2 == 1 {
-			order = []string{"gateway", "direct"}
+			slices.Reverse(order)
 		}
 		for _, w := range ws {
 			for _, side := range order {
 				p, err := runPhase(ctx, sides[side], dials[side], meter, w, o.phase)
 				if err != nil {
-					r.Fatalf("%s phase: %v\nserver log:\n%s", side, err, srv.LogTail())
+					r.Fatalf("%s phase: %v%s", side, err, logs(side))
 				}
 				p.Side, p.Round = side, round
 				if side == "gateway" {
 					gwCalls += p.Ops
 				}
 				rep.Phases = append(rep.Phases, p)
-				benchkit.Progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f, upstream %.2f)",
-					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, p.CPU.Upstream)
+				ngCPU := ""
+				if ngx != nil {
+					ngCPU = fmt.Sprintf(", nginx %.2f", p.CPU.Nginx)
+				}
+				benchkit.Progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f%s, upstream %.2f)",
+					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, ngCPU, p.CPU.Upstream)
 			}
 		}
 	}

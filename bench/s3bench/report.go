@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
-// summary compares one workload's phases on the two sides.
+// summary compares one workload's phases on the sides.
 type summary struct {
 	Workload      string  `json:"workload"`
 	Unit          string  `json:"unit"`
@@ -22,16 +23,29 @@ type summary struct {
 	RatioBest float64 `json:"ratio_best"`
 	Target    float64 `json:"target"`
 	Met       bool    `json:"met"`
-	// CPU is the median CPU time per call of each party, per side.
+	// The nginx side, absent when it did not run. NginxRatio is nginx
+	// median / direct median, the cost of a hop alone, and
+	// GatewayNginxRatio gateway median / nginx median, the gateway's cost
+	// beyond it; both are for comparison, not held to Target.
+	NginxBest         float64 `json:"nginx_best,omitempty"`
+	NginxMedian       float64 `json:"nginx_median,omitempty"`
+	NginxRatio        float64 `json:"nginx_ratio,omitempty"`
+	NginxRatioBest    float64 `json:"nginx_ratio_best,omitempty"`
+	GatewayNginxRatio float64 `json:"gateway_nginx_ratio,omitempty"`
+	// CPU is the median CPU time per call of each party, per side
+	// ("direct", "nginx", "gateway").
 	CPU map[string]perCall `json:"cpu_us_per_call"`
 }
 
-// perCall is CPU microseconds per call. On a machine where clients,
-// gateway and upstream share the cores, the gateway's throughput ratio is
-// bounded by direct Total / gateway Total.
+// perCall is CPU microseconds per call. Gateway is airlock serve's and
+// Nginx nginx's, on every side: on the nginx side, the middle process is
+// Nginx; on the gateway side, Gateway. Total is all the parties together,
+// nginx included. On a machine where they share the cores, a side's
+// throughput ratio to direct is bounded by direct Total / its Total.
 type perCall struct {
 	Clients  float64 `json:"clients"`
 	Gateway  float64 `json:"gateway"`
+	Nginx    float64 `json:"nginx,omitempty"`
 	Upstream float64 `json:"upstream"`
 	Total    float64 `json:"total"`
 }
@@ -53,11 +67,15 @@ type bigResult struct {
 
 // report is what bench/out/s3bench.json holds.
 type report struct {
-	Clients        int        `json:"clients"`
-	PhaseSeconds   float64    `json:"phase_seconds"`
-	Rounds         int        `json:"rounds"`
-	CPUs           int        `json:"cpus"`
-	GoVersion      string     `json:"go_version"`
+	Clients      int     `json:"clients"`
+	PhaseSeconds float64 `json:"phase_seconds"`
+	Rounds       int     `json:"rounds"`
+	CPUs         int     `json:"cpus"`
+	GoVersion    string  `json:"go_version"`
+	// Nginx is the nginx that ran ("nginx/1.22.1, 2 workers"), or empty
+	// with NginxNote saying why none did.
+	Nginx          string     `json:"nginx,omitempty"`
+	NginxNote      string     `json:"nginx_note,omitempty"`
 	Phases         []phase    `json:"phases"`
 	Summary        []summary  `json:"summary"`
 	Big            *bigResult `json:"big,omitempty"`
@@ -70,12 +88,12 @@ func summarize(ws []workload, phases []phase) []summary {
 	var out []summary
 	for _, w := range ws {
 		rates := map[string][]float64{}
-		cpus := map[string][][3]float64{}
+		cpus := map[string][][4]float64{}
 		for _, p := range phases {
 			if p.Workload == w.Name && p.Ops > 0 {
 				rates[p.Side] = append(rates[p.Side], p.Rate)
 				n := float64(p.Ops) / 1e6
-				cpus[p.Side] = append(cpus[p.Side], [3]float64{p.CPU.Clients / n, p.CPU.Gateway / n, p.CPU.Upstream / n})
+				cpus[p.Side] = append(cpus[p.Side], [4]float64{p.CPU.Clients / n, p.CPU.Gateway / n, p.CPU.Nginx / n, p.CPU.Upstream / n})
 			}
 		}
 		d, g := rates["direct"], rates["gateway"]
@@ -87,6 +105,12 @@ func summarize(ws []workload, phases []phase) []summary {
 		s.Ratio = s.GatewayMedian / s.DirectMedian
 		s.RatioBest = s.GatewayBest / s.DirectBest
 		s.Met = s.Ratio >= s.Target
+		if ng := rates["nginx"]; len(ng) > 0 {
+			s.NginxBest, s.NginxMedian = slices.Max(ng), benchkit.Median(ng)
+			s.NginxRatio = s.NginxMedian / s.DirectMedian
+			s.NginxRatioBest = s.NginxBest / s.DirectBest
+			s.GatewayNginxRatio = s.GatewayMedian / s.NginxMedian
+		}
 		s.CPU = map[string]perCall{}
 		for side, cs := range cpus {
 			col := func(i int) float64 {
@@ -96,8 +120,8 @@ func summarize(ws []workload, phases []phase) []summary {
 				}
 				return benchkit.Median(xs)
 			}
-			pc := perCall{Clients: col(0), Gateway: col(1), Upstream: col(2)}
-			pc.Total = pc.Clients + pc.Gateway + pc.Upstream
+			pc := perCall{Clients: col(0), Gateway: col(1), Nginx: col(2), Upstream: col(3)}
+			pc.Total = pc.Clients + pc.Gateway + pc.Nginx + pc.Upstream
 			s.CPU[side] = pc
 		}
 		out = append(out, s)
@@ -113,22 +137,50 @@ func verdict(ok bool) string {
 }
 
 func printReport(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "\n%d clients, %d rounds of %.0fs phases per side (direct and gateway alternating), %d CPUs, %s\n\n",
-		rep.Clients, rep.Rounds, rep.PhaseSeconds, rep.CPUs, rep.GoVersion)
+	sides := []string{"direct", "gateway"}
+	ngx := "nginx: " + rep.NginxNote
+	if rep.Nginx != "" {
+		sides = []string{"direct", "nginx", "gateway"}
+		ngx = "nginx: " + rep.Nginx
+	}
+	fmt.Fprintf(w, "\n%d clients, %d rounds of %.0fs phases per side (%s alternating), %d CPUs, %s; %s\n\n",
+		rep.Clients, rep.Rounds, rep.PhaseSeconds, strings.Join(sides, ", "), rep.CPUs, rep.GoVersion, ngx)
+	// opt prints a figure of the nginx side, or "-" when it did not run.
+	opt := func(format string, v float64) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	fmt.Fprintln(w, "medians over rounds; gateway/direct is held to the target, nginx/direct is what one plain hop costs here:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tunit\tdirect best\tdirect median\tgateway best\tgateway median\tratio (median)\tratio (best)\ttarget\t\t")
+	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgateway\tgateway/direct\ttarget\t\tnginx/direct\tgateway/nginx\t")
 	for _, s := range rep.Summary {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.3f\t%.3f\t>= %.2f\t%s\t\n",
-			s.Workload, s.Unit, s.DirectBest, s.DirectMedian, s.GatewayBest, s.GatewayMedian, s.Ratio, s.RatioBest, s.Target, verdict(s.Met))
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%.3f\t>= %.2f\t%s\t%s\t%s\t\n",
+			s.Workload, s.Unit, s.DirectMedian, opt("%.1f", s.NginxMedian), s.GatewayMedian, s.Ratio, s.Target, verdict(s.Met),
+			opt("%.3f", s.NginxRatio), opt("%.3f", s.GatewayNginxRatio))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nCPU per call, µs (median over rounds; clients = this process's SDK clients):\n")
+	fmt.Fprintln(w, "\nbest phase of each side:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tside\tclients\tgateway\tupstream\ttotal\t")
+	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgateway\tgateway/direct\tnginx/direct\t")
 	for _, s := range rep.Summary {
-		for _, side := range []string{"direct", "gateway"} {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%.3f\t%s\t\n",
+			s.Workload, s.Unit, s.DirectBest, opt("%.1f", s.NginxBest), s.GatewayBest, s.RatioBest, opt("%.3f", s.NginxRatioBest))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nCPU per call, µs (median over rounds; clients = this process's SDK clients; gateway = airlock serve and\n"+
+		"nginx = its master and workers, on every side: the one on the path is the middle, the other idles or catches up):\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tside\tclients\tgateway\tnginx\tupstream\ttotal\t")
+	for _, s := range rep.Summary {
+		for _, side := range sides {
 			c := s.CPU[side]
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t\n", s.Workload, side, c.Clients, c.Gateway, c.Upstream, c.Total)
+			ng := "-"
+			if rep.Nginx != "" {
+				ng = fmt.Sprintf("%.0f", c.Nginx)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t\n", s.Workload, side, c.Clients, c.Gateway, ng, c.Upstream, c.Total)
 		}
 	}
 	tw.Flush()
