@@ -152,7 +152,10 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	benchkit.Progress("warmed up")
 	// The durable write's latency on the journal's filesystem, with
 	// nothing else running: the floor under every gateway transaction.
-	probe := probeSync(r, filepath.Join(srv.Dir, "data"), 2000)
+	probe, err := benchkit.ProbeSync(filepath.Join(srv.Dir, "data"), 2000)
+	if err != nil {
+		r.Fatal(err)
+	}
 	rep.SyncProbe = &probe
 	benchkit.Progress("durable write: %s", probe)
 

@@ -54,10 +54,10 @@ type report struct {
 	RecordingCheck      string  `json:"recording_check"`
 	// SyncProbe is the durable write's latency on the journal's
 	// filesystem, measured before the phases.
-	SyncProbe *syncProbe `json:"sync_probe,omitempty"`
+	SyncProbe *benchkit.SyncProbe `json:"sync_probe,omitempty"`
 }
 
-func summarize(modes []string, phases []phase, clients int, probe *syncProbe) []modeSummary {
+func summarize(modes []string, phases []phase, clients int, probe *benchkit.SyncProbe) []modeSummary {
 	var out []modeSummary
 	for _, mode := range modes {
 		s := modeSummary{Mode: mode, TPS: map[string]float64{}, Ratio: map[string]float64{}, MiddleCPUus: map[string]float64{}, LatencyMS: map[string]float64{}}

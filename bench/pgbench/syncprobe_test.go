@@ -3,12 +3,14 @@ package main
 import (
 	"math"
 	"testing"
+
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 )
 
 func TestCeilingFor(t *testing.T) {
 	// 8 clients, direct 0.16 ms at 50,000 tps, PgBouncer 0.25 ms, a 100 µs
 	// durable write: 8 / 0.35 ms and 8 / 0.26 ms.
-	c := ceilingFor(8, 50000, 0.16, 0.25, syncProbe{P50us: 100})
+	c := ceilingFor(8, 50000, 0.16, 0.25, benchkit.SyncProbe{P50us: 100})
 	for _, tc := range []struct {
 		name      string
 		got, want float64
@@ -22,7 +24,7 @@ func TestCeilingFor(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
-	if z := ceilingFor(8, 0, 0.16, 0.25, syncProbe{P50us: 100}); z.Ratio != 0 || z.FreeRelayRatio != 0 {
+	if z := ceilingFor(8, 0, 0.16, 0.25, benchkit.SyncProbe{P50us: 100}); z.Ratio != 0 || z.FreeRelayRatio != 0 {
 		t.Errorf("with no direct figure the ratios must stay 0, got %+v", z)
 	}
 }
