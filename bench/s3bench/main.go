@@ -14,6 +14,15 @@
 // throughput whatever the proxy, and nginx doing nothing but forwarding
 // shows how much of the gateway's gap to direct that alone explains.
 //
+// A fourth side, goproxy, is Go's own net/http/httputil.ReverseProxy as a
+// plain forwarding hop in front of the same versitygw, in a process of its
+// own (s3bench re-executes itself in a hidden mode), with the gateway's
+// upstream Transport settings and copy buffers. nginx shows what a C
+// event-loop proxy costs; goproxy shows the floor of Go's HTTP stack,
+// server and Transport, which the gateway is built on, so that what is
+// left between goproxy and the gateway is the gateway's own work: SigV4
+// verification, scope, the durable record and re-signing.
+//
 // Run it from the repository root: go run ./bench/s3bench
 package main
 
@@ -45,12 +54,18 @@ type options struct {
 	big       int64
 	bigDirect bool
 	nginx     bool
+	goproxy   bool
 	out       string
 	airlock   string
 	ws        []workload
 }
 
 func main() {
+	// The goproxy side is this binary run again in this mode; it must not
+	// parse s3bench's flags or start anything else.
+	if up := os.Getenv(envGoproxyUpstream); up != "" {
+		os.Exit(serveGoproxy(up, os.Getenv(envGoproxyListen)))
+	}
 	os.Exit(run())
 }
 
@@ -59,10 +74,11 @@ func run() int {
 	var big string
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients, each an S3 client in its own goroutine")
 	flag.DurationVar(&o.phase, "phase", 5*time.Second, "length of each measured phase")
-	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every workload once on every side (direct, nginx, gateway)")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every workload once on every side (direct, nginx, goproxy, gateway)")
 	flag.StringVar(&big, "big", "1GiB", "size of the object streamed through the gateway (e.g. 1GiB, 256MiB; 0 skips it)")
 	flag.BoolVar(&o.bigDirect, "big-direct", true, "also stream the big object directly, for comparison")
 	flag.BoolVar(&o.nginx, "nginx", true, "also run every workload through nginx, a plain reverse proxy, in front of the same upstream ("+nginxBin+")")
+	flag.BoolVar(&o.goproxy, "goproxy", true, "also run every workload through Go's net/http/httputil.ReverseProxy, in a process of its own, in front of the same upstream")
 	flag.StringVar(&o.out, "out", "bench/out/s3bench.json", "where to write the raw figures as JSON")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	var wl string
@@ -81,7 +97,7 @@ func run() int {
 	return benchkit.Main("s3bench", func(ctx context.Context, r *benchkit.Runner) {
 		rep := bench(ctx, r, o)
 		r.Close()
-		benchkit.Progress("stopped airlock, versitygw and any nginx, removed temporary files")
+		benchkit.Progress("stopped airlock, versitygw and any nginx and goproxy, removed temporary files")
 		printReport(os.Stdout, rep)
 		if err := benchkit.WriteJSON(o.out, rep); err != nil {
 			r.Fatalf("writing %s: %v", o.out, err)
@@ -118,15 +134,28 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		benchkit.Progress("nginx: %s", rep.NginxNote)
 	}
 
-	meter := cpuMeter{gatewayPID: srv.PID(), upstreamPID: benchkit.ChildPID("versitygw"), nginx: ngx}
+	var gp *goProxy
+	if o.goproxy {
+		gp = startGoproxy(r, up.URL)
+		rep.Goproxy = fmt.Sprintf("%s httputil.ReverseProxy, GOMAXPROCS %d", runtime.Version(), gp.Procs)
+		benchkit.Progress("goproxy up at %s (%s, pid %d), proxying to versitygw", gp.URL, rep.Goproxy, gp.pid())
+	} else {
+		rep.GoproxyNote = "none (-goproxy=false)"
+	}
+
+	meter := cpuMeter{gatewayPID: srv.PID(), upstreamPID: benchkit.ChildPID("versitygw"), nginx: ngx, goproxy: gp}
 	if meter.upstreamPID == 0 {
 		r.Fatal("could not find versitygw's process to measure its CPU")
 	}
 	// sideOrder is round 0's order; odd rounds reverse it.
-	sideOrder := []string{"direct", "gateway"}
+	sideOrder := []string{"direct"}
 	if ngx != nil {
-		sideOrder = []string{"direct", "nginx", "gateway"}
+		sideOrder = append(sideOrder, "nginx")
 	}
+	if gp != nil {
+		sideOrder = append(sideOrder, "goproxy")
+	}
+	sideOrder = append(sideOrder, "gateway")
 	dials := map[string]*atomic.Int64{}
 	sides := map[string][]*s3.Client{}
 	for _, side := range sideOrder {
@@ -142,6 +171,10 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 			// versitygw against the Host header nginx leaves as it is.
 			sides["nginx"][i] = newClient(ngx.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["nginx"])
 		}
+		if gp != nil {
+			// Likewise through goproxy, which keeps the Host header.
+			sides["goproxy"][i] = newClient(gp.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["goproxy"])
+		}
 	}
 	direct, viaGW := sides["direct"], sides["gateway"]
 	// logs is what a failing side's message shows.
@@ -151,6 +184,8 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 			return "\nserver log:\n" + srv.LogTail()
 		case "nginx":
 			return "\nnginx error log:\n" + ngx.logTail()
+		case "goproxy":
+			return "\ngoproxy log:\n" + gp.logTail()
 		}
 		return ""
 	}
@@ -159,8 +194,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	}
 	ws := o.ws
 	for _, side := range sideOrder {
-		// Through nginx, this is also the check that SigV4 survives the
-		// hop: versitygw rejects every call whose signature does not.
+		// Through nginx and goproxy, this is also the check that SigV4
+		// survives the hop: versitygw rejects every call whose signature
+		// does not.
 		if err := warm(ctx, sides[side], ws); err != nil {
 			r.Fatalf("%s: %v%s", side, err, logs(side))
 		}
@@ -169,7 +205,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	benchkit.Progress("seeded and warmed up")
 
 	for round := range o.rounds {
-		// direct, nginx, gateway, then gateway, nginx, direct: no side
+		// direct, nginx, goproxy, gateway, then the reverse: no side
 		// always runs first, on a warmer or a more tired machine.
 		order := slices.Clone(sideOrder)
 		if round%2 == 1 {
@@ -189,6 +225,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				ngCPU := ""
 				if ngx != nil {
 					ngCPU = fmt.Sprintf(", nginx %.2f", p.CPU.Nginx)
+				}
+				if gp != nil {
+					ngCPU += fmt.Sprintf(", goproxy %.2f", p.CPU.Goproxy)
 				}
 				benchkit.Progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f%s, upstream %.2f)",
 					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, ngCPU, p.CPU.Upstream)

@@ -32,20 +32,31 @@ type summary struct {
 	NginxRatio        float64 `json:"nginx_ratio,omitempty"`
 	NginxRatioBest    float64 `json:"nginx_ratio_best,omitempty"`
 	GatewayNginxRatio float64 `json:"gateway_nginx_ratio,omitempty"`
+	// The goproxy side, likewise: GoproxyRatio is goproxy median / direct
+	// median, what Go's net/http costs for a hop alone, and
+	// GatewayGoproxyRatio gateway median / goproxy median, what the
+	// gateway's own work costs beyond that floor.
+	GoproxyBest         float64 `json:"goproxy_best,omitempty"`
+	GoproxyMedian       float64 `json:"goproxy_median,omitempty"`
+	GoproxyRatio        float64 `json:"goproxy_ratio,omitempty"`
+	GoproxyRatioBest    float64 `json:"goproxy_ratio_best,omitempty"`
+	GatewayGoproxyRatio float64 `json:"gateway_goproxy_ratio,omitempty"`
 	// CPU is the median CPU time per call of each party, per side
-	// ("direct", "nginx", "gateway").
+	// ("direct", "nginx", "goproxy", "gateway").
 	CPU map[string]perCall `json:"cpu_us_per_call"`
 }
 
-// perCall is CPU microseconds per call. Gateway is airlock serve's and
-// Nginx nginx's, on every side: on the nginx side, the middle process is
-// Nginx; on the gateway side, Gateway. Total is all the parties together,
-// nginx included. On a machine where they share the cores, a side's
+// perCall is CPU microseconds per call. Gateway is airlock serve's, Nginx
+// nginx's and Goproxy goproxy's, on every side: the middle process is
+// Nginx on the nginx side, Goproxy on the goproxy side and Gateway on the
+// gateway side. Total is all the parties together, nginx and goproxy
+// included. On a machine where they share the cores, a side's
 // throughput ratio to direct is bounded by direct Total / its Total.
 type perCall struct {
 	Clients  float64 `json:"clients"`
 	Gateway  float64 `json:"gateway"`
 	Nginx    float64 `json:"nginx,omitempty"`
+	Goproxy  float64 `json:"goproxy,omitempty"`
 	Upstream float64 `json:"upstream"`
 	Total    float64 `json:"total"`
 }
@@ -74,8 +85,12 @@ type report struct {
 	GoVersion    string  `json:"go_version"`
 	// Nginx is the nginx that ran ("nginx/1.22.1, 2 workers"), or empty
 	// with NginxNote saying why none did.
-	Nginx          string     `json:"nginx,omitempty"`
-	NginxNote      string     `json:"nginx_note,omitempty"`
+	Nginx     string `json:"nginx,omitempty"`
+	NginxNote string `json:"nginx_note,omitempty"`
+	// Goproxy is the Go proxy that ran ("go1.26.8 httputil.ReverseProxy,
+	// GOMAXPROCS 2"), or empty with GoproxyNote saying why none did.
+	Goproxy        string     `json:"goproxy,omitempty"`
+	GoproxyNote    string     `json:"goproxy_note,omitempty"`
 	Phases         []phase    `json:"phases"`
 	Summary        []summary  `json:"summary"`
 	Big            *bigResult `json:"big,omitempty"`
@@ -88,12 +103,12 @@ func summarize(ws []workload, phases []phase) []summary {
 	var out []summary
 	for _, w := range ws {
 		rates := map[string][]float64{}
-		cpus := map[string][][4]float64{}
+		cpus := map[string][][5]float64{}
 		for _, p := range phases {
 			if p.Workload == w.Name && p.Ops > 0 {
 				rates[p.Side] = append(rates[p.Side], p.Rate)
 				n := float64(p.Ops) / 1e6
-				cpus[p.Side] = append(cpus[p.Side], [4]float64{p.CPU.Clients / n, p.CPU.Gateway / n, p.CPU.Nginx / n, p.CPU.Upstream / n})
+				cpus[p.Side] = append(cpus[p.Side], [5]float64{p.CPU.Clients / n, p.CPU.Gateway / n, p.CPU.Nginx / n, p.CPU.Goproxy / n, p.CPU.Upstream / n})
 			}
 		}
 		d, g := rates["direct"], rates["gateway"]
@@ -111,6 +126,12 @@ func summarize(ws []workload, phases []phase) []summary {
 			s.NginxRatioBest = s.NginxBest / s.DirectBest
 			s.GatewayNginxRatio = s.GatewayMedian / s.NginxMedian
 		}
+		if gp := rates["goproxy"]; len(gp) > 0 {
+			s.GoproxyBest, s.GoproxyMedian = slices.Max(gp), benchkit.Median(gp)
+			s.GoproxyRatio = s.GoproxyMedian / s.DirectMedian
+			s.GoproxyRatioBest = s.GoproxyBest / s.DirectBest
+			s.GatewayGoproxyRatio = s.GatewayMedian / s.GoproxyMedian
+		}
 		s.CPU = map[string]perCall{}
 		for side, cs := range cpus {
 			col := func(i int) float64 {
@@ -120,8 +141,8 @@ func summarize(ws []workload, phases []phase) []summary {
 				}
 				return benchkit.Median(xs)
 			}
-			pc := perCall{Clients: col(0), Gateway: col(1), Nginx: col(2), Upstream: col(3)}
-			pc.Total = pc.Clients + pc.Gateway + pc.Nginx + pc.Upstream
+			pc := perCall{Clients: col(0), Gateway: col(1), Nginx: col(2), Goproxy: col(3), Upstream: col(4)}
+			pc.Total = pc.Clients + pc.Gateway + pc.Nginx + pc.Goproxy + pc.Upstream
 			s.CPU[side] = pc
 		}
 		out = append(out, s)
@@ -137,50 +158,68 @@ func verdict(ok bool) string {
 }
 
 func printReport(w io.Writer, rep *report) {
-	sides := []string{"direct", "gateway"}
+	sides := []string{"direct"}
 	ngx := "nginx: " + rep.NginxNote
 	if rep.Nginx != "" {
-		sides = []string{"direct", "nginx", "gateway"}
+		sides = append(sides, "nginx")
 		ngx = "nginx: " + rep.Nginx
 	}
-	fmt.Fprintf(w, "\n%d clients, %d rounds of %.0fs phases per side (%s alternating), %d CPUs, %s; %s\n\n",
-		rep.Clients, rep.Rounds, rep.PhaseSeconds, strings.Join(sides, ", "), rep.CPUs, rep.GoVersion, ngx)
-	// opt prints a figure of the nginx side, or "-" when it did not run.
+	gpx := "goproxy: " + rep.GoproxyNote
+	if rep.Goproxy != "" {
+		sides = append(sides, "goproxy")
+		gpx = "goproxy: " + rep.Goproxy
+	}
+	sides = append(sides, "gateway")
+	fmt.Fprintf(w, "\n%d clients, %d rounds of %.0fs phases per side (%s alternating), %d CPUs, %s; %s; %s\n\n",
+		rep.Clients, rep.Rounds, rep.PhaseSeconds, strings.Join(sides, ", "), rep.CPUs, rep.GoVersion, ngx, gpx)
+	// opt prints a figure of a side that may not have run, or "-".
 	opt := func(format string, v float64) string {
 		if v == 0 {
 			return "-"
 		}
 		return fmt.Sprintf(format, v)
 	}
-	fmt.Fprintln(w, "medians over rounds; gateway/direct is held to the target, nginx/direct is what one plain hop costs here:")
+	fmt.Fprintln(w, "medians over rounds; gateway/direct is held to the target, nginx/direct is what one plain hop costs here,\n"+
+		"goproxy/direct what Go's net/http costs for one, and gateway/goproxy what the gateway's own work costs beyond it:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgateway\tgateway/direct\ttarget\t\tnginx/direct\tgateway/nginx\t")
+	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgoproxy\tgateway\tgateway/direct\ttarget\t\tnginx/direct\tgateway/nginx\tgoproxy/direct\tgateway/goproxy\t")
 	for _, s := range rep.Summary {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%.3f\t>= %.2f\t%s\t%s\t%s\t\n",
-			s.Workload, s.Unit, s.DirectMedian, opt("%.1f", s.NginxMedian), s.GatewayMedian, s.Ratio, s.Target, verdict(s.Met),
-			opt("%.3f", s.NginxRatio), opt("%.3f", s.GatewayNginxRatio))
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%.1f\t%.3f\t>= %.2f\t%s\t%s\t%s\t%s\t%s\t\n",
+			s.Workload, s.Unit, s.DirectMedian, opt("%.1f", s.NginxMedian), opt("%.1f", s.GoproxyMedian), s.GatewayMedian, s.Ratio, s.Target, verdict(s.Met),
+			opt("%.3f", s.NginxRatio), opt("%.3f", s.GatewayNginxRatio), opt("%.3f", s.GoproxyRatio), opt("%.3f", s.GatewayGoproxyRatio))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nbest phase of each side:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgateway\tgateway/direct\tnginx/direct\t")
+	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgoproxy\tgateway\tgateway/direct\tnginx/direct\tgoproxy/direct\tgateway/goproxy\t")
 	for _, s := range rep.Summary {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%.3f\t%s\t\n",
-			s.Workload, s.Unit, s.DirectBest, opt("%.1f", s.NginxBest), s.GatewayBest, s.RatioBest, opt("%.3f", s.NginxRatioBest))
+		// gateway/goproxy of the best phases is printed only: the JSON
+		// has both bests to divide.
+		gwgp := 0.0
+		if s.GoproxyBest > 0 {
+			gwgp = s.GatewayBest / s.GoproxyBest
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%.1f\t%.3f\t%s\t%s\t%s\t\n",
+			s.Workload, s.Unit, s.DirectBest, opt("%.1f", s.NginxBest), opt("%.1f", s.GoproxyBest), s.GatewayBest, s.RatioBest,
+			opt("%.3f", s.NginxRatioBest), opt("%.3f", s.GoproxyRatioBest), opt("%.3f", gwgp))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nCPU per call, µs (median over rounds; clients = this process's SDK clients; gateway = airlock serve and\n"+
-		"nginx = its master and workers, on every side: the one on the path is the middle, the other idles or catches up):\n")
+	fmt.Fprintf(w, "\nCPU per call, µs (median over rounds; clients = this process's SDK clients; gateway = airlock serve,\n"+
+		"nginx = its master and workers and goproxy = the ReverseProxy process, on every side: the one on the path\n"+
+		"is the middle, the others idle or catch up):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tside\tclients\tgateway\tnginx\tupstream\ttotal\t")
+	fmt.Fprintln(tw, "workload\tside\tclients\tgateway\tnginx\tgoproxy\tupstream\ttotal\t")
 	for _, s := range rep.Summary {
 		for _, side := range sides {
 			c := s.CPU[side]
-			ng := "-"
+			ng, gp := "-", "-"
 			if rep.Nginx != "" {
 				ng = fmt.Sprintf("%.0f", c.Nginx)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t\n", s.Workload, side, c.Clients, c.Gateway, ng, c.Upstream, c.Total)
+			if rep.Goproxy != "" {
+				gp = fmt.Sprintf("%.0f", c.Goproxy)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%s\t%s\t%.0f\t%.0f\t\n", s.Workload, side, c.Clients, c.Gateway, ng, gp, c.Upstream, c.Total)
 		}
 	}
 	tw.Flush()
