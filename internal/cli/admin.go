@@ -37,6 +37,10 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				defer stop()
 			}
+			if path := os.Getenv("AIRLOCK_MEMPROFILE"); path != "" {
+				// For benchmarks: what the server's heap holds when it stops.
+				defer writeHeapProfile(path, logger)
+			}
 			if path := os.Getenv("AIRLOCK_TRACE"); path != "" {
 				// For benchmarks: an execution trace, to see where a request waits.
 				stop, err := startTrace(path)
@@ -226,6 +230,22 @@ func (a *app) printReport(rep auditlog.Report) error {
 		return exitf(1, "audit log verification FAILED: %d problem(s)", len(rep.Problems))
 	}
 	return nil
+}
+
+// writeHeapProfile writes a heap profile of this process to path (go tool
+// pprof reads it: -sample_index=inuse_space for what is held now,
+// alloc_space for everything allocated since start).
+func writeHeapProfile(path string, logger *slog.Logger) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		logger.Error("AIRLOCK_MEMPROFILE", "err", err)
+	}
 }
 
 // startTrace writes an execution trace of this process to path until the
