@@ -24,7 +24,9 @@ run log-verify ./internal/auditlog/            'BenchmarkVerify'   1x
 run review     ./internal/store/sqlitestore/   'BenchmarkReviewQuery'
 
 # The AWS gateway against the same versitygw directly (bench/s3bench): the
-# real `airlock serve`, 8 SDK clients, recording on. S3BENCH_FLAGS adds
+# real `airlock serve`, 8 SDK clients, recording on, beside two plain peer
+# hops, nginx (apt-get install nginx-light; skipped without it) and Go's
+# httputil.ReverseProxy. S3BENCH_FLAGS adds
 # flags, e.g. "-phase 2s -big 256MiB" for a quick run.
 echo "== s3bench"
 # shellcheck disable=SC2086
@@ -32,8 +34,9 @@ go run ./bench/s3bench -out "$out/s3bench.json" ${S3BENCH_FLAGS:-} | tee "$out/s
 
 # The PostgreSQL gateway against PgBouncer (bench/pgbench): pgbench -S, 8
 # clients, simple and prepared, directly, through PgBouncer in session
-# mode and through the real `airlock serve` with every statement recorded;
-# then memory per idle connection. Needs PostgreSQL (AIRLOCK_TEST_PG_DSN or
+# mode and through the real `airlock serve` with every statement recorded,
+# and the ceiling one durable write per statement leaves; then memory per
+# idle connection. Needs PostgreSQL (AIRLOCK_TEST_PG_DSN or
 # postgres://postgres@127.0.0.1:5432/postgres), pgbench and pgbouncer.
 # PGBENCH_FLAGS adds flags, e.g. "-phase 2s -rounds 1" for a quick run.
 echo "== pgbench"
