@@ -37,7 +37,7 @@ type conn struct {
 	// client loop's own refusals, kill).
 	wmu  sync.Mutex
 	nc   net.Conn // raw, or the TLS connection over it
-	cw   *bufio.Writer
+	cw   *flushWriter
 	up   net.Conn
 	dead bool // killed: nothing more is written
 
@@ -59,7 +59,7 @@ func newConn(g *Gateway, nc net.Conn) *conn {
 	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	c.br = bufio.NewReaderSize(nc, ioBufSize)
-	c.cw = bufio.NewWriterSize(nc, ioBufSize)
+	c.cw = newFlushWriter(nc)
 	c.txs.Store('I')
 	return c
 }

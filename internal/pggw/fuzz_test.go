@@ -136,7 +136,7 @@ func FuzzFrontendMessages(f *testing.F) {
 		c.br = bufio.NewReader(bytes.NewReader(client))
 		c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
 		c.st = gw.grantState(gr)
-		c.relay = newRelayState(bufio.NewWriter(io.Discard))
+		c.relay = newRelayState(newFlushWriter(io.Discard))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

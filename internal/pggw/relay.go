@@ -71,7 +71,7 @@ type pendingExec struct {
 // relayState is a session's protocol state.
 type relayState struct {
 	// Owned by the client loop.
-	uw       *bufio.Writer
+	uw       *flushWriter
 	n        int64
 	batch    []byte
 	execs    []pendingExec
@@ -121,13 +121,13 @@ func (r *relayState) pop() {
 	}
 }
 
-func newRelayState(uw *bufio.Writer) *relayState {
+func newRelayState(uw *flushWriter) *relayState {
 	return &relayState{uw: uw}
 }
 
 // run relays between the client and the upstream until either ends.
 func (c *conn) run(up net.Conn) {
-	r := newRelayState(bufio.NewWriterSize(up, ioBufSize))
+	r := newRelayState(newFlushWriter(up))
 	c.relay = r
 	upDone := make(chan struct{})
 	go func() {

@@ -1,0 +1,131 @@
+package pggw
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// countingWriter records each Write it gets, and fails once failAfter
+// writes have succeeded (never if failAfter is negative).
+type countingWriter struct {
+	bytes.Buffer
+	writes    []int
+	failAfter int
+}
+
+var errWrite = errors.New("write failed")
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.failAfter >= 0 && len(w.writes) >= w.failAfter {
+		return 0, errWrite
+	}
+	w.writes = append(w.writes, len(p))
+	return w.Buffer.Write(p)
+}
+
+func TestFlushWriter(t *testing.T) {
+	big := bytes.Repeat([]byte("b"), ioBufSize+1)
+	for _, tc := range []struct {
+		name   string
+		ops    func(f *flushWriter)
+		want   string
+		writes []int
+	}{
+		{"small writes coalesce into one", func(f *flushWriter) {
+			f.Write([]byte("ab"))
+			f.Write([]byte("cd"))
+			f.Flush()
+		}, "abcd", []int{4}},
+		{"nothing reaches the writer before Flush", func(f *flushWriter) {
+			f.Write([]byte("ab"))
+		}, "", nil},
+		{"an empty Flush writes nothing", func(f *flushWriter) {
+			f.Flush()
+			f.Flush()
+		}, "", nil},
+		{"a write that does not fit flushes what is buffered first", func(f *flushWriter) {
+			f.Write(bytes.Repeat([]byte("a"), ioBufSize-1))
+			f.Write([]byte("zz"))
+			f.Flush()
+		}, strings.Repeat("a", ioBufSize-1) + "zz", []int{ioBufSize - 1, 2}},
+		{"a large write goes straight through after what is buffered", func(f *flushWriter) {
+			f.Write([]byte("x"))
+			f.Write(big)
+			f.Flush()
+		}, "x" + string(big), []int{1, len(big)}},
+		{"ReadFrom flushes, then copies", func(f *flushWriter) {
+			f.Write([]byte("x"))
+			f.ReadFrom(io.LimitReader(bytes.NewReader(big), 3*ioBufSize))
+		}, "x" + string(big), []int{1, ioBufSize, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &countingWriter{failAfter: -1}
+			f := newFlushWriter(w)
+			tc.ops(f)
+			if w.String() != tc.want {
+				t.Errorf("wrote %d bytes %.20q…, want %d bytes %.20q…", w.Len(), w.String(), len(tc.want), tc.want)
+			}
+			if !slices.Equal(w.writes, tc.writes) {
+				t.Errorf("underlying writes %v, want %v", w.writes, tc.writes)
+			}
+		})
+	}
+}
+
+func TestFlushWriterReleasesItsBuffer(t *testing.T) {
+	f := newFlushWriter(io.Discard)
+	if f.buf != nil {
+		t.Fatal("a new writer holds a buffer")
+	}
+	f.Write([]byte("hello"))
+	if f.buf == nil || f.Buffered() != 5 {
+		t.Fatalf("after a write: buffered %d, want 5", f.Buffered())
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if f.buf != nil || f.Buffered() != 0 {
+		t.Error("a flushed writer still holds its buffer")
+	}
+	f.Write([]byte("again"))
+	f.Reset(io.Discard)
+	if f.buf != nil {
+		t.Error("Reset kept the buffer")
+	}
+}
+
+func TestFlushWriterErrorsStick(t *testing.T) {
+	w := &countingWriter{failAfter: 0}
+	f := newFlushWriter(w)
+	if _, err := f.Write([]byte("a")); err != nil {
+		t.Fatalf("a buffered write failed early: %v", err)
+	}
+	if err := f.Flush(); !errors.Is(err, errWrite) {
+		t.Fatalf("Flush = %v, want the write error", err)
+	}
+	if _, err := f.Write([]byte("b")); !errors.Is(err, errWrite) {
+		t.Errorf("Write after a failure = %v, want the same error", err)
+	}
+	if err := f.Flush(); !errors.Is(err, errWrite) {
+		t.Errorf("Flush after a failure = %v, want the same error", err)
+	}
+	if f.buf != nil {
+		t.Error("a failed writer holds a buffer")
+	}
+	f.Reset(&countingWriter{failAfter: -1})
+	if _, err := f.Write([]byte("c")); err != nil || f.Flush() != nil {
+		t.Errorf("after Reset the writer still fails")
+	}
+	// A large direct write that fails sticks too.
+	f = newFlushWriter(&countingWriter{failAfter: 0})
+	if _, err := f.Write(make([]byte, ioBufSize)); !errors.Is(err, errWrite) {
+		t.Fatalf("direct write = %v, want the write error", err)
+	}
+	if err := f.Flush(); !errors.Is(err, errWrite) {
+		t.Errorf("Flush after a failed direct write = %v", err)
+	}
+}
