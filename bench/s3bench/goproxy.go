@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
+	"github.com/airlock-dev/airlock/internal/awsgw"
 )
 
 // The hidden mode in which s3bench's own binary serves as the Go proxy:
@@ -48,30 +49,6 @@ type goProxy struct {
 	// child exits when it reads EOF, which is also what happens if this
 	// process dies, however it dies.
 	parent *os.File
-}
-
-// goproxyTransport is internal/awsgw's defaultTransport, field for field
-// (it is unexported, and the proxy must not differ from the gateway in
-// what it asks of net/http): keep-alive with a large idle pool, 64 KiB
-// socket buffers, bodies passed through without transparent gzip, never
-// an environment proxy.
-func goproxyTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		WriteBufferSize:       64 << 10,
-		ReadBufferSize:        64 << 10,
-	}
 }
 
 // copyPool hands ReverseProxy 256 KiB buffers, the gateway's copy buffer
@@ -118,7 +95,7 @@ func serveGoproxy(upstream, listen string) int {
 			// Host it sent here, and versitygw checks SigV4 against it.
 			r.Out.Host = r.In.Host
 		},
-		Transport:  goproxyTransport(),
+		Transport:  awsgw.UpstreamTransport(), // the gateway's own, field for field
 		BufferPool: new(copyPool),
 		ErrorLog:   logger,
 	}

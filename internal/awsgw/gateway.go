@@ -107,7 +107,7 @@ func New(o Options) (*Gateway, error) {
 		o.Logger = slog.Default()
 	}
 	if o.Transport == nil {
-		o.Transport = defaultTransport()
+		o.Transport = UpstreamTransport()
 	}
 	g := &Gateway{
 		auth:     o.Authority,

@@ -6,10 +6,13 @@ import (
 	"time"
 )
 
-// defaultTransport is tuned for a proxy: many concurrent streams to one or
-// a few upstream hosts, kept alive, and bodies passed through untouched
-// (no transparent gzip, which would change lengths and checksums).
-func defaultTransport() *http.Transport {
+// UpstreamTransport is the transport the gateway uses upstream unless
+// Options.Transport says otherwise. It is tuned for a proxy: many
+// concurrent streams to one or a few upstream hosts, kept alive, and bodies
+// passed through untouched (no transparent gzip, which would change lengths
+// and checksums). bench/s3bench gives its plain Go proxy the same one, so
+// that the two differ only in the gateway's own work.
+func UpstreamTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: nil, // the upstream is configured explicitly; never via an env proxy
 		DialContext: (&net.Dialer{

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -29,25 +30,27 @@ func (a *app) serveCmd() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: level}))
-			if path := os.Getenv("AIRLOCK_CPUPROFILE"); path != "" {
-				// For benchmarks (bench/README.md): where the server's CPU goes.
-				stop, err := startCPUProfile(path)
-				if err != nil {
-					return err
+			// For benchmarks (bench/README.md): where the server's CPU goes,
+			// where a request waits, and what the heap holds at the end.
+			for _, d := range []struct {
+				env         string
+				start, stop func(io.Writer) error
+			}{
+				{"AIRLOCK_CPUPROFILE", pprof.StartCPUProfile, func(io.Writer) error { pprof.StopCPUProfile(); return nil }},
+				{"AIRLOCK_TRACE", trace.Start, func(io.Writer) error { trace.Stop(); return nil }},
+				{"AIRLOCK_MEMPROFILE", func(io.Writer) error { return nil }, func(w io.Writer) error { return pprof.Lookup("heap").WriteTo(w, 0) }},
+			} {
+				if path := os.Getenv(d.env); path != "" {
+					stop, err := diagnostic(d.env, path, d.start, d.stop)
+					if err != nil {
+						return err
+					}
+					defer func() {
+						if err := stop(); err != nil {
+							logger.Error(d.env, "err", err)
+						}
+					}()
 				}
-				defer stop()
-			}
-			if path := os.Getenv("AIRLOCK_MEMPROFILE"); path != "" {
-				// For benchmarks: what the server's heap holds when it stops.
-				defer writeHeapProfile(path, logger)
-			}
-			if path := os.Getenv("AIRLOCK_TRACE"); path != "" {
-				// For benchmarks: an execution trace, to see where a request waits.
-				stop, err := startTrace(path)
-				if err != nil {
-					return err
-				}
-				defer stop()
 			}
 			if err := server.Run(cmd.Context(), cfg, logger); err != nil {
 				// Configuration problems come as several lines: print them all,
@@ -232,52 +235,23 @@ func (a *app) printReport(rep auditlog.Report) error {
 	return nil
 }
 
-// writeHeapProfile writes a heap profile of this process to path (go tool
-// pprof reads it: -sample_index=inuse_space for what is held now,
-// alloc_space for everything allocated since start).
-func writeHeapProfile(path string, logger *slog.Logger) {
+// diagnostic creates path and calls start with it; the returned function
+// calls stop with it, then closes it. start begins a recording (a CPU
+// profile, a trace), stop ends it or writes a snapshot (the heap).
+func diagnostic(env, path string, start, stop func(io.Writer) error) (func() error, error) {
 	f, err := os.Create(path)
-	if err == nil {
-		err = pprof.Lookup("heap").WriteTo(f, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", env, err)
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", env, err)
+	}
+	return func() error {
+		err := stop(f)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-	}
-	if err != nil {
-		logger.Error("AIRLOCK_MEMPROFILE", "err", err)
-	}
-}
-
-// startTrace writes an execution trace of this process to path until the
-// returned function is called (go tool trace reads it).
-func startTrace(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("AIRLOCK_TRACE: %w", err)
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("AIRLOCK_TRACE: %w", err)
-	}
-	return func() {
-		trace.Stop()
-		f.Close()
-	}, nil
-}
-
-// startCPUProfile writes a CPU profile of this process to path until the
-// returned function is called.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("AIRLOCK_CPUPROFILE: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("AIRLOCK_CPUPROFILE: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		return err
 	}, nil
 }

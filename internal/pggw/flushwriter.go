@@ -82,14 +82,6 @@ func (f *flushWriter) Flush() error {
 	return err
 }
 
-// Buffered is the number of bytes waiting for Flush.
-func (f *flushWriter) Buffered() int {
-	if f.buf == nil {
-		return 0
-	}
-	return len(*f.buf)
-}
-
 func (f *flushWriter) release() {
 	if f.buf != nil {
 		*f.buf = (*f.buf)[:0]
