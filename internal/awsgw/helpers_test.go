@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +246,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -77,12 +77,6 @@ func (k *known) pruneLocked() {
 	}
 }
 
-func (k *known) len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.byCred)
-}
-
 func sortByExpiry(gs []*gateway.Grant) {
 	slices.SortFunc(gs, func(a, b *gateway.Grant) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
 }
