@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // awsCLIs are the AWS CLIs to drive the gateway with, where installed:
@@ -18,12 +19,13 @@ import (
 // and a newer v1 that reads AWS_ENDPOINT_URL as `airlock exec` sets it.
 // The v1 CLI starts slowly, so it runs the short walk only.
 var awsCLIs = []struct {
-	name, path  string
+	name        string
+	find        func(testing.TB) string
 	envEndpoint bool
 	short       bool
 }{
-	{"debian-v2", "/usr/bin/aws", false, false},
-	{"pyenv-v1", "/root/.pyenv/shims/aws", true, true},
+	{"debian-v2", testenv.AWSCLI, false, false},
+	{"pyenv-v1", testenv.AWSCLIv1, true, true},
 }
 
 // runCLI runs the CLI with only the grant's credentials in its environment.
@@ -60,9 +62,7 @@ func TestAWSCLI(t *testing.T) {
 	}
 	for _, cli := range awsCLIs {
 		t.Run(cli.name, func(t *testing.T) {
-			if _, err := os.Stat(cli.path); err != nil {
-				t.Skipf("the AWS CLI is not installed at %s", cli.path)
-			}
+			path := cli.find(t)
 			e := newVersityEnv(t)
 			g := e.grant(walkScope)
 			src := filepath.Join(t.TempDir(), "local.txt")
@@ -70,7 +70,7 @@ func TestAWSCLI(t *testing.T) {
 				t.Fatal(err)
 			}
 			run := func(args ...string) (string, string, error) {
-				return runCLI(t, cli.path, cli.envEndpoint, e.srv.URL, g, args...)
+				return runCLI(t, path, cli.envEndpoint, e.srv.URL, g, args...)
 			}
 			if out, errOut, err := run("s3", "cp", src, "s3://logs/app/cli.txt"); err != nil {
 				t.Fatalf("aws s3 cp up: %v\n%s%s", err, out, errOut)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // cliRecorder keeps every request the AWS CLI sends.
@@ -33,10 +34,7 @@ func (rc *cliRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and maps what it sent, so the mapping is checked against the CLI's own
 // encoding of keys, prefixes and copy sources.
 func TestCLIRequests(t *testing.T) {
-	awsBin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("the AWS CLI (aws) is not installed")
-	}
+	awsBin := testenv.AWSCLI(t)
 	dir := t.TempDir()
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// awsCLI is the AWS CLI v2 the team's tests use.
-const awsCLI = "/usr/bin/aws"
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
 
 // cliRunner runs the real AWS CLI against the fixture, isolated from any
 // configuration on the machine: its own HOME, config and credentials.
@@ -21,6 +20,7 @@ type cliRunner struct {
 	f   *fixture
 	env []string
 	dir string
+	bin string // the AWS CLI
 }
 
 func newCLI(t *testing.T, f *fixture, ak, sk string) *cliRunner {
@@ -28,9 +28,7 @@ func newCLI(t *testing.T, f *fixture, ak, sk string) *cliRunner {
 	if testing.Short() {
 		t.Skip("-short: skipping the AWS CLI, whose start-up takes seconds")
 	}
-	if _, err := os.Stat(awsCLI); err != nil {
-		t.Skipf("AWS CLI not installed at %s: %v", awsCLI, err)
-	}
+	bin := testenv.AWSCLI(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config")
 	if err := os.WriteFile(cfg, []byte("[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n"), 0o600); err != nil {
@@ -42,7 +40,7 @@ func newCLI(t *testing.T, f *fixture, ak, sk string) *cliRunner {
 		"AWS_ACCESS_KEY_ID=" + ak, "AWS_SECRET_ACCESS_KEY=" + sk,
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1",
 	}
-	return &cliRunner{t: t, f: f, env: env, dir: dir}
+	return &cliRunner{t: t, f: f, env: env, dir: dir, bin: bin}
 }
 
 // run runs the CLI with args and returns stdout, stderr and whether it
@@ -51,7 +49,7 @@ func (c *cliRunner) run(args ...string) (string, string, bool) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, awsCLI, append([]string{"--endpoint-url", c.f.url, "--no-cli-pager"}, args...)...)
+	cmd := exec.CommandContext(ctx, c.bin, append([]string{"--endpoint-url", c.f.url, "--no-cli-pager"}, args...)...)
 	cmd.Env = c.env
 	cmd.Dir = c.dir
 	var out, errOut bytes.Buffer

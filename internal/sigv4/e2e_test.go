@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // seen is one request as the test server verified it.
@@ -204,13 +205,13 @@ func TestSDKClientEndToEnd(t *testing.T) {
 	}
 }
 
-// TestCLIEndToEnd drives the AWS CLIs installed on this machine: v2 at
-// /usr/bin/aws and, if present, v1 from pyenv.
+// TestCLIEndToEnd drives both AWS CLIs the tests use: Debian's v2 and the
+// machine image's v1 (internal/testenv finds them; under CI both must be there).
 func TestCLIEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the AWS CLIs take seconds per command; run without -short")
 	}
-	clis := []string{"/usr/bin/aws", "/root/.pyenv/shims/aws"}
+	clis := []string{testenv.AWSCLI(t), testenv.AWSCLIv1(t)}
 	data := payload(5 << 20)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "upload.bin")
@@ -223,9 +224,6 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	for _, cli := range clis {
 		t.Run(filepath.Base(filepath.Dir(filepath.Dir(cli)))+"-"+cli, func(t *testing.T) {
-			if _, err := os.Stat(cli); err != nil {
-				t.Skipf("AWS CLI %s not installed", cli)
-			}
 			for _, tls := range []bool{false, true} {
 				f, srv := newFakeS3(t, tls)
 				env := append(os.Environ(),

@@ -64,6 +64,31 @@ func AWSCLI(t testing.TB) string {
 	return Tool(t, "aws", "install it with: apt-get install awscli")
 }
 
+// AWSCLIv1 is the AWS CLI v1 that this project's machine image ships with
+// its Python (pip's awscli under pyenv). Unlike Debian's v2 2.9, it reads
+// AWS_ENDPOINT_URL, as `airlock exec` sets it.
+func AWSCLIv1(t testing.TB) string {
+	t.Helper()
+	var dirs []string
+	if root := os.Getenv("PYENV_ROOT"); root != "" {
+		dirs = append(dirs, filepath.Join(root, "shims"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".pyenv", "shims"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "aws")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("aws"); err == nil && p != "/usr/bin/aws" {
+		return p
+	}
+	missing(t, "the AWS CLI v1 (pip's awscli, shipped with the machine image's Python) is not installed")
+	return ""
+}
+
 // PostgresDSN is the DSN of a PostgreSQL server tests may create databases
 // and roles on, from AIRLOCK_TEST_PG_DSN.
 func PostgresDSN(t testing.TB) string {
