@@ -20,6 +20,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -145,6 +146,9 @@ type harnessOptions struct {
 	// LogStore, if set, wraps the store the audit log writes through (to
 	// inject write failures).
 	LogStore func(store.Store) store.Store
+	// Manual runs the service on h.fake, a clock.Fake that moves only when
+	// the test moves it, timers included; h.clock is then unused.
+	Manual bool
 }
 
 // harness is a real Service on a temporary data directory.
@@ -155,6 +159,7 @@ type harness struct {
 	polDir string
 	opts   harnessOptions
 	clock  *testClock
+	fake   *clock.Fake // with harnessOptions.Manual
 	errs   *errorLog
 
 	keys map[string]string // API key of each configured identity
@@ -184,6 +189,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	h := &harness{
 		t: t, ctx: context.Background(), dir: dir, polDir: filepath.Join(dir, "policies"),
 		opts: o, clock: &testClock{}, errs: &errorLog{}, keys: map[string]string{},
+	}
+	if o.Manual {
+		h.fake = clock.NewFake(time.Now().UTC())
 	}
 	if err := os.MkdirAll(h.polDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -270,10 +278,14 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.Dir = authn.NewDirectory(nil)
+	var clk clock.Clock = clock.Func(h.clock.Now)
+	if h.fake != nil {
+		clk = h.fake
+	}
 	h.Svc, err = grants.New(grants.Options{
 		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: testTargets,
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
-		CredentialKey: h.credentialKey(), Now: h.clock.Now, Logger: slog.New(h.errs),
+		CredentialKey: h.credentialKey(), Clock: clk, Logger: slog.New(h.errs),
 	})
 	if err != nil {
 		h.t.Fatal(err)

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
-	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -590,24 +590,26 @@ func TestPendingTimeout(t *testing.T) {
 // which expires on time.
 func TestApprovalJustBeforeDeadline(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{PendingTimeout: 2 * time.Second})
+	h := newHarness(t, harnessOptions{PendingTimeout: 2 * time.Second, Manual: true})
 	g := h.request(bot, humanReq("3s"), model.Pending)
-	h.clock.Freeze(g.DecideBy.Add(-time.Nanosecond))
+	h.fake.Set(g.DecideBy.Add(-time.Nanosecond))
 	a, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "")
-	h.clock.Unfreeze()
 	if err != nil || a.Status != model.Active {
 		t.Fatalf("approval 1ns before the deadline: %v", err)
 	}
 	if !a.StartedAt.Equal(g.DecideBy.Add(-time.Nanosecond)) || !a.ExpiresAt.Equal(a.StartedAt.Add(3*time.Second)) {
 		t.Errorf("started %v expires %v", a.StartedAt, a.ExpiresAt)
 	}
-	time.Sleep(time.Until(g.DecideBy) + 100*time.Millisecond)
+	// Past the deadline: had the cancel timer stayed armed, it runs here.
+	h.fake.Set(g.DecideBy.Add(100 * time.Millisecond))
 	if rec := h.grant(g.ID); rec.Status != model.Active {
 		t.Errorf("after the deadline the approved grant is %s", rec.Status)
 	}
-	rec := h.waitStatus(g.ID, model.Expired, 6*time.Second)
-	if !rec.EndedAt.Equal(a.ExpiresAt) {
-		t.Errorf("ended %v, expires %v", rec.EndedAt, a.ExpiresAt)
+	// The expiry timer runs synchronously when the clock reaches it.
+	h.fake.Set(a.ExpiresAt)
+	rec := h.grant(g.ID)
+	if rec.Status != model.Expired || !rec.EndedAt.Equal(a.ExpiresAt) {
+		t.Errorf("at expiry: %s ended %v, expires %v", rec.Status, rec.EndedAt, a.ExpiresAt)
 	}
 	if types := h.types(g.ID); count(types, "grant.cancelled") != 0 || count(types, "grant.expired") != 1 {
 		t.Errorf("log %v", types)
@@ -625,21 +627,18 @@ func TestApprovalJustBeforeDeadline(t *testing.T) {
 // disarm the expiry timer the approval armed.
 func TestApprovalRacingCancelTimer(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{PendingTimeout: 2 * time.Second})
+	// The approval's commit (a write transaction on the log's store) stalls
+	// on demand: entering tells the test, release lets it go on.
+	var stall atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newHarness(t, harnessOptions{PendingTimeout: 2 * time.Second, Manual: true,
+		LogStore: func(st store.Store) store.Store {
+			return stallingStore{Store: st, stall: &stall, entered: entered, release: release}
+		}})
 	g := h.request(bot, humanReq("2s"), model.Pending)
 
-	// Stall the log writer so the approval's commit waits.
-	started, release := make(chan struct{}), make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		blocked <- h.Log.Do(h.ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			close(started)
-			<-release
-			return nil, nil
-		})
-	}()
-	<-started
-	h.clock.Freeze(g.DecideBy.Add(-time.Millisecond))
+	h.fake.Set(g.DecideBy.Add(-time.Millisecond))
+	stall.Store(true)
 	approved := make(chan error, 1)
 	var a model.Grant
 	go func() {
@@ -647,30 +646,51 @@ func TestApprovalRacingCancelTimer(t *testing.T) {
 		a, err = h.Svc.Approve(h.ctx, h.id(alice), g.ID, "")
 		approved <- err
 	}()
-	// The cancel timer fires (real time) while the approval waits for its commit.
-	time.Sleep(time.Until(g.DecideBy) + 100*time.Millisecond)
+	// The approval has read the clock, holds the grant's lock and is
+	// committing. Now the deadline passes: the cancel timer fires and must
+	// wait for the grant.
+	<-entered
+	fired := make(chan struct{})
+	go func() {
+		h.fake.Set(g.DecideBy.Add(100 * time.Millisecond))
+		close(fired)
+	}()
 	close(release)
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
 	if err := <-approved; err != nil {
 		t.Fatalf("approve: %v", err)
 	}
-	h.clock.Unfreeze()
+	<-fired // the late cancel has run
 	if a.Status != model.Active {
 		t.Fatalf("approved grant is %s", a.Status)
 	}
-	time.Sleep(50 * time.Millisecond) // let the late cancel run
 	if rec := h.grant(g.ID); rec.Status != model.Active {
 		t.Fatalf("after the late cancel the grant is %s", rec.Status)
 	}
-	rec := h.waitStatus(g.ID, model.Expired, 5*time.Second)
-	if !rec.EndedAt.Equal(a.ExpiresAt) {
-		t.Errorf("ended %v, expires %v", rec.EndedAt, a.ExpiresAt)
+	h.fake.Set(a.ExpiresAt)
+	rec := h.grant(g.ID)
+	if rec.Status != model.Expired || !rec.EndedAt.Equal(a.ExpiresAt) {
+		t.Errorf("at expiry: %s ended %v, expires %v", rec.Status, rec.EndedAt, a.ExpiresAt)
 	}
 	if got := h.types(g.ID); count(got, "grant.cancelled") != 0 || count(got, "grant.expired") != 1 {
 		t.Errorf("log %v", got)
 	}
+}
+
+// stallingStore holds the first write transaction begun while stall is
+// set until release is closed, telling entered when it arrives.
+type stallingStore struct {
+	store.Store
+	stall   *atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s stallingStore) Begin(ctx context.Context) (store.Tx, error) {
+	if s.stall.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.Begin(ctx)
 }
 
 // TestLateEndRecordsTrueLapse: a revoke, end or denial that comes after the

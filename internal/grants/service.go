@@ -32,6 +32,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
@@ -59,7 +60,11 @@ type Options struct {
 	RequireReason  bool
 	// CredentialKey derives grant credential secrets (HMAC key, 32 bytes).
 	CredentialKey []byte
-	// Now is the clock; time.Now if nil. Tests pass a controllable one.
+	// Clock runs the expiry and decision-deadline timers and tells the
+	// time; clock.Real if nil. Tests pass a clock.Fake and move it.
+	Clock clock.Clock
+	// Now, if set and Clock is not, replaces only the time Clock reads
+	// (timers stay real).
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -76,6 +81,7 @@ type Service struct {
 	reason  bool
 	credKey []byte
 	now     func() time.Time
+	clk     clock.Clock
 	logger  *slog.Logger
 
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
@@ -83,7 +89,7 @@ type Service struct {
 	mu       sync.RWMutex
 	byCred   map[string]*gateway.Grant
 	byGrant  map[string]*gateway.Grant
-	timers   map[string]*time.Timer
+	timers   map[string]clock.Timer
 	watchers map[string]chan struct{}
 	subs     []func(*gateway.Grant)
 	// endpoints are the gateways' addresses per target, for Credentials.
@@ -118,9 +124,13 @@ func New(o Options) (*Service, error) {
 	if o.PendingTimeout <= 0 {
 		o.PendingTimeout = time.Hour
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real
+		if o.Now != nil {
+			o.Clock = clock.Func(o.Now)
+		}
 	}
+	clk := o.Clock
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -128,9 +138,9 @@ func New(o Options) (*Service, error) {
 		st: o.Store, log: o.Log, pol: o.Policy, dir: o.Directory,
 		targets: make(map[string]Target, len(o.Targets)),
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
-		credKey: o.CredentialKey, now: func() time.Time { return o.Now().UTC() }, logger: o.Logger,
+		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
-		timers: map[string]*time.Timer{}, watchers: map[string]chan struct{}{}, resultsKick: make(chan struct{}, 1),
+		timers: map[string]clock.Timer{}, watchers: map[string]chan struct{}{}, resultsKick: make(chan struct{}, 1),
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
@@ -229,7 +239,7 @@ func (s *Service) setTimer(id string, at time.Time, fn func()) {
 	if old := s.timers[id]; old != nil {
 		old.Stop()
 	}
-	s.timers[id] = time.AfterFunc(at.Sub(s.now()), fn)
+	s.timers[id] = s.clk.AfterFunc(at.Sub(s.now()), fn)
 }
 
 func (s *Service) stopTimer(id string) {
