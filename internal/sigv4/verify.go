@@ -97,7 +97,7 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 // unsupportedMechanism is S3's answer to Signature Version 2, in a header
 // or a presigned URL.
 func unsupportedMechanism() *s3err.Error {
-	return s3err.New(s3err.InvalidRequest, "The authorization mechanism you have provided is not supported. Please use %s. (Airlock supports only Signature Version 4: for boto3 set signature_version='s3v4'; for s3cmd, signature_v2 = False and presign with a SigV4 client.)", algorithmV4)
+	return s3err.New(s3err.InvalidRequest, "The authorization mechanism you have provided is not supported. Please use %s. (Airlock accepts Signature Version 4 only: boto3 presigns with it given signature_version s3v4.)", algorithmV4)
 }
 
 func (v *Verifier) now() time.Time {
