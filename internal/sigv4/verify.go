@@ -87,7 +87,7 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 		return v.verifyPresigned(r, lookup, sc)
 	}
 	if hasParam(r.URL.RawQuery, "AWSAccessKeyId") || hasParam(r.URL.RawQuery, "Signature") {
-		// A Signature Version 2 presigned URL (boto3 before 1.36 presigns
+		// A Signature Version 2 presigned URL (older boto3, 1.26 for one, presigns
 		// so by default; so does s3cmd signurl).
 		return nil, unsupportedMechanism()
 	}
