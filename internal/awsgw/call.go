@@ -60,11 +60,23 @@ func (c *call) serve() {
 		c.reject(s3err.New(s3err.AccessDenied, "grant %s is for target %q, which this AWS gateway does not serve", gr.ID, gr.Target))
 		return
 	}
+	if e := auth.CheckRegion(t.Region); e != nil {
+		c.reject(e)
+		return
+	}
+	if e := applyHoisted(c.r, auth); e != nil {
+		c.reject(e)
+		return
+	}
 
 	op, err := g.mapper.Map(c.r)
 	if err != nil {
 		c.deny(unmappedCall(c.r, err), s3err.As(err))
 		return
+	}
+	if isComplete(op) {
+		// Its checksum header is the whole object's, for the upstream.
+		auth.LeaveChecksumToUpstream()
 	}
 	var body []byte
 	if op.NeedsBody {

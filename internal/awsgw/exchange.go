@@ -96,15 +96,18 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	defer resp.Body.Close()
 
 	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
+	copyResponseHeader(h, resp.Header)
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
 	res.Status = strconv.Itoa(resp.StatusCode)
 	var capture *capped
 	src := io.Reader(resp.Body)
+	if isComplete(op) && resp.StatusCode == http.StatusOK {
+		var n int64
+		src, n = completeLocation(c.r, resp)
+		setLength(h, n)
+	}
 	if resp.StatusCode >= 300 {
 		capture = &capped{max: maxErrorCapture}
 		src = io.TeeReader(resp.Body, capture)

@@ -26,6 +26,7 @@ const (
 	InvalidDigest                     = "InvalidDigest"
 	InvalidRequest                    = "InvalidRequest"
 	InvalidToken                      = "InvalidToken"
+	MalformedTrailerError             = "MalformedTrailerError"
 	MalformedXML                      = "MalformedXML"
 	MissingSecurityHeader             = "MissingSecurityHeader"
 	NotImplemented                    = "NotImplemented"
@@ -49,6 +50,7 @@ var statuses = map[string]int{
 	InvalidDigest:                     http.StatusBadRequest,
 	InvalidRequest:                    http.StatusBadRequest,
 	InvalidToken:                      http.StatusBadRequest,
+	MalformedTrailerError:             http.StatusBadRequest,
 	MalformedXML:                      http.StatusBadRequest,
 	MissingSecurityHeader:             http.StatusBadRequest,
 	NotImplemented:                    http.StatusNotImplemented,
@@ -69,6 +71,11 @@ type Error struct {
 	Status int
 	// Resource, if set, is the path the error is about.
 	Resource string
+	// Region, if set, is the region the request should have been signed
+	// for: S3 names it in AuthorizationHeaderMalformed and
+	// AuthorizationQueryParametersError, and SDKs (boto3's region
+	// redirector) read it to retry with the right region.
+	Region string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -97,6 +104,7 @@ type body struct {
 	Code      string   `xml:"Code"`
 	Message   string   `xml:"Message"`
 	Resource  string   `xml:"Resource,omitempty"`
+	Region    string   `xml:"Region,omitempty"`
 	RequestID string   `xml:"RequestId,omitempty"`
 }
 
@@ -112,7 +120,7 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
 		w.WriteHeader(e.Status)
 		return
 	}
-	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, RequestID: requestID})
+	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, Region: e.Region, RequestID: requestID})
 	if err != nil { // cannot happen for strings
 		out = []byte("<Error><Code>InternalError</Code></Error>")
 	}

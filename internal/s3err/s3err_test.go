@@ -50,3 +50,30 @@ func TestAs(t *testing.T) {
 		t.Fatalf("As(plain) = %+v", got)
 	}
 }
+
+// The codes the gateway answers with, and the status S3 gives each.
+func TestStatusTable(t *testing.T) {
+	for code, want := range map[string]int{
+		AccessDenied: 403, AuthorizationHeaderMalformed: 400, AuthorizationQueryParametersError: 400,
+		BadDigest: 400, EntityTooLarge: 400, IncompleteBody: 400, InternalError: 500, InvalidAccessKeyID: 403,
+		InvalidArgument: 400, InvalidDigest: 400, InvalidRequest: 400, InvalidToken: 400,
+		MalformedTrailerError: 400, MalformedXML: 400, MissingSecurityHeader: 400, NotImplemented: 501,
+		RequestTimeTooSkewed: 403, ServiceUnavailable: 503, SignatureDoesNotMatch: 403, XAmzContentSHA256Mismatch: 400,
+	} {
+		if got := New(code, "m").Status; got != want {
+			t.Errorf("%s: status %d, want %d", code, got, want)
+		}
+	}
+}
+
+// A wrong region names the right one in <Region>, as S3 does.
+func TestWriteRegion(t *testing.T) {
+	rec := httptest.NewRecorder()
+	e := New(AuthorizationHeaderMalformed, "The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'us-east-1'")
+	e.Region = "us-east-1"
+	Write(rec, httptest.NewRequest(http.MethodGet, "/b/k", nil), e, "r")
+	var got body
+	if err := xml.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.Region != "us-east-1" || rec.Code != 400 {
+		t.Fatalf("%d %s (%v)", rec.Code, rec.Body, err)
+	}
+}

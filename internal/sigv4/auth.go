@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -107,8 +108,20 @@ type Auth struct {
 	// non-trailer modes.
 	Trailer http.Header
 	// Checksum is the x-amz-checksum-* header or declared trailer that the
-	// reader from Body verifies ("x-amz-checksum-crc32", …), or "".
+	// reader from Body verifies ("x-amz-checksum-crc32", …), or "". For an
+	// algorithm the package cannot compute (Verifiable is false) the value
+	// is only checked for its size, and must be forwarded for the upstream
+	// to verify.
 	Checksum string
+	// Hoisted holds the x-amz-* parameters of a presigned URL's query
+	// other than the presigning ones (x-amz-sdk-checksum-algorithm,
+	// x-amz-checksum-crc32, x-amz-checksum-mode, x-amz-acl, …), under
+	// canonical header keys, one value each. Presigners move headers into
+	// the query so that the URL alone carries them, and S3 reads them as
+	// the headers they stand for: a server must do the same (authorize and
+	// forward them as headers). They are covered by the signature, as the
+	// whole query is. Nil when there are none.
+	Hoisted http.Header
 
 	// chain holds what chunk verification needs. It is a pointer so that
 	// printing an Auth with %v shows an address, never the signing key.
@@ -125,4 +138,33 @@ type chain struct {
 	scope    string
 	trailers []string   // declared in x-amz-trailer, lowercase
 	alg      *algorithm // checksum verified over the decoded payload, or nil
+}
+
+// LeaveChecksumToUpstream tells Body not to verify the request's
+// x-amz-checksum-* header over the payload, because for this operation it
+// describes something else: on CompleteMultipartUpload it is the checksum
+// of the whole object (x-amz-checksum-type FULL_OBJECT or COMPOSITE), which
+// only the upstream, holding the parts, can verify. A checksum sent in the
+// trailer is the payload's and stays verified. Call it before Body.
+func (a *Auth) LeaveChecksumToUpstream() {
+	if a.headerChecksum == "" || a.chain == nil {
+		return
+	}
+	a.chain.alg = nil
+	a.Checksum = ""
+	a.headerChecksum = ""
+}
+
+// isHoistable reports whether a presigned URL's query parameter stands for
+// a header: x-amz-*, other than the presigning parameters themselves.
+func isHoistable(name string) bool {
+	if len(name) < 6 || !strings.EqualFold(name[:6], "x-amz-") {
+		return false
+	}
+	for _, q := range [...]string{qAlgorithm, qCredential, qDate, qExpires, qSignedHeaders, qSignature, qSecurityToken, qContentSHA256} {
+		if strings.EqualFold(name, q) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,8 +1,10 @@
 package sigv4
 
 import (
+	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"hash"
 	"hash/crc32"
@@ -12,8 +14,15 @@ import (
 
 // algorithm is one of S3's flexible checksums, named by its header
 // x-amz-checksum-<name>; values are base64 of the big-endian digest.
+//
+// new is nil for the algorithms the standard library has no hash for
+// (the xxHash family): the gateway cannot verify those itself, so it
+// checks only the value's size and forwards it for the upstream to verify
+// (adding a dependency only to duplicate the upstream's check is not worth
+// it; a forged value is refused there, before the object is stored).
 type algorithm struct {
 	header string
+	size   int // digest size in bytes
 	new    func() hash.Hash
 }
 
@@ -22,12 +31,19 @@ var (
 	crc64nvmeTable = crc64.MakeTable(0x9a6c9329ac4bc9b5) // CRC-64/NVME, reflected
 )
 
+// algorithms are the checksums S3 accepts (CRC32, CRC32C, CRC64NVME, MD5,
+// SHA1, SHA256, SHA512, XXHASH128, XXHASH3, XXHASH64).
 var algorithms = []*algorithm{
-	{header: "x-amz-checksum-crc32", new: func() hash.Hash { return crc32.NewIEEE() }},
-	{header: "x-amz-checksum-crc32c", new: func() hash.Hash { return crc32.New(crc32cTable) }},
-	{header: "x-amz-checksum-crc64nvme", new: func() hash.Hash { return crc64.New(crc64nvmeTable) }},
-	{header: "x-amz-checksum-sha1", new: sha1.New},
-	{header: "x-amz-checksum-sha256", new: sha256.New},
+	{header: "x-amz-checksum-crc32", size: 4, new: func() hash.Hash { return crc32.NewIEEE() }},
+	{header: "x-amz-checksum-crc32c", size: 4, new: func() hash.Hash { return crc32.New(crc32cTable) }},
+	{header: "x-amz-checksum-crc64nvme", size: 8, new: func() hash.Hash { return crc64.New(crc64nvmeTable) }},
+	{header: "x-amz-checksum-md5", size: md5.Size, new: md5.New},
+	{header: "x-amz-checksum-sha1", size: sha1.Size, new: sha1.New},
+	{header: "x-amz-checksum-sha256", size: sha256.Size, new: sha256.New},
+	{header: "x-amz-checksum-sha512", size: sha512.Size, new: sha512.New},
+	{header: "x-amz-checksum-xxhash64", size: 8},
+	{header: "x-amz-checksum-xxhash3", size: 8},
+	{header: "x-amz-checksum-xxhash128", size: 16},
 }
 
 // checksumPrefix starts every flexible-checksum header; x-amz-checksum-mode
@@ -53,8 +69,19 @@ func isChecksumName(lowerName string) bool {
 
 // encodeSum is the header value for h's digest.
 func encodeSum(h hash.Hash) string {
-	var buf [32]byte
+	var buf [64]byte
 	return base64.StdEncoding.EncodeToString(h.Sum(buf[:0]))
+}
+
+// validValue reports whether v is the base64 of a digest of a's size, as
+// S3 requires before it computes anything ("Value for x-amz-checksum-…
+// header is invalid" otherwise).
+func (a *algorithm) validValue(v string) bool {
+	if len(v) != base64.StdEncoding.EncodedLen(a.size) {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	return err == nil && len(b) == a.size
 }
 
 // ChecksumSize is the digest size in bytes of the flexible checksum whose
@@ -65,5 +92,12 @@ func ChecksumSize(name string) int {
 	if a == nil {
 		return 0
 	}
-	return a.new().Size()
+	return a.size
+}
+
+// Verifiable reports whether the gateway computes the checksum whose
+// header is name itself (false for the xxHash family and unknown names).
+func Verifiable(name string) bool {
+	a := algorithmFor(strings.ToLower(name))
+	return a != nil && a.new != nil
 }

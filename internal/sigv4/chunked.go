@@ -266,7 +266,7 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 			return err.(*s3err.Error)
 		}
 		if len(line) != 0 {
-			return malformedBody("trailing headers were sent without x-amz-trailer and a trailer payload mode")
+			return malformedTrailer("trailing headers were sent without x-amz-trailer and a trailer payload mode")
 		}
 		return nil
 	}
@@ -276,7 +276,7 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 	trailer := http.Header{}
 	for lines := 0; ; lines++ {
 		if lines > maxTrailers+2 {
-			return malformedBody("too many trailer lines")
+			return malformedTrailer("too many trailer lines")
 		}
 		line, err := c.readLine()
 		if err == io.EOF {
@@ -295,27 +295,27 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 			break
 		}
 		if haveSig {
-			return malformedBody("x-amz-trailer-signature must be the last trailer")
+			return malformedTrailer("x-amz-trailer-signature must be the last trailer")
 		}
 		name, value, ok := strings.Cut(string(line), ":")
 		lower := strings.ToLower(strings.TrimSpace(name))
 		if !ok || lower == "" {
-			return malformedBody("a trailer line is not name:value")
+			return malformedTrailer("a trailer line is not name:value")
 		}
 		if lower == "x-amz-trailer-signature" {
 			s, ok := decodeSig(strings.TrimSpace(value))
 			if !ok {
-				return malformedBody("x-amz-trailer-signature is malformed")
+				return malformedTrailer("x-amz-trailer-signature is malformed")
 			}
 			sig, haveSig = s, true
 			continue
 		}
 		if !contains(c.st.trailers, lower) {
-			return malformedBody("trailer %q was not declared in x-amz-trailer", clip(lower))
+			return malformedTrailer("trailer %q was not declared in x-amz-trailer", clip(lower))
 		}
 		key := textproto.CanonicalMIMEHeaderKey(lower)
 		if _, dup := trailer[key]; dup {
-			return malformedBody("trailer %q is sent twice", lower)
+			return malformedTrailer("trailer %q is sent twice", lower)
 		}
 		trailer[key] = []string{strings.TrimSpace(value)}
 		signed = append(signed, line...)
@@ -343,6 +343,13 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 	for _, name := range c.st.trailers {
 		if _, ok := trailer[textproto.CanonicalMIMEHeaderKey(name)]; !ok {
 			return incomplete("trailer %q declared in x-amz-trailer was not sent", clip(name))
+		}
+	}
+	if c.a.headerChecksum == "" && c.a.Checksum != "" {
+		// The checksum came in the trailer: well-formed, whether verified
+		// here or forwarded for the upstream to verify.
+		if alg := algorithmFor(c.a.Checksum); alg != nil && !alg.validValue(trailer.Get(c.a.Checksum)) {
+			return s3err.New(s3err.InvalidRequest, "Value for %s trailing header is invalid.", c.a.Checksum)
 		}
 	}
 	if c.sum != nil {
@@ -401,6 +408,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// malformedBody is a fault in the aws-chunked framing. S3 answers those
+// with IncompleteBody: it reads the framing as the body's length.
 func malformedBody(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.InvalidRequest, "The aws-chunked request body is malformed: "+format, args...)
+	return s3err.New(s3err.IncompleteBody, "The aws-chunked request body is malformed: "+format, args...)
+}
+
+// malformedTrailer is a fault in the trailing headers, S3's
+// MalformedTrailerError.
+func malformedTrailer(format string, args ...any) *s3err.Error {
+	return s3err.New(s3err.MalformedTrailerError, "The request contained trailing data that was not well-formed or did not conform to our published schema: "+format, args...)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -326,6 +327,20 @@ func TestTrailerChecksums(t *testing.T) {
 	for _, a := range algorithms {
 		for _, mode := range []string{streamingSignedTrailer, streamingUnsignedTrailer} {
 			t.Run(a.header+"/"+mode, func(t *testing.T) {
+				if a.new == nil {
+					// Forwarded for the upstream to verify: any value of the
+					// right size passes here, a malformed one does not.
+					v := base64.StdEncoding.EncodeToString(make([]byte, a.size))
+					r := streamingRequest(t, mode, data, 65536, []string{a.header + ":" + v}, nil)
+					got, auth, err := readStreaming(t, r)
+					if err != nil || !bytes.Equal(got, data) || auth.Checksum != a.header || auth.Trailer.Get(a.header) != v {
+						t.Fatalf("forwarded checksum: %v (%d bytes) %q %v", err, len(got), auth.Checksum, auth.Trailer)
+					}
+					r = streamingRequest(t, mode, data, 65536, []string{a.header + ":" + v[1:]}, nil)
+					_, _, err = readStreaming(t, r)
+					wantCode(t, err, s3err.InvalidRequest)
+					return
+				}
 				good := a.header + ":" + sumOf(t, a.header, data)
 				r := streamingRequest(t, mode, data, 65536, []string{good}, nil)
 				got, auth, err := readStreaming(t, r)
@@ -373,8 +388,8 @@ func TestStreamingTampering(t *testing.T) {
 		{name: "truncated in header", mode: streamingSigned, mutate: func(b []byte) []byte {
 			return b[:bytes.LastIndex(b, []byte("0;chunk-signature="))+10]
 		}, code: s3err.IncompleteBody},
-		{name: "data after final chunk", mode: streamingSigned, mutate: func(b []byte) []byte { return append(b, "junk"...) }, code: s3err.InvalidRequest},
-		{name: "wrong chunk size", mode: streamingSigned, mutate: func(b []byte) []byte { b[0] = '9'; return b }, code: s3err.InvalidRequest},
+		{name: "data after final chunk", mode: streamingSigned, mutate: func(b []byte) []byte { return append(b, "junk"...) }, code: s3err.IncompleteBody},
+		{name: "wrong chunk size", mode: streamingSigned, mutate: func(b []byte) []byte { b[0] = '9'; return b }, code: s3err.IncompleteBody},
 		{name: "trailer value", mode: streamingSignedTrailer, trailers: []string{crc}, mutate: func(b []byte) []byte {
 			i := bytes.Index(b, []byte("x-amz-checksum-crc32:")) + len("x-amz-checksum-crc32:")
 			b[i] ^= 1
@@ -393,6 +408,14 @@ func TestStreamingTampering(t *testing.T) {
 		}, code: s3err.IncompleteBody},
 		{name: "undeclared trailer", mode: streamingUnsignedTrailer, trailers: []string{crc}, mutate: func(b []byte) []byte {
 			return bytes.Replace(b, []byte("x-amz-checksum-crc32:"), []byte("x-amz-checksum-crc32c:"), 1)
+		}, code: s3err.MalformedTrailerError},
+		{name: "trailer not name:value", mode: streamingUnsignedTrailer, trailers: []string{crc}, mutate: func(b []byte) []byte {
+			return bytes.Replace(b, []byte("x-amz-checksum-crc32:"), []byte("x-amz-checksum-crc32 "), 1)
+		}, code: s3err.MalformedTrailerError},
+		{name: "trailer value not base64 of 4 bytes", mode: streamingUnsignedTrailer, trailers: []string{crc}, mutate: func(b []byte) []byte {
+			i := bytes.Index(b, []byte("x-amz-checksum-crc32:")) + len("x-amz-checksum-crc32:")
+			b[i] = '*'
+			return b
 		}, code: s3err.InvalidRequest},
 	}
 	for _, tc := range cases {

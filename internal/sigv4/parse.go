@@ -42,7 +42,7 @@ func parseAuthorization(h string) (credentials, *s3err.Error) {
 	case algorithmV4A:
 		return c, s3err.New(s3err.NotImplemented, "Signature Version 4A (%s) is not supported; sign with %s", algorithmV4A, algorithmV4)
 	case "AWS":
-		return c, s3err.New(s3err.InvalidRequest, "Signature Version 2 is not supported; sign with %s", algorithmV4)
+		return c, unsupportedMechanism()
 	default:
 		return c, malformed("unsupported authorization algorithm %q; expected %s", clip(alg), algorithmV4)
 	}

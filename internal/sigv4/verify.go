@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,7 +86,18 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 	case presigned:
 		return v.verifyPresigned(r, lookup, sc)
 	}
+	if hasParam(r.URL.RawQuery, "AWSAccessKeyId") || hasParam(r.URL.RawQuery, "Signature") {
+		// A Signature Version 2 presigned URL (older boto3, 1.26 for one, presigns
+		// so by default; so does s3cmd signurl).
+		return nil, unsupportedMechanism()
+	}
 	return nil, s3err.New(s3err.AccessDenied, "Anonymous access is not allowed: sign the request with AWS Signature Version 4 (%s) using the grant's credentials", algorithmV4)
+}
+
+// unsupportedMechanism is S3's answer to Signature Version 2, in a header
+// or a presigned URL.
+func unsupportedMechanism() *s3err.Error {
+	return s3err.New(s3err.InvalidRequest, "The authorization mechanism you have provided is not supported. Please use %s. (Airlock accepts Signature Version 4 only: boto3 presigns with it given signature_version s3v4.)", algorithmV4)
 }
 
 func (v *Verifier) now() time.Time {
@@ -107,7 +119,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	if e != nil {
 		return nil, e
 	}
-	if e := v.checkScope(&c, malformed); e != nil {
+	if e := v.checkScope(&c, false); e != nil {
 		return nil, e
 	}
 
@@ -171,6 +183,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 		return nil, queryError("the query string has a malformed percent-encoding")
 	}
 	var alg, cred, amzDate, expires, signedHeaders, sig, token, payload string
+	var hoisted http.Header
 	for _, p := range pairs {
 		var dst *string
 		switch p.key {
@@ -191,6 +204,15 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 		case qContentSHA256:
 			dst = &payload
 		default:
+			if isHoistable(p.key) {
+				k := textproto.CanonicalMIMEHeaderKey(p.key)
+				if hoisted == nil {
+					hoisted = http.Header{}
+				} else if _, dup := hoisted[k]; dup {
+					return nil, s3err.New(s3err.InvalidArgument, "Query parameter %s is given more than once", clip(p.key))
+				}
+				hoisted[k] = []string{p.value}
+			}
 			continue
 		}
 		if *dst != "" {
@@ -220,7 +242,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	if !isHex64(sig) {
 		return nil, queryError("X-Amz-Signature must be 64 lowercase hexadecimal characters")
 	}
-	if e := v.checkScope(&c, queryError); e != nil {
+	if e := v.checkScope(&c, true); e != nil {
 		return nil, e
 	}
 	signedAt, err := time.Parse(amzDateFmt, amzDate)
@@ -249,6 +271,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	a := &Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
 		SignedAt: signedAt, Presigned: true, Expires: exp, DecodedLength: r.ContentLength,
+		Hoisted: hoisted,
 	}
 	// A presigned URL normally leaves the payload unsigned; a client that
 	// signed a digest (as a parameter, or as a signed header) gets it
@@ -281,14 +304,42 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 }
 
 // checkScope enforces the Verifier's Region and Service, if set.
-func (v *Verifier) checkScope(c *credentials, fail func(string, ...any) *s3err.Error) *s3err.Error {
+func (v *Verifier) checkScope(c *credentials, presigned bool) *s3err.Error {
 	if v.Region != "" && c.region != v.Region {
-		return fail("the region %q is wrong; expecting %q", clip(c.region), v.Region)
+		return regionError(c.region, v.Region, presigned)
 	}
 	if v.Service != "" && c.service != v.Service {
-		return fail("the service %q is wrong; expecting %q", clip(c.service), v.Service)
+		if presigned {
+			return queryError("Error parsing the X-Amz-Credential parameter; incorrect service '%s'. This endpoint belongs to '%s'.", clip(c.service), v.Service)
+		}
+		return s3err.New(s3err.AuthorizationHeaderMalformed, "The authorization header is malformed; incorrect service '%s'. This endpoint belongs to '%s'.", clip(c.service), v.Service)
 	}
 	return nil
+}
+
+// CheckRegion refuses a request signed for another region than want, as
+// S3 does (the credential scope names the region the signature is good
+// for; accepting any would let a request signed for one region's endpoint
+// be replayed at another's). Use it when the region is known only once the
+// credential is (the gateway's targets each have their own).
+func (a *Auth) CheckRegion(want string) *s3err.Error {
+	if a.Region == want {
+		return nil
+	}
+	return regionError(a.Region, want, a.Presigned)
+}
+
+// regionError is S3's answer to a credential scope for the wrong region,
+// naming the right one in <Region> as S3 does (boto3 retries with it).
+func regionError(got, want string, presigned bool) *s3err.Error {
+	var e *s3err.Error
+	if presigned {
+		e = queryError("Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'", clip(got), want)
+	} else {
+		e = s3err.New(s3err.AuthorizationHeaderMalformed, "The authorization header is malformed; the region '%s' is wrong; expecting '%s'", clip(got), want)
+	}
+	e.Region = want
+	return e
 }
 
 // checkToken enforces the session token rule. want is the credential's
@@ -362,39 +413,50 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 				if isChecksumName(name) {
 					alg := algorithmFor(name)
 					if alg == nil {
-						return s3err.New(s3err.InvalidArgument, "x-amz-trailer names an unsupported checksum %q", clip(name))
+						return s3err.New(s3err.InvalidRequest, "The value specified in the x-amz-trailer header is not supported: %q", clip(name))
 					}
-					if st.alg != nil {
-						return s3err.New(s3err.InvalidArgument, "x-amz-trailer may declare only one checksum")
+					if a.Checksum != "" {
+						return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
 					}
-					st.alg = alg
+					if alg.new != nil {
+						st.alg = alg
+					}
 					a.Checksum = name
 				}
 				st.trailers = append(st.trailers, name)
 			}
 		}
 	}
-	// A checksum sent as a header is verified over the payload too: the
-	// gateway consumes the body, and in streaming modes it must re-frame it,
-	// so it cannot rely on the upstream to check a value it may not forward.
-	for k, vs := range r.Header {
-		if len(k) <= len(checksumPrefix) || !strings.EqualFold(k[:len(checksumPrefix)], checksumPrefix) {
-			continue
+	// A checksum sent as a header (or hoisted into a presigned URL's query)
+	// is verified over the payload too: the gateway consumes the body, and
+	// in streaming modes it must re-frame it, so it cannot rely on the
+	// upstream to check a value it may not forward. Algorithms the gateway
+	// cannot compute are forwarded for the upstream to check.
+	for _, h := range [...]http.Header{r.Header, a.Hoisted} {
+		for k, vs := range h {
+			if len(k) <= len(checksumPrefix) || !strings.EqualFold(k[:len(checksumPrefix)], checksumPrefix) {
+				continue
+			}
+			lower := strings.ToLower(k)
+			if !isChecksumName(lower) {
+				continue
+			}
+			alg := algorithmFor(lower)
+			if alg == nil {
+				return s3err.New(s3err.InvalidRequest, "The algorithm type you specified in x-amz-checksum- header is invalid: %q", clip(lower))
+			}
+			if a.Checksum != "" || len(vs) != 1 {
+				return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+			}
+			if !alg.validValue(strings.TrimSpace(vs[0])) {
+				return s3err.New(s3err.InvalidRequest, "Value for %s header is invalid.", lower)
+			}
+			if alg.new != nil {
+				st.alg = alg
+			}
+			a.Checksum = lower
+			a.headerChecksum = strings.TrimSpace(vs[0])
 		}
-		lower := strings.ToLower(k)
-		if !isChecksumName(lower) {
-			continue
-		}
-		alg := algorithmFor(lower)
-		if alg == nil {
-			return s3err.New(s3err.InvalidArgument, "unsupported checksum header %q", clip(lower))
-		}
-		if st.alg != nil {
-			return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header; multiple checksum types are not allowed")
-		}
-		st.alg = alg
-		a.Checksum = lower
-		a.headerChecksum = vs[0]
 	}
 	a.chain = st
 	return nil
