@@ -222,17 +222,40 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	if !bytes.Equal(want, got) {
 		return Result{}, fmt.Errorf("evidence: the rows are not what the entries imply:\n bundle: %s\n   log: %s", got, want)
 	}
+	day, err := time.Parse("2006-01-02", b.Day)
+	if err != nil || day.Format("2006-01-02") != b.Day {
+		return Result{}, fmt.Errorf("evidence: day %q is not a date", b.Day)
+	}
 	for _, r := range b.Rows {
 		if r.Account != b.Account {
 			return Result{}, fmt.Errorf("evidence: grant %s is for account %q, the bundle for %q", r.Grant, r.Account, b.Account)
+		}
+		if !liveOn(r, day) {
+			return Result{}, fmt.Errorf("evidence: grant %s was not live on %s", r.Grant, b.Day)
 		}
 		delete(grants, r.Grant)
 	}
 	if len(grants) > 0 {
 		return Result{}, errors.New("evidence: entries of grants the rows do not show")
 	}
-	if _, err := time.Parse("2006-01-02", b.Day); err != nil {
-		return Result{}, fmt.Errorf("evidence: day %q is not a date", b.Day)
-	}
 	return Result{Account: b.Account, Day: b.Day, Rows: b.Rows, Entries: len(b.Entries), TreeSize: size, Root: root.String()}, nil
+}
+
+// liveOn reports whether the grant of row r was live at some time on the
+// UTC day starting at day: requested before the day ends, and not ended
+// (or expired) before it began. A pending grant's deadline is not in the
+// row, so a pending grant counts as live from its request on.
+func liveOn(r review.Row, day time.Time) bool {
+	end := day.Add(24 * time.Hour)
+	if !r.RequestedAt.Before(end) {
+		return false
+	}
+	var deadline time.Time
+	switch {
+	case !r.EndedAt.IsZero():
+		deadline = r.EndedAt
+	case r.Status == "active":
+		deadline = r.ExpiresAt
+	}
+	return deadline.IsZero() || !deadline.Before(day)
 }

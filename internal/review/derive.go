@@ -393,6 +393,7 @@ type field struct {
 	name          string
 	stored, log   string
 	lagging       bool // the stored value may be a prefix of the log's
+	num           bool // a count, shown unquoted
 	storedN, logN int64
 }
 
@@ -418,7 +419,11 @@ func differences(fs []field) []string {
 			}
 			continue
 		}
-		if f.stored != f.log {
+		switch {
+		case f.stored == f.log:
+		case f.num:
+			out = append(out, fmt.Sprintf("%s is %d, log says %d", f.name, f.storedN, f.logN))
+		default:
 			out = append(out, fmt.Sprintf("%s is %q, log says %q", f.name, f.stored, f.log))
 		}
 	}
@@ -426,7 +431,7 @@ func differences(fs []field) []string {
 }
 
 func count(name string, stored, log int64, live bool) field {
-	return field{name: name, stored: fmt.Sprint(stored), log: fmt.Sprint(log), lagging: live, storedN: stored, logN: log}
+	return field{name: name, stored: fmt.Sprint(stored), log: fmt.Sprint(log), lagging: live, num: true, storedN: stored, logN: log}
 }
 
 // DiffGrant compares a stored grant (with Usage) with its derivation from
