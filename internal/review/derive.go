@@ -1,6 +1,7 @@
 package review
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,8 +103,57 @@ func Relevant(typ string) bool {
 	return strings.HasPrefix(typ, "grant.") || strings.HasPrefix(typ, "session.")
 }
 
+// callFields are the parts of a gateway call a summary counts; decoding
+// only these skips the call's parameters without building them.
+type callFields struct {
+	Kind     string   `json:"kind"`
+	Action   string   `json:"action"`
+	Resource string   `json:"resource"`
+	Also     []string `json:"also"`
+	Allowed  bool     `json:"allowed"`
+	BytesIn  int64    `json:"bytes_in"`
+	BytesOut int64    `json:"bytes_out"`
+}
+
+func (c callFields) call() gateway.Call {
+	return gateway.Call{Kind: c.Kind, Action: c.Action, Resource: c.Resource, Also: c.Also, Allowed: c.Allowed, BytesIn: c.BytesIn, BytesOut: c.BytesOut}
+}
+
+// sessionEntry decodes a session.call or session.results entry in one pass.
+type sessionEntry struct {
+	Seq     int64  `json:"seq"`
+	Time    string `json:"time"`
+	Type    string `json:"type"`
+	Grant   string `json:"grant"`
+	Session string `json:"session"`
+	Actor   string `json:"actor"`
+	Data    struct {
+		callFields
+		Results []callFields `json:"results"`
+	} `json:"data"`
+}
+
 // Parse decodes entry bytes (in the format of package auditlog).
 func Parse(b []byte) (Parsed, error) {
+	// Gateway calls are nearly all of a log: decode them in one pass.
+	if bytes.Contains(b, []byte(`"type":"session.call"`)) || bytes.Contains(b, []byte(`"type":"session.results"`)) {
+		var se sessionEntry
+		if err := json.Unmarshal(b, &se); err == nil && (se.Type == "session.call" || se.Type == "session.results") {
+			t, err := time.Parse(time.RFC3339Nano, se.Time)
+			if err != nil {
+				return Parsed{}, fmt.Errorf("entry %d: bad time %q", se.Seq, se.Time)
+			}
+			p := Parsed{Seq: se.Seq, Time: t.UTC(), Type: se.Type, Grant: se.Grant, Session: se.Session, Actor: se.Actor}
+			if se.Type == "session.call" {
+				p.call = []gateway.Call{se.Data.call()}
+			} else {
+				for _, c := range se.Data.Results {
+					p.call = append(p.call, c.call())
+				}
+			}
+			return p, nil
+		}
+	}
 	var h entryHead
 	if err := json.Unmarshal(b, &h); err != nil {
 		return Parsed{}, fmt.Errorf("not a log entry: %w", err)
@@ -114,20 +164,8 @@ func Parse(b []byte) (Parsed, error) {
 	}
 	p := Parsed{Seq: h.Seq, Time: t.UTC(), Type: h.Type, Grant: h.Grant, Session: h.Session, Actor: h.Actor, data: h.Data}
 	switch h.Type {
-	case "session.call":
-		var c gateway.Call
-		if err := json.Unmarshal(h.Data, &c); err != nil {
-			return p, fmt.Errorf("entry %d: %w", h.Seq, err)
-		}
-		p.call = []gateway.Call{c}
-	case "session.results":
-		var r struct {
-			Results []gateway.Call `json:"results"`
-		}
-		if err := json.Unmarshal(h.Data, &r); err != nil {
-			return p, fmt.Errorf("entry %d: %w", h.Seq, err)
-		}
-		p.call = r.Results
+	case "session.call", "session.results":
+		return p, fmt.Errorf("entry %d: malformed %s", h.Seq, h.Type)
 	default:
 		p.skip = !Relevant(h.Type)
 	}
