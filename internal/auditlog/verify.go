@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +83,9 @@ type VerifyOptions struct {
 	// so they are checked to continue the log, counted in
 	// Report.Journaled, and given to State.
 	Journal []store.LogEntry
+	// JournalErr is why the journal could not be read as a continuation
+	// of the log (a bad seal, a gap); it is reported as a problem.
+	JournalErr error
 }
 
 // MaxProblems is the most problems a Report lists; the rest are counted.
@@ -181,6 +185,9 @@ func VerifyWith(ctx context.Context, st store.Store, v note.Verifier, opts Verif
 	}
 	if len(opts.Journal) > 0 {
 		vr.journal(opts.Journal)
+	}
+	if opts.JournalErr != nil {
+		vr.problem(KindJournal, -1, 0, "%s", strings.TrimPrefix(strings.ReplaceAll(opts.JournalErr.Error(), "refusing to start: ", ""), "auditlog: "))
 	}
 	if vr.state != nil {
 		diffs, err := vr.state.Finish(ctx)

@@ -83,11 +83,10 @@ func VerifyOffline(ctx context.Context, dataDir string, in OfflineInput) (auditl
 	}
 	defer cleanup()
 	defer st.Close()
-	journal, err := readJournal(ctx, st, dataDir)
-	if err != nil {
-		return auditlog.Report{}, err
-	}
-	return auditlog.VerifyWith(ctx, st, v, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(st), Journal: journal})
+	// A journal that does not continue the log is a finding, not a reason
+	// to stop: the rest of the directory is still checked.
+	journal, jerr := readJournal(ctx, st, dataDir)
+	return auditlog.VerifyWith(ctx, st, v, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(st), Journal: journal, JournalErr: jerr})
 }
 
 // readJournal reads what an unclean stop left only in the journal, read-only.
