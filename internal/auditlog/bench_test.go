@@ -165,6 +165,9 @@ func TestMain(m *testing.M) {
 	if verifyFixture.dir != "" {
 		os.RemoveAll(verifyFixture.dir)
 	}
+	if stateFixture.dir != "" {
+		os.RemoveAll(stateFixture.dir)
+	}
 	os.Exit(code)
 }
 

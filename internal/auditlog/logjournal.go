@@ -2,7 +2,10 @@ package auditlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"runtime"
 	"time"
 
@@ -195,4 +198,25 @@ func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir,
 		return 0, err
 	}
 	return l.size.Load() - before, nil
+}
+
+// ReadJournal returns the entries in the journal directory dir that follow
+// the log of checkpoint cp (its size and stored frontier), each frame
+// checked with key as Open checks it, without locking, writing or removing
+// anything: for verification that must leave the data directory as it
+// found it. A missing directory holds nothing.
+func ReadJournal(dir string, key []byte, cp store.Checkpoint) ([]store.LogEntry, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	tree, err := parseFrontier(cp.Size, cp.Frontier)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: the newest checkpoint's frontier: %w", err)
+	}
+	var out []store.LogEntry
+	_, err = replay(dir, key, &tree, func(es []store.LogEntry) error {
+		out = append(out, es...)
+		return nil
+	})
+	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +50,43 @@ const (
 	// newest checkpoint in the store: entries and their checkpoints were
 	// removed from the end.
 	KindTruncated = "truncated"
+	// KindRowMismatch: a row of the database (a grant, a session) says
+	// something the log's entries do not imply; Detail names the row and
+	// the answer, e.g. `grant g_x: reason is "routine", log says "..."`.
+	KindRowMismatch = "row-mismatch"
+	// KindJournal: the journal (entries not yet copied into the database)
+	// does not continue the log.
+	KindJournal = "journal"
 )
+
+// StateChecker rebuilds what the log implies (the review's rows) from the
+// entries Verify walks, and compares it with the database's rows.
+type StateChecker interface {
+	// Entry is called for every entry in sequence order, with its exact
+	// bytes (which the checker may keep).
+	Entry(seq int64, data []byte)
+	// Finish compares the derived state with the stored rows and returns
+	// one description per difference.
+	Finish(ctx context.Context) ([]string, error)
+}
+
+// VerifyOptions are Verify's optional inputs.
+type VerifyOptions struct {
+	// Witness is the newest checkpoint note kept outside the store (nil if
+	// none). It may carry cosignatures of other keys, which are ignored.
+	Witness []byte
+	// State, if set, is given every entry and then asked for the rows
+	// that differ from the log.
+	State StateChecker
+	// Journal holds entries that follow the store's log but are only in
+	// the journal (see ReadJournal): they have no signed checkpoint yet,
+	// so they are checked to continue the log, counted in
+	// Report.Journaled, and given to State.
+	Journal []store.LogEntry
+	// JournalErr is why the journal could not be read as a continuation
+	// of the log (a bad seal, a gap); it is reported as a problem.
+	JournalErr error
+}
 
 // MaxProblems is the most problems a Report lists; the rest are counted.
 const MaxProblems = 100
@@ -82,6 +119,12 @@ type Report struct {
 	// checkpoints checked.
 	Entries     int64
 	Checkpoints int64
+	// Journaled counts entries found only in the journal, not yet covered
+	// by a signed checkpoint (offline verification after an unclean stop).
+	Journaled int64 `json:",omitempty"`
+	// Rows reports whether the database's rows were checked against the
+	// log (VerifyOptions.State).
+	Rows bool `json:",omitempty"`
 	// Size and Root (base64) are those of the largest validly signed
 	// checkpoint: the tree that was verified. Root is empty if there is none.
 	Size int64
@@ -129,10 +172,32 @@ type cpRec struct {
 // Its error is for failures to read the store (or ctx ending); what is wrong
 // with the log is in the Report.
 func Verify(ctx context.Context, st store.Store, v note.Verifier, witness []byte) (Report, error) {
+	return VerifyWith(ctx, st, v, VerifyOptions{Witness: witness})
+}
+
+// VerifyWith is Verify with options: a witness, a check of the database's
+// rows against what the log implies, and journaled entries.
+func VerifyWith(ctx context.Context, st store.Store, v note.Verifier, opts VerifyOptions) (Report, error) {
 	start := time.Now()
-	vr := &verifier{v: v}
-	if err := vr.run(ctx, st, witness); err != nil {
+	vr := &verifier{v: v, state: opts.State}
+	if err := vr.run(ctx, st, opts.Witness); err != nil {
 		return Report{}, err
+	}
+	if len(opts.Journal) > 0 {
+		vr.journal(opts.Journal)
+	}
+	if opts.JournalErr != nil {
+		vr.problem(KindJournal, -1, 0, "%s", strings.TrimPrefix(strings.ReplaceAll(opts.JournalErr.Error(), "refusing to start: ", ""), "auditlog: "))
+	}
+	if vr.state != nil {
+		diffs, err := vr.state.Finish(ctx)
+		if err != nil {
+			return Report{}, err
+		}
+		for _, d := range diffs {
+			vr.problem(KindRowMismatch, -1, 0, "%s", d)
+		}
+		vr.rep.Rows = true
 	}
 	vr.rep.OK = vr.rep.ProblemCount == 0
 	vr.rep.Elapsed = time.Since(start)
@@ -140,8 +205,9 @@ func Verify(ctx context.Context, st store.Store, v note.Verifier, witness []byte
 }
 
 type verifier struct {
-	rep Report
-	v   note.Verifier
+	rep   Report
+	v     note.Verifier
+	state StateChecker
 
 	// checkpoint stream, in ID order
 	cpc       <-chan *cpRec
@@ -443,6 +509,9 @@ func (vr *verifier) entry(ctx context.Context, e store.LogEntry) error {
 		}
 	}
 	leaf := vr.checkEntry(e)
+	if vr.state != nil {
+		vr.state.Entry(s, e.Data)
+	}
 	if vr.head == nil { // no signed checkpoint covers it
 		if vr.unc.n == 0 {
 			vr.unc.first = s
@@ -559,4 +628,22 @@ func (vr *verifier) boundary(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// journal checks that the journaled entries continue the log exactly and
+// hands them to the state checker.
+func (vr *verifier) journal(es []store.LogEntry) {
+	next := vr.pos
+	for _, e := range es {
+		j, ok := entrySeq(e.Data)
+		if !ok || j != e.Seq || e.Seq != next {
+			vr.problem(KindJournal, e.Seq, 0, "the journal holds entry %d where the log continues at %d", e.Seq, next)
+			return
+		}
+		next++
+		vr.rep.Journaled++
+		if vr.state != nil {
+			vr.state.Entry(e.Seq, e.Data)
+		}
+	}
 }

@@ -182,32 +182,6 @@ func (a *app) agentCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) auditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log"}
-	var dataDir string
-	verify := &cobra.Command{
-		Use:   "verify [--data-dir DIR]",
-		Short: "Check every log entry against the signed checkpoints; exits 1 on any problem",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var rep auditlog.Report
-			var err error
-			if dataDir != "" {
-				rep, err = server.VerifyOffline(cmd.Context(), dataDir)
-			} else {
-				rep, err = a.client().Verify(cmd.Context())
-			}
-			if err != nil {
-				return describe(err)
-			}
-			return a.printReport(rep)
-		},
-	}
-	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify a data directory directly instead of asking the server")
-	cmd.AddCommand(verify)
-	return cmd
-}
-
 func (a *app) printReport(rep auditlog.Report) error {
 	if a.output == "json" {
 		if err := a.printJSON(rep); err != nil {

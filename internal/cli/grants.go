@@ -300,10 +300,13 @@ func (a *app) grantsCmd() *cobra.Command {
 				if !r.EndedAt.IsZero() {
 					ended += " at " + ts(r.EndedAt)
 				}
-				fmt.Fprintf(w, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Grant, r.Identity, dash(r.Owner), sc, when, r.Status,
+				fmt.Fprintf(w, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Grant+unproven(r.LogMismatch), r.Identity, dash(r.Owner), sc, when, r.Status,
 					ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return a.warnUnproven(rows)
 		},
 	}
 	f := cmd.Flags()

@@ -56,6 +56,7 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 		fmt.Fprintf(w, "%-17s %s\n", label+":", fmt.Sprintf(format, args...))
 	}
 	fmt.Fprintf(w, "Grant %s  [%s]\n", g.ID, g.Status)
+	printMismatch(w, "this record", g.LogMismatch)
 	owner := ""
 	if g.Owner != "" {
 		owner = ", owner " + g.Owner
@@ -95,6 +96,7 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 	p("Usage", "%d sessions, %d calls, %d denied, %d bytes in, %d bytes out", u.Sessions, u.Calls, u.DeniedCalls, u.BytesIn, u.BytesOut)
 	for _, s := range sessions {
 		fmt.Fprintf(w, "  session %s  %s → %s  %d calls, %d denied  client %s\n", s.ID, ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, dash(s.Client))
+		printMismatch(w, "session "+s.ID, s.LogMismatch)
 	}
 	fmt.Fprintln(w, "History (tamper-evident log):")
 	for _, e := range history {

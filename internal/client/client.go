@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,4 +197,19 @@ func (c *Client) Verify(ctx context.Context) (auditlog.Report, error) {
 func (c *Client) Checkpoint(ctx context.Context) (string, error) {
 	var r httpapi.CheckpointResponse
 	return r.Checkpoint, c.do(ctx, "GET", "/v1/audit/checkpoint", nil, &r)
+}
+
+// Export returns an evidence bundle's exact bytes and the server's warnings.
+func (c *Client) Export(ctx context.Context, account, day string) ([]byte, []string, error) {
+	var r httpapi.ExportResponse
+	q := url.Values{"account": {account}, "day": {day}}
+	err := c.do(ctx, "GET", "/v1/audit/export?"+q.Encode(), nil, &r)
+	return []byte(r.Bundle), r.Warnings, err
+}
+
+// Consistency returns the newest checkpoint and the proof that the log of
+// old entries is a prefix of it.
+func (c *Client) Consistency(ctx context.Context, old int64) (httpapi.ConsistencyResponse, error) {
+	var r httpapi.ConsistencyResponse
+	return r, c.do(ctx, "GET", "/v1/audit/consistency?old="+strconv.FormatInt(old, 10), nil, &r)
 }

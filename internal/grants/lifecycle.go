@@ -94,12 +94,14 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		Status: model.Pending, RequestedAt: now, DecideBy: now.Add(s.pending), Decision: dec,
 	}
 	events := []auditlog.Event{
-		{Type: "grant.requested", GrantID: g.ID, Actor: caller.Name, Data: map[string]any{
+		// Entry times are the record's own times, so that the review can
+		// be derived from the log (internal/review.Deriver).
+		{Type: "grant.requested", Time: now, GrantID: g.ID, Actor: caller.Name, Data: map[string]any{
 			"identity": caller.Name, "identity_kind": caller.Kind, "owner": caller.Owner,
-			"target": t.Name, "account": t.Account, "scope": sc.Strings(),
-			"duration": d.String(), "reason": reason, "extends": in.Extends,
+			"target": t.Name, "target_kind": t.Kind, "account": t.Account, "scope": sc.Strings(),
+			"duration": d.String(), "reason": reason, "extends": in.Extends, "decide_by": g.DecideBy,
 		}},
-		{Type: "grant.decided", GrantID: g.ID, Actor: "policy", Data: dec},
+		{Type: "grant.decided", Time: now, GrantID: g.ID, Actor: "policy", Data: dec},
 	}
 	switch dec.Outcome {
 	case "auto":
@@ -111,7 +113,7 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	default:
 		g.Status, g.DecidedAt, g.EndedAt = model.Denied, now, now
 		g.EndReason, g.EndedBy, g.EndComment = "denied", "policy", dec.Explanation
-		events = append(events, auditlog.Event{Type: "grant.denied", GrantID: g.ID, Actor: "policy", Data: map[string]any{"by": "policy", "reason": dec.Explanation}})
+		events = append(events, auditlog.Event{Type: "grant.denied", Time: now, GrantID: g.ID, Actor: "policy", Data: map[string]any{"by": "policy", "reason": dec.Explanation}})
 	}
 
 	unlock := s.lock(g.ID)
@@ -177,7 +179,7 @@ func (s *Service) activate(g *model.Grant, now time.Time) {
 }
 
 func activatedEvent(g model.Grant, by string) auditlog.Event {
-	return auditlog.Event{Type: "grant.activated", GrantID: g.ID, Actor: by, Data: map[string]any{
+	return auditlog.Event{Type: "grant.activated", Time: g.StartedAt, GrantID: g.ID, Actor: by, Data: map[string]any{
 		"granted_scope": g.GrantedScope.Strings(), "started_at": g.StartedAt, "expires_at": g.ExpiresAt,
 		"credential_id": g.CredentialID, "credential_fingerprint": g.CredentialFingerprint,
 	}}
@@ -286,7 +288,7 @@ func statusIn(s model.GrantStatus, set []model.GrantStatus) bool {
 }
 
 func endEvent(g model.Grant) auditlog.Event {
-	return auditlog.Event{Type: "grant." + g.EndReason, GrantID: g.ID, Actor: g.EndedBy, Data: map[string]any{
+	return auditlog.Event{Type: "grant." + g.EndReason, Time: g.EndedAt, GrantID: g.ID, Actor: g.EndedBy, Data: map[string]any{
 		"at": g.EndedAt, "by": g.EndedBy, "reason": g.EndComment, "status": g.Status,
 	}}
 }
@@ -329,7 +331,7 @@ func (s *Service) Approve(ctx context.Context, caller model.Identity, id, commen
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			s.activate(g, a.At)
 			return []auditlog.Event{
-				{Type: "grant.approved", GrantID: g.ID, Actor: caller.Name, Data: a},
+				{Type: "grant.approved", Time: a.At, GrantID: g.ID, Actor: caller.Name, Data: a},
 				activatedEvent(*g, caller.Name),
 			}
 		},
@@ -345,7 +347,10 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			g.Status, g.EndedAt = model.Denied, a.At
 			g.EndReason, g.EndedBy, g.EndComment = "denied", caller.Name, a.Comment
-			return []auditlog.Event{endEvent(*g)}
+			ev := endEvent(*g)
+			// The person's decision is part of the record; the review derives it from here.
+			ev.Data.(map[string]any)["approval"] = a
+			return []auditlog.Event{ev}
 		},
 		func(model.Grant) { s.notify(id) })
 }

@@ -20,7 +20,12 @@ func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (mo
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
 		return model.Grant{}, apierr.NotFound("no grant %q", id)
 	}
-	return g, err
+	if err != nil {
+		return g, err
+	}
+	gs := []model.Grant{g}
+	err = s.proveGrants(ctx, gs)
+	return gs[0], err
 }
 
 // freshSessions writes pending session summaries before a read, and waits
@@ -57,7 +62,11 @@ func (s *Service) List(ctx context.Context, caller model.Identity, f store.Grant
 		return nil, apierr.Invalid("until", "must be after since")
 	}
 	s.freshSessions(ctx)
-	return s.st.Grants(ctx, f)
+	gs, err := s.st.Grants(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return gs, s.proveGrants(ctx, gs)
 }
 
 // Pending returns the requests the caller may decide: pending, not the
@@ -111,7 +120,12 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string)
 		return model.Session{}, nil, err
 	}
 	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: id})
-	return ses, entries, err
+	if err != nil {
+		return ses, nil, err
+	}
+	ss := []model.Session{ses}
+	err = s.proveSessions(ctx, ses.GrantID, ss)
+	return ss[0], entries, err
 }
 
 // GrantSessions returns the sessions of a grant the caller may see.
@@ -119,7 +133,11 @@ func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id s
 	if _, err := s.Get(ctx, caller, id); err != nil {
 		return nil, err
 	}
-	return s.st.Sessions(ctx, id)
+	ss, err := s.st.Sessions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return ss, s.proveSessions(ctx, id, ss)
 }
 
 // History returns the log entries of one grant, for `airlock grant show`.

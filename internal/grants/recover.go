@@ -35,7 +35,7 @@ func (s *Service) recoverSessions(ctx context.Context, grantID string) error {
 			return fmt.Errorf("session %s: %w", ses.ID, err)
 		}
 		err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			return []auditlog.Event{{Type: "session.ended", GrantID: rec.GrantID, SessionID: rec.ID, Actor: "airlock", Data: map[string]any{
+			return []auditlog.Event{{Type: "session.ended", Time: rec.EndedAt, GrantID: rec.GrantID, SessionID: rec.ID, Actor: "airlock", Data: map[string]any{
 				"calls": rec.Calls, "denied": rec.Denied, "bytes_in": rec.BytesIn, "bytes_out": rec.BytesOut,
 				"recovered": true, "why": "airlock stopped without ending the session; it ends at its last recorded event",
 			}}}, tx.PutSession(ctx, rec)

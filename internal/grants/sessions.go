@@ -11,12 +11,9 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
 )
-
-// maxUsed bounds the distinct "action resource" pairs kept per session; the
-// full detail is in the log, this is the review summary.
-const maxUsed = 100
 
 // StartSession implements gateway.Authority.
 func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client string) (*gateway.Session, error) {
@@ -27,7 +24,7 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		ID: newID("s_"), GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: s.now(),
 	}}
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		return []auditlog.Event{{Type: "session.started", GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity,
+		return []auditlog.Event{{Type: "session.started", Time: st.rec.StartedAt, GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity,
 			Data: map[string]any{"client": client, "target": g.Target}}}, tx.PutSession(ctx, st.snapshot())
 	})
 	if err != nil {
@@ -67,7 +64,8 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		st.mu.Unlock()
 		return s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 			snap := st.take()
-			return []auditlog.Event{{Type: "session.ended", GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
+			// The entry's time is the session's end, so the row is derivable.
+			return []auditlog.Event{{Type: "session.ended", Time: snap.EndedAt, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
 				"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "grant_end": g.EndReason(),
 			}}}, tx.PutSession(ctx, snap)
 		})
@@ -315,25 +313,9 @@ func (s *Service) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// withCall returns r with c counted; r itself is left unchanged.
-func withCall(r model.Session, c gateway.Call) model.Session {
-	r.Used = slices.Clone(r.Used)
-	if c.Kind != "result" {
-		if c.Allowed {
-			r.Calls++
-			for _, u := range append([]string{c.Action + " " + c.Resource}, c.Also...) {
-				if len(r.Used) < maxUsed && !slices.Contains(r.Used, u) {
-					r.Used = append(r.Used, u)
-				}
-			}
-		} else {
-			r.Denied++
-		}
-	}
-	r.BytesIn += c.BytesIn
-	r.BytesOut += c.BytesOut
-	return r
-}
+// withCall returns r with c counted; r itself is left unchanged. It is the
+// review's own counting, so that summaries match what the log implies.
+func withCall(r model.Session, c gateway.Call) model.Session { return review.CountCall(r, c) }
 
 func (st *sessionState) snapshot() model.Session {
 	st.mu.Lock()

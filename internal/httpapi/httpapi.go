@@ -69,6 +69,8 @@ var Routes = []string{
 	"POST /v1/agents/{name}/disable",
 	"GET /v1/audit/verify",
 	"GET /v1/audit/checkpoint",
+	"GET /v1/audit/export",
+	"GET /v1/audit/consistency",
 }
 
 // New returns the API handler.
@@ -93,6 +95,8 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 		"POST /v1/agents/{name}/disable":   h.disableAgent,
 		"GET /v1/audit/verify":             h.verify,
 		"GET /v1/audit/checkpoint":         h.checkpoint,
+		"GET /v1/audit/export":             h.export,
+		"GET /v1/audit/consistency":        h.consistency,
 	}
 	for pattern, fn := range handlers {
 		h.mux.Handle(pattern, h.authed(fn))

@@ -322,8 +322,10 @@ func TestOpenAPIReferences(t *testing.T) {
 	walk("", root)
 
 	wantQuery := map[string][]string{
-		"GET /v1/grants":      {"account", "day", "identity", "limit", "since", "status", "target", "until"},
-		"GET /v1/grants/{id}": {"wait"},
+		"GET /v1/grants":            {"account", "day", "identity", "limit", "since", "status", "target", "until"},
+		"GET /v1/grants/{id}":       {"wait"},
+		"GET /v1/audit/export":      {"account", "day"},
+		"GET /v1/audit/consistency": {"old"},
 	}
 	paths, _ := root["paths"].(map[string]any)
 	for path, item := range paths {

@@ -101,6 +101,12 @@ type Grant struct {
 	CredentialFingerprint string `json:"credential_fingerprint,omitempty"`
 
 	Usage Usage `json:"usage"`
+
+	// LogMismatch lists how this record differs from what the audit log
+	// implies for it (set when it is read, never stored). A record with
+	// entries here is not proven by the log and must not be shown as if
+	// it were.
+	LogMismatch []string `json:"log_mismatch,omitempty"`
 }
 
 // Deadline is the latest moment the grant can still be live: its decision
@@ -177,4 +183,6 @@ type Session struct {
 	BytesOut  int64     `json:"bytes_out"`
 	// Used lists the distinct "action resource" pairs the session exercised.
 	Used []string `json:"used,omitempty"`
+	// LogMismatch is as for Grant.
+	LogMismatch []string `json:"log_mismatch,omitempty"`
 }

@@ -47,6 +47,9 @@ type Row struct {
 	DeniedCalls int64 `json:"denied_calls"`
 	BytesIn     int64 `json:"bytes_in"`
 	BytesOut    int64 `json:"bytes_out"`
+	// LogMismatch lists how the stored record differs from what the audit
+	// log implies (model.Grant.LogMismatch); empty when the log proves it.
+	LogMismatch []string `json:"log_mismatch,omitempty"`
 }
 
 // FromGrant derives a row.
@@ -61,7 +64,7 @@ func FromGrant(g model.Grant) Row {
 		DecidedAt: g.DecidedAt, PolicyIDs: g.Decision.PolicyIDs, PolicySetHash: g.Decision.PolicySetHash,
 		Explanation: g.Decision.Explanation,
 		Sessions:    g.Usage.Sessions, Calls: g.Usage.Calls, DeniedCalls: g.Usage.DeniedCalls,
-		BytesIn: g.Usage.BytesIn, BytesOut: g.Usage.BytesOut,
+		BytesIn: g.Usage.BytesIn, BytesOut: g.Usage.BytesOut, LogMismatch: g.LogMismatch,
 	}
 	if r.ScopeRequested == nil {
 		r.ScopeRequested = []string{}
@@ -93,7 +96,7 @@ var Header = []string{
 	"grant", "identity", "identity_kind", "owner", "target", "account", "scope_requested", "scope_granted",
 	"scope_used", "reason", "status", "requested_at", "started_at", "expires_at", "ended_at", "end_reason",
 	"ended_by", "end_comment", "approved_by", "approval_kind", "decided_at", "policy_ids", "policy_set_hash",
-	"explanation", "sessions", "calls", "denied_calls", "bytes_in", "bytes_out",
+	"explanation", "sessions", "calls", "denied_calls", "bytes_in", "bytes_out", "log_mismatch",
 }
 
 // Record renders the row as CSV fields in Header order. Lists are joined
@@ -111,6 +114,6 @@ func (r Row) Record() []string {
 		r.Grant, r.Identity, r.IdentityKind, r.Owner, r.Target, r.Account, j(r.ScopeRequested), j(r.ScopeGranted),
 		j(r.ScopeUsed), r.Reason, r.Status, ts(r.RequestedAt), ts(r.StartedAt), ts(r.ExpiresAt), ts(r.EndedAt), r.EndReason,
 		r.EndedBy, r.EndComment, r.ApprovedBy, r.ApprovalKind, ts(r.DecidedAt), j(r.PolicyIDs), r.PolicySetHash,
-		r.Explanation, n(r.Sessions), n(r.Calls), n(r.DeniedCalls), n(r.BytesIn), n(r.BytesOut),
+		r.Explanation, n(r.Sessions), n(r.Calls), n(r.DeniedCalls), n(r.BytesIn), n(r.BytesOut), j(r.LogMismatch),
 	}
 }

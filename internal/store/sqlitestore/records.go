@@ -81,6 +81,7 @@ func encodeGrant(g model.Grant) (grantRow, error) {
 		return grantRow{}, fmt.Errorf("grant %q has invalid status %q", g.ID, g.Status)
 	}
 	g.Usage = model.Usage{} // derived from sessions, never stored
+	g.LogMismatch = nil     // found on reads, never stored
 	rec, err := json.Marshal(g)
 	if err != nil {
 		return grantRow{}, fmt.Errorf("encode grant %q: %w", g.ID, err)
@@ -111,6 +112,7 @@ func decodeGrant(rec []byte) (model.Grant, error) {
 		return model.Grant{}, fmt.Errorf("decode grant record: %w", err)
 	}
 	g.Usage = model.Usage{}
+	g.LogMismatch = nil // only the reader's check against the log sets it
 	return g, nil
 }
 
@@ -131,6 +133,7 @@ func encodeSession(s model.Session) (sessionRow, error) {
 	if err != nil {
 		return sessionRow{}, fmt.Errorf("session %q StartedAt: %w", s.ID, err)
 	}
+	s.LogMismatch = nil // found on reads, never stored
 	rec, err := json.Marshal(s)
 	if err != nil {
 		return sessionRow{}, fmt.Errorf("encode session %q: %w", s.ID, err)
@@ -155,6 +158,7 @@ func decodeSession(rec []byte) (model.Session, error) {
 	if err := json.Unmarshal(rec, &s); err != nil {
 		return model.Session{}, fmt.Errorf("decode session record: %w", err)
 	}
+	s.LogMismatch = nil // only the reader's check against the log sets it
 	return s, nil
 }
 

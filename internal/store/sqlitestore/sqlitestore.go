@@ -209,7 +209,7 @@ func (s *Store) Close() error {
 	for _, st := range s.wstmts {
 		errs = append(errs, st.Close())
 	}
-	if s.r != nil {
+	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
 	errs = append(errs, s.w.Close())

@@ -148,6 +148,8 @@ func fullGrant(id string, at time.Time) model.Grant {
 		CredentialFingerprint: "sha256:fp-" + id,
 		// Usage is derived by the store and must be ignored on write.
 		Usage: model.Usage{Sessions: 99, Calls: 99, DeniedCalls: 9, BytesIn: 9, BytesOut: 9, ScopeUsed: []string{"bogus x"}},
+		// LogMismatch is set by readers' checks against the log, never stored.
+		LogMismatch: []string{"bogus"},
 	}
 }
 
@@ -255,6 +257,7 @@ func same[T any](t *testing.T, what string, got, want T) {
 // with the given usage.
 func stored(g model.Grant, u model.Usage) model.Grant {
 	g.Usage = u
+	g.LogMismatch = nil
 	return g
 }
 

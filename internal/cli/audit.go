@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/evidence"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/server"
+)
+
+func (a *app) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log; export and check evidence bundles"}
+	var dataDir, keyArg, witnessFile string
+	verify := &cobra.Command{
+		Use:   "verify [--data-dir DIR] [--key PUB] [--witness FILE]",
+		Short: "Check every log entry against the signed checkpoints, and every grant and session row against the log; exits 1 on any problem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v note.Verifier
+			var witness []byte
+			var err error
+			if keyArg != "" {
+				if v, err = loadVerifierKey(keyArg); err != nil {
+					return usagef("--key: %v", err)
+				}
+			}
+			if witnessFile != "" {
+				if witness, err = os.ReadFile(witnessFile); err != nil {
+					return usagef("--witness: %v", err)
+				}
+			}
+			var rep auditlog.Report
+			if dataDir != "" {
+				rep, err = server.VerifyOffline(cmd.Context(), dataDir, server.OfflineInput{Key: v, Witness: witness})
+			} else {
+				rep, err = a.client().Verify(cmd.Context())
+				if err == nil && (v != nil || witness != nil) {
+					err = a.checkOnline(cmd, &rep, v, witness)
+				}
+			}
+			if err != nil {
+				return describe(err)
+			}
+			return a.printReport(rep)
+		},
+	}
+	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify a data directory directly (read-only) instead of asking the server")
+	verify.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
+	verify.Flags().StringVar(&witnessFile, "witness", "", "a checkpoint kept outside the data directory (signed note; cosignatures allowed)")
+	cmd.AddCommand(verify, a.exportCmd(), a.verifyBundleCmd())
+	return cmd
+}
+
+// loadVerifierKey reads a note verifier key given inline or as a file.
+func loadVerifierKey(arg string) (note.Verifier, error) {
+	if v, err := note.NewVerifier(strings.TrimSpace(arg)); err == nil {
+		return v, nil
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return nil, fmt.Errorf("neither a verifier key nor a readable file: %w", err)
+	}
+	return note.NewVerifier(strings.TrimSpace(string(b)))
+}
+
+// checkOnline checks the server's answer against what the caller trusts:
+// its newest checkpoint must be signed by the pinned key v, the tree the
+// server verified must be a prefix of it, and so must the witness (by an
+// RFC 6962 consistency proof checked here, not by the server).
+func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verifier, witness []byte) error {
+	c := a.client()
+	ctx := cmd.Context()
+	fail := func(kind, format string, args ...any) {
+		rep.Problems = append(rep.Problems, auditlog.Problem{Kind: kind, Seq: -1, Detail: fmt.Sprintf(format, args...)})
+		rep.ProblemCount++
+		rep.OK = false
+	}
+	// prove checks that the tree (n, root) is a prefix of the server's
+	// newest checkpoint, which it returns.
+	prove := func(n int64, root tlog.Hash, what string) (int64, tlog.Hash, bool, error) {
+		r, err := c.Consistency(ctx, n)
+		if err != nil {
+			var ae *apierr.Error
+			if errors.As(err, &ae) && ae.Code == apierr.CodeConflict {
+				fail(auditlog.KindTruncated, "%s covers %d entries, more than the server's newest checkpoint: entries were removed from the end", what, n)
+				return 0, tlog.Hash{}, false, nil
+			}
+			return 0, tlog.Hash{}, false, err
+		}
+		size, top, err := auditlog.OpenCheckpoint([]byte(r.Checkpoint), v)
+		if err != nil {
+			fail(auditlog.KindBadSignature, "the server's newest checkpoint does not verify with the pinned key: %v", err)
+			return 0, tlog.Hash{}, false, nil
+		}
+		proof := make(tlog.TreeProof, len(r.Proof))
+		for i, s := range r.Proof {
+			h, err := base64.StdEncoding.DecodeString(s)
+			if err != nil || len(h) != tlog.HashSize {
+				return 0, tlog.Hash{}, false, fmt.Errorf("the server sent a malformed proof")
+			}
+			proof[i] = tlog.Hash(h)
+		}
+		if n > 0 {
+			if err := tlog.CheckTree(proof, size, top, n, root); err != nil {
+				fail(auditlog.KindCheckpointMismatch, "%s (size %d, root %s) is not a prefix of the server's checkpoint (size %d): the log was rewritten", what, n, root, size)
+				return size, top, false, nil
+			}
+		}
+		return size, top, true, nil
+	}
+	if witness != nil {
+		n, root, err := auditlog.OpenCheckpoint(witness, v)
+		if err != nil {
+			fail(auditlog.KindBadSignature, "witness checkpoint: %v", err)
+		} else if _, _, _, err := prove(n, root, "the witness checkpoint"); err != nil {
+			return err
+		}
+	}
+	if v != nil && rep.Size > 0 {
+		h, err := base64.StdEncoding.DecodeString(rep.Root)
+		if err != nil || len(h) != tlog.HashSize {
+			fail(auditlog.KindCheckpointMismatch, "the server's report names no valid root")
+		} else if _, _, _, err := prove(rep.Size, tlog.Hash(h), "the tree the server verified"); err != nil {
+			return err
+		}
+	} else if v != nil {
+		if _, _, _, err := prove(0, tlog.Hash{}, "the empty log"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *app) exportCmd() *cobra.Command {
+	var account, day, out string
+	cmd := &cobra.Command{
+		Use:   "export --account A --day YYYY-MM-DD -o FILE",
+		Short: "Write an evidence bundle: the review rows of one account and day, their log entries and inclusion proofs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, f := range []struct{ v, name string }{{account, "--account"}, {day, "--day"}, {out, "-o"}} {
+				if err := need(f.v, f.name); err != nil {
+					return err
+				}
+			}
+			b, warnings, err := a.client().Export(cmd.Context(), account, day)
+			if err != nil {
+				return describe(err)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(a.errOut, "WARNING stored row differs from the log (the bundle holds the log's): %s\n", w)
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return exitf(1, "%v", err)
+			}
+			fmt.Fprintf(a.out, "wrote %s (%d bytes); check it with: airlock audit verify-bundle %s --key log-signing.pub\n", out, len(b), out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "AWS account id or environment label")
+	cmd.Flags().StringVar(&day, "day", "", "UTC day (YYYY-MM-DD)")
+	cmd.Flags().StringVarP(&out, "output-file", "o", "", "file to write")
+	return cmd
+}
+
+func (a *app) verifyBundleCmd() *cobra.Command {
+	var keyArg string
+	cmd := &cobra.Command{
+		Use:   "verify-bundle FILE --key PUB",
+		Short: "Check an evidence bundle offline against a pinned verifier key; exits 1 if anything in it is not proven",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := need(keyArg, "--key"); err != nil {
+				return err
+			}
+			v, err := loadVerifierKey(keyArg)
+			if err != nil {
+				return usagef("--key: %v", err)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return exitf(1, "%v", err)
+			}
+			b, err := io.ReadAll(io.LimitReader(f, evidence.MaxSize+1))
+			f.Close()
+			if err != nil {
+				return exitf(1, "%v", err)
+			}
+			res, err := evidence.Verify(b, v)
+			if err != nil {
+				return exitf(1, "bundle verification FAILED: %v", err)
+			}
+			if a.output == "json" {
+				return a.printJSON(res)
+			}
+			fmt.Fprintf(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s\n",
+				len(res.Rows), res.Account, res.Day, res.Entries, res.TreeSize, res.Root, v.Name())
+			for _, r := range res.Rows {
+				fmt.Fprintf(a.out, "  %s %s %s %s reason %q, %d sessions, %d calls, %d denied\n", r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, r.Sessions, r.Calls, r.DeniedCalls)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
+	return cmd
+}
+
+// unproven marks a review row whose stored record the log does not prove.
+func unproven(mismatch []string) string {
+	if len(mismatch) == 0 {
+		return ""
+	}
+	return " !NOT-IN-LOG"
+}
+
+// warnUnproven lists, after a review table, what each unproven row's
+// record says that the log does not, and fails the command.
+func (a *app) warnUnproven(rows []review.Row) error {
+	n := 0
+	for _, r := range rows {
+		for _, m := range r.LogMismatch {
+			fmt.Fprintf(a.out, "WARNING grant %s: %s\n", r.Grant, m)
+		}
+		if len(r.LogMismatch) > 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		return exitf(1, "%d row(s) marked !NOT-IN-LOG differ from the audit log: the database was changed outside Airlock (run airlock audit verify)", n)
+	}
+	return nil
+}
+
+// printMismatch prints a loud warning for a record the log does not prove.
+func printMismatch(w io.Writer, what string, mismatch []string) {
+	if len(mismatch) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "!!! WARNING: %s does NOT match the audit log (the database was changed outside Airlock):\n", what)
+	for _, m := range mismatch {
+		fmt.Fprintf(w, "!!!   %s\n", m)
+	}
+}

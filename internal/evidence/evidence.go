@@ -1,0 +1,261 @@
+// Package evidence writes and checks evidence bundles: one file holding an
+// access review (the rows of one account's grants on one day), every log
+// entry those rows are derived from, an RFC 6962 inclusion proof for each
+// entry against one signed checkpoint, and the name of the key that signed
+// it. Verify checks a bundle with nothing but the pinned verifier key: no
+// server, no data directory. docs/evidence-bundle.md specifies the format
+// for independent verifiers.
+package evidence
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Format is the bundle's format tag.
+const Format = "airlock-evidence-bundle/v1"
+
+// MaxSize bounds a bundle Verify reads (and the API returns).
+const MaxSize = 256 << 20
+
+// Bundle is the file's content. Field order is the file's key order.
+type Bundle struct {
+	Format     string       `json:"format"`
+	Account    string       `json:"account"`
+	Day        string       `json:"day"`
+	KeyName    string       `json:"key_name"`
+	Checkpoint string       `json:"checkpoint"`
+	Rows       []review.Row `json:"rows"`
+	Entries    []Entry      `json:"entries"`
+}
+
+// Entry is one log entry with its inclusion proof.
+type Entry struct {
+	Index int64    `json:"index"`
+	Data  string   `json:"data"`  // base64 of the exact entry bytes
+	Proof []string `json:"proof"` // base64 hashes, leaf to root
+}
+
+var b64 = base64.StdEncoding.Strict()
+
+// Build makes the bundle for the grants gs (their ids, in review order)
+// from their log entries (entries of each grant, in Seq order), with
+// proofs from tree. Entries past the tree's checkpoint are left out, and
+// the rows are derived from the entries included, so the bundle is
+// self-consistent by construction; Verify checks it again.
+func Build(account, day string, tree *auditlog.ProofTree, v note.Verifier, grantIDs []string, entries map[string][]store.LogEntry) ([]byte, error) {
+	b := Bundle{Format: Format, Account: account, Day: day, KeyName: v.Name(), Checkpoint: string(tree.Checkpoint.Note),
+		Rows: []review.Row{}, Entries: []Entry{}}
+	var all []store.LogEntry
+	for _, id := range grantIDs {
+		for _, e := range entries[id] {
+			if e.Seq < tree.Size() {
+				all = append(all, e)
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b store.LogEntry) int { return compare(a.Seq, b.Seq) })
+	all = slices.CompactFunc(all, func(a, b store.LogEntry) bool { return a.Seq == b.Seq })
+	for _, e := range all {
+		p, err := tree.Inclusion(e.Seq)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: proof of entry %d: %w", e.Seq, err)
+		}
+		b.Entries = append(b.Entries, Entry{Index: e.Seq, Data: b64.EncodeToString(e.Data), Proof: hashes(p)})
+	}
+	rows, err := deriveRows(b.Entries)
+	if err != nil {
+		return nil, err
+	}
+	b.Rows = rows
+	return encode(b)
+}
+
+func compare(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func hashes(p []tlog.Hash) []string {
+	out := make([]string, len(p))
+	for i, h := range p {
+		out[i] = b64.EncodeToString(h[:])
+	}
+	return out
+}
+
+// encode is the canonical encoding: encoding/json, no white space, one
+// trailing newline.
+func encode(b Bundle) ([]byte, error) {
+	out, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// deriveRows derives the review rows from the entries, in the order the
+// grants were requested in the log.
+func deriveRows(es []Entry) ([]review.Row, error) {
+	d := review.NewDeriver()
+	for _, e := range es {
+		data, err := b64.DecodeString(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: data is not base64", e.Index)
+		}
+		if err := d.Add(data); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+		}
+	}
+	rows := []review.Row{}
+	for _, id := range d.GrantIDs() {
+		g, _, _ := d.Grant(id)
+		if ps := d.Problems(id); len(ps) > 0 {
+			return nil, fmt.Errorf("grant %s: %s", id, ps[0])
+		}
+		rows = append(rows, review.FromGrant(g))
+	}
+	return rows, nil
+}
+
+// Result is what Verify proved.
+type Result struct {
+	Account, Day string
+	Rows         []review.Row
+	Entries      int
+	TreeSize     int64
+	Root         string
+}
+
+// Verify checks a bundle with the pinned verifier key v alone:
+//
+//   - the file is the canonical encoding of a bundle of this format (so no
+//     byte of it can change without failing);
+//   - the checkpoint is signed by v, whose name is the bundle's key_name;
+//   - every entry's inclusion proof leads from SHA-256(0x00 || entry) to
+//     the checkpoint's root, at the entry's index; indexes increase;
+//   - each entry's own sequence number is its index, and it belongs to a
+//     grant of the bundle's rows;
+//   - the rows are exactly what the entries imply, and all of the bundle's
+//     account.
+func Verify(file []byte, v note.Verifier) (Result, error) {
+	if len(file) > MaxSize {
+		return Result{}, fmt.Errorf("evidence: bundle larger than %d bytes", MaxSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(file))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return Result{}, fmt.Errorf("evidence: not a bundle: %w", err)
+	}
+	if b.Format != Format {
+		return Result{}, fmt.Errorf("evidence: format %q, want %q", b.Format, Format)
+	}
+	canon, err := encode(b)
+	if err != nil {
+		return Result{}, err
+	}
+	if !bytes.Equal(canon, file) {
+		return Result{}, errors.New("evidence: the file is not in canonical form (altered after export?)")
+	}
+	if b.KeyName != v.Name() {
+		return Result{}, fmt.Errorf("evidence: the bundle names key %q, the pinned key is %q", b.KeyName, v.Name())
+	}
+	size, root, err := auditlog.OpenCheckpoint([]byte(b.Checkpoint), v)
+	if err != nil {
+		return Result{}, fmt.Errorf("evidence: checkpoint: %w", err)
+	}
+	last := int64(-1)
+	grants := map[string]bool{}
+	for _, e := range b.Entries {
+		if e.Index <= last || e.Index >= size {
+			return Result{}, fmt.Errorf("evidence: entry index %d out of order or outside the checkpoint (size %d)", e.Index, size)
+		}
+		last = e.Index
+		data, err := b64.DecodeString(e.Data)
+		if err != nil {
+			return Result{}, fmt.Errorf("evidence: entry %d: data is not base64", e.Index)
+		}
+		p := make(tlog.RecordProof, len(e.Proof))
+		for i, s := range e.Proof {
+			h, err := b64.DecodeString(s)
+			if err != nil || len(h) != tlog.HashSize {
+				return Result{}, fmt.Errorf("evidence: entry %d: proof hash %d is not a base64 SHA-256", e.Index, i)
+			}
+			p[i] = tlog.Hash(h)
+		}
+		if err := tlog.CheckRecord(p, size, root, e.Index, tlog.RecordHash(data)); err != nil {
+			return Result{}, fmt.Errorf("evidence: entry %d is not in the signed log: %w", e.Index, err)
+		}
+		pe, err := review.Parse(data)
+		if err != nil {
+			return Result{}, fmt.Errorf("evidence: entry %d: %w", e.Index, err)
+		}
+		if pe.Seq != e.Index {
+			return Result{}, fmt.Errorf("evidence: entry %d holds sequence number %d", e.Index, pe.Seq)
+		}
+		grants[pe.Grant] = true
+	}
+	rows, err := deriveRows(b.Entries)
+	if err != nil {
+		return Result{}, fmt.Errorf("evidence: %w", err)
+	}
+	want, _ := json.Marshal(rows)
+	got, _ := json.Marshal(b.Rows)
+	if !bytes.Equal(want, got) {
+		return Result{}, fmt.Errorf("evidence: the rows are not what the entries imply:\n bundle: %s\n   log: %s", got, want)
+	}
+	day, err := time.Parse("2006-01-02", b.Day)
+	if err != nil || day.Format("2006-01-02") != b.Day {
+		return Result{}, fmt.Errorf("evidence: day %q is not a date", b.Day)
+	}
+	for _, r := range b.Rows {
+		if r.Account != b.Account {
+			return Result{}, fmt.Errorf("evidence: grant %s is for account %q, the bundle for %q", r.Grant, r.Account, b.Account)
+		}
+		if !liveOn(r, day) {
+			return Result{}, fmt.Errorf("evidence: grant %s was not live on %s", r.Grant, b.Day)
+		}
+		delete(grants, r.Grant)
+	}
+	if len(grants) > 0 {
+		return Result{}, errors.New("evidence: entries of grants the rows do not show")
+	}
+	return Result{Account: b.Account, Day: b.Day, Rows: b.Rows, Entries: len(b.Entries), TreeSize: size, Root: root.String()}, nil
+}
+
+// liveOn reports whether the grant of row r was live at some time on the
+// UTC day starting at day: requested before the day ends, and not ended
+// (or expired) before it began. A pending grant's deadline is not in the
+// row, so a pending grant counts as live from its request on.
+func liveOn(r review.Row, day time.Time) bool {
+	end := day.Add(24 * time.Hour)
+	if !r.RequestedAt.Before(end) {
+		return false
+	}
+	var deadline time.Time
+	switch {
+	case !r.EndedAt.IsZero():
+		deadline = r.EndedAt
+	case r.Status == "active":
+		deadline = r.ExpiresAt
+	}
+	return deadline.IsZero() || !deadline.Before(day)
+}

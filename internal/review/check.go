@@ -1,0 +1,192 @@
+package review
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Rows is where the stored rows come from (a store.Store).
+type Rows interface {
+	Grants(ctx context.Context, f store.GrantFilter) ([]model.Grant, error)
+	Sessions(ctx context.Context, grantID string) ([]model.Session, error)
+}
+
+// SessionScanner is implemented by stores that can list every session in
+// one pass (the SQLite store); otherwise sessions are read grant by grant.
+type SessionScanner interface {
+	ScanSessions(ctx context.Context, fn func(model.Session) error) error
+}
+
+// Checker derives the review from log entries as auditlog.VerifyWith walks
+// them (it implements auditlog.StateChecker), then compares every stored
+// grant and session row with it. Entries are decoded on all CPUs, ahead of
+// the walk, and applied in order on one goroutine.
+type Checker struct {
+	rows Rows
+	d    *Deriver
+
+	chunk   []chunkEntry
+	jobs    chan *parseJob
+	ordered chan *parseJob
+	done    chan struct{}
+	wg      sync.WaitGroup
+	errs    []string
+}
+
+type chunkEntry struct {
+	seq  int64
+	data []byte
+}
+
+type parseJob struct {
+	in   []chunkEntry
+	out  []Parsed
+	errs []error
+	done chan struct{}
+}
+
+const checkChunk = 256
+
+// NewChecker returns a Checker comparing with rows.
+func NewChecker(rows Rows) *Checker {
+	c := &Checker{rows: rows, d: NewDeriver(), jobs: make(chan *parseJob, 64), ordered: make(chan *parseJob, 64), done: make(chan struct{})}
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		c.wg.Go(func() {
+			for j := range c.jobs {
+				j.out = make([]Parsed, len(j.in))
+				j.errs = make([]error, len(j.in))
+				for i, e := range j.in {
+					j.out[i], j.errs[i] = parseRelevant(e.data)
+				}
+				close(j.done)
+			}
+		})
+	}
+	go func() {
+		defer close(c.done)
+		for j := range c.ordered {
+			<-j.done
+			for i, p := range j.out {
+				err := j.errs[i]
+				if err == nil {
+					err = c.d.Apply(p)
+				}
+				if err != nil && len(c.errs) < 100 {
+					c.errs = append(c.errs, fmt.Sprintf("entry %d: %v", j.in[i].seq, err))
+				}
+			}
+		}
+	}()
+	return c
+}
+
+// parseRelevant skips the JSON decoding of entries the review ignores.
+func parseRelevant(b []byte) (Parsed, error) {
+	return Parse(b)
+}
+
+// Entry implements auditlog.StateChecker.
+func (c *Checker) Entry(seq int64, data []byte) {
+	c.chunk = append(c.chunk, chunkEntry{seq, data})
+	if len(c.chunk) == checkChunk {
+		c.flush()
+	}
+}
+
+func (c *Checker) flush() {
+	if len(c.chunk) == 0 {
+		return
+	}
+	j := &parseJob{in: c.chunk, done: make(chan struct{})}
+	c.chunk = make([]chunkEntry, 0, checkChunk)
+	c.jobs <- j
+	c.ordered <- j
+}
+
+// Finish implements auditlog.StateChecker: it waits for every entry to be
+// applied, then compares the rows.
+func (c *Checker) Finish(ctx context.Context) ([]string, error) {
+	c.flush()
+	close(c.jobs)
+	close(c.ordered)
+	c.wg.Wait()
+	<-c.done
+	out := append([]string(nil), c.errs...)
+	stored, err := c.rows.Grants(ctx, store.GrantFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("review: reading grants: %w", err)
+	}
+	seen := make(map[string]bool, len(stored))
+	for _, g := range stored {
+		seen[g.ID] = true
+		out = append(out, GrantDiffs(c.d, g)...)
+	}
+	for _, id := range c.d.GrantIDs() {
+		if !seen[id] {
+			out = append(out, fmt.Sprintf("grant %s: the log records it but the database has no row for it", id))
+		}
+	}
+	sessSeen := map[string]bool{}
+	check := func(s model.Session) error {
+		sessSeen[s.ID] = true
+		out = append(out, SessionDiffs(c.d, s)...)
+		return nil
+	}
+	if sc, ok := c.rows.(SessionScanner); ok {
+		err = sc.ScanSessions(ctx, check)
+	} else {
+		for _, g := range stored {
+			var ss []model.Session
+			if ss, err = c.rows.Sessions(ctx, g.ID); err != nil {
+				break
+			}
+			for _, s := range ss {
+				_ = check(s)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("review: reading sessions: %w", err)
+	}
+	for _, id := range c.d.SessionIDs() {
+		if !sessSeen[id] {
+			out = append(out, fmt.Sprintf("session %s: the log records it but the database has no row for it", id))
+		}
+	}
+	return out, nil
+}
+
+// GrantDiffs describes how stored grant g differs from what d derived,
+// each as "grant <id>: <answer> is …, log says …".
+func GrantDiffs(d *Deriver, g model.Grant) []string {
+	lg, live, ok := d.Grant(g.ID)
+	if !ok {
+		return []string{fmt.Sprintf("grant %s: the database has it but the log never recorded it", g.ID)}
+	}
+	var out []string
+	for _, p := range d.Problems(g.ID) {
+		out = append(out, fmt.Sprintf("grant %s: %s", g.ID, p))
+	}
+	for _, m := range DiffGrant(g, lg, live) {
+		out = append(out, fmt.Sprintf("grant %s: %s", g.ID, m))
+	}
+	return out
+}
+
+// SessionDiffs is GrantDiffs for a session row.
+func SessionDiffs(d *Deriver, s model.Session) []string {
+	ls, ended, ok := d.Session(s.ID)
+	if !ok {
+		return []string{fmt.Sprintf("session %s: the database has it but the log never recorded it", s.ID)}
+	}
+	var out []string
+	for _, m := range DiffSession(s, ls, ended) {
+		out = append(out, fmt.Sprintf("session %s: %s", s.ID, m))
+	}
+	return out
+}

@@ -1,0 +1,586 @@
+package review
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/scope"
+)
+
+// A review is only as good as the rows it reads, and the rows live in a
+// database that whoever holds the disk can edit. The log cannot be edited
+// without breaking its signed tree, so every answer a review shows is also
+// derived here from the log entries alone; a stored row that differs from
+// its derivation is reported, never shown as if it were proven.
+
+// MaxUsed bounds the distinct "action resource" pairs kept per session; the
+// full detail is in the log, this is the review summary.
+const MaxUsed = 100
+
+// CountCall returns r with c counted, as a session summary counts it; r
+// itself is left unchanged. The gateway's recorder and the derivation from
+// the log both use it, so the two cannot drift apart.
+func CountCall(r model.Session, c gateway.Call) model.Session {
+	r.Used = slices.Clone(r.Used)
+	if c.Kind != "result" {
+		if c.Allowed {
+			r.Calls++
+			for _, u := range append([]string{c.Action + " " + c.Resource}, c.Also...) {
+				if len(r.Used) < MaxUsed && !slices.Contains(r.Used, u) {
+					r.Used = append(r.Used, u)
+				}
+			}
+		} else {
+			r.Denied++
+		}
+	}
+	r.BytesIn += c.BytesIn
+	r.BytesOut += c.BytesOut
+	return r
+}
+
+// Deriver rebuilds grants and sessions from log entries fed to it in
+// sequence order. Entries of other types (identities, policies, gateway
+// rejections) are ignored. It is not safe for concurrent use.
+type Deriver struct {
+	grants   map[string]*derivedGrant
+	sessions map[string]*derivedSession
+	order    []string // grant ids in the order they were requested
+}
+
+type derivedGrant struct {
+	g        model.Grant
+	sessions []string
+	problems []string // entries about this grant that could not be applied
+}
+
+type derivedSession struct {
+	s     model.Session
+	ended bool
+}
+
+// NewDeriver returns an empty Deriver.
+func NewDeriver() *Deriver {
+	return &Deriver{grants: map[string]*derivedGrant{}, sessions: map[string]*derivedSession{}}
+}
+
+// Parsed is one entry decoded for the Deriver. Decoding does not depend on
+// the state, so callers may Parse entries in parallel and Apply them in
+// order.
+type Parsed struct {
+	Seq     int64
+	Time    time.Time
+	Type    string
+	Grant   string
+	Session string
+	Actor   string
+	data    json.RawMessage
+	call    []gateway.Call // session.call (one) and session.results
+	skip    bool
+}
+
+// entryHead is the part of an entry every type has.
+type entryHead struct {
+	Seq     int64           `json:"seq"`
+	Time    string          `json:"time"`
+	Type    string          `json:"type"`
+	Grant   string          `json:"grant"`
+	Session string          `json:"session"`
+	Actor   string          `json:"actor"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Relevant reports whether entries of type typ change what a review shows.
+func Relevant(typ string) bool {
+	return strings.HasPrefix(typ, "grant.") || strings.HasPrefix(typ, "session.")
+}
+
+// callFields are the parts of a gateway call a summary counts; decoding
+// only these skips the call's parameters without building them.
+type callFields struct {
+	Kind     string   `json:"kind"`
+	Action   string   `json:"action"`
+	Resource string   `json:"resource"`
+	Also     []string `json:"also"`
+	Allowed  bool     `json:"allowed"`
+	BytesIn  int64    `json:"bytes_in"`
+	BytesOut int64    `json:"bytes_out"`
+}
+
+func (c callFields) call() gateway.Call {
+	return gateway.Call{Kind: c.Kind, Action: c.Action, Resource: c.Resource, Also: c.Also, Allowed: c.Allowed, BytesIn: c.BytesIn, BytesOut: c.BytesOut}
+}
+
+// sessionEntry decodes a session.call or session.results entry in one pass.
+type sessionEntry struct {
+	Seq     int64  `json:"seq"`
+	Time    string `json:"time"`
+	Type    string `json:"type"`
+	Grant   string `json:"grant"`
+	Session string `json:"session"`
+	Actor   string `json:"actor"`
+	Data    struct {
+		callFields
+		Results []callFields `json:"results"`
+	} `json:"data"`
+}
+
+// Parse decodes entry bytes (in the format of package auditlog).
+func Parse(b []byte) (Parsed, error) {
+	// Gateway calls are nearly all of a log: decode them in one pass.
+	if bytes.Contains(b, []byte(`"type":"session.call"`)) || bytes.Contains(b, []byte(`"type":"session.results"`)) {
+		var se sessionEntry
+		if err := json.Unmarshal(b, &se); err == nil && (se.Type == "session.call" || se.Type == "session.results") {
+			t, err := time.Parse(time.RFC3339Nano, se.Time)
+			if err != nil {
+				return Parsed{}, fmt.Errorf("entry %d: bad time %q", se.Seq, se.Time)
+			}
+			p := Parsed{Seq: se.Seq, Time: t.UTC(), Type: se.Type, Grant: se.Grant, Session: se.Session, Actor: se.Actor}
+			if se.Type == "session.call" {
+				p.call = []gateway.Call{se.Data.call()}
+			} else {
+				for _, c := range se.Data.Results {
+					p.call = append(p.call, c.call())
+				}
+			}
+			return p, nil
+		}
+	}
+	var h entryHead
+	if err := json.Unmarshal(b, &h); err != nil {
+		return Parsed{}, fmt.Errorf("not a log entry: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Time)
+	if err != nil {
+		return Parsed{}, fmt.Errorf("entry %d: bad time %q", h.Seq, h.Time)
+	}
+	p := Parsed{Seq: h.Seq, Time: t.UTC(), Type: h.Type, Grant: h.Grant, Session: h.Session, Actor: h.Actor, data: h.Data}
+	switch h.Type {
+	case "session.call", "session.results":
+		return p, fmt.Errorf("entry %d: malformed %s", h.Seq, h.Type)
+	default:
+		p.skip = !Relevant(h.Type)
+	}
+	return p, nil
+}
+
+// Add parses and applies one entry.
+func (d *Deriver) Add(b []byte) error {
+	p, err := Parse(b)
+	if err != nil {
+		return err
+	}
+	return d.Apply(p)
+}
+
+// Apply applies one parsed entry. An entry that does not fit the state (a
+// session of an unknown grant, an event before its grant's request) is an
+// error and leaves the state unchanged; the grant it names is marked as not
+// derivable.
+func (d *Deriver) Apply(p Parsed) error {
+	if p.skip {
+		return nil
+	}
+	err := d.apply(p)
+	if err != nil && p.Grant != "" {
+		if dg := d.grants[p.Grant]; dg != nil {
+			dg.problems = append(dg.problems, err.Error())
+		}
+	}
+	return err
+}
+
+func (d *Deriver) apply(p Parsed) error {
+	if strings.HasPrefix(p.Type, "session.") {
+		return d.applySession(p)
+	}
+	if p.Type == "grant.requested" {
+		if _, dup := d.grants[p.Grant]; dup || p.Grant == "" {
+			return fmt.Errorf("entry %d: grant %q requested twice", p.Seq, p.Grant)
+		}
+		var in struct {
+			Identity     string             `json:"identity"`
+			IdentityKind model.IdentityKind `json:"identity_kind"`
+			Owner        string             `json:"owner"`
+			Target       string             `json:"target"`
+			TargetKind   string             `json:"target_kind"`
+			Account      string             `json:"account"`
+			Scope        []string           `json:"scope"`
+			Duration     string             `json:"duration"`
+			Reason       string             `json:"reason"`
+			Extends      string             `json:"extends"`
+			DecideBy     time.Time          `json:"decide_by"`
+		}
+		if err := json.Unmarshal(p.data, &in); err != nil {
+			return fmt.Errorf("entry %d: %w", p.Seq, err)
+		}
+		sc, err := scope.Parse(in.Scope)
+		if err != nil {
+			return fmt.Errorf("entry %d: scope: %w", p.Seq, err)
+		}
+		dur, err := time.ParseDuration(in.Duration)
+		if err != nil {
+			return fmt.Errorf("entry %d: duration: %w", p.Seq, err)
+		}
+		d.grants[p.Grant] = &derivedGrant{g: model.Grant{
+			ID: p.Grant, Identity: in.Identity, IdentityKind: in.IdentityKind, Owner: in.Owner,
+			Target: in.Target, TargetKind: in.TargetKind, Account: in.Account,
+			RequestedScope: sc, Reason: in.Reason, Duration: dur, Extends: in.Extends,
+			Status: model.Pending, RequestedAt: p.Time, DecideBy: in.DecideBy,
+		}}
+		d.order = append(d.order, p.Grant)
+		return nil
+	}
+	dg := d.grants[p.Grant]
+	if dg == nil {
+		if p.Type == "grant.credentials_issued" {
+			return nil
+		}
+		return fmt.Errorf("entry %d: %s of grant %q, which was never requested", p.Seq, p.Type, p.Grant)
+	}
+	g := &dg.g
+	switch p.Type {
+	case "grant.decided":
+		var dec model.PolicyDecision
+		if err := json.Unmarshal(p.data, &dec); err != nil {
+			return fmt.Errorf("entry %d: %w", p.Seq, err)
+		}
+		g.Decision = dec
+	case "grant.approved":
+		var a model.Approval
+		if err := json.Unmarshal(p.data, &a); err != nil {
+			return fmt.Errorf("entry %d: %w", p.Seq, err)
+		}
+		g.Approvals = append(g.Approvals, a)
+		g.DecidedAt = a.At
+	case "grant.activated":
+		var in struct {
+			GrantedScope []string  `json:"granted_scope"`
+			StartedAt    time.Time `json:"started_at"`
+			ExpiresAt    time.Time `json:"expires_at"`
+			CredentialID string    `json:"credential_id"`
+			Fingerprint  string    `json:"credential_fingerprint"`
+		}
+		if err := json.Unmarshal(p.data, &in); err != nil {
+			return fmt.Errorf("entry %d: %w", p.Seq, err)
+		}
+		sc, err := scope.Parse(in.GrantedScope)
+		if err != nil {
+			return fmt.Errorf("entry %d: granted scope: %w", p.Seq, err)
+		}
+		if p.Actor == "policy" {
+			g.DecidedAt = g.Decision.At
+		}
+		g.Status, g.GrantedScope, g.StartedAt, g.ExpiresAt = model.Active, sc, in.StartedAt, in.ExpiresAt
+		g.CredentialID, g.CredentialFingerprint = in.CredentialID, in.Fingerprint
+	case "grant.credentials_issued":
+	default:
+		return d.applyEnd(p, g)
+	}
+	return nil
+}
+
+// applyEnd applies grant.expired, .revoked, .ended, .cancelled, .denied.
+func (d *Deriver) applyEnd(p Parsed, g *model.Grant) error {
+	reason := strings.TrimPrefix(p.Type, "grant.")
+	switch reason {
+	case "expired", "revoked", "ended", "cancelled", "denied":
+	default:
+		return fmt.Errorf("entry %d: unknown grant event %s", p.Seq, p.Type)
+	}
+	var in struct {
+		At       time.Time         `json:"at"`
+		By       string            `json:"by"`
+		Reason   string            `json:"reason"`
+		Status   model.GrantStatus `json:"status"`
+		Approval *model.Approval   `json:"approval"`
+	}
+	if err := json.Unmarshal(p.data, &in); err != nil {
+		return fmt.Errorf("entry %d: %w", p.Seq, err)
+	}
+	if reason == "denied" && in.By == "policy" {
+		// Refused by policy at the request: the decision's time.
+		in.At, in.Status = g.Decision.At, model.Denied
+		g.DecidedAt = g.Decision.At
+	}
+	if in.Approval != nil {
+		g.Approvals = append(g.Approvals, *in.Approval)
+		g.DecidedAt = in.Approval.At
+	}
+	if !in.Status.Final() || !in.Status.Valid() {
+		return fmt.Errorf("entry %d: %s with status %q", p.Seq, p.Type, in.Status)
+	}
+	g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = in.Status, in.At, reason, in.By, in.Reason
+	return nil
+}
+
+func (d *Deriver) applySession(p Parsed) error {
+	if p.Type == "session.started" {
+		dg := d.grants[p.Grant]
+		if dg == nil {
+			return fmt.Errorf("entry %d: session %q of grant %q, which was never requested", p.Seq, p.Session, p.Grant)
+		}
+		if _, dup := d.sessions[p.Session]; dup || p.Session == "" {
+			return fmt.Errorf("entry %d: session %q started twice", p.Seq, p.Session)
+		}
+		var in struct {
+			Client string `json:"client"`
+			Target string `json:"target"`
+		}
+		if err := json.Unmarshal(p.data, &in); err != nil {
+			return fmt.Errorf("entry %d: %w", p.Seq, err)
+		}
+		d.sessions[p.Session] = &derivedSession{s: model.Session{
+			ID: p.Session, GrantID: p.Grant, Identity: p.Actor, Target: in.Target, Client: in.Client, StartedAt: p.Time,
+		}}
+		dg.sessions = append(dg.sessions, p.Session)
+		return nil
+	}
+	ds := d.sessions[p.Session]
+	if ds == nil || ds.s.GrantID != p.Grant {
+		return fmt.Errorf("entry %d: %s of session %q, which was never started under grant %q", p.Seq, p.Type, p.Session, p.Grant)
+	}
+	switch p.Type {
+	case "session.call", "session.results":
+		if ds.ended {
+			return fmt.Errorf("entry %d: %s after session %s ended", p.Seq, p.Type, p.Session)
+		}
+		for _, c := range p.call {
+			ds.s = CountCall(ds.s, c)
+		}
+	case "session.ended":
+		ds.ended = true
+		ds.s.EndedAt = p.Time
+	}
+	return nil
+}
+
+// GrantIDs returns the ids of every grant derived, in request order.
+func (d *Deriver) GrantIDs() []string { return slices.Clone(d.order) }
+
+// Grant returns the grant as the log implies it, with its Usage summed
+// from its sessions as the store sums it. live reports whether one of its
+// sessions has not ended in the log (its stored summary may then lag).
+func (d *Deriver) Grant(id string) (g model.Grant, live, ok bool) {
+	dg := d.grants[id]
+	if dg == nil {
+		return model.Grant{}, false, false
+	}
+	g = dg.g
+	g.Approvals = slices.Clone(g.Approvals)
+	u := model.Usage{}
+	for _, sid := range dg.sessions {
+		s := d.sessions[sid]
+		u.Sessions++
+		u.Calls += s.s.Calls
+		u.DeniedCalls += s.s.Denied
+		u.BytesIn += s.s.BytesIn
+		u.BytesOut += s.s.BytesOut
+		u.ScopeUsed = append(u.ScopeUsed, s.s.Used...)
+		live = live || !s.ended
+	}
+	slices.Sort(u.ScopeUsed)
+	u.ScopeUsed = slices.Compact(u.ScopeUsed)
+	g.Usage = u
+	return g, live, true
+}
+
+// Problems returns why entries of grant id could not be applied.
+func (d *Deriver) Problems(id string) []string {
+	if dg := d.grants[id]; dg != nil {
+		return slices.Clone(dg.problems)
+	}
+	return nil
+}
+
+// Session returns the session as the log implies it; ended reports whether
+// the log holds its end.
+func (d *Deriver) Session(id string) (s model.Session, ended, ok bool) {
+	ds := d.sessions[id]
+	if ds == nil {
+		return model.Session{}, false, false
+	}
+	s = ds.s
+	s.Used = slices.Clone(s.Used)
+	return s, ds.ended, true
+}
+
+// SessionIDs returns the ids of every session derived, sorted.
+func (d *Deriver) SessionIDs() []string {
+	out := make([]string, 0, len(d.sessions))
+	for id := range d.sessions {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ErrNotInLog marks a stored row the log has no trace of.
+var ErrNotInLog = errors.New("not in the log")
+
+// field is one compared answer, rendered for the message.
+type field struct {
+	name          string
+	stored, log   string
+	lagging       bool // the stored value may be a prefix of the log's
+	num           bool // a count, shown unquoted
+	storedN, logN int64
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func differences(fs []field) []string {
+	var out []string
+	for _, f := range fs {
+		if f.lagging {
+			// A summary written lazily may trail the log, never lead it.
+			if f.storedN > f.logN {
+				out = append(out, fmt.Sprintf("%s is %d, log says at most %d", f.name, f.storedN, f.logN))
+			}
+			continue
+		}
+		switch {
+		case f.stored == f.log:
+		case f.num:
+			out = append(out, fmt.Sprintf("%s is %d, log says %d", f.name, f.storedN, f.logN))
+		default:
+			out = append(out, fmt.Sprintf("%s is %q, log says %q", f.name, f.stored, f.log))
+		}
+	}
+	return out
+}
+
+func count(name string, stored, log int64, live bool) field {
+	return field{name: name, stored: fmt.Sprint(stored), log: fmt.Sprint(log), lagging: live, num: true, storedN: stored, logN: log}
+}
+
+// DiffGrant compares a stored grant (with Usage) with its derivation from
+// the log and describes each answer that differs, e.g. `reason is
+// "routine", log says "billing errors too"`. With live set (a session the
+// log has not ended), usage counts may trail the log's.
+func DiffGrant(stored, log model.Grant, live bool) []string {
+	fs := []field{
+		{name: "identity", stored: stored.Identity, log: log.Identity},
+		{name: "identity_kind", stored: string(stored.IdentityKind), log: string(log.IdentityKind)},
+		{name: "owner", stored: stored.Owner, log: log.Owner},
+		{name: "target", stored: stored.Target, log: log.Target},
+		{name: "target_kind", stored: stored.TargetKind, log: log.TargetKind},
+		{name: "account", stored: stored.Account, log: log.Account},
+		{name: "scope_requested", stored: strings.Join(stored.RequestedScope.Strings(), "; "), log: strings.Join(log.RequestedScope.Strings(), "; ")},
+		{name: "scope_granted", stored: strings.Join(stored.GrantedScope.Strings(), "; "), log: strings.Join(log.GrantedScope.Strings(), "; ")},
+		{name: "reason", stored: stored.Reason, log: log.Reason},
+		{name: "duration", stored: stored.Duration.String(), log: log.Duration.String()},
+		{name: "extends", stored: stored.Extends, log: log.Extends},
+		{name: "status", stored: string(stored.Status), log: string(log.Status)},
+		{name: "requested_at", stored: ts(stored.RequestedAt), log: ts(log.RequestedAt)},
+		{name: "decide_by", stored: ts(stored.DecideBy), log: ts(log.DecideBy)},
+		{name: "decided_at", stored: ts(stored.DecidedAt), log: ts(log.DecidedAt)},
+		{name: "started_at", stored: ts(stored.StartedAt), log: ts(log.StartedAt)},
+		{name: "expires_at", stored: ts(stored.ExpiresAt), log: ts(log.ExpiresAt)},
+		{name: "ended_at", stored: ts(stored.EndedAt), log: ts(log.EndedAt)},
+		{name: "end_reason", stored: stored.EndReason, log: log.EndReason},
+		{name: "ended_by", stored: stored.EndedBy, log: log.EndedBy},
+		{name: "end_comment", stored: stored.EndComment, log: log.EndComment},
+		{name: "decision", stored: js(normDecision(stored.Decision)), log: js(normDecision(log.Decision))},
+		{name: "approvals", stored: js(normApprovals(stored.Approvals)), log: js(normApprovals(log.Approvals))},
+		{name: "credential_id", stored: stored.CredentialID, log: log.CredentialID},
+		{name: "credential_fingerprint", stored: stored.CredentialFingerprint, log: log.CredentialFingerprint},
+		count("sessions", stored.Usage.Sessions, log.Usage.Sessions, false),
+		count("calls", stored.Usage.Calls, log.Usage.Calls, live),
+		count("denied_calls", stored.Usage.DeniedCalls, log.Usage.DeniedCalls, live),
+		count("bytes_in", stored.Usage.BytesIn, log.Usage.BytesIn, live),
+		count("bytes_out", stored.Usage.BytesOut, log.Usage.BytesOut, live),
+	}
+	out := differences(fs)
+	if !subset(stored.Usage.ScopeUsed, log.Usage.ScopeUsed, live) {
+		out = append(out, fmt.Sprintf("scope_used is %q, log says %q", strings.Join(stored.Usage.ScopeUsed, "; "), strings.Join(log.Usage.ScopeUsed, "; ")))
+	}
+	return out
+}
+
+// DiffSession compares a stored session with its derivation from the log.
+// While the log has not ended it (ended false), its counts may trail.
+func DiffSession(stored, log model.Session, ended bool) []string {
+	live := !ended
+	fs := []field{
+		{name: "grant", stored: stored.GrantID, log: log.GrantID},
+		{name: "identity", stored: stored.Identity, log: log.Identity},
+		{name: "target", stored: stored.Target, log: log.Target},
+		{name: "client", stored: stored.Client, log: log.Client},
+		{name: "started_at", stored: ts(stored.StartedAt), log: ts(log.StartedAt)},
+		count("calls", stored.Calls, log.Calls, live),
+		count("denied", stored.Denied, log.Denied, live),
+		count("bytes_in", stored.BytesIn, log.BytesIn, live),
+		count("bytes_out", stored.BytesOut, log.BytesOut, live),
+	}
+	if ended || !stored.EndedAt.IsZero() {
+		fs = append(fs, field{name: "ended_at", stored: ts(stored.EndedAt), log: ts(log.EndedAt)})
+	}
+	out := differences(fs)
+	if !subset(stored.Used, log.Used, live) {
+		out = append(out, fmt.Sprintf("used is %q, log says %q", strings.Join(stored.Used, "; "), strings.Join(log.Used, "; ")))
+	}
+	return out
+}
+
+// subset reports whether a equals b as sets, or (with prefix) is contained in it.
+func subset(a, b []string, prefix bool) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	if prefix {
+		return true
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// normDecision makes empty and missing lists compare equal and times UTC.
+func normDecision(d model.PolicyDecision) model.PolicyDecision {
+	if len(d.PolicyIDs) == 0 {
+		d.PolicyIDs = nil
+	}
+	if len(d.Pairs) == 0 {
+		d.Pairs = nil
+	}
+	d.At = d.At.UTC()
+	return d
+}
+
+func normApprovals(as []model.Approval) []model.Approval {
+	if len(as) == 0 {
+		return nil
+	}
+	out := slices.Clone(as)
+	for i := range out {
+		out[i].At = out[i].At.UTC()
+		if len(out[i].Policies) == 0 {
+			out[i].Policies = nil
+		}
+	}
+	return out
+}
