@@ -85,6 +85,10 @@ func (c *call) serve() {
 			return
 		}
 	}
+	if e := g.admitUpload(gr, op); e != nil {
+		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Message), e)
+		return
+	}
 	c.forward(t, op, auth, body)
 }
 
