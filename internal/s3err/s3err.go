@@ -69,6 +69,9 @@ type Error struct {
 	Status int
 	// Resource, if set, is the path the error is about.
 	Resource string
+	// HeadersNotSigned, if set, lists the x-amz-* headers a request did
+	// not sign, in the element S3 sends with that AccessDenied.
+	HeadersNotSigned string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -98,6 +101,8 @@ type body struct {
 	Message   string   `xml:"Message"`
 	Resource  string   `xml:"Resource,omitempty"`
 	RequestID string   `xml:"RequestId,omitempty"`
+
+	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
 }
 
 // Write sends e as S3's XML error document. HEAD responses get the status
@@ -112,7 +117,7 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
 		w.WriteHeader(e.Status)
 		return
 	}
-	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, RequestID: requestID})
+	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, RequestID: requestID, HeadersNotSigned: e.HeadersNotSigned})
 	if err != nil { // cannot happen for strings
 		out = []byte("<Error><Code>InternalError</Code></Error>")
 	}

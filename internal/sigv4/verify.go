@@ -81,9 +81,9 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 		if len(authz) != 1 {
 			return nil, malformed("only one Authorization header is allowed")
 		}
-		return v.verifyHeader(r, authz[0], lookup, sc)
+		return allSigned(r)(v.verifyHeader(r, authz[0], lookup, sc))
 	case presigned:
-		return v.verifyPresigned(r, lookup, sc)
+		return allSigned(r)(v.verifyPresigned(r, lookup, sc))
 	}
 	return nil, s3err.New(s3err.AccessDenied, "Anonymous access is not allowed: sign the request with AWS Signature Version 4 (%s) using the grant's credentials", algorithmV4)
 }
