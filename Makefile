@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzChunkedBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/

@@ -97,6 +97,10 @@ func (c *call) serve() {
 			return
 		}
 	}
+	if e := g.admitUpload(gr, op); e != nil {
+		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Message), e)
+		return
+	}
 	c.forward(t, op, auth, body)
 }
 
@@ -142,6 +146,9 @@ func unknownKey() *s3err.Error {
 // records the attempt (never a secret).
 func (c *call) reject(e *s3err.Error) {
 	rj := gateway.Rejection{Gateway: "aws", Client: clientOf(c.r), CredentialID: c.credID, Reason: e.Code + ": " + e.Message}
+	if e.HeadersNotSigned != "" {
+		rj.Reason += ": " + e.HeadersNotSigned
+	}
 	if c.gr != nil {
 		rj.GrantID, rj.Target = c.gr.ID, c.gr.Target
 	}

@@ -8,8 +8,11 @@
 //     presigned form, every payload mode; internal/sigv4). The grant must be
 //     live: a key whose grant has ended gets a precise answer only when the
 //     caller proves it holds the secret, otherwise it reads as unknown.
-//  2. The request is mapped to the IAM checks it needs (internal/s3iam) and
-//     every check must be covered by the grant's scope.
+//     Every x-amz-* header must be signed, as S3 requires.
+//  2. The request is mapped to the IAM checks it needs (internal/s3iam),
+//     identifiers validated, and every check must be covered by the grant's
+//     scope. An upload id must name an upload this gateway created for
+//     that key (uploads.go).
 //  3. The call is recorded durably in the grant's session; if the record
 //     cannot be written the call is refused with 503 and nothing is sent.
 //  4. The agent's authentication is stripped, the request is re-signed with

@@ -112,6 +112,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		capture = &capped{max: maxErrorCapture}
 		src = io.TeeReader(resp.Body, capture)
 	}
+	src, settleUpload := x.watchUploads(op, resp.StatusCode, src)
 	w.WriteHeader(resp.StatusCode)
 	n, rerr, werr := copyResponse(w, src)
 	res.BytesOut = n
@@ -123,6 +124,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			res.Error = code
 		}
 	}
+	settleUpload(rerr == nil && werr == nil, res.Error)
 	switch {
 	case rerr == nil && werr == nil:
 	case cutError(x.ctx) != nil:

@@ -136,7 +136,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		// server does so already, so this rarely allocates) and values
 		// under keys that canonicalise alike are merged.
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if dropped[ck] {
+		if dropped[ck] || !signedAmz(ck, auth) {
 			continue
 		}
 		v = slices.Clip(v)

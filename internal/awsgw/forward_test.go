@@ -48,10 +48,15 @@ func TestUpstreamHeader(t *testing.T) {
 		"X-Amz-Copy-Source":            {"/logs/a%2Fb"},
 		"Content-Type":                 {"text/plain"},
 		"X-Amz-Meta-Owner":             {"sre"},
+		"X-Amz-Meta-Unsigned":          {"added after signing"},
 		"Range":                        {"bytes=0-9"},
 	}
 	op := &s3iam.Op{Name: "CopyObject", Bucket: "logs", Key: "app/c", CopySourceBucket: "logs", CopySourceKey: "a/b"}
-	h := upstreamHeader(in, op, &sigv4.Auth{Payload: sigv4.StreamingUnsignedTrailer})
+	// Every x-amz-* header but X-Amz-Meta-Unsigned is signed: an unsigned
+	// one never goes upstream.
+	signed := []string{"content-encoding", "host", "x-amz-content-sha256", "x-amz-copy-source", "x-amz-decoded-content-length",
+		"x-amz-meta-owner", "x-amz-sdk-checksum-algorithm", "x-amz-trailer"}
+	h := upstreamHeader(in, op, &sigv4.Auth{Payload: sigv4.StreamingUnsignedTrailer, SignedHeaders: signed})
 	want := http.Header{
 		"Content-Encoding":  {"gzip"},
 		"Content-Type":      {"text/plain"},
@@ -69,7 +74,7 @@ func TestUpstreamHeader(t *testing.T) {
 	}
 	// Without aws-chunked, Content-Encoding and the checksum algorithm stay.
 	h = upstreamHeader(http.Header{"Content-Encoding": {"gzip"}, "X-Amz-Sdk-Checksum-Algorithm": {"CRC32"}, "X-Amz-Checksum-Crc32": {"AAAAAA=="}},
-		&s3iam.Op{Name: "PutObject"}, &sigv4.Auth{Payload: sigv4.SHA256})
+		&s3iam.Op{Name: "PutObject"}, &sigv4.Auth{Payload: sigv4.SHA256, SignedHeaders: []string{"host", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm"}})
 	if h.Get("Content-Encoding") != "gzip" || h.Get("X-Amz-Sdk-Checksum-Algorithm") != "CRC32" || h.Get("X-Amz-Checksum-Crc32") == "" {
 		t.Errorf("plain upload headers: %v", h)
 	}

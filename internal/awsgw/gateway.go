@@ -71,6 +71,8 @@ type Gateway struct {
 	now     func() time.Time
 	log     *slog.Logger
 	known   *known
+	// uploads binds multipart uploads to their keys (uploads.go).
+	uploads *uploadTable
 	// verifier is shared by all requests so that its cache of derived
 	// signing keys serves a grant's calls all day; each call passes its
 	// own lookup.
@@ -116,6 +118,7 @@ func New(o Options) (*Gateway, error) {
 		now:      o.Now,
 		log:      o.Logger,
 		known:    newKnown(o.Now),
+		uploads:  newUploadTable(o.Now),
 		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, Service: "s3"},
 		sessions: map[string]*session{},
 	}

@@ -76,6 +76,9 @@ type Error struct {
 	// AuthorizationQueryParametersError, and SDKs (boto3's region
 	// redirector) read it to retry with the right region.
 	Region string
+	// HeadersNotSigned, if set, lists the x-amz-* headers a request did
+	// not sign, in the element S3 sends with that AccessDenied.
+	HeadersNotSigned string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -106,6 +109,8 @@ type body struct {
 	Resource  string   `xml:"Resource,omitempty"`
 	Region    string   `xml:"Region,omitempty"`
 	RequestID string   `xml:"RequestId,omitempty"`
+
+	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
 }
 
 // Write sends e as S3's XML error document. HEAD responses get the status
@@ -120,7 +125,7 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
 		w.WriteHeader(e.Status)
 		return
 	}
-	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, Region: e.Region, RequestID: requestID})
+	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, Region: e.Region, RequestID: requestID, HeadersNotSigned: e.HeadersNotSigned})
 	if err != nil { // cannot happen for strings
 		out = []byte("<Error><Code>InternalError</Code></Error>")
 	}

@@ -186,6 +186,9 @@ func (req *request) pick(cands []*rule) *rule {
 func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 	partNumber := false
 	for _, p := range req.q {
+		if err := CheckQueryID(p.name, p.value); err != nil {
+			return "", err // an identifier that is not one (ids.go)
+		}
 		switch {
 		case p.name == r.sub:
 			if r.sub == "uploadId" {

@@ -217,6 +217,9 @@ func parseDelete(body []byte) ([]deleteObject, error) {
 				if text.Len() == 0 {
 					return nil, malformed("an empty <VersionId>")
 				}
+				if err := CheckOpaqueID("a DeleteObjects <VersionId>", text.String()); err != nil {
+					return nil, err
+				}
 				cur.hasVersion = true
 			case len(stack) == 1 && name == "Quiet":
 				if v := text.String(); v != "true" && v != "false" {

@@ -100,6 +100,11 @@
 //   - keys over 1024 bytes; bucket names outside today's S3 rules,
 //     including escaped ones.
 //
+// Identifiers (upload and version ids, part numbers, markers,
+// continuation tokens, the copy source's and DeleteObjects' version ids)
+// are validated as opaque tokens by CheckQueryID and CheckOpaqueID
+// (ids.go): servers on a file system join some of them into paths.
+//
 // %2F decodes to '/', as in S3 (the key is the same either way). %252F
 // decodes once to the literal three characters "%2F", which S3 also
 // stores literally, so it cannot climb out of a prefix.

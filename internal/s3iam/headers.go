@@ -109,6 +109,9 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 		if len(q) != 1 || !ok || p.value == "" {
 			return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source may only be followed by ?versionId=ID")
 		}
+		if err := CheckOpaqueID("the versionId of x-amz-copy-source", p.value); err != nil {
+			return "", "", "", err
+		}
 		versionID = p.value
 	}
 	return bucket, key, versionID, nil

@@ -158,9 +158,9 @@ func sdkCases() []sdkCase {
 			return err
 		}, op: "GetObject", key: key, checks: ck("s3:GetObject", obj(key)), params: map[string]string{"key": key, "range": "bytes=0-9"}},
 		{name: "GetObject version", call: func(ctx context.Context, c *s3.Client) error {
-			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: k, VersionId: aws.String("v1+/="), ResponseContentType: aws.String("text/plain")})
+			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: k, VersionId: aws.String("v1+_.~="), ResponseContentType: aws.String("text/plain")})
 			return err
-		}, op: "GetObject", key: key, checks: ck("s3:GetObjectVersion", obj(key)), params: map[string]string{"version_id": "v1+/="}},
+		}, op: "GetObject", key: key, checks: ck("s3:GetObjectVersion", obj(key)), params: map[string]string{"version_id": "v1+_.~="}},
 		{name: "HeadObject", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b, Key: k, PartNumber: aws.Int32(2)})
 			return err
@@ -204,9 +204,9 @@ func sdkCases() []sdkCase {
 			return err
 		}, op: "CreateMultipartUpload", key: key, checks: ck("s3:PutObject", obj(key))},
 		{name: "UploadPart", call: func(ctx context.Context, c *s3.Client) error {
-			_, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: k, UploadId: aws.String("up+1/="), PartNumber: aws.Int32(3), Body: strings.NewReader("part")})
+			_, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: k, UploadId: aws.String("up+1_.~="), PartNumber: aws.Int32(3), Body: strings.NewReader("part")})
 			return err
-		}, op: "UploadPart", key: key, checks: ck("s3:PutObject", obj(key)), params: map[string]string{"upload_id": "up+1/=", "part_number": "3"}},
+		}, op: "UploadPart", key: key, checks: ck("s3:PutObject", obj(key)), params: map[string]string{"upload_id": "up+1_.~=", "part_number": "3"}},
 		{name: "UploadPartCopy", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: b, Key: k, UploadId: aws.String("u"), PartNumber: aws.Int32(1), CopySource: aws.String(copySrc), CopySourceRange: aws.String("bytes=0-99")})
 			return err

@@ -82,9 +82,9 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 		if len(authz) != 1 {
 			return nil, malformed("only one Authorization header is allowed")
 		}
-		return v.verifyHeader(r, authz[0], lookup, sc)
+		return allSigned(r)(v.verifyHeader(r, authz[0], lookup, sc))
 	case presigned:
-		return v.verifyPresigned(r, lookup, sc)
+		return allSigned(r)(v.verifyPresigned(r, lookup, sc))
 	}
 	if hasParam(r.URL.RawQuery, "AWSAccessKeyId") || hasParam(r.URL.RawQuery, "Signature") {
 		// A Signature Version 2 presigned URL (older boto3, 1.26 for one, presigns

@@ -1,0 +1,113 @@
+package sigv4
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+)
+
+// Unsigned x-amz-* headers.
+//
+// A signature covers only the headers in its SignedHeaders list. S3
+// refuses a request carrying any x-amz-* header outside that list, header
+// or presigned form alike, with 403 AccessDenied "There were headers
+// present in the request which were not signed" and the names in a
+// HeadersNotSigned element; otherwise whoever relays a signed request (or
+// holds a presigned URL) could add x-amz-copy-source, x-amz-tagging or
+// x-amz-meta-* and have them acted on. The AWS SDKs, the CLI (botocore),
+// minio-go and s3cmd sign every x-amz-* header they send, and presigners
+// hoist the ones they do not sign into the query, where the signature
+// covers them.
+//
+// The one exception is x-amz-content-sha256, which S3 accepts unsigned: in
+// header authentication its value is the last line of the canonical
+// request, so the signature binds it anyway, and a presigned request whose
+// signature does not cover it is treated as UNSIGNED-PAYLOAD whatever it
+// says. Headers such as x-amzn-trace-id are not x-amz-* and stay allowed
+// unsigned, as in S3.
+
+// maxListedUnsigned bounds the names an error lists.
+const maxListedUnsigned = 16
+
+// unsignedOK are the x-amz-* headers S3 accepts without a signature.
+var unsignedOK = []string{"x-amz-content-sha256"}
+
+// UnsignedAmzHeaders returns the x-amz-* headers of h, lower case and
+// sorted, that signedHeaders (the SignedHeaders list, lower case) does not
+// cover, apart from the documented exceptions; nil if there are none.
+func UnsignedAmzHeaders(h http.Header, signedHeaders []string) []string {
+	var out []string
+	for k := range h {
+		if len(k) < 6 || !strings.EqualFold(k[:6], "x-amz-") {
+			continue
+		}
+		if hasFold(signedHeaders, k) || hasFold(unsignedOK, k) || hasFold(out, k) {
+			continue
+		}
+		out = append(out, strings.ToLower(k))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hasFold reports whether list holds name, ignoring case (no allocation:
+// this runs on every request).
+func hasFold(list []string, name string) bool {
+	for _, s := range list {
+		if strings.EqualFold(s, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// headersNotSigned is S3's refusal of a request with unsigned x-amz-*
+// headers, naming at most maxListedUnsigned of them (each clipped).
+func headersNotSigned(names []string) *s3err.Error {
+	listed := names
+	if len(listed) > maxListedUnsigned {
+		listed = listed[:maxListedUnsigned]
+	}
+	clipped := make([]string, len(listed))
+	for i, n := range listed {
+		clipped[i] = clip(printable(n))
+	}
+	e := s3err.New(s3err.AccessDenied, "There were headers present in the request which were not signed")
+	e.HeadersNotSigned = strings.Join(clipped, ", ")
+	return e
+}
+
+// allSigned wraps a verification of r: a request whose signature holds
+// but whose x-amz-* headers are not all signed is refused. Only a caller
+// who proved the secret gets this far, so only such a caller learns about
+// the headers.
+func allSigned(r *http.Request) func(*Auth, error) (*Auth, error) {
+	return func(a *Auth, err error) (*Auth, error) {
+		if err != nil {
+			return nil, err
+		}
+		if names := UnsignedAmzHeaders(r.Header, a.SignedHeaders); len(names) > 0 {
+			return nil, headersNotSigned(names)
+		}
+		return a, nil
+	}
+}
+
+// printable replaces bytes that are not visible ASCII (a header map built
+// by hand may hold any), so a name cannot forge output where it is shown.
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] <= ' ' || b[j] >= 0x7f {
+					b[j] = '?'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
