@@ -26,7 +26,9 @@
 //     stays as it was. Nothing is acknowledged before it is durable, and every
 //     committed entry is covered by a checkpoint committed with it.
 //  5. Hand the newest checkpoint to the witness writer, which keeps a copy in
-//     [Options.WitnessPath] outside the database (see below).
+//     [Options.WitnessPath] outside the database (see below), and to
+//     [Options.OnCheckpoint], through which package witness publishes it to
+//     external witnesses.
 //
 // # Journal
 //
@@ -130,5 +132,12 @@
 // leaves a shorter but self-consistent log; that is caught only by comparing
 // with a checkpoint kept elsewhere, such as the witness file the Log writes
 // after batches are stored (at most every 200 ms), which Verify accepts as
-// its witness argument.
+// its witness argument. Since that file can be deleted with the tail, package
+// witness also sends every checkpoint to witnesses off the machine; a
+// tlog-witness takes it only with an RFC 6962 consistency proof from the
+// size it last saw, which [ProveConsistency] makes from that tree's frontier
+// (stored with each checkpoint, or rebuilt from the entries) and the
+// entries added since. The cosigned checkpoint they return is the signed
+// note with their cosignature lines appended; note.Open, and so Verify,
+// ignores those lines.
 package auditlog

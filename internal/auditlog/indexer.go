@@ -183,9 +183,7 @@ func (x *indexer) run() {
 			// Before waking waiters: a Do batch waiting for this one
 			// stores a newer checkpoint right after.
 			x.l.latest.Store(cp)
-			if x.l.witness != nil {
-				x.l.witness.offer(cp.Note)
-			}
+			x.l.stored(cp)
 			x.l.jr.dropIndexed(cp.Size)
 		} else {
 			x.err = err

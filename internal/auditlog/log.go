@@ -44,6 +44,13 @@ type Options struct {
 	// their checkpoints. It is written after the callers are acknowledged,
 	// and coalesced: under load only the newest checkpoint is written.
 	WitnessPath string
+	// OnCheckpoint, if set, is called with every new checkpoint once it is
+	// stored (with a journal, as the indexer stores each batch; otherwise
+	// after each commit), and once at Open with the newest stored one if the
+	// log is not empty. It is how checkpoints reach external witnesses
+	// (package witness). It runs on the log's writer or indexer goroutine,
+	// so it must not block or call Append or Do; it may keep cp.
+	OnCheckpoint func(cp store.Checkpoint)
 	// JournalDir, if set, turns on the journal (see "Journal" in the
 	// package documentation): batches of Append calls are made durable by
 	// one write and fdatasync to a segment file in this directory, and
@@ -149,9 +156,9 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 			return nil, err
 		}
 		l.witness = startWitness(opts.WitnessPath)
-		if cp := l.Latest(); cp.Size > 0 {
-			l.witness.offer(cp.Note) // the entries a replay just stored
-		}
+	}
+	if cp := l.latest.Load(); cp.Size > 0 {
+		l.stored(cp) // the entries a replay just stored
 	}
 	if l.jr != nil {
 		l.idx = startIndexer(l)
@@ -411,8 +418,19 @@ func (l *Log) commit() {
 			r.o.res <- err
 		}
 	}
-	if err == nil && cp != nil && l.witness != nil {
+	if err == nil && cp != nil {
+		l.stored(cp)
+	}
+}
+
+// stored hands a checkpoint that is now in the store to the witness file
+// writer and to Options.OnCheckpoint.
+func (l *Log) stored(cp *store.Checkpoint) {
+	if l.witness != nil {
 		l.witness.offer(cp.Note)
+	}
+	if l.opts.OnCheckpoint != nil {
+		l.opts.OnCheckpoint(cloneCheckpoint(*cp))
 	}
 }
 

@@ -41,6 +41,8 @@ type Config struct {
 	Grants GrantSettings `yaml:"grants"`
 	// TLS configures the gateway listeners' certificate.
 	TLS TLS `yaml:"tls"`
+	// Audit configures where the log's checkpoints are published.
+	Audit Audit `yaml:"audit"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.

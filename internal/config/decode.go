@@ -416,6 +416,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				{"require_reason", func(p string, v *yaml.Node) { g.RequireReason = d.boolean(v, p) }},
 			})
 		}},
+		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
 	})
 }
 

@@ -84,6 +84,8 @@ func (d *decoder) validate(c *Config, base string) {
 		d.validateTarget(&c.Targets[i], fmt.Sprintf("targets[%d]", i), targets)
 	}
 
+	d.validateAudit(&c.Audit)
+
 	g := &c.Grants
 	if g.MaxDuration.Duration == 0 {
 		g.MaxDuration.Duration = DefaultMaxDuration

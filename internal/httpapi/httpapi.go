@@ -503,11 +503,23 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, who model.Ident
 	return h.audit.Verify(r.Context())
 }
 
-// CheckpointResponse carries the newest signed checkpoint, for witnesses.
+// CheckpointResponse carries the newest signed checkpoint, for witnesses,
+// and the newest one the configured tlog-witnesses cosigned.
 type CheckpointResponse struct {
 	Checkpoint string `json:"checkpoint"`
+	Cosigned   string `json:"cosigned,omitempty"`
+}
+
+// CosignedAuditor is an Auditor that also keeps witness-cosigned
+// checkpoints (package witness).
+type CosignedAuditor interface {
+	CosignedCheckpoint() []byte
 }
 
 func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	return CheckpointResponse{string(h.audit.Checkpoint())}, nil
+	resp := CheckpointResponse{Checkpoint: string(h.audit.Checkpoint())}
+	if c, ok := h.audit.(CosignedAuditor); ok {
+		resp.Cosigned = string(c.CosignedCheckpoint())
+	}
+	return resp, nil
 }

@@ -30,7 +30,9 @@ import (
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
+	"github.com/airlock-dev/airlock/internal/witness"
 )
 
 // Files inside data_dir.
@@ -38,6 +40,9 @@ const (
 	DatabaseFile      = "airlock.db"
 	CredentialKeyFile = "credential.key"
 	WitnessFile       = "checkpoint"
+	// CosignedFile is the newest checkpoint with the configured
+	// tlog-witnesses' cosignatures (audit.witnesses).
+	CosignedFile = "checkpoint.cosigned"
 	// JournalDir holds the log's journal: each batch of records is durable
 	// there first and copied into the database in the background.
 	JournalDir = "journal"
@@ -53,6 +58,8 @@ type Server struct {
 	log      *auditlog.Log
 	verifier note.Verifier
 	logger   *slog.Logger
+	// witnesses publishes checkpoints to audit.witnesses (nil if none).
+	witnesses *witness.Publisher
 }
 
 // Open starts everything but the listeners. The caller must Close it.
@@ -79,11 +86,18 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err != nil {
 		return nil, err
 	}
+	var onCheckpoint func(store.Checkpoint)
+	if s.witnesses, err = startWitnesses(cfg, s.store, logger); err != nil {
+		return nil, err
+	} else if s.witnesses != nil {
+		onCheckpoint = s.witnesses.Offer
+	}
 	s.log, err = auditlog.Open(ctx, s.store, signer, auditlog.Options{
-		Origin:      logOrigin(verifier),
-		WitnessPath: filepath.Join(cfg.DataDir, WitnessFile),
-		JournalDir:  filepath.Join(cfg.DataDir, JournalDir),
-		JournalKey:  journalKey(credKey),
+		Origin:       logOrigin(verifier),
+		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
+		JournalDir:   filepath.Join(cfg.DataDir, JournalDir),
+		JournalKey:   journalKey(credKey),
+		OnCheckpoint: onCheckpoint,
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +133,34 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	}
 	s.Handler = httpapi.New(s.Service, dir, s, logger)
 	return s, nil
+}
+
+// startWitnesses starts publishing checkpoints to audit.witnesses, or
+// returns nil if none are configured.
+func startWitnesses(cfg *config.Config, st store.Store, logger *slog.Logger) (*witness.Publisher, error) {
+	if len(cfg.Audit.Witnesses) == 0 {
+		return nil, nil
+	}
+	var targets []witness.Target
+	for _, w := range cfg.Audit.Witnesses {
+		targets = append(targets, witness.Target{
+			Name: w.Name, Kind: witness.Kind(w.Kind), URL: w.URL, Key: w.Key,
+			Command: w.Command, Timeout: w.Timeout.Duration,
+		})
+	}
+	return witness.New(witness.Options{
+		Store: st, Targets: targets, Logger: logger,
+		CosignedPath: filepath.Join(cfg.DataDir, CosignedFile),
+	})
+}
+
+// CosignedCheckpoint returns the newest checkpoint cosigned by the
+// configured tlog-witnesses (nil if none is configured or none answered).
+func (s *Server) CosignedCheckpoint() []byte {
+	if s.witnesses == nil {
+		return nil
+	}
+	return s.witnesses.Cosigned()
 }
 
 // logOrigin names the log in its checkpoints.
@@ -159,6 +201,9 @@ func (s *Server) Close() {
 		if err := s.log.Close(); err != nil {
 			s.logger.Error("closing the log", "err", err)
 		}
+	}
+	if s.witnesses != nil {
+		s.witnesses.Close()
 	}
 	if s.store != nil {
 		s.store.Close()

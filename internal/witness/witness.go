@@ -1,0 +1,609 @@
+// Package witness publishes the audit log's signed checkpoints to witnesses
+// outside the machine, so that someone who can delete the log's tail and
+// data_dir/checkpoint together still cannot make the log look shorter (or
+// rewritten) than it was.
+//
+// A [Publisher] takes each new checkpoint from the log
+// (auditlog.Options.OnCheckpoint) without ever blocking it, and hands the
+// newest one to every configured target from the target's own goroutine, at
+// most every [Options.MinInterval] (200 ms by default, so within a second of
+// its signing when the witness answers). A target that fails is retried
+// with a growing pause (up to [Options.MaxBackoff]); failures are logged
+// with slog and never affect appends. The kinds of target:
+//
+//   - [KindCommand] runs a command with the signed checkpoint on its stdin,
+//     bounded by a timeout; a zero exit status is success.
+//   - [KindPost] POSTs the signed checkpoint (text/plain) to a URL; a 2xx
+//     answer is success.
+//   - [KindTlogWitness] speaks the C2SP tlog-witness protocol
+//     (https://c2sp.org/tlog-witness): POST <url>/add-checkpoint with
+//     "old N", the RFC 6962 consistency proof from size N (the size the
+//     witness last cosigned) and the checkpoint; the answer is the
+//     witness's cosignature lines (https://c2sp.org/tlog-cosignature),
+//     which are checked against its configured key. A 409 answer carries
+//     the size the witness holds; the request is then made again with a
+//     proof from that size (this is also how the first request after a
+//     start learns it). A witness that holds a bigger tree than the log, or
+//     refuses the proof (422), is evidence that the log was cut short or
+//     rewritten, and is logged as an error.
+//
+// The tlog-witnesses are asked together, one round per checkpoint, so their
+// cosignatures are on the same checkpoint: the log's signed note with every
+// cosignature line appended is kept as the cosigned checkpoint
+// ([Publisher.Cosigned], and [Options.CosignedPath] on disk), which
+// cosig.VerifyCosigned checks and `airlock audit verify --witness` takes.
+package witness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/witness/cosig"
+)
+
+// Kind is a kind of target.
+type Kind string
+
+// The kinds of target.
+const (
+	KindTlogWitness Kind = "tlog-witness"
+	KindPost        Kind = "post"
+	KindCommand     Kind = "command"
+)
+
+// DefaultTimeout bounds one publication to one target.
+const DefaultTimeout = 10 * time.Second
+
+// Target is one place checkpoints are published to.
+type Target struct {
+	// Name labels the target in logs and Status; by default its URL
+	// without query, or the command's program.
+	Name string
+	Kind Kind
+	// URL is the POST URL (KindPost), or the witness's submission prefix
+	// (KindTlogWitness: requests go to URL + "/add-checkpoint").
+	URL string
+	// Key is the witness's cosignature/v1 vkey (KindTlogWitness).
+	Key string
+	// Command is the program and its arguments (KindCommand).
+	Command []string
+	// Timeout bounds one attempt; DefaultTimeout if zero.
+	Timeout time.Duration
+}
+
+// Options configures a Publisher.
+type Options struct {
+	// Store is the log's store, read for consistency proofs.
+	Store   store.Store
+	Targets []Target
+	// CosignedPath, if set, receives the newest cosigned checkpoint
+	// (written to a temporary file, synced and renamed into place).
+	CosignedPath string
+	Logger       *slog.Logger
+	// Client makes the HTTP requests; by default one that follows no
+	// redirects (a redirect could lead a loopback-only plain http URL
+	// elsewhere).
+	Client *http.Client
+	// MinInterval is the least time between two publications to a target
+	// (default 200 ms). MaxBackoff caps the pause before retrying a failed
+	// one (default one minute; the first pause is MinInterval or 100 ms).
+	MinInterval, MaxBackoff time.Duration
+}
+
+// Status is what a target has done so far.
+type Status struct {
+	Name      string
+	Kind      Kind
+	Published int64  // size of the newest checkpoint it took (0: none yet)
+	Attempts  int    // publications tried, successful or not
+	Failures  int    // of which failed
+	LastError string // the newest failure's error, cleared by a success
+}
+
+// Publisher publishes checkpoints to the targets. Its methods are safe for
+// concurrent use.
+type Publisher struct {
+	opts   Options
+	logger *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	latest   store.Checkpoint
+	cosigned []byte
+	status   []Status
+	changed  chan struct{} // closed and replaced when status changes
+	kicks    []chan struct{}
+}
+
+// New checks the targets and starts a goroutine per command and post target
+// and one for all the tlog-witnesses. It loads the cosigned checkpoint left
+// at CosignedPath by an earlier run, if any.
+func New(opts Options) (*Publisher, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinInterval <= 0 {
+		opts.MinInterval = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = time.Minute
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Publisher{opts: opts, logger: opts.Logger, ctx: ctx, cancel: cancel, changed: make(chan struct{})}
+	var workers []*worker
+	var tlogs []*tlogClient
+	var tlogIdx []int
+	for i, t := range opts.Targets {
+		if t.Timeout <= 0 {
+			t.Timeout = DefaultTimeout
+		}
+		if t.Name == "" {
+			t.Name = defaultName(t)
+		}
+		opts.Targets[i] = t
+		p.status = append(p.status, Status{Name: t.Name, Kind: t.Kind})
+		switch t.Kind {
+		case KindTlogWitness:
+			if opts.Store == nil {
+				cancel()
+				return nil, errors.New("witness: a tlog-witness needs the log's store for consistency proofs")
+			}
+			v, err := cosig.NewVerifier(t.Key)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("witness %s: %w", t.Name, err)
+			}
+			tlogs = append(tlogs, &tlogClient{p: p, t: t, v: v})
+			tlogIdx = append(tlogIdx, i)
+		case KindPost:
+			workers = append(workers, &worker{name: t.Name, idx: []int{i}, publish: p.postFunc(t)})
+		case KindCommand:
+			if len(t.Command) == 0 || t.Command[0] == "" {
+				cancel()
+				return nil, fmt.Errorf("witness %s: no command", t.Name)
+			}
+			workers = append(workers, &worker{name: t.Name, idx: []int{i}, publish: p.commandFunc(t)})
+		default:
+			cancel()
+			return nil, fmt.Errorf("witness %s: unknown kind %q", t.Name, t.Kind)
+		}
+	}
+	if len(tlogs) > 0 {
+		workers = append(workers, &worker{name: "tlog-witnesses", idx: tlogIdx, round: tlogs})
+	}
+	if opts.CosignedPath != "" {
+		if b, err := os.ReadFile(opts.CosignedPath); err == nil {
+			p.cosigned = b
+		}
+	}
+	for _, w := range workers {
+		w.kick = make(chan struct{}, 1)
+		p.kicks = append(p.kicks, w.kick)
+		p.wg.Add(1)
+		go p.run(w)
+	}
+	return p, nil
+}
+
+// defaultName labels a target without leaking a URL's query or userinfo.
+func defaultName(t Target) string {
+	if t.Kind == KindCommand && len(t.Command) > 0 {
+		return filepath.Base(t.Command[0])
+	}
+	if u, err := url.Parse(t.URL); err == nil {
+		return u.Scheme + "://" + u.Host + u.Path
+	}
+	return string(t.Kind)
+}
+
+// Offer hands the publisher a new checkpoint. It never blocks; only the
+// newest checkpoint offered is published. It fits
+// auditlog.Options.OnCheckpoint.
+func (p *Publisher) Offer(cp store.Checkpoint) {
+	p.mu.Lock()
+	if cp.Size < p.latest.Size {
+		p.mu.Unlock()
+		return
+	}
+	p.latest = cp
+	p.mu.Unlock()
+	for _, k := range p.kicks {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Cosigned returns the newest cosigned checkpoint (nil if none yet): the
+// log's signed note followed by the tlog-witnesses' cosignature lines.
+func (p *Publisher) Cosigned() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Clone(p.cosigned)
+}
+
+// Status returns every target's status, in configuration order.
+func (p *Publisher) Status() []Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Status(nil), p.status...)
+}
+
+// WaitUntil waits until cond holds for the targets' statuses, or ctx ends.
+func (p *Publisher) WaitUntil(ctx context.Context, cond func([]Status) bool) error {
+	for {
+		p.mu.Lock()
+		ok, ch := cond(p.status), p.changed
+		p.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops publishing, cancelling publications in flight.
+func (p *Publisher) Close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// worker publishes to one target, or to all tlog-witnesses in rounds.
+type worker struct {
+	name    string
+	idx     []int // the targets' indexes in status
+	publish func(ctx context.Context, cp store.Checkpoint) error
+	round   []*tlogClient
+	kick    chan struct{}
+}
+
+func (p *Publisher) run(w *worker) {
+	defer p.wg.Done()
+	var done int64 // size of the newest checkpoint published
+	for {
+		select {
+		case <-w.kick:
+		case <-p.ctx.Done():
+			return
+		}
+		// Publish the newest checkpoint until it succeeds; a failure is
+		// retried after a growing pause, whatever arrives meanwhile, so a
+		// dead witness is not hammered under load.
+		for backoff := time.Duration(0); ; {
+			p.mu.Lock()
+			cp := p.latest
+			p.mu.Unlock()
+			if cp.Size == 0 || cp.Size <= done {
+				break
+			}
+			var err error
+			if w.round != nil {
+				err = p.tlogRound(w, cp)
+			} else {
+				t := p.opts.Targets[w.idx[0]]
+				ctx, cancel := context.WithTimeout(p.ctx, t.Timeout)
+				err = w.publish(ctx, cp)
+				cancel()
+				p.report(w.idx[0], cp.Size, err)
+			}
+			pause := p.opts.MinInterval
+			if err == nil {
+				done = cp.Size
+			} else {
+				backoff = min(max(2*backoff, p.opts.MinInterval, 100*time.Millisecond), p.opts.MaxBackoff)
+				pause = backoff
+			}
+			select {
+			case <-time.After(pause):
+			case <-p.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// report records one attempt's outcome and logs a failure.
+func (p *Publisher) report(i int, size int64, err error) {
+	p.mu.Lock()
+	s := &p.status[i]
+	s.Attempts++
+	if err != nil {
+		s.Failures++
+		s.LastError = err.Error()
+	} else {
+		s.Published, s.LastError = size, ""
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	if err != nil && p.ctx.Err() == nil {
+		level := slog.LevelWarn
+		var ev *evidenceError
+		if errors.As(err, &ev) {
+			level = slog.LevelError
+		}
+		p.logger.Log(p.ctx, level, "publishing the audit log's checkpoint to a witness failed", "witness", s.Name, "kind", string(s.Kind), "size", size, "err", err)
+	}
+}
+
+// evidenceError is a failure that shows the log misbehaved: a witness
+// holds a bigger or different tree than the log, or refuses its proof.
+type evidenceError struct{ msg string }
+
+func (e *evidenceError) Error() string { return e.msg }
+
+func (p *Publisher) postFunc(t Target) func(ctx context.Context, cp store.Checkpoint) error {
+	return func(ctx context.Context, cp store.Checkpoint) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(cp.Note))
+		if err != nil {
+			return errors.New("bad URL")
+		}
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		resp, err := p.opts.Client.Do(req)
+		if err != nil {
+			return redactURLError(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseSize))
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("answered %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+// redactURLError drops the URL (which may carry a token in its query) from
+// an HTTP client error.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+func (p *Publisher) commandFunc(t Target) func(ctx context.Context, cp store.Checkpoint) error {
+	return func(ctx context.Context, cp store.Checkpoint) error {
+		cmd := exec.CommandContext(ctx, t.Command[0], t.Command[1:]...)
+		cmd.Stdin = bytes.NewReader(cp.Note)
+		cmd.Env = append(os.Environ(), "AIRLOCK_CHECKPOINT_SIZE="+strconv.FormatInt(cp.Size, 10))
+		var stderr limitedBuffer
+		cmd.Stderr = &stderr
+		// A child that keeps the pipes open must not hold the worker past
+		// its timeout.
+		cmd.WaitDelay = time.Second
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer within %s", t.Timeout)
+		}
+		if err != nil {
+			if msg := strings.TrimSpace(stderr.String()); msg != "" {
+				return fmt.Errorf("%w: %s", err, msg)
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// limitedBuffer keeps the first 1 KiB written to it.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 1024 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return strings.ToValidUTF8(string(l.b), "?") }
+
+// tlogRound asks every tlog-witness to cosign cp, concurrently, and keeps
+// the checkpoint with the cosignatures it got.
+func (p *Publisher) tlogRound(w *worker, cp store.Checkpoint) error {
+	lines := make([][]byte, len(w.round))
+	errs := make([]error, len(w.round))
+	var wg sync.WaitGroup
+	for i, c := range w.round {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(p.ctx, c.t.Timeout)
+			defer cancel()
+			lines[i], errs[i] = c.add(ctx, cp)
+		})
+	}
+	wg.Wait()
+	// Reported once the cosigned checkpoint is kept, so that a status
+	// showing a size means its cosignature can be read.
+	defer func() {
+		for i := range w.round {
+			p.report(w.idx[i], cp.Size, errs[i])
+		}
+	}()
+	var sigs []byte
+	for _, l := range lines {
+		sigs = append(sigs, l...)
+	}
+	if len(sigs) > 0 {
+		out := cosig.AppendSignatures(cp.Note, sigs)
+		p.mu.Lock()
+		p.cosigned = out
+		p.mu.Unlock()
+		if p.opts.CosignedPath != "" {
+			if err := writeFileAtomic(p.opts.CosignedPath, out, 0o644); err != nil {
+				p.logger.Warn("writing the cosigned checkpoint", "path", p.opts.CosignedPath, "err", err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tlogClient is one tlog-witness and what the publisher knows of its state.
+type tlogClient struct {
+	p *Publisher
+	t Target
+	v *cosig.Verifier
+	// known is the size the witness holds, as far as we know (0 until it
+	// cosigns or tells us), and knownFrontier that tree's frontier when it
+	// is one of our checkpoints (nil: rebuilt from the entries).
+	known         int64
+	knownFrontier []byte
+}
+
+// add submits cp with a proof from the size the witness holds, learning
+// that size from a 409 answer, and returns the witness's verified
+// cosignature line.
+func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, error) {
+	old, frontier := c.known, c.knownFrontier
+	for range 3 {
+		if old > cp.Size {
+			return nil, &evidenceError{fmt.Sprintf("the witness holds a tree of %d entries but the log has only %d: the log was cut short", old, cp.Size)}
+		}
+		var proof tlog.TreeProof
+		if old > 0 && old < cp.Size {
+			var err error
+			if proof, err = auditlog.ProveConsistency(ctx, c.p.opts.Store, old, frontier, cp.Size); err != nil {
+				return nil, fmt.Errorf("making the consistency proof from %d to %d: %w", old, cp.Size, err)
+			}
+		}
+		status, body, err := c.post(ctx, FormatAddCheckpoint(old, proof, cp.Note))
+		if err != nil {
+			return nil, err
+		}
+		switch status {
+		case http.StatusOK:
+			line, err := c.cosignature(cp.Note, body)
+			if err != nil {
+				return nil, err
+			}
+			c.known, c.knownFrontier = cp.Size, cp.Frontier
+			return line, nil
+		case http.StatusConflict:
+			n, err := ParseSize(body)
+			if err != nil {
+				return nil, fmt.Errorf("the witness answered 409 without a tree size: %v", err)
+			}
+			if n == old {
+				// Only a different root at the same size gets 409 with the
+				// size we sent.
+				return nil, &evidenceError{fmt.Sprintf("the witness holds a different tree of %d entries than the log: the log was rewritten", n)}
+			}
+			old, frontier = n, nil
+			c.known, c.knownFrontier = n, nil
+		case http.StatusUnprocessableEntity:
+			c.known, c.knownFrontier = 0, nil
+			return nil, &evidenceError{fmt.Sprintf("the witness refused the consistency proof from %d to %d entries: the log's entries changed", old, cp.Size)}
+		case http.StatusForbidden:
+			return nil, errors.New("the witness answered 403: it does not trust the log's signing key (configure the log's key, from GET /v1/audit/checkpoint or log-signing.pub, on the witness)")
+		case http.StatusNotFound:
+			return nil, errors.New("the witness answered 404: it does not know this log's origin (configure it on the witness)")
+		default:
+			return nil, fmt.Errorf("the witness answered %d", status)
+		}
+	}
+	return nil, errors.New("the witness keeps answering 409 with another size")
+}
+
+func (c *tlogClient) post(ctx context.Context, body []byte) (int, []byte, error) {
+	u := strings.TrimSuffix(c.t.URL, "/") + "/add-checkpoint"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, errors.New("bad witness URL")
+	}
+	resp, err := c.p.opts.Client.Do(req)
+	if err != nil {
+		return 0, nil, redactURLError(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the witness's answer: %w", redactURLError(err))
+	}
+	if len(b) > MaxResponseSize {
+		return 0, nil, fmt.Errorf("the witness's answer is over %d bytes", MaxResponseSize)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// cosignature checks a 200 answer: signature lines, of which the one by
+// the configured witness key must verify on the checkpoint. Lines by other
+// keys are ignored, as the protocol requires. It returns that one line.
+func (c *tlogClient) cosignature(checkpoint, body []byte) ([]byte, error) {
+	if len(body) == 0 || !bytes.HasSuffix(body, []byte("\n")) {
+		return nil, errors.New("the witness's answer is not signature lines")
+	}
+	n, err := note.Open(append(bytes.Clone(checkpoint), body...), note.VerifierList(c.v))
+	if err != nil {
+		var unv *note.UnverifiedNoteError
+		if errors.As(err, &unv) {
+			return nil, fmt.Errorf("the witness's answer has no cosignature by its key %s", c.v.Name())
+		}
+		return nil, fmt.Errorf("the witness's cosignature does not verify: %w", err)
+	}
+	for _, s := range n.Sigs {
+		if s.Name == c.v.Name() && s.Hash == c.v.KeyHash() {
+			return []byte("— " + s.Name + " " + s.Base64 + "\n"), nil
+		}
+	}
+	return nil, fmt.Errorf("the witness's answer has no cosignature by its key %s", c.v.Name())
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it and
+// renames it over path.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,470 @@
+package witness_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	_ "modernc.org/sqlite"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
+	"github.com/airlock-dev/airlock/internal/witness"
+	"github.com/airlock-dev/airlock/internal/witness/cosig"
+	"github.com/airlock-dev/airlock/internal/witness/witnesstest"
+)
+
+const origin = "airlock/test"
+
+type logKey struct {
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+}
+
+func newLogKey(t testing.TB) logKey {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "airlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logKey{s, v, vkey}
+}
+
+// startWitness runs a witnesstest witness on loopback that trusts key for
+// origin.
+func startWitness(t testing.TB, name string, key logKey) (*witnesstest.Witness, string) {
+	t.Helper()
+	w, err := witnesstest.New(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddLog(origin, key.vkey); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return w, srv.URL
+}
+
+// logBuf collects the publisher's slog output for assertions.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// instance is a log on SQLite with a journal (as airlock serve runs it) and
+// a publisher fed by its OnCheckpoint hook.
+type instance struct {
+	dir  string
+	st   *sqlitestore.Store
+	log  *auditlog.Log
+	pub  *witness.Publisher
+	logs *logBuf
+}
+
+func open(t testing.TB, dir string, key logKey, targets ...witness.Target) *instance {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &logBuf{}
+	pub, err := witness.New(witness.Options{
+		Store: st, Targets: targets, CosignedPath: filepath.Join(dir, "checkpoint.cosigned"),
+		Logger:      slog.New(slog.NewTextHandler(lb, nil)),
+		MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := auditlog.Open(ctx, st, key.signer, auditlog.Options{
+		Origin: origin, OnCheckpoint: pub.Offer, WitnessPath: filepath.Join(dir, "checkpoint"),
+		JournalDir: filepath.Join(dir, "journal"), JournalKey: bytes.Repeat([]byte{7}, 32),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{dir: dir, st: st, log: l, pub: pub, logs: lb}
+	t.Cleanup(in.close)
+	return in
+}
+
+func (in *instance) close() {
+	if in.log != nil {
+		in.log.Close()
+		in.pub.Close()
+		in.st.Close()
+		in.log = nil
+	}
+}
+
+func (in *instance) append(t testing.TB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		if err := in.log.Append(ctx, auditlog.Event{Type: "session.call", Actor: "agent", Data: map[string]int{"i": i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := in.log.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor waits (up to 10 s, a bound for a stuck test rather than a timing
+// claim) until cond holds for the publisher's statuses.
+func (in *instance) waitFor(t testing.TB, what string, cond func([]witness.Status) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.pub.WaitUntil(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v; status %+v; log:\n%s", what, err, in.pub.Status(), in.logs.String())
+	}
+}
+
+func (in *instance) waitPublished(t testing.TB) {
+	t.Helper()
+	size := in.log.Latest().Size
+	in.waitFor(t, fmt.Sprintf("every target to take size %d", size), func(ss []witness.Status) bool {
+		for _, s := range ss {
+			if s.Published < size {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// failedWith waits until target i has failed with an error containing msg.
+func (in *instance) failedWith(t testing.TB, i int, msg string) {
+	t.Helper()
+	in.waitFor(t, "a failure: "+msg, func(ss []witness.Status) bool {
+		return strings.Contains(ss[i].LastError, msg)
+	})
+}
+
+// TestPublishesToTlogWitnesses: the real log publishes each checkpoint to
+// two witnesses over loopback HTTP; each step's consistency proof is
+// checked by them; the cosigned checkpoint carries both cosignatures and
+// is kept on disk.
+func TestPublishesToTlogWitnesses(t *testing.T) {
+	key := newLogKey(t)
+	w1, u1 := startWitness(t, "w1.test/witness", key)
+	w2, u2 := startWitness(t, "w2.test/witness", key)
+	in := open(t, t.TempDir(), key,
+		witness.Target{Kind: witness.KindTlogWitness, URL: u1, Key: w1.VerifierKey()},
+		witness.Target{Kind: witness.KindTlogWitness, URL: u2 + "/", Key: w2.VerifierKey()},
+	)
+	for round, n := range []int{1, 3, 8, 1, 20} {
+		in.append(t, n)
+		in.waitPublished(t)
+		latest := in.log.Latest()
+		for _, w := range []*witnesstest.Witness{w1, w2} {
+			st, ok := w.State(origin)
+			if !ok || st.Size != latest.Size || !bytes.Equal(st.Root[:], latest.Root) {
+				t.Fatalf("round %d: witness holds %+v, log is at %d", round, st, latest.Size)
+			}
+		}
+		c, err := cosig.VerifyCosigned(in.pub.Cosigned(), key.verifier, []string{w1.VerifierKey(), w2.VerifierKey()})
+		if err != nil {
+			t.Fatalf("round %d: %v\n%s", round, err, in.pub.Cosigned())
+		}
+		if c.Size != latest.Size {
+			t.Fatalf("round %d: cosigned size %d, log %d", round, c.Size, latest.Size)
+		}
+		onDisk, err := os.ReadFile(filepath.Join(in.dir, "checkpoint.cosigned"))
+		if err != nil || !bytes.Equal(onDisk, in.pub.Cosigned()) {
+			t.Fatalf("round %d: checkpoint.cosigned differs from Cosigned(): %v", round, err)
+		}
+	}
+	for i, s := range in.pub.Status() {
+		if s.Failures != 0 {
+			t.Errorf("target %d failed: %+v", i, s)
+		}
+	}
+}
+
+// TestRecoversFrom409: after a restart the publisher does not know the
+// witness's size; the witness answers 409 with it and the publisher
+// resends with a proof from that size, rebuilt from the entries.
+func TestRecoversFrom409(t *testing.T) {
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	dir := t.TempDir()
+	target := witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}
+	in := open(t, dir, key, target)
+	in.append(t, 13)
+	in.waitPublished(t)
+	in.close()
+
+	in = open(t, dir, key, target)
+	before := w.Requests()
+	in.append(t, 6)
+	in.waitPublished(t)
+	st, _ := w.State(origin)
+	if st.Size != 19 {
+		t.Fatalf("witness holds size %d, want 19", st.Size)
+	}
+	// At Open the log offers its size-13 checkpoint: old 0 → 409 (13) →
+	// old 13, same size → 200. Then size 19: old 13 with a proof → 200.
+	if got := w.Requests() - before; got < 3 {
+		t.Errorf("%d requests after the restart; the 409 round trip is missing", got)
+	}
+	if s := in.pub.Status()[0]; s.Failures != 0 {
+		t.Errorf("a 409 was reported as a failure: %+v", s)
+	}
+}
+
+// TestWitnessRefusesRewrittenLog: a log rewritten under the same key and
+// origin (another history) is refused by the witness, which keeps its
+// state, and the publisher logs it as evidence (level ERROR).
+func TestWitnessRefusesRewrittenLog(t *testing.T) {
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	target := witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}
+	honest := open(t, t.TempDir(), key, target)
+	honest.append(t, 10)
+	honest.waitPublished(t)
+	held, _ := w.State(origin)
+
+	// A longer rewritten history: the proof from 10 does not verify.
+	forged := open(t, t.TempDir(), key, target)
+	ctx := context.Background()
+	for i := range 15 {
+		if err := forged.log.Append(ctx, auditlog.Event{Type: "session.call", Actor: "someone-else", Data: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged.log.Sync(ctx)
+	forged.failedWith(t, 0, "refused the consistency proof from 10 to 15")
+	if st, _ := w.State(origin); st != held {
+		t.Fatalf("the witness moved to %+v", st)
+	}
+	if !strings.Contains(forged.logs.String(), "level=ERROR") {
+		t.Errorf("the refusal was not logged as an error:\n%s", forged.logs.String())
+	}
+	forged.close()
+
+	// The same size with another root: 409 at our own size.
+	same := open(t, t.TempDir(), key, target)
+	same.append(t, 10)
+	same.failedWith(t, 0, "different tree of 10 entries")
+	same.close()
+
+	// A shorter history: the witness holds more than the log has.
+	short := open(t, t.TempDir(), key, target)
+	short.append(t, 4)
+	short.failedWith(t, 0, "holds a tree of 10 entries but the log has only 4")
+	if st, _ := w.State(origin); st != held {
+		t.Fatalf("the witness moved to %+v", st)
+	}
+}
+
+// TestWitnessRefusesOtherKey: a checkpoint for the same origin signed by
+// another key gets 403, an unknown origin 404; the witness keeps its state.
+func TestWitnessRefusesOtherKey(t *testing.T) {
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	w.SetState(origin, witnesstest.State{Size: 0})
+	target := witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}
+	other := open(t, t.TempDir(), newLogKey(t), target)
+	other.append(t, 3)
+	other.failedWith(t, 0, "403")
+	if st, _ := w.State(origin); st.Size != 0 {
+		t.Fatalf("the witness took a checkpoint signed by another key: %+v", st)
+	}
+
+	w2, err := witnesstest.New("w2.test/witness", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w2) // trusts no log
+	defer srv.Close()
+	in := open(t, t.TempDir(), key, witness.Target{Kind: witness.KindTlogWitness, URL: srv.URL, Key: w2.VerifierKey()})
+	in.append(t, 1)
+	in.failedWith(t, 0, "404")
+}
+
+// TestWrongWitnessKey: cosignatures by a key other than the configured one
+// are not taken, and nothing is written as cosigned.
+func TestWrongWitnessKey(t *testing.T) {
+	key := newLogKey(t)
+	_, u := startWitness(t, "w.test/witness", key)
+	impostor, _ := witnesstest.New("w.test/witness", nil)
+	in := open(t, t.TempDir(), key, witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: impostor.VerifierKey()})
+	in.append(t, 2)
+	in.failedWith(t, 0, "no cosignature by its key")
+	if c := in.pub.Cosigned(); c != nil {
+		t.Fatalf("a cosigned checkpoint was kept: %s", c)
+	}
+}
+
+// TestCommandAndPost: the command hook gets the signed checkpoint on stdin
+// and the POST target in its body; a failing hook is logged and retried,
+// and a hook that hangs never holds up appends.
+func TestCommandAndPost(t *testing.T) {
+	key := newLogKey(t)
+	var mu sync.Mutex
+	var posted [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posted = append(posted, b)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hook-out")
+	failing := filepath.Join(dir, "fail-once")
+	if err := os.WriteFile(failing, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := open(t, dir, key,
+		witness.Target{Kind: witness.KindCommand, Command: []string{"/bin/sh", "-c", `cat > "$1.tmp" && mv "$1.tmp" "$1"`, "hook", out}},
+		witness.Target{Kind: witness.KindPost, URL: srv.URL + "/checkpoints?token=secret-token"},
+		// Fails while the file exists, which it removes: one failure, then success.
+		witness.Target{Name: "flaky", Kind: witness.KindCommand, Command: []string{"/bin/sh", "-c", `if [ -e "$1" ]; then rm "$1"; echo boom >&2; exit 3; fi; cat >/dev/null`, "flaky", failing}},
+		// Never answers within its timeout.
+		witness.Target{Name: "hung", Kind: witness.KindCommand, Command: []string{"/bin/sh", "-c", "exec sleep 30"}, Timeout: 100 * time.Millisecond},
+	)
+	in.append(t, 5)
+	in.waitFor(t, "the first three targets to publish", func(ss []witness.Status) bool {
+		size := in.log.Latest().Size
+		return ss[0].Published == size && ss[1].Published == size && ss[2].Published == size && ss[3].Failures > 0
+	})
+	latest := in.log.Latest().Note
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, latest) {
+		t.Fatalf("the hook got %q (%v), want the signed checkpoint %q", got, err, latest)
+	}
+	mu.Lock()
+	last := posted[len(posted)-1]
+	mu.Unlock()
+	if !bytes.Equal(last, latest) {
+		t.Fatalf("POST body %q, want %q", last, latest)
+	}
+	ss := in.pub.Status()
+	if ss[2].Failures != 1 {
+		t.Errorf("flaky hook: %+v, want exactly one failure then success", ss[2])
+	}
+	if !strings.Contains(ss[3].LastError, "no answer within 100ms") {
+		t.Errorf("hung hook: %+v", ss[3])
+	}
+	logs := in.logs.String()
+	if !strings.Contains(logs, "boom") || !strings.Contains(logs, "witness=flaky") {
+		t.Errorf("the failure is not in the log:\n%s", logs)
+	}
+	if strings.Contains(logs, "secret-token") {
+		t.Errorf("the POST URL's query leaked into the log:\n%s", logs)
+	}
+	// Appends go on while the hung hook is retried.
+	in.append(t, 50)
+}
+
+// TestTruncationCaughtByWitness is the crash scenario: the newest entries
+// are deleted from the database together with their checkpoints, the
+// journal and data_dir/checkpoint. The log starts again without complaint
+// (nothing on its disk remembers), but the witness still holds the bigger
+// tree and refuses to go back, and the cosigned checkpoint kept elsewhere
+// makes verification fail.
+func TestTruncationCaughtByWitness(t *testing.T) {
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	target := witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}
+	dir := t.TempDir()
+	in := open(t, dir, key, target)
+	in.append(t, 12) // Sync: a checkpoint at 12
+	in.append(t, 8)
+	in.waitPublished(t)
+	kept := in.pub.Cosigned() // the copy an auditor keeps elsewhere
+	in.close()
+
+	// Delete the tail and every trace of it on the machine.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "airlock.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM log_entries WHERE seq >= 12`, `DELETE FROM log_checkpoints WHERE size > 12`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	var sizes []int64
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.ScanCheckpoints(context.Background(), func(c store.Checkpoint) error { sizes = append(sizes, c.Size); return nil })
+	st.Close()
+	if len(sizes) == 0 || sizes[len(sizes)-1] != 12 {
+		// The test needs a stored checkpoint at exactly 12 to resume from.
+		t.Fatalf("checkpoint sizes %v: none at 12", sizes)
+	}
+	for _, f := range []string{"checkpoint", "checkpoint.cosigned", "journal"} {
+		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	in = open(t, dir, key, target) // starts: nothing local contradicts it
+	in.failedWith(t, 0, "holds a tree of 20 entries but the log has only 12")
+	if st, _ := w.State(origin); st.Size != 20 {
+		t.Fatalf("the witness holds %d, want 20", st.Size)
+	}
+	// The log grows past 20 again: a proof from 20 does not exist.
+	in.append(t, 10)
+	in.failedWith(t, 0, "refused the consistency proof from 20 to 22")
+	if st, _ := w.State(origin); st.Size != 20 {
+		t.Fatalf("the witness moved to %d", st.Size)
+	}
+
+	// The cosigned checkpoint kept elsewhere: still valid, and verification
+	// of the rewritten log against it fails.
+	if _, err := cosig.VerifyCosigned(kept, key.verifier, []string{w.VerifierKey()}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := auditlog.Verify(context.Background(), in.st, key.verifier, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK {
+		t.Fatalf("verification against the witnessed checkpoint passed: %+v", rep)
+	}
+}
