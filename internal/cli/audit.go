@@ -17,13 +17,15 @@ import (
 	"github.com/airlock-dev/airlock/internal/evidence"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/server"
+	"github.com/airlock-dev/airlock/internal/witness/cosig"
 )
 
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log; export and check evidence bundles"}
 	var dataDir, keyArg, witnessFile string
+	var witnessKeys []string
 	verify := &cobra.Command{
-		Use:   "verify [--data-dir DIR] [--key PUB] [--witness FILE]",
+		Use:   "verify [--data-dir DIR] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
 		Short: "Check every log entry against the signed checkpoints, and every grant and session row against the log; exits 1 on any problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,6 +40,16 @@ func (a *app) auditCmd() *cobra.Command {
 			if witnessFile != "" {
 				if witness, err = os.ReadFile(witnessFile); err != nil {
 					return usagef("--witness: %v", err)
+				}
+			}
+			if len(witnessKeys) > 0 {
+				// The witness file must carry a valid cosignature from every
+				// named witness, over a checkpoint the pinned key signed.
+				if witness == nil || v == nil {
+					return usagef("--witness-key needs --witness and --key")
+				}
+				if _, err := cosig.VerifyCosigned(witness, v, witnessKeys); err != nil {
+					return fmt.Errorf("the witness checkpoint is not cosigned as required: %v", err)
 				}
 			}
 			var rep auditlog.Report
@@ -58,6 +70,7 @@ func (a *app) auditCmd() *cobra.Command {
 	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify a data directory directly (read-only) instead of asking the server")
 	verify.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
 	verify.Flags().StringVar(&witnessFile, "witness", "", "a checkpoint kept outside the data directory (signed note; cosignatures allowed)")
+	verify.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "require a valid cosignature on --witness from this witness (verifier key; repeatable)")
 	cmd.AddCommand(verify, a.exportCmd(), a.verifyBundleCmd())
 	return cmd
 }
