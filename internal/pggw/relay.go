@@ -129,12 +129,27 @@ func newRelayState(uw *flushWriter) *relayState {
 func (c *conn) run(up net.Conn) {
 	r := newRelayState(newFlushWriter(up))
 	c.relay = r
+	c.upc.Store(&up)
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
+		// A panic here would otherwise end the process.
+		defer c.contain("upstream relay")
 		c.upstreamLoop(bufio.NewReaderSize(up, ioBufSize))
 		c.closeAll()
 	}()
+	c.clientRelay()
+	if !c.panicked.Load() {
+		c.closeAll()
+	}
+	<-upDone
+	c.finish()
+}
+
+// clientRelay runs the client loop with a panic contained to the
+// connection.
+func (c *conn) clientRelay() {
+	defer c.contain("client relay")
 	if err := c.clientLoop(); err != nil {
 		var pe *pgError
 		if errors.As(err, &pe) {
@@ -142,13 +157,13 @@ func (c *conn) run(up net.Conn) {
 			c.kill(pe)
 		}
 	}
-	c.closeAll()
-	<-upDone
-	c.finish()
 }
 
 // finish records what never completed and ends the session.
 func (c *conn) finish() {
+	if c.panicked.Load() {
+		defer c.recordInternalError()
+	}
 	c.gw.keys.remove(c.key)
 	c.st.removeSession(c)
 	r := c.relay
@@ -234,6 +249,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		if len(body) == 0 || body[len(body)-1] != 0 {
 			return fatal(codeProtocolViolation, "airlock: invalid Query message")
 		}
+		c.gw.hook("query", body[:len(body)-1])
 		sql := string(body[:len(body)-1])
 		r.n++
 		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
@@ -544,25 +560,32 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 		if err != nil {
 			return
 		}
-		c.wmu.Lock()
-		if c.dead {
-			c.wmu.Unlock()
+		c.gw.hook("upstream", raw)
+		if !c.relayUpstream(raw, ubr.Buffered() == 0) {
 			return
 		}
-		_, werr := c.cw.Write(raw)
-		c.observe(raw)
-		if werr == nil && ubr.Buffered() == 0 {
-			werr = c.cw.Flush()
-		}
-		c.wmu.Unlock()
 		mr.release()
-		if werr != nil {
-			return
-		}
 		if len(r.done) > 0 && ubr.Buffered() == 0 {
 			c.recordResults()
 		}
 	}
+}
+
+// relayUpstream passes one upstream message to the client and tracks it;
+// false when the client side is gone. wmu is released even if tracking
+// panics, so that the connection can still be closed.
+func (c *conn) relayUpstream(raw []byte, flush bool) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead {
+		return false
+	}
+	_, werr := c.cw.Write(raw)
+	c.observe(raw)
+	if werr == nil && flush {
+		werr = c.cw.Flush()
+	}
+	return werr == nil
 }
 
 // maxBufferedUpstream bounds the upstream messages the gateway reads whole
