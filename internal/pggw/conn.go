@@ -60,6 +60,9 @@ type conn struct {
 	panicked atomic.Bool
 	// startupSlot is held until the startup phase ends.
 	startupSlot bool
+	// scsOff: upstream reports standard_conforming_strings off, so plain
+	// literals take backslash escapes (for the tokenizer).
+	scsOff atomic.Bool
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
