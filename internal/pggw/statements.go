@@ -123,7 +123,7 @@ func (c *conn) recordAuthRefusal(sql, protocol string) {
 	r := c.relay
 	r.n++
 	call := gateway.Call{Kind: "request", Action: actionOf(c.offendingStatement(sql)), Resource: c.t.db, Allowed: false,
-		Error: codeInsufficientPrivilege + " " + authChangeMessage,
+		Error:  codeInsufficientPrivilege + " " + authChangeMessage,
 		Params: map[string]string{"statement": redactPasswords(sql), "protocol": protocol, "n": strconv.FormatInt(r.n, 10)}}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
