@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzFrontendMessages$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzBindDecode$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzSplitStatements$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/auditlog/
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/
 	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/gateway/

@@ -87,7 +87,6 @@ type Gateway struct {
 	closed   bool
 	watchers sync.WaitGroup
 
-	rejects rejectLimiter
 	// syncResults makes a call wait for its result record (benchmarks
 	// compare the two; the default appends it after the response).
 	syncResults bool

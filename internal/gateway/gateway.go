@@ -45,8 +45,13 @@ type Authority interface {
 	Subscribe(fn func(*Grant))
 	// Reject records a connection or call refused before any session
 	// could start (unknown credential, bad signature or password, wrong
-	// database…), so failed attempts are in the log too. It is durable
-	// when it returns.
+	// database, too many connections…), so failed attempts are in the log
+	// too. Their rate is the client's to choose, so the control plane may
+	// count an attempt instead of writing it (see RejectAggregator): then
+	// it returns at once, and the attempt reaches the log in a summary at
+	// the end of the interval. An attempt written individually is durable
+	// when Reject returns. Gateways call it for every attempt and do no
+	// rate limiting of their own.
 	Reject(ctx context.Context, r Rejection) error
 }
 

@@ -163,11 +163,28 @@ func (s *Service) Subscribe(fn func(*gateway.Grant)) {
 	}
 }
 
-// Reject implements gateway.Authority.
+// Reject implements gateway.Authority: the attempt is written
+// individually or counted into a summary (gateway.RejectAggregator), so
+// that a flood of failed attempts costs a bounded number of log writes.
 func (s *Service) Reject(ctx context.Context, r gateway.Rejection) error {
+	return s.rejects.Reject(ctx, r)
+}
+
+// writeRejection logs one rejected attempt (gateway.rejected).
+func (s *Service) writeRejection(ctx context.Context, r gateway.Rejection) error {
 	err := s.log.Append(ctx, auditlog.Event{Type: "gateway.rejected", GrantID: r.GrantID, Actor: "airlock", Data: r})
 	if err != nil {
 		return s.logErr("the rejection", err)
+	}
+	return nil
+}
+
+// writeRejectionSummary logs the attempts of one source and reason that
+// were counted rather than written one by one (gateway.rejected_summary).
+func (s *Service) writeRejectionSummary(ctx context.Context, r gateway.RejectionSummary) error {
+	err := s.log.Append(ctx, auditlog.Event{Type: "gateway.rejected_summary", GrantID: r.GrantID, Actor: "airlock", Data: r})
+	if err != nil {
+		return s.logErr("the rejection summary", err)
 	}
 	return nil
 }

@@ -67,6 +67,9 @@ type Options struct {
 	// (timers stay real).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Rejections bounds how many refused attempts are logged one by one;
+	// the rest are counted into summaries (see gateway.RejectAggregator).
+	Rejections gateway.RejectPolicy
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.
@@ -106,6 +109,9 @@ type Service struct {
 	stopFlush   chan struct{}
 	flushDone   chan struct{}
 	closed      bool
+
+	// rejects aggregates the gateways' refused attempts.
+	rejects *gateway.RejectAggregator
 }
 
 var _ gateway.Authority = (*Service)(nil)
@@ -145,6 +151,7 @@ func New(o Options) (*Service, error) {
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
 	}
+	s.rejects = gateway.NewRejectAggregator(o.Rejections, s.now, s.writeRejection, s.writeRejectionSummary)
 	return s, nil
 }
 
@@ -209,6 +216,9 @@ func (s *Service) Close() {
 		}
 		if err := s.flushSessions(context.Background()); err != nil {
 			s.logger.Error("writing session summaries at close", "err", err)
+		}
+		if err := s.rejects.Close(context.Background()); err != nil {
+			s.logger.Error("recording refused attempts' summaries at close", "err", err)
 		}
 	}
 	s.mu.Lock()

@@ -303,6 +303,9 @@ func (s *Service) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 		if err := s.flushAllResults(context.Background()); err != nil {
 			s.logger.Error("recording session results; will retry", "err", err)
 		}
+		if err := s.rejects.Flush(context.Background()); err != nil {
+			s.logger.Error("recording refused attempts' summaries; will retry", "err", err)
+		}
 		if now.Sub(last) < flushInterval {
 			continue
 		}

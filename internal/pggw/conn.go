@@ -53,6 +53,16 @@ type conn struct {
 
 	relay *relayState
 	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')
+
+	// upc is the upstream connection for abort, which must not take wmu.
+	upc atomic.Pointer[net.Conn]
+	// panicked is set when one of the connection's goroutines panicked.
+	panicked atomic.Bool
+	// startupSlot is held until the startup phase ends.
+	startupSlot bool
+	// scsOff: upstream reports standard_conforming_strings off, so plain
+	// literals take backslash escapes (for the tokenizer).
+	scsOff atomic.Bool
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
@@ -61,7 +71,16 @@ func newConn(g *Gateway, nc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(nc, ioBufSize)
 	c.cw = newFlushWriter(nc)
 	c.txs.Store('I')
+	c.startupSlot = true
 	return c
+}
+
+// endStartup gives back the connection's startup slot, once.
+func (c *conn) endStartup() {
+	if c.startupSlot {
+		c.startupSlot = false
+		c.gw.releaseStartup()
+	}
 }
 
 // send writes b to the client, flushing if asked. It is a no-op once the
@@ -120,7 +139,9 @@ func (c *conn) serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down")) })
 	defer stop()
 	defer c.closeAll()
+	defer c.endStartup()
 	_ = c.raw.SetDeadline(time.Now().Add(c.gw.o.StartupTimeout))
+	c.gw.hook("startup", nil)
 	up, err := c.startup()
 	if errors.Is(err, errCancelHandled) {
 		return
@@ -129,6 +150,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.refuse(err)
 		return
 	}
+	c.endStartup()
 	_ = c.raw.SetDeadline(time.Time{})
 	c.run(up)
 }

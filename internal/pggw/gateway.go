@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -63,7 +64,12 @@ type Options struct {
 	// query, a Bind with its values, a COPY chunk); 64 MiB if zero. An
 	// unsent batch of extended-protocol messages may hold twice that.
 	MaxMessageBytes int
-	Logger          *slog.Logger
+	// MaxStartups bounds the connections still in their startup phase
+	// (TLS, startup message, SCRAM, upstream login); 64 if zero. Beyond
+	// it a new connection is refused at once with FATAL 53300
+	// (too_many_connections).
+	MaxStartups int
+	Logger      *slog.Logger
 }
 
 // Gateway is the PostgreSQL wire-protocol gateway.
@@ -82,6 +88,13 @@ type Gateway struct {
 	conns  map[*conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+
+	// startups holds one token per connection in its startup phase.
+	startups chan struct{}
+	// panics counts panics contained to their connection; panicHook is the
+	// tests' way to cause one.
+	panics    panicCounter
+	panicHook atomic.Pointer[panicHook]
 }
 
 type target struct {
@@ -129,8 +142,11 @@ func New(o Options) (*Gateway, error) {
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = defaultMaxMessage
 	}
+	if o.MaxStartups <= 0 {
+		o.MaxStartups = defaultMaxStartups
+	}
 	g := &Gateway{
-		o: o, log: o.Logger.With("gateway", "postgres"),
+		o: o, log: o.Logger.With("gateway", "postgres"), startups: make(chan struct{}, o.MaxStartups),
 		targets: map[string]*target{}, grants: map[string]*grantState{},
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}
@@ -353,8 +369,13 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		delay = 0
+		if !g.acquireStartup() {
+			g.refuseBusy(nc)
+			continue
+		}
 		c := newConn(g, nc)
 		if !g.track(c) {
+			g.releaseStartup()
 			nc.Close()
 			return nil
 		}
@@ -362,7 +383,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer g.wg.Done()
 			defer g.untrack(c)
-			c.serve(ctx)
+			c.served(ctx)
 		}()
 	}
 }

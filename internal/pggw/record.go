@@ -31,8 +31,16 @@ import (
 // client has its answer, so a client waits for one durable write per
 // statement, not two; a result that cannot be recorded is logged.
 //
-// A simple Query message holding several statements is one request: its
-// text is recorded whole, its rows summed.
+// A simple Query message holding several statements ("select 1; delete
+// from t") is recorded as one request per statement (split by the
+// tokenizer in sqlscan.go, which respects quotes, dollar quotes, comments
+// and BEGIN ATOMIC bodies), each with its own action and n, and
+// Params["part"] = "k/N"; each gets its own result from its
+// CommandComplete, and after an error the rest are recorded as not run.
+// Beyond 64 statements, the rest is one request whose Also lists the
+// actions of the statements it holds. Statements that change a role's
+// authentication (ALTER ROLE … PASSWORD …) are refused: recorded as denied
+// requests, answered with ERROR 42501, never forwarded (statements.go).
 
 // verbs are the leading keywords recorded as the Action.
 var verbs = func() map[string]string {
@@ -120,8 +128,19 @@ func redactPasswords(sql string) string {
 			i = end
 			continue
 		}
+		repl := "'<redacted>'"
+		if lit == j+2 && sql[j] == '\'' && lit < len(sql) && sql[lit] != '\'' && !isSpace(sql[lit]) && sql[lit] != ';' {
+			// ''secret'': a literal inside a literal (dynamic SQL in a DO
+			// block), its quotes doubled.
+			if k := strings.Index(sql[lit:], "''"); k >= 0 {
+				lit += k + 2
+			} else {
+				lit = len(sql)
+			}
+			repl = "''<redacted>''"
+		}
 		b.WriteString(sql[i:j])
-		b.WriteString("'<redacted>'")
+		b.WriteString(repl)
 		i = lit
 	}
 	b.WriteString(sql[i:])

@@ -41,6 +41,9 @@ func TestRedactPasswords(t *testing.T) {
 		{"select * from t where passwords = 'x'", "select * from t where passwords = 'x'"},
 		{"select 'no secrets here'", "select 'no secrets here'"},
 		{"PASSWORD 'a' PASSWORD 'b'", "PASSWORD '<redacted>' PASSWORD '<redacted>'"},
+		{"DO $$BEGIN EXECUTE 'ALTER ROLE ' || current_user || ' PASSWORD ''s3cret'''; END$$",
+			"DO $$BEGIN EXECUTE 'ALTER ROLE ' || current_user || ' PASSWORD ''<redacted>'''; END$$"},
+		{"alter role x password ''", "alter role x password '<redacted>'"},
 	}
 	for _, tc := range tests {
 		got := redactPasswords(tc.sql)

@@ -35,6 +35,7 @@ type entryKind uint8
 
 const (
 	eSimple    entryKind = iota // a Query or FunctionCall: done at ReadyForQuery
+	ePart                       // a statement of a multi-statement Query but its last: done at its CommandComplete
 	eExec                       // an Execute: done at CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
 	eSync                       // a Sync: consumed by its ReadyForQuery
 	eSynthetic                  // an answer the gateway gives itself, in order with upstream answers
@@ -129,12 +130,27 @@ func newRelayState(uw *flushWriter) *relayState {
 func (c *conn) run(up net.Conn) {
 	r := newRelayState(newFlushWriter(up))
 	c.relay = r
+	c.upc.Store(&up)
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
+		// A panic here would otherwise end the process.
+		defer c.contain("upstream relay")
 		c.upstreamLoop(bufio.NewReaderSize(up, ioBufSize))
 		c.closeAll()
 	}()
+	c.clientRelay()
+	if !c.panicked.Load() {
+		c.closeAll()
+	}
+	<-upDone
+	c.finish()
+}
+
+// clientRelay runs the client loop with a panic contained to the
+// connection.
+func (c *conn) clientRelay() {
+	defer c.contain("client relay")
 	if err := c.clientLoop(); err != nil {
 		var pe *pgError
 		if errors.As(err, &pe) {
@@ -142,19 +158,19 @@ func (c *conn) run(up net.Conn) {
 			c.kill(pe)
 		}
 	}
-	c.closeAll()
-	<-upDone
-	c.finish()
 }
 
 // finish records what never completed and ends the session.
 func (c *conn) finish() {
+	if c.panicked.Load() {
+		defer c.recordInternalError()
+	}
 	c.gw.keys.remove(c.key)
 	c.st.removeSession(c)
 	r := c.relay
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
-		if e.kind == eSimple || e.kind == eExec {
+		if e.kind == eSimple || e.kind == eExec || e.kind == ePart {
 			e.err = "airlock: the connection closed before the statement completed"
 			e.bytesIn += r.copyIn.Swap(0)
 			r.done = append(r.done, e)
@@ -234,16 +250,14 @@ func (c *conn) clientMessage(raw []byte) error {
 		if len(body) == 0 || body[len(body)-1] != 0 {
 			return fatal(codeProtocolViolation, "airlock: invalid Query message")
 		}
+		c.gw.hook("query", body[:len(body)-1])
 		sql := string(body[:len(body)-1])
-		r.n++
-		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
-		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
-		}}
-		if err := c.recordRequest(call); err != nil {
+		if changesAuth(sql) {
+			return c.refuseAuthChange(sql)
+		}
+		if err := c.recordQuery(sql); err != nil {
 			return c.refuseStatement(err, true)
 		}
-		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: action, start: time.Now()})
 		_, err := r.uw.Write(raw)
 		return upErr(err)
 	case 'F':
@@ -319,7 +333,9 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if m.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid Parse message")
 		}
-		if m.Name == "" {
+		if changesAuth(m.Query) {
+			c.refuseParse(m.Query)
+		} else if m.Name == "" {
 			r.unnamed = m.Query
 		} else {
 			if r.stmts == nil {
@@ -404,6 +420,12 @@ func (c *conn) endBatch(sync bool) error {
 		}
 	}()
 	if r.batchErr != nil {
+		if r.batchErr.Code == codeInsufficientPrivilege && c.inTransaction() {
+			// As for a statement that cannot be recorded: upstream saw no
+			// error, so its transaction must not survive the refusal.
+			c.kill(fatal(codeInsufficientPrivilege, authChangeMessage+"; the session is closed so that its open transaction is rolled back"))
+			return errTerminate
+		}
 		c.synthetic(r.batchErr, sync)
 		r.discard = !sync
 		return nil
@@ -544,25 +566,32 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 		if err != nil {
 			return
 		}
-		c.wmu.Lock()
-		if c.dead {
-			c.wmu.Unlock()
+		c.gw.hook("upstream", raw)
+		if !c.relayUpstream(raw, ubr.Buffered() == 0) {
 			return
 		}
-		_, werr := c.cw.Write(raw)
-		c.observe(raw)
-		if werr == nil && ubr.Buffered() == 0 {
-			werr = c.cw.Flush()
-		}
-		c.wmu.Unlock()
 		mr.release()
-		if werr != nil {
-			return
-		}
 		if len(r.done) > 0 && ubr.Buffered() == 0 {
 			c.recordResults()
 		}
 	}
+}
+
+// relayUpstream passes one upstream message to the client and tracks it;
+// false when the client side is gone. wmu is released even if tracking
+// panics, so that the connection can still be closed.
+func (c *conn) relayUpstream(raw []byte, flush bool) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.dead {
+		return false
+	}
+	_, werr := c.cw.Write(raw)
+	c.observe(raw)
+	if werr == nil && flush {
+		werr = c.cw.Flush()
+	}
+	return werr == nil
 }
 
 // maxBufferedUpstream bounds the upstream messages the gateway reads whole
@@ -602,6 +631,9 @@ func (c *conn) observe(raw []byte) {
 	typ := raw[0]
 	switch typ {
 	case 'D', 'd', 'C', 'I', 's', 'E', 'Z':
+	case 'S':
+		c.parameterStatus(raw[5:])
+		return
 	default:
 		return
 	}
@@ -631,7 +663,7 @@ func (c *conn) observe(raw []byte) {
 		}
 		h.dataRows = 0
 		switch h.kind {
-		case eExec:
+		case eExec, ePart:
 			h.rows, h.tag = n, r.tagString(tag)
 			c.complete(h)
 		case eSimple:
@@ -659,6 +691,17 @@ func (c *conn) observe(raw []byte) {
 			if h.err == "" {
 				h.err = msg
 			}
+		case ePart:
+			h.err = msg
+			c.complete(h)
+			// The server abandons the rest of the query string.
+			for h = r.front(); h != nil && (h.kind == ePart || h.kind == eSimple); h = r.front() {
+				h.err = "airlock: not run: an earlier statement of its query failed"
+				if h.kind == eSimple {
+					break
+				}
+				c.complete(h)
+			}
 		case eExec:
 			h.err = msg
 			c.complete(h)
@@ -672,8 +715,11 @@ func (c *conn) observe(raw []byte) {
 		if len(raw) > 5 {
 			c.txs.Store(uint32(raw[5]))
 		}
-		for h != nil && h.kind == eExec {
-			// Executes not answered by their Sync: they did not run.
+		for h != nil && (h.kind == eExec || h.kind == ePart) {
+			// Executes not answered by their Sync did not run; a
+			// statement of a query without a completion of its own ran
+			// as part of its neighbour, if the tokenizer and the server
+			// split the query differently.
 			h.err = "airlock: no result before ReadyForQuery"
 			c.complete(h)
 			h = r.front()
@@ -703,7 +749,7 @@ func (r *relayState) tagString(tag []byte) string {
 // complete moves the oldest entry to done; qmu and wmu held.
 func (c *conn) complete(h *entry) {
 	r := c.relay
-	if h.kind == eSimple {
+	if h.kind == eSimple || h.kind == ePart {
 		h.bytesIn += r.copyIn.Swap(0)
 	}
 	if !h.start.IsZero() {

@@ -275,6 +275,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	k := &cancelKey{c: c, network: ra.Network(), addr: ra.String(), pid: hc.PID, key: hc.SecretKey}
 	c.key = c.gw.keys.add(k)
 
+	c.scsOff.Store(hc.ParameterStatuses["standard_conforming_strings"] == "off")
 	var out []byte
 	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
 	for name, v := range hc.ParameterStatuses {

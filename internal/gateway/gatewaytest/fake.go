@@ -28,6 +28,8 @@ type Authority struct {
 	subs       []func(*gateway.Grant)
 	sessions   []*Recorded
 	rejections []gateway.Rejection
+	summaries  []gateway.RejectionSummary
+	agg        *gateway.RejectAggregator
 	fail       bool
 	n          int
 }
@@ -140,8 +142,19 @@ func (a *Authority) Calls(grantID string) []gateway.Call {
 	return out
 }
 
-// Reject implements gateway.Authority.
+// Reject implements gateway.Authority: every rejection is kept
+// individually, unless AggregateRejections was called.
 func (a *Authority) Reject(ctx context.Context, r gateway.Rejection) error {
+	a.mu.Lock()
+	agg := a.agg
+	a.mu.Unlock()
+	if agg != nil {
+		return agg.Reject(ctx, r)
+	}
+	return a.writeRejection(ctx, r)
+}
+
+func (a *Authority) writeRejection(_ context.Context, r gateway.Rejection) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail {
@@ -149,6 +162,34 @@ func (a *Authority) Reject(ctx context.Context, r gateway.Rejection) error {
 	}
 	a.rejections = append(a.rejections, r)
 	return nil
+}
+
+func (a *Authority) writeSummary(_ context.Context, s gateway.RejectionSummary) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail {
+		return ErrRecordFailed
+	}
+	a.summaries = append(a.summaries, s)
+	return nil
+}
+
+// AggregateRejections makes Reject count attempts as the control plane
+// does (gateway.RejectAggregator with policy p and clock now); the
+// returned aggregator's Flush and Close write the summaries.
+func (a *Authority) AggregateRejections(p gateway.RejectPolicy, now func() time.Time) *gateway.RejectAggregator {
+	agg := gateway.NewRejectAggregator(p, now, a.writeRejection, a.writeSummary)
+	a.mu.Lock()
+	a.agg = agg
+	a.mu.Unlock()
+	return agg
+}
+
+// RejectionSummaries returns the summaries written so far, in order.
+func (a *Authority) RejectionSummaries() []gateway.RejectionSummary {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]gateway.RejectionSummary{}, a.summaries...)
 }
 
 // Rejections returns the rejections recorded so far, in order.

@@ -1,0 +1,164 @@
+package pggw
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+)
+
+// Guards that keep one client, or a flood of them, from taking the gateway
+// down: a cap on connections still authenticating, and panics contained to
+// the connection that hit them.
+
+// defaultMaxStartups is how many connections may be in their startup phase
+// (TLS, startup message, SCRAM, upstream login) at once when
+// Options.MaxStartups is zero. Each holds a goroutine, two buffers and, at
+// the end, a PBKDF2 run; a session that is up no longer counts.
+const defaultMaxStartups = 64
+
+const (
+	codeTooManyConnections = "53300" // too_many_connections
+	codeInternalError      = "XX000" // internal_error
+)
+
+// tooManyMessage is the error a connection over the startup cap gets.
+const tooManyMessage = "airlock: too many connections are authenticating; try again shortly"
+
+// acquireStartup takes a startup slot, or reports that none is free.
+func (g *Gateway) acquireStartup() bool {
+	select {
+	case g.startups <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *Gateway) releaseStartup() { <-g.startups }
+
+// refuseBusy answers a connection over the startup cap at once, as
+// PostgreSQL does when it has too many clients: FATAL 53300, then close,
+// without reading anything. The attempt goes to the Authority, which counts
+// a flood of them into a summary rather than a log entry each.
+func (g *Gateway) refuseBusy(nc net.Conn) {
+	client := nc.RemoteAddr().String()
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	rej := gateway.Rejection{Gateway: "postgres", Client: client, Reason: "too many connections in startup"}
+	if err := g.o.Authority.Reject(ctx, rej); err != nil {
+		g.log.Error("recording a refused connection failed", "client", client, "reason", rej.Reason, "err", err)
+	}
+	// A fresh connection's send buffer is empty: this write does not wait
+	// for the client, and the deadline covers the case where it would.
+	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = nc.Write(fatal(codeTooManyConnections, tooManyMessage).appendTo(nil))
+	nc.Close()
+}
+
+// panicHook, when set (by tests), is called at points where a connection's
+// goroutines handle client or upstream input, so that a test can make one
+// of them panic: stage is "startup", "query" (arg: the SQL) or "upstream"
+// (arg: the raw message).
+type panicHook func(stage string, arg []byte)
+
+func (g *Gateway) hook(stage string, arg []byte) {
+	if h := g.panicHook.Load(); h != nil {
+		(*h)(stage, arg)
+	}
+}
+
+// contain recovers a panic in one of c's goroutines: the stack goes to the
+// gateway's log, the client gets FATAL XX000 if it can, and both
+// connections close. The session, if there is one, records the internal
+// error when it ends (finish). Deferred directly in each goroutine.
+func (c *conn) contain(where string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	c.panicked.Store(true)
+	c.gw.panics.Add(1)
+	sess := ""
+	if c.sess != nil {
+		sess = c.sess.ID
+	}
+	c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
+		"where", where, "client", c.client, "session", sess, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	c.abort()
+}
+
+// abort closes c after an internal error without taking locks a panicking
+// goroutine may have held: the FATAL is sent only if the writer is free.
+func (c *conn) abort() {
+	c.cancel()
+	if c.wmu.TryLock() {
+		if !c.dead {
+			c.dead = true
+			_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
+			if _, err := c.cw.Write(fatal(codeInternalError, "airlock: internal error; this session is closed").appendTo(nil)); err == nil {
+				_ = c.cw.Flush()
+			}
+		}
+		c.wmu.Unlock()
+	}
+	c.raw.Close()
+	if up := c.upc.Load(); up != nil {
+		(*up).Close()
+	}
+}
+
+// recordInternalError puts the internal error into the session's
+// recording, so that the reviewer sees why it ended.
+func (c *conn) recordInternalError() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	call := gateway.Call{Kind: "result", Action: "pg:session", Resource: c.t.db, Allowed: false,
+		Error: "internal error: the gateway closed this session"}
+	if err := c.sess.Record(ctx, call); err != nil {
+		c.gw.log.Error("recording a session's internal error failed", "session", c.sess.ID, "err", err)
+	}
+}
+
+// served runs c from its startup to its end with every panic contained: a
+// panic in the startup is recorded as a refused attempt, one after the
+// session started ends the session with the internal error recorded.
+func (c *conn) served(ctx context.Context) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		c.gw.panics.Add(1)
+		c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
+			"where", "connection", "client", c.client, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		c.abort()
+		// Whatever state the panic left, the attempt or the session must
+		// still reach the log; a second panic here is the process's.
+		if c.sess == nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+			defer cancel()
+			rej := gateway.Rejection{Gateway: "postgres", Client: c.client, Reason: "internal error during startup"}
+			if err := c.gw.o.Authority.Reject(rctx, rej); err != nil {
+				c.gw.log.Error("recording a refused connection failed", "client", c.client, "err", err)
+			}
+			return
+		}
+		if c.key != 0 {
+			c.gw.keys.remove(c.key)
+		}
+		if c.st != nil {
+			c.st.removeSession(c)
+		}
+		c.recordInternalError()
+		c.endSession()
+	}()
+	c.serve(ctx)
+}
+
+// panics counts contained panics (tests read it).
+type panicCounter = atomic.Int64

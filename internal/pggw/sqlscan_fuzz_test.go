@@ -1,0 +1,47 @@
+package pggw
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzSplitStatements: the tokenizer never panics, its statements are
+// ordered, disjoint, non-empty parts of the text, each one splits again
+// into exactly itself, and the auth check terminates on anything.
+func FuzzSplitStatements(f *testing.F) {
+	for _, s := range []string{
+		"select 1; delete from t",
+		"select 'a;b'; select E'\\';'; select $$;$$; select $t$ $$ $t$",
+		`select "x;y", U&"a;" from t; select U&'\0041;'`,
+		"select 1 -- ;\n; /* ; /* ; */ */ select 2",
+		"create function f() returns int language sql begin atomic select 1; select case when x then 1 end; end; select 2",
+		"ALTER ROLE CURRENT_USER PASSWORD 'x'",
+		"DO $$BEGIN EXECUTE 'ALTER ROLE ' || current_user || ' PASSWORD ''x'''; END$$",
+		`select 'a\'; alter role current_user password 'x'; --'`,
+		"select $1, a$b$, $x$unterminated",
+		"'", "\"", "$$", "/*", "--", "e'", "u&", ";;;",
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, sql string, backslash bool) {
+		sts := splitStatements(sql, backslash)
+		prev := 0
+		for _, st := range sts {
+			if st.start < prev || st.end <= st.start || st.end > len(sql) {
+				t.Fatalf("statement [%d,%d) out of order or empty (previous end %d, len %d)", st.start, st.end, prev, len(sql))
+			}
+			prev = st.end
+			text := sql[st.start:st.end]
+			again := splitStatements(text, backslash)
+			if len(again) != 1 || text[again[0].start:again[0].end] != text {
+				t.Fatalf("statement %q splits again into %d statements", text, len(again))
+			}
+		}
+		if !strings.Contains(sql, ";") && len(sts) > 1 {
+			t.Fatalf("%d statements without a ';'", len(sts))
+		}
+		_ = changesAuth(sql)
+		_ = actionOf(sql)
+	})
+}

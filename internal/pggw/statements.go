@@ -1,0 +1,164 @@
+package pggw
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+)
+
+// The statements of a simple Query, and the ones the gateway refuses.
+
+const codeInsufficientPrivilege = "42501" // insufficient_privilege
+
+// maxRecordedStatements bounds the requests one Query message is recorded
+// as (each is a durable write before the query runs): statements beyond
+// the last are recorded with it, in one request whose Also lists their
+// actions.
+const maxRecordedStatements = 64
+
+// recordQuery records a simple Query before it is forwarded: one request
+// per statement (split by splitStatements), each with its own action, so
+// that "select 1; delete from t" counts pg:select and pg:delete as scope
+// used. The statements' results follow their requests by n: each gets its
+// own CommandComplete; after an error the rest are "not run".
+func (c *conn) recordQuery(sql string) error {
+	r := c.relay
+	var sts []sqlStatement
+	if strings.IndexByte(sql, ';') >= 0 {
+		sts = splitStatements(sql, c.scsOff.Load())
+	}
+	if len(sts) <= 1 {
+		r.n++
+		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
+		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
+			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
+		}}
+		if err := c.recordRequest(call); err != nil {
+			return err
+		}
+		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: action, start: time.Now()})
+		return nil
+	}
+	count := min(len(sts), maxRecordedStatements)
+	total := strconv.Itoa(len(sts))
+	entries := make([]*entry, 0, count)
+	for i := range count {
+		text := sql[sts[i].start:sts[i].end]
+		action := actionOf(text)
+		part := strconv.Itoa(i+1) + "/" + total
+		var also []string
+		if i == count-1 && count < len(sts) {
+			// The rest of the query, in one request.
+			text = sql[sts[i].start:sts[len(sts)-1].end]
+			part = strconv.Itoa(i+1) + "-" + total + "/" + total
+			for _, st := range sts[i+1:] {
+				u := actionOf(sql[st.start:st.end]) + " " + c.t.db
+				if u != action+" "+c.t.db && !contains(also, u) {
+					also = append(also, u)
+				}
+			}
+		}
+		r.n++
+		ns := strconv.FormatInt(r.n, 10)
+		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Params: map[string]string{
+			"statement": redactPasswords(text), "protocol": "simple", "n": ns, "part": part,
+		}}
+		if err := c.recordRequest(call); err != nil {
+			if len(entries) > 0 {
+				c.gw.log.Error("statements recorded but not run: a later statement of their query could not be recorded",
+					"session", c.sess.ID, "first", entries[0].n, "last", r.n-1)
+			}
+			return err
+		}
+		kind := ePart
+		if i == count-1 {
+			kind = eSimple
+		}
+		entries = append(entries, &entry{kind: kind, n: r.n, ns: ns, action: action})
+	}
+	now := time.Now()
+	for _, e := range entries {
+		e.start = now
+	}
+	r.push(entries...)
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// inTransaction reports whether upstream may have a transaction open: its
+// last status, or statements still running that may open one.
+func (c *conn) inTransaction() bool {
+	r := c.relay
+	r.qmu.Lock()
+	busy := r.front() != nil
+	r.qmu.Unlock()
+	return busy || c.txs.Load() != 'I'
+}
+
+// offendingStatement returns the statement of sql that changesAuth
+// refuses, for the recording's action.
+func (c *conn) offendingStatement(sql string) string {
+	for _, st := range splitStatements(sql, c.scsOff.Load()) {
+		if s := sql[st.start:st.end]; changesAuth(s) {
+			return s
+		}
+	}
+	return sql
+}
+
+// recordAuthRefusal records a refused statement as a denied request.
+func (c *conn) recordAuthRefusal(sql, protocol string) {
+	r := c.relay
+	r.n++
+	call := gateway.Call{Kind: "request", Action: actionOf(c.offendingStatement(sql)), Resource: c.t.db, Allowed: false,
+		Error:  codeInsufficientPrivilege + " " + authChangeMessage,
+		Params: map[string]string{"statement": redactPasswords(sql), "protocol": protocol, "n": strconv.FormatInt(r.n, 10)}}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	if err := c.sess.Record(ctx, call); err != nil {
+		c.gw.log.Error("recording a refused statement failed", "session", c.sess.ID, "err", err)
+	}
+}
+
+// refuseAuthChange answers a simple Query that would change a role's
+// authentication: recorded as refused, not forwarded, ERROR 42501. Inside
+// a transaction block the session is closed instead: upstream saw no
+// error, so a COMMIT after the refusal would commit what came before it.
+func (c *conn) refuseAuthChange(sql string) error {
+	c.recordAuthRefusal(sql, "simple")
+	if c.inTransaction() {
+		c.kill(fatal(codeInsufficientPrivilege, authChangeMessage+"; the session is closed so that its open transaction is rolled back"))
+		return errTerminate
+	}
+	c.synthetic(&pgError{Severity: "ERROR", Code: codeInsufficientPrivilege, Message: authChangeMessage}, true)
+	return nil
+}
+
+// refuseParse refuses a Parse of such a statement: recorded now, and its
+// batch answered with ERROR 42501 at its Sync, nothing of it forwarded.
+func (c *conn) refuseParse(query string) {
+	c.recordAuthRefusal(query, "extended")
+	c.relay.batchErr = &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege, Message: authChangeMessage}
+}
+
+// parameterStatus tracks the upstream settings the tokenizer depends on.
+func (c *conn) parameterStatus(body []byte) {
+	name, rest, ok := bytes.Cut(body, []byte{0})
+	if !ok || string(name) != "standard_conforming_strings" {
+		return
+	}
+	value, _, _ := bytes.Cut(rest, []byte{0})
+	c.scsOff.Store(string(value) == "off")
+}
