@@ -145,6 +145,9 @@ type harnessOptions struct {
 	// LogStore, if set, wraps the store the audit log writes through (to
 	// inject write failures).
 	LogStore func(store.Store) store.Store
+	// MaxWaiters and MaxWaitersPerIdentity bound long polls (default: the
+	// service's defaults).
+	MaxWaiters, MaxWaitersPerIdentity int
 }
 
 // harness is a real Service on a temporary data directory.
@@ -274,6 +277,7 @@ func (h *harness) start() {
 		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: testTargets,
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
 		CredentialKey: h.credentialKey(), Now: h.clock.Now, Logger: slog.New(h.errs),
+		MaxWaiters: h.opts.MaxWaiters, MaxWaitersPerIdentity: h.opts.MaxWaitersPerIdentity,
 	})
 	if err != nil {
 		h.t.Fatal(err)

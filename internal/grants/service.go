@@ -59,6 +59,10 @@ type Options struct {
 	RequireReason  bool
 	// CredentialKey derives grant credential secrets (HMAC key, 32 bytes).
 	CredentialKey []byte
+	// MaxWaiters and MaxWaitersPerIdentity bound the open long polls
+	// (Wait), in total and per identity; 0 means the defaults
+	// (DefaultMaxWaiters, DefaultMaxWaitersPerIdentity).
+	MaxWaiters, MaxWaitersPerIdentity int
 	// Now is the clock; time.Now if nil. Tests pass a controllable one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -84,7 +88,7 @@ type Service struct {
 	byCred   map[string]*gateway.Grant
 	byGrant  map[string]*gateway.Grant
 	timers   map[string]*time.Timer
-	watchers map[string]chan struct{}
+	waits    *waiters // the open long polls (Wait)
 	subs     []func(*gateway.Grant)
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
@@ -130,7 +134,7 @@ func New(o Options) (*Service, error) {
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return o.Now().UTC() }, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
-		timers: map[string]*time.Timer{}, watchers: map[string]chan struct{}{}, resultsKick: make(chan struct{}, 1),
+		timers: map[string]*time.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity), resultsKick: make(chan struct{}, 1),
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
@@ -239,27 +243,6 @@ func (s *Service) stopTimer(id string) {
 		t.Stop()
 		delete(s.timers, id)
 	}
-}
-
-// notify wakes everyone waiting for grant id to change.
-func (s *Service) notify(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.watchers[id]; ch != nil {
-		close(ch)
-		delete(s.watchers, id)
-	}
-}
-
-func (s *Service) watch(id string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.watchers[id]
-	if ch == nil {
-		ch = make(chan struct{})
-		s.watchers[id] = ch
-	}
-	return ch
 }
 
 // newID returns prefix + 20 random base32 characters (100 bits).
