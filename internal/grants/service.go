@@ -84,12 +84,12 @@ type Service struct {
 
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
 
-	mu       sync.RWMutex
-	byCred   map[string]*gateway.Grant
-	byGrant  map[string]*gateway.Grant
-	timers   map[string]*time.Timer
-	waits    *waiters // the open long polls (Wait)
-	subs     []func(*gateway.Grant)
+	mu      sync.RWMutex
+	byCred  map[string]*gateway.Grant
+	byGrant map[string]*gateway.Grant
+	timers  map[string]*time.Timer
+	waits   *waiters // the open long polls (Wait)
+	subs    []func(*gateway.Grant)
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 
