@@ -89,7 +89,11 @@ func (l *Listener) acceptLoop() {
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || l.isClosed() {
+			if l.isClosed() {
+				l.errc <- net.ErrClosed
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
 				l.errc <- err
 				return
 			}
