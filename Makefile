@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/auditlog/
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/
 	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
+	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/textesc/
 
 clean:
 	rm -rf bin

@@ -39,6 +39,8 @@ const (
 	CodeAlreadyExists = "already_exists"
 	// CodeMethodNotAllowed: the path exists, the method does not (405).
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeResourceExhausted: too many requests of this kind are open (429).
+	CodeResourceExhausted = "resource_exhausted"
 )
 
 // Invalid is a 400 naming the field at fault.
@@ -68,6 +70,12 @@ func Conflict(format string, args ...any) *Error {
 // cannot be written), and refuses rather than act unrecorded.
 func Unavailable(format string, args ...any) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// TooMany is a 429: the caller (or everyone together) has too many
+// requests of this kind open; retry later.
+func TooMany(format string, args ...any) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: CodeResourceExhausted, Message: fmt.Sprintf(format, args...)}
 }
 
 // From converts any error to an *Error, hiding the text of unexpected ones

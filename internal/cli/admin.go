@@ -15,6 +15,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/server"
+	"github.com/airlock-dev/airlock/internal/textesc"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -56,7 +57,7 @@ func (a *app) serveCmd() *cobra.Command {
 				// Configuration problems come as several lines: print them all,
 				// then the one-line summary.
 				if strings.Contains(err.Error(), "\n") {
-					fmt.Fprintln(a.errOut, err)
+					fmt.Fprintln(a.errOut, textesc.Text(err.Error()))
 					return exitf(1, "invalid configuration; refusing to start")
 				}
 				return err
@@ -98,14 +99,14 @@ func (a *app) whoamiCmd() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(id)
 			}
-			fmt.Fprintf(a.out, "%s (%s", id.Name, id.Kind)
+			line := fmt.Sprintf("%s (%s", id.Name, id.Kind)
 			if id.Owner != "" {
-				fmt.Fprintf(a.out, ", owner %s", id.Owner)
+				line += ", owner " + id.Owner
 			}
 			if len(id.Groups) > 0 {
-				fmt.Fprintf(a.out, ", groups %s", strings.Join(id.Groups, ","))
+				line += ", groups " + strings.Join(id.Groups, ",")
 			}
-			fmt.Fprintln(a.out, ")")
+			linef(a.out, "%s)", line)
 			return nil
 		},
 	}
@@ -130,7 +131,8 @@ func (a *app) agentCmd() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(r)
 			}
-			fmt.Fprintf(a.out, "agent %s (owner %s) created\nkey: %s\n", r.Identity.Name, r.Identity.Owner, r.Key)
+			linef(a.out, "agent %s (owner %s) created", r.Identity.Name, r.Identity.Owner)
+			linef(a.out, "key: %s", r.Key)
 			fmt.Fprintln(a.errOut, "The key is shown this once; Airlock keeps only its SHA-256.")
 			return nil
 		},
@@ -156,7 +158,7 @@ func (a *app) agentCmd() *cobra.Command {
 				if id.Disabled {
 					st = "disabled"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id.Name, id.Kind, dash(id.Owner), dash(strings.Join(id.Groups, ",")), id.Source, st, ts(id.CreatedAt))
+				row(w, id.Name, id.Kind, dash(id.Owner), dash(strings.Join(id.Groups, ",")), id.Source, st, ts(id.CreatedAt))
 			}
 			return w.Flush()
 		},
@@ -173,7 +175,7 @@ func (a *app) agentCmd() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(id)
 			}
-			fmt.Fprintf(a.out, "agent %s disabled\n", id.Name)
+			linef(a.out, "agent %s disabled", id.Name)
 			return nil
 		},
 	}
@@ -188,7 +190,7 @@ func (a *app) printReport(rep auditlog.Report) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.out, "entries %d, checkpoints %d, tree size %d, root %s, checked in %s\n", rep.Entries, rep.Checkpoints, rep.Size, rep.Root, rep.Elapsed)
+		linef(a.out, "entries %d, checkpoints %d, tree size %d, root %s, checked in %s", rep.Entries, rep.Checkpoints, rep.Size, rep.Root, rep.Elapsed)
 		for _, p := range rep.Problems {
 			loc := ""
 			if p.Seq >= 0 {
@@ -197,7 +199,7 @@ func (a *app) printReport(rep auditlog.Report) error {
 			if p.Checkpoint > 0 {
 				loc += fmt.Sprintf(" checkpoint %d", p.Checkpoint)
 			}
-			fmt.Fprintf(a.out, "PROBLEM %s%s: %s\n", p.Kind, loc, p.Detail)
+			linef(a.out, "PROBLEM %s%s: %s", p.Kind, loc, p.Detail)
 		}
 		if rep.OK {
 			fmt.Fprintln(a.out, "OK: every entry matches the signed checkpoints")

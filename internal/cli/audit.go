@@ -172,12 +172,12 @@ func (a *app) exportCmd() *cobra.Command {
 				return describe(err)
 			}
 			for _, w := range warnings {
-				fmt.Fprintf(a.errOut, "WARNING stored row differs from the log (the bundle holds the log's): %s\n", w)
+				linef(a.errOut, "WARNING stored row differs from the log (the bundle holds the log's): %s", w)
 			}
 			if err := os.WriteFile(out, b, 0o644); err != nil {
 				return exitf(1, "%v", err)
 			}
-			fmt.Fprintf(a.out, "wrote %s (%d bytes); check it with: airlock audit verify-bundle %s --key log-signing.pub\n", out, len(b), out)
+			linef(a.out, "wrote %s (%d bytes); check it with: airlock audit verify-bundle %s --key log-signing.pub", out, len(b), out)
 			return nil
 		},
 	}
@@ -217,10 +217,10 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(res)
 			}
-			fmt.Fprintf(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s\n",
+			linef(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s",
 				len(res.Rows), res.Account, res.Day, res.Entries, res.TreeSize, res.Root, v.Name())
 			for _, r := range res.Rows {
-				fmt.Fprintf(a.out, "  %s %s %s %s reason %q, %d sessions, %d calls, %d denied\n", r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, r.Sessions, r.Calls, r.DeniedCalls)
+				linef(a.out, "  %s %s %s %s reason %q, %d sessions, %d calls, %d denied", r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, r.Sessions, r.Calls, r.DeniedCalls)
 			}
 			return nil
 		},
@@ -243,7 +243,7 @@ func (a *app) warnUnproven(rows []review.Row) error {
 	n := 0
 	for _, r := range rows {
 		for _, m := range r.LogMismatch {
-			fmt.Fprintf(a.out, "WARNING grant %s: %s\n", r.Grant, m)
+			linef(a.out, "WARNING grant %s: %s", r.Grant, m)
 		}
 		if len(r.LogMismatch) > 0 {
 			n++
@@ -260,8 +260,8 @@ func printMismatch(w io.Writer, what string, mismatch []string) {
 	if len(mismatch) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "!!! WARNING: %s does NOT match the audit log (the database was changed outside Airlock):\n", what)
+	linef(w, "!!! WARNING: %s does NOT match the audit log (the database was changed outside Airlock):", what)
 	for _, m := range mismatch {
-		fmt.Fprintf(w, "!!!   %s\n", m)
+		linef(w, "!!!   %s", m)
 	}
 }

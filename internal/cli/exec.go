@@ -47,7 +47,7 @@ grant is ended, with CMD's exit status recorded, and exec exits with that status
 				return describe(err)
 			}
 			if g.Status == model.Pending {
-				fmt.Fprintf(a.errOut, "%s pending: waiting for an approver (airlock approve %s)\n", g.ID, g.ID)
+				linef(a.errOut, "%s pending: waiting for an approver (airlock approve %s)", g.ID, g.ID)
 				if g, err = a.waitFor(cmd, g.ID, waitFor); err != nil {
 					return err
 				}
@@ -55,7 +55,7 @@ grant is ended, with CMD's exit status recorded, and exec exits with that status
 			if g.Status != model.Active {
 				return a.printGrantStatus(g)
 			}
-			fmt.Fprintf(a.errOut, "%s active until %s\n", g.ID, ts(g.ExpiresAt))
+			linef(a.errOut, "%s active until %s", g.ID, ts(g.ExpiresAt))
 			cr, err := c.Credentials(ctx, g.ID)
 			if err != nil {
 				return describe(err)
@@ -71,9 +71,9 @@ grant is ended, with CMD's exit status recorded, and exec exits with that status
 			endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			if _, err := c.End(endCtx, g.ID, comment); err != nil {
-				fmt.Fprintf(a.errOut, "airlock: ending %s: %v\n", g.ID, describe(err))
+				linef(a.errOut, "airlock: ending %s: %v", g.ID, describe(err))
 			} else {
-				fmt.Fprintf(a.errOut, "%s ended (%s)\n", g.ID, status)
+				linef(a.errOut, "%s ended (%s)", g.ID, status)
 			}
 			return runErr
 		},

@@ -36,7 +36,7 @@ func (a *app) requestCmd() *cobra.Command {
 				return describe(err)
 			}
 			if wait && g.Status == model.Pending {
-				fmt.Fprintf(a.errOut, "%s pending: waiting for an approver (airlock approve %s)\n", g.ID, g.ID)
+				linef(a.errOut, "%s pending: waiting for an approver (airlock approve %s)", g.ID, g.ID)
 				g, err = a.waitFor(cmd, g.ID, waitFor)
 				if err != nil {
 					return err
@@ -95,7 +95,7 @@ func (a *app) printGrantStatus(g model.Grant) error {
 		case model.Pending:
 			line += " (decide by " + ts(g.DecideBy) + ")"
 		}
-		fmt.Fprintln(a.out, line)
+		linef(a.out, "%s", line)
 	}
 	switch g.Status {
 	case model.Denied:
@@ -139,7 +139,11 @@ func (a *app) credentialsCmd() *cobra.Command {
 			if err != nil {
 				return exitf(1, "%v", err)
 			}
-			for _, v := range credentialEnv(cr, caFile) {
+			vars := credentialEnv(cr, caFile)
+			if err := checkEnvValues(vars); err != nil {
+				return err
+			}
+			for _, v := range vars {
 				fmt.Fprintf(a.out, "export %s=%s\n", v.name, shellQuote(v.value))
 			}
 			fmt.Fprintf(a.out, "# expires %s\n", cr.Expiration.UTC().Format(time.RFC3339))
@@ -172,7 +176,7 @@ func (a *app) printDecided(g model.Grant) error {
 	if a.output == "json" {
 		return a.printJSON(g)
 	}
-	fmt.Fprintln(a.out, g.ID+" "+string(g.Status))
+	linef(a.out, "%s %s", g.ID, g.Status)
 	return nil
 }
 
@@ -192,7 +196,7 @@ func (a *app) pendingCmd() *cobra.Command {
 			w := a.table()
 			fmt.Fprintln(w, "GRANT\tIDENTITY\tTARGET\tSCOPE\tFOR\tREASON\tREQUESTED\tDECIDE BY")
 			for _, g := range gs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Identity, g.Target,
+				row(w, g.ID, g.Identity, g.Target,
 					strings.Join(g.RequestedScope.Strings(), "; "), g.Duration, g.Reason, ts(g.RequestedAt), ts(g.DecideBy))
 			}
 			return w.Flush()
@@ -300,7 +304,7 @@ func (a *app) grantsCmd() *cobra.Command {
 				if !r.EndedAt.IsZero() {
 					ended += " at " + ts(r.EndedAt)
 				}
-				fmt.Fprintf(w, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Grant+unproven(r.LogMismatch), r.Identity, dash(r.Owner), sc, when, r.Status,
+				row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, when, r.Status,
 					ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls)
 			}
 			if err := w.Flush(); err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
-	"github.com/airlock-dev/airlock/internal/client"
 )
 
 // Env names the CLI reads.
@@ -29,10 +28,6 @@ type app struct {
 	out, errOut io.Writer
 	output      string
 	getenv      func(string) string
-}
-
-func (a *app) client() *client.Client {
-	return client.New(a.getenv(EnvAddr), a.getenv(EnvToken))
 }
 
 // Main runs the CLI with args and returns the process exit code: 0 on
@@ -52,14 +47,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	switch {
 	case errors.As(err, &ee):
 		if ee.msg != "" {
-			fmt.Fprintln(stderr, "airlock: "+ee.msg)
+			linef(stderr, "airlock: %s", ee.msg)
 		}
 		return ee.code
 	case errors.As(err, &ue) || isFlagError(err):
-		fmt.Fprintln(stderr, "airlock: "+oneLine(err.Error()))
+		linef(stderr, "airlock: %s", oneLine(err.Error()))
 		return 2
 	}
-	fmt.Fprintln(stderr, "airlock: "+oneLine(err.Error()))
+	// Error messages carry what the server (and through it, other users)
+	// sent: linef escapes their control characters.
+	linef(stderr, "airlock: %s", oneLine(err.Error()))
 	return 1
 }
 
@@ -100,7 +97,7 @@ func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "airlock",
 		Short:         "Just-in-time, recorded access for AI agents",
-		Long:          "Airlock grants agents scoped, time-boxed access through its gateway, approved by policy or a person,\nand records every step in a tamper-evident log.\n\nClients reach the server at $AIRLOCK_ADDR (default http://127.0.0.1:8700) with the key in $AIRLOCK_TOKEN.",
+		Long:          "Airlock grants agents scoped, time-boxed access through its gateway, approved by policy or a person,\nand records every step in a tamper-evident log.\n\nClients reach the server at $AIRLOCK_ADDR (default http://127.0.0.1:8700) with the key in $AIRLOCK_TOKEN.\nFrom another machine use https://HOST:PORT, trusting the server's data_dir/ca.pem through $AIRLOCK_CA.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

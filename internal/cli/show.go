@@ -53,9 +53,9 @@ func (a *app) grantCmd() *cobra.Command {
 
 func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []httpapi.Event) {
 	p := func(label, format string, args ...any) {
-		fmt.Fprintf(w, "%-17s %s\n", label+":", fmt.Sprintf(format, args...))
+		linef(w, "%-17s %s", label+":", fmt.Sprintf(format, args...))
 	}
-	fmt.Fprintf(w, "Grant %s  [%s]\n", g.ID, g.Status)
+	linef(w, "Grant %s  [%s]", g.ID, g.Status)
 	printMismatch(w, "this record", g.LogMismatch)
 	owner := ""
 	if g.Owner != "" {
@@ -95,12 +95,12 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 	u := g.Usage
 	p("Usage", "%d sessions, %d calls, %d denied, %d bytes in, %d bytes out", u.Sessions, u.Calls, u.DeniedCalls, u.BytesIn, u.BytesOut)
 	for _, s := range sessions {
-		fmt.Fprintf(w, "  session %s  %s → %s  %d calls, %d denied  client %s\n", s.ID, ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, dash(s.Client))
+		linef(w, "  session %s  %s → %s  %d calls, %d denied  client %s", s.ID, ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, dash(s.Client))
 		printMismatch(w, "session "+s.ID, s.LogMismatch)
 	}
 	fmt.Fprintln(w, "History (tamper-evident log):")
 	for _, e := range history {
-		fmt.Fprintf(w, "  #%-6d %s  %-26s %s\n", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
+		linef(w, "  #%-6d %s  %-26s %s", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
 	}
 }
 
@@ -153,7 +153,7 @@ func (a *app) sessionCmd() *cobra.Command {
 					ids = append(ids, s.ID)
 				}
 				if len(ids) == 0 && a.output != "json" {
-					fmt.Fprintf(a.out, "grant %s has no sessions\n", args[0])
+					linef(a.out, "grant %s has no sessions", args[0])
 					return nil
 				}
 			}
@@ -166,8 +166,8 @@ func (a *app) sessionCmd() *cobra.Command {
 			}
 			for _, v := range views {
 				s := v.Session
-				fmt.Fprintf(a.out, "Session %s  grant %s  %s on %s  from %s\n", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
-				fmt.Fprintf(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out\n", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
+				linef(a.out, "Session %s  grant %s  %s on %s  from %s", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
+				linef(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
 				writeTranscript(a.out, v.Events)
 			}
 			return nil
@@ -211,21 +211,21 @@ func writeTranscript(w io.Writer, events []httpapi.Event) {
 		if rs, ok := batches[e.Seq]; ok {
 			for _, r := range rs {
 				if !r.used {
-					fmt.Fprintf(w, "  #%-6d %s  %s\n", e.Seq, tsMilli(e.Time), renderCall(r.call))
+					linef(w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), renderCall(r.call))
 				}
 			}
 			continue
 		}
 		line, ok := callLine(e.Entry)
 		if !ok {
-			fmt.Fprintf(w, "  #%-6d %s  %-16s %s\n", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
+			linef(w, "  #%-6d %s  %-16s %s", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
 			continue
 		}
-		fmt.Fprintf(w, "  #%-6d %s  %s\n", e.Seq, tsMilli(e.Time), line)
+		linef(w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
 		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
 			if r := byKey[pairKey(c)]; r != nil && !r.used && pairKey(c) != "" {
 				r.used = true
-				fmt.Fprintf(w, "  #%-6d %s  %s\n", r.seq, strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
+				linef(w, "  #%-6d %s  %s", r.seq, strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
 			}
 		}
 	}

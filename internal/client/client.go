@@ -28,6 +28,9 @@ type Client struct {
 	Addr  string
 	Token string
 	HTTP  *http.Client
+
+	// setupErr is a configuration problem (TrustCA) every call returns.
+	setupErr error
 }
 
 // New returns a client; addr defaults to DefaultAddr.
@@ -39,6 +42,9 @@ func New(addr, token string) *Client {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.setupErr != nil {
+		return c.setupErr
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -59,7 +65,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach Airlock at %s: %w", c.Addr, err)
+		return fmt.Errorf("cannot reach Airlock at %s: %w", c.Addr, explainTLS(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

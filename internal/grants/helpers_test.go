@@ -149,6 +149,9 @@ type harnessOptions struct {
 	// Manual runs the service on h.fake, a clock.Fake that moves only when
 	// the test moves it, timers included; h.clock is then unused.
 	Manual bool
+	// MaxWaiters and MaxWaitersPerIdentity bound long polls (default: the
+	// service's defaults).
+	MaxWaiters, MaxWaitersPerIdentity int
 }
 
 // harness is a real Service on a temporary data directory.
@@ -286,6 +289,7 @@ func (h *harness) start() {
 		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: testTargets,
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
 		CredentialKey: h.credentialKey(), Clock: clk, Logger: slog.New(h.errs),
+		MaxWaiters: h.opts.MaxWaiters, MaxWaitersPerIdentity: h.opts.MaxWaitersPerIdentity,
 	})
 	if err != nil {
 		h.t.Fatal(err)

@@ -89,21 +89,36 @@ func (s *Service) Pending(ctx context.Context, caller model.Identity) ([]model.G
 }
 
 // Wait returns the grant once it is no longer pending, or when max passes or ctx ends
-// (returning the grant as it is then, still pending).
+// (returning the grant as it is then, still pending). A grant that does not
+// exist, or that the caller may not see, is a 404 at once; a caller with
+// too many waits open, or too many open in total, is refused with a 429
+// (see waiters).
 func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, max time.Duration) (model.Grant, error) {
+	g, err := s.Get(ctx, caller, id)
+	if err != nil || g.Status != model.Pending {
+		return g, err
+	}
+	release, err := s.waits.admit(caller.Name)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	defer release()
 	timeout, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
 	for {
-		ch := s.watch(id) // before reading, so no change is missed
+		ch, unwatch := s.waits.watch(id) // before reading, so no change is missed
 		// Read with ctx, not timeout: the wait ending mid-read must return
 		// the grant as it is, not a failed read.
 		g, err := s.Get(ctx, caller, id)
 		if err != nil || g.Status != model.Pending {
+			unwatch()
 			return g, err
 		}
 		select {
 		case <-ch:
+			unwatch()
 		case <-timeout.Done():
+			unwatch()
 			return g, nil
 		}
 	}

@@ -65,8 +65,12 @@ type Options struct {
 	Clock clock.Clock
 	// Now, if set and Clock is not, replaces only the time Clock reads
 	// (timers stay real).
-	Now    func() time.Time
-	Logger *slog.Logger
+	// MaxWaiters and MaxWaitersPerIdentity bound the open long polls
+	// (Wait), in total and per identity; 0 means the defaults
+	// (DefaultMaxWaiters, DefaultMaxWaitersPerIdentity).
+	MaxWaiters, MaxWaitersPerIdentity int
+	Now                               func() time.Time
+	Logger                            *slog.Logger
 	// Rejections bounds how many refused attempts are logged one by one;
 	// the rest are counted into summaries (see gateway.RejectAggregator).
 	Rejections gateway.RejectPolicy
@@ -89,12 +93,12 @@ type Service struct {
 
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
 
-	mu       sync.RWMutex
-	byCred   map[string]*gateway.Grant
-	byGrant  map[string]*gateway.Grant
-	timers   map[string]clock.Timer
-	watchers map[string]chan struct{}
-	subs     []func(*gateway.Grant)
+	mu      sync.RWMutex
+	byCred  map[string]*gateway.Grant
+	byGrant map[string]*gateway.Grant
+	timers  map[string]clock.Timer
+	waits   *waiters // the open long polls (Wait)
+	subs    []func(*gateway.Grant)
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 
@@ -146,7 +150,7 @@ func New(o Options) (*Service, error) {
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
-		timers: map[string]clock.Timer{}, watchers: map[string]chan struct{}{}, resultsKick: make(chan struct{}, 1),
+		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity), resultsKick: make(chan struct{}, 1),
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
@@ -259,27 +263,6 @@ func (s *Service) stopTimer(id string) {
 		t.Stop()
 		delete(s.timers, id)
 	}
-}
-
-// notify wakes everyone waiting for grant id to change.
-func (s *Service) notify(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch := s.watchers[id]; ch != nil {
-		close(ch)
-		delete(s.watchers, id)
-	}
-}
-
-func (s *Service) watch(id string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := s.watchers[id]
-	if ch == nil {
-		ch = make(chan struct{})
-		s.watchers[id] = ch
-	}
-	return ch
 }
 
 // newID returns prefix + 20 random base32 characters (100 bits).

@@ -86,6 +86,7 @@ type env struct {
 	url  string
 	http *http.Client
 	logs *logBuffer
+	srv  *server.Server
 
 	bot, webBot, alice string // API keys
 }
@@ -119,7 +120,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Close)
 	ts := httptest.NewServer(srv.Handler)
 	t.Cleanup(ts.Close)
-	return &env{t: t, url: ts.URL, http: ts.Client(), logs: logs, bot: botKey, webBot: webKey, alice: aliceKey}
+	return &env{t: t, url: ts.URL, http: ts.Client(), logs: logs, srv: srv, bot: botKey, webBot: webKey, alice: aliceKey}
 }
 
 // apiError is the error envelope.

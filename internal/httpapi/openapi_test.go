@@ -244,6 +244,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		apierr.CodeInvalid, apierr.CodeUnauthorized, apierr.CodeForbidden, apierr.CodeNotFound,
 		apierr.CodeConflict, apierr.CodeUnavailable, apierr.CodeInternal, apierr.CodePolicyDenied,
 		apierr.CodeSelfApproval, apierr.CodeAlreadyExists, httpapi.CodeMethodNotAllowed,
+		apierr.CodeResourceExhausted,
 	} {
 		codes = append(codes, c)
 	}

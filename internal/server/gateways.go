@@ -71,18 +71,33 @@ func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
 }
 
 // gatewayTLS is the configured certificate, or one from Airlock's own CA
-// covering the listeners' hosts; caPEM is that CA's certificate.
+// covering the listeners' hosts (the API's and the gateways'); caPEM is
+// that CA's certificate. It is made once per Server, so that the API and
+// the gateways present the same certificate and do not reissue each
+// other's.
 func (s *Server) gatewayTLS() (*tls.Config, string, error) {
+	s.tlsOnce.Do(func() { s.tlsCfg, s.caPEM, s.tlsErr = s.loadTLS() })
+	return s.tlsCfg, s.caPEM, s.tlsErr
+}
+
+func (s *Server) loadTLS() (*tls.Config, string, error) {
 	cfg := s.Config
 	if cfg.TLS.CertFile != "" {
 		c, err := tlscert.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		return c, "", err
 	}
 	var hosts []string
-	for _, a := range []string{cfg.Listen.AWS, cfg.Listen.Postgres} {
-		if h, _, err := net.SplitHostPort(a); err == nil {
-			hosts = append(hosts, h)
+	for _, a := range []string{cfg.Listen.API, cfg.Listen.AWS, cfg.Listen.Postgres} {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
 		}
+		if h == "" || h == "0.0.0.0" || h == "::" {
+			// Clients reach a wildcard listener by the machine's name
+			// (clientHost), so the certificate must name it.
+			h = clientHost(h)
+		}
+		hosts = append(hosts, h)
 	}
 	c, path, err := tlscert.Ensure(cfg.DataDir, hosts)
 	if err != nil {

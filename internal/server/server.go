@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -60,6 +62,18 @@ type Server struct {
 	logger   *slog.Logger
 	// witnesses publishes checkpoints to audit.witnesses (nil if none).
 	witnesses *witness.Publisher
+
+	// APIPlaintext reports whether a plaintext (http://) API client at addr
+	// is served; nil means loopback clients only, or every client with
+	// tls.allow_plaintext. Everyone else must use TLS. Tests set it to see
+	// how a client from another machine is treated.
+	APIPlaintext func(addr net.Addr) bool
+
+	// The TLS certificate of the API and the gateways (gatewayTLS).
+	tlsOnce sync.Once
+	tlsCfg  *tls.Config
+	caPEM   string
+	tlsErr  error
 }
 
 // Open starts everything but the listeners. The caller must Close it.
@@ -211,7 +225,13 @@ func (s *Server) Close() {
 }
 
 // Serve answers the API on ln until ctx ends, then shuts down gracefully.
+// The API speaks TLS on ln, and plaintext HTTP on the same port only to
+// loopback clients (see apiListener). ln is closed when Serve returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ln, err := s.apiListener(ln)
+	if err != nil {
+		return err
+	}
 	hs := &http.Server{
 		Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
@@ -269,7 +289,7 @@ func Run(ctx context.Context, cfgPath string, logger *slog.Logger) error {
 			}
 		}
 	}()
-	logger.Info("airlock serving", "api", "http://"+ln.Addr().String(), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
+	logger.Info("airlock serving", "api", "https://"+ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
 		"data_dir", cfg.DataDir, "log_size", s.log.Size())
 	return s.Serve(ctx, ln)
 }

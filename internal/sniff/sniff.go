@@ -79,19 +79,53 @@ func Wrap(ln net.Listener, o Options) *Listener {
 	return l
 }
 
+// acceptLoop hands each accepted connection to classify. An accept error
+// other than the listener being closed (EMFILE when the process is out of
+// file descriptors, ECONNABORTED, a timeout) is waited out, backing off
+// from 5ms to 1s as net/http's Server does, and the loop goes on: one
+// failure must not stop the gateway until a restart.
 func (l *Listener) acceptLoop() {
+	var delay time.Duration
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if l.isClosed() {
+				l.errc <- net.ErrClosed
+				return
 			}
-			l.errc <- err
-			return
+			if errors.Is(err, net.ErrClosed) {
+				l.errc <- err
+				return
+			}
+			delay = min(max(2*delay, minBackoff), maxBackoff)
+			l.logger.Warn("accept failed; retrying", "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				l.errc <- net.ErrClosed
+				return
+			}
+			continue
 		}
+		delay = 0
 		go l.classify(c)
+	}
+}
+
+// The accept back-off's bounds.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+func (l *Listener) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/tlscert"
+)
+
+// EnvCA names a PEM file of the CA that issued the API's certificate.
+const EnvCA = "AIRLOCK_CA"
+
+// defaultConfig is where `airlock serve` reads its configuration by default;
+// an https client run next to it trusts its data directory's CA.
+const defaultConfig = "airlock.yaml"
+
+func (a *app) client() *client.Client {
+	c := client.New(a.getenv(EnvAddr), a.getenv(EnvToken))
+	if ca := a.caFile(c.Addr); ca != "" {
+		c.TrustCA(ca)
+	}
+	return c
+}
+
+// caFile is the CA certificate to trust for the API at addr: $AIRLOCK_CA,
+// or else, for an https address, the ca.pem of the data directory that
+// ./airlock.yaml names, if there is one. "" trusts the system's CAs only.
+func (a *app) caFile(addr string) string {
+	if ca := a.getenv(EnvCA); ca != "" {
+		return ca
+	}
+	if !strings.HasPrefix(addr, "https://") {
+		return ""
+	}
+	return dataDirCA(defaultConfig)
+}
+
+// dataDirCA reads only data_dir from the configuration file at path
+// (resolved against the file's directory, as serve does) and returns its
+// ca.pem if that exists.
+func dataDirCA(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		DataDir string `yaml:"data_dir"`
+	}
+	if yaml.Unmarshal(b, &c) != nil || c.DataDir == "" {
+		return ""
+	}
+	dir := c.DataDir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(path), dir)
+	}
+	ca := filepath.Join(dir, tlscert.CAFile)
+	if _, err := os.Stat(ca); err != nil {
+		return ""
+	}
+	return ca
+}

@@ -1,0 +1,52 @@
+package client
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+)
+
+// TrustCA makes c trust the CA certificates in the PEM file at path, as
+// well as the system's: Airlock's own CA (data_dir/ca.pem) when the server
+// uses it for the API's certificate. A file that cannot be read or holds
+// no certificate is an error every later call returns, so that the CLI
+// never silently falls back to a connection it cannot verify.
+func (c *Client) TrustCA(path string) *Client {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		c.setupErr = fmt.Errorf("AIRLOCK_CA: %w", err)
+		return c
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		c.setupErr = fmt.Errorf("AIRLOCK_CA: %s holds no PEM certificate", path)
+		return c
+	}
+	c.HTTP = &http.Client{Timeout: c.HTTP.Timeout, Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+	return c
+}
+
+// explainTLS adds what to do to a certificate the client does not trust.
+func explainTLS(err error) error {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	switch {
+	case errors.As(err, &ua):
+		return fmt.Errorf("%w (to trust Airlock's own CA, set AIRLOCK_CA to the server's data_dir/ca.pem)", err)
+	case errors.As(err, &he):
+		return fmt.Errorf("%w (connect with a name the server's certificate covers, such as 127.0.0.1 or localhost)", err)
+	}
+	return err
+}
