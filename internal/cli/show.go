@@ -184,6 +184,7 @@ func (a *app) sessionCmd() *cobra.Command {
 func writeTranscript(w io.Writer, events []httpapi.Event) {
 	type res struct {
 		seq  int64
+		idx  int // 1-based place in its session.results entry
 		call gateway.Call
 		used bool
 	}
@@ -199,8 +200,8 @@ func writeTranscript(w io.Writer, events []httpapi.Event) {
 		if e.Type != "session.results" || json.Unmarshal(e.Entry, &ent) != nil {
 			continue
 		}
-		for _, c := range ent.Data.Results {
-			r := &res{seq: e.Seq, call: c}
+		for i, c := range ent.Data.Results {
+			r := &res{seq: e.Seq, idx: i + 1, call: c}
 			batches[e.Seq] = append(batches[e.Seq], r)
 			if k := pairKey(c); k != "" {
 				byKey[k] = r
@@ -211,7 +212,7 @@ func writeTranscript(w io.Writer, events []httpapi.Event) {
 		if rs, ok := batches[e.Seq]; ok {
 			for _, r := range rs {
 				if !r.used {
-					linef(w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), renderCall(r.call))
+					linef(w, "  %-7s %s  %s", resultRef(r.seq, r.idx), tsMilli(e.Time), renderCall(r.call))
 				}
 			}
 			continue
@@ -225,10 +226,17 @@ func writeTranscript(w io.Writer, events []httpapi.Event) {
 		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
 			if r := byKey[pairKey(c)]; r != nil && !r.used && pairKey(c) != "" {
 				r.used = true
-				linef(w, "  #%-6d %s  %s", r.seq, strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
+				linef(w, "  %-7s %s  %s", resultRef(r.seq, r.idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
 			}
 		}
 	}
+}
+
+// resultRef names a result by the log entry that holds it and its place in
+// that entry's batch (#13.2: the second result in entry 13), so that results
+// logged together do not all show the same bare entry number.
+func resultRef(seq int64, idx int) string {
+	return fmt.Sprintf("#%d.%d", seq, idx)
 }
 
 // pairKey is what pairs a result with its request: the statement number of

@@ -39,8 +39,11 @@ func TestWriteTranscript(t *testing.T) {
 			t.Errorf("line %d %q does not contain %q\n%s", i, lines[i], w, b.String())
 		}
 	}
-	// A paired result carries the sequence number of its batch.
-	if !strings.HasPrefix(strings.TrimSpace(lines[2]), "#4") {
-		t.Errorf("paired result line %q does not name entry #4", lines[2])
+	// Each result names its batch entry and its place in it, so results
+	// logged together are told apart.
+	for i, ref := range map[int]string{2: "#4.2 ", 4: "#4.1 ", 5: "#4.3 "} {
+		if !strings.HasPrefix(strings.TrimSpace(lines[i]), ref) {
+			t.Errorf("result line %q does not start with %q", lines[i], ref)
+		}
 	}
 }
