@@ -59,7 +59,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	defer up.release()
 	// A cut fails the client's reads (and, once the response streams, its
 	// writes) at once, however slow the client (clientcut.go).
-	cc := armClientCut(x.ctx, w)
+	cc := armClientCut(x.ctx, w, c.r)
 	defer cc.disarm()
 	req, err := t.upstreamRequest(up.ctx, c.r, op, auth, creds, rd, length)
 	if err != nil {
@@ -148,9 +148,11 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			res.Error = code
 		}
 	}
-	if cc.disarm() || (rerr != nil || werr != nil) && cutError(x.ctx) != nil {
-		// The bytes the client got, not those handed to the connection.
-		res.BytesOut, _ = cc.kill(n)
+	if cc.disarm() {
+		// Cut while streaming, even if the copy happened to finish: the
+		// connection is gone or unusable. The result counts the bytes the
+		// client got, not those handed to the connection.
+		res.BytesOut = cc.delivered(n)
 		res.Error = "cut off: " + cutError(x.ctx).Message
 		x.abort = true
 		return

@@ -144,38 +144,110 @@ var errBodyLength = s3err.New(s3err.IncompleteBody, "You did not provide the num
 
 // abortingBody is the upstream request body: any failure to read it, and
 // any end at the wrong length, aborts the upstream request before the
-// transport sees the error.
+// transport sees the error. With a declared length, the body's last byte
+// is handed out only once the reader underneath has ended right there:
+// the transport stops reading at the declared length, and an upstream
+// that has that many bytes has a complete body, so a body that would go
+// on (and fail its check later) must fail before that byte.
 type abortingBody struct {
 	r    io.Reader
 	g    *upstreamGuard
 	want int64 // the declared length; -1 unknown
 	n    int64
+	eof  bool
 
 	mu  sync.Mutex
 	err error
 }
 
+// maxEmptyReads bounds a reader that keeps returning nothing.
+const maxEmptyReads = 100
+
 func (b *abortingBody) Read(p []byte) (int, error) {
 	if err := b.failed(); err != nil {
 		return 0, err
 	}
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	switch {
-	case err == nil:
-		if b.want >= 0 && b.n > b.want {
-			return 0, b.fail(errBodyLength)
-		}
-	case err == io.EOF:
-		if b.want >= 0 && b.n != b.want {
-			return 0, b.fail(errBodyLength)
-		}
-	default:
-		// Whatever was read with the error goes nowhere: the request is
-		// being aborted.
-		return 0, b.fail(err)
+	if b.eof {
+		return 0, io.EOF
 	}
-	return n, err
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.want < 0 {
+		n, err := b.r.Read(p)
+		b.n += int64(n)
+		if err != nil && err != io.EOF {
+			// Whatever came with the error goes nowhere: the request is
+			// being aborted.
+			return 0, b.fail(err)
+		}
+		b.eof = err == io.EOF
+		return n, err
+	}
+	left := b.want - b.n
+	if left > 1 {
+		n, err := b.r.Read(p[:min(int64(len(p)), left-1)])
+		b.n += int64(n)
+		switch {
+		case err == io.EOF:
+			return 0, b.fail(errBodyLength) // ended short
+		case err != nil:
+			return 0, b.fail(err)
+		}
+		return n, nil
+	}
+	if left == 0 {
+		// An empty declared body: it must end at once.
+		if err := b.confirmEnd(); err != nil {
+			return 0, b.fail(err)
+		}
+		b.eof = true
+		return 0, io.EOF
+	}
+	// The last byte: it goes out only once the end is confirmed.
+	var m int
+	var err error
+	for range maxEmptyReads {
+		if m, err = b.r.Read(p[:1]); m > 0 || err != nil {
+			break
+		}
+	}
+	switch {
+	case m == 0 && (err == nil || err == io.EOF):
+		if err == nil {
+			err = io.ErrNoProgress
+		} else {
+			err = errBodyLength // ended short
+		}
+		return 0, b.fail(err)
+	case err != nil && err != io.EOF:
+		return 0, b.fail(err)
+	case err == nil:
+		if err := b.confirmEnd(); err != nil {
+			return 0, b.fail(err)
+		}
+	}
+	b.n++
+	b.eof = true
+	return 1, io.EOF
+}
+
+// confirmEnd reads on until the reader underneath ends, which it must
+// do without another byte.
+func (b *abortingBody) confirmEnd() error {
+	var one [1]byte
+	for range maxEmptyReads {
+		n, err := b.r.Read(one[:])
+		switch {
+		case n > 0:
+			return errBodyLength // more than declared
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+	return io.ErrNoProgress
 }
 
 func (b *abortingBody) fail(err error) error {
