@@ -345,3 +345,30 @@ func TestVersityFailedUploadKeepsObject(t *testing.T) {
 		})
 	}
 }
+
+// TestVersityUploadPartBadChecksumAnswered: a 5 MiB UploadPart whose
+// checksum does not match is answered with BadDigest, an error the SDK
+// can read (not a connection reset), and no part is stored.
+func TestVersityUploadPartBadChecksumAnswered(t *testing.T) {
+	f := newFailEnv(t)
+	cl := f.client(f.g)
+	ctx := context.Background()
+	key := "app/parts.bin"
+	mp, err := cl.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("logs"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("CreateMultipartUpload: %v", errCode(err))
+	}
+	wrong := "AAAAAA==" // the CRC32 of something else
+	_, err = cl.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("logs"), Key: aws.String(key), UploadId: mp.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader(pattern(5<<20, 8)), ChecksumCRC32: aws.String(wrong)})
+	if got := errCode(err); !strings.HasPrefix(got, "BadDigest: ") {
+		t.Fatalf("UploadPart with a wrong checksum: %q", got)
+	}
+	parts, err := f.direct.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("logs"), Key: aws.String(key), UploadId: mp.UploadId})
+	if err != nil {
+		t.Fatalf("ListParts on versitygw: %v", errCode(err))
+	}
+	if len(parts.Parts) != 0 {
+		t.Fatalf("the refused part was stored: %+v", parts.Parts[0])
+	}
+}
