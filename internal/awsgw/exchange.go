@@ -150,8 +150,8 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 	if cc.disarm() {
 		// Cut while streaming, even if the copy happened to finish: the
-		// connection is gone or unusable. The result counts the bytes the
-		// client got, not those handed to the connection.
+		// connection is gone or unusable. The result counts the bytes
+		// that went out, not those the reset dropped unsent.
 		res.BytesOut = cc.delivered(n)
 		res.Error = "cut off: " + cutError(x.ctx).Message
 		x.abort = true

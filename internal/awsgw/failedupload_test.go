@@ -325,15 +325,12 @@ func TestVersityFailedUploadKeepsObject(t *testing.T) {
 			key := "app/victim-" + tc.name
 			orig := []byte(strings.Repeat("the object as it was before the failed upload\n", 100))
 			f.putDirect(t, key, orig)
-			f.tap.settle(t)
+			f.tap.settle(t, 0)
 			f.tap.fwd.Store(0)
 
 			tc.run(t, key)
 
-			hows := f.tap.settle(t)
-			if len(hows) == 0 {
-				t.Fatal("the upload never reached the upstream; this test proves nothing")
-			}
+			hows := f.tap.settle(t, 1)
 			for _, how := range hows {
 				if how != "reset" {
 					t.Errorf("the gateway ended its upstream connection with %q, not a reset", how)

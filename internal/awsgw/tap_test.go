@@ -58,10 +58,14 @@ func newTap(t *testing.T, target string) *tap {
 			if err != nil {
 				return
 			}
+			tc := &tapConn{done: make(chan struct{})}
+			tp.mu.Lock()
+			tp.conns = append(tp.conns, tc)
+			tp.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tp.relay(c.(*net.TCPConn))
+				tp.relay(c.(*net.TCPConn), tc)
 			}()
 		}
 	}()
@@ -82,11 +86,7 @@ func newTap(t *testing.T, target string) *tap {
 
 func (tp *tap) addr() string { return tp.ln.Addr().String() }
 
-func (tp *tap) relay(down *net.TCPConn) {
-	tc := &tapConn{done: make(chan struct{})}
-	tp.mu.Lock()
-	tp.conns = append(tp.conns, tc)
-	tp.mu.Unlock()
+func (tp *tap) relay(down *net.TCPConn, tc *tapConn) {
 	defer close(tc.done)
 	defer down.Close()
 	uc, err := net.Dial("tcp", tp.target)
@@ -139,11 +139,18 @@ func (tp *tap) relay(down *net.TCPConn) {
 	wg.Wait()
 }
 
-// settle waits (bounded) until every relayed connection has ended, that
-// is, until the upstream has finished with every request sent through
-// the tap, and returns how the gateway ended each one.
-func (tp *tap) settle(t *testing.T) []string {
+// settle waits (bounded) until at least atLeast connections were
+// accepted (the gateway may have connected before the tap got to accept)
+// and every relayed connection has ended, that is, until the upstream has
+// finished with every request sent through the tap, and returns how the
+// gateway ended each one.
+func (tp *tap) settle(t *testing.T, atLeast int) []string {
 	t.Helper()
+	eventually(t, "the gateway's upstream connection", func() bool {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		return len(tp.conns) >= atLeast
+	})
 	tp.mu.Lock()
 	conns := append([]*tapConn(nil), tp.conns...)
 	tp.conns = nil
