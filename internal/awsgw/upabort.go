@@ -45,7 +45,7 @@ type upstreamGuard struct {
 	// aborted is set once abort ran; a connection obtained later is reset
 	// at once.
 	aborted bool
-	// reset reports that a connection was reset (tests).
+	// reset is set once the connection was reset.
 	reset bool
 }
 
@@ -114,12 +114,6 @@ func (g *upstreamGuard) release() {
 	g.settled = true
 	g.mu.Unlock()
 	g.cancel(context.Canceled)
-}
-
-func (g *upstreamGuard) wasReset() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.reset
 }
 
 // resetConn closes c with a TCP reset instead of a FIN, discarding what
