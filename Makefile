@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzFailedBodyNeverEnds$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzStripSigning$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzRewriteLocation$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/

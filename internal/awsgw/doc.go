@@ -26,5 +26,10 @@
 // starts lazily at the grant's first call (denied calls included), and ends
 // when the grant ends (Done closes, or its expiry passes) or when the
 // gateway is closed. When the grant ends, transfers in flight are cut: the
-// upstream request is cancelled and the client connection aborted.
+// upstream request is cancelled and the client connection aborted at once,
+// with a reset that drops what the kernel still holds (clientcut.go).
+//
+// A failed upload (bad signature or checksum, short or long body, client
+// gone, grant ended) is aborted upstream with a connection reset, never a
+// clean end of the body, so the upstream stores nothing (upabort.go).
 package awsgw

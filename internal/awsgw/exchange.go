@@ -52,11 +52,21 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	if body != nil {
 		rd = body
 	}
-	req, err := t.upstreamRequest(x.ctx, c.r, op, auth, creds, rd, length)
+	// The upstream request is aborted with a reset, never ended cleanly,
+	// if its body fails or the call is cut while it is on its way
+	// (upabort.go).
+	up := newUpstreamGuard(x.ctx)
+	defer up.release()
+	// A cut fails the client's reads (and, once the response streams, its
+	// writes) at once, however slow the client (clientcut.go).
+	cc := armClientCut(x.ctx, w, c.r)
+	defer cc.disarm()
+	req, err := t.upstreamRequest(up.ctx, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return
 	}
+	guarded := up.guardBody(req)
 	resp, err := t.rt.RoundTrip(req)
 	if err == nil && resp == nil {
 		err = errors.New("the RoundTripper returned neither a response nor an error")
@@ -68,6 +78,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		res.BytesIn = body.count()
 	}
 	if err != nil {
+		bodyErr := uploadError(body, guarded)
 		switch {
 		case cutError(x.ctx) != nil:
 			// Cut while uploading or waiting for the answer.
@@ -75,12 +86,21 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			w.Header().Set("Connection", "close")
 			res.Error = "cut off: " + e.Message
 			x.write(e)
-		case body != nil && isS3Err(body.firstErr()):
-			// The body failed its verification; the upstream got an
-			// incomplete request and discards it.
+		case isS3Err(bodyErr):
+			// The body failed its verification; the upstream request was
+			// aborted and stores nothing. The client gets to read why.
 			w.Header().Set("Connection", "close")
-			e := s3err.As(body.firstErr())
+			e := s3err.As(bodyErr)
 			res.Error = e.Code + ": " + e.Message
+			x.c.drainBody(x.ctx)
+			x.write(e)
+		case bodyErr != nil:
+			// The client's body could not be read: it went away, or ended
+			// before its declared length. The upstream request was
+			// aborted; the answer is for a client still reading.
+			w.Header().Set("Connection", "close")
+			e := clientBodyError(bodyErr)
+			res.Error = "client body: " + e.Code + ": " + e.Message
 			x.write(e)
 		case c.r.Context().Err() != nil:
 			res.Error = "client went away"
@@ -114,7 +134,15 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 	src, settleUpload := x.watchUploads(op, resp.StatusCode, src)
 	w.WriteHeader(resp.StatusCode)
-	n, rerr, werr := copyResponse(w, src)
+	cc.streamNow()
+	var flush func() error
+	if resp.ContentLength >= 0 {
+		// The framing is fixed, so flushing each write changes nothing
+		// the client sees, and nothing the count includes waits in the
+		// server's buffers.
+		flush = http.NewResponseController(w).Flush
+	}
+	n, rerr, werr := copyResponse(w, src, flush)
 	res.BytesOut = n
 	if body != nil {
 		res.BytesIn = body.count()
@@ -124,7 +152,18 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			res.Error = code
 		}
 	}
+	// The upload table follows what the upstream did, whether or not the
+	// client was cut while the answer streamed.
 	settleUpload(rerr == nil && werr == nil, res.Error)
+	if cc.disarm() {
+		// Cut while streaming, even if the copy happened to finish: the
+		// connection is gone or unusable. The result counts the bytes
+		// that went out, not those the reset dropped unsent.
+		res.BytesOut = cc.delivered(n)
+		res.Error = "cut off: " + cutError(x.ctx).Message
+		x.abort = true
+		return
+	}
 	switch {
 	case rerr == nil && werr == nil:
 	case cutError(x.ctx) != nil:
@@ -136,6 +175,21 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		res.Error = "upstream response broken: " + rerr.Error()
 		x.abort = true
 	}
+}
+
+// uploadError is why the upload's body failed, if it did: the reader
+// chain's first error (a verification failure, the client's read
+// error), or the guard's own (a body at the wrong length).
+func uploadError(body *countingReader, guarded *abortingBody) error {
+	if body != nil {
+		if err := body.firstErr(); err != nil {
+			return err
+		}
+	}
+	if guarded != nil {
+		return guarded.failed()
+	}
+	return nil
 }
 
 // failBefore answers a call that never reached the upstream.
@@ -156,7 +210,8 @@ func isS3Err(err error) bool {
 
 // copyResponse streams src to w, telling a read error (upstream, or a cut)
 // from a write error (the client).
-func copyResponse(w io.Writer, src io.Reader) (n int64, rerr, werr error) {
+// flush, if not nil, follows every write.
+func copyResponse(w io.Writer, src io.Reader, flush func() error) (n int64, rerr, werr error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -165,6 +220,9 @@ func copyResponse(w io.Writer, src io.Reader) (n int64, rerr, werr error) {
 		if m > 0 {
 			k, e := w.Write(buf[:m])
 			n += int64(k)
+			if e == nil && flush != nil {
+				e = flush()
+			}
 			if e != nil {
 				return n, nil, e
 			}

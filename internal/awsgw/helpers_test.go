@@ -75,10 +75,12 @@ func newEnvTLS(t *testing.T, useTLS bool, opts ...envOpt) *env {
 		t.Fatalf("New: %v", err)
 	}
 	e.gw = gw
+	e.srv = httptest.NewUnstartedServer(gw)
+	e.srv.Config.ConnContext = ConnContext // as internal/server serves it
 	if useTLS {
-		e.srv = httptest.NewTLSServer(gw)
+		e.srv.StartTLS()
 	} else {
-		e.srv = httptest.NewServer(gw)
+		e.srv.Start()
 	}
 	t.Cleanup(func() {
 		e.srv.Close()

@@ -140,6 +140,8 @@ func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plain
 	hs := &http.Server{
 		Handler: gw, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		// Lets a grant's end reset a transfer's connection at once.
+		ConnContext: awsgw.ConnContext,
 	}
 	go func() {
 		if err := hs.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) {

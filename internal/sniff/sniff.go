@@ -190,6 +190,9 @@ type peekedConn struct {
 	r *bufio.Reader
 }
 
+// NetConn is the accepted connection (for a gateway that must reset it).
+func (p *peekedConn) NetConn() net.Conn { return p.Conn }
+
 func (p *peekedConn) Read(b []byte) (int, error) {
 	if p.r != nil {
 		if p.r.Buffered() > 0 {
