@@ -60,6 +60,17 @@ var required = map[string][][]string{
 	"ListObjectVersions":      {{"s3:ListBucketVersions"}},
 	"ListMultipartUploads":    {{"s3:ListBucketMultipartUploads"}},
 	"HeadBucket":              {{"s3:ListBucket"}},
+	"CreateBucket":            {{"s3:CreateBucket"}},
+	"DeleteBucket":            {{"s3:DeleteBucket"}},
+	"PutObjectRetention":      {{"s3:PutObjectRetention"}},
+	"PutObjectLegalHold":      {{"s3:PutObjectLegalHold"}},
+	"RestoreObject":           {{"s3:RestoreObject"}},
+	"SelectObjectContent":     {{"s3:GetObject"}},
+	"GetObjectTorrent":        {{"s3:GetObjectTorrent"}},
+	"PutBucketPolicy":         {{"s3:PutBucketPolicy"}},
+	"DeleteBucketPolicy":      {{"s3:DeleteBucketPolicy"}},
+	"PutBucketVersioning":     {{"s3:PutBucketVersioning"}},
+	"DeleteBucketCors":        {{"s3:PutBucketCORS"}},
 	"ListBuckets":             {{"s3:ListAllMyBuckets"}},
 }
 
@@ -79,6 +90,12 @@ func FuzzMap(f *testing.F) {
 		{"DELETE", "/logs/app/x", "uploadId=u", "s3.test", "", ""},
 		{"GET", "/", "", "s3.test", "", ""},
 		{"GET", "/logs/app/x", "X-Amz-Signature=ab&x-id=GetObject", "s3.test", "", ""},
+		{"PUT", "/logs", "", "s3.test", "", "public-read"},
+		{"DELETE", "/", "cors", "logs.s3.test", "", ""},
+		{"GET", "/logs", "inventory&id=i", "s3.test", "", ""},
+		{"PUT", "/logs/app/x", "retention&versionId=1", "s3.test", "", ""},
+		{"PATCH", "/create-user", "", "s3.test", "", ""},
+		{"POST", "/logs", "", "s3.test", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, s.host, s.copySource, s.acl)
@@ -108,7 +125,7 @@ func FuzzMap(f *testing.F) {
 			t.Fatalf("%s has no checks", op.Name)
 		}
 		if op.NeedsBody {
-			if op.Name != "DeleteObjects" {
+			if op.Name != "DeleteObjects" && op.Name != "PutBucketReplication" {
 				t.Fatalf("%s needs a body", op.Name)
 			}
 			return
@@ -133,7 +150,7 @@ func FuzzMap(f *testing.F) {
 			if err != nil || back != "/"+op.Bucket+"/"+op.Key {
 				t.Fatalf("UpstreamPath %q does not decode to the key %q", op.UpstreamPath(), op.Key)
 			}
-		case strings.HasPrefix(op.Name, "List"):
+		case slices.Contains([]string{"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"}, op.Name):
 			q, err := url.ParseQuery(query)
 			if err != nil {
 				t.Fatalf("Map accepted a query Go cannot parse: %q", query)
@@ -172,6 +189,14 @@ func FuzzMap(f *testing.F) {
 		if acl != "" && (op.Name == "PutObject" || op.Name == "CopyObject" || op.Name == "CreateMultipartUpload") &&
 			!slices.Contains(op.Checks, s3iam.Check{Action: "s3:PutObjectAcl", Resource: res}) {
 			t.Fatalf("%s with x-amz-acl lacks s3:PutObjectAcl", op.Name)
+		}
+		if acl != "" && op.Name == "CreateBucket" && !slices.Contains(op.Checks, s3iam.Check{Action: "s3:PutBucketAcl", Resource: res}) {
+			t.Fatalf("CreateBucket with x-amz-acl lacks s3:PutBucketAcl")
+		}
+		for _, c := range op.Checks {
+			if c.InBucket && op.Name != "HeadBucket" {
+				t.Fatalf("%s has a bucket-wide check %v", op.Name, c)
+			}
 		}
 	})
 }

@@ -21,7 +21,11 @@ type headers struct {
 	legalHold       bool // x-amz-object-lock-legal-hold
 	bypass          bool // x-amz-bypass-governance-retention other than "false"
 	rename          bool // x-amz-rename-source (RenameObject)
-	objectAttrs     string
+	// CreateBucket: x-amz-bucket-object-lock-enabled other than "false",
+	// and x-amz-object-ownership.
+	objectLockEnabled bool
+	objectOwnership   string
+	objectAttrs       string
 }
 
 // scanHeaders reads the headers that matter in one pass. Header names are
@@ -68,6 +72,14 @@ func scanHeaders(h http.Header) (headers, error) {
 					out.bypass = true
 				}
 			}
+		case strings.EqualFold(name, "bucket-object-lock-enabled"):
+			for _, v := range vs {
+				if !strings.EqualFold(strings.TrimSpace(v), "false") {
+					out.objectLockEnabled = true
+				}
+			}
+		case strings.EqualFold(name, "object-ownership"):
+			out.objectOwnership = vs[0]
 		case strings.EqualFold(name, "rename-source"):
 			out.rename = true
 		case strings.EqualFold(name, "object-attributes"):
