@@ -230,12 +230,18 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 		switch p.name {
 		case "versionId":
 			if p.value == "" {
+				// SDKs send "versionId=" for an empty VersionId; S3
+				// servers read it as no version. Harmless only where the
+				// version does not change the action IAM checks.
+				if r.versioned != nil && sameStrings(r.versioned, r.actions) {
+					continue
+				}
 				return "", s3err.New(s3err.InvalidArgument, "versionId is empty")
 			}
 			versionID = p.value
 		case "partNumber":
 			if !validPartNumber(p.value) {
-				return "", s3err.New(s3err.InvalidArgument, "partNumber must be an integer from 1 to 10000")
+				return "", s3err.New(s3err.InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive.")
 			}
 			partNumber = true
 		case "prefix":

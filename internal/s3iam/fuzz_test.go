@@ -251,3 +251,75 @@ func FuzzAddBodyChecks(f *testing.F) {
 		}
 	})
 }
+
+// FuzzConfigBody checks the scan of CreateBucket and PutBucketReplication
+// bodies: errors are S3 errors, the body-free checks stay, a PassRole is
+// only ever asked on one clean ARN per <Role>, and tags never go unseen.
+func FuzzConfigBody(f *testing.F) {
+	f.Add("PUT", "replication", `<ReplicationConfiguration><Role>arn:aws:iam::1:role/r</Role><Rule><Status>Enabled</Status></Rule></ReplicationConfiguration>`)
+	f.Add("PUT", "replication", `<ReplicationConfiguration><Role>arn:aws:iam::1:role/*</Role></ReplicationConfiguration>`)
+	f.Add("PUT", "replication", `<!DOCTYPE x [<!ENTITY e "arn:aws:iam::1:role/a">]><ReplicationConfiguration><Role>&e;</Role></ReplicationConfiguration>`)
+	f.Add("PUT", "", `<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint><Tags><Tag><Key>a</Key><Value>b</Value></Tag></Tags></CreateBucketConfiguration>`)
+	f.Add("PUT", "", `<CreateBucketConfiguration xmlns:x="urn:x"><x:Tags/></CreateBucketConfiguration>`)
+	m := &s3iam.Mapper{}
+	f.Fuzz(func(t *testing.T, method, sub, body string) {
+		if sub != "" && sub != "replication" {
+			return
+		}
+		target := "http://s3.test/logs"
+		if sub != "" {
+			target += "?" + sub
+		}
+		r, err := http.NewRequest("PUT", target, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, err := m.Map(r)
+		if err != nil {
+			if body == "" {
+				return
+			}
+			t.Fatalf("Map: %v", err)
+		}
+		if !op.NeedsBody {
+			if body != "" {
+				t.Fatalf("%s with a body does not ask for it", op.Name)
+			}
+			return
+		}
+		if err := op.AddBodyChecks([]byte(body)); err != nil {
+			if _, ok := err.(*s3err.Error); !ok {
+				t.Fatalf("error %v is %T", err, err)
+			}
+			return
+		}
+		if op.NeedsBody || len(op.Checks) == 0 {
+			t.Fatalf("checks not settled: %v", op.Checks)
+		}
+		first := map[string]string{"CreateBucket": "s3:CreateBucket", "PutBucketReplication": "s3:PutReplicationConfiguration"}[op.Name]
+		if op.Checks[0] != (s3iam.Check{Action: first, Resource: "arn:aws:s3:::logs"}) {
+			t.Fatalf("%s lost its own check: %v", op.Name, op.Checks)
+		}
+		roles := 0
+		for _, c := range op.Checks {
+			if c.Action == "iam:PassRole" {
+				roles++
+				if !strings.HasPrefix(c.Resource, "arn:") || strings.ContainsAny(c.Resource, "*? \t\r\n") {
+					t.Fatalf("PassRole on %q", c.Resource)
+				}
+			}
+		}
+		if op.Name == "PutBucketReplication" && roles == 0 {
+			t.Fatalf("a replication configuration without a PassRole check: %v", op.Checks)
+		}
+		if op.Name == "CreateBucket" && strings.Contains(body, "Tag") &&
+			!slices.Contains(op.Checks, s3iam.Check{Action: "s3:TagResource", Resource: "arn:aws:s3:::logs"}) {
+			var ref struct {
+				Tags *struct{} `xml:"Tags"`
+			}
+			if xml.Unmarshal([]byte(body), &ref) == nil && ref.Tags != nil {
+				t.Fatalf("tags the standard library sees went unchecked: %v", op.Checks)
+			}
+		}
+	})
+}

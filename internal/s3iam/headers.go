@@ -99,6 +99,9 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 	if strings.HasPrefix(raw, "arn:") || strings.HasPrefix(raw, "arn%3A") || strings.HasPrefix(raw, "arn%3a") {
 		return "", "", "", s3err.New(s3err.NotImplemented, "Airlock does not support copying from an access point or Outposts ARN")
 	}
+	if !validEscapes(raw) {
+		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source encoding")
+	}
 	bucket, rawKey, ok := strings.Cut(raw, "/")
 	if !ok || rawKey == "" {
 		return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source must be bucket/key")
@@ -124,4 +127,23 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 		versionID = p.value
 	}
 	return bucket, key, versionID, nil
+}
+
+// validEscapes reports whether every '%' in s starts a two-digit hex
+// escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -178,7 +178,7 @@ func (m *Mapper) locate(r *http.Request) (bucket, rawKey string, err error) {
 		if bucket != "" && !validBucket(bucket) {
 			// Bucket names have no characters that need escaping, so an
 			// escaped one is refused rather than decoded.
-			return "", "", s3err.New(codeInvalidBucketName, "%q is not a valid S3 bucket name", truncate(bucket))
+			return "", "", s3err.New(codeInvalidBucketName, "The specified bucket is not valid.")
 		}
 	}
 	if bucket == "" && rawKey != "" {
