@@ -103,16 +103,21 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source encoding")
 	}
 	bucket, rawKey, ok := strings.Cut(raw, "/")
-	if !ok || rawKey == "" {
-		return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source must be bucket/key")
-	}
+	// S3's own messages where S3 has one, so that clients see the same
+	// error as without Airlock.
 	if !validBucket(bucket) {
-		return "", "", "", s3err.New(codeInvalidBucketName, "the bucket %q of x-amz-copy-source is not a valid S3 bucket name", truncate(bucket))
+		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source bucket name")
+	}
+	if !ok || rawKey == "" {
+		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source object key")
 	}
 	if key, err = unescape(rawKey, "x-amz-copy-source key"); err != nil {
 		return "", "", "", err
 	}
 	if err = checkName(key, "x-amz-copy-source key", false); err != nil {
+		if seg := "/" + key + "/"; strings.Contains(seg, "/./") || strings.Contains(seg, "/../") {
+			return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source object key")
+		}
 		return "", "", "", err
 	}
 	if hasQuery {
