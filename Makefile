@@ -4,7 +4,7 @@ BIN     ?= bin/airlock
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: build test lint bench fuzz clean
+.PHONY: build test lint bench fuzz clean conformance
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
@@ -19,6 +19,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# versitygw's S3 suite directly and through the AWS gateway; prints the
+# counts and fails on any difference not listed in docs/conformance.md.
+conformance:
+	$(GO) test -tags conformance -count=1 -timeout 30m -run 'TestConformance|TestParse' -v ./e2e/conformance/
 
 # Benchmarks with the figures the issues set as targets; see bench/README.md.
 bench:
@@ -36,6 +41,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzFailedBodyNeverEnds$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/

@@ -91,7 +91,7 @@ func (c *call) serve() {
 		return
 	}
 	for _, ck := range op.Checks {
-		if !gr.Allows(now, ck.Action, ck.Resource) {
+		if !gr.Live(now) || !ck.AllowedBy(gr.Scope) {
 			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", ck.Action, ck.Resource, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
 			c.deny(deniedCall(op, ck, auth, c.reqID, e.Message), e)
 			return

@@ -13,6 +13,7 @@ type request struct {
 	sub                 string
 	q                   query
 	h                   headers
+	hasBody             bool // a Content-Length other than 0, or chunked
 }
 
 func (req *request) level() level {
@@ -45,10 +46,13 @@ func describe(method string, lv level, sub string) string {
 // classify selects the rule for req and builds its Op.
 func (req *request) classify() (*Op, error) {
 	lv := req.level()
+	if !slices.Contains(s3Methods, req.method) {
+		return nil, s3err.New(s3err.NotImplemented, "%q is not an S3 method: Airlock forwards the S3 API only, not a server's own admin API (such as versitygw's)", truncate(req.method))
+	}
 	cands := ruleIndex[ruleKey{req.method, lv, req.sub}]
 	if len(cands) == 0 {
-		if n := refusedName(req.method, lv, req.sub); n != "" {
-			return nil, s3err.New(s3err.AccessDenied, "Airlock does not allow the S3 operation %s (%s)", n, describe(req.method, lv, req.sub))
+		if n, why := refused(req.method, lv, req.sub); n != "" {
+			return nil, s3err.New(s3err.AccessDenied, "Airlock does not allow the S3 operation %s (%s): %s", n, describe(req.method, lv, req.sub), why)
 		}
 		return nil, s3err.New(s3err.NotImplemented, "Airlock does not support this S3 request (%s)", describe(req.method, lv, req.sub))
 	}
@@ -102,6 +106,13 @@ func (req *request) classify() (*Op, error) {
 		op.Checks = []Check{{Action: bodyPlaceholder, Resource: ARNPrefix + req.bucket}}
 		return op, nil
 	}
+	if r.name == "HeadBucket" {
+		// A grant that may list a prefix of the bucket learns that the
+		// bucket exists from any listing; HeadBucket tells it no more
+		// (clients such as rclone ask it before they upload).
+		op.Checks = []Check{{Action: "s3:ListBucket", Resource: res, InBucket: true}}
+		return op, nil
+	}
 
 	actions := r.actions
 	if versionID != "" {
@@ -109,15 +120,22 @@ func (req *request) classify() (*Op, error) {
 	}
 	op.Checks = make([]Check, 0, len(actions)+2)
 	for _, act := range actions {
-		op.Checks = append(op.Checks, Check{act, res})
+		op.Checks = append(op.Checks, Check{Action: act, Resource: res})
 	}
 	switch r.name {
 	case "PutObject", "CopyObject", "CreateMultipartUpload":
 		req.headerChecks(op, res)
-	case "DeleteObject":
+	case "DeleteObject", "PutObjectRetention":
 		if req.h.bypass {
-			op.Checks = append(op.Checks, Check{"s3:BypassGovernanceRetention", res})
+			op.Checks = append(op.Checks, Check{Action: "s3:BypassGovernanceRetention", Resource: res})
 		}
+	case "CreateBucket":
+		req.createBucketChecks(op, res)
+		if req.hasBody {
+			op.deferBody()
+		}
+	case "PutBucketReplication":
+		op.deferBody()
 	}
 	if copies {
 		if !req.h.hasCopySource {
@@ -133,7 +151,7 @@ func (req *request) classify() (*Op, error) {
 			act = "s3:GetObjectVersion"
 			op.Params["copy_source_version_id"] = v
 		}
-		op.Checks = append(op.Checks, Check{act, ARNPrefix + b + "/" + k})
+		op.Checks = append(op.Checks, Check{Action: act, Resource: ARNPrefix + b + "/" + k})
 		op.Params["copy_source"] = b + "/" + k
 		if req.h.copySourceRange != "" {
 			op.Params["copy_source_range"] = req.h.copySourceRange
@@ -169,6 +187,13 @@ func (req *request) pick(cands []*rule) *rule {
 		want = "UploadPart"
 		if req.h.hasCopySource {
 			want = "UploadPartCopy"
+		}
+	default:
+		// A bucket configuration with ids: Get… names one by its id,
+		// List… lists them all.
+		want = cands[0].name
+		if _, ok := req.q.get("id"); !ok {
+			want = cands[1].name
 		}
 	}
 	for _, r := range cands {
@@ -208,12 +233,18 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 		switch p.name {
 		case "versionId":
 			if p.value == "" {
+				// SDKs send "versionId=" for an empty VersionId; S3
+				// servers read it as no version. Harmless only where the
+				// version does not change the action IAM checks.
+				if r.versioned != nil && sameStrings(r.versioned, r.actions) {
+					continue
+				}
 				return "", s3err.New(s3err.InvalidArgument, "versionId is empty")
 			}
 			versionID = p.value
 		case "partNumber":
 			if !validPartNumber(p.value) {
-				return "", s3err.New(s3err.InvalidArgument, "partNumber must be an integer from 1 to 10000")
+				return "", s3err.New(s3err.InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive.")
 			}
 			partNumber = true
 		case "prefix":
@@ -248,17 +279,36 @@ func validPartNumber(s string) bool {
 // more than the object's bytes.
 func (req *request) headerChecks(op *Op, res string) {
 	if req.h.acl != "" {
-		op.Checks = append(op.Checks, Check{"s3:PutObjectAcl", res})
+		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectAcl", Resource: res})
 		op.Params["acl"] = req.h.acl
 	}
 	if req.h.hasTagging {
-		op.Checks = append(op.Checks, Check{"s3:PutObjectTagging", res})
+		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectTagging", Resource: res})
 		op.Params["tagging"] = req.h.tagging
 	}
 	if req.h.retention {
-		op.Checks = append(op.Checks, Check{"s3:PutObjectRetention", res})
+		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectRetention", Resource: res})
 	}
 	if req.h.legalHold {
-		op.Checks = append(op.Checks, Check{"s3:PutObjectLegalHold", res})
+		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectLegalHold", Resource: res})
+	}
+}
+
+// createBucketChecks adds the permissions IAM requires for CreateBucket's
+// headers that configure more than the bucket's existence.
+func (req *request) createBucketChecks(op *Op, res string) {
+	add := func(act string) { op.Checks = append(op.Checks, Check{Action: act, Resource: res}) }
+	if req.h.acl != "" {
+		add("s3:PutBucketAcl")
+		op.Params["acl"] = req.h.acl
+	}
+	if req.h.objectLockEnabled {
+		add("s3:PutBucketObjectLockConfiguration")
+		add("s3:PutBucketVersioning")
+		op.Params["object_lock_enabled"] = "true"
+	}
+	if req.h.objectOwnership != "" {
+		add("s3:PutBucketOwnershipControls")
+		op.Params["object_ownership"] = req.h.objectOwnership
 	}
 }

@@ -53,13 +53,13 @@ func TestCLIRequests(t *testing.T) {
 		checks []s3iam.Check
 	}{
 		{[]string{"s3api", "list-objects-v2", "--bucket", "logs", "--prefix", "app/x y+z", "--delimiter", "/"},
-			"ListObjectsV2", []s3iam.Check{{"s3:ListBucket", "arn:aws:s3:::logs/app/x y+z"}}},
+			"ListObjectsV2", []s3iam.Check{{Action: "s3:ListBucket", Resource: "arn:aws:s3:::logs/app/x y+z"}}},
 		{[]string{"s3api", "get-object", "--bucket", "logs", "--key", k, filepath.Join(dir, "get-out")},
-			"GetObject", []s3iam.Check{{"s3:GetObject", "arn:aws:s3:::logs/" + k}}},
+			"GetObject", []s3iam.Check{{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/" + k}}},
 		{[]string{"s3api", "copy-object", "--bucket", "logs", "--key", "app/dst", "--copy-source", "logs/" + k},
-			"CopyObject", []s3iam.Check{{"s3:PutObject", "arn:aws:s3:::logs/app/dst"}, {"s3:GetObject", "arn:aws:s3:::logs/" + k}}},
+			"CopyObject", []s3iam.Check{{Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/dst"}, {Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/" + k}}},
 		{[]string{"s3api", "delete-objects", "--bucket", "logs", "--delete", `{"Objects":[{"Key":"app/1"},{"Key":"secret/2","VersionId":"v"}]}`},
-			"DeleteObjects", []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/1"}, {"s3:DeleteObjectVersion", "arn:aws:s3:::logs/secret/2"}}},
+			"DeleteObjects", []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/1"}, {Action: "s3:DeleteObjectVersion", Resource: "arn:aws:s3:::logs/secret/2"}}},
 	}
 	m := &s3iam.Mapper{}
 	for _, tc := range tests {

@@ -10,7 +10,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/s3err"
 )
 
-// MaxBodyCheckBytes is the largest DeleteObjects body the caller should
+// MaxBodyCheckBytes is the largest body the caller should
 // read for AddBodyChecks; a larger one should be refused (EntityTooLarge).
 // 1000 keys of S3's 1024-byte maximum with the XML around them fit in a
 // little over 1 MiB; 2 MiB leaves room for escaped characters.
@@ -35,12 +35,18 @@ const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
 // DOCTYPE, comments or processing instructions other than the XML
 // declaration; no foreign namespaces; no text outside the leaf elements
 // but white space. Keys obey the same rules as keys in a request path.
+//
+// For CreateBucket and PutBucketReplication it adds the checks their
+// bodies call for (see configBodyChecks).
 func (op *Op) AddBodyChecks(body []byte) error {
 	if !op.NeedsBody {
 		return errors.New("s3iam: AddBodyChecks on an operation that has no body checks")
 	}
 	if len(body) > MaxBodyCheckBytes {
-		return s3err.New(s3err.EntityTooLarge, "the DeleteObjects body is larger than %d bytes", MaxBodyCheckBytes)
+		return s3err.New(s3err.EntityTooLarge, "the %s body is larger than %d bytes", op.Name, MaxBodyCheckBytes)
+	}
+	if op.Name != "DeleteObjects" {
+		return op.configBodyChecks(body)
 	}
 	objs, err := parseDelete(body)
 	if err != nil {
@@ -54,9 +60,9 @@ func (op *Op) AddBodyChecks(body []byte) error {
 		if o.hasVersion {
 			act = "s3:DeleteObjectVersion"
 		}
-		checks = append(checks, Check{act, res})
+		checks = append(checks, Check{Action: act, Resource: res})
 		if op.bypassGovernance {
-			checks = append(checks, Check{"s3:BypassGovernanceRetention", res})
+			checks = append(checks, Check{Action: "s3:BypassGovernanceRetention", Resource: res})
 		}
 		keys = append(keys, o.key)
 	}

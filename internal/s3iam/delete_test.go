@@ -61,15 +61,15 @@ func TestDeleteBody(t *testing.T) {
 		allowed bool
 	}{
 		{name: "inside the prefix", body: objects("app/a", "app/b c"), allowed: true,
-			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}, {"s3:DeleteObject", "arn:aws:s3:::logs/app/b c"}}},
+			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}, {Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/b c"}}},
 		{name: "mixing a key outside", body: objects("app/a", "secret/b"),
-			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}, {"s3:DeleteObject", "arn:aws:s3:::logs/secret/b"}}},
+			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}, {Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/secret/b"}}},
 		{name: "version", body: `<Delete><Object><Key>app/a</Key><VersionId>v1</VersionId></Object><Quiet>true</Quiet></Delete>`,
-			checks: []s3iam.Check{{"s3:DeleteObjectVersion", "arn:aws:s3:::logs/app/a"}}},
+			checks: []s3iam.Check{{Action: "s3:DeleteObjectVersion", Resource: "arn:aws:s3:::logs/app/a"}}},
 		{name: "entities and CDATA", body: `<Delete><Object><Key>app/&lt;x&gt;&amp;<![CDATA[<y>]]></Key></Object></Delete>`, allowed: true,
-			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/<x>&<y>"}}},
+			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/<x>&<y>"}}},
 		{name: "white space between elements", body: "<Delete>\n  <Object>\n    <Key>app/a</Key>\n    <ETag>\"e\"</ETag>\n  </Object>\n</Delete>\n", allowed: true,
-			checks: []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}}},
+			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}}},
 		{name: "two keys in one object", body: `<Delete><Object><Key>app/a</Key><Key>secret/b</Key></Object></Delete>`, code: s3err.MalformedXML},
 		{name: "namespaced key", body: `<Delete xmlns:x="urn:x"><Object><x:Key>secret/b</x:Key><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
 		{name: "namespace change", body: `<Delete><Object xmlns="urn:x"><Key>app/a</Key></Object></Delete>`, code: s3err.MalformedXML},
@@ -140,7 +140,7 @@ func TestDeleteBypassGovernance(t *testing.T) {
 	if err := op.AddBodyChecks([]byte(objects("app/a"))); err != nil {
 		t.Fatal(err)
 	}
-	want := []s3iam.Check{{"s3:DeleteObject", "arn:aws:s3:::logs/app/a"}, {"s3:BypassGovernanceRetention", "arn:aws:s3:::logs/app/a"}}
+	want := []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}, {Action: "s3:BypassGovernanceRetention", Resource: "arn:aws:s3:::logs/app/a"}}
 	if !slices.Equal(op.Checks, want) {
 		t.Fatalf("checks %v", op.Checks)
 	}

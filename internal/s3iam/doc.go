@@ -3,11 +3,16 @@
 // authorizes S3, so the AWS gateway forwards a call only if the grant's
 // scope allows every Check (scope.Scope.Allows(action, resource)).
 //
-// Anything not in the table below is refused (fail closed): bucket
-// creation and deletion, bucket configuration writes, object lock writes,
-// RestoreObject, SelectObjectContent, RenameObject, browser POST uploads,
-// unknown subresources, unknown query parameters, and any query parameter
-// an operation does not take (including x-amz-* headers hoisted into a
+// Every S3 operation is mapped to the IAM actions and resources the IAM
+// Service Authorization Reference gives it, so the grant's scope alone
+// decides. Refused whatever the grant says (fail closed), each with a
+// message that names the operation and says why: requests that are not
+// S3 (another HTTP method, such as the PATCH of versitygw's admin API),
+// browser POST uploads (a signed form policy, not a request signature),
+// CreateSession and RenameObject (S3 Express session authorization), the
+// S3 Metadata table creations (S3 Tables permissions), unknown
+// subresources, unknown query parameters, and any query parameter an
+// operation does not take (including x-amz-* headers hoisted into a
 // presigned URL's query, which S3 would honour as headers).
 //
 // # Mapping
@@ -18,9 +23,10 @@
 //	ListObjects             GET /b                           s3:ListBucket                                   arn:aws:s3:::b/PREFIX
 //	ListObjectVersions      GET /b?versions                  s3:ListBucketVersions                           arn:aws:s3:::b/PREFIX
 //	ListMultipartUploads    GET /b?uploads                   s3:ListBucketMultipartUploads                   arn:aws:s3:::b/PREFIX
-//	HeadBucket              HEAD /b                          s3:ListBucket                                   arn:aws:s3:::b
-//	GetBucketLocation       GET /b?location                  s3:GetBucketLocation                            arn:aws:s3:::b
-//	bucket config reads     GET /b?SUB                       one action each, below                          arn:aws:s3:::b
+//	HeadBucket              HEAD /b                          s3:ListBucket (on b or anything in it)          arn:aws:s3:::b
+//	CreateBucket            PUT /b                           s3:CreateBucket (+ header and body checks)      arn:aws:s3:::b
+//	DeleteBucket            DELETE /b                        s3:DeleteBucket                                 arn:aws:s3:::b
+//	bucket configuration    GET|PUT|DELETE /b?SUB            one action each, below                          arn:aws:s3:::b
 //	DeleteObjects           POST /b?delete                   s3:DeleteObject per <Key> (…Version w/ id)      arn:aws:s3:::b/KEY each
 //	GetObject, HeadObject   GET|HEAD /b/k                    s3:GetObject (s3:GetObjectVersion w/ versionId) arn:aws:s3:::b/k
 //	PutObject               PUT /b/k                         s3:PutObject (+ header checks)                  arn:aws:s3:::b/k
@@ -36,29 +42,30 @@
 //	GetObjectAcl/PutObjectAcl   ?acl                         s3:GetObjectAcl… (…VersionAcl)                  arn:aws:s3:::b/k
 //	GetObjectAttributes     GET /b/k?attributes              s3:GetObject + s3:GetObjectAttributes           arn:aws:s3:::b/k
 //	                                                         (…Version + …VersionAttributes w/ versionId)
-//	GetObjectRetention      GET /b/k?retention               s3:GetObjectRetention                           arn:aws:s3:::b/k
-//	GetObjectLegalHold      GET /b/k?legal-hold              s3:GetObjectLegalHold                           arn:aws:s3:::b/k
+//	Get/PutObjectRetention  ?retention                       s3:Get/PutObjectRetention (+ Bypass…)           arn:aws:s3:::b/k
+//	Get/PutObjectLegalHold  ?legal-hold                      s3:Get/PutObjectLegalHold                       arn:aws:s3:::b/k
+//	RestoreObject           POST /b/k?restore                s3:RestoreObject                                arn:aws:s3:::b/k
+//	SelectObjectContent     POST /b/k?select                 s3:GetObject                                    arn:aws:s3:::b/k
+//	GetObjectTorrent        GET /b/k?torrent                 s3:GetObjectTorrent                             arn:aws:s3:::b/k
 //
-// The bucket configuration reads (SUB: operation, action) are
-// versioning: GetBucketVersioning, s3:GetBucketVersioning; acl:
-// GetBucketAcl, s3:GetBucketAcl; tagging: GetBucketTagging,
-// s3:GetBucketTagging; policy: GetBucketPolicy, s3:GetBucketPolicy;
-// policyStatus: GetBucketPolicyStatus, s3:GetBucketPolicyStatus; cors:
-// GetBucketCors, s3:GetBucketCORS; lifecycle:
-// GetBucketLifecycleConfiguration, s3:GetLifecycleConfiguration;
-// encryption: GetBucketEncryption, s3:GetEncryptionConfiguration;
-// object-lock: GetObjectLockConfiguration,
-// s3:GetBucketObjectLockConfiguration; ownershipControls:
-// GetBucketOwnershipControls, s3:GetBucketOwnershipControls;
-// publicAccessBlock: GetPublicAccessBlock, s3:GetBucketPublicAccessBlock;
-// website: GetBucketWebsite, s3:GetBucketWebsite; logging:
-// GetBucketLogging, s3:GetBucketLogging; notification:
-// GetBucketNotificationConfiguration, s3:GetBucketNotification;
-// requestPayment: GetBucketRequestPayment, s3:GetBucketRequestPayment;
-// replication: GetBucketReplication, s3:GetReplicationConfiguration;
-// accelerate: GetBucketAccelerateConfiguration,
-// s3:GetAccelerateConfiguration. Each needs its own action, so a grant
-// must name it; their writes are all refused.
+// The bucket configuration operations are listed in bucketConfigs: the
+// Get, Put and (where S3 has one) Delete of BucketVersioning, BucketAcl,
+// BucketTagging, BucketPolicy, BucketPolicyStatus, BucketCors,
+// BucketLifecycleConfiguration (DeleteBucketLifecycle), BucketEncryption,
+// ObjectLockConfiguration, BucketOwnershipControls, PublicAccessBlock,
+// BucketWebsite, BucketLogging, BucketNotificationConfiguration,
+// BucketRequestPayment, BucketReplication,
+// BucketAccelerateConfiguration, BucketLocation,
+// BucketMetadataTableConfiguration and BucketMetadataConfiguration, and
+// the Get, List, Put and Delete of BucketAnalyticsConfiguration,
+// BucketMetricsConfiguration, BucketInventoryConfiguration and
+// BucketIntelligentTieringConfiguration
+// (ListBucketAnalyticsConfigurations, ListBucketMetricsConfigurations,
+// ListBucketInventoryConfigurations,
+// ListBucketIntelligentTieringConfigurations). Each needs its own action,
+// so a grant must name it; where IAM has no Delete action, the delete
+// needs the Put action (DeleteBucketCors: s3:PutBucketCORS), as AWS
+// documents.
 //
 // Table and Markdown give the same mapping as data, for the README.
 //
@@ -68,9 +75,19 @@
 //     lists with prefix app/ or app/x, not app or the whole bucket. Keys a
 //     listing returns all start with its prefix, so delimiter, marker and
 //     start-after cannot reach outside it.
-//   - HeadBucket needs s3:ListBucket on the bare bucket ARN, as in AWS; a
-//     b/prefix* grant does not cover it (it only reveals existence, but
-//     Airlock does not widen grants).
+//   - HeadBucket needs s3:ListBucket on the bucket ARN, as in AWS, or on
+//     any resource inside the bucket (Check.InBucket): a grant that lists
+//     b/app/ learns that b exists from any listing, so HeadBucket reveals
+//     nothing more, and clients such as rclone ask it before uploading
+//     (and try CreateBucket when it is refused).
+//   - CreateBucket needs more with the headers that configure more:
+//     x-amz-acl/x-amz-grant-* (s3:PutBucketAcl),
+//     x-amz-bucket-object-lock-enabled (s3:PutBucketObjectLockConfiguration
+//     and s3:PutBucketVersioning), x-amz-object-ownership
+//     (s3:PutBucketOwnershipControls); with a body it is a NeedsBody op,
+//     and tags in the body need s3:TagResource.
+//   - PutBucketReplication is a NeedsBody op: the <Role> of the body
+//     needs iam:PassRole on that role's ARN, as IAM requires.
 //   - ListBuckets checks arn:aws:s3:::*, because scope resources are ARNs.
 //   - GetObjectAttributes needs both actions, as AWS documents.
 //   - Headers that make IAM ask for more are checked: x-amz-acl and

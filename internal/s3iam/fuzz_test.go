@@ -60,6 +60,17 @@ var required = map[string][][]string{
 	"ListObjectVersions":      {{"s3:ListBucketVersions"}},
 	"ListMultipartUploads":    {{"s3:ListBucketMultipartUploads"}},
 	"HeadBucket":              {{"s3:ListBucket"}},
+	"CreateBucket":            {{"s3:CreateBucket"}},
+	"DeleteBucket":            {{"s3:DeleteBucket"}},
+	"PutObjectRetention":      {{"s3:PutObjectRetention"}},
+	"PutObjectLegalHold":      {{"s3:PutObjectLegalHold"}},
+	"RestoreObject":           {{"s3:RestoreObject"}},
+	"SelectObjectContent":     {{"s3:GetObject"}},
+	"GetObjectTorrent":        {{"s3:GetObjectTorrent"}},
+	"PutBucketPolicy":         {{"s3:PutBucketPolicy"}},
+	"DeleteBucketPolicy":      {{"s3:DeleteBucketPolicy"}},
+	"PutBucketVersioning":     {{"s3:PutBucketVersioning"}},
+	"DeleteBucketCors":        {{"s3:PutBucketCORS"}},
 	"ListBuckets":             {{"s3:ListAllMyBuckets"}},
 }
 
@@ -79,6 +90,12 @@ func FuzzMap(f *testing.F) {
 		{"DELETE", "/logs/app/x", "uploadId=u", "s3.test", "", ""},
 		{"GET", "/", "", "s3.test", "", ""},
 		{"GET", "/logs/app/x", "X-Amz-Signature=ab&x-id=GetObject", "s3.test", "", ""},
+		{"PUT", "/logs", "", "s3.test", "", "public-read"},
+		{"DELETE", "/", "cors", "logs.s3.test", "", ""},
+		{"GET", "/logs", "inventory&id=i", "s3.test", "", ""},
+		{"PUT", "/logs/app/x", "retention&versionId=1", "s3.test", "", ""},
+		{"PATCH", "/create-user", "", "s3.test", "", ""},
+		{"POST", "/logs", "", "s3.test", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, s.host, s.copySource, s.acl)
@@ -108,7 +125,7 @@ func FuzzMap(f *testing.F) {
 			t.Fatalf("%s has no checks", op.Name)
 		}
 		if op.NeedsBody {
-			if op.Name != "DeleteObjects" {
+			if op.Name != "DeleteObjects" && op.Name != "PutBucketReplication" {
 				t.Fatalf("%s needs a body", op.Name)
 			}
 			return
@@ -133,7 +150,7 @@ func FuzzMap(f *testing.F) {
 			if err != nil || back != "/"+op.Bucket+"/"+op.Key {
 				t.Fatalf("UpstreamPath %q does not decode to the key %q", op.UpstreamPath(), op.Key)
 			}
-		case strings.HasPrefix(op.Name, "List"):
+		case slices.Contains([]string{"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"}, op.Name):
 			q, err := url.ParseQuery(query)
 			if err != nil {
 				t.Fatalf("Map accepted a query Go cannot parse: %q", query)
@@ -172,6 +189,14 @@ func FuzzMap(f *testing.F) {
 		if acl != "" && (op.Name == "PutObject" || op.Name == "CopyObject" || op.Name == "CreateMultipartUpload") &&
 			!slices.Contains(op.Checks, s3iam.Check{Action: "s3:PutObjectAcl", Resource: res}) {
 			t.Fatalf("%s with x-amz-acl lacks s3:PutObjectAcl", op.Name)
+		}
+		if acl != "" && op.Name == "CreateBucket" && !slices.Contains(op.Checks, s3iam.Check{Action: "s3:PutBucketAcl", Resource: res}) {
+			t.Fatalf("CreateBucket with x-amz-acl lacks s3:PutBucketAcl")
+		}
+		for _, c := range op.Checks {
+			if c.InBucket && op.Name != "HeadBucket" {
+				t.Fatalf("%s has a bucket-wide check %v", op.Name, c)
+			}
 		}
 	})
 }
@@ -222,6 +247,78 @@ func FuzzAddBodyChecks(f *testing.F) {
 			}
 			if op.Checks[i] != want {
 				t.Fatalf("check %d is %v, the reference reads %v", i, op.Checks[i], want)
+			}
+		}
+	})
+}
+
+// FuzzConfigBody checks the scan of CreateBucket and PutBucketReplication
+// bodies: errors are S3 errors, the body-free checks stay, a PassRole is
+// only ever asked on one clean ARN per <Role>, and tags never go unseen.
+func FuzzConfigBody(f *testing.F) {
+	f.Add("PUT", "replication", `<ReplicationConfiguration><Role>arn:aws:iam::1:role/r</Role><Rule><Status>Enabled</Status></Rule></ReplicationConfiguration>`)
+	f.Add("PUT", "replication", `<ReplicationConfiguration><Role>arn:aws:iam::1:role/*</Role></ReplicationConfiguration>`)
+	f.Add("PUT", "replication", `<!DOCTYPE x [<!ENTITY e "arn:aws:iam::1:role/a">]><ReplicationConfiguration><Role>&e;</Role></ReplicationConfiguration>`)
+	f.Add("PUT", "", `<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint><Tags><Tag><Key>a</Key><Value>b</Value></Tag></Tags></CreateBucketConfiguration>`)
+	f.Add("PUT", "", `<CreateBucketConfiguration xmlns:x="urn:x"><x:Tags/></CreateBucketConfiguration>`)
+	m := &s3iam.Mapper{}
+	f.Fuzz(func(t *testing.T, method, sub, body string) {
+		if sub != "" && sub != "replication" {
+			return
+		}
+		target := "http://s3.test/logs"
+		if sub != "" {
+			target += "?" + sub
+		}
+		r, err := http.NewRequest("PUT", target, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, err := m.Map(r)
+		if err != nil {
+			if body == "" {
+				return
+			}
+			t.Fatalf("Map: %v", err)
+		}
+		if !op.NeedsBody {
+			if body != "" {
+				t.Fatalf("%s with a body does not ask for it", op.Name)
+			}
+			return
+		}
+		if err := op.AddBodyChecks([]byte(body)); err != nil {
+			if _, ok := err.(*s3err.Error); !ok {
+				t.Fatalf("error %v is %T", err, err)
+			}
+			return
+		}
+		if op.NeedsBody || len(op.Checks) == 0 {
+			t.Fatalf("checks not settled: %v", op.Checks)
+		}
+		first := map[string]string{"CreateBucket": "s3:CreateBucket", "PutBucketReplication": "s3:PutReplicationConfiguration"}[op.Name]
+		if op.Checks[0] != (s3iam.Check{Action: first, Resource: "arn:aws:s3:::logs"}) {
+			t.Fatalf("%s lost its own check: %v", op.Name, op.Checks)
+		}
+		roles := 0
+		for _, c := range op.Checks {
+			if c.Action == "iam:PassRole" {
+				roles++
+				if !strings.HasPrefix(c.Resource, "arn:") || strings.ContainsAny(c.Resource, "*? \t\r\n") {
+					t.Fatalf("PassRole on %q", c.Resource)
+				}
+			}
+		}
+		if op.Name == "PutBucketReplication" && roles == 0 {
+			t.Fatalf("a replication configuration without a PassRole check: %v", op.Checks)
+		}
+		if op.Name == "CreateBucket" && strings.Contains(body, "Tag") &&
+			!slices.Contains(op.Checks, s3iam.Check{Action: "s3:TagResource", Resource: "arn:aws:s3:::logs"}) {
+			var ref struct {
+				Tags *struct{} `xml:"Tags"`
+			}
+			if xml.Unmarshal([]byte(body), &ref) == nil && ref.Tags != nil {
+				t.Fatalf("tags the standard library sees went unchecked: %v", op.Checks)
 			}
 		}
 	})

@@ -21,7 +21,11 @@ type headers struct {
 	legalHold       bool // x-amz-object-lock-legal-hold
 	bypass          bool // x-amz-bypass-governance-retention other than "false"
 	rename          bool // x-amz-rename-source (RenameObject)
-	objectAttrs     string
+	// CreateBucket: x-amz-bucket-object-lock-enabled other than "false",
+	// and x-amz-object-ownership.
+	objectLockEnabled bool
+	objectOwnership   string
+	objectAttrs       string
 }
 
 // scanHeaders reads the headers that matter in one pass. Header names are
@@ -68,6 +72,14 @@ func scanHeaders(h http.Header) (headers, error) {
 					out.bypass = true
 				}
 			}
+		case strings.EqualFold(name, "bucket-object-lock-enabled"):
+			for _, v := range vs {
+				if !strings.EqualFold(strings.TrimSpace(v), "false") {
+					out.objectLockEnabled = true
+				}
+			}
+		case strings.EqualFold(name, "object-ownership"):
+			out.objectOwnership = vs[0]
 		case strings.EqualFold(name, "rename-source"):
 			out.rename = true
 		case strings.EqualFold(name, "object-attributes"):
@@ -87,17 +99,25 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 	if strings.HasPrefix(raw, "arn:") || strings.HasPrefix(raw, "arn%3A") || strings.HasPrefix(raw, "arn%3a") {
 		return "", "", "", s3err.New(s3err.NotImplemented, "Airlock does not support copying from an access point or Outposts ARN")
 	}
-	bucket, rawKey, ok := strings.Cut(raw, "/")
-	if !ok || rawKey == "" {
-		return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source must be bucket/key")
+	if !validEscapes(raw) {
+		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source encoding")
 	}
+	bucket, rawKey, ok := strings.Cut(raw, "/")
+	// S3's own messages where S3 has one, so that clients see the same
+	// error as without Airlock.
 	if !validBucket(bucket) {
-		return "", "", "", s3err.New(codeInvalidBucketName, "the bucket %q of x-amz-copy-source is not a valid S3 bucket name", truncate(bucket))
+		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source bucket name")
+	}
+	if !ok || rawKey == "" {
+		return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source object key")
 	}
 	if key, err = unescape(rawKey, "x-amz-copy-source key"); err != nil {
 		return "", "", "", err
 	}
 	if err = checkName(key, "x-amz-copy-source key", false); err != nil {
+		if seg := "/" + key + "/"; strings.Contains(seg, "/./") || strings.Contains(seg, "/../") {
+			return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source object key")
+		}
 		return "", "", "", err
 	}
 	if hasQuery {
@@ -115,4 +135,23 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 		versionID = p.value
 	}
 	return bucket, key, versionID, nil
+}
+
+// validEscapes reports whether every '%' in s starts a two-digit hex
+// escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -2,9 +2,11 @@ package s3iam
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/scope"
 )
 
 // ARNPrefix starts every S3 resource ARN.
@@ -15,7 +17,30 @@ const ARNPrefix = "arn:aws:s3:::"
 const AllBucketsARN = ARNPrefix + "*"
 
 // Check is one IAM authorization a call needs.
-type Check struct{ Action, Resource string }
+type Check struct {
+	Action, Resource string
+	// InBucket widens the check for HeadBucket: Resource is a bucket ARN,
+	// and a statement granting Action on the bucket or on anything in it
+	// ("arn:aws:s3:::bucket/app/*") allows it.
+	InBucket bool
+}
+
+// AllowedBy reports whether sc allows c.
+func (c Check) AllowedBy(sc scope.Scope) bool {
+	if sc.Allows(c.Action, c.Resource) {
+		return true
+	}
+	if !c.InBucket {
+		return false
+	}
+	inside := c.Resource + "/"
+	for _, st := range sc {
+		if slices.Contains(st.Actions, c.Action) && strings.HasPrefix(strings.TrimSuffix(st.Resource, "*"), inside) {
+			return true
+		}
+	}
+	return false
+}
 
 // Op is one S3 operation, as mapped from a request.
 type Op struct {
@@ -34,8 +59,9 @@ type Op struct {
 	// credential.
 	Params map[string]string
 	// NeedsBody is true for operations whose checks depend on the body
-	// (DeleteObjects): the caller reads the verified body, at most
-	// MaxBodyCheckBytes, and calls AddBodyChecks.
+	// (DeleteObjects, PutBucketReplication, CreateBucket with a body):
+	// the caller reads the verified body, at most MaxBodyCheckBytes, and
+	// calls AddBodyChecks.
 	NeedsBody bool
 
 	// CopySourceBucket, CopySourceKey and CopySourceVersionID are the
@@ -43,6 +69,17 @@ type Op struct {
 	CopySourceBucket, CopySourceKey, CopySourceVersionID string
 
 	bypassGovernance bool // x-amz-bypass-governance-retention: true
+	// pending are the checks a NeedsBody op has besides those its body
+	// adds (CreateBucket's, PutBucketReplication's).
+	pending []Check
+}
+
+// deferBody makes op a NeedsBody op whose checks so far wait, behind the
+// placeholder, for AddBodyChecks.
+func (op *Op) deferBody() {
+	op.NeedsBody = true
+	op.pending = op.Checks
+	op.Checks = []Check{{Action: bodyPlaceholder, Resource: ARNPrefix + op.Bucket}}
 }
 
 // Mapper maps requests to operations. The zero value only understands
@@ -59,7 +96,7 @@ type Mapper struct {
 // bodyPlaceholder is the action of a NeedsBody Op's check before
 // AddBodyChecks: it contains '/', which the scope grammar forbids in an
 // action, so no grant can ever allow it.
-const bodyPlaceholder = "s3:DeleteObjects/body-not-yet-checked"
+const bodyPlaceholder = "s3:Body/not-yet-checked"
 
 // Map returns the operation r performs and the checks it needs. An
 // unrecognised or refused operation, and any malformed request, is an
@@ -94,7 +131,8 @@ func (m *Mapper) Map(r *http.Request) (*Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &request{method: r.Method, bucket: bucket, key: key, q: q, h: h}
+	req := &request{method: r.Method, bucket: bucket, key: key, q: q, h: h,
+		hasBody: r.ContentLength != 0 || len(r.TransferEncoding) > 0}
 	for _, p := range q {
 		if subresources[p.name] {
 			if req.sub != "" {
@@ -140,7 +178,7 @@ func (m *Mapper) locate(r *http.Request) (bucket, rawKey string, err error) {
 		if bucket != "" && !validBucket(bucket) {
 			// Bucket names have no characters that need escaping, so an
 			// escaped one is refused rather than decoded.
-			return "", "", s3err.New(codeInvalidBucketName, "%q is not a valid S3 bucket name", truncate(bucket))
+			return "", "", s3err.New(codeInvalidBucketName, "The specified bucket is not valid.")
 		}
 	}
 	if bucket == "" && rawKey != "" {

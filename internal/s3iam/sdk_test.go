@@ -104,6 +104,7 @@ func sdkCases() []sdkCase {
 		return out
 	}
 	b, k := aws.String(bkt), aws.String(key)
+	bk := "arn:aws:s3:::" + bkt
 	srcKey := "app/src file+1.log"
 	// The SDK leaves encoding the copy source to the caller; the CLI
 	// encodes all but unreserved characters and '/', as EscapeKey does.
@@ -136,7 +137,7 @@ func sdkCases() []sdkCase {
 		{name: "HeadBucket", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: b})
 			return err
-		}, op: "HeadBucket", checks: ck("s3:ListBucket", "arn:aws:s3:::logs")},
+		}, op: "HeadBucket", checks: []s3iam.Check{{Action: "s3:ListBucket", Resource: "arn:aws:s3:::logs", InBucket: true}}},
 		{name: "GetBucketLocation", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: b})
 			return err
@@ -261,49 +262,181 @@ func sdkCases() []sdkCase {
 			return err
 		}, op: "GetObjectLegalHold", key: key, checks: ck("s3:GetObjectLegalHold", obj(key))},
 
-		// Refused operations.
+		// Bucket management and configuration, object lock writes.
 		{name: "CreateBucket", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b})
 			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "CreateBucket", checks: ck("s3:CreateBucket", bk)},
+		{name: "CreateBucket with region, ACL, object lock, ownership", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b, ACL: types.BucketCannedACLPrivate, ObjectLockEnabledForBucket: aws.Bool(true),
+				ObjectOwnership:           types.ObjectOwnershipBucketOwnerPreferred,
+				CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraintEuWest1}})
+			return err
+		}, op: "CreateBucket", body: true, checks: ck("s3:CreateBucket", bk, "s3:PutBucketAcl", bk, "s3:PutBucketObjectLockConfiguration", bk,
+			"s3:PutBucketVersioning", bk, "s3:PutBucketOwnershipControls", bk)},
+		{name: "CreateBucket with tags", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b,
+				CreateBucketConfiguration: &types.CreateBucketConfiguration{Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("a")}}}})
+			return err
+		}, op: "CreateBucket", body: true, checks: ck("s3:CreateBucket", bk, "s3:TagResource", bk)},
 		{name: "DeleteBucket", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: b})
 			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "DeleteBucket", checks: ck("s3:DeleteBucket", bk)},
 		{name: "PutBucketPolicy", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: b, Policy: aws.String("{}")})
 			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "PutBucketPolicy", checks: ck("s3:PutBucketPolicy", bk)},
 		{name: "DeleteBucketPolicy", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: b})
 			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "DeleteBucketPolicy", checks: ck("s3:DeleteBucketPolicy", bk)},
 		{name: "PutBucketVersioning", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended}})
 			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "PutBucketVersioning", checks: ck("s3:PutBucketVersioning", bk)},
 		{name: "PutBucketAcl", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketAcl(ctx, &s3.PutBucketAclInput{Bucket: b, ACL: types.BucketCannedACLPublicRead})
 			return err
-		}, denied: s3err.AccessDenied},
-		{name: "RestoreObject", call: func(ctx context.Context, c *s3.Client) error {
-			_, err := c.RestoreObject(ctx, &s3.RestoreObjectInput{Bucket: b, Key: k, RestoreRequest: &types.RestoreRequest{Days: aws.Int32(1)}})
-			return err
-		}, denied: s3err.AccessDenied},
-		{name: "PutObjectRetention", call: func(ctx context.Context, c *s3.Client) error {
-			_, err := c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: b, Key: k, Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance}})
-			return err
-		}, denied: s3err.AccessDenied},
-		{name: "PutObjectLegalHold", call: func(ctx context.Context, c *s3.Client) error {
-			_, err := c.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{Bucket: b, Key: k, LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
-			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "PutBucketAcl", checks: ck("s3:PutBucketAcl", bk)},
 		{name: "PutBucketTagging", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: b, Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}}})
 			return err
-		}, denied: s3err.AccessDenied},
+		}, op: "PutBucketTagging", checks: ck("s3:PutBucketTagging", bk)},
+		{name: "DeleteBucketTagging", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketTagging(ctx, &s3.DeleteBucketTaggingInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketTagging", checks: ck("s3:PutBucketTagging", bk)},
+		{name: "PutBucketCors", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: b, CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{AllowedMethods: []string{"GET"}, AllowedOrigins: []string{"*"}}}}})
+			return err
+		}, op: "PutBucketCors", checks: ck("s3:PutBucketCORS", bk)},
+		{name: "DeleteBucketCors", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketCors(ctx, &s3.DeleteBucketCorsInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketCors", checks: ck("s3:PutBucketCORS", bk)},
+		{name: "PutBucketLifecycleConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: b, LifecycleConfiguration: &types.BucketLifecycleConfiguration{
+				Rules: []types.LifecycleRule{{Status: types.ExpirationStatusEnabled, Filter: &types.LifecycleRuleFilter{Prefix: aws.String("tmp/")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(1)}}}}})
+			return err
+		}, op: "PutBucketLifecycleConfiguration", checks: ck("s3:PutLifecycleConfiguration", bk)},
+		{name: "DeleteBucketLifecycle", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketLifecycle(ctx, &s3.DeleteBucketLifecycleInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketLifecycle", checks: ck("s3:PutLifecycleConfiguration", bk)},
+		{name: "PutBucketEncryption", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b, ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{
+				Rules: []types.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{SSEAlgorithm: types.ServerSideEncryptionAes256}}}}})
+			return err
+		}, op: "PutBucketEncryption", checks: ck("s3:PutEncryptionConfiguration", bk)},
+		{name: "DeleteBucketEncryption", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketEncryption", checks: ck("s3:PutEncryptionConfiguration", bk)},
+		{name: "PutObjectLockConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: b, ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled}})
+			return err
+		}, op: "PutObjectLockConfiguration", checks: ck("s3:PutBucketObjectLockConfiguration", bk)},
+		{name: "PutBucketOwnershipControls", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: b, OwnershipControls: &types.OwnershipControls{Rules: []types.OwnershipControlsRule{{ObjectOwnership: types.ObjectOwnershipBucketOwnerEnforced}}}})
+			return err
+		}, op: "PutBucketOwnershipControls", checks: ck("s3:PutBucketOwnershipControls", bk)},
+		{name: "DeleteBucketOwnershipControls", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketOwnershipControls(ctx, &s3.DeleteBucketOwnershipControlsInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketOwnershipControls", checks: ck("s3:PutBucketOwnershipControls", bk)},
+		{name: "PutPublicAccessBlock", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: b, PublicAccessBlockConfiguration: &types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true)}})
+			return err
+		}, op: "PutPublicAccessBlock", checks: ck("s3:PutBucketPublicAccessBlock", bk)},
+		{name: "DeletePublicAccessBlock", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeletePublicAccessBlock(ctx, &s3.DeletePublicAccessBlockInput{Bucket: b})
+			return err
+		}, op: "DeletePublicAccessBlock", checks: ck("s3:PutBucketPublicAccessBlock", bk)},
+		{name: "PutBucketWebsite", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketWebsite(ctx, &s3.PutBucketWebsiteInput{Bucket: b, WebsiteConfiguration: &types.WebsiteConfiguration{IndexDocument: &types.IndexDocument{Suffix: aws.String("index.html")}}})
+			return err
+		}, op: "PutBucketWebsite", checks: ck("s3:PutBucketWebsite", bk)},
+		{name: "DeleteBucketWebsite", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketWebsite(ctx, &s3.DeleteBucketWebsiteInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketWebsite", checks: ck("s3:DeleteBucketWebsite", bk)},
+		{name: "PutBucketLogging", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketLogging(ctx, &s3.PutBucketLoggingInput{Bucket: b, BucketLoggingStatus: &types.BucketLoggingStatus{}})
+			return err
+		}, op: "PutBucketLogging", checks: ck("s3:PutBucketLogging", bk)},
+		{name: "PutBucketNotificationConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{Bucket: b, NotificationConfiguration: &types.NotificationConfiguration{}})
+			return err
+		}, op: "PutBucketNotificationConfiguration", checks: ck("s3:PutBucketNotification", bk)},
+		{name: "PutBucketReplication", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: b, ReplicationConfiguration: &types.ReplicationConfiguration{
+				Role:  aws.String("arn:aws:iam::111122223333:role/replicator"),
+				Rules: []types.ReplicationRule{{Status: types.ReplicationRuleStatusEnabled, Destination: &types.Destination{Bucket: aws.String("arn:aws:s3:::backup")}}}}})
+			return err
+		}, op: "PutBucketReplication", body: true, checks: ck("s3:PutReplicationConfiguration", bk, "iam:PassRole", "arn:aws:iam::111122223333:role/replicator")},
+		{name: "DeleteBucketReplication", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketReplication(ctx, &s3.DeleteBucketReplicationInput{Bucket: b})
+			return err
+		}, op: "DeleteBucketReplication", checks: ck("s3:PutReplicationConfiguration", bk)},
+		{name: "PutBucketAccelerateConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketAccelerateConfiguration(ctx, &s3.PutBucketAccelerateConfigurationInput{Bucket: b, AccelerateConfiguration: &types.AccelerateConfiguration{Status: types.BucketAccelerateStatusSuspended}})
+			return err
+		}, op: "PutBucketAccelerateConfiguration", checks: ck("s3:PutAccelerateConfiguration", bk)},
+		{name: "PutBucketRequestPayment", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketRequestPayment(ctx, &s3.PutBucketRequestPaymentInput{Bucket: b, RequestPaymentConfiguration: &types.RequestPaymentConfiguration{Payer: types.PayerBucketOwner}})
+			return err
+		}, op: "PutBucketRequestPayment", checks: ck("s3:PutBucketRequestPayment", bk)},
 		{name: "GetBucketAnalyticsConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.GetBucketAnalyticsConfiguration(ctx, &s3.GetBucketAnalyticsConfigurationInput{Bucket: b, Id: aws.String("x")})
+			return err
+		}, op: "GetBucketAnalyticsConfiguration", checks: ck("s3:GetAnalyticsConfiguration", bk)},
+		{name: "ListBucketAnalyticsConfigurations", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.ListBucketAnalyticsConfigurations(ctx, &s3.ListBucketAnalyticsConfigurationsInput{Bucket: b, ContinuationToken: aws.String("t")})
+			return err
+		}, op: "ListBucketAnalyticsConfigurations", checks: ck("s3:GetAnalyticsConfiguration", bk)},
+		{name: "PutBucketMetricsConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutBucketMetricsConfiguration(ctx, &s3.PutBucketMetricsConfigurationInput{Bucket: b, Id: aws.String("m"), MetricsConfiguration: &types.MetricsConfiguration{Id: aws.String("m")}})
+			return err
+		}, op: "PutBucketMetricsConfiguration", checks: ck("s3:PutMetricsConfiguration", bk)},
+		{name: "DeleteBucketInventoryConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.DeleteBucketInventoryConfiguration(ctx, &s3.DeleteBucketInventoryConfigurationInput{Bucket: b, Id: aws.String("i")})
+			return err
+		}, op: "DeleteBucketInventoryConfiguration", checks: ck("s3:PutInventoryConfiguration", bk)},
+		{name: "ListBucketIntelligentTieringConfigurations", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.ListBucketIntelligentTieringConfigurations(ctx, &s3.ListBucketIntelligentTieringConfigurationsInput{Bucket: b})
+			return err
+		}, op: "ListBucketIntelligentTieringConfigurations", checks: ck("s3:GetIntelligentTieringConfiguration", bk)},
+		{name: "PutObjectRetention", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: b, Key: k, Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance}})
+			return err
+		}, op: "PutObjectRetention", key: key, checks: ck("s3:PutObjectRetention", obj(key))},
+		{name: "PutObjectRetention bypass", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: b, Key: k, VersionId: aws.String("v1"), BypassGovernanceRetention: aws.Bool(true),
+				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance}})
+			return err
+		}, op: "PutObjectRetention", key: key, checks: ck("s3:PutObjectRetention", obj(key), "s3:BypassGovernanceRetention", obj(key))},
+		{name: "PutObjectLegalHold", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{Bucket: b, Key: k, LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
+			return err
+		}, op: "PutObjectLegalHold", key: key, checks: ck("s3:PutObjectLegalHold", obj(key))},
+		{name: "RestoreObject", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.RestoreObject(ctx, &s3.RestoreObjectInput{Bucket: b, Key: k, RestoreRequest: &types.RestoreRequest{Days: aws.Int32(1)}})
+			return err
+		}, op: "RestoreObject", key: key, checks: ck("s3:RestoreObject", obj(key))},
+		{name: "GetObjectTorrent", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.GetObjectTorrent(ctx, &s3.GetObjectTorrentInput{Bucket: b, Key: k})
+			return err
+		}, op: "GetObjectTorrent", key: key, checks: ck("s3:GetObjectTorrent", obj(key))},
+
+		// Refused whatever the grant says.
+		{name: "CreateBucketMetadataTableConfiguration", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.CreateBucketMetadataTableConfiguration(ctx, &s3.CreateBucketMetadataTableConfigurationInput{Bucket: b, MetadataTableConfiguration: &types.MetadataTableConfiguration{
+				S3TablesDestination: &types.S3TablesDestination{TableBucketArn: aws.String("arn:aws:s3tables:us-east-1:111122223333:bucket/t"), TableName: aws.String("t")}}})
+			return err
+		}, denied: s3err.AccessDenied},
+		{name: "CreateSession", call: func(ctx context.Context, c *s3.Client) error {
+			_, err := c.CreateSession(ctx, &s3.CreateSessionInput{Bucket: b})
 			return err
 		}, denied: s3err.AccessDenied},
 	}

@@ -1,6 +1,9 @@
 package s3iam
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Entry documents one mapped operation for the README.
 type Entry struct {
@@ -49,4 +52,37 @@ func Markdown() string {
 		b.WriteString("| " + e.Operation + " | `" + e.Request + "` | " + e.Actions + " | `" + e.Resource + "` | " + e.Notes + " |\n")
 	}
 	return b.String()
+}
+
+// Actions lists every IAM action Map may check, sorted: the rules'
+// actions and those that headers or bodies add. A grant that names all of
+// them on "*" allows every S3 request Airlock forwards (the conformance
+// harness uses it).
+func Actions() []string {
+	set := map[string]bool{}
+	for _, r := range rules {
+		for _, a := range r.actions {
+			set[a] = true
+		}
+		for _, a := range r.versioned {
+			set[a] = true
+		}
+	}
+	for _, a := range extraActions {
+		set[a] = true
+	}
+	out := make([]string, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// extraActions are the actions headers and bodies add to a rule's own.
+var extraActions = []string{
+	"s3:PutObjectAcl", "s3:PutObjectTagging", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+	"s3:BypassGovernanceRetention", "s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:DeleteObjectVersion",
+	"s3:PutBucketAcl", "s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning",
+	"s3:PutBucketOwnershipControls", "s3:TagResource", "iam:PassRole",
 }

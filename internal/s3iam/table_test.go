@@ -2,10 +2,12 @@ package s3iam_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/s3iam"
+	"github.com/airlock-dev/airlock/internal/scope"
 )
 
 // TestTableCoversMappedOperations checks that the documented table and the
@@ -48,5 +50,24 @@ func TestTableCoversMappedOperations(t *testing.T) {
 	md := s3iam.Markdown()
 	if strings.Count(md, "\n") != len(s3iam.Table())+2 || !strings.Contains(md, "| GetObject | `GET /bucket/key` | s3:GetObject (s3:GetObjectVersion with versionId) |") {
 		t.Errorf("Markdown:\n%s", md)
+	}
+}
+
+// TestActionsCoverChecks checks that Actions lists every action a mapped
+// request asks, and that a grant can name each (the conformance harness
+// grants Actions() on "*").
+func TestActionsCoverChecks(t *testing.T) {
+	acts := s3iam.Actions()
+	for _, tc := range sdkCases() {
+		for _, c := range tc.checks {
+			if !slices.Contains(acts, c.Action) {
+				t.Errorf("%s asks %s, which Actions() does not list", tc.name, c.Action)
+			}
+		}
+	}
+	for _, a := range acts {
+		if _, err := scope.ParseStatement(a + " *"); err != nil {
+			t.Errorf("a grant cannot name %s: %v", a, err)
+		}
 	}
 }

@@ -71,6 +71,9 @@ type Spec struct {
 	Scope []string
 	// TTL is how long the grant lasts; 10 minutes if zero.
 	TTL time.Duration
+	// NoSessionToken issues the credential without a session token, for
+	// clients that cannot send one (versitygw's test suite).
+	NoSessionToken bool
 }
 
 // Add activates a grant with a fresh credential and returns it. It panics on
@@ -99,6 +102,9 @@ func (a *Authority) Add(sp Spec) *gateway.Grant {
 		Scope: sc, ExpiresAt: time.Now().Add(sp.TTL),
 		CredentialID: "AKAL" + randString(16), Secret: randString(40), SessionToken: "AIRLOCK" + randString(43),
 	})
+	if sp.NoSessionToken {
+		g.SessionToken = ""
+	}
 	a.mu.Lock()
 	a.byCred[g.CredentialID] = g
 	subs := append([]func(*gateway.Grant){}, a.subs...)
