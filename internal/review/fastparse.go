@@ -1,0 +1,473 @@
+package review
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+)
+
+// Gateway calls are nearly all of a log, and decoding them with
+// encoding/json cost most of `audit verify`'s time. parseCallFast decodes a
+// session.call or session.results entry by hand, in one pass and without
+// reflection, but only when it can be sure of giving exactly what
+// encoding/json would give: plain keys (no escapes, no duplicates, none that
+// encoding/json's case-insensitive matching would take for a field), plain
+// strings for the values it keeps, integers for the counts, and valid JSON
+// throughout (skipped values are checked too). Anything else makes it give
+// up (ok false), and Parse decodes the entry with encoding/json as before.
+// FuzzParseFast holds the two to the same answers.
+
+// callKeys are the members of a gateway call decoded for the summary, and
+// the call's other members (skipped, but known not to be misread).
+var (
+	callKeys  = []string{"kind", "action", "resource", "also", "allowed", "bytes_in", "bytes_out"}
+	entryKeys = []string{"seq", "time", "type", "grant", "session", "actor", "data"}
+)
+
+// maxFastDepth bounds the nesting parseCallFast follows in skipped values;
+// deeper entries go to encoding/json.
+const maxFastDepth = 32
+
+type fastScanner struct {
+	b []byte
+	i int
+}
+
+func (s *fastScanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips whitespace and returns the next byte (0 at the end).
+func (s *fastScanner) next() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+func (s *fastScanner) eat(c byte) bool {
+	if s.next() != c {
+		return false
+	}
+	s.i++
+	return true
+}
+
+// plainString reads a string without escapes or control characters, whose
+// bytes are therefore its value if they are valid UTF-8.
+func (s *fastScanner) plainString() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start := s.i
+	ascii := true
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			if !ascii && !utf8.Valid(v) {
+				return nil, false
+			}
+			return v, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= 0x80:
+			ascii = false
+		}
+		s.i++
+	}
+	return nil, false
+}
+
+// skipString skips a valid JSON string, escapes included.
+func (s *fastScanner) skipString() bool {
+	if !s.eat('"') {
+		return false
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			s.i++
+			if s.i >= len(s.b) {
+				return false
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.i+4 >= len(s.b) {
+					return false
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				s.i += 4
+			default:
+				return false
+			}
+		}
+		s.i++
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// number reads a JSON number and reports whether it is an integer (no
+// fraction or exponent).
+func (s *fastScanner) number() (tok []byte, integer, ok bool) {
+	s.ws()
+	start := s.i
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case s.i < len(s.b) && '1' <= s.b[s.i] && s.b[s.i] <= '9':
+		for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+			s.i++
+		}
+	default:
+		return nil, false, false
+	}
+	integer = true
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		integer = false
+		s.i++
+		if !s.digits() {
+			return nil, false, false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		integer = false
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if !s.digits() {
+			return nil, false, false
+		}
+	}
+	return s.b[start:s.i], integer, true
+}
+
+func (s *fastScanner) digits() bool {
+	start := s.i
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
+}
+
+// int64Value reads an integer that fits an int64, as encoding/json decodes
+// it into an int64 field.
+func (s *fastScanner) int64Value() (int64, bool) {
+	tok, integer, ok := s.number()
+	if !ok || !integer {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(tok), 10, 64)
+	return n, err == nil
+}
+
+func (s *fastScanner) literal(lit string) bool {
+	s.ws()
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+func (s *fastScanner) boolValue() (v, ok bool) {
+	switch s.next() {
+	case 't':
+		return true, s.literal("true")
+	case 'f':
+		return false, s.literal("false")
+	}
+	return false, false
+}
+
+// skipValue skips any valid JSON value.
+func (s *fastScanner) skipValue(depth int) bool {
+	if depth > maxFastDepth {
+		return false
+	}
+	switch c := s.next(); {
+	case c == '"':
+		return s.skipString()
+	case c == '{':
+		s.i++
+		if s.eat('}') {
+			return true
+		}
+		for {
+			if !s.skipString() || !s.eat(':') || !s.skipValue(depth+1) {
+				return false
+			}
+			if s.eat('}') {
+				return true
+			}
+			if !s.eat(',') {
+				return false
+			}
+		}
+	case c == '[':
+		s.i++
+		if s.eat(']') {
+			return true
+		}
+		for {
+			if !s.skipValue(depth + 1) {
+				return false
+			}
+			if s.eat(']') {
+				return true
+			}
+			if !s.eat(',') {
+				return false
+			}
+		}
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		_, _, ok := s.number()
+		return ok
+	}
+	return false
+}
+
+// object walks an object's members, calling member for each key (plain,
+// each once); member reads the value. Keys that are not in known but that
+// encoding/json would match to one of them case-insensitively make it give
+// up.
+func (s *fastScanner) object(known []string, member func(i int) bool) bool {
+	if !s.eat('{') {
+		return false
+	}
+	if s.eat('}') {
+		return true
+	}
+	var seen uint32
+	for {
+		k, ok := s.plainString()
+		if !ok || !s.eat(':') {
+			return false
+		}
+		i := keyIndex(known, k)
+		switch {
+		case i >= 0:
+			if seen&(1<<i) != 0 {
+				return false // a duplicate: encoding/json takes the last
+			}
+			seen |= 1 << i
+			if !member(i) {
+				return false
+			}
+		case foldsToAny(known, k):
+			return false
+		default:
+			if !s.skipValue(1) {
+				return false
+			}
+		}
+		if s.eat('}') {
+			return true
+		}
+		if !s.eat(',') {
+			return false
+		}
+	}
+}
+
+func keyIndex(known []string, k []byte) int {
+	for i, n := range known {
+		if string(k) == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// foldsToAny reports whether k could match one of known in encoding/json's
+// case-insensitive matching (any non-ASCII key counts, to be safe).
+func foldsToAny(known []string, k []byte) bool {
+	for _, c := range k {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	for _, n := range known {
+		if bytes.EqualFold(k, []byte(n)) {
+			return true
+		}
+	}
+	return false
+}
+
+// call reads a gateway call object; with results set it also accepts a
+// "results" member holding an array of calls.
+func (s *fastScanner) call(c *gateway.Call, results *[]gateway.Call) bool {
+	known := callKeys
+	if results != nil {
+		known = append(known[:len(known):len(known)], "results")
+	}
+	return s.object(known, func(i int) bool {
+		var ok bool
+		switch known[i] {
+		case "kind":
+			c.Kind, ok = s.stringValue()
+		case "action":
+			c.Action, ok = s.stringValue()
+		case "resource":
+			c.Resource, ok = s.stringValue()
+		case "also":
+			c.Also, ok = s.stringArray()
+		case "allowed":
+			c.Allowed, ok = s.boolValue()
+		case "bytes_in":
+			c.BytesIn, ok = s.int64Value()
+		case "bytes_out":
+			c.BytesOut, ok = s.int64Value()
+		case "results":
+			if !s.eat('[') {
+				return false
+			}
+			out := []gateway.Call{}
+			if !s.eat(']') {
+				for {
+					var r gateway.Call
+					if !s.call(&r, nil) {
+						return false
+					}
+					out = append(out, r)
+					if s.eat(']') {
+						break
+					}
+					if !s.eat(',') {
+						return false
+					}
+				}
+			}
+			*results, ok = out, true
+		}
+		return ok
+	})
+}
+
+func (s *fastScanner) stringValue() (string, bool) {
+	v, ok := s.plainString()
+	return string(v), ok
+}
+
+func (s *fastScanner) stringArray() ([]string, bool) {
+	if !s.eat('[') {
+		return nil, false
+	}
+	out := []string{}
+	if s.eat(']') {
+		return out, true
+	}
+	for {
+		v, ok := s.stringValue()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+		if s.eat(']') {
+			return out, true
+		}
+		if !s.eat(',') {
+			return nil, false
+		}
+	}
+}
+
+// parseCallFast decodes a session.call or session.results entry, or gives
+// up (ok false) so that encoding/json decodes it.
+func parseCallFast(b []byte) (p Parsed, ok bool) {
+	s := &fastScanner{b: b}
+	var (
+		tm      []byte
+		data    gateway.Call
+		results []gateway.Call
+	)
+	ok = s.object(entryKeys, func(i int) bool {
+		var ok bool
+		switch i {
+		case 0:
+			p.Seq, ok = s.int64Value()
+		case 1:
+			tm, ok = s.plainString()
+		case 2:
+			var t []byte
+			t, ok = s.plainString()
+			switch string(t) {
+			case "session.call":
+				p.Type = "session.call"
+			case "session.results":
+				p.Type = "session.results"
+			default:
+				return false
+			}
+		case 3:
+			p.Grant, ok = s.stringValue()
+		case 4:
+			p.Session, ok = s.stringValue()
+		case 5:
+			p.Actor, ok = s.stringValue()
+		case 6:
+			// Only a session.results entry keeps its results; a call's
+			// would still be type-checked by encoding/json, so a call
+			// carrying "results" is left to it.
+			return s.call(&data, &results)
+		}
+		return ok
+	})
+	if !ok || p.Type == "" || s.next() != 0 || !utf8.Valid(tm) {
+		return Parsed{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(tm))
+	if err != nil {
+		return Parsed{}, false
+	}
+	p.Time = t.UTC()
+	switch {
+	case p.Type == "session.call":
+		if results != nil {
+			return Parsed{}, false
+		}
+		p.one, p.nCalls = data, 1
+	case len(results) > 0:
+		p.call, p.nCalls = results, len(results)
+	}
+	return p, true
+}
