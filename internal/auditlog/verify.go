@@ -279,15 +279,26 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 			return ctx.Err()
 		}
 	}
-	err = st.ScanLog(ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
-		e.Data = bytes.Clone(e.Data)
-		e.LeafHash = bytes.Clone(e.LeafHash)
-		chunk = append(chunk, e)
-		if len(chunk) == scanChunk {
-			return send()
-		}
-		return nil
-	})
+	if ls, ok := st.(store.LogLeafScanner); ok {
+		// Only the bytes and leaf hashes, which are ours to keep.
+		err = ls.ScanLogLeaves(ctx, 0, math.MaxInt64, func(seq int64, data, leaf []byte) error {
+			chunk = append(chunk, store.LogEntry{Seq: seq, Data: data, LeafHash: leaf})
+			if len(chunk) == scanChunk {
+				return send()
+			}
+			return nil
+		})
+	} else {
+		err = st.ScanLog(ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
+			e.Data = bytes.Clone(e.Data)
+			e.LeafHash = bytes.Clone(e.LeafHash)
+			chunk = append(chunk, e)
+			if len(chunk) == scanChunk {
+				return send()
+			}
+			return nil
+		})
+	}
 	if err == nil && len(chunk) > 0 {
 		err = send()
 	}

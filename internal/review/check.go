@@ -57,11 +57,12 @@ func NewChecker(rows Rows) *Checker {
 	c := &Checker{rows: rows, d: NewDeriver(), jobs: make(chan *parseJob, 64), ordered: make(chan *parseJob, 64), done: make(chan struct{})}
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		c.wg.Go(func() {
+			var in interner
 			for j := range c.jobs {
 				j.out = make([]Parsed, len(j.in))
 				j.errs = make([]error, len(j.in))
 				for i, e := range j.in {
-					j.out[i], j.errs[i] = parseRelevant(e.data)
+					j.out[i], j.errs[i] = parse(e.data, &in)
 				}
 				close(j.done)
 			}
@@ -83,11 +84,6 @@ func NewChecker(rows Rows) *Checker {
 		}
 	}()
 	return c
-}
-
-// parseRelevant skips the JSON decoding of entries the review ignores.
-func parseRelevant(b []byte) (Parsed, error) {
-	return Parse(b)
 }
 
 // Entry implements auditlog.StateChecker.

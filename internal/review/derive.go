@@ -165,8 +165,11 @@ type sessionEntry struct {
 }
 
 // Parse decodes entry bytes (in the format of package auditlog).
-func Parse(b []byte) (Parsed, error) {
-	if p, ok := parseCallFast(b); ok {
+func Parse(b []byte) (Parsed, error) { return parse(b, nil) }
+
+// parse is Parse, with repeated strings taken from in (if not nil).
+func parse(b []byte, in *interner) (Parsed, error) {
+	if p, ok := parseCallFast(b, in); ok {
 		return p, nil
 	}
 	return parseSlow(b)

@@ -32,8 +32,32 @@ var (
 const maxFastDepth = 32
 
 type fastScanner struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	in *interner // nil: every string is a new allocation
+}
+
+// interner hands out one string per distinct value (grant and session ids,
+// actions and resources repeat from entry to entry), so that decoding a
+// call allocates nothing for them. Not safe for concurrent use.
+type interner struct{ m map[string]string }
+
+// maxInterned bounds an interner; it starts over when full.
+const maxInterned = 1 << 14
+
+func (in *interner) get(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	if in.m == nil || len(in.m) >= maxInterned {
+		in.m = make(map[string]string, 256)
+	}
+	s := string(b)
+	in.m[s] = s
+	return s
 }
 
 func (s *fastScanner) ws() {
@@ -385,7 +409,10 @@ func (s *fastScanner) call(c *gateway.Call, results *[]gateway.Call) bool {
 
 func (s *fastScanner) stringValue() (string, bool) {
 	v, ok := s.plainString()
-	return string(v), ok
+	if !ok {
+		return "", false
+	}
+	return s.in.get(v), true
 }
 
 func (s *fastScanner) stringArray() ([]string, bool) {
@@ -413,8 +440,8 @@ func (s *fastScanner) stringArray() ([]string, bool) {
 
 // parseCallFast decodes a session.call or session.results entry, or gives
 // up (ok false) so that encoding/json decodes it.
-func parseCallFast(b []byte) (p Parsed, ok bool) {
-	s := &fastScanner{b: b}
+func parseCallFast(b []byte, in *interner) (p Parsed, ok bool) {
+	s := &fastScanner{b: b, in: in}
 	var (
 		tm      []byte
 		data    gateway.Call

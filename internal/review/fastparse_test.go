@@ -41,12 +41,12 @@ func TestParseFastMatchesSlow(t *testing.T) {
 		checkFast(t, []byte(s))
 	}
 	for _, s := range fastSeeds[:6] {
-		if _, ok := parseCallFast([]byte(s)); !ok {
+		if _, ok := parseCallFast([]byte(s), nil); !ok {
 			t.Errorf("the fast path gave up on %s", s)
 		}
 	}
 	for _, s := range fastSeeds[6:20] {
-		if _, ok := parseCallFast([]byte(s)); ok {
+		if _, ok := parseCallFast([]byte(s), nil); ok {
 			t.Errorf("the fast path decoded %s", s)
 		}
 	}
@@ -63,9 +63,13 @@ func FuzzParseFast(f *testing.F) {
 
 func checkFast(t *testing.T, b []byte) {
 	t.Helper()
-	fast, ok := parseCallFast(b)
+	fast, ok := parseCallFast(b, nil)
 	if !ok {
 		return
+	}
+	var in interner
+	if again, _ := parseCallFast(b, &in); !reflect.DeepEqual(again, fast) {
+		t.Fatalf("entry %q: interned %+v, not %+v", b, again, fast)
 	}
 	slow, err := parseSlow(b)
 	if err != nil {
