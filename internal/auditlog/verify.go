@@ -261,9 +261,12 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 
 	// The scan hands chunks of entries to the walk, which runs alongside.
 	chunks := make(chan []store.LogEntry, 8)
+	// Walked chunks come back for reuse; only their entries' bytes are kept
+	// (by the state checker).
+	free := make(chan []store.LogEntry, 10)
 	walkErr := make(chan error, 1)
 	go func() {
-		err := vr.walk(ctx, chunks)
+		err := vr.walk(ctx, chunks, free)
 		if err != nil {
 			cancel()
 		}
@@ -273,7 +276,11 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 	send := func() error {
 		select {
 		case chunks <- chunk:
-			chunk = make([]store.LogEntry, 0, scanChunk)
+			select {
+			case chunk = <-free:
+			default:
+				chunk = make([]store.LogEntry, 0, scanChunk)
+			}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -467,7 +474,7 @@ func (vr *verifier) pull(ctx context.Context) error {
 }
 
 // walk checks the entries as they arrive, then the checkpoints left over.
-func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry) error {
+func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry, free chan<- []store.LogEntry) error {
 	if err := vr.pull(ctx); err != nil {
 		return err
 	}
@@ -480,6 +487,11 @@ func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry) er
 			if err := vr.entry(ctx, e); err != nil {
 				return err
 			}
+		}
+		clear(chunk)
+		select {
+		case free <- chunk[:0]:
+		default:
 		}
 		if err := ctx.Err(); err != nil {
 			return err

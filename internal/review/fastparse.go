@@ -289,47 +289,50 @@ func (s *fastScanner) skipValue(depth int) bool {
 	return false
 }
 
-// object walks an object's members, calling member for each key (plain,
-// each once); member reads the value. Keys that are not in known but that
-// encoding/json would match to one of them case-insensitively make it give
-// up.
-func (s *fastScanner) object(known []string, member func(i int) bool) bool {
+// objectStart reads the '{' of an object; empty reports that it is {}.
+func (s *fastScanner) objectStart() (empty, ok bool) {
 	if !s.eat('{') {
-		return false
+		return false, false
 	}
-	if s.eat('}') {
-		return true
-	}
-	var seen uint32
+	return s.eat('}'), true
+}
+
+// member reads the next member's key and colon and returns the key's index
+// in known, skipping (checked) the values of other keys. Keys seen twice,
+// and keys encoding/json would match to one of known case-insensitively,
+// make it give up. done reports the end of the object.
+func (s *fastScanner) member(known []string, seen *uint32) (i int, done, ok bool) {
 	for {
 		k, ok := s.plainString()
 		if !ok || !s.eat(':') {
-			return false
+			return 0, false, false
 		}
 		i := keyIndex(known, k)
 		switch {
 		case i >= 0:
-			if seen&(1<<i) != 0 {
-				return false // a duplicate: encoding/json takes the last
+			if *seen&(1<<i) != 0 {
+				return 0, false, false // a duplicate: encoding/json takes the last
 			}
-			seen |= 1 << i
-			if !member(i) {
-				return false
-			}
+			*seen |= 1 << i
+			return i, false, true
 		case foldsToAny(known, k):
-			return false
-		default:
-			if !s.skipValue(1) {
-				return false
-			}
+			return 0, false, false
 		}
-		if s.eat('}') {
-			return true
+		if !s.skipValue(1) {
+			return 0, false, false
 		}
-		if !s.eat(',') {
-			return false
+		if done, ok := s.memberEnd(); done || !ok {
+			return -1, done, ok
 		}
 	}
+}
+
+// memberEnd reads what follows a member: ',' (done false) or '}'.
+func (s *fastScanner) memberEnd() (done, ok bool) {
+	if s.eat('}') {
+		return true, true
+	}
+	return false, s.eat(',')
 }
 
 func keyIndex(known []string, k []byte) int {
@@ -357,54 +360,77 @@ func foldsToAny(known []string, k []byte) bool {
 	return false
 }
 
+var callKeysResults = append(callKeys[:len(callKeys):len(callKeys)], "results")
+
 // call reads a gateway call object; with results set it also accepts a
 // "results" member holding an array of calls.
 func (s *fastScanner) call(c *gateway.Call, results *[]gateway.Call) bool {
 	known := callKeys
 	if results != nil {
-		known = append(known[:len(known):len(known)], "results")
+		known = callKeysResults
 	}
-	return s.object(known, func(i int) bool {
-		var ok bool
-		switch known[i] {
-		case "kind":
-			c.Kind, ok = s.stringValue()
-		case "action":
-			c.Action, ok = s.stringValue()
-		case "resource":
-			c.Resource, ok = s.stringValue()
-		case "also":
-			c.Also, ok = s.stringArray()
-		case "allowed":
-			c.Allowed, ok = s.boolValue()
-		case "bytes_in":
-			c.BytesIn, ok = s.int64Value()
-		case "bytes_out":
-			c.BytesOut, ok = s.int64Value()
-		case "results":
-			if !s.eat('[') {
-				return false
-			}
-			out := []gateway.Call{}
-			if !s.eat(']') {
-				for {
-					var r gateway.Call
-					if !s.call(&r, nil) {
-						return false
-					}
-					out = append(out, r)
-					if s.eat(']') {
-						break
-					}
-					if !s.eat(',') {
-						return false
-					}
-				}
-			}
-			*results, ok = out, true
-		}
+	empty, ok := s.objectStart()
+	if !ok || empty {
 		return ok
-	})
+	}
+	var seen uint32
+	for {
+		i, done, ok := s.member(known, &seen)
+		switch {
+		case !ok:
+			return false
+		case done:
+			return true
+		}
+		switch i {
+		case 0:
+			c.Kind, ok = s.stringValue()
+		case 1:
+			c.Action, ok = s.stringValue()
+		case 2:
+			c.Resource, ok = s.stringValue()
+		case 3:
+			c.Also, ok = s.stringArray()
+		case 4:
+			c.Allowed, ok = s.boolValue()
+		case 5:
+			c.BytesIn, ok = s.int64Value()
+		case 6:
+			c.BytesOut, ok = s.int64Value()
+		case 7:
+			*results, ok = s.callArray()
+		}
+		if !ok {
+			return false
+		}
+		if done, ok := s.memberEnd(); done || !ok {
+			return ok
+		}
+	}
+}
+
+// callArray reads an array of gateway calls.
+func (s *fastScanner) callArray() ([]gateway.Call, bool) {
+	if !s.eat('[') {
+		return nil, false
+	}
+	out := []gateway.Call{}
+	if s.eat(']') {
+		return out, true
+	}
+	for {
+		var r gateway.Call
+		if !s.call(&r, nil) {
+			return nil, false
+		}
+		out = append(out, r)
+		if s.eat(']') {
+			return out, true
+		}
+		if !s.eat(',') {
+			return nil, false
+		}
+	}
 }
 
 func (s *fastScanner) stringValue() (string, bool) {
@@ -441,14 +467,19 @@ func (s *fastScanner) stringArray() ([]string, bool) {
 // parseCallFast decodes a session.call or session.results entry, or gives
 // up (ok false) so that encoding/json decodes it.
 func parseCallFast(b []byte, in *interner) (p Parsed, ok bool) {
-	s := &fastScanner{b: b, in: in}
+	s := fastScanner{b: b, in: in}
 	var (
 		tm      []byte
-		data    gateway.Call
 		results []gateway.Call
+		seen    uint32
 	)
-	ok = s.object(entryKeys, func(i int) bool {
-		var ok bool
+	empty, ok := s.objectStart()
+	for ok && !empty {
+		i, done, mok := s.member(entryKeys, &seen)
+		if !mok || done {
+			ok = mok
+			break
+		}
 		switch i {
 		case 0:
 			p.Seq, ok = s.int64Value()
@@ -463,7 +494,7 @@ func parseCallFast(b []byte, in *interner) (p Parsed, ok bool) {
 			case "session.results":
 				p.Type = "session.results"
 			default:
-				return false
+				ok = false
 			}
 		case 3:
 			p.Grant, ok = s.stringValue()
@@ -474,12 +505,17 @@ func parseCallFast(b []byte, in *interner) (p Parsed, ok bool) {
 		case 6:
 			// Only a session.results entry keeps its results; a call's
 			// would still be type-checked by encoding/json, so a call
-			// carrying "results" is left to it.
-			return s.call(&data, &results)
+			// carrying "results" is left to it (below).
+			ok = s.call(&p.one, &results)
 		}
-		return ok
-	})
-	if !ok || p.Type == "" || s.next() != 0 || !utf8.Valid(tm) {
+		if !ok {
+			break
+		}
+		if empty, ok = s.memberEnd(); empty {
+			break
+		}
+	}
+	if !ok || p.Type == "" || s.next() != 0 {
 		return Parsed{}, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(tm))
@@ -492,9 +528,12 @@ func parseCallFast(b []byte, in *interner) (p Parsed, ok bool) {
 		if results != nil {
 			return Parsed{}, false
 		}
-		p.one, p.nCalls = data, 1
-	case len(results) > 0:
-		p.call, p.nCalls = results, len(results)
+		p.nCalls = 1
+	default:
+		p.one = gateway.Call{}
+		if len(results) > 0 {
+			p.call, p.nCalls = results, len(results)
+		}
 	}
 	return p, true
 }
