@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -36,17 +37,21 @@ func (f *frontier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// add appends a leaf.
+// add appends a leaf. It is what tlog.StoredHashesForRecordHash computes
+// (TestFrontierMatchesTlog), without its allocations: the new leaf
+// merges with the subtrees of the trailing 1 bits of n (levels 0..m-1), the
+// result becomes the level-m subtree, and bit m is set.
 func (f *frontier) add(leaf tlog.Hash) error {
-	hs, err := tlog.StoredHashesForRecordHash(f.n, leaf, f)
-	if err != nil {
-		return err
+	if f.n < 0 || f.n == math.MaxInt64 {
+		return fmt.Errorf("auditlog: cannot add to a tree of size %d", f.n)
 	}
-	// hs[l] is the level-l subtree that now ends with the new leaf. Adding a
-	// leaf to n clears the trailing 1 bits of n (levels 0..m-1, merged into
-	// level m) and sets bit m.
-	m := len(hs) - 1
-	f.h[m] = hs[m]
+	h := leaf
+	m := 0
+	for f.n&(1<<m) != 0 {
+		h = tlog.NodeHash(f.h[m], h)
+		m++
+	}
+	f.h[m] = h
 	f.n++
 	return nil
 }

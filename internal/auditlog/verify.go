@@ -261,9 +261,12 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 
 	// The scan hands chunks of entries to the walk, which runs alongside.
 	chunks := make(chan []store.LogEntry, 8)
+	// Walked chunks come back for reuse; only their entries' bytes are kept
+	// (by the state checker).
+	free := make(chan []store.LogEntry, 10)
 	walkErr := make(chan error, 1)
 	go func() {
-		err := vr.walk(ctx, chunks)
+		err := vr.walk(ctx, chunks, free)
 		if err != nil {
 			cancel()
 		}
@@ -273,21 +276,36 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 	send := func() error {
 		select {
 		case chunks <- chunk:
-			chunk = make([]store.LogEntry, 0, scanChunk)
+			select {
+			case chunk = <-free:
+			default:
+				chunk = make([]store.LogEntry, 0, scanChunk)
+			}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	err = st.ScanLog(ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
-		e.Data = bytes.Clone(e.Data)
-		e.LeafHash = bytes.Clone(e.LeafHash)
-		chunk = append(chunk, e)
-		if len(chunk) == scanChunk {
-			return send()
-		}
-		return nil
-	})
+	if ls, ok := st.(store.LogLeafScanner); ok {
+		// Only the bytes and leaf hashes, which are ours to keep.
+		err = ls.ScanLogLeaves(ctx, 0, math.MaxInt64, func(seq int64, data, leaf []byte) error {
+			chunk = append(chunk, store.LogEntry{Seq: seq, Data: data, LeafHash: leaf})
+			if len(chunk) == scanChunk {
+				return send()
+			}
+			return nil
+		})
+	} else {
+		err = st.ScanLog(ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
+			e.Data = bytes.Clone(e.Data)
+			e.LeafHash = bytes.Clone(e.LeafHash)
+			chunk = append(chunk, e)
+			if len(chunk) == scanChunk {
+				return send()
+			}
+			return nil
+		})
+	}
 	if err == nil && len(chunk) > 0 {
 		err = send()
 	}
@@ -456,7 +474,7 @@ func (vr *verifier) pull(ctx context.Context) error {
 }
 
 // walk checks the entries as they arrive, then the checkpoints left over.
-func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry) error {
+func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry, free chan<- []store.LogEntry) error {
 	if err := vr.pull(ctx); err != nil {
 		return err
 	}
@@ -469,6 +487,11 @@ func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry) er
 			if err := vr.entry(ctx, e); err != nil {
 				return err
 			}
+		}
+		clear(chunk)
+		select {
+		case free <- chunk[:0]:
+		default:
 		}
 		if err := ctx.Err(); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/airlock-dev/airlock/internal/model"
@@ -33,6 +34,7 @@ type Checker struct {
 	chunk   []chunkEntry
 	jobs    chan *parseJob
 	ordered chan *parseJob
+	free    chan *parseJob // applied jobs, for their buffers to be reused
 	done    chan struct{}
 	wg      sync.WaitGroup
 	errs    []string
@@ -54,14 +56,15 @@ const checkChunk = 256
 
 // NewChecker returns a Checker comparing with rows.
 func NewChecker(rows Rows) *Checker {
-	c := &Checker{rows: rows, d: NewDeriver(), jobs: make(chan *parseJob, 64), ordered: make(chan *parseJob, 64), done: make(chan struct{})}
+	c := &Checker{rows: rows, d: NewDeriver(), jobs: make(chan *parseJob, 64), ordered: make(chan *parseJob, 64), free: make(chan *parseJob, 130), done: make(chan struct{})}
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		c.wg.Go(func() {
+			var in interner
 			for j := range c.jobs {
-				j.out = make([]Parsed, len(j.in))
-				j.errs = make([]error, len(j.in))
+				j.out = slices.Grow(j.out[:0], len(j.in))[:len(j.in)]
+				j.errs = slices.Grow(j.errs[:0], len(j.in))[:len(j.in)]
 				for i, e := range j.in {
-					j.out[i], j.errs[i] = parseRelevant(e.data)
+					j.out[i], j.errs[i] = parse(e.data, &in)
 				}
 				close(j.done)
 			}
@@ -80,14 +83,16 @@ func NewChecker(rows Rows) *Checker {
 					c.errs = append(c.errs, fmt.Sprintf("entry %d: %v", j.in[i].seq, err))
 				}
 			}
+			// The Deriver keeps no reference into a job's buffers.
+			clear(j.in)
+			clear(j.out)
+			select {
+			case c.free <- j:
+			default:
+			}
 		}
 	}()
 	return c
-}
-
-// parseRelevant skips the JSON decoding of entries the review ignores.
-func parseRelevant(b []byte) (Parsed, error) {
-	return Parse(b)
 }
 
 // Entry implements auditlog.StateChecker.
@@ -103,7 +108,13 @@ func (c *Checker) flush() {
 		return
 	}
 	j := &parseJob{in: c.chunk, done: make(chan struct{})}
-	c.chunk = make([]chunkEntry, 0, checkChunk)
+	select {
+	case r := <-c.free:
+		c.chunk = r.in[:0]
+		j.out, j.errs = r.out, r.errs
+	default:
+		c.chunk = make([]chunkEntry, 0, checkChunk)
+	}
 	c.jobs <- j
 	c.ordered <- j
 }

@@ -1,7 +1,6 @@
 package review
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,10 +29,19 @@ const MaxUsed = 100
 // the log both use it, so the two cannot drift apart.
 func CountCall(r model.Session, c gateway.Call) model.Session {
 	r.Used = slices.Clone(r.Used)
+	countCall(&r, &c)
+	return r
+}
+
+// countCall counts c in *r in place (r.Used may grow in place).
+func countCall(r *model.Session, c *gateway.Call) {
 	if c.Kind != "result" {
 		if c.Allowed {
 			r.Calls++
-			for _, u := range append([]string{c.Action + " " + c.Resource}, c.Also...) {
+			if len(r.Used) < MaxUsed && !containsPair(r.Used, c.Action, c.Resource) {
+				r.Used = append(r.Used, c.Action+" "+c.Resource)
+			}
+			for _, u := range c.Also {
 				if len(r.Used) < MaxUsed && !slices.Contains(r.Used, u) {
 					r.Used = append(r.Used, u)
 				}
@@ -44,7 +52,18 @@ func CountCall(r model.Session, c gateway.Call) model.Session {
 	}
 	r.BytesIn += c.BytesIn
 	r.BytesOut += c.BytesOut
-	return r
+}
+
+// containsPair reports whether used holds action+" "+resource, without
+// building that string for every call.
+func containsPair(used []string, action, resource string) bool {
+	n := len(action) + 1 + len(resource)
+	for _, u := range used {
+		if len(u) == n && u[len(action)] == ' ' && u[:len(action)] == action && u[len(action)+1:] == resource {
+			return true
+		}
+	}
+	return false
 }
 
 // Deriver rebuilds grants and sessions from log entries fed to it in
@@ -83,8 +102,20 @@ type Parsed struct {
 	Session string
 	Actor   string
 	data    json.RawMessage
-	call    []gateway.Call // session.call (one) and session.results
-	skip    bool
+	// The calls of a session.call (one, in one) or session.results (in
+	// call): nCalls of them.
+	one    gateway.Call
+	call   []gateway.Call
+	nCalls int
+	skip   bool
+}
+
+// callAt returns the i-th call of a session.call or session.results entry.
+func (p *Parsed) callAt(i int) *gateway.Call {
+	if p.call == nil {
+		return &p.one
+	}
+	return &p.call[i]
 }
 
 // entryHead is the part of an entry every type has.
@@ -134,25 +165,35 @@ type sessionEntry struct {
 }
 
 // Parse decodes entry bytes (in the format of package auditlog).
-func Parse(b []byte) (Parsed, error) {
+func Parse(b []byte) (Parsed, error) { return parse(b, nil) }
+
+// parse is Parse, with repeated strings taken from in (if not nil).
+func parse(b []byte, in *interner) (Parsed, error) {
+	if p, ok := parseCallFast(b, in); ok {
+		return p, nil
+	}
+	return parseSlow(b)
+}
+
+// parseSlow is Parse with encoding/json alone.
+func parseSlow(b []byte) (Parsed, error) {
 	// Gateway calls are nearly all of a log: decode them in one pass.
-	if bytes.Contains(b, []byte(`"type":"session.call"`)) || bytes.Contains(b, []byte(`"type":"session.results"`)) {
-		var se sessionEntry
-		if err := json.Unmarshal(b, &se); err == nil && (se.Type == "session.call" || se.Type == "session.results") {
-			t, err := time.Parse(time.RFC3339Nano, se.Time)
-			if err != nil {
-				return Parsed{}, fmt.Errorf("entry %d: bad time %q", se.Seq, se.Time)
-			}
-			p := Parsed{Seq: se.Seq, Time: t.UTC(), Type: se.Type, Grant: se.Grant, Session: se.Session, Actor: se.Actor}
-			if se.Type == "session.call" {
-				p.call = []gateway.Call{se.Data.call()}
-			} else {
-				for _, c := range se.Data.Results {
-					p.call = append(p.call, c.call())
-				}
-			}
-			return p, nil
+	var se sessionEntry
+	if err := json.Unmarshal(b, &se); err == nil && (se.Type == "session.call" || se.Type == "session.results") {
+		t, err := time.Parse(time.RFC3339Nano, se.Time)
+		if err != nil {
+			return Parsed{}, fmt.Errorf("entry %d: bad time %q", se.Seq, se.Time)
 		}
+		p := Parsed{Seq: se.Seq, Time: t.UTC(), Type: se.Type, Grant: se.Grant, Session: se.Session, Actor: se.Actor}
+		if se.Type == "session.call" {
+			p.one, p.nCalls = se.Data.call(), 1
+		} else {
+			for _, c := range se.Data.Results {
+				p.call = append(p.call, c.call())
+			}
+			p.nCalls = len(p.call)
+		}
+		return p, nil
 	}
 	var h entryHead
 	if err := json.Unmarshal(b, &h); err != nil {
@@ -353,8 +394,8 @@ func (d *Deriver) applySession(p Parsed) error {
 		if ds.ended {
 			return fmt.Errorf("entry %d: %s after session %s ended", p.Seq, p.Type, p.Session)
 		}
-		for _, c := range p.call {
-			ds.s = CountCall(ds.s, c)
+		for i := range p.nCalls {
+			countCall(&ds.s, p.callAt(i))
 		}
 	case "session.ended":
 		ds.ended = true

@@ -125,6 +125,14 @@ type LogFilter struct {
 	Limit     int
 }
 
+// LogLeafScanner is implemented by stores that can stream only what
+// verification reads of each entry (a third of the columns), which makes
+// `audit verify` faster. Its contract is ScanLog's; data and leaf belong to
+// fn, which may keep them.
+type LogLeafScanner interface {
+	ScanLogLeaves(ctx context.Context, from, to int64, fn func(seq int64, data, leaf []byte) error) error
+}
+
 // LogEntry is one record of the append-only log. Data is the exact byte
 // string that was hashed into the Merkle tree; the other fields are copies
 // kept for indexing and are not trusted by verification.

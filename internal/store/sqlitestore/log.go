@@ -94,6 +94,73 @@ func (s *Store) ScanLog(ctx context.Context, from, to int64, fn func(store.LogEn
 	return nil
 }
 
+var _ store.LogLeafScanner = (*Store)(nil)
+
+// ScanLogLeaves implements store.LogLeafScanner: ScanLog reading only the
+// sequence number, the entry bytes and the leaf hash. For the scan, the
+// connection reads the file through a memory map, which saves a read system
+// call per page (a tenth of a verification's time otherwise).
+func (s *Store) ScanLogLeaves(ctx context.Context, from, to int64, fn func(seq int64, data, leaf []byte) error) error {
+	if to <= from {
+		return nil
+	}
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: scan log: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA mmap_size=%d", scanMmapSize)); err != nil {
+		return fmt.Errorf("sqlitestore: scan log: %w", err)
+	}
+	// The connection goes back to the pool as it was.
+	defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA mmap_size=0")
+	var fnErr error
+	err = conn.Raw(func(dc any) error {
+		q, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot query", dc)
+		}
+		rows, err := q.QueryContext(ctx, scanLeavesSQL, []driver.NamedValue{
+			{Ordinal: 1, Value: from}, {Ordinal: 2, Value: to},
+		})
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, 3)
+		for {
+			if err := rows.Next(dest); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			seq, ok := dest[0].(int64)
+			if !ok {
+				return fmt.Errorf("log entry seq %v (%T) is not an integer", dest[0], dest[0])
+			}
+			// The driver returns freshly allocated []byte values.
+			if err := fn(seq, valueBytes(dest[1]), valueBytes(dest[2])); err != nil {
+				fnErr = err
+				return nil
+			}
+		}
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: scan log: %w", err)
+	}
+	return nil
+}
+
+// scanMmapSize is the most of the file ScanLogLeaves maps (address space
+// only; pages come from the page cache as they are read).
+const scanMmapSize = 1 << 40
+
+const scanLeavesSQL = "SELECT seq, data, leaf_hash FROM log_entries WHERE seq >= ? AND seq < ? ORDER BY seq"
+
 const scanLogSQL = "SELECT seq, time, type, grant_id, session_id, data, leaf_hash FROM log_entries WHERE seq >= ? AND seq < ? ORDER BY seq"
 
 // logEntryFromValues converts a driver row of scanLogSQL. The driver returns

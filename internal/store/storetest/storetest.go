@@ -10,10 +10,12 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -813,6 +815,38 @@ func testScanLog(t *testing.T, s store.Store) {
 		_, err := s.LogSize(ctx)
 		return err
 	}), "ScanLog with reads inside fn")
+
+	ls, ok := s.(store.LogLeafScanner)
+	if !ok {
+		return
+	}
+	// ScanLogLeaves gives what ScanLog gives, bytes and leaf hashes the
+	// caller may keep.
+	for _, c := range cases {
+		var want, got []store.LogEntry
+		must(t, s.ScanLog(ctx, c.from, c.to, func(e store.LogEntry) error {
+			want = append(want, store.LogEntry{Seq: e.Seq, Data: bytes.Clone(e.Data), LeafHash: bytes.Clone(e.LeafHash)})
+			return nil
+		}), "ScanLog")
+		must(t, ls.ScanLogLeaves(ctx, c.from, c.to, func(seq int64, data, leaf []byte) error {
+			got = append(got, store.LogEntry{Seq: seq, Data: data, LeafHash: leaf})
+			return nil
+		}), "ScanLogLeaves")
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("ScanLogLeaves(%d, %d) = %v, want %v", c.from, c.to, got, want)
+		}
+	}
+	calls = 0
+	err = ls.ScanLogLeaves(ctx, 0, 10, func(seq int64, _, _ []byte) error {
+		calls++
+		if seq == 4 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) || calls != 5 {
+		t.Fatalf("ScanLogLeaves early stop: %v after %d calls, want the callback's error after 5", err, calls)
+	}
 }
 
 func testLogEntries(t *testing.T, s store.Store) {

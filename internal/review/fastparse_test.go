@@ -1,0 +1,111 @@
+package review
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// fastSeeds are entries as the log writes them, and variants that the fast
+// path must either decode exactly as encoding/json does or leave to it.
+var fastSeeds = []string{
+	`{"seq":100,"time":"2026-12-02T19:13:23.468036864Z","type":"session.call","grant":"g_1","session":"s_1","actor":"bot","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::logs/app/2.log","allowed":true,"params":{"key":"app/2.log"},"bytes_out":102}}`,
+	`{"seq":101,"time":"2026-12-02T19:13:23Z","type":"session.call","grant":"g_1","session":"s_1","actor":"bot","data":{"kind":"request","action":"s3:CopyObject","resource":"arn:aws:s3:::b/k","also":["s3:GetObject arn:aws:s3:::b/src"],"allowed":false,"params":{"q":"select \"x\" \u00e9"},"status":"403","error":"no","bytes_in":5,"rows":-3,"duration_ns":1.5e3}}`,
+	`{"seq":102,"time":"2026-12-02T19:13:23Z","type":"session.results","grant":"g_1","session":"s_1","actor":"bot","data":{"results":[{"kind":"result","action":"pg:select","bytes_out":7,"rows":1},{"kind":"request","action":"pg:select","resource":"db.t","allowed":true}]}}`,
+	`{"seq":103,"time":"2026-12-02T19:13:23Z","type":"session.results","data":{"results":[]}}`,
+	`{"seq":104,"time":"2026-12-02T19:13:23Z","type":"session.call"}`,
+	` { "seq" : 105 , "time" : "2026-12-02T19:13:23Z" , "type" : "session.call" , "data" : { "kind" : "request" , "allowed" : true , "also" : [ ] } } `,
+	`{"seq":106,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"Allowed":true}}`,
+	`{"seq":107,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"allowed":true,"allowed":false}}`,
+	`{"seq":108,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"bytes_in":1.0}}`,
+	`{"seq":109,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"bytes_in":99999999999999999999}}`,
+	`{"seq":110,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"action":"a\u0041"}}`,
+	`{"seq":111,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"results":[]}}`,
+	`{"seq":112,"time":"2026-12-02T19:13:23Z","type":"session.call","data":null}`,
+	`{"seq":113,"time":"bad","type":"session.call","data":{}}`,
+	`{"seq":114,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"params":{"k":01}}}`,
+	`{"seq":115,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{}} x`,
+	`{"seq":116,"time":"2026-12-02T19:13:23Z","type":"grant.expired","grant":"g_1","data":{"at":"2026-12-02T19:13:23Z","by":"airlock","status":"expired"}}`,
+	`{"seq":117,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"resource":"\xff"}}`,
+	`{"seq":118,"time":"2026-12-02T19:13:23Z","type":"session.call","data":{"ſind":"x","kind":"y"}}`,
+	`{"seq":119,"time":"2026-12-02T19:13:23Z","type":"session.call","Type":"grant.expired","data":{}}`,
+	`{"seq":-0,"time":"2026-12-02T19:13:23+02:00","type":"session.call","data":{"params":{"a":[1,{"b":null}],"c":true}}}`,
+}
+
+// TestParseFastMatchesSlow checks the fast path against encoding/json on
+// the seeds, and that it does take the entries the log writes.
+func TestParseFastMatchesSlow(t *testing.T) {
+	for _, s := range fastSeeds {
+		checkFast(t, []byte(s))
+	}
+	for _, s := range fastSeeds[:6] {
+		if _, ok := parseCallFast([]byte(s), nil); !ok {
+			t.Errorf("the fast path gave up on %s", s)
+		}
+	}
+	for _, s := range fastSeeds[6:20] {
+		if _, ok := parseCallFast([]byte(s), nil); ok {
+			t.Errorf("the fast path decoded %s", s)
+		}
+	}
+}
+
+// FuzzParseFast holds the fast path to encoding/json's answers: whenever
+// it decodes an entry, the slow path must decode the same.
+func FuzzParseFast(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkFast(t, b) })
+}
+
+func checkFast(t *testing.T, b []byte) {
+	t.Helper()
+	fast, ok := parseCallFast(b, nil)
+	if !ok {
+		return
+	}
+	var in interner
+	if again, _ := parseCallFast(b, &in); !reflect.DeepEqual(again, fast) {
+		t.Fatalf("entry %q: interned %+v, not %+v", b, again, fast)
+	}
+	slow, err := parseSlow(b)
+	if err != nil {
+		t.Fatalf("fast path decoded %q, encoding/json fails: %v", b, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("entry %q:\nfast %+v\nslow %+v", b, fast, slow)
+	}
+}
+
+// TestCountCallInPlace checks that the Deriver's in-place counting and
+// CountCall (the gateway's) agree, duplicates and the MaxUsed bound
+// included, and that CountCall leaves its argument alone.
+func TestCountCallInPlace(t *testing.T) {
+	var a, b model.Session
+	for i := range 3 * MaxUsed {
+		c := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "r" + string(rune('a'+i%150)), Allowed: i%7 != 0, BytesIn: 1, BytesOut: int64(i)}
+		if i%5 == 0 {
+			c.Also = []string{"s3:GetObject rb", "s3:PutObject x"}
+		}
+		if i%11 == 0 {
+			c.Kind = "result"
+		}
+		a = CountCall(a, c)
+		countCall(&b, &c)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("CountCall %+v\ncountCall %+v", a, b)
+	}
+	if len(a.Used) != MaxUsed || a.Calls == 0 || a.Denied == 0 {
+		t.Fatalf("unexpected summary: %d used, %d calls, %d denied", len(a.Used), a.Calls, a.Denied)
+	}
+	s := model.Session{Used: make([]string, 1, 10)}
+	s.Used[0] = "x y"
+	_ = CountCall(s, gateway.Call{Kind: "request", Action: "a", Resource: "b", Allowed: true})
+	if got := s.Used[:2][1]; got != "" {
+		t.Fatalf("CountCall wrote into its argument's Used: %q", got)
+	}
+}
