@@ -35,7 +35,7 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 // that shift or freeze the time they read but still want timers to run.
 type Func func() time.Time
 
-func (f Func) Now() time.Time                            { return f() }
+func (f Func) Now() time.Time                           { return f() }
 func (Func) AfterFunc(d time.Duration, fn func()) Timer { return time.AfterFunc(d, fn) }
 
 // Fake is a clock that moves only when told. Its timers run, in deadline
