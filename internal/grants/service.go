@@ -92,6 +92,7 @@ type Service struct {
 	timers   map[string]clock.Timer
 	watchers map[string]chan struct{}
 	subs     []func(*gateway.Grant)
+	changes  []func(Change) // lifecycle watchers, see OnChange
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 
