@@ -51,9 +51,9 @@ type Slack struct {
 // Options configures a Notifier.
 type Options struct {
 	Service *grants.Service
-	// Lookup finds an identity by name (authn.Directory.Lookup).
+	// Lookup finds an identity by name (authn.Directory.Lookup); Slack only.
 	Lookup func(name string) (model.Identity, bool)
-	// Log records refused Slack actions.
+	// Log records refused Slack actions; Slack only.
 	Log *auditlog.Log
 	// Slack is nil to leave Slack off.
 	Slack    *Slack
@@ -93,11 +93,11 @@ type Notifier struct {
 
 // New starts the senders and subscribes to svc's lifecycle changes.
 func New(o Options) (*Notifier, error) {
-	if o.Service == nil || o.Log == nil || o.Lookup == nil {
-		return nil, errors.New("notify: Service, Log and Lookup are required")
+	if o.Service == nil {
+		return nil, errors.New("notify: Service is required")
 	}
-	if o.Slack != nil && (o.Slack.WebhookURL == "" || len(o.Slack.SigningSecret) == 0) {
-		return nil, errors.New("notify: Slack needs its webhook URL and signing secret")
+	if o.Slack != nil && (o.Slack.WebhookURL == "" || len(o.Slack.SigningSecret) == 0 || o.Log == nil || o.Lookup == nil) {
+		return nil, errors.New("notify: Slack needs its webhook URL, signing secret, Log and Lookup")
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real

@@ -29,6 +29,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
@@ -60,6 +61,8 @@ type Server struct {
 	logger   *slog.Logger
 	// witnesses publishes checkpoints to audit.witnesses (nil if none).
 	witnesses *witness.Publisher
+	// notifier runs notify: (nil if not configured).
+	notifier *notify.Notifier
 }
 
 // Open starts everything but the listeners. The caller must Close it.
@@ -131,7 +134,11 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err := s.Service.Start(ctx); err != nil {
 		return nil, err
 	}
-	s.Handler = httpapi.New(s.Service, dir, s, logger)
+	api := httpapi.New(s.Service, dir, s, logger)
+	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, logger); err != nil {
+		return nil, err
+	}
+	s.Handler = api
 	return s, nil
 }
 
@@ -196,6 +203,9 @@ func (s *Server) Checkpoint() []byte {
 func (s *Server) Close() {
 	if s.Service != nil {
 		s.Service.Close()
+	}
+	if s.notifier != nil {
+		s.notifier.Close()
 	}
 	if s.log != nil {
 		if err := s.log.Close(); err != nil {
