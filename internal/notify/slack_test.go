@@ -373,6 +373,11 @@ func TestSlackApprovals(t *testing.T) {
 	if st, txt := w.post(body, c.ts.Unix(), sig); st != http.StatusUnauthorized || !strings.Contains(txt, "already handled") {
 		t.Errorf("replay: %d %q", st, txt)
 	}
+	// The same click (trigger id) signed anew, as a Slack retry would be.
+	if st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: approve, trigger: "t-alice", ts: c.ts.Add(time.Second)}); st != http.StatusUnauthorized || !strings.Contains(txt, "already handled") {
+		t.Errorf("second delivery of one click: %d %q", st, txt)
+	}
+	next(t, f.replies, "refusal of the second delivery")
 	if st, txt := w.clickAs(f, click{user: "U0CAROL", actionID: approve, trigger: "t-again"}); st != http.StatusOK || !strings.Contains(txt, "is active; cannot approve") {
 		t.Errorf("second decision: %d %q", st, txt)
 	}
@@ -413,7 +418,7 @@ func TestSlackApprovals(t *testing.T) {
 	}
 
 	// Every refusal is in the log, the secret and signatures never.
-	want := map[string]int{"bad_signature": 1, "stale_timestamp": 1, "unknown_user": 1, "replay": 1, "decision_refused": 2}
+	want := map[string]int{"bad_signature": 1, "stale_timestamp": 1, "unknown_user": 1, "replay": 2, "decision_refused": 2}
 	seen := map[string]int{}
 	approvedVia := 0
 	for _, e := range w.entries("") {
