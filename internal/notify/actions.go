@@ -108,8 +108,8 @@ func parsePayload(body []byte) (action, error) {
 	if !validID(a.grant, "g_") {
 		return action{}, errors.New("the action does not name a grant")
 	}
-	if a.user == "" || len(a.user) > 32 {
-		return action{}, errors.New("no Slack user")
+	if !slackID(a.user) {
+		return action{}, errors.New("no valid Slack user id")
 	}
 	return a, nil
 }
@@ -122,6 +122,20 @@ func validID(s, prefix string) bool {
 	}
 	for _, c := range rest {
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// slackID: Slack user ids are upper-case letters and digits. Anything else
+// is refused before it can reach a log entry or a terminal.
+func slackID(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
 			return false
 		}
 	}

@@ -37,8 +37,8 @@ func FuzzParsePayload(f *testing.F) {
 			if !validID(a.grant, "g_") || strings.ContainsAny(a.grant, "/.%:") {
 				t.Fatalf("grant id %q", a.grant)
 			}
-			if a.user == "" {
-				t.Fatal("no user")
+			if !slackID(a.user) {
+				t.Fatalf("user %q", a.user)
 			}
 		}
 		h := http.Header{}
