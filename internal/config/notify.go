@@ -27,7 +27,8 @@ type Slack struct {
 	// SigningSecretEnv names the variable holding the app's signing
 	// secret, which verifies the button clicks Slack sends back.
 	SigningSecretEnv string `yaml:"signing_secret_env"`
-	// Channel optionally overrides the webhook's default channel.
+	// Channel optionally names the channel to post to. Only legacy incoming
+	// webhooks honour it; an app's webhook posts where it was installed.
 	Channel string `yaml:"channel"`
 }
 
