@@ -81,3 +81,21 @@ func TestReplayCacheBounded(t *testing.T) {
 		t.Fatal("expired entries were not evicted")
 	}
 }
+
+// TestRefusalRecordsLimited: unsigned refusals are written to the log at
+// most maxUnsignedRecords a minute, then again in the next minute.
+func TestRefusalRecordsLimited(t *testing.T) {
+	l := &limiter{per: time.Minute, max: maxUnsignedRecords}
+	t0 := time.Unix(1700000000, 0)
+	for i := range maxUnsignedRecords {
+		if !l.allow(t0.Add(time.Duration(i) * time.Millisecond)) {
+			t.Fatalf("refused record %d of the first minute", i)
+		}
+	}
+	if l.allow(t0.Add(30 * time.Second)) {
+		t.Fatal("allowed more than the limit in one minute")
+	}
+	if !l.allow(t0.Add(time.Minute)) {
+		t.Fatal("still refusing in the next minute")
+	}
+}
