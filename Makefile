@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzChunkedBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzParsePayload$$' -fuzztime=$(FUZZTIME) ./internal/notify/
 	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/

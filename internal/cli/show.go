@@ -78,6 +78,13 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 		if ap.Comment != "" {
 			c = fmt.Sprintf(" %q", ap.Comment)
 		}
+		if ap.Via != "" {
+			// Where the decision was made (Slack: with the clicking user's id).
+			c += " via " + ap.Via
+			if ap.SlackUser != "" {
+				c += " (" + ap.SlackUser + ")"
+			}
+		}
 		p("Person", "%s %s at %s%s (permitted by %s)", ap.Approver, ap.Decision, ts(ap.At), c, dash(strings.Join(ap.Policies, ", ")))
 	}
 	if !g.StartedAt.IsZero() {

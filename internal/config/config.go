@@ -43,6 +43,8 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Audit configures where the log's checkpoints are published.
 	Audit Audit `yaml:"audit"`
+	// Notify configures Slack approvals and lifecycle webhooks.
+	Notify Notify `yaml:"notify"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.
@@ -91,6 +93,9 @@ type Identity struct {
 	// KeySHA256 is the hex SHA-256 of the identity's API key, lower case.
 	// The key itself is never stored.
 	KeySHA256 string `yaml:"key_sha256"`
+	// SlackUser is the person's Slack user id (people only), which maps a
+	// click on a Slack Approve or Deny button to this identity.
+	SlackUser string `yaml:"slack_user"`
 }
 
 // Target is one upstream behind the gateway.
@@ -267,6 +272,10 @@ func (c *Config) CheckEnv(getenv func(string) string) error {
 			})
 		}
 	}
+	c.checkNotifyEnv(getenv, func(path, msg string) {
+		at := locate(c.pos, path)
+		errs.List = append(errs.List, &Error{File: file, Line: at.line, Col: at.col, Field: path, Msg: msg})
+	})
 	if len(errs.List) > 0 {
 		errs.finish()
 		return &errs

@@ -417,6 +417,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			})
 		}},
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
+		{"notify", func(p string, v *yaml.Node) { d.notify(v, p, &c.Notify) }},
 	})
 }
 
@@ -431,6 +432,7 @@ func (d *decoder) identity(n *yaml.Node, path string) Identity {
 		{"owner", func(p string, v *yaml.Node) { id.Owner = d.str(v, p) }},
 		{"groups", func(p string, v *yaml.Node) { id.Groups = d.stringList(v, p) }},
 		{"key_sha256", func(p string, v *yaml.Node) { id.KeySHA256 = d.str(v, p) }},
+		{"slack_user", func(p string, v *yaml.Node) { id.SlackUser = d.str(v, p) }},
 	}) && !d.bad[path] {
 		d.failAt(n, path, "expected an identity (a mapping with name, kind, owner, groups, key_sha256), got nothing")
 	}

@@ -85,6 +85,7 @@ func (d *decoder) validate(c *Config, base string) {
 	}
 
 	d.validateAudit(&c.Audit)
+	d.validateNotify(c)
 
 	g := &c.Grants
 	if g.MaxDuration.Duration == 0 {

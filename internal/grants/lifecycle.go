@@ -124,6 +124,7 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	if err != nil {
 		return model.Grant{}, s.logErr("the request", err)
 	}
+	s.changed(events, g)
 	switch g.Status {
 	case model.Active:
 		s.activateInMemory(g)
@@ -251,6 +252,7 @@ func (s *Service) armCancel(g model.Grant) {
 // the grant as committed.
 func (s *Service) transition(ctx context.Context, op, id string, from []model.GrantStatus, change func(g *model.Grant) ([]auditlog.Event, error)) (model.Grant, error) {
 	var out model.Grant
+	var committed []auditlog.Event
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		g, err := tx.Grant(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -270,11 +272,13 @@ func (s *Service) transition(ctx context.Context, op, id string, from []model.Gr
 			return nil, err
 		}
 		out = g
+		committed = events
 		return events, nil
 	})
 	if err != nil {
 		return model.Grant{}, s.logErr(op, err)
 	}
+	s.changed(committed, out)
 	return out, nil
 }
 
@@ -387,6 +391,7 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
 		}
 		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: now, Policies: pols, PolicySetHash: hash}
+		a.Via, a.SlackUser = channelFrom(ctx)
 		g.Approvals = append(g.Approvals, a)
 		g.DecidedAt = now
 		return apply(g, a), nil

@@ -99,6 +99,7 @@ type Service struct {
 	timers  map[string]clock.Timer
 	waits   *waiters // the open long polls (Wait)
 	subs    []func(*gateway.Grant)
+	changes []func(Change) // lifecycle watchers, see OnChange
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 

@@ -46,6 +46,7 @@ type Handler struct {
 	audit  Auditor
 	logger *slog.Logger
 	mux    *http.ServeMux
+	slack  http.Handler // see SetSlackActions
 }
 
 // Routes lists every route, for the OpenAPI consistency test.
@@ -71,6 +72,7 @@ var Routes = []string{
 	"GET /v1/audit/checkpoint",
 	"GET /v1/audit/export",
 	"GET /v1/audit/consistency",
+	"POST /v1/integrations/slack/actions",
 }
 
 // New returns the API handler.
@@ -101,6 +103,7 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 	for pattern, fn := range handlers {
 		h.mux.Handle(pattern, h.authed(fn))
 	}
+	h.mux.HandleFunc("POST /v1/integrations/slack/actions", h.slackActions)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

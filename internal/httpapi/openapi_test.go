@@ -107,7 +107,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 	for r, op := range inDoc {
 		open := op.Security != nil && len(*op.Security) == 0
-		if want := r == "GET /healthz"; open != want {
+		if want := r == "GET /healthz" || r == "POST /v1/integrations/slack/actions"; open != want {
 			t.Errorf("%s: needs no key = %v in the document, want %v", r, open, want)
 		}
 	}

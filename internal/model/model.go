@@ -166,6 +166,10 @@ type Approval struct {
 	// PolicySetHash the set they were evaluated in.
 	Policies      []string `json:"policies,omitempty"`
 	PolicySetHash string   `json:"policy_set_hash,omitempty"`
+	// Via names the channel the decision came through when it was not the
+	// API or CLI ("slack"), and SlackUser the Slack user id who clicked.
+	Via       string `json:"via,omitempty"`
+	SlackUser string `json:"slack_user,omitempty"`
 }
 
 // Session is one connection or stream of calls through a gateway under a grant.

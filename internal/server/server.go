@@ -31,6 +31,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
@@ -74,6 +75,8 @@ type Server struct {
 	tlsCfg  *tls.Config
 	caPEM   string
 	tlsErr  error
+	// notifier runs notify: (nil if not configured).
+	notifier *notify.Notifier
 }
 
 // Open starts everything but the listeners. The caller must Close it.
@@ -145,7 +148,11 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err := s.Service.Start(ctx); err != nil {
 		return nil, err
 	}
-	s.Handler = httpapi.New(s.Service, dir, s, logger)
+	api := httpapi.New(s.Service, dir, s, logger)
+	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, logger); err != nil {
+		return nil, err
+	}
+	s.Handler = api
 	return s, nil
 }
 
@@ -210,6 +217,9 @@ func (s *Server) Checkpoint() []byte {
 func (s *Server) Close() {
 	if s.Service != nil {
 		s.Service.Close()
+	}
+	if s.notifier != nil {
+		s.notifier.Close()
 	}
 	if s.log != nil {
 		if err := s.log.Close(); err != nil {

@@ -140,9 +140,9 @@ func fullGrant(id string, at time.Time) model.Grant {
 		},
 		Approvals: []model.Approval{
 			{Approver: "alice", Decision: "approved", Comment: "ok", At: at.Add(2*time.Minute + 3),
-				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd"},
+				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd", Via: "slack", SlackUser: "U0ALICE"},
 			{Approver: "bob", Decision: "denied", Comment: "no", At: at.Add(2*time.Minute + 4),
-				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd"},
+				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd", Via: "slack", SlackUser: "U024BE7LH"},
 		},
 		CredentialID:          "AKIA" + strings.ToUpper(id),
 		CredentialFingerprint: "sha256:fp-" + id,

@@ -1,0 +1,68 @@
+package grants
+
+import (
+	"context"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// Change is one committed lifecycle change of a grant, as the log records
+// it: Type is the log entry's type (grant.requested, grant.decided,
+// grant.approved, grant.denied, grant.activated, grant.ended,
+// grant.expired, grant.revoked, grant.cancelled), Actor who caused it, and
+// Grant the record as committed with that change (shared by every change of
+// one commit; watchers must not modify it).
+type Change struct {
+	Type  string
+	Actor string
+	Grant model.Grant
+}
+
+// OnChange registers fn to be told of every lifecycle change after it has
+// been committed to the store and the log, in commit order for any one
+// grant. fn runs on the lifecycle's path, with the grant's lock held: it
+// must not block or call back into the Service (hand the change to a queue
+// and return; package notify does).
+func (s *Service) OnChange(fn func(Change)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changes = append(s.changes, fn)
+}
+
+// changed tells the watchers about the grant.* events just committed for g.
+func (s *Service) changed(events []auditlog.Event, g model.Grant) {
+	s.mu.RLock()
+	fns := s.changes
+	s.mu.RUnlock()
+	if len(fns) == 0 {
+		return
+	}
+	for _, ev := range events {
+		if !strings.HasPrefix(ev.Type, "grant.") || ev.GrantID != g.ID {
+			continue
+		}
+		c := Change{Type: ev.Type, Actor: ev.Actor, Grant: g}
+		for _, fn := range fns {
+			fn(c)
+		}
+	}
+}
+
+// channelKey carries the channel a person's decision came through.
+type channelKey struct{}
+
+type channel struct{ via, slackUser string }
+
+// WithChannel marks ctx as carrying a decision made through a channel other
+// than the API ("slack"), with the chat user who made it. Approve and Deny
+// record both in the approval, so the log says where the decision was made.
+func WithChannel(ctx context.Context, via, slackUser string) context.Context {
+	return context.WithValue(ctx, channelKey{}, channel{via, slackUser})
+}
+
+func channelFrom(ctx context.Context) (via, slackUser string) {
+	c, _ := ctx.Value(channelKey{}).(channel)
+	return c.via, c.slackUser
+}

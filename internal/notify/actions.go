@@ -1,0 +1,391 @@
+package notify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+const (
+	// maxActionBody bounds a callback body. Slack echoes the message
+	// (ours is a few KB) in the payload; nothing legitimate comes near this.
+	maxActionBody = 128 << 10
+	// window is how far a request's timestamp may be from now (Slack's
+	// own recommendation), and how long signatures are remembered.
+	window = 5 * time.Minute
+	// maxSeen bounds the replay cache; past it, new requests are refused
+	// until old entries age out (fail closed rather than forget).
+	maxSeen = 10000
+	// maxUnsignedRecords bounds how many refusals of unsigned or stale
+	// requests per minute are written to the log, so that anyone who can
+	// reach the URL cannot fill the log; the rest go to the process log.
+	maxUnsignedRecords = 60
+)
+
+// Refusal reasons, as recorded in integration.refused entries.
+const (
+	RefusedBadSignature = "bad_signature"
+	RefusedStale        = "stale_timestamp"
+	RefusedReplay       = "replay"
+	RefusedTooLarge     = "body_too_large"
+	RefusedMalformed    = "malformed_payload"
+	RefusedUnknownUser  = "unknown_user"
+	RefusedDecision     = "decision_refused"
+)
+
+// Actions is the Slack interactivity handler (POST
+// /v1/integrations/slack/actions). It needs no bearer key: Slack's
+// signature is the authentication.
+func (n *Notifier) Actions() http.Handler { return http.HandlerFunc(n.actions) }
+
+// payload is the part of a block_actions payload Airlock reads.
+type payload struct {
+	Type string `json:"type"`
+	User struct {
+		ID string `json:"id"`
+	} `json:"user"`
+	TriggerID   string `json:"trigger_id"`
+	ResponseURL string `json:"response_url"`
+	Actions     []struct {
+		ActionID string `json:"action_id"`
+	} `json:"actions"`
+}
+
+// action is a parsed, verified click.
+type action struct {
+	user, verb, grant, responseURL, trigger string
+	identity                                string // the mapped person, once known
+}
+
+// parsePayload reads the form-encoded body's payload field. It is the
+// parser facing the network (FuzzParsePayload).
+func parsePayload(body []byte) (action, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return action{}, errors.New("the body is not form-encoded")
+	}
+	raw := form.Get("payload")
+	if raw == "" {
+		return action{}, errors.New("no payload field")
+	}
+	var p payload
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return action{}, errors.New("the payload is not JSON")
+	}
+	if p.Type != "block_actions" {
+		return action{}, fmt.Errorf("payload type %q is not block_actions", trunc(p.Type))
+	}
+	if len(p.Actions) != 1 {
+		return action{}, fmt.Errorf("%d actions, want exactly one", len(p.Actions))
+	}
+	a := action{user: p.User.ID, responseURL: p.ResponseURL, trigger: p.TriggerID}
+	id := p.Actions[0].ActionID
+	switch {
+	case strings.HasPrefix(id, approvePrefix):
+		a.verb, a.grant = "approve", id[len(approvePrefix):]
+	case strings.HasPrefix(id, denyPrefix):
+		a.verb, a.grant = "deny", id[len(denyPrefix):]
+	default:
+		return action{}, fmt.Errorf("unknown action %q", trunc(id))
+	}
+	if !validID(a.grant, "g_") {
+		return action{}, errors.New("the action does not name a grant")
+	}
+	if !slackID(a.user) {
+		return action{}, errors.New("no valid Slack user id")
+	}
+	return a, nil
+}
+
+// validID: prefix then lower-case letters and digits, as grants issues them.
+func validID(s, prefix string) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok || rest == "" || len(rest) > 40 {
+		return false
+	}
+	for _, c := range rest {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// slackID: Slack user ids are upper-case letters and digits. Anything else
+// is refused before it can reach a log entry or a terminal.
+func slackID(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func trunc(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// verify checks Slack's v0 signature over "v0:<timestamp>:<body>" and the
+// timestamp's freshness; it returns the refusal reason or "".
+func (n *Notifier) verify(h http.Header, body []byte) string {
+	tsRaw := h.Get("X-Slack-Request-Timestamp")
+	ts, err := strconv.ParseInt(tsRaw, 10, 64)
+	if err != nil {
+		return RefusedStale
+	}
+	now := n.clk.Now().Unix()
+	if d := now - ts; d > int64(window/time.Second) || d < -int64(window/time.Second) {
+		return RefusedStale
+	}
+	got, ok := strings.CutPrefix(h.Get("X-Slack-Signature"), "v0=")
+	sig, err := hex.DecodeString(got)
+	if !ok || err != nil {
+		return RefusedBadSignature
+	}
+	m := hmac.New(sha256.New, n.o.Slack.SigningSecret)
+	m.Write([]byte("v0:" + tsRaw + ":"))
+	m.Write(body)
+	if !hmac.Equal(sig, m.Sum(nil)) {
+		return RefusedBadSignature
+	}
+	return ""
+}
+
+func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
+	if n.o.Slack == nil {
+		writeEphemeral(w, http.StatusNotFound, "Slack is not configured on this Airlock")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
+	if err != nil {
+		n.refuse(r.Context(), w, http.StatusRequestEntityTooLarge, RefusedTooLarge, action{}, r.RemoteAddr, false, "The request is too large.")
+		return
+	}
+	if why := n.verify(r.Header, body); why != "" {
+		n.refuse(r.Context(), w, http.StatusUnauthorized, why, action{}, r.RemoteAddr, false, "Airlock could not verify this request as coming from Slack.")
+		return
+	}
+	// Verified from here on: the payload is Slack's, but still parsed strictly.
+	now := n.clk.Now()
+	if !n.seen.add("sig:"+r.Header.Get("X-Slack-Signature"), now) {
+		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, action{}, r.RemoteAddr, false, "This request was already handled.")
+		return
+	}
+	a, err := parsePayload(body)
+	if err != nil {
+		n.refuse(r.Context(), w, http.StatusBadRequest, RefusedMalformed, action{}, r.RemoteAddr, true, "Airlock did not understand this action: "+err.Error())
+		return
+	}
+	if a.trigger != "" && !n.seen.add("trigger:"+a.trigger, now) {
+		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, a, r.RemoteAddr, true, "This click was already handled.")
+		return
+	}
+	name, ok := n.o.Slack.Users[a.user]
+	var who model.Identity
+	if ok {
+		who, ok = n.o.Lookup(name)
+	}
+	if !ok || who.Kind != model.Human || who.Disabled {
+		n.refuse(r.Context(), w, http.StatusOK, RefusedUnknownUser, a, r.RemoteAddr, true,
+			"Your Slack account is not mapped to a person in Airlock (identities[].slack_user), so you cannot decide requests from Slack.")
+		return
+	}
+	ctx := grants.WithChannel(r.Context(), "slack", a.user)
+	var g model.Grant
+	if a.verb == "approve" {
+		g, err = n.o.Service.Approve(ctx, who, a.grant, "")
+	} else {
+		// A button carries no text, and a denial needs a reason: say where
+		// and by whom it was made.
+		g, err = n.o.Service.Deny(ctx, who, a.grant, fmt.Sprintf("denied from Slack by %s (%s)", who.Name, a.user))
+	}
+	if err != nil {
+		ae := apierr.From(err)
+		msg := "Airlock refused: " + ae.Message
+		if ae.Status >= 500 {
+			msg = "Airlock could not record the decision; nothing was changed. Try again or use the CLI."
+		}
+		a.identity = who.Name
+		n.refuseDecision(r.Context(), w, a, r.RemoteAddr, ae, msg)
+		return
+	}
+	n.logger.Info("decision from Slack", "grant", g.ID, "by", who.Name, "slack_user", a.user, "decision", a.verb)
+	if u := n.responseURL(a.responseURL); u != "" {
+		if b, err := json.Marshal(decidedMessage(g)); err == nil {
+			n.replies.enqueue(delivery{url: u, body: b, event: "decision", id: g.ID})
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// responseURL returns u if Airlock may post to it: https, or (in tests)
+// plain http to loopback. Slack signed the payload that named it, but a
+// leaked signing secret must not turn Airlock into a proxy to anywhere.
+func (n *Notifier) responseURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return ""
+	}
+	switch {
+	case u.Scheme == "https":
+		return raw
+	case u.Scheme == "http" && n.o.AllowLoopbackResponseURL && isLoopback(u.Hostname()):
+		return raw
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// refuse answers with an ephemeral reply and records the refusal. Before
+// the signature is verified nothing in the body is trusted or recorded, and
+// such records are rate-limited (see maxUnsignedRecords).
+func (n *Notifier) refuse(ctx context.Context, w http.ResponseWriter, status int, why string, a action, remote string, verified bool, msg string) {
+	n.record(ctx, why, a, remote, verified, "")
+	if verified {
+		n.replyLater(a, msg)
+	}
+	writeEphemeral(w, status, msg)
+}
+
+func (n *Notifier) refuseDecision(ctx context.Context, w http.ResponseWriter, a action, remote string, ae *apierr.Error, msg string) {
+	n.record(ctx, RefusedDecision, a, remote, true, ae.Message)
+	n.replyLater(a, msg)
+	writeEphemeral(w, http.StatusOK, msg)
+}
+
+// replyLater also posts the ephemeral reply to the response_url: for
+// block_actions Slack shows what is posted there, not the HTTP answer.
+func (n *Notifier) replyLater(a action, msg string) {
+	if u := n.responseURL(a.responseURL); u != "" {
+		if b, err := json.Marshal(ephemeral(msg)); err == nil {
+			n.replies.enqueue(delivery{url: u, body: b, event: "refusal", id: a.grant})
+		}
+	}
+}
+
+// record writes an integration.refused entry: the reason, the Slack user
+// and what they clicked (when verified), the caller's address; never the
+// signature or the secret.
+func (n *Notifier) record(ctx context.Context, why string, a action, remote string, verified bool, detail string) {
+	n.logger.Warn("Slack action refused", "reason", why, "slack_user", a.user, "grant", a.grant, "remote", remote)
+	if !verified && !n.refusal.allow(n.clk.Now()) {
+		return
+	}
+	data := map[string]any{"channel": "slack", "reason": why, "remote": remote, "verified": verified}
+	if verified {
+		data["slack_user"] = a.user
+		data["action"] = a.verb
+		if a.identity != "" {
+			data["identity"] = a.identity
+		}
+	}
+	if detail != "" {
+		data["detail"] = detail
+	}
+	ev := auditlog.Event{Type: "integration.refused", Actor: "slack", Data: data}
+	if verified {
+		ev.GrantID = a.grant
+	}
+	// The refusal is answered whatever happens to its record; a lost
+	// record is in the process log above.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := n.o.Log.Append(rctx, ev); err != nil {
+		n.logger.Error("recording a refused Slack action", "err", err)
+	}
+}
+
+func writeEphemeral(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(ephemeral(msg))
+}
+
+// replayCache remembers keys until they are a window old. Bounded: when
+// full of entries still inside the window, add refuses.
+type replayCache struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]time.Time
+}
+
+func newReplayCache(max int) *replayCache {
+	return &replayCache{max: max, seen: map[string]time.Time{}}
+}
+
+// add records key at now and reports whether it was new (and fitted).
+func (c *replayCache) add(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if at, ok := c.seen[key]; ok && now.Sub(at) <= 2*window {
+		return false
+	}
+	if len(c.seen) >= c.max {
+		for k, at := range c.seen {
+			// Twice the window: a timestamp may be up to a window in the
+			// future, so its signature stays usable that much longer.
+			if now.Sub(at) > 2*window {
+				delete(c.seen, k)
+			}
+		}
+		if len(c.seen) >= c.max {
+			return false
+		}
+	}
+	c.seen[key] = now
+	return true
+}
+
+// limiter allows max events per period.
+type limiter struct {
+	mu    sync.Mutex
+	per   time.Duration
+	max   int
+	start time.Time
+	count int
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= l.per || now.Before(l.start) {
+		l.start, l.count = now, 0
+	}
+	if l.count >= l.max {
+		return false
+	}
+	l.count++
+	return true
+}

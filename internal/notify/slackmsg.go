@@ -1,0 +1,166 @@
+package notify
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// Action ids of the buttons: the prefix, then the grant id.
+const (
+	approvePrefix = "airlock_approve:"
+	denyPrefix    = "airlock_deny:"
+)
+
+// maxField bounds one piece of user text in a message; Slack caps a
+// section's text at 3000 characters.
+const maxField = 500
+
+// esc makes text from users and agents safe in Slack mrkdwn: &, < and > are
+// entity-escaped (so no <!channel>, <@U…> or <url|label> can be smuggled
+// in), control characters are shown as \uXXXX, and the length is bounded.
+func esc(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n >= maxField {
+			b.WriteString("…")
+			break
+		}
+		n++
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			// C0/C1 controls, line separators and bidi overrides: visible, not obeyed.
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// text is a Block Kit text object.
+type text struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+type block map[string]any
+
+// message is what is posted to the incoming webhook or a response_url.
+type message struct {
+	Channel         string  `json:"channel,omitempty"`
+	Text            string  `json:"text"`
+	Blocks          []block `json:"blocks,omitempty"`
+	ResponseType    string  `json:"response_type,omitempty"`
+	ReplaceOriginal bool    `json:"replace_original,omitempty"`
+}
+
+// requestSummary is the request in mrkdwn: who, target, scope, duration,
+// reason, policy explanation. Every value from a user or agent is escaped.
+func requestSummary(g model.Grant) string {
+	var scope []string
+	for _, s := range g.RequestedScope.Strings() {
+		scope = append(scope, "• "+esc(s))
+	}
+	return fmt.Sprintf("*%s* (%s) requests access to *%s* (account %s)\n*Scope:*\n%s\n*Duration:* %s\n*Reason:* %s\n*Policy:* %s\n*Grant:* %s",
+		esc(g.Identity), esc(string(g.IdentityKind)), esc(g.Target), esc(g.Account), strings.Join(scope, "\n"),
+		esc(g.Duration.String()), esc(g.Reason), esc(g.Decision.Explanation), esc(g.ID))
+}
+
+// pendingMessage is the request with Approve and Deny buttons whose action
+// ids carry the grant id.
+func pendingMessage(g model.Grant, channel string) message {
+	return message{
+		Channel: channel,
+		Text:    fmt.Sprintf("Access request %s from %s for %s", esc(g.ID), esc(g.Identity), esc(g.Target)),
+		Blocks: []block{
+			{"type": "section", "text": text{"mrkdwn", requestSummary(g)}},
+			{"type": "actions", "block_id": "airlock_decision", "elements": []block{
+				{"type": "button", "action_id": approvePrefix + g.ID, "value": g.ID, "style": "primary", "text": text{"plain_text", "Approve"}},
+				{"type": "button", "action_id": denyPrefix + g.ID, "value": g.ID, "style": "danger", "text": text{"plain_text", "Deny"},
+					"confirm": block{"title": text{"plain_text", "Deny this request?"}, "text": text{"plain_text", "It is recorded as denied from Slack by you."},
+						"confirm": text{"plain_text", "Deny"}, "deny": text{"plain_text", "Cancel"}}},
+			}},
+		},
+	}
+}
+
+// outcome describes what became of a request, for follow-ups.
+func outcome(g model.Grant) string {
+	by := g.EndedBy
+	var via string
+	if n := len(g.Approvals); n > 0 {
+		a := g.Approvals[n-1]
+		by = a.Approver
+		if a.Via != "" {
+			via = " via " + esc(a.Via)
+		}
+	}
+	switch g.Status {
+	case model.Active:
+		return fmt.Sprintf("Approved by *%s*%s; active until %s.", esc(by), via, g.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z"))
+	case model.Denied:
+		return fmt.Sprintf("Denied by *%s*%s: %s", esc(by), via, esc(g.EndComment))
+	case model.Cancelled:
+		return fmt.Sprintf("Cancelled (%s): %s", esc(by), esc(g.EndComment))
+	default:
+		return fmt.Sprintf("Now %s.", esc(string(g.Status)))
+	}
+}
+
+// decidedMessage replaces the original message (through response_url) once
+// decided: the request without buttons, and the outcome.
+func decidedMessage(g model.Grant) message {
+	return message{
+		ReplaceOriginal: true,
+		Text:            fmt.Sprintf("Access request %s: %s", esc(g.ID), outcome(g)),
+		Blocks: []block{
+			{"type": "section", "text": text{"mrkdwn", requestSummary(g)}},
+			{"type": "context", "elements": []text{{"mrkdwn", outcome(g)}}},
+		},
+	}
+}
+
+// ephemeral is a reply only the clicking user sees.
+func ephemeral(msg string) message {
+	return message{ResponseType: "ephemeral", Text: esc(msg)}
+}
+
+// slackMessageFor returns the incoming-webhook post for change c, or nil:
+// a request that waits for a person is posted with buttons; a decision on
+// one, unless made from Slack (whose message is replaced in place), is
+// followed up, since an incoming webhook cannot edit what it posted.
+func slackMessageFor(c grants.Change, channel string) []byte {
+	g := c.Grant
+	var m message
+	switch {
+	case c.Type == "grant.requested" && g.Status == model.Pending:
+		m = pendingMessage(g, channel)
+	case c.Type == "grant.approved" || (c.Type == "grant.denied" && len(g.Approvals) > 0) ||
+		(c.Type == "grant.cancelled" && g.Decision.Outcome == "human" && g.StartedAt.IsZero()):
+		if n := len(g.Approvals); n > 0 && g.Approvals[n-1].Via == "slack" {
+			return nil
+		}
+		m = message{Channel: channel, Text: fmt.Sprintf("Access request %s (%s for %s): %s", esc(g.ID), esc(g.Identity), esc(g.Target), outcome(g))}
+	default:
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return b
+}

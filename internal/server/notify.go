@@ -1,0 +1,65 @@
+package server
+
+import (
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/notify"
+)
+
+// startNotify starts Slack approvals and lifecycle webhooks (notify:), or
+// returns nil if none are configured. Secrets come from the environment
+// (CheckEnv made sure they are set); the Slack callback is mounted on api.
+func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, s *Server, api *httpapi.Handler, logger *slog.Logger) (*notify.Notifier, error) {
+	n := cfg.Notify
+	if n.Slack == nil && len(n.Webhooks) == 0 {
+		return nil, nil
+	}
+	o := notify.Options{Service: svc, Lookup: dir.Lookup, Log: s.log, Logger: logger}
+	if n.Slack != nil {
+		users := map[string]string{}
+		for _, id := range cfg.Identities {
+			if id.SlackUser != "" {
+				users[id.SlackUser] = id.Name
+			}
+		}
+		o.Slack = &notify.Slack{
+			WebhookURL: os.Getenv(n.Slack.WebhookURLEnv), SigningSecret: []byte(os.Getenv(n.Slack.SigningSecretEnv)),
+			Channel: n.Slack.Channel, Users: users,
+		}
+		// A response_url on loopback only makes sense when the incoming
+		// webhook is there too: a local stand-in for Slack.
+		o.AllowLoopbackResponseURL = loopbackURL(o.Slack.WebhookURL)
+	}
+	for _, w := range n.Webhooks {
+		o.Webhooks = append(o.Webhooks, notify.Webhook{URL: w.URL, Secret: []byte(os.Getenv(w.SecretEnv))})
+	}
+	nt, err := notify.New(o)
+	if err != nil {
+		return nil, err
+	}
+	if n.Slack != nil {
+		api.SetSlackActions(nt.Actions())
+	}
+	return nt, nil
+}
+
+// loopbackURL reports whether raw is a plain-http URL to a loopback address.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
