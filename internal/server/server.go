@@ -131,7 +131,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err := s.Service.Start(ctx); err != nil {
 		return nil, err
 	}
-	s.Handler = httpapi.New(s.Service, dir, s, logger)
+	s.Handler = withMCP(httpapi.New(s.Service, dir, s, logger), logger)
 	return s, nil
 }
 
