@@ -161,13 +161,17 @@ func (s scrubber) err(err error) error {
 	return errors.New(s.str(toolError(err).Error()))
 }
 
-// trimPartial drops a proper prefix of a secret from the end of v.
+// trimPartial drops a proper prefix of a secret from the end of v, until
+// none is left (one secret's prefix may hide behind another's).
 func (s scrubber) trimPartial(v string) string {
-	for _, sec := range s {
-		for k := min(len(sec)-1, len(v)); k > 0; k-- {
-			if strings.HasSuffix(v, sec[:k]) {
-				v = v[:len(v)-k]
-				break
+	for changed := true; changed; {
+		changed = false
+		for _, sec := range s {
+			for k := min(len(sec)-1, len(v)); k > 0; k-- {
+				if strings.HasSuffix(v, sec[:k]) {
+					v, changed = v[:len(v)-k], true
+					break
+				}
 			}
 		}
 	}
