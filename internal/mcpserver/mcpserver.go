@@ -161,21 +161,21 @@ func (s scrubber) err(err error) error {
 	return errors.New(s.str(toolError(err).Error()))
 }
 
-// trimPartial drops a proper prefix of a secret from the end of v, until
-// none is left (one secret's prefix may hide behind another's).
+// trimPartial drops the longest proper prefix of a secret that v ends
+// with, once: v was cut in one place, so at most one secret straddles the
+// cut. (Trimming again would eat ordinary text that happens to end like a
+// secret begins.)
 func (s scrubber) trimPartial(v string) string {
-	for changed := true; changed; {
-		changed = false
-		for _, sec := range s {
-			for k := min(len(sec)-1, len(v)); k > 0; k-- {
-				if strings.HasSuffix(v, sec[:k]) {
-					v, changed = v[:len(v)-k], true
-					break
-				}
+	cut := 0
+	for _, sec := range s {
+		for k := min(len(sec)-1, len(v)); k > cut; k-- {
+			if strings.HasSuffix(v, sec[:k]) {
+				cut = k
+				break
 			}
 		}
 	}
-	return v
+	return v[:len(v)-cut]
 }
 
 // longest is the length of the longest secret.

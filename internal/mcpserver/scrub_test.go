@@ -44,3 +44,20 @@ func TestCaptureScrubsAtTheCut(t *testing.T) {
 		}
 	}
 }
+
+// TestTrimPartialKeepsText: output that merely ends like a secret begins
+// loses at most that many bytes, not a run of them.
+func TestTrimPartialKeepsText(t *testing.T) {
+	sc := newScrubber("a1b2c3d4e5", "zzzz9999")
+	for in, want := range map[string]string{
+		"hello aaaaaaaa":   "hello aaaaaaa",
+		"hello a1b2c3":     "hello ",
+		"hello zzzzzz":     "hello zz",
+		"hello a1b2c3d4e5": "hello a1b2c3d4e5", // whole: str() replaces it
+		"nothing":          "nothing",
+	} {
+		if got := sc.trimPartial(in); got != want {
+			t.Errorf("trimPartial(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
