@@ -131,7 +131,9 @@ func toolError(err error) error {
 	return err
 }
 
-// scrubber replaces secret values in text.
+// scrubber replaces secret values in text. Errors that may quote what a
+// command or connection saw pass through it before they are logged or
+// returned.
 type scrubber []string
 
 // Redacted replaces each secret in tool output.

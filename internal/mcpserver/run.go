@@ -101,7 +101,7 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	// The command line is on the grant's record before the command runs:
 	// if it cannot be recorded, nothing runs.
 	if err := s.c.RecordCommand(ctx, in.GrantID, in.Argv); err != nil {
-		return nil, RunOutput{}, sc.err(s.fail("run_with_grant", in.GrantID, err))
+		return nil, RunOutput{}, s.fail("run_with_grant", in.GrantID, sc.err(err))
 	}
 	caFile, err := credenv.WriteCA(cr)
 	if err != nil {

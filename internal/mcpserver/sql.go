@@ -84,12 +84,12 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	defer cancel()
 	conn, err := pgx.ConnectConfig(qctx, cfg)
 	if err != nil {
-		return nil, SQLOutput{}, sc.err(s.fail("sql_query", in.GrantID, err))
+		return nil, SQLOutput{}, s.fail("sql_query", in.GrantID, sc.err(err))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	out, err := runQuery(qctx, conn, in.Statement)
 	if err != nil {
-		return nil, SQLOutput{}, sc.err(s.fail("sql_query", in.GrantID, err))
+		return nil, SQLOutput{}, s.fail("sql_query", in.GrantID, sc.err(err))
 	}
 	s.logger.Info("mcp tool", "tool", "sql_query", "identity", s.who.Name, "grant", in.GrantID, "rows", out.RowCount, "truncated", out.Truncated)
 	return nil, out, nil
