@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/auditlog/
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/
 	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
+	$(GO) test -run=NONE -fuzz='^FuzzCaptureText$$' -fuzztime=$(FUZZTIME) ./internal/mcpserver/
 
 clean:
 	rm -rf bin

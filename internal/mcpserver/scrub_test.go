@@ -1,8 +1,10 @@
 package mcpserver
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestCaptureScrubsAtTheCut: a secret cut by the output bound never shows
@@ -60,4 +62,43 @@ func TestTrimPartialKeepsText(t *testing.T) {
 			t.Errorf("trimPartial(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzCaptureText: whatever a command prints, in whatever pieces, and
+// wherever the output bound falls, the kept output holds no whole secret
+// (secrets are base62/base64url text, as Airlock's are) and stays bounded.
+func FuzzCaptureText(f *testing.F) {
+	f.Add(uint32(0), []byte("AWS_SECRET_ACCESS_KEY=abcdEFGH1234\n"), "abcdEFGH1234", uint16(7))
+	f.Add(uint32(MaxOutput-5), []byte("abcdEFGH1234abcdEFGH1234"), "abcdEFGH1234", uint16(3))
+	f.Add(uint32(MaxOutput+2), []byte("abcdEFGH"), "abcdEFGH1234", uint16(4096))
+	f.Add(uint32(MaxOutput-20), []byte("abababababababababababab"), "abab", uint16(1))
+	f.Fuzz(func(t *testing.T, pad uint32, data []byte, secret string, chunk uint16) {
+		if len(secret) < 4 || len(secret) > 64 {
+			return
+		}
+		for _, c := range secret {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return
+			}
+		}
+		sc := newScrubber(secret)
+		input := append(bytes.Repeat([]byte{'.'}, int(pad%(MaxOutput+200))), data...)
+		c := &capture{limit: MaxOutput + sc.longest()}
+		step := int(chunk%8192) + 1
+		for in := input; len(in) > 0; {
+			n := min(len(in), step)
+			c.Write(in[:n])
+			in = in[n:]
+		}
+		out, cut := c.text(sc)
+		if strings.Contains(out, secret) {
+			t.Fatalf("the secret is in the output (input %d bytes)", len(input))
+		}
+		if len(out) > MaxOutput+3*utf8.UTFMax {
+			t.Fatalf("output %d bytes", len(out))
+		}
+		if cut != (len(input) > MaxOutput) && len(sc.str(string(input))) <= MaxOutput {
+			t.Fatalf("cut = %v for %d bytes", cut, len(input))
+		}
+	})
 }
