@@ -64,6 +64,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/
 	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/textesc/
+	$(GO) test -run=NONE -fuzz='^FuzzCaptureText$$' -fuzztime=$(FUZZTIME) ./internal/mcpserver/
 
 clean:
 	rm -rf bin

@@ -219,3 +219,20 @@ func (c *Client) Consistency(ctx context.Context, old int64) (httpapi.Consistenc
 	var r httpapi.ConsistencyResponse
 	return r, c.do(ctx, "GET", "/v1/audit/consistency?old="+strconv.FormatInt(old, 10), nil, &r)
 }
+
+// Targets lists the targets the caller may request, with matching permit policies.
+func (c *Client) Targets(ctx context.Context) ([]grants.TargetInfo, error) {
+	var r httpapi.TargetsResponse
+	return r.Targets, c.do(ctx, "GET", "/v1/targets", nil, &r)
+}
+
+// Approvers names who may decide a pending grant.
+func (c *Client) Approvers(ctx context.Context, id string) ([]string, error) {
+	var r httpapi.ApproversResponse
+	return r.Approvers, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/approvers", nil, &r)
+}
+
+// RecordCommand records a command line the holder is about to run under a grant.
+func (c *Client) RecordCommand(ctx context.Context, id string, argv []string) error {
+	return c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/commands", httpapi.CommandInput{Argv: argv}, nil)
+}

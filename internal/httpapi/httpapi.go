@@ -73,6 +73,9 @@ var Routes = []string{
 	"GET /v1/audit/export",
 	"GET /v1/audit/consistency",
 	"POST /v1/integrations/slack/actions",
+	"GET /v1/targets",
+	"GET /v1/grants/{id}/approvers",
+	"POST /v1/grants/{id}/commands",
 }
 
 // New returns the API handler.
@@ -99,6 +102,9 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 		"GET /v1/audit/checkpoint":         h.checkpoint,
 		"GET /v1/audit/export":             h.export,
 		"GET /v1/audit/consistency":        h.consistency,
+		"GET /v1/targets":                  h.targets,
+		"GET /v1/grants/{id}/approvers":    h.approvers,
+		"POST /v1/grants/{id}/commands":    h.command,
 	}
 	for pattern, fn := range handlers {
 		h.mux.Handle(pattern, h.authed(fn))

@@ -16,6 +16,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/scope"
 )
 
@@ -210,6 +211,12 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"RequestInput", grants.RequestInput{}, false},
 		{"DecisionInput", httpapi.DecisionInput{}, false},
 		{"AgentInput", httpapi.AgentInput{}, false},
+		{"TargetsResponse", httpapi.TargetsResponse{}, true},
+		{"TargetInfo", grants.TargetInfo{}, true},
+		{"Permit", policy.Permit{}, true},
+		{"ApproversResponse", httpapi.ApproversResponse{}, true},
+		{"CommandResponse", httpapi.CommandResponse{}, true},
+		{"CommandInput", httpapi.CommandInput{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {

@@ -322,7 +322,8 @@ func (d *Deriver) apply(p Parsed) error {
 		}
 		g.Status, g.GrantedScope, g.StartedAt, g.ExpiresAt = model.Active, sc, in.StartedAt, in.ExpiresAt
 		g.CredentialID, g.CredentialFingerprint = in.CredentialID, in.Fingerprint
-	case "grant.credentials_issued":
+	case "grant.credentials_issued", "grant.command":
+		// Records of what the holder did; they change no field of the grant.
 	default:
 		return d.applyEnd(p, g)
 	}

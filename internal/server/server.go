@@ -152,7 +152,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, logger); err != nil {
 		return nil, err
 	}
-	s.Handler = api
+	s.Handler = withMCP(api, logger)
 	return s, nil
 }
 

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"log/slog"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-dev/airlock/internal/mcpserver"
+)
+
+func (a *app) mcpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mcp",
+		Short: "Serve the agent's Airlock tools over MCP on stdio",
+		Long: `mcp runs an MCP (Model Context Protocol) server on standard input and output for an
+agent host, acting as the identity of $AIRLOCK_TOKEN against $AIRLOCK_ADDR. An agent gets
+the tools list_targets, request_access, grant_status, end_grant, run_with_grant and
+sql_query, and its grants as resources (airlock://grants/{id}); a person's key gets the
+read-only ones. No tool result carries a grant's secret. Logs go to stderr.
+
+The same server (without run_with_grant) is served over streamable HTTP at /mcp on the
+API listener, with the key as a bearer token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := need(a.getenv(EnvToken), "$"+EnvToken); err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(a.errOut, nil))
+			srv, err := mcpserver.New(cmd.Context(), a.client(), mcpserver.Options{Logger: logger, AllowRun: true})
+			if err != nil {
+				return describe(err)
+			}
+			return srv.Run(cmd.Context(), &mcp.StdioTransport{})
+		},
+	}
+}

@@ -1,0 +1,97 @@
+// Package credenv turns a grant's credentials into the environment a
+// client needs to reach the target through the gateway: what `airlock exec`
+// and the MCP tool run_with_grant give the command they run.
+package credenv
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/airlock-dev/airlock/internal/grants"
+)
+
+// Var is one variable a grant's client needs.
+type Var struct{ Name, Value string }
+
+// Env is the environment that points a client at the gateway
+// with a grant's credentials: the AWS variables for aws targets, libpq's
+// for postgres targets. caFile, if not empty, is the gateway's CA
+// certificate written to disk (see WriteCA).
+func Env(cr grants.Credentials, caFile string) []Var {
+	vars := []Var{{"AIRLOCK_GRANT", cr.GrantID}}
+	e := cr.Endpoint
+	switch cr.TargetKind {
+	case "aws":
+		vars = append(vars,
+			Var{"AWS_ACCESS_KEY_ID", cr.AccessKeyID},
+			Var{"AWS_SECRET_ACCESS_KEY", cr.SecretAccessKey},
+			Var{"AWS_SESSION_TOKEN", cr.SessionToken})
+		if e != nil {
+			if e.URL != "" {
+				vars = append(vars, Var{"AWS_ENDPOINT_URL", e.URL})
+			}
+			if e.Region != "" {
+				vars = append(vars, Var{"AWS_REGION", e.Region}, Var{"AWS_DEFAULT_REGION", e.Region})
+			}
+		}
+		if caFile != "" {
+			vars = append(vars, Var{"AWS_CA_BUNDLE", caFile})
+		}
+	case "postgres":
+		vars = append(vars, Var{"PGUSER", cr.AccessKeyID}, Var{"PGPASSWORD", cr.SecretAccessKey})
+		if e != nil {
+			vars = append(vars, Var{"PGHOST", e.Host}, Var{"PGPORT", strconv.Itoa(e.Port)},
+				Var{"PGDATABASE", e.Database}, Var{"PGSSLMODE", e.SSLMode})
+		}
+		if caFile != "" {
+			vars = append(vars, Var{"PGSSLROOTCERT", caFile})
+		}
+	default:
+		vars = append(vars, Var{"AIRLOCK_ACCESS_KEY_ID", cr.AccessKeyID}, Var{"AIRLOCK_SECRET", cr.SecretAccessKey})
+	}
+	return vars
+}
+
+// WriteCA writes the gateway's CA certificate (when Airlock's own CA issued
+// the gateway's certificate) to the user's cache directory, named by its
+// hash so that concurrent commands agree, and returns the path; "" if there
+// is none.
+func WriteCA(cr grants.Credentials) (string, error) {
+	if cr.Endpoint == nil || cr.Endpoint.CAPEM == "" {
+		return "", nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "airlock")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("writing the gateway CA: %w", err)
+	}
+	sum := sha256.Sum256([]byte(cr.Endpoint.CAPEM))
+	path := filepath.Join(dir, "gateway-ca-"+hex.EncodeToString(sum[:6])+".pem")
+	if b, err := os.ReadFile(path); err == nil && string(b) == cr.Endpoint.CAPEM {
+		return path, nil
+	}
+	tmp, err := os.CreateTemp(dir, "ca-*.pem")
+	if err != nil {
+		return "", fmt.Errorf("writing the gateway CA: %w", err)
+	}
+	if _, err := tmp.WriteString(cr.Endpoint.CAPEM); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	return path, nil
+}

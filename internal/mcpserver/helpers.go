@@ -1,0 +1,35 @@
+package mcpserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+func requestInput(in RequestAccessInput) grants.RequestInput {
+	return grants.RequestInput{Target: in.Target, Scope: in.Allow, Duration: in.Duration, Reason: in.Reason}
+}
+
+func isNotFound(err error) bool {
+	var ae *apierr.Error
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+func asAPI(err error, target **apierr.Error) bool { return errors.As(err, target) }
+
+type clientKey struct{}
+
+// boundClient is the API client and identity of one MCP HTTP request.
+type boundClient struct {
+	c   *client.Client
+	who model.Identity
+}
+
+func contextWith(ctx context.Context, b *boundClient) context.Context {
+	return context.WithValue(ctx, clientKey{}, b)
+}

@@ -1,0 +1,122 @@
+package mcpserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/client"
+)
+
+// Handler serves MCP over streamable HTTP (mounted at /mcp on listen.api).
+// Every HTTP request must carry "Authorization: Bearer <key>", the same
+// keys as the API; it is served by a server acting as that key's identity,
+// which calls api (the /v1 handler) in process with the same header, so
+// authentication and authorization are the API's own.
+//
+// The handler is stateless (no Mcp-Session-Id): each request stands alone
+// and is bound to its own bearer token, so no session can be taken over by
+// another key. run_with_grant is not offered over HTTP: it would run the
+// agent's command on the control plane's host.
+func Handler(api http.Handler, version string, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mh := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+		c, _ := r.Context().Value(clientKey{}).(*boundClient)
+		if c == nil {
+			return nil
+		}
+		// Waits stay well inside the API listener's write timeout.
+		return newFor(c.c, c.who, Options{Version: version, Logger: logger, MaxWait: httpMaxWait})
+	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || key == "" {
+			unauthorized(w, "missing API key: send Authorization: Bearer <key>")
+			return
+		}
+		c := client.New("http://airlock.internal", key)
+		c.HTTP = &http.Client{Transport: inProcess{api: api, remote: r.RemoteAddr, ua: r.UserAgent()}}
+		who, err := c.WhoAmI(r.Context())
+		if err != nil {
+			var ae *apierr.Error
+			if asAPI(err, &ae) && ae.Status == http.StatusUnauthorized {
+				unauthorized(w, ae.Message)
+				return
+			}
+			logger.Error("mcp: whoami failed", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxHTTPBody)
+		ctx := r.Context()
+		ctx = contextWith(ctx, &boundClient{c: c, who: who})
+		mh.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// Bounds of the HTTP transport.
+const (
+	maxHTTPBody = 2 << 20
+	httpMaxWait = 90 * time.Second
+)
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="airlock"`)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": &apierr.Error{Code: apierr.CodeUnauthorized, Message: msg}})
+}
+
+// inProcess is an http.RoundTripper that serves requests with the API
+// handler directly, keeping the MCP caller's address and user agent.
+type inProcess struct {
+	api        http.Handler
+	remote, ua string
+}
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	req.RemoteAddr = t.remote
+	if t.ua != "" {
+		req.Header.Set("User-Agent", t.ua)
+	}
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	t.api.ServeHTTP(rec, req)
+	return &http.Response{
+		StatusCode: rec.status, Status: http.StatusText(rec.status), Header: rec.header,
+		Body: io.NopCloser(bytes.NewReader(rec.body.Bytes())), ContentLength: int64(rec.body.Len()),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: req,
+	}, nil
+}
+
+// recorder is a minimal http.ResponseWriter that keeps the response.
+type recorder struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(p)
+}
