@@ -417,6 +417,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			})
 		}},
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
+		{"store", func(p string, v *yaml.Node) { c.Store = d.str(v, p) }},
 	})
 }
 
