@@ -82,6 +82,41 @@ type Store struct {
 	writer chan struct{}
 	// writerLock is the advisory lock key every write transaction takes.
 	writerLock int64
+	// sole is the connection holding the sole-server lock (see
+	// ClaimSoleServer), nil if none was claimed.
+	sole *pgx.Conn
+}
+
+// ErrInUse is returned by ClaimSoleServer when another process holds the
+// database.
+var ErrInUse = errors.New("another airlock server is using this database")
+
+// ClaimSoleServer takes a session-level advisory lock on the database
+// schema, on a connection of its own held until Close, and fails with
+// ErrInUse if another process holds it. A server whose log has a single
+// writer with its Merkle frontier in memory claims it, so that a second
+// replica started on the same database refuses to start instead of failing
+// every append. PostgreSQL releases the lock when the holder's connection
+// ends, including when the process dies.
+func (s *Store) ClaimSoleServer(ctx context.Context) error {
+	if s.sole != nil {
+		return nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("pgstore: connect to %s: %w", s.where(), err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "airlock.server/"+s.schema).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("pgstore: %s: %w", s.where(), err)
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return fmt.Errorf("pgstore: %s, schema %q: %w (several replicas on one database are not supported yet)", s.where(), s.schema, ErrInUse)
+	}
+	s.sole = conn
+	return nil
 }
 
 var _ store.Store = (*Store)(nil)
@@ -137,6 +172,13 @@ func (s *Store) where() string {
 // returned.
 func (s *Store) Close() error {
 	s.pool.Close()
+	if s.sole != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.sole.Close(ctx); err != nil {
+			return fmt.Errorf("pgstore: close: %w", err)
+		}
+	}
 	return nil
 }
 
