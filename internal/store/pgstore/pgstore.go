@@ -125,8 +125,9 @@ var _ store.Store = (*Store)(nil)
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		// pgx's parse errors quote the DSN, password included.
-		return nil, errors.New("pgstore: the store DSN is not a valid PostgreSQL connection string")
+		// pgx quotes the DSN with its password replaced by xxxxx
+		// (TestBadDSNIsNotEchoed keeps it so).
+		return nil, fmt.Errorf("pgstore: the store DSN: %w", err)
 	}
 	// Reads may run while the writer holds a connection and ScanLog
 	// streams on another, so the pool needs a few.

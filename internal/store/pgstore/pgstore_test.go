@@ -445,13 +445,49 @@ func TestTextPostgreSQLCannotStore(t *testing.T) {
 }
 
 // TestBadDSNIsNotEchoed checks that a DSN that fails to parse is not quoted
-// in the error, since it may hold a password.
+// with its password in the error (pgx replaces it; this guards that).
 func TestBadDSNIsNotEchoed(t *testing.T) {
-	_, err := Open(t.Context(), "postgres://airlock:s3cret-pw@127.0.0.1:notaport/airlock")
-	if err == nil {
-		t.Fatal("Open accepted a bad DSN")
+	for _, dsn := range []string{
+		"postgres://airlock:s3cret-pw@127.0.0.1:notaport/airlock",
+		"postgres://airlock@127.0.0.1/airlock?password=s3cret-pw&sslmode=bogus",
+		"host=127.0.0.1 password=s3cret-pw port=zz",
+	} {
+		_, err := Open(t.Context(), dsn)
+		if err == nil {
+			t.Fatal("Open accepted a bad DSN")
+		}
+		if s := err.Error(); strings.Contains(s, "s3cret-pw") {
+			t.Fatalf("error quotes the password: %s", s)
+		}
 	}
-	if s := err.Error(); strings.Contains(s, "s3cret-pw") {
-		t.Fatalf("error quotes the password: %s", s)
+}
+
+// TestClaimSoleServer: a second store on the same schema cannot claim it
+// while the first holds it, and can once the first is closed; a store on
+// another schema is not affected.
+func TestClaimSoleServer(t *testing.T) {
+	a, dsn := openFresh(t)
+	ctx := t.Context()
+	if err := a.ClaimSoleServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.ClaimSoleServer(ctx); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second claim: %v, want ErrInUse", err)
+	}
+	other, _ := openFresh(t)
+	defer other.Close()
+	if err := other.ClaimSoleServer(ctx); err != nil {
+		t.Fatalf("claim on another schema: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimSoleServer(ctx); err != nil {
+		t.Fatalf("claim after the holder closed: %v", err)
 	}
 }
