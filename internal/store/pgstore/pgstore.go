@@ -47,9 +47,10 @@
 // transaction stays usable for the rest of a group-committed batch, as the
 // SQLite store's does.
 //
-// Commit returns once PostgreSQL reports the transaction committed, which
-// (with the server's default synchronous_commit=on) means its WAL is flushed
-// to disk.
+// Commit returns once PostgreSQL reports the transaction committed with its
+// WAL flushed to disk: the store's sessions run with synchronous_commit on
+// whatever the server's default (a DSN may choose remote_write or
+// remote_apply for a synchronous standby; off is refused).
 //
 // # Connection settings
 //
@@ -64,6 +65,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -132,6 +134,18 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	// Reads may run while the writer holds a connection and ScanLog
 	// streams on another, so the pool needs a few.
 	cfg.MaxConns = max(cfg.MaxConns, 4)
+	// A commit must be durable before the log acknowledges a call (fail
+	// closed): whatever the server's default, the sessions run with
+	// synchronous_commit on, unless the DSN asks for a stronger or equally
+	// durable level; off is refused.
+	params := cfg.ConnConfig.RuntimeParams
+	switch v := strings.ToLower(params["synchronous_commit"]); v {
+	case "":
+		params["synchronous_commit"] = "on"
+	case "on", "local", "remote_write", "remote_apply":
+	default:
+		return nil, fmt.Errorf("pgstore: the store DSN sets synchronous_commit=%s; Airlock needs commits to be durable (on, local, remote_write or remote_apply)", v)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)

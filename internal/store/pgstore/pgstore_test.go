@@ -491,3 +491,52 @@ func TestClaimSoleServer(t *testing.T) {
 		t.Fatalf("claim after the holder closed: %v", err)
 	}
 }
+
+// TestSynchronousCommit: the store's sessions commit durably even when the
+// server's (or role's) default is synchronous_commit=off, and a DSN asking
+// for off is refused.
+func TestSynchronousCommit(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := t.Context()
+	// The test server's default is on; make it off for this database's
+	// sessions, as a careless operator might.
+	u, _ := url.Parse(dsn)
+	var db string
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" SET synchronous_commit = off"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() { // the run's database is shared by the other tests
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" RESET synchronous_commit"); err != nil {
+			t.Error(err)
+		}
+	})
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v string
+	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil || v != "on" {
+		t.Fatalf("store session synchronous_commit = %q, %v; want on", v, err)
+	}
+	q := u.Query()
+	q.Set("synchronous_commit", "off")
+	u.RawQuery = q.Encode()
+	if _, err := Open(ctx, u.String()); err == nil || !strings.Contains(err.Error(), "synchronous_commit=off") {
+		t.Fatalf("Open with synchronous_commit=off: %v, want a refusal", err)
+	}
+}
