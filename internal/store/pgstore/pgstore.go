@@ -58,7 +58,7 @@
 // (sslmode, sslrootcert, …), and a password, if any, comes from the
 // environment (PGPASSWORD) or ~/.pgpass (PGPASSFILE), both read by pgx, so
 // it need not appear in the configuration file. Errors never include the
-// DSN.
+// password (pgx redacts it when it quotes a DSN).
 package pgstore
 
 import (
@@ -99,7 +99,9 @@ var ErrInUse = errors.New("another airlock server is using this database")
 // writer with its Merkle frontier in memory claims it, so that a second
 // replica started on the same database refuses to start instead of failing
 // every append. PostgreSQL releases the lock when the holder's connection
-// ends, including when the process dies.
+// ends, including when the process dies. It is a guard against a mistake,
+// not a lease: if that connection alone is cut (a database restart), the
+// lock is gone until the server restarts. Shared logs (issue 14) replace it.
 func (s *Store) ClaimSoleServer(ctx context.Context) error {
 	if s.sole != nil {
 		return nil
