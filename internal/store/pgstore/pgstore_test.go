@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -538,5 +539,62 @@ func TestSynchronousCommit(t *testing.T) {
 	u.RawQuery = q.Encode()
 	if _, err := Open(ctx, u.String()); err == nil || !strings.Contains(err.Error(), "synchronous_commit=off") {
 		t.Fatalf("Open with synchronous_commit=off: %v, want a refusal", err)
+	}
+}
+
+// TestByteOrder: ties on RequestedAt and identity lists are ordered by
+// bytes, as Go orders strings, even in a database whose locale orders them
+// otherwise (the run's database is en-US where ICU is available).
+func TestByteOrder(t *testing.T) {
+	s, _ := openFresh(t)
+	defer s.Close()
+	ctx := t.Context()
+	var collate string
+	if err := s.pool.QueryRow(ctx, "SELECT COALESCE(daticulocale, datcollate) FROM pg_database WHERE datname = current_database()").Scan(&collate); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("database locale %s", collate)
+	t0 := time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)
+	ids := []string{"g_a", "g_B", "g-c", "g_10", "g_9", "G_z"}
+	names := []string{"alice", "Zed", "bob", "_svc", "Émile"}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := tx.CreateGrant(ctx, model.Grant{ID: id, Account: "A", Status: model.Pending, RequestedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range names {
+		if err := tx.PutIdentity(ctx, model.Identity{Name: n, Kind: model.Human}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := s.Grants(ctx, store.GrantFilter{Account: "A", Since: t0, Until: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range gs {
+		got = append(got, g.ID)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if !slices.Equal(got, want) {
+		t.Errorf("grants with one RequestedAt: %q, want Go's order %q", got, want)
+	}
+	list, err := s.Identities(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, id := range list {
+		got = append(got, id.Name)
+	}
+	if want := slices.Sorted(slices.Values(names)); !slices.Equal(got, want) {
+		t.Errorf("identities: %q, want Go's order %q", got, want)
 	}
 }
