@@ -45,6 +45,12 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Notify configures Slack approvals and lifecycle webhooks.
 	Notify Notify `yaml:"notify"`
+	// Store, when set, is the postgres:// URL of a PostgreSQL database that
+	// holds grants, sessions and the log instead of the embedded SQLite
+	// database in DataDir. It carries no password: pgx reads PGPASSWORD or
+	// the PGPASSFILE/~/.pgpass file; TLS options (sslmode, sslrootcert, …)
+	// go in its query.
+	Store string `yaml:"store"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.

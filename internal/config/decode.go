@@ -418,6 +418,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		}},
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
 		{"notify", func(p string, v *yaml.Node) { d.notify(v, p, &c.Notify) }},
+		{"store", func(p string, v *yaml.Node) { c.Store = d.str(v, p) }},
 	})
 }
 

@@ -57,6 +57,9 @@ func (d *decoder) validate(c *Config, base string) {
 		}
 	}
 
+	if c.Store != "" {
+		d.checkStore(c.Store, "store")
+	}
 	d.validateListen(&c.Listen)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		d.errorf("tls", "cert_file and key_file go together: give both, or neither for a certificate from Airlock's own CA")
@@ -310,6 +313,41 @@ func (d *decoder) checkUpstream(upstream, path string) {
 			d.errorf(path, "%s must name one database, as in postgres://USER@HOST:PORT/DATABASE", quote(u.Redacted()))
 		}
 	}
+}
+
+// checkStore checks the store's PostgreSQL URL. A password is refused, in
+// the user part or as a parameter: the configuration file is not the place
+// for it, and pgx reads PGPASSWORD or ~/.pgpass by itself.
+func (d *decoder) checkStore(dsn, path string) {
+	u, err := url.Parse(dsn)
+	switch {
+	case !hasScheme(dsn, "postgres", "postgresql"):
+		// The value is not echoed: it may be a DSN with a password in it.
+		d.errorf(path, "must be a postgres:// or postgresql:// URL, such as postgres://airlock@db.internal:5432/airlock")
+	case err != nil:
+		d.errorf(path, "not a URL: %v", urlErr(err))
+	case u.Host == "" || u.Hostname() == "":
+		d.errorf(path, "%s has no host", quote(u.Redacted()))
+	case hasPassword(u):
+		d.errorf(path, "must not contain a password; set PGPASSWORD in airlock's environment, or use a password file (PGPASSFILE or ~/.pgpass)")
+	default:
+		db := strings.TrimPrefix(u.Path, "/")
+		if db == "" || strings.Contains(db, "/") {
+			d.errorf(path, "%s must name one database, as in postgres://airlock@db.internal:5432/airlock", quote(u.Redacted()))
+		}
+	}
+}
+
+func hasPassword(u *url.URL) bool {
+	if _, ok := u.User.Password(); ok {
+		return true
+	}
+	for k := range u.Query() {
+		if strings.EqualFold(k, "password") {
+			return true
+		}
+	}
+	return false
 }
 
 // hasScheme reports whether rawURL starts with one of the schemes and "://".

@@ -34,7 +34,6 @@ import (
 	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/store"
-	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 	"github.com/airlock-dev/airlock/internal/witness"
 )
 
@@ -57,7 +56,7 @@ type Server struct {
 	Config   *config.Config
 	Service  *grants.Service
 	Handler  http.Handler
-	store    *sqlitestore.Store
+	store    store.Store
 	log      *auditlog.Log
 	verifier note.Verifier
 	logger   *slog.Logger
@@ -90,7 +89,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 			s.Close()
 		}
 	}()
-	s.store, err = sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile))
+	s.store, err = openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ type OfflineInput struct {
 func VerifyOffline(ctx context.Context, dataDir string, in OfflineInput) (auditlog.Report, error) {
 	path := filepath.Join(dataDir, DatabaseFile)
 	if _, err := os.Stat(path); err != nil {
-		return auditlog.Report{}, fmt.Errorf("no Airlock database in %s: %w", dataDir, err)
+		return auditlog.Report{}, fmt.Errorf("no Airlock database in %s (with `store: postgres://…`, run `airlock audit verify` against the server instead): %w", dataDir, err)
 	}
 	v := in.Key
 	if v == nil {

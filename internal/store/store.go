@@ -1,8 +1,8 @@
 // Package store defines the narrow persistence interface Airlock runs on.
 //
-// Every implementation (the embedded SQLite one in sqlitestore today, a
-// PostgreSQL one later) must pass the conformance suite in storetest, so that
-// callers never depend on a particular database.
+// Every implementation (the embedded SQLite one in sqlitestore, the
+// PostgreSQL one in pgstore) must pass the conformance suite in storetest, so
+// that callers never depend on a particular database.
 //
 // Writes happen only inside a Tx. The audit log's writer owns the single
 // write path: it batches many callers' changes into one transaction (group

@@ -1,0 +1,60 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestStore(t *testing.T) {
+	inConfigDir(t)
+	c, err := Parse("airlock.yaml", []byte(quickstartYAML()+"store: postgres://airlock@db.internal:5432/airlock?sslmode=verify-full\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != "postgres://airlock@db.internal:5432/airlock?sslmode=verify-full" {
+		t.Fatalf("Store = %q", c.Store)
+	}
+	c, err = Parse("airlock.yaml", []byte(quickstartYAML()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != "" {
+		t.Fatalf("quickstart Store = %q, want empty (embedded SQLite)", c.Store)
+	}
+	if c, err = Parse("airlock.yaml", []byte("data_dir: d\npolicies: policies\nstore: postgresql://airlock@[::1]/airlock\n")); err != nil || c.Store == "" {
+		t.Fatalf("postgresql:// with an IPv6 host: %v", err)
+	}
+}
+
+func TestStoreErrors(t *testing.T) {
+	inConfigDir(t)
+	const secret = "s3cret-Pa55word"
+	cases := []struct {
+		name, store, msg string
+	}{
+		{"not postgres", "mysql://airlock@db/airlock", "must be a postgres:// or postgresql:// URL"},
+		{"sqlite path", "./airlock.db", "must be a postgres:// or postgresql:// URL"},
+		{"password in user part", "postgres://airlock:" + secret + "@db/airlock", "must not contain a password; set PGPASSWORD"},
+		{"password parameter", "postgres://airlock@db/airlock?sslmode=require&password=" + secret, "must not contain a password"},
+		{"no host", "postgres:///airlock", "has no host"},
+		{"no database", "postgres://airlock@db:5432/", "must name one database"},
+		{"two path segments", "postgres://airlock@db:5432/a/b", "must name one database"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("airlock.yaml", []byte("data_dir: d\npolicies: policies\nstore: \""+c.store+"\"\n"))
+			if err == nil {
+				t.Fatal("Parse succeeded")
+			}
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, not *Errors: %v", err, err)
+			}
+			checkErrors(t, errs, []loc{{"airlock.yaml:3:8: store", c.msg}})
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("error echoes the password: %s", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store/pgstore"
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// pgDatabase creates an empty database with a random name on the test
+// server, drops it when t ends, and returns its DSN.
+func pgDatabase(t *testing.T) string {
+	t.Helper()
+	admin := testenv.PostgresDSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connecting to AIRLOCK_TEST_PG_DSN: %v", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "airlock_server_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("dropping %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// pgConfig writes a configuration with `store: dsn` and its own data_dir.
+func pgConfig(t *testing.T, dsn string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	_, botSHA := authn.NewKey()
+	_, aliceSHA := authn.NewKey()
+	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policies", "aws-prod.cedar"), []byte(auditTestPolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "airlock.yaml")
+	yaml := fmt.Sprintf(auditTestConfig, botSHA, aliceSHA) + fmt.Sprintf("store: %q\n", dsn)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestPostgresStore runs a server on `store: postgres://…`: grants, sessions
+// and the log land in PostgreSQL (none in data_dir), survive a restart,
+// verify, and a row forged in the database is caught; a second server on
+// the same database refuses to start.
+func TestPostgresStore(t *testing.T) {
+	dsn := pgDatabase(t)
+	cfg := pgConfig(t, dsn)
+	ctx := context.Background()
+
+	s := openServer(t, cfg)
+	if _, ok := s.store.(*pgstore.Store); !ok {
+		t.Fatalf("server store is %T, want *pgstore.Store", s.store)
+	}
+	g, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
+		Scope: []string{"s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "billing errors too"})
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request: %v, %v", g.Status, err)
+	}
+	gg, err := s.Service.Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := s.Service.StartSession(ctx, gg, "test-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []gateway.Call{
+		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true, BytesOut: 100},
+		{Kind: "request", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/b.log", Allowed: false},
+	} {
+		if err := ses.Record(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ses.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || !rep.OK || !rep.Rows {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+
+	// A second server on the same database (its own data_dir) refuses.
+	if s2, err := Open(ctx, pgConfig(t, dsn), slog.New(slog.DiscardHandler)); !errors.Is(err, pgstore.ErrInUse) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Fatalf("second server on the same database: %v, want ErrInUse", err)
+	}
+
+	s.Close()
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, DatabaseFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("data_dir has %s (%v); the store is PostgreSQL", DatabaseFile, err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var nGrants, nEntries int
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM grants), (SELECT count(*) FROM log_entries)").Scan(&nGrants, &nEntries); err != nil {
+		t.Fatal(err)
+	}
+	if nGrants != 1 || nEntries < 5 {
+		t.Fatalf("PostgreSQL holds %d grants and %d log entries", nGrants, nEntries)
+	}
+
+	// Restart: the lock was released with the first server, and the grant
+	// and its usage are read back from PostgreSQL.
+	s = openServer(t, cfg)
+	defer s.Close()
+	got, err := s.Service.Get(ctx, alice, g.ID)
+	if err != nil || got.Usage.Calls != 1 || got.Usage.DeniedCalls != 1 || len(got.LogMismatch) != 0 {
+		t.Fatalf("grant after restart: %+v, %v", got, err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK {
+		t.Fatalf("verify after restart: %+v, %v", rep, err)
+	}
+
+	// A row changed in the database behind Airlock's back is caught.
+	if _, err := conn.Exec(ctx, `UPDATE grants SET record = convert_to(replace(convert_from(record, 'UTF8'),
+		'"reason":"billing errors too"', '"reason":"routine"'), 'UTF8')`); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblems(t, "forged row", rep, fmt.Sprintf(`grant %s: reason is "routine", log says "billing errors too"`, g.ID))
+}

@@ -1,0 +1,251 @@
+// Package pgstore is the PostgreSQL implementation of store.Store, selected
+// by `store: postgres://…` in the configuration. It uses pgx through a
+// pgxpool connection pool, and passes the same storetest conformance suite
+// as the embedded SQLite store (sqlitestore), whose semantics it copies.
+//
+// # Schema and migrations
+//
+// The schema is created and upgraded by the embedded, versioned migrations in
+// migrations/ (NNNN_name.sql is version NNNN), recorded in
+// airlock_schema_migrations. Open applies the pending ones in one
+// transaction under a transaction-scoped advisory lock, so replicas started
+// at the same moment never race: one applies them, the others wait and then
+// find the schema current. Open fails on a schema written by a newer Airlock,
+// and on a schema that holds other tables but no Airlock version table. The
+// tables live in the DSN's current schema (the first of its search_path):
+// give Airlock its own database, or its own schema with
+// `?search_path=airlock` in the DSN.
+//
+// Times are unix nanoseconds in bigint columns, as in the SQLite store:
+// callers compare times to the nanosecond, which timestamptz would round to
+// microseconds. Text that is ordered or compared is COLLATE "C", so orders
+// are Go's byte order whatever the database's locale. Grants and sessions
+// are kept as JSON records (bytea, byte for byte) plus the indexed columns
+// the review query filters on; see sqlitestore for how the review window is
+// answered with index range scans and max_span_nanos. Here each review is a
+// single statement (grants and their sessions' usage in one snapshot).
+//
+// # Writes and isolation
+//
+// Begin allows one write transaction at a time, like the SQLite store: a
+// second Begin waits. Inside one process the wait is a semaphore (bounded by
+// Begin's ctx); across processes sharing the database, every write
+// transaction first takes a transaction-scoped advisory lock, so writers of
+// different processes are serialized too. The transaction runs at READ
+// COMMITTED, and the lock is taken by its first statement, so every later
+// statement sees everything committed by the writer that held the lock
+// before: two approvals of one grant, from two processes, resolve in lock
+// order, and the second sees the first's decision. (A snapshot isolation
+// level would be wrong here: its snapshot would date from before the lock
+// wait.) Reads of grants also lock the rows they return (FOR UPDATE), which
+// keeps per-grant decisions serialized should writers ever run in parallel.
+//
+// A statement that fails inside a PostgreSQL transaction aborts it until the
+// enclosing savepoint is rolled back. Expected failures (a duplicate id or
+// credential, a log sequence that does not continue the log, text PostgreSQL
+// cannot store) are therefore detected without failing a statement, so the
+// transaction stays usable for the rest of a group-committed batch, as the
+// SQLite store's does.
+//
+// Commit returns once PostgreSQL reports the transaction committed with its
+// WAL flushed to disk: the store's sessions run with synchronous_commit on
+// whatever the server's default (a DSN may choose remote_write or
+// remote_apply for a synchronous standby; off is refused).
+//
+// # Connection settings
+//
+// The DSN is a libpq-style URL or key/value string: TLS options go in it
+// (sslmode, sslrootcert, …), and a password, if any, comes from the
+// environment (PGPASSWORD) or ~/.pgpass (PGPASSFILE), both read by pgx, so
+// it need not appear in the configuration file. Errors never include the
+// password (pgx redacts it when it quotes a DSN).
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Store is a store.Store backed by a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+	// schema is the schema the tables live in.
+	schema string
+	// writer holds one token: Begin takes it, Commit or Rollback returns it.
+	writer chan struct{}
+	// writerLock is the advisory lock key every write transaction takes.
+	writerLock int64
+	// sole is the connection holding the sole-server lock (see
+	// ClaimSoleServer), nil if none was claimed.
+	sole *pgx.Conn
+}
+
+// ErrInUse is returned by ClaimSoleServer when another process holds the
+// database.
+var ErrInUse = errors.New("another airlock server is using this database")
+
+// ClaimSoleServer takes a session-level advisory lock on the database
+// schema, on a connection of its own held until Close, and fails with
+// ErrInUse if another process holds it. A server whose log has a single
+// writer with its Merkle frontier in memory claims it, so that a second
+// replica started on the same database refuses to start instead of failing
+// every append. PostgreSQL releases the lock when the holder's connection
+// ends, including when the process dies. It is a guard against a mistake,
+// not a lease: if that connection alone is cut (a database restart), the
+// lock is gone until the server restarts. Shared logs (issue 14) replace it.
+func (s *Store) ClaimSoleServer(ctx context.Context) error {
+	if s.sole != nil {
+		return nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("pgstore: connect to %s: %w", s.where(), err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "airlock.server/"+s.schema).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("pgstore: %s: %w", s.where(), err)
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return fmt.Errorf("pgstore: %s, schema %q: %w (several replicas on one database are not supported yet)", s.where(), s.schema, ErrInUse)
+	}
+	s.sole = conn
+	return nil
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at dsn and brings its schema up to date.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx quotes the DSN with its password replaced by xxxxx
+		// (TestBadDSNIsNotEchoed keeps it so).
+		return nil, fmt.Errorf("pgstore: the store DSN: %w", err)
+	}
+	// Reads may run while the writer holds a connection and ScanLog
+	// streams on another, so the pool needs a few.
+	cfg.MaxConns = max(cfg.MaxConns, 4)
+	// A commit must be durable before the log acknowledges a call (fail
+	// closed): whatever the server's default, the sessions run with
+	// synchronous_commit on, unless the DSN asks for a stronger or equally
+	// durable level; off is refused.
+	params := cfg.ConnConfig.RuntimeParams
+	switch v := strings.ToLower(params["synchronous_commit"]); v {
+	case "":
+		params["synchronous_commit"] = "on"
+	case "on", "local", "remote_write", "remote_apply":
+	default:
+		return nil, fmt.Errorf("pgstore: the store DSN sets synchronous_commit=%s; Airlock needs commits to be durable (on, local, remote_write or remote_apply)", v)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	s := &Store{pool: pool, writer: make(chan struct{}, 1)}
+	s.writer <- struct{}{}
+	if err := s.init(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	var schema *string
+	if err := s.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return fmt.Errorf("pgstore: connect to %s: %w", s.where(), err)
+	}
+	if schema == nil {
+		return fmt.Errorf("pgstore: %s: no schema of the search_path exists; create it or set search_path in the DSN", s.where())
+	}
+	s.schema = *schema
+	if err := s.pool.QueryRow(ctx, "SELECT hashtextextended($1, 0)", "airlock.writer/"+s.schema).Scan(&s.writerLock); err != nil {
+		return fmt.Errorf("pgstore: %w", err)
+	}
+	if err := migrate(ctx, s.pool, s.schema); err != nil {
+		return fmt.Errorf("%w (database %s)", err, s.where())
+	}
+	return nil
+}
+
+// where names the database for messages, without credentials.
+func (s *Store) where() string {
+	c := s.pool.Config().ConnConfig
+	return fmt.Sprintf("%q on %s:%d", c.Database, c.Host, c.Port)
+}
+
+// Close closes the connection pool, waiting for connections in use to be
+// returned.
+func (s *Store) Close() error {
+	s.pool.Close()
+	if s.sole != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.sole.Close(ctx); err != nil {
+			return fmt.Errorf("pgstore: close: %w", err)
+		}
+	}
+	return nil
+}
+
+// Begin starts the write transaction, waiting (as long as ctx allows) for
+// the previous one, in this process or another sharing the database, to end.
+// ctx bounds the wait only: the transaction itself lives until Commit or
+// Rollback; each statement is bound by the ctx given to it.
+func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
+	select {
+	case <-s.writer:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pgstore: begin: waiting for the writer: %w", context.Cause(ctx))
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		s.writer <- struct{}{}
+		return nil, fmt.Errorf("pgstore: begin: %w", err)
+	}
+	// A cancelled wait breaks the connection (pgx's default), which ends
+	// the transaction and the wait on the server.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.writerLock); err != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		tx.Rollback(rctx)
+		cancel()
+		s.writer <- struct{}{}
+		return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w", err)
+	}
+	return &Tx{s: s, tx: tx}, nil
+}
+
+// readTx starts a read-only transaction on one snapshot, for a read that
+// takes several statements.
+func (s *Store) readTx(ctx context.Context) (pgx.Tx, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: begin read: %w", err)
+	}
+	return tx, nil
+}
+
+// querier is what *pgxpool.Pool and pgx.Tx have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// isUniqueViolation reports whether err is a uniqueness or primary-key
+// violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}

@@ -1,0 +1,332 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// ErrTxDone is returned by every method of a Tx after Commit or Rollback.
+var ErrTxDone = errors.New("pgstore: transaction has already been committed or rolled back")
+
+// Tx is the write transaction. It is not safe for concurrent use: the audit
+// log's writer drives it from one goroutine.
+type Tx struct {
+	s    *Store
+	tx   pgx.Tx
+	done bool
+}
+
+var _ store.Tx = (*Tx)(nil)
+
+const (
+	// insertGrantSQL reports a duplicate id or credential id as no row
+	// inserted rather than as an error, which would abort the transaction.
+	insertGrantSQL = `INSERT INTO grants
+		(id, identity, target, account, status, requested_at, span_end, long_lived, credential_id, record)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`
+	// updateGrantSQL updates the grant unless its new credential id is
+	// another grant's, and says which happened: (credential taken,
+	// rows updated).
+	updateGrantSQL = `WITH taken AS (
+		SELECT EXISTS (SELECT 1 FROM grants WHERE credential_id = $8 AND id <> $10) AS taken
+	), upd AS (
+		UPDATE grants SET identity = $1, target = $2, account = $3, status = $4,
+			requested_at = $5, span_end = $6, long_lived = $7, credential_id = $8, record = $9
+		WHERE id = $10 AND NOT (SELECT taken FROM taken)
+		RETURNING 1
+	)
+	SELECT (SELECT taken FROM taken), (SELECT count(*) FROM upd)`
+	bumpMaxSpanSQL = `UPDATE meta SET value = $1::bigint::text
+		WHERE key = 'max_span_nanos' AND COALESCE(value::bigint, 0) < $1::bigint`
+	putSessionSQL = `INSERT INTO sessions
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, started_at = excluded.started_at,
+			calls = excluded.calls, denied = excluded.denied, bytes_in = excluded.bytes_in,
+			bytes_out = excluded.bytes_out, used_json = excluded.used_json, record = excluded.record`
+	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
+			groups_json = excluded.groups_json, key_sha256 = excluded.key_sha256,
+			source = excluded.source, disabled = excluded.disabled,
+			created_at = excluded.created_at, created_by = excluded.created_by`
+	// insertLogSQL inserts any number of rows in one statement (and one
+	// cached plan) from parallel arrays.
+	insertLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])`
+	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at) VALUES ($1, $2, $3, $4, $5)`
+)
+
+func (t *Tx) usable() error {
+	if t.done {
+		return ErrTxDone
+	}
+	return nil
+}
+
+// Grant returns one grant with its Usage, as this transaction sees it, and
+// locks its row until the transaction ends.
+func (t *Tx) Grant(ctx context.Context, id string) (model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return model.Grant{}, err
+	}
+	return getGrant(ctx, t.tx, "id", id, true)
+}
+
+// GrantByCredential returns the grant holding a credential id, and locks its
+// row until the transaction ends.
+func (t *Tx) GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return model.Grant{}, err
+	}
+	if credentialID == "" {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with empty credential id: %w", store.ErrNotFound)
+	}
+	return getGrant(ctx, t.tx, "credential_id", credentialID, true)
+}
+
+// OpenGrants returns every pending or active grant, ordered by RequestedAt
+// then ID, with Usage, and locks their rows until the transaction ends.
+func (t *Tx) OpenGrants(ctx context.Context) ([]model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	return queryGrants(ctx, t.tx, withUsage(openGrantsSQL))
+}
+
+// CreateGrant inserts a new grant; store.ErrConflict if the id or the
+// credential id is taken. Usage is ignored.
+func (t *Tx) CreateGrant(ctx context.Context, g model.Grant) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeGrant(g)
+	if err != nil {
+		return fmt.Errorf("pgstore: create grant: %w", err)
+	}
+	tag, err := t.tx.Exec(ctx, insertGrantSQL, r.id, r.identity, r.target, r.account, r.status,
+		r.requestedAt, r.spanEnd, r.longLived(), r.credentialID, r.record)
+	if err != nil {
+		return fmt.Errorf("pgstore: create grant %q: %w", g.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("pgstore: create grant %q (credential %q): %w", g.ID, g.CredentialID, store.ErrConflict)
+	}
+	return t.bumpMaxSpan(ctx, r)
+}
+
+// UpdateGrant replaces a grant's record; store.ErrNotFound if it does not
+// exist, store.ErrConflict if its new credential id is another grant's.
+// Usage is ignored.
+func (t *Tx) UpdateGrant(ctx context.Context, g model.Grant) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeGrant(g)
+	if err != nil {
+		return fmt.Errorf("pgstore: update grant: %w", err)
+	}
+	var (
+		taken bool
+		n     int64
+	)
+	err = t.tx.QueryRow(ctx, updateGrantSQL, r.identity, r.target, r.account, r.status,
+		r.requestedAt, r.spanEnd, r.longLived(), r.credentialID, r.record, r.id).Scan(&taken, &n)
+	switch {
+	case err != nil && isUniqueViolation(err):
+		return fmt.Errorf("pgstore: update grant %q: credential %q: %w", g.ID, g.CredentialID, store.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("pgstore: update grant %q: %w", g.ID, err)
+	case taken:
+		return fmt.Errorf("pgstore: update grant %q: credential %q: %w", g.ID, g.CredentialID, store.ErrConflict)
+	case n == 0:
+		return fmt.Errorf("pgstore: update grant %q: %w", g.ID, store.ErrNotFound)
+	}
+	return t.bumpMaxSpan(ctx, r)
+}
+
+// bumpMaxSpan raises max_span_nanos to the grant's lifetime if it is longer
+// and not longer than longSpan, in the same transaction (and savepoint) as
+// the grant write.
+func (t *Tx) bumpMaxSpan(ctx context.Context, r grantRow) error {
+	span, counted := r.span()
+	if !counted || span <= 0 {
+		return nil
+	}
+	if _, err := t.tx.Exec(ctx, bumpMaxSpanSQL, span); err != nil {
+		return fmt.Errorf("pgstore: grant %q: update max_span_nanos: %w", r.id, err)
+	}
+	return nil
+}
+
+// Identity returns one identity by name, as this transaction sees it.
+func (t *Tx) Identity(ctx context.Context, name string) (model.Identity, error) {
+	if err := t.usable(); err != nil {
+		return model.Identity{}, err
+	}
+	return getIdentity(ctx, t.tx, name)
+}
+
+// PutIdentity inserts or replaces an identity.
+func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeIdentity(id)
+	if err != nil {
+		return fmt.Errorf("pgstore: put identity: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, putIdentitySQL, r.name, r.kind, r.owner, r.groups, r.key, r.source,
+		r.disabled, r.createdAt, r.createdBy); err != nil {
+		return fmt.Errorf("pgstore: put identity %q: %w", id.Name, err)
+	}
+	return nil
+}
+
+// PutSession inserts or replaces a session record.
+func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	r, err := encodeSession(s)
+	if err != nil {
+		return fmt.Errorf("pgstore: put session: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, putSessionSQL, r.id, r.grantID, r.startedAt, r.calls, r.denied,
+		r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
+		return fmt.Errorf("pgstore: put session %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// AppendLog stores entries in one statement. The first Seq must equal the
+// current log size and the others must follow it one by one;
+// store.ErrConflict otherwise, with nothing stored (and the transaction
+// still usable).
+func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	n := len(entries)
+	var (
+		seqs     = make([]int64, n)
+		times    = make([]*int64, n)
+		types    = make([]string, n)
+		grants   = make([]*string, n)
+		sessions = make([]*string, n)
+		data     = make([][]byte, n)
+		leaves   = make([][]byte, n)
+	)
+	// Convert and check every entry first, so a bad one fails the batch
+	// before anything is sent.
+	for i, e := range entries {
+		tm, err := nullNanos(e.Time)
+		if err != nil {
+			return fmt.Errorf("pgstore: append log: entry %d: %w", e.Seq, err)
+		}
+		if err := checkText("log entry field", e.Type, e.GrantID, e.SessionID); err != nil {
+			return fmt.Errorf("pgstore: append log: entry %d: %w", e.Seq, err)
+		}
+		seqs[i], times[i], types[i] = e.Seq, tm, e.Type
+		grants[i], sessions[i] = nullString(e.GrantID), nullString(e.SessionID)
+		data[i], leaves[i] = e.Data, e.LeafHash
+	}
+	var size int64
+	if err := t.tx.QueryRow(ctx, logSizeSQL).Scan(&size); err != nil {
+		return fmt.Errorf("pgstore: append log: log size: %w", err)
+	}
+	for i, e := range entries {
+		if want := size + int64(i); e.Seq != want {
+			return fmt.Errorf("pgstore: append log: entry %d has seq %d, want %d (log size %d): %w",
+				i, e.Seq, want, size, store.ErrConflict)
+		}
+	}
+	if _, err := t.tx.Exec(ctx, insertLogSQL, seqs, times, types, grants, sessions, data, leaves); err != nil {
+		if isUniqueViolation(err) {
+			err = fmt.Errorf("%w: %v", store.ErrConflict, err)
+		}
+		return fmt.Errorf("pgstore: append log: entries %d-%d: %w", entries[0].Seq, entries[n-1].Seq, err)
+	}
+	return nil
+}
+
+// PutCheckpoint stores a checkpoint; its ID is assigned by the store (c.ID is
+// ignored).
+func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	created, err := nullNanos(c.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("pgstore: put checkpoint: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
+		return fmt.Errorf("pgstore: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+var savepointRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+func (t *Tx) savepointCmd(ctx context.Context, verb, name string) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if !savepointRE.MatchString(name) {
+		return fmt.Errorf("pgstore: %s: savepoint name %q is not an identifier", verb, name)
+	}
+	if _, err := t.tx.Exec(ctx, verb+` "`+name+`"`); err != nil {
+		return fmt.Errorf("pgstore: %s %s: %w", verb, name, err)
+	}
+	return nil
+}
+
+// Savepoint starts a savepoint (SQL SAVEPOINT). name must be an identifier.
+func (t *Tx) Savepoint(ctx context.Context, name string) error {
+	return t.savepointCmd(ctx, "SAVEPOINT", name)
+}
+
+// RollbackTo undoes everything since the savepoint, which stays open (SQL
+// ROLLBACK TO SAVEPOINT). It also ends the aborted state a failed statement
+// leaves the transaction in.
+func (t *Tx) RollbackTo(ctx context.Context, name string) error {
+	return t.savepointCmd(ctx, "ROLLBACK TO SAVEPOINT", name)
+}
+
+// Release ends the savepoint, keeping its changes in the transaction (SQL
+// RELEASE SAVEPOINT).
+func (t *Tx) Release(ctx context.Context, name string) error {
+	return t.savepointCmd(ctx, "RELEASE SAVEPOINT", name)
+}
+
+// finish ends the transaction once and frees the writer.
+func (t *Tx) finish(what string, end func(context.Context) error) error {
+	if t.done {
+		return fmt.Errorf("pgstore: %s: %w", what, ErrTxDone)
+	}
+	t.done = true
+	defer func() { t.s.writer <- struct{}{} }()
+	if err := end(context.Background()); err != nil {
+		return fmt.Errorf("pgstore: %s: %w", what, err)
+	}
+	return nil
+}
+
+// Commit commits the transaction and frees the writer. A transaction that a
+// failed statement left aborted (outside a savepoint rolled back since) is
+// rolled back instead, and Commit reports it.
+func (t *Tx) Commit() error { return t.finish("commit", t.tx.Commit) }
+
+// Rollback discards the transaction and frees the writer. After Commit it
+// returns an error wrapping ErrTxDone and does nothing.
+func (t *Tx) Rollback() error { return t.finish("rollback", t.tx.Rollback) }
