@@ -43,6 +43,14 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Audit configures where the log's checkpoints are published.
 	Audit Audit `yaml:"audit"`
+	// OIDC lists the issuers whose workload tokens agents may present.
+	OIDC []OIDCIssuer `yaml:"oidc"`
+	// IdentityBinding is what a finding (shared identity, moved
+	// credential) gets: BindingRecord (default) or BindingRefuse.
+	IdentityBinding string `yaml:"identity_binding"`
+	// FindingsWindow is how long an identity's instance counts as active
+	// for the shared-identity finding (default DefaultFindingsWindow).
+	FindingsWindow Duration `yaml:"findings_window"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.
@@ -91,6 +99,11 @@ type Identity struct {
 	// KeySHA256 is the hex SHA-256 of the identity's API key, lower case.
 	// The key itself is never stored.
 	KeySHA256 string `yaml:"key_sha256"`
+	// OIDC binds workload tokens to this identity (agents only).
+	OIDC *IdentityOIDC `yaml:"oidc"`
+	// IdentityBinding overrides the global identity_binding for this
+	// identity ("" means the global setting).
+	IdentityBinding string `yaml:"identity_binding"`
 }
 
 // Target is one upstream behind the gateway.
