@@ -33,6 +33,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
@@ -67,6 +68,12 @@ type Options struct {
 	// (timers stay real).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Findings detects shared identities and moved credentials (nil: no
+	// findings are raised).
+	Findings *findings.Detector
+	// Binding returns the identity_binding ("record" or "refuse") that
+	// applies to an identity (nil: record).
+	Binding func(identity string) string
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.
@@ -83,6 +90,9 @@ type Service struct {
 	now     func() time.Time
 	clk     clock.Clock
 	logger  *slog.Logger
+
+	findings *findings.Detector
+	binding  func(identity string) string
 
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
 
@@ -141,6 +151,7 @@ func New(o Options) (*Service, error) {
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
 		timers: map[string]clock.Timer{}, watchers: map[string]chan struct{}{}, resultsKick: make(chan struct{}, 1),
+		findings: o.Findings, binding: o.Binding,
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
