@@ -27,12 +27,15 @@ import (
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 	"github.com/airlock-dev/airlock/internal/witness"
+	"github.com/airlock-dev/airlock/internal/workload"
 )
 
 // Files inside data_dir.
@@ -117,6 +120,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		Store: s.store, Log: s.log, Policy: pol, Directory: dir, Targets: targets,
 		MaxDuration: cfg.Grants.MaxDuration.Duration, PendingTimeout: cfg.Grants.PendingTimeout.Duration,
 		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
+		Findings: findings.New(clock.Real, cfg.Window()), Binding: cfg.Binding,
 	})
 	if err != nil {
 		return nil, err
@@ -131,8 +135,34 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err := s.Service.Start(ctx); err != nil {
 		return nil, err
 	}
-	s.Handler = httpapi.New(s.Service, dir, s, logger)
+	h := httpapi.New(s.Service, dir, s, logger)
+	if v, err := workloadVerifier(cfg, logger); err != nil {
+		return nil, err
+	} else if v != nil {
+		h.SetWorkload(v)
+	}
+	s.Handler = h
 	return s, nil
+}
+
+// workloadVerifier builds the workload token verifier from oidc and the
+// agents' oidc bindings, or returns nil when no issuer is configured.
+func workloadVerifier(cfg *config.Config, logger *slog.Logger) (*workload.Verifier, error) {
+	if len(cfg.OIDC) == 0 {
+		return nil, nil
+	}
+	var issuers []workload.Issuer
+	for _, is := range cfg.OIDC {
+		issuers = append(issuers, workload.Issuer{URL: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL, InstanceClaims: is.InstanceClaims})
+	}
+	var bindings []workload.Binding
+	for _, id := range cfg.Identities {
+		if id.OIDC == nil || id.Kind != string(model.Agent) {
+			continue
+		}
+		bindings = append(bindings, workload.Binding{Identity: id.Name, Issuer: id.OIDC.Issuer, Subject: id.OIDC.Subject, Claims: id.OIDC.Claims})
+	}
+	return workload.New(issuers, bindings, workload.Options{Logger: logger})
 }
 
 // startWitnesses starts publishing checkpoints to audit.witnesses, or
