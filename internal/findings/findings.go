@@ -167,6 +167,15 @@ func (d *Detector) Shared(identity string, in model.Instance) (others []string, 
 	return others, report
 }
 
+// Forget removes an instance of identity, for a call that was refused: a
+// refused instance did not act, and must not make the identity's first
+// instance look shared in turn.
+func (d *Detector) Forget(identity string, in model.Instance) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.seen[identity], Key(in))
+}
+
 // Active returns the instances of identity seen within the window.
 func (d *Detector) Active(identity string) []string {
 	now := d.clk.Now()

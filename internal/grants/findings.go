@@ -48,6 +48,7 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 		}
 	}
 	if refuse {
+		s.findings.Forget(caller.Name, *caller.Instance)
 		return apierr.Forbidden("", "identity %s is already in use from another instance within the last %s, and identity_binding is refuse: "+
 			"every agent instance needs its own identity", caller.Name, s.findings.Window())
 	}
