@@ -25,7 +25,7 @@ const (
 // session is one grant's recorded traffic through this gateway.
 type session struct {
 	gr    *gateway.Grant
-	key   string // in Gateway.sessions: grant id and client IP
+	key   string        // in Gateway.sessions: grant id and client IP
 	ready chan struct{} // closed once rec or err is set
 	rec   *gateway.Session
 	err   error

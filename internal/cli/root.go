@@ -117,6 +117,7 @@ func (a *app) root() *cobra.Command {
 		a.requestCmd(), a.credentialsCmd(), a.execCmd(), a.endCmd(),
 		a.pendingCmd(), a.approveCmd(), a.denyCmd(), a.revokeCmd(),
 		a.grantsCmd(), a.grantCmd(), a.sessionCmd(), a.auditCmd(), a.agentCmd(),
+		a.findingsCmd(),
 	)
 	return root
 }

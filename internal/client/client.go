@@ -213,3 +213,13 @@ func (c *Client) Consistency(ctx context.Context, old int64) (httpapi.Consistenc
 	var r httpapi.ConsistencyResponse
 	return r, c.do(ctx, "GET", "/v1/audit/consistency?old="+strconv.FormatInt(old, 10), nil, &r)
 }
+
+// Findings lists findings, on day (YYYY-MM-DD) if not empty.
+func (c *Client) Findings(ctx context.Context, day string) ([]model.Finding, error) {
+	var r httpapi.FindingsResponse
+	path := "/v1/findings"
+	if day != "" {
+		path += "?" + url.Values{"day": {day}}.Encode()
+	}
+	return r.Findings, c.do(ctx, "GET", path, nil, &r)
+}

@@ -21,9 +21,12 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"crypto/sha256"
 	"encoding/hex"
@@ -91,13 +94,25 @@ func FromRequest(r *http.Request) model.Instance {
 		if len(ua) > 200 {
 			ua = ua[:200]
 		}
-		in.UserAgent = ua
+		in.UserAgent = Printable(ua)
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
 		in.TLSClient = hex.EncodeToString(sum[:])
 	}
 	return in
+}
+
+// Printable escapes control characters and invalid UTF-8 in s (a user
+// agent is the client's to choose, and ends up in tables and logs).
+func Printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsGraphic(r) {
+			q := strconv.QuoteToGraphic(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
 }
 
 type instanceKey struct{}

@@ -92,7 +92,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 	}
 	in := model.Instance{IP: findings.IPOf(client)}
 	if _, ua, ok := strings.Cut(client, " "); ok {
-		in.UserAgent = ua
+		in.UserAgent = findings.Printable(ua)
 	}
 	moved, report := s.findings.Moved(g.ID, *rec.RequestedFrom, in)
 	if !moved {
