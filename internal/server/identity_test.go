@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithy "github.com/aws/smithy-go"
 	jose "github.com/go-jose/go-jose/v4"
+	_ "modernc.org/sqlite"
 
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
@@ -78,6 +80,7 @@ type idEnv struct {
 	bot, alice string
 	iss        *issuertest.Issuer
 	srv        *server.Server
+	dataDir    string
 }
 
 func newIDEnv(t *testing.T, binding string) *idEnv {
@@ -121,7 +124,7 @@ func newIDEnv(t *testing.T, binding string) *idEnv {
 	t.Cleanup(gws.Close)
 	ts := httptest.NewServer(srv.Handler) // on 127.0.0.1
 	t.Cleanup(ts.Close)
-	return &idEnv{t: t, api: ts.URL, awsAddr: gws.AWSAddr, bot: botKey, alice: aliceKey, iss: iss, srv: srv}
+	return &idEnv{t: t, api: ts.URL, awsAddr: gws.AWSAddr, bot: botKey, alice: aliceKey, iss: iss, srv: srv, dataDir: cfg.DataDir}
 }
 
 // from returns an HTTP client whose connections come from local address ip.
@@ -375,6 +378,29 @@ func TestCredentialMoved(t *testing.T) {
 		t.Fatalf("sessions = %d, want one per client address", got.Usage.Sessions)
 	}
 	e.verify()
+
+	// Findings are review answers derived from the log: a row whose
+	// finding was deleted does not pass audit verify.
+	db, err := sql.Open("sqlite", filepath.Join(e.dataDir, server.DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE grants SET record = json_remove(record, '$.findings') WHERE id = ?`, g.ID)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("forging: %v (%d rows)", err, n)
+	}
+	rep, err := e.srv.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var named bool
+	for _, p := range rep.Problems {
+		named = named || strings.Contains(p.String(), "findings")
+	}
+	if rep.OK || !named {
+		t.Fatalf("verify after deleting a finding: OK=%v problems %+v", rep.OK, rep.Problems)
+	}
 }
 
 func TestCredentialMovedRefused(t *testing.T) {
