@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/server"
 )
@@ -106,6 +107,13 @@ func (a *app) whoamiCmd() *cobra.Command {
 				fmt.Fprintf(a.out, ", groups %s", strings.Join(id.Groups, ","))
 			}
 			fmt.Fprintln(a.out, ")")
+			if id.Auth != "" {
+				from := ""
+				if id.Instance != nil {
+					from = " from " + findings.Describe(*id.Instance)
+				}
+				fmt.Fprintf(a.out, "authenticated by %s%s\n", id.Auth, from)
+			}
 			return nil
 		},
 	}
