@@ -17,7 +17,6 @@
 package findings
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"sort"
@@ -113,19 +112,6 @@ func Printable(s string) string {
 		}
 	}
 	return s
-}
-
-type instanceKey struct{}
-
-// WithInstance returns ctx carrying the caller's instance.
-func WithInstance(ctx context.Context, in model.Instance) context.Context {
-	return context.WithValue(ctx, instanceKey{}, in)
-}
-
-// InstanceFrom returns the instance WithInstance put in ctx.
-func InstanceFrom(ctx context.Context) (model.Instance, bool) {
-	in, ok := ctx.Value(instanceKey{}).(model.Instance)
-	return in, ok
 }
 
 // Detector holds the recent instances of every identity.

@@ -24,12 +24,14 @@ func (s *Service) refuses(identity string) bool {
 	return s.binding != nil && s.binding(identity) == BindingRefuse
 }
 
-// ObserveCall notes an API call by caller from caller.Instance. When the
+// ObserveCall notes an agent's API call by caller from caller.Instance. When the
 // identity is active from another instance within the window it records a
 // shared-identity finding (once per identity+instance pair per window) and,
 // under identity_binding: refuse, refuses the call with a 403.
 func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error {
-	if s.findings == nil || caller.Instance == nil {
+	// People sign in from a laptop and a phone; sharing is an agent's
+	// problem (DESIGN: "one identity per agent").
+	if s.findings == nil || caller.Instance == nil || caller.Kind != model.Agent {
 		return nil
 	}
 	others, report := s.findings.Shared(caller.Name, *caller.Instance)

@@ -149,25 +149,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 
 func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Identity) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || key == "" {
-			h.logger.Warn("API call without a key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
-			writeError(w, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"})
-			return
-		}
-		who, aerr := h.authenticate(r, key)
+		who, aerr := h.Authenticate(r)
 		if aerr != nil {
 			writeError(w, aerr)
 			return
 		}
-		// Every call carries its instance fingerprint; a second instance
-		// of one identity within the window is a finding, or a refusal.
-		if err := h.svc.ObserveCall(r.Context(), who); err != nil {
-			h.logger.Warn("API call refused by identity binding", "remote", r.RemoteAddr, "caller", who.Name, "method", r.Method, "path", r.URL.Path)
-			writeError(w, apierr.From(err))
-			return
-		}
-		r = r.WithContext(findings.WithInstance(r.Context(), *who.Instance))
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		out, err := fn(w, r, who)
 		if err != nil {
@@ -184,6 +170,29 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Ident
 		}
 		writeJSON(w, status, out)
 	})
+}
+
+// Authenticate checks r's bearer token (an API key or a workload token),
+// fingerprints the caller's instance and applies identity binding: it is
+// the one sign-in every route of the API, and anything served beside it
+// (MCP over HTTP), goes through. The error is ready to send.
+func (h *Handler) Authenticate(r *http.Request) (model.Identity, *apierr.Error) {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || key == "" {
+		h.logger.Warn("API call without a key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+		return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"}
+	}
+	who, aerr := h.authenticate(r, key)
+	if aerr != nil {
+		return model.Identity{}, aerr
+	}
+	// Every call carries its instance fingerprint; a second instance of
+	// one agent within the window is a finding, or a refusal.
+	if err := h.svc.ObserveCall(r.Context(), who); err != nil {
+		h.logger.Warn("API call refused by identity binding", "remote", r.RemoteAddr, "caller", who.Name, "method", r.Method, "path", r.URL.Path)
+		return model.Identity{}, apierr.From(err)
+	}
+	return who, nil
 }
 
 // authenticate resolves a bearer token: a workload token (a JWT, when an
