@@ -25,9 +25,11 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	_ "modernc.org/sqlite"
 
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/demo"
+	"github.com/airlock-dev/airlock/internal/evidence"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -379,6 +381,30 @@ func TestCredentialMoved(t *testing.T) {
 	}
 	e.verify()
 
+	// An evidence bundle carries the finding in its rows, proven from
+	// the log entries it holds.
+	bundle, warnings, err := e.srv.Export(context.Background(), "111122223333", time.Now().UTC().Format("2006-01-02"))
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("export: %v %v", err, warnings)
+	}
+	v, err := auditlog.LoadVerifier(e.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := evidence.Verify(bundle, v)
+	if err != nil {
+		t.Fatalf("verify-bundle: %v", err)
+	}
+	var inBundle bool
+	for _, r := range res.Rows {
+		if r.Grant == g.ID {
+			inBundle = len(r.Findings) == 1 && r.Findings[0].Kind == model.FindingCredentialMoved && r.Auth == "key"
+		}
+	}
+	if !inBundle {
+		t.Fatalf("bundle rows = %+v", res.Rows)
+	}
+
 	// Findings are review answers derived from the log: a row whose
 	// finding was deleted does not pass audit verify.
 	db, err := sql.Open("sqlite", filepath.Join(e.dataDir, server.DatabaseFile))
@@ -386,8 +412,8 @@ func TestCredentialMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	res, err := db.Exec(`UPDATE grants SET record = json_remove(record, '$.findings') WHERE id = ?`, g.ID)
-	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+	upd, err := db.Exec(`UPDATE grants SET record = json_remove(record, '$.findings') WHERE id = ?`, g.ID)
+	if n, _ := upd.RowsAffected(); err != nil || n != 1 {
 		t.Fatalf("forging: %v (%d rows)", err, n)
 	}
 	rep, err := e.srv.Verify(context.Background())
