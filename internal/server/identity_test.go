@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithy "github.com/aws/smithy-go"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "modernc.org/sqlite"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -42,6 +44,7 @@ const identityConfig = `data_dir: ./data
 listen:
   api: 127.0.0.1:0
   aws: 127.0.0.1:0
+  postgres: 127.0.0.1:0
 identity_binding: %s
 oidc:
   - issuer: %s
@@ -72,13 +75,23 @@ targets:
     credentials:
       access_key_id_env: IDTEST_S3_KEY
       secret_access_key_env: IDTEST_S3_SECRET
+  - name: orders-db
+    kind: postgres
+    account: "111122223333"
+    upstream: %s
 policies: ./policies
+`
+
+const pgPolicy = `@id("sre-reads-orders")
+@approval("auto")
+permit (principal in Group::"sre-team", action == Action::"pg:select", resource == Target::"orders-db");
 `
 
 type idEnv struct {
 	t          *testing.T
 	api        string
 	awsAddr    string
+	pgAddr     string
 	bot, alice string
 	iss        *issuertest.Issuer
 	srv        *server.Server
@@ -103,11 +116,12 @@ func newIDEnv(t *testing.T, binding string) *idEnv {
 	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(demo.Policies), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(demo.Policies+"\n"+pgPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pgDSN := testenv.PostgresDSN(t)
 	cfgPath := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, identityConfig, binding, iss.URL, botSHA, iss.URL, aliceSHA, s3srv.URL), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, identityConfig, binding, iss.URL, botSHA, iss.URL, aliceSHA, s3srv.URL, pgDSN), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -126,7 +140,7 @@ func newIDEnv(t *testing.T, binding string) *idEnv {
 	t.Cleanup(gws.Close)
 	ts := httptest.NewServer(srv.Handler) // on 127.0.0.1
 	t.Cleanup(ts.Close)
-	return &idEnv{t: t, api: ts.URL, awsAddr: gws.AWSAddr, bot: botKey, alice: aliceKey, iss: iss, srv: srv, dataDir: cfg.DataDir}
+	return &idEnv{t: t, api: ts.URL, awsAddr: gws.AWSAddr, pgAddr: gws.PostgresAddr, bot: botKey, alice: aliceKey, iss: iss, srv: srv, dataDir: cfg.DataDir}
 }
 
 // from returns an HTTP client whose connections come from local address ip.
@@ -161,8 +175,13 @@ func (e *idEnv) call(c *http.Client, method, path, tok string, body any) (int, [
 
 func (e *idEnv) request(c *http.Client, tok string) model.Grant {
 	e.t.Helper()
+	return e.requestFor(c, tok, "aws-prod", "s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*")
+}
+
+func (e *idEnv) requestFor(c *http.Client, tok, target, stmt string) model.Grant {
+	e.t.Helper()
 	st, body := e.call(c, "POST", "/v1/grants", tok, map[string]any{
-		"target": "aws-prod", "scope": []string{"s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*"}, "duration": "10m", "reason": "INC-1",
+		"target": target, "scope": []string{stmt}, "duration": "10m", "reason": "INC-1",
 	})
 	if st != http.StatusCreated {
 		e.t.Fatalf("request: %d %s", st, body)
@@ -230,6 +249,37 @@ func (e *idEnv) getObject(g model.Grant, tok, ip string) error {
 		e.t.Fatalf("object = %q", b)
 	}
 	return nil
+}
+
+// pgQuery runs select 1 through the PostgreSQL gateway with the grant's
+// credentials, connecting from local address ip.
+func (e *idEnv) pgQuery(g model.Grant, tok, ip string) error {
+	e.t.Helper()
+	st, body := e.call(from("127.0.0.1"), "POST", "/v1/grants/"+g.ID+"/credentials", tok, nil)
+	if st != http.StatusOK {
+		e.t.Fatalf("credentials: %d %s", st, body)
+	}
+	var cr grants.Credentials
+	if err := json.Unmarshal(body, &cr); err != nil {
+		e.t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(e.pgAddr)
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=postgres sslmode=disable", host, port, cr.AccessKeyID))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg.Password = cr.SecretAccessKey
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	cfg.DialFunc = d.DialContext
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var one int
+	return conn.QueryRow(ctx, "select 1").Scan(&one)
 }
 
 func (e *idEnv) verify() {
@@ -447,6 +497,24 @@ func TestCredentialMovedRefused(t *testing.T) {
 	// The requester itself still gets through.
 	if err := e.getObject(g, e.bot, "127.0.0.1"); err != nil {
 		t.Fatalf("GetObject from the requester: %v", err)
+	}
+	e.verify()
+}
+
+func TestCredentialMovedPostgresRefused(t *testing.T) {
+	e := newIDEnv(t, "refuse")
+	g := e.requestFor(from("127.0.0.1"), e.bot, "orders-db", "pg:select postgres.public.*")
+	err := e.pgQuery(g, e.bot, "127.0.0.2")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28000" {
+		t.Fatalf("connect from 127.0.0.2: %v, want SQLSTATE 28000", err)
+	}
+	got := e.grant(g.ID)
+	if len(got.Findings) != 1 || got.Findings[0].Kind != model.FindingCredentialMoved || !got.Findings[0].Refused {
+		t.Fatalf("grant findings = %+v", got.Findings)
+	}
+	if err := e.pgQuery(g, e.bot, "127.0.0.1"); err != nil {
+		t.Fatalf("connect from the requester: %v", err)
 	}
 	e.verify()
 }
