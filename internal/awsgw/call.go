@@ -213,6 +213,12 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	g, gr := c.gw, c.gr
 	sess, err := g.session(gr, c.client)
 	if err != nil {
+		// A session refused by identity binding is an attempt like any
+		// other refused one: recorded, every time.
+		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
+			c.reject(sessionError(gr, g.now(), err))
+			return
+		}
 		c.fail(sessionError(gr, g.now(), err))
 		return
 	}

@@ -494,6 +494,17 @@ func TestCredentialMovedRefused(t *testing.T) {
 	if got.Usage.Calls != 0 {
 		t.Fatalf("calls = %d, want none forwarded", got.Usage.Calls)
 	}
+	// Each refused call is recorded as a rejection, beyond the one finding.
+	if err := e.getObject(g, e.bot, "127.0.0.2"); err == nil {
+		t.Fatal("second call from 127.0.0.2 allowed")
+	}
+	st, body := e.call(from("127.0.0.1"), "GET", "/v1/grants/"+g.ID+"/history", e.alice, nil)
+	if st != http.StatusOK {
+		t.Fatalf("history: %d %s", st, body)
+	}
+	if n := strings.Count(string(body), "identity_binding is refuse"); n < 2 {
+		t.Fatalf("history mentions the refusal %d times, want each refused call: %s", n, body)
+	}
 	// The requester itself still gets through.
 	if err := e.getObject(g, e.bot, "127.0.0.1"); err != nil {
 		t.Fatalf("GetObject from the requester: %v", err)
