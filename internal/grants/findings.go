@@ -107,6 +107,9 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 			Instance: findings.Describe(in), Others: []string{findings.Describe(*rec.RequestedFrom)}, Refused: refuse,
 			Detail: fmt.Sprintf("grant %s was requested from %s and its credentials are used from %s", g.ID, rec.RequestedFrom.IP, in.IP),
 		}
+		if refuse {
+			f.Session = "" // the session is never started
+		}
 		if err := s.recordFinding(ctx, f); err != nil {
 			return err
 		}
