@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -177,6 +179,11 @@ func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
 		if doc.JWKSURI == "" {
 			return nil, errors.New("discovery document has no jwks_uri")
 		}
+		// The keys must come over TLS too (plain http only on loopback,
+		// as for the issuer itself).
+		if u, err := url.Parse(doc.JWKSURI); err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			return nil, fmt.Errorf("discovery document's jwks_uri %q is not https", doc.JWKSURI)
+		}
 		k.jwksURL = doc.JWKSURI
 	}
 	var set jose.JSONWebKeySet
@@ -199,6 +206,14 @@ func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
 		out = append(out, key)
 	}
 	return out, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // unverifiedIssuer reads the iss claim of a compact JWT without checking
