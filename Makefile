@@ -33,6 +33,7 @@ bench:
 # The PostgreSQL fuzzers need no database (they use an in-memory authority).
 fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzParseStatement$$' -fuzztime=$(FUZZTIME) ./internal/scope/
+	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/workload/
 	$(GO) test -run=NONE -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config/
 	$(GO) test -run=NONE -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/
 	$(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/

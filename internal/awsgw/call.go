@@ -187,9 +187,12 @@ func (c *call) readBodyForChecks(auth *sigv4.Auth, op *s3iam.Op) ([]byte, *s3err
 // sessionError is the answer when a call could not get its session.
 func sessionError(gr *gateway.Grant, now time.Time, err error) *s3err.Error {
 	var e *s3err.Error
+	var refused *gateway.RefusedError
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.As(err, &refused):
+		return s3err.New(s3err.AccessDenied, "%s", refused.Reason)
 	case errors.Is(err, gateway.ErrNoGrant), errors.Is(err, errGrantGone), !gr.Live(now):
 		return endedError(gr, now)
 	}
@@ -210,6 +213,12 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	g, gr := c.gw, c.gr
 	sess, err := g.session(gr, c.client)
 	if err != nil {
+		// A session refused by identity binding is an attempt like any
+		// other refused one: recorded, every time.
+		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
+			c.reject(sessionError(gr, g.now(), err))
+			return
+		}
 		c.fail(sessionError(gr, g.now(), err))
 		return
 	}

@@ -7,6 +7,7 @@ import (
 
 	"sync"
 
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/s3err"
 )
@@ -24,6 +25,7 @@ const (
 // session is one grant's recorded traffic through this gateway.
 type session struct {
 	gr    *gateway.Grant
+	key   string        // in Gateway.sessions: grant id and client IP
 	ready chan struct{} // closed once rec or err is set
 	rec   *gateway.Session
 	err   error
@@ -61,11 +63,15 @@ func (g *Gateway) session(gr *gateway.Grant, client func() string) (*session, er
 			g.mu.Unlock()
 			return nil, errClosing
 		}
-		s := g.sessions[gr.ID]
+		// One session per grant and client address: a call from another
+		// address starts its own session, so that the control plane sees
+		// every address a grant's credentials are used from (findings).
+		key := gr.ID + " " + findings.IPOf(client())
+		s := g.sessions[key]
 		first := s == nil
 		if first {
-			s = &session{gr: gr, ready: make(chan struct{}), idle: make(chan struct{})}
-			g.sessions[gr.ID] = s
+			s = &session{gr: gr, key: key, ready: make(chan struct{}), idle: make(chan struct{})}
+			g.sessions[key] = s
 		}
 		g.mu.Unlock()
 		if first {
@@ -226,8 +232,8 @@ func expiredError(gr *gateway.Grant) *s3err.Error {
 // drop forgets s, unless a newer session has replaced it.
 func (g *Gateway) drop(s *session) {
 	g.mu.Lock()
-	if g.sessions[s.gr.ID] == s {
-		delete(g.sessions, s.gr.ID)
+	if g.sessions[s.key] == s {
+		delete(g.sessions, s.key)
 	}
 	g.mu.Unlock()
 }

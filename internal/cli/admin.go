@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/server"
 	"github.com/airlock-dev/airlock/internal/textesc"
@@ -107,6 +108,13 @@ func (a *app) whoamiCmd() *cobra.Command {
 				line += ", groups " + strings.Join(id.Groups, ",")
 			}
 			linef(a.out, "%s)", line)
+			if id.Auth != "" {
+				from := ""
+				if id.Instance != nil {
+					from = " from " + findings.Describe(*id.Instance)
+				}
+				linef(a.out, "authenticated by %s%s", id.Auth, from)
+			}
 			return nil
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -284,7 +285,7 @@ func (a *app) grantsCmd() *cobra.Command {
 				return w.Error()
 			}
 			w := a.table()
-			fmt.Fprintln(w, "GRANT\tWHO\tSCOPE (GRANTED / USED)\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED")
+			fmt.Fprintln(w, "GRANT\tWHO\tSCOPE (GRANTED / USED)\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS")
 			for _, r := range rows {
 				sc := strings.Join(r.ScopeGranted, "; ")
 				if sc == "" {
@@ -305,7 +306,7 @@ func (a *app) grantsCmd() *cobra.Command {
 					ended += " at " + ts(r.EndedAt)
 				}
 				row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, when, r.Status,
-					ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls)
+					ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -322,4 +323,19 @@ func (a *app) grantsCmd() *cobra.Command {
 	f.StringVar(&since, "since", "", "grants live at or after this time (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "grants live before this time (RFC 3339 or YYYY-MM-DD)")
 	return cmd
+}
+
+// findingKinds is the FINDINGS column: each kind once, "-" for none.
+func findingKinds(fs []model.Finding) string {
+	var kinds []string
+	for _, f := range fs {
+		k := f.Kind
+		if f.Refused {
+			k += " (refused)"
+		}
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return dash(strings.Join(kinds, ", "))
 }

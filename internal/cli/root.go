@@ -115,6 +115,7 @@ func (a *app) root() *cobra.Command {
 		a.pendingCmd(), a.approveCmd(), a.denyCmd(), a.revokeCmd(),
 		a.grantsCmd(), a.grantCmd(), a.sessionCmd(), a.auditCmd(), a.agentCmd(),
 		a.mcpCmd(),
+		a.findingsCmd(),
 	)
 	return root
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -62,6 +63,16 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 		owner = ", owner " + g.Owner
 	}
 	p("Who", "%s (%s%s)", g.Identity, g.IdentityKind, owner)
+	if g.Auth != "" {
+		from := ""
+		if g.RequestedFrom != nil {
+			from = " from " + findings.Describe(*g.RequestedFrom)
+		}
+		p("Authenticated", "%s%s", g.Auth, from)
+	}
+	for _, f := range g.Findings {
+		p("Finding", "%s at %s: %s (instance %s; others %s)", f.Kind, ts(f.At), refusedNote(f), f.Instance, dash(strings.Join(f.Others, ", ")))
+	}
 	p("Target", "%s (%s, account %s)", g.Target, g.TargetKind, g.Account)
 	p("Reason", "%s", dash(g.Reason))
 	if g.Extends != "" {
@@ -345,4 +356,11 @@ func fetchSessions(ctx context.Context, c *client.Client, ids []string) ([]httpa
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func refusedNote(f model.Finding) string {
+	if f.Refused {
+		return f.Detail + "; refused"
+	}
+	return f.Detail
 }

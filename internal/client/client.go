@@ -236,3 +236,13 @@ func (c *Client) Approvers(ctx context.Context, id string) ([]string, error) {
 func (c *Client) RecordCommand(ctx context.Context, id string, argv []string) error {
 	return c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/commands", httpapi.CommandInput{Argv: argv}, nil)
 }
+
+// Findings lists findings, on day (YYYY-MM-DD) if not empty.
+func (c *Client) Findings(ctx context.Context, day string) ([]model.Finding, error) {
+	var r httpapi.FindingsResponse
+	path := "/v1/findings"
+	if day != "" {
+		path += "?" + url.Values{"day": {day}}.Encode()
+	}
+	return r.Findings, c.do(ctx, "GET", path, nil, &r)
+}

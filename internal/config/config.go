@@ -51,6 +51,14 @@ type Config struct {
 	// the PGPASSFILE/~/.pgpass file; TLS options (sslmode, sslrootcert, …)
 	// go in its query.
 	Store string `yaml:"store"`
+	// OIDC lists the issuers whose workload tokens agents may present.
+	OIDC []OIDCIssuer `yaml:"oidc"`
+	// IdentityBinding is what a finding (shared identity, moved
+	// credential) gets: BindingRecord (default) or BindingRefuse.
+	IdentityBinding string `yaml:"identity_binding"`
+	// FindingsWindow is how long an identity's instance counts as active
+	// for the shared-identity finding (default DefaultFindingsWindow).
+	FindingsWindow Duration `yaml:"findings_window"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.
@@ -102,6 +110,11 @@ type Identity struct {
 	// SlackUser is the person's Slack user id (people only), which maps a
 	// click on a Slack Approve or Deny button to this identity.
 	SlackUser string `yaml:"slack_user"`
+	// OIDC binds workload tokens to this identity (agents only).
+	OIDC *IdentityOIDC `yaml:"oidc"`
+	// IdentityBinding overrides the global identity_binding for this
+	// identity ("" means the global setting).
+	IdentityBinding string `yaml:"identity_binding"`
 }
 
 // Target is one upstream behind the gateway.

@@ -419,6 +419,9 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
 		{"notify", func(p string, v *yaml.Node) { d.notify(v, p, &c.Notify) }},
 		{"store", func(p string, v *yaml.Node) { c.Store = d.str(v, p) }},
+		{"oidc", func(p string, v *yaml.Node) { d.oidcIssuers(v, p, c) }},
+		{"identity_binding", func(p string, v *yaml.Node) { c.IdentityBinding = d.str(v, p) }},
+		{"findings_window", func(p string, v *yaml.Node) { c.FindingsWindow = d.duration(v, p) }},
 	})
 }
 
@@ -434,6 +437,8 @@ func (d *decoder) identity(n *yaml.Node, path string) Identity {
 		{"groups", func(p string, v *yaml.Node) { id.Groups = d.stringList(v, p) }},
 		{"key_sha256", func(p string, v *yaml.Node) { id.KeySHA256 = d.str(v, p) }},
 		{"slack_user", func(p string, v *yaml.Node) { id.SlackUser = d.str(v, p) }},
+		{"oidc", func(p string, v *yaml.Node) { id.OIDC = d.identityOIDC(v, p) }},
+		{"identity_binding", func(p string, v *yaml.Node) { id.IdentityBinding = d.str(v, p) }},
 	}) && !d.bad[path] {
 		d.failAt(n, path, "expected an identity (a mapping with name, kind, owner, groups, key_sha256), got nothing")
 	}

@@ -89,6 +89,7 @@ func (d *decoder) validate(c *Config, base string) {
 
 	d.validateAudit(&c.Audit)
 	d.validateNotify(c)
+	d.validateWorkload(c)
 
 	g := &c.Grants
 	if g.MaxDuration.Duration == 0 {
@@ -178,8 +179,10 @@ func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[st
 
 	// The value is never echoed: it is easy to paste the key itself here.
 	switch k := id.KeySHA256; {
+	case k == "" && id.OIDC != nil:
+		// A workload-token agent needs no key.
 	case k == "":
-		d.errorf(path+".key_sha256", "required: the hex SHA-256 of the identity's API key (printf %%s \"$KEY\" | sha256sum)")
+		d.errorf(path+".key_sha256", "required: the hex SHA-256 of the identity's API key (printf %%s \"$KEY\" | sha256sum), or for an agent an oidc binding")
 	case len(k) != 64 || !isHex(k):
 		d.errorf(path+".key_sha256", "must be 64 hex characters, the SHA-256 of the key (not the key itself); got %d characters", len(k))
 	default:

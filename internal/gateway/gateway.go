@@ -24,6 +24,14 @@ import (
 // longer active. Gateways must not tell the two apart to the client.
 var ErrNoGrant = errors.New("no active grant for this credential")
 
+// RefusedError is a session the control plane refuses to start for a
+// reason the client may be told (identity_binding: refuse on a moved
+// credential). Gateways answer it with their usual refusal (S3
+// AccessDenied, PostgreSQL 28000) carrying Reason.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return e.Reason }
+
 // Authority is what the control plane offers gateways.
 type Authority interface {
 	// Authenticate returns the live grant holding credentialID after a

@@ -130,8 +130,13 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	s.mu.RLock()
 	c.Endpoint = s.endpoints[g.Target]
 	s.mu.RUnlock()
-	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", GrantID: g.ID, Actor: caller.Name,
-		Data: map[string]any{"credential_id": g.CredentialID, "fingerprint": g.CredentialFingerprint}})
+	data := map[string]any{"credential_id": g.CredentialID, "fingerprint": g.CredentialFingerprint}
+	// Where the credentials went: the instance a reviewer compares with
+	// the addresses that then used them.
+	if caller.Instance != nil {
+		data["instance"] = caller.Instance
+	}
+	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", GrantID: g.ID, Actor: caller.Name, Data: data})
 	if err != nil {
 		return Credentials{}, s.logErr("the credential issue", err)
 	}

@@ -92,17 +92,33 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		Target: t.Name, TargetKind: t.Kind, Account: t.Account,
 		RequestedScope: sc, Reason: reason, Duration: d, Extends: in.Extends,
 		Status: model.Pending, RequestedAt: now, DecideBy: now.Add(s.pending), Decision: dec,
+		Auth: caller.Auth, RequestedFrom: caller.Instance,
+	}
+	requested := map[string]any{
+		"identity": caller.Name, "identity_kind": caller.Kind, "owner": caller.Owner,
+		"target": t.Name, "target_kind": t.Kind, "account": t.Account, "scope": sc.Strings(),
+		"duration": d.String(), "reason": reason, "extends": in.Extends, "decide_by": g.DecideBy,
+	}
+	// How the requester authenticated and from where; absent for callers
+	// inside the process (tests, the demo), so older entries read the same.
+	if g.Auth != "" {
+		requested["auth"] = g.Auth
+	}
+	if g.RequestedFrom != nil {
+		requested["requested_from"] = g.RequestedFrom
+	}
+	var shared []auditlog.Event
+	if f := s.sharedAtRequest(caller, g); f != nil {
+		g.Findings = append(g.Findings, *f)
+		shared = append(shared, auditlog.Event{Type: "finding", Time: now, GrantID: g.ID, Actor: "airlock", Data: *f})
 	}
 	events := []auditlog.Event{
 		// Entry times are the record's own times, so that the review can
 		// be derived from the log (internal/review.Deriver).
-		{Type: "grant.requested", Time: now, GrantID: g.ID, Actor: caller.Name, Data: map[string]any{
-			"identity": caller.Name, "identity_kind": caller.Kind, "owner": caller.Owner,
-			"target": t.Name, "target_kind": t.Kind, "account": t.Account, "scope": sc.Strings(),
-			"duration": d.String(), "reason": reason, "extends": in.Extends, "decide_by": g.DecideBy,
-		}},
+		{Type: "grant.requested", Time: now, GrantID: g.ID, Actor: caller.Name, Data: requested},
 		{Type: "grant.decided", Time: now, GrantID: g.ID, Actor: "policy", Data: dec},
 	}
+	events = append(events, shared...)
 	switch dec.Outcome {
 	case "auto":
 		g.DecidedAt = now

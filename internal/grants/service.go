@@ -33,6 +33,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
@@ -74,6 +75,12 @@ type Options struct {
 	// Rejections bounds how many refused attempts are logged one by one;
 	// the rest are counted into summaries (see gateway.RejectAggregator).
 	Rejections gateway.RejectPolicy
+	// Findings detects shared identities and moved credentials (nil: no
+	// findings are raised).
+	Findings *findings.Detector
+	// Binding returns the identity_binding ("record" or "refuse") that
+	// applies to an identity (nil: record).
+	Binding func(identity string) string
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.
@@ -90,6 +97,9 @@ type Service struct {
 	now     func() time.Time
 	clk     clock.Clock
 	logger  *slog.Logger
+
+	findings *findings.Detector
+	binding  func(identity string) string
 
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
 
@@ -152,6 +162,7 @@ func New(o Options) (*Service, error) {
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
 		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity), resultsKick: make(chan struct{}, 1),
+		findings: o.Findings, binding: o.Binding,
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t

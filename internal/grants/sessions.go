@@ -20,8 +20,12 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 	if !g.Live(s.now()) {
 		return nil, gateway.ErrNoGrant
 	}
+	sid0 := newID("s_")
+	if err := s.checkMoved(ctx, g, client, sid0); err != nil {
+		return nil, err
+	}
 	st := &sessionState{rec: model.Session{
-		ID: newID("s_"), GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: s.now(),
+		ID: sid0, GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: s.now(),
 	}}
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		return []auditlog.Event{{Type: "session.started", Time: st.rec.StartedAt, GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity,

@@ -22,9 +22,11 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/workload"
 )
 
 // maxBody bounds request bodies; nothing the API takes is larger.
@@ -47,7 +49,13 @@ type Handler struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
 	slack  http.Handler // see SetSlackActions
+	// workload verifies workload tokens (nil: only API keys are accepted).
+	workload *workload.Verifier
 }
+
+// SetWorkload lets agents authenticate with workload tokens checked by v.
+// Call it before serving.
+func (h *Handler) SetWorkload(v *workload.Verifier) { h.workload = v }
 
 // Routes lists every route, for the OpenAPI consistency test.
 var Routes = []string{
@@ -76,6 +84,7 @@ var Routes = []string{
 	"GET /v1/targets",
 	"GET /v1/grants/{id}/approvers",
 	"POST /v1/grants/{id}/commands",
+	"GET /v1/findings",
 }
 
 // New returns the API handler.
@@ -105,6 +114,7 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 		"GET /v1/targets":                  h.targets,
 		"GET /v1/grants/{id}/approvers":    h.approvers,
 		"POST /v1/grants/{id}/commands":    h.command,
+		"GET /v1/findings":                 h.findings,
 	}
 	for pattern, fn := range handlers {
 		h.mux.Handle(pattern, h.authed(fn))
@@ -148,16 +158,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 
 func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Identity) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || key == "" {
-			h.logger.Warn("API call without a key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
-			writeError(w, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"})
-			return
-		}
-		who, ok := h.dir.Authenticate(key)
-		if !ok {
-			h.logger.Warn("API call with an unknown or disabled key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
-			writeError(w, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "invalid or disabled API key"})
+		who, aerr := h.Authenticate(r)
+		if aerr != nil {
+			writeError(w, aerr)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -176,6 +179,87 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Ident
 		}
 		writeJSON(w, status, out)
 	})
+}
+
+// Authenticate checks r's bearer token (an API key or a workload token),
+// fingerprints the caller's instance and applies identity binding: it is
+// the one sign-in every route of the API, and anything served beside it
+// (MCP over HTTP), goes through. The error is ready to send.
+func (h *Handler) Authenticate(r *http.Request) (model.Identity, *apierr.Error) {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || key == "" {
+		h.logger.Warn("API call without a key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+		return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"}
+	}
+	who, aerr := h.authenticate(r, key)
+	if aerr != nil {
+		return model.Identity{}, aerr
+	}
+	// Every call carries its instance fingerprint; a second instance of
+	// one agent within the window is a finding, or a refusal.
+	if err := h.svc.ObserveCall(r.Context(), who); err != nil {
+		h.logger.Warn("API call refused by identity binding", "remote", r.RemoteAddr, "caller", who.Name, "method", r.Method, "path", r.URL.Path)
+		return model.Identity{}, apierr.From(err)
+	}
+	return who, nil
+}
+
+// authenticate resolves a bearer token: a workload token (a JWT, when an
+// issuer is configured) or an API key. The identity comes back with how it
+// authenticated and its instance. Refusals say which check failed, never
+// what the token held.
+func (h *Handler) authenticate(r *http.Request, tok string) (model.Identity, *apierr.Error) {
+	inst := findings.FromRequest(r)
+	if h.workload != nil && workload.LooksLikeJWT(tok) {
+		res, err := h.workload.Verify(r.Context(), tok)
+		if err != nil {
+			h.logger.Warn("API call with a refused workload token", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err)
+			msg := "workload token refused"
+			var we *workload.Error
+			if errors.As(err, &we) {
+				msg = we.Error()
+			}
+			return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: msg}
+		}
+		who, ok := h.dir.Lookup(res.Identity)
+		// Only agents sign in with workload tokens; the configuration
+		// allows no other binding, and this holds if it ever did.
+		if !ok || who.Disabled || who.Kind != model.Agent {
+			h.logger.Warn("workload token mapped to an unusable identity", "remote", r.RemoteAddr, "identity", res.Identity)
+			return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "workload token refused: the identity it maps to is disabled or not an agent"}
+		}
+		who.Auth = res.Auth()
+		inst.Claims = res.Instance
+		who.Instance = &inst
+		return who, nil
+	}
+	who, ok := h.dir.Authenticate(tok)
+	if !ok {
+		h.logger.Warn("API call with an unknown or disabled key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+		return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "invalid or disabled API key"}
+	}
+	who.Auth = "key"
+	who.Instance = &inst
+	return who, nil
+}
+
+// FindingsResponse lists findings.
+type FindingsResponse struct {
+	Findings []model.Finding `json:"findings"`
+}
+
+func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	day := r.URL.Query().Get("day")
+	if day != "" {
+		if _, err := time.Parse("2006-01-02", day); err != nil {
+			return nil, apierr.Invalid("day", "%q is not a day (YYYY-MM-DD)", day)
+		}
+	}
+	fs, err := h.svc.Findings(r.Context(), who, day)
+	if err != nil {
+		return nil, err
+	}
+	return FindingsResponse{fs}, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

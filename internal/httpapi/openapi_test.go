@@ -189,6 +189,9 @@ func TestOpenAPISchemas(t *testing.T) {
 	}{
 		{"Grant", model.Grant{}, true},
 		{"Identity", model.Identity{}, true},
+		{"Instance", model.Instance{}, true},
+		{"Finding", model.Finding{}, true},
+		{"FindingsResponse", httpapi.FindingsResponse{}, true},
 		{"Session", model.Session{}, true},
 		{"Usage", model.Usage{}, true},
 		{"PolicyDecision", model.PolicyDecision{}, true},
@@ -334,6 +337,7 @@ func TestOpenAPIReferences(t *testing.T) {
 		"GET /v1/grants/{id}":       {"wait"},
 		"GET /v1/audit/export":      {"account", "day"},
 		"GET /v1/audit/consistency": {"old"},
+		"GET /v1/findings":          {"day"},
 	}
 	paths, _ := root["paths"].(map[string]any)
 	for path, item := range paths {

@@ -31,6 +31,49 @@ type Identity struct {
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	CreatedBy string    `json:"created_by,omitempty"`
+	// Auth is how this caller authenticated on this request: "key", or
+	// "oidc:<issuer> <subject>" for a workload token. Set per request by
+	// the API, never stored with the identity.
+	Auth string `json:"auth,omitempty"`
+	// Instance is the fingerprint of the caller's instance on this
+	// request (set per request, never stored with the identity).
+	Instance *Instance `json:"instance,omitempty"`
+}
+
+// Instance is what tells one running copy of a client from another: its
+// source address (IP, without the port), user agent, the SHA-256 of its TLS
+// client certificate, and for workload tokens the issuer's configured
+// instance claims (a pod name, a CI run id).
+type Instance struct {
+	IP        string            `json:"ip"`
+	UserAgent string            `json:"user_agent,omitempty"`
+	TLSClient string            `json:"tls_client,omitempty"`
+	Claims    map[string]string `json:"claims,omitempty"`
+}
+
+// Finding kinds.
+const (
+	FindingSharedIdentity  = "shared-identity"
+	FindingCredentialMoved = "credential-moved"
+)
+
+// Finding is a sign that "who" may not be one agent: one identity active
+// from several instances at once (shared-identity), or a grant's gateway
+// credentials used from another instance than the one that requested them
+// (credential-moved). Each is a "finding" log event.
+type Finding struct {
+	Kind     string    `json:"kind"`
+	At       time.Time `json:"at"`
+	Identity string    `json:"identity"`
+	Grant    string    `json:"grant,omitempty"`
+	Session  string    `json:"session,omitempty"`
+	// Instance is the instance the finding was raised for (the new one),
+	// as a short description; Others the instances it conflicts with.
+	Instance string   `json:"instance"`
+	Others   []string `json:"others,omitempty"`
+	// Refused is true when identity_binding: refuse turned the call away.
+	Refused bool   `json:"refused"`
+	Detail  string `json:"detail"`
 }
 
 // GrantStatus is a grant's place in its lifecycle.
@@ -101,6 +144,15 @@ type Grant struct {
 	CredentialFingerprint string `json:"credential_fingerprint,omitempty"`
 
 	Usage Usage `json:"usage"`
+
+	// Auth is how the requester authenticated: "key" or
+	// "oidc:<issuer> <subject>".
+	Auth string `json:"auth,omitempty"`
+	// RequestedFrom is the requester's instance.
+	RequestedFrom *Instance `json:"requested_from,omitempty"`
+	// Findings raised about this grant (shared identity at request time,
+	// credentials used from another instance).
+	Findings []Finding `json:"findings,omitempty"`
 
 	// LogMismatch lists how this record differs from what the audit log
 	// implies for it (set when it is read, never stored). A record with

@@ -146,6 +146,10 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		if errors.Is(err, gateway.ErrNoGrant) {
 			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: user, grant: gr}
 		}
+		var refused *gateway.RefusedError
+		if errors.As(err, &refused) {
+			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, "airlock: "+refused.Reason), reason: refused.Reason, credentialID: user, grant: gr}
+		}
 		c.gw.log.Error("starting a session failed", "grant", gr.ID, "err", err)
 		return nil, &refusal{pg: fatal(codeSystemError, "airlock: could not record the session; the connection is refused"),
 			reason: "the session could not be recorded", credentialID: user, grant: gr}

@@ -131,7 +131,7 @@ type entryHead struct {
 
 // Relevant reports whether entries of type typ change what a review shows.
 func Relevant(typ string) bool {
-	return strings.HasPrefix(typ, "grant.") || strings.HasPrefix(typ, "session.")
+	return strings.HasPrefix(typ, "grant.") || strings.HasPrefix(typ, "session.") || typ == "finding"
 }
 
 // callFields are the parts of a gateway call a summary counts; decoding
@@ -259,6 +259,8 @@ func (d *Deriver) apply(p Parsed) error {
 			Reason       string             `json:"reason"`
 			Extends      string             `json:"extends"`
 			DecideBy     time.Time          `json:"decide_by"`
+			Auth         string             `json:"auth"`
+			From         *model.Instance    `json:"requested_from"`
 		}
 		if err := json.Unmarshal(p.data, &in); err != nil {
 			return fmt.Errorf("entry %d: %w", p.Seq, err)
@@ -276,9 +278,13 @@ func (d *Deriver) apply(p Parsed) error {
 			Target: in.Target, TargetKind: in.TargetKind, Account: in.Account,
 			RequestedScope: sc, Reason: in.Reason, Duration: dur, Extends: in.Extends,
 			Status: model.Pending, RequestedAt: p.Time, DecideBy: in.DecideBy,
+			Auth: in.Auth, RequestedFrom: in.From,
 		}}
 		d.order = append(d.order, p.Grant)
 		return nil
+	}
+	if p.Type == "finding" && p.Grant == "" {
+		return nil // an identity's finding, on no grant
 	}
 	dg := d.grants[p.Grant]
 	if dg == nil {
@@ -324,6 +330,12 @@ func (d *Deriver) apply(p Parsed) error {
 		g.CredentialID, g.CredentialFingerprint = in.CredentialID, in.Fingerprint
 	case "grant.credentials_issued", "grant.command":
 		// Records of what the holder did; they change no field of the grant.
+	case "finding":
+		var f model.Finding
+		if err := json.Unmarshal(p.data, &f); err != nil {
+			return fmt.Errorf("entry %d: %w", p.Seq, err)
+		}
+		g.Findings = append(g.Findings, f)
 	default:
 		return d.applyEnd(p, g)
 	}
@@ -545,6 +557,9 @@ func DiffGrant(stored, log model.Grant, live bool) []string {
 		{name: "approvals", stored: js(normApprovals(stored.Approvals)), log: js(normApprovals(log.Approvals))},
 		{name: "credential_id", stored: stored.CredentialID, log: log.CredentialID},
 		{name: "credential_fingerprint", stored: stored.CredentialFingerprint, log: log.CredentialFingerprint},
+		{name: "auth", stored: stored.Auth, log: log.Auth},
+		{name: "requested_from", stored: js(stored.RequestedFrom), log: js(log.RequestedFrom)},
+		{name: "findings", stored: js(normFindings(stored.Findings)), log: js(normFindings(log.Findings))},
 		count("sessions", stored.Usage.Sessions, log.Usage.Sessions, false),
 		count("calls", stored.Usage.Calls, log.Usage.Calls, live),
 		count("denied_calls", stored.Usage.DeniedCalls, log.Usage.DeniedCalls, live),
@@ -623,6 +638,17 @@ func normApprovals(as []model.Approval) []model.Approval {
 		if len(out[i].Policies) == 0 {
 			out[i].Policies = nil
 		}
+	}
+	return out
+}
+
+// normFindings puts times in UTC so that a stored record and its
+// derivation compare equal whatever zone they were decoded in.
+func normFindings(fs []model.Finding) []model.Finding {
+	out := make([]model.Finding, len(fs))
+	for i, f := range fs {
+		f.At = f.At.UTC()
+		out[i] = f
 	}
 	return out
 }

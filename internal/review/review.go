@@ -50,6 +50,22 @@ type Row struct {
 	// LogMismatch lists how the stored record differs from what the audit
 	// log implies (model.Grant.LogMismatch); empty when the log proves it.
 	LogMismatch []string `json:"log_mismatch,omitempty"`
+	// Auth is how the requester authenticated: "key" or
+	// "oidc:<issuer> <subject>" (part of who).
+	Auth string `json:"auth"`
+	// Findings are the shared-identity and credential-moved findings
+	// raised about the grant (part of who, and of what happened).
+	Findings []model.Finding `json:"findings"`
+}
+
+// FindingSummary renders one finding for a table cell or CSV field:
+// "credential-moved from 127.0.0.2 (refused)".
+func FindingSummary(f model.Finding) string {
+	s := f.Kind + " from " + f.Instance
+	if f.Refused {
+		s += " (refused)"
+	}
+	return s
 }
 
 // FromGrant derives a row.
@@ -65,6 +81,10 @@ func FromGrant(g model.Grant) Row {
 		Explanation: g.Decision.Explanation,
 		Sessions:    g.Usage.Sessions, Calls: g.Usage.Calls, DeniedCalls: g.Usage.DeniedCalls,
 		BytesIn: g.Usage.BytesIn, BytesOut: g.Usage.BytesOut, LogMismatch: g.LogMismatch,
+		Auth: g.Auth, Findings: g.Findings,
+	}
+	if r.Findings == nil {
+		r.Findings = []model.Finding{}
 	}
 	if r.ScopeRequested == nil {
 		r.ScopeRequested = []string{}
@@ -97,6 +117,7 @@ var Header = []string{
 	"scope_used", "reason", "status", "requested_at", "started_at", "expires_at", "ended_at", "end_reason",
 	"ended_by", "end_comment", "approved_by", "approval_kind", "decided_at", "policy_ids", "policy_set_hash",
 	"explanation", "sessions", "calls", "denied_calls", "bytes_in", "bytes_out", "log_mismatch",
+	"auth", "findings",
 }
 
 // Record renders the row as CSV fields in Header order. Lists are joined
@@ -115,5 +136,14 @@ func (r Row) Record() []string {
 		j(r.ScopeUsed), r.Reason, r.Status, ts(r.RequestedAt), ts(r.StartedAt), ts(r.ExpiresAt), ts(r.EndedAt), r.EndReason,
 		r.EndedBy, r.EndComment, r.ApprovedBy, r.ApprovalKind, ts(r.DecidedAt), j(r.PolicyIDs), r.PolicySetHash,
 		r.Explanation, n(r.Sessions), n(r.Calls), n(r.DeniedCalls), n(r.BytesIn), n(r.BytesOut), j(r.LogMismatch),
+		r.Auth, j(findingList(r.Findings)),
 	}
+}
+
+func findingList(fs []model.Finding) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = FindingSummary(f)
+	}
+	return out
 }

@@ -27,7 +27,9 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -35,6 +37,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/witness"
+	"github.com/airlock-dev/airlock/internal/workload"
 )
 
 // Files inside data_dir.
@@ -133,6 +136,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		Store: s.store, Log: s.log, Policy: pol, Directory: dir, Targets: targets,
 		MaxDuration: cfg.Grants.MaxDuration.Duration, PendingTimeout: cfg.Grants.PendingTimeout.Duration,
 		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
+		Findings: findings.New(clock.Real, cfg.Window()), Binding: cfg.Binding,
 	})
 	if err != nil {
 		return nil, err
@@ -148,11 +152,36 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, err
 	}
 	api := httpapi.New(s.Service, dir, s, logger)
+	if v, err := workloadVerifier(cfg, logger); err != nil {
+		return nil, err
+	} else if v != nil {
+		api.SetWorkload(v)
+	}
 	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, logger); err != nil {
 		return nil, err
 	}
 	s.Handler = withMCP(api, logger)
 	return s, nil
+}
+
+// workloadVerifier builds the workload token verifier from oidc and the
+// agents' oidc bindings, or returns nil when no issuer is configured.
+func workloadVerifier(cfg *config.Config, logger *slog.Logger) (*workload.Verifier, error) {
+	if len(cfg.OIDC) == 0 {
+		return nil, nil
+	}
+	var issuers []workload.Issuer
+	for _, is := range cfg.OIDC {
+		issuers = append(issuers, workload.Issuer{URL: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL, InstanceClaims: is.InstanceClaims})
+	}
+	var bindings []workload.Binding
+	for _, id := range cfg.Identities {
+		if id.OIDC == nil || id.Kind != string(model.Agent) {
+			continue
+		}
+		bindings = append(bindings, workload.Binding{Identity: id.Name, Issuer: id.OIDC.Issuer, Subject: id.OIDC.Subject, Claims: id.OIDC.Claims})
+	}
+	return workload.New(issuers, bindings, workload.Options{Logger: logger})
 }
 
 // startWitnesses starts publishing checkpoints to audit.witnesses, or

@@ -1,0 +1,240 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// OIDCIssuer is one issuer whose workload tokens (OIDC JWTs) agents may
+// present as their bearer token.
+type OIDCIssuer struct {
+	// Issuer is the iss of its tokens: an https:// URL, or http:// on a
+	// loopback address only.
+	Issuer string `yaml:"issuer"`
+	// Audience is the aud its tokens must carry.
+	Audience string `yaml:"audience"`
+	// JWKSURL is where its keys are; OpenID discovery finds them if unset.
+	JWKSURL string `yaml:"jwks_url"`
+	// InstanceClaims name the claims (paths with "/" between nested keys)
+	// that tell one running instance from another, e.g.
+	// kubernetes.io/pod/name or run_id; they join the instance fingerprint.
+	InstanceClaims []string `yaml:"instance_claims"`
+}
+
+// IdentityOIDC binds workload tokens to an agent: the token's issuer must be
+// Issuer, its sub Subject (if given), and each of Claims must have the value
+// given (claim names are paths, as in OIDCIssuer.InstanceClaims).
+type IdentityOIDC struct {
+	Issuer  string            `yaml:"issuer"`
+	Subject string            `yaml:"subject"`
+	Claims  map[string]string `yaml:"claims"`
+}
+
+// Identity binding settings.
+const (
+	BindingRecord = "record"
+	BindingRefuse = "refuse"
+	// DefaultFindingsWindow is how long an instance of an identity counts
+	// as active for the shared-identity finding.
+	DefaultFindingsWindow = 10 * time.Minute
+)
+
+// Window is the findings window, DefaultFindingsWindow unless set.
+func (c *Config) Window() time.Duration {
+	if c.FindingsWindow.Duration > 0 {
+		return c.FindingsWindow.Duration
+	}
+	return DefaultFindingsWindow
+}
+
+// Binding returns the identity_binding that applies to identity name.
+func (c *Config) Binding(name string) string {
+	for _, id := range c.Identities {
+		if id.Name == name && id.IdentityBinding != "" {
+			return id.IdentityBinding
+		}
+	}
+	if c.IdentityBinding == "" {
+		return BindingRecord
+	}
+	return c.IdentityBinding
+}
+
+func (d *decoder) oidcIssuers(n *yaml.Node, path string, c *Config) {
+	d.sequence(n, path, "a list of issuers", func(p string, v *yaml.Node) {
+		var is OIDCIssuer
+		if !d.mapping(v, p, "an issuer (a mapping with issuer, audience, jwks_url, instance_claims)", []field{
+			{"issuer", func(p string, v *yaml.Node) { is.Issuer = d.str(v, p) }},
+			{"audience", func(p string, v *yaml.Node) { is.Audience = d.str(v, p) }},
+			{"jwks_url", func(p string, v *yaml.Node) { is.JWKSURL = d.str(v, p) }},
+			{"instance_claims", func(p string, v *yaml.Node) { is.InstanceClaims = d.stringList(v, p) }},
+		}) && !d.bad[p] {
+			d.failAt(v, p, "expected an issuer (a mapping with issuer, audience, jwks_url, instance_claims), got nothing")
+		}
+		c.OIDC = append(c.OIDC, is)
+	})
+}
+
+func (d *decoder) identityOIDC(n *yaml.Node, path string) *IdentityOIDC {
+	var o IdentityOIDC
+	if !d.mapping(n, path, "a token binding (a mapping with issuer, subject, claims)", []field{
+		{"issuer", func(p string, v *yaml.Node) { o.Issuer = d.str(v, p) }},
+		{"subject", func(p string, v *yaml.Node) { o.Subject = d.str(v, p) }},
+		{"claims", func(p string, v *yaml.Node) {
+			r := resolve(v)
+			if isNull(r) {
+				return
+			}
+			if r.Kind != yaml.MappingNode {
+				d.failAt(v, p, "expected a mapping of claim names to values, got %s", what(r))
+				return
+			}
+			o.Claims = map[string]string{}
+			for i := 0; i+1 < len(r.Content); i += 2 {
+				k := resolve(r.Content[i])
+				kp := join(p, k.Value)
+				if _, dup := o.Claims[k.Value]; dup {
+					d.failAt(r.Content[i], kp, "duplicate claim %s", quote(k.Value))
+					continue
+				}
+				d.pos[kp] = position{r.Content[i+1].Line, r.Content[i+1].Column}
+				o.Claims[k.Value] = d.str(r.Content[i+1], kp)
+			}
+		}},
+	}) {
+		return nil
+	}
+	return &o
+}
+
+// issuerURLOK checks an issuer or JWKS URL: https, or http to loopback.
+func (d *decoder) checkIssuerURL(raw, path string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		d.errorf(path, "not a URL: %v", urlErr(err))
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		d.errorf(path, "%s must be an https:// URL with a host and no credentials, query or fragment", quote(raw))
+	case u.Scheme == "https":
+	case u.Scheme == "http":
+		ip := net.ParseIP(u.Hostname())
+		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			d.errorf(path, "plain http:// is allowed only for a loopback issuer (127.0.0.1, ::1, localhost); use https://")
+		}
+	default:
+		d.errorf(path, "must be an https:// URL (http:// only on loopback)")
+	}
+}
+
+func (d *decoder) validateWorkload(c *Config) {
+	issuers := map[string]string{}
+	for i := range c.OIDC {
+		is := &c.OIDC[i]
+		p := fmt.Sprintf("oidc[%d]", i)
+		if d.bad[p] {
+			continue
+		}
+		if is.Issuer == "" {
+			d.errorf(p+".issuer", "required: the issuer URL, exactly as its tokens' iss claim")
+		} else {
+			d.checkIssuerURL(is.Issuer, p+".issuer")
+			if first, dup := issuers[is.Issuer]; dup {
+				d.errorf(p+".issuer", "issuer %s is already listed at %s", quote(is.Issuer), first)
+			}
+			issuers[is.Issuer] = p
+		}
+		if is.Audience == "" {
+			d.errorf(p+".audience", "required: the aud the issuer's tokens for Airlock carry")
+		}
+		if is.JWKSURL != "" {
+			d.checkIssuerURL(is.JWKSURL, p+".jwks_url")
+		}
+		for j, cl := range is.InstanceClaims {
+			if cl == "" {
+				d.errorf(fmt.Sprintf("%s.instance_claims[%d]", p, j), "claim name is empty")
+			}
+		}
+	}
+
+	switch c.IdentityBinding {
+	case "", BindingRecord, BindingRefuse:
+	default:
+		d.errorf("identity_binding", `must be "record" or "refuse", got %s`, quote(c.IdentityBinding))
+	}
+
+	bindings := map[string]string{}
+	for i := range c.Identities {
+		id := &c.Identities[i]
+		p := fmt.Sprintf("identities[%d]", i)
+		if d.bad[p] {
+			continue
+		}
+		switch id.IdentityBinding {
+		case "", BindingRecord, BindingRefuse:
+		default:
+			d.errorf(p+".identity_binding", `must be "record" or "refuse", got %s`, quote(id.IdentityBinding))
+		}
+		o := id.OIDC
+		if o == nil {
+			continue
+		}
+		p += ".oidc"
+		if id.Kind == "human" {
+			// People sign in with SSO or a key; a workload token says what
+			// runs, not who decides.
+			d.errorf(p, "only agents authenticate with workload tokens; people sign in with SSO or an API key")
+			continue
+		}
+		if o.Issuer == "" {
+			d.errorf(p+".issuer", "required: one of the issuers under oidc")
+		} else if _, ok := issuers[o.Issuer]; !ok {
+			d.errorf(p+".issuer", "issuer %s is not listed under oidc", quote(o.Issuer))
+		}
+		if o.Subject == "" && len(o.Claims) == 0 && !d.badUnder(p) {
+			d.errorf(p, "give a subject or claims: a binding on the issuer alone would let every token it signs act as %s", quote(id.Name))
+			continue
+		}
+		for k, v := range o.Claims {
+			if k == "" || v == "" {
+				d.errorf(p+".claims", "claim names and values must not be empty")
+			}
+		}
+		key := bindingKey(o)
+		if first, dup := bindings[key]; dup {
+			d.errorf(p, "same token binding as %s; every agent needs its own", first)
+		} else {
+			bindings[key] = fmt.Sprintf("identities[%d]", i)
+		}
+	}
+}
+
+// badUnder reports whether path or a field below it failed to decode, so
+// that a misspelt key is not reported again as a missing one.
+func (d *decoder) badUnder(path string) bool {
+	for p := range d.bad {
+		if p == path || strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func bindingKey(o *IdentityOIDC) string {
+	keys := make([]string, 0, len(o.Claims))
+	for k := range o.Claims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%q %q", o.Issuer, o.Subject)
+	for _, k := range keys {
+		fmt.Fprintf(&sb, " %q=%q", k, o.Claims[k])
+	}
+	return sb.String()
+}

@@ -1,0 +1,249 @@
+// Package findings detects the signs that an identity is not one agent:
+// the same identity active from two or more instances within a window
+// (shared-identity), and a grant's gateway credentials used from another
+// instance than the one that requested them (credential-moved).
+//
+// The detector only decides; recording a finding (a "finding" log event, on
+// the grant where there is one) and refusing the call under
+// identity_binding: refuse are the caller's. It keeps, per identity, the
+// instances seen within the window, and remembers which findings it has
+// reported so that each identity+instance pair is reported once per window
+// and each grant+instance pair once.
+//
+// What makes an instance is its source IP, its TLS client certificate and
+// its workload instance claims; the user agent is recorded but not
+// compared, because one agent legitimately runs several tools (the CLI,
+// an SDK, curl) from one place.
+package findings
+
+import (
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// maxTracked bounds the detector's memory: past it, the oldest state is
+// pruned first (a flood of addresses cannot grow it without limit).
+const maxTracked = 100_000
+
+// Key is the part of an instance that tells instances apart.
+func Key(in model.Instance) string {
+	var b strings.Builder
+	b.WriteString(in.IP)
+	if in.TLSClient != "" {
+		b.WriteString(" tls:" + shortHash(in.TLSClient))
+	}
+	if len(in.Claims) > 0 {
+		keys := make([]string, 0, len(in.Claims))
+		for k := range in.Claims {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b.WriteString(" " + k + "=" + in.Claims[k])
+		}
+	}
+	return b.String()
+}
+
+func shortHash(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
+}
+
+// Describe is Key with the user agent, for the record.
+func Describe(in model.Instance) string {
+	s := Key(in)
+	if in.UserAgent != "" {
+		s += " (" + in.UserAgent + ")"
+	}
+	return s
+}
+
+// IPOf returns the IP of an address written host:port, possibly followed
+// by a space and a user agent (as gateways describe their clients), or
+// the address itself if it has no port.
+func IPOf(addr string) string {
+	addr, _, _ = strings.Cut(addr, " ")
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// FromRequest fingerprints an HTTP request's client. The user agent is
+// bounded.
+func FromRequest(r *http.Request) model.Instance {
+	in := model.Instance{IP: IPOf(r.RemoteAddr)}
+	if ua := r.UserAgent(); ua != "" {
+		if len(ua) > 200 {
+			ua = ua[:200]
+		}
+		in.UserAgent = Printable(ua)
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+		in.TLSClient = hex.EncodeToString(sum[:])
+	}
+	return in
+}
+
+// Printable escapes control characters and invalid UTF-8 in s (a user
+// agent is the client's to choose, and ends up in tables and logs).
+func Printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsGraphic(r) {
+			q := strconv.QuoteToGraphic(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
+// Detector holds the recent instances of every identity.
+type Detector struct {
+	clk    clock.Clock
+	window time.Duration
+
+	mu       sync.Mutex
+	seen     map[string]map[string]time.Time // identity → instance key → last seen
+	reported map[string]time.Time            // dedupe key → when reported
+}
+
+// New returns a Detector with the given window (how long an instance
+// counts as active after its last call).
+func New(clk clock.Clock, window time.Duration) *Detector {
+	if clk == nil {
+		clk = clock.Real
+	}
+	return &Detector{clk: clk, window: window, seen: map[string]map[string]time.Time{}, reported: map[string]time.Time{}}
+}
+
+// Window is the detector's window.
+func (d *Detector) Window() time.Duration { return d.window }
+
+// Shared notes a call by identity from in and returns the other instances
+// of the identity active within the window (none: no finding), and whether
+// this identity+instance pair has not been reported within the window yet
+// (the caller records a finding only then).
+func (d *Detector) Shared(identity string, in model.Instance) (others []string, report bool) {
+	now := d.clk.Now()
+	key := Key(in)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.seen[identity]
+	if m == nil {
+		m = map[string]time.Time{}
+		d.seen[identity] = m
+	}
+	for k, t := range m {
+		if now.Sub(t) >= d.window {
+			delete(m, k)
+			continue
+		}
+		if k != key {
+			others = append(others, k)
+		}
+	}
+	m[key] = now
+	sort.Strings(others)
+	if len(others) > 0 {
+		report = d.first("shared "+identity+" "+key, now, true)
+	}
+	d.prune(now)
+	return others, report
+}
+
+// Forget removes an instance of identity, for a call that was refused: a
+// refused instance did not act, and must not make the identity's first
+// instance look shared in turn.
+func (d *Detector) Forget(identity string, in model.Instance) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.seen[identity], Key(in))
+}
+
+// Active returns the instances of identity seen within the window.
+func (d *Detector) Active(identity string) []string {
+	now := d.clk.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for k, t := range d.seen[identity] {
+		if now.Sub(t) < d.window {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Moved reports whether a grant's credentials used from in, when the grant
+// was requested from requester, is a new credential-moved finding: the
+// instances differ, and this grant+instance pair was never reported. moved
+// says whether they differ at all (for refusing).
+func (d *Detector) Moved(grant string, requester, in model.Instance) (moved, report bool) {
+	// Only the address is compared: the gateway sees neither the API's TLS
+	// client nor the token's instance claims.
+	if requester.IP == "" || requester.IP == in.IP {
+		return false, false
+	}
+	now := d.clk.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	report = d.first("moved "+grant+" "+in.IP, now, false)
+	d.prune(now)
+	return true, report
+}
+
+// first marks key reported and says whether it was not already (within the
+// window if windowed, else ever, up to pruning).
+func (d *Detector) first(key string, now time.Time, windowed bool) bool {
+	if t, ok := d.reported[key]; ok && (!windowed || now.Sub(t) < d.window) {
+		return false
+	}
+	d.reported[key] = now
+	return true
+}
+
+// prune drops state older than the window once the maps grow large.
+// credential-moved dedupe entries are kept for a day: a grant lives at
+// most the configured cap, 12 hours by default.
+func (d *Detector) prune(now time.Time) {
+	if len(d.reported)+len(d.seen) < maxTracked {
+		return
+	}
+	for k, t := range d.reported {
+		keep := d.window
+		if strings.HasPrefix(k, "moved ") {
+			keep = 24 * time.Hour
+		}
+		if now.Sub(t) >= keep {
+			delete(d.reported, k)
+		}
+	}
+	for id, m := range d.seen {
+		for k, t := range m {
+			if now.Sub(t) >= d.window {
+				delete(m, k)
+			}
+		}
+		if len(m) == 0 {
+			delete(d.seen, id)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package findings
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+func TestSharedWithinWindowOnly(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	d := New(clk, 10*time.Minute)
+	a, b := model.Instance{IP: "127.0.0.1"}, model.Instance{IP: "127.0.0.2"}
+
+	if others, report := d.Shared("bot", a); len(others) != 0 || report {
+		t.Fatalf("first instance: %v %v", others, report)
+	}
+	// Another user agent from the same place is the same instance.
+	if others, _ := d.Shared("bot", model.Instance{IP: "127.0.0.1", UserAgent: "curl"}); len(others) != 0 {
+		t.Fatalf("same IP, other user agent: %v", others)
+	}
+	clk.Advance(9 * time.Minute)
+	others, report := d.Shared("bot", b)
+	if len(others) != 1 || others[0] != "127.0.0.1" || !report {
+		t.Fatalf("second instance within the window: %v %v", others, report)
+	}
+	// Reported once per pair per window.
+	if _, report := d.Shared("bot", b); report {
+		t.Fatal("reported twice in one window")
+	}
+	// Another identity is separate.
+	if others, _ := d.Shared("other", b); len(others) != 0 {
+		t.Fatalf("other identity: %v", others)
+	}
+	// Once a's last call is older than the window, b alone is not shared.
+	clk.Advance(10 * time.Minute)
+	if others, _ := d.Shared("bot", b); len(others) != 0 {
+		t.Fatalf("after the window: %v", others)
+	}
+	// A new overlap in a later window is reported again.
+	d.Shared("bot", a)
+	clk.Advance(11 * time.Minute)
+	d.Shared("bot", a)
+	if _, report := d.Shared("bot", b); !report {
+		t.Fatal("new window, not reported")
+	}
+	// Pods of one service account behind one node IP differ by claims.
+	p1 := model.Instance{IP: "10.0.0.1", Claims: map[string]string{"kubernetes.io/pod/name": "p1"}}
+	p2 := model.Instance{IP: "10.0.0.1", Claims: map[string]string{"kubernetes.io/pod/name": "p2"}}
+	d.Shared("k8s", p1)
+	if others, _ := d.Shared("k8s", p2); len(others) != 1 {
+		t.Fatalf("two pods: %v", others)
+	}
+}
+
+func TestForget(t *testing.T) {
+	d := New(clock.NewFake(time.Unix(0, 0)), time.Minute)
+	a, b := model.Instance{IP: "127.0.0.1"}, model.Instance{IP: "127.0.0.2"}
+	d.Shared("bot", a)
+	d.Shared("bot", b)
+	d.Forget("bot", b)
+	if others, _ := d.Shared("bot", a); len(others) != 0 {
+		t.Fatalf("a refused instance still counts: %v", others)
+	}
+}
+
+func TestMoved(t *testing.T) {
+	d := New(clock.NewFake(time.Unix(0, 0)), time.Minute)
+	req := model.Instance{IP: "127.0.0.1", UserAgent: "airlock-cli"}
+	if moved, _ := d.Moved("g1", req, model.Instance{IP: "127.0.0.1", UserAgent: "aws-cli"}); moved {
+		t.Fatal("same IP reported as moved")
+	}
+	if moved, report := d.Moved("g1", req, model.Instance{IP: "127.0.0.2"}); !moved || !report {
+		t.Fatal("other IP not reported")
+	}
+	if moved, report := d.Moved("g1", req, model.Instance{IP: "127.0.0.2"}); !moved || report {
+		t.Fatal("grant+instance reported twice")
+	}
+	if _, report := d.Moved("g2", req, model.Instance{IP: "127.0.0.2"}); !report {
+		t.Fatal("another grant not reported")
+	}
+	if moved, _ := d.Moved("g3", model.Instance{}, model.Instance{IP: "127.0.0.2"}); moved {
+		t.Fatal("grant without a requester instance reported")
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	r := httptest.NewRequest("GET", "/v1/whoami", nil)
+	r.RemoteAddr = "[::1]:5555"
+	r.Header.Set("User-Agent", "evil\r\x1b[2Kagent")
+	in := FromRequest(r)
+	if in.IP != "::1" || in.UserAgent != `evil\r\x1b[2Kagent` {
+		t.Fatalf("instance = %+v", in)
+	}
+	if IPOf("127.0.0.2:4444 aws-cli/2.0") != "127.0.0.2" || IPOf("127.0.0.3") != "127.0.0.3" {
+		t.Fatal("IPOf")
+	}
+}

@@ -1,0 +1,178 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/findings"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Identity binding outcomes (config identity_binding).
+const (
+	BindingRecord = "record"
+	BindingRefuse = "refuse"
+)
+
+func (s *Service) refuses(identity string) bool {
+	return s.binding != nil && s.binding(identity) == BindingRefuse
+}
+
+// ObserveCall notes an agent's API call by caller from caller.Instance. When the
+// identity is active from another instance within the window it records a
+// shared-identity finding (once per identity+instance pair per window) and,
+// under identity_binding: refuse, refuses the call with a 403.
+func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error {
+	// People sign in from a laptop and a phone; sharing is an agent's
+	// problem (DESIGN: "one identity per agent").
+	if s.findings == nil || caller.Instance == nil || caller.Kind != model.Agent {
+		return nil
+	}
+	others, report := s.findings.Shared(caller.Name, *caller.Instance)
+	if len(others) == 0 {
+		return nil
+	}
+	refuse := s.refuses(caller.Name)
+	if report {
+		f := model.Finding{
+			Kind: model.FindingSharedIdentity, At: s.now(), Identity: caller.Name,
+			Instance: findings.Describe(*caller.Instance), Others: others, Refused: refuse,
+			Detail: fmt.Sprintf("identity %s is active from %d instances within %s", caller.Name, len(others)+1, s.findings.Window()),
+		}
+		if err := s.recordFinding(ctx, f); err != nil {
+			return err
+		}
+	}
+	if refuse {
+		s.findings.Forget(caller.Name, *caller.Instance)
+		return apierr.Forbidden("", "identity %s is already in use from another instance within the last %s, and identity_binding is refuse: "+
+			"every agent instance needs its own identity", caller.Name, s.findings.Window())
+	}
+	return nil
+}
+
+// sharedAtRequest returns the shared-identity finding a new grant of
+// caller carries when the identity is active from several instances.
+func (s *Service) sharedAtRequest(caller model.Identity, g model.Grant) *model.Finding {
+	if s.findings == nil || caller.Instance == nil {
+		return nil
+	}
+	active := s.findings.Active(caller.Name)
+	if len(active) < 2 {
+		return nil
+	}
+	me := findings.Key(*caller.Instance)
+	var others []string
+	for _, a := range active {
+		if a != me {
+			others = append(others, a)
+		}
+	}
+	return &model.Finding{
+		Kind: model.FindingSharedIdentity, At: g.RequestedAt, Identity: caller.Name, Grant: g.ID,
+		Instance: findings.Describe(*caller.Instance), Others: others,
+		Detail: fmt.Sprintf("requested while identity %s is active from %d instances", caller.Name, len(active)),
+	}
+}
+
+// checkMoved compares a gateway session's client with the instance that
+// requested grant g. It returns a *gateway.RefusedError under
+// identity_binding: refuse.
+func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, session string) error {
+	if s.findings == nil {
+		return nil
+	}
+	rec, err := s.st.Grant(ctx, g.ID)
+	if err != nil || rec.RequestedFrom == nil {
+		return nil // nothing to compare with (a grant from before fingerprints)
+	}
+	in := model.Instance{IP: findings.IPOf(client)}
+	if _, ua, ok := strings.Cut(client, " "); ok {
+		in.UserAgent = findings.Printable(ua)
+	}
+	moved, report := s.findings.Moved(g.ID, *rec.RequestedFrom, in)
+	if !moved {
+		return nil
+	}
+	refuse := s.refuses(g.Identity)
+	if report {
+		f := model.Finding{
+			Kind: model.FindingCredentialMoved, At: s.now(), Identity: g.Identity, Grant: g.ID, Session: session,
+			Instance: findings.Describe(in), Others: []string{findings.Describe(*rec.RequestedFrom)}, Refused: refuse,
+			Detail: fmt.Sprintf("grant %s was requested from %s and its credentials are used from %s", g.ID, rec.RequestedFrom.IP, in.IP),
+		}
+		if refuse {
+			f.Session = "" // the session is never started
+		}
+		if err := s.recordFinding(ctx, f); err != nil {
+			return err
+		}
+	}
+	if refuse {
+		return &gateway.RefusedError{Reason: fmt.Sprintf("the credentials of grant %s are used from %s, not from the instance that requested them, and identity_binding is refuse", g.ID, in.IP)}
+	}
+	return nil
+}
+
+// recordFinding writes a "finding" event and, for a grant's finding, adds it
+// to the grant's record in the same transaction.
+func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		ev := []auditlog.Event{{Type: "finding", Time: f.At, GrantID: f.Grant, Actor: "airlock", Data: f}}
+		if f.Grant == "" {
+			return ev, nil
+		}
+		g, err := tx.Grant(ctx, f.Grant)
+		if err != nil {
+			return nil, err
+		}
+		g.Findings = append(g.Findings, f)
+		return ev, tx.UpdateGrant(ctx, g)
+	})
+	if err != nil {
+		return s.logErr("the finding", err)
+	}
+	s.logger.Warn("finding", "kind", f.Kind, "identity", f.Identity, "grant", f.Grant, "instance", f.Instance, "refused", f.Refused)
+	return nil
+}
+
+// Findings lists the findings recorded on day (UTC, "" for all), oldest
+// first. Only people may list them all; an agent sees its own.
+func (s *Service) Findings(ctx context.Context, caller model.Identity, day string) ([]model.Finding, error) {
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{Type: "finding"})
+	if err != nil {
+		return nil, err
+	}
+	out := []model.Finding{}
+	for _, e := range entries {
+		var f model.Finding
+		if err := unmarshalData(e.Data, &f); err != nil {
+			return nil, fmt.Errorf("log entry %d: %w", e.Seq, err)
+		}
+		if day != "" && f.At.UTC().Format("2006-01-02") != day {
+			continue
+		}
+		if !canSee(caller, f.Identity) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// unmarshalData decodes the data of a log entry.
+func unmarshalData(entry []byte, v any) error {
+	var ent struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(entry, &ent); err != nil {
+		return err
+	}
+	return json.Unmarshal(ent.Data, v)
+}

@@ -1,0 +1,325 @@
+// Package workload verifies workload identity tokens: OpenID Connect JWTs
+// that an agent's platform (a Kubernetes service account, GitHub Actions, any
+// issuer with a JWKS) hands the agent, and that the agent presents to Airlock
+// as its bearer token instead of an API key.
+//
+// A token is accepted only if an issuer the configuration trusts signed it
+// with an asymmetric key it publishes (RS256, ES256 or EdDSA: "none" and the
+// HMAC algorithms are never accepted, so a token "signed" with the public key
+// as an HMAC secret fails), its iss and aud are the configured ones, exp and
+// nbf hold within a bounded clock skew, and its claims match exactly one
+// agent identity's binding. Signature and iss/aud checks are go-oidc's; key
+// discovery and the JWKS cache are this package's, so that a refetch on an
+// unknown key id is rate-limited and every size read from the network is
+// bounded.
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// Algorithms are the only signature algorithms accepted.
+var Algorithms = []string{oidc.RS256, oidc.ES256, oidc.EdDSA}
+
+// DefaultSkew is the clock skew allowed on exp and nbf.
+const DefaultSkew = 60 * time.Second
+
+// MaxTokenLength bounds a presented token; real workload tokens are a few KiB.
+const MaxTokenLength = 16 << 10
+
+// Issuer is one trusted token issuer.
+type Issuer struct {
+	// URL is the issuer identifier, exactly as the tokens' iss claim.
+	URL string
+	// Audience is the aud the tokens must carry.
+	Audience string
+	// JWKSURL, if set, is where the keys are; otherwise OpenID discovery
+	// (URL + /.well-known/openid-configuration) finds them.
+	JWKSURL string
+	// InstanceClaims name claims (paths, see Claim) that tell one instance
+	// of a workload from another, e.g. kubernetes.io/pod/name or run_id.
+	InstanceClaims []string
+}
+
+// Binding maps tokens to an agent identity: the token's issuer must be
+// Issuer, its sub Subject (if set), and every claim in Claims must equal
+// the value given.
+type Binding struct {
+	Identity string
+	Issuer   string
+	Subject  string
+	Claims   map[string]string
+}
+
+// Result is a verified and mapped token.
+type Result struct {
+	Identity string
+	Issuer   string
+	Subject  string
+	// Instance holds the issuer's configured instance claims present in
+	// the token.
+	Instance map[string]string
+}
+
+// Auth is the "how it authenticated" string shown on records:
+// "oidc:<issuer> <subject>".
+func (r Result) Auth() string { return "oidc:" + r.Issuer + " " + r.Subject }
+
+// Error is a refused token. Its message is safe to return to the client:
+// it names the check that failed, never a claim value or key material.
+type Error struct {
+	Reason string
+	err    error // the underlying cause, for the server's log only
+}
+
+func (e *Error) Error() string { return "workload token refused: " + e.Reason }
+func (e *Error) Unwrap() error { return e.err }
+
+func refuse(reason string, err error) *Error { return &Error{Reason: reason, err: err} }
+
+// Options tune a Verifier.
+type Options struct {
+	// Clock is the time source for exp/nbf (default clock.Real).
+	Clock clock.Clock
+	// Skew bounds the clock skew allowed (default DefaultSkew).
+	Skew time.Duration
+	// Fetcher fetches discovery documents and key sets (default an HTTP
+	// client with timeouts and size bounds).
+	Fetcher *Fetcher
+	Logger  *slog.Logger
+}
+
+// Verifier checks tokens against the trusted issuers and maps them.
+type Verifier struct {
+	issuers  map[string]*issuer
+	bindings []Binding
+	clk      clock.Clock
+	skew     time.Duration
+	log      *slog.Logger
+}
+
+type issuer struct {
+	cfg  Issuer
+	keys *keySet
+	ver  *oidc.IDTokenVerifier
+}
+
+// New returns a Verifier. Two bindings that would match the same tokens
+// are an error here (the configuration also refuses them); bindings that
+// merely overlap (one's claims a subset of another's) are caught per token.
+func New(issuers []Issuer, bindings []Binding, o Options) (*Verifier, error) {
+	if o.Clock == nil {
+		o.Clock = clock.Real
+	}
+	if o.Skew <= 0 {
+		o.Skew = DefaultSkew
+	}
+	if o.Fetcher == nil {
+		o.Fetcher = NewFetcher(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	v := &Verifier{issuers: map[string]*issuer{}, clk: o.Clock, skew: o.Skew, log: o.Logger}
+	for _, c := range issuers {
+		if _, dup := v.issuers[c.URL]; dup {
+			return nil, fmt.Errorf("workload: issuer %s listed twice", c.URL)
+		}
+		ks := newKeySet(c, o.Fetcher, o.Clock)
+		v.issuers[c.URL] = &issuer{cfg: c, keys: ks, ver: oidc.NewVerifier(c.URL, ks, &oidc.Config{
+			ClientID:             c.Audience,
+			SupportedSigningAlgs: Algorithms,
+			// exp and nbf are checked below with this package's clock and
+			// skew: go-oidc's own check allows 5 minutes on nbf and none on exp.
+			SkipExpiryCheck: true,
+		})}
+	}
+	seen := map[string]string{}
+	for _, b := range bindings {
+		if _, ok := v.issuers[b.Issuer]; !ok {
+			return nil, fmt.Errorf("workload: identity %s is bound to issuer %s, which is not trusted", b.Identity, b.Issuer)
+		}
+		if b.Subject == "" && len(b.Claims) == 0 {
+			return nil, fmt.Errorf("workload: identity %s's binding names neither a subject nor claims: it would match every token of %s", b.Identity, b.Issuer)
+		}
+		k := bindingKey(b)
+		if other, dup := seen[k]; dup {
+			return nil, fmt.Errorf("workload: identities %s and %s have the same binding", other, b.Identity)
+		}
+		seen[k] = b.Identity
+		v.bindings = append(v.bindings, b)
+	}
+	return v, nil
+}
+
+func bindingKey(b Binding) string {
+	keys := make([]string, 0, len(b.Claims))
+	for k := range b.Claims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%q %q", b.Issuer, b.Subject)
+	for _, k := range keys {
+		fmt.Fprintf(&sb, " %q=%q", k, b.Claims[k])
+	}
+	return sb.String()
+}
+
+// LooksLikeJWT reports whether a bearer token has a JWT's compact shape
+// (three base64url parts), so it is worth verifying as a workload token
+// rather than hashing as an API key.
+func LooksLikeJWT(tok string) bool {
+	if len(tok) > MaxTokenLength || strings.Count(tok, ".") != 2 {
+		return false
+	}
+	for _, c := range tok {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Verify checks tok and maps it to exactly one bound identity.
+func (v *Verifier) Verify(ctx context.Context, tok string) (Result, error) {
+	if len(tok) > MaxTokenLength {
+		return Result{}, refuse("token too large", nil)
+	}
+	iss, err := unverifiedIssuer(tok)
+	if err != nil {
+		return Result{}, refuse("not a well-formed JWT", err)
+	}
+	is := v.issuers[iss]
+	if is == nil {
+		return Result{}, refuse("issuer not trusted", nil)
+	}
+	idt, err := is.ver.Verify(ctx, tok)
+	if err != nil {
+		return Result{}, v.classify(err)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return Result{}, refuse("claims not readable", err)
+	}
+	now := v.clk.Now()
+	exp, hasExp := numericDate(claims["exp"])
+	if !hasExp {
+		return Result{}, refuse("token has no expiry", nil)
+	}
+	if !now.Before(exp.Add(v.skew)) {
+		return Result{}, refuse("token expired", nil)
+	}
+	if nbf, ok := numericDate(claims["nbf"]); ok && now.Add(v.skew).Before(nbf) {
+		return Result{}, refuse("token not yet valid", nil)
+	}
+	if idt.Subject == "" {
+		return Result{}, refuse("token has no subject", nil)
+	}
+	var match []Binding
+	for _, b := range v.bindings {
+		if b.Issuer == iss && (b.Subject == "" || b.Subject == idt.Subject) && claimsMatch(claims, b.Claims) {
+			match = append(match, b)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return Result{}, refuse("no identity is bound to this token's claims", nil)
+	case 1:
+	default:
+		// Refusing is the only safe answer: picking one would make "who"
+		// depend on configuration order.
+		names := make([]string, len(match))
+		for i, m := range match {
+			names[i] = m.Identity
+		}
+		v.log.Warn("workload token matches several identities", "issuer", iss, "identities", names)
+		return Result{}, refuse("token matches more than one identity", nil)
+	}
+	res := Result{Identity: match[0].Identity, Issuer: iss, Subject: idt.Subject}
+	for _, c := range is.cfg.InstanceClaims {
+		if s, ok := Claim(claims, c); ok {
+			if res.Instance == nil {
+				res.Instance = map[string]string{}
+			}
+			res.Instance[c] = s
+		}
+	}
+	return res, nil
+}
+
+// classify turns go-oidc's error into a refusal reason.
+func (v *Verifier) classify(err error) *Error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "expected audience"):
+		return refuse("audience not accepted", err)
+	case strings.Contains(msg, "id token issued by a different provider"):
+		return refuse("issuer not trusted", err)
+	case strings.Contains(msg, "unexpected signature algorithm"), strings.Contains(msg, "malformed jwt"):
+		return refuse("signature algorithm not accepted (RS256, ES256 or EdDSA)", err)
+	case errors.Is(err, errFetch):
+		return refuse("the issuer's keys could not be fetched", err)
+	default:
+		return refuse("signature not valid", err)
+	}
+}
+
+// Claim looks up a claim by path: keys separated by "/" walk nested
+// objects ("kubernetes.io/serviceaccount/name"); a top-level claim whose
+// own name holds a "/" is found too. Non-string values are formatted.
+func Claim(claims map[string]any, path string) (string, bool) {
+	if v, ok := claims[path]; ok {
+		return scalar(v)
+	}
+	var cur any = claims
+	for _, k := range strings.Split(path, "/") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		if cur, ok = m[k]; !ok {
+			return "", false
+		}
+	}
+	return scalar(cur)
+}
+
+func scalar(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool, float64:
+		return fmt.Sprint(x), true
+	}
+	return "", false
+}
+
+func claimsMatch(claims map[string]any, want map[string]string) bool {
+	for k, w := range want {
+		if got, ok := Claim(claims, k); !ok || got != w {
+			return false
+		}
+	}
+	return true
+}
+
+func numericDate(v any) (time.Time, bool) {
+	f, ok := v.(float64)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}

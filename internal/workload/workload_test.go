@@ -1,0 +1,269 @@
+package workload_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/workload"
+	"github.com/airlock-dev/airlock/internal/workload/issuertest"
+)
+
+const aud = "airlock"
+
+type fixture struct {
+	iss *issuertest.Issuer
+	clk *clock.Fake
+	v   *workload.Verifier
+}
+
+func setup(t *testing.T, bindings func(iss string) []workload.Binding) *fixture {
+	t.Helper()
+	iss := issuertest.New(t)
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	v, err := workload.New([]workload.Issuer{{
+		URL: iss.URL, Audience: aud,
+		InstanceClaims: []string{"kubernetes.io/pod/name", "run_id"},
+	}}, bindings(iss.URL), workload.Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{iss: iss, clk: clk, v: v}
+}
+
+func defaultBindings(iss string) []workload.Binding {
+	return []workload.Binding{
+		{Identity: "triage-bot", Issuer: iss, Subject: "repo:acme/triage:ref:refs/heads/main"},
+		{Identity: "deploy-bot", Issuer: iss, Claims: map[string]string{"repository": "acme/deploy", "workflow": "release"}},
+		{Identity: "k8s-bot", Issuer: iss, Subject: "system:serviceaccount:ops:log-reader",
+			Claims: map[string]string{"kubernetes.io/namespace": "ops", "kubernetes.io/serviceaccount/name": "log-reader"}},
+	}
+}
+
+func (f *fixture) claims(sub string) map[string]any {
+	now := f.clk.Now()
+	return map[string]any{"iss": f.iss.URL, "aud": aud, "sub": sub,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+}
+
+func mustVerify(t *testing.T, v *workload.Verifier, tok, want string) workload.Result {
+	t.Helper()
+	r, err := v.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatalf("token refused: %v (cause: %v)", err, errors.Unwrap(err))
+	}
+	if r.Identity != want {
+		t.Fatalf("mapped to %q, want %q", r.Identity, want)
+	}
+	return r
+}
+
+func mustRefuse(t *testing.T, v *workload.Verifier, tok, reason string) {
+	t.Helper()
+	r, err := v.Verify(context.Background(), tok)
+	if err == nil {
+		t.Fatalf("token accepted as %q; want refusal %q", r.Identity, reason)
+	}
+	var we *workload.Error
+	if !errors.As(err, &we) {
+		t.Fatalf("error %v is not a *workload.Error", err)
+	}
+	if !strings.Contains(we.Reason, reason) {
+		t.Fatalf("refused with %q, want %q", we.Reason, reason)
+	}
+}
+
+func TestAcceptedAndMappedForEachAlgorithm(t *testing.T) {
+	f := setup(t, defaultBindings)
+	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA} {
+		t.Run(string(alg), func(t *testing.T) {
+			k := f.iss.AddKey(alg)
+			f.clk.Advance(workload.MinRefetch) // a new key is fetched at most once per interval
+			tok := f.iss.Sign(k, f.claims("repo:acme/triage:ref:refs/heads/main"))
+			r := mustVerify(t, f.v, tok, "triage-bot")
+			if r.Auth() != "oidc:"+f.iss.URL+" repo:acme/triage:ref:refs/heads/main" {
+				t.Fatalf("auth = %q", r.Auth())
+			}
+		})
+	}
+}
+
+func TestClaimBindings(t *testing.T) {
+	f := setup(t, defaultBindings)
+	k := f.iss.AddKey(jose.ES256)
+
+	gh := f.claims("repo:acme/deploy:ref:refs/tags/v1")
+	gh["repository"], gh["workflow"], gh["run_id"] = "acme/deploy", "release", "4242"
+	r := mustVerify(t, f.v, f.iss.Sign(k, gh), "deploy-bot")
+	if r.Instance["run_id"] != "4242" {
+		t.Fatalf("instance = %v, want run_id 4242", r.Instance)
+	}
+	gh["workflow"] = "nightly"
+	mustRefuse(t, f.v, f.iss.Sign(k, gh), "no identity is bound")
+
+	kc := f.claims("system:serviceaccount:ops:log-reader")
+	kc["kubernetes.io"] = map[string]any{
+		"namespace":      "ops",
+		"serviceaccount": map[string]any{"name": "log-reader", "uid": "1b2c"},
+		"pod":            map[string]any{"name": "log-reader-7d9f-abc", "uid": "9f9f"},
+	}
+	r = mustVerify(t, f.v, f.iss.Sign(k, kc), "k8s-bot")
+	if r.Instance["kubernetes.io/pod/name"] != "log-reader-7d9f-abc" {
+		t.Fatalf("instance = %v, want the pod name", r.Instance)
+	}
+	kc["kubernetes.io"].(map[string]any)["namespace"] = "default"
+	mustRefuse(t, f.v, f.iss.Sign(k, kc), "no identity is bound")
+}
+
+func TestRefusals(t *testing.T) {
+	f := setup(t, defaultBindings)
+	k := f.iss.AddKey(jose.RS256)
+	sub := "repo:acme/triage:ref:refs/heads/main"
+	sign := func(edit func(c map[string]any)) string {
+		c := f.claims(sub)
+		edit(c)
+		return f.iss.Sign(k, c)
+	}
+	now := f.clk.Now()
+
+	mustRefuse(t, f.v, sign(func(c map[string]any) { c["aud"] = "someone-else" }), "audience not accepted")
+	mustRefuse(t, f.v, sign(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), "token expired")
+	mustRefuse(t, f.v, sign(func(c map[string]any) { delete(c, "exp") }), "no expiry")
+	mustRefuse(t, f.v, sign(func(c map[string]any) { c["nbf"] = now.Add(2 * time.Minute).Unix() }), "not yet valid")
+	mustRefuse(t, f.v, sign(func(c map[string]any) { c["sub"] = "repo:acme/other:ref:refs/heads/main" }), "no identity is bound")
+	mustRefuse(t, f.v, sign(func(c map[string]any) { c["iss"] = "https://issuer.example.com" }), "issuer not trusted")
+	// Within the skew both ways: accepted.
+	mustVerify(t, f.v, sign(func(c map[string]any) { c["exp"] = now.Add(-30 * time.Second).Unix() }), "triage-bot")
+	mustVerify(t, f.v, sign(func(c map[string]any) { c["nbf"] = now.Add(30 * time.Second).Unix() }), "triage-bot")
+
+	// A second issuer, started by the test but not trusted, signing a
+	// token that claims to come from the trusted one: its key is not in
+	// the trusted JWKS.
+	other := issuertest.New(t)
+	ok := other.AddKey(jose.RS256)
+	mustRefuse(t, f.v, other.Sign(ok, f.claims(sub)), "signature not valid")
+	// Its own issuer name is not trusted at all.
+	c := f.claims(sub)
+	c["iss"] = other.URL
+	mustRefuse(t, f.v, other.Sign(ok, c), "issuer not trusted")
+
+	// A key the issuer never published, with a kid that exists and one
+	// that does not.
+	rogue := f.iss.NewKey(jose.RS256)
+	mustRefuse(t, f.v, f.iss.Sign(rogue, f.claims(sub)), "signature not valid")
+	rogue.ID = k.ID
+	mustRefuse(t, f.v, f.iss.Sign(rogue, f.claims(sub)), "signature not valid")
+
+	// alg none.
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	body, _ := json.Marshal(f.claims(sub))
+	none := hdr + "." + base64.RawURLEncoding.EncodeToString(body) + "."
+	mustRefuse(t, f.v, none, "algorithm not accepted")
+
+	// HS256 with the public key as the secret: as PEM, as DER and as the
+	// JWK JSON, with and without the trusted kid.
+	pub := k.Priv.Public()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, _ := k.Public().MarshalJSON()
+	for _, secret := range [][]byte{pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), der, jwk} {
+		for _, kid := range []string{"", k.ID} {
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: secret, KeyID: kid}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustRefuse(t, f.v, issuertest.SignWith(t, s, f.claims(sub)), "algorithm not accepted")
+		}
+	}
+	// And the real token still works after all that.
+	mustVerify(t, f.v, f.iss.Sign(k, f.claims(sub)), "triage-bot")
+}
+
+func TestRotation(t *testing.T) {
+	f := setup(t, defaultBindings)
+	sub := "repo:acme/triage:ref:refs/heads/main"
+	k1 := f.iss.AddKey(jose.RS256)
+	mustVerify(t, f.v, f.iss.Sign(k1, f.claims(sub)), "triage-bot")
+	if n := f.iss.JWKSFetches.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches, want 1", n)
+	}
+	// Cached: no new fetch for a known kid.
+	mustVerify(t, f.v, f.iss.Sign(k1, f.claims(sub)), "triage-bot")
+	if n := f.iss.JWKSFetches.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches after a cached key, want 1", n)
+	}
+
+	// The issuer rotates: a new key appears. A token with its kid triggers
+	// a refetch once MinRefetch has passed since the last one.
+	k2 := f.iss.AddKey(jose.ES256)
+	tok2 := f.iss.Sign(k2, f.claims(sub))
+	mustRefuse(t, f.v, tok2, "signature not valid") // within MinRefetch: rate-limited
+	if n := f.iss.JWKSFetches.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches within the refetch interval, want 1", n)
+	}
+	f.clk.Advance(workload.MinRefetch)
+	mustVerify(t, f.v, f.iss.Sign(k2, f.claims(sub)), "triage-bot")
+	if n := f.iss.JWKSFetches.Load(); n != 2 {
+		t.Fatalf("%d JWKS fetches after rotation, want 2", n)
+	}
+	// A flood of unknown kids costs at most one fetch per interval.
+	for range 20 {
+		mustRefuse(t, f.v, f.iss.Sign(f.iss.NewKey(jose.ES256), f.claims(sub)), "signature not valid")
+	}
+	if n := f.iss.JWKSFetches.Load(); n != 2 {
+		t.Fatalf("%d JWKS fetches after a flood of unknown kids, want 2", n)
+	}
+
+	// The old key is withdrawn: once the cache ages out it is refused.
+	f.iss.Remove(k1.ID)
+	f.clk.Advance(workload.MaxKeyAge)
+	mustRefuse(t, f.v, f.iss.Sign(k1, f.claims(sub)), "signature not valid")
+	mustVerify(t, f.v, f.iss.Sign(k2, f.claims(sub)), "triage-bot")
+}
+
+func TestAmbiguousMapping(t *testing.T) {
+	f := setup(t, func(iss string) []workload.Binding {
+		return []workload.Binding{
+			{Identity: "a", Issuer: iss, Subject: "repo:acme/x:ref:refs/heads/main"},
+			{Identity: "b", Issuer: iss, Claims: map[string]string{"repository": "acme/x"}},
+		}
+	})
+	k := f.iss.AddKey(jose.EdDSA)
+	c := f.claims("repo:acme/x:ref:refs/heads/main")
+	c["repository"] = "acme/x"
+	mustRefuse(t, f.v, f.iss.Sign(k, c), "more than one identity")
+	c["repository"] = "acme/y"
+	mustVerify(t, f.v, f.iss.Sign(k, c), "a")
+
+	// Identical bindings are refused up front.
+	_, err := workload.New([]workload.Issuer{{URL: f.iss.URL, Audience: aud}}, []workload.Binding{
+		{Identity: "a", Issuer: f.iss.URL, Subject: "s"}, {Identity: "b", Issuer: f.iss.URL, Subject: "s"},
+	}, workload.Options{})
+	if err == nil || !strings.Contains(err.Error(), "same binding") {
+		t.Fatalf("identical bindings: err = %v", err)
+	}
+}
+
+func TestLooksLikeJWT(t *testing.T) {
+	for tok, want := range map[string]bool{
+		"alk_abcdefABCDEF0123456789-_abcdefABCDEF0123456": false,
+		"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln":       true,
+		"a.b":     false,
+		"a.b.c d": false,
+	} {
+		if got := workload.LooksLikeJWT(tok); got != want {
+			t.Errorf("LooksLikeJWT(%q) = %v", tok, got)
+		}
+	}
+}
