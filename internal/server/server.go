@@ -28,6 +28,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/console"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -74,6 +75,9 @@ type Server struct {
 	tlsCfg  *tls.Config
 	caPEM   string
 	tlsErr  error
+
+	// Directory resolves API keys to identities (the API's and the console's).
+	Directory *authn.Directory
 }
 
 // Open starts everything but the listeners. The caller must Close it.
@@ -145,7 +149,13 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err := s.Service.Start(ctx); err != nil {
 		return nil, err
 	}
-	s.Handler = httpapi.New(s.Service, dir, s, logger)
+	s.Directory = dir
+	// The web console shares the API's listener, under /console/.
+	con, err := console.New(console.Options{Service: s.Service, Directory: dir, Audit: s, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	s.Handler = console.Mount(httpapi.New(s.Service, dir, s, logger), con)
 	return s, nil
 }
 
