@@ -185,4 +185,3 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	os.RemoveAll(failDir)
 }
-
