@@ -43,6 +43,9 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Audit configures where the log's checkpoints are published.
 	Audit Audit `yaml:"audit"`
+	// SSO, if set, lets people sign in to the web console with OpenID
+	// Connect.
+	SSO *SSO `yaml:"sso"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.
@@ -91,6 +94,24 @@ type Identity struct {
 	// KeySHA256 is the hex SHA-256 of the identity's API key, lower case.
 	// The key itself is never stored.
 	KeySHA256 string `yaml:"key_sha256"`
+	// Email is a person's address, matched against the SSO identity claim.
+	Email string `yaml:"email"`
+}
+
+// SSO configures sign-in to the web console with OpenID Connect
+// (authorization code flow with PKCE).
+type SSO struct {
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv names the environment variable holding the client
+	// secret.
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	// IdentityClaim is the ID token claim whose value is a human
+	// identity's name or email (default "email").
+	IdentityClaim string `yaml:"identity_claim"`
+	// RedirectURL is the callback URL registered with the issuer; by
+	// default it is derived from the request (…/console/sso/callback).
+	RedirectURL string `yaml:"redirect_url"`
 }
 
 // Target is one upstream behind the gateway.
@@ -238,6 +259,13 @@ func (c *Config) CheckEnv(getenv func(string) string) error {
 		file = c.Path
 	}
 	var errs Errors
+	if c.SSO != nil && c.SSO.ClientSecretEnv != "" && getenv(c.SSO.ClientSecretEnv) == "" {
+		at := locate(c.pos, "sso.client_secret_env")
+		errs.List = append(errs.List, &Error{
+			File: file, Line: at.line, Col: at.col, Field: "sso.client_secret_env",
+			Msg: fmt.Sprintf("environment variable %s is not set or empty; the web console's SSO reads its client secret from it", c.SSO.ClientSecretEnv),
+		})
+	}
 	for i, t := range c.Targets {
 		if t.PasswordEnv != "" && getenv(t.PasswordEnv) == "" {
 			path := fmt.Sprintf("targets[%d].password_env", i)

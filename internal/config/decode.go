@@ -417,6 +417,17 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			})
 		}},
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
+		{"sso", func(p string, v *yaml.Node) {
+			s := &SSO{}
+			d.mapping(v, p, "a mapping of SSO settings (issuer, client_id, client_secret_env, identity_claim, redirect_url)", []field{
+				{"issuer", func(p string, v *yaml.Node) { s.Issuer = d.str(v, p) }},
+				{"client_id", func(p string, v *yaml.Node) { s.ClientID = d.str(v, p) }},
+				{"client_secret_env", func(p string, v *yaml.Node) { s.ClientSecretEnv = d.str(v, p) }},
+				{"identity_claim", func(p string, v *yaml.Node) { s.IdentityClaim = d.str(v, p) }},
+				{"redirect_url", func(p string, v *yaml.Node) { s.RedirectURL = d.str(v, p) }},
+			})
+			c.SSO = s
+		}},
 	})
 }
 
@@ -431,6 +442,7 @@ func (d *decoder) identity(n *yaml.Node, path string) Identity {
 		{"owner", func(p string, v *yaml.Node) { id.Owner = d.str(v, p) }},
 		{"groups", func(p string, v *yaml.Node) { id.Groups = d.stringList(v, p) }},
 		{"key_sha256", func(p string, v *yaml.Node) { id.KeySHA256 = d.str(v, p) }},
+		{"email", func(p string, v *yaml.Node) { id.Email = d.str(v, p) }},
 	}) && !d.bad[path] {
 		d.failAt(n, path, "expected an identity (a mapping with name, kind, owner, groups, key_sha256), got nothing")
 	}

@@ -89,6 +89,8 @@ type Options struct {
 	// Clock tells the time for session expiry and the review's default
 	// day; clock.Real if nil.
 	Clock clock.Clock
+	// SSO, if set, offers sign-in with OpenID Connect.
+	SSO *SSO
 	// SessionTTL and IdleTimeout default to 8h and 1h.
 	SessionTTL, IdleTimeout time.Duration
 }
@@ -101,6 +103,7 @@ type Handler struct {
 	logger *slog.Logger
 	clk    clock.Clock
 	ses    *sessions
+	sso    *ssoState // nil without SSO
 	tmpl   *template.Template
 	mux    *http.ServeMux
 	cop    *http.CrossOriginProtection
@@ -149,6 +152,15 @@ func New(o Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
 	})
+	if o.SSO != nil {
+		cfg := *o.SSO
+		if cfg.IdentityClaim == "" {
+			cfg.IdentityClaim = "email"
+		}
+		h.sso = &ssoState{cfg: cfg, flows: map[[32]byte]ssoFlow{}}
+		h.mux.HandleFunc("GET /console/sso/start", h.ssoStart)
+		h.mux.HandleFunc("GET "+callbackPath, h.ssoCallback)
+	}
 	h.mux.HandleFunc("GET /console/login", h.loginPage)
 	h.mux.HandleFunc("POST /console/login", h.loginKey)
 	h.mux.Handle("POST /console/logout", h.authed(h.logout))

@@ -92,7 +92,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := randomToken()
 	setCookie(w, r, preCookie, tok, 3600)
-	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Token": tok})
+	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Token": tok, "SSO": h.sso != nil})
 }
 
 // loginKey signs a person in with their API key. Only a human identity

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -151,12 +152,29 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	}
 	s.Directory = dir
 	// The web console shares the API's listener, under /console/.
-	con, err := console.New(console.Options{Service: s.Service, Directory: dir, Audit: s, Logger: logger})
+	con, err := console.New(console.Options{Service: s.Service, Directory: dir, Audit: s, Logger: logger, SSO: consoleSSO(cfg)})
 	if err != nil {
 		return nil, err
 	}
 	s.Handler = console.Mount(httpapi.New(s.Service, dir, s, logger), con)
 	return s, nil
+}
+
+// consoleSSO is the web console's OpenID Connect sign-in, or nil.
+func consoleSSO(cfg *config.Config) *console.SSO {
+	if cfg.SSO == nil {
+		return nil
+	}
+	emails := map[string]string{}
+	for _, id := range cfg.Identities {
+		if id.Kind == string(model.Human) && id.Email != "" {
+			emails[strings.ToLower(id.Email)] = id.Name
+		}
+	}
+	return &console.SSO{
+		Issuer: cfg.SSO.Issuer, ClientID: cfg.SSO.ClientID, ClientSecret: os.Getenv(cfg.SSO.ClientSecretEnv),
+		IdentityClaim: cfg.SSO.IdentityClaim, RedirectURL: cfg.SSO.RedirectURL, Emails: emails,
+	}
 }
 
 // startWitnesses starts publishing checkpoints to audit.witnesses, or
