@@ -239,7 +239,7 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, who)) http.
 		c, _ := r.Cookie(sessionCookie)
 		var ses *session
 		if c != nil {
-			ses = h.ses.get(c.Value)
+			ses = h.ses.get(c.Value, !isJSON(r))
 		}
 		var id model.Identity
 		if ses != nil {

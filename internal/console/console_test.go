@@ -463,6 +463,18 @@ func TestSessionExpiry(t *testing.T) {
 	if p := b.get("/console/queue.json"); p.status != http.StatusUnauthorized {
 		t.Fatalf("queue.json after an idle hour: %d", p.status)
 	}
+	// The queue's background polling does not keep a session alive.
+	b = e.browser()
+	b.mustSignIn(e.alice)
+	for i := 0; i < 6; i++ {
+		clk.Advance(10 * time.Minute)
+		if p := b.get("/console/queue.json"); i < 5 && p.status != 200 {
+			t.Fatalf("poll at %d minutes: %d", 10*(i+1), p.status)
+		}
+	}
+	if p := b.get("/console/queue"); p.status != http.StatusSeeOther {
+		t.Fatalf("an hour of polling only kept the session alive: %d", p.status)
+	}
 	// Absolute: a session used every 50 minutes still ends at 8 hours.
 	b = e.browser()
 	b.mustSignIn(e.alice)

@@ -86,7 +86,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // --- sign-in ---
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil && h.ses.get(c.Value) != nil {
+	if c, err := r.Cookie(sessionCookie); err == nil && h.ses.get(c.Value, false) != nil {
 		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
 		return
 	}

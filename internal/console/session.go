@@ -88,9 +88,10 @@ func (s *sessions) sweepLocked(now time.Time) {
 	}
 }
 
-// get returns the live session with cookie id and marks it used, or nil.
-// An expired session is removed.
-func (s *sessions) get(id string) *session {
+// get returns the live session with cookie id, or nil; touch marks it
+// used (the queue's background polling does not, so an open tab nobody
+// looks at still goes idle). An expired session is removed.
+func (s *sessions) get(id string, touch bool) *session {
 	if id == "" {
 		return nil
 	}
@@ -106,7 +107,9 @@ func (s *sessions) get(id string) *session {
 		delete(s.byID, k)
 		return nil
 	}
-	ses.seen = now
+	if touch {
+		ses.seen = now
+	}
 	cp := *ses
 	return &cp
 }
