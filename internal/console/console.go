@@ -18,7 +18,8 @@
 // the server's.
 //
 // People sign in with their API key (only human identities; an agent's
-// key is refused). A sign-in opens a server-side session kept in memory,
+// key is refused) or, with an sso section, with OpenID Connect (sso.go).
+// A sign-in opens a server-side session kept in memory,
 // keyed by the hash of a random id the browser holds in an HttpOnly,
 // SameSite=Strict cookie (Secure over TLS); it ends after 8 hours, after 1
 // idle hour, or at sign-out. Every form carries the session's CSRF token,
