@@ -112,6 +112,12 @@ type SSO struct {
 	// RedirectURL is the callback URL registered with the issuer; by
 	// default it is derived from the request (…/console/sso/callback).
 	RedirectURL string `yaml:"redirect_url"`
+	// GroupsClaim and RequiredGroups, if set, admit only people whose ID
+	// token lists one of RequiredGroups in that claim (in addition to
+	// being a configured person). Policies still use the groups in this
+	// file, never the provider's.
+	GroupsClaim    string   `yaml:"groups_claim"`
+	RequiredGroups []string `yaml:"required_groups"`
 }
 
 // Target is one upstream behind the gateway.

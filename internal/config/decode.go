@@ -419,12 +419,14 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
 		{"sso", func(p string, v *yaml.Node) {
 			s := &SSO{}
-			d.mapping(v, p, "a mapping of SSO settings (issuer, client_id, client_secret_env, identity_claim, redirect_url)", []field{
+			d.mapping(v, p, "a mapping of SSO settings (issuer, client_id, client_secret_env, identity_claim, redirect_url, groups_claim, required_groups)", []field{
 				{"issuer", func(p string, v *yaml.Node) { s.Issuer = d.str(v, p) }},
 				{"client_id", func(p string, v *yaml.Node) { s.ClientID = d.str(v, p) }},
 				{"client_secret_env", func(p string, v *yaml.Node) { s.ClientSecretEnv = d.str(v, p) }},
 				{"identity_claim", func(p string, v *yaml.Node) { s.IdentityClaim = d.str(v, p) }},
 				{"redirect_url", func(p string, v *yaml.Node) { s.RedirectURL = d.str(v, p) }},
+				{"groups_claim", func(p string, v *yaml.Node) { s.GroupsClaim = d.str(v, p) }},
+				{"required_groups", func(p string, v *yaml.Node) { s.RequiredGroups = d.stringList(v, p) }},
 			})
 			c.SSO = s
 		}},

@@ -18,7 +18,8 @@ func TestSSO(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := SSO{Issuer: "https://login.example.com", ClientID: "airlock", ClientSecretEnv: "AIRLOCK_SSO_SECRET", IdentityClaim: "email"}
-	if c.SSO == nil || *c.SSO != want {
+	if c.SSO == nil || c.SSO.Issuer != want.Issuer || c.SSO.ClientID != want.ClientID || c.SSO.ClientSecretEnv != want.ClientSecretEnv ||
+		c.SSO.IdentityClaim != want.IdentityClaim || c.SSO.GroupsClaim != "" || c.SSO.RequiredGroups != nil {
 		t.Fatalf("sso = %+v, want %+v", c.SSO, want)
 	}
 	if c.Identities[1].Email != "alice@example.com" {
@@ -32,6 +33,10 @@ func TestSSO(t *testing.T) {
 	env["AIRLOCK_SSO_SECRET"] = "s"
 	if err := c.CheckEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("CheckEnv with the secret: %v", err)
+	}
+	g, err := Parse("airlock.yaml", []byte(doc+"  required_groups: [airlock-approvers]\n"))
+	if err != nil || g.SSO.GroupsClaim != "groups" || len(g.SSO.RequiredGroups) != 1 || g.SSO.RequiredGroups[0] != "airlock-approvers" {
+		t.Fatalf("required_groups: %+v %v", g.SSO, err)
 	}
 	_, err = Parse("airlock.yaml", []byte(quickstartYAML()+"sso:\n  issuer: https://login.example.com\n"))
 	if err == nil || !strings.Contains(err.Error(), "sso.client_id") || !strings.Contains(err.Error(), "sso.client_secret_env") {

@@ -70,6 +70,9 @@ func (d *decoder) validate(c *Config, base string) {
 		if sso.IdentityClaim == "" {
 			sso.IdentityClaim = "email"
 		}
+		if len(sso.RequiredGroups) > 0 && sso.GroupsClaim == "" {
+			sso.GroupsClaim = "groups"
+		}
 	}
 	for _, f := range []struct {
 		path string

@@ -158,6 +158,9 @@ func New(o Options) (*Handler, error) {
 		if cfg.IdentityClaim == "" {
 			cfg.IdentityClaim = "email"
 		}
+		if cfg.GroupsClaim == "" {
+			cfg.GroupsClaim = "groups"
+		}
 		h.sso = &ssoState{cfg: cfg, flows: map[[32]byte]ssoFlow{}}
 		h.mux.HandleFunc("GET /console/sso/start", h.ssoStart)
 		h.mux.HandleFunc("GET "+callbackPath, h.ssoCallback)

@@ -26,6 +26,10 @@ type SSO struct {
 	// RedirectURL is the registered callback; derived from the request
 	// when empty.
 	RedirectURL string
+	// GroupsClaim and RequiredGroups, if RequiredGroups is set, admit only
+	// people whose ID token lists one of them in that claim.
+	GroupsClaim    string
+	RequiredGroups []string
 	// Emails maps a lower-case email to a human identity's name.
 	Emails map[string]string
 	// HTTPClient talks to the issuer (tests); http.DefaultClient if nil.
@@ -214,6 +218,9 @@ func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
 			return model.Identity{}, errors.New("Your email address is not verified by the sign-in provider.")
 		}
 	}
+	if len(h.sso.cfg.RequiredGroups) > 0 && !inGroups(claims[h.sso.cfg.GroupsClaim], h.sso.cfg.RequiredGroups) {
+		return model.Identity{}, fmt.Errorf("%s is not in a group allowed to use the console (%s).", v, strings.Join(h.sso.cfg.RequiredGroups, ", "))
+	}
 	name := v
 	if n, ok := h.sso.cfg.Emails[strings.ToLower(v)]; ok {
 		name = n
@@ -223,4 +230,28 @@ func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
 		return model.Identity{}, fmt.Errorf("%s is not a person Airlock knows. Ask an administrator to add you to identities in airlock.yaml (kind: human, with your name or email).", v)
 	}
 	return id, nil
+}
+
+// inGroups reports whether a groups claim (a list of strings, or one
+// string) holds one of want.
+func inGroups(claim any, want []string) bool {
+	var have []string
+	switch c := claim.(type) {
+	case string:
+		have = []string{c}
+	case []any:
+		for _, g := range c {
+			if s, ok := g.(string); ok {
+				have = append(have, s)
+			}
+		}
+	}
+	for _, h := range have {
+		for _, w := range want {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -142,10 +142,13 @@ func randomString(t *testing.T) string {
 }
 
 // ssoConsole serves a console with SSO against p over e's service.
-func ssoConsole(t *testing.T, e *env, p *idp) string {
+func ssoConsole(t *testing.T, e *env, p *idp) string { return ssoConsoleWith(t, e, p, nil) }
+
+func ssoConsoleWith(t *testing.T, e *env, p *idp, groups []string) string {
 	c, err := console.New(console.Options{
 		Service: e.srv.Service, Directory: e.srv.Directory, Audit: e.srv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice"}},
+		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice"},
+			RequiredGroups: groups},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +214,17 @@ func TestSSOSignIn(t *testing.T) {
 		if _, body := fetch(t, b, base+"/console/queue"); strings.Contains(body, `<span id="who">`) {
 			t.Errorf("%s: signed in anyway", tc.name)
 		}
+	}
+
+	// With required groups, a configured person outside them is refused.
+	gbase := ssoConsoleWith(t, e, p, []string{"airlock-approvers"})
+	p.set(map[string]any{"email": "alice@example.com", "groups": []string{"engineering"}}, false)
+	if st, body := fetch(t, followingBrowser(), gbase+"/console/sso/start"); st != 403 || !strings.Contains(body, "not in a group allowed") {
+		t.Errorf("outside the required groups: %d\n%s", st, body)
+	}
+	p.set(map[string]any{"email": "alice@example.com", "groups": []string{"engineering", "airlock-approvers"}}, false)
+	if st, body := fetch(t, followingBrowser(), gbase+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Errorf("in a required group: %d\n%s", st, body)
 	}
 
 	// A callback carried to another browser (login CSRF) is refused: the

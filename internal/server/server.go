@@ -174,6 +174,7 @@ func consoleSSO(cfg *config.Config) *console.SSO {
 	return &console.SSO{
 		Issuer: cfg.SSO.Issuer, ClientID: cfg.SSO.ClientID, ClientSecret: os.Getenv(cfg.SSO.ClientSecretEnv),
 		IdentityClaim: cfg.SSO.IdentityClaim, RedirectURL: cfg.SSO.RedirectURL, Emails: emails,
+		GroupsClaim: cfg.SSO.GroupsClaim, RequiredGroups: cfg.SSO.RequiredGroups,
 	}
 }
 
