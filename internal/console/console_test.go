@@ -45,6 +45,7 @@ identities:
     kind: human
     groups: [sre-leads]
     key_sha256: "%s"
+    email: alice@example.com
   - name: bob
     kind: human
     groups: [sre-leads]
@@ -84,7 +85,10 @@ type env struct {
 // newEnv opens a real server (store, log, policies, API and console) on a
 // fresh data directory. With clk, the console is built again over the
 // same service with that clock.
-func newEnv(t *testing.T, clk clock.Clock) *env {
+func newEnv(t *testing.T, clk clock.Clock) *env { return newEnvWith(t, clk, "") }
+
+// newEnvWith is newEnv with extra YAML appended to the configuration.
+func newEnvWith(t *testing.T, clk clock.Clock, extra string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	botKey, botSHA := authn.NewKey()
@@ -97,7 +101,7 @@ func newEnv(t *testing.T, clk clock.Clock) *env {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, testConfig, botSHA, aliceSHA, bobSHA), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, append(fmt.Appendf(nil, testConfig, botSHA, aliceSHA, bobSHA), extra...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)

@@ -258,3 +258,26 @@ func TestSSOSignIn(t *testing.T) {
 		t.Fatalf("a used state signed someone in again: %d", st)
 	}
 }
+
+// airlock.yaml's sso section reaches the console `airlock serve` runs:
+// the server's own handler signs a person in through the provider, by the
+// email configured for them.
+func TestSSOFromConfig(t *testing.T) {
+	p := newIDP(t)
+	t.Setenv("AIRLOCK_TEST_SSO_SECRET", "s3cret")
+	e := newEnvWith(t, nil, "sso:\n  issuer: "+p.srv.URL+"\n  client_id: airlock\n  client_secret_env: AIRLOCK_TEST_SSO_SECRET\n")
+	// bob has no email configured; the claim names him directly.
+	p.set(map[string]any{"email": "bob"}, false)
+	b := followingBrowser()
+	if st, body := fetch(t, b, e.url+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, bob") {
+		t.Fatalf("SSO through the server's handler: %d\n%s", st, body)
+	}
+	if _, body := fetch(t, b, e.url+"/console/queue"); !strings.Contains(body, `<span id="who">bob</span>`) {
+		t.Fatalf("not signed in as bob:\n%s", body)
+	}
+	// alice by the email identities[].email gives her.
+	p.set(map[string]any{"email": "ALICE@example.com"}, false)
+	if st, body := fetch(t, followingBrowser(), e.url+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("SSO by configured email: %d\n%s", st, body)
+	}
+}
