@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzParseAddCheckpoint$$' -fuzztime=$(FUZZTIME) ./internal/witness/
+	$(GO) test -run=NONE -fuzz='^FuzzTranscript$$' -fuzztime=$(FUZZTIME) ./internal/console/
 	$(GO) test -run=NONE -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) ./internal/witness/
 	$(GO) test -run=NONE -fuzz='^FuzzWitnessAnswer$$' -fuzztime=$(FUZZTIME) ./internal/witness/
 	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) ./internal/pggw/

@@ -59,6 +59,9 @@ type Config struct {
 	// FindingsWindow is how long an identity's instance counts as active
 	// for the shared-identity finding (default DefaultFindingsWindow).
 	FindingsWindow Duration `yaml:"findings_window"`
+	// SSO, if set, lets people sign in to the web console with OpenID
+	// Connect.
+	SSO *SSO `yaml:"sso"`
 
 	// pos records where each field path was written, so that problems found
 	// after loading (CheckEnv) can still point into the file.
@@ -115,6 +118,30 @@ type Identity struct {
 	// IdentityBinding overrides the global identity_binding for this
 	// identity ("" means the global setting).
 	IdentityBinding string `yaml:"identity_binding"`
+	// Email is a person's address, matched against the SSO identity claim.
+	Email string `yaml:"email"`
+}
+
+// SSO configures sign-in to the web console with OpenID Connect
+// (authorization code flow with PKCE).
+type SSO struct {
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv names the environment variable holding the client
+	// secret.
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	// IdentityClaim is the ID token claim whose value is a human
+	// identity's name or email (default "email").
+	IdentityClaim string `yaml:"identity_claim"`
+	// RedirectURL is the callback URL registered with the issuer; by
+	// default it is derived from the request (…/console/sso/callback).
+	RedirectURL string `yaml:"redirect_url"`
+	// GroupsClaim and RequiredGroups, if set, admit only people whose ID
+	// token lists one of RequiredGroups in that claim (in addition to
+	// being a configured person). Policies still use the groups in this
+	// file, never the provider's.
+	GroupsClaim    string   `yaml:"groups_claim"`
+	RequiredGroups []string `yaml:"required_groups"`
 }
 
 // Target is one upstream behind the gateway.
@@ -262,6 +289,13 @@ func (c *Config) CheckEnv(getenv func(string) string) error {
 		file = c.Path
 	}
 	var errs Errors
+	if c.SSO != nil && c.SSO.ClientSecretEnv != "" && getenv(c.SSO.ClientSecretEnv) == "" {
+		at := locate(c.pos, "sso.client_secret_env")
+		errs.List = append(errs.List, &Error{
+			File: file, Line: at.line, Col: at.col, Field: "sso.client_secret_env",
+			Msg: fmt.Sprintf("environment variable %s is not set or empty; the web console's SSO reads its client secret from it", c.SSO.ClientSecretEnv),
+		})
+	}
 	for i, t := range c.Targets {
 		if t.PasswordEnv != "" && getenv(t.PasswordEnv) == "" {
 			path := fmt.Sprintf("targets[%d].password_env", i)

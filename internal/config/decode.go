@@ -422,6 +422,19 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		{"oidc", func(p string, v *yaml.Node) { d.oidcIssuers(v, p, c) }},
 		{"identity_binding", func(p string, v *yaml.Node) { c.IdentityBinding = d.str(v, p) }},
 		{"findings_window", func(p string, v *yaml.Node) { c.FindingsWindow = d.duration(v, p) }},
+		{"sso", func(p string, v *yaml.Node) {
+			s := &SSO{}
+			d.mapping(v, p, "a mapping of SSO settings (issuer, client_id, client_secret_env, identity_claim, redirect_url, groups_claim, required_groups)", []field{
+				{"issuer", func(p string, v *yaml.Node) { s.Issuer = d.str(v, p) }},
+				{"client_id", func(p string, v *yaml.Node) { s.ClientID = d.str(v, p) }},
+				{"client_secret_env", func(p string, v *yaml.Node) { s.ClientSecretEnv = d.str(v, p) }},
+				{"identity_claim", func(p string, v *yaml.Node) { s.IdentityClaim = d.str(v, p) }},
+				{"redirect_url", func(p string, v *yaml.Node) { s.RedirectURL = d.str(v, p) }},
+				{"groups_claim", func(p string, v *yaml.Node) { s.GroupsClaim = d.str(v, p) }},
+				{"required_groups", func(p string, v *yaml.Node) { s.RequiredGroups = d.stringList(v, p) }},
+			})
+			c.SSO = s
+		}},
 	})
 }
 
@@ -439,6 +452,7 @@ func (d *decoder) identity(n *yaml.Node, path string) Identity {
 		{"slack_user", func(p string, v *yaml.Node) { id.SlackUser = d.str(v, p) }},
 		{"oidc", func(p string, v *yaml.Node) { id.OIDC = d.identityOIDC(v, p) }},
 		{"identity_binding", func(p string, v *yaml.Node) { id.IdentityBinding = d.str(v, p) }},
+		{"email", func(p string, v *yaml.Node) { id.Email = d.str(v, p) }},
 	}) && !d.bad[path] {
 		d.failAt(n, path, "expected an identity (a mapping with name, kind, owner, groups, key_sha256), got nothing")
 	}

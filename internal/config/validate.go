@@ -64,6 +64,19 @@ func (d *decoder) validate(c *Config, base string) {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		d.errorf("tls", "cert_file and key_file go together: give both, or neither for a certificate from Airlock's own CA")
 	}
+	if sso := c.SSO; sso != nil {
+		for _, f := range []struct{ key, v string }{{"issuer", sso.Issuer}, {"client_id", sso.ClientID}, {"client_secret_env", sso.ClientSecretEnv}} {
+			if f.v == "" {
+				d.errorf("sso."+f.key, "required when sso is set")
+			}
+		}
+		if sso.IdentityClaim == "" {
+			sso.IdentityClaim = "email"
+		}
+		if len(sso.RequiredGroups) > 0 && sso.GroupsClaim == "" {
+			sso.GroupsClaim = "groups"
+		}
+	}
 	for _, f := range []struct {
 		path string
 		p    *string

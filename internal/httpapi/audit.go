@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // Exporter is implemented by an Auditor that writes evidence bundles and
@@ -78,3 +79,7 @@ func (h *Handler) consistency(w http.ResponseWriter, r *http.Request, who model.
 	}
 	return out, nil
 }
+
+// Events renders log entries as the API shows them (for the web console,
+// which shows the same entries as the API and CLI).
+func Events(es []store.LogEntry) []Event { return events(es) }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/console"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
@@ -79,6 +81,9 @@ type Server struct {
 	tlsErr  error
 	// notifier runs notify: (nil if not configured).
 	notifier *notify.Notifier
+
+	// Directory resolves API keys to identities (the API's and the console's).
+	Directory *authn.Directory
 }
 
 // Open starts everything but the listeners. The caller must Close it.
@@ -160,7 +165,13 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, logger); err != nil {
 		return nil, err
 	}
-	s.Handler = withMCP(api, logger)
+	s.Directory = dir
+	// The web console shares the API's listener, under /console/.
+	con, err := console.New(console.Options{Service: s.Service, Directory: dir, Audit: s, Logger: logger, SSO: consoleSSO(cfg)})
+	if err != nil {
+		return nil, err
+	}
+	s.Handler = console.Mount(withMCP(api, logger), con)
 	return s, nil
 }
 
@@ -182,6 +193,24 @@ func workloadVerifier(cfg *config.Config, logger *slog.Logger) (*workload.Verifi
 		bindings = append(bindings, workload.Binding{Identity: id.Name, Issuer: id.OIDC.Issuer, Subject: id.OIDC.Subject, Claims: id.OIDC.Claims})
 	}
 	return workload.New(issuers, bindings, workload.Options{Logger: logger})
+}
+
+// consoleSSO is the web console's OpenID Connect sign-in, or nil.
+func consoleSSO(cfg *config.Config) *console.SSO {
+	if cfg.SSO == nil {
+		return nil
+	}
+	emails := map[string]string{}
+	for _, id := range cfg.Identities {
+		if id.Kind == string(model.Human) && id.Email != "" {
+			emails[strings.ToLower(id.Email)] = id.Name
+		}
+	}
+	return &console.SSO{
+		Issuer: cfg.SSO.Issuer, ClientID: cfg.SSO.ClientID, ClientSecret: os.Getenv(cfg.SSO.ClientSecretEnv),
+		IdentityClaim: cfg.SSO.IdentityClaim, RedirectURL: cfg.SSO.RedirectURL, Emails: emails,
+		GroupsClaim: cfg.SSO.GroupsClaim, RequiredGroups: cfg.SSO.RequiredGroups,
+	}
 }
 
 // startWitnesses starts publishing checkpoints to audit.witnesses, or

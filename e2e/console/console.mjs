@@ -1,0 +1,140 @@
+// Drives Airlock's web console in Debian's Chromium, step by step with
+// e2e/console_test.go: the Go test runs `airlock serve` and the CLI, this
+// script is the person at the browser. They talk over stdio: the script
+// prints "STEP <name> [arg]" lines and waits for the test's "GO [arg]"
+// reply on stdin where the test has something to do first.
+//
+// Environment: AIRLOCK_URL, ALICE_KEY, BOT_KEY, FAIL_DIR (screenshots on
+// failure), DOCS_IMG (if set, one screenshot of each main page goes there).
+import { chromium } from "playwright-core";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const base = process.env.AIRLOCK_URL;
+const aliceKey = process.env.ALICE_KEY;
+const botKey = process.env.BOT_KEY;
+const failDir = process.env.FAIL_DIR || tmpdir();
+const docsImg = process.env.DOCS_IMG || "";
+
+const rl = createInterface({ input: process.stdin });
+const lines = rl[Symbol.asyncIterator]();
+async function step(name, arg = "") {
+  console.log(`STEP ${name} ${arg}`.trim());
+  const { value, done } = await lines.next();
+  if (done || !value.startsWith("GO")) throw new Error(`test did not answer ${name}: ${value}`);
+  return value.slice(2).trim();
+}
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+}
+
+const userDataDir = mkdtempSync(join(tmpdir(), "airlock-chromium-"));
+const ctx = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  viewport: { width: 1180, height: 640 },
+});
+ctx.setDefaultTimeout(15000);
+const page = ctx.pages()[0] || (await ctx.newPage());
+let current = "start";
+
+async function shot(name) {
+  if (docsImg) await page.screenshot({ path: join(docsImg, `console-${name}.png`) });
+}
+
+async function signIn(key) {
+  await page.goto(base + "/console/login");
+  await page.fill("#key", key);
+  await Promise.all([page.waitForLoadState("load"), page.click("#login button[type=submit]")]);
+}
+
+try {
+  // 1. Sign in with a key; the queue is empty.
+  current = "sign in";
+  await signIn(aliceKey);
+  check(new URL(page.url()).pathname === "/console/queue", "signed in lands on the queue, got " + page.url());
+  check((await page.textContent("#who")).trim() === "alice", "signed in as alice");
+
+  // 2. A request arrives while the page is open: it shows without a reload.
+  current = "queue update";
+  await page.evaluate(() => { window.__noReload = true; });
+  const id = await step("queue-open");
+  await page.waitForSelector(`#queue tr[data-id="${id}"]`);
+  check(await page.evaluate(() => window.__noReload === true), "the queue updated without a reload");
+  const rowText = await page.textContent(`#queue tr[data-id="${id}"]`);
+  check(rowText.includes("log-triage-bot") && rowText.includes("billing errors too"), "the row shows who and why: " + rowText);
+  await shot("queue");
+
+  // 3. Approve it with a comment.
+  current = "approve";
+  const row = page.locator(`#queue tr[data-id="${id}"]`);
+  await row.locator("form.approve input[name=comment]").fill("ok for the incident");
+  await Promise.all([page.waitForURL(`**/console/grants/${id}`), row.locator("form.approve button").click()]);
+  check((await page.textContent("#status")).trim() === "active", "active after approval");
+  const own = await step("approved", id);
+
+  // 4. The review for today lists it; its grant page; a session transcript.
+  current = "review";
+  await page.click("nav a[href='/console/review']");
+  await page.waitForSelector(`#review tr[data-id="${id}"]`);
+  const today = new Date().toISOString().slice(0, 10);
+  check((await page.inputValue("#filters input[name=day]")) === today, "the review opens on today");
+  await shot("review");
+  current = "grant";
+  await Promise.all([page.waitForURL(`**/console/grants/${id}`), page.click(`#review tr[data-id="${id}"] a[href="/console/grants/${id}"]`)]);
+  check((await page.textContent("#approvals")).includes("ok for the incident"), "the approval and its comment");
+  await page.waitForSelector("section.session");
+  await shot("grant");
+  current = "session";
+  await Promise.all([page.waitForURL("**/console/sessions/s_*"), page.click("section.session h3 a")]);
+  const transcript = await page.textContent("table.transcript");
+  check(transcript.includes("DENIED") && transcript.includes("✓"), "the transcript shows allowed and denied calls: " + transcript);
+  check(transcript.includes("arn:aws:s3:::logs/app/2026/12/01/api.log"), "the object read");
+  await shot("session");
+
+  // 5. Revoke it with a reason.
+  current = "revoke";
+  await page.goto(base + "/console/grants/" + id);
+  await page.fill("form.revoke input[name=reason]", "incident over");
+  await Promise.all([page.waitForLoadState("load"), page.click("form.revoke button")]);
+  check((await page.textContent("#status")).trim() === "revoked", "revoked");
+  await step("revoked", id);
+
+  // 6. The audit page: verify now, and the result shows.
+  current = "audit";
+  await page.click("nav a[href='/console/audit']");
+  await Promise.all([page.waitForLoadState("load"), page.click("#verify button")]);
+  check((await page.textContent("#verification")).includes("OK"), "verification OK");
+  check((await page.textContent("#checkpoint")).includes("airlock/"), "the checkpoint");
+  await shot("audit");
+
+  // 7. Nobody approves their own request: the service's refusal is shown.
+  current = "self-approval";
+  await page.goto(base + "/console/grants/" + own);
+  await Promise.all([page.waitForLoadState("load"), page.click("form.approve button")]);
+  check((await page.textContent("#error")).includes("nobody may approve their own grant"), "self-approval refused");
+
+  // 8. An agent's key cannot sign in.
+  current = "agent sign-in";
+  await page.click("form.who button");
+  await signIn(botKey);
+  check((await page.textContent("#error")).includes("only people sign in"), "agent refused");
+  await page.goto(base + "/console/queue");
+  check(new URL(page.url()).pathname === "/console/login", "no session for the agent");
+
+  console.log("DONE");
+} catch (e) {
+  const path = join(failDir, `console-failure-${current.replace(/\W+/g, "-")}.png`);
+  await page.screenshot({ path, fullPage: true }).catch(() => {});
+  console.log(`FAIL at ${current}: ${e.message}`);
+  console.log(`screenshot: ${path}`);
+  process.exitCode = 1;
+} finally {
+  rl.close();
+  await ctx.close();
+  process.exit();
+}

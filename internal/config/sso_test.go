@@ -1,0 +1,45 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// The sso block and a person's email (DESIGN.md's optional keys).
+func TestSSO(t *testing.T) {
+	inConfigDir(t)
+	doc := strings.Replace(quickstartYAML(), "    groups: [sre-leads]\n", "    groups: [sre-leads]\n    email: alice@example.com\n", 1) + `sso:
+  issuer: https://login.example.com
+  client_id: airlock
+  client_secret_env: AIRLOCK_SSO_SECRET
+`
+	c, err := Parse("airlock.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SSO{Issuer: "https://login.example.com", ClientID: "airlock", ClientSecretEnv: "AIRLOCK_SSO_SECRET", IdentityClaim: "email"}
+	if c.SSO == nil || c.SSO.Issuer != want.Issuer || c.SSO.ClientID != want.ClientID || c.SSO.ClientSecretEnv != want.ClientSecretEnv ||
+		c.SSO.IdentityClaim != want.IdentityClaim || c.SSO.GroupsClaim != "" || c.SSO.RequiredGroups != nil {
+		t.Fatalf("sso = %+v, want %+v", c.SSO, want)
+	}
+	if c.Identities[1].Email != "alice@example.com" {
+		t.Fatalf("alice's email = %q", c.Identities[1].Email)
+	}
+	env := map[string]string{"AWS_PROD_ACCESS_KEY_ID": "a", "AWS_PROD_SECRET_ACCESS_KEY": "b"}
+	err = c.CheckEnv(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "sso.client_secret_env") || !strings.Contains(err.Error(), "AIRLOCK_SSO_SECRET") {
+		t.Fatalf("CheckEnv without the secret: %v", err)
+	}
+	env["AIRLOCK_SSO_SECRET"] = "s"
+	if err := c.CheckEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("CheckEnv with the secret: %v", err)
+	}
+	g, err := Parse("airlock.yaml", []byte(doc+"  required_groups: [airlock-approvers]\n"))
+	if err != nil || g.SSO.GroupsClaim != "groups" || len(g.SSO.RequiredGroups) != 1 || g.SSO.RequiredGroups[0] != "airlock-approvers" {
+		t.Fatalf("required_groups: %+v %v", g.SSO, err)
+	}
+	_, err = Parse("airlock.yaml", []byte(quickstartYAML()+"sso:\n  issuer: https://login.example.com\n"))
+	if err == nil || !strings.Contains(err.Error(), "sso.client_id") || !strings.Contains(err.Error(), "sso.client_secret_env") {
+		t.Fatalf("incomplete sso: %v", err)
+	}
+}

@@ -1,0 +1,307 @@
+// Package console is Airlock's web console for people: the approver's
+// queue, the review query, each grant's record and session transcripts,
+// and the audit log's status. It is served by `airlock serve` under
+// /console/ on listen.api, beside the JSON API and on the same listener
+// (so with the same TLS).
+//
+// The console is a thin skin over the same grants.Service calls the API
+// makes, with the signed-in identity as the caller: every decision goes
+// through the same policies, and whatever the service refuses (a person
+// approving their own request, a grant no longer pending) is shown as
+// the service's error.
+//
+// Pages are rendered on the server with html/template, which escapes
+// HTML; every string that came from a request or a recording additionally
+// goes through textesc, so control characters and bidirectional overrides
+// show as visible escapes rather than acting on the page. The small
+// script and style sheet are embedded: the console needs no network but
+// the server's.
+//
+// People sign in with their API key (only human identities; an agent's
+// key is refused) or, with an sso section, with OpenID Connect (sso.go).
+// A sign-in opens a server-side session kept in memory,
+// keyed by the hash of a random id the browser holds in an HttpOnly,
+// SameSite=Strict cookie (Secure over TLS); it ends after 8 hours, after 1
+// idle hour, or at sign-out. Every form carries the session's CSRF token,
+// compared in constant time, and state-changing requests must also pass
+// net/http's cross-origin protection (Sec-Fetch-Site / Origin).
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// Prefix is where the console is mounted.
+const Prefix = "/console/"
+
+// Session lifetimes and bounds.
+const (
+	DefaultSessionTTL  = 8 * time.Hour
+	DefaultIdleTimeout = time.Hour
+	maxSessions        = 10000
+	maxForm            = 64 << 10
+)
+
+// Cookie names. The pre-session cookie carries the sign-in form's CSRF
+// token, so that nobody can sign a victim in as someone else.
+const (
+	sessionCookie = "airlock_console"
+	preCookie     = "airlock_console_pre"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Auditor verifies the log and returns its newest checkpoint (the server).
+type Auditor interface {
+	Verify(ctx context.Context) (auditlog.Report, error)
+	Checkpoint() []byte
+}
+
+// Exporter writes evidence bundles (the server).
+type Exporter interface {
+	Export(ctx context.Context, account, day string) ([]byte, []string, error)
+}
+
+// Options configures the console.
+type Options struct {
+	Service   *grants.Service
+	Directory *authn.Directory
+	Audit     Auditor // may also be an Exporter
+	Logger    *slog.Logger
+	// Clock tells the time for session expiry and the review's default
+	// day; clock.Real if nil.
+	Clock clock.Clock
+	// SSO, if set, offers sign-in with OpenID Connect.
+	SSO *SSO
+	// SessionTTL and IdleTimeout default to 8h and 1h.
+	SessionTTL, IdleTimeout time.Duration
+}
+
+// Handler serves the console.
+type Handler struct {
+	svc    *grants.Service
+	dir    *authn.Directory
+	audit  Auditor
+	logger *slog.Logger
+	clk    clock.Clock
+	ses    *sessions
+	sso    *ssoState // nil without SSO
+	tmpl   *template.Template
+	mux    *http.ServeMux
+	cop    *http.CrossOriginProtection
+
+	// The last verification run from the console.
+	verifyMu sync.Mutex
+	lastRun  *verifyRun
+}
+
+// verifyRun is one verification and its outcome.
+type verifyRun struct {
+	At     time.Time
+	By     string
+	Report auditlog.Report
+	Err    string
+}
+
+// New returns the console handler; mount it at Prefix (see Mount).
+func New(o Options) (*Handler, error) {
+	if o.Service == nil || o.Directory == nil {
+		return nil, errors.New("console: Service and Directory are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = DefaultSessionTTL
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	tmpl, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		svc: o.Service, dir: o.Directory, audit: o.Audit, logger: o.Logger.With("component", "console"), clk: o.Clock,
+		ses: newSessions(o.Clock, o.SessionTTL, o.IdleTimeout, maxSessions), tmpl: tmpl,
+		mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(),
+	}
+	static, _ := fs.Sub(staticFS, "static")
+	h.mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", staticHandler(static)))
+	h.mux.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
+	})
+	if o.SSO != nil {
+		cfg := *o.SSO
+		if cfg.IdentityClaim == "" {
+			cfg.IdentityClaim = "email"
+		}
+		if cfg.GroupsClaim == "" {
+			cfg.GroupsClaim = "groups"
+		}
+		h.sso = &ssoState{cfg: cfg, flows: map[[32]byte]ssoFlow{}}
+		h.mux.HandleFunc("GET /console/sso/start", h.ssoStart)
+		h.mux.HandleFunc("GET "+callbackPath, h.ssoCallback)
+	}
+	h.mux.HandleFunc("GET /console/login", h.loginPage)
+	h.mux.HandleFunc("POST /console/login", h.loginKey)
+	h.mux.Handle("POST /console/logout", h.authed(h.logout))
+	h.mux.Handle("GET /console/queue", h.authed(h.queue))
+	h.mux.Handle("GET /console/queue.json", h.authed(h.queueJSON))
+	h.mux.Handle("GET /console/review", h.authed(h.review))
+	h.mux.Handle("GET /console/review.csv", h.authed(h.reviewCSV))
+	h.mux.Handle("GET /console/review.json", h.authed(h.reviewJSON))
+	h.mux.Handle("GET /console/grants/{id}", h.authed(h.grant))
+	h.mux.Handle("POST /console/grants/{id}/approve", h.authed(h.approve))
+	h.mux.Handle("POST /console/grants/{id}/deny", h.authed(h.deny))
+	h.mux.Handle("POST /console/grants/{id}/revoke", h.authed(h.revoke))
+	h.mux.Handle("GET /console/sessions/{id}", h.authed(h.session))
+	h.mux.Handle("GET /console/audit", h.authed(h.auditPage))
+	h.mux.Handle("POST /console/audit/verify", h.authed(h.verify))
+	h.mux.Handle("GET /console/audit/export", h.authed(h.export))
+	h.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, nil, http.StatusNotFound, "There is no such page.")
+	})
+	return h, nil
+}
+
+// Mount returns a handler serving the console under Prefix and api
+// everywhere else.
+func Mount(api http.Handler, c *Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(Prefix, c)
+	mux.Handle("/console", http.RedirectHandler(Prefix, http.StatusSeeOther))
+	mux.Handle("/", api)
+	return mux
+}
+
+// ServeHTTP sets the headers every console answer carries and routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	// Nothing but our own script and style; no framing; no caching of
+	// pages that show grants.
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		if err := h.cop.Check(r); err != nil {
+			h.logger.Warn("cross-origin form post refused", "remote", r.RemoteAddr, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+			h.fail(w, r, nil, http.StatusForbidden, "This form was posted from another site and was refused.")
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func staticHandler(fsys fs.FS) http.Handler {
+	fsrv := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=300")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// who is the signed-in person of a request.
+type who struct {
+	id     model.Identity
+	ses    *session
+	cookie string
+}
+
+// authed resolves the session cookie to a person; without one the browser
+// is sent to sign in (a JSON endpoint answers 401). The identity is looked
+// up again on every request, so a disabled or removed identity, or one no
+// longer human, loses its sessions at once. Every POST must carry the
+// session's CSRF token.
+func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, who)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Cookie(sessionCookie)
+		var ses *session
+		if c != nil {
+			ses = h.ses.get(c.Value, !isJSON(r))
+		}
+		var id model.Identity
+		if ses != nil {
+			var ok bool
+			id, ok = h.dir.Lookup(ses.identity)
+			if !ok || id.Disabled || id.Kind != model.Human {
+				h.ses.dropIdentity(ses.identity)
+				ses = nil
+			}
+		}
+		if ses == nil {
+			if r.Method == http.MethodGet && !isJSON(r) {
+				http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+				return
+			}
+			h.fail(w, r, nil, http.StatusUnauthorized, "Your session has ended. Sign in again.")
+			return
+		}
+		u := who{id: id, ses: ses, cookie: c.Value}
+		if r.Method == http.MethodPost {
+			if !tokenOK(ses.csrf, r.PostFormValue("csrf")) {
+				h.logger.Warn("console form without a valid CSRF token", "remote", r.RemoteAddr, "path", r.URL.Path, "identity", id.Name)
+				h.fail(w, r, &u, http.StatusForbidden, "This form is stale or did not come from this console (bad CSRF token). Reload the page and try again.")
+				return
+			}
+		}
+		fn(w, r, u)
+	})
+}
+
+func isJSON(r *http.Request) bool {
+	p := r.URL.Path
+	return len(p) > 5 && p[len(p)-5:] == ".json"
+}
+
+// setCookie sets a console cookie: HttpOnly, SameSite=Strict, Secure over
+// TLS, scoped to the console's path.
+func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: Prefix, MaxAge: maxAge,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// fail answers with an error page (or JSON for a .json endpoint).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, u *who, status int, msg string) {
+	if isJSON(r) {
+		writeJSON(w, status, map[string]any{"error": map[string]string{"message": msg}})
+		return
+	}
+	h.render(w, r, u, status, "error", "Error", map[string]any{"Status": status, "StatusText": http.StatusText(status), "Message": msg})
+}
+
+// failErr shows a service error as the service worded it.
+func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, u who, err error) {
+	ae := apierr.From(err)
+	if ae.Status >= 500 {
+		h.logger.Error("console request failed", "path", r.URL.Path, "identity", u.id.Name, "err", err)
+	}
+	h.fail(w, r, &u, ae.Status, ae.Message)
+}

@@ -1,0 +1,449 @@
+package console
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/textesc"
+)
+
+// funcs are the templates' helpers. Everything that came from a request
+// or a recording is shown through esc (one line) or text (multi-line),
+// which write control characters as visible escapes; html/template then
+// escapes the HTML.
+var funcs = template.FuncMap{
+	"esc":  func(v any) string { return textesc.String(fmt.Sprint(v)) },
+	"text": func(v any) string { return textesc.Text(fmt.Sprint(v)) },
+	"ts":   fmtTime,
+	"join": func(ss []string) string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = textesc.String(s)
+		}
+		return strings.Join(out, "; ")
+	},
+	"row": func(g model.Grant, csrf string) map[string]any { return map[string]any{"G": g, "CSRF": csrf} },
+	"dash": func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	},
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// page is what every template gets.
+type page struct {
+	Title string
+	Nav   string
+	Who   string
+	CSRF  string
+	Data  any
+}
+
+// render executes template name into a buffer first, so that a template
+// error is a clean 500 and not half a page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, u *who, status int, name, title string, data any) {
+	p := page{Title: title, Nav: name, Data: data}
+	if u != nil {
+		p.Who, p.CSRF = u.id.Name, u.ses.csrf
+	}
+	var buf bytes.Buffer
+	if err := h.tmpl.ExecuteTemplate(&buf, name, p); err != nil {
+		h.logger.Error("rendering a console page", "page", name, "err", err)
+		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// --- sign-in ---
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil && h.ses.get(c.Value, false) != nil {
+		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
+		return
+	}
+	tok := randomToken()
+	setCookie(w, r, preCookie, tok, 3600)
+	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Token": tok, "SSO": h.sso != nil})
+}
+
+// loginKey signs a person in with their API key. Only a human identity
+// may sign in; the key itself is never logged.
+func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
+	pre, _ := r.Cookie(preCookie)
+	if pre == nil || !tokenOK(pre.Value, r.PostFormValue("csrf")) {
+		h.logger.Warn("console sign-in without a valid CSRF token", "remote", r.RemoteAddr)
+		h.fail(w, r, nil, http.StatusForbidden, "This sign-in form is stale or did not come from this console. Reload the page and try again.")
+		return
+	}
+	id, ok := h.dir.Authenticate(strings.TrimSpace(r.PostFormValue("key")))
+	if !ok {
+		h.logger.Warn("console sign-in with an unknown or disabled key", "remote", r.RemoteAddr)
+		h.fail(w, r, nil, http.StatusUnauthorized, "That key is not valid, or its identity is disabled.")
+		return
+	}
+	if id.Kind != model.Human {
+		h.logger.Warn("console sign-in refused: not a person", "remote", r.RemoteAddr, "identity", id.Name, "kind", id.Kind)
+		h.fail(w, r, nil, http.StatusForbidden, fmt.Sprintf("%s is an %s identity; only people sign in to the console.", id.Name, id.Kind))
+		return
+	}
+	h.startSession(w, r, id, "key")
+}
+
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity, via string) {
+	cookie, _ := h.ses.create(id.Name, via)
+	setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
+	setCookie(w, r, preCookie, "", -1)
+	h.logger.Info("console sign-in", "identity", id.Name, "via", via, "remote", r.RemoteAddr)
+	http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u who) {
+	h.ses.drop(u.cookie)
+	setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+// --- queue ---
+
+type queueData struct {
+	Rows []model.Grant
+	CSRF string
+}
+
+func (h *Handler) queue(w http.ResponseWriter, r *http.Request, u who) {
+	gs, err := h.svc.Pending(r.Context(), u.id)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	h.render(w, r, &u, http.StatusOK, "queue", "Queue", queueData{Rows: gs, CSRF: u.ses.csrf})
+}
+
+// queueRow is one pending request, rendered, for the page's script.
+type queueRow struct {
+	ID   string `json:"id"`
+	HTML string `json:"html"`
+}
+
+// queueJSON is what the queue page polls: the pending requests the person
+// may decide, each rendered as the page renders it, so the script adds
+// and removes rows without rebuilding the ones being typed into.
+func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
+	gs, err := h.svc.Pending(r.Context(), u.id)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	rows := []queueRow{}
+	for _, g := range gs {
+		var buf bytes.Buffer
+		if err := h.tmpl.ExecuteTemplate(&buf, "queue-row", map[string]any{"G": g, "CSRF": u.ses.csrf}); err != nil {
+			h.failErr(w, r, u, err)
+			return
+		}
+		rows = append(rows, queueRow{ID: g.ID, HTML: buf.String()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rows": rows})
+}
+
+// --- decisions ---
+
+func (h *Handler) approve(w http.ResponseWriter, r *http.Request, u who) {
+	id := r.PathValue("id")
+	if _, err := h.svc.Approve(r.Context(), u.id, id, r.PostFormValue("comment")); err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	http.Redirect(w, r, "/console/grants/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, u who) {
+	id := r.PathValue("id")
+	if _, err := h.svc.Deny(r.Context(), u.id, id, r.PostFormValue("reason")); err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	http.Redirect(w, r, "/console/grants/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, u who) {
+	id := r.PathValue("id")
+	if _, err := h.svc.Revoke(r.Context(), u.id, id, r.PostFormValue("reason")); err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	http.Redirect(w, r, "/console/grants/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+// --- review ---
+
+// reviewQuery is the review's filter: the query string as given, or today
+// (UTC) when the page is opened with none.
+func (h *Handler) reviewQuery(r *http.Request) url.Values {
+	q := r.URL.Query()
+	for k, v := range q {
+		if len(v) == 0 || v[0] == "" {
+			delete(q, k)
+		}
+	}
+	if len(q) == 0 {
+		q.Set("day", h.clk.Now().UTC().Format("2006-01-02"))
+	}
+	return q
+}
+
+// rows answers the review query exactly as GET /v1/grants does and turns
+// the grants into review rows as the CLI does.
+func (h *Handler) rows(r *http.Request, u who) (url.Values, []review.Row, error) {
+	q := h.reviewQuery(r)
+	f, err := httpapi.ParseFilter(q)
+	if err != nil {
+		return q, nil, err
+	}
+	gs, err := h.svc.List(r.Context(), u.id, f)
+	if err != nil {
+		return q, nil, err
+	}
+	rows := make([]review.Row, len(gs))
+	for i, g := range gs {
+		rows[i] = review.FromGrant(g)
+	}
+	return q, rows, nil
+}
+
+type reviewData struct {
+	Q                                      url.Values
+	Account, Day, Target, Identity, Status string
+	Rows                                   []review.Row
+	Query                                  string
+}
+
+func (h *Handler) review(w http.ResponseWriter, r *http.Request, u who) {
+	q, rows, err := h.rows(r, u)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	h.render(w, r, &u, http.StatusOK, "review", "Review", reviewData{
+		Q: q, Account: q.Get("account"), Day: q.Get("day"), Target: q.Get("target"), Identity: q.Get("identity"),
+		Status: q.Get("status"), Rows: rows, Query: q.Encode(),
+	})
+}
+
+// downloadName is a file name for the review's filter: the day (or
+// "grants"), and only safe characters.
+func downloadName(q url.Values, prefix, ext string) string {
+	parts := []string{prefix}
+	for _, k := range []string{"account", "day"} {
+		if v := q.Get(k); v != "" {
+			parts = append(parts, v)
+		}
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, strings.Join(parts, "-"))
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	return name + "." + ext
+}
+
+// reviewCSV is `airlock grants -o csv`, byte for byte.
+func (h *Handler) reviewCSV(w http.ResponseWriter, r *http.Request, u who) {
+	q, rows, err := h.rows(r, u)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	var buf bytes.Buffer
+	cw := csv.NewWriter(&buf)
+	_ = cw.Write(review.Header)
+	for _, row := range rows {
+		_ = cw.Write(row.Record())
+	}
+	cw.Flush()
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-grants", "csv")+`"`)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// reviewJSON is `airlock grants -o json`, byte for byte.
+func (h *Handler) reviewJSON(w http.ResponseWriter, r *http.Request, u who) {
+	q, rows, err := h.rows(r, u)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-grants", "json")+`"`)
+	writeJSON(w, http.StatusOK, rows)
+}
+
+// --- one grant ---
+
+// maxInline is how many sessions' transcripts the grant page shows
+// inline; the rest are a link away.
+const maxInline = 5
+
+type sessionView struct {
+	Session    model.Session
+	Transcript []line
+	Inline     bool
+}
+
+type grantData struct {
+	G        model.Grant
+	Sessions []sessionView
+	History  []historyLine
+	CSRF     string
+}
+
+func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	g, err := h.svc.Get(ctx, u.id, id)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	ss, err := h.svc.GrantSessions(ctx, u.id, id)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	hist, err := h.svc.History(ctx, u.id, id)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	d := grantData{G: g, CSRF: u.ses.csrf, History: history(httpapi.Events(hist))}
+	for i, s := range ss {
+		v := sessionView{Session: s}
+		if i < maxInline {
+			_, es, err := h.svc.Session(ctx, u.id, s.ID)
+			if err != nil {
+				h.failErr(w, r, u, err)
+				return
+			}
+			v.Transcript, v.Inline = transcript(httpapi.Events(es)), true
+		}
+		d.Sessions = append(d.Sessions, v)
+	}
+	h.render(w, r, &u, http.StatusOK, "grant", "Grant "+g.ID, d)
+}
+
+func (h *Handler) session(w http.ResponseWriter, r *http.Request, u who) {
+	s, es, err := h.svc.Session(r.Context(), u.id, r.PathValue("id"))
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	h.render(w, r, &u, http.StatusOK, "session", "Session "+s.ID, sessionView{Session: s, Transcript: transcript(httpapi.Events(es)), Inline: true})
+}
+
+// --- audit ---
+
+type auditData struct {
+	Checkpoint  string
+	Last        *verifyRun
+	CanExport   bool
+	Account     string
+	Day         string
+	CSRF        string
+	ProblemList []string
+}
+
+func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, u who) {
+	d := auditData{CSRF: u.ses.csrf, Day: h.clk.Now().UTC().Format("2006-01-02")}
+	if h.audit != nil {
+		d.Checkpoint = string(h.audit.Checkpoint())
+		_, d.CanExport = h.audit.(Exporter)
+	}
+	h.verifyMu.Lock()
+	if h.lastRun != nil {
+		run := *h.lastRun
+		d.Last = &run
+		for _, p := range run.Report.Problems {
+			d.ProblemList = append(d.ProblemList, p.String())
+		}
+	}
+	h.verifyMu.Unlock()
+	h.render(w, r, &u, http.StatusOK, "audit", "Audit", d)
+}
+
+// verify runs the whole verification now (as `airlock audit verify`
+// against the server does) and keeps the outcome for the audit page.
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, u who) {
+	if h.audit == nil {
+		h.fail(w, r, &u, http.StatusNotFound, "This server does not verify its log.")
+		return
+	}
+	rep, err := h.audit.Verify(r.Context())
+	run := &verifyRun{At: h.clk.Now(), By: u.id.Name, Report: rep}
+	if err != nil {
+		run.Err = err.Error()
+	}
+	h.verifyMu.Lock()
+	h.lastRun = run
+	h.verifyMu.Unlock()
+	h.logger.Info("audit verification from the console", "identity", u.id.Name, "ok", rep.OK && err == nil, "entries", rep.Entries)
+	http.Redirect(w, r, "/console/audit", http.StatusSeeOther)
+}
+
+// export downloads the evidence bundle of an account-day, the bytes
+// `airlock audit export` writes.
+func (h *Handler) export(w http.ResponseWriter, r *http.Request, u who) {
+	e, ok := h.audit.(Exporter)
+	if !ok {
+		h.fail(w, r, &u, http.StatusNotFound, "This server does not export evidence.")
+		return
+	}
+	q := r.URL.Query()
+	account, day := q.Get("account"), q.Get("day")
+	if account == "" || day == "" {
+		h.fail(w, r, &u, http.StatusBadRequest, "An account and a day (YYYY-MM-DD, UTC) are required.")
+		return
+	}
+	b, warnings, err := e.Export(r.Context(), account, day)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	for _, wn := range warnings {
+		h.logger.Warn("evidence export: stored row differs from the log (the bundle holds the log's)", "warning", wn)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-evidence", "json")+`"`)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,142 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// Sessions are kept in memory, keyed by the SHA-256 of the random id the
+// browser holds in its cookie: a dump of the table does not hand out
+// usable cookies. A session ends at its absolute lifetime, after an idle
+// period, at sign-out, or when the server restarts (people sign in again).
+
+// session is one signed-in person.
+type session struct {
+	identity string // the identity's name; resolved again on every request
+	csrf     string // the per-session token every form carries
+	created  time.Time
+	seen     time.Time
+	via      string // "key" or "sso", for the log line
+}
+
+// sessions is the table of open sessions, bounded in size.
+type sessions struct {
+	mu   sync.Mutex
+	byID map[[32]byte]*session
+	clk  clock.Clock
+	ttl  time.Duration // absolute lifetime
+	idle time.Duration // ends after this long without a request
+	max  int
+}
+
+func newSessions(clk clock.Clock, ttl, idle time.Duration, max int) *sessions {
+	return &sessions{byID: map[[32]byte]*session{}, clk: clk, ttl: ttl, idle: idle, max: max}
+}
+
+// randomToken returns 32 random bytes, base64url.
+func randomToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("console: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func hashID(id string) [32]byte { return sha256.Sum256([]byte(id)) }
+
+// create opens a session for identity and returns the id for the cookie.
+// When the table is full, expired sessions are dropped first, then the
+// oldest one.
+func (s *sessions) create(identity, via string) (string, *session) {
+	id := randomToken()
+	now := s.clk.Now()
+	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byID) >= s.max {
+		s.sweepLocked(now)
+	}
+	if len(s.byID) >= s.max {
+		var oldest [32]byte
+		var t time.Time
+		for k, v := range s.byID {
+			if t.IsZero() || v.created.Before(t) {
+				oldest, t = k, v.created
+			}
+		}
+		delete(s.byID, oldest)
+	}
+	s.byID[hashID(id)] = ses
+	return id, ses
+}
+
+func (s *sessions) expired(ses *session, now time.Time) bool {
+	return !now.Before(ses.created.Add(s.ttl)) || !now.Before(ses.seen.Add(s.idle))
+}
+
+func (s *sessions) sweepLocked(now time.Time) {
+	for k, v := range s.byID {
+		if s.expired(v, now) {
+			delete(s.byID, k)
+		}
+	}
+}
+
+// get returns the live session with cookie id, or nil; touch marks it
+// used (the queue's background polling does not, so an open tab nobody
+// looks at still goes idle). An expired session is removed.
+func (s *sessions) get(id string, touch bool) *session {
+	if id == "" {
+		return nil
+	}
+	k := hashID(id)
+	now := s.clk.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ses := s.byID[k]
+	if ses == nil {
+		return nil
+	}
+	if s.expired(ses, now) {
+		delete(s.byID, k)
+		return nil
+	}
+	if touch {
+		ses.seen = now
+	}
+	cp := *ses
+	return &cp
+}
+
+// drop ends the session with cookie id.
+func (s *sessions) drop(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, hashID(id))
+}
+
+// dropIdentity ends every session of identity (it was disabled or removed).
+func (s *sessions) dropIdentity(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.byID {
+		if v.identity == name {
+			delete(s.byID, k)
+		}
+	}
+}
+
+// tokenOK compares a presented CSRF token with the expected one in
+// constant time.
+func tokenOK(want, got string) bool {
+	if want == "" || got == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}

@@ -1,0 +1,257 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// SSO configures sign-in with OpenID Connect: the authorization code flow
+// with PKCE, a state bound to the browser, and a nonce bound to the ID
+// token. The identity claim's value must be a human identity's name or
+// configured email; anyone else is refused, never created.
+type SSO struct {
+	Issuer, ClientID, ClientSecret string
+	// IdentityClaim is the ID token claim to map ("email" by default).
+	IdentityClaim string
+	// RedirectURL is the registered callback; derived from the request
+	// when empty.
+	RedirectURL string
+	// GroupsClaim and RequiredGroups, if RequiredGroups is set, admit only
+	// people whose ID token lists one of them in that claim.
+	GroupsClaim    string
+	RequiredGroups []string
+	// Emails maps a lower-case email to a human identity's name.
+	Emails map[string]string
+	// HTTPClient talks to the issuer (tests); http.DefaultClient if nil.
+	HTTPClient *http.Client
+}
+
+// ssoFlowTTL bounds how long a sign-in may take at the issuer.
+const (
+	ssoFlowTTL   = 10 * time.Minute
+	maxSSOFlows  = 1000
+	ssoCookie    = "airlock_console_sso"
+	callbackPath = "/console/sso/callback"
+)
+
+// ssoFlow is one sign-in under way, keyed by the hash of its state.
+type ssoFlow struct {
+	verifier, nonce, redirect string
+	started                   time.Time
+}
+
+type ssoState struct {
+	cfg SSO
+
+	mu       sync.Mutex
+	provider *oidc.Provider // discovered on first use, so the issuer need not be up at start
+	flows    map[[32]byte]ssoFlow
+}
+
+func (s *ssoState) ctx(ctx context.Context) context.Context {
+	if s.cfg.HTTPClient != nil {
+		return oidc.ClientContext(ctx, s.cfg.HTTPClient)
+	}
+	return ctx
+}
+
+func (s *ssoState) getProvider(ctx context.Context) (*oidc.Provider, error) {
+	s.mu.Lock()
+	p := s.provider
+	s.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p, err := oidc.NewProvider(s.ctx(dctx), s.cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.provider = p
+	s.mu.Unlock()
+	return p, nil
+}
+
+func (s *ssoState) oauth(p *oidc.Provider, redirect string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, Endpoint: p.Endpoint(),
+		RedirectURL: redirect, Scopes: []string{oidc.ScopeOpenID, "email", "profile"},
+	}
+}
+
+func (h *Handler) redirectURL(r *http.Request) string {
+	if h.sso.cfg.RedirectURL != "" {
+		return h.sso.cfg.RedirectURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + callbackPath
+}
+
+// ssoStart sends the browser to the issuer.
+func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
+	p, err := h.sso.getProvider(r.Context())
+	if err != nil {
+		h.logger.Error("SSO issuer discovery failed", "issuer", h.sso.cfg.Issuer, "err", err)
+		h.fail(w, r, nil, http.StatusBadGateway, "The sign-in provider cannot be reached right now. Try again, or sign in with your key.")
+		return
+	}
+	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
+	redirect := h.redirectURL(r)
+	now := h.clk.Now()
+	h.sso.mu.Lock()
+	for k, f := range h.sso.flows {
+		if now.Sub(f.started) > ssoFlowTTL {
+			delete(h.sso.flows, k)
+		}
+	}
+	if len(h.sso.flows) >= maxSSOFlows {
+		h.sso.mu.Unlock()
+		h.fail(w, r, nil, http.StatusTooManyRequests, "Too many sign-ins are under way. Try again in a few minutes.")
+		return
+	}
+	h.sso.flows[hashID(state)] = ssoFlow{verifier: verifier, nonce: nonce, redirect: redirect, started: now}
+	h.sso.mu.Unlock()
+	// The issuer sends the browser back with a cross-site navigation, so
+	// this cookie must be Lax to come back with it; it only binds the
+	// state to this browser.
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: state, Path: Prefix, MaxAge: int(ssoFlowTTL / time.Second),
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, h.sso.oauth(p, redirect).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+}
+
+// ssoCallback finishes the flow: state, code exchange with the PKCE
+// verifier, ID token signature, audience, expiry and nonce, then the
+// identity claim mapped to a known person.
+func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	refuse := func(status int, msg, why string, args ...any) {
+		h.logger.Warn("console SSO sign-in refused", append([]any{"remote", r.RemoteAddr, "why", why}, args...)...)
+		h.fail(w, r, nil, status, msg)
+	}
+	if e := q.Get("error"); e != "" {
+		refuse(http.StatusUnauthorized, "The sign-in provider did not sign you in ("+e+").", "provider error", "error", e)
+		return
+	}
+	c, _ := r.Cookie(ssoCookie)
+	state := q.Get("state")
+	if c == nil || !tokenOK(c.Value, state) {
+		refuse(http.StatusForbidden, "This sign-in did not start in this browser. Start again from the sign-in page.", "state mismatch")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	h.sso.mu.Lock()
+	flow, ok := h.sso.flows[hashID(state)]
+	delete(h.sso.flows, hashID(state)) // a state is good once
+	h.sso.mu.Unlock()
+	if !ok || h.clk.Now().Sub(flow.started) > ssoFlowTTL {
+		refuse(http.StatusForbidden, "This sign-in has expired. Start again from the sign-in page.", "unknown or expired state")
+		return
+	}
+	p, err := h.sso.getProvider(r.Context())
+	if err != nil {
+		refuse(http.StatusBadGateway, "The sign-in provider cannot be reached right now.", "discovery", "err", err)
+		return
+	}
+	ctx := h.sso.ctx(r.Context())
+	tok, err := h.sso.oauth(p, flow.redirect).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(flow.verifier))
+	if err != nil {
+		refuse(http.StatusUnauthorized, "The sign-in provider did not accept the sign-in.", "code exchange", "err", err)
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		refuse(http.StatusUnauthorized, "The sign-in provider sent no ID token.", "no id_token")
+		return
+	}
+	idt, err := p.Verifier(&oidc.Config{ClientID: h.sso.cfg.ClientID, Now: h.clk.Now}).Verify(ctx, raw)
+	if err != nil {
+		refuse(http.StatusUnauthorized, "The ID token from the sign-in provider is not valid.", "id token", "err", err)
+		return
+	}
+	if !tokenOK(flow.nonce, idt.Nonce) {
+		refuse(http.StatusUnauthorized, "The ID token does not belong to this sign-in.", "nonce mismatch")
+		return
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		refuse(http.StatusUnauthorized, "The ID token's claims cannot be read.", "claims", "err", err)
+		return
+	}
+	id, err := h.ssoIdentity(claims)
+	if err != nil {
+		refuse(http.StatusForbidden, err.Error(), "unknown person", "subject", idt.Subject)
+		return
+	}
+	cookie, _ := h.ses.create(id.Name, "sso")
+	setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
+	h.logger.Info("console sign-in", "identity", id.Name, "via", "sso", "remote", r.RemoteAddr)
+	// A page rather than a redirect: the browser arrived here from the
+	// issuer's site, and a SameSite=Strict cookie is sent only on a
+	// navigation that starts on this site.
+	h.render(w, r, nil, http.StatusOK, "signed-in", "Signed in", map[string]any{"Name": id.Name})
+}
+
+// ssoIdentity maps the identity claim to a known, enabled person.
+func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
+	claim := h.sso.cfg.IdentityClaim
+	v, _ := claims[claim].(string)
+	if v == "" {
+		return model.Identity{}, fmt.Errorf("The ID token has no %q claim; Airlock cannot tell who you are.", claim)
+	}
+	if claim == "email" {
+		if ev, ok := claims["email_verified"].(bool); ok && !ev {
+			return model.Identity{}, errors.New("Your email address is not verified by the sign-in provider.")
+		}
+	}
+	if len(h.sso.cfg.RequiredGroups) > 0 && !inGroups(claims[h.sso.cfg.GroupsClaim], h.sso.cfg.RequiredGroups) {
+		return model.Identity{}, fmt.Errorf("%s is not in a group allowed to use the console (%s).", v, strings.Join(h.sso.cfg.RequiredGroups, ", "))
+	}
+	name := v
+	if n, ok := h.sso.cfg.Emails[strings.ToLower(v)]; ok {
+		name = n
+	}
+	id, ok := h.dir.Lookup(name)
+	if !ok || id.Disabled || id.Kind != model.Human {
+		return model.Identity{}, fmt.Errorf("%s is not a person Airlock knows. Ask an administrator to add you to identities in airlock.yaml (kind: human, with your name or email).", v)
+	}
+	return id, nil
+}
+
+// inGroups reports whether a groups claim (a list of strings, or one
+// string) holds one of want.
+func inGroups(claim any, want []string) bool {
+	var have []string
+	switch c := claim.(type) {
+	case string:
+		have = []string{c}
+	case []any:
+		for _, g := range c {
+			if s, ok := g.(string); ok {
+				have = append(have, s)
+			}
+		}
+	}
+	for _, h := range have {
+		for _, w := range want {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}

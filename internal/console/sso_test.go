@@ -1,0 +1,283 @@
+package console_test
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/console"
+)
+
+// idp is a minimal OpenID provider: discovery, JWKS, an authorize
+// endpoint that signs the user straight in, and a token endpoint that
+// checks the PKCE verifier and the client secret.
+type idp struct {
+	t      *testing.T
+	srv    *httptest.Server
+	key    *rsa.PrivateKey
+	mu     sync.Mutex
+	claims map[string]any // the signed-in user's claims
+	// badNonce makes the ID token carry another nonce.
+	badNonce bool
+	codes    map[string]authReq
+}
+
+type authReq struct{ challenge, nonce string }
+
+func newIDP(t *testing.T) *idp {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &idp{t: t, key: key, codes: map[string]authReq{}}
+	mux := http.NewServeMux()
+	p.srv = httptest.NewServer(mux)
+	t.Cleanup(p.srv.Close)
+	u := p.srv.URL
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": u, "authorization_endpoint": u + "/authorize", "token_endpoint": u + "/token", "jwks_uri": u + "/jwks",
+			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		b64 := base64.RawURLEncoding.EncodeToString
+		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
+			"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+			"n": b64(key.N.Bytes()), "e": b64(big.NewInt(int64(key.E)).Bytes()),
+		}}})
+	})
+	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("client_id") != "airlock" {
+			http.Error(w, "bad authorize request", 400)
+			return
+		}
+		code := randomString(t)
+		p.mu.Lock()
+		p.codes[code] = authReq{q.Get("code_challenge"), q.Get("nonce")}
+		p.mu.Unlock()
+		back, _ := url.Parse(q.Get("redirect_uri"))
+		v := back.Query()
+		v.Set("code", code)
+		v.Set("state", q.Get("state"))
+		back.RawQuery = v.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		id, secret, ok := r.BasicAuth()
+		if !ok {
+			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		p.mu.Lock()
+		req, known := p.codes[r.PostForm.Get("code")]
+		delete(p.codes, r.PostForm.Get("code"))
+		claims := map[string]any{}
+		for k, v := range p.claims {
+			claims[k] = v
+		}
+		badNonce := p.badNonce
+		p.mu.Unlock()
+		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+		if id != "airlock" || secret != "s3cret" || !known || base64.RawURLEncoding.EncodeToString(sum[:]) != req.challenge {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(400)
+			io.WriteString(w, `{"error":"invalid_grant"}`)
+			return
+		}
+		now := time.Now()
+		claims["iss"], claims["aud"], claims["iat"], claims["exp"] = u, "airlock", now.Unix(), now.Add(5*time.Minute).Unix()
+		if _, ok := claims["sub"]; !ok {
+			claims["sub"] = "user-1"
+		}
+		claims["nonce"] = req.nonce
+		if badNonce {
+			claims["nonce"] = "another"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": p.sign(claims)})
+	})
+	return p
+}
+
+func (p *idp) sign(claims map[string]any) string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	h, _ := json.Marshal(map[string]string{"alg": "RS256", "kid": "k1", "typ": "JWT"})
+	c, _ := json.Marshal(claims)
+	in := b64(h) + "." + b64(c)
+	sum := sha256.Sum256([]byte(in))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, p.key, crypto.SHA256, sum[:])
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return in + "." + b64(sig)
+}
+
+func (p *idp) set(claims map[string]any, badNonce bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.claims, p.badNonce = claims, badNonce
+}
+
+func randomString(t *testing.T) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ssoConsole serves a console with SSO against p over e's service.
+func ssoConsole(t *testing.T, e *env, p *idp) string { return ssoConsoleWith(t, e, p, nil) }
+
+func ssoConsoleWith(t *testing.T, e *env, p *idp, groups []string) string {
+	c, err := console.New(console.Options{
+		Service: e.srv.Service, Directory: e.srv.Directory, Audit: e.srv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice"},
+			RequiredGroups: groups},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(console.Mount(http.NotFoundHandler(), c))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func followingBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar}
+}
+
+func fetch(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSSOSignIn(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newIDP(t)
+	base := ssoConsole(t, e, p)
+	if _, body := fetch(t, followingBrowser(), base+"/console/login"); !strings.Contains(body, `href="/console/sso/start"`) {
+		t.Fatalf("the sign-in page offers no SSO:\n%s", body)
+	}
+
+	// A configured person, by email: signed in.
+	p.set(map[string]any{"email": "Alice@example.com", "email_verified": true}, false)
+	b := followingBrowser()
+	if st, body := fetch(t, b, base+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("SSO as alice: %d\n%s", st, body)
+	}
+	if st, body := fetch(t, b, base+"/console/queue"); st != 200 || !strings.Contains(body, `<span id="who">alice</span>`) {
+		t.Fatalf("queue after SSO: %d\n%s", st, body)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		claims   map[string]any
+		badNonce bool
+		status   int
+		want     string
+	}{
+		{"unknown person", map[string]any{"email": "mallory@example.com"}, false, 403, "mallory@example.com is not a person Airlock knows"},
+		{"an agent's name", map[string]any{"email": "log-triage-bot"}, false, 403, "log-triage-bot is not a person Airlock knows"},
+		{"unverified email", map[string]any{"email": "alice@example.com", "email_verified": false}, false, 403, "not verified"},
+		{"no claim", map[string]any{"name": "Alice"}, false, 403, "has no &#34;email&#34; claim"},
+		{"another nonce", map[string]any{"email": "alice@example.com"}, true, 401, "does not belong to this sign-in"},
+	} {
+		p.set(tc.claims, tc.badNonce)
+		b := followingBrowser()
+		st, body := fetch(t, b, base+"/console/sso/start")
+		if st != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d, want %d with %q:\n%s", tc.name, st, tc.status, tc.want, body)
+		}
+		if _, body := fetch(t, b, base+"/console/queue"); strings.Contains(body, `<span id="who">`) {
+			t.Errorf("%s: signed in anyway", tc.name)
+		}
+	}
+
+	// With required groups, a configured person outside them is refused.
+	gbase := ssoConsoleWith(t, e, p, []string{"airlock-approvers"})
+	p.set(map[string]any{"email": "alice@example.com", "groups": []string{"engineering"}}, false)
+	if st, body := fetch(t, followingBrowser(), gbase+"/console/sso/start"); st != 403 || !strings.Contains(body, "not in a group allowed") {
+		t.Errorf("outside the required groups: %d\n%s", st, body)
+	}
+	p.set(map[string]any{"email": "alice@example.com", "groups": []string{"engineering", "airlock-approvers"}}, false)
+	if st, body := fetch(t, followingBrowser(), gbase+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Errorf("in a required group: %d\n%s", st, body)
+	}
+
+	// A callback carried to another browser (login CSRF) is refused: the
+	// state is bound to the browser that started the sign-in.
+	p.set(map[string]any{"email": "alice@example.com"}, false)
+	starter := followingBrowser()
+	starter.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.Path, "/console/sso/callback") {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := starter.Get(base + "/console/sso/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	if !strings.Contains(callback, "/console/sso/callback?") {
+		t.Fatalf("no callback redirect: %d %q", resp.StatusCode, callback)
+	}
+	victim := followingBrowser()
+	if st, body := fetch(t, victim, callback); st != 403 || !strings.Contains(body, "did not start in this browser") {
+		t.Fatalf("callback in another browser: %d\n%s", st, body)
+	}
+	// In the browser that started it, it completes, once.
+	if st, body := fetch(t, starter, callback); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("callback in the starting browser: %d\n%s", st, body)
+	}
+	if st, body := fetch(t, starter, callback); st == 200 || strings.Contains(body, "Welcome") {
+		t.Fatalf("a used state signed someone in again: %d", st)
+	}
+}
+
+// airlock.yaml's sso section reaches the console `airlock serve` runs:
+// the server's own handler signs a person in through the provider, by the
+// email configured for them.
+func TestSSOFromConfig(t *testing.T) {
+	p := newIDP(t)
+	t.Setenv("AIRLOCK_TEST_SSO_SECRET", "s3cret")
+	e := newEnvWith(t, nil, "sso:\n  issuer: "+p.srv.URL+"\n  client_id: airlock\n  client_secret_env: AIRLOCK_TEST_SSO_SECRET\n")
+	// bob has no email configured; the claim names him directly.
+	p.set(map[string]any{"email": "bob"}, false)
+	b := followingBrowser()
+	if st, body := fetch(t, b, e.url+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, bob") {
+		t.Fatalf("SSO through the server's handler: %d\n%s", st, body)
+	}
+	if _, body := fetch(t, b, e.url+"/console/queue"); !strings.Contains(body, `<span id="who">bob</span>`) {
+		t.Fatalf("not signed in as bob:\n%s", body)
+	}
+	// alice by the email identities[].email gives her.
+	p.set(map[string]any{"email": "ALICE@example.com"}, false)
+	if st, body := fetch(t, followingBrowser(), e.url+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("SSO by configured email: %d\n%s", st, body)
+	}
+}

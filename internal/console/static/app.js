@@ -1,0 +1,40 @@
+// Airlock console: keeps the approver's queue current without a reload.
+// It polls /console/queue.json (the server renders each row, escaped) and
+// adds new requests and drops decided ones, leaving the rows someone may
+// be typing a comment into alone.
+"use strict";
+(function () {
+  if (document.body.dataset.page !== "queue") return;
+  var tbody = document.querySelector("#queue tbody");
+  var empty = document.getElementById("empty");
+  var busy = false;
+  function refresh() {
+    if (busy) return;
+    busy = true;
+    fetch("/console/queue.json", { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (r.status === 401) { window.location = "/console/login"; throw new Error("signed out"); }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (data) {
+        var want = {};
+        data.rows.forEach(function (row) { want[row.id] = row; });
+        Array.prototype.slice.call(tbody.rows).forEach(function (tr) {
+          if (!want[tr.dataset.id]) tr.remove();
+          else delete want[tr.dataset.id];
+        });
+        data.rows.forEach(function (row) {
+          if (!want[row.id]) return; // already shown
+          var t = document.createElement("template");
+          t.innerHTML = row.html.trim();
+          tbody.appendChild(t.content.firstElementChild);
+        });
+        empty.hidden = tbody.rows.length > 0;
+        document.body.dataset.polled = String(Date.now());
+      })
+      .catch(function () {})
+      .finally(function () { busy = false; });
+  }
+  setInterval(refresh, 2000);
+})();

@@ -1,0 +1,211 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+)
+
+// line is one transcript line: a request (allowed or denied), the result
+// that answers it, or another session event. Text is raw here; the
+// templates escape it.
+type line struct {
+	Ref     string // "#12", or "#13.2" for the second result logged in entry 13
+	Time    string
+	Kind    string // "allowed", "denied", "result", "event"
+	Text    string
+	Details string
+}
+
+// transcript lays a session's events out as `airlock session show` does:
+// in log order, each result right after the request it answers. Results
+// are logged in batches (session.results) after their requests and are
+// paired with them by statement number (PostgreSQL) or request id (AWS);
+// a result that pairs with nothing stays where its batch was logged.
+func transcript(events []httpapi.Event) []line {
+	type res struct {
+		seq  int64
+		idx  int
+		call gateway.Call
+		used bool
+	}
+	byKey := map[string]*res{}
+	batches := map[int64][]*res{}
+	for _, e := range events {
+		var ent struct {
+			Data struct {
+				Results []gateway.Call `json:"results"`
+			} `json:"data"`
+		}
+		if e.Type != "session.results" || json.Unmarshal(e.Entry, &ent) != nil {
+			continue
+		}
+		for i, c := range ent.Data.Results {
+			r := &res{seq: e.Seq, idx: i + 1, call: c}
+			batches[e.Seq] = append(batches[e.Seq], r)
+			if k := pairKey(c); k != "" {
+				byKey[k] = r
+			}
+		}
+	}
+	var out []line
+	resultLine := func(r *res, t string) line {
+		return line{Ref: fmt.Sprintf("#%d.%d", r.seq, r.idx), Time: t, Kind: "result", Text: renderResult(r.call)}
+	}
+	for _, e := range events {
+		t := e.Time.UTC().Format("15:04:05.000")
+		if rs, ok := batches[e.Seq]; ok {
+			for _, r := range rs {
+				if !r.used {
+					out = append(out, resultLine(r, t))
+				}
+			}
+			continue
+		}
+		c, ok := entryCall(e.Entry)
+		if !ok {
+			out = append(out, line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "event", Text: e.Type, Details: summarize(e.Entry)})
+			continue
+		}
+		if c.Kind == "result" {
+			out = append(out, line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "result", Text: renderResult(c)})
+			continue
+		}
+		l := line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "allowed"}
+		if !c.Allowed {
+			l.Kind = "denied"
+		}
+		l.Text, l.Details = renderRequest(c)
+		out = append(out, l)
+		if k := pairKey(c); k != "" {
+			if r := byKey[k]; r != nil && !r.used {
+				r.used = true
+				out = append(out, resultLine(r, ""))
+			}
+		}
+	}
+	return out
+}
+
+// pairKey is what pairs a result with its request.
+func pairKey(c gateway.Call) string {
+	if n, ok := c.Params["n"]; ok {
+		return "n=" + n
+	}
+	if id, ok := c.Params["request_id"]; ok {
+		return "id=" + id
+	}
+	return ""
+}
+
+func entryCall(raw json.RawMessage) (gateway.Call, bool) {
+	var e struct {
+		Type string       `json:"type"`
+		Data gateway.Call `json:"data"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Type != "session.call" {
+		return gateway.Call{}, false
+	}
+	return e.Data, true
+}
+
+// renderRequest is a request's main text (the SQL statement, or the
+// action and resource) and its other parameters.
+func renderRequest(c gateway.Call) (text, details string) {
+	params := maps.Clone(c.Params)
+	if stmt, ok := params["statement"]; ok {
+		delete(params, "statement")
+		text = "SQL> " + strings.TrimSpace(stmt)
+	} else {
+		text = c.Action + " " + c.Resource
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		parts = append(parts, k+"="+strconv.Quote(params[k]))
+	}
+	for _, a := range c.Also {
+		parts = append(parts, "also "+a)
+	}
+	if !c.Allowed && c.Error != "" {
+		parts = append(parts, "("+c.Error+")")
+	}
+	return text, strings.Join(parts, "  ")
+}
+
+func renderResult(c gateway.Call) string {
+	var parts []string
+	if c.Status != "" {
+		parts = append(parts, c.Status)
+	}
+	if c.Rows != 0 {
+		parts = append(parts, fmt.Sprintf("%d rows", c.Rows))
+	}
+	if c.BytesIn != 0 || c.BytesOut != 0 {
+		parts = append(parts, fmt.Sprintf("%d B in, %d B out", c.BytesIn, c.BytesOut))
+	}
+	if c.Duration != 0 {
+		parts = append(parts, c.Duration.Round(time.Microsecond).String())
+	}
+	if c.Error != "" {
+		parts = append(parts, "error: "+c.Error)
+	}
+	return "→ " + strings.Join(parts, ", ")
+}
+
+// historyLine is one log entry of a grant.
+type historyLine struct {
+	Seq     int64
+	Time    time.Time
+	Type    string
+	Summary string
+}
+
+func history(es []httpapi.Event) []historyLine {
+	out := make([]historyLine, 0, len(es))
+	for _, e := range es {
+		out = append(out, historyLine{Seq: e.Seq, Time: e.Time, Type: e.Type, Summary: summarize(e.Entry)})
+	}
+	return out
+}
+
+// summarize renders an entry's actor and data compactly.
+func summarize(raw json.RawMessage) string {
+	var e struct {
+		Actor string         `json:"actor"`
+		Data  map[string]any `json:"data"`
+	}
+	if json.Unmarshal(raw, &e) != nil {
+		return string(raw)
+	}
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v := e.Data[k]
+		if v == nil || v == "" {
+			continue
+		}
+		b, _ := json.Marshal(v)
+		parts = append(parts, k+"="+string(b))
+	}
+	actor := e.Actor
+	if actor == "" {
+		actor = "-"
+	}
+	s := "by " + actor
+	if len(parts) > 0 {
+		s += "  " + strings.Join(parts, " ")
+	}
+	return s
+}
