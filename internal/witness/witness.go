@@ -330,8 +330,20 @@ func (p *Publisher) run(w *worker) {
 	}
 }
 
-// report records one attempt's outcome and logs a failure.
+// report records one attempt's outcome and logs a failure. The log line
+// comes first, so whoever sees the new status can also see why.
 func (p *Publisher) report(i int, size int64, err error) {
+	if err != nil && p.ctx.Err() == nil {
+		p.mu.Lock()
+		name, kind := p.status[i].Name, p.status[i].Kind
+		p.mu.Unlock()
+		level := slog.LevelWarn
+		var ev *evidenceError
+		if errors.As(err, &ev) {
+			level = slog.LevelError
+		}
+		p.logger.Log(p.ctx, level, "publishing the audit log's checkpoint to a witness failed", "witness", name, "kind", string(kind), "size", size, "err", err)
+	}
 	p.mu.Lock()
 	s := &p.status[i]
 	s.Attempts++
@@ -344,14 +356,6 @@ func (p *Publisher) report(i int, size int64, err error) {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
-	if err != nil && p.ctx.Err() == nil {
-		level := slog.LevelWarn
-		var ev *evidenceError
-		if errors.As(err, &ev) {
-			level = slog.LevelError
-		}
-		p.logger.Log(p.ctx, level, "publishing the audit log's checkpoint to a witness failed", "witness", s.Name, "kind", string(s.Kind), "size", size, "err", err)
-	}
 }
 
 // evidenceError is a failure that shows the log misbehaved: a witness

@@ -147,7 +147,11 @@ func fullGrant(id string, at time.Time) model.Grant {
 		CredentialID:          "AKIA" + strings.ToUpper(id),
 		CredentialFingerprint: "sha256:fp-" + id,
 		// Usage is derived by the store and must be ignored on write.
-		Usage: model.Usage{Sessions: 99, Calls: 99, DeniedCalls: 9, BytesIn: 9, BytesOut: 9, ScopeUsed: []string{"bogus x"}},
+		Usage:         model.Usage{Sessions: 99, Calls: 99, DeniedCalls: 9, BytesIn: 9, BytesOut: 9, ScopeUsed: []string{"bogus x"}},
+		Auth:          "oidc:https://token.actions.githubusercontent.com repo:acme/triage:ref:refs/heads/main",
+		RequestedFrom: &model.Instance{IP: "127.0.0.1", UserAgent: "airlock-cli", TLSClient: "sha256:ab", Claims: map[string]string{"run_id": "42"}},
+		Findings: []model.Finding{{Kind: model.FindingCredentialMoved, At: at.Add(time.Minute), Identity: "log-triage-bot",
+			Grant: "g_roundtrip", Session: "s_1", Instance: "127.0.0.2", Others: []string{"127.0.0.1"}, Refused: true, Detail: "moved"}},
 		// LogMismatch is set by readers' checks against the log, never stored.
 		LogMismatch: []string{"bogus"},
 	}
