@@ -211,8 +211,13 @@ func (req *request) pick(cands []*rule) *rule {
 func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 	partNumber := false
 	for _, p := range req.q {
-		if err := CheckQueryID(p.name, p.value); err != nil {
-			return "", err // an identifier that is not one (ids.go)
+		// An empty versionId is not an identifier to validate: the
+		// switch below decides whether this operation may read it as
+		// "no version" (as SDKs mean it) or must refuse it.
+		if p.name != "versionId" || p.value != "" {
+			if err := CheckQueryID(p.name, p.value); err != nil {
+				return "", err // an identifier that is not one (ids.go)
+			}
 		}
 		switch {
 		case p.name == r.sub:
