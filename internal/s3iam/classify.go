@@ -249,7 +249,7 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 			versionID = p.value
 		case "partNumber":
 			if !validPartNumber(p.value) {
-				return "", s3err.New(s3err.InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive.")
+				return "", s3err.New(s3err.InvalidArgument, "%s", MsgPartNumber)
 			}
 			partNumber = true
 		case "prefix":

@@ -42,22 +42,23 @@ const (
 // starting from the seed signature of the request itself, so chunks can
 // be neither altered, reordered, dropped nor appended.
 type chunkReader struct {
-	a       *Auth
-	st      *chain
-	br      *bufio.Reader
-	signed  bool // chunks carry signatures
-	trailer bool // trailing headers follow the last chunk
-	mac     signer
-	prev    [32]byte  // signature of the previous chunk (the seed at first)
-	want    [32]byte  // signature claimed for the current chunk
-	data    hash.Hash // SHA-256 of the current chunk's data
-	sum     hash.Hash // checksum of the decoded payload, if any
-	left    int64     // bytes left in the current chunk
-	total   int64     // decoded bytes so far
-	chunks  int
-	state   int
-	err     error
-	sts     []byte
+	a        *Auth
+	st       *chain
+	br       *bufio.Reader
+	signed   bool  // chunks carry signatures
+	prevSize int64 // size of the previous chunk (S3: only the last data chunk may be under minChunkSize)
+	trailer  bool  // trailing headers follow the last chunk
+	mac      signer
+	prev     [32]byte  // signature of the previous chunk (the seed at first)
+	want     [32]byte  // signature claimed for the current chunk
+	data     hash.Hash // SHA-256 of the current chunk's data
+	sum      hash.Hash // checksum of the decoded payload, if any
+	left     int64     // bytes left in the current chunk
+	total    int64     // decoded bytes so far
+	chunks   int
+	state    int
+	err      error
+	sts      []byte
 }
 
 func newChunkReader(a *Auth, body io.Reader) *chunkReader {
@@ -167,6 +168,11 @@ func (c *chunkReader) readHeader() *s3err.Error {
 	if !ok {
 		return malformedBody("invalid chunk size in chunk %d", c.chunks+1)
 	}
+	if size > 0 && c.chunks > 0 && c.prevSize < minChunkSize {
+		// The previous chunk was short but was not the last with data.
+		return s3err.Detailed(s3err.InvalidChunkSizeError, msgChunkSize, "chunk %d holds %d bytes and is followed by another", c.chunks, c.prevSize)
+	}
+	c.prevSize = size
 	c.chunks++
 	if c.signed {
 		const prefix = "chunk-signature="
@@ -183,7 +189,7 @@ func (c *chunkReader) readHeader() *s3err.Error {
 		return malformedBody("chunk %d has an extension; %s chunks carry none", c.chunks, streamingUnsignedTrailer)
 	}
 	if dl := c.a.DecodedLength; dl >= 0 && c.total+size > dl {
-		return malformedBody("the chunks hold more than x-amz-decoded-content-length (%d) bytes", dl)
+		return incomplete("the chunks hold more than x-amz-decoded-content-length (%d) bytes", dl)
 	}
 	if size > 0 {
 		c.left = size
@@ -342,7 +348,7 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 	}
 	for _, name := range c.st.trailers {
 		if _, ok := trailer[textproto.CanonicalMIMEHeaderKey(name)]; !ok {
-			return incomplete("trailer %q declared in x-amz-trailer was not sent", clip(name))
+			return malformedTrailer("trailer %q declared in x-amz-trailer was not sent", clip(name))
 		}
 	}
 	if c.a.headerChecksum == "" && c.a.Checksum != "" {
@@ -408,14 +414,25 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// S3's messages for faults in an aws-chunked body, word for word.
+const (
+	msgBodyTerminated = "The request body terminated unexpectedly"
+	msgBadTrailer     = "The request contained trailing data that was not well-formed or did not conform to our published schema."
+	msgChunkSize      = "Only the last chunk is allowed to have a size less than 8192 bytes"
+)
+
+// minChunkSize is the smallest size S3 accepts for a chunk that is not
+// the last one holding data.
+const minChunkSize = 8192
+
 // malformedBody is a fault in the aws-chunked framing. S3 answers those
 // with IncompleteBody: it reads the framing as the body's length.
 func malformedBody(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.IncompleteBody, "The aws-chunked request body is malformed: "+format, args...)
+	return s3err.Detailed(s3err.IncompleteBody, msgBodyTerminated, "the aws-chunked request body is malformed: "+format, args...)
 }
 
 // malformedTrailer is a fault in the trailing headers, S3's
 // MalformedTrailerError.
 func malformedTrailer(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.MalformedTrailerError, "The request contained trailing data that was not well-formed or did not conform to our published schema: "+format, args...)
+	return s3err.Detailed(s3err.MalformedTrailerError, msgBadTrailer, format, args...)
 }
