@@ -118,7 +118,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 				}
 			} else if err != nil {
 				if err == io.EOF {
-					c.err = incomplete("the body ended inside chunk %d", c.chunks)
+					c.err = malformedBody("the body ended inside chunk %d", c.chunks)
 				} else {
 					c.err = readError(err)
 				}
@@ -141,7 +141,7 @@ func (c *chunkReader) readLine() ([]byte, error) {
 	case err == io.EOF && len(line) == 0:
 		return nil, io.EOF
 	case err == io.EOF:
-		return nil, incomplete("the body ended inside a chunk header")
+		return nil, malformedBody("the body ended inside a chunk header or trailer line")
 	case err != nil:
 		return nil, readError(err)
 	}
@@ -154,7 +154,7 @@ func (c *chunkReader) readLine() ([]byte, error) {
 func (c *chunkReader) readHeader() *s3err.Error {
 	line, err := c.readLine()
 	if err == io.EOF {
-		return incomplete("the body ended before its final zero-length chunk")
+		return malformedBody("the body ended before its final zero-length chunk")
 	}
 	if err != nil {
 		return err.(*s3err.Error)
@@ -189,6 +189,15 @@ func (c *chunkReader) readHeader() *s3err.Error {
 		return malformedBody("chunk %d has an extension; %s chunks carry none", c.chunks, streamingUnsignedTrailer)
 	}
 	if dl := c.a.DecodedLength; dl >= 0 && c.total+size > dl {
+		// S3 reports a framing fault first: if the chunk's data is not
+		// followed by CRLF where its size says, the size is wrong, not the
+		// declared length. (Peeked only: nothing beyond dl is passed on.)
+		if size+2 <= int64(lineBufSize) {
+			b, err := c.br.Peek(int(size) + 2)
+			if err != nil || b[size] != '\r' || b[size+1] != '\n' {
+				return malformedBody("chunk %d's data is not followed by CRLF (its size is wrong)", c.chunks)
+			}
+		}
 		return incomplete("the chunks hold more than x-amz-decoded-content-length (%d) bytes", dl)
 	}
 	if size > 0 {
@@ -222,7 +231,7 @@ func (c *chunkReader) endChunk() *s3err.Error {
 	var crlf [2]byte
 	if _, err := io.ReadFull(c.br, crlf[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return incomplete("the body ended after chunk %d's data", c.chunks)
+			return malformedBody("the body ended after chunk %d's data", c.chunks)
 		}
 		return readError(err)
 	}
@@ -286,7 +295,11 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		}
 		line, err := c.readLine()
 		if err == io.EOF {
-			break
+			if blank && len(trailer) == 0 && !haveSig {
+				break // the blank line after the final chunk ended the body
+			}
+			// The trailers end with a blank line.
+			return malformedBody("the body ended before the blank line that ends the trailers")
 		}
 		if err != nil {
 			return err.(*s3err.Error)
@@ -300,6 +313,9 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 			}
 			break
 		}
+		if indexByte(line, '\r') >= 0 {
+			return malformedBody("a trailer line holds a bare CR")
+		}
 		if haveSig {
 			return malformedTrailer("x-amz-trailer-signature must be the last trailer")
 		}
@@ -311,12 +327,17 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		if lower == "x-amz-trailer-signature" {
 			s, ok := decodeSig(strings.TrimSpace(value))
 			if !ok {
-				return malformedTrailer("x-amz-trailer-signature is malformed")
+				return malformedBody("x-amz-trailer-signature is malformed")
 			}
 			sig, haveSig = s, true
 			continue
 		}
 		if !contains(c.st.trailers, lower) {
+			if c.signed && len(trailer) == len(c.st.trailers) {
+				// Every declared trailer is in: S3 reads what follows as
+				// the trailer signature's line, garbled.
+				return malformedBody("%q where x-amz-trailer-signature was due", clip(lower))
+			}
 			return malformedTrailer("trailer %q was not declared in x-amz-trailer", clip(lower))
 		}
 		key := textproto.CanonicalMIMEHeaderKey(lower)
@@ -326,6 +347,11 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		trailer[key] = []string{strings.TrimSpace(value)}
 		signed = append(signed, line...)
 		signed = append(signed, '\n')
+	}
+	for _, name := range c.st.trailers {
+		if _, ok := trailer[textproto.CanonicalMIMEHeaderKey(name)]; !ok {
+			return malformedTrailer("trailer %q declared in x-amz-trailer was not sent", clip(name))
+		}
 	}
 	if c.signed {
 		if !haveSig {
@@ -344,11 +370,6 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		got := c.mac.sign(b)
 		if !hmac.Equal(got[:], sig[:]) {
 			return s3err.New(s3err.SignatureDoesNotMatch, "The trailer signature does not match: the trailing headers were altered or signed with another key")
-		}
-	}
-	for _, name := range c.st.trailers {
-		if _, ok := trailer[textproto.CanonicalMIMEHeaderKey(name)]; !ok {
-			return malformedTrailer("trailer %q declared in x-amz-trailer was not sent", clip(name))
 		}
 	}
 	if c.a.headerChecksum == "" && c.a.Checksum != "" {

@@ -121,3 +121,36 @@ func wantMessage(t *testing.T, err error, code, msg string) {
 		t.Fatalf("got %s: %q, want %s: %q", e.Code, e.Message, code, msg)
 	}
 }
+
+// Framing faults in an aws-chunked body are S3's IncompleteBody "The
+// request body terminated unexpectedly" (bodies from versitygw's suite,
+// x-amz-decoded-content-length 10); a declared trailer that is not sent is
+// MalformedTrailerError; only a well-framed body of the wrong length gets
+// the Content-Length message.
+func TestChunkedFramingS3Messages(t *testing.T) {
+	data := []byte("dummy data")
+	crc := "x-amz-checksum-crc64nvme:" + sumOf(t, "x-amz-checksum-crc64nvme", data)
+	const terminated = "The request body terminated unexpectedly"
+	for _, tc := range []struct {
+		body, code, msg string
+	}{
+		{"A\ndummy data\r\n0\r\n\r\n", s3err.IncompleteBody, terminated},
+		{"A\r\ndummy data0\r\n\r\n", s3err.IncompleteBody, terminated},
+		{"B\r\ndummy data\r\n0\r\n\r\n", s3err.IncompleteBody, terminated},
+		{"A\r\ndummy data\r\n0\r\n", s3err.IncompleteBody, terminated},
+		{"A\r\ndummy data\r\n0\r\n" + crc + "\r\n", s3err.IncompleteBody, terminated},
+		{"A\r\n", s3err.IncompleteBody, terminated},
+		{"A\r\ndummy data\r\nJ\r\n" + crc + "\r\n\r\n", s3err.IncompleteBody, terminated},
+		{"A\r\ndummy data\r\n0\r\n\r\n", s3err.MalformedTrailerError, "The request contained trailing data that was not well-formed or did not conform to our published schema."},
+		{"C\r\ndummy data!!\r\n0\r\n" + crc + "\r\n\r\n", s3err.IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header"},
+	} {
+		body := []byte(tc.body)
+		_, _, err := readStreaming(t, streamingRequest(t, streamingUnsignedTrailer, data, 65536, []string{crc}, func([]byte) []byte { return body }))
+		if err == nil {
+			t.Fatalf("%q accepted", tc.body)
+		}
+		if e := s3err.As(err); e.Code != tc.code || e.Message != tc.msg {
+			t.Errorf("%q: %s: %q (%s), want %s: %q", tc.body, e.Code, e.Message, e.Detail, tc.code, tc.msg)
+		}
+	}
+}
