@@ -333,7 +333,7 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 			continue
 		}
 		if !contains(c.st.trailers, lower) {
-			if c.signed && len(trailer) == len(c.st.trailers) {
+			if c.signed && len(c.st.trailers) > 0 && len(trailer) == len(c.st.trailers) {
 				// Every declared trailer is in: S3 reads what follows as
 				// the trailer signature's line, garbled.
 				return malformedBody("%q where x-amz-trailer-signature was due", clip(lower))

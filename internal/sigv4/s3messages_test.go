@@ -1,7 +1,9 @@
 package sigv4
 
 import (
+	"bytes"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
@@ -153,4 +155,19 @@ func TestChunkedFramingS3Messages(t *testing.T) {
 			t.Errorf("%q: %s: %q (%s), want %s: %q", tc.body, e.Code, e.Message, e.Detail, tc.code, tc.msg)
 		}
 	}
+}
+
+// A signed trailer sent without x-amz-trailer is MalformedTrailerError, not
+// a garbled signature line.
+func TestUndeclaredSignedTrailer(t *testing.T) {
+	data := []byte("hello")
+	crc := "x-amz-checksum-crc32:" + sumOf(t, "x-amz-checksum-crc32", data)
+	r := streamingRequest(t, streamingSignedTrailer, data, 65536, nil, func(b []byte) []byte {
+		if !bytes.HasSuffix(b, []byte("\r\n\r\n")) {
+			t.Fatalf("unexpected body %q", b)
+		}
+		return append(b[:len(b)-2:len(b)-2], crc+"\r\nx-amz-trailer-signature:"+strings.Repeat("0", 64)+"\r\n\r\n"...)
+	})
+	_, _, err := readStreaming(t, r)
+	wantMessage(t, err, s3err.MalformedTrailerError, "The request contained trailing data that was not well-formed or did not conform to our published schema.")
 }
