@@ -40,6 +40,21 @@ func (c *call) fail(e *s3err.Error) {
 	s3err.Write(c.w, c.r, e, c.reqID)
 }
 
+// maxHeaderSection is S3's bound on a request's header section.
+const maxHeaderSection = 8 << 10
+
+// headerSectionSize counts the request's header lines as sent
+// ("Name: value\r\n"), the Host line included.
+func headerSectionSize(r *http.Request) int {
+	n := len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
 func (c *call) serve() {
 	g := c.gw
 	g.mu.Lock()
@@ -47,6 +62,12 @@ func (c *call) serve() {
 	g.mu.Unlock()
 	if closed {
 		c.fail(errClosing)
+		return
+	}
+	if n := headerSectionSize(c.r); n > maxHeaderSection {
+		e := s3err.Detailed("RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.", "%d bytes", n)
+		e.MaxSizeAllowed = maxHeaderSection
+		c.reject(e)
 		return
 	}
 	auth, e := c.authenticate()
@@ -78,10 +99,17 @@ func (c *call) serve() {
 		// Its checksum header is the whole object's, for the upstream.
 		auth.LeaveChecksumToUpstream()
 	}
+	if auth.Payload.Streaming() && op.Name != "PutObject" && op.Name != "UploadPart" {
+		// aws-chunked carries object data only, as in S3; the gateway
+		// would otherwise forward another operation's body re-framed.
+		e := s3err.Detailed(s3err.InvalidRequest, "The value of x-amz-content-sha256 header is invalid.", "%s bodies are accepted on PutObject and UploadPart only", auth.Payload)
+		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
+		return
+	}
 	var body []byte
 	if op.NeedsBody {
 		if body, e = c.readBodyForChecks(auth, op); e != nil {
-			c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Message), e)
+			c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
 			return
 		}
 	}
@@ -93,12 +121,12 @@ func (c *call) serve() {
 	for _, ck := range op.Checks {
 		if !gr.Live(now) || !ck.AllowedBy(gr.Scope) {
 			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", ck.Action, ck.Resource, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
-			c.deny(deniedCall(op, ck, auth, c.reqID, e.Message), e)
+			c.deny(deniedCall(op, ck, auth, c.reqID, e.Text()), e)
 			return
 		}
 	}
 	if e := g.admitUpload(gr, op); e != nil {
-		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Message), e)
+		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
 		return
 	}
 	c.forward(t, op, auth, body)
@@ -145,7 +173,7 @@ func unknownKey() *s3err.Error {
 // reject answers a request refused before any session could start, and
 // records the attempt (never a secret).
 func (c *call) reject(e *s3err.Error) {
-	rj := gateway.Rejection{Gateway: "aws", Client: clientOf(c.r), CredentialID: c.credID, Reason: e.Code + ": " + e.Message}
+	rj := gateway.Rejection{Gateway: "aws", Client: clientOf(c.r), CredentialID: c.credID, Reason: e.Code + ": " + e.Text()}
 	if e.HeadersNotSigned != "" {
 		rj.Reason += ": " + e.HeadersNotSigned
 	}

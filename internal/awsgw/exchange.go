@@ -84,14 +84,14 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			// Cut while uploading or waiting for the answer.
 			e := cutError(x.ctx)
 			w.Header().Set("Connection", "close")
-			res.Error = "cut off: " + e.Message
+			res.Error = "cut off: " + e.Text()
 			x.write(e)
 		case isS3Err(bodyErr):
 			// The body failed its verification; the upstream request was
 			// aborted and stores nothing. The client gets to read why.
 			w.Header().Set("Connection", "close")
 			e := s3err.As(bodyErr)
-			res.Error = e.Code + ": " + e.Message
+			res.Error = e.Code + ": " + e.Text()
 			x.c.drainBody(x.ctx)
 			x.write(e)
 		case bodyErr != nil:
@@ -100,7 +100,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			// aborted; the answer is for a client still reading.
 			w.Header().Set("Connection", "close")
 			e := clientBodyError(bodyErr)
-			res.Error = "client body: " + e.Code + ": " + e.Message
+			res.Error = "client body: " + e.Code + ": " + e.Text()
 			x.write(e)
 		case c.r.Context().Err() != nil:
 			res.Error = "client went away"
@@ -194,7 +194,7 @@ func uploadError(body *countingReader, guarded *abortingBody) error {
 
 // failBefore answers a call that never reached the upstream.
 func (x *exchange) failBefore(e *s3err.Error) {
-	x.res.Error = e.Code + ": " + e.Message
+	x.res.Error = e.Code + ": " + e.Text()
 	x.write(e)
 }
 

@@ -32,6 +32,12 @@ import (
 // such grant has ended the entry is gone, and so is the upload as far as
 // the gateway is concerned (the upstream's lifecycle rules clean it up).
 //
+// A completed upload stays in the table, marked completed, while a grant
+// holding it is live: S3 answers a repeated CompleteMultipartUpload of an
+// upload it just completed with the same result (SDKs retry it, and
+// concurrent completions race), so the gateway forwards that call and no
+// other for it. It no longer counts toward the identity's bound.
+//
 // The table is in memory only: an upload begun before the gateway
 // restarted cannot be continued or aborted through it (the client starts
 // a new one). The upload id is recorded in the CreateMultipartUpload
@@ -62,7 +68,8 @@ type uploadKey struct{ target, identity, bucket, key, id string }
 type ownerKey struct{ target, identity string }
 
 type uploadEntry struct {
-	holders []*gateway.Grant
+	holders   []*gateway.Grant
+	completed bool // only CompleteMultipartUpload may name it again
 }
 
 // live reports whether a grant that created or used the upload is live.
@@ -140,9 +147,9 @@ func (t *uploadTable) add(gr *gateway.Grant, bucket, key, id string) {
 	t.owners[ownerKey{gr.Target, gr.Identity}]++
 }
 
-// use reports whether gr may act on the upload, and makes gr one of its
-// grants if so.
-func (t *uploadTable) use(gr *gateway.Grant, bucket, key, id string) bool {
+// use reports whether gr may call op on the upload, and makes gr one of
+// its grants if so.
+func (t *uploadTable) use(gr *gateway.Grant, bucket, key, id, op string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -155,8 +162,23 @@ func (t *uploadTable) use(gr *gateway.Grant, bucket, key, id string) bool {
 		t.deleteLocked(k)
 		return false
 	}
+	if u.completed && op != "CompleteMultipartUpload" {
+		return false
+	}
 	u.hold(gr, now)
 	return true
+}
+
+// complete marks an upload completed: from now on only a repeated
+// CompleteMultipartUpload may name it.
+func (t *uploadTable) complete(gr *gateway.Grant, bucket, key, id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := keyOf(gr, bucket, key, id)
+	if u := t.m[k]; u != nil && !u.completed {
+		u.completed = true
+		t.disownLocked(k)
+	}
 }
 
 // remove forgets an upload that was completed or aborted.
@@ -187,7 +209,15 @@ func (t *uploadTable) len() int {
 }
 
 func (t *uploadTable) deleteLocked(k uploadKey) {
+	u := t.m[k]
 	delete(t.m, k)
+	if u != nil && !u.completed {
+		t.disownLocked(k)
+	}
+}
+
+// disownLocked takes k off its identity's count of open uploads.
+func (t *uploadTable) disownLocked(k uploadKey) {
 	o := ownerKey{k.target, k.identity}
 	if t.owners[o]--; t.owners[o] <= 0 {
 		delete(t.owners, o)
@@ -231,10 +261,10 @@ func (g *Gateway) admitUpload(gr *gateway.Grant, op *s3iam.Op) *s3err.Error {
 	switch {
 	case uploadOps[op.Name]:
 		id := op.Params["upload_id"]
-		if !g.uploads.use(gr, op.Bucket, op.Key, id) {
-			return &s3err.Error{Code: "NoSuchUpload", Status: http.StatusNotFound,
-				Message: "The specified upload does not exist: Airlock forwards only uploads it created for this key (" + op.Bucket + "/" + op.Key +
-					") under a live grant of " + gr.Identity + " on target " + gr.Target + "; start a new multipart upload"}
+		if !g.uploads.use(gr, op.Bucket, op.Key, id, op.Name) {
+			return s3err.Detailed(s3err.NoSuchUpload, s3iam.MsgNoSuchUpload,
+				"Airlock forwards only uploads it created for this key (%s/%s) under a live grant of %s on target %s; start a new multipart upload",
+				op.Bucket, op.Key, gr.Identity, gr.Target)
 		}
 	case op.Name == "CreateMultipartUpload":
 		if !g.uploads.room(gr) {
@@ -297,7 +327,7 @@ func (x *exchange) watchUploads(op *s3iam.Op, status int, src io.Reader) (io.Rea
 		sn := &xmlSniff{}
 		return io.TeeReader(src, sn), func(ok bool, _ string) {
 			if ok && bytes.Contains(sn.b, []byte("<CompleteMultipartUploadResult")) {
-				forget()
+				table.complete(gr, op.Bucket, op.Key, id)
 			}
 		}
 	}

@@ -36,7 +36,7 @@ func TestUploadTableBinding(t *testing.T) {
 		{"another identity", testGrant("g2", "other-bot", "t", clk.t.Add(time.Hour)), "logs", "app/a", "u1", false},
 		{"another target", testGrant("g3", "bot", "t2", clk.t.Add(time.Hour)), "logs", "app/a", "u1", false},
 	} {
-		if got := tb.use(tc.g, tc.bucket, tc.key, tc.id); got != tc.want {
+		if got := tb.use(tc.g, tc.bucket, tc.key, tc.id, "UploadPart"); got != tc.want {
 			t.Errorf("%s: use = %v, want %v", tc.what, got, tc.want)
 		}
 	}
@@ -44,16 +44,16 @@ func TestUploadTableBinding(t *testing.T) {
 	// A second grant of the same identity adopts the upload; it outlives
 	// the first grant's expiry, and ends with the second.
 	g2 := testGrant("g4", "bot", "t", clk.t.Add(3*time.Hour))
-	if !tb.use(g2, "logs", "app/a", "u1") {
+	if !tb.use(g2, "logs", "app/a", "u1", "UploadPart") {
 		t.Fatal("a second grant of the same identity could not continue")
 	}
 	clk.t = clk.t.Add(2 * time.Hour) // g1 expired, g2 live
-	if !tb.use(g2, "logs", "app/a", "u1") {
+	if !tb.use(g2, "logs", "app/a", "u1", "UploadPart") {
 		t.Fatal("the upload ended with its first grant although the second used it")
 	}
 	g3 := testGrant("g5", "bot", "t", clk.t.Add(5*time.Hour))
 	clk.t = clk.t.Add(2 * time.Hour) // g2 expired too
-	if tb.use(g3, "logs", "app/a", "u1") {
+	if tb.use(g3, "logs", "app/a", "u1", "UploadPart") {
 		t.Fatal("an upload outlived every grant that used it")
 	}
 	if tb.len() != 0 {
@@ -63,7 +63,7 @@ func TestUploadTableBinding(t *testing.T) {
 	// Revocation ends it as expiry does.
 	tb.add(g3, "logs", "app/c", "u3")
 	g3.End("revoked")
-	if tb.use(testGrant("g6", "bot", "t", clk.t.Add(time.Hour)), "logs", "app/c", "u3") {
+	if tb.use(testGrant("g6", "bot", "t", clk.t.Add(time.Hour)), "logs", "app/c", "u3", "UploadPart") {
 		t.Fatal("an upload outlived its revoked grant")
 	}
 
@@ -71,8 +71,30 @@ func TestUploadTableBinding(t *testing.T) {
 	g7 := testGrant("g7", "bot", "t", clk.t.Add(time.Hour))
 	tb.add(g7, "logs", "app/d", "u4")
 	tb.remove(g7, "logs", "app/d", "u4")
-	if tb.use(g7, "logs", "app/d", "u4") {
+	if tb.use(g7, "logs", "app/d", "u4", "UploadPart") {
 		t.Fatal("a removed upload is still usable")
+	}
+
+	// A completed upload may be completed again (S3 answers a repeated
+	// CompleteMultipartUpload with the same result; concurrent ones race),
+	// and named by nothing else; it no longer counts as open.
+	g8 := testGrant("g8", "bot2", "t", clk.t.Add(time.Hour))
+	tb.add(g8, "logs", "app/e", "u5")
+	tb.complete(g8, "logs", "app/e", "u5")
+	if !tb.use(g8, "logs", "app/e", "u5", "CompleteMultipartUpload") {
+		t.Fatal("a repeated CompleteMultipartUpload was refused")
+	}
+	for _, op := range []string{"UploadPart", "UploadPartCopy", "ListParts", "AbortMultipartUpload"} {
+		if tb.use(g8, "logs", "app/e", "u5", op) {
+			t.Fatalf("%s on a completed upload was admitted", op)
+		}
+	}
+	if tb.owners[ownerKey{"t", "bot2"}] != 0 {
+		t.Fatalf("a completed upload still counts as open: %d", tb.owners[ownerKey{"t", "bot2"}])
+	}
+	tb.remove(g8, "logs", "app/e", "u5")
+	if tb.owners[ownerKey{"t", "bot2"}] != 0 || tb.use(g8, "logs", "app/e", "u5", "CompleteMultipartUpload") {
+		t.Fatal("removing a completed upload")
 	}
 }
 
@@ -111,7 +133,7 @@ func TestUploadTableBounds(t *testing.T) {
 	if n := tb.len(); n != maxUploads {
 		t.Fatalf("%d entries, want the cap %d", n, maxUploads)
 	}
-	if tb.use(short, "logs", "app/short", "s") {
+	if tb.use(short, "logs", "app/short", "s", "UploadPart") {
 		t.Fatal("the upload expiring first was not the one evicted")
 	}
 

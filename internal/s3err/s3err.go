@@ -2,6 +2,14 @@
 // S3's error codes, their HTTP statuses, and the XML body S3 clients parse.
 // AWS CLIs and SDKs show the Code and Message to the user, so a refusal by
 // Airlock reads like one by S3 itself, with a message saying why.
+//
+// For a fault S3 itself defines (a malformed signature, a bad checksum, an
+// upload that does not exist), Message is S3's own text, word for word:
+// clients and test suites compare it. Airlock's explanation of that fault
+// goes in Detail, sent as an extra <AirlockDetail> element that SDKs ignore
+// and written to the log and the session recording (Text). Refusals that
+// are Airlock's own (AccessDenied outside a grant's scope) say why in
+// Message itself.
 package s3err
 
 import (
@@ -27,7 +35,10 @@ const (
 	InvalidRequest                    = "InvalidRequest"
 	InvalidToken                      = "InvalidToken"
 	MalformedTrailerError             = "MalformedTrailerError"
+	InvalidChunkSizeError             = "InvalidChunkSizeError"
 	MalformedXML                      = "MalformedXML"
+	MissingContentLength              = "MissingContentLength"
+	NoSuchUpload                      = "NoSuchUpload"
 	MissingSecurityHeader             = "MissingSecurityHeader"
 	NotImplemented                    = "NotImplemented"
 	RequestTimeTooSkewed              = "RequestTimeTooSkewed"
@@ -51,7 +62,10 @@ var statuses = map[string]int{
 	InvalidRequest:                    http.StatusBadRequest,
 	InvalidToken:                      http.StatusBadRequest,
 	MalformedTrailerError:             http.StatusBadRequest,
+	InvalidChunkSizeError:             http.StatusBadRequest,
 	MalformedXML:                      http.StatusBadRequest,
+	MissingContentLength:              http.StatusLengthRequired,
+	NoSuchUpload:                      http.StatusNotFound,
 	MissingSecurityHeader:             http.StatusBadRequest,
 	NotImplemented:                    http.StatusNotImplemented,
 	RequestTimeTooSkewed:              http.StatusForbidden,
@@ -76,12 +90,43 @@ type Error struct {
 	// AuthorizationQueryParametersError, and SDKs (boto3's region
 	// redirector) read it to retry with the right region.
 	Region string
+	// Detail, if set, is Airlock's explanation of a fault whose Message
+	// is S3's own text; it is sent as <AirlockDetail>. Never a secret.
+	Detail string
+	// MaxSizeAllowed, if set, is the bound a request exceeded.
+	MaxSizeAllowed int64
+	// Expired, if set, is what S3 tells of an expired presigned URL.
+	Expired *Expired
+	// ArgumentName and ArgumentValue, if set, name the argument an
+	// InvalidArgument is about, in the elements S3 sends with it.
+	ArgumentName, ArgumentValue string
 	// HeadersNotSigned, if set, lists the x-amz-* headers a request did
 	// not sign, in the element S3 sends with that AccessDenied.
 	HeadersNotSigned string
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string { return e.Code + ": " + e.Text() }
+
+// Text is Message followed by Detail, for logs and recordings.
+func (e *Error) Text() string {
+	if e.Detail == "" {
+		return e.Message
+	}
+	return e.Message + " (" + e.Detail + ")"
+}
+
+// WithDetail returns a copy of e whose Detail is the formatted text.
+func (e *Error) WithDetail(format string, args ...any) *Error {
+	c := *e
+	c.Detail = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// Detailed is New with S3's exact message for code and Airlock's
+// explanation in Detail.
+func Detailed(code, message, detailFormat string, args ...any) *Error {
+	return New(code, "%s", message).WithDetail(detailFormat, args...)
+}
 
 // New returns an Error with code's status and a formatted message.
 func New(code, format string, args ...any) *Error {
@@ -102,6 +147,13 @@ func As(err error) *Error {
 	return New(InternalError, "%v", err)
 }
 
+// Expired holds the elements S3 sends with an expired presigned URL's
+// AccessDenied.
+type Expired struct {
+	ServerTime, Expires string // RFC 3339
+	XAmzExpires         int64  // the URL's X-Amz-Expires
+}
+
 type body struct {
 	XMLName   xml.Name `xml:"Error"`
 	Code      string   `xml:"Code"`
@@ -110,7 +162,14 @@ type body struct {
 	Region    string   `xml:"Region,omitempty"`
 	RequestID string   `xml:"RequestId,omitempty"`
 
+	ArgumentName     string `xml:"ArgumentName,omitempty"`
+	ArgumentValue    string `xml:"ArgumentValue,omitempty"`
 	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
+	MaxSizeAllowed   int64  `xml:"MaxSizeAllowed,omitempty"`
+	ServerTime       string `xml:"ServerTime,omitempty"`
+	XAmzExpires      int64  `xml:"X-Amz-Expires,omitempty"`
+	Expires          string `xml:"Expires,omitempty"`
+	AirlockDetail    string `xml:"AirlockDetail,omitempty"`
 }
 
 // Write sends e as S3's XML error document. HEAD responses get the status
@@ -125,7 +184,11 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error, requestID string) {
 		w.WriteHeader(e.Status)
 		return
 	}
-	out, err := xml.Marshal(body{Code: e.Code, Message: e.Message, Resource: e.Resource, Region: e.Region, RequestID: requestID, HeadersNotSigned: e.HeadersNotSigned})
+	b := body{Code: e.Code, Message: e.Message, Resource: e.Resource, Region: e.Region, RequestID: requestID, ArgumentName: e.ArgumentName, ArgumentValue: e.ArgumentValue, HeadersNotSigned: e.HeadersNotSigned, AirlockDetail: e.Detail, MaxSizeAllowed: e.MaxSizeAllowed}
+	if x := e.Expired; x != nil {
+		b.ServerTime, b.Expires, b.XAmzExpires = x.ServerTime, x.Expires, x.XAmzExpires
+	}
+	out, err := xml.Marshal(b)
 	if err != nil { // cannot happen for strings
 		out = []byte("<Error><Code>InternalError</Code></Error>")
 	}

@@ -77,3 +77,24 @@ func TestWriteRegion(t *testing.T) {
 		t.Fatalf("%d %s (%v)", rec.Code, rec.Body, err)
 	}
 }
+
+// A fault S3 defines keeps S3's exact Message; Airlock's explanation
+// travels in <AirlockDetail> and in Text, never inside <Message>.
+func TestWriteDetail(t *testing.T) {
+	rec := httptest.NewRecorder()
+	e := Detailed(BadDigest, "The CRC32 you specified did not match the calculated checksum.", "the body's CRC32 is %s", "AAAAAA==")
+	Write(rec, httptest.NewRequest(http.MethodPut, "/b/k", nil), e, "r")
+	var got body
+	if err := xml.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
+	if got.Message != "The CRC32 you specified did not match the calculated checksum." || got.AirlockDetail != "the body's CRC32 is AAAAAA==" {
+		t.Fatalf("got %+v", got)
+	}
+	if e.Text() != "The CRC32 you specified did not match the calculated checksum. (the body's CRC32 is AAAAAA==)" {
+		t.Fatalf("Text() = %q", e.Text())
+	}
+	if New(NoSuchUpload, "m").Status != http.StatusNotFound || New(MissingContentLength, "m").Status != http.StatusLengthRequired {
+		t.Fatal("statuses of NoSuchUpload / MissingContentLength")
+	}
+}

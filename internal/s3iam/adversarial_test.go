@@ -228,6 +228,15 @@ func TestAdversarial(t *testing.T) {
 		{name: "retention with bypass", method: "PUT", target: "/logs/app/a?retention&versionId=v1", host: "s3.test", headers: []string{"X-Amz-Bypass-Governance-Retention: true"},
 			op: "PutObjectRetention", bucket: "logs", key: "app/a", checks: []s3iam.Check{{Action: "s3:PutObjectRetention", Resource: "arn:aws:s3:::logs/app/a"},
 				{Action: "s3:BypassGovernanceRetention", Resource: "arn:aws:s3:::logs/app/a"}}},
+		// SDKs send "versionId=" for an unset VersionId (the versitygw
+		// suite's WORMProtection tests do): it must pass where the version
+		// does not change the action, and stay refused on GetObject.
+		{name: "retention put, empty versionId", method: "PUT", target: "/logs/app/a?retention&versionId=", host: "s3.test",
+			op: "PutObjectRetention", bucket: "logs", key: "app/a", checks: []s3iam.Check{{Action: "s3:PutObjectRetention", Resource: "arn:aws:s3:::logs/app/a"}}},
+		{name: "retention get, empty versionId", method: "GET", target: "/logs/app/a?retention&versionId=", host: "s3.test",
+			op: "GetObjectRetention", bucket: "logs", key: "app/a", checks: []s3iam.Check{{Action: "s3:GetObjectRetention", Resource: "arn:aws:s3:::logs/app/a"}}},
+		{name: "legal hold put, empty versionId", method: "PUT", target: "/logs/app/a?legal-hold&versionId=", host: "s3.test",
+			op: "PutObjectLegalHold", bucket: "logs", key: "app/a", checks: []s3iam.Check{{Action: "s3:PutObjectLegalHold", Resource: "arn:aws:s3:::logs/app/a"}}},
 		{name: "analytics get by id", method: "GET", target: "/logs?analytics&id=a1", host: "s3.test",
 			op: "GetBucketAnalyticsConfiguration", bucket: "logs", checks: []s3iam.Check{{Action: "s3:GetAnalyticsConfiguration", Resource: "arn:aws:s3:::logs"}}},
 		{name: "analytics list", method: "GET", target: "/logs?analytics", host: "s3.test",

@@ -211,8 +211,13 @@ func (req *request) pick(cands []*rule) *rule {
 func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 	partNumber := false
 	for _, p := range req.q {
-		if err := CheckQueryID(p.name, p.value); err != nil {
-			return "", err // an identifier that is not one (ids.go)
+		// An empty versionId is not an identifier to validate: the
+		// switch below decides whether this operation may read it as
+		// "no version" (as SDKs mean it) or must refuse it.
+		if p.name != "versionId" || p.value != "" {
+			if err := CheckQueryID(p.name, p.value); err != nil {
+				return "", err // an identifier that is not one (ids.go)
+			}
 		}
 		switch {
 		case p.name == r.sub:
@@ -244,7 +249,7 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 			versionID = p.value
 		case "partNumber":
 			if !validPartNumber(p.value) {
-				return "", s3err.New(s3err.InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive.")
+				return "", s3err.New(s3err.InvalidArgument, "%s", MsgPartNumber)
 			}
 			partNumber = true
 		case "prefix":

@@ -47,6 +47,12 @@ var idParams = map[string]idKind{
 	"continuation-token": idToken,
 }
 
+// S3's messages, word for word, for faults it defines.
+const (
+	MsgNoSuchUpload = "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+	MsgPartNumber   = "Part number must be an integer between 1 and 10000, inclusive."
+)
+
 // CheckQueryID validates the value of query parameter name if it carries
 // an identifier (nil for any other parameter), with S3's InvalidArgument.
 func CheckQueryID(name, value string) error {
@@ -55,11 +61,13 @@ func CheckQueryID(name, value string) error {
 		return CheckOpaqueID(name, value)
 	case idPartNumber:
 		if !validPartNumber(value) {
-			return s3err.New(s3err.InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
+			return s3err.New(s3err.InvalidArgument, "%s", MsgPartNumber)
 		}
 	case idPartMarker:
 		if !validPartMarker(value) {
-			return s3err.New(s3err.InvalidArgument, "part-number-marker must be an integer from 0 to 10000")
+			e := s3err.Detailed(s3err.InvalidArgument, "Provided part-number-marker not an integer or within integer range", "an integer from 0 to 10000")
+			e.ArgumentName, e.ArgumentValue = "part-number-marker", truncate(value)
+			return e
 		}
 	case idKeyMarker:
 		if value == "" {

@@ -128,6 +128,10 @@ type Auth struct {
 	chain *chain
 	// headerChecksum is the expected value of a checksum sent as a header.
 	headerChecksum string
+	// headerComposite says headerChecksum is a multipart object's
+	// composite checksum ("…-N"), valid only where LeaveChecksumToUpstream
+	// applies.
+	headerComposite bool
 }
 
 // chain is the state a streaming-signed body is verified against.
@@ -153,6 +157,7 @@ func (a *Auth) LeaveChecksumToUpstream() {
 	a.chain.alg = nil
 	a.Checksum = ""
 	a.headerChecksum = ""
+	a.headerComposite = false
 }
 
 // isHoistable reports whether a presigned URL's query parameter stands for

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
 )
@@ -31,6 +32,11 @@ import (
 func (a *Auth) Body(body io.Reader) io.Reader {
 	if body == nil {
 		body = http.NoBody
+	}
+	if a.headerComposite {
+		// A composite checksum describes a whole multipart object, not
+		// this payload.
+		return errBody{s3err.Detailed(s3err.InvalidRequest, "Value for "+a.Checksum+" header is invalid.", "a composite checksum (\"-N\") is valid on CompleteMultipartUpload only")}
 	}
 	if a.Payload.Streaming() {
 		return newChunkReader(a, body)
@@ -94,7 +100,7 @@ func (p *plainReader) finish() *s3err.Error {
 		p.sha.Sum(got[:0])
 		var want [32]byte
 		if _, err := hex.Decode(want[:], []byte(p.a.PayloadSHA256)); err != nil || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			return s3err.New(s3err.XAmzContentSHA256Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed: the body's SHA-256 is %x", got)
+			return s3err.Detailed(s3err.XAmzContentSHA256Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed.", "the body's SHA-256 is %x", got)
 		}
 	}
 	if p.sum != nil {
@@ -106,7 +112,7 @@ func (p *plainReader) finish() *s3err.Error {
 // checkSum compares a computed checksum with the value the client sent.
 func checkSum(name string, h hash.Hash, sent string) *s3err.Error {
 	if got := encodeSum(h); subtle.ConstantTimeCompare([]byte(got), []byte(sent)) != 1 {
-		return s3err.New(s3err.BadDigest, "The %s you specified did not match the calculated checksum (%s)", name, got)
+		return s3err.Detailed(s3err.BadDigest, "The "+checksumAlgoName(name)+" you specified did not match the calculated checksum.", "the body's %s is %s", name, got)
 	}
 	return nil
 }
@@ -128,5 +134,16 @@ func readError(err error) *s3err.Error {
 }
 
 func incomplete(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header, or the body is incomplete: "+format, args...)
+	return s3err.Detailed(s3err.IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header", format, args...)
 }
+
+// checksumAlgoName is S3's name of the algorithm of an x-amz-checksum-*
+// header ("x-amz-checksum-crc32" -> "CRC32"), as its BadDigest names it.
+func checksumAlgoName(header string) string {
+	return strings.ToUpper(strings.TrimPrefix(header, "x-amz-checksum-"))
+}
+
+// errBody fails every Read with err.
+type errBody struct{ err error }
+
+func (e errBody) Read([]byte) (int, error) { return 0, e.err }

@@ -42,22 +42,23 @@ const (
 // starting from the seed signature of the request itself, so chunks can
 // be neither altered, reordered, dropped nor appended.
 type chunkReader struct {
-	a       *Auth
-	st      *chain
-	br      *bufio.Reader
-	signed  bool // chunks carry signatures
-	trailer bool // trailing headers follow the last chunk
-	mac     signer
-	prev    [32]byte  // signature of the previous chunk (the seed at first)
-	want    [32]byte  // signature claimed for the current chunk
-	data    hash.Hash // SHA-256 of the current chunk's data
-	sum     hash.Hash // checksum of the decoded payload, if any
-	left    int64     // bytes left in the current chunk
-	total   int64     // decoded bytes so far
-	chunks  int
-	state   int
-	err     error
-	sts     []byte
+	a        *Auth
+	st       *chain
+	br       *bufio.Reader
+	signed   bool  // chunks carry signatures
+	prevSize int64 // size of the previous chunk (S3: only the last data chunk may be under minChunkSize)
+	trailer  bool  // trailing headers follow the last chunk
+	mac      signer
+	prev     [32]byte  // signature of the previous chunk (the seed at first)
+	want     [32]byte  // signature claimed for the current chunk
+	data     hash.Hash // SHA-256 of the current chunk's data
+	sum      hash.Hash // checksum of the decoded payload, if any
+	left     int64     // bytes left in the current chunk
+	total    int64     // decoded bytes so far
+	chunks   int
+	state    int
+	err      error
+	sts      []byte
 }
 
 func newChunkReader(a *Auth, body io.Reader) *chunkReader {
@@ -117,7 +118,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 				}
 			} else if err != nil {
 				if err == io.EOF {
-					c.err = incomplete("the body ended inside chunk %d", c.chunks)
+					c.err = malformedBody("the body ended inside chunk %d", c.chunks)
 				} else {
 					c.err = readError(err)
 				}
@@ -140,7 +141,7 @@ func (c *chunkReader) readLine() ([]byte, error) {
 	case err == io.EOF && len(line) == 0:
 		return nil, io.EOF
 	case err == io.EOF:
-		return nil, incomplete("the body ended inside a chunk header")
+		return nil, malformedBody("the body ended inside a chunk header or trailer line")
 	case err != nil:
 		return nil, readError(err)
 	}
@@ -153,7 +154,7 @@ func (c *chunkReader) readLine() ([]byte, error) {
 func (c *chunkReader) readHeader() *s3err.Error {
 	line, err := c.readLine()
 	if err == io.EOF {
-		return incomplete("the body ended before its final zero-length chunk")
+		return malformedBody("the body ended before its final zero-length chunk")
 	}
 	if err != nil {
 		return err.(*s3err.Error)
@@ -167,6 +168,11 @@ func (c *chunkReader) readHeader() *s3err.Error {
 	if !ok {
 		return malformedBody("invalid chunk size in chunk %d", c.chunks+1)
 	}
+	if size > 0 && c.chunks > 0 && c.prevSize < minChunkSize {
+		// The previous chunk was short but was not the last with data.
+		return s3err.Detailed(s3err.InvalidChunkSizeError, msgChunkSize, "chunk %d holds %d bytes and is followed by another", c.chunks, c.prevSize)
+	}
+	c.prevSize = size
 	c.chunks++
 	if c.signed {
 		const prefix = "chunk-signature="
@@ -183,7 +189,16 @@ func (c *chunkReader) readHeader() *s3err.Error {
 		return malformedBody("chunk %d has an extension; %s chunks carry none", c.chunks, streamingUnsignedTrailer)
 	}
 	if dl := c.a.DecodedLength; dl >= 0 && c.total+size > dl {
-		return malformedBody("the chunks hold more than x-amz-decoded-content-length (%d) bytes", dl)
+		// S3 reports a framing fault first: if the chunk's data is not
+		// followed by CRLF where its size says, the size is wrong, not the
+		// declared length. (Peeked only: nothing beyond dl is passed on.)
+		if size+2 <= int64(lineBufSize) {
+			b, err := c.br.Peek(int(size) + 2)
+			if err != nil || b[size] != '\r' || b[size+1] != '\n' {
+				return malformedBody("chunk %d's data is not followed by CRLF (its size is wrong)", c.chunks)
+			}
+		}
+		return incomplete("the chunks hold more than x-amz-decoded-content-length (%d) bytes", dl)
 	}
 	if size > 0 {
 		c.left = size
@@ -216,7 +231,7 @@ func (c *chunkReader) endChunk() *s3err.Error {
 	var crlf [2]byte
 	if _, err := io.ReadFull(c.br, crlf[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return incomplete("the body ended after chunk %d's data", c.chunks)
+			return malformedBody("the body ended after chunk %d's data", c.chunks)
 		}
 		return readError(err)
 	}
@@ -280,7 +295,11 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		}
 		line, err := c.readLine()
 		if err == io.EOF {
-			break
+			if blank && len(trailer) == 0 && !haveSig {
+				break // the blank line after the final chunk ended the body
+			}
+			// The trailers end with a blank line.
+			return malformedBody("the body ended before the blank line that ends the trailers")
 		}
 		if err != nil {
 			return err.(*s3err.Error)
@@ -294,6 +313,9 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 			}
 			break
 		}
+		if indexByte(line, '\r') >= 0 {
+			return malformedBody("a trailer line holds a bare CR")
+		}
 		if haveSig {
 			return malformedTrailer("x-amz-trailer-signature must be the last trailer")
 		}
@@ -305,12 +327,17 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		if lower == "x-amz-trailer-signature" {
 			s, ok := decodeSig(strings.TrimSpace(value))
 			if !ok {
-				return malformedTrailer("x-amz-trailer-signature is malformed")
+				return malformedBody("x-amz-trailer-signature is malformed")
 			}
 			sig, haveSig = s, true
 			continue
 		}
 		if !contains(c.st.trailers, lower) {
+			if c.signed && len(c.st.trailers) > 0 && len(trailer) == len(c.st.trailers) {
+				// Every declared trailer is in: S3 reads what follows as
+				// the trailer signature's line, garbled.
+				return malformedBody("%q where x-amz-trailer-signature was due", clip(lower))
+			}
 			return malformedTrailer("trailer %q was not declared in x-amz-trailer", clip(lower))
 		}
 		key := textproto.CanonicalMIMEHeaderKey(lower)
@@ -320,6 +347,11 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		trailer[key] = []string{strings.TrimSpace(value)}
 		signed = append(signed, line...)
 		signed = append(signed, '\n')
+	}
+	for _, name := range c.st.trailers {
+		if _, ok := trailer[textproto.CanonicalMIMEHeaderKey(name)]; !ok {
+			return malformedTrailer("trailer %q declared in x-amz-trailer was not sent", clip(name))
+		}
 	}
 	if c.signed {
 		if !haveSig {
@@ -338,11 +370,6 @@ func (c *chunkReader) readTrailers() *s3err.Error {
 		got := c.mac.sign(b)
 		if !hmac.Equal(got[:], sig[:]) {
 			return s3err.New(s3err.SignatureDoesNotMatch, "The trailer signature does not match: the trailing headers were altered or signed with another key")
-		}
-	}
-	for _, name := range c.st.trailers {
-		if _, ok := trailer[textproto.CanonicalMIMEHeaderKey(name)]; !ok {
-			return incomplete("trailer %q declared in x-amz-trailer was not sent", clip(name))
 		}
 	}
 	if c.a.headerChecksum == "" && c.a.Checksum != "" {
@@ -408,14 +435,25 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// S3's messages for faults in an aws-chunked body, word for word.
+const (
+	msgBodyTerminated = "The request body terminated unexpectedly"
+	msgBadTrailer     = "The request contained trailing data that was not well-formed or did not conform to our published schema."
+	msgChunkSize      = "Only the last chunk is allowed to have a size less than 8192 bytes"
+)
+
+// minChunkSize is the smallest size S3 accepts for a chunk that is not
+// the last one holding data.
+const minChunkSize = 8192
+
 // malformedBody is a fault in the aws-chunked framing. S3 answers those
 // with IncompleteBody: it reads the framing as the body's length.
 func malformedBody(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.IncompleteBody, "The aws-chunked request body is malformed: "+format, args...)
+	return s3err.Detailed(s3err.IncompleteBody, msgBodyTerminated, "the aws-chunked request body is malformed: "+format, args...)
 }
 
 // malformedTrailer is a fault in the trailing headers, S3's
 // MalformedTrailerError.
 func malformedTrailer(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.MalformedTrailerError, "The request contained trailing data that was not well-formed or did not conform to our published schema: "+format, args...)
+	return s3err.Detailed(s3err.MalformedTrailerError, msgBadTrailer, format, args...)
 }

@@ -405,7 +405,7 @@ func TestStreamingTampering(t *testing.T) {
 		{name: "declared trailer missing", mode: streamingUnsignedTrailer, trailers: []string{crc}, mutate: func(b []byte) []byte {
 			i := bytes.Index(b, []byte("x-amz-checksum-crc32:"))
 			return append(b[:i], "\r\n"...)
-		}, code: s3err.IncompleteBody},
+		}, code: s3err.MalformedTrailerError},
 		{name: "undeclared trailer", mode: streamingUnsignedTrailer, trailers: []string{crc}, mutate: func(b []byte) []byte {
 			return bytes.Replace(b, []byte("x-amz-checksum-crc32:"), []byte("x-amz-checksum-crc32c:"), 1)
 		}, code: s3err.MalformedTrailerError},
@@ -530,6 +530,31 @@ func TestHeaderChecksum(t *testing.T) {
 		}
 		if !good {
 			wantCode(t, err, s3err.BadDigest)
+		}
+	}
+}
+
+// S3 refuses a chunk under 8 KiB that is not the last one with data, with
+// InvalidChunkSizeError and its own message; a short last chunk is fine.
+func TestChunkSizeMinimum(t *testing.T) {
+	for _, mode := range []string{streamingSigned, streamingUnsignedTrailer} {
+		var trailers []string
+		if mode == streamingUnsignedTrailer {
+			trailers = []string{"x-amz-checksum-crc32:" + sumOf(t, "x-amz-checksum-crc32", payload(3000))}
+		}
+		if _, _, err := readStreaming(t, streamingRequest(t, mode, payload(3000), 1000, trailers, nil)); err == nil {
+			t.Fatalf("%s: 1000-byte chunks accepted", mode)
+		} else {
+			wantCode(t, err, s3err.InvalidChunkSizeError)
+			if m := s3err.As(err).Message; m != "Only the last chunk is allowed to have a size less than 8192 bytes" {
+				t.Fatalf("%s: message %q", mode, m)
+			}
+		}
+		if mode == streamingUnsignedTrailer {
+			trailers = []string{"x-amz-checksum-crc32:" + sumOf(t, "x-amz-checksum-crc32", payload(9000))}
+		}
+		if _, _, err := readStreaming(t, streamingRequest(t, mode, payload(9000), 8192, trailers, nil)); err != nil {
+			t.Fatalf("%s: 8192 + 808 bytes refused: %v", mode, err)
 		}
 	}
 }

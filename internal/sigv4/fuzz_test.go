@@ -14,7 +14,7 @@ func FuzzParseAuthorization(f *testing.F) {
 	f.Add("AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=")
 	f.Add("AWS4-HMAC-SHA256 ")
 	f.Fuzz(func(t *testing.T, h string) {
-		c, err := parseAuthorization(h)
+		c, err := parseAuthorization(h, "s3")
 		if err != nil {
 			if err.Code == "" || err.Status == 0 {
 				t.Fatalf("error without code: %+v", err)

@@ -1,6 +1,7 @@
 package sigv4
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
@@ -29,13 +30,17 @@ type credentials struct {
 //
 //	AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=<hex>
 //
-// Each of the three parameters must appear exactly once; whitespace around
-// the commas is optional, as the SDKs differ.
-func parseAuthorization(h string) (credentials, *s3err.Error) {
+// It takes exactly the three parameters, each once, in any order;
+// whitespace around the commas is optional, as the SDKs differ. service,
+// if set, is the only service a credential scope may name. Errors carry
+// S3's own messages.
+func parseAuthorization(h, service string) (credentials, *s3err.Error) {
 	var c credentials
 	alg, rest, ok := strings.Cut(h, " ")
 	if !ok {
-		return c, malformed("expected %q followed by Credential, SignedHeaders and Signature", algorithmV4)
+		e := s3err.New(s3err.InvalidArgument, "Authorization header is invalid -- one and only one ' ' (space) required.")
+		e.ArgumentName, e.ArgumentValue = "Authorization", clip(h)
+		return c, e
 	}
 	switch alg {
 	case algorithmV4:
@@ -44,93 +49,75 @@ func parseAuthorization(h string) (credentials, *s3err.Error) {
 	case "AWS":
 		return c, unsupportedMechanism()
 	default:
-		return c, malformed("unsupported authorization algorithm %q; expected %s", clip(alg), algorithmV4)
+		e := s3err.Detailed(s3err.InvalidArgument, "Unsupported Authorization Type", "expected %s", algorithmV4)
+		e.ArgumentName, e.ArgumentValue = "Authorization", clip(alg)
+		return c, e
+	}
+	parts := strings.Split(rest, ",")
+	if len(parts) != 3 {
+		return c, malformed("the authorization header requires three components: Credential, SignedHeaders, and Signature.")
 	}
 	var haveCred, haveHeaders, haveSig bool
-	for rest != "" {
-		var part string
-		part, rest, _ = strings.Cut(rest, ",")
+	var cred string
+	for _, part := range parts {
 		part = strings.Trim(part, " ")
 		name, value, ok := strings.Cut(part, "=")
 		if !ok {
-			return c, malformed("expected Name=value pairs separated by commas")
+			return c, malformed("the authorization component %q is malformed.", clip(part))
 		}
+		// A name given twice or unknown leaves one of the three missing,
+		// which the switch after the loop reports.
 		switch name {
 		case "Credential":
-			if haveCred {
-				return c, malformed("Credential given twice")
-			}
-			haveCred = true
-			if e := parseCredential(value, &c); e != "" {
-				return c, malformed("%s", e)
-			}
+			haveCred, cred = true, value
 		case "SignedHeaders":
-			if haveHeaders {
-				return c, malformed("SignedHeaders given twice")
-			}
-			haveHeaders = true
-			c.signedHeaders = value
+			haveHeaders, c.signedHeaders = true, value
 		case "Signature":
-			if haveSig {
-				return c, malformed("Signature given twice")
-			}
-			haveSig = true
-			c.signature = value
-		default:
-			return c, malformed("unknown parameter %q", clip(name))
+			haveSig, c.signature = true, value
 		}
 	}
 	switch {
 	case !haveCred:
-		return c, malformed("missing Credential")
+		return c, malformed("missing Credential.")
 	case !haveHeaders:
-		return c, malformed("missing SignedHeaders")
+		return c, malformed("missing SignedHeaders.")
 	case !haveSig:
-		return c, malformed("missing Signature")
+		return c, malformed("missing Signature.")
 	}
-	if e := checkSignedHeaders(c.signedHeaders); e != "" {
+	if e := parseCredential(cred, service, &c); e != "" {
 		return c, malformed("%s", e)
 	}
+	if e := checkSignedHeaders(c.signedHeaders); e != "" {
+		return c, malformedDetail("the SignedHeaders component is malformed.", "%s", e)
+	}
 	if !isHex64(c.signature) {
-		return c, malformed("Signature must be 64 lowercase hexadecimal characters")
+		return c, malformedDetail("the Signature component is malformed.", "Signature must be 64 lowercase hexadecimal characters")
 	}
 	return c, nil
 }
 
-// parseCredential splits "AK/yyyymmdd/region/service/aws4_request".
-// It returns a message on error, without the offending value when that
-// could be a secret pasted by mistake.
-func parseCredential(v string, c *credentials) string {
-	// The scope is the last four fields; the access key is what precedes
-	// them, and must be non-empty.
-	parts := [4]string{}
-	rest := v
-	for i := 3; i >= 0; i-- {
-		j := strings.LastIndexByte(rest, '/')
-		if j < 0 {
-			return "Credential must be ACCESS_KEY/yyyymmdd/region/service/aws4_request"
-		}
-		parts[i] = rest[j+1:]
-		rest = rest[:j]
+// parseCredential splits "AK/yyyymmdd/region/service/aws4_request", in the
+// order S3 checks it (shape, service, terminal, date). It returns S3's
+// message on error, to follow "The authorization header is malformed; " or
+// "Error parsing the X-Amz-Credential parameter; ". It never quotes the
+// access key id, and clips what it quotes.
+func parseCredential(v, service string, c *credentials) string {
+	parts := strings.Split(v, "/")
+	if len(parts) != 5 || parts[0] == "" || parts[2] == "" || parts[3] == "" {
+		return `the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`
 	}
-	if rest == "" {
-		return "Credential has an empty access key id"
+	if service != "" && parts[3] != service {
+		return fmt.Sprintf("incorrect service %q. This endpoint belongs to %q.", clip(parts[3]), service)
 	}
-	if strings.IndexByte(rest, '/') >= 0 {
-		return "Credential must be ACCESS_KEY/yyyymmdd/region/service/aws4_request"
+	if parts[4] != scopeSuffix {
+		return fmt.Sprintf("incorrect terminal %q. This endpoint uses %q.", clip(parts[4]), scopeSuffix)
 	}
-	if parts[3] != scopeSuffix {
-		return "Credential scope must end in aws4_request"
+	if !isDate(parts[1]) {
+		return fmt.Sprintf("incorrect date format %q. This date in the credential must be in the format \"yyyyMMdd\".", clip(parts[1]))
 	}
-	if !isDate(parts[0]) {
-		return "Credential date must be yyyymmdd"
-	}
-	if parts[1] == "" || parts[2] == "" {
-		return "Credential must name a region and a service"
-	}
-	c.accessKey = rest
-	c.date, c.region, c.service = parts[0], parts[1], parts[2]
-	c.scope = v[len(rest)+1:]
+	c.accessKey = parts[0]
+	c.date, c.region, c.service = parts[1], parts[2], parts[3]
+	c.scope = v[len(parts[0])+1:]
 	return ""
 }
 
@@ -206,13 +193,32 @@ func isDate(s string) bool {
 	return true
 }
 
+// malformed is S3's AuthorizationHeaderMalformed; format is S3's own
+// text after "The authorization header is malformed; ".
 func malformed(format string, args ...any) *s3err.Error {
-	return s3err.New(s3err.AuthorizationHeaderMalformed, "The authorization header is malformed: "+format, args...)
+	return s3err.New(s3err.AuthorizationHeaderMalformed, "The authorization header is malformed; "+format, args...)
+}
+
+// malformedDetail is malformed with Airlock's explanation as Detail.
+func malformedDetail(msg, detailFormat string, args ...any) *s3err.Error {
+	return s3err.Detailed(s3err.AuthorizationHeaderMalformed, "The authorization header is malformed; "+msg, detailFormat, args...)
 }
 
 func queryError(format string, args ...any) *s3err.Error {
 	return s3err.New(s3err.AuthorizationQueryParametersError, format, args...)
 }
+
+// queryErrorDetail is AuthorizationQueryParametersError with S3's message
+// and Airlock's explanation as Detail.
+func queryErrorDetail(msg, detailFormat string, args ...any) *s3err.Error {
+	return s3err.Detailed(s3err.AuthorizationQueryParametersError, msg, detailFormat, args...)
+}
+
+// S3's messages, word for word.
+const (
+	msgNoDate   = "AWS authentication requires a valid Date or x-amz-date header."
+	msgBadToken = "The provided token is malformed or otherwise invalid."
+)
 
 // clip bounds a client-supplied string quoted in an error message.
 func clip(s string) string {

@@ -97,7 +97,7 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 // unsupportedMechanism is S3's answer to Signature Version 2, in a header
 // or a presigned URL.
 func unsupportedMechanism() *s3err.Error {
-	return s3err.New(s3err.InvalidRequest, "The authorization mechanism you have provided is not supported. Please use %s. (Airlock accepts Signature Version 4 only: boto3 presigns with it given signature_version s3v4.)", algorithmV4)
+	return s3err.Detailed(s3err.InvalidRequest, "The authorization mechanism you have provided is not supported. Please use "+algorithmV4+".", "Airlock accepts Signature Version 4 only: boto3 presigns with it given signature_version s3v4")
 }
 
 func (v *Verifier) now() time.Time {
@@ -115,7 +115,7 @@ func (v *Verifier) skew() time.Duration {
 }
 
 func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc *scratch) (*Auth, error) {
-	c, e := parseAuthorization(authz)
+	c, e := parseAuthorization(authz, v.Service)
 	if e != nil {
 		return nil, e
 	}
@@ -128,21 +128,21 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	if amzDate != "" {
 		t, err := time.Parse(amzDateFmt, amzDate)
 		if err != nil {
-			return nil, s3err.New(s3err.AccessDenied, "X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'")
+			return nil, s3err.Detailed(s3err.AccessDenied, msgNoDate, "X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'")
 		}
 		signedAt = t
 	} else if d := first(r.Header, hDate); d != "" {
 		t, err := http.ParseTime(d)
 		if err != nil {
-			return nil, s3err.New(s3err.AccessDenied, "the Date header is not a valid HTTP date")
+			return nil, s3err.Detailed(s3err.AccessDenied, msgNoDate, "the Date header is not a valid HTTP date")
 		}
 		signedAt = t.UTC()
 		amzDate = signedAt.Format(amzDateFmt)
 	} else {
-		return nil, s3err.New(s3err.AccessDenied, "AWS authentication requires a valid Date or X-Amz-Date header")
+		return nil, s3err.New(s3err.AccessDenied, msgNoDate)
 	}
 	if amzDate[:8] != c.date {
-		return nil, malformed("Invalid credential date %q: it is not the same day as X-Amz-Date %q", c.date, amzDate[:8])
+		return nil, malformedDetail("Invalid credential date. Date is not the same as X-Amz-Date.", "credential date %q, X-Amz-Date %q", c.date, amzDate[:8])
 	}
 	now := v.now()
 	if d := now.Sub(signedAt); d > v.skew() || d < -v.skew() {
@@ -222,18 +222,18 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	}
 	if alg != algorithmV4 {
 		if alg == algorithmV4A {
-			return nil, s3err.New(s3err.NotImplemented, "Signature Version 4A (%s) is not supported; sign with %s", algorithmV4A, algorithmV4)
+			return nil, queryErrorDetail("X-Amz-Algorithm only supports \""+algorithmV4+"\"", "Signature Version 4A (%s) is not supported", algorithmV4A)
 		}
-		return nil, queryError("X-Amz-Algorithm only supports %q", algorithmV4)
+		return nil, queryErrorDetail(`X-Amz-Algorithm only supports "AWS4-HMAC-SHA256 and AWS4-ECDSA-P256-SHA256"`, "Airlock verifies %s only", algorithmV4)
 	}
 	for _, req := range [...]struct{ name, v string }{{qCredential, cred}, {qDate, amzDate}, {qExpires, expires}, {qSignedHeaders, signedHeaders}, {qSignature, sig}} {
 		if req.v == "" {
-			return nil, queryError("Query-string authentication requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters; %s is missing", req.name)
+			return nil, queryErrorDetail("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.", "%s is missing", req.name)
 		}
 	}
 	var c credentials
-	if msg := parseCredential(cred, &c); msg != "" {
-		return nil, queryError("Error parsing the X-Amz-Credential parameter: %s", msg)
+	if msg := parseCredential(cred, v.Service, &c); msg != "" {
+		return nil, queryError("Error parsing the X-Amz-Credential parameter; %s", msg)
 	}
 	if msg := checkSignedHeaders(signedHeaders); msg != "" {
 		return nil, queryError("Error parsing the X-Amz-SignedHeaders parameter: %s", msg)
@@ -247,14 +247,19 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	}
 	signedAt, err := time.Parse(amzDateFmt, amzDate)
 	if err != nil {
-		return nil, queryError("X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'")
+		return nil, queryError(`X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`)
 	}
 	if amzDate[:8] != c.date {
-		return nil, queryError("Invalid credential date %q: it is not the same day as X-Amz-Date %q", c.date, amzDate[:8])
+		return nil, queryError("Invalid credential date %q. This date is not the same as X-Amz-Date: %q.", c.date, amzDate[:8])
 	}
 	secs, err := strconv.ParseInt(expires, 10, 64)
-	if err != nil || secs < 1 || expires[0] == '+' {
-		return nil, queryError("X-Amz-Expires must be a whole number of seconds from 1 to 604800")
+	switch {
+	case err != nil || expires[0] == '+':
+		return nil, queryErrorDetail("X-Amz-Expires should be a number", "a whole number of seconds from 1 to 604800")
+	case secs < 0:
+		return nil, queryErrorDetail("X-Amz-Expires must be non-negative", "a whole number of seconds from 1 to 604800")
+	case secs == 0:
+		return nil, queryErrorDetail("X-Amz-Expires must be a whole number of seconds from 1 to 604800", "a presigned URL valid for 0 seconds has expired when it is made")
 	}
 	if secs > int64(MaxPresignExpiry/time.Second) {
 		return nil, queryError("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds")
@@ -265,7 +270,9 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	}
 	exp := signedAt.Add(time.Duration(secs) * time.Second)
 	if !now.Before(exp) {
-		return nil, s3err.New(s3err.AccessDenied, "Request has expired: the presigned URL was valid until %s", exp.Format(time.RFC3339))
+		e := s3err.Detailed(s3err.AccessDenied, "Request has expired.", "the presigned URL was valid until %s", exp.Format(time.RFC3339))
+		e.Expired = &s3err.Expired{ServerTime: now.UTC().Format(time.RFC3339), Expires: exp.Format(time.RFC3339), XAmzExpires: secs}
+		return nil, e
 	}
 
 	a := &Auth{
@@ -310,9 +317,9 @@ func (v *Verifier) checkScope(c *credentials, presigned bool) *s3err.Error {
 	}
 	if v.Service != "" && c.service != v.Service {
 		if presigned {
-			return queryError("Error parsing the X-Amz-Credential parameter; incorrect service '%s'. This endpoint belongs to '%s'.", clip(c.service), v.Service)
+			return queryError("Error parsing the X-Amz-Credential parameter; incorrect service %q. This endpoint belongs to %q.", clip(c.service), v.Service)
 		}
-		return s3err.New(s3err.AuthorizationHeaderMalformed, "The authorization header is malformed; incorrect service '%s'. This endpoint belongs to '%s'.", clip(c.service), v.Service)
+		return malformed("incorrect service %q. This endpoint belongs to %q.", clip(c.service), v.Service)
 	}
 	return nil
 }
@@ -354,13 +361,13 @@ func checkToken(want, got string, signed, presigned bool) *s3err.Error {
 	case want == "" && got == "":
 		return nil
 	case want == "":
-		return s3err.New(s3err.InvalidToken, "The provided token is malformed or otherwise invalid: this credential has no session token, but %s is set", where)
+		return s3err.Detailed(s3err.InvalidToken, msgBadToken, "this credential has no session token, but %s is set", where)
 	case got == "":
 		return s3err.New(s3err.InvalidToken, "This credential requires its session token in %s (set AWS_SESSION_TOKEN)", where)
 	case !signed:
 		return s3err.New(s3err.InvalidToken, "The X-Amz-Security-Token header must be included in SignedHeaders")
 	case subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1:
-		return s3err.New(s3err.InvalidToken, "The provided token is malformed or otherwise invalid")
+		return s3err.New(s3err.InvalidToken, msgBadToken)
 	}
 	return nil
 }
@@ -381,7 +388,10 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 		return s3err.New(s3err.NotImplemented, "Signature Version 4A payload signing (%s) is not supported", payload)
 	default:
 		if len(payload) != 64 || !isHexAnyCase(payload) {
-			return s3err.New(s3err.InvalidArgument, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, or the hex SHA-256 of the payload")
+			e := s3err.Detailed(s3err.InvalidArgument, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.",
+				"Airlock does not verify the ECDSA (Signature Version 4A) modes")
+			e.ArgumentName, e.ArgumentValue = "x-amz-content-sha256", clip(payload)
+			return e
 		}
 		a.Payload = SHA256
 		a.PayloadSHA256 = strings.ToLower(payload)
@@ -393,7 +403,7 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 		if d := first(r.Header, hDecodedLength); d != "" {
 			n, err := strconv.ParseInt(d, 10, 64)
 			if err != nil || n < 0 || d[0] == '+' {
-				return s3err.New(s3err.InvalidArgument, "x-amz-decoded-content-length must be a non-negative integer")
+				return s3err.Detailed(s3err.MissingContentLength, "You must provide the Content-Length HTTP header.", "x-amz-decoded-content-length must be a non-negative integer")
 			}
 			a.DecodedLength = n
 		} else if a.Payload != StreamingUnsignedTrailer {
@@ -432,37 +442,79 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 	// in streaming modes it must re-frame it, so it cannot rely on the
 	// upstream to check a value it may not forward. Algorithms the gateway
 	// cannot compute are forwarded for the upstream to check.
+	// Count the checksum headers first: with more than one, S3 says so
+	// whatever their values.
+	type sent struct {
+		name string
+		vs   []string
+	}
+	var sums []sent
 	for _, h := range [...]http.Header{r.Header, a.Hoisted} {
 		for k, vs := range h {
 			if len(k) <= len(checksumPrefix) || !strings.EqualFold(k[:len(checksumPrefix)], checksumPrefix) {
 				continue
 			}
-			lower := strings.ToLower(k)
-			if !isChecksumName(lower) {
-				continue
+			if lower := strings.ToLower(k); isChecksumName(lower) {
+				sums = append(sums, sent{lower, vs})
 			}
-			alg := algorithmFor(lower)
-			if alg == nil {
-				return s3err.New(s3err.InvalidRequest, "The algorithm type you specified in x-amz-checksum- header is invalid: %q", clip(lower))
-			}
-			if a.Checksum != "" || len(vs) != 1 {
-				return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
-			}
-			if !alg.validValue(strings.TrimSpace(vs[0])) {
-				return s3err.New(s3err.InvalidRequest, "Value for %s header is invalid.", lower)
-			}
-			if alg.new != nil {
-				st.alg = alg
-			}
-			a.Checksum = lower
-			a.headerChecksum = strings.TrimSpace(vs[0])
 		}
+	}
+	if len(sums)+btoi(a.Checksum != "") > 1 || len(sums) == 1 && len(sums[0].vs) != 1 {
+		return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+	}
+	for _, c := range sums {
+		lower := c.name
+		alg := algorithmFor(lower)
+		if alg == nil {
+			return s3err.Detailed(s3err.InvalidRequest, "The algorithm type you specified in x-amz-checksum- header is invalid.", "%q", clip(lower))
+		}
+		v := strings.TrimSpace(c.vs[0])
+		base, composite := splitComposite(v)
+		if !alg.validValue(base) {
+			return s3err.New(s3err.InvalidRequest, "Value for %s header is invalid.", lower)
+		}
+		if alg.new != nil {
+			st.alg = alg
+		}
+		a.Checksum = lower
+		a.headerChecksum = v
+		a.headerComposite = composite
+	}
+	// x-amz-sdk-checksum-algorithm names the algorithm of the checksum
+	// header or trailer; S3 refuses one that names another.
+	if sdk := first(r.Header, hSDKChecksumAlgorithm); sdk != "" && a.Checksum != "" &&
+		!strings.EqualFold(sdk, strings.TrimPrefix(a.Checksum, checksumPrefix)) {
+		return s3err.Detailed(s3err.InvalidRequest, "Value for x-amz-sdk-checksum-algorithm header is invalid.", "it is %q, but the checksum sent is %s", clip(sdk), a.Checksum)
 	}
 	a.chain = st
 	return nil
 }
 
 const maxTrailers = 8
+
+const hSDKChecksumAlgorithm = "X-Amz-Sdk-Checksum-Algorithm"
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// splitComposite splits a multipart object's composite checksum
+// ("<base64>-<part count>", what CompleteMultipartUpload may carry) into
+// its digest; composite says whether it had the suffix.
+func splitComposite(v string) (base string, composite bool) {
+	i := strings.LastIndexByte(v, '-')
+	if i < 0 {
+		return v, false
+	}
+	n, err := strconv.Atoi(v[i+1:])
+	if err != nil || n < 1 || n > 10000 || v[i+1] == '0' || v[i+1] == '+' {
+		return v, false
+	}
+	return v[:i], true
+}
 
 func isHexAnyCase(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -544,7 +596,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	want := hmacSHA256(&key, sts)
 	got, _ := decodeSig(c.signature)
 	if !hmac.Equal(want[:], got[:]) {
-		return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method. (Airlock's canonical request has SHA-256 %x; compare it with your client's debug output.)", crHash)
+		return nil, s3err.Detailed(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", "Airlock's canonical request has SHA-256 %x; compare it with your client's debug output", crHash)
 	}
 	a.SignedHeaders = strings.Split(c.signedHeaders, ";")
 	if a.Payload.Streaming() {
