@@ -60,6 +60,10 @@ func TestFindingsPage(t *testing.T) {
 			}
 		}
 	}
+	// The review row of the grant names its finding.
+	if p := b.get("/console/review"); p.status != 200 || !strings.Contains(p.body, `class="error finding" href="/console/grants/`+g.ID+`">finding: `+model.FindingCredentialMoved) {
+		t.Errorf("the review does not show the finding: %d %s", p.status, p.body)
+	}
 	if p := b.get("/console/findings?day=2001-01-01"); p.status != 200 || strings.Contains(p.body, g.ID) || !strings.Contains(p.body, `id="none"`) {
 		t.Errorf("another day lists the finding: %d %s", p.status, p.body)
 	}
