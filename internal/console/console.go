@@ -1,5 +1,5 @@
 // Package console is Airlock's web console for people: the approver's
-// queue, the review query, each grant's record and session transcripts,
+// queue, the review query, the findings, each grant's record and session transcripts,
 // and the audit log's status. It is served by `airlock serve` under
 // /console/ on listen.api, beside the JSON API and on the same listener
 // (so with the same TLS).
