@@ -96,6 +96,13 @@ try {
   check(transcript.includes("arn:aws:s3:::logs/app/2026/12/01/api.log"), "the object read");
   await shot("session");
 
+  // The findings page for today opens from the menu (this grant was used
+  // from where it was requested: nothing to find).
+  current = "findings";
+  await Promise.all([page.waitForURL("**/console/findings"), page.click("nav a[href='/console/findings']")]);
+  check((await page.inputValue("#filters input[name=day]")) === today, "the findings open on today");
+  check((await page.locator(`#findings a[href="/console/grants/${id}"]`).count()) === 0, "no finding for this grant");
+
   // 5. Revoke it with a reason.
   current = "revoke";
   await page.goto(base + "/console/grants/" + id);

@@ -43,3 +43,31 @@ func TestSSO(t *testing.T) {
 		t.Fatalf("incomplete sso: %v", err)
 	}
 }
+
+// The issuer gets the client secret and gives the keys that sign ID
+// tokens: https://, or plain http:// to a loopback provider only.
+func TestSSOIssuer(t *testing.T) {
+	inConfigDir(t)
+	doc := func(issuer string) []byte {
+		return []byte(quickstartYAML() + "sso:\n  issuer: " + issuer + "\n  client_id: airlock\n  client_secret_env: AIRLOCK_SSO_SECRET\n")
+	}
+	for _, ok := range []string{"https://login.example.com", "https://login.example.com/realms/acme", "http://127.0.0.1:9000", "http://[::1]:9000", "http://localhost:9000"} {
+		if _, err := Parse("airlock.yaml", doc(ok)); err != nil {
+			t.Errorf("issuer %s refused: %v", ok, err)
+		}
+	}
+	for bad, why := range map[string]string{
+		"http://login.example.com":          "loopback",
+		"http://10.0.0.5:9000":              "loopback",
+		"ftp://login.example.com":           "https://",
+		"login.example.com":                 "https://",
+		"https://u:p@login.example.com":     "credentials",
+		"https://login.example.com/?tenant": "query",
+		"https:///path":                     "no host",
+	} {
+		_, err := Parse("airlock.yaml", doc(bad))
+		if err == nil || !strings.Contains(err.Error(), "sso.issuer") || !strings.Contains(err.Error(), why) {
+			t.Errorf("issuer %s: %v, want an sso.issuer error about %s", bad, err, why)
+		}
+	}
+}

@@ -70,6 +70,9 @@ func (d *decoder) validate(c *Config, base string) {
 				d.errorf("sso."+f.key, "required when sso is set")
 			}
 		}
+		if sso.Issuer != "" {
+			d.checkIssuer(sso.Issuer, "sso.issuer")
+		}
 		if sso.IdentityClaim == "" {
 			sso.IdentityClaim = "email"
 		}
@@ -417,5 +420,29 @@ func (d *decoder) checkCredentials(c *Credentials, path, label string) {
 	}
 	if c.RoleARN != "" && !roleARNRE.MatchString(c.RoleARN) {
 		d.errorf(path+".role_arn", "%s is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/NAME)", quote(c.RoleARN))
+	}
+}
+
+// checkIssuer requires an OpenID issuer to be https://, or plain http://
+// to a loopback address (a provider run on the machine, as in tests):
+// discovery, keys and the code exchange with the client secret all go to
+// the issuer, and over plain http anyone on the path could read the
+// secret or swap the keys that sign ID tokens. OpenID Connect Discovery
+// forbids a query or fragment in an issuer.
+func (d *decoder) checkIssuer(raw, path string) {
+	u, err := url.Parse(raw)
+	switch {
+	case !hasScheme(raw, "http", "https"):
+		d.errorf(path, "must be an https:// URL (http:// only to a loopback address)")
+	case err != nil:
+		d.errorf(path, "not a URL: %v", urlErr(err))
+	case u.Hostname() == "":
+		d.errorf(path, "has no host")
+	case u.User != nil:
+		d.errorf(path, "must not contain credentials")
+	case u.RawQuery != "" || u.Fragment != "":
+		d.errorf(path, "must not have a ?query or #fragment")
+	case strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()):
+		d.errorf(path, "plain http:// is allowed only to a loopback address; use https://")
 	}
 }

@@ -1,5 +1,5 @@
 // Package console is Airlock's web console for people: the approver's
-// queue, the review query, each grant's record and session transcripts,
+// queue, the review query, the findings, each grant's record and session transcripts,
 // and the audit log's status. It is served by `airlock serve` under
 // /console/ on listen.api, beside the JSON API and on the same listener
 // (so with the same TLS).
@@ -173,6 +173,7 @@ func New(o Options) (*Handler, error) {
 	h.mux.Handle("GET /console/review", h.authed(h.review))
 	h.mux.Handle("GET /console/review.csv", h.authed(h.reviewCSV))
 	h.mux.Handle("GET /console/review.json", h.authed(h.reviewJSON))
+	h.mux.Handle("GET /console/findings", h.authed(h.findingsPage))
 	h.mux.Handle("GET /console/grants/{id}", h.authed(h.grant))
 	h.mux.Handle("POST /console/grants/{id}/approve", h.authed(h.approve))
 	h.mux.Handle("POST /console/grants/{id}/deny", h.authed(h.deny))

@@ -447,3 +447,32 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, u who) {
 	w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-evidence", "json")+`"`)
 	_, _ = w.Write(b)
 }
+
+// --- findings ---
+
+type findingsData struct {
+	Day  string
+	Rows []model.Finding
+}
+
+// findingsPage lists the findings of a day (today, UTC, when the page is
+// opened without one; all days with an empty day=), as GET /v1/findings
+// does, each linking to its grant.
+func (h *Handler) findingsPage(w http.ResponseWriter, r *http.Request, u who) {
+	day := h.clk.Now().UTC().Format("2006-01-02")
+	if q := r.URL.Query(); q.Has("day") {
+		day = q.Get("day")
+	}
+	if day != "" {
+		if _, err := time.Parse("2006-01-02", day); err != nil {
+			h.fail(w, r, &u, http.StatusBadRequest, fmt.Sprintf("%q is not a day (YYYY-MM-DD).", day))
+			return
+		}
+	}
+	fs, err := h.svc.Findings(r.Context(), u.id, day)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	h.render(w, r, &u, http.StatusOK, "findings", "Findings", findingsData{Day: day, Rows: fs})
+}
