@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/server"
 )
 
 // TestIdentityRecordShowsAuthMethods: the identity record says how each
@@ -169,6 +172,25 @@ func TestStateChangingCallsRecordInstance(t *testing.T) {
 	ended := e.request(from("127.0.0.1"), e.bot)
 	do("bot-end", "/v1/grants/"+ended.ID+"/end", e.bot, nil)
 	check(ended.ID, "grant.ended", "bot-end")
+
+	// Adding and disabling an agent: identity events, not a grant's.
+	if st, out := e.callUA("alice-add", "POST", "/v1/agents", e.alice, map[string]any{"name": "tmp-bot", "owner": "sre-team"}); st != http.StatusCreated {
+		t.Fatalf("add agent: %d %s", st, out)
+	}
+	do("alice-disable", "/v1/agents/tmp-bot/disable", e.alice, map[string]string{"reason": "gone"})
+	db, err := sql.Open("sqlite", filepath.Join(e.dataDir, server.DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for typ, ua := range map[string]string{"identity.added": "alice-add", "identity.disabled": "alice-disable"} {
+		var got sql.NullString
+		err := db.QueryRow(`SELECT json_extract(CAST(data AS TEXT), '$.data.instance.user_agent') FROM log_entries
+			WHERE type = ? AND json_extract(CAST(data AS TEXT), '$.data.name') = 'tmp-bot'`, typ).Scan(&got)
+		if err != nil || got.String != ua {
+			t.Errorf("%s: instance user agent %q (%v), want %q", typ, got.String, err, ua)
+		}
+	}
 
 	// The extra field changes nothing the review derives from the log.
 	e.verify()
