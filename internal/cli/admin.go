@@ -108,6 +108,9 @@ func (a *app) whoamiCmd() *cobra.Command {
 				line += ", groups " + strings.Join(id.Groups, ",")
 			}
 			linef(a.out, "%s)", line)
+			if len(id.AuthMethods) > 0 {
+				linef(a.out, "may authenticate by %s", strings.Join(id.AuthMethods, "; "))
+			}
 			if id.Auth != "" {
 				from := ""
 				if id.Instance != nil {
@@ -160,13 +163,13 @@ func (a *app) agentCmd() *cobra.Command {
 				return a.printJSON(ids)
 			}
 			w := a.table()
-			fmt.Fprintln(w, "NAME\tKIND\tOWNER\tGROUPS\tSOURCE\tSTATUS\tCREATED")
+			fmt.Fprintln(w, "NAME\tKIND\tOWNER\tGROUPS\tSOURCE\tSTATUS\tCREATED\tAUTH")
 			for _, id := range ids {
 				st := "enabled"
 				if id.Disabled {
 					st = "disabled"
 				}
-				row(w, id.Name, id.Kind, dash(id.Owner), dash(strings.Join(id.Groups, ",")), id.Source, st, ts(id.CreatedAt))
+				row(w, id.Name, id.Kind, dash(id.Owner), dash(strings.Join(id.Groups, ",")), id.Source, st, ts(id.CreatedAt), dash(strings.Join(id.AuthMethods, "; ")))
 			}
 			return w.Flush()
 		},

@@ -119,7 +119,7 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		return []auditlog.Event{{Type: "identity.added", Actor: caller.Name, Data: identityData(id)}}, tx.PutIdentity(ctx, id)
+		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.added", Actor: caller.Name, Data: identityData(id)}, caller)}, tx.PutIdentity(ctx, id)
 	})
 	if err != nil {
 		return model.Identity{}, "", s.logErr("the new agent", err)
@@ -149,7 +149,7 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 		out = id
 		d := identityData(id)
 		d["reason"] = reason
-		return []auditlog.Event{{Type: "identity.disabled", Actor: caller.Name, Data: d}}, tx.PutIdentity(ctx, id)
+		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.disabled", Actor: caller.Name, Data: d}, caller)}, tx.PutIdentity(ctx, id)
 	})
 	if err != nil {
 		return model.Identity{}, s.logErr("the change", err)
@@ -194,7 +194,7 @@ func (s *Service) endForDisable(ctx context.Context, caller model.Identity, list
 			g.Status, g.EndReason = model.Revoked, "revoked"
 		}
 		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, "identity "+g.Identity+" disabled"
-		return []auditlog.Event{endEvent(*g)}, nil
+		return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
 	})
 	s.stopTimer(g.ID)
 	s.notify(g.ID)

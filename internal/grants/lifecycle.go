@@ -351,7 +351,7 @@ func (s *Service) Approve(ctx context.Context, caller model.Identity, id, commen
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			s.activate(g, a.At)
 			return []auditlog.Event{
-				{Type: "grant.approved", Time: a.At, GrantID: g.ID, Actor: caller.Name, Data: a},
+				{Type: "grant.approved", Time: a.At, GrantID: g.ID, Actor: caller.Name, Data: approvedData{a, caller.Instance}},
 				activatedEvent(*g, caller.Name),
 			}
 		},
@@ -370,7 +370,7 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 			ev := endEvent(*g)
 			// The person's decision is part of the record; the review derives it from here.
 			ev.Data.(map[string]any)["approval"] = a
-			return []auditlog.Event{ev}
+			return []auditlog.Event{fromCaller(ev, caller)}
 		},
 		func(model.Grant) { s.notify(id) })
 }
@@ -447,7 +447,7 @@ func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason 
 	s.cutOff(id, "revoked")
 	out, err := s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
 		g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
-		return []auditlog.Event{endEvent(*g)}, nil
+		return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
 	})
 	if err != nil {
 		return out, err
@@ -489,7 +489,7 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 			g.Status, g.EndReason = model.Ended, "ended"
 		}
 		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, comment
-		return []auditlog.Event{endEvent(*g)}, nil
+		return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
 	})
 	if err != nil {
 		return out, err

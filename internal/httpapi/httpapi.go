@@ -243,6 +243,20 @@ func (h *Handler) authenticate(r *http.Request, tok string) (model.Identity, *ap
 	return who, nil
 }
 
+// withAuthMethods fills id's AuthMethods from its key and the configured
+// workload bindings. It is derived here, at read time, rather than stored,
+// so the record always shows the configuration in force.
+func (h *Handler) withAuthMethods(id model.Identity) model.Identity {
+	id.AuthMethods = nil
+	if id.KeySHA256 != "" {
+		id.AuthMethods = append(id.AuthMethods, "key")
+	}
+	if h.workload != nil {
+		id.AuthMethods = append(id.AuthMethods, h.workload.BindingsOf(id.Name)...)
+	}
+	return id
+}
+
 // FindingsResponse lists findings.
 type FindingsResponse struct {
 	Findings []model.Finding `json:"findings"`
@@ -311,7 +325,7 @@ func decode(r *http.Request, v any) error {
 }
 
 func (h *Handler) whoami(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	return who, nil
+	return h.withAuthMethods(who), nil
 }
 
 // GrantResponse wraps one grant.
@@ -550,6 +564,9 @@ type IdentitiesResponse struct {
 
 func (h *Handler) identities(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
 	ids, err := h.svc.Identities(r.Context(), who)
+	for i := range ids {
+		ids[i] = h.withAuthMethods(ids[i])
+	}
 	return IdentitiesResponse{ids}, err
 }
 
@@ -572,7 +589,7 @@ func (h *Handler) addAgent(w http.ResponseWriter, r *http.Request, who model.Ide
 		return nil, err
 	}
 	id, key, err := h.svc.AddAgent(r.Context(), who, in.Name, in.Owner, in.Groups)
-	return AgentResponse{id, key}, err
+	return AgentResponse{h.withAuthMethods(id), key}, err
 }
 
 // IdentityResponse wraps one identity.
@@ -586,7 +603,7 @@ func (h *Handler) disableAgent(w http.ResponseWriter, r *http.Request, who model
 		return nil, err
 	}
 	id, err := h.svc.DisableAgent(r.Context(), who, r.PathValue("name"), in.Reason)
-	return IdentityResponse{id}, err
+	return IdentityResponse{h.withAuthMethods(id)}, err
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {

@@ -38,6 +38,11 @@ type Identity struct {
 	// Instance is the fingerprint of the caller's instance on this
 	// request (set per request, never stored with the identity).
 	Instance *Instance `json:"instance,omitempty"`
+	// AuthMethods is how this identity may authenticate: "key" when it has
+	// an API key, and "oidc:<issuer> <subject> <claim>=<value>..." for its
+	// workload token binding. The API fills it from the running
+	// configuration when it shows an identity; it is never stored.
+	AuthMethods []string `json:"auth_methods,omitempty"`
 }
 
 // Instance is what tells one running copy of a client from another: its

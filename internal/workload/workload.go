@@ -176,6 +176,38 @@ func bindingKey(b Binding) string {
 	return sb.String()
 }
 
+// Describe is how a binding is shown on an identity's record:
+// "oidc:<issuer>", then the subject if set, then each claim as
+// <name>=<value> in name order, separated by spaces. For a subject-only
+// binding it equals the Auth of the tokens it maps.
+func (b Binding) Describe() string {
+	parts := []string{"oidc:" + b.Issuer}
+	if b.Subject != "" {
+		parts = append(parts, b.Subject)
+	}
+	keys := make([]string, 0, len(b.Claims))
+	for k := range b.Claims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+"="+b.Claims[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// BindingsOf describes the bindings that map tokens to identity, in
+// configuration order (none: the identity cannot use a workload token).
+func (v *Verifier) BindingsOf(identity string) []string {
+	var out []string
+	for _, b := range v.bindings {
+		if b.Identity == identity {
+			out = append(out, b.Describe())
+		}
+	}
+	return out
+}
+
 // LooksLikeJWT reports whether a bearer token has a JWT's compact shape
 // (three base64url parts), so it is worth verifying as a workload token
 // rather than hashing as an API key.
