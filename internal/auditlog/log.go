@@ -267,8 +267,55 @@ func (l *Log) Do(ctx context.Context, fn func(ctx context.Context, tx store.Tx) 
 	return l.run(ctx, &op{ctx: ctx, fn: fn})
 }
 
+// Pending is an append that was queued by [Log.AppendAsync] and may not be
+// durable yet.
+type Pending struct {
+	o   *op
+	err error // set when the append could not even be queued
+}
+
+// AppendAsync queues events like [Log.Append] but returns at once, so that
+// a gateway can forward a read while its record is being written and hold
+// the response until [Pending.Wait] says the record is durable ("durable
+// before disclosure"). The events are numbered in the order given, in the
+// next batch; Wait must be called (once) to learn whether they were stored.
+func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
+	evs, err := encodeEvents(events)
+	if err != nil {
+		return &Pending{err: err}
+	}
+	o := &op{ctx: ctx, evs: evs}
+	if len(evs) == 0 {
+		return &Pending{o: nil}
+	}
+	if err := l.enqueue(ctx, o); err != nil {
+		return &Pending{err: err}
+	}
+	return &Pending{o: o}
+}
+
+// Wait returns once the events are durably committed (nil), or with the
+// error that kept them out of the log; on error none of them is in the log.
+// If ctx ends while the events are still queued they are withdrawn and
+// ctx.Err() is returned; once the writer has taken them Wait returns the
+// batch's outcome whatever ctx does.
+func (p *Pending) Wait(ctx context.Context) error {
+	if p.err != nil || p.o == nil {
+		return p.err
+	}
+	return p.o.wait(ctx)
+}
+
 // run queues o and waits for its result.
 func (l *Log) run(ctx context.Context, o *op) error {
+	if err := l.enqueue(ctx, o); err != nil {
+		return err
+	}
+	return o.wait(ctx)
+}
+
+// enqueue puts o on the writer's queue and wakes it.
+func (l *Log) enqueue(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -284,6 +331,11 @@ func (l *Log) run(ctx context.Context, o *op) error {
 	case l.wake <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// wait returns o's result, withdrawing o if ctx ends while it is queued.
+func (o *op) wait(ctx context.Context) error {
 	select {
 	case err := <-o.res:
 		return err

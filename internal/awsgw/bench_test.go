@@ -40,7 +40,7 @@ func (s slowRecords) StartSession(ctx context.Context, g *gateway.Grant, client 
 			return ctx.Err()
 		}
 	}
-	return gateway.NewSession("s_bench", g, rec, func(context.Context) error { return nil }), nil
+	return gateway.NewSession("s_bench", g, gateway.Recorder{Request: rec, Result: rec, End: func(context.Context) error { return nil }}), nil
 }
 
 func newLoopbackServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }

@@ -191,7 +191,7 @@ func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 	if err != nil {
 		g.log.Error("awsgw: could not start a session to record a denied call", "grant", c.gr.ID, "err", err)
 	} else {
-		if err := sess.rec.Record(c.r.Context(), rec); err != nil {
+		if err := sess.rec.Request(c.r.Context(), rec); err != nil {
 			g.log.Error("awsgw: recording a denied call failed", "grant", c.gr.ID, "session", sess.rec.ID, "err", err)
 		}
 		sess.done()
@@ -265,7 +265,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	defer stop()
 
 	req := allowedCall(op, auth, c.reqID)
-	if err := sess.rec.Record(ctx, req); err != nil {
+	if err := sess.rec.Request(ctx, req); err != nil {
 		if e := cutError(ctx); e != nil {
 			c.fail(e)
 			return
@@ -296,7 +296,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 func (g *Gateway) recordResult(sess *session, res gateway.Call) {
 	record := func() {
 		defer sess.done()
-		if err := sess.rec.Record(sess.resultContext(), res); err != nil {
+		if err := sess.rec.Result(sess.resultContext(), res); err != nil {
 			g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
 				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
 		}

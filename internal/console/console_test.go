@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -405,10 +406,10 @@ func TestRecordedPayloadIsEscaped(t *testing.T) {
 	}
 	call := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/x\r\x1b[2Kforged" + payload, Allowed: true,
 		Params: map[string]string{"key": "k\x00\x07" + payload}}
-	if err := ses.Record(ctx, call); err != nil {
+	if err := gatewaytest.Record(ctx, ses, call); err != nil {
 		t.Fatal(err)
 	}
-	if err := ses.Record(ctx, gateway.Call{Kind: "request", Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/y" + payload, Error: "denied \x1b]0;title\x07" + payload}); err != nil {
+	if err := gatewaytest.Record(ctx, ses, gateway.Call{Kind: "request", Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/y" + payload, Error: "denied \x1b]0;title\x07" + payload}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ses.End(ctx); err != nil {

@@ -183,30 +183,85 @@ type Call struct {
 type Session struct {
 	ID    string
 	Grant *Grant
-	// record appends one event durably; provided by the control plane.
-	record func(ctx context.Context, c Call) error
-	end    func(ctx context.Context) error
-	once   sync.Once
-	err    error
+	rec   Recorder
+	once  sync.Once
+	err   error
+}
+
+// Recorder is the control plane's side of a Session: how its requests and
+// results reach the log. Only the control plane (and test fakes) make one.
+type Recorder struct {
+	// Request appends a request durably.
+	Request func(ctx context.Context, c Call) error
+	// RequestAsync queues a request and returns a function that waits
+	// until it is durable (nil) or failed. Nil means Request is used.
+	RequestAsync func(ctx context.Context, c Call) func(context.Context) error
+	// Result records what a call did; it may batch.
+	Result func(ctx context.Context, c Call) error
+	// End closes the recording.
+	End func(ctx context.Context) error
 }
 
 // NewSession wires a Session to its recorder. Only the control plane calls it.
-func NewSession(id string, g *Grant, record func(context.Context, Call) error, end func(context.Context) error) *Session {
-	return &Session{ID: id, Grant: g, record: record, end: end}
+func NewSession(id string, g *Grant, r Recorder) *Session {
+	return &Session{ID: id, Grant: g, rec: r}
 }
 
-// Record appends c to the session's recording. A request (Kind other than
-// "result") is durable when Record returns, and an error means the call
-// must not be forwarded. A result describes what already happened: the
-// control plane batches results (several to one log entry, logged within a
-// short interval and before the session ends), so Record may return before
-// it is durable, and a result's Params must repeat its request's pairing key
+// Request records c as a request (Kind "request"). It is durable when
+// Request returns, and an error means the call must not be forwarded.
+func (s *Session) Request(ctx context.Context, c Call) error {
+	c.Kind = "request"
+	return s.rec.Request(ctx, c)
+}
+
+// Pending is a request whose record is being written; see RequestAsync.
+type Pending struct {
+	wait func(context.Context) error
+	err  error
+	once sync.Once
+	res  error
+}
+
+// Wait blocks until the request's record is durable (nil) or has failed.
+// Until Wait returns nil, no byte of the call's response may reach the
+// client; on error the response must be discarded and the call refused.
+// Calling it again returns the same answer.
+func (p *Pending) Wait(ctx context.Context) error {
+	p.once.Do(func() {
+		if p.err != nil || p.wait == nil {
+			p.res = p.err
+			return
+		}
+		p.res = p.wait(ctx)
+	})
+	return p.res
+}
+
+// RequestAsync starts recording c as a request and returns at once, for a
+// read that may travel upstream while its record is written ("durable
+// before disclosure", see DESIGN.md "Fail closed"). Only calls that cannot
+// change upstream state may use it; writes use Request.
+func (s *Session) RequestAsync(ctx context.Context, c Call) *Pending {
+	c.Kind = "request"
+	if s.rec.RequestAsync == nil {
+		return &Pending{err: s.rec.Request(ctx, c)}
+	}
+	return &Pending{wait: s.rec.RequestAsync(ctx, c)}
+}
+
+// Result records what a call did (Kind "result"). The control plane
+// batches results (several to one log entry, logged within a short
+// interval and before the session ends), so Result may return before it
+// is durable, and a result's Params must repeat its request's pairing key
 // ("n" for a statement number, "request_id" for an AWS call) for the
 // transcript to show it under its request.
-func (s *Session) Record(ctx context.Context, c Call) error { return s.record(ctx, c) }
+func (s *Session) Result(ctx context.Context, c Call) error {
+	c.Kind = "result"
+	return s.rec.Result(ctx, c)
+}
 
 // End closes the session's recording. Calling it again does nothing.
 func (s *Session) End(ctx context.Context) error {
-	s.once.Do(func() { s.err = s.end(ctx) })
+	s.once.Do(func() { s.err = s.rec.End(ctx) })
 	return s.err
 }

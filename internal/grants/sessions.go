@@ -35,29 +35,42 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		return nil, s.logErr("the session start", err)
 	}
 	sid := st.rec.ID // fixed; read here so the closures never race the summary's updates
-	record := func(ctx context.Context, c gateway.Call) error {
-		if c.Kind == "result" {
-			return s.addResult(ctx, st, c)
-		}
-		// Every call is a plain append, encoded by the caller: no
-		// savepoint and no rewrite of the session row on the per-call
-		// path. The summary is counted only once the record is durable (a
-		// call whose record is never written is refused, and must not
-		// show in it), and its row is written lazily: by the flusher, at
-		// the session's end, and before any read of sessions or usage.
-		// The row always summarises a prefix of the session's logged
-		// calls, so the store holds nothing the log does not explain.
-		ev := auditlog.Event{Type: "session.call", GrantID: g.ID, SessionID: sid, Actor: g.Identity, Data: c}
-		if err := s.log.Append(ctx, ev); err != nil {
-			return fmt.Errorf("recording call: %w", s.logErr("the call", err))
-		}
+	// Every call is a plain append, encoded by the caller: no savepoint
+	// and no rewrite of the session row on the per-call path. The summary
+	// is counted only once the record is durable (a call whose record is
+	// never written is refused, and must not show in it), and its row is
+	// written lazily: by the flusher, at the session's end, and before any
+	// read of sessions or usage. The row always summarises a prefix of the
+	// session's logged calls, so the store holds nothing the log does not
+	// explain.
+	counted := func(c gateway.Call) {
 		st.mu.Lock()
 		st.rec = withCall(st.rec, c)
 		st.dirty = true
 		st.mu.Unlock()
 		s.markDirty(st)
+	}
+	callEvent := func(c gateway.Call) auditlog.Event {
+		return auditlog.Event{Type: "session.call", GrantID: g.ID, SessionID: sid, Actor: g.Identity, Data: c}
+	}
+	request := func(ctx context.Context, c gateway.Call) error {
+		if err := s.log.Append(ctx, callEvent(c)); err != nil {
+			return fmt.Errorf("recording call: %w", s.logErr("the call", err))
+		}
+		counted(c)
 		return nil
 	}
+	requestAsync := func(ctx context.Context, c gateway.Call) func(context.Context) error {
+		p := s.log.AppendAsync(ctx, callEvent(c))
+		return func(ctx context.Context) error {
+			if err := p.Wait(ctx); err != nil {
+				return fmt.Errorf("recording call: %w", s.logErr("the call", err))
+			}
+			counted(c)
+			return nil
+		}
+	}
+	result := func(ctx context.Context, c gateway.Call) error { return s.addResult(ctx, st, c) }
 	end := func(ctx context.Context) error {
 		// The results still batched land before session.ended.
 		if err := s.flushResults(ctx, st); err != nil {
@@ -74,7 +87,7 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 			}}}, tx.PutSession(ctx, snap)
 		})
 	}
-	return gateway.NewSession(st.rec.ID, g, record, end), nil
+	return gateway.NewSession(st.rec.ID, g, gateway.Recorder{Request: request, RequestAsync: requestAsync, Result: result, End: end}), nil
 }
 
 // sessionState is the running summary of one session.

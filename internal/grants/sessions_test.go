@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func TestSessions(t *testing.T) {
 		{Kind: "request", Action: "s3:GetObject", Resource: billObj, Allowed: false, Status: "AccessDenied"},
 	}
 	for _, call := range calls {
-		if err := ses.Record(h.ctx, call); err != nil {
+		if err := gatewaytest.Record(h.ctx, ses, call); err != nil {
 			t.Fatalf("record %+v: %v", call, err)
 		}
 	}
@@ -163,7 +164,7 @@ func TestSessions(t *testing.T) {
 		sessions[i] = s
 		for j := range 10 {
 			wg.Go(func() {
-				if err := s.Record(h.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: fmt.Sprintf("%s%d", appDir, j), Allowed: true, BytesOut: 1}); err != nil {
+				if err := gatewaytest.Record(h.ctx, s, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: fmt.Sprintf("%s%d", appDir, j), Allowed: true, BytesOut: 1}); err != nil {
 					t.Error(err)
 				}
 			})
@@ -226,10 +227,10 @@ func TestSessionRecordFailClosed(t *testing.T) {
 	// The gateway's context ends (client gone) before the record is durable.
 	cancelled, cancel := context.WithCancel(h.ctx)
 	cancel()
-	if err := ses.Record(cancelled, call); err == nil {
+	if err := gatewaytest.Record(cancelled, ses, call); err == nil {
 		t.Fatal("a record that was never written returned nil")
 	}
-	if err := ses.Record(h.ctx, gateway.Call{Kind: "request", Action: "s3:ListBucket", Resource: appDir, Allowed: true}); err != nil {
+	if err := gatewaytest.Record(h.ctx, ses, gateway.Call{Kind: "request", Action: "s3:ListBucket", Resource: appDir, Allowed: true}); err != nil {
 		t.Fatal(err)
 	}
 	rec := h.session(ses.ID)
@@ -244,7 +245,7 @@ func TestSessionRecordFailClosed(t *testing.T) {
 	if err := h.Log.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ses.Record(h.ctx, call); err == nil {
+	if err := gatewaytest.Record(h.ctx, ses, call); err == nil {
 		t.Error("Record after the log closed returned nil")
 	}
 	if _, err := h.Svc.StartSession(h.ctx, gg, "client"); err == nil {
@@ -277,7 +278,7 @@ func TestSessionSummaryWrittenLazily(t *testing.T) {
 	g := h.request(bot, autoReq("10m"), model.Active)
 	ses := h.startSession(g, "client")
 	call := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true}
-	if err := ses.Record(h.ctx, call); err != nil {
+	if err := gatewaytest.Record(h.ctx, ses, call); err != nil {
 		t.Fatal(err)
 	}
 	// The flusher writes it within a few intervals, with nobody reading.
@@ -294,7 +295,7 @@ func TestSessionSummaryWrittenLazily(t *testing.T) {
 	}
 	// Close writes what is pending, so a restart finds every call counted.
 	for range 3 {
-		if err := ses.Record(h.ctx, call); err != nil {
+		if err := gatewaytest.Record(h.ctx, ses, call); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -319,7 +320,7 @@ func TestOpenSessionsRecoveredAtStart(t *testing.T) {
 		{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, BytesOut: 42},
 		{Kind: "request", Action: "s3:GetObject", Resource: billObj, Allowed: false},
 	} {
-		if err := ses.Record(h.ctx, c); err != nil {
+		if err := gatewaytest.Record(h.ctx, ses, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -367,10 +368,10 @@ func TestSessionResultsBatched(t *testing.T) {
 	for i := range n {
 		req := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true, Params: map[string]string{"request_id": fmt.Sprint(i)}}
 		res := gateway.Call{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, Status: "200", BytesOut: 10, Params: map[string]string{"request_id": fmt.Sprint(i)}}
-		if err := ses.Record(h.ctx, req); err != nil {
+		if err := gatewaytest.Record(h.ctx, ses, req); err != nil {
 			t.Fatal(err)
 		}
-		if err := ses.Record(h.ctx, res); err != nil {
+		if err := gatewaytest.Record(h.ctx, ses, res); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package grants_test
 
 import (
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"slices"
 	"strings"
 	"sync"
@@ -100,7 +101,7 @@ func TestUsedCountsAlso(t *testing.T) {
 		{Kind: "request", Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/copy", Also: []string{"s3:GetObject arn:aws:s3:::logs/app/src"}, Allowed: true},
 		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Also: []string{"s3:PutObject arn:aws:s3:::logs/app/y"}, Allowed: false},
 	} {
-		if err := ses.Record(h.ctx, call); err != nil {
+		if err := gatewaytest.Record(h.ctx, ses, call); err != nil {
 			t.Fatal(err)
 		}
 	}

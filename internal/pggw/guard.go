@@ -119,7 +119,7 @@ func (c *conn) recordInternalError() {
 	defer cancel()
 	call := gateway.Call{Kind: "result", Action: "pg:session", Resource: c.t.db, Allowed: false,
 		Error: "internal error: the gateway closed this session"}
-	if err := c.sess.Record(ctx, call); err != nil {
+	if err := c.sess.Result(ctx, call); err != nil {
 		c.gw.log.Error("recording a session's internal error failed", "session", c.sess.ID, "err", err)
 	}
 }

@@ -473,7 +473,7 @@ func (c *conn) recordRequest(call gateway.Call) error {
 		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
 		return errGrantEnded
 	}
-	return c.sess.Record(c.ctx, call)
+	return c.sess.Request(c.ctx, call)
 }
 
 var errGrantEnded = errors.New("grant ended")
@@ -510,7 +510,7 @@ func (c *conn) recordRefused(action, why string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: false, Error: why}
-	if err := c.sess.Record(ctx, call); err != nil {
+	if err := c.sess.Request(ctx, call); err != nil {
 		c.gw.log.Error("recording a refused message failed", "session", c.sess.ID, "err", err)
 	}
 }
@@ -790,7 +790,7 @@ func (c *conn) recordResults() {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
 			Params: map[string]string{"n": e.ns},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
-		if err := c.sess.Record(r.resCtx, call); err != nil {
+		if err := c.sess.Result(r.resCtx, call); err != nil {
 			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
 		}
 	}

@@ -304,7 +304,7 @@ func (c *conn) recordSetupFailure(why string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "result", Action: "pg:connect", Resource: c.t.db, Allowed: false, Error: why}
-	if err := c.sess.Record(ctx, call); err != nil {
+	if err := c.sess.Result(ctx, call); err != nil {
 		c.gw.log.Error("recording a failed session setup failed", "session", c.sess.ID, "err", err)
 	}
 }
@@ -327,7 +327,7 @@ func (c *conn) cancelRequest(body []byte) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "request", Action: "pg:cancel", Resource: k.c.t.db, Allowed: true, Params: map[string]string{"client": c.client}}
-	if err := k.c.sess.Record(ctx, call); err != nil {
+	if err := k.c.sess.Request(ctx, call); err != nil {
 		c.gw.log.Error("recording a cancel request failed; not forwarded", "session", k.c.sess.ID, "err", err)
 		return
 	}

@@ -127,7 +127,7 @@ func (c *conn) recordAuthRefusal(sql, protocol string) {
 		Params: map[string]string{"statement": redactPasswords(sql), "protocol": protocol, "n": strconv.FormatInt(r.n, 10)}}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	if err := c.sess.Record(ctx, call); err != nil {
+	if err := c.sess.Request(ctx, call); err != nil {
 		c.gw.log.Error("recording a refused statement failed", "session", c.sess.ID, "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -124,7 +125,7 @@ func newAuditEnv(t *testing.T) *auditEnv {
 		{Kind: "request", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/b.log", Allowed: false},
 		{Kind: "result", Action: "s3:GetObject", BytesIn: 7},
 	} {
-		if err := ses.Record(ctx, c); err != nil {
+		if err := gatewaytest.Record(ctx, ses, c); err != nil {
 			t.Fatal(err)
 		}
 	}

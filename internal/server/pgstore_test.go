@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -117,7 +118,7 @@ func TestPostgresStore(t *testing.T) {
 		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true, BytesOut: 100},
 		{Kind: "request", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/b.log", Allowed: false},
 	} {
-		if err := ses.Record(ctx, c); err != nil {
+		if err := gatewaytest.Record(ctx, ses, c); err != nil {
 			t.Fatal(err)
 		}
 	}

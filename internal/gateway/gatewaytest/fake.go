@@ -276,7 +276,7 @@ func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client s
 		r.mu.Unlock()
 		return nil
 	}
-	return gateway.NewSession(r.ID, g, record, end), nil
+	return gateway.NewSession(r.ID, g, gateway.Recorder{Request: record, Result: record, End: end}), nil
 }
 
 func randString(n int) string {
@@ -285,4 +285,13 @@ func randString(n int) string {
 		panic(err)
 	}
 	return base32.StdEncoding.EncodeToString(b)[:n]
+}
+
+// Record records c on ses as a request or a result by its Kind, for
+// tests that replay a list of calls.
+func Record(ctx context.Context, ses *gateway.Session, c gateway.Call) error {
+	if c.Kind == "result" {
+		return ses.Result(ctx, c)
+	}
+	return ses.Request(ctx, c)
 }
