@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/server"
@@ -22,8 +23,9 @@ import (
 func (a *app) serveCmd() *cobra.Command {
 	var cfg string
 	var debug bool
+	var o config.Overrides
 	cmd := &cobra.Command{
-		Use:   "serve --config airlock.yaml",
+		Use:   "serve --config airlock.yaml [--listen-api ADDR] [--listen-aws ADDR] [--listen-postgres ADDR] [--data-dir DIR]",
 		Short: "Run the control plane (API) and the gateway listeners in the configuration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,7 +56,7 @@ func (a *app) serveCmd() *cobra.Command {
 					}()
 				}
 			}
-			if err := server.Run(cmd.Context(), cfg, logger); err != nil {
+			if err := server.Run(cmd.Context(), cfg, o, logger); err != nil {
 				// Configuration problems come as several lines: print them all,
 				// then the one-line summary.
 				if strings.Contains(err.Error(), "\n") {
@@ -68,6 +70,12 @@ func (a *app) serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfg, "config", "airlock.yaml", "configuration file")
 	cmd.Flags().BoolVar(&debug, "debug", false, "debug logging")
+	// Replicas sharing one configuration file (store: postgres://…) on one
+	// host each need their own addresses and data directory.
+	cmd.Flags().StringVar(&o.ListenAPI, "listen-api", "", "listen for the API here instead of listen.api (host:port)")
+	cmd.Flags().StringVar(&o.ListenAWS, "listen-aws", "", "run the AWS gateway here instead of listen.aws (host:port)")
+	cmd.Flags().StringVar(&o.ListenPostgres, "listen-postgres", "", "run the PostgreSQL gateway here instead of listen.postgres (host:port)")
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", "", "use this data directory instead of data_dir")
 	return cmd
 }
 

@@ -60,7 +60,7 @@ func (d *decoder) validate(c *Config, base string) {
 	if c.Store != "" {
 		d.checkStore(c.Store, "store")
 	}
-	d.validateListen(&c.Listen)
+	d.validateListen(&c.Listen, listenPaths)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		d.errorf("tls", "cert_file and key_file go together: give both, or neither for a certificate from Airlock's own CA")
 	}
@@ -128,13 +128,18 @@ func resolvePath(base, p string) string {
 	return filepath.Join(base, p)
 }
 
-func (d *decoder) validateListen(l *Listen) {
+// listenPaths names the api, aws and postgres listeners in messages.
+var listenPaths = [3]string{"listen.api", "listen.aws", "listen.postgres"}
+
+// validateListen checks the listener addresses, named in messages by paths
+// (the file's keys, or the command-line flags that replaced them).
+func (d *decoder) validateListen(l *Listen, paths [3]string) {
 	if l.API == "" && !d.bad["listen.api"] {
 		l.API = DefaultAPIAddr
 	}
 	type listener struct{ path, addr, host, port string }
 	var ok []listener
-	for _, ln := range []listener{{path: "listen.api", addr: l.API}, {path: "listen.aws", addr: l.AWS}, {path: "listen.postgres", addr: l.Postgres}} {
+	for _, ln := range []listener{{path: paths[0], addr: l.API}, {path: paths[1], addr: l.AWS}, {path: paths[2], addr: l.Postgres}} {
 		if ln.addr == "" {
 			continue
 		}

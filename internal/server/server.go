@@ -316,11 +316,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// Run is `airlock serve`: load and check the configuration, start, listen,
-// reload policies on SIGHUP, stop on SIGINT/SIGTERM.
-func Run(ctx context.Context, cfgPath string, logger *slog.Logger) error {
+// Run is `airlock serve`: load and check the configuration, apply the
+// command line's overrides (o), start, listen, reload policies on SIGHUP,
+// stop on SIGINT/SIGTERM.
+func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.Logger) error {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
+		return err
+	}
+	if err := cfg.Override(o); err != nil {
 		return err
 	}
 	if err := cfg.CheckEnv(os.Getenv); err != nil {

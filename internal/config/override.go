@@ -1,0 +1,56 @@
+package config
+
+import "path/filepath"
+
+// Overrides are `airlock serve` flags that replace settings of the file,
+// so that several replicas (with `store: postgres://…`) can run from one
+// configuration file on one host, each on its own addresses. An empty field
+// keeps the file's setting.
+type Overrides struct {
+	// ListenAPI, ListenAWS and ListenPostgres replace listen.api,
+	// listen.aws and listen.postgres (--listen-api, --listen-aws,
+	// --listen-postgres).
+	ListenAPI, ListenAWS, ListenPostgres string
+	// DataDir replaces data_dir (--data-dir). A relative path is resolved
+	// against the working directory, as command-line paths are.
+	DataDir string
+}
+
+// Override applies o to c and checks the resulting listeners with the same
+// rules as the file's (host:port, a port number, no two listeners on one
+// address). Problems name the flag; c is unchanged when there are any.
+func (c *Config) Override(o Overrides) error {
+	l := c.Listen
+	paths := listenPaths
+	for i, f := range []struct {
+		v    string
+		dst  *string
+		flag string
+	}{{o.ListenAPI, &l.API, "--listen-api"}, {o.ListenAWS, &l.AWS, "--listen-aws"}, {o.ListenPostgres, &l.Postgres, "--listen-postgres"}} {
+		if f.v != "" {
+			*f.dst, paths[i] = f.v, f.flag
+		}
+	}
+	file := c.file
+	if file == "" {
+		file = c.Path
+	}
+	d := newDecoder(file)
+	// Only the file's listeners have positions: a problem with a flag has
+	// none, rather than the top of the file.
+	for _, p := range listenPaths {
+		if at, ok := c.pos[p]; ok {
+			d.pos[p] = at
+		}
+	}
+	d.validateListen(&l, paths)
+	if len(d.errs.List) > 0 {
+		d.errs.finish()
+		return &d.errs
+	}
+	c.Listen = l
+	if o.DataDir != "" {
+		c.DataDir = absPath(filepath.Clean(o.DataDir))
+	}
+	return nil
+}
