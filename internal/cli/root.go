@@ -115,7 +115,7 @@ func (a *app) root() *cobra.Command {
 		a.pendingCmd(), a.approveCmd(), a.denyCmd(), a.revokeCmd(),
 		a.grantsCmd(), a.grantCmd(), a.sessionCmd(), a.auditCmd(), a.agentCmd(),
 		a.mcpCmd(),
-		a.findingsCmd(),
+		a.findingsCmd(), a.serverKeysCmd(),
 	)
 	return root
 }

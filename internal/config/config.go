@@ -51,6 +51,9 @@ type Config struct {
 	// the PGPASSFILE/~/.pgpass file; TLS options (sslmode, sslrootcert, …)
 	// go in its query.
 	Store string `yaml:"store"`
+	// Keys, when set, names files holding the server's secret keys instead
+	// of the ones in DataDir, so that replicas can share them.
+	Keys Keys `yaml:"keys"`
 	// OIDC lists the issuers whose workload tokens agents may present.
 	OIDC []OIDCIssuer `yaml:"oidc"`
 	// IdentityBinding is what a finding (shared identity, moved

@@ -419,6 +419,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		{"audit", func(p string, v *yaml.Node) { d.audit(v, p, &c.Audit) }},
 		{"notify", func(p string, v *yaml.Node) { d.notify(v, p, &c.Notify) }},
 		{"store", func(p string, v *yaml.Node) { c.Store = d.str(v, p) }},
+		{"keys", func(p string, v *yaml.Node) { d.keys(v, p, &c.Keys) }},
 		{"oidc", func(p string, v *yaml.Node) { d.oidcIssuers(v, p, c) }},
 		{"identity_binding", func(p string, v *yaml.Node) { c.IdentityBinding = d.str(v, p) }},
 		{"findings_window", func(p string, v *yaml.Node) { c.FindingsWindow = d.duration(v, p) }},

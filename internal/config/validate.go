@@ -83,7 +83,8 @@ func (d *decoder) validate(c *Config, base string) {
 	for _, f := range []struct {
 		path string
 		p    *string
-	}{{"tls.cert_file", &c.TLS.CertFile}, {"tls.key_file", &c.TLS.KeyFile}} {
+	}{{"tls.cert_file", &c.TLS.CertFile}, {"tls.key_file", &c.TLS.KeyFile},
+		{"keys.credential_key_file", &c.Keys.CredentialKeyFile}, {"keys.log_signing_key_file", &c.Keys.LogSigningKeyFile}} {
 		if *f.p == "" {
 			continue
 		}

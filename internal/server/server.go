@@ -7,12 +7,9 @@ package server
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,6 +34,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/witness"
 	"github.com/airlock-dev/airlock/internal/workload"
@@ -45,7 +43,7 @@ import (
 // Files inside data_dir.
 const (
 	DatabaseFile      = "airlock.db"
-	CredentialKeyFile = "credential.key"
+	CredentialKeyFile = serverkeys.CredentialKeyFile
 	WitnessFile       = "checkpoint"
 	// CosignedFile is the newest checkpoint with the configured
 	// tlog-witnesses' cosignatures (audit.witnesses).
@@ -53,7 +51,7 @@ const (
 	// JournalDir holds the log's journal: each batch of records is durable
 	// there first and copied into the database in the background.
 	JournalDir = "journal"
-	keyName    = "airlock"
+	keyName    = serverkeys.KeyName
 )
 
 // Server is a running control plane.
@@ -101,15 +99,12 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err != nil {
 		return nil, err
 	}
-	signer, verifier, err := auditlog.LoadOrCreateKey(cfg.DataDir, keyName)
+	keys, err := loadKeys(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
+	signer, verifier, credKey := keys.Signer, keys.Verifier, keys.Credential
 	s.verifier = verifier
-	credKey, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, CredentialKeyFile))
-	if err != nil {
-		return nil, err
-	}
 	var onCheckpoint func(store.Checkpoint)
 	if s.witnesses, err = startWitnesses(cfg, s.store, logger); err != nil {
 		return nil, err
@@ -363,43 +358,4 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 	logger.Info("airlock serving", "api", "https://"+ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
 		"data_dir", cfg.DataDir, "log_size", s.log.Size())
 	return s.Serve(ctx, ln)
-}
-
-// loadOrCreateSecret reads a 32-byte secret, creating it (mode 0600) on
-// first start. A secret readable by others is refused.
-func loadOrCreateSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		b = make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, err
-		}
-		return b, f.Close()
-	}
-	if err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("%s: want 32 bytes, found %d", path, len(b))
-	}
-	return b, nil
 }

@@ -1,0 +1,43 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/serverkeys"
+)
+
+// loadKeys loads the credential key and the log signing key (see
+// serverkeys for where from). With a PostgreSQL store, whose database
+// replicas share, it generates no keys once the database has seen some, and
+// refuses keys that differ from the ones the database was first started
+// with. It runs after the store is opened, so that the store's migrations
+// find their schema as they left it.
+func loadKeys(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*serverkeys.Keys, error) {
+	create := true
+	if cfg.Store != "" {
+		seen, err := serverkeys.Recorded(ctx, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		create = !seen
+	}
+	k, err := serverkeys.Load(serverkeys.Sources{
+		DataDir: cfg.DataDir, CredentialKeyFile: cfg.Keys.CredentialKeyFile, SigningKeyFile: cfg.Keys.LogSigningKeyFile,
+		Create: create,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := k.WritePublic(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.Store != "" {
+		if err := serverkeys.Check(ctx, cfg.Store, k); err != nil {
+			return nil, err
+		}
+	}
+	logger.Debug("keys loaded", "credential_key", k.CredentialFrom, "log_signing_key", k.SignerFrom)
+	return k, nil
+}

@@ -1,0 +1,106 @@
+package serverkeys
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func noEnv(string) string { return "" }
+
+func TestLoadSources(t *testing.T) {
+	dir := t.TempDir()
+	// First start: generated in data_dir, 0600.
+	k, err := Load(Sources{DataDir: dir, Create: true, Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{CredentialKeyFile, SigningKeyFile} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v", f, fi.Mode(), err)
+		}
+	}
+	// Later starts read the same keys.
+	k2, err := Load(Sources{DataDir: dir, Getenv: noEnv})
+	if err != nil || !bytes.Equal(k.Credential, k2.Credential) || k.verifierKey != k2.verifierKey {
+		t.Fatalf("reload: %v", err)
+	}
+	if err := k.WritePublic(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	// Configured files win over data_dir; the environment wins over both.
+	other, err := Generate(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	odir := filepath.Dir(other.CredentialFrom)
+	k3, err := Load(Sources{DataDir: dir, CredentialKeyFile: filepath.Join(odir, CredentialKeyFile), SigningKeyFile: filepath.Join(odir, SigningKeyFile), Getenv: noEnv})
+	if err != nil || !bytes.Equal(k3.Credential, other.Credential) || k3.verifierKey != other.verifierKey {
+		t.Fatalf("configured files: %v", err)
+	}
+	skey, _ := os.ReadFile(filepath.Join(odir, SigningKeyFile))
+	env := map[string]string{CredentialKeyEnv: base64.StdEncoding.EncodeToString(other.Credential), SigningKeyEnv: string(skey)}
+	k4, err := Load(Sources{DataDir: dir, Getenv: func(k string) string { return env[k] }})
+	if err != nil || !bytes.Equal(k4.Credential, other.Credential) || k4.verifierKey != other.verifierKey || k4.CredentialFrom != "$"+CredentialKeyEnv {
+		t.Fatalf("environment: %+v, %v", k4, err)
+	}
+	if _, err := Generate(odir); err == nil || !strings.Contains(err.Error(), "not overwriting") {
+		t.Fatalf("Generate over existing keys: %v", err)
+	}
+	// The public key belongs to the signing key.
+	if err := other.WritePublic(dir); err == nil {
+		t.Fatal("WritePublic accepted another key's log-signing.pub")
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(Sources{DataDir: dir, Getenv: noEnv}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing keys without Create: %v", err)
+	}
+	if _, err := Generate(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, CredentialKeyFile), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(Sources{DataDir: dir, Getenv: noEnv}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a key file readable by the group: %v", err)
+	}
+	os.Chmod(filepath.Join(dir, CredentialKeyFile), 0o600)
+
+	secret := "c2VjcmV0LXZhbHVlLXRoYXQtbXVzdC1uZXZlci1sZWFr"
+	for name, env := range map[string]map[string]string{
+		"short credential key":  {CredentialKeyEnv: secret},
+		"not base64":            {CredentialKeyEnv: "!!" + secret},
+		"not a signer key":      {SigningKeyEnv: "PRIVATE+KEY+" + secret},
+		"a key with other name": {SigningKeyEnv: mustSignerNamed(t, "other")},
+	} {
+		_, err := Load(Sources{DataDir: dir, Getenv: func(k string) string { return env[k] }})
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		for _, v := range env {
+			if strings.Contains(err.Error(), v) || strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: the error quotes the secret: %v", name, err)
+			}
+		}
+	}
+}
+
+func mustSignerNamed(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	k, err := Generate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(k.SignerFrom)
+	return strings.Replace(strings.TrimSpace(string(b)), "+"+KeyName+"+", "+"+name+"+", 1)
+}
