@@ -2,7 +2,7 @@
 // any other client use. api/openapi.yaml describes it; a test keeps the two
 // in step.
 //
-// Every route but /healthz needs "Authorization: Bearer <key>". A missing or
+// Every route but /healthz and /readyz needs "Authorization: Bearer <key>". A missing or
 // unknown key is a 401 with a JSON error, and the attempt is logged with the
 // caller's address, never the key. Errors are {"error":{"code","field",
 // "message"}} with a stable code.
@@ -51,7 +51,14 @@ type Handler struct {
 	slack  http.Handler // see SetSlackActions
 	// workload verifies workload tokens (nil: only API keys are accepted).
 	workload *workload.Verifier
+	// ready answers GET /readyz (nil: ready whenever serving).
+	ready http.Handler
 }
+
+// SetReadiness answers GET /readyz with ready (see internal/health): a
+// load balancer's probe, unauthenticated. Without it /readyz answers 200
+// whenever the process serves. Call it before serving.
+func (h *Handler) SetReadiness(ready http.Handler) { h.ready = ready }
 
 // SetWorkload lets agents authenticate with workload tokens checked by v.
 // Call it before serving.
@@ -60,6 +67,7 @@ func (h *Handler) SetWorkload(v *workload.Verifier) { h.workload = v }
 // Routes lists every route, for the OpenAPI consistency test.
 var Routes = []string{
 	"GET /healthz",
+	"GET /readyz",
 	"GET /v1/whoami",
 	"POST /v1/grants",
 	"GET /v1/grants",
@@ -122,6 +130,13 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 	h.mux.HandleFunc("POST /v1/integrations/slack/actions", h.slackActions)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if h.ready == nil {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{}})
+			return
+		}
+		h.ready.ServeHTTP(w, r)
 	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// This catch-all matches every method, so the mux never answers 405

@@ -108,7 +108,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 	for r, op := range inDoc {
 		open := op.Security != nil && len(*op.Security) == 0
-		if want := r == "GET /healthz" || r == "POST /v1/integrations/slack/actions"; open != want {
+		if want := r == "GET /healthz" || r == "GET /readyz" || r == "POST /v1/integrations/slack/actions"; open != want {
 			t.Errorf("%s: needs no key = %v in the document, want %v", r, open, want)
 		}
 	}
@@ -129,7 +129,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		if len(got) != 1 || got[0] != want {
 			t.Errorf("%s: success responses %v, want [%s]", r, got, want)
 		}
-		if _, ok := op.Responses["401"]; !ok && r != "GET /healthz" {
+		if _, ok := op.Responses["401"]; !ok && r != "GET /healthz" && r != "GET /readyz" {
 			t.Errorf("%s: no 401 response documented", r)
 		}
 	}

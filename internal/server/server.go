@@ -152,6 +152,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, err
 	}
 	api := httpapi.New(s.Service, dir, s, logger)
+	api.SetReadiness(s.readiness())
 	if v, err := workloadVerifier(cfg, logger); err != nil {
 		return nil, err
 	} else if v != nil {
