@@ -145,9 +145,17 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 
 // Lookup implements gateway.Authority.
 func (s *Service) Lookup(credentialID string) (*gateway.Grant, error) {
+	if s.rep.notifier != nil && !s.rep.ready.Load() {
+		// Among replicas, a revoke may have been missed while the
+		// listener was down: refuse everything until it has re-read.
+		return nil, gateway.ErrNoGrant
+	}
 	s.mu.RLock()
 	g := s.byCred[credentialID]
 	s.mu.RUnlock()
+	if g == nil {
+		g = s.loadMiss(credentialID)
+	}
 	if g == nil || !g.Live(s.now()) {
 		return nil, gateway.ErrNoGrant
 	}
