@@ -53,6 +53,17 @@ func (s *Service) sessionTokenFor(credentialID string) string {
 	return "AIRLOCK" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// RolePasswordKey is the key the PostgreSQL gateway derives its grant
+// roles' passwords from (pgroles.WithPasswordKey): a subkey of the
+// credential key, so that every replica given the same credential key
+// derives the same passwords, and nothing more needs provisioning. It
+// reveals nothing the credential key does not already give.
+func (s *Service) RolePasswordKey() []byte {
+	m := hmac.New(sha256.New, s.credKey)
+	m.Write([]byte("airlock pgroles password key v1"))
+	return m.Sum(nil)
+}
+
 // fingerprint identifies a secret in records without revealing it.
 func fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
