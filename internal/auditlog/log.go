@@ -65,9 +65,25 @@ type Options struct {
 	// JournalDir; at least 32 bytes, and the same at every start.
 	JournalKey []byte
 
+	// Shared says that other Logs, in other processes (replicas), append
+	// to the same store: see "Several replicas" in the package
+	// documentation. Every batch then starts by reading the log's newest
+	// checkpoint inside its transaction and continues from it. It needs a
+	// store whose Begin serializes the writers of every process and whose
+	// transactions implement store.SharedLogTx (pgstore), and Verifier;
+	// it cannot be combined with JournalDir.
+	Shared bool
+	// Verifier, if set, checks the signature of every checkpoint the log
+	// continues from (at Open, and with Shared, checkpoints other replicas
+	// signed). Required with Shared.
+	Verifier note.Verifier
+
 	// holdIndex keeps journaled entries out of the store, so that tests
 	// can leave a journal as a crash would.
 	holdIndex bool
+	// beforeCommit, if set, runs just before each batch's store commit, so
+	// that tests can break the connection or stop the process there.
+	beforeCommit func()
 }
 
 // Log is the append-only audit log. Its methods are safe for concurrent use.
@@ -81,6 +97,12 @@ type Log struct {
 	closed bool
 	wake   chan struct{}
 	done   chan struct{} // closed when the writer has exited
+
+	// health: the error of the newest batch that failed as a whole, nil
+	// once a later one succeeds, and when the batch in flight started.
+	hmu       sync.Mutex
+	lastErr   error
+	busySince time.Time
 
 	size   atomic.Int64
 	latest atomic.Pointer[store.Checkpoint]
@@ -133,6 +155,12 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.Shared && opts.JournalDir != "" {
+		return nil, errors.New("auditlog: a log shared by several replicas has no journal: a batch is durable when the shared store commits it")
+	}
+	if opts.Shared && opts.Verifier == nil {
+		return nil, errors.New("auditlog: a log shared by several replicas needs the verifier key to check the checkpoints other replicas sign")
+	}
 	if opts.JournalDir != "" && len(opts.JournalKey) < 32 {
 		return nil, errors.New("auditlog: a journal needs a key of at least 32 bytes")
 	}
@@ -184,24 +212,18 @@ func (l *Log) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("auditlog: reading newest checkpoint: %w", err)
 	}
-	f, err := parseFrontier(cp.Size, cp.Frontier)
+	f, err := checkHead(cp, l.opts.Verifier, "")
 	if err != nil {
-		return fmt.Errorf("auditlog: refusing to start: checkpoint %d (size %d): %v", cp.ID, cp.Size, err)
+		return fmt.Errorf("auditlog: refusing to start: %w", err)
 	}
-	root, err := f.root()
-	if err != nil {
-		return fmt.Errorf("auditlog: refusing to start: checkpoint %d (size %d): %v", cp.ID, cp.Size, err)
-	}
-	if !bytes.Equal(root[:], cp.Root) {
-		return fmt.Errorf("auditlog: refusing to start: the frontier stored with checkpoint %d (size %d) hashes to %s, not to the checkpoint's root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root, b64(cp.Root))
-	}
-	text, err := unverifiedText(cp.Note)
-	if err != nil {
-		return fmt.Errorf("auditlog: refusing to start: checkpoint %d: note: %v", cp.ID, err)
-	}
-	c, err := parseCheckpoint(text)
-	if err != nil || c.size != cp.Size || c.root != root {
-		return fmt.Errorf("auditlog: refusing to start: the signed note of checkpoint %d does not state its size %d and root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root)
+	if l.opts.Shared && n < cp.Size {
+		// Another replica committed between the two reads: its entries
+		// are in by now (they commit with their checkpoint), unless some
+		// were deleted.
+		if n, err = l.st.LogSize(ctx); err != nil {
+			return fmt.Errorf("auditlog: reading log size: %w", err)
+		}
+		n = min(n, cp.Size)
 	}
 	switch {
 	case n > cp.Size:
@@ -213,6 +235,46 @@ func (l *Log) resume(ctx context.Context) error {
 	l.size.Store(cp.Size)
 	l.latest.Store(&cp)
 	return nil
+}
+
+// checkHead checks a stored checkpoint before the log continues from it:
+// its frontier must hash to its root, its note must state its size and root,
+// and, with v set, carry a valid signature by v (and, with origin set, name
+// that origin). It returns the checkpoint's tree.
+func checkHead(cp store.Checkpoint, v note.Verifier, origin string) (frontier, error) {
+	f, err := parseFrontier(cp.Size, cp.Frontier)
+	if err != nil {
+		return f, fmt.Errorf("checkpoint %d (size %d): %v", cp.ID, cp.Size, err)
+	}
+	root, err := f.root()
+	if err != nil {
+		return f, fmt.Errorf("checkpoint %d (size %d): %v", cp.ID, cp.Size, err)
+	}
+	if !bytes.Equal(root[:], cp.Root) {
+		return f, fmt.Errorf("the frontier stored with checkpoint %d (size %d) hashes to %s, not to the checkpoint's root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root, b64(cp.Root))
+	}
+	var c checkpoint
+	if v != nil {
+		if c, err = openCheckpoint(cp.Note, v); err != nil {
+			return f, fmt.Errorf("checkpoint %d (size %d) is not validly signed by %s: %v (tampered checkpoint, or replicas with different signing keys)", cp.ID, cp.Size, v.Name(), err)
+		}
+	} else {
+		text, err := unverifiedText(cp.Note)
+		if err != nil {
+			return f, fmt.Errorf("checkpoint %d: note: %v", cp.ID, err)
+		}
+		c, err = parseCheckpoint(text)
+		if err != nil {
+			return f, fmt.Errorf("checkpoint %d: note: %v", cp.ID, err)
+		}
+	}
+	if c.size != cp.Size || c.root != root {
+		return f, fmt.Errorf("the signed note of checkpoint %d does not state its size %d and root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root)
+	}
+	if origin != "" && c.origin != origin {
+		return f, fmt.Errorf("checkpoint %d names the log %q, not %q (replicas configured with different log origins)", cp.ID, c.origin, origin)
+	}
+	return f, nil
 }
 
 // Size returns the number of entries in the log.
@@ -442,21 +504,35 @@ type result struct {
 // one store transaction, as without a journal, once the store holds every
 // journaled entry.
 func (l *Log) commit() {
+	l.hmu.Lock()
+	l.busySince = time.Now()
+	l.hmu.Unlock()
+	err, ran := l.commitBatch()
+	l.hmu.Lock()
+	l.busySince = time.Time{}
+	if ran {
+		l.lastErr = err
+	}
+	l.hmu.Unlock()
+}
+
+// commitBatch is commit; it returns the error the batch failed with as a
+// whole (not a single Do call's own failure), and whether a batch ran.
+func (l *Log) commitBatch() (error, bool) {
 	if l.jr != nil {
 		if claimed := l.takeAppends(nil, l.opts.MaxBatch); len(claimed) > 0 {
-			l.commitJournal(claimed)
-			return
+			return l.commitJournal(claimed), true
 		}
 		if err := l.idx.wait(context.Background(), l.size.Load()); err != nil {
 			for _, r := range l.take(nil, l.opts.MaxBatch) {
 				r.o.res <- err
 			}
-			return
+			return err, true
 		}
 	}
 	claimed := l.take(nil, l.opts.MaxBatch)
 	if len(claimed) == 0 {
-		return
+		return nil, false
 	}
 	cp, err := l.apply(&claimed)
 	if err == nil && cp != nil && l.idx != nil {
@@ -473,6 +549,43 @@ func (l *Log) commit() {
 	if err == nil && cp != nil {
 		l.stored(cp)
 	}
+	return err, true
+}
+
+// StallAfter is how long a batch may be in flight before [Log.Err] reports
+// the log as stalled (a database that stopped answering).
+const StallAfter = 5 * time.Second
+
+// ErrStalled is returned by [Log.Err] while a batch has been in flight for
+// longer than StallAfter.
+var ErrStalled = errors.New("auditlog: the log's current batch has not committed for over " + StallAfter.String())
+
+// Err returns nil while the log is writable as far as it knows: the newest
+// batch committed (or none has run yet) and no batch has been in flight for
+// longer than StallAfter. Otherwise it returns the newest batch's error, or
+// ErrStalled. It costs a mutex, no I/O, so a readiness check (/readyz) can
+// call it on every probe; it learns of a failure only from a batch, so an
+// idle replica should also call [Log.Probe] now and then. A batch that
+// commits clears it; the failed one's callers were told they failed, and
+// none of their events are in the log.
+func (l *Log) Err() error {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	if l.lastErr != nil {
+		return l.lastErr
+	}
+	if !l.busySince.IsZero() && time.Since(l.busySince) > StallAfter {
+		return ErrStalled
+	}
+	return nil
+}
+
+// Probe runs an empty batch through the write path (a store transaction
+// that, with Options.Shared, takes the writers' lock and reads the log's
+// head) and returns its error; Err reflects the outcome too. It waits behind
+// queued operations, so bound it with ctx.
+func (l *Log) Probe(ctx context.Context) error {
+	return l.Do(ctx, func(context.Context, store.Tx) ([]Event, error) { return nil, nil })
 }
 
 // stored hands a checkpoint that is now in the store to the witness file
@@ -495,8 +608,11 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: beginning transaction: %w", err)
 	}
-	cp, tree, err := l.build(ctx, tx, claimed)
+	cp, tree, head, err := l.build(ctx, tx, claimed)
 	if err == nil {
+		if l.opts.beforeCommit != nil {
+			l.opts.beforeCommit()
+		}
 		if err = tx.Commit(); err != nil {
 			err = fmt.Errorf("auditlog: committing: %w", err)
 		}
@@ -506,6 +622,11 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 		return nil, err
 	}
 	if cp == nil {
+		if head != nil { // nothing appended, but others did: catch up
+			l.tree = tree
+			l.size.Store(head.Size)
+			l.latest.Store(head)
+		}
 		return nil, nil
 	}
 	l.tree = tree
@@ -526,8 +647,57 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 // and the transaction committed wait for the next one. Otherwise the callers
 // acknowledged by one commit would always miss the next batch, and batches
 // would hold only about half of the concurrent callers.
-func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (*store.Checkpoint, frontier, error) {
+func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (*store.Checkpoint, frontier, *store.Checkpoint, error) {
 	tree := l.tree
+	var head *store.Checkpoint
+	if l.opts.Shared {
+		var err error
+		if tree, head, err = l.readHead(ctx, tx); err != nil {
+			return nil, tree, nil, err
+		}
+	}
+	cp, tree, err := l.buildFrom(ctx, tx, claimed, tree)
+	return cp, tree, head, err
+}
+
+// readHead reads the log's newest checkpoint inside tx (after Begin's lock,
+// so no other replica can append until tx ends) and returns the tree to
+// continue from: this Log's own if no other replica appended since its last
+// batch, else the newest checkpoint's, checked (signature, origin, frontier)
+// and returned as head. A log that shrank or forked is refused.
+func (l *Log) readHead(ctx context.Context, tx store.Tx) (frontier, *store.Checkpoint, error) {
+	stx, ok := tx.(store.SharedLogTx)
+	if !ok {
+		return l.tree, nil, errors.New("auditlog: Options.Shared needs a store whose transactions read the shared log's head (store.SharedLogTx)")
+	}
+	cur := l.latest.Load()
+	cp, err := stx.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		if cur.Size != 0 {
+			return l.tree, nil, fmt.Errorf("auditlog: the log's checkpoints are gone (it had %d entries); refusing to write (run `airlock audit verify`)", cur.Size)
+		}
+		return l.tree, nil, nil
+	}
+	if err != nil {
+		return l.tree, nil, fmt.Errorf("auditlog: reading the log's head: %w", err)
+	}
+	switch {
+	case cp.Size == cur.Size && bytes.Equal(cp.Root, cur.Root):
+		return l.tree, nil, nil
+	case cp.Size < cur.Size:
+		return l.tree, nil, fmt.Errorf("auditlog: the log's newest checkpoint covers %d entries, fewer than the %d this replica saw; refusing to write (log truncated or database restored from an older copy; run `airlock audit verify`)", cp.Size, cur.Size)
+	case cp.Size == cur.Size:
+		return l.tree, nil, fmt.Errorf("auditlog: the log's newest checkpoint and this replica's both cover %d entries but their roots differ; refusing to write (run `airlock audit verify`)", cp.Size)
+	}
+	f, err := checkHead(cp, l.opts.Verifier, l.opts.Origin)
+	if err != nil {
+		return l.tree, nil, fmt.Errorf("auditlog: refusing to continue the log from its newest checkpoint: %w", err)
+	}
+	return f, &cp, nil
+}
+
+// buildFrom is build after the tree to continue from is known.
+func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tree frontier) (*store.Checkpoint, frontier, error) {
 	var entries []store.LogEntry
 	appended := false
 	for done := 0; ; {

@@ -12,11 +12,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -130,13 +132,38 @@ func TestPostgresStore(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 
-	// A second server on the same database (its own data_dir) refuses.
-	if s2, err := Open(ctx, pgConfig(t, dsn), slog.New(slog.DiscardHandler)); !errors.Is(err, pgstore.ErrInUse) {
+	// A second server on the same database with a signing key of its own
+	// refuses to continue a log signed by another key; with the shared
+	// key (copied into its data_dir) it joins as a replica of the log.
+	cfg2 := pgConfig(t, dsn)
+	if s2, err := Open(ctx, cfg2, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not validly signed") {
 		if err == nil {
 			s2.Close()
 		}
-		t.Fatalf("second server on the same database: %v, want ErrInUse", err)
+		t.Fatalf("second server with another signing key: %v, want a refusal", err)
 	}
+	for _, f := range []string{auditlog.SignerKeyFile, auditlog.VerifierKeyFile, CredentialKeyFile} {
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg2.DataDir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2 := openServer(t, cfg2)
+	if err := s2.log.Append(ctx, auditlog.Event{Type: "test.replica", Actor: "replica-2"}); err != nil {
+		t.Fatalf("append on the second replica: %v", err)
+	}
+	if err := s.log.Append(ctx, auditlog.Event{Type: "test.replica", Actor: "replica-1"}); err != nil {
+		t.Fatalf("append on the first replica after the second: %v", err)
+	}
+	for i, srv := range []*Server{s, s2} {
+		if rep, err := srv.Verify(ctx); err != nil || !rep.OK || !rep.Rows {
+			t.Fatalf("verify on replica %d: %+v, %v", i+1, rep, err)
+		}
+	}
+	s2.Close()
 
 	s.Close()
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, DatabaseFile)); !errors.Is(err, fs.ErrNotExist) {
@@ -155,7 +182,7 @@ func TestPostgresStore(t *testing.T) {
 		t.Fatalf("PostgreSQL holds %d grants and %d log entries", nGrants, nEntries)
 	}
 
-	// Restart: the lock was released with the first server, and the grant
+	// Restart: the grant
 	// and its usage are read back from PostgreSQL.
 	s = openServer(t, cfg)
 	defer s.Close()

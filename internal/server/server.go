@@ -116,13 +116,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	} else if s.witnesses != nil {
 		onCheckpoint = s.witnesses.Offer
 	}
-	s.log, err = auditlog.Open(ctx, s.store, signer, auditlog.Options{
-		Origin:       logOrigin(verifier),
-		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
-		JournalDir:   filepath.Join(cfg.DataDir, JournalDir),
-		JournalKey:   journalKey(credKey),
-		OnCheckpoint: onCheckpoint,
-	})
+	s.log, err = auditlog.Open(ctx, s.store, signer, logOptions(cfg, verifier, credKey, onCheckpoint))
 	if err != nil {
 		return nil, err
 	}

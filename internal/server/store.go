@@ -4,6 +4,9 @@ import (
 	"context"
 	"path/filepath"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/pgstore"
@@ -15,21 +18,36 @@ import (
 // data_dir. The rest of the server sees only store.Store (verification also
 // uses ScanSessions, which both implement, through review.SessionScanner).
 //
-// With PostgreSQL, data_dir still holds the log signing key, the credential
-// key, the log's journal and the witness file: one server per data_dir,
-// and, until the log is shared across replicas, one server per database,
-// which ClaimSoleServer enforces.
+// With PostgreSQL, any number of replicas share the database and its one
+// log (auditlog.Options.Shared, see logOptions); each keeps its witness
+// file in its own data_dir. With SQLite, the journal's lock in data_dir
+// keeps a second server off the same directory.
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if cfg.Store != "" {
-		st, err := pgstore.Open(ctx, cfg.Store)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.ClaimSoleServer(ctx); err != nil {
-			st.Close()
-			return nil, err
-		}
-		return st, nil
+		return pgstore.Open(ctx, cfg.Store)
 	}
 	return sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile))
+}
+
+// logOptions is how the log is opened for the configured store. With SQLite
+// (one server), batches are made durable by the journal in data_dir and
+// copied into the database in the background. With PostgreSQL, every
+// replica appends to the one shared log: a batch is durable when PostgreSQL
+// commits it (a replica's disk may die with it, so there is no journal), and
+// each batch continues from the newest checkpoint, whichever replica signed
+// it, checked with the shared verifier key.
+func logOptions(cfg *config.Config, verifier note.Verifier, credKey []byte, onCheckpoint func(store.Checkpoint)) auditlog.Options {
+	o := auditlog.Options{
+		Origin:       logOrigin(verifier),
+		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
+		OnCheckpoint: onCheckpoint,
+		Verifier:     verifier,
+	}
+	if cfg.Store != "" {
+		o.Shared = true
+	} else {
+		o.JournalDir = filepath.Join(cfg.DataDir, JournalDir)
+		o.JournalKey = journalKey(credKey)
+	}
+	return o
 }

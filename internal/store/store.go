@@ -25,6 +25,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a create collides with an existing record.
 var ErrConflict = errors.New("already exists")
 
+// ErrCommitUnknown is wrapped by Tx.Commit when the commit's answer was lost
+// and the store could not learn whether it took effect before it was closed.
+var ErrCommitUnknown = errors.New("outcome of the commit unknown")
+
 // Store is the read side plus the way in to a write transaction.
 type Store interface {
 	// Identity returns one identity by name.
@@ -123,6 +127,23 @@ type LogFilter struct {
 	SessionID string
 	Type      string
 	Limit     int
+}
+
+// SharedLogTx is implemented by the write transactions of stores that
+// several processes (replicas) write at once, such as pgstore: Begin takes a
+// lock that serializes every process's writers, after which
+// LatestCheckpoint reads the log's newest checkpoint including those
+// committed by other processes (ErrNotFound when there is none). The audit
+// log reads it at the start of every batch to continue the shared log.
+type SharedLogTx interface {
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+}
+
+// CheckpointFinder is implemented by stores that can find a checkpoint by
+// the size of the tree it covers (indexed). It returns the newest such
+// checkpoint, or ErrNotFound.
+type CheckpointFinder interface {
+	CheckpointOfSize(ctx context.Context, size int64) (Checkpoint, error)
 }
 
 // LogLeafScanner is implemented by stores that can stream only what

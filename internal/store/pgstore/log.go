@@ -107,7 +107,10 @@ func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogE
 	return out, nil
 }
 
-const checkpointCols = "id, COALESCE(size, 0), root, note, frontier, created_at"
+const (
+	checkpointCols      = "id, COALESCE(size, 0), root, note, frontier, created_at"
+	latestCheckpointSQL = "SELECT " + checkpointCols + " FROM log_checkpoints ORDER BY id DESC LIMIT 1"
+)
 
 func scanCheckpoint(sc interface{ Scan(...any) error }) (store.Checkpoint, error) {
 	var (
@@ -147,12 +150,27 @@ func (s *Store) ScanCheckpoints(ctx context.Context, fn func(store.Checkpoint) e
 // LatestCheckpoint returns the checkpoint with the highest ID, or
 // store.ErrNotFound when none was written yet.
 func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
-	c, err := scanCheckpoint(s.pool.QueryRow(ctx, "SELECT "+checkpointCols+" FROM log_checkpoints ORDER BY id DESC LIMIT 1"))
+	c, err := scanCheckpoint(s.pool.QueryRow(ctx, latestCheckpointSQL))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Checkpoint{}, fmt.Errorf("pgstore: latest checkpoint: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Checkpoint{}, fmt.Errorf("pgstore: latest checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+// CheckpointOfSize returns the newest checkpoint of a log of size entries,
+// or store.ErrNotFound (store.CheckpointFinder). With several replicas the
+// tree a tlog-witness last cosigned was often signed by another replica:
+// its stored frontier spares rebuilding that tree from the entries.
+func (s *Store) CheckpointOfSize(ctx context.Context, size int64) (store.Checkpoint, error) {
+	c, err := scanCheckpoint(s.pool.QueryRow(ctx, "SELECT "+checkpointCols+" FROM log_checkpoints WHERE size = $1 ORDER BY id DESC LIMIT 1", size))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Checkpoint{}, fmt.Errorf("pgstore: checkpoint of size %d: %w", size, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Checkpoint{}, fmt.Errorf("pgstore: checkpoint of size %d: %w", size, err)
 	}
 	return c, nil
 }

@@ -47,6 +47,15 @@
 // transaction stays usable for the rest of a group-committed batch, as the
 // SQLite store's does.
 //
+// A COMMIT whose answer is lost (the connection broke, the server restarted)
+// may have committed or not. Commit then asks the database, on another
+// connection, for the transaction's status (pg_xact_status of the id Begin
+// recorded), retrying until the database answers or the store is closed: it
+// returns nil if the transaction committed and an error only if it did not,
+// so a batch the audit log reports as failed never appears in the log later.
+// Only if the store is closed before the database answers does Commit return
+// an error wrapping store.ErrCommitUnknown.
+//
 // Commit returns once PostgreSQL reports the transaction committed with its
 // WAL flushed to disk: the store's sessions run with synchronous_commit on
 // whatever the server's default (a DSN may choose remote_write or
@@ -84,43 +93,9 @@ type Store struct {
 	writer chan struct{}
 	// writerLock is the advisory lock key every write transaction takes.
 	writerLock int64
-	// sole is the connection holding the sole-server lock (see
-	// ClaimSoleServer), nil if none was claimed.
-	sole *pgx.Conn
-}
-
-// ErrInUse is returned by ClaimSoleServer when another process holds the
-// database.
-var ErrInUse = errors.New("another airlock server is using this database")
-
-// ClaimSoleServer takes a session-level advisory lock on the database
-// schema, on a connection of its own held until Close, and fails with
-// ErrInUse if another process holds it. A server whose log has a single
-// writer with its Merkle frontier in memory claims it, so that a second
-// replica started on the same database refuses to start instead of failing
-// every append. PostgreSQL releases the lock when the holder's connection
-// ends, including when the process dies. It is a guard against a mistake,
-// not a lease: if that connection alone is cut (a database restart), the
-// lock is gone until the server restarts. Shared logs (issue 14) replace it.
-func (s *Store) ClaimSoleServer(ctx context.Context) error {
-	if s.sole != nil {
-		return nil
-	}
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("pgstore: connect to %s: %w", s.where(), err)
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "airlock.server/"+s.schema).Scan(&ok); err != nil {
-		conn.Close(context.Background())
-		return fmt.Errorf("pgstore: %s: %w", s.where(), err)
-	}
-	if !ok {
-		conn.Close(context.Background())
-		return fmt.Errorf("pgstore: %s, schema %q: %w (several replicas on one database are not supported yet)", s.where(), s.schema, ErrInUse)
-	}
-	s.sole = conn
-	return nil
+	// life ends at Close; it bounds the wait to learn a commit's outcome.
+	life    context.Context
+	closing context.CancelFunc
 }
 
 var _ store.Store = (*Store)(nil)
@@ -153,8 +128,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
 	s := &Store{pool: pool, writer: make(chan struct{}, 1)}
+	s.life, s.closing = context.WithCancel(context.Background())
 	s.writer <- struct{}{}
 	if err := s.init(ctx); err != nil {
+		s.closing()
 		pool.Close()
 		return nil, err
 	}
@@ -188,14 +165,8 @@ func (s *Store) where() string {
 // Close closes the connection pool, waiting for connections in use to be
 // returned.
 func (s *Store) Close() error {
+	s.closing()
 	s.pool.Close()
-	if s.sole != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.sole.Close(ctx); err != nil {
-			return fmt.Errorf("pgstore: close: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -215,15 +186,18 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 		return nil, fmt.Errorf("pgstore: begin: %w", err)
 	}
 	// A cancelled wait breaks the connection (pgx's default), which ends
-	// the transaction and the wait on the server.
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.writerLock); err != nil {
+	// the transaction and the wait on the server. The transaction id,
+	// assigned here, is how Commit learns the outcome of a commit whose
+	// answer was lost.
+	var xid int64
+	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint FROM (SELECT pg_advisory_xact_lock($1)) l", s.writerLock).Scan(&xid); err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		tx.Rollback(rctx)
 		cancel()
 		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w", err)
 	}
-	return &Tx{s: s, tx: tx}, nil
+	return &Tx{s: s, tx: tx, xid: xid}, nil
 }
 
 // readTx starts a read-only transaction on one snapshot, for a read that

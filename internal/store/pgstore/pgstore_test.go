@@ -463,36 +463,6 @@ func TestBadDSNIsNotEchoed(t *testing.T) {
 	}
 }
 
-// TestClaimSoleServer: a second store on the same schema cannot claim it
-// while the first holds it, and can once the first is closed; a store on
-// another schema is not affected.
-func TestClaimSoleServer(t *testing.T) {
-	a, dsn := openFresh(t)
-	ctx := t.Context()
-	if err := a.ClaimSoleServer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.ClaimSoleServer(ctx); !errors.Is(err, ErrInUse) {
-		t.Fatalf("second claim: %v, want ErrInUse", err)
-	}
-	other, _ := openFresh(t)
-	defer other.Close()
-	if err := other.ClaimSoleServer(ctx); err != nil {
-		t.Fatalf("claim on another schema: %v", err)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.ClaimSoleServer(ctx); err != nil {
-		t.Fatalf("claim after the holder closed: %v", err)
-	}
-}
-
 // TestSynchronousCommit: the store's sessions commit durably even when the
 // server's (or role's) default is synchronous_commit=off, and a DSN asking
 // for off is refused.

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -20,10 +24,14 @@ var ErrTxDone = errors.New("pgstore: transaction has already been committed or r
 type Tx struct {
 	s    *Store
 	tx   pgx.Tx
+	xid  int64 // the transaction's id (pg_current_xact_id)
 	done bool
 }
 
-var _ store.Tx = (*Tx)(nil)
+var (
+	_ store.Tx          = (*Tx)(nil)
+	_ store.SharedLogTx = (*Tx)(nil)
+)
 
 const (
 	// insertGrantSQL reports a duplicate id or credential id as no row
@@ -324,8 +332,83 @@ func (t *Tx) finish(what string, end func(context.Context) error) error {
 
 // Commit commits the transaction and frees the writer. A transaction that a
 // failed statement left aborted (outside a savepoint rolled back since) is
-// rolled back instead, and Commit reports it.
-func (t *Tx) Commit() error { return t.finish("commit", t.tx.Commit) }
+// rolled back instead, and Commit reports it. If COMMIT fails in any other
+// way, Commit asks the database whether the transaction committed (see
+// "Writes and isolation" in the package documentation) and returns nil if it
+// did.
+func (t *Tx) Commit() error {
+	return t.finish("commit", func(ctx context.Context) error {
+		err := t.tx.Commit(ctx)
+		if err == nil || errors.Is(err, pgx.ErrTxCommitRollback) {
+			return err
+		}
+		committed, rerr := t.s.xactCommitted(t.xid)
+		if rerr != nil {
+			return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
+		}
+		if committed {
+			return nil
+		}
+		return err
+	})
+}
+
+// xactCommitted asks the database whether transaction xid committed,
+// retrying on other connections until it answers "committed" or "aborted"
+// (a transaction still in progress when its connection broke is aborted by
+// the server once it notices) or the store is closed.
+func (s *Store) xactCommitted(xid int64) (bool, error) {
+	pause := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		var status *string
+		err := s.pool.QueryRow(ctx, "SELECT pg_xact_status($1::text::xid8)", strconv.FormatInt(xid, 10)).Scan(&status)
+		cancel()
+		switch {
+		case err == nil && status != nil && *status == "committed":
+			return true, nil
+		case err == nil && status != nil && *status == "aborted":
+			return false, nil
+		case isFutureXid(err):
+			// A database restored or failed over to a point before the
+			// transaction: it is not in this database's history.
+			return false, nil
+		}
+		select {
+		case <-time.After(pause):
+		case <-s.life.Done():
+			if err == nil {
+				err = fmt.Errorf("transaction %d still in progress", xid)
+			}
+			return false, err
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// isFutureXid reports whether err is pg_xact_status refusing a transaction
+// id the database has not reached.
+func isFutureXid(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "22023" && strings.Contains(pe.Message, "future")
+}
+
+// LatestCheckpoint returns the log's newest checkpoint as this transaction
+// sees it: after Begin's lock, everything committed by every process's
+// earlier writers (store.SharedLogTx).
+func (t *Tx) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
+	if err := t.usable(); err != nil {
+		return store.Checkpoint{}, err
+	}
+	c, err := scanCheckpoint(t.tx.QueryRow(ctx, latestCheckpointSQL))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Checkpoint{}, fmt.Errorf("pgstore: latest checkpoint: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Checkpoint{}, fmt.Errorf("pgstore: latest checkpoint: %w", err)
+	}
+	return c, nil
+}
 
 // Rollback discards the transaction and frees the writer. After Commit it
 // returns an error wrapping ErrTxDone and does nothing.
