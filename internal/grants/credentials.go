@@ -53,6 +53,17 @@ func (s *Service) sessionTokenFor(credentialID string) string {
 	return "AIRLOCK" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// RolePasswordKey is the key the PostgreSQL gateway derives its grant
+// roles' passwords from (pgroles.WithPasswordKey): a subkey of the
+// credential key, so that every replica given the same credential key
+// derives the same passwords, and nothing more needs provisioning. It
+// reveals nothing the credential key does not already give.
+func (s *Service) RolePasswordKey() []byte {
+	m := hmac.New(sha256.New, s.credKey)
+	m.Write([]byte("airlock pgroles password key v1"))
+	return m.Sum(nil)
+}
+
 // fingerprint identifies a secret in records without revealing it.
 func fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
@@ -145,9 +156,17 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 
 // Lookup implements gateway.Authority.
 func (s *Service) Lookup(credentialID string) (*gateway.Grant, error) {
+	if s.rep.notifier != nil && !s.rep.ready.Load() {
+		// Among replicas, a revoke may have been missed while the
+		// listener was down: refuse everything until it has re-read.
+		return nil, gateway.ErrNoGrant
+	}
 	s.mu.RLock()
 	g := s.byCred[credentialID]
 	s.mu.RUnlock()
+	if g == nil {
+		g = s.loadMiss(credentialID)
+	}
 	if g == nil || !g.Live(s.now()) {
 		return nil, gateway.ErrNoGrant
 	}

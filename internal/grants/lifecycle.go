@@ -135,7 +135,10 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	unlock := s.lock(g.ID)
 	defer unlock()
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		return events, tx.CreateGrant(ctx, g)
+		if err := tx.CreateGrant(ctx, g); err != nil {
+			return nil, err
+		}
+		return events, s.notifyChange(ctx, tx, g.ID)
 	})
 	if err != nil {
 		return model.Grant{}, s.logErr("the request", err)
@@ -215,6 +218,7 @@ func (s *Service) activateInMemory(g model.Grant) {
 	s.byGrant[g.ID] = gg
 	subs := s.subs
 	s.mu.Unlock()
+	s.rep.forgetMiss(g.CredentialID)
 	for _, fn := range subs {
 		fn(gg)
 	}
@@ -285,6 +289,9 @@ func (s *Service) transition(ctx context.Context, op, id string, from []model.Gr
 			return nil, err
 		}
 		if err := tx.UpdateGrant(ctx, g); err != nil {
+			return nil, err
+		}
+		if err := s.notifyChange(ctx, tx, id); err != nil {
 			return nil, err
 		}
 		out = g

@@ -15,6 +15,69 @@
 // Each active grant has a timer set for exactly its expiry; the cached grant
 // also checks the clock itself, so a call is refused from the expiry instant
 // even if the timer fires late.
+//
+// # Several replicas
+//
+// Replicas of `airlock serve` sharing one PostgreSQL store each run a
+// Service with a Notifier (*pgstore.Listener); without one (the SQLite
+// default) nothing below happens and a single process behaves as described
+// above. With one:
+//
+//   - Notices. Every lifecycle transaction (request, approve, deny,
+//     revoke, end, expire, cancel) also queues pg_notify with the grant's
+//     id and the replica's id (store.GrantNotifier). PostgreSQL delivers it
+//     only if the transaction commits, after the commit, in commit order.
+//     Each replica listens on one dedicated connection (outside the pool)
+//     and, for each notice from another replica, re-reads the grant under
+//     its lock and makes its memory match the record (applyRecord): an
+//     active grant enters the gateway cache with its expiry timer and its
+//     Subscribe callbacks (the PostgreSQL gateway prepares its role); a
+//     pending one gets its decision-deadline timer; an ended one is cut off,
+//     closing Done, which ends open S3 transfers and PostgreSQL sessions on
+//     this replica. The delay is one commit plus one read: milliseconds
+//     (TestReplicasRevokeCutsEverywhere measures it), well inside the one
+//     second the product promises.
+//   - Lost notices. While the listening connection is down, nothing tells
+//     the replica of a revoke, so Ready reports an error (the /readyz
+//     answer), Lookup and Authenticate refuse every credential, and the
+//     listener reconnects with backoff. After LISTEN succeeds it re-reads
+//     every grant open in the store or in memory (reconcile) before the
+//     replica is ready again; in that order no change falls between the
+//     re-read and the first notice. A notice that cannot be applied (the
+//     store read failed) makes the replica unready until a full re-read
+//     succeeds.
+//   - Cache misses. A credential not in memory (its notice is late, or was
+//     lost) is looked up in the store by credential id
+//     (store.CredentialReader), then its grant re-read under its lock and
+//     activated here if active, so an older read can never undo a revoke
+//     applied meanwhile. Unknown credentials are bounded: a malformed id
+//     never reaches the store, an id that found nothing is remembered for
+//     ten seconds (at most 10,000 of them), concurrent misses of one id
+//     share one read, and at most four reads run at once (a miss waits up to
+//     a second for its turn, then is refused).
+//   - Expiry without coordination. Every replica that holds a grant arms
+//     its own timer, and the cached grant checks the clock itself, so every
+//     replica refuses calls from the expiry instant. Each timer then runs
+//     the expire transition; the transaction re-reads the grant, and all
+//     but the first find it no longer active and write nothing: the
+//     grant.expired entry is written once. Decision deadlines work the same
+//     way.
+//   - Decisions. The per-grant lock above is per process. Across replicas
+//     the transition re-reads the grant inside the store transaction and
+//     decides from that record, never from memory; pgstore serialises
+//     writers with an advisory lock and locks the row (FOR UPDATE). Two
+//     replicas approving and denying one request at once therefore resolve
+//     in commit order: the first wins, the second gets a conflict naming
+//     the state it found, and the log and the row agree
+//     (TestReplicasDecisionRace).
+//   - Start. Start loads every open grant and arms its timers, as for one
+//     process, but does not end the open sessions it finds: they may be
+//     another live replica's. It returns once the listener has connected
+//     and reconciled (or fails after fifteen seconds).
+//
+// PostgreSQL roles of grants (package pgroles) follow the grant on every
+// replica through Subscribe and Done; LiveGrants tells pgroles which
+// grants are live in the store when it reconciles roles.
 package grants
 
 import (
@@ -81,6 +144,14 @@ type Options struct {
 	// Binding returns the identity_binding ("record" or "refuse") that
 	// applies to an identity (nil: record).
 	Binding func(identity string) string
+
+	// Notifier, for replicas sharing a PostgreSQL store, carries grant
+	// changes between them (see "Several replicas" above); nil for a
+	// single process.
+	Notifier Notifier
+	// ReplicaID names this replica in the change notices it sends; a
+	// random id if empty.
+	ReplicaID string
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.
@@ -127,6 +198,9 @@ type Service struct {
 
 	// rejects aggregates the gateways' refused attempts.
 	rejects *gateway.RejectAggregator
+
+	// rep is the Service's part among replicas sharing a store.
+	rep *replicas
 }
 
 var _ gateway.Authority = (*Service)(nil)
@@ -162,7 +236,7 @@ func New(o Options) (*Service, error) {
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
 		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity), resultsKick: make(chan struct{}, 1),
-		findings: o.Findings, binding: o.Binding,
+		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
@@ -194,7 +268,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	now := s.now()
 	for _, g := range open {
-		if g.Status == model.Active {
+		// Among replicas, the open sessions of an active grant may be
+		// another live replica's: they are not this start's to end.
+		if g.Status == model.Active && s.rep.notifier == nil {
 			if err := s.recoverSessions(ctx, g.ID); err != nil {
 				return fmt.Errorf("recovering the sessions of %s: %w", g.ID, err)
 			}
@@ -217,12 +293,13 @@ func (s *Service) Start(ctx context.Context) error {
 	s.logger.Info("grants recovered", "open", len(open))
 	s.stopFlush, s.flushDone = make(chan struct{}), make(chan struct{})
 	go s.flushLoop(s.stopFlush, s.flushDone)
-	return nil
+	return s.startListening(ctx)
 }
 
 // Close stops every timer and writes the session summaries still pending.
 // Grants stay as recorded; Start recovers them.
 func (s *Service) Close() {
+	s.stopListening()
 	if s.stopFlush != nil {
 		close(s.stopFlush)
 		<-s.flushDone

@@ -4,10 +4,11 @@
 //
 // For a grant g_x the role is airlock_g_x. It is created through the
 // target's admin DSN with LOGIN NOINHERIT NOCREATEDB NOCREATEROLE
-// NOREPLICATION NOBYPASSRLS, VALID UNTIL the grant's expiry, a random
-// password that only this process knows (set as a SCRAM-SHA-256 verifier
-// computed here, so no plaintext password ever appears in SQL text that the
-// server may log), and exactly the privileges the scope names:
+// NOREPLICATION NOBYPASSRLS, VALID UNTIL the grant's expiry, a password
+// that only Airlock knows (random, or derived from a key the replicas share:
+// WithPasswordKey; set as a SCRAM-SHA-256 verifier computed here, so no
+// plaintext password ever appears in SQL text that the server may log), and
+// exactly the privileges the scope names:
 //
 //   - CONNECT on the target database;
 //   - USAGE on each schema a statement names;
@@ -64,6 +65,21 @@
 //
 // When the admin cannot grant a privilege, Ensure and Plan fail with an
 // error naming the object and what is missing, and nothing is created.
+//
+// # Several Airlock replicas
+//
+// Replicas sharing one store each run a Manager per target, and each
+// prepares the role of every active grant it learns of. The role is made
+// once: Ensure works under a transaction-scoped advisory lock on the role's
+// name, so the first replica creates it and the others find it and bring it
+// to the same state (same derived password, same privileges, in one
+// transaction, so a session of another replica never sees less). Every
+// replica that had the grant calls Drop when it ends; the first drops the
+// role and terminates its sessions (those opened through any replica: they
+// are the role's backends), the others find nothing left. A replica that
+// dies leaves its roles behind; ReconcileLive, run by every replica at
+// start, drops the roles whose grants are no longer active in the shared
+// store.
 //
 // Roles are shared by the whole cluster but a Manager serves one target
 // database, so every role carries a comment naming its database and a

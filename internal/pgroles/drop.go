@@ -167,8 +167,24 @@ func (m *Manager) terminateOurs(ctx context.Context, conn *pgx.Conn, name string
 //
 // Only roles made for this Manager's database are considered (roles are
 // shared by the cluster, and another target's grants are not in keep).
-// It tries every orphan and returns the failures joined.
+// It tries every orphan and returns the failures joined. With several
+// replicas, use ReconcileLive: another replica's grants are not in keep.
 func (m *Manager) Reconcile(ctx context.Context, keep []string) error {
+	kept := map[string]bool{}
+	for _, id := range keep {
+		kept[strings.ToLower(id)] = true
+	}
+	return m.ReconcileLive(ctx, func(context.Context, []string) (map[string]bool, error) { return kept, nil })
+}
+
+// ReconcileLive is Reconcile for replicas sharing the grants: it lists the
+// grant roles first and then asks live which of their grant ids are still
+// active (from the shared store), and drops the others. In that order a
+// role made by another replica for a grant approved a moment ago is
+// always kept (the grant was committed before its role was made), while
+// the roles of grants that ended, including those a dead replica made and
+// never dropped, go.
+func (m *Manager) ReconcileLive(ctx context.Context, live func(ctx context.Context, grantIDs []string) (map[string]bool, error)) error {
 	conn, err := m.pool.acquire(ctx)
 	if err != nil {
 		return err
@@ -184,9 +200,15 @@ func (m *Manager) Reconcile(ctx context.Context, keep []string) error {
 	if err != nil {
 		return fmt.Errorf("pgroles: list grant roles: %w", err)
 	}
-	kept := map[string]bool{}
-	for _, id := range keep {
-		kept[strings.ToLower(id)] = true
+	ids := make([]string, 0, len(names))
+	for _, name := range names {
+		if id, ok := grantIDOf(name); ok {
+			ids = append(ids, id)
+		}
+	}
+	kept, err := live(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("pgroles: which grants are live: %w", err)
 	}
 	var errs []error
 	dropped := 0

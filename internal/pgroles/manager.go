@@ -21,8 +21,27 @@ type Manager struct {
 	super  bool
 	logger *slog.Logger
 
+	// passwordKey, if set, derives each role's password from the grant
+	// id (WithPasswordKey) instead of drawing it at random.
+	passwordKey []byte
+
 	mu      sync.Mutex
 	entries map[string]*entry
+}
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithPasswordKey makes every role's password HMAC-SHA256(key, database
+// and grant id) instead of random, so that Managers of several Airlock
+// replicas given the same key (at least 32 bytes) agree on it: whichever
+// replica creates a grant's role, every replica's gateway can log in as
+// it, and one that meets the role already made sets the same password
+// again rather than a new one that would lock the others out. The key
+// must stay secret: with it and a grant id, anyone can log in as that
+// grant's role while it exists.
+func WithPasswordKey(key []byte) Option {
+	return func(m *Manager) { m.passwordKey = append([]byte(nil), key...) }
 }
 
 // entry serialises the work on one grant's role and holds its Role once
@@ -39,7 +58,7 @@ type entry struct {
 // It fails unless the admin role has CREATEROLE (or is a superuser) and
 // standard_conforming_strings is on (the few literals this package must
 // write into utility statements rely on it).
-func New(ctx context.Context, adminDSN string, logger *slog.Logger) (*Manager, error) {
+func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Option) (*Manager, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -56,6 +75,13 @@ func New(ctx context.Context, adminDSN string, logger *slog.Logger) (*Manager, e
 		cfg.RuntimeParams["application_name"] = "airlock-pgroles"
 	}
 	m := &Manager{pool: newPool(cfg), logger: logger, entries: map[string]*entry{}}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.passwordKey != nil && len(m.passwordKey) < 32 {
+		m.Close()
+		return nil, errors.New("pgroles: the password key must be at least 32 bytes")
+	}
 	conn, err := m.pool.acquire(ctx)
 	if err != nil {
 		return nil, err

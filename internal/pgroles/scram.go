@@ -24,6 +24,21 @@ func newPassword() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// password returns the password for grantID's role: derived when the
+// Manager has a password key, random otherwise. A derived password is as
+// printable and as long as a random one.
+func (m *Manager) password(grantID string) (string, error) {
+	if m.passwordKey == nil {
+		return newPassword()
+	}
+	h := hmac.New(sha256.New, m.passwordKey)
+	h.Write([]byte("airlock pgroles password v1\x00"))
+	h.Write([]byte(m.db))
+	h.Write([]byte{0})
+	h.Write([]byte(grantID))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)), nil
+}
+
 // scramVerifier returns the verifier PostgreSQL stores in pg_authid for
 // password (RFC 5802, RFC 7677), in PostgreSQL's text form:
 // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>.

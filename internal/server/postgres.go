@@ -33,7 +33,8 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 		}
 		dbs[t.Name] = db
 		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn, RedactParameters: t.RedactParameters,
-			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name)}})
+			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name),
+				passwordKey: s.Service.RolePasswordKey(), live: s.Service.LiveGrants}})
 	}
 	ln, err := net.Listen("tcp", cfg.Listen.Postgres)
 	if err != nil {
@@ -114,6 +115,11 @@ func adminDSN(t config.Target) (string, string, error) {
 type lazyRoles struct {
 	dsn, target string
 	logger      *slog.Logger
+	// passwordKey derives the roles' passwords, the same on every replica
+	// (pgroles.WithPasswordKey); live says which grants are live in the
+	// store, for Reconcile (another replica's grants are not in keep).
+	passwordKey []byte
+	live        func(ctx context.Context, ids []string) (map[string]bool, error)
 
 	mu     sync.Mutex
 	m      *pgroles.Manager
@@ -131,7 +137,7 @@ func (l *lazyRoles) manager(ctx context.Context) (*pgroles.Manager, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	m, err := pgroles.New(ctx, l.dsn, l.logger)
+	m, err := pgroles.New(ctx, l.dsn, l.logger, pgroles.WithPasswordKey(l.passwordKey))
 	if err != nil {
 		return nil, fmt.Errorf("target %s: connecting as its admin role: %w", l.target, err)
 	}
@@ -157,13 +163,24 @@ func (l *lazyRoles) Drop(ctx context.Context, grantID string) error {
 	return m.Drop(ctx, grantID)
 }
 
-// Reconcile drops roles left by grants that ended while Airlock was down.
+// Reconcile drops roles left by grants that ended while Airlock was down,
+// or that a replica made and could not drop (it died): the roles of grants
+// neither in keep nor live in the store.
 func (l *lazyRoles) Reconcile(ctx context.Context, keep []string) error {
 	m, err := l.manager(ctx)
 	if err != nil {
 		return err
 	}
-	return m.Reconcile(ctx, keep)
+	return m.ReconcileLive(ctx, func(ctx context.Context, ids []string) (map[string]bool, error) {
+		live, err := l.live(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range keep {
+			live[id] = true
+		}
+		return live, nil
+	})
 }
 
 func (l *lazyRoles) close() {

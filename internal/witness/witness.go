@@ -430,20 +430,49 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 
 func (l *limitedBuffer) String() string { return strings.ToValidUTF8(string(l.b), "?") }
 
-// tlogRound asks every tlog-witness to cosign cp, concurrently, and keeps
-// the checkpoint with the cosignatures it got.
+// errBehind is a tlog-witness holding a newer tree than the checkpoint
+// offered, which the store also holds: another replica of a shared log
+// published it first. The round is made again with the store's newest.
+var errBehind = errors.New("the witness holds a newer checkpoint of the log than the one offered")
+
+// freshest returns the store's newest checkpoint if it is newer than cp.
+// With several replicas appending to one log, each offers only the
+// checkpoints it signed; the witness may already hold a newer one.
+func (p *Publisher) freshest(ctx context.Context, cp store.Checkpoint) store.Checkpoint {
+	if p.opts.Store == nil {
+		return cp
+	}
+	if latest, err := p.opts.Store.LatestCheckpoint(ctx); err == nil && latest.Size > cp.Size {
+		return latest
+	}
+	return cp
+}
+
+// tlogRound asks every tlog-witness to cosign cp, or the store's newest
+// checkpoint if that is newer, concurrently, and keeps the checkpoint with
+// the cosignatures it got.
 func (p *Publisher) tlogRound(w *worker, cp store.Checkpoint) error {
 	lines := make([][]byte, len(w.round))
 	errs := make([]error, len(w.round))
-	var wg sync.WaitGroup
-	for i, c := range w.round {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(p.ctx, c.t.Timeout)
-			defer cancel()
-			lines[i], errs[i] = c.add(ctx, cp)
-		})
+	for try := 0; ; try++ {
+		cp = p.freshest(p.ctx, cp)
+		behind := false
+		var wg sync.WaitGroup
+		for i, c := range w.round {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(p.ctx, c.t.Timeout)
+				defer cancel()
+				lines[i], errs[i] = c.add(ctx, cp)
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			behind = behind || errors.Is(err, errBehind)
+		}
+		if !behind || try == 2 {
+			break
+		}
 	}
-	wg.Wait()
 	// Reported once the cosigned checkpoint is kept, so that a status
 	// showing a size means its cosignature can be read.
 	defer func() {
@@ -488,6 +517,9 @@ func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, erro
 	old, frontier := c.known, c.knownFrontier
 	for range 3 {
 		if old > cp.Size {
+			if c.p.freshest(ctx, cp).Size >= old {
+				return nil, errBehind
+			}
 			return nil, &evidenceError{fmt.Sprintf("the witness holds a tree of %d entries but the log has only %d: the log was cut short", old, cp.Size)}
 		}
 		var proof tlog.TreeProof
@@ -519,8 +551,8 @@ func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, erro
 				// size we sent.
 				return nil, &evidenceError{fmt.Sprintf("the witness holds a different tree of %d entries than the log: the log was rewritten", n)}
 			}
-			old, frontier = n, nil
-			c.known, c.knownFrontier = n, nil
+			old, frontier = n, c.p.frontierOf(ctx, n)
+			c.known, c.knownFrontier = n, frontier
 		case http.StatusUnprocessableEntity:
 			c.known, c.knownFrontier = 0, nil
 			return nil, &evidenceError{fmt.Sprintf("the witness refused the consistency proof from %d to %d entries: the log's entries changed", old, cp.Size)}
@@ -533,6 +565,22 @@ func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, erro
 		}
 	}
 	return nil, errors.New("the witness keeps answering 409 with another size")
+}
+
+// frontierOf returns the frontier stored with a checkpoint of size n, if
+// the store can find one (store.CheckpointFinder), so that a proof from the
+// size a witness learned from another replica need not rebuild that tree
+// from the entries; nil otherwise (ProveConsistency then rebuilds it).
+func (p *Publisher) frontierOf(ctx context.Context, n int64) []byte {
+	f, ok := p.opts.Store.(store.CheckpointFinder)
+	if !ok {
+		return nil
+	}
+	cp, err := f.CheckpointOfSize(ctx, n)
+	if err != nil {
+		return nil
+	}
+	return cp.Frontier
 }
 
 func (c *tlogClient) post(ctx context.Context, body []byte) (int, []byte, error) {

@@ -1,0 +1,421 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Notifier carries grant changes between replicas that share a store
+// (*pgstore.Listener implements it). Nil in Options means a single
+// process (the SQLite default): every active grant is then in memory and
+// nothing is read or listened for.
+type Notifier interface {
+	// Run listens until ctx ends. After each (re)connection it calls
+	// connected, which re-reads the open grants; for every change
+	// committed by a replica it calls changed with the grant's id and that
+	// replica's id; when the connection fails it calls lost and reconnects.
+	Run(ctx context.Context, changed func(grantID, origin string), connected func(ctx context.Context) error, lost func(error))
+}
+
+// Bounds on what unknown credentials cost a replica of a shared store.
+const (
+	// negativeTTL is how long a credential id found to have no active
+	// grant is answered from memory. Such an id never becomes valid
+	// (credential ids are random and made at activation, before anyone can
+	// present them), so the TTL only bounds memory, not correctness.
+	negativeTTL = 10 * time.Second
+	// negativeMax caps the negative cache; when it is full of unexpired
+	// entries it is emptied (a flood of distinct bogus ids then meets
+	// missReads instead).
+	negativeMax = 10000
+	// missReads bounds the store reads of cache misses in flight, and
+	// missWait how long a miss waits for one before it is refused.
+	missReads = 4
+	missWait  = time.Second
+	// missTimeout bounds one such read.
+	missTimeout = 2 * time.Second
+	// syncWorkers bounds the notices being applied at once.
+	syncWorkers = 16
+	// startReadyWait is how long Start waits for the listener's first
+	// reconciliation.
+	startReadyWait = 15 * time.Second
+)
+
+// replicas is the Service's part in a set of replicas sharing a store.
+type replicas struct {
+	id       string
+	notifier Notifier
+	reader   store.CredentialReader // nil: misses are not read
+
+	ready    atomic.Bool
+	whyMu    sync.Mutex
+	why      error         // why not ready
+	readyCh  chan struct{} // closed at the first readiness
+	stop     context.CancelFunc
+	done     chan struct{}
+	syncs    sync.WaitGroup
+	syncSem  chan struct{}
+	missSem  chan struct{}
+	negMu    sync.Mutex
+	negative map[string]time.Time // credential id → until
+	inflight map[string]*missCall
+}
+
+type missCall struct {
+	done chan struct{}
+}
+
+func newReplicas(o Options) *replicas {
+	id := o.ReplicaID
+	if id == "" {
+		id = newID("r_")
+	}
+	r := &replicas{id: id, notifier: o.Notifier, readyCh: make(chan struct{}),
+		syncSem: make(chan struct{}, syncWorkers), missSem: make(chan struct{}, missReads),
+		negative: map[string]time.Time{}, inflight: map[string]*missCall{}}
+	r.why = errors.New("grants: not started")
+	if cr, ok := o.Store.(store.CredentialReader); ok && o.Notifier != nil {
+		r.reader = cr
+	}
+	return r
+}
+
+// ReplicaID is this Service's id among replicas: the origin of the change
+// notices it sends.
+func (s *Service) ReplicaID() string { return s.rep.id }
+
+// Ready reports whether this Service may serve grants: nil once Start has
+// loaded the open grants and, with a Notifier, while its listener is
+// connected and has re-read the open grants since it last connected. While
+// it is not, Lookup and Authenticate refuse every credential (a revoke
+// may have been missed), and /readyz should report the error.
+func (s *Service) Ready() error {
+	if s.rep.ready.Load() {
+		return nil
+	}
+	s.rep.whyMu.Lock()
+	defer s.rep.whyMu.Unlock()
+	if s.rep.why == nil {
+		return errors.New("grants: not ready")
+	}
+	return s.rep.why
+}
+
+func (s *Service) setReady(err error) {
+	s.rep.whyMu.Lock()
+	defer s.rep.whyMu.Unlock()
+	s.rep.why = err
+	s.rep.ready.Store(err == nil)
+	if err == nil {
+		select {
+		case <-s.rep.readyCh:
+		default:
+			close(s.rep.readyCh)
+		}
+	}
+}
+
+// startListening runs the Notifier and waits (up to startReadyWait, or
+// ctx) for its first reconciliation. Without a Notifier the Service is
+// ready at once.
+func (s *Service) startListening(ctx context.Context) error {
+	if s.rep.notifier == nil {
+		s.setReady(nil)
+		return nil
+	}
+	s.setReady(errors.New("grants: waiting for the grant change listener"))
+	lctx, cancel := context.WithCancel(context.Background())
+	s.rep.stop, s.rep.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.rep.done)
+		s.rep.notifier.Run(lctx, s.remoteChange, s.reconcile, func(err error) {
+			s.setReady(fmt.Errorf("grants: the grant change listener is down: %w", err))
+			s.logger.Error("grant change listener lost; refusing grants until it reconnects and re-reads them", "err", err)
+		})
+	}()
+	wait, cancelWait := context.WithTimeout(ctx, startReadyWait)
+	defer cancelWait()
+	select {
+	case <-s.rep.readyCh:
+		return nil
+	case <-wait.Done():
+		return fmt.Errorf("grants: the grant change listener did not start: %w", s.Ready())
+	}
+}
+
+// stopListening stops the Notifier and waits for the notices in hand.
+func (s *Service) stopListening() {
+	if s.rep.stop != nil {
+		s.rep.stop()
+		<-s.rep.done
+		s.rep.stop = nil
+	}
+	s.rep.syncs.Wait()
+	s.rep.ready.Store(false)
+}
+
+// remoteChange applies a notice: the grant is re-read and its state here
+// made to match. Notices of this replica's own changes are skipped (they
+// were applied as they committed). Each runs on a goroutine of its own
+// (at most syncWorkers at once), so a grant whose lock is held does not
+// delay the notices of the others.
+func (s *Service) remoteChange(id, origin string) {
+	if origin == s.rep.id || id == "" {
+		return
+	}
+	s.rep.syncSem <- struct{}{}
+	s.rep.syncs.Add(1)
+	go func() {
+		defer func() { <-s.rep.syncSem; s.rep.syncs.Done() }()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.syncGrant(ctx, id, true); err != nil {
+			// A notice that cannot be applied leaves this replica unsure
+			// of the grant: stop serving until a reconnection re-reads all.
+			s.setReady(fmt.Errorf("grants: applying a change of %s: %w", id, err))
+			s.logger.Error("could not apply another replica's grant change; refusing grants until re-read", "grant", id, "err", err)
+			go s.retryReconcile()
+		}
+	}()
+}
+
+// retryReconcile re-reads every open grant until it succeeds or the
+// listener stops, restoring readiness.
+func (s *Service) retryReconcile() {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		select {
+		case <-s.rep.done:
+			return
+		case <-time.After(delay):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.reconcile(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+}
+
+// reconcile re-reads every grant that is open in the store or in memory
+// and brings this replica's state in line, then declares it ready. The
+// listener calls it after each LISTEN, so nothing that changed while it
+// was down is missed, and nothing that changes from now on either.
+func (s *Service) reconcile(ctx context.Context) error {
+	open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending, model.Active}})
+	if err != nil {
+		return fmt.Errorf("grants: re-reading open grants: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, g := range open {
+		ids[g.ID] = true
+	}
+	s.mu.RLock()
+	for id := range s.byGrant {
+		ids[id] = true
+	}
+	for id := range s.timers {
+		ids[id] = true
+	}
+	s.mu.RUnlock()
+	for id := range ids {
+		if err := s.syncGrant(ctx, id, true); err != nil {
+			return err
+		}
+	}
+	s.setReady(nil)
+	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(ids))
+	return nil
+}
+
+// syncGrant re-reads grant id under its lock and applies it (applyRecord).
+func (s *Service) syncGrant(ctx context.Context, id string, settle bool) error {
+	unlock := s.lock(id)
+	defer unlock()
+	g, err := s.st.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.applyRecord(ctx, g, settle)
+}
+
+// applyRecord makes this replica's state of g match its stored record;
+// the caller holds g's lock and read g under it. An active grant is put
+// in the gateway cache with its expiry timer (and Subscribe's callbacks
+// run, so the PostgreSQL gateway prepares its role); a pending one gets
+// its decision-deadline timer; an ended one is cut off (Done closes, which
+// ends open S3 transfers and PostgreSQL sessions). With settle, a grant
+// past its expiry or deadline is ended here and now (written once: the
+// transaction re-reads it and does nothing if another replica did it).
+func (s *Service) applyRecord(ctx context.Context, g model.Grant, settle bool) error {
+	now := s.now()
+	s.mu.RLock()
+	_, loaded := s.byGrant[g.ID]
+	_, armed := s.timers[g.ID]
+	s.mu.RUnlock()
+	switch {
+	case g.Status == model.Active && now.Before(g.ExpiresAt):
+		if !loaded {
+			s.activateInMemory(g)
+		}
+	case g.Status == model.Active:
+		if settle {
+			return s.expireLocked(ctx, g.ID)
+		}
+	case g.Status == model.Pending && now.Before(g.DecideBy):
+		if !armed {
+			s.armCancel(g)
+		}
+	case g.Status == model.Pending:
+		if settle {
+			return s.cancelOverdueLocked(ctx, g.ID)
+		}
+	default:
+		s.cutOff(g.ID, g.EndReason)
+		s.stopTimer(g.ID)
+		s.notify(g.ID)
+	}
+	return nil
+}
+
+// notifyChange queues the change notice of grant id in tx, if the store
+// is shared (store.GrantNotifier); it is sent when tx commits.
+func (s *Service) notifyChange(ctx context.Context, tx store.Tx, id string) error {
+	n, ok := tx.(store.GrantNotifier)
+	if !ok {
+		return nil
+	}
+	return n.NotifyGrant(ctx, id, s.rep.id)
+}
+
+// loadMiss is Lookup's cache miss on a shared store: it reads the grant of
+// credentialID from the store and, if it is active, activates it here. A
+// miss that finds nothing is remembered for negativeTTL; misses in flight
+// are bounded (missReads) and one credential is read once at a time.
+func (s *Service) loadMiss(credentialID string) *gateway.Grant {
+	r := s.rep
+	if r.reader == nil || !plausibleCredential(credentialID) {
+		return nil
+	}
+	now := time.Now()
+	r.negMu.Lock()
+	if until, ok := r.negative[credentialID]; ok && now.Before(until) {
+		r.negMu.Unlock()
+		return nil
+	}
+	if c := r.inflight[credentialID]; c != nil {
+		r.negMu.Unlock()
+		select {
+		case <-c.done:
+		case <-time.After(missTimeout):
+		}
+		return s.cached(credentialID)
+	}
+	c := &missCall{done: make(chan struct{})}
+	r.inflight[credentialID] = c
+	r.negMu.Unlock()
+	defer func() {
+		r.negMu.Lock()
+		delete(r.inflight, credentialID)
+		r.negMu.Unlock()
+		close(c.done)
+	}()
+
+	select {
+	case r.missSem <- struct{}{}:
+	case <-time.After(missWait):
+		return nil
+	}
+	defer func() { <-r.missSem }()
+	ctx, cancel := context.WithTimeout(context.Background(), missTimeout)
+	defer cancel()
+	g, err := r.reader.GrantByCredential(ctx, credentialID)
+	if err == nil && g.Status == model.Active && s.now().Before(g.ExpiresAt) {
+		// Under the grant's lock, and read again under it, so that a
+		// revoke applied meanwhile is not undone by this older read.
+		err = s.syncGrant(ctx, g.ID, false)
+		if err == nil {
+			if gg := s.cached(credentialID); gg != nil {
+				return gg
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.logger.Warn("could not read a credential's grant; refusing it", "credential", credentialID, "err", err)
+		return nil
+	}
+	r.negMu.Lock()
+	if len(r.negative) >= negativeMax {
+		for k, until := range r.negative {
+			if !now.Before(until) {
+				delete(r.negative, k)
+			}
+		}
+		if len(r.negative) >= negativeMax {
+			clear(r.negative)
+		}
+	}
+	r.negative[credentialID] = now.Add(negativeTTL)
+	r.negMu.Unlock()
+	return nil
+}
+
+// forgetMiss drops a credential from the negative cache as its grant
+// activates here (it cannot be there: see negativeTTL; this is belt and braces).
+func (r *replicas) forgetMiss(credentialID string) {
+	r.negMu.Lock()
+	delete(r.negative, credentialID)
+	r.negMu.Unlock()
+}
+
+func (s *Service) cached(credentialID string) *gateway.Grant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byCred[credentialID]
+}
+
+// plausibleCredential checks the shape newCredentialID makes, so that
+// garbage never reaches the store.
+func plausibleCredential(id string) bool {
+	if len(id) != 20 || !strings.HasPrefix(id, credentialPrefix) {
+		return false
+	}
+	for _, c := range id[len(credentialPrefix):] {
+		if !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// LiveGrants says which of ids are active, unexpired grants in the store:
+// the grants whose PostgreSQL roles must survive a reconciliation (see
+// pgroles.Manager.ReconcileLive). It reads the store, not memory, because
+// another replica may hold a grant this one has not loaded.
+func (s *Service) LiveGrants(ctx context.Context, ids []string) (map[string]bool, error) {
+	live := map[string]bool{}
+	now := s.now()
+	for _, id := range ids {
+		g, err := s.st.Grant(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		live[id] = g.Status == model.Active && now.Before(g.ExpiresAt)
+	}
+	return live, nil
+}

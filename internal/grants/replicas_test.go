@@ -1,0 +1,614 @@
+package grants_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/pgstore"
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// Several replicas in one test process: each replica is a grants.Service
+// with its own pgstore pool, policy engine, directory and change listener,
+// all on one PostgreSQL database, as separate `airlock serve` processes
+// would be.
+
+// testNotifier wraps a replica's pgstore.Listener so that a test can make
+// it deaf (changes are not applied: Lookup must read the store) or hold it
+// down after its connection is lost.
+type testNotifier struct {
+	inner *pgstore.Listener
+	deaf  atomic.Bool
+	// onLost, if set, runs (on the listener's goroutine, before it
+	// reconnects) each time the connection is lost.
+	onLost atomic.Pointer[func()]
+}
+
+func (n *testNotifier) Run(ctx context.Context, changed func(string, string), connected func(context.Context) error, lost func(error)) {
+	n.inner.Run(ctx, func(id, origin string) {
+		if !n.deaf.Load() {
+			changed(id, origin)
+		}
+	}, connected, func(err error) {
+		lost(err)
+		if f := n.onLost.Load(); f != nil {
+			(*f)()
+		}
+	})
+}
+
+// countingStore counts the credential reads of cache misses.
+type countingStore struct {
+	*pgstore.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) GrantByCredential(ctx context.Context, id string) (model.Grant, error) {
+	c.reads.Add(1)
+	return c.Store.GrantByCredential(ctx, id)
+}
+
+type replica struct {
+	name     string
+	st       *countingStore
+	log      *auditlog.Log
+	dir      *authn.Directory
+	svc      *grants.Service
+	notifier *testNotifier
+}
+
+type replicaSet struct {
+	t    *testing.T
+	ctx  context.Context
+	dsn  string
+	fake *clock.Fake
+	r    []*replica
+}
+
+// newReplicaSet starts n replicas on a fresh database. With fake, they all
+// run on that clock.
+func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
+	t.Helper()
+	admin := testenv.PostgresDSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("replicas_grants_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("dropping %s: %v", db, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping %s: %v", db, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + db
+	rs := &replicaSet{t: t, ctx: ctx, dsn: u.String(), fake: fake}
+
+	dir := t.TempDir()
+	polDir := filepath.Join(dir, "policies")
+	if err := os.MkdirAll(polDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(polDir, "test.cedar"), []byte(testPolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signer, _, err := auditlog.LoadOrCreateKey(dir, "airlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	credKey := []byte("replicas-test-credential-key-32b!")
+	var cfg []model.Identity
+	for _, id := range []model.Identity{
+		{Name: bot, Kind: model.Agent, Owner: "sre-team"},
+		{Name: alice, Kind: model.Human, Groups: []string{"sre-leads"}},
+		{Name: carol, Kind: model.Human, Groups: []string{"sre-leads"}},
+	} {
+		_, id.KeySHA256 = authn.NewKey()
+		cfg = append(cfg, id)
+	}
+	known := map[string]bool{}
+	for _, tg := range testTargets {
+		known[tg.Name] = true
+	}
+	var sharedLog *auditlog.Log
+	for i := range n {
+		r := &replica{name: fmt.Sprintf("r%d", i)}
+		ps, err := pgstore.Open(ctx, rs.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.st = &countingStore{Store: ps}
+		// One log for the set until the log takes several writers (see
+		// package auditlog); every replica's lifecycle transactions go
+		// through it, while reads, notices and cache misses use the
+		// replica's own pool.
+		if sharedLog == nil {
+			sharedLog, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.log = sharedLog
+		pol, err := policy.NewEngine(polDir, func(n string) bool { return known[n] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.dir = authn.NewDirectory(nil)
+		r.notifier = &testNotifier{inner: ps.Listener(r.name)}
+		var clk clock.Clock = clock.Real
+		if fake != nil {
+			clk = fake
+		}
+		r.svc, err = grants.New(grants.Options{
+			Store: r.st, Log: r.log, Policy: pol, Directory: r.dir, Targets: testTargets,
+			MaxDuration: 30 * time.Minute, PendingTimeout: 10 * time.Minute, RequireReason: true,
+			CredentialKey: credKey, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Notifier: r.notifier, ReplicaID: r.name,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.svc.SyncIdentities(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.svc.Ready(); err != nil {
+			t.Fatalf("%s: Start returned but not ready: %v", r.name, err)
+		}
+		rs.r = append(rs.r, r)
+	}
+	t.Cleanup(func() {
+		for _, r := range rs.r {
+			r.svc.Close()
+		}
+		if err := sharedLog.Close(); err != nil {
+			t.Errorf("closing the log: %v", err)
+		}
+		for _, r := range rs.r {
+			r.st.Close()
+		}
+	})
+	return rs
+}
+
+func (r *replica) id(t *testing.T, name string) model.Identity {
+	t.Helper()
+	id, ok := r.dir.Lookup(name)
+	if !ok {
+		t.Fatalf("%s: no identity %q", r.name, name)
+	}
+	return id
+}
+
+// entryTypes lists the log's grant.* entry types of grant id.
+func (rs *replicaSet) entryTypes(id string) []string {
+	rs.t.Helper()
+	es, err := rs.r[0].st.LogEntries(rs.ctx, store.LogFilter{GrantID: id})
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		if strings.HasPrefix(e.Type, "grant.") && e.Type != "grant.credentials_issued" {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+func (rs *replicaSet) stored(id string) model.Grant {
+	rs.t.Helper()
+	g, err := rs.r[0].st.Grant(rs.ctx, id)
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	return g
+}
+
+// approved requests a grant on req and approves it on by; it returns the
+// grant and its credentials.
+func (rs *replicaSet) approved(req, by *replica) (model.Grant, grants.Credentials) {
+	t := rs.t
+	t.Helper()
+	g, err := req.svc.Request(rs.ctx, req.id(t, bot), humanReq("20m"))
+	if err != nil || g.Status != model.Pending {
+		t.Fatalf("request on %s: %v (status %s)", req.name, err, g.Status)
+	}
+	if _, err := by.svc.Approve(rs.ctx, by.id(t, alice), g.ID, "ok"); err != nil {
+		t.Fatalf("approve on %s: %v", by.name, err)
+	}
+	cr, err := by.svc.Credentials(rs.ctx, by.id(t, bot), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, cr
+}
+
+// waitLookup polls r until it serves cred (the notice may still be on its
+// way; a miss reads the store anyway).
+func waitLookup(t *testing.T, r *replica, cred grants.Credentials) *gateway.Grant {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		gg, err := r.svc.Authenticate(cred.AccessKeyID, cred.SecretAccessKey)
+		if err == nil {
+			return gg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: credential of %s not served: %v", r.name, cred.GrantID, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReplicasRequestApproveUse: requested on A, approved on B, used on C,
+// and C learns of the grant by its notice (it is in C's gateway cache, with
+// Subscribe's callback run, before anyone presents the credential there).
+func TestReplicasRequestApproveUse(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	subscribed := make(chan string, 8)
+	c.svc.Subscribe(func(g *gateway.Grant) { subscribed <- g.ID })
+	g, cr := rs.approved(a, b)
+	select {
+	case id := <-subscribed:
+		if id != g.ID {
+			t.Fatalf("C's Subscribe saw %s, want %s", id, g.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("C never activated the grant approved on B")
+	}
+	gg, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
+	if err != nil {
+		t.Fatalf("C refuses the credential approved on B: %v", err)
+	}
+	if gg.ID != g.ID || !gg.Live(time.Now()) {
+		t.Fatalf("C serves %s (live %v)", gg.ID, gg.Live(time.Now()))
+	}
+	if n := c.st.reads.Load(); n != 0 {
+		t.Errorf("C read the store %d times for a grant its notice brought", n)
+	}
+	if _, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey+"x"); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Errorf("C accepted a wrong secret: %v", err)
+	}
+	if got := rs.entryTypes(g.ID); !slices.Equal(got, []string{"grant.requested", "grant.decided", "grant.approved", "grant.activated"}) {
+		t.Errorf("log of %s: %v", g.ID, got)
+	}
+}
+
+// TestReplicasCacheMiss: a replica that missed the notice reads the store
+// on the credential's first use, and only then; unknown credentials cost
+// one read per negative-cache period, and malformed ones none.
+func TestReplicasCacheMiss(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	c.notifier.deaf.Store(true)
+	var subscribed atomic.Int32
+	c.svc.Subscribe(func(*gateway.Grant) { subscribed.Add(1) })
+	g, cr := rs.approved(a, b)
+	gg, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
+	if err != nil {
+		t.Fatalf("C (deaf) refuses the credential: %v", err)
+	}
+	if gg.ID != g.ID || c.st.reads.Load() != 1 || subscribed.Load() != 1 {
+		t.Fatalf("C served %s after %d store reads and %d Subscribe calls; want %s, 1, 1", gg.ID, c.st.reads.Load(), subscribed.Load(), g.ID)
+	}
+	for range 20 {
+		if _, err := c.svc.Lookup(cr.AccessKeyID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.st.reads.Load(); n != 1 {
+		t.Fatalf("a loaded grant was read again: %d reads", n)
+	}
+
+	const bogus = "AKALAAAAAAAAAAAAAAAA" // well-formed, never issued
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := c.svc.Lookup(bogus); !errors.Is(err, gateway.ErrNoGrant) {
+				t.Errorf("bogus credential: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := c.st.reads.Load() - 1; n != 1 {
+		t.Errorf("50 lookups of one unknown credential read the store %d times, want 1", n)
+	}
+	for _, bad := range []string{"", "x", "AKIAIOSFODNN7EXAMPLE", "AKALaaaaaaaaaaaaaaaa", strings.Repeat("A", 4096)} {
+		if _, err := c.svc.Lookup(bad); !errors.Is(err, gateway.ErrNoGrant) {
+			t.Errorf("malformed credential %q: %v", bad, err)
+		}
+	}
+	if n := c.st.reads.Load() - 2; n != 0 {
+		t.Errorf("malformed credentials read the store %d times", n)
+	}
+
+	// A grant that ended is not loaded by a miss either.
+	g2, cr2 := rs.approved(a, b)
+	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g2.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Errorf("C (deaf) serves a revoked grant's credential: %v", err)
+	}
+}
+
+// TestReplicasRevokeCutsEverywhere: revoke (or end) on A ends C's
+// gateway.Grant, which closes its open transfers and sessions, within a
+// second. It measures the delay from the call on A to Done closing on C.
+func TestReplicasRevokeCutsEverywhere(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	const rounds = 10
+	var delays []time.Duration
+	for i := range rounds {
+		g, cr := rs.approved(a, b)
+		gg := waitLookup(t, c, cr)
+		start := time.Now()
+		var err error
+		if i%2 == 0 {
+			_, err = a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "incident over")
+		} else {
+			_, err = a.svc.End(rs.ctx, a.id(t, bot), g.ID, "done")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-gg.Done():
+		case <-time.After(time.Second):
+			t.Fatalf("round %d: C's grant still open 1 s after the revoke on A", i)
+		}
+		delays = append(delays, time.Since(start))
+		if _, err := c.svc.Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+			t.Fatalf("round %d: C still serves the credential: %v", i, err)
+		}
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	t.Logf("revoke/end on A to Done on C, %d rounds: min %v, median %v, max %v (includes A's commit)",
+		rounds, delays[0], delays[rounds/2], delays[rounds-1])
+}
+
+// TestReplicasListenerLost: C's listening connection is killed. C is not
+// ready, and refuses every credential, until it has reconnected and
+// re-read the open grants; a revoke made on A meanwhile (whose notice C
+// never received) is applied by that re-read.
+func TestReplicasListenerLost(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	g, cr := rs.approved(a, b)
+	gg := waitLookup(t, c, cr)
+	g2, cr2 := rs.approved(a, b)
+	waitLookup(t, c, cr2)
+
+	down, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func() {
+		once.Do(func() {
+			close(down)
+			<-resume
+		})
+	}
+	c.notifier.onLost.Store(&hold)
+	conn, err := pgx.Connect(rs.ctx, rs.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(rs.ctx)
+	var killed int
+	if err := conn.QueryRow(rs.ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+		FROM pg_stat_activity WHERE application_name = 'airlock-listen r2'`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminating C's listener: killed %d, %v", killed, err)
+	}
+	select {
+	case <-down:
+	case <-time.After(10 * time.Second):
+		close(resume)
+		t.Fatal("C did not notice its listener was killed")
+	}
+	if err := c.svc.Ready(); err == nil {
+		close(resume)
+		t.Fatal("C reports ready with its listener down")
+	}
+	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+		close(resume)
+		t.Fatalf("C serves a credential with its listener down: %v", err)
+	}
+	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "while C was deaf"); err != nil {
+		close(resume)
+		t.Fatal(err)
+	}
+	// Give a notice time to arrive, were there any way for it to: there is
+	// none, so the grant must still be open on C until it reconciles.
+	time.Sleep(100 * time.Millisecond)
+	if isClosed(gg.Done()) {
+		close(resume)
+		t.Fatal("C ended the grant without a listener: the test does not test the re-read")
+	}
+	close(resume)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.svc.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("C not ready again: %v", c.svc.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !isClosed(gg.Done()) {
+		t.Fatal("C is ready again but the grant revoked while its listener was down is still open")
+	}
+	if _, err := c.svc.Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Fatalf("C serves the revoked credential after reconciling: %v", err)
+	}
+	if _, err := c.svc.Lookup(cr2.AccessKeyID); err != nil {
+		t.Fatalf("C refuses the other, live grant after reconciling: %v", err)
+	}
+	_ = g2
+}
+
+// TestReplicasDecisionRace: two replicas decide the same grant at once,
+// many times over. Exactly one decision wins, the loser gets a conflict
+// naming the state the grant is in, and the log and the stored row agree.
+func TestReplicasDecisionRace(t *testing.T) {
+	rs := newReplicaSet(t, 2, nil)
+	a, b := rs.r[0], rs.r[1]
+	const rounds = 20
+	for i := range rounds {
+		g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errA, errB error
+		var wg sync.WaitGroup
+		wg.Go(func() { _, errA = a.svc.Approve(rs.ctx, a.id(t, alice), g.ID, "go") })
+		wg.Go(func() { _, errB = b.svc.Deny(rs.ctx, b.id(t, carol), g.ID, "no") })
+		wg.Wait()
+		winner := oneWinner(t, i, "approve", errA, "deny", errB)
+		st := rs.stored(g.ID)
+		types := rs.entryTypes(g.ID)
+		nApproved, nDenied := count(types, "grant.approved"), count(types, "grant.denied")
+		switch {
+		case winner == "approve" && (st.Status != model.Active || nApproved != 1 || nDenied != 0),
+			winner == "deny" && (st.Status != model.Denied || nApproved != 0 || nDenied != 1):
+			t.Fatalf("round %d: %s won but the row is %s and the log %v", i, winner, st.Status, types)
+		}
+		if winner != "approve" {
+			continue
+		}
+		// Then two revokes, on either replica, and the holder's end.
+		var errR1, errR2 error
+		wg.Go(func() { _, errR1 = a.svc.Revoke(rs.ctx, a.id(t, alice), g.ID, "one") })
+		wg.Go(func() { _, errR2 = b.svc.Revoke(rs.ctx, b.id(t, carol), g.ID, "two") })
+		wg.Wait()
+		oneWinner(t, i, "revoke on A", errR1, "revoke on B", errR2)
+		if st := rs.stored(g.ID); st.Status != model.Revoked || count(rs.entryTypes(g.ID), "grant.revoked") != 1 {
+			t.Fatalf("round %d: row %s, log %v after racing revokes", i, st.Status, rs.entryTypes(g.ID))
+		}
+		if _, err := b.svc.End(rs.ctx, b.id(t, bot), g.ID, "late"); !isConflict(err) {
+			t.Fatalf("round %d: ending a revoked grant: %v", i, err)
+		}
+	}
+}
+
+// oneWinner checks that exactly one of two racing calls succeeded and the
+// other was refused with a conflict that says why; it returns the winner.
+func oneWinner(t *testing.T, round int, nameA string, errA error, nameB string, errB error) string {
+	t.Helper()
+	if (errA == nil) == (errB == nil) {
+		t.Fatalf("round %d: %s: %v; %s: %v; want exactly one to succeed", round, nameA, errA, nameB, errB)
+	}
+	winner, loser := nameA, errB
+	if errA != nil {
+		winner, loser = nameB, errA
+	}
+	var ae *apierr.Error
+	if !errors.As(loser, &ae) || ae.Code != apierr.CodeConflict || !strings.Contains(ae.Message, "cannot") {
+		t.Fatalf("round %d: the loser got %v, want a conflict saying what it cannot do", round, loser)
+	}
+	return winner
+}
+
+// TestReplicasExpireOnce: every replica arms its own timer for a grant's
+// expiry (and a request's decision deadline) on the same fake clock. All
+// of them cut the grant at that instant; the log records the end once.
+func TestReplicasExpireOnce(t *testing.T) {
+	fake := clock.NewFake(time.Now().UTC())
+	rs := newReplicaSet(t, 3, fake)
+	a := rs.r[0]
+	// armed waits until each replica has armed a timer for the new grant.
+	armed := func(before int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for fake.Pending() < before+len(rs.r) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d timers armed, want %d", fake.Pending(), before+len(rs.r))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	before := fake.Pending()
+	g, err := a.svc.Request(rs.ctx, a.id(t, bot), autoReq("10m"))
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("auto request: %v (%s)", err, g.Status)
+	}
+	armed(before)
+	cr, err := a.svc.Credentials(rs.ctx, a.id(t, bot), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ggs []*gateway.Grant
+	for _, r := range rs.r {
+		gg, err := r.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
+		if err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		ggs = append(ggs, gg)
+	}
+	fake.Set(g.ExpiresAt)
+	for i, gg := range ggs {
+		if !isClosed(gg.Done()) {
+			t.Errorf("%s: grant still open at its expiry", rs.r[i].name)
+		}
+	}
+	if st := rs.stored(g.ID); st.Status != model.Expired || !st.EndedAt.Equal(g.ExpiresAt) {
+		t.Errorf("stored %s ended %v, want expired at %v", st.Status, st.EndedAt, g.ExpiresAt)
+	}
+	if n := count(rs.entryTypes(g.ID), "grant.expired"); n != 1 {
+		t.Errorf("grant.expired logged %d times: %v", n, rs.entryTypes(g.ID))
+	}
+
+	before = fake.Pending()
+	p, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil || p.Status != model.Pending {
+		t.Fatalf("request: %v (%s)", err, p.Status)
+	}
+	armed(before)
+	fake.Set(p.DecideBy)
+	if st := rs.stored(p.ID); st.Status != model.Cancelled || !st.EndedAt.Equal(p.DecideBy) {
+		t.Errorf("stored %s ended %v, want cancelled at %v", st.Status, st.EndedAt, p.DecideBy)
+	}
+	if n := count(rs.entryTypes(p.ID), "grant.cancelled"); n != 1 {
+		t.Errorf("grant.cancelled logged %d times: %v", n, rs.entryTypes(p.ID))
+	}
+}

@@ -1,0 +1,171 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Grant change notices between replicas (see package grants, "Several
+// replicas"). A write transaction that changes a grant calls NotifyGrant,
+// which runs pg_notify inside it: PostgreSQL delivers the notice to every
+// listener only when the transaction commits, and in commit order. Each
+// replica listens on one dedicated connection outside the pool (a pooled
+// connection could be handed to a query mid-LISTEN, and the pool may
+// close idle ones), opened by a Listener.
+
+var (
+	_ store.GrantNotifier    = (*Tx)(nil)
+	_ store.CredentialReader = (*Store)(nil)
+)
+
+// grantChannel is the notification channel of the store's schema: schemas
+// of one database share the channel namespace, so two Airlock
+// installations in one database must not hear each other. A hash keeps the
+// name within PostgreSQL's 63 bytes whatever the schema's name.
+func (s *Store) grantChannel() string {
+	h := fnv.New64a()
+	h.Write([]byte(s.schema))
+	return fmt.Sprintf("airlock_grants_%016x", h.Sum64())
+}
+
+// NotifyGrant queues a notice that grantID changed, from replica origin,
+// delivered at commit (store.GrantNotifier). Neither may contain a space.
+func (t *Tx) NotifyGrant(ctx context.Context, grantID, origin string) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if grantID == "" || strings.ContainsAny(grantID+origin, " \x00") {
+		return fmt.Errorf("pgstore: notify: grant id %q or origin %q is empty or has a space", grantID, origin)
+	}
+	if _, err := t.tx.Exec(ctx, "SELECT pg_notify($1, $2)", t.s.grantChannel(), grantID+" "+origin); err != nil {
+		return fmt.Errorf("pgstore: notify change of grant %s: %w", grantID, err)
+	}
+	return nil
+}
+
+// GrantByCredential returns the grant holding a credential id, with its
+// Usage, outside any write transaction (store.CredentialReader).
+func (s *Store) GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error) {
+	if credentialID == "" {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with empty credential id: %w", store.ErrNotFound)
+	}
+	return getGrant(ctx, s.pool, "credential_id", credentialID, false)
+}
+
+// Listener timings. A silent connection (a network partition sends no
+// reset) is found by a ping after listenIdle without a notice.
+const (
+	listenIdle       = 5 * time.Second
+	listenPing       = 3 * time.Second
+	listenConnect    = 5 * time.Second
+	listenBackoffMin = 100 * time.Millisecond
+	listenBackoffMax = 5 * time.Second
+)
+
+// Listener receives the grant change notices of a Store on a connection
+// of its own. See Run.
+type Listener struct {
+	s    *Store
+	name string
+}
+
+// Listener returns the store's grant change listener; nothing happens
+// until Run. name (the replica's id) is added to the connection's
+// application_name ("airlock-listen <name>"), so that an operator can tell
+// the replicas' listeners apart in pg_stat_activity.
+func (s *Store) Listener(name string) *Listener { return &Listener{s: s, name: name} }
+
+// Run listens until ctx ends, reconnecting with backoff (100 ms doubling
+// to 5 s) whenever the connection fails. After each LISTEN it calls
+// connected, which must re-read whatever may have changed while nobody
+// listened; if connected fails, the connection is dropped and the cycle
+// starts again. Each notice then calls changed (one at a time, in commit
+// order). When the connection fails, or a connection attempt does, lost is
+// called with the reason before the next attempt. The callbacks run on
+// Run's goroutine.
+func (l *Listener) Run(ctx context.Context, changed func(grantID, origin string), connected func(ctx context.Context) error, lost func(error)) {
+	backoff := listenBackoffMin
+	for {
+		wasUp, err := l.session(ctx, changed, connected)
+		if ctx.Err() != nil {
+			return
+		}
+		lost(err)
+		if wasUp {
+			backoff = listenBackoffMin
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, listenBackoffMax)
+	}
+}
+
+// session runs one connection: connect, LISTEN, connected, then notices
+// until the connection fails. wasUp says whether connected succeeded.
+func (l *Listener) session(ctx context.Context, changed func(grantID, origin string), connected func(ctx context.Context) error) (wasUp bool, err error) {
+	cfg := l.s.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = strings.TrimSpace("airlock-listen " + l.name)
+	// A wait that times out must leave the connection usable: a deadline
+	// on the socket does, where pgx's default (a cancel request) would
+	// open a connection to the server at every idle interval.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	cctx, cancel := context.WithTimeout(ctx, listenConnect)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if err == nil {
+		_, err = conn.Exec(cctx, "LISTEN "+pgx.Identifier{l.s.grantChannel()}.Sanitize())
+	}
+	cancel()
+	if err != nil {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+		return false, fmt.Errorf("pgstore: listen for grant changes on %s: %w", l.s.where(), err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn.Close(cctx)
+		cancel()
+	}()
+	if err := connected(ctx); err != nil {
+		return false, fmt.Errorf("pgstore: after LISTEN: %w", err)
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, listenIdle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case err == nil:
+			id, origin, _ := strings.Cut(n.Payload, " ")
+			changed(id, origin)
+		case pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded):
+			pctx, cancel := context.WithTimeout(ctx, listenPing)
+			_, err = conn.Exec(pctx, "SELECT 1")
+			cancel()
+			if err != nil {
+				return true, fmt.Errorf("pgstore: grant listener connection: ping: %w", err)
+			}
+		default:
+			return true, fmt.Errorf("pgstore: grant listener connection: %w", err)
+		}
+	}
+}

@@ -1,0 +1,28 @@
+package store
+
+import (
+	"context"
+
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// Optional interfaces for stores that several Airlock replicas share (issue
+// 14). A store that one process owns (sqlitestore) implements none of them,
+// and package grants then keeps its single-process behaviour.
+
+// GrantNotifier is implemented by the Tx of a shared store. NotifyGrant
+// queues a notice that grant grantID changed, sent by origin (the replica's
+// id); the store delivers it to the other replicas' listeners only if and
+// when the transaction commits (PostgreSQL NOTIFY), and never if it rolls
+// back, so a replica is never told of a change that did not happen.
+type GrantNotifier interface {
+	NotifyGrant(ctx context.Context, grantID, origin string) error
+}
+
+// CredentialReader is implemented by a shared store whose grants other
+// replicas create: it reads the grant holding a credential id outside any
+// write transaction (ErrNotFound if none), for a replica that does not yet
+// have the grant in memory.
+type CredentialReader interface {
+	GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error)
+}
