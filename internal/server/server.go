@@ -126,12 +126,14 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, err
 	}
 	dir := authn.NewDirectory(nil)
-	s.Service, err = grants.New(grants.Options{
+	gopts := grants.Options{
 		Store: s.store, Log: s.log, Policy: pol, Directory: dir, Targets: targets,
 		MaxDuration: cfg.Grants.MaxDuration.Duration, PendingTimeout: cfg.Grants.PendingTimeout.Duration,
 		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
 		Findings: findings.New(clock.Real, cfg.Window()), Binding: cfg.Binding,
-	})
+	}
+	withReplicas(&gopts, s.store)
+	s.Service, err = grants.New(gopts)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +352,7 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 			}
 		}
 	}()
-	logger.Info("airlock serving", "api", "https://"+ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
+	logger.Info("airlock serving", "replica", s.Service.ReplicaID(), "api", "https://"+ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
 		"data_dir", cfg.DataDir, "log_size", s.log.Size())
 	return s.Serve(ctx, ln)
 }
