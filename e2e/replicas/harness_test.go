@@ -202,7 +202,7 @@ func (r *replica) URL() string { return "http://" + r.api }
 const policy = `@id("sre-s3-with-approval")
 @approval("human")
 permit (principal in Group::"sre-team", action in [Action::"s3:GetObject", Action::"s3:ListBucket", Action::"s3:PutObject"], resource == Target::"aws-prod")
-when { context.resource like "arn:aws:s3:::logs/*" && context.duration_seconds <= 3600 };
+when { context.resource like "arn:aws:s3:::logs/app/*" && context.duration_seconds <= 3600 };
 
 @id("sre-orders-reads-with-approval")
 @approval("human")

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,6 +68,16 @@ func TestGrantAcrossReplicas(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(ctx, "select count(*) from customers").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("select through r2: %d, %v", n, err)
+	}
+
+	// And with psql itself.
+	psql := exec.Command(testenv.Tool(t, "psql", "install it with: apt-get install postgresql-client"), "-X", "-A", "-t", "-c", "select count(*) from customers")
+	psql.Env = os.Environ()
+	for k, v := range pgCreds {
+		psql.Env = append(psql.Env, k+"="+v)
+	}
+	if out, err := psql.Output(); err != nil || strings.TrimSpace(string(out)) != "3" {
+		t.Fatalf("psql through r2: %q, %v", out, err)
 	}
 
 	// Open work on r2: a 48 MiB download read slowly, and a statement that
