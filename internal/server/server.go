@@ -34,6 +34,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/replicaset"
 	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/witness"
@@ -79,6 +80,8 @@ type Server struct {
 	tlsErr  error
 	// notifier runs notify: (nil if not configured).
 	notifier *notify.Notifier
+	// replicas ends dead replicas' sessions (nil without a PostgreSQL store).
+	replicas *replicaset.Set
 
 	// Directory resolves API keys to identities (the API's and the console's).
 	Directory *authn.Directory
@@ -145,6 +148,9 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, fmt.Errorf("loading identities: %w", err)
 	}
 	if err := s.Service.Start(ctx); err != nil {
+		return nil, err
+	}
+	if s.replicas, err = joinReplicaSet(ctx, cfg, s.Service, logger); err != nil {
 		return nil, err
 	}
 	api := httpapi.New(s.Service, dir, s, logger)
@@ -264,6 +270,9 @@ func (s *Server) Checkpoint() []byte {
 
 // Close stops the service and closes the log and store.
 func (s *Server) Close() {
+	if s.replicas != nil {
+		s.replicas.Close()
+	}
 	if s.Service != nil {
 		s.Service.Close()
 	}
