@@ -1,0 +1,168 @@
+package replicas
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// privatePG is a PostgreSQL cluster of this test's own (never the shared
+// one, which other tests use), run as the postgres user on a free loopback
+// port, so that the test may restart it.
+type privatePG struct {
+	bin, dir, port string
+}
+
+func startPrivatePG(t *testing.T) *privatePG {
+	t.Helper()
+	bin := "/usr/lib/postgresql/15/bin"
+	if _, err := os.Stat(filepath.Join(bin, "pg_ctl")); err != nil {
+		testenv.Tool(t, "pg_ctl", "install it with: apt-get install postgresql-15")
+		t.Fatalf("no %s/pg_ctl: %v", bin, err)
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("no postgres user to run a private cluster as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, err := os.MkdirTemp("", "cluster-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	p := &privatePG{bin: bin, dir: dir, port: strings.Split(freeAddr(t), ":")[1]}
+	p.run(t, "initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+	p.ctl(t, "start")
+	t.Cleanup(func() {
+		exec.Command("runuser", "-u", "postgres", "--", filepath.Join(p.bin, "pg_ctl"), "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "-w", "stop").Run()
+	})
+	return p
+}
+
+func (p *privatePG) run(t *testing.T, prog string, args ...string) {
+	t.Helper()
+	out, err := exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(p.bin, prog)}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", prog, args, err, out)
+	}
+}
+
+// ctl runs pg_ctl start or restart and waits until it accepts connections.
+func (p *privatePG) ctl(t *testing.T, action string) {
+	t.Helper()
+	p.run(t, "pg_ctl", "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "log"), "-w", "-m", "fast",
+		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1", p.port, p.dir), action)
+}
+
+func (p *privatePG) dsn() string {
+	return "postgres://postgres@127.0.0.1:" + p.port + "/postgres?sslmode=disable"
+}
+
+// TestStoreRestartUnderLoad: the store's PostgreSQL is restarted while
+// clients PUT through two replicas. Calls are refused while it is down,
+// nothing acknowledged is lost, and service resumes by itself.
+func TestStoreRestartUnderLoad(t *testing.T) {
+	pg := startPrivatePG(t)
+	c := newCluster(t, pg.dsn(), 2)
+	c.seedS3(t, map[string][]byte{"burst/seed.txt": []byte("seed")})
+	ctx := context.Background()
+	id := grantID(t, mustOK(t, c.cli(t, c.replicas[0], c.bot, "request", "aws-prod", "--allow", "s3:PutObject,s3:GetObject arn:aws:s3:::logs/burst/*",
+		"--for", "10m", "--reason", "uploads across a database restart"), "request"))
+
+	var acks acked
+	var refused, okAfter atomic.Int64
+	var restarted atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, r := range c.replicas {
+		cl := grantS3(c.creds(t, r, id))
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					key := fmt.Sprintf("burst/r%d-w%d-%d.txt", i, w, n)
+					cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					_, err := cl.PutObject(cctx, &s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String(key), Body: bytes.NewReader([]byte(key))})
+					cancel()
+					if err != nil {
+						refused.Add(1)
+						time.Sleep(20 * time.Millisecond)
+						continue
+					}
+					acks.add(key)
+					if restarted.Load() {
+						okAfter.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(acks.all()) < 40 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := len(acks.all())
+	pg.ctl(t, "restart")
+	restarted.Store(true)
+	// Service resumes by itself: both replicas ready and PUTs succeeding
+	// again, without anyone touching them.
+	resumed := time.Now()
+	for _, r := range c.replicas {
+		if !r.waitReady(30 * time.Second) {
+			code, body := r.ready()
+			t.Fatalf("%s not ready 30s after the restart: %d %s\n%s", r.name, code, body, r.stderr)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); okAfter.Load() < 20 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d PUTs acknowledged before the restart, %d in all, %d refused; ready and serving again %v after pg_ctl restart returned",
+		before, len(acks.all()), refused.Load(), time.Since(resumed).Round(time.Millisecond))
+	if okAfter.Load() < 20 {
+		t.Fatalf("only %d PUTs succeeded after the restart", okAfter.Load())
+	}
+	if refused.Load() == 0 {
+		t.Errorf("no call was refused while the database was down")
+	}
+	rec := mustOK(t, c.cli(t, c.replicas[1], c.alice, "session", "show", id, "-o", "json"), "session show")
+	missing := 0
+	for _, k := range acks.all() {
+		if !strings.Contains(rec, "logs/"+k) {
+			if missing++; missing < 5 {
+				t.Errorf("acknowledged PUT %s is not in the log", k)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged PUTs missing from the log", missing, len(acks.all()))
+	}
+	for _, r := range c.replicas {
+		mustOK(t, c.cli(t, r, c.alice, "audit", "verify"), "audit verify on "+r.name)
+	}
+}
