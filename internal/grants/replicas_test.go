@@ -130,7 +130,7 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 	if err := os.WriteFile(filepath.Join(polDir, "test.cedar"), []byte(testPolicies), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	signer, _, err := auditlog.LoadOrCreateKey(dir, "airlock")
+	signer, verifier, err := auditlog.LoadOrCreateKey(dir, "airlock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,6 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 	for _, tg := range testTargets {
 		known[tg.Name] = true
 	}
-	var sharedLog *auditlog.Log
 	for i := range n {
 		r := &replica{name: fmt.Sprintf("r%d", i)}
 		ps, err := pgstore.Open(ctx, rs.dsn)
@@ -156,17 +155,12 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 			t.Fatal(err)
 		}
 		r.st = &countingStore{Store: ps}
-		// One log for the set until the log takes several writers (see
-		// package auditlog); every replica's lifecycle transactions go
-		// through it, while reads, notices and cache misses use the
-		// replica's own pool.
-		if sharedLog == nil {
-			sharedLog, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test"})
-			if err != nil {
-				t.Fatal(err)
-			}
+		// Each replica appends to the one shared log through a Log of its
+		// own, as separate processes do.
+		r.log, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: verifier})
+		if err != nil {
+			t.Fatal(err)
 		}
-		r.log = sharedLog
 		pol, err := policy.NewEngine(polDir, func(n string) bool { return known[n] })
 		if err != nil {
 			t.Fatal(err)
@@ -198,13 +192,15 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 		rs.r = append(rs.r, r)
 	}
 	t.Cleanup(func() {
+		// The log the replicas wrote together verifies as one.
+		if rep, err := auditlog.Verify(ctx, rs.r[0].st, verifier, nil); err != nil || !rep.OK || rep.Entries == 0 {
+			t.Errorf("audit log verification: %v (%+v)", err, rep)
+		}
 		for _, r := range rs.r {
 			r.svc.Close()
-		}
-		if err := sharedLog.Close(); err != nil {
-			t.Errorf("closing the log: %v", err)
-		}
-		for _, r := range rs.r {
+			if err := r.log.Close(); err != nil {
+				t.Errorf("%s: closing the log: %v", r.name, err)
+			}
 			r.st.Close()
 		}
 	})
