@@ -608,3 +608,50 @@ func TestReplicasExpireOnce(t *testing.T) {
 		t.Errorf("grant.cancelled logged %d times: %v", n, rs.entryTypes(p.ID))
 	}
 }
+
+// TestReplicasIdentityChanges: an agent added on A authenticates on C, and
+// once disabled on B it neither authenticates on C nor may request there,
+// and its grants are cut on C.
+func TestReplicasIdentityChanges(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	agent, key, err := a.svc.AddAgent(rs.ctx, a.id(t, alice), "late-bot", "sre-team", []string{"sre-team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "C to know the agent added on A", func() bool {
+		_, ok := c.dir.Authenticate(key)
+		return ok
+	})
+	g, err := c.svc.Request(rs.ctx, c.id(t, agent.Name), autoReq("10m"))
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request on C by the agent added on A: %v (%s)", err, g.Status)
+	}
+	cr, err := c.svc.Credentials(rs.ctx, c.id(t, agent.Name), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg := waitLookup(t, c, cr)
+	if _, err := b.svc.DisableAgent(rs.ctx, b.id(t, alice), agent.Name, "compromised"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "C to refuse the agent disabled on B", func() bool {
+		_, ok := c.dir.Authenticate(key)
+		return !ok
+	})
+	waitClosed(t, gg.Done(), time.Second, "C's grant of the disabled agent")
+	if _, err := c.svc.Request(rs.ctx, c.id(t, agent.Name), autoReq("10m")); err == nil {
+		t.Fatal("C granted a request of an agent disabled on B")
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
