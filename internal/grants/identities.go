@@ -59,6 +59,9 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 			if err := tx.PutIdentity(ctx, want); err != nil {
 				return nil, err
 			}
+			if err := s.notifyIdentity(ctx, tx, want.Name); err != nil {
+				return nil, err
+			}
 		}
 		// Config identities removed from the file are disabled, not deleted:
 		// their grants must stay attributable.
@@ -71,6 +74,9 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 				have.Disabled = true
 				events = append(events, auditlog.Event{Type: "identity.disabled", Actor: "config", Data: identityData(have)})
 				if err := tx.PutIdentity(ctx, have); err != nil {
+					return nil, err
+				}
+				if err := s.notifyIdentity(ctx, tx, have.Name); err != nil {
 					return nil, err
 				}
 			}
@@ -119,7 +125,10 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.added", Actor: caller.Name, Data: identityData(id)}, caller)}, tx.PutIdentity(ctx, id)
+		if err := tx.PutIdentity(ctx, id); err != nil {
+			return nil, err
+		}
+		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.added", Actor: caller.Name, Data: identityData(id)}, caller)}, s.notifyIdentity(ctx, tx, id.Name)
 	})
 	if err != nil {
 		return model.Identity{}, "", s.logErr("the new agent", err)
@@ -149,7 +158,10 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 		out = id
 		d := identityData(id)
 		d["reason"] = reason
-		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.disabled", Actor: caller.Name, Data: d}, caller)}, tx.PutIdentity(ctx, id)
+		if err := tx.PutIdentity(ctx, id); err != nil {
+			return nil, err
+		}
+		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.disabled", Actor: caller.Name, Data: d}, caller)}, s.notifyIdentity(ctx, tx, id.Name)
 	})
 	if err != nil {
 		return model.Identity{}, s.logErr("the change", err)

@@ -178,7 +178,13 @@ func (s *Service) remoteChange(id, origin string) {
 		defer func() { <-s.rep.syncSem; s.rep.syncs.Done() }()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := s.syncGrant(ctx, id, true); err != nil {
+		var err error
+		if name, ok := strings.CutPrefix(id, store.IdentityNotice); ok {
+			err = s.syncIdentity(ctx, name)
+		} else {
+			err = s.syncGrant(ctx, id, true)
+		}
+		if err != nil {
 			// A notice that cannot be applied leaves this replica unsure
 			// of the grant: stop serving until a reconnection re-reads all.
 			s.setReady(fmt.Errorf("grants: applying a change of %s: %w", id, err))
@@ -206,34 +212,58 @@ func (s *Service) retryReconcile() {
 	}
 }
 
+// syncIdentity re-reads one identity into the directory: an agent added,
+// disabled or changed on another replica authenticates (or stops) here too.
+func (s *Service) syncIdentity(ctx context.Context, name string) error {
+	// Two notices of one identity apply in order: the later read wins.
+	unlock := s.lock(store.IdentityNotice + name)
+	defer unlock()
+	id, err := s.st.Identity(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.dir.Put(id)
+	return nil
+}
+
 // reconcile re-reads every grant that is open in the store or in memory
 // and brings this replica's state in line, then declares it ready. The
 // listener calls it after each LISTEN, so nothing that changed while it
 // was down is missed, and nothing that changes from now on either.
 func (s *Service) reconcile(ctx context.Context) error {
+	ids, err := s.st.Identities(ctx)
+	if err != nil {
+		return fmt.Errorf("grants: re-reading identities: %w", err)
+	}
+	for _, id := range ids {
+		s.dir.Put(id)
+	}
 	open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending, model.Active}})
 	if err != nil {
 		return fmt.Errorf("grants: re-reading open grants: %w", err)
 	}
-	ids := map[string]bool{}
+	check := map[string]bool{}
 	for _, g := range open {
-		ids[g.ID] = true
+		check[g.ID] = true
 	}
 	s.mu.RLock()
 	for id := range s.byGrant {
-		ids[id] = true
+		check[id] = true
 	}
 	for id := range s.timers {
-		ids[id] = true
+		check[id] = true
 	}
 	s.mu.RUnlock()
-	for id := range ids {
+	for id := range check {
 		if err := s.syncGrant(ctx, id, true); err != nil {
 			return err
 		}
 	}
 	s.setReady(nil)
-	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(ids))
+	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(check), "identities", len(ids))
 	return nil
 }
 
@@ -298,6 +328,15 @@ func (s *Service) notifyChange(ctx context.Context, tx store.Tx, id string) erro
 		return nil
 	}
 	return n.NotifyGrant(ctx, id, s.rep.id)
+}
+
+// notifyIdentity is notifyChange for an identity.
+func (s *Service) notifyIdentity(ctx context.Context, tx store.Tx, name string) error {
+	n, ok := tx.(store.GrantNotifier)
+	if !ok {
+		return nil
+	}
+	return n.NotifyIdentity(ctx, name, s.rep.id)
 }
 
 // loadMiss is Lookup's cache miss on a shared store: it reads the grant of

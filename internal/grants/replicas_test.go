@@ -130,7 +130,7 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 	if err := os.WriteFile(filepath.Join(polDir, "test.cedar"), []byte(testPolicies), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	signer, _, err := auditlog.LoadOrCreateKey(dir, "airlock")
+	signer, verifier, err := auditlog.LoadOrCreateKey(dir, "airlock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,6 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 	for _, tg := range testTargets {
 		known[tg.Name] = true
 	}
-	var sharedLog *auditlog.Log
 	for i := range n {
 		r := &replica{name: fmt.Sprintf("r%d", i)}
 		ps, err := pgstore.Open(ctx, rs.dsn)
@@ -156,17 +155,12 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 			t.Fatal(err)
 		}
 		r.st = &countingStore{Store: ps}
-		// One log for the set until the log takes several writers (see
-		// package auditlog); every replica's lifecycle transactions go
-		// through it, while reads, notices and cache misses use the
-		// replica's own pool.
-		if sharedLog == nil {
-			sharedLog, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test"})
-			if err != nil {
-				t.Fatal(err)
-			}
+		// Each replica appends to the one shared log through a Log of its
+		// own, as separate processes do.
+		r.log, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: verifier})
+		if err != nil {
+			t.Fatal(err)
 		}
-		r.log = sharedLog
 		pol, err := policy.NewEngine(polDir, func(n string) bool { return known[n] })
 		if err != nil {
 			t.Fatal(err)
@@ -198,13 +192,15 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 		rs.r = append(rs.r, r)
 	}
 	t.Cleanup(func() {
+		// The log the replicas wrote together verifies as one.
+		if rep, err := auditlog.Verify(ctx, rs.r[0].st, verifier, nil); err != nil || !rep.OK || rep.Entries == 0 {
+			t.Errorf("audit log verification: %v (%+v)", err, rep)
+		}
 		for _, r := range rs.r {
 			r.svc.Close()
-		}
-		if err := sharedLog.Close(); err != nil {
-			t.Errorf("closing the log: %v", err)
-		}
-		for _, r := range rs.r {
+			if err := r.log.Close(); err != nil {
+				t.Errorf("%s: closing the log: %v", r.name, err)
+			}
 			r.st.Close()
 		}
 	})
@@ -610,5 +606,52 @@ func TestReplicasExpireOnce(t *testing.T) {
 	}
 	if n := count(rs.entryTypes(p.ID), "grant.cancelled"); n != 1 {
 		t.Errorf("grant.cancelled logged %d times: %v", n, rs.entryTypes(p.ID))
+	}
+}
+
+// TestReplicasIdentityChanges: an agent added on A authenticates on C, and
+// once disabled on B it neither authenticates on C nor may request there,
+// and its grants are cut on C.
+func TestReplicasIdentityChanges(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	agent, key, err := a.svc.AddAgent(rs.ctx, a.id(t, alice), "late-bot", "sre-team", []string{"sre-team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "C to know the agent added on A", func() bool {
+		_, ok := c.dir.Authenticate(key)
+		return ok
+	})
+	g, err := c.svc.Request(rs.ctx, c.id(t, agent.Name), autoReq("10m"))
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request on C by the agent added on A: %v (%s)", err, g.Status)
+	}
+	cr, err := c.svc.Credentials(rs.ctx, c.id(t, agent.Name), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg := waitLookup(t, c, cr)
+	if _, err := b.svc.DisableAgent(rs.ctx, b.id(t, alice), agent.Name, "compromised"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "C to refuse the agent disabled on B", func() bool {
+		_, ok := c.dir.Authenticate(key)
+		return !ok
+	})
+	waitClosed(t, gg.Done(), time.Second, "C's grant of the disabled agent")
+	if _, err := c.svc.Request(rs.ctx, c.id(t, agent.Name), autoReq("10m")); err == nil {
+		t.Fatal("C granted a request of an agent disabled on B")
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -70,6 +70,10 @@
 //     in commit order: the first wins, the second gets a conflict naming
 //     the state it found, and the log and the row agree
 //     (TestReplicasDecisionRace).
+//   - Identities. Adding, disabling or changing an identity sends a notice
+//     too (store.IdentityNotice), and the other replicas re-read it into
+//     their directory, so an agent disabled on one replica is refused on
+//     all; the reconciliation re-reads every identity.
 //   - Start. Start loads every open grant and arms its timers, as for one
 //     process, but does not end the open sessions it finds: they may be
 //     another live replica's. It returns once the listener has connected

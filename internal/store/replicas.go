@@ -15,9 +15,16 @@ import (
 // id); the store delivers it to the other replicas' listeners only if and
 // when the transaction commits (PostgreSQL NOTIFY), and never if it rolls
 // back, so a replica is never told of a change that did not happen.
+// NotifyIdentity does the same for a change of the identity named name;
+// listeners receive it as the id IdentityNotice + name.
 type GrantNotifier interface {
 	NotifyGrant(ctx context.Context, grantID, origin string) error
+	NotifyIdentity(ctx context.Context, name, origin string) error
 }
+
+// IdentityNotice prefixes the names of identities in change notices, to
+// tell them from grant ids (which never contain a colon).
+const IdentityNotice = "identity:"
 
 // CredentialReader is implemented by a shared store whose grants other
 // replicas create: it reads the grant holding a credential id outside any

@@ -54,6 +54,12 @@ func (t *Tx) NotifyGrant(ctx context.Context, grantID, origin string) error {
 	return nil
 }
 
+// NotifyIdentity queues a notice that identity name changed, received as
+// store.IdentityNotice + name (store.GrantNotifier).
+func (t *Tx) NotifyIdentity(ctx context.Context, name, origin string) error {
+	return t.NotifyGrant(ctx, store.IdentityNotice+name, origin)
+}
+
 // GrantByCredential returns the grant holding a credential id, with its
 // Usage, outside any write transaction (store.CredentialReader).
 func (s *Store) GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error) {
