@@ -12,8 +12,10 @@
 //
 // A replica is alive while it holds a session-level advisory lock, keyed by
 // its id, on a connection of its own. PostgreSQL releases the lock the
-// moment that connection ends, which is when the process dies, so a dead
-// replica is noticed within one reap interval and without leases or clocks.
+// moment that connection ends, which is when the process dies. A replica
+// whose lock stays free for Grace (5 s) is dead: the grace covers a
+// database restart, after which every live replica takes its lock again
+// within about a second.
 // Ids are random per process and never reused: a restarted replica is a new
 // one, and its predecessor's sessions are reaped like any dead replica's.
 // A survivor that finds a replica's lock free takes it while it ends that
@@ -57,6 +59,14 @@ const lockKey = `hashtextextended('airlock.replica/' || $1, 0)`
 // Interval is how often the set checks its lock and reaps.
 const Interval = time.Second
 
+// Grace is how long a replica's lock must stay free before its sessions
+// are ended. When the database restarts every lock is released at once, and
+// live replicas take theirs again within about Interval of it answering;
+// the grace keeps the first one back from taking the others for dead. It is
+// also how long a replica waits after taking its own lock before it reaps,
+// since its view of the others is no older than that.
+const Grace = 5 * time.Second
+
 // Set is this replica's membership.
 type Set struct {
 	id      string
@@ -65,9 +75,15 @@ type Set struct {
 	recover func(ctx context.Context, sessionID string) error
 	logger  *slog.Logger
 
-	mu   sync.Mutex
-	lock *pgx.Conn // holds our advisory lock; nil while lost
-	why  error
+	mu     sync.Mutex
+	lock   *pgx.Conn // holds our advisory lock; nil while lost
+	lockAt time.Time // when lock was taken
+	why    error
+
+	// grace is Grace (tests shorten it); freeSince is when each other
+	// replica's lock was first seen free, since it was last seen held.
+	grace     time.Duration
+	freeSince map[string]time.Time
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -87,7 +103,8 @@ func Open(ctx context.Context, dsn, id string, recover func(ctx context.Context,
 	if err != nil {
 		return nil, fmt.Errorf("replicaset: %w", err)
 	}
-	s := &Set{id: id, pool: pool, connCfg: cfg.ConnConfig.Copy(), recover: recover, logger: logger, done: make(chan struct{})}
+	s := &Set{id: id, pool: pool, connCfg: cfg.ConnConfig.Copy(), recover: recover, logger: logger, done: make(chan struct{}),
+		grace: Grace, freeSince: map[string]time.Time{}}
 	if err := s.init(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -137,7 +154,7 @@ func (s *Set) relock(ctx context.Context) error {
 		s.why = fmt.Errorf("replicaset: taking the replica lock: %w", err)
 		return s.why
 	}
-	s.lock, s.why = conn, nil
+	s.lock, s.lockAt, s.why = conn, time.Now(), nil
 	return nil
 }
 
@@ -226,8 +243,16 @@ func (s *Set) checkLock(ctx context.Context) {
 	}
 }
 
-// Reap ends the open sessions of every replica that is gone.
+// Reap ends the open sessions of every replica that is gone: whose lock
+// has been free for the grace period. It does nothing while this replica
+// has not held its own lock for the grace period.
 func (s *Set) Reap(ctx context.Context) error {
+	s.mu.Lock()
+	settled := s.lock != nil && time.Since(s.lockAt) >= s.grace
+	s.mu.Unlock()
+	if !settled {
+		return nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT replica_id FROM airlock_replica_sessions WHERE replica_id <> $1`, s.id)
 	if err != nil {
 		return err
@@ -257,9 +282,21 @@ func (s *Set) reapOne(ctx context.Context, other string) error {
 		return err
 	}
 	if !free {
-		return nil // alive
+		s.mu.Lock()
+		delete(s.freeSince, other) // alive
+		s.mu.Unlock()
+		return nil
 	}
 	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock("+lockKey+")", other)
+	s.mu.Lock()
+	since, seen := s.freeSince[other]
+	if !seen {
+		s.freeSince[other] = time.Now()
+	}
+	s.mu.Unlock()
+	if !seen || time.Since(since) < s.grace {
+		return nil // perhaps reconnecting after a database restart
+	}
 	rows, err := conn.Query(ctx, `SELECT session_id FROM airlock_replica_sessions WHERE replica_id = $1 ORDER BY started_at`, other)
 	if err != nil {
 		return err
@@ -277,5 +314,8 @@ func (s *Set) reapOne(ctx context.Context, other string) error {
 		}
 		s.logger.Warn("ended a session of a replica that is gone, at its last recorded event", "session", id, "replica", other)
 	}
+	s.mu.Lock()
+	delete(s.freeSince, other)
+	s.mu.Unlock()
 	return nil
 }
