@@ -156,7 +156,9 @@ func TestKillReplicaMidBurst(t *testing.T) {
 	}
 
 	// The dead replica's sessions end at their last recorded event.
-	deadline := time.Now().Add(10 * time.Second) // survivors look every second
+	// Survivors look every second and end the sessions of a replica whose
+	// lock has stayed free for 5 s.
+	deadline := time.Now().Add(20 * time.Second)
 	for _, id := range []string{putID, insID} {
 		var open []string
 		for ; time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
