@@ -68,6 +68,14 @@ type replicas struct {
 	negMu    sync.Mutex
 	negative map[string]time.Time // credential id → until
 	inflight map[string]*missCall
+
+	// sweep is Options.SessionSweep; gone the replicas found gone at the
+	// last sweep (owned by the sweep goroutine); stopSweep ends it.
+	sweep     time.Duration
+	gone      map[string]bool
+	startedAt time.Time // when Start began: own sessions before it are an earlier run's
+	stopSweep chan struct{}
+	sweepDone chan struct{}
 }
 
 type missCall struct {
@@ -81,7 +89,11 @@ func newReplicas(o Options) *replicas {
 	}
 	r := &replicas{id: id, notifier: o.Notifier, readyCh: make(chan struct{}),
 		syncSem: make(chan struct{}, syncWorkers), missSem: make(chan struct{}, missReads),
-		negative: map[string]time.Time{}, inflight: map[string]*missCall{}}
+		negative: map[string]time.Time{}, inflight: map[string]*missCall{},
+		sweep: o.SessionSweep}
+	if r.sweep <= 0 {
+		r.sweep = DefaultSessionSweep
+	}
 	r.why = errors.New("grants: not started")
 	if cr, ok := o.Store.(store.CredentialReader); ok && o.Notifier != nil {
 		r.reader = cr
@@ -132,6 +144,7 @@ func (s *Service) startListening(ctx context.Context) error {
 		s.setReady(nil)
 		return nil
 	}
+	s.rep.startedAt = s.now()
 	s.setReady(errors.New("grants: waiting for the grant change listener"))
 	lctx, cancel := context.WithCancel(context.Background())
 	s.rep.stop, s.rep.done = cancel, make(chan struct{})
@@ -146,6 +159,11 @@ func (s *Service) startListening(ctx context.Context) error {
 	defer cancelWait()
 	select {
 	case <-s.rep.readyCh:
+		s.rep.stopSweep, s.rep.sweepDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(s.rep.sweepDone)
+			s.sweepLoop(s.rep.stopSweep, s.rep.sweep)
+		}()
 		return nil
 	case <-wait.Done():
 		return fmt.Errorf("grants: the grant change listener did not start: %w", s.Ready())
@@ -154,6 +172,11 @@ func (s *Service) startListening(ctx context.Context) error {
 
 // stopListening stops the Notifier and waits for the notices in hand.
 func (s *Service) stopListening() {
+	if s.rep.stopSweep != nil {
+		close(s.rep.stopSweep)
+		<-s.rep.sweepDone
+		s.rep.stopSweep = nil
+	}
 	if s.rep.stop != nil {
 		s.rep.stop()
 		<-s.rep.done

@@ -91,7 +91,7 @@ type replicaSet struct {
 
 // newReplicaSet starts n replicas on a fresh database. With fake, they all
 // run on that clock.
-func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
+func newReplicaSet(t *testing.T, n int, fake *clock.Fake, opts ...func(*grants.Options)) *replicaSet {
 	t.Helper()
 	admin := testenv.PostgresDSN(t)
 	ctx := context.Background()
@@ -171,12 +171,16 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 		if fake != nil {
 			clk = fake
 		}
-		r.svc, err = grants.New(grants.Options{
+		o := grants.Options{
 			Store: r.st, Log: r.log, Policy: pol, Directory: r.dir, Targets: testTargets,
 			MaxDuration: 30 * time.Minute, PendingTimeout: 10 * time.Minute, RequireReason: true,
 			CredentialKey: credKey, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Notifier: r.notifier, ReplicaID: r.name,
-		})
+		}
+		for _, f := range opts {
+			f(&o)
+		}
+		r.svc, err = grants.New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,51 +422,23 @@ func TestReplicasListenerLost(t *testing.T) {
 	g2, cr2 := rs.approved(a, b)
 	waitLookup(t, c, cr2)
 
-	down, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	hold := func() {
-		once.Do(func() {
-			close(down)
-			<-resume
-		})
-	}
-	c.notifier.onLost.Store(&hold)
-	conn, err := pgx.Connect(rs.ctx, rs.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(rs.ctx)
-	var killed int
-	if err := conn.QueryRow(rs.ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
-		FROM pg_stat_activity WHERE application_name = 'airlock-listen r2'`).Scan(&killed); err != nil || killed != 1 {
-		t.Fatalf("terminating C's listener: killed %d, %v", killed, err)
-	}
-	select {
-	case <-down:
-	case <-time.After(10 * time.Second):
-		close(resume)
-		t.Fatal("C did not notice its listener was killed")
-	}
+	release := rs.killListener(c)
 	if err := c.svc.Ready(); err == nil {
-		close(resume)
 		t.Fatal("C reports ready with its listener down")
 	}
 	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
-		close(resume)
 		t.Fatalf("C serves a credential with its listener down: %v", err)
 	}
 	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "while C was deaf"); err != nil {
-		close(resume)
 		t.Fatal(err)
 	}
 	// Give a notice time to arrive, were there any way for it to: there is
 	// none, so the grant must still be open on C until it reconciles.
 	time.Sleep(100 * time.Millisecond)
 	if isClosed(gg.Done()) {
-		close(resume)
 		t.Fatal("C ended the grant without a listener: the test does not test the re-read")
 	}
-	close(resume)
+	release()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.svc.Ready() != nil {
 		if time.Now().After(deadline) {
@@ -654,4 +630,107 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// killListener terminates r's listening connection and keeps r from
+// reconnecting until release is called (at the latest when the test
+// ends): to the others, r is meanwhile a replica that died (its lock in
+// the store is gone), though its memory lives on.
+func (rs *replicaSet) killListener(r *replica) (release func()) {
+	t := rs.t
+	t.Helper()
+	down, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func() {
+		once.Do(func() {
+			close(down)
+			<-resume
+		})
+	}
+	r.notifier.onLost.Store(&hold)
+	var released sync.Once
+	release = func() { released.Do(func() { close(resume) }) }
+	t.Cleanup(release) // before the set's own clean-up
+	conn, err := pgx.Connect(rs.ctx, rs.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(rs.ctx)
+	var killed int
+	if err := conn.QueryRow(rs.ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+		FROM pg_stat_activity WHERE application_name = 'airlock-listen ' || $1`, r.name).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminating %s's listener: killed %d, %v", r.name, killed, err)
+	}
+	select {
+	case <-down:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not notice its listener was killed", r.name)
+	}
+	return release
+}
+
+// TestReplicasDeadReplicaSessions: a session served by C, whose replica
+// then stops running, is ended by the others at its last recorded event,
+// once, while a session of a live replica is left alone.
+func TestReplicasDeadReplicaSessions(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep = 20 * time.Millisecond })
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	_, cr := rs.approved(a, b)
+	onC := waitLookup(t, c, cr)
+	onB := waitLookup(t, b, cr)
+	sesC, err := c.svc.StartSession(rs.ctx, onC, "127.0.0.1:1 dying")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sesB, err := b.svc.StartSession(rs.ctx, onB, "127.0.0.1:2 living")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ses := range []*gateway.Session{sesC, sesB} {
+		if err := ses.Request(rs.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Allowed: true, BytesOut: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Several sweeps with C alive end nothing.
+	time.Sleep(100 * time.Millisecond)
+	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 0 {
+		t.Fatalf("a live replica's session was ended %d times", n)
+	}
+	rs.killListener(c)
+	waitFor(t, "C's session to be ended by A or B", func() bool {
+		s, err := a.st.Session(rs.ctx, sesC.ID)
+		return err == nil && !s.EndedAt.IsZero()
+	})
+	time.Sleep(100 * time.Millisecond) // more sweeps: the end is not written twice
+	types := rs.sessionEntryTypes(sesC.ID)
+	if n := count(types, "session.ended"); n != 1 {
+		t.Fatalf("C's session ended %d times: %v", n, types)
+	}
+	es, err := a.st.LogEntries(rs.ctx, store.LogFilter{SessionID: sesC.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := a.st.Session(rs.ctx, sesC.ID)
+	if last := es[len(es)-2]; !rec.EndedAt.Equal(last.Time) || rec.Calls != 1 || rec.BytesOut != 7 {
+		t.Errorf("recovered session %+v; want it ended at its last call (%v) with 1 call, 7 bytes", rec, last.Time)
+	}
+	if d := entryData(t, es[len(es)-1]); d["recovered"] != true || !strings.Contains(fmt.Sprint(d["why"]), "replica r2") {
+		t.Errorf("session.ended data %v", d)
+	}
+	if n := count(rs.sessionEntryTypes(sesB.ID), "session.ended"); n != 0 {
+		t.Errorf("B's live session was ended")
+	}
+}
+
+func (rs *replicaSet) sessionEntryTypes(id string) []string {
+	rs.t.Helper()
+	es, err := rs.r[0].st.LogEntries(rs.ctx, store.LogFilter{SessionID: id})
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Type)
+	}
+	return out
 }

@@ -78,6 +78,8 @@
 //     process, but does not end the open sessions it finds: they may be
 //     another live replica's. It returns once the listener has connected
 //     and reconciled (or fails after fifteen seconds).
+//   - Sessions of a dead replica are ended by the others at their last
+//     recorded event (see sweep.go).
 //
 // PostgreSQL roles of grants (package pgroles) follow the grant on every
 // replica through Subscribe and Done; LiveGrants tells pgroles which
@@ -153,9 +155,15 @@ type Options struct {
 	// changes between them (see "Several replicas" above); nil for a
 	// single process.
 	Notifier Notifier
-	// ReplicaID names this replica in the change notices it sends; a
-	// random id if empty.
+	// ReplicaID names this replica in the change notices it sends and in
+	// the sessions it serves; a random id if empty. Use a stable one (the
+	// host's name): a replica restarted under the same id ends the sessions
+	// its previous run left open at once, instead of after SessionSweep.
 	ReplicaID string
+	// SessionSweep is how often a replica looks for sessions of replicas
+	// that stopped running (DefaultSessionSweep if 0); such a session is
+	// ended once its replica was found gone at two sweeps in a row.
+	SessionSweep time.Duration
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.
