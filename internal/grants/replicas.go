@@ -57,6 +57,7 @@ type replicas struct {
 	reader   store.CredentialReader // nil: misses are not read
 
 	ready    atomic.Bool
+	failures atomic.Int64 // notices that could not be applied, ever
 	whyMu    sync.Mutex
 	why      error         // why not ready
 	readyCh  chan struct{} // closed at the first readiness
@@ -125,6 +126,29 @@ func (s *Service) Ready() error {
 func (s *Service) setReady(err error) {
 	s.rep.whyMu.Lock()
 	defer s.rep.whyMu.Unlock()
+	s.setReadyLocked(err)
+}
+
+// readyUnlessFailed declares the Service ready unless a notice failed
+// since failures was read (checked and set under one lock, so a failure
+// is never overwritten by an older re-read).
+func (s *Service) readyUnlessFailed(failures int64) bool {
+	s.rep.whyMu.Lock()
+	defer s.rep.whyMu.Unlock()
+	if s.rep.failures.Load() != failures {
+		return false
+	}
+	s.setReadyLocked(nil)
+	return true
+}
+
+// setReadyLocked is setReady with whyMu held. Every error is counted in
+// failures (the listener's own losses too: they come before its next
+// re-read begins, so they never void one).
+func (s *Service) setReadyLocked(err error) {
+	if err != nil {
+		s.rep.failures.Add(1)
+	}
 	s.rep.why = err
 	s.rep.ready.Store(err == nil)
 	if err == nil {
@@ -257,6 +281,9 @@ func (s *Service) syncIdentity(ctx context.Context, name string) error {
 // listener calls it after each LISTEN, so nothing that changed while it
 // was down is missed, and nothing that changes from now on either.
 func (s *Service) reconcile(ctx context.Context) error {
+	// A notice that fails while this runs may concern a change this
+	// re-read saw before it committed: then the re-read does not count.
+	failures := s.rep.failures.Load()
 	ids, err := s.st.Identities(ctx)
 	if err != nil {
 		return fmt.Errorf("grants: re-reading identities: %w", err)
@@ -285,7 +312,9 @@ func (s *Service) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	s.setReady(nil)
+	if !s.readyUnlessFailed(failures) {
+		return errors.New("grants: a change notice failed during the re-read; re-reading again")
+	}
 	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(check), "identities", len(ids))
 	return nil
 }
