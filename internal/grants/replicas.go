@@ -43,6 +43,12 @@ const (
 	missWait  = time.Second
 	// missTimeout bounds one such read.
 	missTimeout = 2 * time.Second
+	// missRate and missBurst bound the store reads of misses over time (a
+	// token bucket): beyond them a miss is refused without a read. A
+	// replica loads grants from their notices, so a legitimate credential
+	// misses only when its notice is late.
+	missRate  = 100 // per second
+	missBurst = 100
 	// syncWorkers bounds the notices being applied at once.
 	syncWorkers = 16
 	// startReadyWait is how long Start waits for the listener's first
@@ -69,6 +75,8 @@ type replicas struct {
 	negMu    sync.Mutex
 	negative map[string]time.Time // credential id → until
 	inflight map[string]*missCall
+	tokens   float64   // the miss token bucket, under negMu
+	filled   time.Time // when tokens was last topped up
 
 	// sweep is Options.SessionSweep; gone the replicas found gone at the
 	// last sweep (owned by the sweep goroutine); stopSweep ends it.
@@ -394,7 +402,8 @@ func (s *Service) notifyIdentity(ctx context.Context, tx store.Tx, name string) 
 // loadMiss is Lookup's cache miss on a shared store: it reads the grant of
 // credentialID from the store and, if it is active, activates it here. A
 // miss that finds nothing is remembered for negativeTTL; misses in flight
-// are bounded (missReads) and one credential is read once at a time.
+// are bounded (missReads), so is their rate (missRate), and one credential
+// is read once at a time.
 func (s *Service) loadMiss(credentialID string) *gateway.Grant {
 	r := s.rep
 	if r.reader == nil || !plausibleCredential(credentialID) {
@@ -414,6 +423,13 @@ func (s *Service) loadMiss(credentialID string) *gateway.Grant {
 		}
 		return s.cached(credentialID)
 	}
+	r.tokens = min(missBurst, r.tokens+now.Sub(r.filled).Seconds()*missRate)
+	r.filled = now
+	if r.tokens < 1 {
+		r.negMu.Unlock()
+		return nil
+	}
+	r.tokens--
 	c := &missCall{done: make(chan struct{})}
 	r.inflight[credentialID] = c
 	r.negMu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ type replica struct {
 }
 
 type replicaSet struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	dsn  string
 	fake *clock.Fake
@@ -91,7 +92,7 @@ type replicaSet struct {
 
 // newReplicaSet starts n replicas on a fresh database. With fake, they all
 // run on that clock.
-func newReplicaSet(t *testing.T, n int, fake *clock.Fake, opts ...func(*grants.Options)) *replicaSet {
+func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.Options)) *replicaSet {
 	t.Helper()
 	admin := testenv.PostgresDSN(t)
 	ctx := context.Background()
@@ -211,7 +212,7 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake, opts ...func(*grants.O
 	return rs
 }
 
-func (r *replica) id(t *testing.T, name string) model.Identity {
+func (r *replica) id(t testing.TB, name string) model.Identity {
 	t.Helper()
 	id, ok := r.dir.Lookup(name)
 	if !ok {
@@ -266,7 +267,7 @@ func (rs *replicaSet) approved(req, by *replica) (model.Grant, grants.Credential
 
 // waitLookup polls r until it serves cred (the notice may still be on its
 // way; a miss reads the store anyway).
-func waitLookup(t *testing.T, r *replica, cred grants.Credentials) *gateway.Grant {
+func waitLookup(t testing.TB, r *replica, cred grants.Credentials) *gateway.Grant {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -369,8 +370,28 @@ func TestReplicasCacheMiss(t *testing.T) {
 	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g2.ID, "done"); err != nil {
 		t.Fatal(err)
 	}
+	before := c.st.reads.Load()
 	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("C (deaf) serves a revoked grant's credential: %v", err)
+	}
+	if c.st.reads.Load() != before+1 {
+		t.Errorf("the revoked grant's credential was not read from the store")
+	}
+
+	// A flood of distinct well-formed credentials reads the store at a
+	// bounded rate (burst 100, then 100 a second), not once each.
+	before, start := c.st.reads.Load(), time.Now()
+	for i := range 2000 {
+		id := strings.Map(func(r rune) rune { return 'A' + (r - '0') }, fmt.Sprintf("%016d", i))
+		if _, err := c.svc.Lookup("AKAL" + id); !errors.Is(err, gateway.ErrNoGrant) {
+			t.Fatalf("flood credential %d: %v", i, err)
+		}
+	}
+	limit := 100 + 100*time.Since(start).Seconds() + 1
+	if n := c.st.reads.Load() - before; float64(n) > limit {
+		t.Errorf("2000 distinct unknown credentials read the store %d times (limit %.0f)", n, limit)
+	} else {
+		t.Logf("2000 distinct unknown credentials in %v: %d store reads", time.Since(start), n)
 	}
 }
 
@@ -733,4 +754,55 @@ func (rs *replicaSet) sessionEntryTypes(id string) []string {
 		out = append(out, e.Type)
 	}
 	return out
+}
+
+// BenchmarkReplicaLookup is the gateway's credential lookup on a replica of
+// a shared store: a grant in memory (brought by its notice), a repeated
+// unknown credential (answered by the negative cache), and a flood of
+// distinct unknown credentials (each one store read). cpu-ns/op is this
+// process's CPU (user+system) per lookup; PostgreSQL's is not included.
+func BenchmarkReplicaLookup(b *testing.B) {
+	rs := newReplicaSet(b, 2, nil)
+	a, c := rs.r[0], rs.r[1]
+	_, cr := rs.approved(a, a)
+	waitLookup(b, c, cr)
+	cpu := func(b *testing.B, f func(i int)) {
+		start := cpuTime()
+		i := 0
+		for b.Loop() {
+			f(i)
+			i++
+		}
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	}
+	b.Run("hit", func(b *testing.B) {
+		cpu(b, func(int) {
+			if _, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("unknown-cached", func(b *testing.B) {
+		cpu(b, func(int) {
+			if _, err := c.svc.Lookup("AKALAAAAAAAAAAAAAAAB"); err == nil {
+				b.Fatal("accepted")
+			}
+		})
+	})
+	b.Run("unknown-distinct", func(b *testing.B) {
+		run := time.Now().UnixNano()
+		cpu(b, func(i int) {
+			id := fmt.Sprintf("AKAL%016d", (run+int64(i))%1e16)
+			id = strings.Map(func(r rune) rune { return 'A' + (r - '0') }, id[4:])
+			if _, err := c.svc.Lookup("AKAL" + id); err == nil {
+				b.Fatal("accepted")
+			}
+		})
+	})
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -53,8 +53,9 @@
 //     applied meanwhile. Unknown credentials are bounded: a malformed id
 //     never reaches the store, an id that found nothing is remembered for
 //     ten seconds (at most 10,000 of them), concurrent misses of one id
-//     share one read, and at most four reads run at once (a miss waits up to
-//     a second for its turn, then is refused).
+//     share one read, at most four reads run at once (a miss waits up to a
+//     second for its turn, then is refused), and at most 100 a second on
+//     average (a token bucket; beyond it a miss is refused unread).
 //   - Expiry without coordination. Every replica that holds a grant arms
 //     its own timer, and the cached grant checks the clock itself, so every
 //     replica refuses calls from the expiry instant. Each timer then runs

@@ -28,8 +28,8 @@ const IdentityNotice = "identity:"
 
 // CredentialReader is implemented by a shared store whose grants other
 // replicas create: it reads the grant holding a credential id outside any
-// write transaction (ErrNotFound if none), for a replica that does not yet
-// have the grant in memory.
+// write transaction (ErrNotFound if none; Usage left empty), for a replica
+// that does not yet have the grant in memory.
 type CredentialReader interface {
 	GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error)
 }

@@ -110,13 +110,22 @@ func (t *Tx) NotifyIdentity(ctx context.Context, name, origin string) error {
 	return t.NotifyGrant(ctx, store.IdentityNotice+name, origin)
 }
 
-// GrantByCredential returns the grant holding a credential id, with its
-// Usage, outside any write transaction (store.CredentialReader).
+// GrantByCredential returns the grant holding a credential id, outside any
+// write transaction and without its Usage (store.CredentialReader): one
+// index lookup, as a gateway's cache miss needs nothing more.
 func (s *Store) GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error) {
 	if credentialID == "" {
 		return model.Grant{}, fmt.Errorf("pgstore: grant with empty credential id: %w", store.ErrNotFound)
 	}
-	return getGrant(ctx, s.pool, "credential_id", credentialID, false)
+	var rec []byte
+	err := s.pool.QueryRow(ctx, "SELECT record FROM grants WHERE credential_id = $1", credentialID).Scan(&rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with credential id %q: %w", credentialID, store.ErrNotFound)
+	}
+	if err != nil {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with credential id %q: %w", credentialID, err)
+	}
+	return decodeGrant(rec)
 }
 
 // Listener timings. A silent connection (a network partition sends no
