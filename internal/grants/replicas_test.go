@@ -696,7 +696,7 @@ func (rs *replicaSet) killListener(r *replica) (release func()) {
 func TestReplicasDeadReplicaSessions(t *testing.T) {
 	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep = 20 * time.Millisecond })
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
-	_, cr := rs.approved(a, b)
+	g, cr := rs.approved(a, b)
 	onC := waitLookup(t, c, cr)
 	onB := waitLookup(t, b, cr)
 	sesC, err := c.svc.StartSession(rs.ctx, onC, "127.0.0.1:1 dying")
@@ -740,6 +740,16 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	}
 	if n := count(rs.sessionEntryTypes(sesB.ID), "session.ended"); n != 0 {
 		t.Errorf("B's live session was ended")
+	}
+	// The rows agree with the log, as the review derives it.
+	ss, err := a.svc.GrantSessions(rs.ctx, a.id(t, alice), g.ID)
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("sessions of %s: %d, %v", g.ID, len(ss), err)
+	}
+	for _, s := range ss {
+		if len(s.LogMismatch) > 0 {
+			t.Errorf("session %s differs from its log: %v", s.ID, s.LogMismatch)
+		}
 	}
 }
 
