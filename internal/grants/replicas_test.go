@@ -741,6 +741,13 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	if n := count(rs.sessionEntryTypes(sesB.ID), "session.ended"); n != 0 {
 		t.Errorf("B's live session was ended")
 	}
+	// Another reaper asking again changes nothing.
+	if err := b.svc.RecoverSession(rs.ctx, sesC.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 1 {
+		t.Errorf("RecoverSession of an ended session wrote it again (%d ends)", n)
+	}
 	// The rows agree with the log, as the review derives it.
 	ss, err := a.svc.GrantSessions(rs.ctx, a.id(t, alice), g.ID)
 	if err != nil || len(ss) != 2 {

@@ -126,3 +126,24 @@ func sessionReplica(entries []store.LogEntry) string {
 	}
 	return ""
 }
+
+// RecoverSession ends one open session whose gateway is gone (its replica
+// died) at its last recorded event, counting its summary again from the
+// log; a session already ended is left alone (on a shared store this is
+// checked again inside the write transaction, so the end is written once
+// however many replicas call it). The sweep above does this by itself;
+// RecoverSession is for a caller that tracks replicas another way.
+func (s *Service) RecoverSession(ctx context.Context, sessionID string) error {
+	ses, err := s.st.Session(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	if !ses.EndedAt.IsZero() {
+		return nil
+	}
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: sessionID})
+	if err != nil {
+		return err
+	}
+	return s.recoverSession(ctx, ses, entries, "the replica serving it is gone; it ends at its last recorded event")
+}
