@@ -30,20 +30,44 @@ func (s *Service) recoverSessions(ctx context.Context, grantID string) error {
 		if err != nil {
 			return fmt.Errorf("log of session %s: %w", ses.ID, err)
 		}
-		rec, err := recount(ses, entries)
-		if err != nil {
-			return fmt.Errorf("session %s: %w", ses.ID, err)
+		if err := s.recoverSession(ctx, ses, entries, "airlock stopped without ending the session; it ends at its last recorded event"); err != nil {
+			return err
 		}
-		err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			return []auditlog.Event{{Type: "session.ended", Time: rec.EndedAt, GrantID: rec.GrantID, SessionID: rec.ID, Actor: "airlock", Data: map[string]any{
-				"calls": rec.Calls, "denied": rec.Denied, "bytes_in": rec.BytesIn, "bytes_out": rec.BytesOut,
-				"recovered": true, "why": "airlock stopped without ending the session; it ends at its last recorded event",
-			}}}, tx.PutSession(ctx, rec)
-		})
-		if err != nil {
-			return s.logErr("the recovered session's end", err)
+	}
+	return nil
+}
+
+// recoverSession ends ses, whose gateway is gone, at its last recorded
+// event (entries are its log entries), counting its summary again from
+// them. In a shared store's transaction (store.SessionTx) the session is
+// read again first, so that two replicas recovering it write its end once.
+func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries []store.LogEntry, why string) error {
+	rec, err := recount(ses, entries)
+	if err != nil {
+		return fmt.Errorf("session %s: %w", ses.ID, err)
+	}
+	ended := false
+	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		if st, ok := tx.(store.SessionTx); ok {
+			cur, err := st.Session(ctx, ses.ID)
+			if err != nil {
+				return nil, err
+			}
+			if !cur.EndedAt.IsZero() {
+				return nil, nil // another replica recovered it first
+			}
 		}
-		s.logger.Warn("ended a session left open by an unclean stop", "session", rec.ID, "grant", rec.GrantID, "calls", rec.Calls)
+		ended = true
+		return []auditlog.Event{{Type: "session.ended", Time: rec.EndedAt, GrantID: rec.GrantID, SessionID: rec.ID, Actor: "airlock", Data: map[string]any{
+			"calls": rec.Calls, "denied": rec.Denied, "bytes_in": rec.BytesIn, "bytes_out": rec.BytesOut,
+			"recovered": true, "why": why,
+		}}}, tx.PutSession(ctx, rec)
+	})
+	if err != nil {
+		return s.logErr("the recovered session's end", err)
+	}
+	if ended {
+		s.logger.Warn("ended a session left open by a stopped gateway", "session", rec.ID, "grant", rec.GrantID, "calls", rec.Calls, "why", why)
 	}
 	return nil
 }

@@ -43,6 +43,12 @@ const (
 	missWait  = time.Second
 	// missTimeout bounds one such read.
 	missTimeout = 2 * time.Second
+	// missRate and missBurst bound the store reads of misses over time (a
+	// token bucket): beyond them a miss is refused without a read. A
+	// replica loads grants from their notices, so a legitimate credential
+	// misses only when its notice is late.
+	missRate  = 100 // per second
+	missBurst = 100
 	// syncWorkers bounds the notices being applied at once.
 	syncWorkers = 16
 	// startReadyWait is how long Start waits for the listener's first
@@ -57,6 +63,7 @@ type replicas struct {
 	reader   store.CredentialReader // nil: misses are not read
 
 	ready    atomic.Bool
+	failures atomic.Int64 // notices that could not be applied, ever
 	whyMu    sync.Mutex
 	why      error         // why not ready
 	readyCh  chan struct{} // closed at the first readiness
@@ -68,6 +75,16 @@ type replicas struct {
 	negMu    sync.Mutex
 	negative map[string]time.Time // credential id → until
 	inflight map[string]*missCall
+	tokens   float64   // the miss token bucket, under negMu
+	filled   time.Time // when tokens was last topped up
+
+	// sweep is Options.SessionSweep; gone the replicas found gone at the
+	// last sweep (owned by the sweep goroutine); stopSweep ends it.
+	sweep     time.Duration
+	gone      map[string]bool
+	startedAt time.Time // when Start began: own sessions before it are an earlier run's
+	stopSweep chan struct{}
+	sweepDone chan struct{}
 }
 
 type missCall struct {
@@ -81,7 +98,11 @@ func newReplicas(o Options) *replicas {
 	}
 	r := &replicas{id: id, notifier: o.Notifier, readyCh: make(chan struct{}),
 		syncSem: make(chan struct{}, syncWorkers), missSem: make(chan struct{}, missReads),
-		negative: map[string]time.Time{}, inflight: map[string]*missCall{}}
+		negative: map[string]time.Time{}, inflight: map[string]*missCall{},
+		sweep: o.SessionSweep}
+	if r.sweep <= 0 {
+		r.sweep = DefaultSessionSweep
+	}
 	r.why = errors.New("grants: not started")
 	if cr, ok := o.Store.(store.CredentialReader); ok && o.Notifier != nil {
 		r.reader = cr
@@ -113,6 +134,29 @@ func (s *Service) Ready() error {
 func (s *Service) setReady(err error) {
 	s.rep.whyMu.Lock()
 	defer s.rep.whyMu.Unlock()
+	s.setReadyLocked(err)
+}
+
+// readyUnlessFailed declares the Service ready unless a notice failed
+// since failures was read (checked and set under one lock, so a failure
+// is never overwritten by an older re-read).
+func (s *Service) readyUnlessFailed(failures int64) bool {
+	s.rep.whyMu.Lock()
+	defer s.rep.whyMu.Unlock()
+	if s.rep.failures.Load() != failures {
+		return false
+	}
+	s.setReadyLocked(nil)
+	return true
+}
+
+// setReadyLocked is setReady with whyMu held. Every error is counted in
+// failures (the listener's own losses too: they come before its next
+// re-read begins, so they never void one).
+func (s *Service) setReadyLocked(err error) {
+	if err != nil {
+		s.rep.failures.Add(1)
+	}
 	s.rep.why = err
 	s.rep.ready.Store(err == nil)
 	if err == nil {
@@ -132,6 +176,7 @@ func (s *Service) startListening(ctx context.Context) error {
 		s.setReady(nil)
 		return nil
 	}
+	s.rep.startedAt = s.now()
 	s.setReady(errors.New("grants: waiting for the grant change listener"))
 	lctx, cancel := context.WithCancel(context.Background())
 	s.rep.stop, s.rep.done = cancel, make(chan struct{})
@@ -146,6 +191,11 @@ func (s *Service) startListening(ctx context.Context) error {
 	defer cancelWait()
 	select {
 	case <-s.rep.readyCh:
+		s.rep.stopSweep, s.rep.sweepDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(s.rep.sweepDone)
+			s.sweepLoop(s.rep.stopSweep, s.rep.sweep)
+		}()
 		return nil
 	case <-wait.Done():
 		return fmt.Errorf("grants: the grant change listener did not start: %w", s.Ready())
@@ -154,6 +204,11 @@ func (s *Service) startListening(ctx context.Context) error {
 
 // stopListening stops the Notifier and waits for the notices in hand.
 func (s *Service) stopListening() {
+	if s.rep.stopSweep != nil {
+		close(s.rep.stopSweep)
+		<-s.rep.sweepDone
+		s.rep.stopSweep = nil
+	}
 	if s.rep.stop != nil {
 		s.rep.stop()
 		<-s.rep.done
@@ -234,6 +289,9 @@ func (s *Service) syncIdentity(ctx context.Context, name string) error {
 // listener calls it after each LISTEN, so nothing that changed while it
 // was down is missed, and nothing that changes from now on either.
 func (s *Service) reconcile(ctx context.Context) error {
+	// A notice that fails while this runs may concern a change this
+	// re-read saw before it committed: then the re-read does not count.
+	failures := s.rep.failures.Load()
 	ids, err := s.st.Identities(ctx)
 	if err != nil {
 		return fmt.Errorf("grants: re-reading identities: %w", err)
@@ -262,7 +320,9 @@ func (s *Service) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	s.setReady(nil)
+	if !s.readyUnlessFailed(failures) {
+		return errors.New("grants: a change notice failed during the re-read; re-reading again")
+	}
 	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(check), "identities", len(ids))
 	return nil
 }
@@ -342,7 +402,8 @@ func (s *Service) notifyIdentity(ctx context.Context, tx store.Tx, name string) 
 // loadMiss is Lookup's cache miss on a shared store: it reads the grant of
 // credentialID from the store and, if it is active, activates it here. A
 // miss that finds nothing is remembered for negativeTTL; misses in flight
-// are bounded (missReads) and one credential is read once at a time.
+// are bounded (missReads), so is their rate (missRate), and one credential
+// is read once at a time.
 func (s *Service) loadMiss(credentialID string) *gateway.Grant {
 	r := s.rep
 	if r.reader == nil || !plausibleCredential(credentialID) {
@@ -362,6 +423,13 @@ func (s *Service) loadMiss(credentialID string) *gateway.Grant {
 		}
 		return s.cached(credentialID)
 	}
+	r.tokens = min(missBurst, r.tokens+now.Sub(r.filled).Seconds()*missRate)
+	r.filled = now
+	if r.tokens < 1 {
+		r.negMu.Unlock()
+		return nil
+	}
+	r.tokens--
 	c := &missCall{done: make(chan struct{})}
 	r.inflight[credentialID] = c
 	r.negMu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ type replica struct {
 }
 
 type replicaSet struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	dsn  string
 	fake *clock.Fake
@@ -91,7 +92,7 @@ type replicaSet struct {
 
 // newReplicaSet starts n replicas on a fresh database. With fake, they all
 // run on that clock.
-func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
+func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.Options)) *replicaSet {
 	t.Helper()
 	admin := testenv.PostgresDSN(t)
 	ctx := context.Background()
@@ -171,12 +172,16 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 		if fake != nil {
 			clk = fake
 		}
-		r.svc, err = grants.New(grants.Options{
+		o := grants.Options{
 			Store: r.st, Log: r.log, Policy: pol, Directory: r.dir, Targets: testTargets,
 			MaxDuration: 30 * time.Minute, PendingTimeout: 10 * time.Minute, RequireReason: true,
 			CredentialKey: credKey, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Notifier: r.notifier, ReplicaID: r.name,
-		})
+		}
+		for _, f := range opts {
+			f(&o)
+		}
+		r.svc, err = grants.New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +212,7 @@ func newReplicaSet(t *testing.T, n int, fake *clock.Fake) *replicaSet {
 	return rs
 }
 
-func (r *replica) id(t *testing.T, name string) model.Identity {
+func (r *replica) id(t testing.TB, name string) model.Identity {
 	t.Helper()
 	id, ok := r.dir.Lookup(name)
 	if !ok {
@@ -262,7 +267,7 @@ func (rs *replicaSet) approved(req, by *replica) (model.Grant, grants.Credential
 
 // waitLookup polls r until it serves cred (the notice may still be on its
 // way; a miss reads the store anyway).
-func waitLookup(t *testing.T, r *replica, cred grants.Credentials) *gateway.Grant {
+func waitLookup(t testing.TB, r *replica, cred grants.Credentials) *gateway.Grant {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -365,8 +370,28 @@ func TestReplicasCacheMiss(t *testing.T) {
 	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g2.ID, "done"); err != nil {
 		t.Fatal(err)
 	}
+	before := c.st.reads.Load()
 	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("C (deaf) serves a revoked grant's credential: %v", err)
+	}
+	if c.st.reads.Load() != before+1 {
+		t.Errorf("the revoked grant's credential was not read from the store")
+	}
+
+	// A flood of distinct well-formed credentials reads the store at a
+	// bounded rate (burst 100, then 100 a second), not once each.
+	before, start := c.st.reads.Load(), time.Now()
+	for i := range 2000 {
+		id := strings.Map(func(r rune) rune { return 'A' + (r - '0') }, fmt.Sprintf("%016d", i))
+		if _, err := c.svc.Lookup("AKAL" + id); !errors.Is(err, gateway.ErrNoGrant) {
+			t.Fatalf("flood credential %d: %v", i, err)
+		}
+	}
+	limit := 100 + 100*time.Since(start).Seconds() + 1
+	if n := c.st.reads.Load() - before; float64(n) > limit {
+		t.Errorf("2000 distinct unknown credentials read the store %d times (limit %.0f)", n, limit)
+	} else {
+		t.Logf("2000 distinct unknown credentials in %v: %d store reads", time.Since(start), n)
 	}
 }
 
@@ -418,51 +443,23 @@ func TestReplicasListenerLost(t *testing.T) {
 	g2, cr2 := rs.approved(a, b)
 	waitLookup(t, c, cr2)
 
-	down, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	hold := func() {
-		once.Do(func() {
-			close(down)
-			<-resume
-		})
-	}
-	c.notifier.onLost.Store(&hold)
-	conn, err := pgx.Connect(rs.ctx, rs.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(rs.ctx)
-	var killed int
-	if err := conn.QueryRow(rs.ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
-		FROM pg_stat_activity WHERE application_name = 'airlock-listen r2'`).Scan(&killed); err != nil || killed != 1 {
-		t.Fatalf("terminating C's listener: killed %d, %v", killed, err)
-	}
-	select {
-	case <-down:
-	case <-time.After(10 * time.Second):
-		close(resume)
-		t.Fatal("C did not notice its listener was killed")
-	}
+	release := rs.killListener(c)
 	if err := c.svc.Ready(); err == nil {
-		close(resume)
 		t.Fatal("C reports ready with its listener down")
 	}
 	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
-		close(resume)
 		t.Fatalf("C serves a credential with its listener down: %v", err)
 	}
 	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "while C was deaf"); err != nil {
-		close(resume)
 		t.Fatal(err)
 	}
 	// Give a notice time to arrive, were there any way for it to: there is
 	// none, so the grant must still be open on C until it reconciles.
 	time.Sleep(100 * time.Millisecond)
 	if isClosed(gg.Done()) {
-		close(resume)
 		t.Fatal("C ended the grant without a listener: the test does not test the re-read")
 	}
-	close(resume)
+	release()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.svc.Ready() != nil {
 		if time.Now().After(deadline) {
@@ -654,4 +651,175 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// killListener terminates r's listening connection and keeps r from
+// reconnecting until release is called (at the latest when the test
+// ends): to the others, r is meanwhile a replica that died (its lock in
+// the store is gone), though its memory lives on.
+func (rs *replicaSet) killListener(r *replica) (release func()) {
+	t := rs.t
+	t.Helper()
+	down, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func() {
+		once.Do(func() {
+			close(down)
+			<-resume
+		})
+	}
+	r.notifier.onLost.Store(&hold)
+	var released sync.Once
+	release = func() { released.Do(func() { close(resume) }) }
+	t.Cleanup(release) // before the set's own clean-up
+	conn, err := pgx.Connect(rs.ctx, rs.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(rs.ctx)
+	var killed int
+	if err := conn.QueryRow(rs.ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+		FROM pg_stat_activity WHERE application_name = 'airlock-listen ' || $1`, r.name).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminating %s's listener: killed %d, %v", r.name, killed, err)
+	}
+	select {
+	case <-down:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not notice its listener was killed", r.name)
+	}
+	return release
+}
+
+// TestReplicasDeadReplicaSessions: a session served by C, whose replica
+// then stops running, is ended by the others at its last recorded event,
+// once, while a session of a live replica is left alone.
+func TestReplicasDeadReplicaSessions(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep = 20 * time.Millisecond })
+	a, b, c := rs.r[0], rs.r[1], rs.r[2]
+	g, cr := rs.approved(a, b)
+	onC := waitLookup(t, c, cr)
+	onB := waitLookup(t, b, cr)
+	sesC, err := c.svc.StartSession(rs.ctx, onC, "127.0.0.1:1 dying")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sesB, err := b.svc.StartSession(rs.ctx, onB, "127.0.0.1:2 living")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ses := range []*gateway.Session{sesC, sesB} {
+		if err := ses.Request(rs.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Allowed: true, BytesOut: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Several sweeps with C alive end nothing.
+	time.Sleep(100 * time.Millisecond)
+	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 0 {
+		t.Fatalf("a live replica's session was ended %d times", n)
+	}
+	rs.killListener(c)
+	waitFor(t, "C's session to be ended by A or B", func() bool {
+		s, err := a.st.Session(rs.ctx, sesC.ID)
+		return err == nil && !s.EndedAt.IsZero()
+	})
+	time.Sleep(100 * time.Millisecond) // more sweeps: the end is not written twice
+	types := rs.sessionEntryTypes(sesC.ID)
+	if n := count(types, "session.ended"); n != 1 {
+		t.Fatalf("C's session ended %d times: %v", n, types)
+	}
+	es, err := a.st.LogEntries(rs.ctx, store.LogFilter{SessionID: sesC.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := a.st.Session(rs.ctx, sesC.ID)
+	if last := es[len(es)-2]; !rec.EndedAt.Equal(last.Time) || rec.Calls != 1 || rec.BytesOut != 7 {
+		t.Errorf("recovered session %+v; want it ended at its last call (%v) with 1 call, 7 bytes", rec, last.Time)
+	}
+	if d := entryData(t, es[len(es)-1]); d["recovered"] != true || !strings.Contains(fmt.Sprint(d["why"]), "replica r2") {
+		t.Errorf("session.ended data %v", d)
+	}
+	if n := count(rs.sessionEntryTypes(sesB.ID), "session.ended"); n != 0 {
+		t.Errorf("B's live session was ended")
+	}
+	// Another reaper asking again changes nothing.
+	if err := b.svc.RecoverSession(rs.ctx, sesC.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 1 {
+		t.Errorf("RecoverSession of an ended session wrote it again (%d ends)", n)
+	}
+	// The rows agree with the log, as the review derives it.
+	ss, err := a.svc.GrantSessions(rs.ctx, a.id(t, alice), g.ID)
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("sessions of %s: %d, %v", g.ID, len(ss), err)
+	}
+	for _, s := range ss {
+		if len(s.LogMismatch) > 0 {
+			t.Errorf("session %s differs from its log: %v", s.ID, s.LogMismatch)
+		}
+	}
+}
+
+func (rs *replicaSet) sessionEntryTypes(id string) []string {
+	rs.t.Helper()
+	es, err := rs.r[0].st.LogEntries(rs.ctx, store.LogFilter{SessionID: id})
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+// BenchmarkReplicaLookup is the gateway's credential lookup on a replica of
+// a shared store: a grant in memory (brought by its notice), a repeated
+// unknown credential (answered by the negative cache), and a flood of
+// distinct unknown credentials (each one store read). cpu-ns/op is this
+// process's CPU (user+system) per lookup; PostgreSQL's is not included.
+func BenchmarkReplicaLookup(b *testing.B) {
+	rs := newReplicaSet(b, 2, nil)
+	a, c := rs.r[0], rs.r[1]
+	_, cr := rs.approved(a, a)
+	waitLookup(b, c, cr)
+	cpu := func(b *testing.B, f func(i int)) {
+		start := cpuTime()
+		i := 0
+		for b.Loop() {
+			f(i)
+			i++
+		}
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	}
+	b.Run("hit", func(b *testing.B) {
+		cpu(b, func(int) {
+			if _, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("unknown-cached", func(b *testing.B) {
+		cpu(b, func(int) {
+			if _, err := c.svc.Lookup("AKALAAAAAAAAAAAAAAAB"); err == nil {
+				b.Fatal("accepted")
+			}
+		})
+	})
+	b.Run("unknown-distinct", func(b *testing.B) {
+		run := time.Now().UnixNano()
+		cpu(b, func(i int) {
+			id := fmt.Sprintf("AKAL%016d", (run+int64(i))%1e16)
+			id = strings.Map(func(r rune) rune { return 'A' + (r - '0') }, id[4:])
+			if _, err := c.svc.Lookup("AKAL" + id); err == nil {
+				b.Fatal("accepted")
+			}
+		})
+	})
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

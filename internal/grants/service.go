@@ -53,8 +53,9 @@
 //     applied meanwhile. Unknown credentials are bounded: a malformed id
 //     never reaches the store, an id that found nothing is remembered for
 //     ten seconds (at most 10,000 of them), concurrent misses of one id
-//     share one read, and at most four reads run at once (a miss waits up to
-//     a second for its turn, then is refused).
+//     share one read, at most four reads run at once (a miss waits up to a
+//     second for its turn, then is refused), and at most 100 a second on
+//     average (a token bucket; beyond it a miss is refused unread).
 //   - Expiry without coordination. Every replica that holds a grant arms
 //     its own timer, and the cached grant checks the clock itself, so every
 //     replica refuses calls from the expiry instant. Each timer then runs
@@ -78,6 +79,8 @@
 //     process, but does not end the open sessions it finds: they may be
 //     another live replica's. It returns once the listener has connected
 //     and reconciled (or fails after fifteen seconds).
+//   - Sessions of a dead replica are ended by the others at their last
+//     recorded event (see sweep.go).
 //
 // PostgreSQL roles of grants (package pgroles) follow the grant on every
 // replica through Subscribe and Done; LiveGrants tells pgroles which
@@ -153,9 +156,15 @@ type Options struct {
 	// changes between them (see "Several replicas" above); nil for a
 	// single process.
 	Notifier Notifier
-	// ReplicaID names this replica in the change notices it sends; a
-	// random id if empty.
+	// ReplicaID names this replica in the change notices it sends and in
+	// the sessions it serves; a random id if empty. Use a stable one (the
+	// host's name): a replica restarted under the same id ends the sessions
+	// its previous run left open at once, instead of after SessionSweep.
 	ReplicaID string
+	// SessionSweep is how often a replica looks for sessions of replicas
+	// that stopped running (DefaultSessionSweep if 0); such a session is
+	// ended once its replica was found gone at two sweeps in a row.
+	SessionSweep time.Duration
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.

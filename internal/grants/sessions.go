@@ -27,9 +27,15 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 	st := &sessionState{rec: model.Session{
 		ID: sid0, GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: s.now(),
 	}}
+	data := map[string]any{"client": client, "target": g.Target}
+	if s.rep.notifier != nil {
+		// Which replica serves it: if that one dies, another ends the
+		// session (sweepSessions). Additive; the review ignores it.
+		data["replica"] = s.rep.id
+	}
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		return []auditlog.Event{{Type: "session.started", Time: st.rec.StartedAt, GrantID: g.ID, SessionID: st.rec.ID, Actor: g.Identity,
-			Data: map[string]any{"client": client, "target": g.Target}}}, tx.PutSession(ctx, st.snapshot())
+			Data: data}}, tx.PutSession(ctx, st.snapshot())
 	})
 	if err != nil {
 		return nil, s.logErr("the session start", err)

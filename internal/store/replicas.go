@@ -28,8 +28,23 @@ const IdentityNotice = "identity:"
 
 // CredentialReader is implemented by a shared store whose grants other
 // replicas create: it reads the grant holding a credential id outside any
-// write transaction (ErrNotFound if none), for a replica that does not yet
-// have the grant in memory.
+// write transaction (ErrNotFound if none; Usage left empty), for a replica
+// that does not yet have the grant in memory.
 type CredentialReader interface {
 	GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error)
+}
+
+// SessionTx is implemented by the Tx of a shared store: it reads a session
+// inside the write transaction, after the writers' lock, so that two
+// replicas ending a dead replica's session see each other's end and write
+// it once.
+type SessionTx interface {
+	Session(ctx context.Context, id string) (model.Session, error)
+}
+
+// ReplicaRegistry is implemented by a shared store: ReplicaAlive says
+// whether a process is running as the replica named name (pgstore: it
+// holds that replica's lock, taken on its listening connection).
+type ReplicaRegistry interface {
+	ReplicaAlive(ctx context.Context, name string) (bool, error)
 }

@@ -26,8 +26,58 @@ import (
 
 var (
 	_ store.GrantNotifier    = (*Tx)(nil)
+	_ store.SessionTx        = (*Tx)(nil)
 	_ store.CredentialReader = (*Store)(nil)
+	_ store.ReplicaRegistry  = (*Store)(nil)
 )
+
+// replicaLockKey names the advisory lock a replica holds while it runs
+// (hashed by PostgreSQL: hashtextextended(key, 0)).
+func (s *Store) replicaLockKey(name string) string { return "airlock.replica/" + s.schema + "/" + name }
+
+// replicaLockHolders selects the pids holding the advisory lock of key $1
+// (a bigint advisory lock shows in pg_locks split into classid and objid).
+const replicaLockHolders = `SELECT l.pid FROM pg_catalog.pg_locks l, (SELECT hashtextextended($1, 0) AS k) k
+	WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+		AND l.classid::bigint = (k.k >> 32) & 4294967295 AND l.objid::bigint = k.k & 4294967295`
+
+// Session reads a session inside the write transaction (store.SessionTx).
+func (t *Tx) Session(ctx context.Context, id string) (model.Session, error) {
+	if err := t.usable(); err != nil {
+		return model.Session{}, err
+	}
+	return getSession(ctx, t.tx, id)
+}
+
+// getSession reads one session through q (the pool or a transaction).
+func getSession(ctx context.Context, q querier, id string) (model.Session, error) {
+	var rec []byte
+	err := q.QueryRow(ctx, "SELECT record FROM sessions WHERE id = $1", id).Scan(&rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, err)
+	}
+	ss, err := decodeSession(rec)
+	if err != nil {
+		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, err)
+	}
+	return ss, nil
+}
+
+// ReplicaAlive says whether a process runs as replica name: whether its
+// listener's connection holds the replica's advisory lock
+// (store.ReplicaRegistry). It only looks at pg_locks; it takes nothing.
+func (s *Store) ReplicaAlive(ctx context.Context, name string) (bool, error) {
+	var alive bool
+	err := s.pool.QueryRow(ctx, "SELECT EXISTS ("+replicaLockHolders+")", s.replicaLockKey(name)).Scan(&alive)
+	if err != nil {
+		return false, fmt.Errorf("pgstore: is replica %q alive: %w", name, err)
+	}
+	return alive, nil
+}
 
 // grantChannel is the notification channel of the store's schema: schemas
 // of one database share the channel namespace, so two Airlock
@@ -60,13 +110,22 @@ func (t *Tx) NotifyIdentity(ctx context.Context, name, origin string) error {
 	return t.NotifyGrant(ctx, store.IdentityNotice+name, origin)
 }
 
-// GrantByCredential returns the grant holding a credential id, with its
-// Usage, outside any write transaction (store.CredentialReader).
+// GrantByCredential returns the grant holding a credential id, outside any
+// write transaction and without its Usage (store.CredentialReader): one
+// index lookup, as a gateway's cache miss needs nothing more.
 func (s *Store) GrantByCredential(ctx context.Context, credentialID string) (model.Grant, error) {
 	if credentialID == "" {
 		return model.Grant{}, fmt.Errorf("pgstore: grant with empty credential id: %w", store.ErrNotFound)
 	}
-	return getGrant(ctx, s.pool, "credential_id", credentialID, false)
+	var rec []byte
+	err := s.pool.QueryRow(ctx, "SELECT record FROM grants WHERE credential_id = $1", credentialID).Scan(&rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with credential id %q: %w", credentialID, store.ErrNotFound)
+	}
+	if err != nil {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with credential id %q: %w", credentialID, err)
+	}
+	return decodeGrant(rec)
 }
 
 // Listener timings. A silent connection (a network partition sends no
@@ -122,6 +181,32 @@ func (l *Listener) Run(ctx context.Context, changed func(grantID, origin string)
 	}
 }
 
+// takeReplicaLock takes the replica's lock on conn. If a listener of the
+// same name holds it, that is this replica's previous connection, which
+// the server has not yet seen die (a network failure sends no reset):
+// it is terminated and the lock taken again. Replica names must be unique;
+// two processes sharing one would take it from each other in turn, and
+// each time log the error below.
+func (l *Listener) takeReplicaLock(ctx context.Context, conn *pgx.Conn, appName string) error {
+	key := l.s.replicaLockKey(l.name)
+	for attempt := 0; ; attempt++ {
+		var mine bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key).Scan(&mine); err != nil {
+			return err
+		}
+		if mine {
+			return nil
+		}
+		if attempt == 1 {
+			return fmt.Errorf("another process is running as replica %q (replica names must be unique)", l.name)
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend(h.pid, 2000) FROM (`+replicaLockHolders+`) h
+			JOIN pg_catalog.pg_stat_activity a ON a.pid = h.pid WHERE a.application_name = $2`, key, appName); err != nil {
+			return err
+		}
+	}
+}
+
 // session runs one connection: connect, LISTEN, connected, then notices
 // until the connection fails. wasUp says whether connected succeeded.
 func (l *Listener) session(ctx context.Context, changed func(grantID, origin string), connected func(ctx context.Context) error) (wasUp bool, err error) {
@@ -137,6 +222,13 @@ func (l *Listener) session(ctx context.Context, changed func(grantID, origin str
 	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err == nil {
 		_, err = conn.Exec(cctx, "LISTEN "+pgx.Identifier{l.s.grantChannel()}.Sanitize())
+	}
+	if err == nil && l.name != "" {
+		// The replica's lock says it runs (ReplicaAlive) for as long as
+		// this connection lives; a second process with the same name is
+		// refused rather than mistaken for this one.
+		err = l.takeReplicaLock(cctx, conn, cfg.RuntimeParams["application_name"])
+
 	}
 	cancel()
 	if err != nil {

@@ -221,19 +221,7 @@ func grantsQuery(f store.GrantFilter) (string, []any) {
 
 // Session returns one session.
 func (s *Store) Session(ctx context.Context, id string) (model.Session, error) {
-	var rec []byte
-	err := s.pool.QueryRow(ctx, "SELECT record FROM sessions WHERE id = $1", id).Scan(&rec)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, err)
-	}
-	ss, err := decodeSession(rec)
-	if err != nil {
-		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, err)
-	}
-	return ss, nil
+	return getSession(ctx, s.pool, id)
 }
 
 // Sessions returns a grant's sessions ordered by StartedAt (then ID); a

@@ -1,0 +1,149 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// DefaultSessionSweep is the default Options.SessionSweep.
+const DefaultSessionSweep = 15 * time.Second
+
+// Sessions of a replica that died. A session lives in the memory of the
+// replica whose gateway serves it; when that process dies (kill -9, a lost
+// machine) nobody ends it. Each session.started entry names its replica
+// (Options.ReplicaID), and each running replica holds a lock in the store
+// that says so (store.ReplicaRegistry). Every replica sweeps the open
+// sessions of active grants every SessionSweep, and ends, at their last
+// recorded event, those whose replica has been gone at two sweeps in a row
+// (one sweep could fall in the moment a live replica reconnects its
+// listener). The end is written once: inside the write transaction the
+// session is read again (store.SessionTx) and left alone if another
+// replica ended it first. At a replica's first sweep its own earlier run's
+// sessions (same ReplicaID) are ended at once. Sessions of grants that have
+// already ended, and sessions started before replicas recorded their
+// replica, are not swept.
+
+// sweepLoop sweeps at start and then every interval until stop closes.
+func (s *Service) sweepLoop(stop <-chan struct{}, interval time.Duration) {
+	first := true
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		if err := s.sweepSessions(ctx, first); err != nil {
+			s.logger.Warn("sweeping the sessions of stopped replicas", "err", err)
+		} else {
+			first = false
+		}
+		cancel()
+		t := time.NewTimer(interval)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweepSessions ends the open sessions of dead replicas; mine says that
+// this replica's own sessions are from an earlier run (its first sweep).
+func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
+	reg, ok := s.st.(store.ReplicaRegistry)
+	if !ok {
+		return nil
+	}
+	active, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Active}})
+	if err != nil {
+		return err
+	}
+	alive := map[string]bool{}
+	gone := map[string]bool{} // replicas found gone at this sweep
+	for _, g := range active {
+		sessions, err := s.st.Sessions(ctx, g.ID)
+		if err != nil {
+			return err
+		}
+		for _, ses := range sessions {
+			if !ses.EndedAt.IsZero() {
+				continue
+			}
+			entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID})
+			if err != nil {
+				return err
+			}
+			owner := sessionReplica(entries)
+			switch {
+			case owner == "":
+				continue
+			case owner == s.rep.id:
+				if !mine || !ses.StartedAt.Before(s.rep.startedAt) {
+					continue // this run's: live
+				}
+			default:
+				a, known := alive[owner]
+				if !known {
+					if a, err = reg.ReplicaAlive(ctx, owner); err != nil {
+						return err
+					}
+					alive[owner] = a
+				}
+				if a {
+					continue
+				}
+				gone[owner] = true
+				if !s.rep.gone[owner] {
+					continue // gone at two sweeps in a row, or not yet
+				}
+			}
+			why := fmt.Sprintf("replica %s stopped without ending the session; it ends at its last recorded event", owner)
+			if err := s.recoverSession(ctx, ses, entries, why); err != nil {
+				return err
+			}
+		}
+	}
+	s.rep.gone = gone
+	return nil
+}
+
+// sessionReplica is the replica named by a session's session.started entry.
+func sessionReplica(entries []store.LogEntry) string {
+	for _, e := range entries {
+		if e.Type != "session.started" {
+			continue
+		}
+		var ent struct {
+			Data struct {
+				Replica string `json:"replica"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(e.Data, &ent) == nil {
+			return ent.Data.Replica
+		}
+	}
+	return ""
+}
+
+// RecoverSession ends one open session whose gateway is gone (its replica
+// died) at its last recorded event, counting its summary again from the
+// log; a session already ended is left alone (on a shared store this is
+// checked again inside the write transaction, so the end is written once
+// however many replicas call it). The sweep above does this by itself;
+// RecoverSession is for a caller that tracks replicas another way.
+func (s *Service) RecoverSession(ctx context.Context, sessionID string) error {
+	ses, err := s.st.Session(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	if !ses.EndedAt.IsZero() {
+		return nil
+	}
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: sessionID})
+	if err != nil {
+		return err
+	}
+	return s.recoverSession(ctx, ses, entries, "the replica serving it is gone; it ends at its last recorded event")
+}
