@@ -237,7 +237,8 @@ func newCluster(t *testing.T, storeAdminDSN string, n int) *cluster {
 	storeDSN, c.storeDB = database(t, storeAdminDSN, "store")
 	c.ordersDSN, c.ordersDB = database(t, pgAdmin, "orders")
 	c.seedOrders(t)
-	c.serveEnv = []string{"AWS_PROD_ACCESS_KEY_ID=" + c.s3.AccessKeyID, "AWS_PROD_SECRET_ACCESS_KEY=" + c.s3.SecretAccessKey}
+	// A sweep every second: a dead replica's sessions end within about two.
+	c.serveEnv = []string{"AWS_PROD_ACCESS_KEY_ID=" + c.s3.AccessKeyID, "AWS_PROD_SECRET_ACCESS_KEY=" + c.s3.SecretAccessKey, "AIRLOCK_SESSION_SWEEP=1s"}
 	if err := os.MkdirAll(filepath.Join(c.dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)
 	}

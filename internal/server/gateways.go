@@ -131,7 +131,7 @@ func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plain
 		return fmt.Errorf("listen.aws: %w", err)
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	gw, err := awsgw.New(awsgw.Options{Authority: s.authority(), Targets: targets, Hosts: []string{"localhost", host}, Logger: s.logger.With("gateway", "aws")})
+	gw, err := awsgw.New(awsgw.Options{Authority: s.Service, Targets: targets, Hosts: []string{"localhost", host}, Logger: s.logger.With("gateway", "aws")})
 	if err != nil {
 		ln.Close()
 		return err

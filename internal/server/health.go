@@ -27,11 +27,6 @@ func (s *Server) readiness() *health.Checker {
 	// tells this replica of revocations up (or grants re-read since it came
 	// back). While it is not, the grant service refuses every credential.
 	checks = append(checks, health.Check{Name: "grants", Failing: "not current", Run: func(context.Context) error { return s.Service.Ready() }})
-	// Among replicas: this one holds its liveness lock, so the others do
-	// not take it for dead and end its sessions.
-	if s.replicas != nil {
-		checks = append(checks, health.Check{Name: "replica", Failing: "lock lost", Run: func(context.Context) error { return s.replicas.Ready() }})
-	}
 	return health.New(s.logger, checks...)
 }
 

@@ -34,7 +34,6 @@ import (
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
-	"github.com/airlock-dev/airlock/internal/replicaset"
 	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/witness"
@@ -80,8 +79,6 @@ type Server struct {
 	tlsErr  error
 	// notifier runs notify: (nil if not configured).
 	notifier *notify.Notifier
-	// replicas ends dead replicas' sessions (nil without a PostgreSQL store).
-	replicas *replicaset.Set
 
 	// Directory resolves API keys to identities (the API's and the console's).
 	Directory *authn.Directory
@@ -135,7 +132,9 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
 		Findings: findings.New(clock.Real, cfg.Window()), Binding: cfg.Binding,
 	}
-	withReplicas(&gopts, s.store)
+	if err := withReplicas(&gopts, cfg, s.store); err != nil {
+		return nil, err
+	}
 	s.Service, err = grants.New(gopts)
 	if err != nil {
 		return nil, err
@@ -148,9 +147,6 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, fmt.Errorf("loading identities: %w", err)
 	}
 	if err := s.Service.Start(ctx); err != nil {
-		return nil, err
-	}
-	if s.replicas, err = joinReplicaSet(ctx, cfg, s.Service, logger); err != nil {
 		return nil, err
 	}
 	api := httpapi.New(s.Service, dir, s, logger)
@@ -270,9 +266,6 @@ func (s *Server) Checkpoint() []byte {
 
 // Close stops the service and closes the log and store.
 func (s *Server) Close() {
-	if s.replicas != nil {
-		s.replicas.Close()
-	}
 	if s.Service != nil {
 		s.Service.Close()
 	}
