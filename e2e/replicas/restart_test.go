@@ -30,11 +30,12 @@ type privatePG struct {
 
 func startPrivatePG(t *testing.T) *privatePG {
 	t.Helper()
-	bin := "/usr/lib/postgresql/15/bin"
-	if _, err := os.Stat(filepath.Join(bin, "pg_ctl")); err != nil {
-		testenv.Tool(t, "pg_ctl", "install it with: apt-get install postgresql-15")
-		t.Fatalf("no %s/pg_ctl: %v", bin, err)
+	// The server's own tools (Debian keeps them out of PATH), newest first.
+	ctls, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+	if len(ctls) == 0 {
+		ctls = []string{testenv.Tool(t, "pg_ctl", "install the PostgreSQL server: apt-get install postgresql")}
 	}
+	bin := filepath.Dir(ctls[len(ctls)-1])
 	u, err := user.Lookup("postgres")
 	if err != nil {
 		t.Fatalf("no postgres user to run a private cluster as: %v", err)
