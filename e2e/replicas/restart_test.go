@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/testenv"
 )
@@ -79,7 +80,7 @@ func (p *privatePG) dsn() string {
 }
 
 // TestStoreRestartUnderLoad: the store's PostgreSQL is restarted while
-// clients PUT through two replicas. Calls are refused while it is down,
+// clients PUT through two replicas and insert rows through one. Calls are refused while it is down,
 // nothing acknowledged is lost, and service resumes by itself.
 func TestStoreRestartUnderLoad(t *testing.T) {
 	pg := startPrivatePG(t)
@@ -89,11 +90,55 @@ func TestStoreRestartUnderLoad(t *testing.T) {
 	id := grantID(t, mustOK(t, c.cli(t, c.replicas[0], c.bot, "request", "aws-prod", "--allow", "s3:PutObject,s3:GetObject arn:aws:s3:::logs/burst/*",
 		"--for", "10m", "--reason", "uploads across a database restart"), "request"))
 
-	var acks acked
-	var refused, okAfter atomic.Int64
+	insID := grantID(t, mustOK(t, c.cli(t, c.replicas[0], c.bot, "request", "orders-db", "--allow", "pg:insert "+c.ordersDB+".public.events",
+		"--for", "10m", "--reason", "inserts across a database restart"), "request pg"))
+
+	var acks, stmts acked
+	var refused, okAfter, pgRefused, pgAfter atomic.Int64
 	var restarted atomic.Bool
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// SQL through the second replica, reconnecting after a failure.
+	pgCreds := c.creds(t, c.replicas[1], insID)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var conn *pgx.Conn
+		defer func() {
+			if conn != nil {
+				conn.Close(context.Background())
+			}
+		}()
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			var err error
+			if conn == nil {
+				conn, err = grantPG(cctx, pgCreds)
+			}
+			if err == nil {
+				_, err = conn.Exec(cctx, fmt.Sprintf("insert into events values (%d, 'r-%d')", n, n))
+			}
+			cancel()
+			if err != nil {
+				pgRefused.Add(1)
+				if conn != nil {
+					conn.Close(context.Background())
+					conn = nil
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			stmts.add(fmt.Sprintf("'r-%d'", n))
+			if restarted.Load() {
+				pgAfter.Add(1)
+			}
+		}
+	}()
 	for i, r := range c.replicas {
 		cl := grantS3(c.creds(t, r, id))
 		for w := range 2 {
@@ -138,32 +183,43 @@ func TestStoreRestartUnderLoad(t *testing.T) {
 			t.Fatalf("%s not ready 30s after the restart: %d %s\n%s", r.name, code, body, r.stderr)
 		}
 	}
-	for deadline := time.Now().Add(30 * time.Second); okAfter.Load() < 20 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); (okAfter.Load() < 20 || pgAfter.Load() < 5) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
 	t.Logf("%d PUTs acknowledged before the restart, %d in all, %d refused; ready and serving again %v after pg_ctl restart returned",
 		before, len(acks.all()), refused.Load(), time.Since(resumed).Round(time.Millisecond))
-	if okAfter.Load() < 20 {
-		t.Fatalf("only %d PUTs succeeded after the restart", okAfter.Load())
+	t.Logf("SQL: %d statements acknowledged, %d refused, %d after the restart", len(stmts.all()), pgRefused.Load(), pgAfter.Load())
+	if okAfter.Load() < 20 || pgAfter.Load() < 5 {
+		t.Fatalf("only %d PUTs and %d statements succeeded after the restart", okAfter.Load(), pgAfter.Load())
 	}
-	if refused.Load() == 0 {
-		t.Errorf("no call was refused while the database was down")
+	if refused.Load() == 0 || pgRefused.Load() == 0 {
+		t.Errorf("%d PUTs and %d statements were refused while the database was down; want some of each", refused.Load(), pgRefused.Load())
 	}
-	rec := mustOK(t, c.cli(t, c.replicas[1], c.alice, "session", "show", id, "-o", "json"), "session show")
-	missing := 0
-	for _, k := range acks.all() {
-		if !strings.Contains(rec, "logs/"+k) {
-			if missing++; missing < 5 {
-				t.Errorf("acknowledged PUT %s is not in the log", k)
+	for grant, want := range map[string][]string{id: prefixed("logs/", acks.all()), insID: stmts.all()} {
+		rec := mustOK(t, c.cli(t, c.replicas[1], c.alice, "session", "show", grant, "-o", "json"), "session show")
+		missing := 0
+		for _, k := range want {
+			if !strings.Contains(rec, k) {
+				if missing++; missing < 5 {
+					t.Errorf("acknowledged call %s is not in the log", k)
+				}
 			}
 		}
-	}
-	if missing > 0 {
-		t.Errorf("%d of %d acknowledged PUTs missing from the log", missing, len(acks.all()))
+		if missing > 0 {
+			t.Errorf("%d of %d acknowledged calls missing from the log", missing, len(want))
+		}
 	}
 	for _, r := range c.replicas {
 		mustOK(t, c.cli(t, r, c.alice, "audit", "verify"), "audit verify on "+r.name)
 	}
+}
+
+func prefixed(p string, ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = p + s
+	}
+	return out
 }
