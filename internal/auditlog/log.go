@@ -507,37 +507,44 @@ func (l *Log) commit() {
 	l.hmu.Lock()
 	l.busySince = time.Now()
 	l.hmu.Unlock()
-	err, ran := l.commitBatch()
+	l.commitBatch()
 	l.hmu.Lock()
 	l.busySince = time.Time{}
-	if ran {
-		l.lastErr = err
-	}
 	l.hmu.Unlock()
 }
 
-// commitBatch is commit; it returns the error the batch failed with as a
-// whole (not a single Do call's own failure), and whether a batch ran.
-func (l *Log) commitBatch() (error, bool) {
+// settled records the outcome of a batch as a whole (not a single Do
+// call's own failure) for Err, before its callers learn it.
+func (l *Log) settled(err error) {
+	l.hmu.Lock()
+	l.lastErr = err
+	l.hmu.Unlock()
+}
+
+// commitBatch is commit.
+func (l *Log) commitBatch() {
 	if l.jr != nil {
 		if claimed := l.takeAppends(nil, l.opts.MaxBatch); len(claimed) > 0 {
-			return l.commitJournal(claimed), true
+			l.commitJournal(claimed)
+			return
 		}
 		if err := l.idx.wait(context.Background(), l.size.Load()); err != nil {
+			l.settled(err)
 			for _, r := range l.take(nil, l.opts.MaxBatch) {
 				r.o.res <- err
 			}
-			return err, true
+			return
 		}
 	}
 	claimed := l.take(nil, l.opts.MaxBatch)
 	if len(claimed) == 0 {
-		return nil, false
+		return
 	}
 	cp, err := l.apply(&claimed)
 	if err == nil && cp != nil && l.idx != nil {
 		l.idx.advance(cp.Size)
 	}
+	l.settled(err)
 	for _, r := range claimed {
 		switch {
 		case r.err != nil:
@@ -549,7 +556,6 @@ func (l *Log) commitBatch() (error, bool) {
 	if err == nil && cp != nil {
 		l.stored(cp)
 	}
-	return err, true
 }
 
 // StallAfter is how long a batch may be in flight before [Log.Err] reports
