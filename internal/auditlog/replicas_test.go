@@ -185,6 +185,14 @@ func TestSharedLogThreeReplicas(t *testing.T) {
 			t.Fatalf("replica %d: verify: OK %v, rows %v, size %d of %d: %v", i, rep.OK, rep.Rows, rep.Size, n, rep.Problems)
 		}
 	}
+	// Evidence bundles' proofs (audit export) come from the one tree.
+	tree, err := BuildProofTree(ctx, st, v)
+	if err != nil || tree.Size() != n {
+		t.Fatalf("proof tree: %v (size %v of %d)", err, tree, n)
+	}
+	if _, err := tree.Inclusion(n / 2); err != nil {
+		t.Fatal(err)
+	}
 	// A replica reopened later resumes from the shared head.
 	l := openLog(t, openPG(t, dsn), signer, replicaOptions(dir, v, 0))
 	if l.Size() != n {
