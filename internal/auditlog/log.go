@@ -695,6 +695,18 @@ func (l *Log) readHead(ctx context.Context, tx store.Tx) (frontier, *store.Check
 	case cp.Size == cur.Size:
 		return l.tree, nil, fmt.Errorf("auditlog: the log's newest checkpoint and this replica's both cover %d entries but their roots differ; refusing to write (run `airlock audit verify`)", cp.Size)
 	}
+	// Ed25519 signatures are deterministic, so a checkpoint signed with the
+	// key every replica shares is byte for byte the note this replica would
+	// sign for the same origin, size and root: re-signing costs about half
+	// a verification, and also checks the origin, size and root. Anything
+	// else gets the full check, which explains what is wrong.
+	if f, err := parseFrontier(cp.Size, cp.Frontier); err == nil {
+		if root, err := f.root(); err == nil && bytes.Equal(root[:], cp.Root) {
+			if want, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: cp.Size, root: root}))}, l.signer); err == nil && bytes.Equal(want, cp.Note) {
+				return f, &cp, nil
+			}
+		}
+	}
 	f, err := checkHead(cp, l.opts.Verifier, l.opts.Origin)
 	if err != nil {
 		return l.tree, nil, fmt.Errorf("auditlog: refusing to continue the log from its newest checkpoint: %w", err)
