@@ -76,9 +76,15 @@
 // BenchmarkSharedAppend measures it with 1, 2 and 3 replicas (see
 // bench/README.md).
 //
-// Durability is PostgreSQL's commit (WAL flushed; synchronous_commit on,
-// or a synchronous standby's level, see pgstore): there is no local journal
-// because a replica's disk may die with it. A COMMIT whose answer is lost
+// Durability is PostgreSQL's (WAL flushed; synchronous_commit on, or a
+// synchronous standby's level, see pgstore): there is no local journal
+// because a replica's disk may die with it. pgstore keeps the disk flush out
+// of the lock: a batch's COMMIT is asynchronous, which makes it visible and
+// releases the lock at once, and a small synchronous transaction after it
+// waits for the WAL flush, which also covers the batch, before the callers
+// are acknowledged. The next replica's batch proceeds meanwhile, and the
+// replicas' flushes share fsyncs. A batch built on another's that is not
+// yet durable can only become durable with it (the WAL is one sequence). A COMMIT whose answer is lost
 // (connection cut, server restart) is not guessed at: pgstore asks the
 // server whether the transaction committed (pg_xact_status) until it
 // answers, so a batch reported failed never appears in the log later and

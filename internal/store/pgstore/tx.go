@@ -407,31 +407,72 @@ func (t *Tx) finish(what string, end func(context.Context) error) error {
 
 // Commit commits the transaction and frees the writer. A transaction that a
 // failed statement left aborted (outside a savepoint rolled back since) is
-// rolled back instead, and Commit reports it. If COMMIT fails in any other
-// way, Commit asks the database whether the transaction committed (see
-// "Writes and isolation" in the package documentation) and returns nil if it
-// did.
+// rolled back instead, and Commit reports it. Commit returns once the
+// transaction is durable: the COMMIT itself is asynchronous, and a flush
+// follows it (see "Writes and isolation" in the package documentation). If
+// the COMMIT or the flush fails in any other way, Commit asks the database
+// whether the transaction committed and returns nil if it did, once it is
+// durable.
 func (t *Tx) Commit() error {
 	return t.finish("commit", func(ctx context.Context) error {
 		err := t.tx.Commit(ctx)
-		if err == nil || errors.Is(err, pgx.ErrTxCommitRollback) {
+		if errors.Is(err, pgx.ErrTxCommitRollback) {
 			return err
 		}
+		if err == nil {
+			if err = t.s.flush(ctx); err == nil {
+				return nil
+			}
+		}
+		// The COMMIT's answer or the flush failed: learn the outcome,
+		// and make a commit durable before reporting it.
 		committed, rerr := t.s.xactCommitted(t.xid)
 		if rerr != nil {
 			return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
 		}
-		if committed {
+		if !committed {
+			return err
+		}
+		if rerr := t.s.flushUntilDone(); rerr != nil {
+			return fmt.Errorf("%w: committed, but flushing it: %w (%v)", store.ErrCommitUnknown, err, rerr)
+		}
+		return nil
+	})
+}
+
+// flush waits until every commit so far is durable (see flushSQL).
+func (s *Store) flush(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, flushSQL); err != nil {
+		return fmt.Errorf("flushing the commit: %w", err)
+	}
+	return nil
+}
+
+// flushUntilDone retries flush, on other connections, until it succeeds or
+// the store is closed.
+func (s *Store) flushUntilDone() error {
+	pause := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		err := s.flush(ctx)
+		cancel()
+		if err == nil {
 			return nil
 		}
-		return err
-	})
+		select {
+		case <-time.After(pause):
+		case <-s.life.Done():
+			return err
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // xactCommitted asks the database whether transaction xid committed,
 // retrying on other connections until it answers "committed" or "aborted"
 // (a transaction still in progress when its connection broke is aborted by
-// the server once it notices) or the store is closed.
+// the server once it notices) or the store is closed. After a crash, an
+// asynchronous commit that did not reach the disk reads as aborted.
 func (s *Store) xactCommitted(xid int64) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
