@@ -21,6 +21,8 @@ run policy     ./internal/policy/              'BenchmarkDecide'
 run authorize  ./internal/grants/              'BenchmarkAuthenticate'
 run log-append ./internal/auditlog/            'BenchmarkAppend'
 run log-verify ./internal/auditlog/            'BenchmarkVerify'   1x
+# The log shared by 1, 2 and 3 replicas on PostgreSQL (AIRLOCK_TEST_PG_DSN).
+run log-shared ./internal/auditlog/            'BenchmarkSharedAppend' 20000x
 run review     ./internal/store/sqlitestore/   'BenchmarkReviewQuery'
 
 # The AWS gateway against the same versitygw directly (bench/s3bench): the

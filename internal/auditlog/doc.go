@@ -30,9 +30,84 @@
 //     [Options.OnCheckpoint], through which package witness publishes it to
 //     external witnesses.
 //
+// # Several replicas
+//
+// With a PostgreSQL store, several airlock serve processes (replicas) append
+// to the same log, and every event is durable in PostgreSQL before it is
+// acknowledged. The log stays one log: one origin (derived from the signing
+// key every replica shares), one tree, one sequence of signed checkpoints,
+// so airlock audit verify, evidence bundles, the review derivation and
+// witnesses work unchanged. Each replica runs a Log with [Options.Shared]
+// and [Options.Verifier] (the shared key), and no journal. Its writer runs
+// the group commit above, with step 1 preceded by:
+//
+//  0. Begin takes the store's writers' lock (pgstore: a transaction-scoped
+//     advisory lock, so the writers of every replica are serialized and
+//     each, once it holds the lock, sees everything committed before), and
+//     the writer reads the log's head, its newest checkpoint, inside the
+//     transaction. If it is this replica's own last checkpoint the writer
+//     continues its own tree. Otherwise another replica appended since: the
+//     writer checks the head's signature with the verifier key, its origin,
+//     and that its stored frontier hashes to its signed root, and numbers
+//     its entries after it. A head older than what this replica saw, or of
+//     the same size with another root, is refused (truncation, a database
+//     restored from an older copy, a fork): the batch fails, fail closed.
+//
+// The head is adopted in memory only after the commit, like the replica's
+// own tree; a failed batch leaves nothing behind, and the next one reads
+// the head again. Lifecycle events ([Log.Do]) and the grant state they
+// change still commit in the one transaction of their batch.
+//
+// Why one log under a lock rather than one log per replica. A log per
+// replica (each with its own origin, tree and checkpoints) needs no
+// coordination to append, but every reader pays for it: audit verify,
+// export and witnesses must cover a set of logs that changes as replicas
+// come and go, the review derivation must merge several logs into one order
+// of lifecycle events for a grant that was requested on one replica and
+// revoked on another (and a Do that reads grant state must still serialize
+// with the others, so the lock is needed anyway), and an operator's witness
+// must track one origin per replica ever started. One log sequenced under
+// the writers' lock keeps all of that as it was, and costs little because
+// the lock is held once per batch, not per event: a 20-row insert and
+// commit took 0.32 ms on the development machine's PostgreSQL, so batches
+// of about 20 events keep over 20,000 events/s under one lock, and while
+// one replica holds it the others' callers gather into bigger batches.
+// Replicas therefore wait on each other per batch, never per event.
+// BenchmarkSharedAppend measures it with 1, 2 and 3 replicas (see
+// bench/README.md).
+//
+// Durability is PostgreSQL's (WAL flushed; synchronous_commit on, or a
+// synchronous standby's level, see pgstore): there is no local journal
+// because a replica's disk may die with it. pgstore keeps the disk flush out
+// of the lock: a batch's COMMIT is asynchronous, which makes it visible and
+// releases the lock at once, and a small synchronous transaction after it
+// waits for the WAL flush, which also covers the batch, before the callers
+// are acknowledged. The next replica's batch proceeds meanwhile, and the
+// replicas' flushes share fsyncs. A batch built on another's that is not
+// yet durable can only become durable with it (the WAL is one sequence). A COMMIT whose answer is lost
+// (connection cut, server restart) is not guessed at: pgstore asks the
+// server whether the transaction committed (pg_xact_status) until it
+// answers, so a batch reported failed never appears in the log later and
+// one that committed is acknowledged. A replica killed with a batch in
+// flight leaves it wholly in or wholly out, as one transaction.
+//
+// Each replica writes the checkpoints it signs to its own witness file
+// ([Options.WitnessPath], in its data_dir); verification with one
+// replica's file checks the log up to the newest checkpoint that replica
+// signed. External witnesses (package witness) get checkpoints from every
+// replica; consistency proofs are built from the stored log (the frontier
+// stored with the checkpoint the witness last cosigned, whichever replica
+// signed it), never from a replica's memory.
+//
+// [Log.Err] tells a readiness check whether the log is writable: nil unless
+// the newest batch failed as a whole (no later one succeeded) or a batch
+// has been in flight for over [StallAfter]. [Log.Probe] runs an empty
+// batch through the write path (lock, head, commit) for a replica that is
+// idle.
+//
 // # Journal
 //
-// With [Options.JournalDir] set (as airlock serve runs it), a batch made only
+// With [Options.JournalDir] set (as airlock serve runs it on SQLite), a batch made only
 // of [Log.Append] calls does not wait for a store transaction. The writer
 // numbers and hashes its entries as above, writes them to the journal as one
 // frame, fdatasyncs it, adopts the new tree and returns to the callers: one

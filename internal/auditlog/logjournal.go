@@ -27,7 +27,7 @@ func (l *Log) takeAppends(claimed []result, max int) []result { return l.claim(c
 // and hash the entries, write them as one sealed frame and fdatasync it,
 // then acknowledge and hand the batch to the indexer, which signs the
 // checkpoint covering it when it copies it into the store.
-func (l *Log) commitJournal(claimed []result) error {
+func (l *Log) commitJournal(claimed []result) {
 	entries, tree, err := l.buildJournal(&claimed)
 	if err == nil {
 		err = l.idx.waitPending(maxPending)
@@ -47,10 +47,10 @@ func (l *Log) commitJournal(claimed []result) error {
 			l.opts.OnCommit(tree.n)
 		}
 	}
+	l.settled(err)
 	for _, r := range claimed {
 		r.o.res <- err
 	}
-	return err
 }
 
 // buildJournal numbers and hashes the claimed operations' events, letting

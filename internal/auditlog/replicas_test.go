@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,9 +186,47 @@ func TestSharedLogThreeReplicas(t *testing.T) {
 			t.Fatalf("replica %d: verify: OK %v, rows %v, size %d of %d: %v", i, rep.OK, rep.Rows, rep.Size, n, rep.Problems)
 		}
 	}
+	// Evidence bundles' proofs (audit export) come from the one tree.
+	tree, err := BuildProofTree(ctx, st, v)
+	if err != nil || tree.Size() != n {
+		t.Fatalf("proof tree: %v (size %v of %d)", err, tree, n)
+	}
+	if _, err := tree.Inclusion(n / 2); err != nil {
+		t.Fatal(err)
+	}
 	// A replica reopened later resumes from the shared head.
 	l := openLog(t, openPG(t, dsn), signer, replicaOptions(dir, v, 0))
 	if l.Size() != n {
 		t.Fatalf("reopened replica at size %d, want %d", l.Size(), n)
+	}
+}
+
+// TestSharedLogRefusesForeignHead: a replica does not continue a log from a
+// checkpoint it cannot authenticate (another signing key, as a forged head
+// written into the database would be): its batch fails and Err says so,
+// while the replica holding the key carries on.
+func TestSharedLogRefusesForeignHead(t *testing.T) {
+	dsn := pgDatabase(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	sa, va := testKey(t)
+	sb, vb := testKey(t)
+	a := openLog(t, openPG(t, dsn), sa, replicaOptions(dir, va, 0))
+	b := openLog(t, openPG(t, dsn), sb, replicaOptions(dir, vb, 1))
+	if err := a.Append(ctx, Event{Type: "test.append"}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Append(ctx, Event{Type: "test.append"})
+	if err == nil || !strings.Contains(err.Error(), "not validly signed") {
+		t.Fatalf("append over a head signed by another key: %v", err)
+	}
+	if b.Err() == nil {
+		t.Error("Err is nil after the refused batch")
+	}
+	if err := a.Append(ctx, Event{Type: "test.append"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Size() != 2 {
+		t.Fatalf("size %d, want 2", a.Size())
 	}
 }

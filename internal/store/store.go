@@ -139,6 +139,14 @@ type SharedLogTx interface {
 	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
 }
 
+// LogCheckpointAppender is implemented by write transactions that can
+// store entries and the checkpoint covering them in one statement (pgstore),
+// which the audit log uses for the last entries of a batch. Its contract is
+// AppendLog's followed by PutCheckpoint's: both or neither are stored.
+type LogCheckpointAppender interface {
+	AppendLogCheckpoint(ctx context.Context, entries []LogEntry, c Checkpoint) error
+}
+
 // CheckpointFinder is implemented by stores that can find a checkpoint by
 // the size of the tree it covers (indexed). It returns the newest such
 // checkpoint, or ErrNotFound.

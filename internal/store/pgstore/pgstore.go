@@ -47,6 +47,23 @@
 // transaction stays usable for the rest of a group-committed batch, as the
 // SQLite store's does.
 //
+// A write transaction's COMMIT is asynchronous (synchronous_commit off for
+// that transaction only): it makes the transaction visible and releases the
+// writers' lock without waiting for the WAL flush. Commit then runs a small
+// synchronous transaction (flushSQL) whose commit waits for the WAL to be
+// flushed, and replicated to a synchronous standby if the DSN asks for it,
+// up to a point after the writer's commit record, and returns only then.
+// So Commit still returns only once the transaction is durable, but the
+// next writer (of any replica) takes the lock while this one waits for the
+// disk, and the flushes of several replicas share one fsync (PostgreSQL
+// flushes the WAL for every waiting backend at once): the lock is no longer
+// held across a disk flush. Another writer may see (and build on) a
+// transaction before it is durable; its own commit is durable only with
+// everything before it in the WAL, so a crash can lose the two together
+// but never the first alone, and neither was acknowledged. Readers may
+// likewise see a transaction a moment before it is durable, as PostgreSQL's
+// own synchronous replication allows.
+//
 // A COMMIT whose answer is lost (the connection broke, the server restarted)
 // may have committed or not. Commit then asks the database, on another
 // connection, for the transaction's status (pg_xact_status of the id Begin
@@ -56,10 +73,10 @@
 // Only if the store is closed before the database answers does Commit return
 // an error wrapping store.ErrCommitUnknown.
 //
-// Commit returns once PostgreSQL reports the transaction committed with its
-// WAL flushed to disk: the store's sessions run with synchronous_commit on
-// whatever the server's default (a DSN may choose remote_write or
-// remote_apply for a synchronous standby; off is refused).
+// Commit returns once the transaction is committed with its WAL flushed to
+// disk (by the flush transaction described above): the store's sessions run
+// with synchronous_commit on whatever the server's default (a DSN may choose
+// remote_write or remote_apply for a synchronous standby; off is refused).
 //
 // # Connection settings
 //
@@ -190,7 +207,7 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	// assigned here, is how Commit learns the outcome of a commit whose
 	// answer was lost.
 	var xid int64
-	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint FROM (SELECT pg_advisory_xact_lock($1)) l", s.writerLock).Scan(&xid); err != nil {
+	if err := tx.QueryRow(ctx, beginSQL, s.writerLock).Scan(&xid); err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		tx.Rollback(rctx)
 		cancel()
@@ -199,6 +216,20 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	}
 	return &Tx{s: s, tx: tx, xid: xid}, nil
 }
+
+// beginSQL is a write transaction's first statement: it waits for the
+// writers' lock, makes the COMMIT asynchronous (see Commit) and returns the
+// transaction's id.
+const beginSQL = `SELECT pg_current_xact_id()::text::bigint
+	FROM (SELECT pg_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)) l`
+
+// flushSQL is a transaction of its own that writes WAL and commits at the
+// session's synchronous_commit level (on, or the DSN's standby level): its
+// commit waits until the WAL is flushed (and replicated) up to its commit
+// record, so up to every commit before it, the writer's included. A
+// transactional logical message is the smallest WAL record that needs a
+// transaction id, so that the commit is synchronous; any role may emit one.
+const flushSQL = `SELECT pg_logical_emit_message(true, 'airlock', '')`
 
 // readTx starts a read-only transaction on one snapshot, for a read that
 // takes several statements.

@@ -568,3 +568,49 @@ func TestByteOrder(t *testing.T) {
 		t.Errorf("identities: %q, want Go's order %q", got, want)
 	}
 }
+
+// TestAppendLogCheckpoint: entries and their checkpoint are stored by one
+// statement, both or neither; entries that do not continue the log are a
+// conflict that leaves the transaction usable.
+func TestAppendLogCheckpoint(t *testing.T) {
+	s, _ := openFresh(t)
+	ctx := t.Context()
+	entries := func(from, n int64) []store.LogEntry {
+		var out []store.LogEntry
+		for i := from; i < from+n; i++ {
+			out = append(out, store.LogEntry{Seq: i, Time: time.Unix(0, i), Type: "t", Data: []byte(fmt.Sprint(i)), LeafHash: []byte{byte(i)}})
+		}
+		return out
+	}
+	cp := func(size int64) store.Checkpoint {
+		return store.Checkpoint{Size: size, Root: []byte{1}, Note: []byte("n"), Frontier: []byte{2}, CreatedAt: time.Unix(1, 0)}
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptx := tx.(*Tx)
+	if err := ptx.AppendLogCheckpoint(ctx, entries(0, 3), cp(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ptx.AppendLogCheckpoint(ctx, entries(5, 2), cp(7)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a gap: %v, want ErrConflict", err)
+	}
+	if err := ptx.AppendLogCheckpoint(ctx, entries(3, 2), cp(5)); err != nil {
+		t.Fatalf("after a conflict: %v", err)
+	}
+	head, err := ptx.LatestCheckpoint(ctx)
+	if err != nil || head.Size != 5 {
+		t.Fatalf("head in the transaction: %+v, %v", head, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var nc int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM log_checkpoints").Scan(&nc); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.LogSize(ctx); err != nil || n != 5 || nc != 2 {
+		t.Fatalf("log size %d (%v), %d checkpoints; want 5 and 2", n, err, nc)
+	}
+}

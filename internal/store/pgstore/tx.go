@@ -29,8 +29,9 @@ type Tx struct {
 }
 
 var (
-	_ store.Tx          = (*Tx)(nil)
-	_ store.SharedLogTx = (*Tx)(nil)
+	_ store.Tx                    = (*Tx)(nil)
+	_ store.SharedLogTx           = (*Tx)(nil)
+	_ store.LogCheckpointAppender = (*Tx)(nil)
 )
 
 const (
@@ -68,8 +69,24 @@ const (
 	// insertLogSQL inserts any number of rows in one statement (and one
 	// cached plan) from parallel arrays.
 	insertLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])`
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+		WHERE ($1::bigint[])[1] = (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)`
 	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at) VALUES ($1, $2, $3, $4, $5)`
+	// appendLogCheckpointSQL is insertLogSQL and putCheckpointSQL in one
+	// statement: the checkpoint is stored only if every entry was, which
+	// they are only if the first continues the log. It answers how many
+	// entries and checkpoints it stored.
+	appendLogCheckpointSQL = `WITH e AS (
+		INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
+		WHERE ($1::bigint[])[1] = (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)
+		RETURNING 1
+	), c AS (
+		INSERT INTO log_checkpoints (size, root, note, frontier, created_at)
+		SELECT $8, $9, $10, $11, $12 WHERE (SELECT count(*) FROM e) = cardinality($1::bigint[])
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c)`
 )
 
 func (t *Tx) usable() error {
@@ -214,6 +231,46 @@ func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
 	return nil
 }
 
+// logRows is a batch of entries as the insert's parallel arrays.
+type logRows struct {
+	seqs     []int64
+	times    []*int64
+	types    []string
+	grants   []*string
+	sessions []*string
+	data     [][]byte
+	leaves   [][]byte
+}
+
+func (r *logRows) args() []any {
+	return []any{r.seqs, r.times, r.types, r.grants, r.sessions, r.data, r.leaves}
+}
+
+// logRowsOf converts and checks every entry first, so a bad one fails the
+// batch before anything is sent; the sequence numbers must follow each
+// other.
+func logRowsOf(entries []store.LogEntry) (*logRows, error) {
+	n := len(entries)
+	r := &logRows{seqs: make([]int64, n), times: make([]*int64, n), types: make([]string, n),
+		grants: make([]*string, n), sessions: make([]*string, n), data: make([][]byte, n), leaves: make([][]byte, n)}
+	for i, e := range entries {
+		tm, err := nullNanos(e.Time)
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: append log: entry %d: %w", e.Seq, err)
+		}
+		if err := checkText("log entry field", e.Type, e.GrantID, e.SessionID); err != nil {
+			return nil, fmt.Errorf("pgstore: append log: entry %d: %w", e.Seq, err)
+		}
+		if want := entries[0].Seq + int64(i); e.Seq != want {
+			return nil, fmt.Errorf("pgstore: append log: entry %d has seq %d, want %d: %w", i, e.Seq, want, store.ErrConflict)
+		}
+		r.seqs[i], r.times[i], r.types[i] = e.Seq, tm, e.Type
+		r.grants[i], r.sessions[i] = nullString(e.GrantID), nullString(e.SessionID)
+		r.data[i], r.leaves[i] = e.Data, e.LeafHash
+	}
+	return r, nil
+}
+
 // AppendLog stores entries in one statement. The first Seq must equal the
 // current log size and the others must follow it one by one;
 // store.ErrConflict otherwise, with nothing stored (and the transaction
@@ -225,47 +282,65 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	n := len(entries)
-	var (
-		seqs     = make([]int64, n)
-		times    = make([]*int64, n)
-		types    = make([]string, n)
-		grants   = make([]*string, n)
-		sessions = make([]*string, n)
-		data     = make([][]byte, n)
-		leaves   = make([][]byte, n)
-	)
-	// Convert and check every entry first, so a bad one fails the batch
-	// before anything is sent.
-	for i, e := range entries {
-		tm, err := nullNanos(e.Time)
-		if err != nil {
-			return fmt.Errorf("pgstore: append log: entry %d: %w", e.Seq, err)
-		}
-		if err := checkText("log entry field", e.Type, e.GrantID, e.SessionID); err != nil {
-			return fmt.Errorf("pgstore: append log: entry %d: %w", e.Seq, err)
-		}
-		seqs[i], times[i], types[i] = e.Seq, tm, e.Type
-		grants[i], sessions[i] = nullString(e.GrantID), nullString(e.SessionID)
-		data[i], leaves[i] = e.Data, e.LeafHash
+	r, err := logRowsOf(entries)
+	if err != nil {
+		return err
 	}
+	// One statement inserts the rows only if the first continues the log
+	// (the writers' lock keeps the size from changing meanwhile), sparing
+	// a round trip inside the lock.
+	tag, err := t.tx.Exec(ctx, insertLogSQL, r.args()...)
+	if err != nil {
+		return t.appendErr(entries, err)
+	}
+	if tag.RowsAffected() != int64(len(entries)) {
+		return t.seqConflict(ctx, entries)
+	}
+	return nil
+}
+
+// AppendLogCheckpoint is AppendLog followed by PutCheckpoint, in one
+// statement: both or neither are stored (store.LogCheckpointAppender).
+func (t *Tx) AppendLogCheckpoint(ctx context.Context, entries []store.LogEntry, c store.Checkpoint) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return t.PutCheckpoint(ctx, c)
+	}
+	r, err := logRowsOf(entries)
+	if err != nil {
+		return err
+	}
+	created, err := nullNanos(c.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("pgstore: put checkpoint: %w", err)
+	}
+	var ne, nc int64
+	if err := t.tx.QueryRow(ctx, appendLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created)...).Scan(&ne, &nc); err != nil {
+		return t.appendErr(entries, err)
+	}
+	if ne != int64(len(entries)) || nc != 1 {
+		return t.seqConflict(ctx, entries)
+	}
+	return nil
+}
+
+func (t *Tx) appendErr(entries []store.LogEntry, err error) error {
+	if isUniqueViolation(err) {
+		err = fmt.Errorf("%w: %v", store.ErrConflict, err)
+	}
+	return fmt.Errorf("pgstore: append log: entries %d-%d: %w", entries[0].Seq, entries[len(entries)-1].Seq, err)
+}
+
+// seqConflict reports entries that do not continue the log.
+func (t *Tx) seqConflict(ctx context.Context, entries []store.LogEntry) error {
 	var size int64
 	if err := t.tx.QueryRow(ctx, logSizeSQL).Scan(&size); err != nil {
 		return fmt.Errorf("pgstore: append log: log size: %w", err)
 	}
-	for i, e := range entries {
-		if want := size + int64(i); e.Seq != want {
-			return fmt.Errorf("pgstore: append log: entry %d has seq %d, want %d (log size %d): %w",
-				i, e.Seq, want, size, store.ErrConflict)
-		}
-	}
-	if _, err := t.tx.Exec(ctx, insertLogSQL, seqs, times, types, grants, sessions, data, leaves); err != nil {
-		if isUniqueViolation(err) {
-			err = fmt.Errorf("%w: %v", store.ErrConflict, err)
-		}
-		return fmt.Errorf("pgstore: append log: entries %d-%d: %w", entries[0].Seq, entries[n-1].Seq, err)
-	}
-	return nil
+	return fmt.Errorf("pgstore: append log: entry 0 has seq %d, want %d (log size %d): %w",
+		entries[0].Seq, size, size, store.ErrConflict)
 }
 
 // PutCheckpoint stores a checkpoint; its ID is assigned by the store (c.ID is
@@ -332,31 +407,72 @@ func (t *Tx) finish(what string, end func(context.Context) error) error {
 
 // Commit commits the transaction and frees the writer. A transaction that a
 // failed statement left aborted (outside a savepoint rolled back since) is
-// rolled back instead, and Commit reports it. If COMMIT fails in any other
-// way, Commit asks the database whether the transaction committed (see
-// "Writes and isolation" in the package documentation) and returns nil if it
-// did.
+// rolled back instead, and Commit reports it. Commit returns once the
+// transaction is durable: the COMMIT itself is asynchronous, and a flush
+// follows it (see "Writes and isolation" in the package documentation). If
+// the COMMIT or the flush fails in any other way, Commit asks the database
+// whether the transaction committed and returns nil if it did, once it is
+// durable.
 func (t *Tx) Commit() error {
 	return t.finish("commit", func(ctx context.Context) error {
 		err := t.tx.Commit(ctx)
-		if err == nil || errors.Is(err, pgx.ErrTxCommitRollback) {
+		if errors.Is(err, pgx.ErrTxCommitRollback) {
 			return err
 		}
+		if err == nil {
+			if err = t.s.flush(ctx); err == nil {
+				return nil
+			}
+		}
+		// The COMMIT's answer or the flush failed: learn the outcome,
+		// and make a commit durable before reporting it.
 		committed, rerr := t.s.xactCommitted(t.xid)
 		if rerr != nil {
 			return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
 		}
-		if committed {
+		if !committed {
+			return err
+		}
+		if rerr := t.s.flushUntilDone(); rerr != nil {
+			return fmt.Errorf("%w: committed, but flushing it: %w (%v)", store.ErrCommitUnknown, err, rerr)
+		}
+		return nil
+	})
+}
+
+// flush waits until every commit so far is durable (see flushSQL).
+func (s *Store) flush(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, flushSQL); err != nil {
+		return fmt.Errorf("flushing the commit: %w", err)
+	}
+	return nil
+}
+
+// flushUntilDone retries flush, on other connections, until it succeeds or
+// the store is closed.
+func (s *Store) flushUntilDone() error {
+	pause := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		err := s.flush(ctx)
+		cancel()
+		if err == nil {
 			return nil
 		}
-		return err
-	})
+		select {
+		case <-time.After(pause):
+		case <-s.life.Done():
+			return err
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // xactCommitted asks the database whether transaction xid committed,
 // retrying on other connections until it answers "committed" or "aborted"
 // (a transaction still in progress when its connection broke is aborted by
-// the server once it notices) or the store is closed.
+// the server once it notices) or the store is closed. After a crash, an
+// asynchronous commit that did not reach the disk reads as aborted.
 func (s *Store) xactCommitted(xid int64) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
