@@ -691,8 +691,9 @@ func (rs *replicaSet) killListener(r *replica) (release func()) {
 }
 
 // TestReplicasDeadReplicaSessions: a session served by C, whose replica
-// then stops running, is ended by the others at its last recorded event,
-// once, while a session of a live replica is left alone.
+// then stops running (and whose grant is revoked after that), is ended by
+// the others at its last recorded event, once, while a session of a live
+// replica is left alone.
 func TestReplicasDeadReplicaSessions(t *testing.T) {
 	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep = 20 * time.Millisecond })
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
@@ -718,6 +719,11 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 		t.Fatalf("a live replica's session was ended %d times", n)
 	}
 	rs.killListener(c)
+	// The grant ends after C died: nobody alive served C's session, so the
+	// sweep must still end it.
+	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "after C died"); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "C's session to be ended by A or B", func() bool {
 		s, err := a.st.Session(rs.ctx, sesC.ID)
 		return err == nil && !s.EndedAt.IsZero()
