@@ -718,7 +718,7 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 0 {
 		t.Fatalf("a live replica's session was ended %d times", n)
 	}
-	rs.killListener(c)
+	revive := rs.killListener(c)
 	// The grant ends after C died: nobody alive served C's session, so the
 	// sweep must still end it.
 	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "after C died"); err != nil {
@@ -746,6 +746,15 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	}
 	if n := count(rs.sessionEntryTypes(sesB.ID), "session.ended"); n != 0 {
 		t.Errorf("B's live session was ended")
+	}
+	// C was not dead after all (its listener was down for two sweeps):
+	// when its gateway ends the session, the end is not written twice.
+	revive()
+	if err := sesC.End(rs.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 1 {
+		t.Errorf("C's own end after the recovery wrote a second end (%d ends)", n)
 	}
 	// Another reaper asking again changes nothing.
 	if err := b.svc.RecoverSession(rs.ctx, sesC.ID); err != nil {
