@@ -290,7 +290,37 @@ func TestReplicasRequestApproveUse(t *testing.T) {
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	subscribed := make(chan string, 8)
 	c.svc.Subscribe(func(g *gateway.Grant) { subscribed <- g.ID })
-	g, cr := rs.approved(a, b)
+	// The requester long-polls C while a person approves on B.
+	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan model.Grant, 1)
+	go func() {
+		w, err := c.svc.Wait(rs.ctx, c.id(t, bot), g.ID, 10*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- w
+	}()
+	waitFor(t, "the wait to open on C", func() bool { _, n := c.svc.OpenWaits(); return n == 1 })
+	start := time.Now()
+	if _, err := b.svc.Approve(rs.ctx, b.id(t, alice), g.ID, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waited:
+		if w.Status != model.Active {
+			t.Fatalf("the wait on C returned %s", w.Status)
+		}
+		t.Logf("approve on B to the long poll on C returning: %v", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll on C did not see the approval on B")
+	}
+	cr, err := b.svc.Credentials(rs.ctx, b.id(t, bot), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case id := <-subscribed:
 		if id != g.ID {
