@@ -48,14 +48,8 @@ func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries
 	}
 	ended := false
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		if st, ok := tx.(store.SessionTx); ok {
-			cur, err := st.Session(ctx, ses.ID)
-			if err != nil {
-				return nil, err
-			}
-			if !cur.EndedAt.IsZero() {
-				return nil, nil // another replica recovered it first
-			}
+		if done, err := endedElsewhere(ctx, tx, ses.ID); err != nil || done {
+			return nil, err // done: another replica recovered it first
 		}
 		ended = true
 		return []auditlog.Event{{Type: "session.ended", Time: rec.EndedAt, GrantID: rec.GrantID, SessionID: rec.ID, Actor: "airlock", Data: map[string]any{

@@ -290,7 +290,37 @@ func TestReplicasRequestApproveUse(t *testing.T) {
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	subscribed := make(chan string, 8)
 	c.svc.Subscribe(func(g *gateway.Grant) { subscribed <- g.ID })
-	g, cr := rs.approved(a, b)
+	// The requester long-polls C while a person approves on B.
+	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan model.Grant, 1)
+	go func() {
+		w, err := c.svc.Wait(rs.ctx, c.id(t, bot), g.ID, 10*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- w
+	}()
+	waitFor(t, "the wait to open on C", func() bool { _, n := c.svc.OpenWaits(); return n == 1 })
+	start := time.Now()
+	if _, err := b.svc.Approve(rs.ctx, b.id(t, alice), g.ID, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waited:
+		if w.Status != model.Active {
+			t.Fatalf("the wait on C returned %s", w.Status)
+		}
+		t.Logf("approve on B to the long poll on C returning: %v", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll on C did not see the approval on B")
+	}
+	cr, err := b.svc.Credentials(rs.ctx, b.id(t, bot), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case id := <-subscribed:
 		if id != g.ID {
@@ -691,8 +721,9 @@ func (rs *replicaSet) killListener(r *replica) (release func()) {
 }
 
 // TestReplicasDeadReplicaSessions: a session served by C, whose replica
-// then stops running, is ended by the others at its last recorded event,
-// once, while a session of a live replica is left alone.
+// then stops running (and whose grant is revoked after that), is ended by
+// the others at its last recorded event, once, while a session of a live
+// replica is left alone.
 func TestReplicasDeadReplicaSessions(t *testing.T) {
 	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep = 20 * time.Millisecond })
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
@@ -717,7 +748,12 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 0 {
 		t.Fatalf("a live replica's session was ended %d times", n)
 	}
-	rs.killListener(c)
+	revive := rs.killListener(c)
+	// The grant ends after C died: nobody alive served C's session, so the
+	// sweep must still end it.
+	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "after C died"); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "C's session to be ended by A or B", func() bool {
 		s, err := a.st.Session(rs.ctx, sesC.ID)
 		return err == nil && !s.EndedAt.IsZero()
@@ -740,6 +776,15 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	}
 	if n := count(rs.sessionEntryTypes(sesB.ID), "session.ended"); n != 0 {
 		t.Errorf("B's live session was ended")
+	}
+	// C was not dead after all (its listener was down for two sweeps):
+	// when its gateway ends the session, the end is not written twice.
+	revive()
+	if err := sesC.End(rs.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 1 {
+		t.Errorf("C's own end after the recovery wrote a second end (%d ends)", n)
 	}
 	// Another reaper asking again changes nothing.
 	if err := b.svc.RecoverSession(rs.ctx, sesC.ID); err != nil {

@@ -86,6 +86,9 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		st.rec.EndedAt = s.now()
 		st.mu.Unlock()
 		return s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+			if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
+				return nil, err
+			}
 			snap := st.take()
 			// The entry's time is the session's end, so the row is derivable.
 			return []auditlog.Event{{Type: "session.ended", Time: snap.EndedAt, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // DefaultSessionSweep is the default Options.SessionSweep.
 const DefaultSessionSweep = 15 * time.Second
+
+// sweepLookback is how long after its grant ended a session is still
+// swept: a dead replica's session of a grant that ended after it died has
+// nobody else to end it.
+const sweepLookback = 10 * time.Minute
 
 // Sessions of a replica that died. A session lives in the memory of the
 // replica whose gateway serves it; when that process dies (kill -9, a lost
@@ -24,9 +28,9 @@ const DefaultSessionSweep = 15 * time.Second
 // listener). The end is written once: inside the write transaction the
 // session is read again (store.SessionTx) and left alone if another
 // replica ended it first. At a replica's first sweep its own earlier run's
-// sessions (same ReplicaID) are ended at once. Sessions of grants that have
-// already ended, and sessions started before replicas recorded their
-// replica, are not swept.
+// sessions (same ReplicaID) are ended at once. Sessions of grants that
+// ended more than sweepLookback ago, and sessions started before replicas
+// recorded their replica, are not swept.
 
 // sweepLoop sweeps at start and then every interval until stop closes.
 func (s *Service) sweepLoop(stop <-chan struct{}, interval time.Duration) {
@@ -56,7 +60,9 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 	if !ok {
 		return nil
 	}
-	active, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Active}})
+	// Grants live now or ended within the lookback (pending ones have no
+	// sessions and cost one empty read).
+	active, err := s.st.Grants(ctx, store.GrantFilter{Since: s.now().Add(-sweepLookback)})
 	if err != nil {
 		return err
 	}
@@ -146,4 +152,20 @@ func (s *Service) RecoverSession(ctx context.Context, sessionID string) error {
 		return err
 	}
 	return s.recoverSession(ctx, ses, entries, "the replica serving it is gone; it ends at its last recorded event")
+}
+
+// endedElsewhere says, inside a shared store's write transaction, whether
+// session id was already ended by another replica (which took this one
+// for dead: its listener was down for two sweeps while it still served).
+// Its end is then not written twice.
+func endedElsewhere(ctx context.Context, tx store.Tx, id string) (bool, error) {
+	st, ok := tx.(store.SessionTx)
+	if !ok {
+		return false, nil
+	}
+	cur, err := st.Session(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return !cur.EndedAt.IsZero(), nil
 }

@@ -56,23 +56,17 @@ func (m *Manager) dropLocked(ctx context.Context, grantID, name string, e *entry
 }
 
 func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
-	exists, ours, err := m.lookupRole(ctx, conn, name)
-	if err != nil {
-		return err
-	}
-	if !exists {
-		return nil
-	}
-	if !ours {
-		return fmt.Errorf("pgroles: role %s %w", name, errNotOurs)
-	}
 	ident := pgx.Identifier{name}.Sanitize()
 	// Committed on its own so that it takes effect before the backends go:
-	// from here on no new session can start as this role.
-	if _, err := conn.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
-		return fmt.Errorf("pgroles: set %s NOLOGIN: %w", name, err)
-	}
-	if err := m.ensureMember(ctx, conn, name); err != nil {
+	// from here on no new session can start as this role. Under the role's
+	// lock: the replicas that had the grant all drop its role at once.
+	gone, err := m.inRoleTx(ctx, conn, name, false, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
+			return fmt.Errorf("pgroles: set %s NOLOGIN: %w", name, err)
+		}
+		return m.ensureMember(ctx, tx, name)
+	})
+	if err != nil || gone {
 		return err
 	}
 	killed := 0
@@ -94,27 +88,58 @@ func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("pgroles: begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := lockRole(ctx, tx, name); err != nil {
+	gone, err = m.inRoleTx(ctx, conn, name, true, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
+			return fmt.Errorf("pgroles: drop owned by %s: %w", name, err)
+		}
+		if _, err := tx.Exec(ctx, "DROP ROLE "+ident); err != nil {
+			// 2BP01: it still holds privileges in another database; only a
+			// Manager for that database (or a DBA) can clear them.
+			return fmt.Errorf("pgroles: drop role %s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil || gone {
 		return err
-	}
-	if _, err := tx.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
-		return fmt.Errorf("pgroles: drop owned by %s: %w", name, err)
-	}
-	if _, err := tx.Exec(ctx, "DROP ROLE "+ident); err != nil {
-		// 2BP01: it still holds privileges in another database; only a
-		// Manager for that database (or a DBA) can clear them.
-		return fmt.Errorf("pgroles: drop role %s: %w", name, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("pgroles: commit drop of %s: %w", name, err)
 	}
 	m.logger.Info("pgroles: grant role dropped", "role", name, "sessions_terminated", killed)
 	return nil
+}
+
+// inRoleTx runs fn in a transaction holding the role's lock (and, with
+// acl, the database's ACL lock: see lockACL), if the role exists and is
+// ours; gone says it does not exist (any more: another replica dropped it).
+func (m *Manager) inRoleTx(ctx context.Context, conn *pgx.Conn, name string, acl bool, fn func(pgx.Tx) error) (gone bool, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("pgroles: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := lockRole(ctx, tx, name); err != nil {
+		return false, err
+	}
+	if acl {
+		if err := lockACL(ctx, tx); err != nil {
+			return false, err
+		}
+	}
+	exists, ours, err := m.lookupRole(ctx, tx, name)
+	if err != nil {
+		return false, err
+	}
+	if !exists {
+		return true, nil
+	}
+	if !ours {
+		return false, fmt.Errorf("pgroles: role %s %w", name, errNotOurs)
+	}
+	if err := fn(tx); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("pgroles: commit on %s: %w", name, err)
+	}
+	return false, nil
 }
 
 // terminate signals every backend of role, waiting for each to exit, and

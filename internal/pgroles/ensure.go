@@ -110,6 +110,9 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 	if err := lockRole(ctx, tx, name); err != nil {
 		return Role{}, err
 	}
+	if err := lockACL(ctx, tx); err != nil {
+		return Role{}, err
+	}
 	exists, ours, err := m.lookupRole(ctx, tx, name)
 	if err != nil {
 		return Role{}, err

@@ -195,6 +195,21 @@ func lockRole(ctx context.Context, q querier, role string) error {
 	return nil
 }
 
+// lockACL takes a transaction-scoped advisory lock on the target
+// database's privileges. GRANT, REVOKE and DROP OWNED rewrite the ACL in
+// the catalog row of each table, schema and the database itself, and
+// PostgreSQL fails a transaction that rewrites a row another one changed
+// meanwhile ("tuple concurrently updated") instead of waiting: two grants
+// on one table, prepared at once (by one process, or by every replica
+// hearing of the same activations), would fail each other. Always taken
+// after lockRole, so the two never deadlock.
+func lockACL(ctx context.Context, q querier) error {
+	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('airlock-pgroles-acl:' || current_database()))`); err != nil {
+		return fmt.Errorf("pgroles: lock privileges of the database: %w", err)
+	}
+	return nil
+}
+
 // ensureMember makes the admin a member of role, which PostgreSQL 15 asks
 // of a non-superuser before it may terminate the role's backends or run
 // DROP OWNED BY it. CREATEROLE is enough to grant it.
