@@ -49,8 +49,10 @@ const (
 	// misses only when its notice is late.
 	missRate  = 100 // per second
 	missBurst = 100
-	// syncWorkers bounds the notices being applied at once.
-	syncWorkers = 16
+	// syncWorkers bounds the notices being applied at once, and
+	// reconcileWorkers the grants re-read at once by a reconciliation.
+	syncWorkers      = 16
+	reconcileWorkers = 8
 	// startReadyWait is how long Start waits for the listener's first
 	// reconciliation.
 	startReadyWait = 15 * time.Second
@@ -292,11 +294,11 @@ func (s *Service) reconcile(ctx context.Context) error {
 	// A notice that fails while this runs may concern a change this
 	// re-read saw before it committed: then the re-read does not count.
 	failures := s.rep.failures.Load()
-	ids, err := s.st.Identities(ctx)
+	idents, err := s.st.Identities(ctx)
 	if err != nil {
 		return fmt.Errorf("grants: re-reading identities: %w", err)
 	}
-	for _, id := range ids {
+	for _, id := range idents {
 		s.dir.Put(id)
 	}
 	open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending, model.Active}})
@@ -315,15 +317,37 @@ func (s *Service) reconcile(ctx context.Context) error {
 		check[id] = true
 	}
 	s.mu.RUnlock()
+	// One read per grant, under its lock (a read of all at once could be
+	// older than a change applied meanwhile), reconcileWorkers at a time.
+	ids := make(chan string)
+	errs := make(chan error, reconcileWorkers)
+	var wg sync.WaitGroup
+	for range reconcileWorkers {
+		wg.Go(func() {
+			var first error
+			for id := range ids {
+				if first == nil {
+					first = s.syncGrant(ctx, id, true)
+				}
+			}
+			errs <- first
+		})
+	}
 	for id := range check {
-		if err := s.syncGrant(ctx, id, true); err != nil {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			return err
 		}
 	}
 	if !s.readyUnlessFailed(failures) {
 		return errors.New("grants: a change notice failed during the re-read; re-reading again")
 	}
-	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(check), "identities", len(ids))
+	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(check), "identities", len(idents))
 	return nil
 }
 

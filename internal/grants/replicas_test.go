@@ -672,7 +672,7 @@ func TestReplicasIdentityChanges(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
+func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !ok() {
@@ -867,4 +867,35 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkReplicaReconcile measures how long a replica with 500 open
+// grants stays unready after its listening connection is killed: the
+// backoff (100 ms), the reconnection and the re-read of every grant.
+func BenchmarkReplicaReconcile(b *testing.B) {
+	rs := newReplicaSet(b, 2, nil)
+	a, c := rs.r[0], rs.r[1]
+	const open = 500
+	for range open {
+		if _, err := a.svc.Request(rs.ctx, a.id(b, bot), autoReq("10m")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(rs.ctx, rs.dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(rs.ctx)
+	var total time.Duration
+	for b.Loop() {
+		waitFor(b, "C ready", func() bool { return c.svc.Ready() == nil })
+		start := time.Now()
+		if _, err := conn.Exec(rs.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'airlock-listen r1'`); err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, "C unready", func() bool { return c.svc.Ready() != nil })
+		waitFor(b, "C ready again", func() bool { return c.svc.Ready() == nil })
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-unready/op")
 }
