@@ -4,11 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,69 +17,13 @@ import (
 	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
-// privatePG is a PostgreSQL cluster of this test's own (never the shared
-// one, which other tests use), run as the postgres user on a free loopback
-// port, so that the test may restart it.
-type privatePG struct {
-	bin, dir, port string
-}
-
-func startPrivatePG(t *testing.T) *privatePG {
-	t.Helper()
-	// The server's own tools (Debian keeps them out of PATH), newest first.
-	ctls, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(ctls) == 0 {
-		ctls = []string{testenv.Tool(t, "pg_ctl", "install the PostgreSQL server: apt-get install postgresql")}
-	}
-	bin := filepath.Dir(ctls[len(ctls)-1])
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatalf("no postgres user to run a private cluster as: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "cluster-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	p := &privatePG{bin: bin, dir: dir, port: strings.Split(freeAddr(t), ":")[1]}
-	p.run(t, "initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	p.ctl(t, "start")
-	t.Cleanup(func() {
-		exec.Command("runuser", "-u", "postgres", "--", filepath.Join(p.bin, "pg_ctl"), "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "-w", "stop").Run()
-	})
-	return p
-}
-
-func (p *privatePG) run(t *testing.T, prog string, args ...string) {
-	t.Helper()
-	out, err := exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(p.bin, prog)}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", prog, args, err, out)
-	}
-}
-
-// ctl runs pg_ctl start, stop or restart (fast shutdown) and waits for it.
-func (p *privatePG) ctl(t *testing.T, action string) {
-	t.Helper()
-	p.run(t, "pg_ctl", "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "log"), "-w", "-m", "fast",
-		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1", p.port, p.dir), action)
-}
-
-func (p *privatePG) dsn() string {
-	return "postgres://postgres@127.0.0.1:" + p.port + "/postgres?sslmode=disable"
-}
-
 // TestStoreRestartUnderLoad: the store's PostgreSQL is restarted while
 // clients PUT through two replicas and insert rows through one. Calls are refused while it is down,
 // nothing acknowledged is lost, and service resumes by itself.
 func TestStoreRestartUnderLoad(t *testing.T) {
-	pg := startPrivatePG(t)
-	c := newCluster(t, pg.dsn(), 2)
+	// A cluster of the test's own: the shared PostgreSQL is never stopped.
+	pg := testenv.StartPrivatePostgres(t)
+	c := newCluster(t, pg.DSN, 2)
 	c.seedS3(t, map[string][]byte{"burst/seed.txt": []byte("seed")})
 	ctx := context.Background()
 	id := grantID(t, mustOK(t, c.cli(t, c.replicas[0], c.bot, "request", "aws-prod", "--allow", "s3:PutObject,s3:GetObject arn:aws:s3:::logs/burst/*",
@@ -175,7 +114,7 @@ func TestStoreRestartUnderLoad(t *testing.T) {
 	// The restart, held down long enough to look at the replicas meanwhile:
 	// not ready, and a call of each kind refused.
 	down := grantS3(c.creds(t, c.replicas[0], id))
-	pg.ctl(t, "stop")
+	pg.Stop(t, "fast")
 	for _, r := range c.replicas {
 		code, body := 0, ""
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -196,7 +135,7 @@ func TestStoreRestartUnderLoad(t *testing.T) {
 		}
 		conn.Close(ctx)
 	}
-	pg.ctl(t, "start")
+	pg.Start(t)
 	restarted.Store(true)
 	// Service resumes by itself: both replicas ready and PUTs succeeding
 	// again, without anyone touching them.
