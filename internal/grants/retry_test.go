@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -61,5 +62,55 @@ func TestExpiryRetriedWhenLogUnavailable(t *testing.T) {
 	rec, err = h.St.Grant(h.ctx, g.ID)
 	if err != nil || rec.Status != model.Expired || !rec.EndedAt.Equal(g.ExpiresAt) {
 		t.Fatalf("after the log recovered: status %s ended %v (%v), want expired at %v", rec.Status, rec.EndedAt, err, g.ExpiresAt)
+	}
+}
+
+// TestSessionEndRetriedWhenLogUnavailable: a session that ends while the
+// log cannot be written (its connection broke during a database outage)
+// is not stored as ended without its session.ended entry; the end, with
+// its true time, is written once the log takes writes again, and the row
+// and the log agree.
+func TestSessionEndRetriedWhenLogUnavailable(t *testing.T) {
+	t.Parallel()
+	var fail atomic.Bool
+	h := newHarness(t, harnessOptions{LogStore: func(st store.Store) store.Store { return failingStore{st, &fail} }})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	ses := h.startSession(g, "127.0.0.1:5 psql")
+	if err := ses.Request(h.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/x", Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	before := time.Now()
+	if err := ses.End(h.ctx); err == nil {
+		t.Fatal("the end was recorded while the log was unavailable")
+	}
+	time.Sleep(1500 * time.Millisecond) // a flush of summaries fails meanwhile
+	fail.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	var rec model.Session
+	for {
+		var err error
+		if rec, err = h.St.Session(h.ctx, ses.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !rec.EndedAt.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session's end was never recorded after the log recovered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var ends []store.LogEntry
+	for _, e := range h.entries(g.ID) {
+		if e.Type == "session.ended" && e.SessionID == ses.ID {
+			ends = append(ends, e)
+		}
+	}
+	if len(ends) != 1 || !ends[0].Time.Equal(rec.EndedAt) || rec.EndedAt.Before(before) || rec.EndedAt.After(before.Add(time.Second)) {
+		t.Fatalf("row ended at %v; session.ended entries %d (first at %v); want one, at the end (~%v)", rec.EndedAt, len(ends), ends, before)
+	}
+	if got := h.session(ses.ID); len(got.LogMismatch) > 0 || got.Calls != 1 {
+		t.Errorf("session row and log disagree: %v (calls %d)", got.LogMismatch, got.Calls)
 	}
 }

@@ -201,6 +201,8 @@ type Service struct {
 	// (see flushSessions); stopFlush and flushDone run the flusher.
 	dirtyMu sync.Mutex
 	dirty   map[*sessionState]struct{}
+	// pendingEnds are the session ends the log refused (sessionend.go).
+	pendingEnds map[*sessionState]pendingEnd
 	// withResults are the sessions with results not yet logged.
 	resultsMu   sync.Mutex
 	withResults map[*sessionState]struct{}
@@ -323,6 +325,7 @@ func (s *Service) Close() {
 		if err := s.flushSessions(context.Background()); err != nil {
 			s.logger.Error("writing session summaries at close", "err", err)
 		}
+		s.retryEnds(context.Background())
 		if err := s.rejects.Close(context.Background()); err != nil {
 			s.logger.Error("recording refused attempts' summaries at close", "err", err)
 		}

@@ -82,19 +82,12 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 		if err := s.flushResults(ctx, st); err != nil {
 			s.logger.Error("recording a session's last results failed", "session", sid, "err", err)
 		}
-		st.mu.Lock()
-		st.rec.EndedAt = s.now()
-		st.mu.Unlock()
-		return s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
-				return nil, err
-			}
-			snap := st.take()
-			// The entry's time is the session's end, so the row is derivable.
-			return []auditlog.Event{{Type: "session.ended", Time: snap.EndedAt, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
-				"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "grant_end": g.EndReason(),
-			}}}, tx.PutSession(ctx, snap)
-		})
+		at := s.now()
+		if err := s.writeEnd(ctx, st, sid, g, at); err != nil {
+			s.queueEnd(st, sid, g, at) // the flusher writes it once the log takes it
+			return err
+		}
+		return nil
 	}
 	return gateway.NewSession(st.rec.ID, g, gateway.Recorder{Request: request, RequestAsync: requestAsync, Result: result, End: end}), nil
 }
@@ -339,6 +332,7 @@ func (s *Service) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 		if err := s.flushSessions(context.Background()); err != nil {
 			s.logger.Error("writing session summaries; will retry", "err", err)
 		}
+		s.retryEnds(context.Background())
 	}
 }
 

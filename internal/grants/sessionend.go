@@ -1,0 +1,84 @@
+package grants
+
+import (
+	"context"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// A session's end is recorded by one transaction: the session.ended entry
+// and the row with its end time. If the log cannot take it (the database
+// is down when a connection breaks), the row must not say the session
+// ended while the log does not (audit verify would report the mismatch):
+// the end time is kept aside, the row stays open, and the flusher writes
+// the end, with its true time, once the log takes writes again. A process
+// that stops before that leaves the session open for the recovery at the
+// next start (or, among replicas, the sweep).
+
+// pendingEnd is a session end the log did not take yet.
+type pendingEnd struct {
+	sid string
+	g   *gateway.Grant
+	at  time.Time
+}
+
+// writeEnd records the end of st (session sid) at at.
+func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g *gateway.Grant, at time.Time) error {
+	took := false
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
+			return nil, err
+		}
+		took = true
+		snap := st.take()
+		snap.EndedAt = at
+		// The entry's time is the session's end, so the row is derivable.
+		return []auditlog.Event{{Type: "session.ended", Time: at, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
+			"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "grant_end": g.EndReason(),
+		}}}, tx.PutSession(ctx, snap)
+	})
+	if err != nil {
+		if took { // take cleared dirty; the row still lags
+			st.mu.Lock()
+			st.dirty = true
+			st.mu.Unlock()
+			s.markDirty(st)
+		}
+		return err
+	}
+	st.mu.Lock()
+	st.rec.EndedAt = at
+	st.mu.Unlock()
+	return nil
+}
+
+// queueEnd keeps an end the log refused for retryEnds.
+func (s *Service) queueEnd(st *sessionState, sid string, g *gateway.Grant, at time.Time) {
+	s.dirtyMu.Lock()
+	defer s.dirtyMu.Unlock()
+	if s.pendingEnds == nil {
+		s.pendingEnds = map[*sessionState]pendingEnd{}
+	}
+	s.pendingEnds[st] = pendingEnd{sid: sid, g: g, at: at}
+}
+
+// retryEnds writes the queued ends (their last results first).
+func (s *Service) retryEnds(ctx context.Context) {
+	s.dirtyMu.Lock()
+	pending := s.pendingEnds
+	s.pendingEnds = nil
+	s.dirtyMu.Unlock()
+	for st, p := range pending {
+		err := s.flushResults(ctx, st)
+		if err == nil {
+			err = s.writeEnd(ctx, st, p.sid, p.g, p.at)
+		}
+		if err != nil {
+			s.logger.Error("recording a session's end; will retry", "session", p.sid, "err", err)
+			s.queueEnd(st, p.sid, p.g, p.at)
+		}
+	}
+}
