@@ -228,8 +228,8 @@ permit (principal in Group::"sre-leads", action == Action::"approve", resource =
 
 // newCluster writes the shared configuration (store on storeAdminDSN's
 // server, a fresh database), generates the shared keys once with `airlock
-// server-keys`, and starts n replicas.
-func newCluster(t *testing.T, storeAdminDSN string, n int) *cluster {
+// server-keys`, and starts n replicas, with env added to their environment.
+func newCluster(t *testing.T, storeAdminDSN string, n int, env ...string) *cluster {
 	t.Helper()
 	pgAdmin := testenv.PostgresDSN(t)
 	c := &cluster{t: t, dir: t.TempDir(), s3: testenv.Versity(t), bot: keygen(t), alice: keygen(t), bob: keygen(t)}
@@ -239,6 +239,7 @@ func newCluster(t *testing.T, storeAdminDSN string, n int) *cluster {
 	c.seedOrders(t)
 	// A sweep every second: a dead replica's sessions end within about two.
 	c.serveEnv = []string{"AWS_PROD_ACCESS_KEY_ID=" + c.s3.AccessKeyID, "AWS_PROD_SECRET_ACCESS_KEY=" + c.s3.SecretAccessKey, "AIRLOCK_SESSION_SWEEP=1s"}
+	c.serveEnv = append(c.serveEnv, env...) // the last of a duplicate wins
 	if err := os.MkdirAll(filepath.Join(c.dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)
 	}
