@@ -83,7 +83,8 @@ type replicas struct {
 	// sweep is Options.SessionSweep; gone the replicas found gone at the
 	// last sweep (owned by the sweep goroutine); stopSweep ends it.
 	sweep     time.Duration
-	gone      map[string]bool
+	grace     time.Duration
+	gone      map[string]time.Time
 	startedAt time.Time // when Start began: own sessions before it are an earlier run's
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -101,9 +102,12 @@ func newReplicas(o Options) *replicas {
 	r := &replicas{id: id, notifier: o.Notifier, readyCh: make(chan struct{}),
 		syncSem: make(chan struct{}, syncWorkers), missSem: make(chan struct{}, missReads),
 		negative: map[string]time.Time{}, inflight: map[string]*missCall{},
-		sweep: o.SessionSweep}
+		sweep: o.SessionSweep, grace: o.ReplicaGrace}
 	if r.sweep <= 0 {
 		r.sweep = DefaultSessionSweep
+	}
+	if r.grace <= 0 {
+		r.grace = DefaultReplicaGrace
 	}
 	r.why = errors.New("grants: not started")
 	if cr, ok := o.Store.(store.CredentialReader); ok && o.Notifier != nil {

@@ -725,7 +725,7 @@ func (rs *replicaSet) killListener(r *replica) (release func()) {
 // the others at its last recorded event, once, while a session of a live
 // replica is left alone.
 func TestReplicasDeadReplicaSessions(t *testing.T) {
-	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep = 20 * time.Millisecond })
+	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep, o.ReplicaGrace = 20*time.Millisecond, 300*time.Millisecond })
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	g, cr := rs.approved(a, b)
 	onC := waitLookup(t, c, cr)
@@ -748,6 +748,7 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 	if n := count(rs.sessionEntryTypes(sesC.ID), "session.ended"); n != 0 {
 		t.Fatalf("a live replica's session was ended %d times", n)
 	}
+	killed := time.Now()
 	revive := rs.killListener(c)
 	// The grant ends after C died: nobody alive served C's session, so the
 	// sweep must still end it.
@@ -758,6 +759,9 @@ func TestReplicasDeadReplicaSessions(t *testing.T) {
 		s, err := a.st.Session(rs.ctx, sesC.ID)
 		return err == nil && !s.EndedAt.IsZero()
 	})
+	if d := time.Since(killed); d < 300*time.Millisecond {
+		t.Errorf("C's session was ended %v after C went, within the 300 ms grace", d)
+	}
 	time.Sleep(100 * time.Millisecond) // more sweeps: the end is not written twice
 	types := rs.sessionEntryTypes(sesC.ID)
 	if n := count(types, "session.ended"); n != 1 {

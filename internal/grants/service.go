@@ -163,8 +163,9 @@ type Options struct {
 	ReplicaID string
 	// SessionSweep is how often a replica looks for sessions of replicas
 	// that stopped running (DefaultSessionSweep if 0); such a session is
-	// ended once its replica was found gone at two sweeps in a row.
-	SessionSweep time.Duration
+	// ended once its replica was found gone at every sweep for
+	// ReplicaGrace (DefaultReplicaGrace if 0), and at two sweeps at least.
+	SessionSweep, ReplicaGrace time.Duration
 }
 
 // Service implements the lifecycle and the gateway.Authority seam.

@@ -16,7 +16,9 @@ import (
 // the end time is kept aside, the row stays open, and the flusher writes
 // the end, with its true time, once the log takes writes again. A process
 // that stops before that leaves the session open for the recovery at the
-// next start (or, among replicas, the sweep).
+// next start (or, among replicas, the sweep). From the moment its end is
+// first tried, the flusher leaves the session's row alone (ending): a
+// snapshot taken before the end must never be stored after it.
 
 // pendingEnd is a session end the log did not take yet.
 type pendingEnd struct {
@@ -27,6 +29,9 @@ type pendingEnd struct {
 
 // writeEnd records the end of st (session sid) at at.
 func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g *gateway.Grant, at time.Time) error {
+	st.mu.Lock()
+	st.ending = true // from here only this write stores the row
+	st.mu.Unlock()
 	took := false
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
@@ -45,7 +50,6 @@ func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g 
 			st.mu.Lock()
 			st.dirty = true
 			st.mu.Unlock()
-			s.markDirty(st)
 		}
 		return err
 	}

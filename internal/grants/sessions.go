@@ -98,6 +98,9 @@ type sessionState struct {
 	rec model.Session
 	// dirty means rec has calls its stored row does not have yet.
 	dirty bool
+	// ending means the session's end is being (or waits to be) written:
+	// only that write may store its row from then on.
+	ending bool
 	// results are result calls not yet logged (see addResult), and
 	// dropped counts those given up on after the log failed for long.
 	results []gateway.Call
@@ -243,6 +246,17 @@ func (s *Service) flushAllResults(ctx context.Context) error {
 
 // take returns a snapshot to store and marks it stored; if storing fails,
 // the caller marks the session dirty again.
+// takeUnlessEnding is take, unless the session's end owns its row.
+func (st *sessionState) takeUnlessEnding() (model.Session, bool) {
+	st.mu.Lock()
+	ending := st.ending
+	st.mu.Unlock()
+	if ending {
+		return model.Session{}, false
+	}
+	return st.take(), true
+}
+
 func (st *sessionState) take() model.Session {
 	st.mu.Lock()
 	st.dirty = false
@@ -275,7 +289,7 @@ func (s *Service) flushSessions(ctx context.Context) error {
 	var sts []*sessionState
 	for st := range batch {
 		st.mu.Lock()
-		if st.dirty {
+		if st.dirty && !st.ending {
 			sts = append(sts, st)
 		}
 		st.mu.Unlock()
@@ -285,7 +299,13 @@ func (s *Service) flushSessions(ctx context.Context) error {
 	}
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		for _, st := range sts {
-			if err := tx.PutSession(ctx, st.take()); err != nil {
+			// A session whose end is being written is the end's to write
+			// (sessionend.go): an older snapshot must not follow it.
+			snap, ok := st.takeUnlessEnding()
+			if !ok {
+				continue
+			}
+			if err := tx.PutSession(ctx, snap); err != nil {
 				return nil, err
 			}
 		}

@@ -12,6 +12,11 @@ import (
 // DefaultSessionSweep is the default Options.SessionSweep.
 const DefaultSessionSweep = 15 * time.Second
 
+// DefaultReplicaGrace is the default Options.ReplicaGrace: well above the
+// time a live replica's listener takes to get its lock back after a
+// database restart (backoff up to 5 s, then a re-read).
+const DefaultReplicaGrace = 30 * time.Second
+
 // sweepLookback is how long after its grant ended a session is still
 // swept: a dead replica's session of a grant that ended after it died has
 // nobody else to end it.
@@ -23,9 +28,10 @@ const sweepLookback = 10 * time.Minute
 // (Options.ReplicaID), and each running replica holds a lock in the store
 // that says so (store.ReplicaRegistry). Every replica sweeps the open
 // sessions of active grants every SessionSweep, and ends, at their last
-// recorded event, those whose replica has been gone at two sweeps in a row
-// (one sweep could fall in the moment a live replica reconnects its
-// listener). The end is written once: inside the write transaction the
+// recorded event, those whose replica has been gone at every sweep for at
+// least ReplicaGrace (and at two sweeps at least): a live replica loses
+// its lock while its listener reconnects, which after a database restart
+// takes up to the listener's backoff (5 s) and its re-read. The end is written once: inside the write transaction the
 // session is read again (store.SessionTx) and left alone if another
 // replica ended it first. At a replica's first sweep its own earlier run's
 // sessions (same ReplicaID) are ended at once. Sessions of grants that
@@ -67,7 +73,8 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 		return err
 	}
 	alive := map[string]bool{}
-	gone := map[string]bool{} // replicas found gone at this sweep
+	gone := map[string]time.Time{} // replicas found gone, since when
+	now := time.Now()
 	for _, g := range active {
 		sessions, err := s.st.Sessions(ctx, g.ID)
 		if err != nil {
@@ -100,9 +107,13 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 				if a {
 					continue
 				}
-				gone[owner] = true
-				if !s.rep.gone[owner] {
-					continue // gone at two sweeps in a row, or not yet
+				since, before := s.rep.gone[owner]
+				if !before {
+					since = now
+				}
+				gone[owner] = since
+				if !before || now.Sub(since) < s.rep.grace {
+					continue // gone at two sweeps in a row, for the grace, or not yet
 				}
 			}
 			why := fmt.Sprintf("replica %s stopped without ending the session; it ends at its last recorded event", owner)
