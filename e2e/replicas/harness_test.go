@@ -237,8 +237,10 @@ func newCluster(t *testing.T, storeAdminDSN string, n int, env ...string) *clust
 	storeDSN, c.storeDB = database(t, storeAdminDSN, "store")
 	c.ordersDSN, c.ordersDB = database(t, pgAdmin, "orders")
 	c.seedOrders(t)
-	// A sweep every second: a dead replica's sessions end within about two.
-	c.serveEnv = []string{"AWS_PROD_ACCESS_KEY_ID=" + c.s3.AccessKeyID, "AWS_PROD_SECRET_ACCESS_KEY=" + c.s3.SecretAccessKey, "AIRLOCK_SESSION_SWEEP=1s"}
+	// A sweep every second, and a replica gone for 5 s is dead: its
+	// sessions end within about 6 s (the defaults are 15 s and 30 s).
+	c.serveEnv = []string{"AWS_PROD_ACCESS_KEY_ID=" + c.s3.AccessKeyID, "AWS_PROD_SECRET_ACCESS_KEY=" + c.s3.SecretAccessKey,
+		"AIRLOCK_SESSION_SWEEP=1s", "AIRLOCK_REPLICA_GRACE=5s"}
 	c.serveEnv = append(c.serveEnv, env...) // the last of a duplicate wins
 	if err := os.MkdirAll(filepath.Join(c.dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)

@@ -151,7 +151,7 @@ func TestKillReplicaMidBurst(t *testing.T) {
 	}
 	// The dead replica's sessions end at their last recorded event.
 	// Survivors sweep every second (AIRLOCK_SESSION_SWEEP) and end the
-	// sessions of a replica found gone at two sweeps in a row.
+	// sessions of a replica gone for 5 s (AIRLOCK_REPLICA_GRACE).
 	deadline := time.Now().Add(20 * time.Second)
 	for _, id := range []string{putID, insID} {
 		var open []string

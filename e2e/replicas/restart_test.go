@@ -23,10 +23,10 @@ import (
 func TestStoreRestartUnderLoad(t *testing.T) {
 	// A cluster of the test's own: the shared PostgreSQL is never stopped.
 	pg := testenv.StartPrivatePostgres(t)
-	// Sweeps for dead replicas' sessions well apart: while the database is
-	// down every replica looks dead, and a replica's notification
-	// connection comes back up to 5 s (its backoff) after the database.
-	c := newCluster(t, pg.DSN, 2, "AIRLOCK_SESSION_SWEEP=10s")
+	// The default grace before a replica counts as dead: while the
+	// database is down every replica looks gone, and a replica's
+	// notification connection comes back up to 5 s (its backoff) after it.
+	c := newCluster(t, pg.DSN, 2, "AIRLOCK_SESSION_SWEEP=5s", "AIRLOCK_REPLICA_GRACE=30s")
 	c.seedS3(t, map[string][]byte{"burst/seed.txt": []byte("seed")})
 	ctx := context.Background()
 	id := grantID(t, mustOK(t, c.cli(t, c.replicas[0], c.bot, "request", "aws-prod", "--allow", "s3:PutObject,s3:GetObject arn:aws:s3:::logs/burst/*",

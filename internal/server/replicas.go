@@ -13,11 +13,16 @@ import (
 	"github.com/airlock-dev/airlock/internal/store/pgstore"
 )
 
-// SessionSweepEnv, when set to a Go duration, is how often a replica looks
-// for the open sessions of replicas that are gone (grants.Options.SessionSweep;
-// a session is ended after its replica was found gone at two sweeps in a
-// row). Tests shorten it; operators rarely need to.
-const SessionSweepEnv = "AIRLOCK_SESSION_SWEEP"
+// Environment variables holding Go durations that tune how the open
+// sessions of a replica that is gone are ended (grants.Options): how often
+// each replica looks (SessionSweep, default 15 s), and how long another
+// replica must have been gone first (ReplicaGrace, default 30 s, above a
+// live replica's reconnection time after a database restart). Tests
+// shorten them; operators rarely need to.
+const (
+	SessionSweepEnv = "AIRLOCK_SESSION_SWEEP"
+	ReplicaGraceEnv = "AIRLOCK_REPLICA_GRACE"
+)
 
 // withReplicas makes the grant service one replica among those sharing a
 // PostgreSQL store: grant changes reach it through the store's
@@ -31,12 +36,19 @@ func withReplicas(o *grants.Options, cfg *config.Config, st store.Store) error {
 	}
 	o.ReplicaID = replicaID(cfg)
 	o.Notifier = ps.Listener(o.ReplicaID)
-	if v := os.Getenv(SessionSweepEnv); v != "" {
+	for _, e := range []struct {
+		name string
+		dst  *time.Duration
+	}{{SessionSweepEnv, &o.SessionSweep}, {ReplicaGraceEnv, &o.ReplicaGrace}} {
+		v := os.Getenv(e.name)
+		if v == "" {
+			continue
+		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("%s=%q: want a positive Go duration such as 15s", SessionSweepEnv, v)
+			return fmt.Errorf("%s=%q: want a positive Go duration such as 15s", e.name, v)
 		}
-		o.SessionSweep = d
+		*e.dst = d
 	}
 	return nil
 }

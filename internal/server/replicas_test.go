@@ -30,8 +30,9 @@ func TestSessionSweepEnv(t *testing.T) {
 	defer s.Close()
 	var o grants.Options
 	t.Setenv(SessionSweepEnv, "2s")
-	if err := withReplicas(&o, cfg, s.store); err != nil || o.SessionSweep.String() != "2s" || o.Notifier == nil {
-		t.Fatalf("withReplicas: %v, sweep %v, notifier %v", err, o.SessionSweep, o.Notifier)
+	t.Setenv(ReplicaGraceEnv, "7s")
+	if err := withReplicas(&o, cfg, s.store); err != nil || o.SessionSweep.String() != "2s" || o.ReplicaGrace.String() != "7s" || o.Notifier == nil {
+		t.Fatalf("withReplicas: %v, sweep %v, grace %v, notifier %v", err, o.SessionSweep, o.ReplicaGrace, o.Notifier)
 	}
 	t.Setenv(SessionSweepEnv, "soon")
 	if err := withReplicas(&o, cfg, s.store); err == nil || !strings.Contains(err.Error(), SessionSweepEnv) {
