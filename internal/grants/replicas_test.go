@@ -825,8 +825,9 @@ func (rs *replicaSet) sessionEntryTypes(id string) []string {
 // BenchmarkReplicaLookup is the gateway's credential lookup on a replica of
 // a shared store: a grant in memory (brought by its notice), a repeated
 // unknown credential (answered by the negative cache), and a flood of
-// distinct unknown credentials (each one store read). cpu-ns/op is this
-// process's CPU (user+system) per lookup; PostgreSQL's is not included.
+// distinct unknown credentials (a store read each up to the miss rate's
+// burst and rate, refused unread beyond it). cpu-ns/op is this process's
+// CPU (user+system) per lookup; PostgreSQL's is not included.
 func BenchmarkReplicaLookup(b *testing.B) {
 	rs := newReplicaSet(b, 2, nil)
 	a, c := rs.r[0], rs.r[1]
