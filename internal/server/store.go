@@ -41,10 +41,9 @@ func logOptions(cfg *config.Config, verifier note.Verifier, credKey []byte, onCh
 		Origin:       logOrigin(verifier),
 		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
 		OnCheckpoint: onCheckpoint,
-		Verifier:     verifier,
 	}
 	if cfg.Store != "" {
-		o.Shared = true
+		o.Shared, o.Verifier = true, verifier
 	} else {
 		o.JournalDir = filepath.Join(cfg.DataDir, JournalDir)
 		o.JournalKey = journalKey(credKey)

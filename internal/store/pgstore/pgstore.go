@@ -206,15 +206,37 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	// the transaction and the wait on the server. The transaction id,
 	// assigned here, is how Commit learns the outcome of a commit whose
 	// answer was lost.
-	var xid int64
-	if err := tx.QueryRow(ctx, beginSQL, s.writerLock).Scan(&xid); err != nil {
+	//
+	// The log's newest checkpoint is read by a second statement sent in
+	// the same round trip: the server runs it once the lock is granted,
+	// with a snapshot taken then (READ COMMITTED), so it sees every
+	// earlier writer's commit, and the audit log's head read (the first
+	// thing a batch does under the lock) costs no round trip of its own.
+	t := &Tx{s: s, tx: tx}
+	b := &pgx.Batch{}
+	b.Queue(beginSQL, s.writerLock)
+	b.Queue(latestCheckpointSQL)
+	br := tx.SendBatch(ctx, b)
+	err = br.QueryRow().Scan(&t.xid)
+	if err == nil {
+		t.head, err = scanCheckpoint(br.QueryRow())
+		if errors.Is(err, pgx.ErrNoRows) {
+			t.head, err = store.Checkpoint{}, nil
+			t.headMissing = true
+		}
+		t.headRead = err == nil
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		tx.Rollback(rctx)
 		cancel()
 		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w", err)
 	}
-	return &Tx{s: s, tx: tx, xid: xid}, nil
+	return t, nil
 }
 
 // beginSQL is a write transaction's first statement: it waits for the

@@ -26,6 +26,12 @@ type Tx struct {
 	tx   pgx.Tx
 	xid  int64 // the transaction's id (pg_current_xact_id)
 	done bool
+	// head is the log's newest checkpoint as read by Begin, valid while
+	// headRead (cleared when this transaction stores a checkpoint);
+	// headMissing if there was none.
+	head        store.Checkpoint
+	headRead    bool
+	headMissing bool
 }
 
 var (
@@ -316,6 +322,7 @@ func (t *Tx) AppendLogCheckpoint(ctx context.Context, entries []store.LogEntry, 
 	if err != nil {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
+	t.headRead = false
 	var ne, nc int64
 	if err := t.tx.QueryRow(ctx, appendLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created)...).Scan(&ne, &nc); err != nil {
 		return t.appendErr(entries, err)
@@ -353,6 +360,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
+	t.headRead = false
 	if _, err := t.tx.Exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
@@ -515,6 +523,12 @@ func isFutureXid(err error) bool {
 func (t *Tx) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
 	if err := t.usable(); err != nil {
 		return store.Checkpoint{}, err
+	}
+	if t.headRead {
+		if t.headMissing {
+			return store.Checkpoint{}, fmt.Errorf("pgstore: latest checkpoint: %w", store.ErrNotFound)
+		}
+		return t.head, nil
 	}
 	c, err := scanCheckpoint(t.tx.QueryRow(ctx, latestCheckpointSQL))
 	if errors.Is(err, pgx.ErrNoRows) {
