@@ -150,15 +150,18 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	}
 
 	payload := first(r.Header, hContentSHA256)
-	if payload == "" {
+	hashBody := payload == "" && c.service != "s3" && v.HashBody != nil
+	if payload == "" && !hashBody {
 		return nil, s3err.New(s3err.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
 	}
 	a := &Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
 		SignedAt: signedAt, DecodedLength: r.ContentLength,
 	}
-	if e := a.setPayload(r, payload); e != nil {
-		return nil, e
+	if !hashBody {
+		if e := a.setPayload(r, payload); e != nil {
+			return nil, e
+		}
 	}
 
 	secret, token, err := lookup(c.accessKey)
@@ -167,6 +170,18 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	}
 	if e := checkToken(token, first(r.Header, hSecurityToken), hasName(c.signedHeaders, "x-amz-security-token"), false); e != nil {
 		return nil, e
+	}
+	if hashBody {
+		h, err := v.HashBody(r)
+		if err != nil {
+			return nil, err
+		}
+		if payload = h; !isHex64(payload) {
+			return nil, s3err.New(s3err.InternalError, "sigv4: HashBody returned no lowercase hex SHA-256")
+		}
+		if e := a.setPayload(r, payload); e != nil {
+			return nil, e
+		}
 	}
 
 	buf, e := buildCanonical(sc, r, c.signedHeaders, nil, "", payload)
