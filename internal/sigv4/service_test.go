@@ -110,3 +110,24 @@ func TestVerifyServiceName(t *testing.T) {
 		t.Error("ValidService")
 	}
 }
+
+// A REST-JSON path with escapes (Lambda's function ARN) is signed escaped
+// twice by every SDK but S3's; the verifier and the signer agree with the
+// SDK.
+func TestServicePathEscapedTwice(t *testing.T) {
+	calls := 0
+	v := hashingVerifier(&calls)
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:8701/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A111122223333%3Afunction%3Afn/invocations", nil)
+	signService(t, req, nil, "lambda")
+	if _, err := v.Verify(onWire(t, req)); err != nil {
+		t.Fatalf("SDK-signed lambda path: %v", err)
+	}
+	// Our signer, checked by the SDK's own signature over the same request.
+	ours, _ := http.NewRequest("POST", req.URL.String(), nil)
+	if err := (&Signer{}).Sign(ours, Credentials{AccessKeyID: testAK, SecretAccessKey: testSecret, SessionToken: testToken}, testRegion, "lambda", sha256Hex(nil), testNow); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ours.Header.Get("Authorization"), req.Header.Get("Authorization"); got[strings.LastIndex(got, "Signature="):] != want[strings.LastIndex(want, "Signature="):] {
+		t.Fatalf("signer disagrees with the SDK:\n%s\n%s", got, want)
+	}
+}

@@ -184,7 +184,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 		}
 	}
 
-	buf, e := buildCanonical(sc, r, c.signedHeaders, nil, "", payload)
+	buf, e := buildCanonical(sc, r, c.service, c.signedHeaders, nil, "", payload)
 	if e != nil {
 		return nil, e
 	}
@@ -318,7 +318,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	if e := checkToken(sessionToken, token, true, true); e != nil {
 		return nil, e
 	}
-	buf, e := buildCanonical(sc, r, signedHeaders, pairs, qSignature, payload)
+	buf, e := buildCanonical(sc, r, c.service, signedHeaders, pairs, qSignature, payload)
 	if e != nil {
 		return nil, e
 	}
@@ -543,11 +543,11 @@ func isHexAnyCase(s string) bool {
 
 // buildCanonical writes the canonical request into sc.buf. pairs is the
 // parsed query (nil to parse it here); skip is a parameter left out.
-func buildCanonical(sc *scratch, r *http.Request, signedHeaders string, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
+func buildCanonical(sc *scratch, r *http.Request, service, signedHeaders string, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
 	b := sc.buf[:0]
 	b = append(b, r.Method...)
 	b = append(b, '\n')
-	b = append(b, canonicalURI(r)...)
+	b = appendCanonicalPath(b, canonicalURI(r), service)
 	b = append(b, '\n')
 	if pairs == nil && r.URL.RawQuery != "" {
 		var ok bool
