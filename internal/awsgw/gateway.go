@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/awsops"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/s3err"
 	"github.com/airlock-dev/airlock/internal/s3iam"
@@ -41,6 +42,9 @@ type Target struct {
 	RoleARN string
 	// STSEndpoint overrides the STS endpoint (tests, VPC endpoints).
 	STSEndpoint string
+	// Endpoints overrides, per service other than S3 (by signing name),
+	// the upstream base URL (svcforward.go).
+	Endpoints map[string]string
 }
 
 // Options configures a Gateway.
@@ -77,6 +81,11 @@ type Gateway struct {
 	// signing keys serves a grant's calls all day; each call passes its
 	// own lookup.
 	verifier *sigv4.Verifier
+	// hosts are Options.Hosts: the names a call to a service other than
+	// S3 may be signed for. mapService maps such calls (awsops.Map when
+	// nil; tests replace it).
+	hosts      []string
+	mapService func(*awsops.Request) (*awsops.Op, error)
 
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
@@ -118,7 +127,9 @@ func New(o Options) (*Gateway, error) {
 		log:      o.Logger,
 		known:    newKnown(o.Now),
 		uploads:  newUploadTable(o.Now),
-		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, Service: "s3"},
+		// Any service: the credential scope routes the call (service.go).
+		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody},
+		hosts:    o.Hosts,
 		sessions: map[string]*session{},
 	}
 	for _, t := range o.Targets {
