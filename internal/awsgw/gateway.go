@@ -120,13 +120,13 @@ func New(o Options) (*Gateway, error) {
 		o.Transport = UpstreamTransport()
 	}
 	g := &Gateway{
-		auth:     o.Authority,
-		targets:  map[string]*target{},
-		mapper:   &s3iam.Mapper{Hosts: o.Hosts},
-		now:      o.Now,
-		log:      o.Logger,
-		known:    newKnown(o.Now),
-		uploads:  newUploadTable(o.Now),
+		auth:    o.Authority,
+		targets: map[string]*target{},
+		mapper:  &s3iam.Mapper{Hosts: o.Hosts},
+		now:     o.Now,
+		log:     o.Logger,
+		known:   newKnown(o.Now),
+		uploads: newUploadTable(o.Now),
 		// Any service: the credential scope routes the call (service.go).
 		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody},
 		hosts:    o.Hosts,

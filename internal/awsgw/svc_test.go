@@ -119,7 +119,9 @@ func (e *svcEnv) lastRequest(t *testing.T, g *gateway.Grant) gateway.Call {
 // recorded and re-signed for the upstream with the target's keys.
 func TestServiceClientsGo(t *testing.T) {
 	e := newSvcEnv(t)
-	arn := func(svc, res string) string { return "arn:aws:" + svc + ":" + testRegion + ":" + testAccount + ":" + res }
+	arn := func(svc, res string) string {
+		return "arn:aws:" + svc + ":" + testRegion + ":" + testAccount + ":" + res
+	}
 	g := e.grant(
 		"logs:FilterLogEvents,logs:GetLogEvents "+arn("logs", "log-group:/app/api"),
 		"ssm:GetParameter,ssm:GetParameters "+arn("ssm", "parameter/app/db/*"),

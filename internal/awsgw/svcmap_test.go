@@ -66,7 +66,9 @@ func stubMap(r *awsops.Request) (*awsops.Op, error) {
 		return op, nil
 	}
 	s := func(k string) string { v, _ := body[k].(string); return v }
-	add := func(action, res string) { op.Checks = append(op.Checks, awsops.Check{Action: r.Service + ":" + action, Resource: res}) }
+	add := func(action, res string) {
+		op.Checks = append(op.Checks, awsops.Check{Action: r.Service + ":" + action, Resource: res})
+	}
 	switch r.Service + " " + op.Operation {
 	case "dynamodb GetItem", "dynamodb Query", "dynamodb DescribeTable", "dynamodb Scan":
 		op.ReadOnly = true
