@@ -67,7 +67,7 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 	root := &node{kind: 'o'}
 	if len(m.r.Body) > 0 {
 		d := cborDecoder{b: m.r.Body}
-		v, err := d.item(0)
+		v, err := d.item(0, false)
 		if err == nil && d.off != len(d.b) {
 			err = errCBOR("data after the CBOR item")
 		}
@@ -202,13 +202,13 @@ func (d *cborDecoder) more(i, n uint64, indef bool) (bool, error) {
 	return true, nil
 }
 
-// item reads one data item at depth, keeping it up to keepDepth.
-func (d *cborDecoder) item(depth int) (*node, error) {
+// item reads one data item at depth, keeping it up to keepDepth unless
+// skip is set (a top-level member no operation reads).
+func (d *cborDecoder) item(depth int, skip bool) (*node, error) {
 	if depth > maxDepth {
 		return nil, errCBOR("nested too deeply")
 	}
-	keep := depth <= keepDepth
-	if keep && !d.c.add() {
+	if !skip && depth <= keepDepth && !d.c.add() {
 		return nil, errCBOR("too many values")
 	}
 	start := d.off
@@ -216,6 +216,8 @@ func (d *cborDecoder) item(depth int) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Containers are kept above keepDepth only, like the JSON reader.
+	keep := !skip && depth < keepDepth
 	switch major {
 	case 0:
 		return &node{kind: 'n', str: strconv.FormatUint(arg, 10)}, nil
@@ -248,7 +250,7 @@ func (d *cborDecoder) item(depth int) (*node, error) {
 			if !ok {
 				break
 			}
-			v, err := d.item(depth + 1)
+			v, err := d.item(depth+1, !keep)
 			if err != nil {
 				return nil, err
 			}
@@ -289,11 +291,12 @@ func (d *cborDecoder) item(depth int) (*node, error) {
 				return nil, errCBOR("map key " + strconv.Quote(esc(k)) + " appears twice")
 			}
 			seen[k] = true
-			v, err := d.item(depth + 1)
+			read := keep && (depth > 0 || readMembers[k] || foldsToRead(k))
+			v, err := d.item(depth+1, !read)
 			if err != nil {
 				return nil, err
 			}
-			if keep && (depth > 0 || readMembers[k] || foldsToRead(k)) {
+			if read {
 				n.obj = append(n.obj, member{k, v})
 			}
 		}
@@ -303,7 +306,7 @@ func (d *cborDecoder) item(depth int) (*node, error) {
 		return n, nil
 	case 6:
 		// Tags (1 for timestamps) annotate the item that follows.
-		if _, err := d.item(depth + 1); err != nil {
+		if _, err := d.item(depth+1, true); err != nil {
 			return nil, err
 		}
 		return &node{kind: 'x'}, nil

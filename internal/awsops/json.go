@@ -104,7 +104,9 @@ func (m *mapper) readJSON(d *jsontext.Decoder, depth int, c *counter) (*node, er
 	if !c.add() {
 		return nil, m.failure(codeInvalid, "the body names more than %d values Airlock reads", maxNodes)
 	}
-	if depth > keepDepth {
+	if k := d.PeekKind(); depth > keepDepth || (depth == keepDepth && (k == '{' || k == '[')) {
+		// Containers at keepDepth are validated and skipped whole: their
+		// members are beyond what any operation reads.
 		if err := d.SkipValue(); err != nil {
 			return nil, m.jsonErr(err)
 		}
