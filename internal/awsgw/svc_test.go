@@ -51,7 +51,6 @@ func newSvcEnv(t *testing.T, opts ...envOpt) *svcEnv {
 	}
 	opts = append([]envOpt{func(o *Options) { o.Targets[0].Endpoints = eps }}, opts...)
 	e := newEnv(t, opts...)
-	e.gw.mapService = stubMap
 	return &svcEnv{env: e, fakes: fakes}
 }
 
@@ -125,7 +124,7 @@ func TestServiceClientsGo(t *testing.T) {
 	g := e.grant(
 		"logs:FilterLogEvents,logs:GetLogEvents "+arn("logs", "log-group:/app/api"),
 		"ssm:GetParameter,ssm:GetParameters "+arn("ssm", "parameter/app/db/*"),
-		"lambda:Invoke,lambda:GetFunction "+arn("lambda", "function:triage-helper"),
+		"lambda:InvokeFunction,lambda:GetFunction "+arn("lambda", "function:triage-helper"),
 		"lambda:ListFunctions *",
 		"ec2:DescribeInstances *",
 		"sts:GetCallerIdentity *",
@@ -142,7 +141,7 @@ func TestServiceClientsGo(t *testing.T) {
 	}
 	rec := e.lastRequest(t, g)
 	if !rec.Allowed || rec.Action != "logs:FilterLogEvents" || rec.Resource != arn("logs", "log-group:/app/api") ||
-		rec.Params["service"] != "logs" || rec.Params["operation"] != "FilterLogEvents" || rec.Params["filter_pattern"] != "ERROR" {
+		rec.Params["service"] != "logs" || rec.Params["operation"] != "FilterLogEvents" || rec.Params["filterPattern"] != "ERROR" || rec.Params["logGroup"] != "/app/api" {
 		t.Fatalf("record %+v", rec)
 	}
 	up := e.upstreamSaw(t, "logs", 1)
@@ -172,7 +171,7 @@ func TestServiceClientsGo(t *testing.T) {
 	lm := lambda.NewFromConfig(cfg)
 	inv, err := lm.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("triage-helper"), Payload: []byte(`{"order":42}`)})
 	if err != nil || !strings.Contains(string(inv.Payload), `"received":12`) {
-		t.Fatalf("Invoke: %v %s", err, inv.Payload)
+		t.Fatalf("Invoke: %v %+v", err, inv)
 	}
 	if _, err := lm.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("triage-helper")}); err != nil {
 		t.Fatalf("GetFunction: %v", err)
@@ -295,7 +294,7 @@ func TestServiceHostile(t *testing.T) {
 	}{
 		{"allowed", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.GetItem"), getOrders, 200, ""},
 		{"target of another service", "dynamodb", testRegion, "", jsonHeader("Logs_20140328.FilterLogEvents"), []byte(`{"logGroupName":"/app/api"}`), 403, "AccessDeniedException"},
-		{"duplicate targets", "dynamodb", testRegion, "", http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amz-Target": {"DynamoDB_20120810.GetItem", "DynamoDB_20120810.DeleteTable"}}, getOrders, 403, "AccessDeniedException"},
+		{"duplicate targets", "dynamodb", testRegion, "", http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amz-Target": {"DynamoDB_20120810.GetItem", "DynamoDB_20120810.DeleteTable"}}, getOrders, 400, "SerializationException"},
 		{"batch naming a second table", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.BatchWriteItem"),
 			[]byte(`{"RequestItems":{"orders":[{"PutRequest":{"Item":{"id":{"S":"1"}}}}],"customers":[{"DeleteRequest":{"Key":{"id":{"S":"1"}}}}]}}`), 403, "AccessDeniedException"},
 		{"malformed body", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.GetItem"), []byte(`{"TableName":"orders",`), 400, "SerializationException"},
