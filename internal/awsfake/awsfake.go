@@ -56,6 +56,7 @@ type Server struct {
 	requests []Request
 	rejected []string
 	keys     map[string][2]string // access key → secret, session token
+	fallback func(id string) (string, string, error)
 }
 
 // Start serves service's fake for region, accepting signatures made with
@@ -68,6 +69,9 @@ func Start(service, region, accessKey, secret string) *Server {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			k, ok := s.keys[id]
+			if !ok && s.fallback != nil {
+				return s.fallback(id)
+			}
 			if !ok {
 				return "", "", s3err.New(s3err.InvalidAccessKeyID, "The security token included in the request is invalid.")
 			}
@@ -92,6 +96,14 @@ func Start(service, region, accessKey, secret string) *Server {
 func (s *Server) AddKey(accessKey, secret, token string) {
 	s.mu.Lock()
 	s.keys[accessKey] = [2]string{secret, token}
+	s.mu.Unlock()
+}
+
+// SetFallback resolves access keys the server does not know itself (the
+// credentials a test's fake STS hands out).
+func (s *Server) SetFallback(lookup func(id string) (secret, token string, err error)) {
+	s.mu.Lock()
+	s.fallback = lookup
 	s.mu.Unlock()
 }
 

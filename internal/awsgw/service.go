@@ -39,7 +39,7 @@ func (*svcBody) Close() error { return nil }
 // than S3 sign the body's digest without sending it, so the body is read
 // (bounded) before the signature can be checked.
 func hashServiceBody(r *http.Request) (string, error) {
-	b, err := readServiceBody(r.ContentLength, r.Body)
+	b, err := readServiceBody(r.ContentLength, r.Body, serviceBodyLimit(signedService(r)))
 	if err != nil {
 		return "", err
 	}
@@ -48,16 +48,28 @@ func hashServiceBody(r *http.Request) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// readServiceBody reads a whole request body of at most awsops.MaxBody
-// bytes.
-func readServiceBody(declared int64, body io.Reader) ([]byte, error) {
-	if declared > awsops.MaxBody {
-		return nil, bodyTooLarge(declared)
+// maxLambdaBody is Lambda's own bound on a synchronous Invoke's payload
+// (6 MB); the mapper never reads a Lambda body (awsops.NeedsBody), but its
+// digest must be checked before the call is forwarded.
+const maxLambdaBody = 6 << 20
+
+// serviceBodyLimit is how much of a call's body the gateway reads.
+func serviceBodyLimit(service string) int {
+	if !awsops.NeedsBody(service) {
+		return maxLambdaBody
+	}
+	return awsops.MaxBody
+}
+
+// readServiceBody reads a whole request body of at most limit bytes.
+func readServiceBody(declared int64, body io.Reader, limit int) ([]byte, error) {
+	if declared > int64(limit) {
+		return nil, bodyTooLarge(declared, limit)
 	}
 	if body == nil {
 		return nil, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(body, awsops.MaxBody+1))
+	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
 	if err != nil {
 		var e *s3err.Error
 		if errors.As(err, &e) {
@@ -65,14 +77,14 @@ func readServiceBody(declared int64, body io.Reader) ([]byte, error) {
 		}
 		return nil, s3err.New(s3err.IncompleteBody, "Airlock could not read the request body: %v", err)
 	}
-	if len(b) > awsops.MaxBody {
-		return nil, bodyTooLarge(-1)
+	if len(b) > limit {
+		return nil, bodyTooLarge(-1, limit)
 	}
 	return b, nil
 }
 
-func bodyTooLarge(n int64) *s3err.Error {
-	e := s3err.New(s3err.EntityTooLarge, "the request body is larger than the %d bytes Airlock reads for a call to an AWS service other than S3", awsops.MaxBody)
+func bodyTooLarge(n int64, limit int) *s3err.Error {
+	e := s3err.New(s3err.EntityTooLarge, "the request body is larger than the %d bytes Airlock reads for a call to this AWS service", limit)
 	e.Status = http.StatusRequestEntityTooLarge
 	if n > 0 {
 		e.Message += " (" + strconv.FormatInt(n, 10) + " bytes)"
@@ -91,7 +103,7 @@ func (c *call) serviceBody(auth *sigv4.Auth) ([]byte, *s3err.Error) {
 		// call's parameters, and must be what was signed.
 		return nil, s3err.New(s3err.InvalidRequest, "x-amz-content-sha256 must be the SHA-256 of the body for %s (not %s): only S3 accepts other payload modes", auth.Service, auth.Payload)
 	}
-	b, err := readServiceBody(c.r.ContentLength, auth.Body(c.r.Body))
+	b, err := readServiceBody(c.r.ContentLength, auth.Body(c.r.Body), serviceBodyLimit(auth.Service))
 	if err != nil {
 		return nil, s3err.As(err)
 	}
@@ -155,10 +167,14 @@ func (c *call) serveService(t *target, auth *sigv4.Auth) {
 	if mapper == nil {
 		mapper = awsops.Map
 	}
-	op, err := mapper(&awsops.Request{
+	mr := &awsops.Request{
 		Service: auth.Service, Region: t.Region, Account: t.Account,
-		Method: c.r.Method, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery, Header: c.r.Header, Body: body,
-	})
+		Method: c.r.Method, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery, Header: c.r.Header,
+	}
+	if awsops.NeedsBody(auth.Service) {
+		mr.Body = body
+	}
+	op, err := mapper(mr)
 	if err != nil {
 		c.deny(unmappedServiceCall(c.r, auth.Service, c.reqID, len(body), err), mapError(auth.Service, err))
 		return
