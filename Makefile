@@ -50,6 +50,8 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzStripSigning$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzRewriteLocation$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorShape$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzParseRange$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
