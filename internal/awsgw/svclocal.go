@@ -3,6 +3,7 @@ package awsgw
 import (
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -64,6 +65,10 @@ func (c *call) answerLocal(t *target, op *awsops.Op, bodyLen int) {
 	}
 	sess, err := g.session(gr, c.client)
 	if err != nil {
+		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
+			c.reject(sessionError(gr, g.now(), err))
+			return
+		}
 		c.fail(sessionError(gr, g.now(), err))
 		return
 	}
