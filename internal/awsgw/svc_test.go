@@ -297,6 +297,8 @@ func TestServiceHostile(t *testing.T) {
 		{"duplicate targets", "dynamodb", testRegion, "", http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amz-Target": {"DynamoDB_20120810.GetItem", "DynamoDB_20120810.DeleteTable"}}, getOrders, 400, "SerializationException"},
 		{"batch naming a second table", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.BatchWriteItem"),
 			[]byte(`{"RequestItems":{"orders":[{"PutRequest":{"Item":{"id":{"S":"1"}}}}],"customers":[{"DeleteRequest":{"Key":{"id":{"S":"1"}}}}]}}`), 403, "AccessDeniedException"},
+		{"JSON with a duplicate key naming a second table", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.GetItem"), []byte(`{"TableName":"orders","TableName":"customers","Key":{"id":{"S":"1"}}}`), 400, "SerializationException"},
+		{"unicode look-alike table name", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.GetItem"), []byte(`{"TableName":"ord\u0435rs","Key":{"id":{"S":"1"}}}`), 400, "ValidationException"},
 		{"malformed body", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.GetItem"), []byte(`{"TableName":"orders",`), 400, "SerializationException"},
 		{"oversized body", "dynamodb", testRegion, "", jsonHeader("DynamoDB_20120810.GetItem"), append(append([]byte(`{"TableName":"orders","Pad":"`), bytes.Repeat([]byte("x"), 1<<20)...), '"', '}'), 413, "RequestEntityTooLarge"},
 		{"credential scope for another region", "dynamodb", "eu-west-1", "", jsonHeader("DynamoDB_20120810.GetItem"), getOrders, 400, "InvalidSignatureException"},
