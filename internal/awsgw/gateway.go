@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/airlock-dev/airlock/internal/awsops"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/s3err"
 	"github.com/airlock-dev/airlock/internal/s3iam"
@@ -82,10 +81,8 @@ type Gateway struct {
 	// own lookup.
 	verifier *sigv4.Verifier
 	// hosts are Options.Hosts: the names a call to a service other than
-	// S3 may be signed for. mapService maps such calls (awsops.Map when
-	// nil; tests replace it).
-	hosts      []string
-	mapService func(*awsops.Request) (*awsops.Op, error)
+	// S3 may be signed for (service.go).
+	hosts []string
 
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
@@ -120,18 +117,17 @@ func New(o Options) (*Gateway, error) {
 		o.Transport = UpstreamTransport()
 	}
 	g := &Gateway{
-		auth:    o.Authority,
-		targets: map[string]*target{},
-		mapper:  &s3iam.Mapper{Hosts: o.Hosts},
-		now:     o.Now,
-		log:     o.Logger,
-		known:   newKnown(o.Now),
-		uploads: newUploadTable(o.Now),
-		// Any service: the credential scope routes the call (service.go).
-		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody},
-		hosts:    o.Hosts,
+		auth:     o.Authority,
+		targets:  map[string]*target{},
+		mapper:   &s3iam.Mapper{Hosts: o.Hosts},
+		now:      o.Now,
+		log:      o.Logger,
+		known:    newKnown(o.Now),
+		uploads:  newUploadTable(o.Now),
+		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
 		sessions: map[string]*session{},
 	}
+	g.hosts = o.Hosts
 	for _, t := range o.Targets {
 		if _, dup := g.targets[t.Name]; dup {
 			return nil, fmt.Errorf("awsgw: target %q configured twice", t.Name)

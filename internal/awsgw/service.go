@@ -163,10 +163,6 @@ func (c *call) serveService(t *target, auth *sigv4.Auth) {
 		c.reject(e)
 		return
 	}
-	mapper := g.mapService
-	if mapper == nil {
-		mapper = awsops.Map
-	}
 	mr := &awsops.Request{
 		Service: auth.Service, Region: t.Region, Account: t.Account,
 		Method: c.r.Method, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery, Header: c.r.Header,
@@ -174,7 +170,7 @@ func (c *call) serveService(t *target, auth *sigv4.Auth) {
 	if awsops.NeedsBody(auth.Service) {
 		mr.Body = body
 	}
-	op, err := mapper(mr)
+	op, err := awsops.Map(mr)
 	if err != nil {
 		c.deny(unmappedServiceCall(c.r, auth.Service, c.reqID, len(body), err), mapError(auth.Service, err))
 		return
