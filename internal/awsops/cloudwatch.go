@@ -39,12 +39,12 @@ func metricCheck(action string, data bool) func(m *mapper, in input, op *Op) err
 				return err
 			}
 		}
-		for _, k := range []string{"Namespace", "MetricName"} {
+		for k, p := range map[string]string{"Namespace": "namespace", "MetricName": "metricName"} {
 			v, err := in.str(k)
 			if err != nil {
 				return err
 			}
-			op.param(k, v)
+			op.param(p, v)
 		}
 		op.check(action, "*")
 		return nil
@@ -252,9 +252,9 @@ func init() {
 		"GetMetricData": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:GetMetricData", true),
 			actions: "cloudwatch:GetMetricData", resources: "`*`", params: "queries (their number)"},
 		"GetMetricStatistics": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:GetMetricStatistics", false),
-			actions: "cloudwatch:GetMetricStatistics", resources: "`*`", params: "Namespace, MetricName"},
+			actions: "cloudwatch:GetMetricStatistics", resources: "`*`", params: "namespace, metricName"},
 		"ListMetrics": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:ListMetrics", false),
-			actions: "cloudwatch:ListMetrics", resources: "`*`", params: "Namespace, MetricName"},
+			actions: "cloudwatch:ListMetrics", resources: "`*`", params: "namespace, metricName"},
 		"DescribeAlarms": {protos: all, readOnly: true, fn: describeAlarms, actions: "cloudwatch:DescribeAlarms",
 			resources: "`arn:aws:cloudwatch:R:A:alarm:NAME` per AlarmNames; else `…:alarm:PREFIX*` (`alarm:*` without a prefix)", params: "alarmNames, alarmNamePrefix"},
 	})

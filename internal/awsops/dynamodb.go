@@ -53,12 +53,12 @@ func tableFrom(action string, index bool) func(m *mapper, in input, op *Op) erro
 				res += "/index/" + idx
 				op.param("index", idx)
 			}
-			for _, k := range []string{"KeyConditionExpression", "FilterExpression"} {
+			for k, p := range map[string]string{"KeyConditionExpression": "keyCondition", "FilterExpression": "filter"} {
 				v, err := in.str(k)
 				if err != nil {
 					return err
 				}
-				op.param(k, v)
+				op.param(p, v)
 			}
 		}
 		op.check(action, res)
@@ -149,8 +149,8 @@ func init() {
 	const each = tableRes + " for every table in RequestItems"
 	register("dynamodb", map[string]*spec{
 		"GetItem":    {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:GetItem", false), actions: "dynamodb:GetItem", resources: tableRes, params: "table"},
-		"Query":      {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Query", true), actions: "dynamodb:Query", resources: idx, params: "table, index, KeyConditionExpression, FilterExpression"},
-		"Scan":       {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Scan", true), actions: "dynamodb:Scan", resources: idx, params: "table, index, FilterExpression"},
+		"Query":      {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Query", true), actions: "dynamodb:Query", resources: idx, params: "table, index, keyCondition, filter"},
+		"Scan":       {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Scan", true), actions: "dynamodb:Scan", resources: idx, params: "table, index, filter"},
 		"PutItem":    {protos: pJSON, fn: tableFrom("dynamodb:PutItem", false), actions: "dynamodb:PutItem", resources: tableRes, params: "table"},
 		"UpdateItem": {protos: pJSON, fn: tableFrom("dynamodb:UpdateItem", false), actions: "dynamodb:UpdateItem", resources: tableRes, params: "table"},
 		"DeleteItem": {protos: pJSON, fn: tableFrom("dynamodb:DeleteItem", false), actions: "dynamodb:DeleteItem", resources: tableRes, params: "table"},

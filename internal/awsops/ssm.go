@@ -157,12 +157,12 @@ func secretCheck(action string) func(m *mapper, in input, op *Op) error {
 			return err
 		}
 		op.param("secretId", id)
-		for _, k := range []string{"VersionStage", "VersionId"} {
+		for k, p := range map[string]string{"VersionStage": "versionStage", "VersionId": "versionId"} {
 			v, err := in.str(k)
 			if err != nil {
 				return err
 			}
-			op.param(k, v)
+			op.param(p, v)
 		}
 		op.check(action, res)
 		return nil
@@ -238,7 +238,7 @@ func init() {
 	const secret = "`arn:aws:secretsmanager:R:A:secret:NAME` from a name; the ARN as given (with or without AWS's `-XXXXXX` suffix)"
 	register("secretsmanager", map[string]*spec{
 		"GetSecretValue": {protos: pJSON, readOnly: true, secret: true, fn: secretCheck("secretsmanager:GetSecretValue"),
-			actions: "secretsmanager:GetSecretValue", resources: secret, params: "secretId, VersionStage, VersionId"},
+			actions: "secretsmanager:GetSecretValue", resources: secret, params: "secretId, versionStage, versionId"},
 		"DescribeSecret": {protos: pJSON, readOnly: true, fn: secretCheck("secretsmanager:DescribeSecret"),
 			actions: "secretsmanager:DescribeSecret", resources: secret, params: "secretId"},
 		"ListSecrets": {protos: pJSON, readOnly: true, fn: everything("secretsmanager:ListSecrets"),
