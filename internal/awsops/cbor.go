@@ -24,7 +24,7 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 		return nil, m.failure(codeMalformed, "Smithy-Protocol must be exactly one rpc-v2-cbor header")
 	}
 	if m.r.Method != "POST" {
-		return nil, m.failure(codeMalformed, "an RPC v2 CBOR call is a POST, not %s", esc(m.r.Method))
+		return nil, m.failure(codeMalformed, "an RPC v2 CBOR call is a POST, not %q", esc(m.r.Method))
 	}
 	// The path may carry a prefix (a custom endpoint's path), then
 	// /service/NAME/operation/OP, nothing after.
@@ -41,10 +41,10 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 	if svcName == "" || operation == "" {
 		return nil, m.failure(codeMalformed, "path %q is not /service/NAME/operation/OPERATION", esc(m.r.Path))
 	}
-	m.operation = operation
 	if err := m.name("operation", operation, 1, 128, charset("")); err != nil {
 		return nil, err
 	}
+	m.operation = operation
 	svc, known := cborServices[svcName]
 	switch {
 	case !known:

@@ -179,8 +179,9 @@ func clip(v string) string {
 	return fmt.Sprintf("%s…(+%d bytes)", v[:cut], len(v)-cut)
 }
 
-// esc makes a client-supplied string safe inside an error message:
-// control characters escaped, length bounded.
+// esc bounds a client-supplied string for an error message, where it is
+// always formatted with %q (which escapes control characters, bidi
+// controls and invalid UTF-8).
 func esc(s string) string {
 	if len(s) > 128 {
 		cut := 128
@@ -189,8 +190,11 @@ func esc(s string) string {
 		}
 		s = s[:cut] + "…"
 	}
-	return textesc.String(s)
+	return s
 }
+
+// escText is esc for a string formatted with %s.
+func escText(s string) string { return textesc.String(esc(s)) }
 
 // partition is the ARN partition of a region.
 func partition(region string) string {

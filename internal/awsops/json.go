@@ -36,10 +36,10 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 	if !ok || prefix == "" || operation == "" || strings.Contains(operation, ".") {
 		return nil, m.failure(codeMalformed, "X-Amz-Target %q is not Service.Operation", esc(targets[0]))
 	}
-	m.operation = operation
 	if err := m.name("operation", operation, 1, 128, charset("")); err != nil {
 		return nil, err
 	}
+	m.operation = operation
 	svc, known := jsonTargets[prefix]
 	switch {
 	case !known:
@@ -91,12 +91,12 @@ func (m *mapper) decodeJSON(body []byte) (*node, error) {
 func (m *mapper) jsonErr(err error) error {
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) {
-		return m.failure(codeMalformed, "malformed JSON body: %s", esc(se.Error()))
+		return m.failure(codeMalformed, "malformed JSON body: %s", escText(se.Error()))
 	}
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return m.failure(codeMalformed, "malformed JSON body: unexpected end")
 	}
-	return m.failure(codeMalformed, "malformed JSON body: %s", esc(err.Error()))
+	return m.failure(codeMalformed, "malformed JSON body: %s", escText(err.Error()))
 }
 
 // readJSON reads the next value, keeping it if depth <= keepDepth.
