@@ -41,7 +41,7 @@ func (m *mapper) lambda() (*Op, error) {
 	case m.r.Method == "POST" && len(seg) == 4 && seg[0] == "2021-11-15" && seg[1] == "functions" && seg[3] == "response-streaming-invocations":
 		operation, fn = "InvokeWithResponseStream", seg[2]
 	default:
-		return nil, m.failure(codeDenied, "Airlock does not map lambda call %s %q", esc(m.r.Method), esc(m.r.Path))
+		return nil, m.failure(codeDenied, "Airlock does not map lambda call %q %q", esc(m.r.Method), esc(m.r.Path))
 	}
 	m.operation = operation
 	in := lambdaInput{fn: fn, q: q}
