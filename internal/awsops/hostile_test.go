@@ -63,6 +63,11 @@ func TestHostileRefused(t *testing.T) {
 		{"X-Amz-Target and Smithy-Protocol", both, "SerializationException"},
 		{"JSON target with a form content type", formCT, "SerializationException"},
 		{"JSON target with a query Action", actionInQuery, "SerializationException"},
+		{"JSON target with a path naming another queue", func() *Request {
+			r := jsonReq("sqs", "AmazonSQS.SendMessage", `{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/111122223333/jobs"}`)
+			r.Path = "/111122223333/payroll"
+			return r
+		}(), "ValidationException"},
 		{"gzip body", gz, "ValidationException"},
 		{"body over MaxBody", big, "RequestEntityTooLarge"},
 		{"more values than kept", many, "ValidationException"},

@@ -52,10 +52,10 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 		return nil, m.failure(codeMalformed, "a JSON call has exactly one Content-Type header, not %d", len(ct))
 	}
 	mt, _, err := mime.ParseMediaType(ct[0])
-	if err != nil || (mt != "application/x-amz-json-1.0" && mt != "application/x-amz-json-1.1" && mt != "application/json") {
+	if err != nil || (mt != "application/x-amz-json-1.0" && mt != "application/x-amz-json-1.1") {
 		return nil, m.failure(codeMalformed, "Content-Type %q is not application/x-amz-json-1.0 or 1.1", esc(ct[0]))
 	}
-	if strings.Contains(m.r.RawQuery, "Action") || strings.Contains(m.r.RawQuery, "action") {
+	if strings.Contains(strings.ToLower(m.r.RawQuery), "action") {
 		return nil, m.failure(codeMalformed, "a JSON call must not carry a Query protocol Action")
 	}
 	root, err := m.decodeJSON(m.r.Body)
