@@ -265,3 +265,12 @@ func TestDescribeAlarmsPrefix(t *testing.T) {
 		t.Fatalf("prefix %v, all %v", ok.Checks, all.Checks)
 	}
 }
+
+// TestFoldKey: foldKey equality is strings.EqualFold.
+func TestFoldKey(t *testing.T) {
+	for _, p := range [][2]string{{"SecretId", "ſecretId"}, {"TableName", "tablename"}, {"Key", "\u212aey"}, {"Name", "Names"}, {"ß", "ẞ"}, {"a", "b"}} {
+		if got, want := foldKey(p[0]) == foldKey(p[1]), strings.EqualFold(p[0], p[1]); got != want {
+			t.Errorf("%q %q: foldKey equal %v, EqualFold %v", p[0], p[1], got, want)
+		}
+	}
+}

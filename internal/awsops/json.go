@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -169,13 +170,35 @@ func (m *mapper) readJSON(d *jsontext.Decoder, depth int, c *counter) (*node, er
 }
 
 // foldsToRead reports whether name matches a member we read except for
-// case (Unicode simple folding, so "ſecretId" counts); such members are
-// kept so that get can refuse them.
+// case (Unicode simple folding, as strings.EqualFold, so "ſecretId"
+// counts); such members are kept so that get can refuse them.
 func foldsToRead(name string) bool {
+	return readMembersFold[foldKey(name)]
+}
+
+// readMembersFold holds foldKey of every member we read.
+var readMembersFold = func() map[string]bool {
+	set := map[string]bool{}
 	for n := range readMembers {
-		if strings.EqualFold(n, name) {
-			return true
-		}
+		set[foldKey(n)] = true
 	}
-	return false
+	return set
+}()
+
+// foldKey maps s to a canonical form under simple case folding: each
+// rune becomes the smallest rune of its folding orbit, so two strings
+// are EqualFold exactly when their keys are equal.
+func foldKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
 }

@@ -34,25 +34,25 @@ const (
 
 // readMembers is the set of top-level member names any mapped operation
 // reads; the decoders skip the others without keeping them.
-var readMembers = map[string]bool{}
-
-func init() {
+var readMembers = func() map[string]bool {
+	set := map[string]bool{}
 	for _, n := range strings.Fields(`
-		TableName IndexName KeyConditionExpression FilterExpression ProjectionExpression Select
-		RequestItems TransactItems ExclusiveStartTableName ConsistentRead
+		TableName IndexName KeyConditionExpression FilterExpression
+		RequestItems TransactItems
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
-		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId startTime endTime
-		Name Names Path Recursive WithDecryption ParameterFilters
+		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId
+		Name Names Path Recursive WithDecryption
 		SecretId VersionId VersionStage
-		KeyId EncryptionContext
+		KeyId
 		QueueUrl QueueName QueueOwnerAWSAccountId QueueNamePrefix
-		StreamName StreamARN ShardId ShardIteratorType
-		cluster clusters services tasks taskDefinition
-		Namespace MetricName AlarmNames AlarmNamePrefix MetricDataQueries StartTime EndTime
+		StreamName StreamARN
+		cluster clusters services
+		Namespace MetricName AlarmNames AlarmNamePrefix MetricDataQueries
 	`) {
-		readMembers[n] = true
+		set[n] = true
 	}
-}
+	return set
+}()
 
 // input is a decoded request, whatever its protocol.
 type input interface {
