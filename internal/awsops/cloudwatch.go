@@ -18,7 +18,7 @@ func metricQueries(m *mapper, in input, op *Op) error {
 			}
 		}
 	case treeInput:
-		qs, err := m.get(in.root, "MetricDataQueries")
+		qs, err := in.member("MetricDataQueries")
 		if err != nil {
 			return err
 		}

@@ -69,7 +69,7 @@ func tableFrom(action string, index bool) func(m *mapper, in input, op *Op) erro
 // batchTables adds action's check on every table of RequestItems.
 func batchTables(action string) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
-		ri, err := m.get(in.obj(), "RequestItems")
+		ri, err := in.member("RequestItems")
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func batchTables(action string) func(m *mapper, in input, op *Op) error {
 // the action IAM authorizes it with on its table.
 func transactTables(kinds map[string]string) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
-		ti, err := m.get(in.obj(), "TransactItems")
+		ti, err := in.member("TransactItems")
 		if err != nil {
 			return err
 		}

@@ -29,8 +29,8 @@ func FuzzMap(f *testing.F) {
 		f.Add(r.Service, r.Header.Get("X-Amz-Target"), uint8(0), r.Method, r.Path, r.RawQuery, r.Header.Get("Content-Type"), r.Body)
 	}
 	seeds := []struct {
-		svc, target string
-		flags       uint8
+		svc, target                   string
+		flags                         uint8
 		method, path, query, ct, body string
 	}{
 		{"dynamodb", "DynamoDB_20120810.TransactWriteItems", 0, "POST", "/", "", "application/x-amz-json-1.0", `{"TransactItems":[{"Put":{"TableName":"orders","Item":{"a":{"S":"x"}}}},{"ConditionCheck":{"TableName":"t2","Key":{}}}]}`},

@@ -55,7 +55,7 @@ type lambdaInput struct {
 	q  url.Values
 }
 
-func (l lambdaInput) obj() *node                         { return nil }
+func (l lambdaInput) member(string) (*node, error)       { return nil, nil }
 func (l lambdaInput) strs(name string) ([]string, error) { return l.q[name], nil }
 func (l lambdaInput) flag(name string) (bool, error)     { return l.q.Get(name) == "true", nil }
 func (l lambdaInput) str(name string) (string, error) {

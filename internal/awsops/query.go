@@ -19,7 +19,7 @@ type formInput struct {
 	v map[string]string
 }
 
-func (f formInput) obj() *node { return nil }
+func (f formInput) member(string) (*node, error) { return nil, nil }
 
 func (f formInput) str(name string) (string, error) { return f.v[name], nil }
 
