@@ -32,3 +32,23 @@ func TestEveryOperationDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryJSONOperationReadsKeptMembers maps an empty body for every
+// JSON operation: none may read a member the decoders do not keep.
+func TestEveryJSONOperationReadsKeptMembers(t *testing.T) {
+	prefix := map[string]string{}
+	for p, svc := range jsonTargets {
+		prefix[svc] = p
+	}
+	for svc, ops := range registry {
+		for name, s := range ops {
+			if s.protos&pJSON == 0 {
+				continue
+			}
+			_, err := Map(jsonReq(svc, prefix[svc]+"."+name, `{}`))
+			if err != nil && strings.Contains(err.Error(), "internal error") {
+				t.Errorf("%s %s: %v", svc, name, err)
+			}
+		}
+	}
+}
