@@ -137,27 +137,25 @@ func (d *cborDecoder) head() (major byte, arg uint64, indef bool, err error) {
 	return 0, 0, false, errCBOR("reserved additional information")
 }
 
-// bytesOf reads a definite byte or text string's content.
-func (d *cborDecoder) bytesOf(n uint64) ([]byte, error) {
+// bytesOf reads a definite byte string's (major 2) or text string's
+// (major 3, valid UTF-8) content, or one chunk of an indefinite one.
+func (d *cborDecoder) bytesOf(major byte, n uint64) ([]byte, error) {
 	if n > uint64(len(d.b)-d.off) {
 		return nil, errCBOR("string longer than the body")
 	}
 	p := d.b[d.off : d.off+int(n)]
 	d.off += int(n)
+	if major == 3 && !utf8.Valid(p) {
+		return nil, errCBOR("text string is not valid UTF-8")
+	}
 	return p, nil
 }
 
 // str reads a (possibly indefinite) byte or text string of major type.
 func (d *cborDecoder) str(major byte, arg uint64, indef bool) (string, error) {
 	if !indef {
-		p, err := d.bytesOf(arg)
-		if err != nil {
-			return "", err
-		}
-		if major == 3 && !utf8.Valid(p) {
-			return "", errCBOR("text string is not valid UTF-8")
-		}
-		return string(p), nil
+		p, err := d.bytesOf(major, arg)
+		return string(p), err
 	}
 	var sb strings.Builder
 	for {
@@ -175,12 +173,9 @@ func (d *cborDecoder) str(major byte, arg uint64, indef bool) (string, error) {
 		if cm != major || cindef {
 			return "", errCBOR("indefinite string chunk of another type")
 		}
-		p, err := d.bytesOf(carg)
+		p, err := d.bytesOf(major, carg)
 		if err != nil {
 			return "", err
-		}
-		if major == 3 && !utf8.Valid(p) {
-			return "", errCBOR("text string is not valid UTF-8")
 		}
 		sb.Write(p)
 	}

@@ -100,15 +100,11 @@ func (m *mapper) stream(in input, op *Op) (string, error) {
 		return "", err
 	}
 	if arn != "" {
-		if err := m.name("StreamARN", arn, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("StreamARN", arn, "kinesis", true)
+		n, err := m.fromARN("StreamARN", arn, "kinesis", "stream/")
 		if err != nil {
 			return "", err
 		}
-		n, ok := strings.CutPrefix(a.resource, "stream/")
-		if !ok || (name != "" && n != name) {
+		if name != "" && n != name {
 			return "", m.failure(codeInvalid, "StreamARN %q is not the ARN of stream %q", esc(arn), esc(name))
 		}
 		name = n
@@ -150,13 +146,9 @@ func (m *mapper) ecsCluster(c string) (string, string, error) {
 		c = "default"
 	}
 	if strings.HasPrefix(c, "arn:") {
-		a, err := m.parseARN("cluster", c, "ecs", true)
+		n, err := m.fromARN("cluster", c, "ecs", "cluster/")
 		if err != nil {
 			return "", "", err
-		}
-		n, ok := strings.CutPrefix(a.resource, "cluster/")
-		if !ok {
-			return "", "", m.failure(codeInvalid, "cluster %q is not a cluster ARN", esc(c))
 		}
 		c = n
 	}
@@ -187,16 +179,25 @@ func describeClusters(m *mapper, in input, op *Op) error {
 	return nil
 }
 
-func describeServices(m *mapper, in input, op *Op) error {
+// clusterParam reads and records the cluster a call names.
+func clusterParam(m *mapper, in input, op *Op) (string, error) {
 	c, err := in.str("cluster")
 	if err != nil {
-		return err
+		return "", err
 	}
 	cluster, _, err := m.ecsCluster(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	op.param("cluster", cluster)
+	return cluster, nil
+}
+
+func describeServices(m *mapper, in input, op *Op) error {
+	cluster, err := clusterParam(m, in, op)
+	if err != nil {
+		return err
+	}
 	ss, err := in.strs("services")
 	if err != nil {
 		return err
@@ -233,15 +234,9 @@ func describeServices(m *mapper, in input, op *Op) error {
 }
 
 func listServices(m *mapper, in input, op *Op) error {
-	c, err := in.str("cluster")
-	if err != nil {
+	if _, err := clusterParam(m, in, op); err != nil {
 		return err
 	}
-	cluster, _, err := m.ecsCluster(c)
-	if err != nil {
-		return err
-	}
-	op.param("cluster", cluster)
 	op.check("ecs:ListServices", "*")
 	return nil
 }

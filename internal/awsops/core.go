@@ -246,6 +246,24 @@ func (m *mapper) parseARN(what, s, service string, regional bool) (parsedARN, er
 	return a, nil
 }
 
+// fromARN returns what follows prefix in the resource of an ARN a client
+// gave as what, refusing an ARN of another service, partition, region or
+// account, or of another resource type.
+func (m *mapper) fromARN(what, s, service, prefix string) (string, error) {
+	if err := m.name(what, s, 1, 2048, nil); err != nil {
+		return "", err
+	}
+	a, err := m.parseARN(what, s, service, true)
+	if err != nil {
+		return "", err
+	}
+	rest, ok := strings.CutPrefix(a.resource, prefix)
+	if !ok {
+		return "", m.failure(codeInvalid, "%s %q is not a %s ARN", what, esc(s), strings.TrimRight(prefix, ":/"))
+	}
+	return rest, nil
+}
+
 // name checks a name against AWS's rules for it: length in bytes, and
 // allowed ASCII characters (allowed == "" allows any printable Unicode).
 // Control characters (C0, DEL, C1) and invalid UTF-8 are always refused.

@@ -8,15 +8,11 @@ var tableChars = charset("_.-")
 // table ARN of the target's account and region.
 func (m *mapper) table(name string) (string, error) {
 	if strings.HasPrefix(name, "arn:") {
-		if err := m.name("TableName", name, 1, 1024, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("TableName", name, "dynamodb", true)
+		t, err := m.fromARN("TableName", name, "dynamodb", "table/")
 		if err != nil {
 			return "", err
 		}
-		t, ok := strings.CutPrefix(a.resource, "table/")
-		if !ok || strings.Contains(t, "/") {
+		if strings.Contains(t, "/") {
 			return "", m.failure(codeInvalid, "TableName %q is not a table ARN", esc(name))
 		}
 		name = t

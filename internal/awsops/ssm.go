@@ -11,16 +11,9 @@ var paramChars = charset("_.-/")
 func (m *mapper) parameter(name string) (string, error) {
 	n := name
 	if strings.HasPrefix(n, "arn:") {
-		if err := m.name("Name", n, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("Name", n, "ssm", true)
+		p, err := m.fromARN("Name", n, "ssm", "parameter/")
 		if err != nil {
 			return "", err
-		}
-		p, ok := strings.CutPrefix(a.resource, "parameter/")
-		if !ok {
-			return "", m.failure(codeInvalid, "Name %q is not a parameter ARN", esc(name))
 		}
 		n = p
 	}
@@ -127,16 +120,9 @@ var secretChars = charset("/_+=.@-")
 func (m *mapper) secret(id string) (string, error) {
 	n := id
 	if strings.HasPrefix(id, "arn:") {
-		if err := m.name("SecretId", id, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("SecretId", id, "secretsmanager", true)
+		s, err := m.fromARN("SecretId", id, "secretsmanager", "secret:")
 		if err != nil {
 			return "", err
-		}
-		s, ok := strings.CutPrefix(a.resource, "secret:")
-		if !ok {
-			return "", m.failure(codeInvalid, "SecretId %q is not a secret ARN", esc(id))
 		}
 		n = s
 	}
