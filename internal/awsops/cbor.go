@@ -24,7 +24,7 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 		return nil, m.failure(codeMalformed, "Smithy-Protocol must be exactly one rpc-v2-cbor header")
 	}
 	if m.r.Method != "POST" {
-		return nil, m.failure(codeMalformed, "an RPC v2 CBOR call is a POST, not %s", esc(m.r.Method))
+		return nil, m.failure(codeMalformed, "an RPC v2 CBOR call is a POST, not %q", esc(m.r.Method))
 	}
 	// The path may carry a prefix (a custom endpoint's path), then
 	// /service/NAME/operation/OP, nothing after.
@@ -41,10 +41,10 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 	if svcName == "" || operation == "" {
 		return nil, m.failure(codeMalformed, "path %q is not /service/NAME/operation/OPERATION", esc(m.r.Path))
 	}
-	m.operation = operation
 	if err := m.name("operation", operation, 1, 128, charset("")); err != nil {
 		return nil, err
 	}
+	m.operation = operation
 	svc, known := cborServices[svcName]
 	switch {
 	case !known:
@@ -137,27 +137,25 @@ func (d *cborDecoder) head() (major byte, arg uint64, indef bool, err error) {
 	return 0, 0, false, errCBOR("reserved additional information")
 }
 
-// bytesOf reads a definite byte or text string's content.
-func (d *cborDecoder) bytesOf(n uint64) ([]byte, error) {
+// bytesOf reads a definite byte string's (major 2) or text string's
+// (major 3, valid UTF-8) content, or one chunk of an indefinite one.
+func (d *cborDecoder) bytesOf(major byte, n uint64) ([]byte, error) {
 	if n > uint64(len(d.b)-d.off) {
 		return nil, errCBOR("string longer than the body")
 	}
 	p := d.b[d.off : d.off+int(n)]
 	d.off += int(n)
+	if major == 3 && !utf8.Valid(p) {
+		return nil, errCBOR("text string is not valid UTF-8")
+	}
 	return p, nil
 }
 
 // str reads a (possibly indefinite) byte or text string of major type.
 func (d *cborDecoder) str(major byte, arg uint64, indef bool) (string, error) {
 	if !indef {
-		p, err := d.bytesOf(arg)
-		if err != nil {
-			return "", err
-		}
-		if major == 3 && !utf8.Valid(p) {
-			return "", errCBOR("text string is not valid UTF-8")
-		}
-		return string(p), nil
+		p, err := d.bytesOf(major, arg)
+		return string(p), err
 	}
 	var sb strings.Builder
 	for {
@@ -175,12 +173,9 @@ func (d *cborDecoder) str(major byte, arg uint64, indef bool) (string, error) {
 		if cm != major || cindef {
 			return "", errCBOR("indefinite string chunk of another type")
 		}
-		p, err := d.bytesOf(carg)
+		p, err := d.bytesOf(major, carg)
 		if err != nil {
 			return "", err
-		}
-		if major == 3 && !utf8.Valid(p) {
-			return "", errCBOR("text string is not valid UTF-8")
 		}
 		sb.Write(p)
 	}

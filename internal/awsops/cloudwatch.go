@@ -18,7 +18,7 @@ func metricQueries(m *mapper, in input, op *Op) error {
 			}
 		}
 	case treeInput:
-		qs, err := m.get(in.root, "MetricDataQueries")
+		qs, err := in.member("MetricDataQueries")
 		if err != nil {
 			return err
 		}
@@ -39,12 +39,12 @@ func metricCheck(action string, data bool) func(m *mapper, in input, op *Op) err
 				return err
 			}
 		}
-		for _, k := range []string{"Namespace", "MetricName"} {
+		for k, p := range map[string]string{"Namespace": "namespace", "MetricName": "metricName"} {
 			v, err := in.str(k)
 			if err != nil {
 				return err
 			}
-			op.param(k, v)
+			op.param(p, v)
 		}
 		op.check(action, "*")
 		return nil
@@ -100,15 +100,11 @@ func (m *mapper) stream(in input, op *Op) (string, error) {
 		return "", err
 	}
 	if arn != "" {
-		if err := m.name("StreamARN", arn, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("StreamARN", arn, "kinesis", true)
+		n, err := m.fromARN("StreamARN", arn, "kinesis", "stream/")
 		if err != nil {
 			return "", err
 		}
-		n, ok := strings.CutPrefix(a.resource, "stream/")
-		if !ok || (name != "" && n != name) {
+		if name != "" && n != name {
 			return "", m.failure(codeInvalid, "StreamARN %q is not the ARN of stream %q", esc(arn), esc(name))
 		}
 		name = n
@@ -150,13 +146,9 @@ func (m *mapper) ecsCluster(c string) (string, string, error) {
 		c = "default"
 	}
 	if strings.HasPrefix(c, "arn:") {
-		a, err := m.parseARN("cluster", c, "ecs", true)
+		n, err := m.fromARN("cluster", c, "ecs", "cluster/")
 		if err != nil {
 			return "", "", err
-		}
-		n, ok := strings.CutPrefix(a.resource, "cluster/")
-		if !ok {
-			return "", "", m.failure(codeInvalid, "cluster %q is not a cluster ARN", esc(c))
 		}
 		c = n
 	}
@@ -187,16 +179,25 @@ func describeClusters(m *mapper, in input, op *Op) error {
 	return nil
 }
 
-func describeServices(m *mapper, in input, op *Op) error {
+// clusterParam reads and records the cluster a call names.
+func clusterParam(m *mapper, in input, op *Op) (string, error) {
 	c, err := in.str("cluster")
 	if err != nil {
-		return err
+		return "", err
 	}
 	cluster, _, err := m.ecsCluster(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	op.param("cluster", cluster)
+	return cluster, nil
+}
+
+func describeServices(m *mapper, in input, op *Op) error {
+	cluster, err := clusterParam(m, in, op)
+	if err != nil {
+		return err
+	}
 	ss, err := in.strs("services")
 	if err != nil {
 		return err
@@ -233,15 +234,9 @@ func describeServices(m *mapper, in input, op *Op) error {
 }
 
 func listServices(m *mapper, in input, op *Op) error {
-	c, err := in.str("cluster")
-	if err != nil {
+	if _, err := clusterParam(m, in, op); err != nil {
 		return err
 	}
-	cluster, _, err := m.ecsCluster(c)
-	if err != nil {
-		return err
-	}
-	op.param("cluster", cluster)
 	op.check("ecs:ListServices", "*")
 	return nil
 }
@@ -252,9 +247,9 @@ func init() {
 		"GetMetricData": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:GetMetricData", true),
 			actions: "cloudwatch:GetMetricData", resources: "`*`", params: "queries (their number)"},
 		"GetMetricStatistics": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:GetMetricStatistics", false),
-			actions: "cloudwatch:GetMetricStatistics", resources: "`*`", params: "Namespace, MetricName"},
+			actions: "cloudwatch:GetMetricStatistics", resources: "`*`", params: "namespace, metricName"},
 		"ListMetrics": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:ListMetrics", false),
-			actions: "cloudwatch:ListMetrics", resources: "`*`", params: "Namespace, MetricName"},
+			actions: "cloudwatch:ListMetrics", resources: "`*`", params: "namespace, metricName"},
 		"DescribeAlarms": {protos: all, readOnly: true, fn: describeAlarms, actions: "cloudwatch:DescribeAlarms",
 			resources: "`arn:aws:cloudwatch:R:A:alarm:NAME` per AlarmNames; else `…:alarm:PREFIX*` (`alarm:*` without a prefix)", params: "alarmNames, alarmNamePrefix"},
 	})

@@ -179,8 +179,9 @@ func clip(v string) string {
 	return fmt.Sprintf("%s…(+%d bytes)", v[:cut], len(v)-cut)
 }
 
-// esc makes a client-supplied string safe inside an error message:
-// control characters escaped, length bounded.
+// esc bounds a client-supplied string for an error message, where it is
+// always formatted with %q (which escapes control characters, bidi
+// controls and invalid UTF-8).
 func esc(s string) string {
 	if len(s) > 128 {
 		cut := 128
@@ -189,8 +190,11 @@ func esc(s string) string {
 		}
 		s = s[:cut] + "…"
 	}
-	return textesc.String(s)
+	return s
 }
+
+// escText is esc for a string formatted with %s.
+func escText(s string) string { return textesc.String(esc(s)) }
 
 // partition is the ARN partition of a region.
 func partition(region string) string {
@@ -240,6 +244,24 @@ func (m *mapper) parseARN(what, s, service string, regional bool) (parsedARN, er
 		return a, m.failure(codeDenied, "%s %q is in account %q; the grant's target is account %s", what, esc(s), esc(a.account), m.r.Account)
 	}
 	return a, nil
+}
+
+// fromARN returns what follows prefix in the resource of an ARN a client
+// gave as what, refusing an ARN of another service, partition, region or
+// account, or of another resource type.
+func (m *mapper) fromARN(what, s, service, prefix string) (string, error) {
+	if err := m.name(what, s, 1, 2048, nil); err != nil {
+		return "", err
+	}
+	a, err := m.parseARN(what, s, service, true)
+	if err != nil {
+		return "", err
+	}
+	rest, ok := strings.CutPrefix(a.resource, prefix)
+	if !ok {
+		return "", m.failure(codeInvalid, "%s %q is not a %s ARN", what, esc(s), strings.TrimRight(prefix, ":/"))
+	}
+	return rest, nil
 }
 
 // name checks a name against AWS's rules for it: length in bytes, and

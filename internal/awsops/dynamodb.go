@@ -8,15 +8,11 @@ var tableChars = charset("_.-")
 // table ARN of the target's account and region.
 func (m *mapper) table(name string) (string, error) {
 	if strings.HasPrefix(name, "arn:") {
-		if err := m.name("TableName", name, 1, 1024, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("TableName", name, "dynamodb", true)
+		t, err := m.fromARN("TableName", name, "dynamodb", "table/")
 		if err != nil {
 			return "", err
 		}
-		t, ok := strings.CutPrefix(a.resource, "table/")
-		if !ok || strings.Contains(t, "/") {
+		if strings.Contains(t, "/") {
 			return "", m.failure(codeInvalid, "TableName %q is not a table ARN", esc(name))
 		}
 		name = t
@@ -53,12 +49,12 @@ func tableFrom(action string, index bool) func(m *mapper, in input, op *Op) erro
 				res += "/index/" + idx
 				op.param("index", idx)
 			}
-			for _, k := range []string{"KeyConditionExpression", "FilterExpression"} {
+			for k, p := range map[string]string{"KeyConditionExpression": "keyCondition", "FilterExpression": "filter"} {
 				v, err := in.str(k)
 				if err != nil {
 					return err
 				}
-				op.param(k, v)
+				op.param(p, v)
 			}
 		}
 		op.check(action, res)
@@ -69,7 +65,7 @@ func tableFrom(action string, index bool) func(m *mapper, in input, op *Op) erro
 // batchTables adds action's check on every table of RequestItems.
 func batchTables(action string) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
-		ri, err := m.get(in.obj(), "RequestItems")
+		ri, err := in.member("RequestItems")
 		if err != nil {
 			return err
 		}
@@ -94,7 +90,7 @@ func batchTables(action string) func(m *mapper, in input, op *Op) error {
 // the action IAM authorizes it with on its table.
 func transactTables(kinds map[string]string) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
-		ti, err := m.get(in.obj(), "TransactItems")
+		ti, err := in.member("TransactItems")
 		if err != nil {
 			return err
 		}
@@ -149,8 +145,8 @@ func init() {
 	const each = tableRes + " for every table in RequestItems"
 	register("dynamodb", map[string]*spec{
 		"GetItem":    {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:GetItem", false), actions: "dynamodb:GetItem", resources: tableRes, params: "table"},
-		"Query":      {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Query", true), actions: "dynamodb:Query", resources: idx, params: "table, index, KeyConditionExpression, FilterExpression"},
-		"Scan":       {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Scan", true), actions: "dynamodb:Scan", resources: idx, params: "table, index, FilterExpression"},
+		"Query":      {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Query", true), actions: "dynamodb:Query", resources: idx, params: "table, index, keyCondition, filter"},
+		"Scan":       {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:Scan", true), actions: "dynamodb:Scan", resources: idx, params: "table, index, filter"},
 		"PutItem":    {protos: pJSON, fn: tableFrom("dynamodb:PutItem", false), actions: "dynamodb:PutItem", resources: tableRes, params: "table"},
 		"UpdateItem": {protos: pJSON, fn: tableFrom("dynamodb:UpdateItem", false), actions: "dynamodb:UpdateItem", resources: tableRes, params: "table"},
 		"DeleteItem": {protos: pJSON, fn: tableFrom("dynamodb:DeleteItem", false), actions: "dynamodb:DeleteItem", resources: tableRes, params: "table"},

@@ -1,8 +1,11 @@
 package awsops
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +56,15 @@ func mustRefuse(t *testing.T, r *Request, code string) *Error {
 		t.Fatalf("incomplete error %+v", e)
 	}
 	return e
+}
+
+const (
+	ddb = "arn:aws:dynamodb:us-east-1:111122223333:table/"
+	lg  = "arn:aws:logs:us-east-1:111122223333:log-group:"
+)
+
+func sortChecks(c []Check) {
+	slices.SortFunc(c, func(a, b Check) int {
+		return cmp.Or(strings.Compare(a.Action, b.Action), strings.Compare(a.Resource, b.Resource))
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -36,10 +37,10 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 	if !ok || prefix == "" || operation == "" || strings.Contains(operation, ".") {
 		return nil, m.failure(codeMalformed, "X-Amz-Target %q is not Service.Operation", esc(targets[0]))
 	}
-	m.operation = operation
 	if err := m.name("operation", operation, 1, 128, charset("")); err != nil {
 		return nil, err
 	}
+	m.operation = operation
 	svc, known := jsonTargets[prefix]
 	switch {
 	case !known:
@@ -52,10 +53,10 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 		return nil, m.failure(codeMalformed, "a JSON call has exactly one Content-Type header, not %d", len(ct))
 	}
 	mt, _, err := mime.ParseMediaType(ct[0])
-	if err != nil || (mt != "application/x-amz-json-1.0" && mt != "application/x-amz-json-1.1" && mt != "application/json") {
+	if err != nil || (mt != "application/x-amz-json-1.0" && mt != "application/x-amz-json-1.1") {
 		return nil, m.failure(codeMalformed, "Content-Type %q is not application/x-amz-json-1.0 or 1.1", esc(ct[0]))
 	}
-	if strings.Contains(m.r.RawQuery, "Action") || strings.Contains(m.r.RawQuery, "action") {
+	if strings.Contains(strings.ToLower(m.r.RawQuery), "action") {
 		return nil, m.failure(codeMalformed, "a JSON call must not carry a Query protocol Action")
 	}
 	root, err := m.decodeJSON(m.r.Body)
@@ -91,12 +92,12 @@ func (m *mapper) decodeJSON(body []byte) (*node, error) {
 func (m *mapper) jsonErr(err error) error {
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) {
-		return m.failure(codeMalformed, "malformed JSON body: %s", esc(se.Error()))
+		return m.failure(codeMalformed, "malformed JSON body: %s", escText(se.Error()))
 	}
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return m.failure(codeMalformed, "malformed JSON body: unexpected end")
 	}
-	return m.failure(codeMalformed, "malformed JSON body: %s", esc(err.Error()))
+	return m.failure(codeMalformed, "malformed JSON body: %s", escText(err.Error()))
 }
 
 // readJSON reads the next value, keeping it if depth <= keepDepth.
@@ -169,13 +170,35 @@ func (m *mapper) readJSON(d *jsontext.Decoder, depth int, c *counter) (*node, er
 }
 
 // foldsToRead reports whether name matches a member we read except for
-// case (Unicode simple folding, so "ſecretId" counts); such members are
-// kept so that get can refuse them.
+// case (Unicode simple folding, as strings.EqualFold, so "ſecretId"
+// counts); such members are kept so that get can refuse them.
 func foldsToRead(name string) bool {
+	return readMembersFold[foldKey(name)]
+}
+
+// readMembersFold holds foldKey of every member we read.
+var readMembersFold = func() map[string]bool {
+	set := map[string]bool{}
 	for n := range readMembers {
-		if strings.EqualFold(n, name) {
-			return true
-		}
+		set[foldKey(n)] = true
 	}
-	return false
+	return set
+}()
+
+// foldKey maps s to a canonical form under simple case folding: each
+// rune becomes the smallest rune of its folding orbit, so two strings
+// are EqualFold exactly when their keys are equal.
+func foldKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
 }

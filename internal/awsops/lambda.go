@@ -19,7 +19,7 @@ func (m *mapper) lambda() (*Op, error) {
 	}
 	q, err := url.ParseQuery(m.r.RawQuery)
 	if err != nil {
-		return nil, m.failure(codeMalformed, "malformed query string: %s", esc(err.Error()))
+		return nil, m.failure(codeMalformed, "malformed query string: %s", escText(err.Error()))
 	}
 	for k, v := range q {
 		if len(v) > 1 {
@@ -41,7 +41,7 @@ func (m *mapper) lambda() (*Op, error) {
 	case m.r.Method == "POST" && len(seg) == 4 && seg[0] == "2021-11-15" && seg[1] == "functions" && seg[3] == "response-streaming-invocations":
 		operation, fn = "InvokeWithResponseStream", seg[2]
 	default:
-		return nil, m.failure(codeDenied, "Airlock does not map lambda call %s %q", esc(m.r.Method), esc(m.r.Path))
+		return nil, m.failure(codeDenied, "Airlock does not map lambda call %q %q", esc(m.r.Method), esc(m.r.Path))
 	}
 	m.operation = operation
 	in := lambdaInput{fn: fn, q: q}
@@ -55,7 +55,7 @@ type lambdaInput struct {
 	q  url.Values
 }
 
-func (l lambdaInput) obj() *node                         { return nil }
+func (l lambdaInput) member(string) (*node, error)       { return nil, nil }
 func (l lambdaInput) strs(name string) ([]string, error) { return l.q[name], nil }
 func (l lambdaInput) flag(name string) (bool, error)     { return l.q.Get(name) == "true", nil }
 func (l lambdaInput) str(name string) (string, error) {

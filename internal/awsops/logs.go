@@ -9,18 +9,11 @@ var logGroupChars = charset("._-/#")
 func (m *mapper) logGroup(what, id string) (string, error) {
 	name := id
 	if strings.HasPrefix(id, "arn:") {
-		if err := m.name(what, id, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN(what, id, "logs", true)
+		g, err := m.fromARN(what, id, "logs", "log-group:")
 		if err != nil {
 			return "", err
 		}
-		g, ok := strings.CutPrefix(strings.TrimSuffix(a.resource, ":*"), "log-group:")
-		if !ok || strings.Contains(g, ":") {
-			return "", m.failure(codeInvalid, "%s %q is not a log group ARN", what, esc(id))
-		}
-		name = g
+		name = strings.TrimSuffix(g, ":*") // the name's charset has no ':'
 	}
 	if err := m.name(what, name, 1, 512, logGroupChars); err != nil {
 		return "", err

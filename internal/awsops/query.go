@@ -19,7 +19,7 @@ type formInput struct {
 	v map[string]string
 }
 
-func (f formInput) obj() *node { return nil }
+func (f formInput) member(string) (*node, error) { return nil, nil }
 
 func (f formInput) str(name string) (string, error) { return f.v[name], nil }
 
@@ -69,7 +69,7 @@ func (m *mapper) query() (*Op, error) {
 	m.proto = pQuery
 	if !queryServices[m.r.Service] {
 		if _, ok := registry[m.r.Service]; ok {
-			return nil, m.failure(codeMalformed, "no X-Amz-Target header: %s calls use the JSON protocol", esc(m.r.Service))
+			return nil, m.failure(codeMalformed, "no X-Amz-Target header: %s calls use the JSON protocol", escText(m.r.Service))
 		}
 		return nil, m.failure(codeDenied, "Airlock does not map calls to service %q", esc(m.r.Service))
 	}
@@ -78,13 +78,13 @@ func (m *mapper) query() (*Op, error) {
 		return nil, err
 	}
 	action := form["Action"]
-	m.operation = action
 	if action == "" {
 		return nil, m.failure(codeInvalid, "no Action in the query string or form body")
 	}
 	if err := m.name("Action", action, 1, 128, charset("")); err != nil {
 		return nil, err
 	}
+	m.operation = action
 	return m.run(m.r.Service, action, pQuery, formInput{m, form})
 }
 
@@ -115,7 +115,7 @@ func (m *mapper) parseForm() (map[string]string, error) {
 	for _, src := range sources {
 		vs, err := url.ParseQuery(src)
 		if err != nil {
-			return nil, m.failure(codeMalformed, "malformed form: %s", esc(err.Error()))
+			return nil, m.failure(codeMalformed, "malformed form: %s", escText(err.Error()))
 		}
 		keys := make([]string, 0, len(vs))
 		for k := range vs {

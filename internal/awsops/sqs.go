@@ -66,9 +66,9 @@ func sqsHostRegion(h string) string {
 	return ""
 }
 
-// queue reads the queue a call acts on: QueueUrl, or for the Query
-// protocol the request path /ACCOUNT/NAME (the older form), never two
-// different ones.
+// queue reads the queue a call acts on: QueueUrl, or the request path
+// /ACCOUNT/NAME (the older Query form; a JSON call has it too if its
+// client puts it there), never two different ones.
 func (m *mapper) queue(in input, op *Op) (string, error) {
 	raw, err := in.str("QueueUrl")
 	if err != nil {
@@ -80,7 +80,7 @@ func (m *mapper) queue(in input, op *Op) (string, error) {
 			return "", err
 		}
 	}
-	if m.proto == pQuery && m.r.Path != "/" && m.r.Path != "" {
+	if m.r.Path != "/" && m.r.Path != "" {
 		p, err := m.queueFromURL("https://path" + m.r.Path)
 		if err != nil {
 			return "", err

@@ -11,16 +11,9 @@ var paramChars = charset("_.-/")
 func (m *mapper) parameter(name string) (string, error) {
 	n := name
 	if strings.HasPrefix(n, "arn:") {
-		if err := m.name("Name", n, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("Name", n, "ssm", true)
+		p, err := m.fromARN("Name", n, "ssm", "parameter/")
 		if err != nil {
 			return "", err
-		}
-		p, ok := strings.CutPrefix(a.resource, "parameter/")
-		if !ok {
-			return "", m.failure(codeInvalid, "Name %q is not a parameter ARN", esc(name))
 		}
 		n = p
 	}
@@ -127,16 +120,9 @@ var secretChars = charset("/_+=.@-")
 func (m *mapper) secret(id string) (string, error) {
 	n := id
 	if strings.HasPrefix(id, "arn:") {
-		if err := m.name("SecretId", id, 1, 2048, nil); err != nil {
-			return "", err
-		}
-		a, err := m.parseARN("SecretId", id, "secretsmanager", true)
+		s, err := m.fromARN("SecretId", id, "secretsmanager", "secret:")
 		if err != nil {
 			return "", err
-		}
-		s, ok := strings.CutPrefix(a.resource, "secret:")
-		if !ok {
-			return "", m.failure(codeInvalid, "SecretId %q is not a secret ARN", esc(id))
 		}
 		n = s
 	}
@@ -157,12 +143,12 @@ func secretCheck(action string) func(m *mapper, in input, op *Op) error {
 			return err
 		}
 		op.param("secretId", id)
-		for _, k := range []string{"VersionStage", "VersionId"} {
+		for k, p := range map[string]string{"VersionStage": "versionStage", "VersionId": "versionId"} {
 			v, err := in.str(k)
 			if err != nil {
 				return err
 			}
-			op.param(k, v)
+			op.param(p, v)
 		}
 		op.check(action, res)
 		return nil
@@ -238,7 +224,7 @@ func init() {
 	const secret = "`arn:aws:secretsmanager:R:A:secret:NAME` from a name; the ARN as given (with or without AWS's `-XXXXXX` suffix)"
 	register("secretsmanager", map[string]*spec{
 		"GetSecretValue": {protos: pJSON, readOnly: true, secret: true, fn: secretCheck("secretsmanager:GetSecretValue"),
-			actions: "secretsmanager:GetSecretValue", resources: secret, params: "secretId, VersionStage, VersionId"},
+			actions: "secretsmanager:GetSecretValue", resources: secret, params: "secretId, versionStage, versionId"},
 		"DescribeSecret": {protos: pJSON, readOnly: true, fn: secretCheck("secretsmanager:DescribeSecret"),
 			actions: "secretsmanager:DescribeSecret", resources: secret, params: "secretId"},
 		"ListSecrets": {protos: pJSON, readOnly: true, fn: everything("secretsmanager:ListSecrets"),

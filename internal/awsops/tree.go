@@ -34,25 +34,25 @@ const (
 
 // readMembers is the set of top-level member names any mapped operation
 // reads; the decoders skip the others without keeping them.
-var readMembers = map[string]bool{}
-
-func init() {
+var readMembers = func() map[string]bool {
+	set := map[string]bool{}
 	for _, n := range strings.Fields(`
-		TableName IndexName KeyConditionExpression FilterExpression ProjectionExpression Select
-		RequestItems TransactItems ExclusiveStartTableName ConsistentRead
+		TableName IndexName KeyConditionExpression FilterExpression
+		RequestItems TransactItems
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
-		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId startTime endTime
-		Name Names Path Recursive WithDecryption ParameterFilters
+		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId
+		Name Names Path Recursive WithDecryption
 		SecretId VersionId VersionStage
-		KeyId EncryptionContext
+		KeyId
 		QueueUrl QueueName QueueOwnerAWSAccountId QueueNamePrefix
-		StreamName StreamARN ShardId ShardIteratorType
-		cluster clusters services tasks taskDefinition
-		Namespace MetricName AlarmNames AlarmNamePrefix MetricDataQueries StartTime EndTime
+		StreamName StreamARN
+		cluster clusters services
+		Namespace MetricName AlarmNames AlarmNamePrefix MetricDataQueries
 	`) {
-		readMembers[n] = true
+		set[n] = true
 	}
-}
+	return set
+}()
 
 // input is a decoded request, whatever its protocol.
 type input interface {
@@ -62,8 +62,9 @@ type input interface {
 	strs(name string) ([]string, error)
 	// flag returns a top-level boolean.
 	flag(name string) (bool, error)
-	// obj returns the top-level object for nested reads, nil for Query.
-	obj() *node
+	// member returns a top-level member for nested reads (nil for
+	// Query and Lambda inputs).
+	member(name string) (*node, error)
 }
 
 // treeInput is a JSON or CBOR body.
@@ -72,12 +73,29 @@ type treeInput struct {
 	root *node
 }
 
-func (t treeInput) obj() *node { return t.root }
+// member returns a top-level member. The decoders keep only the members
+// in readMembers: reading another one is a bug that would see nothing
+// where the upstream sees something, so it refuses the call.
+func (t treeInput) member(name string) (*node, error) {
+	if !readMembers[name] {
+		return nil, t.m.failure(codeDenied, "internal error: member %s is not kept by the decoders", name)
+	}
+	return t.m.get(t.root, name)
+}
 
-func (t treeInput) str(name string) (string, error) { return t.m.str(t.root, name) }
+func (t treeInput) str(name string) (string, error) {
+	v, err := t.member(name)
+	if err != nil || v == nil || v.kind == '0' {
+		return "", err
+	}
+	if v.kind != 's' {
+		return "", t.m.failure(codeMalformed, "member %s must be a string", name)
+	}
+	return v.str, nil
+}
 
 func (t treeInput) strs(name string) ([]string, error) {
-	v, err := t.m.get(t.root, name)
+	v, err := t.member(name)
 	if err != nil || v == nil || v.kind == '0' {
 		return nil, err
 	}
@@ -95,7 +113,7 @@ func (t treeInput) strs(name string) ([]string, error) {
 }
 
 func (t treeInput) flag(name string) (bool, error) {
-	v, err := t.m.get(t.root, name)
+	v, err := t.member(name)
 	if err != nil || v == nil {
 		return false, err
 	}
