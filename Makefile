@@ -44,12 +44,15 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/awsops/
 	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzFailedBodyNeverEnds$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzStripSigning$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzRewriteLocation$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorShape$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzParseRange$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/

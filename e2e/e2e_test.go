@@ -145,6 +145,9 @@ type setup struct {
 	pgUpstream string
 	// policies are extra Cedar policies, added to the walkthrough's.
 	policies string
+	// awsEndpoints is the aws target's endpoints: value (YAML flow
+	// mapping), if any.
+	awsEndpoints string
 }
 
 // syncBuffer collects a subprocess's output while the test reads it.
@@ -213,7 +216,7 @@ targets:
     kind: aws
     account: "111122223333"
     region: us-east-1
-    endpoint: %s
+    endpoint: %s%s
     credentials:
       access_key_id_env: AWS_PROD_ACCESS_KEY_ID
       secret_access_key_env: AWS_PROD_SECRET_ACCESS_KEY
@@ -222,8 +225,15 @@ targets:
     account: "111122223333"
     upstream: %s
 policies: ./policies
-`, api, listen, e.bot.SHA, e.alice.SHA, o.awsEndpoint, o.pgUpstream))
+`, api, listen, e.bot.SHA, e.alice.SHA, o.awsEndpoint, endpointsLine(o.awsEndpoints), o.pgUpstream))
 	return e
+}
+
+func endpointsLine(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "\n    endpoints: " + v
 }
 
 func write(t *testing.T, path, s string) {

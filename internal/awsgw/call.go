@@ -34,6 +34,10 @@ type call struct {
 func (c *call) client() string { return clientOf(c.r) }
 
 func (c *call) fail(e *s3err.Error) {
+	if svc := signedService(c.r); svc != "" && svc != "s3" { // in that service's error shape
+		writeServiceError(c.w, c.r, svc, e, c.reqID)
+		return
+	}
 	if e.Resource == "" {
 		e.Resource = resourceOf(c.r)
 	}
@@ -83,6 +87,10 @@ func (c *call) serve() {
 	}
 	if e := auth.CheckRegion(t.Region); e != nil {
 		c.reject(e)
+		return
+	}
+	if auth.Service != "s3" { // every other AWS service: service.go
+		c.serveService(t, auth)
 		return
 	}
 	if e := applyHoisted(c.r, auth); e != nil {

@@ -1,6 +1,7 @@
-// Package awsgw is Airlock's AWS (S3) gateway: an http.Handler that speaks
-// the S3 REST API to agents holding grant credentials, and forwards each call
-// to the target's real endpoint with the gateway's own credentials.
+// Package awsgw is Airlock's AWS gateway: an http.Handler that speaks the
+// S3 REST API, and the APIs of the other SigV4 services, to agents holding
+// grant credentials, and forwards each call to the target's real endpoint
+// with the gateway's own credentials.
 //
 // For every request, in this order:
 //
@@ -28,6 +29,20 @@
 // gateway is closed. When the grant ends, transfers in flight are cut: the
 // upstream request is cancelled and the client connection aborted at once,
 // with a reset that drops what the kernel still holds (clientcut.go).
+//
+// Services other than S3 (service.go, svcforward.go, svcerr.go,
+// svclocal.go) share the listener: the verified credential scope's
+// service routes the call, never a header or the Host. The body is read
+// whole (awsops.MaxBody; Lambda's 6 MB) to check the digest the SDKs sign
+// without sending, mapped by internal/awsops to every IAM action and ARN
+// it needs, checked against the scope, recorded (writes durably before
+// they are sent; reads with Session.RequestAsync, their answer held until
+// Pending.Wait says the record is durable), re-signed for that service at
+// the target's endpoint for it (svcforward.go) and streamed back, cut at
+// the grant's end like an S3 transfer. sts:GetCallerIdentity is answered
+// locally with the grant's identity (svclocal.go). Errors take the
+// service's own shape (svcerr.go). A call signed for a host that is not
+// the gateway's own, or presigned, is refused.
 //
 // A failed upload (bad signature or checksum, short or long body, client
 // gone, grant ended) is aborted upstream with a connection reset, never a

@@ -41,6 +41,9 @@ type Target struct {
 	RoleARN string
 	// STSEndpoint overrides the STS endpoint (tests, VPC endpoints).
 	STSEndpoint string
+	// Endpoints overrides, per service other than S3 (by signing name),
+	// the upstream base URL (svcforward.go).
+	Endpoints map[string]string
 }
 
 // Options configures a Gateway.
@@ -77,6 +80,9 @@ type Gateway struct {
 	// signing keys serves a grant's calls all day; each call passes its
 	// own lookup.
 	verifier *sigv4.Verifier
+	// hosts are Options.Hosts: the names a call to a service other than
+	// S3 may be signed for (service.go).
+	hosts []string
 
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
@@ -118,9 +124,10 @@ func New(o Options) (*Gateway, error) {
 		log:      o.Logger,
 		known:    newKnown(o.Now),
 		uploads:  newUploadTable(o.Now),
-		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, Service: "s3"},
+		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
 		sessions: map[string]*session{},
 	}
+	g.hosts = o.Hosts
 	for _, t := range o.Targets {
 		if _, dup := g.targets[t.Name]; dup {
 			return nil, fmt.Errorf("awsgw: target %q configured twice", t.Name)

@@ -52,6 +52,9 @@ func SessionPolicy(sc scope.Scope) (string, error) {
 			}
 		}
 		add(key{resource: p.Resource}, p.Action)
+		if g, ok := logGroupARN(p.Resource); ok {
+			add(key{resource: g}, p.Action)
+		}
 	}
 	pol := iamPolicy{Version: "2012-10-17"}
 	for _, k := range order {
@@ -66,6 +69,22 @@ func SessionPolicy(sc scope.Scope) (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// logGroupARN: Airlock names a log group "…:log-group:NAME", as IAM's
+// resource table does, but for several Logs actions IAM evaluates the
+// group's ARN with a ":*" suffix ("…:log-group:NAME:*"), which a policy
+// naming the group exactly would not match. The session policy names
+// both, so that AWS's wall allows what the gateway's does.
+func logGroupARN(res string) (string, bool) {
+	if !strings.HasPrefix(res, "arn:") || strings.HasSuffix(res, "*") {
+		return "", false
+	}
+	parts := strings.SplitN(res, ":", 6)
+	if len(parts) != 6 || parts[2] != "logs" || !strings.HasPrefix(parts[5], "log-group:") || strings.Contains(parts[5], ":log-stream:") {
+		return "", false
+	}
+	return res + ":*", true
 }
 
 // splitBucketARN splits "arn:aws:s3:::bucket/prefix*" into bucket and

@@ -32,6 +32,8 @@ type target struct {
 	// static is used when there is no role to assume.
 	static aws.Credentials
 	role   *roleCreds
+	// services are the Endpoints overrides, parsed (svcforward.go).
+	services map[string]*url.URL
 }
 
 func newTarget(t Target, rt http.RoundTripper) (*target, error) {
@@ -61,6 +63,11 @@ func newTarget(t Target, rt http.RoundTripper) (*target, error) {
 		u.RawPath = ""
 		tt.base = u
 	}
+	svcs, err := parseServiceEndpoints(t)
+	if err != nil {
+		return nil, err
+	}
+	tt.services = svcs
 	if t.RoleARN != "" {
 		rc, err := newRoleCreds(t, rt)
 		if err != nil {

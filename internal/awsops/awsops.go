@@ -10,6 +10,14 @@
 // is allowed only if the grant's scope covers every one. A call this
 // package does not know is refused with an *Error naming the service and
 // operation; nothing is forwarded on a guess.
+//
+// Four wire protocols are read: JSON 1.0/1.1 with X-Amz-Target (json.go),
+// AWS Query (query.go), REST-JSON for Lambda (lambda.go) and Smithy RPC v2
+// CBOR (cbor.go). Each refuses what an upstream could read differently from
+// us: duplicate JSON member names at any depth, member names that differ
+// only in case from one we read, duplicate form keys, a body whose protocol
+// headers disagree. docs/aws-mapping.md is generated from the table in
+// table.go (see Markdown) and lists every mapped operation.
 package awsops
 
 import (
@@ -53,7 +61,8 @@ type Op struct {
 	Checks []Check
 	// Params are what a reviewer needs (log group, filter pattern, table,
 	// key condition, parameter names, function name). Never a secret's
-	// value, never a whole body.
+	// value, never a whole body. Each value is at most MaxParam bytes;
+	// lists are JSON arrays of strings.
 	Params map[string]string
 	// ReadOnly is true for calls that cannot change state upstream: they
 	// may be forwarded while their record is being written, with the
@@ -63,8 +72,8 @@ type Op struct {
 	// forwards (sts:GetCallerIdentity).
 	Local bool
 	// SecretResult is true when the response carries secret material
-	// (Secrets Manager values, SSM SecureString): its body is never
-	// recorded, only its size.
+	// (Secrets Manager values, SSM parameter values, KMS plaintext): its
+	// body is never recorded, only its size.
 	SecretResult bool
 }
 
@@ -87,8 +96,35 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s %s: %s", e.Service, e.Operation, e.Msg)
 }
 
+// NeedsBody reports whether Map reads the request body for a call signed
+// for service. It is false only for Lambda, whose operations are named by
+// method and path and whose Invoke payload (up to 6 MB upstream) the
+// gateway may stream without buffering; Map then ignores Body.
+func NeedsBody(service string) bool { return service != "lambda" }
+
 // Map returns the Op for r, or an *Error.
-func Map(r *Request) (*Op, error) {
-	return nil, &Error{Service: r.Service, Code: "AccessDeniedException", Status: http.StatusForbidden,
-		Msg: "Airlock does not map calls to this service yet"}
+func Map(r *Request) (op *Op, err error) {
+	m := &mapper{r: r, part: partition(r.Region)}
+	switch {
+	case r.Service == "lambda":
+		return m.lambda()
+	case len(r.Body) > MaxBody:
+		return nil, &Error{Service: r.Service, Code: "RequestEntityTooLarge", Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("request body of %d bytes is larger than the %d bytes Airlock reads to map a call", len(r.Body), MaxBody)}
+	}
+	if err := m.checkEncoding(); err != nil {
+		return nil, err
+	}
+	targets := r.Header.Values("X-Amz-Target")
+	smithy := r.Header.Values("Smithy-Protocol")
+	switch {
+	case len(targets) > 0 && len(smithy) > 0:
+		return nil, m.fail("", "json", codeMalformed, "both X-Amz-Target and Smithy-Protocol are set; a call has one protocol")
+	case len(targets) > 0:
+		return m.jsonRPC(targets)
+	case len(smithy) > 0:
+		return m.cborRPC(smithy)
+	default:
+		return m.query()
+	}
 }

@@ -161,6 +161,10 @@ type Target struct {
 	// Endpoint, if set, is an http(s) URL used instead of AWS itself, such as
 	// an S3-compatible server (aws targets).
 	Endpoint string `yaml:"endpoint"`
+	// Endpoints overrides AWS's own endpoint per service for the services
+	// other than S3, by signing name ("dynamodb", "logs", …): for tests,
+	// emulators and VPC endpoints (aws targets). See endpoints.go.
+	Endpoints map[string]string `yaml:"endpoints"`
 	// Upstream is the postgres:// URL of the database (postgres targets).
 	// Its user is the gateway's admin role, which creates one login role
 	// per grant.

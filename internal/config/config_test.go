@@ -244,7 +244,7 @@ targets:
     account: dev
     upstream: postgres://u@h/db
     database: db
-`, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, password_env, redact_parameters, sts_endpoint, credentials"}}},
+`, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, password_env, redact_parameters, sts_endpoint, endpoints, credentials"}}},
 		{"tls half given", `data_dir: d
 policies: policies
 tls:

@@ -477,6 +477,7 @@ func (d *decoder) target(n *yaml.Node, path string) Target {
 			}
 		}},
 		{"sts_endpoint", func(p string, v *yaml.Node) { t.STSEndpoint = d.str(v, p) }},
+		{"endpoints", func(p string, v *yaml.Node) { t.Endpoints = d.endpoints(v, p) }},
 		{"credentials", func(p string, v *yaml.Node) {
 			var c Credentials
 			if d.mapping(v, p, "a mapping of credentials (access_key_id_env, secret_access_key_env, role_arn)", []field{

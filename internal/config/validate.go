@@ -265,6 +265,7 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 		if t.Endpoint != "" {
 			d.checkEndpoint(t.Endpoint, path+".endpoint")
 		}
+		d.checkEndpoints(t.Endpoints, path+".endpoints")
 		if t.Upstream != "" {
 			d.errorf(path+".upstream", "only postgres targets have an upstream; an aws target uses region and, optionally, endpoint")
 		}
@@ -292,6 +293,9 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 		}
 		if t.Endpoint != "" {
 			d.errorf(path+".endpoint", "only aws targets have an endpoint; a postgres target uses upstream")
+		}
+		if len(t.Endpoints) > 0 {
+			d.errorf(path+".endpoints", "only aws targets have endpoints; a postgres target uses upstream")
 		}
 		if t.Credentials != nil {
 			d.errorf(path+".credentials", "postgres %s must not have credentials; the database user is part of upstream", label)

@@ -117,7 +117,7 @@ func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plain
 		if t.Kind != "aws" {
 			continue
 		}
-		at := awsgw.Target{Name: t.Name, Account: t.Account, Region: t.Region, Endpoint: t.Endpoint, STSEndpoint: t.STSEndpoint}
+		at := awsgw.Target{Name: t.Name, Account: t.Account, Region: t.Region, Endpoint: t.Endpoint, STSEndpoint: t.STSEndpoint, Endpoints: t.Endpoints}
 		if c := t.Credentials; c != nil {
 			at.RoleARN = c.RoleARN
 			if c.AccessKeyIDEnv != "" {

@@ -28,6 +28,15 @@ type Verifier struct {
 	// S3 does). Empty accepts any; Auth reports what was signed.
 	Region  string
 	Service string
+	// HashBody, if set, is called for a header-signed request to a service
+	// other than s3 that has no x-amz-content-sha256 header: the SDKs of
+	// every other service sign the body's digest without sending it. It
+	// must read the body (bounded), leave r.Body readable again from the
+	// start, and return the body's lowercase hex SHA-256; its error is
+	// returned by Verify unchanged. It is called only once the access key
+	// is known, so an unknown caller cannot make the server read a body.
+	// Nil refuses such requests, as S3 does.
+	HashBody func(r *http.Request) (string, error)
 
 	keys keyCache
 }

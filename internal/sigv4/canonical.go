@@ -34,6 +34,27 @@ func canonicalURI(r *http.Request) string {
 	return p
 }
 
+// appendCanonicalPath appends the canonical URI of a request whose path is
+// p as sent. S3 signs the path as it is; every other service signs it
+// escaped once more (SigV4's "URI-encode each path segment twice"), which
+// is what the SDKs do: every byte but the unreserved ones and '/' is
+// percent-encoded again, so "%3A" in the path is signed as "%253A".
+func appendCanonicalPath(b []byte, p, service string) []byte {
+	if service == "s3" {
+		return append(b, p...)
+	}
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' || c == '/' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return b
+}
+
 // opaquePath extracts the path from an opaque URL such as
 // "//host/bucket/key", which clients use to send a path verbatim.
 func opaquePath(o string) string {

@@ -40,6 +40,14 @@
 // of io.EOF, so a proxy streaming the body upstream aborts that request
 // rather than completing it with unverified bytes.
 //
+// Services other than S3 differ in two ways, which the Verifier and the
+// Signer follow when the credential scope names another service (its
+// name is checked: lowercase letters, digits and hyphens, at most 64):
+// their SDKs sign the body's digest without sending x-amz-content-sha256,
+// so Verifier.HashBody reads the body (bounded, and only once the access
+// key is known) to compute it; and the canonical path is the path as sent
+// escaped once more ("%3A" is signed as "%253A").
+//
 // Signer is the other side, for a proxy re-signing what it forwards: it
 // signs an outgoing request in the header form with the same canonical
 // request code (tested to produce the AWS SDK signer's signatures), and

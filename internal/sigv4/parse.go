@@ -109,6 +109,9 @@ func parseCredential(v, service string, c *credentials) string {
 	if service != "" && parts[3] != service {
 		return fmt.Sprintf("incorrect service %q. This endpoint belongs to %q.", clip(parts[3]), service)
 	}
+	if !ValidService(parts[3]) {
+		return fmt.Sprintf("incorrect service %q. A service name is 1 to %d lowercase letters, digits and hyphens.", clip(parts[3]), maxServiceName)
+	}
 	if parts[4] != scopeSuffix {
 		return fmt.Sprintf("incorrect terminal %q. This endpoint uses %q.", clip(parts[4]), scopeSuffix)
 	}
@@ -119,6 +122,27 @@ func parseCredential(v, service string, c *credentials) string {
 	c.date, c.region, c.service = parts[1], parts[2], parts[3]
 	c.scope = v[len(parts[0])+1:]
 	return ""
+}
+
+// maxServiceName bounds a credential scope's service name (AWS's longest
+// signing names are about 30 characters).
+const maxServiceName = 64
+
+// ValidService reports whether s can be a SigV4 signing name: 1 to 64
+// lowercase letters, digits and hyphens, starting with a letter. A server
+// that accepts any service (Verifier.Service "") builds host names and
+// ARNs from it, so nothing else gets through.
+func ValidService(s string) bool {
+	if len(s) == 0 || len(s) > maxServiceName || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkSignedHeaders requires a non-empty, lowercase, sorted list without

@@ -97,7 +97,7 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	buf := sc.buf[:0]
 	buf = append(buf, req.Method...)
 	buf = append(buf, '\n')
-	buf = append(buf, canonicalURI(req)...)
+	buf = appendCanonicalPath(buf, canonicalURI(req), service)
 	buf = append(buf, '\n')
 	buf = appendCanonicalQuery(buf, sc.pairs, "")
 	buf = append(buf, '\n')

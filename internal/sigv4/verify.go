@@ -150,15 +150,18 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	}
 
 	payload := first(r.Header, hContentSHA256)
-	if payload == "" {
+	hashBody := payload == "" && c.service != "s3" && v.HashBody != nil
+	if payload == "" && !hashBody {
 		return nil, s3err.New(s3err.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
 	}
 	a := &Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
 		SignedAt: signedAt, DecodedLength: r.ContentLength,
 	}
-	if e := a.setPayload(r, payload); e != nil {
-		return nil, e
+	if !hashBody {
+		if e := a.setPayload(r, payload); e != nil {
+			return nil, e
+		}
 	}
 
 	secret, token, err := lookup(c.accessKey)
@@ -168,8 +171,20 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	if e := checkToken(token, first(r.Header, hSecurityToken), hasName(c.signedHeaders, "x-amz-security-token"), false); e != nil {
 		return nil, e
 	}
+	if hashBody {
+		h, err := v.HashBody(r)
+		if err != nil {
+			return nil, err
+		}
+		if payload = h; !isHex64(payload) {
+			return nil, s3err.New(s3err.InternalError, "sigv4: HashBody returned no lowercase hex SHA-256")
+		}
+		if e := a.setPayload(r, payload); e != nil {
+			return nil, e
+		}
+	}
 
-	buf, e := buildCanonical(sc, r, c.signedHeaders, nil, "", payload)
+	buf, e := buildCanonical(sc, r, c.service, c.signedHeaders, nil, "", payload)
 	if e != nil {
 		return nil, e
 	}
@@ -303,7 +318,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	if e := checkToken(sessionToken, token, true, true); e != nil {
 		return nil, e
 	}
-	buf, e := buildCanonical(sc, r, signedHeaders, pairs, qSignature, payload)
+	buf, e := buildCanonical(sc, r, c.service, signedHeaders, pairs, qSignature, payload)
 	if e != nil {
 		return nil, e
 	}
@@ -528,11 +543,11 @@ func isHexAnyCase(s string) bool {
 
 // buildCanonical writes the canonical request into sc.buf. pairs is the
 // parsed query (nil to parse it here); skip is a parameter left out.
-func buildCanonical(sc *scratch, r *http.Request, signedHeaders string, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
+func buildCanonical(sc *scratch, r *http.Request, service, signedHeaders string, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
 	b := sc.buf[:0]
 	b = append(b, r.Method...)
 	b = append(b, '\n')
-	b = append(b, canonicalURI(r)...)
+	b = appendCanonicalPath(b, canonicalURI(r), service)
 	b = append(b, '\n')
 	if pairs == nil && r.URL.RawQuery != "" {
 		var ok bool

@@ -1,0 +1,223 @@
+package awsgw
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/sigv4"
+)
+
+// Errors for services other than S3 are written in the service's own
+// shape, so that the agent's SDK parses them into its usual typed error
+// (and prints Airlock's message) rather than "unknown error":
+//
+//   - JSON 1.0/1.1 (X-Amz-Target: DynamoDB, Logs, SSM, …): the code in
+//     x-amzn-ErrorType and as "__type", the text as "message".
+//   - REST-JSON (Lambda): the same header, {"Type":"User","message":…}.
+//   - AWS Query (STS, IAM, SQS, SNS, CloudWatch):
+//     <ErrorResponse><Error><Type>Sender</Type><Code>…; EC2's variant is
+//     <Response><Errors><Error><Code>….
+//   - smithy-rpcv2-cbor: the JSON members, CBOR-encoded.
+
+// Wire protocol families, as awsops.Op.Protocol names them.
+const (
+	protoJSON     = "json"
+	protoQuery    = "query"
+	protoRESTJSON = "rest-json"
+	protoCBOR     = "cbor"
+)
+
+// signedService is the service a request's credential scope names, read
+// without verifying anything (to choose an error's shape), or "" if the
+// request has no well-formed header signature.
+func signedService(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	_, rest, ok := strings.Cut(h, "Credential=")
+	if !ok {
+		return ""
+	}
+	cred, _, _ := strings.Cut(rest, ",")
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) != 5 || !sigv4.ValidService(parts[3]) {
+		return ""
+	}
+	return parts[3]
+}
+
+// requestProtocol guesses the protocol family of a request from its
+// headers, as the SDKs mark them.
+func requestProtocol(r *http.Request) string {
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	switch {
+	case r.Header.Get("Smithy-Protocol") == "rpc-v2-cbor":
+		return protoCBOR
+	case r.Header.Get("X-Amz-Target") != "" || strings.HasPrefix(ct, "application/x-amz-json"):
+		return protoJSON
+	case strings.HasPrefix(ct, "application/x-www-form-urlencoded"), r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, "Action="):
+		return protoQuery
+	}
+	return protoRESTJSON
+}
+
+// serviceCode translates the gateway's S3 codes into the code the
+// service's SDKs recognise for the same fault.
+func serviceCode(code, proto, service string) string {
+	json := proto != protoQuery
+	switch code {
+	case s3err.AccessDenied, "AccessDeniedException":
+		switch {
+		case service == "ec2":
+			return "UnauthorizedOperation"
+		case json:
+			return "AccessDeniedException"
+		}
+		return "AccessDenied"
+	case s3err.InvalidAccessKeyID:
+		if json {
+			return "UnrecognizedClientException"
+		}
+		return "InvalidClientTokenId"
+	case s3err.SignatureDoesNotMatch, s3err.AuthorizationHeaderMalformed, s3err.XAmzContentSHA256Mismatch:
+		if json {
+			return "InvalidSignatureException"
+		}
+		return "SignatureDoesNotMatch"
+	case s3err.ExpiredToken:
+		if json {
+			return "ExpiredTokenException"
+		}
+		return "ExpiredToken"
+	case s3err.InvalidToken:
+		if json {
+			return "UnrecognizedClientException"
+		}
+		return "InvalidClientTokenId"
+	case s3err.RequestTimeTooSkewed:
+		if json {
+			return "InvalidSignatureException"
+		}
+		return "RequestExpired"
+	case s3err.ServiceUnavailable:
+		if json {
+			return "ServiceUnavailableException"
+		}
+		return "ServiceUnavailable"
+	case s3err.InternalError:
+		if json {
+			return "InternalFailure"
+		}
+		return "InternalFailure"
+	case s3err.EntityTooLarge:
+		return "RequestEntityTooLarge"
+	case s3err.InvalidArgument, s3err.InvalidRequest:
+		if json {
+			return "ValidationException"
+		}
+		return "InvalidParameterValue"
+	}
+	return code
+}
+
+// writeServiceError answers r with e in the shape of service's protocol.
+func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e *s3err.Error, reqID string) {
+	proto := requestProtocol(r)
+	code := serviceCode(e.Code, proto, service)
+	msg := e.Text()
+	status := e.Status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	h := w.Header()
+	h.Set("X-Amzn-Requestid", reqID)
+	switch proto {
+	case protoQuery:
+		h.Set("Content-Type", "text/xml")
+		var b []byte
+		if service == "ec2" {
+			b, _ = xml.Marshal(ec2ErrorResponse{Code: code, Message: msg, RequestID: reqID})
+		} else {
+			b, _ = xml.Marshal(queryErrorResponse{Type: errorType(status), Code: code, Message: msg, RequestID: reqID})
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(xml.Header))
+		_, _ = w.Write(b)
+	case protoCBOR:
+		h.Set("Smithy-Protocol", "rpc-v2-cbor")
+		h.Set("Content-Type", "application/cbor")
+		h.Set("X-Amzn-Errortype", code)
+		w.WriteHeader(status)
+		_, _ = w.Write(cborStringMap("__type", code, "message", msg))
+	default:
+		ct := "application/json"
+		if proto == protoJSON {
+			ct = "application/x-amz-json-1.1"
+			if v := r.Header.Get("Content-Type"); strings.HasPrefix(v, "application/x-amz-json-1.0") {
+				ct = "application/x-amz-json-1.0"
+			}
+		}
+		h.Set("Content-Type", ct)
+		h.Set("X-Amzn-Errortype", code)
+		b, _ := json.Marshal(jsonError{Type: code, Message: msg})
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(status)
+		_, _ = w.Write(b)
+	}
+}
+
+// errorType is the Query protocol's <Type>: who is at fault.
+func errorType(status int) string {
+	if status >= 500 {
+		return "Receiver"
+	}
+	return "Sender"
+}
+
+type jsonError struct {
+	Type    string `json:"__type"`
+	Message string `json:"message"`
+}
+
+type queryErrorResponse struct {
+	XMLName   xml.Name `xml:"ErrorResponse"`
+	Type      string   `xml:"Error>Type"`
+	Code      string   `xml:"Error>Code"`
+	Message   string   `xml:"Error>Message"`
+	RequestID string   `xml:"RequestId"`
+}
+
+type ec2ErrorResponse struct {
+	XMLName   xml.Name `xml:"Response"`
+	Code      string   `xml:"Errors>Error>Code"`
+	Message   string   `xml:"Errors>Error>Message"`
+	RequestID string   `xml:"RequestID"`
+}
+
+// cborStringMap encodes a CBOR map of text strings (RFC 8949: major type 5
+// for the map, 3 for each string), key, value, key, value, ….
+func cborStringMap(kv ...string) []byte {
+	b := cborHead(nil, 5, uint64(len(kv)/2))
+	for _, s := range kv {
+		b = cborHead(b, 3, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func cborHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= 0xff:
+		return append(b, m|24, byte(n))
+	case n <= 0xffff:
+		return append(b, m|25, byte(n>>8), byte(n))
+	case n <= 0xffffffff:
+		return append(b, m|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, m|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}

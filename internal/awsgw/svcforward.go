@@ -1,0 +1,307 @@
+package awsgw
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/awsops"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/sigv4"
+)
+
+// Where a service's calls go. By default AWS's own regional endpoint,
+// https://SERVICE.REGION.amazonaws.com (the signing name is the host's
+// first label for every service Airlock maps), with the partition's
+// domain: amazonaws.com.cn for the China regions. A few services are
+// global, with one endpoint and one signing region for the partition:
+//
+//	iam  https://iam.amazonaws.com (signed for us-east-1),
+//	     https://iam.cn-north-1.amazonaws.com.cn (cn-north-1)
+//
+// STS is regional (sts.REGION.amazonaws.com), which AWS recommends over
+// the global endpoint. A target's endpoints: setting overrides any of
+// these per service (tests, emulators, VPC endpoints); the call is then
+// signed for the target's region.
+
+// globalServices are the services with one endpoint per partition.
+var globalServices = map[string]struct{ host, region string }{
+	"iam": {"iam.amazonaws.com", "us-east-1"},
+}
+
+// serviceEndpoint is the base URL and signing region for service's calls
+// under t.
+func (t *target) serviceEndpoint(service string) (*url.URL, string) {
+	if u := t.services[service]; u != nil {
+		return u, t.Region
+	}
+	domain := "amazonaws.com"
+	if strings.HasPrefix(t.Region, "cn-") {
+		domain = "amazonaws.com.cn"
+	}
+	if gs, ok := globalServices[service]; ok {
+		if domain == "amazonaws.com.cn" {
+			return &url.URL{Scheme: "https", Host: service + ".cn-north-1." + domain}, "cn-north-1"
+		}
+		if !strings.HasPrefix(t.Region, "us-gov-") {
+			return &url.URL{Scheme: "https", Host: gs.host}, gs.region
+		}
+	}
+	return &url.URL{Scheme: "https", Host: service + "." + t.Region + "." + domain}, t.Region
+}
+
+// parseServiceEndpoints checks a Target's Endpoints.
+func parseServiceEndpoints(t Target) (map[string]*url.URL, error) {
+	out := map[string]*url.URL{}
+	for svc, raw := range t.Endpoints {
+		if !sigv4.ValidService(svc) || svc == "s3" {
+			return nil, fmt.Errorf("awsgw: target %q: endpoints: %q is not a service other than s3", t.Name, svc)
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil || strings.Trim(u.Path, "/") != "" {
+			return nil, fmt.Errorf("awsgw: target %q: endpoints: %s: %q is not an http(s) base URL", t.Name, svc, raw)
+		}
+		out[svc] = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	}
+	return out, nil
+}
+
+// serviceAmzHeaders are the x-amz-* request headers that are part of an
+// operation and go upstream; the client's other x-amz-* headers are its
+// signing and SDK bookkeeping, replaced by the gateway's own signature.
+var serviceAmzHeaders = map[string]bool{
+	"X-Amz-Target": true, "X-Amz-User-Agent": true,
+	// Lambda Invoke's options.
+	"X-Amz-Invocation-Type": true, "X-Amz-Log-Type": true, "X-Amz-Client-Context": true,
+}
+
+// serviceRequest builds and signs the upstream request for a call.
+func (t *target) serviceRequest(ctx context.Context, r *http.Request, service string, creds sigv4.Credentials, body []byte) (*http.Request, error) {
+	base, region := t.serviceEndpoint(service)
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, RawQuery: filterQuery(r.URL.RawQuery)}
+	setEscapedPath(u, r.URL.EscapedPath())
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.URL = u
+	h := make(http.Header, len(r.Header))
+	for k, v := range r.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if dropped[ck] || strings.HasPrefix(ck, "X-Amz-") && !serviceAmzHeaders[ck] {
+			continue
+		}
+		h[ck] = append([]string(nil), v...)
+	}
+	req.Header = h
+	req.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		req.Body, req.GetBody = http.NoBody, nil
+	}
+	sum := sha256.Sum256(body)
+	payload := hex.EncodeToString(sum[:])
+	if err := t.signer.Sign(req, creds, region, service, payload, time.Now()); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// forwardService records an allowed call, sends it upstream and streams
+// the answer back: writes are recorded durably before they are sent;
+// reads travel while their record is written, and their answer is held
+// until it is durable.
+func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body []byte) {
+	g, gr := c.gw, c.gr
+	sess, err := g.session(gr, c.client)
+	if err != nil {
+		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
+			c.reject(sessionError(gr, g.now(), err))
+			return
+		}
+		c.fail(sessionError(gr, g.now(), err))
+		return
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			sess.done()
+		}
+	}()
+	ctx, cancel := context.WithCancelCause(c.r.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(sess.ctx, func() { cancel(context.Cause(sess.ctx)) })
+	defer stop()
+
+	req := serviceCall(op, 0, c.reqID, len(body), true, "")
+	var pending *gateway.Pending
+	if op.ReadOnly {
+		pending = sess.rec.RequestAsync(ctx, req)
+	} else if err := sess.rec.Request(ctx, req); err != nil {
+		c.recordFailed(ctx, sess, err)
+		return
+	}
+	res := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true,
+		Params: map[string]string{"request_id": c.reqID}, BytesIn: int64(len(body))}
+	abort := c.exchangeService(ctx, t, op, body, pending, &res)
+	res.Duration = time.Since(c.start)
+	finished = true
+	g.recordResult(sess, res)
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// recordFailed answers a call whose request record could not be written.
+func (c *call) recordFailed(ctx context.Context, sess *session, err error) {
+	if e := cutError(ctx); e != nil {
+		c.fail(e)
+		return
+	}
+	c.gw.log.Error("awsgw: recording a call failed; refused it", "grant", c.gr.ID, "session", sess.rec.ID, "request_id", c.reqID, "err", err)
+	c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so it was not forwarded; retry later"))
+}
+
+// exchangeService is the upstream half of an allowed service call. It
+// reports whether the client connection must be aborted (a cut or broken
+// response after the headers went out).
+func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, body []byte, pending *gateway.Pending, res *gateway.Call) (abort bool) {
+	w := c.w
+	fail := func(e *s3err.Error, why string) bool {
+		res.Status = strconv.Itoa(e.Status)
+		res.Error = why
+		c.fail(e)
+		return false
+	}
+	creds, err := t.credentials(ctx, c.gr)
+	if err != nil {
+		e := s3err.As(err)
+		return fail(e, e.Code+": "+e.Text())
+	}
+	cc := armClientCut(ctx, w, c.r)
+	defer cc.disarm()
+	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	req, err := t.serviceRequest(ctx, c.r, op.Service, sc, body)
+	if err != nil {
+		return fail(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err), "building the upstream request: "+err.Error())
+	}
+	resp, err := t.rt.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = errors.New("the RoundTripper returned neither a response nor an error")
+	}
+	if err != nil {
+		switch {
+		case cutError(ctx) != nil:
+			e := cutError(ctx)
+			w.Header().Set("Connection", "close")
+			return fail(e, "cut off: "+e.Text())
+		case c.r.Context().Err() != nil:
+			res.Status, res.Error = "499", "client went away"
+			return false
+		}
+		c.gw.log.Warn("awsgw: upstream request failed", "target", t.Name, "service", op.Service, "grant", c.gr.ID, "request_id", c.reqID, "err", err)
+		return fail(s3err.New(s3err.ServiceUnavailable, "the %s upstream of target %s did not answer; retry later", op.Service, t.Name), "upstream: "+err.Error())
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	defer resp.Body.Close()
+	if pending != nil {
+		// Durable before disclosure: not a byte of the answer goes out
+		// before the call's record is.
+		if err := pending.Wait(ctx); err != nil {
+			if e := cutError(ctx); e != nil {
+				return fail(e, "cut off: "+e.Text())
+			}
+			c.gw.log.Error("awsgw: recording a call failed; discarded its answer", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
+			return fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was discarded; retry later"), "record failed: "+err.Error())
+		}
+	}
+	h := w.Header()
+	copyResponseHeader(h, resp.Header)
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	res.Status = strconv.Itoa(resp.StatusCode)
+	src := io.Reader(resp.Body)
+	var capture *capped
+	if resp.StatusCode >= 300 {
+		res.Error = resp.Header.Get("X-Amzn-Errortype")
+		capture = &capped{max: maxErrorCapture}
+		src = io.TeeReader(resp.Body, capture)
+	}
+	w.WriteHeader(resp.StatusCode)
+	cc.streamNow()
+	var flush func() error
+	if resp.ContentLength >= 0 {
+		flush = http.NewResponseController(w).Flush
+	}
+	n, rerr, werr := copyResponse(w, src, flush)
+	res.BytesOut = n
+	if capture != nil {
+		if code := serviceErrorCode(res.Error, capture.b); code != "" {
+			res.Error = code
+		}
+	}
+	if cc.disarm() {
+		res.BytesOut = cc.delivered(n)
+		res.Error = "cut off: " + cutError(ctx).Message
+		return true
+	}
+	switch {
+	case rerr == nil && werr == nil:
+	case cutError(ctx) != nil:
+		res.Error = "cut off: " + cutError(ctx).Message
+		return true
+	case werr != nil:
+		res.Error = "client went away"
+	default:
+		res.Error = "upstream response broken: " + rerr.Error()
+		return true
+	}
+	return false
+}
+
+// serviceErrorCode is the AWS error code of an upstream error answer: the
+// x-amzn-ErrorType header (minus its ":http://…" suffix), the JSON
+// "__type" (minus a "namespace#" prefix) or "code", or the XML <Code>.
+func serviceErrorCode(header string, body []byte) string {
+	code := header
+	if code == "" {
+		var j struct {
+			Type string `json:"__type"`
+			Code string `json:"code"`
+		}
+		if json.Unmarshal(body, &j) == nil {
+			code = j.Type
+			if code == "" {
+				code = j.Code
+			}
+		}
+	}
+	if code == "" {
+		code = errorCode(body)
+	}
+	code, _, _ = strings.Cut(code, ":")
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
+	if len(code) > 64 {
+		code = code[:64]
+	}
+	return code
+}

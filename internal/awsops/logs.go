@@ -1,0 +1,198 @@
+package awsops
+
+import "strings"
+
+var logGroupChars = charset("._-/#")
+
+// logGroup returns the name of a log group given by name or by ARN
+// (logGroupIdentifier accepts both; an ARN may end in ":*").
+func (m *mapper) logGroup(what, id string) (string, error) {
+	name := id
+	if strings.HasPrefix(id, "arn:") {
+		g, err := m.fromARN(what, id, "logs", "log-group:")
+		if err != nil {
+			return "", err
+		}
+		name = strings.TrimSuffix(g, ":*") // the name's charset has no ':'
+	}
+	if err := m.name(what, name, 1, 512, logGroupChars); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func (m *mapper) logGroupARN(name string) string { return m.arn("logs", "log-group:"+name) }
+
+// oneGroup reads the log group of a call that names exactly one, by
+// logGroupName or logGroupIdentifier.
+func (m *mapper) oneGroup(in input) (string, error) {
+	name, err := in.str("logGroupName")
+	if err != nil {
+		return "", err
+	}
+	id, err := in.str("logGroupIdentifier")
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case name != "" && id != "":
+		return "", m.failure(codeInvalid, "give logGroupName or logGroupIdentifier, not both")
+	case id != "":
+		return m.logGroup("logGroupIdentifier", id)
+	}
+	return m.logGroup("logGroupName", name)
+}
+
+// logStream checks a log stream name: AWS allows any characters but ':'
+// and '*', Unicode included.
+func (m *mapper) logStream(in input, op *Op) (string, error) {
+	s, err := in.str("logStreamName")
+	if err != nil {
+		return "", err
+	}
+	if err := m.name("logStreamName", s, 1, 512, func(r rune) bool { return r != ':' && r != '*' }); err != nil {
+		return "", err
+	}
+	op.param("logStream", s)
+	return s, nil
+}
+
+// groupCheck maps calls on one log group.
+func groupCheck(action string, extra ...string) func(m *mapper, in input, op *Op) error {
+	return func(m *mapper, in input, op *Op) error {
+		g, err := m.oneGroup(in)
+		if err != nil {
+			return err
+		}
+		op.param("logGroup", g)
+		for _, k := range extra {
+			if k == "logStreamNames" {
+				l, err := in.strs(k)
+				if err != nil {
+					return err
+				}
+				op.paramList(k, l)
+				continue
+			}
+			v, err := in.str(k)
+			if err != nil {
+				return err
+			}
+			op.param(k, v)
+		}
+		op.check(action, m.logGroupARN(g))
+		return nil
+	}
+}
+
+// streamCheck maps calls on one log stream.
+func streamCheck(action string) func(m *mapper, in input, op *Op) error {
+	return func(m *mapper, in input, op *Op) error {
+		g, err := m.oneGroup(in)
+		if err != nil {
+			return err
+		}
+		op.param("logGroup", g)
+		s, err := m.logStream(in, op)
+		if err != nil {
+			return err
+		}
+		op.check(action, m.logGroupARN(g)+":log-stream:"+s)
+		return nil
+	}
+}
+
+// startQuery checks every log group a Logs Insights query names. A query
+// that names none (a SOURCE command in the query string, or all groups)
+// is refused: its groups cannot be read from the request.
+func startQuery(m *mapper, in input, op *Op) error {
+	var groups []string
+	one, err := in.str("logGroupName")
+	if err != nil {
+		return err
+	}
+	if one != "" {
+		g, err := m.logGroup("logGroupName", one)
+		if err != nil {
+			return err
+		}
+		groups = append(groups, g)
+	}
+	for _, k := range []string{"logGroupNames", "logGroupIdentifiers"} {
+		l, err := in.strs(k)
+		if err != nil {
+			return err
+		}
+		for _, id := range l {
+			g, err := m.logGroup(k, id)
+			if err != nil {
+				return err
+			}
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 {
+		return m.failure(codeDenied, "StartQuery must name its log groups (logGroupName, logGroupNames or logGroupIdentifiers); a query whose groups the request does not name cannot be scoped")
+	}
+	for _, g := range groups {
+		op.check("logs:StartQuery", m.logGroupARN(g))
+	}
+	op.paramList("logGroups", groups)
+	q, err := in.str("queryString")
+	if err != nil {
+		return err
+	}
+	op.param("queryString", q)
+	return nil
+}
+
+// queryID maps calls on a query by id, which IAM does not scope.
+func queryID(action string) func(m *mapper, in input, op *Op) error {
+	return func(m *mapper, in input, op *Op) error {
+		id, err := in.str("queryId")
+		if err != nil {
+			return err
+		}
+		if err := m.name("queryId", id, 1, 256, charset("-")); err != nil {
+			return err
+		}
+		op.param("queryId", id)
+		op.check(action, "*")
+		return nil
+	}
+}
+
+// describeLogGroups is authorized by IAM on the ARN
+// arn:aws:logs:R:A:log-group::log-stream: (the empty group), which is
+// what AWS's own AccessDenied messages name for it.
+func describeLogGroups(m *mapper, in input, op *Op) error {
+	p, err := in.str("logGroupNamePrefix")
+	if err != nil {
+		return err
+	}
+	op.param("logGroupNamePrefix", p)
+	op.check("logs:DescribeLogGroups", m.arn("logs", "log-group::log-stream:"))
+	return nil
+}
+
+func init() {
+	const group = "`arn:aws:logs:R:A:log-group:NAME`"
+	const stream = "`arn:aws:logs:R:A:log-group:NAME:log-stream:STREAM`"
+	register("logs", map[string]*spec{
+		"FilterLogEvents": {protos: pJSON, readOnly: true, fn: groupCheck("logs:FilterLogEvents", "filterPattern", "logStreamNames", "logStreamNamePrefix"),
+			actions: "logs:FilterLogEvents", resources: group + " (logGroupName or logGroupIdentifier)", params: "logGroup, filterPattern, logStreamNames, logStreamNamePrefix"},
+		"GetLogEvents": {protos: pJSON, readOnly: true, fn: streamCheck("logs:GetLogEvents"),
+			actions: "logs:GetLogEvents", resources: stream, params: "logGroup, logStream"},
+		"StartQuery": {protos: pJSON, readOnly: true, fn: startQuery,
+			actions: "logs:StartQuery", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one)", params: "logGroups, queryString"},
+		"GetQueryResults": {protos: pJSON, readOnly: true, fn: queryID("logs:GetQueryResults"), actions: "logs:GetQueryResults", resources: "`*`", params: "queryId"},
+		"StopQuery":       {protos: pJSON, fn: queryID("logs:StopQuery"), actions: "logs:StopQuery", resources: "`*`", params: "queryId"},
+		"DescribeLogGroups": {protos: pJSON, readOnly: true, fn: describeLogGroups,
+			actions: "logs:DescribeLogGroups", resources: "`arn:aws:logs:R:A:log-group::log-stream:` (IAM's resource for it)", params: "logGroupNamePrefix"},
+		"DescribeLogStreams": {protos: pJSON, readOnly: true, fn: groupCheck("logs:DescribeLogStreams", "logStreamNamePrefix"),
+			actions: "logs:DescribeLogStreams", resources: group, params: "logGroup, logStreamNamePrefix"},
+		"GetLogGroupFields": {protos: pJSON, readOnly: true, fn: groupCheck("logs:GetLogGroupFields"),
+			actions: "logs:GetLogGroupFields", resources: group, params: "logGroup"},
+		"PutLogEvents": {protos: pJSON, fn: streamCheck("logs:PutLogEvents"), actions: "logs:PutLogEvents", resources: stream, params: "logGroup, logStream"},
+	})
+}

@@ -1,0 +1,141 @@
+package awsops
+
+import (
+	"mime"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// queryServices are the signing names that speak the AWS Query protocol.
+var queryServices = map[string]bool{"sts": true, "ec2": true, "iam": true, "sqs": true, "sns": true, "monitoring": true}
+
+// formInput is a parsed Query form: the query string and the
+// form-encoded body together, each key at most once.
+type formInput struct {
+	m *mapper
+	v map[string]string
+}
+
+func (f formInput) member(string) (*node, error) { return nil, nil }
+
+func (f formInput) str(name string) (string, error) { return f.v[name], nil }
+
+// strs reads a Query list: Name.member.N (CloudWatch, SNS, IAM, STS) or
+// Name.N (SQS, EC2), N from 1 with no gaps.
+func (f formInput) strs(name string) ([]string, error) {
+	var out []string
+	for _, sep := range []string{".member.", "."} {
+		for i := 1; ; i++ {
+			v, ok := f.v[name+sep+strconv.Itoa(i)]
+			if !ok {
+				break
+			}
+			out = append(out, v)
+		}
+		if out != nil {
+			break
+		}
+	}
+	// Every key of the list must have been read: a gap or a second
+	// numbering would hide a name from the checks.
+	n := 0
+	for k := range f.v {
+		if strings.HasPrefix(k, name+".") {
+			n++
+		}
+	}
+	if n != len(out) {
+		return nil, f.m.failure(codeInvalid, "list %s is not numbered 1..N without gaps in one style", name)
+	}
+	return out, nil
+}
+
+func (f formInput) flag(name string) (bool, error) {
+	switch f.v[name] {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, f.m.failure(codeInvalid, "%s must be true or false", name)
+}
+
+// query maps an AWS Query call: Action and Version in the query string or
+// a form-encoded POST body, parsed once.
+func (m *mapper) query() (*Op, error) {
+	m.proto = pQuery
+	if !queryServices[m.r.Service] {
+		if _, ok := registry[m.r.Service]; ok {
+			return nil, m.failure(codeMalformed, "no X-Amz-Target header: %s calls use the JSON protocol", escText(m.r.Service))
+		}
+		return nil, m.failure(codeDenied, "Airlock does not map calls to service %q", esc(m.r.Service))
+	}
+	form, err := m.parseForm()
+	if err != nil {
+		return nil, err
+	}
+	action := form["Action"]
+	if action == "" {
+		return nil, m.failure(codeInvalid, "no Action in the query string or form body")
+	}
+	if err := m.name("Action", action, 1, 128, charset("")); err != nil {
+		return nil, err
+	}
+	m.operation = action
+	return m.run(m.r.Service, action, pQuery, formInput{m, form})
+}
+
+// parseForm merges the query string and, for a form-encoded body, the
+// body. A key given twice (in either, or once in each), or two keys equal
+// but for case, is refused: AWS services disagree on which one wins.
+func (m *mapper) parseForm() (map[string]string, error) {
+	var sources []string
+	if m.r.RawQuery != "" {
+		sources = append(sources, m.r.RawQuery)
+	}
+	if len(m.r.Body) > 0 {
+		ct := m.r.Header.Values("Content-Type")
+		if len(ct) != 1 {
+			return nil, m.failure(codeMalformed, "a Query call with a body has exactly one Content-Type header, not %d", len(ct))
+		}
+		mt, params, err := mime.ParseMediaType(ct[0])
+		if err != nil || mt != "application/x-www-form-urlencoded" {
+			return nil, m.failure(codeMalformed, "Content-Type %q is not application/x-www-form-urlencoded", esc(ct[0]))
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return nil, m.failure(codeMalformed, "form charset %q is not utf-8", esc(cs))
+		}
+		sources = append(sources, string(m.r.Body))
+	}
+	form := map[string]string{}
+	folded := map[string]string{}
+	for _, src := range sources {
+		vs, err := url.ParseQuery(src)
+		if err != nil {
+			return nil, m.failure(codeMalformed, "malformed form: %s", escText(err.Error()))
+		}
+		keys := make([]string, 0, len(vs))
+		for k := range vs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := vs[k]
+			if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
+				return nil, m.failure(codeMalformed, "form key %q or its value is not valid UTF-8", esc(k))
+			}
+			fk := strings.ToUpper(strings.ToLower(k))
+			if _, dup := form[k]; dup || len(v) > 1 {
+				return nil, m.failure(codeMalformed, "form key %q is given more than once", esc(k))
+			}
+			if other, dup := folded[fk]; dup {
+				return nil, m.failure(codeMalformed, "form keys %q and %q differ only in case", esc(other), esc(k))
+			}
+			form[k], folded[fk] = v[0], k
+		}
+	}
+	return form, nil
+}
