@@ -79,8 +79,11 @@ func (m *mapper) decodeJSON(body []byte) (*node, error) {
 	}
 	// Decoders are pooled: one is a few KiB of state, more than the
 	// whole mapping of a small call otherwise allocates.
+	// A bytes.Buffer lets jsontext read body in place (it never writes
+	// to it); resetting to an empty reader after use drops the alias, so
+	// a pooled decoder keeps no body alive.
 	d := decoders.Get().(*jsontext.Decoder)
-	d.Reset(bytes.NewReader(body))
+	d.Reset(bytes.NewBuffer(body))
 	defer func() {
 		d.Reset(bytes.NewReader(nil))
 		decoders.Put(d)
