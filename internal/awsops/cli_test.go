@@ -10,9 +10,11 @@ import (
 	"testing"
 )
 
-// cliRequest is a request the Debian AWS CLI (v2.9.19) sent to a local
-// listener with --endpoint-url, recorded in testdata/cli (signature
-// headers dropped; the service comes from the file name).
+// cliRequest is a request a real client sent to a local listener,
+// recorded in testdata/cli (the Debian AWS CLI 2.9.19 with
+// --endpoint-url) and testdata/js (the AWS SDK for JavaScript v3,
+// clients 3.1164, with endpoint set); signature headers are dropped and
+// the service comes from the file name.
 type cliRequest struct {
 	Method, Path, Body string
 	Headers            map[string]string
@@ -57,7 +59,33 @@ func TestCLIRequests(t *testing.T) {
 		"ssm-get-parameter":               {{"ssm:GetParameter", "arn:aws:ssm:us-east-1:111122223333:parameter/app/db"}},
 		"sts-get-caller-identity":         {{"sts:GetCallerIdentity", "*"}},
 	}
-	files, _ := filepath.Glob("testdata/cli/*.json")
+	checkRecorded(t, "testdata/cli", want)
+}
+
+func TestJSRequests(t *testing.T) {
+	want := map[string][]Check{
+		"cloudwatch-describe-alarms":    {{"cloudwatch:DescribeAlarms", "arn:aws:cloudwatch:us-east-1:111122223333:alarm:high-5xx"}},
+		"cloudwatch-get-metric-data":    {{"cloudwatch:GetMetricData", "*"}},
+		"dynamodb-batch-write-item":     {{"dynamodb:BatchWriteItem", ddb + "audit"}, {"dynamodb:BatchWriteItem", ddb + "orders"}},
+		"dynamodb-get-item":             {{"dynamodb:GetItem", ddb + "orders"}},
+		"dynamodb-query-index":          {{"dynamodb:Query", ddb + "orders/index/by-customer"}},
+		"dynamodb-transact-write-items": {{"dynamodb:PutItem", ddb + "orders"}, {"dynamodb:UpdateItem", ddb + "carts"}},
+		"lambda-invoke":                 {{"lambda:InvokeFunction", "arn:aws:lambda:us-east-1:111122223333:function:resize:prod"}},
+		"logs-filter-log-events":        {{"logs:FilterLogEvents", lg + "/app/web"}},
+		"logs-get-log-events":           {{"logs:GetLogEvents", lg + "/app/web:log-stream:i-1"}},
+		"logs-start-query":              {{"logs:StartQuery", lg + "/app/web"}},
+		"sqs-receive-message":           {{"sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:111122223333:jobs"}},
+		"sqs-send-message":              {{"sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:jobs"}},
+		"ssm-get-parameters":            {{"ssm:GetParameters", "arn:aws:ssm:us-east-1:111122223333:parameter/app/a"}, {"ssm:GetParameters", "arn:aws:ssm:us-east-1:111122223333:parameter/app/b"}},
+		"sts-get-caller-identity":       {{"sts:GetCallerIdentity", "*"}},
+	}
+	checkRecorded(t, "testdata/js", want)
+}
+
+// checkRecorded maps every recorded request in dir and compares its
+// checks with want (by file name); no param may hold a value.
+func checkRecorded(t *testing.T, dir string, want map[string][]Check) {
+	files, _ := filepath.Glob(dir + "/*.json")
 	if len(files) != len(want) {
 		t.Fatalf("%d recorded requests, %d expectations", len(files), len(want))
 	}
@@ -72,8 +100,8 @@ func TestCLIRequests(t *testing.T) {
 				t.Fatalf("checks %v, want %v", got, w)
 			}
 			for k, v := range op.Params {
-				if strings.Contains(v, "hi") && (name == "sqs-send-message" || name == "sns-publish") {
-					t.Errorf("param %s records the message: %q", k, v)
+				if strings.Contains(v, "hi") && (name == "sqs-send-message" || name == "sns-publish") || strings.Contains(v, "secret") {
+					t.Errorf("param %s records a value: %q", k, v)
 				}
 			}
 		})

@@ -24,6 +24,8 @@ var (
 // same way twice.
 func FuzzMap(f *testing.F) {
 	files, _ := filepath.Glob("testdata/cli/*.json")
+	js, _ := filepath.Glob("testdata/js/*.json")
+	files = append(files, js...)
 	for _, file := range files {
 		r := loadCLI(f, file)
 		f.Add(r.Service, r.Header.Get("X-Amz-Target"), uint8(0), r.Method, r.Path, r.RawQuery, r.Header.Get("Content-Type"), r.Body)

@@ -274,3 +274,15 @@ func TestFoldKey(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyNotModified: Map reads the body in place and must leave it as
+// the gateway forwards it.
+func TestBodyNotModified(t *testing.T) {
+	body := `{"TableName":"orders","Key":{"id":{"S":"a\u00e9\"b"}},"Names":["x"]}`
+	r := jsonReq("dynamodb", "DynamoDB_20120810.GetItem", body)
+	mustMap(t, r)
+	mustMap(t, r)
+	if string(r.Body) != body {
+		t.Fatalf("body changed to %q", r.Body)
+	}
+}

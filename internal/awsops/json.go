@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -66,6 +67,8 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 	return m.run(svc, operation, pJSON, treeInput{m, root})
 }
 
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+
 // decodeJSON reads body as exactly one JSON object. Duplicate member
 // names at any depth, invalid UTF-8 and trailing data are refused by the
 // decoder (jsontext, the reference implementation of encoding/json/v2,
@@ -74,7 +77,17 @@ func (m *mapper) decodeJSON(body []byte) (*node, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &node{kind: 'o'}, nil // "no input": what the SDKs send as {}
 	}
-	d := jsontext.NewDecoder(bytes.NewReader(body))
+	// Decoders are pooled: one is a few KiB of state, more than the
+	// whole mapping of a small call otherwise allocates.
+	// A bytes.Buffer lets jsontext read body in place (it never writes
+	// to it); resetting to an empty reader after use drops the alias, so
+	// a pooled decoder keeps no body alive.
+	d := decoders.Get().(*jsontext.Decoder)
+	d.Reset(bytes.NewBuffer(body))
+	defer func() {
+		d.Reset(bytes.NewReader(nil))
+		decoders.Put(d)
+	}()
 	if d.PeekKind() != '{' {
 		return nil, m.failure(codeMalformed, "the body is not a JSON object")
 	}
