@@ -265,7 +265,14 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	defer stop()
 
 	req := allowedCall(op, auth, c.reqID)
-	if err := sess.rec.Request(ctx, req); err != nil {
+	x := &exchange{c: c, ctx: ctx}
+	if readOnly(c.r, op) {
+		// Durable before disclosure: a read goes upstream while its record
+		// is written; the exchange holds the answer until it is durable.
+		x.pending = sess.rec.RequestAsync(ctx, req)
+	} else if err := sess.rec.Request(ctx, req); err != nil {
+		// Durable before forward: nothing that can change state reaches
+		// the upstream unrecorded.
 		if e := cutError(ctx); e != nil {
 			c.fail(e)
 			return
@@ -276,18 +283,40 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 
 	res := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
-	x := &exchange{c: c, ctx: ctx, res: &res}
+	x.res = &res
 	x.run(t, op, auth, checkedBody)
 	res.Duration = time.Since(c.start)
 
 	finished = true
-	g.recordResult(sess, res)
+	if x.unrecorded {
+		// The request's record failed: the call was refused, and a
+		// result would describe a call the log does not hold.
+		sess.done()
+	} else {
+		g.recordResult(sess, res)
+	}
 	if x.abort {
 		// Headers are out: only a broken connection tells the client that
 		// the body is incomplete (a chunked response would otherwise end
 		// cleanly).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// readOnly reports whether a call cannot change upstream state, so that it
+// may be forwarded while its record is written (DESIGN.md, "Fail
+// closed"): a GET or HEAD without a body whose every check is a read
+// (s3:Get*, s3:List*). Anything else is recorded before it is forwarded.
+func readOnly(r *http.Request, op *s3iam.Op) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.ContentLength != 0 || op.NeedsBody {
+		return false
+	}
+	for _, ck := range op.Checks {
+		if !strings.HasPrefix(ck.Action, "s3:Get") && !strings.HasPrefix(ck.Action, "s3:List") {
+			return false
+		}
+	}
+	return len(op.Checks) > 0
 }
 
 // recordResult appends a call's result without holding up the response.

@@ -22,6 +22,39 @@ type exchange struct {
 	res *gateway.Call
 	// abort is set when the response was cut after its headers were sent.
 	abort bool
+	// pending is a read's request record while it is being written: no
+	// byte of the answer (status and headers included) goes out before
+	// its Wait returns nil (disclose).
+	pending *gateway.Pending
+	// unrecorded is set when the request's record failed and the call
+	// was refused: it has no result to record.
+	unrecorded bool
+}
+
+// disclose waits until the request's record is durable, and reports
+// whether the answer may go out. If the record failed, the call has
+// been refused (or, if the client went away meanwhile, left unanswered).
+func (x *exchange) disclose() bool {
+	if x.pending == nil {
+		return true
+	}
+	err := x.pending.Wait(x.ctx)
+	x.pending = nil
+	if err == nil {
+		return true
+	}
+	x.unrecorded = true
+	c := x.c
+	switch {
+	case cutError(x.ctx) != nil:
+		c.fail(cutError(x.ctx))
+	case c.r.Context().Err() != nil:
+		// The client went away: there is nobody to answer.
+	default:
+		c.gw.log.Error("awsgw: recording a call failed; withheld its answer and refused it", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
+		c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was withheld; retry later"))
+	}
+	return false
 }
 
 // hopHeaders are response headers that describe the upstream connection,
@@ -76,6 +109,12 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 	if body != nil {
 		res.BytesIn = body.count()
+	}
+	if !x.disclose() {
+		if err == nil {
+			resp.Body.Close() // discarded unread
+		}
+		return
 	}
 	if err != nil {
 		bodyErr := uploadError(body, guarded)
@@ -199,6 +238,9 @@ func (x *exchange) failBefore(e *s3err.Error) {
 }
 
 func (x *exchange) write(e *s3err.Error) {
+	if !x.disclose() {
+		return
+	}
 	x.res.Status = strconv.Itoa(e.Status)
 	x.c.fail(e)
 }
