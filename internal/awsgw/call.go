@@ -261,11 +261,14 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// Close): the upstream request derives from ctx.
 	ctx, cancel := context.WithCancelCause(c.r.Context())
 	defer cancel(nil)
-	stop := context.AfterFunc(sess.ctx, func() { cancel(context.Cause(sess.ctx)) })
+	x := &exchange{c: c, ctx: ctx}
+	stop := context.AfterFunc(sess.ctx, func() {
+		cancel(context.Cause(sess.ctx))
+		x.cutClient()
+	})
 	defer stop()
 
 	req := allowedCall(op, auth, c.reqID)
-	x := &exchange{c: c, ctx: ctx}
 	if readOnly(c.r, op) {
 		// Durable before disclosure: a read goes upstream while its record
 		// is written; the exchange holds the answer until it is durable.
@@ -293,7 +296,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// result would describe a call the log does not hold.
 		sess.done()
 	} else {
-		g.recordResult(sess, res)
+		g.recordResult(sess, res, x.delivered && !x.abort)
 	}
 	if x.abort {
 		// Headers are out: only a broken connection tells the client that
@@ -319,10 +322,13 @@ func readOnly(r *http.Request, op *s3iam.Op) bool {
 	return len(op.Checks) > 0
 }
 
-// recordResult appends a call's result without holding up the response.
-// The session's end waits for it, and a failure is logged, never dropped
-// silently.
-func (g *Gateway) recordResult(sess *session, res gateway.Call) {
+// recordResult appends a call's result without holding up the response:
+// on the handler's goroutine once the client has the whole answer
+// (delivered; the control plane only queues it, unless its log has fallen
+// far behind, and then the wait is the backpressure it asks for), on a
+// goroutine of its own otherwise. The session's end waits for it, and a
+// failure is logged, never dropped silently.
+func (g *Gateway) recordResult(sess *session, res gateway.Call, delivered bool) {
 	record := func() {
 		defer sess.done()
 		if err := sess.rec.Result(sess.resultContext(), res); err != nil {
@@ -330,7 +336,7 @@ func (g *Gateway) recordResult(sess *session, res gateway.Call) {
 				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
 		}
 	}
-	if g.syncResults {
+	if g.syncResults || delivered {
 		record()
 		return
 	}
