@@ -226,10 +226,14 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// server's buffers.
 		flush = cc.flush
 	}
+	n, rerr, werr := copyResponse(w, src, flush)
+	if flush != nil && n == 0 && rerr == nil && werr == nil {
+		// No body (HEAD, an empty object): the headers go out now.
+		werr = flush()
+	}
 	// With fixed framing and every write flushed, the client has the
 	// whole answer once the copy ends (the handler's return adds nothing).
-	x.delivered = flush != nil || c.r.Method == http.MethodHead
-	n, rerr, werr := copyResponse(w, src, flush)
+	x.delivered = flush != nil
 	res.BytesOut = n
 	if body != nil {
 		res.BytesIn = body.count()
