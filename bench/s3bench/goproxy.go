@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ import (
 const (
 	envGoproxyUpstream = "S3BENCH_GOPROXY_UPSTREAM"
 	envGoproxyListen   = "S3BENCH_GOPROXY_LISTEN"
+	// envGoproxyProfile, if set, makes the proxy write a CPU profile there.
+	envGoproxyProfile = "S3BENCH_GOPROXY_CPUPROFILE"
 )
 
 // goProxy is a running child serving net/http/httputil.ReverseProxy in
@@ -87,6 +90,22 @@ func serveGoproxy(upstream, listen string) int {
 	if err != nil {
 		logger.Print(err)
 		return 1
+	}
+	if path := os.Getenv(envGoproxyProfile); path != "" {
+		// A CPU profile of the proxy, to set beside airlock serve's
+		// (AIRLOCK_CPUPROFILE): written when it stops on SIGTERM.
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			logger.Printf("%s: %v", envGoproxyProfile, err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {

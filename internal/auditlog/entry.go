@@ -49,9 +49,12 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 		t = now
 	}
 	t = t.UTC()
-	b := make([]byte, 0, 128)
-	b = append(b, `,"time":`...)
-	b = appendString(b, t.Format(time.RFC3339Nano))
+	// Room for a gateway call's usual entry, so that it is built without
+	// growing.
+	b := make([]byte, 0, 512)
+	b = append(b, `,"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano) // nothing in it to escape
+	b = append(b, '"')
 	b = append(b, `,"type":`...)
 	b = appendString(b, ev.Type)
 	if ev.GrantID != "" {

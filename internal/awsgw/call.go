@@ -269,11 +269,21 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// Close): the upstream request derives from ctx.
 	ctx, cancel := context.WithCancelCause(c.r.Context())
 	defer cancel(nil)
-	stop := context.AfterFunc(sess.ctx, func() { cancel(context.Cause(sess.ctx)) })
+	x := &exchange{c: c, ctx: ctx}
+	stop := context.AfterFunc(sess.ctx, func() {
+		cancel(context.Cause(sess.ctx))
+		x.cutClient()
+	})
 	defer stop()
 
 	req := allowedCall(op, auth, c.reqID)
-	if err := sess.rec.Request(ctx, req); err != nil {
+	if readOnly(c.r, op) {
+		// Durable before disclosure: a read goes upstream while its record
+		// is written; the exchange holds the answer until it is durable.
+		x.pending = sess.rec.RequestAsync(ctx, req)
+	} else if err := sess.rec.Request(ctx, req); err != nil {
+		// Durable before forward: nothing that can change state reaches
+		// the upstream unrecorded.
 		if e := cutError(ctx); e != nil {
 			c.fail(e)
 			return
@@ -284,12 +294,18 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 
 	res := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
-	x := &exchange{c: c, ctx: ctx, res: &res}
+	x.res = &res
 	x.run(t, op, auth, checkedBody)
 	res.Duration = time.Since(c.start)
 
 	finished = true
-	g.recordResult(sess, res)
+	if x.unrecorded {
+		// The request's record failed: the call was refused, and a
+		// result would describe a call the log does not hold.
+		sess.done()
+	} else {
+		g.recordResult(sess, res, x.delivered && !x.abort)
+	}
 	if x.abort {
 		// Headers are out: only a broken connection tells the client that
 		// the body is incomplete (a chunked response would otherwise end
@@ -298,10 +314,29 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 }
 
-// recordResult appends a call's result without holding up the response.
-// The session's end waits for it, and a failure is logged, never dropped
-// silently.
-func (g *Gateway) recordResult(sess *session, res gateway.Call) {
+// readOnly reports whether a call cannot change upstream state, so that it
+// may be forwarded while its record is written (DESIGN.md, "Fail
+// closed"): a GET or HEAD without a body whose every check is a read
+// (s3:Get*, s3:List*). Anything else is recorded before it is forwarded.
+func readOnly(r *http.Request, op *s3iam.Op) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.ContentLength != 0 || op.NeedsBody {
+		return false
+	}
+	for _, ck := range op.Checks {
+		if !strings.HasPrefix(ck.Action, "s3:Get") && !strings.HasPrefix(ck.Action, "s3:List") {
+			return false
+		}
+	}
+	return len(op.Checks) > 0
+}
+
+// recordResult appends a call's result without holding up the response:
+// on the handler's goroutine once the client has the whole answer
+// (delivered; the control plane only queues it, unless its log has fallen
+// far behind, and then the wait is the backpressure it asks for), on a
+// goroutine of its own otherwise. The session's end waits for it, and a
+// failure is logged, never dropped silently.
+func (g *Gateway) recordResult(sess *session, res gateway.Call, delivered bool) {
 	record := func() {
 		defer sess.done()
 		if err := sess.rec.Result(sess.resultContext(), res); err != nil {
@@ -309,7 +344,7 @@ func (g *Gateway) recordResult(sess *session, res gateway.Call) {
 				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
 		}
 	}
-	if g.syncResults {
+	if g.syncResults || delivered {
 		record()
 		return
 	}

@@ -48,9 +48,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // clientCut watches the client's side of one call.
 type clientCut struct {
-	rc   *http.ResponseController
-	conn net.Conn // the client's HTTP/1 connection, if the server tells it
-	stop func() bool
+	w      http.ResponseWriter
+	rcOnce sync.Once
+	rc     *http.ResponseController // made when first needed (controller)
+	conn   net.Conn                 // the client's HTTP/1 connection, if the server tells it
+	stop   func() bool              // armClientCut's watch, if it made one
 
 	mu        sync.Mutex
 	cut       bool  // the session ended
@@ -64,26 +66,45 @@ type clientCut struct {
 // cause) fail the client's reads, and end the connection once the
 // response streams.
 func armClientCut(ctx context.Context, w http.ResponseWriter, r *http.Request) *clientCut {
-	cc := &clientCut{rc: http.NewResponseController(w)}
+	cc := newClientCut(w, r)
+	cc.stop = context.AfterFunc(ctx, func() { cc.fire(ctx) })
+	return cc
+}
+
+// newClientCut watches nothing by itself: its owner calls fire when the
+// call's context is cancelled (the S3 path does so from the session's
+// own watch, sparing a context registration per call).
+func newClientCut(w http.ResponseWriter, r *http.Request) *clientCut {
+	cc := &clientCut{w: w}
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && r.ProtoMajor == 1 {
 		cc.conn = c
 	}
-	cc.stop = context.AfterFunc(ctx, func() {
-		if cutError(ctx) == nil {
-			return // the client went away: nothing to cut
-		}
-		cc.mu.Lock()
-		defer cc.mu.Unlock()
-		if cc.done {
-			return
-		}
-		cc.cut = true
-		_ = cc.rc.SetReadDeadline(aLongTimeAgo)
-		if cc.streaming {
-			cc.endLocked()
-		}
-	})
 	return cc
+}
+
+// controller is the response's controller, made once.
+func (cc *clientCut) controller() *http.ResponseController {
+	cc.rcOnce.Do(func() { cc.rc = http.NewResponseController(cc.w) })
+	return cc.rc
+}
+
+// fire acts on ctx's cancellation: a cut (the session ended) fails the
+// client's reads now, and ends the connection if the response streams; a
+// client that went away needs nothing. Calling it again does nothing new.
+func (cc *clientCut) fire(ctx context.Context) {
+	if cutError(ctx) == nil {
+		return // the client went away: nothing to cut
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.done || cc.cut {
+		return
+	}
+	cc.cut = true
+	_ = cc.controller().SetReadDeadline(aLongTimeAgo)
+	if cc.streaming {
+		cc.endLocked()
+	}
 }
 
 // streamNow says the response's headers are out: from now on a cut ends
@@ -109,13 +130,15 @@ func (cc *clientCut) endLocked() {
 			return
 		}
 	}
-	_ = cc.rc.SetWriteDeadline(aLongTimeAgo)
+	_ = cc.controller().SetWriteDeadline(aLongTimeAgo)
 }
 
 // disarm stops watching, once the handler is done with the connection,
 // and reports whether a cut came first.
 func (cc *clientCut) disarm() bool {
-	cc.stop()
+	if cc.stop != nil {
+		cc.stop()
+	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.done = true
@@ -144,3 +167,6 @@ func rawConn(c net.Conn) net.Conn {
 		c = u.NetConn()
 	}
 }
+
+// flush flushes the response, for a copy that flushes every write.
+func (cc *clientCut) flush() error { return cc.controller().Flush() }

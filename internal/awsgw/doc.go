@@ -14,13 +14,24 @@
 //     identifiers validated, and every check must be covered by the grant's
 //     scope. An upload id must name an upload this gateway created for
 //     that key (uploads.go).
-//  3. The call is recorded durably in the grant's session; if the record
-//     cannot be written the call is refused with 503 and nothing is sent.
+//  3. The call is recorded in the grant's session. A call that can change
+//     state (anything but a body-less GET or HEAD whose every check is
+//     s3:Get* or s3:List*: GetObject, HeadObject, HeadBucket, the List*
+//     calls, the GetObject* reads) is recorded durably first: if the
+//     record cannot be written the call is refused with 503 and nothing
+//     is sent upstream. A read is forwarded at once while its record is
+//     written (gateway.Session.RequestAsync): "durable before disclosure"
+//     (DESIGN.md, "Fail closed").
 //  4. The agent's authentication is stripped, the request is re-signed with
 //     the target's own keys (or per-grant credentials from STS AssumeRole
 //     with a session policy generated from the scope) and streamed to the
-//     upstream; the response is streamed back without buffering.
-//  5. The result (status, bytes each way, duration) is recorded.
+//     upstream. For a read, the upstream's answer (status, headers, body,
+//     or the gateway's own error) is held, not a byte written to the
+//     client, until the record is durable; if the record fails, the answer
+//     is discarded unread and the call refused with 503, and no result is
+//     recorded. Then the response is streamed back without buffering.
+//  5. The result (status, bytes each way, duration) is recorded, batched
+//     by the control plane, after the response.
 //
 // Session model: HTTP is stateless and SDKs spread calls over several
 // connections, so a session is one grant's traffic through this gateway. It

@@ -22,6 +22,75 @@ type exchange struct {
 	res *gateway.Call
 	// abort is set when the response was cut after its headers were sent.
 	abort bool
+	// pending is a read's request record while it is being written: no
+	// byte of the answer (status and headers included) goes out before
+	// its Wait returns nil (disclose).
+	pending *gateway.Pending
+	// unrecorded is set when the request's record failed and the call
+	// was refused: it has no result to record.
+	unrecorded bool
+	// cc is the client's cut once watchClient armed it; cutNow says the
+	// session cut the call (see cutClient).
+	ccMu   sync.Mutex
+	cc     *clientCut
+	cutNow bool
+	// delivered is set when the client has the whole answer before the
+	// handler returns: the result may then be recorded on the handler's
+	// goroutine without holding the answer up.
+	delivered bool
+}
+
+// watchClient arms the client's cut for this exchange: the call's
+// session watch calls cutClient when it cuts the call.
+func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCut {
+	cc := newClientCut(w, r)
+	x.ccMu.Lock()
+	x.cc = cc
+	cut := x.cutNow
+	x.ccMu.Unlock()
+	if cut {
+		cc.fire(x.ctx)
+	}
+	return cc
+}
+
+// cutClient is called once the call's context has been cancelled by its
+// session's end: the client's side is cut too, now or as soon as it is
+// watched.
+func (x *exchange) cutClient() {
+	x.ccMu.Lock()
+	cc := x.cc
+	x.cutNow = true
+	x.ccMu.Unlock()
+	if cc != nil {
+		cc.fire(x.ctx)
+	}
+}
+
+// disclose waits until the request's record is durable, and reports
+// whether the answer may go out. If the record failed, the call has
+// been refused (or, if the client went away meanwhile, left unanswered).
+func (x *exchange) disclose() bool {
+	if x.pending == nil {
+		return true
+	}
+	err := x.pending.Wait(x.ctx)
+	x.pending = nil
+	if err == nil {
+		return true
+	}
+	x.unrecorded = true
+	c := x.c
+	switch {
+	case cutError(x.ctx) != nil:
+		c.fail(cutError(x.ctx))
+	case c.r.Context().Err() != nil:
+		// The client went away: there is nobody to answer.
+	default:
+		c.gw.log.Error("awsgw: recording a call failed; withheld its answer and refused it", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
+		c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was withheld; retry later"))
+	}
+	return false
 }
 
 // hopHeaders are response headers that describe the upstream connection,
@@ -54,19 +123,28 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 	// The upstream request is aborted with a reset, never ended cleanly,
 	// if its body fails or the call is cut while it is on its way
-	// (upabort.go).
-	up := newUpstreamGuard(x.ctx)
-	defer up.release()
+	// (upabort.go). A request without a body is whole once its headers
+	// are out, so it needs no guard: its context alone cancels it.
+	reqCtx := x.ctx
+	var up *upstreamGuard
+	if body != nil {
+		up = newUpstreamGuard(x.ctx)
+		defer up.release()
+		reqCtx = up.ctx
+	}
 	// A cut fails the client's reads (and, once the response streams, its
 	// writes) at once, however slow the client (clientcut.go).
-	cc := armClientCut(x.ctx, w, c.r)
+	cc := x.watchClient(w, c.r)
 	defer cc.disarm()
-	req, err := t.upstreamRequest(up.ctx, c.r, op, auth, creds, rd, length)
+	req, err := t.upstreamRequest(reqCtx, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return
 	}
-	guarded := up.guardBody(req)
+	var guarded *abortingBody
+	if up != nil {
+		guarded = up.guardBody(req)
+	}
 	resp, err := t.rt.RoundTrip(req)
 	if err == nil && resp == nil {
 		err = errors.New("the RoundTripper returned neither a response nor an error")
@@ -76,6 +154,12 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 	if body != nil {
 		res.BytesIn = body.count()
+	}
+	if !x.disclose() {
+		if err == nil {
+			resp.Body.Close() // discarded unread
+		}
+		return
 	}
 	if err != nil {
 		bodyErr := uploadError(body, guarded)
@@ -140,9 +224,16 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// The framing is fixed, so flushing each write changes nothing
 		// the client sees, and nothing the count includes waits in the
 		// server's buffers.
-		flush = http.NewResponseController(w).Flush
+		flush = cc.flush
 	}
 	n, rerr, werr := copyResponse(w, src, flush)
+	if flush != nil && n == 0 && rerr == nil && werr == nil {
+		// No body (HEAD, an empty object): the headers go out now.
+		werr = flush()
+	}
+	// With fixed framing and every write flushed, the client has the
+	// whole answer once the copy ends (the handler's return adds nothing).
+	x.delivered = flush != nil
 	res.BytesOut = n
 	if body != nil {
 		res.BytesIn = body.count()
@@ -199,6 +290,9 @@ func (x *exchange) failBefore(e *s3err.Error) {
 }
 
 func (x *exchange) write(e *s3err.Error) {
+	if !x.disclose() {
+		return
+	}
 	x.res.Status = strconv.Itoa(e.Status)
 	x.c.fail(e)
 }

@@ -36,7 +36,8 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 	if len(c.Params) > 0 {
 		b = jsonw.Key(b, "params")
 		b = append(b, '{')
-		keys := make([]string, 0, len(c.Params))
+		var kb [16]string // on the stack for the usual handful
+		keys := kb[:0]
 		for k := range c.Params {
 			keys = append(keys, k)
 		}

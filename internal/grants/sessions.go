@@ -52,9 +52,12 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 	counted := func(c gateway.Call) {
 		st.mu.Lock()
 		st.rec = withCall(st.rec, c)
+		queued := st.dirty // already queued for the next flush, which has not taken it yet
 		st.dirty = true
 		st.mu.Unlock()
-		s.markDirty(st)
+		if !queued {
+			s.markDirty(st)
+		}
 	}
 	callEvent := func(c gateway.Call) auditlog.Event {
 		return auditlog.Event{Type: "session.call", GrantID: g.ID, SessionID: sid, Actor: g.Identity, Data: c}

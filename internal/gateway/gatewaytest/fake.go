@@ -1,6 +1,8 @@
 // Package gatewaytest provides an in-memory gateway.Authority for testing
 // protocol gateways without a control plane: tests add grants, end them,
-// read back what was recorded, and make recording fail on purpose.
+// read back what was recorded, make recording fail on purpose, and stall
+// request records (Stall) to see what a gateway does while a record is not
+// yet durable.
 package gatewaytest
 
 import (
@@ -31,6 +33,7 @@ type Authority struct {
 	summaries  []gateway.RejectionSummary
 	agg        *gateway.RejectAggregator
 	fail       bool
+	stall      *Stall
 	n          int
 }
 
@@ -270,13 +273,87 @@ func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client s
 		r.mu.Unlock()
 		return nil
 	}
+	// A request is held, not durable, while a Stall is on: written (or
+	// failed) when the Stall is released, withdrawn if ctx ends first.
+	requestAsync := func(ctx context.Context, c gateway.Call) func(context.Context) error {
+		a.mu.Lock()
+		st := a.stall
+		a.mu.Unlock()
+		if st == nil {
+			err := record(ctx, c)
+			return func(context.Context) error { return err }
+		}
+		st.hold(c)
+		return func(wctx context.Context) error {
+			select {
+			case <-st.released:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-wctx.Done():
+				return wctx.Err()
+			}
+			if st.err != nil {
+				return st.err
+			}
+			return record(context.WithoutCancel(ctx), c)
+		}
+	}
+	request := func(ctx context.Context, c gateway.Call) error { return requestAsync(ctx, c)(ctx) }
 	end := func(context.Context) error {
 		r.mu.Lock()
 		r.ended = true
 		r.mu.Unlock()
 		return nil
 	}
-	return gateway.NewSession(r.ID, g, gateway.Recorder{Request: record, Result: record, End: end}), nil
+	return gateway.NewSession(r.ID, g, gateway.Recorder{Request: request, RequestAsync: requestAsync, Result: record, End: end}), nil
+}
+
+// Stall holds request records (Request and RequestAsync alike; results
+// are not held) not yet durable until Release, as a journal whose write
+// has not returned: Request blocks, and a Pending's Wait blocks.
+type Stall struct {
+	held     chan gateway.Call
+	released chan struct{}
+	once     sync.Once
+	err      error
+}
+
+// Stall makes every request record from now on wait for the returned
+// Stall's Release.
+func (a *Authority) Stall() *Stall {
+	st := &Stall{held: make(chan gateway.Call, 256), released: make(chan struct{})}
+	a.mu.Lock()
+	a.stall = st
+	a.mu.Unlock()
+	return st
+}
+
+// Held delivers each request as it starts waiting.
+func (st *Stall) Held() <-chan gateway.Call { return st.held }
+
+func (st *Stall) hold(c gateway.Call) {
+	select {
+	case st.held <- c:
+	default: // a test that does not read them
+	}
+}
+
+// Release ends the stall for the records it holds and those that arrive
+// until the Authority's next Stall (a later Stall replaces this one): nil
+// writes them, an error fails them with it. Only the first call counts.
+func (st *Stall) Release(err error) {
+	st.once.Do(func() {
+		st.err = err
+		close(st.released)
+	})
+}
+
+// Unstall stops holding new request records; records already held still
+// wait for their Stall's Release.
+func (a *Authority) Unstall() {
+	a.mu.Lock()
+	a.stall = nil
+	a.mu.Unlock()
 }
 
 func randString(n int) string {
