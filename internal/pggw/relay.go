@@ -58,6 +58,9 @@ type entry struct {
 	// eSynthetic: bytes to send, then ReadyForQuery if ready.
 	synthetic []byte
 	ready     bool
+	// pend is the request's record while it may not be durable yet (a
+	// read forwarded at once, see disclose.go); nil once it is.
+	pend *gateway.Pending
 }
 
 type portal struct{ sql, params string }
@@ -431,12 +434,17 @@ func (c *conn) endBatch(sync bool) error {
 		return nil
 	}
 	entries := make([]*entry, 0, len(r.execs)+1)
+	async := c.readOnly
+	for i := range r.execs {
+		pe := &r.execs[i]
+		if !pe.found {
+			pe.p.sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
+		}
+		async = async && readVerb(actionOf(pe.p.sql))
+	}
 	for _, pe := range r.execs {
 		r.n++
 		sql := pe.p.sql
-		if !pe.found {
-			sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
-		}
 		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
 			"statement": redactPasswords(sql), "protocol": "extended", "n": ns,
@@ -444,14 +452,15 @@ func (c *conn) endBatch(sync bool) error {
 		if pe.p.params != "" {
 			call.Params["parameters"] = pe.p.params
 		}
-		if err := c.recordRequest(call); err != nil {
+		pend, err := c.request(call, async)
+		if err != nil {
 			if len(entries) > 0 {
 				c.gw.log.Error("statements recorded but not run: a later statement of their batch could not be recorded",
 					"session", c.sess.ID, "first", entries[0].n, "last", entries[len(entries)-1].n)
 			}
 			return c.refuseStatement(err, sync)
 		}
-		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action})
+		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action, pend: pend})
 	}
 	now := time.Now()
 	for _, e := range entries {
@@ -552,6 +561,9 @@ func (c *conn) upstreamLoop(ubr *bufio.Reader) {
 	for {
 		typ, total, err := mr.header()
 		if err != nil {
+			return
+		}
+		if !c.hold(typ) {
 			return
 		}
 		if total > ubr.Size() && (typ == 'D' || typ == 'd') {
