@@ -1,7 +1,6 @@
 package pggw
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -133,7 +132,7 @@ func FuzzFrontendMessages(f *testing.F) {
 		defer peer.Close()
 		go io.Copy(io.Discard, peer)
 		c := newConn(gw, server)
-		c.br = bufio.NewReader(bytes.NewReader(client))
+		c.br = newIdleReader(bytes.NewReader(client))
 		c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
 		c.st = gw.grantState(gr)
 		c.relay = newRelayState(newFlushWriter(io.Discard))
@@ -141,7 +140,7 @@ func FuzzFrontendMessages(f *testing.F) {
 		go func() {
 			defer close(done)
 			_ = c.clientLoop()
-			c.upstreamLoop(bufio.NewReader(bytes.NewReader(upstream)))
+			c.upstreamLoop(newIdleReader(bytes.NewReader(upstream)))
 		}()
 		select {
 		case <-done:

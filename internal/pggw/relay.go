@@ -1,7 +1,6 @@
 package pggw
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -139,7 +138,7 @@ func (c *conn) run(up net.Conn) {
 		defer close(upDone)
 		// A panic here would otherwise end the process.
 		defer c.contain("upstream relay")
-		c.upstreamLoop(bufio.NewReaderSize(up, ioBufSize))
+		c.upstreamLoop(newIdleReader(up))
 		c.closeAll()
 	}()
 	c.clientRelay()
@@ -555,7 +554,7 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 // upstreamLoop relays the upstream's messages to the client, completing
 // queue entries as their answers pass, and records the results once the
 // client has them.
-func (c *conn) upstreamLoop(ubr *bufio.Reader) {
+func (c *conn) upstreamLoop(ubr *idleReader) {
 	r := c.relay
 	mr := msgReader{r: ubr, max: maxBufferedUpstream}
 	for {
@@ -612,7 +611,7 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 const maxBufferedUpstream = 64 << 20
 
 // streamLarge copies one large DataRow or CopyData to the client.
-func (c *conn) streamLarge(ubr *bufio.Reader, typ byte, total int) bool {
+func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.dead {
