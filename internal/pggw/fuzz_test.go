@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -132,8 +133,14 @@ func FuzzFrontendMessages(f *testing.F) {
 		defer peer.Close()
 		go io.Copy(io.Discard, peer)
 		c := newConn(gw, server)
-		c.br = newIdleReader(bytes.NewReader(client))
+		// Short reads as well as whole ones, through the reader's buffering.
+		var cr io.Reader = bytes.NewReader(client)
+		if len(client)%2 == 1 {
+			cr = iotest.HalfReader(cr)
+		}
+		c.br = newIdleReader(cr)
 		c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
+		c.readOnly = readOnlyScope(gr.Scope) // the hold path too
 		c.st = gw.grantState(gr)
 		c.relay = newRelayState(newFlushWriter(io.Discard))
 		done := make(chan struct{})

@@ -84,6 +84,9 @@ func (b *idleReader) fill() {
 		b.w += n
 		if err != nil {
 			b.err = err
+			if b.r == b.w {
+				b.release() // the end: nothing to keep a buffer for
+			}
 			return
 		}
 		if n > 0 {
