@@ -1,6 +1,7 @@
 package pggw
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -141,4 +142,24 @@ func (c *conn) refuseHeld(err error) {
 	c.gw.log.Error("a statement's record failed after it was forwarded; its answer is withheld and the session closed",
 		"session", c.sess.ID, "err", err)
 	c.kill(errRecordFailedHeld)
+}
+
+// dropUnrecorded removes from the results to record those whose request
+// was forwarded while being recorded and whose record failed (or did not
+// end in time): a result must follow its request in the log. Called by
+// finish, once the relay has stopped.
+func (c *conn) dropUnrecorded() {
+	r := c.relay
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	kept := r.done[:0]
+	for _, e := range r.done {
+		if e.pend != nil && e.pend.Wait(ctx) != nil {
+			continue
+		}
+		e.pend = nil
+		kept = append(kept, e)
+	}
+	clear(r.done[len(kept):])
+	r.done = kept
 }

@@ -340,6 +340,28 @@ func TestReadRecordFailureWithholdsAnswer(t *testing.T) {
 			}
 		})
 	}
+	// No result without its request: the failed statements' results are
+	// not recorded.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range e.auth.Sessions() {
+		for !s.Ended() {
+			if time.Now().After(deadline) {
+				t.Fatal("a session did not end")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		reqs := map[string]bool{}
+		for _, c := range s.Calls() {
+			if c.Kind == "request" {
+				reqs[c.Params["n"]] = true
+			}
+		}
+		for _, c := range s.Calls() {
+			if c.Kind == "result" && c.Action != "pg:connect" && !reqs[c.Params["n"]] {
+				t.Errorf("session %s: a result for statement %s, whose request was never recorded: %+v", s.ID, c.Params["n"], c)
+			}
+		}
+	}
 }
 
 // TestPsqlReadHeldUntilDurable: the same with psql, for the answer and for

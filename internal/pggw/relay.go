@@ -180,6 +180,7 @@ func (c *conn) finish() {
 		r.pop()
 	}
 	r.qmu.Unlock()
+	c.dropUnrecorded()
 	c.recordResults()
 	c.endSession()
 }
