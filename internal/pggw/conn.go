@@ -50,10 +50,10 @@ type conn struct {
 	t     *target
 	sess  *gateway.Session
 	tls   bool
-	key   uint32
+	key   uint32 // the gateway's BackendKeyData pid for this connection
 	// readOnly: the grant can only read, so reads are forwarded while
 	// their records are written (disclose.go).
-	readOnly bool // the gateway's BackendKeyData pid for this connection
+	readOnly bool
 
 	relay *relayState
 	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')
