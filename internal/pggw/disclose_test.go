@@ -434,6 +434,7 @@ func TestWritesStillDurableBeforeForward(t *testing.T) {
 	for _, tc := range []struct{ name, scope, sql string }{
 		{"write grant", "pg:insert,pg:select %s.public.side_effects", "select 'mark_w1' from side_effects"},
 		{"read grant, not a read", "pg:select %s.public.customers", "set application_name = 'mark_w2'"},
+		{"read grant, a read and not a read in one query", "pg:select %s.public.customers", "select 1; set application_name = 'mark_w3'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := e.grant(time.Hour, tc.scope)
