@@ -1,11 +1,12 @@
 package pggw
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,7 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	br *bufio.Reader // client side, read by the serving goroutine only
+	br *idleReader // client side, read by the serving goroutine only
 
 	// wmu guards everything written to the client and the fields that kill
 	// reads: several goroutines answer the client (the upstream relay, the
@@ -50,6 +51,9 @@ type conn struct {
 	sess  *gateway.Session
 	tls   bool
 	key   uint32 // the gateway's BackendKeyData pid for this connection
+	// readOnly: the grant can only read, so reads are forwarded while
+	// their records are written (disclose.go).
+	readOnly bool
 
 	relay *relayState
 	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')
@@ -68,7 +72,7 @@ type conn struct {
 func newConn(g *Gateway, nc net.Conn) *conn {
 	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
-	c.br = bufio.NewReaderSize(nc, ioBufSize)
+	c.br = newIdleReader(nc)
 	c.cw = newFlushWriter(nc)
 	c.txs.Store('I')
 	c.startupSlot = true
@@ -142,7 +146,7 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.endStartup()
 	_ = c.raw.SetDeadline(time.Now().Add(c.gw.o.StartupTimeout))
 	c.gw.hook("startup", nil)
-	up, err := c.startup()
+	up, err := c.startupApart()
 	if errors.Is(err, errCancelHandled) {
 		return
 	}
@@ -153,6 +157,36 @@ func (c *conn) serve(ctx context.Context) {
 	c.endStartup()
 	_ = c.raw.SetDeadline(time.Time{})
 	c.run(up)
+}
+
+// startupApart runs the startup on a goroutine of its own. The startup
+// (SCRAM, the upstream login through pgconn) grows a goroutine's stack to
+// tens of KiB, and a stack only shrinks at garbage collections; this
+// goroutine then spends the session's life in the client relay, mostly
+// blocked in a read, which needs a few KiB. Run apart, the large stack is
+// freed when the startup ends (and reused by the next one). A panic there
+// is carried back here, to the connection's containment.
+func (c *conn) startupApart() (net.Conn, error) {
+	var (
+		up  net.Conn
+		err error
+		pv  any
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				pv = fmt.Sprintf("%v\n(in the startup goroutine)\n%s", v, debug.Stack())
+			}
+		}()
+		up, err = c.startup()
+	}()
+	<-done
+	if pv != nil {
+		panic(pv)
+	}
+	return up, err
 }
 
 // refusal is a connection refused before its session started.

@@ -9,9 +9,15 @@
 // session. PostgreSQL enforces the scope; the gateway never uses SET ROLE,
 // and the role has no memberships, so nothing the client sends can widen it.
 //
-// Every statement is recorded, durably, before it is forwarded (see
-// record.go for the model); a statement whose record fails is answered
-// with an error and not run. When the grant ends, its sessions get a FATAL
+// Every statement is recorded (see record.go for the model), and nothing
+// of its answer reaches the client before its record is durable. On a
+// session whose grant can write, a statement is recorded durably before it
+// is forwarded, and one whose record fails is answered with an error and
+// not run. On a session whose grant's scope names pg:select and nothing
+// else, a read (SELECT, SHOW, VALUES, TABLE, FETCH) is forwarded while its
+// record is written and its answer held until the record is durable; if
+// the record fails the answer is discarded and the session ends with FATAL
+// 58000 (durable before disclosure, disclose.go). When the grant ends, its sessions get a FATAL
 // error naming the grant and why, and its role is dropped, which
 // terminates its backends.
 //

@@ -1,7 +1,6 @@
 package pggw
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 // records. A message that fits the bufio buffer is returned as a slice of
 // it: no copy, no allocation.
 type msgReader struct {
-	r   *bufio.Reader
+	r   *idleReader
 	max int    // largest body accepted, in bytes
 	big []byte // holds a message larger than r's buffer
 }
@@ -111,7 +110,7 @@ func eofMid(err error) error {
 
 // readStartupPacket reads one untyped startup-phase packet (length, then
 // the body starting with the request code). max bounds the body.
-func readStartupPacket(r *bufio.Reader, max int) ([]byte, error) {
+func readStartupPacket(r *idleReader, max int) ([]byte, error) {
 	hdr, err := r.Peek(4)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {

@@ -1,7 +1,6 @@
 package pggw
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -10,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -133,15 +133,21 @@ func FuzzFrontendMessages(f *testing.F) {
 		defer peer.Close()
 		go io.Copy(io.Discard, peer)
 		c := newConn(gw, server)
-		c.br = bufio.NewReader(bytes.NewReader(client))
+		// Short reads as well as whole ones, through the reader's buffering.
+		var cr io.Reader = bytes.NewReader(client)
+		if len(client)%2 == 1 {
+			cr = iotest.HalfReader(cr)
+		}
+		c.br = newIdleReader(cr)
 		c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
+		c.readOnly = readOnlyScope(gr.Scope) // the hold path too
 		c.st = gw.grantState(gr)
 		c.relay = newRelayState(newFlushWriter(io.Discard))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			_ = c.clientLoop()
-			c.upstreamLoop(bufio.NewReader(bytes.NewReader(upstream)))
+			c.upstreamLoop(newIdleReader(bytes.NewReader(upstream)))
 		}()
 		select {
 		case <-done:

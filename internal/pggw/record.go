@@ -8,7 +8,9 @@ import (
 )
 
 // The recording model. Every statement the client asks to run is one
-// request Call, durable before the statement is forwarded:
+// request Call, durable before the statement is forwarded (or, for a read
+// on a read-only session, before any byte of its answer is relayed; see
+// disclose.go):
 //
 //	Kind     "request"
 //	Action   "pg:" + the statement's leading keyword (pg:select, pg:insert,

@@ -1,7 +1,6 @@
 package pggw
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +57,9 @@ type entry struct {
 	// eSynthetic: bytes to send, then ReadyForQuery if ready.
 	synthetic []byte
 	ready     bool
+	// pend is the request's record while it may not be durable yet (a
+	// read forwarded at once, see disclose.go); nil once it is.
+	pend *gateway.Pending
 }
 
 type portal struct{ sql, params string }
@@ -136,7 +138,7 @@ func (c *conn) run(up net.Conn) {
 		defer close(upDone)
 		// A panic here would otherwise end the process.
 		defer c.contain("upstream relay")
-		c.upstreamLoop(bufio.NewReaderSize(up, ioBufSize))
+		c.upstreamLoop(newIdleReader(up))
 		c.closeAll()
 	}()
 	c.clientRelay()
@@ -178,6 +180,7 @@ func (c *conn) finish() {
 		r.pop()
 	}
 	r.qmu.Unlock()
+	c.dropUnrecorded()
 	c.recordResults()
 	c.endSession()
 }
@@ -431,12 +434,17 @@ func (c *conn) endBatch(sync bool) error {
 		return nil
 	}
 	entries := make([]*entry, 0, len(r.execs)+1)
+	async := c.readOnly
+	for i := range r.execs {
+		pe := &r.execs[i]
+		if !pe.found {
+			pe.p.sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
+		}
+		async = async && readVerb(actionOf(pe.p.sql))
+	}
 	for _, pe := range r.execs {
 		r.n++
 		sql := pe.p.sql
-		if !pe.found {
-			sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
-		}
 		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
 			"statement": redactPasswords(sql), "protocol": "extended", "n": ns,
@@ -444,14 +452,15 @@ func (c *conn) endBatch(sync bool) error {
 		if pe.p.params != "" {
 			call.Params["parameters"] = pe.p.params
 		}
-		if err := c.recordRequest(call); err != nil {
+		pend, err := c.request(call, async)
+		if err != nil {
 			if len(entries) > 0 {
 				c.gw.log.Error("statements recorded but not run: a later statement of their batch could not be recorded",
 					"session", c.sess.ID, "first", entries[0].n, "last", entries[len(entries)-1].n)
 			}
 			return c.refuseStatement(err, sync)
 		}
-		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action})
+		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action, pend: pend})
 	}
 	now := time.Now()
 	for _, e := range entries {
@@ -546,12 +555,15 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 // upstreamLoop relays the upstream's messages to the client, completing
 // queue entries as their answers pass, and records the results once the
 // client has them.
-func (c *conn) upstreamLoop(ubr *bufio.Reader) {
+func (c *conn) upstreamLoop(ubr *idleReader) {
 	r := c.relay
 	mr := msgReader{r: ubr, max: maxBufferedUpstream}
 	for {
 		typ, total, err := mr.header()
 		if err != nil {
+			return
+		}
+		if !c.hold(typ) {
 			return
 		}
 		if total > ubr.Size() && (typ == 'D' || typ == 'd') {
@@ -600,7 +612,7 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 const maxBufferedUpstream = 64 << 20
 
 // streamLarge copies one large DataRow or CopyData to the client.
-func (c *conn) streamLarge(ubr *bufio.Reader, typ byte, total int) bool {
+func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.dead {

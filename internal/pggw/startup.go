@@ -140,6 +140,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		return nil, &refusal{pg: fatal(codeInvalidCatalogName, fmt.Sprintf("airlock: grant %s is for database %q, not %q", gr.ID, t.db, truncate(database, 128))), credentialID: user, grant: gr}
 	}
 	c.grant, c.t = gr, t
+	c.readOnly = readOnlyScope(gr.Scope)
 
 	sess, err := c.gw.o.Authority.StartSession(c.ctx, gr, c.client)
 	if err != nil {

@@ -37,11 +37,17 @@ func (c *conn) recordQuery(sql string) error {
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
 			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
 		}}
-		if err := c.recordRequest(call); err != nil {
+		pend, err := c.request(call, c.readOnly && readVerb(action))
+		if err != nil {
 			return err
 		}
-		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: action, start: time.Now()})
+		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: action, start: time.Now(), pend: pend})
 		return nil
+	}
+	// One message: forwarded at once only if every statement may be.
+	async := c.readOnly
+	for _, st := range sts {
+		async = async && readVerb(actionOf(sql[st.start:st.end]))
 	}
 	count := min(len(sts), maxRecordedStatements)
 	total := strconv.Itoa(len(sts))
@@ -67,7 +73,8 @@ func (c *conn) recordQuery(sql string) error {
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Params: map[string]string{
 			"statement": redactPasswords(text), "protocol": "simple", "n": ns, "part": part,
 		}}
-		if err := c.recordRequest(call); err != nil {
+		pend, err := c.request(call, async)
+		if err != nil {
 			if len(entries) > 0 {
 				c.gw.log.Error("statements recorded but not run: a later statement of their query could not be recorded",
 					"session", c.sess.ID, "first", entries[0].n, "last", r.n-1)
@@ -78,7 +85,7 @@ func (c *conn) recordQuery(sql string) error {
 		if i == count-1 {
 			kind = eSimple
 		}
-		entries = append(entries, &entry{kind: kind, n: r.n, ns: ns, action: action})
+		entries = append(entries, &entry{kind: kind, n: r.n, ns: ns, action: action, pend: pend})
 	}
 	now := time.Now()
 	for _, e := range entries {

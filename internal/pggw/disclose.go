@@ -1,0 +1,165 @@
+package pggw
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/scope"
+)
+
+// Durable before disclosure (DESIGN.md, "Fail closed").
+//
+// A session is read-only when every statement of its grant's scope names
+// pg:select and nothing else (readOnlyScope): its role then holds SELECT
+// and no other table privilege. On such a session a message whose
+// statements all begin with a read keyword (readVerbs: SELECT, SHOW,
+// VALUES, TABLE, FETCH) is forwarded at once while its records are
+// written (Session.RequestAsync); every other message, and every message
+// of a session whose grant can write, is recorded durably before it is
+// forwarded, as before.
+//
+// What the upstream answers is held until the records of the statements it
+// answers are durable: before relaying any upstream message, the upstream
+// loop waits for the record of the oldest statement still waiting for its
+// answer (for an ErrorResponse or ReadyForQuery, which may also settle the
+// statements after it up to their Sync, for all of those). Waiting, it
+// reads nothing more from the upstream, so what is held is bounded by the
+// loop's read buffer and the kernel's socket buffers, and the upstream
+// stops sending (and pipelining clients stop being read) when they fill.
+// Answers are released in protocol order, never reordered. If a record
+// fails, nothing more is relayed: the client gets FATAL 58000 and the
+// session ends (its upstream connection closes, so a transaction the
+// statement ran in rolls back).
+//
+// Why the keyword as well as the scope: a role with SELECT only can still
+// do what PostgreSQL lets every role do (SET, LISTEN and NOTIFY, temporary
+// tables, advisory locks, large objects, functions granted to PUBLIC), and
+// statements that are not reads by their keyword wait for their record.
+// What a SELECT can reach through functions (pg_notify, lo_create,
+// SELECT … INTO TEMP) is not seen from its keyword: such a statement runs
+// before its record is durable, its answer is withheld until it is, and if
+// the record fails the session ends with the effect done. Those effects are
+// the ones PUBLIC's privileges allow (pgroles doc); a DBA who revokes them
+// from PUBLIC removes them.
+
+// readOnlyScope reports whether a scope grants pg:select and nothing else.
+func readOnlyScope(sc scope.Scope) bool {
+	if len(sc) == 0 {
+		return false
+	}
+	for _, st := range sc {
+		for _, a := range st.Actions {
+			if a != "pg:select" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// readVerb reports whether a statement's action (actionOf) is a read by
+// its leading keyword.
+func readVerb(action string) bool {
+	switch action {
+	case "pg:select", "pg:show", "pg:values", "pg:table", "pg:fetch":
+		return true
+	}
+	return false
+}
+
+// request records call before its statement is forwarded: durably now
+// (nil Pending), or, when async, queued with a Pending to wait on before
+// its answer is relayed.
+func (c *conn) request(call gateway.Call, async bool) (*gateway.Pending, error) {
+	if !async {
+		return nil, c.recordRequest(call)
+	}
+	if !c.grant.Live(time.Now()) {
+		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
+		return nil, errGrantEnded
+	}
+	return c.sess.RequestAsync(c.ctx, call), nil
+}
+
+// errRecordFailedHeld ends a session whose statement ran while its record
+// was written, and whose record then failed: its answer is discarded.
+var errRecordFailedHeld = fatal(codeSystemError,
+	"airlock: could not record the statement; its answer was withheld and the session is closed")
+
+// hold waits until the upstream message of type typ may be disclosed: until
+// the records of the statements it may answer are durable. It returns
+// false when one failed (the session is then killed) or the connection
+// ends. Called by the upstream loop, without wmu.
+func (c *conn) hold(typ byte) bool {
+	if !c.readOnly {
+		return true
+	}
+	r := c.relay
+	for {
+		var e *entry
+		r.qmu.Lock()
+		for i := r.head; i < len(r.q); i++ {
+			h := r.q[i]
+			if h.pend != nil {
+				e = h
+				break
+			}
+			// Only an ErrorResponse or ReadyForQuery settles more than the
+			// oldest statement, and only up to its Sync or Query.
+			if (typ != 'E' && typ != 'Z') || h.kind == eSync || h.kind == eSimple || h.kind == eSynthetic {
+				break
+			}
+		}
+		var p *gateway.Pending
+		if e != nil {
+			p = e.pend
+		}
+		r.qmu.Unlock()
+		if p == nil {
+			return true
+		}
+		if err := p.Wait(c.ctx); err != nil {
+			c.refuseHeld(err)
+			return false
+		}
+		r.qmu.Lock()
+		e.pend = nil
+		r.qmu.Unlock()
+	}
+}
+
+// refuseHeld ends a session whose held answer may not be disclosed.
+func (c *conn) refuseHeld(err error) {
+	if c.ctx.Err() != nil {
+		return // killed already (grant ended, gateway closing)
+	}
+	if errors.Is(err, errGrantEnded) || !c.grant.Live(time.Now()) {
+		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
+		return
+	}
+	c.gw.log.Error("a statement's record failed after it was forwarded; its answer is withheld and the session closed",
+		"session", c.sess.ID, "err", err)
+	c.kill(errRecordFailedHeld)
+}
+
+// dropUnrecorded removes from the results to record those whose request
+// was forwarded while being recorded and whose record failed (or did not
+// end in time): a result must follow its request in the log. Called by
+// finish, once the relay has stopped.
+func (c *conn) dropUnrecorded() {
+	r := c.relay
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	kept := r.done[:0]
+	for _, e := range r.done {
+		if e.pend != nil && e.pend.Wait(ctx) != nil {
+			continue
+		}
+		e.pend = nil
+		kept = append(kept, e)
+	}
+	clear(r.done[len(kept):])
+	r.done = kept
+}

@@ -1,0 +1,485 @@
+package pggw
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
+	"github.com/airlock-dev/airlock/internal/scope"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// stallAuth is the fake authority with a recorder that stalls on demand:
+// while stalled, every request's record (Request and RequestAsync) waits
+// until release, and then succeeds or fails as release says.
+type stallAuth struct {
+	*gatewaytest.Authority
+	mu      sync.Mutex
+	g       *stallGate
+	entered chan struct{} // a record waits on the gate (buffered)
+}
+
+type stallGate struct {
+	ch   chan struct{}
+	fail bool
+}
+
+var errStalledRecord = errors.New("stalled record failed")
+
+func newStallAuth(a *gatewaytest.Authority) *stallAuth {
+	return &stallAuth{Authority: a, entered: make(chan struct{}, 64)}
+}
+
+func (s *stallAuth) stall() {
+	s.mu.Lock()
+	s.g = &stallGate{ch: make(chan struct{})}
+	s.mu.Unlock()
+}
+
+// release lets the stalled records end (failing if fail) and returns the
+// time just before they can.
+func (s *stallAuth) release(fail bool) time.Time {
+	s.mu.Lock()
+	g := s.g
+	s.g = nil
+	s.mu.Unlock()
+	g.fail = fail
+	at := time.Now()
+	close(g.ch)
+	return at
+}
+
+func (s *stallAuth) gate() *stallGate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.g
+}
+
+func (s *stallAuth) wait(ctx context.Context, g *stallGate) error {
+	if g == nil {
+		return nil
+	}
+	s.entered <- struct{}{}
+	select {
+	case <-g.ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if g.fail {
+		return errStalledRecord
+	}
+	return nil
+}
+
+func (s *stallAuth) StartSession(ctx context.Context, g *gateway.Grant, client string) (*gateway.Session, error) {
+	in, err := s.Authority.StartSession(ctx, g, client)
+	if err != nil {
+		return nil, err
+	}
+	request := func(ctx context.Context, c gateway.Call) error {
+		if err := s.wait(ctx, s.gate()); err != nil {
+			return err
+		}
+		return in.Request(ctx, c)
+	}
+	async := func(ctx context.Context, c gateway.Call) func(context.Context) error {
+		done := make(chan error, 1)
+		gt := s.gate()
+		if gt == nil {
+			done <- in.Request(ctx, c)
+		} else {
+			go func() { done <- request(ctx, c) }()
+		}
+		return func(wctx context.Context) error {
+			select {
+			case err := <-done:
+				return err
+			case <-wctx.Done():
+				return wctx.Err()
+			}
+		}
+	}
+	return gateway.NewSession(in.ID, g, gateway.Recorder{Request: request, RequestAsync: async, Result: in.Result, End: in.End}), nil
+}
+
+// tap records what a client reads from the gateway from the moment it is
+// armed: the bytes and when the first of them arrived.
+type tap struct {
+	mu    sync.Mutex
+	armed bool
+	buf   []byte
+	first time.Time
+}
+
+func (t *tap) arm() {
+	t.mu.Lock()
+	t.armed, t.buf, t.first = true, nil, time.Time{}
+	t.mu.Unlock()
+}
+
+func (t *tap) got() ([]byte, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf...), t.first
+}
+
+type tapConn struct {
+	net.Conn
+	t *tap
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.t.mu.Lock()
+		if c.t.armed {
+			if c.t.buf == nil {
+				c.t.first = time.Now()
+			}
+			c.t.buf = append(c.t.buf, p[:n]...)
+		}
+		c.t.mu.Unlock()
+	}
+	return n, err
+}
+
+// msgTypes lists the backend message types in b (whole messages only).
+func msgTypes(b []byte) string {
+	var out []byte
+	for len(b) >= 5 {
+		n := int(binary.BigEndian.Uint32(b[1:5]))
+		out = append(out, b[0])
+		if n+1 > len(b) {
+			break
+		}
+		b = b[n+1:]
+	}
+	return string(out)
+}
+
+func newStallEnv(t *testing.T) (*env, *stallAuth) {
+	var sa *stallAuth
+	e := newEnv(t, func(o *Options) {
+		sa = newStallAuth(o.Authority.(*gatewaytest.Authority))
+		o.Authority = sa
+	})
+	return e, sa
+}
+
+func (e *env) tapConnect(g *gateway.Grant) (*pgx.Conn, *tap) {
+	e.t.Helper()
+	cfg, err := pgx.ParseConfig(e.url(g, ""))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tp := &tap{}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &tapConn{Conn: nc, t: tp}, nil
+	}
+	c, err := pgx.ConnectConfig(ctxT(e.t, 15*time.Second), cfg)
+	if err != nil {
+		e.t.Fatalf("connect through the gateway: %v", err)
+	}
+	e.t.Cleanup(func() { c.Close(context.Background()) })
+	return c, tp
+}
+
+// ranUpstream waits until the grant's backend has run a statement
+// containing mark and is idle again: its answer has left PostgreSQL.
+func (e *env) ranUpstream(g *gateway.Grant, mark string) {
+	e.t.Helper()
+	admin := e.admin()
+	ctx := ctxT(e.t, 15*time.Second)
+	for {
+		var n int
+		err := admin.QueryRow(ctx, `select count(*) from pg_stat_activity
+			where usename = $1 and state = 'idle' and strpos(query, $2) > 0`, "airlock_"+g.ID, mark).Scan(&n)
+		if err != nil {
+			e.t.Fatalf("pg_stat_activity: %v", err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReadAnswerHeldUntilDurable: on a read-only session a SELECT reaches
+// PostgreSQL while its record is stalled, and no byte of its answer
+// reaches the client until the record is durable; simple protocol,
+// extended in one batch, and a prepared statement.
+func TestReadAnswerHeldUntilDurable(t *testing.T) {
+	e, sa := newStallEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	c, tp := e.tapConnect(g)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := c.Prepare(ctx, "byid", "select name, 'mark_prepared' from customers where id = $1"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, mark string
+		run        func() (string, error)
+	}{
+		{"simple", "mark_simple", func() (string, error) {
+			var s string
+			err := c.QueryRow(ctx, "select name || 'mark_simple' from customers where id = 3", pgxSimple).Scan(&s)
+			return s, err
+		}},
+		{"extended", "mark_extended", func() (string, error) {
+			res := c.PgConn().ExecParams(ctx, "select name || 'mark_extended' from customers where id = $1", [][]byte{[]byte("3")}, nil, nil, nil).Read()
+			if res.Err != nil {
+				return "", res.Err
+			}
+			return string(res.Rows[0][0]), nil
+		}},
+		{"prepared", "mark_prepared", func() (string, error) {
+			res := c.PgConn().ExecPrepared(ctx, "byid", [][]byte{[]byte("3")}, nil, nil).Read()
+			if res.Err != nil {
+				return "", res.Err
+			}
+			return string(res.Rows[0][0]), nil
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sa.stall()
+			tp.arm()
+			type answer struct {
+				s   string
+				err error
+			}
+			done := make(chan answer, 1)
+			go func() { s, err := tc.run(); done <- answer{s, err} }()
+			<-sa.entered
+			e.ranUpstream(g, tc.mark)
+			if b, _ := tp.got(); len(b) > 0 {
+				t.Fatalf("the client read %q before the record was durable", msgTypes(b))
+			}
+			select {
+			case a := <-done:
+				t.Fatalf("the client had its answer before the record was durable: %+v", a)
+			default:
+			}
+			at := sa.release(false)
+			a := <-done
+			if a.err != nil || !strings.HasPrefix(a.s, "customer 3") {
+				t.Fatalf("answer %q, %v", a.s, a.err)
+			}
+			if _, first := tp.got(); first.Before(at) {
+				t.Fatalf("first byte at %v, before the record was durable at %v", first, at)
+			}
+		})
+	}
+	e.settle(g)
+	var marks int
+	for _, r := range e.requests(g) {
+		if strings.Contains(r.Params["statement"], "mark_") {
+			marks++
+		}
+	}
+	if marks != 3 {
+		t.Fatalf("%d of the 3 statements recorded", marks)
+	}
+}
+
+// TestReadRecordFailureWithholdsAnswer: a SELECT that ran while its
+// record was written, whose record then fails: no row reaches the client,
+// which gets FATAL 58000, and the session ends.
+func TestReadRecordFailureWithholdsAnswer(t *testing.T) {
+	e, sa := newStallEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.secrets")
+	for _, mode := range []string{"simple", "extended"} {
+		t.Run(mode, func(t *testing.T) {
+			c, tp := e.tapConnect(g)
+			ctx := ctxT(t, 30*time.Second)
+			mark := "mark_fail_" + mode
+			sa.stall()
+			tp.arm()
+			errc := make(chan error, 1)
+			go func() {
+				var v string
+				var err error
+				if mode == "simple" {
+					err = c.QueryRow(ctx, "select v || '"+mark+"' from secrets", pgxSimple).Scan(&v)
+				} else {
+					res := c.PgConn().ExecParams(ctx, "select v || '"+mark+"' from secrets where id = $1", [][]byte{[]byte("1")}, nil, nil, nil).Read()
+					err = res.Err
+				}
+				errc <- err
+			}()
+			<-sa.entered
+			e.ranUpstream(g, mark)
+			sa.release(true)
+			err := <-errc
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "58000" || !strings.Contains(pe.Message, "withheld") {
+				t.Fatalf("err = %v, want FATAL 58000 … withheld", err)
+			}
+			b, _ := tp.got()
+			if types := msgTypes(b); types != "E" || bytes.Contains(b, []byte("crown jewels")) {
+				t.Fatalf("the client read %q (%q), want only the error", types, b)
+			}
+			if !c.IsClosed() {
+				if err := c.Ping(ctx); err == nil {
+					t.Fatal("the session survived its failed record")
+				}
+			}
+		})
+	}
+	// No result without its request: the failed statements' results are
+	// not recorded.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range e.auth.Sessions() {
+		for !s.Ended() {
+			if time.Now().After(deadline) {
+				t.Fatal("a session did not end")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		reqs := map[string]bool{}
+		for _, c := range s.Calls() {
+			if c.Kind == "request" {
+				reqs[c.Params["n"]] = true
+			}
+		}
+		for _, c := range s.Calls() {
+			if c.Kind == "result" && c.Action != "pg:connect" && !reqs[c.Params["n"]] {
+				t.Errorf("session %s: a result for statement %s, whose request was never recorded: %+v", s.ID, c.Params["n"], c)
+			}
+		}
+	}
+}
+
+// TestPsqlReadHeldUntilDurable: the same with psql, for the answer and for
+// a failed record.
+func TestPsqlReadHeldUntilDurable(t *testing.T) {
+	psql := needBinary(t, "psql")
+	e, sa := newStallEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.secrets")
+	for _, fail := range []bool{false, true} {
+		mark := "mark_psql_ok"
+		if fail {
+			mark = "mark_psql_fail"
+		}
+		sa.stall()
+		var out lockedBuffer
+		cmd := exec.Command(psql, "-X", "-At", "-c", "select v || '"+mark+"' from secrets")
+		cmd.Env = e.clientEnv(g, "disable")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waited := make(chan error, 1)
+		go func() { waited <- cmd.Wait() }()
+		<-sa.entered
+		e.ranUpstream(g, mark)
+		select {
+		case err := <-waited:
+			t.Fatalf("psql ended before the record was durable: %v %q", err, out.String())
+		default:
+		}
+		if s := out.String(); s != "" {
+			t.Fatalf("psql printed %q before the record was durable", s)
+		}
+		sa.release(fail)
+		err := <-waited
+		s := out.String()
+		switch {
+		case !fail && (err != nil || !strings.Contains(s, "the crown jewels"+mark)):
+			t.Fatalf("psql: %v %q", err, s)
+		case fail && (err == nil || strings.Contains(s, "crown jewels") || !strings.Contains(s, "withheld")):
+			t.Fatalf("psql after a failed record: %v %q", err, s)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestWritesStillDurableBeforeForward: a grant that can write keeps
+// durable-before-forward, and so does a statement that is not a read on a
+// read-only session.
+func TestWritesStillDurableBeforeForward(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	for _, tc := range []struct{ name, scope, sql string }{
+		{"write grant", "pg:insert,pg:select %s.public.side_effects", "select 'mark_w1' from side_effects"},
+		{"read grant, not a read", "pg:select %s.public.customers", "set application_name = 'mark_w2'"},
+		{"read grant, a read and not a read in one query", "pg:select %s.public.customers", "select 1; set application_name = 'mark_w3'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := e.grant(time.Hour, tc.scope)
+			c := e.connect(g, "")
+			sa.stall()
+			errc := make(chan error, 1)
+			go func() { _, err := c.Exec(ctx, tc.sql, pgxSimple); errc <- err }()
+			<-sa.entered
+			// The client loop is inside the durable write: nothing forwarded.
+			var n int
+			if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where usename = $1 and strpos(query, 'mark_w') > 0",
+				"airlock_"+g.ID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatal("the statement reached PostgreSQL before its record was durable")
+			}
+			sa.release(false)
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestReadOnlyScope(t *testing.T) {
+	for _, tc := range []struct {
+		scope []string
+		want  bool
+	}{
+		{[]string{"pg:select db.public.*"}, true},
+		{[]string{"pg:select db.public.a", "pg:select db.public.b"}, true},
+		{[]string{"pg:select db.public.a", "pg:insert db.public.b"}, false},
+		{[]string{"pg:select,pg:update db.public.a"}, false},
+		{nil, false},
+	} {
+		var sc scope.Scope
+		if tc.scope != nil {
+			var err error
+			if sc, err = scope.Parse(tc.scope); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := readOnlyScope(sc); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.scope, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package pggw
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"net"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// frames returns n protocol messages of random sizes (some larger than
+// the buffer) and their concatenation.
+func frames(rng *rand.Rand, n int) ([][]byte, []byte) {
+	var msgs [][]byte
+	var all []byte
+	for range n {
+		size := rng.IntN(200)
+		if rng.IntN(10) == 0 {
+			size = ioBufSize + rng.IntN(3*ioBufSize)
+		}
+		m := make([]byte, 5+size)
+		m[0] = 'a' + byte(rng.IntN(26))
+		m[1], m[2], m[3], m[4] = byte((size+4)>>24), byte((size+4)>>16), byte((size+4)>>8), byte(size+4)
+		for i := 5; i < len(m); i++ {
+			m[i] = byte(rng.Uint32())
+		}
+		msgs = append(msgs, m)
+		all = append(all, m...)
+	}
+	return msgs, all
+}
+
+func readFrames(t *testing.T, r *idleReader, want [][]byte) {
+	t.Helper()
+	mr := msgReader{r: r, max: 1 << 20}
+	for i, w := range want {
+		got, err := mr.next()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, w) {
+			t.Fatalf("message %d: %d bytes differ from the %d sent", i, len(got), len(w))
+		}
+		mr.release()
+	}
+	if _, err := mr.next(); err != io.EOF {
+		t.Fatalf("after the last message: %v, want EOF", err)
+	}
+	if r.buf != nil {
+		t.Fatal("the reader holds a buffer at the end of its input")
+	}
+}
+
+// TestIdleReaderFrames: messages framed through idleReader come out
+// whole and in order, whatever the reads return (whole, halves, single
+// bytes) and on a real socket (the raw read path), and the reader holds
+// no buffer once everything is read.
+func TestIdleReaderFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	msgs, all := frames(rng, 300)
+	for name, rd := range map[string]io.Reader{
+		"whole":    bytes.NewReader(all),
+		"halves":   iotest.HalfReader(bytes.NewReader(all)),
+		"one byte": iotest.OneByteReader(bytes.NewReader(all)),
+	} {
+		t.Run(name, func(t *testing.T) { readFrames(t, newIdleReader(rd), msgs) })
+	}
+	t.Run("tcp", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			// In uneven pieces with pauses, so that the reader blocks
+			// between them.
+			for rest := all; len(rest) > 0; {
+				n := min(len(rest), 1+rng.IntN(3000))
+				if _, err := c.Write(rest[:n]); err != nil {
+					return
+				}
+				rest = rest[n:]
+				if rng.IntN(20) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r := newIdleReader(c)
+		if r.raw == nil {
+			t.Fatal("a TCP connection is not read raw")
+		}
+		readFrames(t, r, msgs)
+	})
+}
