@@ -160,7 +160,7 @@ func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body [
 	abort := c.exchangeService(ctx, t, op, body, pending, &res)
 	res.Duration = time.Since(c.start)
 	finished = true
-	g.recordResult(sess, res)
+	g.recordResult(sess, res, !abort)
 	if abort {
 		panic(http.ErrAbortHandler)
 	}

@@ -100,5 +100,5 @@ func (c *call) answerLocal(t *target, op *awsops.Op, bodyLen int) {
 	c.w.WriteHeader(http.StatusOK)
 	n, _ := c.w.Write(body)
 	g.recordResult(sess, gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true,
-		Params: map[string]string{"request_id": c.reqID}, Status: "200", BytesIn: int64(bodyLen), BytesOut: int64(n), Duration: time.Since(c.start)})
+		Params: map[string]string{"request_id": c.reqID}, Status: "200", BytesIn: int64(bodyLen), BytesOut: int64(n), Duration: time.Since(c.start)}, true)
 }
