@@ -7,8 +7,11 @@
 // or expires: Live turns false and Done is closed, so a gateway can both
 // refuse the next call and tear down connections already open. Everything a
 // gateway sees goes into the tamper-evident log through a Session, whose
-// Record returns only once the event is durable: a gateway forwards a call
-// only after its record is stored, and refuses it if the record fails.
+// Request returns only once the event is durable: a gateway forwards a
+// call that can change state only after its record is stored, and refuses it
+// if the record fails. A read may go upstream while its record is written
+// (RequestAsync), but no byte of its answer reaches the client before the
+// record is durable (Pending.Wait), and it is refused if the record fails.
 package gateway
 
 import (
