@@ -308,6 +308,18 @@ func (s *Service) flushSessions(ctx context.Context) error {
 			if !ok {
 				continue
 			}
+			// In a shared store another replica may have ended this
+			// session (it took this replica for dead): its ended row must
+			// not be overwritten by an open one, which the next sweep
+			// would end a second time.
+			if ended, err := endedElsewhere(ctx, tx, snap.ID); err != nil {
+				return nil, err
+			} else if ended {
+				st.mu.Lock()
+				st.ending = true
+				st.mu.Unlock()
+				continue
+			}
 			if err := tx.PutSession(ctx, snap); err != nil {
 				return nil, err
 			}
