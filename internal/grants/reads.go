@@ -28,7 +28,8 @@ func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (mo
 	return gs[0], err
 }
 
-// freshSessions writes pending session summaries before a read, and waits
+// freshSessions writes pending session summaries before a read (this
+// replica's, then every other live replica's: fresh.go), and waits
 // for the store to hold every log entry committed so far (the log's journal
 // copies them in the background), so that usage, sessions and their entries
 // include every call recorded before the read began. If the log cannot be
@@ -41,6 +42,7 @@ func (s *Service) freshSessions(ctx context.Context) {
 	if err := s.flushSessions(ctx); err != nil {
 		s.logger.Warn("session summaries may lag their calls", "err", err)
 	}
+	s.freshReplicas(ctx)
 	if err := s.log.Sync(ctx); err != nil {
 		s.logger.Warn("the log's newest entries may be missing from this read", "err", err)
 	}

@@ -217,6 +217,9 @@ type Service struct {
 
 	// rep is the Service's part among replicas sharing a store.
 	rep *replicas
+	// fresh are the requests for other replicas' session summaries
+	// (fresh.go).
+	fresh freshReqs
 }
 
 var _ gateway.Authority = (*Service)(nil)

@@ -1,11 +1,16 @@
 package review
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -38,6 +43,7 @@ type Checker struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	errs    []string
+	next    int64 // the seq after the newest entry walked
 }
 
 type chunkEntry struct {
@@ -98,6 +104,7 @@ func NewChecker(rows Rows) *Checker {
 // Entry implements auditlog.StateChecker.
 func (c *Checker) Entry(seq int64, data []byte) {
 	c.chunk = append(c.chunk, chunkEntry{seq, data})
+	c.next = max(c.next, seq+1)
 	if len(c.chunk) == checkChunk {
 		c.flush()
 	}
@@ -133,19 +140,25 @@ func (c *Checker) Finish(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("review: reading grants: %w", err)
 	}
 	seen := make(map[string]bool, len(stored))
+	var differ []rowDiffs
 	for _, g := range stored {
 		seen[g.ID] = true
-		out = append(out, GrantDiffs(c.d, g)...)
+		if ds := GrantDiffs(c.d, g); len(ds) > 0 {
+			differ = append(differ, rowDiffs{grant: &g, diffs: ds})
+		}
 	}
+	var missing []string
 	for _, id := range c.d.GrantIDs() {
 		if !seen[id] {
-			out = append(out, fmt.Sprintf("grant %s: the log records it but the database has no row for it", id))
+			missing = append(missing, fmt.Sprintf("grant %s: the log records it but the database has no row for it", id))
 		}
 	}
 	sessSeen := map[string]bool{}
 	check := func(s model.Session) error {
 		sessSeen[s.ID] = true
-		out = append(out, SessionDiffs(c.d, s)...)
+		if ds := SessionDiffs(c.d, s); len(ds) > 0 {
+			differ = append(differ, rowDiffs{session: &s, diffs: ds})
+		}
 		return nil
 	}
 	if sc, ok := c.rows.(SessionScanner); ok {
@@ -166,9 +179,16 @@ func (c *Checker) Finish(ctx context.Context) ([]string, error) {
 	}
 	for _, id := range c.d.SessionIDs() {
 		if !sessSeen[id] {
-			out = append(out, fmt.Sprintf("session %s: the log records it but the database has no row for it", id))
+			missing = append(missing, fmt.Sprintf("session %s: the log records it but the database has no row for it", id))
 		}
 	}
+	if len(differ) > 0 {
+		differ = c.againstTail(ctx, differ)
+	}
+	for _, r := range differ {
+		out = append(out, r.diffs...)
+	}
+	out = append(out, missing...)
 	return out, nil
 }
 
@@ -201,3 +221,64 @@ func SessionDiffs(d *Deriver, s model.Session) []string {
 	}
 	return out
 }
+
+// rowDiffs is a stored row (grant or session) that differs from the
+// derivation, and how.
+type rowDiffs struct {
+	grant   *model.Grant
+	session *model.Session
+	diffs   []string
+}
+
+// LogTail is implemented by Rows that can also read log entries (a
+// store.Store): the Checker then reads the entries committed after the
+// walk (see againstTail).
+type LogTail interface {
+	ScanLog(ctx context.Context, from, to int64, fn func(store.LogEntry) error) error
+}
+
+// againstTail checks the rows that differ from the walked log once more,
+// against the log as it is now. The rows are read after the walk ends, and
+// on a busy server (or replicas sharing a store) a live session's summary
+// may be written in between, with calls logged after the walk: such a row
+// leads the walked log but matches the log it was written from. Each row
+// is reported only if it differs from both. The entries after the walk are
+// checked against their leaf hashes here (one that does not match keeps
+// every difference); their place in the signed tree is the next check's,
+// as for any entry committed after a check began.
+func (c *Checker) againstTail(ctx context.Context, differ []rowDiffs) []rowDiffs {
+	lt, ok := c.rows.(LogTail)
+	if !ok {
+		return differ
+	}
+	sound := true
+	err := lt.ScanLog(ctx, c.next, math.MaxInt64, func(e store.LogEntry) error {
+		if h := tlog.RecordHash(e.Data); !bytes.Equal(h[:], e.LeafHash) {
+			sound = false
+			return errTailStop
+		}
+		p, err := Parse(bytes.Clone(e.Data)) // a store may reuse e.Data after fn returns
+		if err == nil {
+			_ = c.d.Apply(p) // an entry that does not fit marks its grant, which then keeps its differences
+		}
+		return nil
+	})
+	if err != nil || !sound {
+		return differ
+	}
+	kept := differ[:0]
+	for _, r := range differ {
+		var again []string
+		if r.grant != nil {
+			again = GrantDiffs(c.d, *r.grant)
+		} else {
+			again = SessionDiffs(c.d, *r.session)
+		}
+		if len(again) > 0 {
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+var errTailStop = errors.New("review: a log entry after the walk does not match its leaf hash")
