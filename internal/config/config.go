@@ -83,6 +83,28 @@ type Listen struct {
 	AWS string `yaml:"aws"`
 	// Postgres serves the PostgreSQL gateway.
 	Postgres string `yaml:"postgres"`
+	// Public are the addresses clients use instead, when they reach the
+	// listeners through something else (a load balancer in front of
+	// several replicas).
+	Public Public `yaml:"public"`
+}
+
+// Public holds the addresses handed to agents and people in place of the
+// listeners' own: behind a load balancer, credentials from any replica must
+// name the balancer, or a client would follow them to the one replica that
+// issued them. Each is optional; an empty one means the listener's own
+// address, as without a balancer.
+type Public struct {
+	// API is the API's URL (http or https, no path), e.g.
+	// https://airlock.example.com: what AIRLOCK_ADDR should be.
+	API string `yaml:"api"`
+	// AWS is the AWS gateway's URL (http or https, no path), handed out as
+	// AWS_ENDPOINT_URL; its host is also a name calls to the AWS gateway
+	// may be signed for.
+	AWS string `yaml:"aws"`
+	// Postgres is the PostgreSQL gateway's host:port, handed out as PGHOST
+	// and PGPORT.
+	Postgres string `yaml:"postgres"`
 }
 
 // TLS is the gateway listeners' TLS. Both gateways always offer TLS: with

@@ -379,10 +379,17 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 	d.mapping(root, "", "a mapping of settings (data_dir, listen, identities, targets, policies, grants, tls)", []field{
 		{"data_dir", func(p string, v *yaml.Node) { c.DataDir = d.str(v, p) }},
 		{"listen", func(p string, v *yaml.Node) {
-			d.mapping(v, p, "a mapping of listeners (api, aws, postgres)", []field{
+			d.mapping(v, p, "a mapping of listeners (api, aws, postgres, public)", []field{
 				{"api", func(p string, v *yaml.Node) { c.Listen.API = d.str(v, p) }},
 				{"aws", func(p string, v *yaml.Node) { c.Listen.AWS = d.str(v, p) }},
 				{"postgres", func(p string, v *yaml.Node) { c.Listen.Postgres = d.str(v, p) }},
+				{"public", func(p string, v *yaml.Node) {
+					d.mapping(v, p, "a mapping of the addresses clients use (api, aws, postgres)", []field{
+						{"api", func(p string, v *yaml.Node) { c.Listen.Public.API = d.str(v, p) }},
+						{"aws", func(p string, v *yaml.Node) { c.Listen.Public.AWS = d.str(v, p) }},
+						{"postgres", func(p string, v *yaml.Node) { c.Listen.Public.Postgres = d.str(v, p) }},
+					})
+				}},
 			})
 		}},
 		{"identities", func(p string, v *yaml.Node) {

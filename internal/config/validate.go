@@ -61,6 +61,7 @@ func (d *decoder) validate(c *Config, base string) {
 		d.checkStore(c.Store, "store")
 	}
 	d.validateListen(&c.Listen, listenPaths)
+	d.validatePublic(&c.Listen)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		d.errorf("tls", "cert_file and key_file go together: give both, or neither for a certificate from Airlock's own CA")
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -87,6 +88,16 @@ func (s *Server) loadTLS() (*tls.Config, string, error) {
 		return c, "", err
 	}
 	var hosts []string
+	// The names clients use behind a load balancer, when the balancer
+	// passes TLS through to the replica.
+	for _, raw := range []string{cfg.Listen.Public.API, cfg.Listen.Public.AWS} {
+		if u := parsePublicURL(raw); u != nil {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	if h, _, err := net.SplitHostPort(cfg.Listen.Public.Postgres); err == nil {
+		hosts = append(hosts, h)
+	}
 	for _, a := range []string{cfg.Listen.API, cfg.Listen.AWS, cfg.Listen.Postgres} {
 		h, _, err := net.SplitHostPort(a)
 		if err != nil {
@@ -131,7 +142,13 @@ func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plain
 		return fmt.Errorf("listen.aws: %w", err)
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	gw, err := awsgw.New(awsgw.Options{Authority: s.Service, Targets: targets, Hosts: []string{"localhost", host}, Logger: s.logger.With("gateway", "aws")})
+	hosts := []string{"localhost", host}
+	public := parsePublicURL(cfg.Listen.Public.AWS)
+	if public != nil {
+		// Calls through the balancer are signed for its name.
+		hosts = append(hosts, public.Hostname())
+	}
+	gw, err := awsgw.New(awsgw.Options{Authority: s.Service, Targets: targets, Hosts: hosts, Logger: s.logger.With("gateway", "aws")})
 	if err != nil {
 		ln.Close()
 		return err
@@ -161,11 +178,32 @@ func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plain
 	if isLoopback(host) || cfg.TLS.AllowPlaintext {
 		scheme, ca = "http", ""
 	}
+	endpoint := scheme + "://" + clientHost(host) + ":" + port
+	if public != nil {
+		// Behind a load balancer: credentials from any replica name the
+		// balancer (listen.public.aws), with the CA only over https.
+		endpoint, ca = public.String(), caPEM
+		if public.Scheme != "https" {
+			ca = ""
+		}
+	}
 	for _, t := range targets {
-		s.Service.SetEndpoint(t.Name, grants.Endpoint{URL: scheme + "://" + clientHost(host) + ":" + port, Region: t.Region, CAPEM: ca})
+		s.Service.SetEndpoint(t.Name, grants.Endpoint{URL: endpoint, Region: t.Region, CAPEM: ca})
 	}
 	s.logger.Info("aws gateway listening", "addr", gws.AWSAddr, "targets", len(targets))
 	return nil
+}
+
+// parsePublicURL is a listen.public URL parsed (config validated it), or nil.
+func parsePublicURL(raw string) *url.URL {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	return u
 }
 
 // clientHost is the host a client dials for a listener bound to host.

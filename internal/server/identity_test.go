@@ -100,6 +100,12 @@ type idEnv struct {
 
 func newIDEnv(t *testing.T, binding string) *idEnv {
 	t.Helper()
+	return newIDEnvWith(t, binding, "")
+}
+
+// newIDEnvWith is newIDEnv with listen keys added (indented under listen).
+func newIDEnvWith(t *testing.T, binding, listen string) *idEnv {
+	t.Helper()
 	s3srv := testenv.Versity(t)
 	if err := os.MkdirAll(filepath.Join(s3srv.Dir, "logs", "app"), 0o755); err != nil {
 		t.Fatal(err)
@@ -121,7 +127,8 @@ func newIDEnv(t *testing.T, binding string) *idEnv {
 	}
 	pgDSN := testenv.PostgresDSN(t)
 	cfgPath := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, identityConfig, binding, iss.URL, botSHA, iss.URL, aliceSHA, s3srv.URL, pgDSN), 0o600); err != nil {
+	yaml := strings.Replace(identityConfig, "  postgres: 127.0.0.1:0\n", "  postgres: 127.0.0.1:0\n"+listen, 1)
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, yaml, binding, iss.URL, botSHA, iss.URL, aliceSHA, s3srv.URL, pgDSN), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)

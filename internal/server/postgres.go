@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,19 +68,25 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 			t.Roles.(*lazyRoles).close()
 		}
 	})
+	// Clients dial the listener, or behind a load balancer the balancer
+	// (listen.public.postgres): credentials from any replica name it.
+	dialHost, dialPort := clientHost(host), portOf(gws.PostgresAddr)
+	if pub := s.Config.Listen.Public.Postgres; pub != "" {
+		dialHost, dialPort = publicHostPort(pub)
+	}
 	sslmode := "disable"
 	if caPEM != "" {
 		sslmode = "verify-full"
 	} else if tlsCfg != nil {
 		sslmode = "require"
 	}
-	if isLoopback(host) && caPEM != "" {
+	if isLoopback(strings.Trim(dialHost, "[]")) && caPEM != "" {
 		// On one machine TLS adds nothing but a CA file to find; clients
 		// still may negotiate it.
 		sslmode = "prefer"
 	}
 	for name, db := range dbs {
-		e := grants.Endpoint{Host: clientHost(host), Port: portOf(gws.PostgresAddr), Database: db, SSLMode: sslmode}
+		e := grants.Endpoint{Host: dialHost, Port: dialPort, Database: db, SSLMode: sslmode}
 		if sslmode == "verify-full" {
 			e.CAPEM = caPEM
 		}
@@ -190,4 +197,11 @@ func (l *lazyRoles) close() {
 	if l.m != nil {
 		l.m.Close()
 	}
+}
+
+// publicHostPort splits listen.public.postgres (validated host:port) into
+// what PGHOST and PGPORT say.
+func publicHostPort(addr string) (string, int) {
+	h, _, _ := net.SplitHostPort(addr)
+	return clientHost(h), portOf(addr)
 }

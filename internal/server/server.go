@@ -356,5 +356,10 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 	}()
 	logger.Info("airlock serving", "replica", s.Service.ReplicaID(), "api", "https://"+ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
 		"data_dir", cfg.DataDir, "log_size", s.log.Size())
+	if p := cfg.Listen.Public; p != (config.Public{}) {
+		// What clients are told to use (listen.public), beside what this
+		// replica listens on.
+		logger.Info("clients reach this replica through", "api", p.API, "aws", p.AWS, "postgres", p.Postgres)
+	}
 	return s.Serve(ctx, ln)
 }
