@@ -162,7 +162,7 @@ func (d *Detector) Shared(identity string, in model.Instance) (others []string, 
 	m[key] = now
 	sort.Strings(others)
 	if len(others) > 0 {
-		report = d.first("shared "+identity+" "+key, now, true)
+		report = d.first(SharedKey(identity, key), now, true)
 	}
 	d.prune(now)
 	return others, report
@@ -246,4 +246,36 @@ func (d *Detector) prune(now time.Time) {
 			delete(d.seen, id)
 		}
 	}
+}
+
+// Note records that identity was active from the instance whose Key is
+// key, as another replica of a shared store saw it (the call itself was
+// reported there): the next call from another instance through this
+// replica then sees it as Shared does. Nothing is reported.
+func (d *Detector) Note(identity, key string) {
+	now := d.clk.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.seen[identity]
+	if m == nil {
+		m = map[string]time.Time{}
+		d.seen[identity] = m
+	}
+	m[key] = now
+	d.prune(now)
+}
+
+// SharedKey is the key under which Shared remembers that it reported
+// identity from key, for MarkReported.
+func SharedKey(identity, key string) string { return "shared " + identity + " " + key }
+
+// MarkReported records that another replica reported the finding of
+// dedupe key k (SharedKey), so that this one does not report it again
+// within the window.
+func (d *Detector) MarkReported(k string) {
+	now := d.clk.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.first(k, now, true)
+	d.prune(now)
 }

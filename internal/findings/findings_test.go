@@ -98,3 +98,35 @@ func TestFingerprint(t *testing.T) {
 		t.Fatal("IPOf")
 	}
 }
+
+// TestNoteAndMarkReported: an instance another replica saw counts as
+// active here (and expires with the window), and a finding another replica
+// reported is not reported again within the window.
+func TestNoteAndMarkReported(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	d := New(clk, 10*time.Minute)
+	a, b := model.Instance{IP: "127.0.0.1"}, model.Instance{IP: "127.0.0.2"}
+	d.Note("bot", Key(a))
+	others, report := d.Shared("bot", b)
+	if len(others) != 1 || others[0] != "127.0.0.1" || !report {
+		t.Fatalf("a call from b after another replica saw a: %v %v", others, report)
+	}
+	// Another replica reported a's pair: a's next call here is not
+	// reported again, until the window passes.
+	d.MarkReported(SharedKey("bot", Key(a)))
+	if others, report := d.Shared("bot", a); len(others) != 1 || report {
+		t.Fatalf("a after its finding was reported elsewhere: %v %v", others, report)
+	}
+	clk.Advance(11 * time.Minute)
+	d.Note("bot", Key(b))
+	if others, report := d.Shared("bot", a); len(others) != 1 || !report {
+		t.Fatalf("a, a window later: %v %v", others, report)
+	}
+	clk.Advance(11 * time.Minute)
+	if others, _ := d.Shared("other-bot", a); len(others) != 0 {
+		t.Fatalf("another identity: %v", others)
+	}
+	if got := d.Active("bot"); len(got) != 0 {
+		t.Fatalf("noted instances outlive the window: %v", got)
+	}
+}

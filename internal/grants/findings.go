@@ -35,7 +35,9 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 		return nil
 	}
 	others, report := s.findings.Shared(caller.Name, *caller.Instance)
+	key := findings.Key(*caller.Instance)
 	if len(others) == 0 {
+		s.tellSighting(ctx, caller.Name, key) // findingsync.go
 		return nil
 	}
 	refuse := s.refuses(caller.Name)
@@ -48,12 +50,15 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 		if err := s.recordFinding(ctx, f); err != nil {
 			return err
 		}
+		s.tellReported(ctx, caller.Name, key)
 	}
 	if refuse {
+		// A refused instance did not act: the others are not told of it.
 		s.findings.Forget(caller.Name, *caller.Instance)
 		return apierr.Forbidden("", "identity %s is already in use from another instance within the last %s, and identity_binding is refuse: "+
 			"every agent instance needs its own identity", caller.Name, s.findings.Window())
 	}
+	s.tellSighting(ctx, caller.Name, key)
 	return nil
 }
 
@@ -123,6 +128,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 // recordFinding writes a "finding" event and, for a grant's finding, adds it
 // to the grant's record in the same transaction.
 func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
+	dup := false
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		ev := []auditlog.Event{{Type: "finding", Time: f.At, GrantID: f.Grant, Actor: "airlock", Data: f}}
 		if f.Grant == "" {
@@ -132,14 +138,38 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 		if err != nil {
 			return nil, err
 		}
+		if movedBefore(g, f) {
+			// Another replica recorded it (each remembers only its own):
+			// once per grant and address, as on one.
+			dup = true
+			return nil, nil
+		}
 		g.Findings = append(g.Findings, f)
 		return ev, tx.UpdateGrant(ctx, g)
 	})
 	if err != nil {
 		return s.logErr("the finding", err)
 	}
+	if dup {
+		return nil
+	}
 	s.logger.Warn("finding", "kind", f.Kind, "identity", f.Identity, "grant", f.Grant, "instance", f.Instance, "refused", f.Refused)
 	return nil
+}
+
+// movedBefore says whether grant g already holds a credential-moved
+// finding from f's address (read in the write transaction, so replicas
+// that both saw the credential used from it record it once).
+func movedBefore(g model.Grant, f model.Finding) bool {
+	if f.Kind != model.FindingCredentialMoved {
+		return false
+	}
+	for _, old := range g.Findings {
+		if old.Kind == model.FindingCredentialMoved && findings.IPOf(old.Instance) == findings.IPOf(f.Instance) {
+			return true
+		}
+	}
+	return false
 }
 
 // Findings lists the findings recorded on day (UTC, "" for all), oldest

@@ -230,7 +230,7 @@ func (s *Service) stopListening() {
 // (at most syncWorkers at once), so a grant whose lock is held does not
 // delay the notices of the others.
 func (s *Service) remoteChange(id, origin string) {
-	if origin == s.rep.id || id == "" || s.freshNotice(id, origin) {
+	if origin == s.rep.id || id == "" || s.freshNotice(id, origin) || s.findingNotice(id) {
 		return
 	}
 	s.rep.syncSem <- struct{}{}

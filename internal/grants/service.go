@@ -220,6 +220,9 @@ type Service struct {
 	// fresh are the requests for other replicas' session summaries
 	// (fresh.go).
 	fresh freshReqs
+	// sight are the agents' instances told to the other replicas
+	// (findingsync.go).
+	sight sightings
 }
 
 var _ gateway.Authority = (*Service)(nil)

@@ -26,3 +26,15 @@ const (
 	FlushNotice   = "flush:"
 	FlushedNotice = "flushed:"
 )
+
+// Findings across replicas (package grants, findingsync.go): a replica
+// that sees an agent identity active from an instance tells the others
+// (SightingNotice + the identity and the instance's key, each base64url,
+// joined by "."), and one that records a shared-identity finding tells
+// them it did (ReportedNotice + the finding's dedupe key, base64url), so
+// that the identity's instances are compared across every replica and
+// each finding is recorded once.
+const (
+	SightingNotice = "seen:"
+	ReportedNotice = "reported:"
+)
