@@ -9,6 +9,7 @@ package evidence
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,21 +25,54 @@ import (
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
-// Format is the bundle's format tag.
-const Format = "airlock-evidence-bundle/v1"
+// Format is the bundle's format tag. v1 bundles did not bind their day
+// (nor their account) to a signature: a grant live on two days verified
+// under either, so a v1 bundle's day could be changed unnoticed. They are
+// refused; export again.
+const Format = "airlock-evidence-bundle/v2"
 
 // MaxSize bounds a bundle Verify reads (and the API returns).
 const MaxSize = 256 << 20
 
 // Bundle is the file's content. Field order is the file's key order.
 type Bundle struct {
-	Format     string       `json:"format"`
-	Account    string       `json:"account"`
-	Day        string       `json:"day"`
-	KeyName    string       `json:"key_name"`
-	Checkpoint string       `json:"checkpoint"`
-	Rows       []review.Row `json:"rows"`
-	Entries    []Entry      `json:"entries"`
+	Format     string `json:"format"`
+	Account    string `json:"account"`
+	Day        string `json:"day"`
+	KeyName    string `json:"key_name"`
+	Checkpoint string `json:"checkpoint"`
+	// Statement is a note signed by the log's key (the checkpoint's)
+	// saying which account and day the bundle is the review of, over
+	// which checkpoint and rows (see statementText).
+	Statement string       `json:"statement"`
+	Rows      []review.Row `json:"rows"`
+	Entries   []Entry      `json:"entries"`
+}
+
+// statementText is the text of a bundle's signed statement: a first line
+// no checkpoint's text can begin with (a checkpoint's second line is its
+// size), then the format, account and day, and the SHA-256 (base64) of the
+// checkpoint note and of the rows' canonical encoding. The account and day
+// are printable (checked before), so no line can be forged across.
+func statementText(b Bundle) (string, error) {
+	rows, err := json.Marshal(b.Rows)
+	if err != nil {
+		return "", err
+	}
+	cp := sha256.Sum256([]byte(b.Checkpoint))
+	rs := sha256.Sum256(rows)
+	return "airlock evidence bundle statement\n" + b.Format + "\naccount " + b.Account + "\nday " + b.Day +
+		"\ncheckpoint " + b64.EncodeToString(cp[:]) + "\nrows " + b64.EncodeToString(rs[:]) + "\n", nil
+}
+
+// plainLine reports whether s can stand on one line of a statement.
+func plainLine(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Entry is one log entry with its inclusion proof.
@@ -55,8 +89,11 @@ var b64 = base64.StdEncoding.Strict()
 // proofs from tree. Entries past the tree's checkpoint are left out, and
 // the rows are derived from the entries included, so the bundle is
 // self-consistent by construction; Verify checks it again.
-func Build(account, day string, tree *auditlog.ProofTree, v note.Verifier, grantIDs []string, entries map[string][]store.LogEntry) ([]byte, error) {
-	b := Bundle{Format: Format, Account: account, Day: day, KeyName: v.Name(), Checkpoint: string(tree.Checkpoint.Note),
+func Build(account, day string, tree *auditlog.ProofTree, signer note.Signer, grantIDs []string, entries map[string][]store.LogEntry) ([]byte, error) {
+	if !plainLine(account) || !plainLine(day) {
+		return nil, errors.New("evidence: the account or day holds a control character")
+	}
+	b := Bundle{Format: Format, Account: account, Day: day, KeyName: signer.Name(), Checkpoint: string(tree.Checkpoint.Note),
 		Rows: []review.Row{}, Entries: []Entry{}}
 	var all []store.LogEntry
 	for _, id := range grantIDs {
@@ -80,6 +117,15 @@ func Build(account, day string, tree *auditlog.ProofTree, v note.Verifier, grant
 		return nil, err
 	}
 	b.Rows = rows
+	text, err := statementText(b)
+	if err != nil {
+		return nil, err
+	}
+	st, err := note.Sign(&note.Note{Text: text}, signer)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: signing the statement: %w", err)
+	}
+	b.Statement = string(st)
 	return encode(b)
 }
 
@@ -177,6 +223,18 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	}
 	if b.KeyName != v.Name() {
 		return Result{}, fmt.Errorf("evidence: the bundle names key %q, the pinned key is %q", b.KeyName, v.Name())
+	}
+	// The account, the day, the checkpoint and the rows are what the
+	// log's key signed for this export.
+	st, err := note.Open([]byte(b.Statement), note.VerifierList(v))
+	if err != nil {
+		return Result{}, fmt.Errorf("evidence: the statement is not signed by the pinned key: %w", err)
+	}
+	if !plainLine(b.Account) || !plainLine(b.Day) {
+		return Result{}, errors.New("evidence: the account or day holds a control character")
+	}
+	if want, err := statementText(b); err != nil || st.Text != want {
+		return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint and rows")
 	}
 	size, root, err := auditlog.OpenCheckpoint([]byte(b.Checkpoint), v)
 	if err != nil {

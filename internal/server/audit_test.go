@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -458,12 +459,37 @@ func TestVerifyOfflineWritesNothing(t *testing.T) {
 // TestEvidenceBundle exports a bundle, checks it offline with the pinned
 // key alone, and flips bytes at many positions: every flip must fail.
 func TestEvidenceBundle(t *testing.T) {
+	checkBundle(t, newAuditEnv(t), time.Now().UTC().Format("2006-01-02"))
+}
+
+// TestEvidenceBundleAtMidnight: a grant requested at 23:55 for 10 minutes
+// is live on its day and the next; its bundle names one of them, and a
+// bundle whose day is changed to the other fails (the day is in the signed
+// statement), as does every other byte flipped.
+func TestEvidenceBundleAtMidnight(t *testing.T) {
+	at := time.Date(2026, 6, 28, 23, 55, 0, 0, time.UTC) // a flip of the day's last bit makes the 29th
+	start := time.Now()
+	testNow = func() time.Time { return at.Add(time.Since(start)) }
+	defer func() { testNow = nil }()
 	e := newAuditEnv(t)
+	b := checkBundle(t, e, "2026-06-28")
+	moved := bytes.Replace(b, []byte(`"day":"2026-06-28"`), []byte(`"day":"2026-06-29"`), 1)
+	if bytes.Equal(moved, b) {
+		t.Fatal("no day in the bundle")
+	}
+	if _, err := evidence.Verify(moved, pinnedKey(t, e.dataDir)); err == nil {
+		t.Fatal("the bundle of the 28th verifies as the 29th's")
+	}
+}
+
+// checkBundle exports e's account on day, checks the bundle and that no
+// flipped byte of it verifies, and returns it.
+func checkBundle(t *testing.T, e *auditEnv, day string) []byte {
+	t.Helper()
 	ctx := context.Background()
 	s := openServer(t, e.cfg)
 	defer s.Close()
 	pinned := pinnedKey(t, e.dataDir)
-	day := time.Now().UTC().Format("2006-01-02")
 	b, warnings, err := s.Export(ctx, "111122223333", day)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("export: %v %q", err, warnings)
@@ -491,6 +517,7 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 	}
 	t.Logf("%d flips of a %d-byte bundle all failed", n, len(b))
+	return b
 }
 
 func mustOtherKey(t *testing.T) note.Verifier {

@@ -51,9 +51,13 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 		}
 		warnings = append(warnings, review.GrantDiffs(dv, g)...)
 	}
-	bundle, err = evidence.Build(account, day, tree, s.verifier, ids, entries)
+	bundle, err = evidence.Build(account, day, tree, s.signer, ids, entries)
 	return bundle, warnings, err
 }
+
+// testNow, when a test sets it, is the grants' clock:
+// what time a grant is requested and expires at. Nil in production.
+var testNow func() time.Time
 
 // Consistency returns the newest checkpoint and the RFC 6962 proof that
 // the log of its first old entries is a prefix of it.

@@ -62,7 +62,10 @@ type Server struct {
 	store    store.Store
 	log      *auditlog.Log
 	verifier note.Verifier
-	logger   *slog.Logger
+	// signer is the log's key, which also signs evidence bundles'
+	// statements (export.go).
+	signer note.Signer
+	logger *slog.Logger
 	// witnesses publishes checkpoints to audit.witnesses (nil if none).
 	witnesses *witness.Publisher
 
@@ -104,7 +107,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		return nil, err
 	}
 	signer, verifier, credKey := keys.Signer, keys.Verifier, keys.Credential
-	s.verifier = verifier
+	s.verifier, s.signer = verifier, signer
 	var onCheckpoint func(store.Checkpoint)
 	if s.witnesses, err = startWitnesses(cfg, s.store, logger); err != nil {
 		return nil, err
@@ -132,6 +135,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
 		Findings: findings.New(clock.Real, cfg.Window()), Binding: cfg.Binding,
 	}
+	gopts.Now = testNow
 	if err := withReplicas(&gopts, cfg, s.store); err != nil {
 		return nil, err
 	}
