@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/evidence"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/server"
@@ -22,10 +23,10 @@ import (
 
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log; export and check evidence bundles"}
-	var dataDir, keyArg, witnessFile string
+	var dataDir, keyArg, witnessFile, cfgPath string
 	var witnessKeys []string
 	verify := &cobra.Command{
-		Use:   "verify [--data-dir DIR] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
+		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
 		Short: "Check every log entry against the signed checkpoints, and every grant and session row against the log; exits 1 on any problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,8 +54,16 @@ func (a *app) auditCmd() *cobra.Command {
 				}
 			}
 			var rep auditlog.Report
+			in := server.OfflineInput{Key: v, Witness: witness}
+			if cfgPath != "" {
+				// The server's own configuration says where its data
+				// directory and its keys are (keys: …).
+				if dataDir, in.CredentialKeyFile, err = offlineFromConfig(cfgPath, dataDir); err != nil {
+					return err
+				}
+			}
 			if dataDir != "" {
-				rep, err = server.VerifyOffline(cmd.Context(), dataDir, server.OfflineInput{Key: v, Witness: witness})
+				rep, err = server.VerifyOffline(cmd.Context(), dataDir, in)
 			} else {
 				rep, err = a.client().Verify(cmd.Context())
 				if err == nil && (v != nil || witness != nil) {
@@ -68,11 +77,28 @@ func (a *app) auditCmd() *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify a data directory directly (read-only) instead of asking the server")
+	verify.Flags().StringVar(&cfgPath, "config", "", "verify the data directory of this server configuration directly (its data_dir unless --data-dir, and its keys)")
 	verify.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
 	verify.Flags().StringVar(&witnessFile, "witness", "", "a checkpoint kept outside the data directory (signed note; cosignatures allowed)")
 	verify.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "require a valid cosignature on --witness from this witness (verifier key; repeatable)")
 	cmd.AddCommand(verify, a.exportCmd(), a.verifyBundleCmd())
 	return cmd
+}
+
+// offlineFromConfig is the data directory (dataDir if set, else the
+// file's data_dir) and the credential key file of configuration path.
+func offlineFromConfig(path, dataDir string) (string, string, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", "", usagef("--config: %v", err)
+	}
+	if cfg.Store != "" {
+		return "", "", usagef("--config: %s uses store: postgres://…; run airlock audit verify against the server instead", path)
+	}
+	if dataDir == "" {
+		dataDir = cfg.DataDir
+	}
+	return dataDir, cfg.Keys.CredentialKeyFile, nil
 }
 
 // loadVerifierKey reads a note verifier key given inline or as a file.

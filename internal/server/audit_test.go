@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"fmt"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"io/fs"
@@ -530,4 +531,49 @@ func mustOtherKey(t *testing.T) note.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestVerifyOfflineKeysElsewhere: a server whose credential key comes from
+// keys.credential_key_file (not data_dir) seals its journal with it;
+// offline verification of its crash image reads the journal with the key
+// from the same place (OfflineInput.CredentialKeyFile, or the environment),
+// as the server does.
+func TestVerifyOfflineKeysElsewhere(t *testing.T) {
+	e := newAuditEnv(t)
+	ctx := context.Background()
+	pinned := pinnedKey(t, e.dataDir)
+	keyFile := filepath.Join(t.TempDir(), "credential.key")
+	if err := os.Rename(filepath.Join(e.dataDir, CredentialKeyFile), keyFile); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Keys.CredentialKeyFile = keyFile
+	s := openServer(t, e.cfg)
+	if _, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
+		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "5m", Reason: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.log.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(t.TempDir(), "data")
+	if err := os.CopyFS(image, os.DirFS(e.dataDir)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Join(image, CredentialKeyFile)); err == nil {
+		t.Fatal("the server wrote a credential key into data_dir")
+	}
+	rep, err := VerifyOffline(ctx, image, OfflineInput{Key: pinned, CredentialKeyFile: keyFile})
+	if err != nil || !rep.OK || !rep.Rows {
+		t.Fatalf("verify with keys.credential_key_file: %+v, %v", rep, err)
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AIRLOCK_CREDENTIAL_KEY", base64.StdEncoding.EncodeToString(key))
+	rep, err = VerifyOffline(ctx, image, OfflineInput{Key: pinned})
+	if err != nil || !rep.OK || !rep.Rows {
+		t.Fatalf("verify with the key in the environment: %+v, %v", rep, err)
+	}
 }

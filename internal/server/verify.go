@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 )
@@ -51,6 +52,11 @@ type OfflineInput struct {
 	// Witness is a checkpoint kept elsewhere; nil means the directory's
 	// own witness file.
 	Witness []byte
+	// CredentialKeyFile is the configuration's keys.credential_key_file:
+	// the journal's seals are derived from the credential key, which is
+	// read where the server reads it ($AIRLOCK_CREDENTIAL_KEY, this file,
+	// or the directory's credential.key), never created.
+	CredentialKeyFile string
 }
 
 // VerifyOffline verifies a data directory without a running server. It
@@ -85,14 +91,14 @@ func VerifyOffline(ctx context.Context, dataDir string, in OfflineInput) (auditl
 	defer st.Close()
 	// A journal that does not continue the log is a finding, not a reason
 	// to stop: the rest of the directory is still checked.
-	journal, jerr := readJournal(ctx, st, dataDir)
+	journal, jerr := readJournal(ctx, st, dataDir, in.CredentialKeyFile)
 	return auditlog.VerifyWith(ctx, st, v, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(st), Journal: journal, JournalErr: jerr})
 }
 
 // readJournal reads what an unclean stop left only in the journal, read-only.
-// The seal key is derived from the directory's credential key, which is
-// read, never created.
-func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir string) ([]store.LogEntry, error) {
+// The seal key is derived from the server's credential key, read where the
+// server reads it (serverkeys.LoadCredential), never created.
+func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir, credentialKeyFile string) ([]store.LogEntry, error) {
 	dir := filepath.Join(dataDir, JournalDir)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -103,7 +109,7 @@ func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir string) ([]
 	} else if err != nil {
 		return nil, err
 	}
-	credKey, err := os.ReadFile(filepath.Join(dataDir, CredentialKeyFile))
+	credKey, _, err := serverkeys.LoadCredential(serverkeys.Sources{DataDir: dataDir, CredentialKeyFile: credentialKeyFile})
 	if errors.Is(err, fs.ErrNotExist) {
 		credKey = nil
 	} else if err != nil {

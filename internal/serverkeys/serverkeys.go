@@ -105,26 +105,9 @@ func Load(src Sources) (*Keys, error) {
 		getenv = os.Getenv
 	}
 	k := &Keys{}
-	if v := getenv(CredentialKeyEnv); v != "" {
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
-		if err != nil || len(b) != 32 {
-			// Never quote the value: it is a secret.
-			return nil, fmt.Errorf("%s must hold 32 bytes in base64 (e.g. the output of: base64 -w0 credential.key)", CredentialKeyEnv)
-		}
-		k.Credential, k.CredentialFrom = b, "$"+CredentialKeyEnv
-	} else {
-		path, create := src.CredentialKeyFile, false
-		if path == "" {
-			path, create = filepath.Join(src.DataDir, CredentialKeyFile), src.Create
-		}
-		b, err := readOrCreate(path, create, newCredentialKey)
-		if err != nil {
-			return nil, err
-		}
-		if len(b) != 32 {
-			return nil, fmt.Errorf("%s: want 32 bytes, found %d", path, len(b))
-		}
-		k.Credential, k.CredentialFrom = b, path
+	var err error
+	if k.Credential, k.CredentialFrom, err = loadCredential(src, getenv, src.Create, false); err != nil {
+		return nil, err
 	}
 
 	var skey string
@@ -141,11 +124,58 @@ func Load(src Sources) (*Keys, error) {
 		}
 		skey, k.SignerFrom = strings.TrimSpace(string(b)), path
 	}
-	var err error
 	if k.Signer, k.Verifier, k.verifierKey, err = parseSigner(skey); err != nil {
 		return nil, fmt.Errorf("log signing key from %s: %v", k.SignerFrom, err)
 	}
 	return k, nil
+}
+
+// LoadCredential reads the credential key alone, from the same places as
+// Load and in the same order, and never creates it; from says where it
+// came from. A key file that does not exist is an error wrapping
+// fs.ErrNotExist. Offline tools that check what a server wrote (the
+// journal's seals, derived from this key) use it, so that they find the
+// key where the server found it.
+func LoadCredential(src Sources) (key []byte, from string, err error) {
+	getenv := src.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return loadCredential(src, getenv, false, true)
+}
+
+// loadCredential is LoadCredential; a server (strict) also refuses a key
+// file others may read, where an offline check only reads what it finds
+// (a copied data directory seldom keeps its modes).
+func loadCredential(src Sources, getenv func(string) string, create, loose bool) ([]byte, string, error) {
+	if v := getenv(CredentialKeyEnv); v != "" {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil || len(b) != 32 {
+			// Never quote the value: it is a secret.
+			return nil, "", fmt.Errorf("%s must hold 32 bytes in base64 (e.g. the output of: base64 -w0 credential.key)", CredentialKeyEnv)
+		}
+		return b, "$" + CredentialKeyEnv, nil
+	}
+	path := src.CredentialKeyFile
+	if path == "" {
+		path = filepath.Join(src.DataDir, CredentialKeyFile)
+	} else {
+		create = false
+	}
+	var b []byte
+	var err error
+	if loose {
+		b, err = readLoose(path)
+	} else {
+		b, err = readOrCreate(path, create, newCredentialKey)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if len(b) != 32 {
+		return nil, "", fmt.Errorf("%s: want 32 bytes, found %d", path, len(b))
+	}
+	return b, path, nil
 }
 
 // WritePublic writes the verifier key to data_dir/log-signing.pub if it is
@@ -213,7 +243,7 @@ func readOrCreate(path string, create bool, gen func() ([]byte, error)) ([]byte,
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
-			return nil, fmt.Errorf("%s does not exist; give this replica the keys the others use (see docs/replicas.md)", path)
+			return nil, fmt.Errorf("%s does not exist; give this replica the keys the others use (see docs/replicas.md): %w", path, fs.ErrNotExist)
 		}
 		b, err := gen()
 		if err != nil {
@@ -243,6 +273,20 @@ func readOrCreate(path string, create bool, gen func() ([]byte, error)) ([]byte,
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, perm)
 	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// readLoose reads a key file (bounded) whatever its mode.
+func readLoose(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
