@@ -58,6 +58,16 @@
 // the head again. Lifecycle events ([Log.Do]) and the grant state they
 // change still commit in the one transaction of their batch.
 //
+// Rows against the log on every replica. A session's stored summary is
+// written lazily by the replica serving it, so before audit verify (and
+// every review read) a replica has every live replica write its pending
+// summaries, through the shared notice channel, and waits for each one's
+// acknowledgement (package grants, fresh.go). The state check (review.Checker)
+// reads the rows after walking the log; a live session's row written in
+// between counts calls logged after the walk, so a row that differs from
+// the walked log is checked once more against the entries committed since
+// (each against its leaf hash) and reported only if it differs from both.
+//
 // Why one log under a lock rather than one log per replica. A log per
 // replica (each with its own origin, tree and checkpoints) needs no
 // coordination to append, but every reader pays for it: audit verify,
