@@ -421,19 +421,7 @@ func TestVerifyOfflineWritesNothing(t *testing.T) {
 	pinned := pinnedKey(t, e.dataDir)
 	// A crash image: the files of a running server copied mid-flight, with
 	// its write-ahead log and journal segments.
-	s := openServer(t, e.cfg)
-	if _, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
-		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "5m", Reason: "second"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.log.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	image := filepath.Join(t.TempDir(), "data")
-	if err := os.CopyFS(image, os.DirFS(e.dataDir)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	image := crashImage(t, e)
 	if _, err := os.Stat(filepath.Join(image, DatabaseFile+"-wal")); err != nil {
 		t.Fatalf("the crash image has no WAL: %v", err)
 	}
@@ -547,19 +535,7 @@ func TestVerifyOfflineKeysElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cfg.Keys.CredentialKeyFile = keyFile
-	s := openServer(t, e.cfg)
-	if _, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
-		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "5m", Reason: "second"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.log.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	image := filepath.Join(t.TempDir(), "data")
-	if err := os.CopyFS(image, os.DirFS(e.dataDir)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	image := crashImage(t, e)
 	if _, err := os.Stat(filepath.Join(image, CredentialKeyFile)); err == nil {
 		t.Fatal("the server wrote a credential key into data_dir")
 	}
@@ -576,4 +552,26 @@ func TestVerifyOfflineKeysElsewhere(t *testing.T) {
 	if err != nil || !rep.OK || !rep.Rows {
 		t.Fatalf("verify with the key in the environment: %+v, %v", rep, err)
 	}
+}
+
+// crashImage opens a server on e, requests a grant, and returns a copy of
+// its data directory taken while it runs (with its write-ahead log and
+// journal segments), as a crash would leave it.
+func crashImage(t *testing.T, e *auditEnv) string {
+	t.Helper()
+	ctx := context.Background()
+	s := openServer(t, e.cfg)
+	defer s.Close()
+	if _, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
+		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "5m", Reason: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.log.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(t.TempDir(), "data")
+	if err := os.CopyFS(image, os.DirFS(e.dataDir)); err != nil {
+		t.Fatal(err)
+	}
+	return image
 }
