@@ -231,6 +231,13 @@ permit (principal in Group::"sre-leads", action == Action::"approve", resource =
 // server-keys`, and starts n replicas, with env added to their environment.
 func newCluster(t *testing.T, storeAdminDSN string, n int, env ...string) *cluster {
 	t.Helper()
+	return newClusterListen(t, storeAdminDSN, n, "", env...)
+}
+
+// newClusterListen is newCluster with keys added under the file's listen
+// (indented by two spaces, e.g. "  public:\n    aws: …\n").
+func newClusterListen(t *testing.T, storeAdminDSN string, n int, listen string, env ...string) *cluster {
+	t.Helper()
 	pgAdmin := testenv.PostgresDSN(t)
 	c := &cluster{t: t, dir: t.TempDir(), s3: testenv.Versity(t), bot: keygen(t), alice: keygen(t), bob: keygen(t)}
 	var storeDSN string
@@ -260,7 +267,7 @@ listen:
   api: 127.0.0.1:8700
   aws: 127.0.0.1:8701
   postgres: 127.0.0.1:8702
-identities:
+%sidentities:
   - name: log-triage-bot
     kind: agent
     owner: sre-team
@@ -287,7 +294,7 @@ targets:
     account: "111122223333"
     upstream: %s
 policies: ./policies
-`, storeDSN, c.bot.SHA, c.alice.SHA, c.bob.SHA, c.s3.URL, c.ordersDSN)
+`, storeDSN, listen, c.bot.SHA, c.alice.SHA, c.bob.SHA, c.s3.URL, c.ordersDSN)
 	if err := os.WriteFile(c.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
