@@ -79,7 +79,8 @@ type relayState struct {
 	batch    []byte
 	execs    []pendingExec
 	batchErr *pgError
-	discard  bool // after a refused batch: ignore everything up to Sync
+	scratch  []*entry // endBatch's entries, reused
+	discard  bool     // after a refused batch: ignore everything up to Sync
 	stmts    map[string]string
 	unnamed  string
 	portals  map[string]portal
@@ -433,7 +434,12 @@ func (c *conn) endBatch(sync bool) error {
 		r.discard = !sync
 		return nil
 	}
-	entries := make([]*entry, 0, len(r.execs)+1)
+	// One allocation for the batch's entries (they complete together, at
+	// its Sync), their pointers gathered in a slice the session reuses
+	// (push copies them).
+	slab := make([]entry, len(r.execs)+1)
+	entries := r.scratch[:0]
+	defer func() { clear(entries); r.scratch = entries[:0] }()
 	async := c.readOnly
 	for i := range r.execs {
 		pe := &r.execs[i]
@@ -460,14 +466,18 @@ func (c *conn) endBatch(sync bool) error {
 			}
 			return c.refuseStatement(err, sync)
 		}
-		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action, pend: pend})
+		e := &slab[len(entries)]
+		e.kind, e.n, e.ns, e.action, e.pend = eExec, r.n, ns, action, pend
+		entries = append(entries, e)
 	}
 	now := time.Now()
 	for _, e := range entries {
 		e.start = now
 	}
 	if sync {
-		entries = append(entries, &entry{kind: eSync})
+		e := &slab[len(entries)]
+		e.kind = eSync
+		entries = append(entries, e)
 	}
 	if len(entries) > 0 {
 		r.push(entries...)
