@@ -225,8 +225,8 @@ func (s *Service) flushResults(ctx context.Context, st *sessionState) error {
 		return fmt.Errorf("recording results: %w", s.logErr("the results", err))
 	}
 	st.mu.Lock()
-	for _, c := range batch {
-		st.rec = withCall(st.rec, c)
+	for i := range batch {
+		review.Count(&st.rec, &batch[i]) // in place, as counted does
 	}
 	st.dirty = true
 	st.mu.Unlock()
