@@ -29,6 +29,13 @@ type idleReader struct {
 	buf  *[]byte // nil while nothing is buffered
 	r, w int
 	err  error
+	// readFn is readFD as a func value, made once (at Reset) rather than a
+	// closure per read: a closure passed to RawConn.Read escapes, with the
+	// variables it sets, which cost three allocations per read.
+	readFn func(fd uintptr) bool
+	// rn and rerr are readFD's results.
+	rn   int
+	rerr error
 }
 
 func newIdleReader(rd io.Reader) *idleReader {
@@ -44,6 +51,9 @@ func (b *idleReader) Reset(rd io.Reader) {
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
+			if b.readFn == nil {
+				b.readFn = b.readFD
+			}
 		}
 	}
 }
@@ -99,24 +109,10 @@ func (b *idleReader) fill() {
 // rawFill waits for the connection to be readable without a buffer, then
 // reads into one from the pool.
 func (b *idleReader) rawFill() {
-	var n int
-	var rerr error
-	err := b.raw.Read(func(fd uintptr) bool {
-		bp := writeBufs.Get().(*[]byte)
-		buf := (*bp)[:cap(*bp)]
-		for {
-			n, rerr = syscall.Read(int(fd), buf)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			writeBufs.Put(bp)
-			return false // wait for readability, holding nothing
-		}
-		b.buf = bp
-		return true
-	})
+	b.rn, b.rerr = 0, nil
+	err := b.raw.Read(b.readFn)
+	n, rerr := b.rn, b.rerr
+	b.rerr = nil
 	switch {
 	case err != nil:
 		b.err = err
@@ -132,6 +128,25 @@ func (b *idleReader) rawFill() {
 	if b.buf != nil && b.w == 0 {
 		b.release()
 	}
+}
+
+// readFD is rawFill's read callback: one read(2) into a pooled buffer,
+// given back if the read would block.
+func (b *idleReader) readFD(fd uintptr) bool {
+	bp := writeBufs.Get().(*[]byte)
+	buf := (*bp)[:cap(*bp)]
+	for {
+		b.rn, b.rerr = syscall.Read(int(fd), buf)
+		if b.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if b.rerr == syscall.EAGAIN {
+		writeBufs.Put(bp)
+		return false // wait for readability, holding nothing
+	}
+	b.buf = bp
+	return true
 }
 
 // Peek returns the next n bytes without consuming them (n ≤ Size).
