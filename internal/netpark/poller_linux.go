@@ -11,11 +11,11 @@ import (
 
 // Poller is one epoll instance and the goroutine that waits on it.
 type Poller struct {
-	log   *slog.Logger
-	epfd  int
-	evfd  int // an eventfd that stops the poller's loop
-	done  chan struct{}
-	once  sync.Once
+	log  *slog.Logger
+	epfd int
+	evfd int // an eventfd that stops the poller's loop
+	done chan struct{}
+	once sync.Once
 
 	mu     sync.Mutex
 	closed bool
