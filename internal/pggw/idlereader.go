@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"syscall"
+	"time"
 )
 
 // idleReader reads like a bufio.Reader of ioBufSize, but holds a buffer
@@ -29,6 +30,33 @@ type idleReader struct {
 	buf  *[]byte // nil while nothing is buffered
 	r, w int
 	err  error
+	// armed: rd has a read deadline for parking (park.go), removed when
+	// the next byte arrives.
+	armed bool
+}
+
+// deadliner is the part of net.Conn that arm uses.
+type deadliner interface{ SetReadDeadline(time.Time) error }
+
+// canArm reports whether the reader could take a parking deadline now: it
+// reads a socket directly, has nothing buffered and no deadline yet.
+func (b *idleReader) canArm() bool {
+	return b.raw != nil && !b.armed && b.r == b.w && b.err == nil
+}
+
+// arm sets a read deadline at t for the next wait (see park.go).
+func (b *idleReader) arm(t time.Time) {
+	if d, ok := b.rd.(deadliner); ok && d.SetReadDeadline(t) == nil {
+		b.armed = true
+	}
+}
+
+// disarm removes the parking deadline.
+func (b *idleReader) disarm() {
+	if b.armed {
+		b.armed = false
+		_ = b.rd.(deadliner).SetReadDeadline(time.Time{})
+	}
 }
 
 func newIdleReader(rd io.Reader) *idleReader {
@@ -40,7 +68,7 @@ func newIdleReader(rd io.Reader) *idleReader {
 // Reset discards anything buffered and reads from rd from now on.
 func (b *idleReader) Reset(rd io.Reader) {
 	b.release()
-	b.rd, b.raw, b.err = rd, nil, nil
+	b.rd, b.raw, b.err, b.armed = rd, nil, nil, false
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
@@ -131,6 +159,12 @@ func (b *idleReader) rawFill() {
 	}
 	if b.buf != nil && b.w == 0 {
 		b.release()
+	}
+	if b.armed && err == nil {
+		// Bytes (or the end) arrived: the rest of the message, and
+		// anything after it, is read without the parking deadline, so
+		// that it can only fire at a message boundary.
+		b.disarm()
 	}
 }
 
