@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +19,22 @@ import (
 // upstream connection (a TLS one is not parked).
 func newParkEnv(t *testing.T) *env {
 	return newEnv(t, func(o *Options) {
-		o.Targets[0].Upstream += "?sslmode=disable"
+		o.Targets[0].Upstream = withSSLMode(t, o.Targets[0].Upstream, "disable")
 		o.ParkIdleAfter = 5 * time.Millisecond
 	})
+}
+
+// withSSLMode returns dsn with its sslmode set to mode.
+func withSSLMode(t testing.TB, dsn, mode string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("sslmode", mode)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // parkedSockets counts the sockets of g's connections parked now.
