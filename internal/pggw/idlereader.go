@@ -3,6 +3,7 @@ package pggw
 import (
 	"errors"
 	"io"
+	"os"
 	"syscall"
 	"time"
 )
@@ -30,24 +31,35 @@ type idleReader struct {
 	buf  *[]byte // nil while nothing is buffered
 	r, w int
 	err  error
-	// armed: rd has a read deadline for parking (park.go), removed when
-	// the next byte arrives.
-	armed bool
+	// The parking deadline (park.go): armed while rd has a read deadline,
+	// at until. atRest while the reader waits at a message boundary with
+	// nothing read since: only there does the deadline mean "idle, park";
+	// anywhere else (in the middle of a message) the read is retried
+	// without it. So a busy session keeps its deadline from one message
+	// to the next, renewed now and then, instead of setting and removing
+	// it around every wait.
+	armed  bool
+	atRest bool
+	until  time.Time
 }
 
 // deadliner is the part of net.Conn that arm uses.
 type deadliner interface{ SetReadDeadline(time.Time) error }
 
-// canArm reports whether the reader could take a parking deadline now: it
-// reads a socket directly, has nothing buffered and no deadline yet.
-func (b *idleReader) canArm() bool {
-	return b.raw != nil && !b.armed && b.r == b.w && b.err == nil
+// rest prepares a wait for the next message: if the reader reads a
+// socket directly and has nothing buffered, it is at rest, and its
+// deadline is renewed to now+after unless it is at least after/2 away.
+func (b *idleReader) rest(now time.Time, after time.Duration) {
+	b.atRest = b.raw != nil && b.r == b.w && b.err == nil
+	if b.atRest && (!b.armed || b.until.Sub(now) < after/2) {
+		b.arm(now.Add(after))
+	}
 }
 
-// arm sets a read deadline at t for the next wait (see park.go).
+// arm sets a read deadline at t (see park.go).
 func (b *idleReader) arm(t time.Time) {
 	if d, ok := b.rd.(deadliner); ok && d.SetReadDeadline(t) == nil {
-		b.armed = true
+		b.armed, b.until = true, t
 	}
 }
 
@@ -59,6 +71,22 @@ func (b *idleReader) disarm() {
 	}
 }
 
+// parkTimeout reports whether err is the parking deadline at rest: the
+// relay loop decides whether to park.
+func (b *idleReader) parkTimeout(err error) bool {
+	return b.armed && b.atRest && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// midMessage reports whether err is the parking deadline firing in the
+// middle of a message, and if so removes it: the caller reads again.
+func (b *idleReader) midMessage(err error) bool {
+	if b.armed && !b.atRest && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.disarm()
+		return true
+	}
+	return false
+}
+
 func newIdleReader(rd io.Reader) *idleReader {
 	b := &idleReader{}
 	b.Reset(rd)
@@ -68,7 +96,7 @@ func newIdleReader(rd io.Reader) *idleReader {
 // Reset discards anything buffered and reads from rd from now on.
 func (b *idleReader) Reset(rd io.Reader) {
 	b.release()
-	b.rd, b.raw, b.err, b.armed = rd, nil, nil, false
+	b.rd, b.raw, b.err, b.armed, b.atRest = rd, nil, nil, false, false
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
@@ -110,6 +138,12 @@ func (b *idleReader) fill() {
 	for range 100 {
 		n, err := b.rd.Read(buf[b.w:])
 		b.w += n
+		if n > 0 {
+			b.atRest = false
+		}
+		if err != nil && n == 0 && b.midMessage(err) {
+			continue
+		}
 		if err != nil {
 			b.err = err
 			if b.r == b.w {
@@ -129,7 +163,7 @@ func (b *idleReader) fill() {
 func (b *idleReader) rawFill() {
 	var n int
 	var rerr error
-	err := b.raw.Read(func(fd uintptr) bool {
+	read := func(fd uintptr) bool {
 		bp := writeBufs.Get().(*[]byte)
 		buf := (*bp)[:cap(*bp)]
 		for {
@@ -144,7 +178,14 @@ func (b *idleReader) rawFill() {
 		}
 		b.buf = bp
 		return true
-	})
+	}
+	err := b.raw.Read(read)
+	for err != nil && b.midMessage(err) {
+		err = b.raw.Read(read)
+	}
+	if err == nil {
+		b.atRest = false // bytes, or the end, arrived
+	}
 	switch {
 	case err != nil:
 		b.err = err
@@ -159,12 +200,6 @@ func (b *idleReader) rawFill() {
 	}
 	if b.buf != nil && b.w == 0 {
 		b.release()
-	}
-	if b.armed && err == nil {
-		// Bytes (or the end) arrived: the rest of the message, and
-		// anything after it, is read without the parking deadline, so
-		// that it can only fire at a message boundary.
-		b.disarm()
 	}
 }
 
@@ -211,7 +246,15 @@ func (b *idleReader) Read(p []byte) (int, error) {
 		if len(p) >= ioBufSize {
 			// Large reads go straight to the caller's buffer.
 			b.release()
-			return b.rd.Read(p)
+			for {
+				n, err := b.rd.Read(p)
+				if n > 0 {
+					b.atRest = false
+				}
+				if err == nil || n > 0 || !b.midMessage(err) {
+					return n, err
+				}
+			}
 		}
 		b.fill()
 		if b.r == b.w {

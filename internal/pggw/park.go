@@ -2,7 +2,6 @@ package pggw
 
 import (
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,29 +85,21 @@ func (c *conn) idle(s side) bool {
 }
 
 // rest is called by a relay loop before it reads its next message from b:
-// the wait gets a deadline after which the loop parks if the session is
-// idle by then.
-//
-// The upstream loop sees the session become idle (it relays the last
-// ReadyForQuery, then rests), so it arms only then. The client loop
-// usually starts waiting while its statement is still in flight, and
-// nothing wakes it when the statement completes; so it arms anyway, for
-// longer, and if the session is not idle when its deadline fires it
-// rests again.
+// the wait has a deadline at least ParkIdleAfter/2 away, after which the
+// loop parks if the session is idle by then (parkOn). The deadline is
+// renewed at most once per ParkIdleAfter/2, so a busy session pays a
+// clock read per message for it. Whether the session is idle is checked
+// only when the deadline fires: a loop often starts waiting while a
+// statement is in flight (the client loop, right after forwarding it), and
+// nothing would wake it to check again when the statement completes.
 func (c *conn) rest(s side, b *idleReader) {
-	if c.gw.parkAfter <= 0 || !b.canArm() {
-		return
-	}
-	switch {
-	case c.idle(s):
-		b.arm(time.Now().Add(c.gw.parkAfter))
-	case s == clientSide:
-		b.arm(time.Now().Add(busyRecheck * c.gw.parkAfter))
+	if c.gw.parkAfter > 0 {
+		b.rest(time.Now(), c.gw.parkAfter)
 	}
 }
 
-// busyRecheck spaces the client loop's checks for idleness while a
-// statement runs, in units of ParkIdleAfter.
+// busyRecheck spaces a loop's checks for idleness while a statement runs,
+// in units of ParkIdleAfter.
 const busyRecheck = 4
 
 // parkOn is called by a relay loop whose read from b failed with err. It returns
@@ -117,12 +108,13 @@ const busyRecheck = 4
 // fired but the session is no longer idle, or parking failed), and err
 // itself if the read really failed.
 func (c *conn) parkOn(s side, b *idleReader, err error) error {
-	if !b.armed || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if !b.parkTimeout(err) {
 		return err
 	}
 	b.disarm()
 	pc, ok := b.rd.(*netpark.Conn)
 	if !ok || b.Buffered() != 0 || !c.idle(s) {
+		b.arm(time.Now().Add(busyRecheck * c.gw.parkAfter))
 		return nil
 	}
 	wake := c.clientRelay
