@@ -70,9 +70,10 @@ type Options struct {
 	// it a new connection is refused at once with FATAL 53300
 	// (too_many_connections).
 	MaxStartups int
-	// ParkIdleAfter is how long a session's relay loop waits idle (nothing
-	// in flight) before it parks its socket and its goroutine ends (see
-	// park.go); 20ms if zero, never if negative.
+	// ParkIdleAfter is about how long a session's relay loop waits for
+	// its socket before, if the session is idle (nothing in flight), it
+	// parks the socket and its goroutine ends (see park.go); 20ms if zero,
+	// never if negative.
 	ParkIdleAfter time.Duration
 	Logger        *slog.Logger
 }

@@ -14,21 +14,23 @@ import (
 // An idle session would otherwise keep two goroutines blocked reading, one
 // on the client and one on the upstream, several KiB of stack each, for as
 // long as the client keeps its connection open (connection pools hold
-// dozens for hours). When a relay loop is about to wait for its socket
-// with nothing buffered and nothing in flight, it arms a read deadline
-// ParkIdleAfter away; if no byte arrives by then, the loop parks its
-// socket with netpark and returns, and its goroutine ends. The next byte,
+// dozens for hours). A relay loop waits for its socket's next message with
+// a read deadline about ParkIdleAfter away; if it fires with nothing read
+// and nothing in flight (the session idle), the loop parks its socket
+// with netpark and returns, and its goroutine ends. The next byte,
 // the peer's hang-up or a close of the connection (a grant's end, the
 // gateway's shutdown: both close the connections) starts the loop again on
 // a new goroutine, where it reads as before. The two loops park and wake
 // independently; the last loop to end ends the session (ended), on
 // whichever goroutine that is.
 //
-// The deadline is removed as soon as a byte arrives (idleReader), so it can
-// only fire at a message boundary with nothing read, and a busy session
-// pays two deadline updates per idle wait and never parks. TLS client
-// connections are not parked: the TLS layer may hold decrypted bytes the
-// socket will not signal again.
+// The deadline stays set from one message to the next and is renewed at
+// most once per ParkIdleAfter/2, so a busy session pays a clock read per
+// message and never parks; firing in the middle of a message it is
+// removed and the read retried (idleReader), so it only ever ends a wait
+// at a message boundary. TLS connections (client or upstream) are not
+// parked: the TLS layer may hold decrypted bytes the socket will not
+// signal again; such a side keeps its goroutine.
 
 // defaultParkIdleAfter is how long a loop waits idle before parking: long
 // against the gaps of a busy session (whose waits never reach it), short
