@@ -60,6 +60,16 @@ func woken() (func(), chan struct{}) {
 	return func() { close(ch) }, ch
 }
 
+// park parks c and returns the channel its wake-up closes.
+func park(t *testing.T, c *Conn) chan struct{} {
+	t.Helper()
+	wake, ch := woken()
+	if err := c.Park(wake); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 func waitFor(t *testing.T, ch chan struct{}, what string) {
 	t.Helper()
 	select {
@@ -81,10 +91,7 @@ func notYet(t *testing.T, ch chan struct{}, what string) {
 func TestWakeOnData(t *testing.T) {
 	p := newPoller(t)
 	pc, cl := pair(t, p, listen(t))
-	wake, ch := woken()
-	if err := pc.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch := park(t, pc)
 	if !pc.Parked() || p.Len() != 1 {
 		t.Fatal("not parked")
 	}
@@ -101,10 +108,7 @@ func TestWakeOnData(t *testing.T) {
 	if _, err := io.ReadFull(pc, b); err != nil || string(b) != "hello" {
 		t.Fatalf("read %q, %v", b, err)
 	}
-	wake, ch = woken()
-	if err := pc.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch = park(t, pc)
 	cl.Write([]byte("again"))
 	waitFor(t, ch, "data sent after a second park")
 }
@@ -112,10 +116,7 @@ func TestWakeOnData(t *testing.T) {
 func TestWakeOnPeerClose(t *testing.T) {
 	p := newPoller(t)
 	pc, cl := pair(t, p, listen(t))
-	wake, ch := woken()
-	if err := pc.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch := park(t, pc)
 	cl.Close()
 	waitFor(t, ch, "peer closed")
 	if _, err := pc.Read(make([]byte, 1)); err != io.EOF {
@@ -127,10 +128,7 @@ func TestCloseWhileParked(t *testing.T) {
 	p := newPoller(t)
 	ln := listen(t)
 	pc, _ := pair(t, p, ln)
-	wake, ch := woken()
-	if err := pc.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch := park(t, pc)
 	if err := pc.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +142,7 @@ func TestCloseWhileParked(t *testing.T) {
 	// The descriptor number is likely reused by the next connection: its
 	// parking must work, and only its own events wake it.
 	pc2, cl2 := pair(t, p, ln)
-	wake2, ch2 := woken()
-	if err := pc2.Park(wake2); err != nil {
-		t.Fatal(err)
-	}
+	ch2 := park(t, pc2)
 	notYet(t, ch2, "new connection on a reused descriptor")
 	cl2.Write([]byte("x"))
 	waitFor(t, ch2, "data on the new connection")
@@ -158,10 +153,7 @@ func TestCloseWhileParked(t *testing.T) {
 func TestCloseUnderlyingThenWrapper(t *testing.T) {
 	p := newPoller(t)
 	pc, _ := pair(t, p, listen(t))
-	wake, ch := woken()
-	if err := pc.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch := park(t, pc)
 	pc.Conn.Close()
 	pc.Close()
 	waitFor(t, ch, "wrapper closed after the connection")
@@ -173,10 +165,7 @@ func TestPollerClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc, _ := pair(t, p, listen(t))
-	wake, ch := woken()
-	if err := pc.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch := park(t, pc)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,10 +188,7 @@ func TestPanicInWake(t *testing.T) {
 	cl.Write([]byte("x"))
 	// The poller survives the panic and serves the next connection.
 	pc2, cl2 := pair(t, p, ln)
-	wake, ch := woken()
-	if err := pc2.Park(wake); err != nil {
-		t.Fatal(err)
-	}
+	ch := park(t, pc2)
 	cl2.Write([]byte("y"))
 	waitFor(t, ch, "after another connection's wake-up panicked")
 }

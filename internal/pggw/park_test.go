@@ -95,6 +95,16 @@ func (e *env) rawSession(g *gateway.Grant, notes chan<- string) (*pgconn.PgConn,
 	return pc, ctx
 }
 
+// parkedSession opens one session with a select grant in a newParkEnv and
+// waits for both its sockets to park.
+func parkedSession(t *testing.T) (*env, *gateway.Grant, *pgconn.PgConn, context.Context) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	pc, ctx := e.rawSession(g, nil)
+	e.waitParked(2)
+	return e, g, pc, ctx
+}
+
 // waitSessionsEnded waits for every recorded session of g to end.
 func (e *env) waitSessionsEnded(g *gateway.Grant) {
 	e.t.Helper()
@@ -147,10 +157,7 @@ func TestParkedSessionWakes(t *testing.T) {
 // Without the wake-up on close, the parked loops would never run again and
 // the session would never end.
 func TestParkedSessionCutWhenGrantEnds(t *testing.T) {
-	e := newParkEnv(t)
-	g := e.grant(time.Hour, "pg:select %s.public.customers")
-	pc, ctx := e.rawSession(g, nil)
-	e.waitParked(2)
+	e, g, pc, _ := parkedSession(t)
 	hc, err := pc.Hijack()
 	if err != nil {
 		t.Fatal(err)
@@ -180,16 +187,12 @@ func TestParkedSessionCutWhenGrantEnds(t *testing.T) {
 	if n := e.gw.parkedSockets(); n != 0 {
 		t.Fatalf("%d sockets still parked", n)
 	}
-	_ = ctx
 }
 
 // Either side hanging up while parked ends the session.
 func TestParkedSessionHangUps(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
-		e := newParkEnv(t)
-		g := e.grant(time.Hour, "pg:select %s.public.customers")
-		pc, _ := e.rawSession(g, nil)
-		e.waitParked(2)
+		e, g, pc, _ := parkedSession(t)
 		hc, err := pc.Hijack()
 		if err != nil {
 			t.Fatal(err)
@@ -198,10 +201,7 @@ func TestParkedSessionHangUps(t *testing.T) {
 		e.waitSessionsEnded(g)
 	})
 	t.Run("upstream", func(t *testing.T) {
-		e := newParkEnv(t)
-		g := e.grant(time.Hour, "pg:select %s.public.customers")
-		pc, ctx := e.rawSession(g, nil)
-		e.waitParked(2)
+		e, g, pc, ctx := parkedSession(t)
 		if _, err := e.admin().Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", "airlock_"+g.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -215,10 +215,7 @@ func TestParkedSessionHangUps(t *testing.T) {
 
 // A panic in a loop resumed after parking is contained to its connection.
 func TestParkedSessionPanicContained(t *testing.T) {
-	e := newParkEnv(t)
-	g := e.grant(time.Hour, "pg:select %s.public.customers")
-	pc, ctx := e.rawSession(g, nil)
-	e.waitParked(2)
+	e, g, pc, ctx := parkedSession(t)
 	e.setHook(func(stage string, arg []byte) {
 		if stage == "query" && strings.Contains(string(arg), "boom") {
 			panic("boom")
