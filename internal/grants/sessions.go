@@ -51,7 +51,9 @@ func (s *Service) StartSession(ctx context.Context, g *gateway.Grant, client str
 	// explain.
 	counted := func(c gateway.Call) {
 		st.mu.Lock()
-		st.rec = withCall(st.rec, c)
+		// In place: st.rec.Used is only read under st.mu, and handed out
+		// as a copy (snapshot).
+		review.Count(&st.rec, &c)
 		queued := st.dirty // already queued for the next flush, which has not taken it yet
 		st.dirty = true
 		st.mu.Unlock()
@@ -223,8 +225,8 @@ func (s *Service) flushResults(ctx context.Context, st *sessionState) error {
 		return fmt.Errorf("recording results: %w", s.logErr("the results", err))
 	}
 	st.mu.Lock()
-	for _, c := range batch {
-		st.rec = withCall(st.rec, c)
+	for i := range batch {
+		review.Count(&st.rec, &batch[i]) // in place, as counted does
 	}
 	st.dirty = true
 	st.mu.Unlock()

@@ -409,3 +409,44 @@ func TestSessionResultsBatched(t *testing.T) {
 		t.Fatalf("summary %+v, want %d calls and %d bytes out", rec, n, 10*n)
 	}
 }
+
+// TestSessionSummaryCountedInPlace records calls from several goroutines
+// while the session's summary is read: the summary is counted in place
+// (no copy of its Used list per call), so under -race this checks that
+// every read gets a copy taken under the session's lock, and that a
+// summary read earlier is not changed by calls counted after it.
+func TestSessionSummaryCountedInPlace(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	ses := h.startSession(h.request(bot, autoReq("10m"), model.Active), "client")
+	if err := gatewaytest.Record(h.ctx, ses, gateway.Call{Kind: "request", Action: "s3:ListBucket", Resource: appDir, Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	early := h.session(ses.ID)
+	const writers, each = 4, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				call := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: fmt.Sprintf("%s%d/%d", appDir, w, i%3), Allowed: true}
+				if err := gatewaytest.Record(h.ctx, ses, call); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 10 {
+		_ = h.session(ses.ID)
+	}
+	wg.Wait()
+	if !slices.Equal(early.Used, []string{"s3:ListBucket " + appDir}) {
+		t.Errorf("a summary read earlier changed: %v", early.Used)
+	}
+	rec := h.session(ses.ID)
+	if rec.Calls != 1+writers*each || len(rec.Used) != 1+writers*3 {
+		t.Errorf("summary: %d calls, %d used (%v)", rec.Calls, len(rec.Used), rec.Used)
+	}
+}

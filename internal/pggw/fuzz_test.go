@@ -25,7 +25,7 @@ func (failingRoles) Ensure(context.Context, *gateway.Grant) (Role, error) {
 }
 func (failingRoles) Drop(context.Context, string) error { return nil }
 
-func fuzzGateway(f *testing.F) (*Gateway, *gatewaytest.Authority) {
+func fuzzGateway(f testing.TB) (*Gateway, *gatewaytest.Authority) {
 	auth := gatewaytest.New()
 	g, err := New(Options{
 		Authority: auth,
@@ -124,25 +124,13 @@ func FuzzFrontendMessages(f *testing.F) {
 	f.Add([]byte{'Q', 0, 0, 0, 4}, []byte{'Z', 0, 0, 0, 4})
 	f.Add([]byte{'B', 0, 0, 0, 9, 0, 0, 0, 0, 0xff}, []byte{})
 	f.Fuzz(func(t *testing.T, client, upstream []byte) {
-		sess, err := auth.StartSession(context.Background(), gr, "fuzz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		server, peer := net.Pipe()
-		defer server.Close()
-		defer peer.Close()
-		go io.Copy(io.Discard, peer)
-		c := newConn(gw, server)
 		// Short reads as well as whole ones, through the reader's buffering.
 		var cr io.Reader = bytes.NewReader(client)
 		if len(client)%2 == 1 {
 			cr = iotest.HalfReader(cr)
 		}
-		c.br = newIdleReader(cr)
-		c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
+		c := relayConn(t, gw, auth, gr, cr)
 		c.readOnly = readOnlyScope(gr.Scope) // the hold path too
-		c.st = gw.grantState(gr)
-		c.relay = newRelayState(newFlushWriter(io.Discard))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -157,4 +145,24 @@ func FuzzFrontendMessages(f *testing.F) {
 		c.finish()
 	})
 	_ = binary.BigEndian
+}
+
+// relayConn returns an authenticated session's connection on gr, past its
+// startup, reading the client's messages from client and writing what it
+// forwards nowhere.
+func relayConn(t testing.TB, gw *Gateway, auth *gatewaytest.Authority, gr *gateway.Grant, client io.Reader) *conn {
+	t.Helper()
+	sess, err := auth.StartSession(context.Background(), gr, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, peer := net.Pipe()
+	t.Cleanup(func() { server.Close(); peer.Close() })
+	go io.Copy(io.Discard, peer)
+	c := newConn(gw, server)
+	c.br = newIdleReader(client)
+	c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
+	c.st = gw.grantState(gr)
+	c.relay = newRelayState(newFlushWriter(io.Discard))
+	return c
 }

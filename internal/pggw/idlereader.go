@@ -41,6 +41,13 @@ type idleReader struct {
 	armed  bool
 	atRest bool
 	until  time.Time
+	// readFn is readFD as a func value, made once (at Reset) rather than a
+	// closure per read: a closure passed to RawConn.Read escapes, with the
+	// variables it sets, which cost three allocations per read.
+	readFn func(fd uintptr) bool
+	// rn and rerr are readFD's results.
+	rn   int
+	rerr error
 }
 
 // deadliner is the part of net.Conn that arm uses.
@@ -100,6 +107,9 @@ func (b *idleReader) Reset(rd io.Reader) {
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
+			if b.readFn == nil {
+				b.readFn = b.readFD
+			}
 		}
 	}
 }
@@ -161,31 +171,16 @@ func (b *idleReader) fill() {
 // rawFill waits for the connection to be readable without a buffer, then
 // reads into one from the pool.
 func (b *idleReader) rawFill() {
-	var n int
-	var rerr error
-	read := func(fd uintptr) bool {
-		bp := writeBufs.Get().(*[]byte)
-		buf := (*bp)[:cap(*bp)]
-		for {
-			n, rerr = syscall.Read(int(fd), buf)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			writeBufs.Put(bp)
-			return false // wait for readability, holding nothing
-		}
-		b.buf = bp
-		return true
-	}
-	err := b.raw.Read(read)
+	b.rn, b.rerr = 0, nil
+	err := b.raw.Read(b.readFn)
 	for err != nil && b.midMessage(err) {
-		err = b.raw.Read(read)
+		err = b.raw.Read(b.readFn)
 	}
 	if err == nil {
 		b.atRest = false // bytes, or the end, arrived
 	}
+	n, rerr := b.rn, b.rerr
+	b.rerr = nil
 	switch {
 	case err != nil:
 		b.err = err
@@ -201,6 +196,25 @@ func (b *idleReader) rawFill() {
 	if b.buf != nil && b.w == 0 {
 		b.release()
 	}
+}
+
+// readFD is rawFill's read callback: one read(2) into a pooled buffer,
+// given back if the read would block.
+func (b *idleReader) readFD(fd uintptr) bool {
+	bp := writeBufs.Get().(*[]byte)
+	buf := (*bp)[:cap(*bp)]
+	for {
+		b.rn, b.rerr = syscall.Read(int(fd), buf)
+		if b.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if b.rerr == syscall.EAGAIN {
+		writeBufs.Put(bp)
+		return false // wait for readability, holding nothing
+	}
+	b.buf = bp
+	return true
 }
 
 // Peek returns the next n bytes without consuming them (n ≤ Size).

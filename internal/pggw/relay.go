@@ -62,7 +62,17 @@ type entry struct {
 	pend *gateway.Pending
 }
 
-type portal struct{ sql, params string }
+// stmt is a statement's text as recorded: its action and its text with
+// passwords redacted, worked out once at Parse rather than at every
+// Execute (a prepared statement runs many times).
+type stmt struct{ action, text string }
+
+func newStmt(sql string) stmt { return stmt{action: actionOf(sql), text: redactPasswords(sql)} }
+
+type portal struct {
+	stmt   stmt
+	params string
+}
 
 // pendingExec is an Execute of the current batch, recorded at its end.
 type pendingExec struct {
@@ -79,9 +89,10 @@ type relayState struct {
 	batch    []byte
 	execs    []pendingExec
 	batchErr *pgError
-	discard  bool // after a refused batch: ignore everything up to Sync
-	stmts    map[string]string
-	unnamed  string
+	scratch  []*entry // endBatch's entries, reused
+	discard  bool     // after a refused batch: ignore everything up to Sync
+	stmts    map[string]stmt
+	unnamed  stmt
 	portals  map[string]portal
 	unnamedP portal
 	bind     bindMsg
@@ -125,7 +136,10 @@ func (r *relayState) pop() {
 }
 
 func newRelayState(uw *flushWriter) *relayState {
-	return &relayState{uw: uw}
+	// The unnamed statement and portal before any Parse or Bind: what a
+	// client runs with them is recorded as the empty statement.
+	empty := newStmt("")
+	return &relayState{uw: uw, unnamed: empty, unnamedP: portal{stmt: empty}}
 }
 
 // run relays between the client and the upstream until either ends.
@@ -356,15 +370,15 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if changesAuth(m.Query) {
 			c.refuseParse(m.Query)
 		} else if m.Name == "" {
-			r.unnamed = m.Query
+			r.unnamed = newStmt(m.Query)
 		} else {
 			if r.stmts == nil {
-				r.stmts = map[string]string{}
+				r.stmts = map[string]stmt{}
 			}
 			if _, ok := r.stmts[m.Name]; !ok && len(r.stmts) >= maxPrepared {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many prepared statements; close some"}
 			} else {
-				r.stmts[m.Name] = m.Query
+				r.stmts[m.Name] = newStmt(m.Query)
 			}
 		}
 	case 'B':
@@ -372,14 +386,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if !m.parse(body) {
 			return fatal(codeProtocolViolation, "airlock: invalid Bind message")
 		}
-		sql, ok := r.unnamed, true
+		st, ok := r.unnamed, true
 		if len(m.stmt) > 0 {
-			sql, ok = r.stmts[string(m.stmt)]
+			st, ok = r.stmts[string(m.stmt)]
 		}
 		if !ok {
-			sql = "<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>"
+			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>")
 		}
-		p := portal{sql: sql, params: formatParams(m.params, m.formats, c.redact())}
+		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
 		if len(m.portal) == 0 {
 			r.unnamedP = p
 		} else {
@@ -450,21 +464,25 @@ func (c *conn) endBatch(sync bool) error {
 		r.discard = !sync
 		return nil
 	}
-	entries := make([]*entry, 0, len(r.execs)+1)
+	// One allocation for the batch's entries (they complete together, at
+	// its Sync), their pointers gathered in a slice the session reuses
+	// (push copies them).
+	slab := make([]entry, len(r.execs)+1)
+	entries := r.scratch[:0]
+	defer func() { clear(entries); r.scratch = entries[:0] }()
 	async := c.readOnly
 	for i := range r.execs {
 		pe := &r.execs[i]
 		if !pe.found {
-			pe.p.sql = "<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>"
+			pe.p.stmt = newStmt("<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>")
 		}
-		async = async && readVerb(actionOf(pe.p.sql))
+		async = async && readVerb(pe.p.stmt.action)
 	}
 	for _, pe := range r.execs {
 		r.n++
-		sql := pe.p.sql
-		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
+		action, ns := pe.p.stmt.action, strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": redactPasswords(sql), "protocol": "extended", "n": ns,
+			"statement": pe.p.stmt.text, "protocol": "extended", "n": ns,
 		}}
 		if pe.p.params != "" {
 			call.Params["parameters"] = pe.p.params
@@ -477,14 +495,18 @@ func (c *conn) endBatch(sync bool) error {
 			}
 			return c.refuseStatement(err, sync)
 		}
-		entries = append(entries, &entry{kind: eExec, n: r.n, ns: ns, action: action, pend: pend})
+		e := &slab[len(entries)]
+		e.kind, e.n, e.ns, e.action, e.pend = eExec, r.n, ns, action, pend
+		entries = append(entries, e)
 	}
 	now := time.Now()
 	for _, e := range entries {
 		e.start = now
 	}
 	if sync {
-		entries = append(entries, &entry{kind: eSync})
+		e := &slab[len(entries)]
+		e.kind = eSync
+		entries = append(entries, e)
 	}
 	if len(entries) > 0 {
 		r.push(entries...)

@@ -20,6 +20,7 @@ func FuzzSplitStatements(f *testing.F) {
 		`select 'a\'; alter role current_user password 'x'; --'`,
 		"select $1, a$b$, $x$unterminated",
 		"'", "\"", "$$", "/*", "--", "e'", "u&", ";;;",
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 1;", "select 1; \n\t", " ;", "select ';'", "select 1 -- x;",
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
@@ -40,6 +41,9 @@ func FuzzSplitStatements(f *testing.F) {
 		}
 		if !strings.Contains(sql, ";") && len(sts) > 1 {
 			t.Fatalf("%d statements without a ';'", len(sts))
+		}
+		if !mayHoldSeveral(sql) && len(sts) > 1 {
+			t.Fatalf("%d statements in %q, which recordQuery does not split", len(sts), sql)
 		}
 		_ = changesAuth(sql)
 		_ = actionOf(sql)

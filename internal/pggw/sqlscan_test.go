@@ -95,3 +95,23 @@ func TestChangesAuth(t *testing.T) {
 		}
 	}
 }
+
+func TestMayHoldSeveral(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"select 1", false},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 7;", false},
+		{"select 1;  \n\t", false},
+		{";", false},
+		{"select 1; select 2", true},
+		{"select ';'", true}, // a ";" in a literal: the tokenizer decides
+		{"select 1;;", true},
+		{"select 1; -- c", true},
+	} {
+		if got := mayHoldSeveral(tc.sql); got != tc.want {
+			t.Errorf("mayHoldSeveral(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}

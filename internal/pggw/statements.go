@@ -28,7 +28,7 @@ const maxRecordedStatements = 64
 func (c *conn) recordQuery(sql string) error {
 	r := c.relay
 	var sts []sqlStatement
-	if strings.IndexByte(sql, ';') >= 0 {
+	if mayHoldSeveral(sql) {
 		sts = splitStatements(sql, c.scsOff.Load())
 	}
 	if len(sts) <= 1 {
@@ -93,6 +93,23 @@ func (c *conn) recordQuery(sql string) error {
 	}
 	r.push(entries...)
 	return nil
+}
+
+// mayHoldSeveral reports whether a Query's text may hold more than one
+// statement, which only a ";" outside quotes and comments separates. Most
+// queries hold none, or one at the very end ("select …;"), which cannot
+// separate two statements wherever it is: those need not be tokenized.
+func mayHoldSeveral(sql string) bool {
+	i := strings.IndexByte(sql, ';')
+	if i < 0 {
+		return false
+	}
+	for _, c := range []byte(sql[i+1:]) {
+		if !isSpace(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

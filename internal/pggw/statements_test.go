@@ -1,15 +1,19 @@
 package pggw
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // rolePassword is the role's stored verifier, read as the superuser.
@@ -187,5 +191,51 @@ func TestManyStatementsRecording(t *testing.T) {
 	var n int
 	if err := e.admin().QueryRow(ctx, "select count(*) from events").Scan(&n); err != nil || n != 1 {
 		t.Errorf("the query did not run whole: %d rows, %v", n, err)
+	}
+}
+
+// TestExtendedStatementsRecorded checks what an Execute is recorded as,
+// now that a prepared statement's action and redacted text are worked out
+// at its Parse: the statement as last parsed under its name, passwords
+// redacted, and the placeholders for what the gateway never saw.
+func TestExtendedStatementsRecorded(t *testing.T) {
+	gw, auth := fuzzGateway(t)
+	gr := auth.Add(gatewaytest.Spec{Target: "db", TargetKind: "postgres", Scope: []string{"pg:insert orders.public.*"}})
+	var in []byte
+	for _, m := range []pgproto3.FrontendMessage{
+		&pgproto3.Execute{}, &pgproto3.Sync{}, // the unnamed portal, never bound
+		&pgproto3.Parse{Name: "s1", Query: "create role u password 'hunter2'"},
+		&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{},
+		&pgproto3.Parse{Name: "s1", Query: "select $1::int"},
+		&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("7")}}, &pgproto3.Execute{}, &pgproto3.Sync{},
+		&pgproto3.Parse{Query: "insert into t values (1)"},
+		&pgproto3.Bind{DestinationPortal: "p"}, &pgproto3.Execute{Portal: "p"}, &pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{},
+		&pgproto3.Bind{PreparedStatement: "nope"}, &pgproto3.Execute{}, &pgproto3.Sync{},
+		&pgproto3.Execute{Portal: "gone"}, &pgproto3.Sync{},
+	} {
+		in, _ = m.Encode(in)
+	}
+	c := relayConn(t, gw, auth, gr, bytes.NewReader(in))
+	if err := c.clientLoop(); err != nil {
+		t.Fatal(err)
+	}
+	type rec struct{ action, statement, params string }
+	want := []rec{
+		{"pg:statement", "", ""},
+		{"pg:create", "create role u password '<redacted>'", ""},
+		{"pg:select", "select $1::int", "$1='7'"},
+		{"pg:insert", "insert into t values (1)", ""},
+		{"pg:insert", "insert into t values (1)", ""},
+		{"pg:statement", `<prepared statement "nope" unknown to the gateway>`, ""},
+		{"pg:statement", `<portal "gone" unknown to the gateway>`, ""},
+	}
+	var got []rec
+	for _, call := range auth.Calls(gr.ID) {
+		if call.Kind == "request" {
+			got = append(got, rec{call.Action, call.Params["statement"], call.Params["parameters"]})
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("recorded\n%q\nwant\n%q", got, want)
 	}
 }

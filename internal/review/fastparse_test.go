@@ -109,3 +109,27 @@ func TestCountCallInPlace(t *testing.T) {
 		t.Fatalf("CountCall wrote into its argument's Used: %q", got)
 	}
 }
+
+// TestCountInPlaceNoCopy checks that Count, the gateway's per-call
+// counting, agrees with CountCall and does not copy the session's Used
+// list on every call (CountCall's copy was an allocation per call).
+func TestCountInPlaceNoCopy(t *testing.T) {
+	var a, b model.Session
+	calls := []gateway.Call{
+		{Kind: "request", Action: "pg:select", Resource: "db", Allowed: true},
+		{Kind: "result", Action: "pg:select", Resource: "db", Allowed: true, Rows: 1, BytesOut: 7},
+		{Kind: "request", Action: "pg:insert", Resource: "db", Allowed: true, Also: []string{"pg:delete db"}},
+		{Kind: "request", Action: "pg:drop", Resource: "db", Allowed: false},
+	}
+	for _, c := range calls {
+		a = CountCall(a, c)
+		Count(&b, &c)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("CountCall %+v\nCount %+v", a, b)
+	}
+	c := calls[0]
+	if n := testing.AllocsPerRun(100, func() { Count(&b, &c) }); n != 0 {
+		t.Errorf("Count of an action already used: %v allocations per call, want 0", n)
+	}
+}
