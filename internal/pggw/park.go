@@ -140,8 +140,16 @@ func (c *conn) loopDone(parked *bool) {
 // ended ends the session after both relay loops: what the serving
 // goroutine did after the relay before sessions could park.
 func (c *conn) ended() {
-	defer c.pk.end()
-	defer c.pk.stop()
+	defer func() {
+		// Set by the accept loop and serve; a connection made otherwise
+		// (tests) has neither.
+		if c.pk.stop != nil {
+			c.pk.stop()
+		}
+		if c.pk.end != nil {
+			c.pk.end()
+		}
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			c.recovered(v, "session end")
