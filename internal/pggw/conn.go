@@ -67,9 +67,12 @@ type conn struct {
 	// scsOff: upstream reports standard_conforming_strings off, so plain
 	// literals take backslash escapes (for the tokenizer).
 	scsOff atomic.Bool
+
+	pk parking // park.go
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
+	nc = g.park.Wrap(nc)
 	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	c.br = newIdleReader(nc)
@@ -141,8 +144,12 @@ func (c *conn) closeAll() {
 
 func (c *conn) serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down")) })
-	defer stop()
-	defer c.closeAll()
+	defer func() {
+		if !c.pk.relaying {
+			c.closeAll()
+			stop()
+		}
+	}()
 	defer c.endStartup()
 	_ = c.raw.SetDeadline(time.Now().Add(c.gw.o.StartupTimeout))
 	c.gw.hook("startup", nil)
@@ -156,7 +163,8 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	c.endStartup()
 	_ = c.raw.SetDeadline(time.Time{})
-	c.run(up)
+	c.pk.stop = stop
+	c.run(up) // from here the relay loops end the session (park.go)
 }
 
 // startupApart runs the startup on a goroutine of its own. The startup

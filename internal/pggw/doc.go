@@ -21,6 +21,10 @@
 // error naming the grant and why, and its role is dropped, which
 // terminates its backends.
 //
+// An idle session holds no goroutine: after ParkIdleAfter without a
+// message, each plain-TCP side of it is parked with package netpark and
+// resumed by its next byte, hang-up or close (park.go).
+//
 // Protocol notes: TLS through SSLRequest (plaintext refused when
 // Options.RequireTLS), GSSENCRequest declined, protocol 3.0 (a 3.2 client
 // is told so with NegotiateProtocolVersion), SCRAM-SHA-256 without channel

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/netpark"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -69,7 +70,12 @@ type Options struct {
 	// it a new connection is refused at once with FATAL 53300
 	// (too_many_connections).
 	MaxStartups int
-	Logger      *slog.Logger
+	// ParkIdleAfter is about how long a session's relay loop waits for
+	// its socket before, if the session is idle (nothing in flight), it
+	// parks the socket and its goroutine ends (see park.go); 20ms if zero,
+	// never if negative.
+	ParkIdleAfter time.Duration
+	Logger        *slog.Logger
 }
 
 // Gateway is the PostgreSQL wire-protocol gateway.
@@ -95,6 +101,9 @@ type Gateway struct {
 	// tests' way to cause one.
 	panics    panicCounter
 	panicHook atomic.Pointer[panicHook]
+
+	park      *netpark.Poller // nil: nothing is parked
+	parkAfter time.Duration
 }
 
 type target struct {
@@ -151,6 +160,12 @@ func New(o Options) (*Gateway, error) {
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}
 	g.keys.m = map[uint32]*cancelKey{}
+	if g.parkAfter = o.ParkIdleAfter; g.parkAfter == 0 {
+		g.parkAfter = defaultParkIdleAfter
+	}
+	if g.parkAfter > 0 {
+		g.park = parker()
+	}
 	for _, t := range o.Targets {
 		if t.Name == "" || t.Roles == nil {
 			return nil, fmt.Errorf("pggw: target %q needs a name and a role manager", t.Name)
@@ -380,10 +395,13 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 			return nil
 		}
 		g.wg.Add(1)
+		// A relaying session ends on its relay loops' goroutines (park.go).
+		c.pk.end = func() { g.untrack(c); g.wg.Done() }
 		go func() {
-			defer g.wg.Done()
-			defer g.untrack(c)
 			c.served(ctx)
+			if !c.pk.relaying {
+				c.pk.end()
+			}
 		}()
 	}
 }

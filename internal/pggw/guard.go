@@ -129,35 +129,39 @@ func (c *conn) recordInternalError() {
 // session started ends the session with the internal error recorded.
 func (c *conn) served(ctx context.Context) {
 	defer func() {
-		v := recover()
-		if v == nil {
-			return
+		if v := recover(); v != nil {
+			c.recovered(v, "connection")
 		}
-		c.gw.panics.Add(1)
-		c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
-			"where", "connection", "client", c.client, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		c.abort()
-		// Whatever state the panic left, the attempt or the session must
-		// still reach the log; a second panic here is the process's.
-		if c.sess == nil {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
-			defer cancel()
-			rej := gateway.Rejection{Gateway: "postgres", Client: c.client, Reason: "internal error during startup"}
-			if err := c.gw.o.Authority.Reject(rctx, rej); err != nil {
-				c.gw.log.Error("recording a refused connection failed", "client", c.client, "err", err)
-			}
-			return
-		}
-		if c.key != 0 {
-			c.gw.keys.remove(c.key)
-		}
-		if c.st != nil {
-			c.st.removeSession(c)
-		}
-		c.recordInternalError()
-		c.endSession()
 	}()
 	c.serve(ctx)
+}
+
+// recovered handles a panic v recovered on the goroutine that ends the
+// connection (the serving goroutine, or the last relay loop's: park.go).
+func (c *conn) recovered(v any, where string) {
+	c.gw.panics.Add(1)
+	c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
+		"where", where, "client", c.client, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	c.abort()
+	// Whatever state the panic left, the attempt or the session must
+	// still reach the log; a second panic here is the process's.
+	if c.sess == nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+		defer cancel()
+		rej := gateway.Rejection{Gateway: "postgres", Client: c.client, Reason: "internal error during startup"}
+		if err := c.gw.o.Authority.Reject(rctx, rej); err != nil {
+			c.gw.log.Error("recording a refused connection failed", "client", c.client, "err", err)
+		}
+		return
+	}
+	if c.key != 0 {
+		c.gw.keys.remove(c.key)
+	}
+	if c.st != nil {
+		c.st.removeSession(c)
+	}
+	c.recordInternalError()
+	c.endSession()
 }
 
 // panics counts contained panics (tests read it).

@@ -3,7 +3,9 @@ package pggw
 import (
 	"errors"
 	"io"
+	"os"
 	"syscall"
+	"time"
 )
 
 // idleReader reads like a bufio.Reader of ioBufSize, but holds a buffer
@@ -29,6 +31,16 @@ type idleReader struct {
 	buf  *[]byte // nil while nothing is buffered
 	r, w int
 	err  error
+	// The parking deadline (park.go): armed while rd has a read deadline,
+	// at until. atRest while the reader waits at a message boundary with
+	// nothing read since: only there does the deadline mean "idle, park";
+	// anywhere else (in the middle of a message) the read is retried
+	// without it. So a busy session keeps its deadline from one message
+	// to the next, renewed now and then, instead of setting and removing
+	// it around every wait.
+	armed  bool
+	atRest bool
+	until  time.Time
 	// readFn is readFD as a func value, made once (at Reset) rather than a
 	// closure per read: a closure passed to RawConn.Read escapes, with the
 	// variables it sets, which cost three allocations per read.
@@ -36,6 +48,50 @@ type idleReader struct {
 	// rn and rerr are readFD's results.
 	rn   int
 	rerr error
+}
+
+// deadliner is the part of net.Conn that arm uses.
+type deadliner interface{ SetReadDeadline(time.Time) error }
+
+// rest prepares a wait for the next message: if the reader reads a
+// socket directly and has nothing buffered, it is at rest, and its
+// deadline is renewed to now+after unless it is at least after/2 away.
+func (b *idleReader) rest(now time.Time, after time.Duration) {
+	b.atRest = b.raw != nil && b.r == b.w && b.err == nil
+	if b.atRest && (!b.armed || b.until.Sub(now) < after/2) {
+		b.arm(now.Add(after))
+	}
+}
+
+// arm sets a read deadline at t (see park.go).
+func (b *idleReader) arm(t time.Time) {
+	if d, ok := b.rd.(deadliner); ok && d.SetReadDeadline(t) == nil {
+		b.armed, b.until = true, t
+	}
+}
+
+// disarm removes the parking deadline.
+func (b *idleReader) disarm() {
+	if b.armed {
+		b.armed = false
+		_ = b.rd.(deadliner).SetReadDeadline(time.Time{})
+	}
+}
+
+// parkTimeout reports whether err is the parking deadline at rest: the
+// relay loop decides whether to park.
+func (b *idleReader) parkTimeout(err error) bool {
+	return b.armed && b.atRest && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// midMessage reports whether err is the parking deadline firing in the
+// middle of a message, and if so removes it: the caller reads again.
+func (b *idleReader) midMessage(err error) bool {
+	if b.armed && !b.atRest && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.disarm()
+		return true
+	}
+	return false
 }
 
 func newIdleReader(rd io.Reader) *idleReader {
@@ -47,7 +103,7 @@ func newIdleReader(rd io.Reader) *idleReader {
 // Reset discards anything buffered and reads from rd from now on.
 func (b *idleReader) Reset(rd io.Reader) {
 	b.release()
-	b.rd, b.raw, b.err = rd, nil, nil
+	b.rd, b.raw, b.err, b.armed, b.atRest = rd, nil, nil, false, false
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
@@ -92,6 +148,12 @@ func (b *idleReader) fill() {
 	for range 100 {
 		n, err := b.rd.Read(buf[b.w:])
 		b.w += n
+		if n > 0 {
+			b.atRest = false
+		}
+		if err != nil && n == 0 && b.midMessage(err) {
+			continue
+		}
 		if err != nil {
 			b.err = err
 			if b.r == b.w {
@@ -111,6 +173,12 @@ func (b *idleReader) fill() {
 func (b *idleReader) rawFill() {
 	b.rn, b.rerr = 0, nil
 	err := b.raw.Read(b.readFn)
+	for err != nil && b.midMessage(err) {
+		err = b.raw.Read(b.readFn)
+	}
+	if err == nil {
+		b.atRest = false // bytes, or the end, arrived
+	}
 	n, rerr := b.rn, b.rerr
 	b.rerr = nil
 	switch {
@@ -192,7 +260,15 @@ func (b *idleReader) Read(p []byte) (int, error) {
 		if len(p) >= ioBufSize {
 			// Large reads go straight to the caller's buffer.
 			b.release()
-			return b.rd.Read(p)
+			for {
+				n, err := b.rd.Read(p)
+				if n > 0 {
+					b.atRest = false
+				}
+				if err == nil || n > 0 || !b.midMessage(err) {
+					return n, err
+				}
+			}
 		}
 		b.fill()
 		if b.r == b.w {

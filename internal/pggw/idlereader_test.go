@@ -105,6 +105,66 @@ func TestIdleReaderFrames(t *testing.T) {
 	})
 }
 
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return server, client
+}
+
+// The parking deadline fires only at rest, at a message boundary; in the
+// middle of a message (a header in two parts, a large message streaming
+// slowly) the read goes on without it, and the message arrives whole.
+func TestIdleReaderParkingDeadline(t *testing.T) {
+	const after = 20 * time.Millisecond
+	rng := rand.New(rand.NewPCG(7, 7))
+	msgs, all := frames(rng, 1)
+	big := make([]byte, 5+3*ioBufSize)
+	big[0], big[3], big[4] = 'd', byte((len(big)-1)>>8), byte(len(big)-1)
+	msgs = append(msgs, big)
+	all = append(all, big...)
+
+	server, client := tcpPair(t)
+	b := newIdleReader(server)
+	// At rest with nothing sent: the deadline fires, for the loop to park.
+	b.rest(time.Now(), after)
+	if _, err := b.Peek(5); !b.parkTimeout(err) {
+		t.Fatalf("at rest: %v, want the parking deadline", err)
+	}
+	b.disarm()
+	go func() {
+		// The first bytes arrive at once, each next part after the
+		// deadline would have fired.
+		for i, part := range [][]byte{all[:3], all[3 : len(all)-ioBufSize], all[len(all)-ioBufSize:]} {
+			if i > 0 {
+				time.Sleep(3 * after)
+			}
+			if _, err := client.Write(part); err != nil {
+				return
+			}
+		}
+		client.Close()
+	}()
+	b.rest(time.Now(), after)
+	readFrames(t, b, msgs)
+	if b.atRest {
+		t.Fatal("still at rest after reading")
+	}
+}
+
 // TestIdleReaderRawReadAllocs checks that a raw read (plain TCP) allocates
 // nothing of its own: its callback was a closure per read, which with the
 // variables it set cost three allocations per read, four reads per

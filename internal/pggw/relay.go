@@ -147,32 +147,42 @@ func (c *conn) run(up net.Conn) {
 	r := newRelayState(newFlushWriter(up))
 	c.relay = r
 	c.upc.Store(&up)
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		// A panic here would otherwise end the process.
-		defer c.contain("upstream relay")
-		c.upstreamLoop(newIdleReader(up))
-		c.closeAll()
-	}()
+	c.pk.ubr = newIdleReader(up)
+	c.pk.loops.Store(2)
+	c.pk.relaying = true
+	go c.upstreamRelay()
 	c.clientRelay()
-	if !c.panicked.Load() {
+}
+
+// upstreamRelay runs the upstream loop with a panic contained to the
+// connection (it would otherwise end the process), until the loop ends or
+// parks (park.go).
+func (c *conn) upstreamRelay() {
+	parked := false
+	defer c.loopDone(&parked)
+	defer c.contain("upstream relay")
+	if parked = c.upstreamLoop(c.pk.ubr); !parked {
 		c.closeAll()
 	}
-	<-upDone
-	c.finish()
 }
 
 // clientRelay runs the client loop with a panic contained to the
-// connection.
+// connection, until the loop ends or parks (park.go).
 func (c *conn) clientRelay() {
+	parked := false
+	defer c.loopDone(&parked)
 	defer c.contain("client relay")
-	if err := c.clientLoop(); err != nil {
-		var pe *pgError
-		if errors.As(err, &pe) {
-			c.recordRefused("pg:protocol", pe.Message)
-			c.kill(pe)
-		}
+	err := c.clientLoop()
+	if parked = errors.Is(err, errParked); parked {
+		return
+	}
+	var pe *pgError
+	if errors.As(err, &pe) {
+		c.recordRefused("pg:protocol", pe.Message)
+		c.kill(pe)
+	}
+	if !c.panicked.Load() {
+		c.closeAll()
 	}
 }
 
@@ -213,8 +223,15 @@ func (c *conn) clientLoop() error {
 	r := c.relay
 	mr := msgReader{r: c.br, max: c.gw.o.MaxMessageBytes}
 	for {
+		c.rest(clientSide, c.br)
 		raw, err := mr.next()
 		if err != nil {
+			switch err = c.parkOn(clientSide, c.br, err); err {
+			case nil:
+				continue
+			case errParked:
+				return err
+			}
 			var tl *errTooLarge
 			var bl *errBadLength
 			switch {
@@ -576,33 +593,40 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 
 // upstreamLoop relays the upstream's messages to the client, completing
 // queue entries as their answers pass, and records the results once the
-// client has them.
-func (c *conn) upstreamLoop(ubr *idleReader) {
+// client has them. It returns true if it parked (park.go).
+func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 	r := c.relay
 	mr := msgReader{r: ubr, max: maxBufferedUpstream}
 	for {
+		c.rest(upstreamSide, ubr)
 		typ, total, err := mr.header()
 		if err != nil {
-			return
+			switch c.parkOn(upstreamSide, ubr, err) {
+			case nil:
+				continue
+			case errParked:
+				return true
+			}
+			return false
 		}
 		if !c.hold(typ) {
-			return
+			return false
 		}
 		if total > ubr.Size() && (typ == 'D' || typ == 'd') {
 			// A large row or COPY chunk streams through without being
 			// held whole in memory.
 			if !c.streamLarge(ubr, typ, total) {
-				return
+				return false
 			}
 			continue
 		}
 		raw, err := mr.next()
 		if err != nil {
-			return
+			return false
 		}
 		c.gw.hook("upstream", raw)
 		if !c.relayUpstream(raw, ubr.Buffered() == 0) {
-			return
+			return false
 		}
 		mr.release()
 		if len(r.done) > 0 && ubr.Buffered() == 0 {

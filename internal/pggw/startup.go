@@ -254,6 +254,9 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 			reason: "role preparation failed", credentialID: gr.CredentialID, grant: gr}
 	}
 	hc, err := c.connectUpstream(role, params)
+	if err == nil {
+		hc.Conn = c.gw.park.Wrap(hc.Conn)
+	}
 	if err != nil {
 		detail := "the upstream refused or could not be reached"
 		var pe *pgconn.PgError

@@ -1,0 +1,160 @@
+package pggw
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/netpark"
+)
+
+// Parking idle sessions.
+//
+// An idle session would otherwise keep two goroutines blocked reading, one
+// on the client and one on the upstream, several KiB of stack each, for as
+// long as the client keeps its connection open (connection pools hold
+// dozens for hours). A relay loop waits for its socket's next message with
+// a read deadline about ParkIdleAfter away; if it fires with nothing read
+// and nothing in flight (the session idle), the loop parks its socket
+// with netpark and returns, and its goroutine ends. The next byte,
+// the peer's hang-up or a close of the connection (a grant's end, the
+// gateway's shutdown: both close the connections) starts the loop again on
+// a new goroutine, where it reads as before. The two loops park and wake
+// independently; the last loop to end ends the session (ended), on
+// whichever goroutine that is.
+//
+// The deadline stays set from one message to the next and is renewed at
+// most once per ParkIdleAfter/2, so a busy session pays a clock read per
+// message and never parks; firing in the middle of a message it is
+// removed and the read retried (idleReader), so it only ever ends a wait
+// at a message boundary. TLS connections (client or upstream) are not
+// parked: the TLS layer may hold decrypted bytes the socket will not
+// signal again; such a side keeps its goroutine.
+
+// defaultParkIdleAfter is how long a loop waits idle before parking: long
+// against the gaps of a busy session (whose waits never reach it), short
+// against a pooled connection's idle life.
+const defaultParkIdleAfter = 20 * time.Millisecond
+
+// side is one of a session's two relay loops.
+type side uint8
+
+const (
+	clientSide side = iota
+	upstreamSide
+)
+
+// errParked ends a relay loop whose socket is parked: the session goes on.
+var errParked = errors.New("parked")
+
+// parking is a session's part in parking (see above).
+type parking struct {
+	// relaying is set by run once the relay loops own the session's end.
+	relaying bool
+	// loops counts the relay loops not ended; a parked loop has not ended.
+	loops atomic.Int32
+	// ubr is the upstream loop's reader, kept across parkings.
+	ubr *idleReader
+	// stop undoes the gateway shutdown hook; end releases the gateway's
+	// hold on the connection (untrack, WaitGroup). Both run once, when the
+	// session ends.
+	stop func() bool
+	end  func()
+}
+
+// parker is the process's poller, started with the first gateway; nil if
+// epoll could not be set up (nothing is parked then).
+var parker = sync.OnceValue(func() *netpark.Poller {
+	p, err := netpark.New(nil)
+	if err != nil {
+		return nil
+	}
+	return p
+})
+
+// idle reports whether s's loop may park: nothing in flight, nothing held
+// for the upstream (the client loop's batch) or to record (the upstream
+// loop's results).
+func (c *conn) idle(s side) bool {
+	r := c.relay
+	if s == clientSide && len(r.batch) > 0 || s == upstreamSide && len(r.done) > 0 {
+		return false
+	}
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.front() == nil
+}
+
+// rest is called by a relay loop before it reads its next message from b:
+// the wait has a deadline at least ParkIdleAfter/2 away, after which the
+// loop parks if the session is idle by then (parkOn). The deadline is
+// renewed at most once per ParkIdleAfter/2, so a busy session pays a
+// clock read per message for it. Whether the session is idle is checked
+// only when the deadline fires: a loop often starts waiting while a
+// statement is in flight (the client loop, right after forwarding it), and
+// nothing would wake it to check again when the statement completes.
+func (c *conn) rest(s side, b *idleReader) {
+	if c.gw.parkAfter > 0 {
+		b.rest(time.Now(), c.gw.parkAfter)
+	}
+}
+
+// busyRecheck spaces a loop's checks for idleness while a statement runs,
+// in units of ParkIdleAfter.
+const busyRecheck = 4
+
+// parkOn is called by a relay loop whose read from b failed with err. It returns
+// errParked if the loop parked (it must return at once: its wake-up may
+// already be running), nil if the loop should read again (the deadline
+// fired but the session is no longer idle, or parking failed), and err
+// itself if the read really failed.
+func (c *conn) parkOn(s side, b *idleReader, err error) error {
+	if !b.parkTimeout(err) {
+		return err
+	}
+	b.disarm()
+	pc, ok := b.rd.(*netpark.Conn)
+	if !ok || b.Buffered() != 0 || !c.idle(s) {
+		b.arm(time.Now().Add(busyRecheck * c.gw.parkAfter))
+		return nil
+	}
+	wake := c.clientRelay
+	if s == upstreamSide {
+		wake = c.upstreamRelay
+	}
+	if pc.Park(wake) != nil {
+		return nil // closed: the read will say so
+	}
+	return errParked
+}
+
+// loopDone is deferred by each relay loop's goroutine: unless the loop
+// parked, it has ended, and the last loop to end ends the session.
+func (c *conn) loopDone(parked *bool) {
+	if !*parked && c.pk.loops.Add(-1) == 0 {
+		c.ended()
+	}
+}
+
+// ended ends the session after both relay loops: what the serving
+// goroutine did after the relay before sessions could park.
+func (c *conn) ended() {
+	defer func() {
+		// Set by the accept loop and serve; a connection made otherwise
+		// (tests) has neither.
+		if c.pk.stop != nil {
+			c.pk.stop()
+		}
+		if c.pk.end != nil {
+			c.pk.end()
+		}
+	}()
+	defer func() {
+		if v := recover(); v != nil {
+			c.recovered(v, "session end")
+		}
+	}()
+	c.finish()
+	c.closeAll()
+}

@@ -1,0 +1,256 @@
+package pggw
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/netpark"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// newParkEnv is an env whose sessions park after 5ms idle, with a plain
+// upstream connection (a TLS one is not parked).
+func newParkEnv(t *testing.T) *env {
+	return newEnv(t, func(o *Options) {
+		o.Targets[0].Upstream = withSSLMode(t, o.Targets[0].Upstream, "disable")
+		o.ParkIdleAfter = 5 * time.Millisecond
+	})
+}
+
+// withSSLMode returns dsn with its sslmode set to mode.
+func withSSLMode(t testing.TB, dsn, mode string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("sslmode", mode)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// parkedSockets counts the sockets of g's connections parked now.
+func (g *Gateway) parkedSockets() int {
+	g.mu.Lock()
+	conns := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	n := 0
+	for _, c := range conns {
+		socks := []net.Conn{c.raw}
+		if up := c.upc.Load(); up != nil {
+			socks = append(socks, *up)
+		}
+		for _, s := range socks {
+			if pc, ok := s.(*netpark.Conn); ok && pc.Parked() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// waitParked waits until n sockets of the gateway are parked.
+func (e *env) waitParked(n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.gw.parkedSockets() != n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d sockets parked, want %d", e.gw.parkedSockets(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// rawSession opens a session with pgconn and takes over its socket, so
+// that the test reads what the gateway sends while the client is idle.
+func (e *env) rawSession(g *gateway.Grant, notes chan<- string) (*pgconn.PgConn, context.Context) {
+	e.t.Helper()
+	ctx := ctxT(e.t, 20*time.Second)
+	cfg, err := pgconn.ParseConfig(e.url(g, ""))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if notes != nil {
+		cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { notes <- n.Payload }
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { pc.Close(context.Background()) })
+	if _, err := pc.Exec(ctx, "select 1").ReadAll(); err != nil {
+		e.t.Fatal(err)
+	}
+	return pc, ctx
+}
+
+// parkedSession opens one session with a select grant in a newParkEnv and
+// waits for both its sockets to park.
+func parkedSession(t *testing.T) (*env, *gateway.Grant, *pgconn.PgConn, context.Context) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	pc, ctx := e.rawSession(g, nil)
+	e.waitParked(2)
+	return e, g, pc, ctx
+}
+
+// waitSessionsEnded waits for every recorded session of g to end.
+func (e *env) waitSessionsEnded(g *gateway.Grant) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range e.auth.Sessions() {
+		for s.Grant.ID == g.ID && !s.Ended() {
+			if time.Now().After(deadline) {
+				e.t.Fatal("session not ended")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// An idle session parks both sockets, holds no goroutine, and wakes for
+// the client's next statement and for what the upstream sends unasked.
+func TestParkedSessionWakes(t *testing.T) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	notes := make(chan string, 1)
+	pc, ctx := e.rawSession(g, notes)
+	e.waitParked(2)
+	for i := range 3 {
+		rr, err := pc.Exec(ctx, "select count(*) from customers").ReadAll()
+		if err != nil || len(rr) != 1 || len(rr[0].Rows) != 1 {
+			t.Fatalf("statement %d after parking: %v %v", i, rr, err)
+		}
+		e.waitParked(2)
+	}
+	// The upstream speaks while the session is parked: a notification
+	// wakes the upstream loop, which relays it to the client.
+	if _, err := pc.Exec(ctx, "listen airlock_park").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitParked(2)
+	if _, err := e.admin().Exec(ctx, "notify airlock_park, 'hello'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.WaitForNotification(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-notes; got != "hello" {
+		t.Fatalf("notification %q", got)
+	}
+	e.waitParked(2)
+}
+
+// A grant that ends cuts a parked session at once: the client, idle, reads
+// the FATAL; the upstream backend goes; the session's recording ends.
+// Without the wake-up on close, the parked loops would never run again and
+// the session would never end.
+func TestParkedSessionCutWhenGrantEnds(t *testing.T) {
+	e, g, pc, _ := parkedSession(t)
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	e.auth.End(g, "revoked")
+	_ = hc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, err := hc.Frontend.Receive()
+	if err != nil {
+		t.Fatalf("the idle client read %v, want the FATAL", err)
+	}
+	er, ok := msg.(*pgproto3.ErrorResponse)
+	if !ok || er.Severity != "FATAL" || er.Code != "57P01" || !strings.Contains(er.Message, "revoked") {
+		t.Fatalf("the idle client read %#v, want FATAL 57P01 (revoked)", msg)
+	}
+	if _, err := hc.Frontend.Receive(); err == nil {
+		t.Fatal("the connection stayed open after the FATAL")
+	}
+	e.waitSessionsEnded(g)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.backendsOf(g.ID) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream backend survived the grant")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.gw.parkedSockets(); n != 0 {
+		t.Fatalf("%d sockets still parked", n)
+	}
+}
+
+// Either side hanging up while parked ends the session.
+func TestParkedSessionHangUps(t *testing.T) {
+	t.Run("client", func(t *testing.T) {
+		e, g, pc, _ := parkedSession(t)
+		hc, err := pc.Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc.Conn.Close()
+		e.waitSessionsEnded(g)
+	})
+	t.Run("upstream", func(t *testing.T) {
+		e, g, pc, ctx := parkedSession(t)
+		if _, err := e.admin().Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", "airlock_"+g.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.waitSessionsEnded(g)
+		// The client hears of it: PostgreSQL's FATAL, relayed, or the close.
+		if _, err := pc.Exec(ctx, "select 1").ReadAll(); err == nil {
+			t.Fatal("a statement ran on a session whose upstream is gone")
+		}
+	})
+}
+
+// A panic in a loop resumed after parking is contained to its connection.
+func TestParkedSessionPanicContained(t *testing.T) {
+	e, g, pc, ctx := parkedSession(t)
+	e.setHook(func(stage string, arg []byte) {
+		if stage == "query" && strings.Contains(string(arg), "boom") {
+			panic("boom")
+		}
+	})
+	_, err := pc.Exec(ctx, "select 'boom'").ReadAll()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != codeInternalError {
+		t.Fatalf("err = %v, want the internal error", err)
+	}
+	e.waitSessionsEnded(g)
+	if e.gw.panics.Load() != 1 || e.panickedSessions(g) != 1 {
+		t.Fatalf("panics %d, sessions with the internal error %d", e.gw.panics.Load(), e.panickedSessions(g))
+	}
+	// The gateway still serves.
+	c := e.connect(g, "")
+	if _, err := c.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Closing the gateway ends parked sessions and returns.
+func TestParkedSessionsGatewayClose(t *testing.T) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	for range 3 {
+		e.rawSession(g, nil)
+	}
+	e.waitParked(6)
+	done := make(chan struct{})
+	go func() { e.gw.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return with parked sessions")
+	}
+	e.waitSessionsEnded(g)
+}
