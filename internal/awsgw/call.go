@@ -114,6 +114,16 @@ func (c *call) serve() {
 		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
 		return
 	}
+	if (op.Name == "PutObject" || op.Name == "UploadPart") && auth.DecodedLength < 0 {
+		// Object data of unknown length (Transfer-Encoding: chunked without
+		// aws-chunked framing): S3 refuses it, and so would the upstream,
+		// early, while the gateway is still sending the body: its answer
+		// would then race the reset of the upload (upabort.go) and the
+		// client could get a 503 instead. Refused here, before forwarding.
+		e := s3err.Detailed(s3err.MissingContentLength, "You must provide the Content-Length HTTP header.", "%s needs a body of declared length", op.Name)
+		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
+		return
+	}
 	var body []byte
 	if op.NeedsBody {
 		if body, e = c.readBodyForChecks(auth, op); e != nil {
