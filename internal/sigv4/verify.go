@@ -42,6 +42,9 @@ type scratch struct {
 	id    []byte // signing key cache id
 	pairs []queryPair
 	key   [64]byte
+	// Used by Signer.Sign: the signed header names, and their list.
+	names []string
+	hdrs  []byte
 }
 
 var scratchPool = sync.Pool{New: func() any {
