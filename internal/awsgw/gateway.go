@@ -89,7 +89,7 @@ type Gateway struct {
 	cancelBase context.CancelCauseFunc
 
 	mu       sync.Mutex
-	sessions map[string]*session
+	sessions map[sessionKey]*session
 	closed   bool
 	watchers sync.WaitGroup
 
@@ -125,7 +125,7 @@ func New(o Options) (*Gateway, error) {
 		known:    newKnown(o.Now),
 		uploads:  newUploadTable(o.Now),
 		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
-		sessions: map[string]*session{},
+		sessions: map[sessionKey]*session{},
 	}
 	g.hosts = o.Hosts
 	for _, t := range o.Targets {
