@@ -96,6 +96,9 @@ type Gateway struct {
 	// syncResults makes a call wait for its result record (benchmarks
 	// compare the two; the default appends it after the response).
 	syncResults bool
+	// afterCopy, for tests, is called once a call's response has been
+	// copied to the client, before the call's bookkeeping.
+	afterCopy func(*exchange)
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
