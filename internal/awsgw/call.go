@@ -114,6 +114,16 @@ func (c *call) serve() {
 		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
 		return
 	}
+	if (op.Name == "PutObject" || op.Name == "UploadPart") && auth.DecodedLength < 0 {
+		// Object data of unknown length (Transfer-Encoding: chunked without
+		// aws-chunked framing): S3 refuses it, and so would the upstream,
+		// early, while the gateway is still sending the body: its answer
+		// would then race the reset of the upload (upabort.go) and the
+		// client could get a 503 instead. Refused here, before forwarding.
+		e := s3err.Detailed(s3err.MissingContentLength, "You must provide the Content-Length HTTP header.", "%s needs a body of declared length", op.Name)
+		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
+		return
+	}
 	var body []byte
 	if op.NeedsBody {
 		if body, e = c.readBodyForChecks(auth, op); e != nil {
@@ -195,7 +205,7 @@ func (c *call) reject(e *s3err.Error) {
 // deny records a refused call in the grant's session and answers it.
 func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 	g := c.gw
-	sess, err := g.session(c.gr, c.client)
+	sess, err := g.session(c.gr, c.r.RemoteAddr, c.client)
 	if err != nil {
 		g.log.Error("awsgw: could not start a session to record a denied call", "grant", c.gr.ID, "err", err)
 	} else {
@@ -247,7 +257,7 @@ func cutError(ctx context.Context) *s3err.Error {
 // forward records the call, sends it upstream and streams the answer back.
 func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
 	g, gr := c.gw, c.gr
-	sess, err := g.session(gr, c.client)
+	sess, err := g.session(gr, c.r.RemoteAddr, c.client)
 	if err != nil {
 		// A session refused by identity binding is an attempt like any
 		// other refused one: recorded, every time.

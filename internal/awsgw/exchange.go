@@ -234,6 +234,15 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// With fixed framing and every write flushed, the client has the
 	// whole answer once the copy ends (the handler's return adds nothing).
 	x.delivered = flush != nil
+	if x.delivered && rerr == nil && werr == nil {
+		// So a session that ends from now on has nothing left to cut: the
+		// client may already be sending its next call, of another grant,
+		// on this connection, which a reset would break.
+		cc.disarm()
+	}
+	if h := c.gw.afterCopy; h != nil {
+		h(x)
+	}
 	res.BytesOut = n
 	if body != nil {
 		res.BytesIn = body.count()

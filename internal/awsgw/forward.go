@@ -199,21 +199,21 @@ func joinEncoding(first, rest string) string {
 // length is its decoded length (-1 unknown).
 func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
 	u := t.upstreamURL(op, r.URL.RawQuery)
+	// Built directly rather than with NewRequest, which would format u and
+	// parse it back on every call: u keeps its exact escaping as it is.
+	// The method is the one the server parsed, a valid token.
+	req := (&http.Request{
+		Method: r.Method, URL: u, Host: u.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: upstreamHeader(r.Header, op, auth),
+		Body:   http.NoBody,
+	}).WithContext(ctx)
 	if body == nil || length == 0 {
 		body, length = http.NoBody, 0
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	req.URL = u // keep the exact escaping (String and Parse would keep it too; this is explicit)
-	req.Header = upstreamHeader(r.Header, op, auth)
-	req.ContentLength = length
-	if length > 0 || length < 0 {
-		// NewRequest only knows the length of its own reader types.
+	} else {
 		req.Body = io.NopCloser(body)
-		req.GetBody = nil
 	}
+	req.ContentLength = length
 	payload := unsignedPayload
 	if auth.Payload == sigv4.SHA256 {
 		// The upstream checks the digest the client signed, again.

@@ -89,13 +89,16 @@ type Gateway struct {
 	cancelBase context.CancelCauseFunc
 
 	mu       sync.Mutex
-	sessions map[string]*session
+	sessions map[sessionKey]*session
 	closed   bool
 	watchers sync.WaitGroup
 
 	// syncResults makes a call wait for its result record (benchmarks
 	// compare the two; the default appends it after the response).
 	syncResults bool
+	// afterCopy, for tests, is called once a call's response has been
+	// copied to the client, before the call's bookkeeping.
+	afterCopy func(*exchange)
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
@@ -125,7 +128,7 @@ func New(o Options) (*Gateway, error) {
 		known:    newKnown(o.Now),
 		uploads:  newUploadTable(o.Now),
 		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
-		sessions: map[string]*session{},
+		sessions: map[sessionKey]*session{},
 	}
 	g.hosts = o.Hosts
 	for _, t := range o.Targets {

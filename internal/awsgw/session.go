@@ -25,7 +25,7 @@ const (
 // session is one grant's recorded traffic through this gateway.
 type session struct {
 	gr    *gateway.Grant
-	key   string        // in Gateway.sessions: grant id and client IP
+	key   sessionKey    // in Gateway.sessions
 	ready chan struct{} // closed once rec or err is set
 	rec   *gateway.Session
 	err   error
@@ -56,17 +56,24 @@ var errGrantGone = errors.New("grant ended")
 // session returns gr's session, starting it if this is the grant's first
 // call, and counts the call as in flight: the caller must call s.done().
 // client describes the peer; it is called only when a session starts.
-func (g *Gateway) session(gr *gateway.Grant, client func() string) (*session, error) {
+// sessionKey is a session's key in Gateway.sessions: a grant and the IP
+// address its calls come from.
+type sessionKey struct{ grant, ip string }
+
+func (g *Gateway) session(gr *gateway.Grant, remoteAddr string, client func() string) (*session, error) {
+	// One session per grant and client address: a call from another
+	// address starts its own session, so that the control plane sees
+	// every address a grant's credentials are used from (findings). The
+	// key is the address of the connection (what findings.IPOf takes from
+	// client() too), built as a struct outside the lock: no string is
+	// formatted on every call while every call waits on g.mu.
+	key := sessionKey{grant: gr.ID, ip: findings.IPOf(remoteAddr)}
 	for range 2 { // a second try if we raced with the session's end
 		g.mu.Lock()
 		if g.closed {
 			g.mu.Unlock()
 			return nil, errClosing
 		}
-		// One session per grant and client address: a call from another
-		// address starts its own session, so that the control plane sees
-		// every address a grant's credentials are used from (findings).
-		key := gr.ID + " " + findings.IPOf(client())
 		s := g.sessions[key]
 		first := s == nil
 		if first {

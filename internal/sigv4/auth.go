@@ -109,7 +109,7 @@ type Auth struct {
 	// PayloadSHA256 is the lowercase hex digest in SHA256 mode.
 	PayloadSHA256 string
 	// DecodedLength is the payload length after aws-chunked decoding
-	// (x-amz-decoded-content-length, -1 if absent) in streaming modes,
+	// (x-amz-decoded-content-length, which they require) in streaming modes,
 	// else r.ContentLength.
 	DecodedLength int64
 	// Trailer holds the trailing headers (e.g. x-amz-checksum-crc32) once

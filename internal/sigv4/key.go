@@ -65,7 +65,7 @@ func hmacSHA256(key *[32]byte, msg []byte) (out [32]byte) {
 	if len(msg) > len(in)-block {
 		m := hmac.New(sha256.New, key[:])
 		m.Write(msg)
-		m.Sum(out[:0])
+		copy(out[:], m.Sum(nil)) // not Sum(out[:0]), which would put out on the heap on every call
 		return out
 	}
 	var outer [block + sha256.Size]byte

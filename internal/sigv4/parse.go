@@ -53,13 +53,14 @@ func parseAuthorization(h, service string) (credentials, *s3err.Error) {
 		e.ArgumentName, e.ArgumentValue = "Authorization", clip(alg)
 		return c, e
 	}
-	parts := strings.Split(rest, ",")
-	if len(parts) != 3 {
+	if strings.Count(rest, ",") != 2 {
 		return c, malformed("the authorization header requires three components: Credential, SignedHeaders, and Signature.")
 	}
 	var haveCred, haveHeaders, haveSig bool
 	var cred string
-	for _, part := range parts {
+	// Split on the two commas without allocating a slice (every call
+	// goes through here).
+	for part := range strings.SplitSeq(rest, ",") {
 		part = strings.Trim(part, " ")
 		name, value, ok := strings.Cut(part, "=")
 		if !ok {
@@ -102,8 +103,19 @@ func parseAuthorization(h, service string) (credentials, *s3err.Error) {
 // "Error parsing the X-Amz-Credential parameter; ". It never quotes the
 // access key id, and clips what it quotes.
 func parseCredential(v, service string, c *credentials) string {
-	parts := strings.Split(v, "/")
-	if len(parts) != 5 || parts[0] == "" || parts[2] == "" || parts[3] == "" {
+	// Split into a fixed array (no allocation on every call); a sixth part
+	// or more leaves n at 6, which is refused like too few.
+	var parts [5]string
+	n := 0
+	for p := range strings.SplitSeq(v, "/") {
+		if n == len(parts) {
+			n++
+			break
+		}
+		parts[n] = p
+		n++
+	}
+	if n != 5 || parts[0] == "" || parts[2] == "" || parts[3] == "" {
 		return `the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`
 	}
 	if service != "" && parts[3] != service {

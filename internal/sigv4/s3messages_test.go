@@ -3,6 +3,7 @@ package sigv4
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -170,4 +171,29 @@ func TestUndeclaredSignedTrailer(t *testing.T) {
 	})
 	_, _, err := readStreaming(t, r)
 	wantMessage(t, err, s3err.MalformedTrailerError, "The request contained trailing data that was not well-formed or did not conform to our published schema.")
+}
+
+// Every aws-chunked mode must declare x-amz-decoded-content-length as a
+// non-negative decimal integer; otherwise the request is S3's (and
+// versitygw's) MissingContentLength, before any of the body is read, so a
+// gateway never forwards an upload of unknown length.
+func TestDecodedLengthRequired(t *testing.T) {
+	body := []byte("5\r\nhello\r\n0\r\n\r\n")
+	for _, mode := range []string{streamingSigned, streamingSignedTrailer, streamingUnsignedTrailer} {
+		for _, dl := range []string{"", "abc", "12x", "-1", "+5", "99999999999999999999"} {
+			req := newReq(t, "PUT", objectURL("logs", "app/x", ""), body)
+			req.Header.Set("Content-Encoding", "aws-chunked")
+			if dl != "" {
+				req.Header.Set("X-Amz-Decoded-Content-Length", dl)
+			}
+			signHeader(t, req, mode, testCreds(), testNow)
+			_, err := testVerifier().Verify(onWire(t, req))
+			if err == nil {
+				t.Fatalf("%s with decoded length %q accepted", mode, dl)
+			}
+			if e := s3err.As(err); e.Code != s3err.MissingContentLength || e.Message != "You must provide the Content-Length HTTP header." || e.Status != http.StatusLengthRequired {
+				t.Errorf("%s with decoded length %q: %d %s: %q", mode, dl, e.Status, e.Code, e.Message)
+			}
+		}
+	}
 }

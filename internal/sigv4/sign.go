@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,30 @@ import (
 // Its zero value is ready; it is safe for concurrent use.
 type Signer struct {
 	keys keyCache
+	// stamp is the last second's X-Amz-Date and credential scope: a
+	// gateway signs many requests a second for one region and service,
+	// and formatting both anew cost two allocations per request.
+	stamp atomic.Pointer[signStamp]
+}
+
+// signStamp is the X-Amz-Date of one second and the scope it goes with.
+type signStamp struct {
+	unix                   int64
+	amzDate                string
+	region, service, scope string
+}
+
+// stampFor returns the X-Amz-Date and scope for t (UTC), from the cache
+// when the second, region and service are the last ones.
+func (s *Signer) stampFor(t time.Time, region, service string) *signStamp {
+	if st := s.stamp.Load(); st != nil && st.unix == t.Unix() && st.region == region && st.service == service {
+		return st
+	}
+	amzDate := t.Format(amzDateFmt)
+	st := &signStamp{unix: t.Unix(), amzDate: amzDate, region: region, service: service,
+		scope: amzDate[:8] + "/" + region + "/" + service + "/" + scopeSuffix}
+	s.stamp.Store(st)
+	return st
 }
 
 // Credentials are what a request is signed with.
@@ -35,6 +60,36 @@ var unsignedHeaders = map[string]bool{
 	"Content-Length": true, // signed from req.ContentLength, when > 0
 }
 
+// lowerNames holds the lowercase form of the header names clients and
+// the gateway commonly send, so that signing does not allocate one
+// string per header per request; others are lowered as they come.
+var lowerNames = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Amz-Sdk-Invocation-Id", "Amz-Sdk-Request", "Cache-Control",
+		"Content-Disposition", "Content-Encoding", "Content-Language", "Content-Md5", "Content-Type",
+		"Expires", "If-Match", "If-Modified-Since", "If-None-Match", "If-Unmodified-Since", "Range",
+		"X-Amz-Acl", "X-Amz-Checksum-Crc32", "X-Amz-Checksum-Crc32c", "X-Amz-Checksum-Crc64nvme",
+		"X-Amz-Checksum-Sha1", "X-Amz-Checksum-Sha256", "X-Amz-Checksum-Mode", "X-Amz-Checksum-Type",
+		"X-Amz-Content-Sha256", "X-Amz-Copy-Source", "X-Amz-Copy-Source-Range", "X-Amz-Date",
+		"X-Amz-Decoded-Content-Length", "X-Amz-Expected-Bucket-Owner", "X-Amz-Sdk-Checksum-Algorithm",
+		"X-Amz-Security-Token", "X-Amz-Server-Side-Encryption", "X-Amz-Storage-Class", "X-Amz-Tagging",
+		"X-Amz-Trailer", "X-Amz-User-Agent", "X-Amz-Request-Payer", "X-Amz-Metadata-Directive",
+		"X-Amz-Tagging-Directive", "X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date",
+		"X-Amz-Object-Lock-Legal-Hold", "X-Amz-Target", "X-Amz-Api-Version",
+	} {
+		m[k] = strings.ToLower(k)
+	}
+	return m
+}()
+
+func lowerName(k string) string {
+	if l, ok := lowerNames[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
 // Sign signs req for region and service at t. payload is the value of
 // its x-amz-content-sha256 header (a hex digest or UNSIGNED-PAYLOAD),
 // which the caller sets. Sign sets X-Amz-Date, X-Amz-Security-Token (when
@@ -46,21 +101,27 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return errors.New("sigv4: signing needs an access key id and a secret")
 	}
-	if req.Host == "" && req.URL.Host == "" {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if host == "" {
 		return errors.New("sigv4: the request has no host")
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
-		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 {
-			sc.buf, sc.sts = sc.buf[:0], sc.sts[:0]
+		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 && cap(sc.hdrs) <= 64<<10 {
+			sc.buf, sc.sts, sc.hdrs = sc.buf[:0], sc.sts[:0], sc.hdrs[:0]
 			clear(sc.pairs)
 			sc.pairs = sc.pairs[:0]
+			clear(sc.names)
+			sc.names = sc.names[:0]
 			scratchPool.Put(sc)
 		}
 	}()
 
-	t = t.UTC()
-	amzDate := t.Format(amzDateFmt)
+	st := s.stampFor(t.UTC(), region, service)
+	amzDate := st.amzDate
 	req.Header.Set(hAmzDate, amzDate)
 	if creds.SessionToken != "" {
 		req.Header.Set(hSecurityToken, creds.SessionToken)
@@ -80,19 +141,27 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 		req.URL.ForceQuery = false
 	}
 
-	names := make([]string, 0, len(req.Header)+2)
+	names := sc.names[:0]
 	names = append(names, "host")
 	if req.ContentLength > 0 {
 		names = append(names, "content-length")
 	}
 	for k := range req.Header {
 		if !unsignedHeaders[k] {
-			names = append(names, strings.ToLower(k))
+			names = append(names, lowerName(k))
 		}
 	}
 	slices.Sort(names)
 	names = slices.Compact(names) // keys that differ only in case; their values are joined
-	signedHeaders := strings.Join(names, ";")
+	sc.names = names
+	signedHeaders := sc.hdrs[:0]
+	for i, name := range names {
+		if i > 0 {
+			signedHeaders = append(signedHeaders, ';')
+		}
+		signedHeaders = append(signedHeaders, name...)
+	}
+	sc.hdrs = signedHeaders
 
 	buf := sc.buf[:0]
 	buf = append(buf, req.Method...)
@@ -102,17 +171,25 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	buf = appendCanonicalQuery(buf, sc.pairs, "")
 	buf = append(buf, '\n')
 	for _, name := range names {
+		if name == "host" { // the common case of headerValues, without its slice
+			buf = append(buf, "host:"...)
+			buf = appendHeaderValue(buf, []string{host})
+			buf = append(buf, '\n')
+			continue
+		}
 		vs, ok := headerValues(req, name, sc.key[:0])
-		if !ok && name != "host" && name != "content-length" {
+		if !ok && name != "content-length" {
 			vs = signValues(req.Header, name)
 		}
 		buf = appendHeaderLine(buf, name, vs)
 	}
-	buf = appendCanonicalTail(buf, signedHeaders, payload)
+	buf = append(buf, '\n')
+	buf = append(buf, signedHeaders...)
+	buf = append(buf, '\n')
+	buf = append(buf, payload...)
 	sc.buf = buf
 
-	c := credentials{accessKey: creds.AccessKeyID, date: amzDate[:8], region: region, service: service}
-	c.scope = c.date + "/" + region + "/" + service + "/" + scopeSuffix
+	c := credentials{accessKey: creds.AccessKeyID, date: amzDate[:8], region: region, service: service, scope: st.scope}
 	crHash := sha256.Sum256(buf)
 	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
@@ -121,17 +198,19 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	sig := hmacSHA256(&key, sts)
 	clear(key[:])
 
-	authz := make([]byte, 0, len(algorithmV4)+len(c.accessKey)+len(c.scope)+len(signedHeaders)+128)
-	authz = append(authz, algorithmV4...)
-	authz = append(authz, " Credential="...)
-	authz = append(authz, c.accessKey...)
-	authz = append(authz, '/')
-	authz = append(authz, c.scope...)
-	authz = append(authz, ", SignedHeaders="...)
-	authz = append(authz, signedHeaders...)
-	authz = append(authz, ", Signature="...)
-	authz = appendHex(authz, sig[:])
-	req.Header[hAuthorization] = []string{string(authz)}
+	var authz strings.Builder
+	authz.Grow(len(algorithmV4) + len(c.accessKey) + len(c.scope) + len(signedHeaders) + 128)
+	authz.WriteString(algorithmV4)
+	authz.WriteString(" Credential=")
+	authz.WriteString(c.accessKey)
+	authz.WriteByte('/')
+	authz.WriteString(c.scope)
+	authz.WriteString(", SignedHeaders=")
+	authz.Write(signedHeaders)
+	authz.WriteString(", Signature=")
+	var hexSig [64]byte
+	authz.Write(appendHex(hexSig[:0], sig[:]))
+	req.Header[hAuthorization] = []string{authz.String()}
 	return nil
 }
 

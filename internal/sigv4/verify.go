@@ -42,6 +42,9 @@ type scratch struct {
 	id    []byte // signing key cache id
 	pairs []queryPair
 	key   [64]byte
+	// Used by Signer.Sign: the signed header names, and their list.
+	names []string
+	hdrs  []byte
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -414,16 +417,19 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 
 	st := &chain{}
 	if a.Payload.Streaming() {
-		a.DecodedLength = -1
-		if d := first(r.Header, hDecodedLength); d != "" {
-			n, err := strconv.ParseInt(d, 10, 64)
-			if err != nil || n < 0 || d[0] == '+' {
-				return s3err.Detailed(s3err.MissingContentLength, "You must provide the Content-Length HTTP header.", "x-amz-decoded-content-length must be a non-negative integer")
-			}
-			a.DecodedLength = n
-		} else if a.Payload != StreamingUnsignedTrailer {
-			return s3err.New(s3err.InvalidRequest, "x-amz-decoded-content-length is required with %s", payload)
+		// Every aws-chunked mode declares the decoded length, as S3 (and
+		// versitygw) require: an upload of unknown length is refused here,
+		// before anything is forwarded, rather than left to the upstream,
+		// whose early refusal would race the body still being sent.
+		d := first(r.Header, hDecodedLength)
+		if d == "" {
+			return s3err.Detailed(s3err.MissingContentLength, "You must provide the Content-Length HTTP header.", "x-amz-decoded-content-length is required with %s", payload)
 		}
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || n < 0 || d[0] == '+' {
+			return s3err.Detailed(s3err.MissingContentLength, "You must provide the Content-Length HTTP header.", "x-amz-decoded-content-length must be a non-negative integer")
+		}
+		a.DecodedLength = n
 	}
 	if a.Payload == StreamingSignedTrailer || a.Payload == StreamingUnsignedTrailer {
 		for _, v := range r.Header[hTrailer] {

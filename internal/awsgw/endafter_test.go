@@ -1,0 +1,81 @@
+package awsgw
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// A grant that ends once a call's whole answer has been delivered, while
+// the handler still settles the call, does not reset the connection: the
+// client may already have sent its next call, of another grant, on it.
+// (TestUploadIDAcrossGrants failed so under load: every grant's client
+// there shares one transport.)
+func TestGrantEndAfterDeliveryKeepsConnection(t *testing.T) {
+	e := newEnv(t)
+	e.up.put("logs/app/a", []byte("hello"))
+	g1, g2 := e.grant(walkScope), e.grant(walkScope)
+	wrote := make(chan struct{}) // g2's request is on the wire
+	var once sync.Once
+	e.gw.afterCopy = func(x *exchange) {
+		once.Do(func() {
+			// g1's answer is out and the client has sent g2's call on
+			// the same connection; now g1's grant ends, and its
+			// session's cut runs before the handler goes on.
+			select {
+			case <-wrote:
+			case <-time.After(5 * time.Second):
+				t.Error("the second call was not sent while the first was settled")
+			}
+			e.auth.End(g1, "revoked")
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				x.ccMu.Lock()
+				cut := x.cutNow
+				x.ccMu.Unlock()
+				if cut || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond) // let the cut finish what it does
+		})
+	}
+	// One connection for both grants' clients, as an SDK's shared pool.
+	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	client := func(ak, sk, tok string) *s3.Client {
+		return s3.New(s3.Options{Region: testRegion, BaseEndpoint: aws.String(e.srv.URL), UsePathStyle: true, RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider(ak, sk, tok), HTTPClient: &http.Client{Transport: tr}})
+	}
+	get := func(ctx context.Context, c *s3.Client) error {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/a")})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		_, err = io.ReadAll(out.Body) // to the end: the connection goes back to the pool
+		return err
+	}
+	if err := get(context.Background(), client(g1.CredentialID, g1.Secret, g1.SessionToken)); err != nil {
+		t.Fatalf("the call delivered before its grant ended: %v", errCode(err))
+	}
+	var wroteOnce sync.Once
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wroteOnce.Do(func() { close(wrote) }) },
+	})
+	// A PUT: net/http would resend a GET on another connection by itself.
+	_, err := client(g2.CredentialID, g2.Secret, g2.SessionToken).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/b"), Body: strings.NewReader("next")})
+	if err != nil {
+		t.Fatalf("the next call on the same connection, under another grant: %v", errCode(err))
+	}
+}
