@@ -65,7 +65,8 @@ func (p *cutProxy) serve() {
 }
 
 // upstream relays the client's messages (sslmode=disable: the startup
-// message, then typed messages), watching for a simple-protocol COMMIT.
+// message, then typed messages), watching for a COMMIT: a simple query, or
+// a prepared statement bound in a pipeline.
 func (p *cutProxy) upstream(c, s net.Conn) {
 	defer c.Close()
 	defer s.Close()
@@ -81,6 +82,8 @@ func (p *cutProxy) upstream(c, s net.Conn) {
 	if _, err := s.Write(start); err != nil {
 		return
 	}
+	stmts := map[string]bool{} // prepared statement name: is a COMMIT
+	commitSent := false        // since the last Sync
 	for {
 		head := make([]byte, 5)
 		if _, err := io.ReadFull(c, head); err != nil {
@@ -94,13 +97,33 @@ func (p *cutProxy) upstream(c, s net.Conn) {
 		if _, err := s.Write(msg); err != nil {
 			return
 		}
-		if msg[0] == 'Q' && bytes.HasPrefix(bytes.ToLower(msg[5:]), []byte("commit")) && p.cutOnCommit.CompareAndSwap(true, false) {
+		switch msg[0] {
+		case 'P': // Parse: statement name, query
+			name, rest, _ := bytes.Cut(msg[5:], []byte{0})
+			query, _, _ := bytes.Cut(rest, []byte{0})
+			stmts[string(name)] = isCommit(query)
+		case 'B': // Bind: portal name, statement name
+			_, rest, _ := bytes.Cut(msg[5:], []byte{0})
+			name, _, _ := bytes.Cut(rest, []byte{0})
+			commitSent = commitSent || stmts[string(name)]
+		}
+		// A COMMIT in the simple protocol, or a pipeline holding one
+		// (extended protocol) once its Sync is relayed.
+		commit := (msg[0] == 'Q' && isCommit(msg[5:])) || (msg[0] == 'S' && commitSent)
+		if msg[0] == 'S' {
+			commitSent = false
+		}
+		if commit && p.cutOnCommit.CompareAndSwap(true, false) {
 			// The server has the COMMIT; the client loses the answer.
 			p.cuts.Add(1)
 			c.Close()
 			return
 		}
 	}
+}
+
+func isCommit(query []byte) bool {
+	return bytes.HasPrefix(bytes.ToLower(bytes.TrimSpace(query)), []byte("commit"))
 }
 
 func (p *cutProxy) cutAll() {

@@ -92,7 +92,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -197,27 +196,33 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("pgstore: begin: waiting for the writer: %w", context.Cause(ctx))
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: %w", err)
 	}
-	// A cancelled wait breaks the connection (pgx's default), which ends
-	// the transaction and the wait on the server. The transaction id,
-	// assigned here, is how Commit learns the outcome of a commit whose
-	// answer was lost.
+	// BEGIN, the writers' lock and the log's head go in one round trip
+	// (a pipeline: the server runs each once the one before is done). A
+	// cancelled wait breaks the connection (pgx's default), which ends the
+	// transaction and the wait on the server. The transaction id, assigned
+	// by the lock statement, is how Commit learns the outcome of a commit
+	// whose answer was lost.
 	//
-	// The log's newest checkpoint is read by a second statement sent in
-	// the same round trip: the server runs it once the lock is granted,
-	// with a snapshot taken then (READ COMMITTED), so it sees every
-	// earlier writer's commit, and the audit log's head read (the first
-	// thing a batch does under the lock) costs no round trip of its own.
-	t := &Tx{s: s, tx: tx}
+	// The head (the log's newest checkpoint) is read once the lock is
+	// granted, with a snapshot taken then (READ COMMITTED), so it sees
+	// every earlier writer's commit, and the audit log's head read (the
+	// first thing a batch does under the lock) costs no round trip of its
+	// own.
+	t := &Tx{s: s, tx: conn}
 	b := &pgx.Batch{}
+	b.Queue(beginTxSQL)
 	b.Queue(beginSQL, s.writerLock)
 	b.Queue(latestCheckpointSQL)
-	br := tx.SendBatch(ctx, b)
-	err = br.QueryRow().Scan(&t.xid)
+	br := conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&t.xid)
+	}
 	if err == nil {
 		t.head, err = scanCheckpoint(br.QueryRow())
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -230,14 +235,16 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 		err = cerr
 	}
 	if err != nil {
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		tx.Rollback(rctx)
-		cancel()
+		t.abandon()
 		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w", err)
 	}
 	return t, nil
 }
+
+// beginTxSQL starts a write transaction: READ COMMITTED, so that each
+// statement after the lock sees every earlier writer's commit.
+const beginTxSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 // beginSQL is a write transaction's first statement: it waits for the
 // writers' lock, makes the COMMIT asynchronous (see Commit) and returns the
