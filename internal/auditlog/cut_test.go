@@ -15,8 +15,8 @@ import (
 
 // cutProxy relays PostgreSQL connections and cuts them on demand: all at
 // once (a process or network dying before its COMMIT is sent), or the
-// connection that sends the next COMMIT right after relaying it, so that
-// the server commits but the client never hears of it.
+// connection that sends the next COMMIT, once the server answers it, so
+// that the server commits but the client never hears of it.
 type cutProxy struct {
 	ln          net.Listener
 	target      string
@@ -42,6 +42,12 @@ func startCutProxy(t *testing.T, dsn string) (*cutProxy, string) {
 	t.Cleanup(func() { ln.Close(); p.cutAll() })
 	go p.serve()
 	u.Host = ln.Addr().String()
+	// The relay parses messages in clear: without this, a client that
+	// tries TLS first (pgx's default, sslmode=prefer) stalls each new
+	// connection until its context gives up.
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
 	return p, u.String()
 }
 
@@ -59,17 +65,23 @@ func (p *cutProxy) serve() {
 		p.mu.Lock()
 		p.conns[c], p.conns[s] = true, true
 		p.mu.Unlock()
-		go func() { io.Copy(c, s); c.Close(); s.Close() }()
-		go p.upstream(c, s)
+		drop := new(atomic.Bool)
+		go downstream(c, s, drop)
+		go p.upstream(c, s, drop)
 	}
 }
 
 // upstream relays the client's messages (sslmode=disable: the startup
 // message, then typed messages), watching for a COMMIT: a simple query, or
 // a prepared statement bound in a pipeline.
-func (p *cutProxy) upstream(c, s net.Conn) {
-	defer c.Close()
-	defer s.Close()
+func (p *cutProxy) upstream(c, s net.Conn, drop *atomic.Bool) {
+	cut := false
+	defer func() {
+		if !cut { // else downstream closes both
+			c.Close()
+			s.Close()
+		}
+	}()
 	var n [4]byte
 	if _, err := io.ReadFull(c, n[:]); err != nil {
 		return
@@ -115,8 +127,35 @@ func (p *cutProxy) upstream(c, s net.Conn) {
 		}
 		if commit && p.cutOnCommit.CompareAndSwap(true, false) {
 			// The server has the COMMIT; the client loses the answer.
+			// The connection is cut when the answer arrives, not now:
+			// a client whose connection breaks cancels the statement
+			// in flight (pgconn does), which would abort a pipeline
+			// the server has not finished, COMMIT included.
 			p.cuts.Add(1)
-			c.Close()
+			cut = true
+			drop.Store(true)
+			return
+		}
+	}
+}
+
+// downstream relays the server's answers to the client until drop is set;
+// then it drops the next answer and closes both sides.
+func downstream(c, s net.Conn, drop *atomic.Bool) {
+	defer c.Close()
+	defer s.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := s.Read(buf)
+		if drop.Load() {
+			return
+		}
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
 			return
 		}
 	}

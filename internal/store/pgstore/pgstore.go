@@ -49,15 +49,26 @@
 //
 // A write transaction's COMMIT is asynchronous (synchronous_commit off for
 // that transaction only): it makes the transaction visible and releases the
-// writers' lock without waiting for the WAL flush. Commit then runs a small
-// synchronous transaction (flushSQL) whose commit waits for the WAL to be
-// flushed, and replicated to a synchronous standby if the DSN asks for it,
-// up to a point after the writer's commit record, and returns only then.
-// So Commit still returns only once the transaction is durable, but the
-// next writer (of any replica) takes the lock while this one waits for the
+// writers' lock without waiting for the WAL flush. A small synchronous
+// transaction (flushSQL) follows it on the same connection, in the same
+// round trip (a pipeline), and its commit waits for the WAL to be flushed,
+// and replicated to a synchronous standby if the DSN asks for it, up to a
+// point after the writer's commit record; Commit returns only then. So
+// Commit still returns only once the transaction is durable, but the next
+// writer (of any replica) takes the lock while this one waits for the
 // disk, and the flushes of several replicas share one fsync (PostgreSQL
-// flushes the WAL for every waiting backend at once): the lock is no longer
-// held across a disk flush. Another writer may see (and build on) a
+// flushes the WAL for every waiting backend at once): the lock is not held
+// across a disk flush.
+//
+// Round trips are what a writer holding the lock waits on, so a write
+// transaction spends as few as it can: Begin sends BEGIN, the lock
+// statement and the log's head read in one pipeline, and Commit sends the
+// COMMIT and the flush in another, with the audit log's last entries and
+// their checkpoint in front of them when it uses CommitLogCheckpoint. A
+// batch of the shared log is thus two round trips, one of them under the
+// lock. Entries sent ahead of the COMMIT that do not continue the log fail
+// their statement (airlock_log_conflict), so the server skips the COMMIT
+// and nothing of the transaction is committed. Another writer may see (and build on) a
 // transaction before it is durable; its own commit is durable only with
 // everything before it in the WAL, so a crash can lose the two together
 // but never the first alone, and neither was acknowledged. Readers may

@@ -499,7 +499,7 @@ func (t *Tx) commit(ctx context.Context, first func(*pgx.Batch)) error {
 			// The server refused the statement, so it skipped the
 			// COMMIT: nothing was committed.
 			br.Close()
-			if isLogConflict(err) {
+			if isLogConflict(err) || isUniqueViolation(err) {
 				return fmt.Errorf("pgstore: append log: %w: %v", store.ErrConflict, err)
 			}
 			return fmt.Errorf("pgstore: append log: %w", err)
