@@ -58,7 +58,12 @@
 // writer (of any replica) takes the lock while this one waits for the
 // disk, and the flushes of several replicas share one fsync (PostgreSQL
 // flushes the WAL for every waiting backend at once): the lock is not held
-// across a disk flush.
+// across a disk flush. Another writer may see (and build on) a
+// transaction before it is durable; its own commit is durable only with
+// everything before it in the WAL, so a crash can lose the two together
+// but never the first alone, and neither was acknowledged. Readers may
+// likewise see a transaction a moment before it is durable, as PostgreSQL's
+// own synchronous replication allows.
 //
 // Round trips are what a writer holding the lock waits on, so a write
 // transaction spends as few as it can: Begin sends BEGIN, the lock
@@ -68,12 +73,7 @@
 // batch of the shared log is thus two round trips, one of them under the
 // lock. Entries sent ahead of the COMMIT that do not continue the log fail
 // their statement (airlock_log_conflict), so the server skips the COMMIT
-// and nothing of the transaction is committed. Another writer may see (and build on) a
-// transaction before it is durable; its own commit is durable only with
-// everything before it in the WAL, so a crash can lose the two together
-// but never the first alone, and neither was acknowledged. Readers may
-// likewise see a transaction a moment before it is durable, as PostgreSQL's
-// own synchronous replication allows.
+// and nothing of the transaction is committed.
 //
 // A COMMIT whose answer is lost (the connection broke, the server restarted)
 // may have committed or not. Commit then asks the database, on another
@@ -81,7 +81,9 @@
 // recorded), retrying until the database answers or the store is closed: it
 // returns nil if the transaction committed and an error only if it did not,
 // so a batch the audit log reports as failed never appears in the log later.
-// Only if the store is closed before the database answers does Commit return
+// (pgx cancels the statement in flight when its connection breaks, so a
+// pipeline the server had not finished usually ends aborted; the status
+// tells either way.) Only if the store is closed before the database answers does Commit return
 // an error wrapping store.ErrCommitUnknown.
 //
 // Commit returns once the transaction is committed with its WAL flushed to

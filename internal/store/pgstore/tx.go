@@ -34,6 +34,12 @@ type Tx struct {
 	tx   *pgxpool.Conn
 	xid  int64 // the transaction's id (pg_current_xact_id)
 	done bool
+	// released is set once tx is back in the pool.
+	released bool
+	// marker is the last checkpoint this transaction stores, if any: its
+	// presence in the log, once the transaction is over, is the commit's
+	// outcome (see commit).
+	marker *store.Checkpoint
 	// head is the log's newest checkpoint as read by Begin, valid while
 	// headRead (cleared when this transaction stores a checkpoint);
 	// headMissing if there was none.
@@ -349,6 +355,7 @@ func (t *Tx) AppendLogCheckpoint(ctx context.Context, entries []store.LogEntry, 
 	if ne != int64(len(entries)) || nc != 1 {
 		return t.seqConflict(ctx, entries)
 	}
+	t.marker = &c
 	return nil
 }
 
@@ -383,6 +390,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if _, err := t.tx.Exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
+	t.marker = &c
 	return nil
 }
 
@@ -437,6 +445,10 @@ func (t *Tx) finish(what string, end func(context.Context) error) error {
 // to the pool, which closes it rather than reuse it if the rollback failed
 // (pgxpool never reuses a connection inside a transaction).
 func (t *Tx) abandon() {
+	if t.released {
+		return
+	}
+	t.released = true
 	if !t.tx.Conn().IsClosed() && t.tx.Conn().PgConn().TxStatus() != 'I' {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, _ = t.tx.Exec(ctx, "ROLLBACK")
@@ -470,6 +482,7 @@ func (t *Tx) CommitLogCheckpoint(entries []store.LogEntry, c store.Checkpoint) e
 	if err == nil {
 		var created *int64
 		if created, err = nullNanos(c.CreatedAt); err == nil {
+			t.marker = &c
 			return t.finish("commit", func(ctx context.Context) error {
 				return t.commit(ctx, func(b *pgx.Batch) {
 					b.Queue(commitLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created)...)
@@ -527,18 +540,70 @@ func (t *Tx) commit(ctx context.Context, first func(*pgx.Batch)) error {
 		return nil
 	}
 	// The COMMIT's answer or the flush failed: learn the outcome, and make
-	// a commit durable before reporting it.
+	// a commit durable before reporting it, on other connections (this one
+	// is broken, or no longer trusted).
+	t.abandon()
 	committed, rerr := t.s.xactCommitted(t.xid)
 	if rerr != nil {
 		return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
 	}
-	if !committed {
+	if !committed && t.marker == nil {
 		return err
 	}
 	if rerr := t.s.flushUntilDone(); rerr != nil {
 		return fmt.Errorf("%w: committed, but flushing it: %w (%v)", store.ErrCommitUnknown, err, rerr)
 	}
+	// The flush proves the commit durable only if the server did not lose
+	// it in between: "committed" may have come from a server that then
+	// crashed before writing the commit to disk, and a flush after the
+	// restart covers nothing of it. Worse, after such a crash the
+	// transaction's id may be given to another transaction, whose status
+	// pg_xact_status then reports. So the outcome is asked again after the
+	// flush, and of the data when the transaction stored a checkpoint (as
+	// every batch of the audit log does): the transaction is over by now
+	// (xactCommitted waits while it is in progress), so its checkpoint is
+	// in the log, covered by the flush or restored from the disk by the
+	// crash recovery, if and only if it committed durably.
+	if t.marker != nil {
+		stored, rerr := t.s.checkpointStored(*t.marker)
+		switch {
+		case rerr != nil:
+			return fmt.Errorf("%w: %w (and looking for its checkpoint: %v)", store.ErrCommitUnknown, err, rerr)
+		case !stored:
+			return fmt.Errorf("not committed, or lost in a crash: %w", err)
+		}
+		return nil
+	}
+	committed, rerr = t.s.xactCommitted(t.xid)
+	if rerr != nil {
+		return fmt.Errorf("%w: %w (and asking for its outcome again: %v)", store.ErrCommitUnknown, err, rerr)
+	}
+	if !committed {
+		return fmt.Errorf("lost in a crash after it committed: %w", err)
+	}
 	return nil
+}
+
+// checkpointStored reports whether checkpoint c (its size and signed note)
+// is in the log, retrying on other connections until the database answers
+// or the store is closed.
+func (s *Store) checkpointStored(c store.Checkpoint) (bool, error) {
+	pause := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		var found bool
+		err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM log_checkpoints WHERE size = $1 AND note = $2)", c.Size, c.Note).Scan(&found)
+		cancel()
+		if err == nil {
+			return found, nil
+		}
+		select {
+		case <-time.After(pause):
+		case <-s.life.Done():
+			return false, err
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // isServerError reports whether err is an error the server answered to a
@@ -652,11 +717,12 @@ func (t *Tx) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
 // returns an error wrapping ErrTxDone and does nothing.
 func (t *Tx) Rollback() error {
 	return t.finish("rollback", func(ctx context.Context) error {
-		defer t.tx.Release()
 		if t.tx.Conn().IsClosed() {
+			t.abandon()
 			return nil // the server ends the transaction with the session
 		}
 		_, err := t.tx.Exec(ctx, "ROLLBACK")
+		t.abandon()
 		return err
 	})
 }
