@@ -83,8 +83,15 @@
 // so a batch the audit log reports as failed never appears in the log later.
 // (pgx cancels the statement in flight when its connection breaks, so a
 // pipeline the server had not finished usually ends aborted; the status
-// tells either way.) Only if the store is closed before the database answers does Commit return
-// an error wrapping store.ErrCommitUnknown.
+// tells either way.) Once the transaction is over, a flush runs, and then
+// the outcome is read again: for a transaction that stored a checkpoint
+// (every batch of the audit log), from the log itself (is its checkpoint
+// there?), because after a crash the transaction id of a commit that never
+// reached the disk may be given to another transaction, and a
+// "committed" heard just before the crash covers nothing the flush after
+// the restart can make durable. Only if the store is closed before the
+// database answers does Commit return an error wrapping
+// store.ErrCommitUnknown.
 //
 // Commit returns once the transaction is committed with its WAL flushed to
 // disk (by the flush transaction described above): the store's sessions run
