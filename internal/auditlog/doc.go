@@ -92,13 +92,15 @@
 // CommitLogCheckpoint, which fails the statement, and so commits nothing,
 // if the entries do not continue the log). Only the second is under the
 // lock, besides the writer's own work (the head's check, hashing, one
-// signature). A batch built on another's that is not
-// yet durable can only become durable with it (the WAL is one sequence). A COMMIT whose answer is lost
-// (connection cut, server restart) is not guessed at: pgstore asks the
-// server whether the transaction committed (pg_xact_status) until it
-// answers, so a batch reported failed never appears in the log later and
-// one that committed is acknowledged. A replica killed with a batch in
-// flight leaves it wholly in or wholly out, as one transaction.
+// signature). A batch built on another's that is not yet durable can only
+// become durable with it (the WAL is one sequence). A COMMIT whose answer
+// is lost (connection cut, server restart) is not guessed at: pgstore
+// waits until the server says the transaction is over (pg_xact_status),
+// flushes, and then looks for the batch's checkpoint in the log, so a
+// batch reported failed never appears in the log later and one
+// acknowledged is durable, even across a crash that loses an unflushed
+// commit. A replica killed with a batch in flight leaves it wholly in or
+// wholly out, as one transaction.
 //
 // Each replica writes the checkpoints it signs to its own witness file
 // ([Options.WitnessPath], in its data_dir); verification with one
