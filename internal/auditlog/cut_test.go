@@ -15,8 +15,8 @@ import (
 
 // cutProxy relays PostgreSQL connections and cuts them on demand: all at
 // once (a process or network dying before its COMMIT is sent), or the
-// connection that sends the next COMMIT right after relaying it, so that
-// the server commits but the client never hears of it.
+// connection that sends the next COMMIT, once the server answers it, so
+// that the server commits but the client never hears of it.
 type cutProxy struct {
 	ln          net.Listener
 	target      string
@@ -42,6 +42,12 @@ func startCutProxy(t *testing.T, dsn string) (*cutProxy, string) {
 	t.Cleanup(func() { ln.Close(); p.cutAll() })
 	go p.serve()
 	u.Host = ln.Addr().String()
+	// The relay parses messages in clear: without this, a client that
+	// tries TLS first (pgx's default, sslmode=prefer) stalls each new
+	// connection until its context gives up.
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
 	return p, u.String()
 }
 
@@ -59,16 +65,23 @@ func (p *cutProxy) serve() {
 		p.mu.Lock()
 		p.conns[c], p.conns[s] = true, true
 		p.mu.Unlock()
-		go func() { io.Copy(c, s); c.Close(); s.Close() }()
-		go p.upstream(c, s)
+		drop := new(atomic.Bool)
+		go downstream(c, s, drop)
+		go p.upstream(c, s, drop)
 	}
 }
 
 // upstream relays the client's messages (sslmode=disable: the startup
-// message, then typed messages), watching for a simple-protocol COMMIT.
-func (p *cutProxy) upstream(c, s net.Conn) {
-	defer c.Close()
-	defer s.Close()
+// message, then typed messages), watching for a COMMIT: a simple query, or
+// a prepared statement bound in a pipeline.
+func (p *cutProxy) upstream(c, s net.Conn, drop *atomic.Bool) {
+	cut := false
+	defer func() {
+		if !cut { // else downstream closes both
+			c.Close()
+			s.Close()
+		}
+	}()
 	var n [4]byte
 	if _, err := io.ReadFull(c, n[:]); err != nil {
 		return
@@ -81,6 +94,8 @@ func (p *cutProxy) upstream(c, s net.Conn) {
 	if _, err := s.Write(start); err != nil {
 		return
 	}
+	stmts := map[string]bool{} // prepared statement name: is a COMMIT
+	commitSent := false        // since the last Sync
 	for {
 		head := make([]byte, 5)
 		if _, err := io.ReadFull(c, head); err != nil {
@@ -94,13 +109,60 @@ func (p *cutProxy) upstream(c, s net.Conn) {
 		if _, err := s.Write(msg); err != nil {
 			return
 		}
-		if msg[0] == 'Q' && bytes.HasPrefix(bytes.ToLower(msg[5:]), []byte("commit")) && p.cutOnCommit.CompareAndSwap(true, false) {
+		switch msg[0] {
+		case 'P': // Parse: statement name, query
+			name, rest, _ := bytes.Cut(msg[5:], []byte{0})
+			query, _, _ := bytes.Cut(rest, []byte{0})
+			stmts[string(name)] = isCommit(query)
+		case 'B': // Bind: portal name, statement name
+			_, rest, _ := bytes.Cut(msg[5:], []byte{0})
+			name, _, _ := bytes.Cut(rest, []byte{0})
+			commitSent = commitSent || stmts[string(name)]
+		}
+		// A COMMIT in the simple protocol, or a pipeline holding one
+		// (extended protocol) once its Sync is relayed.
+		commit := (msg[0] == 'Q' && isCommit(msg[5:])) || (msg[0] == 'S' && commitSent)
+		if msg[0] == 'S' {
+			commitSent = false
+		}
+		if commit && p.cutOnCommit.CompareAndSwap(true, false) {
 			// The server has the COMMIT; the client loses the answer.
+			// The connection is cut when the answer arrives, not now:
+			// a client whose connection breaks cancels the statement
+			// in flight (pgconn does), which would abort a pipeline
+			// the server has not finished, COMMIT included.
 			p.cuts.Add(1)
-			c.Close()
+			cut = true
+			drop.Store(true)
 			return
 		}
 	}
+}
+
+// downstream relays the server's answers to the client until drop is set;
+// then it drops the next answer and closes both sides.
+func downstream(c, s net.Conn, drop *atomic.Bool) {
+	defer c.Close()
+	defer s.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := s.Read(buf)
+		if drop.Load() {
+			return
+		}
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func isCommit(query []byte) bool {
+	return bytes.HasPrefix(bytes.ToLower(bytes.TrimSpace(query)), []byte("commit"))
 }
 
 func (p *cutProxy) cutAll() {

@@ -80,8 +80,11 @@
 // the writers' lock keeps all of that as it was, and costs little because
 // the lock is held once per batch, not per event: a 20-row insert and
 // commit took 0.32 ms on the development machine's PostgreSQL, so batches
-// of about 20 events keep over 20,000 events/s under one lock, and while
-// one replica holds it the others' callers gather into bigger batches.
+// of about 20 events keep over 20,000 events/s under one lock if the
+// lock is held for under 1 ms per batch. While one replica holds it, the
+// others' callers gather into their next batch; a batch is bounded by the
+// callers waiting on its replica, though (about 64/N with 64 concurrent
+// callers over N replicas, as BenchmarkSharedAppend measures).
 // Replicas therefore wait on each other per batch, never per event.
 // BenchmarkSharedAppend measures it with 1, 2 and 3 replicas (see
 // bench/README.md).
@@ -93,13 +96,21 @@
 // releases the lock at once, and a small synchronous transaction after it
 // waits for the WAL flush, which also covers the batch, before the callers
 // are acknowledged. The next replica's batch proceeds meanwhile, and the
-// replicas' flushes share fsyncs. A batch built on another's that is not
-// yet durable can only become durable with it (the WAL is one sequence). A COMMIT whose answer is lost
-// (connection cut, server restart) is not guessed at: pgstore asks the
-// server whether the transaction committed (pg_xact_status) until it
-// answers, so a batch reported failed never appears in the log later and
-// one that committed is acknowledged. A replica killed with a batch in
-// flight leaves it wholly in or wholly out, as one transaction.
+// replicas' flushes share fsyncs. A batch costs two round trips: BEGIN, the
+// lock and the head read go in one pipeline; the batch's last entries and
+// its checkpoint go with the COMMIT and the flush in another (pgstore's
+// CommitLogCheckpoint, which fails the statement, and so commits nothing,
+// if the entries do not continue the log). Only the second is under the
+// lock, besides the writer's own work (the head's check, hashing, one
+// signature). A batch built on another's that is not yet durable can only
+// become durable with it (the WAL is one sequence). A COMMIT whose answer
+// is lost (connection cut, server restart) is not guessed at: pgstore
+// waits until the server says the transaction is over (pg_xact_status),
+// flushes, and then looks for the batch's checkpoint in the log, so a
+// batch reported failed never appears in the log later and one
+// acknowledged is durable, even across a crash that loses an unflushed
+// commit. A replica killed with a batch in flight leaves it wholly in or
+// wholly out, as one transaction.
 //
 // Each replica writes the checkpoints it signs to its own witness file
 // ([Options.WitnessPath], in its data_dir); verification with one

@@ -614,12 +614,16 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: beginning transaction: %w", err)
 	}
-	cp, tree, head, err := l.build(ctx, tx, claimed)
+	cp, tree, head, rest, err := l.build(ctx, tx, claimed)
 	if err == nil {
 		if l.opts.beforeCommit != nil {
 			l.opts.beforeCommit()
 		}
-		if err = tx.Commit(); err != nil {
+		if len(rest) > 0 {
+			if err = tx.(logCommitter).CommitLogCheckpoint(rest, *cp); err != nil {
+				err = fmt.Errorf("auditlog: committing %d entries at %d with their checkpoint: %w", len(rest), rest[0].Seq, err)
+			}
+		} else if err = tx.Commit(); err != nil {
 			err = fmt.Errorf("auditlog: committing: %w", err)
 		}
 	}
@@ -653,17 +657,27 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 // and the transaction committed wait for the next one. Otherwise the callers
 // acknowledged by one commit would always miss the next batch, and batches
 // would hold only about half of the concurrent callers.
-func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (*store.Checkpoint, frontier, *store.Checkpoint, error) {
-	tree := l.tree
-	var head *store.Checkpoint
+//
+// With a store whose transactions commit the last entries and the
+// checkpoint in one round trip (logCommitter), those entries are returned
+// as rest, not yet stored: the caller commits them with the checkpoint.
+func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (cp *store.Checkpoint, tree frontier, head *store.Checkpoint, rest []store.LogEntry, err error) {
+	tree = l.tree
 	if l.opts.Shared {
-		var err error
 		if tree, head, err = l.readHead(ctx, tx); err != nil {
-			return nil, tree, nil, err
+			return nil, tree, nil, nil, err
 		}
 	}
-	cp, tree, err := l.buildFrom(ctx, tx, claimed, tree)
-	return cp, tree, head, err
+	cp, tree, rest, err = l.buildFrom(ctx, tx, claimed, tree)
+	return cp, tree, head, rest, err
+}
+
+// logCommitter is a write transaction that stores a batch's last entries
+// and its checkpoint in the same round trip as its COMMIT (pgstore): the
+// shared log's lock is then held for one round trip fewer. If the entries
+// do not continue the log nothing is committed.
+type logCommitter interface {
+	CommitLogCheckpoint(entries []store.LogEntry, c store.Checkpoint) error
 }
 
 // readHead reads the log's newest checkpoint inside tx (after Begin's lock,
@@ -715,8 +729,9 @@ func (l *Log) readHead(ctx context.Context, tx store.Tx) (frontier, *store.Check
 }
 
 // buildFrom is build after the tree to continue from is known.
-func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tree frontier) (*store.Checkpoint, frontier, error) {
+func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tree frontier) (*store.Checkpoint, frontier, []store.LogEntry, error) {
 	combined, _ := tx.(store.LogCheckpointAppender)
+	_, deferred := tx.(logCommitter)
 	var entries []store.LogEntry
 	appended := false
 	for done := 0; ; {
@@ -726,13 +741,13 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 			if r.o.fn != nil {
 				sp := savepointName(done)
 				if err := tx.Savepoint(ctx, sp); err != nil {
-					return nil, tree, fmt.Errorf("auditlog: savepoint: %w", err)
+					return nil, tree, nil, fmt.Errorf("auditlog: savepoint: %w", err)
 				}
 				var ferr error
 				evs, ferr = runFn(r.o, tx)
 				if ferr != nil {
 					if err := tx.RollbackTo(ctx, sp); err != nil {
-						return nil, tree, fmt.Errorf("auditlog: rolling back a failed operation (%v): %w", ferr, err)
+						return nil, tree, nil, fmt.Errorf("auditlog: rolling back a failed operation (%v): %w", ferr, err)
 					}
 					// ROLLBACK TO keeps the savepoint open; release it. An
 					// error here (a store whose RollbackTo already released
@@ -742,13 +757,13 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 					continue
 				}
 				if err := tx.Release(ctx, sp); err != nil {
-					return nil, tree, fmt.Errorf("auditlog: releasing savepoint: %w", err)
+					return nil, tree, nil, fmt.Errorf("auditlog: releasing savepoint: %w", err)
 				}
 			}
 			for j := range evs {
 				e := evs[j].entry(tree.n)
 				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
-					return nil, tree, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
+					return nil, tree, nil, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
 				}
 				entries = append(entries, e)
 			}
@@ -756,9 +771,9 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 		// With a store that writes entries and checkpoint in one
 		// statement, the last entries wait for the checkpoint: one round
 		// trip fewer while the shared log's lock is held.
-		if len(entries) > 0 && combined == nil {
+		if len(entries) > 0 && combined == nil && !deferred {
 			if err := l.appendEntries(ctx, tx, &entries); err != nil {
-				return nil, tree, err
+				return nil, tree, nil, err
 			}
 			appended = true
 		}
@@ -776,28 +791,31 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 		}
 		if len(entries) > 0 { // more operations joined: store these first
 			if err := l.appendEntries(ctx, tx, &entries); err != nil {
-				return nil, tree, err
+				return nil, tree, nil, err
 			}
 			appended = true
 		}
 	}
 	if !appended && len(entries) == 0 {
-		return nil, tree, nil
+		return nil, tree, nil, nil
 	}
 	cp, err := l.sign(&tree)
 	if err != nil {
-		return nil, tree, err
+		return nil, tree, nil, err
+	}
+	if len(entries) > 0 && deferred {
+		return cp, tree, entries, nil
 	}
 	if len(entries) > 0 {
 		if err := combined.AppendLogCheckpoint(ctx, entries, *cp); err != nil {
-			return nil, tree, fmt.Errorf("auditlog: appending %d entries at %d with their checkpoint: %w", len(entries), entries[0].Seq, err)
+			return nil, tree, nil, fmt.Errorf("auditlog: appending %d entries at %d with their checkpoint: %w", len(entries), entries[0].Seq, err)
 		}
-		return cp, tree, nil
+		return cp, tree, nil, nil
 	}
 	if err := tx.PutCheckpoint(ctx, *cp); err != nil {
-		return nil, tree, fmt.Errorf("auditlog: storing checkpoint: %w", err)
+		return nil, tree, nil, fmt.Errorf("auditlog: storing checkpoint: %w", err)
 	}
-	return cp, tree, nil
+	return cp, tree, nil, nil
 }
 
 // appendEntries stores entries and empties the slice.

@@ -49,20 +49,31 @@
 //
 // A write transaction's COMMIT is asynchronous (synchronous_commit off for
 // that transaction only): it makes the transaction visible and releases the
-// writers' lock without waiting for the WAL flush. Commit then runs a small
-// synchronous transaction (flushSQL) whose commit waits for the WAL to be
-// flushed, and replicated to a synchronous standby if the DSN asks for it,
-// up to a point after the writer's commit record, and returns only then.
-// So Commit still returns only once the transaction is durable, but the
-// next writer (of any replica) takes the lock while this one waits for the
+// writers' lock without waiting for the WAL flush. A small synchronous
+// transaction (flushSQL) follows it on the same connection, in the same
+// round trip (a pipeline), and its commit waits for the WAL to be flushed,
+// and replicated to a synchronous standby if the DSN asks for it, up to a
+// point after the writer's commit record; Commit returns only then. So
+// Commit still returns only once the transaction is durable, but the next
+// writer (of any replica) takes the lock while this one waits for the
 // disk, and the flushes of several replicas share one fsync (PostgreSQL
-// flushes the WAL for every waiting backend at once): the lock is no longer
-// held across a disk flush. Another writer may see (and build on) a
+// flushes the WAL for every waiting backend at once): the lock is not held
+// across a disk flush. Another writer may see (and build on) a
 // transaction before it is durable; its own commit is durable only with
 // everything before it in the WAL, so a crash can lose the two together
 // but never the first alone, and neither was acknowledged. Readers may
 // likewise see a transaction a moment before it is durable, as PostgreSQL's
 // own synchronous replication allows.
+//
+// Round trips are what a writer holding the lock waits on, so a write
+// transaction spends as few as it can: Begin sends BEGIN, the lock
+// statement and the log's head read in one pipeline, and Commit sends the
+// COMMIT and the flush in another, with the audit log's last entries and
+// their checkpoint in front of them when it uses CommitLogCheckpoint. A
+// batch of the shared log is thus two round trips, one of them under the
+// lock. Entries sent ahead of the COMMIT that do not continue the log fail
+// their statement (airlock_log_conflict), so the server skips the COMMIT
+// and nothing of the transaction is committed.
 //
 // A COMMIT whose answer is lost (the connection broke, the server restarted)
 // may have committed or not. Commit then asks the database, on another
@@ -70,8 +81,17 @@
 // recorded), retrying until the database answers or the store is closed: it
 // returns nil if the transaction committed and an error only if it did not,
 // so a batch the audit log reports as failed never appears in the log later.
-// Only if the store is closed before the database answers does Commit return
-// an error wrapping store.ErrCommitUnknown.
+// (pgx cancels the statement in flight when its connection breaks, so a
+// pipeline the server had not finished usually ends aborted; the status
+// tells either way.) Once the transaction is over, a flush runs, and then
+// the outcome is read again: for a transaction that stored a checkpoint
+// (every batch of the audit log), from the log itself (is its checkpoint
+// there?), because after a crash the transaction id of a commit that never
+// reached the disk may be given to another transaction, and a
+// "committed" heard just before the crash covers nothing the flush after
+// the restart can make durable. Only if the store is closed before the
+// database answers does Commit return an error wrapping
+// store.ErrCommitUnknown.
 //
 // Commit returns once the transaction is committed with its WAL flushed to
 // disk (by the flush transaction described above): the store's sessions run
@@ -92,7 +112,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -197,27 +216,33 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("pgstore: begin: waiting for the writer: %w", context.Cause(ctx))
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: %w", err)
 	}
-	// A cancelled wait breaks the connection (pgx's default), which ends
-	// the transaction and the wait on the server. The transaction id,
-	// assigned here, is how Commit learns the outcome of a commit whose
-	// answer was lost.
+	// BEGIN, the writers' lock and the log's head go in one round trip
+	// (a pipeline: the server runs each once the one before is done). A
+	// cancelled wait breaks the connection (pgx's default), which ends the
+	// transaction and the wait on the server. The transaction id, assigned
+	// by the lock statement, is how Commit learns the outcome of a commit
+	// whose answer was lost.
 	//
-	// The log's newest checkpoint is read by a second statement sent in
-	// the same round trip: the server runs it once the lock is granted,
-	// with a snapshot taken then (READ COMMITTED), so it sees every
-	// earlier writer's commit, and the audit log's head read (the first
-	// thing a batch does under the lock) costs no round trip of its own.
-	t := &Tx{s: s, tx: tx}
+	// The head (the log's newest checkpoint) is read once the lock is
+	// granted, with a snapshot taken then (READ COMMITTED), so it sees
+	// every earlier writer's commit, and the audit log's head read (the
+	// first thing a batch does under the lock) costs no round trip of its
+	// own.
+	t := &Tx{s: s, tx: conn}
 	b := &pgx.Batch{}
+	b.Queue(beginTxSQL)
 	b.Queue(beginSQL, s.writerLock)
 	b.Queue(latestCheckpointSQL)
-	br := tx.SendBatch(ctx, b)
-	err = br.QueryRow().Scan(&t.xid)
+	br := conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&t.xid)
+	}
 	if err == nil {
 		t.head, err = scanCheckpoint(br.QueryRow())
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -230,14 +255,16 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 		err = cerr
 	}
 	if err != nil {
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		tx.Rollback(rctx)
-		cancel()
+		t.abandon()
 		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w", err)
 	}
 	return t, nil
 }
+
+// beginTxSQL starts a write transaction: READ COMMITTED, so that each
+// statement after the lock sees every earlier writer's commit.
+const beginTxSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 // beginSQL is a write transaction's first statement: it waits for the
 // writers' lock, makes the COMMIT asynchronous (see Commit) and returns the

@@ -569,34 +569,38 @@ func TestByteOrder(t *testing.T) {
 	}
 }
 
+// logEntries are entries from, from+1, … from+n-1 of a test log.
+func logEntries(from, n int64) []store.LogEntry {
+	var out []store.LogEntry
+	for i := from; i < from+n; i++ {
+		out = append(out, store.LogEntry{Seq: i, Time: time.Unix(0, i), Type: "t", GrantID: "g", Data: []byte(fmt.Sprint(i)), LeafHash: []byte{byte(i)}})
+	}
+	return out
+}
+
+// logCheckpoint is a (fake) checkpoint of a test log of size entries.
+func logCheckpoint(size int64) store.Checkpoint {
+	return store.Checkpoint{Size: size, Root: []byte{1}, Note: []byte("n"), Frontier: []byte{2}, CreatedAt: time.Unix(1, 0)}
+}
+
 // TestAppendLogCheckpoint: entries and their checkpoint are stored by one
 // statement, both or neither; entries that do not continue the log are a
 // conflict that leaves the transaction usable.
 func TestAppendLogCheckpoint(t *testing.T) {
 	s, _ := openFresh(t)
 	ctx := t.Context()
-	entries := func(from, n int64) []store.LogEntry {
-		var out []store.LogEntry
-		for i := from; i < from+n; i++ {
-			out = append(out, store.LogEntry{Seq: i, Time: time.Unix(0, i), Type: "t", Data: []byte(fmt.Sprint(i)), LeafHash: []byte{byte(i)}})
-		}
-		return out
-	}
-	cp := func(size int64) store.Checkpoint {
-		return store.Checkpoint{Size: size, Root: []byte{1}, Note: []byte("n"), Frontier: []byte{2}, CreatedAt: time.Unix(1, 0)}
-	}
 	tx, err := s.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ptx := tx.(*Tx)
-	if err := ptx.AppendLogCheckpoint(ctx, entries(0, 3), cp(3)); err != nil {
+	if err := ptx.AppendLogCheckpoint(ctx, logEntries(0, 3), logCheckpoint(3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ptx.AppendLogCheckpoint(ctx, entries(5, 2), cp(7)); !errors.Is(err, store.ErrConflict) {
+	if err := ptx.AppendLogCheckpoint(ctx, logEntries(5, 2), logCheckpoint(7)); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a gap: %v, want ErrConflict", err)
 	}
-	if err := ptx.AppendLogCheckpoint(ctx, entries(3, 2), cp(5)); err != nil {
+	if err := ptx.AppendLogCheckpoint(ctx, logEntries(3, 2), logCheckpoint(5)); err != nil {
 		t.Fatalf("after a conflict: %v", err)
 	}
 	head, err := ptx.LatestCheckpoint(ctx)
@@ -612,5 +616,54 @@ func TestAppendLogCheckpoint(t *testing.T) {
 	}
 	if n, err := s.LogSize(ctx); err != nil || n != 5 || nc != 2 {
 		t.Fatalf("log size %d (%v), %d checkpoints; want 5 and 2", n, err, nc)
+	}
+}
+
+// TestCommitLogCheckpoint: entries, their checkpoint and the COMMIT go in
+// one round trip; entries that do not continue the log (a gap, or a log
+// that moved on) fail the statement, so nothing of the transaction is
+// committed, not even its other writes, and the writer is free again.
+func TestCommitLogCheckpoint(t *testing.T) {
+	s, _ := openFresh(t)
+	ctx := t.Context()
+	// commit writes an identity and then commits entries [from, from+n).
+	commit := func(name string, from, n int64) error {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.PutIdentity(ctx, model.Identity{Name: name, Kind: model.Agent}); err != nil {
+			t.Fatal(err)
+		}
+		return tx.(*Tx).CommitLogCheckpoint(logEntries(from, n), logCheckpoint(from+n))
+	}
+	if err := commit("first", 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		from, n int64
+	}{{"gap", 5, 2}, {"behind", 2, 2}, {"stale", 0, 3}} {
+		if err := commit(c.name, c.from, c.n); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s: %v, want ErrConflict", c.name, err)
+		}
+		if _, err := s.Identity(ctx, c.name); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: the failed transaction's identity was committed (%v)", c.name, err)
+		}
+	}
+	if err := commit("second", 3, 2); err != nil {
+		t.Fatalf("after the conflicts: %v", err)
+	}
+	var nc int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM log_checkpoints").Scan(&nc); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.LogSize(ctx); err != nil || n != 5 || nc != 2 {
+		t.Fatalf("log size %d (%v), %d checkpoints; want 5 and 2", n, err, nc)
+	}
+	for _, name := range []string{"first", "second"} {
+		if _, err := s.Identity(ctx, name); err != nil {
+			t.Errorf("identity %s: %v", name, err)
+		}
 	}
 }

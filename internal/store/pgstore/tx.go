@@ -11,10 +11,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
+
+// logConflictCode is the SQLSTATE airlock_log_conflict raises (migration
+// 0003).
+const logConflictCode = "AL409"
 
 // ErrTxDone is returned by every method of a Tx after Commit or Rollback.
 var ErrTxDone = errors.New("pgstore: transaction has already been committed or rolled back")
@@ -22,10 +27,19 @@ var ErrTxDone = errors.New("pgstore: transaction has already been committed or r
 // Tx is the write transaction. It is not safe for concurrent use: the audit
 // log's writer drives it from one goroutine.
 type Tx struct {
-	s    *Store
-	tx   pgx.Tx
+	s *Store
+	// tx is the connection the transaction runs on: Begin sends BEGIN on
+	// it, and Commit sends COMMIT in the same round trip as the statements
+	// before and after it (pgx.Tx would spend a round trip of its own).
+	tx   *pgxpool.Conn
 	xid  int64 // the transaction's id (pg_current_xact_id)
 	done bool
+	// released is set once tx is back in the pool.
+	released bool
+	// marker is the last checkpoint this transaction stores, if any: its
+	// presence in the log, once the transaction is over, is the commit's
+	// outcome (see commit).
+	marker *store.Checkpoint
 	// head is the log's newest checkpoint as read by Begin, valid while
 	// headRead (cleared when this transaction stores a checkpoint);
 	// headMissing if there was none.
@@ -77,12 +91,18 @@ const (
 	insertLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
 		WHERE ($1::bigint[])[1] = (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)`
+	// commitLogCheckpointSQL is appendLogCheckpointSQL sent in one round
+	// trip with the COMMIT: entries that do not continue the log must fail
+	// the statement (airlock_log_conflict raises logConflictCode), or the
+	// COMMIT after it would commit the rest of the transaction without
+	// them.
+	commitLogCheckpointSQL = logCheckpointCTE + `
+	SELECT CASE WHEN (SELECT count(*) FROM c) = 1 THEN 1
+		ELSE airlock_log_conflict(($1::bigint[])[1], (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)) END`
 	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at) VALUES ($1, $2, $3, $4, $5)`
-	// appendLogCheckpointSQL is insertLogSQL and putCheckpointSQL in one
-	// statement: the checkpoint is stored only if every entry was, which
-	// they are only if the first continues the log. It answers how many
-	// entries and checkpoints it stored.
-	appendLogCheckpointSQL = `WITH e AS (
+	// logCheckpointCTE inserts the entries ($1-$7) if the first continues
+	// the log, and then the checkpoint ($8-$12) if every entry was stored.
+	logCheckpointCTE = `WITH e AS (
 		INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
 		WHERE ($1::bigint[])[1] = (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)
@@ -91,7 +111,12 @@ const (
 		INSERT INTO log_checkpoints (size, root, note, frontier, created_at)
 		SELECT $8, $9, $10, $11, $12 WHERE (SELECT count(*) FROM e) = cardinality($1::bigint[])
 		RETURNING 1
-	)
+	)`
+	// appendLogCheckpointSQL is insertLogSQL and putCheckpointSQL in one
+	// statement: the checkpoint is stored only if every entry was, which
+	// they are only if the first continues the log. It answers how many
+	// entries and checkpoints it stored.
+	appendLogCheckpointSQL = logCheckpointCTE + `
 	SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c)`
 )
 
@@ -330,6 +355,7 @@ func (t *Tx) AppendLogCheckpoint(ctx context.Context, entries []store.LogEntry, 
 	if ne != int64(len(entries)) || nc != 1 {
 		return t.seqConflict(ctx, entries)
 	}
+	t.marker = &c
 	return nil
 }
 
@@ -364,6 +390,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if _, err := t.tx.Exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
+	t.marker = &c
 	return nil
 }
 
@@ -400,7 +427,8 @@ func (t *Tx) Release(ctx context.Context, name string) error {
 	return t.savepointCmd(ctx, "RELEASE SAVEPOINT", name)
 }
 
-// finish ends the transaction once and frees the writer.
+// finish ends the transaction once and frees the connection and the
+// writer.
 func (t *Tx) finish(what string, end func(context.Context) error) error {
 	if t.done {
 		return fmt.Errorf("pgstore: %s: %w", what, ErrTxDone)
@@ -413,39 +441,184 @@ func (t *Tx) finish(what string, end func(context.Context) error) error {
 	return nil
 }
 
+// abandon rolls back whatever the connection still has open and returns it
+// to the pool, which closes it rather than reuse it if the rollback failed
+// (pgxpool never reuses a connection inside a transaction).
+func (t *Tx) abandon() {
+	if t.released {
+		return
+	}
+	t.released = true
+	if !t.tx.Conn().IsClosed() && t.tx.Conn().PgConn().TxStatus() != 'I' {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = t.tx.Exec(ctx, "ROLLBACK")
+		cancel()
+	}
+	t.tx.Release()
+}
+
 // Commit commits the transaction and frees the writer. A transaction that a
 // failed statement left aborted (outside a savepoint rolled back since) is
 // rolled back instead, and Commit reports it. Commit returns once the
 // transaction is durable: the COMMIT itself is asynchronous, and a flush
-// follows it (see "Writes and isolation" in the package documentation). If
-// the COMMIT or the flush fails in any other way, Commit asks the database
-// whether the transaction committed and returns nil if it did, once it is
-// durable.
+// follows it in the same round trip (see "Writes and isolation" in the
+// package documentation). If the COMMIT or the flush fails in any other
+// way, Commit asks the database whether the transaction committed and
+// returns nil if it did, once it is durable.
 func (t *Tx) Commit() error {
-	return t.finish("commit", func(ctx context.Context) error {
-		err := t.tx.Commit(ctx)
-		if errors.Is(err, pgx.ErrTxCommitRollback) {
-			return err
+	return t.finish("commit", func(ctx context.Context) error { return t.commit(ctx, nil) })
+}
+
+// CommitLogCheckpoint is AppendLogCheckpoint followed by Commit, sent in one
+// round trip with the COMMIT: the shared log's last statement under the
+// writers' lock costs no round trip of its own. If the entries do not
+// continue the log, the statement fails (store.ErrConflict), so nothing of
+// the transaction is committed.
+func (t *Tx) CommitLogCheckpoint(entries []store.LogEntry, c store.Checkpoint) error {
+	if len(entries) == 0 {
+		return errors.New("pgstore: commit log checkpoint: no entries")
+	}
+	r, err := logRowsOf(entries)
+	if err == nil {
+		var created *int64
+		if created, err = nullNanos(c.CreatedAt); err == nil {
+			t.marker = &c
+			return t.finish("commit", func(ctx context.Context) error {
+				return t.commit(ctx, func(b *pgx.Batch) {
+					b.Queue(commitLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created)...)
+				})
+			})
 		}
-		if err == nil {
-			if err = t.s.flush(ctx); err == nil {
-				return nil
+		err = fmt.Errorf("pgstore: put checkpoint: %w", err)
+	}
+	_ = t.Rollback()
+	return err
+}
+
+// commit sends the statements first queues (if any), the COMMIT and the
+// flush in one pipeline, and learns the outcome.
+func (t *Tx) commit(ctx context.Context, first func(*pgx.Batch)) error {
+	defer t.abandon()
+	b := &pgx.Batch{}
+	if first != nil {
+		first(b)
+	}
+	b.Queue("COMMIT")
+	b.Queue(flushSQL)
+	br := t.tx.SendBatch(ctx, b)
+	var err error
+	if first != nil {
+		if _, err = br.Exec(); err != nil && isServerError(err) {
+			// The server refused the statement, so it skipped the
+			// COMMIT: nothing was committed.
+			br.Close()
+			if isLogConflict(err) || isUniqueViolation(err) {
+				return fmt.Errorf("pgstore: append log: %w: %v", store.ErrConflict, err)
 			}
+			return fmt.Errorf("pgstore: append log: %w", err)
 		}
-		// The COMMIT's answer or the flush failed: learn the outcome,
-		// and make a commit durable before reporting it.
-		committed, rerr := t.s.xactCommitted(t.xid)
-		if rerr != nil {
-			return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if err == nil && tag.String() != "COMMIT" {
+		// The transaction was aborted by a failed statement; PostgreSQL
+		// rolls it back and answers ROLLBACK.
+		br.Close()
+		return pgx.ErrTxCommitRollback
+	}
+	if err == nil {
+		if _, err = br.Exec(); err != nil {
+			err = fmt.Errorf("flushing the commit: %w", err)
 		}
-		if !committed {
-			return err
-		}
-		if rerr := t.s.flushUntilDone(); rerr != nil {
-			return fmt.Errorf("%w: committed, but flushing it: %w (%v)", store.ErrCommitUnknown, err, rerr)
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("flushing the commit: %w", cerr)
+	}
+	if err == nil {
+		return nil
+	}
+	// The COMMIT's answer or the flush failed: learn the outcome, and make
+	// a commit durable before reporting it, on other connections (this one
+	// is broken, or no longer trusted).
+	t.abandon()
+	committed, rerr := t.s.xactCommitted(t.xid)
+	if rerr != nil {
+		return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
+	}
+	if !committed && t.marker == nil {
+		return err
+	}
+	if rerr := t.s.flushUntilDone(); rerr != nil {
+		return fmt.Errorf("%w: committed, but flushing it: %w (%v)", store.ErrCommitUnknown, err, rerr)
+	}
+	// The flush proves the commit durable only if the server did not lose
+	// it in between: "committed" may have come from a server that then
+	// crashed before writing the commit to disk, and a flush after the
+	// restart covers nothing of it. Worse, after such a crash the
+	// transaction's id may be given to another transaction, whose status
+	// pg_xact_status then reports. So the outcome is asked again after the
+	// flush, and of the data when the transaction stored a checkpoint (as
+	// every batch of the audit log does): the transaction is over by now
+	// (xactCommitted waits while it is in progress), so its checkpoint is
+	// in the log, covered by the flush or restored from the disk by the
+	// crash recovery, if and only if it committed durably.
+	if t.marker != nil {
+		stored, rerr := t.s.checkpointStored(*t.marker)
+		switch {
+		case rerr != nil:
+			return fmt.Errorf("%w: %w (and looking for its checkpoint: %v)", store.ErrCommitUnknown, err, rerr)
+		case !stored:
+			return fmt.Errorf("not committed, or lost in a crash: %w", err)
 		}
 		return nil
-	})
+	}
+	committed, rerr = t.s.xactCommitted(t.xid)
+	if rerr != nil {
+		return fmt.Errorf("%w: %w (and asking for its outcome again: %v)", store.ErrCommitUnknown, err, rerr)
+	}
+	if !committed {
+		return fmt.Errorf("lost in a crash after it committed: %w", err)
+	}
+	return nil
+}
+
+// checkpointStored reports whether checkpoint c (its size and signed note)
+// is in the log, retrying on other connections until the database answers
+// or the store is closed.
+func (s *Store) checkpointStored(c store.Checkpoint) (bool, error) {
+	pause := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		var found bool
+		err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM log_checkpoints WHERE size = $1 AND note = $2)", c.Size, c.Note).Scan(&found)
+		cancel()
+		if err == nil {
+			return found, nil
+		}
+		select {
+		case <-time.After(pause):
+		case <-s.life.Done():
+			return false, err
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// isServerError reports whether err is an error the server answered to a
+// statement, which aborts the transaction without ending the session, as
+// opposed to a broken connection (whose statement's outcome is unknown).
+func isServerError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Severity == "ERROR"
+}
+
+// isLogConflict reports whether err is commitLogCheckpointSQL refusing
+// entries that do not continue the log.
+func isLogConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == logConflictCode
 }
 
 // flush waits until every commit so far is durable (see flushSQL).
@@ -542,4 +715,14 @@ func (t *Tx) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
 
 // Rollback discards the transaction and frees the writer. After Commit it
 // returns an error wrapping ErrTxDone and does nothing.
-func (t *Tx) Rollback() error { return t.finish("rollback", t.tx.Rollback) }
+func (t *Tx) Rollback() error {
+	return t.finish("rollback", func(ctx context.Context) error {
+		if t.tx.Conn().IsClosed() {
+			t.abandon()
+			return nil // the server ends the transaction with the session
+		}
+		_, err := t.tx.Exec(ctx, "ROLLBACK")
+		t.abandon()
+		return err
+	})
+}
