@@ -48,6 +48,7 @@ func (l *Log) commitJournal(claimed []result) {
 		}
 	}
 	l.settled(err)
+	l.batched(len(claimed))
 	for _, r := range claimed {
 		r.o.res <- err
 	}
