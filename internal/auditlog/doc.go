@@ -182,6 +182,12 @@
 // on its own record, is never delayed. A read's record is written while
 // the read travels upstream (durable before disclosure), so the delay
 // mostly overlaps that; a write (durable before forwarding) waits for it.
+// A batch of reads ([Log.AppendAsync]) none of whose callers waits yet may
+// be held longer, up to four delays: until it would be durable about when
+// the first of them calls [Pending.Wait] (their average time from
+// AppendAsync to Wait, less the average write, with a quarter to spare),
+// which costs a read no latency unless its call is quicker than most. A
+// caller that calls Wait, or a write that joins, makes it an ordinary batch.
 // Nothing is acknowledged earlier or differently: the delay only moves
 // when a batch starts.
 //

@@ -207,3 +207,82 @@ func TestCommitDelayOff(t *testing.T) {
 		t.Fatalf("%d timers armed with the delay off", n)
 	}
 }
+
+// A batch of reads whose callers are all still working is held until it
+// would be durable about when the first of them waits (readDeadline), past
+// the ordinary delay; a caller who calls Wait ends that hold: the batch is
+// then an ordinary one.
+func TestCommitDelayReadsHeldUntilWaited(t *testing.T) {
+	const delay = 100 * time.Microsecond
+	f := newGatherFixture(t, delay, 0)
+	f.concurrent()
+	f.l.mu.Lock()
+	f.l.gapAvg = time.Hour
+	f.l.gc.write = 200 * time.Microsecond
+	f.l.mu.Unlock()
+	f.l.readLag.Store(int64(600 * time.Microsecond)) // readDeadline: (600-200)*3/4 = 300 µs
+	ctx := context.Background()
+	p1 := f.l.AppendAsync(ctx, Event{Type: "read"})
+	f.waitTimer(t)
+	f.clk.Advance(delay)
+	if done(t, p1) {
+		t.Fatal("a batch of working readers was written after the ordinary delay")
+	}
+	f.clk.Advance(300*time.Microsecond - delay)
+	if !done(t, p1) {
+		t.Fatal("not written at readDeadline")
+	}
+
+	// A sync append in the queue: the ordinary delay applies.
+	p2 := f.l.AppendAsync(ctx, Event{Type: "read"})
+	f.waitTimer(t)
+	errc := make(chan error, 1)
+	go func() { errc <- f.l.Append(ctx, Event{Type: "write"}) }()
+	waitQueued(t, f.l, 2)
+	f.clk.Advance(delay)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A reader that waits makes it an ordinary batch, written at the
+	// ordinary delay after its oldest append (here not yet passed).
+	p3 := f.l.AppendAsync(ctx, Event{Type: "read"})
+	f.waitTimer(t)
+	go func() { errc <- p3.Wait(ctx) }()
+	for !p3.o.waited.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if done(t, p3) {
+		t.Fatal("written before the ordinary delay")
+	}
+	f.clk.Advance(delay)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if f.l.Size() != 4 {
+		t.Fatalf("size %d, want 4", f.l.Size())
+	}
+}
+
+// readDeadline follows the readers' work before Wait, less the write's
+// time, and is bounded.
+func TestReadDeadline(t *testing.T) {
+	l := &Log{gc: gatherState{delay: 200 * time.Microsecond}}
+	for _, c := range []struct {
+		lag, write, want time.Duration
+	}{
+		{0, 0, 0},
+		{100 * time.Microsecond, 300 * time.Microsecond, 0},
+		{600 * time.Microsecond, 200 * time.Microsecond, 300 * time.Microsecond},
+		{time.Second, 200 * time.Microsecond, gatherReadFactor * 200 * time.Microsecond},
+	} {
+		l.readLag.Store(int64(c.lag))
+		l.gc.write = c.write
+		if got := l.readDeadline(); got != c.want {
+			t.Errorf("lag %v, write %v: %v, want %v", c.lag, c.write, got, c.want)
+		}
+	}
+}

@@ -132,6 +132,10 @@ type Log struct {
 	gc          gatherState
 	lastArrival time.Time
 	gapAvg      time.Duration
+	// readLag is how long AppendAsync callers work before they call Wait
+	// (nanoseconds, exponentially weighted; updated without a lock, so an
+	// estimate).
+	readLag atomic.Int64
 }
 
 // op is one queued Append or Do call.
@@ -142,6 +146,10 @@ type op struct {
 	fn    func(ctx context.Context, tx store.Tx) ([]Event, error)
 	res   chan error // buffered; receives the result once
 	at    time.Time  // when it was queued (with a commit delay)
+	// async marks an AppendAsync, whose caller works until it calls Wait,
+	// which sets waited.
+	async  bool
+	waited atomic.Bool
 }
 
 const (
@@ -358,6 +366,7 @@ func (l *Log) Do(ctx context.Context, fn func(ctx context.Context, tx store.Tx) 
 // Pending is an append that was queued by [Log.AppendAsync] and may not be
 // durable yet.
 type Pending struct {
+	l   *Log
 	o   *op
 	err error // set when the append could not even be queued
 }
@@ -372,14 +381,14 @@ func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
 	if err != nil {
 		return &Pending{err: err}
 	}
-	o := &op{ctx: ctx, evs: evs}
+	o := &op{ctx: ctx, evs: evs, async: true}
 	if len(evs) == 0 {
 		return &Pending{o: nil}
 	}
 	if err := l.enqueue(ctx, o); err != nil {
 		return &Pending{err: err}
 	}
-	return &Pending{o: o}
+	return &Pending{l: l, o: o}
 }
 
 // Wait returns once the events are durably committed (nil), or with the
@@ -391,6 +400,7 @@ func (p *Pending) Wait(ctx context.Context) error {
 	if p.err != nil || p.o == nil {
 		return p.err
 	}
+	p.l.waiting(p.o)
 	return p.o.wait(ctx)
 }
 
