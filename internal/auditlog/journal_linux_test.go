@@ -2,6 +2,8 @@ package auditlog
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -16,7 +18,13 @@ func TestJournalUsesDirectIO(t *testing.T) {
 		t.Fatal(errno)
 	}
 	if flags&syscall.O_DIRECT == 0 {
-		t.Skipf("the test's temporary directory has no O_DIRECT (flags %#x)", flags)
+		// Only a filesystem without O_DIRECT excuses it.
+		probe, err := os.OpenFile(filepath.Join(f.dir, "probe"), os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o600)
+		if err == nil {
+			probe.Close()
+			t.Fatalf("the segment is open without O_DIRECT (flags %#x) on a filesystem that has it", flags)
+		}
+		t.Skipf("the test's temporary directory has no O_DIRECT: %v", err)
 	}
 	if err := l.Append(context.Background(), events(3, "d")...); err != nil {
 		t.Fatal(err)
