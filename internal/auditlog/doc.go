@@ -156,6 +156,17 @@
 // [Options.JournalKey]. A segment is removed once the store holds all its
 // entries, and at Close when it holds them all.
 //
+// Every write is whole 4 KiB blocks (segment sizes are multiples of 4 KiB):
+// from the block the frame starts in, rewritten with the bytes of the
+// frames before it that share it, through the block the frame ends in,
+// padded with the zeros already there. The bytes on disk are what a plain
+// append would leave, so the format and replay are unchanged, and an
+// interrupted rewrite leaves the earlier frames' bytes as they were. On
+// Linux the segments are opened with O_DIRECT where the filesystem allows
+// it: the write bypasses the page cache and the fdatasync that follows has
+// no dirty pages to find, which measured 15-25% less CPU per write and
+// fdatasync than buffered writes on the development machine.
+//
 // Open replays the journal (as does [ReplayJournal], for airlock audit
 // verify --data-dir): frames the store already holds are skipped; the rest
 // must continue the log exactly, carry a valid seal and well-formed entries,
@@ -172,6 +183,34 @@
 // writer keeps only the frontier, the roots of the perfect subtrees that make
 // up the current tree (one per set bit of the size, so at most 64 hashes),
 // and serves tlog.StoredHashes and tlog.TreeHash from it.
+//
+// # Group commit delay
+//
+// Every journal batch costs one write and one fdatasync, 50-110 µs of
+// kernel CPU on the development machine whatever the batch holds, so the
+// number of batches per call is what the log's CPU per call follows. Callers
+// that arrive while a batch is being written share the next one; with the
+// gateways' 8 clients on a quiet machine that is only 1-2 per batch. So the
+// writer may hold a batch of appends open before writing it, in the spirit
+// of PostgreSQL's commit_delay and commit_siblings: only when the recent
+// batches (an exponentially weighted average of operations per batch, at
+// least 1.25) show callers arriving concurrently, never longer than
+// [Options.CommitDelay] ([DefaultCommitDelay], 200 µs) after the oldest
+// queued append arrived, and no longer than three average gaps between
+// appends after the newest one, so that a burst that has ended (every
+// caller queued) is written at once. A full batch ([Options.MaxBatch]), a
+// queued [Log.Do] call or Close end the wait at once. A lone caller, blocked
+// on its own record, is never delayed. A read's record is written while
+// the read travels upstream (durable before disclosure), so the delay
+// mostly overlaps that; a write (durable before forwarding) waits for it.
+// A batch of reads ([Log.AppendAsync]) none of whose callers waits yet may
+// be held longer, up to four delays: until it would be durable about when
+// the first of them calls [Pending.Wait] (their average time from
+// AppendAsync to Wait, less the average write, with a quarter to spare),
+// which costs a read no latency unless its call is quicker than most. A
+// caller that calls Wait, or a write that joins, makes it an ordinary batch.
+// Nothing is acknowledged earlier or differently: the delay only moves
+// when a batch starts.
 //
 // # Entry format
 //

@@ -15,7 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/tlog"
@@ -38,6 +40,10 @@ const (
 
 	segmentSuffix = ".seg"
 	lockName      = "LOCK"
+
+	// blockSize is the unit of every journal write: whole, aligned 4 KiB
+	// blocks, as O_DIRECT needs, and segment sizes are multiples of it.
+	blockSize = 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -172,14 +178,19 @@ func listSegments(dir string) ([]int64, error) {
 type segment struct {
 	n    int64
 	path string
-	f    *os.File
-	off  int64 // where the next frame goes
-	size int64
-	end  int64 // one past the last entry written to it; 0 if none
+	f    *os.File // opened with O_DIRECT where the filesystem allows it
+	off  int64    // where the next frame goes
+	size int64    // a multiple of blockSize
+	end  int64    // one past the last entry written to it; 0 if none
+	// tail holds the bytes of the block that off falls in, before off:
+	// the next write rewrites that block whole, with them.
+	tail []byte
 }
 
-// createSegment creates segment n in dir with size bytes of zeros, synced.
+// createSegment creates segment n in dir with size bytes (rounded up to
+// whole blocks) of zeros, synced, and opens it for the journal's writes.
 func createSegment(dir string, n, size int64) (*segment, error) {
+	size = (size + blockSize - 1) &^ (blockSize - 1)
 	path := filepath.Join(dir, segmentName(n))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -197,8 +208,13 @@ func createSegment(dir string, n, size int64) (*segment, error) {
 	if err == nil {
 		err = syncDir(dir)
 	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		f, err = openDirect(path)
+	}
 	if err != nil {
-		f.Close()
 		os.Remove(path)
 		return nil, err
 	}
@@ -233,7 +249,11 @@ type journal struct {
 	cur    *segment
 	next   chan prepared // the next segment, prepared ahead of time
 	nextN  int64
-	broken error // set when a failed write could not be undone
+	broken error  // set when a failed write could not be undone
+	buf    []byte // the blocks being written, aligned for O_DIRECT
+	// syncErr, if set, is called before each fdatasync and fails it with
+	// its error, so that tests can fail a write after its bytes are out.
+	syncErr func() error
 
 	mu      sync.Mutex
 	retired []*segment // full segments, oldest first
@@ -271,10 +291,14 @@ func (j *journal) prepare() {
 }
 
 // write appends one frame (whose last entry is end-1) and makes it durable.
-// If it fails, the frame's bytes are overwritten with zeros so that replay
-// cannot find a batch its callers were told had failed; if even that fails,
-// the journal refuses every later write, since the file's contents are no
-// longer known.
+// It writes whole blocks: the partial block the frame starts in (with the
+// tail of the frames before it, as they are on disk) through the block it
+// ends in, padded with the zeros that are there already, so that the write
+// can bypass the page cache (O_DIRECT), which makes the fdatasync after it
+// cheaper. If it fails, the blocks are written again as they were, the
+// frame's bytes zeros, so that replay cannot find a batch its callers were
+// told had failed; if even that fails, the journal refuses every later
+// write, since the file's contents are no longer known.
 func (j *journal) write(fr []byte, end int64) error {
 	if j.broken != nil {
 		return j.broken
@@ -285,23 +309,66 @@ func (j *journal) write(fr []byte, end int64) error {
 		}
 	}
 	seg := j.cur
-	_, err := seg.f.WriteAt(fr, seg.off)
-	if err == nil {
-		err = fdatasync(seg.f)
-	}
+	start := seg.off - int64(len(seg.tail))
+	k := len(seg.tail)
+	buf := j.blocks(k + len(fr))
+	copy(buf, seg.tail)
+	copy(buf[k:], fr)
+	clear(buf[k+len(fr):])
+	err := j.writeSync(seg, buf, start)
 	if err != nil {
-		_, zerr := seg.f.WriteAt(make([]byte, len(fr)), seg.off)
-		if zerr == nil {
-			zerr = fdatasync(seg.f)
-		}
+		clear(buf[k:])
+		zerr := j.writeSync(seg, buf, start)
 		if zerr != nil {
 			j.broken = fmt.Errorf("auditlog: the journal is unusable after a failed write (%v) could not be undone (%v); restart airlock", err, zerr)
 		}
 		return fmt.Errorf("auditlog: writing the journal: %w", err)
 	}
 	seg.off += int64(len(fr))
+	from := int(seg.off&^(blockSize-1) - start)
+	seg.tail = append(seg.tail[:0], buf[from:int(seg.off-start)]...)
 	seg.end = end
+	if cap(j.buf) > 1<<20 {
+		j.buf = nil // do not keep a huge batch's buffer
+	}
 	return nil
+}
+
+// blocks returns j's write buffer holding n bytes rounded up to whole
+// blocks, aligned to a block in memory as O_DIRECT needs.
+func (j *journal) blocks(n int) []byte {
+	n = (n + blockSize - 1) &^ (blockSize - 1)
+	if cap(j.buf) < n {
+		b := make([]byte, n+blockSize)
+		off := 0
+		if r := int(uintptr(unsafe.Pointer(&b[0])) & (blockSize - 1)); r != 0 {
+			off = blockSize - r
+		}
+		j.buf = b[off : off+n : off+n]
+	}
+	return j.buf[:n]
+}
+
+// writeSync writes b at off in seg and fdatasyncs it. A filesystem that
+// took O_DIRECT at open but refuses its writes (EINVAL: an alignment it
+// needs that is not 4 KiB) gets the segment reopened without it, once.
+func (j *journal) writeSync(seg *segment, b []byte, off int64) error {
+	_, err := seg.f.WriteAt(b, off)
+	if errors.Is(err, syscall.EINVAL) {
+		var f *os.File
+		if f, err = os.OpenFile(seg.path, os.O_RDWR, 0); err == nil {
+			seg.f.Close()
+			seg.f = f
+			_, err = seg.f.WriteAt(b, off)
+		}
+	}
+	if err == nil && j.syncErr != nil {
+		err = j.syncErr()
+	}
+	if err == nil {
+		err = fdatasync(seg.f)
+	}
+	return err
 }
 
 // rotate retires the current segment and moves to the prepared one, or to a

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -64,6 +65,11 @@ type Options struct {
 	// after a crash takes only frames this airlock wrote. Required with
 	// JournalDir; at least 32 bytes, and the same at every start.
 	JournalKey []byte
+	// CommitDelay bounds how long, with a journal, the writer holds a batch
+	// open for more appends when recent batches show concurrent callers
+	// (see "Group commit delay" in the package documentation). Zero means
+	// DefaultCommitDelay; negative turns the delay off.
+	CommitDelay time.Duration
 
 	// Shared says that other Logs, in other processes (replicas), append
 	// to the same store: see "Several replicas" in the package
@@ -78,6 +84,9 @@ type Options struct {
 	// signed). Required with Shared.
 	Verifier note.Verifier
 
+	// clock, if set, replaces the real clock for the commit delay, so that
+	// tests move time instead of sleeping.
+	clock clock.Clock
 	// holdIndex keeps journaled entries out of the store, so that tests
 	// can leave a journal as a crash would.
 	holdIndex bool
@@ -117,6 +126,16 @@ type Log struct {
 	jr       *journal
 	idx      *indexer
 	frameBuf []byte
+
+	// The group commit delay: the writer's state, and (under mu) when the
+	// newest append arrived and the average gap between appends.
+	gc          gatherState
+	lastArrival time.Time
+	gapAvg      time.Duration
+	// readLag is how long AppendAsync callers work before they call Wait
+	// (nanoseconds, exponentially weighted; updated without a lock, so an
+	// estimate).
+	readLag atomic.Int64
 }
 
 // op is one queued Append or Do call.
@@ -126,6 +145,11 @@ type op struct {
 	evs   []encoded    // Append: the encoded events
 	fn    func(ctx context.Context, tx store.Tx) ([]Event, error)
 	res   chan error // buffered; receives the result once
+	at    time.Time  // when it was queued (with a commit delay)
+	// async marks an AppendAsync, whose caller works until it calls Wait,
+	// which sets waited.
+	async  bool
+	waited atomic.Bool
 }
 
 const (
@@ -170,6 +194,16 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 		opts:   opts,
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		gc:     gatherState{delay: opts.CommitDelay, clk: opts.clock, batch: 1},
+	}
+	if l.gc.delay == 0 {
+		l.gc.delay = DefaultCommitDelay
+	}
+	if opts.JournalDir == "" {
+		l.gc.delay = -1 // a store transaction gathers callers while it runs
+	}
+	if l.gc.clk == nil {
+		l.gc.clk = clock.Real
 	}
 	if err := l.resume(ctx); err != nil {
 		return nil, err
@@ -332,6 +366,7 @@ func (l *Log) Do(ctx context.Context, fn func(ctx context.Context, tx store.Tx) 
 // Pending is an append that was queued by [Log.AppendAsync] and may not be
 // durable yet.
 type Pending struct {
+	l   *Log
 	o   *op
 	err error // set when the append could not even be queued
 }
@@ -346,14 +381,14 @@ func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
 	if err != nil {
 		return &Pending{err: err}
 	}
-	o := &op{ctx: ctx, evs: evs}
+	o := &op{ctx: ctx, evs: evs, async: true}
 	if len(evs) == 0 {
 		return &Pending{o: nil}
 	}
 	if err := l.enqueue(ctx, o); err != nil {
 		return &Pending{err: err}
 	}
-	return &Pending{o: o}
+	return &Pending{l: l, o: o}
 }
 
 // Wait returns once the events are durably committed (nil), or with the
@@ -365,6 +400,7 @@ func (p *Pending) Wait(ctx context.Context) error {
 	if p.err != nil || p.o == nil {
 		return p.err
 	}
+	p.l.waiting(p.o)
 	return p.o.wait(ctx)
 }
 
@@ -386,6 +422,9 @@ func (l *Log) enqueue(ctx context.Context, o *op) error {
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
+	}
+	if l.gc.delay > 0 {
+		l.arrived(o)
 	}
 	l.queue = append(l.queue, o)
 	l.mu.Unlock()
@@ -459,6 +498,9 @@ func (l *Log) writer() {
 			return
 		}
 		l.mu.Unlock()
+		if l.jr != nil {
+			l.gather()
+		}
 		l.commit()
 	}
 }

@@ -28,6 +28,7 @@ func (l *Log) takeAppends(claimed []result, max int) []result { return l.claim(c
 // then acknowledge and hand the batch to the indexer, which signs the
 // checkpoint covering it when it copies it into the store.
 func (l *Log) commitJournal(claimed []result) {
+	start := l.gc.clk.Now()
 	entries, tree, err := l.buildJournal(&claimed)
 	if err == nil {
 		err = l.idx.waitPending(maxPending)
@@ -48,6 +49,7 @@ func (l *Log) commitJournal(claimed []result) {
 		}
 	}
 	l.settled(err)
+	l.batched(len(claimed), l.gc.clk.Now().Sub(start))
 	for _, r := range claimed {
 		r.o.res <- err
 	}

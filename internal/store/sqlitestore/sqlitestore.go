@@ -131,6 +131,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// Writes touch random pages of several indexes (grant and credential
 	// ids are random); a larger cache keeps a big batch from spilling.
 	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
+	// A multi-row statement inside a transaction (the log's entries, copied
+	// in batches) keeps a statement journal of the pages it changes, and
+	// past 64 KiB SQLite spills it to a temporary file: about one pwrite
+	// per page, under load more pwrites than the journal's own. In memory
+	// it is bounded by one statement's changes to existing pages.
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {

@@ -1,0 +1,166 @@
+package auditlog
+
+import (
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// DefaultCommitDelay is the default Options.CommitDelay.
+const DefaultCommitDelay = 200 * time.Microsecond
+
+// Group commit delay (see "Group commit delay" in the package
+// documentation): with a journal, the writer may hold a batch of appends
+// open for a short, bounded time so that appends from concurrent callers
+// share its write and fdatasync, which costs 50-110 µs of kernel CPU
+// whatever the batch holds.
+const (
+	// gatherMinBatch is the average batch (operations, exponentially
+	// weighted) from which the writer gathers: below it the appends come
+	// from about one caller at a time, who is blocked on its own record,
+	// and waiting for others would only add latency.
+	gatherMinBatch = 1.25
+	// gatherGapFactor times the average gap between appends is how long
+	// the writer waits for the next one before it writes what it has: a
+	// burst that has ended (every caller already queued) is written at
+	// once rather than after the whole delay.
+	gatherGapFactor = 3
+	// gatherMinGap is the least such wait.
+	gatherMinGap = 10 * time.Microsecond
+	// gatherReadFactor is how many CommitDelays a batch of reads whose
+	// callers are all still working may wait (see readDeadline).
+	gatherReadFactor = 4
+)
+
+// gatherState is the writer's record of recent batches, owned by the
+// writer goroutine.
+type gatherState struct {
+	delay time.Duration // Options.CommitDelay after defaults; <= 0: off
+	clk   clock.Clock
+	batch float64       // operations per journal batch, exponentially weighted
+	write time.Duration // a journal batch's write and fdatasync, weighted
+}
+
+// arrived records an append's arrival, for the gap between appends. It
+// runs under l.mu.
+func (l *Log) arrived(o *op) {
+	now := l.gc.clk.Now()
+	o.at = now
+	if !l.lastArrival.IsZero() {
+		gap := now.Sub(l.lastArrival)
+		l.gapAvg += (gap - l.gapAvg) / 8
+	}
+	l.lastArrival = now
+}
+
+// batched records the size of a journal batch and how long it took to
+// write (the writer, after it).
+func (l *Log) batched(ops int, took time.Duration) {
+	l.gc.batch += (float64(ops) - l.gc.batch) / 8
+	l.gc.write += (took - l.gc.write) / 8
+}
+
+// waiting records that o's AppendAsync caller now waits for it: how long
+// it worked first, and, if o is still queued, a nudge for a gathering
+// writer, which holds a batch with a waiting caller no longer than an
+// ordinary one.
+func (l *Log) waiting(o *op) {
+	if l.gc.delay <= 0 {
+		return
+	}
+	lag := int64(l.gc.clk.Now().Sub(o.at))
+	old := l.readLag.Load()
+	l.readLag.Store(old + (lag-old)/8)
+	if o.state.Load() == opQueued {
+		o.waited.Store(true)
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readDeadline is how long after the oldest of a batch of reads, none of
+// whose callers waits for it yet, the writer may start writing it: so that
+// it is durable about when the first of them would wait (their average
+// work before Wait, less the write's own time, with a quarter to spare),
+// and no more than gatherReadFactor delays. A read's record is written
+// while the read travels upstream, so this costs it no latency unless its
+// call is quicker than most; and once a caller waits, the batch is an
+// ordinary one (whose delay, counted from its oldest append, has usually
+// run out by then).
+func (l *Log) readDeadline() time.Duration {
+	d := (time.Duration(l.readLag.Load()) - l.gc.write) * 3 / 4
+	return min(max(d, 0), gatherReadFactor*l.gc.delay)
+}
+
+// gather waits, before a journal batch is taken, while more appends are
+// likely to join it: only when recent batches held several callers' appends,
+// never longer than the delay after the oldest queued append arrived, and
+// no longer than gatherGapFactor average gaps after the newest one; or, when
+// the queue holds only reads whose callers are still working, until
+// readDeadline. It returns at once when the queue holds MaxBatch operations,
+// a Do call (which takes its own path) or the log is closing.
+func (l *Log) gather() {
+	g := &l.gc
+	if g.delay <= 0 || g.batch < gatherMinBatch {
+		return
+	}
+	var (
+		fired chan struct{}
+		timer clock.Timer
+		armed time.Time
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		l.mu.Lock()
+		n, closed := len(l.queue), l.closed
+		var first time.Time
+		hasDo, reads := false, true
+		for _, o := range l.queue {
+			if o.fn != nil {
+				hasDo = true
+				break
+			}
+			reads = reads && o.async && !o.waited.Load()
+		}
+		if n > 0 {
+			first = l.queue[0].at
+		}
+		last, gap := l.lastArrival, l.gapAvg
+		l.mu.Unlock()
+		if closed || n == 0 || n >= l.opts.MaxBatch || hasDo {
+			return
+		}
+		deadline := first.Add(g.delay)
+		if d := last.Add(max(gatherGapFactor*gap, gatherMinGap)); d.Before(deadline) {
+			deadline = d
+		}
+		if reads {
+			if d := first.Add(l.readDeadline()); d.After(deadline) {
+				deadline = d
+			}
+		}
+		wait := deadline.Sub(g.clk.Now())
+		if wait <= 0 {
+			return
+		}
+		if timer == nil || deadline.Before(armed) {
+			if timer != nil {
+				timer.Stop()
+			}
+			ch := make(chan struct{}, 1)
+			fired, armed = ch, deadline
+			timer = g.clk.AfterFunc(wait, func() { ch <- struct{}{} })
+		}
+		select {
+		case <-l.wake: // an append (or Close) arrived: look again
+		case <-fired:
+			timer = nil // the deadline may have moved on: look again
+		}
+	}
+}

@@ -1,0 +1,288 @@
+package auditlog
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// gatherFixture is a journaled log on a fake clock, with its batches
+// counted.
+type gatherFixture struct {
+	l       *Log
+	clk     *clock.Fake
+	batches atomic.Int64
+}
+
+func newGatherFixture(t *testing.T, delay time.Duration, maxBatch int) *gatherFixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &gatherFixture{clk: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	s, _ := testKey(t)
+	f.l = openLog(t, openSQLite(t, filepath.Join(dir, "airlock.db")), s, Options{
+		JournalDir: filepath.Join(dir, "journal"), JournalKey: testJournalKey,
+		CommitDelay: delay, MaxBatch: maxBatch, clock: f.clk,
+		OnCommit: func(int64) { f.batches.Add(1) },
+	})
+	return f
+}
+
+// concurrent makes the writer believe that recent batches held several
+// callers' appends, as they do under concurrent load.
+func (f *gatherFixture) concurrent() {
+	f.l.mu.Lock() // the writer is idle; mu orders this before its next batch
+	f.l.gc.batch = 8
+	f.l.mu.Unlock()
+}
+
+// done reports whether p's events are durable (Wait returns at once).
+func done(t *testing.T, p *Pending) bool {
+	t.Helper()
+	select {
+	case err := <-p.o.res:
+		p.o.res <- err // leave it for Wait
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	case <-time.After(50 * time.Millisecond):
+		return false
+	}
+}
+
+// waitTimer waits until the writer has armed its gather timer.
+func (f *gatherFixture) waitTimer(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.clk.Pending() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never armed its commit delay timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A caller alone is never delayed: its append is written at once, without
+// the clock moving.
+func TestCommitDelaySingleCallerNotDelayed(t *testing.T) {
+	f := newGatherFixture(t, time.Second, 0)
+	for i := range 20 {
+		if err := f.l.Append(context.Background(), Event{Type: "call"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.clk.Pending(); n != 0 {
+			t.Fatalf("append %d: %d timers armed for a lone caller", i, n)
+		}
+	}
+	if got := f.batches.Load(); got != 20 {
+		t.Fatalf("%d batches for 20 sequential appends, want 20", got)
+	}
+}
+
+// With concurrent callers the writer holds the batch open for more appends,
+// and writes them together; the wait ends at the delay after the oldest.
+func TestCommitDelayGathersConcurrentAppends(t *testing.T) {
+	const delay = 200 * time.Microsecond
+	f := newGatherFixture(t, delay, 0)
+	f.concurrent()
+	ctx := context.Background()
+	f.l.mu.Lock()
+	f.l.gapAvg = time.Hour // arrivals are slow: only the delay bounds the wait
+	f.l.mu.Unlock()
+	p1 := f.l.AppendAsync(ctx, Event{Type: "read", Actor: "1"})
+	f.waitTimer(t)
+	if done(t, p1) {
+		t.Fatal("the first append was written without waiting for others")
+	}
+	f.clk.Advance(delay / 2)
+	p2 := f.l.AppendAsync(ctx, Event{Type: "read", Actor: "2"})
+	p3 := f.l.AppendAsync(ctx, Event{Type: "read", Actor: "3"})
+	if done(t, p1) || done(t, p2) {
+		t.Fatal("written before the delay ran out")
+	}
+	f.clk.Advance(delay / 2) // the oldest append has waited the whole delay
+	for i, p := range []*Pending{p1, p2, p3} {
+		if err := p.Wait(ctx); err != nil {
+			t.Fatalf("append %d: %v", i+1, err)
+		}
+	}
+	if got := f.batches.Load(); got != 1 {
+		t.Fatalf("%d batches, want the three appends in one", got)
+	}
+	if f.l.Size() != 3 {
+		t.Fatalf("size %d, want 3", f.l.Size())
+	}
+}
+
+// A burst that has ended is written without waiting for the whole delay:
+// after gatherGapFactor average gaps with no arrival.
+func TestCommitDelayEndsWhenArrivalsStop(t *testing.T) {
+	f := newGatherFixture(t, time.Second, 0)
+	f.concurrent()
+	f.l.mu.Lock()
+	f.l.gapAvg = 100 * time.Microsecond
+	f.l.mu.Unlock()
+	p := f.l.AppendAsync(context.Background(), Event{Type: "read"})
+	f.waitTimer(t)
+	if done(t, p) {
+		t.Fatal("written without waiting")
+	}
+	f.clk.Advance(gatherGapFactor*100*time.Microsecond - time.Microsecond)
+	if done(t, p) {
+		t.Fatal("written before gatherGapFactor average gaps passed")
+	}
+	f.clk.Advance(time.Microsecond)
+	if !done(t, p) {
+		t.Fatal("still waiting well after arrivals stopped")
+	}
+}
+
+// newGathering returns a log under concurrent load, with one append that
+// its writer holds for an hour's delay.
+func newGathering(t *testing.T) (*gatherFixture, *Pending) {
+	t.Helper()
+	f := newGatherFixture(t, time.Hour, 0)
+	f.concurrent()
+	p := f.l.AppendAsync(context.Background(), Event{Type: "read"})
+	f.waitTimer(t)
+	return f, p
+}
+
+// A full batch, a queued Do call and Close end the wait at once.
+func TestCommitDelayCutShort(t *testing.T) {
+	t.Run("full batch", func(t *testing.T) {
+		f := newGatherFixture(t, time.Hour, 3)
+		f.concurrent()
+		ctx := context.Background()
+		p1 := f.l.AppendAsync(ctx, Event{Type: "read"})
+		f.waitTimer(t)
+		p2 := f.l.AppendAsync(ctx, Event{Type: "read"})
+		if done(t, p1) {
+			t.Fatal("written before the batch was full")
+		}
+		p3 := f.l.AppendAsync(ctx, Event{Type: "read"})
+		for _, p := range []*Pending{p1, p2, p3} {
+			if err := p.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := f.batches.Load(); got != 1 {
+			t.Fatalf("%d batches, want 1", got)
+		}
+	})
+	t.Run("do", func(t *testing.T) {
+		f, p := newGathering(t)
+		ctx := context.Background()
+		if err := f.l.Probe(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		f, p := newGathering(t)
+		ctx := context.Background()
+		if err := f.l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(ctx); err != nil {
+			t.Fatalf("an append queued before Close: %v", err)
+		}
+	})
+}
+
+// A negative delay turns gathering off even under concurrent load.
+func TestCommitDelayOff(t *testing.T) {
+	f := newGatherFixture(t, -1, 0)
+	f.concurrent()
+	if err := f.l.Append(context.Background(), Event{Type: "call"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.clk.Pending(); n != 0 {
+		t.Fatalf("%d timers armed with the delay off", n)
+	}
+}
+
+// A batch of reads whose callers are all still working is held until it
+// would be durable about when the first of them waits (readDeadline), past
+// the ordinary delay; a caller who calls Wait ends that hold: the batch is
+// then an ordinary one.
+func TestCommitDelayReadsHeldUntilWaited(t *testing.T) {
+	const delay = 100 * time.Microsecond
+	f := newGatherFixture(t, delay, 0)
+	f.concurrent()
+	f.l.mu.Lock()
+	f.l.gapAvg = time.Hour
+	f.l.gc.write = 200 * time.Microsecond
+	f.l.mu.Unlock()
+	f.l.readLag.Store(int64(600 * time.Microsecond)) // readDeadline: (600-200)*3/4 = 300 µs
+	ctx := context.Background()
+	p1 := f.l.AppendAsync(ctx, Event{Type: "read"})
+	f.waitTimer(t)
+	f.clk.Advance(delay)
+	if done(t, p1) {
+		t.Fatal("a batch of working readers was written after the ordinary delay")
+	}
+	f.clk.Advance(300*time.Microsecond - delay)
+	if !done(t, p1) {
+		t.Fatal("not written at readDeadline")
+	}
+
+	// A sync append in the queue: the ordinary delay applies.
+	p2 := f.l.AppendAsync(ctx, Event{Type: "read"})
+	f.waitTimer(t)
+	errc := make(chan error, 1)
+	go func() { errc <- f.l.Append(ctx, Event{Type: "write"}) }()
+	waitQueued(t, f.l, 2)
+	f.clk.Advance(delay)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A reader that waits makes it an ordinary batch, written at the
+	// ordinary delay after its oldest append (here not yet passed).
+	p3 := f.l.AppendAsync(ctx, Event{Type: "read"})
+	f.waitTimer(t)
+	go func() { errc <- p3.Wait(ctx) }()
+	for !p3.o.waited.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if done(t, p3) {
+		t.Fatal("written before the ordinary delay")
+	}
+	f.clk.Advance(delay)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if f.l.Size() != 4 {
+		t.Fatalf("size %d, want 4", f.l.Size())
+	}
+}
+
+// readDeadline follows the readers' work before Wait, less the write's
+// time, and is bounded.
+func TestReadDeadline(t *testing.T) {
+	l := &Log{gc: gatherState{delay: 200 * time.Microsecond}}
+	for _, c := range []struct {
+		lag, write, want time.Duration
+	}{
+		{0, 0, 0},
+		{100 * time.Microsecond, 300 * time.Microsecond, 0},
+		{600 * time.Microsecond, 200 * time.Microsecond, 300 * time.Microsecond},
+		{time.Second, 200 * time.Microsecond, gatherReadFactor * 200 * time.Microsecond},
+	} {
+		l.readLag.Store(int64(c.lag))
+		l.gc.write = c.write
+		if got := l.readDeadline(); got != c.want {
+			t.Errorf("lag %v, write %v: %v, want %v", c.lag, c.write, got, c.want)
+		}
+	}
+}
