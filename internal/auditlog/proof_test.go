@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/tlog"
@@ -19,9 +20,16 @@ func TestProveConsistency(t *testing.T) {
 	s, _ := testKey(t)
 	var mu sync.Mutex
 	var seen []store.Checkpoint
+	// The writer answers a batch's callers before it hands the batch's
+	// checkpoint to OnCheckpoint (publishing never delays an append), so
+	// the test waits for the tenth checkpoint rather than assuming it.
+	tenth := make(chan struct{})
 	l := openLog(t, st, s, Options{OnCheckpoint: func(cp store.Checkpoint) {
 		mu.Lock()
 		seen = append(seen, cp)
+		if len(seen) == 10 {
+			close(tenth)
+		}
 		mu.Unlock()
 	}})
 	// Batches of varied sizes, one checkpoint each.
@@ -33,6 +41,10 @@ func TestProveConsistency(t *testing.T) {
 		if err := l.Append(ctx, evs...); err != nil {
 			t.Fatal(err)
 		}
+	}
+	select {
+	case <-tenth:
+	case <-time.After(10 * time.Second):
 	}
 	mu.Lock()
 	cps := append([]store.Checkpoint(nil), seen...)
