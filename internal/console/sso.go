@@ -41,8 +41,12 @@ const (
 	ssoFlowTTL   = 10 * time.Minute
 	maxSSOFlows  = 1000
 	ssoCookie    = "airlock_console_sso"
-	callbackPath = "/console/sso/callback"
+	callbackPath = CallbackPath
 )
+
+// CallbackPath is the path of the sign-in callback on listen.api; the
+// registered redirect URL is the console's public address followed by it.
+const CallbackPath = "/console/sso/callback"
 
 // ssoFlow is one sign-in under way, keyed by the hash of its state.
 type ssoFlow struct {

@@ -204,9 +204,17 @@ func consoleSSO(cfg *config.Config) *console.SSO {
 			emails[strings.ToLower(id.Email)] = id.Name
 		}
 	}
+	// Behind a load balancer the request's host is the balancer's only if
+	// it passes it on, and its scheme is never the browser's when the
+	// balancer ends TLS: the public API address says what the browser
+	// must come back to.
+	redirect := cfg.SSO.RedirectURL
+	if redirect == "" && cfg.Listen.Public.API != "" {
+		redirect = strings.TrimRight(cfg.Listen.Public.API, "/") + console.CallbackPath
+	}
 	return &console.SSO{
 		Issuer: cfg.SSO.Issuer, ClientID: cfg.SSO.ClientID, ClientSecret: os.Getenv(cfg.SSO.ClientSecretEnv),
-		IdentityClaim: cfg.SSO.IdentityClaim, RedirectURL: cfg.SSO.RedirectURL, Emails: emails,
+		IdentityClaim: cfg.SSO.IdentityClaim, RedirectURL: redirect, Emails: emails,
 		GroupsClaim: cfg.SSO.GroupsClaim, RequiredGroups: cfg.SSO.RequiredGroups,
 	}
 }
