@@ -225,6 +225,31 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// the client sees, and nothing the count includes waits in the
 		// server's buffers.
 		flush = cc.flush
+		if want, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && want >= 0 {
+			// The flush that sends an answer's last bytes completes it
+			// for the client, which may then send its next call, of
+			// another grant, on this connection at once. The cut is
+			// disarmed before that flush, not after it: a session that
+			// ends in between would otherwise reset the connection
+			// under the next call. An answer wholly read from the
+			// upstream and written is let finish.
+			if c.r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+				want = 0 // no body follows the headers
+			}
+			counted := &answerCounter{r: src}
+			src = counted
+			flush = func() error {
+				if counted.n >= want {
+					cc.disarm()
+					err := cc.flush()
+					if h := c.gw.afterLastFlush; h != nil {
+						h(x)
+					}
+					return err
+				}
+				return cc.flush()
+			}
+		}
 	}
 	n, rerr, werr := copyResponse(w, src, flush)
 	if flush != nil && n == 0 && rerr == nil && werr == nil {
@@ -309,6 +334,18 @@ func (x *exchange) write(e *s3err.Error) {
 func isS3Err(err error) bool {
 	var e *s3err.Error
 	return errors.As(err, &e)
+}
+
+// answerCounter counts the answer bytes read through it (one goroutine).
+type answerCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *answerCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // copyResponse streams src to w, telling a read error (upstream, or a cut)

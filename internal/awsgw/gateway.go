@@ -99,6 +99,9 @@ type Gateway struct {
 	// afterCopy, for tests, is called once a call's response has been
 	// copied to the client, before the call's bookkeeping.
 	afterCopy func(*exchange)
+	// afterLastFlush, for tests, is called once the flush that completes
+	// a fixed-length answer has returned.
+	afterLastFlush func(*exchange)
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
