@@ -127,13 +127,18 @@ func startVersity(t *testing.T, bin string) string {
 // versitygw binary, because the suite's admin tests call ./versitygw.
 // It runs on its own goroutine, so it reports with Errorf, never Fatal.
 func runSuite(t *testing.T, bin, dir, endpoint, ak, sk string) result {
+	return runTests(t, bin, dir, endpoint, ak, sk, "full-flow")
+}
+
+// runTests is runSuite for one test of the suite by name, or "full-flow".
+func runTests(t *testing.T, bin, dir, endpoint, ak, sk, which string) result {
 	if err := os.Symlink(bin, filepath.Join(dir, "versitygw")); err != nil {
 		t.Error(err)
 		return result{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
-	args := []string{"test", "-a", ak, "-s", sk, "-e", endpoint, "full-flow"}
+	args := []string{"test", "-a", ak, "-s", sk, "-e", endpoint, which}
 	if one := os.Getenv("CONFORMANCE_TEST"); one != "" {
 		// One test by name, with the SDK's request log, to debug it.
 		args = []string{"test", "-a", ak, "-s", sk, "-e", endpoint, "--debug", one}
@@ -195,6 +200,10 @@ func allActions() []string {
 	}
 	return stmts
 }
+
+// maxRetried bounds the tests run again after failing only through the
+// gateway (see TestConformance).
+const maxRetried = 3
 
 func TestConformance(t *testing.T) {
 	bin := testenv.Tool(t, "versitygw", "install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
@@ -263,7 +272,37 @@ func TestConformance(t *testing.T) {
 			gained = append(gained, name)
 		}
 	}
+	// A test that fails through the gateway but not directly is run again
+	// through the gateway, alone, up to twice: some of the suite's tests
+	// depend on the upstream's timing (ListMultipartUploads orders uploads
+	// of one key by their directory's mtime, which ties within the
+	// kernel's clock tick, and then by directory order). A gateway
+	// regression fails every time; a test that passes on a retry is still
+	// named in the output. Only a few are retried: many failures are a
+	// regression, not timing.
+	var retried []string
+	if len(regressions) <= maxRetried {
+		kept := regressions[:0]
+		for _, r := range regressions {
+			name, _, _ := strings.Cut(r, ": ")
+			passed := false
+			for range 2 {
+				again := runTests(t, bin, t.TempDir(), srv.URL, g.CredentialID, g.Secret, name)
+				if again.passed[name] {
+					passed = true
+					break
+				}
+			}
+			if passed {
+				retried = append(retried, r)
+			} else {
+				kept = append(kept, r)
+			}
+		}
+		regressions = kept
+	}
 	slices.Sort(regressions)
+	slices.Sort(retried)
 	slices.Sort(expected)
 	slices.Sort(stale)
 	slices.Sort(gained)
@@ -279,6 +318,12 @@ func TestConformance(t *testing.T) {
 	fmt.Fprintf(&b, "pass directly, fail through the gateway, NOT documented: %d\n", len(regressions))
 	for _, s := range regressions {
 		fmt.Fprintf(&b, "  - %s\n", s)
+	}
+	if len(retried) > 0 {
+		fmt.Fprintf(&b, "failed through the gateway once, passed when run again alone (upstream timing): %d\n", len(retried))
+		for _, s := range retried {
+			fmt.Fprintf(&b, "  - %s\n", s)
+		}
 	}
 	if len(stale) > 0 {
 		fmt.Fprintf(&b, "documented as refused but passing through the gateway now (update docs/conformance.md): %s\n", strings.Join(stale, ", "))
