@@ -43,7 +43,7 @@ func BenchmarkSharedAppend(b *testing.B) {
 			var batches atomic.Int64
 			logs := make([]*Log, replicas)
 			for i := range logs {
-				logs[i] = openLog(b, openPG(b, dsn), s, Options{Shared: true, Verifier: v, OnCommit: func(int64) { batches.Add(1) }})
+				logs[i] = openLog(b, openPG(b, dsn), s, Options{Shared: true, Verifier: v, HeadKey: testHeadKey, OnCommit: func(int64) { batches.Add(1) }})
 				if err := logs[i].Append(context.Background(), benchEvent(0, 0)); err != nil {
 					b.Fatal(err)
 				}

@@ -43,7 +43,7 @@ func logOptions(cfg *config.Config, verifier note.Verifier, credKey []byte, onCh
 		OnCheckpoint: onCheckpoint,
 	}
 	if cfg.Store != "" {
-		o.Shared, o.Verifier = true, verifier
+		o.Shared, o.Verifier, o.HeadKey = true, verifier, headKey(credKey)
 	} else {
 		o.JournalDir = filepath.Join(cfg.DataDir, JournalDir)
 		o.JournalKey = journalKey(credKey)

@@ -189,4 +189,10 @@ type Checkpoint struct {
 	// without rereading the log.
 	Frontier  []byte
 	CreatedAt time.Time
+	// MAC, if set, authenticates Size, Root and Frontier under a key the
+	// replicas of a shared log hold (package auditlog, "Several
+	// replicas"), so that a replica continuing from another's checkpoint
+	// checks a hash rather than a signature. Stores that never serve
+	// several replicas need not keep it.
+	MAC []byte
 }

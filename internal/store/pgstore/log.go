@@ -108,7 +108,7 @@ func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogE
 }
 
 const (
-	checkpointCols      = "id, COALESCE(size, 0), root, note, frontier, created_at"
+	checkpointCols      = "id, COALESCE(size, 0), root, note, frontier, created_at, head_mac"
 	latestCheckpointSQL = "SELECT " + checkpointCols + " FROM log_checkpoints ORDER BY id DESC LIMIT 1"
 )
 
@@ -117,7 +117,7 @@ func scanCheckpoint(sc interface{ Scan(...any) error }) (store.Checkpoint, error
 		c  store.Checkpoint
 		tm *int64
 	)
-	if err := sc.Scan(&c.ID, &c.Size, &c.Root, &c.Note, &c.Frontier, &tm); err != nil {
+	if err := sc.Scan(&c.ID, &c.Size, &c.Root, &c.Note, &c.Frontier, &tm, &c.MAC); err != nil {
 		return store.Checkpoint{}, err
 	}
 	c.CreatedAt = fromNullNanos(tm)

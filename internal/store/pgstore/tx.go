@@ -99,17 +99,17 @@ const (
 	commitLogCheckpointSQL = logCheckpointCTE + `
 	SELECT CASE WHEN (SELECT count(*) FROM c) = 1 THEN 1
 		ELSE airlock_log_conflict(($1::bigint[])[1], (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)) END`
-	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at) VALUES ($1, $2, $3, $4, $5)`
+	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at, head_mac) VALUES ($1, $2, $3, $4, $5, $6)`
 	// logCheckpointCTE inserts the entries ($1-$7) if the first continues
-	// the log, and then the checkpoint ($8-$12) if every entry was stored.
+	// the log, and then the checkpoint ($8-$13) if every entry was stored.
 	logCheckpointCTE = `WITH e AS (
 		INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])
 		WHERE ($1::bigint[])[1] = (SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries)
 		RETURNING 1
 	), c AS (
-		INSERT INTO log_checkpoints (size, root, note, frontier, created_at)
-		SELECT $8, $9, $10, $11, $12 WHERE (SELECT count(*) FROM e) = cardinality($1::bigint[])
+		INSERT INTO log_checkpoints (size, root, note, frontier, created_at, head_mac)
+		SELECT $8, $9, $10, $11, $12, $13 WHERE (SELECT count(*) FROM e) = cardinality($1::bigint[])
 		RETURNING 1
 	)`
 	// appendLogCheckpointSQL is insertLogSQL and putCheckpointSQL in one
@@ -349,7 +349,7 @@ func (t *Tx) AppendLogCheckpoint(ctx context.Context, entries []store.LogEntry, 
 	}
 	t.headRead = false
 	var ne, nc int64
-	if err := t.tx.QueryRow(ctx, appendLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created)...).Scan(&ne, &nc); err != nil {
+	if err := t.tx.QueryRow(ctx, appendLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created, c.MAC)...).Scan(&ne, &nc); err != nil {
 		return t.appendErr(entries, err)
 	}
 	if ne != int64(len(entries)) || nc != 1 {
@@ -387,7 +387,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
 	t.headRead = false
-	if _, err := t.tx.Exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
+	if _, err := t.tx.Exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created, c.MAC); err != nil {
 		return fmt.Errorf("pgstore: put checkpoint: %w", err)
 	}
 	t.marker = &c
@@ -485,7 +485,7 @@ func (t *Tx) CommitLogCheckpoint(entries []store.LogEntry, c store.Checkpoint) e
 			t.marker = &c
 			return t.finish("commit", func(ctx context.Context) error {
 				return t.commit(ctx, func(b *pgx.Batch) {
-					b.Queue(commitLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created)...)
+					b.Queue(commitLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created, c.MAC)...)
 				})
 			})
 		}
