@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -664,6 +666,59 @@ func TestCommitLogCheckpoint(t *testing.T) {
 	for _, name := range []string{"first", "second"} {
 		if _, err := s.Identity(ctx, name); err != nil {
 			t.Errorf("identity %s: %v", name, err)
+		}
+	}
+}
+
+// TestCommitLogCheckpointValues: the entries and checkpoint
+// CommitLogCheckpoint encodes itself (binary arrays, see logParams) read
+// back as they were given: NULL times and ids, empty and missing data,
+// text outside ASCII, a checkpoint with and without a MAC.
+func TestCommitLogCheckpointValues(t *testing.T) {
+	s, _ := openFresh(t)
+	ctx := t.Context()
+	in := []store.LogEntry{
+		{Seq: 0, Time: time.Unix(0, 1700000000123456789).UTC(), Type: "grant.requested", GrantID: "g-1", Data: []byte(`{"a":1}`), LeafHash: bytes.Repeat([]byte{7}, 32)},
+		{Seq: 1, Type: "session.call", GrantID: "g-1", SessionID: "s-ü", Data: []byte{}, LeafHash: []byte{1}},
+		{Seq: 2, Time: time.Unix(5, 0).UTC(), Type: "", Data: nil, LeafHash: nil},
+	}
+	cps := []store.Checkpoint{
+		{Size: 3, Root: bytes.Repeat([]byte{9}, 32), Note: []byte("note\n"), Frontier: []byte{1, 2, 3}, CreatedAt: time.Unix(1, 2).UTC(), MAC: bytes.Repeat([]byte{5}, 32)},
+		{Size: 4, Root: []byte{8}, Note: []byte("n2"), Frontier: []byte{4}},
+	}
+	for i, cp := range cps {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries := in
+		if i == 1 {
+			entries = []store.LogEntry{{Seq: 3, Type: "t", LeafHash: []byte{3}}}
+		}
+		if err := tx.(*Tx).CommitLogCheckpoint(entries, cp); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LatestCheckpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.ID = 0
+		if !reflect.DeepEqual(got, cp) {
+			t.Errorf("checkpoint read back:\n%+v\nwant\n%+v", got, cp)
+		}
+	}
+	out, err := s.LogEntries(ctx, store.LogFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 4 {
+		t.Fatalf("%d entries, want 4", len(out))
+	}
+	for i, want := range in {
+		got := out[i]
+		if got.Seq != want.Seq || !got.Time.Equal(want.Time) || got.Type != want.Type || got.GrantID != want.GrantID ||
+			got.SessionID != want.SessionID || !bytes.Equal(got.Data, want.Data) || (got.Data == nil) != (want.Data == nil) || !bytes.Equal(got.LeafHash, want.LeafHash) {
+			t.Errorf("entry %d read back as %+v, want %+v", i, got, want)
 		}
 	}
 }

@@ -478,40 +478,60 @@ func (t *Tx) CommitLogCheckpoint(entries []store.LogEntry, c store.Checkpoint) e
 	if len(entries) == 0 {
 		return errors.New("pgstore: commit log checkpoint: no entries")
 	}
-	r, err := logRowsOf(entries)
-	if err == nil {
-		var created *int64
-		if created, err = nullNanos(c.CreatedAt); err == nil {
-			t.marker = &c
-			return t.finish("commit", func(ctx context.Context) error {
-				return t.commit(ctx, func(b *pgx.Batch) {
-					b.Queue(commitLogCheckpointSQL, append(r.args(), c.Size, c.Root, c.Note, c.Frontier, created, c.MAC)...)
-				})
-			})
-		}
-		err = fmt.Errorf("pgstore: put checkpoint: %w", err)
+	params, err := logParams(entries, c)
+	if err != nil {
+		_ = t.Rollback()
+		return err
 	}
-	_ = t.Rollback()
-	return err
+	t.marker = &c
+	return t.finish("commit", func(ctx context.Context) error {
+		// Prepared once per connection (pgx keeps it by name).
+		sd, err := t.tx.Conn().Prepare(ctx, "airlock_commit_log_checkpoint", commitLogCheckpointSQL)
+		if err != nil {
+			t.abandon()
+			return fmt.Errorf("append log: preparing: %w", err)
+		}
+		if !logStmtTypesMatch(sd) {
+			t.abandon()
+			return fmt.Errorf("append log: the server prepared the statement with parameter types %v, not %v", sd.ParamOIDs, logStmtOIDs)
+		}
+		return t.commit(ctx, &firstStmt{sd: sd, params: params})
+	})
+}
+
+// firstStmt is a prepared statement sent in the COMMIT's round trip, ahead
+// of it, with its parameters already encoded (binary).
+type firstStmt struct {
+	sd     *pgconn.StatementDescription
+	params [][]byte
 }
 
 // commit sends the statements first queues (if any), the COMMIT and the
 // flush in one pipeline, and learns the outcome.
-func (t *Tx) commit(ctx context.Context, first func(*pgx.Batch)) error {
+func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 	defer t.abandon()
-	b := &pgx.Batch{}
+	b := &pgconn.Batch{}
 	if first != nil {
-		first(b)
+		b.ExecStatement(first.sd, first.params, binaryFormats, nil)
 	}
-	b.Queue("COMMIT")
-	b.Queue(flushSQL)
-	br := t.tx.SendBatch(ctx, b)
+	b.ExecParams("COMMIT", nil, nil, nil, nil)
+	b.ExecParams(flushSQL, nil, nil, nil, nil)
+	mrr := t.tx.Conn().PgConn().ExecBatch(ctx, b)
+	next := func() (pgconn.CommandTag, error) {
+		if !mrr.NextResult() {
+			if err := mrr.Close(); err != nil {
+				return pgconn.CommandTag{}, err
+			}
+			return pgconn.CommandTag{}, errors.New("pgstore: the server sent fewer results than statements")
+		}
+		return mrr.ResultReader().Close()
+	}
 	var err error
 	if first != nil {
-		if _, err = br.Exec(); err != nil && isServerError(err) {
+		if _, err = next(); err != nil && isServerError(err) {
 			// The server refused the statement, so it skipped the
 			// COMMIT: nothing was committed.
-			br.Close()
+			mrr.Close()
 			if isLogConflict(err) || isUniqueViolation(err) {
 				return fmt.Errorf("pgstore: append log: %w: %v", store.ErrConflict, err)
 			}
@@ -520,20 +540,20 @@ func (t *Tx) commit(ctx context.Context, first func(*pgx.Batch)) error {
 	}
 	var tag pgconn.CommandTag
 	if err == nil {
-		tag, err = br.Exec()
+		tag, err = next()
 	}
 	if err == nil && tag.String() != "COMMIT" {
 		// The transaction was aborted by a failed statement; PostgreSQL
 		// rolls it back and answers ROLLBACK.
-		br.Close()
+		mrr.Close()
 		return pgx.ErrTxCommitRollback
 	}
 	if err == nil {
-		if _, err = br.Exec(); err != nil {
+		if _, err = next(); err != nil {
 			err = fmt.Errorf("flushing the commit: %w", err)
 		}
 	}
-	if cerr := br.Close(); err == nil && cerr != nil {
+	if cerr := mrr.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("flushing the commit: %w", cerr)
 	}
 	if err == nil {
