@@ -724,8 +724,17 @@ func (rs *replicaSet) killListener(r *replica) (release func()) {
 // then stops running (and whose grant is revoked after that), is ended by
 // the others at its last recorded event, once, while a session of a live
 // replica is left alone.
+//
+// With a sweep interval of 1 ms every sweep takes longer than the interval,
+// as sweeps do under load: a sweep must not be cut short by it.
 func TestReplicasDeadReplicaSessions(t *testing.T) {
-	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep, o.ReplicaGrace = 20*time.Millisecond, 300*time.Millisecond })
+	for _, sweep := range []time.Duration{20 * time.Millisecond, time.Millisecond} {
+		t.Run(sweep.String(), func(t *testing.T) { testDeadReplicaSessions(t, sweep) })
+	}
+}
+
+func testDeadReplicaSessions(t *testing.T, sweep time.Duration) {
+	rs := newReplicaSet(t, 3, nil, func(o *grants.Options) { o.SessionSweep, o.ReplicaGrace = sweep, 300*time.Millisecond })
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	g, cr := rs.approved(a, b)
 	onC := waitLookup(t, c, cr)

@@ -17,6 +17,9 @@ const DefaultSessionSweep = 15 * time.Second
 // database restart (backoff up to 5 s, then a re-read).
 const DefaultReplicaGrace = 30 * time.Second
 
+// sweepTimeout bounds one sweep's store reads and writes.
+const sweepTimeout = 30 * time.Second
+
 // sweepLookback is how long after its grant ended a session is still
 // swept: a dead replica's session of a grant that ended after it died has
 // nobody else to end it.
@@ -42,7 +45,11 @@ const sweepLookback = 10 * time.Minute
 func (s *Service) sweepLoop(stop <-chan struct{}, interval time.Duration) {
 	first := true
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		// A sweep is bounded by its own timeout, not by the interval: a
+		// sweep cut short never records which replicas it found gone, so
+		// under load (or with a short interval) a dead replica's sessions
+		// would never reach their grace.
+		ctx, cancel := context.WithTimeout(context.Background(), max(interval, sweepTimeout))
 		if err := s.sweepSessions(ctx, first); err != nil {
 			s.logger.Warn("sweeping the sessions of stopped replicas", "err", err)
 		} else {
