@@ -20,21 +20,19 @@ var _ store.FlushRequester = (*Store)(nil)
 const listenAppPrefix = "airlock-listen "
 
 // LiveReplicas lists the replicas whose listener holds its replica lock in
-// this store's schema: the names in the listeners' application_name
-// (pg_stat_activity shows it to every role) whose lock is granted to that
-// same backend. A name cut by PostgreSQL's 63-byte limit on
-// application_name does not match its lock and is not listed.
+// this store's schema: the names listeners recorded with their backend when
+// they connected (replica_listeners) whose lock is granted to that same
+// backend. (The listener's application_name also names the replica, for
+// operators, but PostgreSQL cuts it to 63 bytes.)
 func (s *Store) LiveReplicas(ctx context.Context) ([]string, error) {
-	const q = `SELECT DISTINCT n.name FROM (
-		SELECT a.pid, substr(a.application_name, $2::int) AS name FROM pg_catalog.pg_stat_activity a
-		WHERE starts_with(a.application_name, $3)) n
-	JOIN pg_catalog.pg_locks l ON l.pid = n.pid
+	const q = `SELECT r.name FROM replica_listeners r
+	JOIN pg_catalog.pg_locks l ON l.pid = r.pid
 	WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 		AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-		AND l.classid::bigint = (hashtextextended($1 || n.name, 0) >> 32) & 4294967295
-		AND l.objid::bigint = hashtextextended($1 || n.name, 0) & 4294967295
+		AND l.classid::bigint = (hashtextextended($1 || r.name, 0) >> 32) & 4294967295
+		AND l.objid::bigint = hashtextextended($1 || r.name, 0) & 4294967295
 	ORDER BY 1`
-	rows, err := s.pool.Query(ctx, q, s.replicaLockKey(""), len(listenAppPrefix)+1, listenAppPrefix)
+	rows, err := s.pool.Query(ctx, q, s.replicaLockKey(""))
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: listing live replicas: %w", err)
 	}

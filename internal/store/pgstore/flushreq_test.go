@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,7 +28,11 @@ func TestLiveReplicasAndNotifyNow(t *testing.T) {
 	a, _ := listening(t, s, "gw-1:8700")
 	_, stopB := listening(t, s, "gw-2:8700")
 	listening(t, s, "") // a listener of no replica
-	if got := live(); !slices.Equal(got, []string{"gw-1:8700", "gw-2:8700"}) {
+	// A name longer than the 63 bytes PostgreSQL keeps of an
+	// application_name.
+	long := "gw-3." + strings.Repeat("x", 60) + ":8700"
+	_, stopC := listening(t, s, long)
+	if got := live(); !slices.Equal(got, []string{"gw-1:8700", "gw-2:8700", long}) {
 		t.Fatalf("live replicas: %q", got)
 	}
 	if err := s.NotifyNow(ctx, "flush:f_1", "gw-2:8700"); err != nil {
@@ -45,6 +50,7 @@ func TestLiveReplicasAndNotifyNow(t *testing.T) {
 		t.Fatal("a notice with a space was sent")
 	}
 	stopB()
+	stopC()
 	// The lock goes with the backend, a moment after the client closes.
 	deadline := time.Now().Add(5 * time.Second)
 	for got := live(); !slices.Equal(got, []string{"gw-1:8700"}); got = live() {

@@ -200,8 +200,11 @@ func (l *Listener) takeReplicaLock(ctx context.Context, conn *pgx.Conn, appName 
 		if attempt == 1 {
 			return fmt.Errorf("another process is running as replica %q (replica names must be unique)", l.name)
 		}
+		// PostgreSQL keeps at most 63 bytes of an application_name, so
+		// the holder's is a prefix of this one's.
 		if _, err := conn.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend(h.pid, 2000) FROM (`+replicaLockHolders+`) h
-			JOIN pg_catalog.pg_stat_activity a ON a.pid = h.pid WHERE a.application_name = $2`, key, appName); err != nil {
+			JOIN pg_catalog.pg_stat_activity a ON a.pid = h.pid
+			WHERE a.application_name <> '' AND starts_with($2, a.application_name)`, key, appName); err != nil {
 			return err
 		}
 	}
@@ -211,7 +214,7 @@ func (l *Listener) takeReplicaLock(ctx context.Context, conn *pgx.Conn, appName 
 // until the connection fails. wasUp says whether connected succeeded.
 func (l *Listener) session(ctx context.Context, changed func(grantID, origin string), connected func(ctx context.Context) error) (wasUp bool, err error) {
 	cfg := l.s.pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = strings.TrimSpace("airlock-listen " + l.name)
+	cfg.RuntimeParams["application_name"] = strings.TrimSpace(listenAppPrefix + l.name)
 	// A wait that times out must leave the connection usable: a deadline
 	// on the socket does, where pgx's default (a cancel request) would
 	// open a connection to the server at every idle interval.
@@ -228,7 +231,12 @@ func (l *Listener) session(ctx context.Context, changed func(grantID, origin str
 		// this connection lives; a second process with the same name is
 		// refused rather than mistaken for this one.
 		err = l.takeReplicaLock(cctx, conn, cfg.RuntimeParams["application_name"])
-
+		if err == nil {
+			// For LiveReplicas: the name, whole, and the backend that
+			// holds its lock.
+			_, err = conn.Exec(cctx, `INSERT INTO replica_listeners (name, pid) VALUES ($1, pg_backend_pid())
+				ON CONFLICT (name) DO UPDATE SET pid = excluded.pid`, l.name)
+		}
 	}
 	cancel()
 	if err != nil {

@@ -117,6 +117,14 @@ func TestNotifyOnCommitOnly(t *testing.T) {
 // connection of the first (which is told it lost it), and the name is
 // dead once no listener runs.
 func TestReplicaAliveAndUnique(t *testing.T) {
+	// The second name is longer than PostgreSQL keeps of an
+	// application_name (63 bytes).
+	for _, name := range []string{"host-1:8080", "ip-10-20-30-40.eu-central-1.compute.internal.example-corp.net:8080"} {
+		t.Run(name[:6], func(t *testing.T) { testReplicaAliveAndUnique(t, name) })
+	}
+}
+
+func testReplicaAliveAndUnique(t *testing.T, name string) {
 	s, dsn := openFresh(t)
 	ctx := t.Context()
 	alive := func(name string) bool {
@@ -127,7 +135,7 @@ func TestReplicaAliveAndUnique(t *testing.T) {
 		}
 		return ok
 	}
-	if alive("host-1:8080") {
+	if alive(name) {
 		t.Fatal("a replica that never ran is alive")
 	}
 	lctx, cancel := context.WithCancel(ctx)
@@ -135,10 +143,10 @@ func TestReplicaAliveAndUnique(t *testing.T) {
 	up := make(chan struct{}, 4)
 	lost := make(chan error, 4)
 	wg.Go(func() {
-		s.Listener("host-1:8080").Run(lctx, func(string, string) {}, func(context.Context) error { up <- struct{}{}; return nil }, func(err error) { lost <- err })
+		s.Listener(name).Run(lctx, func(string, string) {}, func(context.Context) error { up <- struct{}{}; return nil }, func(err error) { lost <- err })
 	})
 	<-up
-	if !alive("host-1:8080") || alive("host-2:8080") {
+	if !alive(name) || alive("host-2:8080") {
 		t.Fatal("ReplicaAlive does not see the running listener's lock (or sees it under another name)")
 	}
 	// A second process under the same name (or this one's next
@@ -148,7 +156,7 @@ func TestReplicaAliveAndUnique(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	_, stop := listening(t, s2, "host-1:8080")
+	_, stop := listening(t, s2, name)
 	select {
 	case err := <-lost:
 		if err == nil {
@@ -159,7 +167,7 @@ func TestReplicaAliveAndUnique(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-	if !alive("host-1:8080") {
+	if !alive(name) {
 		t.Fatal("the name is not alive while the second listener runs")
 	}
 	stop()
@@ -167,7 +175,7 @@ func TestReplicaAliveAndUnique(t *testing.T) {
 	// a moment after the client closes its connection: wait for that,
 	// boundedly.
 	deadline := time.Now().Add(5 * time.Second)
-	for alive("host-1:8080") {
+	for alive(name) {
 		if time.Now().After(deadline) {
 			t.Fatal("the name is still alive 5 s after its last listener stopped")
 		}
