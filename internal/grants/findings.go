@@ -93,15 +93,22 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 	if s.findings == nil {
 		return nil
 	}
-	rec, err := s.st.Grant(ctx, g.ID)
-	if err != nil || rec.RequestedFrom == nil {
-		return nil // nothing to compare with (a grant from before fingerprints)
+	s.mu.RLock()
+	from := s.from[g.ID]
+	s.mu.RUnlock()
+	if from == nil {
+		// Not known in memory: the grant's record says.
+		rec, err := s.st.Grant(ctx, g.ID)
+		if err != nil || rec.RequestedFrom == nil {
+			return nil // nothing to compare with (a grant from before fingerprints)
+		}
+		from = rec.RequestedFrom
 	}
 	in := model.Instance{IP: findings.IPOf(client)}
 	if _, ua, ok := strings.Cut(client, " "); ok {
 		in.UserAgent = findings.Printable(ua)
 	}
-	moved, report := s.findings.Moved(g.ID, *rec.RequestedFrom, in)
+	moved, report := s.findings.Moved(g.ID, *from, in)
 	if !moved {
 		return nil
 	}
@@ -109,8 +116,8 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 	if report {
 		f := model.Finding{
 			Kind: model.FindingCredentialMoved, At: s.now(), Identity: g.Identity, Grant: g.ID, Session: session,
-			Instance: findings.Describe(in), Others: []string{findings.Describe(*rec.RequestedFrom)}, Refused: refuse,
-			Detail: fmt.Sprintf("grant %s was requested from %s and its credentials are used from %s", g.ID, rec.RequestedFrom.IP, in.IP),
+			Instance: findings.Describe(in), Others: []string{findings.Describe(*from)}, Refused: refuse,
+			Detail: fmt.Sprintf("grant %s was requested from %s and its credentials are used from %s", g.ID, from.IP, in.IP),
 		}
 		if refuse {
 			f.Session = "" // the session is never started

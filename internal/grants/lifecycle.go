@@ -216,6 +216,10 @@ func (s *Service) activateInMemory(g model.Grant) {
 	s.mu.Lock()
 	s.byCred[g.CredentialID] = gg
 	s.byGrant[g.ID] = gg
+	if g.RequestedFrom != nil {
+		from := *g.RequestedFrom
+		s.from[g.ID] = &from
+	}
 	subs := s.subs
 	s.mu.Unlock()
 	s.rep.forgetMiss(g.CredentialID)
@@ -255,6 +259,7 @@ func (s *Service) cutOff(id, reason string) *gateway.Grant {
 		delete(s.byGrant, id)
 		delete(s.byCred, gg.CredentialID)
 	}
+	delete(s.from, id)
 	s.mu.Unlock()
 	if gg != nil {
 		gg.End(reason)

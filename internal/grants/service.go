@@ -191,6 +191,10 @@ type Service struct {
 	mu      sync.RWMutex
 	byCred  map[string]*gateway.Grant
 	byGrant map[string]*gateway.Grant
+	// from is the requester's instance of the active grants that have one
+	// (checkMoved): read from the store at every session start, it cost
+	// a query and about 5 KB of garbage per connection.
+	from    map[string]*model.Instance
 	timers  map[string]clock.Timer
 	waits   *waiters // the open long polls (Wait)
 	subs    []func(*gateway.Grant)
@@ -256,7 +260,7 @@ func New(o Options) (*Service, error) {
 		targets: make(map[string]Target, len(o.Targets)),
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
-		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{},
+		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{}, from: map[string]*model.Instance{},
 		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity), resultsKick: make(chan struct{}, 1),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 const (
@@ -274,6 +276,13 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 	// The admin DSN's own notice and validation hooks do not apply.
 	cfg.OnNotice, cfg.OnNotification, cfg.OnPgError = nil, nil, nil
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	var pf *pooledFrontend // frontends.go
+	if cfg.MaxProtocolMessageBodyLen == 0 {
+		cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+			pf = getFrontend(r, w)
+			return pf.f
+		}
+	}
 	pc, err := pgconn.ConnectConfig(c.ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -291,6 +300,10 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 		// Bytes pgconn read ahead would be lost to the relay.
 		hc.Conn.Close()
 		return nil, errors.New("upstream sent data after its startup")
+	}
+	if pf != nil && pf.f == hc.Frontend {
+		putFrontend(pf)
+		hc.Frontend = nil
 	}
 	_ = hc.Conn.SetDeadline(time.Time{})
 	return hc, nil

@@ -39,17 +39,25 @@ func TestIdleConnectionMemory(t *testing.T) {
 		sslmode    string
 		maxPer     int64 // bytes per idle session
 		goroutines int   // per idle session
+		// maxAlloc bounds the bytes allocated per session start: until
+		// a collection, an idle connection costs the process that much
+		// memory (bench/pgbench's VmRSS figure).
+		maxAlloc int64
 	}{
 		// bench/pgbench's set-up: no goroutine, a few KiB of state.
-		{"disable", 6 << 10, 0},
+		{"disable", 6 << 10, 0, 22 << 10},
 		// The TLS upstream's state (its record buffers) and its relay
 		// goroutine stay; the bound catches a buffer held beyond them.
-		{"require", 48 << 10, 1},
+		{"require", 48 << 10, 1, 128 << 10},
 	} {
 		t.Run("upstream sslmode="+tc.sslmode, func(t *testing.T) {
-			per, goroutines := idleSessionCost(t, tc.sslmode)
+			per, goroutines, alloc := idleSessionCost(t, tc.sslmode)
 			if per > tc.maxPer {
 				t.Errorf("an idle session costs %d bytes, more than %d; does it hold a buffer or a goroutine while idle?", per, tc.maxPer)
+			}
+			// Checked without the race detector only (race_on_test.go).
+			if !raceOn && alloc > tc.maxAlloc {
+				t.Errorf("a session start allocates %d bytes, more than %d", alloc, tc.maxAlloc)
 			}
 			if goroutines > tc.goroutines {
 				t.Errorf("an idle session holds %d goroutines, want %d: did it not park?", goroutines, tc.goroutines)
@@ -58,9 +66,10 @@ func TestIdleConnectionMemory(t *testing.T) {
 	}
 }
 
-// idleSessionCost returns the heap and stacks, in bytes, and the goroutines
-// per idle session, with the upstream connection's sslmode.
-func idleSessionCost(t *testing.T, sslmode string) (int64, int) {
+// idleSessionCost returns the heap and stacks, in bytes, the goroutines per
+// idle session and the bytes allocated per session start, with the
+// upstream connection's sslmode.
+func idleSessionCost(t *testing.T, sslmode string) (int64, int, int64) {
 	if os.Getenv("PGGW_IDLE_HEAPPROFILE") != "" {
 		runtime.MemProfileRate = 1
 	}
@@ -71,7 +80,7 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int) {
 	g := e.grant(time.Hour, "pg:select %s.public.customers")
 	// Live heap objects (HeapAlloc after a collection: HeapInuse counts
 	// whole 8 KiB spans, too coarse for a few KiB per session) and stacks.
-	var heap, stack, total int64
+	var heap, stack, total, mallocs int64
 	measure := func() uint64 {
 		runtime.GC()
 		runtime.GC()
@@ -79,6 +88,7 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int) {
 		runtime.ReadMemStats(&ms)
 		heap, stack = int64(ms.HeapAlloc)-heap, int64(ms.StackInuse)-stack
 		total = int64(ms.TotalAlloc) - total
+		mallocs = int64(ms.Mallocs) - mallocs
 		return ms.HeapAlloc + ms.StackInuse
 	}
 	measure()
@@ -138,10 +148,10 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int) {
 		per, heap/idleConns, stack/idleConns, idleConns, goroutines, e.gw.park.Len())
 	// What a process's RSS grows by when sessions start is mostly this
 	// garbage, until a collection: the heap grows to twice the live heap.
-	t.Logf("allocated while the sessions started: %d KiB each", total/idleConns>>10)
+	t.Logf("allocated while the sessions started: %d bytes in %d objects each", total/idleConns, mallocs/idleConns)
 	floor := idleFloor(t, idleConns)
 	t.Logf("for comparison, a Go relay with a goroutine blocked on each side holds at least %d bytes per session (two net.Conns, two goroutines blocked in a read, no buffers)", floor)
-	return per, goroutines
+	return per, goroutines, total / idleConns
 }
 
 // idleFloor measures, in this process, the heap and stacks per session of

@@ -284,7 +284,13 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	c.key = c.gw.keys.add(k)
 
 	c.scsOff.Store(hc.ParameterStatuses["standard_conforming_strings"] == "off")
-	var out []byte
+	// One buffer for the whole greeting, sized first: appended message by
+	// message it was reallocated about ten times per login.
+	size := 9 + 9 + len(k.secret) + 6 // AuthenticationOk, BackendKeyData, ReadyForQuery
+	for name, v := range hc.ParameterStatuses {
+		size += 7 + len(name) + len(v)
+	}
+	out := make([]byte, 0, size)
 	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
 	for name, v := range hc.ParameterStatuses {
 		out, _ = (&pgproto3.ParameterStatus{Name: name, Value: v}).Encode(out)

@@ -1,0 +1,8 @@
+//go:build race
+
+package pggw
+
+// raceOn: the race detector is on. It allocates on its own account and
+// makes sync.Pool drop a share of what is put back, so allocation bounds
+// hold only without it.
+const raceOn = true
