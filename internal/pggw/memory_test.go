@@ -80,7 +80,7 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int, int64) {
 	g := e.grant(time.Hour, "pg:select %s.public.customers")
 	// Live heap objects (HeapAlloc after a collection: HeapInuse counts
 	// whole 8 KiB spans, too coarse for a few KiB per session) and stacks.
-	var heap, stack, total, mallocs int64
+	var heap, stack, total int64
 	measure := func() uint64 {
 		runtime.GC()
 		runtime.GC()
@@ -88,7 +88,6 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int, int64) {
 		runtime.ReadMemStats(&ms)
 		heap, stack = int64(ms.HeapAlloc)-heap, int64(ms.StackInuse)-stack
 		total = int64(ms.TotalAlloc) - total
-		mallocs = int64(ms.Mallocs) - mallocs
 		return ms.HeapAlloc + ms.StackInuse
 	}
 	measure()
@@ -148,7 +147,7 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int, int64) {
 		per, heap/idleConns, stack/idleConns, idleConns, goroutines, e.gw.park.Len())
 	// What a process's RSS grows by when sessions start is mostly this
 	// garbage, until a collection: the heap grows to twice the live heap.
-	t.Logf("allocated while the sessions started: %d bytes in %d objects each", total/idleConns, mallocs/idleConns)
+	t.Logf("allocated while the sessions started: %d KiB each", total/idleConns>>10)
 	floor := idleFloor(t, idleConns)
 	t.Logf("for comparison, a Go relay with a goroutine blocked on each side holds at least %d bytes per session (two net.Conns, two goroutines blocked in a read, no buffers)", floor)
 	return per, goroutines, total / idleConns

@@ -1,6 +1,7 @@
 package pggw
 
 import (
+	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
@@ -122,47 +123,26 @@ func (s *scramServer) final(msg []byte) (serverFinal string, ok bool, err error)
 		return "", false, err
 	}
 	clientKey := hmacSHA256(salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey[:])
+	storedKey := sha256.Sum256(clientKey)
 	authMessage := s.clientFirstBare + "," + s.serverFirst + "," + withoutProof
 	clientSig := hmacSHA256(storedKey[:], authMessage)
-	var got [sha256.Size]byte
+	got := make([]byte, sha256.Size)
 	for j := range got {
 		got[j] = proof[j] ^ clientSig[j]
 	}
-	gotStored := sha256.Sum256(got[:])
+	gotStored := sha256.Sum256(got)
 	if subtle.ConstantTimeCompare(gotStored[:], storedKey[:]) != 1 || !known {
 		return "", false, nil
 	}
 	serverKey := hmacSHA256(salted, "Server Key")
-	serverSig := hmacSHA256(serverKey[:], authMessage)
-	return "v=" + base64.StdEncoding.EncodeToString(serverSig[:]), true, nil
+	serverSig := hmacSHA256(serverKey, authMessage)
+	return "v=" + base64.StdEncoding.EncodeToString(serverSig), true, nil
 }
 
-// hmacSHA256 is HMAC-SHA-256 (RFC 2104), computed with sha256.Sum256 over
-// buffers on the stack. crypto/hmac allocates two digests and two pads per
-// use, and a login uses it four times: garbage that every session start
-// left for the next collection.
-func hmacSHA256(key []byte, msg string) [sha256.Size]byte {
-	if len(key) > sha256.BlockSize {
-		k := sha256.Sum256(key)
-		key = k[:]
-	}
-	// The messages here (the SCRAM AuthMessage: three short SCRAM
-	// messages) fit the buffer; a longer one is appended to the heap.
-	var in [sha256.BlockSize + 256]byte
-	b := in[:sha256.BlockSize]
-	copy(b, key)
-	for i := range b {
-		b[i] ^= 0x36
-	}
-	inner := sha256.Sum256(append(b, msg...))
-	var out [sha256.BlockSize + sha256.Size]byte
-	copy(out[:], key)
-	for i := range sha256.BlockSize {
-		out[i] ^= 0x5c
-	}
-	copy(out[sha256.BlockSize:], inner[:])
-	return sha256.Sum256(out[:])
+func hmacSHA256(key []byte, msg string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(msg))
+	return h.Sum(nil)
 }
 
 // printable reports whether s is a SCRAM "printable": ASCII 0x21..0x7e
