@@ -189,3 +189,26 @@ func TestFlushWriterRawSocketDeadline(t *testing.T) {
 		t.Fatal("a write to a closed connection succeeded")
 	}
 }
+
+// A flushed write through a socket allocates nothing: the raw write's
+// callback is made once per writer, not per write.
+func TestFlushWriterRawWriteAllocs(t *testing.T) {
+	a, b := tcpPair(t)
+	f := newFlushWriter(a)
+	msg := []byte("Z\x00\x00\x00\x05I")
+	got := make([]byte, len(msg))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := f.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per write and flush, want 0", allocs)
+	}
+}
