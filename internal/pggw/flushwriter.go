@@ -3,6 +3,7 @@ package pggw
 import (
 	"io"
 	"sync"
+	"syscall"
 )
 
 // flushWriter buffers writes like a bufio.Writer of ioBufSize, but holds
@@ -18,17 +19,73 @@ type flushWriter struct {
 	w   io.Writer
 	buf *[]byte // nil while nothing is buffered
 	err error
+	// raw is w's raw connection when it has a file descriptor (plain
+	// TCP): writes then go out as raw system calls (rawsys.go), through
+	// writeFn, which is writeFD made once rather than a closure per write.
+	raw     syscall.RawConn
+	writeFn func(fd uintptr) bool
+	// wp, wn and werr are writeFD's argument and results.
+	wp   []byte
+	wn   int
+	werr error
 }
 
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, ioBufSize); return &b }}
 
-func newFlushWriter(w io.Writer) *flushWriter { return &flushWriter{w: w} }
+func newFlushWriter(w io.Writer) *flushWriter {
+	f := &flushWriter{}
+	f.Reset(w)
+	return f
+}
 
 // Reset discards anything buffered and any error, and writes to w from now
 // on (after a TLS upgrade, the TLS connection).
 func (f *flushWriter) Reset(w io.Writer) {
 	f.release()
-	f.w, f.err = w, nil
+	f.w, f.err, f.raw = w, nil, nil
+	if sc, ok := w.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			f.raw = raw
+			if f.writeFn == nil {
+				f.writeFn = f.writeFD
+			}
+		}
+	}
+}
+
+// write writes all of p to the underlying writer: on a descriptor, with
+// raw system calls, waiting in the runtime's poller while the socket's
+// buffer is full (a write deadline, set to cut a client that does not
+// read, still applies).
+func (f *flushWriter) write(p []byte) (int, error) {
+	if f.raw == nil {
+		return f.w.Write(p)
+	}
+	f.wp, f.wn, f.werr = p, 0, nil
+	err := f.raw.Write(f.writeFn)
+	n := f.wn
+	if err == nil {
+		err = f.werr
+	}
+	f.wp, f.werr = nil, nil
+	return n, err
+}
+
+// writeFD is write's callback: false to wait until the socket is
+// writable.
+func (f *flushWriter) writeFD(fd uintptr) bool {
+	for f.wn < len(f.wp) {
+		n, err := rawWrite(fd, f.wp[f.wn:])
+		if err == syscall.EAGAIN {
+			return false
+		}
+		if err != nil {
+			f.werr = err
+			return true
+		}
+		f.wn += n
+	}
+	return true
 }
 
 // Write buffers p, writing out what is buffered first when p does not fit.
@@ -45,7 +102,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 	}
 	if f.buf == nil {
 		if len(p) >= ioBufSize {
-			n, err := f.w.Write(p)
+			n, err := f.write(p)
 			if err == nil && n < len(p) {
 				err = io.ErrShortWrite
 			}
@@ -72,7 +129,7 @@ func (f *flushWriter) Flush() error {
 	var err error
 	if len(b) > 0 {
 		var n int
-		n, err = f.w.Write(b)
+		n, err = f.write(b)
 		if err == nil && n < len(b) {
 			err = io.ErrShortWrite
 		}
@@ -105,7 +162,7 @@ func (f *flushWriter) ReadFrom(r io.Reader) (int64, error) {
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			m, werr := f.w.Write(buf[:n])
+			m, werr := f.write(buf[:n])
 			total += int64(m)
 			if werr == nil && m < n {
 				werr = io.ErrShortWrite

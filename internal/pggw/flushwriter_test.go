@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // countingWriter records each Write it gets, and fails once failAfter
@@ -127,5 +129,86 @@ func TestFlushWriterErrorsStick(t *testing.T) {
 	}
 	if err := f.Flush(); !errors.Is(err, errWrite) {
 		t.Errorf("Flush after a failed direct write = %v", err)
+	}
+}
+
+// On a socket the writer writes with raw system calls (rawsys.go): what
+// does not fit in the socket's buffer waits for the reader, and arrives
+// whole and in order.
+func TestFlushWriterRawSocket(t *testing.T) {
+	a, b := tcpPair(t)
+	f := newFlushWriter(a)
+	if f.raw == nil {
+		t.Fatal("a TCP connection is not written to raw")
+	}
+	want := make([]byte, 8<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		all, _ := io.ReadAll(b)
+		got <- all
+	}()
+	if _, err := f.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadFrom(io.LimitReader(bytes.NewReader(want), int64(len(want)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	all := <-got
+	if len(all) != 1+2*len(want) || all[0] != 'x' || !bytes.Equal(all[1:1+len(want)], want) || !bytes.Equal(all[1+len(want):], want) {
+		t.Fatalf("the reader got %d bytes, not what was written (%d)", len(all), 1+2*len(want))
+	}
+}
+
+// A write blocked on a peer that does not read ends at the connection's
+// write deadline (kill relies on it), and a write to a closed connection
+// fails.
+func TestFlushWriterRawSocketDeadline(t *testing.T) {
+	a, _ := tcpPair(t)
+	f := newFlushWriter(a)
+	if err := a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.Write(make([]byte, 64<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a peer that does not read = %v, want the deadline", err)
+	}
+	c, _ := tcpPair(t)
+	g := newFlushWriter(c)
+	c.Close()
+	if _, err := g.Write(make([]byte, ioBufSize)); err == nil {
+		t.Fatal("a write to a closed connection succeeded")
+	}
+}
+
+// A flushed write through a socket allocates nothing: the raw write's
+// callback is made once per writer, not per write.
+func TestFlushWriterRawWriteAllocs(t *testing.T) {
+	a, b := tcpPair(t)
+	f := newFlushWriter(a)
+	msg := []byte("Z\x00\x00\x00\x05I")
+	got := make([]byte, len(msg))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := f.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per write and flush, want 0", allocs)
 	}
 }

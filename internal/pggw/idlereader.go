@@ -203,12 +203,7 @@ func (b *idleReader) rawFill() {
 func (b *idleReader) readFD(fd uintptr) bool {
 	bp := writeBufs.Get().(*[]byte)
 	buf := (*bp)[:cap(*bp)]
-	for {
-		b.rn, b.rerr = syscall.Read(int(fd), buf)
-		if b.rerr != syscall.EINTR {
-			break
-		}
-	}
+	b.rn, b.rerr = rawRead(fd, buf)
 	if b.rerr == syscall.EAGAIN {
 		writeBufs.Put(bp)
 		return false // wait for readability, holding nothing

@@ -58,13 +58,7 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportMetric(cpu, "cpu-us/stmt")
 		})
 		b.Run("pgbouncer/"+mode, func(b *testing.B) {
-			if bouncerPID == 0 {
-				b.Skip("no pgbouncer: install it with: apt-get install pgbouncer")
-			}
-			cpu0 := procCPU(b, bouncerPID)
-			ran, tps, _ := runPgbench(b, pgbench, mode, []string{bouncerDSN}, nil, nil)
-			b.ReportMetric(tps, "stmts/s")
-			b.ReportMetric(float64((procCPU(b, bouncerPID)-cpu0).Microseconds())/float64(ran), "cpu-us/stmt")
+			tps := runBouncer(b, pgbench, mode, bouncerPID, bouncerDSN)
 			if d := direct[mode]; d > 0 {
 				b.ReportMetric(tps/d, "ratio")
 			}
@@ -132,6 +126,20 @@ func runPgbench(b *testing.B, pgbench, mode string, args, env []string, settled 
 		b.Fatalf("pgbench ran %d of %d transactions:\n%s", ran, perClient*benchClients, out)
 	}
 	return ran, tps, float64(cpu.Microseconds()) / float64(ran)
+}
+
+// runBouncer runs pgbench through PgBouncer (startBouncer's pid and DSN),
+// reports its tps and PgBouncer's CPU per statement, and returns the tps;
+// it skips the benchmark if PgBouncer is not installed.
+func runBouncer(b *testing.B, pgbench, mode string, pid int, dsn string) float64 {
+	if pid == 0 {
+		b.Skip("no pgbouncer: install it with: apt-get install pgbouncer")
+	}
+	cpu0 := procCPU(b, pid)
+	ran, tps, _ := runPgbench(b, pgbench, mode, []string{dsn}, nil, nil)
+	b.ReportMetric(tps, "stmts/s")
+	b.ReportMetric(float64((procCPU(b, pid)-cpu0).Microseconds())/float64(ran), "cpu-us/stmt")
+	return tps
 }
 
 // startBouncer starts PgBouncer in session mode in front of dsn's database
