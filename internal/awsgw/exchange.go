@@ -97,13 +97,6 @@ func (x *exchange) disclose() bool {
 // not the response.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// copyBufs are the buffers responses stream through: large, so that a big
-// download takes few read and write calls (the transport's own read buffer
-// is bypassed for reads at least its size).
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
-
-const copyBufSize = 256 << 10
-
 // maxErrorCapture is how much of an upstream error body is kept to name
 // the S3 error code in the record.
 const maxErrorCapture = 2 << 10
