@@ -224,6 +224,13 @@
 // Nothing is acknowledged earlier or differently: the delay only moves
 // when a batch starts.
 //
+// [Log.AppendLazy] is for records nobody is held up by (a session's batched
+// results, whose calls were answered already): a queue of only such appends
+// starts no batch; they join the next batch another append or a Do starts,
+// or are written alone once the oldest has waited 25 ms. So they add
+// entries to batches, not batches. Like Append it returns once they are
+// durable.
+//
 // # Entry format
 //
 // Entry n (counting from 0) is the JSON object

@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"context"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
@@ -31,6 +32,78 @@ const (
 	// callers are all still working may wait (see readDeadline).
 	gatherReadFactor = 4
 )
+
+// lazyWait is how long events queued by [Log.AppendLazy] wait for a batch
+// that other appends start before they are written in one of their own.
+// Calls arrive every few milliseconds on a busy gateway, and a session's
+// results are flushed every 100 ms: well within it.
+const lazyWait = 25 * time.Millisecond
+
+// AppendLazy is [Log.Append] for records that nobody is held up by, such as
+// a session's batched results (the gateway already answered those calls):
+// with a journal, its events do not start a batch of their own but join the
+// next one that other callers' appends start, so they add no write and no
+// fdatasync; only if none starts within lazyWait are they written alone.
+// Like Append, it returns once they are durable, or with the error that
+// kept them out of the log. Without a journal it is Append.
+func (l *Log) AppendLazy(ctx context.Context, events ...Event) error {
+	evs, err := encodeEvents(events)
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	return l.run(ctx, &op{ctx: ctx, evs: evs, lazy: true, at: l.gc.clk.Now()})
+}
+
+// holdLazy waits, before a journal batch is taken, while the queue holds
+// only AppendLazy calls, none queued for lazyWait yet: until another
+// append or a Do call arrives, the oldest has waited lazyWait, or the log
+// is closing.
+func (l *Log) holdLazy() {
+	var (
+		fired chan struct{}
+		timer clock.Timer
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		l.mu.Lock()
+		lazy, closed := len(l.queue) > 0, l.closed
+		var first time.Time
+		for i, o := range l.queue {
+			if !o.lazy {
+				lazy = false
+				break
+			}
+			if i == 0 || o.at.Before(first) {
+				first = o.at
+			}
+		}
+		l.mu.Unlock()
+		if closed || !lazy {
+			return
+		}
+		wait := first.Add(lazyWait).Sub(l.gc.clk.Now())
+		if wait <= 0 {
+			return
+		}
+		if timer == nil {
+			ch := make(chan struct{}, 1)
+			fired = ch
+			timer = l.gc.clk.AfterFunc(wait, func() { ch <- struct{}{} })
+		}
+		select {
+		case <-l.wake: // an append (or Close) arrived: look again
+		case <-fired:
+			timer = nil
+		}
+	}
+}
 
 // gatherState is the writer's record of recent batches, owned by the
 // writer goroutine.
@@ -102,6 +175,7 @@ func (l *Log) readDeadline() time.Duration {
 // readDeadline. It returns at once when the queue holds MaxBatch operations,
 // a Do call (which takes its own path) or the log is closing.
 func (l *Log) gather() {
+	l.holdLazy()
 	g := &l.gc
 	if g.delay <= 0 || g.batch < gatherMinBatch {
 		return

@@ -286,3 +286,65 @@ func TestReadDeadline(t *testing.T) {
 		}
 	}
 }
+
+// An AppendLazy call does not start a batch of its own: it joins the next
+// one that another append starts, and the two share one write.
+func TestAppendLazyJoinsTheNextBatch(t *testing.T) {
+	f := newGatherFixture(t, -1, 0) // no commit delay: only the lazy hold waits
+	ctx := context.Background()
+	lazy := make(chan error, 1)
+	go func() { lazy <- f.l.AppendLazy(ctx, Event{Type: "session.results"}) }()
+	f.waitTimer(t)
+	select {
+	case err := <-lazy:
+		t.Fatalf("AppendLazy returned (%v) before any other append started a batch", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if got := f.batches.Load(); got != 0 {
+		t.Fatalf("%d batches written for a lone lazy append", got)
+	}
+	if err := f.l.Append(ctx, Event{Type: "session.call"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lazy; err != nil {
+		t.Fatal(err)
+	}
+	if got, size := f.batches.Load(), f.l.Size(); got != 1 || size != 2 {
+		t.Fatalf("%d batches, log size %d; want one batch of both entries", got, size)
+	}
+}
+
+// With nothing else to join, a lazy append is written alone once it has
+// waited lazyWait, and Close does not wait for it at all.
+func TestAppendLazyWrittenAloneAfterItsWait(t *testing.T) {
+	f := newGatherFixture(t, -1, 0)
+	ctx := context.Background()
+	lazy := make(chan error, 1)
+	go func() { lazy <- f.l.AppendLazy(ctx, Event{Type: "session.results"}) }()
+	f.waitTimer(t)
+	f.clk.Advance(lazyWait - time.Millisecond)
+	select {
+	case err := <-lazy:
+		t.Fatalf("AppendLazy returned (%v) before lazyWait", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.clk.Advance(time.Millisecond)
+	if err := <-lazy; err != nil {
+		t.Fatal(err)
+	}
+	if got, size := f.batches.Load(), f.l.Size(); got != 1 || size != 1 {
+		t.Fatalf("%d batches, log size %d; want the lazy entry written alone", got, size)
+	}
+
+	go func() { lazy <- f.l.AppendLazy(ctx, Event{Type: "session.results"}) }()
+	f.waitTimer(t)
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lazy; err != nil {
+		t.Fatalf("a lazy append queued at Close: %v", err)
+	}
+	if size := f.l.Size(); size != 2 {
+		t.Fatalf("log size %d after Close, want 2", size)
+	}
+}

@@ -156,6 +156,8 @@ type op struct {
 	// which sets waited.
 	async  bool
 	waited atomic.Bool
+	// lazy marks an AppendLazy, which waits for a batch others start.
+	lazy bool
 }
 
 const (

@@ -152,6 +152,9 @@ type harnessOptions struct {
 	// MaxWaiters and MaxWaitersPerIdentity bound long polls (default: the
 	// service's defaults).
 	MaxWaiters, MaxWaitersPerIdentity int
+	// OnCommit, if set, is the log's Options.OnCommit (called once per
+	// journal batch).
+	OnCommit func(size int64)
 }
 
 // harness is a real Service on a temporary data directory.
@@ -262,7 +265,7 @@ func (h *harness) start() {
 	if h.opts.LogStore != nil {
 		logStore = h.opts.LogStore(h.St)
 	}
-	lo := auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint")}
+	lo := auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint"), OnCommit: h.opts.OnCommit}
 	if h.opts.LogStore == nil {
 		// As airlock serve runs it: appends durable in the journal first.
 		// Tests that inject store failures keep every batch in the store.

@@ -1,11 +1,13 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -490,5 +492,48 @@ func TestBadRecordsRejected(t *testing.T) {
 	g, err := tx.Grant(ctx, "g_1")
 	if err != nil || g.DecideBy.Year() != 3000 {
 		t.Fatalf("far-future time did not round-trip: %v %v", g.DecideBy, err)
+	}
+}
+
+// TestAppendLogSizes stores batches of every size around the INSERT
+// statements' row counts (a full statement of logInsertRows, then one for
+// each power of two left) and reads every entry back in order.
+func TestAppendLogSizes(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	defer s.Close()
+	seq := int64(0)
+	for _, n := range []int{1, 2, 3, 7, 31, 32, 33, 57, 63, 64, 65, 100} {
+		es := make([]store.LogEntry, n)
+		for i := range es {
+			es[i] = store.LogEntry{Seq: seq + int64(i), Type: "t", GrantID: "g" + strconv.Itoa(n),
+				Data: []byte(strconv.FormatInt(seq+int64(i), 10)), LeafHash: []byte{byte(i)}}
+		}
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.AppendLog(ctx, es); err != nil {
+			t.Fatalf("AppendLog(%d entries): %v", n, err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LogEntries(ctx, store.LogFilter{GrantID: "g" + strconv.Itoa(n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("batch of %d: read back %d entries", n, len(got))
+		}
+		for i, e := range got {
+			if e.Seq != seq+int64(i) || string(e.Data) != strconv.FormatInt(e.Seq, 10) || !bytes.Equal(e.LeafHash, []byte{byte(i)}) {
+				t.Fatalf("batch of %d: entry %d is seq %d data %q leaf %x", n, i, e.Seq, e.Data, e.LeafHash)
+			}
+		}
+		seq += int64(n)
+	}
+	if size, err := s.LogSize(ctx); err != nil || size != seq {
+		t.Fatalf("LogSize = %d, %v; want %d", size, err, seq)
 	}
 }
