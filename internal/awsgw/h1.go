@@ -43,6 +43,11 @@ type h1Transport struct {
 
 	mu   sync.Mutex
 	idle map[string][]*h1Conn // by host:port, most recently used last
+	// sweeping is set while a sweep is scheduled: one timer for the
+	// whole pool closes the connections idle too long, so that none is
+	// held open (or half-closed by the upstream) for ever once the calls
+	// stop.
+	sweeping bool
 }
 
 // h1Conn is one upstream connection of h1Transport.
@@ -193,9 +198,46 @@ func (t *h1Transport) put(pc *h1Conn) {
 	if len(l) < t.maxIdle {
 		t.idle[pc.key] = append(l, pc)
 		pc = nil
+		if !t.sweeping && t.idleTimeout > 0 {
+			t.sweeping = true
+			time.AfterFunc(t.idleTimeout, func() { t.sweep(time.Now()) })
+		}
 	}
 	t.mu.Unlock()
 	if pc != nil {
+		pc.conn.Close()
+	}
+}
+
+// sweep closes the connections idle for longer than idleTimeout at now,
+// and schedules the next sweep while any are left.
+func (t *h1Transport) sweep(now time.Time) {
+	var old []*h1Conn
+	t.mu.Lock()
+	next := time.Duration(-1) // until the oldest one left expires
+	for key, l := range t.idle {
+		// Most recently used last: the expired ones are a prefix.
+		i := 0
+		for i < len(l) && now.Sub(l[i].idleAt) > t.idleTimeout {
+			i++
+		}
+		old = append(old, l[:i]...)
+		if i == len(l) {
+			delete(t.idle, key)
+			continue
+		}
+		t.idle[key] = append(l[:0], l[i:]...)
+		clear(l[len(l)-i:])
+		if d := t.idleTimeout - now.Sub(l[0].idleAt); next < 0 || d < next {
+			next = d
+		}
+	}
+	t.sweeping = next >= 0
+	if t.sweeping {
+		time.AfterFunc(next+time.Millisecond, func() { t.sweep(time.Now()) })
+	}
+	t.mu.Unlock()
+	for _, pc := range old {
 		pc.conn.Close()
 	}
 }

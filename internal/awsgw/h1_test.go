@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,5 +226,46 @@ func TestH1TransportSkipsEarlyHintsAndPassesBodies(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "put body" {
 		t.Fatalf("%q, want put body", b)
+	}
+}
+
+// Connections idle for longer than the idle timeout are closed by the
+// pool's sweep, the ones still fresh kept, whether or not calls follow.
+func TestH1TransportSweepsIdleConnections(t *testing.T) {
+	srv, _, tr := fixedAnswer(t, "ok")
+	// Two connections in the pool: two calls at once, then both read.
+	r1, err := h1Get(t, tr, context.Background(), srv.URL+"/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := h1Get(t, tr, context.Background(), srv.URL+"/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(r1.Body)
+	io.ReadAll(r2.Body)
+	tr.mu.Lock()
+	l := slices.Clone(tr.idle[srv.Listener.Addr().String()])
+	tr.mu.Unlock()
+	if len(l) != 2 {
+		t.Fatalf("%d idle connections, want 2", len(l))
+	}
+	l[0].idleAt = l[1].idleAt.Add(-time.Minute) // the older one idle a minute longer
+	tr.sweep(l[1].idleAt.Add(tr.idleTimeout - time.Second))
+	tr.mu.Lock()
+	left := slices.Clone(tr.idle[srv.Listener.Addr().String()])
+	tr.mu.Unlock()
+	if len(left) != 1 || left[0] != l[1] {
+		t.Fatalf("left %d idle connections, want the fresher one alone", len(left))
+	}
+	if _, err := l[0].conn.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("reading the swept connection: %v, want it closed", err)
+	}
+	tr.sweep(l[1].idleAt.Add(tr.idleTimeout + time.Second))
+	tr.mu.Lock()
+	n := len(tr.idle)
+	tr.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d hosts with idle connections left, want none", n)
 	}
 }
