@@ -135,7 +135,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		key = net.JoinHostPort(req.URL.Hostname(), "80")
 	}
 	for attempt := 0; ; attempt++ {
-		pc, reused := t.get(key)
+		var pc *h1Conn
+		reused := false
+		if attempt == 0 { // a retry dials: the other idle ones may be as stale
+			pc, reused = t.get(key)
+		}
 		if pc == nil {
 			c, err := t.dial(ctx, "tcp", key)
 			if err != nil {

@@ -229,21 +229,28 @@ func TestH1TransportSkipsEarlyHintsAndPassesBodies(t *testing.T) {
 	}
 }
 
+// twoIdle is a server answering "ok" and an h1Transport with two idle
+// connections to it: two calls open at once, then both read whole.
+func twoIdle(t *testing.T) (*httptest.Server, *h1Transport) {
+	srv, _, tr := fixedAnswer(t, "ok")
+	var resps []*http.Response
+	for range 2 {
+		r, err := h1Get(t, tr, context.Background(), srv.URL+"/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resps = append(resps, r)
+	}
+	for _, r := range resps {
+		io.ReadAll(r.Body)
+	}
+	return srv, tr
+}
+
 // Connections idle for longer than the idle timeout are closed by the
 // pool's sweep, the ones still fresh kept, whether or not calls follow.
 func TestH1TransportSweepsIdleConnections(t *testing.T) {
-	srv, _, tr := fixedAnswer(t, "ok")
-	// Two connections in the pool: two calls at once, then both read.
-	r1, err := h1Get(t, tr, context.Background(), srv.URL+"/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := h1Get(t, tr, context.Background(), srv.URL+"/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(r1.Body)
-	io.ReadAll(r2.Body)
+	srv, tr := twoIdle(t)
 	tr.mu.Lock()
 	l := slices.Clone(tr.idle[srv.Listener.Addr().String()])
 	tr.mu.Unlock()
@@ -267,5 +274,15 @@ func TestH1TransportSweepsIdleConnections(t *testing.T) {
 	tr.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d hosts with idle connections left, want none", n)
+	}
+}
+
+// With several idle connections all closed by the upstream, the call is
+// sent again on a new connection, not on the next stale one.
+func TestH1TransportRetriesOnANewConnection(t *testing.T) {
+	srv, tr := twoIdle(t)
+	srv.CloseClientConnections()
+	if _, b := h1GetAll(t, tr, srv.URL+"/x"); b != "ok" {
+		t.Fatalf("%q, want ok", b)
 	}
 }
