@@ -61,15 +61,17 @@ func BenchmarkGateway(b *testing.B) {
 		direct      bool
 		delay       time.Duration
 		syncResults bool
+		netTr       bool // net/http's Transport upstream, not h1Transport
 	}{
-		{"Get1KiB/direct", false, 1 << 10, true, 0, false},
-		{"Get1KiB/gateway", false, 1 << 10, false, 0, false},
-		{"Get1KiB/gateway-record2ms-async", false, 1 << 10, false, 2 * time.Millisecond, false},
-		{"Get1KiB/gateway-record2ms-sync", false, 1 << 10, false, 2 * time.Millisecond, true},
-		{"Get1MiB/direct", false, 1 << 20, true, 0, false},
-		{"Get1MiB/gateway", false, 1 << 20, false, 0, false},
-		{"Put1MiB/direct", true, 1 << 20, true, 0, false},
-		{"Put1MiB/gateway", true, 1 << 20, false, 0, false},
+		{"Get1KiB/direct", false, 1 << 10, true, 0, false, false},
+		{"Get1KiB/gateway", false, 1 << 10, false, 0, false, false},
+		{"Get1KiB/gateway-nettransport", false, 1 << 10, false, 0, false, true},
+		{"Get1KiB/gateway-record2ms-async", false, 1 << 10, false, 2 * time.Millisecond, false, false},
+		{"Get1KiB/gateway-record2ms-sync", false, 1 << 10, false, 2 * time.Millisecond, true, false},
+		{"Get1MiB/direct", false, 1 << 20, true, 0, false, false},
+		{"Get1MiB/gateway", false, 1 << 20, false, 0, false, false},
+		{"Put1MiB/direct", true, 1 << 20, true, 0, false, false},
+		{"Put1MiB/gateway", true, 1 << 20, false, 0, false, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			auth := gatewaytest.New()
@@ -80,7 +82,11 @@ func BenchmarkGateway(b *testing.B) {
 			if bc.delay > 0 {
 				a = slowRecords{auth, bc.delay}
 			}
-			gw, err := New(Options{Authority: a, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: up.srv.URL, AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
+			var upTr http.RoundTripper // the default
+			if bc.netTr {
+				upTr = UpstreamTransport()
+			}
+			gw, err := New(Options{Authority: a, Transport: upTr, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: up.srv.URL, AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -303,8 +303,10 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		return
 	}
 
-	res := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
-	x.res = &res
+	// The result lives in the exchange, which is on the heap already.
+	x.result = gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
+	res := &x.result
+	x.res = res
 	x.run(t, op, auth, checkedBody)
 	res.Duration = time.Since(c.start)
 
@@ -314,7 +316,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// result would describe a call the log does not hold.
 		sess.done()
 	} else {
-		g.recordResult(sess, res, x.delivered && !x.abort)
+		g.recordResult(sess, *res, x.delivered && !x.abort)
 	}
 	if x.abort {
 		// Headers are out: only a broken connection tells the client that
@@ -347,18 +349,22 @@ func readOnly(r *http.Request, op *s3iam.Op) bool {
 // goroutine of its own otherwise. The session's end waits for it, and a
 // failure is logged, never dropped silently.
 func (g *Gateway) recordResult(sess *session, res gateway.Call, delivered bool) {
-	record := func() {
-		defer sess.done()
-		if err := sess.rec.Result(sess.resultContext(), res); err != nil {
-			g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
-				"request_id", res.Params["request_id"], "status", res.Status, "err", err)
-		}
-	}
 	if g.syncResults || delivered {
-		record()
+		g.writeResult(sess, res)
 		return
 	}
-	go record()
+	// Passed by value to the goroutine, not captured by a closure: the
+	// synchronous path, every delivered answer's, allocates nothing here.
+	go g.writeResult(sess, res)
+}
+
+// writeResult records res and ends the call's count in its session.
+func (g *Gateway) writeResult(sess *session, res gateway.Call) {
+	defer sess.done()
+	if err := sess.rec.Result(sess.resultContext(), res); err != nil {
+		g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
+			"request_id", res.Params["request_id"], "status", res.Status, "err", err)
+	}
 }
 
 // newBodyReader is the verified request body to send upstream, or nil.

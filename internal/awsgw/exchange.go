@@ -20,6 +20,8 @@ type exchange struct {
 	c   *call
 	ctx context.Context
 	res *gateway.Call
+	// result is what res points to on the S3 path (forward).
+	result gateway.Call
 	// abort is set when the response was cut after its headers were sent.
 	abort bool
 	// pending is a read's request record while it is being written: no

@@ -120,7 +120,7 @@ func New(o Options) (*Gateway, error) {
 		o.Logger = slog.Default()
 	}
 	if o.Transport == nil {
-		o.Transport = UpstreamTransport()
+		o.Transport = newH1Transport(UpstreamTransport())
 	}
 	g := &Gateway{
 		auth:     o.Authority,

@@ -15,7 +15,10 @@ import (
 // concurrent streams to one or a few upstream hosts, kept alive, and bodies
 // passed through untouched (no transparent gzip, which would change lengths
 // and checksums). bench/s3bench gives its plain Go proxy the same one, so
-// that the two differ only in the gateway's own work.
+// that the two differ only in the gateway's own work. The gateway itself
+// (Options.Transport nil) sends bodiless GET and HEAD calls to a plain-HTTP
+// upstream with h1Transport (h1.go), which takes this one's dialer and
+// bounds, and everything else through it.
 func UpstreamTransport() *http.Transport {
 	d := &net.Dialer{
 		Timeout:   10 * time.Second,
