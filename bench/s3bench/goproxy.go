@@ -114,7 +114,7 @@ func serveGoproxy(upstream, listen string) int {
 			// Host it sent here, and versitygw checks SigV4 against it.
 			r.Out.Host = r.In.Host
 		},
-		Transport:  awsgw.UpstreamTransport(), // the gateway's own, field for field
+		Transport:  awsgw.UpstreamTransport(), // the settings of the gateway's net/http Transport (which it wraps with its own client for bodiless GET and HEAD)
 		BufferPool: new(copyPool),
 		ErrorLog:   logger,
 	}

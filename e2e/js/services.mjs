@@ -7,7 +7,7 @@ import { CloudWatchLogsClient, FilterLogEventsCommand } from "@aws-sdk/client-cl
 import { SSMClient, GetParameterCommand, GetParametersCommand } from "@aws-sdk/client-ssm";
 import { LambdaClient, InvokeCommand } from "@aws-sdk/client-lambda";
 import { EC2Client, DescribeInstancesCommand } from "@aws-sdk/client-ec2";
-import { STSClient, GetCallerIdentityCommand } from "@aws-sdk/client-sts";
+import { STSClient, GetCallerIdentityCommand, AssumeRoleWithWebIdentityCommand } from "@aws-sdk/client-sts";
 import { SQSClient, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 
@@ -42,7 +42,11 @@ await step("ssm-denied", ssm, new GetParametersCommand({ Names: ["/app/db/url", 
 const lambda = new LambdaClient(config);
 await step("lambda", lambda, new InvokeCommand({ FunctionName: "triage-helper", Payload: new TextEncoder().encode('{"order":42}') }), (o) => new TextDecoder().decode(o.Payload));
 await step("ec2", new EC2Client(config), new DescribeInstancesCommand({}), (o) => o.Reservations[0].Instances[0].InstanceId);
+// Unsigned (anonymous credentials): refused in EC2's shape.
+await step("ec2-unsigned", new EC2Client({ ...config, credentials: undefined, signer: { sign: async (r) => r } }), new DescribeInstancesCommand({}), () => "");
 await step("sts", new STSClient(config), new GetCallerIdentityCommand({}), (o) => `${o.Account} ${o.UserId} ${o.Arn}`);
+// The SDK sends this one unsigned: refused in STS's shape.
+await step("sts-unsigned", new STSClient(config), new AssumeRoleWithWebIdentityCommand({ RoleArn: `arn:aws:iam::${account}:role/agent`, RoleSessionName: "agent", WebIdentityToken: "a-token" }), () => "");
 await step("sqs", new SQSClient(config), new SendMessageCommand({ QueueUrl: queue, MessageBody: "reindex" }), (o) => o.MessageId);
 const ddb = new DynamoDBClient(config);
 await step("dynamodb", ddb, new GetItemCommand({ TableName: "orders", Key: { id: { S: "42" } } }), (o) => o.Item.status.S);

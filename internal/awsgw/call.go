@@ -34,7 +34,7 @@ type call struct {
 func (c *call) client() string { return clientOf(c.r) }
 
 func (c *call) fail(e *s3err.Error) {
-	if svc := signedService(c.r); svc != "" && svc != "s3" { // in that service's error shape
+	if svc := errorService(c.r); svc != "" && svc != "s3" { // in that service's error shape
 		writeServiceError(c.w, c.r, svc, e, c.reqID)
 		return
 	}

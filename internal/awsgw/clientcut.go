@@ -2,6 +2,7 @@ package awsgw
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -170,3 +171,26 @@ func rawConn(c net.Conn) net.Conn {
 
 // flush flushes the response, for a copy that flushes every write.
 func (cc *clientCut) flush() error { return cc.controller().Flush() }
+
+// completing wraps src, an answer of want bytes that is copied to the
+// client with a flush after every write, so that the flush sending its
+// last bytes disarms the cut first. That flush completes the answer for
+// the client, which may then send its next call, of another grant, on
+// this connection at once: a session that ended between that flush and
+// the handler's own disarm would otherwise reset the connection under
+// the next call. After, if not nil, runs once that flush has returned
+// (a test's hook).
+func (cc *clientCut) completing(src io.Reader, want int64, after func()) (io.Reader, func() error) {
+	counted := &answerCounter{r: src}
+	return counted, func() error {
+		if counted.n < want {
+			return cc.flush()
+		}
+		cc.disarm()
+		err := cc.flush()
+		if after != nil {
+			after()
+		}
+		return err
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
 )
 
 // A grant that ends once a call's whole answer has been delivered, while
@@ -45,26 +47,11 @@ func grantEndKeepsConnection(t *testing.T, install func(*Gateway, func(*exchange
 	var once sync.Once
 	install(e.gw, func(x *exchange) {
 		once.Do(func() {
-			// g1's answer is out and the client has sent g2's call on
-			// the same connection; now g1's grant ends, and its
-			// session's cut runs before the handler goes on.
-			select {
-			case <-wrote:
-			case <-time.After(5 * time.Second):
-				t.Error("the second call was not sent while the first was settled")
-			}
-			e.auth.End(g1, "revoked")
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			e.endWhenSent(g1, wrote, func() bool {
 				x.ccMu.Lock()
-				cut := x.cutNow
-				x.ccMu.Unlock()
-				if cut || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond) // let the cut finish what it does
+				defer x.ccMu.Unlock()
+				return x.cutNow
+			})
 		})
 	})
 	// One connection for both grants' clients, as an SDK's shared pool.
@@ -92,4 +79,21 @@ func grantEndKeepsConnection(t *testing.T, install func(*Gateway, func(*exchange
 	if err != nil {
 		t.Fatalf("the next call on the same connection, under another grant: %v", errCode(err))
 	}
+}
+
+// endWhenSent runs in the handler of a call of g whose answer is out: once
+// the client has sent its next call on the same connection (wrote is
+// closed), g ends, and endWhenSent returns when cut reports that the
+// session's end reached the call, and the cut has had time to act.
+func (e *env) endWhenSent(g *gateway.Grant, wrote <-chan struct{}, cut func() bool) {
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		e.t.Error("the second call was not sent while the first was settled")
+	}
+	e.auth.End(g, "revoked")
+	for deadline := time.Now().Add(5 * time.Second); !cut() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the cut finish what it does
 }

@@ -102,6 +102,10 @@ type Gateway struct {
 	// afterLastFlush, for tests, is called once the flush that completes
 	// a fixed-length answer has returned.
 	afterLastFlush func(*exchange)
+	// afterServiceFlush, for tests, is the same for a call to a service
+	// other than S3: ctx is the call's (cancelled by its session's end),
+	// cc its client's cut.
+	afterServiceFlush func(c *call, ctx context.Context, cc *clientCut)
 
 	reqPrefix string
 	reqSeq    atomic.Uint64

@@ -41,11 +41,50 @@ func signedService(r *http.Request) string {
 		return ""
 	}
 	cred, _, _ := strings.Cut(rest, ",")
+	return scopeService(cred)
+}
+
+// scopeService is the service of a credential
+// (AKID/DATE/REGION/SERVICE/aws4_request), or "" if it has no valid one.
+func scopeService(cred string) string {
 	parts := strings.Split(strings.TrimSpace(cred), "/")
 	if len(parts) != 5 || !sigv4.ValidService(parts[3]) {
 		return ""
 	}
 	return parts[3]
+}
+
+// anyService stands for a service other than S3 that a request's
+// protocol headers reveal but no signature names: its errors take the
+// protocol's shape, with no service's own codes.
+const anyService = "*"
+
+// errorService is the service whose error shape answers r, read without
+// verifying anything: the one its credential scope names, in the
+// Authorization header or, presigned, in X-Amz-Credential; failing that,
+// anyService for a call whose headers are a protocol S3 never speaks (an
+// SDK sends STS AssumeRoleWithWebIdentity, Cognito's GetId and a few more
+// unsigned); "" (S3's shape) otherwise.
+func errorService(r *http.Request) string {
+	if svc := signedService(r); svc != "" {
+		return svc
+	}
+	if strings.Contains(r.URL.RawQuery, "X-Amz-Credential=") {
+		if svc := scopeService(r.URL.Query().Get("X-Amz-Credential")); svc != "" {
+			return svc
+		}
+	}
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	switch {
+	case r.Header.Get("X-Amz-Target") != "", r.Header.Get("Smithy-Protocol") != "", strings.HasPrefix(ct, "application/x-amz-json"):
+		return anyService
+	case r.Method == http.MethodPost && r.URL.Path == "/" && r.URL.RawQuery == "" && strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
+		// An AWS Query call, its parameters in the form; S3's POSTs on a
+		// bucket's root name a subresource (?delete, ?uploads), and its
+		// browser uploads are multipart/form-data.
+		return anyService
+	}
+	return ""
 }
 
 // requestProtocol guesses the protocol family of a request from its
@@ -137,9 +176,15 @@ func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e
 	case protoQuery:
 		h.Set("Content-Type", "text/xml")
 		var b []byte
-		if service == "ec2" {
+		switch service {
+		case "ec2":
 			b, _ = xml.Marshal(ec2ErrorResponse{Code: code, Message: msg, RequestID: reqID})
-		} else {
+		case anyService:
+			// EC2 or another Query service: both shapes in one
+			// document, each SDK reading its own.
+			b, _ = xml.Marshal(anyQueryErrorResponse{queryErrorResponse: queryErrorResponse{Type: errorType(status), Code: code, Message: msg, RequestID: reqID},
+				EC2Code: code, EC2Message: msg, EC2RequestID: reqID})
+		default:
 			b, _ = xml.Marshal(queryErrorResponse{Type: errorType(status), Code: code, Message: msg, RequestID: reqID})
 		}
 		w.WriteHeader(status)
@@ -194,6 +239,15 @@ type ec2ErrorResponse struct {
 	Code      string   `xml:"Errors>Error>Code"`
 	Message   string   `xml:"Errors>Error>Message"`
 	RequestID string   `xml:"RequestID"`
+}
+
+// anyQueryErrorResponse is a Query error that the SDKs of EC2 and of the
+// other Query services all parse (none of them checks the root's name).
+type anyQueryErrorResponse struct {
+	queryErrorResponse
+	EC2Code      string `xml:"Errors>Error>Code"`
+	EC2Message   string `xml:"Errors>Error>Message"`
+	EC2RequestID string `xml:"RequestID"`
 }
 
 // cborStringMap encodes a CBOR map of text strings (RFC 8949: major type 5

@@ -248,9 +248,24 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	cc.streamNow()
 	var flush func() error
 	if resp.ContentLength >= 0 {
-		flush = http.NewResponseController(w).Flush
+		// Fixed framing: flushing each write changes nothing the client
+		// sees, and the flush that sends the last declared byte (the
+		// headers, if no body follows) disarms the cut before it
+		// completes the answer.
+		want := resp.ContentLength
+		if c.r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+			want = 0 // no body follows the headers
+		}
+		var after func()
+		if h := c.gw.afterServiceFlush; h != nil {
+			after = func() { h(c, ctx, cc) }
+		}
+		src, flush = cc.completing(src, want, after)
 	}
 	n, rerr, werr := copyResponse(w, src, flush)
+	if flush != nil && n == 0 && rerr == nil && werr == nil {
+		werr = flush() // no body: the headers go out now
+	}
 	res.BytesOut = n
 	if capture != nil {
 		if code := serviceErrorCode(res.Error, capture.b); code != "" {

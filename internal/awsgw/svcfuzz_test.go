@@ -27,21 +27,26 @@ func FuzzServiceErrorCode(f *testing.F) {
 	})
 }
 
-// FuzzServiceErrorShape: whatever a request's Authorization header says,
-// the service chosen for an error's shape is a valid signing name or
-// none, and the answer is well-formed with the code in its header.
+// FuzzServiceErrorShape: whatever a request's Authorization header, query
+// and protocol headers say, the service chosen for an error's shape is a
+// valid signing name, anyService or none, and the answer is well-formed
+// with the code in its header.
 func FuzzServiceErrorShape(f *testing.F) {
-	f.Add("AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=00", "DynamoDB_20120810.GetItem", "application/x-amz-json-1.0", "msg")
-	f.Add("AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/sts/aws4_request", "", "application/x-www-form-urlencoded", "<&>")
-	f.Add("Credential=a/b/c/ec2/e", "", "application/x-www-form-urlencoded", "m")
-	f.Add("Credential=a/b/c/Bad.Svc/e", "", "", "m")
-	f.Fuzz(func(t *testing.T, authz, target, ct, msg string) {
+	f.Add("AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=00", "", "DynamoDB_20120810.GetItem", "application/x-amz-json-1.0", "msg")
+	f.Add("AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/sts/aws4_request", "", "", "application/x-www-form-urlencoded", "<&>")
+	f.Add("Credential=a/b/c/ec2/e", "", "", "application/x-www-form-urlencoded", "m")
+	f.Add("Credential=a/b/c/Bad.Svc/e", "", "", "", "m")
+	f.Add("", "Action=GetCallerIdentity&X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fsts%2Faws4_request", "", "", "m")
+	f.Add("", "X-Amz-Credential=a/b/c/%zz/e&X-Amz-Credential=x", "", "", "m")
+	f.Add("", "", "", "application/x-www-form-urlencoded; charset=utf-8", "m")
+	f.Fuzz(func(t *testing.T, authz, query, target, ct, msg string) {
 		r := httptest.NewRequest("POST", "/", nil)
+		r.URL.RawQuery = query
 		r.Header.Set("Authorization", authz)
 		r.Header.Set("X-Amz-Target", target)
 		r.Header.Set("Content-Type", ct)
-		svc := signedService(r)
-		if svc != "" && !sigv4.ValidService(svc) {
+		svc := errorService(r)
+		if svc != "" && svc != anyService && !sigv4.ValidService(svc) {
 			t.Fatalf("service %q", svc)
 		}
 		if svc == "" {

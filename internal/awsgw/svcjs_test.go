@@ -76,5 +76,11 @@ func TestServiceJSSDK(t *testing.T) {
 			t.Errorf("%s: %+v", name, s)
 		}
 	}
+	// Refused unsigned, in the service's shape: the SDK reads the code.
+	for name, code := range map[string]string{"sts-unsigned": "AccessDenied", "ec2-unsigned": "AccessDenied"} {
+		if s := steps[name]; s.OK || s.Code != code || !strings.Contains(s.Message, "Anonymous access is not allowed") {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
 	e.upstreamSaw(t, "sts", 0)
 }
