@@ -92,6 +92,8 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	bnc := startBouncer(r, f, o.idle+50)
 	benchkit.Progress("pgbouncer up at %s:%d", bnc.client.Host, bnc.client.Port)
 
+	var calls gatewayCalls // everything sent through the gateway
+
 	// Idle connections first, on processes that have not yet served the
 	// load: memory a busy run freed could otherwise hide their cost.
 	if o.idle > 0 {
@@ -112,6 +114,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				if err != nil {
 					r.Fatalf("idle connections: %v\nserver log:\n%s", err, srv.LogTail())
 				}
+				if m.path == "gateway" {
+					calls.IdleQueries++ // its first connection's SELECT 1
+				}
 				rep.Idle = append(rep.Idle, res)
 				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB)
 			}
@@ -122,7 +127,6 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		e   pgEnv
 		pid int
 	}{"direct": {f.admin, 0}, "pgbouncer": {bnc.client, bnc.pid()}, "gateway": {gw, srv.PID()}}
-	var gwTx int64
 	phaseOn := func(path, mode string, l load) phase {
 		t := targets[path]
 		p, err := runPgbench(ctx, t.e, mode, l, t.pid)
@@ -138,7 +142,8 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 		p.Path = path
 		if path == "gateway" {
-			gwTx += p.Transactions
+			calls.Transactions += p.Transactions
+			calls.Runs++
 		}
 		return p
 	}
@@ -177,8 +182,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 	}
 	rep.Summary = summarize(modes, rep.Phases, o.clients, rep.SyncProbe)
-	rep.GatewayTransactions = gwTx
-	rep.RecordedCalls, rep.RecordingOK, rep.RecordingCheck = srv.CheckRecording(r, id, gwTx)
+	rep.GatewayTransactions, rep.GatewayCalls = calls.Transactions, calls
+	rep.RecordedCalls, rep.RecordingOK, rep.RecordingCheck = srv.CheckRecording(r, id, calls.total())
+	rep.RecordingCheck += ",\n  " + calls.explain(rep.RecordedCalls)
 	benchkit.Progress("recording checked")
 	rep.LoadAfter = loadavg()
 	return rep

@@ -51,12 +51,15 @@ type report struct {
 	Idle         []idleResult  `json:"idle_memory"`
 	IdleNote     string        `json:"idle_note,omitempty"`
 	// GatewayTransactions is the sum of the transactions pgbench reported
-	// through the gateway (warm-up included); RecordedCalls is what the
-	// review counts for the grant.
-	GatewayTransactions int64   `json:"gateway_transactions"`
-	RecordedCalls       float64 `json:"recorded_calls"`
-	RecordingOK         bool    `json:"recording_ok"`
-	RecordingCheck      string  `json:"recording_check"`
+	// through the gateway (warm-up included); GatewayCalls every call the
+	// benchmark sent through it (those transactions, pgbench's start-up
+	// queries and the idle phase's); RecordedCalls is what the review
+	// counts for the grant, which must be at least GatewayCalls' total.
+	GatewayTransactions int64        `json:"gateway_transactions"`
+	GatewayCalls        gatewayCalls `json:"gateway_calls"`
+	RecordedCalls       float64      `json:"recorded_calls"`
+	RecordingOK         bool         `json:"recording_ok"`
+	RecordingCheck      string       `json:"recording_check"`
 	// SyncProbe is the durable write's latency on the journal's
 	// filesystem, measured before the phases.
 	SyncProbe *benchkit.SyncProbe `json:"sync_probe,omitempty"`

@@ -231,19 +231,11 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			if c.r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 				want = 0 // no body follows the headers
 			}
-			counted := &answerCounter{r: src}
-			src = counted
-			flush = func() error {
-				if counted.n >= want {
-					cc.disarm()
-					err := cc.flush()
-					if h := c.gw.afterLastFlush; h != nil {
-						h(x)
-					}
-					return err
-				}
-				return cc.flush()
+			var after func()
+			if h := c.gw.afterLastFlush; h != nil {
+				after = func() { h(x) }
 			}
+			src, flush = cc.completing(src, want, after)
 		}
 	}
 	n, rerr, werr := copyResponse(w, src, flush)

@@ -104,3 +104,25 @@ func TestServiceUnsignedAWSCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceEC2AuthFailureAWSCLI: a call to EC2 signed with the wrong
+// secret reaches the CLIs as EC2's own AuthFailure (not the Query
+// services' SignatureDoesNotMatch), with Airlock's message, and is not
+// forwarded.
+func TestServiceEC2AuthFailureAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the AWS CLI takes seconds per command")
+	}
+	e := newSvcEnv(t)
+	g := *e.grant("ec2:DescribeInstances *")
+	g.Secret = "not-the-secret"
+	for _, cli := range awsCLIs {
+		t.Run(cli.name, func(t *testing.T) {
+			_, errOut, err := runCLI(t, cli.find(t), cli.envEndpoint, e.srv.URL, &g, "ec2", "describe-instances")
+			if err == nil || !strings.Contains(errOut, "(AuthFailure)") || !strings.Contains(errOut, "signature") {
+				t.Fatalf("ec2 describe-instances with the wrong secret: %v\n%s", err, errOut)
+			}
+		})
+	}
+	e.upstreamSaw(t, "ec2", 0)
+}

@@ -20,7 +20,7 @@ import (
 //   - REST-JSON (Lambda): the same header, {"Type":"User","message":…}.
 //   - AWS Query (STS, IAM, SQS, SNS, CloudWatch):
 //     <ErrorResponse><Error><Type>Sender</Type><Code>…; EC2's variant is
-//     <Response><Errors><Error><Code>….
+//     <Response><Errors><Error><Code>…, with EC2's own codes (ec2Code).
 //   - smithy-rpcv2-cbor: the JSON members, CBOR-encoded.
 
 // Wire protocol families, as awsops.Op.Protocol names them.
@@ -102,16 +102,48 @@ func requestProtocol(r *http.Request) string {
 	return protoRESTJSON
 }
 
+// ec2Code is EC2's own code and HTTP status for the fault the gateway's
+// S3 code names, where EC2 differs from the other Query services, or ""
+// (AWS's "Error codes for the Amazon EC2 API"): EC2 answers every
+// credential it cannot validate (unknown key, bad signature or token,
+// wrong scope) with AuthFailure and 401, an expired credential or a
+// request outside the 15-minute window with RequestExpired and 400 (an
+// SDK takes it as a sign to refresh credentials), a denied action with
+// UnauthorizedOperation, and its own fault with InternalError, not the
+// Query services' InternalFailure.
+func ec2Code(code string) (string, int) {
+	switch code {
+	case s3err.AccessDenied, "AccessDeniedException":
+		return "UnauthorizedOperation", http.StatusForbidden
+	case s3err.InvalidAccessKeyID, s3err.InvalidToken, s3err.SignatureDoesNotMatch, s3err.AuthorizationHeaderMalformed, s3err.XAmzContentSHA256Mismatch:
+		return "AuthFailure", http.StatusUnauthorized
+	case s3err.ExpiredToken, s3err.RequestTimeTooSkewed:
+		return "RequestExpired", http.StatusBadRequest
+	case s3err.InternalError:
+		return "InternalError", http.StatusInternalServerError
+	}
+	return "", 0
+}
+
 // serviceCode translates the gateway's S3 codes into the code the
-// service's SDKs recognise for the same fault.
-func serviceCode(code, proto, service string) string {
+// service's SDKs recognise for the same fault, and the HTTP status that
+// goes with it (0: the S3 error's own).
+func serviceCode(code, proto, service string) (string, int) {
+	if service == "ec2" {
+		if c, status := ec2Code(code); c != "" {
+			return c, status
+		}
+	}
+	return queryOrJSONCode(code, proto), 0
+}
+
+// queryOrJSONCode is the code the Query (or, for any other protocol, the
+// JSON) services share for the fault the gateway's S3 code names.
+func queryOrJSONCode(code, proto string) string {
 	json := proto != protoQuery
 	switch code {
 	case s3err.AccessDenied, "AccessDeniedException":
-		switch {
-		case service == "ec2":
-			return "UnauthorizedOperation"
-		case json:
+		if json {
 			return "AccessDeniedException"
 		}
 		return "AccessDenied"
@@ -146,9 +178,6 @@ func serviceCode(code, proto, service string) string {
 		}
 		return "ServiceUnavailable"
 	case s3err.InternalError:
-		if json {
-			return "InternalFailure"
-		}
 		return "InternalFailure"
 	case s3err.EntityTooLarge:
 		return "RequestEntityTooLarge"
@@ -164,9 +193,11 @@ func serviceCode(code, proto, service string) string {
 // writeServiceError answers r with e in the shape of service's protocol.
 func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e *s3err.Error, reqID string) {
 	proto := requestProtocol(r)
-	code := serviceCode(e.Code, proto, service)
+	code, status := serviceCode(e.Code, proto, service)
 	msg := e.Text()
-	status := e.Status
+	if status == 0 {
+		status = e.Status
+	}
 	if status == 0 {
 		status = http.StatusBadRequest
 	}

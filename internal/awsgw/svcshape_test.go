@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+
+	"github.com/airlock-dev/airlock/internal/s3err"
 )
 
 // The refusals the gateway itself answers a call to a service other than
@@ -49,8 +52,9 @@ var (
 	queryRefusalCodes = map[string]string{refDenied: "AccessDenied", refUnknown: "InvalidClientTokenId", refBadSig: "SignatureDoesNotMatch",
 		refEnded: "AccessDenied", refRegion: "SignatureDoesNotMatch", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
 		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "AccessDenied"}
-	ec2RefusalCodes = map[string]string{refDenied: "UnauthorizedOperation", refUnknown: "InvalidClientTokenId", refBadSig: "SignatureDoesNotMatch",
-		refEnded: "UnauthorizedOperation", refRegion: "SignatureDoesNotMatch", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
+	// EC2's own: AuthFailure for any credential it cannot validate.
+	ec2RefusalCodes = map[string]string{refDenied: "UnauthorizedOperation", refUnknown: "AuthFailure", refBadSig: "AuthFailure",
+		refEnded: "UnauthorizedOperation", refRegion: "AuthFailure", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
 		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "AccessDenied"}
 )
 
@@ -240,6 +244,52 @@ func TestServicePresignedRefusalShape(t *testing.T) {
 		}
 	}
 	e.upstreamSaw(t, "ec2", 0)
+}
+
+// TestEC2ErrorCodes: EC2's refusals carry EC2's own codes and statuses
+// (AWS's "Error codes for the Amazon EC2 API"), not the other Query
+// services' SignatureDoesNotMatch or InternalFailure, in the
+// <Response><Errors><Error> document the SDK's EC2 error reader parses;
+// the other Query services keep theirs.
+func TestEC2ErrorCodes(t *testing.T) {
+	for _, tc := range []struct {
+		service, code, want string
+		wantStatus          int
+	}{
+		{"ec2", s3err.AccessDenied, "UnauthorizedOperation", http.StatusForbidden},
+		{"ec2", s3err.InvalidAccessKeyID, "AuthFailure", http.StatusUnauthorized},
+		{"ec2", s3err.SignatureDoesNotMatch, "AuthFailure", http.StatusUnauthorized},
+		{"ec2", s3err.AuthorizationHeaderMalformed, "AuthFailure", http.StatusUnauthorized},
+		{"ec2", s3err.InvalidToken, "AuthFailure", http.StatusUnauthorized},
+		{"ec2", s3err.XAmzContentSHA256Mismatch, "AuthFailure", http.StatusUnauthorized},
+		{"ec2", s3err.ExpiredToken, "RequestExpired", http.StatusBadRequest},
+		{"ec2", s3err.RequestTimeTooSkewed, "RequestExpired", http.StatusBadRequest},
+		{"ec2", s3err.InternalError, "InternalError", http.StatusInternalServerError},
+		{"ec2", s3err.ServiceUnavailable, "ServiceUnavailable", http.StatusServiceUnavailable},
+		{"ec2", s3err.InvalidArgument, "InvalidParameterValue", http.StatusBadRequest},
+		{"sts", s3err.SignatureDoesNotMatch, "SignatureDoesNotMatch", http.StatusForbidden},
+		{"sts", s3err.InternalError, "InternalFailure", http.StatusInternalServerError},
+		{"sts", s3err.ExpiredToken, "ExpiredToken", http.StatusBadRequest},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("Action=DescribeInstances&Version=2016-11-15"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+		w := httptest.NewRecorder()
+		writeServiceError(w, r, tc.service, s3err.New(tc.code, "Airlock says no"), "RID")
+		var code, msg string
+		var err error
+		if tc.service == "ec2" {
+			var c ec2query.ErrorComponents
+			c, err = ec2query.GetErrorResponseComponents(w.Body)
+			code, msg = c.Code, c.Message
+		} else {
+			var c awsxml.ErrorComponents
+			c, err = awsxml.GetErrorResponseComponents(w.Body, false)
+			code, msg = c.Code, c.Message
+		}
+		if err != nil || code != tc.want || w.Code != tc.wantStatus || !strings.Contains(msg, "Airlock says no") {
+			t.Errorf("%s %s: %d %q %q %v, want %d %s", tc.service, tc.code, w.Code, code, msg, err, tc.wantStatus, tc.want)
+		}
+	}
 }
 
 // TestErrorService: the service whose shape an error takes, for requests

@@ -41,23 +41,39 @@ func TestIdleConnectionMemory(t *testing.T) {
 		goroutines int   // per idle session
 		// maxAlloc bounds the bytes allocated per session start: until
 		// a collection, an idle connection costs the process that much
-		// memory (bench/pgbench's VmRSS figure).
-		maxAlloc int64
+		// memory (bench/pgbench's VmRSS figure). maxAllocRace is the
+		// bound under the race detector, which is how CI runs this test:
+		// there sync.Pool drops a random quarter of what is put back, so
+		// a session start allocates pooled buffers again, about twice as
+		// much and less evenly. Measured on 2026-12-03 (load 8-12, 23
+		// runs of go test -race -count=N -run TestIdleConnectionMemory,
+		// 6 of them beside the auditlog package's -race tests; 5 runs
+		// without -race): disable 39-51 KiB under -race (median 43),
+		// 19.4-20.2 KiB without; require 125-134 KiB under -race, 100-102
+		// KiB without. Each race bound is about a tenth above the
+		// highest run, so that it holds on a loaded CI machine. It still
+		// catches a regression: with a 20 KiB buffer more per connection
+		// (in newConn), disable failed 3 runs of 3 and require 1 of 3;
+		// with 12 KiB, disable failed 1 of 2.
+		maxAlloc, maxAllocRace int64
 	}{
 		// bench/pgbench's set-up: no goroutine, a few KiB of state.
-		{"disable", 6 << 10, 0, 22 << 10},
+		{"disable", 6 << 10, 0, 22 << 10, 56 << 10},
 		// The TLS upstream's state (its record buffers) and its relay
 		// goroutine stay; the bound catches a buffer held beyond them.
-		{"require", 48 << 10, 1, 128 << 10},
+		{"require", 48 << 10, 1, 128 << 10, 148 << 10},
 	} {
 		t.Run("upstream sslmode="+tc.sslmode, func(t *testing.T) {
 			per, goroutines, alloc := idleSessionCost(t, tc.sslmode)
 			if per > tc.maxPer {
 				t.Errorf("an idle session costs %d bytes, more than %d; does it hold a buffer or a goroutine while idle?", per, tc.maxPer)
 			}
-			// Checked without the race detector only (race_on_test.go).
-			if !raceOn && alloc > tc.maxAlloc {
-				t.Errorf("a session start allocates %d bytes, more than %d", alloc, tc.maxAlloc)
+			maxAlloc := tc.maxAlloc
+			if raceOn { // race_on_test.go
+				maxAlloc = tc.maxAllocRace
+			}
+			if alloc > maxAlloc {
+				t.Errorf("a session start allocates %d bytes, more than %d (race detector on: %v)", alloc, maxAlloc, raceOn)
 			}
 			if goroutines > tc.goroutines {
 				t.Errorf("an idle session holds %d goroutines, want %d: did it not park?", goroutines, tc.goroutines)
@@ -147,7 +163,7 @@ func idleSessionCost(t *testing.T, sslmode string) (int64, int, int64) {
 		per, heap/idleConns, stack/idleConns, idleConns, goroutines, e.gw.park.Len())
 	// What a process's RSS grows by when sessions start is mostly this
 	// garbage, until a collection: the heap grows to twice the live heap.
-	t.Logf("allocated while the sessions started: %d KiB each", total/idleConns>>10)
+	t.Logf("allocated while the sessions started: %d KiB each (%d bytes)", total/idleConns>>10, total/idleConns)
 	floor := idleFloor(t, idleConns)
 	t.Logf("for comparison, a Go relay with a goroutine blocked on each side holds at least %d bytes per session (two net.Conns, two goroutines blocked in a read, no buffers)", floor)
 	return per, goroutines, total / idleConns

@@ -4,5 +4,6 @@ package pggw
 
 // raceOn: the race detector is on. It allocates on its own account and
 // makes sync.Pool drop a share of what is put back, so allocation bounds
-// hold only without it.
+// made without it do not hold under it (TestIdleConnectionMemory has its
+// own bounds for it).
 const raceOn = true
