@@ -57,6 +57,26 @@
 // The audit log tables (log_entries, log_checkpoints) hold data exactly as
 // given: they are not protected against modification here, because detecting
 // modification is the job of the Merkle tree and the signed checkpoints.
+//
+// # The log's session runs
+//
+// log_entries is keyed by seq (its rowid) and indexed by grant_id. A
+// session's entries are found through log_session_runs instead of an index
+// on session_id: AppendLog stores, for each session in the batch, the
+// ranges of seq that hold its entries (one per batch, split where the
+// session skips more than runGap entries), and LogEntries reads each range
+// of the table, keeping the rows whose session_id matches. An index entry
+// per log entry, with the gateways' concurrent sessions interleaved in it,
+// was about a third of the instructions and a fifth of the page writes of
+// the audit log's copy into the store (BenchmarkAppendLog, bench/README.md);
+// a run per session per batch is a few rows per transaction. Reading a
+// session costs at most runGap+1 rows per row it returns, and usually about
+// as many as the sessions interleaved with it. A run may cover rows that
+// are not its session's (they are filtered out), never fewer than its
+// session's rows as AppendLog stored them. (A session_id edited in place
+// is not followed to its new session; like type and grant_id, the column
+// is an untrusted copy of the entry's bytes for queries, and readers that
+// need the truth decode the bytes, which the log's hashes cover.)
 package sqlitestore
 
 import (
@@ -103,6 +123,9 @@ type Store struct {
 	// wstmts are the writer's hot statements, prepared once on the writer
 	// connection and bound to each transaction with Tx.StmtContext.
 	wstmts map[string]*sql.Stmt
+	// noRuns is set for a database opened read-only from before the log's
+	// session runs (schema version 2): see OpenReadOnly.
+	noRuns bool
 }
 
 var _ store.Store = (*Store)(nil)

@@ -57,7 +57,17 @@ const (
 			source = excluded.source, disabled = excluded.disabled,
 			created_at = excluded.created_at, created_by = excluded.created_by`
 	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
+	// A run already there (a log truncated and written again) is widened:
+	// a run may cover more than its session's entries, never fewer.
+	insertRunSQL = `INSERT INTO log_session_runs (session_id, first_seq, last_seq) VALUES (?, ?, ?)
+		ON CONFLICT(session_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
 )
+
+// runGap is the most entries a session's run of log entries may skip
+// between two of its entries (other sessions' entries, read and dropped
+// when the session's entries are read): a longer gap starts a new run.
+// Migration 2 splits existing entries the same way.
+const runGap = 32
 
 // logInsertRows is the most log rows one INSERT statement takes.
 const logInsertRows = 32
@@ -76,7 +86,7 @@ var insertLogSQL = func() []string {
 
 // hotWriteStatements are prepared once on the writer connection.
 var hotWriteStatements = append([]string{
-	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL,
+	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL,
 }, insertLogSQL...)
 
 // usable reports why the transaction can no longer be used, if it cannot.
@@ -339,7 +349,43 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		}
 		i += n
 	}
+	for _, r := range sessionRuns(entries) {
+		if _, err := t.exec(ctx, insertRunSQL, r.session, r.first, r.last); err != nil {
+			return fmt.Errorf("sqlitestore: append log: session %q entries %d-%d: %w", r.session, r.first, r.last, err)
+		}
+	}
 	return nil
+}
+
+// sessionRun is a range of log entries that holds entries of a session
+// (and maybe others').
+type sessionRun struct {
+	session     string
+	first, last int64
+}
+
+// sessionRuns returns the runs covering entries' sessions: one per session
+// per batch, split where it skips more than runGap entries.
+func sessionRuns(entries []store.LogEntry) []sessionRun {
+	var (
+		runs []sessionRun
+		open map[string]int // a session's newest run in runs
+	)
+	for _, e := range entries {
+		if e.SessionID == "" {
+			continue
+		}
+		if i, ok := open[e.SessionID]; ok && e.Seq-runs[i].last <= runGap {
+			runs[i].last = e.Seq
+			continue
+		}
+		if open == nil {
+			open = make(map[string]int)
+		}
+		open[e.SessionID] = len(runs)
+		runs = append(runs, sessionRun{e.SessionID, e.Seq, e.Seq})
+	}
+	return runs
 }
 
 // PutCheckpoint stores a checkpoint; its ID is assigned by the store (c.ID is
