@@ -228,3 +228,42 @@ func TestSessionQueryPlan(t *testing.T) {
 		t.Errorf("session entries plan:\n%s", p)
 	}
 }
+
+// TestPageSize: a new database has pageSize pages; one created with
+// another size keeps it.
+func TestPageSize(t *testing.T) {
+	ctx := t.Context()
+	s, path := openTemp(t)
+	var ps int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&ps); err != nil {
+		t.Fatal(err)
+	}
+	if ps != pageSize {
+		t.Errorf("new database: page size %d, want %d", ps, pageSize)
+	}
+	s.Close()
+
+	old := filepath.Join(t.TempDir(), "old.db")
+	db := rawDB(t, old)
+	if _, err := db.ExecContext(ctx, "PRAGMA page_size = 4096"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, p := range []string{old, path} {
+		s, err := Open(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runsLog(t, s, 500)
+		if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&ps); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{old: 4096, path: pageSize}[p]; ps != want {
+			t.Errorf("%s reopened: page size %d, want %d", filepath.Base(p), ps, want)
+		}
+		s.Close()
+	}
+}
