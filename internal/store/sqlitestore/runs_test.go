@@ -229,8 +229,8 @@ func TestSessionQueryPlan(t *testing.T) {
 	}
 }
 
-// TestPageSize: a new database has pageSize pages; one created with
-// another size keeps it.
+// TestPageSize: a new database has pageSize pages, and its WAL is copied
+// into it every 4 MiB; one created with another size keeps it.
 func TestPageSize(t *testing.T) {
 	ctx := t.Context()
 	s, path := openTemp(t)
@@ -240,6 +240,15 @@ func TestPageSize(t *testing.T) {
 	}
 	if ps != pageSize {
 		t.Errorf("new database: page size %d, want %d", ps, pageSize)
+	}
+	// Checkpoints of the WAL every 4 MiB, as with SQLite's default 1,000
+	// pages of 4 KiB.
+	var ckpt int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if ckpt*ps != 4<<20 {
+		t.Errorf("wal_autocheckpoint %d pages of %d bytes, want 4 MiB", ckpt, ps)
 	}
 	s.Close()
 
@@ -263,6 +272,12 @@ func TestPageSize(t *testing.T) {
 		}
 		if want := map[string]int{old: 4096, path: pageSize}[p]; ps != want {
 			t.Errorf("%s reopened: page size %d, want %d", filepath.Base(p), ps, want)
+		}
+		if err := s.w.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil {
+			t.Fatal(err)
+		}
+		if ckpt*ps != 4<<20 {
+			t.Errorf("%s reopened: wal_autocheckpoint %d pages of %d bytes, want 4 MiB", filepath.Base(p), ckpt, ps)
 		}
 		s.Close()
 	}

@@ -238,8 +238,28 @@ func (s *Store) init(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("sqlitestore: open %s: journal mode is %q, want wal (is the file on a file system without shared-memory support?)", s.path, mode)
 	}
-	return migrate(ctx, s.w, s.path)
+	if err := migrate(ctx, s.w, s.path); err != nil {
+		return err
+	}
+	// SQLite copies the WAL into the database (a checkpoint, run by the
+	// commit that passes the threshold, while it holds the writer) every
+	// 1,000 pages by default: 4 MiB with 4 KiB pages. Keep it at 4 MiB
+	// whatever the page size, so that bigger pages do not make each of
+	// those commits, and whoever waits for the writer meanwhile, four
+	// times longer. The writer is one connection that is kept open, so the
+	// setting holds (a replacement would get SQLite's default).
+	var ps int64
+	if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&ps); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", s.path, err)
+	}
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", max(walCheckpointBytes/ps, 1))); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", s.path, err)
+	}
+	return nil
 }
+
+// walCheckpointBytes is how much the WAL grows between checkpoints.
+const walCheckpointBytes = 4 << 20
 
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
