@@ -219,7 +219,7 @@ func valueBytes(v driver.Value) []byte {
 
 // LogEntries returns the entries matching f in Seq order.
 func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogEntry, error) {
-	q, args := logEntriesQuery(f, !s.noRuns)
+	q, args := logEntriesQuery(f, s.noSessionRuns, s.noGrantRuns)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: log entries: %w", err)
@@ -239,26 +239,34 @@ func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogE
 	return out, nil
 }
 
-// logEntriesQuery is LogEntries' query. A session's entries are read
-// through its runs (log_session_runs), each a range of sequence numbers
-// read through the table itself and filtered on the session: runs are
-// disjoint and ordered by first_seq, so ordering by run, then seq, is
-// ordering by seq, without a sort. Without runs (an old database opened
-// read-only) the session is a condition on the rows.
-func logEntriesQuery(f store.LogFilter, runs bool) (string, []any) {
+// logEntriesQuery is LogEntries' query. A session's (or else a grant's)
+// entries are read through its runs (log_session_runs, log_grant_runs),
+// each a range of sequence numbers read through the table itself and
+// filtered on the session or grant: a key's runs are disjoint and ordered
+// by first_seq, so ordering by run, then seq, is ordering by seq, without
+// a sort. Without runs (an old database opened read-only, see
+// OpenReadOnly) the session or grant is a condition on the rows.
+func logEntriesQuery(f store.LogFilter, noSessionRuns, noGrantRuns bool) (string, []any) {
 	var (
 		conds []string
 		args  []any
 	)
 	from, order := "log_entries e", "e.seq"
-	if f.SessionID != "" && !runs {
+	runs := func(table, col, key string) {
+		from = table + " r CROSS JOIN log_entries e ON e.seq BETWEEN r.first_seq AND r.last_seq"
+		order = "r.first_seq, e.seq"
+		conds = append(conds, "r."+col+" = ?")
+		args = append(args, key)
+	}
+	switch {
+	case f.SessionID != "" && !noSessionRuns:
+		runs("log_session_runs", "session_id", f.SessionID)
+	case f.GrantID != "" && !noGrantRuns:
+		runs("log_grant_runs", "grant_id", f.GrantID)
+	}
+	if f.SessionID != "" {
 		conds = append(conds, "e.session_id = ?")
 		args = append(args, f.SessionID)
-	} else if f.SessionID != "" {
-		from = "log_session_runs r CROSS JOIN log_entries e ON e.seq BETWEEN r.first_seq AND r.last_seq"
-		order = "r.first_seq, e.seq"
-		conds = append(conds, "r.session_id = ?", "e.session_id = ?")
-		args = append(args, f.SessionID, f.SessionID)
 	}
 	if f.GrantID != "" {
 		conds = append(conds, "e.grant_id = ?")

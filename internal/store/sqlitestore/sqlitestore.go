@@ -58,25 +58,27 @@
 // given: they are not protected against modification here, because detecting
 // modification is the job of the Merkle tree and the signed checkpoints.
 //
-// # The log's session runs
+// # The log's session and grant runs
 //
-// log_entries is keyed by seq (its rowid) and indexed by grant_id. A
-// session's entries are found through log_session_runs instead of an index
-// on session_id: AppendLog stores, for each session in the batch, the
-// ranges of seq that hold its entries (one per batch, split where the
-// session skips more than runGap entries), and LogEntries reads each range
-// of the table, keeping the rows whose session_id matches. An index entry
-// per log entry, with the gateways' concurrent sessions interleaved in it,
-// was about a third of the instructions and a fifth of the page writes of
-// the audit log's copy into the store (BenchmarkAppendLog, bench/README.md);
-// a run per session per batch is a few rows per transaction. Reading a
-// session costs at most runGap+1 rows per row it returns, and usually about
-// as many as the sessions interleaved with it. A run may cover rows that
-// are not its session's (they are filtered out), never fewer than its
-// session's rows as AppendLog stored them. (A session_id edited in place
-// is not followed to its new session; like type and grant_id, the column
-// is an untrusted copy of the entry's bytes for queries, and readers that
-// need the truth decode the bytes, which the log's hashes cover.)
+// log_entries is keyed by seq (its rowid) and has no other index. A
+// session's entries are found through log_session_runs, a grant's through
+// log_grant_runs: AppendLog stores, for each session and each grant in the
+// batch, the ranges of seq that hold its entries (one per batch, split
+// where it skips more than runGap entries), and LogEntries reads each
+// range of the table, keeping the rows whose session_id (or grant_id)
+// matches. An index entry per log entry, with the gateways' concurrent
+// sessions interleaved in the session index, was about two fifths of the
+// instructions of the audit log's copy into the store, and the session
+// index a fifth of its page writes (BenchmarkIndexBatch, bench/README.md);
+// a run per session and grant per batch is a few rows per transaction.
+// Reading a session or grant costs at most runGap+1 rows per row it
+// returns, and usually about as many as the sessions (grants) interleaved
+// with it. A run may cover rows that are not its key's (they are filtered
+// out), never fewer than its key's rows as AppendLog stored them. (A session_id or
+// grant_id edited in place is not followed to its new value; like type,
+// these columns are untrusted copies of the entry's bytes for queries, and
+// readers that need the truth decode the bytes, which the log's hashes
+// cover.)
 package sqlitestore
 
 import (
@@ -126,9 +128,10 @@ type Store struct {
 	// wstmts are the writer's hot statements, prepared once on the writer
 	// connection and bound to each transaction with Tx.StmtContext.
 	wstmts map[string]*sql.Stmt
-	// noRuns is set for a database opened read-only from before the log's
-	// session runs (schema version 2): see OpenReadOnly.
-	noRuns bool
+	// noSessionRuns and noGrantRuns are set for a database opened
+	// read-only from before the log's session runs (schema version 2) or
+	// grant runs (3): see OpenReadOnly.
+	noSessionRuns, noGrantRuns bool
 }
 
 var _ store.Store = (*Store)(nil)

@@ -61,12 +61,14 @@ const (
 	// a run may cover more than its session's entries, never fewer.
 	insertRunSQL = `INSERT INTO log_session_runs (session_id, first_seq, last_seq) VALUES (?, ?, ?)
 		ON CONFLICT(session_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
+	insertGrantRunSQL = `INSERT INTO log_grant_runs (grant_id, first_seq, last_seq) VALUES (?, ?, ?)
+		ON CONFLICT(grant_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
 )
 
-// runGap is the most entries a session's run of log entries may skip
-// between two of its entries (other sessions' entries, read and dropped
-// when the session's entries are read): a longer gap starts a new run.
-// Migration 2 splits existing entries the same way.
+// runGap is the most entries a session's (or grant's) run of log entries
+// may skip between two of its entries (others' entries, read and dropped
+// when its entries are read): a longer gap starts a new run. Migrations 2
+// and 3 split existing entries the same way.
 const runGap = 32
 
 // logInsertRows is the most log rows one INSERT statement takes.
@@ -86,7 +88,7 @@ var insertLogSQL = func() []string {
 
 // hotWriteStatements are prepared once on the writer connection.
 var hotWriteStatements = append([]string{
-	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL,
+	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL, insertGrantRunSQL,
 }, insertLogSQL...)
 
 // usable reports why the transaction can no longer be used, if it cannot.
@@ -349,41 +351,49 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		}
 		i += n
 	}
-	for _, r := range sessionRuns(entries) {
-		if _, err := t.exec(ctx, insertRunSQL, r.session, r.first, r.last); err != nil {
-			return fmt.Errorf("sqlitestore: append log: session %q entries %d-%d: %w", r.session, r.first, r.last, err)
+	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.SessionID }) {
+		if _, err := t.exec(ctx, insertRunSQL, r.key, r.first, r.last); err != nil {
+			return fmt.Errorf("sqlitestore: append log: session %q entries %d-%d: %w", r.key, r.first, r.last, err)
+		}
+	}
+	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.GrantID }) {
+		if _, err := t.exec(ctx, insertGrantRunSQL, r.key, r.first, r.last); err != nil {
+			return fmt.Errorf("sqlitestore: append log: grant %q entries %d-%d: %w", r.key, r.first, r.last, err)
 		}
 	}
 	return nil
 }
 
-// sessionRun is a range of log entries that holds entries of a session
-// (and maybe others').
-type sessionRun struct {
-	session     string
+// logRun is a range of log entries that holds entries of one session
+// (or grant), and maybe others'.
+type logRun struct {
+	key         string
 	first, last int64
 }
 
-// sessionRuns returns the runs covering entries' sessions: one per session
-// per batch, split where it skips more than runGap entries.
-func sessionRuns(entries []store.LogEntry) []sessionRun {
+// logRuns returns the runs covering entries' sessions (or grants, as key
+// returns): one per key per batch, split where it skips more than runGap
+// entries. Entries whose key is empty have none.
+func logRuns(entries []store.LogEntry, key func(*store.LogEntry) string) []logRun {
 	var (
-		runs []sessionRun
-		open map[string]int // a session's newest run in runs
+		runs []logRun
+		open map[string]int // a key's newest run in runs
 	)
-	for _, e := range entries {
-		if e.SessionID == "" {
+	for i := range entries {
+		e := &entries[i]
+		k := key(e)
+		if k == "" {
 			continue
 		}
-		if i, ok := open[e.SessionID]; ok && e.Seq-runs[i].last <= runGap {
-			runs[i].last = e.Seq
+		if j, ok := open[k]; ok && e.Seq-runs[j].last <= runGap {
+			runs[j].last = e.Seq
 			continue
 		}
 		if open == nil {
 			open = make(map[string]int)
 		}
-		open[e.SessionID] = len(runs)
-		runs = append(runs, sessionRun{e.SessionID, e.Seq, e.Seq})
+		open[k] = len(runs)
+		runs = append(runs, logRun{k, e.Seq, e.Seq})
 	}
 	return runs
 }
