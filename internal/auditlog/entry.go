@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/jsonw"
 	"github.com/airlock-dev/airlock/internal/store"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Event is one thing that happened, to be recorded in the log.
@@ -36,8 +36,20 @@ type encoded struct {
 	typ       string
 	grantID   string
 	sessionID string
-	tail      []byte
+	// buf is seqRoom bytes of room, then tail: entry writes the leaf
+	// prefix and `{"seq":N` into the room, so that the entry's bytes and
+	// its leaf hash need no copy of the tail (a session's results entry
+	// is tens of KiB).
+	buf  []byte
+	used bool // buf's room holds an entry already
 }
+
+// seqRoom is the room before an encoded tail: the leaf hash's 0x00 prefix,
+// `{"seq":` and the longest int64 in decimal.
+const seqRoom = 1 + len(seqPrefix) + 20
+
+// tail is the entry's bytes after its sequence number.
+func (e *encoded) tail() []byte { return e.buf[seqRoom:] }
 
 // encodeEvent validates ev and encodes everything but its sequence number.
 func encodeEvent(ev Event, now time.Time) (encoded, error) {
@@ -51,7 +63,7 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 	t = t.UTC()
 	// Room for a gateway call's usual entry, so that it is built without
 	// growing.
-	b := make([]byte, 0, 512)
+	b := make([]byte, seqRoom, 512)
 	b = append(b, `,"time":"`...)
 	b = t.AppendFormat(b, time.RFC3339Nano) // nothing in it to escape
 	b = append(b, '"')
@@ -85,7 +97,7 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 		}
 	}
 	b = append(b, '}')
-	return encoded{time: t, typ: ev.Type, grantID: ev.GrantID, sessionID: ev.SessionID, tail: b}, nil
+	return encoded{time: t, typ: ev.Type, grantID: ev.GrantID, sessionID: ev.SessionID, buf: b}, nil
 }
 
 func encodeEvents(evs []Event) ([]encoded, error) {
@@ -117,21 +129,45 @@ func appendString(b []byte, s string) []byte { return jsonw.String(b, s) }
 
 const seqPrefix = `{"seq":`
 
-// entry builds the log entry with sequence number seq.
+// entry builds the log entry with sequence number seq. The first call
+// builds it in e's buffer, in the room before the tail, hashes it there
+// (the leaf hash is SHA-256(0x00 || bytes), as tlog.RecordHash computes
+// it) and keeps the hash in the buffer's spare capacity when it fits; a
+// later call, which must not overwrite the entry handed out, copies.
 func (e *encoded) entry(seq int64) store.LogEntry {
-	data := make([]byte, 0, len(seqPrefix)+20+len(e.tail))
-	data = append(data, seqPrefix...)
-	data = strconv.AppendInt(data, seq, 10)
-	data = append(data, e.tail...)
-	h := tlog.RecordHash(data)
+	var num [20]byte
+	digits := strconv.AppendInt(num[:0], seq, 10)
+	var in, leaf []byte // 0x00 || entry bytes; the leaf hash's home
+	if !e.used {
+		e.used = true
+		in = e.buf[seqRoom-len(seqPrefix)-len(digits)-1:]
+		in[0] = 0x00
+		copy(in[1:], seqPrefix)
+		copy(in[1+len(seqPrefix):], digits)
+		if n := len(e.buf); cap(e.buf)-n >= sha256.Size {
+			leaf = e.buf[n : n+sha256.Size : n+sha256.Size]
+		}
+	} else {
+		tail := e.tail()
+		in = make([]byte, 0, 1+len(seqPrefix)+len(digits)+len(tail))
+		in = append(in, 0x00)
+		in = append(in, seqPrefix...)
+		in = append(in, digits...)
+		in = append(in, tail...)
+	}
+	sum := sha256.Sum256(in)
+	if leaf == nil {
+		leaf = make([]byte, sha256.Size)
+	}
+	copy(leaf, sum[:])
 	return store.LogEntry{
 		Seq:       seq,
 		Time:      e.time,
 		Type:      e.typ,
 		GrantID:   e.grantID,
 		SessionID: e.sessionID,
-		Data:      data,
-		LeafHash:  h[:],
+		Data:      in[1:len(in):len(in)],
+		LeafHash:  leaf,
 	}
 }
 

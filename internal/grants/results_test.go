@@ -2,6 +2,7 @@ package grants
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,5 +24,23 @@ func TestResultsDataAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil || string(got) != string(want) {
 			t.Errorf("AppendJSON(%+v)\n got %s (%v)\nwant %s", d, got, err, want)
 		}
+	}
+}
+
+// TestResultsDataGrowsOnce: a batch of similar results is encoded with one
+// growth of the buffer, not a doubling per few results.
+func TestResultsDataGrowsOnce(t *testing.T) {
+	d := resultsData{}
+	for i := range 64 {
+		d.Results = append(d.Results, gateway.Call{Kind: "result", Action: "s3:GetObject", Resource: "arn:aws:s3:::bucket/app/object-" + strconv.Itoa(i),
+			Allowed: true, Params: map[string]string{"request_id": strconv.Itoa(i)}, Status: "200", BytesOut: 1024, Duration: time.Duration(i) * time.Microsecond})
+	}
+	n := testing.AllocsPerRun(20, func() {
+		if _, err := d.AppendJSON(make([]byte, 0, 512)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 2 {
+		t.Errorf("encoding 64 results: %v allocations, want at most 2", n)
 	}
 }

@@ -130,6 +130,10 @@ const (
 	maxHeldResults = 4096
 )
 
+// resultSlack is what a result may take beyond the batch's first one
+// before its buffer grows again (status, error text, sizes).
+const resultSlack = 32
+
 // resultsData is the data of a session.results entry.
 type resultsData struct {
 	Results []gateway.Call `json:"results"`
@@ -150,9 +154,16 @@ func (d resultsData) AppendJSON(b []byte) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
+			at := len(b)
 			var err error
 			if b, err = c.AppendJSON(b); err != nil {
 				return nil, err
+			}
+			if i == 0 && len(d.Results) > 1 {
+				// Room for the rest at about the first one's size, once:
+				// growing a batch's tens of KiB by doubling copied and
+				// cleared it several times.
+				b = slices.Grow(b, (len(b)-at+resultSlack)*(len(d.Results)-1))
 			}
 		}
 		b = append(b, ']')

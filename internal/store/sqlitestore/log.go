@@ -15,6 +15,9 @@ import (
 
 const logCols = "seq, time, COALESCE(type, ''), COALESCE(grant_id, ''), COALESCE(session_id, ''), data, leaf_hash"
 
+// logColsE is logCols of log_entries e.
+const logColsE = "e.seq, e.time, COALESCE(e.type, ''), COALESCE(e.grant_id, ''), COALESCE(e.session_id, ''), e.data, e.leaf_hash"
+
 func scanLogEntry(rows *sql.Rows) (store.LogEntry, error) {
 	var (
 		e  store.LogEntry
@@ -216,31 +219,7 @@ func valueBytes(v driver.Value) []byte {
 
 // LogEntries returns the entries matching f in Seq order.
 func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogEntry, error) {
-	var (
-		conds []string
-		args  []any
-	)
-	if f.GrantID != "" {
-		conds = append(conds, "grant_id = ?")
-		args = append(args, f.GrantID)
-	}
-	if f.SessionID != "" {
-		conds = append(conds, "session_id = ?")
-		args = append(args, f.SessionID)
-	}
-	if f.Type != "" {
-		conds = append(conds, "type = ?")
-		args = append(args, f.Type)
-	}
-	q := "SELECT " + logCols + " FROM log_entries"
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY seq"
-	if f.Limit > 0 {
-		q += " LIMIT ?"
-		args = append(args, f.Limit)
-	}
+	q, args := logEntriesQuery(f, s.noSessionRuns, s.noGrantRuns)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: log entries: %w", err)
@@ -258,6 +237,55 @@ func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogE
 		return nil, fmt.Errorf("sqlitestore: log entries: %w", err)
 	}
 	return out, nil
+}
+
+// logEntriesQuery is LogEntries' query. A session's (or else a grant's)
+// entries are read through its runs (log_session_runs, log_grant_runs),
+// each a range of sequence numbers read through the table itself and
+// filtered on the session or grant: a key's runs are disjoint and ordered
+// by first_seq, so ordering by run, then seq, is ordering by seq, without
+// a sort. Without runs (an old database opened read-only, see
+// OpenReadOnly) the session or grant is a condition on the rows.
+func logEntriesQuery(f store.LogFilter, noSessionRuns, noGrantRuns bool) (string, []any) {
+	var (
+		conds []string
+		args  []any
+	)
+	from, order := "log_entries e", "e.seq"
+	runs := func(table, col, key string) {
+		from = table + " r CROSS JOIN log_entries e ON e.seq BETWEEN r.first_seq AND r.last_seq"
+		order = "r.first_seq, e.seq"
+		conds = append(conds, "r."+col+" = ?")
+		args = append(args, key)
+	}
+	switch {
+	case f.SessionID != "" && !noSessionRuns:
+		runs("log_session_runs", "session_id", f.SessionID)
+	case f.GrantID != "" && !noGrantRuns:
+		runs("log_grant_runs", "grant_id", f.GrantID)
+	}
+	if f.SessionID != "" {
+		conds = append(conds, "e.session_id = ?")
+		args = append(args, f.SessionID)
+	}
+	if f.GrantID != "" {
+		conds = append(conds, "e.grant_id = ?")
+		args = append(args, f.GrantID)
+	}
+	if f.Type != "" {
+		conds = append(conds, "e.type = ?")
+		args = append(args, f.Type)
+	}
+	q := "SELECT " + logColsE + " FROM " + from
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY " + order
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	return q, args
 }
 
 const checkpointCols = "id, COALESCE(size, 0), root, note, frontier, created_at"

@@ -79,6 +79,17 @@ func OpenReadOnly(ctx context.Context, path string) (_ *Store, cleanup func(), e
 		cleanup()
 		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w (application_id %#x)", path, ErrNotAirlock, appID)
 	}
+	// A database from before schema version 2 or 3 (not migrated: this
+	// open never migrates) has no session or grant runs: those entries
+	// are found through log_entries' own indexes.
+	var sessionRuns, grantRuns int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'log_session_runs'), count(*) FILTER (WHERE name = 'log_grant_runs')
+		FROM sqlite_schema WHERE type = 'table'`).Scan(&sessionRuns, &grantRuns); err != nil {
+		s.Close()
+		cleanup()
+		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	s.noSessionRuns, s.noGrantRuns = sessionRuns == 0, grantRuns == 0
 	return s, cleanup, nil
 }
 

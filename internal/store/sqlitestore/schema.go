@@ -108,6 +108,44 @@ INSERT INTO meta(key, value) VALUES ('max_span_nanos', '0');
 
 PRAGMA application_id = 1098017899;
 `,
+	// 2: a session's log entries are found through runs of sequence
+	// numbers, not an index entry per log entry (see "The log's session
+	// runs" in the package documentation). Existing entries get their runs
+	// here, split where a session's next entry is more than runGap
+	// entries after its previous one, as AppendLog splits them.
+	`
+CREATE TABLE log_session_runs (
+	session_id TEXT NOT NULL,
+	first_seq  INTEGER NOT NULL,
+	last_seq   INTEGER NOT NULL,
+	PRIMARY KEY (session_id, first_seq)
+) WITHOUT ROWID;
+INSERT INTO log_session_runs (session_id, first_seq, last_seq)
+	SELECT session_id, MIN(seq), MAX(seq) FROM (
+		SELECT session_id, seq, SUM(brk) OVER (PARTITION BY session_id ORDER BY seq) AS run FROM (
+			SELECT session_id, seq,
+				CASE WHEN seq - LAG(seq) OVER (PARTITION BY session_id ORDER BY seq) <= 32 THEN 0 ELSE 1 END AS brk
+			FROM log_entries WHERE session_id IS NOT NULL AND session_id <> ''))
+	GROUP BY session_id, run;
+DROP INDEX log_entries_session;
+`,
+	// 3: a grant's log entries likewise, through runs.
+	`
+CREATE TABLE log_grant_runs (
+	grant_id  TEXT NOT NULL,
+	first_seq INTEGER NOT NULL,
+	last_seq  INTEGER NOT NULL,
+	PRIMARY KEY (grant_id, first_seq)
+) WITHOUT ROWID;
+INSERT INTO log_grant_runs (grant_id, first_seq, last_seq)
+	SELECT grant_id, MIN(seq), MAX(seq) FROM (
+		SELECT grant_id, seq, SUM(brk) OVER (PARTITION BY grant_id ORDER BY seq) AS run FROM (
+			SELECT grant_id, seq,
+				CASE WHEN seq - LAG(seq) OVER (PARTITION BY grant_id ORDER BY seq) <= 32 THEN 0 ELSE 1 END AS brk
+			FROM log_entries WHERE grant_id IS NOT NULL AND grant_id <> ''))
+	GROUP BY grant_id, run;
+DROP INDEX log_entries_grant;
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -57,6 +57,28 @@
 // The audit log tables (log_entries, log_checkpoints) hold data exactly as
 // given: they are not protected against modification here, because detecting
 // modification is the job of the Merkle tree and the signed checkpoints.
+//
+// # The log's session and grant runs
+//
+// log_entries is keyed by seq (its rowid) and has no other index. A
+// session's entries are found through log_session_runs, a grant's through
+// log_grant_runs: AppendLog stores, for each session and each grant in the
+// batch, the ranges of seq that hold its entries (one per batch, split
+// where it skips more than runGap entries), and LogEntries reads each
+// range of the table, keeping the rows whose session_id (or grant_id)
+// matches. An index entry per log entry, with the gateways' concurrent
+// sessions interleaved in the session index, was about two fifths of the
+// instructions of the audit log's copy into the store, and the session
+// index a fifth of its page writes (BenchmarkIndexBatch, bench/README.md);
+// a run per session and grant per batch is a few rows per transaction.
+// Reading a session or grant costs at most runGap+1 rows per row it
+// returns, and usually about as many as the sessions (grants) interleaved
+// with it. A run may cover rows that are not its key's (they are filtered
+// out), never fewer than its key's rows as AppendLog stored them. (A session_id or
+// grant_id edited in place is not followed to its new value; like type,
+// these columns are untrusted copies of the entry's bytes for queries, and
+// readers that need the truth decode the bytes, which the log's hashes
+// cover.)
 package sqlitestore
 
 import (
@@ -89,6 +111,9 @@ const busyTimeout = 10 * time.Second
 // grants) did not change beyond run-to-run noise, because pages missing
 // from the cache are read from the kernel's file cache.
 const (
+	// pageSize is the page size of a new database.
+	pageSize = 16 << 10
+
 	writerCacheKiB = 16 << 10
 	readerCacheKiB = 4 << 10
 )
@@ -103,6 +128,10 @@ type Store struct {
 	// wstmts are the writer's hot statements, prepared once on the writer
 	// connection and bound to each transaction with Tx.StmtContext.
 	wstmts map[string]*sql.Stmt
+	// noSessionRuns and noGrantRuns are set for a database opened
+	// read-only from before the log's session runs (schema version 2) or
+	// grant runs (3): see OpenReadOnly.
+	noSessionRuns, noGrantRuns bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -127,7 +156,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	common.Add("_pragma", "synchronous(FULL)")
 
 	wq := cloneValues(common)
-	wq.Add("_pragma", "journal_mode(WAL)")
+	// A new database gets 16 KiB pages, set before WAL mode writes its
+	// first page (the driver runs the _pragma list, sorted by name, before
+	// the _journal_mode key); an existing one keeps its size, which only a VACUUM outside
+	// WAL mode could change. The audit log's copy into the store writes
+	// each dirty page to the WAL and again at SQLite's checkpoint, one
+	// pwrite per page (and reads it back once, one pread per page): with
+	// 16 KiB pages those were 0.24 system calls per log entry instead of
+	// 0.77 (BenchmarkIndexBatch, bench/README.md), for the same bytes and
+	// the same instructions in SQLite.
+	wq.Add("_pragma", fmt.Sprintf("page_size(%d)", pageSize))
+	wq.Set("_journal_mode", "WAL")
 	// Writes touch random pages of several indexes (grant and credential
 	// ids are random); a larger cache keeps a big batch from spilling.
 	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
@@ -202,8 +241,28 @@ func (s *Store) init(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("sqlitestore: open %s: journal mode is %q, want wal (is the file on a file system without shared-memory support?)", s.path, mode)
 	}
-	return migrate(ctx, s.w, s.path)
+	if err := migrate(ctx, s.w, s.path); err != nil {
+		return err
+	}
+	// SQLite copies the WAL into the database (a checkpoint, run by the
+	// commit that passes the threshold, while it holds the writer) every
+	// 1,000 pages by default: 4 MiB with 4 KiB pages. Keep it at 4 MiB
+	// whatever the page size, so that bigger pages do not make each of
+	// those commits, and whoever waits for the writer meanwhile, four
+	// times longer. The writer is one connection that is kept open, so the
+	// setting holds (a replacement would get SQLite's default).
+	var ps int64
+	if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&ps); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", s.path, err)
+	}
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", max(walCheckpointBytes/ps, 1))); err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", s.path, err)
+	}
+	return nil
 }
+
+// walCheckpointBytes is how much the WAL grows between checkpoints.
+const walCheckpointBytes = 4 << 20
 
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }

@@ -281,8 +281,9 @@ func TestQueryPlans(t *testing.T) {
 	if !strings.Contains(p, "USING INDEX sessions_grant") || strings.Contains(p, "SCAN sessions") {
 		t.Errorf("usage lookup plan:\n%s", p)
 	}
-	p = plan("SELECT "+logCols+" FROM log_entries WHERE grant_id = ? ORDER BY seq", "g")
-	if !strings.Contains(p, "USING INDEX log_entries_grant") || strings.Contains(p, "TEMP B-TREE") {
+	q, args := logEntriesQuery(store.LogFilter{GrantID: "g"}, false, false)
+	p = plan(q, args...)
+	if !strings.Contains(p, "USING PRIMARY KEY (grant_id=?)") || strings.Contains(p, "TEMP B-TREE") {
 		t.Errorf("log entries by grant plan:\n%s", p)
 	}
 }

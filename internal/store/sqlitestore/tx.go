@@ -57,7 +57,19 @@ const (
 			source = excluded.source, disabled = excluded.disabled,
 			created_at = excluded.created_at, created_by = excluded.created_by`
 	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
+	// A run already there (a log truncated and written again) is widened:
+	// a run may cover more than its session's entries, never fewer.
+	insertRunSQL = `INSERT INTO log_session_runs (session_id, first_seq, last_seq) VALUES (?, ?, ?)
+		ON CONFLICT(session_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
+	insertGrantRunSQL = `INSERT INTO log_grant_runs (grant_id, first_seq, last_seq) VALUES (?, ?, ?)
+		ON CONFLICT(grant_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
 )
+
+// runGap is the most entries a session's (or grant's) run of log entries
+// may skip between two of its entries (others' entries, read and dropped
+// when its entries are read): a longer gap starts a new run. Migrations 2
+// and 3 split existing entries the same way.
+const runGap = 32
 
 // logInsertRows is the most log rows one INSERT statement takes.
 const logInsertRows = 32
@@ -76,7 +88,7 @@ var insertLogSQL = func() []string {
 
 // hotWriteStatements are prepared once on the writer connection.
 var hotWriteStatements = append([]string{
-	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL,
+	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL, insertGrantRunSQL,
 }, insertLogSQL...)
 
 // usable reports why the transaction can no longer be used, if it cannot.
@@ -339,7 +351,51 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		}
 		i += n
 	}
+	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.SessionID }) {
+		if _, err := t.exec(ctx, insertRunSQL, r.key, r.first, r.last); err != nil {
+			return fmt.Errorf("sqlitestore: append log: session %q entries %d-%d: %w", r.key, r.first, r.last, err)
+		}
+	}
+	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.GrantID }) {
+		if _, err := t.exec(ctx, insertGrantRunSQL, r.key, r.first, r.last); err != nil {
+			return fmt.Errorf("sqlitestore: append log: grant %q entries %d-%d: %w", r.key, r.first, r.last, err)
+		}
+	}
 	return nil
+}
+
+// logRun is a range of log entries that holds entries of one session
+// (or grant), and maybe others'.
+type logRun struct {
+	key         string
+	first, last int64
+}
+
+// logRuns returns the runs covering entries' sessions (or grants, as key
+// returns): one per key per batch, split where it skips more than runGap
+// entries. Entries whose key is empty have none.
+func logRuns(entries []store.LogEntry, key func(*store.LogEntry) string) []logRun {
+	var (
+		runs []logRun
+		open map[string]int // a key's newest run in runs
+	)
+	for i := range entries {
+		e := &entries[i]
+		k := key(e)
+		if k == "" {
+			continue
+		}
+		if j, ok := open[k]; ok && e.Seq-runs[j].last <= runGap {
+			runs[j].last = e.Seq
+			continue
+		}
+		if open == nil {
+			open = make(map[string]int)
+		}
+		open[k] = len(runs)
+		runs = append(runs, logRun{k, e.Seq, e.Seq})
+	}
+	return runs
 }
 
 // PutCheckpoint stores a checkpoint; its ID is assigned by the store (c.ID is
