@@ -194,8 +194,7 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
 
-	key := s.keys.get(creds.SecretAccessKey, &c, sc)
-	sig := hmacSHA256(&key, sts)
+	key, sig := s.keys.sign(creds.SecretAccessKey, &c, sc, sts)
 	clear(key[:])
 
 	var authz strings.Builder

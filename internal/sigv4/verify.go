@@ -42,6 +42,7 @@ type scratch struct {
 	id    []byte // signing key cache id
 	pairs []queryPair
 	key   [64]byte
+	sum   [64]byte // an HMAC's output (and its inner digest, which Sum appends first)
 	// Used by Signer.Sign: the signed header names, and their list.
 	names []string
 	hdrs  []byte
@@ -613,8 +614,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
 
-	key := v.keys.get(secret, c, sc)
-	want := hmacSHA256(&key, sts)
+	key, want := v.keys.sign(secret, c, sc, sts)
 	got, _ := decodeSig(c.signature)
 	if !hmac.Equal(want[:], got[:]) {
 		return nil, s3err.Detailed(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", "Airlock's canonical request has SHA-256 %x; compare it with your client's debug output", crHash)
