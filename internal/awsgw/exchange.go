@@ -197,7 +197,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	for _, k := range hopHeaders {
-		h.Del(k)
+		delete(h, k) // canonical already: Del would canonicalise each again
 	}
 	res.Status = strconv.Itoa(resp.StatusCode)
 	var capture *capped

@@ -58,6 +58,7 @@ type h1Conn struct {
 	lim    limitedConn // what br reads from: conn, bounded while headers are read
 	br     *bufio.Reader
 	bw     *bufio.Writer
+	head   []byte // a request's head, put together (writeRequest)
 	idleAt time.Time
 }
 
@@ -271,7 +272,7 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 		pc.conn.Close()
 		return nil, err
 	}
-	if err := req.Write(pc.bw); err != nil {
+	if err := writeRequest(pc.bw, req, &pc.head); err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {

@@ -218,20 +218,30 @@ func appendHeaderValue(b []byte, values []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		v = strings.TrimSpace(v)
-		space := false
-		for j := 0; j < len(v); j++ {
-			c := v[j]
-			if c == ' ' {
-				if space {
-					continue
-				}
-				space = true
-			} else {
-				space = false
+		b = appendOneValue(b, v)
+	}
+	return b
+}
+
+// appendOneValue appends one header value, trimmed, with every run of
+// spaces in it as one space.
+func appendOneValue(b []byte, v string) []byte {
+	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "  ") { // nearly always: nothing to collapse
+		return append(b, v...)
+	}
+	space := false
+	for j := 0; j < len(v); j++ {
+		c := v[j]
+		if c == ' ' {
+			if space {
+				continue
 			}
-			b = append(b, c)
+			space = true
+		} else {
+			space = false
 		}
+		b = append(b, c)
 	}
 	return b
 }

@@ -53,13 +53,3 @@ func decodeSig(s string) (out [32]byte, ok bool) {
 func appendHex(dst []byte, b []byte) []byte {
 	return hex.AppendEncode(dst, b)
 }
-
-// hmacSHA256 is HMAC-SHA256(key, msg), from crypto/hmac. A hand-written
-// HMAC over stack buffers saved two allocations a signature; that does not
-// justify owning cryptographic code.
-func hmacSHA256(key *[32]byte, msg []byte) (out [32]byte) {
-	m := hmac.New(sha256.New, key[:])
-	m.Write(msg)
-	copy(out[:], m.Sum(nil))
-	return out
-}

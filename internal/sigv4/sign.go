@@ -122,13 +122,15 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 
 	st := s.stampFor(t.UTC(), region, service)
 	amzDate := st.amzDate
-	req.Header.Set(hAmzDate, amzDate)
+	// The names are canonical constants: set in the map directly, with no
+	// canonicalisation on every call.
+	req.Header[hAmzDate] = []string{amzDate}
 	if creds.SessionToken != "" {
-		req.Header.Set(hSecurityToken, creds.SessionToken)
+		req.Header[hSecurityToken] = []string{creds.SessionToken}
 	} else {
-		req.Header.Del(hSecurityToken)
+		delete(req.Header, hSecurityToken)
 	}
-	req.Header.Del(hAuthorization)
+	delete(req.Header, hAuthorization)
 
 	// The query: parsed once, re-encoded canonically, and sent so.
 	if req.URL.RawQuery != "" {
@@ -173,7 +175,7 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	for _, name := range names {
 		if name == "host" { // the common case of headerValues, without its slice
 			buf = append(buf, "host:"...)
-			buf = appendHeaderValue(buf, []string{host})
+			buf = appendOneValue(buf, host)
 			buf = append(buf, '\n')
 			continue
 		}
@@ -194,8 +196,7 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
 
-	key := s.keys.get(creds.SecretAccessKey, &c, sc)
-	sig := hmacSHA256(&key, sts)
+	key, sig := s.keys.sign(creds.SecretAccessKey, &c, sc, sts)
 	clear(key[:])
 
 	var authz strings.Builder

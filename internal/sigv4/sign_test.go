@@ -133,17 +133,78 @@ func TestSignRefuses(t *testing.T) {
 	}
 }
 
-func TestHMACSHA256(t *testing.T) {
-	for _, n := range []int{0, 1, 55, 56, 64, 65, 1000} {
-		var key [32]byte
-		for i := range key {
-			key[i] = byte(i*7 + n)
+// TestKeyCacheSign checks the cache's reused HMAC states against a fresh
+// crypto/hmac for every message length around a block, over one entry
+// used again and again, and that a rotated secret gets its own key.
+func TestKeyCacheSign(t *testing.T) {
+	var c keyCache
+	sc := &scratch{}
+	cr := credentials{accessKey: "AK", date: "20261203", region: "us-east-1", service: "s3", scope: "20261203/us-east-1/s3/aws4_request"}
+	for _, secret := range []string{"SK1", "SK2"} {
+		want := deriveKey(secret, cr.date, cr.region, cr.service)
+		for range 3 {
+			for _, n := range []int{0, 1, 55, 56, 64, 65, 150, 1000} {
+				msg := []byte(strings.Repeat("m", n))
+				m := hmac.New(sha256.New, want[:])
+				m.Write(msg)
+				key, sig := c.sign(secret, &cr, sc, msg)
+				if key != want {
+					t.Fatalf("secret %s: key %x, want %x", secret, key, want)
+				}
+				if !bytes.Equal(sig[:], m.Sum(nil)) {
+					t.Fatalf("secret %s, len %d: signature %x, want %x", secret, n, sig, m.Sum(nil))
+				}
+			}
 		}
-		msg := []byte(strings.Repeat("m", n))
-		m := hmac.New(sha256.New, key[:])
-		m.Write(msg)
-		if got, want := hmacSHA256(&key, msg), m.Sum(nil); !bytes.Equal(got[:], want) {
-			t.Fatalf("len %d: %x, want %x", n, got, want)
+	}
+}
+
+// TestVerifySignAllocs bounds the allocations of the two signatures every
+// gateway call costs, one verified and one made: with the signing key
+// cached and its HMAC state reused, a verification allocates its Auth,
+// payload state and signed-header list, and a signature its two header
+// values and the Authorization string.
+func TestVerifySignAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation bounds hold only without the race detector")
+	}
+	req := newReq(t, "GET", objectURL("logs", "app/2025/06/01/server.log", ""), nil)
+	req.Header.Set("User-Agent", "aws-sdk-go-v2/1.0 os/linux")
+	signHeader(t, req, sha256Hex(nil), testCreds(), testNow)
+	r := onWire(t, req)
+	v := testVerifier()
+	if _, err := v.Verify(r); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = v.Verify(r) }); n > 3 {
+		t.Errorf("Verify: %.0f allocations, want at most 3", n)
+	}
+	var s Signer
+	up := newReq(t, "GET", objectURL("logs", "app/2025/06/01/server.log", ""), nil)
+	up.Header.Set(hContentSHA256, unsignedPayload)
+	creds := Credentials{AccessKeyID: "AKUP", SecretAccessKey: "SKUP"}
+	if err := s.Sign(up, creds, "us-east-1", "s3", unsignedPayload, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = s.Sign(up, creds, "us-east-1", "s3", unsignedPayload, time.Now()) }); n > 3 {
+		t.Errorf("Sign: %.0f allocations, want at most 3", n)
+	}
+}
+
+// TestAppendHeaderValue: values trimmed, inner runs of spaces collapsed
+// (the path that scans byte by byte), others copied whole, joined by ",".
+func TestAppendHeaderValue(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"plain"}, "plain"},
+		{[]string{" a  b   c "}, "a b c"},
+		{[]string{"a b", "\tc  d\t", ""}, "a b,c d,"},
+		{[]string{"x\t\ty"}, "x\t\ty"},
+	} {
+		if got := string(appendHeaderValue([]byte("k:"), c.in)); got != "k:"+c.want {
+			t.Errorf("%q: %q, want %q", c.in, got, "k:"+c.want)
 		}
 	}
 }

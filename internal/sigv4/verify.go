@@ -42,6 +42,7 @@ type scratch struct {
 	id    []byte // signing key cache id
 	pairs []queryPair
 	key   [64]byte
+	sum   [64]byte // an HMAC's output (and its inner digest, which Sum appends first)
 	// Used by Signer.Sign: the signed header names, and their list.
 	names []string
 	hdrs  []byte
@@ -568,6 +569,19 @@ func buildCanonical(sc *scratch, r *http.Request, service, signedHeaders string,
 	for rest := signedHeaders; rest != ""; {
 		var name string
 		name, rest, _ = strings.Cut(rest, ";")
+		if name == "host" { // headerValues' first case, without its slice
+			h := r.Host
+			if h == "" {
+				h = r.URL.Host
+			}
+			if h == "" {
+				return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided: signed header %q is not in the request", name)
+			}
+			b = append(b, "host:"...)
+			b = appendOneValue(b, h)
+			b = append(b, '\n')
+			continue
+		}
 		vs, ok := headerValues(r, name, sc.key[:0])
 		if !ok {
 			return nil, s3err.New(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided: signed header %q is not in the request", name)
@@ -613,8 +627,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	sts := appendStringToSign(sc.sts[:0], amzDate, c.scope, &crHash)
 	sc.sts = sts
 
-	key := v.keys.get(secret, c, sc)
-	want := hmacSHA256(&key, sts)
+	key, want := v.keys.sign(secret, c, sc, sts)
 	got, _ := decodeSig(c.signature)
 	if !hmac.Equal(want[:], got[:]) {
 		return nil, s3err.Detailed(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", "Airlock's canonical request has SHA-256 %x; compare it with your client's debug output", crHash)
