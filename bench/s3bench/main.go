@@ -32,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -203,6 +204,16 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	}
 	gwCalls := int64(3 * len(ws) * o.clients)
 	benchkit.Progress("seeded and warmed up")
+	// The durable write's cost on the gateway's data directory, with
+	// nothing else running: every batch of the journal pays one, and on
+	// some machines its CPU, more than its latency, is what separates the
+	// gateway from the ReverseProxy (bench/README.md).
+	probe, err := benchkit.ProbeSync(filepath.Join(srv.Dir, "data"), 2000)
+	if err != nil {
+		r.Fatal(err)
+	}
+	rep.SyncProbe = &probe
+	benchkit.Progress("durable write: %s", probe)
 
 	for round := range o.rounds {
 		// direct, nginx, goproxy, gateway, then the reverse: no side

@@ -97,6 +97,9 @@ type report struct {
 	GatewayCalls   int64      `json:"gateway_calls_sent"`
 	RecordedCalls  float64    `json:"recorded_calls"`
 	RecordingCheck string     `json:"recording_check"`
+	// SyncProbe is one durable write's latency and CPU on the gateway's
+	// data directory (pwrite + fdatasync, as its journal writes).
+	SyncProbe *benchkit.SyncProbe `json:"sync_probe,omitempty"`
 }
 
 func summarize(ws []workload, phases []phase) []summary {
@@ -223,6 +226,9 @@ func printReport(w io.Writer, rep *report) {
 		}
 	}
 	tw.Flush()
+	if p := rep.SyncProbe; p != nil {
+		fmt.Fprintf(w, "\ndurable write on the gateway's data directory (pwrite + fdatasync, as its journal writes once per batch of calls), %s\n", p)
+	}
 	if b := rep.Big; b != nil {
 		fmt.Fprintf(w, "\n%s object, one client:\n", size(b.Size))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
