@@ -28,7 +28,12 @@ type bouncer struct {
 // startBouncer writes an ini and a userlist for the admin role (trust
 // auth, as the server itself uses), starts PgBouncer on a free loopback
 // port and waits until it accepts connections.
-func startBouncer(r *benchkit.Runner, f *fixture, maxClients int) *bouncer {
+//
+// In session mode every client that sends a query holds a server
+// connection until it disconnects, so the pool takes poolSize of them
+// (pgbench's clients and a few more); a smaller pool would leave the
+// clients beyond it waiting for ever.
+func startBouncer(r *benchkit.Runner, f *fixture, maxClients, poolSize int) *bouncer {
 	if _, err := os.Stat(bouncerBin); err != nil {
 		r.Skipf("%s not found; install it with: apt-get install pgbouncer", bouncerBin)
 	}
@@ -47,10 +52,10 @@ unix_socket_dir =
 auth_type = trust
 auth_file = %s
 pool_mode = session
-default_pool_size = 20
+default_pool_size = %d
 max_client_conn = %d
 ignore_startup_parameters = extra_float_digits
-`, f.db, f.admin.Host, f.admin.Port, f.db, f.admin.User, port, filepath.Join(dir, "userlist.txt"), maxClients)
+`, f.db, f.admin.Host, f.admin.Port, f.db, f.admin.User, port, filepath.Join(dir, "userlist.txt"), poolSize, maxClients)
 	write := func(name, s string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
 			r.Fatal(err)

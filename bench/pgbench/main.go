@@ -89,7 +89,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	srv := startGateway(r, bin, f)
 	id, gw := grant(r, srv, f, o.sslmode)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s:%d", id, gw.Host, gw.Port)
-	bnc := startBouncer(r, f, o.idle+50)
+	bnc := startBouncer(r, f, o.idle+o.clients+50, max(20, o.clients+4))
 	benchkit.Progress("pgbouncer up at %s:%d", bnc.client.Host, bnc.client.Port)
 
 	var calls gatewayCalls // everything sent through the gateway
