@@ -722,3 +722,69 @@ func TestCommitLogCheckpointValues(t *testing.T) {
 		}
 	}
 }
+
+// TestFindingsQueryPlan: listing the findings reads them through their
+// partial index (migration 6), also under the generic plan a cached
+// prepared statement gets, rather than scanning every call of the log.
+func TestFindingsQueryPlan(t *testing.T) {
+	s, _ := openFresh(t)
+	ctx := t.Context()
+	// 20,000 entries, 2 of them findings, as the log of a busy gateway.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
+		SELECT i, 0, CASE WHEN i % 7000 = 6999 THEN 'finding' ELSE 'session.call' END, 'g_1', 's_1', '\x7b7d', '\x00'
+		FROM generate_series(0, 19999) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "ANALYZE log_entries"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LogEntries(ctx, store.LogFilter{Type: "finding"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := len(got); g != 2 || got[0].Seq != 6999 || got[1].Seq != 13999 {
+		t.Fatalf("findings: %d entries %v", g, got)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode")
+	// A prepared statement under a generic plan, as pgx's statement
+	// cache may end up with: only a literal type lets it use the index.
+	for i, f := range []store.LogFilter{{Type: "finding"}, {Type: "finding", Limit: 10}, {GrantID: "g_1", Type: "finding"}} {
+		q, p := logEntriesQuery(f)
+		var args []string // the parameters as SQL literals
+		for _, v := range p {
+			switch v := v.(type) {
+			case string:
+				args = append(args, "'"+v+"'")
+			default:
+				args = append(args, fmt.Sprint(v))
+			}
+		}
+		call := ""
+		if len(args) > 0 {
+			call = "(" + strings.Join(args, ", ") + ")"
+		}
+		name := fmt.Sprintf("findings_%d", i)
+		if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+q); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) EXECUTE "+name+call, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan := strings.Join(lines, "\n"); !strings.Contains(plan, "log_entries_findings") {
+			t.Errorf("findings plan (%+v):\n%s", f, plan)
+		}
+	}
+}

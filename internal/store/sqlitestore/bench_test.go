@@ -446,3 +446,72 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkFindings lists the findings (store.IndexedLogTypes) of a log of
+// AIRLOCK_BENCH_LOG_ENTRIES entries (default 200,000), one in 20,000 of them
+// a finding: through their partial index (migration 4), then with the index
+// dropped, as before it, in the same run.
+func BenchmarkFindings(b *testing.B) {
+	n := 200_000
+	if v := os.Getenv("AIRLOCK_BENCH_LOG_ENTRIES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 20_000 {
+			b.Fatalf("AIRLOCK_BENCH_LOG_ENTRIES=%q: want a number of at least 20000", v)
+		}
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "findings.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	data := make([]byte, 450)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	leaf := make([]byte, 32)
+	for i := 0; i < n; {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		es := make([]store.LogEntry, 0, 1000)
+		for j := 0; j < 1000 && i < n; j, i = j+1, i+1 {
+			typ := "session.call"
+			if i%20_000 == 19_999 {
+				typ = "finding"
+			}
+			es = append(es, store.LogEntry{Seq: int64(i), Time: benchStart.Add(time.Duration(i) * time.Millisecond),
+				Type: typ, GrantID: fmt.Sprintf("g_%d", i/100), SessionID: fmt.Sprintf("s_%d", i/10), Data: data, LeafHash: leaf})
+		}
+		if err := tx.AppendLog(ctx, es); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	list := func(b *testing.B) {
+		for b.Loop() {
+			es, err := s.LogEntries(ctx, store.LogFilter{Type: "finding"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(es) != n/20_000 {
+				b.Fatalf("%d findings, want %d", len(es), n/20_000)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/list")
+	}
+	b.Run("index", list)
+	if _, err := s.w.ExecContext(ctx, "DROP INDEX log_entries_findings"); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("scan", list)
+	// What migration 4 costs an existing log at its first start.
+	start := time.Now()
+	if _, err := s.w.ExecContext(ctx, "CREATE INDEX log_entries_findings ON log_entries(seq) WHERE type = 'finding'"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("the index built over %d entries in %v", n, time.Since(start).Round(time.Millisecond))
+}

@@ -119,8 +119,9 @@ func TestSessionRuns(t *testing.T) {
 		indexes = append(indexes, n)
 	}
 	rows.Close()
-	if len(indexes) != 0 {
-		t.Errorf("indexes on log_entries: %v, want none (no index entry per log entry for its session or grant)", indexes)
+	// The findings' partial index holds an entry per finding only.
+	if !slices.Equal(indexes, []string{"log_entries_findings"}) {
+		t.Errorf("indexes on log_entries: %v, want only the findings' (no index entry per log entry for its session or grant)", indexes)
 	}
 	var runs, maxSpan int
 	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*), max(last_seq - first_seq) FROM log_session_runs`).Scan(&runs, &maxSpan); err != nil {
@@ -146,6 +147,7 @@ func TestSessionRunsMigration(t *testing.T) {
 	for _, q := range []string{
 		`DROP TABLE log_session_runs`,
 		`DROP TABLE log_grant_runs`,
+		`DROP INDEX log_entries_findings`,
 		`CREATE INDEX log_entries_grant ON log_entries(grant_id)`,
 		`CREATE INDEX log_entries_session ON log_entries(session_id)`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,
@@ -169,6 +171,10 @@ func TestSessionRunsMigration(t *testing.T) {
 	}
 	defer s.Close()
 	checkSessionQueries(t, s, all)
+	var findingsIndex int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'log_entries_findings'`).Scan(&findingsIndex); err != nil || findingsIndex != 1 {
+		t.Errorf("the findings' index after the migrations: %d (%v)", findingsIndex, err)
+	}
 	// The log goes on from there.
 	more := runsLogFrom(t, s, all, 500)
 	checkSessionQueries(t, s, more)
@@ -234,6 +240,24 @@ func TestSessionQueryPlan(t *testing.T) {
 	if !strings.Contains(p, "SEARCH r USING PRIMARY KEY (grant_id=?)") || !strings.Contains(p, "SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)") ||
 		strings.Contains(p, "TEMP B-TREE") || strings.Contains(p, "SCAN") {
 		t.Errorf("grant entries plan:\n%s", p)
+	}
+}
+
+// TestFindingsQueryPlan: the findings are read through their partial
+// index, not a scan of the log (the table's rows are not read at all
+// for rows that are not findings).
+func TestFindingsQueryPlan(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	for _, f := range []store.LogFilter{{Type: "finding"}, {Type: "finding", Limit: 10}} {
+		p := plan(t, s, f)
+		if !strings.Contains(p, "USING INDEX log_entries_findings") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("findings plan (%+v):\n%s", f, p)
+		}
+	}
+	// Another type has no index of its own: a scan, as before.
+	if p := plan(t, s, store.LogFilter{Type: "session.call"}); strings.Contains(p, "log_entries_findings") {
+		t.Errorf("session.call plan uses the findings index:\n%s", p)
 	}
 }
 

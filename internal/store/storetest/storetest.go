@@ -851,7 +851,7 @@ func testScanLog(t *testing.T, s store.Store) {
 
 func testLogEntries(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	es := entries(0, 8)
+	es := entries(0, 10)
 	spec := []struct{ grant, session, typ string }{
 		{"g_1", "", "grant.requested"},
 		{"g_1", "", "grant.approved"},
@@ -861,6 +861,10 @@ func testLogEntries(t *testing.T, s store.Store) {
 		{"g_1", "s_2", "session.call"},
 		{"", "", "checkpoint"},
 		{"g_1", "s_1", "session.call"},
+		// Findings are listed through each store's own index
+		// (store.IndexedLogTypes): one of a grant, one of no grant.
+		{"g_2", "", "finding"},
+		{"", "", "finding"},
 	}
 	for i, sp := range spec {
 		es[i].GrantID, es[i].SessionID, es[i].Type = sp.grant, sp.session, sp.typ
@@ -874,13 +878,17 @@ func testLogEntries(t *testing.T, s store.Store) {
 		want []int64
 	}{
 		{"grant", store.LogFilter{GrantID: "g_1"}, []int64{0, 1, 2, 4, 5, 7}},
-		{"other grant", store.LogFilter{GrantID: "g_2"}, []int64{3}},
+		{"other grant", store.LogFilter{GrantID: "g_2"}, []int64{3, 8}},
 		{"session", store.LogFilter{SessionID: "s_1"}, []int64{2, 4, 7}},
 		{"type", store.LogFilter{Type: "session.call"}, []int64{4, 5, 7}},
 		{"grant+type", store.LogFilter{GrantID: "g_1", Type: "grant.approved"}, []int64{1}},
 		{"session+type", store.LogFilter{SessionID: "s_1", Type: "session.call"}, []int64{4, 7}},
 		{"grant+limit", store.LogFilter{GrantID: "g_1", Limit: 2}, []int64{0, 1}},
 		{"no match", store.LogFilter{GrantID: "g_3"}, nil},
+		{"findings", store.LogFilter{Type: "finding"}, []int64{8, 9}},
+		{"grant+findings", store.LogFilter{GrantID: "g_2", Type: "finding"}, []int64{8}},
+		{"findings+limit", store.LogFilter{Type: "finding", Limit: 1}, []int64{8}},
+		{"session+findings", store.LogFilter{SessionID: "s_1", Type: "finding"}, nil},
 	}
 	for _, c := range cases {
 		got, err := s.LogEntries(ctx, c.f)
