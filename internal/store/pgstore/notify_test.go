@@ -143,7 +143,13 @@ func testReplicaAliveAndUnique(t *testing.T, name string) {
 	up := make(chan struct{}, 4)
 	lost := make(chan error, 4)
 	wg.Go(func() {
-		s.Listener(name).Run(lctx, func(string, string) {}, func(context.Context) error { up <- struct{}{}; return nil }, func(err error) { lost <- err })
+		// Told of its loss, the first listener stays in the callback
+		// until it is stopped: otherwise, 100 ms later (listenBackoffMin),
+		// it would take the name back from the second, which a test
+		// goroutine slow to stop it (-race on a loaded machine) saw as
+		// the name not alive.
+		s.Listener(name).Run(lctx, func(string, string) {}, func(context.Context) error { up <- struct{}{}; return nil },
+			func(err error) { lost <- err; <-lctx.Done() })
 	})
 	<-up
 	if !alive(name) || alive("host-2:8080") {
