@@ -51,3 +51,5 @@ await step("sqs", new SQSClient(config), new SendMessageCommand({ QueueUrl: queu
 const ddb = new DynamoDBClient(config);
 await step("dynamodb", ddb, new GetItemCommand({ TableName: "orders", Key: { id: { S: "42" } } }), (o) => o.Item.status.S);
 await step("dynamodb-denied", ddb, new GetItemCommand({ TableName: "customers", Key: { id: { S: "42" } } }), () => "");
+// Unsigned: refused with DynamoDB's code for a call with no credentials.
+await step("dynamodb-unsigned", new DynamoDBClient({ ...config, credentials: undefined, signer: { sign: async (r) => r } }), new GetItemCommand({ TableName: "orders", Key: { id: { S: "42" } } }), () => "");

@@ -44,6 +44,10 @@ func (c *call) fail(e *s3err.Error) {
 	s3err.Write(c.w, c.r, e, c.reqID)
 }
 
+// codeHeaderSectionTooLarge is S3's code for a header section over
+// maxHeaderSection (not among s3err's, as the gateway alone sends it).
+const codeHeaderSectionTooLarge = "RequestHeaderSectionTooLarge"
+
 // maxHeaderSection is S3's bound on a request's header section.
 const maxHeaderSection = 8 << 10
 
@@ -69,7 +73,7 @@ func (c *call) serve() {
 		return
 	}
 	if n := headerSectionSize(c.r); n > maxHeaderSection {
-		e := s3err.Detailed("RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.", "%d bytes", n)
+		e := s3err.Detailed(codeHeaderSectionTooLarge, "Your request header section exceeds the maximum allowed size.", "%d bytes", n)
 		e.MaxSizeAllowed = maxHeaderSection
 		c.reject(e)
 		return

@@ -31,6 +31,12 @@ var awsCLIs = []struct {
 // runCLI runs the CLI with only the grant's credentials in its environment.
 func runCLI(t *testing.T, bin string, envEndpoint bool, endpoint string, g *gateway.Grant, args ...string) (string, string, error) {
 	t.Helper()
+	return runCLIEnv(t, bin, envEndpoint, endpoint, g, nil, args...)
+}
+
+// runCLIEnv is runCLI with env added to the CLI's environment.
+func runCLIEnv(t *testing.T, bin string, envEndpoint bool, endpoint string, g *gateway.Grant, env []string, args ...string) (string, string, error) {
+	t.Helper()
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -47,6 +53,7 @@ func runCLI(t *testing.T, bin string, envEndpoint bool, endpoint string, g *gate
 	if envEndpoint {
 		cmd.Env = append(cmd.Env, "AWS_ENDPOINT_URL="+endpoint)
 	}
+	cmd.Env = append(cmd.Env, env...)
 	if pyenv := os.Getenv("PYENV_ROOT"); pyenv != "" {
 		cmd.Env = append(cmd.Env, "PYENV_ROOT="+pyenv)
 	}

@@ -86,8 +86,9 @@ func TestServiceAWSCLI(t *testing.T) {
 }
 
 // TestServiceUnsignedAWSCLI: the CLIs send STS AssumeRoleWithWebIdentity
-// unsigned; the gateway's refusal reaches them as STS's own error, with
-// its code and message (before, in S3's shape, they printed "Unknown").
+// unsigned; the gateway's refusal reaches them as STS's own error for a
+// call with no credentials, with its code and Airlock's message (before,
+// in S3's shape, they printed "Unknown"; then S3's AccessDenied).
 func TestServiceUnsignedAWSCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the AWS CLI takes seconds per command")
@@ -98,7 +99,7 @@ func TestServiceUnsignedAWSCLI(t *testing.T) {
 		t.Run(cli.name, func(t *testing.T) {
 			_, errOut, err := runCLI(t, cli.find(t), cli.envEndpoint, e.srv.URL, g, "sts", "assume-role-with-web-identity",
 				"--role-arn", "arn:aws:iam::"+testAccount+":role/agent", "--role-session-name", "agent", "--web-identity-token", "a-token")
-			if err == nil || !strings.Contains(errOut, "(AccessDenied)") || !strings.Contains(errOut, "Anonymous access is not allowed") {
+			if err == nil || !strings.Contains(errOut, "(MissingAuthenticationToken)") || !strings.Contains(errOut, "Anonymous access is not allowed") {
 				t.Fatalf("unsigned STS call: %v\n%s", err, errOut)
 			}
 		})

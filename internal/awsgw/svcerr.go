@@ -22,6 +22,11 @@ import (
 //     <ErrorResponse><Error><Type>Sender</Type><Code>…; EC2's variant is
 //     <Response><Errors><Error><Code>…, with EC2's own codes (ec2Code).
 //   - smithy-rpcv2-cbor: the JSON members, CBOR-encoded.
+//
+// The code is the one the service itself sends for the same fault
+// (serviceCode): MissingAuthenticationToken for a call with no
+// credentials at all, the service's own 500 error where its model names
+// one, and never a code only S3 defines.
 
 // Wire protocol families, as awsops.Op.Protocol names them.
 const (
@@ -102,20 +107,52 @@ func requestProtocol(r *http.Request) string {
 	return protoRESTJSON
 }
 
+// missingAuthentication stands, in serviceCode, for the refusal of a
+// request that carried no credentials at all (s3err.Error.Anonymous):
+// S3 calls it AccessDenied, the other services MissingAuthenticationToken.
+const missingAuthentication = "MissingAuthenticationToken"
+
+// ownInternal is a service's own error for a fault on the server's side,
+// as its model (botocore's service-2.json, the Go SDK's types) names it:
+// shape is the error shape, which JSON and CBOR carry as __type and the
+// SDKs turn into a typed error (DynamoDB's *types.InternalServerError);
+// query, where the model gives one, is its Query protocol code, also sent
+// in X-Amzn-Query-Error to the SDKs of a service that speaks JSON or CBOR
+// in Query-compatible mode (CloudWatch), which report that code.
+type ownInternal struct{ shape, query string }
+
+// internalCodes are the services the gateway maps (internal/awsops) whose
+// model names its own 500 error. The others (STS, SQS) have none and get
+// the common InternalFailure; EC2's is InternalError (ec2Code).
+var internalCodes = map[string]ownInternal{
+	"dynamodb":       {shape: "InternalServerError"},
+	"ssm":            {shape: "InternalServerError"},
+	"lambda":         {shape: "ServiceException"},
+	"logs":           {shape: "InternalServerException"},
+	"secretsmanager": {shape: "InternalServiceError"},
+	"kms":            {shape: "KMSInternalException"},
+	"kinesis":        {shape: "InternalFailureException"},
+	"ecs":            {shape: "ServerException"},
+	"monitoring":     {shape: "InternalServiceFault", query: "InternalServiceError"},
+	"sns":            {shape: "InternalErrorException", query: "InternalError"},
+}
+
 // ec2Code is EC2's own code and HTTP status for the fault the gateway's
 // S3 code names, where EC2 differs from the other Query services, or ""
 // (AWS's "Error codes for the Amazon EC2 API"): EC2 answers every
 // credential it cannot validate (unknown key, bad signature or token,
-// wrong scope) with AuthFailure and 401, an expired credential or a
-// request outside the 15-minute window with RequestExpired and 400 (an
-// SDK takes it as a sign to refresh credentials), a denied action with
-// UnauthorizedOperation, and its own fault with InternalError, not the
-// Query services' InternalFailure.
+// wrong scope, a signature in a form it does not take) with AuthFailure
+// and 401, an expired credential or a request outside the 15-minute
+// window with RequestExpired and 400 (an SDK takes it as a sign to
+// refresh credentials), a denied action with UnauthorizedOperation, and
+// its own fault with InternalError, not the Query services'
+// InternalFailure.
 func ec2Code(code string) (string, int) {
 	switch code {
 	case s3err.AccessDenied, "AccessDeniedException":
 		return "UnauthorizedOperation", http.StatusForbidden
-	case s3err.InvalidAccessKeyID, s3err.InvalidToken, s3err.SignatureDoesNotMatch, s3err.AuthorizationHeaderMalformed, s3err.XAmzContentSHA256Mismatch:
+	case s3err.InvalidAccessKeyID, s3err.InvalidToken, s3err.SignatureDoesNotMatch, s3err.AuthorizationHeaderMalformed,
+		s3err.AuthorizationQueryParametersError, s3err.XAmzContentSHA256Mismatch, s3err.NotImplemented:
 		return "AuthFailure", http.StatusUnauthorized
 	case s3err.ExpiredToken, s3err.RequestTimeTooSkewed:
 		return "RequestExpired", http.StatusBadRequest
@@ -127,73 +164,141 @@ func ec2Code(code string) (string, int) {
 
 // serviceCode translates the gateway's S3 codes into the code the
 // service's SDKs recognise for the same fault, and the HTTP status that
-// goes with it (0: the S3 error's own).
+// goes with it (0: the S3 error's own). code may also be
+// missingAuthentication, or a code the gateway already chose in the
+// service's terms (awsops' refusals), which passes unchanged.
 func serviceCode(code, proto, service string) (string, int) {
-	if service == "ec2" {
+	if service == "ec2" && proto == protoQuery {
 		if c, status := ec2Code(code); c != "" {
 			return c, status
 		}
 	}
-	return queryOrJSONCode(code, proto), 0
+	if own, ok := internalCodes[service]; ok && code == s3err.InternalError {
+		if proto == protoQuery && own.query != "" {
+			return own.query, http.StatusInternalServerError
+		}
+		return own.shape, http.StatusInternalServerError
+	}
+	if proto == protoRESTJSON && service != "lambda" {
+		proto = protoJSON // Lambda's own request codes are for Lambda alone
+	}
+	return queryOrJSONCode(code, proto)
 }
 
 // queryOrJSONCode is the code the Query (or, for any other protocol, the
-// JSON) services share for the fault the gateway's S3 code names.
-func queryOrJSONCode(code, proto string) string {
+// JSON) services share for the fault the gateway's S3 code names, from
+// AWS's common errors, and its status where S3's would mislead (0: S3's).
+// No S3-only code passes: each is translated by the fault it names
+// (TestNoS3OnlyCodes walks every code the gateway can send).
+func queryOrJSONCode(code, proto string) (string, int) {
 	json := proto != protoQuery
+	// Lambda (the REST-JSON service Airlock maps) names its own request
+	// faults, as awsops' refusals do: InvalidParameterValueException for
+	// a value, InvalidRequestContentException for a body it cannot read.
+	rest := proto == protoRESTJSON
 	switch code {
+	case missingAuthentication:
+		if json {
+			return "MissingAuthenticationTokenException", http.StatusForbidden
+		}
+		return "MissingAuthenticationToken", http.StatusForbidden
 	case s3err.AccessDenied, "AccessDeniedException":
 		if json {
-			return "AccessDeniedException"
+			return "AccessDeniedException", 0
 		}
-		return "AccessDenied"
+		return "AccessDenied", 0
 	case s3err.InvalidAccessKeyID:
 		if json {
-			return "UnrecognizedClientException"
+			return "UnrecognizedClientException", 0
 		}
-		return "InvalidClientTokenId"
-	case s3err.SignatureDoesNotMatch, s3err.AuthorizationHeaderMalformed, s3err.XAmzContentSHA256Mismatch:
+		return "InvalidClientTokenId", 0
+	case s3err.SignatureDoesNotMatch, s3err.AuthorizationHeaderMalformed, s3err.AuthorizationQueryParametersError, s3err.XAmzContentSHA256Mismatch:
+		// A malformed signature, in the header or a presigned query, is
+		// one the service cannot verify, as a wrong one is.
 		if json {
-			return "InvalidSignatureException"
+			return "InvalidSignatureException", 0
 		}
-		return "SignatureDoesNotMatch"
+		return "SignatureDoesNotMatch", 0
+	case s3err.NotImplemented:
+		// The gateway sends it for a signature in a form it does not
+		// verify (Signature Version 4A, its payload modes): the common
+		// errors' "request signature does not conform to AWS standards".
+		// 400, not 501, so that no SDK retries it.
+		if json {
+			return "IncompleteSignatureException", http.StatusBadRequest
+		}
+		return "IncompleteSignature", http.StatusBadRequest
 	case s3err.ExpiredToken:
 		if json {
-			return "ExpiredTokenException"
+			return "ExpiredTokenException", 0
 		}
-		return "ExpiredToken"
+		return "ExpiredToken", 0
 	case s3err.InvalidToken:
 		if json {
-			return "UnrecognizedClientException"
+			return "UnrecognizedClientException", 0
 		}
-		return "InvalidClientTokenId"
+		return "InvalidClientTokenId", 0
 	case s3err.RequestTimeTooSkewed:
 		if json {
-			return "InvalidSignatureException"
+			return "InvalidSignatureException", 0
 		}
-		return "RequestExpired"
+		return "RequestExpired", 0
 	case s3err.ServiceUnavailable:
 		if json {
-			return "ServiceUnavailableException"
+			return "ServiceUnavailableException", 0
 		}
-		return "ServiceUnavailable"
+		return "ServiceUnavailable", 0
 	case s3err.InternalError:
-		return "InternalFailure"
+		return "InternalFailure", 0
 	case s3err.EntityTooLarge:
-		return "RequestEntityTooLarge"
-	case s3err.InvalidArgument, s3err.InvalidRequest:
-		if json {
-			return "ValidationException"
+		return "RequestEntityTooLarge", 0
+	case s3err.IncompleteBody, s3err.InvalidChunkSizeError, s3err.MalformedTrailerError, s3err.MalformedXML:
+		// The body, which holds the call's parameters, could not be read
+		// whole or is not well-formed: JSON's SerializationException
+		// (the body cannot be deserialized), Query's MalformedQueryString
+		// (its form is the call's query string). 400, as for any body the
+		// service cannot parse.
+		switch {
+		case rest:
+			return "InvalidRequestContentException", http.StatusBadRequest
+		case json:
+			return "SerializationException", http.StatusBadRequest
 		}
-		return "InvalidParameterValue"
+		return "MalformedQueryString", http.StatusBadRequest
+	case s3err.MissingContentLength, s3err.MissingSecurityHeader:
+		// A header the call needs is missing: for Query, a required
+		// parameter not supplied; for JSON, a request that fails
+		// validation. 400 (not 411: the code says what is missing).
+		switch {
+		case rest:
+			return "InvalidParameterValueException", http.StatusBadRequest
+		case json:
+			return "ValidationException", http.StatusBadRequest
+		}
+		return "MissingParameter", http.StatusBadRequest
+	case s3err.InvalidArgument, s3err.InvalidRequest, s3err.BadDigest, s3err.InvalidDigest, s3err.NoSuchUpload, codeHeaderSectionTooLarge:
+		// A value the request carries is invalid: a malformed argument or
+		// header, a checksum that does not match the body, an upload id
+		// that names nothing, a header section over the bound.
+		switch {
+		case rest:
+			return "InvalidParameterValueException", http.StatusBadRequest
+		case json:
+			return "ValidationException", http.StatusBadRequest
+		}
+		return "InvalidParameterValue", http.StatusBadRequest
 	}
-	return code
+	return code, 0
 }
 
 // writeServiceError answers r with e in the shape of service's protocol.
 func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e *s3err.Error, reqID string) {
 	proto := requestProtocol(r)
-	code, status := serviceCode(e.Code, proto, service)
+	code := e.Code
+	if e.Anonymous {
+		code = missingAuthentication
+	}
+	code, status := serviceCode(code, proto, service)
 	msg := e.Text()
 	if status == 0 {
 		status = e.Status
@@ -222,11 +327,16 @@ func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e
 		_, _ = w.Write([]byte(xml.Header))
 		_, _ = w.Write(b)
 	case protoCBOR:
+		setQueryError(h, service, e.Code, status)
 		h.Set("Smithy-Protocol", "rpc-v2-cbor")
 		h.Set("Content-Type", "application/cbor")
 		h.Set("X-Amzn-Errortype", code)
 		w.WriteHeader(status)
-		_, _ = w.Write(cborStringMap("__type", code, "message", msg))
+		// The text under both spellings: the SDKs read "message" for an
+		// error they have no type for, and the member's own name for one
+		// they do, which is "Message" in some models (CloudWatch's
+		// InternalServiceFault).
+		_, _ = w.Write(cborStringMap("__type", code, "message", msg, "Message", msg))
 	default:
 		ct := "application/json"
 		if proto == protoJSON {
@@ -236,11 +346,21 @@ func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e
 			}
 		}
 		h.Set("Content-Type", ct)
+		setQueryError(h, service, e.Code, status)
 		h.Set("X-Amzn-Errortype", code)
 		b, _ := json.Marshal(jsonError{Type: code, Message: msg})
 		h.Set("Content-Length", strconv.Itoa(len(b)))
 		w.WriteHeader(status)
 		_, _ = w.Write(b)
+	}
+}
+
+// setQueryError adds X-Amzn-Query-Error ("CODE;Receiver") to a JSON or
+// CBOR answer when service's model gives its own fault a Query code:
+// the SDKs of a Query-compatible service (CloudWatch) report that code.
+func setQueryError(h http.Header, service, s3Code string, status int) {
+	if own, ok := internalCodes[service]; ok && own.query != "" && s3Code == s3err.InternalError {
+		h.Set("X-Amzn-Query-Error", own.query+";"+errorType(status))
 	}
 }
 

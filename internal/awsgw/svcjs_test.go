@@ -76,8 +76,10 @@ func TestServiceJSSDK(t *testing.T) {
 			t.Errorf("%s: %+v", name, s)
 		}
 	}
-	// Refused unsigned, in the service's shape: the SDK reads the code.
-	for name, code := range map[string]string{"sts-unsigned": "AccessDenied", "ec2-unsigned": "AccessDenied"} {
+	// Refused unsigned, in the service's shape with its code for a call
+	// with no credentials: the SDK reads the code.
+	for name, code := range map[string]string{"sts-unsigned": "MissingAuthenticationToken", "ec2-unsigned": "MissingAuthenticationToken",
+		"dynamodb-unsigned": "MissingAuthenticationTokenException"} {
 		if s := steps[name]; s.OK || s.Code != code || !strings.Contains(s.Message, "Anonymous access is not allowed") {
 			t.Errorf("%s: %+v", name, s)
 		}

@@ -48,14 +48,15 @@ const (
 var (
 	jsonRefusalCodes = map[string]string{refDenied: "AccessDeniedException", refUnknown: "UnrecognizedClientException", refBadSig: "InvalidSignatureException",
 		refEnded: "AccessDeniedException", refRegion: "InvalidSignatureException", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailableException",
-		refUpstream: "ServiceUnavailableException", refClosing: "ServiceUnavailableException", refUnsigned: "AccessDeniedException"}
+		refUpstream: "ServiceUnavailableException", refClosing: "ServiceUnavailableException", refUnsigned: "MissingAuthenticationTokenException"}
 	queryRefusalCodes = map[string]string{refDenied: "AccessDenied", refUnknown: "InvalidClientTokenId", refBadSig: "SignatureDoesNotMatch",
 		refEnded: "AccessDenied", refRegion: "SignatureDoesNotMatch", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
-		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "AccessDenied"}
-	// EC2's own: AuthFailure for any credential it cannot validate.
+		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "MissingAuthenticationToken"}
+	// EC2's own: AuthFailure for any credential it cannot validate;
+	// MissingAuthenticationToken, as every Query service, for none at all.
 	ec2RefusalCodes = map[string]string{refDenied: "UnauthorizedOperation", refUnknown: "AuthFailure", refBadSig: "AuthFailure",
 		refEnded: "UnauthorizedOperation", refRegion: "AuthFailure", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
-		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "AccessDenied"}
+		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "MissingAuthenticationToken"}
 )
 
 // overLimit is a parameter too long for any body the gateway reads but

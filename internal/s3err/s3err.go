@@ -103,6 +103,12 @@ type Error struct {
 	// HeadersNotSigned, if set, lists the x-amz-* headers a request did
 	// not sign, in the element S3 sends with that AccessDenied.
 	HeadersNotSigned string
+	// Anonymous marks the refusal of a request that carried no
+	// credentials at all (no Authorization header, no presigned query),
+	// as opposed to one whose credentials were denied. S3 answers both
+	// with AccessDenied; other services have a code of their own for it
+	// (MissingAuthenticationToken), which the AWS gateway sends.
+	Anonymous bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Text() }

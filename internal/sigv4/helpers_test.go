@@ -109,6 +109,17 @@ func wantCode(t *testing.T, err error, code string) {
 	noSecrets(t, e.Message)
 }
 
+// wantAnonymous fails unless err marks a request with no credentials at
+// all exactly when want says so (the AWS gateway answers such a request
+// to a service other than S3 with MissingAuthenticationToken).
+func wantAnonymous(t *testing.T, err error, want bool) {
+	t.Helper()
+	var e *s3err.Error
+	if !errors.As(err, &e) || e.Anonymous != want {
+		t.Fatalf("error %v: Anonymous is not %v", err, want)
+	}
+}
+
 // noSecrets fails if a message leaks the secret or the token.
 func noSecrets(t *testing.T, msg string) {
 	t.Helper()

@@ -95,7 +95,9 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 		// so by default; so does s3cmd signurl).
 		return nil, unsupportedMechanism()
 	}
-	return nil, s3err.New(s3err.AccessDenied, "Anonymous access is not allowed: sign the request with AWS Signature Version 4 (%s) using the grant's credentials", algorithmV4)
+	e := s3err.New(s3err.AccessDenied, "Anonymous access is not allowed: sign the request with AWS Signature Version 4 (%s) using the grant's credentials", algorithmV4)
+	e.Anonymous = true // no credentials at all, not denied ones
+	return nil, e
 }
 
 // unsupportedMechanism is S3's answer to Signature Version 2, in a header

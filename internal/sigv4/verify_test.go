@@ -125,6 +125,8 @@ func TestVerifyHeaderTampering(t *testing.T) {
 		tamper func(*http.Request)
 		v      func(*Verifier)
 		code   string
+		// anonymous: no credentials at all (every other refusal names some)
+		anonymous bool
 	}{
 		{name: "path", tamper: func(r *http.Request) { r.RequestURI = strings.Replace(r.RequestURI, "one.log", "two.log", 1) }, code: s3err.SignatureDoesNotMatch},
 		{name: "path encoding", tamper: func(r *http.Request) { r.RequestURI = strings.Replace(r.RequestURI, "app/one", "app%2Fone", 1) }, code: s3err.SignatureDoesNotMatch},
@@ -161,7 +163,11 @@ func TestVerifyHeaderTampering(t *testing.T) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/20250601/", "/20250531/", 1))
 		}, code: s3err.AuthorizationHeaderMalformed},
 		{name: "missing content sha256", tamper: func(r *http.Request) { r.Header.Del("X-Amz-Content-Sha256") }, code: s3err.InvalidRequest},
-		{name: "missing authorization", tamper: func(r *http.Request) { r.Header.Del("Authorization") }, code: s3err.AccessDenied},
+		{name: "missing authorization", tamper: func(r *http.Request) { r.Header.Del("Authorization") }, code: s3err.AccessDenied, anonymous: true},
+		{name: "missing authorization and content sha256", tamper: func(r *http.Request) {
+			r.Header.Del("Authorization")
+			r.Header.Del("X-Amz-Content-Sha256")
+		}, code: s3err.AccessDenied, anonymous: true},
 		{name: "host not signed", tamper: func(r *http.Request) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "SignedHeaders=host;", "SignedHeaders=", 1))
 		}, code: s3err.AuthorizationHeaderMalformed},
@@ -193,6 +199,7 @@ func TestVerifyHeaderTampering(t *testing.T) {
 				t.Fatalf("tampered request verified: %+v", a)
 			}
 			wantCode(t, err, tc.code)
+			wantAnonymous(t, err, tc.anonymous)
 		})
 	}
 }
@@ -286,6 +293,8 @@ func TestPresigned(t *testing.T) {
 		creds   aws.Credentials
 		tamper  func(*http.Request)
 		code    string
+		// anonymous: no presigned query left at all
+		anonymous bool
 	}{
 		{name: "expired", at: testNow.Add(-2 * time.Hour), expires: time.Hour, code: s3err.AccessDenied},
 		{name: "expires too long", expires: 8 * 24 * time.Hour, code: s3err.AuthorizationQueryParametersError},
@@ -313,6 +322,12 @@ func TestPresigned(t *testing.T) {
 			r.URL.RawQuery = q.Encode()
 		}, code: s3err.AuthorizationQueryParametersError},
 		{name: "method", tamper: func(r *http.Request) { r.Method = "PUT" }, code: s3err.SignatureDoesNotMatch},
+		{name: "credential alone", tamper: func(r *http.Request) {
+			q := r.URL.Query()
+			q.Del("X-Amz-Signature")
+			q.Del("X-Amz-Algorithm")
+			r.URL.RawQuery = q.Encode()
+		}, code: s3err.AccessDenied, anonymous: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -335,6 +350,7 @@ func TestPresigned(t *testing.T) {
 				t.Fatalf("verified: %+v", a)
 			}
 			wantCode(t, err, tc.code)
+			wantAnonymous(t, err, tc.anonymous)
 		})
 	}
 }
