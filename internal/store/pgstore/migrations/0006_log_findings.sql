@@ -2,5 +2,5 @@
 --
 -- An auditor's findings (log entries of type 'finding') are a few among
 -- millions of calls; listing them scanned the whole log. Only findings
--- enter this index, so the gateways' calls cost it nothing.
+-- enter this index; every other entry costs the check of its type.
 CREATE INDEX log_entries_findings ON log_entries (seq) WHERE type = 'finding';
