@@ -127,7 +127,9 @@ func (rc *roleCreds) assume(ctx context.Context, g *gateway.Grant, now time.Time
 		return aws.Credentials{}, s3err.New(s3err.ServiceUnavailable, "Airlock could not assume the target's role for grant %s: %v", g.ID, err)
 	}
 	c := out.Credentials
-	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
+	// Empty values count as missing: signing with them would fail later,
+	// as the gateway's own fault (500), where STS is what failed (503).
+	if c == nil || aws.ToString(c.AccessKeyId) == "" || aws.ToString(c.SecretAccessKey) == "" || aws.ToString(c.SessionToken) == "" || c.Expiration == nil {
 		return aws.Credentials{}, s3err.New(s3err.ServiceUnavailable, "STS answered AssumeRole for grant %s without credentials", g.ID)
 	}
 	return aws.Credentials{

@@ -179,6 +179,40 @@ func TestAssumeRoleFailure(t *testing.T) {
 	}
 }
 
+// TestAssumeRoleWithoutCredentials: an AssumeRole answer that parses but
+// lacks a credential (absent or empty) is STS's failure, 503, not the
+// gateway's own (500), and nothing reaches the upstream.
+func TestAssumeRoleWithoutCredentials(t *testing.T) {
+	const exp = "<Expiration>2099-01-01T00:00:00Z</Expiration>"
+	for _, c := range []struct{ name, creds string }{
+		{"none", ""},
+		{"empty key", "<Credentials><AccessKeyId></AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>" + exp + "</Credentials>"},
+		{"empty secret", "<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey></SecretAccessKey><SessionToken>t</SessionToken>" + exp + "</Credentials>"},
+		{"empty token", "<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken></SessionToken>" + exp + "</Credentials>"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) {
+				sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "text/xml")
+					io.WriteString(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>`+c.creds+
+						`</AssumeRoleResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></AssumeRoleResponse>`)
+				}))
+				t.Cleanup(sts.Close)
+				o.Targets[0].RoleARN = "arn:aws:iam::111122223333:role/airlock-gateway"
+				o.Targets[0].STSEndpoint = sts.URL
+			})
+			g := e.grant(walkScope)
+			_, err := e.client(g).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/a.txt")})
+			if got := errCode(err); !strings.HasPrefix(got, "ServiceUnavailable: STS answered AssumeRole for grant "+g.ID+" without credentials") {
+				t.Fatalf("got %q", got)
+			}
+			if len(e.up.seen()) != 0 {
+				t.Fatal("the call reached the upstream")
+			}
+		})
+	}
+}
+
 func TestSessionPolicy(t *testing.T) {
 	cases := []struct {
 		scope []string
