@@ -251,6 +251,11 @@ func queryOrJSONCode(code, proto string) (string, int) {
 	case s3err.InternalError:
 		return "InternalFailure", 0
 	case s3err.EntityTooLarge:
+		if rest {
+			// Lambda's model names its own (413), which its SDKs raise
+			// as a typed error.
+			return "RequestTooLargeException", http.StatusRequestEntityTooLarge
+		}
 		return "RequestEntityTooLarge", 0
 	case s3err.IncompleteBody, s3err.InvalidChunkSizeError, s3err.MalformedTrailerError, s3err.MalformedXML:
 		// The body, which holds the call's parameters, could not be read

@@ -57,6 +57,10 @@ func TestServiceCode(t *testing.T) {
 		{missingAuthentication, protoRESTJSON, "lambda", "MissingAuthenticationTokenException", 403},
 		{missingAuthentication, protoQuery, "sts", "MissingAuthenticationToken", 403},
 		{missingAuthentication, protoQuery, "ec2", "MissingAuthenticationToken", 403},
+		// A body over the limit: Lambda's own code, the others' common one.
+		{s3err.EntityTooLarge, protoRESTJSON, "lambda", "RequestTooLargeException", 413},
+		{s3err.EntityTooLarge, protoJSON, "dynamodb", "RequestEntityTooLarge", 0},
+		{s3err.EntityTooLarge, protoQuery, "sts", "RequestEntityTooLarge", 0},
 		// Denied credentials keep their codes.
 		{s3err.AccessDenied, protoJSON, anyService, "AccessDeniedException", 0},
 		{s3err.AccessDenied, protoQuery, anyService, "AccessDenied", 0},
@@ -312,7 +316,7 @@ func TestNoS3OnlyCodes(t *testing.T) {
 	// The services' own codes, beyond the protocol's common ones.
 	own := map[string]map[string]bool{
 		"ec2":    set("UnauthorizedOperation", "AuthFailure", "InternalError"),
-		"lambda": set("InvalidRequestContentException", "InvalidParameterValueException"),
+		"lambda": set("InvalidRequestContentException", "InvalidParameterValueException", "RequestTooLargeException"),
 	}
 	for svc, c := range internalCodes {
 		if own[svc] == nil {

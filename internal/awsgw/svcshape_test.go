@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,13 @@ var (
 	jsonRefusalCodes = map[string]string{refDenied: "AccessDeniedException", refUnknown: "UnrecognizedClientException", refBadSig: "InvalidSignatureException",
 		refEnded: "AccessDeniedException", refRegion: "InvalidSignatureException", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailableException",
 		refUpstream: "ServiceUnavailableException", refClosing: "ServiceUnavailableException", refUnsigned: "MissingAuthenticationTokenException"}
+	// Lambda's (REST-JSON) are JSON's but for its own code for a body
+	// over the limit.
+	lambdaRefusalCodes = func() map[string]string {
+		m := maps.Clone(jsonRefusalCodes)
+		m[refTooLarge] = "RequestTooLargeException"
+		return m
+	}()
 	queryRefusalCodes = map[string]string{refDenied: "AccessDenied", refUnknown: "InvalidClientTokenId", refBadSig: "SignatureDoesNotMatch",
 		refEnded: "AccessDenied", refRegion: "SignatureDoesNotMatch", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
 		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "MissingAuthenticationToken"}
@@ -99,7 +107,7 @@ func TestServiceRefusalShapes(t *testing.T) {
 			_, err := cloudwatchlogs.NewFromConfig(cfg).FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/app/api"), FilterPattern: aws.String(p)})
 			return err
 		}},
-		{"rest-json lambda", "lambda", jsonRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
+		{"rest-json lambda", "lambda", lambdaRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
 			p := []byte(`{"order":42}`)
 			if big {
 				p = bytes.Repeat([]byte(" "), maxLambdaBody+1)
