@@ -169,6 +169,20 @@ func rawConn(c net.Conn) net.Conn {
 	}
 }
 
+// splicer is w as the destination of a splice (splice.go), or nil when
+// the client's connection cannot take one: not HTTP/1 over plain TCP
+// (the server's ConnContext tells), or w is not net/http's own.
+func (cc *clientCut) splicer(w http.ResponseWriter) io.ReaderFrom {
+	if cc.conn == nil {
+		return nil
+	}
+	if _, ok := cc.conn.(io.ReaderFrom); !ok {
+		return nil // TLS, or a wrapping that does not pass splices on
+	}
+	rf, _ := w.(io.ReaderFrom)
+	return rf
+}
+
 // flush flushes the response, for a copy that flushes every write.
 func (cc *clientCut) flush() error { return cc.controller().Flush() }
 

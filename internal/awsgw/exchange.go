@@ -238,7 +238,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			src, flush = cc.completing(src, want, after)
 		}
 	}
-	n, rerr, werr := copyResponse(w, src, flush)
+	n, rerr, werr := spliceResponse(w, src, flush, cc.splicer(w))
 	if flush != nil && n == 0 && rerr == nil && werr == nil {
 		// No body (HEAD, an empty object): the headers go out now.
 		werr = flush()
@@ -335,14 +335,42 @@ func (c *answerCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// spliceTo splices what c counts, if it can (splice.go).
+func (c *answerCounter) spliceTo(dst io.ReaderFrom) (int64, error, error) {
+	sp, ok := c.r.(splicer)
+	if !ok {
+		return 0, nil, nil
+	}
+	n, rerr, werr := sp.spliceTo(dst)
+	c.n += n
+	return n, rerr, werr
+}
+
 // copyResponse streams src to w, telling a read error (upstream, or a cut)
 // from a write error (the client).
 // flush, if not nil, follows every write.
 func copyResponse(w io.Writer, src io.Reader, flush func() error) (n int64, rerr, werr error) {
+	return spliceResponse(w, src, flush, nil)
+}
+
+// spliceResponse is copyResponse, but if splice is not nil, src's middle
+// goes to it by splicing where src can (splice.go).
+func spliceResponse(w io.Writer, src io.Reader, flush func() error, splice io.ReaderFrom) (n int64, rerr, werr error) {
+	sp, _ := src.(splicer)
+	if splice == nil {
+		sp = nil
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for {
+		if sp != nil {
+			k, rerr, werr := sp.spliceTo(splice)
+			n += k
+			if rerr != nil || werr != nil {
+				return n, rerr, werr
+			}
+		}
 		m, err := src.Read(buf)
 		if m > 0 {
 			k, e := w.Write(buf[:m])

@@ -2,6 +2,7 @@ package awsgw
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -297,7 +298,15 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("awsgw: the upstream switched protocols on a request that asked for none"))
 	}
-	resp.Body = &h1Body{pc: pc, body: resp.Body, stop: stop, reuse: !resp.Close}
+	body := resp.Body
+	if resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 && req.Method != http.MethodHead {
+		// net/http's body for a declared length reads from br, which
+		// nothing has read from yet: the gateway's own reads the same
+		// bytes and can hand its middle to the kernel (splice.go).
+		tc, _ := rawConn(pc.conn).(*net.TCPConn)
+		body = &fixedBody{br: pc.br, conn: tc, n: resp.ContentLength}
+	}
+	resp.Body = &h1Body{pc: pc, body: body, stop: stop, reuse: !resp.Close}
 	return resp, nil
 }
 
@@ -325,6 +334,20 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		b.finish(false, err)
 	}
 	return n, err
+}
+
+// spliceTo moves the middle of a body of declared length to dst (see
+// splice.go); a failure closes the connection, as a failed Read does.
+func (b *h1Body) spliceTo(dst io.ReaderFrom) (int64, error, error) {
+	sp, ok := b.body.(splicer)
+	if b.done || !ok {
+		return 0, nil, nil
+	}
+	n, rerr, werr := sp.spliceTo(dst)
+	if err := cmp.Or(rerr, werr); err != nil {
+		b.finish(false, err)
+	}
+	return n, rerr, werr
 }
 
 // Close closes the connection unless the body was read whole.

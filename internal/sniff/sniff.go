@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -192,6 +193,17 @@ type peekedConn struct {
 
 // NetConn is the accepted connection (for a gateway that must reset it).
 func (p *peekedConn) NetConn() net.Conn { return p.Conn }
+
+// ReadFrom passes r on to the connection's own ReadFrom, so that what
+// the kernel can move by itself (a socket spliced into a *net.TCPConn,
+// a file sent with sendfile) still is; it never reads from the peek
+// buffer, which holds what the client sent.
+func (p *peekedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := p.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{p.Conn}, r)
+}
 
 func (p *peekedConn) Read(b []byte) (int, error) {
 	if p.r != nil {

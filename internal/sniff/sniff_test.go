@@ -107,3 +107,67 @@ func TestSilentClientTimesOut(t *testing.T) {
 		t.Fatalf("a client that sends nothing should be closed, got %v", err)
 	}
 }
+
+// A plaintext connection passes ReadFrom on to the socket, so that net/http
+// can have the kernel move a body from another socket (splice) into it,
+// and still reads the peeked bytes first.
+func TestPlaintextConnTakesReadFrom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := Wrap(ln, Options{})
+	defer sl.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := io.WriteString(client, "GET / HTTP/1.1\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rf, ok := c.(io.ReaderFrom)
+	if !ok {
+		t.Fatalf("%T is not an io.ReaderFrom", c)
+	}
+	// The source is another socket, as an upstream's answer is.
+	srcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcLn.Close()
+	go func() {
+		s, err := net.Dial("tcp", srcLn.Addr().String())
+		if err == nil {
+			io.WriteString(s, strings.Repeat("x", 100<<10)+"tail")
+			s.Close()
+		}
+	}()
+	src, err := srcLn.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	got := make(chan string, 1)
+	go func() {
+		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(io.LimitReader(client, 100<<10))
+		got <- string(b)
+	}()
+	n, err := rf.ReadFrom(&io.LimitedReader{R: src, N: 100 << 10})
+	if err != nil || n != 100<<10 {
+		t.Fatalf("ReadFrom: %d, %v", n, err)
+	}
+	if b := <-got; b != strings.Repeat("x", 100<<10) {
+		t.Fatalf("the client got %d bytes, not the source's first %d", len(b), 100<<10)
+	}
+	line := make([]byte, 16)
+	if _, err := io.ReadFull(c, line); err != nil || string(line) != "GET / HTTP/1.1\r\n" {
+		t.Fatalf("read %q, %v: the peeked byte must come first", line, err)
+	}
+}
