@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
 	"github.com/airlock-dev/airlock/internal/sigv4"
@@ -26,7 +27,8 @@ import (
 // The code is the one the service itself sends for the same fault
 // (serviceCode): MissingAuthenticationToken for a call with no
 // credentials at all, the service's own 500 error where its model names
-// one, and never a code only S3 defines.
+// one, and never a code only S3 defines. The errors of a Query-compatible
+// service (SQS, CloudWatch) carry their Query code too (setQueryError).
 
 // Wire protocol families, as awsops.Op.Protocol names them.
 const (
@@ -79,6 +81,9 @@ func errorService(r *http.Request) string {
 			return svc
 		}
 	}
+	if lambdaPath(r.URL.Path) {
+		return "lambda"
+	}
 	ct := strings.ToLower(r.Header.Get("Content-Type"))
 	switch {
 	case r.Header.Get("X-Amz-Target") != "", r.Header.Get("Smithy-Protocol") != "", strings.HasPrefix(ct, "application/x-amz-json"):
@@ -90,6 +95,31 @@ func errorService(r *http.Request) string {
 		return anyService
 	}
 	return ""
+}
+
+// lambdaCollections are the collections Lambda's REST paths name after
+// their API version (/2015-03-31/functions/…, /2018-10-31/layers/…), as
+// its model's request URIs give them.
+var lambdaCollections = map[string]bool{
+	"functions": true, "event-source-mappings": true, "account-settings": true, "tags": true, "layers": true,
+	"code-signing-configs": true, "capacity-providers": true, "durable-executions": true, "durable-execution-callbacks": true,
+}
+
+// lambdaPath reports whether path is one of Lambda's: an API version
+// (a date) and one of its collections. An unsigned call has nothing else
+// to tell Lambda from S3, and Lambda answers one with its own
+// MissingAuthenticationTokenException; S3 only meets such a path for a
+// bucket named like a date whose key starts with a Lambda collection.
+func lambdaPath(path string) bool {
+	version, rest, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !ok || len(version) != len("2006-01-02") {
+		return false
+	}
+	if _, err := time.Parse("2006-01-02", version); err != nil {
+		return false
+	}
+	collection, _, _ := strings.Cut(rest, "/")
+	return lambdaCollections[collection]
 }
 
 // requestProtocol guesses the protocol family of a request from its
@@ -116,9 +146,8 @@ const missingAuthentication = "MissingAuthenticationToken"
 // as its model (botocore's service-2.json, the Go SDK's types) names it:
 // shape is the error shape, which JSON and CBOR carry as __type and the
 // SDKs turn into a typed error (DynamoDB's *types.InternalServerError);
-// query, where the model gives one, is its Query protocol code, also sent
-// in X-Amzn-Query-Error to the SDKs of a service that speaks JSON or CBOR
-// in Query-compatible mode (CloudWatch), which report that code.
+// query, where the model gives one, is its Query protocol code, which a
+// Query-compatible service (CloudWatch) also sends in X-Amzn-Query-Error.
 type ownInternal struct{ shape, query string }
 
 // internalCodes are the services the gateway maps (internal/awsops) whose
@@ -136,6 +165,24 @@ var internalCodes = map[string]ownInternal{
 	"monitoring":     {shape: "InternalServiceFault", query: "InternalServiceError"},
 	"sns":            {shape: "InternalErrorException", query: "InternalError"},
 }
+
+// unavailableCodes are the services whose own 503 is not the common
+// errors' ServiceUnavailable: Logs' model names ServiceUnavailableException
+// (the SDKs' typed error), and Lambda answers ServiceUnavailableException
+// though its model does not name it. DynamoDB's model names none, and it
+// answers with the common code, as the others do.
+var unavailableCodes = map[string]string{
+	"logs":   "ServiceUnavailableException",
+	"lambda": "ServiceUnavailableException",
+}
+
+// queryCompatible are the services (of those Airlock maps) whose models
+// carry awsQueryCompatible: they speak JSON or CBOR but began as Query
+// services, and answer every error with its Query code in
+// X-Amzn-Query-Error ("CODE;Sender"), which their SDKs report as the
+// error's code in place of __type, so that code written against the
+// Query API keeps matching.
+var queryCompatible = map[string]bool{"sqs": true, "monitoring": true}
 
 // ec2Code is EC2's own code and HTTP status for the fault the gateway's
 // S3 code names, where EC2 differs from the other Query services, or ""
@@ -178,6 +225,9 @@ func serviceCode(code, proto, service string) (string, int) {
 			return own.query, http.StatusInternalServerError
 		}
 		return own.shape, http.StatusInternalServerError
+	}
+	if own, ok := unavailableCodes[service]; ok && code == s3err.ServiceUnavailable && proto != protoQuery {
+		return own, http.StatusServiceUnavailable
 	}
 	if proto == protoRESTJSON && service != "lambda" {
 		proto = protoJSON // Lambda's own request codes are for Lambda alone
@@ -244,19 +294,22 @@ func queryOrJSONCode(code, proto string) (string, int) {
 		}
 		return "RequestExpired", 0
 	case s3err.ServiceUnavailable:
-		if json {
-			return "ServiceUnavailableException", 0
-		}
-		return "ServiceUnavailable", 0
+		// The common errors' code, in every protocol (no Exception
+		// suffix); unavailableCodes has the services that differ.
+		return "ServiceUnavailable", http.StatusServiceUnavailable
 	case s3err.InternalError:
 		return "InternalFailure", 0
-	case s3err.EntityTooLarge:
-		if rest {
-			// Lambda's model names its own (413), which its SDKs raise
-			// as a typed error.
-			return "RequestTooLargeException", http.StatusRequestEntityTooLarge
+	case s3err.EntityTooLarge, codeRequestEntityTooLarge:
+		// JSON's common RequestEntityTooLargeException (413), which
+		// Lambda too sends for a body over its bound ("Request must be
+		// smaller than 6291456 bytes for the InvokeFunction operation"),
+		// not its model's RequestTooLargeException. The Query services'
+		// common errors name none (their front end answers 413 with no
+		// error document): RequestEntityTooLarge, after the JSON one.
+		if json {
+			return "RequestEntityTooLargeException", http.StatusRequestEntityTooLarge
 		}
-		return "RequestEntityTooLarge", 0
+		return codeRequestEntityTooLarge, http.StatusRequestEntityTooLarge
 	case s3err.IncompleteBody, s3err.InvalidChunkSizeError, s3err.MalformedTrailerError, s3err.MalformedXML:
 		// The body, which holds the call's parameters, could not be read
 		// whole or is not well-formed: JSON's SerializationException
@@ -296,14 +349,20 @@ func queryOrJSONCode(code, proto string) (string, int) {
 	return code, 0
 }
 
+// codeRequestEntityTooLarge is awsops' code for a body over its bound.
+const codeRequestEntityTooLarge = "RequestEntityTooLarge"
+
 // writeServiceError answers r with e in the shape of service's protocol.
 func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e *s3err.Error, reqID string) {
 	proto := requestProtocol(r)
-	code := e.Code
-	if e.Anonymous {
-		code = missingAuthentication
+	if service == "lambda" {
+		proto = protoRESTJSON // Lambda speaks nothing else, whatever the Content-Type
 	}
-	code, status := serviceCode(code, proto, service)
+	fault := e.Code
+	if e.Anonymous {
+		fault = missingAuthentication
+	}
+	code, status := serviceCode(fault, proto, service)
 	msg := e.Text()
 	if status == 0 {
 		status = e.Status
@@ -332,7 +391,7 @@ func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e
 		_, _ = w.Write([]byte(xml.Header))
 		_, _ = w.Write(b)
 	case protoCBOR:
-		setQueryError(h, service, e.Code, status)
+		setQueryError(h, r, service, fault, status)
 		h.Set("Smithy-Protocol", "rpc-v2-cbor")
 		h.Set("Content-Type", "application/cbor")
 		h.Set("X-Amzn-Errortype", code)
@@ -351,7 +410,7 @@ func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e
 			}
 		}
 		h.Set("Content-Type", ct)
-		setQueryError(h, service, e.Code, status)
+		setQueryError(h, r, service, fault, status)
 		h.Set("X-Amzn-Errortype", code)
 		b, _ := json.Marshal(jsonError{Type: code, Message: msg})
 		h.Set("Content-Length", strconv.Itoa(len(b)))
@@ -360,12 +419,16 @@ func writeServiceError(w http.ResponseWriter, r *http.Request, service string, e
 	}
 }
 
-// setQueryError adds X-Amzn-Query-Error ("CODE;Receiver") to a JSON or
-// CBOR answer when service's model gives its own fault a Query code:
-// the SDKs of a Query-compatible service (CloudWatch) report that code.
-func setQueryError(h http.Header, service, s3Code string, status int) {
-	if own, ok := internalCodes[service]; ok && own.query != "" && s3Code == s3err.InternalError {
-		h.Set("X-Amzn-Query-Error", own.query+";"+errorType(status))
+// setQueryError adds X-Amzn-Query-Error ("CODE;Sender" or
+// "CODE;Receiver") to every JSON or CBOR error of a Query-compatible
+// service, fault being the gateway's code for it: the Query code the
+// service gives the same fault, which its SDKs report. An unsigned call
+// names no service, but the SDKs mark one to a Query-compatible service
+// with X-Amzn-Query-Mode.
+func setQueryError(h http.Header, r *http.Request, service, fault string, status int) {
+	if queryCompatible[service] || service == anyService && strings.EqualFold(r.Header.Get("X-Amzn-Query-Mode"), "true") {
+		code, _ := serviceCode(fault, protoQuery, service)
+		h.Set("X-Amzn-Query-Error", code+";"+errorType(status))
 	}
 }
 

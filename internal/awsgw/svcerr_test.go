@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
@@ -57,10 +58,24 @@ func TestServiceCode(t *testing.T) {
 		{missingAuthentication, protoRESTJSON, "lambda", "MissingAuthenticationTokenException", 403},
 		{missingAuthentication, protoQuery, "sts", "MissingAuthenticationToken", 403},
 		{missingAuthentication, protoQuery, "ec2", "MissingAuthenticationToken", 403},
-		// A body over the limit: Lambda's own code, the others' common one.
-		{s3err.EntityTooLarge, protoRESTJSON, "lambda", "RequestTooLargeException", 413},
-		{s3err.EntityTooLarge, protoJSON, "dynamodb", "RequestEntityTooLarge", 0},
-		{s3err.EntityTooLarge, protoQuery, "sts", "RequestEntityTooLarge", 0},
+		// A body over the limit: JSON's common code, which Lambda sends
+		// too; Query's fallback.
+		{s3err.EntityTooLarge, protoRESTJSON, "lambda", "RequestEntityTooLargeException", 413},
+		{s3err.EntityTooLarge, protoJSON, "dynamodb", "RequestEntityTooLargeException", 413},
+		{s3err.EntityTooLarge, protoJSON, "sqs", "RequestEntityTooLargeException", 413},
+		{s3err.EntityTooLarge, protoCBOR, "monitoring", "RequestEntityTooLargeException", 413},
+		{s3err.EntityTooLarge, protoJSON, "logs", "RequestEntityTooLargeException", 413},
+		{s3err.EntityTooLarge, protoQuery, "sts", "RequestEntityTooLarge", 413},
+		{s3err.EntityTooLarge, protoQuery, "sns", "RequestEntityTooLarge", 413},
+		{"RequestEntityTooLarge", protoJSON, "ssm", "RequestEntityTooLargeException", 413}, // awsops' code
+		// 503: the common ServiceUnavailable (DynamoDB's model names no
+		// 503 of its own), Logs' modelled and Lambda's own
+		// ServiceUnavailableException.
+		{s3err.ServiceUnavailable, protoJSON, "dynamodb", "ServiceUnavailable", 503},
+		{s3err.ServiceUnavailable, protoJSON, anyService, "ServiceUnavailable", 503},
+		{s3err.ServiceUnavailable, protoQuery, "sts", "ServiceUnavailable", 503},
+		{s3err.ServiceUnavailable, protoJSON, "logs", "ServiceUnavailableException", 503},
+		{s3err.ServiceUnavailable, protoRESTJSON, "lambda", "ServiceUnavailableException", 503},
 		// Denied credentials keep their codes.
 		{s3err.AccessDenied, protoJSON, anyService, "AccessDeniedException", 0},
 		{s3err.AccessDenied, protoQuery, anyService, "AccessDenied", 0},
@@ -147,25 +162,60 @@ func TestWriteServiceErrorAnonymous(t *testing.T) {
 	}
 }
 
-// TestWriteServiceErrorQueryCompatible: CloudWatch, whose SDKs speak CBOR
-// (or JSON) in Query-compatible mode, gets its own fault's shape in
-// __type and its Query code in X-Amzn-Query-Error, as CloudWatch sends
-// them; a service whose fault has no Query code of its own gets no such
-// header.
+// TestWriteServiceErrorQueryCompatible: CloudWatch and SQS, whose SDKs
+// speak CBOR or JSON in Query-compatible mode, get every error the
+// gateway writes with its Query code in X-Amzn-Query-Error (and the JSON
+// one in __type), as those services send them: CloudWatch's own fault's
+// shape with its Query code, and the Query services' common codes for
+// the rest. A service that is not Query-compatible gets no such header.
 func TestWriteServiceErrorQueryCompatible(t *testing.T) {
 	for _, tc := range []struct {
-		service, want string
+		service, proto, code string
+		anonymous            bool
+		wantType, want       string
+		wantStatus           int
 	}{
-		{"monitoring", "InternalServiceError;Receiver"},
-		{"dynamodb", ""},
-		{"sqs", ""},
+		{"monitoring", protoCBOR, s3err.InternalError, false, "InternalServiceFault", "InternalServiceError;Receiver", 500},
+		{"monitoring", protoCBOR, s3err.AccessDenied, false, "AccessDeniedException", "AccessDenied;Sender", 403},
+		{"monitoring", protoJSON, s3err.SignatureDoesNotMatch, false, "InvalidSignatureException", "SignatureDoesNotMatch;Sender", 403},
+		{"monitoring", protoCBOR, s3err.AccessDenied, true, "MissingAuthenticationTokenException", "MissingAuthenticationToken;Sender", 403},
+		{"sqs", protoJSON, s3err.InternalError, false, "InternalFailure", "InternalFailure;Receiver", 500},
+		{"sqs", protoJSON, s3err.AccessDenied, false, "AccessDeniedException", "AccessDenied;Sender", 403},
+		{"sqs", protoJSON, s3err.InvalidAccessKeyID, false, "UnrecognizedClientException", "InvalidClientTokenId;Sender", 403},
+		{"sqs", protoJSON, s3err.ServiceUnavailable, false, "ServiceUnavailable", "ServiceUnavailable;Receiver", 503},
+		{"sqs", protoJSON, s3err.EntityTooLarge, false, "RequestEntityTooLargeException", "RequestEntityTooLarge;Sender", 413},
+		{"sqs", protoJSON, s3err.IncompleteBody, false, "SerializationException", "MalformedQueryString;Sender", 400},
+		{"dynamodb", protoJSON, s3err.InternalError, false, "InternalServerError", "", 500},
+		{"dynamodb", protoJSON, s3err.AccessDenied, false, "AccessDeniedException", "", 403},
+		{"logs", protoJSON, s3err.ServiceUnavailable, false, "ServiceUnavailableException", "", 503},
+		// Unsigned: Query-compatible if the SDK marked it so.
+		{anyService, protoJSON, s3err.AccessDenied, true, "MissingAuthenticationTokenException", "MissingAuthenticationToken;Sender", 403},
+		{anyService, protoCBOR, s3err.AccessDenied, true, "MissingAuthenticationTokenException", "", 403},
 	} {
-		r := httptest.NewRequest(http.MethodPost, "/service/GraniteServiceVersion20100801/operation/ListMetrics", nil)
-		r.Header.Set("Smithy-Protocol", "rpc-v2-cbor")
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if tc.proto == protoCBOR {
+			r = httptest.NewRequest(http.MethodPost, "/service/GraniteServiceVersion20100801/operation/ListMetrics", nil)
+			r.Header.Set("Smithy-Protocol", "rpc-v2-cbor")
+		} else {
+			// As the SDKs send a call in Query-compatible mode.
+			r.Header.Set("X-Amz-Target", "AmazonSQS.SendMessage")
+			r.Header.Set("Content-Type", "application/x-amz-json-1.0")
+			r.Header.Set("X-Amzn-Query-Mode", "true")
+		}
 		w := httptest.NewRecorder()
-		writeServiceError(w, r, tc.service, s3err.New(s3err.InternalError, "broken"), "RID")
-		if got := w.Header().Get("X-Amzn-Query-Error"); got != tc.want || w.Code != http.StatusInternalServerError {
-			t.Errorf("%s: %d X-Amzn-Query-Error %q, want %q", tc.service, w.Code, got, tc.want)
+		e := s3err.New(tc.code, "broken")
+		e.Status = map[string]int{s3err.InternalError: 500, s3err.ServiceUnavailable: 503, s3err.EntityTooLarge: 413, s3err.IncompleteBody: 400}[tc.code]
+		if e.Status == 0 {
+			e.Status = 403
+		}
+		e.Anonymous = tc.anonymous
+		writeServiceError(w, r, tc.service, e, "RID")
+		name := tc.service + " " + tc.proto + " " + tc.code
+		if got := w.Header().Get("X-Amzn-Query-Error"); got != tc.want || w.Code != tc.wantStatus {
+			t.Errorf("%s: %d X-Amzn-Query-Error %q, want %d %q", name, w.Code, got, tc.wantStatus, tc.want)
+		}
+		if got := w.Header().Get("X-Amzn-Errortype"); got != tc.wantType {
+			t.Errorf("%s: x-amzn-ErrorType %q, want %q", name, got, tc.wantType)
 		}
 	}
 }
@@ -311,12 +361,18 @@ func TestNoS3OnlyCodes(t *testing.T) {
 		"RequestExpired", "ServiceUnavailable", "InternalFailure", "MissingAuthenticationToken", "MalformedQueryString",
 		"MissingParameter", "InvalidParameterValue", "RequestEntityTooLarge")
 	jsonCodes := set("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException",
-		"ExpiredTokenException", "ServiceUnavailableException", "InternalFailure", "MissingAuthenticationTokenException",
-		"SerializationException", "ValidationException", "RequestEntityTooLarge")
+		"ExpiredTokenException", "ServiceUnavailable", "InternalFailure", "MissingAuthenticationTokenException",
+		"SerializationException", "ValidationException", "RequestEntityTooLargeException")
 	// The services' own codes, beyond the protocol's common ones.
 	own := map[string]map[string]bool{
 		"ec2":    set("UnauthorizedOperation", "AuthFailure", "InternalError"),
-		"lambda": set("InvalidRequestContentException", "InvalidParameterValueException", "RequestTooLargeException"),
+		"lambda": set("InvalidRequestContentException", "InvalidParameterValueException"),
+	}
+	for svc, c := range unavailableCodes {
+		if own[svc] == nil {
+			own[svc] = set()
+		}
+		own[svc][c] = true
 	}
 	for svc, c := range internalCodes {
 		if own[svc] == nil {
@@ -456,6 +512,15 @@ func TestServiceUnsignedStatus(t *testing.T) {
 			_, err := ec2.NewFromConfig(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
 			return err
 		}},
+		// REST-JSON: told from S3 by Lambda's path alone.
+		{"lambda", "MissingAuthenticationTokenException", func() error {
+			_, err := lambda.NewFromConfig(cfg).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("triage-helper"), Payload: []byte(`{}`)})
+			return err
+		}},
+		{"cloudwatch", "MissingAuthenticationToken", func() error { // Query-compatible: its Query code
+			_, err := cloudwatch.NewFromConfig(cfg).ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("AWS/EC2")})
+			return err
+		}},
 	} {
 		err := tc.call()
 		var re *awshttp.ResponseError
@@ -463,8 +528,122 @@ func TestServiceUnsignedStatus(t *testing.T) {
 			t.Errorf("%s: %v, want 403 %s with Airlock's message", tc.name, err, tc.code)
 		}
 	}
-	for _, svc := range []string{"dynamodb", "sts", "ec2"} {
+	for _, svc := range []string{"dynamodb", "sts", "ec2", "lambda"} {
 		e.upstreamSaw(t, svc, 0)
+	}
+}
+
+// TestLambdaUnsignedRaw: a call on one of Lambda's paths with no
+// credentials at all, as curl sends it (a form's Content-Type with -d),
+// gets Lambda's answer: 403, x-amzn-ErrorType
+// MissingAuthenticationTokenException, a JSON body; not S3's XML
+// AccessDenied. A path that is not Lambda's keeps S3's.
+func TestLambdaUnsignedRaw(t *testing.T) {
+	e := newSvcEnv(t)
+	for _, tc := range []struct {
+		path, errType, ct string
+	}{
+		{"/2015-03-31/functions/triage-helper/invocations", "MissingAuthenticationTokenException", "application/json"},
+		{"/2015-03-31/photos/triage-helper/invocations", "", "application/xml"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+tc.path, strings.NewReader("a=b"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-Errortype") != tc.errType || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ct) {
+			t.Errorf("%s: %d %v %s, want 403 %q %s", tc.path, resp.StatusCode, resp.Header, body, tc.errType, tc.ct)
+		}
+	}
+	e.upstreamSaw(t, "lambda", 0)
+}
+
+// TestServiceQueryCompatibleSDKCodes: the SDKs of SQS and CloudWatch,
+// Query-compatible services, report the Query code in
+// X-Amzn-Query-Error for every refusal of the gateway's, as they do for
+// those services' own errors: AccessDenied, InvalidClientTokenId, not
+// the JSON AccessDeniedException or UnrecognizedClientException.
+func TestServiceQueryCompatibleSDKCodes(t *testing.T) {
+	e := newSvcEnv(t)
+	denied := e.cfg(e.grant("s3:GetObject arn:aws:s3:::logs/*"))
+	unknown := e.cfg(e.grant(internalFaultScope...))
+	unknown.Credentials = credentials.NewStaticCredentialsProvider("AKIAUNKNOWNUNKNOWN00", "secret", "")
+	ctx := context.Background()
+	sqsCall := func(cfg aws.Config) error {
+		_, err := sqs.NewFromConfig(cfg).SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("https://sqs." + testRegion + ".amazonaws.com/" + testAccount + "/jobs"), MessageBody: aws.String("x")})
+		return err
+	}
+	cwCall := func(cfg aws.Config) error {
+		_, err := cloudwatch.NewFromConfig(cfg).ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("AWS/EC2")})
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		code string
+	}{
+		{"sqs denied", sqsCall(denied), "AccessDenied"},
+		{"sqs unknown key", sqsCall(unknown), "InvalidClientTokenId"},
+		{"cloudwatch denied", cwCall(denied), "AccessDenied"},
+		{"cloudwatch unknown key", cwCall(unknown), "InvalidClientTokenId"},
+	} {
+		var ae smithy.APIError
+		if !errors.As(tc.err, &ae) || ae.ErrorCode() != tc.code || ae.ErrorFault() != smithy.FaultClient || ae.ErrorMessage() == "" {
+			t.Errorf("%s: %v, want the client fault %s with Airlock's message", tc.name, tc.err, tc.code)
+		}
+	}
+	e.upstreamSaw(t, "sqs", 0)
+}
+
+// TestServiceUnavailableTypes: a call refused because the gateway is
+// closing (503) reaches the SDK as the service's own 503: Logs' typed
+// *types.ServiceUnavailableException, the common ServiceUnavailable for
+// DynamoDB (whose model names none), Lambda's
+// ServiceUnavailableException.
+func TestServiceUnavailableTypes(t *testing.T) {
+	e := newSvcEnv(t)
+	cfg := e.cfg(e.grant(internalFaultScope...))
+	if err := e.gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		call  func() error
+		typed func(error) bool
+		code  string
+	}{
+		{"logs", func() error {
+			_, err := cloudwatchlogs.NewFromConfig(cfg).FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/app/api")})
+			return err
+		}, func(err error) bool { var x *logstypes.ServiceUnavailableException; return errors.As(err, &x) }, "ServiceUnavailableException"},
+		{"dynamodb", func() error {
+			_, err := dynamodb.NewFromConfig(cfg).GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("orders"),
+				Key: map[string]ddbtypes.AttributeValue{"id": &ddbtypes.AttributeValueMemberS{Value: "1"}}})
+			return err
+		}, nil, "ServiceUnavailable"},
+		{"lambda", func() error {
+			_, err := lambda.NewFromConfig(cfg).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("triage-helper"), Payload: []byte(`{}`)})
+			return err
+		}, nil, "ServiceUnavailableException"},
+		{"sqs", func() error {
+			_, err := sqs.NewFromConfig(cfg).SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("https://sqs." + testRegion + ".amazonaws.com/" + testAccount + "/jobs"), MessageBody: aws.String("x")})
+			return err
+		}, nil, "ServiceUnavailable"},
+	} {
+		err := tc.call()
+		var re *awshttp.ResponseError
+		switch {
+		case apiCode(err) != tc.code || !strings.Contains(apiMessage(err), "shutting down"):
+			t.Errorf("%s: %v, want %s with Airlock's message", tc.name, err, tc.code)
+		case !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusServiceUnavailable:
+			t.Errorf("%s: %v, want status 503", tc.name, err)
+		case tc.typed != nil && !tc.typed(err):
+			t.Errorf("%s: %v is not the SDK's typed error", tc.name, err)
+		}
 	}
 }
 
@@ -558,8 +737,9 @@ func TestServiceIncompleteBodyCodes(t *testing.T) {
 	}
 }
 
-// The AWS CLIs, for the same three faults, where a CLI can provoke them:
-// unsigned calls (--no-sign-request) and the services' own 500 errors.
+// The AWS CLIs, for the same faults, where a CLI can provoke them:
+// unsigned calls (--no-sign-request, Lambda's included) and the services'
+// own 500 errors.
 func TestServiceErrorCodesAWSCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the AWS CLI takes seconds per command")
@@ -582,6 +762,10 @@ func TestServiceErrorCodesAWSCLI(t *testing.T) {
 			if err == nil || !strings.Contains(errOut, "(MissingAuthenticationToken)") {
 				t.Errorf("unsigned sts get-caller-identity: %v\n%s", err, errOut)
 			}
+			_, errOut, err = runCLI(t, path, cli.envEndpoint, e.srv.URL, g, "--no-sign-request", "lambda", "get-function", "--function-name", "triage-helper")
+			if err == nil || !strings.Contains(errOut, "(MissingAuthenticationTokenException)") || !strings.Contains(errOut, "Anonymous access is not allowed") {
+				t.Errorf("unsigned lambda get-function: %v\n%s", err, errOut)
+			}
 			// The CLIs retry a 500 (up to 5 attempts, backing off): one
 			// attempt is enough to read the code.
 			_, errOut, err = runCLIEnv(t, path, cli.envEndpoint, broken.srv.URL, bg, []string{"AWS_MAX_ATTEMPTS=1", "AWS_RETRY_MODE=standard"},
@@ -593,4 +777,5 @@ func TestServiceErrorCodesAWSCLI(t *testing.T) {
 	}
 	e.upstreamSaw(t, "dynamodb", 0)
 	e.upstreamSaw(t, "sts", 0)
+	e.upstreamSaw(t, "lambda", 0)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/ec2query"
 	awsxml "github.com/aws/aws-sdk-go-v2/aws/protocol/xml"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
@@ -48,13 +49,13 @@ const (
 // Each protocol family's codes for those refusals.
 var (
 	jsonRefusalCodes = map[string]string{refDenied: "AccessDeniedException", refUnknown: "UnrecognizedClientException", refBadSig: "InvalidSignatureException",
-		refEnded: "AccessDeniedException", refRegion: "InvalidSignatureException", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailableException",
-		refUpstream: "ServiceUnavailableException", refClosing: "ServiceUnavailableException", refUnsigned: "MissingAuthenticationTokenException"}
-	// Lambda's (REST-JSON) are JSON's but for its own code for a body
-	// over the limit.
-	lambdaRefusalCodes = func() map[string]string {
+		refEnded: "AccessDeniedException", refRegion: "InvalidSignatureException", refTooLarge: "RequestEntityTooLargeException", refRecord: "ServiceUnavailable",
+		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "MissingAuthenticationTokenException"}
+	// Logs' (JSON 1.1) and Lambda's (REST-JSON) are JSON's but for their
+	// own 503, ServiceUnavailableException.
+	ownUnavailableRefusalCodes = func() map[string]string {
 		m := maps.Clone(jsonRefusalCodes)
-		m[refTooLarge] = "RequestTooLargeException"
+		m[refRecord], m[refUpstream], m[refClosing] = "ServiceUnavailableException", "ServiceUnavailableException", "ServiceUnavailableException"
 		return m
 	}()
 	queryRefusalCodes = map[string]string{refDenied: "AccessDenied", refUnknown: "InvalidClientTokenId", refBadSig: "SignatureDoesNotMatch",
@@ -66,6 +67,11 @@ var (
 		refEnded: "UnauthorizedOperation", refRegion: "AuthFailure", refTooLarge: "RequestEntityTooLarge", refRecord: "ServiceUnavailable",
 		refUpstream: "ServiceUnavailable", refClosing: "ServiceUnavailable", refUnsigned: "MissingAuthenticationToken"}
 )
+
+// refStatus is the status of the refusals whose status is the same in
+// every protocol family.
+var refStatus = map[string]int{refTooLarge: http.StatusRequestEntityTooLarge, refClosing: http.StatusServiceUnavailable,
+	refUnsigned: http.StatusForbidden, refDenied: http.StatusForbidden}
 
 // overLimit is a parameter too long for any body the gateway reads but
 // Lambda's.
@@ -99,7 +105,7 @@ func TestServiceRefusalShapes(t *testing.T) {
 			_, err := dynamodb.NewFromConfig(cfg).PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("orders"), Item: map[string]ddbtypes.AttributeValue{"id": &ddbtypes.AttributeValueMemberS{Value: v}}})
 			return err
 		}},
-		{"json-1.1 logs", "logs", jsonRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
+		{"json-1.1 logs", "logs", ownUnavailableRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
 			p := "ERROR"
 			if big {
 				p = overLimit
@@ -107,7 +113,7 @@ func TestServiceRefusalShapes(t *testing.T) {
 			_, err := cloudwatchlogs.NewFromConfig(cfg).FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/app/api"), FilterPattern: aws.String(p)})
 			return err
 		}},
-		{"rest-json lambda", "lambda", lambdaRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
+		{"rest-json lambda", "lambda", ownUnavailableRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
 			p := []byte(`{"order":42}`)
 			if big {
 				p = bytes.Repeat([]byte(" "), maxLambdaBody+1)
@@ -115,7 +121,9 @@ func TestServiceRefusalShapes(t *testing.T) {
 			_, err := lambda.NewFromConfig(cfg).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("triage-helper"), Payload: p})
 			return err
 		}},
-		{"cbor cloudwatch", "monitoring", jsonRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
+		// Query-compatible: its SDK reports the Query code the gateway
+		// sends in X-Amzn-Query-Error, as CloudWatch's own errors carry.
+		{"cbor cloudwatch", "monitoring", queryRefusalCodes, func(ctx context.Context, cfg aws.Config, big, _ bool) error {
 			ns := "AWS/EC2"
 			if big {
 				ns = overLimit
@@ -158,13 +166,7 @@ func TestServiceRefusalShapes(t *testing.T) {
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {
 			for _, ref := range []string{refDenied, refUnknown, refBadSig, refEnded, refRegion, refTooLarge, refRecord, refUpstream, refClosing, refUnsigned} {
-				switch {
-				case ref == refUnsigned && f.service == "lambda":
-					// Nothing in an unsigned REST-JSON call tells it from an
-					// S3 one (/2015-03-31/functions/… is a bucket and key),
-					// so it gets S3's shape; Lambda has no unsigned calls.
-					continue
-				case ref == refUpstream && f.service == "sts":
+				if ref == refUpstream && f.service == "sts" {
 					continue // the STS call Airlock forwards is none: EC2's stands for Query
 				}
 				var e *svcEnv
@@ -208,6 +210,10 @@ func TestServiceRefusalShapes(t *testing.T) {
 				var ae smithy.APIError
 				if !errors.As(err, &ae) || ae.ErrorCode() != f.codes[ref] || ae.ErrorMessage() == "" {
 					t.Errorf("%s: %v (want the API error %s with Airlock's message)", ref, err, f.codes[ref])
+				}
+				var re *awshttp.ResponseError
+				if want := refStatus[ref]; want != 0 && (!errors.As(err, &re) || re.HTTPStatusCode() != want) {
+					t.Errorf("%s: %v, want status %d", ref, err, want)
 				}
 			}
 		})
@@ -322,7 +328,17 @@ func TestErrorService(t *testing.T) {
 		{"POST", "/?delete", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, ""},
 		{"POST", "/logs?delete", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, ""},
 		{"POST", "/", http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}, ""},
-		{"GET", "/2015-03-31/functions/f", nil, ""},
+		{"GET", "/2015-03-31/photos/f", nil, ""},
+		{"GET", "/2015-03-31", nil, ""},
+		{"GET", "/2015-13-31/functions/f", nil, ""},
+		{"GET", "/photos/2015-03-31/functions/f", nil, ""},
+		// Lambda's paths, unsigned: Lambda's shape, whatever the
+		// Content-Type (curl -d sends a form's).
+		{"GET", "/2015-03-31/functions/f", nil, "lambda"},
+		{"GET", "/2015-03-31/functions", nil, "lambda"},
+		{"POST", "/2015-03-31/functions/f/invocations", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "lambda"},
+		{"GET", "/2018-10-31/layers", nil, "lambda"},
+		{"GET", "/2017-03-31/tags/arn:aws:lambda:us-east-1:111122223333:function:f", nil, "lambda"},
 	} {
 		r, err := http.NewRequest(tc.method, "http://gw.test"+tc.target, nil)
 		if err != nil {
