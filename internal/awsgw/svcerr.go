@@ -18,7 +18,9 @@ import (
 //
 //   - JSON 1.0/1.1 (X-Amz-Target: DynamoDB, Logs, SSM, …): the code in
 //     x-amzn-ErrorType and as "__type", the text as "message".
-//   - REST-JSON (Lambda): the same header, {"Type":"User","message":…}.
+//   - REST-JSON (Lambda): the same header and body ({"__type":…,
+//     "message":…}); the SDKs take the code from the header, and Lambda's
+//     own {"Type":"User",…} adds nothing they read.
 //   - AWS Query (STS, IAM, SQS, SNS, CloudWatch):
 //     <ErrorResponse><Error><Type>Sender</Type><Code>…; EC2's variant is
 //     <Response><Errors><Error><Code>…, with EC2's own codes (ec2Code).
