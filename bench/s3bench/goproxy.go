@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"github.com/airlock-dev/airlock/internal/awsgw"
+	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
 // The hidden mode in which s3bench's own binary serves as the Go proxy:
@@ -36,6 +39,9 @@ const (
 	envGoproxyListen   = "S3BENCH_GOPROXY_LISTEN"
 	// envGoproxyProfile, if set, makes the proxy write a CPU profile there.
 	envGoproxyProfile = "S3BENCH_GOPROXY_CPUPROFILE"
+	// envGoproxyTLS, if set, is a directory whose CA issues the proxy a
+	// certificate for 127.0.0.1 (internal/tlscert): it serves TLS.
+	envGoproxyTLS = "S3BENCH_GOPROXY_TLS"
 )
 
 // goProxy is a running child serving net/http/httputil.ReverseProxy in
@@ -90,6 +96,16 @@ func serveGoproxy(upstream, listen string) int {
 	if err != nil {
 		logger.Print(err)
 		return 1
+	}
+	if dir := os.Getenv(envGoproxyTLS); dir != "" {
+		// The gateway's listener serves TLS with a config from the same
+		// package (internal/server: tlscert.Ensure).
+		cfg, _, err := tlscert.Ensure(dir, []string{"127.0.0.1"})
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
+		ln = tls.NewListener(ln, cfg)
 	}
 	if path := os.Getenv(envGoproxyProfile); path != "" {
 		// A CPU profile of the proxy, to set beside airlock serve's
@@ -150,8 +166,9 @@ func serveGoproxy(upstream, listen string) int {
 }
 
 // startGoproxy re-executes this binary as the Go proxy in front of
-// upstreamURL, and waits until it forwards.
-func startGoproxy(r *benchkit.Runner, upstreamURL string) *goProxy {
+// upstreamURL, and waits until it forwards. If tlsDir is not empty it
+// serves TLS with a certificate from that directory's CA.
+func startGoproxy(r *benchkit.Runner, upstreamURL, tlsDir string) *goProxy {
 	exe, err := os.Executable()
 	if err != nil {
 		r.Fatalf("goproxy: finding s3bench's own binary: %v", err)
@@ -172,7 +189,7 @@ func startGoproxy(r *benchkit.Runner, upstreamURL string) *goProxy {
 	}
 	g.parent = inW
 	g.cmd = exec.Command(exe)
-	g.cmd.Env = append(os.Environ(), envGoproxyUpstream+"="+upstreamURL, envGoproxyListen+"=127.0.0.1:0")
+	g.cmd.Env = append(os.Environ(), envGoproxyUpstream+"="+upstreamURL, envGoproxyListen+"=127.0.0.1:0", envGoproxyTLS+"="+tlsDir)
 	// *os.File on all three: the child holds them directly, with no
 	// copying goroutine here between it and the pipes.
 	g.cmd.Stdin, g.cmd.Stdout, g.cmd.Stderr = inR, outW, logf
@@ -213,6 +230,16 @@ func startGoproxy(r *benchkit.Runner, upstreamURL string) *goProxy {
 		r.Fatalf("goproxy did not say where it listens within 10 s:\n%s", g.logTail())
 	}
 	g.URL = "http://" + addr
+	probe := http.DefaultClient
+	if tlsDir != "" {
+		g.URL = "https://" + addr
+		roots := x509.NewCertPool()
+		pem, err := os.ReadFile(filepath.Join(tlsDir, tlscert.CAFile))
+		if err != nil || !roots.AppendCertsFromPEM(pem) {
+			r.Fatalf("goproxy's CA: %v", err)
+		}
+		probe = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -222,7 +249,7 @@ func startGoproxy(r *benchkit.Runner, upstreamURL string) *goProxy {
 		}
 		// Any answer from versitygw (403 without a signature) means the
 		// hop works; 502 is ReverseProxy failing to reach it.
-		if resp, err := http.Get(g.URL + "/"); err == nil {
+		if resp, err := probe.Get(g.URL + "/"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusBadGateway {
 				return g

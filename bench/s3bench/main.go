@@ -28,6 +28,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,6 +46,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"github.com/airlock-dev/airlock/internal/testenv"
+	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
 // options are the command's flags.
@@ -59,6 +61,8 @@ type options struct {
 	out       string
 	airlock   string
 	ws        []workload
+	// tls makes the clients reach the gateway and goproxy over TLS.
+	tls bool
 }
 
 func main() {
@@ -82,6 +86,7 @@ func run() int {
 	flag.BoolVar(&o.goproxy, "goproxy", true, "also run every workload through Go's net/http/httputil.ReverseProxy, in a process of its own, in front of the same upstream")
 	flag.StringVar(&o.out, "out", "bench/out/s3bench.json", "where to write the raw figures as JSON")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
+	flag.BoolVar(&o.tls, "tls", false, "clients reach the gateway and goproxy over TLS (HTTP/1.1), as an agent on another machine does; the upstream and the direct side stay plain HTTP, and nginx is skipped")
 	var wl string
 	flag.StringVar(&wl, "workloads", "", "comma-separated subset of get1k,get1m,put1m (default all)")
 	flag.Parse()
@@ -93,6 +98,9 @@ func run() int {
 	if o.ws, err = workloads(wl); err != nil {
 		fmt.Fprintln(os.Stderr, "s3bench: -workloads:", err)
 		return 2
+	}
+	if o.tls {
+		o.nginx = false // its TLS set-up is not this benchmark's
 	}
 
 	return benchkit.Main("s3bench", func(ctx context.Context, r *benchkit.Runner) {
@@ -121,11 +129,35 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	id, cr := grant(r, srv)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
 
-	rep := &report{Clients: o.clients, PhaseSeconds: o.phase.Seconds(), Rounds: o.rounds, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	rep := &report{Clients: o.clients, PhaseSeconds: o.phase.Seconds(), Rounds: o.rounds, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), TLS: o.tls}
+	// With -tls the clients trust airlock's own CA (its data directory)
+	// and goproxy's, made for this run.
+	var roots *x509.CertPool
+	gatewayURL := cr.Endpoint.URL
+	var goproxyTLS string
+	if o.tls {
+		roots = x509.NewCertPool()
+		goproxyTLS = r.TempDir()
+		for _, ca := range []string{filepath.Join(srv.Dir, "data", tlscert.CAFile), filepath.Join(goproxyTLS, tlscert.CAFile)} {
+			if ca == filepath.Join(goproxyTLS, tlscert.CAFile) {
+				if _, _, err := tlscert.Ensure(goproxyTLS, []string{"127.0.0.1"}); err != nil {
+					r.Fatalf("goproxy's certificate: %v", err)
+				}
+			}
+			pem, err := os.ReadFile(ca)
+			if err != nil || !roots.AppendCertsFromPEM(pem) {
+				r.Fatalf("reading the CA %s: %v", ca, err)
+			}
+		}
+		gatewayURL = strings.Replace(gatewayURL, "http://", "https://", 1)
+	}
 	var ngx *nginxProxy
-	if o.nginx {
+	switch {
+	case o.tls:
+		rep.NginxNote = "none (-tls)"
+	case o.nginx:
 		ngx, rep.NginxNote = startNginx(r, up.URL)
-	} else {
+	default:
 		rep.NginxNote = "none (-nginx=false)"
 	}
 	if ngx != nil {
@@ -137,7 +169,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 
 	var gp *goProxy
 	if o.goproxy {
-		gp = startGoproxy(r, up.URL)
+		gp = startGoproxy(r, up.URL, goproxyTLS)
 		rep.Goproxy = fmt.Sprintf("%s httputil.ReverseProxy, GOMAXPROCS %d", runtime.Version(), gp.Procs)
 		benchkit.Progress("goproxy up at %s (%s, pid %d), proxying to versitygw", gp.URL, rep.Goproxy, gp.pid())
 	} else {
@@ -164,17 +196,17 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		sides[side] = make([]*s3.Client, o.clients)
 	}
 	for i := range o.clients {
-		sides["direct"][i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["direct"])
-		sides["gateway"][i] = newClient(cr.Endpoint.URL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, dials["gateway"])
+		sides["direct"][i] = newClient(up.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["direct"], nil)
+		sides["gateway"][i] = newClient(gatewayURL, cr.Endpoint.Region, cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, dials["gateway"], roots)
 		if ngx != nil {
 			// versitygw's own credentials, as directly: nginx only
 			// forwards, and the signature it passes on is checked by
 			// versitygw against the Host header nginx leaves as it is.
-			sides["nginx"][i] = newClient(ngx.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["nginx"])
+			sides["nginx"][i] = newClient(ngx.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["nginx"], nil)
 		}
 		if gp != nil {
 			// Likewise through goproxy, which keeps the Host header.
-			sides["goproxy"][i] = newClient(gp.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["goproxy"])
+			sides["goproxy"][i] = newClient(gp.URL, "us-east-1", up.AccessKeyID, up.SecretAccessKey, "", dials["goproxy"], roots)
 		}
 	}
 	direct, viaGW := sides["direct"], sides["gateway"]

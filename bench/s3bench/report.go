@@ -83,6 +83,8 @@ type report struct {
 	Rounds       int     `json:"rounds"`
 	CPUs         int     `json:"cpus"`
 	GoVersion    string  `json:"go_version"`
+	// TLS says the clients reached the gateway and goproxy over TLS (-tls).
+	TLS bool `json:"tls,omitempty"`
 	// Nginx is the nginx that ran ("nginx/1.22.1, 2 workers"), or empty
 	// with NginxNote saying why none did.
 	Nginx     string `json:"nginx,omitempty"`
@@ -173,8 +175,12 @@ func printReport(w io.Writer, rep *report) {
 		gpx = "goproxy: " + rep.Goproxy
 	}
 	sides = append(sides, "gateway")
-	fmt.Fprintf(w, "\n%d clients, %d rounds of %.0fs phases per side (%s alternating), %d CPUs, %s; %s; %s\n\n",
+	fmt.Fprintf(w, "\n%d clients, %d rounds of %.0fs phases per side (%s alternating), %d CPUs, %s; %s; %s\n",
 		rep.Clients, rep.Rounds, rep.PhaseSeconds, strings.Join(sides, ", "), rep.CPUs, rep.GoVersion, ngx, gpx)
+	if rep.TLS {
+		fmt.Fprintln(w, "TLS (-tls): the clients reach the gateway and goproxy over TLS 1.3, HTTP/1.1; direct and the upstream hop are plain HTTP")
+	}
+	fmt.Fprintln(w)
 	// opt prints a figure of a side that may not have run, or "-".
 	opt := func(format string, v float64) string {
 		if v == 0 {
