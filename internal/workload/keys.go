@@ -96,7 +96,7 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	for i, a := range Algorithms {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(jwt, algs)
+	jws, err := jose.ParseSignedCompact(jwt, algs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %w", err)
 	}
