@@ -138,8 +138,6 @@ func listQueues(m *mapper, in input, op *Op) error {
 	return nil
 }
 
-var snsChars = charset("_-.")
-
 // topic returns the ARN a TopicArn or TargetArn names, in the target's
 // account and region.
 func (m *mapper) topic(what, s string) (string, error) {

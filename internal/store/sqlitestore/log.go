@@ -13,9 +13,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
-const logCols = "seq, time, COALESCE(type, ''), COALESCE(grant_id, ''), COALESCE(session_id, ''), data, leaf_hash"
-
-// logColsE is logCols of log_entries e.
+// logColsE are an entry's columns, of log_entries e.
 const logColsE = "e.seq, e.time, COALESCE(e.type, ''), COALESCE(e.grant_id, ''), COALESCE(e.session_id, ''), e.data, e.leaf_hash"
 
 func scanLogEntry(rows *sql.Rows) (store.LogEntry, error) {
