@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -75,6 +77,19 @@ func TestAWSWalkthrough(t *testing.T) {
 		mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "cp", seed, "s3://logs/"+obj.key), "seed "+obj.key)
 	}
 
+	// A large object, whose download through the gateway's own listener
+	// moves by splice over plain HTTP and by copy over TLS
+	// (internal/awsgw/splice.go): both must arrive byte for byte.
+	big := make([]byte, 3<<20+7)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	bigSeed := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(bigSeed, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "cp", bigSeed, "s3://logs/app/2026/12/01/big.bin"), "seed big.bin")
+
 	e := writeSetupWith(t, setup{awsListen: freePort(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
 	e.start(t)
 
@@ -114,6 +129,19 @@ func TestAWSWalkthrough(t *testing.T) {
 	tlsEndpoint := strings.Replace(endpoint, "http://", "https://", 1)
 	if got := mustOK(t, awsRun(t, cli, creds, "--endpoint-url", tlsEndpoint, "--ca-bundle", caFile, "s3", "cp", "s3://logs/app/2026/12/01/api.log", "-"), "read over TLS"); got != "GET /checkout 500\n" {
 		t.Fatalf("read over TLS %q", got)
+	}
+	for _, via := range []struct {
+		name string
+		args []string
+	}{
+		{"plain HTTP", []string{"--endpoint-url", endpoint}},
+		{"TLS", []string{"--endpoint-url", tlsEndpoint, "--ca-bundle", caFile}},
+	} {
+		got := filepath.Join(t.TempDir(), "big.bin")
+		mustOK(t, awsRun(t, cli, creds, append(via.args, "s3", "cp", "s3://logs/app/2026/12/01/big.bin", got)...), "download big.bin over "+via.name)
+		if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, big) {
+			t.Fatalf("big.bin over %s: %d bytes (%v), not the %d put", via.name, len(b), err, len(big))
+		}
 	}
 	if r := awsRun(t, cli, creds, "--endpoint-url", tlsEndpoint, "s3", "ls", "s3://logs/app/2026/12/01/"); r.code == 0 || !strings.Contains(strings.ToLower(r.stderr), "ssl") {
 		t.Fatalf("TLS without trusting Airlock's CA: exit %d, stderr %s", r.code, r.stderr)
