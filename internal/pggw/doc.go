@@ -4,7 +4,8 @@
 // credential: user = the credential id, password = the grant secret,
 // database = the target's database. The gateway authenticates it with
 // SCRAM-SHA-256 against the secret it holds (so the secret never crosses
-// in clear), then logs in upstream as the grant's own PostgreSQL role
+// in clear), with a verifier it derives once per grant (verifiers.go),
+// then logs in upstream as the grant's own PostgreSQL role
 // (created by pgroles with exactly the scope's privileges) and relays the
 // session. PostgreSQL enforces the scope; the gateway never uses SET ROLE,
 // and the role has no memberships, so nothing the client sends can widen it.

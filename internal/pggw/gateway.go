@@ -104,6 +104,8 @@ type Gateway struct {
 
 	park      *netpark.Poller // nil: nothing is parked
 	parkAfter time.Duration
+
+	scram *verifiers // the grants' SCRAM verifiers (verifiers.go)
 }
 
 type target struct {
@@ -155,7 +157,7 @@ func New(o Options) (*Gateway, error) {
 		o.MaxStartups = defaultMaxStartups
 	}
 	g := &Gateway{
-		o: o, log: o.Logger.With("gateway", "postgres"), startups: make(chan struct{}, o.MaxStartups),
+		o: o, log: o.Logger.With("gateway", "postgres"), startups: make(chan struct{}, o.MaxStartups), scram: newVerifiers(),
 		targets: map[string]*target{}, grants: map[string]*grantState{},
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}
@@ -226,12 +228,14 @@ func (g *Gateway) grantState(gr *gateway.Grant) *grantState {
 // its sessions and drop the role.
 func (g *Gateway) watch(st *grantState) {
 	defer g.wg.Done()
+	g.scram.prepare(st.g)
 	g.ensureRole(st)
 	select {
 	case <-st.g.Done():
 	case <-g.ctx.Done():
 		return
 	}
+	g.scram.drop(st.g)
 	st.mu.Lock()
 	st.ended = true
 	sessions := make([]*conn, 0, len(st.sessions))

@@ -17,8 +17,9 @@ import (
 
 // defaultMaxStartups is how many connections may be in their startup phase
 // (TLS, startup message, SCRAM, upstream login) at once when
-// Options.MaxStartups is zero. Each holds a goroutine, two buffers and, at
-// the end, a PBKDF2 run; a session that is up no longer counts.
+// Options.MaxStartups is zero. Each holds a goroutine and two buffers (no
+// PBKDF2 run: the grants' SCRAM verifiers are derived once, verifiers.go);
+// a session that is up no longer counts.
 const defaultMaxStartups = 64
 
 const (

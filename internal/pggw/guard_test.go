@@ -177,58 +177,67 @@ func TestStartupCap(t *testing.T) {
 	}
 }
 
-// badSCRAM runs a startup with a wrong SCRAM proof for user: the gateway
-// does its full PBKDF2 work, the client none.
+// badSCRAM runs a startup with a wrong SCRAM proof for user: the client
+// does no PBKDF2 work, and the gateway must not either.
 func badSCRAM(addr, user, db string) error {
+	_, err := badSCRAMSalt(addr, user, db)
+	return err
+}
+
+// badSCRAMSalt is badSCRAM, returning the salt the gateway offered.
+func badSCRAMSalt(addr, user, db string) (salt string, err error) {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
 	fe := pgproto3.NewFrontend(nc, nc)
 	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": user, "database": db}})
 	if err := fe.Flush(); err != nil {
-		return err
+		return "", err
 	}
 	m, err := fe.Receive()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, ok := m.(*pgproto3.AuthenticationSASL); !ok {
-		return fmt.Errorf("got %T, want AuthenticationSASL", m)
+		return "", fmt.Errorf("got %T, want AuthenticationSASL", m)
 	}
 	fe.Send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte("n,,n=,r=floodnonce")})
 	if err := fe.Flush(); err != nil {
-		return err
+		return "", err
 	}
 	m, err = fe.Receive()
 	if err != nil {
-		return err
+		return "", err
 	}
 	cont, ok := m.(*pgproto3.AuthenticationSASLContinue)
 	if !ok {
-		return fmt.Errorf("got %T, want AuthenticationSASLContinue", m)
+		return "", fmt.Errorf("got %T, want AuthenticationSASLContinue", m)
 	}
 	var nonce string
 	for _, a := range strings.Split(string(cont.Data), ",") {
 		if strings.HasPrefix(a, "r=") {
 			nonce = a[2:]
 		}
+		if strings.HasPrefix(a, "s=") {
+			salt = a[2:]
+		}
 	}
 	proof := base64.StdEncoding.EncodeToString(make([]byte, 32))
 	fe.Send(&pgproto3.SASLResponse{Data: []byte("c=biws,r=" + nonce + ",p=" + proof)})
 	if err := fe.Flush(); err != nil {
-		return err
+		return "", err
 	}
 	m, err = fe.Receive()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if er, ok := m.(*pgproto3.ErrorResponse); !ok || er.Code != "28P01" {
-		return fmt.Errorf("got %#v, want 28P01", m)
+		return "", fmt.Errorf("got %#v, want 28P01", m)
 	}
-	return nil
+	return salt, nil
 }
 
 // A flood of 1,000 bad startups (wrong passwords for a real credential and

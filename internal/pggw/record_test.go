@@ -99,14 +99,25 @@ func TestTagRows(t *testing.T) {
 }
 
 // The RFC 7677 section 3 example exchange, with the server's random nonce
-// and salt replaced by the RFC's.
+// replaced by the RFC's, against a verifier with the RFC's salt.
 func TestSCRAMRFC7677Vector(t *testing.T) {
-	s := &scramServer{secret: "pencil"}
-	if _, err := s.first([]byte("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")); err != nil {
+	salt, _ := base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
+	verifier := func(secret string) *scramVerifier {
+		v, err := deriveSCRAMVerifier(secret, salt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	s := &scramServer{v: verifier("pencil"), known: true}
+	first, err := s.first([]byte("n,,n=user,r=rOprNGfwEbeRWgbNEkqO"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(first, ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096") {
+		t.Fatalf("server first %q does not carry the verifier's salt", first)
+	}
 	s.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-	s.salt, _ = base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
 	s.serverFirst = "r=" + s.nonce + ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
 	final, ok, err := s.final([]byte("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="))
 	if err != nil || !ok {
@@ -115,12 +126,16 @@ func TestSCRAMRFC7677Vector(t *testing.T) {
 	if final != "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" {
 		t.Fatalf("server final %q", final)
 	}
-	// The same proof with another secret, or for an unknown user, fails.
-	for _, secret := range []string{"pencil2", ""} {
-		s2 := *s
-		s2.secret = secret
+	// The same proof against another secret's verifier, or an unknown
+	// user's (even were its verifier the right one), fails.
+	for _, s2 := range []scramServer{
+		{v: verifier("pencil2"), known: true},
+		{v: mockSCRAMVerifier([]byte("key"), "user")},
+		{v: s.v, known: false},
+	} {
+		s2.clientFirstBare, s2.serverFirst, s2.gs2Header, s2.nonce = s.clientFirstBare, s.serverFirst, s.gs2Header, s.nonce
 		if _, ok, _ := s2.final([]byte("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")); ok {
-			t.Fatalf("secret %q accepted", secret)
+			t.Fatalf("verifier %+v (known %v) accepted", s2.v.salt, s2.known)
 		}
 	}
 }
@@ -135,12 +150,12 @@ func TestSCRAMRejects(t *testing.T) {
 		{"extension", "n,,m=ext,n=,r=abc"},
 	}
 	for _, tc := range tests {
-		s := &scramServer{secret: "x"}
+		s := &scramServer{v: mockSCRAMVerifier([]byte("k"), "u"), known: true}
 		if _, err := s.first([]byte(tc.first)); err == nil {
 			t.Errorf("%s: accepted %q", tc.name, tc.first)
 		}
 	}
-	s := &scramServer{secret: "x"}
+	s := &scramServer{v: mockSCRAMVerifier([]byte("k"), "u"), known: true}
 	if _, err := s.first([]byte("n,,n=,r=abc")); err != nil {
 		t.Fatal(err)
 	}

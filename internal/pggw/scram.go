@@ -12,10 +12,13 @@ import (
 	"strings"
 )
 
-// SCRAM-SHA-256 (RFC 5802, RFC 7677) on the server side. The gateway knows
-// the grant's secret itself (not a stored verifier), so it derives the keys
-// per connection with a fresh random salt: a captured exchange is useless
-// against any other connection, and the secret never crosses the wire.
+// SCRAM-SHA-256 (RFC 5802, RFC 7677) on the server side. The secret never
+// crosses the wire, and a captured exchange cannot be replayed: each
+// exchange has a fresh server nonce. The keys the exchange checks against
+// (a scramVerifier: salt, StoredKey, ServerKey) are what PostgreSQL stores
+// per role; the gateway holds the grant's secret itself and derives them
+// once per grant (verifiers.go), so a login costs two HMACs rather than
+// PBKDF2's 4096 iterations.
 //
 // Only SCRAM-SHA-256 is offered, never SCRAM-SHA-256-PLUS: the gateway does
 // not implement channel binding. A client that insists on it (gs2 flag "p")
@@ -32,16 +35,62 @@ const (
 
 var errSCRAM = errors.New("malformed SCRAM message")
 
-// scramServer holds one exchange. secret is "" for an unknown credential:
-// the exchange then runs to the end with keys from a random secret and
-// fails, so an unknown user looks exactly like a wrong password.
+// scramServer holds one exchange against v. known is false for an
+// unknown credential: the exchange then runs to the end against a mock
+// verifier and fails, so an unknown user looks exactly like a wrong
+// password.
 type scramServer struct {
-	secret          string
+	v               *scramVerifier
+	known           bool
 	clientFirstBare string
 	serverFirst     string
 	gs2Header       string
 	nonce           string
-	salt            []byte
+}
+
+// scramVerifier is what an exchange checks a client's proof against, as
+// PostgreSQL stores it per role: the salt the client derives its keys
+// with, StoredKey = H(HMAC(SaltedPassword, "Client Key")) and ServerKey =
+// HMAC(SaltedPassword, "Server Key"). Never log it: with one captured
+// exchange, StoredKey yields the client key.
+type scramVerifier struct {
+	salt                 []byte
+	storedKey, serverKey []byte
+}
+
+// newSCRAMVerifier derives secret's verifier with a fresh random salt:
+// PBKDF2-HMAC-SHA-256 with scramIterations, about a millisecond of CPU.
+func newSCRAMVerifier(secret string) (*scramVerifier, error) {
+	salt := make([]byte, scramSaltBytes)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	return deriveSCRAMVerifier(secret, salt)
+}
+
+// deriveSCRAMVerifier derives secret's verifier with salt.
+func deriveSCRAMVerifier(secret string, salt []byte) (*scramVerifier, error) {
+	salted, err := pbkdf2.Key(sha256.New, secret, salt, scramIterations, sha256.Size)
+	if err != nil {
+		return nil, err
+	}
+	stored := sha256.Sum256(hmacSHA256(salted, "Client Key"))
+	return &scramVerifier{salt: salt, storedKey: stored[:], serverKey: hmacSHA256(salted, "Server Key")}, nil
+}
+
+// mockSCRAMVerifier is the verifier an unknown user name gets: derived
+// from key (random per process) and the name, so that the same name gets
+// the same salt every time, as a real credential does, and no proof
+// matches it that does not know key.
+func mockSCRAMVerifier(key []byte, user string) *scramVerifier {
+	mac := func(label string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(label))
+		h.Write([]byte{0})
+		h.Write([]byte(user))
+		return h.Sum(nil)
+	}
+	return &scramVerifier{salt: mac("salt")[:scramSaltBytes], storedKey: mac("stored"), serverKey: mac("server")}
 }
 
 // first takes the client-first-message and returns the server-first-message.
@@ -77,15 +126,11 @@ func (s *scramServer) first(msg []byte) (string, error) {
 		return "", errSCRAM
 	}
 	nb := make([]byte, scramNonceBytes)
-	s.salt = make([]byte, scramSaltBytes)
 	if _, err := rand.Read(nb); err != nil {
 		return "", err
 	}
-	if _, err := rand.Read(s.salt); err != nil {
-		return "", err
-	}
 	s.nonce = cnonce + base64.RawStdEncoding.EncodeToString(nb)
-	s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(s.salt) + ",i=" + strconv.Itoa(scramIterations)
+	s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(s.v.salt) + ",i=" + strconv.Itoa(scramIterations)
 	return s.serverFirst, nil
 }
 
@@ -112,30 +157,18 @@ func (s *scramServer) final(msg []byte) (serverFinal string, ok bool, err error)
 	if err != nil || len(proof) != sha256.Size {
 		return "", false, errSCRAM
 	}
-	secret := s.secret
-	known := secret != ""
-	if !known {
-		// Spend the same work as for a real credential.
-		secret = base64.StdEncoding.EncodeToString(s.salt)
-	}
-	salted, err := pbkdf2.Key(sha256.New, secret, s.salt, scramIterations, sha256.Size)
-	if err != nil {
-		return "", false, err
-	}
-	clientKey := hmacSHA256(salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey)
+	// The same work whether the credential is known or not.
 	authMessage := s.clientFirstBare + "," + s.serverFirst + "," + withoutProof
-	clientSig := hmacSHA256(storedKey[:], authMessage)
+	clientSig := hmacSHA256(s.v.storedKey, authMessage)
 	got := make([]byte, sha256.Size)
 	for j := range got {
 		got[j] = proof[j] ^ clientSig[j]
 	}
 	gotStored := sha256.Sum256(got)
-	if subtle.ConstantTimeCompare(gotStored[:], storedKey[:]) != 1 || !known {
+	if subtle.ConstantTimeCompare(gotStored[:], s.v.storedKey) != 1 || !s.known {
 		return "", false, nil
 	}
-	serverKey := hmacSHA256(salted, "Server Key")
-	serverSig := hmacSHA256(serverKey, authMessage)
+	serverSig := hmacSHA256(s.v.serverKey, authMessage)
 	return "v=" + base64.StdEncoding.EncodeToString(serverSig), true, nil
 }
 

@@ -176,9 +176,14 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 // exchange that always fails, indistinguishable to the client).
 func (c *conn) authenticate(user string, gr *gateway.Grant) error {
 	failed := &refusal{pg: fatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user)), credentialID: user, grant: gr}
-	s := &scramServer{}
-	if gr != nil {
-		s.secret = gr.Secret
+	v, known, err := c.gw.scram.forLogin(user, gr)
+	if err != nil {
+		c.gw.log.Error("deriving the grant's SCRAM verifier failed", "grant", gr.ID, "err", err)
+		return &refusal{pg: fatal(codeSystemError, "airlock: could not check the password; the connection is refused"),
+			reason: "the SCRAM verifier could not be derived", credentialID: user, grant: gr}
+	}
+	s := &scramServer{v: v, known: known}
+	if known {
 		failed.reason = "password authentication failed"
 	} else {
 		failed.reason = "password authentication failed (no active grant holds this credential)"
