@@ -33,6 +33,7 @@ import (
 type options struct {
 	load
 	rounds  int
+	connect int // seconds of the new-connection-per-transaction phase per path; 0 skips
 	scale   int
 	idle    int
 	sslmode string
@@ -51,6 +52,7 @@ func run() int {
 	flag.IntVar(&o.threads, "threads", 2, "pgbench threads (-j)")
 	flag.DurationVar(&phaseLen, "phase", 5*time.Second, "length of each measured phase (whole seconds)")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every mode once on every path")
+	flag.IntVar(&o.connect, "connect", 3, "seconds of `pgbench -S -C` (a new connection per transaction, as an agent running psql per query) on each path after the rounds (0 skips)")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench -i scale factor (100,000 accounts each)")
 	flag.IntVar(&o.idle, "idle", 80, "idle connections opened through each middle process to measure its memory (0 skips)")
 	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
@@ -58,8 +60,8 @@ func run() int {
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.Parse()
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
-	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 {
-		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0)")
+	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.connect < 0 {
+		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0, connect ≥ 0)")
 		return 2
 	}
 	return benchkit.Main("pgbench", func(ctx context.Context, r *benchkit.Runner) {
@@ -179,6 +181,19 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				benchkit.Progress("round %d  %-8s %-9s %8.0f tps  (%d transactions, %.2f ms avg; CPU s: pgbench %.2f, middle %.2f)",
 					round, mode, path, p.TPS, p.Transactions, p.LatencyMS, p.PgbenchCPU, p.MiddleCPU)
 			}
+		}
+	}
+	// Logins: a new connection for every transaction, each path once. The
+	// gateway's includes its SCRAM exchange, the session's durable start
+	// and end, and a new upstream backend as the grant's role; PgBouncer's
+	// (trust authentication here) reuses its server connections.
+	if o.connect > 0 {
+		for _, path := range paths {
+			p := phaseOn(path, "simple", load{clients: o.clients, threads: o.threads, seconds: o.connect, connect: true})
+			p.Mode = "connect"
+			rep.Phases = append(rep.Phases, p)
+			benchkit.Progress("connect  %-9s %8.0f connections/s  (%d in %.1fs, %.2f ms average connection time; CPU s: pgbench %.2f, middle %.2f)",
+				path, p.TPS, p.Transactions, p.Seconds, p.ConnectMS, p.PgbenchCPU, p.MiddleCPU)
 		}
 	}
 	rep.Summary = summarize(modes, rep.Phases, o.clients, rep.SyncProbe)

@@ -26,10 +26,14 @@ type phase struct {
 	// or PgBouncer during the phase (0 directly), in seconds.
 	PgbenchCPU float64 `json:"pgbench_cpu_s"`
 	MiddleCPU  float64 `json:"middle_cpu_s"`
+	// ConnectMS is pgbench's average connection time, with -C (a new
+	// connection per transaction).
+	ConnectMS float64 `json:"connect_avg_ms,omitempty"`
 }
 
 var (
-	tpsRe     = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+	tpsRe     = regexp.MustCompile(`tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
+	connectRe = regexp.MustCompile(`average connection time = ([0-9.]+) ms`)
 	txRe      = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
 	latencyRe = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 )
@@ -37,6 +41,9 @@ var (
 // load is the pgbench command line the benchmark measures.
 type load struct {
 	clients, threads, seconds int
+	// connect makes every transaction open a connection of its own (-C),
+	// as an agent running psql once per query does.
+	connect bool
 }
 
 // runPgbench runs `pgbench -S` in mode against e for l.seconds and reads
@@ -48,7 +55,11 @@ func runPgbench(ctx context.Context, e pgEnv, mode string, l load, middlePID int
 	defer cancel()
 	// -n: no vacuum first; the grant may only select, and the tables are
 	// freshly vacuumed by pgbench -i anyway.
-	cmd := exec.CommandContext(ctx, "pgbench", "-S", "-n", "-M", mode, "-c", strconv.Itoa(l.clients), "-j", strconv.Itoa(l.threads), "-T", strconv.Itoa(l.seconds))
+	args := []string{"-S", "-n", "-M", mode, "-c", strconv.Itoa(l.clients), "-j", strconv.Itoa(l.threads), "-T", strconv.Itoa(l.seconds)}
+	if l.connect {
+		args = append(args, "-C")
+	}
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
 	cmd.Env = e.environ()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -77,6 +88,9 @@ func runPgbench(ctx context.Context, e pgEnv, mode string, l load, middlePID int
 	p.Transactions, _ = strconv.ParseInt(string(n[1]), 10, 64)
 	if l := latencyRe.FindSubmatch(out.Bytes()); l != nil {
 		p.LatencyMS, _ = strconv.ParseFloat(string(l[1]), 64)
+	}
+	if c := connectRe.FindSubmatch(out.Bytes()); c != nil && l.connect {
+		p.ConnectMS, _ = strconv.ParseFloat(string(c[1]), 64)
 	}
 	if p.Transactions == 0 {
 		return p, fmt.Errorf("pgbench -M %s processed no transaction:\n%s", mode, tail(out.Bytes()))

@@ -131,6 +131,19 @@ func printReport(w io.Writer, rep *report) {
 		}
 		tw.Flush()
 	}
+	if cs := connectPhases(rep.Phases); len(cs) > 0 {
+		fmt.Fprintf(w, "\na new connection per transaction (pgbench -S -C -c %d, one phase per path after the rounds):\n", rep.Clients)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "path\tconnections/s\taverage connection ms\tCPU µs per connection, middle\t")
+		for _, p := range cs {
+			cpu := "-"
+			if p.Path != "direct" {
+				cpu = fmt.Sprintf("%.0f", p.MiddleCPU/float64(p.Transactions)*1e6)
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t\n", p.Path, p.TPS, p.ConnectMS, cpu)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w, "\nmemory per idle connection (VmRSS after − before, divided by the connections):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tconnections\tRSS before\tRSS after\tper connection\t")
@@ -142,6 +155,17 @@ func printReport(w io.Writer, rep *report) {
 		fmt.Fprintln(w, rep.IdleNote)
 	}
 	fmt.Fprintf(w, "\nrecording: %s\n", rep.RecordingCheck)
+}
+
+// connectPhases are the phases with a new connection per transaction.
+func connectPhases(phases []phase) []phase {
+	var out []phase
+	for _, p := range phases {
+		if p.Mode == "connect" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func verdict(ok bool) string {
