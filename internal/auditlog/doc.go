@@ -155,6 +155,16 @@
 // that precedes it. [Log.Sync] waits until the store holds everything
 // committed before the call; readers of the store call it first.
 //
+// Rows an entry implies. [Options.Rows] runs in every transaction that
+// stores entries, with those entries: a batch's own, the indexer's copy, a
+// replay. Airlock sets it to review.StoreRows, which writes a session's row
+// from its session.started entry. So a state that is implied by one entry
+// alone can be journaled like a call (a session's start: one journal write
+// shared with the calls around it, where a [Log.Do] waited for the
+// indexer and paid a store transaction of its own), and still the store
+// never holds the entry without its row: a crash leaves both in the
+// journal, and the replay writes both.
+//
 // The journal is a directory of segment files named by a growing number
 // (%016d.seg). Each is preallocated with zeros (8 MiB by default, more for a
 // bigger frame) so that a commit rewrites blocks in place and fdatasync has no

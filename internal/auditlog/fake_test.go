@@ -194,7 +194,8 @@ func (t *fakeTx) PutIdentity(ctx context.Context, id model.Identity) error {
 	return nil
 }
 
-func (t *fakeTx) PutSession(ctx context.Context, s model.Session) error { return errFakeUnsupported }
+func (t *fakeTx) PutSession(ctx context.Context, s model.Session) error    { return errFakeUnsupported }
+func (t *fakeTx) InsertSession(ctx context.Context, s model.Session) error { return errFakeUnsupported }
 
 func (t *fakeTx) nextSeq() int64 {
 	if n := len(t.entries); n > 0 {

@@ -219,7 +219,7 @@ func (x *indexer) index(jobs []indexJob, count int) (*store.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := indexBatch(context.Background(), x.l.st, es, *cp); err != nil {
+	if err := indexBatch(context.Background(), x.l.st, x.l.opts.Rows, es, *cp); err != nil {
 		return nil, err
 	}
 	return cp, nil
@@ -238,14 +238,17 @@ func (x *indexer) stop() error {
 	return nil
 }
 
-// indexBatch stores entries and the checkpoint covering them in one
-// transaction.
-func indexBatch(ctx context.Context, st store.Store, es []store.LogEntry, cp store.Checkpoint) error {
+// indexBatch stores entries, the rows they imply (Options.Rows) and the
+// checkpoint covering them in one transaction.
+func indexBatch(ctx context.Context, st store.Store, rows func(context.Context, store.Tx, []store.LogEntry) error, es []store.LogEntry, cp store.Checkpoint) error {
 	tx, err := st.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	if err = tx.AppendLog(ctx, es); err == nil {
+		err = storeRows(ctx, rows, tx, es)
+	}
+	if err == nil {
 		if err = tx.PutCheckpoint(ctx, cp); err == nil {
 			err = tx.Commit()
 		}

@@ -52,6 +52,15 @@ type Options struct {
 	// (package witness). It runs on the log's writer or indexer goroutine,
 	// so it must not block or call Append or Do; it may keep cp.
 	OnCheckpoint func(cp store.Checkpoint)
+	// Rows, if set, writes in tx the rows that entries imply (package
+	// review's StoreRows: a session's row from its session.started
+	// entry). It is called in every transaction that stores entries,
+	// whatever the path (a batch, with a journal the copy into the store
+	// and the replay after a crash), with the entries that transaction
+	// stores, before it commits: the rows and their entries commit
+	// together or not at all. Its error fails the transaction. It runs on
+	// the writer or indexer goroutine and must not call Append or Do.
+	Rows func(ctx context.Context, tx store.Tx, entries []store.LogEntry) error
 	// JournalDir, if set, turns on the journal (see "Journal" in the
 	// package documentation): batches of Append calls are made durable by
 	// one write and fdatasync to a segment file in this directory, and
@@ -321,6 +330,10 @@ func checkHead(cp store.Checkpoint, v note.Verifier, origin string) (frontier, e
 	}
 	return f, nil
 }
+
+// WritesRows reports whether the log writes the rows its entries imply
+// (Options.Rows is set).
+func (l *Log) WritesRows() bool { return l.opts.Rows != nil }
 
 // Size returns the number of entries in the log.
 func (l *Log) Size() int64 { return l.size.Load() }
@@ -673,7 +686,13 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 			l.opts.beforeCommit()
 		}
 		if len(rest) > 0 {
-			if err = tx.(logCommitter).CommitLogCheckpoint(rest, *cp); err != nil {
+			// Their rows first: the entries, checkpoint and commit go
+			// in one statement.
+			err = storeRows(ctx, l.opts.Rows, tx, rest)
+			if err == nil {
+				err = tx.(logCommitter).CommitLogCheckpoint(rest, *cp)
+			}
+			if err != nil {
 				err = fmt.Errorf("auditlog: committing %d entries at %d with their checkpoint: %w", len(rest), rest[0].Seq, err)
 			}
 		} else if err = tx.Commit(); err != nil {
@@ -882,6 +901,9 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 		if err := combined.AppendLogCheckpoint(ctx, entries, *cp); err != nil {
 			return nil, tree, nil, fmt.Errorf("auditlog: appending %d entries at %d with their checkpoint: %w", len(entries), entries[0].Seq, err)
 		}
+		if err := storeRows(ctx, l.opts.Rows, tx, entries); err != nil {
+			return nil, tree, nil, err
+		}
 		return cp, tree, nil, nil
 	}
 	if err := tx.PutCheckpoint(ctx, *cp); err != nil {
@@ -895,8 +917,22 @@ func (l *Log) appendEntries(ctx context.Context, tx store.Tx, entries *[]store.L
 	if err := tx.AppendLog(ctx, *entries); err != nil {
 		return fmt.Errorf("auditlog: appending %d entries at %d: %w", len(*entries), (*entries)[0].Seq, err)
 	}
+	if err := storeRows(ctx, l.opts.Rows, tx, *entries); err != nil {
+		return err
+	}
 	clear(*entries)
 	*entries = (*entries)[:0]
+	return nil
+}
+
+// storeRows runs Options.Rows (rows) on entries being stored in tx.
+func storeRows(ctx context.Context, rows func(context.Context, store.Tx, []store.LogEntry) error, tx store.Tx, entries []store.LogEntry) error {
+	if rows == nil || len(entries) == 0 {
+		return nil
+	}
+	if err := rows(ctx, tx, entries); err != nil {
+		return fmt.Errorf("auditlog: the rows of entries %d-%d: %w", entries[0].Seq, entries[len(entries)-1].Seq, err)
+	}
 	return nil
 }
 

@@ -144,7 +144,7 @@ func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
 		}
 		cp, err := l.sign(&tree)
 		if err == nil {
-			err = indexBatch(ctx, l.st, batch, *cp)
+			err = indexBatch(ctx, l.st, l.opts.Rows, batch, *cp)
 		}
 		if err != nil {
 			return fmt.Errorf("auditlog: replaying the journal into the store: %w", err)
@@ -180,10 +180,10 @@ func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
 // ReplayJournal copies into st the entries that an unclean stop left only
 // in the journal directory dir, as Open would: each frame checked with key,
 // each batch covered by a checkpoint signed by signer for the log named
-// origin. airlock audit verify --data-dir runs it first. It returns
-// ErrJournalInUse if a running Log holds the journal, and the number of
-// entries copied.
-func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir, origin string, key []byte) (int64, error) {
+// origin, with the rows they imply written by rows (Options.Rows; nil for
+// none). It returns ErrJournalInUse if a running Log holds the journal,
+// and the number of entries copied.
+func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir, origin string, key []byte, rows func(context.Context, store.Tx, []store.LogEntry) error) (int64, error) {
 	lock, err := lockJournal(dir)
 	if err != nil {
 		return 0, err
@@ -192,7 +192,7 @@ func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir,
 		unlockFile(lock)
 		lock.Close()
 	}()
-	l := &Log{st: st, signer: signer, opts: Options{Origin: origin, JournalDir: dir, JournalKey: key}}
+	l := &Log{st: st, signer: signer, opts: Options{Origin: origin, JournalDir: dir, JournalKey: key, Rows: rows}}
 	if err := l.resume(ctx); err != nil {
 		return 0, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 )
@@ -146,6 +147,9 @@ type harnessOptions struct {
 	// LogStore, if set, wraps the store the audit log writes through (to
 	// inject write failures).
 	LogStore func(store.Store) store.Store
+	// Journal keeps the journal with LogStore set (which otherwise turns
+	// it off, so that every batch meets the wrapped store).
+	Journal bool
 	// Manual runs the service on h.fake, a clock.Fake that moves only when
 	// the test moves it, timers included; h.clock is then unused.
 	Manual bool
@@ -265,8 +269,8 @@ func (h *harness) start() {
 	if h.opts.LogStore != nil {
 		logStore = h.opts.LogStore(h.St)
 	}
-	lo := auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint"), OnCommit: h.opts.OnCommit}
-	if h.opts.LogStore == nil {
+	lo := auditlog.Options{Origin: "airlock/test", WitnessPath: filepath.Join(h.dir, "checkpoint"), OnCommit: h.opts.OnCommit, Rows: review.StoreRows}
+	if h.opts.LogStore == nil || h.opts.Journal {
 		// As airlock serve runs it: appends durable in the journal first.
 		// Tests that inject store failures keep every batch in the store.
 		lo.JournalDir, lo.JournalKey = filepath.Join(h.dir, "journal"), []byte("grants-test-journal-key-32-bytes")

@@ -28,6 +28,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/pgstore"
 	"github.com/airlock-dev/airlock/internal/testenv"
@@ -158,7 +159,7 @@ func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.O
 		r.st = &countingStore{Store: ps}
 		// Each replica appends to the one shared log through a Log of its
 		// own, as separate processes do.
-		r.log, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: verifier})
+		r.log, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: verifier, Rows: review.StoreRows})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,11 @@
 // Every state change is written through the audit log's group commit
 // (auditlog.Log.Do): the new grant record and the log entries that describe
 // the change commit in one transaction, so the store never holds a state the
-// log does not explain. Changes to one grant are serialised by a per-grant
+// log does not explain. A session's start is the exception: it is a plain
+// append, like a gateway call, and its row is written from its
+// session.started entry by the log itself, in the transaction that stores
+// the entry (review.StoreRows as auditlog.Options.Rows), which New
+// requires. Changes to one grant are serialised by a per-grant
 // lock, which makes races (two approvers, approve against cancel, revoke
 // during approval, expiry during approval) resolve in one order that the
 // store, the in-memory cache and the log all agree on.
@@ -235,6 +239,10 @@ var _ gateway.Authority = (*Service)(nil)
 func New(o Options) (*Service, error) {
 	if o.Store == nil || o.Log == nil || o.Policy == nil || o.Directory == nil {
 		return nil, errors.New("grants: Store, Log, Policy and Directory are required")
+	}
+	if !o.Log.WritesRows() {
+		// A session's start is a plain append: its row comes from the log.
+		return nil, errors.New("grants: the audit log must write the rows its entries imply (auditlog.Options.Rows: review.StoreRows)")
 	}
 	if len(o.CredentialKey) < 32 {
 		return nil, errors.New("grants: CredentialKey must be at least 32 bytes")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -80,6 +81,11 @@ type Deriver struct {
 	grants   map[string]*derivedGrant
 	sessions map[string]*derivedSession
 	order    []string // grant ids in the order they were requested
+	// unstored is the first seq the store does not hold (math.MaxInt64
+	// until SetStored): sessions started from it on are still only in a
+	// journal, without a row, and a grant's Usage leaves them out as the
+	// store's sum over its rows does.
+	unstored int64
 }
 
 type derivedGrant struct {
@@ -91,12 +97,22 @@ type derivedGrant struct {
 type derivedSession struct {
 	s     model.Session
 	ended bool
+	// started is the seq of its session.started entry.
+	started int64
 }
 
 // NewDeriver returns an empty Deriver.
 func NewDeriver() *Deriver {
-	return &Deriver{grants: map[string]*derivedGrant{}, sessions: map[string]*derivedSession{}}
+	return &Deriver{grants: map[string]*derivedGrant{}, sessions: map[string]*derivedSession{}, unstored: math.MaxInt64}
 }
+
+// SetStored says that the store holds the log's entries below seq size
+// only (the rest are in a journal): a session started at or after it has
+// no row yet, and is left out of its grant's Usage.
+func (d *Deriver) SetStored(size int64) { d.unstored = size }
+
+// stored reports whether session s's start is in the store.
+func (d *Deriver) stored(s *derivedSession) bool { return s.started < d.unstored }
 
 // Parsed is one entry decoded for the Deriver. Decoding does not depend on
 // the state, so callers may Parse entries in parallel and Apply them in
@@ -392,16 +408,11 @@ func (d *Deriver) applySession(p Parsed) error {
 		if _, dup := d.sessions[p.Session]; dup || p.Session == "" {
 			return fmt.Errorf("entry %d: session %q started twice", p.Seq, p.Session)
 		}
-		var in struct {
-			Client string `json:"client"`
-			Target string `json:"target"`
+		s, err := startedSession(p)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(p.data, &in); err != nil {
-			return fmt.Errorf("entry %d: %w", p.Seq, err)
-		}
-		d.sessions[p.Session] = &derivedSession{s: model.Session{
-			ID: p.Session, GrantID: p.Grant, Identity: p.Actor, Target: in.Target, Client: in.Client, StartedAt: p.Time,
-		}}
+		d.sessions[p.Session] = &derivedSession{s: s, started: p.Seq}
 		dg.sessions = append(dg.sessions, p.Session)
 		return nil
 	}
@@ -440,6 +451,9 @@ func (d *Deriver) Grant(id string) (g model.Grant, live, ok bool) {
 	u := model.Usage{}
 	for _, sid := range dg.sessions {
 		s := d.sessions[sid]
+		if !d.stored(s) {
+			continue
+		}
 		u.Sessions++
 		u.Calls += s.s.Calls
 		u.DeniedCalls += s.s.Denied

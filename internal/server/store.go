@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/pgstore"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
@@ -41,6 +42,7 @@ func logOptions(cfg *config.Config, verifier note.Verifier, credKey []byte, onCh
 		Origin:       logOrigin(verifier),
 		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
 		OnCheckpoint: onCheckpoint,
+		Rows:         review.StoreRows,
 	}
 	if cfg.Store != "" {
 		o.Shared, o.Verifier, o.HeadKey = true, verifier, headKey(credKey)

@@ -90,6 +90,11 @@ type Tx interface {
 
 	// PutSession inserts or replaces a session record.
 	PutSession(ctx context.Context, s model.Session) error
+	// InsertSession inserts a session record unless one with its ID
+	// exists, which is then left as it is: the row a session.started
+	// entry implies, written as the entry is stored (review.StoreRows),
+	// must never overwrite a summary written since.
+	InsertSession(ctx context.Context, s model.Session) error
 
 	// AppendLog stores entries; their Seq values must continue the log
 	// without a gap (ErrConflict otherwise).

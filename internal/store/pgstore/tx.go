@@ -80,6 +80,10 @@ const (
 		ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, started_at = excluded.started_at,
 			calls = excluded.calls, denied = excluded.denied, bytes_in = excluded.bytes_in,
 			bytes_out = excluded.bytes_out, used_json = excluded.used_json, record = excluded.record`
+	insertSessionSQL = `INSERT INTO sessions
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
@@ -248,18 +252,28 @@ func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
 
 // PutSession inserts or replaces a session record.
 func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
+	return t.writeSession(ctx, putSessionSQL, "put", s)
+}
+
+// writeSession writes s with query (putSessionSQL or insertSessionSQL).
+func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
 	r, err := encodeSession(s)
 	if err != nil {
-		return fmt.Errorf("pgstore: put session: %w", err)
+		return fmt.Errorf("pgstore: %s session: %w", verb, err)
 	}
-	if _, err := t.tx.Exec(ctx, putSessionSQL, r.id, r.grantID, r.startedAt, r.calls, r.denied,
+	if _, err := t.tx.Exec(ctx, query, r.id, r.grantID, r.startedAt, r.calls, r.denied,
 		r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
-		return fmt.Errorf("pgstore: put session %q: %w", s.ID, err)
+		return fmt.Errorf("pgstore: %s session %q: %w", verb, s.ID, err)
 	}
 	return nil
+}
+
+// InsertSession inserts a session record unless one with its ID exists.
+func (t *Tx) InsertSession(ctx context.Context, s model.Session) error {
+	return t.writeSession(ctx, insertSessionSQL, "insert", s)
 }
 
 // logRows is a batch of entries as the insert's parallel arrays.

@@ -50,6 +50,10 @@ const (
 		ON CONFLICT(id) DO UPDATE SET grant_id = excluded.grant_id, started_at = excluded.started_at,
 			calls = excluded.calls, denied = excluded.denied, bytes_in = excluded.bytes_in,
 			bytes_out = excluded.bytes_out, used_json = excluded.used_json, record = excluded.record`
+	insertSessionSQL = `INSERT INTO sessions
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
@@ -283,18 +287,28 @@ func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
 
 // PutSession inserts or replaces a session record.
 func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
+	return t.writeSession(ctx, putSessionSQL, "put", s)
+}
+
+// writeSession writes s with query (putSessionSQL or insertSessionSQL).
+func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
 	r, err := encodeSession(s)
 	if err != nil {
-		return fmt.Errorf("sqlitestore: put session: %w", err)
+		return fmt.Errorf("sqlitestore: %s session: %w", verb, err)
 	}
-	if _, err := t.exec(ctx, putSessionSQL, r.id, r.grantID, r.startedAt, r.calls, r.denied,
+	if _, err := t.exec(ctx, query, r.id, r.grantID, r.startedAt, r.calls, r.denied,
 		r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
-		return fmt.Errorf("sqlitestore: put session %q: %w", s.ID, err)
+		return fmt.Errorf("sqlitestore: %s session %q: %w", verb, s.ID, err)
 	}
 	return nil
+}
+
+// InsertSession inserts a session record unless one with its ID exists.
+func (t *Tx) InsertSession(ctx context.Context, s model.Session) error {
+	return t.writeSession(ctx, insertSessionSQL, "insert", s)
 }
 
 // AppendLog stores entries. The first Seq must equal the current log size

@@ -714,6 +714,20 @@ func testSessions(t *testing.T, s store.Store) {
 	if len(list) != 2 {
 		t.Fatalf("Sessions after replace: %d sessions, want 2", len(list))
 	}
+
+	// InsertSession writes a new row, but never over an existing one
+	// (the summary written since a session.started entry was stored).
+	s4 := model.Session{ID: "s_4", GrantID: "g_2", Identity: "bot", Target: "db", Client: "psql 127.0.0.1", StartedAt: t0.Add(time.Minute)}
+	write(t, s, func(ctx context.Context, tx store.Tx) {
+		must(t, tx.InsertSession(ctx, s4), "InsertSession new")
+		must(t, tx.InsertSession(ctx, model.Session{ID: "s_1", GrantID: "g_1", StartedAt: t0}), "InsertSession existing")
+	})
+	got, err = s.Session(ctx, "s_4")
+	must(t, err, "Session")
+	same(t, "Session(s_4) inserted", got, s4)
+	got, err = s.Session(ctx, "s_1")
+	must(t, err, "Session")
+	same(t, "Session(s_1) after InsertSession of its ID", got, s1)
 }
 
 func testAppendLog(t *testing.T, s store.Store) {
