@@ -281,7 +281,10 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	case cutError(x.ctx) != nil:
 		res.Error = "cut off: " + cutError(x.ctx).Message
 		x.abort = true
-	case werr != nil:
+	case werr != nil, c.r.Context().Err() != nil:
+		// A client that hangs up mid-answer cancels its request, which
+		// fails the upstream read at once (the transport's deadline):
+		// that read error can come before the write that would fail.
 		res.Error = "client went away"
 	default:
 		res.Error = "upstream response broken: " + rerr.Error()

@@ -282,7 +282,10 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	case cutError(ctx) != nil:
 		res.Error = "cut off: " + cutError(ctx).Message
 		return true
-	case werr != nil:
+	case werr != nil, c.r.Context().Err() != nil:
+		// A client that hangs up mid-answer cancels its request, which
+		// fails the upstream read at once (the transport's deadline):
+		// that read error can come before the write that would fail.
 		res.Error = "client went away"
 	default:
 		res.Error = "upstream response broken: " + rerr.Error()
