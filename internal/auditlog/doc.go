@@ -158,11 +158,12 @@
 // Rows an entry implies. [Options.Rows] runs in every transaction that
 // stores entries, with those entries: a batch's own, the indexer's copy, a
 // replay. Airlock sets it to review.StoreRows, which writes a session's row
-// from its session.started entry. So a state that is implied by one entry
-// alone can be journaled like a call (a session's start: one journal write
-// shared with the calls around it, where a [Log.Do] waited for the
-// indexer and paid a store transaction of its own), and still the store
-// never holds the entry without its row: a crash leaves both in the
+// from its session.started entry and its end from its session.ended entry.
+// So a state that is implied by one entry alone can be journaled like a
+// call (a session's start and end: one journal write shared with the calls
+// around them, where a [Log.Do] waited for the indexer and paid a store
+// transaction of its own), and still the store never holds the entry
+// without the row it implies: a crash leaves only the entry, in the
 // journal, and the replay writes both.
 //
 // The journal is a directory of segment files named by a growing number

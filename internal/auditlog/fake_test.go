@@ -196,6 +196,9 @@ func (t *fakeTx) PutIdentity(ctx context.Context, id model.Identity) error {
 
 func (t *fakeTx) PutSession(ctx context.Context, s model.Session) error    { return errFakeUnsupported }
 func (t *fakeTx) InsertSession(ctx context.Context, s model.Session) error { return errFakeUnsupported }
+func (t *fakeTx) EndSession(ctx context.Context, s model.Session) (bool, error) {
+	return false, errFakeUnsupported
+}
 
 func (t *fakeTx) nextSeq() int64 {
 	if n := len(t.entries); n > 0 {

@@ -5,11 +5,11 @@
 // Every state change is written through the audit log's group commit
 // (auditlog.Log.Do): the new grant record and the log entries that describe
 // the change commit in one transaction, so the store never holds a state the
-// log does not explain. A session's start is the exception: it is a plain
-// append, like a gateway call, and its row is written from its
-// session.started entry by the log itself, in the transaction that stores
-// the entry (review.StoreRows as auditlog.Options.Rows), which New
-// requires. Changes to one grant are serialised by a per-grant
+// log does not explain. A session's start and (on a store of its own) its
+// end are the exception: they are plain appends, like gateway calls, and
+// the row is written from the session.started and session.ended entries
+// by the log itself, in the transaction that stores them (review.StoreRows
+// as auditlog.Options.Rows, which New requires). Changes to one grant are serialised by a per-grant
 // lock, which makes races (two approvers, approve against cancel, revoke
 // during approval, expiry during approval) resolve in one order that the
 // store, the in-memory cache and the log all agree on.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -28,23 +29,43 @@ type pendingEnd struct {
 }
 
 // writeEnd records the end of st (session sid) at at.
+//
+// On a store of its own (SQLite, with the journal) the end is a plain
+// append, like the start: the entry states the final summary (Used
+// included), and the log writes it into the row in the transaction that
+// stores the entry (review.StoreRows). On a store shared by replicas the
+// end is a transaction that first reads the row, since another replica
+// may have ended the session (endedElsewhere); there an append costs a
+// store transaction anyway.
 func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g *gateway.Grant, at time.Time) error {
 	st.mu.Lock()
 	st.ending = true // from here only this write stores the row
 	st.mu.Unlock()
 	took := false
-	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
-			return nil, err
-		}
+	// end takes the final summary and returns the row and its entry.
+	end := func() (model.Session, auditlog.Event) {
 		took = true
 		snap := st.take()
 		snap.EndedAt = at
 		// The entry's time is the session's end, so the row is derivable.
-		return []auditlog.Event{{Type: "session.ended", Time: at, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
-			"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "grant_end": g.EndReason(),
-		}}}, tx.PutSession(ctx, snap)
-	})
+		return snap, auditlog.Event{Type: "session.ended", Time: at, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
+			"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "used": usedList(snap.Used),
+			"grant_end": g.EndReason(),
+		}}
+	}
+	var err error
+	if _, shared := s.st.(store.ReplicaRegistry); !shared {
+		_, e := end()
+		err = s.log.Append(ctx, e)
+	} else {
+		err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+			if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
+				return nil, err
+			}
+			snap, e := end()
+			return []auditlog.Event{e}, tx.PutSession(ctx, snap)
+		})
+	}
 	if err != nil {
 		if took { // take cleared dirty; the row still lags
 			st.mu.Lock()
@@ -85,4 +106,13 @@ func (s *Service) retryEnds(ctx context.Context) {
 			s.queueEnd(st, p.sid, p.g, p.at)
 		}
 	}
+}
+
+// usedList is a session's Used list as its end states it: never null, so
+// that the row written from the entry takes it (review.StoreRows).
+func usedList(used []string) []string {
+	if used == nil {
+		return []string{}
+	}
+	return used
 }

@@ -5,13 +5,14 @@ import (
 	"context"
 	"math"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -54,13 +55,13 @@ func (g *gatedStore) Begin(ctx context.Context) (store.Tx, error) {
 	return g.Store.Begin(ctx)
 }
 
-// TestSessionStartIsAJournalAppend: a session's start is durable in the
-// journal like a call, not a store transaction of its own, so it neither
-// waits for nor holds up the journal's copy into the store. Its row is
-// written from the entry when that copy stores it (review.StoreRows), and
-// `audit verify` does not take a start still only in the journal for a
-// session without a row.
-func TestSessionStartIsAJournalAppend(t *testing.T) {
+// TestSessionStartAndEndAreJournalAppends: a session's start and end are
+// durable in the journal like its calls, not store transactions of their
+// own, so they neither wait for nor hold up the journal's copy into the
+// store. The row is written from the entries when that copy stores them
+// (review.StoreRows), and `audit verify` does not take a start or an end
+// still only in the journal for a row missing or behind.
+func TestSessionStartAndEndAreJournalAppends(t *testing.T) {
 	t.Parallel()
 	gs := &gatedStore{}
 	h := newHarness(t, harnessOptions{Journal: true, LogStore: func(st store.Store) store.Store { gs.Store = st; return gs }})
@@ -103,6 +104,68 @@ func TestSessionStartIsAJournalAppend(t *testing.T) {
 	if _, err := h.St.Session(h.ctx, ses.ID); err == nil {
 		t.Fatal("the session has a row before its start reached the store")
 	}
+	h.checkWithJournal(ses.ID, "session.started")
+
+	// The start reaches the store; then the calls and the end go to the
+	// journal only, so the row is open while the journal says ended.
+	gs.open()
+	h.syncLog()
+	if _, err := h.St.Session(h.ctx, ses.ID); err != nil {
+		t.Fatalf("no row once the start reached the store: %v", err)
+	}
+	gs.shut()
+	calls := []gateway.Call{
+		{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true},
+		{Kind: "result", Action: "s3:GetObject", Resource: appObj, Allowed: true, Status: "200", BytesOut: 2048},
+		{Kind: "request", Action: "s3:GetObject", Resource: billObj, Allowed: false, Status: "AccessDenied"},
+	}
+	ended := make(chan error, 1)
+	go func() {
+		for _, c := range calls {
+			if err := gatewaytest.Record(h.ctx, ses, c); err != nil {
+				ended <- err
+				return
+			}
+		}
+		ended <- ses.End(h.ctx)
+	}()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		gs.open()
+		<-ended
+		t.Fatal("the session's end waited for the store to take a transaction: is the end not a journal append?")
+	}
+	h.checkWithJournal(ses.ID, "session.ended")
+
+	gs.open()
+	h.syncLog()
+	rec, err := h.St.Session(h.ctx, ses.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := model.Session{ID: ses.ID, GrantID: g.ID, Identity: bot, Target: awsProd, Client: "127.0.0.1:5000 psql",
+		Calls: 1, Denied: 1, BytesOut: 2048, Used: []string{"s3:GetObject " + appObj}}
+	if rec.ID != want.ID || rec.GrantID != want.GrantID || rec.Identity != want.Identity || rec.Target != want.Target ||
+		rec.Client != want.Client || rec.StartedAt.IsZero() || rec.EndedAt.Before(rec.StartedAt) ||
+		rec.Calls != want.Calls || rec.Denied != want.Denied || rec.BytesOut != want.BytesOut || !slices.Equal(rec.Used, want.Used) {
+		t.Errorf("row from the start and end entries %+v, want %+v", rec, want)
+	}
+	if got := h.session(ses.ID); !got.EndedAt.Equal(rec.EndedAt) {
+		t.Errorf("the service reads the end %v, the row says %v", got.EndedAt, rec.EndedAt)
+	}
+}
+
+// checkWithJournal runs the state check over the store's log and the
+// entries only in the journal, as `audit verify --data-dir` of a crashed
+// server does, and fails on any difference; the journal must hold the
+// session's entry of type typ.
+func (h *harness) checkWithJournal(sid, typ string) {
+	h.t.Helper()
+	t := h.t
 	c := review.NewChecker(h.St)
 	if err := h.St.ScanLog(h.ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
 		c.Entry(e.Seq, bytes.Clone(e.Data))
@@ -120,31 +183,13 @@ func TestSessionStartIsAJournalAppend(t *testing.T) {
 	}
 	found := false
 	for _, e := range journaled {
-		found = found || e.Type == "session.started" && e.SessionID == ses.ID
+		found = found || e.Type == typ && e.SessionID == sid
 		c.Entry(e.Seq, e.Data)
 	}
 	if !found {
-		t.Fatalf("the session's start is not in the journal (%d entries there)", len(journaled))
+		t.Fatalf("the session's %s is not in the journal (%d entries there)", typ, len(journaled))
 	}
 	if diffs, err := c.Finish(h.ctx); err != nil || len(diffs) > 0 {
-		t.Fatalf("state check with the start only in the journal: %v %q", err, diffs)
-	}
-
-	gs.open()
-	h.syncLog()
-	rec, err := h.St.Session(h.ctx, ses.ID)
-	if err != nil {
-		t.Fatalf("no row once the start reached the store: %v", err)
-	}
-	want := model.Session{ID: ses.ID, GrantID: g.ID, Identity: bot, Target: awsProd, Client: "127.0.0.1:5000 psql"}
-	if rec.ID != want.ID || rec.GrantID != want.GrantID || rec.Identity != want.Identity || rec.Target != want.Target ||
-		rec.Client != want.Client || rec.StartedAt.IsZero() || !rec.EndedAt.IsZero() {
-		t.Errorf("row from the start %+v, want %+v", rec, want)
-	}
-	if err := ses.End(h.ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rec = h.session(ses.ID); rec.EndedAt.IsZero() || !strings.HasPrefix(rec.ID, "s_") {
-		t.Errorf("row at the end %+v", rec)
+		t.Fatalf("state check with the %s only in the journal: %v %q", typ, err, diffs)
 	}
 }

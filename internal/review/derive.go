@@ -97,8 +97,9 @@ type derivedGrant struct {
 type derivedSession struct {
 	s     model.Session
 	ended bool
-	// started is the seq of its session.started entry.
-	started int64
+	// started is the seq of its session.started entry, ends that of its
+	// session.ended entry.
+	started, ends int64
 }
 
 // NewDeriver returns an empty Deriver.
@@ -113,6 +114,11 @@ func (d *Deriver) SetStored(size int64) { d.unstored = size }
 
 // stored reports whether session s's start is in the store.
 func (d *Deriver) stored(s *derivedSession) bool { return s.started < d.unstored }
+
+// endStored reports whether the store holds session s's end (and so its
+// row does): an end only in a journal leaves the row open, its summary
+// behind the log's, as a live session's.
+func (d *Deriver) endStored(s *derivedSession) bool { return s.ended && s.ends < d.unstored }
 
 // Parsed is one entry decoded for the Deriver. Decoding does not depend on
 // the state, so callers may Parse entries in parallel and Apply them in
@@ -431,6 +437,7 @@ func (d *Deriver) applySession(p Parsed) error {
 	case "session.ended":
 		ds.ended = true
 		ds.s.EndedAt = p.Time
+		ds.ends = p.Seq
 	}
 	return nil
 }
@@ -460,7 +467,7 @@ func (d *Deriver) Grant(id string) (g model.Grant, live, ok bool) {
 		u.BytesIn += s.s.BytesIn
 		u.BytesOut += s.s.BytesOut
 		u.ScopeUsed = append(u.ScopeUsed, s.s.Used...)
-		live = live || !s.ended
+		live = live || !d.endStored(s)
 	}
 	slices.Sort(u.ScopeUsed)
 	u.ScopeUsed = slices.Compact(u.ScopeUsed)
@@ -477,7 +484,9 @@ func (d *Deriver) Problems(id string) []string {
 }
 
 // Session returns the session as the log implies it; ended reports whether
-// the log holds its end.
+// the log holds its end, in the store (an end only in a journal, see
+// SetStored, leaves the session open: its row is ended when the store
+// gets the entry).
 func (d *Deriver) Session(id string) (s model.Session, ended, ok bool) {
 	ds := d.sessions[id]
 	if ds == nil {
@@ -485,7 +494,10 @@ func (d *Deriver) Session(id string) (s model.Session, ended, ok bool) {
 	}
 	s = ds.s
 	s.Used = slices.Clone(s.Used)
-	return s, ds.ended, true
+	if ds.ended && !d.endStored(ds) {
+		s.EndedAt = time.Time{}
+	}
+	return s, d.endStored(ds), true
 }
 
 // SessionIDs returns the ids of every session derived, sorted.

@@ -36,22 +36,42 @@ func startedSession(p Parsed) (model.Session, error) {
 	}, nil
 }
 
+// endedSummary is the data of a session.ended entry: the session's final
+// summary. Used is there since sessions end by a plain append; the
+// derivation counts it from the calls instead.
+type endedSummary struct {
+	Calls    int64     `json:"calls"`
+	Denied   int64     `json:"denied"`
+	BytesIn  int64     `json:"bytes_in"`
+	BytesOut int64     `json:"bytes_out"`
+	Used     *[]string `json:"used"`
+}
+
 // StoreRows writes in tx the rows that entries imply as they are stored:
 // for each session.started entry, its session's row, unless the session
-// has one already (its summary, written since, is left as it is). Entries
-// of other types cost a comparison of their type.
+// has one already (its summary, written since, is left as it is); for
+// each session.ended entry, the end and the final summary it states, in
+// the session's row, unless the row records an end already (written with
+// the entry by the same transaction, as a recovered end is). Entries of
+// other types cost a comparison of their type.
 func StoreRows(ctx context.Context, tx store.Tx, entries []store.LogEntry) error {
 	for i := range entries {
 		e := &entries[i]
-		if e.Type != "session.started" {
+		if e.Type != "session.started" && e.Type != "session.ended" {
 			continue
 		}
 		p, err := Parse(e.Data)
 		if err != nil {
 			return fmt.Errorf("review: the row of entry %d: %w", e.Seq, err)
 		}
-		if p.Type != "session.started" || p.Session == "" || p.Grant == "" {
-			return fmt.Errorf("review: entry %d is indexed as session.started but holds %s of session %q, grant %q", e.Seq, p.Type, p.Session, p.Grant)
+		if p.Type != e.Type || p.Session == "" || p.Grant == "" {
+			return fmt.Errorf("review: entry %d is indexed as %s but holds %s of session %q, grant %q", e.Seq, e.Type, p.Type, p.Session, p.Grant)
+		}
+		if p.Type == "session.ended" {
+			if err := endRow(ctx, tx, p); err != nil {
+				return fmt.Errorf("review: the row of session %s (entry %d): %w", p.Session, e.Seq, err)
+			}
+			continue
 		}
 		s, err := startedSession(p)
 		if err != nil {
@@ -62,4 +82,21 @@ func StoreRows(ctx context.Context, tx store.Tx, entries []store.LogEntry) error
 		}
 	}
 	return nil
+}
+
+// endRow writes the end a session.ended entry states into its row.
+func endRow(ctx context.Context, tx store.Tx, p Parsed) error {
+	var in endedSummary
+	if err := json.Unmarshal(p.data, &in); err != nil {
+		return err
+	}
+	end := model.Session{ID: p.Session, EndedAt: p.Time, Calls: in.Calls, Denied: in.Denied, BytesIn: in.BytesIn, BytesOut: in.BytesOut}
+	if in.Used != nil {
+		end.Used = *in.Used
+		if end.Used == nil {
+			end.Used = []string{} // stated empty: not "keep the row's"
+		}
+	}
+	_, err := tx.EndSession(ctx, end)
+	return err
 }

@@ -71,6 +71,33 @@ func TestStoreRows(t *testing.T) {
 		t.Errorf("stored summary after its start's row: %+v %v, want it unchanged", got, err)
 	}
 
+	// A session.ended entry writes the end and final summary it states
+	// into the row, once; one that states no Used list keeps the row's.
+	endedEntry := func(seq int64, at time.Time, session, used string) store.LogEntry {
+		data := fmt.Sprintf(`{"seq":%d,"time":%q,"type":"session.ended","grant":"g_1","session":%q,"actor":"bot","data":{"calls":3,"denied":1,"bytes_in":5,"bytes_out":6%s}}`,
+			seq, at.Format(time.RFC3339Nano), session, used)
+		return store.LogEntry{Seq: seq, Time: at, Type: "session.ended", GrantID: "g_1", SessionID: session, Data: []byte(data)}
+	}
+	end := at.Add(time.Minute)
+	if err := write(endedEntry(3, end, "s_1", `,"used":["pg:select db.public.t"]`), endedEntry(4, end.Add(time.Second), "s_1", `,"used":[]`),
+		endedEntry(5, end, "s_2", "")); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.Session(ctx, "s_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.EndedAt.Equal(end) || got.Calls != 3 || got.Denied != 1 || got.BytesIn != 5 || got.BytesOut != 6 ||
+		len(got.Used) != 1 || got.Used[0] != "pg:select db.public.t" || got.Client != want.Client {
+		t.Errorf("row after its end %+v (the second end must not move it)", got)
+	}
+	if got, err := st.Session(ctx, "s_2"); err != nil || !got.EndedAt.Equal(end) || got.Calls != 3 {
+		t.Errorf("row after an end without a Used list: %+v %v", got, err)
+	}
+	if err := write(endedEntry(6, end, "s_none", `,"used":[]`)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("end of a session without a row: %v, want ErrNotFound", err)
+	}
+
 	// An entry indexed as a start that is not one fails the transaction.
 	bad := startedEntry(3, at, "g_1", "s_3", "x")
 	bad.Data = []byte(strings.Replace(string(bad.Data), `"type":"session.started"`, `"type":"session.call"`, 1))

@@ -95,6 +95,12 @@ type Tx interface {
 	// entry implies, written as the entry is stored (review.StoreRows),
 	// must never overwrite a summary written since.
 	InsertSession(ctx context.Context, s model.Session) error
+	// EndSession records the end of session end.ID in its row: end's
+	// EndedAt, Calls, Denied, BytesIn, BytesOut and Used (unless nil)
+	// replace the row's, the rest of the row stays. A row that already
+	// records an end is left as it is (false). ErrNotFound if the session
+	// has no row.
+	EndSession(ctx context.Context, end model.Session) (bool, error)
 
 	// AppendLog stores entries; their Seq values must continue the log
 	// without a gap (ErrConflict otherwise).
@@ -110,6 +116,19 @@ type Tx interface {
 
 	Commit() error
 	Rollback() error
+}
+
+// EndedRow is session row cur with the end stated by end (as
+// Tx.EndSession writes it), and false if cur already records an end.
+func EndedRow(cur, end model.Session) (model.Session, bool) {
+	if !cur.EndedAt.IsZero() {
+		return cur, false
+	}
+	cur.EndedAt, cur.Calls, cur.Denied, cur.BytesIn, cur.BytesOut = end.EndedAt, end.Calls, end.Denied, end.BytesIn, end.BytesOut
+	if end.Used != nil {
+		cur.Used = end.Used
+	}
+	return cur, true
 }
 
 // GrantFilter selects grants for the review query. Zero fields do not filter.

@@ -255,6 +255,23 @@ func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
 	return t.writeSession(ctx, putSessionSQL, "put", s)
 }
 
+// EndSession records the end of a session in its row, unless the row
+// already records one.
+func (t *Tx) EndSession(ctx context.Context, end model.Session) (bool, error) {
+	if err := t.usable(); err != nil {
+		return false, err
+	}
+	cur, err := getSession(ctx, t.tx, end.ID)
+	if err != nil {
+		return false, err
+	}
+	row, ok := store.EndedRow(cur, end)
+	if !ok {
+		return false, nil
+	}
+	return true, t.writeSession(ctx, putSessionSQL, "end", row)
+}
+
 // writeSession writes s with query (putSessionSQL or insertSessionSQL).
 func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session) error {
 	if err := t.usable(); err != nil {

@@ -290,6 +290,31 @@ func (t *Tx) PutSession(ctx context.Context, s model.Session) error {
 	return t.writeSession(ctx, putSessionSQL, "put", s)
 }
 
+// EndSession records the end of a session in its row, unless the row
+// already records one.
+func (t *Tx) EndSession(ctx context.Context, end model.Session) (bool, error) {
+	if err := t.usable(); err != nil {
+		return false, err
+	}
+	var rec []byte
+	err := t.tx.QueryRowContext(ctx, "SELECT record FROM sessions WHERE id = ?", end.ID).Scan(&rec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("sqlitestore: end session %q: %w", end.ID, store.ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: end session %q: %w", end.ID, t.check(err))
+	}
+	cur, err := decodeSession(rec)
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: end session %q: %w", end.ID, err)
+	}
+	row, ok := store.EndedRow(cur, end)
+	if !ok {
+		return false, nil
+	}
+	return true, t.writeSession(ctx, putSessionSQL, "end", row)
+}
+
 // writeSession writes s with query (putSessionSQL or insertSessionSQL).
 func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session) error {
 	if err := t.usable(); err != nil {

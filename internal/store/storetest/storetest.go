@@ -728,6 +728,29 @@ func testSessions(t *testing.T, s store.Store) {
 	got, err = s.Session(ctx, "s_1")
 	must(t, err, "Session")
 	same(t, "Session(s_1) after InsertSession of its ID", got, s1)
+
+	// EndSession writes the end and the final summary into the row, once.
+	end := model.Session{ID: "s_4", EndedAt: t0.Add(time.Hour).In(zone), Calls: 4, Denied: 1, BytesIn: 10, BytesOut: 20, Used: []string{"pg:select db.public.t"}}
+	write(t, s, func(ctx context.Context, tx store.Tx) {
+		ok, err := tx.EndSession(ctx, end)
+		must(t, err, "EndSession")
+		if !ok {
+			t.Error("EndSession of an open session: false")
+		}
+		again := end
+		again.EndedAt, again.Calls = t0.Add(2*time.Hour), 99
+		if ok, err := tx.EndSession(ctx, again); err != nil || ok {
+			t.Errorf("EndSession of an ended session: %v %v, want false, nil", ok, err)
+		}
+		if _, err := tx.EndSession(ctx, model.Session{ID: "s_none", EndedAt: t0}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("EndSession without a row: %v, want ErrNotFound", err)
+		}
+	})
+	got, err = s.Session(ctx, "s_4")
+	must(t, err, "Session")
+	want4 := s4
+	want4.EndedAt, want4.Calls, want4.Denied, want4.BytesIn, want4.BytesOut, want4.Used = end.EndedAt, 4, 1, 10, 20, end.Used
+	same(t, "Session(s_4) after EndSession", got, want4)
 }
 
 func testAppendLog(t *testing.T, s store.Store) {
