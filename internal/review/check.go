@@ -141,10 +141,11 @@ func (c *Checker) Finish(ctx context.Context) ([]string, error) {
 	c.wg.Wait()
 	<-c.done
 	out := append([]string(nil), c.errs...)
-	// A session whose session.started entry the store does not hold (it
-	// is only in the journal an unclean stop left, given to the walk) has
-	// no row yet: the row is written with the entry (StoreRows). The size
-	// is read before the rows.
+	// Entries the store does not hold (only in the journal an unclean
+	// stop left, given to the walk) have not reached the rows yet: the
+	// rows are written with the entries (StoreRows). A session started
+	// there has no row, one ended there an open row, whose counts may
+	// trail (SetStored). The size is read before the rows.
 	if ls, ok := c.rows.(LogSizer); ok {
 		n, err := ls.LogSize(ctx)
 		if err != nil {

@@ -37,6 +37,8 @@ type Witness struct {
 	logs     map[string]note.Verifier // origin → the log's key
 	state    map[string]State
 	requests int
+	// conflicts counts the 409 answers.
+	conflicts int
 }
 
 // State is what the witness holds for one log.
@@ -94,6 +96,14 @@ func (w *Witness) Requests() int {
 	return w.requests
 }
 
+// Conflicts counts the add-checkpoint requests answered 409 (the old
+// size the client sent is not the one the witness holds).
+func (w *Witness) Conflicts() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conflicts
+}
+
 // ServeHTTP implements http.Handler.
 func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/add-checkpoint" {
@@ -111,6 +121,11 @@ func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, out := w.add(body)
+	if status == http.StatusConflict {
+		w.mu.Lock()
+		w.conflicts++
+		w.mu.Unlock()
+	}
 	switch status {
 	case http.StatusOK:
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
