@@ -43,7 +43,7 @@ func (l *Log) commitJournal(claimed []result) {
 	if err == nil {
 		l.tree = tree
 		l.size.Store(tree.n)
-		l.idx.push(entries, tree)
+		l.idx.push(entries, &tree)
 		if l.opts.OnCommit != nil {
 			l.opts.OnCommit(tree.n)
 		}
