@@ -28,10 +28,18 @@ const (
 // upstream backend.
 type conn struct {
 	gw     *Gateway
+	srv    *serving // the Serve call that accepted it (nil in tests)
 	raw    net.Conn
 	client string // peer address, for the recording
 	ctx    context.Context
 	cancel context.CancelFunc
+	// sctx is the startup's context, cancelled by kill too (scancel, under
+	// wmu) and dropped when the startup ends. The startup's calls (the
+	// upstream login through pgconn, TLS, the authority) register
+	// children on the context they get, and a context keeps its children
+	// map once made: on ctx, every idle session would carry an empty one.
+	sctx    context.Context
+	scancel context.CancelFunc
 
 	br *idleReader // client side, read by the serving goroutine only
 
@@ -76,7 +84,11 @@ type conn struct {
 func newConn(g *Gateway, nc net.Conn) *conn {
 	nc = g.park.Wrap(nc)
 	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String()}
-	c.ctx, c.cancel = context.WithCancel(g.ctx)
+	// Not a child of the gateway's context: the gateway ends its
+	// connections itself (Close, and its Serve's context: shutdownServed),
+	// through kill, which cancels this one. A child would cost every idle
+	// session an entry in the parent's children (bench/README.md).
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.br = newIdleReader(nc)
 	c.cw = newFlushWriter(nc)
 	c.txs.Store('I')
@@ -118,6 +130,9 @@ func (c *conn) kill(e *pgError) {
 		// wmu forever.
 		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
 		c.wmu.Lock()
+		if c.scancel != nil {
+			c.scancel()
+		}
 		if c.up != nil {
 			c.up.Close()
 		}
@@ -144,12 +159,10 @@ func (c *conn) closeAll() {
 	c.wmu.Unlock()
 }
 
-func (c *conn) serve(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() { c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down")) })
+func (c *conn) serve() {
 	defer func() {
 		if !c.pk.relaying {
 			c.closeAll()
-			stop()
 		}
 	}()
 	defer c.endStartup()
@@ -165,7 +178,6 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	c.endStartup()
 	_ = c.raw.SetDeadline(time.Time{})
-	c.pk.stop = stop
 	c.run(up) // from here the relay loops end the session (park.go)
 }
 
@@ -182,6 +194,19 @@ func (c *conn) startupApart() (net.Conn, error) {
 		err error
 		pv  any
 	)
+	sctx, scancel := context.WithCancel(context.Background())
+	defer scancel()
+	c.wmu.Lock()
+	if c.dead {
+		scancel() // killed already
+	}
+	c.sctx, c.scancel = sctx, scancel
+	c.wmu.Unlock()
+	defer func() {
+		c.wmu.Lock()
+		c.sctx, c.scancel = nil, nil
+		c.wmu.Unlock()
+	}()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -251,7 +276,7 @@ func (c *conn) refuse(err error) {
 // useTLS switches the client side to TLS after an SSLRequest.
 func (c *conn) useTLS(cfg *tls.Config) error {
 	tc := tls.Server(c.raw, cfg)
-	if err := tc.HandshakeContext(c.ctx); err != nil {
+	if err := tc.HandshakeContext(c.sctx); err != nil {
 		return &refusal{reason: "TLS handshake failed: " + err.Error()}
 	}
 	c.wmu.Lock()
@@ -283,11 +308,11 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 			return pf.f
 		}
 	}
-	pc, err := pgconn.ConnectConfig(c.ctx, cfg)
+	pc, err := pgconn.ConnectConfig(c.sctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := pc.SyncConn(c.ctx); err != nil {
+	if err := pc.SyncConn(c.sctx); err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}

@@ -362,7 +362,14 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g.lns[ln] = struct{}{}
 	g.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	// When ctx ends, so do the listener and the sessions it accepted: one
+	// hook for all of them, not one per connection (each cost an idle
+	// session a context and an entry in ctx's children).
+	srv := &serving{ln: ln}
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		g.shutdownServed(srv)
+	})
 	defer stop()
 	defer func() {
 		g.mu.Lock()
@@ -393,18 +400,22 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		c := newConn(g, nc)
+		c.srv = srv
 		if !g.track(c) {
 			g.releaseStartup()
 			nc.Close()
 			return nil
 		}
-		g.wg.Add(1)
+		if ctx.Err() != nil {
+			// Accepted as ctx ended: shutdownServed may have swept
+			// before track.
+			c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down"))
+		}
 		// A relaying session ends on its relay loops' goroutines (park.go).
-		c.pk.end = func() { g.untrack(c); g.wg.Done() }
 		go func() {
-			c.served(ctx)
+			c.served()
 			if !c.pk.relaying {
-				c.pk.end()
+				c.release()
 			}
 		}()
 	}
@@ -423,7 +434,28 @@ func (g *Gateway) track(c *conn) bool {
 		return false
 	}
 	g.conns[c] = struct{}{}
+	g.wg.Add(1)
+	c.pk.tracked = true
 	return true
+}
+
+// serving identifies one Serve call, for the sessions it accepted.
+type serving struct{ ln net.Listener }
+
+// shutdownServed ends the sessions that the Serve call srv accepted, as
+// its context ended.
+func (g *Gateway) shutdownServed(srv *serving) {
+	g.mu.Lock()
+	var cs []*conn
+	for c := range g.conns {
+		if c.srv == srv {
+			cs = append(cs, c)
+		}
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.kill(fatal(codeAdminShutdown, "airlock: the gateway is shutting down"))
+	}
 }
 
 func (g *Gateway) untrack(c *conn) {

@@ -128,13 +128,13 @@ func (c *conn) recordInternalError() {
 // served runs c from its startup to its end with every panic contained: a
 // panic in the startup is recorded as a refused attempt, one after the
 // session started ends the session with the internal error recorded.
-func (c *conn) served(ctx context.Context) {
+func (c *conn) served() {
 	defer func() {
 		if v := recover(); v != nil {
 			c.recovered(v, "connection")
 		}
 	}()
-	c.serve(ctx)
+	c.serve()
 }
 
 // recovered handles a panic v recovered on the goroutine that ends the

@@ -56,11 +56,9 @@ type parking struct {
 	loops atomic.Int32
 	// ubr is the upstream loop's reader, kept across parkings.
 	ubr *idleReader
-	// stop undoes the gateway shutdown hook; end releases the gateway's
-	// hold on the connection (untrack, WaitGroup). Both run once, when the
-	// session ends.
-	stop func() bool
-	end  func()
+	// tracked: the gateway holds the connection (in its set and its
+	// WaitGroup) until the session ends (release).
+	tracked bool
 }
 
 // parker is the process's poller, started with the first gateway; nil if
@@ -141,14 +139,7 @@ func (c *conn) loopDone(parked *bool) {
 // goroutine did after the relay before sessions could park.
 func (c *conn) ended() {
 	defer func() {
-		// Set by the accept loop and serve; a connection made otherwise
-		// (tests) has neither.
-		if c.pk.stop != nil {
-			c.pk.stop()
-		}
-		if c.pk.end != nil {
-			c.pk.end()
-		}
+		c.release()
 	}()
 	defer func() {
 		if v := recover(); v != nil {
@@ -157,4 +148,15 @@ func (c *conn) ended() {
 	}()
 	c.finish()
 	c.closeAll()
+}
+
+// release lets go of the gateway's hold on a connection its accept loop
+// tracked (a connection made otherwise, in tests, has none), once, when the
+// session ends.
+func (c *conn) release() {
+	if c.pk.tracked {
+		c.pk.tracked = false
+		c.gw.untrack(c)
+		c.gw.wg.Done()
+	}
 }

@@ -3,6 +3,7 @@ package pggw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -253,4 +254,55 @@ func TestParkedSessionsGatewayClose(t *testing.T) {
 		t.Fatal("Close did not return with parked sessions")
 	}
 	e.waitSessionsEnded(g)
+}
+
+// TestServeContextEndsItsSessions: when the context given to Serve ends,
+// the sessions that Serve accepted end with an administrator-shutdown
+// FATAL, parked or not (one hook per Serve call, not per connection), and
+// sessions accepted by another Serve call go on.
+func TestServeContextEndsItsSessions(t *testing.T) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- e.gw.Serve(ctx, ln) }()
+	other := fmt.Sprintf(":%d/", e.addr.Port)
+	dsn := strings.Replace(e.url(g, ""), other, fmt.Sprintf(":%d/", ln.Addr().(*net.TCPAddr).Port), 1)
+	cctx := ctxT(t, 20*time.Second)
+	var ended []*pgconn.PgConn
+	for range 2 {
+		pc, err := pgconn.Connect(cctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close(context.Background()) })
+		ended = append(ended, pc)
+	}
+	stays := e.connect(g, "")
+	e.waitParked(6) // the three sessions idle, both sockets each
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	for i, pc := range ended {
+		err := pc.Exec(cctx, "select 1").Close()
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != codeAdminShutdown {
+			t.Errorf("session %d after its Serve's context ended: %v, want FATAL %s", i, err, codeAdminShutdown)
+		}
+	}
+	var one int
+	if err := stays.QueryRow(cctx, "select 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("a session of the other Serve call: %v (%d)", err, one)
+	}
 }

@@ -142,7 +142,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	c.grant, c.t = gr, t
 	c.readOnly = readOnlyScope(gr.Scope)
 
-	sess, err := c.gw.o.Authority.StartSession(c.ctx, gr, c.client)
+	sess, err := c.gw.o.Authority.StartSession(c.sctx, gr, c.client)
 	if err != nil {
 		if errors.Is(err, gateway.ErrNoGrant) {
 			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: user, grant: gr}
@@ -251,7 +251,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: gr.CredentialID, grant: gr}
 	}
 	c.st = st
-	role, err := c.gw.roleFor(c.ctx, st)
+	role, err := c.gw.roleFor(c.sctx, st)
 	if err != nil {
 		c.gw.log.Error("no database role for the grant", "grant", gr.ID, "target", c.t.Name, "err", err)
 		c.recordSetupFailure("could not prepare the grant's database role")
