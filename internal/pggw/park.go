@@ -121,10 +121,28 @@ func (c *conn) parkOn(s side, b *idleReader, err error) error {
 	if s == upstreamSide {
 		wake = c.upstreamRelay
 	}
+	c.relay.letGo(s)
 	if pc.Park(wake) != nil {
 		return nil // closed: the read will say so
 	}
 	return errParked
+}
+
+// letGo drops the buffers and queues that side s's statements grew, as its
+// loop parks (idle: they are empty): an idle session keeps its prepared
+// statements and portals, not the capacity its last batch needed.
+func (r *relayState) letGo(s side) {
+	if s == clientSide {
+		r.batch, r.execs, r.scratch = nil, nil, nil
+		r.bind = bindMsg{}
+		return
+	}
+	r.done = nil
+	r.qmu.Lock()
+	if r.front() == nil {
+		r.q, r.head = nil, 0
+	}
+	r.qmu.Unlock()
 }
 
 // loopDone is deferred by each relay loop's goroutine: unless the loop

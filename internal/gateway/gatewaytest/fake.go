@@ -33,6 +33,7 @@ type Authority struct {
 	summaries  []gateway.RejectionSummary
 	agg        *gateway.RejectAggregator
 	fail       bool
+	discard    bool
 	stall      *Stall
 	n          int
 }
@@ -43,9 +44,10 @@ type Recorded struct {
 	Grant  *gateway.Grant
 	Client string
 
-	mu    sync.Mutex
-	calls []gateway.Call
-	ended bool
+	mu        sync.Mutex
+	calls     []gateway.Call
+	discarded int // calls recorded while the Authority discarded them
+	ended     bool
 }
 
 // Calls returns a copy of the session's recorded calls, in order.
@@ -131,6 +133,23 @@ func (a *Authority) FailRecords(on bool) {
 	a.mu.Lock()
 	a.fail = on
 	a.mu.Unlock()
+}
+
+// DiscardCalls makes later records succeed without keeping the calls
+// (Discarded counts them), for tests that measure what a gateway keeps in
+// memory: the fake's own list of calls would be counted with it.
+func (a *Authority) DiscardCalls(on bool) {
+	a.mu.Lock()
+	a.discard = on
+	a.mu.Unlock()
+}
+
+// Discarded returns how many of the session's calls were recorded while
+// the Authority discarded them.
+func (r *Recorded) Discarded() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.discarded
 }
 
 // Sessions returns the sessions started so far, in order.
@@ -263,13 +282,17 @@ func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client s
 			return err
 		}
 		a.mu.Lock()
-		fail := a.fail
+		fail, discard := a.fail, a.discard
 		a.mu.Unlock()
 		if fail {
 			return ErrRecordFailed
 		}
 		r.mu.Lock()
-		r.calls = append(r.calls, c)
+		if discard {
+			r.discarded++
+		} else {
+			r.calls = append(r.calls, c)
+		}
 		r.mu.Unlock()
 		return nil
 	}
