@@ -228,8 +228,15 @@ func TestParkedSessionPanicContained(t *testing.T) {
 		t.Fatalf("err = %v, want the internal error", err)
 	}
 	e.waitSessionsEnded(g)
+	// Ended with the internal error recorded before the end: no wait
+	// for it once the session has ended.
 	if e.gw.panics.Load() != 1 || e.panickedSessions(g) != 1 {
 		t.Fatalf("panics %d, sessions with the internal error %d", e.gw.panics.Load(), e.panickedSessions(g))
+	}
+	for _, s := range e.auth.Sessions() {
+		if n := s.Late(); n != 0 {
+			t.Errorf("session %s: %d records after its end", s.ID, n)
+		}
 	}
 	// The gateway still serves.
 	c := e.connect(g, "")

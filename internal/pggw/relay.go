@@ -188,9 +188,6 @@ func (c *conn) clientRelay() {
 
 // finish records what never completed and ends the session.
 func (c *conn) finish() {
-	if c.panicked.Load() {
-		defer c.recordInternalError()
-	}
 	c.gw.keys.remove(c.key)
 	c.st.removeSession(c)
 	r := c.relay
@@ -206,6 +203,11 @@ func (c *conn) finish() {
 	r.qmu.Unlock()
 	c.dropUnrecorded()
 	c.recordResults()
+	if c.panicked.Load() {
+		// Before the end, as every result: an end is the session's last
+		// record (gateway.Session.Result).
+		c.recordInternalError()
+	}
 	c.endSession()
 }
 

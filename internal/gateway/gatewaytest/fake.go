@@ -47,6 +47,7 @@ type Recorded struct {
 	mu        sync.Mutex
 	calls     []gateway.Call
 	discarded int // calls recorded while the Authority discarded them
+	late      int // records attempted after End, refused
 	ended     bool
 }
 
@@ -142,6 +143,18 @@ func (a *Authority) DiscardCalls(on bool) {
 	a.mu.Lock()
 	a.discard = on
 	a.mu.Unlock()
+}
+
+// errRecordAfterEnd refuses a record made after the session's End.
+var errRecordAfterEnd = errors.New("gatewaytest: a call recorded after the session ended")
+
+// Late returns how many records were attempted on the session after its
+// End (and refused): a gateway must record a session's calls and results
+// before it ends it.
+func (r *Recorded) Late() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.late
 }
 
 // Discarded returns how many of the session's calls were recorded while
@@ -288,6 +301,12 @@ func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client s
 			return ErrRecordFailed
 		}
 		r.mu.Lock()
+		if r.ended {
+			// A session's results land before its end (gateway.Session).
+			r.late++
+			r.mu.Unlock()
+			return errRecordAfterEnd
+		}
 		if discard {
 			r.discarded++
 		} else {
