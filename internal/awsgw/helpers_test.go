@@ -60,6 +60,13 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 func newEnvTLS(t *testing.T, useTLS bool, opts ...envOpt) *env {
 	t.Helper()
 	e := &env{t: t, auth: gatewaytest.New(), up: newFakeS3(t, upstreamAK, upstreamSK), logs: &syncWriter{w: &bytes.Buffer{}}}
+	// Last, once the gateway has closed: every session's records came
+	// before its end.
+	t.Cleanup(func() {
+		if n := e.auth.LateRecords(); n != 0 {
+			t.Errorf("%d records were made after their session's end", n)
+		}
+	})
 	o := Options{
 		Authority: e.auth,
 		Targets: []Target{{Name: testTarget, Account: testAccount, Region: testRegion, Endpoint: e.up.srv.URL,

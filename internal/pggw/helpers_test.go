@@ -165,6 +165,13 @@ func newEnv(t testing.TB, tweak func(*Options)) *env {
 	}
 	t.Cleanup(m.Close)
 	e := &env{t: t, auth: gatewaytest.New(), db: db, dbDSN: dbDSN, roles: &roles{m: m}}
+	// Last, once the gateway has closed: every session's records came
+	// before its end.
+	t.Cleanup(func() {
+		if n := e.auth.LateRecords(); n != 0 {
+			t.Errorf("%d records were made after their session's end", n)
+		}
+	})
 	o := Options{
 		Authority: e.auth,
 		Targets:   []Target{{Name: targetName, Account: "111122223333", Upstream: dbDSN, Roles: e.roles}},

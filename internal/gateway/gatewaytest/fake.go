@@ -157,6 +157,16 @@ func (r *Recorded) Late() int {
 	return r.late
 }
 
+// LateRecords returns how many records were attempted after their
+// session's End, over every session (see Recorded.Late).
+func (a *Authority) LateRecords() int {
+	n := 0
+	for _, r := range a.Sessions() {
+		n += r.Late()
+	}
+	return n
+}
+
 // Discarded returns how many of the session's calls were recorded while
 // the Authority discarded them.
 func (r *Recorded) Discarded() int {
