@@ -235,13 +235,17 @@
 // Nothing is acknowledged earlier or differently: the delay only moves
 // when a batch starts.
 //
-// The wait is timed with [clock.AfterShort], a nanosleep on a goroutine of
-// its own, not a runtime timer: every caller of a held batch is blocked on
-// it, so the process is often idle while the writer waits, and an idle Go
-// process fires a timer due in 200 µs only after about 1 ms (its poller
-// waits in whole milliseconds). With runtime timers, BenchmarkAppend8's
-// batches of 8 took about 1.4 ms where the delay allows 0.2 plus the
-// write (bench/README.md).
+// When the batch holds an append whose caller is blocked on it before it
+// forwards anything ([Log.Append]), the wait is timed with
+// [clock.AfterShort], a nanosleep on a goroutine of its own, not a runtime
+// timer: nothing of that caller's call is in flight, so the process may
+// well be idle while the writer waits, and an idle Go process fires a
+// timer due in 200 µs only after about 1 ms (its poller waits in whole
+// milliseconds). With runtime timers, BenchmarkAppend8's batches of 8 took
+// about 1.4 ms where the delay allows 0.2 plus the write (bench/README.md).
+// A batch of reads alone keeps the runtime timer: their answers, arriving
+// meanwhile, wake the scheduler, which runs due timers, and the sleeping
+// thread's wake-ups cost more than they save there.
 //
 // [Log.AppendLazy] is for records nobody is held up by (a session's batched
 // results, whose calls were answered already): a queue of only such appends
