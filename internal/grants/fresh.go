@@ -151,10 +151,7 @@ func (s *Service) serveFresh() {
 		}
 		s.fresh.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), freshWait)
-		err := s.flushAllResults(ctx)
-		if err == nil {
-			err = s.flushSessions(ctx)
-		}
+		err := s.rec.Flush(ctx)
 		if err != nil {
 			// No acknowledgement: the reader must not take this
 			// replica's rows for current.

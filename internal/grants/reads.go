@@ -36,11 +36,8 @@ func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (mo
 // written the read goes on with what is stored: reviewing must not depend
 // on the log taking writes.
 func (s *Service) freshSessions(ctx context.Context) {
-	if err := s.flushAllResults(ctx); err != nil {
-		s.logger.Warn("session results may be missing from this read", "err", err)
-	}
-	if err := s.flushSessions(ctx); err != nil {
-		s.logger.Warn("session summaries may lag their calls", "err", err)
+	if err := s.rec.Flush(ctx); err != nil {
+		s.logger.Warn("session results or summaries may be missing from this read", "err", err)
 	}
 	s.freshReplicas(ctx)
 	if err := s.log.Sync(ctx); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/sessions"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -48,7 +49,7 @@ func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries
 	}
 	ended := false
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		if done, err := endedElsewhere(ctx, tx, ses.ID); err != nil || done {
+		if done, err := sessions.EndedElsewhere(ctx, tx, ses.ID); err != nil || done {
 			return nil, err // done: another replica recovered it first
 		}
 		ended = true
@@ -86,7 +87,7 @@ func recount(ses model.Session, entries []store.LogEntry) (model.Session, error)
 			ses = withCall(ses, ent.Data)
 		case "session.results":
 			var ent struct {
-				Data resultsData `json:"data"`
+				Data sessions.Results `json:"data"`
 			}
 			if err := json.Unmarshal(e.Data, &ent); err != nil {
 				return ses, fmt.Errorf("entry %d: %w", e.Seq, err)

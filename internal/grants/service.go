@@ -1,16 +1,18 @@
 // Package grants runs the grant lifecycle: request, policy decision, human
 // approval, activation, expiry, revocation and ending, plus the identities
-// and sessions around them.
+// around them, and serves the gateways (gateway.Authority): their
+// credentials' grants from memory, and the sessions they start, which the
+// sessions package records.
 //
 // Every state change is written through the audit log's group commit
 // (auditlog.Log.Do): the new grant record and the log entries that describe
 // the change commit in one transaction, so the store never holds a state the
-// log does not explain. A session's start and (on a store of its own) its
-// end are the exception: they are plain appends, like gateway calls, and
-// the row is written from the session.started and session.ended entries
-// by the log itself, in the transaction that stores them (review.StoreRows
-// as auditlog.Options.Rows, which New requires). Changes to one grant are serialised by a per-grant
-// lock, which makes races (two approvers, approve against cancel, revoke
+// log does not explain. Sessions are the exception: their start, calls and
+// (on a store of its own) end are plain appends, and a session's row is
+// written from its entries by the log itself, in the transaction that
+// stores them (review.StoreRows as auditlog.Options.Rows, which New
+// requires; see internal/sessions). Changes to one grant are serialised by
+// a per-grant lock, which makes races (two approvers, approve against cancel, revoke
 // during approval, expiry during approval) resolve in one order that the
 // store, the in-memory cache and the log all agree on.
 //
@@ -111,6 +113,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/sessions"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -206,19 +209,11 @@ type Service struct {
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 
-	// dirty are the sessions whose stored summary lags their logged calls
-	// (see flushSessions); stopFlush and flushDone run the flusher.
-	dirtyMu sync.Mutex
-	dirty   map[*sessionState]struct{}
-	// pendingEnds are the session ends the log refused (sessionend.go).
-	pendingEnds map[*sessionState]pendingEnd
-	// withResults are the sessions with results not yet logged.
-	resultsMu   sync.Mutex
-	withResults map[*sessionState]struct{}
-	resultsKick chan struct{} // a batch is full: the flusher runs now
-	stopFlush   chan struct{}
-	flushDone   chan struct{}
-	closed      bool
+	// rec records the gateways' sessions (internal/sessions); running
+	// says its flusher was started.
+	rec     *sessions.Recorder
+	running bool
+	closed  bool
 
 	// rejects aggregates the gateways' refused attempts.
 	rejects *gateway.RejectAggregator
@@ -269,13 +264,30 @@ func New(o Options) (*Service, error) {
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
 		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{}, from: map[string]*model.Instance{},
-		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity), resultsKick: make(chan struct{}, 1),
+		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
 	}
 	s.rejects = gateway.NewRejectAggregator(o.Rejections, s.now, s.writeRejection, s.writeRejectionSummary)
+	replica := ""
+	if s.rep.notifier != nil {
+		replica = s.rep.id
+	}
+	rec, err := sessions.New(sessions.Options{
+		Log: o.Log, Store: o.Store, Replica: replica, Now: s.now, Refuse: s.logErr, Logger: o.Logger,
+		// Refused attempts are summarised on the sessions' flusher.
+		OnTick: func(ctx context.Context) {
+			if err := s.rejects.Flush(ctx); err != nil {
+				s.logger.Error("recording refused attempts' summaries; will retry", "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.rec = rec
 	return s, nil
 }
 
@@ -325,8 +337,8 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("grants recovered", "open", len(open))
-	s.stopFlush, s.flushDone = make(chan struct{}), make(chan struct{})
-	go s.flushLoop(s.stopFlush, s.flushDone)
+	s.rec.Run()
+	s.running = true
 	return s.startListening(ctx)
 }
 
@@ -334,17 +346,9 @@ func (s *Service) Start(ctx context.Context) error {
 // Grants stay as recorded; Start recovers them.
 func (s *Service) Close() {
 	s.stopListening()
-	if s.stopFlush != nil {
-		close(s.stopFlush)
-		<-s.flushDone
-		s.stopFlush = nil
-		if err := s.flushAllResults(context.Background()); err != nil {
-			s.logger.Error("recording session results at close", "err", err)
-		}
-		if err := s.flushSessions(context.Background()); err != nil {
-			s.logger.Error("writing session summaries at close", "err", err)
-		}
-		s.retryEnds(context.Background())
+	if s.running {
+		s.running = false
+		s.rec.Close()
 		if err := s.rejects.Close(context.Background()); err != nil {
 			s.logger.Error("recording refused attempts' summaries at close", "err", err)
 		}

@@ -171,19 +171,3 @@ func (s *Service) RecoverSession(ctx context.Context, sessionID string) error {
 	}
 	return s.recoverSession(ctx, ses, entries, "the replica serving it is gone; it ends at its last recorded event")
 }
-
-// endedElsewhere says, inside a shared store's write transaction, whether
-// session id was already ended by another replica (which took this one
-// for dead: its listener was down for two sweeps while it still served).
-// Its end is then not written twice.
-func endedElsewhere(ctx context.Context, tx store.Tx, id string) (bool, error) {
-	st, ok := tx.(store.SessionTx)
-	if !ok {
-		return false, nil
-	}
-	cur, err := st.Session(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	return !cur.EndedAt.IsZero(), nil
-}

@@ -38,7 +38,7 @@ func CountCall(r model.Session, c gateway.Call) model.Session {
 // r.Used: it may grow in place. The gateway's running session summary
 // uses it under its own lock, once per call, where CountCall's copy of the
 // whole Used list was an allocation per call; whoever hands the summary
-// out must copy Used (grants' sessionState.snapshot does).
+// out must copy Used (the sessions package's state.snapshot does).
 func Count(r *model.Session, c *gateway.Call) { countCall(r, c) }
 
 // countCall counts c in *r in place (r.Used may grow in place).

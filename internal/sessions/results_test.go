@@ -1,4 +1,4 @@
-package grants
+package sessions
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestResultsDataAppendJSONMatchesEncodingJSON(t *testing.T) {
-	for _, d := range []resultsData{
+	for _, d := range []Results{
 		{},
 		{Results: []gateway.Call{}},
 		{Results: []gateway.Call{{Kind: "result", Action: "pg:select", Params: map[string]string{"n": "1"}, Rows: 3, Duration: time.Millisecond}}, Dropped: 2},
@@ -30,7 +30,7 @@ func TestResultsDataAppendJSONMatchesEncodingJSON(t *testing.T) {
 // TestResultsDataGrowsOnce: a batch of similar results is encoded with one
 // growth of the buffer, not a doubling per few results.
 func TestResultsDataGrowsOnce(t *testing.T) {
-	d := resultsData{}
+	d := Results{}
 	for i := range 64 {
 		d.Results = append(d.Results, gateway.Call{Kind: "result", Action: "s3:GetObject", Resource: "arn:aws:s3:::bucket/app/object-" + strconv.Itoa(i),
 			Allowed: true, Params: map[string]string{"request_id": strconv.Itoa(i)}, Status: "200", BytesOut: 1024, Duration: time.Duration(i) * time.Microsecond})

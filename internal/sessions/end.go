@@ -1,4 +1,4 @@
-package grants
+package sessions
 
 import (
 	"context"
@@ -35,9 +35,9 @@ type pendingEnd struct {
 // included), and the log writes it into the row in the transaction that
 // stores the entry (review.StoreRows). On a store shared by replicas the
 // end is a transaction that first reads the row, since another replica
-// may have ended the session (endedElsewhere); there an append costs a
+// may have ended the session (EndedElsewhere); there an append costs a
 // store transaction anyway.
-func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g *gateway.Grant, at time.Time) error {
+func (r *Recorder) writeEnd(ctx context.Context, st *state, sid string, g *gateway.Grant, at time.Time) error {
 	st.mu.Lock()
 	st.ending = true // from here only this write stores the row
 	st.mu.Unlock()
@@ -54,12 +54,12 @@ func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g 
 		}}
 	}
 	var err error
-	if _, shared := s.st.(store.ReplicaRegistry); !shared {
+	if !r.shared {
 		_, e := end()
-		err = s.log.Append(ctx, e)
+		err = r.o.Log.Append(ctx, e)
 	} else {
-		err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-			if ended, err := endedElsewhere(ctx, tx, sid); err != nil || ended {
+		err = r.o.Log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+			if ended, err := EndedElsewhere(ctx, tx, sid); err != nil || ended {
 				return nil, err
 			}
 			snap, e := end()
@@ -81,29 +81,29 @@ func (s *Service) writeEnd(ctx context.Context, st *sessionState, sid string, g 
 }
 
 // queueEnd keeps an end the log refused for retryEnds.
-func (s *Service) queueEnd(st *sessionState, sid string, g *gateway.Grant, at time.Time) {
-	s.dirtyMu.Lock()
-	defer s.dirtyMu.Unlock()
-	if s.pendingEnds == nil {
-		s.pendingEnds = map[*sessionState]pendingEnd{}
+func (r *Recorder) queueEnd(st *state, sid string, g *gateway.Grant, at time.Time) {
+	r.dirtyMu.Lock()
+	defer r.dirtyMu.Unlock()
+	if r.pendingEnds == nil {
+		r.pendingEnds = map[*state]pendingEnd{}
 	}
-	s.pendingEnds[st] = pendingEnd{sid: sid, g: g, at: at}
+	r.pendingEnds[st] = pendingEnd{sid: sid, g: g, at: at}
 }
 
 // retryEnds writes the queued ends (their last results first).
-func (s *Service) retryEnds(ctx context.Context) {
-	s.dirtyMu.Lock()
-	pending := s.pendingEnds
-	s.pendingEnds = nil
-	s.dirtyMu.Unlock()
+func (r *Recorder) retryEnds(ctx context.Context) {
+	r.dirtyMu.Lock()
+	pending := r.pendingEnds
+	r.pendingEnds = nil
+	r.dirtyMu.Unlock()
 	for st, p := range pending {
-		err := s.flushResults(ctx, st)
+		err := r.flushResults(ctx, st)
 		if err == nil {
-			err = s.writeEnd(ctx, st, p.sid, p.g, p.at)
+			err = r.writeEnd(ctx, st, p.sid, p.g, p.at)
 		}
 		if err != nil {
-			s.logger.Error("recording a session's end; will retry", "session", p.sid, "err", err)
-			s.queueEnd(st, p.sid, p.g, p.at)
+			r.o.Logger.Error("recording a session's end; will retry", "session", p.sid, "err", err)
+			r.queueEnd(st, p.sid, p.g, p.at)
 		}
 	}
 }
@@ -115,4 +115,20 @@ func usedList(used []string) []string {
 		return []string{}
 	}
 	return used
+}
+
+// EndedElsewhere says, inside a shared store's write transaction, whether
+// session id was already ended by another replica (which took this one
+// for dead: its listener was down for two sweeps while it still served).
+// Its end is then not written twice.
+func EndedElsewhere(ctx context.Context, tx store.Tx, id string) (bool, error) {
+	st, ok := tx.(store.SessionTx)
+	if !ok {
+		return false, nil
+	}
+	cur, err := st.Session(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return !cur.EndedAt.IsZero(), nil
 }

@@ -1,0 +1,229 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Options configure a Recorder.
+type Options struct {
+	// Log is the audit log every record goes to. It must write the rows
+	// its entries imply (auditlog.Options.Rows: review.StoreRows): a
+	// session's row is written from its session.started entry.
+	Log *auditlog.Log
+	// Store holds the summary rows. A store shared by replicas
+	// (store.ReplicaRegistry) makes a session's end a transaction that
+	// first checks that no other replica ended it.
+	Store store.Store
+	// Replica, if set, is named in every session.started entry: if that
+	// replica goes, another one ends its sessions.
+	Replica string
+	// Now is the clock of the records' times.
+	Now func() time.Time
+	// Refuse turns an error from the log into the one a gateway refuses
+	// the call with, naming what could not be recorded (what: "the call",
+	// "the results", …). Nil returns the error unchanged.
+	Refuse func(what string, err error) error
+	// OnTick, if set, runs on the flusher after each round of results,
+	// for other records the control plane batches the same way (refused
+	// attempts' summaries).
+	OnTick func(ctx context.Context)
+	// Logger logs records that failed and will be retried.
+	Logger *slog.Logger
+}
+
+// A Recorder records sessions (see the package documentation). Run starts
+// its flusher and Close stops it.
+type Recorder struct {
+	o      Options
+	shared bool // the store is shared by replicas
+
+	// dirty are the sessions whose stored summary lags their logged
+	// calls (see flushRows).
+	dirtyMu sync.Mutex
+	dirty   map[*state]struct{}
+	// pendingEnds are the session ends the log refused (end.go).
+	pendingEnds map[*state]pendingEnd
+	// withResults are the sessions with results not yet logged.
+	resultsMu   sync.Mutex
+	withResults map[*state]struct{}
+	resultsKick chan struct{} // a batch is full: the flusher runs now
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a Recorder; Log, Store and Now are required.
+func New(o Options) (*Recorder, error) {
+	if o.Log == nil || o.Store == nil || o.Now == nil {
+		return nil, errors.New("sessions: Log, Store and Now are required")
+	}
+	if !o.Log.WritesRows() {
+		return nil, errors.New("sessions: the audit log must write the rows its entries imply (auditlog.Options.Rows: review.StoreRows)")
+	}
+	if o.Refuse == nil {
+		o.Refuse = func(_ string, err error) error { return err }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	_, shared := o.Store.(store.ReplicaRegistry)
+	return &Recorder{o: o, shared: shared, resultsKick: make(chan struct{}, 1)}, nil
+}
+
+// Start records the start of session sid under g for client (the peer's
+// address and, where there is one, its user agent) and returns the
+// session, whose calls it records from then on. The session.started entry
+// is durable when it returns.
+func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client string) (*gateway.Session, error) {
+	st := &state{rec: model.Session{
+		ID: sid, GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: r.o.Now(),
+	}}
+	data := map[string]any{"client": client, "target": g.Target}
+	if r.o.Replica != "" {
+		// Which replica serves it: if that one dies, another ends the
+		// session. Additive; the review ignores it.
+		data["replica"] = r.o.Replica
+	}
+	// A plain append, durable in the journal with the calls around it: the
+	// session's row is written from this entry in the transaction that
+	// stores it (review.StoreRows, auditlog.Options.Rows), so the store
+	// never holds the entry without the row. A store transaction of its own
+	// (Log.Do) cost each connection about a millisecond of CPU, and held
+	// every other session's records while it waited for the journal's copy.
+	err := r.o.Log.Append(ctx, auditlog.Event{Type: "session.started", Time: st.rec.StartedAt, GrantID: g.ID, SessionID: sid, Actor: g.Identity,
+		Data: data})
+	if err != nil {
+		return nil, r.o.Refuse("the session start", err)
+	}
+	// Every call is a plain append, encoded by the caller: no savepoint
+	// and no rewrite of the session row on the per-call path. The summary
+	// is counted only once the record is durable (a call whose record is
+	// never written is refused, and must not show in it), and its row is
+	// written lazily (see the package documentation).
+	counted := func(c gateway.Call) {
+		st.mu.Lock()
+		// In place: st.rec.Used is only read under st.mu, and handed out
+		// as a copy (snapshot).
+		review.Count(&st.rec, &c)
+		queued := st.dirty // already queued for the next flush, which has not taken it yet
+		st.dirty = true
+		st.mu.Unlock()
+		if !queued {
+			r.markDirty(st)
+		}
+	}
+	callEvent := func(c gateway.Call) auditlog.Event {
+		return auditlog.Event{Type: "session.call", GrantID: g.ID, SessionID: sid, Actor: g.Identity, Data: c}
+	}
+	request := func(ctx context.Context, c gateway.Call) error {
+		if err := r.o.Log.Append(ctx, callEvent(c)); err != nil {
+			return fmt.Errorf("recording call: %w", r.o.Refuse("the call", err))
+		}
+		counted(c)
+		return nil
+	}
+	requestAsync := func(ctx context.Context, c gateway.Call) func(context.Context) error {
+		p := r.o.Log.AppendAsync(ctx, callEvent(c))
+		return func(ctx context.Context) error {
+			if err := p.Wait(ctx); err != nil {
+				return fmt.Errorf("recording call: %w", r.o.Refuse("the call", err))
+			}
+			counted(c)
+			return nil
+		}
+	}
+	result := func(ctx context.Context, c gateway.Call) error { return r.addResult(ctx, st, c) }
+	end := func(ctx context.Context) error {
+		// The results still batched land before session.ended.
+		if err := r.flushResults(ctx, st); err != nil {
+			r.o.Logger.Error("recording a session's last results failed", "session", sid, "err", err)
+		}
+		at := r.o.Now()
+		if err := r.writeEnd(ctx, st, sid, g, at); err != nil {
+			r.queueEnd(st, sid, g, at) // the flusher writes it once the log takes it
+			return err
+		}
+		return nil
+	}
+	return gateway.NewSession(sid, g, gateway.Recorder{Request: request, RequestAsync: requestAsync, Result: result, End: end}), nil
+}
+
+// Flush logs every session's queued results, then writes the summary rows
+// that lag their logged calls, so that a read of sessions or usage after
+// it sees every call recorded before it began.
+// Both are tried: rows can be written even when a result could not.
+func (r *Recorder) Flush(ctx context.Context) error {
+	err := r.flushAllResults(ctx)
+	return errors.Join(err, r.flushRows(ctx))
+}
+
+// Run starts the flusher: results every resultsInterval (or at once when a
+// session's batch is full), summary rows and retried ends every
+// flushInterval. Call it once.
+func (r *Recorder) Run() {
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	go r.flushLoop(r.stop, r.done)
+}
+
+// Close stops the flusher, then logs what is queued, writes the rows that
+// lag and retries the ends the log refused, once. The sessions still open
+// stay open: the next start's recovery (or another replica) ends them.
+func (r *Recorder) Close() {
+	if r.stop == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+	r.stop = nil
+	if err := r.flushAllResults(context.Background()); err != nil {
+		r.o.Logger.Error("recording session results at close", "err", err)
+	}
+	if err := r.flushRows(context.Background()); err != nil {
+		r.o.Logger.Error("writing session summaries at close", "err", err)
+	}
+	r.retryEnds(context.Background())
+}
+
+// flushLoop logs queued results every resultsInterval and writes session
+// summaries every flushInterval, until stop closes.
+func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(resultsInterval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		var now time.Time
+		select {
+		case <-stop:
+			return
+		case <-r.resultsKick:
+			now = time.Now()
+		case now = <-t.C:
+		}
+		if err := r.flushAllResults(context.Background()); err != nil {
+			r.o.Logger.Error("recording session results; will retry", "err", err)
+		}
+		if r.o.OnTick != nil {
+			r.o.OnTick(context.Background())
+		}
+		if now.Sub(last) < flushInterval {
+			continue
+		}
+		last = now
+		if err := r.flushRows(context.Background()); err != nil {
+			r.o.Logger.Error("writing session summaries; will retry", "err", err)
+		}
+		r.retryEnds(context.Background())
+	}
+}

@@ -1,0 +1,230 @@
+package sessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
+)
+
+// env is a Recorder over a real store and log, as airlock serve runs
+// them: appends durable in the journal, copied into SQLite behind.
+type env struct {
+	t   *testing.T
+	ctx context.Context
+	st  *sqlitestore.Store
+	log *auditlog.Log
+	rec *Recorder
+}
+
+func newEnv(t *testing.T, o Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _, err := auditlog.LoadOrCreateKey(dir, "airlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logStore store.Store = st
+	lo := auditlog.Options{Origin: "airlock/sessions-test", Rows: review.StoreRows,
+		JournalDir: filepath.Join(dir, "journal"), JournalKey: []byte("sessions-test-journal-key-32byte")}
+	l, err := auditlog.Open(ctx, logStore, signer, lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Log, o.Store = l, st
+	if o.Now == nil {
+		o.Now = func() time.Time { return time.Now().UTC() }
+	}
+	rec, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: ctx, st: st, log: l, rec: rec}
+	t.Cleanup(func() {
+		rec.Close()
+		l.Close()
+		st.Close()
+	})
+	return e
+}
+
+func grant(id string) *gateway.Grant {
+	return gateway.NewGrant(gateway.Info{ID: id, Identity: "log-triage-bot", Target: "aws-prod", ExpiresAt: time.Now().Add(time.Hour)})
+}
+
+// entries returns the types of session sid's entries, in log order, once
+// the store holds every entry committed so far.
+func (e *env) entries(sid string) []store.LogEntry {
+	e.t.Helper()
+	if err := e.log.Sync(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	es, err := e.st.LogEntries(e.ctx, store.LogFilter{SessionID: sid})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return es
+}
+
+func types(es []store.LogEntry) string {
+	var ts []string
+	for _, e := range es {
+		ts = append(ts, e.Type)
+	}
+	return strings.Join(ts, " ")
+}
+
+func TestRecorderRecordsASession(t *testing.T) {
+	e := newEnv(t, Options{Replica: "r_test"})
+	g := grant("g_1")
+	ses, err := e.rec.Start(e.ctx, g, "s_1", "127.0.0.1:5000 aws-cli/2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := gateway.Call{Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/a", Allowed: true, BytesIn: 10}
+	if err := ses.Request(e.ctx, put); err != nil {
+		t.Fatal(err)
+	}
+	get := gateway.Call{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/b", Allowed: true}
+	if err := ses.RequestAsync(e.ctx, get).Wait(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []gateway.Call{put, get} {
+		c.Status, c.BytesIn, c.BytesOut = "200", 0, 7
+		if err := ses.Result(e.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ses.End(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	es := e.entries("s_1")
+	if got, want := types(es), "session.started session.call session.call session.results session.ended"; got != want {
+		t.Fatalf("entries %q, want %q", got, want)
+	}
+	var started struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal(es[0].Data, &started); err != nil || started.Data["replica"] != "r_test" || started.Data["client"] != "127.0.0.1:5000 aws-cli/2" {
+		t.Fatalf("session.started data %s (%v)", es[0].Data, err)
+	}
+	var results struct {
+		Data Results `json:"data"`
+	}
+	if err := json.Unmarshal(es[3].Data, &results); err != nil || len(results.Data.Results) != 2 {
+		t.Fatalf("session.results %s (%v)", es[3].Data, err)
+	}
+	row, err := e.st.Session(e.ctx, "s_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Calls != 2 || row.BytesIn != 10 || row.BytesOut != 14 || !row.EndedAt.Equal(es[4].Time) || row.GrantID != "g_1" {
+		t.Fatalf("row %+v, want 2 calls, 10 bytes in, 14 out, ended at %v", row, es[4].Time)
+	}
+}
+
+// TestRecorderFlushMakesRowsCurrent: without the flusher running, a
+// session's row lags its logged calls until Flush, after which it counts
+// every call recorded before.
+func TestRecorderFlushMakesRowsCurrent(t *testing.T) {
+	e := newEnv(t, Options{})
+	ses, err := e.rec.Start(e.ctx, grant("g_2"), "s_2", "127.0.0.1:5001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := ses.Request(e.ctx, gateway.Call{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Allowed: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ses.Result(e.ctx, gateway.Call{Action: "s3:GetObject", BytesOut: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.log.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if row, err := e.st.Session(e.ctx, "s_2"); err != nil || row.Calls != 0 {
+		t.Fatalf("before Flush: %+v (%v); want the row as started, 0 calls (the test does not test the flush)", row, err)
+	}
+	if err := e.rec.Flush(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	row, err := e.st.Session(e.ctx, "s_2")
+	if err != nil || row.Calls != 5 || row.BytesOut != 3 || !row.EndedAt.IsZero() {
+		t.Fatalf("after Flush: %+v (%v); want 5 calls, 3 bytes out, open", row, err)
+	}
+	if got := types(e.entries("s_2")); got != "session.started session.call session.call session.call session.call session.call session.results" {
+		t.Fatalf("entries %q", got)
+	}
+}
+
+// TestRecorderCloseLogsQueuedResults: results still batched when the
+// recorder closes are logged, not lost.
+func TestRecorderCloseLogsQueuedResults(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.rec.Run()
+	ses, err := e.rec.Start(e.ctx, grant("g_3"), "s_3", "127.0.0.1:5002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Request(e.ctx, gateway.Call{Action: "pg:select", Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Result(e.ctx, gateway.Call{Action: "pg:select", Rows: 4}); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.Close()
+	if got := types(e.entries("s_3")); got != "session.started session.call session.results" {
+		t.Fatalf("entries after Close %q", got)
+	}
+	row, err := e.st.Session(e.ctx, "s_3")
+	if err != nil || row.Calls != 1 || !row.EndedAt.IsZero() {
+		t.Fatalf("row after Close: %+v (%v); want 1 call, still open (recovery ends it)", row, err)
+	}
+}
+
+// TestRecorderRefusesWhatItCannotRecord: a call whose record the log does
+// not take is refused with the Options' Refuse error, and is not counted.
+func TestRecorderRefusesWhatItCannotRecord(t *testing.T) {
+	refusal := errors.New("could not record durably")
+	var refused atomic.Int32
+	e := newEnv(t, Options{Refuse: func(what string, err error) error {
+		refused.Add(1)
+		return refusal
+	}})
+	ses, err := e.rec.Start(e.ctx, grant("g_4"), "s_4", "127.0.0.1:5003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Request(e.ctx, gateway.Call{Action: "s3:PutObject", Allowed: true}); !errors.Is(err, refusal) {
+		t.Fatalf("Request on a closed log: %v, want the refusal", err)
+	}
+	if err := ses.RequestAsync(e.ctx, gateway.Call{Action: "s3:GetObject", Allowed: true}).Wait(e.ctx); !errors.Is(err, refusal) {
+		t.Fatalf("RequestAsync on a closed log: %v, want the refusal", err)
+	}
+	if refused.Load() != 2 {
+		t.Fatalf("Refuse called %d times, want 2", refused.Load())
+	}
+	if _, err := e.rec.Start(e.ctx, grant("g_4"), "s_5", "127.0.0.1:5004"); !errors.Is(err, refusal) {
+		t.Fatalf("Start on a closed log: %v, want the refusal", err)
+	}
+}

@@ -1,0 +1,294 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// state is the running summary of one session.
+type state struct {
+	mu  sync.Mutex
+	rec model.Session
+	// dirty means rec has calls its stored row does not have yet.
+	dirty bool
+	// ending means the session's end is being (or waits to be) written:
+	// only that write may store its row from then on.
+	ending bool
+	// results are result calls not yet logged (see addResult), and
+	// dropped counts those given up on after the log failed for long.
+	results []gateway.Call
+	dropped int
+	// fmu keeps one session's result batches in order.
+	fmu sync.Mutex
+}
+
+// Results are logged in batches: one "session.results" entry holds a
+// session's results, written by the flusher when resultsBatch are waiting
+// and at the latest resultsInterval after the first of them, and always
+// before session.ended. A request is
+// durable before it is forwarded, and so is every decision; a result (rows,
+// bytes, status, duration) describes what already happened, and one log
+// entry per result would double the log's work per call. A crash can lose
+// at most resultsInterval of results; the requests are all there.
+const (
+	resultsBatch    = 64
+	resultsInterval = 100 * time.Millisecond
+	// maxHeldResults bounds the results held per session while the log
+	// fails; older ones are dropped (and counted) past it.
+	maxHeldResults = 4096
+)
+
+// resultSlack is what a result may take beyond the batch's first one
+// before its buffer grows again (status, error text, sizes).
+const resultSlack = 32
+
+// Results is the data of a session.results entry: a session's results
+// logged together (see the package documentation).
+type Results struct {
+	Results []gateway.Call `json:"results"`
+	// Dropped counts results lost before this batch because the log could
+	// not take them in time.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// AppendJSON encodes d as encoding/json would, through the calls' own
+// encoder (see auditlog.Appender).
+func (d Results) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"results":`...)
+	if d.Results == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, c := range d.Results {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			at := len(b)
+			var err error
+			if b, err = c.AppendJSON(b); err != nil {
+				return nil, err
+			}
+			if i == 0 && len(d.Results) > 1 {
+				// Room for the rest at about the first one's size, once:
+				// growing a batch's tens of KiB by doubling copied and
+				// cleared it several times.
+				b = slices.Grow(b, (len(b)-at+resultSlack)*(len(d.Results)-1))
+			}
+		}
+		b = append(b, ']')
+	}
+	if d.Dropped != 0 {
+		b = append(b, `,"dropped":`...)
+		b = strconv.AppendInt(b, int64(d.Dropped), 10)
+	}
+	return append(b, '}'), nil
+}
+
+// addResult queues a result for the session's next results entry.
+func (r *Recorder) addResult(ctx context.Context, st *state, c gateway.Call) error {
+	st.mu.Lock()
+	st.results = append(st.results, c)
+	n := len(st.results)
+	st.mu.Unlock()
+	if n >= 4*resultsBatch {
+		// The flusher is not keeping up (the log is slow): the
+		// gateway waits, rather than results piling up.
+		return r.flushResults(ctx, st)
+	}
+	r.resultsMu.Lock()
+	if r.withResults == nil {
+		r.withResults = map[*state]struct{}{}
+	}
+	r.withResults[st] = struct{}{}
+	r.resultsMu.Unlock()
+	if n >= resultsBatch {
+		// A full batch: the flusher logs it now, off the gateway's path
+		// (the gateway records results on its relay path).
+		select {
+		case r.resultsKick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// flushResults logs st's queued results as one entry and counts them in its
+// summary. If the log fails they stay queued for the next try.
+func (r *Recorder) flushResults(ctx context.Context, st *state) error {
+	st.fmu.Lock()
+	defer st.fmu.Unlock()
+	st.mu.Lock()
+	batch, dropped := st.results, st.dropped
+	st.results, st.dropped = nil, 0
+	rec := st.rec
+	st.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	ev := auditlog.Event{Type: "session.results", GrantID: rec.GrantID, SessionID: rec.ID, Actor: rec.Identity,
+		Data: Results{Results: batch, Dropped: dropped}}
+	// Nobody waits on these calls any more: the entry joins a batch that
+	// calls start rather than costing a journal write of its own.
+	if err := r.o.Log.AppendLazy(ctx, ev); err != nil {
+		st.mu.Lock()
+		st.results = append(batch, st.results...)
+		st.dropped += dropped
+		if over := len(st.results) - maxHeldResults; over > 0 {
+			st.results = slices.Delete(st.results, 0, over)
+			st.dropped += over
+		}
+		st.mu.Unlock()
+		r.resultsMu.Lock()
+		if r.withResults == nil {
+			r.withResults = map[*state]struct{}{}
+		}
+		r.withResults[st] = struct{}{}
+		r.resultsMu.Unlock()
+		return fmt.Errorf("recording results: %w", r.o.Refuse("the results", err))
+	}
+	st.mu.Lock()
+	for i := range batch {
+		review.Count(&st.rec, &batch[i]) // in place, as counted does
+	}
+	st.dirty = true
+	st.mu.Unlock()
+	r.markDirty(st)
+	return nil
+}
+
+// flushAllResults logs the queued results of every session.
+func (r *Recorder) flushAllResults(ctx context.Context) error {
+	r.resultsMu.Lock()
+	batch := r.withResults
+	r.withResults = nil
+	r.resultsMu.Unlock()
+	// All at once: each session's entry waits for the next batch of the
+	// log that calls start (AppendLazy), and they share it.
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for st := range batch {
+		wg.Go(func() {
+			if err := r.flushResults(ctx, st); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// take returns a snapshot to store and marks it stored; if storing fails,
+// the caller marks the session dirty again.
+// takeUnlessEnding is take, unless the session's end owns its row.
+func (st *state) takeUnlessEnding() (model.Session, bool) {
+	st.mu.Lock()
+	ending := st.ending
+	st.mu.Unlock()
+	if ending {
+		return model.Session{}, false
+	}
+	return st.take(), true
+}
+
+func (st *state) take() model.Session {
+	st.mu.Lock()
+	st.dirty = false
+	st.mu.Unlock()
+	return st.snapshot()
+}
+
+func (st *state) snapshot() model.Session {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r := st.rec
+	r.Used = slices.Clone(r.Used)
+	return r
+}
+
+// flushInterval bounds how long a session's stored summary may lag its
+// logged calls while nobody reads it.
+const flushInterval = time.Second
+
+// markDirty queues st's row for the next flush.
+func (r *Recorder) markDirty(st *state) {
+	r.dirtyMu.Lock()
+	if r.dirty == nil {
+		r.dirty = map[*state]struct{}{}
+	}
+	r.dirty[st] = struct{}{}
+	r.dirtyMu.Unlock()
+}
+
+// flushSessions writes the rows of sessions with calls not yet in them, in
+// one transaction. Reads of sessions and usage call it first, so readers
+// see every call recorded before they asked.
+func (r *Recorder) flushRows(ctx context.Context) error {
+	r.dirtyMu.Lock()
+	batch := r.dirty
+	r.dirty = nil
+	r.dirtyMu.Unlock()
+	var sts []*state
+	for st := range batch {
+		st.mu.Lock()
+		if st.dirty && !st.ending {
+			sts = append(sts, st)
+		}
+		st.mu.Unlock()
+	}
+	if len(sts) == 0 {
+		return nil
+	}
+	err := r.o.Log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		for _, st := range sts {
+			// A session whose end is being written is the end's to write
+			// (sessionend.go): an older snapshot must not follow it.
+			snap, ok := st.takeUnlessEnding()
+			if !ok {
+				continue
+			}
+			// In a shared store another replica may have ended this
+			// session (it took this replica for dead): its ended row must
+			// not be overwritten by an open one, which the next sweep
+			// would end a second time.
+			if ended, err := EndedElsewhere(ctx, tx, snap.ID); err != nil {
+				return nil, err
+			} else if ended {
+				st.mu.Lock()
+				st.ending = true
+				st.mu.Unlock()
+				continue
+			}
+			if err := tx.PutSession(ctx, snap); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	if err != nil {
+		for _, st := range sts {
+			st.mu.Lock()
+			st.dirty = true
+			st.mu.Unlock()
+			r.markDirty(st)
+		}
+		return r.o.Refuse("the session summaries", err)
+	}
+	return nil
+}
