@@ -186,8 +186,16 @@ func (a *app) exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export --account A --day YYYY-MM-DD -o FILE",
 		Short: "Write an evidence bundle: the review rows of one account and day, their log entries and inclusion proofs",
-		Args:  cobra.NoArgs,
+		Long: "Write an evidence bundle: the review rows of one account and day, their log entries and inclusion proofs.\n\n" +
+			"Here -o (--output) names the file to write, not an output format.",
+		Args: cobra.NoArgs,
+		// -o is the file here: the root's check of it as a format does
+		// not apply (a command's own hook replaces its parents').
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("output") {
+				out = a.output
+			}
 			for _, f := range []struct{ v, name string }{{account, "--account"}, {day, "--day"}, {out, "-o"}} {
 				if err := need(f.v, f.name); err != nil {
 					return err
@@ -209,7 +217,9 @@ func (a *app) exportCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&account, "account", "", "AWS account id or environment label")
 	cmd.Flags().StringVar(&day, "day", "", "UTC day (YYYY-MM-DD)")
-	cmd.Flags().StringVarP(&out, "output-file", "o", "", "file to write")
+	// The file is the root's -o/--output, whose shorthand a flag of this
+	// command's own could not take (pflag refuses to redefine it, and
+	// every run of the command panicked).
 	return cmd
 }
 
