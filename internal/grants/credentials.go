@@ -191,26 +191,7 @@ func (s *Service) Subscribe(fn func(*gateway.Grant)) {
 // individually or counted into a summary (gateway.RejectAggregator), so
 // that a flood of failed attempts costs a bounded number of log writes.
 func (s *Service) Reject(ctx context.Context, r gateway.Rejection) error {
-	return s.rejects.Reject(ctx, r)
-}
-
-// writeRejection logs one rejected attempt (gateway.rejected).
-func (s *Service) writeRejection(ctx context.Context, r gateway.Rejection) error {
-	err := s.log.Append(ctx, auditlog.Event{Type: "gateway.rejected", GrantID: r.GrantID, Actor: "airlock", Data: r})
-	if err != nil {
-		return s.logErr("the rejection", err)
-	}
-	return nil
-}
-
-// writeRejectionSummary logs the attempts of one source and reason that
-// were counted rather than written one by one (gateway.rejected_summary).
-func (s *Service) writeRejectionSummary(ctx context.Context, r gateway.RejectionSummary) error {
-	err := s.log.Append(ctx, auditlog.Event{Type: "gateway.rejected_summary", GrantID: r.GrantID, Actor: "airlock", Data: r})
-	if err != nil {
-		return s.logErr("the rejection summary", err)
-	}
-	return nil
+	return s.rec.Reject(ctx, r)
 }
 
 // Authenticate implements gateway.Authority.

@@ -215,9 +215,6 @@ type Service struct {
 	running bool
 	closed  bool
 
-	// rejects aggregates the gateways' refused attempts.
-	rejects *gateway.RejectAggregator
-
 	// rep is the Service's part among replicas sharing a store.
 	rep *replicas
 	// fresh are the requests for other replicas' session summaries
@@ -270,19 +267,13 @@ func New(o Options) (*Service, error) {
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
 	}
-	s.rejects = gateway.NewRejectAggregator(o.Rejections, s.now, s.writeRejection, s.writeRejectionSummary)
 	replica := ""
 	if s.rep.notifier != nil {
 		replica = s.rep.id
 	}
 	rec, err := sessions.New(sessions.Options{
 		Log: o.Log, Store: o.Store, Replica: replica, Now: s.now, Refuse: s.logErr, Logger: o.Logger,
-		// Refused attempts are summarised on the sessions' flusher.
-		OnTick: func(ctx context.Context) {
-			if err := s.rejects.Flush(ctx); err != nil {
-				s.logger.Error("recording refused attempts' summaries; will retry", "err", err)
-			}
-		},
+		Rejections: o.Rejections,
 	})
 	if err != nil {
 		return nil, err
@@ -349,9 +340,6 @@ func (s *Service) Close() {
 	if s.running {
 		s.running = false
 		s.rec.Close()
-		if err := s.rejects.Close(context.Background()); err != nil {
-			s.logger.Error("recording refused attempts' summaries at close", "err", err)
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

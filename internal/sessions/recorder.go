@@ -34,10 +34,9 @@ type Options struct {
 	// the call with, naming what could not be recorded (what: "the call",
 	// "the results", …). Nil returns the error unchanged.
 	Refuse func(what string, err error) error
-	// OnTick, if set, runs on the flusher after each round of results,
-	// for other records the control plane batches the same way (refused
-	// attempts' summaries).
-	OnTick func(ctx context.Context)
+	// Rejections bounds how many refused attempts (Reject) are logged one
+	// by one before they are counted into summaries.
+	Rejections gateway.RejectPolicy
 	// Logger logs records that failed and will be retried.
 	Logger *slog.Logger
 }
@@ -59,8 +58,12 @@ type Recorder struct {
 	withResults map[*state]struct{}
 	resultsKick chan struct{} // a batch is full: the flusher runs now
 
-	stop chan struct{}
-	done chan struct{}
+	// rejects aggregates the gateways' refused attempts.
+	rejects *gateway.RejectAggregator
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Recorder; Log, Store and Now are required.
@@ -78,7 +81,36 @@ func New(o Options) (*Recorder, error) {
 		o.Logger = slog.Default()
 	}
 	_, shared := o.Store.(store.ReplicaRegistry)
-	return &Recorder{o: o, shared: shared, resultsKick: make(chan struct{}, 1)}, nil
+	r := &Recorder{o: o, shared: shared, resultsKick: make(chan struct{}, 1)}
+	r.rejects = gateway.NewRejectAggregator(o.Rejections, o.Now, r.writeRejection, r.writeRejectionSummary)
+	return r, nil
+}
+
+// Reject records an attempt a gateway refused before any session could
+// start (see gateway.Authority): written at once, durable when it
+// returns, or, past the policy's bounds, counted into a summary the
+// flusher writes at the end of the interval.
+func (r *Recorder) Reject(ctx context.Context, rj gateway.Rejection) error {
+	return r.rejects.Reject(ctx, rj)
+}
+
+// writeRejection logs one refused attempt (gateway.rejected).
+func (r *Recorder) writeRejection(ctx context.Context, rj gateway.Rejection) error {
+	err := r.o.Log.Append(ctx, auditlog.Event{Type: "gateway.rejected", GrantID: rj.GrantID, Actor: "airlock", Data: rj})
+	if err != nil {
+		return r.o.Refuse("the rejection", err)
+	}
+	return nil
+}
+
+// writeRejectionSummary logs the attempts of one source and reason that
+// were counted rather than written one by one (gateway.rejected_summary).
+func (r *Recorder) writeRejectionSummary(ctx context.Context, rs gateway.RejectionSummary) error {
+	err := r.o.Log.Append(ctx, auditlog.Event{Type: "gateway.rejected_summary", GrantID: rs.GrantID, Actor: "airlock", Data: rs})
+	if err != nil {
+		return r.o.Refuse("the rejection summary", err)
+	}
+	return nil
 }
 
 // Start records the start of session sid under g for client (the peer's
@@ -168,24 +200,27 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return errors.Join(err, r.flushRows(ctx))
 }
 
-// Run starts the flusher: results every resultsInterval (or at once when a
-// session's batch is full), summary rows and retried ends every
-// flushInterval. Call it once.
+// Run starts the flusher: results and refused attempts' summaries every
+// resultsInterval (results at once when a session's batch is full),
+// summary rows and retried ends every flushInterval. Call it once.
 func (r *Recorder) Run() {
 	r.stop, r.done = make(chan struct{}), make(chan struct{})
 	go r.flushLoop(r.stop, r.done)
 }
 
-// Close stops the flusher, then logs what is queued, writes the rows that
-// lag and retries the ends the log refused, once. The sessions still open
+// Close stops the flusher (if Run started it), then logs what is queued, writes the rows that
+// lag, retries the ends the log refused, once, and writes the refused
+// attempts' summaries. The sessions still open
 // stay open: the next start's recovery (or another replica) ends them.
 func (r *Recorder) Close() {
-	if r.stop == nil {
-		return
+	r.closeOnce.Do(r.close)
+}
+
+func (r *Recorder) close() {
+	if r.stop != nil {
+		close(r.stop)
+		<-r.done
 	}
-	close(r.stop)
-	<-r.done
-	r.stop = nil
 	if err := r.flushAllResults(context.Background()); err != nil {
 		r.o.Logger.Error("recording session results at close", "err", err)
 	}
@@ -193,6 +228,9 @@ func (r *Recorder) Close() {
 		r.o.Logger.Error("writing session summaries at close", "err", err)
 	}
 	r.retryEnds(context.Background())
+	if err := r.rejects.Close(context.Background()); err != nil {
+		r.o.Logger.Error("recording refused attempts' summaries at close", "err", err)
+	}
 }
 
 // flushLoop logs queued results every resultsInterval and writes session
@@ -214,8 +252,8 @@ func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 		if err := r.flushAllResults(context.Background()); err != nil {
 			r.o.Logger.Error("recording session results; will retry", "err", err)
 		}
-		if r.o.OnTick != nil {
-			r.o.OnTick(context.Background())
+		if err := r.rejects.Flush(context.Background()); err != nil {
+			r.o.Logger.Error("recording refused attempts' summaries; will retry", "err", err)
 		}
 		if now.Sub(last) < flushInterval {
 			continue

@@ -228,3 +228,43 @@ func TestRecorderRefusesWhatItCannotRecord(t *testing.T) {
 		t.Fatalf("Start on a closed log: %v, want the refusal", err)
 	}
 }
+
+// TestRecorderRejectsAreBounded: refused attempts beyond the policy's
+// bounds are counted, not written one by one, and Close writes their
+// summary.
+func TestRecorderRejectsAreBounded(t *testing.T) {
+	e := newEnv(t, Options{Rejections: gateway.RejectPolicy{PerKey: 2}})
+	rj := gateway.Rejection{Gateway: "aws", Client: "127.0.0.2", CredentialID: "AKNOSUCH", Reason: "InvalidAccessKeyId"}
+	for range 5 {
+		if err := e.rec.Reject(e.ctx, rj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(typ string) int {
+		if err := e.log.Sync(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		es, err := e.st.LogEntries(e.ctx, store.LogFilter{Type: typ})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	if n := count("gateway.rejected"); n != 2 {
+		t.Fatalf("%d attempts written one by one, want the policy's 2", n)
+	}
+	e.rec.Close()
+	if err := e.log.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	es, err := e.st.LogEntries(e.ctx, store.LogFilter{Type: "gateway.rejected_summary"})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("%d summaries after Close (%v), want 1", len(es), err)
+	}
+	var sum struct {
+		Data gateway.RejectionSummary `json:"data"`
+	}
+	if err := json.Unmarshal(es[0].Data, &sum); err != nil || sum.Data.Count != 3 {
+		t.Fatalf("summary %s (%v), want the 3 attempts counted", es[0].Data, err)
+	}
+}
