@@ -396,11 +396,11 @@ func TestRecordedPayloadIsEscaped(t *testing.T) {
 	if active.Status != model.Active {
 		t.Fatalf("auto request: %s", active.Status)
 	}
-	gg, err := e.srv.Service.Lookup(e.grant(active.ID).CredentialID)
+	gg, err := e.srv.Service.Authority().Lookup(e.grant(active.ID).CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := e.srv.Service.StartSession(ctx, gg, "client\x1b[2K"+payload)
+	ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "client\x1b[2K"+payload)
 	if err != nil {
 		t.Fatal(err)
 	}

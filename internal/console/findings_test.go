@@ -24,11 +24,11 @@ func TestFindingsPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gg, err := e.srv.Service.Lookup(e.grant(g.ID).CredentialID)
+	gg, err := e.srv.Service.Authority().Lookup(e.grant(g.ID).CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := e.srv.Service.StartSession(ctx, gg, "10.9.9.9:4242 thief"+payload)
+	ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "10.9.9.9:4242 thief"+payload)
 	if err != nil {
 		t.Fatal(err)
 	}

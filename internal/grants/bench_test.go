@@ -22,7 +22,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+			gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 			if err != nil || !gg.Allows(time.Now(), action, resource) {
 				b.Fatal("refused", err)
 			}
@@ -32,7 +32,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+				gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 				if err != nil || !gg.Allows(time.Now(), action, resource) {
 					b.Error("refused", err)
 					return

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
-	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -152,56 +150,4 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 		return Credentials{}, s.logErr("the credential issue", err)
 	}
 	return c, nil
-}
-
-// Lookup implements gateway.Authority.
-func (s *Service) Lookup(credentialID string) (*gateway.Grant, error) {
-	if s.rep.notifier != nil && !s.rep.ready.Load() {
-		// Among replicas, a revoke may have been missed while the
-		// listener was down: refuse everything until it has re-read.
-		return nil, gateway.ErrNoGrant
-	}
-	s.mu.RLock()
-	g := s.byCred[credentialID]
-	s.mu.RUnlock()
-	if g == nil {
-		g = s.loadMiss(credentialID)
-	}
-	if g == nil || !g.Live(s.now()) {
-		return nil, gateway.ErrNoGrant
-	}
-	return g, nil
-}
-
-// Subscribe implements gateway.Authority.
-func (s *Service) Subscribe(fn func(*gateway.Grant)) {
-	s.mu.Lock()
-	s.subs = append(s.subs, fn)
-	active := make([]*gateway.Grant, 0, len(s.byGrant))
-	for _, g := range s.byGrant {
-		active = append(active, g)
-	}
-	s.mu.Unlock()
-	for _, g := range active {
-		fn(g)
-	}
-}
-
-// Reject implements gateway.Authority: the attempt is written
-// individually or counted into a summary (gateway.RejectAggregator), so
-// that a flood of failed attempts costs a bounded number of log writes.
-func (s *Service) Reject(ctx context.Context, r gateway.Rejection) error {
-	return s.rec.Reject(ctx, r)
-}
-
-// Authenticate implements gateway.Authority.
-func (s *Service) Authenticate(credentialID, secret string) (*gateway.Grant, error) {
-	g, err := s.Lookup(credentialID)
-	if err != nil {
-		return nil, err
-	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(g.Secret)) != 1 {
-		return nil, gateway.ErrNoGrant
-	}
-	return g, nil
 }

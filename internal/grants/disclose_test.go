@@ -47,11 +47,11 @@ func TestRequestAsyncDurableBeforeDisclosure(t *testing.T) {
 	h := newHarness(t, harnessOptions{LogStore: func(st store.Store) store.Store { ss.Store = st; return ss }})
 	g := h.request(bot, autoReq("10m"), model.Active)
 	c := h.creds(bot, g.ID)
-	gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := h.Svc.StartSession(h.ctx, gg, "127.0.0.1:50000 test")
+	ses, err := h.Svc.Authority().StartSession(h.ctx, gg, "127.0.0.1:50000 test")
 	if err != nil {
 		t.Fatal(err)
 	}

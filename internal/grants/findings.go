@@ -93,9 +93,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 	if s.findings == nil {
 		return nil
 	}
-	s.mu.RLock()
-	from := s.from[g.ID]
-	s.mu.RUnlock()
+	from := s.auth.From(g.ID)
 	if from == nil {
 		// Not known in memory: the grant's record says.
 		rec, err := s.st.Grant(ctx, g.ID)

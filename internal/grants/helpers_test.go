@@ -587,11 +587,11 @@ func (h *harness) session(id string) model.Session {
 // does after authenticating its credential.
 func (h *harness) startSession(g model.Grant, client string) *gateway.Session {
 	h.t.Helper()
-	gg, err := h.Svc.Lookup(g.CredentialID)
+	gg, err := h.Svc.Authority().Lookup(g.CredentialID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	ses, err := h.Svc.StartSession(h.ctx, gg, client)
+	ses, err := h.Svc.Authority().StartSession(h.ctx, gg, client)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestDisableAgent(t *testing.T) {
 	y := h.request(bot2, humanReq("10m"), model.Pending)
 	z := h.request(bot, autoReq("10m"), model.Active)
 	cx := h.creds(bot2, x.ID)
-	gx, err := h.Svc.Authenticate(cx.AccessKeyID, cx.SecretAccessKey)
+	gx, err := h.Svc.Authority().Authenticate(cx.AccessKeyID, cx.SecretAccessKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestDisableAgent(t *testing.T) {
 	if !isClosed(gx.Done()) {
 		t.Error("its gateway grant is still live")
 	}
-	if _, err := h.Svc.Authenticate(cx.AccessKeyID, cx.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Authenticate(cx.AccessKeyID, cx.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("its credentials: %v", err)
 	}
 	if rec := h.grant(y.ID); rec.Status != model.Cancelled || rec.EndedBy != alice {

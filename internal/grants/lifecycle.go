@@ -213,19 +213,8 @@ func (s *Service) activateInMemory(g model.Grant) {
 		CredentialID: g.CredentialID, Secret: s.secretFor(g.CredentialID),
 		SessionToken: s.sessionTokenFor(g.CredentialID),
 	})
-	s.mu.Lock()
-	s.byCred[g.CredentialID] = gg
-	s.byGrant[g.ID] = gg
-	if g.RequestedFrom != nil {
-		from := *g.RequestedFrom
-		s.from[g.ID] = &from
-	}
-	subs := s.subs
-	s.mu.Unlock()
+	s.auth.Add(gg, g.RequestedFrom)
 	s.rep.forgetMiss(g.CredentialID)
-	for _, fn := range subs {
-		fn(gg)
-	}
 	id := g.ID
 	s.setTimer(id, g.ExpiresAt, s.retrying(id, "expiring grant", s.expire))
 	s.notify(id)
@@ -248,23 +237,6 @@ func (s *Service) retrying(id, what string, fn func(context.Context, string) err
 		delay = min(2*delay, time.Minute)
 	}
 	return attempt
-}
-
-// cutOff removes an active grant from the gateway cache and ends it, so the
-// next call is refused and open connections close.
-func (s *Service) cutOff(id, reason string) *gateway.Grant {
-	s.mu.Lock()
-	gg := s.byGrant[id]
-	if gg != nil {
-		delete(s.byGrant, id)
-		delete(s.byCred, gg.CredentialID)
-	}
-	delete(s.from, id)
-	s.mu.Unlock()
-	if gg != nil {
-		gg.End(reason)
-	}
-	return gg
 }
 
 func (s *Service) armCancel(g model.Grant) {

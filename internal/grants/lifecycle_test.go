@@ -83,14 +83,14 @@ func TestAutoApproval(t *testing.T) {
 		t.Error("the secret changed between fetches")
 	}
 
-	gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	if err != nil {
 		t.Fatalf("authenticate: %v", err)
 	}
 	if gg.ID != g.ID || gg.Identity != bot || gg.Target != awsProd || gg.Account != account || !gg.ExpiresAt.Equal(rec.ExpiresAt) || gg.Secret != c.SecretAccessKey {
 		t.Errorf("gateway grant %+v", gg.Info)
 	}
-	if l, err := h.Svc.Lookup(c.AccessKeyID); err != nil || l != gg {
+	if l, err := h.Svc.Authority().Lookup(c.AccessKeyID); err != nil || l != gg {
 		t.Errorf("lookup: %v %v", l, err)
 	}
 	now := time.Now()
@@ -115,11 +115,11 @@ func TestAutoApproval(t *testing.T) {
 		{"AKALAAAAAAAAAAAAAAAA", c.SecretAccessKey},
 		{"", ""},
 	} {
-		if _, err := h.Svc.Authenticate(bad.id, bad.secret); !errors.Is(err, gateway.ErrNoGrant) {
+		if _, err := h.Svc.Authority().Authenticate(bad.id, bad.secret); !errors.Is(err, gateway.ErrNoGrant) {
 			t.Errorf("Authenticate(%q, %q) = %v, want ErrNoGrant", bad.id, bad.secret, err)
 		}
 	}
-	if _, err := h.Svc.Lookup("AKALAAAAAAAAAAAAAAAA"); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Lookup("AKALAAAAAAAAAAAAAAAA"); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("lookup of an unknown id: %v", err)
 	}
 
@@ -243,7 +243,7 @@ func TestHumanApproval(t *testing.T) {
 		t.Errorf("approved entry %v", d)
 	}
 	c := h.creds(bot, g.ID)
-	if gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil || !gg.Allows(time.Now(), "s3:GetObject", "arn:aws:s3:::logs/billing/x") {
+	if gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil || !gg.Allows(time.Now(), "s3:GetObject", "arn:aws:s3:::logs/billing/x") {
 		t.Errorf("approved grant does not authenticate/allow: %v", err)
 	}
 	if w, err := h.Svc.Wait(h.ctx, h.id(bot), g.ID, time.Second); err != nil || w.Status != model.Active {
@@ -356,7 +356,7 @@ func TestRevoke(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
 	c := h.creds(bot, g.ID)
-	gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestRevoke(t *testing.T) {
 	if h.logSize() != size || isClosed(gg.Done()) {
 		t.Fatal("a refused revoke changed something")
 	}
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil {
 		t.Fatal("a refused revoke cut the grant off")
 	}
 
@@ -392,7 +392,7 @@ func TestRevoke(t *testing.T) {
 	if !isClosed(gg.Done()) || gg.EndReason() != "revoked" || gg.Live(time.Now()) {
 		t.Error("the gateway grant is still live")
 	}
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("revoked credentials: %v", err)
 	}
 	_, err = h.Svc.Credentials(h.ctx, h.id(bot), g.ID)
@@ -416,7 +416,7 @@ func TestEnd(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
 	c := h.creds(bot, g.ID)
-	gg, _ := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	gg, _ := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	size := h.logSize()
 	// Another agent is told the grant does not exist (ids cannot be probed);
 	// a person, who may see every grant, is told it is not theirs.
@@ -441,7 +441,7 @@ func TestEnd(t *testing.T) {
 	if !isClosed(gg.Done()) || gg.EndReason() != "ended" {
 		t.Error("gateway grant still live")
 	}
-	if _, err := h.Svc.Lookup(c.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Lookup(c.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("ended credentials: %v", err)
 	}
 	if got := h.types(g.ID); got[len(got)-1] != "grant.ended" || count(got, "grant.ended") != 1 {
@@ -474,7 +474,7 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("expires %v, started %v", g.ExpiresAt, g.StartedAt)
 	}
 	c := h.creds(bot, g.ID)
-	gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,15 +482,15 @@ func TestExpiry(t *testing.T) {
 	// Look at the instants around ExpiresAt without waiting for the timer:
 	// the cached grant checks the clock itself.
 	h.clock.Freeze(g.ExpiresAt.Add(-time.Nanosecond))
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil {
 		t.Errorf("1ns before expiry: %v", err)
 	}
 	h.clock.Freeze(g.ExpiresAt)
 	timerPending := time.Now().Before(g.ExpiresAt.Add(-50 * time.Millisecond))
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("at expiry: Authenticate = %v", err)
 	}
-	if _, err := h.Svc.Lookup(c.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Lookup(c.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("at expiry: Lookup = %v", err)
 	}
 	_, err = h.Svc.Credentials(h.ctx, h.id(bot), g.ID)
@@ -514,7 +514,7 @@ func TestExpiry(t *testing.T) {
 	if !rec.EndedAt.Equal(g.ExpiresAt) || rec.EndReason != "expired" || rec.EndedBy != "airlock" {
 		t.Errorf("expired record: ended %v (expires %v) reason %q by %q", rec.EndedAt, g.ExpiresAt, rec.EndReason, rec.EndedBy)
 	}
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("after expiry: %v", err)
 	}
 	types := h.types(g.ID)
@@ -709,7 +709,7 @@ func TestLateEndRecordsTrueLapse(t *testing.T) {
 	}
 	for _, o := range onActive {
 		g := h.request(bot, autoReq("10m"), model.Active)
-		gg, err := h.Svc.Lookup(g.CredentialID)
+		gg, err := h.Svc.Authority().Lookup(g.CredentialID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,7 @@ func TestRaceTwoApprovers(t *testing.T) {
 			if d := entryData(t, h.entries(r.g.ID)[2]); d["approver"] != who {
 				t.Fatalf("%s: approved entry names %v, winner %s", r.g.ID, d["approver"], who)
 			}
-			if gg, err := h.Svc.Lookup(rec.CredentialID); err != nil || gg.ID != rec.ID {
+			if gg, err := h.Svc.Authority().Lookup(rec.CredentialID); err != nil || gg.ID != rec.ID {
 				t.Fatalf("%s: not in the cache: %v", r.g.ID, err)
 			}
 		}
@@ -119,7 +119,7 @@ func TestRaceApproveVersusCancel(t *testing.T) {
 					count(types, "grant.approved") != 1 || count(types, "grant.activated") != 1 || count(types, "grant.ended") != 1 || len(types) != 5 {
 					t.Fatalf("%s: approved first but record %s log %v", r.g.ID, rec.Status, types)
 				}
-				if _, err := h.Svc.Lookup(rec.CredentialID); !errors.Is(err, gateway.ErrNoGrant) {
+				if _, err := h.Svc.Authority().Lookup(rec.CredentialID); !errors.Is(err, gateway.ErrNoGrant) {
 					t.Fatalf("%s: ended grant still in the cache", r.g.ID)
 				}
 			default:
@@ -158,7 +158,7 @@ func TestRaceRevokeDuringApproval(t *testing.T) {
 			}
 			rec := h.grant(r.g.ID)
 			types := h.types(r.g.ID)
-			_, lerr := h.Svc.Lookup(rec.CredentialID)
+			_, lerr := h.Svc.Authority().Lookup(rec.CredentialID)
 			switch {
 			case isConflict(r.errR):
 				// The revoke came first and found it pending.
@@ -269,7 +269,7 @@ func TestRaceRevokeVersusExpiry(t *testing.T) {
 			if r.errG != nil {
 				return
 			}
-			if r.gg, r.errL = h.Svc.Lookup(r.g.CredentialID); r.errL != nil {
+			if r.gg, r.errL = h.Svc.Authority().Lookup(r.g.CredentialID); r.errL != nil {
 				return // a very slow request: expired before we looked
 			}
 			jitter := time.Duration(rand.IntN(100)-60) * time.Millisecond
@@ -291,7 +291,7 @@ func TestRaceRevokeVersusExpiry(t *testing.T) {
 			continue
 		}
 		waitClosed(t, r.gg.Done(), 5*time.Second, r.g.ID+" Done")
-		if _, err := h.Svc.Lookup(r.g.CredentialID); !errors.Is(err, gateway.ErrNoGrant) {
+		if _, err := h.Svc.Authority().Lookup(r.g.CredentialID); !errors.Is(err, gateway.ErrNoGrant) {
 			t.Errorf("%s: still in the cache", r.g.ID)
 		}
 		var rec model.Grant
@@ -349,7 +349,7 @@ func TestConcurrentRequests(t *testing.T) {
 			t.Fatalf("credential %s issued twice", g.CredentialID)
 		}
 		creds[g.CredentialID] = true
-		if gg, err := h.Svc.Lookup(g.CredentialID); err != nil || gg.ID != g.ID || gg.Identity != g.Identity {
+		if gg, err := h.Svc.Authority().Lookup(g.CredentialID); err != nil || gg.ID != g.ID || gg.Identity != g.Identity {
 			t.Fatalf("%s not cached: %v", g.ID, err)
 		}
 		if types := h.types(g.ID); len(types) != 3 {

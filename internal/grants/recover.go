@@ -8,6 +8,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/sessions"
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -99,3 +100,7 @@ func recount(ses model.Session, entries []store.LogEntry) (model.Session, error)
 	}
 	return ses, nil
 }
+
+// withCall returns r with c counted; r itself is left unchanged. It is the
+// review's own counting, so that summaries match what the log implies.
+func withCall(r model.Session, c gateway.Call) model.Session { return review.CountCall(r, c) }

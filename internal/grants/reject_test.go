@@ -18,7 +18,7 @@ func TestRejectFloodAggregated(t *testing.T) {
 	h.clock.Freeze(t0)
 	before := h.logSize()
 	for i := range 1000 {
-		err := h.Svc.Reject(h.ctx, gateway.Rejection{Gateway: "postgres", Target: ordersDB, Client: fmt.Sprintf("127.0.0.1:%d", 30000+i),
+		err := h.Svc.Authority().Reject(h.ctx, gateway.Rejection{Gateway: "postgres", Target: ordersDB, Client: fmt.Sprintf("127.0.0.1:%d", 30000+i),
 			CredentialID: fmt.Sprintf("AKALFLOOD%04d", i), Reason: "password authentication failed (no active grant holds this credential)"})
 		if err != nil {
 			t.Fatal(err)
@@ -45,10 +45,10 @@ func TestRejectFloodAggregated(t *testing.T) {
 	// by the next attempt (or the periodic flush).
 	h.clock.Freeze(t0.Add(time.Minute))
 	for range 10 {
-		_ = h.Svc.Reject(h.ctx, gateway.Rejection{Gateway: "aws", Client: "10.0.0.9:1 aws-cli/2", Reason: "InvalidAccessKeyId"})
+		_ = h.Svc.Authority().Reject(h.ctx, gateway.Rejection{Gateway: "aws", Client: "10.0.0.9:1 aws-cli/2", Reason: "InvalidAccessKeyId"})
 	}
 	h.clock.Freeze(t0.Add(time.Minute + 11*time.Second))
-	_ = h.Svc.Reject(h.ctx, gateway.Rejection{Gateway: "aws", Client: "10.0.0.9:2 aws-cli/2", Reason: "InvalidAccessKeyId"})
+	_ = h.Svc.Authority().Reject(h.ctx, gateway.Rejection{Gateway: "aws", Client: "10.0.0.9:2 aws-cli/2", Reason: "InvalidAccessKeyId"})
 	sums = h.entriesOfType("gateway.rejected_summary")
 	if len(sums) != 2 {
 		t.Fatalf("%d summaries after the interval, want 2", len(sums))

@@ -313,10 +313,10 @@ func (s *Service) reconcile(ctx context.Context) error {
 	for _, g := range open {
 		check[g.ID] = true
 	}
-	s.mu.RLock()
-	for id := range s.byGrant {
+	for _, id := range s.auth.IDs() {
 		check[id] = true
 	}
+	s.mu.RLock()
 	for id := range s.timers {
 		check[id] = true
 	}
@@ -379,8 +379,8 @@ func (s *Service) syncGrant(ctx context.Context, id string, settle bool) error {
 // transaction re-reads it and does nothing if another replica did it).
 func (s *Service) applyRecord(ctx context.Context, g model.Grant, settle bool) error {
 	now := s.now()
+	loaded := s.auth.Grant(g.ID) != nil
 	s.mu.RLock()
-	_, loaded := s.byGrant[g.ID]
 	_, armed := s.timers[g.ID]
 	s.mu.RUnlock()
 	switch {
@@ -513,12 +513,6 @@ func (r *replicas) forgetMiss(credentialID string) {
 	r.negMu.Lock()
 	delete(r.negative, credentialID)
 	r.negMu.Unlock()
-}
-
-func (s *Service) cached(credentialID string) *gateway.Grant {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.byCred[credentialID]
 }
 
 // plausibleCredential checks the shape newCredentialID makes, so that

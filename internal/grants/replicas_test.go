@@ -272,7 +272,7 @@ func waitLookup(t testing.TB, r *replica, cred grants.Credentials) *gateway.Gran
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		gg, err := r.svc.Authenticate(cred.AccessKeyID, cred.SecretAccessKey)
+		gg, err := r.svc.Authority().Authenticate(cred.AccessKeyID, cred.SecretAccessKey)
 		if err == nil {
 			return gg
 		}
@@ -290,7 +290,7 @@ func TestReplicasRequestApproveUse(t *testing.T) {
 	rs := newReplicaSet(t, 3, nil)
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	subscribed := make(chan string, 8)
-	c.svc.Subscribe(func(g *gateway.Grant) { subscribed <- g.ID })
+	c.svc.Authority().Subscribe(func(g *gateway.Grant) { subscribed <- g.ID })
 	// The requester long-polls C while a person approves on B.
 	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
 	if err != nil {
@@ -330,7 +330,7 @@ func TestReplicasRequestApproveUse(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("C never activated the grant approved on B")
 	}
-	gg, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
+	gg, err := c.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
 	if err != nil {
 		t.Fatalf("C refuses the credential approved on B: %v", err)
 	}
@@ -340,7 +340,7 @@ func TestReplicasRequestApproveUse(t *testing.T) {
 	if n := c.st.reads.Load(); n != 0 {
 		t.Errorf("C read the store %d times for a grant its notice brought", n)
 	}
-	if _, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey+"x"); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := c.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey+"x"); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("C accepted a wrong secret: %v", err)
 	}
 	if got := rs.entryTypes(g.ID); !slices.Equal(got, []string{"grant.requested", "grant.decided", "grant.approved", "grant.activated"}) {
@@ -356,9 +356,9 @@ func TestReplicasCacheMiss(t *testing.T) {
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	c.notifier.deaf.Store(true)
 	var subscribed atomic.Int32
-	c.svc.Subscribe(func(*gateway.Grant) { subscribed.Add(1) })
+	c.svc.Authority().Subscribe(func(*gateway.Grant) { subscribed.Add(1) })
 	g, cr := rs.approved(a, b)
-	gg, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
+	gg, err := c.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
 	if err != nil {
 		t.Fatalf("C (deaf) refuses the credential: %v", err)
 	}
@@ -366,7 +366,7 @@ func TestReplicasCacheMiss(t *testing.T) {
 		t.Fatalf("C served %s after %d store reads and %d Subscribe calls; want %s, 1, 1", gg.ID, c.st.reads.Load(), subscribed.Load(), g.ID)
 	}
 	for range 20 {
-		if _, err := c.svc.Lookup(cr.AccessKeyID); err != nil {
+		if _, err := c.svc.Authority().Lookup(cr.AccessKeyID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -378,7 +378,7 @@ func TestReplicasCacheMiss(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			if _, err := c.svc.Lookup(bogus); !errors.Is(err, gateway.ErrNoGrant) {
+			if _, err := c.svc.Authority().Lookup(bogus); !errors.Is(err, gateway.ErrNoGrant) {
 				t.Errorf("bogus credential: %v", err)
 			}
 		})
@@ -388,7 +388,7 @@ func TestReplicasCacheMiss(t *testing.T) {
 		t.Errorf("50 lookups of one unknown credential read the store %d times, want 1", n)
 	}
 	for _, bad := range []string{"", "x", "AKIAIOSFODNN7EXAMPLE", "AKALaaaaaaaaaaaaaaaa", strings.Repeat("A", 4096)} {
-		if _, err := c.svc.Lookup(bad); !errors.Is(err, gateway.ErrNoGrant) {
+		if _, err := c.svc.Authority().Lookup(bad); !errors.Is(err, gateway.ErrNoGrant) {
 			t.Errorf("malformed credential %q: %v", bad, err)
 		}
 	}
@@ -402,7 +402,7 @@ func TestReplicasCacheMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := c.st.reads.Load()
-	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := c.svc.Authority().Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("C (deaf) serves a revoked grant's credential: %v", err)
 	}
 	if c.st.reads.Load() != before+1 {
@@ -414,7 +414,7 @@ func TestReplicasCacheMiss(t *testing.T) {
 	before, start := c.st.reads.Load(), time.Now()
 	for i := range 2000 {
 		id := strings.Map(func(r rune) rune { return 'A' + (r - '0') }, fmt.Sprintf("%016d", i))
-		if _, err := c.svc.Lookup("AKAL" + id); !errors.Is(err, gateway.ErrNoGrant) {
+		if _, err := c.svc.Authority().Lookup("AKAL" + id); !errors.Is(err, gateway.ErrNoGrant) {
 			t.Fatalf("flood credential %d: %v", i, err)
 		}
 	}
@@ -453,7 +453,7 @@ func TestReplicasRevokeCutsEverywhere(t *testing.T) {
 			t.Fatalf("round %d: C's grant still open 1 s after the revoke on A", i)
 		}
 		delays = append(delays, time.Since(start))
-		if _, err := c.svc.Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+		if _, err := c.svc.Authority().Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 			t.Fatalf("round %d: C still serves the credential: %v", i, err)
 		}
 	}
@@ -478,7 +478,7 @@ func TestReplicasListenerLost(t *testing.T) {
 	if err := c.svc.Ready(); err == nil {
 		t.Fatal("C reports ready with its listener down")
 	}
-	if _, err := c.svc.Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := c.svc.Authority().Lookup(cr2.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Fatalf("C serves a credential with its listener down: %v", err)
 	}
 	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "while C was deaf"); err != nil {
@@ -501,10 +501,10 @@ func TestReplicasListenerLost(t *testing.T) {
 	if !isClosed(gg.Done()) {
 		t.Fatal("C is ready again but the grant revoked while its listener was down is still open")
 	}
-	if _, err := c.svc.Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := c.svc.Authority().Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Fatalf("C serves the revoked credential after reconciling: %v", err)
 	}
-	if _, err := c.svc.Lookup(cr2.AccessKeyID); err != nil {
+	if _, err := c.svc.Authority().Lookup(cr2.AccessKeyID); err != nil {
 		t.Fatalf("C refuses the other, live grant after reconciling: %v", err)
 	}
 	_ = g2
@@ -603,7 +603,7 @@ func TestReplicasExpireOnce(t *testing.T) {
 	}
 	var ggs []*gateway.Grant
 	for _, r := range rs.r {
-		gg, err := r.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
+		gg, err := r.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey)
 		if err != nil {
 			t.Fatalf("%s: %v", r.name, err)
 		}
@@ -740,11 +740,11 @@ func testDeadReplicaSessions(t *testing.T, sweep time.Duration) {
 	g, cr := rs.approved(a, b)
 	onC := waitLookup(t, c, cr)
 	onB := waitLookup(t, b, cr)
-	sesC, err := c.svc.StartSession(rs.ctx, onC, "127.0.0.1:1 dying")
+	sesC, err := c.svc.Authority().StartSession(rs.ctx, onC, "127.0.0.1:1 dying")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sesB, err := b.svc.StartSession(rs.ctx, onB, "127.0.0.1:2 living")
+	sesB, err := b.svc.Authority().StartSession(rs.ctx, onB, "127.0.0.1:2 living")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -854,14 +854,14 @@ func BenchmarkReplicaLookup(b *testing.B) {
 	}
 	b.Run("hit", func(b *testing.B) {
 		cpu(b, func(int) {
-			if _, err := c.svc.Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err != nil {
+			if _, err := c.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err != nil {
 				b.Fatal(err)
 			}
 		})
 	})
 	b.Run("unknown-cached", func(b *testing.B) {
 		cpu(b, func(int) {
-			if _, err := c.svc.Lookup("AKALAAAAAAAAAAAAAAAB"); err == nil {
+			if _, err := c.svc.Authority().Lookup("AKALAAAAAAAAAAAAAAAB"); err == nil {
 				b.Fatal("accepted")
 			}
 		})
@@ -871,7 +871,7 @@ func BenchmarkReplicaLookup(b *testing.B) {
 		cpu(b, func(i int) {
 			id := fmt.Sprintf("AKAL%016d", (run+int64(i))%1e16)
 			id = strings.Map(func(r rune) rune { return 'A' + (r - '0') }, id[4:])
-			if _, err := c.svc.Lookup("AKAL" + id); err == nil {
+			if _, err := c.svc.Authority().Lookup("AKAL" + id); err == nil {
 				b.Fatal("accepted")
 			}
 		})

@@ -34,7 +34,7 @@ func TestRestartRecovery(t *testing.T) {
 	if d := entryData(t, es[len(es)-1]); es[len(es)-1].Type != "grant.expired" || !entryTime(t, d, "at").Equal(short.ExpiresAt) {
 		t.Errorf("last entry %s %v", es[len(es)-1].Type, d)
 	}
-	if _, err := h.Svc.Authenticate(cShort.AccessKeyID, cShort.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().Authenticate(cShort.AccessKeyID, cShort.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("expired credentials after restart: %v", err)
 	}
 
@@ -58,7 +58,7 @@ func TestRestartRecovery(t *testing.T) {
 		}
 		t.Fatalf("surviving grant is %s", rec.Status)
 	}
-	gg, err := h.Svc.Authenticate(cLong.AccessKeyID, cLong.SecretAccessKey)
+	gg, err := h.Svc.Authority().Authenticate(cLong.AccessKeyID, cLong.SecretAccessKey)
 	if err != nil {
 		t.Fatalf("credentials of a surviving grant after restart: %v", err)
 	}
@@ -93,7 +93,7 @@ func TestRestartRecovery(t *testing.T) {
 		t.Fatalf("approve after restart: %v", err)
 	}
 	c := h.creds(bot, p.ID)
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err != nil {
 		t.Error(err)
 	}
 	// Every record change of the earlier grants happened once.

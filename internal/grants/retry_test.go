@@ -38,7 +38,7 @@ func TestExpiryRetriedWhenLogUnavailable(t *testing.T) {
 	c := h.creds(bot, g.ID)
 	fail.Store(true)
 	h.fake.Set(g.ExpiresAt) // the expiry timer runs, and cannot record
-	if _, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey); err == nil {
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err == nil {
 		t.Fatal("credentials work after expiry while the log is unavailable")
 	}
 	rec, err := h.St.Grant(h.ctx, g.ID)

@@ -1,8 +1,9 @@
 // Package grants runs the grant lifecycle: request, policy decision, human
 // approval, activation, expiry, revocation and ending, plus the identities
-// around them, and serves the gateways (gateway.Authority): their
-// credentials' grants from memory, and the sessions they start, which the
-// sessions package records.
+// around them. The gateways are served by its Authority
+// (internal/authority), which the lifecycle feeds: a grant enters it when
+// activated and is cut off when it ends; sessions and refused attempts are
+// recorded by internal/sessions.
 //
 // Every state change is written through the audit log's group commit
 // (auditlog.Log.Do): the new grant record and the log entries that describe
@@ -108,6 +109,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
+	"github.com/airlock-dev/airlock/internal/authority"
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -175,7 +177,7 @@ type Options struct {
 	SessionSweep, ReplicaGrace time.Duration
 }
 
-// Service implements the lifecycle and the gateway.Authority seam.
+// Service implements the lifecycle; its Authority serves the gateways.
 type Service struct {
 	st      store.Store
 	log     *auditlog.Log
@@ -196,21 +198,16 @@ type Service struct {
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
 
 	mu      sync.RWMutex
-	byCred  map[string]*gateway.Grant
-	byGrant map[string]*gateway.Grant
-	// from is the requester's instance of the active grants that have one
-	// (checkMoved): read from the store at every session start, it cost
-	// a query and about 5 KB of garbage per connection.
-	from    map[string]*model.Instance
 	timers  map[string]clock.Timer
-	waits   *waiters // the open long polls (Wait)
-	subs    []func(*gateway.Grant)
+	waits   *waiters       // the open long polls (Wait)
 	changes []func(Change) // lifecycle watchers, see OnChange
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 
-	// rec records the gateways' sessions (internal/sessions); running
-	// says its flusher was started.
+	// auth answers the gateways from the active grants in memory
+	// (internal/authority); rec records their sessions and refused
+	// attempts (internal/sessions); running says rec's flusher runs.
+	auth    *authority.Authority
 	rec     *sessions.Recorder
 	running bool
 	closed  bool
@@ -224,8 +221,6 @@ type Service struct {
 	// (findingsync.go).
 	sight sightings
 }
-
-var _ gateway.Authority = (*Service)(nil)
 
 // New returns a Service. Call Start before serving.
 func New(o Options) (*Service, error) {
@@ -260,7 +255,6 @@ func New(o Options) (*Service, error) {
 		targets: make(map[string]Target, len(o.Targets)),
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
-		byCred: map[string]*gateway.Grant{}, byGrant: map[string]*gateway.Grant{}, from: map[string]*model.Instance{},
 		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
@@ -279,8 +273,28 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.rec = rec
+	ao := authority.Options{Now: s.now, Recorder: rec, NewSessionID: func() string { return newID("s_") },
+		Miss: s.loadMiss, Admit: s.checkMoved}
+	if s.rep.notifier != nil {
+		// Among replicas, a revoke may have been missed while the
+		// listener was down: refuse everything until it has re-read.
+		ao.Ready = s.rep.ready.Load
+	}
+	if s.auth, err = authority.New(ao); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
+
+// Authority is what the gateways use: the active grants by credential,
+// their sessions and refused attempts (gateway.Authority).
+func (s *Service) Authority() *authority.Authority { return s.auth }
+
+// cutOff ends grant id in memory (see authority.Authority.CutOff).
+func (s *Service) cutOff(id, reason string) *gateway.Grant { return s.auth.CutOff(id, reason) }
+
+// cached returns the grant in memory holding credentialID, or nil.
+func (s *Service) cached(credentialID string) *gateway.Grant { return s.auth.Cached(credentialID) }
 
 // MaxDuration is the configured cap on a grant's duration.
 func (s *Service) MaxDuration() time.Duration { return s.maxDur }

@@ -29,7 +29,7 @@ func TestSessions(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
 	c := h.creds(bot, g.ID)
-	var auth gateway.Authority = h.Svc
+	var auth gateway.Authority = h.Svc.Authority()
 	gg, err := auth.Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestSessions(t *testing.T) {
 	var wg sync.WaitGroup
 	sessions := make([]*gateway.Session, 4)
 	for i := range sessions {
-		s, err := h.Svc.StartSession(h.ctx, gg, fmt.Sprintf("client-%d", i))
+		s, err := h.Svc.Authority().StartSession(h.ctx, gg, fmt.Sprintf("client-%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestSessions(t *testing.T) {
 
 	// A session still open when the grant ends records why it ended, and
 	// no new session starts on an ended grant.
-	open, err := h.Svc.StartSession(h.ctx, gg, "late client")
+	open, err := h.Svc.Authority().StartSession(h.ctx, gg, "late client")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("last entry %s %v", es[len(es)-1].Type, d)
 	}
 	size, n := h.logSize(), len(h.grant(g.ID).Usage.ScopeUsed)
-	if _, err := h.Svc.StartSession(h.ctx, gg, "too late"); !errors.Is(err, gateway.ErrNoGrant) {
+	if _, err := h.Svc.Authority().StartSession(h.ctx, gg, "too late"); !errors.Is(err, gateway.ErrNoGrant) {
 		t.Errorf("session on an ended grant: %v", err)
 	}
 	if ss, _ := h.St.Sessions(h.ctx, g.ID); len(ss) != 6 || h.logSize() != size || len(h.grant(g.ID).Usage.ScopeUsed) != n {
@@ -219,11 +219,11 @@ func TestSessionRecordFailClosed(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
-	gg, err := h.Svc.Lookup(g.CredentialID)
+	gg, err := h.Svc.Authority().Lookup(g.CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := h.Svc.StartSession(h.ctx, gg, "client")
+	ses, err := h.Svc.Authority().StartSession(h.ctx, gg, "client")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestSessionRecordFailClosed(t *testing.T) {
 	if err := gatewaytest.Record(h.ctx, ses, call); err == nil {
 		t.Error("Record after the log closed returned nil")
 	}
-	if _, err := h.Svc.StartSession(h.ctx, gg, "client"); err == nil {
+	if _, err := h.Svc.Authority().StartSession(h.ctx, gg, "client"); err == nil {
 		t.Error("StartSession after the log closed returned nil")
 	}
 	_, err = h.Svc.Request(h.ctx, h.id(bot), autoReq("5m"))

@@ -71,7 +71,7 @@ func TestSessionStartAndEndAreJournalAppends(t *testing.T) {
 	h.syncLog()
 
 	gs.shut()
-	gg, err := h.Svc.Lookup(g.CredentialID)
+	gg, err := h.Svc.Authority().Lookup(g.CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestSessionStartAndEndAreJournalAppends(t *testing.T) {
 	}
 	done := make(chan started, 1)
 	go func() {
-		ses, err := h.Svc.StartSession(h.ctx, gg, "127.0.0.1:5000 psql")
+		ses, err := h.Svc.Authority().StartSession(h.ctx, gg, "127.0.0.1:5000 psql")
 		done <- started{ses, err}
 	}()
 	var ses *gateway.Session

@@ -23,7 +23,7 @@ func TestSubscribe(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]*gateway.Grant{}
 	count := map[string]int{}
-	h.Svc.Subscribe(func(g *gateway.Grant) {
+	h.Svc.Authority().Subscribe(func(g *gateway.Grant) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[g.ID] = g
@@ -67,7 +67,7 @@ func TestSubscribe(t *testing.T) {
 func TestReject(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
-	err := h.Svc.Reject(h.ctx, gateway.Rejection{Gateway: "aws", Target: awsProd, Client: "127.0.0.1:1", CredentialID: "AKALNOPE", Reason: "InvalidAccessKeyId"})
+	err := h.Svc.Authority().Reject(h.ctx, gateway.Rejection{Gateway: "aws", Target: awsProd, Client: "127.0.0.1:1", CredentialID: "AKALNOPE", Reason: "InvalidAccessKeyId"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +89,11 @@ func TestUsedCountsAlso(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	g := h.request(bot, autoReq("10m"), model.Active)
 	c := h.creds(bot, g.ID)
-	gg, err := h.Svc.Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := h.Svc.StartSession(h.ctx, gg, "test")
+	ses, err := h.Svc.Authority().StartSession(h.ctx, gg, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plain
 		// Calls through the balancer are signed for its name.
 		hosts = append(hosts, public.Hostname())
 	}
-	gw, err := awsgw.New(awsgw.Options{Authority: s.Service, Targets: targets, Hosts: hosts, Logger: s.logger.With("gateway", "aws")})
+	gw, err := awsgw.New(awsgw.Options{Authority: s.Service.Authority(), Targets: targets, Hosts: hosts, Logger: s.logger.With("gateway", "aws")})
 	if err != nil {
 		ln.Close()
 		return err

@@ -108,11 +108,11 @@ func TestPostgresStore(t *testing.T) {
 	if err != nil || g.Status != model.Active {
 		t.Fatalf("request: %v, %v", g.Status, err)
 	}
-	gg, err := s.Service.Lookup(g.CredentialID)
+	gg, err := s.Service.Authority().Lookup(g.CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := s.Service.StartSession(ctx, gg, "test-client")
+	ses, err := s.Service.Authority().StartSession(ctx, gg, "test-client")
 	if err != nil {
 		t.Fatal(err)
 	}

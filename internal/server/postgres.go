@@ -43,7 +43,7 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	gw, err := pggw.New(pggw.Options{
-		Authority: s.Service, Targets: targets, TLS: tlsCfg,
+		Authority: s.Service.Authority(), Targets: targets, TLS: tlsCfg,
 		// Plaintext only where nothing crosses a network: a loopback
 		// listener (whose peers are all local), unless allowed.
 		RequireTLS: !isLoopback(host) && !cfg.TLS.AllowPlaintext,
