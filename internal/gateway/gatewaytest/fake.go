@@ -8,7 +8,6 @@ package gatewaytest
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/authority"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/scope"
 )
@@ -23,11 +23,13 @@ import (
 // ErrRecordFailed is what Record returns while FailRecords is set.
 var ErrRecordFailed = errors.New("gatewaytest: recording disabled")
 
-// Authority is a fake gateway.Authority. The zero value is not usable; call New.
+// Authority is a fake gateway.Authority: the real one (internal/authority)
+// over grants added here, with sessions and refused attempts kept in
+// memory instead of the log. The zero value is not usable; call New.
 type Authority struct {
+	live *authority.Authority
+
 	mu         sync.Mutex
-	byCred     map[string]*gateway.Grant
-	subs       []func(*gateway.Grant)
 	sessions   []*Recorded
 	rejections []gateway.Rejection
 	summaries  []gateway.RejectionSummary
@@ -68,7 +70,25 @@ func (r *Recorded) Ended() bool {
 var _ gateway.Authority = (*Authority)(nil)
 
 // New returns an empty fake authority.
-func New() *Authority { return &Authority{byCred: map[string]*gateway.Grant{}} }
+func New() *Authority {
+	a := &Authority{}
+	live, err := authority.New(authority.Options{Now: time.Now, Recorder: recorder{a},
+		NewSessionID: func() string { return "s_test" + randString(8) }})
+	if err != nil {
+		panic(err) // every required option is set
+	}
+	a.live = live
+	return a
+}
+
+// recorder is the fake's in-memory authority.Recorder.
+type recorder struct{ a *Authority }
+
+func (r recorder) Start(ctx context.Context, g *gateway.Grant, sid, client string) (*gateway.Session, error) {
+	return r.a.start(ctx, g, sid, client)
+}
+
+func (r recorder) Reject(ctx context.Context, rj gateway.Rejection) error { return r.a.Reject(ctx, rj) }
 
 // Spec describes a grant to add.
 type Spec struct {
@@ -111,22 +131,15 @@ func (a *Authority) Add(sp Spec) *gateway.Grant {
 	if sp.NoSessionToken {
 		g.SessionToken = ""
 	}
-	a.mu.Lock()
-	a.byCred[g.CredentialID] = g
-	subs := append([]func(*gateway.Grant){}, a.subs...)
-	a.mu.Unlock()
-	for _, fn := range subs {
-		fn(g)
-	}
+	a.live.Add(g, nil)
 	return g
 }
 
 // End ends g with reason, as the control plane would on revoke or expiry.
 func (a *Authority) End(g *gateway.Grant, reason string) {
-	a.mu.Lock()
-	delete(a.byCred, g.CredentialID)
-	a.mu.Unlock()
-	g.End(reason)
+	if a.live.CutOff(g.ID, reason) == nil {
+		g.End(reason) // not added here: end it all the same
+	}
 }
 
 // FailRecords makes every later Record (and StartSession) fail while on.
@@ -252,52 +265,30 @@ func (a *Authority) Rejections() []gateway.Rejection {
 
 // Lookup implements gateway.Authority.
 func (a *Authority) Lookup(credentialID string) (*gateway.Grant, error) {
-	a.mu.Lock()
-	g := a.byCred[credentialID]
-	a.mu.Unlock()
-	if g == nil || !g.Live(time.Now()) {
-		return nil, gateway.ErrNoGrant
-	}
-	return g, nil
+	return a.live.Lookup(credentialID)
 }
 
 // Authenticate implements gateway.Authority.
 func (a *Authority) Authenticate(credentialID, secret string) (*gateway.Grant, error) {
-	g, err := a.Lookup(credentialID)
-	if err != nil {
-		return nil, err
-	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(g.Secret)) != 1 {
-		return nil, gateway.ErrNoGrant
-	}
-	return g, nil
+	return a.live.Authenticate(credentialID, secret)
 }
 
 // Subscribe implements gateway.Authority.
-func (a *Authority) Subscribe(fn func(*gateway.Grant)) {
-	a.mu.Lock()
-	a.subs = append(a.subs, fn)
-	var active []*gateway.Grant
-	for _, g := range a.byCred {
-		active = append(active, g)
-	}
-	a.mu.Unlock()
-	for _, g := range active {
-		fn(g)
-	}
-}
+func (a *Authority) Subscribe(fn func(*gateway.Grant)) { a.live.Subscribe(fn) }
 
 // StartSession implements gateway.Authority.
 func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client string) (*gateway.Session, error) {
-	if !g.Live(time.Now()) {
-		return nil, gateway.ErrNoGrant
-	}
+	return a.live.StartSession(ctx, g, client)
+}
+
+// start records session sid in memory (the fake's Recorder.Start).
+func (a *Authority) start(ctx context.Context, g *gateway.Grant, sid, client string) (*gateway.Session, error) {
 	a.mu.Lock()
 	if a.fail {
 		a.mu.Unlock()
 		return nil, ErrRecordFailed
 	}
-	r := &Recorded{ID: "s_test" + randString(8), Grant: g, Client: client}
+	r := &Recorded{ID: sid, Grant: g, Client: client}
 	a.sessions = append(a.sessions, r)
 	a.mu.Unlock()
 	record := func(ctx context.Context, c gateway.Call) error {
