@@ -267,7 +267,7 @@ func New(o Options) (*Service, error) {
 	}
 	rec, err := sessions.New(sessions.Options{
 		Log: o.Log, Store: o.Store, Replica: replica, Now: s.now, Refuse: s.logErr, Logger: o.Logger,
-		Rejections: o.Rejections,
+		Rejections: o.Rejections, Clock: clk,
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
@@ -30,6 +31,9 @@ type Options struct {
 	Replica string
 	// Now is the clock of the records' times.
 	Now func() time.Time
+	// Clock times the flusher (clock.Real if nil); tests pass a
+	// clock.Fake and Advance it instead of waiting for a flush.
+	Clock clock.Clock
 	// Refuse turns an error from the log into the one a gateway refuses
 	// the call with, naming what could not be recorded (what: "the call",
 	// "the results", …). Nil returns the error unchanged.
@@ -79,6 +83,9 @@ func New(o Options) (*Recorder, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real
 	}
 	_, shared := o.Store.(store.ReplicaRegistry)
 	r := &Recorder{o: o, shared: shared, resultsKick: make(chan struct{}, 1)}
@@ -234,20 +241,34 @@ func (r *Recorder) close() {
 }
 
 // flushLoop logs queued results every resultsInterval and writes session
-// summaries every flushInterval, until stop closes.
+// summaries every flushInterval, on the Options' Clock, until stop closes.
 func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(resultsInterval)
-	defer t.Stop()
-	last := time.Now()
+	clk := r.o.Clock
+	tick := make(chan struct{}, 1)
+	var t clock.Timer
+	arm := func() {
+		t = clk.AfterFunc(resultsInterval, func() {
+			select {
+			case tick <- struct{}{}:
+			default:
+			}
+		})
+	}
+	arm()
+	defer func() { t.Stop() }()
+	// Rows are due every flushInterval by the clock, or every
+	// flushInterval/resultsInterval ticks, for a clock that stands still
+	// (a test's frozen one).
+	last, ticks := clk.Now(), 0
 	for {
-		var now time.Time
 		select {
 		case <-stop:
 			return
 		case <-r.resultsKick:
-			now = time.Now()
-		case now = <-t.C:
+		case <-tick:
+			ticks++
+			arm()
 		}
 		if err := r.flushAllResults(context.Background()); err != nil {
 			r.o.Logger.Error("recording session results; will retry", "err", err)
@@ -255,10 +276,11 @@ func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 		if err := r.rejects.Flush(context.Background()); err != nil {
 			r.o.Logger.Error("recording refused attempts' summaries; will retry", "err", err)
 		}
-		if now.Sub(last) < flushInterval {
+		now := clk.Now()
+		if now.Sub(last) < flushInterval && ticks < int(flushInterval/resultsInterval) {
 			continue
 		}
-		last = now
+		last, ticks = now, 0
 		if err := r.flushRows(context.Background()); err != nil {
 			r.o.Logger.Error("writing session summaries; will retry", "err", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -266,5 +267,53 @@ func TestRecorderRejectsAreBounded(t *testing.T) {
 	}
 	if err := json.Unmarshal(es[0].Data, &sum); err != nil || sum.Data.Count != 3 {
 		t.Fatalf("summary %s (%v), want the 3 attempts counted", es[0].Data, err)
+	}
+}
+
+// TestRecorderFlusherRunsOnItsClock: the flusher's rounds follow the
+// Options' Clock: results wait until it has moved by resultsInterval,
+// rows until it has moved by flushInterval.
+func TestRecorderFlusherRunsOnItsClock(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, Options{Clock: fake, Now: func() time.Time { return fake.Now().UTC() }})
+	e.rec.Run()
+	ses, err := e.rec.Start(e.ctx, grant("g_5"), "s_6", "127.0.0.1:5005")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Request(e.ctx, gateway.Call{Action: "pg:select", Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Result(e.ctx, gateway.Call{Action: "pg:select", Rows: 2}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a flusher that ignored its clock to run; this one must not
+	if got := types(e.entries("s_6")); got != "session.started session.call" {
+		t.Fatalf("before the clock moved: %q", got)
+	}
+	fake.Advance(resultsInterval)
+	deadline := time.Now().Add(5 * time.Second)
+	for types(e.entries("s_6")) != "session.started session.call session.results" {
+		if time.Now().After(deadline) {
+			t.Fatalf("results not logged after the clock moved: %q", types(e.entries("s_6")))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if row, err := e.st.Session(e.ctx, "s_6"); err != nil || row.Calls != 0 {
+		t.Fatalf("row written before flushInterval: %+v (%v)", row, err)
+	}
+	fake.Advance(flushInterval)
+	for {
+		row, err := e.st.Session(e.ctx, "s_6")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.Calls == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("row not written after flushInterval: %+v", row)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
