@@ -207,3 +207,38 @@ func TestPostgresStore(t *testing.T) {
 	}
 	wantProblems(t, "forged row", rep, fmt.Sprintf(`grant %s: reason is "routine", log says "billing errors too"`, g.ID))
 }
+
+// TestStoreThatDoesNotOpenIsReported: a PostgreSQL store that cannot be
+// opened makes Open return why, not panic. Open closed what it had opened
+// after the error, and a failed pgstore.Open's nil *Store, held as a
+// non-nil store.Store, made that Close dereference nil: every such
+// failure (a refused synchronous_commit, an unreachable server, a missing
+// schema) crashed `airlock serve` without its reason.
+func TestStoreThatDoesNotOpenIsReported(t *testing.T) {
+	cases := map[string]struct{ dsn, want string }{
+		"unreachable": {"postgres://nobody@127.0.0.1:1/airlock?sslmode=disable&connect_timeout=2", "127.0.0.1"},
+		"sync off":    {"postgres://nobody@127.0.0.1:1/airlock?sslmode=disable&synchronous_commit=off", "synchronous_commit"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := pgConfig(t, c.dsn)
+			var s *Server
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("Open panicked: %v", r)
+					}
+				}()
+				s, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			}()
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded on a store that cannot open")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: %v; want the reason (%q)", err, c.want)
+			}
+		})
+	}
+}

@@ -24,10 +24,21 @@ import (
 // file in its own data_dir. With SQLite, the journal's lock in data_dir
 // keeps a second server off the same directory.
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	// Each store's nil pointer is returned as a nil interface: a typed nil
+	// in the Server's store would make its Close (after the error) panic
+	// instead of reporting why the store did not open.
 	if cfg.Store != "" {
-		return pgstore.Open(ctx, cfg.Store)
+		st, err := pgstore.Open(ctx, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
-	return sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile))
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // logOptions is how the log is opened for the configured store. With SQLite
