@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzParseAuthorization(f *testing.F) {
@@ -137,6 +138,37 @@ func BenchmarkVerify(b *testing.B) {
 			if _, err := io.Copy(io.Discard, a.Body(bytes.NewReader(body))); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzParseAmzDate holds the hand-written X-Amz-Date parser to
+// time.Parse: whatever it accepts, time.Parse accepts as the same instant,
+// and it refuses only what time.Parse refuses or what carries fractional
+// seconds (which time.Parse lets through after the seconds).
+func FuzzParseAmzDate(f *testing.F) {
+	for _, s := range []string{
+		"20130524T000000Z", "20240229T235959Z", "20230229T120000Z", "20000229T000000Z",
+		"19000229T000000Z", "00010101T000000Z", "99991231T235959Z", "20130524T240000Z",
+		"20130524T236000Z", "20130524T235960Z", "20131301T000000Z", "20130001T000000Z",
+		"20130500T000000Z", "20130431T000000Z", "20130524T00000Z", "20130524T000000.5Z",
+		"20130524 000000Z", "20130524T000000z", "2013052aT000000Z", "+0130524T000000Z",
+		"20130524T0000000", "", "20130524T000000Z ",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseAmzDate(s)
+		want, err := time.Parse(amzDateFmt, s)
+		switch {
+		case ok && err != nil:
+			t.Fatalf("parseAmzDate(%q) accepted what time.Parse refuses: %v", s, err)
+		case ok && !got.Equal(want):
+			t.Fatalf("parseAmzDate(%q) = %v, time.Parse %v", s, got, want)
+		case ok && got.Location() != time.UTC:
+			t.Fatalf("parseAmzDate(%q) not in UTC", s)
+		case !ok && err == nil && !strings.ContainsAny(s, ".,"):
+			t.Fatalf("parseAmzDate(%q) refused what time.Parse takes as %v", s, want)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package sigv4
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
 )
@@ -262,4 +263,52 @@ func clip(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// parseAmzDate parses an X-Amz-Date value, exactly yyyyMMdd'T'HHmmss'Z'
+// (ISO 8601 basic, UTC). It takes what time.Parse with amzDateFmt takes,
+// less the fractional seconds time.Parse lets through after the seconds
+// (S3 refuses those too), and does it without reading the layout, which
+// made time.Parse about 1.5% of the AWS gateway's CPU per call.
+func parseAmzDate(s string) (time.Time, bool) {
+	if len(s) != len(amzDateFmt) || s[8] != 'T' || s[15] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(4, 2)
+	d, ok3 := num(6, 2)
+	h, ok4 := num(9, 2)
+	mi, ok5 := num(11, 2)
+	sec, ok6 := num(13, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+		return time.Time{}, false
+	}
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC), true
+}
+
+// daysIn is the number of days in month m of year y (proleptic Gregorian).
+func daysIn(m time.Month, y int) int {
+	switch m {
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }

@@ -132,8 +132,8 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	amzDate := first(r.Header, hAmzDate)
 	var signedAt time.Time
 	if amzDate != "" {
-		t, err := time.Parse(amzDateFmt, amzDate)
-		if err != nil {
+		t, ok := parseAmzDate(amzDate)
+		if !ok {
 			return nil, s3err.Detailed(s3err.AccessDenied, msgNoDate, "X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'")
 		}
 		signedAt = t
@@ -266,8 +266,8 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	if e := v.checkScope(&c, true); e != nil {
 		return nil, e
 	}
-	signedAt, err := time.Parse(amzDateFmt, amzDate)
-	if err != nil {
+	signedAt, ok := parseAmzDate(amzDate)
+	if !ok {
 		return nil, queryError(`X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`)
 	}
 	if amzDate[:8] != c.date {
