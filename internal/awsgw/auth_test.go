@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 )
 
@@ -108,8 +109,7 @@ func TestExpiryByClock(t *testing.T) {
 	// The grant's expiry passes on the gateway's clock before the control
 	// plane has noticed: the call is refused anyway.
 	now := time.Now()
-	clock := func() time.Time { return now }
-	e := newEnv(t, func(o *Options) { o.Now = clock })
+	e := newEnv(t, func(o *Options) { o.Clock = clock.Func(func() time.Time { return now }) })
 	g := e.grant(walkScope)
 	e.up.put("logs/app/a.txt", []byte("a"))
 	now = g.ExpiresAt.Add(time.Second)

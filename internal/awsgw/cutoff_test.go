@@ -11,6 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
 )
 
 func TestCutOffDownloadInFlight(t *testing.T) {
@@ -75,10 +78,18 @@ func (s *slowBody) Read(p []byte) (int, error) {
 	return int(k), nil
 }
 
-func TestCutOffUploadInFlight(t *testing.T) {
-	e := newEnv(t)
-	g := e.grant(walkScope)
-	const size = 64 << 20
+// uploadResult is how a request in flight ended, for the client.
+type uploadResult struct {
+	status int
+	body   string
+	err    error
+}
+
+// startSlowUpload sends a 64 MiB PUT under g whose body trickles in, and
+// returns once the gateway has taken 1 MiB of it; done yields the answer.
+func startSlowUpload(t *testing.T, e *env, g *gateway.Grant) (size int64, done <-chan uploadResult) {
+	t.Helper()
+	size = 64 << 20
 	body := &slowBody{left: size, piece: 32 << 10, sent: make(chan int64, 1)}
 	req, err := http.NewRequest(http.MethodPut, e.srv.URL+"/logs/app/upload.bin", body)
 	if err != nil {
@@ -90,21 +101,16 @@ func TestCutOffUploadInFlight(t *testing.T) {
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, "UNSIGNED-PAYLOAD", "s3", testRegion, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		status int
-		body   string
-		err    error
-	}
-	done := make(chan result, 1)
+	ch := make(chan uploadResult, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			done <- result{err: err}
+			ch <- uploadResult{err: err}
 			return
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		done <- result{status: resp.StatusCode, body: string(b)}
+		ch <- uploadResult{status: resp.StatusCode, body: string(b)}
 	}()
 	for sent := int64(0); sent < 1<<20; {
 		select {
@@ -113,8 +119,14 @@ func TestCutOffUploadInFlight(t *testing.T) {
 			t.Fatal("the upload did not start")
 		}
 	}
-	e.auth.End(g, "expired")
-	var r result
+	return size, ch
+}
+
+// checkCutAtExpiry checks that the upload was refused as expired, stored
+// nothing upstream, and that its result records the cut.
+func checkCutAtExpiry(t *testing.T, e *env, g *gateway.Grant, size int64, done <-chan uploadResult) {
+	t.Helper()
+	var r uploadResult
 	select {
 	case r = <-done:
 	case <-time.After(10 * time.Second):
@@ -129,6 +141,33 @@ func TestCutOffUploadInFlight(t *testing.T) {
 	res := e.results(g, 1)
 	if !strings.HasPrefix(res[0].Error, "cut off: The provided token has expired: grant "+g.ID) || res[0].BytesIn >= size {
 		t.Fatalf("result: %+v", res[0])
+	}
+}
+
+func TestCutOffUploadInFlight(t *testing.T) {
+	e := newEnv(t)
+	g := e.grant(walkScope)
+	size, done := startSlowUpload(t, e, g)
+	e.auth.End(g, "expired")
+	checkCutAtExpiry(t, e, g, size, done)
+}
+
+// TestCutOffAtExpiryOnTheGatewaysClock: the grant's expiry passes on the
+// gateway's clock while the control plane has not ended it (its own timer
+// late or its replica gone): the gateway's own timer, on the injected
+// clock, cuts the call in flight and ends the session, with no test
+// waiting for real time to pass.
+func TestCutOffAtExpiryOnTheGatewaysClock(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) { o.Clock = fake })
+	g := e.grant(walkScope)
+	size, done := startSlowUpload(t, e, g)
+	eventually(t, "the session's expiry timer", func() bool { return fake.Pending() > 0 })
+	fake.Set(g.ExpiresAt)
+	checkCutAtExpiry(t, e, g, size, done)
+	eventually(t, "the session to end", func() bool { return e.auth.Sessions()[0].Ended() })
+	if g.EndReason() != "" {
+		t.Fatalf("the control plane ended the grant (%q): the test no longer shows the gateway's own timer", g.EndReason())
 	}
 }
 

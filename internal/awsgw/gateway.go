@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/s3err"
 	"github.com/airlock-dev/airlock/internal/s3iam"
@@ -57,8 +58,10 @@ type Options struct {
 	// Transport carries upstream requests (and STS calls); nil means a
 	// default tuned for many concurrent streams to few hosts.
 	Transport http.RoundTripper
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the gateway's time: what signatures and expiry are checked
+	// against, and the timer that ends a session when its grant expires,
+	// should the control plane's own end be late. nil means clock.Real.
+	Clock clock.Clock
 	// Logger receives operational errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -71,6 +74,7 @@ type Gateway struct {
 	auth    gateway.Authority
 	targets map[string]*target
 	mapper  *s3iam.Mapper
+	clock   clock.Clock
 	now     func() time.Time
 	log     *slog.Logger
 	known   *known
@@ -117,9 +121,10 @@ func New(o Options) (*Gateway, error) {
 	if o.Authority == nil {
 		return nil, errors.New("awsgw: Options.Authority is required")
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real
 	}
+	now := o.Clock.Now
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -130,11 +135,12 @@ func New(o Options) (*Gateway, error) {
 		auth:     o.Authority,
 		targets:  map[string]*target{},
 		mapper:   &s3iam.Mapper{Hosts: o.Hosts},
-		now:      o.Now,
+		clock:    o.Clock,
+		now:      now,
 		log:      o.Logger,
-		known:    newKnown(o.Now),
-		uploads:  newUploadTable(o.Now),
-		verifier: &sigv4.Verifier{Now: o.Now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
+		known:    newKnown(now),
+		uploads:  newUploadTable(now),
+		verifier: &sigv4.Verifier{Now: now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
 		sessions: map[sessionKey]*session{},
 	}
 	g.hosts = o.Hosts

@@ -133,13 +133,14 @@ func (g *Gateway) start(s *session, client string) {
 // plane's own timer be late) or the gateway closes.
 func (g *Gateway) watch(s *session) {
 	defer g.watchers.Done()
-	timer := time.NewTimer(time.Until(s.gr.ExpiresAt))
+	expired := make(chan struct{})
+	timer := g.clock.AfterFunc(s.gr.ExpiresAt.Sub(g.now()), func() { close(expired) })
 	defer timer.Stop()
 	var cause error
 	select {
 	case <-s.gr.Done():
-		cause = endedError(s.gr, time.Now())
-	case <-timer.C:
+		cause = endedError(s.gr, g.now())
+	case <-expired:
 		cause = expiredError(s.gr)
 	case <-s.ctx.Done():
 		cause = context.Cause(s.ctx)
