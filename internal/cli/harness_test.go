@@ -91,7 +91,7 @@ func startServer(t *testing.T, configure func(*server.Server)) *liveServer {
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &liveServer{t: t, srv: srv, dataDir: cfg.DataDir, apiAddr: ln.Addr().String(), awsAddr: gws.AWSAddr, botKey: botKey, aliceKey: aliceKey}
+	return &liveServer{t: t, srv: srv, dataDir: cfg.DataDir, apiAddr: ln.Addr().String(), awsAddr: gws.Addr("aws"), botKey: botKey, aliceKey: aliceKey}
 }
 
 // run runs the CLI with env (NAME=value pairs) and returns its exit code,

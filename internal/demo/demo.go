@@ -193,7 +193,7 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 	go srv.Serve(sctx, ln)
 	addr := "http://" + ln.Addr().String()
 	bot, alice := client.New(addr, botKey), client.New(addr, aliceKey)
-	r.say("Started the control plane at %s and the AWS gateway at %s, with two identities", addr, gws.AWSAddr)
+	r.say("Started the control plane at %s and the AWS gateway at %s, with two identities", addr, gws.Addr("aws"))
 	r.say("(agent log-triage-bot of sre-team, person alice of sre-leads), target aws-prod in account 111122223333")
 	r.say("whose upstream is an in-process S3 server at %s holding bucket logs, and three Cedar policies.", upLn.Addr())
 

@@ -112,9 +112,10 @@ func TestAPIUsesConfiguredCertificate(t *testing.T) {
 }
 
 // TestTLSCoversAPIHost: the one certificate of the API and the gateways
-// names the API's host too.
+// names the API's host too, and every protocol's listener and public host.
 func TestTLSCoversAPIHost(t *testing.T) {
-	s := &Server{Config: &config.Config{DataDir: t.TempDir(), Listen: config.Listen{API: "10.9.8.6:8700", AWS: "10.9.8.7:8701"}}}
+	s := &Server{Config: &config.Config{DataDir: t.TempDir(), Listen: config.Listen{API: "10.9.8.6:8700", AWS: "10.9.8.7:8701", Postgres: "10.9.8.5:5433",
+		Public: config.Public{AWS: "https://s3.lb.example.test", Postgres: "pg.lb.example.test:5432"}}}}
 	c, _, err := s.gatewayTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func TestTLSCoversAPIHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"10.9.8.6", "10.9.8.7", "127.0.0.1", "localhost"} {
+	for _, h := range []string{"10.9.8.6", "10.9.8.7", "10.9.8.5", "s3.lb.example.test", "pg.lb.example.test", "127.0.0.1", "localhost"} {
 		if leaf.VerifyHostname(h) != nil {
 			t.Errorf("the certificate does not cover %s", h)
 		}

@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
-	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -86,7 +87,9 @@ func openServer(t *testing.T, cfg *config.Config) *Server {
 	return s
 }
 
-func newAuditEnv(t *testing.T) *auditEnv {
+// auditConfig writes auditTestConfig, with extra appended (more YAML
+// keys), and its policies to a fresh directory, and loads it.
+func auditConfig(t *testing.T, extra string) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	_, botSHA := authn.NewKey()
@@ -98,13 +101,19 @@ func newAuditEnv(t *testing.T) *auditEnv {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, auditTestConfig, botSHA, aliceSHA), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, auditTestConfig+extra, botSHA, aliceSHA), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func newAuditEnv(t *testing.T) *auditEnv {
+	t.Helper()
+	cfg := auditConfig(t, "")
 	ctx := context.Background()
 	s := openServer(t, cfg)
 	defer s.Close()

@@ -3,30 +3,57 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
-	"time"
 
-	"github.com/airlock-dev/airlock/internal/awsgw"
-	"github.com/airlock-dev/airlock/internal/grants"
-	"github.com/airlock-dev/airlock/internal/sniff"
+	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
+// A protocol is one gateway as airlock serve runs it: the targets of one
+// kind, served on the listen.<kind> address. Each lives in a file of its
+// own (aws.go, postgres.go) and is listed in protocols; start-up, the
+// certificate's names and the start-up log go through that list, so that
+// the server has one place that knows which gateways there are.
+type protocol struct {
+	// kind is the targets' kind and the listen key ("aws", "postgres").
+	kind string
+	// listen is where the gateway listens (listen.<kind>), "" when off.
+	listen func(config.Listen) string
+	// publicHost is the host clients reach it by behind a load balancer
+	// (listen.public.<kind>), "" when none; the certificate names it.
+	publicHost func(config.Public) string
+	// start serves the gateway on ln, which it then owns, for the
+	// configured targets of its kind, tells the grant service how clients
+	// reach it (their credentials carry it), and returns how to stop it.
+	start func(s *Server, ctx context.Context, ln net.Listener, t gatewayTLS) (stop func(), err error)
+}
+
+// protocols are the gateways, in the order they start.
+var protocols = []protocol{awsProtocol, postgresProtocol}
+
+// gatewayTLS is what every gateway's TLS is made of.
+type gatewayTLS struct {
+	// config is the certificate the gateways present.
+	config *tls.Config
+	// caPEM is Airlock's CA certificate when config comes from it (clients
+	// need it to verify), "" for a configured certificate.
+	caPEM string
+}
+
 // Gateways are the running protocol listeners of a server.
 type Gateways struct {
-	// AWSAddr and PostgresAddr are where the gateways listen ("" when off).
-	AWSAddr, PostgresAddr string
-
+	addrs   map[string]string
 	closers []func()
 }
+
+// Addr is where the gateway for targets of kind ("aws", "postgres")
+// listens, "" when it is off.
+func (g *Gateways) Addr(kind string) string { return g.addrs[kind] }
 
 // Close stops the listeners and ends open sessions.
 func (g *Gateways) Close() {
@@ -40,35 +67,49 @@ func (g *Gateways) Close() {
 // (listen.aws, listen.postgres), serves them in the background, and tells
 // the grant service where they are so that credentials carry the address.
 func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
-	cfg := s.Config
-	gws := &Gateways{}
+	gws := &Gateways{addrs: map[string]string{}}
 	defer func() {
 		if err != nil {
 			gws.Close()
 		}
 	}()
-	if cfg.Listen.AWS == "" && cfg.Listen.Postgres == "" {
+	var on []protocol
+	for _, p := range protocols {
+		if p.listen(s.Config.Listen) != "" {
+			on = append(on, p)
+		}
+	}
+	if len(on) == 0 {
 		return gws, nil
 	}
 	tlsCfg, caPEM, err := s.gatewayTLS()
 	if err != nil {
 		return nil, err
 	}
-	plaintext := sniff.LoopbackOnly
-	if cfg.TLS.AllowPlaintext {
-		plaintext = sniff.AnyPeer
-	}
-	if cfg.Listen.AWS != "" {
-		if err := s.startAWS(gws, tlsCfg, caPEM, plaintext); err != nil {
+	for _, p := range on {
+		ln, err := net.Listen("tcp", p.listen(s.Config.Listen))
+		if err != nil {
+			return nil, fmt.Errorf("listen.%s: %w", p.kind, err)
+		}
+		stop, err := p.start(s, ctx, ln, gatewayTLS{config: tlsCfg, caPEM: caPEM})
+		if err != nil {
+			ln.Close()
 			return nil, err
 		}
-	}
-	if cfg.Listen.Postgres != "" {
-		if err := s.startPostgres(ctx, gws, tlsCfg, caPEM); err != nil {
-			return nil, err
-		}
+		gws.addrs[p.kind] = ln.Addr().String()
+		gws.closers = append(gws.closers, stop)
 	}
 	return gws, nil
+}
+
+// logAttrs are the gateways' addresses for the start-up log line, kind
+// first: "aws", "127.0.0.1:9000", "postgres", "".
+func (g *Gateways) logAttrs() []any {
+	var a []any
+	for _, p := range protocols {
+		a = append(a, p.kind, g.Addr(p.kind))
+	}
+	return a
 }
 
 // gatewayTLS is the configured certificate, or one from Airlock's own CA
@@ -90,15 +131,17 @@ func (s *Server) loadTLS() (*tls.Config, string, error) {
 	var hosts []string
 	// The names clients use behind a load balancer, when the balancer
 	// passes TLS through to the replica.
-	for _, raw := range []string{cfg.Listen.Public.API, cfg.Listen.Public.AWS} {
-		if u := parsePublicURL(raw); u != nil {
-			hosts = append(hosts, u.Hostname())
+	if u := parsePublicURL(cfg.Listen.Public.API); u != nil {
+		hosts = append(hosts, u.Hostname())
+	}
+	addrs := []string{cfg.Listen.API}
+	for _, p := range protocols {
+		if h := p.publicHost(cfg.Listen.Public); h != "" {
+			hosts = append(hosts, h)
 		}
+		addrs = append(addrs, p.listen(cfg.Listen))
 	}
-	if h, _, err := net.SplitHostPort(cfg.Listen.Public.Postgres); err == nil {
-		hosts = append(hosts, h)
-	}
-	for _, a := range []string{cfg.Listen.API, cfg.Listen.AWS, cfg.Listen.Postgres} {
+	for _, a := range addrs {
 		h, _, err := net.SplitHostPort(a)
 		if err != nil {
 			continue
@@ -119,79 +162,6 @@ func (s *Server) loadTLS() (*tls.Config, string, error) {
 		return nil, "", err
 	}
 	return c, string(pem), nil
-}
-
-func (s *Server) startAWS(gws *Gateways, tlsCfg *tls.Config, caPEM string, plaintext func(net.Addr) bool) error {
-	cfg := s.Config
-	var targets []awsgw.Target
-	for _, t := range cfg.Targets {
-		if t.Kind != "aws" {
-			continue
-		}
-		at := awsgw.Target{Name: t.Name, Account: t.Account, Region: t.Region, Endpoint: t.Endpoint, STSEndpoint: t.STSEndpoint, Endpoints: t.Endpoints}
-		if c := t.Credentials; c != nil {
-			at.RoleARN = c.RoleARN
-			if c.AccessKeyIDEnv != "" {
-				at.AccessKeyID, at.SecretAccessKey = os.Getenv(c.AccessKeyIDEnv), os.Getenv(c.SecretAccessKeyEnv)
-			}
-		}
-		targets = append(targets, at)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen.AWS)
-	if err != nil {
-		return fmt.Errorf("listen.aws: %w", err)
-	}
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	hosts := []string{"localhost", host}
-	public := parsePublicURL(cfg.Listen.Public.AWS)
-	if public != nil {
-		// Calls through the balancer are signed for its name.
-		hosts = append(hosts, public.Hostname())
-	}
-	gw, err := awsgw.New(awsgw.Options{Authority: s.Service.Authority(), Targets: targets, Hosts: hosts, Logger: s.logger.With("gateway", "aws")})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	sl := sniff.Wrap(ln, sniff.Options{TLS: tlsCfg, Plaintext: plaintext, Logger: s.logger.With("gateway", "aws")})
-	hs := &http.Server{
-		Handler: gw, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-		// Lets a grant's end reset a transfer's connection at once.
-		ConnContext: awsgw.ConnContext,
-	}
-	go func() {
-		if err := hs.Serve(sl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Error("aws gateway stopped", "err", err)
-		}
-	}()
-	gws.AWSAddr = ln.Addr().String()
-	gws.closers = append(gws.closers, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-		_ = gw.Close()
-	})
-	// Loopback clients get plain http (nothing to trust); others https with
-	// the CA to trust.
-	scheme, ca := "https", caPEM
-	if isLoopback(host) || cfg.TLS.AllowPlaintext {
-		scheme, ca = "http", ""
-	}
-	endpoint := scheme + "://" + clientHost(host) + ":" + port
-	if public != nil {
-		// Behind a load balancer: credentials from any replica name the
-		// balancer (listen.public.aws), with the CA only over https.
-		endpoint, ca = public.String(), caPEM
-		if public.Scheme != "https" {
-			ca = ""
-		}
-	}
-	for _, t := range targets {
-		s.Service.SetEndpoint(t.Name, grants.Endpoint{URL: endpoint, Region: t.Region, CAPEM: ca})
-	}
-	s.logger.Info("aws gateway listening", "addr", gws.AWSAddr, "targets", len(targets))
-	return nil
 }
 
 // parsePublicURL is a listen.public URL parsed (config validated it), or nil.

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"crypto/x509"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,5 +86,71 @@ func TestGatewayTLS(t *testing.T) {
 	leaf, err = x509.ParseCertificate(c.Certificates[0].Certificate[0])
 	if err != nil || leaf.VerifyHostname("10.9.8.7") != nil || leaf.VerifyHostname("127.0.0.1") != nil {
 		t.Fatalf("the issued certificate does not cover the listener's host and loopback: %v", err)
+	}
+}
+
+// TestStartGatewaysByProtocol: every gateway in protocols starts on its
+// listen key and reports its address by kind; one whose address is taken
+// fails the start with the key named, and Close stops the listeners.
+func TestStartGatewaysByProtocol(t *testing.T) {
+	t.Setenv("AWS_PROD_ACCESS_KEY_ID", "AKIDUPSTREAMEXAMPLE")
+	t.Setenv("AWS_PROD_SECRET_ACCESS_KEY", "upstream-secret-example")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, p := range protocols {
+		t.Run(p.kind+" address taken", func(t *testing.T) {
+			cfg := auditConfig(t, "")
+			cfg.Listen.AWS, cfg.Listen.Postgres = "127.0.0.1:0", "127.0.0.1:0"
+			switch p.kind {
+			case "aws":
+				cfg.Listen.AWS = taken.Addr().String()
+			case "postgres":
+				cfg.Listen.Postgres = taken.Addr().String()
+			default:
+				t.Fatalf("no case for protocol %q in this test", p.kind)
+			}
+			s := openServer(t, cfg)
+			defer s.Close()
+			gws, err := s.StartGateways(context.Background())
+			if err == nil {
+				gws.Close()
+				t.Fatal("started on a taken address")
+			}
+			if !strings.Contains(err.Error(), "listen."+p.kind+":") {
+				t.Fatalf("error does not name listen.%s: %v", p.kind, err)
+			}
+		})
+	}
+
+	cfg := auditConfig(t, "")
+	cfg.Listen.AWS, cfg.Listen.Postgres = "127.0.0.1:0", "127.0.0.1:0"
+	s := openServer(t, cfg)
+	defer s.Close()
+	gws, err := s.StartGateways(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gws.Addr("ftp") != "" {
+		t.Fatal("an address for a kind no protocol serves")
+	}
+	var addrs []string
+	for _, p := range protocols {
+		a := gws.Addr(p.kind)
+		c, err := net.Dial("tcp", a)
+		if err != nil {
+			t.Fatalf("%s gateway not listening at %q: %v", p.kind, a, err)
+		}
+		c.Close()
+		addrs = append(addrs, a)
+	}
+	gws.Close()
+	for _, a := range addrs {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Fatalf("%s still accepts after Close", a)
+		}
 	}
 }

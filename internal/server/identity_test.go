@@ -147,7 +147,7 @@ func newIDEnvWith(t *testing.T, binding, listen string) *idEnv {
 	t.Cleanup(gws.Close)
 	ts := httptest.NewServer(srv.Handler) // on 127.0.0.1
 	t.Cleanup(ts.Close)
-	return &idEnv{t: t, api: ts.URL, awsAddr: gws.AWSAddr, pgAddr: gws.PostgresAddr, bot: botKey, alice: aliceKey, iss: iss, srv: srv, dataDir: cfg.DataDir}
+	return &idEnv{t: t, api: ts.URL, awsAddr: gws.Addr("aws"), pgAddr: gws.Addr("postgres"), bot: botKey, alice: aliceKey, iss: iss, srv: srv, dataDir: cfg.DataDir}
 }
 
 // from returns an HTTP client whose connections come from local address ip.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -16,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
-	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
@@ -69,25 +69,7 @@ func pgDatabase(t *testing.T) string {
 // pgConfig writes a configuration with `store: dsn` and its own data_dir.
 func pgConfig(t *testing.T, dsn string) *config.Config {
 	t.Helper()
-	dir := t.TempDir()
-	_, botSHA := authn.NewKey()
-	_, aliceSHA := authn.NewKey()
-	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policies", "aws-prod.cedar"), []byte(auditTestPolicies), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "airlock.yaml")
-	yaml := fmt.Sprintf(auditTestConfig, botSHA, aliceSHA) + fmt.Sprintf("store: %q\n", dsn)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return auditConfig(t, fmt.Sprintf("store: %q\n", dsn))
 }
 
 // TestPostgresStore runs a server on `store: postgres://…`: grants, sessions

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +19,25 @@ import (
 	"github.com/airlock-dev/airlock/internal/pgroles"
 )
 
-func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.Config, caPEM string) error {
+// postgresProtocol is the PostgreSQL gateway: the wire protocol on
+// listen.postgres, for the targets of kind "postgres", each session logged
+// in upstream as its grant's own role.
+var postgresProtocol = protocol{
+	kind:   "postgres",
+	listen: func(l config.Listen) string { return l.Postgres },
+	publicHost: func(p config.Public) string {
+		h, _, err := net.SplitHostPort(p.Postgres)
+		if err != nil {
+			return ""
+		}
+		return h
+	},
+	start: startPostgres,
+}
+
+func startPostgres(s *Server, ctx context.Context, ln net.Listener, tl gatewayTLS) (func(), error) {
 	cfg := s.Config
+	tlsCfg, caPEM := tl.config, tl.caPEM
 	var targets []pggw.Target
 	var dbs = map[string]string{}
 	for _, t := range cfg.Targets {
@@ -30,18 +46,15 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 		}
 		dsn, db, err := adminDSN(t)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dbs[t.Name] = db
 		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn, RedactParameters: t.RedactParameters,
 			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name),
 				passwordKey: s.Service.RolePasswordKey(), live: s.Service.LiveGrants}})
 	}
-	ln, err := net.Listen("tcp", cfg.Listen.Postgres)
-	if err != nil {
-		return fmt.Errorf("listen.postgres: %w", err)
-	}
-	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	addr := ln.Addr().String()
+	host, _, _ := net.SplitHostPort(addr)
 	gw, err := pggw.New(pggw.Options{
 		Authority: s.Service.Authority(), Targets: targets, TLS: tlsCfg,
 		// Plaintext only where nothing crosses a network: a loopback
@@ -50,8 +63,7 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 		Logger:     s.logger, // pggw names itself in its log lines
 	})
 	if err != nil {
-		ln.Close()
-		return err
+		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
@@ -59,18 +71,17 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 			s.logger.Error("postgres gateway stopped", "err", err)
 		}
 	}()
-	gws.PostgresAddr = ln.Addr().String()
-	gws.closers = append(gws.closers, func() {
+	stop := func() {
 		cancel()
 		ln.Close()
 		_ = gw.Close()
 		for _, t := range targets {
 			t.Roles.(*lazyRoles).close()
 		}
-	})
+	}
 	// Clients dial the listener, or behind a load balancer the balancer
 	// (listen.public.postgres): credentials from any replica name it.
-	dialHost, dialPort := clientHost(host), portOf(gws.PostgresAddr)
+	dialHost, dialPort := clientHost(host), portOf(addr)
 	if pub := s.Config.Listen.Public.Postgres; pub != "" {
 		dialHost, dialPort = publicHostPort(pub)
 	}
@@ -92,8 +103,8 @@ func (s *Server) startPostgres(ctx context.Context, gws *Gateways, tlsCfg *tls.C
 		}
 		s.Service.SetEndpoint(name, e)
 	}
-	s.logger.Info("postgres gateway listening", "addr", gws.PostgresAddr, "targets", len(targets))
-	return nil
+	s.logger.Info("postgres gateway listening", "addr", addr, "targets", len(targets))
+	return stop, nil
 }
 
 // adminDSN is a postgres target's upstream DSN with the admin password

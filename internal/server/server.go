@@ -1,7 +1,14 @@
 // Package server assembles a running Airlock from its configuration: the
 // store, the audit log and its keys, the policy engine, the identity
-// directory, the grant service and the HTTP API. `airlock serve` and
-// `airlock demo` both run it.
+// directory, the grant service, the HTTP API and the gateways. `airlock
+// serve` and `airlock demo` both run it.
+//
+// Each gateway is a protocol (gateways.go): its kind, its listen key and a
+// start function, in a file of its own (aws.go, postgres.go), listed once
+// in protocols. A new gateway adds such a file and entry here, and, outside
+// this package, its configuration keys and target checks (package config),
+// the environment its credentials are handed out as (package credenv) and
+// its actions (package scope).
 package server
 
 import (
@@ -375,8 +382,8 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 			}
 		}
 	}()
-	logger.Info("airlock serving", "replica", s.Service.ReplicaID(), "api", "https://"+ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg), "aws", gws.AWSAddr, "postgres", gws.PostgresAddr,
-		"data_dir", cfg.DataDir, "log_size", s.log.Size())
+	attrs := append([]any{"replica", s.Service.ReplicaID(), "api", "https://" + ln.Addr().String(), "api_plaintext", apiPlaintextNote(cfg)}, gws.logAttrs()...)
+	logger.Info("airlock serving", append(attrs, "data_dir", cfg.DataDir, "log_size", s.log.Size())...)
 	if p := cfg.Listen.Public; p != (config.Public{}) {
 		// What clients are told to use (listen.public), beside what this
 		// replica listens on.
