@@ -59,15 +59,22 @@ func TestSimpleAndExtendedQueriesAreRecorded(t *testing.T) {
 	if !simple || !ext {
 		t.Fatalf("recorded requests missing (simple %v, extended %v): %+v", simple, ext, reqs)
 	}
-	// Results: rows recorded.
-	var rows50 bool
+	// Results: rows recorded, and the rows' bytes as bytes out (each
+	// DataRow's payload: a column count, a length per column, the values).
+	var rows50, nameOut, bigOut bool
 	for _, call := range e.auth.Calls(g.ID) {
 		if call.Kind == "result" && call.Rows == 1 && call.Status == "SELECT 1" && call.Error == "" {
 			rows50 = true
+			switch call.BytesOut {
+			case 2 + 4 + int64(len("customer 7")):
+				nameOut = true
+			case 2 + 4 + 500_000:
+				bigOut = true
+			}
 		}
 	}
-	if !rows50 {
-		t.Fatalf("no result with rows: %+v", e.auth.Calls(g.ID))
+	if !rows50 || !nameOut || !bigOut {
+		t.Fatalf("results without rows or their bytes (rows %v, small row's bytes %v, large row's %v): %+v", rows50, nameOut, bigOut, e.auth.Calls(g.ID))
 	}
 }
 

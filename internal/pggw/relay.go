@@ -674,9 +674,8 @@ func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 	if h := r.front(); h != nil {
 		if typ == 'D' {
 			h.dataRows++
-		} else {
-			h.bytesOut += int64(total - 5)
 		}
+		h.bytesOut += int64(total - 5)
 	}
 	r.qmu.Unlock()
 	if ubr.Buffered() == 0 {
@@ -704,6 +703,8 @@ func (c *conn) observe(raw []byte) {
 	case 'D':
 		if h != nil {
 			h.dataRows++
+			// A row's bytes are what the client took out, as a COPY's are.
+			h.bytesOut += int64(len(raw) - 5)
 		}
 	case 'd':
 		if h != nil {
