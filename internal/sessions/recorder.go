@@ -51,6 +51,12 @@ type Recorder struct {
 	o      Options
 	shared bool // the store is shared by replicas
 
+	// One flush of results and one of rows at a time: a flush takes
+	// what is queued and writes it, so a second flush that found the
+	// queue empty while the first was still writing would return before
+	// those writes, and a read after it (Flush's promise) would miss them.
+	resultsFlushMu, rowsFlushMu sync.Mutex
+
 	// dirty are the sessions whose stored summary lags their logged
 	// calls (see flushRows).
 	dirtyMu sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -172,6 +173,123 @@ func TestRecorderFlushMakesRowsCurrent(t *testing.T) {
 	}
 	if got := types(e.entries("s_2")); got != "session.started session.call session.call session.call session.call session.call session.results" {
 		t.Fatalf("entries %q", got)
+	}
+}
+
+// TestRecorderFlushWaitsForAFlushInProgress: a Flush that finds nothing
+// queued, because the flusher has just taken the queue and is still
+// writing it, must not return before those writes: a read after it would
+// miss what they record. (Under load this showed as grants'
+// TestSessionResultsBatched reading a summary of 0 calls.) For the
+// summary rows and for the batched results alike.
+func TestRecorderFlushWaitsForAFlushInProgress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// prepare leaves only the one kind of work queued; taken tells
+		// when the flush in progress has taken it; flush is that flush;
+		// check reads what it wrote.
+		prepare func(e *env)
+		taken   func(r *Recorder) bool
+		flush   func(r *Recorder, ctx context.Context) error
+		check   func(e *env) string
+	}{
+		{
+			name: "rows",
+			taken: func(r *Recorder) bool {
+				r.dirtyMu.Lock()
+				defer r.dirtyMu.Unlock()
+				return len(r.dirty) == 0
+			},
+			flush: (*Recorder).flushRows,
+			check: func(e *env) string {
+				if row, err := e.st.Session(e.ctx, "s_4"); err != nil || row.Calls != 3 {
+					return fmt.Sprintf("row %+v (%v); want 3 calls", row, err)
+				}
+				return ""
+			},
+		},
+		{
+			name: "results",
+			// The rows first, so that a Flush that skipped the results
+			// would not be held by a row write of its own.
+			prepare: func(e *env) {
+				if err := e.rec.flushRows(e.ctx); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			taken: func(r *Recorder) bool {
+				r.resultsMu.Lock()
+				defer r.resultsMu.Unlock()
+				return len(r.withResults) == 0
+			},
+			flush: (*Recorder).flushAllResults,
+			check: func(e *env) string {
+				if got := types(e.entries("s_4")); !strings.HasSuffix(got, "session.results") {
+					return fmt.Sprintf("entries %q; want the results logged", got)
+				}
+				return ""
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Options{})
+			ses, err := e.rec.Start(e.ctx, grant("g_4"), "s_4", "127.0.0.1:5004")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if err := ses.Request(e.ctx, gateway.Call{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Allowed: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ses.Result(e.ctx, gateway.Call{Action: "s3:GetObject", BytesOut: 3}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.prepare != nil {
+				tc.prepare(e)
+			}
+			if err := e.log.Sync(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Hold the log's writer, then let a flush (the flusher's, as
+			// it runs in the background) take the queue and wait on it.
+			release, holding := make(chan struct{}), make(chan struct{})
+			go e.log.Do(e.ctx, func(context.Context, store.Tx) ([]auditlog.Event, error) {
+				close(holding)
+				<-release
+				return nil, nil
+			})
+			<-holding
+			background := make(chan error, 1)
+			go func() { background <- tc.flush(e.rec, e.ctx) }()
+			for deadline := time.Now().Add(5 * time.Second); !tc.taken(e.rec); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the background flush never took the queue")
+				}
+			}
+			flushed := make(chan error, 1)
+			go func() { flushed <- e.rec.Flush(e.ctx) }()
+			select {
+			case err := <-flushed:
+				// Returned while the other flush is held: only right if
+				// what it writes is already there, which it cannot be.
+				close(release)
+				<-background
+				t.Fatalf("Flush returned (%v) while another flush was still writing", err)
+			case <-time.After(200 * time.Millisecond):
+				// Still waiting, as it should: let the held flush finish.
+				close(release)
+			}
+			if err := <-flushed; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-background; err != nil {
+				t.Fatal(err)
+			}
+			if msg := tc.check(e); msg != "" {
+				t.Fatal(msg)
+			}
+		})
 	}
 }
 

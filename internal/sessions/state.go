@@ -168,6 +168,8 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 
 // flushAllResults logs the queued results of every session.
 func (r *Recorder) flushAllResults(ctx context.Context) error {
+	r.resultsFlushMu.Lock()
+	defer r.resultsFlushMu.Unlock()
 	r.resultsMu.Lock()
 	batch := r.withResults
 	r.withResults = nil
@@ -240,6 +242,8 @@ func (r *Recorder) markDirty(st *state) {
 // one transaction. Reads of sessions and usage call it first, so readers
 // see every call recorded before they asked.
 func (r *Recorder) flushRows(ctx context.Context) error {
+	r.rowsFlushMu.Lock()
+	defer r.rowsFlushMu.Unlock()
 	r.dirtyMu.Lock()
 	batch := r.dirty
 	r.dirty = nil
