@@ -29,7 +29,7 @@ var awsProtocol = protocol{
 	start: startAWS,
 }
 
-func startAWS(s *Server, _ context.Context, ln net.Listener, tl gatewayTLS) (func(), error) {
+func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (func(), error) {
 	cfg := s.Config
 	var targets []awsgw.Target
 	for _, t := range cfg.Targets {

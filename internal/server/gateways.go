@@ -30,7 +30,7 @@ type protocol struct {
 	// start serves the gateway on ln, which it then owns, for the
 	// configured targets of its kind, tells the grant service how clients
 	// reach it (their credentials carry it), and returns how to stop it.
-	start func(s *Server, ctx context.Context, ln net.Listener, t gatewayTLS) (stop func(), err error)
+	start func(ctx context.Context, s *Server, ln net.Listener, t gatewayTLS) (stop func(), err error)
 }
 
 // protocols are the gateways, in the order they start.
@@ -91,7 +91,7 @@ func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen.%s: %w", p.kind, err)
 		}
-		stop, err := p.start(s, ctx, ln, gatewayTLS{config: tlsCfg, caPEM: caPEM})
+		stop, err := p.start(ctx, s, ln, gatewayTLS{config: tlsCfg, caPEM: caPEM})
 		if err != nil {
 			ln.Close()
 			return nil, err

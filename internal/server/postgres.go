@@ -35,7 +35,7 @@ var postgresProtocol = protocol{
 	start: startPostgres,
 }
 
-func startPostgres(s *Server, ctx context.Context, ln net.Listener, tl gatewayTLS) (func(), error) {
+func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTLS) (func(), error) {
 	cfg := s.Config
 	tlsCfg, caPEM := tl.config, tl.caPEM
 	var targets []pggw.Target
