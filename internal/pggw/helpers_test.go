@@ -46,7 +46,12 @@ func withDB(t testing.TB, dsn, db string) string {
 // and an admin DSN for it. It is dropped (with its grant roles) at cleanup.
 func testDB(t testing.TB) (string, string) {
 	t.Helper()
-	dsn := adminDSN(t)
+	return testDBOn(t, adminDSN(t))
+}
+
+// testDBOn is testDB on the server a superuser's dsn names.
+func testDBOn(t testing.TB, dsn string) (string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b := make([]byte, 4)
@@ -156,7 +161,13 @@ const targetName = "orders-db"
 
 func newEnv(t testing.TB, tweak func(*Options)) *env {
 	t.Helper()
-	db, dbDSN := testDB(t)
+	return newEnvOn(t, adminDSN(t), tweak)
+}
+
+// newEnvOn is newEnv in front of the server a superuser's dsn names.
+func newEnvOn(t testing.TB, dsn string, tweak func(*Options)) *env {
+	t.Helper()
+	db, dbDSN := testDBOn(t, dsn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m, err := pgroles.New(ctx, dbDSN, slog.New(slog.DiscardHandler))

@@ -9,9 +9,22 @@ import (
 	"fmt"
 )
 
-// scramIterations is PostgreSQL's default scram_iterations. The password is
-// 256 random bits, so more iterations would buy nothing against guessing.
-const scramIterations = 4096
+// scramIterations is the PBKDF2 iteration count in the verifiers of the
+// grants' roles: one. Iterations slow down guessing a password from its
+// verifier or from a recorded exchange, which matters for a password a
+// person chose; a role's password is 256 random (or HMAC-derived) bits,
+// out of reach of guessing at any count. What the count does cost is CPU
+// at every login, on the client's side: the gateway's, which runs PBKDF2
+// once per upstream connection. At PostgreSQL's default of 4096 that was
+// about 0.7 ms of the gateway's CPU per session (BenchmarkRoleLogin,
+// bench/README.md), more than the rest of its upstream login. PostgreSQL
+// accepts any positive count in a stored verifier, and so do libpq and
+// pgx (TestRoleLogsInWithSCRAM runs the login against a server that
+// requires SCRAM). The gateway's own verifiers for its clients (package
+// pggw) keep 4096: agents' client libraries may insist on it.
+//
+// A var, not a const, so that BenchmarkRoleLogin can compare counts.
+var scramIterations = 1
 
 // newPassword returns 32 random bytes in unpadded URL-safe base64: printable
 // ASCII, which SASLprep leaves unchanged, so client and server derive the

@@ -104,3 +104,35 @@ func (p *PrivatePostgres) Stop(t testing.TB, mode string) {
 		t.Fatalf("stopping the private PostgreSQL: %v", err)
 	}
 }
+
+// RequirePasswords makes every role but the superuser (postgres) and the
+// trusted ones log in over TCP with SCRAM-SHA-256, as a production server's
+// pg_hba.conf does, where the cluster starts with trust for everyone. The
+// superuser and the trusted roles (a test's passwordless admin) keep
+// trust, for the tests' own set-up.
+func (p *PrivatePostgres) RequirePasswords(t testing.TB, trusted ...string) {
+	t.Helper()
+	hba := "local all all trust\n"
+	for _, r := range append([]string{"postgres"}, trusted...) {
+		hba += "host all " + r + " 127.0.0.1/32 trust\n"
+	}
+	hba += "host all all 127.0.0.1/32 scram-sha-256\n"
+	path := filepath.Join(p.data(), "pg_hba.conf")
+	if err := os.WriteFile(path, []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(path, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.run("pg_ctl", "-D", p.data(), "reload"); err != nil {
+		t.Fatalf("reloading the private PostgreSQL: %v", err)
+	}
+}
