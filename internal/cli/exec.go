@@ -46,35 +46,43 @@ grant is ended, with CMD's exit status recorded, and exec exits with that status
 			if err != nil {
 				return describe(err)
 			}
+			// The request exists for CMD alone: whenever exec stops
+			// before running it (it gave up waiting, was interrupted, or
+			// could not get the credentials), it withdraws the request or
+			// ends the grant, so that no approval given later leaves an
+			// active grant that nothing holds.
+			id := g.ID
 			if g.Status == model.Pending {
-				linef(a.errOut, "%s pending: waiting for an approver (airlock approve %s)", g.ID, g.ID)
-				if g, err = a.waitFor(cmd, g.ID, waitFor); err != nil {
+				linef(a.errOut, "%s pending: waiting for an approver (airlock approve %s)", id, id)
+				wctx, stop := interruptible(ctx)
+				g, err = a.waitFor(wctx, id, waitFor)
+				sig := stop()
+				if sig != nil {
+					a.giveUp(ctx, id, "interrupted ("+sig.String()+") while waiting for approval")
+					return exitError{code: 128 + signalNumber(sig), msg: id + ": interrupted while waiting for approval"}
+				}
+				if err != nil {
+					a.giveUp(ctx, id, "gave up waiting for approval: "+err.Error())
 					return err
 				}
 			}
 			if g.Status != model.Active {
 				return a.printGrantStatus(g)
 			}
-			linef(a.errOut, "%s active until %s", g.ID, ts(g.ExpiresAt))
-			cr, err := c.Credentials(ctx, g.ID)
+			linef(a.errOut, "%s active until %s", id, ts(g.ExpiresAt))
+			cr, err := c.Credentials(ctx, id)
 			if err != nil {
-				return describe(err)
+				err = describe(err)
+				a.giveUp(ctx, id, "could not get the credentials: "+err.Error())
+				return err
 			}
 			caFile, err := writeCA(cr)
 			if err != nil {
+				a.giveUp(ctx, id, "could not write the gateway's CA certificate")
 				return exitf(1, "%v", err)
 			}
 			status, runErr := a.run(ctx, args[1:], credentialEnv(cr, caFile))
-			comment := "airlock exec: " + status
-			// End with a fresh context: an interrupted exec still gives the
-			// grant up.
-			endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if _, err := c.End(endCtx, g.ID, comment); err != nil {
-				linef(a.errOut, "airlock: ending %s: %v", g.ID, describe(err))
-			} else {
-				linef(a.errOut, "%s ended (%s)", g.ID, status)
-			}
+			a.giveUp(ctx, id, status)
 			return runErr
 		},
 	}
@@ -83,6 +91,56 @@ grant is ended, with CMD's exit status recorded, and exec exits with that status
 	cmd.Flags().StringVar(&reason, "reason", "", "why the access is needed (the task)")
 	cmd.Flags().DurationVar(&waitFor, "wait-timeout", 0, "give up waiting for approval after this long")
 	return cmd
+}
+
+// giveUp ends grant id for exec (withdraws it while it is pending) with
+// "airlock exec: why" as its comment. It uses a fresh context: an
+// interrupted exec still gives the grant up.
+func (a *app) giveUp(ctx context.Context, id, why string) {
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	g, err := a.client().End(endCtx, id, "airlock exec: "+why)
+	switch {
+	case err != nil:
+		linef(a.errOut, "airlock: ending %s: %v", id, describe(err))
+	case g.Status == model.Cancelled:
+		linef(a.errOut, "%s withdrawn (%s)", id, why)
+	default:
+		linef(a.errOut, "%s %s (%s)", id, g.Status, why)
+	}
+}
+
+// interruptible returns a context that SIGINT or SIGTERM cancels, and a
+// function that stops listening and reports the signal that did, if any.
+// Without it a Ctrl-C while exec waits for approval would kill the
+// process before it could withdraw its request.
+func interruptible(ctx context.Context) (context.Context, func() os.Signal) {
+	ctx, cancel := context.WithCancel(ctx)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	got := make(chan os.Signal, 1)
+	go func() {
+		select {
+		case s := <-sigs:
+			got <- s
+			cancel()
+		case <-ctx.Done():
+			got <- nil
+		}
+	}()
+	return ctx, func() os.Signal {
+		signal.Stop(sigs)
+		cancel()
+		return <-got
+	}
+}
+
+// signalNumber is sig's number for a shell-style exit status (128+n).
+func signalNumber(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return int(s)
+	}
+	return 2
 }
 
 // run runs argv with vars added to this process's environment, passing

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"net/url"
@@ -38,7 +39,7 @@ func (a *app) requestCmd() *cobra.Command {
 			}
 			if wait && g.Status == model.Pending {
 				linef(a.errOut, "%s pending: waiting for an approver (airlock approve %s)", g.ID, g.ID)
-				g, err = a.waitFor(cmd, g.ID, waitFor)
+				g, err = a.waitFor(cmd.Context(), g.ID, waitFor)
 				if err != nil {
 					return err
 				}
@@ -56,7 +57,7 @@ func (a *app) requestCmd() *cobra.Command {
 }
 
 // waitFor long-polls until the grant leaves pending.
-func (a *app) waitFor(cmd *cobra.Command, id string, max time.Duration) (model.Grant, error) {
+func (a *app) waitFor(ctx context.Context, id string, max time.Duration) (model.Grant, error) {
 	c := a.client()
 	var deadline time.Time
 	if max > 0 {
@@ -71,7 +72,7 @@ func (a *app) waitFor(cmd *cobra.Command, id string, max time.Duration) (model.G
 			}
 			step = min(step, left)
 		}
-		g, err := c.Wait(cmd.Context(), id, step)
+		g, err := c.Wait(ctx, id, step)
 		if err != nil {
 			return g, describe(err)
 		}

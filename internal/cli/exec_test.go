@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// pendingScope is a scope the demo policies send to a person (the bot's
+// automatic approval covers logs/app/* only).
+const pendingScope = "s3:GetObject arn:aws:s3:::logs/*"
+
+var grantIDRE = regexp.MustCompile(`\bg_[a-z0-9]+\b`)
+
+// grantOf returns the grant exec announced on stderr, as alice sees it.
+func (l *liveServer) grantOf(stderr string) model.Grant {
+	l.t.Helper()
+	id := grantIDRE.FindString(stderr)
+	if id == "" {
+		l.t.Fatalf("no grant id in exec's stderr: %q", stderr)
+	}
+	code, out, errOut := l.as(l.aliceKey, "grant", "show", id, "-o", "json")
+	var shown struct {
+		Grant model.Grant `json:"grant"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || shown.Grant.ID != id {
+		l.t.Fatalf("grant show %s: exit %d: %s %s", id, code, out, errOut)
+	}
+	return shown.Grant
+}
+
+// TestExecWithdrawsWhenItGivesUp: exec that stops waiting for approval
+// withdraws its request, so that an approval given later activates
+// nothing: before, the request stayed pending and alice's approve made an
+// active grant that no process held.
+func TestExecWithdrawsWhenItGivesUp(t *testing.T) {
+	l := startServer(t, nil)
+	code, _, errOut := l.as(l.botKey, "exec", "aws-prod", "--allow", pendingScope, "--for", "5m", "--reason", "give up",
+		"--wait-timeout", "1s", "--", "true")
+	if code != 1 || !strings.Contains(errOut, "still pending after 1s") || !strings.Contains(errOut, "withdrawn") {
+		t.Fatalf("exec: exit %d, stderr %q; want 1, still pending and withdrawn", code, errOut)
+	}
+	g := l.grantOf(errOut)
+	if g.Status != model.Cancelled || g.EndedBy != "log-triage-bot" || !strings.Contains(g.EndComment, "airlock exec: gave up waiting for approval") {
+		t.Fatalf("grant after exec gave up: status %s, ended by %q, comment %q", g.Status, g.EndedBy, g.EndComment)
+	}
+	if code, _, errOut := l.as(l.aliceKey, "approve", g.ID); code == 0 {
+		t.Fatalf("approving the withdrawn request succeeded: %s", errOut)
+	}
+	if g := l.grantOf(errOut); g.Status != model.Cancelled {
+		t.Fatalf("after the approval attempt: %s", g.Status)
+	}
+}
+
+// TestExecWithdrawsWhenInterrupted: a SIGINT (Ctrl-C) while exec waits
+// for approval withdraws the request and exits 130; before, the signal
+// killed the process and left the request pending.
+func TestExecWithdrawsWhenInterrupted(t *testing.T) {
+	l := startServer(t, nil)
+	// Keep SIGINT from killing the test binary should it arrive before
+	// exec listens for it.
+	guard := make(chan os.Signal, 16)
+	signal.Notify(guard, os.Interrupt)
+	defer signal.Stop(guard)
+
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	env := map[string]string{EnvAddr: "http://" + l.apiAddr, EnvToken: l.botKey}
+	go func() {
+		done <- Main(context.Background(), []string{"exec", "aws-prod", "--allow", pendingScope, "--for", "5m", "--reason", "interrupt",
+			"--wait-timeout", "60s", "--", "true"}, &out, &errOut, func(k string) string { return env[k] })
+	}()
+	// Wait for the request, then interrupt until exec returns: a signal
+	// sent before exec listens is missed, so send one every 100 ms.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, pending, _ := l.as(l.aliceKey, "pending", "-o", "json")
+		if code == 0 && strings.Contains(pending, `"interrupt"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("exec's request never became pending")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var code int
+	for tick := time.NewTicker(100 * time.Millisecond); ; {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code = <-done:
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				t.Fatal("exec did not return after SIGINT")
+			}
+			continue
+		}
+		tick.Stop()
+		break
+	}
+	if code != 130 || !strings.Contains(errOut.String(), "withdrawn") {
+		t.Fatalf("exec after SIGINT: exit %d, stderr %q; want 130 and withdrawn", code, errOut.String())
+	}
+	g := l.grantOf(errOut.String())
+	if g.Status != model.Cancelled || !strings.Contains(g.EndComment, "airlock exec: interrupted (interrupt) while waiting for approval") {
+		t.Fatalf("grant after the interrupted exec: status %s, comment %q", g.Status, g.EndComment)
+	}
+}
