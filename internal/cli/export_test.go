@@ -85,3 +85,18 @@ func TestAuditExportWritesABundle(t *testing.T) {
 		t.Fatalf("verify-bundle: exit %d: %s%s", code, out, errOut)
 	}
 }
+
+// TestAuditExportRefusesABadDay: a day that is not a date is the caller's
+// mistake, said as such (exit 1, the reason on stderr, no file); it was
+// "airlock: internal error" and a 500, the reason only in the server's log.
+func TestAuditExportRefusesABadDay(t *testing.T) {
+	l := startServer(t, nil)
+	file := filepath.Join(t.TempDir(), "review.json")
+	code, _, errOut := l.as(l.aliceKey, "audit", "export", "--account", "111122223333", "--day", "2026-12-40", "-o", file)
+	if code != 1 || !strings.Contains(errOut, `"2026-12-40" is not a date (YYYY-MM-DD, UTC)`) || strings.Contains(errOut, "internal") {
+		t.Fatalf("audit export --day 2026-12-40: exit %d, stderr %q", code, errOut)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("a file was written: %v", err)
+	}
+}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -20,7 +19,9 @@ import (
 func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte, warnings []string, err error) {
 	d, err := time.Parse("2006-01-02", day)
 	if err != nil {
-		return nil, nil, fmt.Errorf("day %q is not a date (YYYY-MM-DD, UTC)", day)
+		// The caller's mistake, said as such: a plain error became a 500
+		// and "internal error" in the CLI, the reason only in the log.
+		return nil, nil, apierr.Invalid("day", "%q is not a date (YYYY-MM-DD, UTC)", day)
 	}
 	s.Service.Fresh(ctx)
 	if err := s.log.Sync(ctx); err != nil {
