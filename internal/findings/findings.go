@@ -145,11 +145,7 @@ func (d *Detector) Shared(identity string, in model.Instance) (others []string, 
 	key := Key(in)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	m := d.seen[identity]
-	if m == nil {
-		m = map[string]time.Time{}
-		d.seen[identity] = m
-	}
+	m := d.instances(identity)
 	for k, t := range m {
 		if now.Sub(t) >= d.window {
 			delete(m, k)
@@ -256,13 +252,37 @@ func (d *Detector) Note(identity, key string) {
 	now := d.clk.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	m := d.instances(identity)
+	m[key] = now
+	d.prune(now)
+}
+
+// NoteAt notes that identity was active from the instance whose key is key
+// at the past time at (a record read back at start-up), unless a later
+// sighting of it is already noted. A time outside the window is ignored.
+func (d *Detector) NoteAt(identity, key string, at time.Time) {
+	now := d.clk.Now()
+	if now.Sub(at) >= d.window {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.instances(identity)
+	if t, ok := m[key]; !ok || at.After(t) {
+		m[key] = at
+	}
+	d.prune(now)
+}
+
+// instances is identity's map of instance keys to when they were last
+// seen, made if absent. It runs under d.mu.
+func (d *Detector) instances(identity string) map[string]time.Time {
 	m := d.seen[identity]
 	if m == nil {
 		m = map[string]time.Time{}
 		d.seen[identity] = m
 	}
-	m[key] = now
-	d.prune(now)
+	return m
 }
 
 // SharedKey is the key under which Shared remembers that it reported

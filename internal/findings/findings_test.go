@@ -130,3 +130,31 @@ func TestNoteAndMarkReported(t *testing.T) {
 		t.Fatalf("noted instances outlive the window: %v", got)
 	}
 }
+
+// TestNoteAt: a sighting read back from a record counts from its own time,
+// a later one is not moved back by an earlier record, and one older than
+// the window is not noted.
+func TestNoteAt(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := clock.NewFake(start)
+	d := New(clk, 10*time.Minute)
+	d.NoteAt("bot", "127.0.0.1", start.Add(-4*time.Minute))
+	d.NoteAt("bot", "127.0.0.1", start.Add(-9*time.Minute))  // earlier: ignored
+	d.NoteAt("bot", "127.0.0.3", start.Add(-10*time.Minute)) // outside the window
+	if got := d.Active("bot"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Fatalf("active after NoteAt: %v", got)
+	}
+	if others, report := d.Shared("bot", model.Instance{IP: "127.0.0.2"}); len(others) != 1 || others[0] != "127.0.0.1" || !report {
+		t.Fatalf("second instance: %v %v", others, report)
+	}
+	// 127.0.0.1 counts from 4 minutes before start, not 9: still active
+	// 5 minutes on, gone 6.
+	clk.Advance(5 * time.Minute)
+	if got := d.Active("bot"); len(got) != 2 {
+		t.Fatalf("5 minutes on: %v", got)
+	}
+	clk.Advance(time.Minute)
+	if got := d.Active("bot"); len(got) != 1 || got[0] != "127.0.0.2" {
+		t.Fatalf("6 minutes on: %v", got)
+	}
+}

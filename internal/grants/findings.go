@@ -62,6 +62,38 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 	return nil
 }
 
+// seedFindings gives the findings detector, which keeps the instances it
+// has seen in memory, the instances that requested grants within its
+// window, from the grants' records. Without it a restart forgot every
+// instance: a second instance of an identity went unflagged, and under
+// identity_binding: refuse whichever instance called first after the
+// restart was let in and the one that was there before it was refused.
+// Only requests are stored with their instance (other API calls are not
+// recorded), so an instance that only read since its last request within
+// the window is not known after a restart.
+func (s *Service) seedFindings(ctx context.Context) error {
+	if s.findings == nil {
+		return nil
+	}
+	since := s.now().Add(-s.findings.Window())
+	gs, err := s.st.Grants(ctx, store.GrantFilter{Since: since})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, g := range gs {
+		if g.IdentityKind != model.Agent || g.RequestedFrom == nil || g.RequestedAt.Before(since) {
+			continue
+		}
+		s.findings.NoteAt(g.Identity, findings.Key(*g.RequestedFrom), g.RequestedAt)
+		n++
+	}
+	if n > 0 {
+		s.logger.Info("instances seen within the findings window noted from recent requests", "requests", n, "window", s.findings.Window())
+	}
+	return nil
+}
+
 // sharedAtRequest returns the shared-identity finding a new grant of
 // caller carries when the identity is active from several instances.
 func (s *Service) sharedAtRequest(caller model.Identity, g model.Grant) *model.Finding {

@@ -342,6 +342,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("grants recovered", "open", len(open))
+	if err := s.seedFindings(ctx); err != nil { // findings.go
+		return fmt.Errorf("reading recent requests' instances: %w", err)
+	}
 	s.rec.Run()
 	s.running = true
 	return s.startListening(ctx)

@@ -96,6 +96,8 @@ type idEnv struct {
 	iss        *issuertest.Issuer
 	srv        *server.Server
 	dataDir    string
+	cfg        *config.Config
+	stop       func() // closes srv, its gateways and its API listener
 }
 
 func newIDEnv(t *testing.T, binding string) *idEnv {
@@ -135,19 +137,40 @@ func newIDEnvWith(t *testing.T, binding, listen string) *idEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	e := &idEnv{t: t, bot: botKey, alice: aliceKey, iss: iss, dataDir: cfg.DataDir, cfg: cfg}
+	e.open()
+	t.Cleanup(func() { e.stop() })
+	return e
+}
+
+// open starts the server on e.cfg.
+func (e *idEnv) open() {
+	e.t.Helper()
+	srv, err := server.Open(context.Background(), e.cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
 	gws, err := srv.StartGateways(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		srv.Close()
+		e.t.Fatal(err)
 	}
-	t.Cleanup(gws.Close)
 	ts := httptest.NewServer(srv.Handler) // on 127.0.0.1
-	t.Cleanup(ts.Close)
-	return &idEnv{t: t, api: ts.URL, awsAddr: gws.Addr("aws"), pgAddr: gws.Addr("postgres"), bot: botKey, alice: aliceKey, iss: iss, srv: srv, dataDir: cfg.DataDir}
+	e.srv, e.api, e.awsAddr, e.pgAddr = srv, ts.URL, gws.Addr("aws"), gws.Addr("postgres")
+	e.stop = func() {
+		ts.Close()
+		gws.Close()
+		srv.Close()
+		e.stop = func() {}
+	}
+}
+
+// restart stops the server and starts it again on the same data
+// directory, as an operator's restart does.
+func (e *idEnv) restart() {
+	e.t.Helper()
+	e.stop()
+	e.open()
 }
 
 // from returns an HTTP client whose connections come from local address ip.
@@ -407,6 +430,33 @@ func TestSharedIdentityRefused(t *testing.T) {
 	// The first instance carries on.
 	if st, body := e.call(from("127.0.0.1"), "GET", "/v1/whoami", e.bot, nil); st != http.StatusOK {
 		t.Fatalf("first instance: %d %s", st, body)
+	}
+	e.verify()
+}
+
+// TestSharedIdentityRefusedAfterRestart: a restart within the window does
+// not reset identity binding. The detector keeps the instances it saw in
+// memory; before it was seeded from the recent requests' records at start,
+// after a restart the second instance was let in and the first refused.
+func TestSharedIdentityRefusedAfterRestart(t *testing.T) {
+	e := newIDEnv(t, "refuse")
+	e.request(from("127.0.0.1"), e.bot)
+	e.restart()
+	st, body := e.call(from("127.0.0.2"), "GET", "/v1/whoami", e.bot, nil)
+	if st != http.StatusForbidden || !strings.Contains(string(body), "identity_binding is refuse") {
+		t.Fatalf("second instance after the restart: %d %s", st, body)
+	}
+	if st, body := e.call(from("127.0.0.1"), "GET", "/v1/whoami", e.bot, nil); st != http.StatusOK {
+		t.Fatalf("first instance after the restart: %d %s", st, body)
+	}
+	var refused int
+	for _, f := range e.findings() {
+		if f.Kind == model.FindingSharedIdentity && f.Refused && strings.HasPrefix(f.Instance, "127.0.0.2") && len(f.Others) == 1 && f.Others[0] == "127.0.0.1" {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("findings = %+v, want one refused shared-identity finding for 127.0.0.2", e.findings())
 	}
 	e.verify()
 }
