@@ -116,3 +116,27 @@ func TestExecWithdrawsWhenInterrupted(t *testing.T) {
 		t.Fatalf("grant after the interrupted exec: status %s, comment %q", g.Status, g.EndComment)
 	}
 }
+
+// TestCredentialsOutputJSON: -o json, which every listing and show command
+// takes, gives the credentials as JSON (it printed shell exports), the
+// same as --format json; with a --format that says otherwise it is a usage
+// error rather than a silent choice.
+func TestCredentialsOutputJSON(t *testing.T) {
+	l := startServer(t, nil)
+	code, out, errOut := l.as(l.botKey, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "json")
+	id := grantIDRE.FindString(out)
+	if code != 0 || id == "" {
+		t.Fatalf("request: exit %d: %s %s", code, out, errOut)
+	}
+	_, want, _ := l.as(l.botKey, "credentials", id, "--format", "json")
+	code, got, errOut := l.as(l.botKey, "credentials", id, "-o", "json")
+	var cr struct {
+		GrantID string `json:"grant_id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(got), &cr) != nil || cr.GrantID != id || got != want {
+		t.Fatalf("credentials -o json: exit %d, %q (--format json: %q) %s", code, got, want, errOut)
+	}
+	if code, _, errOut := l.as(l.botKey, "credentials", id, "-o", "json", "--format", "env"); code != 2 || !strings.Contains(errOut, "give one") {
+		t.Fatalf("credentials -o json --format env: exit %d, %s", code, errOut)
+	}
+}

@@ -120,6 +120,14 @@ func (a *app) credentialsCmd() *cobra.Command {
 			default:
 				return usagef("--format %q: want env, json or process", format)
 			}
+			// -o json, which every listing and show command takes, asks
+			// for JSON here too (it printed shell exports regardless).
+			if a.output == "json" {
+				if cmd.Flags().Changed("format") && format != "json" {
+					return usagef("-o json and --format %s ask for different output; give one", format)
+				}
+				format = "json"
+			}
 			cr, err := a.client().Credentials(cmd.Context(), args[0])
 			if err != nil {
 				return describe(err)
