@@ -215,8 +215,8 @@ func (m *Manager) ReconcileLive(ctx context.Context, live func(ctx context.Conte
 		return err
 	}
 	rows, err := conn.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles
-		WHERE left(rolname, length($1)) = $1 AND pg_catalog.shobj_description(oid, 'pg_authid') = $2
-		ORDER BY rolname`, rolePrefix, marker(m.db))
+		WHERE left(rolname, length($1)) = $1 AND pg_catalog.shobj_description(oid, 'pg_authid') = ANY($2)
+		ORDER BY rolname`, rolePrefix, m.markers())
 	var names []string
 	if err == nil {
 		names, err = pgx.CollectRows(rows, pgx.RowTo[string])

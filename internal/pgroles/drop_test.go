@@ -90,7 +90,7 @@ func TestReconcile(t *testing.T) {
 		"CREATE ROLE " + bystander + " LOGIN",
 		"CREATE ROLE " + fake + " LOGIN",
 		"CREATE ROLE " + foreign + " LOGIN",
-		"COMMENT ON ROLE " + foreign + " IS '" + marker("some_other_db") + "'",
+		"COMMENT ON ROLE " + foreign + " IS '" + marker("some_other_db", "") + "'",
 	} {
 		if _, err := su.Exec(testCtx(t), s); err != nil {
 			t.Fatal(err)

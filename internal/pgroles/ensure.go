@@ -141,13 +141,6 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		if _, err := tx.Exec(ctx, "CREATE ROLE "+ident+" WITH"+dangerous+attrs); err != nil {
 			return Role{}, fmt.Errorf("pgroles: create role %s: %w", name, err)
 		}
-		mark, err := quoteLiteral(marker(m.db))
-		if err != nil {
-			return Role{}, err
-		}
-		if _, err := tx.Exec(ctx, "COMMENT ON ROLE "+ident+" IS "+mark); err != nil {
-			return Role{}, fmt.Errorf("pgroles: comment on role %s: %w", name, err)
-		}
 	} else {
 		if m.super {
 			attrs = dangerous + attrs
@@ -158,6 +151,15 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		if err := revokeAll(ctx, tx, m.db, name); err != nil {
 			return Role{}, err
 		}
+	}
+	// Marked on every Ensure: a role made before installations were named
+	// carries the marker without one, and becomes this installation's.
+	mark, err := quoteLiteral(marker(m.db, m.inst))
+	if err != nil {
+		return Role{}, err
+	}
+	if _, err := tx.Exec(ctx, "COMMENT ON ROLE "+ident+" IS "+mark); err != nil {
+		return Role{}, fmt.Errorf("pgroles: comment on role %s: %w", name, err)
 	}
 	var bad bool
 	if err := tx.QueryRow(ctx, `SELECT rolsuper OR rolreplication OR rolbypassrls OR rolinherit OR rolcreatedb OR rolcreaterole OR NOT rolcanlogin

@@ -86,8 +86,8 @@ func TestRoleAttributesAndVerifier(t *testing.T) {
 	if until == nil || !until.Equal(g.ExpiresAt) || !r.ValidUntil.Equal(g.ExpiresAt) {
 		t.Errorf("rolvaliduntil %v, Role.ValidUntil %v, want %v", until, r.ValidUntil, g.ExpiresAt)
 	}
-	if comment != marker(env.db) {
-		t.Errorf("comment %q, want %q", comment, marker(env.db))
+	if comment != marker(env.db, "") {
+		t.Errorf("comment %q, want %q", comment, marker(env.db, ""))
 	}
 	// PostgreSQL stores what it cannot parse as a verifier as a plaintext
 	// password; so the stored value must be a verifier for our password.

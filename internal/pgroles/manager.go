@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,8 @@ type Manager struct {
 	// passwordKey, if set, derives each role's password from the grant
 	// id (WithPasswordKey) instead of drawing it at random.
 	passwordKey []byte
+	// inst names the installation in the roles' marker (WithInstallation).
+	inst string
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -42,6 +45,15 @@ type Option func(*Manager)
 // grant's role while it exists.
 func WithPasswordKey(key []byte) Option {
 	return func(m *Manager) { m.passwordKey = append([]byte(nil), key...) }
+}
+
+// WithInstallation names the Airlock installation (airlock serve uses its
+// log's id, the same on every replica) in the comment of every role the
+// Manager makes, and makes the Manager leave alone the roles of other
+// installations in front of the same database: without it two
+// installations each dropped the other's grant roles as orphans.
+func WithInstallation(id string) Option {
+	return func(m *Manager) { m.inst = id }
 }
 
 // entry serialises the work on one grant's role and holds its Role once
@@ -182,7 +194,7 @@ func (m *Manager) lookupRole(ctx context.Context, q querier, role string) (exist
 	if err != nil {
 		return false, false, fmt.Errorf("pgroles: look up role %s: %w", role, err)
 	}
-	return true, comment == marker(m.db), nil
+	return true, slices.Contains(m.markers(), comment), nil
 }
 
 // lockRole takes a transaction-scoped advisory lock on the role's name, so

@@ -45,8 +45,27 @@ func grantIDOf(role string) (string, bool) {
 }
 
 // marker is the comment every grant role carries: which database it was
-// made for, so that a Manager never touches another target's roles.
-func marker(database string) string { return "airlock grant role; database=" + database }
+// made for and, with WithInstallation, which Airlock installation made it,
+// so that a Manager never touches another target's roles, nor another
+// installation's in front of the same database (whose grants it does not
+// know, so its Reconcile would drop their roles as orphans).
+func marker(database, installation string) string {
+	m := "airlock grant role; database=" + database
+	if installation != "" {
+		m += "; installation=" + installation
+	}
+	return m
+}
+
+// markers are the comments m takes as its own: its marker, and the marker
+// without an installation that roles made before installations were named
+// carry (an Ensure of such a role marks it anew).
+func (m *Manager) markers() []string {
+	if m.inst == "" {
+		return []string{marker(m.db, "")}
+	}
+	return []string{marker(m.db, m.inst), marker(m.db, "")}
+}
 
 // errNotOurs is returned when a role in our name space exists but was not
 // made by a Manager for this database.

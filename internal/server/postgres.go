@@ -51,7 +51,7 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 		dbs[t.Name] = db
 		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn, RedactParameters: t.RedactParameters,
 			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name),
-				passwordKey: s.Service.RolePasswordKey(), live: s.Service.LiveGrants}})
+				passwordKey: s.Service.RolePasswordKey(), live: s.Service.LiveGrants, installation: logOrigin(s.verifier)}})
 	}
 	addr := ln.Addr().String()
 	host, _, _ := net.SplitHostPort(addr)
@@ -138,6 +138,11 @@ type lazyRoles struct {
 	// store, for Reconcile (another replica's grants are not in keep).
 	passwordKey []byte
 	live        func(ctx context.Context, ids []string) (map[string]bool, error)
+	// installation names this Airlock in its roles' marker (the log's
+	// origin, the same on every replica; pgroles.WithInstallation), so
+	// that another installation in front of the same database leaves
+	// them alone.
+	installation string
 
 	mu     sync.Mutex
 	m      *pgroles.Manager
@@ -155,7 +160,7 @@ func (l *lazyRoles) manager(ctx context.Context) (*pgroles.Manager, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	m, err := pgroles.New(ctx, l.dsn, l.logger, pgroles.WithPasswordKey(l.passwordKey))
+	m, err := pgroles.New(ctx, l.dsn, l.logger, pgroles.WithPasswordKey(l.passwordKey), pgroles.WithInstallation(l.installation))
 	if err != nil {
 		return nil, fmt.Errorf("target %s: connecting as its admin role: %w", l.target, err)
 	}
