@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzChunkedBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzParsePayload$$' -fuzztime=$(FUZZTIME) ./internal/notify/
+	$(GO) test -run=NONE -fuzz='^FuzzParseDecision$$' -fuzztime=$(FUZZTIME) ./internal/notify/
 	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/

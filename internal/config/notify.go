@@ -38,6 +38,11 @@ type Webhook struct {
 	URL string `yaml:"url"`
 	// SecretEnv names the variable holding the HMAC key events are signed with.
 	SecretEnv string `yaml:"secret_env"`
+	// Decisions lets the receiver send approvals and denials back (POST
+	// /v1/integrations/webhook/actions), signed with the same key. Off by
+	// default: a key that only verifies events must not authorise
+	// decisions.
+	Decisions bool `yaml:"decisions"`
 }
 
 // slackUserRE is the shape of a Slack user id (U… or W… for Enterprise Grid).
@@ -61,11 +66,16 @@ func (d *decoder) notify(n *yaml.Node, path string, c *Notify) {
 		{"webhooks", func(p string, v *yaml.Node) {
 			d.sequence(v, p, "a list of webhooks", func(p string, v *yaml.Node) {
 				var w Webhook
-				if !d.mapping(v, p, "a webhook (a mapping with url, secret_env)", []field{
+				if !d.mapping(v, p, "a webhook (a mapping with url, secret_env, decisions)", []field{
 					{"url", func(p string, v *yaml.Node) { w.URL = d.str(v, p) }},
 					{"secret_env", func(p string, v *yaml.Node) { w.SecretEnv = d.str(v, p) }},
+					{"decisions", func(p string, v *yaml.Node) {
+						if b := d.boolean(v, p); b != nil {
+							w.Decisions = *b
+						}
+					}},
 				}) && !d.bad[p] {
-					d.failAt(v, p, "expected a webhook (a mapping with url, secret_env), got nothing")
+					d.failAt(v, p, "expected a webhook (a mapping with url, secret_env, decisions), got nothing")
 				}
 				c.Webhooks = append(c.Webhooks, w)
 			})

@@ -56,6 +56,25 @@ identities:
 	}
 }
 
+// TestWebhookDecisions: decisions is off unless set, and read as a
+// boolean.
+func TestWebhookDecisions(t *testing.T) {
+	inConfigDir(t)
+	c, err := Parse("airlock.yaml", []byte(`data_dir: d
+policies: policies
+notify:
+  webhooks:
+    - {url: "https://hooks.example.com/a", secret_env: A}
+    - {url: "https://hooks.example.com/b", secret_env: B, decisions: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Notify.Webhooks; len(w) != 2 || w[0].Decisions || !w[1].Decisions {
+		t.Fatalf("webhooks = %+v", w)
+	}
+}
+
 func TestNotifyErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -83,6 +102,12 @@ func TestNotifyErrors(t *testing.T) {
 			{"airlock.yaml:7:7: notify.webhooks[2].url", "required"},
 			{"airlock.yaml:7:23: notify.webhooks[2].token", `unknown key "token"`},
 			{"airlock.yaml:8:7: notify.webhooks[3].secret_env", "required"},
+		}},
+		{"decisions", `notify:
+  webhooks:
+    - {url: "https://hooks.example.com/a", secret_env: W, decisions: "yes please"}
+`, []loc{
+			{"airlock.yaml:5:70: notify.webhooks[0].decisions", "expected true or false"},
 		}},
 		{"slack users", `notify:
   slack: {webhook_url_env: H, signing_secret_env: S, channel: "access"}

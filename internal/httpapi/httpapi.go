@@ -43,12 +43,13 @@ type Auditor interface {
 
 // Handler is the API.
 type Handler struct {
-	svc    *grants.Service
-	dir    *authn.Directory
-	audit  Auditor
-	logger *slog.Logger
-	mux    *http.ServeMux
-	slack  http.Handler // see SetSlackActions
+	svc     *grants.Service
+	dir     *authn.Directory
+	audit   Auditor
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	slack   http.Handler // see SetSlackActions
+	webhook http.Handler // see SetWebhookActions
 	// workload verifies workload tokens (nil: only API keys are accepted).
 	workload *workload.Verifier
 	// ready answers GET /readyz (nil: ready whenever serving).
@@ -89,6 +90,7 @@ var Routes = []string{
 	"GET /v1/audit/export",
 	"GET /v1/audit/consistency",
 	"POST /v1/integrations/slack/actions",
+	"POST /v1/integrations/webhook/actions",
 	"GET /v1/targets",
 	"GET /v1/grants/{id}/approvers",
 	"POST /v1/grants/{id}/commands",
@@ -128,6 +130,7 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 		h.mux.Handle(pattern, h.authed(fn))
 	}
 	h.mux.HandleFunc("POST /v1/integrations/slack/actions", h.slackActions)
+	h.mux.HandleFunc("POST /v1/integrations/webhook/actions", h.webhookActions)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

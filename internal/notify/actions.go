@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
-	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
@@ -298,32 +297,14 @@ func (n *Notifier) replyLater(a action, msg string) {
 // and what they clicked (when verified), the caller's address; never the
 // signature or the secret.
 func (n *Notifier) record(ctx context.Context, why string, a action, remote string, verified bool, detail string) {
-	n.logger.Warn("Slack action refused", "reason", why, "slack_user", a.user, "grant", a.grant, "remote", remote)
-	if !verified && !n.refusal.allow(n.clk.Now()) {
-		return
-	}
-	data := map[string]any{"channel": "slack", "reason": why, "remote": remote, "verified": verified}
+	var extra map[string]any
 	if verified {
-		data["slack_user"] = a.user
-		data["action"] = a.verb
+		extra = map[string]any{"slack_user": a.user, "action": a.verb}
 		if a.identity != "" {
-			data["identity"] = a.identity
+			extra["identity"] = a.identity
 		}
 	}
-	if detail != "" {
-		data["detail"] = detail
-	}
-	ev := auditlog.Event{Type: "integration.refused", Actor: "slack", Data: data}
-	if verified {
-		ev.GrantID = a.grant
-	}
-	// The refusal is answered whatever happens to its record; a lost
-	// record is in the process log above.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := n.o.Log.Append(rctx, ev); err != nil {
-		n.logger.Error("recording a refused Slack action", "err", err)
-	}
+	n.recordRefusal(ctx, "slack", why, a.grant, remote, verified, extra, detail)
 }
 
 func writeEphemeral(w http.ResponseWriter, status int, msg string) {

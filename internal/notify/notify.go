@@ -1,5 +1,5 @@
 // Package notify tells people and systems about grant lifecycle changes,
-// and takes approvals back from Slack.
+// and takes approvals back from Slack and from webhooks' receivers.
 //
 //   - Slack: a request that waits for a person is posted to the Slack app's
 //     incoming webhook with Approve and Deny buttons; a decision made
@@ -11,7 +11,9 @@
 //     it refuses is answered with an ephemeral reply and recorded in the
 //     log as integration.refused.
 //   - Webhooks: every lifecycle change is POSTed as a signed JSON Event to
-//     each configured URL (see Sign).
+//     each configured URL (see Sign). A webhook configured to decide may
+//     send decisions back, signed the same way (WebhookActions, POST
+//     /v1/integrations/webhook/actions).
 //
 // Nothing here ever blocks or delays the lifecycle: grants.Service hands
 // each committed change to OnChange, which only queues it; deliveries run
@@ -36,6 +38,9 @@ import (
 type Webhook struct {
 	URL    string
 	Secret []byte
+	// Decisions lets the receiver send decisions back, signed with
+	// Secret (WebhookActions).
+	Decisions bool
 }
 
 // Slack is a Slack app: its incoming webhook and its signing secret.
@@ -51,9 +56,10 @@ type Slack struct {
 // Options configures a Notifier.
 type Options struct {
 	Service *grants.Service
-	// Lookup finds an identity by name (authn.Directory.Lookup); Slack only.
+	// Lookup finds an identity by name (authn.Directory.Lookup); for Slack
+	// and webhooks that may decide.
 	Lookup func(name string) (model.Identity, bool)
-	// Log records refused Slack actions; Slack only.
+	// Log records refused Slack and webhook actions.
 	Log *auditlog.Log
 	// Slack is nil to leave Slack off.
 	Slack    *Slack
@@ -98,6 +104,11 @@ func New(o Options) (*Notifier, error) {
 	}
 	if o.Slack != nil && (o.Slack.WebhookURL == "" || len(o.Slack.SigningSecret) == 0 || o.Log == nil || o.Lookup == nil) {
 		return nil, errors.New("notify: Slack needs its webhook URL, signing secret, Log and Lookup")
+	}
+	for _, w := range o.Webhooks {
+		if w.Decisions && (len(w.Secret) == 0 || o.Log == nil || o.Lookup == nil) {
+			return nil, errors.New("notify: a webhook that may decide needs its secret, Log and Lookup")
+		}
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real

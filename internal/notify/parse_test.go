@@ -99,3 +99,46 @@ func TestRefusalRecordsLimited(t *testing.T) {
 		t.Fatal("still refusing in the next minute")
 	}
 }
+
+// FuzzParseDecision: a webhook decision either parses into a known verb,
+// a grant id as grants issues them and a bounded approver, or is refused;
+// and no signature header verifies a body under a secret it was not made
+// with.
+func FuzzParseDecision(f *testing.F) {
+	f.Add([]byte(`{"grant_id":"g_abc123","decision":"approve","approver":"alice","comment":"ok"}`), "t=1700000000,v1="+strings.Repeat("0", 64))
+	f.Add([]byte(`{"grant_id":"g_abc123","decision":"deny","approver":"carol","reason":"no"}`), "t=1700000000,v1=")
+	f.Add([]byte(`{"grant_id":"g_../x","decision":"approve","approver":"alice"}`), "t=,v1=00")
+	f.Add([]byte(`{"grant_id":"g_abc123","decision":"approve","approver":"alice"} {}`), "v1=00,t=1700000000")
+	f.Add([]byte(`{"grant_id":"g_abc123","decision":"approve","approver":"alice","extra":1}`), "")
+	f.Add([]byte(``), "t=99999999999999999999,v1=00")
+	n := &Notifier{o: Options{Webhooks: []Webhook{{Secret: []byte("fuzz-secret"), Decisions: true}, {Secret: []byte("receive-only")}}},
+		clk: clock.NewFake(time.Unix(1700000000, 0))}
+	f.Fuzz(func(t *testing.T, body []byte, sig string) {
+		d, err := parseDecision(body)
+		if err == nil {
+			if d.Decision != "approve" && d.Decision != "deny" {
+				t.Fatalf("decision %q", d.Decision)
+			}
+			if !validID(d.GrantID, "g_") || strings.ContainsAny(d.GrantID, "/.%:") {
+				t.Fatalf("grant id %q", d.GrantID)
+			}
+			if d.Approver == "" || len(d.Approver) > 128 {
+				t.Fatalf("approver %q", d.Approver)
+			}
+		}
+		h := http.Header{}
+		h.Set(SignatureHeader, sig)
+		if n.verifyDecision(h, body) == "" && sig != Sign([]byte("fuzz-secret"), body, time.Unix(1700000000, 0)) {
+			// Only the deciding webhook's own signature, at a fresh
+			// time, may verify; the fuzzer cannot forge one.
+			ts, _, _ := parseSignature(sig)
+			if sig != Sign([]byte("fuzz-secret"), body, time.Unix(ts, 0)) {
+				t.Fatalf("signature %q verified", sig)
+			}
+		}
+		h.Set(SignatureHeader, Sign([]byte("receive-only"), body, time.Unix(1700000000, 0)))
+		if n.verifyDecision(h, body) == "" {
+			t.Fatal("a receive-only webhook's signature verified a decision")
+		}
+	})
+}

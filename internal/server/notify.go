@@ -15,7 +15,8 @@ import (
 
 // startNotify starts Slack approvals and lifecycle webhooks (notify:), or
 // returns nil if none are configured. Secrets come from the environment
-// (CheckEnv made sure they are set); the Slack callback is mounted on api.
+// (CheckEnv made sure they are set); the Slack callback, and the webhooks'
+// decisions when a webhook may decide, are mounted on api.
 func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, s *Server, api *httpapi.Handler, logger *slog.Logger) (*notify.Notifier, error) {
 	n := cfg.Notify
 	if n.Slack == nil && len(n.Webhooks) == 0 {
@@ -38,7 +39,7 @@ func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, 
 		o.AllowLoopbackResponseURL = loopbackURL(o.Slack.WebhookURL)
 	}
 	for _, w := range n.Webhooks {
-		o.Webhooks = append(o.Webhooks, notify.Webhook{URL: w.URL, Secret: []byte(os.Getenv(w.SecretEnv))})
+		o.Webhooks = append(o.Webhooks, notify.Webhook{URL: w.URL, Secret: []byte(os.Getenv(w.SecretEnv)), Decisions: w.Decisions})
 	}
 	nt, err := notify.New(o)
 	if err != nil {
@@ -46,6 +47,9 @@ func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, 
 	}
 	if n.Slack != nil {
 		api.SetSlackActions(nt.Actions())
+	}
+	if nt.DecidesByWebhook() {
+		api.SetWebhookActions(nt.WebhookActions())
 	}
 	return nt, nil
 }
