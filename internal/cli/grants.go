@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -257,6 +258,47 @@ func (a *app) revokeCmd() *cobra.Command {
 	return a.decideCmd("revoke", "Cut an active grant off now", "reason", true)
 }
 
+// maxUsedShown is how many entries of a grant's used scope the table
+// shows; -o json and -o csv give them all.
+const maxUsedShown = 3
+
+// printGrantRows writes the review table: one row per grant with the five
+// answers, the scope as granted (and as requested, where that differs)
+// beside the scope used.
+func printGrantRows(w *tabwriter.Writer, rows []review.Row) error {
+	fmt.Fprintln(w, "GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS")
+	for _, r := range rows {
+		sc := strings.Join(r.ScopeGranted, "; ")
+		switch {
+		case sc == "":
+			sc = "(requested) " + strings.Join(r.ScopeRequested, "; ")
+		case !slices.Equal(r.ScopeGranted, r.ScopeRequested):
+			sc += " (requested: " + strings.Join(r.ScopeRequested, "; ") + ")"
+		}
+		used := "-"
+		if n := len(r.ScopeUsed); n > 0 {
+			used = strings.Join(r.ScopeUsed[:min(n, maxUsedShown)], "; ")
+			if n > maxUsedShown {
+				used += fmt.Sprintf(" (+%d more)", n-maxUsedShown)
+			}
+		}
+		when := ts(r.RequestedAt)
+		if !r.StartedAt.IsZero() {
+			when = ts(r.StartedAt) + " → " + ts(r.ExpiresAt)
+		}
+		ended := dash(r.EndReason)
+		if r.EndedBy != "" {
+			ended += " by " + r.EndedBy
+		}
+		if !r.EndedAt.IsZero() {
+			ended += " at " + ts(r.EndedAt)
+		}
+		row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, used, when, r.Status,
+			ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
+	}
+	return w.Flush()
+}
+
 func (a *app) grantsCmd() *cobra.Command {
 	var account, target, identity, status, day, since, until string
 	cmd := &cobra.Command{
@@ -293,31 +335,7 @@ func (a *app) grantsCmd() *cobra.Command {
 				w.Flush()
 				return w.Error()
 			}
-			w := a.table()
-			fmt.Fprintln(w, "GRANT\tWHO\tSCOPE (GRANTED / USED)\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS")
-			for _, r := range rows {
-				sc := strings.Join(r.ScopeGranted, "; ")
-				if sc == "" {
-					sc = "(requested) " + strings.Join(r.ScopeRequested, "; ")
-				}
-				if len(r.ScopeUsed) > 0 {
-					sc += " / used " + fmt.Sprint(len(r.ScopeUsed))
-				}
-				when := ts(r.RequestedAt)
-				if !r.StartedAt.IsZero() {
-					when = ts(r.StartedAt) + " → " + ts(r.ExpiresAt)
-				}
-				ended := dash(r.EndReason)
-				if r.EndedBy != "" {
-					ended += " by " + r.EndedBy
-				}
-				if !r.EndedAt.IsZero() {
-					ended += " at " + ts(r.EndedAt)
-				}
-				row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, when, r.Status,
-					ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
-			}
-			if err := w.Flush(); err != nil {
+			if err := printGrantRows(a.table(), rows); err != nil {
 				return err
 			}
 			return a.warnUnproven(rows)

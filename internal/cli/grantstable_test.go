@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/review"
+)
+
+// TestGrantsTableShowsScopes: the review table answers "what scope" in
+// full: the scope granted, the scope requested where it differs, and the
+// scope used itself (the first three entries, then how many more), not
+// only a count of it.
+func TestGrantsTableShowsScopes(t *testing.T) {
+	at := time.Date(2026, 12, 4, 2, 6, 1, 0, time.UTC)
+	logs := []string{"s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*"}
+	rows := []review.Row{
+		{Grant: "g_same", Identity: "bot", ScopeRequested: logs, ScopeGranted: logs, Status: "ended", RequestedAt: at,
+			ScopeUsed: []string{"s3:GetObject arn:aws:s3:::logs/app/a", "s3:GetObject arn:aws:s3:::logs/app/b", "s3:GetObject arn:aws:s3:::logs/app/c",
+				"s3:GetObject arn:aws:s3:::logs/app/d", "s3:ListBucket arn:aws:s3:::logs/app/"}},
+		{Grant: "g_narrowed", Identity: "bot", ScopeRequested: []string{"s3:GetObject arn:aws:s3:::logs/*"},
+			ScopeGranted: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Status: "active", RequestedAt: at,
+			ScopeUsed: []string{"s3:GetObject arn:aws:s3:::logs/app/x"}},
+		{Grant: "g_pending", Identity: "bot", ScopeRequested: []string{"pg:select orders.public.*"}, Status: "pending", RequestedAt: at},
+	}
+	var out bytes.Buffer
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "SCOPE GRANTED") || !strings.Contains(lines[0], "SCOPE USED") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	cols := regexp.MustCompile(` {2,}`)
+	for i, want := range [][2]string{
+		{"s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*", "s3:GetObject arn:aws:s3:::logs/app/a; s3:GetObject arn:aws:s3:::logs/app/b; s3:GetObject arn:aws:s3:::logs/app/c (+2 more)"},
+		{"s3:GetObject arn:aws:s3:::logs/app/* (requested: s3:GetObject arn:aws:s3:::logs/*)", "s3:GetObject arn:aws:s3:::logs/app/x"},
+		{"(requested) pg:select orders.public.*", "-"},
+	} {
+		c := cols.Split(lines[i+1], -1)
+		if len(c) < 4 || c[2] != want[0] || c[3] != want[1] {
+			t.Errorf("row %d: scope cells %q, want %q", i+1, c, want)
+		}
+	}
+}
