@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -71,12 +72,20 @@ func (c *capture) text(sc scrubber) (string, bool) {
 	if c.total > int64(len(raw)) {
 		raw = sc.trimPartial(raw)
 	}
-	out := sc.str(raw)
+	// Replace invalid UTF-8 before enforcing the limit: each lone invalid
+	// byte becomes a 3-byte U+FFFD, so doing it after the cut let the
+	// output grow well past MaxOutput (up to ~2x). Cut on a rune boundary
+	// so the result stays valid UTF-8.
+	out := strings.ToValidUTF8(sc.str(raw), "\uFFFD")
 	cut := c.total > MaxOutput
 	if len(out) > MaxOutput {
-		out, cut = out[:MaxOutput], true
+		i := MaxOutput
+		for i > 0 && !utf8.RuneStart(out[i]) {
+			i--
+		}
+		out, cut = out[:i], true
 	}
-	return strings.ToValidUTF8(out, "\uFFFD"), cut
+	return out, cut
 }
 
 func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in RunInput) (*mcp.CallToolResult, RunOutput, error) {
