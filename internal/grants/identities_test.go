@@ -188,3 +188,36 @@ func TestAddAgent(t *testing.T) {
 		t.Errorf("after restart the key resolves to %+v %v", got, ok)
 	}
 }
+
+// TestRemovedIdentityLosesItsGrants: an identity taken out of the
+// configuration is disabled at the next start, and its grants end there
+// as `agent disable` ends them: the active one is revoked (its
+// credentials stop working) and the pending one cancelled, so that
+// nobody can approve a request of an identity that no longer exists.
+func TestRemovedIdentityLosesItsGrants(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	active := h.request(bot2, autoReq("900s"), model.Active)
+	pending := h.request(bot2, humanReq("30m"), model.Pending)
+	cr := h.creds(bot2, active.ID)
+	var without []model.Identity
+	for _, id := range h.cfg {
+		if id.Name != bot2 {
+			without = append(without, id)
+		}
+	}
+	h.cfg = without
+	h.restart()
+	if g := h.grant(active.ID); g.Status != model.Revoked || g.EndedBy != "config" {
+		t.Errorf("active grant of the removed identity: %s, ended by %q", g.Status, g.EndedBy)
+	}
+	if g := h.grant(pending.ID); g.Status != model.Cancelled {
+		t.Errorf("pending grant of the removed identity: %s", g.Status)
+	}
+	if gg, err := h.Svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err == nil {
+		t.Errorf("the removed identity's credentials still authenticate at the gateway (grant %s)", gg.ID)
+	}
+	if _, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, "ok"); err == nil {
+		t.Error("a request of a removed identity was approved")
+	}
+}

@@ -380,6 +380,11 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 	if err != nil {
 		return model.Grant{}, err
 	}
+	if verb == "approve" && g.Duration > s.maxDur {
+		// The cap was lowered since the request: it holds for every
+		// grant, whatever policy or a person says.
+		return model.Grant{}, apierr.Conflict("grant %s asks for %s, more than the cap of %s on any grant (grants.max_duration); deny it, and the requester may ask again within the cap", id, g.Duration, s.maxDur)
+	}
 	now := s.now()
 	if err := s.settleLapsed(ctx, g, now, verb); err != nil {
 		return model.Grant{}, err

@@ -807,3 +807,22 @@ func TestDisabledCallerCannotRequest(t *testing.T) {
 		t.Fatal("a disabled caller's request was recorded")
 	}
 }
+
+// TestApproveHoldsTheCap: grants.max_duration is a hard cap on any grant.
+// A request made under a higher cap, still pending when Airlock restarts
+// with a lower one, cannot be approved past the new cap.
+func TestApproveHoldsTheCap(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{MaxDuration: time.Hour})
+	g := h.request(bot, humanReq("50m"), model.Pending)
+	h.opts.MaxDuration = 30 * time.Minute
+	h.restart()
+	_, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "ok")
+	wantAPIErr(t, err, 409, apierr.CodeConflict, "")
+	if got := h.grant(g.ID); got.Status != model.Pending {
+		t.Errorf("after the refused approval: %s, expires %s", got.Status, got.ExpiresAt)
+	}
+	if _, err := h.Svc.Deny(h.ctx, h.id(alice), g.ID, "longer than the cap"); err != nil {
+		t.Errorf("deny: %v", err)
+	}
+}

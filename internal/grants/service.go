@@ -326,6 +326,16 @@ func (s *Service) Start(ctx context.Context) error {
 				return fmt.Errorf("recovering the sessions of %s: %w", g.ID, err)
 			}
 		}
+		if id, ok := s.dir.Lookup(g.Identity); ok && id.Disabled {
+			// Its identity was disabled while Airlock was stopped (taken
+			// out of the configuration, which SyncIdentities read): its
+			// grants end as `agent disable` ends them, rather than stay
+			// usable, or approvable, for an identity that no longer is.
+			if err := s.endForDisable(ctx, model.Identity{Name: "config"}, g); err != nil {
+				return fmt.Errorf("ending grant %s of disabled identity %s: %w", g.ID, g.Identity, err)
+			}
+			continue
+		}
 		switch {
 		case g.Status == model.Active && !now.Before(g.ExpiresAt):
 			if err := s.expire(ctx, g.ID); err != nil {
