@@ -208,3 +208,33 @@ func TestCredentialEnvRefusesControlCharacters(t *testing.T) {
 		t.Errorf("err = %v, want a refusal that does not show the value", err)
 	}
 }
+
+// TestFindingsTableEscapes: a finding's instance holds the workload
+// token's instance claims, which the token's issuer took from whoever ran
+// the workload (a branch or workflow name); the findings table must print
+// them escaped, one finding per line, as grant show does.
+func TestFindingsTableEscapes(t *testing.T) {
+	claim := "127.0.0.1 run_id=7\r\x1b[2K\x1b[1A\tforged\u202e"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/findings" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(httpapi.FindingsResponse{Findings: []model.Finding{{
+			Kind: model.FindingSharedIdentity, Identity: "ci-bot", Instance: claim, Others: []string{hostile},
+		}}})
+	}))
+	defer srv.Close()
+	code, out, errOut := run(t, []string{EnvAddr + "=" + srv.URL, EnvToken + "=k"}, "findings")
+	if code != 0 {
+		t.Fatalf("findings: exit %d: %s", code, errOut)
+	}
+	checkTerminalSafe(t, "findings", out)
+	if lines := strings.Split(strings.TrimRight(out, "\n"), "\n"); len(lines) != 2 {
+		t.Errorf("findings printed %d lines for one finding:\n%s", len(lines), out)
+	}
+	if !strings.Contains(out, textesc.String(claim)) {
+		t.Errorf("findings does not show the instance escaped:\n%s", out)
+	}
+}

@@ -41,7 +41,9 @@ func (a *app) findingsCmd() *cobra.Command {
 				if f.Refused {
 					refused = "yes"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ts(f.At), f.Kind, f.Identity, dash(f.Grant), f.Instance,
+				// Instances carry workload-token claims (a branch, a
+				// workflow name), which are the token's to choose.
+				row(w, ts(f.At), f.Kind, f.Identity, dash(f.Grant), f.Instance,
 					dash(strings.Join(f.Others, ", ")), refused)
 			}
 			return w.Flush()
