@@ -71,3 +71,39 @@ func TestSSOIssuer(t *testing.T) {
 		}
 	}
 }
+
+// A person's email maps an SSO sign-in to them: it belongs to one person
+// (compared without case, as the console matches it) and to people only.
+func TestSSOEmailsUnique(t *testing.T) {
+	inConfigDir(t)
+	doc := "data_dir: d\npolicies: policies\nidentities:\n" +
+		`  - {name: alice, kind: human, email: alice@example.com, key_sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+  - {name: bob, kind: human, email: Alice@Example.com, key_sha256: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}
+  - {name: bot, kind: agent, owner: sre, email: bot@example.com, key_sha256: "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}
+`
+	_, err := Parse("airlock.yaml", []byte(doc))
+	if err == nil {
+		t.Fatal("two people with one email, and an agent with one, were accepted")
+	}
+	for _, want := range []string{
+		`identities[1].email: email "Alice@Example.com" is already identities[0] (alice)'s`,
+		`identities[2].email: only people sign in with SSO`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
+
+// An owner is an agent's: policies ignore a person's, so the file may not
+// give one.
+func TestHumanOwnerRefused(t *testing.T) {
+	inConfigDir(t)
+	doc := "data_dir: d\npolicies: policies\nidentities:\n" +
+		`  - {name: alice, kind: human, owner: sre-team, key_sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+`
+	_, err := Parse("airlock.yaml", []byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "identities[0].owner: only agents have an owner") {
+		t.Fatalf("a person with an owner: %v", err)
+	}
+}

@@ -100,6 +100,7 @@ func (d *decoder) validate(c *Config, base string) {
 	for i := range c.Identities {
 		d.validateIdentity(&c.Identities[i], fmt.Sprintf("identities[%d]", i), names, keys)
 	}
+	d.validateEmails(c.Identities)
 	targets := map[string]string{}
 	for i := range c.Targets {
 		d.validateTarget(&c.Targets[i], fmt.Sprintf("targets[%d]", i), targets)
@@ -183,6 +184,12 @@ func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[st
 			d.errorf(path+".owner", "required for an agent: the group (team) answerable for it")
 		}
 	case "human":
+		if id.Owner != "" {
+			// Policies give only an agent its owner (principal.owner, and
+			// membership of Group::"<owner>"); a person's would show in the
+			// review without meaning anything to policy.
+			d.errorf(path+".owner", "only agents have an owner; put a person in groups instead")
+		}
 	case "":
 		d.errorf(path+".kind", `required: "agent" or "human"`)
 	default:
@@ -217,6 +224,31 @@ func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[st
 		} else {
 			keys[id.KeySHA256] = path
 		}
+	}
+}
+
+// validateEmails checks the people's email addresses, which map an SSO
+// sign-in to a person (sso.identity_claim: email). An address is a
+// person's only, and one person's: the console matches it without regard
+// to case, so two people with one address would sign in as whichever the
+// file lists last.
+func (d *decoder) validateEmails(ids []Identity) {
+	seen := map[string]string{}
+	for i, id := range ids {
+		p := fmt.Sprintf("identities[%d].email", i)
+		if id.Email == "" || d.bad[fmt.Sprintf("identities[%d]", i)] {
+			continue
+		}
+		if id.Kind != "human" {
+			d.errorf(p, "only people sign in with SSO; %s is not a human identity", quote(id.Name))
+			continue
+		}
+		key := strings.ToLower(id.Email)
+		if first, dup := seen[key]; dup {
+			d.errorf(p, "email %s is already %s's; one address is one person", quote(id.Email), first)
+			continue
+		}
+		seen[key] = fmt.Sprintf("identities[%d] (%s)", i, id.Name)
 	}
 }
 
