@@ -293,6 +293,12 @@ func printGrantRows(w *tabwriter.Writer, rows []review.Row) error {
 		if !r.EndedAt.IsZero() {
 			ended += " at " + ts(r.EndedAt)
 		}
+		// Why it ended: the revoker's or denier's reason, the holder's
+		// comment (an exec's exit status), why a request was cancelled.
+		// An expiry needs no why beyond its time.
+		if r.EndComment != "" && r.Status != "expired" {
+			ended += ": " + r.EndComment
+		}
 		row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, used, when, r.Status,
 			ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
 	}

@@ -47,3 +47,39 @@ func TestGrantsTableShowsScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantsTableShowsWhyEnded: the review table answers "why it ended"
+// (DESIGN.md: "revoked by whom and why, ended by the agent, task
+// finished"), not only who ended it and when.
+func TestGrantsTableShowsWhyEnded(t *testing.T) {
+	at := time.Date(2026, 12, 4, 2, 6, 1, 0, time.UTC)
+	sc := []string{"s3:GetObject arn:aws:s3:::logs/*"}
+	rows := []review.Row{
+		{Grant: "g_revoked", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "revoked", RequestedAt: at,
+			EndReason: "revoked", EndedBy: "alice", EndedAt: at, EndComment: "incident closed"},
+		{Grant: "g_ended", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "ended", RequestedAt: at,
+			EndReason: "ended", EndedBy: "bot", EndedAt: at, EndComment: "command exited with status 0"},
+		{Grant: "g_denied", Identity: "bot", ScopeRequested: sc, Status: "denied", RequestedAt: at,
+			EndReason: "denied", EndedBy: "alice", EndedAt: at, EndComment: "not during the freeze"},
+		{Grant: "g_expired", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "expired", RequestedAt: at,
+			EndReason: "expired", EndedBy: "airlock", EndedAt: at, EndComment: "reached its expiry time"},
+	}
+	var out bytes.Buffer
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	for i, want := range []string{
+		"revoked by alice at 2026-12-04 02:06:01Z: incident closed",
+		"ended by bot at 2026-12-04 02:06:01Z: command exited with status 0",
+		"denied by alice at 2026-12-04 02:06:01Z: not during the freeze",
+		"expired by airlock at 2026-12-04 02:06:01Z  ",
+	} {
+		if !strings.Contains(lines[i+1], want) {
+			t.Errorf("row %d does not say %q:\n%s", i+1, want, lines[i+1])
+		}
+	}
+}
