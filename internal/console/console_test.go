@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -597,4 +598,57 @@ func mustFilter(t *testing.T, day string) store.GrantFilter {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// The page's CSV and JSON links carry its filter: following them downloads
+// the rows the page shows, not every grant of the day. (The filter was
+// escaped a second time, "day%3d…%26status%3d…", which the download read
+// as no filter at all.)
+func TestReviewDownloadLinksKeepTheFilter(t *testing.T) {
+	e := newEnv(t, nil)
+	e.request("log-triage-bot", autoScope, "10m", "triage")
+	e.request("log-triage-bot", humanScope, "30m", "needs a lead")
+	b := e.browser()
+	b.mustSignIn(e.alice)
+	day := time.Now().UTC().Format("2006-01-02")
+	p := b.get("/console/review?day=" + day + "&status=pending")
+	if p.status != http.StatusOK {
+		t.Fatalf("review page: %d", p.status)
+	}
+	for _, tc := range []struct{ id, ext string }{{"csv", "csv"}, {"json", "json"}} {
+		m := regexp.MustCompile(`id="` + tc.id + `" href="([^"]*)"`).FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no %s link on the review page", tc.id)
+		}
+		href := html.UnescapeString(m[1])
+		u, err := url.Parse(href)
+		if err != nil {
+			t.Fatalf("%s link %q: %v", tc.id, href, err)
+		}
+		if q := u.Query(); q.Get("day") != day || q.Get("status") != "pending" {
+			t.Fatalf("%s link %q: query %v, want day=%s and status=pending", tc.id, href, q, day)
+		}
+		got := b.get(href)
+		if got.status != http.StatusOK {
+			t.Fatalf("%s download: %d", tc.id, got.status)
+		}
+		switch tc.ext {
+		case "csv":
+			recs, err := csv.NewReader(strings.NewReader(got.body)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 2 || !strings.Contains(got.body, "needs a lead") {
+				t.Fatalf("CSV through the page's link: %d records, want the header and the one pending grant:\n%s", len(recs), got.body)
+			}
+		case "json":
+			var rows []review.Row
+			if err := json.Unmarshal([]byte(got.body), &rows); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Status != "pending" {
+				t.Fatalf("JSON through the page's link: %d rows, want the one pending grant:\n%s", len(rows), got.body)
+			}
+		}
+	}
 }

@@ -244,7 +244,11 @@ type reviewData struct {
 	Q                                      url.Values
 	Account, Day, Target, Identity, Status string
 	Rows                                   []review.Row
-	Query                                  string
+	// Query is the filter as a query string for the download links. It is
+	// already encoded (url.Values.Encode), so it is a template.URL: as a
+	// string, html/template would escape its "=" and "&" again and the
+	// downloads would ignore the filter.
+	Query template.URL
 }
 
 func (h *Handler) review(w http.ResponseWriter, r *http.Request, u who) {
@@ -255,7 +259,7 @@ func (h *Handler) review(w http.ResponseWriter, r *http.Request, u who) {
 	}
 	h.render(w, r, &u, http.StatusOK, "review", "Review", reviewData{
 		Q: q, Account: q.Get("account"), Day: q.Get("day"), Target: q.Get("target"), Identity: q.Get("identity"),
-		Status: q.Get("status"), Rows: rows, Query: q.Encode(),
+		Status: q.Get("status"), Rows: rows, Query: template.URL(q.Encode()),
 	})
 }
 

@@ -1,4 +1,4 @@
-// Package demo runs the DESIGN.md walkthrough end to end in one process on
+// Package demo runs the README.md walkthrough end to end in one process on
 // a temporary directory: a real server on a loopback port, the real HTTP
 // API, policy engine and log, the real AWS gateway, an in-process
 // S3-compatible upstream that checks SigV4 (internal/s3mem), and the AWS
@@ -41,7 +41,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/server"
 )
 
-// Policies are the walkthrough's: DESIGN.md's two, plus one that lets the
+// Policies are the walkthrough's: the README's two, plus one that lets the
 // SRE agents read all logs for up to an hour with a person's approval.
 const Policies = `@id("triage-reads-app-logs")
 @approval("auto")
@@ -125,6 +125,11 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 		if !keep {
 			defer os.RemoveAll(dir)
 		}
+	} else if _, err := os.Stat(filepath.Join(dir, "airlock-data")); err == nil {
+		// The steps count on a fresh log (step 9 expects exactly its own
+		// three grants of the day), so a directory an earlier run left
+		// behind would fail half-way through; say so before starting.
+		return fmt.Errorf("%s already holds the data of an earlier run (airlock-data); give --dir a new or empty directory", dir)
 	}
 
 	// The upstream: an in-process S3-compatible server that checks SigV4
@@ -165,7 +170,7 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 	if err := os.WriteFile(cfgPath, []byte(Config(botSHA, aliceSHA, "http://"+upLn.Addr().String())), 0o600); err != nil {
 		return err
 	}
-	r.say("Airlock demo: the walkthrough from DESIGN.md, in %s", dir)
+	r.say("Airlock demo: the walkthrough from README.md, in %s", dir)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err

@@ -1,0 +1,43 @@
+package demo
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A --dir that an earlier run left its data in is refused before anything
+// starts: the steps count on a fresh log, and a second run there used to
+// fail at the review ("6 grants, want 3").
+func TestRunRefusesDirOfEarlierRun(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "airlock-data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := Run(context.Background(), io.Discard, dir, false)
+	if err == nil || !strings.Contains(err.Error(), "earlier run") {
+		t.Fatalf("Run in a used directory: err = %v, want a refusal naming the earlier run", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "airlock.yaml")); err == nil {
+		t.Fatal("Run wrote airlock.yaml into the used directory before refusing")
+	}
+}
+
+// The narration names the walkthrough the repository has (README.md), not
+// a document it does not ship.
+func TestNarrationNamesREADME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo")
+	}
+	var out strings.Builder
+	if err := Run(context.Background(), &out, t.TempDir(), false); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if !strings.Contains(first, "README.md") || strings.Contains(out.String(), "DESIGN.md") {
+		t.Fatalf("first line %q: want it to name README.md and nothing to name DESIGN.md", first)
+	}
+}
