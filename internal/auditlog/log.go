@@ -38,6 +38,12 @@ type Options struct {
 	// that appended entries, with the new log size, before the batch's
 	// callers return. It must not block or call Append or Do.
 	OnCommit func(size int64)
+	// OnBatch, if set, is called by the writer after each batch it
+	// finished, durable or failed, with what it held and how long its
+	// callers waited (see BatchStats): the measurements an operator needs
+	// to see what the log's durability costs the gateways. Like OnCommit it
+	// must not block or call Append or Do.
+	OnBatch func(BatchStats)
 	// WitnessPath, if set, is a file that receives the newest signed
 	// checkpoint note after each batch (written to a temporary file, synced
 	// and renamed into place). It is a copy kept outside the database so
@@ -110,6 +116,23 @@ type Options struct {
 	beforeCommit func()
 }
 
+// BatchStats describes one batch the writer finished.
+type BatchStats struct {
+	// Ops is how many Append and Do calls the batch held.
+	Ops int
+	// Write is how long the batch took from when the writer took it to
+	// its outcome: with a journal, its frame's write and fdatasync.
+	Write time.Duration
+	// Waits holds, for each call of the batch but AppendLazy's, how long
+	// it took from its enqueueing to its outcome: for Append, what its
+	// caller waited before it could forward; for AppendAsync, the part of
+	// a read's call that its record's durability bounds (the call travels
+	// meanwhile). It is only valid during the call to OnBatch.
+	Waits []time.Duration
+	// Failed reports that the batch failed as a whole.
+	Failed bool
+}
+
 // Log is the append-only audit log. Its methods are safe for concurrent use.
 type Log struct {
 	st     store.Store
@@ -141,6 +164,7 @@ type Log struct {
 	jr       *journal
 	idx      *indexer
 	frameBuf []byte
+	waits    []time.Duration // BatchStats.Waits, reused
 
 	// The group commit delay: the writer's state, and (under mu) when the
 	// newest append arrived and the average gap between appends.
@@ -449,6 +473,8 @@ func (l *Log) enqueue(ctx context.Context, o *op) error {
 	}
 	if l.gc.delay > 0 {
 		l.arrived(o)
+	} else if l.opts.OnBatch != nil {
+		o.at = l.gc.clk.Now()
 	}
 	l.queue = append(l.queue, o)
 	l.mu.Unlock()
@@ -606,6 +632,7 @@ func (l *Log) commitBatch() {
 	if len(claimed) == 0 {
 		return
 	}
+	start := l.gc.clk.Now()
 	cp, err := l.apply(&claimed)
 	if err == nil && cp != nil && l.idx != nil {
 		l.idx.advance(cp.Size)
@@ -619,9 +646,25 @@ func (l *Log) commitBatch() {
 			r.o.res <- err
 		}
 	}
+	l.reportBatch(claimed, start, err != nil)
 	if err == nil && cp != nil {
 		l.stored(cp)
 	}
+}
+
+// reportBatch hands a finished batch's figures to Options.OnBatch.
+func (l *Log) reportBatch(claimed []result, start time.Time, failed bool) {
+	if l.opts.OnBatch == nil {
+		return
+	}
+	now := l.gc.clk.Now()
+	l.waits = l.waits[:0]
+	for _, r := range claimed {
+		if !r.o.lazy { // nobody waits for a lazy append
+			l.waits = append(l.waits, now.Sub(r.o.at))
+		}
+	}
+	l.opts.OnBatch(BatchStats{Ops: len(claimed), Write: now.Sub(start), Waits: l.waits, Failed: failed})
 }
 
 // StallAfter is how long a batch may be in flight before [Log.Err] reports

@@ -53,6 +53,7 @@ func (l *Log) commitJournal(claimed []result) {
 	for _, r := range claimed {
 		r.o.res <- err
 	}
+	l.reportBatch(claimed, start, err != nil)
 }
 
 // buildJournal numbers and hashes the claimed operations' events, letting

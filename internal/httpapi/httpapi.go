@@ -2,7 +2,8 @@
 // any other client use. api/openapi.yaml describes it; a test keeps the two
 // in step.
 //
-// Every route but /healthz and /readyz needs "Authorization: Bearer <key>". A missing or
+// Every route but /healthz and /readyz needs "Authorization: Bearer <key>";
+// /metrics a person's. A missing or
 // unknown key is a 401 with a JSON error, and the attempt is logged with the
 // caller's address, never the key. Errors are {"error":{"code","field",
 // "message"}} with a stable code.
@@ -54,7 +55,14 @@ type Handler struct {
 	workload *workload.Verifier
 	// ready answers GET /readyz (nil: ready whenever serving).
 	ready http.Handler
+	// metrics answers GET /metrics for people (nil: 404).
+	metrics http.Handler
 }
+
+// SetMetrics serves m (package metrics: Prometheus's text format) at GET
+// /metrics, to people only: a scraper signs in with a human identity's API
+// key, as for any other read of the API. Call it before serving.
+func (h *Handler) SetMetrics(m http.Handler) { h.metrics = m }
 
 // SetReadiness answers GET /readyz with ready (see internal/health): a
 // load balancer's probe, unauthenticated. Without it /readyz answers 200
@@ -69,6 +77,7 @@ func (h *Handler) SetWorkload(v *workload.Verifier) { h.workload = v }
 var Routes = []string{
 	"GET /healthz",
 	"GET /readyz",
+	"GET /metrics",
 	"GET /v1/whoami",
 	"POST /v1/grants",
 	"GET /v1/grants",
@@ -140,6 +149,19 @@ func New(svc *grants.Service, dir *authn.Directory, audit Auditor, logger *slog.
 			return
 		}
 		h.ready.ServeHTTP(w, r)
+	})
+	h.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		who, aerr := h.Authenticate(r)
+		switch {
+		case aerr != nil:
+			writeError(w, aerr)
+		case who.Kind != model.Human:
+			writeError(w, apierr.Forbidden("", "metrics are for people (operators): sign in with a human identity's API key"))
+		case h.metrics == nil:
+			writeError(w, &apierr.Error{Status: http.StatusNotFound, Code: apierr.CodeNotFound, Message: "this server does not serve metrics"})
+		default:
+			h.metrics.ServeHTTP(w, r)
+		}
 	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// This catch-all matches every method, so the mux never answers 405

@@ -91,9 +91,16 @@ func openServer(t *testing.T, cfg *config.Config) *Server {
 // keys), and its policies to a fresh directory, and loads it.
 func auditConfig(t *testing.T, extra string) *config.Config {
 	t.Helper()
+	cfg, _, _ := auditConfigKeys(t, extra)
+	return cfg
+}
+
+// auditConfigKeys is auditConfig, with the bot's and alice's API keys.
+func auditConfigKeys(t *testing.T, extra string) (cfg *config.Config, botKey, aliceKey string) {
+	t.Helper()
 	dir := t.TempDir()
-	_, botSHA := authn.NewKey()
-	_, aliceSHA := authn.NewKey()
+	botKey, botSHA := authn.NewKey()
+	aliceKey, aliceSHA := authn.NewKey()
 	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +115,7 @@ func auditConfig(t *testing.T, extra string) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return cfg, botKey, aliceKey
 }
 
 func newAuditEnv(t *testing.T) *auditEnv {

@@ -38,6 +38,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/metrics"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/notify"
 	"github.com/airlock-dev/airlock/internal/policy"
@@ -121,10 +122,14 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	} else if s.witnesses != nil {
 		onCheckpoint = s.witnesses.Offer
 	}
-	s.log, err = auditlog.Open(ctx, s.store, signer, logOptions(cfg, verifier, credKey, onCheckpoint))
+	mx := metrics.New()
+	lopts := logOptions(cfg, verifier, credKey, onCheckpoint)
+	lopts.OnBatch = mx.ObserveBatch
+	s.log, err = auditlog.Open(ctx, s.store, signer, lopts)
 	if err != nil {
 		return nil, err
 	}
+	mx.LogSize(s.log.Size)
 	known := map[string]bool{}
 	var targets []grants.Target
 	for _, t := range cfg.Targets {
@@ -162,6 +167,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	}
 	api := httpapi.New(s.Service, dir, s, logger)
 	api.SetReadiness(s.readiness())
+	api.SetMetrics(mx.Handler())
 	if v, err := workloadVerifier(cfg, logger); err != nil {
 		return nil, err
 	} else if v != nil {

@@ -1,0 +1,47 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+)
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(w.Body)
+	if w.Code != 200 {
+		t.Fatalf("scrape: %d %s", w.Code, b)
+	}
+	return string(b)
+}
+
+func TestObserveBatch(t *testing.T) {
+	m := New()
+	var size int64 = 41
+	m.LogSize(func() int64 { return size })
+	m.ObserveBatch(auditlog.BatchStats{Ops: 3, Write: 150 * time.Microsecond,
+		Waits: []time.Duration{120 * time.Microsecond, 180 * time.Microsecond, 2 * time.Millisecond}})
+	m.ObserveBatch(auditlog.BatchStats{Ops: 1, Write: time.Millisecond, Waits: []time.Duration{time.Millisecond}, Failed: true})
+	size = 44
+	body := scrape(t, m)
+	for _, want := range []string{
+		"airlock_log_batches_total 2",
+		"airlock_log_failed_batches_total 1",
+		"airlock_log_wait_seconds_count 4",
+		`airlock_log_wait_seconds_bucket{le="0.0002"} 2`, // 120 and 180 µs
+		`airlock_log_wait_seconds_bucket{le="0.001"} 3`,
+		"airlock_log_batch_calls_sum 4",
+		"airlock_log_batch_write_seconds_count 2",
+		"airlock_log_entries 44",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+}
