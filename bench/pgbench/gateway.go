@@ -29,13 +29,13 @@ identities:
     kind: agent
     owner: bench-team
     key_sha256: "%s"
-targets:
+%stargets:
   - name: pgbench-db
     kind: postgres
     account: bench
     upstream: postgres://%s@%s:%d/%s?sslmode=disable
 policies: ./policies
-`, s.API, pg, s.BotSHA, f.admin.User, f.admin.Host, f.admin.Port, f.db), nil)
+`, s.API, pg, s.BotSHA, s.OpsIdentity(), f.admin.User, f.admin.Host, f.admin.Port, f.db), nil)
 	return s
 }
 

@@ -131,6 +131,13 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	}{"direct": {f.admin, 0}, "pgbouncer": {bnc.client, bnc.pid()}, "gateway": {gw, srv.PID()}}
 	phaseOn := func(path, mode string, l load) phase {
 		t := targets[path]
+		var before benchkit.LogWait
+		if path == "gateway" {
+			var err error
+			if before, err = srv.ScrapeLogWait(); err != nil {
+				r.Fatalf("gateway metrics: %v", err)
+			}
+		}
 		p, err := runPgbench(ctx, t.e, mode, l, t.pid)
 		if err != nil {
 			extra := ""
@@ -146,6 +153,12 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		if path == "gateway" {
 			calls.Transactions += p.Transactions
 			calls.Runs++
+			after, err := srv.ScrapeLogWait()
+			if err != nil {
+				r.Fatalf("gateway metrics: %v", err)
+			}
+			w := after.Sub(before)
+			p.RecordWait = &w
 		}
 		return p
 	}
@@ -178,8 +191,12 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				p := phaseOn(path, mode, o.load)
 				p.Round = round
 				rep.Phases = append(rep.Phases, p)
-				benchkit.Progress("round %d  %-8s %-9s %8.0f tps  (%d transactions, %.2f ms avg; CPU s: pgbench %.2f, middle %.2f)",
-					round, mode, path, p.TPS, p.Transactions, p.LatencyMS, p.PgbenchCPU, p.MiddleCPU)
+				wait := ""
+				if p.RecordWait != nil {
+					wait = "; record wait " + p.RecordWait.String()
+				}
+				benchkit.Progress("round %d  %-8s %-9s %8.0f tps  (%d transactions, %.2f ms avg; CPU s: pgbench %.2f, middle %.2f%s)",
+					round, mode, path, p.TPS, p.Transactions, p.LatencyMS, p.PgbenchCPU, p.MiddleCPU, wait)
 			}
 		}
 	}

@@ -29,6 +29,10 @@ type phase struct {
 	// ConnectMS is pgbench's average connection time, with -C (a new
 	// connection per transaction).
 	ConnectMS float64 `json:"connect_avg_ms,omitempty"`
+	// RecordWait is, for the gateway's phases, what the server's /metrics
+	// (airlock_log_wait_seconds) counted during the phase: how long its
+	// calls waited for their records' durability under this load.
+	RecordWait *benchkit.LogWait `json:"record_wait,omitempty"`
 }
 
 var (

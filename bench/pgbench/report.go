@@ -131,6 +131,19 @@ func printReport(w io.Writer, rep *report) {
 		}
 		tw.Flush()
 	}
+	// What the gateway's calls waited for their records under the load, as
+	// the server counted (its /metrics), beside the probe's disk alone.
+	first := true
+	for _, p := range rep.Phases {
+		if p.Path != "gateway" || p.RecordWait == nil || p.Mode == "connect" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nwait for each call's record in the gateway's phases (airlock_log_wait_seconds from its /metrics; p50 and p90 as bucket bounds):")
+			first = false
+		}
+		fmt.Fprintf(w, "  round %d %-8s %s\n", p.Round, p.Mode, p.RecordWait)
+	}
 	if cs := connectPhases(rep.Phases); len(cs) > 0 {
 		fmt.Fprintf(w, "\na new connection per transaction (pgbench -S -C -c %d, one phase per path after the rounds):\n", rep.Clients)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -41,7 +41,7 @@ identities:
     kind: agent
     owner: bench-team
     key_sha256: "%s"
-targets:
+%stargets:
   - name: aws-bench
     kind: aws
     account: "111122223333"
@@ -51,7 +51,7 @@ targets:
       access_key_id_env: AWS_BENCH_ACCESS_KEY_ID
       secret_access_key_env: AWS_BENCH_SECRET_ACCESS_KEY
 policies: ./policies
-`, s.API, gw, s.BotSHA, s3.URL), []string{"AWS_BENCH_ACCESS_KEY_ID=" + s3.AccessKeyID, "AWS_BENCH_SECRET_ACCESS_KEY=" + s3.SecretAccessKey})
+`, s.API, gw, s.BotSHA, s.OpsIdentity(), s3.URL), []string{"AWS_BENCH_ACCESS_KEY_ID=" + s3.AccessKeyID, "AWS_BENCH_SECRET_ACCESS_KEY=" + s3.SecretAccessKey})
 	return s
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"io"
 	"net"
 	"net/http"
@@ -159,6 +160,10 @@ type phase struct {
 	// Dials is the connections the clients opened during the phase.
 	Dials int64  `json:"client_dials"`
 	CPU   cpuUse `json:"cpu"`
+	// RecordWait is, for the gateway's phases, what its /metrics
+	// (airlock_log_wait_seconds) counted during the phase: how long calls
+	// waited for their records' durability under this load.
+	RecordWait *benchkit.LogWait `json:"record_wait,omitempty"`
 }
 
 // runPhase has every client repeat w's call for d, each in its own

@@ -256,13 +256,27 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 		for _, w := range ws {
 			for _, side := range order {
+				var before benchkit.LogWait
+				if side == "gateway" {
+					if before, err = srv.ScrapeLogWait(); err != nil {
+						r.Fatalf("gateway metrics: %v", err)
+					}
+				}
 				p, err := runPhase(ctx, sides[side], dials[side], meter, w, o.phase)
 				if err != nil {
 					r.Fatalf("%s phase: %v%s", side, err, logs(side))
 				}
 				p.Side, p.Round = side, round
+				wait := ""
 				if side == "gateway" {
 					gwCalls += p.Ops
+					after, err := srv.ScrapeLogWait()
+					if err != nil {
+						r.Fatalf("gateway metrics: %v", err)
+					}
+					d := after.Sub(before)
+					p.RecordWait = &d
+					wait = "; record wait " + d.String()
 				}
 				rep.Phases = append(rep.Phases, p)
 				ngCPU := ""
@@ -272,8 +286,8 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				if gp != nil {
 					ngCPU += fmt.Sprintf(", goproxy %.2f", p.CPU.Goproxy)
 				}
-				benchkit.Progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f%s, upstream %.2f)",
-					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, ngCPU, p.CPU.Upstream)
+				benchkit.Progress("round %d  %-16s %-8s %10.1f %s  (%d calls in %.1fs, %d new connections; CPU s: clients %.2f, gateway %.2f%s, upstream %.2f%s)",
+					round, w.Name, side, p.Rate, p.Unit, p.Ops, p.Seconds, p.Dials, p.CPU.Clients, p.CPU.Gateway, ngCPU, p.CPU.Upstream, wait)
 			}
 		}
 	}

@@ -37,6 +37,9 @@ type Server struct {
 	Bin, Dir, API string
 	// BotKey is the agent's API key; BotSHA its hash for the configuration.
 	BotKey, BotSHA string
+	// OpsKey is a person's API key (the configuration names OpsIdentity),
+	// which reads the server's /metrics.
+	OpsKey, OpsSHA string
 	name           string
 	cmd            *exec.Cmd
 	logPath        string
@@ -55,11 +58,21 @@ func NewServer(r *Runner, bin string) *Server {
 		r.Fatalf("keygen output: %v", err)
 	}
 	s.BotKey, s.BotSHA = key.Key, key.SHA
+	if err := json.Unmarshal([]byte(s.CLI(r, "keygen", "-o", "json")), &key); err != nil {
+		r.Fatalf("keygen output: %v", err)
+	}
+	s.OpsKey, s.OpsSHA = key.Key, key.SHA
 	s.API = FreeAddr(r)
 	if err := os.MkdirAll(filepath.Join(s.Dir, "policies"), 0o755); err != nil {
 		r.Fatal(err)
 	}
 	return s
+}
+
+// OpsIdentity is the configuration's entry for the person whose key
+// (OpsKey) reads /metrics, to put under identities:.
+func (s *Server) OpsIdentity() string {
+	return fmt.Sprintf("  - name: bench-ops\n    kind: human\n    key_sha256: %q\n", s.OpsSHA)
 }
 
 // WritePolicy writes a Cedar file into the server's policies/ directory.
