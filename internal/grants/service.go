@@ -154,6 +154,9 @@ type Options struct {
 	// Rejections bounds how many refused attempts are logged one by one;
 	// the rest are counted into summaries (see gateway.RejectAggregator).
 	Rejections gateway.RejectPolicy
+	// Observer, if set, counts the sessions, calls and refused attempts
+	// the gateways record (sessions.Options.Observer), for metrics.
+	Observer sessions.Observer
 	// Findings detects shared identities and moved credentials (nil: no
 	// findings are raised).
 	Findings *findings.Detector
@@ -267,7 +270,7 @@ func New(o Options) (*Service, error) {
 	}
 	rec, err := sessions.New(sessions.Options{
 		Log: o.Log, Store: o.Store, Replica: replica, Now: s.now, Refuse: s.logErr, Logger: o.Logger,
-		Rejections: o.Rejections, Clock: clk,
+		Rejections: o.Rejections, Clock: clk, Observer: o.Observer,
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,9 @@
 // for durability and how its batches go (the cost every gateway call pays
 // before its answer, and on most disks the bound on a gateway's latency,
 // see bench/README.md), the log's size, and the Go runtime's and the
-// process's standard collectors.
+// process's standard collectors; and what the gateways recorded: sessions
+// started and open, calls allowed and denied, attempts refused before a
+// session, by gateway.
 //
 // Nothing here names an identity, a grant or a resource: the figures are
 // aggregates, so that the scraper's key, which must still be a person's
@@ -28,6 +30,20 @@ type Metrics struct {
 	logBatch   prometheus.Histogram
 	logFailed  prometheus.Counter
 	logBatches prometheus.Counter
+
+	sessionsStarted *prometheus.CounterVec
+	sessionsOpen    *prometheus.GaugeVec
+	calls           *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	// byGateway holds each gateway label's children, looked up once:
+	// CallRecorded runs on every call's path.
+	byGateway map[string]*gatewayMetrics
+}
+
+type gatewayMetrics struct {
+	started, rejected prometheus.Counter
+	open              prometheus.Gauge
+	allowed, denied   prometheus.Counter
 }
 
 // Buckets for the log's waits and writes: a durable write costs tens of
@@ -66,14 +82,69 @@ func New() *Metrics {
 			Name: "airlock_log_batches_total",
 			Help: "Batches the audit log's writer finished, durable or failed.",
 		}),
+		sessionsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_gateway_sessions_started_total",
+			Help: "Gateway sessions (connections or streams of calls under a grant) whose start was recorded, by gateway.",
+		}, []string{"gateway"}),
+		sessionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "airlock_gateway_sessions_open",
+			Help: "Gateway sessions started and not yet ended, by gateway.",
+		}, []string{"gateway"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_gateway_calls_total",
+			Help: "Calls and statements recorded by the gateways, by gateway and outcome (allowed, or denied by the grant's scope).",
+		}, []string{"gateway", "outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_gateway_rejected_total",
+			Help: "Attempts a gateway refused before any session could start (unknown or ended credentials, bad signatures), by gateway.",
+		}, []string{"gateway"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.logWait, m.logWrite, m.logBatch, m.logFailed, m.logBatches,
+		m.sessionsStarted, m.sessionsOpen, m.calls, m.rejected,
 	)
+	m.byGateway = map[string]*gatewayMetrics{}
+	for _, g := range []string{"aws", "postgres", "other"} {
+		m.byGateway[g] = &gatewayMetrics{
+			started: m.sessionsStarted.WithLabelValues(g), rejected: m.rejected.WithLabelValues(g),
+			open:    m.sessionsOpen.WithLabelValues(g),
+			allowed: m.calls.WithLabelValues(g, "allowed"), denied: m.calls.WithLabelValues(g, "denied"),
+		}
+	}
 	return m
 }
+
+// gateway is the metrics of gateway g: "aws", "postgres", or "other" for
+// a gateway added without updating this list, so that no label value is
+// ever the client's to choose.
+func (m *Metrics) gateway(g string) *gatewayMetrics {
+	if gm, ok := m.byGateway[g]; ok && g != "other" {
+		return gm
+	}
+	return m.byGateway["other"]
+}
+
+// SessionStarted, SessionEnded, CallRecorded and Rejected make Metrics the
+// gateways' recorder's observer (sessions.Observer).
+func (m *Metrics) SessionStarted(g string) {
+	gm := m.gateway(g)
+	gm.started.Inc()
+	gm.open.Inc()
+}
+
+func (m *Metrics) SessionEnded(g string) { m.gateway(g).open.Dec() }
+
+func (m *Metrics) CallRecorded(g string, allowed bool) {
+	if allowed {
+		m.gateway(g).allowed.Inc()
+	} else {
+		m.gateway(g).denied.Inc()
+	}
+}
+
+func (m *Metrics) Rejected(g string) { m.gateway(g).rejected.Inc() }
 
 // ObserveBatch records one of the log's batches; it is the log's
 // Options.OnBatch.
@@ -101,5 +172,5 @@ func (m *Metrics) LogSize(size func() int64) {
 // Handler serves the registry in Prometheus's exposition formats. It does
 // not authenticate: the API wraps it.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

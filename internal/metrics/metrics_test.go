@@ -45,3 +45,34 @@ func TestObserveBatch(t *testing.T) {
 		}
 	}
 }
+
+// The gateways' counts, by gateway; a gateway this package does not know
+// is counted as "other", never under a label of its own.
+func TestGatewayObserver(t *testing.T) {
+	m := New()
+	m.SessionStarted("postgres")
+	m.SessionStarted("postgres")
+	m.SessionEnded("postgres")
+	m.CallRecorded("postgres", true)
+	m.CallRecorded("postgres", false)
+	m.CallRecorded("aws", true)
+	m.Rejected("aws")
+	m.CallRecorded("\x1b[31mssh", true)
+	body := scrape(t, m)
+	for _, want := range []string{
+		`airlock_gateway_sessions_started_total{gateway="postgres"} 2`,
+		`airlock_gateway_sessions_open{gateway="postgres"} 1`,
+		`airlock_gateway_calls_total{gateway="postgres",outcome="allowed"} 1`,
+		`airlock_gateway_calls_total{gateway="postgres",outcome="denied"} 1`,
+		`airlock_gateway_calls_total{gateway="aws",outcome="allowed"} 1`,
+		`airlock_gateway_rejected_total{gateway="aws"} 1`,
+		`airlock_gateway_calls_total{gateway="other",outcome="allowed"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "ssh") {
+		t.Error("an unknown gateway got a label of its own")
+	}
+}

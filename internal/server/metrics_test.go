@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/airlock-dev/airlock/internal/grants"
 )
 
@@ -19,9 +21,39 @@ func TestMetricsForPeopleOnly(t *testing.T) {
 	cfg, botKey, aliceKey := auditConfigKeys(t, "")
 	s := openServer(t, cfg)
 	defer s.Close()
-	if _, err := s.Service.Request(context.Background(), bot, grants.RequestInput{Target: "aws-prod",
-		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "metrics"}); err != nil {
+	ctx := context.Background()
+	g, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
+		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "metrics"})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Two sessions through the gateways' recorder, one still open: an
+	// allowed call, a denied one and a result (not a call).
+	gg, err := s.Service.Authority().Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		ses, err := s.Service.Authority().StartSession(ctx, gg, "test-client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []gateway.Call{
+			{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true},
+			{Kind: "request", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: false},
+			{Kind: "result", Action: "s3:GetObject", BytesOut: 7},
+		} {
+			if err := gatewaytest.Record(ctx, ses, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 0 {
+			if err := ses.End(ctx); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			defer ses.End(ctx)
+		}
 	}
 	get := func(key string) (int, string) {
 		r := httptest.NewRequest("GET", "/metrics", nil)
@@ -43,7 +75,10 @@ func TestMetricsForPeopleOnly(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("with a person's key: %d %s", code, body)
 	}
-	for _, name := range []string{"airlock_log_wait_seconds_bucket", "airlock_log_batch_write_seconds_sum",
+	for _, name := range []string{
+		`airlock_gateway_sessions_started_total{gateway="aws"} 2`, `airlock_gateway_sessions_open{gateway="aws"} 1`,
+		`airlock_gateway_calls_total{gateway="aws",outcome="allowed"} 2`, `airlock_gateway_calls_total{gateway="aws",outcome="denied"} 2`,
+		"airlock_log_wait_seconds_bucket", "airlock_log_batch_write_seconds_sum",
 		"airlock_log_batch_calls_count", "airlock_log_failed_batches_total 0", "airlock_log_entries", "go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("metrics lack %s", name)
@@ -56,7 +91,7 @@ func TestMetricsForPeopleOnly(t *testing.T) {
 	if n, _ := strconv.Atoi(m[1]); n < 1 {
 		t.Fatalf("airlock_log_batches_total %d after a request was logged", n)
 	}
-	if strings.Contains(body, "log-triage-bot") || strings.Contains(body, "aws-prod") {
+	if strings.Contains(body, "log-triage-bot") || strings.Contains(body, "aws-prod") || strings.Contains(body, "logs/app") {
 		t.Fatal("metrics name an identity or a target")
 	}
 }

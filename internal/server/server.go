@@ -146,6 +146,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		MaxDuration: cfg.Grants.MaxDuration.Duration, PendingTimeout: cfg.Grants.PendingTimeout.Duration,
 		RequireReason: cfg.Grants.ReasonRequired(), CredentialKey: credKey, Logger: logger,
 		Findings: findings.New(clock.Real, cfg.Window()), Binding: cfg.Binding,
+		Observer: mx,
 	}
 	gopts.Now = testNow
 	if err := withReplicas(&gopts, cfg, s.store); err != nil {

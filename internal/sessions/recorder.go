@@ -43,7 +43,33 @@ type Options struct {
 	Rejections gateway.RejectPolicy
 	// Logger logs records that failed and will be retried.
 	Logger *slog.Logger
+	// Observer, if set, is told of what was recorded, for metrics.
+	Observer Observer
 }
+
+// Observer counts what a Recorder recorded, by gateway (the target's kind:
+// "aws", "postgres"), for an operator's metrics. Its methods are called
+// on the gateways' paths, once the records are durable, and must be cheap
+// and never block.
+type Observer interface {
+	// SessionStarted and SessionEnded bracket a session.
+	SessionStarted(gateway string)
+	SessionEnded(gateway string)
+	// CallRecorded is a call's request, allowed or refused by the grant's
+	// scope.
+	CallRecorded(gateway string, allowed bool)
+	// Rejected is an attempt refused before any session could start (an
+	// unknown credential, a bad signature…).
+	Rejected(gateway string)
+}
+
+// noObserver is the Observer of a Recorder without one.
+type noObserver struct{}
+
+func (noObserver) SessionStarted(string)     {}
+func (noObserver) SessionEnded(string)       {}
+func (noObserver) CallRecorded(string, bool) {}
+func (noObserver) Rejected(string)           {}
 
 // A Recorder records sessions (see the package documentation). Run starts
 // its flusher and Close stops it.
@@ -93,6 +119,9 @@ func New(o Options) (*Recorder, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real
 	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
 	_, shared := o.Store.(store.ReplicaRegistry)
 	r := &Recorder{o: o, shared: shared, resultsKick: make(chan struct{}, 1)}
 	r.rejects = gateway.NewRejectAggregator(o.Rejections, o.Now, r.writeRejection, r.writeRejectionSummary)
@@ -104,7 +133,11 @@ func New(o Options) (*Recorder, error) {
 // returns, or, past the policy's bounds, counted into a summary the
 // flusher writes at the end of the interval.
 func (r *Recorder) Reject(ctx context.Context, rj gateway.Rejection) error {
-	return r.rejects.Reject(ctx, rj)
+	err := r.rejects.Reject(ctx, rj)
+	if err == nil {
+		r.o.Observer.Rejected(rj.Gateway)
+	}
+	return err
 }
 
 // writeRejection logs one refused attempt (gateway.rejected).
@@ -151,12 +184,15 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	if err != nil {
 		return nil, r.o.Refuse("the session start", err)
 	}
+	obs, kind := r.o.Observer, g.TargetKind
+	obs.SessionStarted(kind)
 	// Every call is a plain append, encoded by the caller: no savepoint
 	// and no rewrite of the session row on the per-call path. The summary
 	// is counted only once the record is durable (a call whose record is
 	// never written is refused, and must not show in it), and its row is
 	// written lazily (see the package documentation).
 	counted := func(c gateway.Call) {
+		obs.CallRecorded(kind, c.Allowed)
 		st.mu.Lock()
 		// In place: st.rec.Used is only read under st.mu, and handed out
 		// as a copy (snapshot).
@@ -190,6 +226,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	}
 	result := func(ctx context.Context, c gateway.Call) error { return r.addResult(ctx, st, c) }
 	end := func(ctx context.Context) error {
+		obs.SessionEnded(kind) // whether its record lands now or later (queueEnd)
 		// The results still batched land before session.ended.
 		if err := r.flushResults(ctx, st); err != nil {
 			r.o.Logger.Error("recording a session's last results failed", "session", sid, "err", err)
