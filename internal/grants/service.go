@@ -334,7 +334,8 @@ func (s *Service) Start(ctx context.Context) error {
 			// out of the configuration, which SyncIdentities read): its
 			// grants end as `agent disable` ends them, rather than stay
 			// usable, or approvable, for an identity that no longer is.
-			if err := s.endForDisable(ctx, model.Identity{Name: "config"}, g); err != nil {
+			// A conflict is another replica ending it first.
+			if err := s.endForDisable(ctx, model.Identity{Name: "config"}, g); err != nil && !isConflict(err) {
 				return fmt.Errorf("ending grant %s of disabled identity %s: %w", g.ID, g.Identity, err)
 			}
 			continue
