@@ -136,7 +136,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		// server does so already, so this rarely allocates) and values
 		// under keys that canonicalise alike are merged.
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if dropped[ck] || !signedAmz(ck, auth) {
+		if dropped[ck] || !signedAmz(ck, auth) || underscored(ck) {
 			continue
 		}
 		v = slices.Clip(v)
@@ -178,6 +178,15 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 	}
 	return h
 }
+
+// underscored reports whether a header name has an '_'. No S3 or AWS
+// header has one, but servers that keep headers CGI-style (Ceph RGW:
+// HTTP_X_AMZ_COPY_SOURCE) read '_' as '-', so "X_amz_copy_source" would
+// reach them as the x-amz-copy-source the mapper never saw, unsigned and
+// unauthorized, and, sorted after the gateway's own "X-Amz-..." headers,
+// would even replace them. Such headers never go upstream (nginx drops them
+// by default for the same reason).
+func underscored(name string) bool { return strings.IndexByte(name, '_') >= 0 }
 
 // checksumInTrailer reports whether the client's flexible checksum travels
 // in the body's trailer rather than in a header.

@@ -103,7 +103,7 @@ func (t *target) serviceRequest(ctx context.Context, r *http.Request, service st
 	h := make(http.Header, len(r.Header))
 	for k, v := range r.Header {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if dropped[ck] || strings.HasPrefix(ck, "X-Amz-") && !serviceAmzHeaders[ck] {
+		if dropped[ck] || underscored(ck) || strings.HasPrefix(ck, "X-Amz-") && !serviceAmzHeaders[ck] {
 			continue
 		}
 		h[ck] = append([]string(nil), v...)
