@@ -324,3 +324,27 @@ func TestUpstreamPathRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// x-amz-acl and x-amz-object-ownership ask for their action by being
+// there, whatever their first value: an empty first value followed by a
+// second one must not slip an ACL past s3:PutObjectAcl (the upstream may
+// read the last value, as Ceph RGW does).
+func TestACLHeaderValuesCannotHide(t *testing.T) {
+	m := &s3iam.Mapper{}
+	sc := appGrant(t)
+	for _, hs := range [][]string{
+		{"X-Amz-Acl: ", "X-Amz-Acl: public-read"},
+		{"x-amz-acl: ", "X-AMZ-ACL: public-read"},
+		{"X-Amz-Acl: private", "X-Amz-Acl: public-read"},
+		{"X-Amz-Acl: "},
+	} {
+		op, err := m.Map(rawRequest(t, "PUT", "/logs/app/x", "gw", hs...))
+		if err == nil && allowed(sc, op) {
+			t.Errorf("%q: allowed as %s with checks %+v, without s3:PutObjectAcl", hs, op.Name, op.Checks)
+		}
+	}
+	op, err := m.Map(rawRequest(t, "PUT", "/newbucket", "gw", "X-Amz-Object-Ownership: ", "X-Amz-Object-Ownership: ObjectWriter"))
+	if err == nil && !slices.ContainsFunc(op.Checks, func(c s3iam.Check) bool { return c.Action == "s3:PutBucketOwnershipControls" }) {
+		t.Errorf("CreateBucket with a hidden x-amz-object-ownership: checks %+v", op.Checks)
+	}
+}

@@ -55,6 +55,11 @@ func scanHeaders(h http.Header) (headers, error) {
 		case strings.EqualFold(name, "copy-source-range"):
 			out.copySourceRange = vs[0]
 		case strings.EqualFold(name, "acl"):
+			// Its presence alone asks for the ACL action: a first value
+			// of "" must not hide a second one the upstream may read.
+			if len(vs) > 1 || vs[0] == "" || out.acl != "" && out.acl != "grant" {
+				return out, s3err.New(s3err.InvalidArgument, "x-amz-acl is empty or given more than once")
+			}
 			out.acl = vs[0]
 		case len(name) > 6 && strings.EqualFold(name[:6], "grant-"):
 			if out.acl == "" {
@@ -79,6 +84,9 @@ func scanHeaders(h http.Header) (headers, error) {
 				}
 			}
 		case strings.EqualFold(name, "object-ownership"):
+			if len(vs) > 1 || vs[0] == "" || out.objectOwnership != "" {
+				return out, s3err.New(s3err.InvalidArgument, "x-amz-object-ownership is empty or given more than once")
+			}
 			out.objectOwnership = vs[0]
 		case strings.EqualFold(name, "rename-source"):
 			out.rename = true
