@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,8 @@ const (
 	eExec                       // an Execute: done at CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
 	eSync                       // a Sync: consumed by its ReadyForQuery
 	eSynthetic                  // an answer the gateway gives itself, in order with upstream answers
+	eClose                      // a client's Close: done at its CloseComplete
+	eSwallow                    // a Close the gateway sent itself: its CloseComplete is not relayed
 )
 
 // entry is one forwarded request awaiting its response, in protocol order.
@@ -79,6 +82,19 @@ type pendingExec struct {
 	portal string
 	p      portal
 	found  bool
+	// close, when not zero, makes this a Close in the batch instead of an
+	// Execute: eClose (the client's) or eSwallow (the gateway's own).
+	close entryKind
+}
+
+// undoOp restores one name of the gateway's statement or portal maps as
+// it was before a message of a batch that is then refused (not forwarded).
+type undoOp struct {
+	portal bool   // a portal, else a prepared statement
+	name   string // "" for the unnamed one
+	had    bool
+	st     stmt
+	p      portal
 }
 
 // relayState is a session's protocol state.
@@ -96,6 +112,7 @@ type relayState struct {
 	portals  map[string]portal
 	unnamedP portal
 	bind     bindMsg
+	undo     []undoOp // the current batch's changes to the maps
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
@@ -291,6 +308,9 @@ func (c *conn) clientMessage(raw []byte) error {
 		if changesAuth(sql) {
 			return c.refuseAuthChange(sql)
 		}
+		if mayChangePrepared(sql) {
+			r.forgetNamed(false)
+		}
 		if err := c.recordQuery(sql); err != nil {
 			return c.refuseStatement(err, true)
 		}
@@ -301,6 +321,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		if fc.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid FunctionCall message")
 		}
+		r.forgetNamed(false) // the function's body is not seen
 		r.n++
 		ns := strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
@@ -369,9 +390,13 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if m.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid Parse message")
 		}
+		if mayChangePrepared(m.Query) {
+			r.forgetNamed(true)
+		}
 		if changesAuth(m.Query) {
 			c.refuseParse(m.Query)
 		} else if m.Name == "" {
+			r.undo = append(r.undo, undoOp{had: true, st: r.unnamed})
 			r.unnamed = newStmt(m.Query)
 		} else {
 			if r.stmts == nil {
@@ -380,7 +405,13 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			if _, ok := r.stmts[m.Name]; !ok && len(r.stmts) >= maxPrepared {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many prepared statements; close some"}
 			} else {
+				r.saveStmt(m.Name)
 				r.stmts[m.Name] = newStmt(m.Query)
+				// The server keeps an existing statement of this name
+				// (42P05) and the client's next Bind would run it: close
+				// it first, so that the name holds this statement or none.
+				r.batch = appendClose(r.batch, 'S', m.Name)
+				r.execs = append(r.execs, pendingExec{close: eSwallow})
 			}
 		}
 	case 'B':
@@ -397,6 +428,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		}
 		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
 		if len(m.portal) == 0 {
+			r.undo = append(r.undo, undoOp{portal: true, had: true, p: r.unnamedP})
 			r.unnamedP = p
 		} else {
 			if r.portals == nil {
@@ -405,7 +437,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			if _, ok := r.portals[string(m.portal)]; !ok && len(r.portals) >= maxPortals {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many open portals; close some"}
 			} else {
-				r.portals[string(m.portal)] = p
+				name := string(m.portal)
+				r.savePortal(name)
+				r.portals[name] = p
+				// As for a statement: an open cursor of this name (DECLARE
+				// … WITH HOLD) would be what the next Execute runs.
+				raw := r.batch
+				r.batch = appendClose(raw, 'P', name)
+				r.execs = append(r.execs, pendingExec{close: eSwallow})
 			}
 		}
 		clear(m.params) // the values belong to the message buffer
@@ -427,11 +466,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		}
 		if m.Name != "" {
 			if m.ObjectType == 'S' {
+				r.saveStmt(m.Name)
 				delete(r.stmts, m.Name)
 			} else {
+				r.savePortal(m.Name)
 				delete(r.portals, m.Name)
 			}
 		}
+		r.execs = append(r.execs, pendingExec{close: eClose})
 	case 'D':
 		var m pgproto3.Describe
 		if m.Decode(body) != nil {
@@ -450,12 +492,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 func (c *conn) endBatch(sync bool) error {
 	r := c.relay
 	defer func() {
-		r.batch, r.execs, r.batchErr = r.batch[:0], r.execs[:0], nil
+		clear(r.undo)
+		r.batch, r.execs, r.batchErr, r.undo = r.batch[:0], r.execs[:0], nil, r.undo[:0]
 		if cap(r.batch) > 1<<20 {
 			r.batch = nil
 		}
 	}()
 	if r.batchErr != nil {
+		r.undoBatch()
 		if r.batchErr.Code == codeInsufficientPrivilege && c.inTransaction() {
 			// As for a statement that cannot be recorded: upstream saw no
 			// error, so its transaction must not survive the refusal.
@@ -475,12 +519,21 @@ func (c *conn) endBatch(sync bool) error {
 	async := c.readOnly
 	for i := range r.execs {
 		pe := &r.execs[i]
+		if pe.close != 0 {
+			continue
+		}
 		if !pe.found {
 			pe.p.stmt = newStmt("<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>")
 		}
 		async = async && readVerb(pe.p.stmt.action)
 	}
 	for _, pe := range r.execs {
+		if pe.close != 0 {
+			e := &slab[len(entries)]
+			e.kind = pe.close
+			entries = append(entries, e)
+			continue
+		}
 		r.n++
 		action, ns := pe.p.stmt.action, strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
@@ -495,6 +548,7 @@ func (c *conn) endBatch(sync bool) error {
 				c.gw.log.Error("statements recorded but not run: a later statement of their batch could not be recorded",
 					"session", c.sess.ID, "first", entries[0].n, "last", entries[len(entries)-1].n)
 			}
+			r.undoBatch()
 			return c.refuseStatement(err, sync)
 		}
 		e := &slab[len(entries)]
@@ -646,6 +700,12 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 	if c.dead {
 		return false
 	}
+	if raw[0] == '3' && c.swallowed() {
+		if flush {
+			return c.cw.Flush() == nil
+		}
+		return true
+	}
 	_, werr := c.cw.Write(raw)
 	c.observe(raw)
 	if werr == nil && flush {
@@ -689,7 +749,7 @@ func (c *conn) observe(raw []byte) {
 	r := c.relay
 	typ := raw[0]
 	switch typ {
-	case 'D', 'd', 'C', 'I', 's', 'E', 'Z':
+	case 'D', 'd', 'C', 'I', 's', 'E', 'Z', '3':
 	case 'S':
 		c.parameterStatus(raw[5:])
 		return
@@ -700,6 +760,11 @@ func (c *conn) observe(raw []byte) {
 	defer r.qmu.Unlock()
 	h := r.front()
 	switch typ {
+	case '3':
+		if h != nil && h.kind == eClose {
+			r.pop()
+			c.emitSynthetic()
+		}
 	case 'D':
 		if h != nil {
 			h.dataRows++
@@ -763,20 +828,34 @@ func (c *conn) observe(raw []byte) {
 				}
 				c.complete(h)
 			}
-		case eExec:
-			h.err = msg
-			c.complete(h)
-			// The backend skips the rest of the batch up to Sync.
-			for h = r.front(); h != nil && h.kind == eExec; h = r.front() {
-				h.err = "airlock: not run: an earlier message of its batch failed"
+		case eExec, eClose, eSwallow:
+			// The backend skips the rest of the batch up to Sync: the
+			// first Execute at or after the failure gets its error.
+			first := true
+			for ; h != nil && (h.kind == eExec || h.kind == eClose || h.kind == eSwallow); h = r.front() {
+				if h.kind != eExec {
+					r.pop()
+					continue
+				}
+				if first {
+					h.err, first = msg, false
+				} else {
+					h.err = "airlock: not run: an earlier message of its batch failed"
+				}
 				c.complete(h)
 			}
+			c.emitSynthetic()
 		}
 	case 'Z':
 		if len(raw) > 5 {
 			c.txs.Store(uint32(raw[5]))
 		}
-		for h != nil && (h.kind == eExec || h.kind == ePart) {
+		for h != nil && (h.kind == eExec || h.kind == ePart || h.kind == eClose || h.kind == eSwallow) {
+			if h.kind == eClose || h.kind == eSwallow {
+				r.pop()
+				h = r.front()
+				continue
+			}
 			// Executes not answered by their Sync did not run; a
 			// statement of a query without a completion of its own ran
 			// as part of its neighbour, if the tokenizer and the server
@@ -857,4 +936,119 @@ func (c *conn) recordResults() {
 	}
 	clear(r.done)
 	r.done = r.done[:0]
+}
+
+// swallowed reports whether a CloseComplete answers a Close the gateway
+// sent itself (and drops that entry); wmu held.
+func (c *conn) swallowed() bool {
+	r := c.relay
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	if h := r.front(); h != nil && h.kind == eSwallow {
+		r.pop()
+		c.emitSynthetic()
+		return true
+	}
+	return false
+}
+
+// appendClose appends a Close message for a statement ('S') or portal ('P').
+func appendClose(b []byte, typ byte, name string) []byte {
+	n := 4 + 1 + len(name) + 1
+	b = append(b, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), typ)
+	b = append(b, name...)
+	return append(b, 0)
+}
+
+// saveStmt and savePortal note a name's current entry before the batch
+// changes it, so that a refused batch leaves the maps as the server has them.
+func (r *relayState) saveStmt(name string) {
+	st, had := r.stmts[name]
+	r.undo = append(r.undo, undoOp{name: name, had: had, st: st})
+}
+
+func (r *relayState) savePortal(name string) {
+	p, had := r.portals[name]
+	r.undo = append(r.undo, undoOp{portal: true, name: name, had: had, p: p})
+}
+
+// undoBatch restores the maps as they were before the current batch, none
+// of which is forwarded.
+func (r *relayState) undoBatch() {
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		u := r.undo[i]
+		switch {
+		case !u.portal && u.name == "":
+			r.unnamed = u.st
+		case u.portal && u.name == "":
+			r.unnamedP = u.p
+		case !u.portal && u.had:
+			r.stmts[u.name] = u.st
+		case !u.portal:
+			delete(r.stmts, u.name)
+		case u.had:
+			r.portals[u.name] = u.p
+		default:
+			delete(r.portals, u.name)
+		}
+	}
+}
+
+// mayChangePrepared reports whether a statement text may replace a named
+// prepared statement or cursor behind the protocol's back (PREPARE,
+// DEALLOCATE, DISCARD, DECLARE … CURSOR, CLOSE, at top level or in a DO
+// block or function body, dynamic SQL included): the gateway then no
+// longer knows what those names hold. The words alone are a cheap first
+// test; preparedChange then wants them in the shape of those statements,
+// so that a column named close (a price's) does not make every named
+// statement of the session unknown to its recording.
+func mayChangePrepared(sql string) bool {
+	for _, w := range [...]string{"prepare", "deallocate", "discard", "declare", "close"} {
+		if containsWordFold(sql, w) {
+			return preparedChange.MatchString(sql)
+		}
+	}
+	return false
+}
+
+// preparedChange matches the statements mayChangePrepared looks for.
+var preparedChange = regexp.MustCompile(`(?i)\b(?:` +
+	`prepare\s+(?:"[^"]*"|[a-z_][\w$]*)\s*(?:\(|as\b)` +
+	`|deallocate\b` +
+	`|discard\s+(?:all|plans)\b` +
+	`|declare\s+(?:"[^"]*"|[a-z_][\w$]*)\s+(?:(?:binary|insensitive|asensitive|no\s+scroll|scroll)\s+)*cursor\b` +
+	`|close\s+(?:"[^"]*"|[a-z_][\w$]*)\s*(?:[;'$)]|\z))`)
+
+// containsWordFold reports whether sql holds w (lower case) as a whole
+// word, ignoring ASCII case.
+func containsWordFold(sql, w string) bool {
+	for i := 0; i < len(sql); {
+		k := indexFold(sql[i:], w)
+		if k < 0 {
+			return false
+		}
+		k += i
+		end := k + len(w)
+		if (k == 0 || !isIdent(sql[k-1])) && (end == len(sql) || !isIdent(sql[end])) {
+			return true
+		}
+		i = k + 1
+	}
+	return false
+}
+
+// forgetNamed drops what the gateway knows of named statements and portals
+// (an Execute of one is then recorded as unknown to the gateway, and waits
+// for its record); save: in a batch, undone if the batch is refused.
+func (r *relayState) forgetNamed(save bool) {
+	if save {
+		for name := range r.stmts {
+			r.saveStmt(name)
+		}
+		for name := range r.portals {
+			r.savePortal(name)
+		}
+	}
+	clear(r.stmts)
+	clear(r.portals)
 }

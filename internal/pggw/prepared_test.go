@@ -1,0 +1,141 @@
+package pggw
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// An Execute of a named statement is recorded with the statement the
+// server runs. PostgreSQL keeps an existing statement when a Parse reuses
+// its name (42P05), a refused batch is never forwarded, and SQL PREPARE or
+// DEALLOCATE change names behind the protocol's back; none of these may
+// make the gateway record one statement while another one runs.
+func TestNamedStatementRecordedAsRun(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select,pg:delete %s.public.customers")
+	c := e.connect(g, "")
+	ctx := ctxT(t, 30*time.Second)
+	pc := c.PgConn()
+	lastExec := func() (gateway.Call, gateway.Call) {
+		e.settle(g)
+		var req, res gateway.Call
+		for _, call := range e.auth.Calls(g.ID) {
+			if call.Params["protocol"] == "extended" && call.Kind == "request" {
+				req = call
+			}
+			if call.Kind == "result" && call.Params["n"] == req.Params["n"] {
+				res = call
+			}
+		}
+		return req, res
+	}
+	check := func(step string) {
+		t.Helper()
+		req, res := lastExec()
+		verb := strings.Fields(res.Status)
+		if len(verb) == 0 {
+			t.Fatalf("%s: no result for %v", step, req.Params)
+		}
+		ran := "pg:" + strings.ToLower(verb[0])
+		if req.Action != ran && req.Action != "pg:statement" {
+			t.Fatalf("%s: recorded %s %q, but the server ran %s", step, req.Action, req.Params["statement"], res.Status)
+		}
+	}
+
+	// A Parse reusing a name.
+	if _, err := pc.Prepare(ctx, "s", "DELETE FROM customers WHERE id <= 2", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = pc.Prepare(ctx, "s", "SELECT 1", nil)
+	if err := pc.ExecPrepared(ctx, "s", nil, nil, nil).Read().Err; err != nil {
+		t.Fatal(err)
+	}
+	check("re-Parse")
+
+	// A batch refused by the gateway (an auth change in it) is not
+	// forwarded: its Parse of a name does not replace the name.
+	if _, err := pc.Prepare(ctx, "t", "DELETE FROM customers WHERE id <= 4", nil); err != nil {
+		t.Fatal(err)
+	}
+	pl := pc.StartPipeline(ctx)
+	pl.SendPrepare("t", "SELECT 1", nil)
+	pl.SendPrepare("", "ALTER ROLE CURRENT_USER PASSWORD 'x'", nil)
+	if err := pl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		res, err := pl.GetResults()
+		if _, ok := res.(*pgconn.PipelineSync); ok || (res == nil && err == nil) {
+			break
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Logf("pipeline close: %v", err)
+	}
+	if err := pc.ExecPrepared(ctx, "t", nil, nil, nil).Read().Err; err != nil {
+		t.Fatal(err)
+	}
+	check("refused batch")
+
+	// SQL DEALLOCATE and PREPARE of a name the protocol prepared.
+	if _, err := pc.Prepare(ctx, "u", "SELECT 2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Exec(ctx, "DEALLOCATE u; PREPARE u AS DELETE FROM customers WHERE id <= 6").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.ExecPrepared(ctx, "u", nil, nil, nil).Read().Err; err != nil {
+		t.Fatal(err)
+	}
+	check("SQL PREPARE")
+
+	// The session still works as a client expects.
+	if _, err := pc.Prepare(ctx, "v", "SELECT 3", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Deallocate(ctx, "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Prepare(ctx, "v", "SELECT 4", nil); err != nil {
+		t.Fatal(err)
+	}
+	r := pc.ExecPrepared(ctx, "v", nil, nil, nil).Read()
+	if r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != "4" {
+		t.Fatalf("v: %v %v", r.Rows, r.Err)
+	}
+}
+
+// What counts as changing prepared names behind the protocol's back, and
+// what does not: a column or literal that merely holds one of the words
+// must not make every named statement of the session unknown.
+func TestMayChangePrepared(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"PREPARE s AS DELETE FROM t", true},
+		{"prepare \"S\"(int) as select $1", true},
+		{"DEALLOCATE s", true},
+		{"deallocate all", true},
+		{"DISCARD ALL", true},
+		{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", true},
+		{"declare c no scroll cursor for select 1", true},
+		{"CLOSE c", true},
+		{"close all;", true},
+		{"DO $$ BEGIN EXECUTE 'PREPARE s AS DELETE FROM t'; END $$", true},
+		{"DO $$ BEGIN EXECUTE 'CLOSE c'; END $$", true},
+		{"SELECT open, high, low, close FROM prices WHERE day = $1", false},
+		{"SELECT close AS c FROM prices", false},
+		{"UPDATE t SET note = 'prepare the report' WHERE id = 1", false},
+		{"DO $$ DECLARE n int; BEGIN n := 1; END $$", false},
+		{"SELECT 1", false},
+	} {
+		if got := mayChangePrepared(tc.sql); got != tc.want {
+			t.Errorf("mayChangePrepared(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}
