@@ -77,6 +77,10 @@ type conn struct {
 	// scsOff: upstream reports standard_conforming_strings off, so plain
 	// literals take backslash escapes (for the tokenizer).
 	scsOff atomic.Bool
+	// badEncoding: upstream reports a client_encoding the scanner cannot
+	// read safely (unsafeClientEncoding); the session ends at the next
+	// message from the client.
+	badEncoding atomic.Pointer[string]
 
 	pk parking // park.go
 }

@@ -282,6 +282,9 @@ var errTerminate = errors.New("terminate")
 func (c *conn) clientMessage(raw []byte) error {
 	r := c.relay
 	typ, body := raw[0], raw[5:]
+	if enc := c.badEncoding.Load(); enc != nil && typ != 'X' {
+		return fatal(codeFeatureNotSupp, encodingMessage(*enc))
+	}
 	if r.discard && typ != 'S' && typ != 'X' {
 		return nil
 	}

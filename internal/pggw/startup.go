@@ -274,6 +274,12 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		e.Detail = detail
 		return nil, &refusal{pg: e, reason: "upstream connection failed", credentialID: gr.CredentialID, grant: gr}
 	}
+	if enc := hc.ParameterStatuses["client_encoding"]; unsafeClientEncoding(enc) {
+		hc.Conn.Close()
+		c.recordSetupFailure("client_encoding " + enc + " refused")
+		return nil, &refusal{pg: fatal(codeFeatureNotSupp, encodingMessage(enc)), reason: "client_encoding not supported",
+			credentialID: gr.CredentialID, grant: gr}
+	}
 	c.wmu.Lock()
 	dead := c.dead
 	if !dead {

@@ -180,9 +180,36 @@ func (c *conn) refuseParse(query string) {
 // parameterStatus tracks the upstream settings the tokenizer depends on.
 func (c *conn) parameterStatus(body []byte) {
 	name, rest, ok := bytes.Cut(body, []byte{0})
-	if !ok || string(name) != "standard_conforming_strings" {
+	if !ok {
 		return
 	}
 	value, _, _ := bytes.Cut(rest, []byte{0})
-	c.scsOff.Store(string(value) == "off")
+	switch string(name) {
+	case "standard_conforming_strings":
+		c.scsOff.Store(string(value) == "off")
+	case "client_encoding":
+		if unsafeClientEncoding(string(value)) {
+			enc := string(value)
+			c.badEncoding.Store(&enc) // the session ends at the client's next message
+		}
+	}
+}
+
+// unsafeClientEncoding reports whether PostgreSQL client encoding enc (as
+// the server names it) has multibyte characters whose second byte can be
+// 0x5C, a backslash to the gateway's statement scanner (sqlscan.go) but
+// part of the character to the server: inside E'…' the two would then
+// disagree on where a literal ends, and so on where a statement does, what
+// it is, and whether it changes a password. Client-only encodings; a
+// server never uses one.
+func unsafeClientEncoding(enc string) bool {
+	switch strings.ToUpper(enc) {
+	case "SJIS", "SHIFT_JIS_2004", "BIG5", "GBK", "GB18030", "JOHAB":
+		return true
+	}
+	return false
+}
+
+func encodingMessage(enc string) string {
+	return "airlock: client_encoding " + enc + " is not supported through the gateway (a byte of its characters can read as a backslash); use UTF8"
 }
