@@ -139,3 +139,37 @@ func TestMayChangePrepared(t *testing.T) {
 		}
 	}
 }
+
+// A SQL EXECUTE of a statement prepared through the protocol (whose Parse
+// is not recorded on its own) is recorded with that statement's text and
+// counts its action as used.
+func TestSQLExecuteRecordsPreparedText(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select,pg:delete %s.public.customers")
+	c := e.connect(g, "")
+	ctx := ctxT(t, 30*time.Second)
+	pc := c.PgConn()
+	if _, err := pc.Prepare(ctx, "D2", "DELETE FROM customers WHERE id <= 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Exec(ctx, `EXECUTE "D2"`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(g)
+	var found bool
+	for _, call := range e.auth.Calls(g.ID) {
+		if call.Kind != "request" || call.Action != "pg:execute" {
+			continue
+		}
+		found = true
+		if call.Params["prepared"] != "DELETE FROM customers WHERE id <= 1" {
+			t.Errorf("EXECUTE recorded %v, want the prepared statement's text", call.Params)
+		}
+		if len(call.Also) != 1 || !strings.HasPrefix(call.Also[0], "pg:delete ") {
+			t.Errorf("EXECUTE's Also = %v, want pg:delete", call.Also)
+		}
+	}
+	if !found {
+		t.Fatal("no EXECUTE recorded")
+	}
+}

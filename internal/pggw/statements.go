@@ -3,6 +3,7 @@ package pggw
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ func (c *conn) recordQuery(sql string) error {
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
 			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
 		}}
+		c.withPrepared(&call, sql)
 		pend, err := c.request(call, c.readOnly && readVerb(action))
 		if err != nil {
 			return err
@@ -73,6 +75,7 @@ func (c *conn) recordQuery(sql string) error {
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Params: map[string]string{
 			"statement": redactPasswords(text), "protocol": "simple", "n": ns, "part": part,
 		}}
+		c.withPrepared(&call, text)
 		pend, err := c.request(call, async)
 		if err != nil {
 			if len(entries) > 0 {
@@ -94,6 +97,39 @@ func (c *conn) recordQuery(sql string) error {
 	r.push(entries...)
 	return nil
 }
+
+// withPrepared adds to the record of a SQL EXECUTE of a statement the
+// client prepared through the protocol (a Parse, which is not recorded on
+// its own) that statement's text ("prepared") and its action (Also, so
+// that scope used counts it): otherwise "EXECUTE d" would be all the log
+// held of a DELETE. A name prepared with SQL PREPARE has its text in that
+// statement's record instead.
+func (c *conn) withPrepared(call *gateway.Call, text string) {
+	if call.Action != "pg:execute" || len(c.relay.stmts) == 0 {
+		return
+	}
+	m := executeName.FindStringSubmatch(text)
+	if m == nil {
+		return
+	}
+	name := m[1]
+	if strings.HasPrefix(name, `"`) {
+		name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
+	} else {
+		name = strings.ToLower(name) // as PostgreSQL folds an unquoted name
+	}
+	st, ok := c.relay.stmts[name]
+	if !ok {
+		return
+	}
+	call.Params["prepared"] = st.text
+	if u := st.action + " " + c.t.db; st.action != call.Action && !contains(call.Also, u) {
+		call.Also = append(call.Also, u)
+	}
+}
+
+// executeName finds the statement name of a SQL EXECUTE.
+var executeName = regexp.MustCompile(`(?is)^(?:\s|\(|--[^\n]*\n|/\*.*?\*/)*execute\s+("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)`)
 
 // mayHoldSeveral reports whether a Query's text may hold more than one
 // statement, which only a ";" outside quotes and comments separates. Most
