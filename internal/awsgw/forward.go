@@ -136,7 +136,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		// server does so already, so this rarely allocates) and values
 		// under keys that canonicalise alike are merged.
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if dropped[ck] || !signedAmz(ck, auth) || underscored(ck) {
+		if dropped[ck] || !signedAmz(ck, auth) || underscored(ck) && !strings.HasPrefix(ck, "X-Amz-Meta-") {
 			continue
 		}
 		v = slices.Clip(v)
@@ -180,7 +180,9 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 }
 
 // underscored reports whether a header name has an '_'. No S3 or AWS
-// header has one, but servers that keep headers CGI-style (Ceph RGW:
+// header has one but user metadata (x-amz-meta-key_name, which S3 keeps
+// and which, signed and under its prefix, stays metadata: the S3 path lets
+// those through), and servers that keep headers CGI-style (Ceph RGW:
 // HTTP_X_AMZ_COPY_SOURCE) read '_' as '-', so "X_amz_copy_source" would
 // reach them as the x-amz-copy-source the mapper never saw, unsigned and
 // unauthorized, and, sorted after the gateway's own "X-Amz-..." headers,

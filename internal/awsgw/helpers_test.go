@@ -151,12 +151,26 @@ func (e *env) sign(g *gateway.Grant, method, host, rawPath string, body []byte) 
 
 func (e *env) signRaw(creds aws.Credentials, method, host, rawPath string, body []byte, at time.Time) *http.Request {
 	e.t.Helper()
+	return e.signRawHeader(creds, method, host, rawPath, body, at, nil)
+}
+
+// signedHeader is signed with the headers of h set (and signed) too.
+func (e *env) signedHeader(g *gateway.Grant, method, rawPath string, body []byte, h http.Header) *http.Request {
+	e.t.Helper()
+	return e.signRawHeader(aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}, method, "", rawPath, body, time.Now(), h)
+}
+
+func (e *env) signRawHeader(creds aws.Credentials, method, host, rawPath string, body []byte, at time.Time, h http.Header) *http.Request {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+rawPath, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if host != "" {
 		req.Host = host
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
 	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])

@@ -200,4 +200,16 @@ func TestUnderscoredHeadersNotForwarded(t *testing.T) {
 			t.Errorf("header %q was forwarded", k)
 		}
 	}
+
+	// User metadata may have an '_' in its key (S3 keeps it): a signed
+	// x-amz-meta-* header stays metadata whatever a server makes of it.
+	meta := http.Header{"X-Amz-Meta-Key_with_underscore": {"underscore-ok"}}
+	st, body = do(t, e.signedHeader(g, http.MethodPut, "/logs/app/meta.txt", []byte("x"), meta))
+	if st != 200 {
+		t.Fatalf("metadata with an underscore: status %d: %s", st, body)
+	}
+	seen = e.up.seen()
+	if v := seen[len(seen)-1].Header.Get("X-Amz-Meta-Key_with_underscore"); v != "underscore-ok" {
+		t.Errorf("the metadata header with an underscore reached the upstream as %q", v)
+	}
 }
