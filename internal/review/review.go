@@ -121,8 +121,34 @@ var Header = []string{
 }
 
 // Record renders the row as CSV fields in Header order. Lists are joined
-// with "; " and times are RFC 3339 UTC (empty when unset).
+// with "; " and times are RFC 3339 UTC (empty when unset). A field that a
+// spreadsheet would read as a formula (one starting with =, +, -, @, a tab
+// or a carriage return: an agent's reason or end comment, say) is written
+// with a leading apostrophe, so that opening the review in a spreadsheet
+// shows the text rather than running it (see CSVField).
 func (r Row) Record() []string {
+	rec := r.record()
+	for i, f := range rec {
+		rec[i] = CSVField(f)
+	}
+	return rec
+}
+
+// CSVField neutralises a CSV field that a spreadsheet would evaluate as a
+// formula (OWASP's "CSV injection"): it prefixes it with an apostrophe.
+// Every other field is returned unchanged.
+func CSVField(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
+}
+
+func (r Row) record() []string {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""

