@@ -190,7 +190,10 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 	}
 	// Verified from here on: the payload is Slack's, but still parsed strictly.
 	now := n.clk.Now()
-	if !n.seen.add("sig:"+r.Header.Get("X-Slack-Signature"), now) {
+	// Remembered by the signature's bytes, not the header's text: hex is
+	// read in either case, so "v0=AB…" verifies as "v0=ab…" does and must
+	// not count as a new request.
+	if !n.seen.add("sig:"+strings.ToLower(r.Header.Get("X-Slack-Signature")), now) {
 		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, action{}, r.RemoteAddr, false, "This request was already handled.")
 		return
 	}

@@ -160,7 +160,11 @@ func (n *Notifier) webhookActions(w http.ResponseWriter, r *http.Request) {
 			"the request is not signed by a webhook that may decide, or its timestamp is more than five minutes away")
 		return
 	}
-	if !n.seen.add("hook:"+r.Header.Get(SignatureHeader), n.clk.Now()) {
+	// Remembered by what was verified (the signature's bytes), not the
+	// header's text: "t=+1700000000", "t=01700000000" and upper-case hex
+	// verify as the canonical header does and must not count as new.
+	_, sig, _ := parseSignature(r.Header.Get(SignatureHeader))
+	if !n.seen.add("hook:"+hex.EncodeToString(sig), n.clk.Now()) {
 		n.refuseDecisionCall(ctx, w, http.StatusUnauthorized, RefusedReplay, Decision{}, r.RemoteAddr, false, "this request was already handled")
 		return
 	}
