@@ -525,7 +525,7 @@ func TestAuthAndAgents(t *testing.T) {
 	if strings.Contains(e.stderr.String(), "alk_not-a-real-key") {
 		t.Error("the rejected key was logged")
 	}
-	out := mustOK(t, airlock(t, e.addr, e.alice.Key, "agent", "add", "deploy-bot", "--owner", "platform"), "agent add")
+	out := mustOK(t, airlock(t, e.addr, e.alice.Key, "agent", "add", "deploy-bot", "--owner", "sre-leads"), "agent add")
 	var key string
 	for _, line := range strings.Split(out, "\n") {
 		if k, ok := strings.CutPrefix(line, "key: "); ok {
@@ -535,13 +535,13 @@ func TestAuthAndAgents(t *testing.T) {
 	if !strings.HasPrefix(key, "alk_") {
 		t.Fatalf("agent add printed no key:\n%s", out)
 	}
-	if who := mustOK(t, airlock(t, e.addr, key, "whoami"), "whoami"); !strings.Contains(who, "deploy-bot (agent, owner platform)") {
+	if who := mustOK(t, airlock(t, e.addr, key, "whoami"), "whoami"); !strings.Contains(who, "deploy-bot (agent, owner sre-leads)") {
 		t.Fatalf("whoami: %q", who)
 	}
 	if r := airlock(t, e.addr, e.bot.Key, "agent", "add", "sneaky", "--owner", "x"); r.code != 1 {
 		t.Fatalf("an agent added an agent: exit %d", r.code)
 	}
-	if r := airlock(t, e.addr, e.alice.Key, "agent", "add", "deploy-bot", "--owner", "platform"); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+	if r := airlock(t, e.addr, e.alice.Key, "agent", "add", "deploy-bot", "--owner", "sre-leads"); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
 		t.Fatalf("duplicate agent: exit %d stderr %q", r.code, r.stderr)
 	}
 	list := mustOK(t, airlock(t, e.addr, e.alice.Key, "agent", "list"), "agent list")

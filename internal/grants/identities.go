@@ -116,6 +116,16 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 			return model.Identity{}, "", apierr.Invalid("groups", "%q is not a valid group name", g)
 		}
 	}
+	// An agent's owner is one of its groups in policy, and its groups are
+	// what policies grant on: a person who could give an agent any of them
+	// could mint one that a team's @approval("auto") policies serve, and
+	// take its credentials. So a person adds agents only into teams and
+	// groups they belong to themselves.
+	for _, g := range append([]string{owner}, groups...) {
+		if !slices.Contains(caller.Groups, g) {
+			return model.Identity{}, "", apierr.Forbidden("", "%s may not add an agent in group %s: a person adds agents only to teams and groups they belong to (owner and --group)", caller.Name, g)
+		}
+	}
 	key, sha := authn.NewKey()
 	id := model.Identity{Name: name, Kind: model.Agent, Owner: owner, Groups: groups, KeySHA256: sha,
 		Source: "api", CreatedAt: s.now(), CreatedBy: caller.Name}

@@ -145,7 +145,11 @@ func TestDisableAgent(t *testing.T) {
 func TestAddAgent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
-	id, key, err := h.Svc.AddAgent(h.ctx, h.id(alice), "deploy-bot", "sre-team", []string{"deployers"})
+	// A lead who is also a member of the team and of deployers (a person
+	// adds agents only into their own groups; see TestAddAgentOnlyIntoOwnGroups).
+	lead := h.id(alice)
+	lead.Groups = append(lead.Groups, "sre-team", "deployers")
+	id, key, err := h.Svc.AddAgent(h.ctx, lead, "deploy-bot", "sre-team", []string{"deployers"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,16 +168,16 @@ func TestAddAgent(t *testing.T) {
 
 	size := h.logSize()
 	for _, name := range []string{"deploy-bot", alice, bot} {
-		_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), name, "sre-team", nil)
+		_, _, err = h.Svc.AddAgent(h.ctx, lead, name, "sre-team", nil)
 		wantAPIErr(t, err, 409, apierr.CodeAlreadyExists, "name")
 	}
 	_, _, err = h.Svc.AddAgent(h.ctx, h.id(bot), "other-bot", "sre-team", nil)
 	wantAPIErr(t, err, 403, "", "")
-	_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), "Bad Name", "sre-team", nil)
+	_, _, err = h.Svc.AddAgent(h.ctx, lead, "Bad Name", "sre-team", nil)
 	wantAPIErr(t, err, 400, apierr.CodeInvalid, "name")
-	_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), "ok-bot", "", nil)
+	_, _, err = h.Svc.AddAgent(h.ctx, lead, "ok-bot", "", nil)
 	wantAPIErr(t, err, 400, apierr.CodeInvalid, "owner")
-	_, _, err = h.Svc.AddAgent(h.ctx, h.id(alice), "ok-bot", "sre-team", []string{"Bad Group"})
+	_, _, err = h.Svc.AddAgent(h.ctx, lead, "ok-bot", "sre-team", []string{"Bad Group"})
 	wantAPIErr(t, err, 400, apierr.CodeInvalid, "groups")
 	if h.logSize() != size {
 		t.Error("refused additions were logged")
@@ -219,5 +223,33 @@ func TestRemovedIdentityLosesItsGrants(t *testing.T) {
 	}
 	if _, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, "ok"); err == nil {
 		t.Error("a request of a removed identity was approved")
+	}
+}
+
+// A person adds agents only into teams and groups they belong to: an
+// agent's owner is its group in policy, so otherwise anyone with a key
+// could mint an agent that a team's auto-approval serves and take its
+// credentials (bob, in no group, got sre-team's logs that way).
+func TestAddAgentOnlyIntoOwnGroups(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	size := h.logSize()
+	for _, tc := range []struct {
+		who    string
+		owner  string
+		groups []string
+	}{
+		{bob, "sre-team", nil},
+		{alice, "sre-team", nil},
+		{alice, "sre-leads", []string{"sre-team"}},
+	} {
+		_, _, err := h.Svc.AddAgent(h.ctx, h.id(tc.who), "minted-bot", tc.owner, tc.groups)
+		wantAPIErr(t, err, 403, "", "")
+	}
+	if h.logSize() != size {
+		t.Error("refused additions were logged")
+	}
+	if _, _, err := h.Svc.AddAgent(h.ctx, h.id(alice), "leads-bot", "sre-leads", []string{"sre-leads"}); err != nil {
+		t.Fatalf("alice adding an agent to her own team: %v", err)
 	}
 }

@@ -643,7 +643,9 @@ func TestReplicasExpireOnce(t *testing.T) {
 func TestReplicasIdentityChanges(t *testing.T) {
 	rs := newReplicaSet(t, 3, nil)
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
-	agent, key, err := a.svc.AddAgent(rs.ctx, a.id(t, alice), "late-bot", "sre-team", []string{"sre-team"})
+	lead := a.id(t, alice)
+	lead.Groups = append(lead.Groups, "sre-team") // a person adds agents only into their own groups
+	agent, key, err := a.svc.AddAgent(rs.ctx, lead, "late-bot", "sre-team", []string{"sre-team"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestAuthentication(t *testing.T) {
 
 	// An agent added through the API, then disabled: its key must stop
 	// working at once.
-	r := e.do("POST", "/v1/agents", e.alice, httpapi.AgentInput{Name: "temp-bot", Owner: "sre-team"})
+	r := e.do("POST", "/v1/agents", e.alice, httpapi.AgentInput{Name: "temp-bot", Owner: "sre-leads"})
 	if r.status != http.StatusCreated {
 		t.Fatalf("POST /v1/agents: status %d, want 201: %s", r.status, r.body)
 	}

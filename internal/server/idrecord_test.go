@@ -62,7 +62,7 @@ func TestIdentityRecordShowsAuthMethods(t *testing.T) {
 		}
 	}
 
-	st, body = e.call(c, "POST", "/v1/agents", e.alice, map[string]any{"name": "new-bot", "owner": "sre-team"})
+	st, body = e.call(c, "POST", "/v1/agents", e.alice, map[string]any{"name": "new-bot", "owner": "sre-leads"})
 	var added httpapi.AgentResponse
 	if st != http.StatusCreated || json.Unmarshal(body, &added) != nil {
 		t.Fatalf("add agent: %d %s", st, body)
@@ -174,7 +174,7 @@ func TestStateChangingCallsRecordInstance(t *testing.T) {
 	check(ended.ID, "grant.ended", "bot-end")
 
 	// Adding and disabling an agent: identity events, not a grant's.
-	if st, out := e.callUA("alice-add", "POST", "/v1/agents", e.alice, map[string]any{"name": "tmp-bot", "owner": "sre-team"}); st != http.StatusCreated {
+	if st, out := e.callUA("alice-add", "POST", "/v1/agents", e.alice, map[string]any{"name": "tmp-bot", "owner": "sre-leads"}); st != http.StatusCreated {
 		t.Fatalf("add agent: %d %s", st, out)
 	}
 	do("alice-disable", "/v1/agents/tmp-bot/disable", e.alice, map[string]string{"reason": "gone"})
