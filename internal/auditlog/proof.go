@@ -40,6 +40,14 @@ func (t *ProofTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 // and checks that it has the checkpoint's root and that the checkpoint is
 // validly signed for v. A log that fails either check yields no proofs.
 func BuildProofTree(ctx context.Context, st store.Store, v note.Verifier) (*ProofTree, error) {
+	return BuildProofTreeEach(ctx, st, v, nil)
+}
+
+// BuildProofTreeEach is BuildProofTree calling each (if not nil) with every
+// entry the tree covers, in sequence order, as it reads them: for callers
+// that must see every entry rather than trust an index of them (the
+// evidence export). e.Data may be reused once each returns.
+func BuildProofTreeEach(ctx context.Context, st store.Store, v note.Verifier, each func(store.LogEntry) error) (*ProofTree, error) {
 	cp, err := st.LatestCheckpoint(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errors.New("auditlog: the log has no checkpoint yet")
@@ -66,6 +74,9 @@ func BuildProofTree(ctx context.Context, st store.Store, v note.Verifier) (*Proo
 		}
 		t.hashes = append(t.hashes, hs...)
 		next++
+		if each != nil {
+			return each(e)
+		}
 		return nil
 	})
 	if err != nil {

@@ -34,6 +34,15 @@ type SessionScanner interface {
 	ScanSessions(ctx context.Context, fn func(model.Session) error) error
 }
 
+// IndexChecker is implemented by Rows that keep copies of a record's (or
+// a log entry's) fields in columns of their own, which lists and per-grant
+// reads filter on (the SQLite store): IndexDiffs describes each copy that
+// does not say what the record or entry says. The records and entries are
+// checked against the log; without this the copies were trusted unchecked.
+type IndexChecker interface {
+	IndexDiffs(ctx context.Context) ([]string, error)
+}
+
 // Checker derives the review from log entries as auditlog.VerifyWith walks
 // them (it implements auditlog.StateChecker), then compares every stored
 // grant and session row with it. Entries are decoded on all CPUs, ahead of
@@ -207,6 +216,13 @@ func (c *Checker) Finish(ctx context.Context) ([]string, error) {
 		out = append(out, r.diffs...)
 	}
 	out = append(out, missing...)
+	if ic, ok := c.rows.(IndexChecker); ok {
+		ds, err := ic.IndexDiffs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("review: checking the rows' indexed columns: %w", err)
+		}
+		out = append(out, ds...)
+	}
 	return out, nil
 }
 

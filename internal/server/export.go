@@ -1,12 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/evidence"
+	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -17,7 +21,7 @@ import (
 // signed checkpoint. warnings lists stored rows that differ from the
 // bundle's (which are derived from the log).
 func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte, warnings []string, err error) {
-	d, err := time.Parse("2006-01-02", day)
+	d0, err := time.Parse("2006-01-02", day)
 	if err != nil {
 		// The caller's mistake, said as such: a plain error became a 500
 		// and "internal error" in the CLI, the reason only in the log.
@@ -27,30 +31,61 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 	if err := s.log.Sync(ctx); err != nil {
 		return nil, nil, err
 	}
-	gs, err := s.store.Grants(ctx, store.GrantFilter{Account: account, Since: d, Until: d.Add(24 * time.Hour)})
-	if err != nil {
-		return nil, nil, err
-	}
-	tree, err := auditlog.BuildProofTree(ctx, s.store, s.verifier)
-	if err != nil {
-		return nil, nil, err
-	}
-	ids := make([]string, len(gs))
+	// The grants and their entries are found in the log itself, walked in
+	// full to build the tree, never through the database's copies of them
+	// (the grants' account and time columns, the entries' grant column and
+	// runs), which verification does not sign: a changed copy must not drop
+	// a grant, or some of its entries, from a bundle the log's key signs.
+	d := review.NewDeriver()
+	mine := map[string]bool{} // grants seen so far: of account or not
 	entries := map[string][]store.LogEntry{}
+	tree, err := auditlog.BuildProofTreeEach(ctx, s.store, s.verifier, func(e store.LogEntry) error {
+		p, err := review.Parse(bytes.Clone(e.Data)) // e.Data may be reused
+		if err != nil {
+			return nil // not a review entry; the bundle's check refuses what it cannot read
+		}
+		_ = d.Apply(p) // an entry that does not fit marks its grant, which Build then refuses
+		if p.Grant == "" {
+			return nil
+		}
+		ok, seen := mine[p.Grant]
+		if !seen {
+			g, _, found := d.Grant(p.Grant)
+			ok = found && g.Account == account
+			mine[p.Grant] = ok
+		}
+		if ok {
+			entries[p.Grant] = append(entries[p.Grant], store.LogEntry{Seq: e.Seq, Data: bytes.Clone(e.Data)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	until := d0.Add(24 * time.Hour)
+	var gs []model.Grant
+	for _, id := range d.GrantIDs() {
+		if !mine[id] {
+			continue
+		}
+		g, _, _ := d.Grant(id)
+		// As the store's window: requested before the day ends, deadline
+		// (if any) not before it begins.
+		if dl := g.Deadline(); !g.RequestedAt.Before(until) || !dl.IsZero() && dl.Before(d0) {
+			continue
+		}
+		gs = append(gs, g)
+	}
+	slices.SortStableFunc(gs, func(a, b model.Grant) int { return a.RequestedAt.Compare(b.RequestedAt) })
+	ids := make([]string, len(gs))
 	for i, g := range gs {
 		ids[i] = g.ID
-		es, err := s.store.LogEntries(ctx, store.LogFilter{GrantID: g.ID})
+		row, err := s.store.Grant(ctx, g.ID)
 		if err != nil {
-			return nil, nil, err
+			warnings = append(warnings, fmt.Sprintf("grant %s: the log records it but the database has no row for it (%v)", g.ID, err))
+			continue
 		}
-		entries[g.ID] = es
-		dv := review.NewDeriver()
-		for _, e := range es {
-			if e.Seq < tree.Size() {
-				_ = dv.Add(e.Data)
-			}
-		}
-		warnings = append(warnings, review.GrantDiffs(dv, g)...)
+		warnings = append(warnings, review.GrantDiffs(d, row)...)
 	}
 	bundle, err = evidence.Build(account, day, tree, s.signer, ids, entries)
 	return bundle, warnings, err

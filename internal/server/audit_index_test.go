@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/evidence"
+)
+
+// TestForgedIndexColumnsCaught: the columns lists filter on (a grant's
+// account and status, an entry's grant, the runs indexing a grant's
+// entries) are copies of what the records and entries say. Changed behind
+// Airlock's back, with every record and entry left intact, they hid a grant
+// from `grants --account/--status` and from the evidence export, and entries
+// from a grant's reads, while `audit verify` said OK.
+func TestForgedIndexColumnsCaught(t *testing.T) {
+	for _, c := range []struct {
+		name, sql, want string
+	}{
+		{"account", `UPDATE grants SET account = '999999999999'`, `its account column is "999999999999", its record (and the log) says "111122223333"`},
+		{"status", `UPDATE grants SET status = 'revoked'`, `its status column is "revoked", its record (and the log) says "active"`},
+		{"span", `UPDATE grants SET requested_at = 0, span_end = 1`, `its requested_at column is "0"`},
+		{"entry grant", `UPDATE log_entries SET grant_id = 'g_other' WHERE type = 'session.call'`, `its type, grant or session column, or the runs that index it`},
+		{"grant runs", `DELETE FROM log_grant_runs`, `its type, grant or session column, or the runs that index it`},
+		{"session grant", `UPDATE sessions SET grant_id = 'g_other'`, `its id, grant_id or started_at column`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newAuditEnv(t)
+			e.exec(t, c.sql)
+			rep, err := VerifyOffline(context.Background(), e.dataDir, OfflineInput{Key: pinnedKey(t, e.dataDir)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantProblems(t, "offline", rep, c.want)
+		})
+	}
+}
+
+// TestExportIgnoresForgedIndex: the evidence bundle, which the log's key
+// signs, holds every grant of the account live on the day and every entry
+// of each, as the log says, whatever the database's index columns say.
+func TestExportIgnoresForgedIndex(t *testing.T) {
+	e := newAuditEnv(t)
+	e.exec(t,
+		`UPDATE log_entries SET grant_id = 'g_other' WHERE type IN ('session.call', 'session.results')`,
+		`UPDATE grants SET account = '999999999999'`,
+	)
+	ctx := context.Background()
+	s := openServer(t, e.cfg)
+	defer s.Close()
+	b, _, err := s.Export(ctx, "111122223333", time.Now().UTC().Format("2006-01-02"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := evidence.Verify(b, pinnedKey(t, e.dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 1 || res.Rows[0].Grant != e.grantID || res.Rows[0].Calls != 2 || res.Rows[0].DeniedCalls != 1 {
+		t.Fatalf("the bundle does not hold the log's review of %s: %s", e.grantID, fmt.Sprintf("%+v", res.Rows))
+	}
+}

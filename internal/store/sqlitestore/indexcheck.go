@@ -1,0 +1,151 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// maxIndexDiffs bounds the differences IndexDiffs lists per kind.
+const maxIndexDiffs = 100
+
+// IndexDiffs implements review.IndexChecker. Lists and per-grant reads do
+// not read the records and entries that verification checks against the
+// log, but columns copied from them: a grant's identity, target, account,
+// status and time span (`airlock grants --account/--status/--day`, the
+// evidence export's selection), a session's grant, and an entry's type,
+// grant and session with the runs that index them (a grant's or session's
+// entries: `grant show`, `session show`, the per-row check against the
+// log). It returns one description per column that does not say what its
+// record or entry says, so that a copy changed behind the store's back is
+// found by `audit verify` instead of silently changing those answers.
+func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var out []string
+	if out, err = grantColumnDiffs(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	if out, err = sessionColumnDiffs(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	return entryColumnDiffs(ctx, tx, out, !s.noGrantRuns, !s.noSessionRuns)
+}
+
+func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT id, identity, target, account, status, requested_at, span_end, credential_id, record FROM grants ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: check grant columns: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var r grantRow
+		if err := rows.Scan(&r.id, &r.identity, &r.target, &r.account, &r.status, &r.requestedAt, &r.spanEnd, &r.credentialID, &r.record); err != nil {
+			return nil, fmt.Errorf("sqlitestore: check grant columns: %w", err)
+		}
+		g, err := decodeGrant(r.record)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: grant %q: %w", r.id, err)
+		}
+		w, err := encodeGrant(g)
+		if err != nil {
+			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.id, err))
+			continue
+		}
+		for _, c := range []struct {
+			name      string
+			got, want any
+		}{
+			{"id", r.id, w.id}, {"identity", r.identity, w.identity}, {"target", r.target, w.target},
+			{"account", r.account, w.account}, {"status", r.status, w.status},
+			{"requested_at", r.requestedAt, w.requestedAt}, {"span_end", r.spanEnd, w.spanEnd},
+			{"credential_id", r.credentialID.String, w.credentialID.String},
+		} {
+			if c.got != c.want && n < maxIndexDiffs {
+				n++
+				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.id, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: check grant columns: %w", err)
+	}
+	return out, nil
+}
+
+func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT id, grant_id, started_at, record FROM sessions ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: check session columns: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var r sessionRow
+		if err := rows.Scan(&r.id, &r.grantID, &r.startedAt, &r.record); err != nil {
+			return nil, fmt.Errorf("sqlitestore: check session columns: %w", err)
+		}
+		ss, err := decodeSession(r.record)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: session %q: %w", r.id, err)
+		}
+		w, err := encodeSession(ss)
+		if err != nil {
+			out = append(out, fmt.Sprintf("session %s: its record cannot be stored: %v", r.id, err))
+			continue
+		}
+		if (r.id != w.id || r.grantID != w.grantID || r.startedAt != w.startedAt) && n < maxIndexDiffs {
+			n++
+			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %v) is not its record's (%s, %s, %v): the column reads filter on was changed", r.id, r.id, r.grantID, r.startedAt.Int64, w.id, w.grantID, w.startedAt.Int64))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: check session columns: %w", err)
+	}
+	return out, nil
+}
+
+// entryColumnDiffsSQL finds the entries whose type, grant or session
+// column is not what the entry's bytes say, or that no run of their grant
+// (session) covers, so that reading the grant's (session's) entries would
+// miss them. The bytes themselves are verification's to check.
+func entryColumnDiffsSQL(grantRuns, sessionRuns bool) string {
+	q := `SELECT seq FROM log_entries e WHERE seq >= 0 AND (
+	COALESCE(e.type, '') IS NOT COALESCE(json_extract(CAST(e.data AS TEXT), '$.type'), '')
+	OR COALESCE(e.grant_id, '') IS NOT COALESCE(json_extract(CAST(e.data AS TEXT), '$.grant'), '')
+	OR COALESCE(e.session_id, '') IS NOT COALESCE(json_extract(CAST(e.data AS TEXT), '$.session'), '')`
+	if grantRuns {
+		q += `
+	OR (COALESCE(e.grant_id, '') <> '' AND (SELECT r.last_seq >= e.seq FROM log_grant_runs r
+		WHERE r.grant_id = e.grant_id AND r.first_seq <= e.seq ORDER BY r.first_seq DESC LIMIT 1) IS NOT 1)`
+	}
+	if sessionRuns {
+		q += `
+	OR (COALESCE(e.session_id, '') <> '' AND (SELECT r.last_seq >= e.seq FROM log_session_runs r
+		WHERE r.session_id = e.session_id AND r.first_seq <= e.seq ORDER BY r.first_seq DESC LIMIT 1) IS NOT 1)`
+	}
+	return q + ") ORDER BY seq LIMIT " + fmt.Sprint(maxIndexDiffs)
+}
+
+func entryColumnDiffs(ctx context.Context, tx *sql.Tx, out []string, grantRuns, sessionRuns bool) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, entryColumnDiffsSQL(grantRuns, sessionRuns))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: check the log's index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, fmt.Errorf("sqlitestore: check the log's index: %w", err)
+		}
+		out = append(out, fmt.Sprintf("entry %d: its type, grant or session column, or the runs that index it, do not say what the entry says: reads of its grant's or session's entries miss it", seq))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: check the log's index: %w", err)
+	}
+	return out, nil
+}
