@@ -1,0 +1,24 @@
+package server
+
+import "testing"
+
+// The journal's seal is only as safe as the credential key it is derived
+// from: keeping the signing key away from data_dir while the credential key
+// stays in it is what loadKeys warns of.
+func TestSealWeakerThanSigner(t *testing.T) {
+	for _, tc := range []struct {
+		cred, signer string
+		want         bool
+	}{
+		{"/var/lib/airlock/credential.key", "/var/lib/airlock/log-signing.key", false}, // both in data_dir (the default)
+		{"/var/lib/airlock/credential.key", "/etc/airlock/log-signing.key", true},
+		{"/var/lib/airlock/credential.key", "$AIRLOCK_LOG_SIGNING_KEY", true},
+		{"/etc/airlock/credential.key", "/etc/airlock/log-signing.key", false},
+		{"$AIRLOCK_CREDENTIAL_KEY", "$AIRLOCK_LOG_SIGNING_KEY", false},
+		{"/var/lib/airlock-other/credential.key", "/etc/airlock/log-signing.key", false}, // a sibling, not inside
+	} {
+		if got := sealWeakerThanSigner("/var/lib/airlock", tc.cred, tc.signer); got != tc.want {
+			t.Errorf("credential %s, signer %s: %v, want %v", tc.cred, tc.signer, got, tc.want)
+		}
+	}
+}
