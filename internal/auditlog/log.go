@@ -39,10 +39,10 @@ type Options struct {
 	// callers return. It must not block or call Append or Do.
 	OnCommit func(size int64)
 	// OnBatch, if set, is called by the writer after each batch it
-	// finished, durable or failed, with what it held and how long its
-	// callers waited (see BatchStats): the measurements an operator needs
-	// to see what the log's durability costs the gateways. Like OnCommit it
-	// must not block or call Append or Do.
+	// finished, durable or failed, before the batch's callers return, with
+	// what it held and how long its callers waited (see BatchStats): the
+	// measurements an operator needs to see what the log's durability costs
+	// the gateways. Like OnCommit it must not block or call Append or Do.
 	OnBatch func(BatchStats)
 	// WitnessPath, if set, is a file that receives the newest signed
 	// checkpoint note after each batch (written to a temporary file, synced
@@ -638,6 +638,9 @@ func (l *Log) commitBatch() {
 		l.idx.advance(cp.Size)
 	}
 	l.settled(err)
+	// Reported before the callers return, so that a caller that has seen
+	// its call finish also finds it in the figures (as with OnCommit).
+	l.reportBatch(claimed, start, err != nil)
 	for _, r := range claimed {
 		switch {
 		case r.err != nil:
@@ -646,7 +649,6 @@ func (l *Log) commitBatch() {
 			r.o.res <- err
 		}
 	}
-	l.reportBatch(claimed, start, err != nil)
 	if err == nil && cp != nil {
 		l.stored(cp)
 	}

@@ -50,10 +50,10 @@ func (l *Log) commitJournal(claimed []result) {
 	}
 	l.settled(err)
 	l.batched(len(claimed), l.gc.clk.Now().Sub(start))
+	l.reportBatch(claimed, start, err != nil) // before the callers return, as OnCommit
 	for _, r := range claimed {
 		r.o.res <- err
 	}
-	l.reportBatch(claimed, start, err != nil)
 }
 
 // buildJournal numbers and hashes the claimed operations' events, letting
