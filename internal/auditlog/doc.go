@@ -172,12 +172,19 @@
 // metadata to write; the next one is prepared in the background. A segment
 // holds frames back to back:
 //
-//	"ALJ1" | length uint32 | CRC-32C(payload) uint32 | payload
+//	"ALJ2" | length uint32 | CRC-32C(payload) uint32 | payload
 //	payload = first seq uint64 | count uint32 | count × (len uint32 | entry bytes) | HMAC-SHA256
 //
-// integers big-endian, the HMAC over the payload before it, keyed with
-// [Options.JournalKey]. A segment is removed once the store holds all its
-// entries, and at Close when it holds them all.
+// integers big-endian, the HMAC over "ALJ2" and the payload before it, keyed
+// with [Options.JournalKey]. Replay takes a sealed frame and the next start
+// signs it into the log, so the seal key must be as hard to get as the
+// signing key: a server derives it from the signing key. Frames of the first
+// format, "ALJ1", have the same layout with the HMAC over the payload alone,
+// under a key an earlier release derived from the credential key
+// ([Options.LegacyJournalKey]); replay refuses those the store does not hold
+// yet unless [Options.LegacyJournalTail] allows them ([ErrLegacyJournal]). A
+// segment is removed once the store holds all its entries, and at Close when
+// it holds them all.
 //
 // Every write is whole 4 KiB blocks (segment sizes are multiples of 4 KiB):
 // from the block the frame starts in, rewritten with the bytes of the

@@ -28,8 +28,12 @@ import (
 // frames, each frame one committed batch.
 
 const (
-	// frameMagic starts every frame.
-	frameMagic = "ALJ1"
+	// frameMagic starts every frame written, sealed under
+	// JournalKeys.Seal (derived from the log signing key).
+	frameMagic = "ALJ2"
+	// legacyFrameMagic starts a frame of the journal's first format, whose
+	// seal was derived from the credential key (JournalKeys.Legacy).
+	legacyFrameMagic = "ALJ1"
 	// frameHeaderSize is magic, payload length and CRC-32C, 4 bytes each.
 	frameHeaderSize = 12
 	// DefaultSegmentSize is the default Options.SegmentSize.
@@ -52,6 +56,30 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // journal.
 var ErrJournalInUse = errors.New("auditlog: the journal is in use by a running airlock")
 
+// JournalKeys are the keys that seal the journal's frames and check them.
+type JournalKeys struct {
+	// Seal seals every frame written and checks frames of the current
+	// format ("ALJ2"). A server derives it from the log signing key, so
+	// that a frame replay accepts, and the next start signs into the log,
+	// can only come from whoever could sign the log.
+	Seal []byte
+	// Legacy checks frames of the first format ("ALJ1"), which earlier
+	// releases sealed under a key derived from the credential key; nil if
+	// there is none to check.
+	Legacy []byte
+	// LegacyTail allows replay to take "ALJ1" frames the store does not hold
+	// yet. Without it such a frame is refused ([ErrLegacyJournal]): its
+	// seal could have been made by whoever can read the credential key,
+	// which may be easier to reach than the signing key. Frames the store
+	// already holds are skipped either way, their seal checked.
+	LegacyTail bool
+}
+
+// ErrLegacyJournal is returned by Open, ReplayJournal and ReadJournal for a
+// frame of the first format ("ALJ1") that the store does not hold yet
+// when JournalKeys.LegacyTail is off.
+var ErrLegacyJournal = errors.New("auditlog: the journal holds entries the store does not that are sealed in its first format, under a key derived from the credential key rather than the signing key")
+
 // appendFrame encodes one batch of consecutive entries, the first being
 // entries[0].Seq, sealed with an HMAC-SHA256 under key.
 func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
@@ -66,6 +94,7 @@ func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
 		buf = append(buf, e.Data...)
 	}
 	m := hmac.New(sha256.New, key)
+	m.Write([]byte(frameMagic)) // binds the format to the seal
 	m.Write(buf[p:])
 	buf = m.Sum(buf)
 	payload := buf[p:]
@@ -78,6 +107,7 @@ func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
 type frame struct {
 	first   int64
 	entries [][]byte
+	legacy  bool // of the first format, sealed under JournalKeys.Legacy
 }
 
 // errNoFrame means the bytes at an offset are not a whole, intact frame:
@@ -86,9 +116,19 @@ type frame struct {
 var errNoFrame = errors.New("no intact frame")
 
 // readFrame decodes the frame at the start of b, checking its seal with
-// key, and returns it with its encoded size.
-func readFrame(b, key []byte) (frame, int, error) {
-	if len(b) < frameHeaderSize || string(b[:4]) != frameMagic {
+// the key of its format, and returns it with its encoded size.
+func readFrame(b []byte, keys JournalKeys) (frame, int, error) {
+	if len(b) < frameHeaderSize {
+		return frame{}, 0, errNoFrame
+	}
+	var key []byte
+	legacy := false
+	switch string(b[:4]) {
+	case frameMagic:
+		key = keys.Seal
+	case legacyFrameMagic:
+		key, legacy = keys.Legacy, true
+	default:
 		return frame{}, 0, errNoFrame
 	}
 	n := binary.BigEndian.Uint32(b[4:])
@@ -105,7 +145,16 @@ func readFrame(b, key []byte) (frame, int, error) {
 		return frame{}, 0, errors.New("malformed frame: too short")
 	}
 	body, mac := payload[:len(payload)-sha256.Size], payload[len(payload)-sha256.Size:]
+	if len(key) == 0 {
+		if legacy {
+			return frame{}, 0, errors.New("the frame is of the first format, sealed under the credential key's derived key, and that key is not known here")
+		}
+		return frame{}, 0, errors.New("the frame's seal cannot be checked: the key derived from the log signing key is not known here")
+	}
 	m := hmac.New(sha256.New, key)
+	if !legacy {
+		m.Write(b[:4])
+	}
 	m.Write(body)
 	if !hmac.Equal(m.Sum(nil), mac) {
 		return frame{}, 0, errors.New("the frame's seal does not match: it was not written by this airlock")
@@ -114,6 +163,7 @@ func readFrame(b, key []byte) (frame, int, error) {
 	if err != nil {
 		return frame{}, 0, fmt.Errorf("malformed frame: %w", err)
 	}
+	f.legacy = legacy
 	return f, frameHeaderSize + int(n), nil
 }
 
@@ -461,7 +511,7 @@ func lockJournal(dir string) (*os.File, error) {
 // does not fit is an error: entries would be lost, or were altered.
 //
 // It returns the numbers of the segments it read.
-func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry) error) (ns []int64, err error) {
+func replay(dir string, keys JournalKeys, tree *frontier, apply func([]store.LogEntry) error) (ns []int64, err error) {
 	ns, err = listSegments(dir)
 	if err != nil {
 		return nil, err
@@ -474,9 +524,9 @@ func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry)
 		}
 		last := i == len(ns)-1
 		for off := 0; off < len(b); {
-			fr, size, err := readFrame(b[off:], key)
+			fr, size, err := readFrame(b[off:], keys)
 			if errors.Is(err, errNoFrame) {
-				if at := findFrame(b[off+1:], key); at >= 0 {
+				if at := findFrame(b[off+1:], keys); at >= 0 {
 					return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s is damaged at offset %d, with more frames after it at offset %d (tampered or corrupted journal)", path, off, off+1+at)
 				}
 				if !last && !allZero(b[off:]) {
@@ -491,6 +541,9 @@ func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry)
 			end := fr.first + int64(len(fr.entries))
 			if end <= tree.n {
 				continue // already in the store
+			}
+			if fr.legacy && !keys.LegacyTail {
+				return ns, fmt.Errorf("%w: from entry %d on (journal segment %s offset %d)", ErrLegacyJournal, max(fr.first, tree.n), path, off-size)
 			}
 			if fr.first != tree.n {
 				return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d holds entries %d-%d but the log has %d; entries are missing (tampered or corrupted journal)", path, off-size, fr.first, end-1, tree.n)
@@ -515,13 +568,28 @@ func replay(dir string, key []byte, tree *frontier, apply func([]store.LogEntry)
 }
 
 // findFrame returns the offset of the first intact frame in b, or -1.
-func findFrame(b, key []byte) int {
+func findFrame(b []byte, keys JournalKeys) int {
 	for i := 0; ; {
-		k := bytes.Index(b[i:], []byte(frameMagic))
+		k := indexMagic(b[i:])
 		if k < 0 {
 			return -1
 		}
-		if _, _, err := readFrame(b[i+k:], key); err == nil || !errors.Is(err, errNoFrame) {
+		if _, _, err := readFrame(b[i+k:], keys); err == nil || !errors.Is(err, errNoFrame) {
+			return i + k
+		}
+		i += k + 1
+	}
+}
+
+// indexMagic returns the offset of the first frame magic of either format
+// in b, or -1.
+func indexMagic(b []byte) int {
+	for i := 0; ; {
+		k := bytes.Index(b[i:], []byte("ALJ"))
+		if k < 0 || i+k+4 > len(b) {
+			return -1
+		}
+		if m := string(b[i+k : i+k+4]); m == frameMagic || m == legacyFrameMagic {
 			return i + k
 		}
 		i += k + 1

@@ -19,7 +19,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte(frameMagic + "\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Add(make([]byte, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, n, err := readFrame(b, testJournalKey)
+		fr, n, err := readFrame(b, JournalKeys{Seal: testJournalKey})
 		if err != nil {
 			if n != 0 || fr.entries != nil {
 				t.Fatalf("failed read returned size %d and %d entries", n, len(fr.entries))
@@ -37,18 +37,18 @@ func FuzzReadFrame(f *testing.F) {
 		if again := appendFrame(nil, es, testJournalKey); !bytes.Equal(again, b[:n]) {
 			t.Fatalf("accepted a frame that appendFrame would not write:\n%x\n%x", b[:n], again)
 		}
-		findFrame(b, testJournalKey)
+		findFrame(b, JournalKeys{Seal: testJournalKey})
 	})
 }
 
 func TestFrameRoundTrip(t *testing.T) {
 	es := []store.LogEntry{{Seq: 41, Data: []byte(`{"seq":41}`)}, {Seq: 42, Data: []byte{}}, {Seq: 43, Data: bytes.Repeat([]byte("x"), 70000)}}
 	b := appendFrame([]byte("junk"), es, testJournalKey)[4:]
-	fr, n, err := readFrame(append(b, 0, 0, 0), testJournalKey)
+	fr, n, err := readFrame(append(b, 0, 0, 0), JournalKeys{Seal: testJournalKey})
 	if err != nil || n != len(b) || fr.first != 41 || len(fr.entries) != 3 || !bytes.Equal(fr.entries[2], es[2].Data) || len(fr.entries[1]) != 0 {
 		t.Fatalf("round trip: %v, size %d of %d, %+v", err, n, len(b), fr.first)
 	}
-	if _, _, err := readFrame(b, bytes.Repeat([]byte{1}, 32)); err == nil || errors.Is(err, errNoFrame) {
+	if _, _, err := readFrame(b, JournalKeys{Seal: bytes.Repeat([]byte{1}, 32)}); err == nil || errors.Is(err, errNoFrame) {
 		t.Fatalf("another key: %v, want a seal error", err)
 	}
 }

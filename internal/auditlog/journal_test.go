@@ -386,7 +386,7 @@ func TestJournalInUse(t *testing.T) {
 		t.Fatalf("second Open: %v, want ErrJournalInUse", err)
 	}
 	s, _ := fixedKey(t)
-	if _, err := ReplayJournal(context.Background(), f.st, s, f.journal, "airlock/test", testJournalKey, nil); !errors.Is(err, ErrJournalInUse) {
+	if _, err := ReplayJournal(context.Background(), f.st, s, f.journal, "airlock/test", JournalKeys{Seal: testJournalKey}, nil); !errors.Is(err, ErrJournalInUse) {
 		t.Fatalf("ReplayJournal while open: %v, want ErrJournalInUse", err)
 	}
 }
@@ -395,7 +395,7 @@ func TestReplayJournalOffline(t *testing.T) {
 	f := newJournalFixture(t)
 	f.crashWith(t, events(4, "a"), events(2, "b"))
 	s, _ := fixedKey(t)
-	n, err := ReplayJournal(context.Background(), f.st, s, f.journal, "airlock/test", testJournalKey, nil)
+	n, err := ReplayJournal(context.Background(), f.st, s, f.journal, "airlock/test", JournalKeys{Seal: testJournalKey}, nil)
 	if err != nil || n != 6 {
 		t.Fatalf("ReplayJournal: %d, %v; want 6 entries", n, err)
 	}

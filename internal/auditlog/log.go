@@ -78,8 +78,16 @@ type Options struct {
 	SegmentSize int64
 	// JournalKey seals every journal frame (HMAC-SHA256), so that replay
 	// after a crash takes only frames this airlock wrote. Required with
-	// JournalDir; at least 32 bytes, and the same at every start.
+	// JournalDir; at least 32 bytes, and the same at every start. It should
+	// be as hard to obtain as the signer: the next start signs what replay
+	// takes (a server derives it from the signing key).
 	JournalKey []byte
+	// LegacyJournalKey checks frames of the journal's first format, sealed
+	// by earlier releases under a key derived from the credential key, and
+	// LegacyJournalTail allows replaying such frames the store does not
+	// hold yet (see [JournalKeys]).
+	LegacyJournalKey  []byte
+	LegacyJournalTail bool
 	// CommitDelay bounds how long, with a journal, the writer holds a batch
 	// open for more appends when recent batches show concurrent callers
 	// (see "Group commit delay" in the package documentation). Zero means
@@ -1142,4 +1150,9 @@ func checkWitnessFile(path string, latest store.Checkpoint) error {
 		return fmt.Errorf("auditlog: refusing to start: the witness file %s and the newest checkpoint both cover %d entries but their roots differ (%s, %s); the log was rewritten (run `airlock audit verify`)", path, w.size, w.root, b64(latest.Root))
 	}
 	return nil
+}
+
+// journalKeys are the Options' journal keys.
+func (o *Options) journalKeys() JournalKeys {
+	return JournalKeys{Seal: o.JournalKey, Legacy: o.LegacyJournalKey, LegacyTail: o.LegacyJournalTail}
 }

@@ -156,7 +156,7 @@ func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
 		batch = batch[:0]
 		return nil
 	}
-	segments, err := replay(l.opts.JournalDir, l.opts.JournalKey, &tree, func(es []store.LogEntry) error {
+	segments, err := replay(l.opts.JournalDir, l.opts.journalKeys(), &tree, func(es []store.LogEntry) error {
 		batch = append(batch, es...)
 		if len(batch) >= maxIndexBatch {
 			return flush()
@@ -179,12 +179,12 @@ func (l *Log) replayJournal(ctx context.Context) (next int64, err error) {
 }
 
 // ReplayJournal copies into st the entries that an unclean stop left only
-// in the journal directory dir, as Open would: each frame checked with key,
+// in the journal directory dir, as Open would: each frame checked with keys,
 // each batch covered by a checkpoint signed by signer for the log named
 // origin, with the rows they imply written by rows (Options.Rows; nil for
 // none). It returns ErrJournalInUse if a running Log holds the journal,
 // and the number of entries copied.
-func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir, origin string, key []byte, rows func(context.Context, store.Tx, []store.LogEntry) error) (int64, error) {
+func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir, origin string, keys JournalKeys, rows func(context.Context, store.Tx, []store.LogEntry) error) (int64, error) {
 	lock, err := lockJournal(dir)
 	if err != nil {
 		return 0, err
@@ -193,7 +193,7 @@ func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir,
 		unlockFile(lock)
 		lock.Close()
 	}()
-	l := &Log{st: st, signer: signer, opts: Options{Origin: origin, JournalDir: dir, JournalKey: key, Rows: rows}}
+	l := &Log{st: st, signer: signer, opts: Options{Origin: origin, JournalDir: dir, JournalKey: keys.Seal, LegacyJournalKey: keys.Legacy, LegacyJournalTail: keys.LegacyTail, Rows: rows}}
 	if err := l.resume(ctx); err != nil {
 		return 0, err
 	}
@@ -206,10 +206,10 @@ func ReplayJournal(ctx context.Context, st store.Store, signer note.Signer, dir,
 
 // ReadJournal returns the entries in the journal directory dir that follow
 // the log of checkpoint cp (its size and stored frontier), each frame
-// checked with key as Open checks it, without locking, writing or removing
+// checked with keys as Open checks it, without locking, writing or removing
 // anything: for verification that must leave the data directory as it
 // found it. A missing directory holds nothing.
-func ReadJournal(dir string, key []byte, cp store.Checkpoint) ([]store.LogEntry, error) {
+func ReadJournal(dir string, keys JournalKeys, cp store.Checkpoint) ([]store.LogEntry, error) {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -218,7 +218,7 @@ func ReadJournal(dir string, key []byte, cp store.Checkpoint) ([]store.LogEntry,
 		return nil, fmt.Errorf("auditlog: the newest checkpoint's frontier: %w", err)
 	}
 	var out []store.LogEntry
-	_, err = replay(dir, key, &tree, func(es []store.LogEntry) error {
+	_, err = replay(dir, keys, &tree, func(es []store.LogEntry) error {
 		out = append(out, es...)
 		return nil
 	})

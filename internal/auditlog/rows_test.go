@@ -97,7 +97,7 @@ func TestRowsOnEveryPath(t *testing.T) {
 		f := newJournalFixture(t)
 		f.crashWith(t, []Event{started("s_r1"), started("s_r2")})
 		s, _ := fixedKey(t)
-		n, err := ReplayJournal(context.Background(), f.st, s, f.journal, "airlock/test", testJournalKey, sessionRows)
+		n, err := ReplayJournal(context.Background(), f.st, s, f.journal, "airlock/test", JournalKeys{Seal: testJournalKey}, sessionRows)
 		if err != nil || n != 2 {
 			t.Fatalf("ReplayJournal: %d entries, %v", n, err)
 		}

@@ -58,7 +58,7 @@ func (a *app) auditCmd() *cobra.Command {
 			if cfgPath != "" {
 				// The server's own configuration says where its data
 				// directory and its keys are (keys: …).
-				if dataDir, in.CredentialKeyFile, err = offlineFromConfig(cfgPath, dataDir); err != nil {
+				if dataDir, in.CredentialKeyFile, in.SigningKeyFile, err = offlineFromConfig(cfgPath, dataDir); err != nil {
 					return err
 				}
 			}
@@ -86,19 +86,20 @@ func (a *app) auditCmd() *cobra.Command {
 }
 
 // offlineFromConfig is the data directory (dataDir if set, else the
-// file's data_dir) and the credential key file of configuration path.
-func offlineFromConfig(path, dataDir string) (string, string, error) {
+// file's data_dir), the credential key file and the log signing key file of
+// configuration path.
+func offlineFromConfig(path, dataDir string) (string, string, string, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return "", "", usagef("--config: %v", err)
+		return "", "", "", usagef("--config: %v", err)
 	}
 	if cfg.Store != "" {
-		return "", "", usagef("--config: %s uses store: postgres://…; run airlock audit verify against the server instead", path)
+		return "", "", "", usagef("--config: %s uses store: postgres://…; run airlock audit verify against the server instead", path)
 	}
 	if dataDir == "" {
 		dataDir = cfg.DataDir
 	}
-	return dataDir, cfg.Keys.CredentialKeyFile, nil
+	return dataDir, cfg.Keys.CredentialKeyFile, cfg.Keys.LogSigningKeyFile, nil
 }
 
 // loadVerifierKey reads a note verifier key given inline or as a file.

@@ -177,7 +177,7 @@ func (h *harness) checkWithJournal(sid, typ string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	journaled, err := auditlog.ReadJournal(filepath.Join(h.dir, "journal"), []byte("grants-test-journal-key-32-bytes"), cp)
+	journaled, err := auditlog.ReadJournal(filepath.Join(h.dir, "journal"), auditlog.JournalKeys{Seal: []byte("grants-test-journal-key-32-bytes")}, cp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,19 +41,16 @@ func loadKeys(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*se
 		}
 	}
 	logger.Debug("keys loaded", "credential_key", k.CredentialFrom, "log_signing_key", k.SignerFrom)
-	if cfg.Store == "" && sealWeakerThanSigner(cfg.DataDir, k.CredentialFrom, k.SignerFrom) {
-		logger.Warn("the log signing key is kept outside data_dir but the credential key is inside it: the journal's seal is derived from the credential key, so whoever can write data_dir can add journal entries that the next start signs into the log; keep the credential key where the signing key is (keys.credential_key_file or $"+serverkeys.CredentialKeyEnv+")",
-			"credential_key", k.CredentialFrom, "log_signing_key", k.SignerFrom)
-	}
 	return k, nil
 }
 
 // sealWeakerThanSigner reports whether the credential key, from which the
-// journal's seal key is derived, is a file within dataDir while the log
-// signing key is not: an operator who kept the signing key away from the
-// data directory, so that a writer of it cannot sign, is undone by the
-// journal, whose sealed entries (replayed at start) the next start signs.
-// A source starting with "$" is an environment variable.
+// first journal format's seal key was derived, is a file within dataDir
+// while the log signing key is not: an operator who kept the signing key
+// away from the data directory, so that a writer of it cannot sign, would
+// be undone by a frame sealed the old way, which the next start signs. Such
+// frames that the store does not hold yet are then refused. A source
+// starting with "$" is an environment variable.
 func sealWeakerThanSigner(dataDir, credFrom, signerFrom string) bool {
 	inside := func(p string) bool {
 		if p == "" || strings.HasPrefix(p, "$") {

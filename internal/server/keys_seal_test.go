@@ -2,9 +2,10 @@ package server
 
 import "testing"
 
-// The journal's seal is only as safe as the credential key it is derived
-// from: keeping the signing key away from data_dir while the credential key
-// stays in it is what loadKeys warns of.
+// The first journal format's seal was only as safe as the credential key
+// it was derived from: with the signing key kept away from data_dir while
+// the credential key stays in it, frames of that format the store does not
+// hold yet are refused at start (TestJournalSealNeedsSigningKey).
 func TestSealWeakerThanSigner(t *testing.T) {
 	for _, tc := range []struct {
 		cred, signer string

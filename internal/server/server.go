@@ -16,6 +16,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -123,9 +124,12 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 		onCheckpoint = s.witnesses.Offer
 	}
 	mx := metrics.New()
-	lopts := logOptions(cfg, verifier, credKey, onCheckpoint)
+	lopts := logOptions(cfg, keys, onCheckpoint)
 	lopts.OnBatch = mx.ObserveBatch
 	s.log, err = auditlog.Open(ctx, s.store, signer, lopts)
+	if errors.Is(err, auditlog.ErrLegacyJournal) {
+		return nil, fmt.Errorf("%w. The old seal was derived from the credential key (%s), which is kept where a writer of data_dir may read it while the log signing key (%s) is not, so these entries could have been forged. List them with `airlock audit verify --config …` (NOTE … only in the journal); to keep them, start the earlier release once with this data_dir and stop it cleanly (it copies the journal into the database), then start this one; to drop them, move %s away", err, keys.CredentialFrom, keys.SignerFrom, filepath.Join(cfg.DataDir, JournalDir))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -264,9 +268,11 @@ func (s *Server) CosignedCheckpoint() []byte {
 // logOrigin names the log in its checkpoints.
 func logOrigin(v note.Verifier) string { return "airlock/" + verifierID(v) }
 
-// journalKey derives the key that seals the log's journal frames from the
-// data directory's secret, so that the journal needs no key file of its own.
-func journalKey(credKey []byte) []byte {
+// legacyJournalKey derives the key that sealed the journal's frames of the
+// first format ("ALJ1") from the credential key. Frames are now sealed under
+// a key derived from the signing key (serverkeys.Keys.JournalSeal); this
+// one only reads what an earlier release left.
+func legacyJournalKey(credKey []byte) []byte {
 	m := hmac.New(sha256.New, credKey)
 	m.Write([]byte("airlock journal seal v1"))
 	return m.Sum(nil)

@@ -4,11 +4,10 @@ import (
 	"context"
 	"path/filepath"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/pgstore"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
@@ -48,7 +47,14 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 // commits it (a replica's disk may die with it, so there is no journal), and
 // each batch continues from the newest checkpoint, whichever replica signed
 // it, checked with the shared verifier key.
-func logOptions(cfg *config.Config, verifier note.Verifier, credKey []byte, onCheckpoint func(store.Checkpoint)) auditlog.Options {
+//
+// The journal's frames are sealed under a key derived from the signing key
+// (serverkeys.Keys.JournalSeal). Frames of the first format, sealed under
+// one derived from the credential key, are still read; those the store does
+// not hold yet are replayed only where the credential key is no easier to
+// reach than the signing key (see sealWeakerThanSigner).
+func logOptions(cfg *config.Config, keys *serverkeys.Keys, onCheckpoint func(store.Checkpoint)) auditlog.Options {
+	verifier, credKey := keys.Verifier, keys.Credential
 	o := auditlog.Options{
 		Origin:       logOrigin(verifier),
 		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
@@ -59,7 +65,9 @@ func logOptions(cfg *config.Config, verifier note.Verifier, credKey []byte, onCh
 		o.Shared, o.Verifier, o.HeadKey = true, verifier, headKey(credKey)
 	} else {
 		o.JournalDir = filepath.Join(cfg.DataDir, JournalDir)
-		o.JournalKey = journalKey(credKey)
+		o.JournalKey = keys.JournalSeal
+		o.LegacyJournalKey = legacyJournalKey(credKey)
+		o.LegacyJournalTail = !sealWeakerThanSigner(cfg.DataDir, keys.CredentialFrom, keys.SignerFrom)
 	}
 	return o
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -52,10 +53,15 @@ type OfflineInput struct {
 	// Witness is a checkpoint kept elsewhere; nil means the directory's
 	// own witness file.
 	Witness []byte
-	// CredentialKeyFile is the configuration's keys.credential_key_file:
-	// the journal's seals are derived from the credential key, which is
-	// read where the server reads it ($AIRLOCK_CREDENTIAL_KEY, this file,
-	// or the directory's credential.key), never created.
+	// SigningKeyFile is the configuration's keys.log_signing_key_file: the
+	// journal's seals are derived from the log signing key, which is read
+	// where the server reads it ($AIRLOCK_LOG_SIGNING_KEY, this file, or the
+	// directory's log-signing.key), never created. Without it, entries
+	// found only in the journal cannot be checked.
+	SigningKeyFile string
+	// CredentialKeyFile is the configuration's keys.credential_key_file,
+	// read likewise: journal frames an earlier release wrote were sealed
+	// under a key derived from the credential key.
 	CredentialKeyFile string
 }
 
@@ -91,14 +97,17 @@ func VerifyOffline(ctx context.Context, dataDir string, in OfflineInput) (auditl
 	defer st.Close()
 	// A journal that does not continue the log is a finding, not a reason
 	// to stop: the rest of the directory is still checked.
-	journal, jerr := readJournal(ctx, st, dataDir, in.CredentialKeyFile)
+	journal, jerr := readJournal(ctx, st, dataDir, in)
 	return auditlog.VerifyWith(ctx, st, v, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(st), Journal: journal, JournalErr: jerr})
 }
 
 // readJournal reads what an unclean stop left only in the journal, read-only.
-// The seal key is derived from the server's credential key, read where the
-// server reads it (serverkeys.LoadCredential), never created.
-func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir, credentialKeyFile string) ([]store.LogEntry, error) {
+// The seal keys are derived from the server's keys, read where the server
+// reads them (serverkeys.LoadJournalSeal, LoadCredential), never created;
+// frames of the first format that the store does not hold yet are taken
+// under the server's rule (sealWeakerThanSigner), so that verify reports
+// what a start would refuse.
+func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir string, in OfflineInput) ([]store.LogEntry, error) {
 	dir := filepath.Join(dataDir, JournalDir)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -109,15 +118,28 @@ func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir, credential
 	} else if err != nil {
 		return nil, err
 	}
-	credKey, _, err := serverkeys.LoadCredential(serverkeys.Sources{DataDir: dataDir, CredentialKeyFile: credentialKeyFile})
+	src := serverkeys.Sources{DataDir: dataDir, CredentialKeyFile: in.CredentialKeyFile, SigningKeyFile: in.SigningKeyFile}
+	var missing []string
+	seal, signerFrom, err := serverkeys.LoadJournalSeal(src)
 	if errors.Is(err, fs.ErrNotExist) {
-		credKey = nil
+		missing = append(missing, "the log signing key")
 	} else if err != nil {
 		return nil, err
 	}
-	es, err := auditlog.ReadJournal(dir, journalKey(credKey), cp)
-	if err != nil && credKey == nil {
-		return nil, fmt.Errorf("%w (and %s is missing, so the journal's seals cannot be checked)", err, CredentialKeyFile)
+	credKey, credFrom, err := serverkeys.LoadCredential(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		missing = append(missing, "the credential key (for frames an earlier release sealed)")
+	} else if err != nil {
+		return nil, err
+	}
+	keys := auditlog.JournalKeys{Seal: seal}
+	if credKey != nil {
+		keys.Legacy = legacyJournalKey(credKey)
+		keys.LegacyTail = seal != nil && !sealWeakerThanSigner(dataDir, credFrom, signerFrom)
+	}
+	es, err := auditlog.ReadJournal(dir, keys, cp)
+	if err != nil && len(missing) > 0 {
+		return nil, fmt.Errorf("%w (and %s was not found, so the journal's seals cannot be checked)", err, strings.Join(missing, " and "))
 	}
 	return es, err
 }

@@ -1,7 +1,7 @@
 // Package serverkeys loads the two secret keys of an Airlock server, the
-// credential key (grant credential secrets are HMAC-derived from it, and
-// the log's journal is sealed with a key derived from it) and the log's
-// checkpoint signing key, and checks that every replica sharing a
+// credential key (grant credential secrets are HMAC-derived from it) and the
+// log's checkpoint signing key (the log's journal is sealed with a key
+// derived from it, see [Keys.JournalSeal]), and checks that every replica sharing a
 // PostgreSQL store holds the same ones.
 //
 // # Where the keys come from
@@ -91,6 +91,10 @@ type Keys struct {
 	// Signer and Verifier are the log's checkpoint keys.
 	Signer   note.Signer
 	Verifier note.Verifier
+	// JournalSeal is the key that seals the log's journal frames, derived
+	// from the signing key: replay takes a sealed frame and the next start
+	// signs it into the log, so making a seal must take what signing takes.
+	JournalSeal []byte
 	// verifierKey is Verifier in note text form.
 	verifierKey string
 	// CredentialFrom and SignerFrom say where each key came from (an
@@ -124,10 +128,50 @@ func Load(src Sources) (*Keys, error) {
 		}
 		skey, k.SignerFrom = strings.TrimSpace(string(b)), path
 	}
-	if k.Signer, k.Verifier, k.verifierKey, err = parseSigner(skey); err != nil {
+	if k.Signer, k.Verifier, k.verifierKey, k.JournalSeal, err = parseSigner(skey); err != nil {
 		return nil, fmt.Errorf("log signing key from %s: %v", k.SignerFrom, err)
 	}
 	return k, nil
+}
+
+// LoadJournalSeal reads the log signing key alone, from the same places as
+// Load and in the same order, never creating it, and returns the journal
+// seal key derived from it ([Keys.JournalSeal]); from says where the
+// signing key came from. A key file that does not exist is an error
+// wrapping fs.ErrNotExist. Offline checks of a data directory's journal use
+// it, so that they find the key where the server found it.
+func LoadJournalSeal(src Sources) (seal []byte, from string, err error) {
+	getenv := src.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var skey string
+	if v := getenv(SigningKeyEnv); v != "" {
+		skey, from = strings.TrimSpace(v), "$"+SigningKeyEnv
+	} else {
+		from = src.SigningKeyFile
+		if from == "" {
+			from = filepath.Join(src.DataDir, SigningKeyFile)
+		}
+		b, err := readLoose(from)
+		if err != nil {
+			return nil, "", err
+		}
+		skey = strings.TrimSpace(string(b))
+	}
+	_, _, _, seal, err = parseSigner(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("log signing key from %s: %v", from, err)
+	}
+	return seal, from, nil
+}
+
+// journalSeal derives the journal's seal key from the signing key's seed.
+// The label keeps it apart from any other use of the seed.
+func journalSeal(seed []byte) []byte {
+	m := hmac.New(sha256.New, seed)
+	m.Write([]byte("airlock journal seal v2"))
+	return m.Sum(nil)
 }
 
 // LoadCredential reads the credential key alone, from the same places as
@@ -314,27 +358,27 @@ func writeExclusive(path string, b []byte) error {
 
 // parseSigner parses a note signer key
 // (PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>) and derives its
-// verifier. Errors never quote the key.
-func parseSigner(skey string) (note.Signer, note.Verifier, string, error) {
+// verifier and the journal seal key. Errors never quote the key.
+func parseSigner(skey string) (note.Signer, note.Verifier, string, []byte, error) {
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return nil, nil, "", errors.New("not a note signer key (PRIVATE+KEY+airlock+…)")
+		return nil, nil, "", nil, errors.New("not a note signer key (PRIVATE+KEY+airlock+…)")
 	}
 	if signer.Name() != KeyName {
-		return nil, nil, "", fmt.Errorf("the key is named %q, not %q", signer.Name(), KeyName)
+		return nil, nil, "", nil, fmt.Errorf("the key is named %q, not %q", signer.Name(), KeyName)
 	}
 	parts := strings.SplitN(skey, "+", 5)
 	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return nil, nil, "", errors.New("not an Ed25519 note key")
+		return nil, nil, "", nil, errors.New("not an Ed25519 note key")
 	}
 	vkey, err := note.NewEd25519VerifierKey(KeyName, ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
 	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
-	return signer, verifier, vkey, nil
+	return signer, verifier, vkey, journalSeal(raw[1:]), nil
 }

@@ -3,6 +3,8 @@ package serverkeys
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,4 +105,45 @@ func mustSignerNamed(t *testing.T, name string) string {
 	}
 	b, _ := os.ReadFile(k.SignerFrom)
 	return strings.Replace(strings.TrimSpace(string(b)), "+"+KeyName+"+", "+"+name+"+", 1)
+}
+
+// The journal's seal key comes from the signing key alone: the same for
+// the same signing key wherever it is read from, another for another
+// signing key, and never the credential key's.
+func TestJournalSeal(t *testing.T) {
+	dir := t.TempDir()
+	k, err := Generate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k.JournalSeal) != 32 || bytes.Equal(k.JournalSeal, k.Credential) {
+		t.Fatalf("seal key of %d bytes, equal to the credential key: %v", len(k.JournalSeal), bytes.Equal(k.JournalSeal, k.Credential))
+	}
+	seal, from, err := LoadJournalSeal(Sources{DataDir: dir, Getenv: noEnv})
+	if err != nil || !bytes.Equal(seal, k.JournalSeal) || from != filepath.Join(dir, SigningKeyFile) {
+		t.Fatalf("LoadJournalSeal: %x from %s, %v; want Load's %x", seal, from, err, k.JournalSeal)
+	}
+	skey, err := os.ReadFile(filepath.Join(dir, SigningKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, from, err = LoadJournalSeal(Sources{DataDir: t.TempDir(), Getenv: func(k string) string {
+		if k == SigningKeyEnv {
+			return string(skey)
+		}
+		return ""
+	}})
+	if err != nil || !bytes.Equal(seal, k.JournalSeal) || from != "$"+SigningKeyEnv {
+		t.Fatalf("LoadJournalSeal from the environment: %x from %s, %v", seal, from, err)
+	}
+	other, err := Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(other.JournalSeal, k.JournalSeal) {
+		t.Fatal("two signing keys give one seal key")
+	}
+	if _, _, err := LoadJournalSeal(Sources{DataDir: t.TempDir(), Getenv: noEnv}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadJournalSeal without a key: %v, want fs.ErrNotExist", err)
+	}
 }
