@@ -135,6 +135,15 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	unlock := s.lock(g.ID)
 	defer unlock()
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		// Checked again in the transaction that creates the grant: the
+		// directory may not yet know of a disable committed meanwhile (on
+		// another replica, or between the check above and here), whose
+		// sweep of the agent's grants then never sees this one.
+		if cur, err := tx.Identity(ctx, caller.Name); err == nil && cur.Disabled {
+			return nil, apierr.Forbidden("", "identity %s is disabled", caller.Name)
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
 		if err := tx.CreateGrant(ctx, g); err != nil {
 			return nil, err
 		}
