@@ -230,8 +230,14 @@ func (g *Gateway) watch(st *grantState) {
 	defer g.wg.Done()
 	g.scram.prepare(st.g)
 	g.ensureRole(st)
+	// The grant's expiry ends its sessions too, should the control
+	// plane's own end of it be late: Live alone refuses only the next
+	// statement, not one running, a COPY streaming or a LISTEN.
+	expired := time.NewTimer(time.Until(st.g.ExpiresAt))
+	defer expired.Stop()
 	select {
 	case <-st.g.Done():
+	case <-expired.C:
 	case <-g.ctx.Done():
 		return
 	}
@@ -262,7 +268,10 @@ func (g *Gateway) watch(st *grantState) {
 
 func grantEndedMessage(gr *gateway.Grant) string {
 	why := gr.EndReason()
-	if why == "" {
+	switch {
+	case why == "" && !time.Now().Before(gr.ExpiresAt):
+		why = "expired"
+	case why == "":
 		why = "ended"
 	}
 	return fmt.Sprintf("airlock: grant %s has %s; this session is closed", gr.ID, why)
