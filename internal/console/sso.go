@@ -217,10 +217,8 @@ func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
 	if v == "" {
 		return model.Identity{}, fmt.Errorf("The ID token has no %q claim; Airlock cannot tell who you are.", claim)
 	}
-	if claim == "email" {
-		if ev, ok := claims["email_verified"].(bool); ok && !ev {
-			return model.Identity{}, errors.New("Your email address is not verified by the sign-in provider.")
-		}
+	if claim == "email" && !emailVerified(claims) {
+		return model.Identity{}, errors.New("Your email address is not verified by the sign-in provider.")
 	}
 	if len(h.sso.cfg.RequiredGroups) > 0 && !inGroups(claims[h.sso.cfg.GroupsClaim], h.sso.cfg.RequiredGroups) {
 		return model.Identity{}, fmt.Errorf("%s is not in a group allowed to use the console (%s).", v, strings.Join(h.sso.cfg.RequiredGroups, ", "))
@@ -234,6 +232,25 @@ func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
 		return model.Identity{}, fmt.Errorf("%s is not a person Airlock knows. Ask an administrator to add you to identities in airlock.yaml (kind: human, with your name or email).", v)
 	}
 	return id, nil
+}
+
+// emailVerified reports whether the ID token does not deny that its email
+// is verified: an absent email_verified is accepted (many providers only
+// issue verified addresses and omit it), a present one must be true, as a
+// boolean or, from providers that send it so, the string "true". Anything
+// else ("false", 0, null) is unverified.
+func emailVerified(claims map[string]any) bool {
+	v, ok := claims["email_verified"]
+	if !ok {
+		return true
+	}
+	switch ev := v.(type) {
+	case bool:
+		return ev
+	case string:
+		return strings.EqualFold(ev, "true")
+	}
+	return false
 }
 
 // inGroups reports whether a groups claim (a list of strings, or one
