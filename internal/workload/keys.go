@@ -41,12 +41,29 @@ var errFetch = errors.New("fetching the issuer's keys failed")
 type Fetcher struct{ client *http.Client }
 
 // NewFetcher returns a Fetcher using client (nil: a client with a 10 s
-// timeout that does not follow redirects to other schemes).
+// timeout). Whichever client it uses, it does not follow a redirect away
+// from https, nor one to plain http other than on loopback: the keys must
+// come over TLS, as a discovered jwks_uri must.
 func NewFetcher(client *http.Client) *Fetcher {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Fetcher{client: client}
+	c := *client
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		u := req.URL
+		if u.Scheme != "https" && (via[0].URL.Scheme == "https" || u.Scheme != "http" || !isLoopback(u.Hostname())) {
+			return fmt.Errorf("redirected to %s://%s: not followed (keys come over https only)", u.Scheme, u.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &Fetcher{client: &c}
 }
 
 func (f *Fetcher) getJSON(ctx context.Context, url string, v any) error {
