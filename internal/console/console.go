@@ -161,7 +161,7 @@ func New(o Options) (*Handler, error) {
 		if cfg.GroupsClaim == "" {
 			cfg.GroupsClaim = "groups"
 		}
-		h.sso = &ssoState{cfg: cfg, flows: map[[32]byte]ssoFlow{}}
+		h.sso = &ssoState{cfg: cfg}
 		h.mux.HandleFunc("GET /console/sso/start", h.ssoStart)
 		h.mux.HandleFunc("GET "+callbackPath, h.ssoCallback)
 	}

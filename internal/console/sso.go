@@ -2,9 +2,11 @@ package console
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +41,6 @@ type SSO struct {
 // ssoFlowTTL bounds how long a sign-in may take at the issuer.
 const (
 	ssoFlowTTL   = 10 * time.Minute
-	maxSSOFlows  = 1000
 	ssoCookie    = "airlock_console_sso"
 	callbackPath = CallbackPath
 )
@@ -48,10 +49,37 @@ const (
 // registered redirect URL is the console's public address followed by it.
 const CallbackPath = "/console/sso/callback"
 
-// ssoFlow is one sign-in under way, keyed by the hash of its state.
+// ssoFlow is one sign-in under way. It is kept in the starting browser's
+// HttpOnly cookie, not on the server: a table of flows anyone may start
+// without finishing would be one anyone can fill, locking everyone out
+// of SSO. The cookie binds the state to the browser, as before; the
+// issuer's authorization code is good once.
 type ssoFlow struct {
-	verifier, nonce, redirect string
-	started                   time.Time
+	state, verifier, nonce, redirect string
+	started                          time.Time
+}
+
+// encode is the flow as a cookie value: base64url fields joined by ".".
+func (f ssoFlow) encode() string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	return strings.Join([]string{f.state, f.nonce, f.verifier, b64([]byte(f.redirect)), strconv.FormatInt(f.started.Unix(), 10)}, ".")
+}
+
+// decodeFlow reads a cookie value written by encode.
+func decodeFlow(v string) (ssoFlow, bool) {
+	p := strings.Split(v, ".")
+	if len(p) != 5 || p[0] == "" || p[1] == "" || p[2] == "" {
+		return ssoFlow{}, false
+	}
+	redirect, err := base64.RawURLEncoding.DecodeString(p[3])
+	if err != nil {
+		return ssoFlow{}, false
+	}
+	started, err := strconv.ParseInt(p[4], 10, 64)
+	if err != nil {
+		return ssoFlow{}, false
+	}
+	return ssoFlow{state: p[0], nonce: p[1], verifier: p[2], redirect: string(redirect), started: time.Unix(started, 0)}, true
 }
 
 type ssoState struct {
@@ -59,7 +87,6 @@ type ssoState struct {
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use, so the issuer need not be up at start
-	flows    map[[32]byte]ssoFlow
 }
 
 func (s *ssoState) ctx(ctx context.Context) context.Context {
@@ -116,24 +143,11 @@ func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 	}
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	redirect := h.redirectURL(r)
-	now := h.clk.Now()
-	h.sso.mu.Lock()
-	for k, f := range h.sso.flows {
-		if now.Sub(f.started) > ssoFlowTTL {
-			delete(h.sso.flows, k)
-		}
-	}
-	if len(h.sso.flows) >= maxSSOFlows {
-		h.sso.mu.Unlock()
-		h.fail(w, r, nil, http.StatusTooManyRequests, "Too many sign-ins are under way. Try again in a few minutes.")
-		return
-	}
-	h.sso.flows[hashID(state)] = ssoFlow{verifier: verifier, nonce: nonce, redirect: redirect, started: now}
-	h.sso.mu.Unlock()
+	flow := ssoFlow{state: state, verifier: verifier, nonce: nonce, redirect: redirect, started: h.clk.Now()}
 	// The issuer sends the browser back with a cross-site navigation, so
-	// this cookie must be Lax to come back with it; it only binds the
-	// state to this browser.
-	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: state, Path: Prefix, MaxAge: int(ssoFlowTTL / time.Second),
+	// this cookie must be Lax to come back with it; it binds the state
+	// (and the flow's PKCE verifier and nonce) to this browser.
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: flow.encode(), Path: Prefix, MaxAge: int(ssoFlowTTL / time.Second),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, h.sso.oauth(p, redirect).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 }
@@ -153,16 +167,17 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	c, _ := r.Cookie(ssoCookie)
 	state := q.Get("state")
-	if c == nil || !tokenOK(c.Value, state) {
+	var flow ssoFlow
+	ok := false
+	if c != nil {
+		flow, ok = decodeFlow(c.Value)
+	}
+	if !ok || !tokenOK(flow.state, state) {
 		refuse(http.StatusForbidden, "This sign-in did not start in this browser. Start again from the sign-in page.", "state mismatch")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
-	h.sso.mu.Lock()
-	flow, ok := h.sso.flows[hashID(state)]
-	delete(h.sso.flows, hashID(state)) // a state is good once
-	h.sso.mu.Unlock()
-	if !ok || h.clk.Now().Sub(flow.started) > ssoFlowTTL {
+	if h.clk.Now().Sub(flow.started) > ssoFlowTTL {
 		refuse(http.StatusForbidden, "This sign-in has expired. Start again from the sign-in page.", "unknown or expired state")
 		return
 	}

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -27,5 +28,25 @@ func TestSSOUnverifiedEmailAsString(t *testing.T) {
 	p.set(map[string]any{"email": "alice@example.com", "email_verified": "true"}, false)
 	if st, body := fetch(t, followingBrowser(), base+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
 		t.Errorf(`email_verified "true": %d`, st)
+	}
+}
+
+// Anyone who can reach the console can start sign-ins without finishing
+// them; that must not lock people out of SSO.
+func TestSSOStartsByOthersDoNotLockSignInOut(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newIDP(t)
+	base := ssoConsole(t, e, p)
+	attacker := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i := 0; i < 1200; i++ {
+		resp, err := attacker.Get(base + "/console/sso/start")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	p.set(map[string]any{"email": "alice@example.com", "email_verified": true}, false)
+	if st, body := fetch(t, followingBrowser(), base+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("SSO after 1200 abandoned sign-ins by someone else: %d\n%.300s", st, body)
 	}
 }
