@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/airlock-dev/airlock/internal/evidence"
 )
 
@@ -25,6 +27,7 @@ func TestForgedIndexColumnsCaught(t *testing.T) {
 		{"entry grant", `UPDATE log_entries SET grant_id = 'g_other' WHERE type = 'session.call'`, `its type, grant or session column, or the runs that index it`},
 		{"grant runs", `DELETE FROM log_grant_runs`, `its type, grant or session column, or the runs that index it`},
 		{"session grant", `UPDATE sessions SET grant_id = 'g_other'`, `its id, grant_id or started_at column`},
+		{"session counters", `UPDATE sessions SET calls = 0, denied = 0, bytes_out = 0`, `calls is 0, log says 2`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newAuditEnv(t)
@@ -60,5 +63,48 @@ func TestExportIgnoresForgedIndex(t *testing.T) {
 	}
 	if len(res.Rows) != 1 || res.Rows[0].Grant != e.grantID || res.Rows[0].Calls != 2 || res.Rows[0].DeniedCalls != 1 {
 		t.Fatalf("the bundle does not hold the log's review of %s: %s", e.grantID, fmt.Sprintf("%+v", res.Rows))
+	}
+}
+
+// TestForgedIndexColumnsCaughtPostgres: with `store: postgres://…` the
+// same copies exist (pgstore.IndexDiffs): a grant's account, status, span
+// and long_lived mark, a session's grant, an entry's grant and type. Before
+// IndexDiffs, each change below left `audit verify` OK while it hid the
+// grant from lists and the export, or entries from the grant's reads.
+func TestForgedIndexColumnsCaughtPostgres(t *testing.T) {
+	for _, c := range []struct {
+		name, sql, want string
+	}{
+		{"account", `UPDATE grants SET account = '999999999999'`, `its account column is "999999999999", its record (and the log) says "111122223333"`},
+		{"status", `UPDATE grants SET status = 'revoked'`, `its status column is "revoked", its record (and the log) says "active"`},
+		{"span", `UPDATE grants SET requested_at = 0, span_end = 1`, `its requested_at column is "0"`},
+		{"long lived", `UPDATE grants SET long_lived = true`, `its long_lived column is "true"`},
+		{"credential", `UPDATE grants SET credential_id = 'c_other'`, `its credential_id column is "c_other"`},
+		{"entry grant", `UPDATE log_entries SET grant_id = 'g_other' WHERE type = 'session.call'`, `its type, grant or session column does not say what the entry says`},
+		{"entry type", `UPDATE log_entries SET type = 'test.other' WHERE type = 'grant.requested'`, `its type, grant or session column does not say what the entry says`},
+		{"session grant", `UPDATE sessions SET grant_id = 'g_other'`, `its id, grant_id or started_at column`},
+		{"session start", `UPDATE sessions SET started_at = 1`, `its id, grant_id or started_at column`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dsn := pgDatabase(t)
+			e := newAuditEnvWith(t, fmt.Sprintf("store: %q\n", dsn))
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tag, err := conn.Exec(ctx, c.sql)
+			conn.Close(ctx)
+			if err != nil || tag.RowsAffected() == 0 {
+				t.Fatalf("%s: %v, %d rows", c.sql, err, tag.RowsAffected())
+			}
+			s := openServer(t, e.cfg)
+			defer s.Close()
+			rep, err := s.Verify(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantProblems(t, "postgres", rep, c.want)
+		})
 	}
 }

@@ -120,7 +120,13 @@ func auditConfigKeys(t *testing.T, extra string) (cfg *config.Config, botKey, al
 
 func newAuditEnv(t *testing.T) *auditEnv {
 	t.Helper()
-	cfg := auditConfig(t, "")
+	return newAuditEnvWith(t, "")
+}
+
+// newAuditEnvWith is newAuditEnv with extra configuration keys (a store).
+func newAuditEnvWith(t *testing.T, extra string) *auditEnv {
+	t.Helper()
+	cfg := auditConfig(t, extra)
 	ctx := context.Background()
 	s := openServer(t, cfg)
 	defer s.Close()

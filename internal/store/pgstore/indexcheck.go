@@ -1,0 +1,169 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// maxIndexDiffs bounds the differences IndexDiffs lists per kind.
+const maxIndexDiffs = 100
+
+// IndexDiffs implements review.IndexChecker. Lists and per-grant reads do
+// not read the records and entries that verification checks against the
+// log, but columns copied from them: a grant's identity, target, account,
+// status, time span and long_lived mark (`airlock grants
+// --account/--status/--day`, the evidence export's selection), a session's
+// grant and start, and an entry's type, grant and session (a grant's or
+// session's entries). It returns one description per column that does not
+// say what its record or entry says, so that a copy changed behind the
+// store's back is found by `audit verify` instead of silently changing those
+// answers. All of it is read from one snapshot.
+func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	var out []string
+	if out, err = grantColumnDiffs(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	if out, err = sessionColumnDiffs(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	return entryColumnDiffs(ctx, tx, out)
+}
+
+func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
+	rows, err := tx.Query(ctx, "SELECT id, identity, target, account, status, requested_at, span_end, long_lived, credential_id, record FROM grants ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: check grant columns: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var r grantRow
+		var long bool
+		if err := rows.Scan(&r.id, &r.identity, &r.target, &r.account, &r.status, &r.requestedAt, &r.spanEnd, &long, &r.credentialID, &r.record); err != nil {
+			return nil, fmt.Errorf("pgstore: check grant columns: %w", err)
+		}
+		g, err := decodeGrant(r.record)
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: grant %q: %w", r.id, err)
+		}
+		w, err := encodeGrant(g)
+		if err != nil {
+			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.id, err))
+			continue
+		}
+		for _, c := range []struct {
+			name      string
+			got, want any
+		}{
+			{"id", r.id, w.id}, {"identity", r.identity, w.identity}, {"target", r.target, w.target},
+			{"account", r.account, w.account}, {"status", r.status, w.status},
+			{"requested_at", r.requestedAt, w.requestedAt}, {"span_end", r.spanEnd, w.spanEnd},
+			{"long_lived", long, w.longLived()},
+			{"credential_id", deref(r.credentialID), deref(w.credentialID)},
+		} {
+			if c.got != c.want && n < maxIndexDiffs {
+				n++
+				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.id, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: check grant columns: %w", err)
+	}
+	return out, nil
+}
+
+func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
+	rows, err := tx.Query(ctx, "SELECT id, grant_id, started_at, record FROM sessions ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: check session columns: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id, grantID string
+		var started *int64
+		var rec []byte
+		if err := rows.Scan(&id, &grantID, &started, &rec); err != nil {
+			return nil, fmt.Errorf("pgstore: check session columns: %w", err)
+		}
+		ss, err := decodeSession(rec)
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: session %q: %w", id, err)
+		}
+		w, err := encodeSession(ss)
+		if err != nil {
+			out = append(out, fmt.Sprintf("session %s: its record cannot be stored: %v", id, err))
+			continue
+		}
+		if (id != w.id || grantID != w.grantID || derefInt(started) != derefInt(w.startedAt)) && n < maxIndexDiffs {
+			n++
+			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %d) is not its record's (%s, %s, %d): the column reads filter on was changed", id, id, grantID, derefInt(started), w.id, w.grantID, derefInt(w.startedAt)))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: check session columns: %w", err)
+	}
+	return out, nil
+}
+
+// entryColumnDiffs finds the entries whose type, grant or session column
+// is not what the entry's bytes say, so that reading the grant's (session's)
+// entries would miss them. The bytes are decoded here rather than by the
+// database, so that an entry that is not valid JSON (verification's to
+// report) cannot stop the check. The bytes themselves are verification's to
+// check.
+func entryColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
+	rows, err := tx.Query(ctx, "SELECT seq, COALESCE(type, ''), COALESCE(grant_id, ''), COALESCE(session_id, ''), data FROM log_entries WHERE seq >= 0 ORDER BY seq")
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: check the log's index: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	var seq int64
+	var typ, grant, session string
+	var data []byte
+	for rows.Next() {
+		if err := rows.Scan(&seq, &typ, &grant, &session, &data); err != nil {
+			return nil, fmt.Errorf("pgstore: check the log's index: %w", err)
+		}
+		var e struct {
+			Type    string `json:"type"`
+			Grant   string `json:"grant"`
+			Session string `json:"session"`
+		}
+		if json.Unmarshal(data, &e) != nil {
+			continue // not an entry: verification reports it
+		}
+		if (e.Type != typ || e.Grant != grant || e.Session != session) && n < maxIndexDiffs {
+			n++
+			out = append(out, fmt.Sprintf("entry %d: its type, grant or session column does not say what the entry says: reads of its grant's or session's entries miss it", seq))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: check the log's index: %w", err)
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefInt(n *int64) int64 {
+	if n == nil {
+		return 0
+	}
+	return *n
+}
