@@ -34,17 +34,46 @@ func (m *mapper) parameter(name string) (string, error) {
 	return m.arn("ssm", "parameter/"+trimmed), nil
 }
 
+// secretRefPrefix is Parameter Store's reserved path for references to
+// Secrets Manager secrets: GetParameter and GetParameters of
+// /aws/reference/secretsmanager/SECRET return the secret's value, and AWS
+// authorizes them on the secret too (secretsmanager:GetSecretValue).
+const secretRefPrefix = "aws/reference/secretsmanager/"
+
+// parameterChecks adds action's check on the parameter name names and,
+// for a reference to a Secrets Manager secret, secretsmanager:
+// GetSecretValue on the secret: a grant on parameters alone must not read
+// secrets through their Parameter Store path.
+func (m *mapper) parameterChecks(action, name string, op *Op) error {
+	res, err := m.parameter(name)
+	if err != nil {
+		return err
+	}
+	op.check(action, res)
+	// The name as IAM sees it: no ARN prefix, leading slash or selector.
+	n := strings.TrimPrefix(res, m.arn("ssm", "parameter/"))
+	// Reserved names are matched without regard to case ("aws" and "ssm"
+	// prefixes are reserved case-insensitively): a case variant costs
+	// one more check, never one fewer.
+	if len(n) > len(secretRefPrefix) && strings.EqualFold(n[:len(secretRefPrefix)], secretRefPrefix) {
+		sec, err := m.secret(n[len(secretRefPrefix):])
+		if err != nil {
+			return err
+		}
+		op.check("secretsmanager:GetSecretValue", sec)
+	}
+	return nil
+}
+
 func getParameter(m *mapper, in input, op *Op) error {
 	n, err := in.str("Name")
 	if err != nil {
 		return err
 	}
-	res, err := m.parameter(n)
-	if err != nil {
+	if err := m.parameterChecks("ssm:GetParameter", n, op); err != nil {
 		return err
 	}
 	op.param("name", n)
-	op.check("ssm:GetParameter", res)
 	return decryption(in, op)
 }
 
@@ -57,11 +86,9 @@ func getParameters(m *mapper, in input, op *Op) error {
 		return m.failure(codeInvalid, "Names must list at least one parameter")
 	}
 	for _, n := range names {
-		res, err := m.parameter(n)
-		if err != nil {
+		if err := m.parameterChecks("ssm:GetParameters", n, op); err != nil {
 			return err
 		}
-		op.check("ssm:GetParameters", res)
 	}
 	op.paramList("names", names)
 	return decryption(in, op)
@@ -211,11 +238,12 @@ func kmsCheck(action string, required bool) func(m *mapper, in input, op *Op) er
 
 func init() {
 	const param = "`arn:aws:ssm:R:A:parameter/NAME` (NAME without its leading slash)"
+	const ref = "; for `/aws/reference/secretsmanager/SECRET`, also secretsmanager:GetSecretValue on `arn:aws:secretsmanager:R:A:secret:SECRET`"
 	register("ssm", map[string]*spec{
 		"GetParameter": {protos: pJSON, readOnly: true, secret: true, fn: getParameter,
-			actions: "ssm:GetParameter", resources: param, params: "name, withDecryption"},
+			actions: "ssm:GetParameter", resources: param + ref, params: "name, withDecryption"},
 		"GetParameters": {protos: pJSON, readOnly: true, secret: true, fn: getParameters,
-			actions: "ssm:GetParameters", resources: param + " for every name in Names", params: "names, withDecryption"},
+			actions: "ssm:GetParameters", resources: param + " for every name in Names" + ref, params: "names, withDecryption"},
 		"GetParametersByPath": {protos: pJSON, readOnly: true, secret: true, fn: getParametersByPath,
 			actions: "ssm:GetParametersByPath", resources: "`arn:aws:ssm:R:A:parameter/PATH/` (trailing slash: the grant must cover the whole path)", params: "path, recursive, withDecryption"},
 		"DescribeParameters": {protos: pJSON, readOnly: true, fn: everything("ssm:DescribeParameters"),
