@@ -132,6 +132,24 @@ func transactTables(kinds map[string]string) func(m *mapper, in input, op *Op) e
 	}
 }
 
+// createTable checks dynamodb:CreateTable on the table and, when the call
+// attaches a resource-based policy (ResourcePolicy), also
+// dynamodb:PutResourcePolicy on it, as AWS does: the policy can open the
+// new table to other principals and accounts, beyond the grant's end.
+func createTable(m *mapper, in input, op *Op) error {
+	if err := tableFrom("dynamodb:CreateTable", false)(m, in, op); err != nil {
+		return err
+	}
+	pol, err := in.member("ResourcePolicy")
+	if err != nil {
+		return err
+	}
+	if pol != nil && pol.kind != '0' {
+		op.check("dynamodb:PutResourcePolicy", op.Checks[0].Resource)
+	}
+	return nil
+}
+
 func everything(action string) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
 		op.check(action, "*")
@@ -160,7 +178,7 @@ func init() {
 			"Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}),
 			actions: "dynamodb:PutItem, UpdateItem, DeleteItem or ConditionCheckItem per item", resources: tableRes + " of every item", params: "tables"},
 		"DescribeTable":     {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:DescribeTable", false), actions: "dynamodb:DescribeTable", resources: tableRes, params: "table"},
-		"CreateTable":       {protos: pJSON, fn: tableFrom("dynamodb:CreateTable", false), actions: "dynamodb:CreateTable", resources: tableRes, params: "table"},
+		"CreateTable":       {protos: pJSON, fn: createTable, actions: "dynamodb:CreateTable; with ResourcePolicy also dynamodb:PutResourcePolicy", resources: tableRes, params: "table"},
 		"ListTables":        {protos: pJSON, readOnly: true, fn: everything("dynamodb:ListTables"), actions: "dynamodb:ListTables", resources: "`*`"},
 		"DescribeEndpoints": {protos: pJSON, readOnly: true, fn: everything("dynamodb:DescribeEndpoints"), actions: "dynamodb:DescribeEndpoints", resources: "`*`"},
 	})
