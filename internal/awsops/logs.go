@@ -1,6 +1,9 @@
 package awsops
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 var logGroupChars = charset("._-/#")
 
@@ -134,17 +137,34 @@ func startQuery(m *mapper, in input, op *Op) error {
 	if len(groups) == 0 {
 		return m.failure(codeDenied, "StartQuery must name its log groups (logGroupName, logGroupNames or logGroupIdentifiers); a query whose groups the request does not name cannot be scoped")
 	}
-	for _, g := range groups {
-		op.check("logs:StartQuery", m.logGroupARN(g))
+	lang, err := in.str("queryLanguage")
+	if err != nil {
+		return err
 	}
-	op.paramList("logGroups", groups)
+	if lang != "" && lang != "CWLI" {
+		return m.failure(codeDenied, "StartQuery in query language %q: Airlock maps Logs Insights QL (CWLI) queries only; SQL and PPL name their log groups inside the query string, where the request's log groups do not bind them", esc(lang))
+	}
 	q, err := in.str("queryString")
 	if err != nil {
 		return err
 	}
+	if querySource.MatchString(q) {
+		return m.failure(codeDenied, "StartQuery's queryString selects its own log groups or data sources (SOURCE, logGroups(…), dataSource(…)); name the log groups in logGroupName, logGroupNames or logGroupIdentifiers instead")
+	}
+	for _, g := range groups {
+		op.check("logs:StartQuery", m.logGroupARN(g))
+	}
+	op.paramList("logGroups", groups)
 	op.param("queryString", q)
 	return nil
 }
+
+// querySource matches a query string that picks its own sources: a
+// SOURCE command (at the start of a line or after a pipe) or a
+// logGroups(…) or dataSource(…) selector, whatever the case. Such a query
+// reads the groups it names, not (only) the ones the request's parameters
+// name and the checks cover.
+var querySource = regexp.MustCompile(`(?im)(^|\|)\s*source\b|\b(loggroups|datasource)\s*\(`)
 
 // queryID maps calls on a query by id, which IAM does not scope.
 func queryID(action string) func(m *mapper, in input, op *Op) error {
@@ -184,7 +204,7 @@ func init() {
 		"GetLogEvents": {protos: pJSON, readOnly: true, fn: streamCheck("logs:GetLogEvents"),
 			actions: "logs:GetLogEvents", resources: stream, params: "logGroup, logStream"},
 		"StartQuery": {protos: pJSON, readOnly: true, fn: startQuery,
-			actions: "logs:StartQuery", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one)", params: "logGroups, queryString"},
+			actions: "logs:StartQuery", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one; CWLI queries only, without SOURCE)", params: "logGroups, queryString"},
 		"GetQueryResults": {protos: pJSON, readOnly: true, fn: queryID("logs:GetQueryResults"), actions: "logs:GetQueryResults", resources: "`*`", params: "queryId"},
 		"StopQuery":       {protos: pJSON, fn: queryID("logs:StopQuery"), actions: "logs:StopQuery", resources: "`*`", params: "queryId"},
 		"DescribeLogGroups": {protos: pJSON, readOnly: true, fn: describeLogGroups,

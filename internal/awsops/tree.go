@@ -40,7 +40,7 @@ var readMembers = func() map[string]bool {
 		TableName IndexName KeyConditionExpression FilterExpression
 		RequestItems TransactItems ResourcePolicy
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
-		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId
+		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId queryLanguage
 		Name Names Path Recursive WithDecryption
 		SecretId VersionId VersionStage
 		KeyId
