@@ -118,6 +118,12 @@ func Map(r *Request) (op *Op, err error) {
 	targets := r.Header.Values("X-Amz-Target")
 	smithy := r.Header.Values("Smithy-Protocol")
 	switch {
+	case len(r.Header.Values("X-Amzn-Target")) > 0:
+		// Not what any SDK sends, but a name AWS front ends know for the
+		// target header (the Smithy RPC v2 specification has servers
+		// refuse it for that reason): an upstream could route by it to an
+		// operation the mapper never saw.
+		return nil, m.fail("", "json", codeMalformed, "X-Amzn-Target is set; a call names its operation in X-Amz-Target, the Query Action or the RPC v2 path only")
 	case len(targets) > 0 && len(smithy) > 0:
 		return nil, m.fail("", "json", codeMalformed, "both X-Amz-Target and Smithy-Protocol are set; a call has one protocol")
 	case len(targets) > 0:

@@ -14,8 +14,8 @@ var (
 // is never read (an Invoke payload is opaque and up to 6 MB).
 func (m *mapper) lambda() (*Op, error) {
 	m.proto = pREST
-	if len(m.r.Header.Values("X-Amz-Target")) > 0 || len(m.r.Header.Values("Smithy-Protocol")) > 0 {
-		return nil, m.failure(codeMalformed, "Lambda calls are REST-JSON; X-Amz-Target or Smithy-Protocol is not expected")
+	if len(m.r.Header.Values("X-Amz-Target")) > 0 || len(m.r.Header.Values("X-Amzn-Target")) > 0 || len(m.r.Header.Values("Smithy-Protocol")) > 0 {
+		return nil, m.failure(codeMalformed, "Lambda calls are REST-JSON; X-Amz-Target, X-Amzn-Target or Smithy-Protocol is not expected")
 	}
 	q, err := url.ParseQuery(m.r.RawQuery)
 	if err != nil {
