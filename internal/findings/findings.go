@@ -1,7 +1,9 @@
 // Package findings detects the signs that an identity is not one agent:
 // the same identity active from two or more instances within a window
 // (shared-identity), and a grant's gateway credentials used from another
-// instance than the one that requested them (credential-moved).
+// instance than the one that requested them (credential-moved). Its caller
+// decides what activity is: an API call, and a gateway session from the
+// requesting instance's address (internal/grants).
 //
 // The detector only decides; recording a finding (a "finding" log event, on
 // the grant where there is one) and refusing the call under

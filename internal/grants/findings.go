@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -140,7 +141,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 	}
 	moved, report := s.findings.Moved(g.ID, *from, in)
 	if !moved {
-		return nil
+		return s.gatewayActive(ctx, g, *from, session)
 	}
 	refuse := s.refuses(g.Identity)
 	if report {
@@ -160,6 +161,82 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 		return &gateway.RefusedError{Reason: fmt.Sprintf("the credentials of grant %s are used from %s, not from the instance that requested them, and identity_binding is refuse", g.ID, in.IP)}
 	}
 	return nil
+}
+
+// gatewayActive counts a gateway session of g, from the address of the
+// instance that requested it, as that instance being active, as an API call
+// is (ObserveCall): an agent's identity is in use while its grant's
+// credentials are, and another instance active meanwhile is a
+// shared-identity finding. Without it, an instance that requested a grant
+// and then worked only through the gateway for hours looked idle once the
+// window passed, and a second instance calling the API meanwhile went
+// unflagged. At a session's start it records the finding (on the grant)
+// and, under identity_binding: refuse, refuses the session.
+func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from model.Instance, session string) error {
+	if s.dir == nil {
+		return nil
+	}
+	if id, ok := s.dir.Lookup(g.Identity); !ok || id.Kind != model.Agent {
+		return nil // people work from several devices (ObserveCall)
+	}
+	others, report := s.findings.Shared(g.Identity, from)
+	key := findings.Key(from)
+	if len(others) == 0 {
+		s.tellSighting(ctx, g.Identity, key)
+		return nil
+	}
+	refuse := s.refuses(g.Identity)
+	if report {
+		f := model.Finding{
+			Kind: model.FindingSharedIdentity, At: s.now(), Identity: g.Identity, Grant: g.ID, Session: session,
+			Instance: findings.Describe(from), Others: others, Refused: refuse,
+			Detail: fmt.Sprintf("identity %s is active from %d instances within %s (a gateway session of grant %s)", g.Identity, len(others)+1, s.findings.Window(), g.ID),
+		}
+		if refuse {
+			f.Session = "" // the session is never started
+		}
+		if err := s.recordFinding(ctx, f); err != nil {
+			return err
+		}
+		s.tellReported(ctx, g.Identity, key)
+	}
+	if refuse {
+		s.findings.Forget(g.Identity, from)
+		return &gateway.RefusedError{Reason: fmt.Sprintf("identity %s is already in use from another instance within the last %s, and identity_binding is refuse: every agent instance needs its own identity", g.Identity, s.findings.Window())}
+	}
+	s.tellSighting(ctx, g.Identity, key)
+	return nil
+}
+
+// sessionActive keeps the instance that requested g noted as active while
+// a session of g from its address is in use (sessions.Options.Active, at
+// most once a minute per session), so that a long session counts as
+// activity, not only its start. It only notes: the finding, if any, is
+// the next call's of another instance. Sessions from another address are
+// credential-moved (checkMoved), not activity of the requester.
+func (s *Service) sessionActive(g *gateway.Grant, _, client string) {
+	if s.findings == nil || s.dir == nil {
+		return
+	}
+	from := s.auth.From(g.ID)
+	if from == nil || from.IP != findings.IPOf(client) {
+		return
+	}
+	if id, ok := s.dir.Lookup(g.Identity); !ok || id.Kind != model.Agent {
+		return
+	}
+	key := findings.Key(*from)
+	s.findings.Note(g.Identity, key)
+	if s.rep.notifier == nil {
+		return
+	}
+	// Telling the other replicas is a notification at most every quarter
+	// window (tellSighting); never on the gateway's call path.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.tellSighting(ctx, g.Identity, key)
+	}()
 }
 
 // recordFinding writes a "finding" event and, for a grant's finding, adds it

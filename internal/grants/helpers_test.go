@@ -21,6 +21,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -159,6 +160,11 @@ type harnessOptions struct {
 	// OnCommit, if set, is the log's Options.OnCommit (called once per
 	// journal batch).
 	OnCommit func(size int64)
+	// FindingsWindow, if set, turns on the shared-identity detector with
+	// this window, on the service's clock; Binding is identity_binding
+	// for every identity ("" is record).
+	FindingsWindow time.Duration
+	Binding        string
 }
 
 // harness is a real Service on a temporary data directory.
@@ -292,11 +298,20 @@ func (h *harness) start() {
 	if h.fake != nil {
 		clk = h.fake
 	}
+	var detector *findings.Detector
+	var binding func(string) string
+	if h.opts.FindingsWindow > 0 {
+		detector = findings.New(clk, h.opts.FindingsWindow)
+		if b := h.opts.Binding; b != "" {
+			binding = func(string) string { return b }
+		}
+	}
 	h.Svc, err = grants.New(grants.Options{
 		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: testTargets,
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
 		CredentialKey: h.credentialKey(), Clock: clk, Logger: slog.New(h.errs),
 		MaxWaiters: h.opts.MaxWaiters, MaxWaitersPerIdentity: h.opts.MaxWaitersPerIdentity,
+		Findings: detector, Binding: binding,
 	})
 	if err != nil {
 		h.t.Fatal(err)

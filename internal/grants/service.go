@@ -270,7 +270,7 @@ func New(o Options) (*Service, error) {
 	}
 	rec, err := sessions.New(sessions.Options{
 		Log: o.Log, Store: o.Store, Replica: replica, Now: s.now, Refuse: s.logErr, Logger: o.Logger,
-		Rejections: o.Rejections, Clock: clk, Observer: o.Observer,
+		Rejections: o.Rejections, Clock: clk, Observer: o.Observer, Active: s.sessionActive,
 	})
 	if err != nil {
 		return nil, err

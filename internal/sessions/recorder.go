@@ -45,6 +45,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, if set, is told of what was recorded, for metrics.
 	Observer Observer
+	// Active, if set, is told that session sid under g, from client, is in
+	// use: after a call's record is durable, at most once per ActiveEvery
+	// per session (the shared-identity detector counts a long session as
+	// its instance being active, not only its start). It must not block.
+	Active func(g *gateway.Grant, sid, client string)
+	// ActiveEvery is how often at most Active hears of one session;
+	// zero means a minute.
+	ActiveEvery time.Duration
 }
 
 // Observer counts what a Recorder recorded, by gateway (the target's kind:
@@ -119,6 +127,9 @@ func New(o Options) (*Recorder, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real
 	}
+	if o.ActiveEvery <= 0 {
+		o.ActiveEvery = time.Minute
+	}
 	if o.Observer == nil {
 		o.Observer = noObserver{}
 	}
@@ -167,6 +178,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	st := &state{rec: model.Session{
 		ID: sid, GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: r.o.Now(),
 	}}
+	st.active = st.rec.StartedAt // the start was admitted as activity (authority.Options.Admit)
 	data := map[string]any{"client": client, "target": g.Target}
 	if r.o.Replica != "" {
 		// Which replica serves it: if that one dies, another ends the
@@ -199,9 +211,18 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 		review.Count(&st.rec, &c)
 		queued := st.dirty // already queued for the next flush, which has not taken it yet
 		st.dirty = true
+		tell := false
+		if r.o.Active != nil {
+			if now := r.o.Now(); now.Sub(st.active) >= r.o.ActiveEvery {
+				st.active, tell = now, true
+			}
+		}
 		st.mu.Unlock()
 		if !queued {
 			r.markDirty(st)
+		}
+		if tell {
+			r.o.Active(g, sid, client)
 		}
 	}
 	callEvent := func(c gateway.Call) auditlog.Event {

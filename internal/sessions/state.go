@@ -30,6 +30,8 @@ type state struct {
 	dropped int
 	// fmu keeps one session's result batches in order.
 	fmu sync.Mutex
+	// active is when Options.Active was last told of this session's use.
+	active time.Time
 }
 
 // Results are logged in batches: one "session.results" entry holds a
