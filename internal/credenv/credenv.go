@@ -65,11 +65,20 @@ func WriteCA(cr grants.Credentials) (string, error) {
 		return "", nil
 	}
 	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
+	if err == nil {
+		dir = filepath.Join(dir, "airlock")
+	} else {
+		// No cache directory (HOME unset): a directory of this user's in
+		// the shared temporary directory.
+		dir = filepath.Join(os.TempDir(), "airlock-"+strconv.Itoa(os.Getuid()))
 	}
-	dir = filepath.Join(dir, "airlock")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("writing the gateway CA: %w", err)
+	}
+	// The client trusts whatever certificate the file holds: a directory
+	// someone else owns or may write to (made in advance in a shared
+	// temporary directory) would let them swap it and read the traffic.
+	if err := private(dir); err != nil {
 		return "", fmt.Errorf("writing the gateway CA: %w", err)
 	}
 	sum := sha256.Sum256([]byte(cr.Endpoint.CAPEM))
