@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
@@ -67,12 +68,18 @@ type world struct {
 
 func newWorld(t *testing.T, notifyYAML string) *world {
 	t.Helper()
+	return newWorldWith(t, notifyYAML, "")
+}
+
+// newWorldWith is newWorld with extra policies beside the usual ones.
+func newWorldWith(t *testing.T, notifyYAML, extraPolicies string) *world {
+	t.Helper()
 	dir := t.TempDir()
 	botKey, botSHA := authn.NewKey()
 	aliceKey, aliceSHA := authn.NewKey()
 	carolKey, carolSHA := authn.NewKey()
 	must(t, os.MkdirAll(filepath.Join(dir, "policies"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(policies), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(policies+extraPolicies), 0o644))
 	path := filepath.Join(dir, "airlock.yaml")
 	must(t, os.WriteFile(path, fmt.Appendf(nil, cfgText, botSHA, aliceSHA, carolSHA, notifyYAML), 0o600))
 	cfg, err := config.Load(path)
@@ -173,6 +180,19 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 		}
 		if _, ok := m["text"].(string); !ok {
 			t.Errorf("fake Slack: no text (Slack requires a fallback text): %v", m)
+		}
+		// Slack refuses a message whose section text is longer than 3000
+		// characters (invalid_blocks): nothing is posted.
+		blocks, _ := m["blocks"].([]any)
+		for _, b := range blocks {
+			bm, _ := b.(map[string]any)
+			txt, _ := bm["text"].(map[string]any)
+			if s, _ := txt["text"].(string); bm["type"] == "section" && utf8.RuneCountInString(s) > 3000 {
+				t.Errorf("fake Slack: a section of %d characters is refused (invalid_blocks)", utf8.RuneCountInString(s))
+				rw.WriteHeader(http.StatusBadRequest)
+				_, _ = rw.Write([]byte("invalid_blocks"))
+				return
+			}
 		}
 		switch {
 		case r.URL.Path == "/incoming":

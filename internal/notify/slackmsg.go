@@ -17,17 +17,24 @@ const (
 )
 
 // maxField bounds one piece of user text in a message; Slack caps a
-// section's text at 3000 characters.
+// section's text at maxSection characters.
 const maxField = 500
+
+// maxSection is the most characters Slack takes in a section's text; it
+// refuses a longer message (invalid_blocks), which then never shows.
+const maxSection = 3000
 
 // esc makes text from users and agents safe in Slack mrkdwn: &, < and > are
 // entity-escaped (so no <!channel>, <@U…> or <url|label> can be smuggled
 // in), control characters are shown as \uXXXX, and the length is bounded.
-func esc(s string) string {
+func esc(s string) string { return escN(s, maxField) }
+
+// escN is esc bounded to max characters of s, or not at all if max is 0.
+func escN(s string, max int) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range s {
-		if n >= maxField {
+		if max > 0 && n >= max {
 			b.WriteString("…")
 			break
 		}
@@ -70,30 +77,53 @@ type message struct {
 
 // requestSummary is the request in mrkdwn: who, target, scope, duration,
 // reason, policy explanation. Every value from a user or agent is escaped.
-func requestSummary(g model.Grant) string {
+// Every scope statement is shown whole, or not at all: whole reports
+// whether all of them are there. When they do not all fit in a section,
+// those that do are followed by a line saying where to see the rest.
+func requestSummary(g model.Grant) (summary string, whole bool) {
+	head := fmt.Sprintf("*%s* (%s) requests access to *%s* (account %s)\n*Scope:*\n",
+		esc(g.Identity), esc(string(g.IdentityKind)), esc(g.Target), esc(g.Account))
+	tail := fmt.Sprintf("\n*Duration:* %s\n*Reason:* %s\n*Policy:* %s\n*Grant:* %s",
+		esc(g.Duration.String()), esc(g.Reason), esc(g.Decision.Explanation), esc(g.ID))
 	var scope []string
 	for _, s := range g.RequestedScope.Strings() {
-		scope = append(scope, "• "+esc(s))
+		scope = append(scope, "• "+escN(s, 0))
 	}
-	return fmt.Sprintf("*%s* (%s) requests access to *%s* (account %s)\n*Scope:*\n%s\n*Duration:* %s\n*Reason:* %s\n*Policy:* %s\n*Grant:* %s",
-		esc(g.Identity), esc(string(g.IdentityKind)), esc(g.Target), esc(g.Account), strings.Join(scope, "\n"),
-		esc(g.Duration.String()), esc(g.Reason), esc(g.Decision.Explanation), esc(g.ID))
+	if t := head + strings.Join(scope, "\n") + tail; utf8.RuneCountInString(t) <= maxSection {
+		return t, true
+	}
+	rest := fmt.Sprintf("• … more than Slack can show: see the whole request with airlock grant show %s, and approve it there", esc(g.ID))
+	room := maxSection - utf8.RuneCountInString(head+tail+rest)
+	var kept []string
+	for _, l := range scope {
+		n := utf8.RuneCountInString(l) + 1
+		if n > room {
+			break
+		}
+		kept, room = append(kept, l), room-n
+	}
+	return head + strings.Join(append(kept, rest), "\n") + tail, false
 }
 
 // pendingMessage is the request with Approve and Deny buttons whose action
-// ids carry the grant id.
+// ids carry the grant id. A request whose scope the message cannot show
+// whole gets no Approve button: nobody approves from Slack what Slack did
+// not show them.
 func pendingMessage(g model.Grant, channel string) message {
+	summary, whole := requestSummary(g)
+	var buttons []block
+	if whole {
+		buttons = append(buttons, block{"type": "button", "action_id": approvePrefix + g.ID, "value": g.ID, "style": "primary", "text": text{"plain_text", "Approve"}})
+	}
+	buttons = append(buttons, block{"type": "button", "action_id": denyPrefix + g.ID, "value": g.ID, "style": "danger", "text": text{"plain_text", "Deny"},
+		"confirm": block{"title": text{"plain_text", "Deny this request?"}, "text": text{"plain_text", "It is recorded as denied from Slack by you."},
+			"confirm": text{"plain_text", "Deny"}, "deny": text{"plain_text", "Cancel"}}})
 	return message{
 		Channel: channel,
 		Text:    fmt.Sprintf("Access request %s from %s for %s", esc(g.ID), esc(g.Identity), esc(g.Target)),
 		Blocks: []block{
-			{"type": "section", "text": text{"mrkdwn", requestSummary(g)}},
-			{"type": "actions", "block_id": "airlock_decision", "elements": []block{
-				{"type": "button", "action_id": approvePrefix + g.ID, "value": g.ID, "style": "primary", "text": text{"plain_text", "Approve"}},
-				{"type": "button", "action_id": denyPrefix + g.ID, "value": g.ID, "style": "danger", "text": text{"plain_text", "Deny"},
-					"confirm": block{"title": text{"plain_text", "Deny this request?"}, "text": text{"plain_text", "It is recorded as denied from Slack by you."},
-						"confirm": text{"plain_text", "Deny"}, "deny": text{"plain_text", "Cancel"}}},
-			}},
+			{"type": "section", "text": text{"mrkdwn", summary}},
+			{"type": "actions", "block_id": "airlock_decision", "elements": buttons},
 		},
 	}
 }
@@ -124,11 +154,12 @@ func outcome(g model.Grant) string {
 // decidedMessage replaces the original message (through response_url) once
 // decided: the request without buttons, and the outcome.
 func decidedMessage(g model.Grant) message {
+	summary, _ := requestSummary(g)
 	return message{
 		ReplaceOriginal: true,
 		Text:            fmt.Sprintf("Access request %s: %s", esc(g.ID), outcome(g)),
 		Blocks: []block{
-			{"type": "section", "text": text{"mrkdwn", requestSummary(g)}},
+			{"type": "section", "text": text{"mrkdwn", summary}},
 			{"type": "context", "elements": []text{{"mrkdwn", outcome(g)}}},
 		},
 	}
