@@ -22,7 +22,9 @@
 package notify
 
 import (
+	"crypto/hmac"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -105,9 +107,17 @@ func New(o Options) (*Notifier, error) {
 	if o.Slack != nil && (o.Slack.WebhookURL == "" || len(o.Slack.SigningSecret) == 0 || o.Log == nil || o.Lookup == nil) {
 		return nil, errors.New("notify: Slack needs its webhook URL, signing secret, Log and Lookup")
 	}
-	for _, w := range o.Webhooks {
+	for i, w := range o.Webhooks {
 		if w.Decisions && (len(w.Secret) == 0 || o.Log == nil || o.Lookup == nil) {
 			return nil, errors.New("notify: a webhook that may decide needs its secret, Log and Lookup")
+		}
+		// The secret of a webhook that only receives events authorises
+		// nothing: it must not also be the secret of one that may decide,
+		// or its receiver could sign decisions as anyone.
+		for j, other := range o.Webhooks {
+			if w.Decisions && !other.Decisions && hmac.Equal(w.Secret, other.Secret) {
+				return nil, fmt.Errorf("notify.webhooks[%d] may decide and has the same secret as notify.webhooks[%d], which only receives events (its receiver could then sign decisions); give each its own secret", i, j)
+			}
 		}
 	}
 	if o.Clock == nil {

@@ -74,6 +74,14 @@ func newWorld(t *testing.T, notifyYAML string) *world {
 // newWorldWith is newWorld with extra policies beside the usual ones.
 func newWorldWith(t *testing.T, notifyYAML, extraPolicies string) *world {
 	t.Helper()
+	w, err := openWorld(t, notifyYAML, extraPolicies)
+	must(t, err)
+	return w
+}
+
+// openWorld is newWorldWith, returning server.Open's error.
+func openWorld(t *testing.T, notifyYAML, extraPolicies string) (*world, error) {
+	t.Helper()
 	dir := t.TempDir()
 	botKey, botSHA := authn.NewKey()
 	aliceKey, aliceSHA := authn.NewKey()
@@ -88,7 +96,9 @@ func newWorldWith(t *testing.T, notifyYAML, extraPolicies string) *world {
 	t.Setenv("AWS_PROD_SECRET_ACCESS_KEY", "x")
 	must(t, cfg.CheckEnv(os.Getenv))
 	srv, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	must(t, err)
+	if err != nil {
+		return nil, err
+	}
 	closed := false
 	t.Cleanup(func() {
 		if !closed {
@@ -98,7 +108,7 @@ func newWorldWith(t *testing.T, notifyYAML, extraPolicies string) *world {
 	ts := httptest.NewServer(srv.Handler)
 	t.Cleanup(ts.Close)
 	w := &world{t: t, srv: srv, api: ts.URL, dir: dir, bot: botKey, alice: aliceKey, carol: carolKey}
-	return w
+	return w, nil
 }
 
 func must(t *testing.T, err error) {
