@@ -8,7 +8,8 @@ import "strings"
 // PostgreSQL's lexer (scan.l) where that matters for finding statement
 // boundaries and keywords:
 //
-//   - white space; "--" comments to the end of the line; "/* */" comments,
+//   - white space; "--" comments to the end of the line (a newline or a
+//     carriage return); "/* */" comments,
 //     nested;
 //   - string literals '…' ('' inside), with a prefix E (backslash escapes),
 //     U&, N, B or X; with standard_conforming_strings off, plain '…' takes
@@ -67,12 +68,7 @@ func (sc *scanner) next() (t token, ok bool) {
 		case isSpace(c):
 			sc.i++
 		case c == '-' && sc.i+1 < len(s) && s[sc.i+1] == '-':
-			j := strings.IndexByte(s[sc.i:], '\n')
-			if j < 0 {
-				sc.i = len(s)
-			} else {
-				sc.i += j + 1
-			}
+			sc.i = lineCommentEnd(s, sc.i)
 		case c == '/' && sc.i+1 < len(s) && s[sc.i+1] == '*':
 			sc.i = blockCommentEnd(s, sc.i)
 		default:
@@ -80,6 +76,17 @@ func (sc *scanner) next() (t token, ok bool) {
 		}
 	}
 	return token{}, false
+}
+
+// lineCommentEnd returns the index past the "--" comment at i: it ends at
+// a newline or a carriage return, as in PostgreSQL's lexer
+// (non_newline is [^\n\r]).
+func lineCommentEnd(s string, i int) int {
+	j := strings.IndexAny(s[i:], "\n\r")
+	if j < 0 {
+		return len(s)
+	}
+	return i + j + 1
 }
 
 // blockCommentEnd returns the index past the (nested) comment at i.

@@ -38,6 +38,8 @@ func TestSplitStatements(t *testing.T) {
 		{"create or replace procedure p() begin atomic insert into t values (1); end; delete from t",
 			[]string{"create or replace procedure p() begin atomic insert into t values (1); end", "delete from t"}},
 		{"begin; select 1; commit", []string{"begin", "select 1", "commit"}},
+		// A "--" comment ends at a carriage return too.
+		{"select 1 --\r; delete from t", []string{"select 1 --", "delete from t"}},
 	}
 	for _, tc := range tests {
 		got := statementTexts(tc.sql, false)
@@ -70,6 +72,8 @@ func TestChangesAuth(t *testing.T) {
 		"DO $$BEGIN EXECUTE 'ALTER ROLE ' || current_user || ' PASSWORD ''x'''; END$$",
 		"do $body$ begin execute format('alter user %I password %L', current_user, 'x'); end $body$",
 		"CREATE OR REPLACE FUNCTION f() RETURNS void LANGUAGE plpgsql AS 'BEGIN EXECUTE ''ALTER ROLE CURRENT_USER VALID UNTIL ''''infinity''''''; END'",
+		"--\rALTER ROLE CURRENT_USER PASSWORD 'x'",
+		"select 1 --\r; alter role current_user valid until 'infinity'",
 	}
 	for _, sql := range refused {
 		if !changesAuth(sql) {

@@ -61,6 +61,9 @@ func TestAlterRolePasswordRefused(t *testing.T) {
 		{"ALTER ROLE CURRENT_USER PASSWORD 'x'", pgx.QueryExecModeDescribeExec},
 		{"ALTER ROLE CURRENT_USER PASSWORD 'x'", pgx.QueryExecModeExec},
 		{"DO $$BEGIN EXECUTE 'ALTER ROLE ' || current_user || ' PASSWORD ''x'''; END$$", pgx.QueryExecModeSimpleProtocol},
+		// A "--" comment ends at a carriage return as well as a newline.
+		{"--\rALTER ROLE CURRENT_USER PASSWORD 'x'", pgx.QueryExecModeSimpleProtocol},
+		{"--\rALTER ROLE CURRENT_USER PASSWORD 'x'", pgx.QueryExecModeExec},
 	}
 	for _, a := range attempts {
 		_, err := c.Exec(ctx, a.sql, a.mode)
