@@ -435,6 +435,8 @@ func TestWritesStillDurableBeforeForward(t *testing.T) {
 		{"write grant", "pg:insert,pg:select %s.public.side_effects", "select 'mark_w1' from side_effects"},
 		{"read grant, not a read", "pg:select %s.public.customers", "set application_name = 'mark_w2'"},
 		{"read grant, a read and not a read in one query", "pg:select %s.public.customers", "select 1; set application_name = 'mark_w3'"},
+		{"read grant, not a read behind a nested comment", "pg:select %s.public.customers", "/* /* */ select */ set application_name = 'mark_w4'"},
+		{"read grant, not a read behind a comment ended by CR", "pg:select %s.public.customers", "--\rcreate temp table mark_w5 as --\nselect 1 as x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := e.grant(time.Hour, tc.scope)
@@ -443,14 +445,19 @@ func TestWritesStillDurableBeforeForward(t *testing.T) {
 			errc := make(chan error, 1)
 			go func() { _, err := c.Exec(ctx, tc.sql, pgxSimple); errc <- err }()
 			<-sa.entered
-			// The client loop is inside the durable write: nothing forwarded.
-			var n int
-			if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where usename = $1 and strpos(query, 'mark_w') > 0",
-				"airlock_"+g.ID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n != 0 {
-				t.Fatal("the statement reached PostgreSQL before its record was durable")
+			// The client loop is inside the durable write: nothing forwarded,
+			// however long the record takes (a statement forwarded while
+			// its record is written would reach PostgreSQL within this).
+			for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where usename = $1 and strpos(query, 'mark_w') > 0",
+					"airlock_"+g.ID).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 0 {
+					sa.release(false)
+					t.Fatal("the statement reached PostgreSQL before its record was durable")
+				}
 			}
 			sa.release(false)
 			if err := <-errc; err != nil {

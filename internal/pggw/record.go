@@ -57,7 +57,8 @@ var verbs = func() map[string]string {
 }()
 
 // actionOf returns the Action for a statement: its first keyword, skipping
-// white space, comments and opening parentheses.
+// white space, comments (as the tokenizer reads them, sqlscan.go) and
+// opening parentheses.
 func actionOf(sql string) string {
 	i := 0
 	for i < len(sql) {
@@ -66,17 +67,11 @@ func actionOf(sql string) string {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '(':
 			i++
 		case strings.HasPrefix(sql[i:], "--"):
-			j := strings.IndexByte(sql[i:], '\n')
-			if j < 0 {
-				return "pg:statement"
-			}
-			i += j + 1
+			i = lineCommentEnd(sql, i)
 		case strings.HasPrefix(sql[i:], "/*"):
-			j := strings.Index(sql[i+2:], "*/")
-			if j < 0 {
-				return "pg:statement"
-			}
-			i += j + 4
+			// Nested, as PostgreSQL reads it: "/* /* */ select */
+			// delete …" is a DELETE.
+			i = blockCommentEnd(sql, i)
 		default:
 			j := i
 			for j < len(sql) && j-i < 16 && isLetter(sql[j]) {

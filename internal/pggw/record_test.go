@@ -21,6 +21,10 @@ func TestActionOf(t *testing.T) {
 		{"/* unterminated", "pg:statement"},
 		{"ünicode", "pg:statement"},
 		{"BEGIN;", "pg:begin"},
+		// Comments as PostgreSQL reads them: nested, and "--" ended by a
+		// carriage return.
+		{"/* /* */ select */ delete from t", "pg:delete"},
+		{"--\rdelete from t where id in (--\nselect 1)", "pg:delete"},
 	}
 	for _, tc := range tests {
 		if got := actionOf(tc.sql); got != tc.want {
