@@ -15,10 +15,10 @@ import (
 // pg:select and nothing else (readOnlyScope): its role then holds SELECT
 // and no other table privilege. On such a session a message whose
 // statements all begin with a read keyword (readVerbs: SELECT, SHOW,
-// VALUES, TABLE, FETCH) is forwarded at once while its records are
-// written (Session.RequestAsync); every other message, and every message
-// of a session whose grant can write, is recorded durably before it is
-// forwarded, as before.
+// VALUES, TABLE, FETCH) and none is SELECT … INTO (readStatement) is
+// forwarded at once while its records are written (Session.RequestAsync);
+// every other message, and every message of a session whose grant can
+// write, is recorded durably before it is forwarded, as before.
 //
 // What the upstream answers is held until the records of the statements it
 // answers are durable: before relaying any upstream message, the upstream
@@ -37,12 +37,12 @@ import (
 // do what PostgreSQL lets every role do (SET, LISTEN and NOTIFY, temporary
 // tables, advisory locks, large objects, functions granted to PUBLIC), and
 // statements that are not reads by their keyword wait for their record.
-// What a SELECT can reach through functions (pg_notify, lo_create,
-// SELECT … INTO TEMP) is not seen from its keyword: such a statement runs
-// before its record is durable, its answer is withheld until it is, and if
-// the record fails the session ends with the effect done. Those effects are
-// the ones PUBLIC's privileges allow (pgroles doc); a DBA who revokes them
-// from PUBLIC removes them.
+// What a SELECT can reach through functions (pg_notify, lo_create) is not
+// seen from its keyword: such a statement runs before its record is
+// durable, its answer is withheld until it is, and if the record fails the
+// session ends with the effect done. Those effects are the ones PUBLIC's
+// privileges allow (pgroles doc); a DBA who revokes them from PUBLIC
+// removes them.
 
 // readOnlyScope reports whether a scope grants pg:select and nothing else.
 func readOnlyScope(sc scope.Scope) bool {
@@ -65,6 +65,36 @@ func readVerb(action string) bool {
 	switch action {
 	case "pg:select", "pg:show", "pg:values", "pg:table", "pg:fetch":
 		return true
+	}
+	return false
+}
+
+// readStatement reports whether statement sql, whose action is action, may
+// be forwarded while its record is written: a read by its leading keyword
+// that is not SELECT … INTO, which creates a table (CREATE TABLE AS).
+func readStatement(action, sql string) bool {
+	return readVerb(action) && !hasInto(sql)
+}
+
+// hasInto reports whether sql holds the keyword INTO outside literals,
+// quoted identifiers and comments, with either reading of backslashes in
+// plain literals. INTO is reserved, so such a word is the keyword; in a
+// statement that begins with a read keyword it can only be SELECT … INTO.
+func hasInto(sql string) bool {
+	if indexFold(sql, "into") < 0 {
+		return false
+	}
+	for _, backslashQuotes := range []bool{false, true} {
+		sc := scanner{s: sql, backslashQuotes: backslashQuotes}
+		for {
+			t, ok := sc.next()
+			if !ok {
+				break
+			}
+			if isWord(sql, t, "into") {
+				return true
+			}
+		}
 	}
 	return false
 }

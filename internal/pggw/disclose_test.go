@@ -431,19 +431,30 @@ func TestWritesStillDurableBeforeForward(t *testing.T) {
 	e, sa := newStallEnv(t)
 	admin := e.admin()
 	ctx := ctxT(t, 30*time.Second)
-	for _, tc := range []struct{ name, scope, sql string }{
-		{"write grant", "pg:insert,pg:select %s.public.side_effects", "select 'mark_w1' from side_effects"},
-		{"read grant, not a read", "pg:select %s.public.customers", "set application_name = 'mark_w2'"},
-		{"read grant, a read and not a read in one query", "pg:select %s.public.customers", "select 1; set application_name = 'mark_w3'"},
-		{"read grant, not a read behind a nested comment", "pg:select %s.public.customers", "/* /* */ select */ set application_name = 'mark_w4'"},
-		{"read grant, not a read behind a comment ended by CR", "pg:select %s.public.customers", "--\rcreate temp table mark_w5 as --\nselect 1 as x"},
+	for _, tc := range []struct {
+		name, scope, sql string
+		mode             pgx.QueryExecMode
+	}{
+		{"write grant", "pg:insert,pg:select %s.public.side_effects", "select 'mark_w1' from side_effects", 0},
+		{"read grant, not a read", "pg:select %s.public.customers", "set application_name = 'mark_w2'", 0},
+		{"read grant, a read and not a read in one query", "pg:select %s.public.customers", "select 1; set application_name = 'mark_w3'", 0},
+		{"read grant, not a read behind a nested comment", "pg:select %s.public.customers", "/* /* */ select */ set application_name = 'mark_w4'", 0},
+		{"read grant, not a read behind a comment ended by CR", "pg:select %s.public.customers", "--\rcreate temp table mark_w5 as --\nselect 1 as x", 0},
+		// SELECT … INTO creates a table (CREATE TABLE AS).
+		{"read grant, SELECT INTO", "pg:select %s.public.customers", "select 'mark_w6' as x into temp t6", 0},
+		{"read grant, SELECT INTO, extended", "pg:select %s.public.customers", "select 'mark_w7' as x into temp t7", pgx.QueryExecModeExec},
+		{"read grant, SELECT INTO in a multi-statement query", "pg:select %s.public.customers", "select 1; select 'mark_w8' as x into temp t8", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := e.grant(time.Hour, tc.scope)
 			c := e.connect(g, "")
 			sa.stall()
 			errc := make(chan error, 1)
-			go func() { _, err := c.Exec(ctx, tc.sql, pgxSimple); errc <- err }()
+			mode := pgxSimple
+			if tc.mode != 0 {
+				mode = tc.mode
+			}
+			go func() { _, err := c.Exec(ctx, tc.sql, mode); errc <- err }()
 			<-sa.entered
 			// The client loop is inside the durable write: nothing forwarded,
 			// however long the record takes (a statement forwarded while

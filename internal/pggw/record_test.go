@@ -174,3 +174,25 @@ func TestSCRAMRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestReadStatement(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"select 1", true},
+		{"select * from customers where name = 'into'", true},
+		{`select "into" from t`, true},
+		{"select 1 -- into\n", true},
+		{"show search_path", true},
+		{"select 1 as x into temp t", false},
+		{"SELECT * INTO public.copy FROM customers", false},
+		{"select 1 /* */ InTo t", false},
+		{`select 'a\' into t from x --'`, false}, // with standard_conforming_strings off
+		{"delete from t", false},
+	} {
+		if got := readStatement(actionOf(tc.sql), tc.sql); got != tc.want {
+			t.Errorf("readStatement(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}

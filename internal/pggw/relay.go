@@ -68,9 +68,15 @@ type entry struct {
 // stmt is a statement's text as recorded: its action and its text with
 // passwords redacted, worked out once at Parse rather than at every
 // Execute (a prepared statement runs many times).
-type stmt struct{ action, text string }
+type stmt struct {
+	action, text string
+	read         bool // readStatement
+}
 
-func newStmt(sql string) stmt { return stmt{action: actionOf(sql), text: redactPasswords(sql)} }
+func newStmt(sql string) stmt {
+	action := actionOf(sql)
+	return stmt{action: action, text: redactPasswords(sql), read: readStatement(action, sql)}
+}
 
 type portal struct {
 	stmt   stmt
@@ -528,7 +534,7 @@ func (c *conn) endBatch(sync bool) error {
 		if !pe.found {
 			pe.p.stmt = newStmt("<portal " + strconv.Quote(pe.portal) + " unknown to the gateway>")
 		}
-		async = async && readVerb(pe.p.stmt.action)
+		async = async && pe.p.stmt.read
 	}
 	for _, pe := range r.execs {
 		if pe.close != 0 {

@@ -39,7 +39,7 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
 		}}
 		c.withPrepared(&call, sql)
-		pend, err := c.request(call, c.readOnly && readVerb(action))
+		pend, err := c.request(call, c.readOnly && readStatement(action, sql))
 		if err != nil {
 			return err
 		}
@@ -49,7 +49,8 @@ func (c *conn) recordQuery(sql string) error {
 	// One message: forwarded at once only if every statement may be.
 	async := c.readOnly
 	for _, st := range sts {
-		async = async && readVerb(actionOf(sql[st.start:st.end]))
+		text := sql[st.start:st.end]
+		async = async && readStatement(actionOf(text), text)
 	}
 	count := min(len(sts), maxRecordedStatements)
 	total := strconv.Itoa(len(sts))
