@@ -444,6 +444,11 @@ func TestWritesStillDurableBeforeForward(t *testing.T) {
 		{"read grant, SELECT INTO", "pg:select %s.public.customers", "select 'mark_w6' as x into temp t6", 0},
 		{"read grant, SELECT INTO, extended", "pg:select %s.public.customers", "select 'mark_w7' as x into temp t7", pgx.QueryExecModeExec},
 		{"read grant, SELECT INTO in a multi-statement query", "pg:select %s.public.customers", "select 1; select 'mark_w8' as x into temp t8", 0},
+		// Functions granted to PUBLIC that change state others see.
+		{"read grant, SELECT pg_notify", "pg:select %s.public.customers", "select pg_notify('mark_w9', 'x')", 0},
+		{"read grant, SELECT lo_from_bytea, extended", "pg:select %s.public.customers", "select lo_from_bytea(0, 'mark_w10')", pgx.QueryExecModeExec},
+		{"read grant, SELECT pg_advisory_lock", "pg:select %s.public.customers", "select pg_catalog.pg_advisory_xact_lock(7) /* mark_w11 */", 0},
+		{"read grant, SELECT a quoted function name", "pg:select %s.public.customers", `select "pg_notify"('mark_w12', 'x')`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := e.grant(time.Hour, tc.scope)

@@ -190,6 +190,25 @@ func TestReadStatement(t *testing.T) {
 		{"select 1 /* */ InTo t", false},
 		{`select 'a\' into t from x --'`, false}, // with standard_conforming_strings off
 		{"delete from t", false},
+		// Calls: only built-ins that only compute keep a read early.
+		{"select count(*), max(amount), lower(name) from orders group by lower(name)", true},
+		{"select coalesce(a, 0)::numeric(10,2), cast(b as varchar(20)) from t where exists (select 1 from u) and c in (1, 2)", true},
+		{"select pg_catalog.lower(name), date_trunc('day', now()) from t", true},
+		{"select row_number() over (partition by a order by b) from t", true},
+		{`select "lower"(name) from t`, true},
+		{"select lo_from_bytea(0, 'x')", false},
+		{"select pg_notify('c', 'x')", false},
+		{"SELECT PG_ADVISORY_LOCK(1)", false},
+		{"select public.bump()", false},
+		{"select public.lower(name) from t", false},
+		{`select "LOWER"(name) from t`, false},
+		{`select "pg_notify"('c', 'x')`, false},
+		{"select lower(name), nextval('s') from t", false},
+		{"select * from t where id = (select my_func(1))", false},
+		{"select 'pg_notify(' from t", true},
+		{"values (lo_create(0))", false},
+		{`select 'a\' , pg_notify('c', '') --'`, false}, // with standard_conforming_strings off
+		{"fetch 10 from c", false}, // runs the cursor's query, whatever it calls
 	} {
 		if got := readStatement(actionOf(tc.sql), tc.sql); got != tc.want {
 			t.Errorf("readStatement(%q) = %v, want %v", tc.sql, got, tc.want)
