@@ -128,7 +128,9 @@ func pureCall(sql string, before []token) bool {
 	var fn string
 	switch name.kind {
 	case tWord:
-		fn = strings.ToLower(sql[name.start:name.end])
+		// PostgreSQL folds ASCII letters only: strings.ToLower would fold
+		// the Kelvin sign of "RANK" (U+212A) into a built-in's name.
+		fn = lowerASCII(sql[name.start:name.end])
 	case tIdent:
 		// A quoted name is exact: "lower" is the built-in, "LOWER" is not.
 		fn = sql[name.bodyStart:name.bodyEnd]
@@ -147,4 +149,21 @@ func pureCall(sql string, before []token) bool {
 		return len(before) >= 3 && isWord(sql, before[2], "pg_catalog")
 	}
 	return true
+}
+
+// lowerASCII folds A-Z to a-z and leaves every other byte, as PostgreSQL's
+// downcase_identifier does for an unquoted name.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

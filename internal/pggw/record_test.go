@@ -208,7 +208,9 @@ func TestReadStatement(t *testing.T) {
 		{"select 'pg_notify(' from t", true},
 		{"values (lo_create(0))", false},
 		{`select 'a\' , pg_notify('c', '') --'`, false}, // with standard_conforming_strings off
-		{"fetch 10 from c", false},                      // runs the cursor's query, whatever it calls
+		{"select ran\u212a() over () from t", false},    // the Kelvin sign is not folded: a function of its own
+		{"SELECT COUNT(*), Lower(x) FROM t", true},
+		{"fetch 10 from c", false}, // runs the cursor's query, whatever it calls
 	} {
 		if got := readStatement(actionOf(tc.sql), tc.sql); got != tc.want {
 			t.Errorf("readStatement(%q) = %v, want %v", tc.sql, got, tc.want)

@@ -49,3 +49,50 @@ func FuzzSplitStatements(f *testing.F) {
 		_ = actionOf(sql)
 	})
 }
+
+// FuzzCallsOnlyPure: callsOnlyPure and readStatement never panic on any
+// text, and the call of a function outside the list, appended as a
+// statement of its own, always makes the text impure.
+func FuzzCallsOnlyPure(f *testing.F) {
+	for _, s := range []string{
+		"select count(*) from t", "select lower(x), pg_catalog.upper(y)", `select "lower"(x)`, "select (1)",
+		"select pg_notify('c','x')", "select public.f()", "values (lo_create(0))", "select 'a(' || b", "select $$(",
+		"select x::numeric(10,2)", "select /* ( */ 1", "select 1 -- (", "(", "x(", ".(", "pg_catalog.(",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sql string) {
+		callsOnlyPure(sql)
+		readStatement(actionOf(sql), sql)
+		// Only when the text leaves nothing open (a literal, quote or
+		// comment) does the appended call stand as a call.
+		if closed(sql) {
+			if s := sql + "\n;select pg_notify('c', '')"; callsOnlyPure(s) {
+				t.Fatalf("%q counts as pure", s)
+			}
+		}
+	})
+}
+
+// closed reports whether sql, under either reading of backslashes, ends
+// outside every literal, quoted identifier and comment: scanning it and
+// then a marker word finds the marker as a word.
+func closed(sql string) bool {
+	for _, bq := range []bool{false, true} {
+		s := sql + "\n;zzmarker"
+		sc := scanner{s: s, backslashQuotes: bq}
+		var last token
+		found := false
+		for {
+			t, ok := sc.next()
+			if !ok {
+				break
+			}
+			last, found = t, true
+		}
+		if !found || !isWord(s, last, "zzmarker") {
+			return false
+		}
+	}
+	return true
+}
