@@ -139,6 +139,7 @@ func TestAdversarial(t *testing.T) {
 		{name: "copy source encoded dot-dot", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs/app/%2E%2E/secret"}, code: s3err.InvalidArgument},
 		{name: "copy source literal plus", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs/app/a+b"}, code: s3err.InvalidArgument},
 		{name: "copy source extra query", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs/app/a?versionId=1&x=2"}, code: s3err.InvalidArgument},
+		{name: "copy source encoded version", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs/app/a%3FversionId%3D1"}, code: s3err.InvalidArgument},
 		{name: "copy source other query", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs/app/a?partNumber=1"}, code: s3err.InvalidArgument},
 		{name: "copy source encoded bucket", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs%2Fapp/a"}, code: s3err.InvalidArgument},
 		{name: "copy source no key", method: "PUT", target: "/logs/app/copy", host: "s3.test", headers: []string{"x-amz-copy-source: logs"}, code: s3err.InvalidArgument},

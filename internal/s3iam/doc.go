@@ -115,7 +115,10 @@
 //     ".." segment, or an empty segment (leading '/', "//"); a trailing
 //     '/' is allowed;
 //   - keys over 1024 bytes; bucket names outside today's S3 rules,
-//     including escaped ones.
+//     including escaped ones;
+//   - a copy-source key with an encoded '?': versitygw decodes
+//     x-amz-copy-source before it splits off "?versionId=", so it would
+//     copy a version no check named.
 //
 // Identifiers (upload and version ids, part numbers, markers,
 // continuation tokens, the copy source's and DeleteObjects' version ids)

@@ -122,6 +122,13 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 	if key, err = unescape(rawKey, "x-amz-copy-source key"); err != nil {
 		return "", "", "", err
 	}
+	if strings.IndexByte(key, '?') >= 0 {
+		// S3 reads an encoded '?' as part of the key, but versitygw
+		// decodes the whole header before it looks for "?versionId=", and
+		// would copy that version of the key before the '?': the version
+		// checked (none, s3:GetObject) would not be the one read.
+		return "", "", "", s3err.New(s3err.InvalidArgument, "x-amz-copy-source key contains an encoded '?', which S3-compatible servers that decode the header before splitting off ?versionId= would read as a version")
+	}
 	if err = checkName(key, "x-amz-copy-source key", false); err != nil {
 		if seg := "/" + key + "/"; strings.Contains(seg, "/./") || strings.Contains(seg, "/../") {
 			return "", "", "", s3err.New(s3err.InvalidArgument, "Invalid copy source object key")

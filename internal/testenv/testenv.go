@@ -114,6 +114,18 @@ type S3 struct {
 // a temporary directory, waits until it answers, and stops it when t ends.
 func Versity(t testing.TB) *S3 {
 	t.Helper()
+	return versity(t, false)
+}
+
+// VersityVersioned is Versity with bucket versioning available (posix
+// --versioning-dir): a bucket's versioning can then be enabled.
+func VersityVersioned(t testing.TB) *S3 {
+	t.Helper()
+	return versity(t, true)
+}
+
+func versity(t testing.TB, versioning bool) *S3 {
+	t.Helper()
 	bin := Tool(t, "versitygw", "install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,8 +135,11 @@ func Versity(t testing.TB) *S3 {
 	ln.Close()
 	s := &S3{URL: "http://" + addr, AccessKeyID: "VGWROOT" + randHex(6), SecretAccessKey: randHex(20), Dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--access", s.AccessKeyID, "--secret", s.SecretAccessKey,
-		"--port", addr, "--quiet", "posix", s.Dir)
+	args := []string{"--access", s.AccessKeyID, "--secret", s.SecretAccessKey, "--port", addr, "--quiet", "posix"}
+	if versioning {
+		args = append(args, "--versioning-dir", t.TempDir())
+	}
+	cmd := exec.CommandContext(ctx, bin, append(args, s.Dir)...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID=", "ROOT_SECRET_ACCESS_KEY=")
