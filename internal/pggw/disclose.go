@@ -81,6 +81,28 @@ func readStatement(action, sql string) bool {
 	return readVerb(action) && !hasInto(sql) && callsOnlyPure(sql)
 }
 
+// readQuery reports whether every statement of a simple Query's text is a
+// readStatement, with the text split into statements under either reading
+// of backslashes in plain literals. The gateway's reading (scsOff) is
+// what the upstream last reported, and a query pipelined behind one that
+// changes standard_conforming_strings runs under the new reading before
+// the upstream reports it: "select '\” ; set … --'" is one SELECT with
+// the setting on, a SELECT and a SET with it off.
+func readQuery(sql string) bool {
+	if !mayHoldSeveral(sql) {
+		return readStatement(actionOf(sql), sql)
+	}
+	for _, backslashQuotes := range []bool{false, true} {
+		for _, st := range splitStatements(sql, backslashQuotes) {
+			text := sql[st.start:st.end]
+			if !readStatement(actionOf(text), text) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // hasInto reports whether sql holds the keyword INTO outside literals,
 // quoted identifiers and comments, with either reading of backslashes in
 // plain literals. INTO is reserved, so such a word is the keyword; in a

@@ -17,6 +17,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/scope"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // stallAuth is the fake authority with a recorder that stalls on demand:
@@ -505,4 +506,60 @@ func TestReadOnlyScope(t *testing.T) {
 			t.Errorf("%v: %v, want %v", tc.scope, got, tc.want)
 		}
 	}
+}
+
+// TestReadSplitWithEitherBackslashReading: the gateway learns that
+// standard_conforming_strings changed only when the upstream reports it
+// (ParameterStatus, at the end of the query that changed it). A query the
+// client pipelines behind that one is split with the old reading: with
+// the new one, "select '\” ; set … --'" is a SELECT and then a SET, not
+// one SELECT, and the SET must not run before its record is durable.
+func TestReadSplitWithEitherBackslashReading(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	pc, err := pgconn.Connect(ctx, e.url(g, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	send := func(sql string) {
+		t.Helper()
+		hc.Frontend.Send(&pgproto3.Query{String: sql})
+		if err := hc.Frontend.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server reports the new setting only when this query ends.
+	send("set standard_conforming_strings = off; select pg_sleep(1.5) as mark_scs")
+	for {
+		var n int
+		if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where usename = $1 and state = 'active' and strpos(query, 'mark_scs') > 0",
+			"airlock_"+g.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sa.stall()
+	send(`select '\'' ; set application_name = 'mark_scs_w' --'`)
+	<-sa.entered
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = 'mark_scs_w'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			sa.release(false)
+			t.Fatal("a SET ran upstream before its record was durable")
+		}
+	}
+	sa.release(false)
 }

@@ -217,3 +217,24 @@ func TestReadStatement(t *testing.T) {
 		}
 	}
 }
+
+func TestReadQuery(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"select 1", true},
+		{"select 1; select 2", true},
+		{"select 1; set application_name = 'x'", false},
+		// One SELECT with standard_conforming_strings on, a SELECT and a
+		// SET with it off.
+		{`select '\'' ; set application_name = 'x' --'`, false},
+		// Two SELECTs with it on, a SELECT and a NOTIFY with it off.
+		{`select 'a\'; select '; notify c --'`, false},
+		{`select 'a\', 'b'; select 2`, true},
+	} {
+		if got := readQuery(tc.sql); got != tc.want {
+			t.Errorf("readQuery(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
 		}}
 		c.withPrepared(&call, sql)
-		pend, err := c.request(call, c.readOnly && readStatement(action, sql))
+		pend, err := c.request(call, c.readOnly && readQuery(sql))
 		if err != nil {
 			return err
 		}
@@ -47,11 +47,7 @@ func (c *conn) recordQuery(sql string) error {
 		return nil
 	}
 	// One message: forwarded at once only if every statement may be.
-	async := c.readOnly
-	for _, st := range sts {
-		text := sql[st.start:st.end]
-		async = async && readStatement(actionOf(text), text)
-	}
+	async := c.readOnly && readQuery(sql)
 	count := min(len(sts), maxRecordedStatements)
 	total := strconv.Itoa(len(sts))
 	entries := make([]*entry, 0, count)
