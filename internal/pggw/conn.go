@@ -64,6 +64,9 @@ type conn struct {
 	// readOnly: the grant can only read, so reads are forwarded while
 	// their records are written (disclose.go).
 	readOnly bool
+	// ownObjects: the session has run a statement that may have defined
+	// objects of its own (ownObjects in disclose.go); the client loop's.
+	ownObjects bool
 
 	relay *relayState
 	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')

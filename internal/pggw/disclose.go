@@ -3,6 +3,7 @@ package pggw
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -79,6 +80,42 @@ func readVerb(action string) bool {
 // calls no function but built-ins that only compute (callsOnlyPure).
 func readStatement(action, sql string) bool {
 	return readVerb(action) && !hasInto(sql) && callsOnlyPure(sql)
+}
+
+// A read also reaches what the session itself defined: PUBLIC may create
+// temporary views, functions, types and domains, and a temporary relation
+// hides a table of the same name, so "select * from v" runs whatever the
+// view v the session created calls, with no function named in its text.
+// Once a read-only session has run a statement that may define an object
+// (anything but the actions in definesNothing), its reads wait for their
+// records like writes.
+
+// definesNothing are the actions of statements that define no object a
+// later read could reach. SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE
+// AS make tables, which compute nothing when read.
+var definesNothing = setOf("pg:select", "pg:show", "pg:values", "pg:table", "pg:with", "pg:begin", "pg:start",
+	"pg:commit", "pg:end", "pg:rollback", "pg:abort", "pg:savepoint", "pg:release", "pg:set", "pg:reset", "pg:discard",
+	"pg:close", "pg:deallocate", "pg:declare", "pg:fetch", "pg:move", "pg:listen", "pg:unlisten", "pg:notify",
+	"pg:explain", "pg:lock", "pg:copy", "pg:prepare", "pg:execute", "pg:insert", "pg:update", "pg:delete", "pg:merge",
+	"pg:truncate", "pg:analyze", "pg:vacuum", "pg:checkpoint")
+
+// noteObjects notes, before call's statement is forwarded, that it may
+// define objects of the session's own. Client loop only.
+func (c *conn) noteObjects(call gateway.Call) {
+	if !definesNothing[call.Action] {
+		c.ownObjects = true
+	}
+	for _, u := range call.Also {
+		if action, _, _ := strings.Cut(u, " "); !definesNothing[action] {
+			c.ownObjects = true
+		}
+	}
+}
+
+// mayReadEarly reports whether the session's reads may be forwarded while
+// their records are written. Client loop only.
+func (c *conn) mayReadEarly() bool {
+	return c.readOnly && !c.ownObjects
 }
 
 // readQuery reports whether every statement of a simple Query's text is a

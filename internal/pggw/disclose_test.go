@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -562,4 +563,52 @@ func TestReadSplitWithEitherBackslashReading(t *testing.T) {
 		}
 	}
 	sa.release(false)
+}
+
+// TestReadOfOwnObjectsWaits: PUBLIC may create temporary views, functions
+// and types, which a later SELECT reaches without naming a function (and a
+// temporary relation hides a table of the same name). Once a read-only
+// session has run a statement that can define such objects, its reads
+// wait for their records like writes.
+func TestReadOfOwnObjectsWaits(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	for _, tc := range []struct {
+		name, setup, sql string
+		mode             pgx.QueryExecMode
+	}{
+		{"temp view", "create temp view v as select pg_try_advisory_lock(%d) as l", "select * from v", pgxSimple},
+		{"temp view, extended", "create temp view v as select pg_try_advisory_lock(%d) as l", "select l from v", pgx.QueryExecModeExec},
+		{"temp view in a DO block", "do $$ begin execute 'create temp view v as select pg_try_advisory_lock(%d) as l'; end $$", "table v", pgxSimple},
+		{"temp view hiding a table", "create temp view customers as select pg_try_advisory_lock(%d) as l", "select * from customers", pgxSimple},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := 5150 + len(tc.name)
+			g := e.grant(time.Hour, "pg:select %s.public.customers")
+			c := e.connect(g, "")
+			if _, err := c.Exec(ctx, fmt.Sprintf(tc.setup, key), pgxSimple); err != nil {
+				t.Fatal(err)
+			}
+			sa.stall()
+			errc := make(chan error, 1)
+			go func() { _, err := c.Exec(ctx, tc.sql, tc.mode); errc <- err }()
+			<-sa.entered
+			for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory' and objid = $1", key).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 0 {
+					sa.release(false)
+					t.Fatal("a read of the session's own view took a lock before its record was durable")
+				}
+			}
+			sa.release(false)
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			c.Close(ctx)
+		})
+	}
 }

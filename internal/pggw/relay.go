@@ -525,7 +525,7 @@ func (c *conn) endBatch(sync bool) error {
 	slab := make([]entry, len(r.execs)+1)
 	entries := r.scratch[:0]
 	defer func() { clear(entries); r.scratch = entries[:0] }()
-	async := c.readOnly
+	async := c.mayReadEarly()
 	for i := range r.execs {
 		pe := &r.execs[i]
 		if pe.close != 0 {
@@ -582,6 +582,7 @@ func (c *conn) endBatch(sync bool) error {
 
 // recordRequest makes a request durable, or says why it cannot run.
 func (c *conn) recordRequest(call gateway.Call) error {
+	c.noteObjects(call)
 	if !c.grant.Live(time.Now()) {
 		c.kill(fatal(codeAdminShutdown, grantEndedMessage(c.grant)))
 		return errGrantEnded

@@ -39,7 +39,7 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
 		}}
 		c.withPrepared(&call, sql)
-		pend, err := c.request(call, c.readOnly && readQuery(sql))
+		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql))
 		if err != nil {
 			return err
 		}
@@ -47,7 +47,7 @@ func (c *conn) recordQuery(sql string) error {
 		return nil
 	}
 	// One message: forwarded at once only if every statement may be.
-	async := c.readOnly && readQuery(sql)
+	async := c.mayReadEarly() && readQuery(sql)
 	count := min(len(sts), maxRecordedStatements)
 	total := strconv.Itoa(len(sts))
 	entries := make([]*entry, 0, count)
