@@ -179,6 +179,11 @@ func TestJournalSealNeedsSigningKey(t *testing.T) {
 					if rep.OK != (tc.want == "") {
 						t.Errorf("audit verify: OK=%v, problems %+v", rep.OK, rep.Problems)
 					}
+					if tc.magic != "ALJ2" && rep.Journaled != n2-n1 {
+						// What a start would replay, or (first format, refused)
+						// what the operator must decide on: listed either way.
+						t.Errorf("audit verify counts %d entries only in the journal, want %d", rep.Journaled, n2-n1)
+					}
 					cfg := *e.cfg
 					cfg.DataDir = dir
 					s, err := Open(context.Background(), &cfg, slog.New(slog.DiscardHandler))

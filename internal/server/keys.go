@@ -56,8 +56,8 @@ func sealWeakerThanSigner(dataDir, credFrom, signerFrom string) bool {
 		if p == "" || strings.HasPrefix(p, "$") {
 			return false
 		}
-		d, err1 := filepath.Abs(dataDir)
-		f, err2 := filepath.Abs(p)
+		d, err1 := realPath(dataDir)
+		f, err2 := realPath(p)
 		if err1 != nil || err2 != nil {
 			return false
 		}
@@ -65,4 +65,18 @@ func sealWeakerThanSigner(dataDir, credFrom, signerFrom string) bool {
 		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 	}
 	return inside(credFrom) && !inside(signerFrom)
+}
+
+// realPath is p made absolute with its symbolic links resolved, so that a
+// key reached through a link into data_dir counts as inside it; a path that
+// does not resolve (not there yet) is only made absolute.
+func realPath(p string) (string, error) {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	if r, err := filepath.EvalSymlinks(a); err == nil {
+		return r, nil
+	}
+	return a, nil
 }

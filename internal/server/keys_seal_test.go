@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // The first journal format's seal was only as safe as the credential key
 // it was derived from: with the signing key kept away from data_dir while
@@ -21,5 +25,21 @@ func TestSealWeakerThanSigner(t *testing.T) {
 		if got := sealWeakerThanSigner("/var/lib/airlock", tc.cred, tc.signer); got != tc.want {
 			t.Errorf("credential %s, signer %s: %v, want %v", tc.cred, tc.signer, got, tc.want)
 		}
+	}
+}
+
+// A key file reached through a symbolic link into data_dir is inside it.
+func TestSealWeakerThanSignerResolvesLinks(t *testing.T) {
+	dataDir, elsewhere := t.TempDir(), t.TempDir()
+	cred := filepath.Join(dataDir, "credential.key")
+	if err := os.WriteFile(cred, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(elsewhere, "credential.key")
+	if err := os.Symlink(cred, link); err != nil {
+		t.Fatal(err)
+	}
+	if !sealWeakerThanSigner(dataDir, link, "$AIRLOCK_LOG_SIGNING_KEY") {
+		t.Error("a credential key linked from outside data_dir into it counted as outside")
 	}
 }

@@ -138,6 +138,16 @@ func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir string, in 
 		keys.LegacyTail = seal != nil && !sealWeakerThanSigner(dataDir, credFrom, signerFrom)
 	}
 	es, err := auditlog.ReadJournal(dir, keys, cp)
+	if errors.Is(err, auditlog.ErrLegacyJournal) {
+		// A start refuses them; verify still lists them (counted as
+		// journaled, their state checked) beside the problem, so that the
+		// operator sees what they hold before keeping or dropping them.
+		keys.LegacyTail = true
+		if all, err2 := auditlog.ReadJournal(dir, keys, cp); err2 == nil {
+			es = all
+		}
+		return es, err
+	}
 	if err != nil && len(missing) > 0 {
 		return nil, fmt.Errorf("%w (and %s was not found, so the journal's seals cannot be checked)", err, strings.Join(missing, " and "))
 	}
