@@ -264,7 +264,7 @@ func TestSignInQueueApprove(t *testing.T) {
 		t.Fatalf("approve: %d %s", r.status, r.body)
 	}
 	g := e.grant(pending.ID)
-	if g.Status != model.Active || len(g.Approvals) != 1 || g.Approvals[0].Approver != "alice" || g.Approvals[0].Comment != "ok for the incident" {
+	if g.Status != model.Active || len(g.Approvals) != 1 || g.Approvals[0].Approver != "alice" || g.Approvals[0].Comment != "ok for the incident" || g.Approvals[0].Via != "console" {
 		t.Fatalf("after approve: %s %+v", g.Status, g.Approvals)
 	}
 	gp := b.get("/console/grants/" + pending.ID)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
@@ -179,7 +180,9 @@ func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request, u who) {
 	id := r.PathValue("id")
-	if _, err := h.svc.Approve(r.Context(), u.id, id, r.PostFormValue("comment")); err != nil {
+	// The record says where the decision was made (DESIGN: every decision
+	// is recorded where it is made), as Slack's and webhooks' do.
+	if _, err := h.svc.Approve(grants.WithChannel(r.Context(), "console", ""), u.id, id, r.PostFormValue("comment")); err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
@@ -188,7 +191,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, u who) {
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, u who) {
 	id := r.PathValue("id")
-	if _, err := h.svc.Deny(r.Context(), u.id, id, r.PostFormValue("reason")); err != nil {
+	if _, err := h.svc.Deny(grants.WithChannel(r.Context(), "console", ""), u.id, id, r.PostFormValue("reason")); err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}

@@ -224,7 +224,8 @@ type Approval struct {
 	Policies      []string `json:"policies,omitempty"`
 	PolicySetHash string   `json:"policy_set_hash,omitempty"`
 	// Via names the channel the decision came through when it was not the
-	// API or CLI ("slack"), and SlackUser the Slack user id who clicked.
+	// API or CLI ("slack", "webhook", "console"), and SlackUser the Slack
+	// user id who clicked.
 	Via       string `json:"via,omitempty"`
 	SlackUser string `json:"slack_user,omitempty"`
 }
