@@ -112,6 +112,43 @@ func (c *conn) noteObjects(call gateway.Call) {
 	}
 }
 
+// noCode are the actions of statements that run no code of the database's
+// or the session's: transaction control, settings, notifications. What is
+// not a pure read (readStatement) and not one of these may run a function,
+// a trigger or a DO block, which may replace a named statement (reparse).
+var noCode = setOf("pg:begin", "pg:start", "pg:commit", "pg:end", "pg:rollback", "pg:abort", "pg:savepoint",
+	"pg:release", "pg:set", "pg:reset", "pg:show", "pg:listen", "pg:unlisten", "pg:lock", "pg:prepare",
+	"pg:deallocate", "pg:discard", "pg:close")
+
+// runsCode reports whether a statement of action (read: readStatement) may
+// run code that could replace a named statement: anything but a pure read
+// or one of noCode, and a read too once the session has defined objects of
+// its own (a view of its own runs its function). Client loop only.
+func (c *conn) runsCode(action string, read bool) bool {
+	if read {
+		return c.ownObjects
+	}
+	return !noCode[action]
+}
+
+// queryRunsCode reports whether a simple Query may run code (runsCode),
+// its statements split under either reading of backslashes.
+func (c *conn) queryRunsCode(sql string) bool {
+	if c.ownObjects {
+		return true
+	}
+	for _, backslashQuotes := range []bool{false, true} {
+		for _, st := range splitStatements(sql, backslashQuotes) {
+			text := sql[st.start:st.end]
+			action := actionOf(text)
+			if c.runsCode(action, readStatement(action, text)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // mayReadEarly reports whether the session's reads may be forwarded while
 // their records are written. Client loop only.
 func (c *conn) mayReadEarly() bool {

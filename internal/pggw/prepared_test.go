@@ -1,6 +1,7 @@
 package pggw
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,78 @@ func TestNamedStatementRecordedAsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("SQL PREPARE")
+
+	// Dynamic SQL that does not spell DEALLOCATE or PREPARE out, in a DO
+	// block and in a function of the session's own: the gateway gives the
+	// server the statement again as the client prepared it before the
+	// next Bind, so what runs is what is recorded.
+	for i, swap := range []string{
+		`DO $$ BEGIN EXECUTE 'deal' || 'locate w'; EXECUTE 'pre' || 'pare w as delete from customers where id <= 8'; END $$`,
+		`CREATE FUNCTION pg_temp.swap() RETURNS int LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'deal' || 'locate w'; ` +
+			`EXECUTE 'pre' || 'pare w as delete from customers where id <= 8'; RETURN 1; END $$; SELECT pg_temp.swap()`,
+	} {
+		if _, err := pc.Prepare(ctx, "w", "SELECT 5", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.Exec(ctx, swap).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		r := pc.ExecPrepared(ctx, "w", nil, nil, nil).Read()
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		check(fmt.Sprintf("dynamic SQL %d", i))
+		if len(r.Rows) != 1 || string(r.Rows[0][0]) != "5" {
+			t.Fatalf("dynamic SQL %d: w ran %s, rows %q; want the SELECT 5 the client prepared", i, r.CommandTag, r.Rows)
+		}
+		if err := pc.Deallocate(ctx, "w"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same through the extended protocol, the swap and the Execute in
+	// one batch.
+	if _, err := pc.Prepare(ctx, "x", "SELECT 6", nil); err != nil {
+		t.Fatal(err)
+	}
+	pl = pc.StartPipeline(ctx)
+	pl.SendQueryParams(`DO $$ BEGIN EXECUTE 'deal' || 'locate x'; EXECUTE 'pre' || 'pare x as delete from customers where id <= 9'; END $$`, nil, nil, nil, nil)
+	pl.SendQueryPrepared("x", nil, nil, nil)
+	if err := pl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		res, err := pl.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := res.(*pgconn.PipelineSync); ok || res == nil {
+			break
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			r := rr.Read()
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			for _, row := range r.Rows {
+				got = append(got, string(row[0]))
+			}
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "6" {
+		t.Fatalf("x in one batch with the swap: rows %q, want the SELECT 6 the client prepared", got)
+	}
+	check("dynamic SQL in one batch")
+	var n int
+	if err := e.admin().QueryRow(ctx, "select count(*) from customers where id <= 9 and id > 6").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("customers 7-9: %d left; the swapped-in DELETEs ran", n)
+	}
 
 	// The session still works as a client expects.
 	if _, err := pc.Prepare(ctx, "v", "SELECT 3", nil); err != nil {

@@ -34,13 +34,14 @@ var errRecordFailedInTx = fatal(codeSystemError,
 type entryKind uint8
 
 const (
-	eSimple    entryKind = iota // a Query or FunctionCall: done at ReadyForQuery
-	ePart                       // a statement of a multi-statement Query but its last: done at its CommandComplete
-	eExec                       // an Execute: done at CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
-	eSync                       // a Sync: consumed by its ReadyForQuery
-	eSynthetic                  // an answer the gateway gives itself, in order with upstream answers
-	eClose                      // a client's Close: done at its CloseComplete
-	eSwallow                    // a Close the gateway sent itself: its CloseComplete is not relayed
+	eSimple       entryKind = iota // a Query or FunctionCall: done at ReadyForQuery
+	ePart                          // a statement of a multi-statement Query but its last: done at its CommandComplete
+	eExec                          // an Execute: done at CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
+	eSync                          // a Sync: consumed by its ReadyForQuery
+	eSynthetic                     // an answer the gateway gives itself, in order with upstream answers
+	eClose                         // a client's Close: done at its CloseComplete
+	eSwallow                       // a Close the gateway sent itself: its CloseComplete is not relayed
+	eSwallowParse                  // a Parse the gateway sent itself (reparse): its ParseComplete is not relayed
 )
 
 // entry is one forwarded request awaiting its response, in protocol order.
@@ -71,6 +72,12 @@ type entry struct {
 type stmt struct {
 	action, text string
 	read         bool // readStatement
+	// For a named statement: the Parse as the client sent it (query and
+	// parameter types), and the session's code generation (relayState.code)
+	// when the server last got it from the gateway (see reparse).
+	query string
+	oids  []uint32
+	gen   uint64
 }
 
 func newStmt(sql string) stmt {
@@ -119,6 +126,11 @@ type relayState struct {
 	unnamedP portal
 	bind     bindMsg
 	undo     []undoOp // the current batch's changes to the maps
+	// code counts the statements forwarded that may have run code of the
+	// database's or the session's (a DO block, a function, a trigger, a
+	// view of the session's own): such code can DEALLOCATE and PREPARE a
+	// named statement again with dynamic SQL the gateway cannot read.
+	code uint64
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
@@ -323,6 +335,9 @@ func (c *conn) clientMessage(raw []byte) error {
 		if err := c.recordQuery(sql); err != nil {
 			return c.refuseStatement(err, true)
 		}
+		if len(r.stmts) > 0 && c.queryRunsCode(sql) {
+			r.code++
+		}
 		_, err := r.uw.Write(raw)
 		return upErr(err)
 	case 'F':
@@ -415,7 +430,9 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many prepared statements; close some"}
 			} else {
 				r.saveStmt(m.Name)
-				r.stmts[m.Name] = newStmt(m.Query)
+				st := newStmt(m.Query)
+				st.query, st.oids, st.gen = m.Query, m.ParameterOIDs, r.code
+				r.stmts[m.Name] = st
 				// The server keeps an existing statement of this name
 				// (42P05) and the client's next Bind would run it: close
 				// it first, so that the name holds this statement or none.
@@ -431,6 +448,9 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		st, ok := r.unnamed, true
 		if len(m.stmt) > 0 {
 			st, ok = r.stmts[string(m.stmt)]
+			if ok && st.gen != r.code {
+				st = r.reparse(string(m.stmt), st)
+			}
 		}
 		if !ok {
 			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>")
@@ -468,6 +488,16 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			pe.p, pe.found = r.portals[pe.portal]
 		}
 		r.execs = append(r.execs, pe)
+		if len(r.stmts) > 0 {
+			// Noted now, not when the batch is recorded, so that a
+			// statement later in this batch sees it.
+			if !pe.found || !definesNothing[pe.p.stmt.action] {
+				c.ownObjects = true
+			}
+			if !pe.found || c.runsCode(pe.p.stmt.action, pe.p.stmt.read) {
+				r.code++
+			}
+		}
 	case 'C':
 		var m pgproto3.Close
 		if m.Decode(body) != nil {
@@ -710,7 +740,7 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 	if c.dead {
 		return false
 	}
-	if raw[0] == '3' && c.swallowed() {
+	if (raw[0] == '3' || raw[0] == '1') && c.swallowed(raw[0]) {
 		if flush {
 			return c.cw.Flush() == nil
 		}
@@ -838,11 +868,11 @@ func (c *conn) observe(raw []byte) {
 				}
 				c.complete(h)
 			}
-		case eExec, eClose, eSwallow:
+		case eExec, eClose, eSwallow, eSwallowParse:
 			// The backend skips the rest of the batch up to Sync: the
 			// first Execute at or after the failure gets its error.
 			first := true
-			for ; h != nil && (h.kind == eExec || h.kind == eClose || h.kind == eSwallow); h = r.front() {
+			for ; h != nil && (h.kind == eExec || h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse); h = r.front() {
 				if h.kind != eExec {
 					r.pop()
 					continue
@@ -860,8 +890,8 @@ func (c *conn) observe(raw []byte) {
 		if len(raw) > 5 {
 			c.txs.Store(uint32(raw[5]))
 		}
-		for h != nil && (h.kind == eExec || h.kind == ePart || h.kind == eClose || h.kind == eSwallow) {
-			if h.kind == eClose || h.kind == eSwallow {
+		for h != nil && (h.kind == eExec || h.kind == ePart || h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse) {
+			if h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse {
 				r.pop()
 				h = r.front()
 				continue
@@ -948,18 +978,57 @@ func (c *conn) recordResults() {
 	r.done = r.done[:0]
 }
 
-// swallowed reports whether a CloseComplete answers a Close the gateway
-// sent itself (and drops that entry); wmu held.
-func (c *conn) swallowed() bool {
+// swallowed reports whether a CloseComplete ('3') or ParseComplete ('1')
+// answers a Close or Parse the gateway sent itself (and drops that entry);
+// wmu held. A client's own ParseComplete comes while something else is at
+// the front: the gateway's Parse always follows its Close, whose entry is
+// at the front until its CloseComplete.
+func (c *conn) swallowed(typ byte) bool {
 	r := c.relay
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
-	if h := r.front(); h != nil && h.kind == eSwallow {
+	want := eSwallow
+	if typ == '1' {
+		want = eSwallowParse
+	}
+	if h := r.front(); h != nil && h.kind == want {
 		r.pop()
 		c.emitSynthetic()
 		return true
 	}
 	return false
+}
+
+// reparse gives the server named statement name again as the client
+// prepared it (Close, then the client's Parse, their answers swallowed),
+// ahead of a Bind, when statements that may have run code were forwarded
+// since the server last got it from the gateway: dynamic SQL in a DO block
+// or a function ('deal'||'locate') can replace a name without spelling out
+// what mayChangePrepared looks for, and the Execute would then run one
+// statement and be recorded as another. It returns st as now held.
+func (r *relayState) reparse(name string, st stmt) stmt {
+	r.saveStmt(name)
+	r.batch = appendClose(r.batch, 'S', name)
+	r.execs = append(r.execs, pendingExec{close: eSwallow})
+	r.batch = appendParse(r.batch, name, st.query, st.oids)
+	r.execs = append(r.execs, pendingExec{close: eSwallowParse})
+	st.gen = r.code
+	r.stmts[name] = st
+	return st
+}
+
+// appendParse appends a Parse message.
+func appendParse(b []byte, name, query string, oids []uint32) []byte {
+	n := 4 + len(name) + 1 + len(query) + 1 + 2 + 4*len(oids)
+	b = append(b, 'P', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	b = append(b, name...)
+	b = append(b, 0)
+	b = append(b, query...)
+	b = append(b, 0, byte(len(oids)>>8), byte(len(oids)))
+	for _, o := range oids {
+		b = append(b, byte(o>>24), byte(o>>16), byte(o>>8), byte(o))
+	}
+	return b
 }
 
 // appendClose appends a Close message for a statement ('S') or portal ('P').
