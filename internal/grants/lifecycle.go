@@ -134,6 +134,7 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 
 	unlock := s.lock(g.ID)
 	defer unlock()
+	gen := s.rep.rereads.Load()
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		// Checked again in the transaction that creates the grant: the
 		// directory may not yet know of a disable committed meanwhile (on
@@ -156,6 +157,7 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	switch g.Status {
 	case model.Active:
 		s.activateInMemory(g)
+		s.recheck(ctx, g.ID, gen)
 	case model.Pending:
 		s.armCancel(g)
 	}
@@ -340,6 +342,7 @@ func (s *Service) getForDecision(ctx context.Context, caller model.Identity, id,
 
 // Approve activates a pending grant on a permitted person's say-so.
 func (s *Service) Approve(ctx context.Context, caller model.Identity, id, comment string) (model.Grant, error) {
+	gen := s.rep.rereads.Load()
 	return s.decidePending(ctx, caller, id, "approve", "comment", comment, false,
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			s.activate(g, a.At)
@@ -350,6 +353,7 @@ func (s *Service) Approve(ctx context.Context, caller model.Identity, id, commen
 		},
 		func(out model.Grant) {
 			s.activateInMemory(out)
+			s.recheck(ctx, out.ID, gen)
 			s.logger.Info("grant approved", "grant", id, "approver", caller.Name)
 		})
 }

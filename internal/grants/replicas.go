@@ -66,6 +66,10 @@ type replicas struct {
 
 	ready    atomic.Bool
 	failures atomic.Int64 // notices that could not be applied, ever
+	// rereads counts the re-reads of every grant (reconcile) begun. A
+	// grant read (or committed) before one began, and put in memory after
+	// it looked at memory, may have been passed by: see syncGrantLocked.
+	rereads  atomic.Int64
 	whyMu    sync.Mutex
 	why      error         // why not ready
 	readyCh  chan struct{} // closed at the first readiness
@@ -298,6 +302,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 	// A notice that fails while this runs may concern a change this
 	// re-read saw before it committed: then the re-read does not count.
 	failures := s.rep.failures.Load()
+	s.rep.rereads.Add(1)
 	idents, err := s.st.Identities(ctx)
 	if err != nil {
 		return fmt.Errorf("grants: re-reading identities: %w", err)
@@ -359,14 +364,51 @@ func (s *Service) reconcile(ctx context.Context) error {
 func (s *Service) syncGrant(ctx context.Context, id string, settle bool) error {
 	unlock := s.lock(id)
 	defer unlock()
-	g, err := s.st.Grant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+	return s.syncGrantLocked(ctx, id, settle)
+}
+
+// syncGrantLocked is syncGrant with the grant's lock held. If a re-read of
+// every grant (reconcile) began while it read and applied the grant, it
+// reads it again: that re-read follows a listener reconnection, so a
+// change this read predates may have had its notice lost, and the re-read
+// may have looked at memory before this applied the grant, and found it
+// neither open in the store nor here (an active grant revoked meanwhile
+// would then be served until its expiry).
+func (s *Service) syncGrantLocked(ctx context.Context, id string, settle bool) error {
+	for {
+		gen := s.rep.rereads.Load()
+		g, err := s.st.Grant(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.applyRecord(ctx, g, settle); err != nil {
+			return err
+		}
+		if s.rep.rereads.Load() == gen {
+			return nil
+		}
 	}
-	if err != nil {
-		return err
+}
+
+// recheck follows this replica's own activation of grant id in memory
+// (its lock held), committed when s.rep.rereads was gen: if a re-read of
+// every grant began since, it may have passed the grant by (see
+// syncGrantLocked), so the grant is read again. If it cannot be, the
+// replica stops serving until a re-read of all succeeds.
+func (s *Service) recheck(ctx context.Context, id string, gen int64) {
+	if s.rep.notifier == nil || s.rep.rereads.Load() == gen {
+		return
 	}
-	return s.applyRecord(ctx, g, settle)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.syncGrantLocked(ctx, id, true); err != nil {
+		s.setReady(fmt.Errorf("grants: re-reading %s after a reconciliation: %w", id, err))
+		s.logger.Error("could not re-read a grant activated during a reconciliation; refusing grants until re-read", "grant", id, "err", err)
+		go s.retryReconcile()
+	}
 }
 
 // applyRecord makes this replica's state of g match its stored record;

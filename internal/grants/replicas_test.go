@@ -63,10 +63,20 @@ func (n *testNotifier) Run(ctx context.Context, changed func(string, string), co
 	})
 }
 
-// countingStore counts the credential reads of cache misses.
+// countingStore counts the credential reads of cache misses. afterGrant,
+// if set, runs after each read of one grant (Grant), before it returns.
 type countingStore struct {
 	*pgstore.Store
-	reads atomic.Int64
+	reads      atomic.Int64
+	afterGrant atomic.Pointer[func(id string)]
+}
+
+func (c *countingStore) Grant(ctx context.Context, id string) (model.Grant, error) {
+	g, err := c.Store.Grant(ctx, id)
+	if f := c.afterGrant.Load(); f != nil {
+		(*f)(id)
+	}
+	return g, err
 }
 
 func (c *countingStore) GrantByCredential(ctx context.Context, id string) (model.Grant, error) {
