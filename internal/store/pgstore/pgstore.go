@@ -216,9 +216,32 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("pgstore: begin: waiting for the writer: %w", context.Cause(ctx))
 	}
+	for attempt := 0; ; attempt++ {
+		t, err := s.begin(ctx)
+		if err == nil {
+			return t, nil
+		}
+		// An idle connection of the pool that the network cut since it
+		// was last used fails at once, with nothing done on the server
+		// (a broken connection ends its transaction and releases the
+		// lock): the batch need not fail for it. Once, with a new one.
+		var pgErr *pgconn.PgError
+		if attempt == 0 && ctx.Err() == nil && !errors.As(err, &pgErr) && errors.Is(err, errBrokenConn) {
+			continue
+		}
+		s.writer <- struct{}{}
+		return nil, err
+	}
+}
+
+// errBrokenConn marks a begin that failed because its connection was
+// broken (closed by the network or the server) before anything ran.
+var errBrokenConn = errors.New("connection broken")
+
+// begin is one attempt of Begin, the writer's token held.
+func (s *Store) begin(ctx context.Context) (*Tx, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		s.writer <- struct{}{}
 		return nil, fmt.Errorf("pgstore: begin: %w", err)
 	}
 	// BEGIN, the writers' lock and the log's head go in one round trip
@@ -255,8 +278,11 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 		err = cerr
 	}
 	if err != nil {
+		broken := conn.Conn().IsClosed()
 		t.abandon()
-		s.writer <- struct{}{}
+		if broken {
+			return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w: %w", errBrokenConn, err)
+		}
 		return nil, fmt.Errorf("pgstore: begin: waiting for another process's writer: %w", err)
 	}
 	return t, nil
