@@ -65,6 +65,35 @@ func (s *Store) ScanLog(ctx context.Context, from, to int64, fn func(store.LogEn
 	return nil
 }
 
+// ScanLeafHashes calls fn with the sequence number and stored leaf hash of
+// every entry with from <= Seq < to, in Seq order, without their bytes:
+// for a replica that follows the tree others grow (auditlog's follower),
+// which needs only the hashes. It stops at fn's first error and returns it.
+func (s *Store) ScanLeafHashes(ctx context.Context, from, to int64, fn func(seq int64, hash []byte) error) error {
+	if to <= from {
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, "SELECT seq, leaf_hash FROM log_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", from, to)
+	if err != nil {
+		return fmt.Errorf("pgstore: scan leaf hashes: %w", err)
+	}
+	defer rows.Close()
+	var seq int64
+	var h []byte
+	for rows.Next() {
+		if err := rows.Scan(&seq, &h); err != nil {
+			return fmt.Errorf("pgstore: scan leaf hashes: %w", err)
+		}
+		if err := fn(seq, h); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: scan leaf hashes: %w", err)
+	}
+	return nil
+}
+
 // LogEntries returns the entries matching f in Seq order.
 func (s *Store) LogEntries(ctx context.Context, f store.LogFilter) ([]store.LogEntry, error) {
 	q, p := logEntriesQuery(f)
