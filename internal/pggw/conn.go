@@ -75,8 +75,10 @@ type conn struct {
 	upc atomic.Pointer[net.Conn]
 	// panicked is set when one of the connection's goroutines panicked.
 	panicked atomic.Bool
-	// startupSlot is held until the startup phase ends.
-	startupSlot bool
+	// startupSlot is held until the startup phase ends; it counts
+	// against startupSource's share (acquireStartup).
+	startupSlot   bool
+	startupSource string
 	// scsOff: upstream reports standard_conforming_strings off, so plain
 	// literals take backslash escapes (for the tokenizer).
 	scsOff atomic.Bool
@@ -107,7 +109,7 @@ func newConn(g *Gateway, nc net.Conn) *conn {
 func (c *conn) endStartup() {
 	if c.startupSlot {
 		c.startupSlot = false
-		c.gw.releaseStartup()
+		c.gw.releaseStartup(c.startupSource)
 	}
 }
 

@@ -70,6 +70,11 @@ type Options struct {
 	// it a new connection is refused at once with FATAL 53300
 	// (too_many_connections).
 	MaxStartups int
+	// MaxStartupsPerHost bounds those of one source (an IPv4 address, an
+	// IPv6 /64), so that one client cannot hold every slot; 16 if zero,
+	// never more than MaxStartups. Beyond it the connection is refused
+	// the same way.
+	MaxStartupsPerHost int
 	// ParkIdleAfter is about how long a session's relay loop waits for
 	// its socket before, if the session is idle (nothing in flight), it
 	// parks the socket and its goroutine ends (see park.go); 20ms if zero,
@@ -97,6 +102,10 @@ type Gateway struct {
 
 	// startups holds one token per connection in its startup phase.
 	startups chan struct{}
+	// startupsBySource counts the startup slots each source holds
+	// (startupSource), under startupMu.
+	startupMu        sync.Mutex
+	startupsBySource map[string]int
 	// panics counts panics contained to their connection; panicHook is the
 	// tests' way to cause one.
 	panics    panicCounter
@@ -156,8 +165,12 @@ func New(o Options) (*Gateway, error) {
 	if o.MaxStartups <= 0 {
 		o.MaxStartups = defaultMaxStartups
 	}
+	if o.MaxStartupsPerHost <= 0 {
+		o.MaxStartupsPerHost = defaultMaxStartupsPerHost
+	}
+	o.MaxStartupsPerHost = min(o.MaxStartupsPerHost, o.MaxStartups)
 	g := &Gateway{
-		o: o, log: o.Logger.With("gateway", "postgres"), startups: make(chan struct{}, o.MaxStartups), scram: newVerifiers(),
+		o: o, log: o.Logger.With("gateway", "postgres"), startups: make(chan struct{}, o.MaxStartups), startupsBySource: map[string]int{}, scram: newVerifiers(),
 		targets: map[string]*target{}, grants: map[string]*grantState{},
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}
@@ -404,14 +417,16 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		if !g.acquireStartup() {
-			g.refuseBusy(nc)
+		source := startupSource(nc.RemoteAddr())
+		if why := g.acquireStartup(source); why != "" {
+			g.refuseBusy(nc, why)
 			continue
 		}
 		c := newConn(g, nc)
 		c.srv = srv
+		c.startupSource = source
 		if !g.track(c) {
-			g.releaseStartup()
+			g.releaseStartup(source)
 			nc.Close()
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,12 @@ import (
 // a session that is up no longer counts.
 const defaultMaxStartups = 64
 
+// defaultMaxStartupsPerHost is how many of those one source may hold when
+// Options.MaxStartupsPerHost is zero: a client that opens connections and
+// never finishes their startup cannot take every slot and keep everyone
+// else out for as long as it keeps doing so.
+const defaultMaxStartupsPerHost = 16
+
 const (
 	codeTooManyConnections = "53300" // too_many_connections
 	codeInternalError      = "XX000" // internal_error
@@ -30,27 +37,71 @@ const (
 // tooManyMessage is the error a connection over the startup cap gets.
 const tooManyMessage = "airlock: too many connections are authenticating; try again shortly"
 
-// acquireStartup takes a startup slot, or reports that none is free.
-func (g *Gateway) acquireStartup() bool {
+// acquireStartup takes a startup slot for a connection from source (see
+// startupSource), or returns why none is free: all of them are taken, or
+// source holds its share.
+func (g *Gateway) acquireStartup(source string) (refused string) {
 	select {
 	case g.startups <- struct{}{}:
-		return true
 	default:
-		return false
+		return "too many connections in startup"
 	}
+	if source == "" {
+		return ""
+	}
+	g.startupMu.Lock()
+	defer g.startupMu.Unlock()
+	if g.startupsBySource[source] >= g.o.MaxStartupsPerHost {
+		<-g.startups
+		return "too many connections in startup from this source"
+	}
+	g.startupsBySource[source]++
+	return ""
 }
 
-func (g *Gateway) releaseStartup() { <-g.startups }
+// releaseStartup gives back a slot acquireStartup took for source.
+func (g *Gateway) releaseStartup(source string) {
+	if source != "" {
+		g.startupMu.Lock()
+		if n := g.startupsBySource[source] - 1; n > 0 {
+			g.startupsBySource[source] = n
+		} else {
+			delete(g.startupsBySource, source)
+		}
+		g.startupMu.Unlock()
+	}
+	<-g.startups
+}
+
+// startupSource is the source a connection's startup slot counts against:
+// its IPv4 address, or its IPv6 address's /64 (what one host is commonly
+// given). "" (not an IP peer) counts against the global cap only.
+func startupSource(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return ""
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
 
 // refuseBusy answers a connection over the startup cap at once, as
 // PostgreSQL does when it has too many clients: FATAL 53300, then close,
 // without reading anything. The attempt goes to the Authority, which counts
 // a flood of them into a summary rather than a log entry each.
-func (g *Gateway) refuseBusy(nc net.Conn) {
+func (g *Gateway) refuseBusy(nc net.Conn, reason string) {
 	client := nc.RemoteAddr().String()
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	defer cancel()
-	rej := gateway.Rejection{Gateway: "postgres", Client: client, Reason: "too many connections in startup"}
+	rej := gateway.Rejection{Gateway: "postgres", Client: client, Reason: reason}
 	if err := g.o.Authority.Reject(ctx, rej); err != nil {
 		g.log.Error("recording a refused connection failed", "client", client, "reason", rej.Reason, "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -318,5 +319,49 @@ func TestFloodOfBadStartups(t *testing.T) {
 	}
 	if seen != total {
 		t.Errorf("the log accounts for %d attempts, want %d: %+v %+v", seen, total, ones, sums)
+	}
+}
+
+// One source that opens hundreds of connections and never finishes their
+// startup holds at most MaxStartupsPerHost slots: a client from another
+// address still gets in, instead of 53300 for as long as the flood lasts.
+func TestStartupFloodFromOneSourceLeavesRoomForOthers(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.StartupTimeout = time.Minute })
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	const flood = 300
+	var stalled []net.Conn
+	t.Cleanup(func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	})
+	for range flood {
+		c, err := net.DialTimeout("tcp", e.addr.String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+		// Half a startup packet: an accepted connection holds its slot.
+		_, _ = c.Write([]byte{0, 0, 0, 40})
+	}
+	// Accepted in order: the flood's connections are all in the gateway
+	// before this one (from 127.0.0.2).
+	cfg, err := pgx.ParseConfig(e.url(g, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	cfg.DialFunc = d.DialContext
+	ctx := ctxT(t, 15*time.Second)
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("a client from another address during the flood: %v", err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.gw.startups); n > defaultMaxStartupsPerHost {
+		t.Errorf("the flood holds %d startup slots, want at most %d", n, defaultMaxStartupsPerHost)
 	}
 }
