@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -393,6 +394,22 @@ func int16s(u []uint16) []int16 {
 	return out
 }
 
+// What the gateway keeps for a batch's messages until its end, besides
+// their bytes: an Execute's or a Close's pending record (and, at the end,
+// its queue entry), and the map changes it may have to undo. An Execute
+// is 10 bytes on the wire; counted by its bytes alone, a batch bounded to
+// twice MaxMessageBytes held ten times that.
+const (
+	execCost = int(unsafe.Sizeof(pendingExec{}) + unsafe.Sizeof(entry{}))
+	undoCost = int(unsafe.Sizeof(undoOp{}))
+)
+
+// batchCost is what the current batch holds with a next message of n
+// bytes (which may add one pending record).
+func (r *relayState) batchCost(n int) int {
+	return len(r.batch) + n + (len(r.execs)+1)*execCost + len(r.undo)*undoCost
+}
+
 // extended buffers one extended-protocol message; Sync and Flush end the
 // batch, which is recorded, then forwarded as a whole.
 func (c *conn) extended(typ byte, raw []byte) error {
@@ -405,7 +422,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		}
 		return nil
 	}
-	if len(r.batch)+len(raw) > 2*c.gw.o.MaxMessageBytes {
+	if r.batchCost(len(raw)) > 2*c.gw.o.MaxMessageBytes {
 		return fatal(codeProgramLimit, "airlock: too many extended-protocol messages without Sync or Flush")
 	}
 	switch typ {
