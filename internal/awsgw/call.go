@@ -203,6 +203,7 @@ func (c *call) reject(e *s3err.Error) {
 		rj.GrantID, rj.Target = c.gr.ID, c.gr.Target
 	}
 	c.gw.recordRejection(c.r.Context(), rj)
+	c.boundLeftover()
 	c.fail(e)
 }
 
@@ -218,7 +219,25 @@ func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 		}
 		sess.done()
 	}
+	c.boundLeftover()
 	c.fail(e)
+}
+
+// leftoverBodyTime bounds how long the client may take to send what is
+// left of the body of a call answered without forwarding it (a var for
+// tests).
+var leftoverBodyTime = drainTime
+
+// boundLeftover bounds net/http's read of the rest of the body of a call
+// refused before anything was forwarded (reject, deny): before it writes
+// the answer, net/http reads what the client declared (up to 256 KiB)
+// and has not sent yet, and the gateway's server has no ReadTimeout
+// (uploads stream). Without a deadline a client that declares a body and
+// sends none, with no credential at all, holds its connection and a
+// goroutine for ever. No cut is armed yet on these paths, so this never
+// loosens one.
+func (c *call) boundLeftover() {
+	_ = http.NewResponseController(c.w).SetReadDeadline(time.Now().Add(leftoverBodyTime))
 }
 
 // readBodyForChecks reads (and verifies) a body whose content decides the
