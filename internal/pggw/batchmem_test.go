@@ -2,6 +2,9 @@ package pggw
 
 import (
 	"bytes"
+	"context"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +43,38 @@ func TestBatchOfTinyMessagesBounded(t *testing.T) {
 	errs := readErrors(t, hc.Conn, 5*time.Second)
 	if len(errs) != 1 || errs[0].Code != codeProgramLimit || errs[0].Severity != "FATAL" {
 		t.Fatalf("errors = %+v, want one FATAL %s", errs, codeProgramLimit)
+	}
+}
+
+// A Query of many tiny statements ("a;a;…", one every two bytes) is
+// recorded without the gateway holding a slice of all of them, which
+// took eight times the message's size (and more while it grew), every
+// time the text was split.
+func TestQueryOfTinyStatementsBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 30*time.Second)
+	pc, err := pgconn.Connect(ctx, e.url(g, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(context.Background())
+	const size = 8 << 20
+	sql := strings.Repeat("a;", size/2)
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	_, err = pc.Exec(ctx, sql).ReadAll()
+	runtime.ReadMemStats(&m1)
+	if pgCode(err) != "42601" { // syntax error at the first "a"
+		t.Fatalf("err = %v, want a syntax error", err)
+	}
+	n := m1.TotalAlloc - m0.TotalAlloc
+	t.Logf("a %d MiB query allocated %d MiB", size>>20, n>>20)
+	if n > 8*size {
+		t.Errorf("a %d MiB query allocated %d MiB, want at most %d", size>>20, n>>20, 8*size>>20)
+	}
+	if calls := e.requests(g); len(calls) != maxRecordedStatements {
+		t.Errorf("%d requests recorded, want %d", len(calls), maxRecordedStatements)
 	}
 }

@@ -166,15 +166,14 @@ func readQuery(sql string) bool {
 	if !mayHoldSeveral(sql) {
 		return readStatement(actionOf(sql), sql)
 	}
+	read := true
 	for _, backslashQuotes := range []bool{false, true} {
-		for _, st := range splitStatements(sql, backslashQuotes) {
+		eachStatement(sql, backslashQuotes, func(st sqlStatement) {
 			text := sql[st.start:st.end]
-			if !readStatement(actionOf(text), text) {
-				return false
-			}
-		}
+			read = read && readStatement(actionOf(text), text)
+		})
 	}
-	return true
+	return read
 }
 
 // hasInto reports whether sql holds the keyword INTO outside literals,

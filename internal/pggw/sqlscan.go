@@ -229,8 +229,17 @@ type sqlStatement struct {
 // splitStatements splits sql into its statements at ";", skipping the
 // empty ones. backslashQuotes is standard_conforming_strings off.
 func splitStatements(sql string, backslashQuotes bool) []sqlStatement {
-	sc := scanner{s: sql, backslashQuotes: backslashQuotes}
 	var out []sqlStatement
+	eachStatement(sql, backslashQuotes, func(st sqlStatement) { out = append(out, st) })
+	return out
+}
+
+// eachStatement calls f with each statement of sql, in order, as
+// splitStatements finds them, without holding them: a Query of "a;a;…"
+// has a statement every two bytes, and their slice took eight times the
+// message's size.
+func eachStatement(sql string, backslashQuotes bool, f func(sqlStatement)) {
+	sc := scanner{s: sql, backslashQuotes: backslashQuotes}
 	seg, has := 0, false
 	emit := func(end int) {
 		if has {
@@ -241,7 +250,7 @@ func splitStatements(sql string, backslashQuotes bool) []sqlStatement {
 			for st.end > st.start && isSpace(sql[st.end-1]) {
 				st.end--
 			}
-			out = append(out, st)
+			f(st)
 		}
 	}
 	// The BEGIN ATOMIC tracking, per statement, as psql does it.
@@ -278,7 +287,6 @@ func splitStatements(sql string, backslashQuotes bool) []sqlStatement {
 		}
 	}
 	emit(len(sql))
-	return out
 }
 
 // authChangeMessage is the error a statement that changes a role's

@@ -28,11 +28,32 @@ const maxRecordedStatements = 64
 // own CommandComplete; after an error the rest are "not run".
 func (c *conn) recordQuery(sql string) error {
 	r := c.relay
+	// The first maxRecordedStatements statements; of the rest, only how
+	// many, where the last ends and their actions (tailAlso) are kept.
 	var sts []sqlStatement
+	n, tailEnd := 0, 0
+	var tailAction string
+	var tailAlso []string
 	if mayHoldSeveral(sql) {
-		sts = splitStatements(sql, c.scsOff.Load())
+		eachStatement(sql, c.scsOff.Load(), func(st sqlStatement) {
+			n++
+			if len(sts) < maxRecordedStatements {
+				sts = append(sts, st)
+				if len(sts) == maxRecordedStatements {
+					last := sts[len(sts)-1]
+					tailAction, tailEnd = actionOf(sql[last.start:last.end]), last.end
+				}
+				return
+			}
+			tailEnd = st.end
+			if a := actionOf(sql[st.start:st.end]); a != tailAction {
+				if u := a + " " + c.t.db; !contains(tailAlso, u) {
+					tailAlso = append(tailAlso, u)
+				}
+			}
+		})
 	}
-	if len(sts) <= 1 {
+	if n <= 1 {
 		r.n++
 		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
@@ -48,24 +69,19 @@ func (c *conn) recordQuery(sql string) error {
 	}
 	// One message: forwarded at once only if every statement may be.
 	async := c.mayReadEarly() && readQuery(sql)
-	count := min(len(sts), maxRecordedStatements)
-	total := strconv.Itoa(len(sts))
+	count := len(sts)
+	total := strconv.Itoa(n)
 	entries := make([]*entry, 0, count)
 	for i := range count {
 		text := sql[sts[i].start:sts[i].end]
 		action := actionOf(text)
 		part := strconv.Itoa(i+1) + "/" + total
 		var also []string
-		if i == count-1 && count < len(sts) {
+		if i == count-1 && count < n {
 			// The rest of the query, in one request.
-			text = sql[sts[i].start:sts[len(sts)-1].end]
+			text = sql[sts[i].start:tailEnd]
 			part = strconv.Itoa(i+1) + "-" + total + "/" + total
-			for _, st := range sts[i+1:] {
-				u := actionOf(sql[st.start:st.end]) + " " + c.t.db
-				if u != action+" "+c.t.db && !contains(also, u) {
-					also = append(also, u)
-				}
-			}
+			also = tailAlso
 		}
 		r.n++
 		ns := strconv.FormatInt(r.n, 10)
@@ -167,10 +183,14 @@ func (c *conn) inTransaction() bool {
 // offendingStatement returns the statement of sql that changesAuth
 // refuses, for the recording's action.
 func (c *conn) offendingStatement(sql string) string {
-	for _, st := range splitStatements(sql, c.scsOff.Load()) {
-		if s := sql[st.start:st.end]; changesAuth(s) {
-			return s
+	found := ""
+	eachStatement(sql, c.scsOff.Load(), func(st sqlStatement) {
+		if s := sql[st.start:st.end]; found == "" && changesAuth(s) {
+			found = s
 		}
+	})
+	if found != "" {
+		return found
 	}
 	return sql
 }
