@@ -137,16 +137,18 @@ func (c *conn) queryRunsCode(sql string) bool {
 	if c.ownObjects {
 		return true
 	}
+	runs := false
 	for _, backslashQuotes := range []bool{false, true} {
-		for _, st := range splitStatements(sql, backslashQuotes) {
+		eachStatement(sql, backslashQuotes, func(st sqlStatement) {
+			if runs {
+				return
+			}
 			text := sql[st.start:st.end]
 			action := actionOf(text)
-			if c.runsCode(action, readStatement(action, text)) {
-				return true
-			}
-		}
+			runs = c.runsCode(action, readStatement(action, text))
+		})
 	}
-	return false
+	return runs
 }
 
 // mayReadEarly reports whether the session's reads may be forwarded while
