@@ -159,6 +159,16 @@ func (c *call) serve() {
 // the grant ended and why; to anyone else an ended grant's key is unknown.
 func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 	g := c.gw
+	if signedService(c.r) != "s3" {
+		// The verifier reads a service call's body (HashBody, up to 6 MB)
+		// before the signature is checked: anyone who knows a live access
+		// key id (a presigned URL shows one) could otherwise trickle it and
+		// hold the connection for as long as they liked. S3 bodies stream
+		// after the check, without a deadline.
+		rc := http.NewResponseController(c.w)
+		_ = rc.SetReadDeadline(time.Now().Add(preAuthBodyTime))
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
 	auth, err := g.verifier.VerifyWith(c.r, func(id string) (string, string, error) {
 		c.credID = id
 		if gr, err := g.auth.Lookup(id); err == nil {
@@ -222,6 +232,11 @@ func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 	c.boundLeftover()
 	c.fail(e)
 }
+
+// preAuthBodyTime bounds how long a call to a service other than S3 may
+// take to send its body (at most 6 MB) before its signature is checked (a
+// var for tests).
+var preAuthBodyTime = 30 * time.Second
 
 // leftoverBodyTime bounds how long the client may take to send what is
 // left of the body of a call answered without forwarding it (a var for
