@@ -3,6 +3,7 @@ package auditlog
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -274,8 +275,13 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 		}
 		l.witness = startWitness(opts.WitnessPath)
 		if opts.Shared {
-			fl := &follower{l: l, f: l.tree}
-			l.witness.check = fl.check
+			fl := &follower{l: l, f: l.tree, path: opts.WitnessPath + frontierSuffix}
+			if f, ok := loadFrontier(fl.path, opts.WitnessPath); ok {
+				// Where this replica left off: after a restart, a head
+				// that does not extend it is caught as before.
+				fl.f = f
+			}
+			l.witness.check, l.witness.saved = fl.check, fl.save
 		}
 	}
 	if cp := l.latest.Load(); cp.Size > 0 {
@@ -1031,8 +1037,10 @@ func b64(b []byte) string {
 type witness struct {
 	path string
 	// check, if set, is asked before a checkpoint replaces the file: an
-	// error keeps the file as it is (see follower).
+	// error keeps the file as it is (see follower); saved is called once
+	// the file holds it.
 	check func(size int64, root []byte) error
+	saved func()
 	mu    sync.Mutex
 	next  []byte // newest checkpoint not yet written
 	size  int64  // and its size and root
@@ -1102,6 +1110,9 @@ func (w *witness) flush() {
 		}
 	}
 	err := writeFileAtomic(w.path, msg, 0o644)
+	if err == nil && w.saved != nil {
+		w.saved()
+	}
 	w.mu.Lock()
 	w.err = err
 	w.mu.Unlock()
@@ -1211,8 +1222,55 @@ type leafHashScanner interface {
 }
 
 type follower struct {
-	l *Log
-	f frontier // the tree at the newest checkpoint checked
+	l    *Log
+	f    frontier // the tree at the newest checkpoint checked
+	path string   // where f is kept beside the witness file (save)
+}
+
+// frontierSuffix names the file beside a shared log's witness file that
+// keeps the tree's frontier at the witness file's checkpoint (the roots of
+// its perfect subtrees, as in store.Checkpoint.Frontier): a replica that
+// restarts resumes its check from it, so that a head that does not extend
+// what it saw before the restart is still caught.
+const frontierSuffix = ".frontier"
+
+// save keeps the frontier of the checkpoint the witness file now holds.
+// A failure only means a restart checks from the head it finds.
+func (fl *follower) save() {
+	b := binary.BigEndian.AppendUint64(nil, uint64(fl.f.n))
+	_ = writeFileAtomic(fl.path, append(b, fl.f.marshal()...), 0o644)
+}
+
+// loadFrontier reads the frontier kept beside the witness file at
+// witnessPath, if it is there and its root is the witness file's (or it
+// is older than the file's: a crash between the two writes).
+func loadFrontier(path, witnessPath string) (frontier, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 8 {
+		return frontier{}, false
+	}
+	f, err := parseFrontier(int64(binary.BigEndian.Uint64(b)), b[8:])
+	if err != nil {
+		return frontier{}, false
+	}
+	msg, err := os.ReadFile(witnessPath)
+	if err != nil {
+		return frontier{}, false
+	}
+	text, err := unverifiedText(msg)
+	if err != nil {
+		return frontier{}, false
+	}
+	w, err := parseCheckpoint(text)
+	if err != nil || f.n > w.size {
+		return frontier{}, false
+	}
+	if f.n == w.size {
+		if root, err := f.root(); err != nil || root != w.root {
+			return frontier{}, false
+		}
+	}
+	return f, true
 }
 
 func (fl *follower) check(size int64, root []byte) error {
