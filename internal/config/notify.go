@@ -30,6 +30,13 @@ type Slack struct {
 	// Channel optionally names the channel to post to. Only legacy incoming
 	// webhooks honour it; an app's webhook posts where it was installed.
 	Channel string `yaml:"channel"`
+	// TeamID optionally names the Slack workspace (T…) or Enterprise Grid
+	// organisation (E…) whose clicks count. An app installed in several
+	// workspaces signs every workspace's clicks with one secret, and a
+	// Slack user id is only promised unique within its workspace: without
+	// it, a click from another workspace by a user whose id matches a
+	// mapped person's would be taken as that person's.
+	TeamID string `yaml:"team_id"`
 }
 
 // Webhook is one generic receiver of lifecycle events.
@@ -51,14 +58,18 @@ var slackUserRE = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
 // slackChannelRE is a channel name (#name) or id (C…/G…).
 var slackChannelRE = regexp.MustCompile(`^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,20})$`)
 
+// slackTeamRE is a workspace id (T…) or an Enterprise Grid organisation's (E…).
+var slackTeamRE = regexp.MustCompile(`^[TE][A-Z0-9]{2,20}$`)
+
 func (d *decoder) notify(n *yaml.Node, path string, c *Notify) {
 	d.mapping(n, path, "a mapping of notification settings (slack, webhooks)", []field{
 		{"slack", func(p string, v *yaml.Node) {
 			var s Slack
-			if d.mapping(v, p, "a mapping of Slack settings (webhook_url_env, signing_secret_env, channel)", []field{
+			if d.mapping(v, p, "a mapping of Slack settings (webhook_url_env, signing_secret_env, channel, team_id)", []field{
 				{"webhook_url_env", func(p string, v *yaml.Node) { s.WebhookURLEnv = d.str(v, p) }},
 				{"signing_secret_env", func(p string, v *yaml.Node) { s.SigningSecretEnv = d.str(v, p) }},
 				{"channel", func(p string, v *yaml.Node) { s.Channel = d.str(v, p) }},
+				{"team_id", func(p string, v *yaml.Node) { s.TeamID = d.str(v, p) }},
 			}) {
 				c.Slack = &s
 			}
@@ -90,6 +101,9 @@ func (d *decoder) validateNotify(c *Config) {
 		d.checkEnvName(s.SigningSecretEnv, "notify.slack.signing_secret_env", "the variable holding the app's signing secret")
 		if s.Channel != "" && !slackChannelRE.MatchString(s.Channel) {
 			d.errorf("notify.slack.channel", "%s is not a channel: write #name or a channel id such as C024BE91L", quote(s.Channel))
+		}
+		if s.TeamID != "" && !slackTeamRE.MatchString(s.TeamID) {
+			d.errorf("notify.slack.team_id", "%s is not a Slack workspace or organisation id (T or E followed by letters and digits, e.g. T0G9PQBBK)", quote(s.TeamID))
 		}
 	}
 	for i, w := range n.Webhooks {

@@ -16,6 +16,7 @@ notify:
     webhook_url_env: AIRLOCK_SLACK_WEBHOOK
     signing_secret_env: AIRLOCK_SLACK_SIGNING_SECRET
     channel: "#access"
+    team_id: T0G9PQBBK
   webhooks:
     - url: https://hooks.example.com/airlock
       secret_env: AIRLOCK_WEBHOOK_SECRET
@@ -26,7 +27,7 @@ identities:
 		t.Fatal(err)
 	}
 	n := c.Notify
-	if n.Slack == nil || n.Slack.WebhookURLEnv != "AIRLOCK_SLACK_WEBHOOK" || n.Slack.SigningSecretEnv != "AIRLOCK_SLACK_SIGNING_SECRET" || n.Slack.Channel != "#access" {
+	if n.Slack == nil || n.Slack.WebhookURLEnv != "AIRLOCK_SLACK_WEBHOOK" || n.Slack.SigningSecretEnv != "AIRLOCK_SLACK_SIGNING_SECRET" || n.Slack.Channel != "#access" || n.Slack.TeamID != "T0G9PQBBK" {
 		t.Errorf("slack = %+v", n.Slack)
 	}
 	if len(n.Webhooks) != 1 || n.Webhooks[0].URL != "https://hooks.example.com/airlock" || n.Webhooks[0].SecretEnv != "AIRLOCK_WEBHOOK_SECRET" {
@@ -45,7 +46,7 @@ identities:
 	checkErrors(t, errs, []loc{
 		{"airlock.yaml:5:22: notify.slack.webhook_url_env", "the URL in AIRLOCK_SLACK_WEBHOOK plain http:// is allowed only to a loopback address"},
 		{"airlock.yaml:6:25: notify.slack.signing_secret_env", "AIRLOCK_SLACK_SIGNING_SECRET is not set"},
-		{"airlock.yaml:10:19: notify.webhooks[0].secret_env", "AIRLOCK_WEBHOOK_SECRET is not set"},
+		{"airlock.yaml:11:19: notify.webhooks[0].secret_env", "AIRLOCK_WEBHOOK_SECRET is not set"},
 	})
 	if strings.Contains(errs.Error(), "XXXXsecret") {
 		t.Error("CheckEnv echoed the webhook URL")
@@ -110,7 +111,7 @@ func TestNotifyErrors(t *testing.T) {
 			{"airlock.yaml:5:70: notify.webhooks[0].decisions", "expected true or false"},
 		}},
 		{"slack users", `notify:
-  slack: {webhook_url_env: H, signing_secret_env: S, channel: "access"}
+  slack: {webhook_url_env: H, signing_secret_env: S, channel: "access", team_id: acme}
 identities:
   - {name: bot, kind: agent, owner: sre, slack_user: U1234567, key_sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
   - {name: alice, kind: human, slack_user: alice, key_sha256: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}
@@ -118,6 +119,7 @@ identities:
   - {name: carol, kind: human, slack_user: U024BE7LH, key_sha256: "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"}
 `, []loc{
 			{"airlock.yaml:4:63: notify.slack.channel", "is not a channel"},
+			{"airlock.yaml:4:82: notify.slack.team_id", "is not a Slack workspace or organisation id"},
 			{"airlock.yaml:6:54: identities[0].slack_user", "only people decide from Slack"},
 			{"airlock.yaml:7:44: identities[1].slack_user", "is not a Slack user id"},
 			{"airlock.yaml:9:44: identities[3].slack_user", "already mapped at identities[2].slack_user"},

@@ -46,6 +46,7 @@ const (
 	RefusedTooLarge     = "body_too_large"
 	RefusedMalformed    = "malformed_payload"
 	RefusedUnknownUser  = "unknown_user"
+	RefusedWrongTeam    = "wrong_team"
 	RefusedDecision     = "decision_refused"
 )
 
@@ -58,8 +59,15 @@ func (n *Notifier) Actions() http.Handler { return http.HandlerFunc(n.actions) }
 type payload struct {
 	Type string `json:"type"`
 	User struct {
-		ID string `json:"id"`
+		ID     string `json:"id"`
+		TeamID string `json:"team_id"`
 	} `json:"user"`
+	Team struct {
+		ID string `json:"id"`
+	} `json:"team"`
+	Enterprise struct {
+		ID string `json:"id"`
+	} `json:"enterprise"`
 	TriggerID   string `json:"trigger_id"`
 	ResponseURL string `json:"response_url"`
 	Actions     []struct {
@@ -70,7 +78,10 @@ type payload struct {
 // action is a parsed, verified click.
 type action struct {
 	user, verb, grant, responseURL, trigger string
-	identity                                string // the mapped person, once known
+	// team and enterprise are the workspace the click came from and its
+	// Enterprise Grid organisation, if any ("" when Slack sent none).
+	team, enterprise string
+	identity         string // the mapped person, once known
 }
 
 // parsePayload reads the form-encoded body's payload field. It is the
@@ -94,7 +105,14 @@ func parsePayload(body []byte) (action, error) {
 	if len(p.Actions) != 1 {
 		return action{}, fmt.Errorf("%d actions, want exactly one", len(p.Actions))
 	}
-	a := action{user: p.User.ID, responseURL: p.ResponseURL, trigger: p.TriggerID}
+	a := action{user: p.User.ID, responseURL: p.ResponseURL, trigger: p.TriggerID, team: p.Team.ID, enterprise: p.Enterprise.ID}
+	if a.team == "" {
+		// An org-wide app's payload may carry no team; the user's own is there.
+		a.team = p.User.TeamID
+	}
+	if (a.team != "" && !slackID(a.team)) || (a.enterprise != "" && !slackID(a.enterprise)) {
+		return action{}, errors.New("the team or enterprise id is not a Slack id")
+	}
 	id := p.Actions[0].ActionID
 	switch {
 	case strings.HasPrefix(id, approvePrefix):
@@ -206,6 +224,11 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, a, r.RemoteAddr, true, "This click was already handled.")
 		return
 	}
+	if t := n.o.Slack.TeamID; t != "" && a.team != t && a.enterprise != t {
+		n.refuse(r.Context(), w, http.StatusOK, RefusedWrongTeam, a, r.RemoteAddr, true,
+			"This Slack workspace is not the one Airlock takes decisions from (notify.slack.team_id).")
+		return
+	}
 	name, ok := n.o.Slack.Users[a.user]
 	var who model.Identity
 	if ok {
@@ -303,6 +326,9 @@ func (n *Notifier) record(ctx context.Context, why string, a action, remote stri
 	var extra map[string]any
 	if verified {
 		extra = map[string]any{"slack_user": a.user, "action": a.verb}
+		if a.team != "" {
+			extra["slack_team"] = a.team
+		}
 		if a.identity != "" {
 			extra["identity"] = a.identity
 		}

@@ -53,6 +53,10 @@ type Slack struct {
 	Channel string
 	// Users maps Slack user ids to the names of human identities.
 	Users map[string]string
+	// TeamID, if set, is the only workspace (T…) or Enterprise Grid
+	// organisation (E…) whose clicks are taken; others are refused
+	// (wrong_team) before their user is looked up.
+	TeamID string
 }
 
 // Options configures a Notifier.

@@ -243,6 +243,11 @@ func buttons(t *testing.T, m map[string]any) (section string, approve, deny stri
 	if sec["type"] != "section" || txt["type"] != "mrkdwn" {
 		t.Fatalf("first block %v", sec)
 	}
+	// Verbatim: a URL or channel name in an agent's reason is not made a
+	// link, nor a mention parsed, by Slack.
+	if txt["verbatim"] != true {
+		t.Fatalf("the request's section is not verbatim: %v", sec)
+	}
 	act, _ := blocks[1].(map[string]any)
 	els, _ := act["elements"].([]any)
 	if act["type"] != "actions" || len(els) != 2 {
@@ -265,17 +270,27 @@ func buttons(t *testing.T, m map[string]any) (section string, approve, deny stri
 // click is a block_actions callback as Slack sends it.
 type click struct {
 	user, actionID, trigger string
-	ts                      time.Time
-	secret                  string
+	// team is the workspace the click comes from (T0001 if empty);
+	// enterprise its Enterprise Grid organisation, if any.
+	team, enterprise string
+	ts               time.Time
+	secret           string
 }
 
 func (f *fakeSlack) body(c click) []byte {
+	if c.team == "" {
+		c.team = "T0001"
+	}
 	p := map[string]any{
-		"type": "block_actions", "user": map[string]any{"id": c.user, "username": "x", "team_id": "T0001"},
+		"type": "block_actions", "user": map[string]any{"id": c.user, "username": "x", "team_id": c.team},
+		"team":       map[string]any{"id": c.team, "domain": "x"},
 		"api_app_id": "A0001", "token": "legacy", "trigger_id": c.trigger,
 		"response_url": f.URL + "/response/" + c.trigger,
 		"container":    map[string]any{"type": "message", "message_ts": "1.2"},
 		"actions":      []any{map[string]any{"action_id": c.actionID, "block_id": "airlock_decision", "type": "button", "action_ts": "1.3"}},
+	}
+	if c.enterprise != "" {
+		p["enterprise"] = map[string]any{"id": c.enterprise, "name": "x"}
 	}
 	b, _ := json.Marshal(p)
 	return []byte(url.Values{"payload": {string(b)}}.Encode())

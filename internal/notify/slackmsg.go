@@ -62,7 +62,16 @@ func escN(s string, max int) string {
 type text struct {
 	Type string `json:"type"`
 	Text string `json:"text"`
+	// Verbatim (mrkdwn only) stops Slack from turning bare URLs and
+	// channel names in the text into links and parsing mentions: what an
+	// agent wrote in its reason shows as it wrote it, never as a link the
+	// approver might follow from the request.
+	Verbatim bool `json:"verbatim,omitempty"`
 }
+
+// mrkdwn is a verbatim mrkdwn text object: Airlock's own formatting
+// (bold labels) applies, nothing else is interpreted.
+func mrkdwn(s string) text { return text{Type: "mrkdwn", Text: s, Verbatim: true} }
 
 type block map[string]any
 
@@ -113,16 +122,16 @@ func pendingMessage(g model.Grant, channel string) message {
 	summary, whole := requestSummary(g)
 	var buttons []block
 	if whole {
-		buttons = append(buttons, block{"type": "button", "action_id": approvePrefix + g.ID, "value": g.ID, "style": "primary", "text": text{"plain_text", "Approve"}})
+		buttons = append(buttons, block{"type": "button", "action_id": approvePrefix + g.ID, "value": g.ID, "style": "primary", "text": text{Type: "plain_text", Text: "Approve"}})
 	}
-	buttons = append(buttons, block{"type": "button", "action_id": denyPrefix + g.ID, "value": g.ID, "style": "danger", "text": text{"plain_text", "Deny"},
-		"confirm": block{"title": text{"plain_text", "Deny this request?"}, "text": text{"plain_text", "It is recorded as denied from Slack by you."},
-			"confirm": text{"plain_text", "Deny"}, "deny": text{"plain_text", "Cancel"}}})
+	buttons = append(buttons, block{"type": "button", "action_id": denyPrefix + g.ID, "value": g.ID, "style": "danger", "text": text{Type: "plain_text", Text: "Deny"},
+		"confirm": block{"title": text{Type: "plain_text", Text: "Deny this request?"}, "text": text{Type: "plain_text", Text: "It is recorded as denied from Slack by you."},
+			"confirm": text{Type: "plain_text", Text: "Deny"}, "deny": text{Type: "plain_text", Text: "Cancel"}}})
 	return message{
 		Channel: channel,
 		Text:    fmt.Sprintf("Access request %s from %s for %s", esc(g.ID), esc(g.Identity), esc(g.Target)),
 		Blocks: []block{
-			{"type": "section", "text": text{"mrkdwn", summary}},
+			{"type": "section", "text": mrkdwn(summary)},
 			{"type": "actions", "block_id": "airlock_decision", "elements": buttons},
 		},
 	}
@@ -159,8 +168,8 @@ func decidedMessage(g model.Grant) message {
 		ReplaceOriginal: true,
 		Text:            fmt.Sprintf("Access request %s: %s", esc(g.ID), outcome(g)),
 		Blocks: []block{
-			{"type": "section", "text": text{"mrkdwn", summary}},
-			{"type": "context", "elements": []text{{"mrkdwn", outcome(g)}}},
+			{"type": "section", "text": mrkdwn(summary)},
+			{"type": "context", "elements": []text{mrkdwn(outcome(g))}},
 		},
 	}
 }

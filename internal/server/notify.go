@@ -32,7 +32,7 @@ func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, 
 		}
 		o.Slack = &notify.Slack{
 			WebhookURL: os.Getenv(n.Slack.WebhookURLEnv), SigningSecret: []byte(os.Getenv(n.Slack.SigningSecretEnv)),
-			Channel: n.Slack.Channel, Users: users,
+			Channel: n.Slack.Channel, Users: users, TeamID: n.Slack.TeamID,
 		}
 		// A response_url on loopback only makes sense when the incoming
 		// webhook is there too: a local stand-in for Slack.
