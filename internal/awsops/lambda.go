@@ -66,7 +66,7 @@ func (l lambdaInput) str(name string) (string, error) {
 }
 
 // function returns the function ARN a FunctionName and Qualifier name:
-// NAME, ACCOUNT:function:NAME or a full ARN, each optionally ending in
+// NAME, ACCOUNT:NAME, ACCOUNT:function:NAME or a full ARN, each optionally ending in
 // :QUALIFIER (a version or alias). IAM authorizes a qualified call on
 // the qualified ARN.
 func (m *mapper) function(in input, op *Op) (string, error) {
@@ -91,15 +91,18 @@ func (m *mapper) function(in input, op *Op) (string, error) {
 			nameQual = r[2]
 		}
 	case len(f) >= 3 && f[1] == "function": // ACCOUNT:function:NAME[:QUALIFIER]
-		if len(f) > 4 {
-			return "", m.failure(codeInvalid, "FunctionName %q has too many parts", esc(fn))
+		var err error
+		if name, nameQual, err = m.inAccount(fn, f[0], f[2:]); err != nil {
+			return "", err
 		}
-		if f[0] != m.r.Account {
-			return "", m.failure(codeDenied, "FunctionName %q is in account %q; the grant's target is account %s", esc(fn), esc(f[0]), m.r.Account)
-		}
-		name = f[2]
-		if len(f) == 4 {
-			nameQual = f[3]
+	case len(f) >= 2 && isAccountID(f[0]):
+		// ACCOUNT:NAME[:QUALIFIER]: Lambda's FunctionName pattern takes
+		// twelve digits and a colon as the account, before the name, even
+		// without "function:". Read as NAME:QUALIFIER it would be checked
+		// as a function named after the account while Lambda runs another.
+		var err error
+		if name, nameQual, err = m.inAccount(fn, f[0], f[1:]); err != nil {
+			return "", err
 		}
 	case len(f) == 2: // NAME:QUALIFIER
 		name, nameQual = f[0], f[1]
@@ -162,4 +165,32 @@ func init() {
 		"ListFunctions": {protos: pREST, readOnly: true, fn: everything("lambda:ListFunctions"),
 			actions: "lambda:ListFunctions", resources: "`*`"},
 	})
+}
+
+// inAccount reads the NAME[:QUALIFIER] parts after a FunctionName's
+// account, which must be the target's.
+func (m *mapper) inAccount(fn, account string, rest []string) (name, qual string, err error) {
+	if len(rest) > 2 {
+		return "", "", m.failure(codeInvalid, "FunctionName %q has too many parts", esc(fn))
+	}
+	if account != m.r.Account {
+		return "", "", m.failure(codeDenied, "FunctionName %q is in account %q; the grant's target is account %s", esc(fn), esc(account), m.r.Account)
+	}
+	if len(rest) == 2 {
+		qual = rest[1]
+	}
+	return rest[0], qual, nil
+}
+
+// isAccountID: twelve ASCII digits, an AWS account id.
+func isAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
