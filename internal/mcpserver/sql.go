@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-dev/airlock/internal/credenv"
@@ -24,6 +26,12 @@ const (
 	MaxResultBytes = 1 << 20
 	MaxStatement   = 64 << 10
 	sqlTimeout     = 60 * time.Second
+	// maxMessage bounds one message from the gateway (a row, as
+	// PostgreSQL sends it), so that a row far larger than the result may
+	// hold is refused before it is read: pgx would otherwise take up to
+	// 1 GiB into memory for it. A row's wire size can exceed its JSON
+	// (binary integers, arrays), hence the margin.
+	maxMessage = 4 * MaxResultBytes
 )
 
 // SQLInput is sql_query's arguments.
@@ -98,12 +106,16 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 // runQuery runs one statement (the extended protocol takes exactly one)
 // and collects its rows within the bounds.
 func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, error) {
+	conn.PgConn().Frontend().SetMaxBodyLen(maxMessage)
+	out := SQLOutput{Columns: []string{}, Rows: [][]any{}}
 	rows, err := conn.Query(ctx, stmt)
 	if err != nil {
+		if tooLarge(err, &out) {
+			return out, nil
+		}
 		return SQLOutput{}, err
 	}
 	defer rows.Close()
-	out := SQLOutput{Columns: []string{}, Rows: [][]any{}}
 	for _, f := range rows.FieldDescriptions() {
 		out.Columns = append(out.Columns, f.Name)
 	}
@@ -117,7 +129,20 @@ func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, erro
 		for i, v := range vals {
 			row[i] = jsonValue(v)
 		}
-		b, _ := json.Marshal(row)
+		// The size counted must be the size sent: a row that does not
+		// encode (a NaN inside an array) would otherwise count as 0 bytes
+		// and let the result grow without bound.
+		b, err := json.Marshal(row)
+		if err != nil {
+			for i, v := range row {
+				if _, err := json.Marshal(v); err != nil {
+					row[i] = fmt.Sprint(v)
+				}
+			}
+			if b, err = json.Marshal(row); err != nil {
+				return SQLOutput{}, err
+			}
+		}
 		if len(out.Rows) >= MaxRows || size+len(b) > MaxResultBytes {
 			out.Truncated = true
 			out.Note = fmt.Sprintf("result truncated after %d rows (limits: %d rows, %d bytes); add a WHERE or LIMIT", len(out.Rows), MaxRows, MaxResultBytes)
@@ -128,6 +153,9 @@ func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, erro
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil && !out.Truncated {
+		if tooLarge(err, &out) {
+			return out, nil
+		}
 		return SQLOutput{}, err
 	}
 	out.RowCount = len(out.Rows)
@@ -135,11 +163,28 @@ func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, erro
 	return out, nil
 }
 
+// tooLarge reports whether err is a message from the gateway over
+// maxMessage, and if so marks out truncated at the rows it holds.
+func tooLarge(err error, out *SQLOutput) bool {
+	var big *pgproto3.ExceededMaxBodyLenErr
+	if !errors.As(err, &big) {
+		return false
+	}
+	out.RowCount, out.Truncated = len(out.Rows), true
+	out.Note = fmt.Sprintf("result truncated after %d rows: the next row is %d bytes, over the %d-byte limit of one row; select fewer or shorter columns",
+		len(out.Rows), big.ActualBodyLen, maxMessage)
+	return true
+}
+
 // jsonValue turns a decoded PostgreSQL value into one JSON shows as is.
 func jsonValue(v any) any {
 	switch x := v.(type) {
-	case nil, bool, string, int16, int32, int64, int, float32, float64:
+	case nil, bool, string, int16, int32, int64, int:
 		return x
+	case float32:
+		return jsonFloat(float64(x), x)
+	case float64:
+		return jsonFloat(x, x)
 	case []byte:
 		return x // base64 in JSON
 	case time.Time:
@@ -157,4 +202,18 @@ func jsonValue(v any) any {
 		return v
 	}
 	return fmt.Sprint(v)
+}
+
+// jsonFloat is a float as JSON can carry it: NaN and the infinities (which
+// JSON has no number for) as PostgreSQL spells them.
+func jsonFloat(f float64, v any) any {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	return v
 }
