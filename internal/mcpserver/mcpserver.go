@@ -87,6 +87,7 @@ func newFor(c *client.Client, who model.Identity, opts Options) *mcp.Server {
 	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "airlock", Title: "Airlock", Version: opts.Version},
 		&mcp.ServerOptions{Instructions: instructions, Capabilities: &mcp.ServerCapabilities{}})
+	srv.AddReceivingMiddleware(recoverPanics(logger))
 	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true}
 	mcp.AddTool(srv, &mcp.Tool{Name: "list_targets", Annotations: readOnly, Description: "List the targets (AWS accounts, PostgreSQL databases) you may request access to, " +
 		"with their kind, account, and the policies that could grant you access: which actions, whether approval is automatic or needs a person, and whether conditions " +
@@ -112,6 +113,26 @@ func newFor(c *client.Client, who model.Identity, opts Options) *mcp.Server {
 			"and return the columns and rows (at most 1000 rows and about 1 MiB; truncated with a note). Statements outside the grant's scope are refused by the gateway and recorded."}, s.sqlQuery)
 	}
 	return srv
+}
+
+// recoverPanics turns a panic in a handler into an error for that one
+// call. The SDK runs each handler on a goroutine of its own, outside
+// net/http's per-request recovery, so without this one malformed call
+// over /mcp would take down the whole control plane. The panic's value
+// is not logged (it may hold whatever the handler held), only its type
+// and the stack.
+func recoverPanics(logger *slog.Logger) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (res mcp.Result, err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					logger.Error("mcp: handler panicked", "method", method, "panic_type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+					res, err = nil, fmt.Errorf("internal error in %s", method)
+				}
+			}()
+			return next(ctx, method, req)
+		}
+	}
 }
 
 // toolError is what a failed tool reports: the API's stable code and
