@@ -2,9 +2,11 @@ package mcpserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -25,7 +27,8 @@ import (
 // and is bound to its own bearer token, so no session can be taken over by
 // another key. run_with_grant is not offered over HTTP: it would run the
 // agent's command on the control plane's host.
-func Handler(api http.Handler, version string, logger *slog.Logger) http.Handler {
+func Handler(api http.Handler, o HTTPOptions) http.Handler {
+	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -35,7 +38,12 @@ func Handler(api http.Handler, version string, logger *slog.Logger) http.Handler
 			return nil
 		}
 		// Waits stay well inside the API listener's write timeout.
-		return newFor(c.c, c.who, Options{Version: version, Logger: logger, MaxWait: httpMaxWait})
+		opts := Options{Version: o.Version, Logger: logger, MaxWait: httpMaxWait}
+		if o.DialPostgres != nil {
+			remote := r.RemoteAddr
+			opts.DialPostgres = func(ctx context.Context) (net.Conn, error) { return o.DialPostgres(ctx, remote) }
+		}
+		return newFor(c.c, c.who, opts)
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -61,6 +69,20 @@ func Handler(api http.Handler, version string, logger *slog.Logger) http.Handler
 		ctx = contextWith(ctx, &boundClient{c: c, who: who})
 		mh.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// HTTPOptions configures Handler.
+type HTTPOptions struct {
+	// Version is reported to clients.
+	Version string
+	// Logger gets one line per tool call; nil discards.
+	Logger *slog.Logger
+	// DialPostgres connects to the PostgreSQL gateway for sql_query on
+	// behalf of client, the agent's address as this request came from it,
+	// so that the gateway records the session as the agent's (see
+	// gateway.Relays). Nil, or ErrNotRelayed, dials the grant's endpoint
+	// from this host.
+	DialPostgres func(ctx context.Context, client string) (net.Conn, error)
 }
 
 // Bounds of the HTTP transport.

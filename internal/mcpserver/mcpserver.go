@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -43,7 +44,16 @@ type Options struct {
 	AllowRun bool
 	// MaxWait caps wait_seconds (default 10 minutes).
 	MaxWait time.Duration
+	// DialPostgres, if set, opens sql_query's connection to the
+	// PostgreSQL gateway instead of dialing the grant's endpoint: over
+	// HTTP the control plane connects on the agent's behalf and names the
+	// agent to its gateway. ErrNotRelayed means dial as usual.
+	DialPostgres func(ctx context.Context) (net.Conn, error)
 }
+
+// ErrNotRelayed is DialPostgres's answer when it cannot relay (no
+// PostgreSQL gateway in the process): sql_query dials the endpoint.
+var ErrNotRelayed = errors.New("mcpserver: no relay to the PostgreSQL gateway")
 
 // server is one MCP server acting as one identity.
 type server struct {

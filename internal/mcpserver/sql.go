@@ -88,6 +88,19 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	// Set after parsing so that no environment variable (PGPASSWORD...)
 	// of this process stands in for the grant's.
 	cfg.User, cfg.Password = cr.AccessKeyID, cr.SecretAccessKey
+	if dial := s.opts.DialPostgres; dial != nil {
+		// The relay reaches the gateway itself; the endpoint's host stays
+		// the name TLS verifies, and is not looked up.
+		next := cfg.DialFunc
+		cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := dial(ctx)
+			if errors.Is(err, ErrNotRelayed) {
+				return next(ctx, network, addr)
+			}
+			return nc, err
+		}
+	}
 	qctx, cancel := context.WithTimeout(ctx, sqlTimeout)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(qctx, cfg)

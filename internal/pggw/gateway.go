@@ -80,7 +80,11 @@ type Options struct {
 	// parks the socket and its goroutine ends (see park.go); 20ms if zero,
 	// never if negative.
 	ParkIdleAfter time.Duration
-	Logger        *slog.Logger
+	// Relays names the agents on whose behalf the control plane itself
+	// connects (sql_query over /mcp): such a session's client is the
+	// agent's address, not the control plane's. Nil if none.
+	Relays *gateway.Relays
+	Logger *slog.Logger
 }
 
 // Gateway is the PostgreSQL wire-protocol gateway.

@@ -84,6 +84,12 @@ func (c *conn) startup() (net.Conn, error) {
 
 // login handles a StartupMessage body.
 func (c *conn) login(body []byte) (net.Conn, error) {
+	// A connection the control plane opened for an agent (Relays) is the
+	// agent's session. Looked up here, not at accept: the dialer names it
+	// once its connect returns, before it sends its first message.
+	if a, ok := c.gw.o.Relays.Client(c.client); ok {
+		c.client = a
+	}
 	version := binary.BigEndian.Uint32(body)
 	if version != pgproto3.ProtocolVersion30 {
 		// Decode accepts only 3.0 and 3.2; read any 3.x as 3.0 and tell

@@ -60,6 +60,7 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 		// Plaintext only where nothing crosses a network: a loopback
 		// listener (whose peers are all local), unless allowed.
 		RequireTLS: !isLoopback(host) && !cfg.TLS.AllowPlaintext,
+		Relays:     &s.pgRelay.relays,
 		Logger:     s.logger, // pggw names itself in its log lines
 	})
 	if err != nil {
@@ -71,7 +72,9 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 			s.logger.Error("postgres gateway stopped", "err", err)
 		}
 	}()
+	s.pgRelay.listening(ln.Addr())
 	stop := func() {
+		s.pgRelay.stopped()
 		cancel()
 		ln.Close()
 		_ = gw.Close()

@@ -91,6 +91,9 @@ type Server struct {
 	tlsErr  error
 	// notifier runs notify: (nil if not configured).
 	notifier *notify.Notifier
+	// pgRelay runs /mcp's sql_query through this process's PostgreSQL
+	// gateway on the agent's behalf (mcp.go).
+	pgRelay pgRelay
 
 	// Directory resolves API keys to identities (the API's and the console's).
 	Directory *authn.Directory
@@ -187,7 +190,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	if err != nil {
 		return nil, err
 	}
-	s.Handler = console.Mount(withMCP(api, logger), con)
+	s.Handler = console.Mount(withMCP(api, &s.pgRelay, logger), con)
 	return s, nil
 }
 
