@@ -15,6 +15,7 @@ const (
 	codeSystemError        = "58000" // system_error
 	codeProgramLimit       = "54000" // program_limit_exceeded
 	codeFeatureNotSupp     = "0A000" // feature_not_supported
+	codeInvalidCursorName  = "34000" // invalid_cursor_name
 )
 
 // pgError is an error the gateway answers the client with itself.

@@ -65,6 +65,9 @@ type entry struct {
 	// pend is the request's record while it may not be durable yet (a
 	// read forwarded at once, see disclose.go); nil once it is.
 	pend *gateway.Pending
+	// stale: an Execute of a portal the gateway closed first
+	// (staleExecute); the server's 34000 is relayed as the gateway's own.
+	stale bool
 }
 
 // stmt is a statement's text as recorded: its action and its text with
@@ -89,6 +92,10 @@ func newStmt(sql string) stmt {
 type portal struct {
 	stmt   stmt
 	params string
+	// gen is the session's code generation (relayState.code) when the
+	// portal was bound or last ran: code run since can have closed it and
+	// opened a cursor of the same name (staleExecute).
+	gen uint64
 }
 
 // pendingExec is an Execute of the current batch, recorded at its end.
@@ -96,6 +103,9 @@ type pendingExec struct {
 	portal string
 	p      portal
 	found  bool
+	// stale: the gateway closed the portal ahead of this Execute, which
+	// the server then answers with an error (staleExecute).
+	stale bool
 	// close, when not zero, makes this a Close in the batch instead of an
 	// Execute: eClose (the client's) or eSwallow (the gateway's own).
 	close entryKind
@@ -336,7 +346,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		if err := c.recordQuery(sql); err != nil {
 			return c.refuseStatement(err, true)
 		}
-		if len(r.stmts) > 0 && c.queryRunsCode(sql) {
+		if r.tracksCode() && c.queryRunsCode(sql) {
 			r.code++
 		}
 		_, err := r.uw.Write(raw)
@@ -472,7 +482,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if !ok {
 			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>")
 		}
-		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
+		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact()), gen: r.code}
 		if len(m.portal) == 0 {
 			r.undo = append(r.undo, undoOp{portal: true, had: true, p: r.unnamedP})
 			r.unnamedP = p
@@ -503,9 +513,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if len(name) > 0 {
 			pe.portal = string(name)
 			pe.p, pe.found = r.portals[pe.portal]
+			if pe.found && pe.p.gen != r.code {
+				r.staleExecute(&pe)
+				r.execs = append(r.execs, pe)
+				break // it runs nothing
+			}
 		}
 		r.execs = append(r.execs, pe)
-		if len(r.stmts) > 0 {
+		if r.tracksCode() {
 			// Noted now, not when the batch is recorded, so that a
 			// statement later in this batch sees it.
 			if !pe.found || !definesNothing[pe.p.stmt.action] {
@@ -513,6 +528,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			}
 			if !pe.found || c.runsCode(pe.p.stmt.action, pe.p.stmt.read) {
 				r.code++
+			}
+			if pe.found && pe.portal != "" {
+				// A portal's own run cannot close it (PostgreSQL refuses
+				// to drop an active portal): its next Execute continues
+				// what was recorded.
+				p := r.portals[pe.portal]
+				p.gen = r.code
+				r.portals[pe.portal] = p
 			}
 		}
 	case 'C':
@@ -608,7 +631,7 @@ func (c *conn) endBatch(sync bool) error {
 			return c.refuseStatement(err, sync)
 		}
 		e := &slab[len(entries)]
-		e.kind, e.n, e.ns, e.action, e.pend = eExec, r.n, ns, action, pend
+		e.kind, e.n, e.ns, e.action, e.pend, e.stale = eExec, r.n, ns, action, pend, pe.stale
 		entries = append(entries, e)
 	}
 	now := time.Now()
@@ -762,6 +785,9 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 			return c.cw.Flush() == nil
 		}
 		return true
+	}
+	if raw[0] == 'E' {
+		raw = c.staleError(raw)
 	}
 	_, werr := c.cw.Write(raw)
 	c.observe(raw)
@@ -1032,6 +1058,58 @@ func (r *relayState) reparse(name string, st stmt) stmt {
 	st.gen = r.code
 	r.stmts[name] = st
 	return st
+}
+
+// tracksCode reports whether the session holds named statements or
+// portals, which code run by a statement can replace: only then does the
+// gateway classify what it forwards as code or not (relayState.code).
+func (r *relayState) tracksCode() bool {
+	return len(r.stmts) > 0 || len(r.portals) > 0
+}
+
+// staleExecute turns an Execute of named portal pe.portal, bound before
+// statements that may have run code, into one of a portal the gateway has
+// just closed (Close, its answer swallowed), which the server answers with
+// 34000 and so runs nothing. Code of the database's or the session's can
+// close a portal and open a cursor of the same name (plpgsql OPEN of a
+// refcursor holding that name, or DECLARE in dynamic SQL) for any query,
+// a DELETE … RETURNING included: the Execute would then run that query
+// while being recorded as the one the client bound. Unlike a statement
+// (reparse), a portal cannot be given to the server again as it was: it
+// may have been partly run (a suspended portal) and its snapshot is the
+// Bind's. The unnamed portal needs none of this: code cannot open one
+// (PostgreSQL names a cursor opened with an empty name itself), nor close
+// it while it runs.
+func (r *relayState) staleExecute(pe *pendingExec) {
+	r.savePortal(pe.portal)
+	delete(r.portals, pe.portal)
+	r.batch = appendClose(r.batch, 'P', pe.portal)
+	r.execs = append(r.execs, pendingExec{close: eSwallow})
+	pe.stale = true
+	pe.p = portal{stmt: newStmt("<portal " + strconv.Quote(pe.portal) +
+		" closed by the gateway before this Execute: statements that may run code ran since it was bound to: " +
+		pe.p.stmt.text + ">")}
+}
+
+// staleError returns the ErrorResponse to relay for upstream's raw: the
+// gateway's own explanation when raw is the server's 34000 for an Execute
+// of a portal the gateway closed (staleExecute), else raw; wmu held.
+func (c *conn) staleError(raw []byte) []byte {
+	r := c.relay
+	r.qmu.Lock()
+	h := r.front()
+	stale := h != nil && h.kind == eExec && h.stale
+	r.qmu.Unlock()
+	if !stale {
+		return raw
+	}
+	var er pgproto3.ErrorResponse
+	if er.Decode(raw[5:]) != nil || er.Code != codeInvalidCursorName || er.Severity != "ERROR" {
+		return raw
+	}
+	return (&pgError{Severity: "ERROR", Code: codeInvalidCursorName,
+		Message: "airlock: the portal was closed: statements that may run code (and so replace a portal by name) ran since its Bind; bind it again",
+		Detail:  er.Message}).appendTo(nil)
 }
 
 // appendParse appends a Parse message.
