@@ -120,6 +120,14 @@ var noCode = setOf("pg:begin", "pg:start", "pg:commit", "pg:end", "pg:rollback",
 	"pg:release", "pg:set", "pg:reset", "pg:show", "pg:listen", "pg:unlisten", "pg:lock", "pg:prepare",
 	"pg:deallocate", "pg:discard", "pg:close")
 
+// commitPoint are the actions of statements that run code scheduled
+// earlier in their transaction: COMMIT and END (and PREPARE TRANSACTION)
+// fire deferred triggers and run a WITH HOLD cursor's query to its end,
+// SET CONSTRAINTS … IMMEDIATE fires deferred triggers. They count as
+// code while such code may be pending (relayState.pending); so does the
+// Sync that ends an implicit transaction.
+var commitPoint = setOf("pg:commit", "pg:end", "pg:prepare", "pg:set")
+
 // runsCode reports whether a statement of action (read: readStatement) may
 // run code that could replace a named statement: anything but a pure read
 // or one of noCode, and a read too once the session has defined objects of
@@ -145,7 +153,7 @@ func (c *conn) queryRunsCode(sql string) bool {
 			}
 			text := sql[st.start:st.end]
 			action := actionOf(text)
-			runs = c.runsCode(action, readStatement(action, text))
+			runs = c.runsCode(action, readStatement(action, text)) || (c.relay.pending && commitPoint[action])
 		})
 	}
 	return runs

@@ -117,15 +117,15 @@ func TestNamedPortalRecordedAsRun(t *testing.T) {
 	// its query calling a function (so its own run counts as code), with
 	// reads in between, on a session that has not run code of its own.
 	pc = e.connect(g, "").PgConn()
-	got := rawBatch(t, pc, &pgproto3.Query{String: "BEGIN"})
-	got = append(got, rawBatch(t, pc,
+	// pgjdbc sends its BEGIN in the batch of the transaction's first query.
+	got := rawBatch(t, pc, &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Name: "s", Query: "SELECT id FROM customers, pg_sleep(0) WHERE id <= 5 ORDER BY id"},
-		&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "C_1"}, &pgproto3.Execute{Portal: "C_1", MaxRows: 2})...)
+		&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "C_1"}, &pgproto3.Execute{Portal: "C_1", MaxRows: 2})
 	got = append(got, rawBatch(t, pc, &pgproto3.Execute{Portal: "C_1", MaxRows: 2})...)
 	got = append(got, rawBatch(t, pc, &pgproto3.Parse{Query: "SELECT 7"}, &pgproto3.Bind{}, &pgproto3.Execute{})...)
 	got = append(got, rawBatch(t, pc, &pgproto3.Execute{Portal: "C_1", MaxRows: 2})...)
 	got = append(got, rawBatch(t, pc, &pgproto3.Query{String: "COMMIT"})...)
-	want := []string{"complete BEGIN", "ready T", "row 1", "row 2", "suspended", "ready T", "row 3", "row 4", "suspended", "ready T",
+	want := []string{"complete BEGIN", "row 1", "row 2", "suspended", "ready T", "row 3", "row 4", "suspended", "ready T",
 		"row 7", "complete SELECT 1", "ready T", "row 5", "complete SELECT 1", "ready T", "complete COMMIT", "ready I"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("portal read in parts: %q, want %q", got, want)
@@ -155,4 +155,87 @@ func TestNamedPortalSwapReadOnly(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d large objects: the swapped-in cursor ran", n)
 	}
+}
+
+// Code can run at the end of a transaction, after the statement that
+// scheduled it: a deferred constraint trigger fires at COMMIT, at SET
+// CONSTRAINTS … IMMEDIATE and at the Sync that ends an implicit
+// transaction, and a WITH HOLD cursor's query runs to its end at COMMIT.
+// Such code can replace a named statement or portal prepared after that
+// statement, so those points count as code too when code may be pending.
+func TestCommitTimeCodeRecordedAsRun(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select,pg:delete,pg:insert %s.public.customers")
+	c := e.connect(g, "")
+	ctx := ctxT(t, 30*time.Second)
+	pc := c.PgConn()
+	if _, err := pc.Exec(ctx, `CREATE TEMP TABLE tt (x int);
+		CREATE FUNCTION pg_temp.swap() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+			EXECUTE 'deal' || 'locate w'; EXECUTE 'pre' || 'pare w as delete from customers where id <= ' || NEW.x;
+			RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER tt_swap AFTER INSERT ON tt DEFERRABLE INITIALLY DEFERRED
+			FOR EACH ROW EXECUTE FUNCTION pg_temp.swap()`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	admin := e.admin()
+	run := func(step string, upTo int) {
+		t.Helper()
+		r := pc.ExecPrepared(ctx, "w", nil, nil, nil).Read()
+		if r.Err != nil {
+			t.Fatalf("%s: %v", step, r.Err)
+		}
+		if len(r.Rows) != 1 || string(r.Rows[0][0]) != "5" {
+			t.Fatalf("%s: w ran %s, rows %q; want the SELECT 5 the client prepared", step, r.CommandTag, r.Rows)
+		}
+		var n int
+		if err := admin.QueryRow(ctx, "select count(*) from customers where id <= $1", upTo).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != upTo {
+			t.Fatalf("%s: %d of customers 1-%d left; the swapped-in DELETE ran", step, n, upTo)
+		}
+		if err := pc.Deallocate(ctx, "w"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare := func() {
+		t.Helper()
+		if _, err := pc.Prepare(ctx, "w", "SELECT 5", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// COMMIT of an explicit transaction (through the extended protocol:
+	// a simple Query counts as code once the session has objects of its
+	// own, as this one does).
+	if _, err := pc.Exec(ctx, "BEGIN; INSERT INTO tt VALUES (2)").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	prepare()
+	if got := rawBatch(t, pc, &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{}); !strings.HasPrefix(got[0], "complete") {
+		t.Fatalf("%q", got)
+	}
+	run("COMMIT", 2)
+
+	// SET CONSTRAINTS ALL IMMEDIATE.
+	if _, err := pc.Exec(ctx, "BEGIN; INSERT INTO tt VALUES (4)").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	prepare()
+	if got := rawBatch(t, pc, &pgproto3.Parse{Query: "SET CONSTRAINTS ALL IMMEDIATE"}, &pgproto3.Bind{}, &pgproto3.Execute{}); !strings.HasPrefix(got[0], "complete") {
+		t.Fatalf("%q", got)
+	}
+	run("SET CONSTRAINTS", 4)
+	if _, err := pc.Exec(ctx, "COMMIT").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The Sync that ends an implicit transaction: the INSERT and the Parse
+	// in one batch.
+	got := rawBatch(t, pc, &pgproto3.Parse{Query: "INSERT INTO tt VALUES (6)"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Parse{Name: "w", Query: "SELECT 5"})
+	if fmt.Sprint(got) != "[complete INSERT 0 1 ready I]" {
+		t.Fatalf("implicit transaction: %q", got)
+	}
+	run("Sync", 6)
 }

@@ -142,6 +142,14 @@ type relayState struct {
 	// view of the session's own): such code can DEALLOCATE and PREPARE a
 	// named statement again with dynamic SQL the gateway cannot read.
 	code uint64
+	// pending: code may have been scheduled to run at the end of the
+	// transaction (a deferred trigger, a WITH HOLD cursor's query), which
+	// then runs at a COMMIT, SET CONSTRAINTS or Sync (commitPoint).
+	pending bool
+	// txEffect: what the current batch's statements did to a transaction
+	// block so far: 0 nothing, txBegin opened one, txEnd may have ended
+	// one (a Sync after which may end an implicit transaction).
+	txEffect uint8
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
@@ -343,11 +351,12 @@ func (c *conn) clientMessage(raw []byte) error {
 		if mayChangePrepared(sql) {
 			r.forgetNamed(false)
 		}
+		c.settlePending()
 		if err := c.recordQuery(sql); err != nil {
 			return c.refuseStatement(err, true)
 		}
 		if r.tracksCode() && c.queryRunsCode(sql) {
-			r.code++
+			r.noteCode()
 		}
 		_, err := r.uw.Write(raw)
 		return upErr(err)
@@ -432,6 +441,12 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		}
 		return nil
 	}
+	if len(r.batch) == 0 {
+		c.settlePending()
+	}
+	if len(r.batch) == 0 {
+		r.txEffect = 0
+	}
 	if r.batchCost(len(raw)) > 2*c.gw.o.MaxMessageBytes {
 		return fatal(codeProgramLimit, "airlock: too many extended-protocol messages without Sync or Flush")
 	}
@@ -456,6 +471,10 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			if _, ok := r.stmts[m.Name]; !ok && len(r.stmts) >= maxPrepared {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many prepared statements; close some"}
 			} else {
+				if !r.tracksCode() {
+					// What ran before was not classified.
+					r.pending = true
+				}
 				r.saveStmt(m.Name)
 				st := newStmt(m.Query)
 				st.query, st.oids, st.gen = m.Query, m.ParameterOIDs, r.code
@@ -493,6 +512,9 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			if _, ok := r.portals[string(m.portal)]; !ok && len(r.portals) >= maxPortals {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many open portals; close some"}
 			} else {
+				if !r.tracksCode() {
+					r.pending = true
+				}
 				name := string(m.portal)
 				r.savePortal(name)
 				r.portals[name] = p
@@ -520,14 +542,20 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			}
 		}
 		r.execs = append(r.execs, pe)
+		switch a := pe.p.stmt.action; {
+		case !pe.found || a == "pg:commit" || a == "pg:end" || a == "pg:rollback" || a == "pg:abort" || a == "pg:prepare":
+			r.txEffect = txEnd // what follows may run in an implicit transaction
+		case a == "pg:begin" || a == "pg:start":
+			r.txEffect = txBegin
+		}
 		if r.tracksCode() {
 			// Noted now, not when the batch is recorded, so that a
 			// statement later in this batch sees it.
 			if !pe.found || !definesNothing[pe.p.stmt.action] {
 				c.ownObjects = true
 			}
-			if !pe.found || c.runsCode(pe.p.stmt.action, pe.p.stmt.read) {
-				r.code++
+			if !pe.found || c.runsCode(pe.p.stmt.action, pe.p.stmt.read) || (r.pending && commitPoint[pe.p.stmt.action]) {
+				r.noteCode()
 			}
 			if pe.found && pe.portal != "" {
 				// A portal's own run cannot close it (PostgreSQL refuses
@@ -560,6 +588,12 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		}
 	}
 	r.batch = append(r.batch, raw...)
+	if typ == 'S' && r.pending && r.tracksCode() && !c.syncInBlock() {
+		// A Sync that ends an implicit transaction fires its deferred
+		// triggers; one inside a transaction block does not (and so
+		// leaves a named portal read in parts alone).
+		r.code++
+	}
 	if typ == 'S' || typ == 'H' {
 		return c.endBatch(typ == 'S')
 	}
@@ -1058,6 +1092,47 @@ func (r *relayState) reparse(name string, st stmt) stmt {
 	st.gen = r.code
 	r.stmts[name] = st
 	return st
+}
+
+// noteCode counts a forwarded statement that may run code, now or, through
+// what it schedules, at the end of its transaction.
+func (r *relayState) noteCode() {
+	r.code++
+	r.pending = true
+}
+
+// settlePending forgets code scheduled for the end of a transaction once
+// none is open upstream and nothing is in flight: at the start of a Query
+// or a batch, before its own statements. Client loop only.
+func (c *conn) settlePending() {
+	if c.relay.pending && !c.inTransaction() {
+		c.relay.pending = false
+	}
+}
+
+// Values of relayState.txEffect.
+const (
+	txBegin = 1
+	txEnd   = 2
+)
+
+// syncInBlock reports whether the current batch's Sync is known to come
+// inside a transaction block: a BEGIN of the batch's own, or, with nothing
+// of the batch ending one, nothing in flight ahead of it (the batch is
+// not forwarded yet) and upstream's last status in a block. Client loop
+// only.
+func (c *conn) syncInBlock() bool {
+	r := c.relay
+	switch r.txEffect {
+	case txBegin:
+		return true
+	case txEnd:
+		return false
+	}
+	r.qmu.Lock()
+	busy := r.front() != nil
+	r.qmu.Unlock()
+	return !busy && c.txs.Load() != 'I'
 }
 
 // tracksCode reports whether the session holds named statements or
