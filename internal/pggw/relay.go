@@ -62,12 +62,12 @@ type entry struct {
 	// eSynthetic: bytes to send, then ReadyForQuery if ready.
 	synthetic []byte
 	ready     bool
-	// pend is the request's record while it may not be durable yet (a
-	// read forwarded at once, see disclose.go); nil once it is.
-	pend *gateway.Pending
 	// stale: an Execute of a portal the gateway closed first
 	// (staleExecute); the server's 34000 is relayed as the gateway's own.
 	stale bool
+	// pend is the request's record while it may not be durable yet (a
+	// read forwarded at once, see disclose.go); nil once it is.
+	pend *gateway.Pending
 }
 
 // stmt is a statement's text as recorded: its action and its text with
@@ -89,13 +89,13 @@ func newStmt(sql string) stmt {
 	return stmt{action: action, text: redactPasswords(sql), read: readStatement(action, sql)}
 }
 
+// A portal's stmt.gen is the session's code generation (relayState.code)
+// when the portal was bound or last ran, not its statement's: code run
+// since can have closed it and opened a cursor of the same name
+// (staleExecute).
 type portal struct {
 	stmt   stmt
 	params string
-	// gen is the session's code generation (relayState.code) when the
-	// portal was bound or last ran: code run since can have closed it and
-	// opened a cursor of the same name (staleExecute).
-	gen uint64
 }
 
 // pendingExec is an Execute of the current batch, recorded at its end.
@@ -131,6 +131,14 @@ type relayState struct {
 	batchErr *pgError
 	scratch  []*entry // endBatch's entries, reused
 	discard  bool     // after a refused batch: ignore everything up to Sync
+	// pending: code may have been scheduled to run at the end of the
+	// transaction (a deferred trigger, a WITH HOLD cursor's query), which
+	// then runs at a COMMIT, SET CONSTRAINTS or Sync (commitPoint).
+	pending bool
+	// txEffect: what the current batch's statements did to a transaction
+	// block so far: 0 nothing, txBegin opened one, txEnd may have ended
+	// one (a Sync after which may end an implicit transaction).
+	txEffect uint8
 	stmts    map[string]stmt
 	unnamed  stmt
 	portals  map[string]portal
@@ -142,14 +150,6 @@ type relayState struct {
 	// view of the session's own): such code can DEALLOCATE and PREPARE a
 	// named statement again with dynamic SQL the gateway cannot read.
 	code uint64
-	// pending: code may have been scheduled to run at the end of the
-	// transaction (a deferred trigger, a WITH HOLD cursor's query), which
-	// then runs at a COMMIT, SET CONSTRAINTS or Sync (commitPoint).
-	pending bool
-	// txEffect: what the current batch's statements did to a transaction
-	// block so far: 0 nothing, txBegin opened one, txEnd may have ended
-	// one (a Sync after which may end an implicit transaction).
-	txEffect uint8
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
@@ -501,7 +501,8 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if !ok {
 			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>")
 		}
-		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact()), gen: r.code}
+		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
+		p.stmt.gen = r.code
 		if len(m.portal) == 0 {
 			r.undo = append(r.undo, undoOp{portal: true, had: true, p: r.unnamedP})
 			r.unnamedP = p
@@ -535,7 +536,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if len(name) > 0 {
 			pe.portal = string(name)
 			pe.p, pe.found = r.portals[pe.portal]
-			if pe.found && pe.p.gen != r.code {
+			if pe.found && pe.p.stmt.gen != r.code {
 				r.staleExecute(&pe)
 				r.execs = append(r.execs, pe)
 				break // it runs nothing
@@ -562,7 +563,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				// to drop an active portal): its next Execute continues
 				// what was recorded.
 				p := r.portals[pe.portal]
-				p.gen = r.code
+				p.stmt.gen = r.code
 				r.portals[pe.portal] = p
 			}
 		}
