@@ -326,6 +326,28 @@ func (s *Service) mayDecide(caller model.Identity, g model.Grant, verb string) (
 	return pols, set.Hash(), nil
 }
 
+// stillPermitted checks that the policies in force now still let g's
+// requester ask for it (auto or human): a person approves what policy
+// permits, not what it permitted when the request was made. Without it, a
+// permit withdrawn (or a forbid added) by a reload during an incident
+// still let an approver activate the requests made before it.
+func (s *Service) stillPermitted(g model.Grant) error {
+	who, ok := s.dir.Lookup(g.Identity)
+	if !ok || who.Disabled {
+		return apierr.Conflict("grant %s was requested by %s, which is no longer an active identity; deny it", g.ID, g.Identity)
+	}
+	t := s.targets[g.Target]
+	dec := s.pol.Current().Decide(policy.Request{
+		Principal: principalOf(who),
+		Target:    policy.Target{Name: t.Name, Account: t.Account},
+		Pairs:     g.RequestedScope.Pairs(), Duration: g.Duration, Reason: g.Reason,
+	})
+	if dec.Outcome == policy.OutcomeDeny {
+		return apierr.Conflict("grant %s is no longer permitted by the policies in force (set %s): %s; deny it, and the requester may ask again", g.ID, dec.PolicySetHash, dec.Explanation)
+	}
+	return nil
+}
+
 // getForDecision reads a grant for a decision. An agent is refused before
 // the lookup, and may only see its own grants, so neither answer reveals
 // whether another agent's grant id exists.
@@ -392,6 +414,11 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 	pols, hash, err := s.mayDecide(caller, g, verb)
 	if err != nil {
 		return model.Grant{}, err
+	}
+	if verb == "approve" {
+		if err := s.stillPermitted(g); err != nil {
+			return model.Grant{}, err
+		}
 	}
 	if verb == "approve" && g.Duration > s.maxDur {
 		// The cap was lowered since the request: it holds for every
