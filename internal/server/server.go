@@ -91,6 +91,8 @@ type Server struct {
 	tlsErr  error
 	// notifier runs notify: (nil if not configured).
 	notifier *notify.Notifier
+	// verifies runs Verify one at a time (verifyruns.go).
+	verifies verifyRuns
 	// pgRelay runs /mcp's sql_query through this process's PostgreSQL
 	// gateway on the agent's behalf (mcp.go).
 	pgRelay pgRelay

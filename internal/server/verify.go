@@ -22,6 +22,10 @@ import (
 // of the newest checkpoint kept outside the database, and every grant and
 // session row against what the log implies.
 func (s *Server) Verify(ctx context.Context) (auditlog.Report, error) {
+	return s.verifies.do(ctx, s.verify)
+}
+
+func (s *Server) verify(ctx context.Context) (auditlog.Report, error) {
 	// The witness is read before the store is synced, so it can never be
 	// ahead of what is verified.
 	witness, err := readWitness(s.Config.DataDir)
