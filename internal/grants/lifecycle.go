@@ -259,6 +259,13 @@ func (s *Service) armCancel(g model.Grant) {
 // transaction, after checking it is in one of the from states. It returns
 // the grant as committed.
 func (s *Service) transition(ctx context.Context, op, id string, from []model.GrantStatus, change func(g *model.Grant) ([]auditlog.Event, error)) (model.Grant, error) {
+	return s.transitionTx(ctx, op, id, from, func(_ context.Context, _ store.Tx, g *model.Grant) ([]auditlog.Event, error) {
+		return change(g)
+	})
+}
+
+// transitionTx is transition with the transaction handed to change.
+func (s *Service) transitionTx(ctx context.Context, op, id string, from []model.GrantStatus, change func(ctx context.Context, tx store.Tx, g *model.Grant) ([]auditlog.Event, error)) (model.Grant, error) {
 	var out model.Grant
 	var committed []auditlog.Event
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
@@ -272,7 +279,7 @@ func (s *Service) transition(ctx context.Context, op, id string, from []model.Gr
 		if !statusIn(g.Status, from) {
 			return nil, apierr.Conflict("grant %s is %s; cannot %s it", id, g.Status, op)
 		}
-		events, err := change(&g)
+		events, err := change(ctx, tx, &g)
 		if err != nil {
 			return nil, err
 		}
@@ -430,10 +437,26 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 		return model.Grant{}, err
 	}
 	decision := map[string]string{"approve": "approved", "deny": "denied"}[verb]
-	out, err := s.transition(ctx, verb, id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
+	lapsed := false
+	out, err := s.transitionTx(ctx, verb, id, []model.GrantStatus{model.Pending}, func(ctx context.Context, tx store.Tx, g *model.Grant) ([]auditlog.Event, error) {
 		if !now.Before(g.DecideBy) {
 			// A decision must never resurrect or settle an overdue request.
 			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
+		}
+		// Among replicas the deadline is also checked against the
+		// database's clock, which they all share: a replica whose own
+		// clock is slow must not decide a request the others (and the
+		// database) already see as overdue.
+		if ct, ok := tx.(store.ClockTx); ok {
+			dbNow, err := ct.Now(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if !dbNow.Before(g.DecideBy) {
+				lapsed = true
+				return nil, apierr.Conflict("grant %s passed its decision deadline (%s) by the database's clock (%s; this replica's reads %s)",
+					g.ID, g.DecideBy.Format(time.RFC3339), dbNow.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+			}
 		}
 		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: now, Policies: pols, PolicySetHash: hash}
 		a.Via, a.SlackUser = channelFrom(ctx)
@@ -441,6 +464,14 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 		g.DecidedAt = now
 		return apply(g, a), nil
 	})
+	if lapsed {
+		// Overdue by the shared clock: cancel it now, with its deadline
+		// as its end, as the other replicas' timers do (written once).
+		if cerr := s.cancelOverdueLocked(ctx, id); cerr != nil {
+			s.logger.Warn("cancelling a request found overdue by the database's clock", "grant", id, "err", cerr)
+		}
+		s.logger.Warn("refused a decision after the request's deadline by the database's clock; is this replica's clock slow?", "grant", id, "local", now)
+	}
 	if err != nil {
 		return out, err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/model"
 )
@@ -47,4 +48,13 @@ type SessionTx interface {
 // holds that replica's lock, taken on its listening connection).
 type ReplicaRegistry interface {
 	ReplicaAlive(ctx context.Context, name string) (bool, error)
+}
+
+// ClockTx is implemented by the Tx of a shared store: Now reads the
+// database's clock from inside the write transaction. The replicas' own
+// clocks may disagree; the database's is the one they share, so a
+// deadline checked against it (a request's decision deadline) holds
+// whichever replica decides.
+type ClockTx interface {
+	Now(ctx context.Context) (time.Time, error)
 }

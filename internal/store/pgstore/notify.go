@@ -29,7 +29,22 @@ var (
 	_ store.SessionTx        = (*Tx)(nil)
 	_ store.CredentialReader = (*Store)(nil)
 	_ store.ReplicaRegistry  = (*Store)(nil)
+	_ store.ClockTx          = (*Tx)(nil)
 )
+
+// Now reads the database server's clock (clock_timestamp(): the time of
+// the call, not of the transaction's start) inside the write transaction
+// (store.ClockTx).
+func (t *Tx) Now(ctx context.Context) (time.Time, error) {
+	if err := t.usable(); err != nil {
+		return time.Time{}, err
+	}
+	var now time.Time
+	if err := t.tx.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("pgstore: the database's clock: %w", err)
+	}
+	return now, nil
+}
 
 // replicaLockKey names the advisory lock a replica holds while it runs
 // (hashed by PostgreSQL: hashtextextended(key, 0)).
