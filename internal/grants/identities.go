@@ -143,7 +143,7 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 	if err != nil {
 		return model.Identity{}, "", s.logErr("the new agent", err)
 	}
-	s.dir.Put(id)
+	s.putIdentity(ctx, id)
 	return id, key, nil
 }
 
@@ -176,7 +176,7 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 	if err != nil {
 		return model.Identity{}, s.logErr("the change", err)
 	}
-	s.dir.Put(out)
+	s.putIdentity(ctx, out)
 	active, err := s.st.Grants(ctx, store.GrantFilter{Identity: name, Status: []model.GrantStatus{model.Active, model.Pending}})
 	if err != nil {
 		return out, err

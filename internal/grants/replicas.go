@@ -281,8 +281,34 @@ func (s *Service) retryReconcile() {
 // disabled or changed on another replica authenticates (or stops) here too.
 func (s *Service) syncIdentity(ctx context.Context, name string) error {
 	// Two notices of one identity apply in order: the later read wins.
-	unlock := s.lock(store.IdentityNotice + name)
+	unlock := s.lockIdentity(name)
 	defer unlock()
+	return s.syncIdentityLocked(ctx, name)
+}
+
+// lockIdentity serialises the reads and writes of identity name in the
+// directory (the directory's own changes included: see putIdentity).
+func (s *Service) lockIdentity(name string) func() { return s.lock(store.IdentityNotice + name) }
+
+// putIdentity brings identity id into the directory under its lock, after
+// a change of it this replica committed: a notice's older read being
+// applied meanwhile is put before it, not after. Among replicas the
+// identity is read again under the lock rather than id put (a newer
+// change made elsewhere may have been applied since this one committed);
+// id is put if that read fails.
+func (s *Service) putIdentity(ctx context.Context, id model.Identity) {
+	unlock := s.lockIdentity(id.Name)
+	defer unlock()
+	if s.rep.notifier != nil {
+		if err := s.syncIdentityLocked(ctx, id.Name); err == nil {
+			return
+		}
+	}
+	s.dir.Put(id)
+}
+
+// syncIdentityLocked is syncIdentity with the identity's lock held.
+func (s *Service) syncIdentityLocked(ctx context.Context, name string) error {
 	id, err := s.st.Identity(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -307,8 +333,14 @@ func (s *Service) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("grants: re-reading identities: %w", err)
 	}
+	// The read of all at once may be older than a notice applied since
+	// (a retried re-read runs while notices are applied): an identity
+	// that it shows otherwise than the directory does is read again on
+	// its own, under its lock, and that read is put.
 	for _, id := range idents {
-		s.dir.Put(id)
+		if err := s.reconcileIdentity(ctx, id); err != nil {
+			return fmt.Errorf("grants: re-reading identity %s: %w", id.Name, err)
+		}
 	}
 	open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending, model.Active}})
 	if err != nil {
@@ -358,6 +390,21 @@ func (s *Service) reconcile(ctx context.Context) error {
 	}
 	s.logger.Info("grants reconciled with the store", "open", len(open), "checked", len(check), "identities", len(idents))
 	return nil
+}
+
+// reconcileIdentity brings the directory's entry of read (from a read of
+// every identity) up to date: nothing to do if the directory already has
+// it so, else it is read again under its lock and put. Under the lock, a
+// notice's read in flight (which may predate a change whose notice the
+// listener lost, as for a grant: see syncGrantLocked) has been put before
+// this looks, and is then replaced by this newer read.
+func (s *Service) reconcileIdentity(ctx context.Context, read model.Identity) error {
+	unlock := s.lockIdentity(read.Name)
+	defer unlock()
+	if have, ok := s.dir.Lookup(read.Name); ok && sameIdentity(have, read) {
+		return nil
+	}
+	return s.syncIdentityLocked(ctx, read.Name)
 }
 
 // syncGrant re-reads grant id under its lock and applies it (applyRecord).

@@ -65,18 +65,45 @@ func (n *testNotifier) Run(ctx context.Context, changed func(string, string), co
 
 // countingStore counts the credential reads of cache misses. afterGrant,
 // if set, runs after each read of one grant (Grant), before it returns.
+// failGrant, if set, runs before each read of one grant and fails it with
+// its error. afterIdentity and afterIdentities run after each read of one
+// identity (Identity) and of all of them (Identities), before they return.
 type countingStore struct {
 	*pgstore.Store
-	reads      atomic.Int64
-	afterGrant atomic.Pointer[func(id string)]
+	reads           atomic.Int64
+	afterGrant      atomic.Pointer[func(id string)]
+	failGrant       atomic.Pointer[func(id string) error]
+	afterIdentity   atomic.Pointer[func(name string)]
+	afterIdentities atomic.Pointer[func()]
 }
 
 func (c *countingStore) Grant(ctx context.Context, id string) (model.Grant, error) {
+	if f := c.failGrant.Load(); f != nil {
+		if err := (*f)(id); err != nil {
+			return model.Grant{}, err
+		}
+	}
 	g, err := c.Store.Grant(ctx, id)
 	if f := c.afterGrant.Load(); f != nil {
 		(*f)(id)
 	}
 	return g, err
+}
+
+func (c *countingStore) Identity(ctx context.Context, name string) (model.Identity, error) {
+	id, err := c.Store.Identity(ctx, name)
+	if f := c.afterIdentity.Load(); f != nil {
+		(*f)(name)
+	}
+	return id, err
+}
+
+func (c *countingStore) Identities(ctx context.Context) ([]model.Identity, error) {
+	ids, err := c.Store.Identities(ctx)
+	if f := c.afterIdentities.Load(); f != nil {
+		(*f)()
+	}
+	return ids, err
 }
 
 func (c *countingStore) GrantByCredential(ctx context.Context, id string) (model.Grant, error) {
