@@ -20,26 +20,24 @@ const DefaultReplicaGrace = 30 * time.Second
 // sweepTimeout bounds one sweep's store reads and writes.
 const sweepTimeout = 30 * time.Second
 
-// sweepLookback is how long after its grant ended a session is still
-// swept: a dead replica's session of a grant that ended after it died has
-// nobody else to end it.
-const sweepLookback = 10 * time.Minute
-
 // Sessions of a replica that died. A session lives in the memory of the
 // replica whose gateway serves it; when that process dies (kill -9, a lost
 // machine) nobody ends it. Each session.started entry names its replica
 // (Options.ReplicaID), and each running replica holds a lock in the store
 // that says so (store.ReplicaRegistry). Every replica sweeps the open
-// sessions of active grants every SessionSweep, and ends, at their last
-// recorded event, those whose replica has been gone at every sweep for at
-// least ReplicaGrace (and at two sweeps at least): a live replica loses
-// its lock while its listener reconnects, which after a database restart
-// takes up to the listener's backoff (5 s) and its re-read. The end is written once: inside the write transaction the
-// session is read again (store.SessionTx) and left alone if another
-// replica ended it first. At a replica's first sweep its own earlier run's
-// sessions (same ReplicaID) are ended at once. Sessions of grants that
-// ended more than sweepLookback ago, and sessions started before replicas
-// recorded their replica, are not swept.
+// sessions (store.OpenSessionLister: an index of the sessions whose row
+// records no end, whatever their grant and however long ago it ended)
+// every SessionSweep, and ends, at their last recorded event, those whose
+// replica has been gone at every sweep for at least ReplicaGrace (and at
+// two sweeps at least): a live replica loses its lock while its listener
+// reconnects, which after a database restart takes up to the listener's
+// backoff (5 s) and its re-read. The end is written once: inside the write
+// transaction the session is read again (store.SessionTx) and left alone
+// if another replica ended it first. At a replica's first sweep its own
+// earlier run's sessions (same ReplicaID) are ended at once. A sweep reads
+// the open sessions and, for each, its first log entry (which names its
+// replica); a session's whole log is read only to end it. Sessions started
+// before replicas recorded their replica are not swept.
 
 // sweepLoop sweeps at start and then every interval until stop closes.
 func (s *Service) sweepLoop(stop <-chan struct{}, interval time.Duration) {
@@ -73,60 +71,61 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 	if !ok {
 		return nil
 	}
-	// Grants live now or ended within the lookback (pending ones have no
-	// sessions and cost one empty read).
-	active, err := s.st.Grants(ctx, store.GrantFilter{Since: s.now().Add(-sweepLookback)})
+	lister, ok := s.st.(store.OpenSessionLister)
+	if !ok {
+		return nil
+	}
+	open, err := lister.OpenSessions(ctx)
 	if err != nil {
 		return err
 	}
 	alive := map[string]bool{}
 	gone := map[string]time.Time{} // replicas found gone, since when
 	now := time.Now()
-	for _, g := range active {
-		sessions, err := s.st.Sessions(ctx, g.ID)
+	for _, ses := range open {
+		if !ses.EndedAt.IsZero() {
+			continue
+		}
+		// session.started is a session's first entry: the read stops there.
+		first, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID, Type: "session.started", Limit: 1})
 		if err != nil {
 			return err
 		}
-		for _, ses := range sessions {
-			if !ses.EndedAt.IsZero() {
+		owner := sessionReplica(first)
+		switch {
+		case owner == "":
+			continue
+		case owner == s.rep.id:
+			if !mine || !ses.StartedAt.Before(s.rep.startedAt) {
+				continue // this run's: live
+			}
+		default:
+			a, known := alive[owner]
+			if !known {
+				if a, err = reg.ReplicaAlive(ctx, owner); err != nil {
+					return err
+				}
+				alive[owner] = a
+			}
+			if a {
 				continue
 			}
-			entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID})
-			if err != nil {
-				return err
+			since, before := s.rep.gone[owner]
+			if !before {
+				since = now
 			}
-			owner := sessionReplica(entries)
-			switch {
-			case owner == "":
-				continue
-			case owner == s.rep.id:
-				if !mine || !ses.StartedAt.Before(s.rep.startedAt) {
-					continue // this run's: live
-				}
-			default:
-				a, known := alive[owner]
-				if !known {
-					if a, err = reg.ReplicaAlive(ctx, owner); err != nil {
-						return err
-					}
-					alive[owner] = a
-				}
-				if a {
-					continue
-				}
-				since, before := s.rep.gone[owner]
-				if !before {
-					since = now
-				}
-				gone[owner] = since
-				if !before || now.Sub(since) < s.rep.grace {
-					continue // gone at two sweeps in a row, for the grace, or not yet
-				}
+			gone[owner] = since
+			if !before || now.Sub(since) < s.rep.grace {
+				continue // gone at two sweeps in a row, for the grace, or not yet
 			}
-			why := fmt.Sprintf("replica %s stopped without ending the session; it ends at its last recorded event", owner)
-			if err := s.recoverSession(ctx, ses, entries, why); err != nil {
-				return err
-			}
+		}
+		entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID})
+		if err != nil {
+			return err
+		}
+		why := fmt.Sprintf("replica %s stopped without ending the session; it ends at its last recorded event", owner)
+		if err := s.recoverSession(ctx, ses, entries, why); err != nil {
+			return err
 		}
 	}
 	s.rep.gone = gone

@@ -58,3 +58,11 @@ type ReplicaRegistry interface {
 type ClockTx interface {
 	Now(ctx context.Context) (time.Time, error)
 }
+
+// OpenSessionLister is implemented by a shared store: OpenSessions returns
+// every session whose row records no end, through an index of those alone,
+// so that the sweep of dead replicas' sessions costs what is open, not
+// what was ever recorded.
+type OpenSessionLister interface {
+	OpenSessions(ctx context.Context) ([]model.Session, error)
+}

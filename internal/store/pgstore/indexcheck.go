@@ -82,7 +82,7 @@ func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, e
 }
 
 func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
-	rows, err := tx.Query(ctx, "SELECT id, grant_id, started_at, record FROM sessions ORDER BY id")
+	rows, err := tx.Query(ctx, "SELECT id, grant_id, started_at, open, record FROM sessions ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: check session columns: %w", err)
 	}
@@ -91,8 +91,9 @@ func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string,
 	for rows.Next() {
 		var id, grantID string
 		var started *int64
+		var open bool
 		var rec []byte
-		if err := rows.Scan(&id, &grantID, &started, &rec); err != nil {
+		if err := rows.Scan(&id, &grantID, &started, &open, &rec); err != nil {
 			return nil, fmt.Errorf("pgstore: check session columns: %w", err)
 		}
 		ss, err := decodeSession(rec)
@@ -107,6 +108,10 @@ func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string,
 		if (id != w.id || grantID != w.grantID || derefInt(started) != derefInt(w.startedAt)) && n < maxIndexDiffs {
 			n++
 			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %d) is not its record's (%s, %s, %d): the column reads filter on was changed", id, id, grantID, derefInt(started), w.id, w.grantID, derefInt(w.startedAt)))
+		}
+		if open != w.open && n < maxIndexDiffs {
+			n++
+			out = append(out, fmt.Sprintf("session %s: its open column (%t) is not what its record says (%t): the sweep of dead replicas' sessions reads it", id, open, w.open))
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -25,11 +25,12 @@ import (
 // close idle ones), opened by a Listener.
 
 var (
-	_ store.GrantNotifier    = (*Tx)(nil)
-	_ store.SessionTx        = (*Tx)(nil)
-	_ store.CredentialReader = (*Store)(nil)
-	_ store.ReplicaRegistry  = (*Store)(nil)
-	_ store.ClockTx          = (*Tx)(nil)
+	_ store.GrantNotifier     = (*Tx)(nil)
+	_ store.SessionTx         = (*Tx)(nil)
+	_ store.CredentialReader  = (*Store)(nil)
+	_ store.ReplicaRegistry   = (*Store)(nil)
+	_ store.ClockTx           = (*Tx)(nil)
+	_ store.OpenSessionLister = (*Store)(nil)
 )
 
 // Now reads the database server's clock (clock_timestamp(): the time of

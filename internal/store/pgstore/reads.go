@@ -234,6 +234,16 @@ func (s *Store) Sessions(ctx context.Context, grantID string) ([]model.Session, 
 	return out, nil
 }
 
+// OpenSessions returns every session whose row records no end, ordered by
+// ID, through the partial index of open sessions (store.OpenSessionLister).
+func (s *Store) OpenSessions(ctx context.Context) ([]model.Session, error) {
+	out, err := scanSessions(ctx, s.pool, "SELECT record FROM sessions WHERE open ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open sessions: %w", err)
+	}
+	return out, nil
+}
+
 func scanSessions(ctx context.Context, q querier, query string, args ...any) ([]model.Session, error) {
 	var out []model.Session
 	err := eachSession(ctx, q, query, args, func(s model.Session) error {

@@ -160,6 +160,7 @@ type sessionRow struct {
 	calls, denied, bytesIn, bytesOut int64
 	usedJSON                         *string
 	record                           []byte
+	open                             bool // the record states no end
 }
 
 func encodeSession(s model.Session) (sessionRow, error) {
@@ -181,7 +182,7 @@ func encodeSession(s model.Session) (sessionRow, error) {
 	r := sessionRow{
 		id: s.ID, grantID: s.GrantID, startedAt: started,
 		calls: s.Calls, denied: s.Denied, bytesIn: s.BytesIn, bytesOut: s.BytesOut,
-		record: rec,
+		record: rec, open: s.EndedAt.IsZero(),
 	}
 	if len(s.Used) > 0 {
 		u, err := json.Marshal(s.Used)

@@ -75,14 +75,15 @@ const (
 	bumpMaxSpanSQL = `UPDATE meta SET value = $1::bigint::text
 		WHERE key = 'max_span_nanos' AND COALESCE(value::bigint, 0) < $1::bigint`
 	putSessionSQL = `INSERT INTO sessions
-		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record, open)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, started_at = excluded.started_at,
 			calls = excluded.calls, denied = excluded.denied, bytes_in = excluded.bytes_in,
-			bytes_out = excluded.bytes_out, used_json = excluded.used_json, record = excluded.record`
+			bytes_out = excluded.bytes_out, used_json = excluded.used_json, record = excluded.record,
+			open = excluded.open`
 	insertSessionSQL = `INSERT INTO sessions
-		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record, open)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -282,7 +283,7 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 		return fmt.Errorf("pgstore: %s session: %w", verb, err)
 	}
 	if _, err := t.tx.Exec(ctx, query, r.id, r.grantID, r.startedAt, r.calls, r.denied,
-		r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
+		r.bytesIn, r.bytesOut, r.usedJSON, r.record, r.open); err != nil {
 		return fmt.Errorf("pgstore: %s session %q: %w", verb, s.ID, err)
 	}
 	return nil

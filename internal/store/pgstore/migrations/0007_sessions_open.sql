@@ -1,0 +1,11 @@
+-- Airlock schema version 7: the open sessions are listed through a partial index.
+--
+-- The replicas sweep the sessions a dead replica left open. They found them
+-- through the grants that ended recently, and so never ended the sessions
+-- of a grant that ended longer ago (after an outage of every replica).
+-- open copies whether the session's record states no end; only open
+-- sessions enter the index. A record is JSON without spaces whose
+-- "ended_at" key is left out while the session is open.
+ALTER TABLE sessions ADD COLUMN open boolean NOT NULL DEFAULT false;
+UPDATE sessions SET open = true WHERE position('"ended_at":'::bytea IN record) = 0;
+CREATE INDEX sessions_open ON sessions (id) WHERE open;
