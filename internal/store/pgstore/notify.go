@@ -145,10 +145,17 @@ func (s *Store) GrantByCredential(ctx context.Context, credentialID string) (mod
 }
 
 // Listener timings. A silent connection (a network partition sends no
-// reset) is found by a ping after listenIdle without a notice.
+// reset) is found by a ping after listenIdle without a notice, which fails
+// if it has no answer within listenPing: a replica whose listening
+// connection is cut silently finds out within listenIdle+listenPing (3 s;
+// TestListenerSilentPartition measures it), and from then refuses every
+// credential until it has reconnected and re-read the open grants. A ping
+// costs the server a SELECT 1 per idle second per replica; listenPing is
+// well above what a SELECT 1 takes on a loaded server, since a ping that
+// times out costs a reconnection and a re-read of every open grant.
 const (
-	listenIdle       = 5 * time.Second
-	listenPing       = 3 * time.Second
+	listenIdle       = time.Second
+	listenPing       = 2 * time.Second
 	listenConnect    = 5 * time.Second
 	listenBackoffMin = 100 * time.Millisecond
 	listenBackoffMax = 5 * time.Second
