@@ -89,7 +89,8 @@ type replicas struct {
 	sweep     time.Duration
 	grace     time.Duration
 	gone      map[string]time.Time
-	startedAt time.Time // when Start began: own sessions before it are an earlier run's
+	owners    map[string]string // the replica of each session open at the last sweep
+	startedAt time.Time         // when Start began: own sessions before it are an earlier run's
 	stopSweep chan struct{}
 	sweepDone chan struct{}
 }

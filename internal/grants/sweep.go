@@ -35,8 +35,9 @@ const sweepTimeout = 30 * time.Second
 // transaction the session is read again (store.SessionTx) and left alone
 // if another replica ended it first. At a replica's first sweep its own
 // earlier run's sessions (same ReplicaID) are ended at once. A sweep reads
-// the open sessions and, for each, its first log entry (which names its
-// replica); a session's whole log is read only to end it. Sessions started
+// the open sessions and, for each it has not seen open before, its first
+// log entry (which names its replica); a session's whole log is read only
+// to end it. Sessions started
 // before replicas recorded their replica are not swept.
 
 // sweepLoop sweeps at start and then every interval until stop closes.
@@ -81,17 +82,23 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 	}
 	alive := map[string]bool{}
 	gone := map[string]time.Time{} // replicas found gone, since when
+	owners := make(map[string]string, len(open))
 	now := time.Now()
 	for _, ses := range open {
 		if !ses.EndedAt.IsZero() {
 			continue
 		}
-		// session.started is a session's first entry: the read stops there.
-		first, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID, Type: "session.started", Limit: 1})
-		if err != nil {
-			return err
+		// A session's replica never changes: it is read once, from its
+		// session.started entry (its first: the read stops there).
+		owner, known := s.rep.owners[ses.ID]
+		if !known {
+			first, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID, Type: "session.started", Limit: 1})
+			if err != nil {
+				return err
+			}
+			owner = sessionReplica(first)
 		}
-		owner := sessionReplica(first)
+		owners[ses.ID] = owner
 		switch {
 		case owner == "":
 			continue
@@ -128,7 +135,7 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 			return err
 		}
 	}
-	s.rep.gone = gone
+	s.rep.gone, s.rep.owners = gone, owners
 	return nil
 }
 
