@@ -13,16 +13,23 @@ import (
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
-// recoverSessions ends the sessions of grantID that were still open when
-// Airlock last stopped without ending them (a crash: a clean stop ends
-// every session through its gateway). A restarted gateway never continues
-// them, so they end at their last recorded event, and their summary is
-// counted again from the log itself, which is complete even where the
-// lazily written session row lags.
-func (s *Service) recoverSessions(ctx context.Context, grantID string) error {
-	sessions, err := s.st.Sessions(ctx, grantID)
+// recoverOpenSessions ends the sessions that were still open when Airlock
+// last stopped without ending them (a crash: a clean stop ends every
+// session through its gateway), whatever became of their grants: one
+// revoked or expired just before the crash, its end committed and its
+// sessions' not, would otherwise keep them open in the record for ever. A
+// restarted gateway never continues them, so they end at their last
+// recorded event, and their summary is counted again from the log itself,
+// which is complete even where the lazily written session row lags. Only
+// for a process alone on its store, before its gateways start.
+func (s *Service) recoverOpenSessions(ctx context.Context) error {
+	lister, ok := s.st.(store.OpenSessionLister)
+	if !ok {
+		return fmt.Errorf("recovering open sessions: the store cannot list them")
+	}
+	sessions, err := lister.OpenSessions(ctx)
 	if err != nil {
-		return fmt.Errorf("sessions of %s: %w", grantID, err)
+		return fmt.Errorf("recovering open sessions: %w", err)
 	}
 	for _, ses := range sessions {
 		if !ses.EndedAt.IsZero() {

@@ -320,15 +320,16 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading open grants: %w", err)
 	}
+	// Among replicas, open sessions may be another live replica's: they
+	// are not this start's to end (the sweep ends a dead replica's). Alone,
+	// every session still open is the last run's.
+	if s.rep.notifier == nil {
+		if err := s.recoverOpenSessions(ctx); err != nil {
+			return err
+		}
+	}
 	now := s.now()
 	for _, g := range open {
-		// Among replicas, the open sessions of an active grant may be
-		// another live replica's: they are not this start's to end.
-		if g.Status == model.Active && s.rep.notifier == nil {
-			if err := s.recoverSessions(ctx, g.ID); err != nil {
-				return fmt.Errorf("recovering the sessions of %s: %w", g.ID, err)
-			}
-		}
 		if id, ok := s.dir.Lookup(g.Identity); ok && id.Disabled {
 			// Its identity was disabled while Airlock was stopped (taken
 			// out of the configuration, which SyncIdentities read): its

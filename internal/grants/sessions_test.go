@@ -455,3 +455,38 @@ func TestSessionSummaryCountedInPlace(t *testing.T) {
 		t.Errorf("summary: %d calls, %d used (%v)", rec.Calls, len(rec.Used), rec.Used)
 	}
 }
+
+// TestSessionsOfEndedGrantRecoveredAtStart: a crash between a grant's end
+// (committed) and its sessions' (not yet written by their gateway) leaves
+// sessions of a grant that is no longer open; the next start ends them
+// too, at their last recorded event.
+func TestSessionsOfEndedGrantRecoveredAtStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	ses := h.startSession(g, "client")
+	if err := gatewaytest.Record(h.ctx, ses, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: appObj, Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.session(ses.ID) // flushed
+	// The revoke commits; no gateway is there to end the session (as if
+	// the process died before its gateway wrote the end).
+	if _, err := h.Svc.Revoke(h.ctx, h.id(alice), g.ID, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := h.St.Session(h.ctx, ses.ID); err != nil || !rec.EndedAt.IsZero() {
+		t.Fatalf("before the restart the session is %+v, %v; want it open", rec, err)
+	}
+	h.restart()
+	rec, err := h.St.Session(h.ctx, ses.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.EndedAt.IsZero() || rec.Calls != 1 {
+		t.Fatalf("after the restart the ended grant's session is %+v; want it ended with its call", rec)
+	}
+	ended := h.entriesOfType("session.ended")
+	if len(ended) != 1 || entryData(t, ended[0])["recovered"] != true {
+		t.Fatalf("want one recovered session.ended entry, got %d", len(ended))
+	}
+}

@@ -59,10 +59,10 @@ type ClockTx interface {
 	Now(ctx context.Context) (time.Time, error)
 }
 
-// OpenSessionLister is implemented by a shared store: OpenSessions returns
+// OpenSessionLister is implemented by both stores: OpenSessions returns
 // every session whose row records no end, through an index of those alone,
-// so that the sweep of dead replicas' sessions costs what is open, not
-// what was ever recorded.
+// so that the sweep of dead replicas' sessions, and a lone process's
+// recovery at start, cost what is open, not what was ever recorded.
 type OpenSessionLister interface {
 	OpenSessions(ctx context.Context) ([]model.Session, error)
 }

@@ -344,27 +344,47 @@ func (s *Store) Session(ctx context.Context, id string) (model.Session, error) {
 	return ss, nil
 }
 
+// openSessionsQuery's condition is sessions_open's, so that SQLite reads
+// the partial index (TestOpenSessionsPlan).
+const openSessionsQuery = `SELECT record FROM sessions WHERE instr(record, '"ended_at":') = 0 ORDER BY id`
+
+// OpenSessions returns every session whose record states no end, through
+// the sessions_open partial index (the query's condition is the index's).
+func (s *Store) OpenSessions(ctx context.Context) ([]model.Session, error) {
+	out, err := s.sessions(ctx, openSessionsQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open sessions: %w", err)
+	}
+	return out, nil
+}
+
 // Sessions returns a grant's sessions ordered by StartedAt (then ID).
 func (s *Store) Sessions(ctx context.Context, grantID string) ([]model.Session, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT record FROM sessions WHERE grant_id = ? ORDER BY started_at, id", grantID)
+	out, err := s.sessions(ctx, "SELECT record FROM sessions WHERE grant_id = ? ORDER BY started_at, id", grantID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+	}
+	return out, nil
+}
+
+// sessions decodes the records query selects.
+func (s *Store) sessions(ctx context.Context, query string, args ...any) ([]model.Session, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []model.Session
 	for rows.Next() {
 		var rec []byte
 		if err := rows.Scan(&rec); err != nil {
-			return nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+			return nil, err
 		}
 		ss, err := decodeSession(rec)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+			return nil, err
 		}
 		out = append(out, ss)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }

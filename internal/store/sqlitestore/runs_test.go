@@ -148,6 +148,7 @@ func TestSessionRunsMigration(t *testing.T) {
 		`DROP TABLE log_session_runs`,
 		`DROP TABLE log_grant_runs`,
 		`DROP INDEX log_entries_findings`,
+		`DROP INDEX sessions_open`,
 		`CREATE INDEX log_entries_grant ON log_entries(grant_id)`,
 		`CREATE INDEX log_entries_session ON log_entries(session_id)`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,
@@ -264,6 +265,23 @@ func TestFindingsQueryPlan(t *testing.T) {
 func plan(t *testing.T, s *Store, f store.LogFilter) string {
 	t.Helper()
 	q, args := logEntriesQuery(f, false, false)
+	return queryPlan(t, s, q, args...)
+}
+
+// TestOpenSessionsPlan: the open sessions are read through their partial
+// index, not by a scan of every session ever recorded.
+func TestOpenSessionsPlan(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	p := queryPlan(t, s, openSessionsQuery)
+	t.Log(p)
+	if !strings.Contains(p, "USING INDEX sessions_open") || strings.Contains(p, "SCAN sessions\n") {
+		t.Errorf("open sessions plan:\n%s", p)
+	}
+}
+
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
 	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -154,6 +154,15 @@ DROP INDEX log_entries_grant;
 	`
 CREATE INDEX log_entries_findings ON log_entries(seq) WHERE type = 'finding';
 `,
+	// 5: the open sessions (store.OpenSessionLister), through a partial
+	// index of those alone: a record is JSON whose "ended_at" key is left
+	// out while the session is open (and a string's quotes inside it are
+	// escaped, so the pattern is only ever that key). At start, a process
+	// alone on its data_dir ends those its last run left open, whatever
+	// became of their grants.
+	`
+CREATE INDEX sessions_open ON sessions(id) WHERE instr(record, '"ended_at":') = 0;
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -751,6 +751,22 @@ func testSessions(t *testing.T, s store.Store) {
 	want4 := s4
 	want4.EndedAt, want4.Calls, want4.Denied, want4.BytesIn, want4.BytesOut, want4.Used = end.EndedAt, 4, 1, 10, 20, end.Used
 	same(t, "Session(s_4) after EndSession", got, want4)
+
+	// OpenSessions: those whose row states no end, however they were
+	// written (PutSession, InsertSession, EndSession).
+	lister, ok := s.(store.OpenSessionLister)
+	if !ok {
+		t.Fatal("the store does not list open sessions")
+	}
+	open, err := lister.OpenSessions(ctx)
+	must(t, err, "OpenSessions")
+	var openIDs []string
+	for _, o := range open {
+		openIDs = append(openIDs, o.ID)
+	}
+	if strings.Join(openIDs, ",") != "s_2,s_3" {
+		t.Fatalf("OpenSessions = %v, want s_2,s_3", openIDs)
+	}
 }
 
 func testAppendLog(t *testing.T, s store.Store) {
