@@ -251,11 +251,21 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			if err != nil {
 				return exitf(1, "bundle verification FAILED: %v", err)
 			}
+			// A v2 bundle's entry list is not signed: say so, on stderr
+			// whatever the output format, so that no script reading the
+			// JSON misses it.
+			for _, w := range res.Warnings {
+				linef(a.errOut, "WARNING %s", w)
+			}
 			if a.output == "json" {
 				return a.printJSON(res)
 			}
-			linef(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s",
-				len(res.Rows), res.Account, res.Day, res.Entries, res.TreeSize, res.Root, v.Name())
+			list := "the signed statement lists every one"
+			if !res.EntriesSigned {
+				list = "their list is NOT signed (" + res.Format + ")"
+			}
+			linef(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s; %s",
+				len(res.Rows), res.Account, res.Day, res.Entries, res.TreeSize, res.Root, v.Name(), list)
 			for _, r := range res.Rows {
 				linef(a.out, "  %s %s %s %s reason %q, %d sessions, %d calls, %d denied", r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, r.Sessions, r.Calls, r.DeniedCalls)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/client"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/textesc"
 	"github.com/spf13/cobra"
 )
 
@@ -98,5 +99,43 @@ func TestAuditExportRefusesABadDay(t *testing.T) {
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Fatalf("a file was written: %v", err)
+	}
+}
+
+// TestVerifyBundleOutput: verify-bundle prints a bundle's rows escaped (a
+// reason is the agent's text), and says whether the bundle's entry list is
+// signed: a v3 bundle's is; a v2 bundle (exported by the previous release,
+// ../evidence/testdata) still verifies, with a warning on stderr, in -o
+// json too, that its list is not signed.
+func TestVerifyBundleOutput(t *testing.T) {
+	l := startServer(t, nil)
+	ctx := context.Background()
+	bot := client.New("http://"+l.apiAddr, l.botKey)
+	g, err := bot.Request(ctx, grants.RequestInput{Target: "aws-prod", Scope: []string{"s3:ListBucket arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: hostile})
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request: %v (%s)", err, g.Status)
+	}
+	day := time.Now().UTC().Format("2006-01-02")
+	file := filepath.Join(t.TempDir(), "review.json")
+	if code, _, errOut := l.as(l.aliceKey, "audit", "export", "--account", "111122223333", "--day", day, "-o", file); code != 0 {
+		t.Fatalf("audit export: exit %d: %s", code, errOut)
+	}
+	pub := filepath.Join(l.dataDir, "log-signing.pub")
+	code, out, errOut := run(t, nil, "audit", "verify-bundle", file, "--key", pub)
+	if code != 0 || errOut != "" || !strings.Contains(out, "the signed statement lists every one") || !strings.Contains(out, textesc.String(hostile)) {
+		t.Fatalf("verify-bundle: exit %d:\n%s%s", code, out, errOut)
+	}
+	checkTerminalSafe(t, "verify-bundle", out)
+
+	v2 := filepath.Join("..", "evidence", "testdata", "bundle-v2.json")
+	v2pub := filepath.Join("..", "evidence", "testdata", "bundle-v2.pub")
+	code, out, errOut = run(t, nil, "audit", "verify-bundle", v2, "--key", v2pub)
+	if code != 0 || !strings.Contains(out, "OK: 1 grant(s)") || !strings.Contains(out, "NOT signed") ||
+		!strings.HasPrefix(errOut, "WARNING this is a airlock-evidence-bundle/v2 bundle") {
+		t.Fatalf("verify-bundle of a v2 bundle: exit %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "-o", "json", "audit", "verify-bundle", v2, "--key", v2pub)
+	if code != 0 || !strings.Contains(out, `"EntriesSigned": false`) || !strings.HasPrefix(errOut, "WARNING ") {
+		t.Fatalf("verify-bundle -o json of a v2 bundle: exit %d:\n%s%s", code, out, errOut)
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -28,8 +30,22 @@ import (
 // Format is the bundle's format tag. v1 bundles did not bind their day
 // (nor their account) to a signature: a grant live on two days verified
 // under either, so a v1 bundle's day could be changed unnoticed. They are
-// refused; export again.
-const Format = "airlock-evidence-bundle/v2"
+// refused; export again. v2 bundles (FormatV2) signed the rows but not the
+// entry list: an entry that changes no row (a command run under the grant,
+// a session's end, the issue of credentials) could be left out of one and
+// it still verified. v3 signs the list (see statementText).
+const Format = "airlock-evidence-bundle/v3"
+
+// FormatV2 is the previous format, whose statement does not sign the
+// entry list. Verify still accepts it, for bundles exported before v3,
+// with Result.EntriesSigned false and a warning saying what it cannot
+// prove.
+const FormatV2 = "airlock-evidence-bundle/v2"
+
+// V2Warning is what Verify warns about a v2 bundle.
+const V2Warning = "this is a " + FormatV2 + " bundle: its signed statement does not list its entries, so entries that change no row " +
+	"(commands run under a grant, session ends, credential issues) may have been left out of it undetected; " +
+	"the rows themselves are proven. Export the account and day again for a bundle whose entry list is signed"
 
 // MaxSize bounds a bundle Verify reads (and the API returns).
 const MaxSize = 256 << 20
@@ -51,9 +67,11 @@ type Bundle struct {
 
 // statementText is the text of a bundle's signed statement: a first line
 // no checkpoint's text can begin with (a checkpoint's second line is its
-// size), then the format, account and day, and the SHA-256 (base64) of the
-// checkpoint note and of the rows' canonical encoding. The account and day
-// are printable (checked before), so no line can be forged across.
+// size), then the format, account and day, the SHA-256 (base64) of the
+// checkpoint note and of the rows' canonical encoding, and (from v3) the
+// number of entries and the digest of their list (entriesDigest). The
+// account and day are printable (checked before), so no line can be
+// forged across.
 func statementText(b Bundle) (string, error) {
 	rows, err := json.Marshal(b.Rows)
 	if err != nil {
@@ -61,8 +79,38 @@ func statementText(b Bundle) (string, error) {
 	}
 	cp := sha256.Sum256([]byte(b.Checkpoint))
 	rs := sha256.Sum256(rows)
-	return "airlock evidence bundle statement\n" + b.Format + "\naccount " + b.Account + "\nday " + b.Day +
-		"\ncheckpoint " + b64.EncodeToString(cp[:]) + "\nrows " + b64.EncodeToString(rs[:]) + "\n", nil
+	text := "airlock evidence bundle statement\n" + b.Format + "\naccount " + b.Account + "\nday " + b.Day +
+		"\ncheckpoint " + b64.EncodeToString(cp[:]) + "\nrows " + b64.EncodeToString(rs[:]) + "\n"
+	if b.Format == FormatV2 {
+		return text, nil
+	}
+	es, err := entriesDigest(b.Entries)
+	if err != nil {
+		return "", err
+	}
+	return text + "entries " + strconv.Itoa(len(b.Entries)) + " " + b64.EncodeToString(es[:]) + "\n", nil
+}
+
+// entriesDigest is the SHA-256 of the bundle's entry list: for each entry
+// in the bundle's order, its index as 8 bytes big-endian followed by its
+// RFC 6962 leaf hash, SHA-256(0x00 || data). The proofs are not in it:
+// the checkpoint and the index determine them.
+func entriesDigest(es []Entry) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	var buf [8 + tlog.HashSize]byte
+	for _, e := range es {
+		data, err := b64.DecodeString(e.Data)
+		if err != nil {
+			return [sha256.Size]byte{}, fmt.Errorf("evidence: entry %d: data is not base64", e.Index)
+		}
+		binary.BigEndian.PutUint64(buf[:8], uint64(e.Index))
+		leaf := tlog.RecordHash(data)
+		copy(buf[8:], leaf[:])
+		h.Write(buf[:])
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out, nil
 }
 
 // plainLine reports whether s can stand on one line of a statement.
@@ -183,17 +231,26 @@ func deriveRows(es []Entry) ([]review.Row, error) {
 
 // Result is what Verify proved.
 type Result struct {
+	Format       string
 	Account, Day string
 	Rows         []review.Row
 	Entries      int
 	TreeSize     int64
 	Root         string
+	// EntriesSigned reports whether the signed statement lists the
+	// entries (v3), so that none was left out or added; false for a v2
+	// bundle, whose Warnings say so.
+	EntriesSigned bool
+	Warnings      []string
 }
 
 // Verify checks a bundle with the pinned verifier key v alone:
 //
 //   - the file is the canonical encoding of a bundle of this format (so no
 //     byte of it can change without failing);
+//   - the statement, signed by v, names the bundle's account, day,
+//     checkpoint, rows and (v3) entries: none can be added, left out,
+//     reordered or replaced;
 //   - the checkpoint is signed by v, whose name is the bundle's key_name;
 //   - every entry's inclusion proof leads from SHA-256(0x00 || entry) to
 //     the checkpoint's root, at the entry's index; indexes increase;
@@ -211,8 +268,8 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	if err := dec.Decode(&b); err != nil {
 		return Result{}, fmt.Errorf("evidence: not a bundle: %w", err)
 	}
-	if b.Format != Format {
-		return Result{}, fmt.Errorf("evidence: format %q, want %q", b.Format, Format)
+	if b.Format != Format && b.Format != FormatV2 {
+		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q)", b.Format, Format, FormatV2)
 	}
 	canon, err := encode(b)
 	if err != nil {
@@ -233,8 +290,15 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	if !plainLine(b.Account) || !plainLine(b.Day) {
 		return Result{}, errors.New("evidence: the account or day holds a control character")
 	}
-	if want, err := statementText(b); err != nil || st.Text != want {
-		return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint and rows")
+	want, err := statementText(b)
+	if err != nil {
+		return Result{}, err
+	}
+	if st.Text != want {
+		if b.Format == FormatV2 {
+			return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint and rows")
+		}
+		return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint, rows and entries (an entry added, left out or changed?)")
 	}
 	size, root, err := auditlog.OpenCheckpoint([]byte(b.Checkpoint), v)
 	if err != nil {
@@ -275,10 +339,10 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("evidence: %w", err)
 	}
-	want, _ := json.Marshal(rows)
+	wantRows, _ := json.Marshal(rows)
 	got, _ := json.Marshal(b.Rows)
-	if !bytes.Equal(want, got) {
-		return Result{}, fmt.Errorf("evidence: the rows are not what the entries imply:\n bundle: %s\n   log: %s", got, want)
+	if !bytes.Equal(wantRows, got) {
+		return Result{}, fmt.Errorf("evidence: the rows are not what the entries imply:\n bundle: %s\n   log: %s", got, wantRows)
 	}
 	day, err := time.Parse("2006-01-02", b.Day)
 	if err != nil || day.Format("2006-01-02") != b.Day {
@@ -296,7 +360,12 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	if len(grants) > 0 {
 		return Result{}, errors.New("evidence: entries of grants the rows do not show")
 	}
-	return Result{Account: b.Account, Day: b.Day, Rows: b.Rows, Entries: len(b.Entries), TreeSize: size, Root: root.String()}, nil
+	res := Result{Format: b.Format, Account: b.Account, Day: b.Day, Rows: b.Rows, Entries: len(b.Entries), TreeSize: size, Root: root.String(),
+		EntriesSigned: b.Format == Format}
+	if !res.EntriesSigned {
+		res.Warnings = append(res.Warnings, V2Warning)
+	}
+	return res, nil
 }
 
 // liveOn reports whether the grant of row r was live at some time on the
