@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/textesc"
 )
 
 // Row is one grant's answers. Field order is the CSV column order.
@@ -125,11 +126,16 @@ var Header = []string{
 // spreadsheet would read as a formula (one starting with =, +, -, @, a tab
 // or a carriage return: an agent's reason or end comment, say) is written
 // with a leading apostrophe, so that opening the review in a spreadsheet
-// shows the text rather than running it (see CSVField).
+// shows the text rather than running it (see CSVField). Control
+// characters, bidirectional overrides and bytes that are not UTF-8 (in an
+// S3 key the agent read, its reason) are written as visible escapes
+// (textesc.String): the CSV is read by people, in a spreadsheet or a
+// terminal, where a carriage return and ESC[2K rewrite a line. -o json
+// keeps every value exact.
 func (r Row) Record() []string {
 	rec := r.record()
 	for i, f := range rec {
-		rec[i] = CSVField(f)
+		rec[i] = CSVField(textesc.String(f))
 	}
 	return rec
 }

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/scope"
+	"github.com/airlock-dev/airlock/internal/textesc"
+)
+
+// grantsServer answers GET /v1/grants with gs, as the API does.
+func grantsServer(t *testing.T, gs ...model.Grant) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/grants" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(httpapi.ListResponse{Grants: gs})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func reviewGrant(t *testing.T) model.Grant {
+	sc, err := scope.Parse([]string{"s3:GetObject arn:aws:s3:::logs/app/*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 3, 14, 2, 0, 0, time.UTC)
+	return model.Grant{ID: "g_1", Identity: "log-triage-bot", IdentityKind: model.Agent, Target: "aws-prod", Account: "111122223333",
+		RequestedScope: sc, GrantedScope: sc, Reason: "billing errors", Status: model.Revoked, RequestedAt: at, StartedAt: at,
+		ExpiresAt: at.Add(time.Hour), EndedAt: at.Add(time.Minute), EndReason: "revoked", EndedBy: "bob"}
+}
+
+// TestGrantsCSVEscapes: an S3 key the agent read (allowed by its prefix)
+// is in the row's scope used; with a carriage return and ESC[2K in it, -o
+// csv printed to a terminal rewrote the line. The CSV escapes it, as the
+// table does (-o json keeps it exact).
+func TestGrantsCSVEscapes(t *testing.T) {
+	g := reviewGrant(t)
+	g.Usage.ScopeUsed = []string{"s3:GetObject arn:aws:s3:::logs/app/" + forged}
+	g.Reason = hostile
+	addr := grantsServer(t, g)
+	code, out, errOut := run(t, []string{EnvAddr + "=" + addr, EnvToken + "=k"}, "-o", "csv", "grants")
+	if code != 0 {
+		t.Fatalf("grants -o csv: exit %d: %s", code, errOut)
+	}
+	checkTerminalSafe(t, "grants -o csv", out)
+	if !strings.Contains(out, textesc.String(forged)) || !strings.Contains(out, textesc.String(hostile)) {
+		t.Errorf("the CSV does not show the key and reason escaped:\n%s", out)
+	}
+	code, out, _ = run(t, []string{EnvAddr + "=" + addr, EnvToken + "=k"}, "-o", "json", "grants")
+	var rows []struct {
+		ScopeUsed []string `json:"scope_used"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0].ScopeUsed[0] != g.Usage.ScopeUsed[0] {
+		t.Errorf("-o json does not keep the key exact: %s", out)
+	}
+}
