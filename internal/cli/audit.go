@@ -284,13 +284,13 @@ func unproven(mismatch []string) string {
 	return " !NOT-IN-LOG"
 }
 
-// warnUnproven lists, after a review table, what each unproven row's
+// warnUnproven lists on w, after a review, what each unproven row's
 // record says that the log does not, and fails the command.
-func (a *app) warnUnproven(rows []review.Row) error {
+func (a *app) warnUnproven(w io.Writer, rows []review.Row) error {
 	n := 0
 	for _, r := range rows {
 		for _, m := range r.LogMismatch {
-			linef(a.out, "WARNING grant %s: %s", r.Grant, m)
+			linef(w, "WARNING grant %s: %s", r.Grant, m)
 		}
 		if len(r.LogMismatch) > 0 {
 			n++

@@ -40,6 +40,36 @@ func reviewGrant(t *testing.T) model.Grant {
 		ExpiresAt: at.Add(time.Hour), EndedAt: at.Add(time.Minute), EndReason: "revoked", EndedBy: "bob"}
 }
 
+// TestGrantsUnprovenInEveryFormat: a row the audit log does not prove (its
+// stored record was changed: the database says "routine", the log
+// "billing errors") fails `airlock grants` in every output format. The
+// table did (exit 1, a warning per difference); -o csv and -o json
+// printed the database's answers and exited 0, the difference only in the
+// log_mismatch column at the end of the row.
+func TestGrantsUnprovenInEveryFormat(t *testing.T) {
+	g := reviewGrant(t)
+	g.Reason = "routine"
+	g.LogMismatch = []string{`reason is "routine", log says "billing errors"`}
+	addr := grantsServer(t, g)
+	for _, format := range []string{"table", "csv", "json"} {
+		code, out, errOut := run(t, []string{EnvAddr + "=" + addr, EnvToken + "=k"}, "-o", format, "grants", "--account", "111122223333")
+		if code != 1 || !strings.Contains(out, "g_1") || !strings.Contains(out+errOut, `WARNING grant g_1: reason is "routine", log says "billing errors"`) ||
+			!strings.Contains(errOut, "differ from the audit log") {
+			t.Errorf("-o %s: exit %d\nstdout: %s\nstderr: %s", format, code, out, errOut)
+		}
+		if format != "table" && strings.Contains(out, "WARNING") {
+			t.Errorf("-o %s: a warning in the machine output:\n%s", format, out)
+		}
+	}
+	// Proven rows: exit 0, nothing on stderr.
+	addr = grantsServer(t, reviewGrant(t))
+	for _, format := range []string{"table", "csv", "json"} {
+		if code, _, errOut := run(t, []string{EnvAddr + "=" + addr, EnvToken + "=k"}, "-o", format, "grants"); code != 0 || errOut != "" {
+			t.Errorf("-o %s of a proven row: exit %d: %s", format, code, errOut)
+		}
+	}
+}
+
 // TestGrantsCSVEscapes: an S3 key the agent read (allowed by its prefix)
 // is in the row's scope used; with a carriage return and ESC[2K in it, -o
 // csv printed to a terminal rewrote the line. The CSV escapes it, as the
