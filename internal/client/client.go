@@ -41,7 +41,20 @@ func New(addr, token string) *Client {
 	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second}}
 }
 
+// maxResponse bounds the response the client reads; maxExportResponse
+// that of an evidence export, whose bundle (up to evidence.MaxSize, 256
+// MiB) comes quoted in a JSON string, which may double its size.
+var maxResponse int64 = 64 << 20
+
+const maxExportResponse = 2*(256<<20) + 1<<20
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doLimit(ctx, method, path, in, out, maxResponse)
+}
+
+// doLimit is do reading at most limit bytes of the response: a longer one
+// is refused, not decoded cut short.
+func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, limit int64) error {
 	if c.setupErr != nil {
 		return c.setupErr
 	}
@@ -68,9 +81,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("cannot reach Airlock at %s: %w", c.Addr, explainTLS(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("reading response: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("the response (status %d) is larger than %d bytes, more than this client reads", resp.StatusCode, limit)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -209,7 +225,7 @@ func (c *Client) Checkpoint(ctx context.Context) (string, error) {
 func (c *Client) Export(ctx context.Context, account, day string) ([]byte, []string, error) {
 	var r httpapi.ExportResponse
 	q := url.Values{"account": {account}, "day": {day}}
-	err := c.do(ctx, "GET", "/v1/audit/export?"+q.Encode(), nil, &r)
+	err := c.doLimit(ctx, "GET", "/v1/audit/export?"+q.Encode(), nil, &r, maxExportResponse)
 	return []byte(r.Bundle), r.Warnings, err
 }
 

@@ -47,8 +47,11 @@ const V2Warning = "this is a " + FormatV2 + " bundle: its signed statement does 
 	"(commands run under a grant, session ends, credential issues) may have been left out of it undetected; " +
 	"the rows themselves are proven. Export the account and day again for a bundle whose entry list is signed"
 
-// MaxSize bounds a bundle Verify reads (and the API returns).
+// MaxSize bounds a bundle Verify reads, and so one Build writes.
 const MaxSize = 256 << 20
+
+// maxSize is MaxSize, which tests lower.
+var maxSize = MaxSize
 
 // Bundle is the file's content. Field order is the file's key order.
 type Bundle struct {
@@ -174,7 +177,15 @@ func Build(account, day string, tree *auditlog.ProofTree, signer note.Signer, gr
 		return nil, fmt.Errorf("evidence: signing the statement: %w", err)
 	}
 	b.Statement = string(st)
-	return encode(b)
+	out, err := encode(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxSize {
+		// verify-bundle would refuse it: say so now, not to the auditor.
+		return nil, fmt.Errorf("evidence: the bundle would be %d bytes, more than the %d verify-bundle reads", len(out), maxSize)
+	}
+	return out, nil
 }
 
 func compare(a, b int64) int {
@@ -259,8 +270,8 @@ type Result struct {
 //   - the rows are exactly what the entries imply, and all of the bundle's
 //     account.
 func Verify(file []byte, v note.Verifier) (Result, error) {
-	if len(file) > MaxSize {
-		return Result{}, fmt.Errorf("evidence: bundle larger than %d bytes", MaxSize)
+	if len(file) > maxSize {
+		return Result{}, fmt.Errorf("evidence: bundle larger than %d bytes", maxSize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(file))
 	dec.DisallowUnknownFields()

@@ -179,3 +179,19 @@ func TestBundleV2(t *testing.T) {
 		t.Fatal("a v2 bundle relabelled v3 verifies")
 	}
 }
+
+// TestBundleSizeBound: Build refuses to write a bundle larger than
+// verify-bundle reads (it wrote one, which no verifier would take), and
+// Verify refuses one.
+func TestBundleSizeBound(t *testing.T) {
+	tl := newTestLog(t)
+	file := tl.export(t, account, tuesday)
+	defer func(n int) { maxSize = n }(maxSize)
+	maxSize = len(file) - 1
+	if _, err := Verify(file, tl.v); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("verify of a bundle over the bound: %v", err)
+	}
+	if b, err := tl.tryExport(t, account, tuesday); err == nil || !strings.Contains(err.Error(), "more than the") {
+		t.Fatalf("build of a bundle over the bound: %d bytes, %v", len(b), err)
+	}
+}

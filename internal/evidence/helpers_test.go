@@ -117,6 +117,16 @@ func (tl *testLog) append(t testing.TB, events ...auditlog.Event) {
 // every grant of acct live on day, with every entry of it.
 func (tl *testLog) export(t testing.TB, acct, day string) []byte {
 	t.Helper()
+	b, err := tl.tryExport(t, acct, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tryExport is export returning Build's error.
+func (tl *testLog) tryExport(t testing.TB, acct, day string) ([]byte, error) {
+	t.Helper()
 	ctx := context.Background()
 	d := review.NewDeriver()
 	entries := map[string][]store.LogEntry{}
@@ -143,11 +153,7 @@ func (tl *testLog) export(t testing.TB, acct, day string) []byte {
 		}
 		ids = append(ids, id)
 	}
-	b, err := Build(acct, day, tree, tl.signer, ids, entries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return Build(acct, day, tree, tl.signer, ids, entries)
 }
 
 // decode decodes a bundle for a test to change it.
