@@ -115,7 +115,7 @@ func (c *conn) noteObjects(call gateway.Call) {
 // noCode are the actions of statements that run no code of the database's
 // or the session's: transaction control, settings, notifications. What is
 // not a pure read (readStatement) and not one of these may run a function,
-// a trigger or a DO block, which may replace a named statement (reparse).
+// a trigger or a DO block, which may replace a named statement (bindStmt).
 var noCode = setOf("pg:begin", "pg:start", "pg:commit", "pg:end", "pg:rollback", "pg:abort", "pg:savepoint",
 	"pg:release", "pg:set", "pg:reset", "pg:show", "pg:listen", "pg:unlisten", "pg:lock", "pg:prepare",
 	"pg:deallocate", "pg:discard", "pg:close")

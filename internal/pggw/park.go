@@ -133,7 +133,7 @@ func (c *conn) parkOn(s side, b *idleReader, err error) error {
 // statements and portals, not the capacity its last batch needed.
 func (r *relayState) letGo(s side) {
 	if s == clientSide {
-		r.batch, r.execs, r.scratch = nil, nil, nil
+		r.batch, r.execs, r.scratch, r.undo = nil, nil, nil, nil
 		r.bind = bindMsg{}
 		return
 	}

@@ -6,16 +6,18 @@ import (
 
 // SQLSTATE codes the gateway itself answers with.
 const (
-	codeInvalidPassword    = "28P01" // invalid_password
-	codeInvalidAuthSpec    = "28000" // invalid_authorization_specification
-	codeInvalidCatalogName = "3D000" // invalid_catalog_name
-	codeProtocolViolation  = "08P01" // protocol_violation
-	codeConnectionFailure  = "08006" // connection_failure
-	codeAdminShutdown      = "57P01" // admin_shutdown
-	codeSystemError        = "58000" // system_error
-	codeProgramLimit       = "54000" // program_limit_exceeded
-	codeFeatureNotSupp     = "0A000" // feature_not_supported
-	codeInvalidCursorName  = "34000" // invalid_cursor_name
+	codeInvalidPassword         = "28P01" // invalid_password
+	codeInvalidAuthSpec         = "28000" // invalid_authorization_specification
+	codeInvalidCatalogName      = "3D000" // invalid_catalog_name
+	codeProtocolViolation       = "08P01" // protocol_violation
+	codeConnectionFailure       = "08006" // connection_failure
+	codeAdminShutdown           = "57P01" // admin_shutdown
+	codeSystemError             = "58000" // system_error
+	codeProgramLimit            = "54000" // program_limit_exceeded
+	codeFeatureNotSupp          = "0A000" // feature_not_supported
+	codeInvalidCursorName       = "34000" // invalid_cursor_name
+	codeInvalidSQLStatementName = "26000" // invalid_sql_statement_name
+	codeDivisionByZero          = "22012" // division_by_zero (the gateway's check, bindStmt)
 )
 
 // pgError is an error the gateway answers the client with itself.

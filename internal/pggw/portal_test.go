@@ -181,11 +181,8 @@ func TestCommitTimeCodeRecordedAsRun(t *testing.T) {
 	run := func(step string, upTo int) {
 		t.Helper()
 		r := pc.ExecPrepared(ctx, "w", nil, nil, nil).Read()
-		if r.Err != nil {
-			t.Fatalf("%s: %v", step, r.Err)
-		}
-		if len(r.Rows) != 1 || string(r.Rows[0][0]) != "5" {
-			t.Fatalf("%s: w ran %s, rows %q; want the SELECT 5 the client prepared", step, r.CommandTag, r.Rows)
+		if pgCode(r.Err) != "26000" {
+			t.Fatalf("%s: w ran %s, rows %q, err %v; want the gateway's 26000 (w was replaced)", step, r.CommandTag, r.Rows, r.Err)
 		}
 		var n int
 		if err := admin.QueryRow(ctx, "select count(*) from customers where id <= $1", upTo).Scan(&n); err != nil {

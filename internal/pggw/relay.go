@@ -42,7 +42,8 @@ const (
 	eSynthetic                     // an answer the gateway gives itself, in order with upstream answers
 	eClose                         // a client's Close: done at its CloseComplete
 	eSwallow                       // a Close the gateway sent itself: its CloseComplete is not relayed
-	eSwallowParse                  // a Parse the gateway sent itself (reparse): its ParseComplete is not relayed
+	eSwallowParse                  // a Parse the gateway sent itself: its ParseComplete is not relayed
+	eCheck                         // the gateway's own Bind and Execute of checkQuery: not relayed, but an error
 )
 
 // entry is one forwarded request awaiting its response, in protocol order.
@@ -63,8 +64,9 @@ type entry struct {
 	synthetic []byte
 	ready     bool
 	// stale: an Execute of a portal the gateway closed first
-	// (staleExecute); the server's 34000 is relayed as the gateway's own.
-	stale bool
+	// (staleExecute, staleCode or staleSkipped); the server's 34000 is
+	// relayed as the gateway's own.
+	stale uint8
 	// pend is the request's record while it may not be durable yet (a
 	// read forwarded at once, see disclose.go); nil once it is.
 	pend *gateway.Pending
@@ -76,12 +78,20 @@ type entry struct {
 type stmt struct {
 	action, text string
 	read         bool // readStatement
-	// For a named statement: the Parse as the client sent it (query and
-	// parameter types), and the session's code generation (relayState.code)
-	// when the server last got it from the gateway (see reparse).
+	// The Parse as the client sent it (query and parameter types), and for
+	// a named statement the session's code generation (relayState.code)
+	// when the gateway last gave it to the server or checked it there
+	// (bindStmt).
 	query string
 	oids  []uint32
 	gen   uint64
+	// group is the sync group (relayState.syncs) of the Parse, Bind or
+	// check that last gave the server this statement or portal; unsure
+	// until that group is known to have had no error (settled): after an
+	// error the server skips every message up to Sync, and so may still
+	// hold what the name held before.
+	group  uint64
+	unsure bool
 }
 
 func newStmt(sql string) stmt {
@@ -105,7 +115,7 @@ type pendingExec struct {
 	found  bool
 	// stale: the gateway closed the portal ahead of this Execute, which
 	// the server then answers with an error (staleExecute).
-	stale bool
+	stale uint8
 	// close, when not zero, makes this a Close in the batch instead of an
 	// Execute: eClose (the client's) or eSwallow (the gateway's own).
 	close entryKind
@@ -150,6 +160,20 @@ type relayState struct {
 	// view of the session's own): such code can DEALLOCATE and PREPARE a
 	// named statement again with dynamic SQL the gateway cannot read.
 	code uint64
+	// syncs counts the Syncs forwarded: the messages since the last one
+	// are sync group syncs. open: extended-protocol messages were
+	// forwarded since the last Sync (the server may be skipping to it).
+	// batchMsgs: the current batch holds some (not only Flush or Sync).
+	syncs     uint64
+	open      bool
+	batchMsgs bool
+	// Written by the upstream loop: synced is one more than the last sync
+	// group answered (its ReadyForQuery passed), errAt one more than the
+	// last sync group in which the server reported an error (and so may
+	// have skipped messages). checking counts eCheck entries queued.
+	synced   atomic.Uint64
+	errAt    atomic.Uint64
+	checking atomic.Int32
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
@@ -182,6 +206,9 @@ func (r *relayState) front() *entry {
 
 // pop drops the oldest entry; qmu held.
 func (r *relayState) pop() {
+	if r.q[r.head].kind == eCheck {
+		r.checking.Add(-1)
+	}
 	r.q[r.head] = nil
 	r.head++
 	if r.head == len(r.q) {
@@ -338,6 +365,13 @@ func (c *conn) clientMessage(raw []byte) error {
 			return nil
 		}
 	}
+	if r.open && (typ == 'Q' || typ == 'F') {
+		// After an error the server skips everything up to Sync, a Query
+		// or FunctionCall included, without an answer: the queue of
+		// answers, the records and the sync groups would no longer line
+		// up with what ran.
+		return fatal(codeProtocolViolation, "airlock: a simple Query or FunctionCall after extended-protocol messages without Sync; send Sync first")
+	}
 	switch typ {
 	case 'Q':
 		if len(body) == 0 || body[len(body)-1] != 0 {
@@ -437,6 +471,12 @@ func (c *conn) extended(typ byte, raw []byte) error {
 	if r.discard {
 		if typ == 'S' {
 			r.discard = false
+			if r.open {
+				// Messages of this sync group were forwarded before the
+				// refused batch: the server's group ends with this Sync.
+				r.batch = append(r.batch, raw...)
+				return c.endBatch(true)
+			}
 			c.synthetic(nil, true)
 		}
 		return nil
@@ -449,6 +489,9 @@ func (c *conn) extended(typ byte, raw []byte) error {
 	}
 	if r.batchCost(len(raw)) > 2*c.gw.o.MaxMessageBytes {
 		return fatal(codeProgramLimit, "airlock: too many extended-protocol messages without Sync or Flush")
+	}
+	if typ != 'S' && typ != 'H' {
+		r.batchMsgs = true
 	}
 	switch typ {
 	case 'P':
@@ -464,6 +507,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		} else if m.Name == "" {
 			r.undo = append(r.undo, undoOp{had: true, st: r.unnamed})
 			r.unnamed = newStmt(m.Query)
+			r.unnamed.query, r.unnamed.oids, r.unnamed.group, r.unnamed.unsure = m.Query, m.ParameterOIDs, r.syncs, true
 		} else {
 			if r.stmts == nil {
 				r.stmts = map[string]stmt{}
@@ -477,7 +521,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				}
 				r.saveStmt(m.Name)
 				st := newStmt(m.Query)
-				st.query, st.oids, st.gen = m.Query, m.ParameterOIDs, r.code
+				st.query, st.oids, st.gen, st.group, st.unsure = m.Query, m.ParameterOIDs, r.code, r.syncs, true
 				r.stmts[m.Name] = st
 				// The server keeps an existing statement of this name
 				// (42P05) and the client's next Bind would run it: close
@@ -494,15 +538,17 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		st, ok := r.unnamed, true
 		if len(m.stmt) > 0 {
 			st, ok = r.stmts[string(m.stmt)]
-			if ok && st.gen != r.code {
-				st = r.reparse(string(m.stmt), st)
+			if ok && (st.gen != r.code || st.unsure) {
+				st = r.bindStmt(string(m.stmt), st)
 			}
+		} else if st.unsure {
+			st = r.bindUnnamed(st)
 		}
 		if !ok {
 			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>")
 		}
 		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
-		p.stmt.gen = r.code
+		p.stmt.gen, p.stmt.group, p.stmt.unsure = r.code, r.syncs, true
 		if len(m.portal) == 0 {
 			r.undo = append(r.undo, undoOp{portal: true, had: true, p: r.unnamedP})
 			r.unnamedP = p
@@ -537,7 +583,12 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			pe.portal = string(name)
 			pe.p, pe.found = r.portals[pe.portal]
 			if pe.found && pe.p.stmt.gen != r.code {
-				r.staleExecute(&pe)
+				r.staleExecute(&pe, staleCode)
+				r.execs = append(r.execs, pe)
+				break // it runs nothing
+			}
+			if pe.found && !r.settled(&pe.p.stmt) {
+				r.staleExecute(&pe, staleSkipped)
 				r.execs = append(r.execs, pe)
 				break // it runs nothing
 			}
@@ -563,7 +614,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				// to drop an active portal): its next Execute continues
 				// what was recorded.
 				p := r.portals[pe.portal]
-				p.stmt.gen = r.code
+				p.stmt.gen, p.stmt.unsure = r.code, pe.p.stmt.unsure
 				r.portals[pe.portal] = p
 			}
 		}
@@ -607,7 +658,7 @@ func (c *conn) endBatch(sync bool) error {
 	r := c.relay
 	defer func() {
 		clear(r.undo)
-		r.batch, r.execs, r.batchErr, r.undo = r.batch[:0], r.execs[:0], nil, r.undo[:0]
+		r.batch, r.execs, r.batchErr, r.undo, r.batchMsgs = r.batch[:0], r.execs[:0], nil, r.undo[:0], false
 		if cap(r.batch) > 1<<20 {
 			r.batch = nil
 		}
@@ -631,6 +682,7 @@ func (c *conn) endBatch(sync bool) error {
 	entries := r.scratch[:0]
 	defer func() { clear(entries); r.scratch = entries[:0] }()
 	async := c.mayReadEarly()
+	var checks int32
 	for i := range r.execs {
 		pe := &r.execs[i]
 		if pe.close != 0 {
@@ -645,6 +697,10 @@ func (c *conn) endBatch(sync bool) error {
 		if pe.close != 0 {
 			e := &slab[len(entries)]
 			e.kind = pe.close
+			if pe.close == eCheck {
+				e.tag = pe.portal // the statement checked
+				checks++
+			}
 			entries = append(entries, e)
 			continue
 		}
@@ -675,10 +731,15 @@ func (c *conn) endBatch(sync bool) error {
 	}
 	if sync {
 		e := &slab[len(entries)]
-		e.kind = eSync
+		e.kind, e.n = eSync, int64(r.syncs)
 		entries = append(entries, e)
+		r.syncs++
+		r.open = false
+	} else if r.batchMsgs {
+		r.open = true
 	}
 	if len(entries) > 0 {
+		r.checking.Add(checks)
 		r.push(entries...)
 	}
 	_, err := r.uw.Write(r.batch)
@@ -815,7 +876,7 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 	if c.dead {
 		return false
 	}
-	if (raw[0] == '3' || raw[0] == '1') && c.swallowed(raw[0]) {
+	if (raw[0] == '3' || raw[0] == '1' || (c.relay.checking.Load() > 0 && (raw[0] == '2' || raw[0] == 'D' || raw[0] == 'C'))) && c.swallowed(raw[0]) {
 		if flush {
 			return c.cw.Flush() == nil
 		}
@@ -923,6 +984,7 @@ func (c *conn) observe(raw []byte) {
 		}
 	case 'E':
 		if h == nil {
+			c.noteSkip()
 			return
 		}
 		var er pgproto3.ErrorResponse
@@ -946,11 +1008,12 @@ func (c *conn) observe(raw []byte) {
 				}
 				c.complete(h)
 			}
-		case eExec, eClose, eSwallow, eSwallowParse:
+		case eExec, eClose, eSwallow, eSwallowParse, eCheck, eSync:
 			// The backend skips the rest of the batch up to Sync: the
 			// first Execute at or after the failure gets its error.
+			c.noteSkip()
 			first := true
-			for ; h != nil && (h.kind == eExec || h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse); h = r.front() {
+			for ; h != nil && (h.kind == eExec || h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse || h.kind == eCheck); h = r.front() {
 				if h.kind != eExec {
 					r.pop()
 					continue
@@ -968,8 +1031,8 @@ func (c *conn) observe(raw []byte) {
 		if len(raw) > 5 {
 			c.txs.Store(uint32(raw[5]))
 		}
-		for h != nil && (h.kind == eExec || h.kind == ePart || h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse) {
-			if h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse {
+		for h != nil && (h.kind == eExec || h.kind == ePart || h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse || h.kind == eCheck) {
+			if h.kind == eClose || h.kind == eSwallow || h.kind == eSwallowParse || h.kind == eCheck {
 				r.pop()
 				h = r.front()
 				continue
@@ -989,10 +1052,27 @@ func (c *conn) observe(raw []byte) {
 		case eSimple:
 			c.complete(h)
 		case eSync:
+			r.synced.Store(uint64(h.n) + 1)
 			r.pop()
 			c.emitSynthetic()
 		}
 	}
+}
+
+// noteSkip notes an error of the extended protocol, after which the server
+// skips every message up to Sync: in the sync group of the first Sync
+// still queued, or if none is, in the group no Sync of which was forwarded
+// yet; qmu held. (An error without anything queued may also be a FATAL
+// one, which ends the session.)
+func (c *conn) noteSkip() {
+	r := c.relay
+	for i := r.head; i < len(r.q); i++ {
+		if r.q[i].kind == eSync {
+			r.errAt.Store(uint64(r.q[i].n) + 1)
+			return
+		}
+	}
+	r.errAt.Store(r.synced.Load() + 1)
 }
 
 // tagString returns tag as a string, reusing the last one's: a session
@@ -1057,42 +1137,141 @@ func (c *conn) recordResults() {
 }
 
 // swallowed reports whether a CloseComplete ('3') or ParseComplete ('1')
-// answers a Close or Parse the gateway sent itself (and drops that entry);
-// wmu held. A client's own ParseComplete comes while something else is at
-// the front: the gateway's Parse always follows its Close, whose entry is
-// at the front until its CloseComplete.
+// answers a Close or Parse the gateway sent itself (and drops that entry),
+// or a BindComplete ('2'), DataRow or CommandComplete ('C', which drops
+// the entry) its check (eCheck); wmu held. A client's own ParseComplete
+// comes while something else is at the front: the gateway's Parse always
+// follows its Close, whose entry is at the front until its CloseComplete;
+// and the client's answers before the check come before that Close's.
 func (c *conn) swallowed(typ byte) bool {
 	r := c.relay
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
-	want := eSwallow
-	if typ == '1' {
-		want = eSwallowParse
+	h := r.front()
+	if h == nil {
+		return false
 	}
-	if h := r.front(); h != nil && h.kind == want {
-		r.pop()
-		c.emitSynthetic()
-		return true
+	switch typ {
+	case '3', '1':
+		want := eSwallow
+		if typ == '1' {
+			want = eSwallowParse
+		}
+		if h.kind != want {
+			return false
+		}
+	default:
+		if h.kind != eCheck {
+			return false
+		}
+		if typ != 'C' {
+			return true
+		}
 	}
-	return false
+	r.pop()
+	c.emitSynthetic()
+	return true
 }
 
-// reparse gives the server named statement name again as the client
-// prepared it (Close, then the client's Parse, their answers swallowed),
-// ahead of a Bind, when statements that may have run code were forwarded
-// since the server last got it from the gateway: dynamic SQL in a DO block
-// or a function ('deal'||'locate') can replace a name without spelling out
-// what mayChangePrepared looks for, and the Execute would then run one
-// statement and be recorded as another. It returns st as now held.
-func (r *relayState) reparse(name string, st stmt) stmt {
+// checkName names the statement and portal of the gateway's own check
+// (bindStmt); checkQuery fails (22012) unless statement $1 is one a
+// protocol Parse made with text $2. Every name is qualified: the session
+// can change search_path and define functions and operators of its own.
+const (
+	checkName  = "airlock.check"
+	checkQuery = "SELECT 1 OPERATOR(pg_catalog./) pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements " +
+		"WHERE name OPERATOR(pg_catalog.=) $1 AND statement OPERATOR(pg_catalog.=) $2 AND NOT from_sql"
+)
+
+// bindStmt makes sure, ahead of a Bind, that the server holds named
+// statement name as the gateway recorded it, when statements that may run
+// code were forwarded since the gateway last did (dynamic SQL in a DO
+// block or a function, 'deal'||'locate', can replace a name without
+// spelling out what mayChangePrepared looks for), or when the Parse that
+// gave it may have been skipped (settled). Only a protocol Parse, which
+// the gateway always sees, makes a statement that is not from_sql, so the
+// gateway checks on the server that the name holds such a statement with
+// the recorded text (checkQuery: Close, Parse, Bind, Execute, their
+// answers not relayed); if it does not, the check fails, the server skips
+// the client's Bind and what follows up to Sync, and the client gets
+// 26000 (staleError). The statement itself is left as it is, so that
+// PostgreSQL still refuses to run it once its result type changed (0A000),
+// as giving it to the server again would not. It returns st as now held.
+func (r *relayState) bindStmt(name string, st stmt) stmt {
+	sure := r.settled(&st)
+	if sure && st.gen == r.code {
+		if !st.unsure {
+			r.stmts[name] = st // known from now on; true whatever the batch becomes
+		}
+		return st
+	}
+	if !sure && r.synced.Load() > st.group {
+		// Its Parse's group had an error, or one after it did: only a
+		// check that passes tells the statement is held. Not answered
+		// yet (a client pipelining across Sync), the Parse's group is
+		// the one to wait for.
+		st.group = r.syncs
+	}
 	r.saveStmt(name)
-	r.batch = appendClose(r.batch, 'S', name)
-	r.execs = append(r.execs, pendingExec{close: eSwallow})
-	r.batch = appendParse(r.batch, name, st.query, st.oids)
-	r.execs = append(r.execs, pendingExec{close: eSwallowParse})
+	// The check's own names: whatever they held is gone.
+	if _, ok := r.stmts[checkName]; ok {
+		r.saveStmt(checkName)
+		delete(r.stmts, checkName)
+	}
+	if _, ok := r.portals[checkName]; ok {
+		r.savePortal(checkName)
+		delete(r.portals, checkName)
+	}
+	r.batch = appendClose(r.batch, 'S', checkName)
+	r.batch = appendClose(r.batch, 'P', checkName)
+	r.batch = appendParse(r.batch, checkName, checkQuery, checkOIDs)
+	r.batch = appendCheckBind(r.batch, name, st.query)
+	r.batch = appendExecute(r.batch, checkName)
+	r.execs = append(r.execs, pendingExec{close: eSwallow}, pendingExec{close: eSwallow},
+		pendingExec{close: eSwallowParse}, pendingExec{close: eCheck, portal: name})
 	st.gen = r.code
 	r.stmts[name] = st
 	return st
+}
+
+var checkOIDs = []uint32{25, 25} // text, text
+
+// bindUnnamed gives the server the unnamed statement again as the client
+// prepared it (Close, then the client's Parse, their answers not relayed),
+// ahead of a Bind, when the Parse that gave it may have been skipped
+// (settled). Code cannot replace the unnamed statement, and
+// pg_prepared_statements does not show it. It returns st as now held.
+func (r *relayState) bindUnnamed(st stmt) stmt {
+	if r.settled(&st) {
+		if !st.unsure {
+			r.unnamed = st
+		}
+		return st
+	}
+	r.undo = append(r.undo, undoOp{had: true, st: r.unnamed})
+	r.batch = appendClose(r.batch, 'S', "")
+	r.batch = appendParse(r.batch, "", st.query, st.oids)
+	r.execs = append(r.execs, pendingExec{close: eSwallow}, pendingExec{close: eSwallowParse})
+	st.group = r.syncs
+	r.unnamed = st
+	return st
+}
+
+// settled reports whether the server holds statement or portal st as far
+// as skipped messages go: the Parse or Bind that gave it is of the current
+// sync group (if it was skipped, so is what follows it up to Sync), or
+// its group was answered with no error; st is then known (unsure false)
+// if its group was answered. Client loop only.
+func (r *relayState) settled(st *stmt) bool {
+	if !st.unsure || st.group == r.syncs {
+		return true
+	}
+	// synced first: errAt is stored before synced moves past its group.
+	if r.synced.Load() > st.group && r.errAt.Load() <= st.group {
+		st.unsure = false
+		return true
+	}
+	return false
 }
 
 // noteCode counts a forwarded statement that may run code, now or, through
@@ -1150,42 +1329,74 @@ func (r *relayState) tracksCode() bool {
 // close a portal and open a cursor of the same name (plpgsql OPEN of a
 // refcursor holding that name, or DECLARE in dynamic SQL) for any query,
 // a DELETE … RETURNING included: the Execute would then run that query
-// while being recorded as the one the client bound. Unlike a statement
-// (reparse), a portal cannot be given to the server again as it was: it
-// may have been partly run (a suspended portal) and its snapshot is the
-// Bind's. The unnamed portal needs none of this: code cannot open one
-// (PostgreSQL names a cursor opened with an empty name itself), nor close
-// it while it runs.
-func (r *relayState) staleExecute(pe *pendingExec) {
+// while being recorded as the one the client bound. So, with why
+// staleSkipped, is one whose Bind may have been skipped after an error of
+// its sync group (settled), which leaves a WITH HOLD cursor of that name
+// in place. Unlike a statement, a portal cannot be given to the server
+// again as it was: it may have been partly run (a suspended portal) and
+// its snapshot is the Bind's. The unnamed portal needs none of this: code
+// cannot open one (PostgreSQL names a cursor opened with an empty name
+// itself), nor close it while it runs, and an error ends the transaction
+// of the one a skipped Bind would have replaced.
+func (r *relayState) staleExecute(pe *pendingExec, why uint8) {
 	r.savePortal(pe.portal)
 	delete(r.portals, pe.portal)
 	r.batch = appendClose(r.batch, 'P', pe.portal)
 	r.execs = append(r.execs, pendingExec{close: eSwallow})
-	pe.stale = true
+	pe.stale = why
+	reason := "statements that may run code ran since it was bound to: "
+	if why == staleSkipped {
+		reason = "its Bind may not have run (an error earlier in its sync group), bound to: "
+	}
 	pe.p = portal{stmt: newStmt("<portal " + strconv.Quote(pe.portal) +
-		" closed by the gateway before this Execute: statements that may run code ran since it was bound to: " +
-		pe.p.stmt.text + ">")}
+		" closed by the gateway before this Execute: " + reason + pe.p.stmt.text + ">")}
 }
+
+// Values of entry.stale and pendingExec.stale.
+const (
+	staleCode    = 1
+	staleSkipped = 2
+)
 
 // staleError returns the ErrorResponse to relay for upstream's raw: the
 // gateway's own explanation when raw is the server's 34000 for an Execute
-// of a portal the gateway closed (staleExecute), else raw; wmu held.
+// of a portal the gateway closed (staleExecute) or the server's 22012 for
+// its check of a statement (bindStmt), else raw; wmu held.
 func (c *conn) staleError(raw []byte) []byte {
 	r := c.relay
 	r.qmu.Lock()
 	h := r.front()
-	stale := h != nil && h.kind == eExec && h.stale
+	var stale uint8
+	var checked string
+	check := h != nil && h.kind == eCheck
+	if check {
+		checked = h.tag
+	} else if h != nil && h.kind == eExec {
+		stale = h.stale
+	}
 	r.qmu.Unlock()
-	if !stale {
+	if stale == 0 && !check {
 		return raw
 	}
 	var er pgproto3.ErrorResponse
-	if er.Decode(raw[5:]) != nil || er.Code != codeInvalidCursorName || er.Severity != "ERROR" {
+	if er.Decode(raw[5:]) != nil || er.Severity != "ERROR" {
 		return raw
 	}
-	return (&pgError{Severity: "ERROR", Code: codeInvalidCursorName,
-		Message: "airlock: the portal was closed: statements that may run code (and so replace a portal by name) ran since its Bind; bind it again",
-		Detail:  er.Message}).appendTo(nil)
+	switch {
+	case check && er.Code == codeDivisionByZero:
+		return (&pgError{Severity: "ERROR", Code: codeInvalidSQLStatementName,
+			Message: "airlock: prepared statement " + strconv.Quote(checked) + " is not the one last prepared through the protocol " +
+				"(statements that may run code can replace it, and a Parse after an error of its batch does not run); it was not run: prepare it again"}).appendTo(nil)
+	case stale == staleCode && er.Code == codeInvalidCursorName:
+		return (&pgError{Severity: "ERROR", Code: codeInvalidCursorName,
+			Message: "airlock: the portal was closed: statements that may run code (and so replace a portal by name) ran since its Bind; bind it again",
+			Detail:  er.Message}).appendTo(nil)
+	case stale == staleSkipped && er.Code == codeInvalidCursorName:
+		return (&pgError{Severity: "ERROR", Code: codeInvalidCursorName,
+			Message: "airlock: the portal was closed: its Bind may not have run (an error earlier in its batch makes the server skip to Sync); bind it again",
+			Detail:  er.Message}).appendTo(nil)
+	}
+	return raw
 }
 
 // appendParse appends a Parse message.
@@ -1200,6 +1411,30 @@ func appendParse(b []byte, name, query string, oids []uint32) []byte {
 		b = append(b, byte(o>>24), byte(o>>16), byte(o>>8), byte(o))
 	}
 	return b
+}
+
+// appendCheckBind appends the Bind of the gateway's check (checkQuery) of
+// statement name holding query, both parameters in text format.
+func appendCheckBind(b []byte, name, query string) []byte {
+	n := 4 + 2*(len(checkName)+1) + 2 + 2 + 4 + len(name) + 4 + len(query) + 2
+	b = append(b, 'B', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	b = append(b, checkName...)
+	b = append(b, 0)
+	b = append(b, checkName...)
+	b = append(b, 0, 0, 0, 0, 2)
+	for _, v := range [2]string{name, query} {
+		b = append(b, byte(len(v)>>24), byte(len(v)>>16), byte(len(v)>>8), byte(len(v)))
+		b = append(b, v...)
+	}
+	return append(b, 0, 0)
+}
+
+// appendExecute appends an Execute of portal name for all its rows.
+func appendExecute(b []byte, name string) []byte {
+	n := 4 + len(name) + 1 + 4
+	b = append(b, 'E', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	b = append(b, name...)
+	return append(b, 0, 0, 0, 0, 0)
 }
 
 // appendClose appends a Close message for a statement ('S') or portal ('P').
