@@ -749,7 +749,7 @@ func (rs *replicaSet) killListener(r *replica) (release func()) {
 	defer conn.Close(rs.ctx)
 	var killed int
 	if err := conn.QueryRow(rs.ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
-		FROM pg_stat_activity WHERE application_name = 'airlock-listen ' || $1`, r.name).Scan(&killed); err != nil || killed != 1 {
+		FROM pg_stat_activity WHERE application_name = 'airlock-listen ' || $1 AND datname = current_database()`, r.name).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminating %s's listener: killed %d, %v", r.name, killed, err)
 	}
 	select {
@@ -944,7 +944,7 @@ func BenchmarkReplicaReconcile(b *testing.B) {
 	for b.Loop() {
 		waitFor(b, "C ready", func() bool { return c.svc.Ready() == nil })
 		start := time.Now()
-		if _, err := conn.Exec(rs.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'airlock-listen r1'`); err != nil {
+		if _, err := conn.Exec(rs.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'airlock-listen r1' AND datname = current_database()`); err != nil {
 			b.Fatal(err)
 		}
 		waitFor(b, "C unready", func() bool { return c.svc.Ready() != nil })
