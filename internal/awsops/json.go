@@ -57,8 +57,8 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 	if err != nil || (mt != "application/x-amz-json-1.0" && mt != "application/x-amz-json-1.1") {
 		return nil, m.failure(codeMalformed, "Content-Type %q is not application/x-amz-json-1.0 or 1.1", esc(ct[0]))
 	}
-	if strings.Contains(strings.ToLower(m.r.RawQuery), "action") {
-		return nil, m.failure(codeMalformed, "a JSON call must not carry a Query protocol Action")
+	if q := strings.ToLower(m.r.RawQuery); strings.Contains(q, "action") || strings.Contains(q, "operation") {
+		return nil, m.failure(codeMalformed, "a JSON call must not carry a Query protocol Action or Operation")
 	}
 	root, err := m.decodeJSON(m.r.Body)
 	if err != nil {

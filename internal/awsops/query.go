@@ -21,11 +21,36 @@ type formInput struct {
 
 func (f formInput) member(string) (*node, error) { return nil, nil }
 
-func (f formInput) str(name string) (string, error) { return f.v[name], nil }
+func (f formInput) str(name string) (string, error) {
+	if err := f.noCaseVariant(name, false); err != nil {
+		return "", err
+	}
+	return f.v[name], nil
+}
+
+// noCaseVariant refuses a key that differs from name (or, for a list,
+// from the name+"." prefix of its members) only in case: a service that
+// matched parameter names without regard to case would read it where the
+// mapper reads nothing, as the JSON decoder refuses such members.
+func (f formInput) noCaseVariant(name string, list bool) error {
+	prefix := name + "."
+	for k := range f.v {
+		if k == name || strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if strings.EqualFold(k, name) || (list && len(k) > len(prefix) && strings.EqualFold(k[:len(prefix)], prefix)) {
+			return f.m.failure(codeMalformed, "form key %q differs from %q only in case", esc(k), name)
+		}
+	}
+	return nil
+}
 
 // strs reads a Query list: Name.member.N (CloudWatch, SNS, IAM, STS) or
 // Name.N (SQS, EC2), N from 1 with no gaps.
 func (f formInput) strs(name string) ([]string, error) {
+	if err := f.noCaseVariant(name, true); err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, sep := range []string{".member.", "."} {
 		for i := 1; ; i++ {
@@ -54,6 +79,9 @@ func (f formInput) strs(name string) ([]string, error) {
 }
 
 func (f formInput) flag(name string) (bool, error) {
+	if err := f.noCaseVariant(name, false); err != nil {
+		return false, err
+	}
 	switch f.v[name] {
 	case "", "false":
 		return false, nil
@@ -76,6 +104,15 @@ func (m *mapper) query() (*Op, error) {
 	form, err := m.parseForm()
 	if err != nil {
 		return nil, err
+	}
+	for k := range form {
+		// The Query protocol takes the operation's name in Operation as
+		// well as in Action ("Operation is supported for backward
+		// compatibility with other AWS Query APIs"): a service could run
+		// the operation one names while the mapper checked the other.
+		if strings.EqualFold(k, "Operation") {
+			return nil, m.failure(codeMalformed, "form key %q: AWS Query services also read Operation as the call's name; name it in Action only", esc(k))
+		}
 	}
 	action := form["Action"]
 	if action == "" {
