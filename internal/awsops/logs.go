@@ -185,12 +185,45 @@ func queryID(action string) func(m *mapper, in input, op *Op) error {
 // describeLogGroups is authorized by IAM on the ARN
 // arn:aws:logs:R:A:log-group::log-stream: (the empty group), which is
 // what AWS's own AccessDenied messages name for it.
+//
+// With CloudWatch cross-account observability, DescribeLogGroups in a
+// monitoring account also lists the log groups of linked source accounts:
+// includeLinkedAccounts with accountIdentifiers, or logGroupIdentifiers
+// naming another account's groups by ARN. The grant is for the target's
+// account only, so those forms are refused.
 func describeLogGroups(m *mapper, in input, op *Op) error {
 	p, err := in.str("logGroupNamePrefix")
 	if err != nil {
 		return err
 	}
 	op.param("logGroupNamePrefix", p)
+	if linked, err := in.flag("includeLinkedAccounts"); err != nil {
+		return err
+	} else if linked {
+		return m.failure(codeDenied, "includeLinkedAccounts lists the log groups of other accounts linked to the upstream's; the grant's target is account %s", m.r.Account)
+	}
+	accounts, err := in.strs("accountIdentifiers")
+	if err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		if a != m.r.Account {
+			return m.failure(codeDenied, "accountIdentifiers names account %q; the grant's target is account %s", esc(a), m.r.Account)
+		}
+	}
+	ids, err := in.strs("logGroupIdentifiers")
+	if err != nil {
+		return err
+	}
+	var groups []string
+	for _, id := range ids {
+		g, err := m.logGroup("logGroupIdentifiers", id)
+		if err != nil {
+			return err
+		}
+		groups = append(groups, g)
+	}
+	op.paramList("logGroups", groups)
 	op.check("logs:DescribeLogGroups", m.arn("logs", "log-group::log-stream:"))
 	return nil
 }
@@ -208,7 +241,7 @@ func init() {
 		"GetQueryResults": {protos: pJSON, readOnly: true, fn: queryID("logs:GetQueryResults"), actions: "logs:GetQueryResults", resources: "`*`", params: "queryId"},
 		"StopQuery":       {protos: pJSON, fn: queryID("logs:StopQuery"), actions: "logs:StopQuery", resources: "`*`", params: "queryId"},
 		"DescribeLogGroups": {protos: pJSON, readOnly: true, fn: describeLogGroups,
-			actions: "logs:DescribeLogGroups", resources: "`arn:aws:logs:R:A:log-group::log-stream:` (IAM's resource for it)", params: "logGroupNamePrefix"},
+			actions: "logs:DescribeLogGroups", resources: "`arn:aws:logs:R:A:log-group::log-stream:` (IAM's resource for it); refused with includeLinkedAccounts, another account in accountIdentifiers or logGroupIdentifiers", params: "logGroupNamePrefix, logGroups"},
 		"DescribeLogStreams": {protos: pJSON, readOnly: true, fn: groupCheck("logs:DescribeLogStreams", "logStreamNamePrefix"),
 			actions: "logs:DescribeLogStreams", resources: group, params: "logGroup, logStreamNamePrefix"},
 		"GetLogGroupFields": {protos: pJSON, readOnly: true, fn: groupCheck("logs:GetLogGroupFields"),

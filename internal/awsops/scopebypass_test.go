@@ -50,3 +50,34 @@ func TestQueryCaseVariants(t *testing.T) {
 		t.Errorf("checks %v, want %v", op.Checks, want)
 	}
 }
+
+// TestDescribeLogGroupsLinkedAccounts: with CloudWatch cross-account
+// observability, DescribeLogGroups in a monitoring account lists the log
+// groups of linked source accounts when includeLinkedAccounts is true
+// (those in accountIdentifiers, or all of them), and of the groups
+// logGroupIdentifiers names by ARN (CloudWatch Logs API reference,
+// DescribeLogGroups). The check is on the target account's
+// log-group::log-stream: only, so those forms are refused.
+func TestDescribeLogGroupsLinkedAccounts(t *testing.T) {
+	const target = "Logs_20140328.DescribeLogGroups"
+	for _, body := range []string{
+		`{"includeLinkedAccounts":true}`,
+		`{"includeLinkedAccounts":true,"accountIdentifiers":["444455556666"]}`,
+		`{"accountIdentifiers":["444455556666"]}`,
+		`{"logGroupIdentifiers":["arn:aws:logs:us-east-1:444455556666:log-group:/secret/audit"]}`,
+		`{"IncludeLinkedAccounts":true}`,
+	} {
+		mustRefuse(t, jsonReq("logs", target, body), "")
+	}
+	for _, body := range []string{
+		`{}`,
+		`{"logGroupNamePrefix":"/app","includeLinkedAccounts":false}`,
+		`{"includeLinkedAccounts":false,"accountIdentifiers":["111122223333"]}`,
+		`{"logGroupIdentifiers":["/app/api","arn:aws:logs:us-east-1:111122223333:log-group:/app/web"]}`,
+	} {
+		op := mustMap(t, jsonReq("logs", target, body))
+		if want := []Check{{"logs:DescribeLogGroups", "arn:aws:logs:us-east-1:111122223333:log-group::log-stream:"}}; !slices.Equal(op.Checks, want) {
+			t.Errorf("%s: checks %v, want %v", body, op.Checks, want)
+		}
+	}
+}

@@ -41,6 +41,7 @@ var readMembers = func() map[string]bool {
 		RequestItems TransactItems ResourcePolicy
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
 		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId queryLanguage
+		includeLinkedAccounts accountIdentifiers
 		Name Names Path Recursive WithDecryption
 		SecretId VersionId VersionStage
 		KeyId
