@@ -7,14 +7,25 @@ import (
 
 // metricQueries records how many queries a GetMetricData call makes;
 // IAM does not scope metrics, and the metric names sit deeper in the body
-// than the decoders keep.
+// than the decoders keep. A query's AccountId, which in a monitoring
+// account of CloudWatch cross-account observability reads the metrics of
+// a linked source account, must be the target's.
 func metricQueries(m *mapper, in input, op *Op) error {
 	n := 0
 	switch in := in.(type) {
 	case formInput:
-		for k := range in.v {
-			if strings.HasPrefix(k, "MetricDataQueries.member.") && strings.HasSuffix(k, ".Id") && strings.Count(k, ".") == 3 {
+		for k, v := range in.v {
+			f := strings.Split(k, ".")
+			if len(f) != 4 || !strings.EqualFold(f[0], "MetricDataQueries") {
+				continue
+			}
+			if f[0] == "MetricDataQueries" && f[1] == "member" && f[3] == "Id" {
 				n++
+			}
+			if strings.EqualFold(f[3], "AccountId") {
+				if err := m.ownAccount(k, v); err != nil {
+					return err
+				}
 			}
 		}
 	case treeInput:
@@ -24,6 +35,15 @@ func metricQueries(m *mapper, in input, op *Op) error {
 		}
 		if qs != nil && qs.kind == 'a' {
 			n = len(qs.arr)
+			for _, q := range qs.arr {
+				a, err := m.str(q, "AccountId")
+				if err != nil {
+					return err
+				}
+				if err := m.ownAccount("AccountId", a); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if n > 0 {
@@ -32,10 +52,42 @@ func metricQueries(m *mapper, in input, op *Op) error {
 	return nil
 }
 
+// ownAccount refuses an account id other than the target's ("" is the
+// caller's own account).
+func (m *mapper) ownAccount(what, a string) error {
+	if a != "" && a != m.r.Account {
+		return m.failure(codeDenied, "%s %q names another account than the grant's target account %s (CloudWatch cross-account observability)", esc(what), esc(a), m.r.Account)
+	}
+	return nil
+}
+
+// linkedMetrics refuses ListMetrics forms that list the metrics of
+// linked source accounts: IncludeLinkedAccounts, or an OwningAccount
+// other than the target's.
+func linkedMetrics(m *mapper, in input) error {
+	linked, err := in.flag("IncludeLinkedAccounts")
+	if err != nil {
+		return err
+	}
+	if linked {
+		return m.failure(codeDenied, "IncludeLinkedAccounts lists the metrics of other accounts linked to the upstream's; the grant's target is account %s", m.r.Account)
+	}
+	owner, err := in.str("OwningAccount")
+	if err != nil {
+		return err
+	}
+	return m.ownAccount("OwningAccount", owner)
+}
+
 func metricCheck(action string, data bool) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
 		if data {
 			if err := metricQueries(m, in, op); err != nil {
+				return err
+			}
+		}
+		if action == "cloudwatch:ListMetrics" {
+			if err := linkedMetrics(m, in); err != nil {
 				return err
 			}
 		}
@@ -245,11 +297,11 @@ func init() {
 	all := pJSON | pQuery | pCBOR
 	register("monitoring", map[string]*spec{
 		"GetMetricData": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:GetMetricData", true),
-			actions: "cloudwatch:GetMetricData", resources: "`*`", params: "queries (their number)"},
+			actions: "cloudwatch:GetMetricData", resources: "`*`; refused when a query's AccountId is another account", params: "queries (their number)"},
 		"GetMetricStatistics": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:GetMetricStatistics", false),
 			actions: "cloudwatch:GetMetricStatistics", resources: "`*`", params: "namespace, metricName"},
 		"ListMetrics": {protos: all, readOnly: true, fn: metricCheck("cloudwatch:ListMetrics", false),
-			actions: "cloudwatch:ListMetrics", resources: "`*`", params: "namespace, metricName"},
+			actions: "cloudwatch:ListMetrics", resources: "`*`; refused with IncludeLinkedAccounts or another OwningAccount", params: "namespace, metricName"},
 		"DescribeAlarms": {protos: all, readOnly: true, fn: describeAlarms, actions: "cloudwatch:DescribeAlarms",
 			resources: "`arn:aws:cloudwatch:R:A:alarm:NAME` per AlarmNames; else `…:alarm:PREFIX*` (`alarm:*` without a prefix)", params: "alarmNames, alarmNamePrefix"},
 	})

@@ -81,3 +81,63 @@ func TestDescribeLogGroupsLinkedAccounts(t *testing.T) {
 		}
 	}
 }
+
+// cborText encodes a CBOR text string shorter than 256 bytes.
+func cborText(s string) []byte {
+	if len(s) < 24 {
+		return append([]byte{0x60 | byte(len(s))}, s...)
+	}
+	return append([]byte{0x78, byte(len(s))}, s...)
+}
+
+// TestMetricsLinkedAccounts: in a monitoring account of CloudWatch
+// cross-account observability, GetMetricData reads a query's metric from
+// the source account its AccountId names, and ListMetrics lists the
+// metrics of linked accounts with IncludeLinkedAccounts or OwningAccount
+// (CloudWatch API reference, MetricDataQuery and ListMetrics). The grant
+// is for the target's account: another account is refused, in all three
+// protocols CloudWatch speaks.
+func TestMetricsLinkedAccounts(t *testing.T) {
+	const other = "444455556666"
+	gmd := func(acct string) []byte {
+		b := []byte{0xa1}
+		b = append(b, cborText("MetricDataQueries")...)
+		b = append(b, 0x81, 0xa2)
+		b = append(b, cborText("Id")...)
+		b = append(b, cborText("q1")...)
+		b = append(b, cborText("AccountId")...)
+		return append(b, cborText(acct)...)
+	}
+	linked := append(append([]byte{0xa1}, cborText("IncludeLinkedAccounts")...), 0xf5)
+	owning := append(append([]byte{0xa1}, cborText("OwningAccount")...), cborText(other)...)
+	const jt = "GraniteServiceVersion20100801."
+	for name, r := range map[string]*Request{
+		"query GetMetricData":      queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.AccountId="+other+"&MetricDataQueries.member.1.Expression=SUM(METRICS())"),
+		"query accountid case":     queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.accountId="+other),
+		"json GetMetricData":       jsonReq("monitoring", jt+"GetMetricData", `{"MetricDataQueries":[{"Id":"a","AccountId":"111122223333"},{"Id":"b","AccountId":"`+other+`"}]}`),
+		"cbor GetMetricData":       cborReq("GetMetricData", gmd(other)),
+		"query IncludeLinked":      queryReq("monitoring", "Action=ListMetrics&IncludeLinkedAccounts=true"),
+		"query OwningAccount":      queryReq("monitoring", "Action=ListMetrics&OwningAccount="+other),
+		"json IncludeLinked":       jsonReq("monitoring", jt+"ListMetrics", `{"IncludeLinkedAccounts":true}`),
+		"json OwningAccount":       jsonReq("monitoring", jt+"ListMetrics", `{"OwningAccount":"`+other+`"}`),
+		"cbor IncludeLinked":       cborReq("ListMetrics", linked),
+		"cbor OwningAccount":       cborReq("ListMetrics", owning),
+		"query includelinked case": queryReq("monitoring", "Action=ListMetrics&includeLinkedAccounts=true"),
+		"json owningaccount case":  jsonReq("monitoring", jt+"ListMetrics", `{"owningAccount":"`+other+`"}`),
+	} {
+		t.Run(name, func(t *testing.T) { mustRefuse(t, r, "") })
+	}
+	for name, r := range map[string]*Request{
+		"query own account": queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.AccountId=111122223333"),
+		"json own account":  jsonReq("monitoring", jt+"GetMetricData", `{"MetricDataQueries":[{"Id":"a","AccountId":"111122223333"},{"Id":"b"}]}`),
+		"cbor own account":  cborReq("GetMetricData", gmd(account)),
+		"json not linked":   jsonReq("monitoring", jt+"ListMetrics", `{"IncludeLinkedAccounts":false,"OwningAccount":"111122223333"}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			op := mustMap(t, r)
+			if len(op.Checks) != 1 || op.Checks[0].Resource != "*" {
+				t.Errorf("checks %v", op.Checks)
+			}
+		})
+	}
+}

@@ -49,6 +49,7 @@ var readMembers = func() map[string]bool {
 		StreamName StreamARN
 		cluster clusters services
 		Namespace MetricName AlarmNames AlarmNamePrefix MetricDataQueries
+		IncludeLinkedAccounts OwningAccount
 	`) {
 		set[n] = true
 	}
