@@ -147,6 +147,32 @@ func createTable(m *mapper, in input, op *Op) error {
 	if pol != nil && pol.kind != '0' {
 		op.check("dynamodb:PutResourcePolicy", op.Checks[0].Resource)
 	}
+	return tableKey(m, in, op)
+}
+
+// tableKey adds, for a table encrypted with a customer managed KMS key
+// (SSESpecification.KMSMasterKeyId), kms:CreateGrant and kms:DescribeKey
+// on the key: DynamoDB describes the key and creates a grant on it on
+// the caller's behalf, which AWS authorizes with the caller's own
+// permissions on the key. A key of another account is refused.
+func tableKey(m *mapper, in input, op *Op) error {
+	sse, err := in.member("SSESpecification")
+	if err != nil || sse == nil || sse.kind == '0' {
+		return err
+	}
+	if sse.kind != 'o' {
+		return m.failure(codeMalformed, "member SSESpecification must be an object")
+	}
+	id, err := m.str(sse, "KMSMasterKeyId")
+	if err != nil || id == "" {
+		return err
+	}
+	res, err := m.kmsKey(id, op)
+	if err != nil {
+		return err
+	}
+	op.check("kms:CreateGrant", res)
+	op.check("kms:DescribeKey", res)
 	return nil
 }
 
@@ -178,7 +204,7 @@ func init() {
 			"Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}),
 			actions: "dynamodb:PutItem, UpdateItem, DeleteItem or ConditionCheckItem per item", resources: tableRes + " of every item", params: "tables"},
 		"DescribeTable":     {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:DescribeTable", false), actions: "dynamodb:DescribeTable", resources: tableRes, params: "table"},
-		"CreateTable":       {protos: pJSON, fn: createTable, actions: "dynamodb:CreateTable; with ResourcePolicy also dynamodb:PutResourcePolicy", resources: tableRes, params: "table"},
+		"CreateTable":       {protos: pJSON, fn: createTable, actions: "dynamodb:CreateTable; with ResourcePolicy also dynamodb:PutResourcePolicy; with SSESpecification.KMSMasterKeyId also kms:CreateGrant and kms:DescribeKey", resources: tableRes + "; the KMS key as for KMS calls", params: "table, keyId"},
 		"ListTables":        {protos: pJSON, readOnly: true, fn: everything("dynamodb:ListTables"), actions: "dynamodb:ListTables", resources: "`*`"},
 		"DescribeEndpoints": {protos: pJSON, readOnly: true, fn: everything("dynamodb:DescribeEndpoints"), actions: "dynamodb:DescribeEndpoints", resources: "`*`"},
 	})

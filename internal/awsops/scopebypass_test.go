@@ -141,3 +141,37 @@ func TestMetricsLinkedAccounts(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateTableKMSKey: a table encrypted with a customer managed key
+// (SSESpecification.KMSMasterKeyId) has DynamoDB describe the key and
+// create a grant on it for the caller, which needs kms:DescribeKey and
+// kms:CreateGrant on the key (DynamoDB developer guide, "Key policy for a
+// customer managed key"). The mapper checked dynamodb:CreateTable only,
+// so a grant on a table let the upstream's credentials grant DynamoDB the
+// use of any key, another account's included.
+func TestCreateTableKMSKey(t *testing.T) {
+	const target = "DynamoDB_20120810.CreateTable"
+	const key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	for body, want := range map[string][]Check{
+		`{"TableName":"orders","SSESpecification":{"Enabled":true,"SSEType":"KMS","KMSMasterKeyId":"1234abcd-12ab-34cd-56ef-1234567890ab"}}`: {
+			{"dynamodb:CreateTable", ddb + "orders"}, {"kms:CreateGrant", key}, {"kms:DescribeKey", key}},
+		`{"TableName":"orders","SSESpecification":{"Enabled":true,"SSEType":"KMS","KMSMasterKeyId":"` + key + `"}}`: {
+			{"dynamodb:CreateTable", ddb + "orders"}, {"kms:CreateGrant", key}, {"kms:DescribeKey", key}},
+		`{"TableName":"orders","SSESpecification":{"Enabled":true,"SSEType":"KMS","KMSMasterKeyId":"alias/tables"}}`: {
+			{"dynamodb:CreateTable", ddb + "orders"}, {"kms:CreateGrant", "*"}, {"kms:DescribeKey", "*"}},
+		`{"TableName":"orders","SSESpecification":{"Enabled":true,"SSEType":"KMS"}}`: {{"dynamodb:CreateTable", ddb + "orders"}},
+		`{"TableName":"orders"}`: {{"dynamodb:CreateTable", ddb + "orders"}},
+	} {
+		op := mustMap(t, jsonReq("dynamodb", target, body))
+		if !slices.Equal(op.Checks, want) {
+			t.Errorf("%s: checks %v, want %v", body, op.Checks, want)
+		}
+	}
+	for _, body := range []string{
+		`{"TableName":"orders","SSESpecification":{"Enabled":true,"KMSMasterKeyId":"arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"}}`,
+		`{"TableName":"orders","SSESpecification":{"Enabled":true,"kmsMasterKeyId":"1234abcd-12ab-34cd-56ef-1234567890ab"}}`,
+		`{"TableName":"orders","SSESpecification":"x"}`,
+	} {
+		mustRefuse(t, jsonReq("dynamodb", target, body), "")
+	}
+}
