@@ -22,8 +22,17 @@ type Conn struct {
 	mu     sync.Mutex
 	closed bool
 	tok    uint64 // the registration's token while parked, 0 otherwise
-	wake   func()
+	wake   Waker
 }
+
+// Waker is what a parked connection wakes: ParkWaker's argument.
+type Waker interface{ Wake() }
+
+// funcWaker is Park's func as a Waker (a func value is pointer-shaped, so
+// the conversion allocates nothing).
+type funcWaker func()
+
+func (f funcWaker) Wake() { f() }
 
 // SyscallConn returns the wrapped connection's raw connection, so that a
 // reader can wait for readability without a buffer as it would on the
@@ -52,6 +61,17 @@ func (c *Conn) Park(wake func()) error {
 	if wake == nil {
 		return errors.New("netpark: nil wake")
 	}
+	return c.ParkWaker(funcWaker(wake))
+}
+
+// ParkWaker is Park with w.Wake as the callback. A caller that parks
+// often can pass a pointer it already has as w (a named pointer type with
+// a Wake method), where Park's method value would be a new closure held
+// for as long as c is parked.
+func (c *Conn) ParkWaker(wake Waker) error {
+	if wake == nil {
+		return errors.New("netpark: nil wake")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -77,7 +97,7 @@ func (c *Conn) Parked() bool {
 
 // unparkLocked removes c's registration, if any, and returns its wake
 // callback (nil if c was not parked); c.mu held.
-func (c *Conn) unparkLocked() func() {
+func (c *Conn) unparkLocked() Waker {
 	if c.tok == 0 {
 		return nil
 	}
@@ -90,7 +110,7 @@ func (c *Conn) unparkLocked() func() {
 // fired is the poller's event for token tok.
 func (c *Conn) fired(tok uint64) {
 	c.mu.Lock()
-	var wake func()
+	var wake Waker
 	if c.tok == tok {
 		wake = c.unparkLocked()
 	}
@@ -99,7 +119,7 @@ func (c *Conn) fired(tok uint64) {
 }
 
 // run starts wake on a goroutine of its own, a panic in it contained.
-func (p *Poller) run(wake func()) {
+func (p *Poller) run(wake Waker) {
 	if wake == nil {
 		return
 	}
@@ -110,6 +130,6 @@ func (p *Poller) run(wake func()) {
 					"panic", v, "stack", string(debug.Stack()))
 			}
 		}()
-		wake()
+		wake.Wake()
 	}()
 }
