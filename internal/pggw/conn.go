@@ -46,21 +46,24 @@ type conn struct {
 	// wmu guards everything written to the client and the fields that kill
 	// reads: several goroutines answer the client (the upstream relay, the
 	// client loop's own refusals, kill).
-	wmu  sync.Mutex
-	nc   net.Conn // raw, or the TLS connection over it
-	cw   *flushWriter
-	up   net.Conn
-	dead bool // killed: nothing more is written
+	wmu sync.Mutex
+	nc  net.Conn // raw, or the TLS connection over it
+	// cwb is the writer to the client, nil while the session is parked
+	// with nothing buffered for the client (letGoWriter): use cw().
+	cwb *flushWriter
+	up  net.Conn
 
+	// Small fields side by side (the struct is allocated per session).
 	killOnce sync.Once
+	dead     bool // killed: nothing more is written (wmu)
 
 	// Set once the session is established.
 	grant *gateway.Grant
 	st    *grantState
 	t     *target
 	sess  *gateway.Session
-	tls   bool
 	key   uint32 // the gateway's BackendKeyData pid for this connection
+	tls   bool
 	// readOnly: the grant can only read, so reads are forwarded while
 	// their records are written (disclose.go).
 	readOnly bool
@@ -70,18 +73,18 @@ type conn struct {
 
 	relay *relayState
 	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')
-
-	// upc is the upstream connection for abort, which must not take wmu.
-	upc atomic.Pointer[net.Conn]
 	// panicked is set when one of the connection's goroutines panicked.
 	panicked atomic.Bool
+	// scsOff: upstream reports standard_conforming_strings off, so plain
+	// literals take backslash escapes (for the tokenizer).
+	scsOff atomic.Bool
 	// startupSlot is held until the startup phase ends; it counts
 	// against startupSource's share (acquireStartup).
 	startupSlot   bool
 	startupSource string
-	// scsOff: upstream reports standard_conforming_strings off, so plain
-	// literals take backslash escapes (for the tokenizer).
-	scsOff atomic.Bool
+
+	// upc is the upstream connection for abort, which must not take wmu.
+	upc atomic.Pointer[net.Conn]
 	// badEncoding: upstream reports a client_encoding the scanner cannot
 	// read safely (unsafeClientEncoding); the session ends at the next
 	// message from the client.
@@ -98,11 +101,32 @@ func newConn(g *Gateway, nc net.Conn) *conn {
 	// through kill, which cancels this one. A child would cost every idle
 	// session an entry in the parent's children (bench/README.md).
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.br = newIdleReader(nc)
-	c.cw = newFlushWriter(nc)
+	c.br = getIdleReader(nc)
+	c.cwb = getFlushWriter(nc)
 	c.txs.Store('I')
 	c.startupSlot = true
 	return c
+}
+
+// cw returns the writer to the client, taken from the pool again if a
+// parked loop gave it back (letGoWriter); wmu held.
+func (c *conn) cw() *flushWriter {
+	if c.cwb == nil {
+		c.cwb = getFlushWriter(c.nc)
+	}
+	return c.cwb
+}
+
+// letGoWriter gives the writer to the client back to the pool if it holds
+// nothing (no buffered bytes, no error to report): an idle session needs
+// none, and the next answer or kill takes one again (cw).
+func (c *conn) letGoWriter() {
+	c.wmu.Lock()
+	if w := c.cwb; w != nil && w.idle() {
+		c.cwb = nil
+		putFlushWriter(w)
+	}
+	c.wmu.Unlock()
 }
 
 // endStartup gives back the connection's startup slot, once.
@@ -121,11 +145,11 @@ func (c *conn) send(b []byte, flush bool) error {
 	if c.dead {
 		return net.ErrClosed
 	}
-	if _, err := c.cw.Write(b); err != nil {
+	if _, err := c.cw().Write(b); err != nil {
 		return err
 	}
 	if flush {
-		return c.cw.Flush()
+		return c.cw().Flush()
 	}
 	return nil
 }
@@ -147,8 +171,8 @@ func (c *conn) kill(e *pgError) {
 		}
 		if !c.dead {
 			c.dead = true
-			if _, err := c.cw.Write(e.appendTo(nil)); err == nil {
-				_ = c.cw.Flush()
+			if _, err := c.cw().Write(e.appendTo(nil)); err == nil {
+				_ = c.cw().Flush()
 			}
 		}
 		c.nc.Close()
@@ -290,7 +314,7 @@ func (c *conn) useTLS(cfg *tls.Config) error {
 	}
 	c.wmu.Lock()
 	c.nc = tc
-	c.cw.Reset(tc)
+	c.cw().Reset(tc)
 	c.wmu.Unlock()
 	c.br.Reset(tc)
 	c.tls = true

@@ -38,6 +38,28 @@ func newFlushWriter(w io.Writer) *flushWriter {
 	return f
 }
 
+// flushWriters holds the writers of parked relay loops (park.go): an idle
+// session holds none, and a loop that wakes takes one back, with its
+// writeFn already made.
+var flushWriters = sync.Pool{New: func() any { return new(flushWriter) }}
+
+// getFlushWriter is newFlushWriter from the pool.
+func getFlushWriter(w io.Writer) *flushWriter {
+	f := flushWriters.Get().(*flushWriter)
+	f.Reset(w)
+	return f
+}
+
+// putFlushWriter gives f back to the pool; f must be idle, and not used
+// again by its owner.
+func putFlushWriter(f *flushWriter) {
+	f.Reset(nil) // holds no connection while pooled
+	flushWriters.Put(f)
+}
+
+// idle reports whether f holds nothing: no buffered bytes, no error.
+func (f *flushWriter) idle() bool { return f.buf == nil && f.err == nil }
+
 // Reset discards anything buffered and any error, and writes to w from now
 // on (after a TLS upgrade, the TLS connection).
 func (f *flushWriter) Reset(w io.Writer) {

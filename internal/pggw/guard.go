@@ -152,8 +152,8 @@ func (c *conn) abort() {
 		if !c.dead {
 			c.dead = true
 			_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
-			if _, err := c.cw.Write(fatal(codeInternalError, "airlock: internal error; this session is closed").appendTo(nil)); err == nil {
-				_ = c.cw.Flush()
+			if _, err := c.cw().Write(fatal(codeInternalError, "airlock: internal error; this session is closed").appendTo(nil)); err == nil {
+				_ = c.cw().Flush()
 			}
 		}
 		c.wmu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -100,10 +101,29 @@ func newIdleReader(rd io.Reader) *idleReader {
 	return b
 }
 
+// idleReaders holds the readers of parked relay loops (park.go): an idle
+// session holds none, and a loop that wakes takes one back, with its
+// readFn already made.
+var idleReaders = sync.Pool{New: func() any { return new(idleReader) }}
+
+// getIdleReader is newIdleReader from the pool.
+func getIdleReader(rd io.Reader) *idleReader {
+	b := idleReaders.Get().(*idleReader)
+	b.Reset(rd)
+	return b
+}
+
+// putIdleReader gives b back to the pool; b must have nothing buffered,
+// and not be used again by its owner.
+func putIdleReader(b *idleReader) {
+	b.Reset(nil) // holds no connection while pooled
+	idleReaders.Put(b)
+}
+
 // Reset discards anything buffered and reads from rd from now on.
 func (b *idleReader) Reset(rd io.Reader) {
 	b.release()
-	b.rd, b.raw, b.err, b.armed, b.atRest = rd, nil, nil, false, false
+	b.rd, b.raw, b.err, b.armed, b.atRest, b.until = rd, nil, nil, false, false, time.Time{}
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw

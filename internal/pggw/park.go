@@ -54,7 +54,7 @@ type parking struct {
 	relaying bool
 	// loops counts the relay loops not ended; a parked loop has not ended.
 	loops atomic.Int32
-	// ubr is the upstream loop's reader, kept across parkings.
+	// ubr is the upstream loop's reader; nil while it is parked (letGoIO).
 	ubr *idleReader
 	// tracked: the gateway holds the connection (in its set and its
 	// WaitGroup) until the session ends (release).
@@ -76,7 +76,7 @@ var parker = sync.OnceValue(func() *netpark.Poller {
 // loop's results).
 func (c *conn) idle(s side) bool {
 	r := c.relay
-	if s == clientSide && len(r.batch) > 0 || s == upstreamSide && len(r.done) > 0 {
+	if s == clientSide && !r.batchState.empty() || s == upstreamSide && len(r.done) > 0 {
 		return false
 	}
 	r.qmu.Lock()
@@ -117,15 +117,68 @@ func (c *conn) parkOn(s side, b *idleReader, err error) error {
 		b.arm(time.Now().Add(busyRecheck * c.gw.parkAfter))
 		return nil
 	}
-	wake := c.clientRelay
+	// c itself, as a Waker of the side's loop: a method value would be a
+	// closure held while parked, made again at every parking.
+	var wake netpark.Waker = (*clientWaker)(c)
 	if s == upstreamSide {
-		wake = c.upstreamRelay
+		wake = (*upstreamWaker)(c)
 	}
 	c.relay.letGo(s)
-	if pc.Park(wake) != nil {
-		return nil // closed: the read will say so
+	c.letGoIO(s)
+	if pc.ParkWaker(wake) != nil {
+		// Closed (the read will say so) or not registered: the loop goes
+		// on as if woken, on a goroutine of its own, since it gave its
+		// reader back.
+		go wake.Wake()
 	}
 	return errParked
+}
+
+// clientWaker and upstreamWaker wake a parked session's loops.
+type (
+	clientWaker   conn
+	upstreamWaker conn
+)
+
+func (w *clientWaker) Wake()   { (*conn)(w).clientRelay() }
+func (w *upstreamWaker) Wake() { (*conn)(w).upstreamRelay() }
+
+// letGoIO gives side s's reader back to the pool, with the client loop's
+// writer to the upstream and the writer to the client if they hold
+// nothing, as its loop parks: an idle session holds none of them (about
+// 500 bytes with their callbacks), and the loop takes them again when it
+// wakes (takeIO). The reader has nothing buffered (parkOn checked).
+func (c *conn) letGoIO(s side) {
+	if s == clientSide {
+		putIdleReader(c.br)
+		c.br = nil
+		if r := c.relay; r.uw.idle() {
+			putFlushWriter(r.uw)
+			r.uw = nil
+		}
+	} else {
+		putIdleReader(c.pk.ubr)
+		c.pk.ubr = nil
+	}
+	c.letGoWriter()
+}
+
+// takeIO gives side s's loop, starting or woken, what letGoIO took.
+func (c *conn) takeIO(s side) {
+	if s == clientSide {
+		if c.br == nil {
+			c.br = getIdleReader(c.nc)
+		}
+		r := c.relay
+		if r.uw == nil {
+			r.uw = getFlushWriter(c.up)
+		}
+		if r.batchState == nil {
+			r.batchState = batchStates.Get().(*batchState)
+		}
+	} else if c.pk.ubr == nil {
+		c.pk.ubr = getIdleReader(c.up)
+	}
 }
 
 // letGo drops the buffers and queues that side s's statements grew, as its
@@ -133,8 +186,11 @@ func (c *conn) parkOn(s side, b *idleReader, err error) error {
 // statements and portals, not the capacity its last batch needed.
 func (r *relayState) letGo(s side) {
 	if s == clientSide {
-		r.batch, r.execs, r.scratch, r.undo = nil, nil, nil, nil
-		r.bind = bindMsg{}
+		// Cleared whole: the last Bind's parameters pin the buffer they
+		// were read into, and the slices' capacity is the last batch's.
+		*r.batchState = batchState{}
+		batchStates.Put(r.batchState)
+		r.batchState = nil
 		return
 	}
 	r.done = nil

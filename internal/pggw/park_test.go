@@ -313,3 +313,52 @@ func TestServeContextEndsItsSessions(t *testing.T) {
 		t.Fatalf("a session of the other Serve call: %v (%d)", err, one)
 	}
 }
+
+// TestParkedOpenSyncGroup: what a session knows of its open sync group
+// outlives a parking (the batch state its client loop gives back does
+// not hold it): a Query after extended messages ended by Flush, sent once
+// both loops parked, still ends the session instead of waiting for an
+// answer the server, skipping to Sync after the Bind's error, never sends.
+func TestParkedOpenSyncGroup(t *testing.T) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	pc := e.connect(g, "").PgConn()
+	fe := pc.Frontend()
+	fe.Send(&pgproto3.Bind{PreparedStatement: "nosuch"})
+	fe.Send(&pgproto3.Flush{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if er, ok := m.(*pgproto3.ErrorResponse); ok {
+			if er.Code != "26000" {
+				t.Fatalf("Bind of an unknown statement: %s %s", er.Code, er.Message)
+			}
+			break
+		}
+	}
+	e.waitParked(2)
+	fe.Send(&pgproto3.Query{String: "SELECT 1"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the flag the Query waits for an answer that never comes.
+	_ = pc.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []string
+	for range 10 {
+		m, err := fe.Receive()
+		if err != nil {
+			break
+		}
+		if er, ok := m.(*pgproto3.ErrorResponse); ok {
+			got = append(got, er.Severity+" "+er.Code)
+		}
+	}
+	if len(got) == 0 || got[len(got)-1] != "FATAL 08P01" {
+		t.Fatalf("errors after the Query: %q, want FATAL 08P01 last", got)
+	}
+}

@@ -131,42 +131,62 @@ type undoOp struct {
 	p      portal
 }
 
-// relayState is a session's protocol state.
-type relayState struct {
-	// Owned by the client loop.
-	uw       *flushWriter
-	n        int64
+// batchState is the client loop's extended-protocol batch: what it holds
+// from a batch's first message to its Sync or Flush, and scratch space.
+// It is empty between batches, and a parked client loop gives it back to
+// batchStates (letGo): an idle session holds none of its 208 bytes.
+type batchState struct {
 	batch    []byte
 	execs    []pendingExec
 	batchErr *pgError
 	scratch  []*entry // endBatch's entries, reused
-	discard  bool     // after a refused batch: ignore everything up to Sync
-	// pending: code may have been scheduled to run at the end of the
-	// transaction (a deferred trigger, a WITH HOLD cursor's query), which
-	// then runs at a COMMIT, SET CONSTRAINTS or Sync (commitPoint).
-	pending bool
+	bind     bindMsg
+	undo     []undoOp // the current batch's changes to the maps
 	// txEffect: what the current batch's statements did to a transaction
 	// block so far: 0 nothing, txBegin opened one, txEnd may have ended
 	// one (a Sync after which may end an implicit transaction).
-	txEffect uint8
+	// batchMsgs: the current batch holds some (not only Flush or Sync).
+	// Both are cleared at the batch's end (endBatch).
+	txEffect  uint8
+	batchMsgs bool
+}
+
+// empty reports whether b holds nothing of a batch.
+func (b *batchState) empty() bool {
+	return len(b.batch) == 0 && len(b.execs) == 0 && len(b.undo) == 0 && b.batchErr == nil
+}
+
+var batchStates = sync.Pool{New: func() any { return new(batchState) }}
+
+// relayState is a session's protocol state.
+type relayState struct {
+	// Owned by the client loop. batchState is nil while the loop is
+	// parked (takeIO gives it one again).
+	*batchState
+	uw      *flushWriter
+	n       int64
+	discard bool // after a refused batch: ignore everything up to Sync
+	// pending: code may have been scheduled to run at the end of the
+	// transaction (a deferred trigger, a WITH HOLD cursor's query), which
+	// then runs at a COMMIT, SET CONSTRAINTS or Sync (commitPoint). It
+	// outlives batches and parkings.
+	pending bool
+	// open: extended-protocol messages were forwarded since the last
+	// Sync (the server may be skipping to it); it outlives a batch ended
+	// by Flush, and a parking.
+	open     bool
 	stmts    map[string]stmt
 	unnamed  stmt
 	portals  map[string]portal
 	unnamedP portal
-	bind     bindMsg
-	undo     []undoOp // the current batch's changes to the maps
 	// code counts the statements forwarded that may have run code of the
 	// database's or the session's (a DO block, a function, a trigger, a
 	// view of the session's own): such code can DEALLOCATE and PREPARE a
 	// named statement again with dynamic SQL the gateway cannot read.
 	code uint64
 	// syncs counts the Syncs forwarded: the messages since the last one
-	// are sync group syncs. open: extended-protocol messages were
-	// forwarded since the last Sync (the server may be skipping to it).
-	// batchMsgs: the current batch holds some (not only Flush or Sync).
-	syncs     uint64
-	open      bool
-	batchMsgs bool
+	// are sync group syncs.
+	syncs uint64
 	// Written by the upstream loop: synced is one more than the last sync
 	// group answered (its ReadyForQuery passed), errAt one more than the
 	// last sync group in which the server reported an error (and so may
@@ -220,15 +240,17 @@ func newRelayState(uw *flushWriter) *relayState {
 	// The unnamed statement and portal before any Parse or Bind: what a
 	// client runs with them is recorded as the empty statement.
 	empty := newStmt("")
-	return &relayState{uw: uw, unnamed: empty, unnamedP: portal{stmt: empty}}
+	return &relayState{batchState: batchStates.Get().(*batchState), uw: uw, unnamed: empty, unnamedP: portal{stmt: empty}}
 }
 
 // run relays between the client and the upstream until either ends.
 func (c *conn) run(up net.Conn) {
-	r := newRelayState(newFlushWriter(up))
+	r := newRelayState(getFlushWriter(up))
 	c.relay = r
-	c.upc.Store(&up)
-	c.pk.ubr = newIdleReader(up)
+	// up is c.up, set by the startup and not changed after: pointing at
+	// the field costs no allocation.
+	c.upc.Store(&c.up)
+	c.pk.ubr = getIdleReader(up)
 	c.pk.loops.Store(2)
 	c.pk.relaying = true
 	go c.upstreamRelay()
@@ -242,6 +264,7 @@ func (c *conn) upstreamRelay() {
 	parked := false
 	defer c.loopDone(&parked)
 	defer c.contain("upstream relay")
+	c.takeIO(upstreamSide)
 	if parked = c.upstreamLoop(c.pk.ubr); !parked {
 		c.closeAll()
 	}
@@ -253,6 +276,7 @@ func (c *conn) clientRelay() {
 	parked := false
 	defer c.loopDone(&parked)
 	defer c.contain("client relay")
+	c.takeIO(clientSide)
 	err := c.clientLoop()
 	if parked = errors.Is(err, errParked); parked {
 		return
@@ -658,7 +682,7 @@ func (c *conn) endBatch(sync bool) error {
 	r := c.relay
 	defer func() {
 		clear(r.undo)
-		r.batch, r.execs, r.batchErr, r.undo, r.batchMsgs = r.batch[:0], r.execs[:0], nil, r.undo[:0], false
+		r.batch, r.execs, r.batchErr, r.undo, r.batchMsgs, r.txEffect = r.batch[:0], r.execs[:0], nil, r.undo[:0], false, 0
 		if cap(r.batch) > 1<<20 {
 			r.batch = nil
 		}
@@ -818,8 +842,8 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 	if ready {
 		b = appendReady(b, byte(c.txs.Load()))
 	}
-	if _, err := c.cw.Write(b); err == nil {
-		_ = c.cw.Flush()
+	if _, err := c.cw().Write(b); err == nil {
+		_ = c.cw().Flush()
 	}
 }
 
@@ -878,17 +902,17 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 	}
 	if (raw[0] == '3' || raw[0] == '1' || (c.relay.checking.Load() > 0 && (raw[0] == '2' || raw[0] == 'D' || raw[0] == 'C'))) && c.swallowed(raw[0]) {
 		if flush {
-			return c.cw.Flush() == nil
+			return c.cw().Flush() == nil
 		}
 		return true
 	}
 	if raw[0] == 'E' {
 		raw = c.staleError(raw)
 	}
-	_, werr := c.cw.Write(raw)
+	_, werr := c.cw().Write(raw)
 	c.observe(raw)
 	if werr == nil && flush {
-		werr = c.cw.Flush()
+		werr = c.cw().Flush()
 	}
 	return werr == nil
 }
@@ -905,7 +929,7 @@ func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 	if c.dead {
 		return false
 	}
-	if _, err := io.CopyN(c.cw, ubr, int64(total)); err != nil {
+	if _, err := io.CopyN(c.cw(), ubr, int64(total)); err != nil {
 		return false
 	}
 	r := c.relay
@@ -918,7 +942,7 @@ func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 	}
 	r.qmu.Unlock()
 	if ubr.Buffered() == 0 {
-		return c.cw.Flush() == nil
+		return c.cw().Flush() == nil
 	}
 	return true
 }
@@ -1107,7 +1131,7 @@ func (c *conn) emitSynthetic() {
 		if h.ready {
 			b = appendReady(b, byte(c.txs.Load()))
 		}
-		_, _ = c.cw.Write(b)
+		_, _ = c.cw().Write(b)
 		r.pop()
 	}
 }
