@@ -174,11 +174,16 @@ type relayState struct {
 	// open: extended-protocol messages were forwarded since the last
 	// Sync (the server may be skipping to it); it outlives a batch ended
 	// by Flush, and a parking.
-	open     bool
-	stmts    map[string]stmt
-	unnamed  stmt
-	portals  map[string]portal
-	unnamedP portal
+	open bool
+	// stmts holds pointers, never changed once stored (a new stmt
+	// replaces one): a map group has room for eight entries, and with
+	// stmt values a session's first prepared statement cost a group of
+	// eight of them for as long as it lived.
+	stmts map[string]*stmt
+	// un is the unnamed statement and portal, noUnnamed until the
+	// session first sets either (ownUnnamed).
+	un      *unnamedState
+	portals map[string]portal
 	// code counts the statements forwarded that may have run code of the
 	// database's or the session's (a DO block, a function, a trigger, a
 	// view of the session's own): such code can DEALLOCATE and PREPARE a
@@ -236,11 +241,28 @@ func (r *relayState) pop() {
 	}
 }
 
+// unnamedState is a session's unnamed statement and portal.
+type unnamedState struct {
+	st stmt
+	p  portal
+}
+
+// noUnnamed is the unnamed statement and portal before any Parse or Bind
+// (what a client runs with them is recorded as the empty statement),
+// shared by the sessions that have set neither: about 200 bytes that a
+// session of simple queries, as psql's, does not hold. Never changed.
+var noUnnamed = &unnamedState{st: newStmt(""), p: portal{stmt: newStmt("")}}
+
+// ownUnnamed returns the session's own unnamedState, to be changed.
+func (r *relayState) ownUnnamed() *unnamedState {
+	if r.un == noUnnamed {
+		r.un = &unnamedState{st: noUnnamed.st, p: noUnnamed.p}
+	}
+	return r.un
+}
+
 func newRelayState(uw *flushWriter) *relayState {
-	// The unnamed statement and portal before any Parse or Bind: what a
-	// client runs with them is recorded as the empty statement.
-	empty := newStmt("")
-	return &relayState{batchState: batchStates.Get().(*batchState), uw: uw, unnamed: empty, unnamedP: portal{stmt: empty}}
+	return &relayState{batchState: batchStates.Get().(*batchState), uw: uw, un: noUnnamed}
 }
 
 // run relays between the client and the upstream until either ends.
@@ -529,12 +551,13 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if changesAuth(m.Query) {
 			c.refuseParse(m.Query)
 		} else if m.Name == "" {
-			r.undo = append(r.undo, undoOp{had: true, st: r.unnamed})
-			r.unnamed = newStmt(m.Query)
-			r.unnamed.query, r.unnamed.oids, r.unnamed.group, r.unnamed.unsure = m.Query, m.ParameterOIDs, r.syncs, true
+			r.undo = append(r.undo, undoOp{had: true, st: r.un.st})
+			un := r.ownUnnamed()
+			un.st = newStmt(m.Query)
+			un.st.query, un.st.oids, un.st.group, un.st.unsure = m.Query, m.ParameterOIDs, r.syncs, true
 		} else {
 			if r.stmts == nil {
-				r.stmts = map[string]stmt{}
+				r.stmts = map[string]*stmt{}
 			}
 			if _, ok := r.stmts[m.Name]; !ok && len(r.stmts) >= maxPrepared {
 				r.batchErr = &pgError{Severity: "ERROR", Code: codeProgramLimit, Message: "airlock: too many prepared statements; close some"}
@@ -546,7 +569,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				r.saveStmt(m.Name)
 				st := newStmt(m.Query)
 				st.query, st.oids, st.gen, st.group, st.unsure = m.Query, m.ParameterOIDs, r.code, r.syncs, true
-				r.stmts[m.Name] = st
+				r.stmts[m.Name] = &st
 				// The server keeps an existing statement of this name
 				// (42P05) and the client's next Bind would run it: close
 				// it first, so that the name holds this statement or none.
@@ -559,9 +582,12 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if !m.parse(body) {
 			return fatal(codeProtocolViolation, "airlock: invalid Bind message")
 		}
-		st, ok := r.unnamed, true
+		st, ok := r.un.st, true
 		if len(m.stmt) > 0 {
-			st, ok = r.stmts[string(m.stmt)]
+			var sp *stmt
+			if sp, ok = r.stmts[string(m.stmt)]; ok {
+				st = *sp
+			}
 			if ok && (st.gen != r.code || st.unsure) {
 				st = r.bindStmt(string(m.stmt), st)
 			}
@@ -574,8 +600,8 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
 		p.stmt.gen, p.stmt.group, p.stmt.unsure = r.code, r.syncs, true
 		if len(m.portal) == 0 {
-			r.undo = append(r.undo, undoOp{portal: true, had: true, p: r.unnamedP})
-			r.unnamedP = p
+			r.undo = append(r.undo, undoOp{portal: true, had: true, p: r.un.p})
+			r.ownUnnamed().p = p
 		} else {
 			if r.portals == nil {
 				r.portals = map[string]portal{}
@@ -602,7 +628,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if !ok {
 			return fatal(codeProtocolViolation, "airlock: invalid Execute message")
 		}
-		pe := pendingExec{p: r.unnamedP, found: true}
+		pe := pendingExec{p: r.un.p, found: true}
 		if len(name) > 0 {
 			pe.portal = string(name)
 			pe.p, pe.found = r.portals[pe.portal]
@@ -1225,7 +1251,10 @@ func (r *relayState) bindStmt(name string, st stmt) stmt {
 	sure := r.settled(&st)
 	if sure && st.gen == r.code {
 		if !st.unsure {
-			r.stmts[name] = st // known from now on; true whatever the batch becomes
+			// Known from now on, true whatever the batch becomes; a new
+			// stmt, as what the map holds is never changed.
+			known := st
+			r.stmts[name] = &known
 		}
 		return st
 	}
@@ -1254,7 +1283,8 @@ func (r *relayState) bindStmt(name string, st stmt) stmt {
 	r.execs = append(r.execs, pendingExec{close: eSwallow}, pendingExec{close: eSwallow},
 		pendingExec{close: eSwallowParse}, pendingExec{close: eCheck, portal: name})
 	st.gen = r.code
-	r.stmts[name] = st
+	checked := st
+	r.stmts[name] = &checked
 	return st
 }
 
@@ -1268,16 +1298,16 @@ var checkOIDs = []uint32{25, 25} // text, text
 func (r *relayState) bindUnnamed(st stmt) stmt {
 	if r.settled(&st) {
 		if !st.unsure {
-			r.unnamed = st
+			r.ownUnnamed().st = st
 		}
 		return st
 	}
-	r.undo = append(r.undo, undoOp{had: true, st: r.unnamed})
+	r.undo = append(r.undo, undoOp{had: true, st: r.un.st})
 	r.batch = appendClose(r.batch, 'S', "")
 	r.batch = appendParse(r.batch, "", st.query, st.oids)
 	r.execs = append(r.execs, pendingExec{close: eSwallow}, pendingExec{close: eSwallowParse})
 	st.group = r.syncs
-	r.unnamed = st
+	r.ownUnnamed().st = st
 	return st
 }
 
@@ -1472,7 +1502,11 @@ func appendClose(b []byte, typ byte, name string) []byte {
 // saveStmt and savePortal note a name's current entry before the batch
 // changes it, so that a refused batch leaves the maps as the server has them.
 func (r *relayState) saveStmt(name string) {
-	st, had := r.stmts[name]
+	var st stmt
+	sp, had := r.stmts[name]
+	if had {
+		st = *sp
+	}
 	r.undo = append(r.undo, undoOp{name: name, had: had, st: st})
 }
 
@@ -1488,11 +1522,12 @@ func (r *relayState) undoBatch() {
 		u := r.undo[i]
 		switch {
 		case !u.portal && u.name == "":
-			r.unnamed = u.st
+			r.ownUnnamed().st = u.st
 		case u.portal && u.name == "":
-			r.unnamedP = u.p
+			r.ownUnnamed().p = u.p
 		case !u.portal && u.had:
-			r.stmts[u.name] = u.st
+			st := u.st
+			r.stmts[u.name] = &st
 		case !u.portal:
 			delete(r.stmts, u.name)
 		case u.had:
