@@ -17,11 +17,10 @@ import (
 // pid or key.
 type cancelKey struct {
 	secret [4]byte
-	c      *conn
-	// upstream address and the upstream backend's own key.
-	network, addr string
-	pid           uint32
-	key           []byte
+	c      *conn // its upstream connection's address is where a cancel goes
+	// The upstream backend's own key.
+	pid uint32
+	key []byte
 }
 
 type cancelKeys struct {
@@ -71,7 +70,11 @@ func sendCancel(ctx context.Context, k *cancelKey) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, k.network, k.addr)
+	// The address is worked out here, for the rare cancel, rather than
+	// kept with every session's key. c.up is set before the key is added
+	// and never changed.
+	ra := k.c.up.RemoteAddr()
+	nc, err := d.DialContext(ctx, ra.Network(), ra.String())
 	if err != nil {
 		return err
 	}

@@ -296,8 +296,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		hc.Conn.Close()
 		return nil, &refusal{reason: "closed during startup"}
 	}
-	ra := hc.Conn.RemoteAddr()
-	k := &cancelKey{c: c, network: ra.Network(), addr: ra.String(), pid: hc.PID, key: hc.SecretKey}
+	k := &cancelKey{c: c, pid: hc.PID, key: hc.SecretKey}
 	c.key = c.gw.keys.add(k)
 
 	c.scsOff.Store(hc.ParameterStatuses["standard_conforming_strings"] == "off")
