@@ -32,6 +32,11 @@ type state struct {
 	fmu sync.Mutex
 	// active is when Options.Active was last told of this session's use.
 	active time.Time
+	// Set by Start, then never changed: what the recorder functions
+	// (methods of state) need besides rec.
+	r           *Recorder
+	g           *gateway.Grant
+	sid, client string
 }
 
 // Results are logged in batches: one "session.results" entry holds a
