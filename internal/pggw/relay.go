@@ -78,6 +78,7 @@ type entry struct {
 type stmt struct {
 	action, text string
 	read         bool // readStatement
+	unsure       bool // see group; beside read, the struct is 8 bytes smaller
 	// The Parse as the client sent it (query and parameter types), and for
 	// a named statement the session's code generation (relayState.code)
 	// when the gateway last gave it to the server or checked it there
@@ -90,8 +91,7 @@ type stmt struct {
 	// until that group is known to have had no error (settled): after an
 	// error the server skips every message up to Sync, and so may still
 	// hold what the name held before.
-	group  uint64
-	unsure bool
+	group uint64
 }
 
 func newStmt(sql string) stmt {
@@ -175,6 +175,10 @@ type relayState struct {
 	// Sync (the server may be skipping to it); it outlives a batch ended
 	// by Flush, and a parking.
 	open bool
+	// checking counts the eCheck entries queued (bindStmt; pop takes
+	// them off): here, beside the flags, it leaves relayState 8 bytes
+	// smaller (192, a size class of its own).
+	checking atomic.Int32
 	// stmts holds pointers, never changed once stored (a new stmt
 	// replaces one): a map group has room for eight entries, and with
 	// stmt values a session's first prepared statement cost a group of
@@ -195,10 +199,9 @@ type relayState struct {
 	// Written by the upstream loop: synced is one more than the last sync
 	// group answered (its ReadyForQuery passed), errAt one more than the
 	// last sync group in which the server reported an error (and so may
-	// have skipped messages). checking counts eCheck entries queued.
-	synced   atomic.Uint64
-	errAt    atomic.Uint64
-	checking atomic.Int32
+	// have skipped messages).
+	synced atomic.Uint64
+	errAt  atomic.Uint64
 
 	copyIn atomic.Int64 // COPY FROM STDIN bytes not yet attributed
 
