@@ -432,7 +432,10 @@ func (c *conn) clientMessage(raw []byte) error {
 			return c.refuseAuthChange(sql)
 		}
 		if mayChangePrepared(sql) {
-			r.forgetNamed(false)
+			// Names may change behind the protocol: each named statement
+			// is checked on the server at its next Bind (bindStmt), each
+			// named portal closed before its next Execute (staleExecute).
+			r.code++
 		}
 		c.settlePending()
 		if err := c.recordQuery(sql); err != nil {
@@ -448,7 +451,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		if fc.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid FunctionCall message")
 		}
-		r.forgetNamed(false) // the function's body is not seen
+		r.code++ // the function's body is not seen: as code
 		r.n++
 		ns := strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
@@ -548,9 +551,6 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if m.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid Parse message")
 		}
-		if mayChangePrepared(m.Query) {
-			r.forgetNamed(true)
-		}
 		if changesAuth(m.Query) {
 			c.refuseParse(m.Query)
 		} else if m.Name == "" {
@@ -598,7 +598,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			st = r.bindUnnamed(st)
 		}
 		if !ok {
-			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway>")
+			// Not prepared through the protocol as far as the gateway
+			// knows (SQL PREPARE, or a Close the server skipped after an
+			// error): whatever the server holds under the name is not what
+			// the gateway could record. It closes the name first, so the
+			// server refuses the Bind (26000) and runs nothing.
+			r.batch = appendClose(r.batch, 'S', string(m.stmt))
+			r.execs = append(r.execs, pendingExec{close: eSwallow})
+			st = newStmt("<prepared statement " + strconv.Quote(string(m.stmt)) + " unknown to the gateway: closed before its Bind>")
 		}
 		p := portal{stmt: st, params: formatParams(m.params, m.formats, c.redact())}
 		p.stmt.gen, p.stmt.group, p.stmt.unsure = r.code, r.syncs, true
@@ -635,6 +642,15 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if len(name) > 0 {
 			pe.portal = string(name)
 			pe.p, pe.found = r.portals[pe.portal]
+			if !pe.found {
+				// A cursor of SQL's (DECLARE) or one the gateway lost track
+				// of: it cannot tell what it runs, so it closes the name
+				// and the server answers 34000.
+				r.staleExecute(&pe, staleUnknown)
+				pe.found = true
+				r.execs = append(r.execs, pe)
+				break // it runs nothing
+			}
 			if pe.found && pe.p.stmt.gen != r.code {
 				r.staleExecute(&pe, staleCode)
 				r.execs = append(r.execs, pe)
@@ -661,6 +677,10 @@ func (c *conn) extended(typ byte, raw []byte) error {
 			}
 			if !pe.found || c.runsCode(pe.p.stmt.action, pe.p.stmt.read) || (r.pending && commitPoint[pe.p.stmt.action]) {
 				r.noteCode()
+			} else if changesNames[pe.p.stmt.action] {
+				// PREPARE, DEALLOCATE, DISCARD, DECLARE, CLOSE through the
+				// protocol: names change when it runs, as by code.
+				r.code++
 			}
 			if pe.found && pe.portal != "" {
 				// A portal's own run cannot close it (PostgreSQL refuses
@@ -1401,19 +1421,27 @@ func (r *relayState) staleExecute(pe *pendingExec, why uint8) {
 	r.batch = appendClose(r.batch, 'P', pe.portal)
 	r.execs = append(r.execs, pendingExec{close: eSwallow})
 	pe.stale = why
-	reason := "statements that may run code ran since it was bound to: "
-	if why == staleSkipped {
-		reason = "its Bind may not have run (an error earlier in its sync group), bound to: "
+	reason := "statements that may run code ran since it was bound to: " + pe.p.stmt.text
+	switch why {
+	case staleSkipped:
+		reason = "its Bind may not have run (an error earlier in its sync group), bound to: " + pe.p.stmt.text
+	case staleUnknown:
+		reason = "it was not bound through the protocol in this session"
 	}
 	pe.p = portal{stmt: newStmt("<portal " + strconv.Quote(pe.portal) +
-		" closed by the gateway before this Execute: " + reason + pe.p.stmt.text + ">")}
+		" closed by the gateway before this Execute: " + reason + ">")}
 }
 
 // Values of entry.stale and pendingExec.stale.
 const (
 	staleCode    = 1
 	staleSkipped = 2
+	staleUnknown = 3
 )
+
+// changesNames are the actions of statements that create, replace or drop
+// prepared statements or portals (cursors) by name when they run.
+var changesNames = setOf("pg:prepare", "pg:deallocate", "pg:discard", "pg:declare", "pg:close")
 
 // staleError returns the ErrorResponse to relay for upstream's raw: the
 // gateway's own explanation when raw is the server's 34000 for an Execute
@@ -1451,6 +1479,10 @@ func (c *conn) staleError(raw []byte) []byte {
 	case stale == staleSkipped && er.Code == codeInvalidCursorName:
 		return (&pgError{Severity: "ERROR", Code: codeInvalidCursorName,
 			Message: "airlock: the portal was closed: its Bind may not have run (an error earlier in its batch makes the server skip to Sync); bind it again",
+			Detail:  er.Message}).appendTo(nil)
+	case stale == staleUnknown && er.Code == codeInvalidCursorName:
+		return (&pgError{Severity: "ERROR", Code: codeInvalidCursorName,
+			Message: "airlock: the portal was closed: it was not bound through the protocol in this session, so the gateway cannot record what it runs; read a SQL cursor with FETCH",
 			Detail:  er.Message}).appendTo(nil)
 	}
 	return raw
@@ -1582,20 +1614,4 @@ func containsWordFold(sql, w string) bool {
 		i = k + 1
 	}
 	return false
-}
-
-// forgetNamed drops what the gateway knows of named statements and portals
-// (an Execute of one is then recorded as unknown to the gateway, and waits
-// for its record); save: in a batch, undone if the batch is refused.
-func (r *relayState) forgetNamed(save bool) {
-	if save {
-		for name := range r.stmts {
-			r.saveStmt(name)
-		}
-		for name := range r.portals {
-			r.savePortal(name)
-		}
-	}
-	clear(r.stmts)
-	clear(r.portals)
 }

@@ -229,8 +229,8 @@ func TestExtendedStatementsRecorded(t *testing.T) {
 		{"pg:select", "select $1::int", "$1='7'"},
 		{"pg:insert", "insert into t values (1)", ""},
 		{"pg:insert", "insert into t values (1)", ""},
-		{"pg:statement", `<prepared statement "nope" unknown to the gateway>`, ""},
-		{"pg:statement", `<portal "gone" unknown to the gateway>`, ""},
+		{"pg:statement", `<prepared statement "nope" unknown to the gateway: closed before its Bind>`, ""},
+		{"pg:statement", `<portal "gone" closed by the gateway before this Execute: it was not bound through the protocol in this session>`, ""},
 	}
 	var got []rec
 	for _, call := range auth.Calls(gr.ID) {
