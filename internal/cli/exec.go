@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-dev/airlock/internal/credenv"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
@@ -28,7 +29,8 @@ runs CMD with the grant's credentials and gateway address in its environment (fo
 targets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL,
 AWS_REGION and, with TLS from Airlock's CA, AWS_CA_BUNDLE; for postgres targets PGHOST,
 PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE and PGSSLROOTCERT). When CMD exits the
-grant is ended, with CMD's exit status recorded, and exec exits with that status.`,
+grant is ended, with CMD's exit status recorded, and exec exits with that status.
+CMD does not get $AIRLOCK_TOKEN: it holds the grant, not the caller's key.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 {
@@ -143,16 +145,20 @@ func signalNumber(sig os.Signal) int {
 	return 2
 }
 
-// run runs argv with vars added to this process's environment, passing
+// run runs argv with vars added to this process's environment (less
+// AIRLOCK_TOKEN, see credenv.Environ), passing
 // SIGINT and SIGTERM on to it. It returns a description of how the command
 // ended and an error carrying its exit status (nil for status 0).
 func (a *app) run(ctx context.Context, argv []string, vars []envVar) (string, error) {
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, a.out, a.errOut
-	c.Env = os.Environ()
-	for _, v := range vars {
-		c.Env = append(c.Env, v.name+"="+v.value)
+	// The command gets the grant, not the caller's own key: without
+	// AIRLOCK_TOKEN it cannot request more, or outlast the grant.
+	cv := make([]credenv.Var, len(vars))
+	for i, v := range vars {
+		cv[i] = credenv.Var{Name: v.name, Value: v.value}
 	}
+	c.Env = credenv.Environ(os.Environ(), cv)
 	if err := c.Start(); err != nil {
 		return "command did not start: " + err.Error(), exitf(127, "%v", err)
 	}

@@ -140,3 +140,25 @@ func TestCredentialsOutputJSON(t *testing.T) {
 		t.Fatalf("credentials -o json --format env: exit %d, %s", code, errOut)
 	}
 }
+
+// TestExecLeavesOutAirlockToken: the command exec runs gets the grant's
+// credentials, not the caller's own key. Before, exec passed its whole
+// environment on, AIRLOCK_TOKEN included, so CMD (a script, a third-party
+// tool) held a long-lived key that could request more grants and outlive
+// the grant; MCP's run_with_grant already left it out.
+func TestExecLeavesOutAirlockToken(t *testing.T) {
+	l := startServer(t, nil)
+	t.Setenv(EnvToken, l.botKey) // as the real CLI has it: in the process's environment
+	t.Setenv("AWS_SESSION_TOKEN", "stale-session-token")
+	code, out, errOut := l.as(l.botKey, "exec", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "env",
+		"--", "sh", "-c", `echo "token=${AIRLOCK_TOKEN-unset} id=${AWS_ACCESS_KEY_ID-unset} st=${AWS_SESSION_TOKEN-unset}"`)
+	if code != 0 {
+		t.Fatalf("exec: exit %d: %s %s", code, out, errOut)
+	}
+	if !strings.Contains(out, "token=unset ") || strings.Contains(out, l.botKey) {
+		t.Fatalf("the command saw AIRLOCK_TOKEN: %q", out)
+	}
+	if strings.Contains(out, "id=unset") || strings.Contains(out, "stale-session-token") {
+		t.Fatalf("the command did not get the grant's credentials alone: %q", out)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/airlock-dev/airlock/internal/grants"
 )
@@ -103,4 +104,30 @@ func WriteCA(cr grants.Credentials) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// Environ is the environment for a command run with a grant: environ (the
+// caller's own, os.Environ()) without AIRLOCK_TOKEN, which holds the
+// caller's long-lived key and which the command does not need, and without
+// any variable the grant sets (so that a stale AWS_SESSION_TOKEN or
+// PGSSLROOTCERT does not survive), followed by the grant's variables that
+// have a value.
+func Environ(environ []string, vars []Var) []string {
+	drop := map[string]bool{"AIRLOCK_TOKEN": true}
+	for _, v := range vars {
+		drop[v.Name] = true
+	}
+	env := make([]string, 0, len(environ)+len(vars))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !drop[name] {
+			env = append(env, kv)
+		}
+	}
+	for _, v := range vars {
+		if v.Value != "" {
+			env = append(env, v.Name+"="+v.Value)
+		}
+	}
+	return env
 }

@@ -53,3 +53,15 @@ func TestWriteCARefusesSharedDirectory(t *testing.T) {
 		t.Fatalf("%s: %v, %v; want mode 0700", dir, fi.Mode(), err)
 	}
 }
+
+// TestEnviron: the command's environment keeps the caller's variables
+// except AIRLOCK_TOKEN and those the grant sets; a grant variable without
+// a value removes the caller's.
+func TestEnviron(t *testing.T) {
+	got := Environ([]string{"HOME=/h", "AIRLOCK_TOKEN=alk_secret", "AWS_SESSION_TOKEN=stale", "AIRLOCK_ADDR=http://x", "PGPASSWORD=old"},
+		[]Var{{"AWS_ACCESS_KEY_ID", "AK"}, {"AWS_SESSION_TOKEN", ""}, {"PGPASSWORD", "new"}})
+	want := []string{"HOME=/h", "AIRLOCK_ADDR=http://x", "AWS_ACCESS_KEY_ID=AK", "PGPASSWORD=new"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("Environ: %q, want %q", got, want)
+	}
+}

@@ -119,7 +119,7 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, in.Argv[0], in.Argv[1:]...)
-	cmd.Env = childEnv(credenv.Env(cr, caFile))
+	cmd.Env = credenv.Environ(os.Environ(), credenv.Env(cr, caFile))
 	if in.Stdin != "" {
 		cmd.Stdin = strings.NewReader(in.Stdin)
 	}
@@ -159,27 +159,4 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	out.Note = strings.Join(notes, "; ")
 	s.logger.Info("mcp tool", "tool", "run_with_grant", "identity", s.who.Name, "grant", in.GrantID, "program", in.Argv[0], "status", out.Status)
 	return nil, out, nil
-}
-
-// childEnv is this process's environment without Airlock's own token (the
-// command needs only the grant) and any variable the grant sets, plus the
-// grant's variables.
-func childEnv(vars []credenv.Var) []string {
-	set := map[string]bool{"AIRLOCK_TOKEN": true}
-	for _, v := range vars {
-		set[v.Name] = true
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !set[name] {
-			env = append(env, kv)
-		}
-	}
-	for _, v := range vars {
-		if v.Value != "" {
-			env = append(env, v.Name+"="+v.Value)
-		}
-	}
-	return env
 }
