@@ -38,8 +38,14 @@ func New(addr, token string) *Client {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second}}
+	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second, CheckRedirect: noRedirects}}
 }
+
+// noRedirects keeps the client from following redirects: Go's client
+// would send the Authorization header on to any host with the same name
+// (another port, or http:// after https://) or a subdomain, and the API
+// never redirects. The 3xx comes back to doLimit, which reports it.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // maxResponse bounds the response the client reads; maxExportResponse
 // that of an evidence export, whose bundle (up to evidence.MaxSize, 256
@@ -87,6 +93,10 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, 
 	}
 	if int64(len(data)) > limit {
 		return fmt.Errorf("the response (status %d) is larger than %d bytes, more than this client reads", resp.StatusCode, limit)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return &apierr.Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode),
+			Message: fmt.Sprintf("the server at %s answered with a redirect (to %q), which this client does not follow: set AIRLOCK_ADDR to the API's own address", c.Addr, truncate(resp.Header.Get("Location"), 200))}
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -261,4 +271,12 @@ func (c *Client) Findings(ctx context.Context, day string) ([]model.Finding, err
 		path += "?" + url.Values{"day": {day}}.Encode()
 	}
 	return r.Findings, c.do(ctx, "GET", path, nil, &r)
+}
+
+// truncate cuts s to at most n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

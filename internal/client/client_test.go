@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -26,5 +29,47 @@ func TestResponseLimit(t *testing.T) {
 	maxResponse = 300
 	if id, err := New(srv.URL, "k").WhoAmI(context.Background()); err != nil || id.Name != strings.Repeat("a", 200) {
 		t.Fatalf("a response within the limit: %+v, %v", id, err)
+	}
+}
+
+// TestNoRedirects: the client does not follow a redirect, so the bearer
+// token never reaches where it points. Before, Go's client followed it and
+// sent the Authorization header along to any address with the same host
+// name (here another port of 127.0.0.1; equally http:// after https://, or
+// a subdomain).
+func TestNoRedirects(t *testing.T) {
+	got := make(chan string, 4)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		w.Write([]byte(`{"name":"other"}`))
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/v1/whoami", code)
+		}))
+		_, err := New(srv.URL, "alk_secret").WhoAmI(context.Background())
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), "redirect") || strings.Contains(err.Error(), "alk_secret") {
+			t.Errorf("a %d redirect: %v; want an error naming the redirect", code, err)
+		}
+	}
+	// Over https with AIRLOCK_CA (TrustCA): a redirect to http:// on the
+	// same host would have sent the token in clear.
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/v1/whoami", http.StatusFound)
+	}))
+	defer tlsSrv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(tlsSrv.URL, "alk_secret").TrustCA(ca).WhoAmI(context.Background()); err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("a redirect from https to http: %v; want an error naming the redirect", err)
+	}
+	select {
+	case auth := <-got:
+		t.Fatalf("the redirect was followed; the other server got Authorization %q", auth)
+	default:
 	}
 }

@@ -29,7 +29,7 @@ func (c *Client) TrustCA(path string) *Client {
 		c.setupErr = fmt.Errorf("AIRLOCK_CA: %s holds no PEM certificate", path)
 		return c
 	}
-	c.HTTP = &http.Client{Timeout: c.HTTP.Timeout, Transport: &http.Transport{
+	c.HTTP = &http.Client{Timeout: c.HTTP.Timeout, CheckRedirect: c.HTTP.CheckRedirect, Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
