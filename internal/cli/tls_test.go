@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,4 +74,43 @@ func TestCLILoopbackPlaintext(t *testing.T) {
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// TestCLIRefusesRemotePlaintext: the CLI does not send its key over
+// http:// to a host that is not a loopback address. Before, it sent it and
+// the server's 400 ("connect with TLS") came after the key had crossed the
+// network in clear. AIRLOCK_ALLOW_PLAINTEXT=1 lets it (tls.allow_plaintext).
+func TestCLIRefusesRemotePlaintext(t *testing.T) {
+	// The context is cancelled before the command runs, so nothing leaves
+	// this machine: a client that tried to connect fails with "cannot
+	// reach" (context canceled), one that refuses says so first.
+	runCtx := func(env []string) (int, string) {
+		vars := map[string]string{}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var out, errOut bytes.Buffer
+		code := Main(ctx, []string{"whoami"}, &out, &errOut, func(k string) string { return vars[k] })
+		return code, errOut.String()
+	}
+	for _, addr := range []string{"http://192.0.2.1:8700", "http://airlock.example:8700", "HTTP://[2001:db8::1]:8700"} {
+		code, errOut := runCtx([]string{EnvAddr + "=" + addr, EnvToken + "=alk_secret"})
+		if code != 1 || !strings.Contains(errOut, "plaintext http://") || strings.Contains(errOut, "cannot reach") {
+			t.Errorf("%s: exit %d, stderr %q; want the refusal before connecting", addr, code, errOut)
+		}
+	}
+	code, errOut := runCtx([]string{EnvAddr + "=http://192.0.2.1:8700", EnvToken + "=alk_secret", EnvAllowPlaintext + "=1"})
+	if code != 1 || strings.Contains(errOut, "plaintext http://") || !strings.Contains(errOut, "cannot reach") {
+		t.Errorf("with %s=1: exit %d, stderr %q; want a connection attempt", EnvAllowPlaintext, code, errOut)
+	}
+	// Loopback names and addresses keep working over http://.
+	l := startServer(t, nil)
+	for _, addr := range []string{"http://" + l.apiAddr, "http://localhost:" + portOf(l.apiAddr)} {
+		if code, out, errOut := run(t, []string{EnvAddr + "=" + addr, EnvToken + "=" + l.botKey}, "whoami"); code != 0 {
+			t.Errorf("%s: exit %d, %q %q", addr, code, out, errOut)
+		}
+	}
 }

@@ -14,6 +14,11 @@ import (
 // EnvCA names a PEM file of the CA that issued the API's certificate.
 const EnvCA = "AIRLOCK_CA"
 
+// EnvAllowPlaintext, set to 1, lets the CLI send its key over http:// to a
+// host that is not a loopback address (a server with tls.allow_plaintext on
+// a network that never leaves the host); otherwise it refuses to.
+const EnvAllowPlaintext = "AIRLOCK_ALLOW_PLAINTEXT"
+
 // defaultConfig is where `airlock serve` reads its configuration by default;
 // an https client run next to it trusts its data directory's CA.
 const defaultConfig = "airlock.yaml"
@@ -22,6 +27,9 @@ func (a *app) client() *client.Client {
 	c := client.New(a.getenv(EnvAddr), a.getenv(EnvToken))
 	if ca := a.caFile(c.Addr); ca != "" {
 		c.TrustCA(ca)
+	}
+	if a.getenv(EnvAllowPlaintext) != "1" {
+		c.RefusePlaintext()
 	}
 	return c
 }

@@ -5,8 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -49,4 +52,33 @@ func explainTLS(err error) error {
 		return fmt.Errorf("%w (connect with a name the server's certificate covers, such as 127.0.0.1 or localhost)", err)
 	}
 	return err
+}
+
+// RefusePlaintext makes every call of c fail, before anything is sent,
+// when c would send its key over plaintext http:// to a host that is not
+// a loopback address (localhost, 127.0.0.0/8, ::1): the server refuses
+// such a request, but only after the key has crossed the network in
+// clear. An http:// address to a loopback host, or with no key, is left
+// alone.
+func (c *Client) RefusePlaintext() *Client {
+	if c.setupErr != nil || c.Token == "" {
+		return c
+	}
+	u, err := url.Parse(c.Addr)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || isLoopback(u.Hostname()) {
+		return c
+	}
+	c.setupErr = fmt.Errorf("AIRLOCK_ADDR %s is plaintext http:// to a host that is not a loopback address: the key would cross the network in clear; use https://%s (with AIRLOCK_CA), or set AIRLOCK_ALLOW_PLAINTEXT=1 if the server's tls.allow_plaintext serves a network that never leaves this host", c.Addr, u.Host)
+	return c
+}
+
+// isLoopback reports whether host (a name or an IP address) is this
+// machine by definition: localhost, or a loopback IP. Other names are not
+// resolved: what they resolve to may change before the connection.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
