@@ -112,14 +112,20 @@ func (a *app) giveUp(ctx context.Context, id, why string) {
 	}
 }
 
-// interruptible returns a context that SIGINT or SIGTERM cancels, and a
+// forwarded are the signals exec catches: while it waits for approval they
+// withdraw the request, while CMD runs they are passed on to it. By default
+// each would kill exec and leave the request pending or the grant active
+// (a closed terminal's SIGHUP, Ctrl-\'s SIGQUIT).
+var forwarded = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// interruptible returns a context that a forwarded signal cancels, and a
 // function that stops listening and reports the signal that did, if any.
 // Without it a Ctrl-C while exec waits for approval would kill the
 // process before it could withdraw its request.
 func interruptible(ctx context.Context) (context.Context, func() os.Signal) {
 	ctx, cancel := context.WithCancel(ctx)
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, forwarded...)
 	got := make(chan os.Signal, 1)
 	go func() {
 		select {
@@ -146,9 +152,9 @@ func signalNumber(sig os.Signal) int {
 }
 
 // run runs argv with vars added to this process's environment (less
-// AIRLOCK_TOKEN, see credenv.Environ), passing
-// SIGINT and SIGTERM on to it. It returns a description of how the command
-// ended and an error carrying its exit status (nil for status 0).
+// AIRLOCK_TOKEN, see credenv.Environ), passing the forwarded signals on to
+// it. It returns a description of how the command ended and an error
+// carrying its exit status (nil for status 0).
 func (a *app) run(ctx context.Context, argv []string, vars []envVar) (string, error) {
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, a.out, a.errOut
@@ -162,8 +168,10 @@ func (a *app) run(ctx context.Context, argv []string, vars []envVar) (string, er
 	if err := c.Start(); err != nil {
 		return "command did not start: " + err.Error(), exitf(127, "%v", err)
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// Every signal that would otherwise end exec without ending the grant
+	// goes to the command instead; exec ends the grant when it exits.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -160,5 +161,59 @@ func TestExecLeavesOutAirlockToken(t *testing.T) {
 	}
 	if strings.Contains(out, "id=unset") || strings.Contains(out, "stale-session-token") {
 		t.Fatalf("the command did not get the grant's credentials alone: %q", out)
+	}
+}
+
+// TestExecForwardsHangup: a SIGHUP (the terminal closed) while CMD runs
+// goes to CMD, and exec ends the grant when CMD exits. Before, only
+// SIGINT and SIGTERM were caught: SIGHUP killed exec at once and left the
+// grant active, its credentials in a command nobody watched.
+func TestExecForwardsHangup(t *testing.T) {
+	l := startServer(t, nil)
+	// Keep SIGHUP from killing the test binary should it arrive while
+	// exec does not listen for it.
+	guard := make(chan os.Signal, 16)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	ready := filepath.Join(t.TempDir(), "ready")
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	env := map[string]string{EnvAddr: "http://" + l.apiAddr, EnvToken: l.botKey}
+	go func() {
+		done <- Main(context.Background(), []string{"exec", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "hangup",
+			"--", "sh", "-c", `trap 'exit 7' HUP; : > "$1"; sleep 30 >/dev/null 2>&1 & wait`, "sh", ready}, &out, &errOut, func(k string) string { return env[k] })
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the command never started: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var code int
+	for tick := time.NewTicker(100 * time.Millisecond); ; {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code = <-done:
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				t.Fatal("the command did not get the SIGHUP (exec did not return)")
+			}
+			continue
+		}
+		tick.Stop()
+		break
+	}
+	if code != 7 {
+		t.Fatalf("exec after SIGHUP: exit %d, stderr %q; want the command's 7", code, errOut.String())
+	}
+	if g := l.grantOf(errOut.String()); g.Status != model.Ended || !strings.Contains(g.EndComment, "command exited with status 7") {
+		t.Fatalf("grant after the SIGHUP: status %s, comment %q", g.Status, g.EndComment)
 	}
 }
