@@ -54,6 +54,10 @@ var maxResponse int64 = 64 << 20
 
 const maxExportResponse = 2*(256<<20) + 1<<20
 
+// maxForeignError is how much of an error response that is not Airlock's
+// JSON the client keeps for its message.
+const maxForeignError = 512
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	return c.doLimit(ctx, method, path, in, out, maxResponse)
 }
@@ -106,7 +110,9 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, 
 			e.Error.Status = resp.StatusCode
 			return e.Error
 		}
-		return &apierr.Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+		// Not Airlock's error (a proxy's page, perhaps): its start is
+		// enough to tell what answered, and the rest is not printed.
+		return &apierr.Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: truncate(strings.TrimSpace(string(data)), maxForeignError)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -73,3 +73,19 @@ func TestNoRedirects(t *testing.T) {
 	default:
 	}
 }
+
+// TestForeignErrorCut: an error response that is not Airlock's JSON (a
+// proxy's page) becomes a message of its first bytes only. Before, all of
+// it, up to the 64 MiB response limit, was the one-line error the CLI
+// printed.
+func TestForeignErrorCut(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		w.Write([]byte("<html>" + strings.Repeat("x", 1<<20)))
+	}))
+	defer srv.Close()
+	_, err := New(srv.URL, "k").WhoAmI(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "<html>xxx") || len(err.Error()) > 1024 {
+		t.Fatalf("a 1 MiB error page: %d bytes of error", len(err.Error()))
+	}
+}
