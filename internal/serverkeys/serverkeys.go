@@ -46,6 +46,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -246,6 +247,15 @@ func (k *Keys) WritePublic(dataDir string) error {
 func Generate(dir string) (*Keys, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
+	}
+	// In a directory others may write to (an existing one: MkdirAll
+	// leaves its mode alone), anyone could swap a key file for their own
+	// after it is written, and the operator would copy theirs to every
+	// replica; or plant log-signing.pub as a link for it to follow.
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, err
+	} else if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%s may be written by others (mode %v); give server-keys a directory only you may write to (chmod go-w it, or name a new one)", dir, fi.Mode().Perm())
 	}
 	for _, f := range []string{CredentialKeyFile, SigningKeyFile} {
 		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {

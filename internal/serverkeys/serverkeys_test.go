@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -145,5 +146,35 @@ func TestJournalSeal(t *testing.T) {
 	}
 	if _, _, err := LoadJournalSeal(Sources{DataDir: t.TempDir(), Getenv: noEnv}); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("LoadJournalSeal without a key: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestGenerateRefusesSharedDirectory: server-keys writes no key into a
+// directory others may write to. Before, an existing world-writable DIR
+// was used as found (MkdirAll leaves its mode alone): anyone could replace
+// a key file after it was written, and the operator would then copy that
+// key to every replica.
+func TestGenerateRefusesSharedDirectory(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix modes")
+	}
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(dir); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+		t.Fatalf("Generate into a world-writable directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CredentialKeyFile)); err == nil {
+		t.Fatal("a key was written into the world-writable directory")
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(dir); err != nil {
+		t.Fatalf("Generate into a directory only its owner writes: %v", err)
 	}
 }
