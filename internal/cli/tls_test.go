@@ -114,3 +114,32 @@ func TestCLIRefusesRemotePlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestCLINearbyCAOnlyForLoopback: the ca.pem that ./airlock.yaml's
+// data_dir leads to is trusted for an https server on this machine only.
+// Before, it was trusted for any https AIRLOCK_ADDR: an agent working in a
+// repository it had cloned, with an airlock.yaml and a ca.pem of someone
+// else's, trusted their CA for the remote server, and whoever could then
+// intercept the connection got the key.
+func TestCLINearbyCAOnlyForLoopback(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "airlock.yaml"), []byte("data_dir: ./data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "ca.pem"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	a := &app{getenv: func(string) string { return "" }}
+	for addr, local := range map[string]bool{
+		"https://127.0.0.1:8700": true, "https://localhost:8700": true, "https://[::1]:8700": true,
+		"https://airlock.example:8700": false, "https://192.0.2.1:8700": false, "http://127.0.0.1:8700": false,
+	} {
+		if got := a.caFile(addr); (got != "") != local {
+			t.Errorf("caFile(%s) = %q; want the nearby ca.pem: %v", addr, got, local)
+		}
+	}
+}

@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -35,13 +35,20 @@ func (a *app) client() *client.Client {
 }
 
 // caFile is the CA certificate to trust for the API at addr: $AIRLOCK_CA,
-// or else, for an https address, the ca.pem of the data directory that
-// ./airlock.yaml names, if there is one. "" trusts the system's CAs only.
+// or else, for an https address of this machine (a loopback host), the
+// ca.pem of the data directory that ./airlock.yaml names, if there is one.
+// "" trusts the system's CAs only.
+//
+// The working directory is not the caller's to vouch for (an agent works
+// in repositories it cloned): a CA found through it is trusted only for a
+// server on this machine, never for a remote one, where it would let
+// whoever wrote that airlock.yaml intercept the key.
 func (a *app) caFile(addr string) string {
 	if ca := a.getenv(EnvCA); ca != "" {
 		return ca
 	}
-	if !strings.HasPrefix(addr, "https://") {
+	u, err := url.Parse(addr)
+	if err != nil || u.Scheme != "https" || !client.IsLoopback(u.Hostname()) {
 		return ""
 	}
 	return dataDirCA(defaultConfig)

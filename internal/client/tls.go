@@ -65,17 +65,17 @@ func (c *Client) RefusePlaintext() *Client {
 		return c
 	}
 	u, err := url.Parse(c.Addr)
-	if err != nil || !strings.EqualFold(u.Scheme, "http") || isLoopback(u.Hostname()) {
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || IsLoopback(u.Hostname()) {
 		return c
 	}
 	c.setupErr = fmt.Errorf("AIRLOCK_ADDR %s is plaintext http:// to a host that is not a loopback address: the key would cross the network in clear; use https://%s (with AIRLOCK_CA), or set AIRLOCK_ALLOW_PLAINTEXT=1 if the server's tls.allow_plaintext serves a network that never leaves this host", c.Addr, u.Host)
 	return c
 }
 
-// isLoopback reports whether host (a name or an IP address) is this
+// IsLoopback reports whether host (a name or an IP address) is this
 // machine by definition: localhost, or a loopback IP. Other names are not
 // resolved: what they resolve to may change before the connection.
-func isLoopback(host string) bool {
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
