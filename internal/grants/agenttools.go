@@ -49,7 +49,8 @@ func (s *Service) Targets(ctx context.Context, caller model.Identity) ([]TargetI
 }
 
 // Approvers names the people an approve policy lets decide the caller's
-// pending grant id (empty once it is decided). It tells a waiting agent whom
+// pending grant id (empty once it is decided, or once the policies in
+// force no longer permit the request). It tells a waiting agent whom
 // it waits for; it reveals nothing about grants the caller may not see.
 func (s *Service) Approvers(ctx context.Context, caller model.Identity, id string) ([]string, error) {
 	g, err := s.st.Grant(ctx, id)
@@ -60,7 +61,9 @@ func (s *Service) Approvers(ctx context.Context, caller model.Identity, id strin
 		return nil, err
 	}
 	out := []string{}
-	if g.Status != model.Pending {
+	if g.Status != model.Pending || s.stillPermitted(g) != nil {
+		// Decided, or no longer permitted by the policies in force:
+		// nobody can approve it (Approve would refuse).
 		return out, nil
 	}
 	ids, err := s.st.Identities(ctx)

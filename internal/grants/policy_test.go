@@ -111,6 +111,9 @@ when { context.resource like "arn:aws:s3:::logs/*" && context.duration_seconds <
 	if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
 		t.Fatal(err)
 	}
+	if who, err := h.Svc.Approvers(h.ctx, h.id(bot), pending.ID); err != nil || len(who) != 0 {
+		t.Fatalf("approvers of a request no longer permitted: %v, %v; want none", who, err)
+	}
 	_, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, "")
 	if err == nil || !strings.Contains(err.Error(), "no longer permitted by the policies in force") {
 		t.Fatalf("approved a request its policies no longer permit: %v", err)
@@ -125,6 +128,9 @@ when { context.resource like "arn:aws:s3:::logs/*" && context.duration_seconds <
 	h.writePolicy("test.cedar", testPolicies)
 	if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
 		t.Fatal(err)
+	}
+	if who, err := h.Svc.Approvers(h.ctx, h.id(bot), pending.ID); err != nil || len(who) == 0 {
+		t.Fatalf("approvers with the permit back: %v, %v", who, err)
 	}
 	if g, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, ""); err != nil || g.Status != model.Active {
 		t.Fatalf("approve with the permit back: %v %v", g.Status, err)
