@@ -38,7 +38,15 @@ func New(addr, token string) *Client {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second, CheckRedirect: noRedirects}}
+	c := &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second, CheckRedirect: noRedirects}}
+	if u, err := url.Parse(c.Addr); err == nil && u.User != nil {
+		// A user name or password in the address is never used (the key
+		// is the bearer token) and would be echoed by every error that
+		// names the address: refuse it, and keep only the redacted form.
+		c.Addr = u.Redacted()
+		c.setupErr = fmt.Errorf("AIRLOCK_ADDR %s holds a user name or password; give the address alone (the key goes in AIRLOCK_TOKEN)", c.Addr)
+	}
+	return c
 }
 
 // noRedirects keeps the client from following redirects: Go's client

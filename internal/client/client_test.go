@@ -89,3 +89,27 @@ func TestForeignErrorCut(t *testing.T) {
 		t.Fatalf("a 1 MiB error page: %d bytes of error", len(err.Error()))
 	}
 }
+
+// TestAddrWithCredentialsRefused: a user name or password in AIRLOCK_ADDR
+// is refused before anything is sent, and no error echoes it (a "cannot
+// reach" error named the address whole).
+func TestAddrWithCredentialsRefused(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls++ }))
+	defer srv.Close()
+	for _, addr := range []string{
+		strings.Replace(srv.URL, "http://", "http://ops:s3cret-pass@", 1),
+		"http://ops:s3cret-pass@127.0.0.1:1", // nothing listens: the "cannot reach" path
+	} {
+		_, err := New(addr, "key").WhoAmI(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "holds a user name or password") {
+			t.Fatalf("%s: %v, want the refusal", addr, err)
+		}
+		if strings.Contains(err.Error(), "s3cret-pass") {
+			t.Fatalf("the error echoes the password: %v", err)
+		}
+	}
+	if calls != 0 {
+		t.Fatalf("%d requests reached the server", calls)
+	}
+}
