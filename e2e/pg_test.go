@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -159,6 +160,23 @@ when { context.duration_seconds <= 900 };
 		psql, "-X", "-A", "-t", "-c", "select count(*) from customers")
 	if ex.code != 0 || strings.TrimSpace(ex.stdout) != "3" {
 		t.Fatalf("exec: exit %d stdout %q stderr %s", ex.code, ex.stdout, ex.stderr)
+	}
+
+	// The caller's own libpq variables that would send psql somewhere else
+	// with the grant's password (PGHOSTADDR over PGHOST; a service that
+	// sets host and port before PGHOST and PGPORT are read) are not passed
+	// on: psql still reaches the gateway. Before, it dialled 127.0.0.9.
+	svc := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[elsewhere]\nhost=127.0.0.9\nport=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{{"PGHOSTADDR=127.0.0.9"}, {"PGSERVICE=elsewhere", "PGSERVICEFILE=" + svc}} {
+		env := append(os.Environ(), "AIRLOCK_ADDR="+e.addr, "AIRLOCK_TOKEN="+e.bot.Key)
+		ex := runCmd(t, append(env, extra...), airlockBin, "exec", "orders-db", "--allow", scopeStmt, "--for", "5m",
+			"--reason", "exec with a rerouting environment", "--", psql, "-X", "-A", "-t", "-c", "select count(*) from customers")
+		if ex.code != 0 || strings.TrimSpace(ex.stdout) != "3" {
+			t.Fatalf("exec with %v: exit %d stdout %q stderr %s", extra, ex.code, ex.stdout, ex.stderr)
+		}
 	}
 
 	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {

@@ -43,7 +43,12 @@ func Env(cr grants.Credentials, caFile string) []Var {
 			vars = append(vars, Var{"AWS_CA_BUNDLE", caFile})
 		}
 	case "postgres":
-		vars = append(vars, Var{"PGUSER", cr.AccessKeyID}, Var{"PGPASSWORD", cr.SecretAccessKey})
+		// PGREQUIREAUTH (libpq 16 and later; older ones ignore it): the
+		// gateway only ever asks for SCRAM-SHA-256, so a server that asks
+		// for the password in clear or as MD5 is not the gateway, and must
+		// not be given the grant's secret.
+		vars = append(vars, Var{"PGUSER", cr.AccessKeyID}, Var{"PGPASSWORD", cr.SecretAccessKey},
+			Var{"PGREQUIREAUTH", "scram-sha-256"})
 		if e != nil {
 			vars = append(vars, Var{"PGHOST", e.Host}, Var{"PGPORT", strconv.Itoa(e.Port)},
 				Var{"PGDATABASE", e.Database}, Var{"PGSSLMODE", e.SSLMode})
@@ -108,10 +113,11 @@ func WriteCA(cr grants.Credentials) (string, error) {
 
 // Environ is the environment for a command run with a grant: environ (the
 // caller's own, os.Environ()) without AIRLOCK_TOKEN, which holds the
-// caller's long-lived key and which the command does not need, and without
+// caller's long-lived key and which the command does not need, without
 // any variable the grant sets (so that a stale AWS_SESSION_TOKEN or
-// PGSSLROOTCERT does not survive), followed by the grant's variables that
-// have a value.
+// PGSSLROOTCERT does not survive), and without the variables that would
+// send the client somewhere other than the gateway the grant names (see
+// reroutes), followed by the grant's variables that have a value.
 func Environ(environ []string, vars []Var) []string {
 	drop := map[string]bool{"AIRLOCK_TOKEN": true}
 	for _, v := range vars {
@@ -120,7 +126,7 @@ func Environ(environ []string, vars []Var) []string {
 	env := make([]string, 0, len(environ)+len(vars))
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !drop[name] {
+		if !drop[name] && !reroutes(name, drop) {
 			env = append(env, kv)
 		}
 	}
@@ -130,4 +136,24 @@ func Environ(environ []string, vars []Var) []string {
 		}
 	}
 	return env
+}
+
+// reroutes reports whether the caller's variable name, left in the
+// command's environment, would take precedence over the grant's endpoint
+// (set names the grant's variables): the client would then carry the
+// grant's credentials past the gateway, to wherever the caller's
+// environment points, or to AWS itself. For AWS clients, a service's own
+// AWS_ENDPOINT_URL_<SERVICE> wins over AWS_ENDPOINT_URL, and
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS discards both. For libpq,
+// PGHOSTADDR replaces the address PGHOST resolves to, and a service named
+// by PGSERVICE (in PGSERVICEFILE or the system's pg_service.conf) sets
+// the host and port before the environment's PGHOST and PGPORT are read.
+func reroutes(name string, set map[string]bool) bool {
+	switch {
+	case set["AWS_ACCESS_KEY_ID"]:
+		return strings.HasPrefix(name, "AWS_ENDPOINT_URL_") || name == "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
+	case set["PGUSER"]:
+		return name == "PGHOSTADDR" || name == "PGSERVICE" || name == "PGSERVICEFILE"
+	}
+	return false
 }

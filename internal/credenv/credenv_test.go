@@ -5,6 +5,7 @@ package credenv
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,5 +64,28 @@ func TestEnviron(t *testing.T) {
 	want := []string{"HOME=/h", "AIRLOCK_ADDR=http://x", "AWS_ACCESS_KEY_ID=AK", "PGPASSWORD=new"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("Environ: %q, want %q", got, want)
+	}
+}
+
+// TestEnvironReroutes: the caller's variables that would take precedence
+// over the grant's endpoint are not passed on, for the target's kind only.
+func TestEnvironReroutes(t *testing.T) {
+	caller := []string{"HOME=/h", "AWS_ENDPOINT_URL_S3=https://s3.amazonaws.com", "AWS_ENDPOINT_URL_DYNAMODB=http://x",
+		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true", "AWS_ENDPOINT_URLX=keep", "PGHOSTADDR=10.0.0.9", "PGSERVICE=prod",
+		"PGSERVICEFILE=/etc/x", "PGAPPNAME=keep"}
+	aws := Environ(caller, Env(grants.Credentials{TargetKind: "aws", AccessKeyID: "AK", SecretAccessKey: "s",
+		Endpoint: &grants.Endpoint{URL: "http://127.0.0.1:8701"}}, ""))
+	want := "HOME=/h AWS_ENDPOINT_URLX=keep PGHOSTADDR=10.0.0.9 PGSERVICE=prod PGSERVICEFILE=/etc/x PGAPPNAME=keep"
+	if got := strings.Join(aws[:6], " "); got != want {
+		t.Errorf("aws: caller's variables kept %q, want %q", got, want)
+	}
+	pg := Environ(caller, Env(grants.Credentials{TargetKind: "postgres", AccessKeyID: "u", SecretAccessKey: "p",
+		Endpoint: &grants.Endpoint{Host: "127.0.0.1", Port: 8702, Database: "d", SSLMode: "disable"}}, ""))
+	want = "HOME=/h AWS_ENDPOINT_URL_S3=https://s3.amazonaws.com AWS_ENDPOINT_URL_DYNAMODB=http://x AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true AWS_ENDPOINT_URLX=keep PGAPPNAME=keep"
+	if got := strings.Join(pg[:6], " "); got != want {
+		t.Errorf("postgres: caller's variables kept %q, want %q", got, want)
+	}
+	if !slices.Contains(pg, "PGREQUIREAUTH=scram-sha-256") {
+		t.Errorf("postgres: no PGREQUIREAUTH in %q", pg)
 	}
 }
