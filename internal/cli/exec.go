@@ -48,6 +48,17 @@ CMD does not get $AIRLOCK_TOKEN: it holds the grant, not the caller's key.`,
 			if err != nil {
 				return describe(err)
 			}
+			// From here until exec returns, a forwarded signal never takes
+			// the default action (ending the process): the waits and CMD
+			// below act on their own copies, and one that arrives while
+			// exec gives the grant up (a second Ctrl-C, the terminal
+			// closing after CMD exited) would otherwise kill exec before
+			// the grant is ended, leaving it active until it expires.
+			// The guard's channel is never read: signals beyond its
+			// buffer are dropped, which is all it is for.
+			guard := make(chan os.Signal, 1)
+			signal.Notify(guard, forwarded...)
+			defer signal.Stop(guard)
 			// The request exists for CMD alone: whenever exec stops
 			// before running it (it gave up waiting, was interrupted, or
 			// could not get the credentials), it withdraws the request or
