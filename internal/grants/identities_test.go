@@ -253,3 +253,71 @@ func TestAddAgentOnlyIntoOwnGroups(t *testing.T) {
 		t.Fatalf("alice adding an agent to her own team: %v", err)
 	}
 }
+
+// A person who adds an agent through the API is handed its only key, so
+// the agent's request is that person's own: they may not approve it (one
+// person would grant themselves access through the agent), and their queue
+// and the agent's approvers leave them out. Another permitted person still
+// approves; the creator may still deny, which takes access away.
+func TestCreatorMayNotApproveTheirAgent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	lead := h.id(alice)
+	lead.Groups = append(lead.Groups, "sre-team")
+	if _, _, err := h.Svc.AddAgent(h.ctx, lead, "alices-bot", "sre-team", nil); err != nil {
+		t.Fatal(err)
+	}
+	g := h.request("alices-bot", humanReq("30m"), model.Pending)
+
+	_, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "mine")
+	wantAPIErr(t, err, 403, apierr.CodeSelfApproval, "")
+	if st := h.grant(g.ID).Status; st != model.Pending {
+		t.Fatalf("after the creator's approval: %s", st)
+	}
+	queue, err := h.Svc.Pending(h.ctx, h.id(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queue {
+		if q.ID == g.ID {
+			t.Error("the creator's queue lists their own agent's request")
+		}
+	}
+	names, err := h.Svc.Approvers(h.ctx, h.id("alices-bot"), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(names, alice) || !slices.Contains(names, carol) {
+		t.Errorf("approvers of the agent's request: %v, want carol and not alice", names)
+	}
+	// Who added the agent is kept with it: still refused after a restart.
+	h.restart()
+	_, err = h.Svc.Approve(h.ctx, h.id(alice), g.ID, "mine, after a restart")
+	wantAPIErr(t, err, 403, apierr.CodeSelfApproval, "")
+
+	if _, err := h.Svc.Approve(h.ctx, h.id(carol), g.ID, "checked"); err != nil {
+		t.Fatalf("another lead approving: %v", err)
+	}
+	g2 := h.request("alices-bot", humanReq("30m"), model.Pending)
+	if _, err := h.Svc.Deny(h.ctx, h.id(alice), g2.ID, "not needed"); err != nil {
+		t.Fatalf("the creator denying: %v", err)
+	}
+}
+
+// Among replicas sharing a PostgreSQL store, the agent's creator is known
+// on every replica: the creator, approving on another replica than the
+// one that added the agent, is refused there too.
+func TestCreatorMayNotApproveTheirAgentOnAnotherReplica(t *testing.T) {
+	rs := newReplicaSet(t, 2, nil)
+	a, b := rs.r[0], rs.r[1]
+	addLateBot(t, rs, a)
+	g, err := b.svc.Request(rs.ctx, b.id(t, "late-bot"), humanReq("30m"))
+	if err != nil || g.Status != model.Pending {
+		t.Fatalf("the agent's request on %s: %v %s", b.name, err, g.Status)
+	}
+	_, err = b.svc.Approve(rs.ctx, b.id(t, alice), g.ID, "mine")
+	wantAPIErr(t, err, 403, apierr.CodeSelfApproval, "")
+	if _, err := b.svc.Approve(rs.ctx, b.id(t, carol), g.ID, "checked"); err != nil {
+		t.Fatalf("another lead approving on %s: %v", b.name, err)
+	}
+}

@@ -324,6 +324,13 @@ func (s *Service) mayDecide(caller model.Identity, g model.Grant, verb string) (
 	if caller.Name == g.Identity {
 		return nil, "", apierr.Forbidden(apierr.CodeSelfApproval, "nobody may %s their own grant", verb)
 	}
+	if req, ok := s.dir.Lookup(g.Identity); verb == "approve" && ok && req.Kind == model.Agent && req.Source == "api" && req.CreatedBy == caller.Name {
+		// POST /v1/agents handed the caller this agent's only key: its
+		// request is the caller's own, and approving it would let one
+		// person grant themselves access through an agent they hold.
+		// Denying or revoking it takes access away, so that stays open.
+		return nil, "", apierr.Forbidden(apierr.CodeSelfApproval, "nobody may approve their own request: %s added agent %s and holds its key; another person must approve", caller.Name, g.Identity)
+	}
 	set := s.pol.Current()
 	t := s.targets[g.Target]
 	ok, pols, why := set.MayApprove(principalOf(caller), g.Identity, policy.Target{Name: t.Name, Account: t.Account}, g.RequestedScope.Pairs(), g.Duration, g.Reason)
