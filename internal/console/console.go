@@ -21,7 +21,8 @@
 // key is refused) or, with an sso section, with OpenID Connect (sso.go).
 // A sign-in opens a server-side session kept in memory,
 // keyed by the hash of a random id the browser holds in an HttpOnly,
-// SameSite=Strict cookie (Secure over TLS); it ends after 8 hours, after 1
+// SameSite=Strict cookie (Secure over TLS, or always when
+// listen.public.api is https://: SecureCookies); it ends after 8 hours, after 1
 // idle hour, or at sign-out. Every form carries the session's CSRF token,
 // compared in constant time, and state-changing requests must also pass
 // net/http's cross-origin protection (Sec-Fetch-Site / Origin).
@@ -94,6 +95,11 @@ type Options struct {
 	SSO *SSO
 	// SessionTTL and IdleTimeout default to 8h and 1h.
 	SessionTTL, IdleTimeout time.Duration
+	// SecureCookies marks every cookie Secure, also on a plaintext
+	// request: browsers reach the console over https through a proxy or
+	// balancer that ends TLS (listen.public.api is https://), so the
+	// request's own lack of TLS says nothing about the browser's.
+	SecureCookies bool
 }
 
 // Handler serves the console.
@@ -108,6 +114,7 @@ type Handler struct {
 	tmpl   *template.Template
 	mux    *http.ServeMux
 	cop    *http.CrossOriginProtection
+	secure bool // Options.SecureCookies
 
 	// The last verification run from the console.
 	verifyMu sync.Mutex
@@ -146,7 +153,7 @@ func New(o Options) (*Handler, error) {
 	h := &Handler{
 		svc: o.Service, dir: o.Directory, audit: o.Audit, logger: o.Logger.With("component", "console"), clk: o.Clock,
 		ses: newSessions(o.Clock, o.SessionTTL, o.IdleTimeout, maxSessions), tmpl: tmpl,
-		mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(),
+		mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(), secure: o.SecureCookies,
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	h.mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", staticHandler(static)))
@@ -280,14 +287,20 @@ func isJSON(r *http.Request) bool {
 	return len(p) > 5 && p[len(p)-5:] == ".json"
 }
 
-// setCookie sets a console cookie: HttpOnly, SameSite=Strict, Secure over
-// TLS, scoped to the console's path.
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+// setCookie sets a console cookie: HttpOnly, SameSite=Strict, Secure
+// (see cookieSecure), scoped to the console's path.
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: Prefix, MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteStrictMode,
 	})
 }
+
+// cookieSecure reports whether cookies must be Secure: over TLS, and
+// always when the browser's side is https (Options.SecureCookies). A
+// session cookie without it behind a TLS-ending proxy would also be sent
+// on any plain http:// request to the host, to whoever is on the wire.
+func (h *Handler) cookieSecure(r *http.Request) bool { return h.secure || r.TLS != nil }
 
 // fail answers with an error page (or JSON for a .json endpoint).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, u *who, status int, msg string) {

@@ -92,6 +92,13 @@ func newEnv(t *testing.T, clk clock.Clock) *env { return newEnvWith(t, clk, "") 
 // newEnvWith is newEnv with extra YAML appended to the configuration.
 func newEnvWith(t *testing.T, clk clock.Clock, extra string) *env {
 	t.Helper()
+	return newEnvFrom(t, clk, testConfig+extra)
+}
+
+// newEnvFrom is newEnv with the configuration cfgText (testConfig's three %s
+// are the keys' hashes).
+func newEnvFrom(t *testing.T, clk clock.Clock, cfgText string) *env {
+	t.Helper()
 	dir := t.TempDir()
 	botKey, botSHA := authn.NewKey()
 	aliceKey, aliceSHA := authn.NewKey()
@@ -103,7 +110,7 @@ func newEnvWith(t *testing.T, clk clock.Clock, extra string) *env {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(cfgPath, append(fmt.Appendf(nil, testConfig, botSHA, aliceSHA, bobSHA), extra...), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, cfgText, botSHA, aliceSHA, bobSHA), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)

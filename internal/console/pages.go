@@ -92,7 +92,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := randomToken()
-	setCookie(w, r, preCookie, tok, 3600)
+	h.setCookie(w, r, preCookie, tok, 3600)
 	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Token": tok, "SSO": h.sso != nil})
 }
 
@@ -121,15 +121,15 @@ func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity, via string) {
 	cookie, _ := h.ses.create(id.Name, via)
-	setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
-	setCookie(w, r, preCookie, "", -1)
+	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
+	h.setCookie(w, r, preCookie, "", -1)
 	h.logger.Info("console sign-in", "identity", id.Name, "via", via, "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u who) {
 	h.ses.drop(u.cookie)
-	setCookie(w, r, sessionCookie, "", -1)
+	h.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }
 

@@ -148,7 +148,7 @@ func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 	// this cookie must be Lax to come back with it; it binds the state
 	// (and the flow's PKCE verifier and nonce) to this browser.
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: flow.encode(), Path: Prefix, MaxAge: int(ssoFlowTTL / time.Second),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, h.sso.oauth(p, redirect).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 }
 
@@ -176,7 +176,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "This sign-in did not start in this browser. Start again from the sign-in page.", "state mismatch")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteLaxMode})
 	if h.clk.Now().Sub(flow.started) > ssoFlowTTL {
 		refuse(http.StatusForbidden, "This sign-in has expired. Start again from the sign-in page.", "unknown or expired state")
 		return
@@ -217,7 +217,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cookie, _ := h.ses.create(id.Name, "sso")
-	setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
+	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
 	h.logger.Info("console sign-in", "identity", id.Name, "via", "sso", "remote", r.RemoteAddr)
 	// A page rather than a redirect: the browser arrived here from the
 	// issuer's site, and a SameSite=Strict cookie is sent only on a

@@ -188,7 +188,10 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	}
 	s.Directory = dir
 	// The web console shares the API's listener, under /console/.
-	con, err := console.New(console.Options{Service: s.Service, Directory: dir, Audit: s, Logger: logger, SSO: consoleSSO(cfg)})
+	// Behind a proxy or balancer that ends TLS the console sees plain
+	// http, but the browser is on https: its cookies must be Secure.
+	con, err := console.New(console.Options{Service: s.Service, Directory: dir, Audit: s, Logger: logger, SSO: consoleSSO(cfg),
+		SecureCookies: strings.HasPrefix(strings.ToLower(cfg.Listen.Public.API), "https://")})
 	if err != nil {
 		return nil, err
 	}
