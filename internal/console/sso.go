@@ -161,10 +161,6 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		h.logger.Warn("console SSO sign-in refused", append([]any{"remote", r.RemoteAddr, "why", why}, args...)...)
 		h.fail(w, r, nil, status, msg)
 	}
-	if e := q.Get("error"); e != "" {
-		refuse(http.StatusUnauthorized, "The sign-in provider did not sign you in ("+e+").", "provider error", "error", e)
-		return
-	}
 	c, _ := r.Cookie(ssoCookie)
 	state := q.Get("state")
 	var flow ssoFlow
@@ -177,6 +173,13 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteLaxMode})
+	// The provider's error is shown only once the state proved that this
+	// browser started the sign-in: checked first, anyone could link to
+	// the console with a message of their choosing on its error page.
+	if e := q.Get("error"); e != "" {
+		refuse(http.StatusUnauthorized, "The sign-in provider did not sign you in ("+oauthError(e)+").", "provider error", "error", oauthError(e))
+		return
+	}
 	if h.clk.Now().Sub(flow.started) > ssoFlowTTL {
 		refuse(http.StatusForbidden, "This sign-in has expired. Start again from the sign-in page.", "unknown or expired state")
 		return
@@ -223,6 +226,21 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	// issuer's site, and a SameSite=Strict cookie is sent only on a
 	// navigation that starts on this site.
 	h.render(w, r, nil, http.StatusOK, "signed-in", "Signed in", map[string]any{"Name": id.Name})
+}
+
+// oauthError is a provider's error code as RFC 6749 (4.1.2.1) allows it
+// (printable ASCII but '"' and '\\'), bounded; anything else is not an
+// error code, and is not repeated.
+func oauthError(e string) string {
+	if len(e) > 64 {
+		return "an error code too long to show"
+	}
+	for i := 0; i < len(e); i++ {
+		if c := e[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "an error code that is not one"
+		}
+	}
+	return e
 }
 
 // ssoIdentity maps the identity claim to a known, enabled person.

@@ -174,6 +174,29 @@ func fetch(t *testing.T, c *http.Client, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// startSSO starts a sign-in in a new browser and stops it at the
+// provider's redirect back: the browser, and the callback URL it was sent to.
+func startSSO(t *testing.T, base string) (*http.Client, string) {
+	t.Helper()
+	starter := followingBrowser()
+	starter.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.Path, "/console/sso/callback") {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := starter.Get(base + "/console/sso/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	if !strings.Contains(callback, "/console/sso/callback?") {
+		t.Fatalf("no callback redirect: %d %q", resp.StatusCode, callback)
+	}
+	return starter, callback
+}
+
 func TestSSOSignIn(t *testing.T) {
 	e := newEnv(t, nil)
 	p := newIDP(t)
@@ -230,22 +253,7 @@ func TestSSOSignIn(t *testing.T) {
 	// A callback carried to another browser (login CSRF) is refused: the
 	// state is bound to the browser that started the sign-in.
 	p.set(map[string]any{"email": "alice@example.com"}, false)
-	starter := followingBrowser()
-	starter.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if strings.HasPrefix(req.URL.Path, "/console/sso/callback") {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
-	resp, err := starter.Get(base + "/console/sso/start")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	callback := resp.Header.Get("Location")
-	if !strings.Contains(callback, "/console/sso/callback?") {
-		t.Fatalf("no callback redirect: %d %q", resp.StatusCode, callback)
-	}
+	starter, callback := startSSO(t, base)
 	victim := followingBrowser()
 	if st, body := fetch(t, victim, callback); st != 403 || !strings.Contains(body, "did not start in this browser") {
 		t.Fatalf("callback in another browser: %d\n%s", st, body)
@@ -279,5 +287,38 @@ func TestSSOFromConfig(t *testing.T) {
 	p.set(map[string]any{"email": "ALICE@example.com"}, false)
 	if st, body := fetch(t, followingBrowser(), e.url+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
 		t.Fatalf("SSO by configured email: %d\n%s", st, body)
+	}
+}
+
+// The provider's error on the callback is shown only to the browser that
+// started the sign-in (its state matches): otherwise anyone could link to
+// the console's own error page with words of their choosing on it.
+func TestSSOProviderErrorNeedsTheState(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newIDP(t)
+	base := ssoConsole(t, e, p)
+	lure := "Your account is locked. Call +1 555 0100 with your Airlock key"
+	st, body := fetch(t, followingBrowser(), base+"/console/sso/callback?error="+url.QueryEscape(lure)+"&state=x")
+	if st != http.StatusForbidden || strings.Contains(body, "Call +1 555") || !strings.Contains(body, "did not start in this browser") {
+		t.Fatalf("a provider error without this browser's state: %d\n%s", st, body)
+	}
+
+	// From the browser that started the sign-in, the provider's error
+	// code is shown (and the sign-in is over).
+	p.set(map[string]any{"email": "alice@example.com"}, false)
+	starter, callback := startSSO(t, base)
+	cb, err := url.Parse(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cb.Query()
+	q.Del("code")
+	q.Set("error", "access_denied")
+	cb.RawQuery = q.Encode()
+	if st, body := fetch(t, starter, cb.String()); st != http.StatusUnauthorized || !strings.Contains(body, "did not sign you in (access_denied)") {
+		t.Fatalf("the provider's error in the starting browser: %d\n%s", st, body)
+	}
+	if _, body := fetch(t, starter, base+"/console/queue"); strings.Contains(body, `<span id="who">`) {
+		t.Fatal("signed in after the provider's error")
 	}
 }
