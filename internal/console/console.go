@@ -36,6 +36,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -244,7 +245,8 @@ type who struct {
 // authed resolves the session cookie to a person; without one the browser
 // is sent to sign in (a JSON endpoint answers 401). The identity is looked
 // up again on every request, so a disabled or removed identity, or one no
-// longer human, loses its sessions at once. Every POST must carry the
+// longer human, loses its sessions at once, and a session opened with a
+// key that has since been replaced ends. Every POST must carry the
 // session's CSRF token.
 func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, who)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -257,8 +259,14 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, who)) http.
 		if ses != nil {
 			var ok bool
 			id, ok = h.dir.Lookup(ses.identity)
-			if !ok || id.Disabled || id.Kind != model.Human {
+			switch {
+			case !ok || id.Disabled || id.Kind != model.Human:
 				h.ses.dropIdentity(ses.identity)
+				ses = nil
+			case ses.key != "" && ses.key != strings.ToLower(id.KeySHA256):
+				// The key this session signed in with was replaced.
+				h.logger.Info("console session ended: its key was replaced", "identity", id.Name, "remote", r.RemoteAddr)
+				h.ses.drop(c.Value)
 				ses = nil
 			}
 		}

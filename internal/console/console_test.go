@@ -520,6 +520,31 @@ func TestDisabledIdentityLosesSession(t *testing.T) {
 	}
 }
 
+// Replacing a person's key (a leaked one) ends the console sessions
+// opened with it, as it ends its use on the API: on another replica the
+// directory learns of the new key without a restart that would have
+// emptied the session table. A sign-in with the new key works.
+func TestReplacedKeyEndsItsSessions(t *testing.T) {
+	e := newEnv(t, nil)
+	old := e.browser()
+	old.mustSignIn(e.bob)
+	newKey, newSHA := authn.NewKey()
+	id := e.identity("bob")
+	id.KeySHA256 = newSHA
+	e.srv.Directory.Put(id)
+	if p := old.get("/console/queue"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/console/login" {
+		t.Fatalf("a session opened with the replaced key: %d %s", p.status, p.header.Get("Location"))
+	}
+	if p := old.post("/console/logout", url.Values{"csrf": {old.csrf}}); p.status != http.StatusUnauthorized {
+		t.Fatalf("a form posted in a session opened with the replaced key: %d", p.status)
+	}
+	fresh := e.browser()
+	fresh.mustSignIn(newKey)
+	if p := fresh.get("/console/queue"); p.status != http.StatusOK || !strings.Contains(p.body, `<span id="who">bob</span>`) {
+		t.Fatalf("with the new key: %d", p.status)
+	}
+}
+
 // The review downloads are what `airlock grants -o csv|json` print: the
 // API's grants, as review rows.
 func TestReviewDownloadsMatchCLI(t *testing.T) {

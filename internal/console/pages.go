@@ -116,14 +116,15 @@ func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, http.StatusForbidden, fmt.Sprintf("%s is an %s identity; only people sign in to the console.", id.Name, id.Kind))
 		return
 	}
-	h.startSession(w, r, id, "key")
+	h.startSession(w, r, id)
 }
 
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity, via string) {
-	cookie, _ := h.ses.create(id.Name, via)
+// startSession opens a key sign-in's session, bound to the key's hash.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity) {
+	cookie, _ := h.ses.create(id.Name, "key", id.KeySHA256)
 	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
 	h.setCookie(w, r, preCookie, "", -1)
-	h.logger.Info("console sign-in", "identity", id.Name, "via", via, "remote", r.RemoteAddr)
+	h.logger.Info("console sign-in", "identity", id.Name, "via", "key", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
 }
 

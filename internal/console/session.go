@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,10 @@ type session struct {
 	created  time.Time
 	seen     time.Time
 	via      string // "key" or "sso", for the log line
+	// key is the SHA-256 of the API key a "key" sign-in used: replacing a
+	// leaked key must also end the sessions opened with it (on another
+	// replica, the directory learns of the new key without a restart).
+	key string
 }
 
 // sessions is the table of open sessions, bounded in size.
@@ -50,13 +55,13 @@ func randomToken() string {
 
 func hashID(id string) [32]byte { return sha256.Sum256([]byte(id)) }
 
-// create opens a session for identity and returns the id for the cookie.
-// When the table is full, expired sessions are dropped first, then the
-// oldest one.
-func (s *sessions) create(identity, via string) (string, *session) {
+// create opens a session for identity and returns the id for the cookie;
+// keySHA is the key's hash for a key sign-in, "" otherwise. When the
+// table is full, expired sessions are dropped first, then the oldest one.
+func (s *sessions) create(identity, via, keySHA string) (string, *session) {
 	id := randomToken()
 	now := s.clk.Now()
-	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via}
+	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via, key: strings.ToLower(keySHA)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.byID) >= s.max {

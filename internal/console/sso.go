@@ -219,7 +219,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, err.Error(), "unknown person", "subject", idt.Subject)
 		return
 	}
-	cookie, _ := h.ses.create(id.Name, "sso")
+	cookie, _ := h.ses.create(id.Name, "sso", "")
 	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
 	h.logger.Info("console sign-in", "identity", id.Name, "via", "sso", "remote", r.RemoteAddr)
 	// A page rather than a redirect: the browser arrived here from the
