@@ -2,7 +2,9 @@
 // (op.mjs), in Debian's Chromium, for e2e/console_sso_test.go: alice, whom
 // Airlock knows by her email, lands on the queue signed in; mallory, whom
 // the provider signs in but Airlock does not know, is refused with the
-// console's page and gets no session.
+// console's page and gets no session; one who cancels at the provider
+// sees its error code, which a link with no sign-in of this browser's
+// behind it cannot put on the console's page.
 //
 // Environment: AIRLOCK_URL, FAIL_DIR (screenshots on failure). Prints
 // "DONE" when every check held.
@@ -78,6 +80,26 @@ try {
   check((await page.textContent("h1")).includes("403"), "a 403 page");
   await page.goto(base + "/console/queue");
   check(new URL(page.url()).pathname === "/console/login", "no session for mallory, got " + page.url());
+
+  // 3. Cancelling at the provider: back at the console with the
+  // provider's error code (the state is this browser's), and no session.
+  current = "sso cancelled";
+  await ctx.clearCookies();
+  await page.goto(base + "/console/login");
+  await Promise.all([page.waitForURL((u) => !atConsole(u.href)), page.click("#sso")]);
+  await page.waitForSelector("input[name=login]");
+  await Promise.all([page.waitForURL((u) => atConsole(u.href), { waitUntil: "load" }), page.click("text=[ Cancel ]")]);
+  const cancelled = (await page.textContent("#error")) || "";
+  check(cancelled.includes("did not sign you in (access_denied)"), "the provider's error is shown: " + cancelled);
+
+  // 4. A link to the callback with an error of someone else's choosing
+  // and no state of this browser's: refused, the text not repeated.
+  current = "sso lure";
+  await page.goto(base + "/console/sso/callback?state=x&error=" + encodeURIComponent("Your account is locked. Call +1 555 0100"));
+  const lure = (await page.textContent("#error")) || "";
+  check(lure.includes("did not start in this browser") && !lure.includes("555"), "a lure link refused: " + lure);
+  await page.goto(base + "/console/queue");
+  check(new URL(page.url()).pathname === "/console/login", "no session after a cancelled sign-in, got " + page.url());
 
   console.log("DONE");
 } catch (e) {
