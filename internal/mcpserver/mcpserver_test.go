@@ -395,6 +395,12 @@ func TestAgentSession(t *testing.T) {
 	if run.ExitCode != -1 || !strings.Contains(run.Status, "timeout") || time.Since(start) > 10*time.Second {
 		t.Fatalf("timeout: %+v after %s", run, time.Since(start))
 	}
+	// A huge timeout is the longest one, not a Duration that wrapped
+	// negative and killed the command at once.
+	bot.mustCall("run_with_grant", map[string]any{"grant_id": g.GrantID, "argv": []string{"true"}, "timeout_seconds": int64(9223372037)}, &run)
+	if run.ExitCode != 0 || strings.Contains(run.Status, "timeout") {
+		t.Fatalf("huge timeout_seconds: %+v", run)
+	}
 	bot.mustFail("run_with_grant", map[string]any{"grant_id": g.GrantID, "argv": []string{}}, "argv")
 	// Each command line is on the grant's record.
 	hist, err := aliceAPI.History(ctx, g.GrantID)
@@ -410,8 +416,8 @@ func TestAgentSession(t *testing.T) {
 			}
 		}
 	}
-	if commands != 5 {
-		t.Fatalf("%d commands recorded, want 5", commands)
+	if commands != 6 {
+		t.Fatalf("%d commands recorded, want 6", commands)
 	}
 
 	// A request that waits for a person: who can approve, then approved.

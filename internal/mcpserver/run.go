@@ -100,7 +100,12 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 		return nil, RunOutput{}, errors.New("timeout_seconds must not be negative")
 	}
 	if in.TimeoutSeconds > 0 {
-		timeout = min(time.Duration(in.TimeoutSeconds)*time.Second, MaxRunTimeout)
+		// Compared in seconds: a huge count times time.Second would wrap
+		// to a negative Duration and kill the command at once.
+		timeout = MaxRunTimeout
+		if in.TimeoutSeconds < int(MaxRunTimeout/time.Second) {
+			timeout = time.Duration(in.TimeoutSeconds) * time.Second
+		}
 	}
 	cr, err := s.c.Credentials(ctx, in.GrantID)
 	if err != nil {
