@@ -104,7 +104,7 @@ func (c *call) serve() {
 
 	op, err := g.mapper.Map(c.r)
 	if err != nil {
-		c.deny(unmappedCall(c.r, err), s3err.As(err))
+		c.deny(unmappedCall(g.mapper, c.r, err), s3err.As(err))
 		return
 	}
 	if isComplete(op) {

@@ -58,11 +58,21 @@ func deniedCall(op *s3iam.Op, ck s3iam.Check, auth *sigv4.Auth, reqID, why strin
 	return gateway.Call{Kind: "request", Action: ck.Action, Resource: ck.Resource, Also: otherChecks(op.Checks, idx), Allowed: false, Params: p, Error: why}
 }
 
-// unmappedCall records a request the mapper refused: no action applies.
-func unmappedCall(r *http.Request, err error) gateway.Call {
+// unmappedCall records a request the mapper m refused: no action applies.
+func unmappedCall(m *s3iam.Mapper, r *http.Request, err error) gateway.Call {
 	p := map[string]string{"method": r.Method, "path": r.URL.EscapedPath()}
 	if q := filterQuery(r.URL.RawQuery); q != "" {
 		p["query"] = q
 	}
-	return gateway.Call{Kind: "request", Action: "s3:unmapped", Resource: s3iam.ARNPrefix + strings.TrimPrefix(resourceOf(r), "/"), Allowed: false, Params: p, Error: err.Error()}
+	res := s3iam.ARNPrefix + strings.TrimPrefix(resourceOf(r), "/")
+	if b, ok := m.HostBucket(r.Host); ok {
+		// Virtual-hosted: the bucket is in the Host and the path is the
+		// key alone, which read as path-style would name another bucket.
+		p["bucket"] = b
+		res = s3iam.ARNPrefix + b
+		if k := strings.TrimPrefix(resourceOf(r), "/"); k != "" {
+			res += "/" + k
+		}
+	}
+	return gateway.Call{Kind: "request", Action: "s3:unmapped", Resource: res, Allowed: false, Params: p, Error: err.Error()}
 }

@@ -187,6 +187,15 @@ func (m *Mapper) locate(r *http.Request) (bucket, rawKey string, err error) {
 	return bucket, rawKey, nil
 }
 
+// HostBucket returns the bucket a virtual-hosted-style Host names, as Map
+// reads it, if it is a valid bucket name. A caller that records a request
+// Map refused uses it to name the bucket the request addressed: the path
+// of a virtual-hosted request holds the key alone.
+func (m *Mapper) HostBucket(host string) (string, bool) {
+	b, ok := m.hostBucket(host)
+	return b, ok && validBucket(b)
+}
+
 // hostBucket returns the bucket a virtual-hosted-style Host names.
 func (m *Mapper) hostBucket(host string) (string, bool) {
 	if len(m.Hosts) == 0 || host == "" || host[0] == '[' {
