@@ -139,6 +139,66 @@ func TestPresignHoistedHeaderAuthorized(t *testing.T) {
 	}
 }
 
+// A presigned URL's x-amz-* query parameters stand for headers and go
+// upstream as such. One whose name or value is not a header's (CR, LF, a
+// space, a colon, a control character) can never be sent as one: it is
+// refused before anything is recorded as allowed or forwarded, rather
+// than passed to the upstream request, where only the HTTP client's own
+// validation stood between it and a header spliced into that request
+// (here x-amz-copy-source, copying an object outside the grant).
+func TestPresignHoistedParameterMustBeAHeader(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:GetObject,s3:PutObject arn:aws:s3:::logs/app/*")
+	creds := aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}
+	for _, q := range []string{
+		"x-amz-meta-a%0D%0Ax-amz-copy-source=logs%2Fsecret.txt",        // CRLF in the name
+		"x-amz-meta-a=b%0D%0Ax-amz-copy-source%3A%20logs%2Fsecret.txt", // CRLF in the value
+		"x-amz-copy-source%20=logs%2Fsecret.txt",                       // a space in the name
+		"x-amz-meta-a%3Ab=c",                                           // a colon in the name
+		"x-amz-meta-a=b%00c",                                           // NUL in the value
+	} {
+		for _, method := range []string{http.MethodPut, http.MethodGet} {
+			req, err := http.NewRequest(method, e.srv.URL+"/logs/app/x", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.RawQuery = q + "&X-Amz-Expires=900"
+			u, _, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, "UNSIGNED-PAYLOAD", "s3", testRegion, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body *strings.Reader
+			if method == http.MethodPut {
+				body = strings.NewReader("data")
+			} else {
+				body = strings.NewReader("")
+			}
+			r, err := http.NewRequest(method, u, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, b := do(t, r)
+			if er := parseErr(t, b); st != http.StatusBadRequest || er.Code != "InvalidArgument" {
+				t.Errorf("%s with %s: %d %+v", method, q, st, er)
+			}
+		}
+	}
+	for _, c := range e.auth.Calls(g.ID) {
+		t.Errorf("recorded as a call of the grant: %+v", c)
+	}
+	if n := len(e.auth.Rejections()); n != 10 {
+		t.Errorf("%d rejections recorded, want 10", n)
+	}
+	for _, rj := range e.auth.Rejections() {
+		if strings.ContainsAny(rj.Reason, "\r\n\x00") {
+			t.Errorf("a rejection's reason holds a control character: %q", rj.Reason)
+		}
+	}
+	if l := e.logText(); strings.Contains(l, "upstream request failed") {
+		t.Errorf("requests reached the upstream client: %s", l)
+	}
+}
+
 // hoistAll presigns with every x-amz-* header moved into the query, as the
 // JS SDK v3 does (the Go SDK keeps some, such as x-amz-tagging, as signed
 // headers).

@@ -226,6 +226,14 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 			dst = &payload
 		default:
 			if isHoistable(p.key) {
+				if !validHeaderName(p.key) || !validHeaderValue(p.value) {
+					// It goes upstream as a header: a name or value that
+					// cannot be one (CR, LF, a space, a colon, NUL) must
+					// never reach the upstream request, where a CRLF
+					// would splice in a header nobody authorized.
+					return nil, s3err.Detailed(s3err.InvalidArgument, "Query parameter "+clip(printable(p.key))+" is not a valid header",
+						"a presigned URL's x-amz-* parameters stand for headers: the name must be an HTTP token and the value free of control characters")
+				}
 				k := textproto.CanonicalMIMEHeaderKey(p.key)
 				if hoisted == nil {
 					hoisted = http.Header{}
