@@ -40,3 +40,37 @@ func TestRefusedVirtualHostedCallRecordsItsBucket(t *testing.T) {
 		t.Errorf("path-style call recorded on %s", r.Resource)
 	}
 }
+
+// Whom an ACL grants access to and which retention a write sets are
+// recorded with the call, not just that it set some: "acl=grant" alone
+// hid that an object was made readable by everyone.
+func TestACLGrantsAndRetentionRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:PutObject,s3:PutObjectAcl,s3:PutObjectRetention,s3:PutObjectLegalHold arn:aws:s3:::logs/app/*")
+	allUsers := `uri="http://acs.amazonaws.com/groups/global/AllUsers"`
+	put := http.Header{
+		"X-Amz-Grant-Read":                    {allUsers},
+		"X-Amz-Grant-Full-Control":            {`id="other-account"`},
+		"X-Amz-Object-Lock-Mode":              {"COMPLIANCE"},
+		"X-Amz-Object-Lock-Retain-Until-Date": {"2099-01-01T00:00:00Z"},
+		"X-Amz-Object-Lock-Legal-Hold":        {"ON"},
+	}
+	do(t, e.signedHeader(g, http.MethodPut, "/logs/app/acl.txt", []byte("x"), put))
+	do(t, e.signedHeader(g, http.MethodPut, "/logs/app/acl.txt?acl", nil, http.Header{"X-Amz-Grant-Write-Acp": {allUsers}}))
+	recs := e.requests(g)
+	if len(recs) != 2 {
+		t.Fatalf("%d records: %+v", len(recs), recs)
+	}
+	want := []map[string]string{
+		{"acl": "grant", "grant_read": allUsers, "grant_full_control": `id="other-account"`, "object_lock_mode": "COMPLIANCE",
+			"object_lock_retain_until_date": "2099-01-01T00:00:00Z", "object_lock_legal_hold": "ON"},
+		{"acl": "grant", "grant_write_acp": allUsers},
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if got := recs[i].Params[k]; got != v {
+				t.Errorf("%s: param %s = %q, want %q (params %v)", recs[i].Params["operation"], k, got, v, recs[i].Params)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package s3iam
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 
@@ -136,6 +137,8 @@ func (req *request) classify() (*Op, error) {
 		}
 	case "PutBucketReplication":
 		op.deferBody()
+	case "PutObjectAcl", "PutBucketAcl":
+		req.recordACL(op)
 	}
 	if copies {
 		if !req.h.hasCopySource {
@@ -285,7 +288,7 @@ func validPartNumber(s string) bool {
 func (req *request) headerChecks(op *Op, res string) {
 	if req.h.acl != "" {
 		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectAcl", Resource: res})
-		op.Params["acl"] = req.h.acl
+		req.recordACL(op)
 	}
 	if req.h.hasTagging {
 		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectTagging", Resource: res})
@@ -297,6 +300,17 @@ func (req *request) headerChecks(op *Op, res string) {
 	if req.h.legalHold {
 		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectLegalHold", Resource: res})
 	}
+	maps.Copy(op.Params, req.h.lock)
+}
+
+// recordACL records the canned ACL (x-amz-acl, or "grant") and every
+// x-amz-grant-* value: "grant" alone would not tell a reviewer whom the
+// call gave access to.
+func (req *request) recordACL(op *Op) {
+	if req.h.acl != "" {
+		op.Params["acl"] = req.h.acl
+	}
+	maps.Copy(op.Params, req.h.grants)
 }
 
 // createBucketChecks adds the permissions IAM requires for CreateBucket's
@@ -305,7 +319,7 @@ func (req *request) createBucketChecks(op *Op, res string) {
 	add := func(act string) { op.Checks = append(op.Checks, Check{Action: act, Resource: res}) }
 	if req.h.acl != "" {
 		add("s3:PutBucketAcl")
-		op.Params["acl"] = req.h.acl
+		req.recordACL(op)
 	}
 	if req.h.objectLockEnabled {
 		add("s3:PutBucketObjectLockConfiguration")

@@ -26,6 +26,12 @@ type headers struct {
 	objectLockEnabled bool
 	objectOwnership   string
 	objectAttrs       string
+	// grants are the x-amz-grant-* values by their Params name
+	// ("grant_read"), and lock the object-lock headers' values by theirs:
+	// who an ACL grants access to, and which retention a write sets, are
+	// what a reviewer of the call needs to see.
+	grants map[string]string
+	lock   map[string]string
 }
 
 // scanHeaders reads the headers that matter in one pass. Header names are
@@ -65,12 +71,15 @@ func scanHeaders(h http.Header) (headers, error) {
 			if out.acl == "" {
 				out.acl = "grant"
 			}
+			out.grants = setParam(out.grants, "grant_"+name[6:], vs)
 		case strings.EqualFold(name, "tagging"):
 			out.tagging, out.hasTagging = vs[0], true
 		case strings.EqualFold(name, "object-lock-mode"), strings.EqualFold(name, "object-lock-retain-until-date"):
 			out.retention = true
+			out.lock = setParam(out.lock, name, vs)
 		case strings.EqualFold(name, "object-lock-legal-hold"):
 			out.legalHold = true
+			out.lock = setParam(out.lock, name, vs)
 		case strings.EqualFold(name, "bypass-governance-retention"):
 			for _, v := range vs {
 				if !strings.EqualFold(strings.TrimSpace(v), "false") {
@@ -95,6 +104,16 @@ func scanHeaders(h http.Header) (headers, error) {
 		}
 	}
 	return out, nil
+}
+
+// setParam adds a header's values to m (made if nil) under its Params
+// name: header name in lower case, '-' as '_' ("object_lock_mode").
+func setParam(m map[string]string, header string, vs []string) map[string]string {
+	if m == nil {
+		m = make(map[string]string, 2)
+	}
+	m[strings.ReplaceAll(strings.ToLower(header), "-", "_")] = strings.Join(vs, ", ")
+	return m
 }
 
 // parseCopySource decodes an x-amz-copy-source value: "bucket/key" or

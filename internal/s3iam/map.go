@@ -55,8 +55,9 @@ type Op struct {
 	// until AddBodyChecks replaces it, so forgetting the body fails closed.
 	Checks []Check
 	// Params is what a reviewer needs to see: key, prefix, delimiter,
-	// range, version_id, upload_id, part_number, copy_source, ... Never a
-	// credential.
+	// range, version_id, upload_id, part_number, copy_source, acl and the
+	// x-amz-grant-* grantees (grant_read, ...), object_lock_mode, ... Never
+	// a credential.
 	Params map[string]string
 	// NeedsBody is true for operations whose checks depend on the body
 	// (DeleteObjects, PutBucketReplication, CreateBucket with a body):
