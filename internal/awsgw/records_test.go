@@ -1,8 +1,16 @@
 package awsgw
 
 import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // A virtual-hosted request names its bucket in the Host and its key in
@@ -71,6 +79,52 @@ func TestACLGrantsAndRetentionRecorded(t *testing.T) {
 			if got := recs[i].Params[k]; got != v {
 				t.Errorf("%s: param %s = %q, want %q (params %v)", recs[i].Params["operation"], k, got, v, recs[i].Params)
 			}
+		}
+	}
+}
+
+// An SSE-C key (x-amz-server-side-encryption-customer-key, and its
+// copy-source twin) travels to the upstream in a header and nowhere else:
+// no record of an allowed, denied or rejected call and no log line holds
+// it, nor its MD5 (a fingerprint of the key), whatever the call's fate.
+func TestSSECustomerKeyNeverRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant(walkScope)
+	cl := e.client(g)
+	ctx := context.Background()
+	key := "0123456789abcdef0123456789abcdef"
+	b64 := base64.StdEncoding.EncodeToString([]byte(key))
+	sum := md5.Sum([]byte(key))
+	md5b64 := base64.StdEncoding.EncodeToString(sum[:])
+	sse := func(in *s3.PutObjectInput) *s3.PutObjectInput {
+		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = aws.String("AES256"), aws.String(b64), aws.String(md5b64)
+		return in
+	}
+	// Allowed, then denied (outside the prefix).
+	_, _ = cl.PutObject(ctx, sse(&s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/ssec.bin"), Body: strings.NewReader("x")}))
+	_, _ = cl.PutObject(ctx, sse(&s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("other/ssec.bin"), Body: strings.NewReader("x")}))
+	_, _ = cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/copy.bin"), CopySource: aws.String("logs/app/ssec.bin"),
+		CopySourceSSECustomerAlgorithm: aws.String("AES256"), CopySourceSSECustomerKey: aws.String(b64), CopySourceSSECustomerKeyMD5: aws.String(md5b64)})
+	// Rejected: a wrong secret, and a header left unsigned.
+	_, _ = e.clientWith(g.CredentialID, "wrong-secret", g.SessionToken).PutObject(ctx, sse(&s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/ssec.bin"), Body: strings.NewReader("x")}))
+	req := e.signed(g, http.MethodGet, "/logs/app/ssec.bin", nil)
+	req.Header.Set("X-Amz-Server-Side-Encryption-Customer-Key", b64)
+	if st, _ := do(t, req); st != http.StatusForbidden {
+		t.Fatalf("an unsigned SSE-C key header: status %d", st)
+	}
+	if n := len(e.auth.Calls(g.ID)); n < 4 {
+		t.Fatalf("only %d records: the calls did not get as far as this test needs", n)
+	}
+	if n := len(e.auth.Rejections()); n != 2 {
+		t.Fatalf("%d rejections, want 2", n)
+	}
+	recorded, err := json.Marshal([]any{e.auth.Calls(g.ID), e.auth.Rejections()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{key, b64, md5b64} {
+		if strings.Contains(string(recorded), s) || strings.Contains(e.logText(), s) {
+			t.Errorf("%q is in the records or the log:\n%s\n%s", s, recorded, e.logText())
 		}
 	}
 }
