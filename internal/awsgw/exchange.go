@@ -131,6 +131,22 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// writes) at once, however slow the client (clientcut.go).
 	cc := x.watchClient(w, c.r)
 	defer cc.disarm()
+	if body != nil && length == 0 {
+		// An aws-chunked upload of no data still ends in a final chunk
+		// (signed, in the signed modes) and maybe a trailing checksum.
+		// The upstream is sent no body, so nothing would check those: they
+		// are read and checked here, before anything is forwarded, or a
+		// failed empty upload would replace the object with nothing.
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			e := cutError(x.ctx)
+			if e == nil {
+				e = clientBodyError(err)
+			}
+			w.Header().Set("Connection", "close")
+			x.failBefore(e)
+			return
+		}
+	}
 	req, err := t.upstreamRequest(reqCtx, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))

@@ -369,3 +369,62 @@ func TestVersityUploadPartBadChecksumAnswered(t *testing.T) {
 		t.Fatalf("the refused part was stored: %+v", parts.Parts[0])
 	}
 }
+
+// An aws-chunked upload of no data still carries a final chunk (signed,
+// in the signed modes) and maybe a trailing checksum: the upstream is sent
+// no body at all, so the gateway must check those before it forwards the
+// upload, or a failed empty upload would replace the object with nothing.
+func TestVersityFailedEmptyUploadKeepsObject(t *testing.T) {
+	f := newFailEnv(t)
+	signed := func(t *testing.T, key string, badSig int, data []byte) (*http.Request, []byte) {
+		hdr := map[string]string{"Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": "0"}
+		req := f.signedUpload(t, key, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", encodedLength(true, len(data), 8192, ""), hdr)
+		return req, awsChunked(newChunkSigner(req, f.g.Secret), data, 8192, badSig, "")
+	}
+	trailed := func(t *testing.T, key, sum string) (*http.Request, []byte) {
+		trailer := "x-amz-checksum-crc32:" + sum + "\r\n"
+		hdr := map[string]string{"Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": "0",
+			"X-Amz-Trailer": "x-amz-checksum-crc32", "X-Amz-Sdk-Checksum-Algorithm": "CRC32"}
+		req := f.signedUpload(t, key, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", encodedLength(false, 0, 8192, trailer), hdr)
+		return req, awsChunked(nil, nil, 8192, 0, trailer)
+	}
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, key string) (*http.Request, []byte)
+		code string // "" for a success, which empties the object
+	}{
+		{"signed-bad-final-chunk", func(t *testing.T, key string) (*http.Request, []byte) { return signed(t, key, 1, nil) }, "SignatureDoesNotMatch"},
+		{"signed-data-beyond-declared", func(t *testing.T, key string) (*http.Request, []byte) { return signed(t, key, 0, []byte("extra")) }, "IncompleteBody"},
+		{"trailer-bad-checksum", func(t *testing.T, key string) (*http.Request, []byte) { return trailed(t, key, "AAAAAQ==") }, "BadDigest"},
+		{"signed-good", func(t *testing.T, key string) (*http.Request, []byte) { return signed(t, key, 0, nil) }, ""},
+		{"trailer-good", func(t *testing.T, key string) (*http.Request, []byte) { return trailed(t, key, "AAAAAA==") }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "app/empty-" + tc.name
+			orig := []byte("the object as it was before the upload\n")
+			f.putDirect(t, key, orig)
+			req, body := tc.make(t, key)
+			rc := f.dialRaw(t, req)
+			if _, err := rc.conn.Write(body); err != nil {
+				t.Fatal(err)
+			}
+			if tc.code == "" {
+				_ = rc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(rc.br, nil)
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("a well-formed empty upload: %v %v", resp, err)
+				}
+				if got := f.getDirect(t, key); len(got) != 0 {
+					t.Fatalf("the object holds %d bytes after an empty upload", len(got))
+				}
+				return
+			}
+			if st, er := rc.response(t); er.Code != tc.code {
+				t.Fatalf("answered %d %+v, want %s", st, er, tc.code)
+			}
+			if got := f.getDirect(t, key); !bytes.Equal(got, orig) {
+				t.Fatalf("the failed upload replaced the object: now %d bytes, was %d", len(got), len(orig))
+			}
+		})
+	}
+}
