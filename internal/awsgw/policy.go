@@ -47,6 +47,14 @@ func SessionPolicy(sc scope.Scope) (string, error) {
 	for _, p := range sc.Pairs() {
 		if slices.Contains(prefixListActions, p.Action) {
 			if bucket, prefix, ok := splitBucketARN(p.Resource); ok && prefix != "" {
+				if prefix == "*" {
+					// The whole bucket: no condition. IAM finds no
+					// s3:prefix in a listing that sends no prefix, and a
+					// StringLike on a missing key is false, so "*" would
+					// refuse exactly the listing the grant allows most
+					// plainly.
+					prefix = ""
+				}
 				add(key{resource: "arn:aws:s3:::" + bucket, prefix: prefix}, p.Action)
 				continue
 			}

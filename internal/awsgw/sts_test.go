@@ -224,6 +224,10 @@ func TestSessionPolicy(t *testing.T) {
 			`[{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::logs"]}]`},
 		{[]string{"s3:ListBucket,s3:ListBucketVersions arn:aws:s3:::logs/a?b$c*"},
 			`[{"Effect":"Allow","Action":["s3:ListBucket","s3:ListBucketVersions"],"Resource":["arn:aws:s3:::logs"],"Condition":{"StringLike":{"s3:prefix":"a${?}b${$}c*"}}}]`},
+		// A listing without a prefix has no s3:prefix for a condition to
+		// match: the whole bucket is the bucket ARN, unconditioned.
+		{[]string{"s3:ListBucket,s3:GetObject arn:aws:s3:::logs/*"},
+			`[{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::logs"]},{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::logs/*"]}]`},
 		{[]string{"s3:ListBucket arn:aws:s3:::log*"},
 			`[{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::log*"]}]`},
 		{[]string{"s3:GetObject arn:aws:s3:::a/x", "s3:PutObject arn:aws:s3:::a/x", "s3:ListAllMyBuckets *"},
