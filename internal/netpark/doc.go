@@ -24,6 +24,19 @@
 // forgotten. A panic in a callback is recovered and logged; the process
 // keeps running.
 //
+// Shedding: a parked connection still holds its net.Conn, Go's netFD and
+// addresses (about 300 bytes of heap per TCP socket) and the runtime's
+// poll descriptor (512 bytes outside the heap). (*Conn).Shed, and the
+// poller's sweep for connections parked longer than ShedAfter, keep a
+// duplicate of the socket's descriptor, move the registration to it and
+// close the net.Conn. The next use of the *Conn (a read after the wake-up,
+// a write, a deadline, a raw call) rebuilds a net.Conn with net.FileConn
+// and moves the registration back if it is still parked; Close closes the
+// bare descriptor, once, under the Conn's lock. Only plain TCP connections
+// that are parked, with no deadline set and no call in progress, are
+// shed, so that nothing the net.Conn held is lost. While shed, LocalAddr
+// and RemoteAddr read the socket; they are nil once it is closed.
+//
 // Limits:
 //   - Linux only. Elsewhere Wrap returns the connection unchanged, there is
 //     no *Conn to park, and callers keep a goroutine blocked as before.

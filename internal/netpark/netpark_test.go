@@ -154,7 +154,7 @@ func TestCloseUnderlyingThenWrapper(t *testing.T) {
 	p := newPoller(t)
 	pc, _ := pair(t, p, listen(t))
 	ch := park(t, pc)
-	pc.Conn.Close()
+	pc.nc.Close()
 	pc.Close()
 	waitFor(t, ch, "wrapper closed after the connection")
 }

@@ -1,10 +1,14 @@
 package netpark
 
 import (
+	"errors"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,6 +25,10 @@ type Poller struct {
 	closed bool
 	next   uint64
 	parked map[uint64]*Conn
+
+	shedOnce sync.Once
+	sweepMu  sync.Mutex
+	sweepBuf []*Conn // sweep's candidates, kept between sweeps
 }
 
 // stopToken is the eventfd's token; connection tokens start at 1 and
@@ -67,8 +75,11 @@ func (p *Poller) Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	return &Conn{Conn: nc, p: p, raw: raw}
+	return &Conn{nc: nc, p: p, raw: raw, fd: -1}
 }
+
+// parkEvents are what a parked connection waits for, once.
+const parkEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 // setToken stores tok in the event's user data (Fd and Pad: 8 bytes).
 func setToken(ev *unix.EpollEvent, tok uint64) {
@@ -88,15 +99,24 @@ func (p *Poller) register(c *Conn) (uint64, error) {
 	}
 	p.next++
 	tok := p.next
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	ev := unix.EpollEvent{Events: parkEvents}
 	setToken(&ev, tok)
 	var cerr error
-	// Inside Control the descriptor cannot be closed under us.
-	err := c.raw.Control(func(fd uintptr) {
-		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if err != nil {
-		return 0, ErrClosed
+	if c.nc == nil {
+		// Shed, and woken but not used since: its bare descriptor,
+		// open while c.mu is held.
+		if c.fd < 0 {
+			return 0, ErrClosed
+		}
+		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &ev)
+	} else {
+		// Inside Control the descriptor cannot be closed under us.
+		err := c.raw.Control(func(fd uintptr) {
+			cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		})
+		if err != nil {
+			return 0, ErrClosed
+		}
 	}
 	if cerr != nil {
 		return 0, cerr
@@ -113,6 +133,12 @@ func (p *Poller) unregister(c *Conn, tok uint64) {
 	p.mu.Lock()
 	delete(p.parked, tok)
 	p.mu.Unlock()
+	if c.nc == nil {
+		if c.fd >= 0 {
+			_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+		}
+		return
+	}
 	_ = c.raw.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
@@ -187,4 +213,219 @@ func (p *Poller) closeParked() {
 		c.mu.Unlock()
 		p.run(wake)
 	}
+}
+
+// Shedding.
+//
+// A parked connection still holds its net.Conn: Go's netFD with its
+// addresses (about 300 bytes of heap per TCP socket) and the runtime's
+// poll descriptor (512 bytes outside the heap, kept for reuse by the next
+// socket the process opens). Shed keeps only a duplicate of the socket's
+// descriptor and closes the net.Conn; the next use of the Conn (a read
+// after the wake-up, a write, a deadline, a raw call) rebuilds one with
+// net.FileConn. Rebuilding costs about a dozen system calls and 1 KB of
+// allocations, so only connections parked for a while are shed.
+
+// Shed sheds c now if it is parked, TCP, unused and without a deadline:
+// it reports whether c is shed. Poller.ShedAfter sheds connections parked
+// long enough; Shed is for callers (tests) that cannot wait.
+func (c *Conn) Shed() bool { return c.shed(0) }
+
+// shedAge is how many sweeps a connection must stay parked through to be
+// shed: parked for at least ShedAfter (sweeps are ShedAfter/2 apart).
+const shedAge = 3
+
+func (c *Conn) shed(minAge uint8) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.tok == 0 || c.nc == nil || c.busy != 0 || c.rdl || c.wdl || c.age < minAge {
+		return false
+	}
+	if _, ok := c.nc.(*net.TCPConn); !ok {
+		return false
+	}
+	ev := unix.EpollEvent{Events: parkEvents}
+	setToken(&ev, c.tok)
+	nfd := -1
+	err := c.raw.Control(func(fd uintptr) {
+		d, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		// The registration moves to the duplicate before the original
+		// closes: epoll keys it by descriptor and file, so left on the
+		// original it would outlive its number (the file stays open
+		// through the duplicate) and could never be removed.
+		if unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_ADD, d, &ev) != nil {
+			unix.Close(d)
+			return
+		}
+		_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		nfd = d
+	})
+	if err != nil || nfd < 0 {
+		return false
+	}
+	// An event of the original registration already taken by the loop
+	// carries the same token: it wakes c as the duplicate's would.
+	_ = c.nc.Close()
+	c.nc, c.raw, c.fd = nil, nil, int32(nfd)
+	return true
+}
+
+// restoreLocked rebuilds a shed connection's net.Conn from its bare
+// descriptor, moving its registration to it if it is parked; c.mu held.
+// It fails with net.ErrClosed once c is closed. If the rebuild fails
+// (descriptors exhausted), c is closed, as a connection whose socket
+// failed; if the registration cannot move, c is unparked. Either way the
+// wake-up returned (nil if c was not parked) is to be run.
+func (c *Conn) restoreLocked() (Waker, error) {
+	if c.closed || c.fd < 0 {
+		return nil, net.ErrClosed
+	}
+	// f owns the bare descriptor from here: f.Close closes it (it must,
+	// or f's cleanup would close the number later, whoever has it then).
+	f := os.NewFile(uintptr(c.fd), "")
+	defer f.Close()
+	nc, err := net.FileConn(f)
+	var raw syscall.RawConn
+	if err == nil {
+		// Never a panic under c.mu: use does not defer its unlock.
+		if sc, ok := nc.(syscall.Conn); !ok {
+			err = errors.New("netpark: rebuilt connection has no descriptor")
+		} else {
+			raw, err = sc.SyscallConn()
+		}
+		if err != nil {
+			nc.Close()
+		}
+	}
+	if err != nil {
+		c.closed = true
+		wake := c.unparkLocked() // from the bare descriptor, still open
+		c.fd = -1                // f closes it
+		return wake, err
+	}
+	var wake Waker
+	if c.tok != 0 {
+		ev := unix.EpollEvent{Events: parkEvents}
+		setToken(&ev, c.tok)
+		moved := false
+		_ = raw.Control(func(fd uintptr) {
+			if unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) == nil {
+				_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+				moved = true
+			}
+		})
+		if !moved {
+			// Unparked (from the bare descriptor, still open) and
+			// woken: its owner reads, which is always safe.
+			wake = c.unparkLocked()
+		}
+	}
+	c.nc, c.raw, c.fd = nc, raw, -1
+	return wake, nil
+}
+
+// closeBareLocked closes a shed connection's descriptor; c.mu held, c
+// unparked.
+func (c *Conn) closeBareLocked() {
+	if c.fd >= 0 {
+		unix.Close(int(c.fd))
+		c.fd = -1
+	}
+}
+
+// bareAddrLocked reads a shed connection's address from its descriptor;
+// nil once closed. c.mu held.
+func (c *Conn) bareAddrLocked(remote bool) net.Addr {
+	if c.fd < 0 {
+		return nil
+	}
+	var sa unix.Sockaddr
+	var err error
+	if remote {
+		sa, err = unix.Getpeername(int(c.fd))
+	} else {
+		sa, err = unix.Getsockname(int(c.fd))
+	}
+	if err != nil {
+		return nil
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		a := &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a
+	}
+	return nil
+}
+
+// ShedAfter makes p shed the connections that stay parked for d (up to
+// 1.5 d): a goroutine sweeps the parked connections every d/2 until p is
+// closed. The first call with d > 0 counts; later ones do nothing.
+func (p *Poller) ShedAfter(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	p.shedOnce.Do(func() {
+		go func() {
+			t := time.NewTicker(d / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-p.done:
+					return
+				case <-t.C:
+					p.sweep(shedAge)
+				}
+			}
+		}()
+	})
+}
+
+// sweep ages every parked connection by one sweep and sheds those parked
+// for minAge sweeps; it returns how many it shed. A panic is contained
+// (and logged): the sweep ends, the process goes on.
+func (p *Poller) sweep(minAge uint8) (n int) {
+	p.sweepMu.Lock()
+	defer p.sweepMu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("panic in netpark's sweep; the process keeps running", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	p.mu.Lock()
+	cands := p.sweepBuf[:0]
+	for _, c := range p.parked {
+		// c.mu is taken before p.mu elsewhere (register): only tried
+		// here; a connection busy now is aged at the next sweep.
+		if !c.mu.TryLock() {
+			continue
+		}
+		if c.tok != 0 && c.age < minAge {
+			c.age++
+		}
+		if c.tok != 0 && c.age >= minAge && c.nc != nil {
+			cands = append(cands, c)
+		}
+		c.mu.Unlock()
+	}
+	p.mu.Unlock()
+	defer func() {
+		clear(cands) // holds no connection between sweeps
+		p.sweepBuf = cands[:0]
+	}()
+	for _, c := range cands {
+		if c.shed(minAge) {
+			n++
+		}
+	}
+	return n
 }

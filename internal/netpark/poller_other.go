@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"time"
 )
 
 // Poller is a stand-in where epoll is not available: Wrap returns
@@ -35,3 +36,15 @@ func (p *Poller) register(*Conn) (uint64, error) {
 }
 
 func (p *Poller) unregister(*Conn, uint64) {}
+
+// Shed does nothing: there is no *Conn to shed.
+func (c *Conn) Shed() bool { return false }
+
+// ShedAfter does nothing.
+func (p *Poller) ShedAfter(time.Duration) {}
+
+func (c *Conn) restoreLocked() (Waker, error) { return nil, net.ErrClosed }
+
+func (c *Conn) closeBareLocked() {}
+
+func (c *Conn) bareAddrLocked(bool) net.Addr { return nil }
