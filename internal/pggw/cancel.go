@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -22,6 +23,10 @@ type cancelKey struct {
 	pid uint32
 	key []byte
 }
+
+// errSessionClosed: a cancel for a session whose upstream connection is
+// closed.
+var errSessionClosed = errors.New("the session's upstream connection is closed")
 
 type cancelKeys struct {
 	mu sync.Mutex
@@ -72,8 +77,12 @@ func sendCancel(ctx context.Context, k *cancelKey) error {
 	var d net.Dialer
 	// The address is worked out here, for the rare cancel, rather than
 	// kept with every session's key. c.up is set before the key is added
-	// and never changed.
+	// and never changed. A shed connection (netpark) reads it from its
+	// socket, and has none once closed: the session is over.
 	ra := k.c.up.RemoteAddr()
+	if ra == nil {
+		return errSessionClosed
+	}
 	nc, err := d.DialContext(ctx, ra.Network(), ra.String())
 	if err != nil {
 		return err

@@ -151,7 +151,8 @@ func idleSessionCost(t *testing.T, sslmode string, used bool) (int64, int, int64
 	measure()
 	writeHeapProfile := func(suffix string) {
 		// For finding what an idle session holds: go tool pprof
-		// -sample_index=inuse_space -diff_base=NAME.before NAME.
+		// -sample_index=inuse_space -diff_base=NAME.before NAME (parked)
+		// or NAME.shed (shed).
 		f := os.Getenv("PGGW_IDLE_HEAPPROFILE")
 		if f == "" {
 			return
@@ -230,6 +231,26 @@ func idleSessionCost(t *testing.T, sslmode string, used bool) (int64, int, int64
 	}
 	t.Logf("idle session cost in the gateway: %d bytes of heap+stack each (heap %d, stacks %d; %d sessions, %d goroutines each, %d sockets parked)",
 		per, heap/idleConns, stack/idleConns, idleConns, goroutines, e.gw.park.Len())
+	// Parked for shedParkedAfter, the sessions' sockets are shed (their
+	// net.Conns closed, the descriptors kept bare): what a session idle
+	// for longer holds. The bound above is on the parked figure.
+	if n := e.gw.parkedSockets(); n == 2*idleConns {
+		heapNow := func() int64 {
+			runtime.GC()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return int64(ms.HeapAlloc)
+		}
+		parked := heapNow()
+		for _, pc := range e.gw.sockets() {
+			pc.Shed()
+		}
+		d := heapNow() - parked
+		writeHeapProfile(".shed")
+		t.Logf("shed (idle for %v): %d bytes of heap each (%d sockets shed, %+d bytes each against parked)",
+			shedParkedAfter, (heap+d)/idleConns, e.bare(), d/idleConns)
+	}
 	// What a process's RSS grows by when sessions start is mostly this
 	// garbage, until a collection: the heap grows to twice the live heap.
 	t.Logf("allocated while the sessions started: %d KiB each (%d bytes)", total/idleConns>>10, total/idleConns)

@@ -31,6 +31,14 @@ import (
 // at a message boundary. TLS connections (client or upstream) are not
 // parked: the TLS layer may hold decrypted bytes the socket will not
 // signal again; such a side keeps its goroutine.
+//
+// A socket parked for shedParkedAfter is shed: netpark keeps a duplicate
+// of its descriptor and closes its net.Conn, and rebuilds one at the next
+// use of the *netpark.Conn, which the session holds throughout (c.raw,
+// c.nc, c.up): the wake-up's read, a write to it (an answer relayed to a
+// parked client, kill's FATAL), a deadline (kill's), the cancel key's
+// RemoteAddr (read from the socket while shed). Close works on either
+// state, and the session's code never sees the difference.
 
 // defaultParkIdleAfter is how long a loop waits idle before parking: long
 // against the gaps of a busy session (whose waits never reach it), short
@@ -61,6 +69,16 @@ type parking struct {
 	tracked bool
 }
 
+// shedParkedAfter is how long a socket stays parked before it is shed
+// (netpark's Shed, up to half as long again): its net.Conn closed, its
+// descriptor kept bare, about 300 bytes of heap and the runtime's 512-byte
+// poll descriptor let go per socket, half of what an idle session holds
+// beside its own state (bench/README.md, "Idle sessions shed their
+// net.Conns"). Rebuilding it when the session wakes costs about a dozen
+// system calls and 1 KB of allocations per socket: long against a pooled
+// connection's gaps between statements.
+const shedParkedAfter = 5 * time.Second
+
 // parker is the process's poller, started with the first gateway; nil if
 // epoll could not be set up (nothing is parked then).
 var parker = sync.OnceValue(func() *netpark.Poller {
@@ -68,6 +86,7 @@ var parker = sync.OnceValue(func() *netpark.Poller {
 	if err != nil {
 		return nil
 	}
+	p.ShedAfter(shedParkedAfter)
 	return p
 })
 

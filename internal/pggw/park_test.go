@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/netpark"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -137,11 +138,20 @@ func TestParkedSessionWakes(t *testing.T) {
 	}
 	// The upstream speaks while the session is parked: a notification
 	// wakes the upstream loop, which relays it to the client.
-	if _, err := pc.Exec(ctx, "listen airlock_park").ReadAll(); err != nil {
+	notifyIdle(t, pc, ctx, notes, e.admin(), func() { e.waitParked(2) })
+	e.waitParked(2)
+}
+
+// notifyIdle has the upstream speak while the session idles: the client
+// listens, idle() waits for the session to idle (parked, shed), adm
+// notifies, and the client must get the notification.
+func notifyIdle(t *testing.T, pc *pgconn.PgConn, ctx context.Context, notes <-chan string, adm *pgx.Conn, idle func()) {
+	t.Helper()
+	if _, err := pc.Exec(ctx, "listen airlock_idle").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
-	e.waitParked(2)
-	if _, err := e.admin().Exec(ctx, "notify airlock_park, 'hello'"); err != nil {
+	idle()
+	if _, err := adm.Exec(ctx, "notify airlock_idle, 'hello'"); err != nil {
 		t.Fatal(err)
 	}
 	if err := pc.WaitForNotification(ctx); err != nil {
@@ -150,7 +160,6 @@ func TestParkedSessionWakes(t *testing.T) {
 	if got := <-notes; got != "hello" {
 		t.Fatalf("notification %q", got)
 	}
-	e.waitParked(2)
 }
 
 // A grant that ends cuts a parked session at once: the client, idle, reads
@@ -245,22 +254,29 @@ func TestParkedSessionPanicContained(t *testing.T) {
 	}
 }
 
-// Closing the gateway ends parked sessions and returns.
+// Closing the gateway ends parked sessions, shed or not, and returns.
 func TestParkedSessionsGatewayClose(t *testing.T) {
-	e := newParkEnv(t)
-	g := e.grant(time.Hour, "pg:select %s.public.customers")
-	for range 3 {
-		e.rawSession(g, nil)
+	for _, shed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shed=%v", shed), func(t *testing.T) {
+			e := newParkEnv(t)
+			g := e.grant(time.Hour, "pg:select %s.public.customers")
+			for range 3 {
+				e.rawSession(g, nil)
+			}
+			e.waitParked(6)
+			if shed {
+				e.shed(6) // shed_test.go
+			}
+			done := make(chan struct{})
+			go func() { e.gw.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close did not return with parked sessions")
+			}
+			e.waitSessionsEnded(g)
+		})
 	}
-	e.waitParked(6)
-	done := make(chan struct{})
-	go func() { e.gw.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return with parked sessions")
-	}
-	e.waitSessionsEnded(g)
 }
 
 // TestServeContextEndsItsSessions: when the context given to Serve ends,
