@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -118,27 +119,9 @@ func BenchmarkWake(b *testing.B) {
 			name = "shed"
 		}
 		b.Run(name, func(b *testing.B) {
-			p, err := New(nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
-			cl, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cl.Close()
-			sv, err := ln.Accept()
-			if err != nil {
-				b.Fatal(err)
-			}
+			p, sv, cl := benchPair(b)
 			pc := p.Wrap(sv).(*Conn)
-			defer pc.Close()
+			defer pc.Close() // its rebuilt net.Conn, not sv, after shedding
 			woke := make(chan struct{}, 1)
 			wake := funcWaker(func() { woke <- struct{}{} })
 			one, buf := []byte{1}, make([]byte, 1)
@@ -158,4 +141,70 @@ func BenchmarkWake(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkIO is what the Conn adds to a busy connection's calls through
+// its raw connection (as pggw's reader and writer make them), against the
+// wrapped net.Conn's own: "io" writes and reads a byte each way, "control"
+// is an empty Control call, the wrapper's cost without system calls.
+func BenchmarkIO(b *testing.B) {
+	for _, wrapped := range []bool{false, true} {
+		for _, kind := range []string{"io", "control"} {
+			name := map[bool]string{false: "net.Conn", true: "netpark.Conn"}[wrapped] + "/" + kind
+			b.Run(name, func(b *testing.B) { benchIO(b, wrapped, kind == "control") })
+		}
+	}
+}
+
+func benchIO(b *testing.B, wrapped, control bool) {
+	p, sv, cl := benchPair(b)
+	var c net.Conn = sv
+	if wrapped {
+		c = p.Wrap(sv)
+	}
+	raw, _ := c.(syscall.Conn).SyscallConn()
+	b.ReportAllocs()
+	if control {
+		nop := func(uintptr) {}
+		for b.Loop() {
+			raw.Control(nop)
+		}
+		return
+	}
+	one := []byte{1}
+	wr := func(fd uintptr) bool { unix.Write(int(fd), one); return true }
+	rd := func(fd uintptr) bool { _, err := unix.Read(int(fd), one); return err != unix.EAGAIN }
+	clRaw, _ := cl.(*net.TCPConn).SyscallConn()
+	for b.Loop() {
+		raw.Write(wr)
+		clRaw.Read(rd)
+		clRaw.Write(wr)
+		raw.Read(rd)
+	}
+}
+
+// benchPair returns a poller and the server and client sides of a
+// loopback TCP connection, all closed when b ends.
+func benchPair(b *testing.B) (*Poller, net.Conn, net.Conn) {
+	p, err := New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cl.Close() })
+	sv, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sv.Close() })
+	return p, sv, cl
 }
