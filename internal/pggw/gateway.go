@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/netpark"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -84,6 +85,11 @@ type Options struct {
 	// connects (sql_query over /mcp): such a session's client is the
 	// agent's address, not the control plane's. Nil if none.
 	Relays *gateway.Relays
+	// Clock is the gateway's time for grants: whether one has expired, and
+	// the timer that cuts its sessions off at its expiry should the
+	// control plane's own end of it be late; clock.Real if nil. Tests
+	// inject a clock.Fake so that they never sleep to wait for an expiry.
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -159,6 +165,9 @@ func New(o Options) (*Gateway, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real
 	}
 	if o.StartupTimeout <= 0 {
 		o.StartupTimeout = defaultStartupTimeout
@@ -250,11 +259,12 @@ func (g *Gateway) watch(st *grantState) {
 	// The grant's expiry ends its sessions too, should the control
 	// plane's own end of it be late: Live alone refuses only the next
 	// statement, not one running, a COPY streaming or a LISTEN.
-	expired := time.NewTimer(time.Until(st.g.ExpiresAt))
-	defer expired.Stop()
+	expired := make(chan struct{})
+	timer := g.o.Clock.AfterFunc(st.g.ExpiresAt.Sub(g.o.Clock.Now()), func() { close(expired) })
+	defer timer.Stop()
 	select {
 	case <-st.g.Done():
-	case <-expired.C:
+	case <-expired:
 	case <-g.ctx.Done():
 		return
 	}
@@ -266,7 +276,7 @@ func (g *Gateway) watch(st *grantState) {
 		sessions = append(sessions, c)
 	}
 	st.mu.Unlock()
-	msg := grantEndedMessage(st.g)
+	msg := g.grantEndedMessage(st.g)
 	for _, c := range sessions {
 		c.kill(fatal(codeAdminShutdown, msg))
 	}
@@ -283,10 +293,10 @@ func (g *Gateway) watch(st *grantState) {
 	g.mu.Unlock()
 }
 
-func grantEndedMessage(gr *gateway.Grant) string {
+func (g *Gateway) grantEndedMessage(gr *gateway.Grant) string {
 	why := gr.EndReason()
 	switch {
-	case why == "" && !time.Now().Before(gr.ExpiresAt):
+	case why == "" && !g.o.Clock.Now().Before(gr.ExpiresAt):
 		why = "expired"
 	case why == "":
 		why = "ended"

@@ -19,10 +19,13 @@ import (
 
 // newParkEnv is an env whose sessions park after 5ms idle, with a plain
 // upstream connection (a TLS one is not parked).
-func newParkEnv(t *testing.T) *env {
+func newParkEnv(t *testing.T, tweaks ...func(*Options)) *env {
 	return newEnv(t, func(o *Options) {
 		o.Targets[0].Upstream = withSSLMode(t, o.Targets[0].Upstream, "disable")
 		o.ParkIdleAfter = 5 * time.Millisecond
+		for _, f := range tweaks {
+			f(o)
+		}
 	})
 }
 

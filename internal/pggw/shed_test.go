@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/netpark"
 	"github.com/jackc/pgx/v5"
@@ -79,8 +80,8 @@ func openFDs(t *testing.T) int {
 // shedSession opens one session, waits for both its sockets to park and
 // sheds them. base is the process's descriptors before the session; adm
 // an admin connection opened before (e.admin opens one more each call).
-func shedSession(t *testing.T, ttl time.Duration) (e *env, g *gateway.Grant, adm *pgx.Conn, pc *pgconn.PgConn, ctx context.Context, base int) {
-	e = newParkEnv(t)
+func shedSession(t *testing.T, ttl time.Duration, tweaks ...func(*Options)) (e *env, g *gateway.Grant, adm *pgx.Conn, pc *pgconn.PgConn, ctx context.Context, base int) {
+	e = newParkEnv(t, tweaks...)
 	g = e.grant(ttl, "pg:select %s.public.customers")
 	adm = e.admin()
 	base = openFDs(t)
@@ -157,15 +158,11 @@ func TestShedSessionWakes(t *testing.T) {
 func TestShedSessionCutWhenGrantEnds(t *testing.T) {
 	for _, why := range []string{"revoked", "expired"} {
 		t.Run(why, func(t *testing.T) {
-			ttl := time.Hour
-			if why == "expired" {
-				// The grant's own timer (watch, time.NewTimer: pggw has
-				// no clock to inject) cuts it: the test waits for its
-				// FATAL, a few seconds after the session is shed (under
-				// a second on an idle machine).
-				ttl = 4 * time.Second
-			}
-			e, g, adm, pc, _, base := shedSession(t, ttl)
+			// The grant's own timer (watch) cuts the expired one: the
+			// gateway's clock passes the expiry, the control plane's end
+			// of the grant never comes.
+			fake := clock.NewFake(time.Now())
+			e, g, adm, pc, _, base := shedSession(t, time.Hour, func(o *Options) { o.Clock = fake })
 			hc, err := pc.Hijack()
 			if err != nil {
 				t.Fatal(err)
@@ -173,8 +170,8 @@ func TestShedSessionCutWhenGrantEnds(t *testing.T) {
 			defer hc.Conn.Close()
 			if why == "revoked" {
 				e.auth.End(g, "revoked")
-			} else if !time.Now().Before(g.ExpiresAt) {
-				t.Fatal("the grant expired before its session was shed")
+			} else {
+				fake.Set(g.ExpiresAt)
 			}
 			_ = hc.Conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 			msg, err := hc.Frontend.Receive()

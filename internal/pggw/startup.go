@@ -134,9 +134,8 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	}
 	// The client proved it holds the grant's secret: from here on errors
 	// may name the grant.
-	now := time.Now()
-	if !gr.Live(now) {
-		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: user, grant: gr}
+	if !gr.Live(c.gw.o.Clock.Now()) {
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: user, grant: gr}
 	}
 	t := c.gw.targets[gr.Target]
 	if t == nil || (gr.TargetKind != "" && gr.TargetKind != "postgres") {
@@ -151,7 +150,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	sess, err := c.gw.o.Authority.StartSession(c.sctx, gr, c.client)
 	if err != nil {
 		if errors.Is(err, gateway.ErrNoGrant) {
-			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: user, grant: gr}
+			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: user, grant: gr}
 		}
 		var refused *gateway.RefusedError
 		if errors.As(err, &refused) {
@@ -254,7 +253,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	gr := c.grant
 	st := c.gw.grantState(gr)
 	if !st.addSession(c) {
-		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, grantEndedMessage(gr)), credentialID: gr.CredentialID, grant: gr}
+		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: gr.CredentialID, grant: gr}
 	}
 	c.st = st
 	role, err := c.gw.roleFor(c.sctx, st)
