@@ -178,7 +178,12 @@ func hasKid(keys []jose.JSONWebKey, kid string) bool {
 // load discovers the JWKS URL if needed and fetches the keys, keeping only
 // public asymmetric signing keys.
 func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	// The fetch is every caller's, not only the one whose token triggered
+	// it: a client that hangs up must not fail it, or it counts as the
+	// interval's fetch and the old keys stay (a withdrawn key accepted, a
+	// new one refused) for as long as the client keeps doing so. The
+	// timeout bounds it instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	if k.jwksURL == "" {
 		var doc struct {

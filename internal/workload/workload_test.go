@@ -267,3 +267,33 @@ func TestLooksLikeJWT(t *testing.T) {
 		}
 	}
 }
+
+// The fetch of an issuer's keys serves every caller, so the caller whose
+// token happened to trigger it must not decide how it ends. A client that
+// hangs up at once used to cancel the fetch; the failure counted as the
+// fetch of the interval and the old keys stayed: repeated every
+// MinRefetch, that kept a withdrawn key accepted, and a rotated-in one
+// refused, for as long as the client went on.
+func TestCancelledCallerDoesNotCancelTheKeyFetch(t *testing.T) {
+	f := setup(t, defaultBindings)
+	sub := "repo:acme/triage:ref:refs/heads/main"
+	k1 := f.iss.AddKey(jose.RS256)
+	mustVerify(t, f.v, f.iss.Sign(k1, f.claims(sub)), "triage-bot")
+
+	// The issuer withdraws k1 and publishes k2; the cache ages out.
+	f.iss.Remove(k1.ID)
+	k2 := f.iss.AddKey(jose.ES256)
+	f.clk.Advance(workload.MaxKeyAge)
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.v.Verify(gone, f.iss.Sign(k1, f.claims(sub))); err == nil {
+		t.Fatal("a token signed with the withdrawn key was accepted")
+	}
+	if n := f.iss.JWKSFetches.Load(); n != 2 {
+		t.Fatalf("%d JWKS fetches, want 2 (the hung-up caller's must still complete)", n)
+	}
+	// Within MinRefetch of that fetch: the keys are the issuer's current ones.
+	mustRefuse(t, f.v, f.iss.Sign(k1, f.claims(sub)), "signature not valid")
+	mustVerify(t, f.v, f.iss.Sign(k2, f.claims(sub)), "triage-bot")
+}
