@@ -15,7 +15,9 @@
 package workload
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -242,20 +244,31 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Result, error) {
 	if err != nil {
 		return Result{}, v.classify(err)
 	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
+	claims, err := readClaims(idt)
+	if err != nil {
 		return Result{}, refuse("claims not readable", err)
 	}
 	now := v.clk.Now()
-	exp, hasExp := numericDate(claims["exp"])
-	if !hasExp {
+	if _, ok := claims["exp"]; !ok {
 		return Result{}, refuse("token has no expiry", nil)
+	}
+	exp, ok := numericDate(claims["exp"])
+	if !ok {
+		return Result{}, refuse("exp is not a date (a number of seconds)", nil)
 	}
 	if !now.Before(exp.Add(v.skew)) {
 		return Result{}, refuse("token expired", nil)
 	}
-	if nbf, ok := numericDate(claims["nbf"]); ok && now.Add(v.skew).Before(nbf) {
-		return Result{}, refuse("token not yet valid", nil)
+	// An nbf that is there but unreadable is refused, not skipped: read
+	// as absent, a not-yet-valid token would be accepted.
+	if raw, ok := claims["nbf"]; ok {
+		nbf, ok := numericDate(raw)
+		if !ok {
+			return Result{}, refuse("nbf is not a date (a number of seconds)", nil)
+		}
+		if now.Add(v.skew).Before(nbf) {
+			return Result{}, refuse("token not yet valid", nil)
+		}
 	}
 	if idt.Subject == "" {
 		return Result{}, refuse("token has no subject", nil)
@@ -302,6 +315,9 @@ func (v *Verifier) classify(err error) *Error {
 		return refuse("issuer not trusted", err)
 	case strings.Contains(msg, "unexpected signature algorithm"), strings.Contains(msg, "malformed jwt"):
 		return refuse("signature algorithm not accepted (RS256, ES256 or EdDSA)", err)
+	case strings.Contains(msg, "failed to unmarshal claims"):
+		// Signed, but a standard claim has the wrong type.
+		return refuse("claims not readable", err)
 	case errors.Is(err, errFetch):
 		return refuse("the issuer's keys could not be fetched", err)
 	default:
@@ -311,7 +327,9 @@ func (v *Verifier) classify(err error) *Error {
 
 // Claim looks up a claim by path: keys separated by "/" walk nested
 // objects ("kubernetes.io/serviceaccount/name"); a top-level claim whose
-// own name holds a "/" is found too. Non-string values are formatted.
+// own name holds a "/" is found too. A number is its JSON text as the
+// issuer wrote it (claims as readClaims decodes them), a boolean "true" or
+// "false"; arrays, objects and null are no value.
 func Claim(claims map[string]any, path string) (string, bool) {
 	if v, ok := claims[path]; ok {
 		return scalar(v)
@@ -333,10 +351,30 @@ func scalar(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, true
-	case bool, float64:
+	case json.Number:
+		return x.String(), true
+	case bool:
 		return fmt.Sprint(x), true
 	}
 	return "", false
+}
+
+// readClaims decodes a verified token's claims, keeping numbers as the
+// issuer wrote them (json.Number): as float64, an integer id above 2^53
+// lost its last digits, so two instances with neighbouring ids were one,
+// and 1234567 read as 1.234567e+06, which no binding's "1234567" matched.
+func readClaims(idt *oidc.IDToken) (map[string]any, error) {
+	var raw json.RawMessage
+	if err := idt.Claims(&raw); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var claims map[string]any
+	if err := dec.Decode(&claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
 }
 
 func claimsMatch(claims map[string]any, want map[string]string) bool {
@@ -348,9 +386,20 @@ func claimsMatch(claims map[string]any, want map[string]string) bool {
 	return true
 }
 
+// maxDate is the latest NumericDate read (the end of year 9999): past
+// it, the conversion to int64 seconds is not defined, and a date in the
+// far future could wrap around into the past.
+const maxDate = 253402300799
+
+// numericDate reads a NumericDate (RFC 7519 §2): a JSON number of seconds
+// since the epoch, possibly with a fraction, between 0 and maxDate.
 func numericDate(v any) (time.Time, bool) {
-	f, ok := v.(float64)
+	n, ok := v.(json.Number)
 	if !ok {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil || f < 0 || f > maxDate {
 		return time.Time{}, false
 	}
 	return time.Unix(int64(f), 0), true

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -296,4 +297,54 @@ func TestCancelledCallerDoesNotCancelTheKeyFetch(t *testing.T) {
 	// Within MinRefetch of that fetch: the keys are the issuer's current ones.
 	mustRefuse(t, f.v, f.iss.Sign(k1, f.claims(sub)), "signature not valid")
 	mustVerify(t, f.v, f.iss.Sign(k2, f.claims(sub)), "triage-bot")
+}
+
+// Numeric claims are compared as the issuer wrote them. Read as float64,
+// an id above 2^53 lost its last digits, so two runs with neighbouring ids
+// were one instance, and a number was formatted as 1.234567e+06, so a
+// binding on its decimal digits never matched.
+func TestNumericClaimsKeepTheirDigits(t *testing.T) {
+	f := setup(t, func(iss string) []workload.Binding {
+		return []workload.Binding{{Identity: "build-bot", Issuer: iss, Claims: map[string]string{"project_id": "1234567"}}}
+	})
+	k := f.iss.AddKey(jose.ES256)
+	run := func(id string) workload.Result {
+		c := f.claims("project_path:acme/build")
+		c["project_id"], c["run_id"] = json.Number("1234567"), json.Number(id)
+		return mustVerify(t, f.v, f.iss.Sign(k, c), "build-bot")
+	}
+	a, b := run("9007199254740993"), run("9007199254740992")
+	if a.Instance["run_id"] != "9007199254740993" || b.Instance["run_id"] != "9007199254740992" {
+		t.Fatalf("instances %v and %v: the run ids lost their digits", a.Instance, b.Instance)
+	}
+}
+
+// exp and nbf are NumericDates (RFC 7519 §2): a JSON number of seconds.
+// One of another type or out of range is not read as absent, nor wrapped
+// around into another date.
+func TestDateClaimsMustBeDates(t *testing.T) {
+	f := setup(t, defaultBindings)
+	k := f.iss.AddKey(jose.RS256)
+	later := f.clk.Now().Add(time.Hour).Unix()
+	for name, tc := range map[string]struct {
+		edit   func(c map[string]any)
+		reason string
+	}{
+		"nbf as a string":  {func(c map[string]any) { c["nbf"] = strconv.FormatInt(later, 10) }, "nbf is not a date"},
+		"nbf out of range": {func(c map[string]any) { c["nbf"] = 1e19 }, "nbf is not a date"},
+		"exp out of range": {func(c map[string]any) { c["exp"] = 1e19 }, "exp is not a date"},
+		"exp negative":     {func(c map[string]any) { c["exp"] = -1e19 }, "exp is not a date"},
+		// go-oidc's own reading of the standard claims fails on this one.
+		"nbf as an object": {func(c map[string]any) { c["nbf"] = map[string]any{"t": later} }, "claims not readable"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := f.claims("repo:acme/triage:ref:refs/heads/main")
+			tc.edit(c)
+			mustRefuse(t, f.v, f.iss.Sign(k, c), tc.reason)
+		})
+	}
+	// A fractional NumericDate is a date.
+	c := f.claims("repo:acme/triage:ref:refs/heads/main")
+	c["exp"] = float64(later) + 0.5
+	mustVerify(t, f.v, f.iss.Sign(k, c), "triage-bot")
 }
