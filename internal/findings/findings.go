@@ -40,6 +40,23 @@ import (
 // pruned first (a flood of addresses cannot grow it without limit).
 const maxTracked = 100_000
 
+// MaxOthers bounds the other instances a finding lists. Each new instance
+// of a shared identity is a finding naming the others active, so N
+// instances within a window (a fleet sharing one key, or a stolen key used
+// from many addresses) wrote N findings of up to N instances each, into
+// the log and onto every grant requested meanwhile; the finding's detail
+// still counts them all.
+const MaxOthers = 10
+
+// Sample returns others (sorted, as Shared and Active return them) cut to
+// MaxOthers.
+func Sample(others []string) []string {
+	if len(others) > MaxOthers {
+		return others[:MaxOthers:MaxOthers]
+	}
+	return others
+}
+
 // Key is the part of an instance that tells instances apart.
 func Key(in model.Instance) string {
 	var b strings.Builder

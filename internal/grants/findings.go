@@ -45,7 +45,7 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 	if report {
 		f := model.Finding{
 			Kind: model.FindingSharedIdentity, At: s.now(), Identity: caller.Name,
-			Instance: findings.Describe(*caller.Instance), Others: others, Refused: refuse,
+			Instance: findings.Describe(*caller.Instance), Others: findings.Sample(others), Refused: refuse,
 			Detail: fmt.Sprintf("identity %s is active from %d instances within %s", caller.Name, len(others)+1, s.findings.Window()),
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
@@ -114,7 +114,7 @@ func (s *Service) sharedAtRequest(caller model.Identity, g model.Grant) *model.F
 	}
 	return &model.Finding{
 		Kind: model.FindingSharedIdentity, At: g.RequestedAt, Identity: caller.Name, Grant: g.ID,
-		Instance: findings.Describe(*caller.Instance), Others: others,
+		Instance: findings.Describe(*caller.Instance), Others: findings.Sample(others),
 		Detail: fmt.Sprintf("requested while identity %s is active from %d instances", caller.Name, len(active)),
 	}
 }
@@ -189,7 +189,7 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 	if report {
 		f := model.Finding{
 			Kind: model.FindingSharedIdentity, At: s.now(), Identity: g.Identity, Grant: g.ID, Session: session,
-			Instance: findings.Describe(from), Others: others, Refused: refuse,
+			Instance: findings.Describe(from), Others: findings.Sample(others), Refused: refuse,
 			Detail: fmt.Sprintf("identity %s is active from %d instances within %s (a gateway session of grant %s)", g.Identity, len(others)+1, s.findings.Window(), g.ID),
 		}
 		if refuse {

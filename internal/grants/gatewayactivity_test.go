@@ -2,10 +2,12 @@ package grants_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -114,5 +116,42 @@ func TestGatewaySessionStartWhileShared(t *testing.T) {
 				t.Fatalf("grant findings %+v", got.Findings)
 			}
 		})
+	}
+}
+
+// A finding names at most findings.MaxOthers of the other instances, and
+// its detail counts them all. Each new instance of a shared identity lists
+// the others active, so N instances within a window (a fleet sharing one
+// key, or one stolen key used from many addresses) wrote N findings of up
+// to N instances each into the log and onto every grant requested meanwhile.
+func TestFindingListsBoundedOthers(t *testing.T) {
+	h := newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute})
+	const n = findings.MaxOthers + 5
+	for i := range n {
+		if err := h.Svc.ObserveCall(h.ctx, h.botFrom(fmt.Sprintf("10.0.0.%d", i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := h.botFrom("10.0.1.1")
+	if err := h.Svc.ObserveCall(h.ctx, req); err != nil { // as the API does before every call
+		t.Fatal(err)
+	}
+	g, err := h.Svc.Request(h.ctx, req, autoReq("15m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One per instance but the first, and one on the grant.
+	fs := h.sharedFindings()
+	if len(fs) != n+1 {
+		t.Fatalf("%d shared-identity findings, want %d", len(fs), n+1)
+	}
+	last := fs[len(fs)-1]
+	if last.Grant != g.ID || len(last.Others) != findings.MaxOthers || !strings.Contains(last.Detail, fmt.Sprintf("%d instances", n+1)) {
+		t.Fatalf("finding on the grant: %d others (want %d), detail %q (want %d instances)", len(last.Others), findings.MaxOthers, last.Detail, n+1)
+	}
+	for _, f := range fs[:len(fs)-1] {
+		if len(f.Others) > findings.MaxOthers {
+			t.Fatalf("finding for %s lists %d others", f.Instance, len(f.Others))
+		}
 	}
 }

@@ -73,7 +73,8 @@ type Finding struct {
 	Grant    string    `json:"grant,omitempty"`
 	Session  string    `json:"session,omitempty"`
 	// Instance is the instance the finding was raised for (the new one),
-	// as a short description; Others the instances it conflicts with.
+	// as a short description; Others the instances it conflicts with (at
+	// most findings.MaxOthers of them; Detail counts them all).
 	Instance string   `json:"instance"`
 	Others   []string `json:"others,omitempty"`
 	// Refused is true when identity_binding: refuse turned the call away.
