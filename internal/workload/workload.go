@@ -318,7 +318,8 @@ func (v *Verifier) classify(err error) *Error {
 	case strings.Contains(msg, "failed to unmarshal claims"):
 		// Signed, but a standard claim has the wrong type.
 		return refuse("claims not readable", err)
-	case errors.Is(err, errFetch):
+	case errors.Is(err, errFetch), strings.Contains(msg, errFetch.Error()):
+		// go-oidc wraps the key set's error with %v: only its text is left.
 		return refuse("the issuer's keys could not be fetched", err)
 	default:
 		return refuse("signature not valid", err)

@@ -348,3 +348,14 @@ func TestDateClaimsMustBeDates(t *testing.T) {
 	c["exp"] = float64(later) + 0.5
 	mustVerify(t, f.v, f.iss.Sign(k, c), "triage-bot")
 }
+
+// An issuer whose keys cannot be fetched is named as such, not as a bad
+// signature: go-oidc wraps the key set's error with %v, so errors.Is
+// never found errFetch and an outage read "signature not valid", sending
+// agents and operators after their tokens.
+func TestUnreachableIssuerNamed(t *testing.T) {
+	f := setup(t, defaultBindings)
+	k := f.iss.AddKey(jose.RS256)
+	f.iss.Down.Store(true)
+	mustRefuse(t, f.v, f.iss.Sign(k, f.claims("repo:acme/triage:ref:refs/heads/main")), "could not be fetched")
+}

@@ -26,6 +26,8 @@ type Issuer struct {
 	URL string
 	// JWKSFetches counts requests for the key set.
 	JWKSFetches atomic.Int64
+	// Down, while set, makes the key set answer 503 (an issuer outage).
+	Down atomic.Bool
 
 	t    testing.TB
 	srv  *httptest.Server
@@ -61,6 +63,10 @@ func New(t testing.TB) *Issuer {
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		i.JWKSFetches.Add(1)
+		if i.Down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		i.mu.Lock()
 		var set jose.JSONWebKeySet
 		for _, k := range i.keys {
