@@ -32,6 +32,11 @@ const (
 	// again even if every key id is known (a key removed from the JWKS
 	// stops being accepted within this time).
 	MaxKeyAge = time.Hour
+	// MaxStaleKeyAge is how long the keys fetched last stay in use while
+	// every refetch fails: long enough for an issuer's outage not to lock
+	// agents out, bounded so that a withdrawn key is not accepted for as
+	// long as something keeps Airlock from reaching the issuer.
+	MaxStaleKeyAge = 24 * time.Hour
 )
 
 var errFetch = errors.New("fetching the issuer's keys failed")
@@ -139,7 +144,8 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 
 // current returns the cached keys, fetching them first when none are
 // loaded, when they are older than MaxKeyAge, or when kid is not among
-// them (rotation), but never more often than MinRefetch.
+// them (rotation), but never more often than MinRefetch. Keys older than
+// MaxStaleKeyAge (every refetch since failed) are not returned.
 func (k *keySet) current(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -151,7 +157,7 @@ func (k *keySet) current(ctx context.Context, kid string) ([]jose.JSONWebKey, er
 		// what makes concurrent unknown-kid tokens share one request.
 		keys, err := k.load(ctx)
 		if err != nil {
-			if k.loaded.IsZero() {
+			if k.loaded.IsZero() || now.Sub(k.loaded) >= MaxStaleKeyAge {
 				return nil, fmt.Errorf("%w: %v", errFetch, err)
 			}
 			// Keep serving the keys we have: an issuer that is down for a
@@ -160,7 +166,7 @@ func (k *keySet) current(ctx context.Context, kid string) ([]jose.JSONWebKey, er
 			k.keys, k.loaded = keys, now
 		}
 	}
-	if k.loaded.IsZero() {
+	if k.loaded.IsZero() || now.Sub(k.loaded) >= MaxStaleKeyAge {
 		return nil, errFetch
 	}
 	return k.keys, nil

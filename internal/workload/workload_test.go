@@ -359,3 +359,28 @@ func TestUnreachableIssuerNamed(t *testing.T) {
 	f.iss.Down.Store(true)
 	mustRefuse(t, f.v, f.iss.Sign(k, f.claims("repo:acme/triage:ref:refs/heads/main")), "could not be fetched")
 }
+
+// While the issuer cannot be reached, the keys fetched last stay in use,
+// so that an outage does not lock every agent out, but only for
+// MaxStaleKeyAge: they used to stay for as long as every refetch failed,
+// so a withdrawn key went on being accepted while anything kept Airlock
+// from reaching the issuer.
+func TestStaleKeysServedOnlyForABoundedTime(t *testing.T) {
+	f := setup(t, defaultBindings)
+	sub := "repo:acme/triage:ref:refs/heads/main"
+	k := f.iss.AddKey(jose.RS256)
+	mustVerify(t, f.v, f.iss.Sign(k, f.claims(sub)), "triage-bot")
+
+	f.iss.Down.Store(true)
+	f.clk.Advance(workload.MaxKeyAge)
+	mustVerify(t, f.v, f.iss.Sign(k, f.claims(sub)), "triage-bot") // an outage: the cached keys serve
+	if n := f.iss.JWKSFetches.Load(); n != 2 {
+		t.Fatalf("%d JWKS fetches, want 2 (the refetch that failed)", n)
+	}
+	f.clk.Advance(workload.MaxStaleKeyAge - workload.MaxKeyAge)
+	mustRefuse(t, f.v, f.iss.Sign(k, f.claims(sub)), "could not be fetched")
+
+	f.iss.Down.Store(false)
+	f.clk.Advance(workload.MinRefetch)
+	mustVerify(t, f.v, f.iss.Sign(k, f.claims(sub)), "triage-bot")
+}
