@@ -220,7 +220,7 @@ func (d *Detector) Moved(grant string, requester, in model.Instance) (moved, rep
 	now := d.clk.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	report = d.first("moved "+grant+" "+in.IP, now, false)
+	report = d.first(MovedKey(grant, in.IP), now, false)
 	d.prune(now)
 	return true, report
 }
@@ -244,7 +244,7 @@ func (d *Detector) prune(now time.Time) {
 	}
 	for k, t := range d.reported {
 		keep := d.window
-		if strings.HasPrefix(k, "moved ") {
+		if strings.HasPrefix(k, movedPrefix) {
 			keep = 24 * time.Hour
 		}
 		if now.Sub(t) >= keep {
@@ -307,6 +307,23 @@ func (d *Detector) instances(identity string) map[string]time.Time {
 // SharedKey is the key under which Shared remembers that it reported
 // identity from key, for MarkReported.
 func SharedKey(identity, key string) string { return "shared " + identity + " " + key }
+
+const movedPrefix = "moved "
+
+// MovedKey is the key under which Moved remembers that it reported
+// grant's credentials used from ip, for Unreport.
+func MovedKey(grant, ip string) string { return movedPrefix + grant + " " + ip }
+
+// Unreport forgets that the finding of dedupe key k (SharedKey, MovedKey)
+// was reported, for a caller that could not record it: Shared and Moved
+// count a finding as reported when they tell the caller to record it, so
+// without this the next call raising it, a retry a moment later, would
+// go through with no finding at all.
+func (d *Detector) Unreport(k string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.reported, k)
+}
 
 // MarkReported records that another replica reported the finding of
 // dedupe key k (SharedKey), so that this one does not report it again

@@ -49,6 +49,7 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 			Detail: fmt.Sprintf("identity %s is active from %d instances within %s", caller.Name, len(others)+1, s.findings.Window()),
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
+			s.findings.Unreport(findings.SharedKey(caller.Name, key))
 			return err
 		}
 		s.tellReported(ctx, caller.Name, key)
@@ -154,6 +155,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 			f.Session = "" // the session is never started
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
+			s.findings.Unreport(findings.MovedKey(g.ID, in.IP))
 			return err
 		}
 	}
@@ -196,6 +198,7 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 			f.Session = "" // the session is never started
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
+			s.findings.Unreport(findings.SharedKey(g.Identity, key))
 			return err
 		}
 		s.tellReported(ctx, g.Identity, key)

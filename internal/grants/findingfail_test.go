@@ -1,0 +1,56 @@
+package grants_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// A finding that could not be written (the log's store failed) is written
+// at the next call that raises it. The detector used to count it as
+// reported before the write, so the retry, a moment later, went through
+// with no finding at all: for the window (shared-identity) or for good
+// (credential-moved).
+func TestFindingWrittenAfterAFailedWrite(t *testing.T) {
+	var fail atomic.Bool
+	h := newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute,
+		LogStore: func(st store.Store) store.Store { return failingStore{st, &fail} }})
+	if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	g, err := h.Svc.Request(h.ctx, h.botFrom("10.0.0.1"), autoReq("15m"))
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request: %v, %v", g.Status, err)
+	}
+
+	fail.Store(true)
+	if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.2")); err == nil {
+		t.Fatal("a second instance's call went through while its finding could not be written")
+	}
+	gg, err := h.Svc.Authority().Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Svc.Authority().StartSession(h.ctx, gg, "10.0.0.3:4000 aws-cli/2"); err == nil {
+		t.Fatal("a moved credential's session started while its finding could not be written")
+	}
+	fail.Store(false)
+
+	if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	if fs := h.sharedFindings(); len(fs) != 1 || fs[0].Instance != "10.0.0.2" {
+		t.Fatalf("shared-identity findings after the retry: %+v, want one for 10.0.0.2", fs)
+	}
+	ses, err := h.Svc.Authority().StartSession(h.ctx, gg, "10.0.0.3:4000 aws-cli/2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ses.End(h.ctx)
+	if got := h.grant(g.ID).Findings; len(got) != 1 || got[0].Kind != model.FindingCredentialMoved {
+		t.Fatalf("grant findings after the retry: %+v, want one credential-moved", got)
+	}
+}
