@@ -1,6 +1,7 @@
 package grants_test
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,5 +53,32 @@ func TestFindingWrittenAfterAFailedWrite(t *testing.T) {
 	defer ses.End(h.ctx)
 	if got := h.grant(g.ID).Findings; len(got) != 1 || got[0].Kind != model.FindingCredentialMoved {
 		t.Fatalf("grant findings after the retry: %+v, want one credential-moved", got)
+	}
+}
+
+// Under identity_binding: refuse, a second instance whose refusal could
+// not be recorded did not act either: it used to stay noted as active, so
+// the first instance's next call was refused in its place.
+func TestFailedRefusalKeepsFirstInstance(t *testing.T) {
+	var fail atomic.Bool
+	h := newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute, Binding: "refuse",
+		LogStore: func(st store.Store) store.Store { return failingStore{st, &fail} }})
+	if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.2")); err == nil {
+		t.Fatal("the second instance was let in")
+	}
+	fail.Store(false)
+	if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.1")); err != nil {
+		t.Fatalf("the first instance, after the second's refusal failed to be recorded: %v", err)
+	}
+	err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.2"))
+	if err == nil || !strings.Contains(err.Error(), "identity_binding is refuse") {
+		t.Fatalf("the second instance again: %v, want refused", err)
+	}
+	if fs := h.sharedFindings(); len(fs) != 1 || !fs[0].Refused || fs[0].Instance != "10.0.0.2" {
+		t.Fatalf("findings %+v, want one refused for 10.0.0.2", fs)
 	}
 }

@@ -49,7 +49,7 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 			Detail: fmt.Sprintf("identity %s is active from %d instances within %s", caller.Name, len(others)+1, s.findings.Window()),
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
-			s.findings.Unreport(findings.SharedKey(caller.Name, key))
+			s.unreport(findings.SharedKey(caller.Name, key), caller.Name, *caller.Instance, refuse)
 			return err
 		}
 		s.tellReported(ctx, caller.Name, key)
@@ -62,6 +62,18 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 	}
 	s.tellSighting(ctx, caller.Name, key)
 	return nil
+}
+
+// unreport undoes a shared-identity finding's report when it could not
+// be recorded, so that the call, refused with the error, raises it again
+// when it is retried. Under identity_binding: refuse the instance is
+// forgotten too, as a refused one is: it did not act, and noted as
+// active it would have the first instance refused in its place.
+func (s *Service) unreport(k, identity string, in model.Instance, refuse bool) {
+	s.findings.Unreport(k)
+	if refuse {
+		s.findings.Forget(identity, in)
+	}
 }
 
 // seedFindings gives the findings detector, which keeps the instances it
@@ -198,7 +210,7 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 			f.Session = "" // the session is never started
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
-			s.findings.Unreport(findings.SharedKey(g.Identity, key))
+			s.unreport(findings.SharedKey(g.Identity, key), g.Identity, from, refuse)
 			return err
 		}
 		s.tellReported(ctx, g.Identity, key)
