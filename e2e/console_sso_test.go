@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,49 +25,11 @@ func TestConsoleSSO(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Tool(t, filepath.Join(dir, "node_modules", ".bin", "playwright-core"), "run: (cd e2e/console && npm ci)")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
-		testenv.Tool(t, filepath.Join(dir, "node_modules", "oidc-provider", "package.json"), "run: (cd e2e/console && npm ci)")
-	}
 
 	e := writeSetupWith(t, setup{})
 	const secret = "console-client-secret-never-logged"
-	opAddr := freePort(t)
-	op := exec.Command(node, "op.mjs")
-	op.Dir = dir
-	op.Env = append(os.Environ(), "OP_PORT="+strings.TrimPrefix(opAddr, "127.0.0.1:"), "REDIRECT_URI="+e.addr+"/console/sso/callback",
+	issuer, opErr := startProvider(t, "op.mjs", "REDIRECT_URI="+e.addr+"/console/sso/callback",
 		"CLIENT_ID=airlock-console", "CLIENT_SECRET="+secret)
-	opIn, err := op.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opOut, err := op.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opErr syncBuffer
-	op.Stderr = &opErr
-	if err := op.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { opIn.Close(); _ = op.Process.Kill(); _ = op.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(opOut)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "READY ") {
-				ready <- strings.TrimPrefix(l, "READY ")
-			}
-		}
-		close(ready)
-	}()
-	var issuer string
-	select {
-	case issuer = <-ready:
-	case <-time.After(30 * time.Second):
-	}
-	if issuer != "http://"+opAddr {
-		t.Fatalf("the provider did not start (issuer %q):\n%s", issuer, opErr.String())
-	}
 
 	// alice has an email the provider vouches for; the console is the
 	// provider's client, its secret in the environment.
