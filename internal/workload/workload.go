@@ -87,6 +87,16 @@ type Error struct {
 func (e *Error) Error() string { return "workload token refused: " + e.Reason }
 func (e *Error) Unwrap() error { return e.err }
 
+// LogValue is how the server's log shows a refusal: the reason and its
+// cause (go-oidc's or the fetch's message, which may name the token's
+// aud or iss but never holds the token or key material).
+func (e *Error) LogValue() slog.Value {
+	if e.err == nil {
+		return slog.StringValue(e.Error())
+	}
+	return slog.StringValue(e.Error() + ": " + e.err.Error())
+}
+
 func refuse(reason string, err error) *Error { return &Error{Reason: reason, err: err} }
 
 // Options tune a Verifier.

@@ -1,12 +1,14 @@
 package workload_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -383,4 +385,27 @@ func TestStaleKeysServedOnlyForABoundedTime(t *testing.T) {
 	f.iss.Down.Store(false)
 	f.clk.Advance(workload.MinRefetch)
 	mustVerify(t, f.v, f.iss.Sign(k, f.claims(sub)), "triage-bot")
+}
+
+// The cause of a refusal reaches the server's log, which the client's
+// message leaves out: the log line of a refused token (httpapi) carries
+// the *Error, whose Error() is the client's message only, so an audience
+// mismatch or an issuer outage was logged as a bare reason.
+func TestRefusalCauseLogged(t *testing.T) {
+	f := setup(t, defaultBindings)
+	k := f.iss.AddKey(jose.RS256)
+	c := f.claims("repo:acme/triage:ref:refs/heads/main")
+	c["aud"] = "someone-else"
+	_, err := f.v.Verify(context.Background(), f.iss.Sign(k, c))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Warn("API call with a refused workload token", "err", err)
+	if out := buf.String(); !strings.Contains(out, "audience not accepted") || !strings.Contains(out, "someone-else") {
+		t.Fatalf("log line %q lacks the reason or its cause", out)
+	}
+	if strings.Contains(err.Error(), "someone-else") {
+		t.Fatalf("the client's message %q holds what the token held", err.Error())
+	}
 }
