@@ -102,14 +102,13 @@ type keySet struct {
 	clk   clock.Clock
 
 	mu      sync.Mutex
-	jwksURL string
 	keys    []jose.JSONWebKey
 	fetched time.Time // last fetch attempt (success or not)
 	loaded  time.Time // last successful fetch
 }
 
 func newKeySet(cfg Issuer, f *Fetcher, clk clock.Clock) *keySet {
-	return &keySet{cfg: cfg, fetch: f, clk: clk, jwksURL: cfg.JWKSURL}
+	return &keySet{cfg: cfg, fetch: f, clk: clk}
 }
 
 // VerifySignature implements oidc.KeySet.
@@ -181,8 +180,11 @@ func hasKid(keys []jose.JSONWebKey, kid string) bool {
 	return false
 }
 
-// load discovers the JWKS URL if needed and fetches the keys, keeping only
-// public asymmetric signing keys.
+// load discovers the JWKS URL unless it is configured and fetches the
+// keys, keeping only public asymmetric signing keys. Discovery runs at
+// every load, not once: an issuer may move its key set, and the old
+// address must not go on being trusted (serving withdrawn keys, or
+// taken over by someone else) while the new keys are never seen.
 func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
 	// The fetch is every caller's, not only the one whose token triggered
 	// it: a client that hangs up must not fail it, or it counts as the
@@ -191,7 +193,8 @@ func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
 	// timeout bounds it instead.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	if k.jwksURL == "" {
+	jwksURL := k.cfg.JWKSURL
+	if jwksURL == "" {
 		var doc struct {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
@@ -212,10 +215,10 @@ func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
 		if u, err := url.Parse(doc.JWKSURI); err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))) {
 			return nil, fmt.Errorf("discovery document's jwks_uri %q is not https", doc.JWKSURI)
 		}
-		k.jwksURL = doc.JWKSURI
+		jwksURL = doc.JWKSURI
 	}
 	var set jose.JSONWebKeySet
-	if err := k.fetch.getJSON(ctx, k.jwksURL, &set); err != nil {
+	if err := k.fetch.getJSON(ctx, jwksURL, &set); err != nil {
 		return nil, err
 	}
 	var out []jose.JSONWebKey

@@ -409,3 +409,24 @@ func TestRefusalCauseLogged(t *testing.T) {
 		t.Fatalf("the client's message %q holds what the token held", err.Error())
 	}
 }
+
+// An issuer's jwks_uri is discovered again at every refetch: it used to be
+// discovered once, so when an issuer moved its key set, Airlock went on
+// trusting whatever the old address served (the withdrawn keys, or anyone
+// who took the address over) and never saw the new keys until a restart.
+func TestMovedKeySetFollowed(t *testing.T) {
+	f := setup(t, defaultBindings)
+	sub := "repo:acme/triage:ref:refs/heads/main"
+	old := f.iss.AddKey(jose.RS256)
+	mustVerify(t, f.v, f.iss.Sign(old, f.claims(sub)), "triage-bot")
+
+	// The issuer's keys move to a new address, with a new key; the old
+	// address still serves the old key.
+	moved := issuertest.New(t)
+	moved.NewKey(jose.RS256) // another kid than old's
+	k := moved.AddKey(jose.ES256)
+	f.iss.MoveKeys(moved.URL + "/keys")
+	f.clk.Advance(workload.MaxKeyAge)
+	mustVerify(t, f.v, moved.Sign(k, f.claims(sub)), "triage-bot")
+	mustRefuse(t, f.v, f.iss.Sign(old, f.claims(sub)), "signature not valid")
+}

@@ -33,7 +33,9 @@ type Issuer struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	keys map[string]Key // by kid, published in the JWKS
-	seq  int
+	// jwksURI, if set, is the jwks_uri discovery names instead of /keys.
+	jwksURI string
+	seq     int
 }
 
 // Key is a signing key.
@@ -53,9 +55,15 @@ func New(t testing.TB) *Issuer {
 	i := &Issuer{t: t, keys: map[string]Key{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		i.mu.Lock()
+		jwks := i.jwksURI
+		i.mu.Unlock()
+		if jwks == "" {
+			jwks = i.URL + "/keys"
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": i.URL, "jwks_uri": i.URL + "/keys",
+			"issuer": i.URL, "jwks_uri": jwks,
 			"id_token_signing_alg_values_supported": []string{"RS256", "ES256", "EdDSA"},
 			"response_types_supported":              []string{"id_token"},
 			"subject_types_supported":               []string{"public"},
@@ -117,6 +125,14 @@ func (i *Issuer) AddKey(alg jose.SignatureAlgorithm) Key {
 func (i *Issuer) Publish(k Key) {
 	i.mu.Lock()
 	i.keys[k.ID] = k
+	i.mu.Unlock()
+}
+
+// MoveKeys makes discovery name uri as the issuer's jwks_uri from now on
+// (its own /keys goes on answering).
+func (i *Issuer) MoveKeys(uri string) {
+	i.mu.Lock()
+	i.jwksURI = uri
 	i.mu.Unlock()
 }
 
