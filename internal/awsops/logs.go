@@ -60,7 +60,23 @@ func (m *mapper) logStream(in input, op *Op) (string, error) {
 	return s, nil
 }
 
-// groupCheck maps calls on one log group.
+// unmask adds logs:Unmask on group when a GetLogEvents or FilterLogEvents
+// call sets unmask: AWS then returns the events with the data its data
+// protection policy masks (credentials, personal data) in the clear, and
+// authorizes that with logs:Unmask on the log group, a permission of its
+// own beyond reading the events.
+func (m *mapper) unmask(in input, op *Op, group string) error {
+	u, err := in.flag("unmask")
+	if err != nil || !u {
+		return err
+	}
+	op.param("unmask", "true")
+	op.check("logs:Unmask", m.logGroupARN(group))
+	return nil
+}
+
+// groupCheck maps calls on one log group. The extra member "unmask" is
+// read with (*mapper).unmask.
 func groupCheck(action string, extra ...string) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
 		g, err := m.oneGroup(in)
@@ -68,7 +84,14 @@ func groupCheck(action string, extra ...string) func(m *mapper, in input, op *Op
 			return err
 		}
 		op.param("logGroup", g)
+		op.check(action, m.logGroupARN(g))
 		for _, k := range extra {
+			if k == "unmask" {
+				if err := m.unmask(in, op, g); err != nil {
+					return err
+				}
+				continue
+			}
 			if k == "logStreamNames" {
 				l, err := in.strs(k)
 				if err != nil {
@@ -83,13 +106,13 @@ func groupCheck(action string, extra ...string) func(m *mapper, in input, op *Op
 			}
 			op.param(k, v)
 		}
-		op.check(action, m.logGroupARN(g))
 		return nil
 	}
 }
 
-// streamCheck maps calls on one log stream.
-func streamCheck(action string) func(m *mapper, in input, op *Op) error {
+// streamCheck maps calls on one log stream; with unmask set (GetLogEvents)
+// also logs:Unmask on its group.
+func streamCheck(action string, unmask bool) func(m *mapper, in input, op *Op) error {
 	return func(m *mapper, in input, op *Op) error {
 		g, err := m.oneGroup(in)
 		if err != nil {
@@ -101,6 +124,9 @@ func streamCheck(action string) func(m *mapper, in input, op *Op) error {
 			return err
 		}
 		op.check(action, m.logGroupARN(g)+":log-stream:"+s)
+		if unmask {
+			return m.unmask(in, op, g)
+		}
 		return nil
 	}
 }
@@ -154,6 +180,13 @@ func startQuery(m *mapper, in input, op *Op) error {
 	for _, g := range groups {
 		op.check("logs:StartQuery", m.logGroupARN(g))
 	}
+	if queryUnmask.MatchString(q) {
+		// unmask(…) shows what the groups' data protection policies
+		// mask, which AWS authorizes with logs:Unmask on each group.
+		for _, g := range groups {
+			op.check("logs:Unmask", m.logGroupARN(g))
+		}
+	}
 	op.paramList("logGroups", groups)
 	op.param("queryString", q)
 	return nil
@@ -165,6 +198,11 @@ func startQuery(m *mapper, in input, op *Op) error {
 // reads the groups it names, not (only) the ones the request's parameters
 // name and the checks cover.
 var querySource = regexp.MustCompile(`(?im)(^|\|)\s*source\b|\b(loggroups|datasource)\s*\(`)
+
+// queryUnmask matches a query string that calls unmask(…), whatever the
+// case and wherever it is (a match inside a string literal costs one more
+// check, never one fewer).
+var queryUnmask = regexp.MustCompile(`(?i)\bunmask\s*\(`)
 
 // queryID maps calls on a query by id, which IAM does not scope.
 func queryID(action string) func(m *mapper, in input, op *Op) error {
@@ -232,12 +270,12 @@ func init() {
 	const group = "`arn:aws:logs:R:A:log-group:NAME`"
 	const stream = "`arn:aws:logs:R:A:log-group:NAME:log-stream:STREAM`"
 	register("logs", map[string]*spec{
-		"FilterLogEvents": {protos: pJSON, readOnly: true, fn: groupCheck("logs:FilterLogEvents", "filterPattern", "logStreamNames", "logStreamNamePrefix"),
-			actions: "logs:FilterLogEvents", resources: group + " (logGroupName or logGroupIdentifier)", params: "logGroup, filterPattern, logStreamNames, logStreamNamePrefix"},
-		"GetLogEvents": {protos: pJSON, readOnly: true, fn: streamCheck("logs:GetLogEvents"),
-			actions: "logs:GetLogEvents", resources: stream, params: "logGroup, logStream"},
+		"FilterLogEvents": {protos: pJSON, readOnly: true, fn: groupCheck("logs:FilterLogEvents", "filterPattern", "logStreamNames", "logStreamNamePrefix", "unmask"),
+			actions: "logs:FilterLogEvents; with unmask also logs:Unmask", resources: group + " (logGroupName or logGroupIdentifier)", params: "logGroup, filterPattern, logStreamNames, logStreamNamePrefix, unmask"},
+		"GetLogEvents": {protos: pJSON, readOnly: true, fn: streamCheck("logs:GetLogEvents", true),
+			actions: "logs:GetLogEvents; with unmask also logs:Unmask", resources: stream + "; logs:Unmask on " + group, params: "logGroup, logStream, unmask"},
 		"StartQuery": {protos: pJSON, readOnly: true, fn: startQuery,
-			actions: "logs:StartQuery", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one; CWLI queries only, without SOURCE)", params: "logGroups, queryString"},
+			actions: "logs:StartQuery; with unmask(…) in the query string also logs:Unmask", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one; CWLI queries only, without SOURCE)", params: "logGroups, queryString"},
 		"GetQueryResults": {protos: pJSON, readOnly: true, fn: queryID("logs:GetQueryResults"), actions: "logs:GetQueryResults", resources: "`*`", params: "queryId"},
 		"StopQuery":       {protos: pJSON, fn: queryID("logs:StopQuery"), actions: "logs:StopQuery", resources: "`*`", params: "queryId"},
 		"DescribeLogGroups": {protos: pJSON, readOnly: true, fn: describeLogGroups,
@@ -246,6 +284,6 @@ func init() {
 			actions: "logs:DescribeLogStreams", resources: group, params: "logGroup, logStreamNamePrefix"},
 		"GetLogGroupFields": {protos: pJSON, readOnly: true, fn: groupCheck("logs:GetLogGroupFields"),
 			actions: "logs:GetLogGroupFields", resources: group, params: "logGroup"},
-		"PutLogEvents": {protos: pJSON, fn: streamCheck("logs:PutLogEvents"), actions: "logs:PutLogEvents", resources: stream, params: "logGroup, logStream"},
+		"PutLogEvents": {protos: pJSON, fn: streamCheck("logs:PutLogEvents", false), actions: "logs:PutLogEvents", resources: stream, params: "logGroup, logStream"},
 	})
 }

@@ -32,3 +32,46 @@ func TestStartQueryOwnSources(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsUnmask: GetLogEvents and FilterLogEvents with "unmask": true,
+// and a Logs Insights query calling unmask(…), return what the log
+// group's data protection policy masks, in the clear; AWS authorizes
+// that with logs:Unmask on the group (CloudWatch Logs API reference,
+// GetLogEvents and FilterLogEvents; Logs Insights query syntax, unmask).
+// A grant to read the events must not show the masked data.
+func TestLogsUnmask(t *testing.T) {
+	unmask := Check{"logs:Unmask", lg + "/app/api"}
+	for _, tc := range []struct {
+		target, body string
+		want         []Check
+	}{
+		{"GetLogEvents", `{"logGroupName":"/app/api","logStreamName":"s1","unmask":true}`,
+			[]Check{{"logs:GetLogEvents", lg + "/app/api:log-stream:s1"}, unmask}},
+		{"GetLogEvents", `{"logGroupIdentifier":"arn:aws:logs:us-east-1:111122223333:log-group:/app/api:*","logStreamName":"s1","unmask":true}`,
+			[]Check{{"logs:GetLogEvents", lg + "/app/api:log-stream:s1"}, unmask}},
+		{"GetLogEvents", `{"logGroupName":"/app/api","logStreamName":"s1","unmask":false}`,
+			[]Check{{"logs:GetLogEvents", lg + "/app/api:log-stream:s1"}}},
+		{"FilterLogEvents", `{"logGroupName":"/app/api","unmask":true}`,
+			[]Check{{"logs:FilterLogEvents", lg + "/app/api"}, unmask}},
+		{"FilterLogEvents", `{"logGroupName":"/app/api"}`,
+			[]Check{{"logs:FilterLogEvents", lg + "/app/api"}}},
+		{"StartQuery", `{"logGroupNames":["/app/api","/app/web"],"queryString":"fields @timestamp | UnMask (@message)"}`,
+			[]Check{{"logs:StartQuery", lg + "/app/api"}, {"logs:StartQuery", lg + "/app/web"}, unmask, {"logs:Unmask", lg + "/app/web"}}},
+		{"StartQuery", `{"logGroupName":"/app/api","queryString":"fields unmask(@message)"}`,
+			[]Check{{"logs:StartQuery", lg + "/app/api"}, unmask}},
+		{"StartQuery", `{"logGroupName":"/app/api","queryString":"fields @message | filter @message like /unmasked/"}`,
+			[]Check{{"logs:StartQuery", lg + "/app/api"}}},
+	} {
+		op := mustMap(t, jsonReq("logs", "Logs_20140328."+tc.target, tc.body))
+		if !slices.Equal(op.Checks, tc.want) {
+			t.Errorf("%s %s: checks %v, want %v", tc.target, tc.body, op.Checks, tc.want)
+		}
+		if op.Checks[0].Action != "logs:"+tc.target {
+			t.Errorf("%s: first check %v, want the operation's own action", tc.target, op.Checks[0])
+		}
+	}
+	// A case variant of the member, which the mapper would not read, is
+	// refused rather than forwarded unchecked.
+	mustRefuse(t, jsonReq("logs", "Logs_20140328.GetLogEvents", `{"logGroupName":"/app/api","logStreamName":"s1","Unmask":true}`), "SerializationException")
+	mustRefuse(t, jsonReq("logs", "Logs_20140328.FilterLogEvents", `{"logGroupName":"/app/api","unmask":"true"}`), "SerializationException")
+}

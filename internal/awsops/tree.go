@@ -41,7 +41,7 @@ var readMembers = func() map[string]bool {
 		RequestItems TransactItems ResourcePolicy SSESpecification
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
 		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId queryLanguage
-		includeLinkedAccounts accountIdentifiers
+		includeLinkedAccounts accountIdentifiers unmask
 		Name Names Path Recursive WithDecryption
 		SecretId VersionId VersionStage
 		KeyId
