@@ -2,6 +2,7 @@ package awsops
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -66,7 +67,8 @@ func (l lambdaInput) str(name string) (string, error) {
 }
 
 // function returns the function ARN a FunctionName and Qualifier name:
-// NAME, ACCOUNT:NAME, ACCOUNT:function:NAME or a full ARN, each optionally ending in
+// a full ARN, or the forms Lambda's FunctionName pattern takes,
+// [REGION:][ACCOUNT:][function:]NAME, each optionally ending in
 // :QUALIFIER (a version or alias). IAM authorizes a qualified call on
 // the qualified ARN.
 func (m *mapper) function(in input, op *Op) (string, error) {
@@ -75,9 +77,8 @@ func (m *mapper) function(in input, op *Op) (string, error) {
 	if err := m.name("FunctionName", fn, 1, 256, nil); err != nil {
 		return "", err
 	}
-	name, nameQual := fn, ""
-	switch f := strings.Split(fn, ":"); {
-	case strings.HasPrefix(fn, "arn:"):
+	var name, nameQual string
+	if strings.HasPrefix(fn, "arn:") {
 		a, err := m.parseARN("FunctionName", fn, "lambda", true)
 		if err != nil {
 			return "", err
@@ -90,24 +91,11 @@ func (m *mapper) function(in input, op *Op) (string, error) {
 		if len(r) == 3 {
 			nameQual = r[2]
 		}
-	case len(f) >= 3 && f[1] == "function": // ACCOUNT:function:NAME[:QUALIFIER]
+	} else {
 		var err error
-		if name, nameQual, err = m.inAccount(fn, f[0], f[2:]); err != nil {
+		if name, nameQual, err = m.partialFunction(fn); err != nil {
 			return "", err
 		}
-	case len(f) >= 2 && isAccountID(f[0]):
-		// ACCOUNT:NAME[:QUALIFIER]: Lambda's FunctionName pattern takes
-		// twelve digits and a colon as the account, before the name, even
-		// without "function:". Read as NAME:QUALIFIER it would be checked
-		// as a function named after the account while Lambda runs another.
-		var err error
-		if name, nameQual, err = m.inAccount(fn, f[0], f[1:]); err != nil {
-			return "", err
-		}
-	case len(f) == 2: // NAME:QUALIFIER
-		name, nameQual = f[0], f[1]
-	case len(f) > 2:
-		return "", m.failure(codeInvalid, "FunctionName %q has too many parts", esc(fn))
 	}
 	if err := m.name("function name", name, 1, 64, functionChars); err != nil {
 		return "", err
@@ -167,20 +155,47 @@ func init() {
 	})
 }
 
-// inAccount reads the NAME[:QUALIFIER] parts after a FunctionName's
-// account, which must be the target's.
-func (m *mapper) inAccount(fn, account string, rest []string) (name, qual string, err error) {
-	if len(rest) > 2 {
-		return "", "", m.failure(codeInvalid, "FunctionName %q has too many parts", esc(fn))
+// partialFunction reads a FunctionName that is not a full ARN as
+// Lambda's pattern for it does,
+//
+//	(REGION:)?(ACCOUNT:)?(function:)?NAME(:QUALIFIER)?
+//
+// each optional prefix taken when something follows it: "function:x" is
+// the function x, "us-east-1:x" the function x in us-east-1 and
+// "111122223333:x" the function x in that account. Read as NAME:QUALIFIER
+// instead, each would be checked as a function named "function",
+// "us-east-1" or after the account while Lambda runs x, which a grant on
+// a name prefix ("function:f*") would let through. The region and the
+// account must be the target's.
+func (m *mapper) partialFunction(fn string) (name, qual string, err error) {
+	f := strings.Split(fn, ":")
+	i := 0
+	if len(f) > i+1 && lambdaRegion.MatchString(f[i]) {
+		if f[i] != m.r.Region {
+			return "", "", m.failure(codeDenied, "FunctionName %q is in region %q; the grant's target is region %s", esc(fn), esc(f[i]), m.r.Region)
+		}
+		i++
 	}
-	if account != m.r.Account {
-		return "", "", m.failure(codeDenied, "FunctionName %q is in account %q; the grant's target is account %s", esc(fn), esc(account), m.r.Account)
+	if len(f) > i+1 && isAccountID(f[i]) {
+		if f[i] != m.r.Account {
+			return "", "", m.failure(codeDenied, "FunctionName %q is in account %q; the grant's target is account %s", esc(fn), esc(f[i]), m.r.Account)
+		}
+		i++
 	}
-	if len(rest) == 2 {
-		qual = rest[1]
+	if len(f) > i+1 && f[i] == "function" {
+		i++
 	}
-	return rest[0], qual, nil
+	switch len(f) - i {
+	case 1:
+		return f[i], "", nil
+	case 2:
+		return f[i], f[i+1], nil
+	}
+	return "", "", m.failure(codeInvalid, "FunctionName %q has too many parts", esc(fn))
 }
+
+// lambdaRegion is the region part of Lambda's FunctionName pattern.
+var lambdaRegion = regexp.MustCompile(`^(eusc-)?[a-z]{2}((-gov)|(-iso[a-z]?))?-[a-z]+-[0-9]$`)
 
 // isAccountID: twelve ASCII digits, an AWS account id.
 func isAccountID(s string) bool {
