@@ -125,6 +125,22 @@ func getParametersByPath(m *mapper, in input, op *Op) error {
 	return decryption(in, op)
 }
 
+// describeParameters lists the target account's parameters. With Shared
+// it lists instead the parameters other accounts share with the
+// upstream's (through AWS RAM), beyond the grant's one account, as
+// includeLinkedAccounts does for log groups: refused.
+func describeParameters(m *mapper, in input, op *Op) error {
+	shared, err := in.flag("Shared")
+	if err != nil {
+		return err
+	}
+	if shared {
+		return m.failure(codeDenied, "Shared lists the parameters other accounts share with the upstream's; the grant's target is account %s", m.r.Account)
+	}
+	op.check("ssm:DescribeParameters", "*")
+	return nil
+}
+
 // decryption records WithDecryption; the result is secret either way
 // (String parameters hold connection strings too, and the type is only
 // known from the response).
@@ -246,8 +262,8 @@ func init() {
 			actions: "ssm:GetParameters", resources: param + " for every name in Names" + ref, params: "names, withDecryption"},
 		"GetParametersByPath": {protos: pJSON, readOnly: true, secret: true, fn: getParametersByPath,
 			actions: "ssm:GetParametersByPath", resources: "`arn:aws:ssm:R:A:parameter/PATH/` (trailing slash: the grant must cover the whole path)", params: "path, recursive, withDecryption"},
-		"DescribeParameters": {protos: pJSON, readOnly: true, fn: everything("ssm:DescribeParameters"),
-			actions: "ssm:DescribeParameters", resources: "`*`"},
+		"DescribeParameters": {protos: pJSON, readOnly: true, fn: describeParameters,
+			actions: "ssm:DescribeParameters", resources: "`*`; refused with Shared (parameters other accounts share)"},
 	})
 	const secret = "`arn:aws:secretsmanager:R:A:secret:NAME` from a name; the ARN as given (with or without AWS's `-XXXXXX` suffix)"
 	register("secretsmanager", map[string]*spec{

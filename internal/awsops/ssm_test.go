@@ -41,3 +41,21 @@ func TestSecretReferenceNeedsSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeParametersShared: DescribeParameters with "Shared": true
+// lists the parameters other accounts share with the upstream's account
+// through AWS RAM (SSM API reference, DescribeParameters), not the
+// target account's: refused, as cross-account listings of log groups and
+// metrics are. A case variant is refused too.
+func TestDescribeParametersShared(t *testing.T) {
+	const target = "AmazonSSM.DescribeParameters"
+	for _, body := range []string{`{"Shared":true}`, `{"shared":true}`, `{"Shared":"true"}`} {
+		mustRefuse(t, jsonReq("ssm", target, body), "")
+	}
+	for _, body := range []string{`{}`, `{"Shared":false}`, `{"ParameterFilters":[{"Key":"Path","Values":["/app"]}]}`} {
+		op := mustMap(t, jsonReq("ssm", target, body))
+		if want := []Check{{"ssm:DescribeParameters", "*"}}; !slices.Equal(op.Checks, want) {
+			t.Errorf("%s: checks %v, want %v", body, op.Checks, want)
+		}
+	}
+}

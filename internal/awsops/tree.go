@@ -42,7 +42,7 @@ var readMembers = func() map[string]bool {
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
 		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId queryLanguage
 		includeLinkedAccounts accountIdentifiers unmask
-		Name Names Path Recursive WithDecryption
+		Name Names Path Recursive WithDecryption Shared
 		SecretId VersionId VersionStage
 		KeyId
 		QueueUrl QueueName QueueOwnerAWSAccountId QueueNamePrefix
