@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -259,10 +260,39 @@ func unmappedServiceCall(r *http.Request, service, reqID string, bodyLen int, er
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		p["target"] = clipParam(t)
 	}
-	if q := filterQuery(r.URL.RawQuery); q != "" {
+	if q := queryOutline(r.URL.RawQuery); q != "" {
 		p["query"] = clipParam(q)
 	}
 	return gateway.Call{Kind: "request", Action: service + ":unmapped", Resource: "*", Allowed: false, Params: p, Error: err.Error()}
+}
+
+// queryOutline is what the record of a refused call keeps of its query
+// string: every parameter's name, but the value of Action and Version
+// only. A Query-protocol call may carry all its parameters there, and
+// those of a refused call can be secrets (IAM ChangePassword's passwords,
+// AssumeRoleWithWebIdentity's token, RunInstances' user data) that a
+// recording must never hold. The presigning parameters are dropped.
+func queryOutline(raw string) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(filterQuery(raw), "&") {
+		if part == "" {
+			continue
+		}
+		name, value, hasValue := strings.Cut(part, "=")
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(name)
+		if !hasValue {
+			continue
+		}
+		if n, err := url.QueryUnescape(name); err == nil && (strings.EqualFold(n, "Action") || strings.EqualFold(n, "Version")) {
+			b.WriteString("=" + value)
+		} else {
+			b.WriteString("=…")
+		}
+	}
+	return b.String()
 }
 
 // clipParam bounds what a record keeps of a client-chosen string.

@@ -253,7 +253,13 @@ func TestServiceClientsGo(t *testing.T) {
 // (the body's digest signed, not sent).
 func (e *svcEnv) rawCall(t *testing.T, g *gateway.Grant, service, region, host string, header http.Header, body []byte) (int, http.Header, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", e.srv.URL+"/", bytes.NewReader(body))
+	return e.rawRequest(t, g, "POST", "/", service, region, host, header, body)
+}
+
+// rawRequest is rawCall with a method and a path (and query string).
+func (e *svcEnv) rawRequest(t *testing.T, g *gateway.Grant, method, pathQuery, service, region, host string, header http.Header, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+pathQuery, bytes.NewReader(body))
 	for k, v := range header {
 		req.Header[k] = v
 	}
