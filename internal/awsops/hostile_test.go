@@ -286,3 +286,31 @@ func TestBodyNotModified(t *testing.T) {
 		t.Fatalf("body changed to %q", r.Body)
 	}
 }
+
+// TestMalformedNotQuoted: the message for a malformed JSON body, form or
+// query string says where it is malformed, never the bytes there. The
+// decoders' own messages quote them (jsontext up to a dozen bytes of the
+// value holding the error, url the bad escape), and the message is both
+// answered and recorded: a body's secret (PutSecretValue's SecretString,
+// a password in a form) must not reach the recording through it.
+func TestMalformedNotQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		r      *Request
+		secret string
+	}{
+		{"JSON lone surrogate", jsonReq("secretsmanager", "secretsmanager.PutSecretValue", `{"SecretId":"db","SecretString":"\ud800s3cr3t-value"}`), "s3cr3t"},
+		{"JSON bad escape", jsonReq("ssm", "AmazonSSM.PutParameter", `{"Name":"/db","Value":"\xs3cr3t"}`), `\x`},
+		{"form bad escape", queryReq("iam", "Action=ChangePassword&NewPassword=%s3cr3t"), "%s3"},
+		{"lambda query bad escape", lambdaReq("GET", "/2015-03-31/functions/resize", "Qualifier=%zZs3cr3t"), "%zZ"},
+	} {
+		e := mustRefuse(t, tc.r, "")
+		if strings.Contains(e.Error(), tc.secret) {
+			t.Errorf("%s: the message quotes the body: %s", tc.name, e)
+		}
+	}
+	e := mustRefuse(t, jsonReq("secretsmanager", "secretsmanager.PutSecretValue", `{"SecretId":"db","SecretString":"\ud800s3cr3t"}`), "SerializationException")
+	if !strings.Contains(e.Msg, `"/SecretString"`) || !strings.Contains(e.Msg, "offset 33") {
+		t.Errorf("the message does not say where the body is malformed: %s", e)
+	}
+}

@@ -3,6 +3,7 @@ package awsops
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"strings"
@@ -102,10 +103,23 @@ func (m *mapper) decodeJSON(body []byte) (*node, error) {
 	return root, nil
 }
 
+// jsonErr reports a malformed body by where it is malformed: the
+// decoder's own message quotes the bytes at the error (up to a dozen, from
+// whatever value holds them: PutSecretValue's SecretString, a parameter's
+// Value), and the message is answered and recorded. A duplicate member's
+// name is kept: it is a name, and the most useful word of the message.
 func (m *mapper) jsonErr(err error) error {
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) {
-		return m.failure(codeMalformed, "malformed JSON body: %s", escText(se.Error()))
+		what := "invalid JSON"
+		if errors.Is(se.Err, jsontext.ErrDuplicateName) {
+			what = se.Err.Error()
+		}
+		where := ""
+		if se.JSONPointer != "" {
+			where = fmt.Sprintf(" within %q", esc(string(se.JSONPointer)))
+		}
+		return m.failure(codeMalformed, "malformed JSON body: %s%s at byte offset %d", escText(what), where, se.ByteOffset)
 	}
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return m.failure(codeMalformed, "malformed JSON body: unexpected end")

@@ -20,7 +20,7 @@ func (m *mapper) lambda() (*Op, error) {
 	}
 	q, err := url.ParseQuery(m.r.RawQuery)
 	if err != nil {
-		return nil, m.failure(codeMalformed, "malformed query string: %s", escText(err.Error()))
+		return nil, m.failure(codeMalformed, "malformed query string: %s", formErr(err))
 	}
 	for k, v := range q {
 		if len(v) > 1 {

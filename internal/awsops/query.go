@@ -1,6 +1,7 @@
 package awsops
 
 import (
+	"errors"
 	"mime"
 	"net/url"
 	"sort"
@@ -125,6 +126,18 @@ func (m *mapper) query() (*Op, error) {
 	return m.run(m.r.Service, action, pQuery, formInput{m, form})
 }
 
+// formErr describes a url.ParseQuery error without quoting the query:
+// url.EscapeError holds the bad escape and what follows it, bytes of a
+// value that may be a secret (a password, a token), and the message is
+// answered and recorded.
+func formErr(err error) string {
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return "invalid URL escape"
+	}
+	return escText(err.Error())
+}
+
 // parseForm merges the query string and, for a form-encoded body, the
 // body. A key given twice (in either, or once in each), or two keys equal
 // but for case, is refused: AWS services disagree on which one wins.
@@ -152,7 +165,7 @@ func (m *mapper) parseForm() (map[string]string, error) {
 	for _, src := range sources {
 		vs, err := url.ParseQuery(src)
 		if err != nil {
-			return nil, m.failure(codeMalformed, "malformed form: %s", escText(err.Error()))
+			return nil, m.failure(codeMalformed, "malformed form: %s", formErr(err))
 		}
 		keys := make([]string, 0, len(vs))
 		for k := range vs {
