@@ -136,6 +136,9 @@ func transactTables(kinds map[string]string) func(m *mapper, in input, op *Op) e
 // attaches a resource-based policy (ResourcePolicy), also
 // dynamodb:PutResourcePolicy on it, as AWS does: the policy can open the
 // new table to other principals and accounts, beyond the grant's end.
+// Tags likewise also need dynamodb:TagResource: under attribute-based
+// access control (aws:ResourceTag conditions in the account's policies) a
+// tag is a grant of access to the table, to whoever those policies name.
 func createTable(m *mapper, in input, op *Op) error {
 	if err := tableFrom("dynamodb:CreateTable", false)(m, in, op); err != nil {
 		return err
@@ -146,6 +149,13 @@ func createTable(m *mapper, in input, op *Op) error {
 	}
 	if pol != nil && pol.kind != '0' {
 		op.check("dynamodb:PutResourcePolicy", op.Checks[0].Resource)
+	}
+	tags, err := in.member("Tags")
+	if err != nil {
+		return err
+	}
+	if tags != nil && tags.kind != '0' && (tags.kind != 'a' || len(tags.arr) > 0) {
+		op.check("dynamodb:TagResource", op.Checks[0].Resource)
 	}
 	return tableKey(m, in, op)
 }
@@ -204,7 +214,7 @@ func init() {
 			"Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}),
 			actions: "dynamodb:PutItem, UpdateItem, DeleteItem or ConditionCheckItem per item", resources: tableRes + " of every item", params: "tables"},
 		"DescribeTable":     {protos: pJSON, readOnly: true, fn: tableFrom("dynamodb:DescribeTable", false), actions: "dynamodb:DescribeTable", resources: tableRes, params: "table"},
-		"CreateTable":       {protos: pJSON, fn: createTable, actions: "dynamodb:CreateTable; with ResourcePolicy also dynamodb:PutResourcePolicy; with SSESpecification.KMSMasterKeyId also kms:CreateGrant and kms:DescribeKey", resources: tableRes + "; the KMS key as for KMS calls", params: "table, keyId"},
+		"CreateTable":       {protos: pJSON, fn: createTable, actions: "dynamodb:CreateTable; with ResourcePolicy also dynamodb:PutResourcePolicy; with Tags also dynamodb:TagResource; with SSESpecification.KMSMasterKeyId also kms:CreateGrant and kms:DescribeKey", resources: tableRes + "; the KMS key as for KMS calls", params: "table, keyId"},
 		"ListTables":        {protos: pJSON, readOnly: true, fn: everything("dynamodb:ListTables"), actions: "dynamodb:ListTables", resources: "`*`"},
 		"DescribeEndpoints": {protos: pJSON, readOnly: true, fn: everything("dynamodb:DescribeEndpoints"), actions: "dynamodb:DescribeEndpoints", resources: "`*`"},
 	})

@@ -38,7 +38,7 @@ var readMembers = func() map[string]bool {
 	set := map[string]bool{}
 	for _, n := range strings.Fields(`
 		TableName IndexName KeyConditionExpression FilterExpression
-		RequestItems TransactItems ResourcePolicy SSESpecification
+		RequestItems TransactItems ResourcePolicy SSESpecification Tags
 		logGroupName logGroupNames logGroupIdentifier logGroupIdentifiers logStreamName logStreamNames
 		logGroupNamePrefix logStreamNamePrefix filterPattern queryString queryId queryLanguage
 		includeLinkedAccounts accountIdentifiers unmask
