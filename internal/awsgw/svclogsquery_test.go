@@ -12,8 +12,9 @@ import (
 
 // TestServiceLogsQueryOwnSources: a StartQuery granted on one log group
 // must not carry a query string that selects other groups (an SQL query
-// over logGroups(…), a SOURCE command): the grant would be checked on the
-// parameter's group while the query reads the ones it names.
+// over logGroups(…), a SOURCE command, also as a join's right side or in
+// a subquery): the grant would be checked on the parameter's group while
+// the query reads the ones it names.
 func TestServiceLogsQueryOwnSources(t *testing.T) {
 	e := newSvcEnv(t)
 	g := e.grant("logs:StartQuery arn:aws:logs:" + testRegion + ":" + testAccount + ":log-group:/app/api")
@@ -23,6 +24,8 @@ func TestServiceLogsQueryOwnSources(t *testing.T) {
 		{LogGroupName: aws.String("/app/api"), QueryLanguage: logstypes.QueryLanguageSql,
 			QueryString: aws.String("SELECT * FROM `logGroups(logGroupIdentifier: ['/secret/audit'])`")},
 		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("SOURCE logGroups(namePrefix: ['/secret']) | fields @message")},
+		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("fields requestId | join left=a right=s where a.requestId=s.requestId (SOURCE '/secret/audit') | fields s.user")},
+		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("filter requestId in ( SOURCE '/secret/audit' | fields requestId ) | fields @message")},
 	} {
 		in.StartTime, in.EndTime = aws.Int64(1), aws.Int64(2)
 		if _, err := logs.StartQuery(ctx, in); apiCode(err) != "AccessDeniedException" || !strings.Contains(apiMessage(err), "StartQuery") {

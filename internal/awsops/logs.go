@@ -175,7 +175,7 @@ func startQuery(m *mapper, in input, op *Op) error {
 		return err
 	}
 	if querySource.MatchString(q) {
-		return m.failure(codeDenied, "StartQuery's queryString selects its own log groups or data sources (SOURCE, logGroups(…), dataSource(…)); name the log groups in logGroupName, logGroupNames or logGroupIdentifiers instead")
+		return m.failure(codeDenied, "StartQuery's queryString reads log groups, data sources or lookup tables of its own choosing (SOURCE, also in a join or subquery, logGroups(…), dataSource(…), lookup); name the log groups in logGroupName, logGroupNames or logGroupIdentifiers instead")
 	}
 	for _, g := range groups {
 		op.check("logs:StartQuery", m.logGroupARN(g))
@@ -193,11 +193,16 @@ func startQuery(m *mapper, in input, op *Op) error {
 }
 
 // querySource matches a query string that picks its own sources: a
-// SOURCE command (at the start of a line or after a pipe) or a
-// logGroups(…) or dataSource(…) selector, whatever the case. Such a query
-// reads the groups it names, not (only) the ones the request's parameters
-// name and the checks cover.
-var querySource = regexp.MustCompile(`(?im)(^|\|)\s*source\b|\b(loggroups|datasource)\s*\(`)
+// SOURCE command where a command may stand (at the start of a line, after
+// a pipe, or after an opening parenthesis: a subquery, "filter x in
+// (SOURCE '/other' | …)", and the right side of a join, "join … (SOURCE
+// '/other')"), a logGroups(…) or dataSource(…) selector, or a lookup
+// command, which reads a lookup table, whatever the case. Such a query
+// reads the groups or tables it names, not (only) the groups the
+// request's parameters name and the checks cover. A field named "source"
+// used as a function's first argument is refused too: one more refusal,
+// never one fewer.
+var querySource = regexp.MustCompile(`(?im)(^|[|(])\s*(source|lookup)\b|\b(loggroups|datasource)\s*\(`)
 
 // queryUnmask matches a query string that calls unmask(…), whatever the
 // case and wherever it is (a match inside a string literal costs one more
@@ -275,7 +280,7 @@ func init() {
 		"GetLogEvents": {protos: pJSON, readOnly: true, fn: streamCheck("logs:GetLogEvents", true),
 			actions: "logs:GetLogEvents; with unmask also logs:Unmask", resources: stream + "; logs:Unmask on " + group, params: "logGroup, logStream, unmask"},
 		"StartQuery": {protos: pJSON, readOnly: true, fn: startQuery,
-			actions: "logs:StartQuery; with unmask(…) in the query string also logs:Unmask", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one; CWLI queries only, without SOURCE)", params: "logGroups, queryString"},
+			actions: "logs:StartQuery; with unmask(…) in the query string also logs:Unmask", resources: group + " for every group in logGroupName, logGroupNames, logGroupIdentifiers (at least one; CWLI queries only, without SOURCE or lookup)", params: "logGroups, queryString"},
 		"GetQueryResults": {protos: pJSON, readOnly: true, fn: queryID("logs:GetQueryResults"), actions: "logs:GetQueryResults", resources: "`*`", params: "queryId"},
 		"StopQuery":       {protos: pJSON, fn: queryID("logs:StopQuery"), actions: "logs:StopQuery", resources: "`*`", params: "queryId"},
 		"DescribeLogGroups": {protos: pJSON, readOnly: true, fn: describeLogGroups,

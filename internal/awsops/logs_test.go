@@ -19,11 +19,19 @@ func TestStartQueryOwnSources(t *testing.T) {
 		`{"logGroupName":"/app/api","queryString":"# all of them\nsource logGroups(namePrefix: ['/']) | fields @message"}`,
 		`{"logGroupName":"/app/api","queryString":"fields @message | SOURCE dataSource(name: 'x')"}`,
 		`{"logGroupName":"/app/api","queryLanguage":"cwli","queryString":"fields @message"}`,
+		// The right side of a join and a subquery read the group their
+		// own SOURCE names (Logs Insights query syntax: join, subqueries).
+		`{"logGroupName":"/app/api","queryString":"filter status >= 500 | join type=inner left=api right=a where api.requestId=a.requestId (SOURCE '/secret/audit') | fields a.user"}`,
+		`{"logGroupName":"/app/api","queryString":"filter requestId in ( SOURCE '/secret/audit' | fields requestId ) | fields @message"}`,
+		`{"logGroupName":"/app/api","queryString":"fields @message | join left=l right=r where l.id=r.id (\n  source '/secret/audit')"}`,
+		// lookup reads a lookup table, which the request does not name.
+		`{"logGroupName":"/app/api","queryString":"fields userId | lookup users userId OUTPUT email, phone"}`,
 	} {
 		mustRefuse(t, jsonReq("logs", target, body), "AccessDeniedException")
 	}
 	for _, body := range []string{
 		`{"logGroupName":"/app/api","queryString":"fields @message, source | filter source = 'web' | stats count() by source"}`,
+		`{"logGroupName":"/app/api","queryString":"fields strlen(@message), eventSource | filter source in ('web', 'api') | stats count() by source"}`,
 		`{"logGroupName":"/app/api","queryLanguage":"CWLI","queryString":"fields @message"}`,
 	} {
 		op := mustMap(t, jsonReq("logs", target, body))
