@@ -26,6 +26,13 @@ func (m *mapper) lambda() (*Op, error) {
 		if len(v) > 1 {
 			return nil, m.failure(codeMalformed, "query parameter %q is given more than once", esc(k))
 		}
+		// A Lambda that matched the key without regard to case would run
+		// the version or alias it names while the check is on the
+		// unqualified function, as the JSON and Query readers refuse
+		// case variants of the members they read.
+		if k != "Qualifier" && strings.EqualFold(k, "Qualifier") {
+			return nil, m.failure(codeMalformed, "query parameter %q differs from Qualifier only in case", esc(k))
+		}
 	}
 	seg := strings.Split(strings.TrimPrefix(m.r.Path, "/"), "/")
 	var operation, fn string

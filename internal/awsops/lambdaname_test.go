@@ -48,6 +48,9 @@ func TestLambdaFunctionNameForms(t *testing.T) {
 		{"/2015-03-31/functions/us-east-1:function:resize:prod:x/invocations", "", "InvalidParameterValueException"},
 		{"/2015-03-31/functions/111122223333:resize:prod:x/invocations", "", "InvalidParameterValueException"},
 		{"/2015-03-31/functions/111122223333:resize:prod/invocations", "Qualifier=dev", "InvalidParameterValueException"},
+		// A case variant of Qualifier, which the mapper does not read.
+		{"/2015-03-31/functions/resize/invocations", "qualifier=prod", "InvalidRequestContentException"},
+		{"/2015-03-31/functions/resize/invocations", "QUALIFIER=3", "InvalidRequestContentException"},
 	} {
 		mustRefuse(t, lambdaReq("POST", tc.path, tc.query), tc.code)
 	}
