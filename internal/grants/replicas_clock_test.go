@@ -5,25 +5,28 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
-// TestReplicasApproveSlowClock: a replica whose clock is an hour slow is
-// asked to approve a request a minute after it was made, by its own clock.
-// The request's decision deadline (ten minutes after it was made, by that
-// clock) passed fifty minutes ago by the database's clock, which every
-// replica shares, and by which the others would have cancelled it. The
-// approval is refused, and the request ends cancelled at its deadline; no
-// approval is recorded.
+// TestReplicasApproveSlowClock: a replica's clock steps an hour back
+// between two of its measurements against the database's clock, so for a
+// while its time is an hour slow. It records a request and is asked to
+// approve it. The request's decision deadline (ten minutes after it was
+// made, by that time) passed fifty minutes ago by the database's clock,
+// which every replica shares, and by which the others would have
+// cancelled it. The approval is refused, and the request ends cancelled at
+// its deadline; no approval is recorded. At its next measurement the
+// replica's time is the database's again.
 func TestReplicasApproveSlowClock(t *testing.T) {
-	slow := clock.NewFake(time.Now().UTC().Add(-time.Hour))
+	slow := clock.NewFake(time.Now().UTC())
 	rs := newReplicaSet(t, 1, slow)
 	a := rs.r[0]
+	slow.Set(slow.Now().Add(-time.Hour)) // runs no timer: the next measurement is still due
 	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
 	if err != nil || g.Status != model.Pending {
 		t.Fatalf("request: %v (%s)", err, g.Status)
 	}
-	slow.Advance(time.Minute)
 	if !slow.Now().Before(g.DecideBy) || !time.Now().After(g.DecideBy) {
 		t.Fatalf("the test's clocks: slow %v, real %v, deadline %v", slow.Now(), time.Now(), g.DecideBy)
 	}
@@ -41,5 +44,104 @@ func TestReplicasApproveSlowClock(t *testing.T) {
 	}
 	if gg := a.svc.Authority().Grant(g.ID); gg != nil {
 		t.Errorf("the overdue request is active in memory")
+	}
+
+	// A real clock's timers count elapsed time, whatever its reading does;
+	// the fake's follow its reading, so the measurement it owes comes due
+	// once the hour is made up.
+	slow.Advance(time.Hour + grants.DefaultClockCheck)
+	g, err = a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil || !within(g.RequestedAt, time.Minute) {
+		t.Errorf("a request after the next measurement: %v, recorded at %v; the database's clock reads %v", err, g.RequestedAt, time.Now().UTC())
+	}
+}
+
+// within says whether t is within d of the database's clock (here the
+// machine's: PostgreSQL runs on it).
+func within(t time.Time, d time.Duration) bool {
+	off := time.Since(t)
+	return off < d && off > -d
+}
+
+// TestReplicasSkewedClocks: two replicas on one store, F's clock five
+// minutes ahead of the database's and S's five minutes behind, a request
+// waiting ten minutes for a decision. Whichever replica writes them, the
+// record's times are the database's, and each replica serves a 20-minute
+// grant for 20 minutes of its own clock's time, no more and no less, by
+// its own timer (the other is deaf, as if it had died): a grant F
+// approved is not served by S for ten minutes more, a grant S approved is
+// not cut off by F ten minutes early, and F may approve what S was asked
+// for (it found it overdue). A session starts, in the record, after its
+// grant did.
+func TestReplicasSkewedClocks(t *testing.T) {
+	now := time.Now().UTC()
+	fast := clock.NewFake(now.Add(5 * time.Minute))
+	slow := clock.NewFake(now.Add(-5 * time.Minute))
+	rs := newReplicaSetClocks(t, []*clock.Fake{fast, slow})
+	f, s := rs.r[0], rs.r[1]
+	const margin = time.Second
+
+	// serve: the grant approved on by, as served by on (on deaf), from 20
+	// minutes less the margin to 20 minutes of on's clock.
+	serve := func(by, on *replica, onClock *clock.Fake) {
+		t.Helper()
+		by.notifier.deaf.Store(false)
+		on.notifier.deaf.Store(true)
+		// The fakes stand still while the test runs, so a replica reads the
+		// database's time of its last measurement: by measures again
+		// before it approves, on after (as a moving clock would have
+		// moved meanwhile).
+		byClock := fast
+		if onClock == fast {
+			byClock = slow
+		}
+		byClock.Advance(grants.DefaultClockCheck)
+		g, cr := rs.approved(by, by)
+		onClock.Advance(grants.DefaultClockCheck)
+		st := rs.stored(g.ID)
+		if !within(st.RequestedAt, time.Minute) || !within(st.StartedAt, time.Minute) || !st.ExpiresAt.Equal(st.StartedAt.Add(20*time.Minute)) {
+			t.Errorf("approved on %s: requested %v, started %v, expires %v; the database's clock reads %v",
+				by.name, st.RequestedAt, st.StartedAt, st.ExpiresAt, time.Now().UTC())
+		}
+		gg := waitLookup(t, on, cr)
+		ses, err := on.svc.Authority().StartSession(rs.ctx, gg, "127.0.0.1:1 agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := on.st.Session(rs.ctx, ses.ID); err != nil {
+			t.Fatal(err)
+		} else if rec.StartedAt.Before(st.StartedAt.Add(-time.Second)) || !within(rec.StartedAt, time.Minute) {
+			t.Errorf("a session on %s started at %v, its grant at %v", on.name, rec.StartedAt, st.StartedAt)
+		}
+		if err := ses.End(rs.ctx); err != nil {
+			t.Fatal(err)
+		}
+		onClock.Advance(20*time.Minute - margin)
+		if _, err := on.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err != nil {
+			t.Errorf("%s refuses the grant approved on %s %v after, before its 20 minutes are up: %v", on.name, by.name, 20*time.Minute-margin, err)
+		}
+		onClock.Advance(margin)
+		if _, err := on.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err == nil || !isClosed(gg.Done()) {
+			t.Errorf("%s still serves the grant approved on %s 20 minutes after (its record expires %v)", on.name, by.name, st.ExpiresAt)
+		}
+		if st := rs.stored(g.ID); st.Status != model.Expired || !st.EndedAt.Equal(st.ExpiresAt) {
+			t.Errorf("stored %s ended %v, want expired at %v", st.Status, st.EndedAt, st.ExpiresAt)
+		}
+		if n := count(rs.entryTypes(g.ID), "grant.expired"); n != 1 {
+			t.Errorf("grant.expired logged %d times", n)
+		}
+	}
+	serve(f, s, slow)
+	serve(s, f, fast)
+
+	f.notifier.deaf.Store(false)
+	s.notifier.deaf.Store(false)
+	g, err := s.svc.Request(rs.ctx, s.id(t, bot), humanReq("20m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.svc.Approve(rs.ctx, f.id(t, alice), g.ID, "ok"); err != nil || out.Status != model.Active {
+		t.Errorf("approving on the fast replica a request made on the slow one: %v (%s); its deadline is %v, the database's clock reads %v",
+			err, out.Status, g.DecideBy, time.Now().UTC())
 	}
 }

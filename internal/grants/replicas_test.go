@@ -121,17 +121,28 @@ type replica struct {
 }
 
 type replicaSet struct {
-	t    testing.TB
-	ctx  context.Context
-	dsn  string
-	fake *clock.Fake
-	r    []*replica
+	t   testing.TB
+	ctx context.Context
+	dsn string
+	r   []*replica
 }
 
 // newReplicaSet starts n replicas on a fresh database. With fake, they all
 // run on that clock.
 func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.Options)) *replicaSet {
 	t.Helper()
+	clocks := make([]*clock.Fake, n)
+	for i := range clocks {
+		clocks[i] = fake
+	}
+	return newReplicaSetClocks(t, clocks, opts...)
+}
+
+// newReplicaSetClocks starts a replica per clock on a fresh database:
+// replica i runs on clocks[i], or on the real clock if it is nil.
+func newReplicaSetClocks(t testing.TB, clocks []*clock.Fake, opts ...func(*grants.Options)) *replicaSet {
+	t.Helper()
+	n := len(clocks)
 	admin := testenv.PostgresDSN(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
@@ -159,7 +170,7 @@ func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.O
 		t.Fatal(err)
 	}
 	u.Path = "/" + db
-	rs := &replicaSet{t: t, ctx: ctx, dsn: u.String(), fake: fake}
+	rs := &replicaSet{t: t, ctx: ctx, dsn: u.String()}
 
 	dir := t.TempDir()
 	polDir := filepath.Join(dir, "policies")
@@ -207,8 +218,8 @@ func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.O
 		r.dir = authn.NewDirectory(nil)
 		r.notifier = &testNotifier{inner: ps.Listener(r.name)}
 		var clk clock.Clock = clock.Real
-		if fake != nil {
-			clk = fake
+		if clocks[i] != nil {
+			clk = clocks[i]
 		}
 		o := grants.Options{
 			Store: r.st, Log: r.log, Policy: pol, Directory: r.dir, Targets: testTargets,
@@ -665,7 +676,11 @@ func TestReplicasExpireOnce(t *testing.T) {
 		t.Fatalf("request: %v (%s)", err, p.Status)
 	}
 	armed(before)
-	fake.Set(p.DecideBy)
+	// The fake is the replicas' own clock; the record's times are the
+	// database's (dbclock.go), to which the replicas' measurements brought
+	// them back while the clock moved ten minutes above. The deadline is
+	// the pending timeout away by the replicas' time.
+	fake.Advance(10 * time.Minute)
 	if st := rs.stored(p.ID); st.Status != model.Cancelled || !st.EndedAt.Equal(p.DecideBy) {
 		t.Errorf("stored %s ended %v, want cancelled at %v", st.Status, st.EndedAt, p.DecideBy)
 	}

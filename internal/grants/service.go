@@ -69,7 +69,10 @@
 //     the expire transition; the transaction re-reads the grant, and all
 //     but the first find it no longer active and write nothing: the
 //     grant.expired entry is written once. Decision deadlines work the same
-//     way.
+//     way. The replicas' clocks may disagree, so each reads its time as its
+//     own clock corrected by its measured offset from the database's
+//     (dbclock.go): the times in the record, and the instants each replica
+//     cuts a grant off and cancels a request at, are the database's.
 //   - Decisions. The per-grant lock above is per process. Across replicas
 //     the transition re-reads the grant inside the store transaction and
 //     decides from that record, never from memory; pgstore serialises
@@ -178,6 +181,10 @@ type Options struct {
 	// ended once its replica was found gone at every sweep for
 	// ReplicaGrace (DefaultReplicaGrace if 0), and at two sweeps at least.
 	SessionSweep, ReplicaGrace time.Duration
+	// ClockCheck is how often a replica on a store with a clock of its
+	// own (store.ServerClock: PostgreSQL) measures its offset from it
+	// (DefaultClockCheck if 0); see dbclock.go.
+	ClockCheck time.Duration
 }
 
 // Service implements the lifecycle; its Authority serves the gateways.
@@ -191,9 +198,12 @@ type Service struct {
 	pending time.Duration
 	reason  bool
 	credKey []byte
-	now     func() time.Time
-	clk     clock.Clock
-	logger  *slog.Logger
+	// now is the time of every record and check: the clock corrected to
+	// the database's (dbc, dbclock.go).
+	now    func() time.Time
+	clk    clock.Clock
+	dbc    *dbClock
+	logger *slog.Logger
 
 	findings *findings.Detector
 	binding  func(identity string) string
@@ -250,6 +260,7 @@ func New(o Options) (*Service, error) {
 		}
 	}
 	clk := o.Clock
+	dbc := newDBClock(o)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -257,7 +268,7 @@ func New(o Options) (*Service, error) {
 		st: o.Store, log: o.Log, pol: o.Policy, dir: o.Directory,
 		targets: make(map[string]Target, len(o.Targets)),
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
-		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC() }, clk: clk, logger: o.Logger,
+		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC().Add(dbc.get()) }, clk: clk, dbc: dbc, logger: o.Logger,
 		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
@@ -307,6 +318,10 @@ func (s *Service) MaxDuration() time.Duration { return s.maxDur }
 // expiry (or decision deadline) as the end time; the others get their timers
 // and, if active, their place in the gateway cache.
 func (s *Service) Start(ctx context.Context) error {
+	// First, so that every time below is the database's (dbclock.go).
+	if err := s.startClock(ctx); err != nil {
+		return err
+	}
 	set := s.pol.Current()
 	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Actor: "airlock", Data: policyData(set, "start")}); err != nil {
 		return fmt.Errorf("recording the policy set: %w", err)
@@ -376,6 +391,7 @@ func (s *Service) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	s.stopClockLocked()
 	for id, t := range s.timers {
 		t.Stop()
 		delete(s.timers, id)

@@ -59,6 +59,15 @@ type ClockTx interface {
 	Now(ctx context.Context) (time.Time, error)
 }
 
+// ServerClock is implemented by a shared store: ServerNow reads the
+// database's clock outside any transaction. Each replica measures its
+// offset from it and writes, and enforces, every time in the database's
+// time (package grants), so that replicas whose clocks disagree still
+// agree on when a grant started and when it ends.
+type ServerClock interface {
+	ServerNow(ctx context.Context) (time.Time, error)
+}
+
 // OpenSessionLister is implemented by both stores: OpenSessions returns
 // every session whose row records no end, through an index of those alone,
 // so that the sweep of dead replicas' sessions, and a lone process's

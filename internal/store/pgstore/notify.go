@@ -30,6 +30,7 @@ var (
 	_ store.CredentialReader  = (*Store)(nil)
 	_ store.ReplicaRegistry   = (*Store)(nil)
 	_ store.ClockTx           = (*Tx)(nil)
+	_ store.ServerClock       = (*Store)(nil)
 	_ store.OpenSessionLister = (*Store)(nil)
 )
 
@@ -42,6 +43,17 @@ func (t *Tx) Now(ctx context.Context) (time.Time, error) {
 	}
 	var now time.Time
 	if err := t.tx.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("pgstore: the database's clock: %w", err)
+	}
+	return now, nil
+}
+
+// ServerNow reads the database server's clock outside any transaction
+// (store.ServerClock): one round trip on a pooled connection, which the
+// replica's periodic measurement of its offset from that clock times.
+func (s *Store) ServerNow(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
 		return time.Time{}, fmt.Errorf("pgstore: the database's clock: %w", err)
 	}
 	return now, nil

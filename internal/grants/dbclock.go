@@ -1,0 +1,145 @@
+package grants
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// The database's clock. Replicas sharing a store each read their own
+// clock, and clocks disagree: a replica ten minutes fast wrote a grant it
+// approved as starting ten minutes from now, so the grant outlived its
+// duration by ten minutes on every other replica; one ten minutes slow
+// wrote requests already past their decision deadline, and sessions that
+// started before their grant. The one clock they share is the database
+// server's. So a replica on a store that can read it (store.ServerClock)
+// measures its offset from it at Start and every Options.ClockCheck, and
+// its time (s.now: what it writes in records and log entries, and what
+// its timers and its authority's liveness checks are measured against) is
+// its own clock plus that offset. Every time in the record is then the
+// database's, within half a measurement's round trip, whichever replica
+// wrote it, and each replica cuts a grant off when the database's clock
+// reaches its expiry: its timers run for the time left by that clock.
+//
+// Correcting was chosen over refusing to serve beyond some skew: a replica
+// whose clock is off keeps serving, on the right times, and says so in its
+// log; refusing would take it out for a fault the correction makes
+// harmless. What it cannot see is a step of its clock between two
+// measurements: that is corrected at the next one (at most ClockCheck).
+// The decision deadline is also checked against the database's clock
+// inside the decision's transaction (store.ClockTx), which a step cannot
+// defeat. A store of one process (SQLite) has no such clock: its time is
+// the process's own, unchanged.
+
+// DefaultClockCheck is the default Options.ClockCheck.
+const DefaultClockCheck = 10 * time.Second
+
+const (
+	// clockWarn is the offset from which a replica logs a warning: NTP
+	// keeps clocks within milliseconds, so a second is a fault.
+	clockWarn = time.Second
+	// clockMaxRTT bounds a periodic measurement's round trip: the offset
+	// is known only within half of it, so a slower answer (a loaded
+	// database) is dropped and the previous offset kept.
+	clockMaxRTT = time.Second
+	// clockTimeout bounds one measurement.
+	clockTimeout = 5 * time.Second
+)
+
+// dbClock is a replica's offset from the database's clock.
+type dbClock struct {
+	src   store.ServerClock // nil: the store is this process's own
+	every time.Duration
+	// offset is the database's clock minus this replica's, in
+	// nanoseconds: added to the replica's clock, it reads the database's.
+	offset atomic.Int64
+	// warned is the offset last logged (measure's caller is serial:
+	// Start, then one timer at a time).
+	warned time.Duration
+	timer  clock.Timer // under Service.mu
+}
+
+func newDBClock(o Options) *dbClock {
+	c := &dbClock{every: o.ClockCheck}
+	if c.every <= 0 {
+		c.every = DefaultClockCheck
+	}
+	c.src, _ = o.Store.(store.ServerClock)
+	return c
+}
+
+func (c *dbClock) get() time.Duration { return time.Duration(c.offset.Load()) }
+
+// startClock measures the offset once, which must succeed, and arms the
+// periodic measurement. Without a database clock it does nothing.
+func (s *Service) startClock(ctx context.Context) error {
+	if s.dbc.src == nil {
+		return nil
+	}
+	// At start any round trip is accepted: an offset known within half of
+	// it is better than none.
+	if err := s.measureClock(ctx, 0); err != nil {
+		return fmt.Errorf("reading the database's clock: %w", err)
+	}
+	s.armClockCheck()
+	return nil
+}
+
+// armClockCheck arms the next measurement, on the Service's clock (a test's
+// clock.Fake runs it as it moves).
+func (s *Service) armClockCheck() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.dbc.timer = s.clk.AfterFunc(s.dbc.every, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), clockTimeout)
+		if err := s.measureClock(ctx, clockMaxRTT); err != nil {
+			s.logger.Warn("could not measure this replica's clock against the database's; keeping the offset measured before", "err", err, "offset", s.dbc.get())
+		}
+		cancel()
+		s.armClockCheck()
+	})
+}
+
+// measureClock reads the database's clock and sets the offset to it from
+// the middle of the read's round trip; with maxRTT > 0 a slower read is
+// refused.
+func (s *Service) measureClock(ctx context.Context, maxRTT time.Duration) error {
+	c := s.dbc
+	t0 := s.clk.Now()
+	db, err := c.src.ServerNow(ctx)
+	t1 := s.clk.Now()
+	if err != nil {
+		return err
+	}
+	rtt := t1.Sub(t0)
+	if maxRTT > 0 && rtt > maxRTT {
+		return fmt.Errorf("reading the database's clock took %v (more than %v)", rtt, maxRTT)
+	}
+	off := db.Sub(t0.Add(rtt / 2))
+	c.offset.Store(int64(off))
+	switch {
+	case off.Abs() >= clockWarn && (off-c.warned).Abs() >= clockWarn:
+		c.warned = off
+		s.logger.Warn("this replica's clock differs from the database's; every time it writes and enforces is corrected to the database's clock, but synchronise it (NTP)",
+			"ahead_by", -off, "round_trip", rtt)
+	case off.Abs() < clockWarn && c.warned != 0:
+		c.warned = 0
+		s.logger.Info("this replica's clock agrees with the database's again", "ahead_by", -off)
+	}
+	return nil
+}
+
+// stopClockLocked stops the periodic measurement; s.mu is held.
+func (s *Service) stopClockLocked() {
+	if s.dbc.timer != nil {
+		s.dbc.timer.Stop()
+		s.dbc.timer = nil
+	}
+}
