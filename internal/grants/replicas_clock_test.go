@@ -7,6 +7,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // TestReplicasApproveSlowClock: a replica's clock steps an hour back
@@ -143,5 +144,39 @@ func TestReplicasSkewedClocks(t *testing.T) {
 	if out, err := f.svc.Approve(rs.ctx, f.id(t, alice), g.ID, "ok"); err != nil || out.Status != model.Active {
 		t.Errorf("approving on the fast replica a request made on the slow one: %v (%s); its deadline is %v, the database's clock reads %v",
 			err, out.Status, g.DecideBy, time.Now().UTC())
+	}
+}
+
+// TestReplicasRestartAfterFastClock: a replica whose clock is ten minutes
+// fast serves a session and crashes; it is started again under the same
+// name with its clock put right. Its first sweep ends its earlier run's
+// session, at its last recorded event, as for any restart: that run's
+// session started, in the record, before this run did. (When the record
+// held the replica's own clock, the session started ten minutes after
+// this run, by the record, so it passed for this run's and was never
+// ended: the other replicas see this name's lock held.)
+func TestReplicasRestartAfterFastClock(t *testing.T) {
+	fast := clock.NewFake(time.Now().UTC().Add(10 * time.Minute))
+	rs := newReplicaSetClocks(t, []*clock.Fake{nil, fast}, func(o *grants.Options) {
+		o.SessionSweep, o.ReplicaGrace = 20*time.Millisecond, 100*time.Millisecond
+	})
+	a, f := rs.r[0], rs.r[1]
+	_, cr := rs.approved(a, a)
+	ses := rs.servedSession(f, cr, "127.0.0.1:1 crashing")
+	rs.restart(1, clock.Real)
+	waitFor(t, "the restarted replica to end its earlier run's session", func() bool {
+		s, err := a.st.Session(rs.ctx, ses.ID)
+		return err == nil && !s.EndedAt.IsZero()
+	})
+	es, err := a.st.LogEntries(rs.ctx, store.LogFilter{SessionID: ses.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := a.st.Session(rs.ctx, ses.ID)
+	if last := es[len(es)-2]; !rec.EndedAt.Equal(last.Time) || !within(rec.EndedAt, time.Minute) || rec.Calls != 1 {
+		t.Errorf("recovered session %+v; want it ended at its last call (%v), by the database's clock (%v)", rec, last.Time, time.Now().UTC())
+	}
+	if n := count(rs.sessionEntryTypes(ses.ID), "session.ended"); n != 1 {
+		t.Errorf("session ended %d times", n)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
-	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -24,14 +23,7 @@ func TestReplicasDeadReplicaSessionsLongAfter(t *testing.T) {
 	rs := newReplicaSet(t, 3, fake, func(o *grants.Options) { o.SessionSweep, o.ReplicaGrace = 20*time.Millisecond, 100*time.Millisecond })
 	a, b, c := rs.r[0], rs.r[1], rs.r[2]
 	g, cr := rs.approved(a, b)
-	onC := waitLookup(t, c, cr)
-	ses, err := c.svc.Authority().StartSession(rs.ctx, onC, "127.0.0.1:1 dying")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ses.Request(rs.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Allowed: true, BytesOut: 7}); err != nil {
-		t.Fatal(err)
-	}
+	ses := rs.servedSession(c, cr, "127.0.0.1:1 dying")
 	rs.killListener(c) // C is gone: its lock in the store with it
 
 	// An hour later the grant has expired (each replica's timer ends it at

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -125,6 +126,15 @@ type replicaSet struct {
 	ctx context.Context
 	dsn string
 	r   []*replica
+
+	// What startReplica needs.
+	polDir   string
+	signer   note.Signer
+	verifier note.Verifier
+	credKey  []byte
+	cfg      []model.Identity
+	known    map[string]bool
+	opts     []func(*grants.Options)
 }
 
 // newReplicaSet starts n replicas on a fresh database. With fake, they all
@@ -198,52 +208,13 @@ func newReplicaSetClocks(t testing.TB, clocks []*clock.Fake, opts ...func(*grant
 	for _, tg := range testTargets {
 		known[tg.Name] = true
 	}
+	rs.polDir, rs.signer, rs.verifier, rs.credKey, rs.cfg, rs.known, rs.opts = polDir, signer, verifier, credKey, cfg, known, opts
 	for i := range n {
-		r := &replica{name: fmt.Sprintf("r%d", i)}
-		ps, err := pgstore.Open(ctx, rs.dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.st = &countingStore{Store: ps}
-		// Each replica appends to the one shared log through a Log of its
-		// own, as separate processes do.
-		r.log, err = auditlog.Open(ctx, ps, signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: verifier, Rows: review.StoreRows})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pol, err := policy.NewEngine(polDir, func(n string) bool { return known[n] })
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.dir = authn.NewDirectory(nil)
-		r.notifier = &testNotifier{inner: ps.Listener(r.name)}
 		var clk clock.Clock = clock.Real
 		if clocks[i] != nil {
 			clk = clocks[i]
 		}
-		o := grants.Options{
-			Store: r.st, Log: r.log, Policy: pol, Directory: r.dir, Targets: testTargets,
-			MaxDuration: 30 * time.Minute, PendingTimeout: 10 * time.Minute, RequireReason: true,
-			CredentialKey: credKey, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Notifier: r.notifier, ReplicaID: r.name,
-		}
-		for _, f := range opts {
-			f(&o)
-		}
-		r.svc, err = grants.New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.svc.SyncIdentities(ctx, cfg); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.svc.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.svc.Ready(); err != nil {
-			t.Fatalf("%s: Start returned but not ready: %v", r.name, err)
-		}
-		rs.r = append(rs.r, r)
+		rs.r = append(rs.r, rs.startReplica(fmt.Sprintf("r%d", i), clk))
 	}
 	t.Cleanup(func() {
 		// The log the replicas wrote together verifies as one.
@@ -259,6 +230,67 @@ func newReplicaSetClocks(t testing.TB, clocks []*clock.Fake, opts ...func(*grant
 		}
 	})
 	return rs
+}
+
+// startReplica starts replica name on clk, on rs's database.
+func (rs *replicaSet) startReplica(name string, clk clock.Clock) *replica {
+	t, ctx := rs.t, rs.ctx
+	t.Helper()
+	r := &replica{name: name}
+	ps, err := pgstore.Open(ctx, rs.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.st = &countingStore{Store: ps}
+	// Each replica appends to the one shared log through a Log of its
+	// own, as separate processes do.
+	r.log, err = auditlog.Open(ctx, ps, rs.signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: rs.verifier, Rows: review.StoreRows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.NewEngine(rs.polDir, func(n string) bool { return rs.known[n] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.dir = authn.NewDirectory(nil)
+	r.notifier = &testNotifier{inner: ps.Listener(r.name)}
+	o := grants.Options{
+		Store: r.st, Log: r.log, Policy: pol, Directory: r.dir, Targets: testTargets,
+		MaxDuration: 30 * time.Minute, PendingTimeout: 10 * time.Minute, RequireReason: true,
+		CredentialKey: rs.credKey, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Notifier: r.notifier, ReplicaID: r.name,
+	}
+	for _, f := range rs.opts {
+		f(&o)
+	}
+	r.svc, err = grants.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.SyncIdentities(ctx, rs.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Ready(); err != nil {
+		t.Fatalf("%s: Start returned but not ready: %v", r.name, err)
+	}
+	return r
+}
+
+// restart stops replica i, leaving its sessions open as a crash does, and
+// starts it again under the same name on clk.
+func (rs *replicaSet) restart(i int, clk clock.Clock) *replica {
+	rs.t.Helper()
+	old := rs.r[i]
+	old.svc.Close()
+	if err := old.log.Close(); err != nil {
+		rs.t.Errorf("%s: closing the log: %v", old.name, err)
+	}
+	old.st.Close()
+	rs.r[i] = rs.startReplica(old.name, clk)
+	return rs.r[i]
 }
 
 func (r *replica) id(t testing.TB, name string) model.Identity {
@@ -871,6 +903,21 @@ func testDeadReplicaSessions(t *testing.T, sweep time.Duration) {
 			t.Errorf("session %s differs from its log: %v", s.ID, s.LogMismatch)
 		}
 	}
+}
+
+// servedSession starts a session on r under the grant of cr, from client,
+// and records one call (7 bytes out) in it.
+func (rs *replicaSet) servedSession(r *replica, cr grants.Credentials, client string) *gateway.Session {
+	t := rs.t
+	t.Helper()
+	ses, err := r.svc.Authority().StartSession(rs.ctx, waitLookup(t, r, cr), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Request(rs.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/x", Allowed: true, BytesOut: 7}); err != nil {
+		t.Fatal(err)
+	}
+	return ses
 }
 
 func (rs *replicaSet) sessionEntryTypes(id string) []string {
