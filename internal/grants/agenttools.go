@@ -112,7 +112,7 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	if g.Status != model.Active || !s.now().Before(g.ExpiresAt) {
 		return apierr.Conflict("grant %s is %s; commands run only under an active grant", id, g.Status)
 	}
-	err = s.log.Append(ctx, fromCaller(auditlog.Event{Type: "grant.command", GrantID: g.ID, Actor: caller.Name,
+	err = s.log.Append(ctx, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
 		Data: map[string]any{"argv": argv, "via": "mcp"}}, caller))
 	if err != nil {
 		return s.logErr("the command", err)

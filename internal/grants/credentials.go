@@ -145,7 +145,7 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	if caller.Instance != nil {
 		data["instance"] = caller.Instance
 	}
-	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", GrantID: g.ID, Actor: caller.Name, Data: data})
+	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", Time: s.now(), GrantID: g.ID, Actor: caller.Name, Data: data})
 	if err != nil {
 		return Credentials{}, s.logErr("the credential issue", err)
 	}

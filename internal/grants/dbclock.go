@@ -3,6 +3,7 @@ package grants
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,9 @@ type dbClock struct {
 	// Start, then one timer at a time).
 	warned time.Duration
 	timer  clock.Timer // under Service.mu
+
+	startMu sync.Mutex
+	started bool // the first measurement succeeded (startClock)
 }
 
 func newDBClock(o Options) *dbClock {
@@ -75,9 +79,16 @@ func newDBClock(o Options) *dbClock {
 func (c *dbClock) get() time.Duration { return time.Duration(c.offset.Load()) }
 
 // startClock measures the offset once, which must succeed, and arms the
-// periodic measurement. Without a database clock it does nothing.
+// periodic measurement, the first time it is called (SyncIdentities, which
+// runs before Start, records times too). Without a database clock it does
+// nothing.
 func (s *Service) startClock(ctx context.Context) error {
 	if s.dbc.src == nil {
+		return nil
+	}
+	s.dbc.startMu.Lock()
+	defer s.dbc.startMu.Unlock()
+	if s.dbc.started {
 		return nil
 	}
 	// At start any round trip is accepted: an offset known within half of
@@ -86,6 +97,7 @@ func (s *Service) startClock(ctx context.Context) error {
 		return fmt.Errorf("reading the database's clock: %w", err)
 	}
 	s.armClockCheck()
+	s.dbc.started = true
 	return nil
 }
 

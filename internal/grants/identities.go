@@ -34,6 +34,10 @@ func prefix(h string) string {
 // the file disabled. Agents added through the API are left alone. Every
 // change is logged. It then loads the directory used to authenticate.
 func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identity) error {
+	// It runs before Start: the times it writes are the database's too.
+	if err := s.startClock(ctx); err != nil {
+		return err
+	}
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		var events []auditlog.Event
 		seen := map[string]bool{}
@@ -44,7 +48,7 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				want.CreatedAt, want.CreatedBy = s.now(), "config"
-				events = append(events, auditlog.Event{Type: "identity.added", Actor: "config", Data: identityData(want)})
+				events = append(events, auditlog.Event{Type: "identity.added", Time: s.now(), Actor: "config", Data: identityData(want)})
 			case err != nil:
 				return nil, err
 			default:
@@ -54,7 +58,7 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 				if sameIdentity(have, want) {
 					continue
 				}
-				events = append(events, auditlog.Event{Type: "identity.updated", Actor: "config", Data: identityData(want)})
+				events = append(events, auditlog.Event{Type: "identity.updated", Time: s.now(), Actor: "config", Data: identityData(want)})
 			}
 			if err := tx.PutIdentity(ctx, want); err != nil {
 				return nil, err
@@ -72,7 +76,7 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 		for _, have := range all {
 			if have.Source == "config" && !seen[have.Name] && !have.Disabled {
 				have.Disabled = true
-				events = append(events, auditlog.Event{Type: "identity.disabled", Actor: "config", Data: identityData(have)})
+				events = append(events, auditlog.Event{Type: "identity.disabled", Time: s.now(), Actor: "config", Data: identityData(have)})
 				if err := tx.PutIdentity(ctx, have); err != nil {
 					return nil, err
 				}
@@ -138,7 +142,7 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 		if err := tx.PutIdentity(ctx, id); err != nil {
 			return nil, err
 		}
-		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.added", Actor: caller.Name, Data: identityData(id)}, caller)}, s.notifyIdentity(ctx, tx, id.Name)
+		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.added", Time: s.now(), Actor: caller.Name, Data: identityData(id)}, caller)}, s.notifyIdentity(ctx, tx, id.Name)
 	})
 	if err != nil {
 		return model.Identity{}, "", s.logErr("the new agent", err)
@@ -171,7 +175,7 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 		if err := tx.PutIdentity(ctx, id); err != nil {
 			return nil, err
 		}
-		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.disabled", Actor: caller.Name, Data: d}, caller)}, s.notifyIdentity(ctx, tx, id.Name)
+		return []auditlog.Event{fromCaller(auditlog.Event{Type: "identity.disabled", Time: s.now(), Actor: caller.Name, Data: d}, caller)}, s.notifyIdentity(ctx, tx, id.Name)
 	})
 	if err != nil {
 		return model.Identity{}, s.logErr("the change", err)
@@ -237,14 +241,14 @@ func (s *Service) ReloadPolicies(ctx context.Context, trigger string) error {
 	set, changed, err := s.pol.Reload()
 	if err != nil {
 		cur := s.pol.Current()
-		_ = s.log.Append(ctx, auditlog.Event{Type: "policy.load_failed", Actor: "airlock", Data: map[string]any{
+		_ = s.log.Append(ctx, auditlog.Event{Type: "policy.load_failed", Time: s.now(), Actor: "airlock", Data: map[string]any{
 			"error": err.Error(), "kept_hash": cur.Hash(), "trigger": trigger}})
 		s.logger.Error("policy reload failed; keeping the previous set", "err", err, "hash", cur.Hash())
 		return err
 	}
 	d := policyData(set, trigger)
 	d["changed"] = changed
-	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Actor: "airlock", Data: d}); err != nil {
+	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Time: s.now(), Actor: "airlock", Data: d}); err != nil {
 		return err
 	}
 	s.logger.Info("policies loaded", "hash", set.Hash(), "policies", set.Len(), "changed", changed)

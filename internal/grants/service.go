@@ -323,7 +323,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	set := s.pol.Current()
-	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Actor: "airlock", Data: policyData(set, "start")}); err != nil {
+	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Time: s.now(), Actor: "airlock", Data: policyData(set, "start")}); err != nil {
 		return fmt.Errorf("recording the policy set: %w", err)
 	}
 	var open []model.Grant

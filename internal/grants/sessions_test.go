@@ -490,3 +490,28 @@ func TestSessionsOfEndedGrantRecoveredAtStart(t *testing.T) {
 		t.Fatalf("want one recovered session.ended entry, got %d", len(ended))
 	}
 }
+
+// TestEntryTimesOnServiceClock: every entry of a grant and its session
+// carries the service's time, the calls' and the credentials' too, not the
+// machine's (as the log fills in for an event without one): among
+// replicas the service's time is the one corrected to the database's
+// clock, so an entry on the machine's clock would put a call of a
+// replica whose clock is slow before its session started.
+func TestEntryTimesOnServiceClock(t *testing.T) {
+	h := newHarness(t, harnessOptions{Manual: true})
+	h.fake.Advance(time.Hour) // an hour from the machine's clock
+	g := h.request(bot, autoReq("10m"), model.Active)
+	h.creds(bot, g.ID)
+	ses := h.startSession(g, "127.0.0.1:1 agent")
+	if err := ses.Request(h.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::app-logs/x", Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.End(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range h.entries(g.ID) {
+		if !e.Time.Equal(h.fake.Now()) {
+			t.Errorf("%s at %v; the service's clock reads %v", e.Type, e.Time, h.fake.Now())
+		}
+	}
+}

@@ -153,7 +153,7 @@ func (r *Recorder) Reject(ctx context.Context, rj gateway.Rejection) error {
 
 // writeRejection logs one refused attempt (gateway.rejected).
 func (r *Recorder) writeRejection(ctx context.Context, rj gateway.Rejection) error {
-	err := r.o.Log.Append(ctx, auditlog.Event{Type: "gateway.rejected", GrantID: rj.GrantID, Actor: "airlock", Data: rj})
+	err := r.o.Log.Append(ctx, auditlog.Event{Type: "gateway.rejected", Time: r.o.Now(), GrantID: rj.GrantID, Actor: "airlock", Data: rj})
 	if err != nil {
 		return r.o.Refuse("the rejection", err)
 	}
@@ -163,7 +163,7 @@ func (r *Recorder) writeRejection(ctx context.Context, rj gateway.Rejection) err
 // writeRejectionSummary logs the attempts of one source and reason that
 // were counted rather than written one by one (gateway.rejected_summary).
 func (r *Recorder) writeRejectionSummary(ctx context.Context, rs gateway.RejectionSummary) error {
-	err := r.o.Log.Append(ctx, auditlog.Event{Type: "gateway.rejected_summary", GrantID: rs.GrantID, Actor: "airlock", Data: rs})
+	err := r.o.Log.Append(ctx, auditlog.Event{Type: "gateway.rejected_summary", Time: r.o.Now(), GrantID: rs.GrantID, Actor: "airlock", Data: rs})
 	if err != nil {
 		return r.o.Refuse("the rejection summary", err)
 	}
@@ -237,7 +237,7 @@ func (st *state) counted(c gateway.Call) {
 }
 
 func (st *state) callEvent(c gateway.Call) auditlog.Event {
-	return auditlog.Event{Type: "session.call", GrantID: st.g.ID, SessionID: st.sid, Actor: st.g.Identity, Data: c}
+	return auditlog.Event{Type: "session.call", Time: st.r.o.Now(), GrantID: st.g.ID, SessionID: st.sid, Actor: st.g.Identity, Data: c}
 }
 
 func (st *state) request(ctx context.Context, c gateway.Call) error {

@@ -142,7 +142,7 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	ev := auditlog.Event{Type: "session.results", GrantID: rec.GrantID, SessionID: rec.ID, Actor: rec.Identity,
+	ev := auditlog.Event{Type: "session.results", Time: r.o.Now(), GrantID: rec.GrantID, SessionID: rec.ID, Actor: rec.Identity,
 		Data: Results{Results: batch, Dropped: dropped}}
 	// Nobody waits on these calls any more: the entry joins a batch that
 	// calls start rather than costing a journal write of its own.
