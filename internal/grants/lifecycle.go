@@ -453,7 +453,12 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 		// Among replicas the deadline is also checked against the
 		// database's clock, which they all share: a replica whose own
 		// clock is slow must not decide a request the others (and the
-		// database) already see as overdue.
+		// database) already see as overdue. That clock is also the
+		// decision's time (and an approved grant's start and expiry):
+		// this replica's time is corrected to it only at its last
+		// measurement (dbclock.go), and a step of its clock since would
+		// otherwise be written into the record.
+		at := now
 		if ct, ok := tx.(store.ClockTx); ok {
 			dbNow, err := ct.Now(ctx)
 			if err != nil {
@@ -464,11 +469,12 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 				return nil, apierr.Conflict("grant %s passed its decision deadline (%s) by the database's clock (%s; this replica's reads %s)",
 					g.ID, g.DecideBy.Format(time.RFC3339), dbNow.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 			}
+			at = dbNow.UTC()
 		}
-		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: now, Policies: pols, PolicySetHash: hash}
+		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: at, Policies: pols, PolicySetHash: hash}
 		a.Via, a.SlackUser = channelFrom(ctx)
 		g.Approvals = append(g.Approvals, a)
-		g.DecidedAt = now
+		g.DecidedAt = at
 		return apply(g, a), nil
 	})
 	if lapsed {

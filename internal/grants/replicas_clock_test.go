@@ -180,3 +180,30 @@ func TestReplicasRestartAfterFastClock(t *testing.T) {
 		t.Errorf("session ended %d times", n)
 	}
 }
+
+// TestReplicasDecisionOnDatabaseClock: a replica's clock steps an hour
+// back between two of its measurements, after a request was made. An
+// approval it records meanwhile carries the database's time, read in the
+// approval's transaction: the grant starts now, not an hour ago (when it
+// would be recorded as expired forty minutes before it was approved).
+func TestReplicasDecisionOnDatabaseClock(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC())
+	rs := newReplicaSet(t, 1, clk)
+	a := rs.r[0]
+	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(clk.Now().Add(-time.Hour)) // runs no timer: the next measurement is still due
+	out, err := a.svc.Approve(rs.ctx, a.id(t, alice), g.ID, "ok")
+	if err != nil || out.Status != model.Active {
+		t.Fatalf("approve: %v (%s)", err, out.Status)
+	}
+	st := rs.stored(g.ID)
+	if !within(st.StartedAt, time.Minute) || !st.ExpiresAt.Equal(st.StartedAt.Add(20*time.Minute)) || !st.DecidedAt.Equal(st.StartedAt) {
+		t.Errorf("approved: decided %v, started %v, expires %v; the database's clock reads %v", st.DecidedAt, st.StartedAt, st.ExpiresAt, time.Now().UTC())
+	}
+	if es, err := a.st.LogEntries(rs.ctx, store.LogFilter{GrantID: g.ID, Type: "grant.activated"}); err != nil || len(es) != 1 || !es[0].Time.Equal(st.StartedAt) {
+		t.Errorf("grant.activated entries %v (%v); want one at %v", es, err, st.StartedAt)
+	}
+}
