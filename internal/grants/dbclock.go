@@ -30,11 +30,13 @@ import (
 // whose clock is off keeps serving, on the right times, and says so in its
 // log; refusing would take it out for a fault the correction makes
 // harmless. What it cannot see is a step of its clock between two
-// measurements: that is corrected at the next one (at most ClockCheck).
-// The decision deadline is also checked against the database's clock
-// inside the decision's transaction (store.ClockTx), which a step cannot
-// defeat. A store of one process (SQLite) has no such clock: its time is
-// the process's own, unchanged.
+// measurements: that is corrected at the next one (at most ClockCheck),
+// which after a step back also arms the timers again (rearmTimers), so a
+// timer armed meanwhile does not cut a grant off late. A decision reads
+// the database's clock inside its transaction (store.ClockTx) for its
+// deadline and its time, which a step cannot defeat. A store of one
+// process (SQLite) has no such clock: its time is the process's own,
+// unchanged.
 
 // DefaultClockCheck is the default Options.ClockCheck.
 const DefaultClockCheck = 10 * time.Second
@@ -47,6 +49,9 @@ const (
 	// is known only within half of it, so a slower answer (a loaded
 	// database) is dropped and the previous offset kept.
 	clockMaxRTT = time.Second
+	// clockRearm is the step back of the replica's clock from which its
+	// timers are armed again (rearmTimers).
+	clockRearm = 100 * time.Millisecond
 	// clockTimeout bounds one measurement.
 	clockTimeout = 5 * time.Second
 )
@@ -63,8 +68,8 @@ type dbClock struct {
 	warned time.Duration
 	timer  clock.Timer // under Service.mu
 
-	startMu sync.Mutex
-	started bool // the first measurement succeeded (startClock)
+	startMu sync.Mutex  // one startClock at a time
+	started atomic.Bool // the first measurement succeeded (startClock)
 }
 
 func newDBClock(o Options) *dbClock {
@@ -88,7 +93,7 @@ func (s *Service) startClock(ctx context.Context) error {
 	}
 	s.dbc.startMu.Lock()
 	defer s.dbc.startMu.Unlock()
-	if s.dbc.started {
+	if s.dbc.started.Load() {
 		return nil
 	}
 	// At start any round trip is accepted: an offset known within half of
@@ -96,8 +101,8 @@ func (s *Service) startClock(ctx context.Context) error {
 	if err := s.measureClock(ctx, 0); err != nil {
 		return fmt.Errorf("reading the database's clock: %w", err)
 	}
+	s.dbc.started.Store(true)
 	s.armClockCheck()
-	s.dbc.started = true
 	return nil
 }
 
@@ -135,7 +140,15 @@ func (s *Service) measureClock(ctx context.Context, maxRTT time.Duration) error 
 		return fmt.Errorf("reading the database's clock took %v (more than %v)", rtt, maxRTT)
 	}
 	off := db.Sub(t0.Add(rtt / 2))
-	c.offset.Store(int64(off))
+	before := time.Duration(c.offset.Swap(int64(off)))
+	if c.started.Load() && off-before >= clockRearm {
+		// This replica's clock stepped back since the last measurement:
+		// the timers armed meanwhile run late by the step. (A step
+		// forward makes them early, which cuts a grant off before its
+		// time rather than after; and it is what a test's fake clock
+		// moving ahead of the database's looks like, so it is left.)
+		s.rearmTimers()
+	}
 	switch {
 	case off.Abs() >= clockWarn && (off-c.warned).Abs() >= clockWarn:
 		c.warned = off

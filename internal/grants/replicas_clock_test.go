@@ -1,6 +1,7 @@
 package grants_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,7 +79,7 @@ func TestReplicasSkewedClocks(t *testing.T) {
 	now := time.Now().UTC()
 	fast := clock.NewFake(now.Add(5 * time.Minute))
 	slow := clock.NewFake(now.Add(-5 * time.Minute))
-	rs := newReplicaSetClocks(t, []*clock.Fake{fast, slow})
+	rs := newReplicaSetClocks(t, []clock.Clock{fast, slow})
 	f, s := rs.r[0], rs.r[1]
 	const margin = time.Second
 
@@ -157,7 +158,7 @@ func TestReplicasSkewedClocks(t *testing.T) {
 // ended: the other replicas see this name's lock held.)
 func TestReplicasRestartAfterFastClock(t *testing.T) {
 	fast := clock.NewFake(time.Now().UTC().Add(10 * time.Minute))
-	rs := newReplicaSetClocks(t, []*clock.Fake{nil, fast}, func(o *grants.Options) {
+	rs := newReplicaSetClocks(t, []clock.Clock{nil, fast}, func(o *grants.Options) {
 		o.SessionSweep, o.ReplicaGrace = 20*time.Millisecond, 100*time.Millisecond
 	})
 	a, f := rs.r[0], rs.r[1]
@@ -205,5 +206,50 @@ func TestReplicasDecisionOnDatabaseClock(t *testing.T) {
 	}
 	if es, err := a.st.LogEntries(rs.ctx, store.LogFilter{GrantID: g.ID, Type: "grant.activated"}); err != nil || len(es) != 1 || !es[0].Time.Equal(st.StartedAt) {
 		t.Errorf("grant.activated entries %v (%v); want one at %v", es, err, st.StartedAt)
+	}
+}
+
+// steppedClock is a clock whose reading can step while its timers run on,
+// as a real clock's do (they count elapsed time): Now is the Fake's
+// reading plus step, AfterFunc the Fake's.
+type steppedClock struct {
+	*clock.Fake
+	step atomic.Int64
+}
+
+func (c *steppedClock) Now() time.Time { return c.Fake.Now().Add(time.Duration(c.step.Load())) }
+
+// TestReplicasClockStepBackRearms: a replica's clock steps an hour back,
+// and before its next measurement against the database's clock it
+// approves a 20-minute grant. The record's times are the database's (read
+// in the approval's transaction), but the expiry timer, armed for the
+// time left by the replica's time, would run an hour and twenty minutes
+// later: the grant's open connections would outlive it by the step. The
+// next measurement finds the step and arms the timers again, and the
+// grant is cut off 20 minutes after it was approved.
+func TestReplicasClockStepBackRearms(t *testing.T) {
+	fake := clock.NewFake(time.Now().UTC())
+	clk := &steppedClock{Fake: fake}
+	rs := newReplicaSetClocks(t, []clock.Clock{clk})
+	a := rs.r[0]
+	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.step.Store(int64(-time.Hour))
+	if _, err := a.svc.Approve(rs.ctx, a.id(t, alice), g.ID, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	gg := a.svc.Authority().Grant(g.ID)
+	if gg == nil {
+		t.Fatal("the approved grant is not in memory")
+	}
+	fake.Advance(grants.DefaultClockCheck) // the next measurement
+	fake.Advance(20 * time.Minute)
+	if !isClosed(gg.Done()) {
+		t.Errorf("the grant is still open 20 minutes and %v after it was approved", grants.DefaultClockCheck)
+	}
+	if st := rs.stored(g.ID); st.Status != model.Expired || !st.EndedAt.Equal(st.ExpiresAt) {
+		t.Errorf("stored %s ended %v, want expired at %v", st.Status, st.EndedAt, st.ExpiresAt)
 	}
 }

@@ -141,16 +141,18 @@ type replicaSet struct {
 // run on that clock.
 func newReplicaSet(t testing.TB, n int, fake *clock.Fake, opts ...func(*grants.Options)) *replicaSet {
 	t.Helper()
-	clocks := make([]*clock.Fake, n)
-	for i := range clocks {
-		clocks[i] = fake
+	clocks := make([]clock.Clock, n)
+	if fake != nil {
+		for i := range clocks {
+			clocks[i] = fake
+		}
 	}
 	return newReplicaSetClocks(t, clocks, opts...)
 }
 
 // newReplicaSetClocks starts a replica per clock on a fresh database:
 // replica i runs on clocks[i], or on the real clock if it is nil.
-func newReplicaSetClocks(t testing.TB, clocks []*clock.Fake, opts ...func(*grants.Options)) *replicaSet {
+func newReplicaSetClocks(t testing.TB, clocks []clock.Clock, opts ...func(*grants.Options)) *replicaSet {
 	t.Helper()
 	n := len(clocks)
 	admin := testenv.PostgresDSN(t)

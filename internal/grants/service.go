@@ -211,7 +211,7 @@ type Service struct {
 	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
 
 	mu      sync.RWMutex
-	timers  map[string]clock.Timer
+	timers  map[string]*armedTimer
 	waits   *waiters       // the open long polls (Wait)
 	changes []func(Change) // lifecycle watchers, see OnChange
 	// endpoints are the gateways' addresses per target, for Credentials.
@@ -269,7 +269,7 @@ func New(o Options) (*Service, error) {
 		targets: make(map[string]Target, len(o.Targets)),
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC().Add(dbc.get()) }, clk: clk, dbc: dbc, logger: o.Logger,
-		timers: map[string]clock.Timer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
+		timers: map[string]*armedTimer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
 	for _, t := range o.Targets {
@@ -393,7 +393,7 @@ func (s *Service) Close() {
 	s.closed = true
 	s.stopClockLocked()
 	for id, t := range s.timers {
-		t.Stop()
+		t.t.Stop()
 		delete(s.timers, id)
 	}
 }
@@ -415,16 +415,43 @@ func (s *Service) setTimer(id string, at time.Time, fn func()) {
 		return
 	}
 	if old := s.timers[id]; old != nil {
-		old.Stop()
+		old.t.Stop()
 	}
-	s.timers[id] = s.clk.AfterFunc(at.Sub(s.now()), fn)
+	s.timers[id] = &armedTimer{t: s.clk.AfterFunc(at.Sub(s.now()), fn), at: at, fn: fn}
+}
+
+// armedTimer is a grant's timer, with what rearmTimers needs to arm it
+// again: the instant it runs at, by the Service's time, and its function.
+type armedTimer struct {
+	t  clock.Timer
+	at time.Time
+	fn func()
+}
+
+// rearmTimers arms every timer that has not run again for its instant by
+// the Service's time as it reads now. A timer runs after a duration,
+// computed from the Service's time when it was armed; after this
+// replica's clock stepped back, the timers armed before the next
+// measurement found it (dbclock.go) would run late by the step, and a
+// grant's open connections outlive its expiry.
+func (s *Service) rearmTimers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, a := range s.timers {
+		if a.t.Stop() { // false: it runs or ran, and arms or stops itself
+			a.t = s.clk.AfterFunc(a.at.Sub(s.now()), a.fn)
+		}
+	}
 }
 
 func (s *Service) stopTimer(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.timers[id]; t != nil {
-		t.Stop()
+		t.t.Stop()
 		delete(s.timers, id)
 	}
 }
