@@ -32,11 +32,12 @@ import (
 // harmless. What it cannot see is a step of its clock between two
 // measurements: that is corrected at the next one (at most ClockCheck),
 // which after a step back also arms the timers again (rearmTimers), so a
-// timer armed meanwhile does not cut a grant off late. A decision reads
-// the database's clock inside its transaction (store.ClockTx) for its
-// deadline and its time, which a step cannot defeat. A store of one
-// process (SQLite) has no such clock: its time is the process's own,
-// unchanged.
+// timer armed meanwhile does not cut a grant off late. A request and a
+// decision read the database's clock inside their transaction
+// (store.ClockTx, txNow) for their times (and a decision for its
+// deadline), which a step cannot defeat; that reading is a measurement
+// too. A store of one process (SQLite) has no such clock: its time is the
+// process's own, unchanged.
 
 // DefaultClockCheck is the default Options.ClockCheck.
 const DefaultClockCheck = 10 * time.Second
@@ -63,10 +64,9 @@ type dbClock struct {
 	// offset is the database's clock minus this replica's, in
 	// nanoseconds: added to the replica's clock, it reads the database's.
 	offset atomic.Int64
-	// warned is the offset last logged (measure's caller is serial:
-	// Start, then one timer at a time).
-	warned time.Duration
-	timer  clock.Timer // under Service.mu
+	warnMu sync.Mutex
+	warned time.Duration // the offset last logged
+	timer  clock.Timer   // under Service.mu
 
 	startMu sync.Mutex  // one startClock at a time
 	started atomic.Bool // the first measurement succeeded (startClock)
@@ -135,10 +135,18 @@ func (s *Service) measureClock(ctx context.Context, maxRTT time.Duration) error 
 	if err != nil {
 		return err
 	}
-	rtt := t1.Sub(t0)
-	if maxRTT > 0 && rtt > maxRTT {
+	if rtt := t1.Sub(t0); maxRTT > 0 && rtt > maxRTT {
 		return fmt.Errorf("reading the database's clock took %v (more than %v)", rtt, maxRTT)
 	}
+	s.observeClock(db, t0, t1)
+	return nil
+}
+
+// observeClock sets the offset from db, the database's clock read between
+// t0 and t1 by this replica's.
+func (s *Service) observeClock(db, t0, t1 time.Time) {
+	c := s.dbc
+	rtt := t1.Sub(t0)
 	off := db.Sub(t0.Add(rtt / 2))
 	before := time.Duration(c.offset.Swap(int64(off)))
 	if c.started.Load() && off-before >= clockRearm {
@@ -149,6 +157,8 @@ func (s *Service) measureClock(ctx context.Context, maxRTT time.Duration) error 
 		// moving ahead of the database's looks like, so it is left.)
 		s.rearmTimers()
 	}
+	c.warnMu.Lock()
+	defer c.warnMu.Unlock()
 	switch {
 	case off.Abs() >= clockWarn && (off-c.warned).Abs() >= clockWarn:
 		c.warned = off
@@ -158,7 +168,6 @@ func (s *Service) measureClock(ctx context.Context, maxRTT time.Duration) error 
 		c.warned = 0
 		s.logger.Info("this replica's clock agrees with the database's again", "ahead_by", -off)
 	}
-	return nil
 }
 
 // stopClockLocked stops the periodic measurement; s.mu is held.
@@ -167,4 +176,28 @@ func (s *Service) stopClockLocked() {
 		s.dbc.timer.Stop()
 		s.dbc.timer = nil
 	}
+}
+
+// txNow is the time of a record written in tx: the database's clock read
+// in it (store.ClockTx), exact whatever step this replica's clock made
+// since its last measurement, or the Service's time on a store without
+// one. A request's and a decision's times, and so a grant's start and
+// expiry, are taken so. The reading is also a measurement (if quick
+// enough), so that the timers the transaction's outcome arms are armed
+// for the time left by the same clock.
+func (s *Service) txNow(ctx context.Context, tx store.Tx) (time.Time, error) {
+	ct, ok := tx.(store.ClockTx)
+	if !ok {
+		return s.now(), nil
+	}
+	t0 := s.clk.Now()
+	db, err := ct.Now(ctx)
+	t1 := s.clk.Now()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if s.dbc.src != nil && t1.Sub(t0) <= clockMaxRTT {
+		s.observeClock(db, t0, t1)
+	}
+	return db.UTC(), nil
 }

@@ -80,61 +80,69 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		}
 	}
 
-	now := s.now()
 	dec := s.pol.Current().Decide(policy.Request{
 		Principal: principalOf(caller),
 		Target:    policy.Target{Name: t.Name, Account: t.Account},
 		Pairs:     sc.Pairs(), Duration: d, Reason: reason,
 	})
-	dec.At = now
-	g := model.Grant{
-		ID: newID("g_"), Identity: caller.Name, IdentityKind: caller.Kind, Owner: caller.Owner,
-		Target: t.Name, TargetKind: t.Kind, Account: t.Account,
-		RequestedScope: sc, Reason: reason, Duration: d, Extends: in.Extends,
-		Status: model.Pending, RequestedAt: now, DecideBy: now.Add(s.pending), Decision: dec,
-		Auth: caller.Auth, RequestedFrom: caller.Instance,
-	}
-	requested := map[string]any{
-		"identity": caller.Name, "identity_kind": caller.Kind, "owner": caller.Owner,
-		"target": t.Name, "target_kind": t.Kind, "account": t.Account, "scope": sc.Strings(),
-		"duration": d.String(), "reason": reason, "extends": in.Extends, "decide_by": g.DecideBy,
-	}
-	// How the requester authenticated and from where; absent for callers
-	// inside the process (tests, the demo), so older entries read the same.
-	if g.Auth != "" {
-		requested["auth"] = g.Auth
-	}
-	if g.RequestedFrom != nil {
-		requested["requested_from"] = g.RequestedFrom
-	}
-	var shared []auditlog.Event
-	if f := s.sharedAtRequest(caller, g); f != nil {
-		g.Findings = append(g.Findings, *f)
-		shared = append(shared, auditlog.Event{Type: "finding", Time: now, GrantID: g.ID, Actor: "airlock", Data: *f})
-	}
-	events := []auditlog.Event{
-		// Entry times are the record's own times, so that the review can
-		// be derived from the log (internal/review.Deriver).
-		{Type: "grant.requested", Time: now, GrantID: g.ID, Actor: caller.Name, Data: requested},
-		{Type: "grant.decided", Time: now, GrantID: g.ID, Actor: "policy", Data: dec},
-	}
-	events = append(events, shared...)
-	switch dec.Outcome {
-	case "auto":
-		g.DecidedAt = now
-		s.activate(&g, now)
-		events = append(events, activatedEvent(g, "policy"))
-	case "human":
-		// waits for a person; armCancel below
-	default:
-		g.Status, g.DecidedAt, g.EndedAt = model.Denied, now, now
-		g.EndReason, g.EndedBy, g.EndComment = "denied", "policy", dec.Explanation
-		events = append(events, auditlog.Event{Type: "grant.denied", Time: now, GrantID: g.ID, Actor: "policy", Data: map[string]any{"by": "policy", "reason": dec.Explanation}})
+	id := newID("g_")
+	// build makes the grant and its entries as of now: the time read in
+	// the transaction that records them (see txNow).
+	build := func(now time.Time) (model.Grant, []auditlog.Event) {
+		dec := dec
+		dec.At = now
+		g := model.Grant{
+			ID: id, Identity: caller.Name, IdentityKind: caller.Kind, Owner: caller.Owner,
+			Target: t.Name, TargetKind: t.Kind, Account: t.Account,
+			RequestedScope: sc, Reason: reason, Duration: d, Extends: in.Extends,
+			Status: model.Pending, RequestedAt: now, DecideBy: now.Add(s.pending), Decision: dec,
+			Auth: caller.Auth, RequestedFrom: caller.Instance,
+		}
+		requested := map[string]any{
+			"identity": caller.Name, "identity_kind": caller.Kind, "owner": caller.Owner,
+			"target": t.Name, "target_kind": t.Kind, "account": t.Account, "scope": sc.Strings(),
+			"duration": d.String(), "reason": reason, "extends": in.Extends, "decide_by": g.DecideBy,
+		}
+		// How the requester authenticated and from where; absent for callers
+		// inside the process (tests, the demo), so older entries read the same.
+		if g.Auth != "" {
+			requested["auth"] = g.Auth
+		}
+		if g.RequestedFrom != nil {
+			requested["requested_from"] = g.RequestedFrom
+		}
+		var shared []auditlog.Event
+		if f := s.sharedAtRequest(caller, g); f != nil {
+			g.Findings = append(g.Findings, *f)
+			shared = append(shared, auditlog.Event{Type: "finding", Time: now, GrantID: g.ID, Actor: "airlock", Data: *f})
+		}
+		events := []auditlog.Event{
+			// Entry times are the record's own times, so that the review can
+			// be derived from the log (internal/review.Deriver).
+			{Type: "grant.requested", Time: now, GrantID: g.ID, Actor: caller.Name, Data: requested},
+			{Type: "grant.decided", Time: now, GrantID: g.ID, Actor: "policy", Data: dec},
+		}
+		events = append(events, shared...)
+		switch dec.Outcome {
+		case "auto":
+			g.DecidedAt = now
+			s.activate(&g, now)
+			events = append(events, activatedEvent(g, "policy"))
+		case "human":
+			// waits for a person; armCancel below
+		default:
+			g.Status, g.DecidedAt, g.EndedAt = model.Denied, now, now
+			g.EndReason, g.EndedBy, g.EndComment = "denied", "policy", dec.Explanation
+			events = append(events, auditlog.Event{Type: "grant.denied", Time: now, GrantID: g.ID, Actor: "policy", Data: map[string]any{"by": "policy", "reason": dec.Explanation}})
+		}
+		return g, events
 	}
 
-	unlock := s.lock(g.ID)
+	unlock := s.lock(id)
 	defer unlock()
 	gen := s.rep.rereads.Load()
+	var g model.Grant
+	var events []auditlog.Event
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		// Checked again in the transaction that creates the grant: the
 		// directory may not yet know of a disable committed meanwhile (on
@@ -145,6 +153,11 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
+		now, err := s.txNow(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		g, events = build(now)
 		if err := tx.CreateGrant(ctx, g); err != nil {
 			return nil, err
 		}
@@ -459,8 +472,8 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 		// measurement (dbclock.go), and a step of its clock since would
 		// otherwise be written into the record.
 		at := now
-		if ct, ok := tx.(store.ClockTx); ok {
-			dbNow, err := ct.Now(ctx)
+		if _, ok := tx.(store.ClockTx); ok {
+			dbNow, err := s.txNow(ctx, tx)
 			if err != nil {
 				return nil, err
 			}
@@ -469,7 +482,7 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 				return nil, apierr.Conflict("grant %s passed its decision deadline (%s) by the database's clock (%s; this replica's reads %s)",
 					g.ID, g.DecideBy.Format(time.RFC3339), dbNow.UTC().Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 			}
-			at = dbNow.UTC()
+			at = dbNow
 		}
 		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: at, Policies: pols, PolicySetHash: hash}
 		a.Via, a.SlackUser = channelFrom(ctx)

@@ -11,26 +11,32 @@ import (
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
-// TestReplicasApproveSlowClock: a replica's clock steps an hour back
-// between two of its measurements against the database's clock, so for a
-// while its time is an hour slow. It records a request and is asked to
-// approve it. The request's decision deadline (ten minutes after it was
-// made, by that time) passed fifty minutes ago by the database's clock,
-// which every replica shares, and by which the others would have
-// cancelled it. The approval is refused, and the request ends cancelled at
-// its deadline; no approval is recorded. At its next measurement the
-// replica's time is the database's again.
+// TestReplicasApproveSlowClock: a request waits 50 ms for a decision (by
+// the database's clock: its times are read in the transaction that records
+// it). The replica's clock then steps an hour back, and before it measures
+// its offset again it is asked to approve the request once the database's
+// clock has passed the deadline: by its own time, the deadline is an hour
+// away. The approval's transaction reads the database's clock, which
+// every replica shares and by which the others would have cancelled the
+// request: the approval is refused, and the request ends cancelled at its
+// deadline; no approval is recorded.
 func TestReplicasApproveSlowClock(t *testing.T) {
 	slow := clock.NewFake(time.Now().UTC())
-	rs := newReplicaSet(t, 1, slow)
+	rs := newReplicaSet(t, 1, slow, func(o *grants.Options) { o.PendingTimeout = 50 * time.Millisecond })
 	a := rs.r[0]
-	slow.Set(slow.Now().Add(-time.Hour)) // runs no timer: the next measurement is still due
 	g, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
 	if err != nil || g.Status != model.Pending {
 		t.Fatalf("request: %v (%s)", err, g.Status)
 	}
-	if !slow.Now().Before(g.DecideBy) || !time.Now().After(g.DecideBy) {
-		t.Fatalf("the test's clocks: slow %v, real %v, deadline %v", slow.Now(), time.Now(), g.DecideBy)
+	slow.Set(slow.Now().Add(-time.Hour)) // runs no timer: neither the deadline's nor the next measurement's
+	// The database's clock cannot be moved: wait (50 ms) for it to pass
+	// the deadline.
+	waitFor(t, "the database's clock to pass the deadline", func() bool {
+		now, err := a.st.ServerNow(rs.ctx)
+		return err == nil && now.After(g.DecideBy)
+	})
+	if !slow.Now().Before(g.DecideBy) {
+		t.Fatalf("the replica's clock %v, the deadline %v", slow.Now(), g.DecideBy)
 	}
 	out, err := a.svc.Approve(rs.ctx, a.id(t, alice), g.ID, "late")
 	if !isConflict(err) {
@@ -46,15 +52,6 @@ func TestReplicasApproveSlowClock(t *testing.T) {
 	}
 	if gg := a.svc.Authority().Grant(g.ID); gg != nil {
 		t.Errorf("the overdue request is active in memory")
-	}
-
-	// A real clock's timers count elapsed time, whatever its reading does;
-	// the fake's follow its reading, so the measurement it owes comes due
-	// once the hour is made up.
-	slow.Advance(time.Hour + grants.DefaultClockCheck)
-	g, err = a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
-	if err != nil || !within(g.RequestedAt, time.Minute) {
-		t.Errorf("a request after the next measurement: %v, recorded at %v; the database's clock reads %v", err, g.RequestedAt, time.Now().UTC())
 	}
 }
 
@@ -251,5 +248,51 @@ func TestReplicasClockStepBackRearms(t *testing.T) {
 	}
 	if st := rs.stored(g.ID); st.Status != model.Expired || !st.EndedAt.Equal(st.ExpiresAt) {
 		t.Errorf("stored %s ended %v, want expired at %v", st.Status, st.EndedAt, st.ExpiresAt)
+	}
+}
+
+// TestReplicasRequestOnDatabaseClock: a replica's clock steps an hour
+// ahead, and before its next measurement it records a request that policy
+// approves at once, and one that waits for a person. Their times are the
+// database's, read in the transaction that records them: the grant does
+// not start an hour from now (when every replica would serve it an hour
+// past its duration by the record), nor the request's deadline wait an
+// hour longer; and the replica cuts the grant off after its ten minutes,
+// not at once.
+func TestReplicasRequestOnDatabaseClock(t *testing.T) {
+	fake := clock.NewFake(time.Now().UTC())
+	clk := &steppedClock{Fake: fake}
+	rs := newReplicaSetClocks(t, []clock.Clock{clk})
+	a := rs.r[0]
+	clk.step.Store(int64(time.Hour))
+	g, err := a.svc.Request(rs.ctx, a.id(t, bot), autoReq("10m"))
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("auto request: %v (%s)", err, g.Status)
+	}
+	st := rs.stored(g.ID)
+	if !within(st.RequestedAt, time.Minute) || !st.StartedAt.Equal(st.RequestedAt) || !st.ExpiresAt.Equal(st.StartedAt.Add(10*time.Minute)) {
+		t.Errorf("auto-approved: requested %v, started %v, expires %v; the database's clock reads %v", st.RequestedAt, st.StartedAt, st.ExpiresAt, time.Now().UTC())
+	}
+	// The reading in the transaction measured the offset too: the grant
+	// is served for its ten minutes by this replica's timer, not cut off
+	// at once (its expiry was an hour behind the replica's time).
+	gg := a.svc.Authority().Grant(g.ID)
+	if gg == nil {
+		t.Fatal("the grant is not in memory")
+	}
+	fake.Advance(10*time.Minute - time.Second)
+	if isClosed(gg.Done()) {
+		t.Errorf("the grant was cut off before its ten minutes")
+	}
+	fake.Advance(time.Second)
+	if !isClosed(gg.Done()) {
+		t.Errorf("the grant is still open after its ten minutes")
+	}
+	p, err := a.svc.Request(rs.ctx, a.id(t, bot), humanReq("20m"))
+	if err != nil || p.Status != model.Pending {
+		t.Fatalf("request: %v (%s)", err, p.Status)
+	}
+	if st := rs.stored(p.ID); !within(st.RequestedAt, time.Minute) || !st.DecideBy.Equal(st.RequestedAt.Add(10*time.Minute)) {
+		t.Errorf("pending: requested %v, decide by %v; the database's clock reads %v", st.RequestedAt, st.DecideBy, time.Now().UTC())
 	}
 }
