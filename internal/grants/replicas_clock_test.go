@@ -103,6 +103,11 @@ func TestReplicasSkewedClocks(t *testing.T) {
 				by.name, st.RequestedAt, st.StartedAt, st.ExpiresAt, time.Now().UTC())
 		}
 		gg := waitLookup(t, on, cr)
+		// The gateways' clock (Service.Clock) is on the database's time,
+		// whatever on's own clock says.
+		if gnow := on.svc.Clock().Now(); !within(gnow, time.Minute) || !gg.Live(gnow) {
+			t.Errorf("%s's gateway clock reads %v (live %v); the database's clock reads %v", on.name, gnow, gg.Live(gnow), time.Now().UTC())
+		}
 		ses, err := on.svc.Authority().StartSession(rs.ctx, gg, "127.0.0.1:1 agent")
 		if err != nil {
 			t.Fatal(err)
@@ -120,6 +125,9 @@ func TestReplicasSkewedClocks(t *testing.T) {
 			t.Errorf("%s refuses the grant approved on %s %v after, before its 20 minutes are up: %v", on.name, by.name, 20*time.Minute-margin, err)
 		}
 		onClock.Advance(margin)
+		if gg.Live(on.svc.Clock().Now()) {
+			t.Errorf("%s's gateway clock still finds the grant live 20 minutes after", on.name)
+		}
 		if _, err := on.svc.Authority().Authenticate(cr.AccessKeyID, cr.SecretAccessKey); err == nil || !isClosed(gg.Done()) {
 			t.Errorf("%s still serves the grant approved on %s 20 minutes after (its record expires %v)", on.name, by.name, st.ExpiresAt)
 		}

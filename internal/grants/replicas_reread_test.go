@@ -111,7 +111,7 @@ func TestReplicasReconcileVersusOwnActivation(t *testing.T) {
 	var id string
 	select {
 	case id = <-held:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("B never activated the grant")
 	}
 	cr, err := a.svc.Credentials(rs.ctx, a.id(t, bot), id)

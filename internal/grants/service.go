@@ -304,6 +304,22 @@ func New(o Options) (*Service, error) {
 // their sessions and refused attempts (gateway.Authority).
 func (s *Service) Authority() *authority.Authority { return s.auth }
 
+// Clock is the service's time as the gateways should read it: this
+// replica's clock corrected to the database's (dbclock.go), the time every
+// grant's window in the record is on. A gateway that checked a grant's
+// expiry against the machine's own clock would cut it off early on a fast
+// replica, and late on a slow one should the control plane's end be late.
+// Timers run on the underlying clock (durations need no correction).
+func (s *Service) Clock() clock.Clock { return serviceClock{s} }
+
+type serviceClock struct{ s *Service }
+
+func (c serviceClock) Now() time.Time { return c.s.now() }
+
+func (c serviceClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return c.s.clk.AfterFunc(d, f)
+}
+
 // cutOff ends grant id in memory (see authority.Authority.CutOff).
 func (s *Service) cutOff(id, reason string) *gateway.Grant { return s.auth.CutOff(id, reason) }
 

@@ -53,7 +53,8 @@ func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (fun
 		hosts = append(hosts, public.Hostname())
 	}
 	logger := s.logger.With("gateway", "aws")
-	gw, err := awsgw.New(awsgw.Options{Authority: s.Service.Authority(), Targets: targets, Hosts: hosts, Logger: logger})
+	// The grants' clock: corrected to the shared store's on replicas.
+	gw, err := awsgw.New(awsgw.Options{Authority: s.Service.Authority(), Targets: targets, Hosts: hosts, Logger: logger, Clock: s.Service.Clock()})
 	if err != nil {
 		return nil, err
 	}

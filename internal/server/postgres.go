@@ -61,7 +61,8 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 		// listener (whose peers are all local), unless allowed.
 		RequireTLS: !isLoopback(host) && !cfg.TLS.AllowPlaintext,
 		Relays:     &s.pgRelay.relays,
-		Logger:     s.logger, // pggw names itself in its log lines
+		Clock:      s.Service.Clock(), // the grants' time, corrected on replicas
+		Logger:     s.logger,          // pggw names itself in its log lines
 	})
 	if err != nil {
 		return nil, err
