@@ -19,7 +19,19 @@ type idleResult struct {
 	AfterKB     int64  `json:"rss_after_kb"`
 	// PerConnKB is (after − before) / connections.
 	PerConnKB float64 `json:"kb_per_connection"`
+	// LaterKB is VmRSS once the connections have been idle for
+	// idleLater, past the gateway's threshold for shedding a parked
+	// session's sockets (pggw, 5–7.5 s); PerConnLaterKB is
+	// (later − before) / connections. The Go runtime gives freed memory
+	// back to the system lazily, so this shows only part of what the
+	// heap lost.
+	LaterKB        int64   `json:"rss_later_kb"`
+	PerConnLaterKB float64 `json:"kb_per_connection_later"`
 }
+
+// idleLater is how long the idle connections are held before the second
+// reading.
+const idleLater = 10 * time.Second
 
 // pgxConnect opens one connection and returns once authentication is
 // complete and the server has said it is ready for a query.
@@ -74,5 +86,10 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idle
 		return res, err
 	}
 	res.PerConnKB = float64(res.AfterKB-res.BeforeKB) / float64(n)
+	time.Sleep(idleLater - time.Second)
+	if res.LaterKB, err = benchkit.RSS(pid); err != nil {
+		return res, err
+	}
+	res.PerConnLaterKB = float64(res.LaterKB-res.BeforeKB) / float64(n)
 	return res, nil
 }

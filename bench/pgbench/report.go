@@ -157,11 +157,11 @@ func printReport(w io.Writer, rep *report) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintln(w, "\nmemory per idle connection (VmRSS after − before, divided by the connections):")
+	fmt.Fprintf(w, "\nmemory per idle connection (VmRSS after − before, divided by the connections; 1 s and %s after the last opened):\n", idleLater)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "process\tconnections\tRSS before\tRSS after\tper connection\t")
+	fmt.Fprintln(tw, "process\tconnections\tRSS before\tRSS after\tper connection\tRSS later\tper connection later\t")
 	for _, m := range rep.Idle {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.1f MB\t%.1f KiB\t\n", m.Path, m.Connections, mb(m.BeforeKB), mb(m.AfterKB), m.PerConnKB)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.1f MB\t%.1f KiB\t%.1f MB\t%.1f KiB\t\n", m.Path, m.Connections, mb(m.BeforeKB), mb(m.AfterKB), m.PerConnKB, mb(m.LaterKB), m.PerConnLaterKB)
 	}
 	tw.Flush()
 	if rep.IdleNote != "" {
