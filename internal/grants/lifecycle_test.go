@@ -281,7 +281,7 @@ func TestWaitWakesOnDecision(t *testing.T) {
 		if w.Status != model.Active {
 			t.Errorf("wait returned %s", w.Status)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("wait did not wake on approval")
 	}
 	// A wait that times out returns the grant still pending.

@@ -53,7 +53,7 @@ func TestReplicasReconcileVersusReadInFlight(t *testing.T) {
 		if id != g.ID {
 			t.Fatalf("B read %s, want %s", id, g.ID)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("B never read the grant its notice named")
 	}
 

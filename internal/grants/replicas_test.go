@@ -352,7 +352,7 @@ func (rs *replicaSet) approved(req, by *replica) (model.Grant, grants.Credential
 // way; a miss reads the store anyway).
 func waitLookup(t testing.TB, r *replica, cred grants.Credentials) *gateway.Grant {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		gg, err := r.svc.Authority().Authenticate(cred.AccessKeyID, cred.SecretAccessKey)
 		if err == nil {
@@ -763,10 +763,12 @@ func TestReplicasIdentityChanges(t *testing.T) {
 
 func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: the condition is usually met in milliseconds, but CI's two
+	// cores run other packages' tests under -race beside this one.
+	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited 5 s for %s", what)
+			t.Fatalf("waited 30 s for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
