@@ -78,6 +78,10 @@ func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (fun
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(sctx)
+		// Shutdown closes only the listeners Serve has begun tracking: one
+		// whose goroutine had not yet got that far would stay open (and
+		// accept into its backlog) until Serve ran.
+		_ = sl.Close()
 		_ = gw.Close()
 	}
 	// Loopback clients get plain http (nothing to trust); others https with
