@@ -32,7 +32,8 @@ type SSO struct {
 	// people whose ID token lists one of them in that claim.
 	GroupsClaim    string
 	RequiredGroups []string
-	// Emails maps a lower-case email to a human identity's name.
+	// Emails maps an email, folded by FoldEmail, to a human identity's
+	// name.
 	Emails map[string]string
 	// HTTPClient talks to the issuer (tests); http.DefaultClient if nil.
 	HTTPClient *http.Client
@@ -257,7 +258,7 @@ func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
 		return model.Identity{}, fmt.Errorf("%s is not in a group allowed to use the console (%s).", v, strings.Join(h.sso.cfg.RequiredGroups, ", "))
 	}
 	name := v
-	if n, ok := h.sso.cfg.Emails[strings.ToLower(v)]; ok {
+	if n, ok := h.sso.cfg.Emails[FoldEmail(v)]; ok {
 		name = n
 	}
 	id, ok := h.dir.Lookup(name)
@@ -265,6 +266,21 @@ func (h *Handler) ssoIdentity(claims map[string]any) (model.Identity, error) {
 		return model.Identity{}, fmt.Errorf("%s is not a person Airlock knows. Ask an administrator to add you to identities in airlock.yaml (kind: human, with your name or email).", v)
 	}
 	return id, nil
+}
+
+// FoldEmail is an email address as SSO.Emails keys it: ASCII letters in
+// lower case, every other character as it is. strings.ToLower would also
+// fold non-ASCII look-alikes onto ASCII letters (the Kelvin sign U+212A
+// becomes "k", U+0130 becomes "i̇"), so that a provider's verified address
+// "ali\u212Ae@…", a mailbox of its own, would sign in as alike@….
+func FoldEmail(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // emailVerified reports whether the ID token does not deny that its email

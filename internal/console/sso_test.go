@@ -147,7 +147,7 @@ func ssoConsole(t *testing.T, e *env, p *idp) string { return ssoConsoleWith(t, 
 func ssoConsoleWith(t *testing.T, e *env, p *idp, groups []string) string {
 	c, err := console.New(console.Options{
 		Service: e.srv.Service, Directory: e.srv.Directory, Audit: e.srv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice"},
+		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice", "k.alice@example.com": "alice"},
 			RequiredGroups: groups},
 	})
 	if err != nil {
@@ -223,6 +223,9 @@ func TestSSOSignIn(t *testing.T) {
 		want     string
 	}{
 		{"unknown person", map[string]any{"email": "mallory@example.com"}, false, 403, "mallory@example.com is not a person Airlock knows"},
+		// Another mailbox, whose address Unicode case folding would make
+		// alice's second one: the Kelvin sign (U+212A) for the K.
+		{"a look-alike address", map[string]any{"email": "\u212a.alice@example.com", "email_verified": true}, false, 403, "is not a person Airlock knows"},
 		{"an agent's name", map[string]any{"email": "log-triage-bot"}, false, 403, "log-triage-bot is not a person Airlock knows"},
 		{"unverified email", map[string]any{"email": "alice@example.com", "email_verified": false}, false, 403, "not verified"},
 		{"no claim", map[string]any{"name": "Alice"}, false, 403, "has no &#34;email&#34; claim"},

@@ -227,7 +227,7 @@ func consoleSSO(cfg *config.Config) *console.SSO {
 	emails := map[string]string{}
 	for _, id := range cfg.Identities {
 		if id.Kind == string(model.Human) && id.Email != "" {
-			emails[strings.ToLower(id.Email)] = id.Name
+			emails[console.FoldEmail(id.Email)] = id.Name
 		}
 	}
 	// Behind a load balancer the request's host is the balancer's only if
