@@ -99,7 +99,9 @@ func (s *Service) seedFindings(ctx context.Context) error {
 		if g.IdentityKind != model.Agent || g.RequestedFrom == nil || g.RequestedAt.Before(since) {
 			continue
 		}
-		s.findings.NoteAt(g.Identity, findings.Key(*g.RequestedFrom), g.RequestedAt)
+		// The record's time is the database's; the detector runs on this
+		// replica's own clock (dbclock.go).
+		s.findings.NoteAt(g.Identity, findings.Key(*g.RequestedFrom), g.RequestedAt.Add(-s.dbc.get()))
 		n++
 	}
 	if n > 0 {

@@ -1,11 +1,13 @@
 package grants_test
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -302,5 +304,38 @@ func TestReplicasRequestOnDatabaseClock(t *testing.T) {
 	}
 	if st := rs.stored(p.ID); !within(st.RequestedAt, time.Minute) || !st.DecideBy.Equal(st.RequestedAt.Add(10*time.Minute)) {
 		t.Errorf("pending: requested %v, decide by %v; the database's clock reads %v", st.RequestedAt, st.DecideBy, time.Now().UTC())
+	}
+}
+
+// TestReplicasSeedFindingsOnOwnClock: at start a replica notes the
+// instances that requested within the findings window, from the record,
+// whose times are the database's; its detector runs on the replica's own
+// clock. A replica 20 minutes fast took a request made a moment ago as 20
+// minutes old, outside a 10-minute window, and forgot it: a second
+// instance right after the restart raised no shared-identity finding.
+func TestReplicasSeedFindingsOnOwnClock(t *testing.T) {
+	fast := clock.NewFake(time.Now().UTC().Add(20 * time.Minute))
+	var det *findings.Detector
+	rs := newReplicaSetClocks(t, []clock.Clock{fast}, func(o *grants.Options) {
+		det = findings.New(fast, 10*time.Minute) // a new one for every start
+		o.Findings = det
+	})
+	r := rs.r[0]
+	caller := r.id(t, bot)
+	caller.Instance = &model.Instance{IP: "10.9.8.7"}
+	// As the API does for every call of an agent's, then its request.
+	if err := r.svc.ObserveCall(rs.ctx, caller); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Request(rs.ctx, caller, autoReq("10m")); err != nil {
+		t.Fatal(err)
+	}
+	want := findings.Key(*caller.Instance)
+	if active := det.Active(bot); !slices.Contains(active, want) {
+		t.Fatalf("before the restart: active %q, want %q", active, want)
+	}
+	rs.restart(0, fast)
+	if active := det.Active(bot); !slices.Contains(active, want) {
+		t.Fatalf("after the restart the request's instance is forgotten: active %q, want %q", active, want)
 	}
 }
