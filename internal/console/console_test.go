@@ -274,6 +274,27 @@ func TestSignInQueueApprove(t *testing.T) {
 	if g.Status != model.Active || len(g.Approvals) != 1 || g.Approvals[0].Approver != "alice" || g.Approvals[0].Comment != "ok for the incident" || g.Approvals[0].Via != "console" {
 		t.Fatalf("after approve: %s %+v", g.Status, g.Approvals)
 	}
+	// The approval's entry says where it was made, as an API approval's does.
+	hist, err := e.srv.Service.History(context.Background(), e.identity("alice"), pending.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approvedFrom := ""
+	for _, en := range hist {
+		if en.Type == "grant.approved" {
+			var d struct {
+				Data struct {
+					Instance *model.Instance `json:"instance"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(en.Data, &d); err == nil && d.Data.Instance != nil {
+				approvedFrom = d.Data.Instance.IP
+			}
+		}
+	}
+	if approvedFrom != "127.0.0.1" {
+		t.Errorf("the console approval's entry names no instance (ip %q)", approvedFrom)
+	}
 	gp := b.get("/console/grants/" + pending.ID)
 	if !strings.Contains(gp.body, "ok for the incident") || !strings.Contains(gp.body, "Revoke now") {
 		t.Fatalf("grant page after approve:\n%s", gp.body)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -179,11 +180,21 @@ func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
 
 // --- decisions ---
 
+// decider is the signed-in person as a decision's record names them: with
+// the instance the decision came from (address, user agent), as the API's
+// decisions carry, so that a console approval says where it was made too.
+func decider(r *http.Request, u who) model.Identity {
+	id := u.id
+	inst := findings.FromRequest(r)
+	id.Instance = &inst
+	return id
+}
+
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request, u who) {
 	id := r.PathValue("id")
 	// The record says where the decision was made (DESIGN: every decision
 	// is recorded where it is made), as Slack's and webhooks' do.
-	if _, err := h.svc.Approve(grants.WithChannel(r.Context(), "console", ""), u.id, id, r.PostFormValue("comment")); err != nil {
+	if _, err := h.svc.Approve(grants.WithChannel(r.Context(), "console", ""), decider(r, u), id, r.PostFormValue("comment")); err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
@@ -192,7 +203,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, u who) {
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, u who) {
 	id := r.PathValue("id")
-	if _, err := h.svc.Deny(grants.WithChannel(r.Context(), "console", ""), u.id, id, r.PostFormValue("reason")); err != nil {
+	if _, err := h.svc.Deny(grants.WithChannel(r.Context(), "console", ""), decider(r, u), id, r.PostFormValue("reason")); err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
@@ -201,7 +212,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, u who) {
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, u who) {
 	id := r.PathValue("id")
-	if _, err := h.svc.Revoke(r.Context(), u.id, id, r.PostFormValue("reason")); err != nil {
+	if _, err := h.svc.Revoke(r.Context(), decider(r, u), id, r.PostFormValue("reason")); err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
