@@ -55,30 +55,58 @@ func randomToken() string {
 
 func hashID(id string) [32]byte { return sha256.Sum256([]byte(id)) }
 
+// maxPerIdentity bounds one person's open sessions: beyond it their own
+// oldest goes. Without it, one person signing in again and again (a
+// script, a stolen key) would fill the table and push every other
+// person's session out.
+const maxPerIdentity = 32
+
 // create opens a session for identity and returns the id for the cookie;
-// keySHA is the key's hash for a key sign-in, "" otherwise. When the
-// table is full, expired sessions are dropped first, then the oldest one.
+// keySHA is the key's hash for a key sign-in, "" otherwise. An identity
+// with maxPerIdentity sessions loses its oldest. When the table is full,
+// expired sessions are dropped first, then the oldest one.
 func (s *sessions) create(identity, via, keySHA string) (string, *session) {
 	id := randomToken()
 	now := s.clk.Now()
 	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via, key: strings.ToLower(keySHA)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if n := s.countLocked(identity); n >= maxPerIdentity {
+		s.dropOldestLocked(identity)
+	}
 	if len(s.byID) >= s.max {
 		s.sweepLocked(now)
 	}
 	if len(s.byID) >= s.max {
-		var oldest [32]byte
-		var t time.Time
-		for k, v := range s.byID {
-			if t.IsZero() || v.created.Before(t) {
-				oldest, t = k, v.created
-			}
-		}
-		delete(s.byID, oldest)
+		s.dropOldestLocked("")
 	}
 	s.byID[hashID(id)] = ses
 	return id, ses
+}
+
+// countLocked is how many sessions identity holds.
+func (s *sessions) countLocked(identity string) int {
+	n := 0
+	for _, v := range s.byID {
+		if v.identity == identity {
+			n++
+		}
+	}
+	return n
+}
+
+// dropOldestLocked removes the oldest session of identity ("" for any).
+func (s *sessions) dropOldestLocked(identity string) {
+	var oldest [32]byte
+	var t time.Time
+	for k, v := range s.byID {
+		if (identity == "" || v.identity == identity) && (t.IsZero() || v.created.Before(t)) {
+			oldest, t = k, v.created
+		}
+	}
+	if !t.IsZero() {
+		delete(s.byID, oldest)
+	}
 }
 
 func (s *sessions) expired(ses *session, now time.Time) bool {
