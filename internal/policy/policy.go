@@ -388,12 +388,15 @@ func (c *contexts) free() {
 }
 
 // durationSeconds rounds up, so that 900.5s does not pass
-// "duration_seconds <= 900".
+// "duration_seconds <= 900". Adding a second to a duration within a second
+// of the largest one would wrap to a negative count that passes every
+// "<=" limit, so rounding up is done on the quotient instead.
 func durationSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return int64(d / time.Second)
+	s := int64(d / time.Second)
+	if d > 0 && d%time.Second != 0 {
+		s++
 	}
-	return int64((d + time.Second - 1) / time.Second)
+	return s
 }
 
 // entities is the per-request entity store: just the principal and the

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -468,5 +469,23 @@ func TestDecideIdentityChanges(t *testing.T) {
 	d := s.Decide(Request{Principal: bot, Target: Target{Name: "aws-prod", Account: "999"}, Pairs: req.Pairs, Duration: time.Minute})
 	if d.Outcome != "deny" {
 		t.Errorf("%+v", d)
+	}
+}
+
+// TestDecideHugeDuration: a duration near the largest time.Duration must
+// not wrap to a negative duration_seconds that passes an upper limit.
+// Callers cap durations first; Decide must not depend on it.
+func TestDecideHugeDuration(t *testing.T) {
+	s := mustLoad(t, map[string]string{"a.cedar": designPolicies})
+	for _, d := range []time.Duration{math.MaxInt64, math.MaxInt64 - time.Second + 2, 901 * time.Second} {
+		dec := s.Decide(Request{Principal: bot, Target: prod, Pairs: pairs("s3:GetObject arn:aws:s3:::logs/app/*"), Duration: d, Reason: "r"})
+		if dec.Outcome != OutcomeDeny {
+			t.Errorf("duration %v (%d s): %s, want deny: %s", d, durationSeconds(d), dec.Outcome, dec.Explanation)
+		}
+	}
+	for d, want := range map[time.Duration]int64{1: 1, time.Second: 1, 900*time.Second + 1: 901, math.MaxInt64: 9223372037, -1500 * time.Millisecond: -1} {
+		if got := durationSeconds(d); got != want {
+			t.Errorf("durationSeconds(%d) = %d, want %d", d, got, want)
+		}
 	}
 }
