@@ -84,7 +84,7 @@ func genPolicies(r *rand.Rand, n int, targets []Target, broken bool) map[string]
 			fmt.Fprintf(&b, "@id(\"guard-%s\")\nforbid (principal is Agent, action, resource)\nwhen { resource.account == %q && context.duration_seconds > 3600 };\n\n", t.Account, t.Account)
 		}
 	}
-	b.WriteString("@id(\"guard-secrets\")\nforbid (principal, action, resource)\nwhen { context.resource like \"*secrets*\" };\n\n")
+	b.WriteString("@id(\"guard-secrets\")\nforbid (principal, action, resource)\nwhen { context.resource like \"arn:aws:s3:::secrets/*\" };\n\n")
 	files["00-guardrails.cedar"] = b.String()
 	b.Reset()
 	for i := range n - len(accounts) - 1 {
@@ -128,7 +128,7 @@ func genPolicies(r *rand.Rand, n int, targets []Target, broken bool) map[string]
 		case k < 75: // per-target forbids
 			switch r.IntN(3) {
 			case 0:
-				fmt.Fprintf(&b, "forbid (principal, action, resource == Target::%q)\nwhen { context.resource like %q };\n\n", t.Name, "*"+pick(r, genPrefixes)+"*")
+				fmt.Fprintf(&b, "forbid (principal, action, resource == Target::%q)\nwhen { context.resource like %q };\n\n", t.Name, resourcePattern(r, pg))
 			case 1:
 				fmt.Fprintf(&b, "forbid (principal, action in %s, resource == Target::%q)\nunless { context.reason like \"*INC-*\" };\n\n",
 					actionList(pickN(r, acts, 1)), t.Name)

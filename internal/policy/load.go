@@ -52,9 +52,11 @@ var (
 // Besides Cedar syntax, Load checks what Cedar alone would accept but
 // Airlock would silently misread: @approval values other than "auto" and
 // "human", @approval on a forbid, duplicate or empty @id values, entity
-// types and attributes outside the vocabulary, and Target::"x" references
+// types and attributes outside the vocabulary, Target::"x" references
 // to targets that knownTarget does not know (nil knownTarget skips that
-// check). All problems are reported together, each as file:line:col.
+// check), and tests on context.resource that cannot be decided for every
+// resource a pattern covers (patterns.go). All problems are reported
+// together, each as file:line:col.
 func Load(dir string, knownTarget func(string) bool) (*Set, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -75,6 +77,7 @@ func Load(dir string, knownTarget func(string) bool) (*Set, error) {
 	s := &Set{files: names, meta: map[cedar.PolicyID]*policyMeta{}, memo: new(sync.Map), memoSize: new(atomic.Int64)}
 	h := sha256.New()
 	var errs []error
+	var rw resourceRewriter
 	for _, name := range names {
 		path := filepath.Join(dir, name)
 		data, err := os.ReadFile(path)
@@ -105,6 +108,11 @@ func Load(dir string, knownTarget func(string) bool) (*Set, error) {
 				continue
 			}
 			m.p = p
+			m.full = rw.policy(p, m.forbid)
+			for _, msg := range rw.problems {
+				errs = append(errs, fmt.Errorf("%s: policy %q: %s", m.pos(), m.id, msg))
+			}
+			rw.problems = nil
 			s.meta[m.id] = m
 			s.order = append(s.order, m)
 		}
@@ -115,8 +123,9 @@ func Load(dir string, knownTarget func(string) bool) (*Set, error) {
 	s.hash = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	s.all = make(cedar.PolicyMap, len(s.order))
 	for _, m := range s.order {
-		s.all[m.id] = m.p
+		s.all[m.id] = m.full
 	}
+	s.tests = rw.tests
 	s.index = buildIndex(s.order)
 	return s, nil
 }

@@ -72,6 +72,7 @@ type Set struct {
 	order []*policyMeta // load order
 	meta  map[cedar.PolicyID]*policyMeta
 	all   cedar.PolicyMap // the whole set, unsliced (kept for tests and as the reference)
+	tests []resourceTest  // the rewritten tests on context.resource (patterns.go)
 	index *index
 	// unsliced makes authorize use the whole set; only tests and
 	// benchmarks set it, to compare against the reference.
@@ -84,6 +85,7 @@ type Set struct {
 type policyMeta struct {
 	id        cedar.PolicyID
 	p         *cedar.Policy // as written
+	full      *cedar.Policy // as decided: p with its tests on context.resource rewritten (patterns.go)
 	eval      *cedar.Policy // as evaluated in a slice (see conditionsOnly)
 	approval  string        // "auto" or "human"; permits without @approval are "human"
 	principal principalScope
@@ -142,7 +144,7 @@ func (s *Set) Decide(req Request) model.PolicyDecision {
 	if req.Duration <= 0 {
 		return deny(fmt.Sprintf("duration %v is not positive", req.Duration))
 	}
-	ctxs := newContexts(req.Duration, req.Reason)
+	ctxs := s.newContexts(req.Duration, req.Reason)
 	defer ctxs.free()
 
 	d.Pairs = make([]model.PairDecision, 0, len(req.Pairs))
@@ -254,13 +256,17 @@ func (s *Set) MayApprove(approver Principal, requester string, t Target, pairs [
 	}
 	var ids []string
 	for _, pair := range pairs {
-		ctx := cedar.NewRecord(cedar.RecordMap{
+		rec := cedar.RecordMap{
 			"resource":         cedar.String(pair.Resource),
 			"duration_seconds": cedar.Long(durationSeconds(d)),
 			"reason":           cedar.String(reason),
 			"requester":        cedar.String(requester),
 			"action":           cedar.String(pair.Action),
-		})
+		}
+		if len(s.tests) > 0 {
+			rec[overlapsAttr] = s.overlapSet(pair.Resource)
+		}
+		ctx := cedar.NewRecord(rec)
 		dec, diag := s.authorize(env, ApproveAction, ctx)
 		if dec != cedar.Allow {
 			pd := model.PairDecision{Action: pair.Action, Resource: pair.Resource, Policies: reasonIDs(diag), Errors: s.errorStrings(diag)}
@@ -358,6 +364,7 @@ func quoteList(ids []string) string {
 // distinct resource pattern (pairs from one statement share theirs). The
 // map it fills is pooled: cedar.NewRecord copies it.
 type contexts struct {
+	s       *Set
 	m       cedar.RecordMap
 	lastRes string
 	last    cedar.Record
@@ -366,8 +373,9 @@ type contexts struct {
 
 var contextsPool = sync.Pool{New: func() any { return &contexts{m: make(cedar.RecordMap, 3)} }}
 
-func newContexts(d time.Duration, reason string) *contexts {
+func (s *Set) newContexts(d time.Duration, reason string) *contexts {
 	c := contextsPool.Get().(*contexts)
+	c.s = s
 	c.m["duration_seconds"] = cedar.Long(durationSeconds(d))
 	c.m["reason"] = cedar.String(reason)
 	return c
@@ -376,6 +384,9 @@ func newContexts(d time.Duration, reason string) *contexts {
 func (c *contexts) get(resource string) cedar.Record {
 	if !c.built || resource != c.lastRes {
 		c.m["resource"] = cedar.String(resource)
+		if len(c.s.tests) > 0 {
+			c.m[overlapsAttr] = c.s.overlapSet(resource)
+		}
 		c.last, c.lastRes, c.built = cedar.NewRecord(c.m), resource, true
 	}
 	return c.last
@@ -383,7 +394,7 @@ func (c *contexts) get(resource string) cedar.Record {
 
 func (c *contexts) free() {
 	clear(c.m)
-	c.lastRes, c.last, c.built = "", cedar.Record{}, false
+	c.s, c.lastRes, c.last, c.built = nil, "", cedar.Record{}, false
 	contextsPool.Put(c)
 }
 

@@ -84,8 +84,8 @@ permit (principal == Agent::"log-triage-bot", action == Action::"s3:DeleteObject
 when { context.resource like "arn:aws:s3:::scratch/*" };
 
 @id("no-secrets")
-forbid (principal, action, resource == Target::"aws-prod")
-when { context.resource like "arn:aws:s3:::logs/app/secrets*" };
+forbid (principal, action, resource == Target::"aws-staging")
+when { context.resource like "arn:aws:s3:::secrets/*" };
 
 @id("staging-reads")
 @approval("auto")
@@ -132,8 +132,16 @@ when { resource.account == "444455556666" && principal.owner == "sre-team" };
 			"human", []string{"bot-deletes-scratch"}, "waits for a human approver"},
 		{"auto and human pairs: human", bot, prod, []string{"s3:GetObject arn:aws:s3:::logs/app/*", "s3:PutObject arn:aws:s3:::scratch/*"}, 10 * time.Minute,
 			"human", []string{"bot-writes-scratch", "triage-reads-app-logs"}, "s3:PutObject on arn:aws:s3:::scratch/*"},
-		{"forbid overrides an auto permit", bot, prod, []string{"s3:GetObject arn:aws:s3:::logs/app/secrets/*"}, 10 * time.Minute,
+		{"forbid overrides an auto permit", bot, staging, []string{"s3:GetObject arn:aws:s3:::secrets/db/*"}, 10 * time.Minute,
 			"deny", []string{"no-secrets"}, `forbidden by policy "no-secrets"`},
+		// The forbid's like is not true of the string "arn:aws:s3:::*",
+		// but the pattern covers secrets/ too.
+		{"forbid of a part of a requested prefix", bot, staging, []string{"s3:GetObject arn:aws:s3:::*"}, 10 * time.Minute,
+			"deny", []string{"no-secrets"}, `forbidden by policy "no-secrets"`},
+		{"forbid of a prefix that a requested prefix starts", bot, staging, []string{"s3:GetObject arn:aws:s3:::sec*"}, 10 * time.Minute,
+			"deny", []string{"no-secrets"}, `forbidden by policy "no-secrets"`},
+		{"a prefix beside a forbidden one", bot, staging, []string{"s3:GetObject arn:aws:s3:::secretsX/*"}, 10 * time.Minute,
+			"auto", []string{"staging-reads"}, ""},
 		{"attribute conditions", bot, staging, []string{"s3:GetObject arn:aws:s3:::anything"}, time.Hour,
 			"auto", []string{"staging-reads"}, ""},
 		{"no pairs", bot, prod, nil, time.Minute, "deny", nil, "no scope requested"},

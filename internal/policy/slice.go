@@ -155,7 +155,7 @@ func buildIndex(order []*policyMeta) *index {
 	for i, m := range order {
 		m.principal = newPrincipalScope(m.p)
 		t, a := scopeSets(m.p)
-		m.eval = conditionsOnly(m.p, t != nil, a != nil)
+		m.eval = conditionsOnly(m.full, t != nil, a != nil)
 		all[i] = scoped{m: m, targets: t, actions: a}
 		for _, x := range t {
 			if !slices.Contains(targets, x) {

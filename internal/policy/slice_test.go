@@ -22,6 +22,8 @@ const edgeScopes = `
 @id("e-resource-in-group") permit (principal, action, resource in Group::"team-1");
 @id("e-empty-set") permit (principal, action in [], resource);
 @id("e-in-cond") permit (principal, action, resource) when { principal in [Group::"team-4", Agent::"bot-9"] && action in [Action::"pg:select"] };
+@id("e-unless-resource") permit (principal in Group::"team-1", action, resource == Target::"tgt-00") when { context.resource like "arn:aws:s3:::logs/*" } unless { context.resource like "arn:aws:s3:::logs/app/x/*" };
+@id("e-not-equals-resource") forbid (principal, action == Action::"s3:GetObject", resource) unless { context.resource != "arn:aws:s3:::data/users/x/*" };
 @id("e-unless") forbid (principal in Group::"team-5", action, resource == Target::"tgt-00") unless { context.duration_seconds < 1800 };
 `
 
@@ -37,7 +39,7 @@ func TestSlicingEquivalence(t *testing.T) {
 		s := loadGen(t, files, targets)
 		ps := cedar.NewPolicySet()
 		for _, m := range s.order {
-			ps.Add(m.id, m.p)
+			ps.Add(m.id, m.full)
 		}
 		unsliced := *s
 		unsliced.unsliced = true
@@ -52,11 +54,15 @@ func TestSlicingEquivalence(t *testing.T) {
 			pe := env.principal
 			for _, p := range req.Pairs {
 				for _, action := range []string{p.Action, ApproveAction} {
-					ctx := cedar.NewRecord(cedar.RecordMap{
+					rec := cedar.RecordMap{
 						"resource":         cedar.String(p.Resource),
 						"duration_seconds": cedar.Long(durationSeconds(req.Duration)),
 						"reason":           cedar.String(req.Reason),
-					})
+					}
+					if len(s.tests) > 0 {
+						rec[overlapsAttr] = s.overlapSet(p.Resource)
+					}
+					ctx := cedar.NewRecord(rec)
 					got, gotDiag := s.authorize(env, action, ctx)
 					// The reference uses a plain EntityMap, so the
 					// two-entity getter is checked as well.

@@ -157,6 +157,21 @@ func Match(pattern, resource string) bool {
 	return pattern == resource
 }
 
+// Overlap reports whether some resource is covered by both patterns.
+func Overlap(a, b string) bool {
+	pa, wa := strings.CutSuffix(a, "*")
+	pb, wb := strings.CutSuffix(b, "*")
+	switch {
+	case wa && wb:
+		return strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa)
+	case wa:
+		return strings.HasPrefix(b, pa)
+	case wb:
+		return strings.HasPrefix(a, pb)
+	}
+	return a == b
+}
+
 // Allows reports whether some statement grants action on resource.
 func (sc Scope) Allows(action, resource string) bool {
 	for _, st := range sc {

@@ -159,3 +159,31 @@ func FuzzParseStatement(f *testing.F) {
 		}
 	})
 }
+
+func TestOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"logs/*", "logs/secret/*", true},
+		{"logs/secret/*", "logs/*", true},
+		{"logs/a*", "logs/b*", false},
+		{"logs/*", "logs/x", true},
+		{"logs/x", "logs/*", true},
+		{"logs/*", "log", false},
+		{"logs/x", "logs/x", true},
+		{"logs/x", "logs/y", false},
+		{"*", "anything", true},
+		{"*", "*", true},
+		{"logs/app*", "logs/application-secrets/*", true},
+	} {
+		if got := Overlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("Overlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		// Overlap is symmetric, and equal to some resource matching both
+		// for these.
+		if got := Overlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("Overlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
