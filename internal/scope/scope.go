@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Statement is one parsed scope statement.
@@ -89,6 +90,12 @@ func checkPattern(p string) error {
 	}
 	if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
 		return fmt.Errorf("resource %q: '*' is only allowed at the end (prefix match)", p)
+	}
+	// Invalid UTF-8 would be recorded (JSON) with U+FFFD in its place: a
+	// scope other than the one decided and enforced. Log entries are
+	// valid UTF-8, so replaying recorded scopes never trips this.
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("resource %q is not valid UTF-8", p)
 	}
 	for _, r := range p {
 		if r < 0x21 || r == 0x7f {

@@ -25,6 +25,9 @@ func TestParseStatement(t *testing.T) {
 		{in: "s3:GetObject arn:aws:s3:::*/secret", wantErr: "only allowed at the end"},
 		{in: "s3:GetObject arn:aws:s3:::a**", wantErr: "only allowed at the end"},
 		{in: "s3:GetObject arn:aws:s3:::a\x00b", wantErr: "control"},
+		{in: "s3:GetObject arn:aws:s3:::a\x7fb", wantErr: "control"},
+		{in: "s3:GetObject arn:aws:s3:::logs/\xff*", wantErr: "not valid UTF-8"},
+		{in: "s3:GetObject arn:aws:s3:::logs/caf\u00e9/\u65e5\u672c/*", want: Statement{Actions: []string{"s3:GetObject"}, Resource: "arn:aws:s3:::logs/caf\u00e9/\u65e5\u672c/*"}},
 	}
 	for _, tt := range tests {
 		got, err := ParseStatement(tt.in)
