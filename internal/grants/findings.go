@@ -256,15 +256,55 @@ func (s *Service) sessionActive(g *gateway.Grant, _, client string) {
 	}()
 }
 
+// maxFindingGrants bounds the open grants an identity's finding is added
+// to: each is a write and a log entry, and pending requests cost an agent
+// nothing to make. Active grants come first.
+const maxFindingGrants = 20
+
 // recordFinding writes a "finding" event and, for a grant's finding, adds it
-// to the grant's record in the same transaction.
+// to the grant's record in the same transaction. A shared-identity finding
+// raised by a plain API call names no grant; it goes on each of the
+// identity's open grants instead (one entry per grant, naming it), since
+// DESIGN has findings "show on the grant in the review": before, an active
+// grant of an identity that a second instance then used showed nothing.
+// Only an identity with no open grant gets the finding on no grant.
 func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
-	dup := false
-	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		ev := []auditlog.Event{{Type: "finding", Time: f.At, GrantID: f.Grant, Actor: "airlock", Data: f}}
-		if f.Grant == "" {
-			return ev, nil
+	var open []string
+	if f.Grant == "" && f.Kind == model.FindingSharedIdentity {
+		var err error
+		if open, err = s.openGrantsOf(ctx, f.Identity); err != nil {
+			return s.logErr("the finding", err)
 		}
+	}
+	dup := false
+	var on []string
+	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		on = on[:0]
+		if f.Grant == "" {
+			var evs []auditlog.Event
+			for _, id := range open {
+				g, err := tx.Grant(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				if g.Status.Final() {
+					continue // ended since it was listed
+				}
+				gf := f
+				gf.Grant = id
+				g.Findings = append(g.Findings, gf)
+				if err := tx.UpdateGrant(ctx, g); err != nil {
+					return nil, err
+				}
+				evs = append(evs, auditlog.Event{Type: "finding", Time: f.At, GrantID: id, Actor: "airlock", Data: gf})
+				on = append(on, id)
+			}
+			if len(evs) == 0 {
+				evs = []auditlog.Event{{Type: "finding", Time: f.At, Actor: "airlock", Data: f}}
+			}
+			return evs, nil
+		}
+		ev := []auditlog.Event{{Type: "finding", Time: f.At, GrantID: f.Grant, Actor: "airlock", Data: f}}
 		g, err := tx.Grant(ctx, f.Grant)
 		if err != nil {
 			return nil, err
@@ -284,8 +324,34 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 	if dup {
 		return nil
 	}
-	s.logger.Warn("finding", "kind", f.Kind, "identity", f.Identity, "grant", f.Grant, "instance", f.Instance, "refused", f.Refused)
+	grant := f.Grant
+	if len(on) > 0 {
+		grant = strings.Join(on, ",")
+	}
+	s.logger.Warn("finding", "kind", f.Kind, "identity", f.Identity, "grant", grant, "instance", f.Instance, "refused", f.Refused)
 	return nil
+}
+
+// openGrantsOf returns the ids of identity's open grants, active ones
+// first, at most maxFindingGrants of them.
+func (s *Service) openGrantsOf(ctx context.Context, identity string) ([]string, error) {
+	gs, err := s.st.Grants(ctx, store.GrantFilter{Identity: identity, Status: []model.GrantStatus{model.Active, model.Pending}})
+	if err != nil {
+		return nil, err
+	}
+	var active, pending []string
+	for _, g := range gs {
+		if g.Status == model.Active {
+			active = append(active, g.ID)
+		} else {
+			pending = append(pending, g.ID)
+		}
+	}
+	ids := append(active, pending...)
+	if len(ids) > maxFindingGrants {
+		ids = ids[:maxFindingGrants]
+	}
+	return ids, nil
 }
 
 // movedBefore says whether grant g already holds a credential-moved
