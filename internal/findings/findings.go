@@ -36,9 +36,19 @@ import (
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
-// maxTracked bounds the detector's memory: past it, the oldest state is
-// pruned first (a flood of addresses cannot grow it without limit).
+// maxTracked bounds the findings the detector remembers having reported:
+// past it, those older than their window go first and, if that is not
+// enough, the oldest of the rest (a flood of addresses cannot grow it
+// without limit; one forgotten is at worst reported again).
 const maxTracked = 100_000
+
+// MaxInstances bounds the instances remembered per identity: past it, a
+// new one takes the place of the one seen longest ago. Without it one
+// identity seen from many addresses (a fleet sharing one key, or a stolen
+// key used from a rotating range) grew the detector by every address
+// within the window, and every call walked them all. An identity with
+// that many is shared whatever is forgotten.
+const MaxInstances = 1000
 
 // MaxOthers bounds the other instances a finding lists. Each new instance
 // of a shared identity is a finding naming the others active, so N
@@ -138,6 +148,10 @@ type Detector struct {
 	clk    clock.Clock
 	window time.Duration
 
+	// maxInstances and maxReported are MaxInstances and maxTracked
+	// (smaller in tests).
+	maxInstances, maxReported int
+
 	mu       sync.Mutex
 	seen     map[string]map[string]time.Time // identity → instance key → last seen
 	reported map[string]time.Time            // dedupe key → when reported
@@ -149,7 +163,8 @@ func New(clk clock.Clock, window time.Duration) *Detector {
 	if clk == nil {
 		clk = clock.Real
 	}
-	return &Detector{clk: clk, window: window, seen: map[string]map[string]time.Time{}, reported: map[string]time.Time{}}
+	return &Detector{clk: clk, window: window, maxInstances: MaxInstances, maxReported: maxTracked,
+		seen: map[string]map[string]time.Time{}, reported: map[string]time.Time{}}
 }
 
 // Window is the detector's window.
@@ -173,6 +188,9 @@ func (d *Detector) Shared(identity string, in model.Instance) (others []string, 
 		if k != key {
 			others = append(others, k)
 		}
+	}
+	if _, ok := m[key]; !ok && len(m) >= d.maxInstances {
+		others = dropOldest(m, others)
 	}
 	m[key] = now
 	sort.Strings(others)
@@ -237,11 +255,14 @@ func (d *Detector) first(key string, now time.Time, windowed bool) bool {
 
 // prune drops state older than the window once the maps grow large.
 // credential-moved dedupe entries are kept for a day: a grant lives at
-// most the configured cap, 12 hours by default.
+// most the configured cap, 12 hours by default. If the findings reported
+// are still too many, the oldest go until a quarter of the room is free,
+// so that a flood of fresh ones does not have every call walk them all.
 func (d *Detector) prune(now time.Time) {
-	if len(d.reported)+len(d.seen) < maxTracked {
+	if len(d.reported)+len(d.seen) < d.maxReported {
 		return
 	}
+	defer d.shrinkReported()
 	for k, t := range d.reported {
 		keep := d.window
 		if strings.HasPrefix(k, movedPrefix) {
@@ -272,6 +293,9 @@ func (d *Detector) Note(identity, key string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.instances(identity)
+	if _, ok := m[key]; !ok && len(m) >= d.maxInstances {
+		dropOldest(m, nil)
+	}
 	m[key] = now
 	d.prune(now)
 }
@@ -287,10 +311,34 @@ func (d *Detector) NoteAt(identity, key string, at time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.instances(identity)
-	if t, ok := m[key]; !ok || at.After(t) {
+	t, ok := m[key]
+	if !ok && len(m) >= d.maxInstances {
+		dropOldest(m, nil)
+	}
+	if !ok || at.After(t) {
 		m[key] = at
 	}
 	d.prune(now)
+}
+
+// dropOldest removes from m the instance seen longest ago, to make room
+// for a new one, and from others if it is there. It runs under
+// d.mu.
+func dropOldest(m map[string]time.Time, others []string) []string {
+	var oldest string
+	var at time.Time
+	for k, t := range m {
+		if oldest == "" || t.Before(at) || (t.Equal(at) && k < oldest) {
+			oldest, at = k, t
+		}
+	}
+	delete(m, oldest)
+	for i, k := range others {
+		if k == oldest {
+			return append(others[:i], others[i+1:]...)
+		}
+	}
+	return others
 }
 
 // instances is identity's map of instance keys to when they were last
@@ -334,4 +382,25 @@ func (d *Detector) MarkReported(k string) {
 	defer d.mu.Unlock()
 	d.first(k, now, true)
 	d.prune(now)
+}
+
+// shrinkReported drops the oldest reported findings until len(d.reported)
+// is at most three quarters of d.maxReported. It runs under d.mu.
+func (d *Detector) shrinkReported() {
+	keep := d.maxReported * 3 / 4
+	if len(d.reported) <= keep {
+		return
+	}
+	type entry struct {
+		k string
+		t time.Time
+	}
+	all := make([]entry, 0, len(d.reported))
+	for k, t := range d.reported {
+		all = append(all, entry{k, t})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].t.Before(all[j].t) })
+	for _, e := range all[:len(all)-keep] {
+		delete(d.reported, e.k)
+	}
 }

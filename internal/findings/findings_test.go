@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -156,5 +157,68 @@ func TestNoteAt(t *testing.T) {
 	clk.Advance(time.Minute)
 	if got := d.Active("bot"); len(got) != 1 || got[0] != "127.0.0.2" {
 		t.Fatalf("6 minutes on: %v", got)
+	}
+}
+
+// One identity seen from ever more addresses within the window (a fleet
+// sharing one key, or a stolen key used from a rotating range) is
+// remembered from at most maxInstances of them, the latest, and is still
+// reported for each new one. The detector used to keep every address for
+// the window, and walk them all at every call.
+func TestInstancesPerIdentityBounded(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	d := New(clk, 10*time.Minute)
+	d.maxInstances = 50
+	ip := func(i int) model.Instance { return model.Instance{IP: fmt.Sprintf("10.0.%d.%d", i/256, i%256)} }
+	for i := range 500 {
+		clk.Advance(time.Millisecond)
+		others, report := d.Shared("bot", ip(i))
+		if i > 0 && (len(others) == 0 || !report) {
+			t.Fatalf("instance %d: others %d, report %v", i, len(others), report)
+		}
+		if len(others) >= d.maxInstances {
+			t.Fatalf("instance %d: %d others, want fewer than %d", i, len(others), d.maxInstances)
+		}
+	}
+	d.Note("bot", "10.9.9.9")
+	d.NoteAt("bot", "10.9.9.8", clk.Now().Add(-time.Second))
+	active := d.Active("bot")
+	if len(active) != d.maxInstances {
+		t.Fatalf("%d instances remembered, want %d", len(active), d.maxInstances)
+	}
+	got := map[string]bool{}
+	for _, k := range active {
+		got[k] = true
+	}
+	// The latest are kept (NoteAt's, a second old, took the place of the
+	// oldest then).
+	for _, k := range []string{Key(ip(499)), Key(ip(452)), "10.9.9.9", "10.9.9.8"} {
+		if !got[k] {
+			t.Errorf("%s forgotten; remembered %v", k, active)
+		}
+	}
+}
+
+// The findings remembered as reported are bounded even when all are
+// within their window: one grant's credentials used from ever more
+// addresses added one each, kept a day.
+func TestReportedBounded(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	d := New(clk, 10*time.Minute)
+	d.maxReported = 400
+	req := model.Instance{IP: "10.0.0.1"}
+	for i := range 5000 {
+		clk.Advance(time.Millisecond)
+		in := model.Instance{IP: fmt.Sprintf("10.1.%d.%d", i/256, i%256)}
+		if moved, report := d.Moved("g_1", req, in); !moved || !report {
+			t.Fatalf("address %d: moved %v, report %v", i, moved, report)
+		}
+		if len(d.reported) > d.maxReported {
+			t.Fatalf("after %d addresses: %d reported remembered, want at most %d", i+1, len(d.reported), d.maxReported)
+		}
+	}
+	// The latest are the ones remembered.
+	if _, report := d.Moved("g_1", req, model.Instance{IP: "10.1.19.135"}); report {
+		t.Error("the last address was reported again")
 	}
 }
