@@ -44,6 +44,9 @@ type sender struct {
 	name   string
 	secret []byte // signs each attempt when set (generic webhooks)
 	queue  chan delivery
+	// stop is closed by close: what is queued is then sent, without
+	// waiting out backoffs, until ctx is cancelled at the grace's end.
+	stop   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -54,7 +57,7 @@ type sender struct {
 
 func (n *Notifier) newSender(name string, secret []byte) *sender {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sender{n: n, name: name, secret: secret, queue: make(chan delivery, n.o.QueueSize), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s := &sender{n: n, name: name, secret: secret, queue: make(chan delivery, n.o.QueueSize), stop: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -72,9 +75,17 @@ func (s *sender) enqueue(d delivery) {
 	}
 }
 
-func (s *sender) close() {
-	s.cancel()
+// close sends what is queued (each delivery in flight or queued gets one
+// more attempt, no backoff) for at most grace, then drops the rest. A
+// shutdown used to cancel the delivery in flight and drop the queue at
+// once: the events of the last changes before a restart (a request a
+// deciding receiver was to show) were never sent.
+func (s *sender) close(grace time.Duration) {
+	close(s.stop)
+	t := time.AfterFunc(grace, s.cancel)
 	<-s.done
+	t.Stop()
+	s.cancel()
 	if left := len(s.queue); left > 0 {
 		s.n.logger.Warn("notifications not delivered at shutdown", "to", s.name, "count", left)
 	}
@@ -84,11 +95,29 @@ func (s *sender) run() {
 	defer close(s.done)
 	for {
 		select {
-		case <-s.ctx.Done():
-			return
 		case d := <-s.queue:
 			s.deliver(d)
+		case <-s.stop:
+			for s.ctx.Err() == nil {
+				select {
+				case d := <-s.queue:
+					s.deliver(d)
+				default:
+					return
+				}
+			}
+			return
 		}
+	}
+}
+
+// stopping reports whether close has been called.
+func (s *sender) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -102,28 +131,25 @@ func (s *sender) deliver(d delivery) {
 		if err == nil {
 			return
 		}
-		if !retry || attempt >= s.n.o.Attempts {
+		if !retry || attempt >= s.n.o.Attempts || s.stopping() {
 			s.n.logger.Error("notification not delivered", "to", s.name, "event", d.event, "id", d.id, "attempts", attempt, "err", err)
 			return
 		}
 		s.n.logger.Warn("notification failed; will retry", "to", s.name, "event", d.event, "id", d.id, "attempt", attempt, "retry_in", delay, "err", err)
-		if !s.sleep(delay) {
-			return
-		}
+		// Cut short by close: the next attempt is the last, made at once.
+		s.sleep(delay)
 		delay = min(2*delay, time.Minute)
 	}
 }
 
-// sleep waits d on the Notifier's clock; false if the sender closed.
-func (s *sender) sleep(d time.Duration) bool {
+// sleep waits d on the Notifier's clock, or until the sender is closing.
+func (s *sender) sleep(d time.Duration) {
 	ch := make(chan struct{})
 	t := s.n.clk.AfterFunc(d, func() { close(ch) })
 	select {
 	case <-ch:
-		return true
-	case <-s.ctx.Done():
+	case <-s.stop:
 		t.Stop()
-		return false
 	}
 }
 

@@ -82,6 +82,9 @@ type Options struct {
 	// RetryBase is the first retry's delay, doubling up to a minute
 	// (default 1s).
 	RetryBase time.Duration
+	// CloseGrace bounds how long Close goes on sending what is queued
+	// (default 5s).
+	CloseGrace time.Duration
 	// AllowLoopbackResponseURL lets Slack's response_url point at plain
 	// http on a loopback address (tests stand in for Slack there); https is
 	// always required otherwise.
@@ -139,6 +142,9 @@ func New(o Options) (*Notifier, error) {
 	if o.RetryBase <= 0 {
 		o.RetryBase = time.Second
 	}
+	if o.CloseGrace <= 0 {
+		o.CloseGrace = 5 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -158,13 +164,17 @@ func New(o Options) (*Notifier, error) {
 // carry the event, and its signature, somewhere else.
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// Close stops the deliveries; those still queued are dropped (and counted
-// in the log).
+// Close stops the deliveries: what is queued still gets one attempt each,
+// within CloseGrace for all destinations together; the rest is dropped
+// (and counted in the log).
 func (n *Notifier) Close() {
 	n.closeOnce.Do(func() {
-		for _, s := range n.all() {
-			s.close()
+		all := n.all()
+		var wg sync.WaitGroup
+		for _, s := range all {
+			wg.Go(func() { s.close(n.o.CloseGrace) })
 		}
+		wg.Wait()
 	})
 }
 

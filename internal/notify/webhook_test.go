@@ -159,7 +159,7 @@ func TestWebhookNeverDelaysRequest(t *testing.T) {
 	defer close(release)
 	n, err := notify.New(notify.Options{
 		Service: w.srv.Service, Webhooks: []notify.Webhook{{URL: recv.URL, Secret: []byte(hookSecret)}},
-		QueueSize: 2, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueSize: 2, CloseGrace: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	must(t, err)
 	defer n.Close()
@@ -192,6 +192,14 @@ func TestWebhookNeverDelaysRequest(t *testing.T) {
 	}
 	if g := w.grant(first.ID); g.Status != model.Active {
 		t.Errorf("status %s", g.Status)
+	}
+	// Nor does it hold up a shutdown past Close's grace.
+	closed := make(chan struct{})
+	go func() { n.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited past its grace for a receiver that never answers")
 	}
 }
 
