@@ -1,9 +1,12 @@
 package grants_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -73,5 +76,42 @@ func TestSharedFindingOnOpenGrants(t *testing.T) {
 	}
 	if len(last) != 1 || last[0].Grant != "" {
 		t.Errorf("findings of 10.0.0.3 with no open grant: %+v, want one on no grant", last)
+	}
+}
+
+// A grant's record holds at most grants.MaxGrantFindings findings: leaked
+// credentials used from ever more addresses (each a credential-moved
+// finding, refused or not) grew the grant's row by one each, the whole
+// row rewritten every time. The rest are still in the log, naming the
+// grant in their data, and listed by Findings; audit verify (at the
+// harness's end) agrees with the record.
+func TestGrantFindingsBounded(t *testing.T) {
+	h := newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute})
+	g, err := h.Svc.Request(h.ctx, h.botFrom("10.0.0.1"), autoReq("15m"))
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request: %v, %v", g.Status, err)
+	}
+	const n = grants.MaxGrantFindings + 10
+	for i := range n {
+		h.startSession(g, fmt.Sprintf("10.0.1.%d:4000 aws-cli/2", i)).End(h.ctx)
+	}
+	if got := h.grant(g.ID).Findings; len(got) != grants.MaxGrantFindings {
+		t.Fatalf("the grant holds %d findings, want %d", len(got), grants.MaxGrantFindings)
+	}
+	fs, err := h.Svc.Findings(h.ctx, h.id(alice), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved, overflow int
+	for _, f := range fs {
+		if f.Kind == model.FindingCredentialMoved && f.Grant == g.ID {
+			moved++
+			if strings.Contains(f.Detail, "not added to the grant's record") {
+				overflow++
+			}
+		}
+	}
+	if moved != n || overflow != n-grants.MaxGrantFindings {
+		t.Fatalf("findings listed: %d credential-moved of %s (%d not on its record), want %d (%d)", moved, g.ID, overflow, n, n-grants.MaxGrantFindings)
 	}
 }

@@ -256,6 +256,16 @@ func (s *Service) sessionActive(g *gateway.Grant, _, client string) {
 	}()
 }
 
+// MaxGrantFindings bounds the findings a grant's record holds. Each new
+// address its credentials are used from (credential-moved, refused or
+// not), and each new instance of its identity while it is open
+// (shared-identity), is a finding; without a bound, leaked credentials
+// used from a range of addresses grew the grant's row by one finding per
+// address, the whole row rewritten each time. Past it a finding about the
+// grant is still recorded in the log and listed by airlock findings,
+// naming the grant, but is not added to its record.
+const MaxGrantFindings = 20
+
 // maxFindingGrants bounds the open grants an identity's finding is added
 // to: each is a write and a log entry, and pending requests cost an agent
 // nothing to make. Active grants come first.
@@ -287,8 +297,8 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 				if err != nil {
 					return nil, err
 				}
-				if g.Status.Final() {
-					continue // ended since it was listed
+				if g.Status.Final() || len(g.Findings) >= MaxGrantFindings {
+					continue // ended since it was listed, or holds enough
 				}
 				gf := f
 				gf.Grant = id
@@ -304,7 +314,6 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 			}
 			return evs, nil
 		}
-		ev := []auditlog.Event{{Type: "finding", Time: f.At, GrantID: f.Grant, Actor: "airlock", Data: f}}
 		g, err := tx.Grant(ctx, f.Grant)
 		if err != nil {
 			return nil, err
@@ -315,7 +324,16 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 			dup = true
 			return nil, nil
 		}
+		if len(g.Findings) >= MaxGrantFindings {
+			// On the log only: the entry names no grant (the review
+			// derives the grant's findings from those that do), its data
+			// still does.
+			of := f
+			of.Detail += fmt.Sprintf("; not added to the grant's record, which holds %d findings already", len(g.Findings))
+			return []auditlog.Event{{Type: "finding", Time: f.At, Actor: "airlock", Data: of}}, nil
+		}
 		g.Findings = append(g.Findings, f)
+		ev := []auditlog.Event{{Type: "finding", Time: f.At, GrantID: f.Grant, Actor: "airlock", Data: f}}
 		return ev, tx.UpdateGrant(ctx, g)
 	})
 	if err != nil {
