@@ -47,3 +47,31 @@ func TestWebhookSecretOfEventsOnlyDecidesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookSecretOfSlackDecidesNothing: a webhook that may decide must
+// not have Slack's signing secret as its own. Slack (and whoever holds
+// the app's secret) could then sign webhook decisions, which name any
+// person, where its own clicks are taken only from the Slack users mapped
+// to people (identities[].slack_user).
+func TestWebhookSecretOfSlackDecidesNothing(t *testing.T) {
+	recv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	t.Cleanup(recv.Close)
+	t.Setenv("HOOK_DECIDE_SECRET", decideSecret)
+	t.Setenv("TEST_SLACK_WEBHOOK", recv.URL+"/incoming")
+	t.Setenv("TEST_SLACK_SECRET", decideSecret)
+	w, err := openWorld(t, fmt.Sprintf("notify:\n"+
+		"  slack: {webhook_url_env: TEST_SLACK_WEBHOOK, signing_secret_env: TEST_SLACK_SECRET}\n"+
+		"  webhooks:\n"+
+		"    - {url: %s/bridge, secret_env: HOOK_DECIDE_SECRET, decisions: true}\n", recv.URL), "")
+	if err != nil {
+		if !strings.Contains(err.Error(), "Slack") {
+			t.Fatalf("refused, but not for the shared secret: %v", err)
+		}
+		return
+	}
+	g := w.request(w.bot, humanScope, "INC-22")
+	st, body, _ := w.decide(map[string]string{"grant_id": g.ID, "decision": "approve", "approver": "alice"}, decideSecret, time.Now())
+	if got := w.grant(g.ID); got.Status != model.Pending {
+		t.Fatalf("a decision signed with Slack's signing secret took effect: %d %s; grant %s approved by %+v", st, body, got.Status, got.Approvals)
+	}
+}
