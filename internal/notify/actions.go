@@ -268,11 +268,17 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 }
 
 // responseURL returns u if Airlock may post to it: https, or (in tests)
-// plain http to loopback. Slack signed the payload that named it, but a
-// leaked signing secret must not turn Airlock into a proxy to anywhere.
+// plain http to loopback, on the host and port of the app's incoming
+// webhook (Slack's: hooks.slack.com, or a local stand-in). Slack signed
+// the payload that named it, but a leaked signing secret must not turn
+// Airlock into a proxy to anywhere: any https URL, an address inside the
+// network included, used to be taken.
 func (n *Notifier) responseURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil {
+		return ""
+	}
+	if hook, err := url.Parse(n.o.Slack.WebhookURL); err != nil || hostPort(u) != hostPort(hook) {
 		return ""
 	}
 	switch {
@@ -282,6 +288,16 @@ func (n *Notifier) responseURL(raw string) string {
 		return raw
 	}
 	return ""
+}
+
+// hostPort is u's host, lower-cased, and port, the scheme's default if
+// none is written.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 func isLoopback(host string) bool {

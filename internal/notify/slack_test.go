@@ -275,6 +275,8 @@ type click struct {
 	team, enterprise string
 	ts               time.Time
 	secret           string
+	// responseURL replaces the fake's own response URL when set.
+	responseURL string
 }
 
 func (f *fakeSlack) body(c click) []byte {
@@ -291,6 +293,9 @@ func (f *fakeSlack) body(c click) []byte {
 	}
 	if c.enterprise != "" {
 		p["enterprise"] = map[string]any{"id": c.enterprise, "name": "x"}
+	}
+	if c.responseURL != "" {
+		p["response_url"] = c.responseURL
 	}
 	b, _ := json.Marshal(p)
 	return []byte(url.Values{"payload": {string(b)}}.Encode())
