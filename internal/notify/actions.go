@@ -198,6 +198,12 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
+	if err != nil && !tooLarge(err) {
+		// Cut short (the client went away, or sent less than it
+		// announced): nothing was asked, so nothing is recorded.
+		writeEphemeral(w, http.StatusBadRequest, "The request body could not be read.")
+		return
+	}
 	if err != nil {
 		n.refuse(r.Context(), w, http.StatusRequestEntityTooLarge, RefusedTooLarge, action{}, r.RemoteAddr, false, "The request is too large.")
 		return
@@ -311,6 +317,13 @@ func isLoopback(host string) bool {
 // refuse answers with an ephemeral reply and records the refusal. Before
 // the signature is verified nothing in the body is trusted or recorded, and
 // such records are rate-limited (see maxUnsignedRecords).
+// tooLarge reports whether err is a body's read stopped at its bound
+// (http.MaxBytesReader), rather than cut short by the client.
+func tooLarge(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
+}
+
 func (n *Notifier) refuse(ctx context.Context, w http.ResponseWriter, status int, why string, a action, remote string, verified bool, msg string) {
 	n.record(ctx, why, a, remote, verified, "")
 	if verified {

@@ -151,6 +151,10 @@ func (n *Notifier) webhookActions(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDecisionBody))
+	if err != nil && !tooLarge(err) {
+		writeAPIError(w, &apierr.Error{Status: http.StatusBadRequest, Code: apierr.CodeInvalid, Message: "the request body could not be read"})
+		return
+	}
 	if err != nil {
 		n.refuseDecisionCall(ctx, w, http.StatusRequestEntityTooLarge, RefusedTooLarge, Decision{}, r.RemoteAddr, false, "the request is too large")
 		return
