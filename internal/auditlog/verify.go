@@ -163,7 +163,8 @@ type cpRec struct {
 // it resumes from the checkpoint's stored frontier (authenticated by the
 // signed root), so each problem is reported where it is. Entries past every
 // validly signed checkpoint are reported as uncovered, unless a checkpoint
-// written while Verify ran covers them. Finally the witness, if given, must
+// written while Verify ran covers them and, read again, they hash to its
+// root. Finally the witness, if given, must
 // be validly signed, must not be ahead of the store's checkpoints, and must
 // agree with the entries at its size.
 //
@@ -319,13 +320,9 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 	}
 
 	if vr.unc.n > 0 {
-		covered := false
-		// Entries committed while we were reading come with a checkpoint
-		// written after the one we started from.
-		if l2, err := st.LatestCheckpoint(ctx); err == nil && l2.ID > latest.ID && l2.Size > vr.unc.last {
-			if c, err := openCheckpoint(l2.Note, vr.v); err == nil && c.size == l2.Size {
-				covered = true
-			}
+		covered, err := vr.coveredLater(ctx, st, latest.ID)
+		if err != nil {
+			return err
 		}
 		if !covered {
 			var top int64
@@ -352,6 +349,54 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 		}
 	}
 	return nil
+}
+
+// coveredLater reports whether the entries past the checkpoints Verify
+// started from are covered by a checkpoint committed since (entries
+// appended while Verify read come with one). Such a checkpoint is
+// accepted only if it is validly signed and the entries from the newest
+// checkpoint Verify checked up to its size, read again, hash with the
+// tree checked so far to its root: otherwise deleting the newest
+// checkpoint and rewriting the entries it covered would pass whenever the
+// log is appended to during the check. A root that differs is reported.
+func (vr *verifier) coveredLater(ctx context.Context, st store.Store, latestID int64) (bool, error) {
+	l2, err := st.LatestCheckpoint(ctx)
+	if err != nil || l2.ID <= latestID || l2.Size <= vr.unc.last {
+		return false, nil
+	}
+	c, err := openCheckpoint(l2.Note, vr.v)
+	if err != nil || c.size != l2.Size || !vr.valid {
+		return false, nil
+	}
+	tree := vr.tree
+	if tree.n > c.size {
+		return false, nil
+	}
+	err = st.ScanLog(ctx, tree.n, c.size, func(e store.LogEntry) error {
+		if e.Seq != tree.n {
+			return errStopScan
+		}
+		if j, ok := entrySeq(e.Data); !ok || j != e.Seq {
+			return errStopScan
+		}
+		return tree.add(tlog.RecordHash(e.Data))
+	})
+	switch {
+	case errors.Is(err, errStopScan):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("auditlog: reading the log: %w", err)
+	case tree.n != c.size:
+		return false, nil
+	}
+	root, err := tree.root()
+	if err != nil {
+		return false, err
+	}
+	if root != c.root {
+		vr.problem(KindCheckpointMismatch, vr.tree.n, l2.ID, "entries %d..%d hash to %s, not to the root %s signed in checkpoint %d (size %d), written while verifying: they were changed", vr.tree.n, c.size-1, root, c.root, l2.ID, c.size)
+	}
+	return true, nil
 }
 
 // entriesText describes n entries numbered first..last, with a verb.
