@@ -18,6 +18,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -219,5 +220,54 @@ func TestJournalSealNeedsSigningKey(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// With the signing key kept away from data_dir, verifying the directory
+// with a pinned key (--data-dir --key, no --config) looked for the key in
+// data_dir, as a start without configuration would: whoever can write
+// data_dir could put a key of their own there and seal journal frames
+// under it, and verify took those entries as the journal's, checking the
+// rows against them. A signing key that is not the pinned one seals
+// nothing verify trusts.
+func TestVerifyOfflineJournalSealNeedsPinnedKey(t *testing.T) {
+	e := newAuditEnv(t)
+	signerFile := filepath.Join(t.TempDir(), "log-signing.key")
+	if err := os.Rename(filepath.Join(e.dataDir, "log-signing.key"), signerFile); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Keys.LogSigningKeyFile = signerFile
+	image, _, _ := laggingImage(t, e)
+	pinned := pinnedKey(t, e.dataDir)
+
+	// As the server wrote it, with the key where the configuration says.
+	rep, err := VerifyOffline(context.Background(), image, OfflineInput{Key: pinned, SigningKeyFile: signerFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Journaled == 0 {
+		t.Fatalf("untouched image: OK=%v journaled=%d %s", rep.OK, rep.Journaled, problems(rep))
+	}
+
+	// Mallory's key in data_dir, the frames resealed under it.
+	mallory, err := serverkeys.Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(mallory.SignerFrom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(image, "log-signing.key"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reseal(t, image, 0, "ALJ2", mallory.JournalSeal)
+	rep, err = VerifyOffline(context.Background(), image, OfflineInput{Key: pinned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(problems(rep))
+	if rep.OK || !strings.Contains(problems(rep), auditlog.KindJournal) {
+		t.Fatalf("journal sealed under a key planted in data_dir: OK=%v journaled=%d %s", rep.OK, rep.Journaled, problems(rep))
 	}
 }

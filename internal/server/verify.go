@@ -61,7 +61,8 @@ type OfflineInput struct {
 	// journal's seals are derived from the log signing key, which is read
 	// where the server reads it ($AIRLOCK_LOG_SIGNING_KEY, this file, or the
 	// directory's log-signing.key), never created. Without it, entries
-	// found only in the journal cannot be checked.
+	// found only in the journal cannot be checked; with Key set, neither
+	// can they under a signing key that is not Key's.
 	SigningKeyFile string
 	// CredentialKeyFile is the configuration's keys.credential_key_file,
 	// read likewise: journal frames an earlier release wrote were sealed
@@ -124,11 +125,19 @@ func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir string, in 
 	}
 	src := serverkeys.Sources{DataDir: dataDir, CredentialKeyFile: in.CredentialKeyFile, SigningKeyFile: in.SigningKeyFile}
 	var missing []string
-	seal, signerFrom, err := serverkeys.LoadJournalSeal(src)
+	signer, seal, signerFrom, err := serverkeys.LoadJournalSigner(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		missing = append(missing, "the log signing key")
 	} else if err != nil {
 		return nil, err
+	}
+	// With a pinned key, the signing key is looked for in the directory
+	// unless the configuration names it elsewhere; whoever can write the
+	// directory could put a key of their own there and seal frames under
+	// it. A seal counts only if its key is the pinned one.
+	wrongKey := ""
+	if signer != nil && in.Key != nil && !signerMatches(signer, in.Key) {
+		seal, wrongKey = nil, signerFrom
 	}
 	credKey, credFrom, err := serverkeys.LoadCredential(src)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -152,8 +161,25 @@ func readJournal(ctx context.Context, st *sqlitestore.Store, dataDir string, in 
 		}
 		return es, err
 	}
+	if err != nil && wrongKey != "" {
+		return nil, fmt.Errorf("%w (and the log signing key found at %s is not the pinned key (--key), so the journal's seals cannot be checked)", err, wrongKey)
+	}
 	if err != nil && len(missing) > 0 {
 		return nil, fmt.Errorf("%w (and %s was not found, so the journal's seals cannot be checked)", err, strings.Join(missing, " and "))
 	}
 	return es, err
+}
+
+// signerMatches reports whether signer is the private half of v: same name,
+// same key hash, and a signature by signer that v accepts.
+func signerMatches(signer note.Signer, v note.Verifier) bool {
+	if signer.Name() != v.Name() || signer.KeyHash() != v.KeyHash() {
+		return false
+	}
+	msg, err := note.Sign(&note.Note{Text: "airlock pinned key check\n"}, signer)
+	if err != nil {
+		return false
+	}
+	_, err = note.Open(msg, note.VerifierList(v))
+	return err == nil
 }

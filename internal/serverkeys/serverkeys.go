@@ -142,6 +142,14 @@ func Load(src Sources) (*Keys, error) {
 // wrapping fs.ErrNotExist. Offline checks of a data directory's journal use
 // it, so that they find the key where the server found it.
 func LoadJournalSeal(src Sources) (seal []byte, from string, err error) {
+	_, seal, from, err = LoadJournalSigner(src)
+	return seal, from, err
+}
+
+// LoadJournalSigner is LoadJournalSeal that also returns the signing key
+// the seal key is derived from, so that an offline check given a pinned
+// verifier key can refuse seals made under any other key.
+func LoadJournalSigner(src Sources) (signer note.Signer, seal []byte, from string, err error) {
 	getenv := src.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -156,15 +164,15 @@ func LoadJournalSeal(src Sources) (seal []byte, from string, err error) {
 		}
 		b, err := readLoose(from)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		skey = strings.TrimSpace(string(b))
 	}
-	_, _, _, seal, err = parseSigner(skey)
+	signer, _, _, seal, err = parseSigner(skey)
 	if err != nil {
-		return nil, "", fmt.Errorf("log signing key from %s: %v", from, err)
+		return nil, nil, "", fmt.Errorf("log signing key from %s: %v", from, err)
 	}
-	return seal, from, nil
+	return signer, seal, from, nil
 }
 
 // journalSeal derives the journal's seal key from the signing key's seed.
