@@ -213,7 +213,9 @@ const (
 
 // Open opens the log stored in st and starts its writer. It resumes from the
 // newest checkpoint, refusing to start if that checkpoint's frontier does not
-// hash to its root, if its note does not state its size and root, or if the
+// hash to its root, if its note does not state its size and root, if the
+// note is not signed by the log's key for its origin (by Options.Verifier,
+// or else byte for byte the note signer makes for it), or if the
 // log does not hold exactly as many entries as the checkpoint covers (entries
 // past it were not written by a Log; fewer means entries were deleted). When
 // Options.WitnessPath names an existing witness file, Open also refuses to
@@ -312,6 +314,13 @@ func (l *Log) resume(ctx context.Context) error {
 		return fmt.Errorf("auditlog: reading newest checkpoint: %w", err)
 	}
 	f, err := checkHead(cp, l.opts.Verifier, "")
+	if err == nil && l.opts.Verifier == nil {
+		// Without a verifier key the signature must still be checked:
+		// the log signs its next checkpoints over this tree, so a head
+		// anyone who can write the store could make up would turn the
+		// key into theirs.
+		err = l.checkOwnHead(cp, f)
+	}
 	if err != nil {
 		return fmt.Errorf("auditlog: refusing to start: %w", err)
 	}
@@ -374,6 +383,37 @@ func checkHead(cp store.Checkpoint, v note.Verifier, origin string) (frontier, e
 		return f, fmt.Errorf("checkpoint %d names the log %q, not %q (replicas configured with different log origins)", cp.ID, c.origin, origin)
 	}
 	return f, nil
+}
+
+// signNote returns the checkpoint note this Log signs for a tree of size
+// entries with root.
+func (l *Log) signNote(size int64, root tlog.Hash) ([]byte, error) {
+	return note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: size, root: root}))}, l.signer)
+}
+
+// checkOwnHead checks that checkpoint cp, whose tree f checkHead has
+// checked against its note, was signed by this Log's own key for its
+// origin. Ed25519 signatures are deterministic, so such a checkpoint is
+// byte for byte the note the signer makes again for its size and root;
+// that needs no verifier key.
+func (l *Log) checkOwnHead(cp store.Checkpoint, f frontier) error {
+	root, err := f.root()
+	if err != nil {
+		return err
+	}
+	want, err := l.signNote(cp.Size, root)
+	if err != nil {
+		return fmt.Errorf("auditlog: signing checkpoint: %w", err)
+	}
+	if bytes.Equal(want, cp.Note) {
+		return nil
+	}
+	if text, err := unverifiedText(cp.Note); err == nil {
+		if c, err := parseCheckpoint(text); err == nil && c.origin != l.opts.Origin {
+			return fmt.Errorf("checkpoint %d names the log %q, not %q", cp.ID, c.origin, l.opts.Origin)
+		}
+	}
+	return fmt.Errorf("checkpoint %d (size %d) is not signed by this log's key %s, or carries other lines: the log does not continue from it (tampered checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, l.signer.Name())
 }
 
 // WritesRows reports whether the log writes the rows its entries imply
@@ -868,7 +908,7 @@ func (l *Log) readHead(ctx context.Context, tx store.Tx) (frontier, *store.Check
 	// else gets the full check, which explains what is wrong.
 	if f, err := parseFrontier(cp.Size, cp.Frontier); err == nil {
 		if root, err := f.root(); err == nil && bytes.Equal(root[:], cp.Root) {
-			if want, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: cp.Size, root: root}))}, l.signer); err == nil && bytes.Equal(want, cp.Note) {
+			if want, err := l.signNote(cp.Size, root); err == nil && bytes.Equal(want, cp.Note) {
 				return f, &cp, nil
 			}
 		}

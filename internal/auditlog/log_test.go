@@ -3,6 +3,8 @@ package auditlog
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -626,6 +628,7 @@ func TestOpenRefusesTamperedState(t *testing.T) {
 	}
 	expectRefusal := func(t *testing.T, st store.Store, opts Options, want string) {
 		t.Helper()
+		opts.Origin = "airlock/test" // openLog's, which wrote it
 		l, err := Open(ctx, st, s, opts)
 		if err == nil {
 			l.Close()
@@ -680,4 +683,61 @@ func TestOpenRefusesTamperedState(t *testing.T) {
 		st.cps = st.cps[:4]
 		expectRefusal(t, st, Options{WitnessPath: w}, "truncated")
 	})
+}
+
+// A Log opened without a Verifier (one server on SQLite) continued from
+// the newest stored checkpoint after checking only that its frontier, root
+// and note text agree, not its signature. Whoever could write the database
+// could rewrite the entries, store a head for the new tree with a made-up
+// signature line, and on the next start the log signed checkpoints over
+// their history with the real key: once the forged head and the older
+// checkpoints were deleted, audit verify passed. The head must now be
+// signed by the log's own key.
+func TestOpenRefusesUnsignedHead(t *testing.T) {
+	s, v := testKey(t)
+	ctx := context.Background()
+	st := newFakeStore()
+	l := openLog(t, st, s, Options{})
+	appendFixture(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Mallory rewrites entry 20 and stores a head for the rewritten tree.
+	var tree frontier
+	for i := range st.entries {
+		e := &st.entries[i]
+		if e.Seq == 20 {
+			e.Data = changeData(e.Data)
+			h := tlog.RecordHash(e.Data)
+			e.LeafHash = h[:]
+		}
+		if err := tree.add(tlog.RecordHash(e.Data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := tree.root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, s.KeyHash()))
+	forged := string(formatCheckpoint(checkpoint{origin: "airlock/test", size: tree.n, root: root})) + "\n— " + s.Name() + " " + sig + "AAAA\n"
+	st.cps = append(st.cps, store.Checkpoint{ID: st.nextCP, Size: tree.n, Root: root[:], Note: []byte(forged), Frontier: tree.marshal()})
+	st.nextCP++
+
+	l2, err := Open(ctx, st, s, Options{Origin: "airlock/test"})
+	if err == nil {
+		// What the forged head buys: the real key signs the rewrite.
+		if err := l2.Append(ctx, Event{Type: "test.event"}); err != nil {
+			t.Fatal(err)
+		}
+		l2.Close()
+		st.cps = st.cps[len(st.cps)-1:]
+		rep, _ := Verify(ctx, st, v, nil)
+		t.Fatalf("Open continued from a head with no valid signature; audit verify then says OK=%v", rep.OK)
+	}
+	if !strings.Contains(err.Error(), "not signed by") {
+		t.Fatalf("error %q does not say the head is not signed", err)
+	}
+	t.Log(err)
 }

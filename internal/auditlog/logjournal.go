@@ -91,7 +91,7 @@ func (l *Log) sign(tree *frontier) (*store.Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: tree root: %w", err)
 	}
-	msg, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: l.opts.Origin, size: tree.n, root: root}))}, l.signer)
+	msg, err := l.signNote(tree.n, root)
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: signing checkpoint: %w", err)
 	}
