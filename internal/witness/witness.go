@@ -611,6 +611,14 @@ func (c *tlogClient) cosignature(checkpoint, body []byte) ([]byte, error) {
 	if len(body) == 0 || !bytes.HasSuffix(body, []byte("\n")) {
 		return nil, errors.New("the witness's answer is not signature lines")
 	}
+	// Anything else (an empty line above all) would move the split
+	// between the note's text and its signatures once appended, and the
+	// cosignature would be checked over other text than the checkpoint.
+	for line := range bytes.Lines(body) {
+		if !bytes.HasPrefix(line, []byte("— ")) {
+			return nil, errors.New("the witness's answer is not signature lines")
+		}
+	}
 	n, err := note.Open(append(bytes.Clone(checkpoint), body...), note.VerifierList(c.v))
 	if err != nil {
 		var unv *note.UnverifiedNoteError

@@ -474,3 +474,41 @@ func TestTruncationCaughtByWitness(t *testing.T) {
 		t.Fatalf("verification against the witnessed checkpoint passed: %+v", rep)
 	}
 }
+
+// TestCosignatureOverOtherText: the witness's answer is appended to the
+// signed checkpoint to check its cosignature, so an answer that starts
+// with an empty line moved the note's text/signature split: a
+// cosignature over the checkpoint and the log's signature line together
+// verified, was kept, and made the cosigned checkpoint unverifiable for
+// every witness on it. Only signature lines are taken.
+func TestCosignatureOverOtherText(t *testing.T) {
+	key := newLogKey(t)
+	ws, err := cosig.GenerateSigner("w.test/witness", rand.Reader, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, _, msg, err := witness.ParseAddCheckpoint(body)
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// The whole signed note as the text: the log's signature line
+		// becomes part of what is cosigned.
+		signed, err := note.Sign(&note.Note{Text: string(msg)}, ws)
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		rw.Write(append([]byte("\n"), signed[len(msg)+1:]...))
+	}))
+	defer srv.Close()
+	in := open(t, t.TempDir(), key, witness.Target{Kind: witness.KindTlogWitness, URL: srv.URL, Key: ws.VerifierKey()})
+	in.append(t, 2)
+	in.failedWith(t, 0, "not signature lines")
+	if c := in.pub.Cosigned(); c != nil {
+		_, err := cosig.VerifyCosigned(c, key.verifier, []string{ws.VerifierKey()})
+		t.Fatalf("a cosignature over another text was kept (VerifyCosigned: %v):\n%s", err, c)
+	}
+}
