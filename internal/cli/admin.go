@@ -222,8 +222,9 @@ func (a *app) printReport(rep auditlog.Report) error {
 		}
 		if rep.Journaled > 0 {
 			// Not covered by any signed checkpoint: only the journal's seal,
-			// under a key derived from the credential key, vouches for them.
-			linef(a.out, "NOTE %d entries are only in the journal, not yet signed: they are vouched for by the journal's seal (derived from the credential key) alone, and the next start signs them", rep.Journaled)
+			// under a key derived from the signing key (an earlier
+			// release's frames: the credential key), vouches for them.
+			linef(a.out, "NOTE %d entries are only in the journal, not yet signed: they are vouched for by the journal's seal alone (derived from the log signing key; frames an earlier release wrote, from the credential key), and the next start signs them", rep.Journaled)
 		}
 		if rep.OK {
 			fmt.Fprintln(a.out, "OK: every entry matches the signed checkpoints")

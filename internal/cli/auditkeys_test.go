@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/demo"
@@ -73,5 +74,20 @@ func TestAuditVerifyOfflineKeysFromConfig(t *testing.T) {
 	code, out, errOut = run(t, nil, "audit", "verify", "--data-dir", image)
 	if code == 0 || !strings.Contains(out+errOut, "journal") {
 		t.Fatalf("audit verify --data-dir without the keys: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestAuditVerifyJournalNote: entries only in the journal are vouched for
+// by its seal, which is derived from the log signing key (an earlier
+// release derived it from the credential key, and the note still said
+// that alone).
+func TestAuditVerifyJournalNote(t *testing.T) {
+	var out strings.Builder
+	a := &app{out: &out, errOut: io.Discard}
+	if err := a.printReport(auditlog.Report{OK: true, Journaled: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "NOTE 2 entries") || !strings.Contains(out.String(), "derived from the log signing key") {
+		t.Fatalf("journal note:\n%s", out.String())
 	}
 }
