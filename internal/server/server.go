@@ -123,7 +123,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	signer, verifier, credKey := keys.Signer, keys.Verifier, keys.Credential
 	s.verifier, s.signer = verifier, signer
 	var onCheckpoint func(store.Checkpoint)
-	if s.witnesses, err = startWitnesses(cfg, s.store, logger); err != nil {
+	if s.witnesses, err = startWitnesses(cfg, s.store, verifier, logger); err != nil {
 		return nil, err
 	} else if s.witnesses != nil {
 		onCheckpoint = s.witnesses.Offer
@@ -247,7 +247,7 @@ func consoleSSO(cfg *config.Config) *console.SSO {
 
 // startWitnesses starts publishing checkpoints to audit.witnesses, or
 // returns nil if none are configured.
-func startWitnesses(cfg *config.Config, st store.Store, logger *slog.Logger) (*witness.Publisher, error) {
+func startWitnesses(cfg *config.Config, st store.Store, v note.Verifier, logger *slog.Logger) (*witness.Publisher, error) {
 	if len(cfg.Audit.Witnesses) == 0 {
 		return nil, nil
 	}
@@ -259,7 +259,7 @@ func startWitnesses(cfg *config.Config, st store.Store, logger *slog.Logger) (*w
 		})
 	}
 	return witness.New(witness.Options{
-		Store: st, Targets: targets, Logger: logger,
+		Store: st, Verifier: v, Targets: targets, Logger: logger,
 		CosignedPath: filepath.Join(cfg.DataDir, CosignedFile),
 	})
 }

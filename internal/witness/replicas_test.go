@@ -31,7 +31,7 @@ func openReplica(t *testing.T, dsn, dir string, key logKey, target witness.Targe
 		t.Fatal(err)
 	}
 	r := &replica{st: st, logs: &logBuf{}}
-	r.pub, err = witness.New(witness.Options{Store: st, Targets: []witness.Target{target},
+	r.pub, err = witness.New(witness.Options{Store: st, Verifier: key.verifier, Targets: []witness.Target{target},
 		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestReplicasPublishOneLog(t *testing.T) {
 	}
 	defer cst.Close()
 	c := &replica{st: cst, logs: &logBuf{}}
-	if c.pub, err = witness.New(witness.Options{Store: cst, Targets: []witness.Target{target},
+	if c.pub, err = witness.New(witness.Options{Store: cst, Verifier: key.verifier, Targets: []witness.Target{target},
 		Logger: slog.New(slog.NewTextHandler(c.logs, nil)), MinInterval: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}

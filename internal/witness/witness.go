@@ -92,8 +92,12 @@ type Target struct {
 // Options configures a Publisher.
 type Options struct {
 	// Store is the log's store, read for consistency proofs.
-	Store   store.Store
-	Targets []Target
+	Store store.Store
+	// Verifier is the log's key. A checkpoint read from Store rather than
+	// offered by the log (another replica's, newer than the one offered)
+	// is used only if this key signed it; without a Verifier, never.
+	Verifier note.Verifier
+	Targets  []Target
 	// CosignedPath, if set, receives the newest cosigned checkpoint
 	// (written to a temporary file, synced and renamed into place).
 	CosignedPath string
@@ -435,17 +439,25 @@ func (l *limitedBuffer) String() string { return strings.ToValidUTF8(string(l.b)
 // published it first. The round is made again with the store's newest.
 var errBehind = errors.New("the witness holds a newer checkpoint of the log than the one offered")
 
-// freshest returns the store's newest checkpoint if it is newer than cp.
-// With several replicas appending to one log, each offers only the
-// checkpoints it signed; the witness may already hold a newer one.
+// freshest returns the store's newest checkpoint if it is newer than cp
+// and signed by the log's key. With several replicas appending to one log,
+// each offers only the checkpoints it signed; the witness may already hold
+// a newer one. A newer row the key did not sign was added to the database
+// behind the log's back: it is neither sent nor taken as the log's size.
 func (p *Publisher) freshest(ctx context.Context, cp store.Checkpoint) store.Checkpoint {
-	if p.opts.Store == nil {
+	if p.opts.Store == nil || p.opts.Verifier == nil {
 		return cp
 	}
-	if latest, err := p.opts.Store.LatestCheckpoint(ctx); err == nil && latest.Size > cp.Size {
-		return latest
+	latest, err := p.opts.Store.LatestCheckpoint(ctx)
+	if err != nil || latest.Size <= cp.Size {
+		return cp
 	}
-	return cp
+	size, root, err := auditlog.OpenCheckpoint(latest.Note, p.opts.Verifier)
+	if err != nil || size != latest.Size || !bytes.Equal(root[:], latest.Root) {
+		p.logger.Error("the store's newest checkpoint is not one the log's key signed; publishing the log's own (run airlock audit verify)", "checkpoint", latest.ID, "size", latest.Size)
+		return cp
+	}
+	return latest
 }
 
 // tlogRound asks every tlog-witness to cosign cp, or the store's newest

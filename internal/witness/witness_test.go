@@ -106,7 +106,7 @@ func open(t testing.TB, dir string, key logKey, targets ...witness.Target) *inst
 	}
 	lb := &logBuf{}
 	pub, err := witness.New(witness.Options{
-		Store: st, Targets: targets, CosignedPath: filepath.Join(dir, "checkpoint.cosigned"),
+		Store: st, Verifier: key.verifier, Targets: targets, CosignedPath: filepath.Join(dir, "checkpoint.cosigned"),
 		Logger:      slog.New(slog.NewTextHandler(lb, nil)),
 		MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 	})
@@ -257,16 +257,23 @@ func TestRecoversFrom409(t *testing.T) {
 	}
 }
 
+// witnessedLog starts a witness and a log of n entries published to it.
+func witnessedLog(t *testing.T, n int) (logKey, *witnesstest.Witness, witness.Target, *instance) {
+	t.Helper()
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	target := witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}
+	in := open(t, t.TempDir(), key, target)
+	in.append(t, n)
+	in.waitPublished(t)
+	return key, w, target, in
+}
+
 // TestWitnessRefusesRewrittenLog: a log rewritten under the same key and
 // origin (another history) is refused by the witness, which keeps its
 // state, and the publisher logs it as evidence (level ERROR).
 func TestWitnessRefusesRewrittenLog(t *testing.T) {
-	key := newLogKey(t)
-	w, u := startWitness(t, "w.test/witness", key)
-	target := witness.Target{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}
-	honest := open(t, t.TempDir(), key, target)
-	honest.append(t, 10)
-	honest.waitPublished(t)
+	key, w, target, _ := witnessedLog(t, 10)
 	held, _ := w.State(origin)
 
 	// A longer rewritten history: the proof from 10 does not verify.
@@ -510,5 +517,61 @@ func TestCosignatureOverOtherText(t *testing.T) {
 	if c := in.pub.Cosigned(); c != nil {
 		_, err := cosig.VerifyCosigned(c, key.verifier, []string{ws.VerifierKey()})
 		t.Fatalf("a cosignature over another text was kept (VerifyCosigned: %v):\n%s", err, c)
+	}
+}
+
+// forgedHeadStore answers LatestCheckpoint with a checkpoint row someone
+// with write access to the database added: bigger than the log, and not
+// signed by its key.
+type forgedHeadStore struct {
+	store.Store
+	head store.Checkpoint
+}
+
+func (f forgedHeadStore) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
+	return f.head, nil
+}
+
+// TestPublisherIgnoresUnsignedStoreHead: the publisher prefers the store's
+// newest checkpoint when it is bigger than the one offered (another
+// replica's), and when a witness holds more than the log it takes the
+// store's word that the log is bigger. A row added to the database,
+// signed by no one, turned the evidence of a truncated log (an ERROR) into
+// the witness's refusal of a bad signature (a WARN), and was sent to the
+// witnesses instead of the log's own checkpoints. Only checkpoints the
+// log's key signed count.
+func TestPublisherIgnoresUnsignedStoreHead(t *testing.T) {
+	key, w, target, in := witnessedLog(t, 12)
+	cp := in.log.Latest()
+	in.close()
+	w.SetState(origin, witnesstest.State{Size: 20}) // it saw a longer log
+
+	bogus := []byte(origin + "\n25\n" + strings.Repeat("A", 43) + "=\n\n— airlock AAAAAAAA\n")
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(in.dir, "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lb := &logBuf{}
+	pub, err := witness.New(witness.Options{
+		Store:    forgedHeadStore{st, store.Checkpoint{ID: 1 << 40, Size: 25, Root: make([]byte, 32), Note: bogus}},
+		Verifier: key.verifier, Targets: []witness.Target{target},
+		Logger: slog.New(slog.NewTextHandler(lb, nil)), MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pub.Offer(cp)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pub.WaitUntil(ctx, func(ss []witness.Status) bool { return ss[0].Failures > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if s := pub.Status()[0]; !strings.Contains(s.LastError, "holds a tree of 20 entries but the log has only 12") {
+		t.Fatalf("the witness's bigger tree was not reported as evidence: %+v\n%s", s, lb.String())
+	}
+	if !strings.Contains(lb.String(), "level=ERROR") {
+		t.Fatalf("not logged as an error:\n%s", lb.String())
 	}
 }
