@@ -25,12 +25,18 @@ func (a *app) execCmd() *cobra.Command {
 		Use:   "exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" -- CMD [ARG…]",
 		Short: "Request a grant, wait for it, run CMD with its credentials, end the grant when CMD exits",
 		Long: `exec requests a grant exactly as 'airlock request --wait' does. Once it is active it
-runs CMD with the grant's credentials and gateway address in its environment (for aws
-targets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL,
-AWS_REGION and, with TLS from Airlock's CA, AWS_CA_BUNDLE; for postgres targets PGHOST,
-PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE and PGSSLROOTCERT). When CMD exits the
-grant is ended, with CMD's exit status recorded, and exec exits with that status.
-CMD does not get $AIRLOCK_TOKEN: it holds the grant, not the caller's key.`,
+runs CMD with the grant's credentials and gateway address in its environment, as
+'airlock credentials GRANT --format env' prints them: AIRLOCK_GRANT, and for aws targets
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_REGION,
+AWS_DEFAULT_REGION and, with TLS from Airlock's CA, AWS_CA_BUNDLE; for postgres targets
+PGUSER, PGPASSWORD, PGREQUIREAUTH=scram-sha-256, PGHOST, PGPORT, PGDATABASE, PGSSLMODE and,
+with TLS from Airlock's CA, PGSSLROOTCERT. When CMD exits the grant is ended, with CMD's
+exit status recorded, and exec exits with that status. SIGINT, SIGTERM, SIGHUP and SIGQUIT
+withdraw the request while exec waits for approval, and are passed on to CMD while it runs.
+CMD does not get $AIRLOCK_TOKEN (it holds the grant, not the caller's key), nor the
+variables that would send its client past the gateway: AWS_ENDPOINT_URL_<SERVICE> and
+AWS_IGNORE_CONFIGURED_ENDPOINT_URLS for aws targets, PGHOSTADDR, PGSERVICE and
+PGSERVICEFILE for postgres targets.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 {
