@@ -300,6 +300,9 @@ func (g *Gateway) grantEndedMessage(gr *gateway.Grant) string {
 		why = "expired"
 	case why == "":
 		why = "ended"
+	case why == "revoked":
+		// "has expired", "has ended", but "has been revoked".
+		why = "been revoked"
 	}
 	return fmt.Sprintf("airlock: grant %s has %s; this session is closed", gr.ID, why)
 }
