@@ -73,7 +73,11 @@ func (a *app) auditCmd() *cobra.Command {
 			if err != nil {
 				return describe(err)
 			}
-			return a.printReport(rep)
+			if err := a.printReport(rep); err != nil {
+				return err
+			}
+			a.printAnchors(v, witness)
+			return nil
 		},
 	}
 	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify a data directory directly (read-only) instead of asking the server")
@@ -180,6 +184,24 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 		}
 	}
 	return nil
+}
+
+// printAnchors says, after a verification that passed, what it was
+// anchored to outside the data directory: the pinned key, and the witness
+// checkpoint the log was found to extend. Without these lines the output
+// of a verification with --key and --witness read as that of one trusting
+// the directory's own key and checkpoint.
+func (a *app) printAnchors(v note.Verifier, witness []byte) {
+	if a.output == "json" || v == nil {
+		return
+	}
+	linef(a.out, "pinned key %s: every checkpoint was verified with it, not with a key from the data directory", v.Name())
+	if witness == nil {
+		return
+	}
+	if n, root, err := auditlog.OpenCheckpoint(witness, v); err == nil {
+		linef(a.out, "witness checkpoint (tree size %d, root %s): the log extends it", n, root)
+	}
 }
 
 func (a *app) exportCmd() *cobra.Command {

@@ -75,6 +75,21 @@ func TestAuditVerifyOfflineKeysFromConfig(t *testing.T) {
 	if code == 0 || !strings.Contains(out+errOut, "journal") {
 		t.Fatalf("audit verify --data-dir without the keys: exit %d\n%s%s", code, out, errOut)
 	}
+
+	// With a pinned key and a witness checkpoint the output says so: it
+	// read as a plain verify's before, which trusts the directory's own.
+	witness := filepath.Join(dir, "checkpoint.copy")
+	cp, err := os.ReadFile(filepath.Join(cfg.DataDir, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(witness, cp, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, nil, "audit", "verify", "--config", cfgPath, "--key", filepath.Join(cfg.DataDir, "log-signing.pub"), "--witness", witness)
+	if code != 0 || !strings.Contains(out, "pinned key airlock") || !strings.Contains(out, "witness checkpoint (tree size ") {
+		t.Fatalf("audit verify --key --witness: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // TestAuditVerifyJournalNote: entries only in the journal are vouched for
