@@ -83,7 +83,7 @@ func (d *decoder) checkEndpoints(eps map[string]string, path string) {
 		case err != nil:
 			d.errorf(p, "not a URL: %v", urlErr(err))
 		case u.Hostname() == "":
-			d.errorf(p, "%s has no host", quote(u.Redacted()))
+			d.errorf(p, "%s has no host", quote(shownURL(u)))
 		case u.User != nil:
 			d.errorf(p, "must not contain credentials; put them in the target's credentials")
 		case u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):

@@ -26,7 +26,8 @@ func (d *decoder) validatePublic(l *Listen) {
 		}
 		norm, ok := publicURL(*u.v)
 		if !ok {
-			d.errorf(u.path, "%s must be an http:// or https:// URL with a host and no path, query or user (e.g. https://airlock.example.com)", quote(*u.v))
+			// Not echoed: a user part or query may hold a secret.
+			d.errorf(u.path, "must be an http:// or https:// URL with a host and no path, query or user (e.g. https://airlock.example.com)")
 			continue
 		}
 		*u.v = norm

@@ -41,6 +41,10 @@ func TestListenPublic(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("Parse: %v, want an error containing %q", err, tc.msg)
 			}
+			// A URL with a user part is refused without repeating it.
+			if strings.Contains(err.Error(), "u:p@") || strings.Contains(err.Error(), ":p@") {
+				t.Fatalf("the error echoes the URL's password: %v", err)
+			}
 		})
 	}
 }

@@ -38,6 +38,11 @@ func TestStoreErrors(t *testing.T) {
 		{"password in user part", "postgres://airlock:" + secret + "@db/airlock", "must not contain a password; set PGPASSWORD"},
 		{"password parameter", "postgres://airlock@db/airlock?sslmode=require&password=" + secret, "must not contain a password"},
 		{"no host", "postgres:///airlock", "has no host"},
+		// The URL is echoed to say which part is wrong: never its query,
+		// where libpq takes password and sslpassword.
+		{"no host, password parameter", "postgres:///airlock?password=" + secret, "has no host"},
+		{"no host, sslpassword parameter", "postgres:///airlock?sslpassword=" + secret, "has no host"},
+		{"no database, sslpassword parameter", "postgres://airlock@db:5432/?sslpassword=" + secret, "must name one database"},
 		{"no database", "postgres://airlock@db:5432/", "must name one database"},
 		{"two path segments", "postgres://airlock@db:5432/a/b", "must name one database"},
 	}
@@ -56,5 +61,28 @@ func TestStoreErrors(t *testing.T) {
 				t.Fatalf("error echoes the password: %s", err)
 			}
 		})
+	}
+}
+
+// TestUpstreamErrorsHideQuery: a postgres target's upstream is echoed in
+// messages about its host or database, and its query may hold a password.
+func TestUpstreamErrorsHideQuery(t *testing.T) {
+	inConfigDir(t)
+	const secret = "s3cret-Pa55word"
+	for _, up := range []string{
+		"postgres:///orders?password=" + secret,
+		"postgres://admin@db.internal:5432/?password=" + secret,
+		"postgres://admin@db.internal:5432/a/b?sslmode=require&PASSWORD=" + secret,
+	} {
+		_, err := Parse("airlock.yaml", []byte("data_dir: d\npolicies: policies\ntargets:\n  - {name: db, kind: postgres, account: dev, upstream: \""+up+"\"}\n"))
+		if err == nil {
+			t.Fatalf("upstream %q accepted", up)
+		}
+		if !strings.Contains(err.Error(), "targets[0].upstream") {
+			t.Fatalf("upstream %q: %v", up, err)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("error echoes the password: %s", err)
+		}
 	}
 }

@@ -353,7 +353,7 @@ func (d *decoder) checkEndpoint(endpoint, path string) {
 	case err != nil:
 		d.errorf(path, "not a URL: %v", urlErr(err))
 	case u.Host == "" || u.Hostname() == "":
-		d.errorf(path, "%s has no host", quote(u.Redacted()))
+		d.errorf(path, "%s has no host", quote(shownURL(u)))
 	case u.User != nil:
 		d.errorf(path, "must not contain credentials; put them in the target's credentials")
 	}
@@ -368,11 +368,11 @@ func (d *decoder) checkUpstream(upstream, path string) {
 	case err != nil:
 		d.errorf(path, "not a URL: %v", urlErr(err))
 	case u.Host == "" || u.Hostname() == "":
-		d.errorf(path, "%s has no host", quote(u.Redacted()))
+		d.errorf(path, "%s has no host", quote(shownURL(u)))
 	default:
 		db := strings.TrimPrefix(u.Path, "/")
 		if db == "" || strings.Contains(db, "/") {
-			d.errorf(path, "%s must name one database, as in postgres://USER@HOST:PORT/DATABASE", quote(u.Redacted()))
+			d.errorf(path, "%s must name one database, as in postgres://USER@HOST:PORT/DATABASE", quote(shownURL(u)))
 		}
 	}
 }
@@ -389,13 +389,13 @@ func (d *decoder) checkStore(dsn, path string) {
 	case err != nil:
 		d.errorf(path, "not a URL: %v", urlErr(err))
 	case u.Host == "" || u.Hostname() == "":
-		d.errorf(path, "%s has no host", quote(u.Redacted()))
+		d.errorf(path, "%s has no host", quote(shownURL(u)))
 	case hasPassword(u):
 		d.errorf(path, "must not contain a password; set PGPASSWORD in airlock's environment, or use a password file (PGPASSFILE or ~/.pgpass)")
 	default:
 		db := strings.TrimPrefix(u.Path, "/")
 		if db == "" || strings.Contains(db, "/") {
-			d.errorf(path, "%s must name one database, as in postgres://airlock@db.internal:5432/airlock", quote(u.Redacted()))
+			d.errorf(path, "%s must name one database, as in postgres://airlock@db.internal:5432/airlock", quote(shownURL(u)))
 		}
 	}
 }
@@ -410,6 +410,16 @@ func hasPassword(u *url.URL) bool {
 		}
 	}
 	return false
+}
+
+// shownURL is u as messages may echo it: without the password in its user
+// part (url.Redacted) and without its query and fragment, which Redacted
+// keeps and where libpq reads password and sslpassword. Messages echo a
+// URL to point at its host or path, which this keeps.
+func shownURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = "", false, "", ""
+	return c.Redacted()
 }
 
 // hasScheme reports whether rawURL starts with one of the schemes and "://".

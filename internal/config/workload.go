@@ -120,7 +120,7 @@ func (d *decoder) checkIssuerURL(raw, path string) {
 	case err != nil:
 		d.errorf(path, "not a URL: %v", urlErr(err))
 	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		d.errorf(path, "%s must be an https:// URL with a host and no credentials, query or fragment", quote(raw))
+		d.errorf(path, "%s must be an https:// URL with a host and no credentials, query or fragment", quote(shownURL(u)))
 	case u.Scheme == "https":
 	case u.Scheme == "http":
 		ip := net.ParseIP(u.Hostname())

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,5 +119,24 @@ identities:
 			}
 			checkErrors(t, errs, tt.want)
 		})
+	}
+}
+
+// TestIssuerURLErrorsHideCredentials: an issuer or JWKS URL with a user
+// part is refused without echoing its password.
+func TestIssuerURLErrorsHideCredentials(t *testing.T) {
+	inConfigDir(t)
+	const secret = "s3cret-Pa55word"
+	_, err := Parse("airlock.yaml", []byte(`data_dir: d
+policies: policies
+oidc:
+  - {issuer: "https://ci:`+secret+`@i.example", audience: a}
+  - {issuer: "https://j.example", audience: a, jwks_url: "https://ci:`+secret+`@j.example/keys"}
+`))
+	if err == nil || !strings.Contains(err.Error(), "oidc[0].issuer") || !strings.Contains(err.Error(), "oidc[1].jwks_url") {
+		t.Fatalf("Parse: %v", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatalf("the error echoes the password: %v", err)
 	}
 }
