@@ -141,7 +141,9 @@ func (d *decoder) checkEnvName(name, path, what string) {
 	case name == "":
 		d.errorf(path, "required: %s", what)
 	case !envRE.MatchString(name):
-		d.errorf(path, "%s is not an environment variable name; give the variable's name, never the secret itself", quote(name))
+		// The value is never echoed: it is most likely the secret itself,
+		// pasted where its variable's name belongs.
+		d.errorf(path, "must be the name of an environment variable (letters, digits and _), never the secret itself")
 	}
 }
 

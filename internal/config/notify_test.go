@@ -99,7 +99,7 @@ func TestNotifyErrors(t *testing.T) {
 `, []loc{
 			{"airlock.yaml:5:13: notify.webhooks[0].url", "plain http:// is allowed only to a loopback address"},
 			{"airlock.yaml:6:13: notify.webhooks[1].url", "must not contain credentials"},
-			{"airlock.yaml:6:60: notify.webhooks[1].secret_env", "is not an environment variable name"},
+			{"airlock.yaml:6:60: notify.webhooks[1].secret_env", "must be the name of an environment variable"},
 			{"airlock.yaml:7:7: notify.webhooks[2].url", "required"},
 			{"airlock.yaml:7:23: notify.webhooks[2].token", `unknown key "token"`},
 			{"airlock.yaml:8:7: notify.webhooks[3].secret_env", "required"},

@@ -74,6 +74,9 @@ func (d *decoder) validate(c *Config, base string) {
 		if sso.Issuer != "" {
 			d.checkIssuer(sso.Issuer, "sso.issuer")
 		}
+		if sso.ClientSecretEnv != "" {
+			d.checkEnvName(sso.ClientSecretEnv, "sso.client_secret_env", "")
+		}
 		if sso.IdentityClaim == "" {
 			sso.IdentityClaim = "email"
 		}
@@ -320,6 +323,11 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 			d.errorf(path+".upstream", "required for a postgres target: postgres://USER@HOST:PORT/DATABASE")
 		} else {
 			d.checkUpstream(t.Upstream, path+".upstream")
+		}
+		if t.PasswordEnv != "" {
+			// CheckEnv names the variable in its messages: a password
+			// pasted here must be refused before it gets there.
+			d.checkEnvName(t.PasswordEnv, path+".password_env", "")
 		}
 		if t.Region != "" {
 			d.errorf(path+".region", "only aws targets have a region")
