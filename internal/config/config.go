@@ -271,9 +271,8 @@ func Parse(path string, data []byte) (*Config, error) {
 		d.config(root, c)
 		d.validate(c, baseDir(path))
 	}
-	if len(d.errs.List) > 0 {
-		d.errs.finish()
-		return nil, &d.errs
+	if err := d.problems(); err != nil {
+		return nil, err
 	}
 	c.Path = absPath(path)
 	c.pos = d.pos

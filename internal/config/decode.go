@@ -34,19 +34,94 @@ type decoder struct {
 	// paths (or below them) are suppressed so that one mistake is reported
 	// once, not again as "missing".
 	bad map[string]bool
+	// budget is how many more values (mapping entries and list items) may
+	// be decoded; see spend.
+	budget int
+	// exhausted is set once the budget ran out: decoding stops there.
+	exhausted bool
+	// dropped counts the problems beyond maxProblems, left out.
+	dropped int
 }
 
+// Bounds on what one file may cost. An alias (*name) stands for its anchor's
+// whole value, so a few kilobytes of aliases to aliased lists can stand for
+// millions of values (the "billion laughs"), each decoded, validated and
+// perhaps reported as a problem: minutes and gigabytes for a file a person
+// could have written. Aliases may add maxAliasedValues values to those
+// written out in the file, which is far more than reusing a credentials
+// block or a list of groups needs; and a report stops after maxProblems.
+const (
+	maxAliasedValues = 100_000
+	maxProblems      = 1000
+)
+
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, pos: map[string]position{}, bad: map[string]bool{}}
+	return &decoder{file: file, pos: map[string]position{}, bad: map[string]bool{}, budget: maxAliasedValues}
+}
+
+// add records a problem, unless maxProblems are recorded already.
+func (d *decoder) add(e *Error) {
+	if len(d.errs.List) < maxProblems {
+		d.errs.List = append(d.errs.List, e)
+	} else {
+		d.dropped++
+	}
+}
+
+// problems returns the problems found, in file order, and after them a
+// note of how many were left out; nil if there are none.
+func (d *decoder) problems() error {
+	if len(d.errs.List) == 0 {
+		return nil
+	}
+	d.errs.finish()
+	if d.dropped > 0 {
+		d.errs.List = append(d.errs.List, &Error{File: d.file,
+			Msg: fmt.Sprintf("%d more problems are not shown; fix these first", d.dropped)})
+	}
+	return &d.errs
+}
+
+// spend takes one value decoded at n (path) from the budget, and reports
+// whether decoding may go on.
+func (d *decoder) spend(n *yaml.Node, path string) bool {
+	if d.exhausted {
+		return false
+	}
+	if d.budget--; d.budget < 0 {
+		d.exhausted = true
+		d.failAt(n, path, "the aliases (*name) in this file stand for more than %d values beyond those written out; write the settings out with fewer aliases", maxAliasedValues)
+		return false
+	}
+	return true
 }
 
 // failAt reports a problem at a node's own position and marks path bad.
 func (d *decoder) failAt(n *yaml.Node, path, format string, args ...any) {
 	d.bad[path] = true
-	d.errs.List = append(d.errs.List, &Error{
+	d.add(&Error{
 		File: d.file, Line: n.Line, Col: n.Column, Field: path,
 		Msg: fmt.Sprintf(format, args...),
 	})
+}
+
+// countValues is the number of mapping entries and list items written out
+// under n, aliases counting as one: what decoding n costs without aliases.
+func countValues(n *yaml.Node) int {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return 0
+	}
+	c := 0
+	switch n.Kind {
+	case yaml.MappingNode:
+		c = len(n.Content) / 2
+	case yaml.SequenceNode:
+		c = len(n.Content)
+	}
+	for _, k := range n.Content {
+		c += countValues(k)
+	}
+	return c
 }
 
 // errorf reports a problem with the field at path, unless the field or one
@@ -61,7 +136,7 @@ func (d *decoder) errorf(path, format string, args ...any) {
 		}
 	}
 	at := locate(d.pos, path)
-	d.errs.List = append(d.errs.List, &Error{
+	d.add(&Error{
 		File: d.file, Line: at.line, Col: at.col, Field: path,
 		Msg: fmt.Sprintf(format, args...),
 	})
@@ -133,6 +208,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 		return nil
 	}
 	root := resolve(doc.Content[0])
+	d.budget += countValues(root)
 	if isNull(root) {
 		d.failAt(root, "", "the file holds no settings; expected data_dir, listen, identities, targets and policies")
 		return nil
@@ -236,6 +312,9 @@ func (d *decoder) mapping(n *yaml.Node, path, expected string, fields []field) b
 	}
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !d.spend(n.Content[i], path) {
+			break
+		}
 		k, v := resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.failAt(n.Content[i], path, "expected a key name, got %s", what(k))
@@ -286,6 +365,9 @@ func (d *decoder) sequence(n *yaml.Node, path, expected string, item func(path s
 		return
 	}
 	for i, v := range n.Content {
+		if !d.spend(v, path) {
+			break
+		}
 		p := fmt.Sprintf("%s[%d]", path, i)
 		d.pos[p] = position{v.Line, v.Column}
 		item(p, v)

@@ -43,6 +43,9 @@ func (d *decoder) endpoints(n *yaml.Node, path string) map[string]string {
 	out := map[string]string{}
 	lines := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !d.spend(n.Content[i], path) {
+			break
+		}
 		k, v := resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.failAt(n.Content[i], path, "expected a service name, got %s", what(k))

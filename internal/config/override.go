@@ -44,9 +44,8 @@ func (c *Config) Override(o Overrides) error {
 		}
 	}
 	d.validateListen(&l, paths)
-	if len(d.errs.List) > 0 {
-		d.errs.finish()
-		return &d.errs
+	if err := d.problems(); err != nil {
+		return err
 	}
 	c.Listen = l
 	if o.DataDir != "" {

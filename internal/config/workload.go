@@ -97,6 +97,9 @@ func (d *decoder) identityOIDC(n *yaml.Node, path string) *IdentityOIDC {
 			}
 			o.Claims = map[string]string{}
 			for i := 0; i+1 < len(r.Content); i += 2 {
+				if !d.spend(r.Content[i], p) {
+					break
+				}
 				k := resolve(r.Content[i])
 				kp := join(p, k.Value)
 				if _, dup := o.Claims[k.Value]; dup {
