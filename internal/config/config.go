@@ -14,8 +14,10 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -252,12 +254,34 @@ const (
 // Load reads, parses and validates the configuration file at path. Problems
 // in the file are returned together as *Errors, each naming path (as given),
 // line, column and field; a file that cannot be read yields the *fs.PathError.
+//
+// A file that every user of the machine may write is refused: whoever
+// writes it decides who the identities are.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if writableByAnyone(fi) {
+		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf(
+			"may be written by anyone (mode %v), who could add an identity with a key of their own; chmod o-w it", fi.Mode().Perm())}}}
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
+}
+
+// writableByAnyone reports whether every user may write fi (o+w). Group
+// write is left to the operator, who may share the file with a team.
+func writableByAnyone(fi os.FileInfo) bool {
+	return runtime.GOOS != "windows" && fi.Mode().Perm()&0o002 != 0
 }
 
 // Parse is Load for data already read from path. path is used as given in

@@ -54,6 +54,11 @@ func (d *decoder) validate(c *Config, base string) {
 			d.errorf("policies", "cannot read directory %s: %v", strconv.Quote(c.Policies), errors.Unwrap(err))
 		case !fi.IsDir():
 			d.errorf("policies", "%s is not a directory", strconv.Quote(c.Policies))
+		case writableByAnyone(fi):
+			// Even with the sticky bit anyone could add a file, and the
+			// next SIGHUP would load their permit.
+			d.errorf("policies", "directory %s may be written by anyone (mode %v), who could add a policy permitting themselves; chmod o-w it",
+				strconv.Quote(c.Policies), fi.Mode().Perm())
 		}
 	}
 
