@@ -359,6 +359,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// hangup is what SIGHUP does: the policies reload. airlock.yaml is read
+// at start only (identities, targets, listeners and every other setting
+// take effect at the next start), but it is read again here so that an
+// operator who edited it and sent SIGHUP is told so, rather than left
+// believing, say, that an identity they removed can no longer sign in. o
+// are the command line's overrides, applied again so that they do not
+// count as a change.
+func (s *Server) hangup(ctx context.Context, o config.Overrides) {
+	_ = s.Service.ReloadPolicies(ctx, "SIGHUP")
+	cfg, err := config.Load(s.Config.Path)
+	if err == nil {
+		err = cfg.Override(o)
+	}
+	if err != nil {
+		s.logger.Warn("SIGHUP: the configuration file has problems; it is read at start only, so nothing changes until a restart, which would fail",
+			"file", s.Config.Path, "err", err)
+		return
+	}
+	if diff := s.Config.Differences(cfg); len(diff) > 0 {
+		s.logger.Warn("SIGHUP: the configuration file changed since start; only the policies reload on SIGHUP: restart airlock serve for the rest to take effect",
+			"file", s.Config.Path, "changed", strings.Join(diff, ","))
+	}
+}
+
 // Run is `airlock serve`: load and check the configuration, apply the
 // command line's overrides (o), start, listen, reload policies on SIGHUP,
 // stop on SIGINT/SIGTERM.
@@ -399,7 +423,7 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = s.Service.ReloadPolicies(ctx, "SIGHUP")
+				s.hangup(ctx, o)
 			}
 		}
 	}()
