@@ -194,7 +194,8 @@ type Target struct {
 	// per grant.
 	Upstream string `yaml:"upstream"`
 	// PasswordEnv names the variable holding the admin role's password
-	// (postgres targets; optional: the DSN, PGPASSFILE or trust auth may do).
+	// (postgres targets; optional: PGPASSFILE or trust auth may do). The
+	// upstream URL itself must not hold a password.
 	PasswordEnv string `yaml:"password_env"`
 	// RedactParameters records bound parameter values as their length only
 	// (postgres targets).

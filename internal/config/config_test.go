@@ -539,7 +539,7 @@ targets:
 `, []loc{
 			{"airlock.yaml:4:5: targets[0].upstream", "required for a postgres target"},
 			{"airlock.yaml:10:15: targets[1].upstream", "must be a postgres:// or postgresql:// URL"},
-			{"airlock.yaml:14:15: targets[2].upstream", `"postgres://admin:xxxxx@db.internal:5432" must name one database`},
+			{"airlock.yaml:14:15: targets[2].upstream", "must not contain a password; name the environment variable that holds it with password_env"},
 			{"airlock.yaml:19:13: targets[3].region", "only aws targets have a region"},
 			{"airlock.yaml:20:18: targets[3].credentials", `postgres target "d" must not have credentials`},
 		}},

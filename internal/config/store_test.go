@@ -42,7 +42,7 @@ func TestStoreErrors(t *testing.T) {
 		// where libpq takes password and sslpassword.
 		{"no host, password parameter", "postgres:///airlock?password=" + secret, "has no host"},
 		{"no host, sslpassword parameter", "postgres:///airlock?sslpassword=" + secret, "has no host"},
-		{"no database, sslpassword parameter", "postgres://airlock@db:5432/?sslpassword=" + secret, "must name one database"},
+		{"sslpassword parameter", "postgres://airlock@db:5432/airlock?sslpassword=" + secret, "must not contain a password"},
 		{"no database", "postgres://airlock@db:5432/", "must name one database"},
 		{"two path segments", "postgres://airlock@db:5432/a/b", "must name one database"},
 	}
@@ -84,5 +84,36 @@ func TestUpstreamErrorsHideQuery(t *testing.T) {
 		if strings.Contains(err.Error(), secret) {
 			t.Fatalf("error echoes the password: %s", err)
 		}
+	}
+}
+
+// TestUpstreamPassword: the admin role's password comes from password_env
+// (or a password file), never from the file itself; and password_env
+// needs a user in the URL for its password to be used at all.
+func TestUpstreamPassword(t *testing.T) {
+	inConfigDir(t)
+	const secret = "s3cret-Pa55word"
+	for _, tc := range []struct{ upstream, passwordEnv, msg string }{
+		{"postgres://admin:" + secret + "@db.internal:5432/orders", "", "must not contain a password"},
+		{"postgres://admin@db.internal:5432/orders?sslmode=require&password=" + secret, "", "must not contain a password"},
+		{"postgres://admin@db.internal:5432/orders?Password=" + secret, "ADMIN_PW", "must not contain a password"},
+		{"postgres://admin@db.internal:5432/orders?sslpassword=" + secret, "", "must not contain a password"},
+		{"postgres://db.internal:5432/orders", "ADMIN_PW", "must name the admin role"},
+	} {
+		doc := "data_dir: d\npolicies: policies\ntargets:\n  - {name: db, kind: postgres, account: dev, upstream: \"" + tc.upstream + "\""
+		if tc.passwordEnv != "" {
+			doc += ", password_env: " + tc.passwordEnv
+		}
+		_, err := Parse("airlock.yaml", []byte(doc+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), "targets[0].upstream: "+tc.msg) {
+			t.Fatalf("upstream %q: %v, want %q", tc.upstream, err, tc.msg)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("the error echoes the password: %v", err)
+		}
+	}
+	// Without password_env, a URL without a user is fine (PGUSER, trust).
+	if _, err := Parse("airlock.yaml", []byte("data_dir: d\npolicies: policies\ntargets:\n  - {name: db, kind: postgres, account: dev, upstream: \"postgres://db.internal/orders\"}\n")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -327,7 +327,7 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 		if t.Upstream == "" {
 			d.errorf(path+".upstream", "required for a postgres target: postgres://USER@HOST:PORT/DATABASE")
 		} else {
-			d.checkUpstream(t.Upstream, path+".upstream")
+			d.checkUpstream(t.Upstream, t.PasswordEnv, path+".upstream")
 		}
 		if t.PasswordEnv != "" {
 			// CheckEnv names the variable in its messages: a password
@@ -372,7 +372,7 @@ func (d *decoder) checkEndpoint(endpoint, path string) {
 	}
 }
 
-func (d *decoder) checkUpstream(upstream, path string) {
+func (d *decoder) checkUpstream(upstream, passwordEnv, path string) {
 	u, err := url.Parse(upstream)
 	switch {
 	case !hasScheme(upstream, "postgres", "postgresql"):
@@ -382,10 +382,19 @@ func (d *decoder) checkUpstream(upstream, path string) {
 		d.errorf(path, "not a URL: %v", urlErr(err))
 	case u.Host == "" || u.Hostname() == "":
 		d.errorf(path, "%s has no host", quote(shownURL(u)))
+	case hasPassword(u):
+		// The admin role's password would sit in a file that is seldom
+		// kept secret (it is shared, copied, committed).
+		d.errorf(path, "must not contain a password; name the environment variable that holds it with password_env, or use a password file (PGPASSFILE or ~/.pgpass)")
 	default:
 		db := strings.TrimPrefix(u.Path, "/")
 		if db == "" || strings.Contains(db, "/") {
 			d.errorf(path, "%s must name one database, as in postgres://USER@HOST:PORT/DATABASE", quote(shownURL(u)))
+		}
+		if passwordEnv != "" && u.User.Username() == "" {
+			// The gateway puts the password in the URL's user part:
+			// without a user it would be dropped without a word.
+			d.errorf(path, "must name the admin role, as in postgres://USER@HOST:PORT/DATABASE, for password_env's password to be used")
 		}
 	}
 }
@@ -418,7 +427,8 @@ func hasPassword(u *url.URL) bool {
 		return true
 	}
 	for k := range u.Query() {
-		if strings.EqualFold(k, "password") {
+		// sslpassword unlocks the client certificate's key.
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
 			return true
 		}
 	}
