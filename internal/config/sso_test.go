@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -105,5 +106,30 @@ func TestHumanOwnerRefused(t *testing.T) {
 	_, err := Parse("airlock.yaml", []byte(doc))
 	if err == nil || !strings.Contains(err.Error(), "identities[0].owner: only agents have an owner") {
 		t.Fatalf("a person with an owner: %v", err)
+	}
+}
+
+// The console looks a sign-in's claim up among the emails before the
+// names, so an "email" that is another person's name would sign that
+// person in as this one (with identity_claim: preferred_username, say).
+// An email must be an address: something@domain, without spaces or
+// control characters.
+func TestSSOEmailIsAnAddress(t *testing.T) {
+	inConfigDir(t)
+	const doc = "data_dir: d\npolicies: policies\nidentities:\n" +
+		`  - {name: alice, kind: human, key_sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+  - {name: mallory, kind: human, email: %s, key_sha256: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}
+`
+	for _, email := range []string{`alice`, `"@example.com"`, `"alice@"`, `"a@b@example.com"`, `"alice @example.com"`, `"alice@example.com\u0007"`} {
+		_, err := Parse("airlock.yaml", []byte(fmt.Sprintf(doc, email)))
+		if err == nil || !strings.Contains(err.Error(), "identities[1].email: ") || !strings.Contains(err.Error(), "not an email address") {
+			t.Errorf("email %s: %v", email, err)
+		}
+		if err != nil && strings.ContainsRune(err.Error(), '\a') {
+			t.Errorf("the error holds a control character: %q", err)
+		}
+	}
+	if _, err := Parse("airlock.yaml", []byte(fmt.Sprintf(doc, "mallory+airlock@mail.example.com"))); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 var (
@@ -251,6 +252,13 @@ func (d *decoder) validateEmails(ids []Identity) {
 			d.errorf(p, "only people sign in with SSO; %s is not a human identity", quote(id.Name))
 			continue
 		}
+		if !isEmail(id.Email) {
+			// The console looks a claim up among the emails first: an
+			// "email" such as another person's name would sign them in
+			// as this one.
+			d.errorf(p, "%s is not an email address (name@domain)", quote(id.Email))
+			continue
+		}
 		key := strings.ToLower(id.Email)
 		if first, dup := seen[key]; dup {
 			d.errorf(p, "email %s is already %s's; one address is one person", quote(id.Email), first)
@@ -258,6 +266,22 @@ func (d *decoder) validateEmails(ids []Identity) {
 		}
 		seen[key] = fmt.Sprintf("identities[%d] (%s)", i, id.Name)
 	}
+}
+
+// isEmail reports whether s is shaped like an address: one "@" with
+// something on both sides, and no spaces or control characters. Names
+// cannot contain "@" (nameRE), so no email is also a name.
+func isEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(s string) bool {
