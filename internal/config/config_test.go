@@ -711,6 +711,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("a: &a [x, x]\nb: &b [*a, *a]\ntargets: [*b, *b]\n")
 	f.Add("---\n---\n")
 	f.Add("<<: {data_dir: d}\n")
+	f.Add("data_dir: !!str d\npolicies: !x .\nidentity_binding: !!null refuse\n")
 	f.Add("identities: [&a {groups: &g [a, b, c], k1: x, k2: y}, *a, *a, {groups: *g}]\n")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data string) {

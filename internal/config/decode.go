@@ -105,6 +105,25 @@ func (d *decoder) failAt(n *yaml.Node, path, format string, args ...any) {
 	})
 }
 
+// refuseTags reports every explicitly tagged node under n (!!null, !!binary,
+// !custom…) but !!str. A tag changes what YAML makes of a value while the
+// decoder goes by the value as written, or by the tag (!!null): either way
+// the file could mean one thing to its reader and another to Airlock, as
+// with identity_binding: !!null refuse, which would be unset. !!str is the
+// decoder's own reading of every scalar.
+func (d *decoder) refuseTags(n *yaml.Node) {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return
+	}
+	if n.Style&yaml.TaggedStyle != 0 && n.ShortTag() != "!!str" {
+		d.add(&Error{File: d.file, Line: n.Line, Col: n.Column,
+			Msg: fmt.Sprintf("YAML tags such as %s are not supported; write the value plainly (quoted, if it must be a string)", quote(n.Tag))})
+	}
+	for _, c := range n.Content {
+		d.refuseTags(c)
+	}
+}
+
 // countValues is the number of mapping entries and list items written out
 // under n, aliases counting as one: what decoding n costs without aliases.
 func countValues(n *yaml.Node) int {
@@ -207,6 +226,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 		d.errs.List = append(d.errs.List, &Error{File: d.file, Msg: "the file holds no settings"})
 		return nil
 	}
+	d.refuseTags(doc.Content[0])
 	root := resolve(doc.Content[0])
 	d.budget += countValues(root)
 	if isNull(root) {
