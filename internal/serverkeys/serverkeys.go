@@ -18,7 +18,7 @@
 //     yet.
 //
 // Key files must be regular files that neither group nor others may access
-// (mode 0600). Keys never cross the network: an operator copies them to each
+// (mode 0600), in a directory neither may write to. Keys never cross the network: an operator copies them to each
 // replica (or into its secret store) by the means they trust.
 //
 // # The check against the store
@@ -260,10 +260,8 @@ func Generate(dir string) (*Keys, error) {
 	// leaves its mode alone), anyone could swap a key file for their own
 	// after it is written, and the operator would copy theirs to every
 	// replica; or plant log-signing.pub as a link for it to follow.
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, err
-	} else if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("%s may be written by others (mode %v); give server-keys a directory only you may write to (chmod go-w it, or name a new one)", dir, fi.Mode().Perm())
+	if err := privateDir(dir); err != nil {
+		return nil, fmt.Errorf("%w; give server-keys a directory only you may write to (chmod go-w it, or name a new one)", err)
 	}
 	for _, f := range []string{CredentialKeyFile, SigningKeyFile} {
 		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
@@ -299,9 +297,30 @@ func newSignerKey() ([]byte, error) {
 	return []byte(skey + "\n"), err
 }
 
+// privateDir returns an error if group or others may write to dir: they
+// could then put a key of their own in place of one there, or before it is
+// generated, whatever the key file's own mode. A directory that does not
+// exist is no error (it is created 0700 when a key is made).
+func privateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s may be written by others (mode %v)", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
 // readOrCreate reads a key file, refusing one that group or others may
-// access, or creates it with gen when it does not exist and create is set.
+// access or that lies in a directory they may write to, or creates it with
+// gen when it does not exist and create is set.
 func readOrCreate(path string, create bool, gen func() ([]byte, error)) ([]byte, error) {
+	if err := privateDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%w, so anyone who may could replace the key %s; chmod go-w it", err, filepath.Base(path))
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {

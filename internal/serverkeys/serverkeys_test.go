@@ -178,3 +178,58 @@ func TestGenerateRefusesSharedDirectory(t *testing.T) {
 		t.Fatalf("Generate into a directory only its owner writes: %v", err)
 	}
 }
+
+// TestLoadRefusesSharedDirectory: a key file is only as private as its
+// directory. In one others may write to, anyone could put a key of their
+// own in place of the server's (or before it, for a key made on first
+// start): the key file's own mode 0600 says nothing about who wrote it.
+func TestLoadRefusesSharedDirectory(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix modes")
+	}
+	for _, mode := range []os.FileMode{0o777, 0o1777, 0o770} {
+		// Existing keys in data_dir.
+		dir := t.TempDir()
+		if _, err := Load(Sources{DataDir: dir, Create: true, Getenv: noEnv}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(Sources{DataDir: dir, Getenv: noEnv}); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+			t.Fatalf("data_dir mode %v: %v", mode, err)
+		}
+
+		// First start in such a data_dir: nothing is created.
+		empty := t.TempDir()
+		if err := os.Chmod(empty, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(Sources{DataDir: empty, Create: true, Getenv: noEnv}); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+			t.Fatalf("first start, data_dir mode %v: %v", mode, err)
+		}
+		if _, err := os.Stat(filepath.Join(empty, CredentialKeyFile)); err == nil {
+			t.Fatal("a key was created in a directory others may write to")
+		}
+
+		// Configured key files.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		keys := filepath.Join(t.TempDir(), "keys")
+		if _, err := Generate(keys); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(keys, mode); err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range []Sources{
+			{DataDir: dir, CredentialKeyFile: filepath.Join(keys, CredentialKeyFile), Getenv: noEnv},
+			{DataDir: dir, SigningKeyFile: filepath.Join(keys, SigningKeyFile), Getenv: noEnv},
+		} {
+			if _, err := Load(src); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+				t.Fatalf("configured key file, directory mode %v: %v", mode, err)
+			}
+		}
+	}
+}
