@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -36,5 +37,31 @@ func TestAliasExpansionBounded(t *testing.T) {
 	}
 	if last := errs.List[len(errs.List)-1]; !strings.Contains(last.Msg, "more problems") {
 		t.Fatalf("last problem = %v, want a note that there are more", last)
+	}
+}
+
+// TestFileSizeBounded: a configuration file is something a person writes;
+// one of many megabytes is a mistake (a log or a dump named by --config)
+// and is refused before YAML parses it, by Load without reading it all.
+func TestFileSizeBounded(t *testing.T) {
+	inConfigDir(t)
+	pad := "#" + strings.Repeat("x", 1023) + "\n"
+	big := quickstartYAML() + strings.Repeat(pad, maxFileSize/len(pad)+1)
+	if err := os.WriteFile("airlock.yaml", []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, parse := range map[string]func() error{
+		"Load":  func() error { _, err := Load("airlock.yaml"); return err },
+		"Parse": func() error { _, err := Parse("airlock.yaml", []byte(big)); return err },
+	} {
+		if err := parse(); err == nil || !strings.Contains(err.Error(), "airlock.yaml: larger than") {
+			t.Errorf("%s of %d bytes: %v", name, len(big), err)
+		}
+	}
+	if err := os.WriteFile("airlock.yaml", []byte(quickstartYAML()+strings.Repeat(pad, 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load("airlock.yaml"); err != nil {
+		t.Fatalf("a file of 1 MB: %v", err)
 	}
 }

@@ -272,7 +272,8 @@ func Load(path string) (*Config, error) {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf(
 			"may be written by anyone (mode %v), who could add an identity with a key of their own; chmod o-w it", fi.Mode().Perm())}}}
 	}
-	data, err := io.ReadAll(f)
+	// One byte more than Parse accepts, so that it says the file is too big.
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, err
 	}

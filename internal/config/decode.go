@@ -53,6 +53,10 @@ type decoder struct {
 const (
 	maxAliasedValues = 100_000
 	maxProblems      = 1000
+	// maxFileSize is far beyond a hand-written file (ten thousand
+	// identities take about 3 MB); a bigger one is a mistake, such as a
+	// log named by --config, and is not worth parsing.
+	maxFileSize = 8 << 20
 )
 
 func newDecoder(file string) *decoder {
@@ -193,6 +197,10 @@ func join(path, key string) string {
 // document parses data as exactly one YAML document and returns its root
 // node, or nil after recording why there is none.
 func (d *decoder) document(data []byte) *yaml.Node {
+	if len(data) > maxFileSize {
+		d.add(&Error{File: d.file, Msg: fmt.Sprintf("larger than %d MiB; this is not a configuration file", maxFileSize>>20)})
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
