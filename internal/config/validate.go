@@ -341,7 +341,14 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 			d.errorf(path+".redact_parameters", "only postgres targets record bound parameters")
 		}
 		if t.STSEndpoint != "" {
-			d.checkEndpoint(t.STSEndpoint, path+".sts_endpoint")
+			// AssumeRole's answer holds the role's temporary secret key
+			// and session token: plain http only where nobody is on the
+			// path.
+			if d.checkEndpoint(t.STSEndpoint, path+".sts_endpoint") && hasScheme(t.STSEndpoint, "http") {
+				if u, _ := url.Parse(t.STSEndpoint); !loopbackHost(u.Hostname()) {
+					d.errorf(path+".sts_endpoint", "plain http:// is allowed only to a loopback address; use https://")
+				}
+			}
 			if t.Credentials != nil && t.Credentials.RoleARN == "" {
 				d.errorf(path+".sts_endpoint", "only used with credentials.role_arn")
 			}
@@ -380,7 +387,8 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 	}
 }
 
-func (d *decoder) checkEndpoint(endpoint, path string) {
+// checkEndpoint checks an http(s) URL and reports whether it passed.
+func (d *decoder) checkEndpoint(endpoint, path string) bool {
 	u, err := url.Parse(endpoint)
 	switch {
 	case !hasScheme(endpoint, "http", "https"):
@@ -393,7 +401,10 @@ func (d *decoder) checkEndpoint(endpoint, path string) {
 		d.errorf(path, "%s has no host", quote(shownURL(u)))
 	case u.User != nil:
 		d.errorf(path, "must not contain credentials; put them in the target's credentials")
+	default:
+		return true
 	}
+	return false
 }
 
 func (d *decoder) checkUpstream(upstream, passwordEnv, path string) {
