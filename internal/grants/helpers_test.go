@@ -165,6 +165,8 @@ type harnessOptions struct {
 	// for every identity ("" is record).
 	FindingsWindow time.Duration
 	Binding        string
+	// Targets are the configured targets (testTargets if nil).
+	Targets []grants.Target
 }
 
 // harness is a real Service on a temporary data directory.
@@ -307,7 +309,7 @@ func (h *harness) start() {
 		}
 	}
 	h.Svc, err = grants.New(grants.Options{
-		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: testTargets,
+		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: h.targets(),
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
 		CredentialKey: h.credentialKey(), Clock: clk, Logger: slog.New(h.errs),
 		MaxWaiters: h.opts.MaxWaiters, MaxWaitersPerIdentity: h.opts.MaxWaitersPerIdentity,
@@ -323,6 +325,14 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.open = true
+}
+
+// targets are the configured targets: the option's, or testTargets.
+func (h *harness) targets() []grants.Target {
+	if h.opts.Targets != nil {
+		return h.opts.Targets
+	}
+	return testTargets
 }
 
 // stop closes the service, the log and the store, as a shutdown does.

@@ -363,7 +363,13 @@ func (s *Service) stillPermitted(g model.Grant) error {
 	if !ok || who.Disabled {
 		return apierr.Conflict("grant %s was requested by %s, which is no longer an active identity; deny it", g.ID, g.Identity)
 	}
-	t := s.targets[g.Target]
+	t, ok := s.targets[g.Target]
+	if !ok {
+		// Removed from the configuration since the request: policies that
+		// name no target (resource unconstrained) would still permit it,
+		// and the grant would go active on a target nothing serves.
+		return apierr.Conflict("grant %s is for target %s, which is no longer configured; deny it", g.ID, g.Target)
+	}
 	dec := s.pol.Current().Decide(policy.Request{
 		Principal: principalOf(who),
 		Target:    policy.Target{Name: t.Name, Account: t.Account},

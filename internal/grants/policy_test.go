@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -134,5 +135,35 @@ when { context.resource like "arn:aws:s3:::logs/*" && context.duration_seconds <
 	}
 	if g, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, ""); err != nil || g.Status != model.Active {
 		t.Fatalf("approve with the permit back: %v %v", g.Status, err)
+	}
+}
+
+// TestApproveRefusedOnRemovedTarget: a pending request whose target was
+// removed from the configuration (a restart) cannot be approved, even
+// where policies that name no target would permit both the request and
+// the approval: the grant would go active on a target nothing serves.
+// Before, the decision read the missing target as an empty one, which
+// such policies matched.
+func TestApproveRefusedOnRemovedTarget(t *testing.T) {
+	h := newHarness(t, harnessOptions{Policies: testPolicies + `
+@id("sre-select-anywhere")
+@approval("human")
+permit (principal in Group::"sre-team", action == Action::"pg:select", resource);
+
+@id("leads-approve-anything")
+permit (principal in Group::"sre-leads", action == Action::"approve", resource);
+`})
+	g := h.request(bot, grants.RequestInput{Target: ordersDB, Scope: []string{"pg:select orders.public.*"}, Duration: "10m", Reason: "count"}, model.Pending)
+	h.opts.Targets = []grants.Target{testTargets[0], testTargets[1]} // orders-db removed
+	h.restart()
+	_, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "ok")
+	if err == nil || !strings.Contains(err.Error(), "no longer configured") {
+		t.Fatalf("approve on a removed target: %v", err)
+	}
+	if st := h.grant(g.ID); st.Status != model.Pending {
+		t.Fatalf("grant is %s, want still pending", st.Status)
+	}
+	if _, err := h.Svc.Deny(h.ctx, h.id(alice), g.ID, "target removed"); err != nil {
+		t.Fatalf("deny on a removed target: %v", err)
 	}
 }
