@@ -13,12 +13,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
-	"runtime"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/fsperm"
 )
 
 // Config is a loaded, validated airlock.yaml with defaults applied.
@@ -259,31 +259,17 @@ const (
 // A file that every user of the machine may write is refused: whoever
 // writes it decides who the identities are.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if writableByAnyone(fi) {
-		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf(
-			"may be written by anyone (mode %v), who could add an identity with a key of their own; chmod o-w it", fi.Mode().Perm())}}}
-	}
 	// One byte more than Parse accepts, so that it says the file is too big.
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	data, err := fsperm.ReadFile(path, maxFileSize+1)
+	var we *fsperm.WritableError
+	if errors.As(err, &we) {
+		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf(
+			"may be written by anyone (mode %v), who could add an identity with a key of their own; chmod o-w it", we.Mode.Perm())}}}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
-}
-
-// writableByAnyone reports whether every user may write fi (o+w). Group
-// write is left to the operator, who may share the file with a team.
-func writableByAnyone(fi os.FileInfo) bool {
-	return runtime.GOOS != "windows" && fi.Mode().Perm()&0o002 != 0
 }
 
 // Parse is Load for data already read from path. path is used as given in

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/airlock-dev/airlock/internal/fsperm"
 )
 
 var (
@@ -55,7 +57,7 @@ func (d *decoder) validate(c *Config, base string) {
 			d.errorf("policies", "cannot read directory %s: %v", strconv.Quote(c.Policies), errors.Unwrap(err))
 		case !fi.IsDir():
 			d.errorf("policies", "%s is not a directory", strconv.Quote(c.Policies))
-		case writableByAnyone(fi):
+		case fsperm.OthersMayWrite(fi):
 			// Even with the sticky bit anyone could add a file, and the
 			// next SIGHUP would load their permit.
 			d.errorf("policies", "directory %s may be written by anyone (mode %v), who could add a policy permitting themselves; chmod o-w it",

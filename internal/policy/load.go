@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +18,8 @@ import (
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
+
+	"github.com/airlock-dev/airlock/internal/fsperm"
 )
 
 // Entity types and attributes of the policy vocabulary (DESIGN.md, "Policy
@@ -63,8 +63,8 @@ func Load(dir string, knownTarget func(string) bool) (*Set, error) {
 	// Checked at every load, SIGHUP's included: whoever may write the
 	// directory or a file in it writes a permit for themselves, which
 	// the next reload would put in force.
-	if fi, err := os.Stat(dir); err == nil && writableByAnyone(fi) {
-		return nil, fmt.Errorf("policies: %s may be written by anyone (mode %v), who could add a permit for themselves; chmod o-w it", dir, fi.Mode().Perm())
+	if err := fsperm.CheckDir(dir); err != nil {
+		return nil, fmt.Errorf("policies: %w (whoever writes it could add a permit for themselves)", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -88,7 +88,7 @@ func Load(dir string, knownTarget func(string) bool) (*Set, error) {
 	var rw resourceRewriter
 	for _, name := range names {
 		path := filepath.Join(dir, name)
-		data, err := readPolicyFile(path)
+		data, err := fsperm.ReadFile(path, maxPolicyFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policies: %w", err))
 			continue
@@ -363,27 +363,6 @@ func scopeSets(p *cedar.Policy) (targets, actions []string) {
 	return targets, actions
 }
 
-// readPolicyFile reads a policy file, refusing one every user may write
-// (checked on the open file, so that it cannot be swapped between the
-// check and the read).
-func readPolicyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if writableByAnyone(fi) {
-		return nil, fmt.Errorf("%s may be written by anyone (mode %v), who could add a permit for themselves; chmod o-w it", path, fi.Mode().Perm())
-	}
-	return io.ReadAll(f)
-}
-
-// writableByAnyone reports whether every user may write fi (o+w); group
-// write is the operator's choice (a team may share the directory).
-func writableByAnyone(fi os.FileInfo) bool {
-	return runtime.GOOS != "windows" && fi.Mode().Perm()&0o002 != 0
-}
+// maxPolicyFile bounds one policy file's size: far above any real set of
+// policies, far below what would strain the process.
+const maxPolicyFile = 16 << 20
