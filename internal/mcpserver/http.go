@@ -45,7 +45,18 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 		}
 		return newFor(c.c, c.who, opts)
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	// The MCP transport specification requires the Origin header to be
+	// validated: a request a browser sends from another site's page is
+	// refused (403) before anything else, whatever it carries. Clients
+	// that are not browsers send neither Origin nor Sec-Fetch-Site and
+	// pass; so does a page of this server's own origin.
+	cop := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := cop.Check(r); err != nil {
+			logger.Warn("mcp: cross-origin request refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+			writeError(w, apierr.Forbidden("", "cross-origin request refused: /mcp does not serve pages of other sites"))
+			return
+		}
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || key == "" {
 			unauthorized(w, "missing API key: send Authorization: Bearer <key>")
@@ -93,9 +104,14 @@ const (
 
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="airlock"`)
+	writeError(w, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: msg})
+}
+
+// writeError answers as the API does: e's status and {"error": e}.
+func writeError(w http.ResponseWriter, e *apierr.Error) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnauthorized)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": &apierr.Error{Code: apierr.CodeUnauthorized, Message: msg}})
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": e})
 }
 
 // inProcess is an http.RoundTripper that serves requests with the API

@@ -134,60 +134,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	adm.Close(ctx)
 
-	dir := t.TempDir()
-	botKey, botSHA := authn.NewKey()
-	aliceKey, aliceSHA := authn.NewKey()
-	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(testPolicies), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	t.Setenv("MCPTEST_AWS_KEY", s3.AccessKeyID)
 	t.Setenv("MCPTEST_AWS_SECRET", s3.SecretAccessKey)
-	cfgPath := filepath.Join(dir, "airlock.yaml")
-	cfgText := fmt.Sprintf(`data_dir: %s
-listen:
-  api: 127.0.0.1:0
-  aws: 127.0.0.1:0
-  postgres: 127.0.0.1:0
-identities:
-  - name: log-triage-bot
-    kind: agent
-    owner: sre-team
-    key_sha256: "%s"
-  - name: alice
-    kind: human
-    groups: [sre-leads]
-    key_sha256: "%s"
-targets:
-  - name: aws-prod
-    kind: aws
-    account: "111122223333"
-    region: us-east-1
-    endpoint: %s
-    credentials:
-      access_key_id_env: MCPTEST_AWS_KEY
-      secret_access_key_env: MCPTEST_AWS_SECRET
-  - name: orders-db
-    kind: postgres
-    account: "111122223333"
-    upstream: %s
-policies: %s
-`, filepath.Join(dir, "data"), botSHA, aliceSHA, s3.URL, upstream, filepath.Join(dir, "policies"))
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.Open(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, botKey, aliceKey, logs := openServer(t, s3.URL, upstream, "")
 	gws, err := srv.StartGateways(ctx)
 	if err != nil {
 		srv.Close()
@@ -227,6 +176,68 @@ policies: %s
 		su.Exec(context.Background(), "DROP ROLE IF EXISTS "+admin)
 	})
 	return f
+}
+
+// openServer opens a control plane with an agent (log-triage-bot) and a
+// person (alice), an aws target at awsEndpoint (its keys in
+// MCPTEST_AWS_KEY and MCPTEST_AWS_SECRET) and a postgres target at
+// upstream, under testPolicies; extra is appended to the configuration.
+// The caller closes it.
+func openServer(t *testing.T, awsEndpoint, upstream, extra string) (srv *server.Server, botKey, aliceKey string, logs *lockedBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	botKey, botSHA := authn.NewKey()
+	aliceKey, aliceSHA := authn.NewKey()
+	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(testPolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "airlock.yaml")
+	cfgText := fmt.Sprintf(`data_dir: %s
+listen:
+  api: 127.0.0.1:0
+  aws: 127.0.0.1:0
+  postgres: 127.0.0.1:0
+identities:
+  - name: log-triage-bot
+    kind: agent
+    owner: sre-team
+    key_sha256: "%s"
+  - name: alice
+    kind: human
+    groups: [sre-leads]
+    key_sha256: "%s"
+targets:
+  - name: aws-prod
+    kind: aws
+    account: "111122223333"
+    region: us-east-1
+    endpoint: %s
+    credentials:
+      access_key_id_env: MCPTEST_AWS_KEY
+      secret_access_key_env: MCPTEST_AWS_SECRET
+  - name: orders-db
+    kind: postgres
+    account: "111122223333"
+    upstream: %s
+policies: %s
+%s`, filepath.Join(dir, "data"), botSHA, aliceSHA, awsEndpoint, upstream, filepath.Join(dir, "policies"), extra)
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err = server.Open(context.Background(), cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, botKey, aliceKey, logs
 }
 
 // session is an MCP client session that keeps every response it received.

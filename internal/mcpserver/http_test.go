@@ -1,0 +1,94 @@
+package mcpserver_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// httpFixture is a control plane with an agent and a person and no
+// upstream: enough for the HTTP transport's own checks.
+type httpFixture struct {
+	url           string
+	botKey, alice string
+	logs          *lockedBuffer
+}
+
+func newHTTPFixture(t *testing.T, extra string) *httpFixture {
+	t.Helper()
+	// The targets are never reached: these tests stop at the transport.
+	t.Setenv("MCPTEST_AWS_KEY", "AKIAEXAMPLE")
+	t.Setenv("MCPTEST_AWS_SECRET", "not-a-real-secret")
+	srv, botKey, aliceKey, logs := openServer(t, "http://127.0.0.1:9", "postgres://nobody@127.0.0.1:9/orders?sslmode=disable", extra)
+	hs := httptest.NewServer(srv.Handler)
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return &httpFixture{url: hs.URL, botKey: botKey, alice: aliceKey, logs: logs}
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+
+func (f *httpFixture) post(t *testing.T, key, body string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", f.url+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	hc := http.DefaultClient
+	if ip := hdr["from"]; ip != "" {
+		req.Header.Del("from")
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		hc = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestHTTPRefusesCrossOrigin: the MCP transport specification requires
+// /mcp to validate Origin. A request a browser sends from another site's
+// page is refused with 403, even with a valid key, and nothing is served;
+// the same request from the server's own origin, or from a client that is
+// no browser (no Origin), is served. Before, every origin was served.
+func TestHTTPRefusesCrossOrigin(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	self := f.url
+	for _, c := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"another site's Origin", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"another port of the host", map[string]string{"Origin": strings.TrimSuffix(self, self[strings.LastIndex(self, ":"):]) + ":1"}, http.StatusForbidden},
+		{"a cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}, http.StatusForbidden},
+		{"Origin null (a sandboxed page)", map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"the server's own origin", map[string]string{"Origin": self}, http.StatusOK},
+		{"no Origin (not a browser)", nil, http.StatusOK},
+	} {
+		for _, key := range []string{f.botKey, f.alice} {
+			resp, body := f.post(t, key, initBody, c.hdr)
+			if resp.StatusCode != c.want {
+				t.Errorf("%s: status %d, want %d: %.200s", c.name, resp.StatusCode, c.want, body)
+			}
+			if c.want == http.StatusForbidden && (strings.Contains(body, "serverInfo") || !strings.Contains(body, "cross-origin")) {
+				t.Errorf("%s: refused with %.200s", c.name, body)
+			}
+		}
+	}
+	// Without a key, another site's request is refused before the key
+	// is looked at.
+	if resp, body := f.post(t, "", initBody, map[string]string{"Origin": "http://evil.example"}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin without a key: %d %.200s", resp.StatusCode, body)
+	}
+}
