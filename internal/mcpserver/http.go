@@ -67,8 +67,15 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 		who, err := c.WhoAmI(r.Context())
 		if err != nil {
 			var ae *apierr.Error
-			if asAPI(err, &ae) && ae.Status == http.StatusUnauthorized {
+			switch {
+			case asAPI(err, &ae) && ae.Status == http.StatusUnauthorized:
 				unauthorized(w, ae.Message)
+				return
+			case asAPI(err, &ae) && ae.Status != 0:
+				// The API's own refusal (403 under identity_binding:
+				// refuse, 503 while the log cannot be written...): the
+				// client gets it as the API would answer, not a 500.
+				writeError(w, ae)
 				return
 			}
 			logger.Error("mcp: whoami failed", "err", err)

@@ -92,3 +92,21 @@ func TestHTTPRefusesCrossOrigin(t *testing.T) {
 		t.Errorf("cross-origin without a key: %d %.200s", resp.StatusCode, body)
 	}
 }
+
+// TestHTTPPassesOnTheAPIsRefusal: under identity_binding: refuse, a
+// second instance of the agent (another address) is refused by the API;
+// /mcp answers with the API's 403 and its reason. Before, it answered
+// "500 internal error" and logged an error, as if the server had failed.
+func TestHTTPPassesOnTheAPIsRefusal(t *testing.T) {
+	f := newHTTPFixture(t, "identity_binding: refuse\n")
+	if resp, body := f.post(t, f.botKey, initBody, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first instance: %d %.200s", resp.StatusCode, body)
+	}
+	resp, body := f.post(t, f.botKey, initBody, map[string]string{"from": "127.0.0.2"})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"code":"permission_denied"`) || !strings.Contains(body, "identity_binding is refuse") {
+		t.Fatalf("second instance: %d %.300s", resp.StatusCode, body)
+	}
+	if strings.Contains(f.logs.String(), "level=ERROR") {
+		t.Fatalf("a refusal was logged as an error:\n%s", f.logs.String())
+	}
+}
