@@ -32,6 +32,10 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	maxRequest := o.MaxRequest
+	if maxRequest <= 0 {
+		maxRequest = httpMaxRequest
+	}
 	mh := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		c, _ := r.Context().Value(clientKey{}).(*boundClient)
 		if c == nil {
@@ -83,7 +87,12 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxHTTPBody)
-		ctx := r.Context()
+		// Every request ends: a subscriptions/listen stream (protocol
+		// 2026-07-28) otherwise stays open for as long as the client
+		// holds it, with nothing ever sent on it (this server's lists
+		// never change) and its key checked only once, at the start.
+		ctx, cancel := context.WithTimeout(r.Context(), maxRequest)
+		defer cancel()
 		ctx = contextWith(ctx, &boundClient{c: c, who: who})
 		mh.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -101,12 +110,17 @@ type HTTPOptions struct {
 	// gateway.Relays). Nil, or ErrNotRelayed, dials the grant's endpoint
 	// from this host.
 	DialPostgres func(ctx context.Context, client string) (net.Conn, error)
+	// MaxRequest bounds how long one HTTP request is served, streams
+	// included (default 105s: a tool's longest wait and then some, inside
+	// the API listener's 2-minute write timeout).
+	MaxRequest time.Duration
 }
 
 // Bounds of the HTTP transport.
 const (
-	maxHTTPBody = 2 << 20
-	httpMaxWait = 90 * time.Second
+	maxHTTPBody    = 2 << 20
+	httpMaxWait    = 90 * time.Second
+	httpMaxRequest = httpMaxWait + 15*time.Second
 )
 
 func unauthorized(w http.ResponseWriter, msg string) {

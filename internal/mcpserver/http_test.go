@@ -1,18 +1,24 @@
 package mcpserver_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/mcpserver"
+	"github.com/airlock-dev/airlock/internal/server"
 )
 
 // httpFixture is a control plane with an agent and a person and no
 // upstream: enough for the HTTP transport's own checks.
 type httpFixture struct {
 	url           string
+	srv           *server.Server
 	botKey, alice string
 	logs          *lockedBuffer
 }
@@ -25,7 +31,7 @@ func newHTTPFixture(t *testing.T, extra string) *httpFixture {
 	srv, botKey, aliceKey, logs := openServer(t, "http://127.0.0.1:9", "postgres://nobody@127.0.0.1:9/orders?sslmode=disable", extra)
 	hs := httptest.NewServer(srv.Handler)
 	t.Cleanup(func() { hs.Close(); srv.Close() })
-	return &httpFixture{url: hs.URL, botKey: botKey, alice: aliceKey, logs: logs}
+	return &httpFixture{url: hs.URL, srv: srv, botKey: botKey, alice: aliceKey, logs: logs}
 }
 
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
@@ -108,5 +114,41 @@ func TestHTTPPassesOnTheAPIsRefusal(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), "level=ERROR") {
 		t.Fatalf("a refusal was logged as an error:\n%s", f.logs.String())
+	}
+}
+
+// TestHTTPStreamsEnd: a subscriptions/listen request (protocol
+// 2026-07-28) opens an event stream that this server never sends on; it
+// is closed when the request's time is up, as every /mcp request is.
+// Before, it stayed open for as long as the client held it.
+func TestHTTPStreamsEnd(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	hs := httptest.NewServer(mcpserver.Handler(f.srv.Handler, mcpserver.HTTPOptions{MaxRequest: 300 * time.Millisecond}))
+	defer hs.Close()
+	// The client gives up long after the server should have.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", hs.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen",`+
+		`"params":{"notifications":{"toolsListChanged":true,"resourcesListChanged":true},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",`+
+		`"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+	req.Header.Set("Mcp-Method", "subscriptions/listen")
+	req.Header.Set("Authorization", "Bearer "+f.botKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("listen: %d %v", resp.StatusCode, resp.Header)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("the stream was not closed by the server: %v (read %q)", err, b)
+	}
+	if !strings.Contains(string(b), "subscriptions/acknowledged") {
+		t.Fatalf("stream: %q", b)
 	}
 }
