@@ -77,6 +77,8 @@ await http.connect(new StreamableHTTPClientTransport(new URL(addr + "/mcp"), {
 }));
 const httpTools = keep("tools/list http", await http.listTools());
 check(names(httpTools) === "end_grant,grant_status,list_targets,request_access,sql_query", "HTTP tools", names(httpTools));
+// Nothing the HTTP server says may send the agent to a tool it lacks.
+check(!http.getInstructions().includes("run_with_grant"), "HTTP instructions name run_with_grant", http.getInstructions());
 const httpTargets = await ok(http, "list_targets", {});
 check(httpTargets.targets.map((t) => t.name).join(",") === "aws-prod,orders-db", "targets over HTTP", httpTargets);
 
@@ -119,6 +121,8 @@ check(pg.status === "active", "pg request", pg);
 await handshake("ACTIVE", pg.grant_id);
 const rows = await ok(stdio, "sql_query", { grant_id: pg.grant_id, statement: "select id, name from customers order by id" });
 check(rows.columns.join(",") === "id,name" && rows.row_count === 3 && rows.rows[0][1] === "ada", "sql_query rows", rows);
+const httpPG = await ok(http, "grant_status", { grant_id: pg.grant_id });
+check(httpPG.note.includes("sql_query") && !httpPG.note.includes("run_with_grant"), "an active grant's note over HTTP", httpPG);
 const httpRows = await ok(http, "sql_query", { grant_id: pg.grant_id, statement: "select count(*) as n from customers" });
 check(httpRows.rows[0][0] === 3, "sql_query over HTTP", httpRows);
 await refused(stdio, "sql_query", { grant_id: pg.grant_id, statement: "select card from payments" }, "permission denied");

@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-dev/airlock/internal/mcpserver"
 	"github.com/airlock-dev/airlock/internal/server"
@@ -150,5 +153,50 @@ func TestHTTPStreamsEnd(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "subscriptions/acknowledged") {
 		t.Fatalf("stream: %q", b)
+	}
+}
+
+// TestHTTPNamesOnlyItsTools: over HTTP there is no run_with_grant, so
+// neither the server's instructions nor an active grant's note may send
+// the agent to it. Before, both told it to call run_with_grant, which
+// failed as an unknown tool.
+func TestHTTPNamesOnlyItsTools(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	ctx := context.Background()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: f.url + "/mcp", HTTPClient: &http.Client{Transport: bearer{f.botKey}}, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	offered := map[string]bool{}
+	for _, name := range toolNames(t, cs) {
+		offered[name] = true
+	}
+	texts := map[string]string{"instructions": cs.InitializeResult().Instructions}
+	for _, c := range []struct{ target, allow string }{
+		{"aws-prod", "s3:GetObject arn:aws:s3:::logs/app/*"},
+		{"orders-db", "pg:select orders.public.customers"},
+	} {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "request_access", Arguments: map[string]any{
+			"target": c.target, "allow": []string{c.allow}, "duration": "5m", "reason": "INC-7 triage"}})
+		if err != nil || res.IsError {
+			t.Fatalf("request_access %s: %v %+v", c.target, err, res)
+		}
+		g, _ := res.StructuredContent.(map[string]any)
+		if g["status"] != "active" {
+			t.Fatalf("request_access %s: %+v", c.target, g)
+		}
+		texts[c.target+" note"] = fmt.Sprint(g["note"])
+	}
+	for what, text := range texts {
+		if text == "" || text == "<nil>" {
+			t.Errorf("%s is empty", what)
+		}
+		for _, tool := range []string{"run_with_grant", "sql_query", "end_grant", "request_access", "list_targets"} {
+			if strings.Contains(text, tool) && !offered[tool] {
+				t.Errorf("%s names %s, which this server does not offer: %s", what, tool, text)
+			}
+		}
 	}
 }

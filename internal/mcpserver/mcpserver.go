@@ -89,9 +89,15 @@ func newFor(c *client.Client, who model.Identity, opts Options) *mcp.Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &server{c: c, who: who, opts: opts, logger: logger}
+	// Name only tools this server offers: over HTTP there is no
+	// run_with_grant, and an agent told to call it fails.
+	act := "act with run_with_grant or sql_query"
+	if !opts.AllowRun {
+		act = "act with sql_query on PostgreSQL targets (on AWS targets, use the grant's credentials from your own machine: this server runs no commands)"
+	}
 	instructions := "Airlock grants you scoped, time-boxed access to infrastructure through its gateway; every call you make under a grant is recorded. " +
 		"Call list_targets to see what you may ask for, request_access with the narrowest scope and shortest duration your task needs and an honest reason, " +
-		"then act with run_with_grant or sql_query, and end_grant when done. You never see the grant's secrets."
+		"then " + act + ", and end_grant when done. You never see the grant's secrets."
 	if who.Kind != model.Agent {
 		instructions = "You are signed in as a person (" + who.Name + "): only read-only tools are offered. Approvals happen through the Airlock CLI or console."
 	}

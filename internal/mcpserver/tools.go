@@ -128,9 +128,15 @@ func (s *server) grantOut(ctx context.Context, g model.Grant) Grant {
 		o.Note = fmt.Sprintf("waiting for %s to approve (airlock approve %s); cancelled if nobody decides by %s. Call grant_status with wait_seconds to wait.",
 			who, g.ID, g.DecideBy.UTC().Format(time.RFC3339))
 	case model.Active:
+		// As in the instructions, name only tools this server offers.
 		how := "run_with_grant"
-		if g.TargetKind == "postgres" {
+		switch {
+		case g.TargetKind == "postgres" && s.opts.AllowRun:
 			how = "sql_query or run_with_grant (psql)"
+		case g.TargetKind == "postgres":
+			how = "sql_query"
+		case !s.opts.AllowRun:
+			how = "its credentials from your own machine (airlock credentials; this server runs no commands)"
 		}
 		o.Note = fmt.Sprintf("active until %s: use %s with grant_id %s, and end_grant when done.", g.ExpiresAt.UTC().Format(time.RFC3339), how, g.ID)
 	case model.Denied:
