@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -87,6 +89,30 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxHTTPBody)
+		if r.Method == http.MethodPost {
+			// A JSON-RPC batch (protocol 2025-03-26, the default without
+			// MCP-Protocol-Version) runs all its calls at once: 2 MiB of
+			// sql_query calls would be some 20,000 gateway sessions
+			// and credential issues from one request.
+			body, err := io.ReadAll(r.Body)
+			var tooLarge *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooLarge):
+				http.Error(w, fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit), http.StatusRequestEntityTooLarge)
+				return
+			case err != nil:
+				http.Error(w, "request body unreadable", http.StatusBadRequest)
+				return
+			}
+			if n := batchLen(body); n > maxBatch {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
+					"error": map[string]any{"code": -32600, "message": fmt.Sprintf("a batch may hold at most %d messages, not %d", maxBatch, n)}})
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		// Every request ends: a subscriptions/listen stream (protocol
 		// 2026-07-28) otherwise stays open for as long as the client
 		// holds it, with nothing ever sent on it (this server's lists
@@ -116,8 +142,22 @@ type HTTPOptions struct {
 	MaxRequest time.Duration
 }
 
+// batchLen is the number of messages in a JSON-RPC batch body; 1 for
+// anything else (what is not valid JSON the SDK refuses itself).
+func batchLen(body []byte) int {
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '[' {
+		return 1
+	}
+	var msgs []json.RawMessage
+	if json.Unmarshal(body, &msgs) != nil {
+		return 1
+	}
+	return len(msgs)
+}
+
 // Bounds of the HTTP transport.
 const (
+	maxBatch       = 16
 	maxHTTPBody    = 2 << 20
 	httpMaxWait    = 90 * time.Second
 	httpMaxRequest = httpMaxWait + 15*time.Second

@@ -200,3 +200,38 @@ func TestHTTPNamesOnlyItsTools(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPBoundsBatches: a JSON-RPC batch (protocol 2025-03-26) runs all
+// its calls at once, so one 2 MiB request could start some 20,000 tool
+// calls (each sql_query a gateway session and a credential issue). A
+// batch of more than 16 is refused before any of it runs; a small one is
+// served. Before, every batch was served whole.
+func TestHTTPBoundsBatches(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	batch := func(n int) string {
+		msgs := make([]string, n)
+		for i := range msgs {
+			msgs[i] = fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"list_targets","arguments":{}}}`, i+1)
+		}
+		return "[" + strings.Join(msgs, ",") + "]"
+	}
+	hdr := map[string]string{"MCP-Protocol-Version": "2025-03-26"}
+	if resp, body := f.post(t, f.botKey, batch(16), hdr); resp.StatusCode != http.StatusOK || strings.Count(body, `"jsonrpc"`) != 16 {
+		t.Fatalf("a batch of 16: %d %.300s", resp.StatusCode, body)
+	}
+	before := strings.Count(f.logs.String(), "tool=list_targets")
+	if before != 16 {
+		t.Fatalf("%d list_targets calls logged, want 16", before)
+	}
+	resp, body := f.post(t, f.botKey, " \n"+batch(17), hdr)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "at most 16") || strings.Contains(body, "aws-prod") {
+		t.Fatalf("a batch of 17: %d %.300s", resp.StatusCode, body)
+	}
+	if after := strings.Count(f.logs.String(), "tool=list_targets"); after != before {
+		t.Fatalf("%d calls of a refused batch ran", after-before)
+	}
+	// The body bound still answers 413.
+	if resp, body := f.post(t, f.botKey, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"`+strings.Repeat("x", 3<<20)+`"}}`, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 3 MiB body: %d %.300s", resp.StatusCode, body)
+	}
+}
