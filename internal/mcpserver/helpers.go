@@ -3,7 +3,9 @@ package mcpserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/client"
@@ -13,6 +15,17 @@ import (
 
 func requestInput(in RequestAccessInput) grants.RequestInput {
 	return grants.RequestInput{Target: in.Target, Scope: in.Allow, Duration: in.Duration, Reason: in.Reason}
+}
+
+// checkGrantID refuses a grant id that is not one segment of the API's
+// paths: "." and ".." are resolved away in the URL ("/v1/grants/./end" is
+// "/v1/grants/end"), so the call would reach another endpoint or answer
+// with a redirect instead of "no grant".
+func checkGrantID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/?#") {
+		return fmt.Errorf("grant_id: %q is not a grant id (g_...)", id)
+	}
+	return nil
 }
 
 func isNotFound(err error) bool {

@@ -69,7 +69,9 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 			return
 		}
 		c := client.New("http://airlock.internal", key)
-		c.HTTP = &http.Client{Transport: inProcess{api: api, remote: r.RemoteAddr, ua: r.UserAgent()}}
+		// Only the transport changes: the client keeps refusing to follow
+		// redirects, as over the network.
+		c.HTTP.Transport = inProcess{api: api, remote: r.RemoteAddr, ua: r.UserAgent()}
 		who, err := c.WhoAmI(r.Context())
 		if err != nil {
 			var ae *apierr.Error

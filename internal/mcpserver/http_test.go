@@ -37,6 +37,18 @@ func newHTTPFixture(t *testing.T, extra string) *httpFixture {
 	return &httpFixture{url: hs.URL, srv: srv, botKey: botKey, alice: aliceKey, logs: logs}
 }
 
+// connect opens an MCP client session on /mcp with key.
+func (f *httpFixture) connect(t *testing.T, key string) *mcp.ClientSession {
+	t.Helper()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(context.Background(),
+		&mcp.StreamableClientTransport{Endpoint: f.url + "/mcp", HTTPClient: &http.Client{Transport: bearer{key}}, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 
 func (f *httpFixture) post(t *testing.T, key, body string, hdr map[string]string) (*http.Response, string) {
@@ -163,12 +175,7 @@ func TestHTTPStreamsEnd(t *testing.T) {
 func TestHTTPNamesOnlyItsTools(t *testing.T) {
 	f := newHTTPFixture(t, "")
 	ctx := context.Background()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: f.url + "/mcp", HTTPClient: &http.Client{Transport: bearer{f.botKey}}, DisableStandaloneSSE: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := f.connect(t, f.botKey)
 	offered := map[string]bool{}
 	for _, name := range toolNames(t, cs) {
 		offered[name] = true
@@ -233,5 +240,38 @@ func TestHTTPBoundsBatches(t *testing.T) {
 	// The body bound still answers 413.
 	if resp, body := f.post(t, f.botKey, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"`+strings.Repeat("x", 3<<20)+`"}}`, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("a 3 MiB body: %d %.300s", resp.StatusCode, body)
+	}
+}
+
+// TestHTTPGrantIDIsOneSegment: a grant_id of "." or ".." is resolved away
+// in the API's URL (/v1/grants/. is /v1/grants), so grant_status(".")
+// answered with an empty grant as if it existed, and the resource read
+// listed another endpoint. Every tool now refuses such an id.
+func TestHTTPGrantIDIsOneSegment(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	ctx := context.Background()
+	cs := f.connect(t, f.botKey)
+	for _, id := range []string{".", ".."} {
+		for _, c := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"grant_status", map[string]any{"grant_id": id}},
+			{"grant_status", map[string]any{"grant_id": id, "wait_seconds": 1}},
+			{"end_grant", map[string]any{"grant_id": id}},
+			{"sql_query", map[string]any{"grant_id": id, "statement": "select 1"}},
+		} {
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := fmt.Sprint(res.Content[0].(*mcp.TextContent).Text)
+			if !res.IsError || !strings.Contains(text, "not a grant id") {
+				t.Errorf("%s %v: %+v %s", c.tool, c.args, res, text)
+			}
+		}
+		if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "airlock://grants/" + id}); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("resource %q: %v", id, err)
+		}
 	}
 }

@@ -89,6 +89,9 @@ func (c *capture) text(sc scrubber) (string, bool) {
 }
 
 func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in RunInput) (*mcp.CallToolResult, RunOutput, error) {
+	if err := checkGrantID(in.GrantID); err != nil {
+		return nil, RunOutput{}, err
+	}
 	if len(in.Argv) == 0 || in.Argv[0] == "" {
 		return nil, RunOutput{}, errors.New("argv: a command is required")
 	}

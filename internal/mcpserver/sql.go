@@ -51,6 +51,9 @@ type SQLOutput struct {
 }
 
 func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInput) (*mcp.CallToolResult, SQLOutput, error) {
+	if err := checkGrantID(in.GrantID); err != nil {
+		return nil, SQLOutput{}, err
+	}
 	if strings.TrimSpace(in.Statement) == "" {
 		return nil, SQLOutput{}, errors.New("statement: a SQL statement is required")
 	}

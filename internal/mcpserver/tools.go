@@ -211,6 +211,9 @@ type GrantStatusInput struct {
 }
 
 func (s *server) grantStatus(ctx context.Context, _ *mcp.CallToolRequest, in GrantStatusInput) (*mcp.CallToolResult, Grant, error) {
+	if err := checkGrantID(in.GrantID); err != nil {
+		return nil, Grant{}, err
+	}
 	g, err := s.c.Grant(ctx, in.GrantID)
 	if err == nil && g.Status == model.Pending && in.WaitSeconds > 0 {
 		g, err = s.wait(ctx, g, time.Duration(in.WaitSeconds)*time.Second)
@@ -228,6 +231,9 @@ type EndGrantInput struct {
 }
 
 func (s *server) endGrant(ctx context.Context, _ *mcp.CallToolRequest, in EndGrantInput) (*mcp.CallToolResult, Grant, error) {
+	if err := checkGrantID(in.GrantID); err != nil {
+		return nil, Grant{}, err
+	}
 	comment := in.Comment
 	if comment == "" {
 		comment = "ended through MCP"
@@ -244,7 +250,7 @@ func (s *server) endGrant(ctx context.Context, _ *mcp.CallToolRequest, in EndGra
 func (s *server) readGrant(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
 	id, ok := strings.CutPrefix(uri, "airlock://grants/")
-	if !ok || id == "" || strings.ContainsAny(id, "/?#") {
+	if !ok || checkGrantID(id) != nil {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
 	g, err := s.c.Grant(ctx, id)
