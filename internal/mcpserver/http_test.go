@@ -13,6 +13,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/mcpserver"
 	"github.com/airlock-dev/airlock/internal/server"
 )
@@ -272,6 +274,62 @@ func TestHTTPGrantIDIsOneSegment(t *testing.T) {
 		}
 		if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "airlock://grants/" + id}); err == nil || !strings.Contains(err.Error(), "not found") {
 			t.Errorf("resource %q: %v", id, err)
+		}
+	}
+}
+
+// TestHTTPActsOnlyAsTheKeysIdentity: /mcp is stateless (no Mcp-Session-Id
+// to take over), and each request acts as its own key's identity: another
+// agent cannot read, end or use the bot's grant through any tool or the
+// grant resource, and a person's key gets only the read-only tools.
+func TestHTTPActsOnlyAsTheKeysIdentity(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	ctx := context.Background()
+	resp, _ := f.post(t, f.botKey, initBody, nil)
+	if id := resp.Header.Get("Mcp-Session-Id"); resp.StatusCode != http.StatusOK || id != "" {
+		t.Fatalf("initialize: %d, session id %q", resp.StatusCode, id)
+	}
+	other, err := client.New(f.url, f.alice).AddAgent(ctx, httpapi.AgentInput{Name: "other-bot", Owner: "sre-leads"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot := f.connect(t, f.botKey)
+	res, err := bot.CallTool(ctx, &mcp.CallToolParams{Name: "request_access", Arguments: map[string]any{
+		"target": "orders-db", "allow": []string{"pg:select orders.public.customers"}, "duration": "5m", "reason": "INC-9"}})
+	if err != nil || res.IsError {
+		t.Fatalf("request_access: %v %+v", err, res)
+	}
+	id := fmt.Sprint(res.StructuredContent.(map[string]any)["grant_id"])
+
+	cs := f.connect(t, other.Key)
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"grant_status", map[string]any{"grant_id": id}},
+		{"end_grant", map[string]any{"grant_id": id}},
+		{"sql_query", map[string]any{"grant_id": id, "statement": "select 1"}},
+	} {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
+		if err != nil || !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "no grant") {
+			t.Errorf("another agent's %s on the bot's grant: %v %+v", c.tool, err, res)
+		}
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "airlock://grants/" + id}); err == nil {
+		t.Error("another agent read the bot's grant resource")
+	}
+	res, err = bot.CallTool(ctx, &mcp.CallToolParams{Name: "grant_status", Arguments: map[string]any{"grant_id": id}})
+	if err != nil || res.IsError || res.StructuredContent.(map[string]any)["status"] != "active" {
+		t.Fatalf("the bot's grant after another agent's calls: %v %+v", err, res)
+	}
+
+	person := f.connect(t, f.alice)
+	if got := strings.Join(toolNames(t, person), ","); got != "grant_status,list_targets" {
+		t.Fatalf("a person's tools over HTTP: %s", got)
+	}
+	for _, tool := range []string{"request_access", "end_grant", "sql_query"} {
+		if res, err := person.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"grant_id": id}}); err == nil && !res.IsError {
+			t.Errorf("a person called %s: %+v", tool, res)
 		}
 	}
 }
