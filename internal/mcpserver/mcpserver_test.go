@@ -249,9 +249,16 @@ type session struct {
 
 func (f *fixture) connect(t *testing.T, key string, responses *[]string) *session {
 	t.Helper()
+	return &session{t: t, cs: stdioSession(t, f.api, key, f.logs), responses: responses}
+}
+
+// stdioSession is a client session of the server `airlock mcp` runs (with
+// run_with_grant) for key against the API at api, logging to logs.
+func stdioSession(t *testing.T, api, key string, logs *lockedBuffer) *mcp.ClientSession {
+	t.Helper()
 	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(f.logs, nil))
-	srv, err := mcpserver.New(ctx, client.New(f.api, key), mcpserver.Options{Logger: logger, AllowRun: true})
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	srv, err := mcpserver.New(ctx, client.New(api, key), mcpserver.Options{Logger: logger, AllowRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +272,7 @@ func (f *fixture) connect(t *testing.T, key string, responses *[]string) *sessio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cs.Close(); ss.Wait() })
-	return &session{t: t, cs: cs, responses: responses}
+	return cs
 }
 
 func (s *session) keep(v any, err error) {

@@ -139,6 +139,12 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	runErr := cmd.Run()
+	if cmd.Process != nil {
+		// Nothing the command started outlives the call: a process it
+		// left in the background would go on with the grant's
+		// credentials after the result is returned.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 
 	out := RunOutput{ExitCode: 0, Status: "exited with status 0"}
 	var ee *exec.ExitError
@@ -146,6 +152,10 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	case rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
 		out.ExitCode, out.Status = -1, fmt.Sprintf("killed after the %s timeout", timeout)
 	case runErr == nil:
+	case errors.Is(runErr, exec.ErrWaitDelay):
+		// Wait says so only when the command itself exited with status
+		// 0: what held its output open was a process it left running.
+		out.Status = "exited with status 0; a process it left running was stopped"
 	case errors.As(runErr, &ee):
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			out.ExitCode, out.Status = -1, "killed by signal "+ws.Signal().String()
