@@ -3,6 +3,7 @@ package pggw
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/netpark"
+	"github.com/airlock-dev/airlock/internal/tlscert"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -420,4 +423,58 @@ func stressSession(e *env, g *gateway.Grant, adm *pgx.Conn, amu *sync.Mutex, id 
 		c.fail("the last statement took %v: a wake-up lost, found late by the sweep", time.Since(start))
 	}
 	return c.res
+}
+
+// A client on TLS keeps its goroutine and is never parked, so never shed
+// (the TLS layer may hold decrypted bytes its socket will not signal
+// again); its plain upstream socket is shed and rebuilt under it as
+// usual, for the client's statements and for a notification.
+func TestShedTLSClient(t *testing.T) {
+	cfg, _, err := tlscert.Ensure(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newParkEnv(t, func(o *Options) { o.TLS = cfg })
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	pcfg, err := pgconn.ParseConfig(strings.Replace(e.url(g, ""), "sslmode=disable", "sslmode=require", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := make(chan string, 1)
+	pcfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { notes <- n.Payload }
+	pc, err := pgconn.ConnectConfig(ctx, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(context.Background())
+	if _, ok := pc.Conn().(*tls.Conn); !ok {
+		t.Fatalf("the client is on %T, want TLS", pc.Conn())
+	}
+	// The client side's socket, under the gateway's TLS.
+	var client *netpark.Conn
+	e.gw.mu.Lock()
+	for c := range e.gw.conns {
+		client, _ = c.raw.(*netpark.Conn)
+	}
+	e.gw.mu.Unlock()
+	if client == nil {
+		t.Fatal("the client's socket is not parkable")
+	}
+	for i := range 3 {
+		rr, err := pc.Exec(ctx, fmt.Sprintf("select 'tls-%d'", i)).ReadAll()
+		if err != nil || len(rr) != 1 || len(rr[0].Rows) != 1 || string(rr[0].Rows[0][0]) != fmt.Sprintf("tls-%d", i) {
+			t.Fatalf("statement %d: %v %v", i, rr, err)
+		}
+		e.waitParked(1) // the upstream only
+		e.shed(1)
+		if client.Parked() || client.Shed() || client.Bare() {
+			t.Fatal("a TLS client's socket was parked or shed")
+		}
+	}
+	notifyIdle(t, pc, ctx, notes, adm, func() { e.waitParked(1); e.shed(1) })
+	if client.Parked() || client.Bare() {
+		t.Fatal("a TLS client's socket was parked or shed")
+	}
 }
