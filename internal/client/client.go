@@ -76,6 +76,16 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, 
 	if c.setupErr != nil {
 		return c.setupErr
 	}
+	// An id or name of "." or ".." (url.PathEscape leaves both alone)
+	// would make the server clean the path into another route and
+	// redirect, which the client does not follow: the user saw a
+	// misleading "redirect" error about AIRLOCK_ADDR.
+	p, _, _ := strings.Cut(path, "?")
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.CodeInvalid, Message: fmt.Sprintf("%q is not an id", seg)}
+		}
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

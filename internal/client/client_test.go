@@ -113,3 +113,32 @@ func TestAddrWithCredentialsRefused(t *testing.T) {
 		t.Fatalf("%d requests reached the server", calls)
 	}
 }
+
+// TestDotIDsRefused: a grant id or agent name of "." or ".." (which
+// url.PathEscape leaves as they are) is refused before any request. The
+// server's mux cleaned such a path into another route and redirected,
+// and the CLI printed a redirect error about AIRLOCK_ADDR.
+func TestDotIDsRefused(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		http.Error(w, `{"error":{"code":"not_found","message":"no such grant"}}`, http.StatusNotFound)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "alk_secret")
+	for _, id := range []string{".", ".."} {
+		_, err := c.Grant(context.Background(), id)
+		if err == nil || !strings.Contains(err.Error(), "is not an id") {
+			t.Errorf("Grant(%q): %v", id, err)
+		}
+		if _, err := c.DisableAgent(context.Background(), id, "x"); err == nil || !strings.Contains(err.Error(), "is not an id") {
+			t.Errorf("DisableAgent(%q): %v", id, err)
+		}
+	}
+	if calls != 0 {
+		t.Fatalf("%d requests reached the server", calls)
+	}
+	if _, err := c.Grant(context.Background(), "g_x.y"); err == nil || strings.Contains(err.Error(), "is not an id") {
+		t.Fatalf("an id with a dot in it: %v", err)
+	}
+}
