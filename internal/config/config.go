@@ -85,6 +85,14 @@ type Listen struct {
 	AWS string `yaml:"aws"`
 	// Postgres serves the PostgreSQL gateway.
 	Postgres string `yaml:"postgres"`
+	// MaxConnections bounds the connections the API and the AWS gateway
+	// each hold open at once (idle keep-alive ones included);
+	// MaxConnectionsPerHost those from one client address (an IPv4
+	// address, an IPv6 /64). Beyond either a new connection is closed at
+	// once. 0 (unset) means sniff.DefaultMaxConns and
+	// sniff.DefaultMaxConnsPerSource (4096 and 256), -1 (none) no cap.
+	MaxConnections        int `yaml:"max_connections"`
+	MaxConnectionsPerHost int `yaml:"max_connections_per_host"`
 	// Public are the addresses clients use instead, when they reach the
 	// listeners through something else (a load balancer in front of
 	// several replicas).

@@ -307,7 +307,7 @@ policies: policies
 		{"list where a mapping is expected", `data_dir: d
 policies: policies
 listen: [127.0.0.1:8700]
-`, []loc{{"airlock.yaml:3:9: listen", "expected a mapping of listeners (api, aws, postgres, public), got a list"}}},
+`, []loc{{"airlock.yaml:3:9: listen", "expected a mapping of listeners (api, aws, postgres, public, max_connections, max_connections_per_host), got a list"}}},
 		{"string where a list is expected", `data_dir: d
 policies: policies
 identities:

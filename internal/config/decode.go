@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -472,6 +473,24 @@ func (d *decoder) duration(n *yaml.Node, path string) Duration {
 	return Duration{}
 }
 
+// connCap decodes a connection cap: a positive number, or none (-1: no
+// cap). Null is 0, the default.
+func (d *decoder) connCap(n *yaml.Node, path string) int {
+	s := d.str(n, path)
+	if s == "" {
+		return 0
+	}
+	if s == "none" {
+		return -1
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 || !isDigits(s) {
+		d.failAt(n, path, "expected a positive number of connections, or none, got %s", quote(s))
+		return 0
+	}
+	return v
+}
+
 func isDigits(s string) bool {
 	if s == "" {
 		return false
@@ -489,10 +508,12 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 	d.mapping(root, "", "a mapping of settings (data_dir, listen, identities, targets, policies, grants, tls)", []field{
 		{"data_dir", func(p string, v *yaml.Node) { c.DataDir = d.str(v, p) }},
 		{"listen", func(p string, v *yaml.Node) {
-			d.mapping(v, p, "a mapping of listeners (api, aws, postgres, public)", []field{
+			d.mapping(v, p, "a mapping of listeners (api, aws, postgres, public, max_connections, max_connections_per_host)", []field{
 				{"api", func(p string, v *yaml.Node) { c.Listen.API = d.str(v, p) }},
 				{"aws", func(p string, v *yaml.Node) { c.Listen.AWS = d.str(v, p) }},
 				{"postgres", func(p string, v *yaml.Node) { c.Listen.Postgres = d.str(v, p) }},
+				{"max_connections", func(p string, v *yaml.Node) { c.Listen.MaxConnections = d.connCap(v, p) }},
+				{"max_connections_per_host", func(p string, v *yaml.Node) { c.Listen.MaxConnectionsPerHost = d.connCap(v, p) }},
 				{"public", func(p string, v *yaml.Node) {
 					d.mapping(v, p, "a mapping of the addresses clients use (api, aws, postgres)", []field{
 						{"api", func(p string, v *yaml.Node) { c.Listen.Public.API = d.str(v, p) }},

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/sniff"
 )
 
 // Guards that keep one client, or a flood of them, from taking the gateway
@@ -74,24 +74,10 @@ func (g *Gateway) releaseStartup(source string) {
 }
 
 // startupSource is the source a connection's startup slot counts against:
-// its IPv4 address, or its IPv6 address's /64 (what one host is commonly
-// given). "" (not an IP peer) counts against the global cap only.
-func startupSource(addr net.Addr) string {
-	ta, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return ""
-	}
-	ip, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
-		return ""
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
+// its IPv4 address, or its IPv6 address's /64, as for the caps of the
+// HTTP listeners (sniff.Source). "" (not an IP peer) counts against the
+// global cap only.
+func startupSource(addr net.Addr) string { return sniff.Source(addr) }
 
 // refuseBusy answers a connection over the startup cap at once, as
 // PostgreSQL does when it has too many clients: FATAL 53300, then close,

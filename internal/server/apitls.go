@@ -32,7 +32,8 @@ func (s *Server) apiListener(ln net.Listener) (net.Listener, error) {
 			plaintext = sniff.AnyPeer
 		}
 	}
-	return sniff.Wrap(ln, sniff.Options{TLS: tlsCfg, Plaintext: plaintext, Logger: s.logger.With("listener", "api")}), nil
+	return sniff.Wrap(ln, sniff.Options{TLS: tlsCfg, Plaintext: plaintext, Logger: s.logger.With("listener", "api"),
+		MaxConns: s.Config.Listen.MaxConnections, MaxConnsPerSource: s.Config.Listen.MaxConnectionsPerHost}), nil
 }
 
 // apiPlaintextNote says, for the start-up log line, who may use http://.

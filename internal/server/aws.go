@@ -62,7 +62,8 @@ func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (fun
 	if cfg.TLS.AllowPlaintext {
 		plaintext = sniff.AnyPeer
 	}
-	sl := sniff.Wrap(ln, sniff.Options{TLS: tl.config, Plaintext: plaintext, Logger: logger})
+	sl := sniff.Wrap(ln, sniff.Options{TLS: tl.config, Plaintext: plaintext, Logger: logger,
+		MaxConns: cfg.Listen.MaxConnections, MaxConnsPerSource: cfg.Listen.MaxConnectionsPerHost})
 	hs := &http.Server{
 		Handler: gw, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,15 @@ type Listener struct {
 	plaintext func(net.Addr) bool
 	timeout   time.Duration
 	logger    *slog.Logger
+
+	// The connection caps (see Options.MaxConns): open counts the open
+	// connections, bySource those of each source; lastShed throttles the
+	// log line about refusing one.
+	maxConns, maxPerSource int
+	mu                     sync.Mutex
+	open                   int
+	bySource               map[string]int
+	lastShed               atomic.Int64
 
 	conns chan net.Conn
 	errc  chan error
@@ -45,7 +55,46 @@ type Options struct {
 	Plaintext func(addr net.Addr) bool
 	// Timeout bounds how long a client may take to send its first byte.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// MaxConns bounds the connections open at once, from accept to
+	// close (idle keep-alive ones included); MaxConnsPerSource those of
+	// one source (an IPv4 address, an IPv6 /64). A connection over either
+	// is closed as soon as it is accepted, without reading from it. Zero
+	// means DefaultMaxConns or DefaultMaxConnsPerSource, a negative value
+	// no cap. Without a cap, a client holding connections open could use
+	// up the process's file descriptors, and then the store's, the other
+	// listeners' and the upstreams' connections would fail too.
+	MaxConns, MaxConnsPerSource int
+	Logger                      *slog.Logger
+}
+
+// The default connection caps. An idle connection costs about 20 KiB
+// (plaintext) to 32 KiB (TLS) of memory and a file descriptor: 4096 of
+// them about 130 MiB. A client behind one address needs far fewer than
+// 256 unless it is a load balancer, whose operator raises
+// MaxConnsPerSource (listen.max_connections_per_host).
+const (
+	DefaultMaxConns          = 4096
+	DefaultMaxConnsPerSource = 256
+)
+
+// Source is the source a connection counts against for a per-source
+// cap: its IPv4 address, or its IPv6 address's /64 (what one host is
+// commonly given). "" (not an IP peer) counts against global caps only.
+func Source(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return ""
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // LoopbackOnly allows plaintext only from loopback addresses.
@@ -74,7 +123,14 @@ func Wrap(ln net.Listener, o Options) *Listener {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerSource == 0 {
+		o.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
 	l := &Listener{inner: ln, tls: o.TLS, plaintext: o.Plaintext, timeout: o.Timeout, logger: o.Logger,
+		maxConns: o.MaxConns, maxPerSource: o.MaxConnsPerSource, bySource: map[string]int{},
 		conns: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
@@ -111,7 +167,58 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		go l.classify(c)
+		release, refused := l.acquire(c.RemoteAddr())
+		if refused != "" {
+			l.shed(c, refused)
+			continue
+		}
+		go l.classify(&peekedConn{Conn: c, release: release})
+	}
+}
+
+// acquire counts a connection from addr against the caps, or says which
+// one it is over. release uncounts it, once.
+func (l *Listener) acquire(addr net.Addr) (release func(), refused string) {
+	src := ""
+	if l.maxPerSource > 0 {
+		src = Source(addr)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxConns > 0 && l.open >= l.maxConns {
+		return nil, "too many connections"
+	}
+	if src != "" && l.bySource[src] >= l.maxPerSource {
+		return nil, "too many connections from this source"
+	}
+	l.open++
+	if src != "" {
+		l.bySource[src]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.open--
+			if src != "" {
+				if n := l.bySource[src] - 1; n > 0 {
+					l.bySource[src] = n
+				} else {
+					delete(l.bySource, src)
+				}
+			}
+		})
+	}, ""
+}
+
+// shed closes a connection over a cap at once. A flood would log a line
+// per connection: one a minute says it is going on.
+func (l *Listener) shed(c net.Conn, reason string) {
+	c.Close()
+	now := time.Now().UnixNano()
+	if last := l.lastShed.Load(); now-last >= int64(time.Minute) && l.lastShed.CompareAndSwap(last, now) {
+		l.logger.Warn("connection refused: "+reason+" (logged at most once a minute)", "client", c.RemoteAddr().String())
 	}
 }
 
@@ -130,16 +237,19 @@ func (l *Listener) isClosed() bool {
 	}
 }
 
-func (l *Listener) classify(c net.Conn) {
+// classify hands pc on as TLS or plaintext, or closes it. pc.Close
+// releases its slot, whoever calls it.
+func (l *Listener) classify(pc *peekedConn) {
+	c := net.Conn(pc)
 	_ = c.SetReadDeadline(time.Now().Add(l.timeout))
-	br := bufio.NewReaderSize(c, 512)
+	br := bufio.NewReaderSize(pc.Conn, 512)
 	first, err := br.Peek(1)
 	if err != nil {
 		c.Close()
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, r: br}
+	pc.r = br
 	var out net.Conn
 	switch {
 	case first[0] == handshakeByte && l.tls != nil:
@@ -185,10 +295,21 @@ func (l *Listener) Close() error {
 // Addr is the listening address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
-// peekedConn reads first from the buffer that holds the peeked byte.
+// peekedConn reads first from the buffer that holds the peeked byte, and
+// releases the connection's slot under the caps when it is closed.
 type peekedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r       *bufio.Reader
+	release func()
+}
+
+// Close closes the connection and gives back its slot.
+func (p *peekedConn) Close() error {
+	err := p.Conn.Close()
+	if p.release != nil {
+		p.release()
+	}
+	return err
 }
 
 // NetConn is the accepted connection (for a gateway that must reset it).
