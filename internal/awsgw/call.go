@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -399,6 +401,14 @@ func (g *Gateway) recordResult(sess *session, res gateway.Call, delivered bool) 
 // writeResult records res and ends the call's count in its session.
 func (g *Gateway) writeResult(sess *session, res gateway.Call) {
 	defer sess.done()
+	// On its own goroutine (an answer not delivered), a panic here would
+	// end the process: net/http recovers only its handlers' goroutines.
+	defer func() {
+		if v := recover(); v != nil {
+			g.log.Error("awsgw: panic recording a call's result; the process keeps running", "grant", sess.gr.ID,
+				"request_id", res.Params["request_id"], "panic", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+		}
+	}()
 	if err := sess.rec.Result(sess.resultContext(), res); err != nil {
 		g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
 			"request_id", res.Params["request_id"], "status", res.Status, "err", err)

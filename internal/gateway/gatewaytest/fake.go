@@ -36,6 +36,7 @@ type Authority struct {
 	agg        *gateway.RejectAggregator
 	fail       bool
 	discard    bool
+	panicRes   bool
 	stall      *Stall
 	n          int
 }
@@ -146,6 +147,14 @@ func (a *Authority) End(g *gateway.Grant, reason string) {
 func (a *Authority) FailRecords(on bool) {
 	a.mu.Lock()
 	a.fail = on
+	a.mu.Unlock()
+}
+
+// PanicOnResults makes recording a call's result panic (on), as a bug in
+// the recorder would, so that tests can check a gateway survives it.
+func (a *Authority) PanicOnResults(on bool) {
+	a.mu.Lock()
+	a.panicRes = on
 	a.mu.Unlock()
 }
 
@@ -296,8 +305,11 @@ func (a *Authority) start(ctx context.Context, g *gateway.Grant, sid, client str
 			return err
 		}
 		a.mu.Lock()
-		fail, discard := a.fail, a.discard
+		fail, discard, panicRes := a.fail, a.discard, a.panicRes
 		a.mu.Unlock()
+		if panicRes && c.Kind == "result" {
+			panic("gatewaytest: the recorder panics, as asked")
+		}
 		if fail {
 			return ErrRecordFailed
 		}
