@@ -19,17 +19,10 @@ import (
 func TestCutOffDownloadInFlight(t *testing.T) {
 	e := newEnv(t)
 	g := e.grant(walkScope)
-	out, err := e.client(g).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/slow/big")})
-	if err != nil {
-		t.Fatalf("GetObject: %v", errCode(err))
-	}
-	defer out.Body.Close()
-	<-e.up.slowStarted
-	if _, err := io.ReadFull(out.Body, make([]byte, 1<<20)); err != nil {
-		t.Fatalf("first MiB: %v", err)
-	}
+	body := e.slowDownload(t, g)
+	defer body.Close()
 	e.auth.End(g, "revoked")
-	n, err := io.Copy(io.Discard, out.Body)
+	n, err := io.Copy(io.Discard, body)
 	if err == nil {
 		t.Fatalf("the download completed (%d more bytes) after the grant was revoked", n)
 	}
@@ -49,6 +42,22 @@ func TestCutOffDownloadInFlight(t *testing.T) {
 		t.Fatalf("result: %+v", res[0])
 	}
 	eventually(t, "the session to end", func() bool { return e.auth.Sessions()[0].Ended() })
+}
+
+// slowDownload starts a GetObject of the upstream's slow big object under
+// g and returns its body once the first MiB has arrived.
+func (e *env) slowDownload(t *testing.T, g *gateway.Grant) io.ReadCloser {
+	t.Helper()
+	out, err := e.client(g).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/slow/big")})
+	if err != nil {
+		t.Fatalf("GetObject: %v", errCode(err))
+	}
+	<-e.up.slowStarted
+	if _, err := io.ReadFull(out.Body, make([]byte, 1<<20)); err != nil {
+		out.Body.Close()
+		t.Fatalf("first MiB: %v", err)
+	}
+	return out.Body
 }
 
 // slowBody yields n bytes in pieces, pausing between them, until stopped.

@@ -1,13 +1,9 @@
 package awsgw
 
 import (
-	"context"
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // TestResultPanicKeepsProcess: recording the result of an answer that
@@ -19,17 +15,10 @@ func TestResultPanicKeepsProcess(t *testing.T) {
 	e := newEnv(t)
 	g := e.grant(walkScope)
 	e.auth.PanicOnResults(true)
-	out, err := e.client(g).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/slow/big")})
-	if err != nil {
-		t.Fatalf("GetObject: %v", errCode(err))
-	}
-	defer out.Body.Close()
-	<-e.up.slowStarted
-	if _, err := io.ReadFull(out.Body, make([]byte, 1<<20)); err != nil {
-		t.Fatalf("first MiB: %v", err)
-	}
+	body := e.slowDownload(t, g)
+	defer body.Close()
 	e.auth.End(g, "revoked")
-	_, _ = io.Copy(io.Discard, out.Body)
+	_, _ = io.Copy(io.Discard, body)
 	eventually(t, "the panic to be logged", func() bool {
 		return strings.Contains(e.logText(), "panic recording a call's result")
 	})
