@@ -63,6 +63,11 @@
 //   - CONNECT on the database and USAGE on the schemas, WITH GRANT OPTION,
 //     unless PUBLIC already holds them (the database owner has both).
 //
+// The admin's connections run with search_path pg_catalog, pg_temp: where
+// PUBLIC may still CREATE in a schema (public, in a database pg_upgrade'd
+// from PostgreSQL 14 or older), a grant role can define functions and
+// operators there, and none of them must ever run as the admin.
+//
 // When the admin cannot grant a privilege, Ensure and Plan fail with an
 // error naming the object and what is missing, and nothing is created.
 //

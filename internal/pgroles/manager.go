@@ -69,7 +69,8 @@ type entry struct {
 //
 // It fails unless the admin role has CREATEROLE (or is a superuser) and
 // standard_conforming_strings is on (the few literals this package must
-// write into utility statements rely on it).
+// write into utility statements rely on it). Its connections search only
+// pg_catalog (adminSearchPath), whatever the DSN or the role's settings say.
 func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Option) (*Manager, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -86,6 +87,16 @@ func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Opti
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "airlock-pgroles"
 	}
+	// The admin runs SQL with unqualified functions and operators (left,
+	// =, hashtext…) as a CREATEROLE role owning the tables. With the
+	// default "$user", public, a function or operator that a grant role
+	// defined in a schema where PUBLIC may CREATE (public, in a database
+	// pg_upgrade'd from PostgreSQL 14 or older) can match a call more
+	// exactly than pg_catalog's and run as the admin. Only pg_catalog is
+	// searched; pg_temp last, so not even the session's own temporary
+	// relations come first. Set in the startup packet, which overrides the
+	// DSN's options and any ALTER ROLE/DATABASE … SET search_path.
+	cfg.RuntimeParams["search_path"] = adminSearchPath
 	m := &Manager{pool: newPool(cfg), logger: logger, entries: map[string]*entry{}}
 	for _, o := range opts {
 		o(m)
@@ -99,11 +110,11 @@ func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	var createRole bool
-	var scs string
+	var scs, path string
 	err = conn.QueryRow(ctx, `SELECT current_database(), current_user, r.rolsuper, r.rolcreaterole,
-			current_setting('standard_conforming_strings')
+			current_setting('standard_conforming_strings'), current_setting('search_path')
 		FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).
-		Scan(&m.db, &m.admin, &m.super, &createRole, &scs)
+		Scan(&m.db, &m.admin, &m.super, &createRole, &scs, &path)
 	m.pool.release(conn, err != nil)
 	if err != nil {
 		m.Close()
@@ -118,8 +129,15 @@ func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Opti
 		m.Close()
 		return nil, errors.New("pgroles: standard_conforming_strings is off on the admin connection; refusing to build SQL literals")
 	}
+	if path != adminSearchPath {
+		m.Close()
+		return nil, fmt.Errorf("pgroles: search_path on the admin connection is %q, not %q; refusing to run unqualified SQL as the admin", path, adminSearchPath)
+	}
 	return m, nil
 }
+
+// adminSearchPath is the admin connections' search_path: see New.
+const adminSearchPath = "pg_catalog, pg_temp"
 
 // Database is the target database, as PostgreSQL names it (current_database()).
 func (m *Manager) Database() string { return m.db }

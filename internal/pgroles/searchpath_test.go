@@ -1,0 +1,67 @@
+package pgroles
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestAdminRunsNoAgentCode: in a database where PUBLIC may still CREATE in
+// a schema on the admin's search_path (public, in any database upgraded
+// from PostgreSQL 14 or older with pg_upgrade), a grant role can define a
+// function or operator that matches an unqualified call in the Manager's
+// own SQL more exactly than pg_catalog's (left(name, int) beats
+// pg_catalog.left(text, int), which needs a cast). The Manager would then
+// run the agent's code as the admin: CREATEROLE and the owner of the
+// tables. Here the agent's function grants its role a table outside the
+// scope; the Manager must never call it.
+func TestAdminRunsNoAgentCode(t *testing.T) {
+	need(t)
+	ctx := testCtx(t)
+	su := superConn(t, env.db)
+	if _, err := su.Exec(ctx, `GRANT CREATE ON SCHEMA public TO PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		su.Exec(context.Background(), `DROP FUNCTION IF EXISTS public.left(name, integer);
+			DROP OPERATOR IF EXISTS public.= (oid, regrole);
+			REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	})
+	m := newManager(t)
+	r, err := m.Ensure(ctx, newGrant(t, "hijack", time.Hour, "pg:select %s.public.customers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Drop(context.Background(), grantID("hijack")) })
+	c := connectAs(t, r)
+	check(t, c, "SELECT * FROM orders", denied)
+	// Both run as whoever calls them: a pg:select grant owns them, the
+	// admin would execute them. ReconcileLive calls left(rolname, …);
+	// revokeAll (Ensure of a role left by an earlier process) compares
+	// grantee = $1::regrole.
+	grant := func(table string) string {
+		return `EXECUTE pg_catalog.format('GRANT SELECT ON public.` + table + ` TO %I', '` + r.Name + `');`
+	}
+	check(t, c, `CREATE FUNCTION public.left(name, integer) RETURNS text LANGUAGE plpgsql AS $$
+		BEGIN `+grant("orders")+` RETURN pg_catalog.left($1::text, $2); END $$`, "")
+	check(t, c, `CREATE FUNCTION public.oid_eq_regrole(oid, regrole) RETURNS boolean LANGUAGE plpgsql AS $$
+		BEGIN `+grant("cust_a")+` RETURN $1 OPERATOR(pg_catalog.=) $2::oid; END $$`, "")
+	check(t, c, `CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regrole, FUNCTION = public.oid_eq_regrole)`, "")
+
+	if err := m.ReconcileLive(ctx, func(_ context.Context, ids []string) (map[string]bool, error) {
+		live := map[string]bool{}
+		for _, id := range ids {
+			live[id] = true
+		}
+		return live, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, c, "SELECT * FROM orders", denied)
+	// A restarted process (a fresh Manager) meets the role and resets it.
+	if _, err := newManager(t).Ensure(ctx, newGrant(t, "hijack", time.Hour, "pg:select %s.public.customers")); err != nil {
+		t.Fatal(err)
+	}
+	check(t, c, "SELECT * FROM orders", denied)
+	check(t, c, "SELECT * FROM cust_a", denied)
+}
