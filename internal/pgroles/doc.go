@@ -86,6 +86,11 @@
 // start, drops the roles whose grants are no longer active in the shared
 // store.
 //
+// Any session may take an advisory lock, and these keys derive from public
+// names; a grant role's session holding one (to keep its role from being
+// dropped, or other grants from being prepared) is terminated by the
+// Manager that waits for it.
+//
 // Roles are shared by the whole cluster but a Manager serves one target
 // database, so every role carries a comment naming its database and a
 // Manager only ever touches roles whose name starts with airlock_g_ and

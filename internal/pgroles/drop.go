@@ -115,11 +115,11 @@ func (m *Manager) inRoleTx(ctx context.Context, conn *pgx.Conn, name string, acl
 		return false, fmt.Errorf("pgroles: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := lockRole(ctx, tx, name); err != nil {
+	if err := m.lockRole(ctx, tx, name); err != nil {
 		return false, err
 	}
 	if acl {
-		if err := lockACL(ctx, tx); err != nil {
+		if err := m.lockACL(ctx, tx); err != nil {
 			return false, err
 		}
 	}

@@ -107,10 +107,10 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		return Role{}, fmt.Errorf("pgroles: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := lockRole(ctx, tx, name); err != nil {
+	if err := m.lockRole(ctx, tx, name); err != nil {
 		return Role{}, err
 	}
-	if err := lockACL(ctx, tx); err != nil {
+	if err := m.lockACL(ctx, tx); err != nil {
 		return Role{}, err
 	}
 	exists, ours, err := m.lookupRole(ctx, tx, name)

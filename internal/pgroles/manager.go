@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -218,8 +219,8 @@ func (m *Manager) lookupRole(ctx context.Context, q querier, role string) (exist
 // lockRole takes a transaction-scoped advisory lock on the role's name, so
 // that two Managers (two Airlock processes, or a restart overlapping the
 // old process) never interleave work on one role.
-func lockRole(ctx context.Context, q querier, role string) error {
-	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('airlock-pgroles:' || $1))`, role); err != nil {
+func (m *Manager) lockRole(ctx context.Context, q querier, role string) error {
+	if err := m.advisoryLock(ctx, q, "airlock-pgroles:"+role); err != nil {
 		return fmt.Errorf("pgroles: lock role %s: %w", role, err)
 	}
 	return nil
@@ -233,12 +234,63 @@ func lockRole(ctx context.Context, q querier, role string) error {
 // on one table, prepared at once (by one process, or by every replica
 // hearing of the same activations), would fail each other. Always taken
 // after lockRole, so the two never deadlock.
-func lockACL(ctx context.Context, q querier) error {
-	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('airlock-pgroles-acl:' || current_database()))`); err != nil {
+func (m *Manager) lockACL(ctx context.Context, q querier) error {
+	if err := m.advisoryLock(ctx, q, "airlock-pgroles-acl:"+m.db); err != nil {
 		return fmt.Errorf("pgroles: lock privileges of the database: %w", err)
 	}
 	return nil
 }
+
+// lockRetry is the pause between two attempts at a lock held elsewhere.
+const lockRetry = 20 * time.Millisecond
+
+// advisoryLock takes the transaction-scoped advisory lock hashtext(key)
+// (the keys every version and replica use). Advisory locks need no
+// privilege and these keys are derived from public names, so a grant
+// role's session can take them too and keep them as long as it lives:
+// Drop would then wait until its deadline with the role still able to
+// log in and its session running past the grant's end, and every other
+// grant's Ensure on the database would wait behind it. Only Managers,
+// through admin sessions, hold these locks legitimately, so while the
+// lock is taken every grant role's session that holds or awaits it is
+// terminated (those the admin may signal: its own grants' roles), and the
+// lock tried again until ctx ends.
+func (m *Manager) advisoryLock(ctx context.Context, q querier, key string) error {
+	for {
+		var got bool
+		if err := q.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, key).Scan(&got); err != nil {
+			return err
+		}
+		if got {
+			return nil
+		}
+		var evicted int
+		if err := q.QueryRow(ctx, evictLockSQL, key, rolePrefix).Scan(&evicted); err != nil {
+			return fmt.Errorf("end grant role sessions holding the lock: %w", err)
+		}
+		if evicted > 0 {
+			m.logger.Warn("pgroles: terminated grant role sessions holding a lock of Airlock's", "sessions", evicted)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(lockRetry):
+		}
+	}
+}
+
+// evictLockSQL terminates the grant roles' backends holding or awaiting
+// the advisory lock hashtext($1) in this database ($2: the grant roles'
+// prefix). A bigint advisory key is in pg_locks as classid (high half),
+// objid (low half) and objsubid 1.
+const evictLockSQL = `WITH k AS (SELECT hashtext($1)::int8 AS k)
+	SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid))
+	FROM k, pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	WHERE l.locktype = 'advisory' AND l.objsubid = 1
+	  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	  AND l.classid = ((k.k >> 32) & 4294967295)::oid AND l.objid = (k.k & 4294967295)::oid
+	  AND left(a.usename, length($2)) = $2 AND l.pid <> pg_backend_pid()
+	  AND pg_has_role(current_user, a.usesysid, 'USAGE')`
 
 // ensureMember makes the admin a member of role, which PostgreSQL 15 asks
 // of a non-superuser before it may terminate the role's backends or run
