@@ -8,11 +8,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // terminateWait is how long pg_terminate_backend waits for each backend to
 // exit, so that DROP ROLE does not run while a session still holds the role.
 const terminateWait = 5 * time.Second
+
+// nologinWait is how long ALTER ROLE … NOLOGIN waits for the role's row
+// (lock_timeout, in milliseconds); only a session of the role itself holds
+// it that long, since Managers work on a role under its advisory lock.
+const nologinWait = "250"
+
+// codeLockNotAvailable is lock_not_available, what lock_timeout raises.
+const codeLockNotAvailable = "55P03"
 
 // terminateRounds bounds the NOLOGIN-then-terminate loop: a backend that
 // passed its login check just before NOLOGIN committed appears in
@@ -60,16 +69,36 @@ func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
 	// Committed on its own so that it takes effect before the backends go:
 	// from here on no new session can start as this role. Under the role's
 	// lock: the replicas that had the grant all drop its role at once.
-	gone, err := m.inRoleTx(ctx, conn, name, false, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
-			return fmt.Errorf("pgroles: set %s NOLOGIN: %w", name, err)
-		}
-		return m.ensureMember(ctx, tx, name)
-	})
-	if err != nil || gone {
-		return err
-	}
 	killed := 0
+	for round := 0; ; round++ {
+		gone, err := m.inRoleTx(ctx, conn, name, false, func(tx pgx.Tx) error {
+			// A grant role may change its own password (the gateway
+			// refuses only the statements it can read): left uncommitted
+			// in an open transaction, that change holds the role's
+			// catalog row, and NOLOGIN would wait for it as long as the
+			// session pleases. So it waits briefly, and on lock_timeout
+			// the role's sessions are terminated and NOLOGIN tried again.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = "+nologinWait); err != nil {
+				return fmt.Errorf("pgroles: set lock_timeout: %w", err)
+			}
+			if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
+				return fmt.Errorf("pgroles: set %s NOLOGIN: %w", name, err)
+			}
+			return m.ensureMember(ctx, tx, name)
+		})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != codeLockNotAvailable || round == terminateRounds {
+			if err != nil || gone {
+				return err
+			}
+			break
+		}
+		n, err := m.terminateOurs(ctx, conn, name)
+		if err != nil {
+			return err
+		}
+		killed += n
+	}
 	for round := 0; ; round++ {
 		n, found, err := terminate(ctx, conn, name)
 		if err != nil {
@@ -88,7 +117,7 @@ func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	gone, err = m.inRoleTx(ctx, conn, name, true, func(tx pgx.Tx) error {
+	gone, err := m.inRoleTx(ctx, conn, name, true, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
 			return fmt.Errorf("pgroles: drop owned by %s: %w", name, err)
 		}

@@ -66,3 +66,29 @@ func TestEnsureNotBlockedByAgentLock(t *testing.T) {
 		t.Error("the session holding the lock survived")
 	}
 }
+
+// TestDropNotBlockedByOpenRoleChange: a grant role may change its own
+// password (the gateway refuses the statements it can read, not SQL built
+// at run time). Left uncommitted in an open transaction, the change holds
+// the role's catalog row, and Drop's ALTER ROLE … NOLOGIN waited for it
+// until its deadline: the role kept LOGIN and its session outlived the
+// grant.
+func TestDropNotBlockedByOpenRoleChange(t *testing.T) {
+	need(t)
+	m := newManager(t)
+	r, err := m.Ensure(testCtx(t), newGrant(t, "rowlock", time.Hour, "pg:select %s.public.customers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connectAs(t, r)
+	check(t, c, "BEGIN", "")
+	check(t, c, "ALTER ROLE CURRENT_USER PASSWORD NULL", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Drop(ctx, grantID("rowlock")); err != nil {
+		t.Fatalf("Drop: %v", err)
+	}
+	if roleExists(t, r.Name) {
+		t.Error("the role survived Drop")
+	}
+}
