@@ -15,13 +15,16 @@ import (
 // exit, so that DROP ROLE does not run while a session still holds the role.
 const terminateWait = 5 * time.Second
 
-// nologinWait is how long ALTER ROLE … NOLOGIN waits for the role's row
+// roleRowWait is how long ALTER ROLE waits for the role's row
 // (lock_timeout, in milliseconds); only a session of the role itself holds
 // it that long, since Managers work on a role under its advisory lock.
-const nologinWait = "250"
+const roleRowWait = "250"
 
-// codeLockNotAvailable is lock_not_available, what lock_timeout raises.
-const codeLockNotAvailable = "55P03"
+// lockTimedOut says err is lock_not_available (55P03): lock_timeout ran out.
+func lockTimedOut(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
 
 // terminateRounds bounds the NOLOGIN-then-terminate loop: a backend that
 // passed its login check just before NOLOGIN committed appears in
@@ -78,7 +81,7 @@ func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
 			// catalog row, and NOLOGIN would wait for it as long as the
 			// session pleases. So it waits briefly, and on lock_timeout
 			// the role's sessions are terminated and NOLOGIN tried again.
-			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = "+nologinWait); err != nil {
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = "+roleRowWait); err != nil {
 				return fmt.Errorf("pgroles: set lock_timeout: %w", err)
 			}
 			if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
@@ -86,8 +89,7 @@ func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
 			}
 			return m.ensureMember(ctx, tx, name)
 		})
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) || pe.Code != codeLockNotAvailable || round == terminateRounds {
+		if !lockTimedOut(err) || round == terminateRounds {
 			if err != nil || gone {
 				return err
 			}

@@ -87,6 +87,15 @@ func (m *Manager) Ensure(ctx context.Context, g *gateway.Grant) (Role, error) {
 		return Role{}, err
 	}
 	role, err := m.ensureTx(ctx, conn, g, name, verifier)
+	// The role's own session held its row (see ensureTx): end it and retry.
+	for round := 0; lockTimedOut(err) && round < terminateRounds; round++ {
+		var n int
+		if n, err = m.terminateOurs(ctx, conn, name); err != nil {
+			break
+		}
+		m.logger.Warn("pgroles: terminated grant role sessions holding the role's row", "grant", g.ID, "role", name, "sessions", n)
+		role, err = m.ensureTx(ctx, conn, g, name, verifier)
+	}
 	var ge *GrantError
 	m.pool.release(conn, err != nil && !errors.As(err, &ge))
 	if err != nil {
@@ -145,8 +154,20 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		if m.super {
 			attrs = dangerous + attrs
 		}
+		// A grant role may change its own password: left uncommitted in
+		// an open transaction, that change holds the role's row, and this
+		// ALTER would wait for it as long as the session pleases, with the
+		// database's ACL lock held and every other grant waiting behind
+		// it. So it waits briefly; on lock_timeout Ensure terminates the
+		// role's sessions and starts over.
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = "+roleRowWait); err != nil {
+			return Role{}, fmt.Errorf("pgroles: set lock_timeout: %w", err)
+		}
 		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident+" WITH"+attrs); err != nil {
 			return Role{}, fmt.Errorf("pgroles: reset role %s: %w", name, err)
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout TO DEFAULT"); err != nil {
+			return Role{}, fmt.Errorf("pgroles: reset lock_timeout: %w", err)
 		}
 		if err := revokeAll(ctx, tx, m.db, name); err != nil {
 			return Role{}, err

@@ -92,3 +92,32 @@ func TestDropNotBlockedByOpenRoleChange(t *testing.T) {
 		t.Error("the role survived Drop")
 	}
 }
+
+// TestEnsureNotBlockedByOpenRoleChange: the same held row made a second
+// Manager's Ensure of the role (a replica, or Airlock after a restart)
+// wait in ALTER ROLE until its deadline, holding the database's ACL lock
+// all along, so no other grant on the target got its role either.
+func TestEnsureNotBlockedByOpenRoleChange(t *testing.T) {
+	need(t)
+	g := newGrant(t, "rowlock_ensure", time.Hour, "pg:select %s.public.customers")
+	r, err := newManager(t).Ensure(testCtx(t), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connectAs(t, r)
+	check(t, c, "BEGIN", "")
+	check(t, c, "ALTER ROLE CURRENT_USER PASSWORD NULL", "")
+	m := newManager(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.Drop(ctx, g.ID)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r2, err := m.Ensure(ctx, g)
+	if err != nil {
+		t.Fatalf("Ensure by a second Manager: %v", err)
+	}
+	check(t, connectAs(t, r2), "SELECT * FROM customers", "")
+}
