@@ -2,6 +2,8 @@ package pgroles
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,15 +21,27 @@ func TestAdminRunsNoAgentCode(t *testing.T) {
 	need(t)
 	ctx := testCtx(t)
 	su := superConn(t, env.db)
-	if _, err := su.Exec(ctx, `GRANT CREATE ON SCHEMA public TO PUBLIC`); err != nil {
+	// The admin's own settings and its DSN ask for public too: neither
+	// may put it back on the admin's path.
+	if _, err := su.Exec(ctx, `GRANT CREATE ON SCHEMA public TO PUBLIC;
+		ALTER ROLE `+env.admin+` SET search_path = public`); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		su.Exec(context.Background(), `DROP FUNCTION IF EXISTS public.left(name, integer);
 			DROP OPERATOR IF EXISTS public.= (oid, regrole);
-			REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+			REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+			ALTER ROLE `+env.admin+` RESET search_path`)
 	})
-	m := newManager(t)
+	sep := "?"
+	if strings.Contains(env.adminDSN, "?") {
+		sep = "&"
+	}
+	m, err := New(ctx, env.adminDSN+sep+"options=-c%20search_path%3Dpublic", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
 	r, err := m.Ensure(ctx, newGrant(t, "hijack", time.Hour, "pg:select %s.public.customers"))
 	if err != nil {
 		t.Fatal(err)
