@@ -15,7 +15,7 @@
 //   - SELECT, INSERT, UPDATE or DELETE on each table (also views,
 //     materialized views, foreign and partitioned tables) whose name the
 //     statement's pattern matches: an exact name, a prefix ("ev*"), or every
-//     table of the schema ("*");
+//     table of the schema ("*"); never one a grant role owns;
 //   - for pg:insert, USAGE on the sequences owned by the table's serial
 //     columns, without which an INSERT relying on the column default fails
 //     (identity columns need nothing extra).

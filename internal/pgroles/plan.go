@@ -238,7 +238,8 @@ func systemSchema(s string) bool {
 }
 
 // listRelations returns the relations GRANT … ON TABLE accepts in schema:
-// tables, partitioned tables, views, materialized views, foreign tables.
+// tables, partitioned tables, views, materialized views, foreign tables;
+// none owned by a grant role.
 func listRelations(ctx context.Context, q querier, schema string) ([]relation, bool, error) {
 	var nsp uint32
 	err := q.QueryRow(ctx, `SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1`, schema).Scan(&nsp)
@@ -248,8 +249,13 @@ func listRelations(ctx context.Context, q querier, schema string) ([]relation, b
 	if err != nil {
 		return nil, false, fmt.Errorf("pgroles: look up schema %q: %w", schema, err)
 	}
+	// Relations owned by grant roles are left out: where PUBLIC may
+	// CREATE, an agent can make one whose name another grant's pattern
+	// matches (a view reading what its own grant reads, say), and the
+	// admin, a member of every grant role, could grant it on.
 	rows, err := q.Query(ctx, `SELECT oid, relname FROM pg_catalog.pg_class
-		WHERE relnamespace = $1 AND relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY relname`, nsp)
+		WHERE relnamespace = $1 AND relkind IN ('r', 'p', 'v', 'm', 'f')
+		  AND left(pg_get_userbyid(relowner), length($2)) <> $2 ORDER BY relname`, nsp, rolePrefix)
 	if err != nil {
 		return nil, false, fmt.Errorf("pgroles: list tables of schema %q: %w", schema, err)
 	}

@@ -79,3 +79,39 @@ func TestAdminRunsNoAgentCode(t *testing.T) {
 	check(t, c, "SELECT * FROM orders", denied)
 	check(t, c, "SELECT * FROM cust_a", denied)
 }
+
+// TestPatternSkipsGrantRolesTables: where PUBLIC may CREATE, a grant role
+// can make a view whose name another grant's "*" pattern matches, over a
+// table only its own grant may read. The admin, a member of every grant
+// role, granted it to the other grant, whose role then read, through the
+// view, a table its scope does not name. Relations owned by grant roles
+// are not part of any plan.
+func TestPatternSkipsGrantRolesTables(t *testing.T) {
+	need(t)
+	ctx := testCtx(t)
+	su := superConn(t, env.db)
+	if _, err := su.Exec(ctx, `GRANT CREATE ON SCHEMA public TO PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { su.Exec(context.Background(), `REVOKE CREATE ON SCHEMA public FROM PUBLIC`) })
+	m := newManager(t)
+	r, err := m.Ensure(ctx, newGrant(t, "squat", time.Hour, "pg:select %s.public.customers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Drop(context.Background(), grantID("squat")) })
+	check(t, connectAs(t, r), "CREATE VIEW public.ev_squat AS SELECT * FROM customers", "")
+	other, err := m.Ensure(ctx, newGrant(t, "squat_other", time.Hour, "pg:select %s.public.ev*"))
+	if err != nil {
+		t.Fatalf("Ensure of a pattern matching a grant role's table: %v", err)
+	}
+	t.Cleanup(func() { m.Drop(context.Background(), grantID("squat_other")) })
+	for _, p := range other.Privileges {
+		if p.Name == "ev_squat" {
+			t.Errorf("planned %s", p)
+		}
+	}
+	oc := connectAs(t, other)
+	check(t, oc, "SELECT * FROM events", "")
+	check(t, oc, "SELECT * FROM ev_squat", denied)
+}
