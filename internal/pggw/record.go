@@ -20,7 +20,7 @@ import (
 //	         allowed, and the gateway cannot know the tables without a
 //	         full SQL parser
 //	Resource the target's database name
-//	Params   statement  the text (PASSWORD '…' literals always redacted)
+//	Params   statement  the text, passwords and keys redacted (secrets.go)
 //	         parameters $1='…', $2=NULL, … for extended-protocol binds
 //	                    (values redacted when RedactParameters is set)
 //	         protocol   "simple", "extended" or "function-call"

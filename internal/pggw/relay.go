@@ -96,7 +96,7 @@ type stmt struct {
 
 func newStmt(sql string) stmt {
 	action := actionOf(sql)
-	return stmt{action: action, text: redactPasswords(sql), read: readStatement(action, sql)}
+	return stmt{action: action, text: redactSecrets(sql), read: readStatement(action, sql)}
 }
 
 // A portal's stmt.gen is the session's code generation (relayState.code)

@@ -57,7 +57,7 @@ func (c *conn) recordQuery(sql string) error {
 		r.n++
 		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": redactPasswords(sql), "protocol": "simple", "n": ns,
+			"statement": redactSecrets(sql), "protocol": "simple", "n": ns,
 		}}
 		c.withPrepared(&call, sql)
 		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql))
@@ -86,7 +86,7 @@ func (c *conn) recordQuery(sql string) error {
 		r.n++
 		ns := strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Params: map[string]string{
-			"statement": redactPasswords(text), "protocol": "simple", "n": ns, "part": part,
+			"statement": redactSecrets(text), "protocol": "simple", "n": ns, "part": part,
 		}}
 		c.withPrepared(&call, text)
 		pend, err := c.request(call, async)
@@ -201,7 +201,7 @@ func (c *conn) recordAuthRefusal(sql, protocol string) {
 	r.n++
 	call := gateway.Call{Kind: "request", Action: actionOf(c.offendingStatement(sql)), Resource: c.t.db, Allowed: false,
 		Error:  codeInsufficientPrivilege + " " + authChangeMessage,
-		Params: map[string]string{"statement": redactPasswords(sql), "protocol": protocol, "n": strconv.FormatInt(r.n, 10)}}
+		Params: map[string]string{"statement": redactSecrets(sql), "protocol": protocol, "n": strconv.FormatInt(r.n, 10)}}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	if err := c.sess.Request(ctx, call); err != nil {
