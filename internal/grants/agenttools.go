@@ -87,7 +87,8 @@ const MaxCommandLength = 4096
 // RecordCommand writes a command the holder runs under its active grant
 // (an MCP run_with_grant) into the log, before the command runs: the
 // grant's record says what was run with its credentials, in the holder's
-// words, beside what the gateway saw.
+// words (less the secrets redactCommand takes out), beside what the
+// gateway saw.
 func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id string, argv []string) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return apierr.Invalid("argv", "a command is required")
@@ -112,6 +113,9 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	if g.Status != model.Active || !s.now().Before(g.ExpiresAt) {
 		return apierr.Conflict("grant %s is %s; commands run only under an active grant", id, g.Status)
 	}
+	// The grant's own secret and other recognisable secrets never reach
+	// the log (commandredact.go).
+	argv = redactCommand(argv, s.secretFor(g.CredentialID), s.sessionTokenFor(g.CredentialID))
 	err = s.log.Append(ctx, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
 		Data: map[string]any{"argv": argv, "via": "mcp"}}, caller))
 	if err != nil {

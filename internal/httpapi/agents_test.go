@@ -79,3 +79,44 @@ func TestAgentRoutes(t *testing.T) {
 		t.Fatalf("%d command entries, want 1", n)
 	}
 }
+
+// TestCommandSecretsNotRecorded: a command line holding the grant's own
+// secret, or a connection string's password, is recorded without them.
+func TestCommandSecretsNotRecorded(t *testing.T) {
+	e := newEnv(t)
+	active := e.request(e.bot, autoScope, "10m")
+	var cr struct {
+		SecretAccessKey string `json:"secret_access_key"`
+		SessionToken    string `json:"session_token"`
+	}
+	e.do("POST", "/v1/grants/"+active.ID+"/credentials", e.bot, nil).decode(t, &cr)
+	if cr.SecretAccessKey == "" || cr.SessionToken == "" {
+		t.Fatalf("credentials: %+v", cr)
+	}
+	cmd := httpapi.CommandInput{Argv: []string{"sh", "-c",
+		"AWS_SESSION_TOKEN=" + cr.SessionToken + " aws s3 ls --secret " + cr.SecretAccessKey + " && psql postgresql://admin:hunter2@db/app"}}
+	if r := e.do("POST", "/v1/grants/"+active.ID+"/commands", e.bot, cmd); r.status != http.StatusOK {
+		t.Fatalf("recording a command: %d %s", r.status, r.body)
+	}
+	var hist httpapi.HistoryResponse
+	e.do("GET", "/v1/grants/"+active.ID+"/history", e.alice, nil).decode(t, &hist)
+	found := false
+	for _, ev := range hist.Events {
+		if ev.Type != "grant.command" {
+			continue
+		}
+		found = true
+		s := string(ev.Entry)
+		for _, secret := range []string{cr.SecretAccessKey, cr.SessionToken, "hunter2"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("the recorded command keeps a secret: %s", s)
+			}
+		}
+		if !strings.Contains(s, "postgresql://admin:[REDACTED]@db/app") || !strings.Contains(s, "aws s3 ls") {
+			t.Errorf("the recorded command lost its shape: %s", s)
+		}
+	}
+	if !found {
+		t.Fatal("no grant.command entry")
+	}
+}

@@ -193,6 +193,15 @@ func (s scrubber) str(v string) string {
 	return v
 }
 
+// strs is each of vs scrubbed.
+func (s scrubber) strs(vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = s.str(v)
+	}
+	return out
+}
+
 func (s scrubber) err(err error) error {
 	if err == nil {
 		return nil

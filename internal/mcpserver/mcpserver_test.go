@@ -419,6 +419,10 @@ func TestAgentSession(t *testing.T) {
 	if run.ExitCode != 0 || strings.Contains(run.Status, "timeout") {
 		t.Fatalf("huge timeout_seconds: %+v", run)
 	}
+	// An agent that pastes its own API key into a command line does not
+	// get it into the log (secrets are checked against every response and
+	// the history below).
+	bot.mustCall("run_with_grant", map[string]any{"grant_id": g.GrantID, "argv": []string{"sh", "-c", "true " + f.botKey}}, &run)
 	bot.mustFail("run_with_grant", map[string]any{"grant_id": g.GrantID, "argv": []string{}}, "argv")
 	// Each command line is on the grant's record.
 	hist, err := aliceAPI.History(ctx, g.GrantID)
@@ -434,8 +438,15 @@ func TestAgentSession(t *testing.T) {
 			}
 		}
 	}
-	if commands != 6 {
-		t.Fatalf("%d commands recorded, want 6", commands)
+	if commands != 7 {
+		t.Fatalf("%d commands recorded, want 7", commands)
+	}
+	for _, e := range hist {
+		for what, secret := range f.secrets {
+			if secret != "" && strings.Contains(string(e.Entry), secret) {
+				t.Errorf("%s appears in the grant's %s entry", what, e.Type)
+			}
+		}
 	}
 
 	// A request that waits for a person: who can approve, then approved.

@@ -116,8 +116,10 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	}
 	sc := newScrubber(cr.SecretAccessKey, cr.SessionToken, s.c.Token)
 	// The command line is on the grant's record before the command runs:
-	// if it cannot be recorded, nothing runs.
-	if err := s.c.RecordCommand(ctx, in.GrantID, in.Argv); err != nil {
+	// if it cannot be recorded, nothing runs. The server takes out the
+	// grant's secrets and what looks like one; only this side knows the
+	// agent's own API key, which an agent may have pasted into argv.
+	if err := s.c.RecordCommand(ctx, in.GrantID, sc.strs(in.Argv)); err != nil {
 		return nil, RunOutput{}, s.fail("run_with_grant", in.GrantID, sc.err(err))
 	}
 	caFile, err := credenv.WriteCA(cr)
