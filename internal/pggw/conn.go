@@ -245,7 +245,7 @@ func (c *conn) startupApart() (net.Conn, error) {
 		defer close(done)
 		defer func() {
 			if v := recover(); v != nil {
-				pv = fmt.Sprintf("%v\n(in the startup goroutine)\n%s", v, debug.Stack())
+				pv = startupPanic(fmt.Sprintf("%s\n(in the startup goroutine)\n%s", panicText(v), debug.Stack()))
 			}
 		}()
 		up, err = c.startup()

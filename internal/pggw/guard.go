@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,24 @@ func (g *Gateway) hook(stage string, arg []byte) {
 	}
 }
 
+// startupPanic is a panic of the startup goroutine carried to the
+// connection's: what panicText gave of it, the stack where it happened.
+type startupPanic string
+
+// panicText is what the log keeps of a panic's value: a runtime error's
+// message (an index out of range, a nil dereference: no data) or only the
+// value's type, since a value that code made may quote what the session
+// carried (a statement, a parameter).
+func panicText(v any) string {
+	switch v := v.(type) {
+	case runtime.Error:
+		return v.Error()
+	case startupPanic:
+		return string(v)
+	}
+	return fmt.Sprintf("a value of type %T", v)
+}
+
 // contain recovers a panic in one of c's goroutines: the stack goes to the
 // gateway's log, the client gets FATAL XX000 if it can, and both
 // connections close. The session, if there is one, records the internal
@@ -126,7 +145,7 @@ func (c *conn) contain(where string) {
 		sess = c.sess.ID
 	}
 	c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
-		"where", where, "client", c.client, "session", sess, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		"where", where, "client", c.client, "session", sess, "panic", panicText(v), "stack", string(debug.Stack()))
 	c.abort()
 }
 
@@ -179,7 +198,7 @@ func (c *conn) served() {
 func (c *conn) recovered(v any, where string) {
 	c.gw.panics.Add(1)
 	c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
-		"where", where, "client", c.client, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		"where", where, "client", c.client, "panic", panicText(v), "stack", string(debug.Stack()))
 	c.abort()
 	// Whatever state the panic left, the attempt or the session must
 	// still reach the log; a second panic here is the process's.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -114,6 +115,60 @@ func TestPanicContainedToConnection(t *testing.T) {
 	if n := e.panickedSessions(g); n != 2 {
 		t.Errorf("%d sessions record an internal error, want 2", n)
 	}
+}
+
+// A panic's value, which code may have built from the statement, is not
+// logged; its type is, and a runtime error's message.
+func TestPanicValueNotLogged(t *testing.T) {
+	e := newEnv(t, nil)
+	var buf syncBuffer
+	e.gw.log = slog.New(slog.NewTextHandler(&buf, nil))
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	e.setHook(func(stage string, arg []byte) {
+		if stage == "query" && strings.Contains(string(arg), "boom") {
+			panic(fmt.Errorf("cannot handle %s", arg))
+		}
+		if stage == "query" && strings.Contains(string(arg), "index") {
+			var s []int
+			_ = s[len(arg)]
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	for i, q := range []string{"select 'boom-hunter2'", "select 'index'"} {
+		c := e.connect(g, "")
+		if _, err := c.Exec(ctx, q, pgxSimple); err == nil {
+			t.Fatalf("%s: the statement succeeded despite the panic", q)
+		}
+		waitFor(t, "the panic contained", func() bool { return e.gw.panics.Load() == int64(i+1) })
+	}
+	logs := buf.String()
+	if strings.Contains(logs, "hunter2") {
+		t.Errorf("the panic's value was logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, "*fmt.wrapError") && !strings.Contains(logs, "*errors.errorString") {
+		t.Errorf("the panic's type is not logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, "index out of range") {
+		t.Errorf("the runtime error's message is not logged:\n%s", logs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Connections beyond MaxStartups still authenticating are refused at once
