@@ -3,11 +3,19 @@
 // characters: a carriage return and ESC[2K erase what was printed and let
 // the rest of the string write a forged line in its place, and Unicode
 // bidirectional overrides reorder text so that it reads differently from
-// what it is. Every human-readable output of Airlock (tables, `grant show`,
-// `session show`, error messages) passes such strings through String, which
-// writes those characters as visible escapes instead: `\r`, `\x1b`,
-// `\u202e`, and `\xff` for a byte that is not UTF-8. Printable text,
-// including non-ASCII letters and symbols, is returned unchanged.
+// what it is. Invisible characters (zero-width spaces and joiners, the
+// soft hyphen, the byte order mark, tag characters, variation selectors,
+// Hangul fillers: Unicode's format characters and default-ignorable code
+// points) make two different strings look the same, an S3 key
+// "secret\u200b.txt" the key "secret.txt", and can carry a whole hidden
+// text (tag characters spell ASCII no one sees). Every human-readable
+// output of Airlock (tables, `grant show`, `session show`, error messages)
+// passes such strings through String, which writes those characters as
+// visible escapes instead: `\r`, `\x1b`, `\u202e`, `\u200b`,
+// `\U000e0041`, and `\xff` for a byte that is not UTF-8. Printable text,
+// including non-ASCII letters and symbols, is returned unchanged; an emoji
+// sequence joined by U+200D or with a presentation selector is shown with
+// those escaped, since they could as well be hiding text.
 //
 // Machine output (JSON) must not use this: it is exact, and JSON's own
 // escaping already keeps it on one line.
@@ -15,14 +23,16 @@ package textesc
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
 const hexDigits = "0123456789abcdef"
 
 // String returns s with every control character (C0, DEL, C1), Unicode
-// bidirectional formatting character and line or paragraph separator
-// written as a visible escape, and every byte that is not part of valid
+// format character (bidirectional controls, zero-width characters, tags),
+// default-ignorable code point (variation selectors, Hangul fillers) and
+// line or paragraph separator written as a visible escape, and every byte that is not part of valid
 // UTF-8 as \xNN. Tabs and newlines are escaped too, so the result is
 // always one line and one table cell. s is returned as is (without
 // copying) when it needs nothing escaped.
@@ -104,8 +114,15 @@ func unsafeRune(r rune) bool {
 		return true
 	case r == 0x2028, r == 0x2029: // line and paragraph separators
 		return true
+	case r < 0xa0:
+		return false
 	}
-	return false
+	// Invisible characters: format characters (Cf: U+00AD soft hyphen,
+	// U+200B–U+200F zero-width space, joiners and marks, U+2060 word
+	// joiner, U+FEFF, U+E0001 and U+E0020–U+E007F tags, the bidirectional
+	// controls above), variation selectors, and the other default-ignorable
+	// code points (U+034F, U+115F, U+1160, U+3164, U+FFA0 Hangul fillers).
+	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 func writeEscape(b *strings.Builder, r rune) {
@@ -126,8 +143,14 @@ func writeEscape(b *strings.Builder, r rune) {
 		b.WriteByte(hexDigits[r&0xf])
 		return
 	}
-	b.WriteString(`\u`)
-	for shift := 12; shift >= 0; shift -= 4 {
+	shift := 12
+	if r > 0xffff {
+		b.WriteString(`\U`)
+		shift = 28
+	} else {
+		b.WriteString(`\u`)
+	}
+	for ; shift >= 0; shift -= 4 {
 		b.WriteByte(hexDigits[(r>>shift)&0xf])
 	}
 }

@@ -23,8 +23,16 @@ func TestString(t *testing.T) {
 		{"\u200e\u200f\u061c", `\u200e\u200f\u061c`},
 		{"line\u2028sep\u2029", `line\u2028sep\u2029`},
 		{"bad\xffutf8\xc3", `bad\xffutf8\xc3`},
-		{"\xed\xa0\x80", `\xed\xa0\x80`}, // an encoded surrogate is not UTF-8
-		{"\u200d\u00a0", "\u200d\u00a0"}, // visible-enough formatting left alone
+		{"\xed\xa0\x80", `\xed\xa0\x80`},         // an encoded surrogate is not UTF-8
+		{"\u00a0nbsp\u3000", "\u00a0nbsp\u3000"}, // spaces are visible: left alone
+		// Invisible characters, which make one S3 key or reason look like
+		// another, or hide a text (tags spell "AB" here):
+		{"secret\u200b.txt", `secret\u200b.txt`},
+		{"\u200c\u200d\u2060\u2064\ufeff\u00ad\u180e\u034f", `\u200c\u200d\u2060\u2064\ufeff\u00ad\u180e\u034f`},
+		{"x\U000e0001\U000e0041\U000e0042\U000e007f", `x\U000e0001\U000e0041\U000e0042\U000e007f`},
+		{"vs\ufe0f\U000e0100", `vs\ufe0f\U000e0100`},
+		{"\u3164\u115f\uffa0filler", `\u3164\u115f\uffa0filler`},
+		{"\ufff9hidden\ufffb", `\ufff9hidden\ufffb`},
 	} {
 		if got := String(c.in); got != c.want {
 			t.Errorf("String(%q) = %q, want %q", c.in, got, c.want)
