@@ -299,8 +299,14 @@ func printGrantRows(w *tabwriter.Writer, rows []review.Row) error {
 		if r.EndComment != "" && r.Status != "expired" {
 			ended += ": " + r.EndComment
 		}
+		// Who or what approved it, and when (DESIGN.md's fourth question:
+		// "with the time … of the decision"); a denial is in ENDED.
+		approved := dash(r.ApprovedBy)
+		if r.ApprovedBy != "" && !r.DecidedAt.IsZero() {
+			approved += " at " + ts(r.DecidedAt)
+		}
 		row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, used, when, r.Status,
-			ended, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
+			ended, approved, r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
 	}
 	return w.Flush()
 }

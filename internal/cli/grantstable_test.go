@@ -83,3 +83,34 @@ func TestGrantsTableShowsWhyEnded(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantsTableShowsWhenDecided: the review table answers "who or what
+// approved it" with the time of the decision (DESIGN.md: "the person …,
+// or the policy and its version, with the time"), for a person's approval
+// and a policy's alike; a grant nobody approved shows "-".
+func TestGrantsTableShowsWhenDecided(t *testing.T) {
+	at := time.Date(2026, 12, 4, 2, 6, 1, 0, time.UTC)
+	sc := []string{"s3:GetObject arn:aws:s3:::logs/*"}
+	rows := []review.Row{
+		{Grant: "g_person", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "active", RequestedAt: at,
+			ApprovedBy: "alice", ApprovalKind: "person", DecidedAt: at.Add(3 * time.Minute)},
+		{Grant: "g_policy", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "active", RequestedAt: at,
+			ApprovedBy: "policy triage-reads-app-logs", ApprovalKind: "policy", DecidedAt: at},
+		{Grant: "g_pending", Identity: "bot", ScopeRequested: sc, Status: "pending", RequestedAt: at},
+	}
+	var out bytes.Buffer
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	cols := regexp.MustCompile(` {2,}`)
+	for i, want := range []string{"alice at 2026-12-04 02:09:01Z", "policy triage-reads-app-logs at 2026-12-04 02:06:01Z", "-"} {
+		c := cols.Split(lines[i+1], -1)
+		if len(c) < 8 || c[7] != want {
+			t.Errorf("row %d: APPROVED BY cell %q, want %q (cells %q)", i+1, c[min(7, len(c)-1)], want, c)
+		}
+	}
+}
