@@ -332,6 +332,12 @@ func renderCall(c gateway.Call) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "  %s=%s", k, strconv.Quote(params[k]))
 	}
+	// The call's other checks (a copy's source, every table of a batch or
+	// transaction, the statements past the 64th), as the console shows
+	// them: parameters are cut to a bound, these are not.
+	for _, a := range c.Also {
+		b.WriteString("  also " + a)
+	}
 	if !c.Allowed && c.Error != "" {
 		b.WriteString("  (" + c.Error + ")")
 	}

@@ -47,3 +47,20 @@ func TestWriteTranscript(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscriptShowsAlso: a call that touched several resources (a
+// DynamoDB transaction over two tables, a copy's source) prints every one
+// of them, as the console does; only the first was printed, and the
+// parameters that may name the others are cut to a bound.
+func TestTranscriptShowsAlso(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	events := []httpapi.Event{{Seq: 7, Time: at, Type: "session.call", Entry: json.RawMessage(`{"type":"session.call","data":{"kind":"request",` +
+		`"action":"dynamodb:PutItem","resource":"arn:aws:dynamodb:us-east-1:111122223333:table/orders",` +
+		`"also":["dynamodb:DeleteItem arn:aws:dynamodb:us-east-1:111122223333:table/audit"],"allowed":false,` +
+		`"params":{"operation":"TransactWriteItems"},"error":"AccessDenied"}}`)}}
+	var b bytes.Buffer
+	writeTranscript(&b, events)
+	if !strings.Contains(b.String(), "also dynamodb:DeleteItem arn:aws:dynamodb:us-east-1:111122223333:table/audit") {
+		t.Errorf("the transcript leaves out the call's other resource:\n%s", b.String())
+	}
+}
