@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -80,10 +81,7 @@ func statementText(b Bundle) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cp := sha256.Sum256([]byte(b.Checkpoint))
-	rs := sha256.Sum256(rows)
-	text := "airlock evidence bundle statement\n" + b.Format + "\naccount " + b.Account + "\nday " + b.Day +
-		"\ncheckpoint " + b64.EncodeToString(cp[:]) + "\nrows " + b64.EncodeToString(rs[:]) + "\n"
+	text := statementHead(b, rows)
 	if b.Format == FormatV2 {
 		return text, nil
 	}
@@ -92,6 +90,81 @@ func statementText(b Bundle) (string, error) {
 		return "", err
 	}
 	return text + "entries " + strconv.Itoa(len(b.Entries)) + " " + b64.EncodeToString(es[:]) + "\n", nil
+}
+
+// statementHead is the statement's text up to and including its rows
+// line, for b's format, account, day and checkpoint, and the rows encoded
+// as rows.
+func statementHead(b Bundle, rows []byte) string {
+	cp := sha256.Sum256([]byte(b.Checkpoint))
+	rs := sha256.Sum256(rows)
+	return "airlock evidence bundle statement\n" + b.Format + "\naccount " + b.Account + "\nday " + b.Day +
+		"\ncheckpoint " + b64.EncodeToString(cp[:]) + "\nrows " + b64.EncodeToString(rs[:]) + "\n"
+}
+
+// rawBundle is a Bundle with its rows and entries not yet decoded.
+type rawBundle struct {
+	Format     string          `json:"format"`
+	Account    string          `json:"account"`
+	Day        string          `json:"day"`
+	KeyName    string          `json:"key_name"`
+	Checkpoint string          `json:"checkpoint"`
+	Statement  string          `json:"statement"`
+	Rows       json.RawMessage `json:"rows"`
+	Entries    json.RawMessage `json:"entries"`
+}
+
+// maxProof bounds an entry's proof as it stands in the file: an RFC 6962
+// inclusion proof has at most 63 hashes (one per level of a tree of fewer
+// than 2^63 entries), each 44 base64 characters quoted, and commas.
+const maxProof = 2 + 63*(44+3)
+
+// decodeEntries decodes a bundle's entry list one entry at a time, each
+// in canonical form (as encode writes it) and with a proof of at most
+// maxProof bytes, so that the list takes memory in proportion to the
+// file: a hostile "entries":[{},{},…] or "proof":["",…] is refused at its
+// first element instead of being decoded whole first.
+func decodeEntries(raw json.RawMessage) ([]Entry, error) {
+	out := []Entry{}
+	bad := func(format string, args ...any) ([]Entry, error) {
+		return nil, fmt.Errorf("evidence: not a bundle: entries: "+format, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return bad("not a list")
+	}
+	type rawEntry struct {
+		Index int64           `json:"index"`
+		Data  string          `json:"data"`
+		Proof json.RawMessage `json:"proof"`
+	}
+	for dec.More() {
+		start := dec.InputOffset()
+		var re rawEntry
+		if err := dec.Decode(&re); err != nil {
+			return bad("%v", err)
+		}
+		if len(re.Proof) > maxProof {
+			return bad("entry %d: a proof of %d bytes", re.Index, len(re.Proof))
+		}
+		e := Entry{Index: re.Index, Data: re.Data}
+		if err := json.Unmarshal(re.Proof, &e.Proof); err != nil {
+			return bad("entry %d: proof: %v", re.Index, err)
+		}
+		canon, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		if got := bytes.TrimPrefix(raw[start:dec.InputOffset()], []byte(",")); !bytes.Equal(got, canon) {
+			return nil, errors.New("evidence: the file is not in canonical form (altered after export?)")
+		}
+		out = append(out, e)
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim(']') {
+		return bad("not a list")
+	}
+	return out, nil
 }
 
 // entriesDigest is the SHA-256 of the bundle's entry list: for each entry
@@ -258,7 +331,10 @@ type Result struct {
 // Verify checks a bundle with the pinned verifier key v alone:
 //
 //   - the file is the canonical encoding of a bundle of this format (so no
-//     byte of it can change without failing);
+//     byte of it can change without failing); its rows are decoded only
+//     once the statement is found to sign them, and its entries one at a
+//     time, each in canonical form, so that a hostile file of MaxSize
+//     bytes takes memory in proportion to it;
 //   - the statement, signed by v, names the bundle's account, day,
 //     checkpoint, rows and (v3) entries: none can be added, left out,
 //     reordered or replaced;
@@ -273,14 +349,43 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	if len(file) > maxSize {
 		return Result{}, fmt.Errorf("evidence: bundle larger than %d bytes", maxSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(file))
-	dec.DisallowUnknownFields()
-	var b Bundle
-	if err := dec.Decode(&b); err != nil {
+	// The rows and entries are decoded only once they are known to be
+	// bounded: a hostile file's "rows":[{},{},…] decoded up front took
+	// some 190 bytes of memory per byte of file (a 50 MB file, 24 GB),
+	// before any check could refuse it.
+	// (An unknown key, or a known one twice or in another case, fails
+	// the canonical form below.)
+	var top rawBundle
+	if err := json.Unmarshal(file, &top); err != nil {
 		return Result{}, fmt.Errorf("evidence: not a bundle: %w", err)
 	}
-	if b.Format != Format && b.Format != FormatV2 {
-		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q)", b.Format, Format, FormatV2)
+	if top.Format != Format && top.Format != FormatV2 {
+		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q)", top.Format, Format, FormatV2)
+	}
+	if top.KeyName != v.Name() {
+		return Result{}, fmt.Errorf("evidence: the bundle names key %q, the pinned key is %q", top.KeyName, v.Name())
+	}
+	// The account, the day, the checkpoint and the rows are what the
+	// log's key signed for this export.
+	st, err := note.Open([]byte(top.Statement), note.VerifierList(v))
+	if err != nil {
+		return Result{}, fmt.Errorf("evidence: the statement is not signed by the pinned key: %w", err)
+	}
+	if !plainLine(top.Account) || !plainLine(top.Day) {
+		return Result{}, errors.New("evidence: the account or day holds a control character")
+	}
+	b := Bundle{Format: top.Format, Account: top.Account, Day: top.Day, KeyName: top.KeyName, Checkpoint: top.Checkpoint, Statement: top.Statement}
+	// The rows as they stand in the file must be those whose digest the
+	// key signed (in canonical form, the file's bytes are their
+	// encoding, checked below), so they are decoded only if they are.
+	if !strings.HasPrefix(st.Text, statementHead(b, top.Rows)) {
+		return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint and rows")
+	}
+	if err := json.Unmarshal(top.Rows, &b.Rows); err != nil {
+		return Result{}, fmt.Errorf("evidence: not a bundle: rows: %w", err)
+	}
+	if b.Entries, err = decodeEntries(top.Entries); err != nil {
+		return Result{}, err
 	}
 	canon, err := encode(b)
 	if err != nil {
@@ -288,18 +393,6 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	}
 	if !bytes.Equal(canon, file) {
 		return Result{}, errors.New("evidence: the file is not in canonical form (altered after export?)")
-	}
-	if b.KeyName != v.Name() {
-		return Result{}, fmt.Errorf("evidence: the bundle names key %q, the pinned key is %q", b.KeyName, v.Name())
-	}
-	// The account, the day, the checkpoint and the rows are what the
-	// log's key signed for this export.
-	st, err := note.Open([]byte(b.Statement), note.VerifierList(v))
-	if err != nil {
-		return Result{}, fmt.Errorf("evidence: the statement is not signed by the pinned key: %w", err)
-	}
-	if !plainLine(b.Account) || !plainLine(b.Day) {
-		return Result{}, errors.New("evidence: the account or day holds a control character")
 	}
 	want, err := statementText(b)
 	if err != nil {

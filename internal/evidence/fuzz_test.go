@@ -51,6 +51,11 @@ func FuzzVerify(f *testing.F) {
 	f.Add(bytes.Replace(v3, []byte(`"proof":[`), []byte(`"proof":["AAAA",`), 1))
 	f.Add(bytes.Replace(v3, []byte(`"entries":[`), []byte(`"entries":[{"index":0,"data":"","proof":[]},`), 1))
 	f.Add(bytes.Replace(v2, []byte(`"rows":[{`), []byte(`"rows":[{"findings":null,`), 1))
+	// Lists decoded only once bounded (TestVerifyMemoryBoundedOnHostileBundle).
+	f.Add(bytes.Replace(v3, []byte(`"rows":[`), []byte(`"rows":[{},{},`), 1))
+	f.Add(bytes.Replace(v3, []byte(`"entries":[`), []byte(`"entries":[{},`), 1))
+	f.Add(bytes.Replace(v3, []byte(`"proof":[`), []byte(`"proof":["","",`), 1))
+	f.Add([]byte(`{"format":"airlock-evidence-bundle/v3","rows":[],"entries":null}` + "\n"))
 	want2 := rowsOf(f, v2)
 	f.Fuzz(func(t *testing.T, file []byte) {
 		if res, err := Verify(file, k3); err == nil && !bytes.Equal(file, v3) {
