@@ -281,6 +281,9 @@ func printGrantRows(w *tabwriter.Writer, rows []review.Row) error {
 			if n > maxUsedShown {
 				used += fmt.Sprintf(" (+%d more)", n-maxUsedShown)
 			}
+			if review.UsedMayBeCapped(r.ScopeUsed) {
+				used += " (" + review.UsedCapNote + ")"
+			}
 		}
 		when := ts(r.RequestedAt)
 		if !r.StartedAt.IsZero() {

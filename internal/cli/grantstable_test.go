@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -112,5 +113,38 @@ func TestGrantsTableShowsWhenDecided(t *testing.T) {
 		if len(c) < 8 || c[7] != want {
 			t.Errorf("row %d: APPROVED BY cell %q, want %q (cells %q)", i+1, c[min(7, len(c)-1)], want, c)
 		}
+	}
+}
+
+// TestGrantsTableMarksCappedScopeUsed: a session's scope used keeps at
+// most review.MaxUsed distinct pairs, so an agent that read 100 decoys
+// first had the object it wanted left out of the review's SCOPE USED,
+// with nothing to say that the list was cut. The table says so where it
+// may be, and not otherwise.
+func TestGrantsTableMarksCappedScopeUsed(t *testing.T) {
+	at := time.Date(2026, 12, 4, 2, 6, 1, 0, time.UTC)
+	sc := []string{"s3:GetObject arn:aws:s3:::logs/*"}
+	var full, some []string
+	for i := range review.MaxUsed {
+		full = append(full, fmt.Sprintf("s3:GetObject arn:aws:s3:::logs/app/decoy-%d", i))
+	}
+	some = full[:review.MaxUsed-1]
+	rows := []review.Row{
+		{Grant: "g_capped", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "active", RequestedAt: at, ScopeUsed: full},
+		{Grant: "g_under", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "active", RequestedAt: at, ScopeUsed: some},
+	}
+	var out bytes.Buffer
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	if !strings.Contains(lines[1], "(+97 more) ("+review.UsedCapNote+")") {
+		t.Errorf("a scope used of %d pairs is not marked as possibly cut:\n%s", review.MaxUsed, lines[1])
+	}
+	if strings.Contains(lines[2], review.UsedCapNote) {
+		t.Errorf("a scope used of %d pairs is marked as cut:\n%s", review.MaxUsed-1, lines[2])
 	}
 }

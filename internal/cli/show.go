@@ -19,6 +19,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
 )
 
 func (a *app) grantCmd() *cobra.Command {
@@ -80,7 +81,11 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 	}
 	p("Scope requested", "%s", strings.Join(g.RequestedScope.Strings(), "; "))
 	p("Scope granted", "%s", dash(strings.Join(g.GrantedScope.Strings(), "; ")))
-	p("Scope used", "%s", dash(strings.Join(g.Usage.ScopeUsed, "; ")))
+	used := dash(strings.Join(g.Usage.ScopeUsed, "; "))
+	if review.UsedMayBeCapped(g.Usage.ScopeUsed) {
+		used += " (" + review.UsedCapNote + ")"
+	}
+	p("Scope used", "%s", used)
 	p("Requested", "%s for %s", ts(g.RequestedAt), g.Duration)
 	d := g.Decision
 	p("Policy decision", "%s by %s (set %s): %s", d.Outcome, dash(strings.Join(d.PolicyIDs, ", ")), dash(d.PolicySetHash), dash(d.Explanation))

@@ -34,7 +34,10 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(out, "; ")
 	},
-	"row": func(g model.Grant, csrf string) map[string]any { return map[string]any{"G": g, "CSRF": csrf} },
+	// capped marks a scope used that may be cut at review.MaxUsed.
+	"capped":  review.UsedMayBeCapped,
+	"capnote": func() string { return review.UsedCapNote },
+	"row":     func(g model.Grant, csrf string) map[string]any { return map[string]any{"G": g, "CSRF": csrf} },
 	"dash": func(s string) string {
 		if s == "" {
 			return "-"

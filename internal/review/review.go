@@ -59,6 +59,20 @@ type Row struct {
 	Findings []model.Finding `json:"findings"`
 }
 
+// UsedCapNote is what a human view of a review adds to a scope used that
+// may have been cut at MaxUsed distinct pairs per session, so that nobody
+// takes it for the whole: a session's 101st distinct resource is in its
+// recording, not in the summary.
+const UsedCapNote = "at most 100 distinct per session are listed here; airlock session show has every call"
+
+// UsedMayBeCapped reports whether used (a grant's or a session's scope
+// used) may be missing pairs because a session reached MaxUsed: it holds
+// MaxUsed or more (a grant's list merges its sessions'). An agent could
+// otherwise read 100 decoys first and the one object it wanted after, and
+// the review's "scope used" would not show it, nor that anything is left
+// out.
+func UsedMayBeCapped(used []string) bool { return len(used) >= MaxUsed }
+
 // FindingSummary renders one finding for a table cell or CSV field:
 // "credential-moved from 127.0.0.2 (refused)".
 func FindingSummary(f model.Finding) string {
