@@ -80,10 +80,15 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, 
 	// would make the server clean the path into another route and
 	// redirect, which the client does not follow: the user saw a
 	// misleading "redirect" error about AIRLOCK_ADDR.
+	// An empty one (airlock approve "") made "//" or a trailing "/",
+	// with the same redirect, or "no such endpoint".
 	p, _, _ := strings.Cut(path, "?")
-	for seg := range strings.SplitSeq(p, "/") {
+	for i, seg := range strings.Split(p, "/") {
 		if seg == "." || seg == ".." {
 			return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.CodeInvalid, Message: fmt.Sprintf("%q is not an id", seg)}
+		}
+		if seg == "" && i > 0 {
+			return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.CodeInvalid, Message: "an id is required (got an empty one)"}
 		}
 	}
 	var body io.Reader

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestResponseLimit: a response longer than the client reads is refused
@@ -137,6 +138,25 @@ func TestDotIDsRefused(t *testing.T) {
 	}
 	if calls != 0 {
 		t.Fatalf("%d requests reached the server", calls)
+	}
+	// An empty id made "/v1/grants//approve", which the mux also cleaned
+	// and redirected, or "/v1/grants/" ("no such endpoint").
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"Approve":     func() error { _, err := c.Approve(ctx, "", "ok"); return err },
+		"Revoke":      func() error { _, err := c.Revoke(ctx, "", "x"); return err },
+		"End":         func() error { _, err := c.End(ctx, "", ""); return err },
+		"Credentials": func() error { _, err := c.Credentials(ctx, ""); return err },
+		"Grant":       func() error { _, err := c.Grant(ctx, ""); return err },
+		"Wait":        func() error { _, err := c.Wait(ctx, "", time.Second); return err },
+		"Session":     func() error { _, err := c.Session(ctx, ""); return err },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "an id is required") {
+			t.Errorf("%s with an empty id: %v", name, err)
+		}
+	}
+	if calls != 0 {
+		t.Fatalf("%d requests with an empty id reached the server", calls)
 	}
 	if _, err := c.Grant(context.Background(), "g_x.y"); err == nil || strings.Contains(err.Error(), "is not an id") {
 		t.Fatalf("an id with a dot in it: %v", err)
