@@ -195,6 +195,13 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 
 // endForDisable revokes (or, if pending, cancels) a grant of a disabled agent.
 func (s *Service) endForDisable(ctx context.Context, caller model.Identity, listed model.Grant) error {
+	return s.endOpen(ctx, caller, listed, "identity "+listed.Identity+" disabled")
+}
+
+// endOpen ends listed, if it is still open, on caller's say-so with
+// comment: an active grant is revoked, a pending request cancelled. One
+// that lapsed on its own first is recorded as such, and left.
+func (s *Service) endOpen(ctx context.Context, caller model.Identity, listed model.Grant, comment string) error {
 	unlock := s.lock(listed.ID)
 	defer unlock()
 	// Re-read under the lock: the listing may be stale.
@@ -219,7 +226,7 @@ func (s *Service) endForDisable(ctx context.Context, caller model.Identity, list
 		} else {
 			g.Status, g.EndReason = model.Revoked, "revoked"
 		}
-		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, "identity "+g.Identity+" disabled"
+		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, comment
 		return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
 	})
 	s.stopTimer(g.ID)

@@ -153,6 +153,19 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
+		// The grant extended is read again here too: a revoke committed
+		// since the check above (on another replica, or while policy
+		// decided) has already ended the extensions it found, and must
+		// not miss this one (see endExtensions).
+		if in.Extends != "" {
+			prev, err := tx.Grant(ctx, in.Extends)
+			if err != nil {
+				return nil, err
+			}
+			if prev.Status != model.Active {
+				return nil, apierr.Invalid("extends", "grant %s is %s; only an active grant can be extended", in.Extends, prev.Status)
+			}
+		}
 		now, err := s.txNow(ctx, tx)
 		if err != nil {
 			return nil, err
@@ -515,7 +528,50 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 // Revoke cuts an active grant off now. The cache entry goes first, so no
 // call slips through while the record commits; if the record cannot be
 // written the grant stays cut off (fail closed) and the error is returned.
+// The grants that extend it (RequestInput.Extends) end with it: see
+// endExtensions.
 func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
+	out, err := s.revoke(ctx, caller, id, reason)
+	if err != nil {
+		return out, err
+	}
+	return out, s.endExtensions(ctx, caller, out)
+}
+
+// endExtensions ends the open grants that extend g, which caller has just
+// revoked, and those that extend them in turn. An extension continues g's
+// access under fresh credentials: left alone, an active one kept the
+// holder in after the revoke, and a pending one waited in the queue for
+// an approver to bring the access back. Each is ended as an identity's
+// disable ends its grants (an active one revoked, a pending one cancelled),
+// by caller, with a comment naming g. Request reads the grant it extends
+// again in its own transaction, so no extension can be recorded after the
+// revoke and be missed here.
+func (s *Service) endExtensions(ctx context.Context, caller model.Identity, g model.Grant) error {
+	open, err := s.st.Grants(ctx, store.GrantFilter{Identity: g.Identity, Target: g.Target,
+		Status: []model.GrantStatus{model.Pending, model.Active}})
+	if err != nil {
+		return apierr.Unavailable("grant %s was revoked, but the grants that extend it could not be read (%v); revoke them too", g.ID, err)
+	}
+	comment := fmt.Sprintf("extends %s, which %s revoked: %s", g.ID, caller.Name, g.EndComment)
+	bases := []string{g.ID}
+	for len(bases) > 0 {
+		base := bases[0]
+		bases = bases[1:]
+		for _, x := range open {
+			if x.Extends != base {
+				continue
+			}
+			if err := s.endOpen(ctx, caller, x, comment); err != nil && !isConflict(err) {
+				return apierr.Unavailable("grant %s was revoked, but %s, which extends it, could not be ended (%v); revoke it too", g.ID, x.ID, err)
+			}
+			bases = append(bases, x.ID)
+		}
+	}
+	return nil
+}
+
+func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
 	reason, err := s.checkText("reason", reason, true)
 	if err != nil {
 		return model.Grant{}, err
