@@ -129,3 +129,56 @@ func (t revokingTx) Identity(ctx context.Context, name string) (model.Identity, 
 	}
 	return t.Tx.Identity(ctx, name)
 }
+
+// TestExtensionsOfARevokedGrantAfterAFailedCascade: when the revoke is
+// recorded but ending its extensions is not (the log failed just then, or
+// Airlock stopped), the pending extension cannot be approved, and the next
+// start ends both: the active one was otherwise served again after the
+// restart, and the pending one approvable, though a person had revoked
+// the grant they extend.
+func TestExtensionsOfARevokedGrantAfterAFailedCascade(t *testing.T) {
+	t.Parallel()
+	var fail atomic.Bool
+	h := newHarness(t, harnessOptions{LogStore: func(st store.Store) store.Store { return failingStore{st, &fail} }})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	ext := h.request(bot, extends(g.ID, appLogs, "15m"), model.Active)
+	pend := h.request(bot, extends(g.ID, allLogs, "20m"), model.Pending)
+	c := h.creds(bot, ext.ID)
+	// The log fails from the moment the revoke has committed.
+	h.Svc.OnChange(func(ch grants.Change) {
+		if ch.Type == "grant.revoked" && ch.Grant.ID == g.ID {
+			fail.Store(true)
+		}
+	})
+	_, err := h.Svc.Revoke(h.ctx, h.id(alice), g.ID, "agent misbehaving")
+	if err == nil || !strings.Contains(err.Error(), "revoke it too") {
+		t.Fatalf("revoke whose extensions could not be ended: %v", err)
+	}
+	fail.Store(false)
+	if rec := h.grant(g.ID); rec.Status != model.Revoked {
+		t.Fatalf("the revoked grant is %s", rec.Status)
+	}
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Errorf("the active extension is not cut off while its end is unrecorded: %v", err)
+	}
+	for _, id := range []string{ext.ID, pend.ID} {
+		if rec := h.grant(id); rec.Status.Final() {
+			t.Fatalf("%s is %s; the test meant its end to fail", id, rec.Status)
+		}
+	}
+	_, err = h.Svc.Approve(h.ctx, h.id(carol), pend.ID, "")
+	if e := wantAPIErr(t, err, 409, apierr.CodeConflict, ""); e != nil && !strings.Contains(e.Message, g.ID) {
+		t.Errorf("approving an extension of a revoked grant: %v", e)
+	}
+
+	h.restart()
+	for id, want := range map[string]model.GrantStatus{ext.ID: model.Revoked, pend.ID: model.Cancelled} {
+		rec := h.grant(id)
+		if rec.Status != want || !strings.Contains(rec.EndComment, g.ID) {
+			t.Errorf("%s after the restart: %s by %q: %q", id, rec.Status, rec.EndedBy, rec.EndComment)
+		}
+	}
+	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); !errors.Is(err, gateway.ErrNoGrant) {
+		t.Errorf("the active extension after the restart: %v", err)
+	}
+}

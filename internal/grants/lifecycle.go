@@ -465,6 +465,9 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 		if err := s.stillPermitted(g); err != nil {
 			return model.Grant{}, err
 		}
+		if err := s.extendsRevoked(ctx, g); err != nil {
+			return model.Grant{}, err
+		}
 	}
 	if verb == "approve" && g.Duration > s.maxDur {
 		// The cap was lowered since the request: it holds for every
@@ -535,7 +538,9 @@ func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason 
 	if err != nil {
 		return out, err
 	}
-	return out, s.endExtensions(ctx, caller, out)
+	// Not cut short by the caller going away (a Ctrl-C) once the revoke
+	// is recorded.
+	return out, s.endExtensions(context.WithoutCancel(ctx), caller, out)
 }
 
 // endExtensions ends the open grants that extend g, which caller has just
@@ -553,7 +558,7 @@ func (s *Service) endExtensions(ctx context.Context, caller model.Identity, g mo
 	if err != nil {
 		return apierr.Unavailable("grant %s was revoked, but the grants that extend it could not be read (%v); revoke them too", g.ID, err)
 	}
-	comment := fmt.Sprintf("extends %s, which %s revoked: %s", g.ID, caller.Name, g.EndComment)
+	comment := extensionEnd(g)
 	bases := []string{g.ID}
 	for len(bases) > 0 {
 		base := bases[0]
@@ -567,6 +572,33 @@ func (s *Service) endExtensions(ctx context.Context, caller model.Identity, g mo
 			}
 			bases = append(bases, x.ID)
 		}
+	}
+	return nil
+}
+
+// extensionEnd is the end comment of a grant that extends base, which was
+// revoked.
+func extensionEnd(base model.Grant) string {
+	return fmt.Sprintf("extends %s, which %s revoked: %s", base.ID, base.EndedBy, base.EndComment)
+}
+
+// extendsRevoked refuses to approve g if the grant it extends was revoked:
+// endExtensions cancels such a request, unless its write failed (or
+// Airlock stopped) after the revoke committed, and then it must not be
+// left for an approver to bring the revoked access back.
+func (s *Service) extendsRevoked(ctx context.Context, g model.Grant) error {
+	if g.Extends == "" {
+		return nil
+	}
+	base, err := s.st.Grant(ctx, g.Extends)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if base.Status == model.Revoked {
+		return apierr.Conflict("grant %s extends %s, which %s revoked at %s (%s); deny it", g.ID, base.ID, base.EndedBy, base.EndedAt.Format(time.RFC3339), base.EndComment)
 	}
 	return nil
 }

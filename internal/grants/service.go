@@ -372,6 +372,21 @@ func (s *Service) Start(ctx context.Context) error {
 			}
 			continue
 		}
+		if g.Extends != "" {
+			// The grant it extends was revoked, and ending its extensions
+			// (endExtensions) failed or was cut short by a stop: end it now,
+			// rather than serve again a grant a person cut off.
+			base, err := s.st.Grant(ctx, g.Extends)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("reading grant %s, which %s extends: %w", g.Extends, g.ID, err)
+			}
+			if err == nil && base.Status == model.Revoked {
+				if err := s.endOpen(ctx, model.Identity{Name: "airlock"}, g, extensionEnd(base)); err != nil && !isConflict(err) {
+					return fmt.Errorf("ending grant %s, which extends revoked grant %s: %w", g.ID, base.ID, err)
+				}
+				continue
+			}
+		}
 		switch {
 		case g.Status == model.Active && !now.Before(g.ExpiresAt):
 			if err := s.expire(ctx, g.ID); err != nil {
