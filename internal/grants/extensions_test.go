@@ -182,3 +182,35 @@ func TestExtensionsOfARevokedGrantAfterAFailedCascade(t *testing.T) {
 		t.Errorf("the active extension after the restart: %v", err)
 	}
 }
+
+// TestReplicasRevokeEndsExtensions: on replicas sharing a PostgreSQL store,
+// a revoke on A ends the extension another replica serves, and an
+// extension of the revoked grant asked for on B afterwards is refused.
+func TestReplicasRevokeEndsExtensions(t *testing.T) {
+	rs := newReplicaSet(t, 2, nil)
+	a, b := rs.r[0], rs.r[1]
+	g, _ := rs.approved(a, b)
+	ext, err := b.svc.Request(rs.ctx, b.id(t, bot), extends(g.ID, appLogs, "15m"))
+	if err != nil || ext.Status != model.Active {
+		t.Fatalf("extension on B: %v (%s)", err, ext.Status)
+	}
+	cr, err := b.svc.Credentials(rs.ctx, b.id(t, bot), ext.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg := waitLookup(t, b, cr)
+	if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "incident"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gg.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("B still serves the extension 5 s after the revoke on A")
+	}
+	rec, err := b.st.Grant(rs.ctx, ext.ID)
+	if err != nil || rec.Status != model.Revoked || rec.EndedBy != carol {
+		t.Fatalf("extension after the revoke: %s by %q (%v)", rec.Status, rec.EndedBy, err)
+	}
+	_, err = b.svc.Request(rs.ctx, b.id(t, bot), extends(g.ID, appLogs, "15m"))
+	wantAPIErr(t, err, 400, apierr.CodeInvalid, "extends")
+}
