@@ -37,7 +37,8 @@ import (
 // (store.ClockTx, txNow) for their times (and a decision for its
 // deadline), which a step cannot defeat; that reading is a measurement
 // too. A store of one process (SQLite) has no such clock: its time is the
-// process's own, unchanged.
+// process's own, unchanged, and a step forward of it is watched for
+// (armStepCheck).
 
 // DefaultClockCheck is the default Options.ClockCheck.
 const DefaultClockCheck = 10 * time.Second
@@ -88,12 +89,14 @@ func (c *dbClock) get() time.Duration { return time.Duration(c.offset.Load()) }
 // runs before Start, records times too). Without a database clock it does
 // nothing.
 func (s *Service) startClock(ctx context.Context) error {
-	if s.dbc.src == nil {
-		return nil
-	}
 	s.dbc.startMu.Lock()
 	defer s.dbc.startMu.Unlock()
 	if s.dbc.started.Load() {
+		return nil
+	}
+	if s.dbc.src == nil {
+		s.dbc.started.Store(true)
+		s.armStepCheck()
 		return nil
 	}
 	// At start any round trip is accepted: an offset known within half of
@@ -104,6 +107,37 @@ func (s *Service) startClock(ctx context.Context) error {
 	s.dbc.started.Store(true)
 	s.armClockCheck()
 	return nil
+}
+
+// armStepCheck watches, without a database clock (one process on
+// SQLite), for a step forward of the machine's clock. The Service's time
+// is then the machine's own, and a grant is refused calls from its expiry
+// by that clock (gateway.Grant.Live), but its timer runs for a duration:
+// after a step forward it ran late by the step, and until it did the
+// grant's open PostgreSQL sessions and S3 transfers went on (its Done was
+// not closed), recorded after the expiry the grant's record ends it at. A
+// check every ClockCheck that found more time passed by the clock than by
+// its own timer arms every timer again (rearmTimers), for the time left
+// by the clock. A step back is left: the timers then cut a grant off
+// after its duration, before the clock reaches its expiry.
+func (s *Service) armStepCheck() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	from := s.now()
+	s.dbc.timer = s.clk.AfterFunc(s.dbc.every, func() {
+		// A timer that runs late (a loaded machine) looks like a small
+		// step; arming the timers again is then harmless.
+		if ahead := s.now().Sub(from) - s.dbc.every; ahead >= clockRearm {
+			if ahead >= clockWarn {
+				s.logger.Warn("this machine's clock stepped forward; grants whose expiry it passed end now", "by", ahead)
+			}
+			s.rearmTimers()
+		}
+		s.armStepCheck()
+	})
 }
 
 // armClockCheck arms the next measurement, on the Service's clock (a test's

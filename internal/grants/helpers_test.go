@@ -167,6 +167,8 @@ type harnessOptions struct {
 	Binding        string
 	// Targets are the configured targets (testTargets if nil).
 	Targets []grants.Target
+	// ClockCheck is the service's Options.ClockCheck (its default if 0).
+	ClockCheck time.Duration
 }
 
 // harness is a real Service on a temporary data directory.
@@ -313,7 +315,7 @@ func (h *harness) start() {
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
 		CredentialKey: h.credentialKey(), Clock: clk, Logger: slog.New(h.errs),
 		MaxWaiters: h.opts.MaxWaiters, MaxWaitersPerIdentity: h.opts.MaxWaitersPerIdentity,
-		Findings: detector, Binding: binding,
+		Findings: detector, Binding: binding, ClockCheck: h.opts.ClockCheck,
 	})
 	if err != nil {
 		h.t.Fatal(err)

@@ -826,3 +826,29 @@ func TestApproveHoldsTheCap(t *testing.T) {
 		t.Errorf("deny: %v", err)
 	}
 }
+
+// TestClockStepForwardEndsGrants: the machine's clock steps forward past
+// a grant's expiry (one process, no database clock). The grant is refused
+// calls from then on, by the clock; its timer, which runs for a duration,
+// would end it (closing Done, which cuts its open sessions and transfers)
+// only when the step's worth of time had passed too. The step is found at
+// the next clock check, and the grant ends then, recorded at its expiry.
+func TestClockStepForwardEndsGrants(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{ClockCheck: 20 * time.Millisecond})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	c := h.creds(bot, g.ID)
+	gg, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Until(g.ExpiresAt) + time.Minute) // the step; timers run on real time
+	if gg.Live(h.clock.Now()) {
+		t.Fatal("the grant is live past its expiry by the clock")
+	}
+	waitClosed(t, gg.Done(), 5*time.Second, "Done of a grant the clock stepped past")
+	rec := h.waitStatus(g.ID, model.Expired, 5*time.Second)
+	if !rec.EndedAt.Equal(g.ExpiresAt) || rec.EndedBy != "airlock" {
+		t.Errorf("ended %v by %q, expires %v", rec.EndedAt, rec.EndedBy, g.ExpiresAt)
+	}
+}

@@ -182,8 +182,9 @@ type Options struct {
 	// ReplicaGrace (DefaultReplicaGrace if 0), and at two sweeps at least.
 	SessionSweep, ReplicaGrace time.Duration
 	// ClockCheck is how often a replica on a store with a clock of its
-	// own (store.ServerClock: PostgreSQL) measures its offset from it
-	// (DefaultClockCheck if 0); see dbclock.go.
+	// own (store.ServerClock: PostgreSQL) measures its offset from it,
+	// and a process on a store without one looks for a step forward of
+	// its clock (DefaultClockCheck if 0); see dbclock.go.
 	ClockCheck time.Duration
 }
 
