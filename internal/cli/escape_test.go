@@ -238,3 +238,32 @@ func TestFindingsTableEscapes(t *testing.T) {
 		t.Errorf("findings does not show the instance escaped:\n%s", out)
 	}
 }
+
+// TestPendingShowsExtension: an approver sees that a request extends a
+// grant the holder already has.
+func TestPendingShowsExtension(t *testing.T) {
+	l := startServer(t, nil)
+	ctx := context.Background()
+	bot := client.New("http://"+l.apiAddr, l.botKey)
+	alice := client.New("http://"+l.apiAddr, l.aliceKey)
+	in := grants.RequestInput{Target: "aws-prod", Scope: []string{"s3:GetObject arn:aws:s3:::logs/*"}, Duration: "30m", Reason: "incident"}
+	g, err := bot.Request(ctx, in)
+	if err != nil || g.Status != model.Pending {
+		t.Fatalf("request: %v (%s)", err, g.Status)
+	}
+	if g, err = alice.Approve(ctx, g.ID, ""); err != nil || g.Status != model.Active {
+		t.Fatalf("approve: %v (%s)", err, g.Status)
+	}
+	in.Extends = g.ID
+	ext, err := bot.Request(ctx, in)
+	if err != nil || ext.Status != model.Pending {
+		t.Fatalf("extension: %v (%s)", err, ext.Status)
+	}
+	code, out, errOut := l.as(l.aliceKey, "pending")
+	if code != 0 || !strings.Contains(out, ext.ID) {
+		t.Fatalf("pending: exit %d: %s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "more (extends "+g.ID+")") {
+		t.Errorf("pending does not say the request extends %s:\n%s", g.ID, out)
+	}
+}

@@ -207,8 +207,14 @@ func (a *app) pendingCmd() *cobra.Command {
 			w := a.table()
 			fmt.Fprintln(w, "GRANT\tIDENTITY\tTARGET\tSCOPE\tFOR\tREASON\tREQUESTED\tDECIDE BY")
 			for _, g := range gs {
+				// An extension says so: approving it lengthens access
+				// the holder already has.
+				dur := g.Duration.String()
+				if g.Extends != "" {
+					dur += " more (extends " + g.Extends + ")"
+				}
 				row(w, g.ID, g.Identity, g.Target,
-					strings.Join(g.RequestedScope.Strings(), "; "), g.Duration, g.Reason, ts(g.RequestedAt), ts(g.DecideBy))
+					strings.Join(g.RequestedScope.Strings(), "; "), dur, g.Reason, ts(g.RequestedAt), ts(g.DecideBy))
 			}
 			return w.Flush()
 		},

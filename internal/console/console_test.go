@@ -705,3 +705,28 @@ func TestReviewDownloadLinksKeepTheFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueShowsExtension: the queue says that a request extends a grant
+// the holder already has.
+func TestQueueShowsExtension(t *testing.T) {
+	e := newEnv(t, nil)
+	first := e.request("log-triage-bot", humanScope, "30m", "billing errors")
+	if _, err := e.srv.Service.Approve(context.Background(), e.identity("alice"), first.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := e.srv.Service.Request(context.Background(), e.identity("log-triage-bot"), grants.RequestInput{
+		Target: "aws-prod", Scope: []string{humanScope}, Duration: "30m", Reason: "still on it", Extends: first.ID,
+	})
+	if err != nil || ext.Status != model.Pending {
+		t.Fatalf("extension: %v (%s)", err, ext.Status)
+	}
+	b := e.browser()
+	b.mustSignIn(e.alice)
+	q := b.get("/console/queue")
+	if q.status != 200 || !strings.Contains(q.body, ext.ID) {
+		t.Fatalf("queue: %d\n%s", q.status, q.body)
+	}
+	if !strings.Contains(q.body, `extends <a href="/console/grants/`+first.ID+`">`) {
+		t.Errorf("the queue does not say the request extends %s:\n%s", first.ID, q.body)
+	}
+}
