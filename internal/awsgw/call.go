@@ -415,13 +415,15 @@ func (g *Gateway) writeResult(sess *session, res gateway.Call) {
 	}
 }
 
-// newBodyReader is the verified request body to send upstream, or nil.
-func (c *call) upstreamBody(auth *sigv4.Auth, checked []byte) (*countingReader, int64) {
+// upstreamBody is the verified request body to send upstream, or nil;
+// cc is the call's client cut once armed, which bounds each read of the
+// client's body (idle.go).
+func (c *call) upstreamBody(auth *sigv4.Auth, checked []byte, cc func() *clientCut) (*countingReader, int64) {
 	if checked != nil {
 		return &countingReader{r: bytes.NewReader(checked)}, int64(len(checked))
 	}
 	if c.r.ContentLength == 0 && !auth.Payload.Streaming() {
 		return nil, 0
 	}
-	return &countingReader{r: &holdLast{r: auth.Body(c.r.Body)}}, auth.DecodedLength
+	return &countingReader{r: &holdLast{r: auth.Body(&idleBody{r: c.r.Body, cc: cc})}}, auth.DecodedLength
 }

@@ -61,6 +61,14 @@ type clientCut struct {
 	killed    bool  // conn was reset
 	unsent    int64 // bytes the reset dropped unsent
 	done      bool  // the handler is done with the connection
+	// The stall watch (idle.go): its timer, the client's progress at
+	// its last look (if it looked), whether it found the client stalled,
+	// and whether the handler is done with it.
+	stallTimer *time.Timer
+	lastAcked  uint64
+	looked     bool
+	stall      bool
+	idleEnded  bool
 }
 
 // armClientCut makes the session's end (ctx's cancellation with a cut
@@ -116,7 +124,9 @@ func (cc *clientCut) streamNow() {
 	cc.streaming = true
 	if cc.cut {
 		cc.endLocked()
+		return
 	}
+	cc.watchStallLocked()
 }
 
 // endLocked resets the connection if it can, and otherwise makes every

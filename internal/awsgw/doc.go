@@ -55,6 +55,11 @@
 // service's own shape (svcerr.go). A call signed for a host that is not
 // the gateway's own, or presigned, is refused.
 //
+// A client that stops mid-transfer is let go (idle.go): an upload idle
+// for clientIdleTime is aborted and answered RequestTimeout; a download
+// whose client acknowledges nothing between two looks that far apart is
+// reset.
+//
 // A failed upload (bad signature or checksum, short or long body, client
 // gone, grant ended) is aborted upstream with a connection reset, never a
 // clean end of the body, so the upstream stores nothing (upabort.go).

@@ -42,6 +42,13 @@ type exchange struct {
 	delivered bool
 }
 
+// clientCut is the client's cut once watchClient armed it, else nil.
+func (x *exchange) clientCut() *clientCut {
+	x.ccMu.Lock()
+	defer x.ccMu.Unlock()
+	return x.cc
+}
+
 // watchClient arms the client's cut for this exchange: the call's
 // session watch calls cutClient when it cuts the call.
 func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCut {
@@ -111,7 +118,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		x.failBefore(s3err.As(err))
 		return
 	}
-	body, length := c.upstreamBody(auth, checkedBody)
+	body, length := c.upstreamBody(auth, checkedBody, x.clientCut)
 	var rd io.Reader
 	if body != nil {
 		rd = body
@@ -131,6 +138,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// writes) at once, however slow the client (clientcut.go).
 	cc := x.watchClient(w, c.r)
 	defer cc.disarm()
+	defer cc.endIdle()
 	if body != nil && length == 0 {
 		// An aws-chunked upload of no data still ends in a final chunk
 		// (signed, in the signed modes) and maybe a trailing checksum.
@@ -187,7 +195,9 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			w.Header().Set("Connection", "close")
 			e := s3err.As(bodyErr)
 			res.Error = e.Code + ": " + e.Text()
-			x.c.drainBody(x.ctx)
+			if e.Code != codeRequestTimeout { // a stalled client has nothing to drain
+				x.c.drainBody(x.ctx)
+			}
 			x.write(e)
 		case bodyErr != nil:
 			// The client's body could not be read: it went away, or ended
@@ -297,6 +307,9 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	case cutError(x.ctx) != nil:
 		res.Error = "cut off: " + cutError(x.ctx).Message
 		x.abort = true
+	case werr != nil && cc.stalled():
+		res.BytesOut = cc.delivered(n)
+		res.Error = stalledReader()
 	case werr != nil, c.r.Context().Err() != nil:
 		// A client that hangs up mid-answer cancels its request, which
 		// fails the upstream read at once (the transport's deadline):

@@ -312,7 +312,7 @@ func queryOrJSONCode(code, proto string) (string, int) {
 			return "RequestEntityTooLargeException", http.StatusRequestEntityTooLarge
 		}
 		return codeRequestEntityTooLarge, http.StatusRequestEntityTooLarge
-	case s3err.IncompleteBody, s3err.InvalidChunkSizeError, s3err.MalformedTrailerError, s3err.MalformedXML:
+	case s3err.IncompleteBody, s3err.InvalidChunkSizeError, s3err.MalformedTrailerError, s3err.MalformedXML, codeRequestTimeout:
 		// The body, which holds the call's parameters, could not be read
 		// whole or is not well-formed: JSON's SerializationException
 		// (the body cannot be deserialized), Query's MalformedQueryString

@@ -194,6 +194,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	}
 	cc := armClientCut(ctx, w, c.r)
 	defer cc.disarm()
+	defer cc.endIdle()
 	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
 	req, err := t.serviceRequest(ctx, c.r, op.Service, sc, body)
 	if err != nil {
@@ -282,6 +283,9 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	case cutError(ctx) != nil:
 		res.Error = "cut off: " + cutError(ctx).Message
 		return true
+	case werr != nil && cc.stalled():
+		res.BytesOut = cc.delivered(n)
+		res.Error = stalledReader()
 	case werr != nil, c.r.Context().Err() != nil:
 		// A client that hangs up mid-answer cancels its request, which
 		// fails the upstream read at once (the transport's deadline):
