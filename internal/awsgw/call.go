@@ -36,6 +36,11 @@ type call struct {
 func (c *call) client() string { return clientOf(c.r) }
 
 func (c *call) fail(e *s3err.Error) {
+	if e.Code == codeRequestTimeout {
+		// The client stopped sending its body: net/http would otherwise
+		// wait (boundLeftover) for the rest before it answers.
+		c.w.Header().Set("Connection", "close")
+	}
 	if svc := errorService(c.r); svc != "" && svc != "s3" { // in that service's error shape
 		writeServiceError(c.w, c.r, svc, e, c.reqID)
 		return
@@ -260,7 +265,7 @@ func (c *call) boundLeftover() {
 // readBodyForChecks reads (and verifies) a body whose content decides the
 // checks, such as DeleteObjects' key list.
 func (c *call) readBodyForChecks(auth *sigv4.Auth, op *s3iam.Op) ([]byte, *s3err.Error) {
-	body, err := io.ReadAll(io.LimitReader(auth.Body(c.r.Body), s3iam.MaxBodyCheckBytes+1))
+	body, err := io.ReadAll(io.LimitReader(auth.Body(c.idleBody()), s3iam.MaxBodyCheckBytes+1))
 	if err != nil {
 		return nil, s3err.As(err)
 	}
@@ -268,6 +273,12 @@ func (c *call) readBodyForChecks(auth *sigv4.Auth, op *s3iam.Op) ([]byte, *s3err
 		return nil, s3err.As(err)
 	}
 	return body, nil
+}
+
+// idleBody is the client's body for a read before any cut is armed:
+// each read may wait clientIdleTime (idle.go).
+func (c *call) idleBody() io.Reader {
+	return &idleBody{r: c.r.Body, rc: http.NewResponseController(c.w)}
 }
 
 // sessionError is the answer when a call could not get its session.

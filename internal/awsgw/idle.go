@@ -3,6 +3,7 @@ package awsgw
 import (
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -21,7 +22,9 @@ import (
 //   - Each read of an upload's body may wait clientIdleTime (S3 itself
 //     gives up on an upload idle for about 20 seconds). A stalled upload
 //     is aborted upstream (upabort.go), so nothing is stored, and the
-//     client is answered with S3's RequestTimeout.
+//     client is answered with S3's RequestTimeout. So are the bodies read
+//     whole after the signature is checked and before the call is
+//     forwarded (DeleteObjects' key list, a service call's parameters).
 //   - An answer is watched instead: a write deadline would bound how long
 //     the kernel takes to make room in the send buffer, which on a fast
 //     link can be megabytes, not how long the client has not read. Every
@@ -59,15 +62,27 @@ func stalledReader() string {
 // reading the connection in the background (to notice a client that goes
 // away), so a call whose upstream is still at work after the body (a
 // CompleteMultipartUpload of many parts) is not cancelled.
+//
+// A body read before the call is forwarded (DeleteObjects' key list, a
+// service call's parameters), when no cut is armed yet, sets the deadline
+// through rc instead.
 type idleBody struct {
 	r  io.Reader
-	cc func() *clientCut
+	cc func() *clientCut        // the call's cut once armed: a forwarded body
+	rc *http.ResponseController // a body read before any cut is armed
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	cc := b.cc()
-	if cc != nil {
-		cc.idleRead(time.Now().Add(clientIdleTime))
+	deadline := time.Now().Add(clientIdleTime)
+	var cc *clientCut
+	if b.cc != nil {
+		cc = b.cc()
+	}
+	switch {
+	case cc != nil:
+		cc.idleRead(deadline)
+	case b.rc != nil:
+		_ = b.rc.SetReadDeadline(deadline)
 	}
 	n, err := b.r.Read(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && (cc == nil || !cc.wasCut()) {

@@ -104,7 +104,7 @@ func (c *call) serviceBody(auth *sigv4.Auth) ([]byte, *s3err.Error) {
 		// call's parameters, and must be what was signed.
 		return nil, s3err.New(s3err.InvalidRequest, "x-amz-content-sha256 must be the SHA-256 of the body for %s (not %s): only S3 accepts other payload modes", auth.Service, auth.Payload)
 	}
-	b, err := readServiceBody(c.r.ContentLength, auth.Body(c.r.Body), serviceBodyLimit(auth.Service))
+	b, err := readServiceBody(c.r.ContentLength, auth.Body(c.idleBody()), serviceBodyLimit(auth.Service))
 	if err != nil {
 		return nil, s3err.As(err)
 	}

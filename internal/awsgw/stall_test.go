@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -208,4 +211,73 @@ func TestIdleBoundEndsWithTheBody(t *testing.T) {
 	if res := e.results(g, 1)[0]; res.Status != "200" || res.Error != "" {
 		t.Fatalf("result: %+v", res)
 	}
+}
+
+// A body the gateway reads whole after the signature and before it
+// forwards the call (DeleteObjects' key list, a service call's
+// parameters) had no bound either once the signature was checked: a
+// grant holder that declared one and sent part of it held the call for
+// as long as it liked. Each read may now wait clientIdleTime.
+func TestStalledCheckedBodyIsLetGo(t *testing.T) {
+	defer func(d time.Duration) { clientIdleTime = d }(clientIdleTime)
+	clientIdleTime = 300 * time.Millisecond
+	e := newVersityEnv(t)
+	g := e.grant("s3:DeleteObject arn:aws:s3:::logs/app/*", "dynamodb:GetItem arn:aws:dynamodb:us-east-1:111122223333:table/orders")
+
+	stalled := func(t *testing.T, req *http.Request, body []byte) (int, []byte) {
+		t.Helper()
+		c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var head strings.Builder
+		fmt.Fprintf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", req.Method, req.URL.RequestURI(), req.Host, len(body))
+		for k, vs := range req.Header {
+			for _, v := range vs {
+				fmt.Fprintf(&head, "%s: %s\r\n", k, v)
+			}
+		}
+		head.WriteString("\r\n")
+		if _, err := io.WriteString(c, head.String()+string(body[:len(body)/2])); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to a call whose body stalled: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+
+	t.Run("DeleteObjects", func(t *testing.T) {
+		body := []byte(`<Delete><Object><Key>app/a</Key></Object><Object><Key>app/b</Key></Object></Delete>`)
+		req := e.signed(g, http.MethodPost, "/logs?delete", body)
+		st, b := stalled(t, req, body)
+		if st != http.StatusBadRequest || parseErr(t, b).Code != "RequestTimeout" {
+			t.Fatalf("status %d: %s", st, b)
+		}
+	})
+	t.Run("dynamodb", func(t *testing.T) {
+		body := []byte(`{"TableName":"orders","Key":{"id":{"S":"1"}}}`)
+		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Amz-Target", "DynamoDB_20120810.GetItem")
+		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		sum := sha256.Sum256(body)
+		hash := hex.EncodeToString(sum[:])
+		req.Header.Set("X-Amz-Content-Sha256", hash) // signed: the gateway need not read the body to check the signature
+		creds := aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "dynamodb", testRegion, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		st, b := stalled(t, req, body)
+		if st != http.StatusBadRequest {
+			t.Fatalf("status %d: %s", st, b)
+		}
+		t.Logf("%s", b)
+	})
 }
