@@ -612,3 +612,54 @@ func TestReadOfOwnObjectsWaits(t *testing.T) {
 		})
 	}
 }
+
+// TestReadCallOfKeywordNamedFunctionWaits: "over", "json", "rows" and
+// other keywords that "(" follows in some clauses also name functions
+// (the DBA's, or those of any role with CREATE on a schema of the path),
+// and "select over(1)" calls one: such a read waits for its record like
+// any call of a function that is not a pure built-in.
+func TestReadCallOfKeywordNamedFunctionWaits(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	for _, name := range []string{"over", "json", "rows", "is"} {
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`create function public.%q(k int) returns int language sql
+			as 'select 1 from pg_catalog.pg_advisory_lock(k)'`, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range []struct {
+		name, sql string
+		mode      pgx.QueryExecMode
+	}{
+		{"over", "select over(%d)", pgxSimple},
+		{"json, extended", "select json(%d)", pgx.QueryExecModeExec},
+		{"rows in WHERE", "select name from customers where id = 1 and rows(%d) = 1", pgxSimple},
+		{"is after a window", "select count(*) over (), is(%d) from customers", pgxSimple},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := 6160 + i
+			g := e.grant(time.Hour, "pg:select %s.public.customers")
+			c := e.connect(g, "")
+			sa.stall()
+			errc := make(chan error, 1)
+			go func() { _, err := c.Exec(ctx, fmt.Sprintf(tc.sql, key), tc.mode); errc <- err }()
+			<-sa.entered
+			for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory' and objid = $1", key).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 0 {
+					sa.release(false)
+					t.Fatal("a read calling a function named like a keyword took a lock before its record was durable")
+				}
+			}
+			sa.release(false)
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			c.Close(ctx)
+		})
+	}
+}

@@ -72,20 +72,77 @@ var pureFuncs = setOf(
 // parenWords are keywords and type names that "(" may follow without a
 // function call: clauses, subqueries, SQL-standard forms the grammar spells
 // with parentheses (CAST, COALESCE, EXTRACT…), and type modifiers
-// (numeric(10,2)), which are casts that only compute.
+// (numeric(10,2)), which are casts that only compute. Each is a reserved or
+// column-name keyword, which PostgreSQL never reads as the name of a
+// function when it is not qualified, or the name of a built-in that only
+// computes. Keywords that may also name a function ("over", "json",
+// "rows"…) are keywordParen's.
 var parenWords = setOf(
 	"select", "from", "where", "and", "or", "not", "in", "exists", "any", "all", "some", "values", "as", "on", "using",
-	"join", "lateral", "by", "having", "over", "filter", "within", "group", "partition", "case", "when", "then", "else",
-	"is", "like", "ilike", "similar", "between", "array", "row", "cast", "coalesce", "nullif", "greatest", "least",
+	"having", "group", "between", "case", "when", "then", "else", "array", "row", "cast", "coalesce", "nullif", "greatest", "least",
 	"extract", "position", "substring", "overlay", "trim", "union", "intersect", "except", "with", "limit", "offset",
-	"fetch", "distinct", "tablesample", "repeatable", "rows", "range", "groups", "window", "nulls", "escape", "of",
-	"for", "collate", "zone", "at", "table", "only", "interval", "numeric", "decimal", "varchar", "char", "character",
-	"varying", "bit", "varbit", "time", "timestamp", "timestamptz", "timetz", "float", "ordinality", "recursive",
-	"materialized", "grouping", "sets", "cube", "rollup", "normalize", "xmlelement", "xmlforest", "xmlconcat",
-	"xmlattributes", "xmlexists", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "json", "json_array", "json_object",
-	"json_arrayagg", "json_objectagg", "json_exists", "json_query", "json_value", "json_table", "is_json", "asc", "desc",
-	"returning", "default", "precision", "double",
+	"fetch", "distinct", "window", "for", "collate", "table", "only", "interval", "numeric", "decimal", "varchar",
+	"char", "character", "bit", "varbit", "time", "timestamp", "timestamptz", "timetz", "float", "grouping",
+	"normalize", "xmlelement", "xmlforest", "xmlconcat", "xmlattributes", "xmlexists", "xmlparse", "xmlpi", "xmlroot",
+	"xmlserialize", "json_object", "asc", "desc", "returning", "default", "precision", "lateral",
 )
+
+// keywordParen reports whether the "(" after fn, an unqualified word
+// (before[0], the tokens before it newest first), is grammar rather than a
+// call, for the keywords that "(" follows in some clauses but that
+// PostgreSQL also reads as the name of a function elsewhere: unreserved
+// and type_func_name keywords, and words that are keywords only in later
+// versions (JSON_QUERY, JSON_TABLE… are plain names up to PostgreSQL 16).
+// "count(*) over (…)" is a window, "select over(1)" calls a function named
+// over, which the DBA or any role with CREATE on a schema of the path may
+// have defined. Each is grammar only after the tokens listed; anywhere
+// else, and for every other keyword of the kind ("rows", "range", "is",
+// "partition", "json"…), it is a call. known is false for other words.
+func keywordParen(sql, fn string, before []token) (grammar, known bool) {
+	var prev, prev2 token
+	if len(before) >= 2 {
+		prev = before[1]
+	}
+	if len(before) >= 3 {
+		prev2 = before[2]
+	}
+	word := func(t token, ws ...string) bool {
+		for _, w := range ws {
+			if isWord(sql, t, w) {
+				return true
+			}
+		}
+		return false
+	}
+	closeParen := len(before) >= 2 && prev.kind == tOther && sql[prev.start] == ')'
+	// What ends an operand or names a table: a ")", a literal, a quoted
+	// name. A plain word there may as well be a keyword that an
+	// expression follows, and so is not one of these.
+	ends := closeParen || (len(before) >= 2 && (prev.kind == tString || prev.kind == tIdent))
+	switch fn {
+	case "over", "filter", "repeatable":
+		// count(*) over (…), count(*) filter (where …), tablesample
+		// m (…) repeatable (…).
+		return closeParen, true
+	case "like", "ilike", "escape":
+		return ends, true
+	case "join":
+		return ends || word(prev, "cross", "inner", "left", "right", "full", "outer", "natural"), true
+	case "by":
+		return word(prev, "order", "group", "partition"), true
+	case "zone":
+		return word(prev, "time"), true
+	case "varying":
+		return word(prev, "character", "char", "bit", "nchar"), true
+	case "sets":
+		return word(prev, "grouping"), true
+	case "cube", "rollup":
+		return word(prev, "by") && word(prev2, "group"), true
+	case "materialized":
+		return word(prev, "as") || (word(prev, "not") && word(prev2, "as")), true
+	}
+	return false, false
+}
 
 func setOf(words ...string) map[string]bool {
 	m := make(map[string]bool, len(words))
@@ -138,8 +195,13 @@ func pureCall(sql string, before []token) bool {
 		return true // a subexpression, a list, an argument
 	}
 	qualified := len(before) >= 2 && before[1].kind == tOther && sql[before[1].start] == '.'
-	if !qualified && name.kind == tWord && parenWords[fn] {
-		return true
+	if !qualified && name.kind == tWord {
+		if parenWords[fn] {
+			return true
+		}
+		if grammar, known := keywordParen(sql, fn, before); known {
+			return grammar
+		}
 	}
 	if !pureFuncs[fn] {
 		return false

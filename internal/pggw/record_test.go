@@ -211,6 +211,26 @@ func TestReadStatement(t *testing.T) {
 		{"select ran\u212a() over () from t", false},    // the Kelvin sign is not folded: a function of its own
 		{"SELECT COUNT(*), Lower(x) FROM t", true},
 		{"fetch 10 from c", false}, // runs the cursor's query, whatever it calls
+		// Keywords that "(" follows as grammar in some clauses but that
+		// also name functions: grammar where the clause puts them, a call
+		// anywhere else.
+		{"select count(*) over (partition by name order by id), sum(id) filter (where id > 1) over w from t window w as (order by id)", true},
+		{"select percentile_cont(0.5) within group (order by id) from t group by cube (a, b), grouping sets ((a), (b))", true},
+		{"select * from t inner join (select 1) s on true cross join (u left join v on true) order by (id)", true},
+		{"select x::character varying(10), now() at time zone ('UTC') from t tablesample bernoulli (1) repeatable (7)", false},
+		{"select x::character varying(10), now() at time zone ('UTC'), 'a' like ('b') escape ('!') from t", true},
+		{"select over(1)", false},
+		{"select json(1)", false},
+		{"select 1 from t where rows(id) > 0", false},
+		{"select is(1), like(2)", false},
+		{"select 1 from t order by cube(x)", false},
+		{"select a, rollup(b) from t", false},
+		{"select json_query(1), json_table(2), is_json(3)", false},
+		{"select not materialized(1)", false},
+		{"select * from t where id = 1 and join(2) is null", false},
+		{"select by(1)", false},
+		{"select partition(1), range(2), groups(3), nulls(4), ordinality(5), recursive(6), double(7), zone(8), at(9), of(10), similar(11), within(12)", false},
+		{"select tablesample(1), repeatable(2), filter(3), sets(4), varying(5), escape(6)", false},
 	} {
 		if got := readStatement(actionOf(tc.sql), tc.sql); got != tc.want {
 			t.Errorf("readStatement(%q) = %v, want %v", tc.sql, got, tc.want)
