@@ -68,7 +68,8 @@ type conn struct {
 	// their records are written (disclose.go).
 	readOnly bool
 	// ownObjects: the session has run a statement that may have defined
-	// objects of its own (ownObjects in disclose.go); the client loop's.
+	// objects of its own, or its role may define objects that outlive
+	// sessions (ownObjects in disclose.go); the client loop's.
 	ownObjects bool
 
 	relay *relayState

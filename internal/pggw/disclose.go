@@ -88,7 +88,12 @@ func readStatement(action, sql string) bool {
 // view v the session created calls, with no function named in its text.
 // Once a read-only session has run a statement that may define an object
 // (anything but the actions in definesNothing), its reads wait for their
-// records like writes.
+// records like writes. So do all its reads where the grant's role may
+// CREATE in a schema that outlives the session (Role.MayDefine: PUBLIC
+// keeps CREATE on public in a database upgraded from PostgreSQL 14 or
+// older): a view or function a grant role defined there in an earlier
+// session, or one named like a built-in that a call resolves to, runs
+// when read.
 
 // definesNothing are the actions of statements that define no object a
 // later read could reach. SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE

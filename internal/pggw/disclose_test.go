@@ -663,3 +663,64 @@ func TestReadCallOfKeywordNamedFunctionWaits(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOfObjectsDefinedInEarlierSessionWaits: where PUBLIC may CREATE
+// in public (a database upgraded from PostgreSQL 14 or older), a grant
+// role's view or function outlives the session that defined it, and a
+// later session reads it without naming a function; one grant's
+// function named like a built-in also catches another grant's call of it
+// (lower(varchar) is a closer match than pg_catalog.lower(text)). In such
+// a database every read of a read-only session waits for its record.
+func TestReadOfObjectsDefinedInEarlierSessionWaits(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := admin.Exec(ctx, "GRANT CREATE ON SCHEMA public TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	const viewKey, funcKey = 7170, 7171
+	planter := e.grant(time.Hour, "pg:select %s.public.customers")
+	c := e.connect(planter, "")
+	for _, sql := range []string{
+		fmt.Sprintf("create view public.v as select pg_try_advisory_lock(%d) as l", viewKey),
+		fmt.Sprintf(`create function public.lower(varchar) returns text language sql
+			as 'select pg_catalog.lower($1::text) from pg_catalog.pg_advisory_lock(%d)'`, funcKey),
+	} {
+		if _, err := c.Exec(ctx, sql, pgxSimple); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close(ctx)
+	for _, tc := range []struct {
+		name string
+		g    *gateway.Grant
+		sql  string
+		key  int
+	}{
+		{"own view, a later session", planter, "select * from v", viewKey},
+		{"another grant's function", e.grant(time.Hour, "pg:select %s.public.customers"), "select lower(name::varchar) from customers", funcKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.connect(tc.g, "")
+			sa.stall()
+			errc := make(chan error, 1)
+			go func() { _, err := c.Exec(ctx, tc.sql, pgxSimple); errc <- err }()
+			<-sa.entered
+			for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory' and objid = $1", tc.key).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 0 {
+					sa.release(false)
+					t.Fatal("a read ran a grant role's object before its record was durable")
+				}
+			}
+			sa.release(false)
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			c.Close(ctx)
+		})
+	}
+}

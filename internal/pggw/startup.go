@@ -263,6 +263,10 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		return nil, &refusal{pg: fatal(codeSystemError, fmt.Sprintf("airlock: could not prepare the database role of grant %s", gr.ID)),
 			reason: "role preparation failed", credentialID: gr.CredentialID, grant: gr}
 	}
+	// Where a grant role may CREATE outside its temporary schema, a view or
+	// function one defined in an earlier session is read without being
+	// named: reads wait for their records (disclose.go).
+	c.ownObjects = role.MayDefine
 	hc, err := c.connectUpstream(role, params)
 	if err == nil {
 		hc.Conn = c.gw.park.Wrap(hc.Conn)

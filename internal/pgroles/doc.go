@@ -67,6 +67,9 @@
 // PUBLIC may still CREATE in a schema (public, in a database pg_upgrade'd
 // from PostgreSQL 14 or older), a grant role can define functions and
 // operators there, and none of them must ever run as the admin.
+// Role.MayDefine reports such a schema (one where the grant role may
+// CREATE, itself or through PUBLIC), so that the gateway treats what the
+// role's sessions read as code that may have been defined there.
 //
 // When the admin cannot grant a privilege, Ensure and Plan fail with an
 // error naming the object and what is missing, and nothing is created.

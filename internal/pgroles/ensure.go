@@ -25,6 +25,12 @@ type Role struct {
 	// naming another database than the target's. They are not errors: the
 	// rest of the scope is usable, and the database refuses the rest.
 	Notes []string
+	// MayDefine: the role may CREATE in a schema other than its
+	// temporary one (itself or through PUBLIC: public, in a database
+	// upgraded from PostgreSQL 14 or older), so objects a grant role
+	// defined there (views, functions, operators) outlive the session
+	// that made them and run when read. Checked when the role is made.
+	MayDefine bool
 }
 
 // String leaves the password out, so that a Role printed by mistake leaks nothing.
@@ -203,10 +209,15 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 	if err := verifyGrants(ctx, tx, name, privs); err != nil {
 		return Role{}, err
 	}
+	var mayDefine bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n
+		WHERE n.nspname !~ '^pg_(toast_)?temp_' AND has_schema_privilege($1, n.oid, 'CREATE'))`, name).Scan(&mayDefine); err != nil {
+		return Role{}, fmt.Errorf("pgroles: check where %s may create: %w", name, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return Role{}, fmt.Errorf("pgroles: commit role %s: %w", name, err)
 	}
-	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes}, nil
+	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine}, nil
 }
 
 // applyGrants runs the plan's GRANTs in one round trip.

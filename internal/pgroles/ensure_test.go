@@ -23,6 +23,9 @@ func TestRoleHasOnlyTheScope(t *testing.T) {
 	if r.Name != RoleName(g.ID) || r.Password == "" || len(r.Notes) != 0 {
 		t.Fatalf("role %v, notes %q", r, r.Notes)
 	}
+	if r.MayDefine {
+		t.Error("MayDefine where PUBLIC may CREATE in no schema")
+	}
 	c := connectAs(t, r)
 	for _, tc := range []struct{ sql, want string }{
 		{"SELECT * FROM customers", ""},

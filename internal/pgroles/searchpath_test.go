@@ -47,6 +47,9 @@ func TestAdminRunsNoAgentCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Drop(context.Background(), grantID("hijack")) })
+	if !r.MayDefine {
+		t.Error("MayDefine false where PUBLIC may CREATE in public")
+	}
 	c := connectAs(t, r)
 	check(t, c, "SELECT * FROM orders", denied)
 	// Both run as whoever calls them: a pg:select grant owns them, the
