@@ -724,3 +724,89 @@ func TestReadOfObjectsDefinedInEarlierSessionWaits(t *testing.T) {
 		})
 	}
 }
+
+// TestBindWithoutExecuteRecordedFirst: PostgreSQL plans a statement at its
+// Bind, evaluating a function declared IMMUTABLE over constant arguments
+// there, so a batch of Parse, Bind and Sync with no Execute runs code (the
+// session's own temporary function here, which takes a lock and could as
+// well write through a volatile one). Such a Bind is recorded durably
+// before its batch is forwarded, and not forwarded if it cannot be.
+func TestBindWithoutExecuteRecordedFirst(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	for i, tc := range []struct {
+		name, scope string
+		fail        bool
+	}{
+		{"write grant", "pg:insert,pg:select %s.public.events", false},
+		{"read grant", "pg:select %s.public.customers", false},
+		{"record fails", "pg:insert,pg:select %s.public.events", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := 8180 + i
+			g := e.grant(time.Hour, tc.scope)
+			c := e.connect(g, "")
+			if _, err := c.Exec(ctx, `create function pg_temp.f(int) returns int immutable language sql
+				as 'select 1 from pg_catalog.pg_advisory_lock($1)'`, pgxSimple); err != nil {
+				t.Fatal(err)
+			}
+			locks := func() int {
+				var n int
+				if err := admin.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory' and objid = $1", key).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			fe := c.PgConn().Frontend()
+			fe.Send(&pgproto3.Parse{Query: "select pg_temp.f($1)", ParameterOIDs: []uint32{23}})
+			fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte(fmt.Sprint(key))}})
+			fe.Send(&pgproto3.Sync{})
+			sa.stall()
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-sa.entered:
+			case <-time.After(5 * time.Second):
+				sa.release(false)
+				t.Fatalf("the batch was not recorded (%d locks taken)", locks())
+			}
+			for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				if locks() != 0 {
+					sa.release(false)
+					t.Fatal("a Bind ran the statement's code before its record was durable")
+				}
+			}
+			sa.release(tc.fail)
+			var types []string
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				types = append(types, fmt.Sprintf("%T", m))
+				if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+					break
+				}
+			}
+			got := locks()
+			switch {
+			case tc.fail && (got != 0 || !strings.Contains(types[0], "ErrorResponse")):
+				t.Fatalf("record failed, yet %d locks taken; answers %v", got, types)
+			case !tc.fail && got != 1:
+				t.Fatalf("%d locks taken after the record; answers %v", got, types)
+			}
+			if !tc.fail {
+				var found bool
+				for _, r := range e.requests(g) {
+					found = found || (r.Params["bind"] != "" && r.Params["statement"] == "select pg_temp.f($1)" && r.Params["parameters"] != "")
+				}
+				if !found {
+					t.Fatalf("no record of the Bind: %+v", e.requests(g))
+				}
+			}
+			c.Close(ctx)
+		})
+	}
+}

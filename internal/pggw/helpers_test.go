@@ -304,7 +304,7 @@ func (e *env) settle(g *gateway.Grant) {
 		var req, res int
 		for _, c := range e.auth.Calls(g.ID) {
 			switch {
-			case c.Kind == "request" && c.Allowed && c.Action != "pg:cancel":
+			case c.Kind == "request" && c.Allowed && c.Action != "pg:cancel" && c.Params["bind"] == "":
 				req++
 			case c.Kind == "result" && c.Action != "pg:connect":
 				res++

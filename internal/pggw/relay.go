@@ -119,7 +119,22 @@ type pendingExec struct {
 	// close, when not zero, makes this a Close in the batch instead of an
 	// Execute: eClose (the client's) or eSwallow (the gateway's own).
 	close entryKind
+	// bind, when not zero, makes this the client's Bind of portal instead
+	// (bindOnly, or bindRun once an Execute of the batch runs the portal).
+	bind uint8
 }
+
+// Values of pendingExec.bind. PostgreSQL plans a statement at its Bind,
+// which evaluates functions declared IMMUTABLE over constant arguments
+// (the parameters' values included) and the parameters' domain checks:
+// code of the database's or the session's, which may change state. A
+// Bind that an Execute of its batch runs is covered by that Execute's
+// record, made before the batch is forwarded; any other is recorded on
+// its own (recordBind).
+const (
+	bindOnly = 1
+	bindRun  = 2
+)
 
 // undoOp restores one name of the gateway's statement or portal maps as
 // it was before a message of a batch that is then refused (not forwarded).
@@ -632,6 +647,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				r.execs = append(r.execs, pendingExec{close: eSwallow})
 			}
 		}
+		r.execs = append(r.execs, pendingExec{portal: string(m.portal), p: p, found: true, bind: bindOnly})
 		clear(m.params) // the values belong to the message buffer
 	case 'E':
 		name, ok := parseExecute(body)
@@ -660,6 +676,14 @@ func (c *conn) extended(typ byte, raw []byte) error {
 				r.staleExecute(&pe, staleSkipped)
 				r.execs = append(r.execs, pe)
 				break // it runs nothing
+			}
+		}
+		// It runs the portal as bound in this batch, if it was: that
+		// Bind needs no record of its own.
+		for i := len(r.execs) - 1; i >= 0; i-- {
+			if b := &r.execs[i]; b.bind != 0 && b.portal == pe.portal {
+				b.bind = bindRun
+				break
 			}
 		}
 		r.execs = append(r.execs, pe)
@@ -758,7 +782,7 @@ func (c *conn) endBatch(sync bool) error {
 	var checks int32
 	for i := range r.execs {
 		pe := &r.execs[i]
-		if pe.close != 0 {
+		if pe.close != 0 || pe.bind != 0 {
 			continue
 		}
 		if !pe.found {
@@ -767,6 +791,19 @@ func (c *conn) endBatch(sync bool) error {
 		async = async && pe.p.stmt.read
 	}
 	for _, pe := range r.execs {
+		if pe.bind == bindOnly && (!pe.p.stmt.read || c.ownObjects) {
+			if err := c.recordBind(pe); err != nil {
+				if len(entries) > 0 {
+					c.gw.log.Error("statements recorded but not run: a later Bind of their batch could not be recorded",
+						"session", c.sess.ID, "first", entries[0].n, "last", entries[len(entries)-1].n)
+				}
+				r.undoBatch()
+				return c.refuseStatement(err, sync)
+			}
+		}
+		if pe.bind != 0 {
+			continue
+		}
 		if pe.close != 0 {
 			e := &slab[len(entries)]
 			e.kind = pe.close
@@ -817,6 +854,25 @@ func (c *conn) endBatch(sync bool) error {
 	}
 	_, err := r.uw.Write(r.batch)
 	return upErr(err)
+}
+
+// recordBind records, durably, a Bind that no Execute of its batch runs:
+// the statement is planned, and so may run code, before any Execute. It
+// is a request without a result of its own (an Execute of the portal in a
+// later batch is recorded as usual), named by "bind" instead of "n". Not
+// for a read that calls only pure built-ins (readStatement) on a session
+// with no objects of its own: planning it runs nothing else.
+func (c *conn) recordBind(pe pendingExec) error {
+	call := gateway.Call{Kind: "request", Action: pe.p.stmt.action, Resource: c.t.db, Allowed: true, Params: map[string]string{
+		"statement": pe.p.stmt.text, "protocol": "extended", "bind": "planned without an Execute in its batch",
+	}}
+	if pe.portal != "" {
+		call.Params["portal"] = pe.portal
+	}
+	if pe.p.params != "" {
+		call.Params["parameters"] = pe.p.params
+	}
+	return c.recordRequest(call)
 }
 
 // recordRequest makes a request durable, or says why it cannot run.
