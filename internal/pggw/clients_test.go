@@ -135,3 +135,29 @@ func TestPgbench(t *testing.T) {
 		})
 	}
 }
+
+// TestStartupOptionsDroppedWithWarning: the startup parameter options
+// (PGOPTIONS, "-c name=value") is not passed upstream, so that settings go
+// through SQL and its record; a client that asked for some is told so,
+// rather than left to believe a statement_timeout or
+// default_transaction_read_only is in force.
+func TestStartupOptionsDroppedWithWarning(t *testing.T) {
+	psql := needBinary(t, "psql")
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	cmd := exec.Command(psql, "-X", "-At", "-c", "show statement_timeout")
+	cmd.Env = e.clientEnv(g, "disable", "PGOPTIONS=-c statement_timeout=1234")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v %q", err, out)
+	}
+	if s := string(out); !strings.Contains(s, "WARNING:  "+optionsIgnored) || !strings.HasSuffix(s, "\n0\n") {
+		t.Fatalf("psql with PGOPTIONS printed %q, want the warning and the server's own timeout", s)
+	}
+	// Without options, no warning.
+	cmd = exec.Command(psql, "-X", "-At", "-c", "select 1")
+	cmd.Env = e.clientEnv(g, "disable")
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "1\n" {
+		t.Fatalf("psql without PGOPTIONS: %v %q", err, out)
+	}
+}

@@ -370,8 +370,12 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 
 // forwardedParams are the startup parameters passed on to the upstream.
 // Others are dropped: "options" could carry -c settings the client should
-// set with SQL instead (where they are recorded), and protocol extensions
-// (_pq_.*) are negotiated by pgconn itself.
+// set with SQL instead (where they are recorded; the client is told with
+// a warning, optionsIgnored), and protocol extensions (_pq_.*) are
+// negotiated by pgconn itself.
+const optionsIgnored = "airlock: the startup parameter options (PGOPTIONS) is not passed to the database; " +
+	"run SET after connecting instead, where it is recorded"
+
 var forwardedParams = map[string]bool{
 	"application_name": true, "client_encoding": true, "DateStyle": true, "datestyle": true,
 	"TimeZone": true, "timezone": true, "IntervalStyle": true, "intervalstyle": true,

@@ -18,6 +18,7 @@ const (
 	codeInvalidCursorName       = "34000" // invalid_cursor_name
 	codeInvalidSQLStatementName = "26000" // invalid_sql_statement_name
 	codeDivisionByZero          = "22012" // division_by_zero (the gateway's check, bindStmt)
+	codeWarning                 = "01000" // warning
 )
 
 // pgError is an error the gateway answers the client with itself.
@@ -49,4 +50,17 @@ func (e *pgError) appendTo(dst []byte) []byte {
 // appendReady encodes a ReadyForQuery with transaction status st.
 func appendReady(dst []byte, st byte) []byte {
 	return append(dst, 'Z', 0, 0, 0, 5, st)
+}
+
+// appendNotice encodes e as a NoticeResponse.
+func (e *pgError) appendNotice(dst []byte) []byte {
+	msg := pgproto3.NoticeResponse{
+		Severity: e.Severity, SeverityUnlocalized: e.Severity,
+		Code: e.Code, Message: e.Message, Detail: e.Detail,
+	}
+	out, err := msg.Encode(dst)
+	if err != nil {
+		return dst
+	}
+	return out
 }

@@ -315,6 +315,12 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		out, _ = (&pgproto3.ParameterStatus{Name: name, Value: v}).Encode(out)
 	}
 	out, _ = (&pgproto3.BackendKeyData{ProcessID: c.key, SecretKey: k.secret[:]}).Encode(out)
+	if params["options"] != "" {
+		// Dropped (forwardedParams): said, so that a client that asked for
+		// settings (a statement_timeout, default_transaction_read_only)
+		// does not take them for granted.
+		out = (&pgError{Severity: "WARNING", Code: codeWarning, Message: optionsIgnored}).appendNotice(out)
+	}
 	tx := hc.TxStatus
 	if tx == 0 {
 		tx = 'I'
