@@ -31,16 +31,42 @@ type Conn struct {
 	// fd is the bare descriptor while shed, -1 otherwise.
 	fd int32
 	// busy counts the calls using nc now (reads, writes, raw calls,
-	// deadlines): nc is not shed under them.
-	busy int32
-	// closed: Close was called; a shed connection's fd is then closed.
-	closed bool
-	// rdl, wdl: nc has a read or write deadline, which shedding would
-	// lose; such a connection is not shed.
-	rdl, wdl bool
+	// deadlines): nc is not shed under them. 16 bits, with the flags and
+	// age beside it, keep Conn at 80 bytes (a size class; 96 with a
+	// 32-bit count and three bools): a parked session holds two Conns.
+	// A call past maxBusy concurrent ones fails (errBusy).
+	busy uint16
+	// flags: closed (Close was called; a shed connection's fd is then
+	// closed), rdl and wdl (nc has a read or write deadline, which
+	// shedding would lose; such a connection is not shed).
+	flags uint8
 	// age counts the poller's sweeps while parked (Poller.ShedAfter).
 	age uint8
 }
+
+// Conn's flags.
+const (
+	flClosed uint8 = 1 << iota
+	flRdl
+	flWdl
+)
+
+func (c *Conn) closed() bool { return c.flags&flClosed != 0 }
+
+// setFlag sets or clears f; c.mu held.
+func (c *Conn) setFlag(f uint8, on bool) {
+	if on {
+		c.flags |= f
+	} else {
+		c.flags &^= f
+	}
+}
+
+// maxBusy bounds the calls in progress on one Conn (busy's range).
+const maxBusy = 1<<16 - 1
+
+// errBusy: a call beyond maxBusy concurrent ones on one Conn.
+var errBusy = errors.New("netpark: too many calls in progress on one connection")
 
 // Waker is what a parked connection wakes: ParkWaker's argument.
 type Waker interface{ Wake() }
@@ -58,6 +84,10 @@ func (c *Conn) use() (net.Conn, syscall.RawConn, error) {
 	if c.nc == nil {
 		c.mu.Unlock()
 		return c.useRebuilt()
+	}
+	if c.busy == maxBusy {
+		c.mu.Unlock()
+		return nil, nil, errBusy
 	}
 	c.busy++
 	nc, raw := c.nc, c.raw
@@ -77,6 +107,9 @@ func (c *Conn) useRebuilt() (_ net.Conn, _ syscall.RawConn, err error) {
 		if wake, err = c.restoreLocked(); err != nil {
 			return nil, nil, err
 		}
+	}
+	if c.busy == maxBusy {
+		return nil, nil, errBusy
 	}
 	c.busy++
 	return c.nc, c.raw, nil
@@ -132,10 +165,10 @@ func (c *Conn) setDeadline(t time.Time, rd, wr bool) error {
 	c.busy--
 	if err == nil {
 		if rd {
-			c.rdl = !t.IsZero()
+			c.setFlag(flRdl, !t.IsZero())
 		}
 		if wr {
-			c.wdl = !t.IsZero()
+			c.setFlag(flWdl, !t.IsZero())
 		}
 	}
 	c.mu.Unlock()
@@ -205,11 +238,11 @@ func (r *rawConn) Write(f func(fd uintptr) bool) error {
 // descriptor is closed under c.mu, once: nothing uses its number after.
 func (c *Conn) Close() error {
 	c.mu.Lock()
-	if c.closed && c.nc == nil {
+	if c.closed() && c.nc == nil {
 		c.mu.Unlock()
 		return net.ErrClosed
 	}
-	c.closed = true
+	c.flags |= flClosed
 	wake := c.unparkLocked()
 	nc := c.nc
 	if nc == nil {
@@ -246,7 +279,7 @@ func (c *Conn) ParkWaker(wake Waker) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed() {
 		return ErrClosed
 	}
 	if c.tok != 0 {

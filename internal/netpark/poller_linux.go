@@ -238,7 +238,7 @@ const shedAge = 3
 func (c *Conn) shed(minAge uint8) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.tok == 0 || c.nc == nil || c.busy != 0 || c.rdl || c.wdl || c.age < minAge {
+	if c.closed() || c.tok == 0 || c.nc == nil || c.busy != 0 || c.flags&(flRdl|flWdl) != 0 || c.age < minAge {
 		return false
 	}
 	if _, ok := c.nc.(*net.TCPConn); !ok {
@@ -280,7 +280,7 @@ func (c *Conn) shed(minAge uint8) bool {
 // failed; if the registration cannot move, c is unparked. Either way the
 // wake-up returned (nil if c was not parked) is to be run.
 func (c *Conn) restoreLocked() (Waker, error) {
-	if c.closed || c.fd < 0 {
+	if c.closed() || c.fd < 0 {
 		return nil, net.ErrClosed
 	}
 	// f owns the bare descriptor from here: f.Close closes it (it must,
@@ -301,7 +301,7 @@ func (c *Conn) restoreLocked() (Waker, error) {
 		}
 	}
 	if err != nil {
-		c.closed = true
+		c.flags |= flClosed
 		wake := c.unparkLocked() // from the bare descriptor, still open
 		c.fd = -1                // f closes it
 		return wake, err
