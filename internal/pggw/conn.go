@@ -33,13 +33,9 @@ type conn struct {
 	client string // peer address, for the recording
 	ctx    context.Context
 	cancel context.CancelFunc
-	// sctx is the startup's context, cancelled by kill too (scancel, under
-	// wmu) and dropped when the startup ends. The startup's calls (the
-	// upstream login through pgconn, TLS, the authority) register
-	// children on the context they get, and a context keeps its children
-	// map once made: on ctx, every idle session would carry an empty one.
-	sctx    context.Context
-	scancel context.CancelFunc
+	// su is what only the startup phase needs, dropped when it ends
+	// (endStartup): an idle session carries none of it.
+	su *startupState
 
 	br *idleReader // client side, read by the serving goroutine only
 
@@ -57,13 +53,13 @@ type conn struct {
 	killOnce sync.Once
 	dead     bool // killed: nothing more is written (wmu)
 
-	// Set once the session is established.
-	grant *gateway.Grant
-	st    *grantState
-	t     *target
-	sess  *gateway.Session
-	key   uint32 // the gateway's BackendKeyData pid for this connection
-	tls   bool
+	// Set once the session is established. The session's grant is
+	// sess.Grant (grant()).
+	st   *grantState
+	t    *target
+	sess *gateway.Session
+	key  uint32 // the gateway's BackendKeyData pid for this connection
+	tls  bool
 	// readOnly: the grant can only read, so reads are forwarded while
 	// their records are written (disclose.go).
 	readOnly bool
@@ -79,11 +75,6 @@ type conn struct {
 	// scsOff: upstream reports standard_conforming_strings off, so plain
 	// literals take backslash escapes (for the tokenizer).
 	scsOff atomic.Bool
-	// startupSlot is held until the startup phase ends; it counts
-	// against startupSource's share (acquireStartup).
-	startupSlot   bool
-	startupSource string
-
 	// upc is the upstream connection for abort, which must not take wmu.
 	upc atomic.Pointer[net.Conn]
 	// badEncoding: upstream reports a client_encoding the scanner cannot
@@ -94,9 +85,24 @@ type conn struct {
 	pk parking // park.go
 }
 
+// startupState is a connection's state for its startup phase only.
+type startupState struct {
+	// ctx is the startup's context, cancelled by kill too (cancel, under
+	// wmu; set by startupApart). The startup's calls (the upstream login
+	// through pgconn, TLS, the authority) register children on the
+	// context they get, and a context keeps its children map once made:
+	// on conn.ctx, every idle session would carry an empty one.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// slot is held until the startup phase ends; it counts against
+	// source's share (acquireStartup).
+	slot   bool
+	source string
+}
+
 func newConn(g *Gateway, nc net.Conn) *conn {
 	nc = g.park.Wrap(nc)
-	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String()}
+	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String(), su: &startupState{slot: true}}
 	// Not a child of the gateway's context: the gateway ends its
 	// connections itself (Close, and its Serve's context: shutdownServed),
 	// through kill, which cancels this one. A child would cost every idle
@@ -105,7 +111,6 @@ func newConn(g *Gateway, nc net.Conn) *conn {
 	c.br = getIdleReader(nc)
 	c.cwb = getFlushWriter(nc)
 	c.txs.Store('I')
-	c.startupSlot = true
 	return c
 }
 
@@ -130,13 +135,27 @@ func (c *conn) letGoWriter() {
 	c.wmu.Unlock()
 }
 
-// endStartup gives back the connection's startup slot, once.
+// endStartup gives back the connection's startup slot, once, and drops
+// its startup state (the startup is over: startupApart has returned).
 func (c *conn) endStartup() {
-	if c.startupSlot {
-		c.startupSlot = false
-		c.gw.releaseStartup(c.startupSource)
+	su := c.su
+	if su == nil {
+		return
 	}
+	if su.slot {
+		su.slot = false
+		c.gw.releaseStartup(su.source)
+	}
+	c.wmu.Lock()
+	c.su = nil
+	c.wmu.Unlock()
 }
+
+// sctx is the startup's context (startupApart); startup goroutine only.
+func (c *conn) sctx() context.Context { return c.su.ctx }
+
+// grant is the session's grant, once it is established.
+func (c *conn) grant() *gateway.Grant { return c.sess.Grant }
 
 // send writes b to the client, flushing if asked. It is a no-op once the
 // connection is killed.
@@ -164,8 +183,8 @@ func (c *conn) kill(e *pgError) {
 		// wmu forever.
 		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
 		c.wmu.Lock()
-		if c.scancel != nil {
-			c.scancel()
+		if c.su != nil && c.su.cancel != nil {
+			c.su.cancel()
 		}
 		if c.up != nil {
 			c.up.Close()
@@ -234,11 +253,11 @@ func (c *conn) startupApart() (net.Conn, error) {
 	if c.dead {
 		scancel() // killed already
 	}
-	c.sctx, c.scancel = sctx, scancel
+	c.su.ctx, c.su.cancel = sctx, scancel
 	c.wmu.Unlock()
 	defer func() {
 		c.wmu.Lock()
-		c.sctx, c.scancel = nil, nil
+		c.su.ctx, c.su.cancel = nil, nil
 		c.wmu.Unlock()
 	}()
 	done := make(chan struct{})
@@ -310,7 +329,7 @@ func (c *conn) refuse(err error) {
 // useTLS switches the client side to TLS after an SSLRequest.
 func (c *conn) useTLS(cfg *tls.Config) error {
 	tc := tls.Server(c.raw, cfg)
-	if err := tc.HandshakeContext(c.sctx); err != nil {
+	if err := tc.HandshakeContext(c.sctx()); err != nil {
 		return &refusal{reason: "TLS handshake failed: " + err.Error()}
 	}
 	c.wmu.Lock()
@@ -342,11 +361,11 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 			return pf.f
 		}
 	}
-	pc, err := pgconn.ConnectConfig(c.sctx, cfg)
+	pc, err := pgconn.ConnectConfig(c.sctx(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := pc.SyncConn(c.sctx); err != nil {
+	if err := pc.SyncConn(c.sctx()); err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}

@@ -221,8 +221,8 @@ func (c *conn) request(call gateway.Call, async bool) (*gateway.Pending, error) 
 	if !async {
 		return nil, c.recordRequest(call)
 	}
-	if !c.grant.Live(c.gw.o.Clock.Now()) {
-		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant)))
+	if !c.grant().Live(c.gw.o.Clock.Now()) {
+		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return nil, errGrantEnded
 	}
 	return c.sess.RequestAsync(c.ctx, call), nil
@@ -280,8 +280,8 @@ func (c *conn) refuseHeld(err error) {
 	if c.ctx.Err() != nil {
 		return // killed already (grant ended, gateway closing)
 	}
-	if errors.Is(err, errGrantEnded) || !c.grant.Live(c.gw.o.Clock.Now()) {
-		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant)))
+	if errors.Is(err, errGrantEnded) || !c.grant().Live(c.gw.o.Clock.Now()) {
+		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return
 	}
 	c.gw.log.Error("a statement's record failed after it was forwarded; its answer is withheld and the session closed",

@@ -161,7 +161,7 @@ func relayConn(t testing.TB, gw *Gateway, auth *gatewaytest.Authority, gr *gatew
 	go io.Copy(io.Discard, peer)
 	c := newConn(gw, server)
 	c.br = newIdleReader(client)
-	c.grant, c.sess, c.t = gr, sess, gw.targets["db"]
+	c.sess, c.t = sess, gw.targets["db"]
 	c.st = gw.grantState(gr)
 	c.relay = newRelayState(newFlushWriter(io.Discard))
 	return c

@@ -441,7 +441,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		c := newConn(g, nc)
 		c.srv = srv
-		c.startupSource = source
+		c.su.source = source
 		if !g.track(c) {
 			g.releaseStartup(source)
 			nc.Close()

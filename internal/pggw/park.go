@@ -58,14 +58,15 @@ var errParked = errors.New("parked")
 
 // parking is a session's part in parking (see above).
 type parking struct {
-	// relaying is set by run once the relay loops own the session's end.
-	relaying bool
-	// loops counts the relay loops not ended; a parked loop has not ended.
-	loops atomic.Int32
 	// ubr is the upstream loop's reader; nil while it is parked (letGoIO).
 	ubr *idleReader
+	// loops counts the relay loops not ended; a parked loop has not ended.
+	loops atomic.Int32
+	// relaying is set by run once the relay loops own the session's end.
+	relaying bool
 	// tracked: the gateway holds the connection (in its set and its
-	// WaitGroup) until the session ends (release).
+	// WaitGroup) until the session ends (release). Beside relaying and
+	// loops: 16 bytes in all, and conn in the 240-byte size class.
 	tracked bool
 }
 

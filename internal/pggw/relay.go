@@ -878,8 +878,8 @@ func (c *conn) recordBind(pe pendingExec) error {
 // recordRequest makes a request durable, or says why it cannot run.
 func (c *conn) recordRequest(call gateway.Call) error {
 	c.noteObjects(call)
-	if !c.grant.Live(c.gw.o.Clock.Now()) {
-		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant)))
+	if !c.grant().Live(c.gw.o.Clock.Now()) {
+		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return errGrantEnded
 	}
 	return c.sess.Request(c.ctx, call)

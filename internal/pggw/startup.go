@@ -144,10 +144,10 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	if database != t.db {
 		return nil, &refusal{pg: fatal(codeInvalidCatalogName, fmt.Sprintf("airlock: grant %s is for database %q, not %q", gr.ID, t.db, truncate(database, 128))), credentialID: user, grant: gr}
 	}
-	c.grant, c.t = gr, t
+	c.t = t
 	c.readOnly = readOnlyScope(gr.Scope)
 
-	sess, err := c.gw.o.Authority.StartSession(c.sctx, gr, c.client)
+	sess, err := c.gw.o.Authority.StartSession(c.sctx(), gr, c.client)
 	if err != nil {
 		if errors.Is(err, gateway.ErrNoGrant) {
 			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: user, grant: gr}
@@ -250,13 +250,13 @@ func authReadErr(err error, failed *refusal) error {
 // openUpstream waits for the grant's role, logs in with it and greets the
 // client as the upstream would, with the gateway's own cancel key.
 func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
-	gr := c.grant
+	gr := c.grant()
 	st := c.gw.grantState(gr)
 	if !st.addSession(c) {
 		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: gr.CredentialID, grant: gr}
 	}
 	c.st = st
-	role, err := c.gw.roleFor(c.sctx, st)
+	role, err := c.gw.roleFor(c.sctx(), st)
 	if err != nil {
 		c.gw.log.Error("no database role for the grant", "grant", gr.ID, "target", c.t.Name, "err", err)
 		c.recordSetupFailure("could not prepare the grant's database role")
