@@ -31,8 +31,8 @@ type conn struct {
 	srv    *serving // the Serve call that accepted it (nil in tests)
 	raw    net.Conn
 	client string // peer address, for the recording
-	ctx    context.Context
-	cancel context.CancelFunc
+	// cx is the session's context (ctx(), sessctx.go).
+	cx sessCtx
 	// su is what only the startup phase needs, dropped when it ends
 	// (endStartup): an idle session carries none of it.
 	su *startupState
@@ -90,8 +90,8 @@ type startupState struct {
 	// ctx is the startup's context, cancelled by kill too (cancel, under
 	// wmu; set by startupApart). The startup's calls (the upstream login
 	// through pgconn, TLS, the authority) register children on the
-	// context they get, and a context keeps its children map once made:
-	// on conn.ctx, every idle session would carry an empty one.
+	// context they get, each watched by a goroutine of its own on a
+	// context that is not the package's (such as the session's, sessCtx).
 	ctx    context.Context
 	cancel context.CancelFunc
 	// slot is held until the startup phase ends; it counts against
@@ -107,7 +107,6 @@ func newConn(g *Gateway, nc net.Conn) *conn {
 	// connections itself (Close, and its Serve's context: shutdownServed),
 	// through kill, which cancels this one. A child would cost every idle
 	// session an entry in the parent's children (bench/README.md).
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.br = getIdleReader(nc)
 	c.cwb = getFlushWriter(nc)
 	c.txs.Store('I')
@@ -178,7 +177,7 @@ func (c *conn) send(b []byte, flush bool) error {
 // the client gets e as its last message, both connections close.
 func (c *conn) kill(e *pgError) {
 	c.killOnce.Do(func() {
-		c.cancel()
+		c.cx.cancel()
 		// A write blocked on a client that does not read must not hold
 		// wmu forever.
 		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))
@@ -202,7 +201,7 @@ func (c *conn) kill(e *pgError) {
 
 // closeAll closes both connections without a message.
 func (c *conn) closeAll() {
-	c.cancel()
+	c.cx.cancel()
 	c.wmu.Lock()
 	c.dead = true
 	if c.up != nil {
@@ -315,7 +314,7 @@ func (c *conn) refuse(err error) {
 	if r.grant != nil {
 		rej.GrantID, rej.Target = r.grant.ID, r.grant.Target
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	if err := c.gw.o.Authority.Reject(ctx, rej); err != nil {
 		c.gw.log.Error("recording a refused connection failed", "client", c.client, "reason", rej.Reason, "err", err)

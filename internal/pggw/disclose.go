@@ -225,7 +225,7 @@ func (c *conn) request(call gateway.Call, async bool) (*gateway.Pending, error) 
 		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return nil, errGrantEnded
 	}
-	return c.sess.RequestAsync(c.ctx, call), nil
+	return c.sess.RequestAsync(c.ctx(), call), nil
 }
 
 // errRecordFailedHeld ends a session whose statement ran while its record
@@ -265,7 +265,7 @@ func (c *conn) hold(typ byte) bool {
 		if p == nil {
 			return true
 		}
-		if err := p.Wait(c.ctx); err != nil {
+		if err := p.Wait(c.ctx()); err != nil {
 			c.refuseHeld(err)
 			return false
 		}
@@ -277,7 +277,7 @@ func (c *conn) hold(typ byte) bool {
 
 // refuseHeld ends a session whose held answer may not be disclosed.
 func (c *conn) refuseHeld(err error) {
-	if c.ctx.Err() != nil {
+	if c.ctx().Err() != nil {
 		return // killed already (grant ended, gateway closing)
 	}
 	if errors.Is(err, errGrantEnded) || !c.grant().Live(c.gw.o.Clock.Now()) {
@@ -295,7 +295,7 @@ func (c *conn) refuseHeld(err error) {
 // finish, once the relay has stopped.
 func (c *conn) dropUnrecorded() {
 	r := c.relay
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	kept := r.done[:0]
 	for _, e := range r.done {

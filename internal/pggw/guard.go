@@ -152,7 +152,7 @@ func (c *conn) contain(where string) {
 // abort closes c after an internal error without taking locks a panicking
 // goroutine may have held: the FATAL is sent only if the writer is free.
 func (c *conn) abort() {
-	c.cancel()
+	c.cx.cancel()
 	if c.wmu.TryLock() {
 		if !c.dead {
 			c.dead = true
@@ -172,7 +172,7 @@ func (c *conn) abort() {
 // recordInternalError puts the internal error into the session's
 // recording, so that the reviewer sees why it ended.
 func (c *conn) recordInternalError() {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "result", Action: "pg:session", Resource: c.t.db, Allowed: false,
 		Error: "internal error: the gateway closed this session"}
@@ -203,7 +203,7 @@ func (c *conn) recovered(v any, where string) {
 	// Whatever state the panic left, the attempt or the session must
 	// still reach the log; a second panic here is the process's.
 	if c.sess == nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 		defer cancel()
 		rej := gateway.Rejection{Gateway: "postgres", Client: c.client, Reason: "internal error during startup"}
 		if err := c.gw.o.Authority.Reject(rctx, rej); err != nil {

@@ -145,6 +145,7 @@ func (c *conn) parkOn(s side, b *idleReader, err error) error {
 	}
 	c.relay.letGo(s)
 	c.letGoIO(s)
+	c.cx.parked(s)
 	if pc.ParkWaker(wake) != nil {
 		// Closed (the read will say so) or not registered: the loop goes
 		// on as if woken, on a goroutine of its own, since it gave its
@@ -185,6 +186,7 @@ func (c *conn) letGoIO(s side) {
 
 // takeIO gives side s's loop, starting or woken, what letGoIO took.
 func (c *conn) takeIO(s side) {
+	c.cx.woke(s)
 	if s == clientSide {
 		if c.br == nil {
 			c.br = getIdleReader(c.nc)

@@ -357,7 +357,7 @@ func (c *conn) finish() {
 }
 
 func (c *conn) endSession() {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	if err := c.sess.End(ctx); err != nil {
 		c.gw.log.Error("ending the session's recording failed", "session", c.sess.ID, "err", err)
@@ -882,7 +882,7 @@ func (c *conn) recordRequest(call gateway.Call) error {
 		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return errGrantEnded
 	}
-	return c.sess.Request(c.ctx, call)
+	return c.sess.Request(c.ctx(), call)
 }
 
 var errGrantEnded = errors.New("grant ended")
@@ -890,7 +890,7 @@ var errGrantEnded = errors.New("grant ended")
 // refuseStatement answers a statement that could not be recorded: an error
 // (and ReadyForQuery, when the client expects one now), nothing forwarded.
 func (c *conn) refuseStatement(err error, ready bool) error {
-	if errors.Is(err, errGrantEnded) || c.ctx.Err() != nil {
+	if errors.Is(err, errGrantEnded) || c.ctx().Err() != nil {
 		return errTerminate
 	}
 	c.gw.log.Error("a statement could not be recorded and was refused", "session", c.sess.ID, "err", err)
@@ -916,7 +916,7 @@ func (c *conn) refuseStatement(err error, ready bool) error {
 // recordRefused records a message the gateway refused (protocol violation,
 // limit) as a denied call.
 func (c *conn) recordRefused(action, why string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: false, Error: why}
 	if err := c.sess.Request(ctx, call); err != nil {
@@ -1251,7 +1251,7 @@ func (c *conn) emitSynthetic() {
 func (c *conn) recordResults() {
 	r := c.relay
 	if r.resCtx == nil {
-		r.resCtx = context.WithoutCancel(c.ctx)
+		r.resCtx = context.WithoutCancel(c.ctx())
 	}
 	for _, e := range r.done {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,

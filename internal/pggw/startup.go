@@ -336,7 +336,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 // recordSetupFailure puts a failed session setup into the session's
 // recording, so that the reviewer sees why a session has no statements.
 func (c *conn) recordSetupFailure(why string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "result", Action: "pg:connect", Resource: c.t.db, Allowed: false, Error: why}
 	if err := c.sess.Result(ctx, call); err != nil {
@@ -359,7 +359,7 @@ func (c *conn) cancelRequest(body []byte) {
 		c.gw.log.Info("cancel request with an unknown key ignored", "client", c.client)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "request", Action: "pg:cancel", Resource: k.c.t.db, Allowed: true, Params: map[string]string{"client": c.client}}
 	if err := k.c.sess.Request(ctx, call); err != nil {

@@ -202,7 +202,7 @@ func (c *conn) recordAuthRefusal(sql, protocol string) {
 	call := gateway.Call{Kind: "request", Action: actionOf(c.offendingStatement(sql)), Resource: c.t.db, Allowed: false,
 		Error:  codeInsufficientPrivilege + " " + authChangeMessage,
 		Params: map[string]string{"statement": redactSecrets(sql), "protocol": protocol, "n": strconv.FormatInt(r.n, 10)}}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx(), 10*time.Second)
 	defer cancel()
 	if err := c.sess.Request(ctx, call); err != nil {
 		c.gw.log.Error("recording a refused statement failed", "session", c.sess.ID, "err", err)
