@@ -49,6 +49,8 @@ type idleReader struct {
 	// rn and rerr are readFD's results.
 	rn   int
 	rerr error
+	// lastTag is the upstream loop's last command tag (tagString).
+	lastTag string
 }
 
 // deadliner is the part of net.Conn that arm uses.

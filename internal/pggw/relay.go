@@ -227,10 +227,9 @@ type relayState struct {
 	head int
 
 	// Owned by the upstream loop: completed, to be recorded once the
-	// client has their answers.
-	done    []*entry
-	lastTag string
-	resCtx  context.Context
+	// client has their answers. (The loop's last command tag, reused
+	// while it repeats, is kept by its reader: tagString.)
+	done []*entry
 }
 
 func (r *relayState) push(e ...*entry) {
@@ -1098,11 +1097,11 @@ func (c *conn) observe(raw []byte) {
 		h.dataRows = 0
 		switch h.kind {
 		case eExec, ePart:
-			h.rows, h.tag = n, r.tagString(tag)
+			h.rows, h.tag = n, c.pk.ubr.tagString(tag)
 			c.complete(h)
 		case eSimple:
 			h.rows += n
-			h.tag = r.tagString(tag)
+			h.tag = c.pk.ubr.tagString(tag)
 		}
 	case 'I', 's':
 		if h != nil && h.kind == eExec {
@@ -1205,12 +1204,19 @@ func (c *conn) noteSkip() {
 }
 
 // tagString returns tag as a string, reusing the last one's: a session
-// mostly repeats the same few statements, so the same tags.
-func (r *relayState) tagString(tag []byte) string {
-	if string(tag) != r.lastTag {
-		r.lastTag = string(tag)
+// mostly repeats the same few statements, so the same tags. The last tag
+// is kept by the upstream loop's reader (b), which a parked loop gives
+// back: an idle session holds neither (a pooled reader may bring another
+// session's last tag, reused only if equal). A nil b (no upstream loop:
+// tests) caches nothing.
+func (b *idleReader) tagString(tag []byte) string {
+	if b == nil {
+		return string(tag)
 	}
-	return r.lastTag
+	if string(tag) != b.lastTag {
+		b.lastTag = string(tag)
+	}
+	return b.lastTag
 }
 
 // complete moves the oldest entry to done; qmu and wmu held.
@@ -1250,14 +1256,14 @@ func (c *conn) emitSynthetic() {
 // statement has run by now.
 func (c *conn) recordResults() {
 	r := c.relay
-	if r.resCtx == nil {
-		r.resCtx = context.WithoutCancel(c.ctx())
-	}
 	for _, e := range r.done {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
 			Params: map[string]string{"n": e.ns},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
-		if err := c.sess.Result(r.resCtx, call); err != nil {
+		// Not cut off by kill: the statement has run. The session's
+		// context carries no values (sessCtx), so context.WithoutCancel
+		// of it would be Background, at an allocation per session.
+		if err := c.sess.Result(context.Background(), call); err != nil {
 			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
 		}
 	}

@@ -15,6 +15,7 @@ func TestIdleSessionStructSizes(t *testing.T) {
 		size, max uintptr
 	}{
 		{"conn", unsafe.Sizeof(conn{}), 240},
+		{"relayState", unsafe.Sizeof(relayState{}), 160},
 	} {
 		if s.size > s.max {
 			t.Errorf("%s is %d bytes, more than %d: an idle session holds it", s.name, s.size, s.max)
