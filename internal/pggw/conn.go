@@ -27,10 +27,9 @@ const (
 // conn is one client connection: its startup, then its relay to the
 // upstream backend.
 type conn struct {
-	gw     *Gateway
-	srv    *serving // the Serve call that accepted it (nil in tests)
-	raw    net.Conn
-	client string // peer address, for the recording
+	gw  *Gateway
+	srv *serving // the Serve call that accepted it (nil in tests)
+	raw net.Conn
 	// cx is the session's context (ctx(), sessctx.go).
 	cx sessCtx
 	// su is what only the startup phase needs, dropped when it ends
@@ -98,11 +97,14 @@ type startupState struct {
 	// source's share (acquireStartup).
 	slot   bool
 	source string
+	// client is the peer the session is recorded under: its address, or
+	// the agent a relaying control plane named (Relays); clientName.
+	client string
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
 	nc = g.park.Wrap(nc)
-	c := &conn{gw: g, raw: nc, nc: nc, client: nc.RemoteAddr().String(), su: &startupState{slot: true}}
+	c := &conn{gw: g, raw: nc, nc: nc, su: &startupState{slot: true, client: nc.RemoteAddr().String()}}
 	// Not a child of the gateway's context: the gateway ends its
 	// connections itself (Close, and its Serve's context: shutdownServed),
 	// through kill, which cancels this one. A child would cost every idle
@@ -134,20 +136,35 @@ func (c *conn) letGoWriter() {
 	c.wmu.Unlock()
 }
 
-// endStartup gives back the connection's startup slot, once, and drops
-// its startup state (the startup is over: startupApart has returned).
+// endStartup gives back the connection's startup slot, once.
 func (c *conn) endStartup() {
-	su := c.su
-	if su == nil {
-		return
-	}
-	if su.slot {
+	if su := c.su; su != nil && su.slot {
 		su.slot = false
 		c.gw.releaseStartup(su.source)
 	}
+}
+
+// established drops the startup state of a session whose startup
+// succeeded, before its relay starts: an idle session carries none of it.
+// A refused or failed startup keeps it (refuse and recovered record its
+// client) until the connection is let go.
+func (c *conn) established() {
 	c.wmu.Lock()
 	c.su = nil
 	c.wmu.Unlock()
+}
+
+// clientName is the peer the connection's startup records (startupState's
+// client); once the session is established (the recorder keeps its
+// client), the socket's peer address, for logs.
+func (c *conn) clientName() string {
+	if su := c.su; su != nil {
+		return su.client
+	}
+	if a := c.raw.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }
 
 // sctx is the startup's context (startupApart); startup goroutine only.
@@ -229,6 +246,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.endStartup()
+	c.established()
 	_ = c.raw.SetDeadline(time.Time{})
 	c.run(up) // from here the relay loops end the session (park.go)
 }
@@ -310,14 +328,14 @@ func (c *conn) refuse(err error) {
 		}
 	}
 	// The attempt is in the log before the client hears of it.
-	rej := gateway.Rejection{Gateway: "postgres", Client: c.client, CredentialID: r.credentialID, Reason: r.Error()}
+	rej := gateway.Rejection{Gateway: "postgres", Client: c.clientName(), CredentialID: r.credentialID, Reason: r.Error()}
 	if r.grant != nil {
 		rej.GrantID, rej.Target = r.grant.ID, r.grant.Target
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	if err := c.gw.o.Authority.Reject(ctx, rej); err != nil {
-		c.gw.log.Error("recording a refused connection failed", "client", c.client, "reason", rej.Reason, "err", err)
+		c.gw.log.Error("recording a refused connection failed", "client", rej.Client, "reason", rej.Reason, "err", err)
 	}
 	if r.pg != nil {
 		_ = c.raw.SetWriteDeadline(time.Now().Add(killWriteGrace))

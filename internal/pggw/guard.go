@@ -145,7 +145,7 @@ func (c *conn) contain(where string) {
 		sess = c.sess.ID
 	}
 	c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
-		"where", where, "client", c.client, "session", sess, "panic", panicText(v), "stack", string(debug.Stack()))
+		"where", where, "client", c.clientName(), "session", sess, "panic", panicText(v), "stack", string(debug.Stack()))
 	c.abort()
 }
 
@@ -198,16 +198,16 @@ func (c *conn) served() {
 func (c *conn) recovered(v any, where string) {
 	c.gw.panics.Add(1)
 	c.gw.log.Error("panic in a PostgreSQL connection; the connection is closed, the gateway keeps serving",
-		"where", where, "client", c.client, "panic", panicText(v), "stack", string(debug.Stack()))
+		"where", where, "client", c.clientName(), "panic", panicText(v), "stack", string(debug.Stack()))
 	c.abort()
 	// Whatever state the panic left, the attempt or the session must
 	// still reach the log; a second panic here is the process's.
 	if c.sess == nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 		defer cancel()
-		rej := gateway.Rejection{Gateway: "postgres", Client: c.client, Reason: "internal error during startup"}
+		rej := gateway.Rejection{Gateway: "postgres", Client: c.clientName(), Reason: "internal error during startup"}
 		if err := c.gw.o.Authority.Reject(rctx, rej); err != nil {
-			c.gw.log.Error("recording a refused connection failed", "client", c.client, "err", err)
+			c.gw.log.Error("recording a refused connection failed", "client", c.clientName(), "err", err)
 		}
 		return
 	}

@@ -14,7 +14,7 @@ func TestIdleSessionStructSizes(t *testing.T) {
 		name      string
 		size, max uintptr
 	}{
-		{"conn", unsafe.Sizeof(conn{}), 240},
+		{"conn", unsafe.Sizeof(conn{}), 224},
 		{"relayState", unsafe.Sizeof(relayState{}), 160},
 	} {
 		if s.size > s.max {

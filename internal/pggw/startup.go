@@ -87,8 +87,8 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	// A connection the control plane opened for an agent (Relays) is the
 	// agent's session. Looked up here, not at accept: the dialer names it
 	// once its connect returns, before it sends its first message.
-	if a, ok := c.gw.o.Relays.Client(c.client); ok {
-		c.client = a
+	if a, ok := c.gw.o.Relays.Client(c.su.client); ok {
+		c.su.client = a
 	}
 	version := binary.BigEndian.Uint32(body)
 	if version != pgproto3.ProtocolVersion30 {
@@ -147,7 +147,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	c.t = t
 	c.readOnly = readOnlyScope(gr.Scope)
 
-	sess, err := c.gw.o.Authority.StartSession(c.sctx(), gr, c.client)
+	sess, err := c.gw.o.Authority.StartSession(c.sctx(), gr, c.su.client)
 	if err != nil {
 		if errors.Is(err, gateway.ErrNoGrant) {
 			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: user, grant: gr}
@@ -356,12 +356,12 @@ func (c *conn) cancelRequest(body []byte) {
 	}
 	k := c.gw.keys.lookup(cr.ProcessID, cr.SecretKey)
 	if k == nil {
-		c.gw.log.Info("cancel request with an unknown key ignored", "client", c.client)
+		c.gw.log.Info("cancel request with an unknown key ignored", "client", c.su.client)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
-	call := gateway.Call{Kind: "request", Action: "pg:cancel", Resource: k.c.t.db, Allowed: true, Params: map[string]string{"client": c.client}}
+	call := gateway.Call{Kind: "request", Action: "pg:cancel", Resource: k.c.t.db, Allowed: true, Params: map[string]string{"client": c.su.client}}
 	if err := k.c.sess.Request(ctx, call); err != nil {
 		c.gw.log.Error("recording a cancel request failed; not forwarded", "session", k.c.sess.ID, "err", err)
 		return
