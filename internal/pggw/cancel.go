@@ -18,10 +18,33 @@ import (
 // pid or key.
 type cancelKey struct {
 	secret [4]byte
-	c      *conn // its upstream connection's address is where a cancel goes
-	// The upstream backend's own key.
-	pid uint32
-	key []byte
+	// The upstream backend's own key: its pid and secret key, in short
+	// when it is 4 bytes long (protocol 3.0, what the gateway asks for),
+	// else in long. So a key is 32 bytes (a size class) and keeps no
+	// slice of its own: an idle session holds one.
+	pid   uint32
+	c     *conn // its upstream connection's address is where a cancel goes
+	short [4]byte
+	long  *[]byte
+}
+
+func newCancelKey(c *conn, pid uint32, key []byte) *cancelKey {
+	k := &cancelKey{c: c, pid: pid}
+	if len(key) == len(k.short) {
+		copy(k.short[:], key)
+	} else {
+		long := append([]byte(nil), key...)
+		k.long = &long
+	}
+	return k
+}
+
+// key is the upstream backend's secret key.
+func (k *cancelKey) key() []byte {
+	if k.long != nil {
+		return *k.long
+	}
+	return k.short[:]
 }
 
 // errSessionClosed: a cancel for a session whose upstream connection is
@@ -90,7 +113,7 @@ func sendCancel(ctx context.Context, k *cancelKey) error {
 	defer nc.Close()
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
-	msg := pgproto3.CancelRequest{ProcessID: k.pid, SecretKey: k.key}
+	msg := pgproto3.CancelRequest{ProcessID: k.pid, SecretKey: k.key()}
 	buf, err := msg.Encode(nil)
 	if err != nil {
 		return err

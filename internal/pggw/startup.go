@@ -299,7 +299,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		hc.Conn.Close()
 		return nil, &refusal{reason: "closed during startup"}
 	}
-	k := &cancelKey{c: c, pid: hc.PID, key: hc.SecretKey}
+	k := newCancelKey(c, hc.PID, hc.SecretKey)
 	c.key = c.gw.keys.add(k)
 
 	c.scsOff.Store(hc.ParameterStatuses["standard_conforming_strings"] == "off")
