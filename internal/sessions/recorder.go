@@ -198,13 +198,14 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	}
 	r.o.Observer.SessionStarted(g.TargetKind)
 	st.r, st.g, st.sid, st.client = r, g, sid, client
-	return gateway.NewSession(sid, g, gateway.Recorder{Request: st.request, RequestAsync: st.requestAsync, Result: st.result, End: st.end}), nil
+	return gateway.NewSessionOf(sid, g, st), nil
 }
 
-// The session's recorder functions are methods of its state rather than
-// closures over Start's variables: six closures held about 300 bytes for
-// each session's life, four method values hold 64 (bench/README.md, "An
-// idle session's own objects").
+// The session's recorder is its state, whose methods Request,
+// RequestAsync, Result and End the Session calls (gateway.SessionRecorder):
+// six closures over Start's variables held about 300 bytes for each
+// session's life, four method values 64 (bench/README.md, "An idle
+// session's own objects"), the state itself nothing more.
 
 // counted counts c in the session's summary. Every call is a plain append,
 // encoded by the caller: no savepoint and no rewrite of the session row on
@@ -240,7 +241,7 @@ func (st *state) callEvent(c gateway.Call) auditlog.Event {
 	return auditlog.Event{Type: "session.call", Time: st.r.o.Now(), GrantID: st.g.ID, SessionID: st.sid, Actor: st.g.Identity, Data: c}
 }
 
-func (st *state) request(ctx context.Context, c gateway.Call) error {
+func (st *state) Request(ctx context.Context, c gateway.Call) error {
 	if err := st.r.o.Log.Append(ctx, st.callEvent(c)); err != nil {
 		return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))
 	}
@@ -248,7 +249,7 @@ func (st *state) request(ctx context.Context, c gateway.Call) error {
 	return nil
 }
 
-func (st *state) requestAsync(ctx context.Context, c gateway.Call) func(context.Context) error {
+func (st *state) RequestAsync(ctx context.Context, c gateway.Call) func(context.Context) error {
 	p := st.r.o.Log.AppendAsync(ctx, st.callEvent(c))
 	return func(ctx context.Context) error {
 		if err := p.Wait(ctx); err != nil {
@@ -259,11 +260,11 @@ func (st *state) requestAsync(ctx context.Context, c gateway.Call) func(context.
 	}
 }
 
-func (st *state) result(ctx context.Context, c gateway.Call) error {
+func (st *state) Result(ctx context.Context, c gateway.Call) error {
 	return st.r.addResult(ctx, st, c)
 }
 
-func (st *state) end(ctx context.Context) error {
+func (st *state) End(ctx context.Context) error {
 	r, g, sid := st.r, st.g, st.sid
 	r.o.Observer.SessionEnded(g.TargetKind) // whether its record lands now or later (queueEnd)
 	// The results still batched land before session.ended.

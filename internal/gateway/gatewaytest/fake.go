@@ -300,67 +300,84 @@ func (a *Authority) start(ctx context.Context, g *gateway.Grant, sid, client str
 	r := &Recorded{ID: sid, Grant: g, Client: client}
 	a.sessions = append(a.sessions, r)
 	a.mu.Unlock()
-	record := func(ctx context.Context, c gateway.Call) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a.mu.Lock()
-		fail, discard, panicRes := a.fail, a.discard, a.panicRes
-		a.mu.Unlock()
-		if panicRes && c.Kind == "result" {
-			panic("gatewaytest: the recorder panics, as asked")
-		}
-		if fail {
-			return ErrRecordFailed
-		}
-		r.mu.Lock()
-		if r.ended {
-			// A session's results land before its end (gateway.Session).
-			r.late++
-			r.mu.Unlock()
-			return errRecordAfterEnd
-		}
-		if discard {
-			r.discarded++
-		} else {
-			r.calls = append(r.calls, c)
-		}
+	// Its methods, not closures, as the control plane's (sessions):
+	// what a session holds while idle is measured with this fake.
+	return gateway.NewSessionOf(r.ID, g, &fakeRecorder{a: a, r: r}), nil
+}
+
+// fakeRecorder is a session's recorder in the fake: a and r's.
+type fakeRecorder struct {
+	a *Authority
+	r *Recorded
+}
+
+// Result records c (and requests, through Request and RequestAsync).
+func (f *fakeRecorder) Result(ctx context.Context, c gateway.Call) error {
+	a, r := f.a, f.r
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	fail, discard, panicRes := a.fail, a.discard, a.panicRes
+	a.mu.Unlock()
+	if panicRes && c.Kind == "result" {
+		panic("gatewaytest: the recorder panics, as asked")
+	}
+	if fail {
+		return ErrRecordFailed
+	}
+	r.mu.Lock()
+	if r.ended {
+		// A session's results land before its end (gateway.Session).
+		r.late++
 		r.mu.Unlock()
-		return nil
+		return errRecordAfterEnd
 	}
-	// A request is held, not durable, while a Stall is on: written (or
-	// failed) when the Stall is released, withdrawn if ctx ends first.
-	requestAsync := func(ctx context.Context, c gateway.Call) func(context.Context) error {
-		a.mu.Lock()
-		st := a.stall
-		a.mu.Unlock()
-		if st == nil {
-			err := record(ctx, c)
-			return func(context.Context) error { return err }
+	if discard {
+		r.discarded++
+	} else {
+		r.calls = append(r.calls, c)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// RequestAsync: a request is held, not durable, while a Stall is on:
+// written (or failed) when the Stall is released, withdrawn if ctx ends
+// first.
+func (f *fakeRecorder) RequestAsync(ctx context.Context, c gateway.Call) func(context.Context) error {
+	f.a.mu.Lock()
+	st := f.a.stall
+	f.a.mu.Unlock()
+	if st == nil {
+		err := f.Result(ctx, c)
+		return func(context.Context) error { return err }
+	}
+	st.hold(c)
+	return func(wctx context.Context) error {
+		select {
+		case <-st.released:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wctx.Done():
+			return wctx.Err()
 		}
-		st.hold(c)
-		return func(wctx context.Context) error {
-			select {
-			case <-st.released:
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-wctx.Done():
-				return wctx.Err()
-			}
-			if st.err != nil {
-				return st.err
-			}
-			return record(context.WithoutCancel(ctx), c)
+		if st.err != nil {
+			return st.err
 		}
+		return f.Result(context.WithoutCancel(ctx), c)
 	}
-	request := func(ctx context.Context, c gateway.Call) error { return requestAsync(ctx, c)(ctx) }
-	end := func(context.Context) error {
-		r.mu.Lock()
-		r.ended = true
-		r.mu.Unlock()
-		return nil
-	}
-	return gateway.NewSession(r.ID, g, gateway.Recorder{Request: request, RequestAsync: requestAsync, Result: record, End: end}), nil
+}
+
+func (f *fakeRecorder) Request(ctx context.Context, c gateway.Call) error {
+	return f.RequestAsync(ctx, c)(ctx)
+}
+
+func (f *fakeRecorder) End(context.Context) error {
+	f.r.mu.Lock()
+	f.r.ended = true
+	f.r.mu.Unlock()
+	return nil
 }
 
 // Stall holds request records (Request and RequestAsync alike; results
