@@ -105,10 +105,6 @@ type startupState struct {
 func newConn(g *Gateway, nc net.Conn) *conn {
 	nc = g.park.Wrap(nc)
 	c := &conn{gw: g, raw: nc, nc: nc, su: &startupState{slot: true, client: nc.RemoteAddr().String()}}
-	// Not a child of the gateway's context: the gateway ends its
-	// connections itself (Close, and its Serve's context: shutdownServed),
-	// through kill, which cancels this one. A child would cost every idle
-	// session an entry in the parent's children (bench/README.md).
 	c.br = getIdleReader(nc)
 	c.cwb = getFlushWriter(nc)
 	c.txs.Store('I')

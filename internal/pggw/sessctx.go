@@ -18,6 +18,11 @@ import (
 // that wakes marks itself awake (woke) before it makes any call, under
 // the same lock, so a channel handed out after a wake-up is never let go.
 //
+// It is no child of the gateway's context: the gateway ends its
+// connections itself (Close, and its Serve's context: shutdownServed),
+// through kill, which cancels it; a child would cost every idle session
+// an entry in the parent's children (bench/README.md).
+//
 // Children of a sessCtx (context.WithTimeout) start a goroutine that
 // watches it until they end, as for any context that is not the
 // package's own: only a rare path (recordAuthRefusal) makes one.
