@@ -625,17 +625,58 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 		return model.Grant{}, err
 	}
 	s.cutOff(id, "revoked")
-	out, err := s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
-		g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
-		return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
-	})
+	record := func(ctx context.Context) (model.Grant, error) {
+		return s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
+			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
+			return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
+		})
+	}
+	out, err := record(ctx)
 	if err != nil {
-		return out, err
+		return out, s.keepCutOff(id, "revoke", err, record)
 	}
 	s.stopTimer(id)
 	s.notify(id)
 	s.logger.Info("grant revoked", "grant", id, "by", caller.Name)
 	return out, nil
+}
+
+// keepCutOff follows a revoke or end (op) of active grant id that this
+// process already cut off, and whose record failed with err. If the record
+// was refused (the grant is no longer active, say), err is returned as is.
+// If the log could not be written, the grant stays cut off: it is marked
+// unrecorded, so that neither a cache miss nor a re-read of its
+// still-active row (applyRecord) puts it back, and record, which carries
+// the original time, person and reason, is tried again with backoff until
+// it is recorded or the grant has ended another way. Otherwise the
+// revoke would last only until the next call with the credential (a
+// miss among replicas) or the log's recovery, and the replicas that never
+// cut the grant off would serve it on. The caller is told so. A restart
+// before the record is written forgets the revoke: the grant is as
+// recorded, active.
+func (s *Service) keepCutOff(id, op string, err error, record func(context.Context) (model.Grant, error)) error {
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Code != apierr.CodeUnavailable {
+		return err
+	}
+	retry := s.retrying(id, "recording a grant's "+op, func(ctx context.Context, id string) error {
+		unlock := s.lock(id)
+		defer unlock()
+		_, err := record(ctx)
+		var ae *apierr.Error
+		if err != nil && !(errors.As(err, &ae) && ae.Code != apierr.CodeUnavailable) {
+			return err
+		}
+		// Recorded, or ended another way meanwhile (a conflict).
+		s.stopTimer(id)
+		s.notify(id)
+		return nil
+	})
+	s.setTimer(id, s.now().Add(time.Second), retry)
+	s.mu.Lock()
+	s.unrecorded[id] = true
+	s.mu.Unlock()
+	return apierr.Unavailable("could not record the %s of grant %s durably; it is cut off on this server, which will record the %s once the log can be written again", op, id, op)
 }
 
 // End gives a grant up early (active → ended) or withdraws a request
@@ -659,20 +700,27 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 		return model.Grant{}, err
 	}
 	s.cutOff(id, "ended")
-	out, err := s.transition(ctx, "end", id, []model.GrantStatus{model.Active, model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
-		if g.Status == model.Pending {
-			g.Status, g.EndReason = model.Cancelled, "cancelled"
-			if comment == "" {
-				comment = "withdrawn by the requester"
+	record := func(ctx context.Context, from ...model.GrantStatus) (model.Grant, error) {
+		return s.transition(ctx, "end", id, from, func(g *model.Grant) ([]auditlog.Event, error) {
+			if g.Status == model.Pending {
+				g.Status, g.EndReason = model.Cancelled, "cancelled"
+				if comment == "" {
+					comment = "withdrawn by the requester"
+				}
+			} else {
+				g.Status, g.EndReason = model.Ended, "ended"
 			}
-		} else {
-			g.Status, g.EndReason = model.Ended, "ended"
-		}
-		g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, comment
-		return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
-	})
+			g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, comment
+			return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
+		})
+	}
+	out, err := record(ctx, model.Active, model.Pending)
 	if err != nil {
-		return out, err
+		if g.Status != model.Active {
+			// A request withdrawn: nothing was cut off, nothing changed.
+			return out, err
+		}
+		return out, s.keepCutOff(id, "end", err, func(ctx context.Context) (model.Grant, error) { return record(ctx, model.Active) })
 	}
 	s.stopTimer(id)
 	s.notify(id)

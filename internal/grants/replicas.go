@@ -472,10 +472,13 @@ func (s *Service) applyRecord(ctx context.Context, g model.Grant, settle bool) e
 	loaded := s.auth.Grant(g.ID) != nil
 	s.mu.RLock()
 	_, armed := s.timers[g.ID]
+	unrecorded := s.unrecorded[g.ID]
 	s.mu.RUnlock()
 	switch {
 	case g.Status == model.Active && now.Before(g.ExpiresAt):
-		if !loaded {
+		// Not one this replica cut off and is still trying to record
+		// the end of (keepCutOff).
+		if !loaded && !unrecorded {
 			s.activateInMemory(g)
 		}
 	case g.Status == model.Active:

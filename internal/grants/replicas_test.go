@@ -135,6 +135,9 @@ type replicaSet struct {
 	cfg      []model.Identity
 	known    map[string]bool
 	opts     []func(*grants.Options)
+	// logStore, if set, wraps the store each replica's log writes
+	// through (to inject write failures).
+	logStore func(store.Store) store.Store
 }
 
 // newReplicaSet starts n replicas on a fresh database. With fake, they all
@@ -246,7 +249,11 @@ func (rs *replicaSet) startReplica(name string, clk clock.Clock) *replica {
 	r.st = &countingStore{Store: ps}
 	// Each replica appends to the one shared log through a Log of its
 	// own, as separate processes do.
-	r.log, err = auditlog.Open(ctx, ps, rs.signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: rs.verifier, Rows: review.StoreRows})
+	var logSt store.Store = ps
+	if rs.logStore != nil {
+		logSt = rs.logStore(ps)
+	}
+	r.log, err = auditlog.Open(ctx, logSt, rs.signer, auditlog.Options{Origin: "airlock/replicas-test", Shared: true, Verifier: rs.verifier, Rows: review.StoreRows})
 	if err != nil {
 		t.Fatal(err)
 	}

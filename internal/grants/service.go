@@ -218,6 +218,13 @@ type Service struct {
 	// endpoints are the gateways' addresses per target, for Credentials.
 	endpoints map[string]*Endpoint
 
+	// unrecorded holds the active grants this process cut off (revoke,
+	// end) whose end it could not record yet and keeps trying to
+	// (keepCutOff): a read of the still-active row (a cache miss, a
+	// re-read of every grant) must not put them back. Cleared with the
+	// grant's timer (stopTimer), which is the retry.
+	unrecorded map[string]bool
+
 	// auth answers the gateways from the active grants in memory
 	// (internal/authority); rec records their sessions and refused
 	// attempts (internal/sessions); running says rec's flusher runs.
@@ -270,7 +277,7 @@ func New(o Options) (*Service, error) {
 		targets: make(map[string]Target, len(o.Targets)),
 		maxDur:  o.MaxDuration, pending: o.PendingTimeout, reason: o.RequireReason,
 		credKey: o.CredentialKey, now: func() time.Time { return clk.Now().UTC().Add(dbc.get()) }, clk: clk, dbc: dbc, logger: o.Logger,
-		timers: map[string]*armedTimer{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
+		timers: map[string]*armedTimer{}, unrecorded: map[string]bool{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
 	for _, t := range o.Targets {
@@ -482,6 +489,7 @@ func (s *Service) rearmTimers() {
 func (s *Service) stopTimer(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.unrecorded, id)
 	if t := s.timers[id]; t != nil {
 		t.t.Stop()
 		delete(s.timers, id)
