@@ -157,7 +157,7 @@ func (a *Authority) IDs() []string {
 // Lookup implements gateway.Authority.
 func (a *Authority) Lookup(credentialID string) (*gateway.Grant, error) {
 	if a.o.Ready != nil && !a.o.Ready() {
-		return nil, gateway.ErrNoGrant
+		return nil, gateway.ErrNotReady
 	}
 	g := a.Cached(credentialID)
 	if g == nil && a.o.Miss != nil {

@@ -176,12 +176,15 @@ func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 		_ = rc.SetReadDeadline(time.Now().Add(preAuthBodyTime))
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
+	notReady := false
 	auth, err := g.verifier.VerifyWith(c.r, func(id string) (string, string, error) {
 		c.credID = id
-		if gr, err := g.auth.Lookup(id); err == nil {
+		gr, err := g.auth.Lookup(id)
+		if err == nil {
 			c.gr = gr
 			return gr.Secret, gr.SessionToken, nil
 		}
+		notReady = errors.Is(err, gateway.ErrNotReady)
 		if gr := g.known.get(id); gr != nil {
 			c.gr, c.ended = gr, true
 			return gr.Secret, gr.SessionToken, nil
@@ -195,6 +198,12 @@ func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 		return nil, s3err.As(err)
 	}
 	now := g.now()
+	if c.ended && notReady && c.gr.Live(now) {
+		// Not ended: the control plane cannot vouch for it right now
+		// (a replica whose store is unreachable). A 503 is retried by
+		// the SDKs; "no longer active" would have sent the agent away.
+		return nil, s3err.New(s3err.ServiceUnavailable, "Airlock cannot confirm grant %s right now (its store is unavailable), so the call was not forwarded; retry later", c.gr.ID)
+	}
 	if c.ended || !c.gr.Live(now) {
 		e := endedError(c.gr, now)
 		if auth.Presigned {

@@ -17,6 +17,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -26,6 +27,12 @@ import (
 // ErrNoGrant is returned for an unknown credential or one whose grant is no
 // longer active. Gateways must not tell the two apart to the client.
 var ErrNoGrant = errors.New("no active grant for this credential")
+
+// ErrNotReady is the ErrNoGrant (errors.Is) of a control plane that
+// cannot vouch for any credential right now (among replicas: while it
+// cannot hear of revokes, its store being unreachable). A gateway may
+// tell a caller who proved a live grant's secret to retry (S3: 503).
+var ErrNotReady = fmt.Errorf("%w: the control plane cannot vouch for credentials right now", ErrNoGrant)
 
 // RefusedError is a session the control plane refuses to start for a
 // reason the client may be told (identity_binding: refuse on a moved

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/authority"
@@ -27,7 +28,8 @@ var ErrRecordFailed = errors.New("gatewaytest: recording disabled")
 // over grants added here, with sessions and refused attempts kept in
 // memory instead of the log. The zero value is not usable; call New.
 type Authority struct {
-	live *authority.Authority
+	live     *authority.Authority
+	notReady atomic.Bool
 
 	mu         sync.Mutex
 	sessions   []*Recorded
@@ -74,13 +76,18 @@ var _ gateway.Authority = (*Authority)(nil)
 func New() *Authority {
 	a := &Authority{}
 	live, err := authority.New(authority.Options{Now: time.Now, Recorder: recorder{a},
-		NewSessionID: func() string { return "s_test" + randString(8) }})
+		NewSessionID: func() string { return "s_test" + randString(8) },
+		Ready:        func() bool { return !a.notReady.Load() }})
 	if err != nil {
 		panic(err) // every required option is set
 	}
 	a.live = live
 	return a
 }
+
+// SetReady makes Lookup refuse every credential with gateway.ErrNotReady
+// while ready is false, as a replica does while it cannot hear of revokes.
+func (a *Authority) SetReady(ready bool) { a.notReady.Store(!ready) }
 
 // recorder is the fake's in-memory authority.Recorder.
 type recorder struct{ a *Authority }
