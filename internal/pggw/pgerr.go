@@ -12,6 +12,7 @@ const (
 	codeProtocolViolation       = "08P01" // protocol_violation
 	codeConnectionFailure       = "08006" // connection_failure
 	codeAdminShutdown           = "57P01" // admin_shutdown
+	codeCannotConnectNow        = "57P03" // cannot_connect_now
 	codeSystemError             = "58000" // system_error
 	codeProgramLimit            = "54000" // program_limit_exceeded
 	codeFeatureNotSupp          = "0A000" // feature_not_supported

@@ -128,7 +128,14 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		}
 	}
 
-	gr, _ := c.gw.o.Authority.Lookup(user)
+	gr, err := c.gw.o.Authority.Lookup(user)
+	if errors.Is(err, gateway.ErrNotReady) {
+		// No credential can be checked (a replica re-reading its grants,
+		// its store down): say so, as PostgreSQL says it is starting up,
+		// rather than fail the password of a grant that is live.
+		return nil, &refusal{pg: fatal(codeCannotConnectNow, "airlock: the gateway cannot check credentials right now (its store is unreachable or it is catching up); retry shortly"),
+			reason: "the control plane could not vouch for credentials", credentialID: user}
+	}
 	if err := c.authenticate(user, gr); err != nil {
 		return nil, err
 	}
