@@ -355,8 +355,13 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 	fmt.Fprintln(tw, "   GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tSTATUS\tENDED\tAPPROVED BY\tCALLS\tDENIED")
 	for _, g := range gs {
 		row := review.FromGrant(g)
+		// Who or what approved it, and when, as airlock grants shows it.
+		approved := orDash(row.ApprovedBy)
+		if row.ApprovedBy != "" && !row.DecidedAt.IsZero() {
+			approved += " at " + row.DecidedAt.Format("15:04:05")
+		}
 		fmt.Fprintf(tw, "   %s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", row.Grant, row.Identity, row.Owner, strings.Join(row.ScopeGranted, "; "),
-			orDash(strings.Join(row.ScopeUsed, "; ")), row.Status, orDash(row.EndReason+" "+row.EndedBy), row.ApprovedBy, row.Calls, row.DeniedCalls)
+			orDash(strings.Join(row.ScopeUsed, "; ")), row.Status, orDash(row.EndReason+" "+row.EndedBy), approved, row.Calls, row.DeniedCalls)
 		if row.Grant == g1.ID && (row.Calls < 2 || row.DeniedCalls < 2) {
 			tw.Flush()
 			return r.failf("the review counts %d calls and %d denied for %s", row.Calls, row.DeniedCalls, g1.ID)
