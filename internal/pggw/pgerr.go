@@ -34,12 +34,17 @@ func (e *pgError) Error() string { return e.Code + " " + e.Message }
 
 func fatal(code, msg string) *pgError { return &pgError{Severity: "FATAL", Code: code, Message: msg} }
 
-// appendTo encodes e as an ErrorResponse.
-func (e *pgError) appendTo(dst []byte) []byte {
-	msg := pgproto3.ErrorResponse{
+// response is e's fields as a message.
+func (e *pgError) response() pgproto3.ErrorResponse {
+	return pgproto3.ErrorResponse{
 		Severity: e.Severity, SeverityUnlocalized: e.Severity,
 		Code: e.Code, Message: e.Message, Detail: e.Detail,
 	}
+}
+
+// appendTo encodes e as an ErrorResponse.
+func (e *pgError) appendTo(dst []byte) []byte {
+	msg := e.response()
 	out, err := msg.Encode(dst)
 	if err != nil {
 		// ErrorResponse encoding cannot fail for strings; keep dst as it was.
@@ -55,10 +60,7 @@ func appendReady(dst []byte, st byte) []byte {
 
 // appendNotice encodes e as a NoticeResponse.
 func (e *pgError) appendNotice(dst []byte) []byte {
-	msg := pgproto3.NoticeResponse{
-		Severity: e.Severity, SeverityUnlocalized: e.Severity,
-		Code: e.Code, Message: e.Message, Detail: e.Detail,
-	}
+	msg := pgproto3.NoticeResponse(e.response())
 	out, err := msg.Encode(dst)
 	if err != nil {
 		return dst
