@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
+	"os/signal"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
@@ -27,11 +29,24 @@ API listener, with the key as a bearer token.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(a.errOut, nil))
-			srv, err := mcpserver.New(cmd.Context(), a.client(), mcpserver.Options{Logger: logger, AllowRun: true})
+			// A host stops its server with a signal (SIGTERM after closing
+			// stdin; Ctrl-C in a terminal). Killed by it, this process
+			// would leave a command run_with_grant started (in a process
+			// group of its own) running with the grant's credentials; the
+			// signal instead ends every call, and the commands with them.
+			// A second signal kills as before.
+			ctx, stop := signal.NotifyContext(cmd.Context(), forwarded...)
+			defer stop()
+			context.AfterFunc(ctx, stop)
+			srv, err := mcpserver.New(ctx, a.client(), mcpserver.Options{Logger: logger, AllowRun: true, Stop: ctx})
 			if err != nil {
 				return describe(err)
 			}
-			return srv.Run(cmd.Context(), &mcp.StdioTransport{})
+			err = srv.Run(ctx, &mcp.StdioTransport{})
+			if ctx.Err() != nil && cmd.Context().Err() == nil {
+				return nil // stopped by a signal
+			}
+			return err
 		},
 	}
 }

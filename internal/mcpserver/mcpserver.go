@@ -49,6 +49,13 @@ type Options struct {
 	// HTTP the control plane connects on the agent's behalf and names the
 	// agent to its gateway. ErrNotRelayed means dial as usual.
 	DialPostgres func(ctx context.Context) (net.Conn, error)
+	// Stop, if set, cancels every call in flight once it is done: a
+	// command run_with_grant started is killed, a query or a wait ends.
+	// `airlock mcp` cancels it on SIGTERM, SIGINT or SIGHUP, so that a
+	// host stopping the server leaves no command running on with a
+	// grant's credentials (the SDK cancels calls when stdin closes, not
+	// when the server is told to stop, and waits for them).
+	Stop context.Context
 }
 
 // ErrNotRelayed is DialPostgres's answer when it cannot relay (no
@@ -104,6 +111,9 @@ func newFor(c *client.Client, who model.Identity, opts Options) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "airlock", Title: "Airlock", Version: opts.Version},
 		&mcp.ServerOptions{Instructions: instructions, Capabilities: &mcp.ServerCapabilities{}})
 	srv.AddReceivingMiddleware(recoverPanics(logger))
+	if opts.Stop != nil {
+		srv.AddReceivingMiddleware(stopWith(opts.Stop))
+	}
 	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true}
 	mcp.AddTool(srv, &mcp.Tool{Name: "list_targets", Annotations: readOnly, Description: "List the targets (AWS accounts, PostgreSQL databases) you may request access to, " +
 		"with their kind, account, and the policies that could grant you access: which actions, whether approval is automatic or needs a person, and whether conditions " +
@@ -146,6 +156,18 @@ func recoverPanics(logger *slog.Logger) mcp.Middleware {
 					res, err = nil, fmt.Errorf("internal error in %s", method)
 				}
 			}()
+			return next(ctx, method, req)
+		}
+	}
+}
+
+// stopWith cancels each call's context once stop is done.
+func stopWith(stop context.Context) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(stop, cancel)()
 			return next(ctx, method, req)
 		}
 	}
