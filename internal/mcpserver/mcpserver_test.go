@@ -335,6 +335,9 @@ func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 		if len(tool.Description) < 40 {
 			t.Errorf("tool %s: description too thin for an LLM: %q", tool.Name, tool.Description)
 		}
+		if tool.OutputSchema == nil {
+			t.Errorf("tool %s declares no output schema", tool.Name)
+		}
 		schema, _ := json.Marshal(tool.InputSchema)
 		if !strings.Contains(string(schema), `"type":"object"`) {
 			t.Errorf("tool %s: input schema %s", tool.Name, schema)
@@ -487,6 +490,14 @@ func TestAgentSession(t *testing.T) {
 	bot.mustCall("sql_query", map[string]any{"grant_id": pgID, "statement": "select id, name from customers order by id"}, &rows)
 	if strings.Join(rows.Columns, ",") != "id,name" || rows.RowCount != 3 || fmt.Sprint(rows.Rows[2]) != "[3 edsger]" || rows.Command != "SELECT 3" {
 		t.Fatalf("rows: %+v", rows)
+	}
+	// Numbers beyond 2^53 come back as PostgreSQL sent them, in the text
+	// the model reads: the SDK's check of a typed result decoded them into
+	// float64s and rounded them. (This client decodes the structured
+	// result into float64s itself, so only the text is checked here.)
+	text, _ := bot.call("sql_query", map[string]any{"grant_id": pgID, "statement": `select 9007199254740993::int8, '{"id": 12345678901234567890}'::jsonb`}, nil)
+	if !strings.Contains(text, `"rows":[[9007199254740993,{"id":12345678901234567890}]]`) {
+		t.Fatalf("big numbers: %s", text)
 	}
 	bot.mustCall("sql_query", map[string]any{"grant_id": pgID, "statement": "select g from generate_series(1, 5000) g"}, &rows)
 	if rows.RowCount != mcpserver.MaxRows || !rows.Truncated || !strings.Contains(rows.Note, "truncated") {

@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
@@ -13,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-dev/airlock/internal/credenv"
@@ -50,30 +53,30 @@ type SQLOutput struct {
 	Note      string   `json:"note,omitempty"`
 }
 
-func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInput) (*mcp.CallToolResult, SQLOutput, error) {
+func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInput) (*mcp.CallToolResult, any, error) {
 	if err := checkGrantID(in.GrantID); err != nil {
-		return nil, SQLOutput{}, err
+		return nil, nil, err
 	}
 	if strings.TrimSpace(in.Statement) == "" {
-		return nil, SQLOutput{}, errors.New("statement: a SQL statement is required")
+		return nil, nil, errors.New("statement: a SQL statement is required")
 	}
 	if len(in.Statement) > MaxStatement {
-		return nil, SQLOutput{}, fmt.Errorf("statement: at most %d bytes", MaxStatement)
+		return nil, nil, fmt.Errorf("statement: at most %d bytes", MaxStatement)
 	}
 	cr, err := s.c.Credentials(ctx, in.GrantID)
 	if err != nil {
-		return nil, SQLOutput{}, s.fail("sql_query", in.GrantID, err)
+		return nil, nil, s.fail("sql_query", in.GrantID, err)
 	}
 	sc := newScrubber(cr.SecretAccessKey, cr.SessionToken, s.c.Token)
 	if cr.TargetKind != "postgres" {
-		return nil, SQLOutput{}, fmt.Errorf("grant %s is on %s target %s; sql_query needs a postgres target (use run_with_grant)", cr.GrantID, cr.TargetKind, cr.Target)
+		return nil, nil, fmt.Errorf("grant %s is on %s target %s; sql_query needs a postgres target (use run_with_grant)", cr.GrantID, cr.TargetKind, cr.Target)
 	}
 	if cr.Endpoint == nil || cr.Endpoint.Host == "" {
-		return nil, SQLOutput{}, fmt.Errorf("the PostgreSQL gateway for %s is not running", cr.Target)
+		return nil, nil, fmt.Errorf("the PostgreSQL gateway for %s is not running", cr.Target)
 	}
 	caFile, err := credenv.WriteCA(cr)
 	if err != nil {
-		return nil, SQLOutput{}, sc.err(err)
+		return nil, nil, sc.err(err)
 	}
 	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(cr.Endpoint.Host, strconv.Itoa(cr.Endpoint.Port)), Path: "/" + cr.Endpoint.Database}
 	q := url.Values{"application_name": {"airlock-mcp"}}
@@ -86,7 +89,7 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	u.RawQuery = q.Encode()
 	cfg, err := pgx.ParseConfig(u.String())
 	if err != nil {
-		return nil, SQLOutput{}, sc.err(err)
+		return nil, nil, sc.err(err)
 	}
 	// Set after parsing so that no environment variable (PGPASSWORD...)
 	// of this process stands in for the grant's.
@@ -108,21 +111,48 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	defer cancel()
 	conn, err := pgx.ConnectConfig(qctx, cfg)
 	if err != nil {
-		return nil, SQLOutput{}, s.fail("sql_query", in.GrantID, sc.err(err))
+		return nil, nil, s.fail("sql_query", in.GrantID, sc.err(err))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	out, err := runQuery(qctx, conn, in.Statement)
 	if err != nil {
-		return nil, SQLOutput{}, s.fail("sql_query", in.GrantID, sc.err(err))
+		return nil, nil, s.fail("sql_query", in.GrantID, sc.err(err))
 	}
 	s.logger.Info("mcp tool", "tool", "sql_query", "identity", s.who.Name, "grant", in.GrantID, "rows", out.RowCount, "truncated", out.Truncated)
-	return nil, out, nil
+	res, err := exactResult(out)
+	return res, nil, err
+}
+
+// sqlOutputSchema is sql_query's declared output schema, as the SDK
+// would infer it from SQLOutput.
+var sqlOutputSchema = func() *jsonschema.Schema {
+	s, err := jsonschema.For[SQLOutput](nil)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// exactResult is out as sql_query's result, in this package's encoding.
+// The SDK checks a typed tool's result against its schema by decoding it
+// into float64s and encoding that again, which rounded every number
+// beyond 2^53: a bigint id of 9007199254740993 came back as
+// 9007199254740992, in the text the model reads too. So sql_query is
+// registered without an output type (its schema is declared as
+// sqlOutputSchema) and sends the bytes encoded here.
+func exactResult(out SQLOutput) (*mcp.CallToolResult, error) {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	return &mcp.CallToolResult{StructuredContent: json.RawMessage(b), Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}}, nil
 }
 
 // runQuery runs one statement (the extended protocol takes exactly one)
 // and collects its rows within the bounds.
 func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, error) {
 	conn.PgConn().Frontend().SetMaxBodyLen(maxMessage)
+	exactJSON(conn.TypeMap())
 	out := SQLOutput{Columns: []string{}, Rows: [][]any{}}
 	rows, err := conn.Query(ctx, stmt)
 	if err != nil {
@@ -192,10 +222,34 @@ func tooLarge(err error, out *SQLOutput) bool {
 	return true
 }
 
+// exactJSON makes m decode json and jsonb (and arrays of them) with their
+// numbers as written: decoded into float64, as pgx does by default, an id
+// such as 12345678901234567890 came back as 12345678901234567000, and
+// 0.1000 as 0.1.
+func exactJSON(m *pgtype.Map) {
+	exact := func(data []byte, v any) error {
+		d := json.NewDecoder(bytes.NewReader(data))
+		d.UseNumber()
+		return d.Decode(v)
+	}
+	for _, t := range []struct {
+		name          string
+		oid, arrayOID uint32
+		codec         pgtype.Codec
+	}{
+		{"json", pgtype.JSONOID, pgtype.JSONArrayOID, &pgtype.JSONCodec{Marshal: json.Marshal, Unmarshal: exact}},
+		{"jsonb", pgtype.JSONBOID, pgtype.JSONBArrayOID, &pgtype.JSONBCodec{Marshal: json.Marshal, Unmarshal: exact}},
+	} {
+		et := &pgtype.Type{Name: t.name, OID: t.oid, Codec: t.codec}
+		m.RegisterType(et)
+		m.RegisterType(&pgtype.Type{Name: "_" + t.name, OID: t.arrayOID, Codec: &pgtype.ArrayCodec{ElementType: et}})
+	}
+}
+
 // jsonValue turns a decoded PostgreSQL value into one JSON shows as is.
 func jsonValue(v any) any {
 	switch x := v.(type) {
-	case nil, bool, string, int16, int32, int64, int:
+	case nil, bool, string, int16, int32, int64, int, json.Number:
 		return x
 	case float32:
 		return jsonFloat(float64(x), x)

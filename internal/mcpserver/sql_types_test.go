@@ -1,0 +1,43 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// queryJSON runs stmt as sql_query does and returns its rows as JSON.
+func queryJSON(t *testing.T, stmt string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testenv.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	out, err := runQuery(ctx, conn, stmt)
+	if err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+	b, err := json.Marshal(out.Rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestQueryJSONNumbersExact: numbers inside json and jsonb values come
+// back as PostgreSQL holds them. Decoded into float64 they were rounded:
+// an id of 12345678901234567890 came back as 12345678901234567000.
+func TestQueryJSONNumbersExact(t *testing.T) {
+	got := queryJSON(t, `select '{"id": 12345678901234567890, "price": 0.10}'::json, '{"id": 9007199254740993}'::jsonb,`+
+		` '12345678901234567890'::jsonb, array['{"n": 12345678901234567891}'::jsonb]`)
+	want := `[[{"id":12345678901234567890,"price":0.10},{"id":9007199254740993},12345678901234567890,[{"n":12345678901234567891}]]]`
+	if got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}
