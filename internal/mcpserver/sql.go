@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"math"
@@ -152,7 +153,7 @@ func exactResult(out SQLOutput) (*mcp.CallToolResult, error) {
 // and collects its rows within the bounds.
 func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, error) {
 	conn.PgConn().Frontend().SetMaxBodyLen(maxMessage)
-	exactJSON(conn.TypeMap())
+	readableTypes(conn.TypeMap())
 	out := SQLOutput{Columns: []string{}, Rows: [][]any{}}
 	rows, err := conn.Query(ctx, stmt)
 	if err != nil {
@@ -222,15 +223,25 @@ func tooLarge(err error, out *SQLOutput) bool {
 	return true
 }
 
-// exactJSON makes m decode json and jsonb (and arrays of them) with their
-// numbers as written: decoded into float64, as pgx does by default, an id
-// such as 12345678901234567890 came back as 12345678901234567000, and
-// 0.1000 as 0.1.
-func exactJSON(m *pgtype.Map) {
+// readableTypes makes m decode the types that it would otherwise decode
+// into values JSON shows wrongly: json and jsonb (and arrays of them) keep
+// their numbers as written (decoded into float64, as pgx does by default,
+// an id such as 12345678901234567890 came back as 12345678901234567000,
+// and 0.10 as 0.1); xml is its text (decoded as bytes, it was shown in
+// base64); "char", the catalogs' kind codes (pg_class.relkind...), is its
+// one character (decoded as a rune, "r" was shown as 114).
+func readableTypes(m *pgtype.Map) {
 	exact := func(data []byte, v any) error {
 		d := json.NewDecoder(bytes.NewReader(data))
 		d.UseNumber()
 		return d.Decode(v)
+	}
+	xmlText := func(data []byte, v any) error {
+		if p, ok := v.(*any); ok {
+			*p = string(data)
+			return nil
+		}
+		return xml.Unmarshal(data, v)
 	}
 	for _, t := range []struct {
 		name          string
@@ -239,11 +250,24 @@ func exactJSON(m *pgtype.Map) {
 	}{
 		{"json", pgtype.JSONOID, pgtype.JSONArrayOID, &pgtype.JSONCodec{Marshal: json.Marshal, Unmarshal: exact}},
 		{"jsonb", pgtype.JSONBOID, pgtype.JSONBArrayOID, &pgtype.JSONBCodec{Marshal: json.Marshal, Unmarshal: exact}},
+		{"xml", pgtype.XMLOID, pgtype.XMLArrayOID, &pgtype.XMLCodec{Marshal: xml.Marshal, Unmarshal: xmlText}},
+		{"char", pgtype.QCharOID, pgtype.QCharArrayOID, charCodec{}},
 	} {
 		et := &pgtype.Type{Name: t.name, OID: t.oid, Codec: t.codec}
 		m.RegisterType(et)
 		m.RegisterType(&pgtype.Type{Name: "_" + t.name, OID: t.arrayOID, Codec: &pgtype.ArrayCodec{ElementType: et}})
 	}
+}
+
+// charCodec decodes "char" as a one-character string.
+type charCodec struct{ pgtype.QCharCodec }
+
+func (c charCodec) DecodeValue(m *pgtype.Map, oid uint32, format int16, src []byte) (any, error) {
+	v, err := c.QCharCodec.DecodeValue(m, oid, format, src)
+	if r, ok := v.(rune); ok && err == nil {
+		return string(r), nil
+	}
+	return v, err
 }
 
 // jsonValue turns a decoded PostgreSQL value into one JSON shows as is.
@@ -257,6 +281,22 @@ func jsonValue(v any) any {
 		return jsonFloat(x, x)
 	case []byte:
 		return x // base64 in JSON
+	case [16]byte: // a uuid, which is otherwise a list of 16 numbers
+		return fmt.Sprintf("%x-%x-%x-%x-%x", x[0:4], x[4:6], x[6:8], x[8:10], x[10:16])
+	case []any: // an array or a record: each element as above
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonValue(e)
+		}
+		return out
+	case pgtype.Range[any]: // otherwise {"Lower":1,"Upper":5,"LowerType":105,...}
+		return rangeText(x)
+	case pgtype.Multirange[pgtype.Range[any]]:
+		rs := make([]string, len(x))
+		for i, r := range x {
+			rs[i] = rangeText(r)
+		}
+		return "{" + strings.Join(rs, ",") + "}"
 	case time.Time:
 		return x.Format(time.RFC3339Nano)
 	case driver.Valuer:
@@ -272,6 +312,31 @@ func jsonValue(v any) any {
 		return v
 	}
 	return fmt.Sprint(v)
+}
+
+// rangeText is a range as PostgreSQL writes it: [1,5), (,10], empty.
+func rangeText(r pgtype.Range[any]) string {
+	if r.LowerType == pgtype.Empty {
+		return "empty"
+	}
+	bound := func(t pgtype.BoundType, v any) string {
+		if t == pgtype.Unbounded {
+			return ""
+		}
+		if s, ok := jsonValue(v).(string); ok {
+			return s
+		}
+		b, _ := json.Marshal(jsonValue(v))
+		return string(b)
+	}
+	open, closing := "(", ")"
+	if r.LowerType == pgtype.Inclusive {
+		open = "["
+	}
+	if r.UpperType == pgtype.Inclusive {
+		closing = "]"
+	}
+	return open + bound(r.LowerType, r.Lower) + "," + bound(r.UpperType, r.Upper) + closing
 }
 
 // jsonFloat is a float as JSON can carry it: NaN and the infinities (which

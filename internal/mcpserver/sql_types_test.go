@@ -41,3 +41,18 @@ func TestQueryJSONNumbersExact(t *testing.T) {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestQueryValuesReadable: values whose Go form JSON shows as something
+// else come back as PostgreSQL writes them. Before, a uuid was a list of
+// 16 numbers, xml was base64, a "char" (pg_class.relkind) its code, and a
+// range pgx's struct ({"Lower":1,"Upper":5,"LowerType":105,...}).
+func TestQueryValuesReadable(t *testing.T) {
+	got := queryJSON(t, `select '6ba7b810-9dad-11d1-80b4-00c04fd430c8'::uuid, array['00000000-0000-0000-0000-0000000000ff'::uuid],`+
+		` '<a href="x">t</a>'::xml, 'r'::"char", array['i'::"char"], int4range(1, 5), '(,10]'::int8range, 'empty'::numrange,`+
+		` '{[1,3), [5,7)}'::int4multirange, array['NaN'::float8, 1]`)
+	want := `[["6ba7b810-9dad-11d1-80b4-00c04fd430c8",["00000000-0000-0000-0000-0000000000ff"],` +
+		`"\u003ca href=\"x\"\u003et\u003c/a\u003e","r",["i"],"[1,5)","(,11)","empty","{[1,3),[5,7)}",["NaN",1]]]`
+	if got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}
