@@ -506,6 +506,9 @@ func TestAgentSession(t *testing.T) {
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "select card from payments"}, "permission denied")
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "selec 1"}, "syntax error")
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "select 1; select 2"}, "multiple commands")
+	// COPY is refused with a way out: FROM STDIN waited for data until the
+	// timeout, TO STDOUT returned no rows.
+	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "/* dump */ -- all\n Copy customers TO STDOUT"}, "use SELECT")
 	bot.mustFail("sql_query", map[string]any{"grant_id": pendingID, "statement": "select 1"}, "postgres target")
 	// psql under the grant, through run_with_grant, too.
 	if psql, err := exec.LookPath("psql"); err == nil {

@@ -64,6 +64,12 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	if len(in.Statement) > MaxStatement {
 		return nil, nil, fmt.Errorf("statement: at most %d bytes", MaxStatement)
 	}
+	if strings.EqualFold(firstWord(in.Statement), "copy") {
+		// Its data would go over the connection outside any result: COPY
+		// FROM STDIN waited for rows until the 60-second timeout, COPY TO
+		// STDOUT returned none.
+		return nil, nil, errors.New("statement: sql_query cannot run COPY, which sends or receives its data outside a result; use SELECT to read rows and INSERT to write them")
+	}
 	cr, err := s.c.Credentials(ctx, in.GrantID)
 	if err != nil {
 		return nil, nil, s.fail("sql_query", in.GrantID, err)
@@ -122,6 +128,44 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	s.logger.Info("mcp tool", "tool", "sql_query", "identity", s.who.Name, "grant", in.GrantID, "rows", out.RowCount, "truncated", out.Truncated)
 	res, err := exactResult(out)
 	return res, nil, err
+}
+
+// firstWord is the statement's first word, after blanks and comments
+// (-- to the end of the line, and /* */, which nest).
+func firstWord(stmt string) string {
+	s := stmt
+	for {
+		s = strings.TrimLeft(s, " \t\r\n\f\v")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return ""
+			}
+			s = s[i+1:]
+		case strings.HasPrefix(s, "/*"):
+			depth, i := 0, 0
+			for i < len(s) && (depth > 0 || i == 0) {
+				switch {
+				case strings.HasPrefix(s[i:], "/*"):
+					depth, i = depth+1, i+2
+				case strings.HasPrefix(s[i:], "*/"):
+					depth, i = depth-1, i+2
+				default:
+					i++
+				}
+			}
+			s = s[i:]
+		default:
+			end := strings.IndexFunc(s, func(r rune) bool {
+				return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+			})
+			if end < 0 {
+				end = len(s)
+			}
+			return s[:end]
+		}
+	}
 }
 
 // sqlOutputSchema is sql_query's declared output schema, as the SDK

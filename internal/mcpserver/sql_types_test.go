@@ -56,3 +56,20 @@ func TestQueryValuesReadable(t *testing.T) {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestFirstWord(t *testing.T) {
+	for stmt, want := range map[string]string{
+		"copy t from stdin":                   "copy",
+		"  \n\tCOPY(select 1) to stdout":      "COPY",
+		"-- c\n/* a /* nested */ b */ copy t": "copy",
+		"/* copy */ select 1":                 "select",
+		"-- copy":                             "",
+		"/* unterminated copy":                "",
+		"select 1; copy t to stdout":          "select",
+		"copy_rows()":                         "copy_rows",
+	} {
+		if got := firstWord(stmt); got != want {
+			t.Errorf("firstWord(%q) = %q, want %q", stmt, got, want)
+		}
+	}
+}
