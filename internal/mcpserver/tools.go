@@ -156,9 +156,15 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// wait long-polls a pending grant for up to d.
-func (s *server) wait(ctx context.Context, g model.Grant, d time.Duration) (model.Grant, error) {
-	deadline := time.Now().Add(min(d, s.opts.MaxWait))
+// wait long-polls a pending grant for up to secs seconds (at most
+// MaxWait). Compared in seconds: a huge count times time.Second wrapped
+// to a negative Duration, and the call answered "pending" at once.
+func (s *server) wait(ctx context.Context, g model.Grant, secs int) (model.Grant, error) {
+	d := s.opts.MaxWait
+	if secs < int(d/time.Second) {
+		d = time.Duration(secs) * time.Second
+	}
+	deadline := time.Now().Add(d)
 	for g.Status == model.Pending {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -196,7 +202,7 @@ func (s *server) requestAccess(ctx context.Context, _ *mcp.CallToolRequest, in R
 		return nil, Grant{}, s.fail("request_access", "", err)
 	}
 	if g.Status == model.Pending && in.WaitSeconds > 0 {
-		if g, err = s.wait(ctx, g, time.Duration(in.WaitSeconds)*time.Second); err != nil {
+		if g, err = s.wait(ctx, g, in.WaitSeconds); err != nil {
 			return nil, Grant{}, s.fail("request_access", g.ID, err)
 		}
 	}
@@ -216,7 +222,7 @@ func (s *server) grantStatus(ctx context.Context, _ *mcp.CallToolRequest, in Gra
 	}
 	g, err := s.c.Grant(ctx, in.GrantID)
 	if err == nil && g.Status == model.Pending && in.WaitSeconds > 0 {
-		g, err = s.wait(ctx, g, time.Duration(in.WaitSeconds)*time.Second)
+		g, err = s.wait(ctx, g, in.WaitSeconds)
 	}
 	if err != nil {
 		return nil, Grant{}, s.fail("grant_status", in.GrantID, err)
