@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -218,6 +219,9 @@ func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, erro
 		}
 		row := make([]any, len(vals))
 		for i, v := range vals {
+			if _, ok := v.([]any); ok {
+				v = shaped(conn.TypeMap(), rows.FieldDescriptions()[i], rows.RawValues()[i], v)
+			}
 			row[i] = jsonValue(v)
 		}
 		// The size counted must be the size sent: a row that does not
@@ -252,6 +256,37 @@ func runQuery(ctx context.Context, conn *pgx.Conn, stmt string) (SQLOutput, erro
 	out.RowCount = len(out.Rows)
 	out.Command = rows.CommandTag().String()
 	return out, nil
+}
+
+// shaped is v, an array column's value, nested as the array's dimensions
+// are: pgx gives every array as one flat list, so {{1,2},{3,4}} came back
+// as [1,2,3,4].
+func shaped(m *pgtype.Map, f pgconn.FieldDescription, raw []byte, v any) any {
+	t, ok := m.TypeForOID(f.DataTypeOID)
+	if !ok {
+		return v
+	}
+	if _, ok := t.Codec.(*pgtype.ArrayCodec); !ok {
+		return v
+	}
+	var a pgtype.Array[any]
+	if m.Scan(f.DataTypeOID, f.Format, raw, &a) != nil || len(a.Dims) < 2 {
+		return v
+	}
+	var nest func(elems []any, dims []pgtype.ArrayDimension) []any
+	nest = func(elems []any, dims []pgtype.ArrayDimension) []any {
+		if len(dims) == 1 {
+			return elems
+		}
+		n := int(dims[0].Length)
+		step := len(elems) / max(n, 1)
+		out := make([]any, n)
+		for i := range out {
+			out[i] = nest(elems[i*step:(i+1)*step], dims[1:])
+		}
+		return out
+	}
+	return nest(a.Elements, a.Dims)
 }
 
 // tooLarge reports whether err is a message from the gateway over

@@ -73,3 +73,14 @@ func TestFirstWord(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryArraysKeepTheirShape: a multidimensional array comes back
+// nested as it is. pgx decodes every array into one flat list, so
+// {{1,2},{3,4}} came back as [1,2,3,4].
+func TestQueryArraysKeepTheirShape(t *testing.T) {
+	got := queryJSON(t, `select '{{1,2,3},{4,5,6}}'::int[], '[0:1][1:1][1:2]={{{a,b}},{{c,NULL}}}'::text[], '{}'::int[][], array[[1.5]], array[1,2]`)
+	want := `[[[[1,2,3],[4,5,6]],[[["a","b"]],[["c",null]]],[],[["1.5"]],[1,2]]]`
+	if got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}
