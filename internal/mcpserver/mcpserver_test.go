@@ -506,6 +506,10 @@ func TestAgentSession(t *testing.T) {
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "select card from payments"}, "permission denied")
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "selec 1"}, "syntax error")
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "select 1; select 2"}, "multiple commands")
+	// A statement over the time limit is cancelled, and the agent told so.
+	mcpserver.SetSQLTimeout(t, 2*time.Second)
+	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "select pg_sleep(30)"}, "did not finish within sql_query's 2s limit")
+	mcpserver.SetSQLTimeout(t, time.Minute)
 	// COPY is refused with a way out: FROM STDIN waited for data until the
 	// timeout, TO STDOUT returned no rows.
 	bot.mustFail("sql_query", map[string]any{"grant_id": pgID, "statement": "/* dump */ -- all\n Copy customers TO STDOUT"}, "use SELECT")

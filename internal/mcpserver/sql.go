@@ -30,7 +30,6 @@ const (
 	MaxRows        = 1000
 	MaxResultBytes = 1 << 20
 	MaxStatement   = 64 << 10
-	sqlTimeout     = 60 * time.Second
 	// maxMessage bounds one message from the gateway (a row, as
 	// PostgreSQL sends it), so that a row far larger than the result may
 	// hold is refused before it is read: pgx would otherwise take up to
@@ -38,6 +37,10 @@ const (
 	// (binary integers, arrays), hence the margin.
 	maxMessage = 4 * MaxResultBytes
 )
+
+// sqlTimeout bounds one sql_query call, connecting included (a variable
+// for tests).
+var sqlTimeout = 60 * time.Second
 
 // SQLInput is sql_query's arguments.
 type SQLInput struct {
@@ -123,6 +126,11 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	out, err := runQuery(qctx, conn, in.Statement)
+	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		// Not pgx's "timeout: context deadline exceeded": what happened
+		// and what to do.
+		err = fmt.Errorf("the statement did not finish within sql_query's %s limit and was cancelled; narrow it (WHERE, LIMIT) or make it cheaper", sqlTimeout)
+	}
 	if err != nil {
 		return nil, nil, s.fail("sql_query", in.GrantID, sc.err(err))
 	}
