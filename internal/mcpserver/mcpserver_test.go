@@ -499,6 +499,11 @@ func TestAgentSession(t *testing.T) {
 	if !strings.Contains(text, `"rows":[[9007199254740993,{"id":12345678901234567890}]]`) {
 		t.Fatalf("big numbers: %s", text)
 	}
+	// Markup is shown as it is, not as \u003c escapes for HTML pages.
+	text, _ = bot.call("sql_query", map[string]any{"grant_id": pgID, "statement": `select '<p class="x">a & b</p>' as html`}, nil)
+	if !strings.Contains(text, `"rows":[["<p class=\"x\">a & b</p>"]]`) {
+		t.Fatalf("markup: %s", text)
+	}
 	bot.mustCall("sql_query", map[string]any{"grant_id": pgID, "statement": "select g from generate_series(1, 5000) g"}, &rows)
 	if rows.RowCount != mcpserver.MaxRows || !rows.Truncated || !strings.Contains(rows.Note, "truncated") {
 		t.Fatalf("bounded rows: %d, truncated %v, note %q", rows.RowCount, rows.Truncated, rows.Note)

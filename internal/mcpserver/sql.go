@@ -194,11 +194,18 @@ var sqlOutputSchema = func() *jsonschema.Schema {
 // 9007199254740992, in the text the model reads too. So sql_query is
 // registered without an output type (its schema is declared as
 // sqlOutputSchema) and sends the bytes encoded here.
+//
+// It does not escape <, > and & as \u003c, \u003e and \u0026, as
+// json.Marshal does for HTML pages: a model reading a row of HTML or XML
+// read "\u003cdiv\u003e".
 func exactResult(out SQLOutput) (*mcp.CallToolResult, error) {
-	b, err := json.Marshal(out)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
 		return nil, err
 	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return &mcp.CallToolResult{StructuredContent: json.RawMessage(b), Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}}, nil
 }
 
