@@ -136,7 +136,7 @@ func newFor(c *client.Client, who model.Identity, opts Options) *mcp.Server {
 				"Returns the exit code, stdout and stderr (each at most 64 KiB, truncated with a note; secrets are replaced by [REDACTED])."}, s.runWithGrant)
 		}
 		mcp.AddTool(srv, &mcp.Tool{Name: "sql_query", OutputSchema: sqlOutputSchema, Description: "Run one SQL statement through Airlock's PostgreSQL gateway under an active grant on a postgres target, " +
-			"and return the columns and rows (at most 1000 rows and about 1 MiB; truncated with a note; NaN and infinite floats as strings). Statements outside the grant's scope are refused by the gateway and recorded."}, s.sqlQuery)
+			"and return the columns and rows (at most 1000 rows and about 1 MiB; truncated with a note; NaN and infinite floats and numeric values as strings). No COPY (SELECT to read, INSERT to write); a statement still running after 60 seconds is cancelled. Statements outside the grant's scope are refused by the gateway and recorded."}, s.sqlQuery)
 	}
 	return srv
 }
