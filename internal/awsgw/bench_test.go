@@ -204,48 +204,7 @@ func BenchmarkGatewayHandler(b *testing.B) {
 		{"Put1MiB", true, 1 << 20},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			auth := gatewaytest.New()
-			payload := bytes.Repeat([]byte("x"), bc.size)
-			up := &memUpstream{body: payload}
-			gw, err := New(Options{Authority: auth, Transport: up, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: "http://upstream.test", AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer gw.Close()
-			g := auth.Add(gatewaytest.Spec{Target: testTarget, TargetKind: "aws", Scope: []string{walkScope}})
-			method, body := http.MethodGet, []byte(nil)
-			if bc.put {
-				method, body = http.MethodPut, payload
-			}
-			tmpl, err := http.NewRequest(method, "http://gw.test/logs/app/obj", bytes.NewReader(body))
-			if err != nil {
-				b.Fatal(err)
-			}
-			sum := sha256.Sum256(body)
-			hash := hex.EncodeToString(sum[:])
-			tmpl.Header.Set("X-Amz-Content-Sha256", hash)
-			tmpl.Header.Set("User-Agent", "aws-sdk-go-v2/1.0 bench")
-			tmpl.Header.Set("Amz-Sdk-Invocation-Id", "00000000-0000-0000-0000-000000000000")
-			tmpl.Header.Set("Amz-Sdk-Request", "attempt=1; max=3")
-			tmpl.Header.Set("Accept-Encoding", "identity")
-			signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-			if err := signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}, tmpl, hash, "s3", testRegion, time.Now()); err != nil {
-				b.Fatal(err)
-			}
-			w := &discardWriter{h: http.Header{}}
-			serve := func() {
-				r := tmpl.Clone(context.Background())
-				r.RequestURI = "/logs/app/obj"
-				r.RemoteAddr = "127.0.0.1:40000"
-				r.Body = io.NopCloser(bytes.NewReader(body))
-				r.ContentLength = int64(len(body))
-				clear(w.h)
-				w.status, w.n = 0, 0
-				gw.ServeHTTP(w, r)
-				if w.status != http.StatusOK || (!bc.put && w.n != int64(bc.size)) || (bc.put && up.lastIn != int64(bc.size)) {
-					b.Fatalf("status %d, %d bytes out, %d bytes in", w.status, w.n, up.lastIn)
-				}
-			}
+			serve, _ := handlerBench(b, bc.put, bc.size)
 			serve()
 			b.SetBytes(int64(bc.size))
 			b.ReportAllocs()
@@ -258,6 +217,56 @@ func BenchmarkGatewayHandler(b *testing.B) {
 			b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
+}
+
+// handlerBench sets up BenchmarkGatewayHandler's gateway, upstream and
+// signed request, and returns a func that serves one call through the
+// handler and the upstream, checking the answer.
+func handlerBench(tb testing.TB, put bool, size int) (serve func(), up *memUpstream) {
+	tb.Helper()
+	auth := gatewaytest.New()
+	payload := bytes.Repeat([]byte("x"), size)
+	up = &memUpstream{body: payload}
+	gw, err := New(Options{Authority: auth, Transport: up, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: "http://upstream.test", AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { gw.Close() })
+	g := auth.Add(gatewaytest.Spec{Target: testTarget, TargetKind: "aws", Scope: []string{walkScope}})
+	method, body := http.MethodGet, []byte(nil)
+	if put {
+		method, body = http.MethodPut, payload
+	}
+	tmpl, err := http.NewRequest(method, "http://gw.test/logs/app/obj", bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	tmpl.Header.Set("X-Amz-Content-Sha256", hash)
+	tmpl.Header.Set("User-Agent", "aws-sdk-go-v2/1.0 bench")
+	tmpl.Header.Set("Amz-Sdk-Invocation-Id", "00000000-0000-0000-0000-000000000000")
+	tmpl.Header.Set("Amz-Sdk-Request", "attempt=1; max=3")
+	tmpl.Header.Set("Accept-Encoding", "identity")
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	if err := signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: g.CredentialID, SecretAccessKey: g.Secret, SessionToken: g.SessionToken}, tmpl, hash, "s3", testRegion, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	w := &discardWriter{h: http.Header{}}
+	serve = func() {
+		r := tmpl.Clone(context.Background())
+		r.RequestURI = "/logs/app/obj"
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		clear(w.h)
+		w.status, w.n = 0, 0
+		gw.ServeHTTP(w, r)
+		if w.status != http.StatusOK || (!put && w.n != int64(size)) || (put && up.lastIn != int64(size)) {
+			tb.Fatalf("status %d, %d bytes out, %d bytes in", w.status, w.n, up.lastIn)
+		}
+	}
+	return serve, up
 }
 
 // memUpstream answers every request at once with body (GET) or an empty
