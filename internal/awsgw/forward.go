@@ -128,7 +128,20 @@ func filterQuery(raw string) string {
 // upstreamHeader copies the client's headers minus its authentication,
 // the hop-by-hop headers and the aws-chunked framing.
 func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header {
-	h := make(http.Header, len(in)+2)
+	// Sized for what goes upstream: the client's headers less its
+	// authentication, which the signer adds back as three headers of its
+	// own (a GetObject from an SDK ends with 7, one small map's worth;
+	// len(in)+2 took a larger map, two allocations more).
+	n := len(in) + 3
+	for _, k := range [...]string{"Authorization", "X-Amz-Date", "X-Amz-Content-Sha256"} {
+		if _, ok := in[k]; ok {
+			n--
+		}
+	}
+	if op.CopySourceBucket != "" {
+		n++
+	}
+	h := make(http.Header, n)
 	for k, v := range in {
 		// The value slices are shared, not copied: nothing here or in the
 		// transport writes into them (Set and Del replace map entries), and
