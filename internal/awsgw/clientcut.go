@@ -49,11 +49,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // clientCut watches the client's side of one call.
 type clientCut struct {
-	w      http.ResponseWriter
-	rcOnce sync.Once
-	rc     *http.ResponseController // made when first needed (controller)
-	conn   net.Conn                 // the client's HTTP/1 connection, if the server tells it
-	stop   func() bool              // armClientCut's watch, if it made one
+	w    http.ResponseWriter
+	rc   http.ResponseController // w's, held by value: no allocation per call
+	conn net.Conn                // the client's HTTP/1 connection, if the server tells it
+	stop func() bool             // armClientCut's watch, if it made one
 
 	mu        sync.Mutex
 	cut       bool  // the session ended
@@ -84,18 +83,15 @@ func armClientCut(ctx context.Context, w http.ResponseWriter, r *http.Request) *
 // call's context is cancelled (the S3 path does so from the session's
 // own watch, sparing a context registration per call).
 func newClientCut(w http.ResponseWriter, r *http.Request) *clientCut {
-	cc := &clientCut{w: w}
+	cc := &clientCut{w: w, rc: *http.NewResponseController(w)}
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && r.ProtoMajor == 1 {
 		cc.conn = c
 	}
 	return cc
 }
 
-// controller is the response's controller, made once.
-func (cc *clientCut) controller() *http.ResponseController {
-	cc.rcOnce.Do(func() { cc.rc = http.NewResponseController(cc.w) })
-	return cc.rc
-}
+// controller is the response's controller.
+func (cc *clientCut) controller() *http.ResponseController { return &cc.rc }
 
 // fire acts on ctx's cancellation: a cut (the session ended) fails the
 // client's reads now, and ends the connection if the response streams; a
