@@ -436,14 +436,16 @@ func (g *Gateway) writeResult(sess *session, res gateway.Call) {
 }
 
 // upstreamBody is the verified request body to send upstream, or nil;
-// cc is the call's client cut once armed, which bounds each read of the
+// x.clientCut is the call's client cut once armed, which bounds each read of the
 // client's body (idle.go).
-func (c *call) upstreamBody(auth *sigv4.Auth, checked []byte, cc func() *clientCut) (*countingReader, int64) {
+func (c *call) upstreamBody(auth *sigv4.Auth, checked []byte, x *exchange) (*countingReader, int64) {
 	if checked != nil {
 		return &countingReader{r: bytes.NewReader(checked)}, int64(len(checked))
 	}
 	if c.r.ContentLength == 0 && !auth.Payload.Streaming() {
 		return nil, 0
 	}
-	return &countingReader{r: &holdLast{r: auth.Body(&idleBody{r: c.r.Body, cc: cc})}}, auth.DecodedLength
+	// The method value is made here, where a body needs it: made by the
+	// caller, it was an allocation on every call, bodiless ones included.
+	return &countingReader{r: &holdLast{r: auth.Body(&idleBody{r: c.r.Body, cc: x.clientCut})}}, auth.DecodedLength
 }

@@ -118,7 +118,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		x.failBefore(s3err.As(err))
 		return
 	}
-	body, length := c.upstreamBody(auth, checkedBody, x.clientCut)
+	body, length := c.upstreamBody(auth, checkedBody, x)
 	var rd io.Reader
 	if body != nil {
 		rd = body
