@@ -124,9 +124,15 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	amzDate := st.amzDate
 	// The names are canonical constants: set in the map directly, with no
 	// canonicalisation on every call.
-	req.Header[hAmzDate] = []string{amzDate}
+	// The values Sign sets share one backing array (one allocation, not
+	// one per header); each is a full slice expression, so an append to
+	// one copies rather than overwrites the next.
+	vals := make([]string, 2, 3)
+	vals[0] = amzDate
+	req.Header[hAmzDate] = vals[0:1:1]
 	if creds.SessionToken != "" {
-		req.Header[hSecurityToken] = []string{creds.SessionToken}
+		vals = append(vals, creds.SessionToken)
+		req.Header[hSecurityToken] = vals[2:3:3]
 	} else {
 		delete(req.Header, hSecurityToken)
 	}
@@ -211,7 +217,8 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	authz.WriteString(", Signature=")
 	var hexSig [64]byte
 	authz.Write(appendHex(hexSig[:0], sig[:]))
-	req.Header[hAuthorization] = []string{authz.String()}
+	vals[1] = authz.String()
+	req.Header[hAuthorization] = vals[1:2:2]
 	return nil
 }
 
