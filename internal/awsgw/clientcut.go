@@ -53,6 +53,8 @@ type clientCut struct {
 	rc   http.ResponseController // w's, held by value: no allocation per call
 	conn net.Conn                // the client's HTTP/1 connection, if the server tells it
 	stop func() bool             // armClientCut's watch, if it made one
+	// counted is the reader completing returns (once per call)
+	counted answerCounter
 
 	mu        sync.Mutex
 	cut       bool  // the session ended
@@ -201,7 +203,8 @@ func (cc *clientCut) flush() error { return cc.controller().Flush() }
 // the next call. After, if not nil, runs once that flush has returned
 // (a test's hook).
 func (cc *clientCut) completing(src io.Reader, want int64, after func()) (io.Reader, func() error) {
-	counted := &answerCounter{r: src}
+	cc.counted = answerCounter{r: src} // in the cut, which is on the heap already
+	counted := &cc.counted
 	return counted, func() error {
 		if counted.n < want {
 			return cc.flush()
