@@ -30,6 +30,10 @@ type call struct {
 	credID string
 	gr     *gateway.Grant
 	ended  bool
+
+	// x is the exchange of an allowed call (forward), held here rather
+	// than allocated apart: the call is on the heap already.
+	x exchange
 }
 
 // client describes the peer, for a session's start.
@@ -339,7 +343,8 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// Close): the upstream request derives from ctx.
 	ctx, cancel := context.WithCancelCause(c.r.Context())
 	defer cancel(nil)
-	x := &exchange{c: c, ctx: ctx}
+	x := &c.x
+	x.c, x.ctx = c, ctx
 	stop := context.AfterFunc(sess.ctx, func() {
 		cancel(context.Cause(sess.ctx))
 		x.cutClient()
