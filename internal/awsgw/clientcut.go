@@ -85,11 +85,18 @@ func armClientCut(ctx context.Context, w http.ResponseWriter, r *http.Request) *
 // call's context is cancelled (the S3 path does so from the session's
 // own watch, sparing a context registration per call).
 func newClientCut(w http.ResponseWriter, r *http.Request) *clientCut {
-	cc := &clientCut{w: w, rc: *http.NewResponseController(w)}
+	cc := new(clientCut)
+	cc.init(w, r)
+	return cc
+}
+
+// init sets up a zero clientCut in place, for one held in a larger
+// struct (exchange).
+func (cc *clientCut) init(w http.ResponseWriter, r *http.Request) {
+	cc.w, cc.rc = w, *http.NewResponseController(w)
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && r.ProtoMajor == 1 {
 		cc.conn = c
 	}
-	return cc
 }
 
 // controller is the response's controller.

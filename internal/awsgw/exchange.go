@@ -36,6 +36,9 @@ type exchange struct {
 	ccMu   sync.Mutex
 	cc     *clientCut
 	cutNow bool
+	// cut is what cc points to once armed, held here rather than
+	// allocated apart (the exchange is on the heap already).
+	cut clientCut
 	// delivered is set when the client has the whole answer before the
 	// handler returns: the result may then be recorded on the handler's
 	// goroutine without holding the answer up.
@@ -52,7 +55,8 @@ func (x *exchange) clientCut() *clientCut {
 // watchClient arms the client's cut for this exchange: the call's
 // session watch calls cutClient when it cuts the call.
 func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCut {
-	cc := newClientCut(w, r)
+	cc := &x.cut
+	cc.init(w, r)
 	x.ccMu.Lock()
 	x.cc = cc
 	cut := x.cutNow
