@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ type exchange struct {
 	ccMu   sync.Mutex
 	cc     *clientCut
 	cutNow bool
+	// upURL is the upstream request's URL (upstreamRequest).
+	upURL url.URL
 	// cut is what cc points to once armed, held here rather than
 	// allocated apart (the exchange is on the heap already).
 	cut clientCut
@@ -159,7 +162,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			return
 		}
 	}
-	req, err := t.upstreamRequest(reqCtx, c.r, op, auth, creds, rd, length)
+	req, err := t.upstreamRequest(reqCtx, &x.upURL, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return

@@ -52,11 +52,12 @@ var presignParams = map[string]bool{
 	"x-amz-content-sha256": true,
 }
 
-// upstreamURL addresses op at the target: path-style at a custom endpoint;
-// at AWS itself virtual-hosted where the bucket name allows it (AWS is
-// retiring path-style), path-style otherwise.
-func (t *target) upstreamURL(op *s3iam.Op, rawQuery string) *url.URL {
-	u := &url.URL{RawQuery: filterQuery(rawQuery)}
+// setUpstreamURL sets *u, a zero URL (held in the exchange rather than
+// allocated apart), to op's address at the target: path-style at a custom
+// endpoint; at AWS itself virtual-hosted where the bucket name allows it
+// (AWS is retiring path-style), path-style otherwise.
+func (t *target) setUpstreamURL(u *url.URL, op *s3iam.Op, rawQuery string) {
+	u.RawQuery = filterQuery(rawQuery)
 	p := op.UpstreamPath()
 	if t.base != nil {
 		u.Scheme, u.Host = t.base.Scheme, t.base.Host
@@ -75,7 +76,6 @@ func (t *target) upstreamURL(op *s3iam.Op, rawQuery string) *url.URL {
 		}
 	}
 	setEscapedPath(u, p)
-	return u
 }
 
 // setEscapedPath sets u's path from its escaped form, so that the request
@@ -221,8 +221,9 @@ func joinEncoding(first, rest string) string {
 // upstreamRequest builds and signs the request to send upstream for a
 // verified, authorized call. body is the verified payload (nil for none);
 // length is its decoded length (-1 unknown).
-func (t *target) upstreamRequest(ctx context.Context, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
-	u := t.upstreamURL(op, r.URL.RawQuery)
+// u is a zero URL, set here to the upstream address (setUpstreamURL).
+func (t *target) upstreamRequest(ctx context.Context, u *url.URL, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
+	t.setUpstreamURL(u, op, r.URL.RawQuery)
 	// Built directly rather than with NewRequest, which would format u and
 	// parse it back on every call: u keeps its exact escaping as it is.
 	// The method is the one the server parsed, a valid token.

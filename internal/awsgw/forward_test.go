@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -104,7 +105,9 @@ func TestUpstreamURL(t *testing.T) {
 		{awsT, s3iam.Op{}, "", "https://s3.eu-west-1.amazonaws.com/"},
 	}
 	for _, tc := range cases {
-		if got := tc.t.upstreamURL(&tc.op, tc.q).String(); got != tc.want {
+		var u url.URL
+		tc.t.setUpstreamURL(&u, &tc.op, tc.q)
+		if got := u.String(); got != tc.want {
 			t.Errorf("%+v: got %s, want %s", tc.op, got, tc.want)
 		}
 	}
