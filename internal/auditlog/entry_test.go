@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,3 +77,23 @@ func TestEntryAllocs(t *testing.T) {
 type rawJSON string
 
 func (r rawJSON) AppendJSON(b []byte) ([]byte, error) { return append(b, r...), nil }
+
+// TestAppendAsyncAllocs bounds what a gateway's record costs its caller
+// in allocations: AppendAsync of one event, queued on a log with no
+// writer (what the writer and the store's copy allocate is not counted).
+func TestAppendAsyncAllocs(t *testing.T) {
+	l := &Log{}
+	ctx := context.Background()
+	ev := Event{Type: "session.call", GrantID: "g_1", SessionID: "s_1", Actor: "bot", Data: rawJSON(`{"action":"s3:GetObject"}`)}
+	n := testing.AllocsPerRun(100, func() {
+		if p := l.AppendAsync(ctx, ev); p.err != nil {
+			t.Fatal(p.err)
+		}
+		clear(l.queue)
+		l.queue = l.queue[:0]
+	})
+	const want = 5
+	if n > want {
+		t.Errorf("AppendAsync of one event: %v allocations, want at most %d", n, want)
+	}
+}

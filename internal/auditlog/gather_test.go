@@ -68,9 +68,8 @@ func written(t *testing.T, p *Pending, what string) {
 func durableWithin(t *testing.T, p *Pending, d time.Duration) bool {
 	t.Helper()
 	select {
-	case err := <-p.o.res:
-		p.o.res <- err // leave it for Wait
-		if err != nil {
+	case <-p.o.done: // still there for Wait
+		if err := p.o.result; err != nil {
 			t.Fatal(err)
 		}
 		return true

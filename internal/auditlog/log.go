@@ -195,8 +195,11 @@ type op struct {
 	state atomic.Int32 // opQueued, opClaimed or opCancelled
 	evs   []encoded    // Append: the encoded events
 	fn    func(ctx context.Context, tx store.Tx) ([]Event, error)
-	res   chan error // buffered; receives the result once
-	at    time.Time  // when it was queued (with a commit delay)
+	// done is closed once result is set, once (finish): a channel of
+	// struct{} is one allocation, a channel of error two.
+	done   chan struct{}
+	result error
+	at     time.Time // when it was queued (with a commit delay)
 	// async marks an AppendAsync, whose caller works until it calls Wait,
 	// which sets waited.
 	async  bool
@@ -526,7 +529,7 @@ func (l *Log) enqueue(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o.res = make(chan error, 1)
+	o.done = make(chan struct{})
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -549,16 +552,23 @@ func (l *Log) enqueue(ctx context.Context, o *op) error {
 // wait returns o's result, withdrawing o if ctx ends while it is queued.
 func (o *op) wait(ctx context.Context) error {
 	select {
-	case err := <-o.res:
-		return err
+	case <-o.done:
+		return o.result
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opQueued, opCancelled) {
 			return ctx.Err()
 		}
 		// The writer has already taken it: it will be committed or fail
 		// as part of its batch, and the caller must learn which.
-		return <-o.res
+		<-o.done
+		return o.result
 	}
+}
+
+// finish gives o its result; it is called once per op.
+func (o *op) finish(err error) {
+	o.result = err
+	close(o.done)
 }
 
 // Close stops accepting new operations, waits until every queued one has
@@ -680,7 +690,7 @@ func (l *Log) commitBatch() {
 		err := *e
 		l.settled(err)
 		for _, r := range l.take(nil, l.opts.MaxBatch) {
-			r.o.res <- err
+			r.o.finish(err)
 		}
 		return
 	}
@@ -692,7 +702,7 @@ func (l *Log) commitBatch() {
 		if err := l.idx.wait(context.Background(), l.size.Load()); err != nil {
 			l.settled(err)
 			for _, r := range l.take(nil, l.opts.MaxBatch) {
-				r.o.res <- err
+				r.o.finish(err)
 			}
 			return
 		}
@@ -713,9 +723,9 @@ func (l *Log) commitBatch() {
 	for _, r := range claimed {
 		switch {
 		case r.err != nil:
-			r.o.res <- r.err
+			r.o.finish(r.err)
 		default:
-			r.o.res <- err
+			r.o.finish(err)
 		}
 	}
 	if err == nil && cp != nil {

@@ -52,7 +52,7 @@ func (l *Log) commitJournal(claimed []result) {
 	l.batched(len(claimed), l.gc.clk.Now().Sub(start))
 	l.reportBatch(claimed, start, err != nil) // before the callers return, as OnCommit
 	for _, r := range claimed {
-		r.o.res <- err
+		r.o.finish(err)
 	}
 }
 
