@@ -47,14 +47,12 @@ const lazyWait = 25 * time.Millisecond
 // Like Append, it returns once they are durable, or with the error that
 // kept them out of the log. Without a journal it is Append.
 func (l *Log) AppendLazy(ctx context.Context, events ...Event) error {
-	evs, err := encodeEvents(events)
-	if err != nil {
+	o, err := newOp(ctx, events)
+	if err != nil || o == nil {
 		return err
 	}
-	if len(evs) == 0 {
-		return nil
-	}
-	return l.run(ctx, &op{ctx: ctx, evs: evs, lazy: true, at: l.gc.clk.Now()})
+	o.lazy, o.at = true, l.gc.clk.Now()
+	return l.run(ctx, o)
 }
 
 // holdLazy waits, before a journal batch is taken, while the queue holds

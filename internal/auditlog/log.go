@@ -206,6 +206,32 @@ type op struct {
 	waited atomic.Bool
 	// lazy marks an AppendLazy, which waits for a batch others start.
 	lazy bool
+	// one is evs's room for the usual single event, in the op rather
+	// than a slice of its own.
+	one [1]encoded
+}
+
+// newOp is an operation appending events, encoded; nil if there are none.
+func newOp(ctx context.Context, events []Event) (*op, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	o := &op{ctx: ctx}
+	if len(events) == 1 {
+		e, err := encodeEvent(events[0], time.Now())
+		if err != nil {
+			return nil, err
+		}
+		o.one[0] = e
+		o.evs = o.one[:]
+		return o, nil
+	}
+	evs, err := encodeEvents(events)
+	if err != nil {
+		return nil, err
+	}
+	o.evs = evs
+	return o, nil
 }
 
 const (
@@ -444,14 +470,11 @@ func cloneCheckpoint(c store.Checkpoint) store.Checkpoint {
 // in one transaction possibly shared with other callers; on error none of
 // them is in the log. Events are numbered in the order given.
 func (l *Log) Append(ctx context.Context, events ...Event) error {
-	evs, err := encodeEvents(events)
-	if err != nil {
+	o, err := newOp(ctx, events)
+	if err != nil || o == nil {
 		return err
 	}
-	if len(evs) == 0 {
-		return nil
-	}
-	return l.run(ctx, &op{ctx: ctx, evs: evs})
+	return l.run(ctx, o)
 }
 
 // Do runs fn inside the next group-committed transaction, isolated by a
@@ -489,14 +512,14 @@ type Pending struct {
 // before disclosure"). The events are numbered in the order given, in the
 // next batch; Wait must be called (once) to learn whether they were stored.
 func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
-	evs, err := encodeEvents(events)
+	o, err := newOp(ctx, events)
 	if err != nil {
 		return &Pending{err: err}
 	}
-	o := &op{ctx: ctx, evs: evs, async: true}
-	if len(evs) == 0 {
+	if o == nil {
 		return &Pending{o: nil}
 	}
+	o.async = true
 	if err := l.enqueue(ctx, o); err != nil {
 		return &Pending{err: err}
 	}
