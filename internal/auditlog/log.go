@@ -206,9 +206,10 @@ type op struct {
 	waited atomic.Bool
 	// lazy marks an AppendLazy, which waits for a batch others start.
 	lazy bool
-	// one is evs's room for the usual single event, in the op rather
-	// than a slice of its own.
-	one [1]encoded
+	// one is evs's room for the usual single event, and pending what
+	// AppendAsync returns: both in the op rather than allocated apart.
+	one     [1]encoded
+	pending Pending
 }
 
 // newOp is an operation appending events, encoded; nil if there are none.
@@ -523,7 +524,8 @@ func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
 	if err := l.enqueue(ctx, o); err != nil {
 		return &Pending{err: err}
 	}
-	return &Pending{l: l, o: o}
+	o.pending = Pending{l: l, o: o}
+	return &o.pending
 }
 
 // Wait returns once the events are durably committed (nil), or with the
