@@ -344,12 +344,15 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	ctx, cancel := context.WithCancelCause(c.r.Context())
 	defer cancel(nil)
 	x := &c.x
-	x.c, x.ctx = c, ctx
-	stop := context.AfterFunc(sess.ctx, func() {
-		cancel(context.Cause(sess.ctx))
-		x.cutClient()
-	})
-	defer stop()
+	x.c, x.ctx, x.cancel = c, ctx, cancel
+	// The session's watch cuts the calls it holds when it ends (one map
+	// entry per call, where a context.AfterFunc on the session's context
+	// was three allocations).
+	if sess.holdCall(x) {
+		defer sess.releaseCall(x)
+	} else { // it has ended already
+		x.sessionEnded(context.Cause(sess.ctx))
+	}
 
 	req := allowedCall(op, auth, c.reqID)
 	if readOnly(c.r, op) {

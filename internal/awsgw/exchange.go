@@ -20,7 +20,9 @@ import (
 type exchange struct {
 	c   *call
 	ctx context.Context
-	res *gateway.Call
+	// cancel cancels ctx (sessionEnded).
+	cancel context.CancelCauseFunc
+	res    *gateway.Call
 	// result is what res points to on the S3 path (forward).
 	result gateway.Call
 	// abort is set when the response was cut after its headers were sent.
@@ -68,6 +70,13 @@ func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCu
 		cc.fire(x.ctx)
 	}
 	return cc
+}
+
+// sessionEnded ends the call for its session's end (with that end's cause): its
+// context, so the upstream request, and the client's side.
+func (x *exchange) sessionEnded(cause error) {
+	x.cancel(cause)
+	x.cutClient()
 }
 
 // cutClient is called once the call's context has been cancelled by its

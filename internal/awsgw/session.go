@@ -48,6 +48,31 @@ type session struct {
 	inflight int
 	ended    bool
 	idle     chan struct{} // closed when ended and nothing is in flight
+	// calls are the S3 calls in flight (holdCall), which watch cuts when
+	// the session ends.
+	calls map[*exchange]struct{}
+}
+
+// holdCall has x cut when s ends; false if s has ended already (the
+// caller then cuts x itself).
+func (s *session) holdCall(x *exchange) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	if s.calls == nil {
+		s.calls = make(map[*exchange]struct{})
+	}
+	s.calls[x] = struct{}{}
+	return true
+}
+
+// releaseCall undoes holdCall once x is over.
+func (s *session) releaseCall(x *exchange) {
+	s.mu.Lock()
+	delete(s.calls, x)
+	s.mu.Unlock()
 }
 
 // errGrantGone means the session ended between authentication and the call.
@@ -152,7 +177,19 @@ func (g *Gateway) watch(s *session) {
 	if s.inflight == 0 {
 		close(s.idle)
 	}
+	held := make([]*exchange, 0, len(s.calls))
+	for x := range s.calls {
+		held = append(held, x)
+	}
+	s.calls = nil
 	s.mu.Unlock()
+	// The calls in flight are cut now: their upstream requests, and their
+	// clients' sides (after holdCall, a call of an ended session is cut
+	// by its own handler).
+	cause = context.Cause(s.ctx)
+	for _, x := range held {
+		x.sessionEnded(cause)
+	}
 	select {
 	case <-s.idle:
 		s.releaseResultContext()
