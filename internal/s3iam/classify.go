@@ -119,7 +119,11 @@ func (req *request) classify() (*Op, error) {
 	if versionID != "" {
 		actions = r.versioned
 	}
-	op.Checks = make([]Check, 0, len(actions)+2)
+	if n := len(actions) + 2; n <= len(op.checkRoom) {
+		op.Checks = op.checkRoom[:0:n]
+	} else {
+		op.Checks = make([]Check, 0, n)
+	}
 	for _, act := range actions {
 		op.Checks = append(op.Checks, Check{Action: act, Resource: res})
 	}

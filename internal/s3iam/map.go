@@ -73,6 +73,9 @@ type Op struct {
 	// pending are the checks a NeedsBody op has besides those its body
 	// adds (CreateBucket's, PutBucketReplication's).
 	pending []Check
+	// checkRoom holds Checks for the usual op (one or two actions and the
+	// header checks' room), in the Op rather than a slice of its own.
+	checkRoom [4]Check
 }
 
 // deferBody makes op a NeedsBody op whose checks so far wait, behind the
