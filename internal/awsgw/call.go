@@ -358,7 +358,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	if readOnly(c.r, op) {
 		// Durable before disclosure: a read goes upstream while its record
 		// is written; the exchange holds the answer until it is durable.
-		x.pending = sess.rec.RequestAsync(ctx, req)
+		x.pending = sess.rec.RequestAsyncIn(ctx, req, &x.record)
 	} else if err := sess.rec.Request(ctx, req); err != nil {
 		// Durable before forward: nothing that can change state reaches
 		// the upstream unrecorded.

@@ -31,6 +31,8 @@ type exchange struct {
 	// byte of the answer (status and headers included) goes out before
 	// its Wait returns nil (disclose).
 	pending *gateway.Pending
+	// record is what pending points to on the S3 path (forward).
+	record gateway.Pending
 	// unrecorded is set when the request's record failed and the call
 	// was refused: it has no result to record.
 	unrecorded bool

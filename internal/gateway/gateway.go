@@ -287,11 +287,20 @@ func (p *Pending) Wait(ctx context.Context) error {
 // before disclosure", see DESIGN.md "Fail closed"). Only calls that cannot
 // change upstream state may use it; writes use Request.
 func (s *Session) RequestAsync(ctx context.Context, c Call) *Pending {
+	return s.RequestAsyncIn(ctx, c, new(Pending))
+}
+
+// RequestAsyncIn is RequestAsync with the Pending in the caller's memory:
+// p, a zero Pending (a field of something the call allocates anyway, so
+// that the record costs no allocation of its own), which it returns.
+func (s *Session) RequestAsyncIn(ctx context.Context, c Call, p *Pending) *Pending {
 	c.Kind = "request"
 	if w := s.rec.RequestAsync(ctx, c); w != nil {
-		return &Pending{wait: w}
+		p.wait = w
+		return p
 	}
-	return &Pending{err: s.rec.Request(ctx, c)}
+	p.err = s.rec.Request(ctx, c)
+	return p
 }
 
 // Result records what a call did (Kind "result"). The control plane
