@@ -217,7 +217,7 @@ func hasInto(sql string) bool {
 // request records call before its statement is forwarded: durably now
 // (nil Pending), or, when async, queued with a Pending to wait on before
 // its answer is relayed.
-func (c *conn) request(call gateway.Call, async bool) (*gateway.Pending, error) {
+func (c *conn) request(call gateway.Call, async bool, p *gateway.Pending) (*gateway.Pending, error) {
 	if !async {
 		return nil, c.recordRequest(call)
 	}
@@ -225,7 +225,7 @@ func (c *conn) request(call gateway.Call, async bool) (*gateway.Pending, error) 
 		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return nil, errGrantEnded
 	}
-	return c.sess.RequestAsync(c.ctx(), call), nil
+	return c.sess.RequestAsyncIn(c.ctx(), call, p), nil
 }
 
 // errRecordFailedHeld ends a session whose statement ran while its record

@@ -70,6 +70,9 @@ type entry struct {
 	// pend is the request's record while it may not be durable yet (a
 	// read forwarded at once, see disclose.go); nil once it is.
 	pend *gateway.Pending
+	// record is what pend points to when set, held in the entry rather
+	// than allocated apart.
+	record gateway.Pending
 }
 
 // stmt is a statement's text as recorded: its action and its text with
@@ -821,7 +824,8 @@ func (c *conn) endBatch(sync bool) error {
 		if pe.p.params != "" {
 			call.Params["parameters"] = pe.p.params
 		}
-		pend, err := c.request(call, async)
+		e := &slab[len(entries)]
+		pend, err := c.request(call, async, &e.record)
 		if err != nil {
 			if len(entries) > 0 {
 				c.gw.log.Error("statements recorded but not run: a later statement of their batch could not be recorded",
@@ -830,7 +834,6 @@ func (c *conn) endBatch(sync bool) error {
 			r.undoBatch()
 			return c.refuseStatement(err, sync)
 		}
-		e := &slab[len(entries)]
 		e.kind, e.n, e.ns, e.action, e.pend, e.stale = eExec, r.n, ns, action, pend, pe.stale
 		entries = append(entries, e)
 	}

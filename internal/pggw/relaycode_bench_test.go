@@ -19,48 +19,69 @@ import (
 // gateway's code adds to them (ns/op and allocs/op are per statement).
 func BenchmarkRelayCode(b *testing.B) {
 	for _, mode := range []string{"simple", "prepared"} {
-		b.Run(mode, func(b *testing.B) {
-			gw, auth := fuzzGateway(b)
-			gr := auth.Add(gatewaytest.Spec{Target: "db", TargetKind: "postgres", Scope: []string{"pg:select orders.public.*"}})
-			var setup, stmt, answer []byte
-			if mode == "simple" {
-				stmt, _ = (&pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 81234;"}).Encode(nil)
-				answer, _ = (&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}).Encode(nil)
-			} else {
-				setup, _ = (&pgproto3.Parse{Name: "P_0", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}).Encode(nil)
-				setup, _ = (&pgproto3.Sync{}).Encode(setup)
-				stmt, _ = (&pgproto3.Bind{PreparedStatement: "P_0", Parameters: [][]byte{[]byte("81234")}}).Encode(nil)
-				stmt, _ = (&pgproto3.Execute{}).Encode(stmt)
-				stmt, _ = (&pgproto3.Sync{}).Encode(stmt)
-				answer, _ = (&pgproto3.BindComplete{}).Encode(nil)
-			}
-			answer, _ = (&pgproto3.DataRow{Values: [][]byte{[]byte("0")}}).Encode(answer)
-			answer, _ = (&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}).Encode(answer)
-			answer, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(answer)
-			c := relayConn(b, gw, auth, gr, bytes.NewReader(setup))
-			c.readOnly = readOnlyScope(gr.Scope)
-			if len(setup) > 0 {
-				// The Parse is answered before the statements, as pgbench
-				// waits for it: the gateway then knows it ran (settled).
-				if err := c.clientLoop(); err != nil {
-					b.Fatal(err)
-				}
-				up, _ := (&pgproto3.ParseComplete{}).Encode(nil)
-				up, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(up)
-				c.upstreamLoop(newIdleReader(bytes.NewReader(up)))
-			}
-			c.br = newIdleReader(bytes.NewReader(bytes.Repeat(stmt, b.N)))
-			up := bytes.Repeat(answer, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			if err := c.clientLoop(); err != nil {
-				b.Fatal(err)
-			}
-			c.upstreamLoop(newIdleReader(bytes.NewReader(up)))
-			b.StopTimer()
-			if n := len(auth.Calls(gr.ID)); n < 2*b.N {
-				b.Fatalf("%d statements, %d calls recorded", b.N, n)
-			}
-		})
+		b.Run(mode, func(b *testing.B) { relayCode(b, mode) })
+	}
+}
+
+// relayCode is BenchmarkRelayCode for one mode.
+func relayCode(b *testing.B, mode string) {
+	gw, auth := fuzzGateway(b)
+	gr := auth.Add(gatewaytest.Spec{Target: "db", TargetKind: "postgres", Scope: []string{"pg:select orders.public.*"}})
+	var setup, stmt, answer []byte
+	if mode == "simple" {
+		stmt, _ = (&pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 81234;"}).Encode(nil)
+		answer, _ = (&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}).Encode(nil)
+	} else {
+		setup, _ = (&pgproto3.Parse{Name: "P_0", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}).Encode(nil)
+		setup, _ = (&pgproto3.Sync{}).Encode(setup)
+		stmt, _ = (&pgproto3.Bind{PreparedStatement: "P_0", Parameters: [][]byte{[]byte("81234")}}).Encode(nil)
+		stmt, _ = (&pgproto3.Execute{}).Encode(stmt)
+		stmt, _ = (&pgproto3.Sync{}).Encode(stmt)
+		answer, _ = (&pgproto3.BindComplete{}).Encode(nil)
+	}
+	answer, _ = (&pgproto3.DataRow{Values: [][]byte{[]byte("0")}}).Encode(answer)
+	answer, _ = (&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}).Encode(answer)
+	answer, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(answer)
+	c := relayConn(b, gw, auth, gr, bytes.NewReader(setup))
+	c.readOnly = readOnlyScope(gr.Scope)
+	if len(setup) > 0 {
+		// The Parse is answered before the statements, as pgbench
+		// waits for it: the gateway then knows it ran (settled).
+		if err := c.clientLoop(); err != nil {
+			b.Fatal(err)
+		}
+		up, _ := (&pgproto3.ParseComplete{}).Encode(nil)
+		up, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(up)
+		c.upstreamLoop(newIdleReader(bytes.NewReader(up)))
+	}
+	c.br = newIdleReader(bytes.NewReader(bytes.Repeat(stmt, b.N)))
+	up := bytes.Repeat(answer, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := c.clientLoop(); err != nil {
+		b.Fatal(err)
+	}
+	c.upstreamLoop(newIdleReader(bytes.NewReader(up)))
+	b.StopTimer()
+	if n := len(auth.Calls(gr.ID)); n < 2*b.N {
+		b.Fatalf("%d statements, %d calls recorded", b.N, n)
+	}
+}
+
+// TestRelayCodeAllocs bounds BenchmarkRelayCode's allocations per
+// statement (the in-memory authority's own two included): a change that
+// adds any to the relay's per-statement path fails here.
+func TestRelayCodeAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation bounds hold only without the race detector")
+	}
+	const want = 9.5
+	for _, mode := range []string{"simple", "prepared"} {
+		res := testing.Benchmark(func(b *testing.B) { relayCode(b, mode) })
+		if n := float64(res.MemAllocs) / float64(res.N); n > want {
+			t.Errorf("%s: %.2f allocations per statement, want at most %v", mode, n, want)
+		} else {
+			t.Logf("%s: %.2f allocations per statement (%d B, %d statements)", mode, n, res.AllocedBytesPerOp(), res.N)
+		}
 	}
 }

@@ -60,11 +60,13 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactSecrets(sql), "protocol": "simple", "n": ns,
 		}}
 		c.withPrepared(&call, sql)
-		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql))
+		e := &entry{kind: eSimple, n: r.n, ns: ns, action: action}
+		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql), &e.record)
 		if err != nil {
 			return err
 		}
-		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: action, start: time.Now(), pend: pend})
+		e.start, e.pend = time.Now(), pend
+		r.push(e)
 		return nil
 	}
 	// One message: forwarded at once only if every statement may be.
@@ -89,7 +91,8 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactSecrets(text), "protocol": "simple", "n": ns, "part": part,
 		}}
 		c.withPrepared(&call, text)
-		pend, err := c.request(call, async)
+		e := &entry{n: r.n, ns: ns, action: action}
+		pend, err := c.request(call, async, &e.record)
 		if err != nil {
 			if len(entries) > 0 {
 				c.gw.log.Error("statements recorded but not run: a later statement of their query could not be recorded",
@@ -101,7 +104,8 @@ func (c *conn) recordQuery(sql string) error {
 		if i == count-1 {
 			kind = eSimple
 		}
-		entries = append(entries, &entry{kind: kind, n: r.n, ns: ns, action: action, pend: pend})
+		e.kind, e.pend = kind, pend
+		entries = append(entries, e)
 	}
 	now := time.Now()
 	for _, e := range entries {
