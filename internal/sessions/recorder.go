@@ -237,12 +237,15 @@ func (st *state) counted(c gateway.Call) {
 	}
 }
 
-func (st *state) callEvent(c gateway.Call) auditlog.Event {
+// callEvent is c's event. Its Data is c itself, not a copy boxed apart:
+// the event is encoded before the Append it is given to returns, and
+// requestAsync's c is on the heap already (its wait holds it).
+func (st *state) callEvent(c *gateway.Call) auditlog.Event {
 	return auditlog.Event{Type: "session.call", Time: st.r.o.Now(), GrantID: st.g.ID, SessionID: st.sid, Actor: st.g.Identity, Data: c}
 }
 
 func (st *state) Request(ctx context.Context, c gateway.Call) error {
-	if err := st.r.o.Log.Append(ctx, st.callEvent(c)); err != nil {
+	if err := st.r.o.Log.Append(ctx, st.callEvent(&c)); err != nil {
 		return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))
 	}
 	st.counted(c)
@@ -250,7 +253,7 @@ func (st *state) Request(ctx context.Context, c gateway.Call) error {
 }
 
 func (st *state) RequestAsync(ctx context.Context, c gateway.Call) func(context.Context) error {
-	p := st.r.o.Log.AppendAsync(ctx, st.callEvent(c))
+	p := st.r.o.Log.AppendAsync(ctx, st.callEvent(&c))
 	return func(ctx context.Context) error {
 		if err := p.Wait(ctx); err != nil {
 			return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))
