@@ -132,6 +132,10 @@ type Auth struct {
 	// whole query is. Nil when there are none.
 	Hoisted http.Header
 
+	// signedRoom holds SignedHeaders for the usual request (up to eight
+	// names), in the Auth rather than a slice of its own.
+	signedRoom [8]string
+
 	// chain holds what chunk verification needs. It is a pointer so that
 	// printing an Auth with %v shows an address, never the signing key.
 	chain *chain

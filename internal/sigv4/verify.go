@@ -642,7 +642,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	if !hmac.Equal(want[:], got[:]) {
 		return nil, s3err.Detailed(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", "Airlock's canonical request has SHA-256 %x; compare it with your client's debug output", crHash)
 	}
-	a.SignedHeaders = strings.Split(c.signedHeaders, ";")
+	a.SignedHeaders = splitNames(a.signedRoom[:0], c.signedHeaders)
 	if a.Payload.Streaming() {
 		a.chain.key = key
 		a.chain.seed = got
@@ -650,6 +650,19 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 		a.chain.scope = c.scope
 	}
 	return a, nil
+}
+
+// splitNames appends the names of a ;-separated list to dst, as
+// strings.Split would return them.
+func splitNames(dst []string, list string) []string {
+	for {
+		name, rest, ok := strings.Cut(list, ";")
+		dst = append(dst, name)
+		if !ok {
+			return dst
+		}
+		list = rest
+	}
 }
 
 func first(h http.Header, k string) string {
