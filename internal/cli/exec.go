@@ -48,6 +48,9 @@ PGSERVICEFILE for postgres targets.`,
 			if err := need(dur, "--for"); err != nil {
 				return err
 			}
+			if err := positiveWait(cmd, waitFor); err != nil {
+				return err
+			}
 			c := a.client()
 			ctx := cmd.Context()
 			g, err := c.Request(ctx, grants.RequestInput{Target: args[0], Scope: allow, Duration: dur, Reason: reason})

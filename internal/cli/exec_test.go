@@ -217,3 +217,36 @@ func TestExecForwardsHangup(t *testing.T) {
 		t.Fatalf("grant after the SIGHUP: status %s, comment %q", g.Status, g.EndComment)
 	}
 }
+
+// TestWaitTimeoutMustBePositive: a zero or negative --wait-timeout is a
+// usage error, refused before anything is requested. Before, it meant "no
+// limit": request --wait and exec then waited until the request's
+// decision deadline (an hour by default) instead of giving up at once.
+func TestWaitTimeoutMustBePositive(t *testing.T) {
+	l := startServer(t, nil)
+	for _, args := range [][]string{
+		{"request", "aws-prod", "--allow", pendingScope, "--for", "5m", "--reason", "r", "--wait", "--wait-timeout", "-1s"},
+		{"request", "aws-prod", "--allow", pendingScope, "--for", "5m", "--reason", "r", "--wait", "--wait-timeout", "0s"},
+		{"exec", "aws-prod", "--allow", pendingScope, "--for", "5m", "--reason", "r", "--wait-timeout", "-1s", "--", "true"},
+	} {
+		done := make(chan struct{})
+		var code int
+		var errOut string
+		go func() {
+			defer close(done)
+			code, _, errOut = l.as(l.botKey, args...)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%v still waiting after 20s", args)
+		}
+		if code != 2 || !strings.Contains(errOut, "--wait-timeout must be a positive duration") || grantIDRE.MatchString(errOut) {
+			t.Fatalf("%v: exit %d, stderr %q; want 2, a usage error and no request", args, code, errOut)
+		}
+	}
+	code, out, _ := l.as(l.aliceKey, "pending")
+	if code != 0 || grantIDRE.MatchString(out) {
+		t.Fatalf("pending after refused requests: exit %d %q", code, out)
+	}
+}

@@ -33,6 +33,9 @@ func (a *app) requestCmd() *cobra.Command {
 			if err := need(dur, "--for"); err != nil {
 				return err
 			}
+			if err := positiveWait(cmd, waitFor); err != nil {
+				return err
+			}
 			c := a.client()
 			g, err := c.Request(cmd.Context(), grants.RequestInput{Target: args[0], Scope: allow, Duration: dur, Reason: reason, Extends: extends})
 			if err != nil {

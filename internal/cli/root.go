@@ -161,6 +161,16 @@ func need(v, flag string) error {
 	return nil
 }
 
+// positiveWait checks --wait-timeout: given, it must be positive. A zero
+// or negative value used to mean "no limit" (the default), so that
+// --wait-timeout -1s waited until the request's decision deadline.
+func positiveWait(cmd *cobra.Command, d time.Duration) error {
+	if cmd.Flags().Changed("wait-timeout") && d <= 0 {
+		return usagef("--wait-timeout must be a positive duration (such as 90s or 10m), got %s", cmd.Flags().Lookup("wait-timeout").Value)
+	}
+	return nil
+}
+
 func init() {
 	cobra.EnableCommandSorting = false
 }
