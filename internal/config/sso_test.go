@@ -133,3 +133,33 @@ func TestSSOEmailIsAnAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A person may sign in with SSO alone (DESIGN: "People sign in with the
+// organisation's SSO (OIDC) or an API key"): with an sso section, a human
+// identity needs no key_sha256. Before, every person had to have an API
+// key, so the README's SSO example (alice with only an email) did not load.
+func TestSSOOnlyPersonNeedsNoKey(t *testing.T) {
+	inConfigDir(t)
+	keyless := strings.Replace(quickstartYAML(), "    key_sha256: \""+strings.ToUpper(aliceHash)+"\"\n", "    email: alice@example.com\n", 1)
+	if keyless == quickstartYAML() {
+		t.Fatal("alice's key_sha256 not found in the quickstart")
+	}
+	sso := "sso:\n  issuer: https://login.example.com\n  client_id: airlock\n  client_secret_env: AIRLOCK_SSO_SECRET\n"
+	c, err := Parse("airlock.yaml", []byte(keyless+sso))
+	if err != nil {
+		t.Fatalf("a person with SSO and no key: %v", err)
+	}
+	if c.Identities[1].Name != "alice" || c.Identities[1].KeySHA256 != "" {
+		t.Fatalf("alice = %+v", c.Identities[1])
+	}
+	// Without sso she could not sign in at all, nor can an agent go keyless.
+	_, err = Parse("airlock.yaml", []byte(keyless))
+	if err == nil || !strings.Contains(err.Error(), "identities[1].key_sha256: required") {
+		t.Fatalf("a person with neither key nor sso: %v", err)
+	}
+	noBotKey := strings.Replace(quickstartYAML(), "    key_sha256: \""+botHash+"\"\n", "", 1)
+	_, err = Parse("airlock.yaml", []byte(noBotKey+sso))
+	if err == nil || !strings.Contains(err.Error(), "identities[0].key_sha256: required") {
+		t.Fatalf("an agent with neither key nor oidc: %v", err)
+	}
+}

@@ -109,7 +109,7 @@ func (d *decoder) validate(c *Config, base string) {
 	names := map[string]string{} // identity name → path of its first use
 	keys := map[string]string{}  // key hash → path of its first use
 	for i := range c.Identities {
-		d.validateIdentity(&c.Identities[i], fmt.Sprintf("identities[%d]", i), names, keys)
+		d.validateIdentity(&c.Identities[i], fmt.Sprintf("identities[%d]", i), names, keys, c.SSO != nil)
 	}
 	d.validateEmails(c.Identities)
 	targets := map[string]string{}
@@ -183,7 +183,7 @@ func wildcard(host string) bool {
 	return host == "" || host == "0.0.0.0" || host == "::"
 }
 
-func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[string]string) {
+func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[string]string, sso bool) {
 	if d.bad[path] {
 		return
 	}
@@ -222,8 +222,11 @@ func (d *decoder) validateIdentity(id *Identity, path string, names, keys map[st
 	switch k := id.KeySHA256; {
 	case k == "" && id.OIDC != nil:
 		// A workload-token agent needs no key.
+	case k == "" && id.Kind == "human" && sso:
+		// A person may sign in with SSO alone (the console's "Sign in
+		// with SSO"), as DESIGN has it: "SSO or an API key".
 	case k == "":
-		d.errorf(path+".key_sha256", "required: the hex SHA-256 of the identity's API key (printf %%s \"$KEY\" | sha256sum), or for an agent an oidc binding")
+		d.errorf(path+".key_sha256", "required: the hex SHA-256 of the identity's API key (printf %%s \"$KEY\" | sha256sum), or for an agent an oidc binding, or for a person an sso section to sign in with")
 	case len(k) != 64 || !isHex(k):
 		d.errorf(path+".key_sha256", "must be 64 hex characters, the SHA-256 of the key (not the key itself); got %d characters", len(k))
 	default:

@@ -293,6 +293,28 @@ func TestSSOFromConfig(t *testing.T) {
 	}
 }
 
+// A person with no API key, only an email, signs in with SSO (DESIGN:
+// "People sign in with the organisation's SSO (OIDC) or an API key").
+// Before, the configuration was refused: every person needed a key_sha256.
+func TestSSOOnlyPerson(t *testing.T) {
+	p := newIDP(t)
+	t.Setenv("AIRLOCK_TEST_SSO_SECRET", "s3cret")
+	carol := "  - name: carol\n    kind: human\n    groups: [sre-leads]\n    email: carol@example.com\n"
+	e := newEnvFrom(t, nil, strings.Replace(testConfig, "targets:\n", carol+"targets:\n", 1)+
+		"sso:\n  issuer: "+p.srv.URL+"\n  client_id: airlock\n  client_secret_env: AIRLOCK_TEST_SSO_SECRET\n")
+	p.set(map[string]any{"email": "carol@example.com", "email_verified": true}, false)
+	b := followingBrowser()
+	if st, body := fetch(t, b, e.url+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, carol") {
+		t.Fatalf("SSO as carol: %d\n%s", st, body)
+	}
+	if _, body := fetch(t, b, e.url+"/console/queue"); !strings.Contains(body, `<span id="who">carol</span>`) {
+		t.Fatalf("not signed in as carol:\n%s", body)
+	}
+	if id := e.identity("carol"); id.KeySHA256 != "" {
+		t.Fatalf("carol has a key: %+v", id)
+	}
+}
+
 // The provider's error on the callback is shown only to the browser that
 // started the sign-in (its state matches): otherwise anyone could link to
 // the console's own error page with words of their choosing on it.
