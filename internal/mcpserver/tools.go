@@ -220,6 +220,10 @@ func (s *server) grantStatus(ctx context.Context, _ *mcp.CallToolRequest, in Gra
 	if err := checkGrantID(in.GrantID); err != nil {
 		return nil, Grant{}, err
 	}
+	if in.WaitSeconds < 0 {
+		// As request_access: a negative wait is a mistake, not "don't wait".
+		return nil, Grant{}, fmt.Errorf("wait_seconds must not be negative")
+	}
 	g, err := s.c.Grant(ctx, in.GrantID)
 	if err == nil && g.Status == model.Pending && in.WaitSeconds > 0 {
 		g, err = s.wait(ctx, g, in.WaitSeconds)

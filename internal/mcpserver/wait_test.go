@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,5 +44,33 @@ func TestHugeWaitSecondsWaits(t *testing.T) {
 	}
 	if s := res.StructuredContent.(map[string]any)["status"]; s != "active" {
 		t.Fatalf("grant_status with a huge wait_seconds answered %v without waiting for the approval", s)
+	}
+}
+
+// TestNegativeWaitSecondsRefused: a negative wait_seconds is refused by
+// grant_status as by request_access (DESIGN: a duration is positive).
+// Before, grant_status took it for "do not wait" and answered pending.
+func TestNegativeWaitSecondsRefused(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	ctx := context.Background()
+	cs := stdioSession(t, f.url, f.botKey, f.logs)
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "request_access", Arguments: map[string]any{
+		"target": "aws-prod", "allow": []string{"s3:GetObject arn:aws:s3:::logs/billing/*"}, "duration": "30m", "reason": "INC-4"}})
+	if err != nil || res.IsError {
+		t.Fatalf("request_access: %v %+v", err, res)
+	}
+	id := res.StructuredContent.(map[string]any)["grant_id"].(string)
+	for _, call := range []*mcp.CallToolParams{
+		{Name: "grant_status", Arguments: map[string]any{"grant_id": id, "wait_seconds": -5}},
+		{Name: "request_access", Arguments: map[string]any{"target": "aws-prod", "allow": []string{"s3:GetObject arn:aws:s3:::logs/billing/*"},
+			"duration": "30m", "reason": "INC-4", "wait_seconds": -5}},
+	} {
+		res, err := cs.CallTool(ctx, call)
+		if err != nil {
+			t.Fatalf("%s: %v", call.Name, err)
+		}
+		if !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "wait_seconds must not be negative") {
+			t.Fatalf("%s with wait_seconds -5: %+v", call.Name, res)
+		}
 	}
 }
