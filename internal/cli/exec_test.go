@@ -245,6 +245,12 @@ func TestWaitTimeoutMustBePositive(t *testing.T) {
 			t.Fatalf("%v: exit %d, stderr %q; want 2, a usage error and no request", args, code, errOut)
 		}
 	}
+	// Without --wait nothing waits: a --wait-timeout is refused, not
+	// ignored.
+	if code, _, errOut := l.as(l.botKey, "request", "aws-prod", "--allow", pendingScope, "--for", "5m", "--reason", "r", "--wait-timeout", "5m"); code != 2 ||
+		!strings.Contains(errOut, "--wait-timeout applies only with --wait") || grantIDRE.MatchString(errOut) {
+		t.Fatalf("--wait-timeout without --wait: exit %d, stderr %q; want 2, a usage error and no request", code, errOut)
+	}
 	code, out, _ := l.as(l.aliceKey, "pending")
 	if code != 0 || grantIDRE.MatchString(out) {
 		t.Fatalf("pending after refused requests: exit %d %q", code, out)

@@ -36,6 +36,11 @@ func (a *app) requestCmd() *cobra.Command {
 			if err := positiveWait(cmd, waitFor); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("wait-timeout") && !wait {
+				// Without --wait nothing waits: the timeout would be
+				// ignored, and the caller think it bounded something.
+				return usagef("--wait-timeout applies only with --wait")
+			}
 			c := a.client()
 			g, err := c.Request(cmd.Context(), grants.RequestInput{Target: args[0], Scope: allow, Duration: dur, Reason: reason, Extends: extends})
 			if err != nil {
