@@ -42,6 +42,8 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/
 	$(GO) test -run=NONE -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzParseAmzDate$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzVerifyRequest$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzVerifySDKSigned$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzChunkedBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzParsePayload$$' -fuzztime=$(FUZZTIME) ./internal/notify/
