@@ -65,12 +65,15 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzParseAddCheckpoint$$' -fuzztime=$(FUZZTIME) ./internal/witness/
 	$(GO) test -run=NONE -fuzz='^FuzzTranscript$$' -fuzztime=$(FUZZTIME) ./internal/console/
+	$(GO) test -run=NONE -fuzz='^FuzzSSOFlow$$' -fuzztime=$(FUZZTIME) ./internal/console/
 	$(GO) test -run=NONE -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) ./internal/witness/
 	$(GO) test -run=NONE -fuzz='^FuzzWitnessAnswer$$' -fuzztime=$(FUZZTIME) ./internal/witness/
 	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzFrontendMessages$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzBindDecode$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzSplitStatements$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzCallsOnlyPure$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/evidence/
 	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/auditlog/
 	$(GO) test -run=NONE -fuzz='^FuzzParseFast$$' -fuzztime=$(FUZZTIME) ./internal/review/
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/

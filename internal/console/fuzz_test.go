@@ -60,3 +60,52 @@ func FuzzTranscript(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSSOFlow reads arbitrary sign-in cookies and callback parameters
+// (both come from the browser): a cookie decodeFlow accepts has every
+// field encode needs and reads back the same; any flow encode writes
+// reads back as it was; the state check accepts only the cookie's own,
+// non-empty state; and a provider's error code is shown only as bounded
+// printable ASCII with nothing that could close a quoted string.
+func FuzzSSOFlow(f *testing.F) {
+	good := ssoFlow{state: "st4te", nonce: "n0nce", verifier: "v3rifier", redirect: "https://airlock.example/console/sso/callback", started: time.Unix(1748779200, 0)}
+	f.Add(good.encode(), "st4te", "access_denied", "x", "y", "z")
+	f.Add("a.b.c.aHR0cHM6Ly94.-1", "a", "", "", "", "")
+	f.Add("a.b.c.%%.1", "a", "<script>", "", "", "")
+	f.Add("a.b.c..+9223372036854775807", "", "a\"b\\c", ".", "", "")
+	f.Add("....", ".", strings.Repeat("e", 65), "\x00", "\xff", "")
+	f.Fuzz(func(t *testing.T, cookie, state, oauthErr, a, b, redirect string) {
+		if fl, ok := decodeFlow(cookie); ok {
+			if fl.state == "" || fl.nonce == "" || fl.verifier == "" {
+				t.Fatalf("accepted a flow with an empty field: %+v", fl)
+			}
+			again, ok := decodeFlow(fl.encode())
+			if !ok || again != fl {
+				t.Fatalf("flow %+v reads back as %+v (%v)", fl, again, ok)
+			}
+			if tokenOK(fl.state, state) != (state == fl.state) {
+				t.Fatalf("state %q against %q", state, fl.state)
+			}
+		}
+		if tokenOK("", state) || tokenOK(state, "") {
+			t.Fatal("an empty state matched")
+		}
+		// Fields as the console makes them: base64url tokens, so no ".".
+		if a != "" && b != "" && !strings.Contains(a+b, ".") {
+			fl := ssoFlow{state: a, nonce: b, verifier: a + b, redirect: redirect, started: time.Unix(int64(len(cookie))*1e6, 0)}
+			back, ok := decodeFlow(fl.encode())
+			if !ok || back != fl {
+				t.Fatalf("flow %+v reads back as %+v (%v)", fl, back, ok)
+			}
+		}
+		shown := oauthError(oauthErr)
+		if len(shown) > 64 {
+			t.Fatalf("error code shown at %d bytes", len(shown))
+		}
+		for i := 0; i < len(shown); i++ {
+			if c := shown[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+				t.Fatalf("error code shown with %q", c)
+			}
+		}
+	})
+}
