@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/awsops/
+	$(GO) test -run=NONE -fuzz='^FuzzCBORAgreesWithSmithy$$' -fuzztime=$(FUZZTIME) ./internal/awsops/
 	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzFailedBodyNeverEnds$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
