@@ -32,7 +32,7 @@ const (
 
 // env is a gateway in front of an upstream, with a fake control plane.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	auth *gatewaytest.Authority
 	up   *fakeS3
 	gw   *Gateway
@@ -49,7 +49,7 @@ func (e *env) logText() string {
 
 type envOpt func(*Options)
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	return newEnvTLS(t, false, opts...)
 }
@@ -57,7 +57,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 // newEnvTLS serves the gateway over TLS if useTLS, where the SDK streams
 // uploads with aws-chunked framing and a trailing checksum instead of
 // signing a digest.
-func newEnvTLS(t *testing.T, useTLS bool, opts ...envOpt) *env {
+func newEnvTLS(t testing.TB, useTLS bool, opts ...envOpt) *env {
 	t.Helper()
 	e := &env{t: t, auth: gatewaytest.New(), up: newFakeS3(t, upstreamAK, upstreamSK), logs: &syncWriter{w: &bytes.Buffer{}}}
 	// Last, once the gateway has closed: every session's records came
