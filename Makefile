@@ -3,6 +3,11 @@ GO      ?= go
 BIN     ?= bin/airlock
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
+# Bound on minimizing each new interesting input: Go's default (60s) is
+# longer than FUZZTIME, and a target whose inputs are large or slow (a
+# configuration, a bundle, a transcript) spent its whole run minimizing
+# one input and executed it a dozen times.
+FUZZMINTIME ?= 5s
 
 .PHONY: build test lint bench fuzz clean conformance
 
@@ -35,53 +40,53 @@ bench:
 # Run each fuzz target for FUZZTIME; new crashers land in testdata/fuzz.
 # The PostgreSQL fuzzers need no database (they use an in-memory authority).
 fuzz:
-	$(GO) test -run=NONE -fuzz='^FuzzParseStatement$$' -fuzztime=$(FUZZTIME) ./internal/scope/
-	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/workload/
-	$(GO) test -run=NONE -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config/
-	$(GO) test -run=NONE -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/
-	$(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/httpapi/
-	$(GO) test -run=NONE -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
-	$(GO) test -run=NONE -fuzz='^FuzzParseAmzDate$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
-	$(GO) test -run=NONE -fuzz='^FuzzVerifyRequest$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
-	$(GO) test -run=NONE -fuzz='^FuzzVerifySDKSigned$$' -fuzztime=$(FUZZTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzParseStatement$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/scope/
+	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/workload/
+	$(GO) test -run=NONE -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/config/
+	$(GO) test -run=NONE -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzParseAmzDate$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzVerifyRequest$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzVerifySDKSigned$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzChunkedBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/sigv4/
-	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
-	$(GO) test -run=NONE -fuzz='^FuzzParsePayload$$' -fuzztime=$(FUZZTIME) ./internal/notify/
-	$(GO) test -run=NONE -fuzz='^FuzzParseDecision$$' -fuzztime=$(FUZZTIME) ./internal/notify/
-	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
-	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
-	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) ./internal/s3iam/
-	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) ./internal/awsops/
-	$(GO) test -run=NONE -fuzz='^FuzzCBORAgreesWithSmithy$$' -fuzztime=$(FUZZTIME) ./internal/awsops/
-	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzFailedBodyNeverEnds$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzStripSigning$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzRewriteLocation$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorCode$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorShape$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzGatewayScope$$' -fuzztime=$(FUZZTIME) ./internal/awsgw/
-	$(GO) test -run=NONE -fuzz='^FuzzParseRange$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
-	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
-	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) ./internal/s3mem/
-	$(GO) test -run=NONE -fuzz='^FuzzParseAddCheckpoint$$' -fuzztime=$(FUZZTIME) ./internal/witness/
-	$(GO) test -run=NONE -fuzz='^FuzzTranscript$$' -fuzztime=$(FUZZTIME) ./internal/console/
-	$(GO) test -run=NONE -fuzz='^FuzzSSOFlow$$' -fuzztime=$(FUZZTIME) ./internal/console/
-	$(GO) test -run=NONE -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) ./internal/witness/
-	$(GO) test -run=NONE -fuzz='^FuzzWitnessAnswer$$' -fuzztime=$(FUZZTIME) ./internal/witness/
-	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
-	$(GO) test -run=NONE -fuzz='^FuzzFrontendMessages$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
-	$(GO) test -run=NONE -fuzz='^FuzzBindDecode$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
-	$(GO) test -run=NONE -fuzz='^FuzzSplitStatements$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
-	$(GO) test -run=NONE -fuzz='^FuzzCallsOnlyPure$$' -fuzztime=$(FUZZTIME) ./internal/pggw/
-	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/evidence/
-	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/auditlog/
-	$(GO) test -run=NONE -fuzz='^FuzzParseFast$$' -fuzztime=$(FUZZTIME) ./internal/review/
-	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonw/
-	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
-	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/textesc/
-	$(GO) test -run=NONE -fuzz='^FuzzCaptureText$$' -fuzztime=$(FUZZTIME) ./internal/mcpserver/
+	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzParsePayload$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/notify/
+	$(GO) test -run=NONE -fuzz='^FuzzParseDecision$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/notify/
+	$(GO) test -run=NONE -fuzz='^FuzzAddBodyChecks$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzCheckQueryID$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzConfigBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsops/
+	$(GO) test -run=NONE -fuzz='^FuzzCBORAgreesWithSmithy$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsops/
+	$(GO) test -run=NONE -fuzz='^FuzzFilterQuery$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzHoldLast$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzFailedBodyNeverEnds$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzErrorCode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzStripSigning$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzRewriteLocation$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorCode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzServiceErrorShape$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzGatewayScope$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzParseRange$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3mem/
+	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3mem/
+	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3mem/
+	$(GO) test -run=NONE -fuzz='^FuzzParseAddCheckpoint$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/
+	$(GO) test -run=NONE -fuzz='^FuzzTranscript$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/console/
+	$(GO) test -run=NONE -fuzz='^FuzzSSOFlow$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/console/
+	$(GO) test -run=NONE -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/
+	$(GO) test -run=NONE -fuzz='^FuzzWitnessAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/
+	$(GO) test -run=NONE -fuzz='^FuzzStartup$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzFrontendMessages$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzBindDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzSplitStatements$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzCallsOnlyPure$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/evidence/
+	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/auditlog/
+	$(GO) test -run=NONE -fuzz='^FuzzParseFast$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/review/
+	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/jsonw/
+	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/gateway/
+	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/textesc/
+	$(GO) test -run=NONE -fuzz='^FuzzCaptureText$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/mcpserver/
 
 clean:
 	rm -rf bin
