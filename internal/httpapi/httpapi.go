@@ -10,6 +10,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -331,24 +334,41 @@ func writeError(w http.ResponseWriter, e *apierr.Error) {
 
 // decode reads a JSON body strictly: unknown fields are errors, so a typo
 // in a client never silently drops a parameter.
+//
+// The body must be UTF-8 (Go's decoder would quietly turn each invalid byte
+// into U+FFFD, so the record would not hold what was sent), and no object
+// in it may name one key twice, in any letter case: Go's decoder takes the
+// last of {"target":"a","Target":"b"}, another parser the first, so such a
+// body means different things to different readers.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+	data, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return apierr.Invalid("body", "body larger than %d bytes", maxBody)
+	case err != nil:
+		return apierr.Invalid("body", "reading the body: %v", err)
+	case !utf8.Valid(data):
+		return apierr.Invalid("body", "not valid UTF-8")
+	}
+	if key, path := duplicateKey(data); key != "" {
+		return apierr.Invalid(path+key, "given more than once (keys are matched regardless of case)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		switch {
 		case errors.Is(err, io.EOF):
 			return apierr.Invalid("body", "a JSON body is required")
-		case errors.As(err, &mbe):
-			return apierr.Invalid("body", "body larger than %d bytes", maxBody)
 		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			field := ute.Field
-			if field == "" {
-				field = "body" // the body itself is not a JSON object
+			if ute.Field == "" {
+				// The body itself is not a JSON object; the Go type it
+				// was to fill is no business of the caller's.
+				return apierr.Invalid("body", "wrong type: want a JSON object, got %s", ute.Value)
 			}
-			return apierr.Invalid(field, "wrong type: want %s", ute.Type)
+			return apierr.Invalid(ute.Field, "wrong type: want %s", ute.Type)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			if name := strings.Trim(f, `"`); name != "" {
@@ -362,6 +382,71 @@ func decode(r *http.Request, v any) error {
 		return apierr.Invalid("body", "trailing data after the JSON object")
 	}
 	return nil
+}
+
+// duplicateKey returns the first key that some object of the JSON text
+// data names twice, matched as encoding/json matches keys to fields (by
+// Unicode case folding), and the path of that object ("" at the top,
+// "scope[0]." and so on below). Malformed JSON is left to the decoder to
+// report.
+func duplicateKey(data []byte) (key, path string) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	// walk reads one value; it returns a duplicate key and where it is, or
+	// an error where the text is malformed (the decoder will say so).
+	var walk func(path string) (string, string, error)
+	walk = func(path string) (string, string, error) {
+		t, err := dec.Token()
+		if err != nil {
+			return "", "", err
+		}
+		switch t {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return "", "", err
+				}
+				k, _ := kt.(string)
+				f := foldKey(k)
+				if seen[f] {
+					return k, path, nil
+				}
+				seen[f] = true
+				if key, at, err := walk(path + k + "."); key != "" || err != nil {
+					return key, at, err
+				}
+			}
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if key, at, err := walk(strings.TrimSuffix(path, ".") + "[" + strconv.Itoa(i) + "]."); key != "" || err != nil {
+					return key, at, err
+				}
+			}
+		default:
+			return "", "", nil
+		}
+		_, err = dec.Token() // the closing delimiter
+		return "", "", err
+	}
+	key, path, _ = walk("")
+	return key, path
+}
+
+// foldKey maps each rune of k to the smallest rune of its case-folding
+// orbit, so that two keys encoding/json would match to one field fold to
+// the same string.
+func foldKey(k string) string {
+	var b strings.Builder
+	for _, r := range k {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func (h *Handler) whoami(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {

@@ -162,6 +162,13 @@ func TestRequestValidation(t *testing.T) {
 		{"empty body", "", []string{"body"}},
 		{"trailing data", `{"target":"aws-prod"} {"target":"aws-prod"}`, []string{"body"}},
 		{"body over 1 MiB", big, []string{"body"}},
+		// Go's decoder would store U+FFFD for each invalid byte: the
+		// record would not hold what was sent.
+		{"reason not UTF-8", `{"target":"aws-prod","scope":["` + autoScope + `"],"duration":"10m","reason":"triage ` + "\xff\xfe" + `"}`, []string{"body"}},
+		// Go's decoder takes the last of two keys, another parser the
+		// first: such a body means different things to different readers.
+		{"duplicate key", `{"target":"aws-prod","scope":["` + autoScope + `"],"duration":"10m","reason":"a","reason":"b"}`, []string{"reason"}},
+		{"duplicate key in another case", `{"target":"aws-prod","Target":"aws-prod","scope":["` + autoScope + `"],"duration":"10m","reason":"a"}`, []string{"Target"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -624,5 +631,16 @@ func TestRouting(t *testing.T) {
 	r.decode(t, &who)
 	if r.status != http.StatusOK || who.Name != "log-triage-bot" || who.Kind != model.Agent || who.Owner != "sre-team" {
 		t.Errorf("whoami: %d %s", r.status, r.body)
+	}
+}
+
+// A body that is not an object says so in the caller's terms, not by the
+// name of the Go type it was to fill.
+func TestBodyOfTheWrongTypeNamesNoGoType(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("POST", "/v1/grants", e.bot, `["aws-prod"]`)
+	wantError(t, r, http.StatusBadRequest, "invalid_argument", "body")
+	if msg := r.errBody(t).Error.Message; strings.Contains(msg, "grants.") || !strings.Contains(msg, "JSON object") {
+		t.Errorf("message %q: want one that asks for a JSON object and names no Go type", msg)
 	}
 }
