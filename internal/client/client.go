@@ -35,10 +35,38 @@ type Client struct {
 
 // New returns a client; addr defaults to DefaultAddr.
 func New(addr, token string) *Client {
+	// Spaces and line ends around either (a value pasted, or read from a
+	// file with its newline) are never part of one.
+	addr, token = strings.TrimSpace(addr), strings.TrimSpace(token)
 	if addr == "" {
 		addr = DefaultAddr
 	}
 	c := &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{Timeout: 90 * time.Second, CheckRedirect: noRedirects}}
+	if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+		// Go refused to send such a header, and the error said only that
+		// Airlock could not be reached. The key is not echoed.
+		c.setupErr = fmt.Errorf("AIRLOCK_TOKEN holds a space, a control character or a non-ASCII character: a key is one word (alk_…); set it to the key alone")
+	}
+	scheme, rest, ok := strings.Cut(addr, "://")
+	switch {
+	case strings.Contains(c.Addr, "@") && (!ok || !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https")):
+		// Not echoed: what precedes the @ may be a password.
+		c.Addr = "(AIRLOCK_ADDR)"
+		c.setupErr = fmt.Errorf("AIRLOCK_ADDR is not an http:// or https:// address, and holds an @: give the address alone, as https://HOST:PORT (the key goes in AIRLOCK_TOKEN)")
+		return c
+	case !ok:
+		// "127.0.0.1:8700" failed with Go's "first path segment in URL
+		// cannot contain colon", "localhost:8700" with "unsupported
+		// protocol scheme \"localhost\"".
+		c.setupErr = fmt.Errorf("AIRLOCK_ADDR %q has no scheme: use http://%s for a server on this machine, or https://%s", c.Addr, c.Addr, c.Addr)
+		return c
+	case !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https"):
+		c.setupErr = fmt.Errorf("AIRLOCK_ADDR %q: the scheme must be http:// or https://, not %s://", c.Addr, scheme)
+		return c
+	case rest == "" || strings.HasPrefix(rest, "/"):
+		c.setupErr = fmt.Errorf("AIRLOCK_ADDR %q names no host: use %s://HOST:PORT", c.Addr, scheme)
+		return c
+	}
 	if u, err := url.Parse(c.Addr); err == nil && u.User != nil {
 		// A user name or password in the address is never used (the key
 		// is the bearer token) and would be echoed by every error that

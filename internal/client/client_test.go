@@ -162,3 +162,49 @@ func TestDotIDsRefused(t *testing.T) {
 		t.Fatalf("an id with a dot in it: %v", err)
 	}
 }
+
+// TestAddrAndTokenMistakes: the usual mistakes in AIRLOCK_ADDR and
+// AIRLOCK_TOKEN get a message that says what to set, before anything is
+// sent. Before, an address without a scheme failed with Go's "first path
+// segment in URL cannot contain colon" or "unsupported protocol scheme
+// \"localhost\"", and a key read with its newline with "cannot reach
+// Airlock: net/http: invalid header field value".
+func TestAddrAndTokenMistakes(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if r.Header.Get("Authorization") != "Bearer alk_key" {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":{"code":"unauthenticated","message":"invalid or disabled API key"}}`))
+			return
+		}
+		w.Write([]byte(`{"name":"alice"}`))
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, tt := range []struct{ addr, token, want string }{
+		{host, "alk_key", `has no scheme: use http://` + host},
+		{"localhost:8700", "alk_key", `has no scheme: use http://localhost:8700`},
+		{"ftp://" + host, "alk_key", "must be http:// or https://, not ftp://"},
+		{"http://", "alk_key", "names no host"},
+		{"ops:s3cret@" + host, "alk_key", "holds an @"},
+		{srv.URL, "alk_key with words", "AIRLOCK_TOKEN holds a space"},
+		{srv.URL, "alk_k\x00ey", "AIRLOCK_TOKEN holds a space"},
+	} {
+		_, err := New(tt.addr, tt.token).WhoAmI(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("AIRLOCK_ADDR %q, AIRLOCK_TOKEN %q: %v; want %q", tt.addr, tt.token, err, tt.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "with words")) {
+			t.Errorf("the error echoes a secret: %v", err)
+		}
+	}
+	if calls != 0 {
+		t.Fatalf("%d requests reached the server", calls)
+	}
+	// Space and line ends around either are dropped (a key read from a
+	// file with its newline, an address pasted with a trailing space).
+	if id, err := New(" "+srv.URL+"/ \n", "alk_key\r\n").WhoAmI(context.Background()); err != nil || id.Name != "alice" {
+		t.Fatalf("padded address and key: %+v, %v", id, err)
+	}
+}

@@ -63,9 +63,16 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 			writeError(w, apierr.Forbidden("", "cross-origin request refused: /mcp does not serve pages of other sites"))
 			return
 		}
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || key == "" {
+		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		key = strings.TrimSpace(key)
+		if !strings.EqualFold(scheme, "Bearer") || key == "" {
 			unauthorized(w, "missing API key: send Authorization: Bearer <key>")
+			return
+		}
+		if strings.IndexFunc(key, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+			// No key has these; the client below refuses to send one
+			// (an error that is not the API's, which would be a 500).
+			unauthorized(w, "invalid or disabled API key")
 			return
 		}
 		c := client.New("http://airlock.internal", key)

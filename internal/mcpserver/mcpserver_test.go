@@ -575,10 +575,12 @@ func TestAgentSession(t *testing.T) {
 	if resp, err := http.Post(f.api+"/mcp", "application/json", strings.NewReader(`{}`)); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/mcp without a key: %v %v", resp.StatusCode, err)
 	}
-	req, _ := http.NewRequest("POST", f.api+"/mcp", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer nope")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("/mcp with a wrong key: %v %v", resp.StatusCode, err)
+	for _, wrong := range []string{"Bearer nope", "Bearer no pe", "Bearer n\u00f6pe"} {
+		req, _ := http.NewRequest("POST", f.api+"/mcp", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", wrong)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("/mcp with a wrong key (%q): %v %v", wrong, resp.StatusCode, err)
+		}
 	}
 	hc := &http.Client{Transport: bearer{f.botKey}}
 	hcs, err := mcp.NewClient(&mcp.Implementation{Name: "test-http", Version: "1"}, nil).Connect(ctx,
