@@ -161,9 +161,13 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, 
 			e.Error.Status = resp.StatusCode
 			return e.Error
 		}
-		// Not Airlock's error (a proxy's page, perhaps): its start is
-		// enough to tell what answered, and the rest is not printed.
-		return &apierr.Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: truncate(strings.TrimSpace(string(data)), maxForeignError)}
+		// Not Airlock's error (a proxy's page, or another of Airlock's
+		// listeners, such as the AWS gateway's XML): its start, on one
+		// line, is enough to tell what answered, and the rest is not
+		// printed. Its first line alone ("<?xml version=…>") told nothing.
+		body := truncate(strings.Join(strings.Fields(truncate(string(data), 4*maxForeignError)), " "), maxForeignError)
+		return &apierr.Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode),
+			Message: fmt.Sprintf("the server at %s answered HTTP %d, not with Airlock's API (is AIRLOCK_ADDR the address of listen.api?): %s", c.Addr, resp.StatusCode, body)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -208,3 +208,21 @@ func TestAddrAndTokenMistakes(t *testing.T) {
 		t.Fatalf("padded address and key: %+v, %v", id, err)
 	}
 }
+
+// TestForeignErrorOneLine: an error response that is not Airlock's (here,
+// the AWS gateway's XML, reached by a wrong AIRLOCK_ADDR) becomes one line
+// that names the status and what to check. Before, the CLI printed its
+// first line alone, `<?xml version="1.0" encoding="UTF-8"?> (and 1 more
+// problems; see above)`, with nothing above.
+func TestForeignErrorOneLine(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\n</Error>\n"))
+	}))
+	defer srv.Close()
+	_, err := New(srv.URL, "k").WhoAmI(context.Background())
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "AccessDenied") ||
+		!strings.Contains(err.Error(), "HTTP 403") || !strings.Contains(err.Error(), "AIRLOCK_ADDR") {
+		t.Fatalf("a foreign XML error: %q; want one line with the status, the body and AIRLOCK_ADDR", err)
+	}
+}
