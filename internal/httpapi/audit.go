@@ -46,6 +46,9 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, who model.Ident
 		return nil, err
 	}
 	q := r.URL.Query()
+	if err := once(q, "account", "day"); err != nil {
+		return nil, err
+	}
 	account, day := q.Get("account"), q.Get("day")
 	if account == "" {
 		return nil, apierr.Invalid("account", "an account is required")
@@ -63,6 +66,9 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, who model.Ident
 func (h *Handler) consistency(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
 	e, err := h.exporter()
 	if err != nil {
+		return nil, err
+	}
+	if err := once(r.URL.Query(), "old"); err != nil {
 		return nil, err
 	}
 	old, err := strconv.ParseInt(r.URL.Query().Get("old"), 10, 64)

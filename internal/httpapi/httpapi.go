@@ -306,6 +306,9 @@ type FindingsResponse struct {
 }
 
 func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	if err := once(r.URL.Query(), "day"); err != nil {
+		return nil, err
+	}
 	day := r.URL.Query().Get("day")
 	if day != "" {
 		if _, err := time.Parse("2006-01-02", day); err != nil {
@@ -492,6 +495,12 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 		}
 		return ""
 	}
+	// Only status takes several values; another parameter given twice
+	// (account=A&account=B) was answered for the first alone, a review
+	// that silently left B out.
+	if err := once(q, "account", "target", "identity", "day", "since", "until", "limit"); err != nil {
+		return store.GrantFilter{}, err
+	}
 	f := store.GrantFilter{Account: get("account"), Target: get("target"), Identity: get("identity")}
 	for _, s := range q["status"] {
 		for _, one := range strings.Split(s, ",") {
@@ -537,6 +546,18 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 	return f, nil
 }
 
+// once refuses a query in which one of keys is given more than once:
+// every handler reads the first value alone, and the others would be
+// silently ignored.
+func once(q map[string][]string, keys ...string) error {
+	for _, k := range keys {
+		if n := len(q[k]); n > 1 {
+			return apierr.Invalid(k, "given %d times; give it once", n)
+		}
+	}
+	return nil
+}
+
 func parseTime(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t.UTC(), nil
@@ -546,6 +567,9 @@ func parseTime(v string) (time.Time, error) {
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
 	id := r.PathValue("id")
+	if err := once(r.URL.Query(), "wait"); err != nil {
+		return nil, err
+	}
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

@@ -252,6 +252,11 @@ func TestReviewQueryValidation(t *testing.T) {
 		{"limit negative", "limit=-1", "limit"},
 		{"until before since", "since=2026-11-25T14:00:00Z&until=2026-11-25T13:00:00Z", "until"},
 		{"until equal to since", "since=2026-11-25&until=2026-11-25", "until"},
+		// Answered for the first alone, before: a review that silently
+		// left the second out.
+		{"account repeated", "account=111122223333&account=444455556666", "account"},
+		{"day repeated", "day=2026-11-25&day=2026-11-26", "day"},
+		{"limit repeated", "limit=1&limit=5", "limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -642,5 +647,23 @@ func TestBodyOfTheWrongTypeNamesNoGoType(t *testing.T) {
 	wantError(t, r, http.StatusBadRequest, "invalid_argument", "body")
 	if msg := r.errBody(t).Error.Message; strings.Contains(msg, "grants.") || !strings.Contains(msg, "JSON object") {
 		t.Errorf("message %q: want one that asks for a JSON object and names no Go type", msg)
+	}
+}
+
+// TestRepeatedParameterRefused: a single-valued query parameter given
+// twice is a 400 naming it. Each handler read the first value alone: an
+// export of account=A&day=D1&day=D2 was D1's, with nothing to say D2 was
+// left out.
+func TestRepeatedParameterRefused(t *testing.T) {
+	e := newEnv(t)
+	g := e.request(e.bot, autoScope, "10m")
+	for _, tt := range []struct{ path, field string }{
+		{"/v1/audit/export?account=111122223333&day=2026-11-25&day=2026-11-26", "day"},
+		{"/v1/audit/export?account=111122223333&account=444455556666&day=2026-11-25", "account"},
+		{"/v1/audit/consistency?old=1&old=2", "old"},
+		{"/v1/findings?day=2026-11-25&day=2026-11-26", "day"},
+		{"/v1/grants/" + g.ID + "?wait=1s&wait=60s", "wait"},
+	} {
+		wantError(t, e.do("GET", tt.path, e.alice, nil), http.StatusBadRequest, "invalid_argument", tt.field)
 	}
 }
