@@ -644,7 +644,10 @@ type DecisionInput struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-func (h *Handler) decision(r *http.Request) (DecisionInput, error) {
+// decision reads the body of a verb that takes field ("comment" or
+// "reason"). The other field of DecisionInput is refused: approve with a
+// "reason", or deny with a "comment", had its text silently dropped.
+func (h *Handler) decision(r *http.Request, verb, field string) (DecisionInput, error) {
 	var in DecisionInput
 	if r.ContentLength == 0 {
 		return in, nil
@@ -655,11 +658,20 @@ func (h *Handler) decision(r *http.Request) (DecisionInput, error) {
 		// An empty chunked body means "no comment", as an absent one does.
 		return in, nil
 	}
-	return in, err
+	if err != nil {
+		return in, err
+	}
+	switch {
+	case field == "comment" && in.Reason != "":
+		return in, apierr.Invalid("reason", "%s takes a comment, not a reason", verb)
+	case field == "reason" && in.Comment != "":
+		return in, apierr.Invalid("comment", "%s takes a reason, not a comment", verb)
+	}
+	return in, nil
 }
 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	in, err := h.decision(r)
+	in, err := h.decision(r, "approve", "comment")
 	if err != nil {
 		return nil, err
 	}
@@ -668,7 +680,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, who model.Iden
 }
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	in, err := h.decision(r)
+	in, err := h.decision(r, "deny", "reason")
 	if err != nil {
 		return nil, err
 	}
@@ -677,7 +689,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, who model.Identit
 }
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	in, err := h.decision(r)
+	in, err := h.decision(r, "revoke", "reason")
 	if err != nil {
 		return nil, err
 	}
@@ -686,7 +698,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, who model.Ident
 }
 
 func (h *Handler) end(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	in, err := h.decision(r)
+	in, err := h.decision(r, "end", "comment")
 	if err != nil {
 		return nil, err
 	}
@@ -747,7 +759,7 @@ type IdentityResponse struct {
 }
 
 func (h *Handler) disableAgent(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	in, err := h.decision(r)
+	in, err := h.decision(r, "disable", "reason")
 	if err != nil {
 		return nil, err
 	}

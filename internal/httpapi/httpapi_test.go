@@ -215,6 +215,9 @@ func TestDecisionValidation(t *testing.T) {
 		{"approve with malformed JSON", "approve", `{"comment":`, "body"},
 		{"approve with comment as a number", "approve", `{"comment":5}`, "comment"},
 		{"approve with comment too long", "approve", httpapi.DecisionInput{Comment: strings.Repeat("c", 1025)}, "comment"},
+		// The field the verb does not take was silently dropped.
+		{"approve with a reason", "approve", httpapi.DecisionInput{Reason: "looks fine"}, "reason"},
+		{"deny with a reason and a comment", "deny", httpapi.DecisionInput{Reason: "no", Comment: "see ticket"}, "comment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
