@@ -229,10 +229,18 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Ident
 // the one sign-in every route of the API, and anything served beside it
 // (MCP over HTTP), goes through. The error is ready to send.
 func (h *Handler) Authenticate(r *http.Request) (model.Identity, *apierr.Error) {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || key == "" {
+	// The scheme is case-insensitive (RFC 9110, section 11.1): "bearer
+	// KEY" was refused as "missing API key", with the key right there.
+	auth := r.Header.Get("Authorization")
+	scheme, key, _ := strings.Cut(auth, " ")
+	key = strings.TrimSpace(key)
+	if !strings.EqualFold(scheme, "Bearer") || key == "" {
 		h.logger.Warn("API call without a key", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
-		return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"}
+		msg := "missing API key: set AIRLOCK_TOKEN (sent as Authorization: Bearer <key>)"
+		if strings.TrimSpace(auth) != "" && !strings.EqualFold(scheme, "Bearer") {
+			msg = "the Authorization header must be \"Bearer <key>\" (another scheme, such as Basic, is not accepted): set AIRLOCK_TOKEN to the key alone"
+		}
+		return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: msg}
 	}
 	who, aerr := h.authenticate(r, key)
 	if aerr != nil {

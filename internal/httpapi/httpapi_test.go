@@ -670,3 +670,25 @@ func TestRepeatedParameterRefused(t *testing.T) {
 		wantError(t, e.do("GET", tt.path, e.alice, nil), http.StatusBadRequest, "invalid_argument", tt.field)
 	}
 }
+
+// TestAuthorizationScheme: the scheme of the Authorization header is
+// case-insensitive, and another scheme is named as the problem. Before,
+// "bearer KEY" and "Basic KEY" were both refused as "missing API key",
+// with the key right there in the header.
+func TestAuthorizationScheme(t *testing.T) {
+	e := newEnv(t)
+	for _, h := range []string{"bearer " + e.alice, "BEARER " + e.alice, "Bearer  " + e.alice} {
+		req, _ := http.NewRequest("GET", e.url+"/v1/whoami", nil)
+		req.Header.Set("Authorization", h)
+		if r := e.send(req); r.status != http.StatusOK {
+			t.Errorf("Authorization %q: status %d: %s", strings.Replace(h, e.alice, "KEY", 1), r.status, r.body)
+		}
+	}
+	req, _ := http.NewRequest("GET", e.url+"/v1/whoami", nil)
+	req.Header.Set("Authorization", "Basic "+e.alice)
+	r := e.send(req)
+	wantError(t, r, http.StatusUnauthorized, "unauthenticated", "")
+	if msg := r.errBody(t).Error.Message; !strings.Contains(msg, `must be "Bearer <key>"`) || strings.Contains(msg, e.alice) {
+		t.Errorf("Basic: message %q; want one that names the scheme expected, without the key", msg)
+	}
+}
