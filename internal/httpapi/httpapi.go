@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -314,6 +315,9 @@ type FindingsResponse struct {
 }
 
 func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	if err := known(r.URL.Query(), "day"); err != nil {
+		return nil, err
+	}
 	if err := once(r.URL.Query(), "day"); err != nil {
 		return nil, err
 	}
@@ -484,6 +488,9 @@ type ListResponse struct {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
+	if err := known(r.URL.Query(), "account", "target", "identity", "status", "day", "since", "until", "limit"); err != nil {
+		return nil, err
+	}
 	f, err := ParseFilter(r.URL.Query())
 	if err != nil {
 		return nil, err
@@ -554,6 +561,21 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 	return f, nil
 }
 
+// known refuses a query parameter other than keys, as decode refuses an
+// unknown field: a typo (acount=A) was ignored, and the review answered
+// for every account.
+func known(q map[string][]string, keys ...string) error {
+	for k := range q {
+		if !slices.Contains(keys, k) {
+			if len(keys) == 0 {
+				return apierr.Invalid(k, "unknown query parameter; this route takes none")
+			}
+			return apierr.Invalid(k, "unknown query parameter; this route takes %s", strings.Join(keys, ", "))
+		}
+	}
+	return nil
+}
+
 // once refuses a query in which one of keys is given more than once:
 // every handler reads the first value alone, and the others would be
 // silently ignored.
@@ -575,6 +597,9 @@ func parseTime(v string) (time.Time, error) {
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
 	id := r.PathValue("id")
+	if err := known(r.URL.Query(), "wait"); err != nil {
+		return nil, err
+	}
 	if err := once(r.URL.Query(), "wait"); err != nil {
 		return nil, err
 	}

@@ -260,6 +260,8 @@ func TestReviewQueryValidation(t *testing.T) {
 		{"account repeated", "account=111122223333&account=444455556666", "account"},
 		{"day repeated", "day=2026-11-25&day=2026-11-26", "day"},
 		{"limit repeated", "limit=1&limit=5", "limit"},
+		// A typo was ignored: the review answered for every account.
+		{"unknown parameter", "acount=111122223333", "acount"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -656,7 +658,7 @@ func TestBodyOfTheWrongTypeNamesNoGoType(t *testing.T) {
 // TestRepeatedParameterRefused: a single-valued query parameter given
 // twice is a 400 naming it. Each handler read the first value alone: an
 // export of account=A&day=D1&day=D2 was D1's, with nothing to say D2 was
-// left out.
+// left out. An unknown parameter (a typo) is refused too.
 func TestRepeatedParameterRefused(t *testing.T) {
 	e := newEnv(t)
 	g := e.request(e.bot, autoScope, "10m")
@@ -666,6 +668,9 @@ func TestRepeatedParameterRefused(t *testing.T) {
 		{"/v1/audit/consistency?old=1&old=2", "old"},
 		{"/v1/findings?day=2026-11-25&day=2026-11-26", "day"},
 		{"/v1/grants/" + g.ID + "?wait=1s&wait=60s", "wait"},
+		// A typo was ignored: all findings, or no wait at all.
+		{"/v1/findings?dya=2026-11-25", "dya"},
+		{"/v1/grants/" + g.ID + "?wiat=30s", "wiat"},
 	} {
 		wantError(t, e.do("GET", tt.path, e.alice, nil), http.StatusBadRequest, "invalid_argument", tt.field)
 	}
