@@ -156,8 +156,14 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 	if caller.Kind != model.Human {
 		return model.Identity{}, apierr.Forbidden("", "only a person may disable agents")
 	}
+	// The reason goes into the log as the other verbs' do: bounded, and
+	// free of control characters (it was neither checked nor trimmed).
+	reason, err := s.checkText("reason", reason, false)
+	if err != nil {
+		return model.Identity{}, err
+	}
 	var out model.Identity
-	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		id, err := tx.Identity(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, apierr.NotFound("no identity %q", name)

@@ -697,3 +697,25 @@ func TestAuthorizationScheme(t *testing.T) {
 		t.Errorf("Basic: message %q; want one that names the scheme expected, without the key", msg)
 	}
 }
+
+// TestDisableReasonChecked: disable's reason is checked as deny's and
+// revoke's are, and a refused disable disables nothing. It was written to
+// the log as sent: terminal escapes, or up to the 1 MiB body.
+func TestDisableReasonChecked(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("POST", "/v1/agents", e.alice, httpapi.AgentInput{Name: "temp-bot", Owner: "sre-leads"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /v1/agents: status %d: %s", r.status, r.body)
+	}
+	var added httpapi.AgentResponse
+	r.decode(t, &added)
+	for name, reason := range map[string]string{"control characters": "done\x1b[2J", "too long": strings.Repeat("r", 1025)} {
+		r := e.do("POST", "/v1/agents/temp-bot/disable", e.alice, httpapi.DecisionInput{Reason: reason})
+		if r.status != http.StatusBadRequest || r.errBody(t).Error.Field != "reason" {
+			t.Errorf("reason with %s: status %d, want 400 naming reason: %s", name, r.status, r.body)
+		}
+	}
+	if r := e.do("GET", "/v1/whoami", added.Key, nil); r.status != http.StatusOK {
+		t.Fatalf("after refused disables the agent's key no longer works: status %d: %s", r.status, r.body)
+	}
+}
