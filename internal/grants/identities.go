@@ -3,6 +3,7 @@ package grants
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 
@@ -115,10 +116,18 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 	if !nameRE.MatchString(owner) {
 		return model.Identity{}, "", apierr.Invalid("owner", "an agent needs an owner team (lowercase letters, digits, '.', '_', '-')")
 	}
-	for _, g := range groups {
+	// A group given twice is refused: the list was stored, logged and
+	// listed as sent, up to the 1 MiB body (["a","a",…] 100,000 times).
+	// With that, it holds no more than the caller's own groups (below).
+	seen := make(map[string]bool, len(groups))
+	for i, g := range groups {
 		if !nameRE.MatchString(g) {
 			return model.Identity{}, "", apierr.Invalid("groups", "%q is not a valid group name", g)
 		}
+		if seen[g] {
+			return model.Identity{}, "", apierr.Invalid(fmt.Sprintf("groups[%d]", i), "%q is given twice", g)
+		}
+		seen[g] = true
 	}
 	// An agent's owner is one of its groups in policy, and its groups are
 	// what policies grant on: a person who could give an agent any of them

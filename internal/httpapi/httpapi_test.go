@@ -719,3 +719,22 @@ func TestDisableReasonChecked(t *testing.T) {
 		t.Fatalf("after refused disables the agent's key no longer works: status %d: %s", r.status, r.body)
 	}
 }
+
+// TestAgentGroupsBounded: a group given twice is refused and nothing is
+// added. The list was stored and logged as sent, up to the 1 MiB body.
+func TestAgentGroupsBounded(t *testing.T) {
+	e := newEnv(t)
+	groups := make([]string, 10000)
+	for i := range groups {
+		groups[i] = "sre-leads"
+	}
+	r := e.do("POST", "/v1/agents", e.alice, httpapi.AgentInput{Name: "many-bot", Owner: "sre-leads", Groups: groups})
+	wantError(t, r, http.StatusBadRequest, "invalid_argument", "groups[1]")
+	var ids httpapi.IdentitiesResponse
+	e.do("GET", "/v1/identities", e.alice, nil).decode(t, &ids)
+	for _, id := range ids.Identities {
+		if id.Name == "many-bot" {
+			t.Fatalf("the refused agent was added with %d groups", len(id.Groups))
+		}
+	}
+}
