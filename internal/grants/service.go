@@ -103,7 +103,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -209,7 +208,7 @@ type Service struct {
 	findings *findings.Detector
 	binding  func(identity string) string
 
-	locks [64]sync.Mutex // per-grant serialisation, striped by id hash
+	locks keyLocks // per-grant (and per-identity) serialisation
 
 	mu      sync.RWMutex
 	timers  map[string]*armedTimer
@@ -438,13 +437,7 @@ func (s *Service) Close() {
 }
 
 // lock serialises changes to one grant.
-func (s *Service) lock(id string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
-	m.Lock()
-	return m.Unlock
-}
+func (s *Service) lock(id string) func() { return s.locks.lock(id) }
 
 // setTimer arms fn to run at t for grant id, replacing any earlier timer.
 func (s *Service) setTimer(id string, at time.Time, fn func()) {
