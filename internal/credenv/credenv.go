@@ -55,11 +55,46 @@ func Env(cr grants.Credentials, caFile string) []Var {
 		}
 		if caFile != "" {
 			vars = append(vars, Var{"PGSSLROOTCERT", caFile})
+		} else if e != nil && e.SSLMode == "verify-full" {
+			// The gateway's certificate is the operator's (tls.cert_file):
+			// libpq checks it against no roots of its own, so name the
+			// machine's (see SystemRoots).
+			vars = append(vars, Var{"PGSSLROOTCERT", SystemRoots()})
 		}
 	default:
 		vars = append(vars, Var{"AIRLOCK_ACCESS_KEY_ID", cr.AccessKeyID}, Var{"AIRLOCK_SECRET", cr.SecretAccessKey})
 	}
 	return vars
+}
+
+// systemBundles are where Linux distributions and macOS keep the trusted
+// roots as one PEM file (the list Go's crypto/x509 reads on Linux, in its
+// order).
+var systemBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Gentoo, Arch
+	"/etc/pki/tls/certs/ca-bundle.crt",                  // Fedora, RHEL 6
+	"/etc/ssl/ca-bundle.pem",                            // openSUSE
+	"/etc/pki/tls/cacert.pem",                           // OpenELEC
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // CentOS, RHEL 7
+	"/etc/ssl/cert.pem",                                 // Alpine, macOS
+}
+
+// SystemRoots is what PGSSLROOTCERT names for a gateway whose certificate
+// the client checks against the machine's trusted roots: SSL_CERT_FILE if
+// set (OpenSSL and Go read it too), else the first of the usual bundle
+// files that exists, else libpq's "system" (libpq 16 and later; an older
+// libpq then fails to find a file of that name and refuses to connect,
+// which is safer than not checking).
+func SystemRoots() string {
+	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
+		return f
+	}
+	for _, f := range systemBundles {
+		if _, err := os.Stat(f); err == nil {
+			return f
+		}
+	}
+	return "system"
 }
 
 // WriteCA writes the gateway's CA certificate (when Airlock's own CA issued

@@ -89,3 +89,30 @@ func TestEnvironReroutes(t *testing.T) {
 		t.Errorf("postgres: no PGREQUIREAUTH in %q", pg)
 	}
 }
+
+// TestVerifyFullWithoutCANamesSystemRoots: a gateway with the operator's
+// own certificate (no CA handed out) is checked against the machine's
+// trusted roots; libpq has none of its own, so PGSSLROOTCERT names them.
+func TestVerifyFullWithoutCANamesSystemRoots(t *testing.T) {
+	roots := t.TempDir() + "/roots.pem"
+	t.Setenv("SSL_CERT_FILE", roots)
+	cr := grants.Credentials{TargetKind: "postgres", AccessKeyID: "u", SecretAccessKey: "p",
+		Endpoint: &grants.Endpoint{Host: "pg.example.test", Port: 5432, Database: "d", SSLMode: "verify-full"}}
+	env := Env(cr, "")
+	if !slices.Contains(env, Var{"PGSSLROOTCERT", roots}) || !slices.Contains(env, Var{"PGSSLMODE", "verify-full"}) {
+		t.Fatalf("verify-full without a CA: %v", env)
+	}
+	if got := Env(cr, "/cache/gateway-ca.pem"); !slices.Contains(got, Var{"PGSSLROOTCERT", "/cache/gateway-ca.pem"}) || slices.Contains(got, Var{"PGSSLROOTCERT", roots}) {
+		t.Fatalf("with Airlock's CA: %v", got)
+	}
+	cr.Endpoint.SSLMode = "prefer"
+	for _, v := range Env(cr, "") {
+		if v.Name == "PGSSLROOTCERT" {
+			t.Fatalf("a loopback endpoint got %v", v)
+		}
+	}
+	t.Setenv("SSL_CERT_FILE", "")
+	if got := SystemRoots(); got == "" || got == roots {
+		t.Fatalf("SystemRoots without SSL_CERT_FILE = %q", got)
+	}
+}

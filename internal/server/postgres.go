@@ -89,21 +89,25 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 	if pub := s.Config.Listen.Public.Postgres; pub != "" {
 		dialHost, dialPort = publicHostPort(pub)
 	}
+	// A remote client checks the gateway's certificate and name
+	// (verify-full): against Airlock's CA, handed out with the
+	// credentials, or, for a configured certificate (tls.cert_file),
+	// against the client machine's trusted roots (credenv), as AWS
+	// clients do. libpq's "require" checks neither, so anyone on the path
+	// could relay the session and read the grant's statements and rows.
 	sslmode := "disable"
-	if caPEM != "" {
+	if tlsCfg != nil {
 		sslmode = "verify-full"
-	} else if tlsCfg != nil {
-		sslmode = "require"
-	}
-	if isLoopback(strings.Trim(dialHost, "[]")) && caPEM != "" {
-		// On one machine TLS adds nothing but a CA file to find; clients
-		// still may negotiate it.
-		sslmode = "prefer"
+		if isLoopback(strings.Trim(dialHost, "[]")) {
+			// On one machine TLS adds nothing but a CA file to find;
+			// clients still may negotiate it.
+			sslmode = "prefer"
+		}
 	}
 	for name, db := range dbs {
 		e := grants.Endpoint{Host: dialHost, Port: dialPort, Database: db, SSLMode: sslmode}
 		if sslmode == "verify-full" {
-			e.CAPEM = caPEM
+			e.CAPEM = caPEM // "" for a configured certificate: the system's roots
 		}
 		s.Service.SetEndpoint(name, e)
 	}
