@@ -339,11 +339,12 @@ func (c *conn) refuse(err error) {
 	}
 }
 
-// useTLS switches the client side to TLS after an SSLRequest.
-func (c *conn) useTLS(cfg *tls.Config) error {
-	tc := tls.Server(c.raw, cfg)
+// useTLS switches the client side to TLS over under: the raw connection
+// after an SSLRequest, or a prefixConn over it for direct TLS.
+func (c *conn) useTLS(under net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	tc := tls.Server(under, cfg)
 	if err := tc.HandshakeContext(c.sctx()); err != nil {
-		return &refusal{reason: "TLS handshake failed: " + err.Error()}
+		return nil, &refusal{reason: "TLS handshake failed: " + err.Error()}
 	}
 	c.wmu.Lock()
 	c.nc = tc
@@ -351,7 +352,27 @@ func (c *conn) useTLS(cfg *tls.Config) error {
 	c.wmu.Unlock()
 	c.br.Reset(tc)
 	c.tls = true
-	return nil
+	return tc, nil
+}
+
+// prefixConn is a connection whose first bytes were already read: Read
+// returns pre first, then reads the connection. Only its net.Conn methods
+// are promoted (not SyscallConn): reads must go through Read.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pre) == 0 {
+		return p.Conn.Read(b)
+	}
+	n := copy(b, p.pre)
+	p.pre = p.pre[n:]
+	if len(p.pre) == 0 {
+		p.pre = nil // the session keeps this conn: not the buffer
+	}
+	return n, nil
 }
 
 // connectUpstream logs in as the grant's role.

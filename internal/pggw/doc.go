@@ -26,8 +26,10 @@
 // message, each plain-TCP side of it is parked with package netpark and
 // resumed by its next byte, hang-up or close (park.go).
 //
-// Protocol notes: TLS through SSLRequest (plaintext refused when
-// Options.RequireTLS), GSSENCRequest declined, protocol 3.0 (a 3.2 client
+// Protocol notes: TLS through SSLRequest or, as PostgreSQL 17, direct (a
+// ClientHello as the first bytes, with ALPN "postgresql" required;
+// startup.go), plaintext refused when Options.RequireTLS; GSSENCRequest
+// declined, and refused inside TLS; protocol 3.0 (a 3.2 client
 // is told so with NegotiateProtocolVersion), SCRAM-SHA-256 without channel
 // binding (-PLUS is not offered), CancelRequest mapped from the gateway's
 // own BackendKeyData to the upstream backend's. Messages are framed by the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
+	"github.com/airlock-dev/airlock/internal/tlscert"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -27,8 +28,15 @@ func (failingRoles) Drop(context.Context, string) error { return nil }
 
 func fuzzGateway(f testing.TB) (*Gateway, *gatewaytest.Authority) {
 	auth := gatewaytest.New()
+	// A certificate, so that both the SSLRequest and the direct TLS paths
+	// run.
+	tlsCfg, _, err := tlscert.Ensure(f.TempDir(), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
 	g, err := New(Options{
 		Authority: auth,
+		TLS:       tlsCfg,
 		// Port 1 on loopback: nothing listens; never reached without the secret.
 		Targets:         []Target{{Name: "db", Upstream: "postgres://nobody@127.0.0.1:1/orders?sslmode=disable", Roles: failingRoles{}}},
 		StartupTimeout:  2 * time.Second,
@@ -56,6 +64,12 @@ func FuzzStartup(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f}) // SSLRequest
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x30}) // GSSENCRequest
 	f.Add([]byte{0, 0, 0, 16, 4, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 1, 2, 3, 4})
+	// Direct TLS: a ClientHello with ALPN "postgresql" (the handshake
+	// stalls on the fuzzer's side), cut short, and a bare record byte.
+	hello := clientHello(f)
+	f.Add(hello)
+	f.Add(hello[:len(hello)/2])
+	f.Add([]byte{tlsRecordHandshake})
 	sasl := func(data string) []byte {
 		m := pgproto3.SASLInitialResponse{AuthMechanism: scramMechanism, Data: []byte(data)}
 		b, _ := m.Encode(nil)

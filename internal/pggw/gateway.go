@@ -52,7 +52,9 @@ type Target struct {
 type Options struct {
 	Authority gateway.Authority
 	Targets   []Target
-	// TLS is the server certificate; nil answers every SSLRequest with 'N'.
+	// TLS is the server certificate; nil answers every SSLRequest with 'N'
+	// and closes a direct TLS connection. The gateway uses a copy whose
+	// NextProtos is PostgreSQL's ALPN protocol ("postgresql") alone.
 	TLS *tls.Config
 	// RequireTLS refuses clients that do not negotiate TLS.
 	RequireTLS bool
@@ -182,6 +184,15 @@ func New(o Options) (*Gateway, error) {
 		o.MaxStartupsPerHost = defaultMaxStartupsPerHost
 	}
 	o.MaxStartupsPerHost = min(o.MaxStartupsPerHost, o.MaxStartups)
+	if o.TLS != nil {
+		// As PostgreSQL 17: ALPN "postgresql" is offered, and a client
+		// offering only other protocols is refused in the handshake
+		// (no_application_protocol), after an SSLRequest too. A copy: the
+		// caller's config serves the API and the AWS gateway as well.
+		cfg := o.TLS.Clone()
+		cfg.NextProtos = []string{alpnPostgres}
+		o.TLS = cfg
+	}
 	g := &Gateway{
 		o: o, log: o.Logger.With("gateway", "postgres"), startups: make(chan struct{}, o.MaxStartups), startupsBySource: map[string]int{}, scram: newVerifiers(),
 		targets: map[string]*target{}, grants: map[string]*grantState{},

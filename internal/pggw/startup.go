@@ -1,6 +1,7 @@
 package pggw
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -30,12 +31,35 @@ const (
 	protocolMajor3    = 3 << 16
 )
 
+const (
+	// tlsRecordHandshake is the first byte of a TLS handshake record: a
+	// ClientHello sent at once (direct TLS).
+	tlsRecordHandshake = 0x16
+	// alpnPostgres is PostgreSQL's ALPN protocol name, which the gateway
+	// offers and a direct TLS client must ask for.
+	alpnPostgres = "postgresql"
+)
+
 // startup runs the connection's startup phase: TLS negotiation, the
 // StartupMessage, SCRAM, the checks that the grant is for this target and
 // database, the session start and the upstream login. On success the client
 // has AuthenticationOk, the upstream's parameters, the gateway's own
 // BackendKeyData and ReadyForQuery.
 func (c *conn) startup() (net.Conn, error) {
+	// PostgreSQL 17's direct TLS (sslnegotiation=direct): the client sends
+	// its ClientHello at once instead of an SSLRequest. One byte tells: a
+	// TLS handshake record starts with 0x16, and a startup packet whose
+	// length started so would be hundreds of MB long. The peek reads
+	// nothing the startup packet's own read would not have read.
+	first, err := c.br.Peek(1)
+	if err != nil {
+		return nil, err
+	}
+	if first[0] == tlsRecordHandshake {
+		if err := c.directTLS(); err != nil {
+			return nil, err
+		}
+	}
 	var body []byte
 	for attempt := 0; ; attempt++ {
 		if attempt > 2 {
@@ -61,7 +85,7 @@ func (c *conn) startup() (net.Conn, error) {
 				if err := c.send([]byte{'S'}, true); err != nil {
 					return nil, err
 				}
-				if err := c.useTLS(c.gw.o.TLS); err != nil {
+				if _, err := c.useTLS(c.raw, c.gw.o.TLS); err != nil {
 					return nil, err
 				}
 				continue
@@ -80,6 +104,40 @@ func (c *conn) startup() (net.Conn, error) {
 		break
 	}
 	return c.login(body)
+}
+
+// directTLS starts TLS on a connection whose first byte is a TLS
+// handshake record, as PostgreSQL 17 does: the client must have negotiated
+// the ALPN protocol "postgresql" (the server's NextProtos, New), so that
+// a TLS client of another protocol (a browser sent here, an HTTPS
+// request) is not taken for a PostgreSQL one. A ClientHello offering only
+// other protocols fails the handshake (no_application_protocol); one
+// offering none completes it and is then closed. Either way, as with a
+// gateway without a certificate, the client gets no FATAL: it speaks TLS,
+// and PostgreSQL sends none either. What follows the handshake is the
+// same startup as after an SSLRequest.
+func (c *conn) directTLS() error {
+	cfg := c.gw.o.TLS
+	if cfg == nil {
+		return &refusal{reason: "direct TLS connection refused: the gateway has no TLS certificate"}
+	}
+	// The first read may have buffered part of the ClientHello (at most
+	// ioBufSize bytes): the TLS server reads those first, then the socket.
+	n := c.br.Buffered()
+	pre, err := c.br.Peek(n)
+	if err != nil {
+		return err
+	}
+	under := &prefixConn{Conn: c.raw, pre: bytes.Clone(pre)}
+	_, _ = c.br.Discard(n)
+	tc, err := c.useTLS(under, cfg)
+	if err != nil {
+		return err
+	}
+	if tc.ConnectionState().NegotiatedProtocol != alpnPostgres {
+		return &refusal{reason: "direct TLS connection refused: the client did not negotiate the ALPN protocol " + alpnPostgres}
+	}
+	return nil
 }
 
 // login handles a StartupMessage body.
