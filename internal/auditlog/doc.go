@@ -312,7 +312,9 @@
 //
 // [Verify] recomputes every leaf hash and every checkpoint's root from the
 // entries, checks every checkpoint's signature, and classifies what it finds
-// (see [Problem]). Deleting the newest entries together with their checkpoints
+// (see [Problem]). It reads every row of the log table, those with a
+// negative sequence number too: such a row is at no position of the tree,
+// but reads of a grant's entries return it, so it is reported as inserted. Deleting the newest entries together with their checkpoints
 // leaves a shorter but self-consistent log; that is caught only by comparing
 // with a checkpoint kept elsewhere, such as the witness file the Log writes
 // after batches are stored (at most every 200 ms), which Verify accepts as

@@ -24,7 +24,7 @@ const (
 	KindModified = "modified"
 	// KindInserted: an entry carries a sequence number that another entry
 	// already carries, or one past every signed checkpoint (or a row
-	// sequence number appears twice).
+	// sequence number appears twice, or is negative).
 	KindInserted = "inserted"
 	// KindDeleted: sequence numbers are missing, between entries or at the
 	// end of the log below the size a checkpoint covers.
@@ -287,9 +287,13 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 			return ctx.Err()
 		}
 	}
+	// The scan starts below 0: a row with a negative sequence number is at
+	// no position of the tree, yet reads of its grant's or session's
+	// entries return it (the review shows it as history), so it must be
+	// seen to be reported.
 	if ls, ok := st.(store.LogLeafScanner); ok {
 		// Only the bytes and leaf hashes, which are ours to keep.
-		err = ls.ScanLogLeaves(ctx, 0, math.MaxInt64, func(seq int64, data, leaf []byte) error {
+		err = ls.ScanLogLeaves(ctx, math.MinInt64, math.MaxInt64, func(seq int64, data, leaf []byte) error {
 			chunk = append(chunk, store.LogEntry{Seq: seq, Data: data, LeafHash: leaf})
 			if len(chunk) == scanChunk {
 				return send()
@@ -297,7 +301,7 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 			return nil
 		})
 	} else {
-		err = st.ScanLog(ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
+		err = st.ScanLog(ctx, math.MinInt64, math.MaxInt64, func(e store.LogEntry) error {
 			e.Data = bytes.Clone(e.Data)
 			e.LeafHash = bytes.Clone(e.LeafHash)
 			chunk = append(chunk, e)
@@ -560,6 +564,10 @@ func (vr *verifier) walk(ctx context.Context, chunks <-chan []store.LogEntry, fr
 func (vr *verifier) entry(ctx context.Context, e store.LogEntry) error {
 	vr.rep.Entries++
 	s := e.Seq
+	if s < 0 {
+		vr.problem(KindInserted, s, 0, "entry %d has a negative sequence number, which no position of the log has: it was added behind the log's back (reads of its grant's or session's entries include it)", s)
+		return nil
+	}
 	if s < vr.pos {
 		vr.problem(KindInserted, s, 0, "sequence number %d appears again after %d", s, vr.pos-1)
 		return nil

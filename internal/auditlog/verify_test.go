@@ -137,6 +137,19 @@ var tamperCases = []tamperCase{
 		want: []Problem{{Kind: KindInserted, Seq: 55}, {Kind: KindUncovered, Seq: 55}},
 	},
 	{
+		// A row below 0 is at no position of the tree, but reads of its
+		// grant's entries return it: the review showed it as history.
+		name: "inserted-negative-seq",
+		tamper: func(t *testing.T, tp tamperer) {
+			d, _ := tp.entry(t, 7)
+			d = bytes.Replace(d, []byte(`{"seq":7,`), []byte(`{"seq":-1,`), 1)
+			h := tlog.RecordHash(d)
+			tp.insertEntry(t, -1, d, h[:])
+		},
+		want:    []Problem{{Kind: KindInserted, Seq: -1}},
+		notWant: []string{KindModified, KindCheckpointMismatch, KindDeleted, KindReordered, KindUncovered},
+	},
+	{
 		name: "truncated",
 		tamper: func(t *testing.T, tp tamperer) {
 			tp.deleteEntries(t, 45, fixtureSize)
