@@ -35,6 +35,23 @@ func (t *ProofTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
+// ErrDamaged is matched (errors.Is) by BuildProofTree's errors that say
+// the stored log does not match its newest checkpoint (an entry missing or
+// malformed, a root that differs, a signature that does not verify), as
+// opposed to failures to read it: no proof can be built from such a log,
+// and audit verify says what is wrong with it.
+var ErrDamaged = errors.New("auditlog: the stored log does not match its newest signed checkpoint")
+
+// damaged is an error that matches ErrDamaged, with its own text.
+type damaged struct{ msg string }
+
+func (d *damaged) Error() string        { return d.msg }
+func (d *damaged) Is(target error) bool { return target == ErrDamaged }
+
+func damagedf(format string, args ...any) error {
+	return &damaged{msg: fmt.Sprintf(format, args...)}
+}
+
 // BuildProofTree rebuilds the tree of st's newest checkpoint from the entry
 // bytes (recomputing every leaf hash rather than trusting the stored ones)
 // and checks that it has the checkpoint's root and that the checkpoint is
@@ -57,16 +74,16 @@ func BuildProofTreeEach(ctx context.Context, st store.Store, v note.Verifier, ea
 	}
 	c, err := openCheckpoint(cp.Note, v)
 	if err != nil {
-		return nil, fmt.Errorf("auditlog: the newest checkpoint: %w", err)
+		return nil, damagedf("auditlog: the newest checkpoint: %v", err)
 	}
 	t := &ProofTree{Checkpoint: cp, hashes: make([]tlog.Hash, 0, 2*c.size)}
 	next := int64(0)
 	err = st.ScanLog(ctx, 0, c.size, func(e store.LogEntry) error {
 		if e.Seq != next {
-			return fmt.Errorf("entry %d is missing", next)
+			return damagedf("entry %d is missing", next)
 		}
 		if j, ok := entrySeq(e.Data); !ok || j != e.Seq {
-			return fmt.Errorf("entry %d is not a well-formed entry", e.Seq)
+			return damagedf("entry %d is not a well-formed entry", e.Seq)
 		}
 		hs, err := tlog.StoredHashes(next, e.Data, t)
 		if err != nil {
@@ -80,17 +97,20 @@ func BuildProofTreeEach(ctx context.Context, st store.Store, v note.Verifier, ea
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, ErrDamaged) {
+			return nil, damagedf("auditlog: rebuilding the tree: %v (run airlock audit verify)", err)
+		}
 		return nil, fmt.Errorf("auditlog: rebuilding the tree: %w (run airlock audit verify)", err)
 	}
 	if next != c.size {
-		return nil, fmt.Errorf("auditlog: the log holds %d entries, its checkpoint covers %d (run airlock audit verify)", next, c.size)
+		return nil, damagedf("auditlog: the log holds %d entries, its checkpoint covers %d (run airlock audit verify)", next, c.size)
 	}
 	root, err := tlog.TreeHash(c.size, t)
 	if err != nil {
 		return nil, err
 	}
 	if root != c.root {
-		return nil, fmt.Errorf("auditlog: the entries do not hash to the signed root of checkpoint %d (run airlock audit verify)", cp.ID)
+		return nil, damagedf("auditlog: the entries do not hash to the signed root of checkpoint %d (run airlock audit verify)", cp.ID)
 	}
 	return t, nil
 }

@@ -136,8 +136,16 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 		r, err := c.Consistency(ctx, n)
 		if err != nil {
 			var ae *apierr.Error
-			if errors.As(err, &ae) && ae.Code == apierr.CodeConflict {
+			switch {
+			case errors.As(err, &ae) && ae.Code == apierr.CodeConflict:
 				fail(auditlog.KindTruncated, "%s covers %d entries, more than the server's newest checkpoint: entries were removed from the end", what, n)
+				return 0, tlog.Hash{}, false, nil
+			case errors.As(err, &ae):
+				// The server answered but proved nothing (its log does
+				// not match its own newest checkpoint, typically): a
+				// problem of this check, listed with those the server
+				// found, rather than an error that would hide them.
+				fail(auditlog.KindCheckpointMismatch, "the server did not prove that %s (size %d) is a prefix of its newest checkpoint: %s", what, n, ae.Message)
 				return 0, tlog.Hash{}, false, nil
 			}
 			return 0, tlog.Hash{}, false, err

@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -60,7 +63,7 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, damagedLog(err)
 	}
 	until := d0.Add(24 * time.Hour)
 	var gs []model.Grant
@@ -91,6 +94,20 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 	return bundle, warnings, err
 }
 
+// damagedLog makes BuildProofTree's finding that the stored log does not
+// match its newest signed checkpoint an answer that says so. As a plain
+// error it was "internal error" to the caller, the reason only in the
+// server's log; and audit verify --key, which asks for a consistency proof
+// after the server's own check, printed that alone instead of the problems
+// the check had found.
+func damagedLog(err error) error {
+	if !errors.Is(err, auditlog.ErrDamaged) {
+		return err
+	}
+	return &apierr.Error{Status: http.StatusInternalServerError, Code: apierr.CodeInternal,
+		Message: "no proof can be built from the log: " + strings.TrimPrefix(err.Error(), "auditlog: ")}
+}
+
 // testNow, when a test sets it, is the grants' clock:
 // what time a grant is requested and expires at. Nil in production.
 var testNow func() time.Time
@@ -103,7 +120,7 @@ func (s *Server) Consistency(ctx context.Context, old int64) ([]byte, [][32]byte
 	}
 	tree, err := auditlog.BuildProofTree(ctx, s.store, s.verifier)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, damagedLog(err)
 	}
 	if old > tree.Size() {
 		return nil, nil, apierr.Conflict("the log has %d entries in its newest checkpoint, fewer than %d", tree.Size(), old)
