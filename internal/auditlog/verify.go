@@ -224,8 +224,11 @@ type verifier struct {
 	valid    bool  // tree holds the entries [0, pos)
 	pos      int64 // next expected sequence number
 	lastGood int64 // size of the last checkpoint the entries matched
-	seen     []uint64
-	unc      struct{ first, last, n int64 }
+	// lastGoodID is the checkpoint whose signed root the tree of size
+	// lastGood has: the last one matched, or resumed from (0 if none).
+	lastGoodID int64
+	seen       []uint64
+	unc        struct{ first, last, n int64 }
 }
 
 func (vr *verifier) problem(kind string, seq, cp int64, format string, args ...any) {
@@ -676,10 +679,17 @@ func (vr *verifier) boundary(ctx context.Context) error {
 				haveRoot = true
 			}
 			if root == c.root {
-				vr.lastGood = c.size
+				vr.lastGood, vr.lastGoodID = c.size, c.id
 				continue
 			}
-			vr.problem(KindCheckpointMismatch, vr.lastGood, c.id, "entries %d..%d hash to %s, not to the root %s signed in checkpoint %d (size %d): they were changed", vr.lastGood, c.size-1, root, c.root, c.id, c.size)
+			if c.size == vr.lastGood && vr.lastGoodID != 0 {
+				// No entry lies between the two: two signed roots for one
+				// size, which only the key's holder can make. It read
+				// "entries 35..34 hash to …: they were changed".
+				vr.problem(KindCheckpointMismatch, -1, c.id, "checkpoint %d (size %d) signs root %s, but checkpoint %d signed root %s for the same size: the log's key signed two different logs (a fork)", c.id, c.size, c.root, vr.lastGoodID, root)
+			} else {
+				vr.problem(KindCheckpointMismatch, vr.lastGood, c.id, "entries %d..%d hash to %s, not to the root %s signed in checkpoint %d (size %d): they were changed", vr.lastGood, c.size-1, root, c.root, c.id, c.size)
+			}
 		}
 		// Resume from the checkpoint's own frontier, authenticated by its
 		// signed root, so later checkpoints are checked on their own.
@@ -687,7 +697,7 @@ func (vr *verifier) boundary(ctx context.Context) error {
 		haveRoot = false
 		if c.frontier != nil {
 			if f, err := parseFrontier(c.size, c.frontier); err == nil {
-				vr.tree, vr.valid, vr.lastGood = f, true, c.size
+				vr.tree, vr.valid, vr.lastGood, vr.lastGoodID = f, true, c.size, c.id
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -472,4 +473,45 @@ func TestVerifyUncoveredChecksLaterCheckpointRoot(t *testing.T) {
 		}
 	}}
 	mustVerifyOK(t, hs2, v, nil)
+}
+
+// TestVerifyNamesSignedFork: a checkpoint signed by the log's key for the
+// size of one already matched, with another root, is reported as what it
+// is, two logs signed by the key, not as entries "55..54" that "were
+// changed".
+func TestVerifyNamesSignedFork(t *testing.T) {
+	s, v := testKey(t)
+	st := newFakeStore()
+	appendFixture(t, openLog(t, st, s, Options{}))
+	// The key's holder writes another log of the same size and stores its
+	// newest checkpoint after the real one.
+	other := newFakeStore()
+	l := openLog(t, other, s, Options{})
+	for i := range fixtureSize {
+		if err := l.Append(context.Background(), Event{Type: "test.event", Actor: "mallory", Data: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fork := cloneCP(other.cps[len(other.cps)-1])
+	if fork.Size != fixtureSize {
+		t.Fatalf("fork of size %d", fork.Size)
+	}
+	fork.ID = st.nextCP
+	st.cps = append(st.cps, fork)
+
+	rep, err := Verify(context.Background(), st, v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		t.Logf("%v", p)
+	}
+	if rep.OK || rep.ProblemCount != 1 {
+		t.Fatalf("want one problem, got %d", rep.ProblemCount)
+	}
+	p := rep.Problems[0]
+	if p.Kind != KindCheckpointMismatch || p.Checkpoint != fork.ID ||
+		!strings.Contains(p.Detail, "checkpoint 10 signed root") || !strings.Contains(p.Detail, "signed two different logs") {
+		t.Fatalf("problem %v", p)
+	}
 }
