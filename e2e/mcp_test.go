@@ -18,7 +18,9 @@ import (
 
 // TestMCPTypeScriptClient: the official MCP TypeScript SDK (e2e/mcpjs, npm
 // ci) drives `airlock mcp` over stdio and /mcp over streamable HTTP against
-// a real `airlock serve` with both gateways: list tools, an auto-approved
+// a real `airlock serve` with both gateways: list tools, a line on the
+// server's stdin that is not JSON (answered with a parse error; the session
+// goes on), an auto-approved
 // S3 grant used with the AWS CLI through run_with_grant, a request that
 // waits until this test approves it from the CLI, sql_query through the
 // PostgreSQL gateway (and refused outside the scope), end_grant. No secret

@@ -60,10 +60,25 @@ const names = (tools) => tools.tools.map((t) => t.name).sort().join(",");
 
 // stdio: `airlock mcp` with the agent's own token.
 const stdio = new Client({ name: "airlock-e2e-stdio", version: "1.0.0" });
-await stdio.connect(new StdioClientTransport({
+const stdioTransport = new StdioClientTransport({
   command: bin, args: ["mcp"], stderr: "inherit",
   env: { ...process.env, AIRLOCK_ADDR: addr, AIRLOCK_TOKEN: token },
-}));
+});
+await stdio.connect(stdioTransport);
+// A line that is not JSON (a host's bug, a stray print to the server's
+// stdin) is answered with a parse error, which the SDK reports as an error
+// response to no request of its own; the session goes on, and every call
+// below is made on it. (Before, the server exited at such a line.)
+const parseError = new Promise((resolve, reject) => {
+  stdio.onerror = (e) => {
+    const m = String(e?.message ?? e);
+    if (m.includes("-32700")) resolve(keep("parse error", m));
+  };
+  stdio.onclose = () => reject(new Error("airlock mcp ended the session at a line that is not JSON"));
+});
+stdioTransport._process.stdin.write("this is not json\n");
+await parseError;
+stdio.onclose = undefined;
 const stdioTools = keep("tools/list stdio", await stdio.listTools());
 check(names(stdioTools) === "end_grant,grant_status,list_targets,request_access,run_with_grant,sql_query", "stdio tools", names(stdioTools));
 for (const t of stdioTools.tools) {

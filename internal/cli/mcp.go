@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os/signal"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/mcpserver"
@@ -42,7 +41,9 @@ API listener, with the key as a bearer token.`,
 			if err != nil {
 				return describe(err)
 			}
-			err = srv.Run(ctx, &mcp.StdioTransport{})
+			// mcpserver's transport answers a line it cannot take with a
+			// JSON-RPC error and reads on, where the SDK's ended the session.
+			err = srv.Run(ctx, &mcpserver.StdioTransport{Logger: logger})
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
 				return nil // stopped by a signal
 			}

@@ -1,0 +1,328 @@
+package mcpserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// MaxLine bounds one message on stdio. run_with_grant's stdin may be 1 MiB,
+// which JSON escaping can make up to 6 MiB (\u0000 for each byte); 8 MiB
+// leaves room for the rest of the call.
+const MaxLine = 8 << 20
+
+// StdioTransport is the SDK's newline-delimited JSON stdio transport with
+// JSON-RPC's error handling in front of it. The SDK's own transport stops
+// reading at the first line that is not JSON (its decoder cannot resync)
+// and fails the connection on a message it cannot decode, so one bad line
+// from a client ended the server, the agent's session and every call in
+// flight. Here each line is checked before the SDK sees it: a line that
+// is not JSON is answered with a parse error (-32700, no id), one that is
+// JSON but no JSON-RPC message, or longer than the limit, with an invalid
+// request (-32600, with the line's id when one can be read); the session
+// goes on. Only the end of stdin (or a read error) ends it, as
+// before.
+//
+// Batches still go to the SDK. It can no longer refuse them once a
+// protocol version without batching (2025-06-18 on) is negotiated, since
+// it tells its own connection the version through a method this wrapper
+// cannot forward; a batch that it does refuse is answered as an invalid
+// request instead of ending the session.
+type StdioTransport struct {
+	// In and Out default to os.Stdin and os.Stdout.
+	In  io.Reader
+	Out io.Writer
+	// MaxLine bounds one line in bytes (default MaxLine). A longer line
+	// is read and dropped, not kept.
+	MaxLine int
+	// Logger gets a line for each refused message: why, and its size
+	// (never its content, which may hold anything). Nil discards.
+	Logger *slog.Logger
+}
+
+// Connect implements mcp.Transport.
+func (t *StdioTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	in, out := t.In, t.Out
+	if in == nil {
+		in = os.Stdin
+	}
+	if out == nil {
+		out = os.Stdout
+	}
+	limit := t.MaxLine
+	if limit <= 0 {
+		limit = MaxLine
+	}
+	logger := t.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	pr, pw := io.Pipe()
+	w := &lineWriter{w: out}
+	// The SDK's own cap is off: no line longer than limit reaches it.
+	inner, err := (&mcp.IOTransport{Reader: pr, Writer: w, MaxLineLength: -1}).Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &lineConn{Connection: inner, in: in, out: w, logger: logger, done: make(chan struct{})}
+	go c.feed(in, pw, limit)
+	return c, nil
+}
+
+// lineWriter serializes writes to out: the SDK's responses and this
+// transport's error answers each go out as one whole line.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// Close leaves stdout open, as the SDK's StdioTransport does.
+func (w *lineWriter) Close() error { return nil }
+
+// lineConn is the SDK's connection fed only lines it can take.
+type lineConn struct {
+	mcp.Connection
+	in     io.Reader
+	out    *lineWriter
+	logger *slog.Logger
+	// done is closed when stdin has ended or failed, before the pipe to
+	// the SDK is closed: an error Read sees after it is the end of input.
+	done chan struct{}
+}
+
+// Close closes the SDK's connection, and stdin as the SDK's own transport
+// does, which unblocks the read of it where the platform allows.
+func (c *lineConn) Close() error {
+	err := c.Connection.Close()
+	if cl, ok := c.in.(io.Closer); ok {
+		err = errors.Join(err, cl.Close())
+	}
+	return err
+}
+
+// Read returns the SDK's next message. An error while input goes on is
+// the SDK refusing one message (a batch it does not take): it is
+// answered, and reading goes on.
+func (c *lineConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	for {
+		msg, err := c.Connection.Read(ctx)
+		if err == nil {
+			return msg, nil
+		}
+		select {
+		case <-c.done:
+			return nil, err
+		default:
+		}
+		if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, mcp.ErrConnectionClosed) {
+			return nil, err
+		}
+		c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: "+err.Error(), 0)
+	}
+}
+
+// feed reads in line by line, answers what the SDK cannot take, and
+// passes the rest on to it through pw.
+func (c *lineConn) feed(in io.Reader, pw *io.PipeWriter, limit int) {
+	var err error
+	defer func() {
+		close(c.done)
+		pw.CloseWithError(err)
+	}()
+	r := bufio.NewReaderSize(in, 64<<10)
+	var line []byte
+	size, tooLong := 0, false
+	for {
+		chunk, rerr := r.ReadSlice('\n')
+		size += len(chunk)
+		switch {
+		case tooLong:
+		case size > limit+2: // room for "\r\n"
+			tooLong = true
+			// Keep the start: a request's id is usually near it.
+			line = append(line, chunk[:min(len(chunk), idPrefix)]...)
+			line = line[:min(len(line), idPrefix)]
+		default:
+			line = append(line, chunk...)
+		}
+		if errors.Is(rerr, bufio.ErrBufferFull) {
+			continue
+		}
+		if size > 0 {
+			if perr := c.line(pw, line, size, tooLong, limit); perr != nil {
+				// The SDK closed its end: the session is over.
+				err = perr
+				return
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			return
+		}
+		line, size, tooLong = line[:0], 0, false
+		if cap(line) > 1<<20 {
+			line = nil // do not hold a large buffer for the session's life
+		}
+	}
+}
+
+// idPrefix is how much of an over-long line is kept to find its id.
+const idPrefix = 4 << 10
+
+// line handles one line (its newline included, unless input ended).
+func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, limit int) error {
+	if tooLong {
+		c.refuse(prefixID(line), jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("invalid request: message of %d bytes is longer than the %d-byte limit", size, limit), size)
+		return nil
+	}
+	// Trimmed: the SDK's decoder takes nothing but a newline after a
+	// value, and stops for good at anything else.
+	msg := bytes.TrimSpace(line)
+	if len(msg) == 0 {
+		return nil
+	}
+	if !json.Valid(msg) {
+		var v any
+		err := json.Unmarshal(msg, &v)
+		c.refuse(nil, jsonrpc.CodeParseError, "parse error: "+syntaxError(err), size)
+		return nil
+	}
+	switch msg[0] {
+	case '{':
+		if _, err := jsonrpc.DecodeMessage(msg); err != nil {
+			c.refuse(objectID(msg), jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message", size)
+			return nil
+		}
+	case '[':
+		var batch []json.RawMessage
+		if err := json.Unmarshal(msg, &batch); err != nil || len(batch) == 0 {
+			c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: empty batch", size)
+			return nil
+		}
+		for _, m := range batch {
+			if _, err := jsonrpc.DecodeMessage(m); err != nil {
+				c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: a batch member is not a JSON-RPC 2.0 message", size)
+				return nil
+			}
+		}
+	default:
+		c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message", size)
+		return nil
+	}
+	_, err := pw.Write(append(msg, '\n'))
+	return err
+}
+
+// syntaxError is encoding/json's account of bad JSON, which names at most
+// one character of it (quoted), and the offset.
+func syntaxError(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "invalid JSON"
+}
+
+// objectID is a JSON object's "id" if it is a valid request id, else nil.
+func objectID(msg []byte) *jsonrpc.ID {
+	var m struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(msg, &m) != nil || m.ID == nil {
+		return nil
+	}
+	return validID(m.ID)
+}
+
+// prefixID reads the top-level "id" of an object from the start of a line
+// cut short, if it comes before the cut.
+func prefixID(prefix []byte) *jsonrpc.ID {
+	dec := json.NewDecoder(bytes.NewReader(prefix))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if k == "id" {
+			var v any
+			if dec.Decode(&v) != nil {
+				return nil
+			}
+			if n, ok := v.(json.Number); ok {
+				f, err := n.Float64()
+				if err != nil {
+					return nil
+				}
+				v = f
+			}
+			return validID(v)
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+func validID(v any) *jsonrpc.ID {
+	id, err := jsonrpc.MakeID(v)
+	if err != nil || !id.IsValid() {
+		return nil
+	}
+	return &id
+}
+
+// refuse answers one message with a JSON-RPC error, without an id when
+// none can be read (id nil). JSON-RPC 2.0 writes that id as null, but MCP
+// allows only a string or a number there and leaves it out instead: the
+// TypeScript SDK's client refuses a message with "id": null, where it
+// takes one without an id as an error it reports.
+func (c *lineConn) refuse(id *jsonrpc.ID, code int64, msg string, size int) {
+	c.logger.Warn("mcp: refused a message", "code", code, "reason", msg, "bytes", size)
+	type wireError struct {
+		Code    int64  `json:"code"`
+		Message string `json:"message"`
+	}
+	answer := struct {
+		JSONRPC string    `json:"jsonrpc"`
+		ID      any       `json:"id,omitempty"`
+		Error   wireError `json:"error"`
+	}{JSONRPC: "2.0", Error: wireError{code, msg}}
+	if id != nil {
+		answer.ID = id.Raw()
+	}
+	b, err := json.Marshal(answer)
+	if err != nil {
+		return
+	}
+	// A failed write shows up on the SDK's next write, which ends the
+	// session as it would have.
+	_, _ = c.out.Write(append(b, '\n'))
+}

@@ -1,0 +1,209 @@
+package mcpserver_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/mcpserver"
+)
+
+// rpcReply is one line the server wrote.
+type rpcReply struct {
+	ID     json.RawMessage `json:"id"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	raw string
+}
+
+// rawSession drives a server over stdio line by line, as a client with
+// bugs (or a person typing) would.
+type rawSession struct {
+	t       *testing.T
+	in      *io.PipeWriter
+	replies chan rpcReply
+	ended   chan error
+}
+
+func startRawSession(t *testing.T, maxLine int) (*rawSession, *lockedBuffer) {
+	t.Helper()
+	f := newHTTPFixture(t, "")
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	srv, err := mcpserver.New(context.Background(), client.New(f.url, f.botKey), mcpserver.Options{Logger: logger, AllowRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	s := &rawSession{t: t, in: inW, replies: make(chan rpcReply, 100), ended: make(chan error, 1)}
+	go func() {
+		s.ended <- srv.Run(context.Background(), &mcpserver.StdioTransport{In: inR, Out: outW, MaxLine: maxLine, Logger: logger})
+		outW.Close()
+	}()
+	go func() {
+		sc := bufio.NewScanner(outR)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			r := rpcReply{raw: sc.Text()}
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				r.raw = "undecodable: " + r.raw
+			}
+			s.replies <- r
+		}
+		close(s.replies)
+	}()
+	t.Cleanup(func() { inW.Close() })
+	return s, logs
+}
+
+func (s *rawSession) send(line string) {
+	s.t.Helper()
+	if _, err := io.WriteString(s.in, line); err != nil {
+		s.t.Fatalf("writing to the server: %v", err)
+	}
+}
+
+// next is the server's next line.
+func (s *rawSession) next() rpcReply {
+	s.t.Helper()
+	select {
+	case r, ok := <-s.replies:
+		if !ok {
+			s.t.Fatalf("the server closed its output (ended: %v)", <-s.ended)
+		}
+		return r
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("no answer from the server in 30s")
+	}
+	return rpcReply{}
+}
+
+// TestStdioSurvivesBadLines: the SDK's stdio transport ended the session
+// at the first line that was not JSON (its decoder stops for good) or not a
+// JSON-RPC message, taking with it a run_with_grant call in flight. Each
+// such line is now answered with a JSON-RPC error, with the line's id when
+// it can be read and none when it cannot, and the session goes on: the
+// call in flight completes and later calls work. A line longer than the
+// limit is answered the same way without being kept.
+func TestStdioSurvivesBadLines(t *testing.T) {
+	const limit = 4096
+	s, logs := startRawSession(t, limit)
+	s.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")
+	if r := s.next(); string(r.ID) != "1" || r.Error != nil {
+		t.Fatalf("initialize: %s", r.raw)
+	}
+	s.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
+	s.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"request_access","arguments":{"target":"aws-prod","allow":["s3:GetObject arn:aws:s3:::logs/app/*"],"duration":"5m","reason":"INC-9"}}}` + "\n")
+	r := s.next()
+	var granted struct {
+		StructuredContent struct {
+			GrantID string `json:"grant_id"`
+		} `json:"structuredContent"`
+	}
+	if json.Unmarshal(r.Result, &granted) != nil || granted.StructuredContent.GrantID == "" {
+		t.Fatalf("request_access: %s", r.raw)
+	}
+
+	// A call in flight: the command waits for a line on a FIFO, which
+	// this test writes only once every bad line has been answered.
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"run_with_grant","arguments":{"grant_id":%q,"argv":["sh","-c","read x < \"$0\"; echo got $x",%q]}}}`+"\n",
+		granted.StructuredContent.GrantID, fifo))
+
+	long := `{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"list_targets","arguments":{"pad":"` + strings.Repeat("A", 3*limit) + `"}}}` + "\n"
+	for _, c := range []struct {
+		line string
+		id   string
+		code int
+	}{
+		{"this is not json\n", "", -32700},
+		{`{"jsonrpc":"2.0","id":9,"method":"tools/list"` + "\n", "", -32700}, // cut short: no id can be trusted
+		{"\x1b[2J\x00\n", "", -32700},
+		{`{"id":10,"method":"tools/list"}` + "\n", "10", -32600}, // no "jsonrpc":"2.0"
+		{`{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}` + "\n", "", -32600},
+		{"42\n", "", -32600},
+		{"[]\n", "", -32600},
+		{`[{"jsonrpc":"2.0","id":20,"method":"tools/list"},{"nope":true}]` + "\n", "", -32600},
+		{long, "11", -32600},
+		{strings.Repeat("B", 5*limit) + "\n", "", -32600},
+	} {
+		s.send(c.line)
+		r := s.next()
+		if r.Error == nil || r.Error.Code != c.code || string(r.ID) != c.id {
+			t.Errorf("%.40q: answered %s, want error %d with id %q", c.line, r.raw, c.code, c.id)
+		}
+	}
+	// Blank lines are nothing to answer; surrounding blanks and CRLF are
+	// taken (the SDK's decoder alone refused a space after a message).
+	s.send("\n  \r\n")
+	s.send(`  {"jsonrpc":"2.0","id":12,"method":"tools/list"}  ` + "\r\n")
+	if r := s.next(); string(r.ID) != "12" || r.Error != nil || !strings.Contains(string(r.Result), "run_with_grant") {
+		t.Fatalf("tools/list after bad lines: %s", r.raw)
+	}
+
+	// A batch (protocol 2025-03-26) still reaches the SDK, which answers
+	// it as one; one it refuses (a repeated id) is answered as an invalid
+	// request, and the session goes on.
+	s.send(`[{"jsonrpc":"2.0","id":30,"method":"ping"},{"jsonrpc":"2.0","id":31,"method":"ping"}]` + "\n")
+	var batch []rpcReply
+	if r := s.next(); json.Unmarshal([]byte(strings.TrimPrefix(r.raw, "undecodable: ")), &batch) != nil || len(batch) != 2 || string(batch[0].ID) != "30" || string(batch[1].ID) != "31" {
+		t.Fatalf("a batch of two pings: %s", r.raw)
+	}
+	s.send(`[{"jsonrpc":"2.0","id":40,"method":"ping"},{"jsonrpc":"2.0","id":40,"method":"ping"}]` + "\n")
+	s.send(`{"jsonrpc":"2.0","id":41,"method":"ping"}` + "\n")
+	refused := false
+	for r := s.next(); string(r.ID) != "41"; r = s.next() {
+		refused = refused || r.Error != nil && r.Error.Code == -32600
+	}
+	if !refused {
+		t.Error("a batch with a repeated id was not refused")
+	}
+
+	if err := os.WriteFile(fifo, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = s.next()
+	var ran struct {
+		StructuredContent struct {
+			ExitCode int    `json:"exit_code"`
+			Stdout   string `json:"stdout"`
+		} `json:"structuredContent"`
+	}
+	if string(r.ID) != "3" || json.Unmarshal(r.Result, &ran) != nil || ran.StructuredContent.Stdout != "got hello\n" {
+		t.Fatalf("the call in flight: %s", r.raw)
+	}
+	s.send(`{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"list_targets","arguments":{}}}` + "\n")
+	if r := s.next(); string(r.ID) != "13" || r.Error != nil || !strings.Contains(string(r.Result), "aws-prod") {
+		t.Fatalf("list_targets: %s", r.raw)
+	}
+	s.in.Close()
+	select {
+	case err := <-s.ended:
+		if err != nil && err != io.EOF {
+			t.Errorf("the server ended at the end of input with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not end at the end of its input")
+	}
+	// The log says what was refused, never what the line held.
+	if l := logs.String(); !strings.Contains(l, "refused a message") || strings.Contains(l, "not json") || strings.Contains(l, "AAAA") {
+		t.Errorf("log:\n%s", l)
+	}
+}
