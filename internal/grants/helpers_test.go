@@ -154,6 +154,10 @@ type harnessOptions struct {
 	// Manual runs the service on h.fake, a clock.Fake that moves only when
 	// the test moves it, timers included; h.clock is then unused.
 	Manual bool
+	// Stepped (with Manual) runs the service on h.stepped: h.fake's
+	// timers, and its reading plus a step the test sets, as a machine's
+	// clock steps while its timers count elapsed time.
+	Stepped bool
 	// MaxWaiters and MaxWaitersPerIdentity bound long polls (default: the
 	// service's defaults).
 	MaxWaiters, MaxWaitersPerIdentity int
@@ -173,14 +177,15 @@ type harnessOptions struct {
 
 // harness is a real Service on a temporary data directory.
 type harness struct {
-	t      testing.TB
-	ctx    context.Context
-	dir    string
-	polDir string
-	opts   harnessOptions
-	clock  *testClock
-	fake   *clock.Fake // with harnessOptions.Manual
-	errs   *errorLog
+	t       testing.TB
+	ctx     context.Context
+	dir     string
+	polDir  string
+	opts    harnessOptions
+	clock   *testClock
+	fake    *clock.Fake   // with harnessOptions.Manual
+	stepped *steppedClock // with harnessOptions.Stepped
+	errs    *errorLog
 
 	keys map[string]string // API key of each configured identity
 	cfg  []model.Identity  // the configured identities (as in airlock.yaml)
@@ -212,6 +217,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	if o.Manual {
 		h.fake = clock.NewFake(time.Now().UTC())
+		if o.Stepped {
+			h.stepped = &steppedClock{Fake: h.fake}
+		}
 	}
 	if err := os.MkdirAll(h.polDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -301,6 +309,9 @@ func (h *harness) start() {
 	var clk clock.Clock = clock.Func(h.clock.Now)
 	if h.fake != nil {
 		clk = h.fake
+	}
+	if h.stepped != nil {
+		clk = h.stepped
 	}
 	var detector *findings.Detector
 	var binding func(string) string

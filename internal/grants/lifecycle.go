@@ -728,7 +728,8 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 }
 
 // expire ends an active grant at its expiry time. The end time recorded is
-// ExpiresAt itself, also when Airlock was down at that moment.
+// ExpiresAt itself, also when Airlock was down at that moment, unless the
+// machine's clock had not reached it (lapsedEnd).
 func (s *Service) expire(ctx context.Context, id string) error {
 	unlock := s.lock(id)
 	defer unlock()
@@ -738,8 +739,8 @@ func (s *Service) expire(ctx context.Context, id string) error {
 func (s *Service) expireLocked(ctx context.Context, id string) error {
 	s.cutOff(id, "expired")
 	_, err := s.transition(ctx, "expire", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
-		g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Expired, g.ExpiresAt, "expired", "airlock"
-		g.EndComment = "reached its expiry time"
+		g.Status, g.EndReason, g.EndedBy = model.Expired, "expired", "airlock"
+		g.EndedAt, g.EndComment = s.lapsedEnd(g.ExpiresAt, g.StartedAt, "reached its expiry time")
 		return []auditlog.Event{endEvent(*g)}, nil
 	})
 	var ae *apierr.Error
@@ -761,8 +762,8 @@ func (s *Service) cancelOverdue(ctx context.Context, id string) error {
 
 func (s *Service) cancelOverdueLocked(ctx context.Context, id string) error {
 	_, err := s.transition(ctx, "cancel", id, []model.GrantStatus{model.Pending}, func(g *model.Grant) ([]auditlog.Event, error) {
-		g.Status, g.EndedAt, g.EndReason, g.EndedBy = model.Cancelled, g.DecideBy, "cancelled", "airlock"
-		g.EndComment = "nobody decided before the deadline"
+		g.Status, g.EndReason, g.EndedBy = model.Cancelled, "cancelled", "airlock"
+		g.EndedAt, g.EndComment = s.lapsedEnd(g.DecideBy, g.RequestedAt, "nobody decided before the deadline")
 		return []auditlog.Event{endEvent(*g)}, nil
 	})
 	var ae *apierr.Error
@@ -775,6 +776,45 @@ func (s *Service) cancelOverdueLocked(ctx context.Context, id string) error {
 	s.stopTimer(id)
 	s.notify(id)
 	return err
+}
+
+// lapsedEnd is when a grant that lapsed at due (its expiry, or a request's
+// decision deadline) ended; floor is the earliest time its record allows
+// (its start, or the request), and what says why it ended.
+//
+// Its timer ran for the time left until due, on elapsed time. Without a
+// database clock (one process) the Service's time is the machine's, and
+// after a step back of it nothing arms the timer again (armStepCheck
+// watches for steps forward only): the timer cuts the grant off at its
+// real duration, when the clock reads the step short of due. Recording
+// due then wrote a time the clock had not reached, after the entries
+// written later, as the moment the grant was cut off. The end is then the
+// clock's reading, and the comment says so; never before floor, which a
+// step back longer than the time since the start would give (the record
+// would end before it began). A reading past due (a timer run late, a
+// grant that lapsed while Airlock was down) is recorded as due, as
+// before; one short of it by less than clockRearm is the clock's and the
+// timers' jitter, not a step.
+//
+// With a database clock the record's times are the database's, the timers
+// are armed by it and armed again when a measurement finds this replica's
+// clock stepped back; a timer that runs before due by this replica's time
+// is a step forward that the measurements absorbed (or a test's fake clock
+// run ahead of the database's), and due stands as before.
+func (s *Service) lapsedEnd(due, floor time.Time, what string) (time.Time, string) {
+	if s.dbc.src != nil {
+		return due, what
+	}
+	now := s.now()
+	if !now.Before(due.Add(-clockRearm)) {
+		return due, what
+	}
+	at := now
+	if at.Before(floor) {
+		at = floor
+	}
+	return at, fmt.Sprintf("%s (%s) by its timer, which counts elapsed time; this server's clock, stepped back, read %s then (%s before it), so the end is recorded at %s",
+		what, due.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano), due.Sub(now).Round(time.Millisecond), at.Format(time.RFC3339Nano))
 }
 
 // settleLapsed is called, with the grant's lock held, before a person or the

@@ -1,8 +1,10 @@
 package grants_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -850,5 +853,73 @@ func TestClockStepForwardEndsGrants(t *testing.T) {
 	rec := h.waitStatus(g.ID, model.Expired, 5*time.Second)
 	if !rec.EndedAt.Equal(g.ExpiresAt) || rec.EndedBy != "airlock" {
 		t.Errorf("ended %v by %q, expires %v", rec.EndedAt, rec.EndedBy, g.ExpiresAt)
+	}
+}
+
+// TestClockStepBackRecordsRealEnd: the machine's clock steps back while a
+// grant is active (one process, no database clock). Its timer counts
+// elapsed time, so it cuts the grant off after its duration, when the
+// clock reads the step short of the expiry; the record said it ended at
+// its expiry, a time the clock had not reached, after the entries written
+// later. It now ends at the clock's reading, and says why; never before
+// the grant started (a step longer than the time since the start), so the
+// record still ends after it begins. A request nobody decides is
+// cancelled so too, never before it was made. The review's check of the
+// records against the log finds nothing.
+func TestClockStepBackRecordsRealEnd(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		step time.Duration
+	}{
+		{"a step within the grant", 4 * time.Minute},
+		{"a step past its start", time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, harnessOptions{Manual: true, Stepped: true})
+			g := h.request(bot, autoReq("10m"), model.Active)
+			p := h.request(bot, humanReq("10m"), model.Pending)
+			gg := h.Svc.Authority().Grant(g.ID)
+			if gg == nil {
+				t.Fatal("the grant is not in memory")
+			}
+			h.stepped.step.Store(int64(-c.step))
+			h.fake.Advance(p.DecideBy.Sub(h.fake.Now())) // every timer's time has passed
+			if !isClosed(gg.Done()) {
+				t.Fatal("the grant was not cut off after its duration")
+			}
+			for _, tc := range []struct {
+				id         string
+				status     model.GrantStatus
+				due, floor time.Time
+			}{
+				{g.ID, model.Expired, g.ExpiresAt, g.StartedAt},
+				{p.ID, model.Cancelled, p.DecideBy, p.RequestedAt},
+			} {
+				want := tc.due.Add(-c.step)
+				if want.Before(tc.floor) {
+					want = tc.floor
+				}
+				rec := h.grant(tc.id)
+				if rec.Status != tc.status || !rec.EndedAt.Equal(want) || !strings.Contains(rec.EndComment, "stepped back") {
+					t.Errorf("%s: %s at %v (%q); want %s at %v (due %v)", tc.id, rec.Status, rec.EndedAt, rec.EndComment, tc.status, want, tc.due)
+				}
+				es := h.entries(tc.id)
+				if last := es[len(es)-1]; last.Type != "grant."+rec.EndReason || !last.Time.Equal(want) {
+					t.Errorf("%s: last entry %s at %v; want its end at %v", tc.id, last.Type, last.Time, want)
+				}
+			}
+			c := review.NewChecker(h.St)
+			if err := h.St.ScanLog(h.ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
+				c.Entry(e.Seq, bytes.Clone(e.Data))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if diffs, err := c.Finish(h.ctx); err != nil || len(diffs) != 0 {
+				t.Errorf("review check: %v %q", err, diffs)
+			}
+		})
 	}
 }
