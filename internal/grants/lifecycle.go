@@ -624,7 +624,7 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	if err := s.settleLapsed(ctx, g, now, "revoke"); err != nil {
 		return model.Grant{}, err
 	}
-	s.cutOff(id, "revoked")
+	s.cutOff(id, endedAs(g, "revoked"))
 	record := func(ctx context.Context) (model.Grant, error) {
 		return s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
 			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
@@ -639,6 +639,19 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	s.notify(id)
 	s.logger.Info("grant revoked", "grant", id, "by", caller.Name)
 	return out, nil
+}
+
+// endedAs is the reason to cut g off for, read from the store by a revoke
+// or end that gives reason: the record's own if g already ended. Another
+// replica may have ended it before this one heard (its notice is on its
+// way, or its listener reconnects); cut off for this call's reason, the
+// grant said so to the gateways' clients and in this replica's sessions,
+// though the call is refused and the record says otherwise.
+func endedAs(g model.Grant, reason string) string {
+	if g.EndReason != "" {
+		return g.EndReason
+	}
+	return reason
 }
 
 // keepCutOff follows a revoke or end (op) of active grant id that this
@@ -699,7 +712,7 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 	if err := s.settleLapsed(ctx, g, now, "end"); err != nil {
 		return model.Grant{}, err
 	}
-	s.cutOff(id, "ended")
+	s.cutOff(id, endedAs(g, "ended"))
 	record := func(ctx context.Context, from ...model.GrantStatus) (model.Grant, error) {
 		return s.transition(ctx, "end", id, from, func(g *model.Grant) ([]auditlog.Event, error) {
 			if g.Status == model.Pending {

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -43,26 +44,30 @@ func (r *Recorder) writeEnd(ctx context.Context, st *state, sid string, g *gatew
 	st.mu.Unlock()
 	took := false
 	// end takes the final summary and returns the row and its entry.
-	end := func() (model.Session, auditlog.Event) {
+	end := func(grantEnd string) (model.Session, auditlog.Event) {
 		took = true
 		snap := st.take()
 		snap.EndedAt = at
 		// The entry's time is the session's end, so the row is derivable.
 		return snap, auditlog.Event{Type: "session.ended", Time: at, GrantID: g.ID, SessionID: snap.ID, Actor: g.Identity, Data: map[string]any{
 			"calls": snap.Calls, "denied": snap.Denied, "bytes_in": snap.BytesIn, "bytes_out": snap.BytesOut, "used": usedList(snap.Used),
-			"grant_end": g.EndReason(),
+			"grant_end": grantEnd,
 		}}
 	}
 	var err error
 	if !r.shared {
-		_, e := end()
+		_, e := end(g.EndReason())
 		err = r.o.Log.Append(ctx, e)
 	} else {
 		err = r.o.Log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 			if ended, err := EndedElsewhere(ctx, tx, sid); err != nil || ended {
 				return nil, err
 			}
-			snap, e := end()
+			why, err := recordedGrantEnd(ctx, tx, g)
+			if err != nil {
+				return nil, err
+			}
+			snap, e := end(why)
 			return []auditlog.Event{e}, tx.PutSession(ctx, snap)
 		})
 	}
@@ -78,6 +83,34 @@ func (r *Recorder) writeEnd(ctx context.Context, st *state, sid string, g *gatew
 	st.rec.EndedAt = at
 	st.mu.Unlock()
 	return nil
+}
+
+// recordedGrantEnd is the grant_end of a session of g that ends in tx on a
+// store shared by replicas: why g ended, if the session was cut off by its
+// end. The reason g carries is the one this replica cut it off for, and
+// another replica may have ended the grant first, before this one heard
+// of it (a revoke there, then this replica's expiry timer, or the holder's
+// end through this replica): the session then said "expired" or "ended"
+// where the grant's record, and the other replicas' sessions, say
+// "revoked". The record, read in tx (writers are serialized, so it holds
+// every end committed before), says which end stands. A session that
+// ended while its grant was live here (g's reason empty) ended on its own.
+func recordedGrantEnd(ctx context.Context, tx store.Tx, g *gateway.Grant) (string, error) {
+	why := g.EndReason()
+	if why == "" {
+		return "", nil
+	}
+	rec, err := tx.Grant(ctx, g.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return why, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if rec.EndReason != "" {
+		return rec.EndReason, nil
+	}
+	return why, nil
 }
 
 // queueEnd keeps an end the log refused for retryEnds.
