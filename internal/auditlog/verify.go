@@ -93,13 +93,13 @@ const MaxProblems = 100
 
 // Problem is one finding of Verify.
 type Problem struct {
-	Kind string
+	Kind string `json:"kind"`
 	// Seq is the (first) entry concerned, or -1 if none.
-	Seq int64
+	Seq int64 `json:"seq"`
 	// Checkpoint is the ID of the checkpoint concerned, or 0 if none (the
 	// witness is not stored, so it has no ID).
-	Checkpoint int64
-	Detail     string
+	Checkpoint int64  `json:"checkpoint"`
+	Detail     string `json:"detail"`
 }
 
 func (p Problem) String() string {
@@ -117,25 +117,29 @@ func (p Problem) String() string {
 type Report struct {
 	// Entries is the number of entries read; Checkpoints the number of
 	// checkpoints checked.
-	Entries     int64
-	Checkpoints int64
+	//
+	// The JSON names are the API's (snake_case, durations in integer
+	// nanoseconds under an _ns name, as a grant's duration_ns): the report
+	// is GET /v1/audit/verify's answer and airlock audit verify -o json's.
+	Entries     int64 `json:"entries"`
+	Checkpoints int64 `json:"checkpoints"`
 	// Journaled counts entries found only in the journal, not yet covered
 	// by a signed checkpoint (offline verification after an unclean stop).
-	Journaled int64 `json:",omitempty"`
+	Journaled int64 `json:"journaled,omitempty"`
 	// Rows reports whether the database's rows were checked against the
 	// log (VerifyOptions.State).
-	Rows bool `json:",omitempty"`
+	Rows bool `json:"rows,omitempty"`
 	// Size and Root (base64) are those of the largest validly signed
 	// checkpoint: the tree that was verified. Root is empty if there is none.
-	Size int64
-	Root string
+	Size int64  `json:"size"`
+	Root string `json:"root"`
 	// OK is true when no problem was found.
-	OK bool
+	OK bool `json:"ok"`
 	// Problems lists the first MaxProblems problems in the order found;
 	// ProblemCount counts all of them.
-	Problems     []Problem
-	ProblemCount int64
-	Elapsed      time.Duration
+	Problems     []Problem     `json:"problems"`
+	ProblemCount int64         `json:"problem_count"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
 }
 
 // cpRec is one checkpoint as verification sees it.

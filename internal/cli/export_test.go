@@ -135,7 +135,7 @@ func TestVerifyBundleOutput(t *testing.T) {
 		t.Fatalf("verify-bundle of a v2 bundle: exit %d:\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = run(t, nil, "-o", "json", "audit", "verify-bundle", v2, "--key", v2pub)
-	if code != 0 || !strings.Contains(out, `"EntriesSigned": false`) || !strings.HasPrefix(errOut, "WARNING ") {
+	if code != 0 || !strings.Contains(out, `"entries_signed": false`) || !strings.HasPrefix(errOut, "WARNING ") {
 		t.Fatalf("verify-bundle -o json of a v2 bundle: exit %d:\n%s%s", code, out, errOut)
 	}
 }

@@ -314,18 +314,22 @@ func deriveRows(es []Entry) ([]review.Row, error) {
 }
 
 // Result is what Verify proved.
+//
+// airlock audit verify-bundle -o json prints it, so its JSON names are
+// snake_case as every other JSON Airlock emits (its rows are the review's).
 type Result struct {
-	Format       string
-	Account, Day string
-	Rows         []review.Row
-	Entries      int
-	TreeSize     int64
-	Root         string
+	Format   string       `json:"format"`
+	Account  string       `json:"account"`
+	Day      string       `json:"day"`
+	Rows     []review.Row `json:"rows"`
+	Entries  int          `json:"entries"`
+	TreeSize int64        `json:"tree_size"`
+	Root     string       `json:"root"`
 	// EntriesSigned reports whether the signed statement lists the
 	// entries (v3), so that none was left out or added; false for a v2
 	// bundle, whose Warnings say so.
-	EntriesSigned bool
-	Warnings      []string
+	EntriesSigned bool     `json:"entries_signed"`
+	Warnings      []string `json:"warnings"`
 }
 
 // Verify checks a bundle with the pinned verifier key v alone:
