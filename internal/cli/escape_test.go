@@ -30,10 +30,10 @@ import (
 const forged = "secret.txt\r\x1b[2K  #4      2026-12-01 10:00:00.000Z  ✓ s3:GetObject arn:aws:s3:::logs/app/harmless.log"
 
 // hostile is free text (a request's reason) with the characters a
-// terminal acts on that the server lets through in free text (it refuses
-// C0 controls other than tab): a tab, DEL, NEL (a C1 newline), CSI (a C1
-// escape), a right-to-left override and an isolate.
-const hostile = "INC-1\tapproved\x7f by security\u0085\u009b31m\u202eevil\u2067x\u2069"
+// terminal acts on or that reorder text that the server lets through in
+// free text (it refuses C0 controls other than tab, DEL and C1 controls):
+// a tab, a right-to-left override, an isolate and a right-to-left mark.
+const hostile = "INC-1\tapproved by security\u202eevil\u2067x\u2069\u200f"
 
 // checkTerminalSafe fails if out holds anything textesc escapes, other
 // than the newlines that end lines.
@@ -148,7 +148,7 @@ func TestTablesEscape(t *testing.T) {
 	}
 
 	// A person denies it with a hostile reason.
-	if _, err := client.New("http://"+l.apiAddr, l.aliceKey).Deny(ctx, g.ID, "no\u009b2Kapproved\u202e"); err != nil {
+	if _, err := client.New("http://"+l.apiAddr, l.aliceKey).Deny(ctx, g.ID, "no\u2066approved\u202e"); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut = l.as(l.aliceKey, "agent", "list")
@@ -157,7 +157,7 @@ func TestTablesEscape(t *testing.T) {
 	}
 	checkTerminalSafe(t, "agent list", out)
 	code, out, _ = l.as(l.aliceKey, "grant", "show", g.ID)
-	if code != 0 || !strings.Contains(out, `no\u009b2Kapproved\u202e`) {
+	if code != 0 || !strings.Contains(out, `no\u2066approved\u202e`) {
 		t.Errorf("grant show of the denied grant: exit %d:\n%s", code, out)
 	}
 	checkTerminalSafe(t, "grant show", out)

@@ -208,7 +208,12 @@ func (s *Service) parseDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// checkText trims and bounds a free-text field.
+// checkText trims and bounds a free-text field, and refuses control
+// characters but the tab: C0, DEL and the C1 controls (U+0080–U+009F, CSI
+// U+009B and NEL U+0085 among them), which a terminal may act on and which
+// have no place in a one-line reason. Only C0 was refused, so DEL and C1
+// reached the log. Bidirectional controls stay allowed: a reason may be in
+// a right-to-left script, and every human output escapes them (textesc).
 func (s *Service) checkText(field, v string, required bool) (string, error) {
 	v = strings.TrimSpace(v)
 	if required && v == "" {
@@ -218,8 +223,8 @@ func (s *Service) checkText(field, v string, required bool) (string, error) {
 		return "", apierr.Invalid(field, "longer than %d bytes", MaxReasonLength)
 	}
 	for _, r := range v {
-		if r < 0x20 && r != '\t' {
-			return "", apierr.Invalid(field, "contains control characters")
+		if (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f) {
+			return "", apierr.Invalid(field, "contains control characters (U+%04X)", r)
 		}
 	}
 	return v, nil

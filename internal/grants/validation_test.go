@@ -64,6 +64,17 @@ func TestRequestValidation(t *testing.T) {
 		{"missing reason", with(func(in *grants.RequestInput) { in.Reason = "" }), "reason"},
 		{"blank reason", with(func(in *grants.RequestInput) { in.Reason = " \t " }), "reason"},
 		{"control characters in reason", with(func(in *grants.RequestInput) { in.Reason = "x\ny" }), "reason"},
+		// DEL and the C1 controls (CSI U+009B, NEL U+0085) reached the
+		// log: only C0 was refused.
+		{"DEL in reason", with(func(in *grants.RequestInput) { in.Reason = "x\x7fy" }), "reason"},
+		{"C1 CSI in reason", with(func(in *grants.RequestInput) { in.Reason = "x\u009b2Jy" }), "reason"},
+		{"C1 NEL in reason", with(func(in *grants.RequestInput) { in.Reason = "x\u0085y" }), "reason"},
+		// A resource is a name: no C1 and no bidirectional controls.
+		{"C1 in resource", with(func(in *grants.RequestInput) { in.Scope = []string{"s3:GetObject arn:aws:s3:::logs/\u009b2Jx*"} }), "scope[0]"},
+		{"bidi override in resource", with(func(in *grants.RequestInput) {
+			in.Scope = []string{allLogs, "s3:GetObject arn:aws:s3:::logs/\u202etxt.exe"}
+		}), "scope[1]"},
+		{"bidi isolate in resource", with(func(in *grants.RequestInput) { in.Scope = []string{"s3:GetObject arn:aws:s3:::logs/\u2067x\u2069*"} }), "scope[0]"},
 		{"reason too long", with(func(in *grants.RequestInput) { in.Reason = strings.Repeat("r", grants.MaxReasonLength+1) }), "reason"},
 		{"extends unknown", with(func(in *grants.RequestInput) { in.Extends = "g_nope" }), "extends"},
 		{"extends another's grant", with(func(in *grants.RequestInput) { in.Extends = other.ID }), "extends"},

@@ -197,6 +197,19 @@ var pgActions = []string{"pg:select", "pg:insert", "pg:update", "pg:delete"}
 // optionally ending in "*" (or being just "*").
 var pgResourceRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]*\.[A-Za-z_][A-Za-z0-9_$]*\.([A-Za-z_][A-Za-z0-9_$]*\*?|\*)$`)
 
+// confusable returns the first rune of name that has no place in a name: a
+// C1 control (U+0080–U+009F) or a bidirectional embedding, override or
+// isolate control (U+202A–U+202E, U+2066–U+2069). C0 and DEL are
+// checkPattern's.
+func confusable(name string) (rune, bool) {
+	for _, r := range name {
+		if (r >= 0x80 && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
 // ValidateFor checks that a scope makes sense for a target kind ("aws" or
 // "postgres"), so that a request that could never be used is refused up
 // front with a precise message.
@@ -214,6 +227,15 @@ func ValidateFor(kind string, sc Scope) error {
 					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %q is not a postgres action; want one of %s", a, strings.Join(pgActions, ", "))}
 				}
 			}
+		}
+		// A resource is a name the reviewer reads: C1 controls (which no
+		// S3 key may hold: s3iam refuses them at use) and bidirectional
+		// controls (which make "logs/\u202etxt.exe" read as another name
+		// where it is shown unescaped, as in JSON) are refused here, when
+		// asked for, rather than in ParseStatement: replaying recorded
+		// scopes must not fail on an entry an earlier release accepted.
+		if r, ok := confusable(st.Resource); ok {
+			return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %q contains a control or bidirectional formatting character (U+%04X)", st.Resource, r)}
 		}
 		switch kind {
 		case "aws":
