@@ -48,6 +48,14 @@ func Invalid(field, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// TooLarge is a 413 (Content Too Large, RFC 9110 section 15.5.14): the
+// body is larger than the API reads. Its code stays invalid_argument, with
+// field "body", as a malformed body's: the request must be changed, not
+// retried, and clients that switch on the code need no new case.
+func TooLarge(format string, args ...any) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInvalid, Field: "body", Message: fmt.Sprintf(format, args...)}
+}
+
 // Forbidden is a 403.
 func Forbidden(code, format string, args ...any) *Error {
 	if code == "" {

@@ -360,7 +360,8 @@ func decode(r *http.Request, v any) error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return apierr.Invalid("body", "body larger than %d bytes", maxBody)
+		// 413, as HTTP has it for a body too large (it was a 400).
+		return apierr.TooLarge("larger than %d bytes (1 MiB), the most the API reads", maxBody)
 	case err != nil:
 		return apierr.Invalid("body", "reading the body: %v", err)
 	case !utf8.Valid(data):

@@ -113,7 +113,6 @@ func TestRequestValidation(t *testing.T) {
 		mod(m)
 		return m
 	}
-	big := `{"target":"aws-prod","scope":["` + autoScope + `"],"duration":"10m","reason":"` + strings.Repeat("a", 1<<20) + `"}`
 	tests := []struct {
 		name string
 		body any // map → JSON; string → verbatim
@@ -161,7 +160,6 @@ func TestRequestValidation(t *testing.T) {
 		{"JSON string", `"aws-prod"`, []string{"body"}},
 		{"empty body", "", []string{"body"}},
 		{"trailing data", `{"target":"aws-prod"} {"target":"aws-prod"}`, []string{"body"}},
-		{"body over 1 MiB", big, []string{"body"}},
 		// Go's decoder would store U+FFFD for each invalid byte: the
 		// record would not hold what was sent.
 		{"reason not UTF-8", `{"target":"aws-prod","scope":["` + autoScope + `"],"duration":"10m","reason":"triage ` + "\xff\xfe" + `"}`, []string{"body"}},
