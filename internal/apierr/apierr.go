@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Error is an API error. It is encoded as {"error":{"code":…,"field":…,"message":…}}.
@@ -43,8 +45,41 @@ const (
 	CodeResourceExhausted = "resource_exhausted"
 )
 
-// Invalid is a 400 naming the field at fault.
+// MaxEcho bounds what an error echoes of a value the client sent (an id, a
+// name, a query parameter, an unknown field's name): enough to recognise
+// it, not the megabyte a body or URL may hold, so that an answer is not an
+// amplifier or a reflector of whatever a caller chose to send.
+const MaxEcho = 64
+
+// Quote is a client-sent value as an error message shows it: quoted as
+// %q (control and invisible characters escaped), and when longer than
+// MaxEcho bytes its first MaxEcho (whole runes) followed by "…" and its
+// length.
+func Quote(s string) string {
+	if len(s) <= MaxEcho {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:cut(s)]) + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// cut is the length of s's longest prefix of whole runes within MaxEcho
+// bytes.
+func cut(s string) int {
+	n := MaxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
+}
+
+// Invalid is a 400 naming the field at fault. A field named after what the
+// client sent (an unknown field, a key given twice, an unknown query
+// parameter) is cut to MaxEcho bytes and marked with "…"; the API's own
+// field names are far shorter.
 func Invalid(field, format string, args ...any) *Error {
+	if len(field) > MaxEcho {
+		field = field[:cut(field)] + "…"
+	}
 	return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 

@@ -55,7 +55,7 @@ func (s *Service) Targets(ctx context.Context, caller model.Identity) ([]TargetI
 func (s *Service) Approvers(ctx context.Context, caller model.Identity, id string) ([]string, error) {
 	g, err := s.st.Grant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
-		return nil, apierr.NotFound("no grant %q", id)
+		return nil, apierr.NotFound("no grant %s", apierr.Quote(id))
 	}
 	if err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	}
 	g, err := s.st.Grant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && g.Identity != caller.Name) {
-		return apierr.NotFound("no grant %q of yours", id)
+		return apierr.NotFound("no grant %s of yours", apierr.Quote(id))
 	}
 	if err != nil {
 		return err

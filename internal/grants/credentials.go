@@ -119,7 +119,7 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	g, err := s.st.Grant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && g.Identity != caller.Name) {
 		// Not yours looks the same as not there.
-		return Credentials{}, apierr.NotFound("no grant %q of yours", id)
+		return Credentials{}, apierr.NotFound("no grant %s of yours", apierr.Quote(id))
 	}
 	if err != nil {
 		return Credentials{}, err

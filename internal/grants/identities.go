@@ -111,7 +111,7 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 		return model.Identity{}, "", apierr.Forbidden("", "only a person may add agents")
 	}
 	if !nameRE.MatchString(name) {
-		return model.Identity{}, "", apierr.Invalid("name", "%q is not a valid name (lowercase letters, digits, '.', '_', '-'; up to 63)", name)
+		return model.Identity{}, "", apierr.Invalid("name", "%s is not a valid name (lowercase letters, digits, '.', '_', '-'; up to 63)", apierr.Quote(name))
 	}
 	if !nameRE.MatchString(owner) {
 		return model.Identity{}, "", apierr.Invalid("owner", "an agent needs an owner team (lowercase letters, digits, '.', '_', '-')")
@@ -122,10 +122,10 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 	seen := make(map[string]bool, len(groups))
 	for i, g := range groups {
 		if !nameRE.MatchString(g) {
-			return model.Identity{}, "", apierr.Invalid("groups", "%q is not a valid group name", g)
+			return model.Identity{}, "", apierr.Invalid("groups", "%s is not a valid group name", apierr.Quote(g))
 		}
 		if seen[g] {
-			return model.Identity{}, "", apierr.Invalid(fmt.Sprintf("groups[%d]", i), "%q is given twice", g)
+			return model.Identity{}, "", apierr.Invalid(fmt.Sprintf("groups[%d]", i), "%s is given twice", apierr.Quote(g))
 		}
 		seen[g] = true
 	}
@@ -175,7 +175,7 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 	err = s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		id, err := tx.Identity(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, apierr.NotFound("no identity %q", name)
+			return nil, apierr.NotFound("no identity %s", apierr.Quote(name))
 		}
 		if err != nil {
 			return nil, err

@@ -42,7 +42,7 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		return model.Grant{}, apierr.Invalid("target", "a target is required")
 	}
 	if !ok {
-		return model.Grant{}, apierr.Invalid("target", "unknown target %q", in.Target)
+		return model.Grant{}, apierr.Invalid("target", "unknown target %s", apierr.Quote(in.Target))
 	}
 	sc, err := scope.Parse(in.Scope)
 	if err == nil {
@@ -67,12 +67,12 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		prev, err := s.st.Grant(ctx, in.Extends)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return model.Grant{}, apierr.Invalid("extends", "no grant %q", in.Extends)
+			return model.Grant{}, apierr.Invalid("extends", "no grant %s", apierr.Quote(in.Extends))
 		case err != nil:
 			return model.Grant{}, err
 		case prev.Identity != caller.Name:
 			// Another's grant answers as a missing one does: ids cannot be probed.
-			return model.Grant{}, apierr.Invalid("extends", "no grant %q", in.Extends)
+			return model.Grant{}, apierr.Invalid("extends", "no grant %s", apierr.Quote(in.Extends))
 		case prev.Target != t.Name:
 			return model.Grant{}, apierr.Invalid("extends", "grant %s is for target %s, not %s", in.Extends, prev.Target, t.Name)
 		case prev.Status != model.Active:
@@ -197,10 +197,10 @@ func (s *Service) parseDuration(v string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, apierr.Invalid("duration", "%q is not a duration (use a Go duration such as 90s, 10m or 2h)", v)
+		return 0, apierr.Invalid("duration", "%s is not a duration (use a Go duration such as 90s, 10m or 2h)", apierr.Quote(v))
 	}
 	if d <= 0 {
-		return 0, apierr.Invalid("duration", "must be positive, got %s", v)
+		return 0, apierr.Invalid("duration", "must be positive, got %s", apierr.Quote(v))
 	}
 	if d > s.maxDur {
 		return 0, apierr.Invalid("duration", "%s exceeds the cap of %s", d, s.maxDur)
@@ -302,7 +302,7 @@ func (s *Service) transitionTx(ctx context.Context, op, id string, from []model.
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
 		g, err := tx.Grant(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, apierr.NotFound("no grant %q", id)
+			return nil, apierr.NotFound("no grant %s", apierr.Quote(id))
 		}
 		if err != nil {
 			return nil, err
@@ -408,7 +408,7 @@ func (s *Service) getForDecision(ctx context.Context, caller model.Identity, id,
 	}
 	g, err := s.st.Grant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
-		return model.Grant{}, apierr.NotFound("no grant %q", id)
+		return model.Grant{}, apierr.NotFound("no grant %s", apierr.Quote(id))
 	}
 	return g, err
 }

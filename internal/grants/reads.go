@@ -18,7 +18,7 @@ func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (mo
 	s.freshSessions(ctx)
 	g, err := s.st.Grant(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
-		return model.Grant{}, apierr.NotFound("no grant %q", id)
+		return model.Grant{}, apierr.NotFound("no grant %s", apierr.Quote(id))
 	}
 	if err != nil {
 		return g, err
@@ -128,7 +128,7 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string)
 	s.freshSessions(ctx)
 	ses, err := s.st.Session(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, ses.Identity)) {
-		return model.Session{}, nil, apierr.NotFound("no session %q", id)
+		return model.Session{}, nil, apierr.NotFound("no session %s", apierr.Quote(id))
 	}
 	if err != nil {
 		return model.Session{}, nil, err

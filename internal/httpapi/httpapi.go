@@ -324,7 +324,7 @@ func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Ide
 	day := r.URL.Query().Get("day")
 	if day != "" {
 		if _, err := time.Parse("2006-01-02", day); err != nil {
-			return nil, apierr.Invalid("day", "%q is not a day (YYYY-MM-DD)", day)
+			return nil, apierr.Invalid("day", "%s is not a day (YYYY-MM-DD)", apierr.Quote(day))
 		}
 	}
 	fs, err := h.svc.Findings(r.Context(), who, day)
@@ -522,7 +522,7 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 		for _, one := range strings.Split(s, ",") {
 			st := model.GrantStatus(one)
 			if !st.Valid() {
-				return f, apierr.Invalid("status", "unknown status %q", one)
+				return f, apierr.Invalid("status", "unknown status %s", apierr.Quote(one))
 			}
 			f.Status = append(f.Status, st)
 		}
@@ -533,7 +533,7 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 		}
 		d, err := time.Parse("2006-01-02", day)
 		if err != nil {
-			return f, apierr.Invalid("day", "%q is not a date (YYYY-MM-DD, UTC)", day)
+			return f, apierr.Invalid("day", "%s is not a date (YYYY-MM-DD, UTC)", apierr.Quote(day))
 		}
 		f.Since, f.Until = d, d.Add(24*time.Hour)
 	}
@@ -544,7 +544,7 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 		if v := get(p.name); v != "" {
 			t, err := parseTime(v)
 			if err != nil {
-				return f, apierr.Invalid(p.name, "%q is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, or a date)", v)
+				return f, apierr.Invalid(p.name, "%s is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, or a date)", apierr.Quote(v))
 			}
 			*p.dst = t
 		}
@@ -555,7 +555,7 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return f, apierr.Invalid("limit", "%q is not a non-negative number", v)
+			return f, apierr.Invalid("limit", "%s is not a non-negative number", apierr.Quote(v))
 		}
 		f.Limit = n
 	}
@@ -607,7 +607,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, who model.Identity
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return nil, apierr.Invalid("wait", "%q is not a positive duration", v)
+			return nil, apierr.Invalid("wait", "%s is not a positive duration", apierr.Quote(v))
 		}
 		g, err := h.svc.Wait(r.Context(), who, id, min(d, maxWait))
 		return GrantResponse{g}, err

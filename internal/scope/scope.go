@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
 )
 
 // Statement is one parsed scope statement.
@@ -68,7 +70,7 @@ func ParseStatement(s string) (Statement, error) {
 	var st Statement
 	for _, a := range strings.Split(fields[0], ",") {
 		if !actionRE.MatchString(a) {
-			return Statement{}, &Error{Statement: s, Msg: fmt.Sprintf("malformed action %q; want service:Action such as s3:GetObject or pg:select", a)}
+			return Statement{}, &Error{Statement: s, Msg: fmt.Sprintf("malformed action %s; want service:Action such as s3:GetObject or pg:select", apierr.Quote(a))}
 		}
 		if !slices.Contains(st.Actions, a) {
 			st.Actions = append(st.Actions, a)
@@ -89,17 +91,17 @@ func checkPattern(p string) error {
 		return fmt.Errorf("resource longer than %d bytes", MaxResourceLength)
 	}
 	if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
-		return fmt.Errorf("resource %q: '*' is only allowed at the end (prefix match)", p)
+		return fmt.Errorf("resource %s: '*' is only allowed at the end (prefix match)", apierr.Quote(p))
 	}
 	// Invalid UTF-8 would be recorded (JSON) with U+FFFD in its place: a
 	// scope other than the one decided and enforced. Log entries are
 	// valid UTF-8, so replaying recorded scopes never trips this.
 	if !utf8.ValidString(p) {
-		return fmt.Errorf("resource %q is not valid UTF-8", p)
+		return fmt.Errorf("resource %s is not valid UTF-8", apierr.Quote(p))
 	}
 	for _, r := range p {
 		if r < 0x21 || r == 0x7f {
-			return fmt.Errorf("resource %q contains a control or space character", p)
+			return fmt.Errorf("resource %s contains a control or space character", apierr.Quote(p))
 		}
 	}
 	return nil
@@ -220,11 +222,11 @@ func ValidateFor(kind string, sc Scope) error {
 			switch kind {
 			case "aws":
 				if isPG {
-					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %q is for postgres targets, not aws", a)}
+					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %s is for postgres targets, not aws", apierr.Quote(a))}
 				}
 			case "postgres":
 				if !slices.Contains(pgActions, a) {
-					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %q is not a postgres action; want one of %s", a, strings.Join(pgActions, ", "))}
+					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %s is not a postgres action; want one of %s", apierr.Quote(a), strings.Join(pgActions, ", "))}
 				}
 			}
 		}
@@ -235,16 +237,16 @@ func ValidateFor(kind string, sc Scope) error {
 		// asked for, rather than in ParseStatement: replaying recorded
 		// scopes must not fail on an entry an earlier release accepted.
 		if r, ok := confusable(st.Resource); ok {
-			return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %q contains a control or bidirectional formatting character (U+%04X)", st.Resource, r)}
+			return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %s contains a control or bidirectional formatting character (U+%04X)", apierr.Quote(st.Resource), r)}
 		}
 		switch kind {
 		case "aws":
 			if !strings.HasPrefix(st.Resource, "arn:") && st.Resource != "*" {
-				return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %q is not an ARN (arn:aws:s3:::bucket/prefix*)", st.Resource)}
+				return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %s is not an ARN (arn:aws:s3:::bucket/prefix*)", apierr.Quote(st.Resource))}
 			}
 		case "postgres":
 			if !pgResourceRE.MatchString(st.Resource) {
-				return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %q is not database.schema.table (a trailing * matches a prefix)", st.Resource)}
+				return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %s is not database.schema.table (a trailing * matches a prefix)", apierr.Quote(st.Resource))}
 			}
 		}
 	}
