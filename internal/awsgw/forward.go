@@ -22,8 +22,9 @@ import (
 const unsignedPayload = "UNSIGNED-PAYLOAD"
 
 // dropHeaders are the client's headers that never go upstream: its own
-// authentication (replaced by the gateway's), hop-by-hop headers, and the
-// aws-chunked framing headers (the body goes upstream decoded).
+// authentication (replaced by the gateway's), hop-by-hop headers, the
+// aws-chunked framing headers (the body goes upstream decoded), and the
+// headers by which a proxy tells the next hop who the client is.
 var dropHeaders = []string{
 	"Authorization", "X-Amz-Security-Token", "X-Amz-Date", "X-Amz-Content-Sha256",
 	"X-Amz-Decoded-Content-Length", "X-Amz-Trailer",
@@ -32,6 +33,17 @@ var dropHeaders = []string{
 	// Rebuilt from the Op, in canonical encoding, so the upstream reads the
 	// copy source that was authorized.
 	"X-Amz-Copy-Source",
+	// Who the client is and how it connected, as proxies state it to the
+	// next hop (X-Forwarded-* by prefix: see clientOnly). The agent is not
+	// a proxy: from it these are claims about itself, which upstreams
+	// behind a balancer take as the client's address for their logs, some
+	// for policy conditions (MinIO reads aws:SourceIp from them, Ceph RGW
+	// when rgw_remote_addr_param names one), or as the host and scheme
+	// they were asked for. The gateway is the upstream's client, and its
+	// peer address tells the truth about it.
+	"Forwarded", "Via", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Client-Ip",
+	"X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Originating-Ip",
+	"X-Remote-Ip", "X-Remote-Addr",
 }
 
 // dropped is dropHeaders as a set, by canonical name.
@@ -42,6 +54,25 @@ var dropped = func() map[string]bool {
 	}
 	return m
 }()
+
+// clientOnly reports whether the client's header ck (canonical) stays at
+// the gateway: one of dropHeaders, or an X-Forwarded-* header (For, Host,
+// Proto, Port, Prefix, Server, Ssl, and whatever a proxy names so next).
+func clientOnly(ck string) bool {
+	return dropped[ck] || len(ck) > 12 && ck[:12] == "X-Forwarded-"
+}
+
+// dropNominated removes from h the headers the client's Connection
+// header names: hop-by-hop by that naming (RFC 9110, section 7.6.1).
+func dropNominated(h, in http.Header) {
+	for _, c := range in.Values("Connection") {
+		for f := range strings.SplitSeq(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+}
 
 // presignParams are the query parameters of a presigned URL; they
 // authenticate the agent and must not reach the upstream.
@@ -149,7 +180,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		// server does so already, so this rarely allocates) and values
 		// under keys that canonicalise alike are merged.
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if dropped[ck] || !signedAmz(ck, auth) || underscored(ck) && !strings.HasPrefix(ck, "X-Amz-Meta-") {
+		if clientOnly(ck) || !signedAmz(ck, auth) || underscored(ck) && !strings.HasPrefix(ck, "X-Amz-Meta-") {
 			continue
 		}
 		v = slices.Clip(v)
@@ -158,13 +189,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		}
 		h[ck] = v
 	}
-	for _, c := range in.Values("Connection") {
-		for f := range strings.SplitSeq(c, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
+	dropNominated(h, in)
 	if cs := op.CopySourceHeader(); cs != "" {
 		h.Set("X-Amz-Copy-Source", cs)
 	}

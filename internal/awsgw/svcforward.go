@@ -103,11 +103,14 @@ func (t *target) serviceRequest(ctx context.Context, r *http.Request, service st
 	h := make(http.Header, len(r.Header))
 	for k, v := range r.Header {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if dropped[ck] || underscored(ck) || strings.HasPrefix(ck, "X-Amz-") && !serviceAmzHeaders[ck] {
+		if clientOnly(ck) || underscored(ck) || strings.HasPrefix(ck, "X-Amz-") && !serviceAmzHeaders[ck] {
 			continue
 		}
 		h[ck] = append([]string(nil), v...)
 	}
+	// Headers the client's Connection names are hop-by-hop too: the S3
+	// path dropped them, this one sent them on.
+	dropNominated(h, r.Header)
 	req.Header = h
 	req.ContentLength = int64(len(body))
 	if len(body) == 0 {
