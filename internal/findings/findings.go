@@ -175,6 +175,18 @@ func (d *Detector) Window() time.Duration { return d.window }
 // this identity+instance pair has not been reported within the window yet
 // (the caller records a finding only then).
 func (d *Detector) Shared(identity string, in model.Instance) (others []string, report bool) {
+	return d.Observe(identity, in, false)
+}
+
+// Observe is Shared for a caller that refuses the call when the identity
+// is shared (refuse: identity_binding: refuse). A refused instance did not
+// act, so it is then not noted, and is forgotten if it was, in the same
+// step that found the others: noted until the caller forgot it after
+// writing the finding, it was for that long an active instance to every
+// other call, so the instance that was there first had its own calls
+// refused, and was forgotten in turn, leaving the identity to the one
+// refused (a stolen key's user calling just as the agent does).
+func (d *Detector) Observe(identity string, in model.Instance, refuse bool) (others []string, report bool) {
 	now := d.clk.Now()
 	key := Key(in)
 	d.mu.Lock()
@@ -189,25 +201,20 @@ func (d *Detector) Shared(identity string, in model.Instance) (others []string, 
 			others = append(others, k)
 		}
 	}
-	if _, ok := m[key]; !ok && len(m) >= d.maxInstances {
-		others = dropOldest(m, others)
+	if refuse && len(others) > 0 {
+		delete(m, key)
+	} else {
+		if _, ok := m[key]; !ok && len(m) >= d.maxInstances {
+			others = dropOldest(m, others)
+		}
+		m[key] = now
 	}
-	m[key] = now
 	sort.Strings(others)
 	if len(others) > 0 {
 		report = d.first(SharedKey(identity, key), now, true)
 	}
 	d.prune(now)
 	return others, report
-}
-
-// Forget removes an instance of identity, for a call that was refused: a
-// refused instance did not act, and must not make the identity's first
-// instance look shared in turn.
-func (d *Detector) Forget(identity string, in model.Instance) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.seen[identity], Key(in))
 }
 
 // Active returns the instances of identity seen within the window.

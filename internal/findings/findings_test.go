@@ -56,14 +56,28 @@ func TestSharedWithinWindowOnly(t *testing.T) {
 	}
 }
 
-func TestForget(t *testing.T) {
+// Under refuse, a refused instance is not noted (it did not act), and one
+// noted before (another replica's sighting let both in) is forgotten: it
+// must not make the identity's first instance look shared in turn.
+func TestObserveRefused(t *testing.T) {
 	d := New(clock.NewFake(time.Unix(0, 0)), time.Minute)
 	a, b := model.Instance{IP: "127.0.0.1"}, model.Instance{IP: "127.0.0.2"}
-	d.Shared("bot", a)
-	d.Shared("bot", b)
-	d.Forget("bot", b)
-	if others, _ := d.Shared("bot", a); len(others) != 0 {
-		t.Fatalf("a refused instance still counts: %v", others)
+	if others, _ := d.Observe("bot", a, true); len(others) != 0 {
+		t.Fatalf("first instance: others %v", others)
+	}
+	others, report := d.Observe("bot", b, true)
+	if len(others) != 1 || others[0] != "127.0.0.1" || !report {
+		t.Fatalf("second instance: others %v, report %v", others, report)
+	}
+	if got := d.Active("bot"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Fatalf("active after the refusal: %v, want the first instance alone", got)
+	}
+	d.Note("bot", Key(b))
+	if others, _ := d.Observe("bot", b, true); len(others) != 1 {
+		t.Fatalf("noted second instance: others %v", others)
+	}
+	if got := d.Active("bot"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Fatalf("active after refusing a noted instance: %v, want the first instance alone", got)
 	}
 }
 

@@ -35,13 +35,15 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 	if s.findings == nil || caller.Instance == nil || caller.Kind != model.Agent {
 		return nil
 	}
-	others, report := s.findings.Shared(caller.Name, *caller.Instance)
+	// Under refuse, a refused instance is never noted as active
+	// (Detector.Observe), not even while its finding is being written.
+	refuse := s.refuses(caller.Name)
+	others, report := s.findings.Observe(caller.Name, *caller.Instance, refuse)
 	key := findings.Key(*caller.Instance)
 	if len(others) == 0 {
 		s.tellSighting(ctx, caller.Name, key) // findingsync.go
 		return nil
 	}
-	refuse := s.refuses(caller.Name)
 	if report {
 		f := model.Finding{
 			Kind: model.FindingSharedIdentity, At: s.now(), Identity: caller.Name,
@@ -49,31 +51,20 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 			Detail: fmt.Sprintf("identity %s is active from %d instances within %s", caller.Name, len(others)+1, s.findings.Window()),
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
-			s.unreport(findings.SharedKey(caller.Name, key), caller.Name, *caller.Instance, refuse)
+			// Counted as reported by Observe: the retry must raise it.
+			s.findings.Unreport(findings.SharedKey(caller.Name, key))
 			return err
 		}
 		s.tellReported(ctx, caller.Name, key)
 	}
 	if refuse {
-		// A refused instance did not act: the others are not told of it.
-		s.findings.Forget(caller.Name, *caller.Instance)
+		// A refused instance did not act: it is not noted (Observe), and
+		// the others are not told of it.
 		return apierr.Forbidden("", "identity %s is already in use from another instance within the last %s, and identity_binding is refuse: "+
 			"every agent instance needs its own identity", caller.Name, s.findings.Window())
 	}
 	s.tellSighting(ctx, caller.Name, key)
 	return nil
-}
-
-// unreport undoes a shared-identity finding's report when it could not
-// be recorded, so that the call, refused with the error, raises it again
-// when it is retried. Under identity_binding: refuse the instance is
-// forgotten too, as a refused one is: it did not act, and noted as
-// active it would have the first instance refused in its place.
-func (s *Service) unreport(k, identity string, in model.Instance, refuse bool) {
-	s.findings.Unreport(k)
-	if refuse {
-		s.findings.Forget(identity, in)
-	}
 }
 
 // seedFindings gives the findings detector, which keeps the instances it
@@ -195,13 +186,13 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 	if id, ok := s.dir.Lookup(g.Identity); !ok || id.Kind != model.Agent {
 		return nil // people work from several devices (ObserveCall)
 	}
-	others, report := s.findings.Shared(g.Identity, from)
+	refuse := s.refuses(g.Identity)
+	others, report := s.findings.Observe(g.Identity, from, refuse)
 	key := findings.Key(from)
 	if len(others) == 0 {
 		s.tellSighting(ctx, g.Identity, key)
 		return nil
 	}
-	refuse := s.refuses(g.Identity)
 	if report {
 		f := model.Finding{
 			Kind: model.FindingSharedIdentity, At: s.now(), Identity: g.Identity, Grant: g.ID, Session: session,
@@ -212,13 +203,13 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 			f.Session = "" // the session is never started
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
-			s.unreport(findings.SharedKey(g.Identity, key), g.Identity, from, refuse)
+			// Counted as reported by Observe: the retry must raise it.
+			s.findings.Unreport(findings.SharedKey(g.Identity, key))
 			return err
 		}
 		s.tellReported(ctx, g.Identity, key)
 	}
 	if refuse {
-		s.findings.Forget(g.Identity, from)
 		return &gateway.RefusedError{Reason: fmt.Sprintf("identity %s is already in use from another instance within the last %s, and identity_binding is refuse: every agent instance needs its own identity", g.Identity, s.findings.Window())}
 	}
 	s.tellSighting(ctx, g.Identity, key)

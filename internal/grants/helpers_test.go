@@ -190,11 +190,13 @@ type harness struct {
 	keys map[string]string // API key of each configured identity
 	cfg  []model.Identity  // the configured identities (as in airlock.yaml)
 
-	St       *sqlitestore.Store
-	Log      *auditlog.Log
-	Pol      *policy.Engine
-	Dir      *authn.Directory
-	Svc      *grants.Service
+	St  *sqlitestore.Store
+	Log *auditlog.Log
+	Pol *policy.Engine
+	Dir *authn.Directory
+	Svc *grants.Service
+	// Findings is the service's detector (with FindingsWindow).
+	Findings *findings.Detector
 	verifier note.Verifier
 	open     bool
 }
@@ -317,6 +319,7 @@ func (h *harness) start() {
 	var binding func(string) string
 	if h.opts.FindingsWindow > 0 {
 		detector = findings.New(clk, h.opts.FindingsWindow)
+		h.Findings = detector
 		if b := h.opts.Binding; b != "" {
 			binding = func(string) string { return b }
 		}
