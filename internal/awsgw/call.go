@@ -241,6 +241,14 @@ func (c *call) reject(e *s3err.Error) {
 func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 	g := c.gw
 	sess, err := g.session(c.gr, c.r.RemoteAddr, c.client)
+	if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
+		// Identity binding refuses every call from here (credentials
+		// moved, or a shared identity), whatever it asks: a rejection
+		// like the allowed calls', recorded, not a scope denial that
+		// only the server's log heard of.
+		c.reject(sessionError(c.gr, g.now(), err))
+		return
+	}
 	if err != nil {
 		g.log.Error("awsgw: could not start a session to record a denied call", "grant", c.gr.ID, "err", err)
 	} else {

@@ -565,6 +565,50 @@ func TestCredentialMovedRefused(t *testing.T) {
 	e.verify()
 }
 
+// A call outside the grant's scope from another address, under
+// identity_binding: refuse, is refused by the binding as an allowed one
+// is, and recorded as a rejection like every refused gateway call. It
+// used to be answered with the scope's AccessDenied and recorded nowhere
+// but the server's error log ("could not start a session to record a
+// denied call"): a moved credential probing outside its scope left no
+// trace of the attempt in the log.
+func TestCredentialMovedRefusedOutOfScope(t *testing.T) {
+	e := newIDEnv(t, "refuse")
+	g := e.request(from("127.0.0.1"), e.bot)
+	st, body := e.call(from("127.0.0.1"), "POST", "/v1/grants/"+g.ID+"/credentials", e.bot, nil)
+	if st != http.StatusOK {
+		t.Fatalf("credentials: %d %s", st, body)
+	}
+	var cr grants.Credentials
+	if err := json.Unmarshal(body, &cr); err != nil {
+		t.Fatal(err)
+	}
+	cl := s3.New(s3.Options{
+		Region: "us-east-1", UsePathStyle: true, BaseEndpoint: aws.String("http://" + e.awsAddr),
+		Credentials: credentials.NewStaticCredentialsProvider(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken),
+		HTTPClient:  from("127.0.0.2"), RetryMaxAttempts: 1,
+	})
+	for range 2 {
+		_, err := cl.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("secrets/x.log")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" || !strings.Contains(ae.ErrorMessage(), "identity_binding is refuse") {
+			t.Fatalf("out-of-scope GetObject from 127.0.0.2: %v, want AccessDenied by identity binding", err)
+		}
+	}
+	got := e.grant(g.ID)
+	if len(got.Findings) != 1 || got.Findings[0].Kind != model.FindingCredentialMoved || !got.Findings[0].Refused {
+		t.Fatalf("grant findings = %+v", got.Findings)
+	}
+	st, body = e.call(from("127.0.0.1"), "GET", "/v1/grants/"+g.ID+"/history", e.alice, nil)
+	if st != http.StatusOK {
+		t.Fatalf("history: %d %s", st, body)
+	}
+	if n := strings.Count(string(body), "identity_binding is refuse"); n < 2 {
+		t.Fatalf("history mentions the refusal %d times, want each refused call: %s", n, body)
+	}
+	e.verify()
+}
+
 func TestCredentialMovedPostgresRefused(t *testing.T) {
 	e := newIDEnv(t, "refuse")
 	g := e.requestFor(from("127.0.0.1"), e.bot, "orders-db", "pg:select postgres.public.*")
