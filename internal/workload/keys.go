@@ -105,6 +105,8 @@ type keySet struct {
 	keys    []jose.JSONWebKey
 	fetched time.Time // last fetch attempt (success or not)
 	loaded  time.Time // last successful fetch
+	// fetching, while a fetch is in flight, is closed when it ends.
+	fetching chan struct{}
 }
 
 func newKeySet(cfg Issuer, f *Fetcher, clk clock.Clock) *keySet {
@@ -145,16 +147,44 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 // loaded, when they are older than MaxKeyAge, or when kid is not among
 // them (rotation), but never more often than MinRefetch. Keys older than
 // MaxStaleKeyAge (every refetch since failed) are not returned.
+//
+// One fetch at a time per issuer, made without holding k.mu: a caller
+// that needs it (its kid unknown, or the keys aged) waits for the fetch in
+// flight, so concurrent tokens of a new key share one request; a caller
+// whose kid is among fresh keys does not wait. The lock used to be held
+// through the fetch, so anyone could make every agent's sign-in wait for
+// the issuer: a token with a made-up kid starts a refetch every
+// MinRefetch, and against a slow or unreachable issuer (up to the
+// fetch's timeout) the keys Airlock already had went unused.
 func (k *keySet) current(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	for k.fetching != nil {
+		now := k.clk.Now()
+		if !k.loaded.IsZero() && now.Sub(k.loaded) < MaxKeyAge && (kid == "" || hasKid(k.keys, kid)) {
+			return k.keys, nil
+		}
+		ch := k.fetching
+		k.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			k.mu.Lock()
+			return nil, ctx.Err()
+		}
+		k.mu.Lock()
+	}
 	now := k.clk.Now()
 	stale := k.loaded.IsZero() || now.Sub(k.loaded) >= MaxKeyAge || (kid != "" && !hasKid(k.keys, kid))
 	if stale && (k.fetched.IsZero() || now.Sub(k.fetched) >= MinRefetch) {
 		k.fetched = now
-		// One fetch at a time per issuer; holding the lock through it is
-		// what makes concurrent unknown-kid tokens share one request.
+		done := make(chan struct{})
+		k.fetching = done
+		k.mu.Unlock()
 		keys, err := k.load(ctx)
+		k.mu.Lock()
+		k.fetching = nil
+		close(done)
 		if err != nil {
 			if k.loaded.IsZero() || now.Sub(k.loaded) >= MaxStaleKeyAge {
 				return nil, fmt.Errorf("%w: %v", errFetch, err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -429,4 +430,49 @@ func TestMovedKeySetFollowed(t *testing.T) {
 	f.clk.Advance(workload.MaxKeyAge)
 	mustVerify(t, f.v, moved.Sign(k, f.claims(sub)), "triage-bot")
 	mustRefuse(t, f.v, f.iss.Sign(old, f.claims(sub)), "signature not valid")
+}
+
+// A refetch in flight does not hold up tokens of keys already known. The
+// key set's lock used to be held through the fetch, so a token with a
+// made-up kid (anyone can send one; it starts a refetch every MinRefetch)
+// made every agent's sign-in wait for the issuer to answer: against a
+// slow or unreachable issuer, up to the fetch's timeout, every
+// MinRefetch. Tokens of the new key still share the one fetch.
+func TestRefetchDoesNotHoldKnownKeys(t *testing.T) {
+	f := setup(t, defaultBindings)
+	sub := "repo:acme/triage:ref:refs/heads/main"
+	k1 := f.iss.AddKey(jose.RS256)
+	mustVerify(t, f.v, f.iss.Sign(k1, f.claims(sub)), "triage-bot")
+
+	f.clk.Advance(workload.MinRefetch)
+	k2 := f.iss.AddKey(jose.ES256)
+	entered, release := f.iss.Hold()
+	// Only a watchdog, well inside the fetch's own 10 s timeout: the
+	// verification of a known key below must not need it.
+	var released atomic.Bool
+	watchdog := time.AfterFunc(5*time.Second, func() { released.Store(true); release() })
+	defer watchdog.Stop()
+
+	newKey := make(chan error, 2)
+	verifyNew := func() {
+		_, err := f.v.Verify(context.Background(), f.iss.Sign(k2, f.claims(sub)))
+		newKey <- err
+	}
+	go verifyNew() // k2's kid is unknown: it fetches, and the issuer holds it
+	<-entered
+
+	mustVerify(t, f.v, f.iss.Sign(k1, f.claims(sub)), "triage-bot")
+	if released.Load() {
+		t.Fatal("a token of a known key waited for the refetch in flight")
+	}
+	go verifyNew() // a second token of the new key waits for the same fetch
+	release()
+	for range 2 {
+		if err := <-newKey; err != nil {
+			t.Fatalf("a token of the new key: %v", err)
+		}
+	}
+	if n := f.iss.JWKSFetches.Load(); n != 2 {
+		t.Fatalf("%d JWKS fetches, want 2", n)
+	}
 }

@@ -28,6 +28,8 @@ type Issuer struct {
 	JWKSFetches atomic.Int64
 	// Down, while set, makes the key set answer 503 (an issuer outage).
 	Down atomic.Bool
+	// hold, if set, holds the next key set request (Hold).
+	hold atomic.Pointer[held]
 
 	t    testing.TB
 	srv  *httptest.Server
@@ -71,6 +73,10 @@ func New(t testing.TB) *Issuer {
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		i.JWKSFetches.Add(1)
+		if h := i.hold.Swap(nil); h != nil {
+			close(h.entered)
+			<-h.release
+		}
 		if i.Down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -88,6 +94,20 @@ func New(t testing.TB) *Issuer {
 	i.URL = i.srv.URL
 	t.Cleanup(i.srv.Close)
 	return i
+}
+
+type held struct{ entered, release chan struct{} }
+
+// Hold makes the next key set request wait (a slow or hanging issuer):
+// entered is closed when it arrives, and it is answered once release is
+// called (release may be called more than once; the test's end calls it).
+func (i *Issuer) Hold() (entered <-chan struct{}, release func()) {
+	h := &held{entered: make(chan struct{}), release: make(chan struct{})}
+	i.hold.Store(h)
+	var once sync.Once
+	release = func() { once.Do(func() { close(h.release) }) }
+	i.t.Cleanup(release)
+	return h.entered, release
 }
 
 // NewKey makes a key for alg (RS256, ES256 or EdDSA) without publishing it.
