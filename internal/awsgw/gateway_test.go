@@ -49,7 +49,7 @@ func TestAllowedGetListPut(t *testing.T) {
 	want := []struct{ action, resource string }{
 		{"s3:PutObject", "arn:aws:s3:::logs/app/a.txt"},
 		{"s3:GetObject", "arn:aws:s3:::logs/app/a.txt"},
-		{"s3:ListBucket", "arn:aws:s3:::logs/app/"},
+		{"s3:ListBucket", "arn:aws:s3:::logs/app/*"},
 	}
 	if len(reqs) != len(want) {
 		t.Fatalf("recorded %d requests, want %d: %+v", len(reqs), len(want), reqs)
@@ -103,11 +103,11 @@ func TestDenied(t *testing.T) {
 		{"list outside the prefix", func() error {
 			_, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("logs"), Prefix: aws.String("ap")})
 			return err
-		}, "AccessDenied: s3:ListBucket on arn:aws:s3:::logs/ap is outside grant " + g.ID},
+		}, "AccessDenied: s3:ListBucket on arn:aws:s3:::logs/ap* is outside grant " + g.ID},
 		{"list the whole bucket", func() error {
 			_, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("logs")})
 			return err
-		}, "AccessDenied: s3:ListBucket on arn:aws:s3:::logs/ is outside grant"},
+		}, "AccessDenied: s3:ListBucket on arn:aws:s3:::logs/* is outside grant"},
 		{"copy source outside the prefix", func() error {
 			_, err := cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/copy.txt"), CopySource: aws.String("logs/secret.txt")})
 			return err

@@ -98,7 +98,13 @@ func (req *request) classify() (*Op, error) {
 			return nil, err
 		}
 		op.Params["prefix"] = prefix
-		res = ARNPrefix + req.bucket + "/" + prefix
+		// A listing names every key that starts with its prefix, so its
+		// resource is the prefix pattern: only a statement covering
+		// every such key ("…/app/*") allows it. Without the '*' an exact
+		// statement ("…/logs/") would match the bare prefix and list
+		// everything under it, past a policy's forbid on a part of it
+		// (the forbid sees an exact resource that overlaps nothing).
+		res = ARNPrefix + req.bucket + "/" + prefix + "*"
 	}
 
 	if r.name == "DeleteObjects" {

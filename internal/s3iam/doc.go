@@ -19,10 +19,10 @@
 //
 //	operation               request                          action(s)                                       resource
 //	ListBuckets             GET /                            s3:ListAllMyBuckets                             arn:aws:s3:::*
-//	ListObjectsV2           GET /b?list-type=2               s3:ListBucket                                   arn:aws:s3:::b/PREFIX
-//	ListObjects             GET /b                           s3:ListBucket                                   arn:aws:s3:::b/PREFIX
-//	ListObjectVersions      GET /b?versions                  s3:ListBucketVersions                           arn:aws:s3:::b/PREFIX
-//	ListMultipartUploads    GET /b?uploads                   s3:ListBucketMultipartUploads                   arn:aws:s3:::b/PREFIX
+//	ListObjectsV2           GET /b?list-type=2               s3:ListBucket                                   arn:aws:s3:::b/PREFIX*
+//	ListObjects             GET /b                           s3:ListBucket                                   arn:aws:s3:::b/PREFIX*
+//	ListObjectVersions      GET /b?versions                  s3:ListBucketVersions                           arn:aws:s3:::b/PREFIX*
+//	ListMultipartUploads    GET /b?uploads                   s3:ListBucketMultipartUploads                   arn:aws:s3:::b/PREFIX*
 //	HeadBucket              HEAD /b                          s3:ListBucket (on b or anything in it)          arn:aws:s3:::b
 //	CreateBucket            PUT /b                           s3:CreateBucket (+ header and body checks)      arn:aws:s3:::b
 //	DeleteBucket            DELETE /b                        s3:DeleteBucket                                 arn:aws:s3:::b
@@ -70,11 +70,14 @@
 // Table and Markdown give the same mapping as data, for the README.
 //
 // Decisions:
-//   - Listings put the listed prefix in the resource
-//     ("arn:aws:s3:::b/" + prefix, "" when absent): a grant on b/app/*
-//     lists with prefix app/ or app/x, not app or the whole bucket. Keys a
-//     listing returns all start with its prefix, so delimiter, marker and
-//     start-after cannot reach outside it.
+//   - Listings put the listed prefix in the resource as a pattern
+//     ("arn:aws:s3:::b/" + prefix + "*", prefix "" when absent): a grant
+//     on b/app/* lists with prefix app/ or app/x, not app or the whole
+//     bucket. Keys a listing returns all start with its prefix, so
+//     delimiter, marker and start-after cannot reach outside it; and since
+//     it names every key under the prefix, only a statement whose pattern
+//     covers all of them allows it: an exact "arn:aws:s3:::b/app/" does
+//     not (it would list app/secret/ past a policy's forbid on it).
 //   - HeadBucket needs s3:ListBucket on the bucket ARN, as in AWS, or on
 //     any resource inside the bucket (Check.InBucket): a grant that lists
 //     b/app/ learns that b exists from any listing, so HeadBucket reveals

@@ -155,7 +155,7 @@ func FuzzMap(f *testing.F) {
 			if err != nil {
 				t.Fatalf("Map accepted a query Go cannot parse: %q", query)
 			}
-			res = "arn:aws:s3:::" + op.Bucket + "/" + q.Get("prefix")
+			res = "arn:aws:s3:::" + op.Bucket + "/" + q.Get("prefix") + "*"
 		default:
 			res = "arn:aws:s3:::" + op.Bucket
 		}

@@ -17,7 +17,7 @@ type resKind uint8
 const (
 	resObject resKind = iota // arn:aws:s3:::bucket/key
 	resBucket                // arn:aws:s3:::bucket
-	resPrefix                // arn:aws:s3:::bucket/prefix
+	resPrefix                // arn:aws:s3:::bucket/prefix*
 	resAll                   // arn:aws:s3:::*
 )
 
@@ -61,7 +61,7 @@ var rules = []rule{
 		notes: "scope resources are ARNs, so the resource is arn:aws:s3:::* (grant it as that or as *)"},
 
 	{name: "ListObjectsV2", method: "GET", level: levelBucket, actions: a("s3:ListBucket"), res: resPrefix, params: listV2Q,
-		request: "GET /bucket?list-type=2", notes: "the resource carries the listed prefix (\"\" if none), so a grant on bucket/app/* lists only under app/"},
+		request: "GET /bucket?list-type=2", notes: "the resource is the listed prefix (\"\" if none) and a *, as it names every key under it: a grant on bucket/app/* lists only under app/, and an exact bucket/app/ lists nothing"},
 	{name: "ListObjects", method: "GET", level: levelBucket, actions: a("s3:ListBucket"), res: resPrefix, params: listV1Q,
 		request: "GET /bucket", notes: "as ListObjectsV2"},
 	{name: "ListObjectVersions", method: "GET", level: levelBucket, sub: "versions", actions: a("s3:ListBucketVersions"), res: resPrefix, params: versionsQ,

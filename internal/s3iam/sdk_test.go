@@ -117,23 +117,23 @@ func sdkCases() []sdkCase {
 		{name: "ListObjectsV2", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, Prefix: aws.String("app/x y+z"), Delimiter: aws.String("/")})
 			return err
-		}, op: "ListObjectsV2", checks: ck("s3:ListBucket", obj("app/x y+z")), params: map[string]string{"prefix": "app/x y+z", "delimiter": "/"}},
+		}, op: "ListObjectsV2", checks: ck("s3:ListBucket", obj("app/x y+z*")), params: map[string]string{"prefix": "app/x y+z", "delimiter": "/"}},
 		{name: "ListObjectsV2 no prefix", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, StartAfter: aws.String("zzz")})
 			return err
-		}, op: "ListObjectsV2", checks: ck("s3:ListBucket", obj("")), params: map[string]string{"start_after": "zzz"}},
+		}, op: "ListObjectsV2", checks: ck("s3:ListBucket", obj("*")), params: map[string]string{"start_after": "zzz"}},
 		{name: "ListObjects", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.ListObjects(ctx, &s3.ListObjectsInput{Bucket: b, Prefix: aws.String("app/"), Marker: aws.String("app/m")})
 			return err
-		}, op: "ListObjects", checks: ck("s3:ListBucket", obj("app/")), params: map[string]string{"marker": "app/m"}},
+		}, op: "ListObjects", checks: ck("s3:ListBucket", obj("app/*")), params: map[string]string{"marker": "app/m"}},
 		{name: "ListObjectVersions", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: b, Prefix: aws.String("app/")})
 			return err
-		}, op: "ListObjectVersions", checks: ck("s3:ListBucketVersions", obj("app/"))},
+		}, op: "ListObjectVersions", checks: ck("s3:ListBucketVersions", obj("app/*"))},
 		{name: "ListMultipartUploads", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: aws.String("app/")})
 			return err
-		}, op: "ListMultipartUploads", checks: ck("s3:ListBucketMultipartUploads", obj("app/"))},
+		}, op: "ListMultipartUploads", checks: ck("s3:ListBucketMultipartUploads", obj("app/*"))},
 		{name: "HeadBucket", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: b})
 			return err

@@ -37,7 +37,7 @@ func resourceDoc(k resKind) string {
 	case resBucket:
 		return "arn:aws:s3:::BUCKET"
 	case resPrefix:
-		return "arn:aws:s3:::BUCKET/PREFIX"
+		return "arn:aws:s3:::BUCKET/PREFIX*"
 	case resAll:
 		return "arn:aws:s3:::*"
 	}
