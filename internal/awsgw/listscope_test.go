@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/scope"
@@ -99,4 +100,51 @@ forbid (principal, action, resource) when { context.resource like "arn:aws:s3:::
 			t.Errorf("grant %q listing prefix %q: %v, want secret.txt", tc.stmt, tc.prefix, errCode(err))
 		}
 	}
+}
+
+// GetParametersByPath reads every parameter under its path, so it too
+// needs a statement covering the whole path. The statement naming
+// "parameter/app/" exactly was matched by the check's bare
+// "parameter/app/" and read /app/secret/*, past a forbid on it that saw
+// an exact resource overlapping nothing. SSM cannot run here: its
+// upstream is the SigV4-verifying fake.
+func TestParametersByPathNeedsPattern(t *testing.T) {
+	const arnBase = "arn:aws:ssm:" + testRegion + ":" + testAccount + ":"
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("read-app") @approval("auto")
+permit (principal in Group::"sre-team", action == Action::"ssm:GetParametersByPath", resource == Target::"aws-prod")
+when { context.resource like "`+arnBase+`parameter/app/*" };
+@id("no-secrets")
+forbid (principal, action, resource) when { context.resource like "`+arnBase+`parameter/app/secret/*" };
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Load(dir, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact := "ssm:GetParametersByPath " + arnBase + "parameter/app/"
+	sc, err := scope.Parse([]string{exact})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := set.Decide(policy.Request{Principal: policy.Principal{Kind: "agent", Name: "log-triage-bot", Owner: "sre-team"},
+		Target: policy.Target{Name: "aws-prod"}, Pairs: sc.Pairs(), Duration: time.Minute}); d.Outcome != policy.OutcomeAuto {
+		t.Fatalf("%s decided %q; the test expects the policy to auto-grant it", exact, d.Outcome)
+	}
+
+	e := newSvcEnv(t)
+	ctx := context.Background()
+	in := &ssm.GetParametersByPathInput{Path: aws.String("/app"), Recursive: aws.Bool(true)}
+	_, err = ssm.NewFromConfig(e.cfg(e.grant(exact))).GetParametersByPath(ctx, in)
+	if apiCode(err) != "AccessDeniedException" {
+		t.Fatalf("GetParametersByPath /app under %q: err %v, want AccessDeniedException", exact, apiCode(err))
+	}
+	e.upstreamSaw(t, "ssm", 0)
+	out, err := ssm.NewFromConfig(e.cfg(e.grant("ssm:GetParametersByPath "+arnBase+"parameter/app/*"))).GetParametersByPath(ctx, in)
+	if err != nil || len(out.Parameters) == 0 {
+		t.Fatalf("GetParametersByPath /app under parameter/app/*: %v", apiCode(err))
+	}
+	e.upstreamSaw(t, "ssm", 1)
 }

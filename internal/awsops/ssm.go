@@ -94,11 +94,15 @@ func getParameters(m *mapper, in input, op *Op) error {
 	return decryption(in, op)
 }
 
-// getParametersByPath checks the path as a prefix: the resource is
-// parameter/PATH/ with a trailing slash, so that only a grant covering
-// everything under the path ("…:parameter/app/*") allows it. IAM itself
-// checks the path's ARN without the slash, which a grant on the single
-// parameter /app would match; this is stricter.
+// getParametersByPath checks the path as a prefix: the resource is the
+// pattern parameter/PATH/*, so that only a grant covering everything under
+// the path ("…:parameter/app/*") allows it. IAM itself checks the path's
+// ARN without the slash, which a grant on the single parameter /app would
+// match; this is stricter. The '*' is needed: with the bare
+// "parameter/PATH/" an exact statement naming that string would read
+// every parameter under the path, which a policy's forbid on part of it
+// (parameter/app/secret/*) does not see, as that exact resource overlaps
+// nothing it names.
 func getParametersByPath(m *mapper, in input, op *Op) error {
 	p, err := in.str("Path")
 	if err != nil {
@@ -115,6 +119,7 @@ func getParametersByPath(m *mapper, in input, op *Op) error {
 	if trimmed != "" {
 		res += trimmed + "/"
 	}
+	res += "*"
 	op.param("path", p)
 	if r, err := in.flag("Recursive"); err != nil {
 		return err
@@ -261,7 +266,7 @@ func init() {
 		"GetParameters": {protos: pJSON, readOnly: true, secret: true, fn: getParameters,
 			actions: "ssm:GetParameters", resources: param + " for every name in Names" + ref, params: "names, withDecryption"},
 		"GetParametersByPath": {protos: pJSON, readOnly: true, secret: true, fn: getParametersByPath,
-			actions: "ssm:GetParametersByPath", resources: "`arn:aws:ssm:R:A:parameter/PATH/` (trailing slash: the grant must cover the whole path)", params: "path, recursive, withDecryption"},
+			actions: "ssm:GetParametersByPath", resources: "`arn:aws:ssm:R:A:parameter/PATH/*` (a pattern: only a grant covering the whole path allows it)", params: "path, recursive, withDecryption"},
 		"DescribeParameters": {protos: pJSON, readOnly: true, fn: describeParameters,
 			actions: "ssm:DescribeParameters", resources: "`*`; refused with Shared (parameters other accounts share)"},
 	})

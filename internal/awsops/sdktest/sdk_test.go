@@ -216,7 +216,7 @@ func TestSDKRequests(t *testing.T) {
 		{name: "ssm GetParametersByPath", call: func(ctx context.Context) error {
 			_, err := sm.GetParametersByPath(ctx, &ssm.GetParametersByPathInput{Path: s("/app"), Recursive: aws.Bool(true)})
 			return err
-		}, checks: []awsops.Check{ck("ssm:GetParametersByPath", "arn:aws:ssm:us-east-1:111122223333:parameter/app/")}, readOnly: true, secret: true},
+		}, checks: []awsops.Check{ck("ssm:GetParametersByPath", "arn:aws:ssm:us-east-1:111122223333:parameter/app/*")}, readOnly: true, secret: true},
 		{name: "secretsmanager GetSecretValue", call: func(ctx context.Context) error {
 			_, err := sec.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: s("prod/db")})
 			return err
