@@ -20,6 +20,7 @@ import (
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 
 	"github.com/airlock-dev/airlock/internal/fsperm"
+	"github.com/airlock-dev/airlock/internal/scope"
 )
 
 // Entity types and attributes of the policy vocabulary (DESIGN.md, "Policy
@@ -54,7 +55,9 @@ var (
 // Besides Cedar syntax, Load checks what Cedar alone would accept but
 // Airlock would silently misread: @approval values other than "auto" and
 // "human", @approval on a forbid, duplicate or empty @id values, entity
-// types and attributes outside the vocabulary, Target::"x" references
+// types and attributes outside the vocabulary, Action::"x" names that no
+// request can carry (scope.CheckAction: "s3:*", "s3:getObject"), which
+// Cedar would compare as plain names, Target::"x" references
 // to targets that knownTarget does not know (nil knownTarget skips that
 // check), and tests on context.resource that cannot be decided for every
 // resource a pattern covers (patterns.go). All problems are reported
@@ -204,6 +207,8 @@ func checkPolicy(path, name string, data []byte, list cedar.PolicyList, i int, k
 		switch {
 		case v.badType != "":
 			fail("policy %q: unknown entity type %s; the vocabulary is Agent, Human, Group, Action, Target", m.id, v.badType)
+		case v.badAction != "":
+			fail("policy %q: %s; Action::\"approve\" or a scope's action, which Cedar compares exactly", m.id, v.badAction)
 		case v.badAttr != "":
 			fail("policy %q: unknown attribute %s.%s; %s has %s", m.id, v.variable, v.badAttr, v.variable, strings.Join(knownAttrs[v.variable], ", "))
 		case v.target != "" && knownTarget != nil && !knownTarget(v.target):
@@ -240,6 +245,9 @@ type finding struct {
 	badType  types.EntityType
 	variable string
 	badAttr  string
+	// badAction says why an Action::"x" names no action a request can
+	// carry.
+	badAction string
 }
 
 // vocabulary walks a policy's scope and conditions and reports every
@@ -262,8 +270,18 @@ func vocabulary(p *cedar.Policy) []finding {
 	}
 	uid := func(u types.EntityUID) {
 		typ(u.Type)
-		if u.Type == typeTarget {
+		switch u.Type {
+		case typeTarget:
 			add(finding{target: string(u.ID)})
+		case typeAction:
+			// Cedar compares Action::"s3:*" or Action::"s3:deleteObject"
+			// as a plain name that no request ever carries: a forbid
+			// naming it would silently forbid nothing.
+			if u.ID != ApproveAction {
+				if err := scope.CheckAction(string(u.ID)); err != nil {
+					add(finding{badAction: err.Error()})
+				}
+			}
 		}
 	}
 	var value func(v types.Value)
@@ -281,7 +299,7 @@ func vocabulary(p *cedar.Policy) []finding {
 			}
 		}
 	}
-	scope := func(s xast.IsScopeNode) {
+	scopeNode := func(s xast.IsScopeNode) {
 		switch s := s.(type) {
 		case xast.ScopeTypeEq:
 			uid(s.Entity)
@@ -298,9 +316,9 @@ func vocabulary(p *cedar.Policy) []finding {
 			uid(s.Entity)
 		}
 	}
-	scope(a.Principal)
-	scope(a.Action)
-	scope(a.Resource)
+	scopeNode(a.Principal)
+	scopeNode(a.Action)
+	scopeNode(a.Resource)
 	attr := func(arg xast.IsNode, name types.String) {
 		v, ok := arg.(xast.NodeTypeVariable)
 		if !ok {

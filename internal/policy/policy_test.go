@@ -294,6 +294,19 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`unknown entity type Team`}},
 		{"unknown context attribute", map[string]string{"a.cedar": "forbid (principal, action, resource) when { context.durationSeconds > 3600 };"},
 			[]string{`unknown attribute context.durationSeconds`}},
+		// Cedar compares action names exactly, and no request carries
+		// these: a forbid naming one forbade nothing, and a permit on
+		// "any action" auto-granted s3:DeleteObject past it.
+		{"wildcard action in a forbid", map[string]string{"a.cedar": "forbid (principal, action == Action::\"s3:*\", resource);"},
+			[]string{`a.cedar:1:1: policy "a.cedar#policy0": malformed action "s3:*"`}},
+		{"wildcard action in a list", map[string]string{"a.cedar": "forbid (principal, action in [Action::\"s3:GetObject\", Action::\"s3:Delete*\"], resource);"},
+			[]string{`malformed action "s3:Delete*"`}},
+		{"action in lower case", map[string]string{"a.cedar": "forbid (principal, action, resource) when { action == Action::\"s3:deleteObject\" };"},
+			[]string{`action "s3:deleteObject": AWS action names start with a capital letter (s3:DeleteObject)`}},
+		{"service in upper case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"S3:DeleteObject\", resource);"},
+			[]string{`malformed action "S3:DeleteObject"`}},
+		{"unknown postgres action", map[string]string{"a.cedar": "forbid (principal, action == Action::\"pg:SELECT\", resource);"},
+			[]string{`action "pg:SELECT" is not a postgres action`}},
 		{"several errors at once", map[string]string{"a.cedar": "@approval(\"x\") permit (principal, action, resource == Target::\"nope\");"},
 			[]string{`invalid @approval("x")`, `unknown target "nope"`}},
 	}

@@ -195,6 +195,30 @@ func (sc Scope) Allows(action, resource string) bool {
 // maps to the table privilege of the same name.
 var pgActions = []string{"pg:select", "pg:insert", "pg:update", "pg:delete"}
 
+// CheckAction reports what is wrong with a as an action that some target
+// can grant: a scope's action grammar, one of the postgres verbs for
+// "pg:", and for any other service an AWS action name, which starts with
+// a capital letter ("s3:GetObject"). Gateways compare actions exactly, so
+// "s3:getObject" would be granted and then allow nothing, and a policy
+// naming it would never match the action it means; IAM's own
+// case-insensitivity does not carry over.
+func CheckAction(a string) error {
+	if !actionRE.MatchString(a) {
+		return fmt.Errorf("malformed action %q; want service:Action such as s3:GetObject or pg:select (no wildcards: name each action)", a)
+	}
+	svc, name, _ := strings.Cut(a, ":")
+	if svc == "pg" {
+		if !slices.Contains(pgActions, a) {
+			return fmt.Errorf("action %q is not a postgres action; want one of %s", a, strings.Join(pgActions, ", "))
+		}
+		return nil
+	}
+	if name[0] < 'A' || name[0] > 'Z' {
+		return fmt.Errorf("action %q: AWS action names start with a capital letter (%s:%s), and Airlock compares actions exactly", a, svc, strings.ToUpper(name[:1])+name[1:])
+	}
+	return nil
+}
+
 // pgResourceRE is database.schema.table, each part an identifier, the last
 // optionally ending in "*" (or being just "*").
 var pgResourceRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]*\.[A-Za-z_][A-Za-z0-9_$]*\.([A-Za-z_][A-Za-z0-9_$]*\*?|\*)$`)
@@ -223,6 +247,9 @@ func ValidateFor(kind string, sc Scope) error {
 			case "aws":
 				if isPG {
 					return &Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("action %s is for postgres targets, not aws", apierr.Quote(a))}
+				}
+				if err := CheckAction(a); err != nil {
+					return &Error{Index: i, Statement: st.String(), Msg: err.Error()}
 				}
 			case "postgres":
 				if !slices.Contains(pgActions, a) {

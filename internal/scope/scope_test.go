@@ -112,6 +112,12 @@ func TestValidateFor(t *testing.T) {
 		{"aws", "s3:GetObject arn:aws:s3:::logs/app/*", true},
 		{"aws", "pg:select orders.public.*", false},
 		{"aws", "s3:GetObject logs/app/*", false},
+		// The gateways compare actions exactly: a lower-case AWS action
+		// would be granted, allow no call, and slip past a policy's
+		// forbid on the action it means.
+		{"aws", "s3:getObject arn:aws:s3:::logs/app/*", false},
+		{"aws", "s3:GetObject,s3:deleteobject arn:aws:s3:::logs/app/*", false},
+		{"aws", "ec2:DescribeInstances *", true},
 		{"postgres", "pg:select orders.public.*", true},
 		{"postgres", "pg:select,pg:insert orders.public.events", true},
 		{"postgres", "pg:select orders.*", false},
