@@ -140,8 +140,14 @@ func TestShedStressSessions(t *testing.T) {
 	}
 	var amu [grants]sync.Mutex
 	results := make(chan stressResult, grants*perG)
-	var wg, roundsDone sync.WaitGroup
+	var wg, roundsDone, connected sync.WaitGroup
 	roundsDone.Add(grants * perG)
+	// Every session is up before any starts its rounds: the grants end
+	// under established sessions. Without this a session still in its
+	// startup (the source's startup slots are fewer than the sessions,
+	// and a loaded machine makes a startup slow) could see its grant
+	// ended by another session's round 25, and be refused at connect.
+	connected.Add(grants * perG)
 	quiet := make(chan struct{})
 	for gi := range grants {
 		doomed := gi == revoked || gi == expired
@@ -165,13 +171,38 @@ func TestShedStressSessions(t *testing.T) {
 								fake.Set(gs[gi].ExpiresAt)
 							}
 						})
-					}, endedAt[gi], roundsDone.Done, quiet)
+					}, endedAt[gi], connected.Done, connected.Wait, roundsDone.Done, quiet)
 			})
 		}
 	}
 	roundsDone.Wait()
 	close(stop)
 	shedders.Wait()
+	// A session that failed has returned: say why before counting the
+	// parked sockets, which it would only make fewer.
+	var early []stressResult
+drain:
+	for {
+		select {
+		case res := <-results:
+			early = append(early, res)
+		default:
+			break drain
+		}
+	}
+	for _, res := range early {
+		if res.err != nil {
+			t.Error(res.err)
+		}
+	}
+	if t.Failed() {
+		close(quiet)
+		wg.Wait()
+		return
+	}
+	for _, res := range early {
+		results <- res // counted with the others below
+	}
 	// The sessions left, idle, parked, all shed at once.
 	left := (grants - 2) * (perG - 1)
 	e.waitParked(2 * left)
@@ -323,15 +354,19 @@ func (c *stressClient) notified(want string) bool {
 	}
 }
 
-// stressSession runs one client of TestShedStressSessions: rounds of
-// statements, notifications, cancels and idle spells, then, if it is
+// stressSession runs one client of TestShedStressSessions: once it and
+// every other session are connected (it calls connected, then waits in
+// allConnected), rounds of statements, notifications, cancels and idle
+// spells, then, if it is
 // still on, waits for quiet (nothing sheds any more) to have one last
 // notification and statement. It calls roundsDone once the rounds are
 // over.
 func stressSession(e *env, g *gateway.Grant, adm *pgx.Conn, amu *sync.Mutex, id string, r *rand.Rand,
-	rounds int, doomed, hangUp bool, onRound func(int), endedAt chan struct{}, roundsDone func(), quiet <-chan struct{}) stressResult {
+	rounds int, doomed, hangUp bool, onRound func(int), endedAt chan struct{}, connected, allConnected, roundsDone func(), quiet <-chan struct{}) stressResult {
 	once := sync.OnceFunc(roundsDone)
 	defer once()
+	up := sync.OnceFunc(connected) // also if it never gets up
+	defer up()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := &stressClient{id: id, ctx: ctx, adm: adm, amu: amu, channel: "stress_" + id, doomed: doomed, endedAt: endedAt}
@@ -361,6 +396,8 @@ func stressSession(e *env, g *gateway.Grant, adm *pgx.Conn, amu *sync.Mutex, id 
 		c.fail("listen: %v", err)
 		return c.res
 	}
+	up()
+	allConnected()
 	for round := range rounds {
 		onRound(round)
 		if hangUp && round == rounds/3 {
