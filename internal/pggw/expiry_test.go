@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +69,79 @@ func TestSessionCutAtExpiryWhenEndIsLate(t *testing.T) {
 	}
 	if rows != 0 {
 		t.Errorf("%d rows committed by a COPY that ran past the grant's expiry", rows)
+	}
+}
+
+// TestGrantEndDuringUpstreamLogin: the grant is revoked while a session of
+// it is still logging in to the upstream (here one that accepts and never
+// answers, standing for a slow database). The client gets the grant's
+// end, and the session's records say so: not "upstream connection
+// failed", which would send an operator after a database that was fine.
+func TestGrantEndDuringUpstreamLogin(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held, never answered
+		}
+	}()
+	e := newEnv(t, func(o *Options) {
+		u, err := url.Parse(o.Targets[0].Upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Host = ln.Addr().String()
+		o.Targets[0].Upstream = u.String()
+	})
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 20*time.Second)
+	connErr := make(chan error, 1)
+	go func() {
+		pc, err := pgconn.Connect(ctx, e.url(g, ""))
+		if err == nil {
+			pc.Close(context.Background())
+		}
+		connErr <- err
+	}()
+	var up net.Conn
+	select {
+	case up = <-accepted:
+		defer up.Close()
+	case err := <-connErr:
+		t.Fatalf("the connection ended before its upstream login: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the gateway never began the upstream login")
+	}
+	e.auth.End(g, "revoked")
+	err = <-connErr
+	if pgCode(err) != codeAdminShutdown || !strings.Contains(err.Error(), "has been revoked") {
+		t.Fatalf("connecting as the grant was revoked: %v, want the grant's end (%s)", err, codeAdminShutdown)
+	}
+	e.waitSessionsEnded(g)
+	var results []string
+	for _, c := range e.auth.Calls(g.ID) {
+		if c.Kind == "result" && c.Action == "pg:connect" {
+			results = append(results, c.Error)
+		}
+	}
+	if len(results) != 1 || !strings.Contains(results[0], "revoked") {
+		t.Errorf("the session's setup was recorded as %q, want the grant's revocation", results)
+	}
+	var reasons []string
+	waitFor(t, "the refused connection's log entry", func() bool {
+		reasons = nil
+		for _, r := range e.auth.Rejections() {
+			if r.GrantID == g.ID {
+				reasons = append(reasons, r.Reason)
+			}
+		}
+		return len(reasons) > 0
+	})
+	if len(reasons) != 1 || !strings.Contains(reasons[0], "revoked") {
+		t.Errorf("the refused connection was logged as %q, want the grant's revocation", reasons)
 	}
 }

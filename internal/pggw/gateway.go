@@ -305,6 +305,12 @@ func (g *Gateway) watch(st *grantState) {
 }
 
 func (g *Gateway) grantEndedMessage(gr *gateway.Grant) string {
+	return fmt.Sprintf("airlock: grant %s has %s; this session is closed", gr.ID, g.grantEnd(gr))
+}
+
+// grantEnd says how gr ended, to follow "has": "been revoked", "expired",
+// "ended".
+func (g *Gateway) grantEnd(gr *gateway.Grant) string {
 	why := gr.EndReason()
 	switch {
 	case why == "" && !g.o.Clock.Now().Before(gr.ExpiresAt):
@@ -315,7 +321,7 @@ func (g *Gateway) grantEndedMessage(gr *gateway.Grant) string {
 		// "has expired", "has ended", but "has been revoked".
 		why = "been revoked"
 	}
-	return fmt.Sprintf("airlock: grant %s has %s; this session is closed", gr.ID, why)
+	return why
 }
 
 func (g *Gateway) ensureRole(st *grantState) {

@@ -323,6 +323,9 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	c.st = st
 	role, err := c.gw.roleFor(c.sctx(), st)
 	if err != nil {
+		if r := c.setupCut(st); r != nil {
+			return nil, r
+		}
 		c.gw.log.Error("no database role for the grant", "grant", gr.ID, "target", c.t.Name, "err", err)
 		c.recordSetupFailure("could not prepare the grant's database role")
 		return nil, &refusal{pg: fatal(codeSystemError, fmt.Sprintf("airlock: could not prepare the database role of grant %s", gr.ID)),
@@ -337,6 +340,9 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		hc.Conn = c.gw.park.Wrap(hc.Conn)
 	}
 	if err != nil {
+		if r := c.setupCut(st); r != nil {
+			return nil, r
+		}
 		detail := "the upstream refused or could not be reached"
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
@@ -396,6 +402,30 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		return nil, err
 	}
 	return hc.Conn, nil
+}
+
+// setupCut returns the refusal of a session whose setup was cut short
+// from outside, or nil: kill (the grant's end, the gateway's shutdown)
+// cancels the startup's context, and the role's preparation or the
+// upstream login then fails for that alone. Reported as what it was, not
+// as a role or upstream failure (an ERROR that would send an operator
+// after a database that is fine). The client already has kill's FATAL.
+func (c *conn) setupCut(st *grantState) *refusal {
+	if c.sctx().Err() == nil {
+		return nil
+	}
+	gr := c.grant()
+	st.mu.Lock()
+	ended := st.ended
+	st.mu.Unlock()
+	msg := "airlock: the gateway is shutting down"
+	reason := "the gateway shut down during the session's setup"
+	if ended {
+		msg = c.gw.grantEndedMessage(gr)
+		reason = fmt.Sprintf("grant %s has %s during the session's setup", gr.ID, c.gw.grantEnd(gr))
+	}
+	c.recordSetupFailure(reason)
+	return &refusal{pg: fatal(codeAdminShutdown, msg), reason: reason, credentialID: gr.CredentialID, grant: gr}
 }
 
 // recordSetupFailure puts a failed session setup into the session's
