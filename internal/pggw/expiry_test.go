@@ -2,6 +2,7 @@ package pggw
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/pgroles"
 )
 
 // slowRows is a COPY FROM STDIN body that sends a row every tick, max
@@ -143,5 +146,30 @@ func TestGrantEndDuringUpstreamLogin(t *testing.T) {
 	})
 	if len(reasons) != 1 || !strings.Contains(reasons[0], "revoked") {
 		t.Errorf("the refused connection was logged as %q, want the grant's revocation", reasons)
+	}
+}
+
+// TestUpstreamTooManyConnectionsPassedOn: when PostgreSQL refuses the
+// gateway's login as the grant's role for want of connection slots (here
+// the role's own CONNECTION LIMIT), the client gets that code, 53300, on
+// which drivers and pools retry, with PostgreSQL's words in the detail; it
+// got 08006 connection_failure, which reads as a broken database.
+func TestUpstreamTooManyConnectionsPassedOn(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 20*time.Second)
+	pc, err := pgconn.Connect(ctx, e.url(g, "")) // the grant's role exists from here
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.Close(ctx)
+	e.waitSessionsEnded(g)
+	if _, err := e.admin().Exec(ctx, "ALTER ROLE "+pgx.Identifier{pgroles.RoleName(g.ID)}.Sanitize()+" CONNECTION LIMIT 0"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pgconn.Connect(ctx, e.url(g, ""))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != codeTooManyConnections || pe.Severity != "FATAL" || !strings.Contains(pe.Detail, "too many connections") {
+		t.Fatalf("upstream out of slots for the role: %v (%+v), want FATAL 53300 with PostgreSQL's reason in the detail", err, pe)
 	}
 }

@@ -67,3 +67,15 @@ func (e *pgError) appendNotice(dst []byte) []byte {
 	}
 	return out
 }
+
+// retryLater reports whether an upstream's refusal of a login is one a
+// client should retry shortly, and so is passed on as it came: too many
+// connections (the server's, a role's or a database's limit) or a server
+// starting up or shutting down.
+func retryLater(code string) bool {
+	switch code {
+	case codeTooManyConnections, codeCannotConnectNow:
+		return true
+	}
+	return false
+}

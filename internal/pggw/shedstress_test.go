@@ -357,15 +357,11 @@ func (c *stressClient) notified(want string) bool {
 
 // tooManyConnections reports whether a connection through the gateway was
 // refused for want of connection slots, its own startup slots or the
-// upstream's (FATAL 08006 with the upstream's 53300 in the detail): worth
-// trying again shortly.
+// upstream's (the gateway passes PostgreSQL's 53300 on): worth trying
+// again shortly.
 func tooManyConnections(err error) bool {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	return pe.Code == codeTooManyConnections ||
-		pe.Code == codeConnectionFailure && strings.HasPrefix(pe.Detail, codeTooManyConnections+" ")
+	return errors.As(err, &pe) && pe.Code == codeTooManyConnections
 }
 
 // stressSession runs one client of TestShedStressSessions: once it and
@@ -397,7 +393,7 @@ func stressSession(e *env, g *gateway.Grant, adm *pgx.Conn, amu *sync.Mutex, id 
 	// One source has 16 startup slots: the others retry. So does a
 	// session whose upstream login found the shared PostgreSQL out of
 	// connection slots for the moment (other packages' tests run at the
-	// same time): the gateway passes its 53300 on in the detail.
+	// same time): the gateway passes its 53300 on.
 	for start, pause := time.Now(), 10*time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
 		if c.pc, err = pgconn.ConnectConfig(ctx, cfg); err == nil {
 			break

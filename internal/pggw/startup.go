@@ -344,13 +344,19 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 			return nil, r
 		}
 		detail := "the upstream refused or could not be reached"
+		code := codeConnectionFailure
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
 			detail = pe.Code + " " + pe.Message
+			if retryLater(pe.Code) {
+				// The client's driver or pool retries on these codes, as it
+				// would against PostgreSQL itself; 08006 reads as broken.
+				code = pe.Code
+			}
 		}
 		c.gw.log.Error("upstream connection failed", "grant", gr.ID, "target", c.t.Name, "err", err)
 		c.recordSetupFailure("upstream connection failed: " + detail)
-		e := fatal(codeConnectionFailure, "airlock: could not connect to the upstream database")
+		e := fatal(code, "airlock: could not connect to the upstream database")
 		e.Detail = detail
 		return nil, &refusal{pg: e, reason: "upstream connection failed", credentialID: gr.CredentialID, grant: gr}
 	}
