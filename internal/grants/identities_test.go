@@ -3,6 +3,7 @@ package grants_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -319,5 +320,39 @@ func TestCreatorMayNotApproveTheirAgentOnAnotherReplica(t *testing.T) {
 	wantAPIErr(t, err, 403, apierr.CodeSelfApproval, "")
 	if _, err := b.svc.Approve(rs.ctx, b.id(t, carol), g.ID, "checked"); err != nil {
 		t.Fatalf("another lead approving on %s: %v", b.name, err)
+	}
+}
+
+// TestAddAgentNamedByAPolicy: a policy naming Agent::"x" was written for
+// one agent, which the operator defines in the configuration. A person
+// could add an agent by that name (no identity held it yet, and it went
+// into their own team), take its key, and be served by that policy: here
+// an auto-approval on a target the person's groups reach nothing of.
+func TestAddAgentNamedByAPolicy(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Policies: testPolicies + `
+@id("release-bot-deploys")
+@approval("auto")
+permit (principal == Agent::"release-bot", action == Action::"s3:GetObject", resource == Target::"aws-prod")
+when { context.duration_seconds <= 900 };
+
+@id("not-for-the-canary")
+forbid (principal, action, resource) when { principal == Agent::"canary-bot" && context.duration_seconds > 60 };
+`})
+	lead := h.id(alice)
+	lead.Groups = append(lead.Groups, "sre-team")
+	size := h.logSize()
+	for name, policy := range map[string]string{"release-bot": "release-bot-deploys", "canary-bot": "not-for-the-canary"} {
+		_, _, err := h.Svc.AddAgent(h.ctx, lead, name, "sre-team", nil)
+		wantAPIErr(t, err, 403, "", "")
+		if !strings.Contains(err.Error(), policy) {
+			t.Errorf("adding %s: %v, want the policy that names it", name, err)
+		}
+	}
+	if h.logSize() != size {
+		t.Error("refused additions were logged")
+	}
+	if _, _, err := h.Svc.AddAgent(h.ctx, lead, "other-bot", "sre-team", nil); err != nil {
+		t.Fatalf("an agent no policy names: %v", err)
 	}
 }

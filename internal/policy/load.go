@@ -214,6 +214,8 @@ func checkPolicy(path, name string, data []byte, list cedar.PolicyList, i int, k
 		case v.target != "" && knownTarget != nil && !knownTarget(v.target):
 			line, col := locate(data[start:end], v.target, pos)
 			errs = append(errs, fmt.Errorf("%s:%d:%d: policy %q: unknown target %q (not in the configuration)", path, line, col, m.id, v.target))
+		case v.agent != "":
+			m.agents = append(m.agents, v.agent)
 		}
 	}
 	return m, errs
@@ -248,6 +250,8 @@ type finding struct {
 	// badAction says why an Action::"x" names no action a request can
 	// carry.
 	badAction string
+	// agent is an Agent::"x" the policy names.
+	agent string
 }
 
 // vocabulary walks a policy's scope and conditions and reports every
@@ -273,6 +277,8 @@ func vocabulary(p *cedar.Policy) []finding {
 		switch u.Type {
 		case typeTarget:
 			add(finding{target: string(u.ID)})
+		case typeAgent:
+			add(finding{agent: string(u.ID)})
 		case typeAction:
 			// Cedar compares Action::"s3:*" or Action::"s3:deleteObject"
 			// as a plain name that no request ever carries: a forbid

@@ -90,6 +90,7 @@ type policyMeta struct {
 	approval  string        // "auto" or "human"; permits without @approval are "human"
 	principal principalScope
 	forbid    bool
+	agents    []string // the Agent::"x" it names, in its scope or conditions
 	file      string
 	line, col int
 }
@@ -100,6 +101,19 @@ func (m *policyMeta) pos() string { return fmt.Sprintf("%s:%d:%d", m.file, m.lin
 // over the sorted (file name, contents) pairs. Identical files give the same
 // hash on every load, so a decision's hash names the exact policy version.
 func (s *Set) Hash() string { return s.hash }
+
+// NamingAgent lists the ids of the policies that name Agent::"name" (in
+// their scope or conditions), in load order. Such a policy means that one
+// agent: a person who could add an agent by that name would be served by it.
+func (s *Set) NamingAgent(name string) []string {
+	var ids []string
+	for _, m := range s.order {
+		if slices.Contains(m.agents, name) {
+			ids = append(ids, string(m.id))
+		}
+	}
+	return ids
+}
 
 // Len is the number of policies.
 func (s *Set) Len() int { return len(s.order) }

@@ -510,3 +510,28 @@ func TestDecideHugeDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestNamingAgent: the policies that name an agent, in scope or condition,
+// and none for a name they do not.
+func TestNamingAgent(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.cedar"), []byte(`
+@id("one")
+permit (principal == Agent::"release-bot", action == Action::"s3:GetObject", resource == Target::"aws-prod");
+@id("two")
+forbid (principal, action, resource) when { principal in [Agent::"release-bot", Agent::"canary-bot"] };
+@id("three")
+permit (principal in Group::"sre-team", action == Action::"s3:GetObject", resource == Target::"aws-prod");
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{"release-bot": {"one", "two"}, "canary-bot": {"two"}, "sre-team": nil, "other": nil} {
+		if got := set.NamingAgent(name); !slices.Equal(got, want) {
+			t.Errorf("NamingAgent(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
