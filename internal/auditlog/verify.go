@@ -50,9 +50,10 @@ const (
 	// newest checkpoint in the store: entries and their checkpoints were
 	// removed from the end.
 	KindTruncated = "truncated"
-	// KindRowMismatch: a row of the database (a grant, a session) says
-	// something the log's entries do not imply; Detail names the row and
-	// the answer, e.g. `grant g_x: reason is "routine", log says "..."`.
+	// KindRowMismatch: a row of the database (a grant, a session, an
+	// identity) says something the log's entries do not imply; Detail
+	// names the row and the answer, e.g. `grant g_x: reason is "routine",
+	// log says "..."` or `identity bot: disabled is false, log says true`.
 	KindRowMismatch = "row-mismatch"
 	// KindJournal: the journal (entries not yet copied into the database)
 	// does not continue the log.

@@ -27,7 +27,7 @@ func (a *app) auditCmd() *cobra.Command {
 	var witnessKeys []string
 	verify := &cobra.Command{
 		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
-		Short: "Check every log entry against the signed checkpoints, and every grant and session row against the log; exits 1 on any problem",
+		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var v note.Verifier

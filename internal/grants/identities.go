@@ -16,13 +16,23 @@ import (
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
+// identityData is an identity.* entry's data: the identity's whole state
+// after the change, which `audit verify` compares its row with.
+//
+// key_sha256 is the whole SHA-256 of the key, as the database stores it:
+// with only a prefix, a row whose hash was swapped for that of another key
+// with the same first 8 hex digits (made by trying about 2^32 keys) passed
+// the check. It is a hash of 32 random bytes for agents added through the
+// API; for configured keys it is what airlock.yaml states. The prefix is
+// kept for readers of earlier entries; entries written before December 2026
+// have only the prefix, and verify checks their rows' hashes only that far.
 func identityData(id model.Identity) map[string]any {
 	return map[string]any{"name": id.Name, "kind": id.Kind, "owner": id.Owner, "groups": id.Groups,
-		"source": id.Source, "disabled": id.Disabled, "key_sha256_prefix": prefix(id.KeySHA256)}
+		"source": id.Source, "disabled": id.Disabled, "key_sha256": id.KeySHA256, "key_sha256_prefix": prefix(id.KeySHA256)}
 }
 
-// prefix keeps 8 hex digits of a key hash: enough to tell keys apart in the
-// log, not enough to matter.
+// prefix keeps 8 hex digits of a key hash: enough to tell keys apart at a
+// glance.
 func prefix(h string) string {
 	if len(h) > 8 {
 		return h[:8]

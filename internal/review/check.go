@@ -45,8 +45,8 @@ type IndexChecker interface {
 
 // Checker derives the review from log entries as auditlog.VerifyWith walks
 // them (it implements auditlog.StateChecker), then compares every stored
-// grant and session row with it. Entries are decoded on all CPUs, ahead of
-// the walk, and applied in order on one goroutine.
+// grant, session and identity row with it. Entries are decoded on all CPUs,
+// ahead of the walk, and applied in order on one goroutine.
 type Checker struct {
 	rows Rows
 	d    *Deriver
@@ -209,6 +209,27 @@ func (c *Checker) Finish(ctx context.Context) ([]string, error) {
 			missing = append(missing, fmt.Sprintf("session %s: the log records it but the database has no row for it", id))
 		}
 	}
+	if il, ok := c.rows.(IdentityLister); ok {
+		ids, err := il.Identities(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("review: reading identities: %w", err)
+		}
+		idSeen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			idSeen[id.Name] = true
+			if ds := IdentityDiffs(c.d, id); len(ds) > 0 {
+				differ = append(differ, rowDiffs{identity: &id, diffs: ds})
+			}
+		}
+		// Identities are never deleted (one removed from the
+		// configuration is disabled), so every one the log names has a
+		// row: its entry and its row commit together.
+		for _, name := range c.d.IdentityNames() {
+			if !idSeen[name] {
+				missing = append(missing, fmt.Sprintf("identity %s: the log records it but the database has no row for it", name))
+			}
+		}
+	}
 	if len(differ) > 0 {
 		differ = c.againstTail(ctx, differ)
 	}
@@ -256,12 +277,13 @@ func SessionDiffs(d *Deriver, s model.Session) []string {
 	return out
 }
 
-// rowDiffs is a stored row (grant or session) that differs from the
-// derivation, and how.
+// rowDiffs is a stored row (grant, session or identity) that differs from
+// the derivation, and how.
 type rowDiffs struct {
-	grant   *model.Grant
-	session *model.Session
-	diffs   []string
+	grant    *model.Grant
+	session  *model.Session
+	identity *model.Identity
+	diffs    []string
 }
 
 // LogTail is implemented by Rows that can also read log entries (a
@@ -307,9 +329,12 @@ func (c *Checker) againstTail(ctx context.Context, differ []rowDiffs) []rowDiffs
 	kept := differ[:0]
 	for _, r := range differ {
 		var again []string
-		if r.grant != nil {
+		switch {
+		case r.grant != nil:
 			again = GrantDiffs(c.d, *r.grant)
-		} else {
+		case r.identity != nil:
+			again = IdentityDiffs(c.d, *r.identity)
+		default:
 			again = SessionDiffs(c.d, *r.session)
 		}
 		if len(again) > 0 {

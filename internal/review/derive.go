@@ -75,12 +75,14 @@ func containsPair(used []string, action, resource string) bool {
 }
 
 // Deriver rebuilds grants and sessions from log entries fed to it in
-// sequence order. Entries of other types (identities, policies, gateway
-// rejections) are ignored. It is not safe for concurrent use.
+// sequence order, and the identities from theirs (see applyIdentity).
+// Entries of other types (policies, gateway rejections) are ignored. It is not safe for concurrent use.
 type Deriver struct {
 	grants   map[string]*derivedGrant
 	sessions map[string]*derivedSession
 	order    []string // grant ids in the order they were requested
+	// identities are the identities as their newest entries state them.
+	identities map[string]*derivedIdentity
 	// unstored is the first seq the store does not hold (math.MaxInt64
 	// until SetStored): sessions started from it on are still only in a
 	// journal, without a row, and a grant's Usage leaves them out as the
@@ -104,7 +106,7 @@ type derivedSession struct {
 
 // NewDeriver returns an empty Deriver.
 func NewDeriver() *Deriver {
-	return &Deriver{grants: map[string]*derivedGrant{}, sessions: map[string]*derivedSession{}, unstored: math.MaxInt64}
+	return &Deriver{grants: map[string]*derivedGrant{}, sessions: map[string]*derivedSession{}, identities: map[string]*derivedIdentity{}, unstored: math.MaxInt64}
 }
 
 // SetStored says that the store holds the log's entries below seq size
@@ -237,7 +239,7 @@ func parseSlow(b []byte) (Parsed, error) {
 	case "session.call", "session.results":
 		return p, fmt.Errorf("entry %d: malformed %s", h.Seq, h.Type)
 	default:
-		p.skip = !Relevant(h.Type)
+		p.skip = !Relevant(h.Type) && !isIdentityType(h.Type)
 	}
 	return p, nil
 }
@@ -271,6 +273,9 @@ func (d *Deriver) Apply(p Parsed) error {
 func (d *Deriver) apply(p Parsed) error {
 	if strings.HasPrefix(p.Type, "session.") {
 		return d.applySession(p)
+	}
+	if isIdentityType(p.Type) {
+		return d.applyIdentity(p)
 	}
 	if p.Type == "grant.requested" {
 		if _, dup := d.grants[p.Grant]; dup || p.Grant == "" {
