@@ -29,6 +29,9 @@ type Poller struct {
 	shedOnce sync.Once
 	sweepMu  sync.Mutex
 	sweepBuf []*Conn // sweep's candidates, kept between sweeps
+	// onSweep, if set, is called by the sweeping goroutine after each
+	// sweep, with the number of connections it shed (OnSweep).
+	onSweep func(shed int)
 }
 
 // stopToken is the eventfd's token; connection tokens start at 1 and
@@ -383,12 +386,26 @@ func (p *Poller) ShedAfter(d time.Duration) {
 				case <-p.done:
 					return
 				case <-t.C:
-					p.sweep(shedAge)
+					p.sweepAndReport()
 				}
 			}
 		}()
 	})
 }
+
+// sweepAndReport is one of ShedAfter's sweeps, with its report to onSweep.
+func (p *Poller) sweepAndReport() {
+	n := p.sweep(shedAge)
+	if p.onSweep != nil {
+		p.onSweep(n)
+	}
+}
+
+// OnSweep makes ShedAfter's goroutine call f after each of its sweeps
+// (every d/2), with how many connections it shed: a caller can tell when
+// its sessions have gone idle. f runs on that goroutine, so the next sweep
+// waits for it. Call it before ShedAfter.
+func (p *Poller) OnSweep(f func(shed int)) { p.onSweep = f }
 
 // sweep ages every parked connection by one sweep and sheds those parked
 // for minAge sweeps; it returns how many it shed. A panic is contained

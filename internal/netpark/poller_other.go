@@ -43,6 +43,9 @@ func (c *Conn) Shed() bool { return false }
 // ShedAfter does nothing.
 func (p *Poller) ShedAfter(time.Duration) {}
 
+// OnSweep does nothing: there are no sweeps.
+func (p *Poller) OnSweep(func(int)) {}
+
 func (c *Conn) restoreLocked() (Waker, error) { return nil, net.ErrClosed }
 
 func (c *Conn) closeBareLocked() {}

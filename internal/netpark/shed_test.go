@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -326,6 +327,30 @@ func TestSweepAges(t *testing.T) {
 	}
 	if !young.Bare() {
 		t.Fatal("not shed after its age")
+	}
+	checkItems(t, p)
+}
+
+// OnSweep's function hears of every sweep, with the number of connections
+// it shed.
+func TestOnSweep(t *testing.T) {
+	p := newPoller(t)
+	var calls []int
+	p.OnSweep(func(n int) { calls = append(calls, n) })
+	ln := listen(t)
+	a, _ := pair(t, p, ln)
+	b, _ := pair(t, p, ln)
+	park(t, a)
+	park(t, b)
+	for range shedAge - 1 {
+		p.sweepAndReport()
+	}
+	p.sweepAndReport()
+	p.sweepAndReport() // nothing left to shed
+	want := make([]int, shedAge+1)
+	want[shedAge-1] = 2
+	if !slices.Equal(calls, want) || !a.Bare() || !b.Bare() {
+		t.Fatalf("told of %v (shed %v, %v), want %v", calls, a.Bare(), b.Bare(), want)
 	}
 	checkItems(t, p)
 }

@@ -103,6 +103,7 @@ type startupState struct {
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
+	accepted.Add(1) // a login's garbage is coming: memRelease waits
 	nc = g.park.Wrap(nc)
 	c := &conn{gw: g, raw: nc, nc: nc, su: &startupState{slot: true, client: nc.RemoteAddr().String()}}
 	c.br = getIdleReader(nc)

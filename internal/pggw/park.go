@@ -87,6 +87,7 @@ var parker = sync.OnceValue(func() *netpark.Poller {
 	if err != nil {
 		return nil
 	}
+	p.OnSweep(func(n int) { memRelease.onSweep(n) })
 	p.ShedAfter(shedParkedAfter)
 	return p
 })
