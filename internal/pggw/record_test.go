@@ -127,7 +127,7 @@ func TestSCRAMRFC7677Vector(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("final: ok %v, err %v", ok, err)
 	}
-	if final != "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" {
+	if string(final) != "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" {
 		t.Fatalf("server final %q", final)
 	}
 	// The same proof against another secret's verifier, or an unknown

@@ -1,6 +1,7 @@
 package pggw
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -135,47 +136,80 @@ func (s *scramServer) first(msg []byte) (string, error) {
 }
 
 // final takes the client-final-message. ok reports whether the proof is
-// right; the server-final-message is returned only then.
-func (s *scramServer) final(msg []byte) (serverFinal string, ok bool, err error) {
-	m := string(msg)
-	i := strings.LastIndex(m, ",p=")
+// right; the server-final-message is returned only then. A login's
+// garbage stays resident as heap pages (bench/README.md, "Where an idle
+// connection's VmRSS goes"), so the authentication message is built once,
+// as the bytes both HMACs read, and the proof, the client's stored key and
+// both signatures are fixed-size arrays.
+func (s *scramServer) final(msg []byte) (serverFinal []byte, ok bool, err error) {
+	i := bytes.LastIndex(msg, []byte(",p="))
 	if i < 0 {
-		return "", false, errSCRAM
+		return nil, false, errSCRAM
 	}
-	withoutProof, proofB64 := m[:i], m[i+3:]
-	attrs := strings.Split(withoutProof, ",")
-	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "c=") || !strings.HasPrefix(attrs[1], "r=") {
-		return "", false, errSCRAM
+	withoutProof, proofB64 := msg[:i], msg[i+3:]
+	// attrs[0] and attrs[1] of the comma-separated attributes
+	cbind, rest, found := bytes.Cut(withoutProof, []byte(","))
+	nonce, _, _ := bytes.Cut(rest, []byte(","))
+	if !found || !bytes.HasPrefix(cbind, []byte("c=")) || !bytes.HasPrefix(nonce, []byte("r=")) {
+		return nil, false, errSCRAM
 	}
-	if attrs[0][2:] != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
-		return "", false, errors.New("SCRAM channel binding does not match")
+	if string(cbind[2:]) != gs2HeaderBase64(s.gs2Header) {
+		return nil, false, errors.New("SCRAM channel binding does not match")
 	}
-	if subtle.ConstantTimeCompare([]byte(attrs[1][2:]), []byte(s.nonce)) != 1 {
-		return "", false, errors.New("SCRAM nonce does not match")
+	if subtle.ConstantTimeCompare(nonce[2:], []byte(s.nonce)) != 1 {
+		return nil, false, errors.New("SCRAM nonce does not match")
 	}
-	proof, err := base64.StdEncoding.DecodeString(proofB64)
-	if err != nil || len(proof) != sha256.Size {
-		return "", false, errSCRAM
+	var proof [sha256.Size + 3]byte // room for what decodes beyond a proof's length
+	if base64.StdEncoding.DecodedLen(len(proofB64)) > len(proof) {
+		return nil, false, errSCRAM
+	}
+	n, err := base64.StdEncoding.Decode(proof[:], proofB64)
+	if err != nil || n != sha256.Size {
+		return nil, false, errSCRAM
 	}
 	// The same work whether the credential is known or not.
-	authMessage := s.clientFirstBare + "," + s.serverFirst + "," + withoutProof
-	clientSig := hmacSHA256(s.v.storedKey, authMessage)
-	got := make([]byte, sha256.Size)
+	authMessage := make([]byte, 0, len(s.clientFirstBare)+len(s.serverFirst)+len(withoutProof)+2)
+	authMessage = append(append(append(append(append(authMessage,
+		s.clientFirstBare...), ','), s.serverFirst...), ','), withoutProof...)
+	sigs := make([]byte, 0, 2*sha256.Size) // the two HMACs' sums, one allocation
+	sigs = hmacSHA256To(sigs, s.v.storedKey, authMessage)
+	var got [sha256.Size]byte
 	for j := range got {
-		got[j] = proof[j] ^ clientSig[j]
+		got[j] = proof[j] ^ sigs[j]
 	}
-	gotStored := sha256.Sum256(got)
+	gotStored := sha256.Sum256(got[:])
 	if subtle.ConstantTimeCompare(gotStored[:], s.v.storedKey) != 1 || !s.known {
-		return "", false, nil
+		return nil, false, nil
 	}
-	serverSig := hmacSHA256(s.v.serverKey, authMessage)
-	return "v=" + base64.StdEncoding.EncodeToString(serverSig), true, nil
+	sigs = hmacSHA256To(sigs, s.v.serverKey, authMessage)
+	serverSig := sigs[sha256.Size:]
+	out := make([]byte, 2+base64.StdEncoding.EncodedLen(len(serverSig)))
+	copy(out, "v=")
+	base64.StdEncoding.Encode(out[2:], serverSig)
+	return out, true, nil
+}
+
+// gs2HeaderBase64 is the channel-binding attribute a client-final-message
+// carries for header: the header in base64 ("biws" for "n,,").
+func gs2HeaderBase64(header string) string {
+	switch header {
+	case "n,,":
+		return "biws"
+	case "y,,":
+		return "eSws"
+	}
+	return base64.StdEncoding.EncodeToString([]byte(header))
 }
 
 func hmacSHA256(key []byte, msg string) []byte {
+	return hmacSHA256To(nil, key, []byte(msg))
+}
+
+// hmacSHA256To appends HMAC-SHA-256(key, msg) to b.
+func hmacSHA256To(b, key, msg []byte) []byte {
 	h := hmac.New(sha256.New, key)
-	h.Write([]byte(msg))
-	return h.Sum(nil)
+	h.Write(msg)
+	return h.Sum(b)
 }
 
 // printable reports whether s is a SCRAM "printable": ASCII 0x21..0x7e

@@ -245,7 +245,6 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 // authenticate runs SCRAM-SHA-256 against gr's secret (nil gr: a mock
 // exchange that always fails, indistinguishable to the client).
 func (c *conn) authenticate(user string, gr *gateway.Grant) error {
-	failed := &refusal{pg: fatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user)), credentialID: user, grant: gr}
 	v, known, err := c.gw.scram.forLogin(user, gr)
 	if err != nil {
 		c.gw.log.Error("deriving the grant's SCRAM verifier failed", "grant", gr.ID, "err", err)
@@ -253,11 +252,6 @@ func (c *conn) authenticate(user string, gr *gateway.Grant) error {
 			reason: "the SCRAM verifier could not be derived", credentialID: user, grant: gr}
 	}
 	s := &scramServer{v: v, known: known}
-	if known {
-		failed.reason = "password authentication failed"
-	} else {
-		failed.reason = "password authentication failed (no active grant holds this credential)"
-	}
 	auth := pgproto3.AuthenticationSASL{AuthMechanisms: []string{scramMechanism}}
 	b, _ := auth.Encode(nil)
 	if err := c.send(b, true); err != nil {
@@ -266,7 +260,7 @@ func (c *conn) authenticate(user string, gr *gateway.Grant) error {
 	mr := msgReader{r: c.br, max: maxAuthBody}
 	raw, err := mr.next()
 	if err != nil {
-		return authReadErr(err, failed)
+		return authReadErr(err, user, gr)
 	}
 	var init pgproto3.SASLInitialResponse
 	if raw[0] != 'p' || init.Decode(raw[5:]) != nil {
@@ -286,7 +280,7 @@ func (c *conn) authenticate(user string, gr *gateway.Grant) error {
 	}
 	raw, err = mr.next()
 	if err != nil {
-		return authReadErr(err, failed)
+		return authReadErr(err, user, gr)
 	}
 	var resp pgproto3.SASLResponse
 	if raw[0] != 'p' || resp.Decode(raw[5:]) != nil {
@@ -297,17 +291,24 @@ func (c *conn) authenticate(user string, gr *gateway.Grant) error {
 		return &refusal{pg: fatal(codeProtocolViolation, "airlock: "+err.Error()), credentialID: user, grant: gr}
 	}
 	if !ok {
+		// Made only here: a login that succeeds leaves no refusal behind
+		// as garbage (a formatted message, about 200 bytes).
+		failed := &refusal{pg: fatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user)), credentialID: user, grant: gr,
+			reason: "password authentication failed"}
+		if !known {
+			failed.reason = "password authentication failed (no active grant holds this credential)"
+		}
 		return failed
 	}
-	fin := pgproto3.AuthenticationSASLFinal{Data: []byte(final)}
+	fin := pgproto3.AuthenticationSASLFinal{Data: final}
 	b, _ = fin.Encode(nil)
 	return c.send(b, true)
 }
 
-func authReadErr(err error, failed *refusal) error {
+func authReadErr(err error, user string, gr *gateway.Grant) error {
 	var tl *errTooLarge
 	if errors.As(err, &tl) {
-		return &refusal{pg: fatal(codeProtocolViolation, "airlock: authentication message too large"), credentialID: failed.credentialID, grant: failed.grant}
+		return &refusal{pg: fatal(codeProtocolViolation, "airlock: authentication message too large"), credentialID: user, grant: gr}
 	}
 	return err
 }
