@@ -27,6 +27,25 @@ type idleResult struct {
 	// heap lost.
 	LaterKB        int64   `json:"rss_later_kb"`
 	PerConnLaterKB float64 `json:"kb_per_connection_later"`
+	// The same readings of RssAnon, the process's anonymous memory
+	// alone: VmRSS also counts its binary's pages, which the logins' code
+	// paths fault in the first time they run (0-0.6 MB over 80 logins,
+	// bench/README.md "Where an idle connection's VmRSS goes"), page cache
+	// the kernel can drop, not memory the connections hold.
+	AnonBeforeKB       int64   `json:"rss_anon_before_kb"`
+	AnonAfterKB        int64   `json:"rss_anon_after_kb"`
+	AnonLaterKB        int64   `json:"rss_anon_later_kb"`
+	AnonPerConnKB      float64 `json:"anon_kb_per_connection"`
+	AnonPerConnLaterKB float64 `json:"anon_kb_per_connection_later"`
+}
+
+// rss reads pid's VmRSS and RssAnon.
+func rss(pid int) (total, anon int64, err error) {
+	st, err := benchkit.ProcStatus(pid, "VmRSS", "RssAnon")
+	if err != nil {
+		return 0, 0, err
+	}
+	return st["VmRSS"], st["RssAnon"], nil
 }
 
 // idleLater is how long the idle connections are held before the second
@@ -62,7 +81,7 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idle
 	}
 	c.Close(ctx)
 	time.Sleep(500 * time.Millisecond)
-	if res.BeforeKB, err = benchkit.RSS(pid); err != nil {
+	if res.BeforeKB, res.AnonBeforeKB, err = rss(pid); err != nil {
 		return res, err
 	}
 	conns := make([]*pgx.Conn, 0, n)
@@ -82,14 +101,16 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idle
 	}
 	// Let any per-connection goroutines and buffers come to rest.
 	time.Sleep(time.Second)
-	if res.AfterKB, err = benchkit.RSS(pid); err != nil {
+	if res.AfterKB, res.AnonAfterKB, err = rss(pid); err != nil {
 		return res, err
 	}
 	res.PerConnKB = float64(res.AfterKB-res.BeforeKB) / float64(n)
+	res.AnonPerConnKB = float64(res.AnonAfterKB-res.AnonBeforeKB) / float64(n)
 	time.Sleep(idleLater - time.Second)
-	if res.LaterKB, err = benchkit.RSS(pid); err != nil {
+	if res.LaterKB, res.AnonLaterKB, err = rss(pid); err != nil {
 		return res, err
 	}
 	res.PerConnLaterKB = float64(res.LaterKB-res.BeforeKB) / float64(n)
+	res.AnonPerConnLaterKB = float64(res.AnonLaterKB-res.AnonBeforeKB) / float64(n)
 	return res, nil
 }

@@ -120,7 +120,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 					calls.IdleQueries++ // its first connection's SELECT 1
 				}
 				rep.Idle = append(rep.Idle, res)
-				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each; after %s idle %d kB, %.1f KiB each", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB, idleLater, res.LaterKB, res.PerConnLaterKB)
+				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each; after %s idle %d kB, %.1f KiB each (anonymous: %.1f, %.1f KiB each)", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB, idleLater, res.LaterKB, res.PerConnLaterKB, res.AnonPerConnKB, res.AnonPerConnLaterKB)
 			}
 		}
 	}

@@ -164,6 +164,13 @@ func printReport(w io.Writer, rep *report) {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.1f MB\t%.1f KiB\t%.1f MB\t%.1f KiB\t\n", m.Path, m.Connections, mb(m.BeforeKB), mb(m.AfterKB), m.PerConnKB, mb(m.LaterKB), m.PerConnLaterKB)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "the same, anonymous memory alone (RssAnon: without the binary's pages the logins' code faulted in):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "process\tconnections\tanon before\tanon after\tper connection\tanon later\tper connection later\t")
+	for _, m := range rep.Idle {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.1f MB\t%.1f KiB\t%.1f MB\t%.1f KiB\t\n", m.Path, m.Connections, mb(m.AnonBeforeKB), mb(m.AnonAfterKB), m.AnonPerConnKB, mb(m.AnonLaterKB), m.AnonPerConnLaterKB)
+	}
+	tw.Flush()
 	if rep.IdleNote != "" {
 		fmt.Fprintln(w, rep.IdleNote)
 	}
