@@ -632,7 +632,7 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	s.cutOff(id, endedAs(g, "revoked"))
 	record := func(ctx context.Context) (model.Grant, error) {
 		return s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
-			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, now, "revoked", caller.Name, reason
+			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, endAt(now, g), "revoked", caller.Name, reason
 			return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
 		})
 	}
@@ -728,7 +728,7 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 			} else {
 				g.Status, g.EndReason = model.Ended, "ended"
 			}
-			g.EndedAt, g.EndedBy, g.EndComment = now, caller.Name, comment
+			g.EndedAt, g.EndedBy, g.EndComment = endAt(now, g), caller.Name, comment
 			return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
 		})
 	}
@@ -794,6 +794,22 @@ func (s *Service) cancelOverdueLocked(ctx context.Context, id string) error {
 	s.stopTimer(id)
 	s.notify(id)
 	return err
+}
+
+// endAt is when a grant revoked or ended at now ended: now, but never
+// before it began (its start, or for a request its time). After the
+// machine's clock stepped back past the start, now would make a record
+// that ends before it began, which the review cannot read; the entries'
+// order in the log still shows what came first.
+func endAt(now time.Time, g *model.Grant) time.Time {
+	floor := g.StartedAt
+	if floor.IsZero() {
+		floor = g.RequestedAt
+	}
+	if now.Before(floor) {
+		return floor
+	}
+	return now
 }
 
 // lapsedEnd is when a grant that lapsed at due (its expiry, or a request's

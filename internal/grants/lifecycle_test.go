@@ -923,3 +923,45 @@ func TestClockStepBackRecordsRealEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestClockStepBackRevokeAndEnd: after the machine's clock stepped back
+// past a grant's start, a revoke or an end recorded the clock's reading,
+// an end before the start; the record now ends at its start at the
+// earliest (a withdrawn request at its request time), and the review's
+// check of the records against the log finds nothing.
+func TestClockStepBackRevokeAndEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Manual: true, Stepped: true})
+	revoked := h.request(bot, autoReq("10m"), model.Active)
+	ended := h.request(bot, autoReq("10m"), model.Active)
+	withdrawn := h.request(bot, humanReq("10m"), model.Pending)
+	h.fake.Advance(time.Minute)
+	h.stepped.step.Store(int64(-time.Hour))
+	if _, err := h.Svc.Revoke(h.ctx, h.id(alice), revoked.ID, "stepped"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Svc.End(h.ctx, h.id(bot), ended.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Svc.End(h.ctx, h.id(bot), withdrawn.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id    string
+		floor time.Time
+	}{{revoked.ID, revoked.StartedAt}, {ended.ID, ended.StartedAt}, {withdrawn.ID, withdrawn.RequestedAt}} {
+		if rec := h.grant(tc.id); !rec.EndedAt.Equal(tc.floor) {
+			t.Errorf("%s (%s): ended at %v, want %v (it began then; the clock read %v)", tc.id, rec.Status, rec.EndedAt, tc.floor, h.stepped.Now())
+		}
+	}
+	c := review.NewChecker(h.St)
+	if err := h.St.ScanLog(h.ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
+		c.Entry(e.Seq, bytes.Clone(e.Data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diffs, err := c.Finish(h.ctx); err != nil || len(diffs) != 0 {
+		t.Errorf("review check: %v %q", err, diffs)
+	}
+}
