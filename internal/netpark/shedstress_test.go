@@ -337,6 +337,12 @@ func TestShedStress(t *testing.T) {
 		t.Fatalf("%d still parked", p.Len())
 	}
 	checkItems(t, p)
+	// A descriptor the end closed may still be going away (a close handed
+	// to the poller's goroutine, a socket the runtime closes after its
+	// last reader left): wait for it, boundedly; one that stays is a leak.
+	for deadline := time.Now().Add(5 * time.Second); openFDs(t) != fdsBefore && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := openFDs(t); got != fdsBefore {
 		t.Fatalf("%d descriptors open after the end, %d before\n%v\n%v", got, fdsBefore, listBefore, fdList(t))
 	}
