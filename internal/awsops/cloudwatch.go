@@ -16,13 +16,19 @@ func metricQueries(m *mapper, in input, op *Op) error {
 	case formInput:
 		for k, v := range in.v {
 			f := strings.Split(k, ".")
-			if len(f) != 4 || !strings.EqualFold(f[0], "MetricDataQueries") {
+			if len(f) < 2 || !strings.EqualFold(f[0], "MetricDataQueries") {
 				continue
 			}
-			if f[0] == "MetricDataQueries" && f[1] == "member" && f[3] == "Id" {
+			if len(f) == 4 && f[0] == "MetricDataQueries" && f[1] == "member" && f[3] == "Id" {
 				n++
 			}
-			if strings.EqualFold(f[3], "AccountId") {
+			// Every AccountId under MetricDataQueries, however its list
+			// is numbered: MetricDataQueries.member.N.AccountId as the
+			// SDKs send it, but also MetricDataQueries.N.AccountId, the
+			// list style of SQS and EC2 that strs accepts too. Checking
+			// only the four-part form let the other one name a linked
+			// account past the check, should CloudWatch read it.
+			if strings.EqualFold(f[len(f)-1], "AccountId") {
 				if err := m.ownAccount(k, v); err != nil {
 					return err
 				}

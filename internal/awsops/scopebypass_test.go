@@ -112,18 +112,20 @@ func TestMetricsLinkedAccounts(t *testing.T) {
 	owning := append(append([]byte{0xa1}, cborText("OwningAccount")...), cborText(other)...)
 	const jt = "GraniteServiceVersion20100801."
 	for name, r := range map[string]*Request{
-		"query GetMetricData":      queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.AccountId="+other+"&MetricDataQueries.member.1.Expression=SUM(METRICS())"),
-		"query accountid case":     queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.accountId="+other),
-		"json GetMetricData":       jsonReq("monitoring", jt+"GetMetricData", `{"MetricDataQueries":[{"Id":"a","AccountId":"111122223333"},{"Id":"b","AccountId":"`+other+`"}]}`),
-		"cbor GetMetricData":       cborReq("GetMetricData", gmd(other)),
-		"query IncludeLinked":      queryReq("monitoring", "Action=ListMetrics&IncludeLinkedAccounts=true"),
-		"query OwningAccount":      queryReq("monitoring", "Action=ListMetrics&OwningAccount="+other),
-		"json IncludeLinked":       jsonReq("monitoring", jt+"ListMetrics", `{"IncludeLinkedAccounts":true}`),
-		"json OwningAccount":       jsonReq("monitoring", jt+"ListMetrics", `{"OwningAccount":"`+other+`"}`),
-		"cbor IncludeLinked":       cborReq("ListMetrics", linked),
-		"cbor OwningAccount":       cborReq("ListMetrics", owning),
-		"query includelinked case": queryReq("monitoring", "Action=ListMetrics&includeLinkedAccounts=true"),
-		"json owningaccount case":  jsonReq("monitoring", jt+"ListMetrics", `{"owningAccount":"`+other+`"}`),
+		"query GetMetricData":       queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.AccountId="+other+"&MetricDataQueries.member.1.Expression=SUM(METRICS())"),
+		"query accountid case":      queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.member.1.Id=q1&MetricDataQueries.member.1.accountId="+other),
+		"query list without member": queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.1.Id=q1&MetricDataQueries.1.AccountId="+other),
+		"query member case":         queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.Member.1.Id=q1&MetricDataQueries.Member.1.AccountId="+other),
+		"json GetMetricData":        jsonReq("monitoring", jt+"GetMetricData", `{"MetricDataQueries":[{"Id":"a","AccountId":"111122223333"},{"Id":"b","AccountId":"`+other+`"}]}`),
+		"cbor GetMetricData":        cborReq("GetMetricData", gmd(other)),
+		"query IncludeLinked":       queryReq("monitoring", "Action=ListMetrics&IncludeLinkedAccounts=true"),
+		"query OwningAccount":       queryReq("monitoring", "Action=ListMetrics&OwningAccount="+other),
+		"json IncludeLinked":        jsonReq("monitoring", jt+"ListMetrics", `{"IncludeLinkedAccounts":true}`),
+		"json OwningAccount":        jsonReq("monitoring", jt+"ListMetrics", `{"OwningAccount":"`+other+`"}`),
+		"cbor IncludeLinked":        cborReq("ListMetrics", linked),
+		"cbor OwningAccount":        cborReq("ListMetrics", owning),
+		"query includelinked case":  queryReq("monitoring", "Action=ListMetrics&includeLinkedAccounts=true"),
+		"json owningaccount case":   jsonReq("monitoring", jt+"ListMetrics", `{"owningAccount":"`+other+`"}`),
 	} {
 		t.Run(name, func(t *testing.T) { mustRefuse(t, r, "") })
 	}
