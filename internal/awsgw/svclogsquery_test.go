@@ -26,6 +26,10 @@ func TestServiceLogsQueryOwnSources(t *testing.T) {
 		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("SOURCE logGroups(namePrefix: ['/secret']) | fields @message")},
 		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("fields requestId | join left=a right=s where a.requestId=s.requestId (SOURCE '/secret/audit') | fields s.user")},
 		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("filter requestId in ( SOURCE '/secret/audit' | fields requestId ) | fields @message")},
+		// A "#" comment ended by a bare CR, and a vertical tab before
+		// SOURCE: whitespace and line breaks beyond RE2's \s and ^.
+		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("# audit\rSOURCE '/secret/audit' | fields @message")},
+		{LogGroupName: aws.String("/app/api"), QueryString: aws.String("\vSOURCE '/secret/audit' | fields @message")},
 	} {
 		in.StartTime, in.EndTime = aws.Int64(1), aws.Int64(2)
 		if _, err := logs.StartQuery(ctx, in); apiCode(err) != "AccessDeniedException" || !strings.Contains(apiMessage(err), "StartQuery") {

@@ -202,12 +202,26 @@ func startQuery(m *mapper, in input, op *Op) error {
 // request's parameters name and the checks cover. A field named "source"
 // used as a function's first argument is refused too: one more refusal,
 // never one fewer.
-var querySource = regexp.MustCompile(`(?im)(^|[|(])\s*(source|lookup)\b|\b(loggroups|datasource)\s*\(`)
+//
+// Whitespace and line breaks are taken widely: RE2's \s is only ASCII
+// space, tab, CR, LF and form feed, and (?m)'s ^ follows LF only, while
+// a query parser may also skip a vertical tab or a Unicode space, or end
+// a "#" comment at a bare CR; read narrowly, "# x\rSOURCE '/other'" or
+// "\vSOURCE …" would pass unrefused.
+var querySource = regexp.MustCompile(`(?im)(^|[|(` + queryBreak + `])` + querySpace + `*(source|lookup)\b|\b(loggroups|datasource)` + querySpace + `*\(`)
 
 // queryUnmask matches a query string that calls unmask(…), whatever the
 // case and wherever it is (a match inside a string literal costs one more
 // check, never one fewer).
-var queryUnmask = regexp.MustCompile(`(?i)\bunmask\s*\(`)
+var queryUnmask = regexp.MustCompile(`(?i)\bunmask` + querySpace + `*\(`)
+
+// queryBreak and querySpace are the line breaks and the spaces the query
+// regular expressions allow for: ASCII's, NEL, the Unicode separators
+// (\p{Z}: no-break space, line and paragraph separators, …) and the BOM.
+const (
+	queryBreak = `\r\n\v\f\x{85}\x{2028}\x{2029}`
+	querySpace = `[\s\v\x{85}\p{Z}\x{feff}]`
+)
 
 // queryID maps calls on a query by id, which IAM does not scope.
 func queryID(action string) func(m *mapper, in input, op *Op) error {

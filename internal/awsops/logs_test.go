@@ -24,6 +24,14 @@ func TestStartQueryOwnSources(t *testing.T) {
 		`{"logGroupName":"/app/api","queryString":"filter status >= 500 | join type=inner left=api right=a where api.requestId=a.requestId (SOURCE '/secret/audit') | fields a.user"}`,
 		`{"logGroupName":"/app/api","queryString":"filter requestId in ( SOURCE '/secret/audit' | fields requestId ) | fields @message"}`,
 		`{"logGroupName":"/app/api","queryString":"fields @message | join left=l right=r where l.id=r.id (\n  source '/secret/audit')"}`,
+		// Line breaks and spaces beyond ASCII's: a comment ended by a
+		// bare CR, a vertical tab, a no-break space, a line separator.
+		`{"logGroupName":"/app/api","queryString":"# all\rSOURCE logGroups(namePrefix: ['/']) | fields @message"}`,
+		`{"logGroupName":"/app/api","queryString":"\u000bSOURCE '/secret/audit' | fields @message"}`,
+		`{"logGroupName":"/app/api","queryString":"fields @message |\u00a0SOURCE '/secret/audit'"}`,
+		`{"logGroupName":"/app/api","queryString":"# all\u2028SOURCE '/secret/audit' | fields @message"}`,
+		`{"logGroupName":"/app/api","queryString":"fields @message | join left=l right=r where l.id=r.id (\u3000source '/secret/audit')"}`,
+		`{"logGroupName":"/app/api","queryString":"SOURCE logGroups\u000b(namePrefix: ['/secret']) | fields @message"}`,
 		// lookup reads a lookup table, which the request does not name.
 		`{"logGroupName":"/app/api","queryString":"fields userId | lookup users userId OUTPUT email, phone"}`,
 	} {
@@ -66,6 +74,10 @@ func TestLogsUnmask(t *testing.T) {
 		{"StartQuery", `{"logGroupNames":["/app/api","/app/web"],"queryString":"fields @timestamp | UnMask (@message)"}`,
 			[]Check{{"logs:StartQuery", lg + "/app/api"}, {"logs:StartQuery", lg + "/app/web"}, unmask, {"logs:Unmask", lg + "/app/web"}}},
 		{"StartQuery", `{"logGroupName":"/app/api","queryString":"fields unmask(@message)"}`,
+			[]Check{{"logs:StartQuery", lg + "/app/api"}, unmask}},
+		{"StartQuery", `{"logGroupName":"/app/api","queryString":"fields unmask\u000b(@message)"}`,
+			[]Check{{"logs:StartQuery", lg + "/app/api"}, unmask}},
+		{"StartQuery", `{"logGroupName":"/app/api","queryString":"fields unmask\u00a0(@message)"}`,
 			[]Check{{"logs:StartQuery", lg + "/app/api"}, unmask}},
 		{"StartQuery", `{"logGroupName":"/app/api","queryString":"fields @message | filter @message like /unmasked/"}`,
 			[]Check{{"logs:StartQuery", lg + "/app/api"}}},
