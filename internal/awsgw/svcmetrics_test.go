@@ -1,6 +1,7 @@
 package awsgw
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 
@@ -35,6 +36,22 @@ func TestServiceMetricDataLinkedAccount(t *testing.T) {
 	// The target's own account is the grant's: forwarded.
 	if status, _, b := e.rawCall(t, g, "monitoring", testRegion, "", form, []byte(q+"1.Id=q1&MetricDataQueries.1.Expression=SUM(METRICS())&MetricDataQueries.1.AccountId="+testAccount)); status == http.StatusForbidden {
 		t.Fatalf("own account: status %d (%s)", status, b)
+	}
+	e.upstreamSaw(t, "monitoring", 1)
+
+	// RPC v2 CBOR: the query's map behind a tag (55799, self-described
+	// CBOR, which decoders skip) hid its AccountId from the check.
+	text := func(s string) []byte { return append([]byte{0x60 | byte(len(s))}, s...) }
+	body := append([]byte{0xa1, 0x71}, "MetricDataQueries"...)
+	body = append(body, 0x81, 0xd9, 0xd9, 0xf7, 0xa2)
+	body = append(append(append(body, text("Id")...), text("q1")...), text("AccountId")...)
+	body = append(body, text("444455556666")...)
+	cbor := http.Header{"Content-Type": {"application/cbor"}, "Smithy-Protocol": {"rpc-v2-cbor"}}
+	if status, _, b := e.rawRequest(t, g, "POST", "/service/GraniteServiceVersion20100801/operation/GetMetricData", "monitoring", testRegion, "", cbor, body); status != http.StatusBadRequest || !bytes.Contains(b, []byte("SerializationException")) {
+		t.Fatalf("tagged CBOR query: status %d (%q), want 400 SerializationException", status, b)
+	}
+	if rec := e.lastRequest(t, g); rec.Allowed {
+		t.Fatalf("tagged CBOR query recorded as allowed: %+v", rec)
 	}
 	e.upstreamSaw(t, "monitoring", 1)
 }

@@ -300,7 +300,17 @@ func (d *cborDecoder) item(depth int, skip bool) (*node, error) {
 		}
 		return n, nil
 	case 6:
-		// Tags (1 for timestamps) annotate the item that follows.
+		// Tags (1 for timestamps) annotate the item that follows. A tag
+		// on a string, array, map or another tag is refused: the item
+		// would be kept as 'x', read as absent (a GetMetricData query's
+		// AccountId inside a tagged map went unchecked), while a decoder
+		// that skips tags it does not know, as CBOR decoders commonly
+		// do, reads the value inside. RPC v2 CBOR tags timestamps only.
+		if d.off < len(d.b) {
+			if m := d.b[d.off] >> 5; m >= 2 && m <= 6 {
+				return nil, errCBOR("a tag on a string, array, map or tag (RPC v2 CBOR tags only numbers, as timestamps)")
+			}
+		}
 		if _, err := d.item(depth+1, true); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package awsops
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 )
@@ -118,14 +119,19 @@ func TestMetricsLinkedAccounts(t *testing.T) {
 		"query member case":         queryReq("monitoring", "Action=GetMetricData&MetricDataQueries.Member.1.Id=q1&MetricDataQueries.Member.1.AccountId="+other),
 		"json GetMetricData":        jsonReq("monitoring", jt+"GetMetricData", `{"MetricDataQueries":[{"Id":"a","AccountId":"111122223333"},{"Id":"b","AccountId":"`+other+`"}]}`),
 		"cbor GetMetricData":        cborReq("GetMetricData", gmd(other)),
-		"query IncludeLinked":       queryReq("monitoring", "Action=ListMetrics&IncludeLinkedAccounts=true"),
-		"query OwningAccount":       queryReq("monitoring", "Action=ListMetrics&OwningAccount="+other),
-		"json IncludeLinked":        jsonReq("monitoring", jt+"ListMetrics", `{"IncludeLinkedAccounts":true}`),
-		"json OwningAccount":        jsonReq("monitoring", jt+"ListMetrics", `{"OwningAccount":"`+other+`"}`),
-		"cbor IncludeLinked":        cborReq("ListMetrics", linked),
-		"cbor OwningAccount":        cborReq("ListMetrics", owning),
-		"query includelinked case":  queryReq("monitoring", "Action=ListMetrics&includeLinkedAccounts=true"),
-		"json owningaccount case":   jsonReq("monitoring", jt+"ListMetrics", `{"owningAccount":"`+other+`"}`),
+		// A tag (55799, "self-described CBOR", which decoders skip) on
+		// the query's map, on the list, and on the AccountId string.
+		"cbor tagged query map":    cborReq("GetMetricData", bytes.Replace(gmd(other), []byte{0x81, 0xa2}, []byte{0x81, 0xd9, 0xd9, 0xf7, 0xa2}, 1)),
+		"cbor tagged list":         cborReq("GetMetricData", bytes.Replace(gmd(other), []byte{0x81, 0xa2}, []byte{0xd9, 0xd9, 0xf7, 0x81, 0xa2}, 1)),
+		"cbor tagged account":      cborReq("GetMetricData", append(bytes.TrimSuffix(gmd(other), cborText(other)), append([]byte{0xd9, 0xd9, 0xf7}, cborText(other)...)...)),
+		"query IncludeLinked":      queryReq("monitoring", "Action=ListMetrics&IncludeLinkedAccounts=true"),
+		"query OwningAccount":      queryReq("monitoring", "Action=ListMetrics&OwningAccount="+other),
+		"json IncludeLinked":       jsonReq("monitoring", jt+"ListMetrics", `{"IncludeLinkedAccounts":true}`),
+		"json OwningAccount":       jsonReq("monitoring", jt+"ListMetrics", `{"OwningAccount":"`+other+`"}`),
+		"cbor IncludeLinked":       cborReq("ListMetrics", linked),
+		"cbor OwningAccount":       cborReq("ListMetrics", owning),
+		"query includelinked case": queryReq("monitoring", "Action=ListMetrics&includeLinkedAccounts=true"),
+		"json owningaccount case":  jsonReq("monitoring", jt+"ListMetrics", `{"owningAccount":"`+other+`"}`),
 	} {
 		t.Run(name, func(t *testing.T) { mustRefuse(t, r, "") })
 	}
