@@ -52,7 +52,7 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 	case svc != m.r.Service:
 		return nil, m.failure(codeDenied, "path names service %s, but the request is signed for %q", svcName, esc(m.r.Service))
 	}
-	if q := strings.ToLower(m.r.RawQuery); strings.Contains(q, "action") || strings.Contains(q, "operation") {
+	if queryNamesOperation(m.r.RawQuery) {
 		return nil, m.failure(codeMalformed, "an RPC v2 CBOR call must not carry a Query protocol Action or Operation")
 	}
 	if len(m.r.Body) > 0 {

@@ -31,6 +31,12 @@ func TestHostileRefused(t *testing.T) {
 	formCT.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	actionInQuery := jsonReq("sqs", "AmazonSQS.SendMessage", `{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/111122223333/jobs"}`)
 	actionInQuery.RawQuery = "Action=DeleteQueue"
+	encodedAction := jsonReq("sqs", "AmazonSQS.SendMessage", `{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/111122223333/jobs"}`)
+	encodedAction.RawQuery = "Acti%6Fn=DeleteQueue"
+	badEscape := jsonReq("sqs", "AmazonSQS.SendMessage", `{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/111122223333/jobs"}`)
+	badEscape.RawQuery = "x=%zz"
+	encodedOperation := cborReq("ListMetrics", []byte{0xa0})
+	encodedOperation.RawQuery = "%4Fperation=DeleteAlarms"
 	gz := jsonReq("dynamodb", "DynamoDB_20120810.GetItem", `{"TableName":"orders"}`)
 	gz.Header.Set("Content-Encoding", "gzip")
 	both := jsonReq("monitoring", "GraniteServiceVersion20100801.ListMetrics", `{}`)
@@ -63,6 +69,9 @@ func TestHostileRefused(t *testing.T) {
 		{"X-Amz-Target and Smithy-Protocol", both, "SerializationException"},
 		{"JSON target with a form content type", formCT, "SerializationException"},
 		{"JSON target with a query Action", actionInQuery, "SerializationException"},
+		{"JSON target with a percent-encoded query Action", encodedAction, "SerializationException"},
+		{"CBOR call with a percent-encoded query Operation", encodedOperation, "SerializationException"},
+		{"JSON target with an undecodable query", badEscape, "SerializationException"},
 		{"JSON target with a path naming another queue", func() *Request {
 			r := jsonReq("sqs", "AmazonSQS.SendMessage", `{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/111122223333/jobs"}`)
 			r.Path = "/111122223333/payroll"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"strings"
 	"sync"
 	"unicode"
@@ -58,7 +59,7 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 	if err != nil || (mt != "application/x-amz-json-1.0" && mt != "application/x-amz-json-1.1") {
 		return nil, m.failure(codeMalformed, "Content-Type %q is not application/x-amz-json-1.0 or 1.1", esc(ct[0]))
 	}
-	if q := strings.ToLower(m.r.RawQuery); strings.Contains(q, "action") || strings.Contains(q, "operation") {
+	if queryNamesOperation(m.r.RawQuery) {
 		return nil, m.failure(codeMalformed, "a JSON call must not carry a Query protocol Action or Operation")
 	}
 	root, err := m.decodeJSON(m.r.Body)
@@ -66,6 +67,23 @@ func (m *mapper) jsonRPC(targets []string) (*Op, error) {
 		return nil, err
 	}
 	return m.run(svc, operation, pJSON, treeInput{m, root})
+}
+
+// queryNamesOperation reports whether a query string may name a Query
+// protocol operation (Action or Operation, in any case, anywhere), read
+// both as sent and percent-decoded: "Acti%6Fn=DeleteQueue" is the Action
+// a service decodes. A query that does not decode is refused too.
+func queryNamesOperation(raw string) bool {
+	dec, err := url.QueryUnescape(raw)
+	if err != nil {
+		return true
+	}
+	for _, q := range []string{strings.ToLower(raw), strings.ToLower(dec)} {
+		if strings.Contains(q, "action") || strings.Contains(q, "operation") {
+			return true
+		}
+	}
+	return false
 }
 
 var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
