@@ -54,4 +54,18 @@ func TestServiceMetricDataLinkedAccount(t *testing.T) {
 		t.Fatalf("tagged CBOR query recorded as allowed: %+v", rec)
 	}
 	e.upstreamSaw(t, "monitoring", 1)
+
+	// A path naming two operations: the mapper read the last, a router
+	// may take the first.
+	own := append([]byte{0xa1, 0x71}, "MetricDataQueries"...)
+	own = append(own, 0x81, 0xa1)
+	own = append(append(own, text("Id")...), text("q1")...)
+	if status, _, b := e.rawRequest(t, g, "POST", "/service/GraniteServiceVersion20100801/operation/DeleteAlarms/service/GraniteServiceVersion20100801/operation/GetMetricData", "monitoring", testRegion, "", cbor, own); status != http.StatusBadRequest || !bytes.Contains(b, []byte("SerializationException")) {
+		t.Fatalf("path naming two operations: status %d (%q), want 400 SerializationException", status, b)
+	}
+	e.upstreamSaw(t, "monitoring", 1)
+	if status, _, b := e.rawRequest(t, g, "POST", "/service/GraniteServiceVersion20100801/operation/GetMetricData", "monitoring", testRegion, "", cbor, own); status == http.StatusForbidden || bytes.Contains(b, []byte("SerializationException")) {
+		t.Fatalf("plain CBOR GetMetricData: status %d (%q)", status, b)
+	}
+	e.upstreamSaw(t, "monitoring", 2) // forwarded (awsfake has no GetMetricData to answer it with)
 }

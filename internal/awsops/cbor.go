@@ -38,6 +38,13 @@ func (m *mapper) cborRPC(smithy []string) (*Op, error) {
 			svcName, operation = "", ""
 		}
 	}
+	// One /service/ and one /operation/ only: with a second pair, the
+	// path names two operations, and a router that takes the first
+	// ("/service/X/operation/DeleteAlarms/service/X/operation/GetMetricData")
+	// would run another one than the last, which is the one checked.
+	if strings.Count(m.r.Path, "/service/") != 1 || strings.Count(m.r.Path, "/operation/") != 1 {
+		svcName, operation = "", ""
+	}
 	if svcName == "" || operation == "" {
 		return nil, m.failure(codeMalformed, "path %q is not /service/NAME/operation/OPERATION", esc(m.r.Path))
 	}

@@ -152,6 +152,16 @@ func TestHostileRefused(t *testing.T) {
 			r.Path = "/service/DynamoDB_20120810/operation/GetItem"
 			return r
 		}(), "AccessDeniedException"},
+		{"cbor: path naming two operations", func() *Request {
+			r := cborReq("GetMetricData", []byte{0xa0})
+			r.Path = "/service/GraniteServiceVersion20100801/operation/DeleteAlarms" + r.Path
+			return r
+		}(), "SerializationException"},
+		{"cbor: path naming a second operation in its prefix", func() *Request {
+			r := cborReq("GetMetricData", []byte{0xa0})
+			r.Path = "/x/operation/DeleteAlarms" + r.Path
+			return r
+		}(), "SerializationException"},
 		{"lambda: encoded slash in the name", lambdaReq("POST", "/2015-03-31/functions/a/b/invocations", ""), "AccessDeniedException"},
 		{"lambda: dot segment", lambdaReq("GET", "/2015-03-31/functions/..", ""), "InvalidParameterValueException"},
 		{"lambda: ARN of another account", lambdaReq("POST", "/2015-03-31/functions/arn:aws:lambda:us-east-1:444455556666:function:resize/invocations", ""), "AccessDeniedException"},
