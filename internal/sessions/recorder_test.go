@@ -435,3 +435,15 @@ func TestRecorderFlusherRunsOnItsClock(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRecorderFlushResultsIdleAllocatesNothing: with no session's results
+// queued, a results flush (the flusher's every tick) allocates nothing; it
+// used to allocate the wait group, mutex and error its goroutines share,
+// though it started none.
+func TestRecorderFlushResultsIdleAllocatesNothing(t *testing.T) {
+	e := newEnv(t, Options{})
+	var err error
+	if n := testing.AllocsPerRun(100, func() { err = e.rec.flushAllResults(e.ctx) }); n != 0 || err != nil {
+		t.Fatalf("an idle results flush allocated %v objects (%v), want 0", n, err)
+	}
+}

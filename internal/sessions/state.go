@@ -181,6 +181,11 @@ func (r *Recorder) flushAllResults(ctx context.Context) error {
 	batch := r.withResults
 	r.withResults = nil
 	r.resultsMu.Unlock()
+	if len(batch) == 0 {
+		// The flusher's tick on an idle server: return before the
+		// goroutines' shared state below escapes to the heap.
+		return nil
+	}
 	// All at once: each session's entry waits for the next batch of the
 	// log that calls start (AppendLazy), and they share it.
 	var (
