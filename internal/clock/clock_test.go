@@ -64,3 +64,35 @@ func TestRealAfterFunc(t *testing.T) {
 		t.Fatalf("Real.Now is %v off", d)
 	}
 }
+
+// TestFakeTimerReset: a fake timer armed again with Reset runs once more,
+// d after the clock's Now, as a time.Timer does, and Reset reports whether
+// it was still armed.
+func TestFakeTimerReset(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)
+	c := NewFake(t0)
+	var at []time.Time
+	tm := c.AfterFunc(time.Second, func() { at = append(at, c.Now()) })
+	r, ok := tm.(interface{ Reset(time.Duration) bool })
+	if !ok {
+		t.Fatal("the fake's timer has no Reset")
+	}
+	if !r.Reset(2 * time.Second) { // still armed: moved, not doubled
+		t.Fatal("Reset of an armed timer reported false")
+	}
+	c.Advance(1500 * time.Millisecond)
+	if len(at) != 0 {
+		t.Fatalf("ran at %v, before its reset deadline", at)
+	}
+	c.Advance(time.Second)
+	if len(at) != 1 || !at[0].Equal(t0.Add(2*time.Second)) || c.Pending() != 0 {
+		t.Fatalf("ran at %v, pending %d", at, c.Pending())
+	}
+	if r.Reset(time.Second) {
+		t.Fatal("Reset of a fired timer reported true")
+	}
+	c.Advance(time.Second)
+	if len(at) != 2 || !at[1].Equal(t0.Add(3500*time.Millisecond)) {
+		t.Fatalf("ran at %v", at)
+	}
+}

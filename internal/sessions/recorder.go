@@ -324,20 +324,32 @@ func (r *Recorder) close() {
 	}
 }
 
+// resetter is a clock.Timer that can be armed again once it has fired.
+type resetter interface{ Reset(d time.Duration) bool }
+
 // flushLoop logs queued results every resultsInterval and writes session
 // summaries every flushInterval, on the Options' Clock, until stop closes.
 func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	clk := r.o.Clock
 	tick := make(chan struct{}, 1)
+	fire := func() {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+	}
+	// One timer, reset after each tick where the clock's timers can be
+	// (the real clock's *time.Timer, the fake's): arming a new one every
+	// resultsInterval allocated a timer and its function ten times a
+	// second for as long as the server ran, idle or not.
 	var t clock.Timer
 	arm := func() {
-		t = clk.AfterFunc(resultsInterval, func() {
-			select {
-			case tick <- struct{}{}:
-			default:
-			}
-		})
+		if rt, ok := t.(resetter); ok {
+			rt.Reset(resultsInterval)
+			return
+		}
+		t = clk.AfterFunc(resultsInterval, fire)
 	}
 	arm()
 	defer func() { t.Stop() }()
