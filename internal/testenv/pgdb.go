@@ -10,8 +10,9 @@ import (
 )
 
 // PostgresDatabase creates a database named prefix_<random> on the server
-// the superuser DSN admin reaches, drops it (WITH FORCE) when t ends, and
-// returns its DSN.
+// the superuser DSN admin reaches, drops it (WITH FORCE) when t ends,
+// with the grant roles made for it (DropGrantRolesOfDatabase), and returns
+// its DSN.
 func PostgresDatabase(t testing.TB, admin, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -35,6 +36,10 @@ func PostgresDatabase(t testing.TB, admin, prefix string) string {
 		defer conn.Close(ctx)
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Logf("dropping %s: %v", name, err)
+			return
+		}
+		if err := DropGrantRolesOfDatabase(ctx, admin, name); err != nil {
+			t.Errorf("dropping the grant roles of %s: %v", name, err)
 		}
 	})
 	u, err := url.Parse(admin)

@@ -1,0 +1,114 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Grant login roles (internal/pgroles: airlock_g_<grant>) belong to the
+// whole cluster, not to a database: dropping a test's database leaves them
+// behind, and an active grant's role outlives the server that made it (by
+// design: the next start's reconcile drops it). On the shared CI server
+// they would pile up run after run, so tests drop the ones they caused.
+// Only roles a test can prove are its own are dropped, since other test
+// processes share the server: the roles whose marker comment names the
+// test's own (randomly named) database, or the roles of grant ids the test
+// itself was issued.
+
+// grantRolePrefix is pgroles' name space (pgroles.rolePrefix); nothing
+// outside it is ever dropped here.
+const grantRolePrefix = "airlock_g_"
+
+// DropGrantRolesOfDatabase drops, on the server the superuser DSN admin
+// reaches, every grant role whose marker comment (pgroles: "airlock grant
+// role; database=NAME[; installation=…]") names database db. Call it after
+// db is dropped (its privileges in db are gone with it); db must be a name
+// no other test uses.
+func DropGrantRolesOfDatabase(ctx context.Context, admin, db string) error {
+	return dropGrantRoles(ctx, admin, `
+		SELECT r.rolname FROM pg_roles r
+		WHERE starts_with(r.rolname, $1)
+		  AND (shobj_description(r.oid, 'pg_authid') = 'airlock grant role; database=' || $2
+		    OR starts_with(shobj_description(r.oid, 'pg_authid'), 'airlock grant role; database=' || $2 || ';'))`,
+		grantRolePrefix, db)
+}
+
+// DropGrantRolesAtEnd drops, when t ends (passed or failed), the grant
+// roles of the grant ids ids returns then, on the server the superuser DSN
+// admin reaches. It is for tests whose grants target a database that
+// outlives them (the admin's own): their roles still hold privileges
+// there, which DROP OWNED BY (run in admin's database) revokes first.
+func DropGrantRolesAtEnd(t testing.TB, admin string, ids func() []string) {
+	t.Cleanup(func() {
+		var names []string
+		for _, id := range ids() {
+			// pgroles.RoleName, for ids of pgroles' shape only.
+			if name := "airlock_" + strings.ToLower(id); strings.HasPrefix(name, grantRolePrefix) {
+				names = append(names, name)
+			}
+		}
+		if len(names) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := dropGrantRoles(ctx, admin, `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`, names); err != nil {
+			t.Errorf("dropping the test's grant roles: %v", err)
+		}
+	})
+}
+
+// dropGrantRoles drops the roles query (with args) lists: their sessions
+// are terminated (a role with a backend cannot be dropped), what they own
+// or were granted in admin's database is dropped or revoked, then the role.
+func dropGrantRoles(ctx context.Context, admin, query string, args ...any) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("listing grant roles: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing grant roles: %w", err)
+	}
+	var errs []string
+	for _, name := range names {
+		if !strings.HasPrefix(name, grantRolePrefix) {
+			continue // never a real role
+		}
+		id := pgx.Identifier{name}.Sanitize()
+		for _, st := range []struct {
+			sql  string
+			args []any
+		}{
+			{"ALTER ROLE " + id + " NOLOGIN", nil},
+			{"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1", []any{name}},
+			{"DROP OWNED BY " + id, nil},
+			{"DROP ROLE IF EXISTS " + id, nil},
+		} {
+			if _, err := conn.Exec(ctx, st.sql, st.args...); err != nil {
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) && pe.Code == "42704" {
+					break // dropped meanwhile (by the server's own revoke)
+				}
+				errs = append(errs, fmt.Sprintf("%s: %v", st.sql, err))
+				break
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}

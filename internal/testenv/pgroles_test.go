@@ -1,0 +1,126 @@
+package testenv
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// grantRole creates a role as pgroles does (LOGIN, the marker comment for
+// database db) and drops it when t ends, should the code under test not.
+func grantRole(t *testing.T, admin, db string, privs ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	name := "airlock_g_testenv" + randHex(6)
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	id := pgx.Identifier{name}.Sanitize()
+	for _, q := range append([]string{
+		"CREATE ROLE " + id + " LOGIN",
+		"COMMENT ON ROLE " + id + " IS 'airlock grant role; database=" + db + "; installation=airlock/testenv'",
+	}, privs...) {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		if !roleExists(t, admin, name) {
+			return
+		}
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), "DROP OWNED BY "+id)
+		c.Exec(context.Background(), "DROP ROLE IF EXISTS "+id)
+	})
+	return name
+}
+
+func roleExists(t *testing.T, admin, name string) bool {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// TestPostgresDatabaseDropsItsGrantRoles: the grant roles made for a test's
+// database go with it (t.Cleanup: also when the test fails), and a grant
+// role of another database (another test's, alive or gone) stays.
+func TestPostgresDatabaseDropsItsGrantRoles(t *testing.T) {
+	admin := PostgresDSN(t)
+	other := grantRole(t, admin, "testenv_other_"+randHex(4))
+	var mine, prefixed string
+	outer := t // the roles' own cleanups must run after the inner test's
+	t.Run("inner", func(t *testing.T) {
+		u, err := url.Parse(PostgresDatabase(t, admin, "testenv_roles"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := strings.TrimPrefix(u.Path, "/")
+		mine = grantRole(outer, admin, db)
+		// A privilege in the database, as pgroles grants: gone with it.
+		conn, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "GRANT CONNECT ON DATABASE "+db+" TO "+mine); err != nil {
+			t.Fatal(err)
+		}
+		// A database whose name merely starts with ours is not ours.
+		prefixed = grantRole(outer, admin, db+"x")
+	})
+	if roleExists(t, admin, mine) {
+		t.Errorf("grant role %s of the test's database outlived it", mine)
+	}
+	if !roleExists(t, admin, other) || !roleExists(t, admin, prefixed) {
+		t.Errorf("a grant role of another database was dropped (%s, %s)", other, prefixed)
+	}
+}
+
+// TestDropGrantRolesAtEnd: the roles of the test's grant ids go when it
+// ends, with the privileges they hold in the admin's database (which would
+// otherwise stop DROP ROLE); a role not in the list stays.
+func TestDropGrantRolesAtEnd(t *testing.T) {
+	admin := PostgresDSN(t)
+	var mine, other string
+	outer := t
+	t.Run("inner", func(t *testing.T) {
+		var ids []string
+		DropGrantRolesAtEnd(t, admin, func() []string { return ids })
+		mine = grantRole(outer, admin, "postgres")
+		other = grantRole(outer, admin, "postgres")
+		conn, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "GRANT CONNECT ON DATABASE postgres TO "+mine); err != nil {
+			t.Fatal(err)
+		}
+		// Ids as the control plane issues them, known only after the
+		// cleanup was registered.
+		ids = append(ids, strings.TrimPrefix(mine, "airlock_"), "g_"+randHex(6))
+	})
+	if roleExists(t, admin, mine) {
+		t.Errorf("grant role %s outlived the test", mine)
+	}
+	if !roleExists(t, admin, other) {
+		t.Errorf("grant role %s, not the test's, was dropped", other)
+	}
+}
