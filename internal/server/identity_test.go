@@ -98,6 +98,10 @@ type idEnv struct {
 	dataDir    string
 	cfg        *config.Config
 	stop       func() // closes srv, its gateways and its API listener
+	// grants are the ids requestFor was issued: an active grant's
+	// PostgreSQL role outlives the server (the next start's reconcile
+	// would drop it), so the cleanup drops their roles.
+	grants []string
 }
 
 func newIDEnv(t *testing.T, binding string) *idEnv {
@@ -138,6 +142,8 @@ func newIDEnvWith(t *testing.T, binding, listen string) *idEnv {
 		t.Fatal(err)
 	}
 	e := &idEnv{t: t, bot: botKey, alice: aliceKey, iss: iss, dataDir: cfg.DataDir, cfg: cfg}
+	// Registered before the stop, so it runs after it.
+	testenv.DropGrantRolesAtEnd(t, pgDSN, func() []string { return e.grants })
 	e.open()
 	t.Cleanup(func() { e.stop() })
 	return e
@@ -220,6 +226,7 @@ func (e *idEnv) requestFor(c *http.Client, tok, target, stmt string) model.Grant
 	if err := json.Unmarshal(body, &g); err != nil {
 		e.t.Fatal(err)
 	}
+	e.grants = append(e.grants, g.Grant.ID)
 	if g.Grant.Status != model.Active {
 		e.t.Fatalf("grant %s is %s, want active", g.Grant.ID, g.Grant.Status)
 	}
