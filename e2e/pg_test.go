@@ -54,6 +54,11 @@ func newPGFixture(t *testing.T) pgFixture {
 		}
 		defer su.Close(ctx)
 		su.Exec(ctx, "DROP DATABASE IF EXISTS "+f.db+" WITH (FORCE)")
+		// Also the roles of grants the test did not note (a test that
+		// failed before noting one): every role made for f.db.
+		if err := testenv.DropGrantRolesOfDatabase(ctx, dsn, f.db); err != nil {
+			t.Errorf("dropping the grant roles of %s: %v", f.db, err)
+		}
 		for _, g := range *f.grants {
 			su.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{"airlock_" + g}.Sanitize())
 		}
