@@ -98,10 +98,10 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) {
 		defer su.Close(ctx)
 		su.Exec(ctx, "DROP DATABASE IF EXISTS "+storeDB+" WITH (FORCE)")
 		su.Exec(ctx, "DROP DATABASE IF EXISTS "+pgDB+" WITH (FORCE)")
-		rows, _ := su.Query(ctx, "SELECT rolname FROM pg_roles WHERE rolname LIKE 'airlock_g_%'")
-		roles, _ := pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, role := range roles {
-			su.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
+		// Only the grant roles made for this run's database: roles are
+		// the cluster's, and other runs' (tests, benchmarks) live there.
+		if err := testenv.DropGrantRolesOfDatabase(ctx, super, pgDB); err != nil {
+			benchkit.Progress("cleanup: %v", err)
 		}
 		su.Exec(ctx, "DROP ROLE IF EXISTS "+admin)
 	})
