@@ -910,16 +910,7 @@ func TestClockStepBackRecordsRealEnd(t *testing.T) {
 					t.Errorf("%s: last entry %s at %v; want its end at %v", tc.id, last.Type, last.Time, want)
 				}
 			}
-			c := review.NewChecker(h.St)
-			if err := h.St.ScanLog(h.ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
-				c.Entry(e.Seq, bytes.Clone(e.Data))
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if diffs, err := c.Finish(h.ctx); err != nil || len(diffs) != 0 {
-				t.Errorf("review check: %v %q", err, diffs)
-			}
+			h.checkReview(t)
 		})
 	}
 }
@@ -954,6 +945,13 @@ func TestClockStepBackRevokeAndEnd(t *testing.T) {
 			t.Errorf("%s (%s): ended at %v, want %v (it began then; the clock read %v)", tc.id, rec.Status, rec.EndedAt, tc.floor, h.stepped.Now())
 		}
 	}
+	h.checkReview(t)
+}
+
+// checkReview runs the review's check of every stored row against the
+// log, as audit verify's state check does, and fails on any difference.
+func (h *harness) checkReview(t *testing.T) {
+	t.Helper()
 	c := review.NewChecker(h.St)
 	if err := h.St.ScanLog(h.ctx, 0, math.MaxInt64, func(e store.LogEntry) error {
 		c.Entry(e.Seq, bytes.Clone(e.Data))
