@@ -258,7 +258,7 @@ func GrantDiffs(d *Deriver, g model.Grant) []string {
 	for _, p := range d.Problems(g.ID) {
 		out = append(out, fmt.Sprintf("grant %s: %s", g.ID, p))
 	}
-	for _, m := range DiffGrant(g, lg, live) {
+	for _, m := range DiffGrant(g, lg, live, d.GrantCapped(g.ID)) {
 		out = append(out, fmt.Sprintf("grant %s: %s", g.ID, m))
 	}
 	return out
@@ -271,7 +271,7 @@ func SessionDiffs(d *Deriver, s model.Session) []string {
 		return []string{fmt.Sprintf("session %s: the database has it but the log never recorded it", s.ID)}
 	}
 	var out []string
-	for _, m := range DiffSession(s, ls, ended) {
+	for _, m := range DiffSession(s, ls, ended, d.SessionCapped(s.ID)) {
 		out = append(out, fmt.Sprintf("session %s: %s", s.ID, m))
 	}
 	return out

@@ -97,7 +97,10 @@ type derivedGrant struct {
 }
 
 type derivedSession struct {
-	s     model.Session
+	s model.Session
+	// past are the distinct pairs the session used beyond the first
+	// MaxUsed (at most MaxUsed of them): see Capped.
+	past  []string
 	ended bool
 	// started is the seq of its session.started entry, ends that of its
 	// session.ended entry.
@@ -437,7 +440,11 @@ func (d *Deriver) applySession(p Parsed) error {
 			return fmt.Errorf("entry %d: %s after session %s ended", p.Seq, p.Type, p.Session)
 		}
 		for i := range p.nCalls {
-			countCall(&ds.s, p.callAt(i))
+			c := p.callAt(i)
+			countCall(&ds.s, c)
+			if len(ds.s.Used) >= MaxUsed {
+				ds.notePast(c)
+			}
 		}
 	case "session.ended":
 		ds.ended = true
@@ -445,6 +452,61 @@ func (d *Deriver) applySession(p Parsed) error {
 		ds.ends = p.Seq
 	}
 	return nil
+}
+
+// notePast keeps the pairs of c that its session's Used, full, had no room
+// for, up to MaxUsed of them.
+func (ds *derivedSession) notePast(c *gateway.Call) {
+	if c.Kind == "result" || !c.Allowed {
+		return
+	}
+	note := func(u string) {
+		if len(ds.past) < MaxUsed && !slices.Contains(ds.s.Used, u) && !slices.Contains(ds.past, u) {
+			ds.past = append(ds.past, u)
+		}
+	}
+	note(c.Action + " " + c.Resource)
+	for _, u := range c.Also {
+		note(u)
+	}
+}
+
+// Capped says, for a summary whose used pairs were cut at MaxUsed per
+// session, which pairs a stored summary may hold or lack beside the
+// derivation's. The recorder adds a call's pairs when its record is
+// acknowledged, the derivation in log order: two calls of one session
+// that fill its last place together can be counted in one order and
+// logged in the other, so the stored summary keeps another last pair than
+// the log's first MaxUsed. Past are the pairs the log shows used beyond
+// the cut (at most MaxUsed per session), which a stored summary may hold;
+// Full are the pairs of the sessions cut, which it may lack in exchange.
+type Capped struct {
+	Past, Full []string
+}
+
+// SessionCapped is Capped for session id.
+func (d *Deriver) SessionCapped(id string) Capped {
+	ds := d.sessions[id]
+	if ds == nil || len(ds.s.Used) < MaxUsed {
+		return Capped{}
+	}
+	return Capped{Past: slices.Clone(ds.past), Full: slices.Clone(ds.s.Used)}
+}
+
+// GrantCapped is Capped for grant id's scope used: its stored sessions'.
+func (d *Deriver) GrantCapped(id string) Capped {
+	var c Capped
+	dg := d.grants[id]
+	if dg == nil {
+		return c
+	}
+	for _, sid := range dg.sessions {
+		if s := d.sessions[sid]; d.stored(s) && len(s.s.Used) >= MaxUsed {
+			c.Past = append(c.Past, s.past...)
+			c.Full = append(c.Full, s.s.Used...)
+		}
+	}
+	return c
 }
 
 // GrantIDs returns the ids of every grant derived, in request order.
@@ -568,7 +630,7 @@ func count(name string, stored, log int64, live bool) field {
 // the log and describes each answer that differs, e.g. `reason is
 // "routine", log says "billing errors too"`. With live set (a session the
 // log has not ended), usage counts may trail the log's.
-func DiffGrant(stored, log model.Grant, live bool) []string {
+func DiffGrant(stored, log model.Grant, live bool, capped Capped) []string {
 	fs := []field{
 		{name: "identity", stored: stored.Identity, log: log.Identity},
 		{name: "identity_kind", stored: string(stored.IdentityKind), log: string(log.IdentityKind)},
@@ -605,7 +667,7 @@ func DiffGrant(stored, log model.Grant, live bool) []string {
 		count("bytes_out", stored.Usage.BytesOut, log.Usage.BytesOut, live),
 	}
 	out := differences(fs)
-	if !subset(stored.Usage.ScopeUsed, log.Usage.ScopeUsed, live) {
+	if !usedAgrees(stored.Usage.ScopeUsed, log.Usage.ScopeUsed, live, capped, false) {
 		out = append(out, fmt.Sprintf("scope_used is %q, log says %q", strings.Join(stored.Usage.ScopeUsed, "; "), strings.Join(log.Usage.ScopeUsed, "; ")))
 	}
 	return out
@@ -613,7 +675,7 @@ func DiffGrant(stored, log model.Grant, live bool) []string {
 
 // DiffSession compares a stored session with its derivation from the log.
 // While the log has not ended it (ended false), its counts may trail.
-func DiffSession(stored, log model.Session, ended bool) []string {
+func DiffSession(stored, log model.Session, ended bool, capped Capped) []string {
 	live := !ended
 	fs := []field{
 		{name: "grant", stored: stored.GrantID, log: log.GrantID},
@@ -630,10 +692,42 @@ func DiffSession(stored, log model.Session, ended bool) []string {
 		fs = append(fs, field{name: "ended_at", stored: ts(stored.EndedAt), log: ts(log.EndedAt)})
 	}
 	out := differences(fs)
-	if !subset(stored.Used, log.Used, live) {
+	if !usedAgrees(stored.Used, log.Used, live, capped, true) {
 		out = append(out, fmt.Sprintf("used is %q, log says %q", strings.Join(stored.Used, "; "), strings.Join(log.Used, "; ")))
 	}
 	return out
+}
+
+// usedAgrees reports whether a stored summary's used pairs agree with the
+// log's: as sets (with live, contained in them), or, where the summary was
+// cut at MaxUsed (capped), holding only pairs the log shows used (its
+// first MaxUsed or capped.Past) and lacking only pairs of a session cut
+// (capped.Full); one session's summary (same) then holds as many as the
+// log's.
+func usedAgrees(stored, log []string, live bool, capped Capped, same bool) bool {
+	if subset(stored, log, live) {
+		return true
+	}
+	if len(capped.Past) == 0 {
+		return false
+	}
+	for _, x := range stored {
+		if !slices.Contains(log, x) && !slices.Contains(capped.Past, x) {
+			return false
+		}
+	}
+	if live {
+		return true
+	}
+	if same && len(stored) != len(log) {
+		return false
+	}
+	for _, x := range log {
+		if !slices.Contains(stored, x) && !slices.Contains(capped.Full, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // subset reports whether a equals b as sets, or (with prefix) is contained in it.
