@@ -209,6 +209,8 @@ func checkPolicy(path, name string, data []byte, list cedar.PolicyList, i int, k
 			fail("policy %q: unknown entity type %s; the vocabulary is Agent, Human, Group, Action, Target", m.id, v.badType)
 		case v.badAction != "":
 			fail("policy %q: %s; Action::\"approve\" or a scope's action, which Cedar compares exactly", m.id, v.badAction)
+		case v.badContextAction != "":
+			fail("policy %q: %s", m.id, v.badContextAction)
 		case v.badAttr != "":
 			fail("policy %q: unknown attribute %s.%s; %s has %s", m.id, v.variable, v.badAttr, v.variable, strings.Join(knownAttrs[v.variable], ", "))
 		case v.target != "" && knownTarget != nil && !knownTarget(v.target):
@@ -250,6 +252,9 @@ type finding struct {
 	// badAction says why an Action::"x" names no action a request can
 	// carry.
 	badAction string
+	// badContextAction says why a comparison of context.action (approve
+	// policies) can never hold for an action a request carries.
+	badContextAction string
 	// agent is an Agent::"x" the policy names.
 	agent string
 }
@@ -334,9 +339,73 @@ func vocabulary(p *cedar.Policy) []finding {
 			add(finding{variable: string(v.Name), badAttr: string(name)})
 		}
 	}
+	// context.action (approve policies) is a pair's action as a String:
+	// compared with a name no request carries (s3:deleteObject), a forbid
+	// on approving it would never hold, and approvers could approve what
+	// its author meant to stop.
+	literal := func(s string) {
+		if err := scope.CheckAction(s); err != nil {
+			add(finding{badContextAction: "context.action compared with " + err.Error() + "; Cedar compares strings exactly, so the comparison never holds for an action a request carries"})
+		}
+	}
+	literals := func(n xast.IsNode) {
+		switch n := n.(type) {
+		case xast.NodeValue:
+			if str, ok := n.Value.(types.String); ok {
+				literal(string(str))
+			}
+			if set, ok := n.Value.(types.Set); ok {
+				for e := range set.All() {
+					if str, ok := e.(types.String); ok {
+						literal(string(str))
+					}
+				}
+			}
+		case xast.NodeTypeSet:
+			for _, e := range n.Elements {
+				if v, ok := e.(xast.NodeValue); ok {
+					if str, ok := v.Value.(types.String); ok {
+						literal(string(str))
+					}
+				}
+			}
+		}
+	}
+	compared := func(b xast.BinaryNode) {
+		switch {
+		case isContextAction(b.Left):
+			literals(b.Right)
+		case isContextAction(b.Right):
+			literals(b.Left)
+		}
+	}
+	// [context.action].containsAny([...]) and containsAll.
+	setCompared := func(b xast.BinaryNode) {
+		if holdsContextAction(b.Left) {
+			literals(b.Right)
+		}
+	}
 	for _, c := range a.Conditions {
 		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
 			switch n := n.(type) {
+			case xast.NodeTypeEquals:
+				compared(n.BinaryNode)
+			case xast.NodeTypeNotEquals:
+				compared(n.BinaryNode)
+			case xast.NodeTypeContains:
+				if isContextAction(n.Right) {
+					literals(n.Left)
+				}
+			case xast.NodeTypeContainsAll:
+				setCompared(n.BinaryNode)
+			case xast.NodeTypeContainsAny:
+				setCompared(n.BinaryNode)
+			case xast.NodeTypeLike:
+				if isContextAction(n.Arg) {
+					if err := checkActionPattern(n.Value); err != nil {
+						add(finding{badContextAction: "context.action like " + err.Error()})
+					}
+				}
 			case xast.NodeValue:
 				value(n.Value)
 			case xast.NodeTypeIs:
@@ -353,6 +422,58 @@ func vocabulary(p *cedar.Policy) []finding {
 	}
 	return out
 }
+
+// isContextAction reports whether n is context.action.
+func isContextAction(n xast.IsNode) bool {
+	a, ok := n.(xast.NodeTypeAccess)
+	if !ok || a.Value != "action" {
+		return false
+	}
+	v, ok := a.Arg.(xast.NodeTypeVariable)
+	return ok && v.Name == "context"
+}
+
+// holdsContextAction reports whether n is a set literal with context.action
+// among its elements ([context.action].containsAny([...])).
+func holdsContextAction(n xast.IsNode) bool {
+	s, ok := n.(xast.NodeTypeSet)
+	return ok && slices.ContainsFunc(s.Elements, isContextAction)
+}
+
+// checkActionPattern reports a `like` pattern on context.action that no
+// action can match because of how it is written: a service part that is
+// not lower case, an AWS action name that does not start with a capital
+// letter, or a postgres pattern that matches none of the postgres actions.
+// Patterns whose text before the first wildcard does not reach the colon
+// (`*Delete*`) are not judged.
+func checkActionPattern(p types.Pattern) error {
+	text := string(p.MarshalCedar())
+	if len(text) < 2 || strings.Contains(text, `\`) {
+		return nil
+	}
+	text = text[1 : len(text)-1] // the quotes
+	lit, _, _ := strings.Cut(text, "*")
+	svc, name, ok := strings.Cut(lit, ":")
+	if !ok {
+		return nil
+	}
+	if !serviceRE.MatchString(svc) {
+		return fmt.Errorf("%q: the service part (%q) of an action is lower case, and Cedar compares strings exactly", text, svc)
+	}
+	if svc == "pg" {
+		if !slices.ContainsFunc(scope.PostgresActions(), func(a string) bool { return p.Match(types.String(a)) }) {
+			return fmt.Errorf("%q matches no postgres action; they are %s", text, strings.Join(scope.PostgresActions(), ", "))
+		}
+		return nil
+	}
+	if name != "" && (name[0] < 'A' || name[0] > 'Z') {
+		return fmt.Errorf("%q: AWS action names start with a capital letter (%s:%s), and Cedar compares strings exactly", text, svc, strings.ToUpper(text[len(svc)+1:len(svc)+2])+text[len(svc)+2:])
+	}
+	return nil
+}
+
+// serviceRE is the service part of an action (scope's action grammar).
+var serviceRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // scopeSets reports which targets and actions a policy's scope limits it
 // to; nil means "any". Anything not provably limited is "any", which only

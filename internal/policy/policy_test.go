@@ -307,6 +307,23 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`malformed action "S3:DeleteObject"`}},
 		{"unknown postgres action", map[string]string{"a.cedar": "forbid (principal, action == Action::\"pg:SELECT\", resource);"},
 			[]string{`action "pg:SELECT" is not a postgres action`}},
+		// Approve policies see the pair's action as context.action, a
+		// String that Cedar also compares exactly: a forbid on approving
+		// "s3:deleteObject" stopped no approval of s3:DeleteObject.
+		{"context.action in lower case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action == \"s3:deleteObject\" };"},
+			[]string{`context.action compared with action "s3:deleteObject": AWS action names start with a capital letter (s3:DeleteObject)`}},
+		{"context.action on the right, !=", map[string]string{"a.cedar": "permit (principal, action == Action::\"approve\", resource) when { \"S3:GetObject\" != context.action };"},
+			[]string{`context.action compared with malformed action "S3:GetObject"`}},
+		{"context.action in a set", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { [\"s3:DeleteObject\", \"s3:putObject\"].contains(context.action) };"},
+			[]string{`context.action compared with action "s3:putObject"`}},
+		{"context.action in containsAny", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { [context.action].containsAny([\"pg:DELETE\"]) };"},
+			[]string{`context.action compared with action "pg:DELETE" is not a postgres action`}},
+		{"context.action like, AWS name in lower case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action like \"s3:delete*\" };"},
+			[]string{`context.action like "s3:delete*": AWS action names start with a capital letter (s3:Delete*)`}},
+		{"context.action like, service in upper case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action like \"S3:*\" };"},
+			[]string{`context.action like "S3:*": the service part ("S3") of an action is lower case`}},
+		{"context.action like, no postgres action", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action like \"pg:SEL*\" };"},
+			[]string{`context.action like "pg:SEL*" matches no postgres action`}},
 		{"several errors at once", map[string]string{"a.cedar": "@approval(\"x\") permit (principal, action, resource == Target::\"nope\");"},
 			[]string{`invalid @approval("x")`, `unknown target "nope"`}},
 	}
@@ -325,6 +342,28 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing"), known); err == nil {
 		t.Error("missing dir: no error")
+	}
+}
+
+// TestContextActionWellWritten: comparisons of context.action with names
+// and patterns a request can carry load, and the loader judges only
+// context.action, not other strings that look like actions.
+func TestContextActionWellWritten(t *testing.T) {
+	for _, p := range []string{
+		`forbid (principal, action == Action::"approve", resource) when { context.action == "s3:DeleteObject" };`,
+		`forbid (principal, action == Action::"approve", resource) when { context.action != "pg:select" };`,
+		`forbid (principal, action == Action::"approve", resource) when { ["s3:DeleteObject", "pg:delete"].contains(context.action) };`,
+		`forbid (principal, action == Action::"approve", resource) when { [context.action].containsAny(["dynamodb:DeleteItem"]) };`,
+		`forbid (principal, action == Action::"approve", resource) when { context.action like "s3:Delete*" };`,
+		`forbid (principal, action == Action::"approve", resource) when { context.action like "pg:*" };`,
+		`forbid (principal, action == Action::"approve", resource) when { context.action like "pg:del*" };`,
+		`forbid (principal, action == Action::"approve", resource) when { context.action like "*Delete*" };`,
+		`forbid (principal, action == Action::"approve", resource) when { context.action like "s3*" };`,
+		`forbid (principal, action, resource) when { context.reason == "s3:lowercase is just text here" };`,
+	} {
+		if _, err := Load(writeDir(t, map[string]string{"a.cedar": p}), known); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
 	}
 }
 

@@ -195,6 +195,9 @@ func (sc Scope) Allows(action, resource string) bool {
 // maps to the table privilege of the same name.
 var pgActions = []string{"pg:select", "pg:insert", "pg:update", "pg:delete"}
 
+// PostgresActions returns the actions a postgres target can grant.
+func PostgresActions() []string { return slices.Clone(pgActions) }
+
 // CheckAction reports what is wrong with a as an action that some target
 // can grant: a scope's action grammar, one of the postgres verbs for
 // "pg:", and for any other service an AWS action name, which starts with
