@@ -50,7 +50,16 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 			opts.DialPostgres = func(ctx context.Context) (net.Conn, error) { return o.DialPostgres(ctx, remote) }
 		}
 		return newFor(c.c, c.who, opts)
-	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true,
+		// The SDK refuses a request that reaches a loopback address with
+		// a Host that is not a loopback name, against DNS rebinding. That
+		// refused /mcp (and only /mcp) behind a balancer or TLS proxy on
+		// the same host, the replicas' documented setup (listen.api on
+		// 127.0.0.1, Host airlock.example.com). It protects nothing here:
+		// every request needs its bearer key, which a page rebound to this
+		// address never has, and the same key works on /v1 beside it,
+		// which has no such check.
+		DisableLocalhostProtection: true})
 	// The MCP transport specification requires the Origin header to be
 	// validated: a request a browser sends from another site's page is
 	// refused (403) before anything else, whatever it carries. Clients

@@ -333,3 +333,44 @@ func TestHTTPActsOnlyAsTheKeysIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPServedBehindAProxyOnTheHost: replicas listen on loopback behind
+// a balancer or TLS proxy on the same host, which passes on the client's
+// Host (airlock.example.com). The SDK's DNS rebinding check refused every
+// such /mcp request with 403 "invalid Host header", while /v1 beside it
+// served the same key. The key is what protects /mcp: a page rebound to
+// this address (its own Host and Origin, no key) still gets nothing.
+func TestHTTPServedBehindAProxyOnTheHost(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	post := func(key, host, origin string) (int, string) {
+		req, _ := http.NewRequest("POST", f.url+"/mcp", strings.NewReader(initBody))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, host := range []string{"airlock.example.com", "airlock.example.com:443", "10.1.2.3:8700"} {
+		if code, body := post(f.botKey, host, ""); code != http.StatusOK || !strings.Contains(body, "serverInfo") {
+			t.Errorf("Host %s through a proxy: %d %.200s", host, code, body)
+		}
+		if code, body := post(f.botKey, host, "https://"+host); code != http.StatusOK {
+			t.Errorf("Host %s from its own origin: %d %.200s", host, code, body)
+		}
+	}
+	// A rebound page: Host and Origin its own, so same-origin, and no key.
+	if code, body := post("", "evil.example:8700", "http://evil.example:8700"); code != http.StatusUnauthorized || strings.Contains(body, "serverInfo") {
+		t.Errorf("a rebound page without a key: %d %.200s", code, body)
+	}
+}
