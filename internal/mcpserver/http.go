@@ -129,6 +129,12 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 					"error": map[string]any{"code": -32600, "message": fmt.Sprintf("a batch may hold at most %d messages, not %d", maxBatch, n)}})
 				return
 			}
+			if why, id := bodyIDProblem(body); why != "" {
+				// Refused here, before any of it runs: the SDK would
+				// answer such a call under another id (see maxExactID).
+				rpcError(w, id, "invalid request: "+why)
+				return
+			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		// Every request ends: a subscriptions/listen stream (protocol
@@ -171,6 +177,37 @@ func batchLen(body []byte) int {
 		return 1
 	}
 	return len(msgs)
+}
+
+// bodyIDProblem is requestIDProblem for an HTTP body: one message, or
+// each member of a batch (then refused whole, without an id).
+func bodyIDProblem(body []byte) (string, json.RawMessage) {
+	var batch []json.RawMessage
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '[' || json.Unmarshal(body, &batch) != nil {
+		return requestIDProblem(body)
+	}
+	for _, m := range batch {
+		if why, _ := requestIDProblem(m); why != "" {
+			return "in a batch member, " + why, nil
+		}
+	}
+	return "", nil
+}
+
+// rpcError answers 400 with a JSON-RPC invalid request error, carrying id
+// if one can be given (MCP leaves it out where JSON-RPC would write null).
+func rpcError(w http.ResponseWriter, id json.RawMessage, msg string) {
+	type wireError struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id,omitempty"`
+		Error   wireError       `json:"error"`
+	}{"2.0", id, wireError{-32600, msg}})
 }
 
 // Bounds of the HTTP transport.

@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -372,5 +373,36 @@ func TestHTTPServedBehindAProxyOnTheHost(t *testing.T) {
 	// A rebound page: Host and Origin its own, so same-origin, and no key.
 	if code, body := post("", "evil.example:8700", "http://evil.example:8700"); code != http.StatusUnauthorized || strings.Contains(body, "serverInfo") {
 		t.Errorf("a rebound page without a key: %d %.200s", code, body)
+	}
+}
+
+// TestHTTPRefusesIDsItCannotEcho: as on stdio, the SDK answered an id of
+// 1.5 as 1 and 1e23 as -9223372036854775808, after running the call. Such
+// a request, alone or in a batch, is now refused with 400 and a JSON-RPC
+// invalid request carrying the id as sent, and does not run.
+func TestHTTPRefusesIDsItCannotEcho(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	call := func(id string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"list_targets","arguments":{}}}`
+	}
+	hdr := map[string]string{"MCP-Protocol-Version": "2025-03-26"}
+	for _, c := range []struct{ body, id string }{
+		{call("1.5"), "1.5"},
+		{call("9007199254740993"), "9007199254740993"},
+		{call("99999999999999999999999"), "99999999999999999999999"},
+		{call("null"), ""},
+		{"[" + call("7") + "," + call("1.5") + "]", ""},
+	} {
+		resp, body := f.post(t, f.botKey, c.body, hdr)
+		var r rpcReply
+		if resp.StatusCode != http.StatusBadRequest || json.Unmarshal([]byte(body), &r) != nil || r.Error == nil || r.Error.Code != -32600 || string(r.ID) != c.id {
+			t.Errorf("%.80s: %d %.300s, want 400 and -32600 with id %q", c.body, resp.StatusCode, body, c.id)
+		}
+	}
+	if n := strings.Count(f.logs.String(), "tool=list_targets"); n != 0 {
+		t.Errorf("%d refused calls ran", n)
+	}
+	if resp, body := f.post(t, f.botKey, call("9007199254740991"), hdr); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"id":9007199254740991,`) {
+		t.Errorf("id 2^53-1: %d %.200s", resp.StatusCode, body)
 	}
 }

@@ -208,6 +208,10 @@ func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, 
 	}
 	switch msg[0] {
 	case '{':
+		if why, id := requestIDProblem(msg); why != "" {
+			c.refuse(id, jsonrpc.CodeInvalidRequest, "invalid request: "+why, size)
+			return nil
+		}
 		if _, err := jsonrpc.DecodeMessage(msg); err != nil {
 			c.refuse(objectID(msg), jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message", size)
 			return nil
@@ -219,6 +223,10 @@ func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, 
 			return nil
 		}
 		for _, m := range batch {
+			if why, _ := requestIDProblem(m); why != "" {
+				c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: in a batch member, "+why, size)
+				return nil
+			}
 			if _, err := jsonrpc.DecodeMessage(m); err != nil {
 				c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: a batch member is not a JSON-RPC 2.0 message", size)
 				return nil
@@ -245,22 +253,21 @@ func syntaxError(err error) string {
 	return "invalid JSON"
 }
 
-// objectID is a JSON object's "id" if it is a valid request id, else nil.
-func objectID(msg []byte) *jsonrpc.ID {
-	var m struct {
-		ID any `json:"id"`
-	}
-	if json.Unmarshal(msg, &m) != nil || m.ID == nil {
+// objectID is a JSON object's "id" as sent, if it is a string or a
+// number, else nil. It is echoed as it came: read as a number, an id past
+// 2^53 was answered rounded, or overflowed.
+func objectID(msg []byte) json.RawMessage {
+	var m map[string]json.RawMessage // keys exactly as sent, like the SDK's
+	if json.Unmarshal(msg, &m) != nil {
 		return nil
 	}
-	return validID(m.ID)
+	return echoID(m["id"])
 }
 
 // prefixID reads the top-level "id" of an object from the start of a line
 // cut short, if it comes before the cut.
-func prefixID(prefix []byte) *jsonrpc.ID {
+func prefixID(prefix []byte) json.RawMessage {
 	dec := json.NewDecoder(bytes.NewReader(prefix))
-	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil
 	}
@@ -270,18 +277,11 @@ func prefixID(prefix []byte) *jsonrpc.ID {
 			return nil
 		}
 		if k == "id" {
-			var v any
+			var v json.RawMessage
 			if dec.Decode(&v) != nil {
 				return nil
 			}
-			if n, ok := v.(json.Number); ok {
-				f, err := n.Float64()
-				if err != nil {
-					return nil
-				}
-				v = f
-			}
-			return validID(v)
+			return echoID(v)
 		}
 		var skip json.RawMessage
 		if dec.Decode(&skip) != nil {
@@ -291,33 +291,22 @@ func prefixID(prefix []byte) *jsonrpc.ID {
 	return nil
 }
 
-func validID(v any) *jsonrpc.ID {
-	id, err := jsonrpc.MakeID(v)
-	if err != nil || !id.IsValid() {
-		return nil
-	}
-	return &id
-}
-
 // refuse answers one message with a JSON-RPC error, without an id when
 // none can be read (id nil). JSON-RPC 2.0 writes that id as null, but MCP
 // allows only a string or a number there and leaves it out instead: the
 // TypeScript SDK's client refuses a message with "id": null, where it
 // takes one without an id as an error it reports.
-func (c *lineConn) refuse(id *jsonrpc.ID, code int64, msg string, size int) {
+func (c *lineConn) refuse(id json.RawMessage, code int64, msg string, size int) {
 	c.logger.Warn("mcp: refused a message", "code", code, "reason", msg, "bytes", size)
 	type wireError struct {
 		Code    int64  `json:"code"`
 		Message string `json:"message"`
 	}
 	answer := struct {
-		JSONRPC string    `json:"jsonrpc"`
-		ID      any       `json:"id,omitempty"`
-		Error   wireError `json:"error"`
-	}{JSONRPC: "2.0", Error: wireError{code, msg}}
-	if id != nil {
-		answer.ID = id.Raw()
-	}
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id,omitempty"`
+		Error   wireError       `json:"error"`
+	}{JSONRPC: "2.0", ID: id, Error: wireError{code, msg}}
 	b, err := json.Marshal(answer)
 	if err != nil {
 		return

@@ -207,3 +207,50 @@ func TestStdioSurvivesBadLines(t *testing.T) {
 		t.Errorf("log:\n%s", l)
 	}
 }
+
+// TestStdioRefusesIDsItCannotEcho: the SDK reads a request's id as a
+// float64 and answers with it as an int64, so 1.5 was answered as 1,
+// 9007199254740993 as 9007199254740992 and 1e23 as -9223372036854775808:
+// the answer matched no request of the client's (or another one), and the
+// call hung. A request with a null id (which MCP forbids) was dropped
+// without an answer. Each is now refused as an invalid request
+// carrying the id as sent, before it runs; ids the answer can carry work.
+func TestStdioRefusesIDsItCannotEcho(t *testing.T) {
+	s, _ := startRawSession(t, 1<<20)
+	s.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")
+	if r := s.next(); string(r.ID) != "1" || r.Error != nil {
+		t.Fatalf("initialize: %s", r.raw)
+	}
+	s.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
+	call := func(id string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"list_targets","arguments":{}}}` + "\n"
+	}
+	for _, id := range []string{"1.5", "9007199254740993", "-9007199254740993", "99999999999999999999999", "1e400", "null"} {
+		s.send(call(id))
+		s.send(`{"jsonrpc":"2.0","id":"after","method":"ping"}` + "\n")
+		r := s.next()
+		want := id
+		if id == "null" {
+			want = "" // MCP: no id where JSON-RPC writes null
+		}
+		if r.Error == nil || r.Error.Code != -32600 || string(r.ID) != want {
+			t.Errorf("id %s: answered %s, want -32600 with id %q", id, r.raw, want)
+			if string(r.ID) == `"after"` {
+				continue
+			}
+		}
+		if r := s.next(); string(r.ID) != `"after"` {
+			t.Fatalf("id %s: then %s", id, r.raw)
+		}
+	}
+	s.send(`[{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":1.5,"method":"ping"}]` + "\n")
+	if r := s.next(); r.Error == nil || r.Error.Code != -32600 || len(r.ID) != 0 {
+		t.Errorf("a batch with an id of 1.5: %s", r.raw)
+	}
+	for _, id := range []string{"9007199254740991", "-9007199254740991", "0", `"1.5"`} {
+		s.send(call(id))
+		if r := s.next(); string(r.ID) != id || r.Error != nil || !strings.Contains(string(r.Result), "aws-prod") {
+			t.Errorf("id %s: %s", id, r.raw)
+		}
+	}
+}
