@@ -20,13 +20,19 @@ func requestInput(in RequestAccessInput) grants.RequestInput {
 // checkGrantID refuses a grant id that is not one segment of the API's
 // paths: "." and ".." are resolved away in the URL ("/v1/grants/./end" is
 // "/v1/grants/end"), so the call would reach another endpoint or answer
-// with a redirect instead of "no grant".
+// with a redirect instead of "no grant". It also refuses one longer than
+// any grant id (g_ and 20 characters), which went on to the API and then
+// whole into the log line of the failed call: one /mcp request wrote a
+// 2 MiB line into the control plane's log.
 func checkGrantID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/?#") {
-		return fmt.Errorf("grant_id: %q is not a grant id (g_...)", id)
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/?#") || len(id) > maxGrantID {
+		return fmt.Errorf("grant_id: %s is not a grant id (g_...)", apierr.Quote(id))
 	}
 	return nil
 }
+
+// maxGrantID bounds a grant id well above the real ones' 22 bytes.
+const maxGrantID = 64
 
 func isNotFound(err error) bool {
 	var ae *apierr.Error

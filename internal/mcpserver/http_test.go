@@ -406,3 +406,25 @@ func TestHTTPRefusesIDsItCannotEcho(t *testing.T) {
 		t.Errorf("id 2^53-1: %d %.200s", resp.StatusCode, body)
 	}
 }
+
+// TestHTTPLongGrantIDNotLogged: a grant_id far longer than any grant's
+// went on to the API and was written whole into the control plane's log
+// line for the failed call: one request, one 2 MiB log line. It is now
+// refused as no grant id before anything is called, quoted short.
+func TestHTTPLongGrantIDNotLogged(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	long := "g_" + strings.Repeat("x", 1<<20)
+	for _, c := range []struct{ tool, more string }{{"grant_status", ""}, {"end_grant", ""}, {"sql_query", `,"statement":"select 1"`}} {
+		tool := c.tool
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":%q,"arguments":{"grant_id":%q%s}}}`, tool, long, c.more)
+		resp, out := f.post(t, f.botKey, body, nil)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(out, "not a grant id") || len(out) > 4096 {
+			t.Errorf("%s: %d %.300s (%d bytes)", tool, resp.StatusCode, out, len(out))
+		}
+	}
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		if len(line) > 4096 || strings.Contains(line, strings.Repeat("x", 100)) {
+			t.Errorf("log line of %d bytes: %.200s", len(line), line)
+		}
+	}
+}
