@@ -123,10 +123,7 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 				return
 			}
 			if n := batchLen(body); n > maxBatch {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
-					"error": map[string]any{"code": -32600, "message": fmt.Sprintf("a batch may hold at most %d messages, not %d", maxBatch, n)}})
+				rpcError(w, nil, fmt.Sprintf("a batch may hold at most %d messages, not %d", maxBatch, n))
 				return
 			}
 			if why, id := bodyIDProblem(body); why != "" {

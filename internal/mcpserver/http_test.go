@@ -237,6 +237,14 @@ func TestHTTPBoundsBatches(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "at most 16") || strings.Contains(body, "aws-prod") {
 		t.Fatalf("a batch of 17: %d %.300s", resp.StatusCode, body)
 	}
+	// As MCP asks, and as the SDK's own refusals: no "id": null.
+	var refusal map[string]any
+	if json.Unmarshal([]byte(body), &refusal) != nil || refusal["error"] == nil || refusal["jsonrpc"] != "2.0" {
+		t.Fatalf("a batch of 17: %.300s", body)
+	}
+	if _, ok := refusal["id"]; ok {
+		t.Errorf("a batch of 17 refused with an id: %.300s", body)
+	}
 	if after := strings.Count(f.logs.String(), "tool=list_targets"); after != before {
 		t.Fatalf("%d calls of a refused batch ran", after-before)
 	}
