@@ -76,10 +76,13 @@ func readVerb(action string) bool {
 
 // readStatement reports whether statement sql, whose action is action, may
 // be forwarded while its record is written: a read by its leading keyword
-// that is not SELECT … INTO, which creates a table (CREATE TABLE AS), and
-// calls no function but built-ins that only compute (callsOnlyPure).
+// that is not SELECT … INTO, which creates a table (CREATE TABLE AS),
+// calls no function but built-ins that only compute (callsOnlyPure), and
+// has nothing that a client encoding set by a message pipelined before it
+// may read otherwise, hiding other statements or calls
+// (encodingAmbiguous, sqlscan.go).
 func readStatement(action, sql string) bool {
-	return readVerb(action) && !hasInto(sql) && callsOnlyPure(sql)
+	return readVerb(action) && !hasInto(sql) && callsOnlyPure(sql) && !encodingAmbiguous(sql)
 }
 
 // A read also reaches what the session itself defined: PUBLIC may create

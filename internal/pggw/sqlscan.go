@@ -310,12 +310,133 @@ const maxNesting = 3
 // the body. SQL assembled at run time from pieces that do not spell the
 // words out is beyond any tokenizer; pg_hba.conf (docs/pg_hba.md) is what
 // keeps a changed password from being used.
+//
+// A text another client encoding may read with literals, quotes or
+// comments ending elsewhere (encodingAmbiguous) is refused when its bytes
+// spell ALTER, then ROLE or USER, then one of those keywords anywhere, in
+// literals and comments too: the server's statements are not the
+// scanner's there.
 func changesAuth(sql string) bool {
 	// Every form it refuses spells ALTER out somewhere in the text.
 	if indexFold(sql, "alter") < 0 {
 		return false
 	}
+	if encodingAmbiguous(sql) && authWordsInOrder(sql) {
+		return true
+	}
 	return changesAuthMode(sql, false, maxNesting) || changesAuthMode(sql, true, maxNesting)
+}
+
+// authWordsInOrder reports whether sql's bytes hold "alter", then "role"
+// or "user", then "password", "valid" or "rename", ASCII case ignored,
+// wherever they are.
+func authWordsInOrder(sql string) bool {
+	i := indexFold(sql, "alter")
+	if i < 0 {
+		return false
+	}
+	rest := sql[i+len("alter"):]
+	j := -1
+	for _, w := range []string{"role", "user"} {
+		if k := indexFold(rest, w); k >= 0 && (j < 0 || k < j) {
+			j = k + len(w)
+		}
+	}
+	if j < 0 {
+		return false
+	}
+	rest = rest[j:]
+	return indexFold(rest, "password") >= 0 || indexFold(rest, "valid") >= 0 || indexFold(rest, "rename") >= 0
+}
+
+// Texts that a client encoding with ASCII second bytes reads differently.
+//
+// The scanner reads bytes as UTF8 and the single-byte encodings do. In the
+// encodings unsafeClientEncoding names, a byte >= 0x80 may begin a
+// character whose second byte is ASCII (0x40-0x7E; JOHAB and GB18030 from
+// 0x30): one character to the server, a byte of a name and then a
+// punctuation mark to the scanner. The gateway ends a session whose
+// upstream reports such an encoding, but the upstream reports it at the
+// ReadyForQuery of the statement that set it, and the client's messages
+// pipelined behind "SET client_encoding TO 'SJIS'" reach the server in
+// that encoding while the gateway reads them as before. 0x83 0x5C and
+// 0x83 0x40 are SJIS characters, so "select E'\x83\'; alter role … --'"
+// is one SELECT to the scanner (an escaped quote in a literal) and a
+// SELECT and an ALTER ROLE to the server, and so is "select $\x83@$ --
+// $\x83@$; alter role …", where the server reads a dollar quote and the
+// scanner a comment.
+//
+// Such a second byte changes nothing where the scanner reads letters,
+// digits or "_" (the same name either way), nor inside comments, quoted
+// names, dollar quotes and literals, where punctuation is text, but for
+// a backslash in a literal that takes escapes; none of these bytes is a
+// quote, "$", "-", "/" or "*". So the two readings part only where a name
+// ends with a byte >= 0x80 right before a punctuation mark of 0x3A-0x7E,
+// or where a literal that takes escapes holds a backslash right after a
+// byte >= 0x80 (encodingAmbiguous). Such a text is never taken for a read
+// (readStatement), and is checked loosely for a change of authentication
+// (changesAuth).
+
+// encodingAmbiguous reports whether sql, under either reading of
+// backslashes in plain literals, has a name whose last byte is >= 0x80
+// right before one of the punctuation marks an encoding's second byte
+// can be (trailPunct), or a quoted literal (not a dollar quote) with a
+// backslash right after a byte >= 0x80.
+func encodingAmbiguous(sql string) bool {
+	if !highBeforePunct(sql) {
+		return false // the common text: no scan
+	}
+	for _, backslashQuotes := range []bool{false, true} {
+		sc := scanner{s: sql, backslashQuotes: backslashQuotes}
+		for {
+			t, ok := sc.next()
+			if !ok {
+				break
+			}
+			switch {
+			case t.kind == tWord && sql[t.end-1] >= 0x80 && t.end < len(sql) && trailPunct(sql[t.end]):
+				return true
+			case t.kind == tString && sql[t.start] != '$' && highBackslash(sql[t.bodyStart:t.bodyEnd]):
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// trailPunct reports whether c is a punctuation mark that may be the
+// second byte of a character in an encoding unsafeClientEncoding names:
+// 0x3A-0x7E but letters and "_".
+func trailPunct(c byte) bool {
+	return c >= 0x3A && c <= 0x7E && !isLetter(c) && c != '_'
+}
+
+// highBeforePunct reports whether s holds a byte >= 0x80 right before a
+// trailPunct byte.
+func highBeforePunct(s string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= 0x80 && trailPunct(s[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// highBackslash reports whether s holds a backslash right after a byte
+// >= 0x80.
+func highBackslash(s string) bool {
+	for i := 1; i < len(s); {
+		k := strings.IndexByte(s[i:], '\\')
+		if k < 0 {
+			return false
+		}
+		i += k
+		if s[i-1] >= 0x80 {
+			return true
+		}
+		i++
+	}
+	return false
 }
 
 func changesAuthMode(sql string, backslashQuotes bool, depth int) bool {
