@@ -96,7 +96,9 @@ func readStatement(action, sql string) bool {
 // keeps CREATE on public in a database upgraded from PostgreSQL 14 or
 // older): a view or function a grant role defined there in an earlier
 // session, or one named like a built-in that a call resolves to, runs
-// when read.
+// when read. And so do all its reads where the role may call a function
+// of the database's that takes a row (Role.RowFunctions): PostgreSQL
+// calls f(c) for "c.f", which the text shows as a column.
 
 // definesNothing are the actions of statements that define no object a
 // later read could reach. SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE

@@ -725,6 +725,55 @@ func TestReadOfObjectsDefinedInEarlierSessionWaits(t *testing.T) {
 	}
 }
 
+// TestReadCallByAttributeNotationWaits: PostgreSQL calls f(c) for "c.f"
+// when f takes c's row type, so "select c.touch from customers c" runs the
+// database's function touch(customers) with no "(" in the text. Where the
+// grant's role may call such a function (Role.RowFunctions), a read-only
+// session's reads wait for their records; it took the lock here before
+// its record was durable.
+func TestReadCallByAttributeNotationWaits(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	// Before the grants: their roles are checked when they are made.
+	if _, err := admin.Exec(ctx, `create function public.touch(c customers) returns int language sql
+		as 'select 1 from pg_catalog.pg_advisory_lock(7270 + c.id)'`); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		name, sql string
+		mode      pgx.QueryExecMode
+	}{
+		{"alias", "select c.touch from customers c where id = %d", pgxSimple},
+		{"parenthesized, extended", "select (c).touch from customers c where id = %d", pgx.QueryExecModeExec},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := i + 1
+			g := e.grant(time.Hour, "pg:select %s.public.customers")
+			c := e.connect(g, "")
+			sa.stall()
+			errc := make(chan error, 1)
+			go func() { _, err := c.Exec(ctx, fmt.Sprintf(tc.sql, id), tc.mode); errc <- err }()
+			<-sa.entered
+			for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory' and objid = $1", 7270+id).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 0 {
+					sa.release(false)
+					t.Fatal("a read calling a function by attribute notation took a lock before its record was durable")
+				}
+			}
+			sa.release(false)
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			c.Close(ctx)
+		})
+	}
+}
+
 // TestBindWithoutExecuteRecordedFirst: PostgreSQL plans a statement at its
 // Bind, evaluating a function declared IMMUTABLE over constant arguments
 // there, so a batch of Parse, Bind and Sync with no Execute runs code (the

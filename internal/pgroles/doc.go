@@ -69,7 +69,11 @@
 // operators there, and none of them must ever run as the admin.
 // Role.MayDefine reports such a schema (one where the grant role may
 // CREATE, itself or through PUBLIC), so that the gateway treats what the
-// role's sessions read as code that may have been defined there.
+// role's sessions read as code that may have been defined there; and
+// Role.RowFunctions reports a function outside pg_catalog that the role
+// may call with a row as its only argument, which PostgreSQL also calls by
+// attribute notation ("c.f" for "f(c)", read as a column), so that the
+// gateway does not take a statement naming no function for a pure read.
 //
 // When the admin cannot grant a privilege, Ensure and Plan fail with an
 // error naming the object and what is missing, and nothing is created.

@@ -31,6 +31,13 @@ type Role struct {
 	// defined there (views, functions, operators) outlive the session
 	// that made them and run when read. Checked when the role is made.
 	MayDefine bool
+	// RowFunctions: the role may call a function outside pg_catalog whose
+	// only argument without a default is of a row type (a table's,
+	// another composite type, record). PostgreSQL also calls such a
+	// function by attribute notation, "c.f" for "f(c)", which reads as a
+	// column, so a statement's text does not show the call. Checked when
+	// the role is made.
+	RowFunctions bool
 }
 
 // String leaves the password out, so that a Role printed by mistake leaks nothing.
@@ -214,11 +221,29 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		WHERE n.nspname !~ '^pg_(toast_)?temp_' AND has_schema_privilege($1, n.oid, 'CREATE'))`, name).Scan(&mayDefine); err != nil {
 		return Role{}, fmt.Errorf("pgroles: check where %s may create: %w", name, err)
 	}
+	var rowFunctions bool
+	if err := tx.QueryRow(ctx, rowFunctionsQuery, name).Scan(&rowFunctions); err != nil {
+		return Role{}, fmt.Errorf("pgroles: check the functions %s may call by attribute notation: %w", name, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return Role{}, fmt.Errorf("pgroles: commit role %s: %w", name, err)
 	}
-	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine}, nil
+	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine, RowFunctions: rowFunctions}, nil
 }
+
+// rowFunctionsQuery reports whether role $1 may call a function outside
+// pg_catalog by attribute notation (Role.RowFunctions): one whose first
+// argument is of a composite type, record or a domain over a composite
+// type, the others having defaults, in a schema the role may use.
+// pg_catalog's are built-ins (row_to_json…), none of which changes state.
+const rowFunctionsQuery = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+	JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
+	LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
+	WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+		AND p.prokind IN ('f', 'a') AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+		AND (t.typtype = 'c' OR t.oid = 'record'::pg_catalog.regtype OR b.typtype = 'c')
+		AND pg_catalog.has_schema_privilege($1, p.pronamespace, 'USAGE')
+		AND pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE'))`
 
 // applyGrants runs the plan's GRANTs in one round trip.
 func applyGrants(ctx context.Context, tx pgx.Tx, role string, privs []Privilege) error {

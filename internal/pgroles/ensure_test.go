@@ -1,7 +1,9 @@
 package pgroles
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +27,9 @@ func TestRoleHasOnlyTheScope(t *testing.T) {
 	}
 	if r.MayDefine {
 		t.Error("MayDefine where PUBLIC may CREATE in no schema")
+	}
+	if r.RowFunctions {
+		t.Error("RowFunctions where no function outside pg_catalog takes a row")
 	}
 	c := connectAs(t, r)
 	for _, tc := range []struct{ sql, want string }{
@@ -358,5 +363,45 @@ func TestNewRequiresCreateRole(t *testing.T) {
 	}
 	if m := newManager(t); m.Database() != e.db || m.Admin() != e.admin {
 		t.Fatalf("Database %q Admin %q", m.Database(), m.Admin())
+	}
+}
+
+// TestRowFunctionsReported: a function outside pg_catalog whose one
+// required argument is a row is reported (Role.RowFunctions), since
+// PostgreSQL calls it by attribute notation ("c.f"), with no call in the
+// statement's text; one the role may not execute is not.
+func TestRowFunctionsReported(t *testing.T) {
+	need(t)
+	ctx := testCtx(t)
+	su := superConn(t, env.db)
+	t.Cleanup(func() {
+		su.Exec(context.Background(), `DROP FUNCTION IF EXISTS public.touch(customers, int)`)
+	})
+	if _, err := su.Exec(ctx, `CREATE FUNCTION public.touch(c customers, n int DEFAULT 1) RETURNS int
+		LANGUAGE sql AS 'SELECT 1'`); err != nil {
+		t.Fatal(err)
+	}
+	m := newManager(t)
+	for i, tc := range []struct {
+		setup string
+		want  bool
+	}{
+		{"", true},
+		{"REVOKE EXECUTE ON FUNCTION public.touch(customers, int) FROM PUBLIC", false},
+	} {
+		if tc.setup != "" {
+			if _, err := su.Exec(ctx, tc.setup); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := fmt.Sprintf("rowfn%d", i)
+		r, err := m.Ensure(ctx, newGrant(t, name, time.Hour, "pg:select %s.public.customers"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Drop(context.Background(), grantID(name)) })
+		if r.RowFunctions != tc.want {
+			t.Errorf("after %q: RowFunctions %v, want %v", tc.setup, r.RowFunctions, tc.want)
+		}
 	}
 }
