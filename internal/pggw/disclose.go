@@ -98,7 +98,9 @@ func readStatement(action, sql string) bool {
 // session, or one named like a built-in that a call resolves to, runs
 // when read. And so do all its reads where the role may call a function
 // of the database's that takes a row (Role.RowFunctions): PostgreSQL
-// calls f(c) for "c.f", which the text shows as a column.
+// calls f(c) for "c.f", which the text shows as a column; or one of the
+// database's named like a built-in of pureFuncs (Role.ShadowsBuiltins):
+// public.lower(varchar) is what "lower(v)" calls over a varchar v.
 
 // definesNothing are the actions of statements that define no object a
 // later read could reach. SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE

@@ -774,6 +774,47 @@ func TestReadCallByAttributeNotationWaits(t *testing.T) {
 	}
 }
 
+// TestReadCallOfShadowedBuiltinWaits: the database's public.lower(varchar)
+// matches lower(name) over a varchar column better than pg_catalog's
+// lower(text), so that "pure" call ran it. Where the grant's role may call
+// a function named like a built-in (Role.ShadowsBuiltins), a read-only
+// session's reads wait for their records; it took the lock here before
+// its record was durable.
+func TestReadCallOfShadowedBuiltinWaits(t *testing.T) {
+	e, sa := newStallEnv(t)
+	admin := e.admin()
+	ctx := ctxT(t, 30*time.Second)
+	const key = 7280
+	// Before the grant: its role is checked when it is made.
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`create function public.lower(varchar) returns text language sql
+		as 'select pg_catalog.lower($1::text) from pg_catalog.pg_advisory_lock(%d)'`, key)); err != nil {
+		t.Fatal(err)
+	}
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	c := e.connect(g, "")
+	sa.stall()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "select lower(name::varchar) from customers where id = 1", pgxSimple)
+		errc <- err
+	}()
+	<-sa.entered
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := admin.QueryRow(ctx, "select count(*) from pg_locks where locktype = 'advisory' and objid = $1", key).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			sa.release(false)
+			t.Fatal("a read calling a built-in's name ran the database's function of that name before its record was durable")
+		}
+	}
+	sa.release(false)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestBindWithoutExecuteRecordedFirst: PostgreSQL plans a statement at its
 // Bind, evaluating a function declared IMMUTABLE over constant arguments
 // there, so a batch of Parse, Bind and Sync with no Execute runs code (the

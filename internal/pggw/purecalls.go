@@ -1,6 +1,9 @@
 package pggw
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // A read keyword does not make a statement a read: SELECT calls functions,
 // and functions PostgreSQL grants to PUBLIC change state visible to others
@@ -142,6 +145,25 @@ func keywordParen(sql, fn string, before []token) (grammar, known bool) {
 		return word(prev, "as") || (word(prev, "not") && word(prev2, "as")), true
 	}
 	return false, false
+}
+
+// BuiltinNames lists the names whose unqualified calls a read may make
+// and still travel before its record is durable (pureFuncs, and the
+// words of parenWords that name functions), sorted: a function of the
+// database's of one of these names may catch such a call
+// (pgroles.WithBuiltinNames, Role.ShadowsBuiltins).
+func BuiltinNames() []string {
+	names := make([]string, 0, len(pureFuncs)+len(parenWords))
+	for n := range pureFuncs {
+		names = append(names, n)
+	}
+	for n := range parenWords {
+		if !pureFuncs[n] {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func setOf(words ...string) map[string]bool {

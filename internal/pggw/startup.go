@@ -335,9 +335,10 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	// Where a grant role may CREATE outside its temporary schema, a view or
 	// function one defined in an earlier session is read without being
 	// named; where it may call a function that takes a row, "select c.f
-	// from t c" calls f(c) with no "(" in the text: reads wait for their
+	// from t c" calls f(c) with no "(" in the text; where it may call one
+	// named like a built-in, "lower(v)" may call it: reads wait for their
 	// records (disclose.go).
-	c.ownObjects = role.MayDefine || role.RowFunctions
+	c.ownObjects = role.MayDefine || role.RowFunctions || role.ShadowsBuiltins
 	hc, err := c.connectUpstream(role, params)
 	if err == nil {
 		hc.Conn = c.gw.park.Wrap(hc.Conn)

@@ -73,7 +73,10 @@
 // Role.RowFunctions reports a function outside pg_catalog that the role
 // may call with a row as its only argument, which PostgreSQL also calls by
 // attribute notation ("c.f" for "f(c)", read as a column), so that the
-// gateway does not take a statement naming no function for a pure read.
+// gateway does not take a statement naming no function for a pure read;
+// and Role.ShadowsBuiltins reports a function outside pg_catalog named
+// like a built-in (WithBuiltinNames), which an unqualified call of the
+// built-in may resolve to.
 //
 // When the admin cannot grant a privilege, Ensure and Plan fail with an
 // error naming the object and what is missing, and nothing is created.

@@ -38,6 +38,14 @@ type Role struct {
 	// column, so a statement's text does not show the call. Checked when
 	// the role is made.
 	RowFunctions bool
+	// ShadowsBuiltins: the role may call a function outside pg_catalog
+	// named like a built-in (one of WithBuiltinNames, or of pg_catalog's).
+	// Where it matches a call's argument types better than the built-in
+	// (public.lower(varchar) for lower(name) over a varchar column), or
+	// comes first on a search_path that names pg_catalog later, an
+	// unqualified call of the built-in runs it instead. Checked when the
+	// role is made.
+	ShadowsBuiltins bool
 }
 
 // String leaves the password out, so that a Role printed by mistake leaks nothing.
@@ -221,14 +229,18 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 		WHERE n.nspname !~ '^pg_(toast_)?temp_' AND has_schema_privilege($1, n.oid, 'CREATE'))`, name).Scan(&mayDefine); err != nil {
 		return Role{}, fmt.Errorf("pgroles: check where %s may create: %w", name, err)
 	}
-	var rowFunctions bool
+	var rowFunctions, shadows bool
 	if err := tx.QueryRow(ctx, rowFunctionsQuery, name).Scan(&rowFunctions); err != nil {
 		return Role{}, fmt.Errorf("pgroles: check the functions %s may call by attribute notation: %w", name, err)
+	}
+	if err := tx.QueryRow(ctx, shadowsQuery, name, m.builtins).Scan(&shadows); err != nil {
+		return Role{}, fmt.Errorf("pgroles: check the functions %s may call named like built-ins: %w", name, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return Role{}, fmt.Errorf("pgroles: commit role %s: %w", name, err)
 	}
-	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine, RowFunctions: rowFunctions}, nil
+	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine, RowFunctions: rowFunctions,
+		ShadowsBuiltins: shadows}, nil
 }
 
 // rowFunctionsQuery reports whether role $1 may call a function outside
@@ -242,6 +254,20 @@ const rowFunctionsQuery = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
 	WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
 		AND p.prokind IN ('f', 'a') AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
 		AND (t.typtype = 'c' OR t.oid = 'record'::pg_catalog.regtype OR b.typtype = 'c')
+		AND pg_catalog.has_schema_privilege($1, p.pronamespace, 'USAGE')
+		AND pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE'))`
+
+// shadowsQuery reports whether role $1 may call a function outside
+// pg_catalog named like one of $2 (NULL: like one of pg_catalog's), in a
+// schema it may use (Role.ShadowsBuiltins). Temporary schemas are left
+// out: PostgreSQL never looks for an unqualified function there.
+const shadowsQuery = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+	WHERE n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_(toast_)?temp_'
+		AND CASE WHEN $2::text[] IS NULL
+			THEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc q
+				WHERE q.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND q.proname = p.proname)
+			ELSE p.proname::text = ANY ($2::text[]) END
 		AND pg_catalog.has_schema_privilege($1, p.pronamespace, 'USAGE')
 		AND pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE'))`
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ func TestRoleHasOnlyTheScope(t *testing.T) {
 	}
 	if r.RowFunctions {
 		t.Error("RowFunctions where no function outside pg_catalog takes a row")
+	}
+	if r.ShadowsBuiltins {
+		t.Error("ShadowsBuiltins where no function outside pg_catalog is named like a built-in")
 	}
 	c := connectAs(t, r)
 	for _, tc := range []struct{ sql, want string }{
@@ -402,6 +406,53 @@ func TestRowFunctionsReported(t *testing.T) {
 		t.Cleanup(func() { m.Drop(context.Background(), grantID(name)) })
 		if r.RowFunctions != tc.want {
 			t.Errorf("after %q: RowFunctions %v, want %v", tc.setup, r.RowFunctions, tc.want)
+		}
+	}
+}
+
+// TestShadowsBuiltinsReported: a function outside pg_catalog named like a
+// built-in is reported (Role.ShadowsBuiltins), since an unqualified call
+// of the built-in may resolve to it: like any of pg_catalog's by default,
+// like one of WithBuiltinNames' when given.
+func TestShadowsBuiltinsReported(t *testing.T) {
+	need(t)
+	ctx := testCtx(t)
+	su := superConn(t, env.db)
+	t.Cleanup(func() {
+		su.Exec(context.Background(), `DROP FUNCTION IF EXISTS public.pg_sleep(text); DROP FUNCTION IF EXISTS public.lower(varchar)`)
+	})
+	if _, err := su.Exec(ctx, `CREATE FUNCTION public.pg_sleep(text) RETURNS int LANGUAGE sql AS 'SELECT 1'`); err != nil {
+		t.Fatal(err)
+	}
+	all := newManager(t)
+	named, err := New(ctx, env.adminDSN, slog.New(slog.DiscardHandler), WithBuiltinNames([]string{"lower", "upper"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(named.Close)
+	for i, tc := range []struct {
+		setup string
+		m     *Manager
+		want  bool
+	}{
+		{"", all, true},
+		{"", named, false},
+		{"CREATE FUNCTION public.lower(varchar) RETURNS text LANGUAGE sql AS 'SELECT 1'", named, true},
+		{"REVOKE EXECUTE ON FUNCTION public.lower(varchar) FROM PUBLIC", named, false},
+	} {
+		if tc.setup != "" {
+			if _, err := su.Exec(ctx, tc.setup); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := fmt.Sprintf("shadow%d", i)
+		r, err := tc.m.Ensure(ctx, newGrant(t, name, time.Hour, "pg:select %s.public.customers"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tc.m.Drop(context.Background(), grantID(name)) })
+		if r.ShadowsBuiltins != tc.want {
+			t.Errorf("case %d (%q): ShadowsBuiltins %v, want %v", i, tc.setup, r.ShadowsBuiltins, tc.want)
 		}
 	}
 }

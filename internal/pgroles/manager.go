@@ -28,6 +28,9 @@ type Manager struct {
 	passwordKey []byte
 	// inst names the installation in the roles' marker (WithInstallation).
 	inst string
+	// builtins are the names Role.ShadowsBuiltins looks for
+	// (WithBuiltinNames); nil for every pg_catalog function's.
+	builtins []string
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -55,6 +58,14 @@ func WithPasswordKey(key []byte) Option {
 // installations each dropped the other's grant roles as orphans.
 func WithInstallation(id string) Option {
 	return func(m *Manager) { m.inst = id }
+}
+
+// WithBuiltinNames names the built-in functions whose unqualified calls
+// the gateway lets travel before their records are durable; a function
+// outside pg_catalog of one of these names then sets Role.ShadowsBuiltins.
+// Without it, one named like any function of pg_catalog does.
+func WithBuiltinNames(names []string) Option {
+	return func(m *Manager) { m.builtins = append([]string{}, names...) }
 }
 
 // entry serialises the work on one grant's role and holds its Role once

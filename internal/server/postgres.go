@@ -168,7 +168,8 @@ func (l *lazyRoles) manager(ctx context.Context) (*pgroles.Manager, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	m, err := pgroles.New(ctx, l.dsn, l.logger, pgroles.WithPasswordKey(l.passwordKey), pgroles.WithInstallation(l.installation))
+	m, err := pgroles.New(ctx, l.dsn, l.logger, pgroles.WithPasswordKey(l.passwordKey), pgroles.WithInstallation(l.installation),
+		pgroles.WithBuiltinNames(pggw.BuiltinNames()))
 	if err != nil {
 		return nil, fmt.Errorf("target %s: connecting as its admin role: %w", l.target, err)
 	}
