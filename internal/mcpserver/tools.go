@@ -190,7 +190,7 @@ type RequestAccessInput struct {
 	Allow       []string `json:"allow" jsonschema:"scope statements 'ACTIONS RESOURCE', e.g. 's3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*' or 'pg:select orders.public.*'; ask for the least your task needs"`
 	Duration    string   `json:"duration" jsonschema:"how long the grant lasts once active, as a Go duration: 90s, 10m, 1h"`
 	Reason      string   `json:"reason" jsonschema:"why you need the access: the task, in a sentence a reviewer understands"`
-	WaitSeconds int      `json:"wait_seconds,omitempty" jsonschema:"if the request needs a person's approval, wait up to this many seconds (at most 600) for the decision before returning"`
+	WaitSeconds int      `json:"wait_seconds,omitempty" jsonschema:"if the request needs a person's approval, wait up to this many seconds (at most 600 through airlock mcp over stdio, 90 through /mcp over HTTP) for the decision before returning"`
 }
 
 func (s *server) requestAccess(ctx context.Context, _ *mcp.CallToolRequest, in RequestAccessInput) (*mcp.CallToolResult, Grant, error) {
@@ -213,7 +213,7 @@ func (s *server) requestAccess(ctx context.Context, _ *mcp.CallToolRequest, in R
 // GrantStatusInput is grant_status's arguments.
 type GrantStatusInput struct {
 	GrantID     string `json:"grant_id" jsonschema:"the grant id (g_...)"`
-	WaitSeconds int    `json:"wait_seconds,omitempty" jsonschema:"if the grant is pending, wait up to this many seconds (at most 600) for it to be decided"`
+	WaitSeconds int    `json:"wait_seconds,omitempty" jsonschema:"if the grant is pending, wait up to this many seconds (at most 600 through airlock mcp over stdio, 90 through /mcp over HTTP) for it to be decided"`
 }
 
 func (s *server) grantStatus(ctx context.Context, _ *mcp.CallToolRequest, in GrantStatusInput) (*mcp.CallToolResult, Grant, error) {
