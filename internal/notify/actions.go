@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 const (
@@ -230,6 +232,23 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, a, r.RemoteAddr, true, "This click was already handled.")
 		return
 	}
+	// The cache above is this process's; the store tells whether another
+	// replica, or this one before a restart, handled the request.
+	keys := []string{"slack-sig:" + strings.ToLower(r.Header.Get("X-Slack-Signature"))}
+	if a.trigger != "" {
+		keys = append(keys, "slack-trigger:"+a.trigger)
+	}
+	ts, _ := strconv.ParseInt(r.Header.Get("X-Slack-Request-Timestamp"), 10, 64) // verified above
+	if fresh, err := n.claim(r.Context(), time.Unix(ts, 0), keys...); err != nil {
+		n.logger.Error("recording a Slack action as handled", "err", err)
+		msg := "Airlock could not record the decision; nothing was changed. Try again or use the CLI."
+		n.replyLater(a, msg)
+		writeEphemeral(w, http.StatusServiceUnavailable, msg)
+		return
+	} else if !fresh {
+		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, a, r.RemoteAddr, true, "This click was already handled.")
+		return
+	}
 	if t := n.o.Slack.TeamID; t != "" && a.team != t && a.enterprise != t {
 		n.refuse(r.Context(), w, http.StatusOK, RefusedWrongTeam, a, r.RemoteAddr, true,
 			"This Slack workspace is not the one Airlock takes decisions from (notify.slack.team_id).")
@@ -370,6 +389,39 @@ func writeEphemeral(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(ephemeral(msg))
+}
+
+// claim records keys, the identities of a verified request signed at
+// signed, in the store (store.ActionClaimer) until its signature can no
+// longer verify anywhere, and reports whether every one was new. Each
+// replica's replayCache is its own and forgets at a restart; this is what
+// makes any replica refuse a request another one handled. Keys are hashed:
+// a signature or a Slack trigger id is stored as nothing a reader could
+// present again, and in a bounded size.
+func (n *Notifier) claim(ctx context.Context, signed time.Time, keys ...string) (bool, error) {
+	now := n.clk.Now()
+	// A signature verifies while its timestamp is within a window of the
+	// verifier's clock; a second window covers replicas whose clocks
+	// disagree by up to that much.
+	expires := signed.Add(2 * window)
+	fresh := true
+	err := n.o.Log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		fresh = true
+		c, ok := tx.(store.ActionClaimer)
+		if !ok {
+			return nil, nil
+		}
+		for _, k := range keys {
+			sum := sha256.Sum256([]byte(k))
+			ok, err := c.ClaimAction(ctx, hex.EncodeToString(sum[:]), now, expires)
+			if err != nil {
+				return nil, err
+			}
+			fresh = fresh && ok
+		}
+		return nil, nil
+	})
+	return fresh, err
 }
 
 // replayCache remembers keys until they are a window old. Bounded: when

@@ -167,7 +167,7 @@ func (n *Notifier) webhookActions(w http.ResponseWriter, r *http.Request) {
 	// Remembered by what was verified (the signature's bytes), not the
 	// header's text: "t=+1700000000", "t=01700000000" and upper-case hex
 	// verify as the canonical header does and must not count as new.
-	_, sig, _ := parseSignature(r.Header.Get(SignatureHeader))
+	ts, sig, _ := parseSignature(r.Header.Get(SignatureHeader))
 	if !n.seen.add("hook:"+hex.EncodeToString(sig), n.clk.Now()) {
 		n.refuseDecisionCall(ctx, w, http.StatusUnauthorized, RefusedReplay, Decision{}, r.RemoteAddr, false, "this request was already handled")
 		return
@@ -175,6 +175,15 @@ func (n *Notifier) webhookActions(w http.ResponseWriter, r *http.Request) {
 	d, err := parseDecision(body)
 	if err != nil {
 		n.refuseDecisionCall(ctx, w, http.StatusBadRequest, RefusedMalformed, Decision{}, r.RemoteAddr, true, err.Error())
+		return
+	}
+	// Across replicas and restarts (see claim).
+	if fresh, err := n.claim(ctx, time.Unix(ts, 0), "hook-sig:"+hex.EncodeToString(sig)); err != nil {
+		n.logger.Error("recording a webhook decision as handled", "err", err)
+		writeAPIError(w, &apierr.Error{Status: http.StatusServiceUnavailable, Code: apierr.CodeUnavailable, Message: "Airlock could not record the decision; nothing was changed"})
+		return
+	} else if !fresh {
+		n.refuseDecisionCall(ctx, w, http.StatusUnauthorized, RefusedReplay, d, r.RemoteAddr, true, "this request was already handled")
 		return
 	}
 	who, ok := n.o.Lookup(d.Approver)

@@ -149,6 +149,7 @@ func TestSessionRunsMigration(t *testing.T) {
 		`DROP TABLE log_grant_runs`,
 		`DROP INDEX log_entries_findings`,
 		`DROP INDEX sessions_open`,
+		`DROP TABLE integration_actions`,
 		`CREATE INDEX log_entries_grant ON log_entries(grant_id)`,
 		`CREATE INDEX log_entries_session ON log_entries(session_id)`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,

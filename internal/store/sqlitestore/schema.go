@@ -163,6 +163,18 @@ CREATE INDEX log_entries_findings ON log_entries(seq) WHERE type = 'finding';
 	`
 CREATE INDEX sessions_open ON sessions(id) WHERE instr(record, '"ended_at":') = 0;
 `,
+	// 6: the signed integration requests already handled
+	// (store.ActionClaimer), so that a Slack click or a webhook's decision
+	// replayed after a restart, within its signature's minutes, is refused.
+	// key is a hash of the request's identity; expires is in Unix
+	// nanoseconds.
+	`
+CREATE TABLE integration_actions (
+	key     TEXT PRIMARY KEY,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX integration_actions_expires ON integration_actions(expires);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

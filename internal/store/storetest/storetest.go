@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Isolation", testIsolation},
 		{"BeginWaits", testBeginWaits},
 		{"TxDone", testTxDone},
+		{"ClaimAction", testClaimAction},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1269,4 +1270,51 @@ func testTxDone(t *testing.T, s store.Store) {
 		t.Error("Commit after Rollback succeeded")
 	}
 	write(t, s, func(ctx context.Context, tx store.Tx) {})
+}
+
+// testClaimAction: a key is claimed once until it expires, whichever
+// transaction asks; a rolled-back claim is no claim; an expired one is
+// removed and may be claimed again.
+func testClaimAction(t *testing.T, s store.Store) {
+	claim := func(tx store.Tx, key string, now, expires time.Time) bool {
+		t.Helper()
+		c, ok := tx.(store.ActionClaimer)
+		if !ok {
+			t.Fatalf("%T does not implement store.ActionClaimer", tx)
+		}
+		fresh, err := c.ClaimAction(t.Context(), key, now, expires)
+		must(t, err, "ClaimAction")
+		return fresh
+	}
+	exp := t0.Add(10 * time.Minute)
+	write(t, s, func(ctx context.Context, tx store.Tx) {
+		if !claim(tx, "k1", t0, exp) {
+			t.Error("a new key was not fresh")
+		}
+		if claim(tx, "k1", t0, exp) {
+			t.Error("a key claimed in the same transaction was fresh again")
+		}
+	})
+	tx, err := s.Begin(t.Context())
+	must(t, err, "Begin")
+	if !claim(tx, "k2", t0, exp) {
+		t.Error("k2 was not fresh")
+	}
+	must(t, tx.Rollback(), "Rollback")
+	write(t, s, func(ctx context.Context, tx store.Tx) {
+		if claim(tx, "k1", t0.Add(time.Minute), exp) {
+			t.Error("a committed claim was fresh in the next transaction")
+		}
+		if !claim(tx, "k2", t0.Add(time.Minute), exp) {
+			t.Error("a rolled-back claim was remembered")
+		}
+	})
+	write(t, s, func(ctx context.Context, tx store.Tx) {
+		if claim(tx, "k1", exp, exp) {
+			t.Error("a claim was forgotten at its expiry, not after it")
+		}
+		if !claim(tx, "k1", exp.Add(time.Nanosecond), exp.Add(time.Hour)) {
+			t.Error("an expired claim was not forgotten")
+		}
+	})
 }
