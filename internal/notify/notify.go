@@ -126,11 +126,13 @@ func New(o Options) (*Notifier, error) {
 				return nil, fmt.Errorf("notify.webhooks[%d] may decide and has the same secret as notify.webhooks[%d], which only receives events (its receiver could then sign decisions); give each its own secret", i, j)
 			}
 		}
-		// Nor Slack's signing secret, which Slack holds too: with it,
-		// clicks are taken only from mapped Slack users, but a webhook's
-		// decision names any person.
-		if w.Decisions && o.Slack != nil && hmac.Equal(w.Secret, o.Slack.SigningSecret) {
-			return nil, fmt.Errorf("notify.webhooks[%d] may decide and has the Slack app's signing secret as its secret (whoever holds it could then sign decisions as anyone); give it its own secret", i)
+		// Nor Slack's signing secret, for any webhook: a receiver holds
+		// its webhook's secret to verify events, and with Slack's it could
+		// sign clicks as any mapped Slack user (even a receiver of events
+		// only); and Slack, which holds its secret too, could sign a
+		// deciding webhook's decisions, which name any person.
+		if o.Slack != nil && hmac.Equal(w.Secret, o.Slack.SigningSecret) {
+			return nil, fmt.Errorf("notify.webhooks[%d] has the Slack app's signing secret as its secret (its receiver could then sign Slack clicks, and Slack webhook decisions, as people); give it its own secret", i)
 		}
 	}
 	if o.Clock == nil {

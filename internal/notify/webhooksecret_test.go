@@ -75,3 +75,35 @@ func TestWebhookSecretOfSlackDecidesNothing(t *testing.T) {
 		t.Fatalf("a decision signed with Slack's signing secret took effect: %d %s; grant %s approved by %+v", st, body, got.Status, got.Approvals)
 	}
 }
+
+// TestSlackSecretOfEventsWebhookDecidesNothing: no webhook, not even one
+// that only receives events, may have Slack's signing secret as its own.
+// Its receiver (a log collector, say) holds the secret it verifies events
+// with, and with Slack's it signs a click as any mapped Slack user and
+// approves as that person: only a webhook that may decide was refused
+// Slack's secret, although an events-only webhook's secret must
+// authorise nothing.
+func TestSlackSecretOfEventsWebhookDecidesNothing(t *testing.T) {
+	f := newFakeSlack(t)
+	recv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	t.Cleanup(recv.Close)
+	t.Setenv("TEST_SLACK_WEBHOOK", f.URL+"/incoming")
+	t.Setenv("TEST_SLACK_SECRET", signingSecret)
+	t.Setenv("HOOK_EVENTS_SECRET", signingSecret)
+	w, err := openWorld(t, fmt.Sprintf("notify:\n"+
+		"  slack: {webhook_url_env: TEST_SLACK_WEBHOOK, signing_secret_env: TEST_SLACK_SECRET}\n"+
+		"  webhooks:\n"+
+		"    - {url: %s/siem, secret_env: HOOK_EVENTS_SECRET}\n", recv.URL), "")
+	if err != nil {
+		if !strings.Contains(err.Error(), "Slack") || strings.Contains(err.Error(), signingSecret) {
+			t.Fatalf("refused, but not for the shared secret (or naming it): %v", err)
+		}
+		return
+	}
+	g := w.request(w.bot, humanScope, "INC-24")
+	// The events receiver signs a click as alice with the secret it holds.
+	st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: "airlock_approve:" + g.ID, trigger: "t-siem"})
+	if got := w.grant(g.ID); got.Status != model.Pending {
+		t.Fatalf("a click signed with an events-only webhook's secret took effect: %d %q; grant %s approved by %+v", st, txt, got.Status, got.Approvals)
+	}
+}
