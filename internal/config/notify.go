@@ -35,7 +35,8 @@ type Slack struct {
 	// workspaces signs every workspace's clicks with one secret, and a
 	// Slack user id is only promised unique within its workspace: without
 	// it, a click from another workspace by a user whose id matches a
-	// mapped person's would be taken as that person's.
+	// mapped person's would be taken as that person's. A click in that
+	// workspace by a user of another (Slack Connect) is refused too.
 	TeamID string `yaml:"team_id"`
 }
 

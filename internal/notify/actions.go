@@ -83,7 +83,10 @@ type action struct {
 	// team and enterprise are the workspace the click came from and its
 	// Enterprise Grid organisation, if any ("" when Slack sent none).
 	team, enterprise string
-	identity         string // the mapped person, once known
+	// userTeam is the clicking user's own workspace (user.team_id; an
+	// Enterprise Grid user's is the organisation's id), "" if not sent.
+	userTeam string
+	identity string // the mapped person, once known
 }
 
 // parsePayload reads the form-encoded body's payload field. It is the
@@ -107,12 +110,12 @@ func parsePayload(body []byte) (action, error) {
 	if len(p.Actions) != 1 {
 		return action{}, fmt.Errorf("%d actions, want exactly one", len(p.Actions))
 	}
-	a := action{user: p.User.ID, responseURL: p.ResponseURL, trigger: p.TriggerID, team: p.Team.ID, enterprise: p.Enterprise.ID}
+	a := action{user: p.User.ID, responseURL: p.ResponseURL, trigger: p.TriggerID, team: p.Team.ID, enterprise: p.Enterprise.ID, userTeam: p.User.TeamID}
 	if a.team == "" {
 		// An org-wide app's payload may carry no team; the user's own is there.
 		a.team = p.User.TeamID
 	}
-	if (a.team != "" && !slackID(a.team)) || (a.enterprise != "" && !slackID(a.enterprise)) {
+	if (a.team != "" && !slackID(a.team)) || (a.enterprise != "" && !slackID(a.enterprise)) || (a.userTeam != "" && !slackID(a.userTeam)) {
 		return action{}, errors.New("the team or enterprise id is not a Slack id")
 	}
 	id := p.Actions[0].ActionID
@@ -131,6 +134,16 @@ func parsePayload(body []byte) (action, error) {
 		return action{}, errors.New("no valid Slack user id")
 	}
 	return a, nil
+}
+
+// homeTeam reports whether the clicking user belongs to the workspace (or
+// Enterprise Grid organisation) the click came from, as far as the payload
+// says: a user's id is only promised unique within their own workspace,
+// and in a channel shared with another organisation (Slack Connect) a
+// member of that organisation clicks in ours, team naming ours and
+// user.team_id theirs.
+func (a action) homeTeam() bool {
+	return a.userTeam == "" || a.userTeam == a.team || a.userTeam == a.enterprise
 }
 
 // validID: prefix then lower-case letters and digits, as grants issues them.
@@ -249,7 +262,7 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 		n.refuse(r.Context(), w, http.StatusUnauthorized, RefusedReplay, a, r.RemoteAddr, true, "This click was already handled.")
 		return
 	}
-	if t := n.o.Slack.TeamID; t != "" && a.team != t && a.enterprise != t {
+	if t := n.o.Slack.TeamID; t != "" && (a.team != t && a.enterprise != t || !a.homeTeam()) {
 		n.refuse(r.Context(), w, http.StatusOK, RefusedWrongTeam, a, r.RemoteAddr, true,
 			"This Slack workspace is not the one Airlock takes decisions from (notify.slack.team_id).")
 		return
@@ -376,6 +389,9 @@ func (n *Notifier) record(ctx context.Context, why string, a action, remote stri
 		extra = map[string]any{"slack_user": a.user, "action": a.verb}
 		if a.team != "" {
 			extra["slack_team"] = a.team
+		}
+		if a.userTeam != "" && a.userTeam != a.team {
+			extra["slack_user_team"] = a.userTeam
 		}
 		if a.identity != "" {
 			extra["identity"] = a.identity

@@ -273,8 +273,10 @@ type click struct {
 	// team is the workspace the click comes from (T0001 if empty);
 	// enterprise its Enterprise Grid organisation, if any.
 	team, enterprise string
-	ts               time.Time
-	secret           string
+	// userTeam is the user's own workspace (user.team_id), team if empty.
+	userTeam string
+	ts       time.Time
+	secret   string
 	// responseURL replaces the fake's own response URL when set.
 	responseURL string
 }
@@ -283,8 +285,11 @@ func (f *fakeSlack) body(c click) []byte {
 	if c.team == "" {
 		c.team = "T0001"
 	}
+	if c.userTeam == "" {
+		c.userTeam = c.team
+	}
 	p := map[string]any{
-		"type": "block_actions", "user": map[string]any{"id": c.user, "username": "x", "team_id": c.team},
+		"type": "block_actions", "user": map[string]any{"id": c.user, "username": "x", "team_id": c.userTeam},
 		"team":       map[string]any{"id": c.team, "domain": "x"},
 		"api_app_id": "A0001", "token": "legacy", "trigger_id": c.trigger,
 		"response_url": f.URL + "/response/" + c.trigger,

@@ -46,6 +46,46 @@ func TestSlackTeamID(t *testing.T) {
 
 }
 
+// TestSlackTeamIDOfTheUser: with team_id set, a click in the configured
+// workspace by a user of another one (a channel shared with another
+// organisation, Slack Connect: team is ours, user.team_id theirs) is
+// refused too, since the user's id is only promised unique within their
+// own workspace. Only the workspace the click came from was checked, so
+// such a user whose id matched a mapped person's decided as that person.
+// An Enterprise Grid user, whose user.team_id is the organisation's, still
+// decides.
+func TestSlackTeamIDOfTheUser(t *testing.T) {
+	w, f, g, approve := pendingFromTeam(t, "T0001")
+	st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: approve, trigger: "t-connect", userTeam: "T0EVIL"})
+	if st != http.StatusOK || !strings.Contains(txt, "not the one Airlock takes decisions from") {
+		t.Errorf("click by a user of another workspace: %d %q", st, txt)
+	}
+	if got := w.grant(g.ID); got.Status != model.Pending {
+		t.Fatalf("a click by a user of another workspace left the grant %s, approvals %+v", got.Status, got.Approvals)
+	}
+	found := false
+	for _, e := range w.entries("integration.refused") {
+		var d struct {
+			Data map[string]any `json:"data"`
+		}
+		must(t, json.Unmarshal(e.Data, &d))
+		if d.Data["reason"] == "wrong_team" && d.Data["slack_team"] == "T0001" && d.Data["slack_user_team"] == "T0EVIL" && e.GrantID == g.ID {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the refused click is not in the log with the user's workspace")
+	}
+
+	w, f, g, approve = pendingFromTeam(t, "T0002")
+	if st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: approve, trigger: "t-grid", team: "T0002", enterprise: "E0ORG", userTeam: "E0ORG"}); st != http.StatusOK || txt != "" {
+		t.Fatalf("click by a user of the workspace's Enterprise Grid organisation: %d %q", st, txt)
+	}
+	if got := w.grant(g.ID); got.Status != model.Active {
+		t.Fatalf("after the Grid user's click the grant is %s", got.Status)
+	}
+}
+
 // TestSlackEnterpriseID: team_id may name an Enterprise Grid organisation;
 // a click from any of its workspaces counts.
 func TestSlackEnterpriseID(t *testing.T) {
