@@ -58,6 +58,16 @@ func escN(s string, max int) string {
 	return b.String()
 }
 
+// codeSpan shows a scope statement as inline code: mrkdwn formats text
+// between asterisks, underscores and tildes even in a verbatim text
+// object, and a statement's wildcards would pair up
+// ("arn:aws:s3:::*secret*" showed as a bold "arn:aws:s3:::secret", hiding
+// the wildcards from the person approving it). Inside a code span nothing
+// is formatted; a backtick, which would end the span, is shown as \u0060.
+func codeSpan(s string) string {
+	return "`" + strings.ReplaceAll(escN(s, 0), "`", `\u0060`) + "`"
+}
+
 // text is a Block Kit text object.
 type text struct {
 	Type string `json:"type"`
@@ -96,7 +106,7 @@ func requestSummary(g model.Grant) (summary string, whole bool) {
 		esc(g.Duration.String()), esc(g.Reason), esc(g.Decision.Explanation), esc(g.ID))
 	var scope []string
 	for _, s := range g.RequestedScope.Strings() {
-		scope = append(scope, "• "+escN(s, 0))
+		scope = append(scope, "• "+codeSpan(s))
 	}
 	if t := head + strings.Join(scope, "\n") + tail; utf8.RuneCountInString(t) <= maxSection {
 		return t, true

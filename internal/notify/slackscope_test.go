@@ -91,7 +91,7 @@ when { context.resource like "arn:aws:s3:::orders/*" };
 				return
 			}
 			for _, s := range tc.scope {
-				if !strings.Contains(section, "• "+s+"\n") {
+				if !strings.Contains(section, "• `"+s+"`\n") {
 					t.Errorf("Approve is offered, but the message does not show the statement %q in full:\n%s", s, section)
 				}
 			}
