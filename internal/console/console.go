@@ -319,11 +319,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, u *who, status in
 	h.render(w, r, u, status, "error", "Error", map[string]any{"Status": status, "StatusText": http.StatusText(status), "Message": msg})
 }
 
-// failErr shows a service error as the service worded it.
+// failErr shows a service error as the service worded it, with the field
+// at fault when it names one (the API's answer carries it beside the
+// message; without it "unknown query parameter" did not say which).
 func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, u who, err error) {
 	ae := apierr.From(err)
 	if ae.Status >= 500 {
 		h.logger.Error("console request failed", "path", r.URL.Path, "identity", u.id.Name, "err", err)
 	}
-	h.fail(w, r, &u, ae.Status, ae.Message)
+	h.fail(w, r, &u, ae.Status, ae.Error())
 }
