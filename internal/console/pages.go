@@ -8,9 +8,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
@@ -338,17 +340,50 @@ func (h *Handler) reviewJSON(w http.ResponseWriter, r *http.Request, u who) {
 // inline; the rest are a link away.
 const maxInline = 5
 
+// How much of a recording one page renders. A session holds as many calls
+// as its agent made (an S3 HEAD loop makes thousands a second), and every
+// one was rendered: the grant page listed each call twice (its transcript
+// and the history) and, buffered whole before it was sent, a grant of a
+// million calls took gigabytes to show. Beyond these, a page says how
+// many lines it left out and links to the next ones.
+const (
+	maxInlineLines   = 100  // transcript lines of each inline session on the grant page
+	maxPageLines     = 5000 // transcript lines on one session page (?from= pages on)
+	maxHistory       = 1000 // history rows on the grant page
+	maxGrantSessions = 200  // sessions listed on the grant page
+)
+
 type sessionView struct {
 	Session    model.Session
 	Transcript []line
 	Inline     bool
+	// From is the index of the first line shown (the session page's
+	// ?from=), Total how many lines the whole transcript has; Next is
+	// where the next page starts, 0 if this one reaches the end.
+	From, Total, Next int
+}
+
+// window cuts v's transcript to n lines from from.
+func (v *sessionView) window(from, n int) {
+	v.Total, v.From = len(v.Transcript), min(from, len(v.Transcript))
+	v.Transcript = v.Transcript[v.From:]
+	if len(v.Transcript) > n {
+		v.Transcript = v.Transcript[:n]
+		v.Next = v.From + n
+	}
 }
 
 type grantData struct {
 	G        model.Grant
 	Sessions []sessionView
 	History  []historyLine
-	CSRF     string
+	// HistoryMore and SessionsMore are how many history rows and
+	// sessions were left out (maxHistory, maxGrantSessions).
+	HistoryMore, SessionsMore int
+	// HistoryGap is the index in History after which HistoryMore rows
+	// were left out.
+	HistoryGap int
+	CSRF       string
 }
 
 func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
@@ -370,6 +405,16 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 		return
 	}
 	d := grantData{G: g, CSRF: u.ses.csrf, History: history(httpapi.Events(hist))}
+	if n := len(d.History); n > maxHistory {
+		// The first and the last entries: the request and its decision,
+		// and how it ended.
+		d.HistoryMore = n - maxHistory
+		d.History = append(d.History[:maxHistory/2:maxHistory/2], d.History[n-maxHistory/2:]...)
+		d.HistoryGap = maxHistory / 2
+	}
+	if len(ss) > maxGrantSessions {
+		ss, d.SessionsMore = ss[:maxGrantSessions], len(ss)-maxGrantSessions
+	}
 	for i, s := range ss {
 		v := sessionView{Session: s}
 		if i < maxInline {
@@ -379,19 +424,33 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 				return
 			}
 			v.Transcript, v.Inline = transcript(httpapi.Events(es)), true
+			v.window(0, maxInlineLines)
 		}
 		d.Sessions = append(d.Sessions, v)
 	}
 	h.render(w, r, &u, http.StatusOK, "grant", "Grant "+g.ID, d)
 }
 
+// session shows one session's transcript, maxPageLines lines from
+// ?from= (0 by default).
 func (h *Handler) session(w http.ResponseWriter, r *http.Request, u who) {
+	from := 0
+	if v := r.URL.Query().Get("from"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			h.fail(w, r, &u, http.StatusBadRequest, fmt.Sprintf("from: %s is not a line number.", apierr.Quote(v)))
+			return
+		}
+		from = n
+	}
 	s, es, err := h.svc.Session(r.Context(), u.id, r.PathValue("id"))
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
-	h.render(w, r, &u, http.StatusOK, "session", "Session "+s.ID, sessionView{Session: s, Transcript: transcript(httpapi.Events(es)), Inline: true})
+	v := sessionView{Session: s, Transcript: transcript(httpapi.Events(es)), Inline: true}
+	v.window(from, maxPageLines)
+	h.render(w, r, &u, http.StatusOK, "session", "Session "+s.ID, v)
 }
 
 // --- audit ---

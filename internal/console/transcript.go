@@ -168,9 +168,15 @@ type historyLine struct {
 	Summary string
 }
 
+// history is a grant's own entries: its sessions' entries (every call and
+// result) are in their transcripts, and listing them again here made the
+// grant page as long as all of its sessions together, twice.
 func history(es []httpapi.Event) []historyLine {
-	out := make([]historyLine, 0, len(es))
+	var out []historyLine // not len(es): most of them may be the sessions'
 	for _, e := range es {
+		if strings.HasPrefix(e.Type, "session.") {
+			continue
+		}
 		out = append(out, historyLine{Seq: e.Seq, Time: e.Time, Type: e.Type, Summary: summarize(e.Entry)})
 	}
 	return out

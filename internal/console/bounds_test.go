@@ -1,0 +1,120 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
+)
+
+// TestRecordingPagesBounded: the grant and session pages render a bounded
+// part of a big recording and say what they left out. They rendered every
+// call of every session, the grant page twice (transcripts and history),
+// buffered whole: a grant whose agent made a million calls took
+// gigabytes to show. The grant page shows 100 lines of each inline
+// transcript, 200 sessions and 1,000 history rows (its own entries, not
+// its sessions'); a session page 5,000 lines, ?from= pages on.
+func TestRecordingPagesBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	g := e.request("log-triage-bot", autoScope, "10m", "a busy agent")
+	bot := e.identity("log-triage-bot")
+	// 1,001 credential fetches: each is a history entry of the grant.
+	for i := 0; i < 1001; i++ {
+		if _, err := e.srv.Service.Credentials(ctx, bot, g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gg, err := e.srv.Service.Authority().Lookup(e.grant(g.ID).CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 201 sessions; the first makes 5,100 calls.
+	var first string
+	for i := 0; i < 201; i++ {
+		ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		if i == 0 {
+			first, n = ses.ID, 5100
+		}
+		for j := 0; j < n; j++ {
+			if err := gatewaytest.Record(ctx, ses, gateway.Call{Kind: "request", Action: "s3:GetObject",
+				Resource: fmt.Sprintf("arn:aws:s3:::logs/app/k%05d", j), Allowed: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ses.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.srv.Service.Revoke(ctx, e.identity("alice"), g.ID, "enough"); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.mustSignIn(e.alice)
+
+	p := b.get("/console/grants/" + g.ID)
+	if p.status != http.StatusOK {
+		t.Fatalf("grant page: %d", p.status)
+	}
+	// 100 of the first session's, 2 (started, ended) of each of the 4
+	// other inline ones.
+	if n := strings.Count(p.body, `<tr class="t-`); n != 100+4*2 {
+		t.Errorf("grant page: %d transcript lines, want 108", n)
+	}
+	if strings.Contains(p.body, "k00100") || !strings.Contains(p.body, "k00098") {
+		t.Errorf("grant page: the first session's transcript is not cut after its 100th line")
+	}
+	if !strings.Contains(p.body, `href="/console/sessions/`+first+`?from=100"`) {
+		t.Errorf("grant page: no link to the rest of %s's transcript", first)
+	}
+	if n := strings.Count(p.body, `<section class="session"`); n != 200 {
+		t.Errorf("grant page: %d sessions listed, want 200", n)
+	}
+	if !strings.Contains(p.body, `1 more sessions are not listed here`) {
+		t.Errorf("grant page: does not say a session was left out")
+	}
+	hist := p.body[strings.Index(p.body, `id="history"`):]
+	if strings.Contains(hist, "session.call") || strings.Contains(hist, "session.started") {
+		t.Errorf("grant page: the history lists the sessions' entries again")
+	}
+	if n := strings.Count(hist, "<tr><td>"); n != 1000 {
+		t.Errorf("grant page: %d history rows, want 1000", n)
+	}
+	if !strings.Contains(hist, `id="history-more"`) || !strings.Contains(hist, `id="history-gap">… `) {
+		t.Errorf("grant page: does not say history rows were left out")
+	}
+	// The first entries and the last: the request, and how it ended.
+	if !strings.Contains(hist, "grant.requested") || !strings.Contains(hist, "grant.revoked") {
+		t.Errorf("grant page: the history lacks the request or the revocation")
+	}
+	if len(p.body) > 2<<20 {
+		t.Errorf("grant page: %d bytes", len(p.body))
+	}
+
+	// The session: started, 5,100 calls, ended: 5,102 lines.
+	p = b.get("/console/sessions/" + first)
+	if n := strings.Count(p.body, `<tr class="t-`); p.status != http.StatusOK || n != 5000 {
+		t.Fatalf("session page: %d, %d lines, want 5000", p.status, n)
+	}
+	if !strings.Contains(p.body, `href="/console/sessions/`+first+`?from=5000"`) {
+		t.Errorf("session page: no link to the next lines")
+	}
+	p = b.get("/console/sessions/" + first + "?from=5000")
+	if n := strings.Count(p.body, `<tr class="t-`); p.status != http.StatusOK || n != 102 {
+		t.Fatalf("session page from 5000: %d, %d lines, want 102", p.status, n)
+	}
+	if !strings.Contains(p.body, "k05099") || strings.Contains(p.body, "k04997") || strings.Contains(p.body, "?from=") {
+		t.Errorf("session page from 5000: not the last lines, or a next link past the end")
+	}
+	if p := b.get("/console/sessions/" + first + "?from=-1"); p.status != http.StatusBadRequest {
+		t.Errorf("?from=-1: %d, want 400", p.status)
+	}
+}
