@@ -118,3 +118,29 @@ func TestRecordingPagesBounded(t *testing.T) {
 		t.Errorf("?from=-1: %d, want 400", p.status)
 	}
 }
+
+// TestReviewPageBounded: the review page shows 1,000 rows and says how many
+// matched; the downloads hold every one. An agent whose requests policy
+// approves at once can hold thousands of grants a day, and the page
+// rendered them all.
+func TestReviewPageBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := 0; i < 1001; i++ {
+		e.request("log-triage-bot", autoScope, "10m", fmt.Sprintf("grant %d", i))
+	}
+	b := e.browser()
+	b.mustSignIn(e.alice)
+	p := b.get("/console/review")
+	if p.status != http.StatusOK {
+		t.Fatalf("review: %d", p.status)
+	}
+	if n := strings.Count(p.body, `<tr data-id="g_`); n != 1000 {
+		t.Errorf("review page: %d rows, want 1000", n)
+	}
+	if !strings.Contains(p.body, "The first 1000 of 1001 grants") {
+		t.Errorf("review page: does not say rows were left out")
+	}
+	if c := b.get("/console/review.csv"); strings.Count(c.body, "grant ") != 1001 {
+		t.Errorf("CSV: %d grants, want every one", strings.Count(c.body, "grant "))
+	}
+}

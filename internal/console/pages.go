@@ -264,6 +264,7 @@ type reviewData struct {
 	Q                                      url.Values
 	Account, Day, Target, Identity, Status string
 	Rows                                   []review.Row
+	Total                                  int // rows matched; Rows holds at most maxReviewRows
 	// Query is the filter as a query string for the download links. It is
 	// already encoded (url.Values.Encode), so it is a template.URL: as a
 	// string, html/template would escape its "=" and "&" again and the
@@ -277,11 +278,20 @@ func (h *Handler) review(w http.ResponseWriter, r *http.Request, u who) {
 		h.failErr(w, r, u, err)
 		return
 	}
-	h.render(w, r, &u, http.StatusOK, "review", "Review", reviewData{
+	d := reviewData{
 		Q: q, Account: q.Get("account"), Day: q.Get("day"), Target: q.Get("target"), Identity: q.Get("identity"),
-		Status: q.Get("status"), Rows: rows, Query: template.URL(q.Encode()),
-	})
+		Status: q.Get("status"), Rows: rows, Total: len(rows), Query: template.URL(q.Encode()),
+	}
+	if len(d.Rows) > maxReviewRows {
+		d.Rows = d.Rows[:maxReviewRows]
+	}
+	h.render(w, r, &u, http.StatusOK, "review", "Review", d)
 }
+
+// maxReviewRows bounds the review page: an agent whose requests policy
+// approves at once can hold thousands of grants a day, and the page
+// rendered a row for each. The downloads hold every row.
+const maxReviewRows = 1000
 
 // downloadName is a file name for the review's filter: the day (or
 // "grants"), and only safe characters.
