@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -142,5 +143,41 @@ func TestReviewPageBounded(t *testing.T) {
 	}
 	if c := b.get("/console/review.csv"); strings.Count(c.body, "grant ") != 1001 {
 		t.Errorf("CSV: %d grants, want every one", strings.Count(c.body, "grant "))
+	}
+}
+
+// TestQueueBounded: the queue shows the 200 oldest requests a person may
+// decide and how many more wait; queue.json, polled every two seconds by
+// every open queue, likewise. An agent can ask for any number of grants
+// that wait for a person, and each poll rendered every one of them.
+func TestQueueBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	var ids []string
+	for i := 0; i < 201; i++ {
+		ids = append(ids, e.request("log-triage-bot", humanScope, "30m", fmt.Sprintf("pending %d", i)).ID)
+	}
+	b := e.browser()
+	b.mustSignIn(e.alice)
+	p := b.get("/console/queue")
+	if n := strings.Count(p.body, `<tr data-id="g_`); p.status != http.StatusOK || n != 200 {
+		t.Fatalf("queue: %d, %d rows, want 200", p.status, n)
+	}
+	if !strings.Contains(p.body, `<span id="more-count">1</span> more requests are waiting`) || strings.Contains(p.body, ids[200]) {
+		t.Errorf("queue: the 201st request is shown, or the page does not say it waits")
+	}
+	var qj struct {
+		Rows []struct{ ID string }
+		More int
+	}
+	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.More != 1 || qj.Rows[0].ID != ids[0] {
+		t.Fatalf("queue.json: %d rows, %d more, %v", len(qj.Rows), qj.More, err)
+	}
+	// Deciding one brings the last in.
+	if _, err := e.srv.Service.Deny(context.Background(), e.identity("bob"), ids[0], "no"); err != nil {
+		t.Fatal(err)
+	}
+	qj.Rows, qj.More = nil, -1
+	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.More != 0 || qj.Rows[199].ID != ids[200] {
+		t.Fatalf("queue.json after a decision: %d rows, %d more, %v", len(qj.Rows), qj.More, err)
 	}
 }

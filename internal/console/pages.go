@@ -144,16 +144,35 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u who) {
 
 type queueData struct {
 	Rows []model.Grant
+	More int // pending requests beyond Rows (maxQueueRows)
 	CSRF string
 }
 
-func (h *Handler) queue(w http.ResponseWriter, r *http.Request, u who) {
+// maxQueueRows bounds the queue: an agent may ask for as many grants as it
+// likes, each waiting for a person, and every open queue page rendered
+// every one of them again every two seconds (3,000 requests: a 6 MB
+// answer and half a second of the server's time per poll, per page).
+// The oldest come first, those closest to their deadline; the rest show
+// as these are decided.
+const maxQueueRows = 200
+
+// pending is the queue: the first maxQueueRows requests u may decide, and
+// how many more there are.
+func (h *Handler) pending(r *http.Request, u who) ([]model.Grant, int, error) {
 	gs, err := h.svc.Pending(r.Context(), u.id)
+	if len(gs) > maxQueueRows {
+		return gs[:maxQueueRows], len(gs) - maxQueueRows, err
+	}
+	return gs, 0, err
+}
+
+func (h *Handler) queue(w http.ResponseWriter, r *http.Request, u who) {
+	gs, more, err := h.pending(r, u)
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
-	h.render(w, r, &u, http.StatusOK, "queue", "Queue", queueData{Rows: gs, CSRF: u.ses.csrf})
+	h.render(w, r, &u, http.StatusOK, "queue", "Queue", queueData{Rows: gs, More: more, CSRF: u.ses.csrf})
 }
 
 // queueRow is one pending request, rendered, for the page's script.
@@ -166,7 +185,7 @@ type queueRow struct {
 // may decide, each rendered as the page renders it, so the script adds
 // and removes rows without rebuilding the ones being typed into.
 func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
-	gs, err := h.svc.Pending(r.Context(), u.id)
+	gs, more, err := h.pending(r, u)
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
@@ -180,7 +199,7 @@ func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
 		}
 		rows = append(rows, queueRow{ID: g.ID, HTML: buf.String()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rows": rows})
+	writeJSON(w, http.StatusOK, map[string]any{"rows": rows, "more": more})
 }
 
 // --- decisions ---

@@ -7,6 +7,8 @@
   if (document.body.dataset.page !== "queue") return;
   var tbody = document.querySelector("#queue tbody");
   var empty = document.getElementById("empty");
+  var more = document.getElementById("more");
+  var moreCount = document.getElementById("more-count");
   var busy = false;
   function refresh() {
     if (busy) return;
@@ -31,6 +33,8 @@
           tbody.appendChild(t.content.firstElementChild);
         });
         empty.hidden = tbody.rows.length > 0;
+        moreCount.textContent = String(data.more || 0);
+        more.hidden = !data.more;
         document.body.dataset.polled = String(Date.now());
       })
       .catch(function () {})
