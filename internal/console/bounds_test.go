@@ -10,6 +10,8 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // TestRecordingPagesBounded: the grant and session pages render a bounded
@@ -179,5 +181,46 @@ func TestQueueBounded(t *testing.T) {
 	qj.Rows, qj.More = nil, -1
 	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.More != 0 || qj.Rows[199].ID != ids[200] {
 		t.Fatalf("queue.json after a decision: %d rows, %d more, %v", len(qj.Rows), qj.More, err)
+	}
+}
+
+// TestFindingsPageBounded: the findings page shows 1,000 findings and says
+// how many there are. Each new address a grant's credentials are used
+// from is a finding, and the page rendered them all.
+func TestFindingsPageBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	bot := e.identity("log-triage-bot")
+	bot.Instance = &model.Instance{IP: "10.0.0.1"}
+	g, err := e.srv.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod", Scope: []string{autoScope}, Duration: "10m", Reason: "findings"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg, err := e.srv.Service.Authority().Lookup(e.grant(g.ID).CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1001; i++ {
+		ses, err := e.srv.Service.Authority().StartSession(ctx, gg, fmt.Sprintf("10.9.%d.%d:4242", i/256, i%256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ses.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	b.mustSignIn(e.alice)
+	for _, path := range []string{"/console/findings", "/console/findings?day="} {
+		p := b.get(path)
+		if p.status != http.StatusOK {
+			t.Fatalf("%s: %d", path, p.status)
+		}
+		if n := strings.Count(p.body, "<td>"+model.FindingCredentialMoved); n != 1000 {
+			t.Errorf("%s: %d findings, want 1000", path, n)
+		}
+		if !strings.Contains(p.body, "The first 1000 of 1001 findings") {
+			t.Errorf("%s: does not say findings were left out", path)
+		}
 	}
 }

@@ -561,9 +561,15 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, u who) {
 // --- findings ---
 
 type findingsData struct {
-	Day  string
-	Rows []model.Finding
+	Day   string
+	Rows  []model.Finding
+	Total int // findings listed; Rows holds at most maxFindingsRows
 }
+
+// maxFindingsRows bounds the findings page: an agent that calls from one
+// address after another, or changes its user agent, makes a finding of
+// each, and the page (all days, or a busy one) rendered them all.
+const maxFindingsRows = 1000
 
 // findingsPage lists the findings of a day (today, UTC, when the page is
 // opened without one; all days with an empty day=), as GET /v1/findings
@@ -584,5 +590,9 @@ func (h *Handler) findingsPage(w http.ResponseWriter, r *http.Request, u who) {
 		h.failErr(w, r, u, err)
 		return
 	}
-	h.render(w, r, &u, http.StatusOK, "findings", "Findings", findingsData{Day: day, Rows: fs})
+	d := findingsData{Day: day, Rows: fs, Total: len(fs)}
+	if len(d.Rows) > maxFindingsRows {
+		d.Rows = d.Rows[:maxFindingsRows]
+	}
+	h.render(w, r, &u, http.StatusOK, "findings", "Findings", d)
 }
