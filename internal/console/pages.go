@@ -22,9 +22,9 @@ import (
 )
 
 // funcs are the templates' helpers. Everything that came from a request
-// or a recording is shown through esc (one line) or text (multi-line),
-// which write control characters as visible escapes; html/template then
-// escapes the HTML.
+// or a recording is shown through esc (one line) or text (multi-line: a
+// SQL statement, the checkpoint), which write control characters as
+// visible escapes; html/template then escapes the HTML.
 var funcs = template.FuncMap{
 	"esc":  func(v any) string { return textesc.String(fmt.Sprint(v)) },
 	"text": func(v any) string { return textesc.Text(fmt.Sprint(v)) },

@@ -23,6 +23,11 @@ type line struct {
 	Kind    string // "allowed", "denied", "result", "event"
 	Text    string
 	Details string
+	// SQL marks Text as a SQL statement, the one text shown on several
+	// lines as written: a newline anywhere else (an S3 key, an upstream's
+	// error) is escaped like any control character, or it would draw
+	// what looks like further lines of the transcript.
+	SQL bool
 }
 
 // transcript lays a session's events out as `airlock session show` does:
@@ -84,6 +89,7 @@ func transcript(events []httpapi.Event) []line {
 			l.Kind = "denied"
 		}
 		l.Text, l.Details = renderRequest(c)
+		_, l.SQL = c.Params["statement"]
 		out = append(out, l)
 		if k := pairKey(c); k != "" {
 			if r := byKey[k]; r != nil && !r.used {
