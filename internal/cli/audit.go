@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,12 @@ func (a *app) auditCmd() *cobra.Command {
 			if witnessFile != "" {
 				if witness, err = os.ReadFile(witnessFile); err != nil {
 					return usagef("--witness: %v", err)
+				}
+				// The whole answer of GET /v1/audit/checkpoint, saved as
+				// is, is JSON around the note: say so, rather than report
+				// a bad signature, which reads as a tampered log.
+				if checkpointAnswer(witness) {
+					return usagef("--witness %s holds the JSON answer of GET /v1/audit/checkpoint, not a checkpoint: save its \"checkpoint\" field (jq -r .checkpoint), or \"cosigned\" for the witnesses' cosignatures", witnessFile)
 				}
 			}
 			if len(witnessKeys) > 0 {
@@ -341,4 +348,13 @@ func printMismatch(w io.Writer, what string, mismatch []string) {
 	for _, m := range mismatch {
 		linef(w, "!!!   %s", m)
 	}
+}
+
+// checkpointAnswer reports whether b is a JSON object carrying a
+// "checkpoint" string, as GET /v1/audit/checkpoint answers.
+func checkpointAnswer(b []byte) bool {
+	var r struct {
+		Checkpoint *string `json:"checkpoint"`
+	}
+	return json.Unmarshal(b, &r) == nil && r.Checkpoint != nil
 }

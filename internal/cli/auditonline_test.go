@@ -2,6 +2,9 @@ package cli
 
 import (
 	"database/sql"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,5 +68,53 @@ func TestAuditVerifyOnlinePinnedKeyDamagedLog(t *testing.T) {
 		if strings.Contains(out+errOut, "internal error") {
 			t.Errorf("%v: output says internal error", args)
 		}
+	}
+}
+
+// TestAuditVerifyWitnessSavedAsAPIAnswer: the README has the reviewer keep
+// a copy of GET /v1/audit/checkpoint as a witness. Saved whole, that answer
+// is JSON around the note, and `audit verify --witness` reported
+// "PROBLEM bad-signature: witness checkpoint: malformed note" and exit 1,
+// which reads as a tampered log. It is now a usage error naming the field
+// to keep; the field itself verifies.
+func TestAuditVerifyWitnessSavedAsAPIAnswer(t *testing.T) {
+	l := startServer(t, nil)
+	pub := filepath.Join(l.dataDir, "log-signing.pub")
+	req, err := http.NewRequest("GET", "http://"+l.apiAddr+"/v1/audit/checkpoint", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+l.aliceKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/audit/checkpoint: %d %v\n%s", resp.StatusCode, err, answer)
+	}
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "checkpoint.json")
+	if err := os.WriteFile(whole, answer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := l.as(l.aliceKey, "audit", "verify", "--key", pub, "--witness", whole)
+	if code != 2 || strings.Contains(out, "bad-signature") || !strings.Contains(errOut, `save its "checkpoint" field`) {
+		t.Errorf("whole answer as --witness: exit %d, want 2 and a hint\n%s%s", code, out, errOut)
+	}
+
+	var r struct {
+		Checkpoint string `json:"checkpoint"`
+	}
+	if err := json.Unmarshal(answer, &r); err != nil {
+		t.Fatal(err)
+	}
+	field := filepath.Join(dir, "checkpoint.copy")
+	if err := os.WriteFile(field, []byte(r.Checkpoint), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := l.as(l.aliceKey, "audit", "verify", "--key", pub, "--witness", field); code != 0 || !strings.Contains(out, "the log extends it") {
+		t.Errorf("its checkpoint field as --witness: exit %d\n%s%s", code, out, errOut)
 	}
 }
