@@ -31,9 +31,6 @@ func (a *app) findingsCmd() *cobra.Command {
 				}
 				return a.printJSON(fs)
 			}
-			if a.output == "csv" {
-				return usagef("-o csv is for grants; use -o json")
-			}
 			w := a.table()
 			fmt.Fprintln(w, "TIME\tKIND\tIDENTITY\tGRANT\tINSTANCE\tOTHERS\tREFUSED")
 			for _, f := range fs {

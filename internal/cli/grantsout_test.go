@@ -95,3 +95,29 @@ func TestGrantsCSVEscapes(t *testing.T) {
 		t.Errorf("-o json does not keep the key exact: %s", out)
 	}
 }
+
+// TestOutputCSVOnlyForGrants: -o csv is the review query's format only.
+// Given to another command it printed that command's table as if the
+// format had been honoured (pending, agent list, whoami, credentials…);
+// it is now a usage error before anything is sent, and grants still
+// takes it.
+func TestOutputCSVOnlyForGrants(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	for _, args := range [][]string{
+		{"-o", "csv", "pending"},
+		{"agent", "list", "-o", "csv"},
+		{"-o", "csv", "whoami"},
+		{"-o", "csv", "keygen"},
+		{"-o", "csv", "findings"},
+		{"-o", "csv", "grant", "show", "g_x"},
+	} {
+		code, out, errOut := run(t, env, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "-o csv is for airlock grants only") {
+			t.Errorf("%v: exit %d, want 2 and a usage error\nstdout: %q\nstderr: %q", args, code, out, errOut)
+		}
+	}
+	// grants takes it: it goes on to ask the (absent) server.
+	if code, _, errOut := run(t, env, "-o", "csv", "grants"); code == 2 || strings.Contains(errOut, "-o csv is for") {
+		t.Errorf("grants -o csv refused as a usage error: exit %d: %s", code, errOut)
+	}
+}

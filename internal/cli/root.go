@@ -104,8 +104,15 @@ func (a *app) root() *cobra.Command {
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table, json or csv (csv: grants only)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		switch a.output {
-		case "table", "json", "csv":
+		case "table", "json":
 			return nil
+		case "csv":
+			// Only the review query has a CSV form; elsewhere -o csv
+			// printed the table as if it had been honoured.
+			if cmd.CommandPath() == "airlock grants" {
+				return nil
+			}
+			return usagef("-o csv is for airlock grants only; use -o json or the default table")
 		}
 		return usagef("-o %q: want table, json or csv", a.output)
 	}
