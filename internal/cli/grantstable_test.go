@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 )
 
@@ -146,5 +147,25 @@ func TestGrantsTableMarksCappedScopeUsed(t *testing.T) {
 	}
 	if strings.Contains(lines[2], review.UsedCapNote) {
 		t.Errorf("a scope used of %d pairs is marked as cut:\n%s", review.MaxUsed-1, lines[2])
+	}
+}
+
+// TestGrantShowEndedWithoutComment: `airlock grant show` of a grant its
+// holder gave up with no --comment printed "Ended: ended at … by bot: -",
+// a "why" of "-" that the review table does not show; with a comment the
+// comment follows, escaped.
+func TestGrantShowEndedWithoutComment(t *testing.T) {
+	at := time.Date(2026, 12, 4, 2, 6, 1, 0, time.UTC)
+	for _, tc := range []struct{ comment, want string }{
+		{"", "Ended:            ended at 2026-12-04 02:06:01Z by bot\n"},
+		{"done\x1b[2J", "Ended:            ended at 2026-12-04 02:06:01Z by bot: done\\x1b[2J\n"},
+	} {
+		g := model.Grant{ID: "g_x", Identity: "bot", Status: model.Ended, StartedAt: at, ExpiresAt: at.Add(time.Minute),
+			EndedAt: at, EndReason: "ended", EndedBy: "bot", EndComment: tc.comment}
+		var out bytes.Buffer
+		printGrant(&out, g, nil, nil)
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("comment %q: want a line %q in\n%s", tc.comment, tc.want, out.String())
+		}
 	}
 }

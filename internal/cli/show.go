@@ -110,7 +110,13 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 		p("Decide by", "%s", ts(g.DecideBy))
 	}
 	if g.Status.Final() {
-		p("Ended", "%s at %s by %s: %s", g.EndReason, ts(g.EndedAt), dash(g.EndedBy), dash(g.EndComment))
+		// A grant given up without a comment has no "why" beyond its
+		// reason: say nothing rather than ": -", as the review table does.
+		if g.EndComment == "" {
+			p("Ended", "%s at %s by %s", g.EndReason, ts(g.EndedAt), dash(g.EndedBy))
+		} else {
+			p("Ended", "%s at %s by %s: %s", g.EndReason, ts(g.EndedAt), dash(g.EndedBy), g.EndComment)
+		}
 	}
 	if g.CredentialID != "" {
 		p("Credential", "%s (%s)", g.CredentialID, g.CredentialFingerprint)
