@@ -78,7 +78,7 @@ func LoadOrCreateKey(dataDir, name string) (note.Signer, note.Verifier, error) {
 // LoadVerifier returns the verifier key stored in <dataDir>/log-signing.pub.
 func LoadVerifier(dataDir string) (note.Verifier, error) {
 	pubPath := filepath.Join(dataDir, VerifierKeyFile)
-	pub, err := os.ReadFile(pubPath)
+	pub, err := ReadFileMax(pubPath, MaxVerifierKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: reading verifier key: %w", err)
 	}

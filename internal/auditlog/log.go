@@ -1242,7 +1242,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 // can never be ahead of the database unless entries and checkpoints were
 // removed (or the database was restored from an older copy).
 func checkWitnessFile(path string, latest store.Checkpoint) error {
-	msg, err := os.ReadFile(path)
+	msg, err := ReadFileMax(path, MaxCheckpointFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -40,7 +40,7 @@ func (a *app) auditCmd() *cobra.Command {
 				}
 			}
 			if witnessFile != "" {
-				if witness, err = os.ReadFile(witnessFile); err != nil {
+				if witness, err = auditlog.ReadFileMax(witnessFile, auditlog.MaxCheckpointFile); err != nil {
 					return usagef("--witness: %v", err)
 				}
 				// The whole answer of GET /v1/audit/checkpoint, saved as
@@ -118,7 +118,7 @@ func loadVerifierKey(arg string) (note.Verifier, error) {
 	if v, err := note.NewVerifier(strings.TrimSpace(arg)); err == nil {
 		return v, nil
 	}
-	b, err := os.ReadFile(arg)
+	b, err := auditlog.ReadFileMax(arg, auditlog.MaxVerifierKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("neither a verifier key nor a readable file: %w", err)
 	}

@@ -42,7 +42,7 @@ func (s *Server) verify(ctx context.Context) (auditlog.Report, error) {
 }
 
 func readWitness(dataDir string) ([]byte, error) {
-	witness, err := os.ReadFile(filepath.Join(dataDir, WitnessFile))
+	witness, err := auditlog.ReadFileMax(filepath.Join(dataDir, WitnessFile), auditlog.MaxCheckpointFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
