@@ -265,7 +265,7 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 	var keyArg string
 	cmd := &cobra.Command{
 		Use:   "verify-bundle FILE --key PUB",
-		Short: "Check an evidence bundle offline against a pinned verifier key; exits 1 if anything in it is not proven",
+		Short: "Check an evidence bundle offline against a pinned verifier key; exits 1 if anything in it is not proven, 2 if the file or key cannot be read",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := need(keyArg, "--key"); err != nil {
@@ -275,14 +275,17 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			if err != nil {
 				return usagef("--key: %v", err)
 			}
+			// A file that cannot be read is the caller's mistake (exit
+			// 2), not a bundle that failed (exit 1): a script telling a
+			// forged bundle from a mistyped path must be able to.
 			f, err := os.Open(args[0])
 			if err != nil {
-				return exitf(1, "%v", err)
+				return usagef("%v", err)
 			}
 			b, err := io.ReadAll(io.LimitReader(f, evidence.MaxSize+1))
 			f.Close()
 			if err != nil {
-				return exitf(1, "%v", err)
+				return usagef("%v", err)
 			}
 			res, err := evidence.Verify(b, v)
 			if err != nil {
