@@ -306,8 +306,12 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			}
 			linef(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s; %s",
 				len(res.Rows), res.Account, res.Day, res.Entries, res.TreeSize, res.Root, v.Name(), list)
+			// Each proven row with who approved it and its findings (a
+			// shared identity, moved credentials): without them the
+			// auditor reading "OK" saw no sign of either.
 			for _, r := range res.Rows {
-				linef(a.out, "  %s %s %s %s reason %q, %d sessions, %d calls, %d denied", r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, r.Sessions, r.Calls, r.DeniedCalls)
+				linef(a.out, "  %s %s %s %s reason %q, approved by %s, %d sessions, %d calls, %d denied, findings %s",
+					r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
 			}
 			return nil
 		},

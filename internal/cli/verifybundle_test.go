@@ -2,9 +2,18 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // TestVerifyBundleExitCodes: verify-bundle exits 0 for a bundle that
@@ -40,6 +49,42 @@ func TestVerifyBundleExitCodes(t *testing.T) {
 		code, out, errOut := run(t, nil, append([]string{"audit", "verify-bundle"}, tc.args...)...)
 		if code != tc.want {
 			t.Errorf("%s: exit %d, want %d: %s%s", tc.name, code, tc.want, out, errOut)
+		}
+	}
+}
+
+// TestVerifyBundleShowsFindings: a grant's findings are part of the
+// review ("who", and "what happened"), and verify-bundle's lines for the
+// rows it proved name them, with who approved the grant. They showed
+// neither: a bundle whose grant carried a shared-identity finding printed
+// "OK" and a line no different from a clean grant's.
+func TestVerifyBundleShowsFindings(t *testing.T) {
+	l := startServer(t, nil)
+	ctx := context.Background()
+	bot := client.New("http://"+l.apiAddr, l.botKey)
+	g, err := bot.Request(ctx, grants.RequestInput{Target: "aws-prod", Scope: []string{"s3:ListBucket arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "findings"})
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request: %v (%s)", err, g.Status)
+	}
+	// The same key from a second address within the window: a
+	// shared-identity finding on the open grant.
+	other := client.New("http://"+l.apiAddr, l.botKey)
+	other.HTTP = &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	if _, err := other.Grant(ctx, g.ID); err != nil {
+		t.Fatalf("the second instance: %v", err)
+	}
+	day := time.Now().UTC().Format("2006-01-02")
+	file := filepath.Join(t.TempDir(), "review.json")
+	if code, _, errOut := l.as(l.aliceKey, "audit", "export", "--account", "111122223333", "--day", day, "-o", file); code != 0 {
+		t.Fatalf("audit export: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := run(t, nil, "audit", "verify-bundle", file, "--key", filepath.Join(l.dataDir, "log-signing.pub"))
+	if code != 0 {
+		t.Fatalf("verify-bundle: exit %d: %s%s", code, out, errOut)
+	}
+	for _, want := range []string{"findings " + model.FindingSharedIdentity, "approved by policy "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify-bundle's output lacks %q:\n%s", want, out)
 		}
 	}
 }
