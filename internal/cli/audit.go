@@ -28,7 +28,7 @@ func (a *app) auditCmd() *cobra.Command {
 	var witnessKeys []string
 	verify := &cobra.Command{
 		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
-		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem",
+		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem, 2 if there is nothing to check (bad input)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var v note.Verifier
@@ -71,6 +71,11 @@ func (a *app) auditCmd() *cobra.Command {
 			}
 			if dataDir != "" {
 				rep, err = server.VerifyOffline(cmd.Context(), dataDir, in)
+				if errors.Is(err, server.ErrNoDatabase) {
+					// A mistyped --data-dir is the caller's mistake (exit
+					// 2), not a log that failed verification (exit 1).
+					return usagef("--data-dir: %v", err)
+				}
 			} else {
 				rep, err = a.client().Verify(cmd.Context())
 				if err == nil && (v != nil || witness != nil) {

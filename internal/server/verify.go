@@ -70,6 +70,11 @@ type OfflineInput struct {
 	CredentialKeyFile string
 }
 
+// ErrNoDatabase is VerifyOffline's error for a directory that holds no
+// Airlock database: nothing was verified, and the caller said where to
+// look (the CLI makes it a usage error, not a failed verification).
+var ErrNoDatabase = errors.New("no Airlock database")
+
 // VerifyOffline verifies a data directory without a running server. It
 // opens everything read-only and writes nothing: no key is created, the
 // journal is read and checked in memory (never copied into the database),
@@ -78,7 +83,7 @@ type OfflineInput struct {
 func VerifyOffline(ctx context.Context, dataDir string, in OfflineInput) (auditlog.Report, error) {
 	path := filepath.Join(dataDir, DatabaseFile)
 	if _, err := os.Stat(path); err != nil {
-		return auditlog.Report{}, fmt.Errorf("no Airlock database in %s (with `store: postgres://…`, run `airlock audit verify` against the server instead): %w", dataDir, err)
+		return auditlog.Report{}, fmt.Errorf("%w in %s (with `store: postgres://…`, run `airlock audit verify` against the server instead): %w", ErrNoDatabase, dataDir, err)
 	}
 	v := in.Key
 	if v == nil {
