@@ -34,37 +34,14 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 	if err := s.log.Sync(ctx); err != nil {
 		return nil, nil, err
 	}
-	// The grants and their entries are found in the log itself, walked in
-	// full to build the tree, never through the database's copies of them
-	// (the grants' account and time columns, the entries' grant column and
-	// runs), which verification does not sign: a changed copy must not drop
-	// a grant, or some of its entries, from a bundle the log's key signs.
-	d := review.NewDeriver()
-	mine := map[string]bool{} // grants seen so far: of account or not
-	entries := map[string][]store.LogEntry{}
-	tree, err := auditlog.BuildProofTreeEach(ctx, s.store, s.verifier, func(e store.LogEntry) error {
-		p, err := review.Parse(bytes.Clone(e.Data)) // e.Data may be reused
-		if err != nil {
-			return nil // not a review entry; the bundle's check refuses what it cannot read
-		}
-		_ = d.Apply(p) // an entry that does not fit marks its grant, which Build then refuses
-		if p.Grant == "" {
-			return nil
-		}
-		ok, seen := mine[p.Grant]
-		if !seen {
-			g, _, found := d.Grant(p.Grant)
-			ok = found && g.Account == account
-			mine[p.Grant] = ok
-		}
-		if ok {
-			entries[p.Grant] = append(entries[p.Grant], store.LogEntry{Seq: e.Seq, Data: bytes.Clone(e.Data)})
-		}
-		return nil
-	})
+	// The log is walked in full to build the tree; the grants and their
+	// entries are taken from it (dayEntries).
+	w := newDayEntries(account, d0)
+	tree, err := auditlog.BuildProofTreeEach(ctx, s.store, s.verifier, w.add)
 	if err != nil {
 		return nil, nil, damagedLog(err)
 	}
+	d, mine, entries := w.d, w.mine, w.entries
 	until := d0.Add(24 * time.Hour)
 	var gs []model.Grant
 	for _, id := range d.GrantIDs() {
@@ -92,6 +69,63 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 	}
 	bundle, err = evidence.Build(account, day, tree, s.signer, ids, entries)
 	return bundle, warnings, err
+}
+
+// dayEntries collects, from the log walked in order, the entries of the
+// grants of one account that may have been live on one UTC day. The
+// grants and their entries are found in the log itself, never through the
+// database's copies of them (the grants' account and time columns, the
+// entries' grant column and runs), which verification does not sign: a
+// changed copy must not drop a grant, or some of its entries, from a
+// bundle the log's key signs.
+//
+// Only what a bundle of the day can hold is kept: a grant requested after
+// the day is left out from its request on, and one that ended before the
+// day began is dropped at its end, so that exporting a day holds that
+// day's grants' entries in memory, not every call the account's grants
+// ever made.
+type dayEntries struct {
+	account     string
+	from, until time.Time
+	d           *review.Deriver
+	mine        map[string]bool // grants seen so far: kept or not
+	entries     map[string][]store.LogEntry
+}
+
+func newDayEntries(account string, day time.Time) *dayEntries {
+	return &dayEntries{account: account, from: day, until: day.Add(24 * time.Hour), d: review.NewDeriver(),
+		mine: map[string]bool{}, entries: map[string][]store.LogEntry{}}
+}
+
+// add takes the log's next entry.
+func (w *dayEntries) add(e store.LogEntry) error {
+	p, err := review.Parse(bytes.Clone(e.Data)) // e.Data may be reused
+	if err != nil {
+		return nil // not a review entry; the bundle's check refuses what it cannot read
+	}
+	_ = w.d.Apply(p) // an entry that does not fit marks its grant, which Build then refuses
+	if p.Grant == "" {
+		return nil
+	}
+	ok, seen := w.mine[p.Grant]
+	if !seen {
+		g, _, found := w.d.Grant(p.Grant)
+		ok = found && g.Account == w.account && g.RequestedAt.Before(w.until)
+		w.mine[p.Grant] = ok
+	}
+	if !ok {
+		return nil
+	}
+	w.entries[p.Grant] = append(w.entries[p.Grant], store.LogEntry{Seq: e.Seq, Data: bytes.Clone(e.Data)})
+	if strings.HasPrefix(p.Type, "grant.") {
+		// An end before the day began is final: nothing later makes the
+		// grant live on the day.
+		if g, _, _ := w.d.Grant(p.Grant); g.Status.Final() && !g.EndedAt.IsZero() && g.EndedAt.Before(w.from) {
+			delete(w.entries, p.Grant)
+			w.mine[p.Grant] = false
+		}
+	}
+	return nil
 }
 
 // damagedLog makes BuildProofTree's finding that the stored log does not
