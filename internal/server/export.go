@@ -30,6 +30,12 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 		// and "internal error" in the CLI, the reason only in the log.
 		return nil, nil, apierr.Invalid("day", "%q is not a date (YYYY-MM-DD, UTC)", day)
 	}
+	if strings.ContainsFunc(account, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		// No account has one, and a bundle's statement cannot hold it
+		// (evidence.Build refuses it): the caller's mistake, said before
+		// the whole log is walked, not a 500 after.
+		return nil, nil, apierr.Invalid("account", "%s holds a control character", apierr.Quote(account))
+	}
 	s.Service.Fresh(ctx)
 	if err := s.log.Sync(ctx); err != nil {
 		return nil, nil, err
