@@ -44,10 +44,21 @@ func (a *app) grantCmd() *cobra.Command {
 				return describe(err)
 			}
 			if a.output == "json" {
-				return a.printJSON(map[string]any{"grant": g, "sessions": sessions, "history": history})
+				if err := a.printJSON(map[string]any{"grant": g, "sessions": sessions, "history": history}); err != nil {
+					return err
+				}
+				printMismatch(a.errOut, "this record", g.LogMismatch)
+				for _, s := range sessions {
+					printMismatch(a.errOut, "session "+s.ID, s.LogMismatch)
+				}
+			} else {
+				printGrant(a.out, g, sessions, history)
 			}
-			printGrant(a.out, g, sessions, history)
-			return nil
+			unproven := len(g.LogMismatch) > 0
+			for _, s := range sessions {
+				unproven = unproven || len(s.LogMismatch) > 0
+			}
+			return unprovenRecord(unproven)
 		},
 	})
 	return cmd
@@ -190,16 +201,29 @@ func (a *app) sessionCmd() *cobra.Command {
 			if err != nil {
 				return describe(err)
 			}
+			unproven := false
+			for _, v := range views {
+				unproven = unproven || len(v.Session.LogMismatch) > 0
+			}
 			if a.output == "json" {
-				return a.printJSON(views)
+				if err := a.printJSON(views); err != nil {
+					return err
+				}
+				for _, v := range views {
+					printMismatch(a.errOut, "session "+v.Session.ID, v.Session.LogMismatch)
+				}
+				return unprovenRecord(unproven)
 			}
 			for _, v := range views {
 				s := v.Session
 				linef(a.out, "Session %s  grant %s  %s on %s  from %s", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
+				// The line above and the next are the session's stored
+				// summary: say so where the log does not prove it.
+				printMismatch(a.out, "session "+s.ID, s.LogMismatch)
 				linef(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
 				writeTranscript(a.out, v.Events)
 			}
-			return nil
+			return unprovenRecord(unproven)
 		},
 	})
 	return cmd
@@ -373,6 +397,18 @@ func fetchSessions(ctx context.Context, c *client.Client, ids []string) ([]httpa
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// unprovenRecord fails a show command, in every output format, when a
+// record it showed (a grant's, or a session's stored summary) differs
+// from what the audit log implies, as airlock grants does for its rows:
+// the output holds the database's answers, and a script taking exit 0 as
+// "this is the record" would take them for the log's.
+func unprovenRecord(unproven bool) error {
+	if !unproven {
+		return nil
+	}
+	return exitf(1, "the record shown differs from the audit log: the database was changed outside Airlock (run airlock audit verify)")
 }
 
 func refusedNote(f model.Finding) string {
