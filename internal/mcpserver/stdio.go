@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -31,7 +32,8 @@ const MaxLine = 8 << 20
 // JSON but no JSON-RPC message, or longer than the limit, with an invalid
 // request (-32600, with the line's id when one can be read); the session
 // goes on. Only the end of stdin (or a read error) ends it, as
-// before.
+// before; at the end of stdin the requests already passed on are answered
+// first (see drainLimit).
 //
 // Batches still go to the SDK. It can no longer refuse them once a
 // protocol version without batching (2025-06-18 on) is negotiated, since
@@ -68,28 +70,116 @@ func (t *StdioTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	pr, pw := io.Pipe()
-	w := &lineWriter{w: out}
+	fl := newInflight()
+	w := &lineWriter{w: out, answered: fl.answered}
 	// The SDK's own cap is off: no line longer than limit reaches it.
 	inner, err := (&mcp.IOTransport{Reader: pr, Writer: w, MaxLineLength: -1}).Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &lineConn{Connection: inner, in: in, out: w, logger: logger, done: make(chan struct{})}
-	go c.feed(in, pw, limit)
+	c := &lineConn{Connection: inner, in: in, out: w, logger: logger, done: make(chan struct{}), inflight: fl}
+	go c.feed(ctx, in, pw, limit)
 	return c, nil
 }
 
 // lineWriter serializes writes to out: the SDK's responses and this
-// transport's error answers each go out as one whole line.
+// transport's error answers each go out as one whole line. Each response
+// that goes out is reported to answered.
 type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu       sync.Mutex
+	w        io.Writer
+	answered func(line []byte)
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
+	n, err := w.w.Write(p)
+	w.mu.Unlock()
+	if w.answered != nil {
+		w.answered(p)
+	}
+	return n, err
+}
+
+// drainLimit bounds how long, once stdin has ended, the transport waits
+// for the SDK to answer the requests it was given before it tells the SDK
+// that input ended (which ends the session and every call in it): a
+// piped client (printf '…' | airlock mcp) closes stdin right after its
+// last request and still reads the answers. Longer than any call may
+// take (a wait or a command's timeout, at most maxWait), so that only a
+// request the SDK never answers is given up on. A signal (the context's
+// end) stops the wait at once, as a host stops its server.
+const drainLimit = maxWait + time.Minute
+
+// inflight tracks the requests passed to the SDK that it has not
+// answered yet, by id.
+type inflight struct {
+	mu      sync.Mutex
+	ids     map[jsonrpc.ID]int
+	changed chan struct{} // a send after each answer, never blocking
+}
+
+func newInflight() *inflight {
+	return &inflight{ids: map[jsonrpc.ID]int{}, changed: make(chan struct{}, 1)}
+}
+
+// sent notes a request passed to the SDK.
+func (f *inflight) sent(id jsonrpc.ID) {
+	f.mu.Lock()
+	f.ids[id]++
+	f.mu.Unlock()
+}
+
+// done notes that the request id needs no more answer: one went out, or
+// the client cancelled it (an answer to a cancelled request is not sent).
+func (f *inflight) done(id jsonrpc.ID) {
+	f.mu.Lock()
+	if n := f.ids[id]; n > 1 {
+		f.ids[id] = n - 1
+	} else {
+		delete(f.ids, id)
+	}
+	f.mu.Unlock()
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// answered reads a line going out and notes the request it answers, if
+// it is a response (not one of the server's own requests to the client,
+// whose ids are the server's).
+func (f *inflight) answered(line []byte) {
+	msg, err := jsonrpc.DecodeMessage(bytes.TrimSpace(line))
+	if err != nil {
+		return
+	}
+	if r, ok := msg.(*jsonrpc.Response); ok && r.ID.IsValid() {
+		f.done(r.ID)
+	}
+}
+
+// pending is how many requests still wait for an answer.
+func (f *inflight) pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.ids)
+}
+
+// drain waits until every request passed on has been answered, ctx ends
+// or limit passes.
+func (f *inflight) drain(ctx context.Context, limit time.Duration) {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for f.pending() > 0 {
+		select {
+		case <-f.changed:
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // Close leaves stdout open, as the SDK's StdioTransport does.
@@ -104,6 +194,8 @@ type lineConn struct {
 	// done is closed when stdin has ended or failed, before the pipe to
 	// the SDK is closed: an error Read sees after it is the end of input.
 	done chan struct{}
+	// inflight holds the requests given to the SDK and not yet answered.
+	inflight *inflight
 }
 
 // Close closes the SDK's connection, and stdin as the SDK's own transport
@@ -139,9 +231,13 @@ func (c *lineConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 
 // feed reads in line by line, answers what the SDK cannot take, and
 // passes the rest on to it through pw.
-func (c *lineConn) feed(in io.Reader, pw *io.PipeWriter, limit int) {
+func (c *lineConn) feed(ctx context.Context, in io.Reader, pw *io.PipeWriter, limit int) {
 	var err error
 	defer func() {
+		if err == nil {
+			// stdin ended: answer what was asked before ending.
+			c.inflight.drain(ctx, drainLimit)
+		}
 		close(c.done)
 		pw.CloseWithError(err)
 	}()
@@ -212,9 +308,20 @@ func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, 
 			c.refuse(id, jsonrpc.CodeInvalidRequest, "invalid request: "+why, size)
 			return nil
 		}
-		if _, err := jsonrpc.DecodeMessage(msg); err != nil {
+		m, err := jsonrpc.DecodeMessage(msg)
+		if err != nil {
 			c.refuse(objectID(msg), jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message", size)
 			return nil
+		}
+		if r, ok := m.(*jsonrpc.Request); ok {
+			switch {
+			case r.ID.IsValid():
+				c.inflight.sent(r.ID)
+			case r.Method == "notifications/cancelled":
+				if id, ok := cancelledID(r.Params); ok {
+					c.inflight.done(id)
+				}
+			}
 		}
 	case '[':
 		var batch []json.RawMessage
@@ -238,6 +345,18 @@ func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, 
 	}
 	_, err := pw.Write(append(msg, '\n'))
 	return err
+}
+
+// cancelledID is the requestId of a notifications/cancelled's params.
+func cancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
+	var p struct {
+		RequestID any `json:"requestId"`
+	}
+	if json.Unmarshal(params, &p) != nil || p.RequestID == nil {
+		return jsonrpc.ID{}, false
+	}
+	id, err := jsonrpc.MakeID(p.RequestID)
+	return id, err == nil
 }
 
 // syntaxError is encoding/json's account of bad JSON, which names at most

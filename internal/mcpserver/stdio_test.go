@@ -254,3 +254,70 @@ func TestStdioRefusesIDsItCannotEcho(t *testing.T) {
 		}
 	}
 }
+
+// TestStdioAnswersBeforeEnding: a client that pipes its requests in and
+// closes stdin (printf '…' | airlock mcp) got only the answers the
+// server had written by then: the end of stdin ended the session, and
+// with it every call in flight. Now the requests already read are
+// answered first, and then the session ends; a request the client
+// cancelled is not waited for (MCP sends no answer to it).
+func TestStdioAnswersBeforeEnding(t *testing.T) {
+	s, _ := startRawSession(t, 0)
+	s.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")
+	if r := s.next(); string(r.ID) != "1" || r.Error != nil {
+		t.Fatalf("initialize: %s", r.raw)
+	}
+	s.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
+	s.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"request_access","arguments":{"target":"aws-prod","allow":["s3:GetObject arn:aws:s3:::logs/app/*"],"duration":"5m","reason":"INC-9"}}}` + "\n")
+	r := s.next()
+	var granted struct {
+		StructuredContent struct {
+			GrantID string `json:"grant_id"`
+		} `json:"structuredContent"`
+	}
+	if json.Unmarshal(r.Result, &granted) != nil || granted.StructuredContent.GrantID == "" {
+		t.Fatalf("request_access: %s", r.raw)
+	}
+	dir := t.TempDir()
+	fifo, never := filepath.Join(dir, "go"), filepath.Join(dir, "never")
+	for _, f := range []string{fifo, never} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(id int, f string) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"run_with_grant","arguments":{"grant_id":%q,"argv":["sh","-c","read x < \"$0\"; echo got $x",%q]}}}`+"\n",
+			id, granted.StructuredContent.GrantID, f)
+	}
+	// 3 waits on the FIFO, 4 is quick, 5 waits for ever and is cancelled.
+	s.send(run(3, fifo) + `{"jsonrpc":"2.0","id":4,"method":"tools/list"}` + "\n" + run(5, never) +
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"changed my mind"}}` + "\n")
+	s.in.Close()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		if err := os.WriteFile(fifo, []byte("now\n"), 0o600); err != nil {
+			t.Error(err)
+		}
+	}()
+	// Every answer, until the session ends (the replies channel closes).
+	got := map[string]rpcReply{}
+	deadline := time.After(30 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case r, ok := <-s.replies:
+			if !ok {
+				ended = true
+				break
+			}
+			got[string(r.ID)] = r
+		case <-deadline:
+			t.Fatalf("the session did not end once every request was answered; answers: %v", got)
+		}
+	}
+	if r, ok := got["4"]; !ok || r.Error != nil {
+		t.Errorf("tools/list, read before stdin ended: %+v", r)
+	}
+	if r := got["3"]; !strings.Contains(string(r.Result), "got now") {
+		t.Errorf("the call in flight when stdin ended: %q", r.raw)
+	}
+}
