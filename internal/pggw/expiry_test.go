@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,5 +172,74 @@ func TestUpstreamTooManyConnectionsPassedOn(t *testing.T) {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != codeTooManyConnections || pe.Severity != "FATAL" || !strings.Contains(pe.Detail, "too many connections") {
 		t.Fatalf("upstream out of slots for the role: %v (%+v), want FATAL 53300 with PostgreSQL's reason in the detail", err, pe)
+	}
+}
+
+// TestGrantEndJustAfterUpstreamLogin: the grant is revoked after the
+// gateway's upstream login succeeded, before the client was greeted
+// (stage "login": before the gateway looks whether the connection was
+// killed; "greet": after, as it sends the greeting). The session had
+// started, so its recording must say why it has no statements, and the
+// refused connection must name the grant: it was logged as "closed during
+// startup" (or "connection closed during startup"), with no grant and no
+// result.
+func TestGrantEndJustAfterUpstreamLogin(t *testing.T) {
+	for _, stage := range []string{"login", "greet"} {
+		t.Run(stage, func(t *testing.T) {
+			e := newEnv(t, nil)
+			g := e.grant(time.Hour, "pg:select %s.public.customers")
+			ctx := ctxT(t, 20*time.Second)
+			connErr := make(chan error, 1)
+			clientDone := make(chan struct{})
+			var once sync.Once
+			e.setHook(func(s string, _ []byte) {
+				if s != stage {
+					return
+				}
+				once.Do(func() {
+					e.auth.End(g, "revoked")
+					// kill has reached the client: the connection is dead.
+					select {
+					case <-clientDone:
+					case <-ctx.Done():
+					}
+				})
+			})
+			go func() {
+				pc, err := pgconn.Connect(ctx, e.url(g, ""))
+				if err == nil {
+					pc.Close(context.Background())
+				}
+				connErr <- err
+				close(clientDone)
+			}()
+			err := <-connErr
+			if pgCode(err) != codeAdminShutdown || !strings.Contains(err.Error(), "has been revoked") {
+				t.Fatalf("connecting as the grant was revoked: %v, want the grant's end (%s)", err, codeAdminShutdown)
+			}
+			e.waitSessionsEnded(g)
+			var results []string
+			for _, c := range e.auth.Calls(g.ID) {
+				if c.Kind == "result" && c.Action == "pg:connect" {
+					results = append(results, c.Error)
+				}
+			}
+			if len(results) != 1 || !strings.Contains(results[0], "revoked") {
+				t.Errorf("the session's setup was recorded as %q, want the grant's revocation", results)
+			}
+			var reasons []string
+			waitFor(t, "the refused connection's log entry", func() bool {
+				reasons = nil
+				for _, r := range e.auth.Rejections() {
+					if r.GrantID == g.ID {
+						reasons = append(reasons, r.Reason)
+					}
+				}
+				return len(reasons) > 0
+			})
+			if len(reasons) != 1 || !strings.Contains(reasons[0], "revoked") {
+				t.Errorf("the refused connection was logged as %q, want the grant's revocation", reasons)
+			}
+		})
 	}
 }

@@ -342,6 +342,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	hc, err := c.connectUpstream(role, params)
 	if err == nil {
 		hc.Conn = c.gw.park.Wrap(hc.Conn)
+		c.gw.hook("login", nil)
 	}
 	if err != nil {
 		if r := c.setupCut(st); r != nil {
@@ -377,8 +378,14 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	}
 	c.wmu.Unlock()
 	if dead {
+		// Killed (the grant's end, the gateway's shutdown) after the
+		// upstream login succeeded: the same cut as during it, recorded
+		// as the session's result and named in the rejection.
 		hc.Conn.Close()
-		return nil, &refusal{reason: "closed during startup"}
+		if r := c.setupCut(st); r != nil {
+			return nil, r
+		}
+		return nil, &refusal{reason: "closed during startup", credentialID: gr.CredentialID, grant: gr}
 	}
 	k := newCancelKey(c, hc.PID, hc.SecretKey)
 	c.key = c.gw.keys.add(k)
@@ -408,7 +415,11 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	}
 	c.txs.Store(uint32(tx))
 	out = appendReady(out, tx)
+	c.gw.hook("greet", nil)
 	if err := c.send(out, true); err != nil {
+		if r := c.setupCut(st); r != nil { // killed since the check above
+			return nil, r
+		}
 		return nil, err
 	}
 	return hc.Conn, nil
