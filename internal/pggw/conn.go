@@ -396,13 +396,28 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 			return pf.f
 		}
 	}
-	pc, err := pgconn.ConnectConfig(c.sctx(), cfg)
-	if err != nil {
-		return nil, err
+	// The client's side of the startup is bounded by its socket's
+	// deadline (serve), which a login waiting on the upstream never
+	// meets: an upstream that accepts and never answers held the startup,
+	// its slot (MaxStartups) and the client until the grant ended. The
+	// login gets StartupTimeout of its own, on the gateway's clock.
+	ctx, cancel := context.WithCancelCause(c.sctx())
+	defer cancel(nil)
+	timer := c.gw.o.Clock.AfterFunc(c.gw.o.StartupTimeout, func() { cancel(errUpstreamLoginTimeout) })
+	defer timer.Stop()
+	timedOut := func(err error) error {
+		if errors.Is(context.Cause(ctx), errUpstreamLoginTimeout) && c.sctx().Err() == nil {
+			return fmt.Errorf("%w (%v)", errUpstreamLoginTimeout, err)
+		}
+		return err
 	}
-	if err := pc.SyncConn(c.sctx()); err != nil {
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, timedOut(err)
+	}
+	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(context.Background())
-		return nil, err
+		return nil, timedOut(err)
 	}
 	hc, err := pc.Hijack()
 	if err != nil {
@@ -421,6 +436,10 @@ func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.Hij
 	_ = hc.Conn.SetDeadline(time.Time{})
 	return hc, nil
 }
+
+// errUpstreamLoginTimeout ends an upstream login that took longer than
+// StartupTimeout.
+var errUpstreamLoginTimeout = errors.New("the upstream did not complete the login in time")
 
 // forwardedParams are the startup parameters passed on to the upstream.
 // Others are dropped: "options" could carry -c settings the client should

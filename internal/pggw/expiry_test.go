@@ -243,3 +243,72 @@ func TestGrantEndJustAfterUpstreamLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledUpstreamLoginTimesOut: the target's database accepts the
+// gateway's connection and never answers its login. The login is
+// bounded by StartupTimeout on the gateway's clock: it held the startup
+// (its MaxStartups slot) and the client until the grant ended, with
+// nothing recorded. The client gets 08006 and the session's records say
+// the upstream did not complete the login in time.
+func TestStalledUpstreamLoginTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held, never answered
+		}
+	}()
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) {
+		u, err := url.Parse(o.Targets[0].Upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Host = ln.Addr().String()
+		o.Targets[0].Upstream = u.String()
+		o.Clock = fake
+		o.StartupTimeout = 5 * time.Second // real time: the client's side
+	})
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 20*time.Second)
+	connErr := make(chan error, 1)
+	go func() {
+		pc, err := pgconn.Connect(ctx, e.url(g, ""))
+		if err == nil {
+			pc.Close(context.Background())
+		}
+		connErr <- err
+	}()
+	select {
+	case up := <-accepted:
+		defer up.Close()
+	case err := <-connErr:
+		t.Fatalf("the connection ended before its upstream login: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the gateway never began the upstream login")
+	}
+	fake.Advance(5 * time.Second)
+	select {
+	case err = <-connErr:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the login to a silent upstream outlived StartupTimeout on the gateway's clock")
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != codeConnectionFailure || pe.Detail != "the upstream did not complete the login within 5s" {
+		t.Fatalf("connecting to a silent upstream: %#v, want %s saying the login timed out", err, codeConnectionFailure)
+	}
+	e.waitSessionsEnded(g)
+	var results []string
+	for _, c := range e.auth.Calls(g.ID) {
+		if c.Kind == "result" && c.Action == "pg:connect" {
+			results = append(results, c.Error)
+		}
+	}
+	if len(results) != 1 || !strings.Contains(results[0], "did not complete the login") {
+		t.Errorf("the session's setup was recorded as %q, want the login's timeout", results)
+	}
+}

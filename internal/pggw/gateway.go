@@ -61,8 +61,10 @@ type Options struct {
 	// RedactParameters records every target's bound parameter values as
 	// "<redacted n bytes>" instead of their text.
 	RedactParameters bool
-	// StartupTimeout bounds the time from accept to the session being ready
-	// (TLS, startup, SCRAM, upstream connection); 10s if zero.
+	// StartupTimeout bounds the client's part of the startup, from accept
+	// to the session being ready (TLS, startup, SCRAM), and, apart, the
+	// gateway's login to the upstream once the grant's role is ready; 10s
+	// if zero.
 	StartupTimeout time.Duration
 	// MaxMessageBytes bounds one client message after authentication (a
 	// query, a Bind with its values, a COPY chunk); 64 MiB if zero. An

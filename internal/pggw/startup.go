@@ -351,7 +351,9 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 		detail := "the upstream refused or could not be reached"
 		code := codeConnectionFailure
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
+		if errors.Is(err, errUpstreamLoginTimeout) {
+			detail = fmt.Sprintf("the upstream did not complete the login within %s", c.gw.o.StartupTimeout)
+		} else if errors.As(err, &pe) {
 			detail = pe.Code + " " + pe.Message
 			if retryLater(pe.Code) {
 				// The client's driver or pool retries on these codes, as it
