@@ -312,3 +312,52 @@ func TestStalledUpstreamLoginTimesOut(t *testing.T) {
 		t.Errorf("the session's setup was recorded as %q, want the login's timeout", results)
 	}
 }
+
+// TestStalledRoleRetryTimesOut: the grant's role could not be prepared
+// at activation, and the admin side stalls when a session's startup
+// retries it. The retry is bounded by roleTimeout on the gateway's clock,
+// as the preparation at activation is: it held the startup and its slot
+// until the grant ended.
+func TestStalledRoleRetryTimesOut(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) { o.Clock = fake })
+	e.roles.mu.Lock()
+	e.roles.ensureErr = errors.New("admin connection refused")
+	e.roles.mu.Unlock()
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	waitFor(t, "the role's preparation at activation", func() bool {
+		e.roles.mu.Lock()
+		defer e.roles.mu.Unlock()
+		return e.roles.ensures > 0
+	})
+	stall := make(chan struct{}, 1)
+	e.roles.mu.Lock()
+	e.roles.ensureErr, e.roles.stall = nil, stall
+	e.roles.mu.Unlock()
+	ctx := ctxT(t, 20*time.Second)
+	connErr := make(chan error, 1)
+	go func() {
+		pc, err := pgconn.Connect(ctx, e.url(g, ""))
+		if err == nil {
+			pc.Close(context.Background())
+		}
+		connErr <- err
+	}()
+	select {
+	case <-stall:
+	case err := <-connErr:
+		t.Fatalf("the connection ended before the role's retry: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the startup never retried the role's preparation")
+	}
+	fake.Advance(roleTimeout)
+	var err error
+	select {
+	case err = <-connErr:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the role's retry outlived roleTimeout on the gateway's clock")
+	}
+	if pgCode(err) != codeSystemError || !strings.Contains(err.Error(), "could not prepare the database role") {
+		t.Fatalf("connecting while the admin side stalls: %v, want %s", err, codeSystemError)
+	}
+}

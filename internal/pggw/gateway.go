@@ -356,6 +356,13 @@ func (g *Gateway) roleFor(ctx context.Context, st *grantState) (Role, error) {
 	if err == nil {
 		return role, nil
 	}
+	// Bounded as the preparation at activation is (on the gateway's
+	// clock): an admin side that stalls held every new session's startup,
+	// and its MaxStartups slot, until the grant ended.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := g.o.Clock.AfterFunc(roleTimeout, cancel)
+	defer timer.Stop()
 	st.t.roleMu.RLock()
 	role, err = st.t.Roles.Ensure(ctx, st.g)
 	st.t.roleMu.RUnlock()

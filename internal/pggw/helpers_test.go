@@ -110,15 +110,23 @@ type roles struct {
 	ensureErr error
 	ensures   int
 	drops     []string
+	// stall, if set, is signalled by each Ensure, which then waits for
+	// its context to end (an admin side that never answers).
+	stall chan struct{}
 }
 
 func (r *roles) Ensure(ctx context.Context, g *gateway.Grant) (Role, error) {
 	r.mu.Lock()
 	r.ensures++
-	err := r.ensureErr
+	err, stall := r.ensureErr, r.stall
 	r.mu.Unlock()
 	if err != nil {
 		return Role{}, err
+	}
+	if stall != nil {
+		stall <- struct{}{}
+		<-ctx.Done()
+		return Role{}, ctx.Err()
 	}
 	return r.m.Ensure(ctx, g)
 }
