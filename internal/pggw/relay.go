@@ -341,7 +341,7 @@ func (c *conn) finish() {
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
 		if e.kind == eSimple || e.kind == eExec || e.kind == ePart {
-			e.err = "airlock: the connection closed before the statement completed"
+			e.err = c.cutReason()
 			e.bytesIn += r.copyIn.Swap(0)
 			r.done = append(r.done, e)
 		}
@@ -356,6 +356,23 @@ func (c *conn) finish() {
 		c.recordInternalError()
 	}
 	c.endSession()
+}
+
+// cutReason is the error recorded for a statement still in flight when
+// the session ended: the grant's end or the gateway's shutdown, which
+// killed the session, named as the AWS gateway names a cut call, or the
+// connection's close.
+func (c *conn) cutReason() string {
+	c.st.mu.Lock()
+	ended := c.st.ended
+	c.st.mu.Unlock()
+	switch {
+	case ended:
+		return fmt.Sprintf("airlock: cut off: grant %s has %s before the statement completed", c.grant().ID, c.gw.grantEnd(c.grant()))
+	case c.gw.isClosed():
+		return "airlock: cut off: the gateway shut down before the statement completed"
+	}
+	return "airlock: the connection closed before the statement completed"
 }
 
 func (c *conn) endSession() {
