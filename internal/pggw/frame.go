@@ -66,15 +66,38 @@ func (m *msgReader) next() ([]byte, error) {
 		_, _ = m.r.Discard(total)
 		return b, nil
 	}
-	if cap(m.big) < total {
-		m.big = make([]byte, total)
+	if cap(m.big) >= total {
+		b := m.big[:total]
+		if _, err := io.ReadFull(m.r, b); err != nil {
+			return nil, eofMid(err)
+		}
+		return b, nil
 	}
-	b := m.big[:total]
-	if _, err := io.ReadFull(m.r, b); err != nil {
-		return nil, eofMid(err)
+	// The buffer grows with what arrives, not to the declared length at
+	// once: a client that declares a message of MaxMessageBytes (64 MiB)
+	// and sends nothing more held that much memory per session, a few
+	// bytes each, until the gateway ran out.
+	b := m.big[:0]
+	for len(b) < total {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(total, max(2*cap(b), growFrom)))
+			copy(nb, b)
+			b = nb
+		}
+		k, err := m.r.Read(b[len(b):min(cap(b), total)])
+		b = b[:len(b)+k]
+		if err != nil && len(b) < total {
+			m.big = b
+			return nil, eofMid(err)
+		}
 	}
+	m.big = b
 	return b, nil
 }
+
+// growFrom is the first size of the buffer of a message larger than the
+// reader's own.
+const growFrom = 64 << 10
 
 // header peeks at the next message's type and total size (type byte
 // included) without consuming it.

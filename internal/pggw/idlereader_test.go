@@ -2,6 +2,7 @@ package pggw
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -202,5 +203,42 @@ func TestIdleReaderRawReadAllocs(t *testing.T) {
 	})
 	if allocs >= 1 {
 		t.Errorf("%v allocations per message written and read, want none", allocs)
+	}
+}
+
+// TestDeclaredLengthIsNotAllocated: a message declared at nearly
+// MaxMessageBytes of which a few bytes arrive holds a buffer the size of
+// what arrived, not of what was declared: each session of a client that
+// declared 60 MiB and sent a dozen bytes held 60 MiB (measured: 480 MiB of
+// heap for 8 sessions). Messages larger than the first buffer still come
+// out whole, however their bytes arrive.
+func TestDeclaredLengthIsNotAllocated(t *testing.T) {
+	const declared = 60 << 20
+	hdr := binary.BigEndian.AppendUint32([]byte{'Q'}, declared+4)
+	mr := msgReader{r: newIdleReader(bytes.NewReader(append(hdr, "select 1 -- and nothing more"...))), max: 64 << 20}
+	if _, err := mr.next(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("a message cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if c := cap(mr.big); c > growFrom {
+		t.Fatalf("a message declared at %d bytes of which 33 arrived holds a %d-byte buffer", declared, c)
+	}
+
+	var msgs [][]byte
+	var all []byte
+	for _, size := range []int{3 * growFrom, growFrom + 1, 10, 5*growFrom + 7, 2 * growFrom} {
+		m := make([]byte, 5+size)
+		m[0] = 'd'
+		m[1], m[2], m[3], m[4] = byte((size+4)>>24), byte((size+4)>>16), byte((size+4)>>8), byte(size+4)
+		for i := 5; i < len(m); i++ {
+			m[i] = byte(i * 7)
+		}
+		msgs = append(msgs, m)
+		all = append(all, m...)
+	}
+	for name, rd := range map[string]io.Reader{
+		"whole":  bytes.NewReader(all),
+		"halves": iotest.HalfReader(bytes.NewReader(all)),
+	} {
+		t.Run(name, func(t *testing.T) { readFrames(t, newIdleReader(rd), msgs) })
 	}
 }
