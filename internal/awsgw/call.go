@@ -341,8 +341,13 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		return
 	}
 	finished := false
+	var x *exchange // set once the call may have been recorded
 	defer func() {
-		if !finished { // a panic before the result was handed off
+		switch {
+		case finished:
+		case x != nil: // a panic in the exchange
+			g.panicResult(sess, x.pending, x.unrecorded, &x.result, c.start)
+		default: // a panic before the request was recorded
 			sess.done()
 		}
 	}()
@@ -351,21 +356,24 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// Close): the upstream request derives from ctx.
 	ctx, cancel := context.WithCancelCause(c.r.Context())
 	defer cancel(nil)
-	x := &c.x
-	x.c, x.ctx, x.cancel = c, ctx, cancel
+	cx := &c.x
+	cx.c, cx.ctx, cx.cancel = c, ctx, cancel
 	// The session's watch cuts the calls it holds when it ends (one map
 	// entry per call, where a context.AfterFunc on the session's context
 	// was three allocations).
-	if sess.holdCall(x) {
-		defer sess.releaseCall(x)
+	if sess.holdCall(cx) {
+		defer sess.releaseCall(cx)
 	} else { // it has ended already
-		x.sessionEnded(context.Cause(sess.ctx))
+		cx.sessionEnded(context.Cause(sess.ctx))
 	}
 
 	req := allowedCall(op, auth, c.reqID)
+	// The result lives in the exchange, which is on the heap already.
+	cx.result = gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
 	if readOnly(c.r, op) {
 		// Durable before disclosure: a read goes upstream while its record
 		// is written; the exchange holds the answer until it is durable.
+		x = cx
 		x.pending = sess.rec.RequestAsyncIn(ctx, req, &x.record)
 	} else if err := sess.rec.Request(ctx, req); err != nil {
 		// Durable before forward: nothing that can change state reaches
@@ -378,9 +386,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so it was not forwarded; retry later"))
 		return
 	}
-
-	// The result lives in the exchange, which is on the heap already.
-	x.result = gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
+	x = cx
 	res := &x.result
 	x.res = res
 	x.run(t, op, auth, checkedBody)
@@ -400,6 +406,32 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// cleanly).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// panicResult records the result of a call whose exchange panicked after
+// its request was recorded (or, for a read, while its record was being
+// written): net/http recovers the panic and aborts the connection, and
+// without it the log held a request with no result. It runs in a deferred
+// call and does not recover: the panic goes on to net/http. A read whose
+// record failed gets no result, as in forward.
+func (g *Gateway) panicResult(sess *session, pending *gateway.Pending, unrecorded bool, res *gateway.Call, start time.Time) {
+	g.log.Error("awsgw: panic in a call's exchange; the call is recorded as failed and its connection aborted", "grant", sess.gr.ID, "request_id", res.Params["request_id"])
+	if unrecorded {
+		sess.done()
+		return
+	}
+	if pending != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		err := pending.Wait(ctx)
+		cancel()
+		if err != nil {
+			sess.done()
+			return
+		}
+	}
+	res.Error = "internal error: the gateway ended this call"
+	res.Duration = time.Since(start)
+	g.writeResult(sess, *res)
 }
 
 // readOnly reports whether a call cannot change upstream state, so that it

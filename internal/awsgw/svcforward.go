@@ -140,8 +140,14 @@ func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body [
 		return
 	}
 	finished := false
+	var pending *gateway.Pending
+	var res *gateway.Call // set once the call may have been recorded
 	defer func() {
-		if !finished {
+		switch {
+		case finished:
+		case res != nil: // a panic in the exchange
+			g.panicResult(sess, pending, false, res, c.start)
+		default:
 			sess.done()
 		}
 	}()
@@ -151,19 +157,20 @@ func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body [
 	defer stop()
 
 	req := serviceCall(op, 0, c.reqID, len(body), true, "")
-	var pending *gateway.Pending
+	rc := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true,
+		Params: map[string]string{"request_id": c.reqID}, BytesIn: int64(len(body))}
 	if op.ReadOnly {
+		res = &rc
 		pending = sess.rec.RequestAsync(ctx, req)
 	} else if err := sess.rec.Request(ctx, req); err != nil {
 		c.recordFailed(ctx, sess, err)
 		return
 	}
-	res := gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true,
-		Params: map[string]string{"request_id": c.reqID}, BytesIn: int64(len(body))}
-	abort := c.exchangeService(ctx, t, op, body, pending, &res)
+	res = &rc
+	abort := c.exchangeService(ctx, t, op, body, pending, res)
 	res.Duration = time.Since(c.start)
 	finished = true
-	g.recordResult(sess, res, !abort)
+	g.recordResult(sess, *res, !abort)
 	if abort {
 		panic(http.ErrAbortHandler)
 	}
