@@ -183,12 +183,25 @@ func TestUpstreamTooManyConnectionsPassedOn(t *testing.T) {
 // refused connection must name the grant: it was logged as "closed during
 // startup" (or "connection closed during startup"), with no grant and no
 // result.
+//
+// Stage "session": the grant ends between the session's start and its
+// registration under the grant (whose state an earlier session made, and
+// which the end has marked ended): the client is refused with 28000 and
+// the session's recording got no result either.
 func TestGrantEndJustAfterUpstreamLogin(t *testing.T) {
-	for _, stage := range []string{"login", "greet"} {
+	for _, stage := range []string{"session", "login", "greet"} {
 		t.Run(stage, func(t *testing.T) {
 			e := newEnv(t, nil)
 			g := e.grant(time.Hour, "pg:select %s.public.customers")
 			ctx := ctxT(t, 20*time.Second)
+			var first *pgconn.PgConn
+			if stage == "session" {
+				var err error
+				if first, err = pgconn.Connect(ctx, e.url(g, "")); err != nil {
+					t.Fatal(err)
+				}
+				defer first.Close(context.Background())
+			}
 			connErr := make(chan error, 1)
 			clientDone := make(chan struct{})
 			var once sync.Once
@@ -198,6 +211,12 @@ func TestGrantEndJustAfterUpstreamLogin(t *testing.T) {
 				}
 				once.Do(func() {
 					e.auth.End(g, "revoked")
+					if first != nil {
+						// The first session's kill: the grant's state is
+						// marked ended by then.
+						_, _ = first.Exec(ctx, "select 1").ReadAll()
+						return
+					}
 					// kill has reached the client: the connection is dead.
 					select {
 					case <-clientDone:
@@ -214,8 +233,12 @@ func TestGrantEndJustAfterUpstreamLogin(t *testing.T) {
 				close(clientDone)
 			}()
 			err := <-connErr
-			if pgCode(err) != codeAdminShutdown || !strings.Contains(err.Error(), "has been revoked") {
-				t.Fatalf("connecting as the grant was revoked: %v, want the grant's end (%s)", err, codeAdminShutdown)
+			want := codeAdminShutdown
+			if stage == "session" {
+				want = codeInvalidAuthSpec
+			}
+			if pgCode(err) != want || !strings.Contains(err.Error(), "has been revoked") {
+				t.Fatalf("connecting as the grant was revoked: %v, want the grant's end (%s)", err, want)
 			}
 			e.waitSessionsEnded(g)
 			var results []string

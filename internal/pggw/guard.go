@@ -101,9 +101,10 @@ func (g *Gateway) refuseBusy(nc net.Conn, reason string) {
 
 // panicHook, when set (by tests), is called at points where a connection's
 // goroutines handle client or upstream input, so that a test can make one
-// of them panic: stage is "startup", "login" (the upstream login just
-// succeeded), "greet" (the client's greeting is about to be sent), "query"
-// (arg: the SQL) or "upstream" (arg: the raw message).
+// of them panic: stage is "startup", "session" (the session's recording
+// just started), "login" (the upstream login just succeeded), "greet" (the
+// client's greeting is about to be sent), "query" (arg: the SQL) or
+// "upstream" (arg: the raw message).
 type panicHook func(stage string, arg []byte)
 
 func (g *Gateway) hook(stage string, arg []byte) {

@@ -226,6 +226,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 			reason: "the session could not be recorded", credentialID: user, grant: gr}
 	}
 	c.sess = sess
+	c.gw.hook("session", nil)
 	// Only the upstream net.Conn is kept: pgconn's buffers are not needed
 	// for the relay and would cost every idle session.
 	up, err := c.openUpstream(sm.Parameters)
@@ -319,6 +320,9 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	gr := c.grant()
 	st := c.gw.grantState(gr)
 	if !st.addSession(c) {
+		// Ended since the session started: its recording says so, as a
+		// cut later in the setup does (setupCut).
+		c.recordSetupFailure(fmt.Sprintf("grant %s has %s during the session's setup", gr.ID, c.gw.grantEnd(gr)))
 		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: gr.CredentialID, grant: gr}
 	}
 	c.st = st
