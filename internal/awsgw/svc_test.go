@@ -354,3 +354,24 @@ func TestServiceReadHeldUntilDurable(t *testing.T) {
 		t.Fatalf("unrecorded read: %v %+v", err, out)
 	}
 }
+
+// TestServiceOwnErrorHeldUntilDurable: the gateway's own answer to a read
+// (here: its upstream could not be reached) waits for the read's record
+// too, as S3's does: when the record fails, the client is told only that,
+// not news of the upstream, and no result is recorded for a call the log
+// does not hold.
+func TestServiceOwnErrorHeldUntilDurable(t *testing.T) {
+	e := newSvcEnv(t)
+	g := e.grant("logs:FilterLogEvents arn:aws:logs:" + testRegion + ":" + testAccount + ":log-group:/app/api")
+	logs := cloudwatchlogs.NewFromConfig(e.cfg(g))
+	if _, err := logs.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/app/api")}); err != nil {
+		t.Fatal(err)
+	}
+	e.fakes["logs"].Close()
+	e.auth.FailRecords(true)
+	_, err := logs.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/app/api")})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "ServiceUnavailableException" || !strings.Contains(ae.ErrorMessage(), "could not record this call") {
+		t.Fatalf("an unrecorded read whose upstream is down: %v, want ServiceUnavailableException saying the call could not be recorded", err)
+	}
+}

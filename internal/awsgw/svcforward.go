@@ -167,10 +167,16 @@ func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body [
 		return
 	}
 	res = &rc
-	abort := c.exchangeService(ctx, t, op, body, pending, res)
+	abort, unrecorded := c.exchangeService(ctx, t, op, body, pending, res)
 	res.Duration = time.Since(c.start)
 	finished = true
-	g.recordResult(sess, *res, !abort)
+	if unrecorded {
+		// The read's record failed and the call was refused: a result
+		// would describe a call the log does not hold (as in forward).
+		sess.done()
+	} else {
+		g.recordResult(sess, *res, !abort)
+	}
 	if abort {
 		panic(http.ErrAbortHandler)
 	}
@@ -188,14 +194,42 @@ func (c *call) recordFailed(ctx context.Context, sess *session, err error) {
 
 // exchangeService is the upstream half of an allowed service call. It
 // reports whether the client connection must be aborted (a cut or broken
-// response after the headers went out).
-func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, body []byte, pending *gateway.Pending, res *gateway.Call) (abort bool) {
+// response after the headers went out), and whether a read's record
+// failed, so that the call was refused and gets no result.
+func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, body []byte, pending *gateway.Pending, res *gateway.Call) (abort, unrecorded bool) {
 	w := c.w
-	fail := func(e *s3err.Error, why string) bool {
+	// durable waits for a read's record before anything goes to the
+	// client, the gateway's own errors included (as disclose does for
+	// S3): an upstream that failed is news of the upstream too. If the
+	// record failed, the call is refused and durable reports false.
+	durable := func() bool {
+		if pending == nil {
+			return true
+		}
+		err := pending.Wait(ctx)
+		if err == nil {
+			return true
+		}
+		unrecorded = true
+		switch e := cutError(ctx); {
+		case e != nil:
+			c.fail(e)
+		case c.r.Context().Err() != nil:
+			// The client went away: there is nobody to answer.
+		default:
+			c.gw.log.Error("awsgw: recording a call failed; withheld its answer and refused it", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
+			c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was withheld; retry later"))
+		}
+		return false
+	}
+	fail := func(e *s3err.Error, why string) (bool, bool) {
+		if !durable() {
+			return false, true
+		}
 		res.Status = strconv.Itoa(e.Status)
 		res.Error = why
 		c.fail(e)
-		return false
+		return false, false
 	}
 	creds, err := t.credentials(ctx, c.gr)
 	if err != nil {
@@ -222,7 +256,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 			return fail(e, "cut off: "+e.Text())
 		case c.r.Context().Err() != nil:
 			res.Status, res.Error = "499", "client went away"
-			return false
+			return false, false
 		}
 		c.gw.log.Warn("awsgw: upstream request failed", "target", t.Name, "service", op.Service, "grant", c.gr.ID, "request_id", c.reqID, "err", err)
 		return fail(s3err.New(s3err.ServiceUnavailable, "the %s upstream of target %s did not answer; retry later", op.Service, t.Name), "upstream: "+err.Error())
@@ -231,16 +265,10 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		resp.Body = http.NoBody
 	}
 	defer resp.Body.Close()
-	if pending != nil {
-		// Durable before disclosure: not a byte of the answer goes out
-		// before the call's record is.
-		if err := pending.Wait(ctx); err != nil {
-			if e := cutError(ctx); e != nil {
-				return fail(e, "cut off: "+e.Text())
-			}
-			c.gw.log.Error("awsgw: recording a call failed; discarded its answer", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
-			return fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was discarded; retry later"), "record failed: "+err.Error())
-		}
+	// Durable before disclosure: not a byte of the answer goes out
+	// before the call's record is.
+	if !durable() {
+		return false, true
 	}
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
@@ -286,13 +314,13 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	if cc.disarm() {
 		res.BytesOut = cc.delivered(n)
 		res.Error = "cut off: " + cutError(ctx).Message
-		return true
+		return true, false
 	}
 	switch {
 	case rerr == nil && werr == nil:
 	case cutError(ctx) != nil:
 		res.Error = "cut off: " + cutError(ctx).Message
-		return true
+		return true, false
 	case werr != nil && cc.stalled():
 		res.BytesOut = cc.delivered(n)
 		res.Error = stalledReader()
@@ -303,9 +331,9 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		res.Error = "client went away"
 	default:
 		res.Error = "upstream response broken: " + rerr.Error()
-		return true
+		return true, false
 	}
-	return false
+	return false, false
 }
 
 // serviceErrorCode is the AWS error code of an upstream error answer: the
