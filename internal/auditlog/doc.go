@@ -68,6 +68,16 @@
 // the head again. Lifecycle events ([Log.Do]) and the grant state they
 // change still commit in the one transaction of their batch.
 //
+// A gateway's records of a session's start and of its calls are appended
+// with [Log.AppendLive], naming their grant: on a shared log the writer
+// checks, under the lock, that the grant is still active in the store
+// (store.GrantStatusTx), and refuses the operation with [ErrGrantEnded]
+// otherwise. Every grant's end commits under the same lock, so no replica
+// logs (and so serves) a call of a grant after its end, though it learns
+// of another replica's revoke only from a notice some milliseconds later.
+// The writer reads a grant again only if another replica appended since
+// it last read it active, or one of its own [Log.Do] operations named it.
+//
 // Rows against the log on every replica. A session's stored summary is
 // written lazily by the replica serving it, so before audit verify (and
 // every review read) a replica has every live replica write its pending

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -164,6 +165,13 @@ type Log struct {
 	latest atomic.Pointer[store.Checkpoint]
 
 	tree frontier // owned by the writer goroutine
+	// live is the writer's knowledge of grants whose calls it recorded
+	// on a shared log (AppendLive): grant id → the log's size at the
+	// batch start when its record was read under the writers' lock and
+	// showed it active. foreignAt is the size of the newest head another
+	// replica appended (its entries may end grants). See checkLive.
+	live      map[string]int64
+	foreignAt int64
 	// forked, once set, is why this replica stopped writing a shared log:
 	// a newer checkpoint did not extend the log it had seen (see follower).
 	forked atomic.Pointer[error]
@@ -194,7 +202,10 @@ type op struct {
 	ctx   context.Context
 	state atomic.Int32 // opQueued, opClaimed or opCancelled
 	evs   []encoded    // Append: the encoded events
-	fn    func(ctx context.Context, tx store.Tx) ([]Event, error)
+	// liveGrant, set by AppendLive and AppendAsyncLive, names the grant
+	// that must still be active (on a shared log) for evs to be logged.
+	liveGrant string
+	fn        func(ctx context.Context, tx store.Tx) ([]Event, error)
 	// done is closed once result is set, once (finish): a channel of
 	// struct{} is one allocation, a channel of error two.
 	done   chan struct{}
@@ -478,6 +489,30 @@ func (l *Log) Append(ctx context.Context, events ...Event) error {
 	return l.run(ctx, o)
 }
 
+// ErrGrantEnded is the error of an AppendLive (or AppendAsyncLive) whose
+// grant is no longer active in the shared store when its batch holds the
+// writers' lock: another replica ended it, and this one has not yet applied
+// the notice.
+var ErrGrantEnded = errors.New("auditlog: the grant has ended")
+
+// AppendLive is Append for the record of something done under grant
+// grantID (a gateway session's start, a call): on a shared log (Options.
+// Shared) the events are logged only if the grant is still active in the
+// store when its batch holds the writers' lock, and otherwise the caller
+// gets ErrGrantEnded. A replica learns of another's revoke through a
+// notice that takes a few milliseconds (or, over a silently cut
+// connection, seconds); the lock orders the revoke's commit and this
+// record, so no call is logged, and so served, after its grant's end on
+// any replica. Elsewhere it is Append.
+func (l *Log) AppendLive(ctx context.Context, grantID string, events ...Event) error {
+	o, err := newOp(ctx, events)
+	if err != nil || o == nil {
+		return err
+	}
+	o.liveGrant = grantID
+	return l.run(ctx, o)
+}
+
 // Do runs fn inside the next group-committed transaction, isolated by a
 // savepoint, and appends the events fn returns in the same transaction, so a
 // state change and its record commit together or not at all.
@@ -513,6 +548,12 @@ type Pending struct {
 // before disclosure"). The events are numbered in the order given, in the
 // next batch; Wait must be called (once) to learn whether they were stored.
 func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
+	return l.AppendAsyncLive(ctx, "", events...)
+}
+
+// AppendAsyncLive is AppendAsync with AppendLive's condition on grantID
+// (none if it is empty).
+func (l *Log) AppendAsyncLive(ctx context.Context, grantID string, events ...Event) *Pending {
 	o, err := newOp(ctx, events)
 	if err != nil {
 		return &Pending{err: err}
@@ -520,6 +561,7 @@ func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
 	if o == nil {
 		return &Pending{o: nil}
 	}
+	o.liveGrant = grantID
 	o.async = true
 	if err := l.enqueue(ctx, o); err != nil {
 		return &Pending{err: err}
@@ -888,6 +930,9 @@ func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (cp *st
 		if tree, head, err = l.readHead(ctx, tx); err != nil {
 			return nil, tree, nil, nil, err
 		}
+		if head != nil {
+			l.foreignAt = head.Size
+		}
 	}
 	cp, tree, rest, err = l.buildFrom(ctx, tx, claimed, tree)
 	return cp, tree, head, rest, err
@@ -961,10 +1006,20 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 	_, deferred := tx.(logCommitter)
 	var entries []store.LogEntry
 	appended := false
+	start := tree.n // the log's size when the lock was taken
 	for done := 0; ; {
 		for ; done < len(*claimed); done++ {
 			r := &(*claimed)[done]
 			evs := r.o.evs
+			if r.o.liveGrant != "" && l.opts.Shared {
+				if err := l.checkLive(ctx, tx, r.o.liveGrant, start); err != nil {
+					if !errors.Is(err, ErrGrantEnded) {
+						return nil, tree, nil, err
+					}
+					r.err = err
+					continue
+				}
+			}
 			if r.o.fn != nil {
 				// A Do function may read the log: with deferred entries,
 				// store those of the operations before it first.
@@ -993,6 +1048,13 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 				}
 				if err := tx.Release(ctx, sp); err != nil {
 					return nil, tree, nil, fmt.Errorf("auditlog: releasing savepoint: %w", err)
+				}
+				// A Do may change a grant's state (this replica's own
+				// revoke): its next recorded call reads it again.
+				for j := range evs {
+					if evs[j].grantID != "" {
+						delete(l.live, evs[j].grantID)
+					}
 				}
 			}
 			for j := range evs {
@@ -1059,6 +1121,49 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 		return nil, tree, nil, fmt.Errorf("auditlog: storing checkpoint: %w", err)
 	}
 	return cp, tree, nil, nil
+}
+
+// liveMax bounds Log.live; past it the map is emptied (the grants in it
+// are read again at their next call).
+const liveMax = 10000
+
+// checkLive returns ErrGrantEnded if grant id is not active in the store,
+// reading it inside tx (which holds the writers' lock: a revoke committed
+// by any replica is either visible or waits for this batch) unless this
+// writer read it active at or after the newest head another replica
+// appended (start is the log's size when this batch took the lock): a grant
+// is ended only under the lock, by a Do whose events name it (which
+// forgets it here) or by another replica's batch (which moves foreignAt).
+// So a replica writing alone reads each grant once, and among busy
+// replicas each grant once per batch that follows another's.
+func (l *Log) checkLive(ctx context.Context, tx store.Tx, id string, start int64) error {
+	if at, ok := l.live[id]; ok && at >= l.foreignAt {
+		return nil
+	}
+	var status model.GrantStatus
+	var err error
+	if gs, ok := tx.(store.GrantStatusTx); ok {
+		status, err = gs.GrantStatus(ctx, id)
+	} else {
+		var g model.Grant
+		g, err = tx.Grant(ctx, id)
+		status = g.Status
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrGrantEnded
+	}
+	if err != nil {
+		return fmt.Errorf("auditlog: reading grant %s: %w", id, err)
+	}
+	if status != model.Active {
+		delete(l.live, id)
+		return ErrGrantEnded
+	}
+	if l.live == nil || len(l.live) >= liveMax {
+		l.live = map[string]int64{}
+	}
+	l.live[id] = start
+	return nil
 }
 
 // appendEntries stores entries and empties the slice.

@@ -507,6 +507,12 @@ func (s *Service) logErr(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	if errors.Is(err, auditlog.ErrGrantEnded) {
+		// A gateway record of a grant another replica ended, whose notice
+		// this one has not applied yet: the gateways answer as for any
+		// ended grant (nothing failed).
+		return fmt.Errorf("%w (%w)", gateway.ErrNoGrant, err)
+	}
 	s.logger.Error("write failed; refusing", "op", op, "err", err)
 	return apierr.Unavailable("could not record %s durably; nothing was changed", op)
 }

@@ -191,7 +191,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	// never holds the entry without the row. A store transaction of its own
 	// (Log.Do) cost each connection about a millisecond of CPU, and held
 	// every other session's records while it waited for the journal's copy.
-	err := r.o.Log.Append(ctx, auditlog.Event{Type: "session.started", Time: st.rec.StartedAt, GrantID: g.ID, SessionID: sid, Actor: g.Identity,
+	err := r.o.Log.AppendLive(ctx, g.ID, auditlog.Event{Type: "session.started", Time: st.rec.StartedAt, GrantID: g.ID, SessionID: sid, Actor: g.Identity,
 		Data: data})
 	if err != nil {
 		return nil, r.o.Refuse("the session start", err)
@@ -245,7 +245,7 @@ func (st *state) callEvent(c *gateway.Call) auditlog.Event {
 }
 
 func (st *state) Request(ctx context.Context, c gateway.Call) error {
-	if err := st.r.o.Log.Append(ctx, st.callEvent(&c)); err != nil {
+	if err := st.r.o.Log.AppendLive(ctx, st.g.ID, st.callEvent(&c)); err != nil {
 		return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))
 	}
 	st.counted(c)
@@ -253,7 +253,7 @@ func (st *state) Request(ctx context.Context, c gateway.Call) error {
 }
 
 func (st *state) RequestAsync(ctx context.Context, c gateway.Call) func(context.Context) error {
-	p := st.r.o.Log.AppendAsync(ctx, st.callEvent(&c))
+	p := st.r.o.Log.AppendAsyncLive(ctx, st.g.ID, st.callEvent(&c))
 	return func(ctx context.Context) error {
 		if err := p.Wait(ctx); err != nil {
 			return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))

@@ -171,6 +171,13 @@ type SharedLogTx interface {
 	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
 }
 
+// GrantStatusTx is implemented by write transactions that read a grant's
+// status alone (pgstore): the shared audit log checks it for every gateway
+// record of a grant another replica may have ended (auditlog.AppendLive).
+type GrantStatusTx interface {
+	GrantStatus(ctx context.Context, id string) (model.GrantStatus, error)
+}
+
 // LogCheckpointAppender is implemented by write transactions that can
 // store entries and the checkpoint covering them in one statement (pgstore),
 // which the audit log uses for the last entries of a batch. Its contract is

@@ -134,6 +134,23 @@ func (t *Tx) usable() error {
 
 // Grant returns one grant with its Usage, as this transaction sees it, and
 // locks its row until the transaction ends.
+// GrantStatus implements store.GrantStatusTx: one indexed read of the
+// status column, without the record, the usage or a row lock.
+func (t *Tx) GrantStatus(ctx context.Context, id string) (model.GrantStatus, error) {
+	if err := t.usable(); err != nil {
+		return "", err
+	}
+	var st string
+	err := t.tx.QueryRow(ctx, "SELECT status FROM grants WHERE id = $1", id).Scan(&st)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("pgstore: grant %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("pgstore: grant status: %w", err)
+	}
+	return model.GrantStatus(st), nil
+}
+
 func (t *Tx) Grant(ctx context.Context, id string) (model.Grant, error) {
 	if err := t.usable(); err != nil {
 		return model.Grant{}, err
