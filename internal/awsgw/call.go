@@ -317,6 +317,17 @@ func sessionError(gr *gateway.Grant, now time.Time, err error) *s3err.Error {
 	return s3err.New(s3err.ServiceUnavailable, "Airlock could not record the start of a session for grant %s, so the call was not forwarded; retry later", gr.ID)
 }
 
+// endedRecord is the answer for a call whose record the control plane
+// refused because its grant has ended (gateway.ErrNoGrant): another
+// replica ended it and this one has not applied the notice yet. Nil for
+// any other failure, which is the store's (503).
+func endedRecord(gr *gateway.Grant, now time.Time, err error) *s3err.Error {
+	if errors.Is(err, gateway.ErrNoGrant) {
+		return endedError(gr, now)
+	}
+	return nil
+}
+
 // cutError is the answer for a call cut by its session's end.
 func cutError(ctx context.Context) *s3err.Error {
 	var e *s3err.Error
@@ -379,6 +390,10 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// Durable before forward: nothing that can change state reaches
 		// the upstream unrecorded.
 		if e := cutError(ctx); e != nil {
+			c.fail(e)
+			return
+		}
+		if e := endedRecord(gr, g.now(), err); e != nil {
 			c.fail(e)
 			return
 		}

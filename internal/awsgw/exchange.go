@@ -113,6 +113,8 @@ func (x *exchange) disclose() bool {
 		c.fail(cutError(x.ctx))
 	case c.r.Context().Err() != nil:
 		// The client went away: there is nobody to answer.
+	case endedRecord(c.gr, c.gw.now(), err) != nil:
+		c.fail(endedRecord(c.gr, c.gw.now(), err))
 	default:
 		c.gw.log.Error("awsgw: recording a call failed; withheld its answer and refused it", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
 		c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was withheld; retry later"))

@@ -188,6 +188,10 @@ func (c *call) recordFailed(ctx context.Context, sess *session, err error) {
 		c.fail(e)
 		return
 	}
+	if e := endedRecord(c.gr, c.gw.now(), err); e != nil {
+		c.fail(e)
+		return
+	}
 	c.gw.log.Error("awsgw: recording a call failed; refused it", "grant", c.gr.ID, "session", sess.rec.ID, "request_id", c.reqID, "err", err)
 	c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so it was not forwarded; retry later"))
 }
@@ -211,11 +215,16 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 			return true
 		}
 		unrecorded = true
+		ended := endedRecord(c.gr, c.gw.now(), err)
 		switch e := cutError(ctx); {
 		case e != nil:
 			c.fail(e)
 		case c.r.Context().Err() != nil:
 			// The client went away: there is nobody to answer.
+		case ended != nil:
+			// Another replica ended the grant: answered as any call of
+			// an ended grant, not as a store failure to retry.
+			c.fail(ended)
 		default:
 			c.gw.log.Error("awsgw: recording a call failed; withheld its answer and refused it", "grant", c.gr.ID, "request_id", c.reqID, "err", err)
 			c.fail(s3err.New(s3err.ServiceUnavailable, "Airlock could not record this call, so its answer was withheld; retry later"))

@@ -37,6 +37,7 @@ type Authority struct {
 	summaries  []gateway.RejectionSummary
 	agg        *gateway.RejectAggregator
 	fail       bool
+	failErr    error // what fail makes records return; nil: ErrRecordFailed
 	discard    bool
 	panicRes   bool
 	stall      *Stall
@@ -153,8 +154,25 @@ func (a *Authority) End(g *gateway.Grant, reason string) {
 // FailRecords makes every later Record (and StartSession) fail while on.
 func (a *Authority) FailRecords(on bool) {
 	a.mu.Lock()
-	a.fail = on
+	a.fail, a.failErr = on, nil
 	a.mu.Unlock()
+}
+
+// FailRecordsWith is FailRecords(err != nil), the records failing with err
+// (as the control plane's do with gateway.ErrNoGrant for a grant another
+// replica ended).
+func (a *Authority) FailRecordsWith(err error) {
+	a.mu.Lock()
+	a.fail, a.failErr = err != nil, err
+	a.mu.Unlock()
+}
+
+// failure is what a failing record returns; a.mu held.
+func (a *Authority) failure() error {
+	if a.failErr != nil {
+		return a.failErr
+	}
+	return ErrRecordFailed
 }
 
 // PanicOnResults makes recording a call's result panic (on), as a bug in
@@ -301,8 +319,9 @@ func (a *Authority) StartSession(ctx context.Context, g *gateway.Grant, client s
 func (a *Authority) start(ctx context.Context, g *gateway.Grant, sid, client string) (*gateway.Session, error) {
 	a.mu.Lock()
 	if a.fail {
+		err := a.failure()
 		a.mu.Unlock()
-		return nil, ErrRecordFailed
+		return nil, err
 	}
 	r := &Recorded{ID: sid, Grant: g, Client: client}
 	a.sessions = append(a.sessions, r)
@@ -326,12 +345,13 @@ func (f *fakeRecorder) Result(ctx context.Context, c gateway.Call) error {
 	}
 	a.mu.Lock()
 	fail, discard, panicRes := a.fail, a.discard, a.panicRes
+	failErr := a.failure()
 	a.mu.Unlock()
 	if panicRes && c.Kind == "result" {
 		panic("gatewaytest: the recorder panics, as asked")
 	}
 	if fail {
-		return ErrRecordFailed
+		return failErr
 	}
 	r.mu.Lock()
 	if r.ended {
