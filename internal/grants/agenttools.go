@@ -116,8 +116,13 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	// The grant's own secret and other recognisable secrets never reach
 	// the log (commandredact.go).
 	argv = redactCommand(argv, s.secretFor(g.CredentialID), s.sessionTokenFor(g.CredentialID))
-	err = s.log.Append(ctx, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
+	// AppendLive: as for Credentials, not logged after a revoke committed
+	// since the read above.
+	err = s.log.AppendLive(ctx, g.ID, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
 		Data: map[string]any{"argv": argv, "via": "mcp"}}, caller))
+	if errors.Is(err, auditlog.ErrGrantEnded) {
+		return apierr.Conflict("grant %s has ended; commands run only under an active grant", id)
+	}
 	if err != nil {
 		return s.logErr("the command", err)
 	}

@@ -145,7 +145,13 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	if caller.Instance != nil {
 		data["instance"] = caller.Instance
 	}
-	err = s.log.Append(ctx, auditlog.Event{Type: "grant.credentials_issued", Time: s.now(), GrantID: g.ID, Actor: caller.Name, Data: data})
+	// AppendLive: among replicas, a revoke committed since the read above
+	// (on any of them) refuses the issue rather than logging it after the
+	// grant's end.
+	err = s.log.AppendLive(ctx, g.ID, auditlog.Event{Type: "grant.credentials_issued", Time: s.now(), GrantID: g.ID, Actor: caller.Name, Data: data})
+	if errors.Is(err, auditlog.ErrGrantEnded) {
+		return Credentials{}, apierr.Conflict("grant %s has ended; credentials exist only while it is active", id)
+	}
 	if err != nil {
 		return Credentials{}, s.logErr("the credential issue", err)
 	}

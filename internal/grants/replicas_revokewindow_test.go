@@ -3,10 +3,12 @@ package grants_test
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // TestReplicasNoCallLoggedAfterRevoke: B serves a session under a grant
@@ -61,4 +63,64 @@ func TestReplicasNoCallLoggedAfterRevoke(t *testing.T) {
 		t.Fatalf("the other grant's session on B: %v; want its start and two calls", calls)
 	}
 	b.notifier.deaf.Store(false)
+}
+
+// TestReplicasNothingIssuedAfterRevoke: B reads a grant active for the
+// holder's credentials (or an MCP command's record), and A's revoke
+// commits before B logs the issue. B handed out the credentials and
+// logged grant.credentials_issued (or grant.command) after grant.revoked.
+// Now the append checks the grant under the log's lock, and B answers
+// with a conflict.
+func TestReplicasNothingIssuedAfterRevoke(t *testing.T) {
+	rs := newReplicaSet(t, 2, nil)
+	a, b := rs.r[0], rs.r[1]
+	// B applies no notice: the only read of the grant on B is the one
+	// under test.
+	b.notifier.deaf.Store(true)
+	defer b.notifier.deaf.Store(false)
+	for _, c := range []struct {
+		what, typ string
+		do        func(id string) error
+	}{
+		{"credentials", "grant.credentials_issued", func(id string) error {
+			_, err := b.svc.Credentials(rs.ctx, b.id(t, bot), id)
+			return err
+		}},
+		{"command", "grant.command", func(id string) error {
+			return b.svc.RecordCommand(rs.ctx, b.id(t, bot), id, []string{"aws", "s3", "ls"})
+		}},
+	} {
+		g, _ := rs.approved(a, a)
+		var once sync.Once
+		revoke := func(id string) {
+			if id != g.ID {
+				return
+			}
+			once.Do(func() {
+				if _, err := a.svc.Revoke(rs.ctx, a.id(t, carol), g.ID, "incident over"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		b.st.afterGrant.Store(&revoke)
+		err := c.do(g.ID)
+		b.st.afterGrant.Store(nil)
+		if !isConflict(err) {
+			t.Errorf("%s on B as A revoked: %v; want a conflict", c.what, err)
+		}
+		es, lerr := rs.r[0].st.LogEntries(rs.ctx, store.LogFilter{GrantID: g.ID})
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		ended := false
+		for _, e := range es {
+			ended = ended || e.Type == "grant.revoked"
+			if ended && e.Type == c.typ {
+				t.Errorf("%s logged after grant.revoked", c.typ)
+			}
+		}
+		if !ended {
+			t.Fatalf("%s: the grant was not revoked", c.what)
+		}
+	}
 }
