@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/airlock-dev/airlock/internal/awsops"
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -40,13 +41,57 @@ func (*svcBody) Close() error { return nil }
 // than S3 sign the body's digest without sending it, so the body is read
 // (bounded) before the signature can be checked.
 func hashServiceBody(r *http.Request) (string, error) {
-	b, err := readServiceBody(r.ContentLength, r.Body, serviceBodyLimit(signedService(r)))
+	limit := serviceBodyLimit(signedService(r))
+	// The caller named a live credential, but nothing yet shows it holds
+	// the secret: what such bodies may hold at once is bounded, or a
+	// known key id (it is no secret) and slow uploads on many connections
+	// could make the process hold up to limit bytes for each.
+	n := int64(limit)
+	if r.ContentLength >= 0 && r.ContentLength < n {
+		n = r.ContentLength
+	}
+	if !unverifiedBodies.take(n) {
+		return "", s3err.New(s3err.ServiceUnavailable, "Airlock is reading too many unverified request bodies at once; retry shortly")
+	}
+	defer unverifiedBodies.give(n)
+	b, err := readServiceBody(r.ContentLength, r.Body, limit)
 	if err != nil {
 		return "", err
 	}
 	r.Body = &svcBody{Reader: bytes.NewReader(b), b: b}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// maxUnverifiedBodies bounds the bytes of service request bodies being
+// read before their signature can be checked, across the process: room
+// for ten of Lambda's largest payloads, or thousands of ordinary calls.
+const maxUnverifiedBodies = 64 << 20
+
+// unverifiedBodies is the process's budget of maxUnverifiedBodies.
+var unverifiedBodies = &byteBudget{left: maxUnverifiedBodies}
+
+// byteBudget hands out a fixed number of bytes; take fails rather than
+// waits when they are not there.
+type byteBudget struct {
+	mu   sync.Mutex
+	left int64
+}
+
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.left {
+		return false
+	}
+	b.left -= n
+	return true
+}
+
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	b.left += n
+	b.mu.Unlock()
 }
 
 // maxLambdaBody is Lambda's own bound on a synchronous Invoke's payload
