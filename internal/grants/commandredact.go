@@ -1,7 +1,9 @@
 package grants
 
 import (
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -25,8 +27,27 @@ var (
 	// is a quoted string or runs to the next space or quote.
 	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)(\s*=\s*)('[^']*'?|"[^"]*"?|[^\s'"]+)`)
 	// secretWord is what a secret's name contains.
-	secretWord = regexp.MustCompile(`(?i)password|passwd|secret|token|_pwd$`)
+	secretWord = regexp.MustCompile(`(?i)password|passwd|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
+	// header is an HTTP header line as curl -H or a script writes it,
+	// with the credentials after an optional scheme: "Authorization:
+	// Bearer X", "X-Api-Key: X", "Cookie: session=X". Its value is a
+	// secret when the name says so (headerSecret).
+	header = regexp.MustCompile(`(?i)([A-Za-z0-9-]+)(\s*:\s*)((?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256)\s+)?([^\s'"]+)`)
+	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
+	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
 )
+
+// headerSecret says whether a header named name carries credentials.
+func headerSecret(name string) bool {
+	switch strings.ToLower(name) {
+	case "authorization", "proxy-authorization", "cookie", "x-amz-security-token":
+		return true
+	}
+	return secretName(name)
+}
+
+// mysqlClients take their password glued to -p (-pPASSWORD).
+var mysqlClients = []string{"mysql", "mariadb", "mysqldump", "mysqladmin", "mariadb-dump"}
 
 // secretName says whether a variable, keyword or flag named name holds a
 // secret: its name contains password, passwd, secret or token, or ends in
@@ -60,12 +81,41 @@ func redactCommand(argv []string, secrets ...string) []string {
 		}
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
 		a = redactAssignments(a)
-		if i > 0 && strings.HasPrefix(argv[i-1], "-") && !strings.Contains(argv[i-1], "=") && secretName(argv[i-1]) {
+		a = redactHeaders(a)
+		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
+		switch {
+		case i > 0 && strings.HasPrefix(argv[i-1], "-") && !strings.Contains(argv[i-1], "=") && secretName(argv[i-1]):
 			a = RedactedArg
+		case i > 1 && (strings.EqualFold(argv[i-2], "set") || strings.EqualFold(argv[i-2], "config")) && !strings.HasPrefix(argv[i-1], "-") && secretName(argv[i-1]):
+			// aws configure set aws_secret_access_key X, git config
+			// credential.password X, npm config set //r/:_authToken X.
+			a = RedactedArg
+		case i > 0 && slices.Contains(mysqlClients, path.Base(argv[0])) && len(a) > 2 && strings.HasPrefix(a, "-p") && !strings.HasPrefix(a, "--"):
+			a = "-p" + RedactedArg
 		}
 		out[i] = a
 	}
 	return out
+}
+
+// redactHeaders replaces the credentials in a's header lines whose names
+// say they carry them (Authorization: Bearer [REDACTED]).
+func redactHeaders(a string) string {
+	var b strings.Builder
+	at := 0
+	for _, m := range header.FindAllStringSubmatchIndex(a, -1) {
+		if !headerSecret(a[m[2]:m[3]]) {
+			continue
+		}
+		b.WriteString(a[at:m[8]])
+		b.WriteString(RedactedArg)
+		at = m[9]
+	}
+	if at == 0 {
+		return a
+	}
+	b.WriteString(a[at:])
+	return b.String()
 }
 
 // redactAssignments replaces the values of a's name=value pairs whose

@@ -26,6 +26,20 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"env", "MYSQL_PWD=hunter2", "GITHUB_TOKEN=ghp_x", "AWS_SECRET_ACCESS_KEY=abc"}, []string{"env", "MYSQL_PWD=[REDACTED]", "GITHUB_TOKEN=[REDACTED]", "AWS_SECRET_ACCESS_KEY=[REDACTED]"}},
 		{[]string{"tool", "--password", "hunter2", "--db-password=hunter3", "-token", "t0k"}, []string{"tool", "--password", "[REDACTED]", "--db-password=[REDACTED]", "-token", "[REDACTED]"}},
 		{[]string{"aws", "secretsmanager", "put-secret-value", "--secret-id", "x", "--secret-string", "hunter2"}, []string{"aws", "secretsmanager", "put-secret-value", "--secret-id", "x", "--secret-string", "[REDACTED]"}},
+		// Header lines, a positional value after a secret's name, and a
+		// MySQL client's glued -p (missed before: they reached the log).
+		{[]string{"curl", "-H", "Authorization: Bearer hunter2", "https://api.example.com/x"}, []string{"curl", "-H", "Authorization: Bearer [REDACTED]", "https://api.example.com/x"}},
+		{[]string{"sh", "-c", "curl -H 'authorization: Basic aHVudGVyMg==' -H 'X-Api-Key: hunter3' -H 'Cookie: sid=hunter4' https://h/"},
+			[]string{"sh", "-c", "curl -H 'authorization: Basic [REDACTED]' -H 'X-Api-Key: [REDACTED]' -H 'Cookie: [REDACTED]' https://h/"}},
+		{[]string{"curl", "--header=Proxy-Authorization: hunter2", "-H", "Accept: application/json", "http://h:8080/"}, []string{"curl", "--header=Proxy-Authorization: [REDACTED]", "-H", "Accept: application/json", "http://h:8080/"}},
+		{[]string{"aws", "configure", "set", "aws_secret_access_key", "hunter2"}, []string{"aws", "configure", "set", "aws_secret_access_key", "[REDACTED]"}},
+		{[]string{"aws", "configure", "set", "region", "us-east-1"}, nil},
+		{[]string{"git", "config", "credential.password", "hunter2"}, []string{"git", "config", "credential.password", "[REDACTED]"}},
+		{[]string{"tool", "--api-key", "hunter2", "API_KEY=hunter3", "--api-key-id", "k1"}, []string{"tool", "--api-key", "[REDACTED]", "API_KEY=[REDACTED]", "--api-key-id", "k1"}},
+		{[]string{"mysql", "-uroot", "-phunter2", "-h", "db"}, []string{"mysql", "-uroot", "-p[REDACTED]", "-h", "db"}},
+		{[]string{"/usr/bin/mysqldump", "-phunter2"}, []string{"/usr/bin/mysqldump", "-p[REDACTED]"}},
+		{[]string{"sh", "-c", "mysql -u root -phunter2 app < dump.sql"}, []string{"sh", "-c", "mysql -u root -p[REDACTED] app < dump.sql"}},
+		{[]string{"ssh", "-p2222", "host"}, nil},
 	} {
 		want := c.want
 		if want == nil {
