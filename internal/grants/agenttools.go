@@ -88,8 +88,9 @@ const MaxCommandLength = 4096
 // (an MCP run_with_grant) into the log, before the command runs: the
 // grant's record says what was run with its credentials, in the holder's
 // words (less the secrets redactCommand takes out), beside what the
-// gateway saw.
-func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id string, argv []string) error {
+// gateway saw. hide are more secrets to take out wherever they appear:
+// the caller's own API key, which the API sees and the log must not.
+func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id string, argv []string, hide ...string) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return apierr.Invalid("argv", "a command is required")
 	}
@@ -115,7 +116,7 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	}
 	// The grant's own secret and other recognisable secrets never reach
 	// the log (commandredact.go).
-	argv = redactCommand(argv, s.secretFor(g.CredentialID), s.sessionTokenFor(g.CredentialID))
+	argv = redactCommand(argv, append([]string{s.secretFor(g.CredentialID), s.sessionTokenFor(g.CredentialID)}, hide...)...)
 	// AppendLive: as for Credentials, not logged after a revoke committed
 	// since the read above.
 	err = s.log.AppendLive(ctx, g.ID, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,

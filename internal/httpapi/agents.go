@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -46,7 +47,11 @@ func (h *Handler) command(w http.ResponseWriter, r *http.Request, who model.Iden
 	if err := decode(r, &in); err != nil {
 		return nil, err
 	}
-	if err := h.svc.RecordCommand(r.Context(), who, r.PathValue("id"), in.Argv); err != nil {
+	// The caller's own key, should it be on the command line, never
+	// reaches the log (the MCP side takes it out too; a direct caller of
+	// this route did not).
+	_, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if err := h.svc.RecordCommand(r.Context(), who, r.PathValue("id"), in.Argv, strings.TrimSpace(key)); err != nil {
 		return nil, err
 	}
 	return CommandResponse{Recorded: true}, nil

@@ -54,6 +54,11 @@ func TestAgentRoutes(t *testing.T) {
 	if r := e.do("POST", "/v1/grants/"+active.ID+"/commands", e.bot, cmd); r.status != http.StatusOK {
 		t.Fatalf("recording a command: %d %s", r.status, r.body)
 	}
+	// The caller's own API key on the command line never reaches the log
+	// (the MCP side took it out; a direct call of the route kept it).
+	if r := e.do("POST", "/v1/grants/"+active.ID+"/commands", e.bot, httpapi.CommandInput{Argv: []string{"env", "K=" + e.bot, "aws", "s3", "ls"}}); r.status != http.StatusOK {
+		t.Fatalf("recording a command: %d %s", r.status, r.body)
+	}
 	wantError(t, e.do("POST", "/v1/grants/"+active.ID+"/commands", e.webBot, cmd), http.StatusNotFound, apierr.CodeNotFound, "-")
 	wantError(t, e.do("POST", "/v1/grants/"+active.ID+"/commands", e.alice, cmd), http.StatusNotFound, apierr.CodeNotFound, "-")
 	wantError(t, e.do("POST", "/v1/grants/"+pending.ID+"/commands", e.bot, cmd), http.StatusConflict, apierr.CodeConflict, "-")
@@ -70,13 +75,16 @@ func TestAgentRoutes(t *testing.T) {
 			if err := json.Compact(&b, ev.Entry); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(b.String(), `"argv":["aws","s3","ls"]`) || !strings.Contains(b.String(), `"actor":"log-triage-bot"`) {
-				t.Errorf("command entry: %s", ev.Entry)
+			if strings.Contains(b.String(), e.bot) {
+				t.Errorf("the caller's API key is in the log: %s", ev.Entry)
+			}
+			if n == 1 && !strings.Contains(b.String(), `"argv":["aws","s3","ls"]`) || n == 2 && !strings.Contains(b.String(), `"argv":["env","K=[REDACTED]","aws","s3","ls"]`) || !strings.Contains(b.String(), `"actor":"log-triage-bot"`) {
+				t.Errorf("command entry %d: %s", n, ev.Entry)
 			}
 		}
 	}
-	if n != 1 {
-		t.Fatalf("%d command entries, want 1", n)
+	if n != 2 {
+		t.Fatalf("%d command entries, want 2", n)
 	}
 }
 
