@@ -28,6 +28,20 @@ type RequestInput struct {
 	Extends  string   `json:"extends,omitempty"`
 }
 
+// MaxPendingPerIdentity bounds the requests of one identity that wait
+// for approval at once: more are refused (429) until some are decided,
+// withdrawn or time out (see SetMaxPending).
+const MaxPendingPerIdentity = 32
+
+// SetMaxPending changes the bound on one identity's requests waiting for
+// approval (MaxPendingPerIdentity unless set), for a test that needs a
+// longer queue from one identity. n < 1 is taken as 1.
+func (s *Service) SetMaxPending(n int) { s.maxPending.Store(int64(max(n, 1))) }
+
+// pendingLock prefixes the lock key under which an identity's requests
+// that wait for a person are counted and created.
+const pendingLock = "pending-requests:"
+
 // Request validates in, asks policy, and records the new grant: active if
 // policy approves it outright, pending if a person must, denied otherwise.
 // Invalid input creates nothing.
@@ -85,6 +99,24 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		Target:    policy.Target{Name: t.Name, Account: t.Account},
 		Pairs:     sc.Pairs(), Duration: d, Reason: reason,
 	})
+	if dec.Outcome == policy.OutcomeHuman {
+		// A request that waits for a person goes to every approver's
+		// queue (and to Slack): an identity's open requests are bounded,
+		// so that an agent in a loop cannot bury the queue, or wear
+		// approvers down until one clicks Approve. Counted under a lock
+		// of the identity's, so that concurrent requests on this replica
+		// cannot all pass the count at once.
+		unlock := s.lock(pendingLock + caller.Name)
+		defer unlock()
+		limit := int(s.maxPending.Load())
+		open, err := s.st.Grants(ctx, store.GrantFilter{Identity: caller.Name, Status: []model.GrantStatus{model.Pending}, Limit: limit})
+		if err != nil {
+			return model.Grant{}, s.logErr("the request", err)
+		}
+		if len(open) >= limit {
+			return model.Grant{}, apierr.TooMany("identity %s already has %d requests waiting for approval; withdraw some (airlock end GRANT) or wait for decisions", caller.Name, len(open))
+		}
+	}
 	id := newID("g_")
 	// build makes the grant and its entries as of now: the time read in
 	// the transaction that records them (see txNow).

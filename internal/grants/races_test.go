@@ -189,6 +189,7 @@ func TestRaceExpiryVersusApproval(t *testing.T) {
 	h := newHarness(t, harnessOptions{PendingTimeout: 400 * time.Millisecond})
 	ali, requester := h.id(alice), h.id(bot)
 	const n = 40
+	h.Svc.SetMaxPending(n) // all from one identity, open at once
 	type result struct {
 		g, a       model.Grant
 		errG, errA error

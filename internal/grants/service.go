@@ -106,6 +106,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -195,9 +196,11 @@ type Service struct {
 	dir     *authn.Directory
 	targets map[string]Target
 	maxDur  time.Duration
-	pending time.Duration
-	reason  bool
-	credKey []byte
+	// maxPending bounds an identity's requests waiting for a person.
+	maxPending atomic.Int64
+	pending    time.Duration
+	reason     bool
+	credKey    []byte
 	// now is the time of every record and check: the clock corrected to
 	// the database's (dbc, dbclock.go).
 	now    func() time.Time
@@ -304,6 +307,7 @@ func New(o Options) (*Service, error) {
 	if s.auth, err = authority.New(ao); err != nil {
 		return nil, err
 	}
+	s.maxPending.Store(MaxPendingPerIdentity)
 	return s, nil
 }
 
