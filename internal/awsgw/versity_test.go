@@ -269,3 +269,43 @@ func TestVersityEscaping(t *testing.T) {
 		t.Fatalf("listed %d objects: %+v", len(lst.Contents), lst.Contents)
 	}
 }
+
+// TestVersityResponseOverrideWithControlCharacter: GetObject's response-*
+// overrides are echoed by the upstream as response headers. One with a
+// control character made versitygw write a header section the gateway
+// could not read, and the agent was told the upstream "did not answer;
+// retry later" (a 503 the SDKs retry) for what is its own malformed
+// request; CR and LF would be a header of the agent's making on servers
+// that do not clean them. Refused before anything is forwarded.
+func TestVersityResponseOverrideWithControlCharacter(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:GetObject,s3:PutObject arn:aws:s3:::logs/app/*")
+	cl := e.client(g)
+	ctx := context.Background()
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/a.txt"), Body: strings.NewReader("hello")}); err != nil {
+		t.Fatalf("PutObject: %v", errCode(err))
+	}
+	for _, in := range []*s3.GetObjectInput{
+		{ResponseContentType: aws.String("text/plain\x00")},
+		{ResponseContentDisposition: aws.String("attachment\x7f")},
+		{ResponseCacheControl: aws.String("no-cache\r\nX-Injected: 1")},
+	} {
+		in.Bucket, in.Key = aws.String("logs"), aws.String("app/a.txt")
+		_, err := cl.GetObject(ctx, in)
+		if got := errCode(err); !strings.HasPrefix(got, "InvalidArgument: response-") {
+			t.Errorf("GetObject with a control character in a response override: %q, want InvalidArgument", got)
+		}
+	}
+	for _, c := range e.requests(g)[1:] {
+		if c.Allowed {
+			t.Errorf("a GetObject with a control character in a response override was forwarded: %+v", c)
+		}
+	}
+	// A tab and UTF-8 are header text: still served.
+	out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/a.txt"),
+		ResponseContentDisposition: aws.String("attachment;\tfilename=\"café.txt\"")})
+	if err != nil {
+		t.Fatalf("GetObject with a tab and UTF-8 in a response override: %v", errCode(err))
+	}
+	out.Body.Close()
+}

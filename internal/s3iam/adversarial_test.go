@@ -104,6 +104,14 @@ func TestAdversarial(t *testing.T) {
 		{name: "folder key", method: "PUT", target: "/logs/app/dir/", host: "s3.test",
 			op: "PutObject", bucket: "logs", key: "app/dir/", checks: []s3iam.Check{{Action: "s3:PutObject", Resource: "arn:aws:s3:::logs/app/dir/"}}, allowed: true},
 
+		// GetObject's response-* overrides become the upstream's response
+		// headers: no control character may reach it.
+		{name: "response override with NUL", method: "GET", target: "/logs/app/a.log?response-expires=a%00b", host: "s3.test", code: s3err.InvalidArgument},
+		{name: "response override with CRLF", method: "GET", target: "/logs/app/a.log?response-content-type=a%0D%0AX-Injected:%201", host: "s3.test", code: s3err.InvalidArgument},
+		{name: "response override with DEL", method: "HEAD", target: "/logs/app/a.log?response-content-disposition=a%7Fb", host: "s3.test", code: s3err.InvalidArgument},
+		{name: "response override with a tab and UTF-8", method: "GET", target: "/logs/app/a.log?response-content-disposition=attachment%3B%09filename%3D%22caf%C3%A9%22", host: "s3.test",
+			op: "GetObject", bucket: "logs", key: "app/a.log", checks: []s3iam.Check{{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log"}}, allowed: true},
+
 		// Buckets and hosts.
 		{name: "bucket in host and path", method: "GET", target: "/other/a.log", host: "logs.s3.test",
 			op: "GetObject", bucket: "logs", key: "other/a.log", checks: []s3iam.Check{{Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/other/a.log"}}},

@@ -268,6 +268,11 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 		case "prefix":
 			continue // recorded with the resource
 		}
+		if slices.Contains(responseParams, p.name) {
+			if err := checkResponseOverride(p.name, p.value); err != nil {
+				return "", err
+			}
+		}
 		if k := paramKeys[p.name]; k != "" {
 			op.Params[k] = p.value
 		}
@@ -276,6 +281,21 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 		return "", s3err.New(s3err.InvalidArgument, "%s needs partNumber", r.name)
 	}
 	return versionID, nil
+}
+
+// checkResponseOverride refuses a response-* value that cannot be the
+// header the upstream echoes it as: a control character other than a tab
+// (CR and LF included) or DEL. Sent on, the upstream either writes it
+// into its answer (a header no one authorized, on servers that do not
+// clean it) or writes a header section the gateway cannot read, which
+// the agent would then be told was an upstream outage to retry.
+func checkResponseOverride(name, v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return s3err.New(s3err.InvalidArgument, "%s contains a control character (byte 0x%02x), which cannot be a response header's value", name, c)
+		}
+	}
+	return nil
 }
 
 // validPartNumber accepts 1..10000 written in plain decimal digits (no

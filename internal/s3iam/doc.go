@@ -119,6 +119,8 @@
 //     '/' is allowed;
 //   - keys over 1024 bytes; bucket names outside today's S3 rules,
 //     including escaped ones;
+//   - a response-* override with a control character other than a tab, or
+//     DEL: the upstream echoes it as a response header;
 //   - a copy-source key with an encoded '?': versitygw decodes
 //     x-amz-copy-source before it splits off "?versionId=", so it would
 //     copy a version no check named.
