@@ -11,6 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
 )
 
 // A virtual-hosted request names its bucket in the Host and its key in
@@ -78,6 +81,51 @@ func TestACLGrantsAndRetentionRecorded(t *testing.T) {
 		for k, v := range w {
 			if got := recs[i].Params[k]; got != v {
 				t.Errorf("%s: param %s = %q, want %q (params %v)", recs[i].Params["operation"], k, got, v, recs[i].Params)
+			}
+		}
+	}
+}
+
+// The same grants sent as an AccessControlPolicy body, as the SDKs' and
+// boto3's AccessControlPolicy parameter sends them, were recorded as
+// nothing at all: the record of a PutBucketAcl that made the bucket
+// readable by everyone did not say so.
+func TestACLBodyGranteesRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:PutBucketAcl arn:aws:s3:::logs", "s3:PutObject,s3:PutObjectAcl arn:aws:s3:::logs/app/*")
+	cl := e.client(g)
+	ctx := context.Background()
+	const allUsers = "http://acs.amazonaws.com/groups/global/AllUsers"
+	acp := &types.AccessControlPolicy{
+		Owner: &types.Owner{ID: aws.String(upstreamAK)},
+		Grants: []types.Grant{
+			{Grantee: &types.Grantee{Type: types.TypeGroup, URI: aws.String(allUsers)}, Permission: types.PermissionRead},
+			{Grantee: &types.Grantee{Type: types.TypeCanonicalUser, ID: aws.String("other-account")}, Permission: types.PermissionFullControl},
+		},
+	}
+	// The upstream's answer does not matter here (versitygw refuses ACLs
+	// under its default object ownership): the record is written first.
+	_, _ = cl.PutBucketAcl(ctx, &s3.PutBucketAclInput{Bucket: aws.String("logs"), AccessControlPolicy: acp})
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/acl.txt"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("PutObject: %v", errCode(err))
+	}
+	_, _ = cl.PutObjectAcl(ctx, &s3.PutObjectAclInput{Bucket: aws.String("logs"), Key: aws.String("app/acl.txt"), AccessControlPolicy: acp})
+	var acls []gateway.Call
+	for _, c := range e.requests(g) {
+		if op := c.Params["operation"]; op == "PutBucketAcl" || op == "PutObjectAcl" {
+			acls = append(acls, c)
+		}
+	}
+	if len(acls) != 2 {
+		t.Fatalf("%d ACL records, want 2: %+v", len(acls), e.requests(g))
+	}
+	for _, c := range acls {
+		if !c.Allowed {
+			t.Errorf("%s was refused: %s", c.Params["operation"], c.Error)
+		}
+		for k, v := range map[string]string{"acl": "grant", "grant_read": `uri="` + allUsers + `"`, "grant_full_control": `id="other-account"`} {
+			if got := c.Params[k]; got != v {
+				t.Errorf("%s: param %s = %q, want %q (params %v)", c.Params["operation"], k, got, v, c.Params)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -357,3 +358,88 @@ func TestACLHeaderValuesCannotHide(t *testing.T) {
 		t.Errorf("CreateBucket with a hidden x-amz-object-ownership: checks %+v", op.Checks)
 	}
 }
+
+// An ACL sent as an AccessControlPolicy body (as boto3's and the SDKs'
+// AccessControlPolicy parameter sends it) grants as much as the
+// x-amz-grant-* headers, so its grantees are recorded as theirs are: a
+// record of PutBucketAcl that said nothing of whom it made the bucket
+// readable by hid the public grant.
+func TestACLBodyGranteesRecorded(t *testing.T) {
+	m := &s3iam.Mapper{}
+	const allUsers = "http://acs.amazonaws.com/groups/global/AllUsers"
+	policy := func(grants string) string {
+		return `<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>owner-id</ID></Owner><AccessControlList>` + grants + `</AccessControlList></AccessControlPolicy>`
+	}
+	grant := func(grantee, perm string) string {
+		return `<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">` + grantee + `</Grantee><Permission>` + perm + `</Permission></Grant>`
+	}
+	sc, err := scope.Parse([]string{"s3:PutBucketAcl arn:aws:s3:::logs", "s3:PutObjectAcl arn:aws:s3:::logs/app/*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, target string
+		headers      []string
+		body         string
+		want         map[string]string // Params, or nil for MalformedXML
+	}{
+		{name: "public read and another account", target: "/logs?acl",
+			body: policy(grant("<URI>"+allUsers+"</URI>", "READ") + grant("<ID>other-account</ID><DisplayName>x</DisplayName>", "FULL_CONTROL") + grant("<EmailAddress>a@example.com</EmailAddress>", "READ")),
+			want: map[string]string{"acl": "grant", "grant_read": `uri="` + allUsers + `", emailAddress="a@example.com"`, "grant_full_control": `id="other-account"`}},
+		{name: "object ACL with a header grant too", target: "/logs/app/a.log?acl", headers: []string{`X-Amz-Grant-Write-Acp: id="h"`},
+			body: policy(grant("<URI>"+allUsers+"</URI>", "WRITE_ACP")),
+			want: map[string]string{"acl": "grant", "grant_write_acp": `id="h", uri="` + allUsers + `"`}},
+		{name: "owner only", target: "/logs?acl", body: policy(""), want: map[string]string{}},
+		// What S3 refuses as a malformed ACL is the upstream's to refuse;
+		// the record names everything it might apply.
+		{name: "unknown permission", target: "/logs?acl", body: policy(grant("<URI>"+allUsers+"</URI>", "EVERYTHING")),
+			want: map[string]string{"acl": "grant", "grant_other": `permission="EVERYTHING" uri="` + allUsers + `"`}},
+		{name: "no grantee", target: "/logs?acl", body: policy(grant("", "READ")), want: map[string]string{}},
+		{name: "two grantees in one", target: "/logs?acl", body: policy(grant("<ID>a</ID><URI>"+allUsers+"</URI>", "READ")),
+			want: map[string]string{"acl": "grant", "grant_read": `id="a", uri="` + allUsers + `"`}},
+		{name: "two permissions in one", target: "/logs?acl", body: policy(`<Grant><Permission>WRITE_ACP</Permission><Grantee><Permission>READ</Permission><ID>a</ID></Grantee></Grant>`),
+			want: map[string]string{"acl": "grant", "grant_read": `id="a"`, "grant_write_acp": `id="a"`}},
+		{name: "DOCTYPE", target: "/logs?acl", body: `<!DOCTYPE x [<!ENTITY u "` + allUsers + `">]>` + policy(grant("<URI>&u;</URI>", "READ"))},
+		{name: "not XML", target: "/logs?acl", body: "<AccessControlPolicy>"},
+		{name: "mismatched ends", target: "/logs?acl", body: "<AccessControlPolicy><AccessControlList></AccessControlPolicy></AccessControlList>"},
+		{name: "another root", target: "/logs?acl", body: "<Policy/>"},
+		{name: "too many grants", target: "/logs?acl", body: policy(strings.Repeat(grant("<ID>a</ID>", "READ"), 1001))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := append([]string{"Content-Length: " + itoa(len(tt.body))}, tt.headers...)
+			op, err := m.Map(rawRequest(t, "PUT", tt.target, "s3.test", hs...))
+			if err != nil {
+				t.Fatalf("Map: %v", err)
+			}
+			if !op.NeedsBody || allowed(sc, op) {
+				t.Fatalf("%s with a body is allowed before its body is read (NeedsBody %v)", op.Name, op.NeedsBody)
+			}
+			err = op.AddBodyChecks([]byte(tt.body))
+			if tt.want == nil {
+				if s3err.As(err).Code != s3err.MalformedXML {
+					t.Fatalf("AddBodyChecks: %v, want MalformedXML", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("AddBodyChecks: %v", err)
+			}
+			if !allowed(sc, op) || len(op.Checks) != 1 {
+				t.Fatalf("checks %v: want the operation's one ACL action, allowed", op.Checks)
+			}
+			for k, v := range tt.want {
+				if op.Params[k] != v {
+					t.Errorf("param %s = %q, want %q (params %v)", k, op.Params[k], v, op.Params)
+				}
+			}
+			for k := range op.Params {
+				if _, ok := tt.want[k]; !ok && strings.HasPrefix(k, "grant") {
+					t.Errorf("param %s = %q recorded, want none", k, op.Params[k])
+				}
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

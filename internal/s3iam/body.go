@@ -25,6 +25,9 @@ const maxRoles = 16
 // element counts. DOCTYPEs (entity tricks) are refused, so what Airlock
 // reads is what the upstream reads.
 func (op *Op) configBodyChecks(body []byte) error {
+	if op.Name == "PutObjectAcl" || op.Name == "PutBucketAcl" {
+		return op.aclBody(body)
+	}
 	bucketARN := ARNPrefix + op.Bucket
 	checks := op.pending
 	d := xml.NewDecoder(bytes.NewReader(body))
@@ -96,6 +99,146 @@ func (op *Op) configBodyChecks(body []byte) error {
 		}
 	}
 	op.Checks = checks
+	op.pending = nil
+	op.NeedsBody = false
+	return nil
+}
+
+// maxACLGrants bounds the grants of one access control list (S3 allows
+// 100; more go to the upstream to refuse); maxACLDepth bounds the nesting
+// of its document, which is four deep.
+const (
+	maxACLGrants = 1000
+	maxACLDepth  = 16
+)
+
+// aclPermissions maps an ACL <Permission> to the Params name its
+// x-amz-grant-* header records it under.
+var aclPermissions = map[string]string{
+	"READ": "grant_read", "WRITE": "grant_write", "READ_ACP": "grant_read_acp",
+	"WRITE_ACP": "grant_write_acp", "FULL_CONTROL": "grant_full_control",
+}
+
+// aclBody records the grantees of a PutObjectAcl or PutBucketAcl
+// AccessControlPolicy body as the x-amz-grant-* headers are recorded
+// (grant_read: uri="…", id="…"): whom a call gave access to is what its
+// reviewer needs to see, whichever way the client sent the ACL. The
+// checks are the operation's own; the body adds none. Like
+// configBodyChecks the scan reads element names at any depth and in any
+// namespace and refuses DOCTYPEs; what S3 would refuse as a malformed ACL
+// (an unknown permission, a grant with two grantees or permissions) is
+// recorded as it stands, every grantee with every permission, and left
+// to the upstream to refuse with its own error: a record may say more
+// than the upstream applied, never less.
+func (op *Op) aclBody(body []byte) error {
+	malformedACL := func(format string, args ...any) error {
+		return s3err.New(s3err.MalformedXML, op.Name+" body: "+format, args...)
+	}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.Strict = true
+	var (
+		inGrant, inGrantee bool
+		leaf               string // the element whose text is collected, "" for none
+		text               strings.Builder
+		grantees, perms    []string // of the current <Grant>
+		n                  int
+		stack              []xml.Name // open elements: RawToken matches no end to its start
+		root               bool
+	)
+	grants := map[string][]string{}
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformedACL("%v", err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return malformedACL("DOCTYPE and other directives are not allowed")
+		case xml.StartElement:
+			if leaf != "" {
+				return malformedACL("element <%s> inside <%s>", t.Name.Local, leaf)
+			}
+			if len(stack) == 0 {
+				if root || t.Name.Local != "AccessControlPolicy" {
+					return malformedACL("the root element must be <AccessControlPolicy>, once")
+				}
+				root = true
+			}
+			if len(stack) == maxACLDepth {
+				return malformedACL("elements nested too deep")
+			}
+			stack = append(stack, t.Name)
+			switch name := t.Name.Local; {
+			case name == "Grant":
+				if inGrant {
+					return malformedACL("a <Grant> inside a <Grant>")
+				}
+				if n++; n > maxACLGrants {
+					return malformedACL("more than %d grants", maxACLGrants)
+				}
+				inGrant, grantees, perms = true, nil, nil
+			case inGrant && name == "Grantee":
+				inGrantee = true
+			case inGrant && name == "Permission",
+				inGrantee && (name == "ID" || name == "URI" || name == "EmailAddress"):
+				leaf = name
+				text.Reset()
+			}
+		case xml.CharData:
+			if leaf != "" {
+				text.Write(t)
+			}
+		case xml.EndElement:
+			if len(stack) == 0 || stack[len(stack)-1] != t.Name {
+				return malformedACL("mismatched end element </%s>", t.Name.Local)
+			}
+			stack = stack[:len(stack)-1]
+			switch name := t.Name.Local; {
+			case leaf != "" && name == leaf:
+				v := strings.TrimSpace(text.String())
+				leaf = ""
+				if name == "Permission" {
+					perms = append(perms, v)
+					continue
+				}
+				kind := map[string]string{"ID": "id", "URI": "uri", "EmailAddress": "emailAddress"}[name]
+				grantees = append(grantees, kind+"=\""+v+"\"")
+			case inGrant && name == "Grantee":
+				inGrantee = false
+			case inGrant && name == "Grant":
+				inGrant = false
+				for _, p := range perms {
+					k, ok := aclPermissions[p]
+					if !ok {
+						k = "grant_other" // S3 refuses it; another server might not
+					}
+					for _, g := range grantees {
+						if !ok {
+							g = "permission=\"" + truncate(p) + "\" " + g
+						}
+						grants[k] = append(grants[k], g)
+					}
+				}
+			}
+		}
+	}
+	if !root || len(stack) != 0 {
+		return malformedACL("incomplete document")
+	}
+	for k, vs := range grants {
+		v := strings.Join(vs, ", ")
+		if prev := op.Params[k]; prev != "" {
+			v = prev + ", " + v
+		}
+		op.Params[k] = v
+	}
+	if len(grants) > 0 && op.Params["acl"] == "" {
+		op.Params["acl"] = "grant"
+	}
+	op.Checks = op.pending
 	op.pending = nil
 	op.NeedsBody = false
 	return nil

@@ -149,6 +149,11 @@ func (req *request) classify() (*Op, error) {
 		op.deferBody()
 	case "PutObjectAcl", "PutBucketAcl":
 		req.recordACL(op)
+		if req.hasBody {
+			// The grantees may be in an AccessControlPolicy body rather
+			// than in headers: recorded from it (aclBody).
+			op.deferBody()
+		}
 	}
 	if copies {
 		if !req.h.hasCopySource {

@@ -104,7 +104,7 @@ var rules = []rule{
 	{name: "GetObjectAcl", method: "GET", level: levelObject, sub: "acl", actions: a("s3:GetObjectAcl"), versioned: a("s3:GetObjectVersionAcl"), res: resObject, params: versionQ,
 		request: "GET /bucket/key?acl"},
 	{name: "PutObjectAcl", method: "PUT", level: levelObject, sub: "acl", actions: a("s3:PutObjectAcl"), versioned: a("s3:PutObjectVersionAcl"), res: resObject, params: versionQ,
-		request: "PUT /bucket/key?acl"},
+		request: "PUT /bucket/key?acl", notes: "the grantees, from x-amz-grant-* headers or the body, are recorded"},
 	{name: "GetObjectAttributes", method: "GET", level: levelObject, sub: "attributes", actions: a("s3:GetObject", "s3:GetObjectAttributes"), versioned: a("s3:GetObjectVersion", "s3:GetObjectVersionAttributes"), res: resObject, params: versionQ,
 		request: "GET /bucket/key?attributes", notes: "both actions, as AWS documents: the attributes include size and checksums of the object"},
 	{name: "GetObjectRetention", method: "GET", level: levelObject, sub: "retention", actions: a("s3:GetObjectRetention"), versioned: a("s3:GetObjectRetention"), res: resObject, params: versionQ,
@@ -206,7 +206,7 @@ var bucketConfigs = []struct {
 // configNotes document the bucket configuration operations whose checks
 // need a word.
 var configNotes = map[string]string{
-	"PutBucketAcl":                                "the ACL in x-amz-acl/x-amz-grant-* headers or the body: the same action",
+	"PutBucketAcl":                                "the ACL in x-amz-acl/x-amz-grant-* headers or the body: the same action; the grantees are recorded either way",
 	"PutBucketReplication":                        "plus iam:PassRole on each <Role> ARN of the body (the role S3 replicates as)",
 	"DeleteBucketTagging":                         "IAM has no delete action: the put action, as AWS documents",
 	"DeleteBucketCors":                            "as DeleteBucketTagging",
