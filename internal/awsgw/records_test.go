@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -126,6 +127,43 @@ func TestACLBodyGranteesRecorded(t *testing.T) {
 		for k, v := range map[string]string{"acl": "grant", "grant_read": `uri="` + allUsers + `"`, "grant_full_control": `id="other-account"`} {
 			if got := c.Params[k]; got != v {
 				t.Errorf("%s: param %s = %q, want %q (params %v)", c.Params["operation"], k, got, v, c.Params)
+			}
+		}
+	}
+}
+
+// A retention or legal hold set by PutObjectRetention or
+// PutObjectLegalHold, in the body, was recorded as nothing at all, while
+// the same settings made by a write's x-amz-object-lock-* headers are
+// recorded: a COMPLIANCE retention until 2099 went into the log as a bare
+// PutObjectRetention.
+func TestLockBodyRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:PutObjectRetention,s3:PutObjectLegalHold arn:aws:s3:::logs/app/*")
+	cl := e.client(g)
+	ctx := context.Background()
+	until := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The upstream's answers do not matter here (the bucket has no object
+	// lock): each record is written before the call is forwarded.
+	_, _ = cl.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: aws.String("logs"), Key: aws.String("app/locked.txt"),
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeCompliance, RetainUntilDate: &until}})
+	_, _ = cl.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{Bucket: aws.String("logs"), Key: aws.String("app/locked.txt"),
+		LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
+	recs := e.requests(g)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2: %+v", len(recs), recs)
+	}
+	want := []map[string]string{
+		{"operation": "PutObjectRetention", "object_lock_mode": "COMPLIANCE", "object_lock_retain_until_date": "2099-01-01T00:00:00Z"},
+		{"operation": "PutObjectLegalHold", "object_lock_legal_hold": "ON"},
+	}
+	for i, w := range want {
+		if !recs[i].Allowed {
+			t.Errorf("%s was refused: %s", w["operation"], recs[i].Error)
+		}
+		for k, v := range w {
+			if got := recs[i].Params[k]; got != v {
+				t.Errorf("%s: param %s = %q, want %q (params %v)", w["operation"], k, got, v, recs[i].Params)
 			}
 		}
 	}

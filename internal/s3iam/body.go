@@ -25,8 +25,11 @@ const maxRoles = 16
 // element counts. DOCTYPEs (entity tricks) are refused, so what Airlock
 // reads is what the upstream reads.
 func (op *Op) configBodyChecks(body []byte) error {
-	if op.Name == "PutObjectAcl" || op.Name == "PutBucketAcl" {
+	switch op.Name {
+	case "PutObjectAcl", "PutBucketAcl":
 		return op.aclBody(body)
+	case "PutObjectRetention", "PutObjectLegalHold":
+		return op.lockBody(body)
 	}
 	bucketARN := ARNPrefix + op.Bucket
 	checks := op.pending
@@ -237,6 +240,87 @@ func (op *Op) aclBody(body []byte) error {
 	}
 	if len(grants) > 0 && op.Params["acl"] == "" {
 		op.Params["acl"] = "grant"
+	}
+	op.Checks = op.pending
+	op.pending = nil
+	op.NeedsBody = false
+	return nil
+}
+
+// maxLockValue bounds a recorded retention mode, date or hold status
+// (S3's are a word or an ISO 8601 timestamp); a longer one, which S3
+// refuses, is recorded cut.
+const maxLockValue = 64
+
+// lockBody records the retention a PutObjectRetention body sets
+// (<Retention><Mode>, <RetainUntilDate>) or the hold a PutObjectLegalHold
+// body sets (<LegalHold><Status>), under the Params names the
+// x-amz-object-lock-* headers of a write are recorded by: a COMPLIANCE
+// retention cannot be undone until its date, and its reviewer needs to
+// see it whichever way it was set. The checks are the operation's own.
+func (op *Op) lockBody(body []byte) error {
+	root, fields := "Retention", map[string]string{"Mode": "object_lock_mode", "RetainUntilDate": "object_lock_retain_until_date"}
+	if op.Name == "PutObjectLegalHold" {
+		root, fields = "LegalHold", map[string]string{"Status": "object_lock_legal_hold"}
+	}
+	malformedLock := func(format string, args ...any) error {
+		return s3err.New(s3err.MalformedXML, op.Name+" body: "+format, args...)
+	}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.Strict = true
+	var (
+		stack []xml.Name
+		seen  = map[string]bool{}
+		text  strings.Builder
+	)
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformedLock("%v", err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return malformedLock("DOCTYPE and other directives are not allowed")
+		case xml.StartElement:
+			switch {
+			case len(stack) == 0 && (t.Name.Local != root || seen[root]):
+				return malformedLock("the root element must be <%s>, once", root)
+			case len(stack) >= 2 && fields[stack[1].Local] != "":
+				return malformedLock("element <%s> inside <%s>", t.Name.Local, stack[1].Local)
+			case len(stack) == maxACLDepth:
+				return malformedLock("elements nested too deep")
+			}
+			seen[t.Name.Local] = true
+			stack = append(stack, t.Name)
+			text.Reset()
+		case xml.CharData:
+			if len(stack) == 2 && fields[stack[1].Local] != "" {
+				text.Write(t)
+			}
+		case xml.EndElement:
+			if len(stack) == 0 || stack[len(stack)-1] != t.Name {
+				return malformedLock("mismatched end element </%s>", t.Name.Local)
+			}
+			stack = stack[:len(stack)-1]
+			k := fields[t.Name.Local]
+			if len(stack) != 1 || k == "" {
+				continue // an element S3 does not define: the upstream's to refuse
+			}
+			v := strings.TrimSpace(text.String())
+			if len(v) > maxLockValue {
+				v = v[:maxLockValue] + "..." // not a mode, date or status S3 takes
+			}
+			if prev, ok := op.Params[k]; ok {
+				v = prev + ", " + v // given twice: both, whichever one applies
+			}
+			op.Params[k] = v
+		}
+	}
+	if !seen[root] || len(stack) != 0 {
+		return malformedLock("incomplete document")
 	}
 	op.Checks = op.pending
 	op.pending = nil

@@ -140,6 +140,13 @@ func (req *request) classify() (*Op, error) {
 		if req.h.bypass {
 			op.Checks = append(op.Checks, Check{Action: "s3:BypassGovernanceRetention", Resource: res})
 		}
+		if r.name == "PutObjectRetention" && req.hasBody {
+			op.deferBody() // the retention it sets is recorded (lockBody)
+		}
+	case "PutObjectLegalHold":
+		if req.hasBody {
+			op.deferBody() // the hold it sets is recorded (lockBody)
+		}
 	case "CreateBucket":
 		req.createBucketChecks(op, res)
 		if req.hasBody {

@@ -91,7 +91,7 @@ type sdkCase struct {
 	key    string
 	checks []s3iam.Check
 	params map[string]string // a subset that must be present
-	body   bool              // DeleteObjects: feed the body to AddBodyChecks
+	body   bool              // DeleteObjects, …: feed the body to AddBodyChecks
 	denied string            // expected error code instead of an Op
 }
 
@@ -410,16 +410,16 @@ func sdkCases() []sdkCase {
 		{name: "PutObjectRetention", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: b, Key: k, Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance}})
 			return err
-		}, op: "PutObjectRetention", key: key, checks: ck("s3:PutObjectRetention", obj(key))},
+		}, op: "PutObjectRetention", key: key, body: true, checks: ck("s3:PutObjectRetention", obj(key)), params: map[string]string{"object_lock_mode": "GOVERNANCE"}},
 		{name: "PutObjectRetention bypass", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: b, Key: k, VersionId: aws.String("v1"), BypassGovernanceRetention: aws.Bool(true),
 				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance}})
 			return err
-		}, op: "PutObjectRetention", key: key, checks: ck("s3:PutObjectRetention", obj(key), "s3:BypassGovernanceRetention", obj(key))},
+		}, op: "PutObjectRetention", key: key, body: true, checks: ck("s3:PutObjectRetention", obj(key), "s3:BypassGovernanceRetention", obj(key))},
 		{name: "PutObjectLegalHold", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{Bucket: b, Key: k, LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
 			return err
-		}, op: "PutObjectLegalHold", key: key, checks: ck("s3:PutObjectLegalHold", obj(key))},
+		}, op: "PutObjectLegalHold", key: key, body: true, checks: ck("s3:PutObjectLegalHold", obj(key)), params: map[string]string{"object_lock_legal_hold": "ON"}},
 		{name: "RestoreObject", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.RestoreObject(ctx, &s3.RestoreObjectInput{Bucket: b, Key: k, RestoreRequest: &types.RestoreRequest{Days: aws.Int32(1)}})
 			return err
@@ -485,7 +485,7 @@ func TestSDKRequests(t *testing.T) {
 				}
 				if tc.body {
 					if !op.NeedsBody {
-						t.Fatal("DeleteObjects does not ask for its body")
+						t.Fatalf("%s does not ask for its body", op.Name)
 					}
 					if err := op.AddBodyChecks(got.body); err != nil {
 						t.Fatalf("AddBodyChecks(%s): %v", got.body, err)
