@@ -169,6 +169,42 @@ func TestLockBodyRecorded(t *testing.T) {
 	}
 }
 
+// Tags set by PutObjectTagging or PutBucketTagging, in the body, were
+// recorded as nothing at all, while a write's x-amz-tagging header is
+// recorded: tags decide what tag-based policies allow.
+func TestTagBodyRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:PutBucketTagging arn:aws:s3:::logs", "s3:PutObject,s3:PutObjectTagging arn:aws:s3:::logs/app/*")
+	cl := e.client(g)
+	ctx := context.Background()
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/t.txt"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("PutObject: %v", errCode(err))
+	}
+	tags := &types.Tagging{TagSet: []types.Tag{{Key: aws.String("public"), Value: aws.String("true")}, {Key: aws.String("owner"), Value: aws.String("a b+c/d")}}}
+	if _, err := cl.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String("logs"), Key: aws.String("app/t.txt"), Tagging: tags}); err != nil {
+		t.Fatalf("PutObjectTagging: %v", errCode(err))
+	}
+	if _, err := cl.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String("logs"), Tagging: tags}); err != nil {
+		t.Fatalf("PutBucketTagging: %v", errCode(err))
+	}
+	got, err := cl.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("logs"), Key: aws.String("app/t.txt")})
+	if err == nil {
+		t.Fatalf("GetObjectTagging outside the grant answered %d tags", len(got.TagSet))
+	}
+	var n int
+	for _, c := range e.requests(g) {
+		if op := c.Params["operation"]; op == "PutObjectTagging" || op == "PutBucketTagging" {
+			n++
+			if want := "public=true&owner=a+b%2Bc%2Fd"; c.Params["tagging"] != want {
+				t.Errorf("%s: tagging = %q, want %q (params %v)", op, c.Params["tagging"], want, c.Params)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d tagging records, want 2", n)
+	}
+}
+
 // An SSE-C key (x-amz-server-side-encryption-customer-key, and its
 // copy-source twin) travels to the upstream in a header and nowhere else:
 // no record of an allowed, denied or rejected call and no log line holds

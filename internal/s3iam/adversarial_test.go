@@ -514,3 +514,64 @@ func TestLockBodyRecorded(t *testing.T) {
 		})
 	}
 }
+
+// PutObjectTagging and PutBucketTagging set in their body what a write's
+// x-amz-tagging header sets, and tags decide what tag-based policies
+// allow: recorded as that header is ("tagging": "k=v&…").
+func TestTagBodyRecorded(t *testing.T) {
+	m := &s3iam.Mapper{}
+	sc, err := scope.Parse([]string{"s3:PutBucketTagging arn:aws:s3:::logs", "s3:PutObjectTagging arn:aws:s3:::logs/app/*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := func(k, v string) string { return "<Tag><Key>" + k + "</Key><Value>" + v + "</Value></Tag>" }
+	doc := func(tags string) string {
+		return `<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>` + tags + `</TagSet></Tagging>`
+	}
+	tests := []struct {
+		name, target, body string
+		want               string // the tagging param; "-" for MalformedXML
+	}{
+		{name: "object tags", target: "/logs/app/a.log?tagging", body: doc(tag("public", "true") + tag("owner", "a b&amp;c=d")), want: "public=true&owner=a+b%26c%3Dd"},
+		{name: "bucket tags", target: "/logs?tagging", body: "<Tagging>\n <TagSet>\n  " + tag("env", "prod") + "\n </TagSet>\n</Tagging>", want: "env=prod"},
+		{name: "empty set", target: "/logs/app/a.log?tagging", body: doc(""), want: ""},
+		{name: "empty value", target: "/logs/app/a.log?tagging", body: doc(tag("k", "")), want: "k="},
+		{name: "tag twice", target: "/logs/app/a.log?tagging", body: doc(tag("k", "1") + tag("k", "2")), want: "k=1&k=2"},
+		{name: "more than S3 takes", target: "/logs/app/a.log?tagging", body: doc(strings.Repeat(tag("k", "v"), 11)), want: strings.TrimSuffix(strings.Repeat("k=v&", 11), "&")},
+		{name: "no value", target: "/logs/app/a.log?tagging", body: doc("<Tag><Key>k</Key></Tag>"), want: "-"},
+		{name: "two keys", target: "/logs/app/a.log?tagging", body: doc("<Tag><Key>k</Key><Key>j</Key><Value>v</Value></Tag>"), want: "-"},
+		{name: "stray element", target: "/logs/app/a.log?tagging", body: doc(tag("k", "v") + "<Other/>"), want: "-"},
+		{name: "tag outside the set", target: "/logs/app/a.log?tagging", body: "<Tagging>" + tag("k", "v") + "</Tagging>", want: "-"},
+		{name: "DOCTYPE", target: "/logs/app/a.log?tagging", body: `<!DOCTYPE t [<!ENTITY v "true">]>` + doc(tag("public", "&v;")), want: "-"},
+		{name: "incomplete", target: "/logs/app/a.log?tagging", body: "<Tagging><TagSet>", want: "-"},
+		{name: "more than S3 takes on a bucket", target: "/logs?tagging", body: doc(strings.Repeat(tag("k", "v"), 51)), want: strings.TrimSuffix(strings.Repeat("k=v&", 51), "&")},
+		{name: "too many", target: "/logs?tagging", body: doc(strings.Repeat(tag("k", "v"), 1001)), want: "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := m.Map(rawRequest(t, "PUT", tt.target, "s3.test", "Content-Length: "+itoa(len(tt.body))))
+			if err != nil {
+				t.Fatalf("Map: %v", err)
+			}
+			if !op.NeedsBody || allowed(sc, op) {
+				t.Fatalf("%s with a body is allowed before its body is read (NeedsBody %v)", op.Name, op.NeedsBody)
+			}
+			err = op.AddBodyChecks([]byte(tt.body))
+			if tt.want == "-" {
+				if s3err.As(err).Code != s3err.MalformedXML {
+					t.Fatalf("AddBodyChecks: %v, want MalformedXML", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("AddBodyChecks: %v", err)
+			}
+			if !allowed(sc, op) || len(op.Checks) != 1 {
+				t.Fatalf("checks %v: want the operation's one action, allowed", op.Checks)
+			}
+			if got, ok := op.Params["tagging"]; !ok || got != tt.want {
+				t.Errorf("tagging = %q (recorded: %v), want %q", got, ok, tt.want)
+			}
+		})
+	}
+}

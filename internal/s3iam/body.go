@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
@@ -30,6 +31,8 @@ func (op *Op) configBodyChecks(body []byte) error {
 		return op.aclBody(body)
 	case "PutObjectRetention", "PutObjectLegalHold":
 		return op.lockBody(body)
+	case "PutObjectTagging", "PutBucketTagging":
+		return op.tagBody(body)
 	}
 	bucketARN := ARNPrefix + op.Bucket
 	checks := op.pending
@@ -322,6 +325,117 @@ func (op *Op) lockBody(body []byte) error {
 	if !seen[root] || len(stack) != 0 {
 		return malformedLock("incomplete document")
 	}
+	op.Checks = op.pending
+	op.pending = nil
+	op.NeedsBody = false
+	return nil
+}
+
+// Bounds on a tag set, well past S3's (50 tags, 10 on an object, keys of
+// 128 and values of 256 characters, four bytes each at most), so that
+// the upstream refuses what S3 would with its own error; they bound the
+// record.
+const (
+	maxTags        = 1000
+	maxTagKeyBytes = 4 * 128
+	maxTagValBytes = 4 * 256
+)
+
+// tagBody records the tag set a PutObjectTagging or PutBucketTagging body
+// sets, <Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag>…, as the
+// x-amz-tagging header of a write is recorded ("tagging": "k=v&k2=v2",
+// query-encoded): tags decide what tag-based IAM policies allow, and the
+// reviewer of the call that set them needs to see them. The checks are
+// the operation's own. A body that is not that document is refused
+// MalformedXML, so the upstream never applies tags the record leaves out;
+// what S3 refuses in a well-formed tag set (a key given twice, too many
+// tags, characters it does not allow) is recorded and left to the
+// upstream to refuse with its own error.
+func (op *Op) tagBody(body []byte) error {
+	malformedTags := func(format string, args ...any) error {
+		return s3err.New(s3err.MalformedXML, op.Name+" body: "+format, args...)
+	}
+	// The element each depth must be, and at depth 3 the fields of a Tag.
+	path := [...]string{"Tagging", "TagSet", "Tag"}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.Strict = true
+	var (
+		stack    []xml.Name
+		root     bool
+		text     strings.Builder
+		order    []string // "k=v" as set, in the body's order
+		key, val *string
+	)
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformedTags("%v", err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return malformedTags("DOCTYPE and other directives are not allowed")
+		case xml.StartElement:
+			n := len(stack)
+			switch {
+			case n == 0 && (root || t.Name.Local != path[0]):
+				return malformedTags("the root element must be <Tagging>, once")
+			case n > 0 && n < 3 && t.Name.Local != path[n]:
+				return malformedTags("unexpected element <%s> in <%s>", t.Name.Local, stack[n-1].Local)
+			case n == 3 && (t.Name.Local != "Key" && t.Name.Local != "Value" ||
+				t.Name.Local == "Key" && key != nil || t.Name.Local == "Value" && val != nil):
+				return malformedTags("unexpected element <%s> in <Tag>", t.Name.Local)
+			case n == 4:
+				return malformedTags("element <%s> inside <%s>", t.Name.Local, stack[3].Local)
+			}
+			if n == 0 {
+				root = true
+			}
+			if n == 2 {
+				if len(order) == maxTags {
+					return malformedTags("more than %d tags", maxTags)
+				}
+				key, val = nil, nil
+			}
+			stack = append(stack, t.Name)
+			text.Reset()
+		case xml.CharData:
+			if len(stack) == 4 {
+				text.Write(t)
+			}
+		case xml.EndElement:
+			if len(stack) == 0 || stack[len(stack)-1] != t.Name {
+				return malformedTags("mismatched end element </%s>", t.Name.Local)
+			}
+			stack = stack[:len(stack)-1]
+			switch n := len(stack); {
+			case n == 3:
+				v := text.String()
+				if t.Name.Local == "Key" {
+					if len(v) > maxTagKeyBytes {
+						return malformedTags("a tag key is longer than %d bytes", maxTagKeyBytes)
+					}
+					key = &v
+				} else {
+					if len(v) > maxTagValBytes {
+						return malformedTags("a tag value is longer than %d bytes", maxTagValBytes)
+					}
+					val = &v
+				}
+			case n == 2:
+				if key == nil || val == nil {
+					return malformedTags("a <Tag> needs one <Key> and one <Value>")
+				}
+				order = append(order, url.QueryEscape(*key)+"="+url.QueryEscape(*val))
+			}
+		}
+	}
+	if !root || len(stack) != 0 {
+		return malformedTags("incomplete document")
+	}
+	op.Params["tagging"] = strings.Join(order, "&")
 	op.Checks = op.pending
 	op.pending = nil
 	op.NeedsBody = false

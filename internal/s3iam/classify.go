@@ -147,6 +147,10 @@ func (req *request) classify() (*Op, error) {
 		if req.hasBody {
 			op.deferBody() // the hold it sets is recorded (lockBody)
 		}
+	case "PutObjectTagging", "PutBucketTagging":
+		if req.hasBody {
+			op.deferBody() // the tags it sets are recorded (tagBody)
+		}
 	case "CreateBucket":
 		req.createBucketChecks(op, res)
 		if req.hasBody {

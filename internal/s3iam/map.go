@@ -61,8 +61,9 @@ type Op struct {
 	Params map[string]string
 	// NeedsBody is true for operations whose checks depend on the body
 	// (DeleteObjects, PutBucketReplication, CreateBucket with a body), or
-	// whose record does (PutObjectAcl, PutBucketAcl, PutObjectRetention
-	// and PutObjectLegalHold with a body):
+	// whose record does (PutObjectAcl, PutBucketAcl, PutObjectRetention,
+	// PutObjectLegalHold, PutObjectTagging and PutBucketTagging with a
+	// body):
 	// the caller reads the verified body, at most MaxBodyCheckBytes, and
 	// calls AddBodyChecks.
 	NeedsBody bool

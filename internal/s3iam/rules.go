@@ -98,7 +98,7 @@ var rules = []rule{
 	{name: "GetObjectTagging", method: "GET", level: levelObject, sub: "tagging", actions: a("s3:GetObjectTagging"), versioned: a("s3:GetObjectVersionTagging"), res: resObject, params: versionQ,
 		request: "GET /bucket/key?tagging"},
 	{name: "PutObjectTagging", method: "PUT", level: levelObject, sub: "tagging", actions: a("s3:PutObjectTagging"), versioned: a("s3:PutObjectVersionTagging"), res: resObject, params: versionQ,
-		request: "PUT /bucket/key?tagging"},
+		request: "PUT /bucket/key?tagging", notes: "the tags the body sets are recorded"},
 	{name: "DeleteObjectTagging", method: "DELETE", level: levelObject, sub: "tagging", actions: a("s3:DeleteObjectTagging"), versioned: a("s3:DeleteObjectVersionTagging"), res: resObject, params: versionQ,
 		request: "DELETE /bucket/key?tagging"},
 	{name: "GetObjectAcl", method: "GET", level: levelObject, sub: "acl", actions: a("s3:GetObjectAcl"), versioned: a("s3:GetObjectVersionAcl"), res: resObject, params: versionQ,
@@ -208,6 +208,7 @@ var bucketConfigs = []struct {
 var configNotes = map[string]string{
 	"PutBucketAcl":                                "the ACL in x-amz-acl/x-amz-grant-* headers or the body: the same action; the grantees are recorded either way",
 	"PutBucketReplication":                        "plus iam:PassRole on each <Role> ARN of the body (the role S3 replicates as)",
+	"PutBucketTagging":                            "the tags the body sets are recorded",
 	"DeleteBucketTagging":                         "IAM has no delete action: the put action, as AWS documents",
 	"DeleteBucketCors":                            "as DeleteBucketTagging",
 	"DeleteBucketLifecycle":                       "as DeleteBucketTagging",

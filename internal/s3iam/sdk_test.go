@@ -232,7 +232,7 @@ func sdkCases() []sdkCase {
 		{name: "PutObjectTagging version", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: b, Key: k, VersionId: aws.String("v"), Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}}})
 			return err
-		}, op: "PutObjectTagging", key: key, checks: ck("s3:PutObjectVersionTagging", obj(key))},
+		}, op: "PutObjectTagging", key: key, body: true, checks: ck("s3:PutObjectVersionTagging", obj(key)), params: map[string]string{"tagging": "a=b"}},
 		{name: "DeleteObjectTagging", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteObjectTagging(ctx, &s3.DeleteObjectTaggingInput{Bucket: b, Key: k})
 			return err
@@ -302,7 +302,7 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketTagging", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: b, Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}}})
 			return err
-		}, op: "PutBucketTagging", checks: ck("s3:PutBucketTagging", bk)},
+		}, op: "PutBucketTagging", body: true, checks: ck("s3:PutBucketTagging", bk), params: map[string]string{"tagging": "a=b"}},
 		{name: "DeleteBucketTagging", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketTagging(ctx, &s3.DeleteBucketTaggingInput{Bucket: b})
 			return err
