@@ -205,6 +205,30 @@ func TestTagBodyRecorded(t *testing.T) {
 	}
 }
 
+// A DeleteObjects that names versions destroys them, where one that does
+// not only hides its keys behind delete markers. DeleteObject records the
+// version it deletes; DeleteObjects recorded its keys but not which
+// versions went.
+func TestDeleteObjectsVersionsRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:DeleteObject,s3:DeleteObjectVersion arn:aws:s3:::logs/app/*")
+	cl := e.client(g)
+	// The upstream's answer does not matter here (versitygw's bucket is
+	// not versioned): the record is written before the call is forwarded.
+	_, _ = cl.DeleteObjects(context.Background(), &s3.DeleteObjectsInput{Bucket: aws.String("logs"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("app/a")}, {Key: aws.String("app/b"), VersionId: aws.String("v2")}}}})
+	recs := e.requests(g)
+	if len(recs) != 1 || !recs[0].Allowed {
+		t.Fatalf("records: %+v", recs)
+	}
+	if got, want := recs[0].Params["version_ids"], "\nv2"; got != want {
+		t.Errorf("version_ids = %q, want %q (params %v)", got, want, recs[0].Params)
+	}
+	if got := recs[0].Params["keys"]; got != "app/a\napp/b" {
+		t.Errorf("keys = %q", got)
+	}
+}
+
 // An SSE-C key (x-amz-server-side-encryption-customer-key, and its
 // copy-source twin) travels to the upstream in a header and nowhere else:
 // no record of an allowed, denied or rejected call and no log line holds

@@ -57,6 +57,8 @@ func (op *Op) AddBodyChecks(body []byte) error {
 	}
 	checks := make([]Check, 0, len(objs))
 	keys := make([]string, 0, len(objs))
+	versions := make([]string, 0, len(objs))
+	versioned := false
 	for _, o := range objs {
 		res := ARNPrefix + op.Bucket + "/" + o.key
 		act := "s3:DeleteObject"
@@ -68,11 +70,20 @@ func (op *Op) AddBodyChecks(body []byte) error {
 			checks = append(checks, Check{Action: "s3:BypassGovernanceRetention", Resource: res})
 		}
 		keys = append(keys, o.key)
+		versions = append(versions, o.version)
+		versioned = versioned || o.hasVersion
 	}
 	op.Checks = checks
 	op.NeedsBody = false
 	op.Params["keys"] = strings.Join(keys, "\n")
 	op.Params["key_count"] = itoa(len(keys))
+	if versioned {
+		// Which version of each key, line for line with keys ("" for
+		// none): deleting a version destroys it, where deleting a key
+		// only hides it behind a delete marker, as DeleteObject's
+		// version_id records.
+		op.Params["version_ids"] = strings.Join(versions, "\n")
+	}
 	return nil
 }
 
@@ -90,8 +101,8 @@ func itoa(n int) string {
 }
 
 type deleteObject struct {
-	key        string
-	hasVersion bool
+	key, version string
+	hasVersion   bool
 }
 
 func malformed(format string, args ...any) error {
@@ -229,7 +240,7 @@ func parseDelete(body []byte) ([]deleteObject, error) {
 				if err := CheckOpaqueID("a DeleteObjects <VersionId>", text.String()); err != nil {
 					return nil, err
 				}
-				cur.hasVersion = true
+				cur.version, cur.hasVersion = text.String(), true
 			case len(stack) == 1 && name == "Quiet":
 				if v := text.String(); v != "true" && v != "false" {
 					return nil, malformed("<Quiet> must be true or false")

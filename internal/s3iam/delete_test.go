@@ -59,13 +59,18 @@ func TestDeleteBody(t *testing.T) {
 		code    string
 		checks  []s3iam.Check
 		allowed bool
+		// versions is the version_ids param: which version of each key
+		// went, as DeleteObject's version_id says; "" for none recorded.
+		versions string
 	}{
 		{name: "inside the prefix", body: objects("app/a", "app/b c"), allowed: true,
 			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}, {Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/b c"}}},
 		{name: "mixing a key outside", body: objects("app/a", "secret/b"),
 			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}, {Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/secret/b"}}},
 		{name: "version", body: `<Delete><Object><Key>app/a</Key><VersionId>v1</VersionId></Object><Quiet>true</Quiet></Delete>`,
-			checks: []s3iam.Check{{Action: "s3:DeleteObjectVersion", Resource: "arn:aws:s3:::logs/app/a"}}},
+			checks: []s3iam.Check{{Action: "s3:DeleteObjectVersion", Resource: "arn:aws:s3:::logs/app/a"}}, versions: "v1"},
+		{name: "versions line for line", body: `<Delete><Object><Key>app/a</Key></Object><Object><VersionId>v2</VersionId><Key>app/b</Key></Object></Delete>`,
+			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/a"}, {Action: "s3:DeleteObjectVersion", Resource: "arn:aws:s3:::logs/app/b"}}, versions: "\nv2"},
 		{name: "entities and CDATA", body: `<Delete><Object><Key>app/&lt;x&gt;&amp;<![CDATA[<y>]]></Key></Object></Delete>`, allowed: true,
 			checks: []s3iam.Check{{Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/<x>&<y>"}}},
 		{name: "white space between elements", body: "<Delete>\n  <Object>\n    <Key>app/a</Key>\n    <ETag>\"e\"</ETag>\n  </Object>\n</Delete>\n", allowed: true,
@@ -112,6 +117,9 @@ func TestDeleteBody(t *testing.T) {
 			}
 			if op.Params["key_count"] != fmt.Sprint(len(tc.checks)) {
 				t.Errorf("key_count %q", op.Params["key_count"])
+			}
+			if v, ok := op.Params["version_ids"]; v != tc.versions || ok != (tc.versions != "") {
+				t.Errorf("version_ids %q (recorded: %v), want %q", v, ok, tc.versions)
 			}
 		})
 	}

@@ -71,7 +71,7 @@ var rules = []rule{
 	{name: "HeadBucket", method: "HEAD", level: levelBucket, actions: a("s3:ListBucket"), res: resBucket,
 		request: "HEAD /bucket", notes: "allowed by s3:ListBucket on the bucket ARN or on any prefix in the bucket (a grant on bucket/app/* may confirm the bucket exists, which its listings already reveal)"},
 	{name: "DeleteObjects", method: "POST", level: levelBucket, sub: "delete", actions: a("s3:DeleteObject"), res: resObject,
-		request: "POST /bucket?delete", notes: "one check per <Key> of the body (s3:DeleteObjectVersion with <VersionId>); at most 1000 keys"},
+		request: "POST /bucket?delete", notes: "one check per <Key> of the body (s3:DeleteObjectVersion with <VersionId>); at most 1000 keys; the keys and version ids are recorded"},
 
 	{name: "GetObject", method: "GET", level: levelObject, actions: a("s3:GetObject"), versioned: a("s3:GetObjectVersion"), res: resObject, params: getObjectQ,
 		request: "GET /bucket/key"},
