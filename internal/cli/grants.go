@@ -331,7 +331,7 @@ func printGrantRows(w *tabwriter.Writer, rows []review.Row) error {
 func (a *app) grantsCmd() *cobra.Command {
 	var account, target, identity, status, day, since, until string
 	cmd := &cobra.Command{
-		Use:   "grants [--account A] [--target T] [--identity I] [--day YYYY-MM-DD | --since T --until T]",
+		Use:   "grants [--account A] [--target T] [--identity I] [--status S,…] [--day YYYY-MM-DD | --since T --until T]",
 		Short: "The review query: one row per grant with the five answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
