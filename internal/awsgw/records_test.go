@@ -274,3 +274,57 @@ func TestSSECustomerKeyNeverRecorded(t *testing.T) {
 		}
 	}
 }
+
+// A bucket policy or configuration set by its body (PutBucketPolicy,
+// PutBucketVersioning, PutObjectLockConfiguration, PutBucketCors, ...)
+// was recorded as a bare operation name: a policy opening the bucket to
+// everyone, or versioning suspended, left no trace of what it set.
+func TestConfigBodyRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:PutBucketPolicy,s3:PutBucketVersioning,s3:PutBucketObjectLockConfiguration,s3:PutBucketCORS,s3:PutLifecycleConfiguration arn:aws:s3:::logs")
+	cl := e.client(g)
+	ctx := context.Background()
+	policy := `{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/*"}]}`
+	// Most of the upstream's answers do not matter here (versitygw runs
+	// without versioning or object lock): each record is written before
+	// the call is forwarded.
+	_, errPolicy := cl.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("logs"), Policy: aws.String(policy)})
+	_, _ = cl.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("logs"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended}})
+	_, _ = cl.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: aws.String("logs"), ObjectLockConfiguration: &types.ObjectLockConfiguration{
+		ObjectLockEnabled: types.ObjectLockEnabledEnabled, Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeCompliance, Years: aws.Int32(100)}}}})
+	_, errCors := cl.PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: aws.String("logs"), CORSConfiguration: &types.CORSConfiguration{
+		CORSRules: []types.CORSRule{{AllowedMethods: []string{"PUT"}, AllowedOrigins: []string{"*"}}}}})
+	_, _ = cl.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String("logs"), LifecycleConfiguration: &types.BucketLifecycleConfiguration{
+		Rules: []types.LifecycleRule{{ID: aws.String("gone"), Status: types.ExpirationStatusEnabled, Filter: &types.LifecycleRuleFilter{Prefix: aws.String("")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(1)}}}}})
+	for name, err := range map[string]error{"PutBucketPolicy": errPolicy, "PutBucketCors": errCors} {
+		if err != nil {
+			t.Errorf("%s: %v", name, errCode(err)) // versitygw takes these: the gateway must still forward them
+		}
+	}
+	want := map[string][2]string{
+		"PutBucketPolicy":                 {"policy", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::logs/*"}]}`},
+		"PutBucketVersioning":             {"configuration", "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>"},
+		"PutObjectLockConfiguration":      {"configuration", "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Years>100</Years></DefaultRetention></Rule></ObjectLockConfiguration>"},
+		"PutBucketCors":                   {"configuration", "<CORSConfiguration><CORSRule><AllowedMethod>PUT</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>"},
+		"PutBucketLifecycleConfiguration": {"configuration", "<LifecycleConfiguration><Rule><Expiration><Days>1</Days></Expiration><Filter><Prefix></Prefix></Filter><ID>gone</ID><Status>Enabled</Status></Rule></LifecycleConfiguration>"},
+	}
+	recs := e.requests(g)
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d: %+v", len(recs), len(want), recs)
+	}
+	for _, c := range recs {
+		op := c.Params["operation"]
+		w, ok := want[op]
+		if !ok {
+			t.Errorf("unexpected record %s", op)
+			continue
+		}
+		if !c.Allowed {
+			t.Errorf("%s was refused: %s", op, c.Error)
+		}
+		if got := c.Params[w[0]]; got != w[1] {
+			t.Errorf("%s: %s = %q, want %q", op, w[0], got, w[1])
+		}
+	}
+}

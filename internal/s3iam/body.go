@@ -2,6 +2,7 @@ package s3iam
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"net/url"
@@ -21,6 +22,9 @@ const maxRoles = 16
 //   - PutBucketReplication: iam:PassRole on the ARN of each <Role>, the
 //     role S3 assumes to replicate, which IAM requires of the caller.
 //
+// The configuration a recordedConfigs body sets is recorded
+// (configRecord).
+//
 // The scan is conservative rather than strict: any element named Tags or
 // Tag, at any depth and in any namespace, counts as tags, and every Role
 // element counts. DOCTYPEs (entity tricks) are refused, so what Airlock
@@ -33,6 +37,15 @@ func (op *Op) configBodyChecks(body []byte) error {
 		return op.lockBody(body)
 	case "PutObjectTagging", "PutBucketTagging":
 		return op.tagBody(body)
+	}
+	if op.Name != "PutBucketReplication" && recordedConfigs[op.Name] {
+		if err := op.configRecord(body); err != nil {
+			return err
+		}
+		op.Checks = op.pending
+		op.pending = nil
+		op.NeedsBody = false
+		return nil
 	}
 	bucketARN := ARNPrefix + op.Bucket
 	checks := op.pending
@@ -102,6 +115,9 @@ func (op *Op) configBodyChecks(body []byte) error {
 			}
 			checks = append(checks, Check{Action: "iam:PassRole", Resource: role})
 			op.Params["replication_role"] = role
+		}
+		if err := op.configRecord(body); err != nil {
+			return err
 		}
 	}
 	op.Checks = checks
@@ -440,4 +456,152 @@ func (op *Op) tagBody(body []byte) error {
 	op.pending = nil
 	op.NeedsBody = false
 	return nil
+}
+
+// recordedConfigs are the bucket configuration operations whose body is
+// what they set, recorded whole (configRecord): a policy granting the
+// world access, a lifecycle rule expiring every object, a default
+// COMPLIANCE retention nobody can undo, versioning suspended, a
+// replication or notification destination elsewhere. The ACL and tagging
+// operations are recorded by aclBody and tagBody instead.
+var recordedConfigs = map[string]bool{
+	"PutBucketPolicy": true, "PutPublicAccessBlock": true, "PutObjectLockConfiguration": true,
+	"PutBucketVersioning": true, "PutBucketLifecycleConfiguration": true, "PutBucketReplication": true,
+	"PutBucketCors": true, "PutBucketWebsite": true, "PutBucketNotificationConfiguration": true,
+	"PutBucketEncryption": true, "PutBucketOwnershipControls": true, "PutBucketLogging": true,
+	"PutBucketRequestPayment": true, "PutBucketAccelerateConfiguration": true,
+	"PutBucketAnalyticsConfiguration": true, "PutBucketMetricsConfiguration": true,
+	"PutBucketInventoryConfiguration": true, "PutBucketIntelligentTieringConfiguration": true,
+}
+
+// msgMalformedXML is S3's message for MalformedXML.
+const msgMalformedXML = "The XML you provided was not well-formed or did not validate against our published schema."
+
+// maxPolicyRecord bounds a recorded bucket policy. S3 takes at most 20 KB;
+// the bound leaves room for a document S3 counts after decoding its \u
+// escapes (six bytes each here), so that none S3 takes is refused.
+const maxPolicyRecord = 6 * 20 << 10
+
+// configRecord records what a recordedConfigs body sets: "policy", the
+// JSON of PutBucketPolicy with its insignificant white space taken out
+// (the body as sent if it is not JSON, which S3 refuses), or
+// "configuration", the XML of the others written again without comments,
+// the XML declaration and S3's default namespace, CDATA sections and
+// character references decoded (a value split by a comment or spelt in
+// references reads as the upstream reads it). Text, white space between
+// elements included, and attributes are kept whole: in an element that
+// should hold only elements white space is layout, but a lenient upstream
+// takes it as the value of one that holds another element, and without
+// S3's schemas the two cannot be told apart. An element S3 does not
+// define is recorded rather than refused (the upstream's to refuse): a
+// record may say more than the upstream applied, never less. As
+// elsewhere DOCTYPEs are refused, so what Airlock reads is what the
+// upstream reads. The checks are the operation's own.
+func (op *Op) configRecord(body []byte) error {
+	if op.Name == "PutBucketPolicy" {
+		var b bytes.Buffer
+		if err := json.Compact(&b, body); err != nil {
+			b.Reset()
+			b.Write(body)
+		}
+		if b.Len() > maxPolicyRecord {
+			return s3err.New(s3err.InvalidArgument, "PutBucketPolicy body: the policy is larger than S3 takes (20 KB)")
+		}
+		op.Params["policy"] = b.String()
+		return nil
+	}
+	// S3's own text, which clients and test suites compare; Airlock's
+	// reason goes in the detail.
+	malformed := func(format string, args ...any) error {
+		return s3err.Detailed(s3err.MalformedXML, msgMalformedXML, op.Name+" body: "+format, args...)
+	}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.Strict = true
+	var (
+		out   strings.Builder
+		stack []xml.Name
+		root  bool
+	)
+	name := func(n xml.Name) string {
+		if n.Space != "" {
+			return n.Space + ":" + n.Local
+		}
+		return n.Local
+	}
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformed("%v", err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return malformed("DOCTYPE and other directives are not allowed")
+		case xml.StartElement:
+			if len(stack) == 0 {
+				if root {
+					return malformed("more than one root element")
+				}
+				root = true
+			}
+			if len(stack) == maxACLDepth {
+				return malformed("elements nested too deep")
+			}
+			out.WriteByte('<')
+			out.WriteString(name(t.Name))
+			for _, a := range t.Attr {
+				if a.Name.Space == "" && a.Name.Local == "xmlns" && a.Value == s3Namespace {
+					continue
+				}
+				out.WriteByte(' ')
+				out.WriteString(name(a.Name))
+				out.WriteString(`="`)
+				escapeXML(&out, []byte(a.Value), true)
+				out.WriteByte('"')
+			}
+			out.WriteByte('>')
+			stack = append(stack, t.Name)
+		case xml.CharData:
+			if len(stack) > 0 { // outside the root it is nobody's
+				escapeXML(&out, t, false)
+			}
+		case xml.EndElement:
+			if len(stack) == 0 || stack[len(stack)-1] != t.Name {
+				return malformed("mismatched end element </%s>", t.Name.Local)
+			}
+			stack = stack[:len(stack)-1]
+			out.WriteString("</")
+			out.WriteString(name(t.Name))
+			out.WriteByte('>')
+		}
+		if out.Len() > MaxBodyCheckBytes {
+			return s3err.New(s3err.EntityTooLarge, "the %s body is larger than %d bytes written again", op.Name, MaxBodyCheckBytes)
+		}
+	}
+	if !root || len(stack) != 0 {
+		return malformed("incomplete document")
+	}
+	op.Params["configuration"] = out.String()
+	return nil
+}
+
+// escapeXML writes s to b with the characters that would end a text or
+// attribute value escaped.
+func escapeXML(b *strings.Builder, s []byte, attr bool) {
+	for _, c := range s {
+		switch {
+		case c == '&':
+			b.WriteString("&amp;")
+		case c == '<':
+			b.WriteString("&lt;")
+		case c == '>':
+			b.WriteString("&gt;")
+		case c == '"' && attr:
+			b.WriteString("&quot;")
+		default:
+			b.WriteByte(c)
+		}
+	}
 }

@@ -165,6 +165,10 @@ func (req *request) classify() (*Op, error) {
 			// than in headers: recorded from it (aclBody).
 			op.deferBody()
 		}
+	default:
+		if recordedConfigs[r.name] && req.hasBody {
+			op.deferBody() // the configuration it sets is recorded (configRecord)
+		}
 	}
 	if copies {
 		if !req.h.hasCopySource {

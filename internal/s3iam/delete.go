@@ -40,7 +40,8 @@ const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
 // bodies call for (see configBodyChecks); for PutObjectAcl and
 // PutBucketAcl with a body it records the grantees (see aclBody), for
 // PutObjectRetention and PutObjectLegalHold what they set (see lockBody),
-// for PutObjectTagging and PutBucketTagging the tags (see tagBody).
+// for PutObjectTagging and PutBucketTagging the tags (see tagBody), for
+// a bucket policy or configuration what it sets (see configRecord).
 func (op *Op) AddBodyChecks(body []byte) error {
 	if !op.NeedsBody {
 		return errors.New("s3iam: AddBodyChecks on an operation that has no body checks")

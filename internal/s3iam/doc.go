@@ -91,6 +91,10 @@
 //     and tags in the body need s3:TagResource.
 //   - PutBucketReplication is a NeedsBody op: the <Role> of the body
 //     needs iam:PassRole on that role's ARN, as IAM requires.
+//   - A bucket policy or configuration write with a body (PutBucketPolicy,
+//     PutBucketVersioning, PutObjectLockConfiguration, lifecycle, CORS, …:
+//     recordedConfigs) is a NeedsBody op: its checks are the action's
+//     alone, and what it sets is recorded ("policy", "configuration").
 //   - ListBuckets checks arn:aws:s3:::*, because scope resources are ARNs.
 //   - GetObjectAttributes needs both actions, as AWS documents.
 //   - Headers that make IAM ask for more are checked: x-amz-acl and

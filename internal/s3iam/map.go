@@ -62,8 +62,8 @@ type Op struct {
 	// NeedsBody is true for operations whose checks depend on the body
 	// (DeleteObjects, PutBucketReplication, CreateBucket with a body), or
 	// whose record does (PutObjectAcl, PutBucketAcl, PutObjectRetention,
-	// PutObjectLegalHold, PutObjectTagging and PutBucketTagging with a
-	// body):
+	// PutObjectLegalHold, PutObjectTagging, PutBucketTagging and the
+	// bucket configurations of recordedConfigs with a body):
 	// the caller reads the verified body, at most MaxBodyCheckBytes, and
 	// calls AddBodyChecks.
 	NeedsBody bool

@@ -240,8 +240,15 @@ var ruleIndex = func() map[ruleKey][]*rule {
 		if slices.Contains(bc.params, "id") {
 			req += "&id=ID"
 		}
+		notes := configNotes[bc.name]
+		if recordedConfigs[bc.name] {
+			if notes != "" {
+				notes += "; "
+			}
+			notes += "the " + map[bool]string{true: "policy", false: "configuration"}[bc.name == "PutBucketPolicy"] + " the body sets is recorded"
+		}
 		rules = append(rules, rule{name: bc.name, method: bc.method, level: levelBucket, sub: bc.sub, actions: a(bc.action), res: resBucket,
-			params: bc.params, request: req, notes: configNotes[bc.name]})
+			params: bc.params, request: req, notes: notes})
 	}
 	idx := make(map[ruleKey][]*rule, len(rules))
 	for i := range rules {

@@ -286,7 +286,7 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketPolicy", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: b, Policy: aws.String("{}")})
 			return err
-		}, op: "PutBucketPolicy", checks: ck("s3:PutBucketPolicy", bk)},
+		}, op: "PutBucketPolicy", body: true, checks: ck("s3:PutBucketPolicy", bk), params: map[string]string{"policy": "{}"}},
 		{name: "DeleteBucketPolicy", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: b})
 			return err
@@ -294,7 +294,7 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketVersioning", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended}})
 			return err
-		}, op: "PutBucketVersioning", checks: ck("s3:PutBucketVersioning", bk)},
+		}, op: "PutBucketVersioning", body: true, checks: ck("s3:PutBucketVersioning", bk), params: map[string]string{"configuration": "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>"}},
 		{name: "PutBucketAcl", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketAcl(ctx, &s3.PutBucketAclInput{Bucket: b, ACL: types.BucketCannedACLPublicRead})
 			return err
@@ -310,7 +310,7 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketCors", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: b, CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{AllowedMethods: []string{"GET"}, AllowedOrigins: []string{"*"}}}}})
 			return err
-		}, op: "PutBucketCors", checks: ck("s3:PutBucketCORS", bk)},
+		}, op: "PutBucketCors", body: true, checks: ck("s3:PutBucketCORS", bk)},
 		{name: "DeleteBucketCors", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketCors(ctx, &s3.DeleteBucketCorsInput{Bucket: b})
 			return err
@@ -319,7 +319,7 @@ func sdkCases() []sdkCase {
 			_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: b, LifecycleConfiguration: &types.BucketLifecycleConfiguration{
 				Rules: []types.LifecycleRule{{Status: types.ExpirationStatusEnabled, Filter: &types.LifecycleRuleFilter{Prefix: aws.String("tmp/")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(1)}}}}})
 			return err
-		}, op: "PutBucketLifecycleConfiguration", checks: ck("s3:PutLifecycleConfiguration", bk)},
+		}, op: "PutBucketLifecycleConfiguration", body: true, checks: ck("s3:PutLifecycleConfiguration", bk)},
 		{name: "DeleteBucketLifecycle", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketLifecycle(ctx, &s3.DeleteBucketLifecycleInput{Bucket: b})
 			return err
@@ -328,7 +328,7 @@ func sdkCases() []sdkCase {
 			_, err := c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b, ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{
 				Rules: []types.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{SSEAlgorithm: types.ServerSideEncryptionAes256}}}}})
 			return err
-		}, op: "PutBucketEncryption", checks: ck("s3:PutEncryptionConfiguration", bk)},
+		}, op: "PutBucketEncryption", body: true, checks: ck("s3:PutEncryptionConfiguration", bk)},
 		{name: "DeleteBucketEncryption", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: b})
 			return err
@@ -336,11 +336,11 @@ func sdkCases() []sdkCase {
 		{name: "PutObjectLockConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: b, ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled}})
 			return err
-		}, op: "PutObjectLockConfiguration", checks: ck("s3:PutBucketObjectLockConfiguration", bk)},
+		}, op: "PutObjectLockConfiguration", body: true, checks: ck("s3:PutBucketObjectLockConfiguration", bk)},
 		{name: "PutBucketOwnershipControls", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: b, OwnershipControls: &types.OwnershipControls{Rules: []types.OwnershipControlsRule{{ObjectOwnership: types.ObjectOwnershipBucketOwnerEnforced}}}})
 			return err
-		}, op: "PutBucketOwnershipControls", checks: ck("s3:PutBucketOwnershipControls", bk)},
+		}, op: "PutBucketOwnershipControls", body: true, checks: ck("s3:PutBucketOwnershipControls", bk)},
 		{name: "DeleteBucketOwnershipControls", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketOwnershipControls(ctx, &s3.DeleteBucketOwnershipControlsInput{Bucket: b})
 			return err
@@ -348,7 +348,7 @@ func sdkCases() []sdkCase {
 		{name: "PutPublicAccessBlock", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: b, PublicAccessBlockConfiguration: &types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true)}})
 			return err
-		}, op: "PutPublicAccessBlock", checks: ck("s3:PutBucketPublicAccessBlock", bk)},
+		}, op: "PutPublicAccessBlock", body: true, checks: ck("s3:PutBucketPublicAccessBlock", bk)},
 		{name: "DeletePublicAccessBlock", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeletePublicAccessBlock(ctx, &s3.DeletePublicAccessBlockInput{Bucket: b})
 			return err
@@ -356,7 +356,7 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketWebsite", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketWebsite(ctx, &s3.PutBucketWebsiteInput{Bucket: b, WebsiteConfiguration: &types.WebsiteConfiguration{IndexDocument: &types.IndexDocument{Suffix: aws.String("index.html")}}})
 			return err
-		}, op: "PutBucketWebsite", checks: ck("s3:PutBucketWebsite", bk)},
+		}, op: "PutBucketWebsite", body: true, checks: ck("s3:PutBucketWebsite", bk)},
 		{name: "DeleteBucketWebsite", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketWebsite(ctx, &s3.DeleteBucketWebsiteInput{Bucket: b})
 			return err
@@ -364,11 +364,11 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketLogging", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketLogging(ctx, &s3.PutBucketLoggingInput{Bucket: b, BucketLoggingStatus: &types.BucketLoggingStatus{}})
 			return err
-		}, op: "PutBucketLogging", checks: ck("s3:PutBucketLogging", bk)},
+		}, op: "PutBucketLogging", body: true, checks: ck("s3:PutBucketLogging", bk)},
 		{name: "PutBucketNotificationConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{Bucket: b, NotificationConfiguration: &types.NotificationConfiguration{}})
 			return err
-		}, op: "PutBucketNotificationConfiguration", checks: ck("s3:PutBucketNotification", bk)},
+		}, op: "PutBucketNotificationConfiguration", body: true, checks: ck("s3:PutBucketNotification", bk)},
 		{name: "PutBucketReplication", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: b, ReplicationConfiguration: &types.ReplicationConfiguration{
 				Role:  aws.String("arn:aws:iam::111122223333:role/replicator"),
@@ -382,11 +382,11 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketAccelerateConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketAccelerateConfiguration(ctx, &s3.PutBucketAccelerateConfigurationInput{Bucket: b, AccelerateConfiguration: &types.AccelerateConfiguration{Status: types.BucketAccelerateStatusSuspended}})
 			return err
-		}, op: "PutBucketAccelerateConfiguration", checks: ck("s3:PutAccelerateConfiguration", bk)},
+		}, op: "PutBucketAccelerateConfiguration", body: true, checks: ck("s3:PutAccelerateConfiguration", bk)},
 		{name: "PutBucketRequestPayment", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketRequestPayment(ctx, &s3.PutBucketRequestPaymentInput{Bucket: b, RequestPaymentConfiguration: &types.RequestPaymentConfiguration{Payer: types.PayerBucketOwner}})
 			return err
-		}, op: "PutBucketRequestPayment", checks: ck("s3:PutBucketRequestPayment", bk)},
+		}, op: "PutBucketRequestPayment", body: true, checks: ck("s3:PutBucketRequestPayment", bk)},
 		{name: "GetBucketAnalyticsConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.GetBucketAnalyticsConfiguration(ctx, &s3.GetBucketAnalyticsConfigurationInput{Bucket: b, Id: aws.String("x")})
 			return err
@@ -398,7 +398,7 @@ func sdkCases() []sdkCase {
 		{name: "PutBucketMetricsConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.PutBucketMetricsConfiguration(ctx, &s3.PutBucketMetricsConfigurationInput{Bucket: b, Id: aws.String("m"), MetricsConfiguration: &types.MetricsConfiguration{Id: aws.String("m")}})
 			return err
-		}, op: "PutBucketMetricsConfiguration", checks: ck("s3:PutMetricsConfiguration", bk)},
+		}, op: "PutBucketMetricsConfiguration", body: true, checks: ck("s3:PutMetricsConfiguration", bk)},
 		{name: "DeleteBucketInventoryConfiguration", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.DeleteBucketInventoryConfiguration(ctx, &s3.DeleteBucketInventoryConfigurationInput{Bucket: b, Id: aws.String("i")})
 			return err
