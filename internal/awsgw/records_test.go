@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -325,6 +326,34 @@ func TestConfigBodyRecorded(t *testing.T) {
 		}
 		if got := c.Params[w[0]]; got != w[1] {
 			t.Errorf("%s: %s = %q, want %q", op, w[0], got, w[1])
+		}
+	}
+}
+
+// A PutBucketVersioning or DeleteObject authenticated by x-amz-mfa was
+// recorded without a sign of it: the device is recorded now, the
+// one-time code (a credential) nowhere.
+func TestMFASerialRecorded(t *testing.T) {
+	e := newVersityEnv(t)
+	g := e.grant("s3:PutBucketVersioning arn:aws:s3:::logs", "s3:DeleteObjectVersion arn:aws:s3:::logs/app/*")
+	cl := e.client(g)
+	ctx := context.Background()
+	const serial, code = "arn:aws:iam::111122223333:mfa/root", "918273"
+	// The upstream's answers do not matter here: each record is written
+	// before the call is forwarded.
+	_, _ = cl.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("logs"), MFA: aws.String(serial + " " + code),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended, MFADelete: types.MFADeleteDisabled}})
+	_, _ = cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("logs"), Key: aws.String("app/a.txt"), VersionId: aws.String("v1"), MFA: aws.String(serial + " " + code)})
+	recs := e.requests(g)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2: %+v", len(recs), recs)
+	}
+	for _, c := range recs {
+		if got := c.Params["mfa_serial"]; got != serial {
+			t.Errorf("%s: mfa_serial = %q, want %q", c.Params["operation"], got, serial)
+		}
+		if s := fmt.Sprintf("%+v", c); strings.Contains(s, code) {
+			t.Errorf("%s: the record holds the one-time code: %s", c.Params["operation"], s)
 		}
 	}
 }

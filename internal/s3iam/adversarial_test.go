@@ -683,3 +683,40 @@ func TestConfigBodyRecorded(t *testing.T) {
 		}
 	})
 }
+
+// x-amz-mfa ("SERIAL CODE") authenticates a PutBucketVersioning that
+// sets or unsets MfaDelete, or a version's deletion in an MFA-delete
+// bucket: the device is recorded, the one-time code never.
+func TestMFASerialRecorded(t *testing.T) {
+	m := &s3iam.Mapper{}
+	tests := []struct {
+		name, method, target string
+		headers              []string
+		want                 string
+	}{
+		{name: "versioning", method: "PUT", target: "/logs?versioning", headers: []string{"x-amz-mfa: arn:aws:iam::111122223333:mfa/root 123456"}, want: "arn:aws:iam::111122223333:mfa/root"},
+		{name: "delete a version", method: "DELETE", target: "/logs/a?versionId=v1", headers: []string{"X-Amz-Mfa: GAHT00000001 654321"}, want: "GAHT00000001"},
+		{name: "given twice", method: "DELETE", target: "/logs/a?versionId=v1", headers: []string{"x-amz-mfa: A 111111", "x-amz-mfa: B 222222"}, want: "A, B"},
+		{name: "serial alone", method: "DELETE", target: "/logs/a", headers: []string{"x-amz-mfa: A"}, want: "A"},
+		{name: "over-long", method: "DELETE", target: "/logs/a", headers: []string{"x-amz-mfa: " + strings.Repeat("s", 300) + " 1"}, want: strings.Repeat("s", 256) + "..."},
+		{name: "none", method: "DELETE", target: "/logs/a", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := m.Map(rawRequest(t, tt.method, tt.target, "s3.test", tt.headers...))
+			if err != nil {
+				t.Fatalf("Map: %v", err)
+			}
+			if got := op.Params["mfa_serial"]; got != tt.want {
+				t.Errorf("mfa_serial = %q, want %q", got, tt.want)
+			}
+			for k, v := range op.Params {
+				for _, code := range []string{"123456", "654321", "111111", "222222"} {
+					if strings.Contains(v, code) {
+						t.Errorf("Params[%s] = %q holds the one-time code", k, v)
+					}
+				}
+			}
+		})
+	}
+}

@@ -76,6 +76,12 @@ func (req *request) classify() (*Op, error) {
 	if req.key != "" {
 		op.Params["key"] = req.key
 	}
+	if req.h.mfaSerial != "" {
+		// An MFA-authenticated call (MfaDelete set or unset, a version
+		// deleted in an MFA-delete bucket): its device is recorded, its
+		// one-time code, a credential, never.
+		op.Params["mfa_serial"] = req.h.mfaSerial
+	}
 	versionID, err := req.checkParams(r, op)
 	if err != nil {
 		return nil, err

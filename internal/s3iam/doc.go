@@ -104,6 +104,8 @@
 //     CopyObject that copies the source's tags is not asked for
 //     s3:GetObjectTagging (IAM decides that from the source's tags, which
 //     Airlock cannot see). KMS permissions are out of scope.
+//   - x-amz-mfa ("SERIAL CODE") asks for nothing more (S3 checks the
+//     code); its device is recorded as mfa_serial, the one-time code never.
 //   - The SDKs' x-id query label must agree with the operation.
 //
 // # Encodings

@@ -26,6 +26,9 @@ type headers struct {
 	objectLockEnabled bool
 	objectOwnership   string
 	objectAttrs       string
+	// mfaSerial is the device of x-amz-mfa ("SERIAL CODE"), without the
+	// one-time code.
+	mfaSerial string
 	// grants are the x-amz-grant-* values by their Params name
 	// ("grant_read"), and lock the object-lock headers' values by theirs:
 	// who an ACL grants access to, and which retention a write sets, are
@@ -101,10 +104,25 @@ func scanHeaders(h http.Header) (headers, error) {
 			out.rename = true
 		case strings.EqualFold(name, "object-attributes"):
 			out.objectAttrs = strings.Join(vs, ",")
+		case strings.EqualFold(name, "mfa"):
+			serials := make([]string, 0, len(vs))
+			for _, v := range vs {
+				serial, _, _ := strings.Cut(strings.TrimSpace(v), " ")
+				if len(serial) > maxMFASerial {
+					serial = serial[:maxMFASerial] + "..."
+				}
+				serials = append(serials, serial)
+			}
+			out.mfaSerial = strings.Join(serials, ", ")
 		}
 	}
 	return out, nil
 }
+
+// maxMFASerial bounds a recorded MFA device serial (an ARN for a
+// virtual device, IAM's 256 at most; longer ones, which S3 refuses, are
+// recorded cut).
+const maxMFASerial = 256
 
 // setParam adds a header's values to m (made if nil) under its Params
 // name: header name in lower case, '-' as '_' ("object_lock_mode").
