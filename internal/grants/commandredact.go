@@ -100,36 +100,24 @@ func redactCommand(argv []string, secrets ...string) []string {
 
 // redactHeaders replaces the credentials in a's header lines whose names
 // say they carry them (Authorization: Bearer [REDACTED]).
-func redactHeaders(a string) string {
-	var b strings.Builder
-	at := 0
-	for _, m := range header.FindAllStringSubmatchIndex(a, -1) {
-		if !headerSecret(a[m[2]:m[3]]) {
-			continue
-		}
-		b.WriteString(a[at:m[8]])
-		b.WriteString(RedactedArg)
-		at = m[9]
-	}
-	if at == 0 {
-		return a
-	}
-	b.WriteString(a[at:])
-	return b.String()
-}
+func redactHeaders(a string) string { return redactMatches(a, header, 1, 4, headerSecret) }
 
 // redactAssignments replaces the values of a's name=value pairs whose
 // names hold secrets.
-func redactAssignments(a string) string {
+func redactAssignments(a string) string { return redactMatches(a, secretAssign, 1, 3, secretName) }
+
+// redactMatches replaces, in each match of re in a whose submatch name
+// secret accepts, submatch value by RedactedArg.
+func redactMatches(a string, re *regexp.Regexp, name, value int, secret func(string) bool) string {
 	var b strings.Builder
 	at := 0
-	for _, m := range secretAssign.FindAllStringSubmatchIndex(a, -1) {
-		if !secretName(a[m[2]:m[3]]) {
+	for _, m := range re.FindAllStringSubmatchIndex(a, -1) {
+		if !secret(a[m[2*name]:m[2*name+1]]) {
 			continue
 		}
-		b.WriteString(a[at:m[6]])
+		b.WriteString(a[at:m[2*value]])
 		b.WriteString(RedactedArg)
-		at = m[7]
+		at = m[2*value+1]
 	}
 	if at == 0 {
 		return a

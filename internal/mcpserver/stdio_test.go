@@ -92,19 +92,13 @@ func (s *rawSession) next() rpcReply {
 	return rpcReply{}
 }
 
-// TestStdioSurvivesBadLines: the SDK's stdio transport ended the session
-// at the first line that was not JSON (its decoder stops for good) or not a
-// JSON-RPC message, taking with it a run_with_grant call in flight. Each
-// such line is now answered with a JSON-RPC error, with the line's id when
-// it can be read and none when it cannot, and the session goes on: the
-// call in flight completes and later calls work. A line longer than the
-// limit is answered the same way without being kept.
-func TestStdioSurvivesBadLines(t *testing.T) {
-	const limit = 4096
-	s, logs := startRawSession(t, limit)
+// initAndGrant initializes the session (id 1) and gets a grant for
+// s3:GetObject on logs/app/* with request_access (id 2), returning its id.
+func (s *rawSession) initAndGrant() string {
+	s.t.Helper()
 	s.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")
 	if r := s.next(); string(r.ID) != "1" || r.Error != nil {
-		t.Fatalf("initialize: %s", r.raw)
+		s.t.Fatalf("initialize: %s", r.raw)
 	}
 	s.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
 	s.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"request_access","arguments":{"target":"aws-prod","allow":["s3:GetObject arn:aws:s3:::logs/app/*"],"duration":"5m","reason":"INC-9"}}}` + "\n")
@@ -115,8 +109,22 @@ func TestStdioSurvivesBadLines(t *testing.T) {
 		} `json:"structuredContent"`
 	}
 	if json.Unmarshal(r.Result, &granted) != nil || granted.StructuredContent.GrantID == "" {
-		t.Fatalf("request_access: %s", r.raw)
+		s.t.Fatalf("request_access: %s", r.raw)
 	}
+	return granted.StructuredContent.GrantID
+}
+
+// TestStdioSurvivesBadLines: the SDK's stdio transport ended the session
+// at the first line that was not JSON (its decoder stops for good) or not a
+// JSON-RPC message, taking with it a run_with_grant call in flight. Each
+// such line is now answered with a JSON-RPC error, with the line's id when
+// it can be read and none when it cannot, and the session goes on: the
+// call in flight completes and later calls work. A line longer than the
+// limit is answered the same way without being kept.
+func TestStdioSurvivesBadLines(t *testing.T) {
+	const limit = 4096
+	s, logs := startRawSession(t, limit)
+	grantID := s.initAndGrant()
 
 	// A call in flight: the command waits for a line on a FIFO, which
 	// this test writes only once every bad line has been answered.
@@ -125,7 +133,7 @@ func TestStdioSurvivesBadLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"run_with_grant","arguments":{"grant_id":%q,"argv":["sh","-c","read x < \"$0\"; echo got $x",%q]}}}`+"\n",
-		granted.StructuredContent.GrantID, fifo))
+		grantID, fifo))
 
 	long := `{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"list_targets","arguments":{"pad":"` + strings.Repeat("A", 3*limit) + `"}}}` + "\n"
 	for _, c := range []struct {
@@ -179,7 +187,7 @@ func TestStdioSurvivesBadLines(t *testing.T) {
 	if err := os.WriteFile(fifo, []byte("hello\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = s.next()
+	r := s.next()
 	var ran struct {
 		StructuredContent struct {
 			ExitCode int    `json:"exit_code"`
@@ -263,21 +271,7 @@ func TestStdioRefusesIDsItCannotEcho(t *testing.T) {
 // cancelled is not waited for (MCP sends no answer to it).
 func TestStdioAnswersBeforeEnding(t *testing.T) {
 	s, _ := startRawSession(t, 0)
-	s.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")
-	if r := s.next(); string(r.ID) != "1" || r.Error != nil {
-		t.Fatalf("initialize: %s", r.raw)
-	}
-	s.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
-	s.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"request_access","arguments":{"target":"aws-prod","allow":["s3:GetObject arn:aws:s3:::logs/app/*"],"duration":"5m","reason":"INC-9"}}}` + "\n")
-	r := s.next()
-	var granted struct {
-		StructuredContent struct {
-			GrantID string `json:"grant_id"`
-		} `json:"structuredContent"`
-	}
-	if json.Unmarshal(r.Result, &granted) != nil || granted.StructuredContent.GrantID == "" {
-		t.Fatalf("request_access: %s", r.raw)
-	}
+	grantID := s.initAndGrant()
 	dir := t.TempDir()
 	fifo, never := filepath.Join(dir, "go"), filepath.Join(dir, "never")
 	for _, f := range []string{fifo, never} {
@@ -287,7 +281,7 @@ func TestStdioAnswersBeforeEnding(t *testing.T) {
 	}
 	run := func(id int, f string) string {
 		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"run_with_grant","arguments":{"grant_id":%q,"argv":["sh","-c","read x < \"$0\"; echo got $x",%q]}}}`+"\n",
-			id, granted.StructuredContent.GrantID, f)
+			id, grantID, f)
 	}
 	// 3 waits on the FIFO, 4 is quick, 5 waits for ever and is cancelled.
 	s.send(run(3, fifo) + `{"jsonrpc":"2.0","id":4,"method":"tools/list"}` + "\n" + run(5, never) +
