@@ -287,7 +287,7 @@ func (c *conn) refuseHeld(err error) {
 	if c.ctx().Err() != nil {
 		return // killed already (grant ended, gateway closing)
 	}
-	if errors.Is(err, errGrantEnded) || !c.grant().Live(c.gw.o.Clock.Now()) {
+	if errors.Is(err, errGrantEnded) || errors.Is(err, gateway.ErrNoGrant) || !c.grant().Live(c.gw.o.Clock.Now()) {
 		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -138,6 +139,41 @@ func TestRecordFailureInTransactionRollsBack(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("%d rows committed from transactions whose statement was refused", n)
+	}
+}
+
+// TestRecordRefusedForEndedGrantEndsSession: among replicas, the control
+// plane refuses a record of a grant another replica has ended
+// (gateway.ErrNoGrant) before this gateway hears of the end. The statement
+// was refused as if the store had failed ("could not record the
+// statement", 58000, which a client may retry), for writes and for reads
+// whose answer was held; the session now ends as at any grant's end
+// (FATAL 57P01, "grant … has ended"), and nothing runs.
+func TestRecordRefusedForEndedGrantEndsSession(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t, 20*time.Second)
+	for _, tc := range []struct{ name, scope, sql string }{
+		{"write", "pg:insert,pg:select %s.public.side_effects", "insert into side_effects (note) values ('refused')"},
+		{"read held", "pg:select %s.public.customers", "select count(*) from customers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := e.grant(time.Hour, tc.scope)
+			c := e.connect(g, "")
+			e.auth.FailRecordsWith(gateway.ErrNoGrant)
+			defer e.auth.FailRecordsWith(nil)
+			_, err := c.Exec(ctx, tc.sql)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != codeAdminShutdown || !strings.Contains(pe.Message, "grant "+g.ID+" has") {
+				t.Fatalf("err = %v, want FATAL %s naming the grant's end", err, codeAdminShutdown)
+			}
+		})
+	}
+	var n int
+	if err := e.admin().QueryRow(ctx, "select count(*) from side_effects").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows inserted while the grant's records were refused", n)
 	}
 }
 

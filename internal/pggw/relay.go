@@ -912,6 +912,14 @@ func (c *conn) refuseStatement(err error, ready bool) error {
 	if errors.Is(err, errGrantEnded) || c.ctx().Err() != nil {
 		return errTerminate
 	}
+	if errors.Is(err, gateway.ErrNoGrant) {
+		// The control plane refused the record because the grant has
+		// ended (among replicas, on another one, before this one heard):
+		// the session ends as at any grant's end, not as after a store
+		// failure the client might retry.
+		c.kill(fatal(codeAdminShutdown, c.gw.grantEndedMessage(c.grant())))
+		return errTerminate
+	}
 	c.gw.log.Error("a statement could not be recorded and was refused", "session", c.sess.ID, "err", err)
 	r := c.relay
 	r.qmu.Lock()
