@@ -80,6 +80,13 @@ func (ks *cancelKeys) remove(pid uint32) {
 	ks.mu.Unlock()
 }
 
+// get returns the key registered under pid, or nil.
+func (ks *cancelKeys) get(pid uint32) *cancelKey {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.m[pid]
+}
+
 // lookup returns the key for a client's CancelRequest, or nil.
 func (ks *cancelKeys) lookup(pid uint32, secret []byte) *cancelKey {
 	ks.mu.Lock()

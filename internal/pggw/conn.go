@@ -51,6 +51,9 @@ type conn struct {
 	// Small fields side by side (the struct is allocated per session).
 	killOnce sync.Once
 	dead     bool // killed: nothing more is written (wmu)
+	// reuse: what becomes of the upstream at the session's end (wmu;
+	// reuse.go).
+	reuse uint8
 
 	// Set once the session is established. The session's grant is
 	// sess.Grant (grant()).
@@ -199,7 +202,10 @@ func (c *conn) kill(e *pgError) {
 		if c.su != nil && c.su.cancel != nil {
 			c.su.cancel()
 		}
-		if c.up != nil {
+		if c.reuse == reuseResetting || c.reuse == reuseKept {
+			c.reuse = reuseFailed
+		}
+		if c.up != nil && c.ownsUpstream() {
 			c.up.Close()
 		}
 		if !c.dead {
@@ -213,12 +219,14 @@ func (c *conn) kill(e *pgError) {
 	})
 }
 
-// closeAll closes both connections without a message.
+// closeAll closes both connections without a message; an upstream
+// connection being reset for reuse, or kept, is left to the reset
+// (reuse.go).
 func (c *conn) closeAll() {
 	c.cx.cancel()
 	c.wmu.Lock()
 	c.dead = true
-	if c.up != nil {
+	if c.up != nil && c.ownsUpstream() {
 		c.up.Close()
 	}
 	c.nc.Close()
@@ -377,15 +385,10 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 }
 
 // connectUpstream logs in as the grant's role.
-func (c *conn) connectUpstream(role Role, params map[string]string) (*pgconn.HijackedConn, error) {
+func (c *conn) connectUpstream(role Role, runtime map[string]string) (*pgconn.HijackedConn, error) {
 	cfg := c.t.cfg.Copy()
 	cfg.User, cfg.Password, cfg.Database = role.Name, role.Password, c.t.db
-	cfg.RuntimeParams = map[string]string{}
-	for k, v := range params {
-		if forwardedParams[k] {
-			cfg.RuntimeParams[k] = v
-		}
-	}
+	cfg.RuntimeParams = runtime
 	// The admin DSN's own notice and validation hooks do not apply.
 	cfg.OnNotice, cfg.OnNotification, cfg.OnPgError = nil, nil, nil
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil

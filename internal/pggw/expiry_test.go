@@ -156,7 +156,8 @@ func TestGrantEndDuringUpstreamLogin(t *testing.T) {
 // which drivers and pools retry, with PostgreSQL's words in the detail; it
 // got 08006 connection_failure, which reads as a broken database.
 func TestUpstreamTooManyConnectionsPassedOn(t *testing.T) {
-	e := newEnv(t, nil)
+	// Each session logs in afresh: a kept connection would need no slot.
+	e := newEnv(t, func(o *Options) { o.IdleUpstreamTTL = -1 })
 	g := e.grant(time.Hour, "pg:select %s.public.customers")
 	ctx := ctxT(t, 20*time.Second)
 	pc, err := pgconn.Connect(ctx, e.url(g, "")) // the grant's role exists from here

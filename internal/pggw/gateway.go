@@ -85,6 +85,12 @@ type Options struct {
 	// parks the socket and its goroutine ends (see park.go); 20ms if zero,
 	// never if negative.
 	ParkIdleAfter time.Duration
+	// IdleUpstreamTTL is how long an upstream connection kept at a
+	// session's clean end waits for the grant's next session (reuse.go);
+	// 15s if zero, none kept if negative.
+	IdleUpstreamTTL time.Duration
+	// MaxIdleUpstreams bounds the connections kept per grant; 8 if zero.
+	MaxIdleUpstreams int
 	// Relays names the agents on whose behalf the control plane itself
 	// connects (sql_query over /mcp): such a session's client is the
 	// agent's address, not the control plane's. Nil if none.
@@ -129,6 +135,9 @@ type Gateway struct {
 	parkAfter time.Duration
 
 	scram *verifiers // the grants' SCRAM verifiers (verifiers.go)
+
+	idleTTL time.Duration // Options.IdleUpstreamTTL with its default
+	maxIdle int
 }
 
 type target struct {
@@ -149,8 +158,14 @@ type grantState struct {
 	roleDone chan struct{}
 	role     Role
 	roleErr  error
-	sessions map[*conn]struct{}
+	// sessions maps the grant's sessions to what their upstream login
+	// asked for (nil until it is done; reuse.go).
+	sessions map[*conn]*upstreamInfo
 	ended    bool
+	// idle holds the grant's kept upstream connections, idleClosed is
+	// set once it keeps no more (reuse.go).
+	idle       []*idleUpstream
+	idleClosed bool
 }
 
 const (
@@ -207,6 +222,12 @@ func New(o Options) (*Gateway, error) {
 	if g.parkAfter > 0 {
 		g.park = parker()
 	}
+	if g.idleTTL = o.IdleUpstreamTTL; g.idleTTL == 0 {
+		g.idleTTL = defaultIdleUpstreamTTL
+	}
+	if g.maxIdle = o.MaxIdleUpstreams; g.maxIdle <= 0 {
+		g.maxIdle = defaultMaxIdleUpstreams
+	}
 	for _, t := range o.Targets {
 		if t.Name == "" || t.Roles == nil {
 			return nil, fmt.Errorf("pggw: target %q needs a name and a role manager", t.Name)
@@ -251,7 +272,7 @@ func (g *Gateway) grantState(gr *gateway.Grant) *grantState {
 	if st, ok := g.grants[gr.ID]; ok {
 		return st
 	}
-	st := &grantState{g: gr, t: t, roleDone: make(chan struct{}), sessions: map[*conn]struct{}{}}
+	st := &grantState{g: gr, t: t, roleDone: make(chan struct{}), sessions: map[*conn]*upstreamInfo{}}
 	g.grants[gr.ID] = st
 	if g.closed {
 		close(st.roleDone)
@@ -279,9 +300,11 @@ func (g *Gateway) watch(st *grantState) {
 	case <-st.g.Done():
 	case <-expired:
 	case <-g.ctx.Done():
+		st.closeIdle()
 		return
 	}
 	g.scram.drop(st.g)
+	st.closeIdle()
 	st.mu.Lock()
 	st.ended = true
 	sessions := make([]*conn, 0, len(st.sessions))
@@ -406,7 +429,7 @@ func (st *grantState) addSession(c *conn) bool {
 	if st.ended {
 		return false
 	}
-	st.sessions[c] = struct{}{}
+	st.sessions[c] = nil
 	return true
 }
 

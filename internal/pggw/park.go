@@ -243,6 +243,13 @@ func (c *conn) ended() {
 			c.recovered(v, "session end")
 		}
 	}()
+	// An upstream the reset kept goes back to the grant before the
+	// session's end is recorded, its cancel key first taken away from
+	// the client that leaves (reuse.go).
+	if ui, k := c.kept(); k != nil {
+		c.gw.keys.remove(c.key)
+		c.handBack(ui, k)
+	}
 	c.finish()
 	c.closeAll()
 }

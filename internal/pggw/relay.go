@@ -508,6 +508,9 @@ func (c *conn) clientMessage(raw []byte) error {
 		_, err := r.uw.Write(raw)
 		return upErr(err)
 	case 'X':
+		if c.startReset() { // reuse.go
+			return errTerminate
+		}
 		_, _ = r.uw.Write(raw)
 		_ = r.uw.Flush()
 		return errTerminate
@@ -1029,6 +1032,9 @@ func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.reuse == reuseResetting {
+		return c.resetMessage(raw, flush) // reuse.go
+	}
 	if c.dead {
 		return false
 	}

@@ -122,7 +122,9 @@ func waitFDs(t *testing.T, n int) {
 // upstream sends unasked, its sockets rebuilt, and is shed again; no
 // descriptor is gained or lost on the way.
 func TestShedSessionWakes(t *testing.T) {
-	e, g, adm, pc, ctx, base := shedSession(t, time.Hour)
+	// The first session's upstream is closed with it, not kept for the
+	// second (reuse.go), so that the descriptors count as before.
+	e, g, adm, pc, ctx, base := shedSession(t, time.Hour, func(o *Options) { o.IdleUpstreamTTL = -1 })
 	notes := make(chan string, 1)
 	pc.Close(ctx)
 	pc, ctx = e.rawSession(g, notes)

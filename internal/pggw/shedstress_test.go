@@ -236,11 +236,14 @@ drain:
 	for _, g := range gs {
 		e.waitSessionsEnded(g)
 	}
+	// The live grants keep the upstream connections of the sessions that
+	// ended cleanly (reuse.go): the backends left are those, and no
+	// others.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n, ups := gatewaySockets(t, e.addr.Port), 0
 		for _, g := range gs {
-			ups += backends(t, admins[0], g)
+			ups += backends(t, admins[0], g) - len(e.idleUpstreams(g))
 		}
 		if n == 0 && ups == 0 && e.gw.parkedSockets() == 0 && runtime.NumGoroutine() <= gBefore {
 			break

@@ -343,10 +343,15 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	// named like a built-in, "lower(v)" may call it: reads wait for their
 	// records (disclose.go).
 	c.ownObjects = role.MayDefine || role.RowFunctions || role.ShadowsBuiltins
-	hc, err := c.connectUpstream(role, params)
-	if err == nil {
-		hc.Conn = c.gw.park.Wrap(hc.Conn)
-		c.gw.hook("login", nil)
+	runtime := forwarded(params)
+	key := upstreamKey(role, runtime)
+	hc := c.gw.takeIdle(st, key) // reuse.go
+	if hc == nil {
+		hc, err = c.connectUpstream(role, runtime)
+		if err == nil {
+			hc.Conn = c.gw.park.Wrap(hc.Conn)
+			c.gw.hook("login", nil)
+		}
 	}
 	if err != nil {
 		if r := c.setupCut(st); r != nil {
@@ -395,6 +400,7 @@ func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
 	}
 	k := newCancelKey(c, hc.PID, hc.SecretKey)
 	c.key = c.gw.keys.add(k)
+	st.setInfo(c, key, hc.ParameterStatuses)
 
 	c.scsOff.Store(hc.ParameterStatuses["standard_conforming_strings"] == "off")
 	// One buffer for the whole greeting, sized first: appended message by

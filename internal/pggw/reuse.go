@@ -1,0 +1,381 @@
+package pggw
+
+import (
+	"crypto/tls"
+	"errors"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Reusing a grant's upstream connections.
+//
+// An agent that runs psql once per query opens a session per statement,
+// and each session would otherwise pay a login to PostgreSQL: a backend's
+// start and authentication, 17–104 ms on the 2-vCPU hosts of
+// bench/README.md against well under a millisecond for the rest of the
+// session, which is how PgBouncer, reusing its server connections, serves
+// `pgbench -C` some eighty times faster than PostgreSQL itself does. The
+// gateway keeps an upstream connection when its session ends cleanly, for
+// the next session of the same grant.
+//
+// Only cleanly: the client ended with Terminate while nothing was in
+// flight, outside a transaction block, with no COPY or unsynced extended-
+// protocol messages. Then, instead of passing the Terminate on, the
+// gateway sends DISCARD ALL, which resets the backend to what the login
+// left (settings back to the startup's, the role reset, temporary tables,
+// prepared statements, cursors, advisory locks, LISTENs and cached plans
+// dropped), and keeps the connection once the server answers it with
+// ReadyForQuery outside a transaction. Anything else (an error, another
+// message, no answer within resetTimeout, the grant's end, the gateway's
+// shutdown) closes it, as before.
+//
+// A kept connection is logged in as the grant's own role: it serves only
+// later sessions of that grant (so nothing of one agent's session reaches
+// another's, even should DISCARD ALL miss something), that asked for the
+// same startup parameters (application_name, client_encoding, … :
+// forwardedParams), and only within idleUpstreamTTL of its last use; at
+// most MaxIdleUpstreams (8) wait per grant. The grant's end and the gateway's
+// shutdown close them. A connection is checked before it is reused: one
+// the server closed meanwhile (a restart, pg_terminate_backend) or that
+// has bytes waiting is closed, and the session logs in afresh. Each
+// session is recorded as its own, from its own start to its own end; the
+// reset is the gateway's, not the agent's, and is not a statement of
+// either session.
+
+const (
+	// defaultIdleUpstreamTTL is how long a kept connection waits for the
+	// grant's next session: the gaps of an agent running one psql per
+	// query, not an idle pool that holds backends for hours.
+	defaultIdleUpstreamTTL = 15 * time.Second
+	// defaultMaxIdleUpstreams bounds a grant's kept connections: each is a
+	// backend, counted against the server's max_connections.
+	defaultMaxIdleUpstreams = 8
+	// resetTimeout bounds the wait for DISCARD ALL's answer.
+	resetTimeout = 5 * time.Second
+)
+
+// States of a session's upstream at its end (conn.reuse, under wmu).
+const (
+	reuseNone      uint8 = iota // closed with the session, as before
+	reuseResetting              // DISCARD ALL sent, its answer awaited
+	reuseKept                   // reset: to be handed to the grant's pool
+	reuseFailed                 // the reset failed or timed out: closed
+	reuseHanded                 // in the grant's pool, or another session's
+)
+
+// ownsUpstream reports whether closing the session closes its upstream;
+// wmu held.
+func (c *conn) ownsUpstream() bool {
+	return c.reuse == reuseNone || c.reuse == reuseFailed
+}
+
+// discardAll is the reset, as a simple Query message.
+var discardAll = []byte("Q\x00\x00\x00\x10DISCARD ALL\x00")
+
+// upstreamInfo is what an upstream login asked for and what the server
+// reported at its end, shared by a grant's sessions whose logins match (a
+// session holds a pointer to it in its grant's sessions map, not a copy):
+// a kept connection's next session greets its client with these
+// statuses.
+type upstreamInfo struct {
+	key      string            // role and forwarded startup parameters
+	statuses map[string]string // ParameterStatus, never changed once shared
+}
+
+// upstreamKey identifies what a login asked for: two sessions whose keys
+// match may share an upstream connection.
+func upstreamKey(role Role, runtime map[string]string) string {
+	var b strings.Builder
+	b.WriteString(role.Name)
+	for _, k := range slices.Sorted(maps.Keys(runtime)) {
+		b.WriteByte(0)
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(runtime[k])
+	}
+	return b.String()
+}
+
+// forwarded returns the startup parameters passed to the upstream.
+func forwarded(params map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range params {
+		if forwardedParams[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// idleUpstream is a kept connection waiting in its grant's pool.
+type idleUpstream struct {
+	nc     net.Conn
+	info   *upstreamInfo
+	pid    uint32
+	secret []byte
+	timer  clock.Timer
+}
+
+// info returns the grant's shared upstreamInfo for key and statuses, made
+// if no session holds an equal one; st.mu held.
+func (st *grantState) infoLocked(key string, statuses map[string]string) *upstreamInfo {
+	for _, ui := range st.sessions {
+		if ui != nil && ui.key == key && maps.Equal(ui.statuses, statuses) {
+			return ui
+		}
+	}
+	for _, e := range st.idle {
+		if e.info.key == key && maps.Equal(e.info.statuses, statuses) {
+			return e.info
+		}
+	}
+	return &upstreamInfo{key: key, statuses: statuses}
+}
+
+// takeIdle returns a kept connection for key as a hijacked login, or nil.
+func (g *Gateway) takeIdle(st *grantState, key string) *pgconn.HijackedConn {
+	if g.idleTTL < 0 {
+		return nil
+	}
+	for {
+		st.mu.Lock()
+		i := slices.IndexFunc(st.idle, func(e *idleUpstream) bool { return e.info.key == key })
+		if i < 0 || st.ended {
+			st.mu.Unlock()
+			return nil
+		}
+		e := st.idle[i]
+		st.idle = slices.Delete(st.idle, i, i+1)
+		st.mu.Unlock()
+		e.timer.Stop()
+		if !quiet(e.nc) {
+			e.nc.Close()
+			continue
+		}
+		return &pgconn.HijackedConn{Conn: e.nc, PID: e.pid, SecretKey: e.secret,
+			ParameterStatuses: e.info.statuses, TxStatus: 'I'}
+	}
+}
+
+// putIdle keeps nc in st's pool, or closes it if the grant has ended, the
+// gateway is closing or the pool is full.
+func (g *Gateway) putIdle(st *grantState, e *idleUpstream) {
+	st.mu.Lock()
+	if st.ended || st.idleClosed || len(st.idle) >= g.maxIdle {
+		st.mu.Unlock()
+		e.nc.Close()
+		return
+	}
+	st.idle = append(st.idle, e)
+	e.timer = g.o.Clock.AfterFunc(g.idleTTL, func() { st.dropIdle(e) })
+	st.mu.Unlock()
+}
+
+// dropIdle closes e if it is still in st's pool (its time is up).
+func (st *grantState) dropIdle(e *idleUpstream) {
+	st.mu.Lock()
+	i := slices.Index(st.idle, e)
+	if i >= 0 {
+		st.idle = slices.Delete(st.idle, i, i+1)
+	}
+	st.mu.Unlock()
+	if i >= 0 {
+		e.nc.Close()
+	}
+}
+
+// closeIdle closes st's kept connections and keeps no more: the grant has
+// ended or the gateway is closing.
+func (st *grantState) closeIdle() {
+	st.mu.Lock()
+	idle := st.idle
+	st.idle = nil
+	st.idleClosed = true
+	st.mu.Unlock()
+	for _, e := range idle {
+		e.timer.Stop()
+		e.nc.Close()
+	}
+}
+
+// quiet reports whether an idle upstream connection is still open with
+// nothing to read: a peek that does not wait.
+func quiet(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		// Any byte below TLS, a record the server sent unasked (an alert
+		// before its close), disqualifies it too.
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	var b [1]byte
+	err = rc.Control(func(fd uintptr) {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = errors.Is(err, syscall.EAGAIN)
+	})
+	return err == nil && open
+}
+
+// reusable reports whether the session may keep its upstream connection as
+// the client terminates: nothing in flight or half-sent, outside a
+// transaction block; the client loop's.
+func (c *conn) reusable() bool {
+	r := c.relay
+	if c.gw.idleTTL < 0 || c.txs.Load() != 'I' || !r.batchState.empty() || r.open || r.discard ||
+		c.badEncoding.Load() != nil || c.panicked.Load() || !c.grant().Live(c.gw.o.Clock.Now()) {
+		return false
+	}
+	r.qmu.Lock()
+	idle := r.front() == nil
+	r.qmu.Unlock()
+	return idle
+}
+
+// startReset sends DISCARD ALL in place of the client's Terminate, if the
+// session may keep its upstream; the client loop's, at Terminate.
+func (c *conn) startReset() bool {
+	if !c.reusable() {
+		return false
+	}
+	c.wmu.Lock()
+	if c.dead || c.reuse != reuseNone {
+		c.wmu.Unlock()
+		return false
+	}
+	c.reuse = reuseResetting
+	c.wmu.Unlock()
+	if _, err := c.relay.uw.Write(discardAll); err != nil || c.relay.uw.Flush() != nil {
+		c.failReset()
+		return true
+	}
+	c.gw.o.Clock.AfterFunc(resetTimeout, c.failReset)
+	return true
+}
+
+// failReset gives up a reset still awaited: the upstream is closed, which
+// ends the upstream loop if it waits.
+func (c *conn) failReset() {
+	c.wmu.Lock()
+	if c.reuse == reuseResetting {
+		c.reuse = reuseFailed
+		if c.up != nil {
+			c.up.Close()
+		}
+	}
+	c.wmu.Unlock()
+}
+
+// resetMessage handles one upstream message during the reset; the
+// upstream loop's, wmu held. It returns false when the loop should end:
+// the reset is done (kept) or failed. drained: the loop's reader holds
+// nothing more.
+func (c *conn) resetMessage(raw []byte, drained bool) bool {
+	switch raw[0] {
+	case 'C', 'N', 'A':
+		// DISCARD ALL's completion; a notice or a notification sent
+		// meanwhile, for a client that has gone.
+		return true
+	case 'S':
+		c.st.resetStatus(c, raw[5:])
+		return true
+	case 'Z':
+		if len(raw) == 6 && raw[5] == 'I' && drained {
+			c.reuse = reuseKept
+			return false
+		}
+	}
+	c.reuse = reuseFailed
+	return false
+}
+
+// resetStatus applies a ParameterStatus the reset reported to c's
+// upstreamInfo, as a copy: the one it had is shared.
+func (st *grantState) resetStatus(c *conn, body []byte) {
+	n, rest, ok := cstring(body)
+	if !ok {
+		return
+	}
+	v, _, ok := cstring(rest)
+	if !ok {
+		return
+	}
+	name, value := string(n), string(v)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ui := st.sessions[c]
+	if ui == nil || ui.statuses[name] == value {
+		return
+	}
+	statuses := maps.Clone(ui.statuses)
+	statuses[name] = value
+	st.sessions[c] = &upstreamInfo{key: ui.key, statuses: statuses}
+}
+
+// setInfo records what c's upstream login asked for and reported.
+func (st *grantState) setInfo(c *conn, key string, statuses map[string]string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.sessions[c]; ok {
+		st.sessions[c] = st.infoLocked(key, statuses)
+	}
+}
+
+// kept returns, for a session whose reset kept its upstream, what the
+// upstream goes back to the grant with; after any other reset, now over
+// (both relay loops have ended), it marks the upstream to be closed.
+func (c *conn) kept() (*upstreamInfo, *cancelKey) {
+	c.wmu.Lock()
+	state := c.reuse
+	if state == reuseResetting {
+		c.reuse = reuseFailed
+	}
+	c.wmu.Unlock()
+	if state != reuseKept {
+		return nil, nil
+	}
+	c.st.mu.Lock()
+	ui := c.st.sessions[c]
+	c.st.mu.Unlock()
+	k := c.gw.keys.get(c.key)
+	if ui == nil || k == nil {
+		c.wmu.Lock()
+		c.reuse = reuseFailed
+		c.wmu.Unlock()
+		return nil, nil
+	}
+	return ui, k
+}
+
+// handBack gives a kept upstream to the grant's pool (closeAll, which
+// follows, closes any other). The session keeps c.up, which a cancel
+// already under way may read for its address (cancel.go), but no longer
+// owns it: kill, closeAll and abort leave it alone.
+func (c *conn) handBack(ui *upstreamInfo, k *cancelKey) {
+	c.wmu.Lock()
+	up := c.up
+	ok := c.reuse == reuseKept && up != nil
+	if ok {
+		c.reuse = reuseHanded
+		c.upc.Store(nil)
+	} else {
+		c.reuse = reuseFailed
+	}
+	c.wmu.Unlock()
+	if ok {
+		c.gw.putIdle(c.st, &idleUpstream{nc: up, info: ui, pid: k.pid, secret: k.key()})
+	}
+}

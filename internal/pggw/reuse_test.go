@@ -1,0 +1,344 @@
+package pggw
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
+)
+
+// idleUpstreams returns the backend pids of the connections g's pool keeps.
+func (e *env) idleUpstreams(g *gateway.Grant) []uint32 {
+	e.gw.mu.Lock()
+	st := e.gw.grants[g.ID]
+	e.gw.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var pids []uint32
+	for _, u := range st.idle {
+		pids = append(pids, u.pid)
+	}
+	return pids
+}
+
+// waitIdle waits until g's pool keeps n connections.
+func (e *env) waitIdle(g *gateway.Grant, n int) []uint32 {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := e.idleUpstreams(g)
+		if len(pids) == n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the grant's pool keeps %d upstream connections (%v), want %d", len(pids), pids, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// backendGone waits until the server has no backend pid.
+func (e *env) backendGone(admin *pgx.Conn, pid uint32) {
+	e.t.Helper()
+	ctx := ctxT(e.t, 15*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where pid = $1", int32(pid)).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("backend %d is still connected", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func backendPID(t *testing.T, c *pgx.Conn) uint32 {
+	t.Helper()
+	var pid int32
+	if err := c.QueryRow(ctxT(t, 10*time.Second), "select pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(pid)
+}
+
+// A session that ends cleanly leaves its upstream connection to the
+// grant's next session, reset: nothing the first session set (settings,
+// prepared statements, temporary tables, LISTENs, advisory locks) is
+// there for the second, and each session is recorded as its own.
+func TestUpstreamKeptForTheGrantsNextSession(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 30*time.Second)
+
+	c1 := e.connect(g, "")
+	pid1 := backendPID(t, c1)
+	for _, q := range []string{
+		"set statement_timeout = 12345",
+		"set application_name = 'first'",
+		"prepare airlock_p as select 1",
+		"create temp table airlock_t (x int)",
+		"listen airlock_chan",
+		"select pg_advisory_lock(4242)",
+	} {
+		if _, err := c1.Exec(ctx, q, pgxSimple); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := c1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitIdle(g, 1); got[0] != pid1 {
+		t.Fatalf("the pool keeps backend %d, want %d", got[0], pid1)
+	}
+
+	c2 := e.connect(g, "")
+	if pid2 := backendPID(t, c2); pid2 != pid1 {
+		t.Fatalf("the second session got backend %d, want the first's %d", pid2, pid1)
+	}
+	if n := len(e.idleUpstreams(g)); n != 0 {
+		t.Errorf("the pool still keeps %d connections while the second session uses its one", n)
+	}
+	var timeout, app string
+	var prepared, temp, listening, locks int
+	err := c2.QueryRow(ctx, `select current_setting('statement_timeout'), current_setting('application_name'),
+		(select count(*) from pg_prepared_statements where name = 'airlock_p'),
+		(select count(*) from pg_class where relname = 'airlock_t' and relpersistence = 't'),
+		(select count(*) from pg_listening_channels()),
+		(select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid())`, pgxSimple).
+		Scan(&timeout, &app, &prepared, &temp, &listening, &locks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timeout != "0" || app == "first" || prepared != 0 || temp != 0 || listening != 0 || locks != 0 {
+		t.Errorf("the second session inherited the first's state: statement_timeout %q, application_name %q, "+
+			"%d prepared, %d temporary tables, %d channels listened to, %d advisory locks", timeout, app, prepared, temp, listening, locks)
+	}
+	// The second session's client was told the settings of the login,
+	// not the first session's last ones.
+	if got := c2.PgConn().ParameterStatus("application_name"); got == "first" {
+		t.Errorf("the second session's greeting reports application_name %q", got)
+	}
+	if err := c2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+
+	var starts int
+	for _, s := range e.auth.Sessions() {
+		if s.Grant.ID == g.ID {
+			starts++
+			if !s.Ended() {
+				t.Errorf("session %s was not ended", s.ID)
+			}
+		}
+	}
+	if starts != 2 {
+		t.Errorf("%d sessions recorded for the grant, want 2", starts)
+	}
+	for _, s := range e.auth.Sessions() {
+		if s.Grant.ID == g.ID && len(s.Calls()) < 2 {
+			t.Errorf("session %s recorded %d calls", s.ID, len(s.Calls()))
+		}
+	}
+}
+
+// A session that leaves inside a transaction block, or in the middle of a
+// statement, or that asked for other startup parameters, does not leave
+// its connection to another: the next session logs in afresh, and the
+// backend is closed.
+func TestUpstreamNotKeptUnlessClean(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 60*time.Second)
+	admin := e.admin()
+
+	c1 := e.connect(g, "")
+	pid1 := backendPID(t, c1)
+	if _, err := c1.Exec(ctx, "begin", pgxSimple); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.backendGone(admin, pid1)
+	if n := len(e.idleUpstreams(g)); n != 0 {
+		t.Fatalf("the pool keeps %d connections after a session left inside a transaction", n)
+	}
+
+	// Other startup parameters: the kept connection is not theirs.
+	ca := e.connect(g, "&application_name=alpha")
+	pidA := backendPID(t, ca)
+	if err := ca.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	cb := e.connect(g, "&application_name=beta")
+	if pid := backendPID(t, cb); pid == pidA {
+		t.Fatalf("a session that asked for application_name beta got the backend logged in with alpha")
+	}
+	ca2 := e.connect(g, "&application_name=alpha")
+	if pid := backendPID(t, ca2); pid != pidA {
+		t.Fatalf("a session that asked for application_name alpha got backend %d, not the kept %d", pid, pidA)
+	}
+
+	// Another grant, even of the same target and scope, never gets it.
+	if err := ca2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	other := e.grant(time.Hour, "pg:select %s.public.customers")
+	co := e.connect(other, "&application_name=alpha")
+	if pid := backendPID(t, co); pid == pidA {
+		t.Fatalf("another grant's session got grant %s's backend", g.ID)
+	}
+}
+
+// A kept connection is closed at the grant's end, and after its time in
+// the pool (on the gateway's clock); one the server closed meanwhile is
+// not handed out: the next session logs in afresh.
+func TestKeptUpstreamClosed(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) { o.Clock = fake })
+	ctx := ctxT(t, 60*time.Second)
+	admin := e.admin()
+
+	// Its time in the pool.
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	c1 := e.connect(g, "")
+	pid1 := backendPID(t, c1)
+	if err := c1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	fake.Advance(defaultIdleUpstreamTTL - time.Second)
+	if n := len(e.idleUpstreams(g)); n != 1 {
+		t.Fatalf("the pool let its connection go before its time (%d kept)", n)
+	}
+	fake.Advance(2 * time.Second)
+	e.waitIdle(g, 0)
+	e.backendGone(admin, pid1)
+
+	// Closed by the server while kept.
+	c2 := e.connect(g, "")
+	pid2 := backendPID(t, c2)
+	if err := c2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	if _, err := admin.Exec(ctx, "select pg_terminate_backend($1)", int32(pid2)); err != nil {
+		t.Fatal(err)
+	}
+	e.backendGone(admin, pid2)
+	c3 := e.connect(g, "")
+	if pid := backendPID(t, c3); pid == pid2 {
+		t.Fatal("a backend the server terminated was handed out")
+	}
+	if err := c3.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pids := e.waitIdle(g, 1)
+
+	// The grant's end.
+	e.auth.End(g, "revoked")
+	e.backendGone(admin, pids[0])
+	if n := len(e.idleUpstreams(g)); n != 0 {
+		t.Fatalf("the pool keeps %d connections after the grant's end", n)
+	}
+}
+
+// A kept connection's next session runs and records statements as any
+// other, over many sessions in a row, and never more connections are kept
+// than the bound.
+func TestUpstreamReusedManyTimes(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxIdleUpstreams = 2 })
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 60*time.Second)
+	seen := map[uint32]int{}
+	for i := range 20 {
+		c := e.connect(g, "")
+		var n int
+		if err := c.QueryRow(ctx, "select count(*) from customers", pgxSimple).Scan(&n); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		seen[backendPID(t, c)]++
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.waitIdle(g, 1)
+	}
+	if len(seen) != 1 {
+		t.Errorf("20 sessions one after another used %d backends, want 1: %v", len(seen), seen)
+	}
+	// Three at once, ended together: two are kept, the third closed.
+	var cs []*pgx.Conn
+	for range 3 {
+		cs = append(cs, e.connect(g, ""))
+	}
+	for _, c := range cs {
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitIdle(g, 2)
+	var counted int
+	for _, c := range e.requests(g) {
+		if c.Action == "pg:select" {
+			counted++
+		}
+	}
+	if counted < 40 {
+		t.Errorf("%d statements recorded for 20 sessions of two each", counted)
+	}
+}
+
+// A session whose sockets were parked and shed while it idled keeps its
+// upstream too: the reset's answer wakes the parked upstream loop, and
+// the next session gets the reset connection; closing the grant's pool
+// leaves no descriptor behind.
+func TestParkedSessionsUpstreamKept(t *testing.T) {
+	e := newParkEnv(t)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	base := openFDs(t)
+	pc, ctx := e.rawSession(g, nil)
+	var pid1 uint32
+	rr, err := pc.Exec(ctx, "select pg_backend_pid()").ReadAll()
+	if err != nil || len(rr) != 1 || len(rr[0].Rows) != 1 {
+		t.Fatalf("pg_backend_pid: %v %v", rr, err)
+	}
+	if _, err := fmt.Sscan(string(rr[0].Rows[0][0]), &pid1); err != nil {
+		t.Fatal(err)
+	}
+	e.waitParked(2)
+	e.shed(2)
+	if err := pc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitIdle(g, 1); got[0] != pid1 {
+		t.Fatalf("the pool keeps backend %d, want %d", got[0], pid1)
+	}
+	c2 := e.connect(g, "")
+	if pid := backendPID(t, c2); pid != pid1 {
+		t.Fatalf("the next session got backend %d, want the parked session's %d", pid, pid1)
+	}
+	if err := c2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	e.auth.End(g, "revoked")
+	e.backendGone(adm, pid1)
+	e.waitSessionsEnded(g)
+	waitFDs(t, base)
+}
