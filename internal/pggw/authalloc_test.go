@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"testing"
 	"testing/cryptotest"
 
@@ -62,7 +63,7 @@ func TestAuthenticateAllocations(t *testing.T) {
 		rand.Read(nb)
 		nonce := cnonce + base64.RawStdEncoding.EncodeToString(nb)
 		clientFirstBare := "n=,r=" + cnonce
-		serverFirst := "r=" + nonce + ",s=" + base64.StdEncoding.EncodeToString(v.salt) + ",i=4096"
+		serverFirst := "r=" + nonce + ",s=" + base64.StdEncoding.EncodeToString(v.salt) + ",i=" + strconv.Itoa(scramIterations)
 		withoutProof := "c=biws,r=" + nonce
 		sig := mac(v.storedKey, []byte(clientFirstBare+","+serverFirst+","+withoutProof))
 		proof := make([]byte, sha256.Size)

@@ -107,7 +107,7 @@ func TestTagRows(t *testing.T) {
 func TestSCRAMRFC7677Vector(t *testing.T) {
 	salt, _ := base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
 	verifier := func(secret string) *scramVerifier {
-		v, err := deriveSCRAMVerifier(secret, salt)
+		v, err := deriveSCRAMVerifier(secret, salt, 4096) // RFC 7677's example
 		if err != nil {
 			t.Fatal(err)
 		}

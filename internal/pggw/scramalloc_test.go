@@ -21,7 +21,7 @@ const (
 
 func TestSCRAMFinalAllocations(t *testing.T) {
 	salt, _ := base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
-	v, err := deriveSCRAMVerifier("pencil", salt)
+	v, err := deriveSCRAMVerifier("pencil", salt, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
