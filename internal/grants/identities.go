@@ -149,11 +149,12 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 			return model.Identity{}, "", apierr.Forbidden("", "%s may not add an agent in group %s: a person adds agents only to teams and groups they belong to (owner and --group)", caller.Name, g)
 		}
 	}
-	// A policy naming Agent::"name" was written for one agent, which the
-	// operator defines in the configuration: a person adding an agent by a
-	// name no identity holds yet would be served by it.
+	// A policy naming Agent::"name", or testing principal.name against
+	// it, was written for particular agents, which the operator defines
+	// in the configuration: a person adding an agent by a name no
+	// identity holds yet would be served by it.
 	if ids := s.pol.Current().NamingAgent(name); len(ids) > 0 {
-		return model.Identity{}, "", apierr.Forbidden("", "policy %s names Agent::%q: an agent that policies name is defined in the configuration, not added by a person", apierr.Quote(ids[0]), name)
+		return model.Identity{}, "", apierr.Forbidden("", "policy %s names agent %q (as Agent::%q or by principal.name): an agent that policies name is defined in the configuration, not added by a person", apierr.Quote(ids[0]), name, name)
 	}
 	key, sha := authn.NewKey()
 	id := model.Identity{Name: name, Kind: model.Agent, Owner: owner, Groups: groups, KeySHA256: sha,

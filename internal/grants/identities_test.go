@@ -327,7 +327,8 @@ func TestCreatorMayNotApproveTheirAgentOnAnotherReplica(t *testing.T) {
 // one agent, which the operator defines in the configuration. A person
 // could add an agent by that name (no identity held it yet, and it went
 // into their own team), take its key, and be served by that policy: here
-// an auto-approval on a target the person's groups reach nothing of.
+// an auto-approval on a target the person's groups reach nothing of. The
+// same holds for a condition on principal.name.
 func TestAddAgentNamedByAPolicy(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{Policies: testPolicies + `
@@ -338,11 +339,24 @@ when { context.duration_seconds <= 900 };
 
 @id("not-for-the-canary")
 forbid (principal, action, resource) when { principal == Agent::"canary-bot" && context.duration_seconds > 60 };
+
+@id("nightly-by-name")
+@approval("auto")
+permit (principal is Agent, action == Action::"s3:GetObject", resource == Target::"aws-prod")
+when { principal.name == "nightly-bot" && context.duration_seconds <= 900 };
+
+@id("ci-by-pattern")
+@approval("auto")
+permit (principal is Agent, action == Action::"s3:GetObject", resource == Target::"aws-prod")
+when { principal.name like "ci-*" };
 `})
 	lead := h.id(alice)
 	lead.Groups = append(lead.Groups, "sre-team")
 	size := h.logSize()
-	for name, policy := range map[string]string{"release-bot": "release-bot-deploys", "canary-bot": "not-for-the-canary"} {
+	// principal.name singles agents out as Agent::"x" does: it was not
+	// seen, and a person added nightly-bot or ci-anything and was served.
+	for name, policy := range map[string]string{"release-bot": "release-bot-deploys", "canary-bot": "not-for-the-canary",
+		"nightly-bot": "nightly-by-name", "ci-mine": "ci-by-pattern"} {
 		_, _, err := h.Svc.AddAgent(h.ctx, lead, name, "sre-team", nil)
 		wantAPIErr(t, err, 403, "", "")
 		if !strings.Contains(err.Error(), policy) {

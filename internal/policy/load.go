@@ -203,6 +203,9 @@ func checkPolicy(path, name string, data []byte, list cedar.PolicyList, i int, k
 		end = list[i+1].Position().Offset
 	}
 	start := min(max(pos.Offset, 0), end)
+	if _, actions := scopeSets(p); mayServeAgents((*xast.Policy)(p.AST()), actions) {
+		m.names = namesOf((*xast.Policy)(p.AST()))
+	}
 	for _, v := range vocabulary(p) {
 		switch {
 		case v.badType != "":

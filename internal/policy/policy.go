@@ -90,7 +90,8 @@ type policyMeta struct {
 	approval  string        // "auto" or "human"; permits without @approval are "human"
 	principal principalScope
 	forbid    bool
-	agents    []string // the Agent::"x" it names, in its scope or conditions
+	agents    []string   // the Agent::"x" it names, in its scope or conditions
+	names     agentNames // what its conditions compare principal.name with
 	file      string
 	line, col int
 }
@@ -103,12 +104,14 @@ func (m *policyMeta) pos() string { return fmt.Sprintf("%s:%d:%d", m.file, m.lin
 func (s *Set) Hash() string { return s.hash }
 
 // NamingAgent lists the ids of the policies that name Agent::"name" (in
-// their scope or conditions), in load order. Such a policy means that one
-// agent: a person who could add an agent by that name would be served by it.
+// their scope or conditions), or whose conditions compare principal.name
+// with it (==, !=, like, contains) or use principal.name in any way that
+// could hold for it, in load order. Such a policy means particular agents:
+// a person who could add an agent by that name would be served by it.
 func (s *Set) NamingAgent(name string) []string {
 	var ids []string
 	for _, m := range s.order {
-		if slices.Contains(m.agents, name) {
+		if slices.Contains(m.agents, name) || m.names.matches(name) {
 			ids = append(ids, string(m.id))
 		}
 	}

@@ -550,6 +550,68 @@ func TestDecideHugeDuration(t *testing.T) {
 	}
 }
 
+// TestNamingAgentByName: a condition on principal.name singles agents out
+// as Agent::"x" does: compared with a name (==, !=, either way round), a
+// set of names (contains, containsAny, containsAll) or matched against a
+// pattern (like). A use of principal.name that Airlock cannot resolve to
+// names (compared with another attribute) counts as naming every name.
+// A policy whose principal cannot be an agent asking for access (one for
+// Action::"approve" alone, whose principal is the approver, or for Human
+// principals) names no agent, whatever it says of principal.name.
+// Before, NamingAgent saw only Agent::"x", and a person could add an agent
+// that a principal.name policy was written for and be served by it.
+func TestNamingAgentByName(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.cedar"), []byte(`
+@id("eq")
+permit (principal is Agent, action == Action::"s3:GetObject", resource == Target::"aws-prod") when { principal.name == "release-bot" };
+@id("eq-reversed")
+permit (principal, action == Action::"s3:GetObject", resource) when { "deploy-bot" == principal["name"] };
+@id("not-eq")
+forbid (principal, action, resource) when { principal.name != "canary-bot" && context.duration_seconds > 60 };
+@id("like")
+permit (principal, action == Action::"s3:GetObject", resource) when { principal.name like "ci-*" };
+@id("contains")
+permit (principal, action == Action::"s3:GetObject", resource) when { ["a-bot", "b-bot"].contains(principal.name) };
+@id("contains-any")
+permit (principal, action == Action::"s3:GetObject", resource) when { [principal.name].containsAny(["c-bot"]) };
+@id("groups-only")
+permit (principal in Group::"sre-team", action == Action::"s3:GetObject", resource) when { principal has name };
+@id("approvers")
+permit (principal in Group::"sre-leads", action == Action::"approve", resource) when { principal.name != context.requester && principal.name != "other" };
+@id("people")
+permit (principal is Human, action == Action::"s3:GetObject", resource) when { principal.name == context.reason || principal.name == "other" };
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		"release-bot": {"eq"}, "deploy-bot": {"eq-reversed"}, "canary-bot": {"not-eq"},
+		"ci-runner": {"like"}, "a-bot": {"contains"}, "b-bot": {"contains"}, "c-bot": {"contains-any"},
+		"other": nil, "xci-runner": nil,
+	} {
+		if got := set.NamingAgent(name); !slices.Equal(got, want) {
+			t.Errorf("NamingAgent(%q) = %v, want %v", name, got, want)
+		}
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "b.cedar"), []byte(`
+@id("unresolved")
+permit (principal, action == Action::"s3:GetObject", resource) when { principal.name == context.reason };
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if set, err = Load(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := set.NamingAgent("other"); !slices.Equal(got, []string{"unresolved"}) {
+		t.Errorf("NamingAgent(\"other\") with principal.name compared with context.reason = %v, want [unresolved]", got)
+	}
+}
+
 // TestNamingAgent: the policies that name an agent, in scope or condition,
 // and none for a name they do not.
 func TestNamingAgent(t *testing.T) {
