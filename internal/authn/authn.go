@@ -41,6 +41,13 @@ func HashKey(key string) string {
 }
 
 // Directory maps key hashes to identities. It is safe for concurrent use.
+//
+// Two stored identities may hold one key hash: an identity taken out of
+// the configuration stays, disabled, when its key is given to another
+// (an identity renamed, say). A key resolves to the enabled identity that
+// holds it, never to the disabled one, whatever the order the identities
+// come in; a key that two enabled identities hold (the configuration
+// refuses that among its own) resolves to neither.
 type Directory struct {
 	mu     sync.RWMutex
 	byHash map[string]model.Identity
@@ -56,12 +63,20 @@ func NewDirectory(ids []model.Identity) *Directory {
 
 // Replace swaps in a new set of identities.
 func (d *Directory) Replace(ids []model.Identity) {
-	byHash := make(map[string]model.Identity, len(ids))
 	byName := make(map[string]model.Identity, len(ids))
 	for _, id := range ids {
 		byName[id.Name] = id
-		if id.KeySHA256 != "" {
-			byHash[strings.ToLower(id.KeySHA256)] = id
+	}
+	holders := map[string][]model.Identity{}
+	for _, id := range byName {
+		if h := strings.ToLower(id.KeySHA256); h != "" {
+			holders[h] = append(holders[h], id)
+		}
+	}
+	byHash := make(map[string]model.Identity, len(holders))
+	for h, ids := range holders {
+		if id, ok := resolve(ids); ok {
+			byHash[h] = id
 		}
 	}
 	d.mu.Lock()
@@ -73,13 +88,48 @@ func (d *Directory) Replace(ids []model.Identity) {
 func (d *Directory) Put(id model.Identity) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old, ok := d.byName[id.Name]; ok && old.KeySHA256 != "" {
-		delete(d.byHash, strings.ToLower(old.KeySHA256))
-	}
+	old := d.byName[id.Name]
 	d.byName[id.Name] = id
-	if id.KeySHA256 != "" {
-		d.byHash[strings.ToLower(id.KeySHA256)] = id
+	for _, h := range []string{strings.ToLower(old.KeySHA256), strings.ToLower(id.KeySHA256)} {
+		if h != "" {
+			d.reindex(h)
+		}
 	}
+}
+
+// reindex resolves key hash h again from every identity holding it. The
+// caller holds d.mu.
+func (d *Directory) reindex(h string) {
+	var ids []model.Identity
+	for _, id := range d.byName {
+		if strings.ToLower(id.KeySHA256) == h {
+			ids = append(ids, id)
+		}
+	}
+	if id, ok := resolve(ids); ok {
+		d.byHash[h] = id
+	} else {
+		delete(d.byHash, h)
+	}
+}
+
+// resolve picks the identity a key held by ids signs in as: the only
+// enabled one; if none is enabled, a disabled one (refused as such); if
+// several are, none.
+func resolve(ids []model.Identity) (model.Identity, bool) {
+	var enabled []model.Identity
+	for _, id := range ids {
+		if !id.Disabled {
+			enabled = append(enabled, id)
+		}
+	}
+	switch {
+	case len(enabled) == 1:
+		return enabled[0], true
+	case len(enabled) == 0 && len(ids) > 0:
+		return ids[0], true
+	}
+	return model.Identity{}, false
 }
 
 // Lookup returns the identity named name.

@@ -41,3 +41,57 @@ func TestDirectory(t *testing.T) {
 		t.Fatal("new key does not authenticate")
 	}
 }
+
+// TestDirectoryKeyHeldByADisabledIdentity: an identity taken out of the
+// configuration stays, disabled, and its key may be given to another (an
+// identity renamed, keeping its key). The key signs in as the enabled
+// holder, whichever order the identities come in and whatever is Put
+// since; it had signed in as whichever came last by name (the store lists
+// them so), the disabled one, and was refused: "log-triage-bot", renamed
+// from "triage-bot", was locked out, and a Put of the old identity (a
+// replica re-reading it) locked out the new one in either order.
+func TestDirectoryKeyHeldByADisabledIdentity(t *testing.T) {
+	key, sha := NewKey()
+	// The new name sorts before the old one, and after it.
+	for _, newName := range []string{"log-triage-bot", "triage-bot-2"} {
+		oldName := "triage-bot"
+		old := model.Identity{Name: oldName, Kind: model.Agent, KeySHA256: sha, Disabled: true}
+		cur := model.Identity{Name: newName, Kind: model.Agent, KeySHA256: sha}
+		want := func(d *Directory, when string) {
+			t.Helper()
+			if id, ok := d.Authenticate(key); !ok || id.Name != newName {
+				t.Errorf("old %s, new %s, %s: Authenticate = %q, %v; want %s", oldName, newName, when, id.Name, ok, newName)
+			}
+		}
+		for _, order := range [][]model.Identity{{old, cur}, {cur, old}} {
+			d := NewDirectory(order)
+			want(d, "loaded")
+			d.Put(old)
+			want(d, "after a Put of the disabled one")
+			d.Put(cur)
+			want(d, "after a Put of the enabled one")
+		}
+		// The new holder disabled too: nobody signs in with the key.
+		d := NewDirectory([]model.Identity{old, cur})
+		cur.Disabled = true
+		d.Put(cur)
+		if id, ok := d.Authenticate(key); ok {
+			t.Errorf("both holders disabled: Authenticate = %q", id.Name)
+		}
+		// Its key changed: the old key signs in as nobody, the new as it.
+		newKey, newSHA := NewKey()
+		cur.Disabled, cur.KeySHA256 = false, newSHA
+		d.Put(cur)
+		if id, ok := d.Authenticate(key); ok {
+			t.Errorf("the key left only to a disabled identity: Authenticate = %q", id.Name)
+		}
+		if id, ok := d.Authenticate(newKey); !ok || id.Name != newName {
+			t.Errorf("the new key: Authenticate = %q, %v", id.Name, ok)
+		}
+	}
+	// Two enabled identities with one key cannot be told apart: neither.
+	d := NewDirectory([]model.Identity{{Name: "a", Kind: model.Agent, KeySHA256: sha}, {Name: "b", Kind: model.Agent, KeySHA256: sha}})
+	if id, ok := d.Authenticate(key); ok {
+		t.Errorf("a key two enabled identities hold: Authenticate = %q", id.Name)
+	}
+}
