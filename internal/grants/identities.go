@@ -11,6 +11,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/policy"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -175,6 +176,22 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 	}
 	s.putIdentity(ctx, id)
 	return id, key, nil
+}
+
+// namedAfterAdding returns the id of a policy in set that names agent who
+// (Agent::"x" or principal.name, see policy.Set.NamingAgent) if who was
+// added through the API, "" otherwise. AddAgent refuses such a name, but
+// only against the policies in force then: one loaded since (a reload, a
+// restart) was written for an agent the operator means to configure, and
+// must not serve the one a person added by that name first.
+func namedAfterAdding(set *policy.Set, who model.Identity) string {
+	if who.Kind != model.Agent || who.Source != "api" {
+		return ""
+	}
+	if ids := set.NamingAgent(who.Name); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
 }
 
 // DisableAgent disables an agent and revokes its active grants.

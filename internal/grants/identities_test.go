@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -263,11 +264,7 @@ func TestAddAgentOnlyIntoOwnGroups(t *testing.T) {
 func TestCreatorMayNotApproveTheirAgent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
-	lead := h.id(alice)
-	lead.Groups = append(lead.Groups, "sre-team")
-	if _, _, err := h.Svc.AddAgent(h.ctx, lead, "alices-bot", "sre-team", nil); err != nil {
-		t.Fatal(err)
-	}
+	h.addAgentAsAlice("alices-bot")
 	g := h.request("alices-bot", humanReq("30m"), model.Pending)
 
 	_, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "mine")
@@ -368,5 +365,63 @@ when { principal.name like "ci-*" };
 	}
 	if _, _, err := h.Svc.AddAgent(h.ctx, lead, "other-bot", "sre-team", nil); err != nil {
 		t.Fatalf("an agent no policy names: %v", err)
+	}
+}
+
+// TestAgentAddedBeforeAPolicyNamesIt: AddAgent refuses a name that a policy
+// in force names, but a person could add the agent first and wait for the
+// operator to load a policy written for the agent they mean to configure
+// (a reload, a restart): the person's agent was then served by it, here
+// auto-approved on a prefix nothing else grants. Its requests are now
+// refused, and a request it made before cannot be approved, while a
+// policy names it.
+func TestAgentAddedBeforeAPolicyNamesIt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	h.addAgentAsAlice("release-bot")
+	pending := h.request("release-bot", humanReq("30m"), model.Pending)
+	release := grants.RequestInput{Target: awsProd, Scope: []string{"s3:GetObject arn:aws:s3:::releases/*"}, Duration: "10m", Reason: "ship it"}
+
+	for _, cond := range []string{`principal == Agent::"release-bot"`, `principal.name == "release-bot"`} {
+		h.writePolicy("release.cedar", `@id("release-bot-reads")
+@approval("auto")
+permit (principal, action == Action::"s3:GetObject", resource == Target::"aws-prod") when { `+cond+` };
+`)
+		if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		g, err := h.Svc.Request(h.ctx, h.id("release-bot"), release)
+		wantAPIErr(t, err, 403, "", "")
+		if !strings.Contains(err.Error(), "release-bot-reads") {
+			t.Errorf("%s: refusal %v does not name the policy", cond, err)
+		}
+		if g.ID != "" {
+			t.Errorf("%s: a grant was made: %s %s", cond, g.ID, g.Status)
+		}
+		_, err = h.Svc.Approve(h.ctx, h.id(carol), pending.ID, "looks fine")
+		wantAPIErr(t, err, 409, "", "")
+		if names, err := h.Svc.Approvers(h.ctx, h.id("release-bot"), pending.ID); err != nil || len(names) != 0 {
+			t.Errorf("%s: approvers %v, %v; want none", cond, names, err)
+		}
+	}
+	// Configured agents that policies name are served as before.
+	h.writePolicy("release.cedar", `@id("bot-reads")
+@approval("auto")
+permit (principal, action == Action::"s3:GetObject", resource == Target::"aws-prod") when { principal.name == "`+bot+`" };
+`)
+	if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	h.request(bot, release, model.Active)
+}
+
+// addAgentAsAlice adds agent name in sre-team as alice, a lead, who adds
+// agents only into her own groups and so is put in sre-team for it.
+func (h *harness) addAgentAsAlice(name string) {
+	h.t.Helper()
+	lead := h.id(alice)
+	lead.Groups = append(lead.Groups, "sre-team")
+	if _, _, err := h.Svc.AddAgent(h.ctx, lead, name, "sre-team", nil); err != nil {
+		h.t.Fatal(err)
 	}
 }

@@ -94,7 +94,11 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 		}
 	}
 
-	dec := s.pol.Current().Decide(policy.Request{
+	set := s.pol.Current()
+	if id := namedAfterAdding(set, caller); id != "" {
+		return model.Grant{}, apierr.Forbidden("", "policy %s names agent %s, which %s added through the API: an agent that policies name is defined in the configuration (airlock.yaml) by an operator", apierr.Quote(id), caller.Name, caller.CreatedBy)
+	}
+	dec := set.Decide(policy.Request{
 		Principal: principalOf(caller),
 		Target:    policy.Target{Name: t.Name, Account: t.Account},
 		Pairs:     sc.Pairs(), Duration: d, Reason: reason,
@@ -420,7 +424,11 @@ func (s *Service) stillPermitted(g model.Grant) error {
 		// and the grant would go active on a target nothing serves.
 		return apierr.Conflict("grant %s is for target %s, which is no longer configured; deny it", g.ID, g.Target)
 	}
-	dec := s.pol.Current().Decide(policy.Request{
+	set := s.pol.Current()
+	if id := namedAfterAdding(set, who); id != "" {
+		return apierr.Conflict("grant %s was requested by %s, which %s added through the API, and policy %s names it: an agent that policies name is defined in the configuration; deny it", g.ID, g.Identity, who.CreatedBy, apierr.Quote(id))
+	}
+	dec := set.Decide(policy.Request{
 		Principal: principalOf(who),
 		Target:    policy.Target{Name: t.Name, Account: t.Account},
 		Pairs:     g.RequestedScope.Pairs(), Duration: g.Duration, Reason: g.Reason,
