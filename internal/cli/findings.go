@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,34 +20,88 @@ func (a *app) findingsCmd() *cobra.Command {
 		Short: "Shared identities and moved credentials",
 		Long: "Lists the findings in the log: shared-identity (one identity active from two or more instances within\n" +
 			"the findings window) and credential-moved (a grant's gateway credentials used from another address than\n" +
-			"the one that requested the grant). REFUSED is yes where identity_binding: refuse turned the call away.",
+			"the one that requested the grant). REFUSED is yes where identity_binding: refuse turned the call away.\n" +
+			"Every finding is listed: the server answers 1,000 at a time, and each page is printed as it comes\n" +
+			"(the table's columns are aligned within each page).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fs, err := a.client().Findings(cmd.Context(), day)
+			// The server answers a page at a time; every page is
+			// printed as it comes, so that the CLI holds one page, not
+			// every finding of the log.
+			if a.output == "json" {
+				arr := jsonArray{w: a.out}
+				if err := a.client().Findings(cmd.Context(), day, func(fs []model.Finding) error {
+					return arr.add(fs)
+				}); err != nil {
+					return describe(err)
+				}
+				return arr.close()
+			}
+			header := true
+			err := a.client().Findings(cmd.Context(), day, func(fs []model.Finding) error {
+				// One table per page, each aligned on its own (a
+				// tabwriter holds every row until it is flushed).
+				w := a.table()
+				if header {
+					fmt.Fprintln(w, "TIME\tKIND\tIDENTITY\tGRANT\tINSTANCE\tOTHERS\tREFUSED")
+					header = false
+				}
+				for _, f := range fs {
+					refused := "no"
+					if f.Refused {
+						refused = "yes"
+					}
+					// Instances carry workload-token claims (a branch, a
+					// workflow name), which are the token's to choose.
+					row(w, ts(f.At), f.Kind, f.Identity, dash(f.Grant), f.Instance,
+						dash(strings.Join(f.Others, ", ")), refused)
+				}
+				return w.Flush()
+			})
 			if err != nil {
 				return describe(err)
 			}
-			if a.output == "json" {
-				if fs == nil {
-					fs = []model.Finding{}
-				}
-				return a.printJSON(fs)
-			}
-			w := a.table()
-			fmt.Fprintln(w, "TIME\tKIND\tIDENTITY\tGRANT\tINSTANCE\tOTHERS\tREFUSED")
-			for _, f := range fs {
-				refused := "no"
-				if f.Refused {
-					refused = "yes"
-				}
-				// Instances carry workload-token claims (a branch, a
-				// workflow name), which are the token's to choose.
-				row(w, ts(f.At), f.Kind, f.Identity, dash(f.Grant), f.Instance,
-					dash(strings.Join(f.Others, ", ")), refused)
-			}
-			return w.Flush()
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&day, "day", "", "findings raised on this UTC day (YYYY-MM-DD)")
 	return cmd
+}
+
+// jsonArray writes a JSON array an element at a time, as printJSON writes
+// a whole slice (indented by two spaces, "[]" when empty), for a listing
+// read a page at a time.
+type jsonArray struct {
+	w io.Writer
+	n int
+}
+
+func (j *jsonArray) add(vs []model.Finding) error {
+	for _, v := range vs {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		sep := ",\n  "
+		if j.n == 0 {
+			sep = "[\n  "
+		}
+		j.n++
+		if _, err := io.WriteString(j.w, sep); err != nil {
+			return err
+		}
+		if _, err := j.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *jsonArray) close() error {
+	end := "\n]\n"
+	if j.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(j.w, end)
+	return err
 }

@@ -324,14 +324,53 @@ func (c *Client) RecordCommand(ctx context.Context, id string, argv []string) er
 	return c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/commands", httpapi.CommandInput{Argv: argv}, nil)
 }
 
-// Findings lists findings, on day (YYYY-MM-DD) if not empty.
-func (c *Client) Findings(ctx context.Context, day string) ([]model.Finding, error) {
-	var r httpapi.FindingsResponse
-	path := "/v1/findings"
+// FindingsPage reads one page of findings: raised on day (YYYY-MM-DD) if
+// not empty, after the cursor after (a previous page's Next) if not empty,
+// at most limit of them (the server's default if 0).
+func (c *Client) FindingsPage(ctx context.Context, day, after string, limit int) (httpapi.FindingsResponse, error) {
+	q := url.Values{}
 	if day != "" {
-		path += "?" + url.Values{"day": {day}}.Encode()
+		q.Set("day", day)
 	}
-	return r.Findings, c.do(ctx, "GET", path, nil, &r)
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/findings"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var r httpapi.FindingsResponse
+	err := c.do(ctx, "GET", path, nil, &r)
+	return r, err
+}
+
+// Findings reads every finding (raised on day if not empty) a page of
+// grants.MaxFindingsPage at a time, following each page's cursor, and
+// hands each page to fn as it comes: the caller holds one page at a time,
+// however many findings the log holds.
+func (c *Client) Findings(ctx context.Context, day string, fn func([]model.Finding) error) error {
+	after := ""
+	for {
+		r, err := c.FindingsPage(ctx, day, after, grants.MaxFindingsPage)
+		if err != nil {
+			return err
+		}
+		if err := fn(r.Findings); err != nil {
+			return err
+		}
+		if r.Next == "" {
+			return nil
+		}
+		if r.Next == after {
+			// A server that hands back the cursor it was given would have
+			// this loop ask for the same page forever.
+			return fmt.Errorf("the server answered the page after %s with the same cursor", after)
+		}
+		after = r.Next
+	}
 }
 
 // truncate cuts s to at most n bytes, marking the cut.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -187,9 +189,9 @@ func TestQueueBounded(t *testing.T) {
 	}
 }
 
-// TestFindingsPageBounded: the findings page shows 1,000 findings and says
-// how many there are. Each new address a grant's credentials are used
-// from is a finding, and the page rendered them all.
+// TestFindingsPageBounded: the findings page shows 1,000 findings and
+// links to the next page, which shows the rest. Each new address a grant's
+// credentials are used from is a finding, and the page rendered them all.
 func TestFindingsPageBounded(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -214,6 +216,7 @@ func TestFindingsPageBounded(t *testing.T) {
 	}
 	b := e.browser()
 	b.mustSignIn(e.alice)
+	next := regexp.MustCompile(`id="findings-next" href="([^"]+)"`)
 	for _, path := range []string{"/console/findings", "/console/findings?day="} {
 		p := b.get(path)
 		if p.status != http.StatusOK {
@@ -222,8 +225,22 @@ func TestFindingsPageBounded(t *testing.T) {
 		if n := strings.Count(p.body, "<td>"+model.FindingCredentialMoved); n != 1000 {
 			t.Errorf("%s: %d findings, want 1000", path, n)
 		}
-		if !strings.Contains(p.body, "The first 1000 of 1001 findings") {
-			t.Errorf("%s: does not say findings were left out", path)
+		m := next.FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("%s: no link to the next page", path)
 		}
+		p = b.get(html.UnescapeString(m[1]))
+		if p.status != http.StatusOK {
+			t.Fatalf("%s, next page %s: %d", path, m[1], p.status)
+		}
+		if n := strings.Count(p.body, "<td>"+model.FindingCredentialMoved); n != 1 || !strings.Contains(p.body, "10.9.3.232") {
+			t.Errorf("%s, next page: %d findings, want the 1001st alone", path, n)
+		}
+		if next.MatchString(p.body) {
+			t.Errorf("%s: the last page links to another", path)
+		}
+	}
+	if p := b.get("/console/findings?after=x%3Cb%3E"); p.status != http.StatusBadRequest || strings.Contains(p.body, "<b>") {
+		t.Errorf("a bad cursor: %d %s", p.status, p.body)
 	}
 }

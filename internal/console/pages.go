@@ -561,22 +561,26 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, u who) {
 // --- findings ---
 
 type findingsData struct {
-	Day   string
-	Rows  []model.Finding
-	Total int // findings listed; Rows holds at most maxFindingsRows
+	Day  string
+	Rows []model.Finding
+	// Next is the cursor of the next page (the "after" of its link), 0 on
+	// the last.
+	Next int64
 }
 
 // maxFindingsRows bounds the findings page: an agent that calls from one
 // address after another, or changes its user agent, makes a finding of
-// each, and the page (all days, or a busy one) rendered them all.
-const maxFindingsRows = 1000
+// each, and the page (all days, or a busy one) rendered them all. The
+// rest are a link away, a page at a time, as GET /v1/findings pages.
+const maxFindingsRows = grants.MaxFindingsPage
 
 // findingsPage lists the findings of a day (today, UTC, when the page is
 // opened without one; all days with an empty day=), as GET /v1/findings
-// does, each linking to its grant.
+// does, each linking to its grant, a page at a time (after= the cursor).
 func (h *Handler) findingsPage(w http.ResponseWriter, r *http.Request, u who) {
 	day := h.clk.Now().UTC().Format("2006-01-02")
-	if q := r.URL.Query(); q.Has("day") {
+	q := r.URL.Query()
+	if q.Has("day") {
 		day = q.Get("day")
 	}
 	if day != "" {
@@ -585,14 +589,20 @@ func (h *Handler) findingsPage(w http.ResponseWriter, r *http.Request, u who) {
 			return
 		}
 	}
-	fs, err := h.svc.Findings(r.Context(), u.id, day)
+	var after int64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			h.fail(w, r, &u, http.StatusBadRequest, fmt.Sprintf("%q is not a page of findings: follow the page's own link.", v))
+			return
+		}
+		after = n
+	}
+	page, err := h.svc.Findings(r.Context(), u.id, grants.FindingsQuery{Day: day, After: after, Limit: maxFindingsRows})
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
-	d := findingsData{Day: day, Rows: fs, Total: len(fs)}
-	if len(d.Rows) > maxFindingsRows {
-		d.Rows = d.Rows[:maxFindingsRows]
-	}
+	d := findingsData{Day: day, Rows: page.Findings, Next: page.Next}
 	h.render(w, r, &u, http.StatusOK, "findings", "Findings", d)
 }

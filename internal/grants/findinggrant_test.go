@@ -98,10 +98,11 @@ func TestGrantFindingsBounded(t *testing.T) {
 	if got := h.grant(g.ID).Findings; len(got) != grants.MaxGrantFindings {
 		t.Fatalf("the grant holds %d findings, want %d", len(got), grants.MaxGrantFindings)
 	}
-	fs, err := h.Svc.Findings(h.ctx, h.id(alice), "")
-	if err != nil {
-		t.Fatal(err)
+	page, err := h.Svc.Findings(h.ctx, h.id(alice), grants.FindingsQuery{Limit: grants.MaxFindingsPage})
+	if err != nil || page.Next != 0 {
+		t.Fatal(err, page.Next)
 	}
+	fs := page.Findings
 	var moved, overflow int
 	for _, f := range fs {
 		if f.Kind == model.FindingCredentialMoved && f.Grant == g.ID {

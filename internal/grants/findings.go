@@ -378,28 +378,99 @@ func movedBefore(g model.Grant, f model.Finding) bool {
 	return false
 }
 
-// Findings lists the findings recorded on day (UTC, "" for all), oldest
-// first. Only people may list them all; an agent sees its own.
-func (s *Service) Findings(ctx context.Context, caller model.Identity, day string) ([]model.Finding, error) {
-	entries, err := s.st.LogEntries(ctx, store.LogFilter{Type: "finding"})
-	if err != nil {
-		return nil, err
+// Bounds of a page of findings (Findings).
+const (
+	// DefaultFindingsPage is the findings a page holds when the caller
+	// names no limit.
+	DefaultFindingsPage = 100
+	// MaxFindingsPage is the most a caller may ask for in one page. Every
+	// new address a shared key or moved credential is used from is a
+	// finding, so a day's findings are the attacker's to multiply: the
+	// whole list in one answer grew the server's memory, the answer and
+	// the CLI's memory without bound.
+	MaxFindingsPage = 1000
+	// findingsScan bounds the log entries one page reads, whatever it
+	// keeps: an agent sees only its own findings and a day only its own,
+	// so a page of a few of them among many others would otherwise read
+	// them all. A page that stops there has fewer findings than its limit
+	// (possibly none) and a cursor to go on from.
+	findingsScan = 10 * MaxFindingsPage
+)
+
+// FindingsQuery selects a page of findings.
+type FindingsQuery struct {
+	Day string // UTC, YYYY-MM-DD; "" for every day
+	// After is the cursor: the page starts after the log entry of this
+	// sequence number (FindingsPage.Next of the page before); 0 from the
+	// start.
+	After int64
+	// Limit is the most findings the page holds: 1 to MaxFindingsPage,
+	// DefaultFindingsPage if 0, MaxFindingsPage if more.
+	Limit int
+}
+
+// FindingsPage is one page of findings.
+type FindingsPage struct {
+	Findings []model.Finding
+	// Next is the cursor of the next page (FindingsQuery.After), or 0 when
+	// the log holds nothing more for the query.
+	Next int64
+}
+
+// Findings lists a page of the findings recorded on q.Day (UTC, "" for
+// all), oldest first. Only people may list them all; an agent sees its
+// own. The log is read through the cursor in batches of at most the page's
+// limit, so a page costs at most its limit in memory and findingsScan log
+// entries in reading, however many findings the log holds.
+func (s *Service) Findings(ctx context.Context, caller model.Identity, q FindingsQuery) (FindingsPage, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultFindingsPage
+	case limit > MaxFindingsPage:
+		limit = MaxFindingsPage
 	}
-	out := []model.Finding{}
-	for _, e := range entries {
-		var f model.Finding
-		if err := unmarshalData(e.Data, &f); err != nil {
-			return nil, fmt.Errorf("log entry %d: %w", e.Seq, err)
+	// A day's findings are not cut short at the first finding stamped
+	// after it: a finding's time is its replica's clock when it was
+	// raised, and one stamped ahead (a clock stepped back since) would
+	// hide every later finding of the day.
+	if q.Day != "" {
+		if _, err := time.Parse("2006-01-02", q.Day); err != nil {
+			return FindingsPage{}, apierr.Invalid("day", "%s is not a day (YYYY-MM-DD)", apierr.Quote(q.Day))
 		}
-		if day != "" && f.At.UTC().Format("2006-01-02") != day {
-			continue
-		}
-		if !canSee(caller, f.Identity) {
-			continue
-		}
-		out = append(out, f)
 	}
-	return out, nil
+	page := FindingsPage{Findings: []model.Finding{}}
+	after := max(q.After, 0)
+	for scanned := 0; scanned < findingsScan; {
+		entries, err := s.st.LogEntries(ctx, store.LogFilter{Type: "finding", After: after, Limit: limit})
+		if err != nil {
+			return FindingsPage{}, err
+		}
+		scanned += len(entries)
+		for _, e := range entries {
+			var f model.Finding
+			if err := unmarshalData(e.Data, &f); err != nil {
+				return FindingsPage{}, fmt.Errorf("log entry %d: %w", e.Seq, err)
+			}
+			after = e.Seq
+			if q.Day != "" && f.At.UTC().Format("2006-01-02") != q.Day {
+				continue
+			}
+			if !canSee(caller, f.Identity) {
+				continue
+			}
+			page.Findings = append(page.Findings, f)
+			if len(page.Findings) == limit {
+				page.Next = after
+				return page, nil
+			}
+		}
+		if len(entries) < limit {
+			return page, nil // the end of the log
+		}
+	}
+	page.Next = after
+	return page, nil
 }
 
 // unmarshalData decodes the data of a log entry.

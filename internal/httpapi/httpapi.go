@@ -309,29 +309,54 @@ func (h *Handler) withAuthMethods(id model.Identity) model.Identity {
 	return id
 }
 
-// FindingsResponse lists findings.
+// FindingsResponse is a page of findings. Next, when set, is the cursor of
+// the next page (?after=NEXT, with the same day and limit); absent, the log
+// holds no more findings for the query. A page may hold fewer findings
+// than its limit, even none, and still have a next (grants.Findings).
 type FindingsResponse struct {
 	Findings []model.Finding `json:"findings"`
+	Next     string          `json:"next,omitempty"`
 }
 
 func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	if err := known(r.URL.Query(), "day"); err != nil {
+	q := r.URL.Query()
+	if err := known(q, "day", "limit", "after"); err != nil {
 		return nil, err
 	}
-	if err := once(r.URL.Query(), "day"); err != nil {
+	if err := once(q, "day", "limit", "after"); err != nil {
 		return nil, err
 	}
-	day := r.URL.Query().Get("day")
-	if day != "" {
-		if _, err := time.Parse("2006-01-02", day); err != nil {
-			return nil, apierr.Invalid("day", "%s is not a day (YYYY-MM-DD)", apierr.Quote(day))
+	fq := grants.FindingsQuery{Day: q.Get("day")}
+	if fq.Day != "" {
+		if _, err := time.Parse("2006-01-02", fq.Day); err != nil {
+			return nil, apierr.Invalid("day", "%s is not a day (YYYY-MM-DD)", apierr.Quote(fq.Day))
 		}
 	}
-	fs, err := h.svc.Findings(r.Context(), who, day)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > grants.MaxFindingsPage {
+			return nil, apierr.Invalid("limit", "%s is not a number from 1 to %d", apierr.Quote(v), grants.MaxFindingsPage)
+		}
+		fq.Limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		// The cursor is the sequence number of the log entry the page
+		// before ended at, but only as the server wrote it in next.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || strconv.FormatInt(n, 10) != v {
+			return nil, apierr.Invalid("after", "%s is not a cursor (the next of a previous page)", apierr.Quote(v))
+		}
+		fq.After = n
+	}
+	page, err := h.svc.Findings(r.Context(), who, fq)
 	if err != nil {
 		return nil, err
 	}
-	return FindingsResponse{fs}, nil
+	resp := FindingsResponse{Findings: page.Findings}
+	if page.Next > 0 {
+		resp.Next = strconv.FormatInt(page.Next, 10)
+	}
+	return resp, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -338,7 +338,7 @@ func TestOpenAPIReferences(t *testing.T) {
 		"GET /v1/grants/{id}":       {"wait"},
 		"GET /v1/audit/export":      {"account", "day"},
 		"GET /v1/audit/consistency": {"old"},
-		"GET /v1/findings":          {"day"},
+		"GET /v1/findings":          {"after", "day", "limit"},
 	}
 	paths, _ := root["paths"].(map[string]any)
 	for path, item := range paths {

@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // fromAddr is a bearer-keyed transport whose connections come from ip,
@@ -70,13 +71,15 @@ func TestHTTPSQLQueryIsTheAgents(t *testing.T) {
 	if len(sessions) != 1 || !strings.HasPrefix(sessions[0].Client, "127.0.0.2:") {
 		t.Errorf("the gateway session's client is not the agent's address: %+v", sessions)
 	}
-	found, err := alice.Findings(ctx, "")
+	err = alice.Findings(ctx, "", func(found []model.Finding) error {
+		for _, fd := range found {
+			if fd.Grant == g.GrantID {
+				t.Errorf("sql_query over /mcp raised a finding on the agent's own grant: %+v", fd)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, fd := range found {
-		if fd.Grant == g.GrantID {
-			t.Errorf("sql_query over /mcp raised a finding on the agent's own grant: %+v", fd)
-		}
 	}
 }

@@ -158,7 +158,12 @@ type LogFilter struct {
 	GrantID   string
 	SessionID string
 	Type      string
-	Limit     int
+	// After, when positive, selects only the entries with a greater
+	// sequence number: the cursor of a list read a page at a time (GET
+	// /v1/findings), each page starting after the last entry of the one
+	// before.
+	After int64
+	Limit int
 }
 
 // SharedLogTx is implemented by the write transactions of stores that

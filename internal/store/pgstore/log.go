@@ -128,6 +128,9 @@ func logEntriesQuery(f store.LogFilter) (string, params) {
 	if f.SessionID != "" {
 		conds = append(conds, "session_id = "+p.add(f.SessionID))
 	}
+	if f.After > 0 {
+		conds = append(conds, "seq > "+p.add(f.After))
+	}
 	switch {
 	case store.IndexedLogTypes[f.Type]:
 		// A literal, so that the type's partial index (migration 6)

@@ -270,6 +270,10 @@ func logEntriesQuery(f store.LogFilter, noSessionRuns, noGrantRuns bool) (string
 		conds = append(conds, "e.grant_id = ?")
 		args = append(args, f.GrantID)
 	}
+	if f.After > 0 {
+		conds = append(conds, "e.seq > ?")
+		args = append(args, f.After)
+	}
 	if f.Type != "" {
 		// SQLite plans with the bound value, so a type with a partial
 		// index of its own (migration 4) is read through it.

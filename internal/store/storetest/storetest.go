@@ -943,6 +943,14 @@ func testLogEntries(t *testing.T, s store.Store) {
 		{"grant+findings", store.LogFilter{GrantID: "g_2", Type: "finding"}, []int64{8}},
 		{"findings+limit", store.LogFilter{Type: "finding", Limit: 1}, []int64{8}},
 		{"session+findings", store.LogFilter{SessionID: "s_1", Type: "finding"}, nil},
+		// After is a page's cursor: the entries past it, with any other
+		// condition and the page's limit.
+		{"findings after", store.LogFilter{Type: "finding", After: 8}, []int64{9}},
+		{"findings after last", store.LogFilter{Type: "finding", After: 9}, nil},
+		{"findings after+limit", store.LogFilter{Type: "finding", After: 3, Limit: 1}, []int64{8}},
+		{"grant after+limit", store.LogFilter{GrantID: "g_1", After: 2, Limit: 2}, []int64{4, 5}},
+		{"session after", store.LogFilter{SessionID: "s_1", After: 4}, []int64{7}},
+		{"type after", store.LogFilter{Type: "session.call", After: 4}, []int64{5, 7}},
 	}
 	for _, c := range cases {
 		got, err := s.LogEntries(ctx, c.f)
