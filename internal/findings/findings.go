@@ -81,10 +81,33 @@ func Key(in model.Instance) string {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			b.WriteString(" " + k + "=" + in.Claims[k])
+			b.WriteString(" " + k + "=" + claimValue(in.Claims[k]))
 		}
 	}
 	return b.String()
+}
+
+// MaxClaimValue bounds a claim's value in an instance's key: a longer one
+// is kept as its start and a hash of the whole. Claims are the workload
+// token's (up to workload.MaxTokenLength), partly chosen by whoever runs
+// the workload (a branch, a workflow name), and a key is written whole
+// into every finding naming the instance (up to MaxOthers+1 of them), the
+// grant's record and the notices that tell other replicas of a sighting
+// (which drop one too long, so that instance went unseen by them).
+const MaxClaimValue = 64
+
+// claimValue is v bounded for a key: two values that differ anywhere
+// still give different keys (the hash), and the same value the same key.
+func claimValue(v string) string {
+	if len(v) <= MaxClaimValue {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	cut := MaxClaimValue - 20 // the start, "…" (3 bytes) and 16 hex digits fit in MaxClaimValue
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…" + hex.EncodeToString(sum[:8])
 }
 
 func shortHash(h string) string {

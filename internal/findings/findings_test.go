@@ -3,8 +3,10 @@ package findings
 import (
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -111,6 +113,32 @@ func TestFingerprint(t *testing.T) {
 	}
 	if IPOf("127.0.0.2:4444 aws-cli/2.0") != "127.0.0.2" || IPOf("127.0.0.3") != "127.0.0.3" {
 		t.Fatal("IPOf")
+	}
+}
+
+// TestKeyBoundsClaims: a long claim is kept in a key as its start and a
+// hash of the whole, cut on a character boundary: keys stay short however
+// long the token's claims, and instances differing only at the end of a
+// claim stay apart.
+func TestKeyBoundsClaims(t *testing.T) {
+	long := strings.Repeat("é", 8000) // 16,000 bytes, two per character
+	in := func(v string) model.Instance {
+		return model.Instance{IP: "10.0.0.1", Claims: map[string]string{"ref": v, "run_id": "42"}}
+	}
+	a, b := Key(in(long+"a")), Key(in(long+"b"))
+	if a == b {
+		t.Fatal("instances differing at the end of a long claim have one key")
+	}
+	if Key(in(long+"a")) != a {
+		t.Fatal("one instance, two keys")
+	}
+	for _, k := range []string{a, b} {
+		if len(k) > len("10.0.0.1 ref= run_id=42")+MaxClaimValue || !utf8.ValidString(k) || !strings.HasPrefix(k, "10.0.0.1 ref=éé") || !strings.HasSuffix(k, " run_id=42") {
+			t.Fatalf("key %q (%d bytes)", k, len(k))
+		}
+	}
+	if k := Key(in("refs/heads/main")); k != "10.0.0.1 ref=refs/heads/main run_id=42" {
+		t.Fatalf("a short claim's key %q", k)
 	}
 }
 
