@@ -51,7 +51,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		}
 		return ee.code
 	case errors.As(err, &ue) || isFlagError(err):
-		linef(stderr, "airlock: %s", oneLine(err.Error()))
+		linef(stderr, "airlock: %s", oneLine(suggestion(err.Error())))
 		return 2
 	}
 	// Error messages carry what the server (and through it, other users)
@@ -81,6 +81,44 @@ func isFlagError(err error) bool {
 		strings.HasPrefix(s, "invalid argument") || strings.Contains(s, "flag needs an argument") ||
 		strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "accepts ") || strings.HasPrefix(s, "requires ") ||
 		strings.Contains(s, "required flag")
+}
+
+// subcommandsOnly makes a command that only groups others (airlock grant,
+// audit, …) refuse an unknown subcommand. Left to cobra, such a command
+// printed its help and exited 0 for `airlock grant shw g_…` or `airlock
+// audit verfy`, so a script's typo passed for success; and cobra's own
+// error for the root (`airlock grnts`) ends in a multi-line suggestion,
+// which the one-line reason cut into "(and 4 more problems; see above)"
+// with nothing above (see suggestion). The command alone still prints its
+// help.
+func subcommandsOnly(cmd *cobra.Command) {
+	cmd.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usagef("%s; see %s --help", msg, c.CommandPath())
+	}
+	cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+}
+
+// suggestion turns the block cobra appends to an unknown command
+// ("\n\nDid you mean this?\n\tgrants\n") into one line's worth; oneLine
+// would have cut it into "(and 4 more problems; see above)", with nothing
+// above.
+func suggestion(s string) string {
+	msg, names, ok := strings.Cut(s, "\n\nDid you mean this?\n")
+	if !ok {
+		return s
+	}
+	if f := strings.Fields(names); len(f) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", f[0])
+	}
+	return msg + "; see airlock --help"
 }
 
 // oneLine keeps failures to the one line the contract promises.
@@ -124,6 +162,19 @@ func (a *app) root() *cobra.Command {
 		a.mcpCmd(),
 		a.findingsCmd(), a.serverKeysCmd(),
 	)
+	var groups func(*cobra.Command)
+	groups = func(c *cobra.Command) {
+		// The root is left to cobra, which finds an unknown command
+		// before it parses flags (`airlock grnts --day D` is an unknown
+		// command, not an unknown flag); Main tidies its message.
+		if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
+			subcommandsOnly(c)
+		}
+		for _, sub := range c.Commands() {
+			groups(sub)
+		}
+	}
+	groups(root)
 	return root
 }
 

@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUnknownSubcommandIsAUsageError: a mistyped subcommand of a command
+// that only groups others (`airlock grant shw g_…`, `airlock audit verfy`)
+// printed that command's help and exited 0, so a script's typo passed for
+// success; a mistyped top-level command said "(and 4 more problems; see
+// above)" with nothing above. Each is now one line naming the command, with
+// the suggestion, and exit 2, before anything is sent.
+func TestUnknownSubcommandIsAUsageError(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"grant", "shw", "g_x"}, `unknown command "shw" for "airlock grant" (did you mean "show"?)`},
+		{[]string{"session", "shw", "s_x"}, `unknown command "shw" for "airlock session" (did you mean "show"?)`},
+		{[]string{"audit", "verfy"}, `unknown command "verfy" for "airlock audit" (did you mean "verify"?)`},
+		{[]string{"agent", "lst"}, `unknown command "lst" for "airlock agent" (did you mean "list"?)`},
+		{[]string{"grnts", "--day", "2026-12-01"}, `unknown command "grnts" for "airlock" (did you mean "grants"?)`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for "airlock"`},
+	} {
+		code, out, errOut := run(t, env, tc.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) ||
+			strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "see above") {
+			t.Errorf("%v: exit %d, want 2 and one line with %q\nstdout: %q\nstderr: %q", tc.args, code, tc.want, out, errOut)
+		}
+	}
+	// A grouping command alone still shows its subcommands, as --help does.
+	for _, args := range [][]string{{"grant"}, {"audit"}, {}} {
+		code, out, errOut := run(t, env, args...)
+		if code != 0 || !strings.Contains(out, "Available Commands:") || errOut != "" {
+			t.Errorf("%v: exit %d, want 0 and the help\nstdout: %q\nstderr: %q", args, code, out, errOut)
+		}
+	}
+}
