@@ -38,9 +38,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	if cmd != nil && isArgCountError(err) {
+		// cobra's "accepts 1 arg(s), received 0" does not say which
+		// argument is missing: the usage line does.
+		err = usagef("%s; usage: %s", err, strings.TrimSuffix(cmd.UseLine(), " [flags]"))
 	}
 	var ue usageError
 	var ee exitError
@@ -81,6 +86,13 @@ func isFlagError(err error) bool {
 		strings.HasPrefix(s, "invalid argument") || strings.Contains(s, "flag needs an argument") ||
 		strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "accepts ") || strings.HasPrefix(s, "requires ") ||
 		strings.Contains(s, "required flag")
+}
+
+// isArgCountError reports whether err is cobra's complaint about the number
+// of positional arguments (cobra.ExactArgs, MinimumNArgs).
+func isArgCountError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "accepts ") || strings.HasPrefix(s, "requires ")
 }
 
 // subcommandsOnly makes a command that only groups others (airlock grant,

@@ -38,3 +38,24 @@ func TestUnknownSubcommandIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingArgumentNamesTheUsage: cobra's "accepts 1 arg(s), received 0"
+// did not say what was missing (airlock request without TARGET, airlock
+// exec without the command); the reason now ends with the usage line.
+func TestMissingArgumentNamesTheUsage(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"request", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock request TARGET --allow"},
+		{[]string{"exec", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" -- CMD [ARG…]\n"},
+		{[]string{"grant", "show"}, "usage: airlock grant show GRANT\n"},
+		{[]string{"audit", "verify-bundle", "--key", "k.pub"}, "usage: airlock audit verify-bundle FILE --key PUB\n"},
+	} {
+		code, out, errOut := run(t, env, tc.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, want 2 and one line with %q\nstdout: %q\nstderr: %q", tc.args, code, tc.want, out, errOut)
+		}
+	}
+}
