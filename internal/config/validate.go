@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -105,6 +106,7 @@ func (d *decoder) validate(c *Config, base string) {
 			d.errorf(f.path, "cannot read %s: %v", strconv.Quote(*f.p), errors.Unwrap(err))
 		}
 	}
+	d.checkKeyPair(c.TLS)
 
 	names := map[string]string{} // identity name → path of its first use
 	keys := map[string]string{}  // key hash → path of its first use
@@ -131,6 +133,35 @@ func (d *decoder) validate(c *Config, base string) {
 	if g.RequireReason == nil {
 		t := true
 		g.RequireReason = &t
+	}
+}
+
+// checkKeyPair loads the configured certificate and key as the listeners
+// will. Left to them, a file that holds no PEM certificate, a directory, or
+// a key of another certificate stopped serve with crypto/tls's own words
+// ("tls: tls: private key does not match public key") and no file named; it
+// is a configuration problem like any other, reported with its place.
+func (d *decoder) checkKeyPair(t TLS) {
+	if t.CertFile == "" || t.KeyFile == "" {
+		return
+	}
+	usable := true
+	for _, f := range []struct{ path, file string }{{"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
+		switch fi, err := os.Stat(f.file); {
+		case err != nil:
+			usable = false // reported by validate
+		case fi.IsDir():
+			d.errorf(f.path, "%s is a directory, not a PEM file", strconv.Quote(f.file))
+			usable = false
+		}
+	}
+	if !usable {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		// The message never carries key material, only what is wrong.
+		d.errorf("tls.cert_file", "%s with tls.key_file %s is not a usable certificate and key: %s",
+			strconv.Quote(t.CertFile), strconv.Quote(t.KeyFile), strings.TrimPrefix(err.Error(), "tls: "))
 	}
 }
 
