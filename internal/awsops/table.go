@@ -2,6 +2,8 @@ package awsops
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -47,6 +49,13 @@ func register(service string, ops map[string]*spec) {
 		}
 		registry[service][name] = s
 	}
+}
+
+// Services returns the signing names of the services the gateway maps,
+// sorted: calls to any other are refused, so that an endpoints: setting
+// for one could never be used.
+func Services() []string {
+	return slices.Sorted(maps.Keys(registry))
 }
 
 // serviceNames are the services' names for the docs.

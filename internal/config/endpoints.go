@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"maps"
 	"net/url"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/airlock-dev/airlock/internal/awsops"
 )
 
 // An aws target's endpoints: setting names, per AWS service other than S3,
@@ -77,6 +80,16 @@ func (d *decoder) checkEndpoints(eps map[string]string, path string) {
 			continue
 		case !serviceRE.MatchString(svc):
 			d.errorf(p, "%s is not an AWS service signing name (lowercase letters, digits and hyphens, such as dynamodb or logs)", quote(svc))
+			continue
+		case !slices.Contains(awsops.Services(), svc):
+			// The gateway refuses calls to a service it does not map, so
+			// the setting could only be a typo ("dynamodbb") that leaves
+			// the service it meant on AWS's own endpoint.
+			msg := fmt.Sprintf("%s is not a service the AWS gateway serves", quote(svc))
+			if s := suggest(svc, awsops.Services()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			d.errorf(p, "%s; it serves %s", msg, strings.Join(awsops.Services(), ", "))
 			continue
 		}
 		u, err := url.Parse(raw)

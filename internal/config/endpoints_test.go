@@ -2,8 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/airlock-dev/airlock/internal/awsops"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -65,4 +69,37 @@ targets:
 		{"airlock.yaml:13:12: targets[0].endpoints.sts", "must be a base URL"},
 		{"airlock.yaml:19:16: targets[1].endpoints", "only aws targets have endpoints"},
 	})
+}
+
+// TestEndpointsOnlyServedServices: a service name the gateway does not map
+// was accepted and did nothing, since calls to that service are refused;
+// a typo ("dynamodbb") thus left DynamoDB's calls going to AWS's own
+// endpoint instead of the VPC endpoint or emulator meant. It is now a
+// problem naming the services served, with a suggestion.
+func TestEndpointsOnlyServedServices(t *testing.T) {
+	inConfigDir(t)
+	// withEndpoints is a file whose one aws target has these endpoints:
+	// lines.
+	withEndpoints := func(lines string) []byte {
+		return []byte("data_dir: d\npolicies: policies\ntargets:\n  - name: a\n    kind: aws\n    account: \"1\"\n    endpoints:\n" +
+			lines + "    credentials: {role_arn: \"arn:aws:iam::111122223333:role/r\"}\n")
+	}
+	_, err := Parse("airlock.yaml", withEndpoints(
+		"      dynamodb: http://127.0.0.1:8000\n      dynamodbb: http://127.0.0.1:8000\n      codecommit: https://git-codecommit.example\n"))
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse: %v", err)
+	}
+	checkErrors(t, errs, []loc{
+		{"airlock.yaml:9:18: targets[0].endpoints.dynamodbb", `"dynamodbb" is not a service the AWS gateway serves (did you mean "dynamodb"?); it serves`},
+		{"airlock.yaml:10:19: targets[0].endpoints.codecommit", `"codecommit" is not a service the AWS gateway serves; it serves dynamodb, ec2,`},
+	})
+	// Every service the gateway maps is accepted.
+	var b strings.Builder
+	for _, svc := range awsops.Services() {
+		fmt.Fprintf(&b, "      %s: http://127.0.0.1:8000\n", svc)
+	}
+	if _, err := Parse("airlock.yaml", withEndpoints(b.String())); err != nil {
+		t.Errorf("the served services: %v", err)
+	}
 }
