@@ -39,6 +39,15 @@ func TestSSO(t *testing.T) {
 	if err != nil || g.SSO.GroupsClaim != "groups" || len(g.SSO.RequiredGroups) != 1 || g.SSO.RequiredGroups[0] != "airlock-approvers" {
 		t.Fatalf("required_groups: %+v %v", g.SSO, err)
 	}
+	// groups_claim alone restricts nothing: whoever wrote it meant to.
+	_, err = Parse("airlock.yaml", []byte(doc+"  groups_claim: roles\n"))
+	if err == nil || !strings.Contains(err.Error(), "sso.groups_claim: only used with sso.required_groups") {
+		t.Fatalf("groups_claim without required_groups: %v", err)
+	}
+	g, err = Parse("airlock.yaml", []byte(doc+"  groups_claim: roles\n  required_groups: [airlock-approvers]\n"))
+	if err != nil || g.SSO.GroupsClaim != "roles" {
+		t.Fatalf("groups_claim with required_groups: %+v %v", g.SSO, err)
+	}
 	_, err = Parse("airlock.yaml", []byte(quickstartYAML()+"sso:\n  issuer: https://login.example.com\n"))
 	if err == nil || !strings.Contains(err.Error(), "sso.client_id") || !strings.Contains(err.Error(), "sso.client_secret_env") {
 		t.Fatalf("incomplete sso: %v", err)

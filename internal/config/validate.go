@@ -89,8 +89,15 @@ func (d *decoder) validate(c *Config, base string) {
 		if sso.IdentityClaim == "" {
 			sso.IdentityClaim = "email"
 		}
-		if len(sso.RequiredGroups) > 0 && sso.GroupsClaim == "" {
+		switch {
+		case len(sso.RequiredGroups) > 0 && sso.GroupsClaim == "":
 			sso.GroupsClaim = "groups"
+		case len(sso.RequiredGroups) == 0 && sso.GroupsClaim != "":
+			// Alone it would admit everyone as before: whoever wrote it
+			// meant to restrict sign-in, or took it for where policies
+			// find people's groups.
+			d.errorf("sso.groups_claim", "only used with sso.required_groups, to admit only people whose ID token lists one of them; "+
+				"policies never see the provider's groups, only those in this file")
 		}
 	}
 	for _, f := range []struct {
