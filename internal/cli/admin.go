@@ -27,7 +27,7 @@ func (a *app) serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --config airlock.yaml [--listen-api ADDR] [--listen-aws ADDR] [--listen-postgres ADDR] [--data-dir DIR]",
 		Short: "Run the control plane (API) and the gateway listeners in the configuration",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			level := slog.LevelInfo
 			if debug {
@@ -83,7 +83,7 @@ func (a *app) keygenCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "keygen",
 		Short: "Make a new API key; prints the key (give it to its owner) and the key_sha256 for airlock.yaml",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, sha := authn.NewKey()
 			if a.output == "json" {
@@ -99,7 +99,7 @@ func (a *app) whoamiCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "whoami",
 		Short: "Show the identity AIRLOCK_TOKEN authenticates as",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := a.client().WhoAmI(cmd.Context())
 			if err != nil {
@@ -161,7 +161,7 @@ func (a *app) agentCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List identities",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids, err := a.client().Identities(cmd.Context())
 			if err != nil {

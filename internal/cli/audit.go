@@ -29,7 +29,7 @@ func (a *app) auditCmd() *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
 		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem, 2 if there is nothing to check (bad input)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var v note.Verifier
 			var witness []byte
@@ -231,7 +231,7 @@ func (a *app) exportCmd() *cobra.Command {
 		Short: "Write an evidence bundle: the review rows of one account and day, their log entries and inclusion proofs",
 		Long: "Write an evidence bundle: the review rows of one account and day, their log entries and inclusion proofs.\n\n" +
 			"Here -o (--output) names the file to write, not an output format.",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		// -o is the file here: the root's check of it as a format does
 		// not apply (a command's own hook replaces its parents').
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },

@@ -12,7 +12,7 @@ func (a *app) demoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the walkthrough end to end in one process on a temporary directory",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return demo.Run(cmd.Context(), a.out, dir, keep)
 		},

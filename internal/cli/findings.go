@@ -23,7 +23,7 @@ func (a *app) findingsCmd() *cobra.Command {
 			"the one that requested the grant). REFUSED is yes where identity_binding: refuse turned the call away.\n" +
 			"Every finding is listed: the server answers 1,000 at a time, and each page is printed as it comes\n" +
 			"(the table's columns are aligned within each page).",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The server answers a page at a time; every page is
 			// printed as it comes, so that the CLI holds one page, not

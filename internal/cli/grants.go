@@ -203,7 +203,7 @@ func (a *app) pendingCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "pending",
 		Short: "List the requests you may approve or deny",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			gs, err := a.client().Pending(cmd.Context())
 			if err != nil {
@@ -333,7 +333,7 @@ func (a *app) grantsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "grants [--account A] [--target T] [--identity I] [--status S,…] [--day YYYY-MM-DD | --since T --until T]",
 		Short: "The review query: one row per grant with the five answers",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if day != "" && (since != "" || until != "") {
 				return usagef("use --day or --since/--until, not both")

@@ -22,7 +22,7 @@ read-only ones. No tool result carries a grant's secret. Logs go to stderr.
 
 The same server (without run_with_grant) is served over streamable HTTP at /mcp on the
 API listener, with the key as a bearer token.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := need(a.getenv(EnvToken), "$"+EnvToken); err != nil {
 				return err

@@ -45,7 +45,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	if cmd != nil && isArgCountError(err) {
 		// cobra's "accepts 1 arg(s), received 0" does not say which
 		// argument is missing: the usage line does.
-		err = usagef("%s; usage: %s", err, strings.TrimSuffix(cmd.UseLine(), " [flags]"))
+		err = usagef("%s; usage: %s", err, useLine(cmd))
 	}
 	var ue usageError
 	var ee exitError
@@ -86,6 +86,22 @@ func isFlagError(err error) bool {
 		strings.HasPrefix(s, "invalid argument") || strings.Contains(s, "flag needs an argument") ||
 		strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "accepts ") || strings.HasPrefix(s, "requires ") ||
 		strings.Contains(s, "required flag")
+}
+
+// noArgs is cobra.NoArgs with a reason that fits a command taking none:
+// cobra's `unknown command "airlock.yaml" for "airlock serve"` (for
+// `airlock serve airlock.yaml`, --config forgotten) reads as a mistyped
+// subcommand of a command that has none.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return usagef("%s takes no arguments, got %q; usage: %s", cmd.CommandPath(), args[0], useLine(cmd))
+}
+
+// useLine is the command's usage line without cobra's " [flags]".
+func useLine(cmd *cobra.Command) string {
+	return strings.TrimSuffix(cmd.UseLine(), " [flags]")
 }
 
 // isArgCountError reports whether err is cobra's complaint about the number

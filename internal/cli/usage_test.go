@@ -59,3 +59,24 @@ func TestMissingArgumentNamesTheUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestNoArgumentsExpected: `airlock serve airlock.yaml` (--config
+// forgotten) said `unknown command "airlock.yaml" for "airlock serve"`, as
+// if serve had subcommands; a command that takes no arguments now says so,
+// with its usage line.
+func TestNoArgumentsExpected(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "airlock.yaml"}, `airlock serve takes no arguments, got "airlock.yaml"; usage: airlock serve --config airlock.yaml`},
+		{[]string{"pending", "all"}, `airlock pending takes no arguments, got "all"; usage: airlock pending`},
+		{[]string{"audit", "verify", "./airlock-data"}, `airlock audit verify takes no arguments, got "./airlock-data"; usage: airlock audit verify`},
+	} {
+		code, out, errOut := run(t, env, tc.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "unknown command") {
+			t.Errorf("%v: exit %d, want 2 and one line with %q\nstdout: %q\nstderr: %q", tc.args, code, tc.want, out, errOut)
+		}
+	}
+}
