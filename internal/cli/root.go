@@ -190,6 +190,9 @@ func (a *app) root() *cobra.Command {
 		a.mcpCmd(),
 		a.findingsCmd(), a.serverKeysCmd(),
 	)
+	// cobra adds `completion` (a group of one command per shell) only as
+	// it executes; added now, it refuses `airlock completion bsh` too.
+	root.InitDefaultCompletionCmd()
 	var groups func(*cobra.Command)
 	groups = func(c *cobra.Command) {
 		// The root is left to cobra, which finds an unknown command

@@ -21,6 +21,7 @@ func TestUnknownSubcommandIsAUsageError(t *testing.T) {
 		{[]string{"session", "shw", "s_x"}, `unknown command "shw" for "airlock session" (did you mean "show"?)`},
 		{[]string{"audit", "verfy"}, `unknown command "verfy" for "airlock audit" (did you mean "verify"?)`},
 		{[]string{"agent", "lst"}, `unknown command "lst" for "airlock agent" (did you mean "list"?)`},
+		{[]string{"completion", "bsh"}, `unknown command "bsh" for "airlock completion" (did you mean "bash"?)`},
 		{[]string{"grnts", "--day", "2026-12-01"}, `unknown command "grnts" for "airlock" (did you mean "grants"?)`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for "airlock"`},
 	} {
