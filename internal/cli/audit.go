@@ -19,6 +19,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/evidence"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/server"
+	"github.com/airlock-dev/airlock/internal/textesc"
 	"github.com/airlock-dev/airlock/internal/witness/cosig"
 )
 
@@ -65,7 +66,7 @@ func (a *app) auditCmd() *cobra.Command {
 			if cfgPath != "" {
 				// The server's own configuration says where its data
 				// directory and its keys are (keys: …).
-				if dataDir, in.CredentialKeyFile, in.SigningKeyFile, err = offlineFromConfig(cfgPath, dataDir); err != nil {
+				if dataDir, in.CredentialKeyFile, in.SigningKeyFile, err = offlineFromConfig(a.errOut, cfgPath, dataDir); err != nil {
 					return err
 				}
 			}
@@ -103,9 +104,15 @@ func (a *app) auditCmd() *cobra.Command {
 
 // offlineFromConfig is the data directory (dataDir if set, else the
 // file's data_dir), the credential key file and the log signing key file of
-// configuration path.
-func offlineFromConfig(path, dataDir string) (string, string, string, error) {
+// configuration path. Several problems with the file are printed to w one
+// per line, as serve prints them, before the one-line reason.
+func offlineFromConfig(w io.Writer, path, dataDir string) (string, string, string, error) {
 	cfg, err := config.Load(path)
+	var problems *config.Errors
+	if errors.As(err, &problems) && len(problems.List) > 1 {
+		fmt.Fprintln(w, textesc.Text(err.Error()))
+		return "", "", "", usagef("--config: %s has %d problems (above)", path, len(problems.List))
+	}
 	if err != nil {
 		return "", "", "", usagef("--config: %v", err)
 	}

@@ -178,7 +178,7 @@ func TestErrorsEscaped(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q", args, code, out)
 		}
 		checkTerminalSafe(t, "stderr", errOut)
-		if want := `airlock: no grant "g_1\r\x1b[2Kairlock: g_1 approved\u202e" (and 1 more problems; see above)` + "\n"; errOut != want {
+		if want := `airlock: no grant "g_1\r\x1b[2Kairlock: g_1 approved\u202e" (and 1 more line, not shown)` + "\n"; errOut != want {
 			t.Errorf("%v: stderr %q, want %q", args, errOut, want)
 		}
 	}

@@ -149,12 +149,19 @@ func suggestion(s string) string {
 	return msg + "; see airlock --help"
 }
 
-// oneLine keeps failures to the one line the contract promises.
+// oneLine keeps failures to the one line the contract promises. What
+// follows the first line is counted, not pointed to: it used to say
+// "(and 2 more problems; see above)" with nothing above. Commands whose
+// errors come as several problems (serve's and audit verify's
+// configuration) print them all first.
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		rest := strings.Count(s[i:], "\n")
-		s = s[:i] + fmt.Sprintf(" (and %d more problems; see above)", rest)
+		more := "1 more line"
+		if rest := strings.Count(s[i:], "\n"); rest > 1 {
+			more = fmt.Sprintf("%d more lines", rest)
+		}
+		s = s[:i] + " (and " + more + ", not shown)"
 	}
 	return s
 }
