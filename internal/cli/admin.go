@@ -29,6 +29,14 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "Run the control plane (API) and the gateway listeners in the configuration",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// An empty value meant "the file's setting", so a replica
+			// started with --data-dir "$DIR" and DIR unset ran on the
+			// shared data_dir (or another replica's listener) unwarned.
+			for _, name := range []string{"config", "listen-api", "listen-aws", "listen-postgres", "data-dir"} {
+				if f := cmd.Flags().Lookup(name); f.Changed && strings.TrimSpace(f.Value.String()) == "" {
+					return usagef("--%s is empty; give a value, or leave the flag out", name)
+				}
+			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug

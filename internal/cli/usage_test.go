@@ -81,3 +81,16 @@ func TestNoArgumentsExpected(t *testing.T) {
 		}
 	}
 }
+
+// TestServeEmptyFlag: an empty --data-dir or --listen-* (a variable unset
+// in a replica's start script: --data-dir "$DIR") meant "the file's
+// setting", so the replica ran on the shared data_dir or another's
+// address; it is a usage error before anything is read.
+func TestServeEmptyFlag(t *testing.T) {
+	for _, flag := range []string{"--data-dir", "--listen-api", "--listen-aws", "--listen-postgres", "--config"} {
+		code, out, errOut := run(t, nil, "serve", "--config", "no-such-airlock.yaml", flag, " ")
+		if want := "airlock: " + flag + " is empty; give a value, or leave the flag out\n"; code != 2 || out != "" || errOut != want {
+			t.Errorf("serve %s '': exit %d, want 2 and %q\nstdout: %q\nstderr: %q", flag, code, want, out, errOut)
+		}
+	}
+}
