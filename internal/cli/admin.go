@@ -32,10 +32,8 @@ func (a *app) serveCmd() *cobra.Command {
 			// An empty value meant "the file's setting", so a replica
 			// started with --data-dir "$DIR" and DIR unset ran on the
 			// shared data_dir (or another replica's listener) unwarned.
-			for _, name := range []string{"config", "listen-api", "listen-aws", "listen-postgres", "data-dir"} {
-				if f := cmd.Flags().Lookup(name); f.Changed && strings.TrimSpace(f.Value.String()) == "" {
-					return usagef("--%s is empty; give a value, or leave the flag out", name)
-				}
+			if err := emptyFlag(cmd, "config", "listen-api", "listen-aws", "listen-postgres", "data-dir"); err != nil {
+				return err
 			}
 			level := slog.LevelInfo
 			if debug {

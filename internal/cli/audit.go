@@ -32,6 +32,12 @@ func (a *app) auditCmd() *cobra.Command {
 		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem, 2 if there is nothing to check (bad input)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// `--key "$PINNED"` with the variable unset verified against
+			// the directory's own key, and exited 0: the pinning a script
+			// asked for was silently dropped.
+			if err := emptyFlag(cmd, "data-dir", "config", "key", "witness", "witness-key"); err != nil {
+				return err
+			}
 			var v note.Verifier
 			var witness []byte
 			var err error

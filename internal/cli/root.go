@@ -257,6 +257,29 @@ func need(v, flag string) error {
 	return nil
 }
 
+// emptyFlag refuses any of the named flags given with an empty (or blank)
+// value, as `--key "$PINNED"` with the variable unset gives. For these
+// flags an empty value means "not given", which would quietly do
+// something other than what the caller asked for.
+func emptyFlag(cmd *cobra.Command, names ...string) error {
+	for _, name := range names {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		vals := []string{f.Value.String()}
+		if sv, ok := f.Value.(interface{ GetSlice() []string }); ok { // repeatable flags
+			vals = sv.GetSlice()
+		}
+		for _, v := range vals {
+			if strings.TrimSpace(v) == "" {
+				return usagef("--%s is empty; give a value, or leave the flag out", name)
+			}
+		}
+	}
+	return nil
+}
+
 // positiveWait checks --wait-timeout: given, it must be positive. A zero
 // or negative value used to mean "no limit" (the default), so that
 // --wait-timeout -1s waited until the request's decision deadline.

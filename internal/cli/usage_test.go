@@ -94,3 +94,21 @@ func TestServeEmptyFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditVerifyEmptyFlag: `airlock audit verify --key "$PINNED"` with
+// the variable unset verified against the data directory's own key and
+// exited 0, dropping the pinning the caller asked for; likewise an empty
+// --witness, --witness-key, --data-dir or --config. Each is now a usage
+// error before anything is read or asked.
+func TestAuditVerifyEmptyFlag(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	for _, args := range [][]string{
+		{"--key", ""}, {"--witness", " "}, {"--data-dir", ""}, {"--config", ""},
+		{"--key", "k.pub", "--witness", "w", "--witness-key", ""},
+	} {
+		code, out, errOut := run(t, env, append([]string{"audit", "verify"}, args...)...)
+		if want := "airlock: " + args[len(args)-2] + " is empty; give a value, or leave the flag out\n"; code != 2 || out != "" || errOut != want {
+			t.Errorf("audit verify %q: exit %d, want 2 and %q\nstdout: %q\nstderr: %q", args, code, want, out, errOut)
+		}
+	}
+}
