@@ -25,6 +25,9 @@ func (a *app) findingsCmd() *cobra.Command {
 			"(the table's columns are aligned within each page).",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := emptyFlag(cmd, "day"); err != nil { // all days, else
+				return err
+			}
 			// The server answers a page at a time; every page is
 			// printed as it comes, so that the CLI holds one page, not
 			// every finding of the log.

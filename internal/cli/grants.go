@@ -335,6 +335,11 @@ func (a *app) grantsCmd() *cobra.Command {
 		Short: "The review query: one row per grant with the five answers",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// An empty filter was no filter: `--account "$ACCT"` with the
+			// variable unset reviewed (and exported) every account.
+			if err := emptyFlag(cmd, "account", "target", "identity", "status", "day", "since", "until"); err != nil {
+				return err
+			}
 			if day != "" && (since != "" || until != "") {
 				return usagef("use --day or --since/--until, not both")
 			}

@@ -112,3 +112,29 @@ func TestAuditVerifyEmptyFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewEmptyFilter: `airlock grants --account "$ACCT" --day "$DAY"`
+// with a variable unset dropped that filter, so a review (or its CSV
+// export) held every account's or every day's grants; `findings --day ""`
+// listed every day. An empty filter is now a usage error.
+func TestReviewEmptyFilter(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	for _, args := range [][]string{
+		{"grants", "--account", "", "--day", "2026-12-01"},
+		{"grants", "--account", "111122223333", "--day", ""},
+		{"grants", "--target", ""}, {"grants", "--identity", " "}, {"grants", "--status", ""},
+		{"grants", "--since", "", "--until", "2026-12-02"},
+		{"findings", "--day", ""},
+	} {
+		flag := ""
+		for i, a := range args {
+			if i+1 < len(args) && strings.TrimSpace(args[i+1]) == "" {
+				flag = a
+			}
+		}
+		code, out, errOut := run(t, env, args...)
+		if want := "airlock: " + flag + " is empty; give a value, or leave the flag out\n"; code != 2 || out != "" || errOut != want {
+			t.Errorf("%q: exit %d, want 2 and %q\nstdout: %q\nstderr: %q", args, code, want, out, errOut)
+		}
+	}
+}
