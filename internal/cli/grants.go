@@ -36,6 +36,11 @@ func (a *app) requestCmd() *cobra.Command {
 			if err := positiveWait(cmd, waitFor); err != nil {
 				return err
 			}
+			// An empty --extends made an extension a grant of its own,
+			// which revoking the grant it meant to extend leaves alone.
+			if err := emptyFlag(cmd, "extends"); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("wait-timeout") && !wait {
 				// Without --wait nothing waits: the timeout would be
 				// ignored, and the caller think it bounded something.

@@ -138,3 +138,14 @@ func TestReviewEmptyFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestEmptyExtends: `--extends "$GRANT"` with the variable unset
+// asked for a grant of its own, not an extension (which revoking the
+// extended grant ends too); it is a usage error.
+func TestRequestEmptyExtends(t *testing.T) {
+	env := []string{EnvAddr + "=http://127.0.0.1:1", EnvToken + "=k"}
+	code, out, errOut := run(t, env, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "r", "--extends", "")
+	if want := "airlock: --extends is empty; give a value, or leave the flag out\n"; code != 2 || out != "" || errOut != want {
+		t.Errorf("exit %d, want 2 and %q\nstdout: %q\nstderr: %q", code, want, out, errOut)
+	}
+}
