@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,11 +66,17 @@ func (a *app) serveCmd() *cobra.Command {
 			if err := server.Run(cmd.Context(), cfg, o, logger); err != nil {
 				// Configuration problems come as several lines: print them all,
 				// then the one-line summary.
-				if strings.Contains(err.Error(), "\n") {
+				var problems *config.Errors
+				if errors.As(err, &problems) && len(problems.List) > 1 {
 					fmt.Fprintln(a.errOut, textesc.Text(err.Error()))
 					return exitf(1, "invalid configuration; refusing to start")
 				}
-				return err
+				// Other errors of several lines (pgx's, one line per
+				// address it tried: the store is down) are not the
+				// file's fault and used to be called an invalid
+				// configuration; their lines are joined into the one
+				// reason, whose cause is on the lines after the first.
+				return errors.New(joinLines(err.Error()))
 			}
 			return nil
 		},
@@ -261,4 +268,25 @@ func diagnostic(env, path string, start, stop func(io.Writer) error) (func() err
 		}
 		return err
 	}, nil
+}
+
+// joinLines makes one line of a message of several: each line trimmed, the
+// empty ones dropped, the rest joined with "; " (or a space after a line
+// that ends in a colon, as pgx's heading does).
+func joinLines(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -147,5 +149,27 @@ func TestRequestEmptyExtends(t *testing.T) {
 	code, out, errOut := run(t, env, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "r", "--extends", "")
 	if want := "airlock: --extends is empty; give a value, or leave the flag out\n"; code != 2 || out != "" || errOut != want {
 		t.Errorf("exit %d, want 2 and %q\nstdout: %q\nstderr: %q", code, want, out, errOut)
+	}
+}
+
+// TestServeStoreDownIsNotAConfigProblem: pgx reports a failed connection
+// on several lines (one per address or TLS mode it tried), and serve took
+// any error of several lines for the file's problems: a store that was
+// down printed "invalid configuration; refusing to start". Only the file's
+// problems say so now; any other error is one line, its causes included.
+func TestServeStoreDownIsNotAConfigProblem(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "airlock.yaml")
+	// Port 1 refuses at once; without sslmode pgx tries TLS, then not.
+	if err := os.WriteFile(cfg, []byte("data_dir: ./data\npolicies: ./policies\nlisten: {api: 127.0.0.1:0}\nstore: postgres://airlock@127.0.0.1:1/airlock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, nil, "serve", "--config", cfg)
+	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "invalid configuration") ||
+		!strings.Contains(errOut, "connection refused") {
+		t.Errorf("exit %d, want 1 and one line naming the refused connection\nstdout: %q\nstderr: %q", code, out, errOut)
 	}
 }
