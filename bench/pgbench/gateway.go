@@ -34,6 +34,7 @@ identities:
     kind: postgres
     account: bench
     upstream: postgres://%s@%s:%d/%s?sslmode=disable
+    max_sessions_per_grant: none   # every client and idle connection is one grant's
 policies: ./policies
 `, s.API, pg, s.BotSHA, s.OpsIdentity(), f.admin.User, f.admin.Host, f.admin.Port, f.db), nil)
 	return s

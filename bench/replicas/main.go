@@ -145,6 +145,7 @@ targets:
     kind: postgres
     account: "111122223333"
     upstream: %s
+    max_sessions_per_grant: none   # every client and idle connection is one grant's
 policies: ./policies
 `, storeDSN, s.BotSHA, up.URL, upstream))
 	s.CLI(r, "server-keys", filepath.Join(s.Dir, "keys"))

@@ -208,6 +208,11 @@ type Target struct {
 	// RedactParameters records bound parameter values as their length only
 	// (postgres targets).
 	RedactParameters bool `yaml:"redact_parameters"`
+	// MaxSessionsPerGrant bounds the sessions one grant may hold open at
+	// once through each gateway (postgres targets): each holds a
+	// connection of the upstream's max_connections. 0 (unset) means
+	// pggw.DefaultMaxSessionsPerGrant (10), -1 (none) no bound.
+	MaxSessionsPerGrant int `yaml:"max_sessions_per_grant"`
 	// STSEndpoint overrides the AWS STS endpoint used with role_arn (aws
 	// targets; for testing or a VPC endpoint).
 	STSEndpoint string `yaml:"sts_endpoint"`

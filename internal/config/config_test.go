@@ -244,7 +244,7 @@ targets:
     account: dev
     upstream: postgres://u@h/db
     database: db
-`, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, password_env, redact_parameters, sts_endpoint, endpoints, credentials"}}},
+`, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, password_env, redact_parameters, max_sessions_per_grant, sts_endpoint, endpoints, credentials"}}},
 		{"tls half given", `data_dir: d
 policies: policies
 tls:
@@ -264,9 +264,11 @@ targets:
     account: "1"
     password_env: X
     redact_parameters: true
+    max_sessions_per_grant: 5
     credentials:
       role_arn: arn:aws:iam::111122223333:role/r
-`, []loc{{"airlock.yaml:7:19: targets[0].password_env", "only postgres targets"}, {"airlock.yaml:8:24: targets[0].redact_parameters", "only postgres targets"}}},
+`, []loc{{"airlock.yaml:7:19: targets[0].password_env", "only postgres targets"}, {"airlock.yaml:8:24: targets[0].redact_parameters", "only postgres targets"},
+			{"airlock.yaml:9:29: targets[0].max_sessions_per_grant", "only postgres targets"}}},
 		{"sts_endpoint on postgres", `data_dir: d
 policies: policies
 targets:

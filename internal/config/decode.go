@@ -614,6 +614,7 @@ func (d *decoder) target(n *yaml.Node, path string) Target {
 				t.RedactParameters = *b
 			}
 		}},
+		{"max_sessions_per_grant", func(p string, v *yaml.Node) { t.MaxSessionsPerGrant = d.connCap(v, p) }},
 		{"sts_endpoint", func(p string, v *yaml.Node) { t.STSEndpoint = d.str(v, p) }},
 		{"endpoints", func(p string, v *yaml.Node) { t.Endpoints = d.endpoints(v, p) }},
 		{"credentials", func(p string, v *yaml.Node) {

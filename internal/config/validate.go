@@ -383,6 +383,9 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 		if t.RedactParameters {
 			d.errorf(path+".redact_parameters", "only postgres targets record bound parameters")
 		}
+		if t.MaxSessionsPerGrant != 0 {
+			d.errorf(path+".max_sessions_per_grant", "only postgres targets have sessions; an aws target's calls are bounded by listen.max_connections")
+		}
 		if t.STSEndpoint != "" {
 			// AssumeRole's answer holds the role's temporary secret key
 			// and session token: plain http only where nobody is on the

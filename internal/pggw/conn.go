@@ -100,6 +100,10 @@ type startupState struct {
 	// source's share (acquireStartup).
 	slot   bool
 	source string
+	// admitted is the grant whose session slot the login holds (admit)
+	// until its session is added under the grant (addSession); given back
+	// if the startup ends first.
+	admitted *grantState
 	// client is the peer the session is recorded under: its address, or
 	// the agent a relaying control plane named (Relays); clientName.
 	client string
@@ -138,9 +142,17 @@ func (c *conn) letGoWriter() {
 
 // endStartup gives back the connection's startup slot, once.
 func (c *conn) endStartup() {
-	if su := c.su; su != nil && su.slot {
+	su := c.su
+	if su == nil {
+		return
+	}
+	if su.slot {
 		su.slot = false
 		c.gw.releaseStartup(su.source)
+	}
+	if st := su.admitted; st != nil {
+		su.admitted = nil
+		st.unadmit()
 	}
 }
 

@@ -46,7 +46,21 @@ type Target struct {
 	// RedactParameters records this target's bound parameter values as
 	// "<redacted n bytes>" (as Options.RedactParameters does for all).
 	RedactParameters bool
+	// MaxSessionsPerGrant bounds the sessions one grant holds open on this
+	// gateway at once, logins on their way to one included; beyond it a
+	// login is refused with FATAL 53300 (too_many_connections) before its
+	// session starts. Each session holds an upstream connection: without a
+	// bound one grant's agent could use the upstream's max_connections up
+	// and lock out every other grant and the operators' own clients.
+	// DefaultMaxSessionsPerGrant if zero; no bound if negative.
+	MaxSessionsPerGrant int
 }
+
+// DefaultMaxSessionsPerGrant is Target.MaxSessionsPerGrant's default: a
+// client's connection pool fits (pgx's, HikariCP's and psycopg's default
+// to at most 10), and ten grants stay well below PostgreSQL's default
+// max_connections of 100.
+const DefaultMaxSessionsPerGrant = 10
 
 // Options configures a Gateway.
 type Options struct {
@@ -161,7 +175,11 @@ type grantState struct {
 	// sessions maps the grant's sessions to what their upstream login
 	// asked for (nil until it is done; reuse.go).
 	sessions map[*conn]*upstreamInfo
-	ended    bool
+	// admitting counts the logins admitted (admit) whose session is not
+	// yet in sessions; with len(sessions) it is what max_sessions_per_grant
+	// bounds.
+	admitting int
+	ended     bool
 	// idle holds the grant's kept upstream connections, idleClosed is
 	// set once it keeps no more (reuse.go).
 	idle       []*idleUpstream
@@ -242,6 +260,9 @@ func New(o Options) (*Gateway, error) {
 		}
 		if cfg.Database == "" {
 			return nil, fmt.Errorf("pggw: target %q: the upstream DSN names no database", t.Name)
+		}
+		if t.MaxSessionsPerGrant == 0 {
+			t.MaxSessionsPerGrant = DefaultMaxSessionsPerGrant
 		}
 		g.targets[t.Name] = &target{Target: t, cfg: cfg, db: cfg.Database}
 	}
@@ -422,10 +443,36 @@ func (g *Gateway) reconcile(t *target) {
 	}
 }
 
-// addSession registers c under its grant; false if the grant has ended.
+// admit takes one of the grant's session slots for a login whose session
+// is about to start: false if the grant already holds max of them (open
+// sessions and admitted logins), or none is left to take. No bound if max
+// is negative. The slot is the session's once addSession has it, and is
+// given back by unadmit if the login fails before.
+func (st *grantState) admit(max int) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if max >= 0 && len(st.sessions)+st.admitting >= max {
+		return false
+	}
+	st.admitting++
+	return true
+}
+
+// unadmit gives back the slot of an admitted login that ended before its
+// session was added.
+func (st *grantState) unadmit() {
+	st.mu.Lock()
+	st.admitting--
+	st.mu.Unlock()
+}
+
+// addSession registers c, an admitted login, under its grant, its slot
+// becoming the session's; false if the grant has ended (the slot is given
+// back).
 func (st *grantState) addSession(c *conn) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.admitting--
 	if st.ended {
 		return false
 	}

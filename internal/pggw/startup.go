@@ -211,6 +211,18 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	}
 	c.t = t
 	c.readOnly = readOnlyScope(gr.Scope)
+	// Before the session starts: a login refused for the grant's bound
+	// leaves a refusal in the log, not an empty session each.
+	st := c.gw.grantState(gr)
+	if !st.admit(t.MaxSessionsPerGrant) {
+		n := fmt.Sprintf("%d sessions", t.MaxSessionsPerGrant)
+		if t.MaxSessionsPerGrant == 1 {
+			n = "1 session"
+		}
+		return nil, &refusal{pg: fatal(codeTooManyConnections, fmt.Sprintf("airlock: too many connections for grant %s: it may hold %s at once through this gateway (the target's max_sessions_per_grant); close one and retry", gr.ID, n)),
+			reason: fmt.Sprintf("too many sessions for the grant (max_sessions_per_grant %d)", t.MaxSessionsPerGrant), credentialID: user, grant: gr}
+	}
+	c.su.admitted = st
 
 	sess, err := c.gw.o.Authority.StartSession(c.sctx(), gr, c.su.client)
 	if err != nil {
@@ -229,7 +241,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	c.gw.hook("session", nil)
 	// Only the upstream net.Conn is kept: pgconn's buffers are not needed
 	// for the relay and would cost every idle session.
-	up, err := c.openUpstream(sm.Parameters)
+	up, err := c.openUpstream(st, sm.Parameters)
 	if err != nil {
 		if c.key != 0 {
 			c.gw.keys.remove(c.key)
@@ -315,10 +327,11 @@ func authReadErr(err error, user string, gr *gateway.Grant) error {
 }
 
 // openUpstream waits for the grant's role, logs in with it and greets the
-// client as the upstream would, with the gateway's own cancel key.
-func (c *conn) openUpstream(params map[string]string) (net.Conn, error) {
+// client as the upstream would, with the gateway's own cancel key. st is
+// the grant's state, where the login holds a session slot (admit).
+func (c *conn) openUpstream(st *grantState, params map[string]string) (net.Conn, error) {
 	gr := c.grant()
-	st := c.gw.grantState(gr)
+	c.su.admitted = nil // addSession takes the slot, whatever it answers
 	if !st.addSession(c) {
 		// Ended since the session started: its recording says so, as a
 		// cut later in the setup does (setupCut).
