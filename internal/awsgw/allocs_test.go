@@ -11,8 +11,9 @@ import (
 // as BenchmarkGatewayHandler/Get1KiB calls it: the benchmark's own
 // request clone, in-memory upstream and authority included (about 19 of
 // them). Lower it with each cut; a change that adds allocations per call
-// fails here.
-const handlerAllocsMax = 36
+// fails here. Two of them are the bound on the upstream's answer
+// (answerwait.go: its timer and the function the timer runs).
+const handlerAllocsMax = 38
 
 func TestGatewayHandlerAllocs(t *testing.T) {
 	if raceOn {

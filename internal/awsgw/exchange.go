@@ -50,6 +50,8 @@ type exchange struct {
 	// handler returns: the result may then be recorded on the handler's
 	// goroutine without holding the answer up.
 	delivered bool
+	// watch bounds the wait for the upstream's answer (answerwait.go).
+	watch answerWatch
 }
 
 // clientCut is the client's cut once watchClient armed it, else nil.
@@ -175,6 +177,16 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			return
 		}
 	}
+	// The upstream's answer must start within upstreamAnswerTime of its
+	// having the whole request (answerwait.go). The watch cancels the
+	// call's own context, whose cause (not an *s3err.Error) cuts nothing
+	// on the client's side: held in the exchange, it costs a call no
+	// context of its own.
+	watch := &x.watch
+	watch.clk, watch.after, watch.cancel = c.gw.clock, upstreamAnswerTime, x.cancel
+	if body != nil {
+		body.atEOF = watch.start
+	}
 	req, err := t.upstreamRequest(reqCtx, &x.upURL, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
@@ -184,7 +196,11 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	if up != nil {
 		guarded = up.guardBody(req)
 	}
+	if body == nil || length == 0 {
+		watch.start()
+	}
 	resp, err := t.rt.RoundTrip(req)
+	watch.stop()
 	if err == nil && resp == nil {
 		err = errors.New("the RoundTripper returned neither a response nor an error")
 	}
@@ -209,6 +225,13 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			w.Header().Set("Connection", "close")
 			res.Error = "cut off: " + e.Text()
 			x.write(e)
+		case context.Cause(x.ctx) == errUpstreamSilent:
+			// Before the body's errors: the guard's abort of a request
+			// the watch cancelled is not the client's failure.
+			c.gw.log.Warn("awsgw: the upstream sent no answer; the call is given up", "target", t.Name, "grant", c.gr.ID, "request_id", c.reqID, "waited", watch.after)
+			w.Header().Set("Connection", "close")
+			res.Error = watch.silence()
+			x.write(s3err.New(s3err.ServiceUnavailable, "the upstream of target %s sent no answer within %s; retry later", t.Name, watch.after))
 		case isS3Err(bodyErr):
 			// The body failed its verification; the upstream request was
 			// aborted and stores nothing. The client gets to read why.

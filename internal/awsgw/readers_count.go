@@ -14,6 +14,9 @@ import (
 type countingReader struct {
 	r io.Reader
 	n atomic.Int64
+	// atEOF, if set, is called when a read reaches the body's end: the
+	// upstream then has the whole request (answerWatch).
+	atEOF func()
 
 	mu  sync.Mutex
 	err error
@@ -22,6 +25,9 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	if err == io.EOF && c.atEOF != nil {
+		c.atEOF()
+	}
 	if err != nil && err != io.EOF {
 		c.mu.Lock()
 		if c.err == nil {

@@ -249,11 +249,19 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	defer cc.disarm()
 	defer cc.endIdle()
 	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
-	req, err := t.serviceRequest(ctx, c.r, op.Service, sc, body)
+	// The body was read whole before: the request is whole as it goes
+	// out, and its answer must start within serviceAnswerTime
+	// (answerwait.go).
+	rtCtx, rtCancel := context.WithCancelCause(ctx)
+	defer rtCancel(nil)
+	watch := &answerWatch{clk: c.gw.clock, after: serviceAnswerTime, cancel: rtCancel}
+	req, err := t.serviceRequest(rtCtx, c.r, op.Service, sc, body)
 	if err != nil {
 		return fail(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err), "building the upstream request: "+err.Error())
 	}
+	watch.start()
 	resp, err := t.rt.RoundTrip(req)
+	watch.stop()
 	if err == nil && resp == nil {
 		err = errors.New("the RoundTripper returned neither a response nor an error")
 	}
@@ -266,6 +274,9 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		case c.r.Context().Err() != nil:
 			res.Status, res.Error = "499", "client went away"
 			return false, false
+		case context.Cause(rtCtx) == errUpstreamSilent:
+			c.gw.log.Warn("awsgw: the upstream sent no answer; the call is given up", "target", t.Name, "service", op.Service, "grant", c.gr.ID, "request_id", c.reqID, "waited", watch.after)
+			return fail(s3err.New(s3err.ServiceUnavailable, "the %s upstream of target %s sent no answer within %s; retry later", op.Service, t.Name, watch.after), watch.silence())
 		}
 		c.gw.log.Warn("awsgw: upstream request failed", "target", t.Name, "service", op.Service, "grant", c.gr.ID, "request_id", c.reqID, "err", err)
 		return fail(s3err.New(s3err.ServiceUnavailable, "the %s upstream of target %s did not answer; retry later", op.Service, t.Name), "upstream: "+err.Error())

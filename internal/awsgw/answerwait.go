@@ -1,0 +1,75 @@
+package awsgw
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// An upstream that takes a request and never answers (overloaded, hung,
+// a network path that drops everything after the handshake) held the
+// call, its goroutine, its upstream connection and the client's
+// connection until the grant ended, hours later; a client without a
+// timeout of its own waited as long. Once the upstream has the whole
+// request (its body read to the end, or at once for a call without one),
+// it now has upstreamAnswerTime to send its answer's status and headers;
+// past that the request is cancelled and the client gets 503
+// ServiceUnavailable, which the SDKs retry. The bound is generous: S3
+// itself answers even a long CompleteMultipartUpload or CopyObject at
+// once (and then keeps the connection alive), and the SDKs' own read
+// timeouts are a minute or less where they have one. Other services get
+// serviceAnswerTime, past the longest synchronous answer of an AWS API
+// (a Lambda invocation, up to 15 minutes). An answer that has started is
+// not bounded here: its client decides how long to wait.
+const (
+	// upstreamAnswerTime is how long an S3 upstream may take to start
+	// its answer once it has the whole request.
+	upstreamAnswerTime = 5 * time.Minute
+	// serviceAnswerTime is the same for the other services.
+	serviceAnswerTime = 16 * time.Minute
+)
+
+// errUpstreamSilent is the cause of a request cancelled by answerWatch.
+var errUpstreamSilent = errors.New("the upstream sent no answer in time")
+
+// answerWatch cancels one upstream request if its answer has not started
+// within after of the request being sent whole (start).
+type answerWatch struct {
+	clk    clock.Clock
+	after  time.Duration
+	cancel context.CancelCauseFunc
+	mu     sync.Mutex
+	timer  clock.Timer
+	done   bool // answered or given up: start does nothing
+}
+
+// silence is the result's error for a call given up by its watch.
+func (w *answerWatch) silence() string {
+	return "upstream: the upstream sent no answer within " + w.after.String()
+}
+
+// start arms the watch: the request is whole upstream. Called at most
+// once per request that matters; later calls do nothing.
+func (w *answerWatch) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.timer != nil {
+		return
+	}
+	w.timer = w.clk.AfterFunc(w.after, w.fire)
+}
+
+func (w *answerWatch) fire() { w.cancel(errUpstreamSilent) }
+
+// stop disarms the watch: the round trip has returned.
+func (w *answerWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
