@@ -150,7 +150,15 @@ func (c *conn) endStartup() {
 		su.slot = false
 		c.gw.releaseStartup(su.source)
 	}
-	if st := su.admitted; st != nil {
+	c.unadmit()
+}
+
+// unadmit gives back the grant's session slot a login that is ending
+// before its session was added holds: before the client is told why, so
+// that a client retrying at once finds it free.
+func (c *conn) unadmit() {
+	if su := c.su; su != nil && su.admitted != nil {
+		st := su.admitted
 		su.admitted = nil
 		st.unadmit()
 	}
@@ -259,6 +267,7 @@ func (c *conn) serve() {
 		return
 	}
 	if err != nil {
+		c.unadmit()
 		c.refuse(err)
 		return
 	}
