@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -122,14 +123,23 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 				http.Error(w, "request body unreadable", http.StatusBadRequest)
 				return
 			}
+			if why := notJSON(body); why != "" {
+				// The checks below read the body as encoding/json does;
+				// the SDK's decoder reads the first value and ignores
+				// what follows it, so "[...]x" or "{...}x" went past
+				// them whole: a batch of any length, an id answered
+				// rounded. What is not JSON is refused here, as on stdio.
+				rpcError(w, nil, jsonrpc.CodeParseError, why)
+				return
+			}
 			if n := batchLen(body); n > maxBatch {
-				rpcError(w, nil, fmt.Sprintf("a batch may hold at most %d messages, not %d", maxBatch, n))
+				rpcError(w, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("a batch may hold at most %d messages, not %d", maxBatch, n))
 				return
 			}
 			if why, id := bodyIDProblem(body); why != "" {
 				// Refused here, before any of it runs: the SDK would
 				// answer such a call under another id (see maxExactID).
-				rpcError(w, id, "invalid request: "+why)
+				rpcError(w, id, jsonrpc.CodeInvalidRequest, "invalid request: "+why)
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -164,7 +174,7 @@ type HTTPOptions struct {
 }
 
 // batchLen is the number of messages in a JSON-RPC batch body; 1 for
-// anything else (what is not valid JSON the SDK refuses itself).
+// anything else (what is not valid JSON was refused before, notJSON).
 func batchLen(body []byte) int {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '[' {
 		return 1
@@ -191,11 +201,12 @@ func bodyIDProblem(body []byte) (string, json.RawMessage) {
 	return "", nil
 }
 
-// rpcError answers 400 with a JSON-RPC invalid request error, carrying id
-// if one can be given (MCP leaves it out where JSON-RPC would write null).
-func rpcError(w http.ResponseWriter, id json.RawMessage, msg string) {
+// rpcError answers 400 with a JSON-RPC error of code (a parse error, an
+// invalid request), carrying id if one can be given (MCP leaves it out
+// where JSON-RPC would write null).
+func rpcError(w http.ResponseWriter, id json.RawMessage, code int64, msg string) {
 	type wireError struct {
-		Code    int    `json:"code"`
+		Code    int64  `json:"code"`
 		Message string `json:"message"`
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -204,7 +215,7 @@ func rpcError(w http.ResponseWriter, id json.RawMessage, msg string) {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id,omitempty"`
 		Error   wireError       `json:"error"`
-	}{"2.0", id, wireError{-32600, msg}})
+	}{"2.0", id, wireError{code, msg}})
 }
 
 // Bounds of the HTTP transport.

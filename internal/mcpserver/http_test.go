@@ -415,6 +415,43 @@ func TestHTTPRefusesIDsItCannotEcho(t *testing.T) {
 	}
 }
 
+// TestHTTPRefusesTrailingData: the batch bound and the id check read the
+// body with encoding/json, which refuses a value followed by anything but
+// whitespace; the SDK's decoder reads the first value and ignores the
+// rest. So "[17 calls]x" ran all 17 (any number, up to the 2 MiB body),
+// and {"id":1.5,...}x ran and was answered under id 1. Such a body is now
+// refused whole as a JSON-RPC parse error, nothing run. Found by
+// FuzzRequestIDAgreesWithSDK.
+func TestHTTPRefusesTrailingData(t *testing.T) {
+	f := newHTTPFixture(t, "")
+	call := func(id int) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"list_targets","arguments":{}}}`, id)
+	}
+	var batch []string
+	for i := range 17 {
+		batch = append(batch, call(i+1))
+	}
+	hdr := map[string]string{"MCP-Protocol-Version": "2025-03-26"}
+	for _, body := range []string{
+		"[" + strings.Join(batch, ",") + "]x",
+		strings.Replace(call(0), `"id":0`, `"id":1.5`, 1) + " ]",
+		call(3) + call(4),
+	} {
+		resp, got := f.post(t, f.botKey, body, hdr)
+		var r rpcReply
+		if resp.StatusCode != http.StatusBadRequest || json.Unmarshal([]byte(got), &r) != nil || r.Error == nil || r.Error.Code != -32700 || r.ID != nil {
+			t.Errorf("%.60s...%s: %d %.300s, want 400 and a parse error without an id", body, body[len(body)-4:], resp.StatusCode, got)
+		}
+	}
+	if n := strings.Count(f.logs.String(), "tool=list_targets"); n != 0 {
+		t.Errorf("%d calls of refused bodies ran", n)
+	}
+	// Whitespace after the value is JSON's own, and still served.
+	if resp, got := f.post(t, f.botKey, call(5)+"\r\n ", hdr); resp.StatusCode != http.StatusOK || !strings.Contains(got, `"id":5,`) {
+		t.Errorf("a call with trailing whitespace: %d %.300s", resp.StatusCode, got)
+	}
+}
+
 // TestHTTPLongGrantIDNotLogged: a grant_id far longer than any grant's
 // went on to the API and was written whole into the control plane's log
 // line for the failed call: one request, one 2 MiB log line. It is now

@@ -296,10 +296,8 @@ func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, 
 	if len(msg) == 0 {
 		return nil
 	}
-	if !json.Valid(msg) {
-		var v any
-		err := json.Unmarshal(msg, &v)
-		c.refuse(nil, jsonrpc.CodeParseError, "parse error: "+syntaxError(err), size)
+	if why := notJSON(msg); why != "" {
+		c.refuse(nil, jsonrpc.CodeParseError, why, size)
 		return nil
 	}
 	switch msg[0] {
@@ -357,6 +355,18 @@ func cancelledID(params json.RawMessage) (jsonrpc.ID, bool) {
 	}
 	id, err := jsonrpc.MakeID(p.RequestID)
 	return id, err == nil
+}
+
+// notJSON is "" for one JSON value (whitespace around it allowed), else
+// the parse error that refuses msg. The guards in front of the SDK read
+// messages with encoding/json; the SDK's decoder stops after the first
+// value, so what follows it must not reach the SDK unread.
+func notJSON(msg []byte) string {
+	if json.Valid(msg) {
+		return ""
+	}
+	var v any
+	return "parse error: " + syntaxError(json.Unmarshal(msg, &v))
 }
 
 // syntaxError is encoding/json's account of bad JSON, which names at most
