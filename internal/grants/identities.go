@@ -27,9 +27,29 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 // API; for configured keys it is what airlock.yaml states. The prefix is
 // kept for readers of earlier entries; entries written before December 2026
 // have only the prefix, and verify checks their rows' hashes only that far.
+//
+// A configured identity's entry also states its bindings (email,
+// slack_user, oidc; "" when none), which airlock.yaml holds: who can sign
+// in to the console or click Approve in Slack as a person, or present a
+// workload token as an agent, is part of who the identity is. The row
+// keeps them too (model.Identity.Bindings), so verify checks them as it
+// checks the key hash.
 func identityData(id model.Identity) map[string]any {
-	return map[string]any{"name": id.Name, "kind": id.Kind, "owner": id.Owner, "groups": id.Groups,
+	d := map[string]any{"name": id.Name, "kind": id.Kind, "owner": id.Owner, "groups": id.Groups,
 		"source": id.Source, "disabled": id.Disabled, "key_sha256": id.KeySHA256, "key_sha256_prefix": prefix(id.KeySHA256)}
+	if b := id.Bindings; b != nil {
+		d["email"], d["slack_user"], d["oidc"] = b.Email, b.SlackUser, b.OIDC
+	}
+	return d
+}
+
+// sameBindings reports whether a and b record the same bindings (nil:
+// none recorded).
+func sameBindings(a, b *model.Bindings) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // prefix keeps 8 hex digits of a key hash: enough to tell keys apart at a
@@ -45,6 +65,13 @@ func prefix(h string) string {
 // ones are added, changed ones updated, and config identities no longer in
 // the file disabled. Agents added through the API are left alone. Every
 // change is logged. It then loads the directory used to authenticate.
+//
+// A configured identity's Bindings (nil is none) are compared with those
+// its row recorded, so a change of them in airlock.yaml is an
+// identity.updated entry that also states the bindings it replaces
+// ("previous"). The comparison reads one row per identity, never the log,
+// and in the transaction that writes the entry: replicas starting on the
+// same file write it once.
 func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identity) error {
 	// It runs before Start: the times it writes are the database's too.
 	if err := s.startClock(ctx); err != nil {
@@ -56,6 +83,9 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 		for _, want := range configured {
 			seen[want.Name] = true
 			want.Source = "config"
+			if want.Bindings == nil {
+				want.Bindings = &model.Bindings{}
+			}
 			have, err := tx.Identity(ctx, want.Name)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
@@ -67,10 +97,19 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 				// A disable (API or config removal) survives restarts: re-enabling
 				// an identity is a deliberate act, not a side effect of a restart.
 				want.CreatedAt, want.CreatedBy, want.Disabled = have.CreatedAt, have.CreatedBy, have.Disabled
+				// A row whose entries never stated bindings (written
+				// before they did) gets them recorded once it has some.
+				if have.Bindings == nil && *want.Bindings == (model.Bindings{}) {
+					want.Bindings = nil
+				}
 				if sameIdentity(have, want) {
 					continue
 				}
-				events = append(events, auditlog.Event{Type: "identity.updated", Time: s.now(), Actor: "config", Data: identityData(want)})
+				d := identityData(want)
+				if have.Bindings != nil && !sameBindings(have.Bindings, want.Bindings) {
+					d["previous"] = map[string]string{"email": have.Bindings.Email, "slack_user": have.Bindings.SlackUser, "oidc": have.Bindings.OIDC}
+				}
+				events = append(events, auditlog.Event{Type: "identity.updated", Time: s.now(), Actor: "config", Data: d})
 			}
 			if err := tx.PutIdentity(ctx, want); err != nil {
 				return nil, err
@@ -112,7 +151,8 @@ func (s *Service) SyncIdentities(ctx context.Context, configured []model.Identit
 
 func sameIdentity(a, b model.Identity) bool {
 	return a.Kind == b.Kind && a.Owner == b.Owner && slices.Equal(a.Groups, b.Groups) &&
-		a.KeySHA256 == b.KeySHA256 && a.Source == b.Source && a.Disabled == b.Disabled
+		a.KeySHA256 == b.KeySHA256 && a.Source == b.Source && a.Disabled == b.Disabled &&
+		sameBindings(a.Bindings, b.Bindings)
 }
 
 // AddAgent creates an agent identity and returns its key, which is shown

@@ -10,6 +10,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 func TestSyncIdentities(t *testing.T) {
@@ -424,4 +425,112 @@ func (h *harness) addAgentAsAlice(name string) {
 	if _, _, err := h.Svc.AddAgent(h.ctx, lead, name, "sre-team", nil); err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+// setBindings sets the bindings of the configured identity name in cfg
+// (as an edit of airlock.yaml does).
+func setBindings(cfg []model.Identity, name string, b *model.Bindings) {
+	for i := range cfg {
+		if cfg[i].Name == name {
+			cfg[i].Bindings = b
+		}
+	}
+}
+
+// identityUpdates returns the data of every identity.updated entry naming
+// name, oldest first.
+func identityUpdates(t testing.TB, es []store.LogEntry, name string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, e := range es {
+		if d := entryData(t, e); d["name"] == name {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestBindingChangesLogged: a configured identity's bindings other than
+// its key (a person's email for the console's SSO sign-in and Slack member
+// id for Approve/Deny clicks, an agent's workload token binding) decide who
+// can act as it, as its key does, but live only in airlock.yaml. A change
+// of them between two starts reached no log entry, so "who could approve
+// as alice on Tuesday" was not answerable from the log. Each change is now
+// an identity.updated entry stating the new bindings and the previous
+// ones; an unchanged start writes none; a disable states them as they
+// stand; and audit verify's state check compares the rows' bindings with
+// the log.
+func TestBindingChangesLogged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	// The harness's identities were added with none: the entries state
+	// empty bindings, and an unchanged restart writes nothing.
+	if d := entryData(t, h.entriesOfType("identity.added")[0]); d["email"] != "" || d["slack_user"] != "" || d["oidc"] != "" {
+		t.Fatalf("identity.added states %v, want empty email, slack_user and oidc", d)
+	}
+	size := identityEntries(h)
+	h.restart()
+	if identityEntries(h) != size {
+		t.Fatalf("an unchanged start wrote %d entries", identityEntries(h)-size)
+	}
+
+	first := &model.Bindings{Email: "alice@example.com", SlackUser: "U024BE7LH"}
+	setBindings(h.cfg, alice, first)
+	h.restart()
+	u := identityUpdates(t, h.entriesOfType("identity.updated"), alice)
+	if len(u) != 1 || u[0]["email"] != first.Email || u[0]["slack_user"] != first.SlackUser || u[0]["oidc"] != "" {
+		t.Fatalf("setting alice's bindings: identity.updated entries %v", u)
+	}
+	if p, _ := u[0]["previous"].(map[string]any); p["email"] != "" || p["slack_user"] != "" || p["oidc"] != "" {
+		t.Errorf("previous bindings %v, want the empty ones", u[0]["previous"])
+	}
+
+	size = identityEntries(h)
+	h.restart()
+	if identityEntries(h) != size {
+		t.Fatalf("an unchanged start wrote %d entries", identityEntries(h)-size)
+	}
+
+	// Her Slack member id rebound to another member: who approves as
+	// alice changed, and the log says from what to what.
+	setBindings(h.cfg, alice, &model.Bindings{Email: first.Email, SlackUser: "U0MALLORY"})
+	h.restart()
+	u = identityUpdates(t, h.entriesOfType("identity.updated"), alice)
+	if len(u) != 2 || u[1]["slack_user"] != "U0MALLORY" {
+		t.Fatalf("alice's Slack member changed: identity.updated entries %v", u)
+	}
+	if p, _ := u[1]["previous"].(map[string]any); p["slack_user"] != first.SlackUser || p["email"] != first.Email {
+		t.Errorf("previous bindings %v, want %+v", u[1]["previous"], *first)
+	}
+	stored, err := h.St.Identity(h.ctx, alice)
+	if err != nil || stored.Bindings == nil || stored.Bindings.SlackUser != "U0MALLORY" {
+		t.Fatalf("stored alice: %+v, %v", stored, err)
+	}
+
+	// An agent's workload binding, then its disable: the disable states
+	// the bindings as they stand, so the next start writes nothing.
+	oidc := &model.Bindings{OIDC: "oidc:https://token.actions.githubusercontent.com repo:acme/triage:ref:refs/heads/main"}
+	setBindings(h.cfg, bot, oidc)
+	h.restart()
+	if u := identityUpdates(t, h.entriesOfType("identity.updated"), bot); len(u) != 1 || u[0]["oidc"] != oidc.OIDC {
+		t.Fatalf("the bot's workload binding: identity.updated entries %v", u)
+	}
+	if _, err := h.Svc.DisableAgent(h.ctx, h.id(alice), bot, "rotating"); err != nil {
+		t.Fatal(err)
+	}
+	es := h.entriesOfType("identity.disabled")
+	if d := entryData(t, es[len(es)-1]); d["oidc"] != oidc.OIDC {
+		t.Errorf("identity.disabled states %v, want oidc %q", d, oidc.OIDC)
+	}
+	size = identityEntries(h)
+	h.restart()
+	if identityEntries(h) != size {
+		t.Fatalf("a start after a disable wrote %d entries", identityEntries(h)-size)
+	}
+	h.checkReview(t)
+}
+
+// identityEntries counts the log's identity.* entries.
+func identityEntries(h *harness) int {
+	return len(h.entriesOfType("identity.added")) + len(h.entriesOfType("identity.updated")) + len(h.entriesOfType("identity.disabled"))
 }

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // The identity counterparts of replicas_reread_test.go: a disable (or any
@@ -187,4 +189,47 @@ func TestReplicasDisableVersusIdentityNoticeInFlight(t *testing.T) {
 	if _, ok := b.dir.Authenticate(key); ok {
 		t.Fatal("B authenticates the agent it disabled itself")
 	}
+}
+
+// TestReplicasBindingChangeLoggedOnce: replicas read the same airlock.yaml
+// at their starts. A change of alice's Slack member id is one
+// identity.updated entry however many replicas start on the edited file,
+// at once or one after another (each compares the file with the row the
+// first one wrote, in the transaction that would write the entry), and the
+// others' directories learn the new bindings. The state check of audit
+// verify then finds the rows as the log states them.
+func TestReplicasBindingChangeLoggedOnce(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	updates := func() []map[string]any {
+		t.Helper()
+		es, err := rs.r[0].st.LogEntries(rs.ctx, store.LogFilter{Type: "identity.updated"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return identityUpdates(t, es, alice)
+	}
+	setBindings(rs.cfg, alice, &model.Bindings{Email: "alice@example.com", SlackUser: "U0MALLORY"})
+	var wg sync.WaitGroup
+	errs := make(chan error, len(rs.r))
+	for _, r := range rs.r {
+		wg.Go(func() { errs <- r.svc.SyncIdentities(rs.ctx, rs.cfg) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs.restart(1, clock.Real)
+	if u := updates(); len(u) != 1 || u[0]["slack_user"] != "U0MALLORY" {
+		t.Fatalf("three replicas syncing and one restarting on the edited file: identity.updated entries for alice %v, want one", u)
+	}
+	for _, r := range rs.r {
+		waitFor(t, r.name+" to know alice's new bindings", func() bool {
+			id, ok := r.dir.Lookup(alice)
+			return ok && id.Bindings != nil && id.Bindings.SlackUser == "U0MALLORY"
+		})
+	}
+	checkStoreRows(t, rs.ctx, rs.r[0].st)
 }

@@ -43,6 +43,23 @@ type Identity struct {
 	// workload token binding. The API fills it from the running
 	// configuration when it shows an identity; it is never stored.
 	AuthMethods []string `json:"auth_methods,omitempty"`
+	// Bindings are the other ways airlock.yaml lets one act as this
+	// configured identity, as its newest identity.* entry recorded them.
+	// They are stored so that a start compares the file with one row per
+	// identity (not with the log) to find a change it must log. nil when
+	// no entry recorded any: agents added through the API, and identities
+	// last written before entries stated them.
+	Bindings *Bindings `json:"-"`
+}
+
+// Bindings are how a configured identity is acted as other than with its
+// API key: a person's email (console SSO sign-in) and Slack member id
+// (Approve/Deny clicks), an agent's workload token binding
+// (workload.Binding.Describe). "" is none.
+type Bindings struct {
+	Email     string `json:"email"`
+	SlackUser string `json:"slack_user"`
+	OIDC      string `json:"oidc"`
 }
 
 // Instance is what tells one running copy of a client from another: its

@@ -61,6 +61,11 @@ type identityEntry struct {
 	Disabled  *bool               `json:"disabled"`
 	KeySHA256 *string             `json:"key_sha256"`
 	KeyPrefix *string             `json:"key_sha256_prefix"`
+	// The bindings, stated by configured identities' entries written
+	// since December 2026 (all three or none).
+	Email     *string `json:"email"`
+	SlackUser *string `json:"slack_user"`
+	OIDC      *string `json:"oidc"`
 }
 
 func (d *Deriver) applyIdentity(p Parsed) error {
@@ -102,6 +107,9 @@ func (d *Deriver) applyIdentity(p Parsed) error {
 	}
 	di.id = model.Identity{Name: in.Name, Kind: *in.Kind, Owner: *in.Owner, Groups: groups,
 		Source: *in.Source, Disabled: *in.Disabled, CreatedBy: createdBy}
+	if in.Email != nil && in.SlackUser != nil && in.OIDC != nil {
+		di.id.Bindings = &model.Bindings{Email: *in.Email, SlackUser: *in.SlackUser, OIDC: *in.OIDC}
+	}
 	if in.KeySHA256 != nil {
 		di.id.KeySHA256, di.keyFull = *in.KeySHA256, true
 	} else {
@@ -152,7 +160,18 @@ func identityChanges(a model.Identity, aFull bool, b model.Identity, bFull bool)
 	if ka != kb {
 		out = append(out, "key_sha256")
 	}
+	if bindingsText(a.Bindings) != bindingsText(b.Bindings) {
+		out = append(out, "bindings")
+	}
 	return out
+}
+
+// bindingsText shows an identity's bindings in a finding.
+func bindingsText(b *model.Bindings) string {
+	if b == nil {
+		return "none recorded"
+	}
+	return fmt.Sprintf("email %q, slack_user %q, oidc %q", b.Email, b.SlackUser, b.OIDC)
 }
 
 // IdentityNames returns the names of every identity the log records.
@@ -198,6 +217,9 @@ func IdentityDiffs(d *Deriver, id model.Identity) []string {
 	}
 	if di.added {
 		str("created_by", id.CreatedBy, lg.CreatedBy)
+	}
+	if sb, lb := bindingsText(id.Bindings), bindingsText(lg.Bindings); sb != lb {
+		out = append(out, fmt.Sprintf("identity %s: bindings are %s, log says %s", id.Name, sb, lb))
 	}
 	switch {
 	case di.keyFull && id.KeySHA256 != lg.KeySHA256 && keyPrefix(id.KeySHA256) == keyPrefix(lg.KeySHA256):

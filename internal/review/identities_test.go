@@ -114,3 +114,49 @@ func TestIdentityDiffs(t *testing.T) {
 		t.Errorf("IdentityNames %q", names)
 	}
 }
+
+// TestIdentityBindingDiffs: a configured identity's row keeps the bindings
+// (email, slack_user, oidc) its newest entry states, so that a start
+// compares the file with rows; the state check compares them as it does
+// the key hash. A row rebound in the database (alice's Slack member id set
+// to mallory's, so that mallory's clicks approve as alice until the next
+// start) is a finding; entries that state none (written before they did)
+// check that the row records none.
+func TestIdentityBindingDiffs(t *testing.T) {
+	base := `{"name":"alice","kind":"human","owner":"","groups":null,"source":"config","disabled":false,"key_sha256":"` + hashA + `"`
+	stated := base + `,"email":"alice@example.com","slack_user":"U024BE7LH","oidc":""}`
+	alice := model.Identity{Name: "alice", Kind: model.Human, KeySHA256: hashA, Source: "config", CreatedBy: "config",
+		Bindings: &model.Bindings{Email: "alice@example.com", SlackUser: "U024BE7LH"}}
+	derive := func(data string) *review.Deriver {
+		t.Helper()
+		d := review.NewDeriver()
+		if err := d.Add(identityEntry(0, "identity.added", "config", data)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	rebound := alice
+	rebound.Bindings = &model.Bindings{Email: "alice@example.com", SlackUser: "U0MALLORY"}
+	none := alice
+	none.Bindings = nil
+	for _, tc := range []struct {
+		name string
+		data string
+		row  model.Identity
+		want string
+	}{
+		{"as logged", stated, alice, ""},
+		{"rebound in the database", stated, rebound, `identity alice: bindings are email "alice@example.com", slack_user "U0MALLORY", oidc "", log says email "alice@example.com", slack_user "U024BE7LH", oidc ""`},
+		{"cleared in the database", stated, none, `identity alice: bindings are none recorded, log says email "alice@example.com", slack_user "U024BE7LH", oidc ""`},
+		{"entry before bindings, row without", base + `}`, none, ""},
+		{"entry before bindings, row with", base + `}`, alice, `identity alice: bindings are email "alice@example.com", slack_user "U024BE7LH", oidc "", log says none recorded`},
+	} {
+		got := review.IdentityDiffs(derive(tc.data), tc.row)
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s: %q, want none", tc.name, got)
+		case tc.want != "" && (len(got) != 1 || got[0] != tc.want):
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

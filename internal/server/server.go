@@ -167,7 +167,11 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	}
 	var ids []model.Identity
 	for _, id := range cfg.Identities {
-		ids = append(ids, model.Identity{Name: id.Name, Kind: model.IdentityKind(id.Kind), Owner: id.Owner, Groups: id.Groups, KeySHA256: id.KeySHA256})
+		b := &model.Bindings{Email: id.Email, SlackUser: id.SlackUser}
+		if id.OIDC != nil {
+			b.OIDC = workload.Binding{Identity: id.Name, Issuer: id.OIDC.Issuer, Subject: id.OIDC.Subject, Claims: id.OIDC.Claims}.Describe()
+		}
+		ids = append(ids, model.Identity{Name: id.Name, Kind: model.IdentityKind(id.Kind), Owner: id.Owner, Groups: id.Groups, KeySHA256: id.KeySHA256, Bindings: b})
 	}
 	if err := s.Service.SyncIdentities(ctx, ids); err != nil {
 		return nil, fmt.Errorf("loading identities: %w", err)

@@ -21,21 +21,7 @@ func TestOpenSessions(t *testing.T) {
 	ctx := t.Context()
 	// A database at schema version 6, with one open and one ended session
 	// and 20,000 ended ones, as the rows an earlier Airlock wrote.
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE TABLE "+migrationsTable+" (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 6; v++ {
-		if _, err := conn.Exec(ctx, migrations[v-1]); err != nil {
-			t.Fatalf("migration %d: %v", v, err)
-		}
-		if _, err := conn.Exec(ctx, "INSERT INTO "+migrationsTable+" (version) VALUES ($1)", v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn := atVersion(t, dsn, 6)
 	start := time.Unix(1700000000, 0).UTC()
 	old := []model.Session{
 		{ID: "s_open", GrantID: "g_1", Client: `"ended_at":"x"`, StartedAt: start, Calls: 2},
@@ -141,4 +127,28 @@ func TestOpenSessions(t *testing.T) {
 	if diffs, err := s.IndexDiffs(ctx); err != nil || len(diffs) != 1 || !strings.Contains(diffs[0], "s_ended") {
 		t.Fatalf("IndexDiffs after the open column was changed: %v %v", diffs, err)
 	}
+}
+
+// atVersion migrates the empty database dsn to schema version v, as an
+// earlier Airlock left it, and returns a connection to it for the caller
+// to add rows and close.
+func atVersion(t *testing.T, dsn string, v int) *pgx.Conn {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+migrationsTable+" (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= v; i++ {
+		if _, err := conn.Exec(ctx, migrations[i-1]); err != nil {
+			t.Fatalf("migration %d: %v", i, err)
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO "+migrationsTable+" (version) VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conn
 }

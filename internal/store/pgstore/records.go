@@ -207,8 +207,10 @@ func decodeSession(rec []byte) (model.Session, error) {
 // identityRow is an identity as stored.
 type identityRow struct {
 	name, kind, owner, groups, key, source, createdBy string
-	disabled                                          bool
-	createdAt                                         *int64
+	// bindings is the JSON of model.Bindings, "" for nil.
+	bindings  string
+	disabled  bool
+	createdAt *int64
 }
 
 func encodeIdentity(id model.Identity) (identityRow, error) {
@@ -230,14 +232,22 @@ func encodeIdentity(id model.Identity) (identityRow, error) {
 	if err != nil {
 		return identityRow{}, fmt.Errorf("encode identity %q groups: %w", id.Name, err)
 	}
+	var bj string
+	if id.Bindings != nil {
+		b, err := json.Marshal(id.Bindings)
+		if err != nil {
+			return identityRow{}, fmt.Errorf("encode identity %q bindings: %w", id.Name, err)
+		}
+		bj = string(b)
+	}
 	return identityRow{
 		name: id.Name, kind: string(id.Kind), owner: id.Owner, groups: string(gj),
 		key: id.KeySHA256, source: id.Source, createdBy: id.CreatedBy,
-		disabled: id.Disabled, createdAt: created,
+		disabled: id.Disabled, createdAt: created, bindings: bj,
 	}, nil
 }
 
-const identityCols = "name, kind, owner, groups_json, key_sha256, source, disabled, created_at, created_by"
+const identityCols = "name, kind, owner, groups_json, key_sha256, source, disabled, created_at, created_by, bindings_json"
 
 func scanIdentity(sc interface{ Scan(...any) error }) (model.Identity, error) {
 	var (
@@ -245,8 +255,9 @@ func scanIdentity(sc interface{ Scan(...any) error }) (model.Identity, error) {
 		kind    string
 		groups  string
 		created *int64
+		binds   string
 	)
-	if err := sc.Scan(&id.Name, &kind, &id.Owner, &groups, &id.KeySHA256, &id.Source, &id.Disabled, &created, &id.CreatedBy); err != nil {
+	if err := sc.Scan(&id.Name, &kind, &id.Owner, &groups, &id.KeySHA256, &id.Source, &id.Disabled, &created, &id.CreatedBy, &binds); err != nil {
 		return model.Identity{}, err
 	}
 	id.Kind = model.IdentityKind(kind)
@@ -256,6 +267,12 @@ func scanIdentity(sc interface{ Scan(...any) error }) (model.Identity, error) {
 	}
 	if len(id.Groups) == 0 {
 		id.Groups = nil
+	}
+	if binds != "" {
+		id.Bindings = new(model.Bindings)
+		if err := json.Unmarshal([]byte(binds), id.Bindings); err != nil {
+			return model.Identity{}, fmt.Errorf("decode identity %q bindings: %w", id.Name, err)
+		}
 	}
 	return id, nil
 }

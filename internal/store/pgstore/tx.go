@@ -86,11 +86,12 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
 			groups_json = excluded.groups_json, key_sha256 = excluded.key_sha256,
 			source = excluded.source, disabled = excluded.disabled,
-			created_at = excluded.created_at, created_by = excluded.created_by`
+			created_at = excluded.created_at, created_by = excluded.created_by,
+			bindings_json = excluded.bindings_json`
 	// insertLogSQL inserts any number of rows in one statement (and one
 	// cached plan) from parallel arrays.
 	insertLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash)
@@ -262,7 +263,7 @@ func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
 		return fmt.Errorf("pgstore: put identity: %w", err)
 	}
 	if _, err := t.tx.Exec(ctx, putIdentitySQL, r.name, r.kind, r.owner, r.groups, r.key, r.source,
-		r.disabled, r.createdAt, r.createdBy); err != nil {
+		r.disabled, r.createdAt, r.createdBy, r.bindings); err != nil {
 		return fmt.Errorf("pgstore: put identity %q: %w", id.Name, err)
 	}
 	return nil

@@ -90,6 +90,13 @@ func OpenReadOnly(ctx context.Context, path string) (_ *Store, cleanup func(), e
 		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	s.noSessionRuns, s.noGrantRuns = sessionRuns == 0, grantRuns == 0
+	var bindings int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('identities') WHERE name = 'bindings_json'`).Scan(&bindings); err != nil {
+		s.Close()
+		cleanup()
+		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	s.noBindings = bindings == 0
 	return s, cleanup, nil
 }
 

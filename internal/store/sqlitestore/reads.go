@@ -17,12 +17,21 @@ import (
 
 // Identity returns one identity by name.
 func (s *Store) Identity(ctx context.Context, name string) (model.Identity, error) {
-	return getIdentity(ctx, s.r, name)
+	return getIdentity(ctx, s.r, s.identitySelect(), name)
+}
+
+// identitySelect is the identities' columns to select: identityCols, or
+// for a database read before their bindings column, none recorded.
+func (s *Store) identitySelect() string {
+	if s.noBindings {
+		return identityColsBefore7 + ", ''"
+	}
+	return identityCols
 }
 
 // Identities returns every identity, ordered by name.
 func (s *Store) Identities(ctx context.Context) ([]model.Identity, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+identityCols+" FROM identities ORDER BY name")
+	rows, err := s.r.QueryContext(ctx, "SELECT "+s.identitySelect()+" FROM identities ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list identities: %w", err)
 	}
@@ -41,8 +50,8 @@ func (s *Store) Identities(ctx context.Context) ([]model.Identity, error) {
 	return out, nil
 }
 
-func getIdentity(ctx context.Context, q querier, name string) (model.Identity, error) {
-	id, err := scanIdentity(q.QueryRowContext(ctx, "SELECT "+identityCols+" FROM identities WHERE name = ?", name))
+func getIdentity(ctx context.Context, q querier, cols, name string) (model.Identity, error) {
+	id, err := scanIdentity(q.QueryRowContext(ctx, "SELECT "+cols+" FROM identities WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.Identity{}, fmt.Errorf("sqlitestore: identity %q: %w", name, store.ErrNotFound)
 	}

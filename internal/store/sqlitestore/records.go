@@ -165,8 +165,10 @@ func decodeSession(rec []byte) (model.Session, error) {
 // identityRow is an identity as stored.
 type identityRow struct {
 	name, kind, owner, groups, key, source, createdBy string
-	disabled                                          bool
-	createdAt                                         sql.NullInt64
+	// bindings is the JSON of model.Bindings, "" for nil.
+	bindings  string
+	disabled  bool
+	createdAt sql.NullInt64
 }
 
 func encodeIdentity(id model.Identity) (identityRow, error) {
@@ -185,14 +187,26 @@ func encodeIdentity(id model.Identity) (identityRow, error) {
 	if err != nil {
 		return identityRow{}, fmt.Errorf("encode identity %q groups: %w", id.Name, err)
 	}
+	var bj string
+	if id.Bindings != nil {
+		b, err := json.Marshal(id.Bindings)
+		if err != nil {
+			return identityRow{}, fmt.Errorf("encode identity %q bindings: %w", id.Name, err)
+		}
+		bj = string(b)
+	}
 	return identityRow{
 		name: id.Name, kind: string(id.Kind), owner: id.Owner, groups: string(gj),
 		key: id.KeySHA256, source: id.Source, createdBy: id.CreatedBy,
-		disabled: id.Disabled, createdAt: created,
+		disabled: id.Disabled, createdAt: created, bindings: bj,
 	}, nil
 }
 
-const identityCols = "name, kind, owner, groups_json, key_sha256, source, disabled, created_at, created_by"
+// identityColsBefore7 are the identities' columns before schema version 7
+// added bindings_json.
+const identityColsBefore7 = "name, kind, owner, groups_json, key_sha256, source, disabled, created_at, created_by"
+
+const identityCols = identityColsBefore7 + ", bindings_json"
 
 func scanIdentity(sc interface{ Scan(...any) error }) (model.Identity, error) {
 	var (
@@ -200,8 +214,9 @@ func scanIdentity(sc interface{ Scan(...any) error }) (model.Identity, error) {
 		kind    string
 		groups  string
 		created sql.NullInt64
+		binds   string
 	)
-	if err := sc.Scan(&id.Name, &kind, &id.Owner, &groups, &id.KeySHA256, &id.Source, &id.Disabled, &created, &id.CreatedBy); err != nil {
+	if err := sc.Scan(&id.Name, &kind, &id.Owner, &groups, &id.KeySHA256, &id.Source, &id.Disabled, &created, &id.CreatedBy, &binds); err != nil {
 		return model.Identity{}, err
 	}
 	id.Kind = model.IdentityKind(kind)
@@ -211,6 +226,12 @@ func scanIdentity(sc interface{ Scan(...any) error }) (model.Identity, error) {
 	}
 	if len(id.Groups) == 0 {
 		id.Groups = nil
+	}
+	if binds != "" {
+		id.Bindings = new(model.Bindings)
+		if err := json.Unmarshal([]byte(binds), id.Bindings); err != nil {
+			return model.Identity{}, fmt.Errorf("decode identity %q bindings: %w", id.Name, err)
+		}
 	}
 	return id, nil
 }

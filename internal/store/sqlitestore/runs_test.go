@@ -150,6 +150,7 @@ func TestSessionRunsMigration(t *testing.T) {
 		`DROP INDEX log_entries_findings`,
 		`DROP INDEX sessions_open`,
 		`DROP TABLE integration_actions`,
+		`ALTER TABLE identities DROP COLUMN bindings_json`,
 		`CREATE INDEX log_entries_grant ON log_entries(grant_id)`,
 		`CREATE INDEX log_entries_session ON log_entries(session_id)`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,

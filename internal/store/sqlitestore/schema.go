@@ -175,6 +175,15 @@ CREATE TABLE integration_actions (
 ) WITHOUT ROWID;
 CREATE INDEX integration_actions_expires ON integration_actions(expires);
 `,
+	// 7: a configured identity's bindings other than its key (email,
+	// slack_user, oidc: model.Bindings as JSON), as its newest identity.*
+	// entry recorded them, so that a start finds a change in airlock.yaml
+	// by comparing one row per identity rather than reading the log. ''
+	// is none recorded: every existing row, as no entry before this
+	// version stated them.
+	`
+ALTER TABLE identities ADD COLUMN bindings_json TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

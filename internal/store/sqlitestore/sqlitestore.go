@@ -132,6 +132,10 @@ type Store struct {
 	// read-only from before the log's session runs (schema version 2) or
 	// grant runs (3): see OpenReadOnly.
 	noSessionRuns, noGrantRuns bool
+	// noBindings is set for a database opened read-only from before the
+	// identities' bindings column (schema version 7): its rows read as
+	// recording none, as every row then did.
+	noBindings bool
 }
 
 var _ store.Store = (*Store)(nil)

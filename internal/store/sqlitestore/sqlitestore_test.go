@@ -538,3 +538,45 @@ func TestAppendLogSizes(t *testing.T) {
 		t.Fatalf("LogSize = %d, %v; want %d", size, err, seq)
 	}
 }
+
+// TestIdentityBindingsMigration: migration 7 gives the identities a
+// bindings column; a row written before it has none recorded (nil, as no
+// entry then stated them). (The conformance tests round-trip bindings.)
+func TestIdentityBindingsMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "airlock.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The database as schema version 6 left it, with one identity.
+	for _, q := range []string{
+		`ALTER TABLE identities DROP COLUMN bindings_json`,
+		`DELETE FROM schema_migrations WHERE version >= 7`,
+		`INSERT INTO identities (name, kind, source) VALUES ('alice', 'human', 'config')`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	// Read-only (audit verify), it is read as it is: no bindings recorded.
+	ro, cleanup, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := ro.Identities(ctx); err != nil || len(ids) != 1 || ids[0].Bindings != nil {
+		t.Fatalf("read-only before migration 7: %+v (%v)", ids, err)
+	}
+	ro.Close()
+	cleanup()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open (migration 7): %v", err)
+	}
+	defer s.Close()
+	id, err := s.Identity(ctx, "alice")
+	if err != nil || id.Bindings != nil {
+		t.Fatalf("alice after the migration: %+v (%v), want no bindings recorded", id, err)
+	}
+}

@@ -55,11 +55,12 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
 			groups_json = excluded.groups_json, key_sha256 = excluded.key_sha256,
 			source = excluded.source, disabled = excluded.disabled,
-			created_at = excluded.created_at, created_by = excluded.created_by`
+			created_at = excluded.created_at, created_by = excluded.created_by,
+			bindings_json = excluded.bindings_json`
 	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
 	// A run already there (a log truncated and written again) is widened:
 	// a run may cover more than its session's entries, never fewer.
@@ -262,7 +263,7 @@ func (t *Tx) Identity(ctx context.Context, name string) (model.Identity, error) 
 	if err := t.usable(); err != nil {
 		return model.Identity{}, err
 	}
-	id, err := getIdentity(ctx, t.tx, name)
+	id, err := getIdentity(ctx, t.tx, identityCols, name)
 	if !errors.Is(err, store.ErrNotFound) {
 		t.check(err)
 	}
@@ -279,7 +280,7 @@ func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
 		return fmt.Errorf("sqlitestore: put identity: %w", err)
 	}
 	if _, err := t.exec(ctx, putIdentitySQL, r.name, r.kind, r.owner, r.groups, r.key, r.source,
-		r.disabled, r.createdAt, r.createdBy); err != nil {
+		r.disabled, r.createdAt, r.createdBy, r.bindings); err != nil {
 		return fmt.Errorf("sqlitestore: put identity %q: %w", id.Name, err)
 	}
 	return nil

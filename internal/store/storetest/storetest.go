@@ -78,6 +78,7 @@ func testIdentities(t *testing.T, s store.Store) {
 	alice := model.Identity{
 		Name: "alice", Kind: model.Human, Groups: []string{"sre-leads"},
 		KeySHA256: strings.Repeat("cd", 32), Source: "config",
+		Bindings: &model.Bindings{Email: "alice@example.com", SlackUser: "U024BE7LH"},
 	}
 	bare := model.Identity{Name: "zed", Kind: model.Human}
 	write(t, s, func(ctx context.Context, tx store.Tx) {
@@ -101,6 +102,8 @@ func testIdentities(t *testing.T, s store.Store) {
 	bot.Disabled = true
 	bot.KeySHA256 = strings.Repeat("ef", 32)
 	bot.Groups = nil
+	// and record bindings for it: the row keeps them (nil is none recorded).
+	bot.Bindings = &model.Bindings{OIDC: "oidc:https://token.example repo:acme/x"}
 	write(t, s, func(ctx context.Context, tx store.Tx) {
 		must(t, tx.PutIdentity(ctx, bot), "PutIdentity (update)")
 	})

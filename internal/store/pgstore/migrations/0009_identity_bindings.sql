@@ -1,0 +1,11 @@
+-- Airlock schema version 9: a configured identity's bindings other than its key.
+--
+-- Who can act as a configured identity is decided by its key hash and by
+-- what airlock.yaml binds to it: a person's email (console SSO) and Slack
+-- member id, an agent's workload token binding. A change of those between
+-- two starts reached no log entry. Each identity.* entry now states them,
+-- and the row keeps what its newest entry stated (model.Bindings as JSON),
+-- so that a start finds a change by comparing one row per identity rather
+-- than reading the log. '' is none recorded: every existing row, as no
+-- entry before this version stated them.
+ALTER TABLE identities ADD COLUMN bindings_json text NOT NULL DEFAULT '';
