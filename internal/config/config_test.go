@@ -346,6 +346,10 @@ grants:
 			{"airlock.yaml:4:17: grants.max_duration", `duration must be positive, got "0s"`},
 			{"airlock.yaml:5:20: grants.pending_timeout", `duration must be positive, got "-5m"`},
 		}},
+		{"findings window below the gateways' activity interval", `data_dir: d
+policies: policies
+findings_window: 30s
+`, []loc{{"airlock.yaml:3:18: findings_window", `must be at least 2m0s, got "30s"`}}},
 		{"non-boolean", `data_dir: d
 policies: policies
 grants:

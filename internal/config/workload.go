@@ -43,6 +43,12 @@ const (
 	// DefaultFindingsWindow is how long an instance of an identity counts
 	// as active for the shared-identity finding.
 	DefaultFindingsWindow = 10 * time.Minute
+	// MinFindingsWindow is the shortest findings window: a gateway session
+	// shows its instance active once a minute while its calls go on
+	// (sessions.Recorder's ActiveEvery), so in a shorter window an instance
+	// working only through a gateway would drop out between two showings,
+	// and a second instance of the identity would then go unseen.
+	MinFindingsWindow = 2 * time.Minute
 )
 
 // Window is the findings window, DefaultFindingsWindow unless set.
@@ -136,6 +142,9 @@ func (d *decoder) checkIssuerURL(raw, path string) {
 }
 
 func (d *decoder) validateWorkload(c *Config) {
+	if w := c.FindingsWindow.Duration; w > 0 && w < MinFindingsWindow {
+		d.errorf("findings_window", "must be at least %s, got %q: a gateway session shows its instance active once a minute, so in a shorter window an agent working only through a gateway would drop out between two showings and a second instance of its identity would go unseen", MinFindingsWindow, w)
+	}
 	issuers := map[string]string{}
 	for i := range c.OIDC {
 		is := &c.OIDC[i]
