@@ -165,10 +165,13 @@ func (g *Gateway) takeIdle(st *grantState, key string) *pgconn.HijackedConn {
 }
 
 // putIdle keeps nc in st's pool, or closes it if the grant has ended, the
-// gateway is closing or the pool is full.
+// gateway is closing, the pool is full, or keeping it would leave the
+// grant more backends than max_sessions_per_grant (its sessions, the one
+// ending included, the logins admitted and the kept connections).
 func (g *Gateway) putIdle(st *grantState, e *idleUpstream) {
 	st.mu.Lock()
-	if st.ended || st.idleClosed || len(st.idle) >= g.maxIdle {
+	max := st.t.MaxSessionsPerGrant
+	if st.ended || st.idleClosed || len(st.idle) >= g.maxIdle || max >= 0 && len(st.sessions)+st.admitting+len(st.idle) > max {
 		st.mu.Unlock()
 		e.nc.Close()
 		return
@@ -176,6 +179,26 @@ func (g *Gateway) putIdle(st *grantState, e *idleUpstream) {
 	st.idle = append(st.idle, e)
 	e.timer = g.o.Clock.AfterFunc(g.idleTTL, func() { st.dropIdle(e) })
 	st.mu.Unlock()
+}
+
+// makeRoom closes the grant's oldest kept connection if a new upstream
+// login would otherwise leave the grant more backends than
+// max_sessions_per_grant: kept connections of other startup parameters
+// must not hold slots a session needs. The login's own session is counted
+// in st.sessions.
+func (st *grantState) makeRoom() {
+	max := st.t.MaxSessionsPerGrant
+	st.mu.Lock()
+	var e *idleUpstream
+	if max >= 0 && len(st.idle) > 0 && len(st.sessions)+st.admitting+len(st.idle) > max {
+		e = st.idle[0]
+		st.idle = st.idle[1:]
+	}
+	st.mu.Unlock()
+	if e != nil {
+		e.timer.Stop()
+		e.nc.Close()
+	}
 }
 
 // dropIdle closes e if it is still in st's pool (its time is up).

@@ -342,3 +342,48 @@ func TestParkedSessionsUpstreamKept(t *testing.T) {
 	e.waitSessionsEnded(g)
 	waitFDs(t, base)
 }
+
+// Kept connections count against max_sessions_per_grant with the grant's
+// sessions: a grant never holds more backends than it allows, whether a
+// session ends (its connection is kept only if there is room) or a login
+// needs a backend of other startup parameters (a kept one makes way).
+func TestKeptUpstreamsWithinTheGrantsBound(t *testing.T) {
+	e := capEnv(t, 2)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	ctx := ctxT(t, 60*time.Second)
+	waitBackends := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for backends(t, adm, g) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the grant's role has %d backends, want %d", backends(t, adm, g), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	s1 := e.connect(g, "&application_name=alpha")
+	s2 := e.connect(g, "&application_name=alpha")
+	backendPID(t, s1)
+	backendPID(t, s2)
+	if err := s1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	waitBackends(2)
+	// Another application name: the kept alpha connection makes way.
+	s3 := e.connect(g, "&application_name=beta")
+	backendPID(t, s3)
+	if n := len(e.idleUpstreams(g)); n != 0 {
+		t.Errorf("the pool keeps %d connections beside 2 sessions of a grant allowed 2", n)
+	}
+	waitBackends(2)
+	// Both end: one is kept, then the other too (no session is left).
+	for _, c := range []*pgx.Conn{s2, s3} {
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitIdle(g, 2)
+	waitBackends(2)
+}

@@ -360,6 +360,7 @@ func (c *conn) openUpstream(st *grantState, params map[string]string) (net.Conn,
 	key := upstreamKey(role, runtime)
 	hc := c.gw.takeIdle(st, key) // reuse.go
 	if hc == nil {
+		st.makeRoom()
 		hc, err = c.connectUpstream(role, runtime)
 		if err == nil {
 			hc.Conn = c.gw.park.Wrap(hc.Conn)
