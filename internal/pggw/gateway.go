@@ -184,6 +184,8 @@ type grantState struct {
 	// set once it keeps no more (reuse.go).
 	idle       []*idleUpstream
 	idleClosed bool
+	// resets holds the timers of the sessions' resets under way.
+	resets map[*conn]clock.Timer
 }
 
 const (

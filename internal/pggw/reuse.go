@@ -285,7 +285,16 @@ func (c *conn) startReset() bool {
 		c.failReset()
 		return true
 	}
-	c.gw.o.Clock.AfterFunc(resetTimeout, c.failReset)
+	t := c.gw.o.Clock.AfterFunc(resetTimeout, c.failReset)
+	// Held by the grant, not the session (whose struct has no room), and
+	// stopped once both relay loops have ended (kept): a timer left to
+	// fire would hold the ended session's objects for resetTimeout.
+	c.st.mu.Lock()
+	if c.st.resets == nil {
+		c.st.resets = map[*conn]clock.Timer{}
+	}
+	c.st.resets[c] = t
+	c.st.mu.Unlock()
 	return true
 }
 
@@ -367,12 +376,19 @@ func (c *conn) kept() (*upstreamInfo, *cancelKey) {
 		c.reuse = reuseFailed
 	}
 	c.wmu.Unlock()
-	if state != reuseKept {
+	if state == reuseNone {
 		return nil, nil
 	}
 	c.st.mu.Lock()
+	if t := c.st.resets[c]; t != nil {
+		t.Stop()
+		delete(c.st.resets, c)
+	}
 	ui := c.st.sessions[c]
 	c.st.mu.Unlock()
+	if state != reuseKept {
+		return nil, nil
+	}
 	k := c.gw.keys.get(c.key)
 	if ui == nil || k == nil {
 		c.wmu.Lock()

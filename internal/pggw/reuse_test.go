@@ -387,3 +387,25 @@ func TestKeptUpstreamsWithinTheGrantsBound(t *testing.T) {
 	e.waitIdle(g, 2)
 	waitBackends(2)
 }
+
+// A reset that completed leaves no timer behind: each would hold its ended
+// session for the reset's timeout.
+func TestResetTimersStopped(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) { o.Clock = fake })
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 60*time.Second)
+	for range 6 {
+		c := e.connect(g, "")
+		backendPID(t, c)
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.waitIdle(g, 1)
+		e.waitSessionsEnded(g)
+	}
+	// The grant's expiry timer and the kept connection's.
+	if n := fake.Pending(); n > 2 {
+		t.Errorf("%d timers pending after 6 sessions ended, want at most 2", n)
+	}
+}
