@@ -597,6 +597,10 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 func known(q map[string][]string, keys ...string) error {
 	for k := range q {
 		if !slices.Contains(keys, k) {
+			if k == "" {
+				// "?=x" or "?&": the error must still name what to fix.
+				return apierr.Invalid("query", "a query parameter has an empty name")
+			}
 			if len(keys) == 0 {
 				return apierr.Invalid(k, "unknown query parameter; this route takes none")
 			}
