@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -409,6 +410,34 @@ func TestSelfApprovalRefused(t *testing.T) {
 	}
 	if g := e.grant(own.ID); g.Status != model.Pending {
 		t.Fatalf("self-approved: %s", g.Status)
+	}
+	// So is deciding one's own grant otherwise (a revoke).
+	if r := b.post("/console/grants/"+own.ID+"/revoke", url.Values{"csrf": {b.csrf}, "reason": {"mine"}}); r.status != http.StatusForbidden {
+		t.Fatalf("revoking her own: %d %s", r.status, r.body)
+	}
+	// Both attempts are in the log, on the grant, as made in the console.
+	hist, err := e.srv.Service.History(context.Background(), e.identity("alice"), own.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, en := range hist {
+		if en.Type != grants.RefusedDecisionType {
+			continue
+		}
+		var d struct {
+			Actor string `json:"actor"`
+			Data  struct {
+				Action, Via string
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(en.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d.Actor+" "+d.Data.Action+" via "+d.Data.Via)
+	}
+	if want := []string{"alice approve via console", "alice revoke via console"}; !slices.Equal(got, want) {
+		t.Errorf("refused decisions recorded: %q, want %q", got, want)
 	}
 }
 

@@ -236,7 +236,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, u who) {
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, u who) {
 	id := r.PathValue("id")
-	if _, err := h.svc.Revoke(r.Context(), decider(r, u), id, r.PostFormValue("reason")); err != nil {
+	if _, err := h.svc.Revoke(grants.WithChannel(r.Context(), "console", ""), decider(r, u), id, r.PostFormValue("reason")); err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}

@@ -456,7 +456,7 @@ func (s *Service) getForDecision(ctx context.Context, caller model.Identity, id,
 // Approve activates a pending grant on a permitted person's say-so.
 func (s *Service) Approve(ctx context.Context, caller model.Identity, id, comment string) (model.Grant, error) {
 	gen := s.rep.rereads.Load()
-	return s.decidePending(ctx, caller, id, "approve", "comment", comment, false,
+	out, err := s.decidePending(ctx, caller, id, "approve", "comment", comment, false,
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			s.activate(g, a.At)
 			return []auditlog.Event{
@@ -469,11 +469,12 @@ func (s *Service) Approve(ctx context.Context, caller model.Identity, id, commen
 			s.recheck(ctx, out.ID, gen)
 			s.logger.Info("grant approved", "grant", id, "approver", caller.Name)
 		})
+	return out, s.refusedDecision(ctx, caller, "approve", id, err)
 }
 
 // Deny refuses a pending grant.
 func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
-	return s.decidePending(ctx, caller, id, "deny", "reason", reason, true,
+	out, err := s.decidePending(ctx, caller, id, "deny", "reason", reason, true,
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			g.Status, g.EndedAt = model.Denied, a.At
 			g.EndReason, g.EndedBy, g.EndComment = "denied", caller.Name, a.Comment
@@ -483,6 +484,7 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 			return []auditlog.Event{fromCaller(ev, caller)}
 		},
 		func(model.Grant) { s.notify(id) })
+	return out, s.refusedDecision(ctx, caller, "deny", id, err)
 }
 
 // decidePending runs a person's decision on a pending grant: the text
@@ -581,7 +583,7 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
 	out, err := s.revoke(ctx, caller, id, reason)
 	if err != nil {
-		return out, err
+		return out, s.refusedDecision(ctx, caller, "revoke", id, err)
 	}
 	// Not cut short by the caller going away (a Ctrl-C) once the revoke
 	// is recorded.

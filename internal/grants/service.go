@@ -243,6 +243,9 @@ type Service struct {
 	// sight are the agents' instances told to the other replicas
 	// (findingsync.go).
 	sight sightings
+	// refusals bounds the refused decisions written to the log
+	// (refusals.go).
+	refusals refusalLimiter
 }
 
 // New returns a Service. Call Start before serving.
