@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -531,6 +532,26 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 		if !now.Before(g.DecideBy) {
 			// A decision must never resurrect or settle an overdue request.
 			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
+		}
+		// The person deciding, as the store holds them in the transaction
+		// that records the decision: caller is what this replica's
+		// directory said at sign-in, and a person removed from the
+		// configuration (disabled) or moved out of the approvers' group
+		// by another replica's restart is not known here until its
+		// notice arrives (or its listener reconnects). Until then the
+		// person kept deciding here, with their old groups.
+		if cur, err := tx.Identity(ctx, caller.Name); err == nil {
+			if cur.Disabled {
+				return nil, apierr.Forbidden("", "identity %s is disabled; it cannot %s grants", caller.Name, verb)
+			}
+			if cur.Kind != caller.Kind || !slices.Equal(cur.Groups, caller.Groups) {
+				cur.Instance, cur.Auth = caller.Instance, caller.Auth
+				if pols, hash, err = s.mayDecide(cur, *g, verb); err != nil {
+					return nil, err
+				}
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
 		}
 		// Among replicas the deadline is also checked against the
 		// database's clock, which they all share: a replica whose own
