@@ -280,6 +280,19 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 	ctx := grants.WithChannel(r.Context(), "slack", a.user)
 	var g model.Grant
 	if a.verb == "approve" {
+		// Airlock posts no Approve button for a request whose scope its
+		// message cannot show whole (pendingMessage); a click that names
+		// one anyway (a message posted through the incoming webhook by
+		// whoever holds its URL, with Airlock's action ids under a summary
+		// of their own) would approve what nobody was shown.
+		if cur, gerr := n.o.Service.Get(r.Context(), who, a.grant); gerr == nil {
+			if _, whole := requestSummary(cur); !whole {
+				a.identity = who.Name
+				n.refuseDecision(r.Context(), w, a, r.RemoteAddr, apierr.Conflict("grant %s asks for more than a Slack message can show; it is approved with airlock approve or in the console, where the whole request is shown", a.grant),
+					"Airlock refused: this request is larger than Slack can show, so it is not approved from Slack. See it whole with airlock grant show "+a.grant+" and approve it there or in the console.")
+				return
+			}
+		}
 		g, err = n.o.Service.Approve(ctx, who, a.grant, "")
 	} else {
 		// A button carries no text, and a denial needs a reason: say where

@@ -88,6 +88,25 @@ when { context.resource like "arn:aws:s3:::orders/*" };
 				if !strings.Contains(section, "airlock grant show "+out.Grant.ID) {
 					t.Errorf("no Approve button, and the message does not say where to see the request:\n%s", section)
 				}
+				// Nor does a click on an Approve button that Airlock never
+				// posted (a message of someone else's through the incoming
+				// webhook) approve it.
+				st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: "airlock_approve:" + out.Grant.ID, trigger: "t-forged-" + out.Grant.ID})
+				if st != http.StatusOK || !strings.Contains(txt, "larger than Slack can show") {
+					t.Errorf("a click on an Approve button Airlock did not post: %d %q", st, txt)
+				}
+				if g := w.grant(out.Grant.ID); g.Status != model.Pending || len(g.Approvals) != 0 {
+					t.Errorf("approved from Slack without being shown: %s %+v", g.Status, g.Approvals)
+				}
+				refused := false
+				for _, e := range w.entries("integration.refused") {
+					if e.GrantID == out.Grant.ID {
+						refused = true
+					}
+				}
+				if !refused {
+					t.Error("the refused click is not in the log")
+				}
 				return
 			}
 			for _, s := range tc.scope {
