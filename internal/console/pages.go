@@ -127,7 +127,7 @@ func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
 
 // startSession opens a key sign-in's session, bound to the key's hash.
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity) {
-	cookie, _ := h.ses.create(id.Name, "key", id.KeySHA256)
+	cookie, _ := h.ses.create(id.Name, "key", id.KeySHA256, time.Time{})
 	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
 	h.setCookie(w, r, preCookie, "", -1)
 	h.logger.Info("console sign-in", "identity", id.Name, "via", "key", "remote", r.RemoteAddr)

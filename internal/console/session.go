@@ -28,6 +28,13 @@ type session struct {
 	// leaked key must also end the sessions opened with it (on another
 	// replica, the directory learns of the new key without a restart).
 	key string
+	// until, if set, ends the session before its lifetime: an SSO
+	// sign-in's ends when the ID token that opened it expires. The
+	// provider vouched for the person (and their required_groups) that
+	// long; someone it has since disabled, or taken out of the groups
+	// the console requires, kept the console, and its Approve button,
+	// for the whole 8 hours.
+	until time.Time
 }
 
 // sessions is the table of open sessions, bounded in size.
@@ -62,13 +69,14 @@ func hashID(id string) [32]byte { return sha256.Sum256([]byte(id)) }
 const maxPerIdentity = 32
 
 // create opens a session for identity and returns the id for the cookie;
-// keySHA is the key's hash for a key sign-in, "" otherwise. An identity
+// keySHA is the key's hash for a key sign-in, "" otherwise; until, if not
+// zero, ends it early (session.until). An identity
 // with maxPerIdentity sessions loses its oldest. When the table is full,
 // expired sessions are dropped first, then the oldest one.
-func (s *sessions) create(identity, via, keySHA string) (string, *session) {
+func (s *sessions) create(identity, via, keySHA string, until time.Time) (string, *session) {
 	id := randomToken()
 	now := s.clk.Now()
-	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via, key: strings.ToLower(keySHA)}
+	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via, key: strings.ToLower(keySHA), until: until}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := s.countLocked(identity); n >= maxPerIdentity {
@@ -110,7 +118,8 @@ func (s *sessions) dropOldestLocked(identity string) {
 }
 
 func (s *sessions) expired(ses *session, now time.Time) bool {
-	return !now.Before(ses.created.Add(s.ttl)) || !now.Before(ses.seen.Add(s.idle))
+	return !now.Before(ses.created.Add(s.ttl)) || !now.Before(ses.seen.Add(s.idle)) ||
+		(!ses.until.IsZero() && !now.Before(ses.until))
 }
 
 func (s *sessions) sweepLocked(now time.Time) {

@@ -14,11 +14,11 @@ import (
 func TestSessionsPerIdentityBound(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
 	s := newSessions(clk, 8*time.Hour, time.Hour, 40)
-	alice, _ := s.create("alice", "key", "")
+	alice, _ := s.create("alice", "key", "", time.Time{})
 	var first string
 	for i := range 3 * maxPerIdentity {
 		clk.Advance(time.Second)
-		id, _ := s.create("mallory", "key", "")
+		id, _ := s.create("mallory", "key", "", time.Time{})
 		if i == 0 {
 			first = id
 		}

@@ -220,8 +220,17 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, err.Error(), "unknown person", "subject", idt.Subject)
 		return
 	}
-	cookie, _ := h.ses.create(id.Name, "sso", "")
-	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
+	// The session lasts as long as the provider's word does: until the
+	// ID token expires (Verify refused one already expired), within the
+	// console's own lifetime. Signing in again asks the provider afresh,
+	// so a person it disabled or took out of required_groups since is
+	// refused then.
+	cookie, _ := h.ses.create(id.Name, "sso", "", idt.Expiry)
+	maxAge := h.ses.ttl
+	if left := idt.Expiry.Sub(h.clk.Now()); !idt.Expiry.IsZero() && left < maxAge {
+		maxAge = max(left, time.Second)
+	}
+	h.setCookie(w, r, sessionCookie, cookie, int(maxAge/time.Second))
 	h.logger.Info("console sign-in", "identity", id.Name, "via", "sso", "remote", r.RemoteAddr)
 	// A page rather than a redirect: the browser arrived here from the
 	// issuer's site, and a SameSite=Strict cookie is sent only on a

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/console"
 )
 
@@ -345,5 +346,46 @@ func TestSSOProviderErrorNeedsTheState(t *testing.T) {
 	}
 	if _, body := fetch(t, starter, base+"/console/queue"); strings.Contains(body, `<span id="who">`) {
 		t.Fatal("signed in after the provider's error")
+	}
+}
+
+// An SSO session lasts while the provider's word does: it ends when the
+// ID token that opened it expires (the test provider's expire after 5
+// minutes), and signing in again asks the provider afresh. It lasted the
+// console's 8 hours (an hour idle), so a person the provider disabled, or
+// took out of required_groups, kept approving in the console for that long.
+func TestSSOSessionEndsWithTheIDToken(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newIDP(t)
+	clk := clock.NewFake(time.Now())
+	c, err := console.New(console.Options{
+		Service: e.srv.Service, Directory: e.srv.Directory, Audit: e.srv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk,
+		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice"},
+			RequiredGroups: []string{"airlock-approvers"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(console.Mount(http.NotFoundHandler(), c))
+	t.Cleanup(ts.Close)
+	p.set(map[string]any{"email": "alice@example.com", "groups": []string{"airlock-approvers"}}, false)
+	b := followingBrowser()
+	if st, body := fetch(t, b, ts.URL+"/console/sso/start"); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("SSO as alice: %d\n%s", st, body)
+	}
+	clk.Advance(4 * time.Minute)
+	if st, body := fetch(t, b, ts.URL+"/console/queue"); st != 200 || !strings.Contains(body, `<span id="who">alice</span>`) {
+		t.Fatalf("queue 4 minutes after SSO: %d\n%s", st, body)
+	}
+	// The provider takes alice out of the group; her token expires.
+	p.set(map[string]any{"email": "alice@example.com", "groups": []string{"engineering"}}, false)
+	clk.Advance(2 * time.Minute)
+	if _, body := fetch(t, b, ts.URL+"/console/queue"); strings.Contains(body, `<span id="who">`) {
+		t.Fatal("still signed in after the ID token expired")
+	}
+	// Signing in again asks the provider, whose answer (outside the
+	// group) is refused, as TestSSOSignIn shows.
+	if st, body := fetch(t, b, ts.URL+"/console/sso/start"); st == 200 || strings.Contains(body, "Welcome") {
+		t.Fatalf("signed in again outside the group: %d\n%s", st, body)
 	}
 }
