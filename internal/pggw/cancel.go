@@ -132,3 +132,48 @@ func sendCancel(ctx context.Context, k *cancelKey) error {
 	_, _ = nc.Read(one[:])
 	return nil
 }
+
+// A backend left running.
+//
+// Closing the upstream socket does not stop a statement the backend is
+// running: PostgreSQL notices a closed client only when it next reads
+// from it or writes to it, so a pg_sleep, a long join or an UPDATE runs to
+// its end. The session and its slot under max_sessions_per_grant were
+// gone meanwhile: an agent that started a slow statement and hung up, time
+// and again, held as many backends as it liked (the server's
+// max_connections, which the bound is there to protect), and ran
+// statements past its session's end. A session that ends with a statement
+// in flight, its upstream not kept, has the gateway send the backend a
+// CancelRequest: the statement stops, and the backend, writing its error
+// to the closed socket, exits. (A statement that catches query_canceled
+// in a loop needs code the grant's scope lets it run; the grant's end
+// terminates its backends whatever they do: pgroles.Drop.)
+
+// busyBackend returns the cancel key of a session's upstream backend if a
+// statement is in flight as the session ends and the upstream is closed
+// with it, else nil; ended's, before finish drops the key.
+func (c *conn) busyBackend() *cancelKey {
+	r := c.relay
+	r.qmu.Lock()
+	busy := r.front() != nil
+	r.qmu.Unlock()
+	if !busy {
+		return nil
+	}
+	c.wmu.Lock()
+	owns := c.up != nil && c.ownsUpstream()
+	c.wmu.Unlock()
+	if !owns {
+		return nil
+	}
+	return c.gw.keys.get(c.key)
+}
+
+// cancelOrphan sends the CancelRequest for the statement a closed session
+// left running (busyBackend), bounded as any cancel is (sendCancel).
+func (c *conn) cancelOrphan(k *cancelKey) {
+	ctx := context.WithoutCancel(c.ctx())
+	if err := sendCancel(ctx, k); err != nil {
+		c.gw.log.Warn("cancelling the statement of a closed session failed; it runs until it ends", "session", c.sess.ID, "err", err)
+	}
+}

@@ -246,12 +246,20 @@ func (c *conn) ended() {
 	// An upstream the reset kept goes back to the grant before the
 	// session's end is recorded, its cancel key first taken away from
 	// the client that leaves (reuse.go).
-	if ui, k := c.kept(); k != nil {
+	ui, k := c.kept()
+	if k != nil {
 		c.gw.keys.remove(c.key)
 		c.handBack(ui, k)
 	}
+	var busy *cancelKey
+	if k == nil {
+		busy = c.busyBackend() // cancel.go
+	}
 	c.finish()
 	c.closeAll()
+	if busy != nil {
+		c.cancelOrphan(busy)
+	}
 }
 
 // release lets go of the gateway's hold on a connection its accept loop

@@ -1,0 +1,76 @@
+package pggw
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// activeBackend waits until the grant's role has a backend running query,
+// and returns its pid.
+func (e *env) activeBackend(adm *pgx.Conn, role, query string) uint32 {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pid int32
+		err := adm.QueryRow(ctxT(e.t, 10*time.Second), "select pid from pg_stat_activity where usename = $1 and state = 'active' and query = $2",
+			role, query).Scan(&pid)
+		if err == nil {
+			return uint32(pid)
+		}
+		if err != pgx.ErrNoRows {
+			e.t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no backend of %s runs %q", role, query)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A session that ends while its statement runs (its client hangs up, or
+// sends Terminate behind the statement) leaves no backend running it: the
+// gateway cancels the statement, the backend exits. Else the agent held,
+// session after session, more backends than max_sessions_per_grant (each
+// hang-up gave its slot back while its backend ran on), and its
+// statements ran past their sessions' end.
+func TestSessionEndCancelsItsRunningStatement(t *testing.T) {
+	e := capEnv(t, 1)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	const sleep = "select pg_sleep(300)"
+	for _, how := range []string{"hang-up", "terminate"} {
+		// A bare socket: a driver such as pgx sends a CancelRequest of its
+		// own when its connection breaks; an agent need not.
+		pc, err := pgconn.Connect(ctxT(t, 15*time.Second), e.url(g, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc, err := pc.Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := append([]byte{'Q', 0, 0, 0, byte(4 + len(sleep) + 1)}, sleep+"\x00"...)
+		if _, err := hc.Conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		pid := e.activeBackend(adm, "airlock_"+g.ID, sleep)
+		if how == "terminate" {
+			// Terminate behind the running statement.
+			if _, err := hc.Conn.Write([]byte{'X', 0, 0, 0, 4}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hc.Conn.Close()
+		e.backendGone(adm, pid)
+		e.waitSessionsEnded(g)
+	}
+	// The bound holds: one backend for the one session allowed.
+	c := e.connect(g, "")
+	backendPID(t, c)
+	if n := backends(t, adm, g); n != 1 {
+		t.Errorf("a grant allowed 1 session has %d backends", n)
+	}
+}
