@@ -25,7 +25,11 @@ type cancelKey struct {
 	pid   uint32
 	c     *conn // its upstream connection's address is where a cancel goes
 	short [4]byte
-	long  *[]byte
+	// sending counts the cancels being forwarded with this key (under
+	// cancelKeys.mu; in the padding after short, so the key stays 32
+	// bytes): the session's backend is not kept while one is (leave).
+	sending uint32
+	long    *[]byte
 }
 
 func newCancelKey(c *conn, pid uint32, key []byte) *cancelKey {
@@ -78,6 +82,37 @@ func (ks *cancelKeys) remove(pid uint32) {
 	ks.mu.Lock()
 	delete(ks.m, pid)
 	ks.mu.Unlock()
+}
+
+// leave removes the key registered under pid as its session ends with its
+// upstream kept, and reports whether the backend may go to the grant's
+// next session: false while a cancel with the key is being forwarded,
+// which would otherwise reach that session's statement (forwarding).
+func (ks *cancelKeys) leave(pid uint32) bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	k := ks.m[pid]
+	delete(ks.m, pid)
+	return k != nil && k.sending == 0
+}
+
+// forwarding marks a cancel with k as being forwarded, if k is still
+// registered under pid (its session has not ended); done must follow.
+// The session's end (leave) and the cancel each see the other: a cancel
+// of a session that has ended is not sent, and a session's backend with
+// a cancel under way is not kept.
+func (ks *cancelKeys) forwarding(pid uint32, k *cancelKey) (done func(), ok bool) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.m[pid] != k {
+		return nil, false
+	}
+	k.sending++
+	return func() {
+		ks.mu.Lock()
+		k.sending--
+		ks.mu.Unlock()
+	}, true
 }
 
 // get returns the key registered under pid, or nil.

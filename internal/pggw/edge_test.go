@@ -1,6 +1,8 @@
 package pggw
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,5 +74,59 @@ func TestSessionEndCancelsItsRunningStatement(t *testing.T) {
 	backendPID(t, c)
 	if n := backends(t, adm, g); n != 1 {
 		t.Errorf("a grant allowed 1 session has %d backends", n)
+	}
+}
+
+// A CancelRequest that names a session which ends before it is forwarded
+// reaches no backend: not the one that session used, kept and now
+// running the grant's next session's statement.
+func TestCancelOfEndedSessionSparesTheNextSession(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 60*time.Second)
+	adm := e.admin()
+	a, err := pgconn.Connect(ctx, e.url(g, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := a.Exec(ctx, "select pg_backend_pid()").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidA := string(rr[0].Rows[0][0])
+
+	// The cancel is recorded, then waits until the next session runs.
+	held, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.setHook(func(stage string, _ []byte) {
+		if stage == "cancel" {
+			once.Do(func() { close(held) })
+			<-resume
+		}
+	})
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- a.CancelRequest(ctx) }()
+	<-held
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	b := e.connect(g, "")
+	if pid := backendPID(t, b); fmt.Sprint(pid) != pidA {
+		t.Fatalf("the next session got backend %d, not the kept %s", pid, pidA)
+	}
+	const sleep = "select pg_sleep(3)"
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Exec(ctx, sleep, pgxSimple)
+		errc <- err
+	}()
+	e.activeBackend(adm, "airlock_"+g.ID, sleep)
+	close(resume)
+	if err := <-cancelled; err != nil {
+		t.Fatalf("CancelRequest: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("the next session's statement: %v (cancelled by the ended session's key)", err)
 	}
 }

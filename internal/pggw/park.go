@@ -248,8 +248,7 @@ func (c *conn) ended() {
 	// the client that leaves (reuse.go).
 	ui, k := c.kept()
 	if k != nil {
-		c.gw.keys.remove(c.key)
-		c.handBack(ui, k)
+		c.handBack(ui, k, c.gw.keys.leave(c.key))
 	}
 	var busy *cancelKey
 	if k == nil {

@@ -399,14 +399,15 @@ func (c *conn) kept() (*upstreamInfo, *cancelKey) {
 	return ui, k
 }
 
-// handBack gives a kept upstream to the grant's pool (closeAll, which
-// follows, closes any other). The session keeps c.up, which a cancel
+// handBack gives a kept upstream to the grant's pool if keep (no cancel
+// of the session is under way: cancelKeys.leave); closeAll, which
+// follows, closes any other. The session keeps c.up, which a cancel
 // already under way may read for its address (cancel.go), but no longer
 // owns it: kill, closeAll and abort leave it alone.
-func (c *conn) handBack(ui *upstreamInfo, k *cancelKey) {
+func (c *conn) handBack(ui *upstreamInfo, k *cancelKey, keep bool) {
 	c.wmu.Lock()
 	up := c.up
-	ok := c.reuse == reuseKept && up != nil
+	ok := keep && c.reuse == reuseKept && up != nil
 	if ok {
 		c.reuse = reuseHanded
 		c.upc.Store(nil)

@@ -508,6 +508,15 @@ func (c *conn) cancelRequest(body []byte) {
 		c.gw.log.Error("recording a cancel request failed; not forwarded", "session", k.c.sess.ID, "err", err)
 		return
 	}
+	c.gw.hook("cancel", nil)
+	// The session may have ended while its cancel was recorded, and its
+	// backend gone to the grant's next session (reuse.go): not cancelled.
+	done, ok := c.gw.keys.forwarding(cr.ProcessID, k)
+	if !ok {
+		c.gw.log.Info("cancel request for a session that has ended ignored", "session", k.c.sess.ID)
+		return
+	}
+	defer done()
 	if err := sendCancel(ctx, k); err != nil {
 		c.gw.log.Warn("forwarding a cancel request failed", "session", k.c.sess.ID, "err", err)
 	}
