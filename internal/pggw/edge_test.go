@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -129,4 +130,44 @@ func TestCancelOfEndedSessionSparesTheNextSession(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("the next session's statement: %v (cancelled by the ended session's key)", err)
 	}
+}
+
+// A grant's expiry (on the gateway's clock, the control plane's end of it
+// late) ends its sessions and closes its kept connections, as its revoke
+// does (TestKeptUpstreamClosed); so does the gateway's shutdown, which
+// leaves the grant live.
+func TestKeptUpstreamsClosedAtExpiryAndShutdown(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) {
+		o.Clock = fake
+		// Their time in the pool does not end before the grant does.
+		o.IdleUpstreamTTL = 3 * time.Hour
+	})
+	adm := e.admin()
+	ctx := ctxT(t, 60*time.Second)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	kept := e.connect(g, "")
+	pidKept := backendPID(t, kept)
+	if err := kept.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	open := e.connect(g, "&application_name=other")
+	pidOpen := backendPID(t, open)
+	fake.Advance(g.ExpiresAt.Sub(fake.Now()) + time.Second)
+	e.backendGone(adm, pidKept)
+	e.backendGone(adm, pidOpen)
+	if _, err := open.Exec(ctx, "select 1", pgxSimple); pgCode(err) != codeAdminShutdown {
+		t.Errorf("a statement after the grant's expiry: %v, want FATAL %s", err, codeAdminShutdown)
+	}
+
+	live := e.grant(2*time.Hour, "pg:select %s.public.customers")
+	c := e.connect(live, "")
+	pid := backendPID(t, c)
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(live, 1)
+	e.gw.Close()
+	e.backendGone(adm, pid)
 }
