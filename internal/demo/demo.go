@@ -39,6 +39,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/s3mem"
 	"github.com/airlock-dev/airlock/internal/server"
+	"github.com/airlock-dev/airlock/internal/textesc"
 )
 
 // Policies are the walkthrough's: the README's two, plus one that lets the
@@ -170,7 +171,9 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 	if err := os.WriteFile(cfgPath, []byte(Config(botSHA, aliceSHA, "http://"+upLn.Addr().String())), 0o600); err != nil {
 		return err
 	}
-	r.say("Airlock demo: the walkthrough from README.md, in %s", dir)
+	// dir is the user's --dir, which may hold any byte a file name can:
+	// escaped, as every human output is.
+	r.say("Airlock demo: the walkthrough from README.md, in %s", textesc.String(dir))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err

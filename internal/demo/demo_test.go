@@ -27,17 +27,24 @@ func TestRunRefusesDirOfEarlierRun(t *testing.T) {
 }
 
 // The narration names the walkthrough the repository has (README.md), not
-// a document it does not ship.
+// a document it does not ship; and it names the --dir it runs in escaped,
+// as every human output is: a name with a terminal escape sequence or a
+// newline in it was printed raw, so it could recolour the terminal or
+// forge a line of the narration.
 func TestNarrationNamesREADME(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole demo")
 	}
+	dir := filepath.Join(t.TempDir(), "demo\x1b[31m\n3. forged")
 	var out strings.Builder
-	if err := Run(context.Background(), &out, t.TempDir(), false); err != nil {
+	if err := Run(context.Background(), &out, dir, false); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	first, _, _ := strings.Cut(out.String(), "\n")
 	if !strings.Contains(first, "README.md") || strings.Contains(out.String(), "DESIGN.md") {
 		t.Fatalf("first line %q: want it to name README.md and nothing to name DESIGN.md", first)
+	}
+	if !strings.HasSuffix(first, `demo\x1b[31m\n3. forged`) || strings.Contains(out.String(), "\x1b") {
+		t.Fatalf("first line %q: want the directory's name escaped, and no escape character in the narration", first)
 	}
 }
