@@ -134,6 +134,41 @@ func subcommandsOnly(cmd *cobra.Command) {
 	cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 }
 
+// helpTopics makes `airlock help TOPIC` refuse a topic that is no command.
+// cobra's help command printed "Unknown help topic" and the root's help,
+// and exited 0, for `airlock help grnts`; for `airlock help grant shw` it
+// showed the grant group's help as if shw had been found. Like an unknown
+// subcommand (subcommandsOnly), it is now a usage error with the
+// suggestion.
+func helpTopics(help *cobra.Command) {
+	run := help.Run
+	help.Run = nil
+	help.RunE = func(c *cobra.Command, args []string) error {
+		cmd, rest, err := c.Root().Find(args)
+		var word string
+		switch {
+		case err != nil || cmd == nil:
+			// Only the root's lookup fails: its first word is unknown.
+			cmd, word = c.Root(), args[0]
+		case len(rest) > 0 && cmd.HasSubCommands():
+			word = rest[0]
+		default:
+			// A command, or a command and its arguments (help grant
+			// show g_1): its help.
+			run(c, args)
+			return nil
+		}
+		msg := fmt.Sprintf("unknown help topic %q for %q", word, cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+		}
+		if s := cmd.SuggestionsFor(word); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usagef("%s; see %s --help", msg, cmd.CommandPath())
+	}
+}
+
 // suggestion turns the block cobra appends to an unknown command
 // ("\n\nDid you mean this?\n\tgrants\n") into one line's worth; oneLine
 // would have cut it into "(and 4 more problems; see above)", with nothing
@@ -200,6 +235,12 @@ func (a *app) root() *cobra.Command {
 	// cobra adds `completion` (a group of one command per shell) only as
 	// it executes; added now, it refuses `airlock completion bsh` too.
 	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			helpTopics(c)
+		}
+	}
 	var groups func(*cobra.Command)
 	groups = func(c *cobra.Command) {
 		// The root is left to cobra, which finds an unknown command

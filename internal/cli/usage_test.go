@@ -42,6 +42,43 @@ func TestUnknownSubcommandIsAUsageError(t *testing.T) {
 	}
 }
 
+// TestUnknownHelpTopicIsAUsageError: `airlock help grnts` printed "Unknown
+// help topic" and the root's help and exited 0, and `airlock help grant
+// shw` showed the grant group's help as if it had found shw; each is now a
+// usage error (exit 2) of one line with the suggestion, as an unknown
+// subcommand is. A known topic still shows its help.
+func TestUnknownHelpTopicIsAUsageError(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help", "grnts"}, `unknown help topic "grnts" for "airlock" (did you mean "grants"?); see airlock --help`},
+		{[]string{"help", "frobnicate"}, `unknown help topic "frobnicate" for "airlock"; see airlock --help`},
+		{[]string{"help", "grant", "shw"}, `unknown help topic "shw" for "airlock grant" (did you mean "show"?); see airlock grant --help`},
+		{[]string{"help", "audit", "verfy"}, `unknown help topic "verfy" for "airlock audit" (did you mean "verify"?)`},
+	} {
+		code, out, errOut := run(t, nil, tc.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, want 2 and one line with %q\nstdout: %q\nstderr: %q", tc.args, code, tc.want, out, errOut)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "Available Commands:"},
+		{[]string{"help", "grants"}, "airlock grants"},
+		{[]string{"help", "grant", "show"}, "airlock grant show GRANT"},
+		{[]string{"help", "grant", "show", "g_1"}, "airlock grant show GRANT"},
+		{[]string{"help", "audit"}, "verify"},
+	} {
+		code, out, errOut := run(t, nil, tc.args...)
+		if code != 0 || !strings.Contains(out, tc.want) || errOut != "" {
+			t.Errorf("%v: exit %d, want 0 and the help with %q\nstdout: %q\nstderr: %q", tc.args, code, tc.want, out, errOut)
+		}
+	}
+}
+
 // TestMissingArgumentNamesTheUsage: cobra's "accepts 1 arg(s), received 0"
 // did not say what was missing (airlock request without TARGET, airlock
 // exec without the command); the reason now ends with the usage line.
