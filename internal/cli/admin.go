@@ -36,6 +36,12 @@ func (a *app) serveCmd() *cobra.Command {
 			if err := emptyFlag(cmd, "config", "listen-api", "listen-aws", "listen-postgres", "data-dir"); err != nil {
 				return err
 			}
+			// A listener flag that is no address is a usage error, found
+			// before the file is read; it used to surface from the
+			// configuration's checks and exit 1, as the file's fault.
+			if err := o.Check(); err != nil {
+				return usagef("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug

@@ -134,6 +134,30 @@ func TestServeEmptyFlag(t *testing.T) {
 	}
 }
 
+// TestServeBadListenFlag: a --listen-* value that is no address
+// (--listen-api 8700, a port out of range, two flags on one address) came
+// back from the configuration's checks as the file's problem and exited 1;
+// it is a usage error (exit 2) naming the flag, found before the
+// configuration file is read (here there is none).
+func TestServeBadListenFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen-api", "8700"}, `airlock: --listen-api: "8700" is not host:port (e.g. 127.0.0.1:8700)` + "\n"},
+		{[]string{"--listen-aws", "127.0.0.1:99999"}, `airlock: --listen-aws: port in "127.0.0.1:99999" must be a number from 0 to 65535` + "\n"},
+		{[]string{"--listen-api", "0.0.0.0:9000", "--listen-postgres", "127.0.0.1:9000"},
+			`airlock: --listen-postgres: "127.0.0.1:9000" collides with --listen-api ("0.0.0.0:9000"); each listener needs its own address` + "\n"},
+		{[]string{"--listen-api", "x", "--listen-aws", "y:z"},
+			`airlock: --listen-api: "x" is not host:port (e.g. 127.0.0.1:8700); --listen-aws: port in "y:z" must be a number from 0 to 65535` + "\n"},
+	} {
+		code, out, errOut := run(t, nil, append([]string{"serve", "--config", filepath.Join(t.TempDir(), "none.yaml")}, tc.args...)...)
+		if code != 2 || out != "" || errOut != tc.want {
+			t.Errorf("serve %q: exit %d, want 2 and %q\nstdout: %q\nstderr: %q", tc.args, code, tc.want, out, errOut)
+		}
+	}
+}
+
 // TestAuditVerifyEmptyFlag: `airlock audit verify --key "$PINNED"` with
 // the variable unset verified against the data directory's own key and
 // exited 0, dropping the pinning the caller asked for; likewise an empty

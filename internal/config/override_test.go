@@ -62,3 +62,25 @@ func TestOverrideListenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOverridesCheck: the flags are checked alone before the file is read,
+// so a flag is refused only for what is wrong with the flags themselves: a
+// --listen-aws on the default API address is for Override to weigh
+// against the file, which may move listen.api.
+func TestOverridesCheck(t *testing.T) {
+	for _, tc := range []struct {
+		o    Overrides
+		want string
+	}{
+		{Overrides{}, ""},
+		{Overrides{ListenAWS: DefaultAPIAddr}, ""},
+		{Overrides{ListenAPI: "127.0.0.1:0", ListenAWS: "127.0.0.1:0", ListenPostgres: "127.0.0.1:0"}, ""},
+		{Overrides{ListenAPI: "8700"}, `--listen-api: "8700" is not host:port`},
+		{Overrides{ListenAPI: "[::]:9000", ListenAWS: "127.0.0.1:9000"}, `--listen-aws: "127.0.0.1:9000" collides with --listen-api ("[::]:9000")`},
+	} {
+		err := tc.o.Check()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
+			t.Errorf("Check(%+v) = %v, want %q", tc.o, err, tc.want)
+		}
+	}
+}

@@ -69,6 +69,9 @@ func (d *decoder) validate(c *Config, base string) {
 	if c.Store != "" {
 		d.checkStore(c.Store, "store")
 	}
+	if c.Listen.API == "" && !d.bad["listen.api"] {
+		c.Listen.API = DefaultAPIAddr
+	}
 	d.validateListen(&c.Listen, listenPaths)
 	d.validatePublic(&c.Listen)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
@@ -186,9 +189,6 @@ var listenPaths = [3]string{"listen.api", "listen.aws", "listen.postgres"}
 // validateListen checks the listener addresses, named in messages by paths
 // (the file's keys, or the command-line flags that replaced them).
 func (d *decoder) validateListen(l *Listen, paths [3]string) {
-	if l.API == "" && !d.bad["listen.api"] {
-		l.API = DefaultAPIAddr
-	}
 	type listener struct{ path, addr, host, port string }
 	var ok []listener
 	for _, ln := range []listener{{path: paths[0], addr: l.API}, {path: paths[1], addr: l.AWS}, {path: paths[2], addr: l.Postgres}} {
