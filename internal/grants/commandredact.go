@@ -20,12 +20,12 @@ var (
 	// uriPassword is the password in a URI's user part:
 	// postgresql://user:PW@host keeps postgresql://user:[REDACTED]@host.
 	uriPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):([^@/\s]*)@`)
-	// secretAssign is a name=value (an environment assignment, a libpq
-	// conninfo keyword, a --flag=value) whose name says it holds a secret
-	// (secretName): PGPASSWORD=…, password='…', --db-password=…,
-	// AWS_SECRET_ACCESS_KEY=…, GITHUB_TOKEN=…, --secret-string=…. The value
-	// is a quoted string or runs to the next space or quote.
-	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)(\s*=\s*)('[^']*'?|"[^"]*"?|[^\s'"]+)`)
+	// secretAssign is the name= of a name=value (an environment
+	// assignment, a libpq conninfo keyword, a --flag=value) whose name says
+	// it holds a secret (secretName): PGPASSWORD=…, password='…',
+	// --db-password=…, AWS_SECRET_ACCESS_KEY=…, GITHUB_TOKEN=…,
+	// --secret-string=…. Its value is the shell word after it (wordEnd).
+	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)\s*=\s*`)
 	// secretWord is what a secret's name contains.
 	secretWord = regexp.MustCompile(`(?i)password|passwd|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
 	// header is an HTTP header line as curl -H or a script writes it,
@@ -103,8 +103,100 @@ func redactCommand(argv []string, secrets ...string) []string {
 func redactHeaders(a string) string { return redactMatches(a, header, 1, 4, headerSecret) }
 
 // redactAssignments replaces the values of a's name=value pairs whose
-// names hold secrets.
-func redactAssignments(a string) string { return redactMatches(a, secretAssign, 1, 3, secretName) }
+// names hold secrets. Every name= is looked at, those inside the value of
+// a name that holds none too: a secret may stand there
+// (--dbname="host=db password=X", X= PGPASSWORD=Y), and a search that
+// went on after the whole name=value skipped it.
+func redactAssignments(a string) string {
+	var b strings.Builder
+	var w wordScanner
+	at := 0
+	for _, m := range secretAssign.FindAllStringSubmatchIndex(a, -1) {
+		if m[0] < at || !secretName(a[m[2]:m[3]]) {
+			continue // inside a value already replaced, or no secret
+		}
+		end := w.end(a, m[1])
+		if end == m[1] {
+			continue
+		}
+		b.WriteString(a[at:m[1]])
+		b.WriteString(RedactedArg)
+		at = end
+	}
+	if at == 0 {
+		return a
+	}
+	b.WriteString(a[at:])
+	return b.String()
+}
+
+// wordScanner finds where a shell word ends: unquoted, quoted and
+// backslash-escaped pieces with nothing between them, which the shell
+// joins into one value (PGPASSWORD=a"b c"\ d is "ab c d"). The value used
+// to end at the first quote or space, and keep the pieces after it. It
+// remembers a quote found unclosed, so that the words of one line cost
+// time linear in its length.
+type wordScanner struct {
+	noSingle, noDouble bool // no closing ' (") after one found unclosed
+}
+
+// end returns where the word starting at i in a ends. A quote left open
+// as the word's first piece runs to the end of a; left open after other
+// pieces (password=X" closing a conninfo's quotes) it ends the word, which
+// would otherwise take the rest of the line with it.
+func (w *wordScanner) end(a string, i int) int {
+	start := i
+	for i < len(a) {
+		var closing int // the closing quote's index, or -1
+		switch c := a[i]; c {
+		case ' ', '\t', '\n', '\v', '\f', '\r':
+			return i
+		case '\\':
+			i = min(i+2, len(a))
+			continue
+		case '\'':
+			closing = -1
+			if !w.noSingle {
+				if j := strings.IndexByte(a[i+1:], '\''); j >= 0 {
+					closing = i + 1 + j
+				}
+				w.noSingle = closing < 0
+			}
+		case '"':
+			closing = -1
+			if !w.noDouble {
+				closing = closingDouble(a, i+1)
+				w.noDouble = closing < 0
+			}
+		default:
+			i++
+			continue
+		}
+		if closing < 0 {
+			if i == start {
+				return len(a)
+			}
+			return i
+		}
+		i = closing + 1
+	}
+	return i
+}
+
+// closingDouble returns the index of the '"' that closes a double-quoted
+// string whose text starts at i (a backslash escapes the byte after it),
+// or -1.
+func closingDouble(a string, i int) int {
+	for ; i < len(a); i++ {
+		switch a[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
 
 // redactMatches replaces, in each match of re in a whose submatch name
 // secret accepts, submatch value by RedactedArg.

@@ -40,6 +40,16 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"/usr/bin/mysqldump", "-phunter2"}, []string{"/usr/bin/mysqldump", "-p[REDACTED]"}},
 		{[]string{"sh", "-c", "mysql -u root -phunter2 app < dump.sql"}, []string{"sh", "-c", "mysql -u root -p[REDACTED] app < dump.sql"}},
 		{[]string{"ssh", "-p2222", "host"}, nil},
+		// A secret's assignment inside the quoted value of another name
+		// (a libpq conninfo in a flag), and values the shell joins from
+		// quoted, unquoted and escaped pieces: each piece used to be kept
+		// past the first.
+		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
+		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
+		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
+		{[]string{"sh", "-c", `PGPASSWORD='hun'ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
+		{[]string{"sh", "-c", `PGPASSWORD=hun\ ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
+		{[]string{"sh", "-c", `X= PGPASSWORD=hunter2 psql`}, []string{"sh", "-c", "X= PGPASSWORD=[REDACTED] psql"}},
 	} {
 		want := c.want
 		if want == nil {
@@ -50,9 +60,60 @@ func TestRedactCommand(t *testing.T) {
 			t.Errorf("redactCommand(%q)\n got %q\nwant %q", c.in, got, want)
 		}
 		for _, g := range got {
-			if strings.Contains(g, "hunter") || strings.Contains(g, own) {
+			if strings.Contains(g, "hunter") || strings.Contains(g, "ter2") || strings.Contains(g, own) {
 				t.Errorf("a secret is left in %q", got)
 			}
 		}
 	}
+}
+
+// FuzzRedactAssignedSecret writes a secret as the value of a name that
+// says it holds one, in a shell line between arbitrary text: the value is
+// a shell word of unquoted, single-quoted, double-quoted and
+// backslash-escaped pieces, as the shell joins them. The secret is made of
+// digits and the text around it has none, so any digit in the record is a
+// piece of the secret that was kept.
+func FuzzRedactAssignedSecret(f *testing.F) {
+	names := []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
+	f.Add(uint8(0), "20261205", []byte{0}, "psql -h db", "-c 'select 1'")
+	f.Add(uint8(1), "20261205", []byte{0, 1, 2, 3}, `pg_dump --dbname="host=db`, `"`)
+	f.Add(uint8(2), "123456", []byte{2, 2, 0}, "X=", "")
+	f.Add(uint8(3), "987654321", []byte{3, 1}, "Authorization:", "#")
+	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
+		noDigits := func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return -1
+			}
+			return r
+		}
+		secret = strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, secret)
+		if secret == "" || len(styles) == 0 {
+			return
+		}
+		before, after = strings.Map(noDigits, before), strings.Map(noDigits, after)
+		var word strings.Builder
+		for i := 0; i < len(secret); i++ {
+			d := secret[i : i+1]
+			switch styles[i%len(styles)] % 4 {
+			case 0:
+				word.WriteString(d)
+			case 1:
+				word.WriteString("'" + d + "'")
+			case 2:
+				word.WriteString(`" ` + d + `"`)
+			case 3:
+				word.WriteString(`\ ` + d)
+			}
+		}
+		line := before + " " + names[int(which)%len(names)] + "=" + word.String() + " " + after
+		got := redactCommand([]string{"sh", "-c", line})
+		if i := strings.IndexFunc(got[2], func(r rune) bool { return r >= '0' && r <= '9' }); i >= 0 {
+			t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got[2], line)
+		}
+	})
 }
