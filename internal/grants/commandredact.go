@@ -31,8 +31,10 @@ var (
 	// header is an HTTP header line as curl -H or a script writes it,
 	// with the credentials after an optional scheme: "Authorization:
 	// Bearer X", "X-Api-Key: X", "Cookie: session=X". Its value is a
-	// secret when the name says so (headerSecret).
-	header = regexp.MustCompile(`(?i)([A-Za-z0-9-]+)(\s*:\s*)((?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256)\s+)?([^\s'"]+)`)
+	// secret when the name says so (headerSecret). The value takes in the
+	// name=value pairs that follow it after spaces, so that every cookie
+	// of a Cookie line goes ("Cookie: a=1; session=X" kept session=X).
+	header = regexp.MustCompile(`(?i)([A-Za-z0-9-]+)(\s*:\s*)((?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256)\s+)?([^\s'"]+(?:[ \t]+[^\s'";=:]+=[^\s'"]*)*)`)
 	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
 )

@@ -44,6 +44,11 @@ func TestRedactCommand(t *testing.T) {
 		// (a libpq conninfo in a flag), and values the shell joins from
 		// quoted, unquoted and escaped pieces: each piece used to be kept
 		// past the first.
+		// Every cookie of a Cookie line, not only the first.
+		{[]string{"curl", "-H", "Cookie: _ga=GA1.2.3; session=hunter2;theme=dark", "https://h/"}, []string{"curl", "-H", "Cookie: [REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", "curl -H 'Cookie: a=1; sid=hunter2' -H 'Accept: text/plain; q=1' https://h/"},
+			[]string{"sh", "-c", "curl -H 'Cookie: [REDACTED]' -H 'Accept: text/plain; q=1' https://h/"}},
+		{[]string{"sh", "-c", "curl -H 'Accept: a; Authorization: Bearer hunter2;x' https://h/"}, []string{"sh", "-c", "curl -H 'Accept: a; Authorization: Bearer [REDACTED]' https://h/"}},
 		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
 		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
