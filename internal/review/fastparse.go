@@ -80,6 +80,14 @@ func (s *fastScanner) next() byte {
 	return 0
 }
 
+// end skips whitespace and reports whether the input is used up. next's 0
+// is no test of that: it is also what next returns for a NUL byte, so an
+// entry followed by one was decoded, where encoding/json refuses it.
+func (s *fastScanner) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
 func (s *fastScanner) eat(c byte) bool {
 	if s.next() != c {
 		return false
@@ -515,7 +523,7 @@ func parseCallFast(b []byte, in *interner) (p Parsed, ok bool) {
 			break
 		}
 	}
-	if !ok || p.Type == "" || s.next() != 0 {
+	if !ok || p.Type == "" || !s.end() {
 		return Parsed{}, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(tm))

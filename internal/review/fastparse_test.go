@@ -52,6 +52,22 @@ func TestParseFastMatchesSlow(t *testing.T) {
 	}
 }
 
+// TestParseRefusesTrailingBytes: an entry followed by anything but
+// whitespace is not a log entry. The fast path took a NUL byte after the
+// object for the end of the input (FuzzParseFast found it) and decoded
+// the entry that encoding/json refuses.
+func TestParseRefusesTrailingBytes(t *testing.T) {
+	const entry = `{"seq":1,"time":"2026-12-05T10:00:00Z","type":"session.call","grant":"g","data":{"kind":"request","action":"s3:GetObject","resource":"r","allowed":true}}`
+	if _, err := Parse([]byte(entry + " \n")); err != nil {
+		t.Fatalf("entry with trailing whitespace: %v", err)
+	}
+	for _, tail := range []string{"\x00", " \x00", "x", "{}"} {
+		if p, err := Parse([]byte(entry + tail)); err == nil {
+			t.Errorf("entry followed by %q decoded as %+v", tail, p)
+		}
+	}
+}
+
 // FuzzParseFast holds the fast path to encoding/json's answers: whenever
 // it decodes an entry, the slow path must decode the same.
 func FuzzParseFast(f *testing.F) {
