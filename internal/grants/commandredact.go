@@ -33,8 +33,10 @@ var (
 	// Bearer X", "X-Api-Key: X", "Cookie: session=X". Its value is a
 	// secret when the name says so (headerSecret). The value takes in the
 	// name=value pairs that follow it after spaces, so that every cookie
-	// of a Cookie line goes ("Cookie: a=1; session=X" kept session=X).
-	header = regexp.MustCompile(`(?i)([A-Za-z0-9-]+)(\s*:\s*)((?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256)\s+)?([^\s'"]+(?:[ \t]+[^\s'";=:]+=[^\s'"]*)*)`)
+	// of a Cookie line goes ("Cookie: a=1; session=X" kept session=X), and
+	// double-quoted pieces without spaces, as a cookie's value may be
+	// (sid="X" kept "X", as did Bearer "X").
+	header = regexp.MustCompile(`(?i)([A-Za-z0-9-]+)(\s*:\s*)((?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256)\s+)?((?:[^\s'"]|"[^"\s]*")+(?:[ \t]+[^\s'";=:]+=(?:[^\s'"]|"[^"\s]*")*)*)`)
 	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
 )
