@@ -1,13 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -32,13 +31,11 @@ func (a *app) findingsCmd() *cobra.Command {
 			// printed as it comes, so that the CLI holds one page, not
 			// every finding of the log.
 			if a.output == "json" {
-				arr := jsonArray{w: a.out}
-				if err := a.client().Findings(cmd.Context(), day, func(fs []model.Finding) error {
-					return arr.add(fs)
-				}); err != nil {
+				arr := jsonlist.Writer[model.Finding]{W: a.out}
+				if err := a.client().Findings(cmd.Context(), day, arr.Add); err != nil {
 					return describe(err)
 				}
-				return arr.close()
+				return arr.Close()
 			}
 			header := true
 			err := a.client().Findings(cmd.Context(), day, func(fs []model.Finding) error {
@@ -69,42 +66,4 @@ func (a *app) findingsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&day, "day", "", "findings raised on this UTC day (YYYY-MM-DD)")
 	return cmd
-}
-
-// jsonArray writes a JSON array an element at a time, as printJSON writes
-// a whole slice (indented by two spaces, "[]" when empty), for a listing
-// read a page at a time.
-type jsonArray struct {
-	w io.Writer
-	n int
-}
-
-func (j *jsonArray) add(vs []model.Finding) error {
-	for _, v := range vs {
-		b, err := json.MarshalIndent(v, "  ", "  ")
-		if err != nil {
-			return err
-		}
-		sep := ",\n  "
-		if j.n == 0 {
-			sep = "[\n  "
-		}
-		j.n++
-		if _, err := io.WriteString(j.w, sep); err != nil {
-			return err
-		}
-		if _, err := j.w.Write(b); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (j *jsonArray) close() error {
-	end := "\n]\n"
-	if j.n == 0 {
-		end = "[]\n"
-	}
-	_, err := io.WriteString(j.w, end)
-	return err
 }

@@ -27,6 +27,17 @@ func findingsPages(t *testing.T, n, per int) (*httptest.Server, []model.Finding,
 		all = append(all, model.Finding{Kind: model.FindingCredentialMoved, At: at.Add(time.Duration(i) * time.Second),
 			Identity: "log-triage-bot", Grant: "g_1", Instance: fmt.Sprintf("10.9.0.%d", i), Others: []string{"10.0.0.1"}})
 	}
+	srv, queries := pagesServer(t, all, per, func(page []model.Finding, next string) any {
+		return httpapi.FindingsResponse{Findings: page, Next: next}
+	})
+	return srv, all, queries
+}
+
+// pagesServer serves all as pages of per, the cursor being the index of
+// the last one served, each page answered as resp makes it of its items
+// and the next cursor ("" on the last); it records the queries it was sent.
+func pagesServer[T any](t *testing.T, all []T, per int, resp func(page []T, next string) any) (*httptest.Server, *[]string) {
+	t.Helper()
 	var mu sync.Mutex
 	var queries []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,15 +48,15 @@ func findingsPages(t *testing.T, n, per int) (*httptest.Server, []model.Finding,
 		if v := r.URL.Query().Get("after"); v != "" {
 			from, _ = strconv.Atoi(v)
 		}
-		resp := httpapi.FindingsResponse{Findings: all[from:min(from+per, n)]}
-		if from+per < n {
-			resp.Next = strconv.Itoa(from + per)
+		next := ""
+		if from+per < len(all) {
+			next = strconv.Itoa(from + per)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(resp)
+		json.NewEncoder(w).Encode(resp(all[from:min(from+per, len(all))], next))
 	}))
 	t.Cleanup(srv.Close)
-	return srv, all, &queries
+	return srv, &queries
 }
 
 // TestFindingsFollowsPages: GET /v1/findings answers a page at a time;

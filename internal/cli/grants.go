@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 )
@@ -281,11 +282,13 @@ func (a *app) revokeCmd() *cobra.Command {
 // shows; -o json and -o csv give them all.
 const maxUsedShown = 3
 
-// printGrantRows writes the review table: one row per grant with the five
-// answers, the scope as granted (and as requested, where that differs)
-// beside the scope used.
-func printGrantRows(w *tabwriter.Writer, rows []review.Row) error {
-	fmt.Fprintln(w, "GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS")
+// printGrantRows writes the review table (its header if header): one row
+// per grant with the five answers, the scope as granted (and as requested,
+// where that differs) beside the scope used.
+func printGrantRows(w *tabwriter.Writer, rows []review.Row, header bool) error {
+	if header {
+		fmt.Fprintln(w, "GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS")
+	}
 	for _, r := range rows {
 		sc := strings.Join(r.ScopeGranted, "; ")
 		switch {
@@ -354,13 +357,21 @@ func (a *app) grantsCmd() *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			gs, err := a.client().Grants(cmd.Context(), q)
-			if err != nil {
-				return describe(err)
-			}
-			rows := make([]review.Row, len(gs))
-			for i, g := range gs {
-				rows[i] = review.FromGrant(g)
+			// The server answers a page at a time; every page is
+			// printed as it comes, so that the CLI holds one page, not
+			// every grant of the query.
+			var unproven []review.Row
+			each := func(print func([]review.Row) error) error {
+				return a.client().Grants(cmd.Context(), q, func(gs []model.Grant) error {
+					rows := make([]review.Row, len(gs))
+					for i, g := range gs {
+						rows[i] = review.FromGrant(g)
+						if len(rows[i].LogMismatch) > 0 {
+							unproven = append(unproven, rows[i])
+						}
+					}
+					return print(rows)
+				})
 			}
 			// A row the log does not prove fails the command in every
 			// format: machine output too holds the database's answers,
@@ -369,26 +380,39 @@ func (a *app) grantsCmd() *cobra.Command {
 			// warnings go to stderr there, leaving the output parseable.
 			switch a.output {
 			case "json":
-				if err := a.printJSON(rows); err != nil {
+				arr := jsonlist.Writer[review.Row]{W: a.out}
+				if err := each(arr.Add); err != nil {
+					return describe(err)
+				}
+				if err := arr.Close(); err != nil {
 					return err
 				}
-				return a.warnUnproven(a.errOut, rows)
+				return a.warnUnproven(a.errOut, unproven)
 			case "csv":
 				w := csv.NewWriter(a.out)
 				w.Write(review.Header)
-				for _, r := range rows {
-					w.Write(r.Record())
+				if err := each(func(rows []review.Row) error {
+					for _, r := range rows {
+						w.Write(r.Record())
+					}
+					w.Flush()
+					return w.Error()
+				}); err != nil {
+					return describe(err)
 				}
-				w.Flush()
-				if err := w.Error(); err != nil {
-					return err
-				}
-				return a.warnUnproven(a.errOut, rows)
+				return a.warnUnproven(a.errOut, unproven)
 			}
-			if err := printGrantRows(a.table(), rows); err != nil {
+			header := true
+			if err := each(func(rows []review.Row) error {
+				// One table per page, each aligned on its own (a
+				// tabwriter holds every row until it is flushed).
+				err := printGrantRows(a.table(), rows, header)
+				header = false
 				return err
+			}); err != nil {
+				return describe(err)
 			}
-			return a.warnUnproven(a.out, rows)
+			return a.warnUnproven(a.out, unproven)
 		},
 	}
 	f := cmd.Flags()

@@ -30,7 +30,7 @@ func TestGrantsTableShowsScopes(t *testing.T) {
 		{Grant: "g_pending", Identity: "bot", ScopeRequested: []string{"pg:select orders.public.*"}, Status: "pending", RequestedAt: at},
 	}
 	var out bytes.Buffer
-	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows, true); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -67,7 +67,7 @@ func TestGrantsTableShowsWhyEnded(t *testing.T) {
 			EndReason: "expired", EndedBy: "airlock", EndedAt: at, EndComment: "reached its expiry time"},
 	}
 	var out bytes.Buffer
-	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows, true); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -101,7 +101,7 @@ func TestGrantsTableShowsWhenDecided(t *testing.T) {
 		{Grant: "g_pending", Identity: "bot", ScopeRequested: sc, Status: "pending", RequestedAt: at},
 	}
 	var out bytes.Buffer
-	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows, true); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -135,7 +135,7 @@ func TestGrantsTableMarksCappedScopeUsed(t *testing.T) {
 		{Grant: "g_under", Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "active", RequestedAt: at, ScopeUsed: some},
 	}
 	var out bytes.Buffer
-	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows); err != nil {
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows, true); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -201,10 +202,35 @@ func (c *Client) Wait(ctx context.Context, id string, max time.Duration) (model.
 	return r.Grant, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"?wait="+max.String(), nil, &r)
 }
 
-// Grants runs the review query with q's parameters (account, target, identity, status, day, since, until, limit).
-func (c *Client) Grants(ctx context.Context, q url.Values) ([]model.Grant, error) {
+// GrantsPage reads one page of the review query with q's filters
+// (account, target, identity, status, day, since, until): after the cursor
+// after (a previous page's Next) if not empty, at most limit grants (the
+// server's default if 0).
+func (c *Client) GrantsPage(ctx context.Context, q url.Values, after string, limit int) (httpapi.ListResponse, error) {
+	q = maps.Clone(q)
+	if q == nil {
+		q = url.Values{}
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 	var r httpapi.ListResponse
-	return r.Grants, c.do(ctx, "GET", "/v1/grants?"+q.Encode(), nil, &r)
+	err := c.do(ctx, "GET", "/v1/grants?"+q.Encode(), nil, &r)
+	return r, err
+}
+
+// Grants runs the whole review query with q's filters a page of
+// grants.MaxGrantsPage at a time, following each page's cursor, and hands
+// each page to fn as it comes: the caller holds one page at a time,
+// however many grants match.
+func (c *Client) Grants(ctx context.Context, q url.Values, fn func([]model.Grant) error) error {
+	return follow(func(after string) ([]model.Grant, string, error) {
+		r, err := c.GrantsPage(ctx, q, after, grants.MaxGrantsPage)
+		return r.Grants, r.Next, err
+	}, fn)
 }
 
 // History returns a grant's log entries.
@@ -352,24 +378,34 @@ func (c *Client) FindingsPage(ctx context.Context, day, after string, limit int)
 // hands each page to fn as it comes: the caller holds one page at a time,
 // however many findings the log holds.
 func (c *Client) Findings(ctx context.Context, day string, fn func([]model.Finding) error) error {
+	return follow(func(after string) ([]model.Finding, string, error) {
+		r, err := c.FindingsPage(ctx, day, after, grants.MaxFindingsPage)
+		return r.Findings, r.Next, err
+	}, fn)
+}
+
+// follow reads a list a page at a time: page reads the page after a
+// cursor ("" for the first) and returns it with the cursor of the next
+// ("" on the last); fn takes each page as it comes.
+func follow[T any](page func(after string) ([]T, string, error), fn func([]T) error) error {
 	after := ""
 	for {
-		r, err := c.FindingsPage(ctx, day, after, grants.MaxFindingsPage)
+		items, next, err := page(after)
 		if err != nil {
 			return err
 		}
-		if err := fn(r.Findings); err != nil {
+		if err := fn(items); err != nil {
 			return err
 		}
-		if r.Next == "" {
+		if next == "" {
 			return nil
 		}
-		if r.Next == after {
+		if next == after {
 			// A server that hands back the cursor it was given would have
 			// this loop ask for the same page forever.
 			return fmt.Errorf("the server answered the page after %s with the same cursor", after)
 		}
-		after = r.Next
+		after = next
 	}
 }
 

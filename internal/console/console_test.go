@@ -604,10 +604,11 @@ func TestReviewDownloadsMatchCLI(t *testing.T) {
 	b := e.browser()
 	b.mustSignIn(e.alice)
 	day := time.Now().UTC().Format("2006-01-02")
-	gs, err := e.srv.Service.List(context.Background(), e.identity("alice"), mustFilter(t, day))
+	page, err := e.srv.Service.List(context.Background(), e.identity("alice"), grants.GrantsQuery{Filter: mustFilter(t, day)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	gs := page.Grants
 	// Round-trip through JSON as the CLI gets the grants from the API.
 	raw, _ := json.Marshal(gs)
 	var viaAPI []model.Grant
@@ -675,11 +676,11 @@ func TestAuditPage(t *testing.T) {
 
 func mustFilter(t *testing.T, day string) store.GrantFilter {
 	t.Helper()
-	f, err := httpapi.ParseFilter(url.Values{"day": {day}})
+	q, err := httpapi.ParseGrantsQuery(url.Values{"day": {day}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return q.Filter
 }
 
 // The page's CSV and JSON links carry its filter: following them downloads

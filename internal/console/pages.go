@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/textesc"
@@ -260,30 +262,29 @@ func (h *Handler) reviewQuery(r *http.Request) url.Values {
 	return q
 }
 
-// rows answers the review query exactly as GET /v1/grants does and turns
-// the grants into review rows as the CLI does.
-func (h *Handler) rows(r *http.Request, u who) (url.Values, []review.Row, error) {
+// query parses the review query exactly as GET /v1/grants does.
+func (h *Handler) query(r *http.Request) (url.Values, grants.GrantsQuery, error) {
 	q := h.reviewQuery(r)
-	f, err := httpapi.ParseFilter(q)
-	if err != nil {
-		return q, nil, err
-	}
-	gs, err := h.svc.List(r.Context(), u.id, f)
-	if err != nil {
-		return q, nil, err
-	}
+	gq, err := httpapi.ParseGrantsQuery(q)
+	return q, gq, err
+}
+
+// reviewRows turns grants into review rows as the CLI does.
+func reviewRows(gs []model.Grant) []review.Row {
 	rows := make([]review.Row, len(gs))
 	for i, g := range gs {
 		rows[i] = review.FromGrant(g)
 	}
-	return q, rows, nil
+	return rows
 }
 
 type reviewData struct {
 	Q                                      url.Values
 	Account, Day, Target, Identity, Status string
 	Rows                                   []review.Row
-	Total                                  int // rows matched; Rows holds at most maxReviewRows
+	// Next is the link to the next page (the same filter, after= its
+	// cursor), "" on the last. Already encoded, as Query.
+	Next template.URL
 	// Query is the filter as a query string for the download links. It is
 	// already encoded (url.Values.Encode), so it is a template.URL: as a
 	// string, html/template would escape its "=" and "&" again and the
@@ -292,25 +293,75 @@ type reviewData struct {
 }
 
 func (h *Handler) review(w http.ResponseWriter, r *http.Request, u who) {
-	q, rows, err := h.rows(r, u)
+	q, gq, err := h.query(r)
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
+	if gq.Limit == 0 {
+		gq.Limit = maxReviewRows
+	}
+	page, err := h.svc.List(r.Context(), u.id, gq)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	// The downloads and the filter form are the whole query, not this page.
+	filter := maps.Clone(q)
+	delete(filter, "after")
+	delete(filter, "limit")
 	d := reviewData{
 		Q: q, Account: q.Get("account"), Day: q.Get("day"), Target: q.Get("target"), Identity: q.Get("identity"),
-		Status: q.Get("status"), Rows: rows, Total: len(rows), Query: template.URL(q.Encode()),
+		Status: q.Get("status"), Rows: reviewRows(page.Grants), Query: template.URL(filter.Encode()),
 	}
-	if len(d.Rows) > maxReviewRows {
-		d.Rows = d.Rows[:maxReviewRows]
+	if page.Next != "" {
+		next := maps.Clone(q)
+		next.Set("after", page.Next)
+		d.Next = template.URL(next.Encode())
 	}
 	h.render(w, r, &u, http.StatusOK, "review", "Review", d)
 }
 
 // maxReviewRows bounds the review page: an agent whose requests policy
 // approves at once can hold thousands of grants a day, and the page
-// rendered a row for each. The downloads hold every row.
-const maxReviewRows = 1000
+// rendered a row for each. The rest are a link away, a page at a time, as
+// GET /v1/grants pages; the downloads hold every row.
+const maxReviewRows = grants.MaxGrantsPage
+
+// eachRow answers the whole review query for a download, a page at a
+// time: the first page is read before anything is written, so that a bad
+// filter is an error page; a failure after the download has begun aborts
+// the connection, so that the browser fails the download rather than keep
+// a file that looks whole and is not.
+func (h *Handler) eachRow(w http.ResponseWriter, r *http.Request, u who, start func(url.Values), fn func([]review.Row) error) {
+	q, gq, err := h.query(r)
+	for _, k := range []string{"after", "limit"} {
+		if err == nil && q.Has(k) {
+			// Not dropped: the file would hold every grant where the
+			// link asked for a page.
+			err = apierr.Invalid(k, "a download holds every grant of the query, not a page: remove %s", k)
+		}
+	}
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	started := false
+	err = h.svc.EachGrant(r.Context(), u.id, gq.Filter, func(gs []model.Grant) error {
+		if !started {
+			start(q)
+			started = true
+		}
+		return fn(reviewRows(gs))
+	})
+	switch {
+	case err != nil && !started:
+		h.failErr(w, r, u, err)
+	case err != nil:
+		h.logger.Warn("review download cut short", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
 
 // downloadName is a file name for the review's filter: the day (or
 // "grants"), and only safe characters.
@@ -335,32 +386,32 @@ func downloadName(q url.Values, prefix, ext string) string {
 
 // reviewCSV is `airlock grants -o csv`, byte for byte.
 func (h *Handler) reviewCSV(w http.ResponseWriter, r *http.Request, u who) {
-	q, rows, err := h.rows(r, u)
-	if err != nil {
-		h.failErr(w, r, u, err)
-		return
-	}
-	var buf bytes.Buffer
-	cw := csv.NewWriter(&buf)
-	_ = cw.Write(review.Header)
-	for _, row := range rows {
-		_ = cw.Write(row.Record())
-	}
-	cw.Flush()
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-grants", "csv")+`"`)
-	_, _ = w.Write(buf.Bytes())
+	cw := csv.NewWriter(w)
+	h.eachRow(w, r, u, func(q url.Values) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-grants", "csv")+`"`)
+		_ = cw.Write(review.Header)
+	}, func(rows []review.Row) error {
+		for _, row := range rows {
+			_ = cw.Write(row.Record())
+		}
+		cw.Flush()
+		return cw.Error()
+	})
 }
 
 // reviewJSON is `airlock grants -o json`, byte for byte.
 func (h *Handler) reviewJSON(w http.ResponseWriter, r *http.Request, u who) {
-	q, rows, err := h.rows(r, u)
-	if err != nil {
-		h.failErr(w, r, u, err)
-		return
+	arr := jsonlist.Writer[review.Row]{W: w}
+	started := false
+	h.eachRow(w, r, u, func(q url.Values) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-grants", "json")+`"`)
+		started = true
+	}, arr.Add)
+	if started {
+		_ = arr.Close()
 	}
-	w.Header().Set("Content-Disposition", `attachment; filename="`+downloadName(q, "airlock-grants", "json")+`"`)
-	writeJSON(w, http.StatusOK, rows)
 }
 
 // --- one grant ---

@@ -347,8 +347,11 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 
 	day := time.Now().UTC().Format("2006-01-02")
 	r.stepf("The review: airlock grants --account 111122223333 --day %s", day)
-	gs, err := alice.Grants(ctx, url.Values{"account": {"111122223333"}, "day": {day}})
-	if err != nil {
+	var gs []model.Grant
+	if err := alice.Grants(ctx, url.Values{"account": {"111122223333"}, "day": {day}}, func(page []model.Grant) error {
+		gs = append(gs, page...)
+		return nil
+	}); err != nil {
 		return err
 	}
 	if len(gs) != 3 {

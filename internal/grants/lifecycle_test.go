@@ -137,13 +137,13 @@ func TestAutoApproval(t *testing.T) {
 	if got, err := h.Svc.Get(h.ctx, h.id(bob), g.ID); err != nil || got.ID != g.ID {
 		t.Errorf("a person reads it: %v", err)
 	}
-	if list, err := h.Svc.List(h.ctx, h.id(bot2), store.GrantFilter{}); err != nil || len(list) != 0 {
-		t.Errorf("another agent's list: %d %v", len(list), err)
+	if page, err := h.Svc.List(h.ctx, h.id(bot2), grants.GrantsQuery{}); err != nil || len(page.Grants) != 0 {
+		t.Errorf("another agent's list: %d %v", len(page.Grants), err)
 	}
-	_, err = h.Svc.List(h.ctx, h.id(bot2), store.GrantFilter{Identity: bot})
+	_, err = h.Svc.List(h.ctx, h.id(bot2), grants.GrantsQuery{Filter: store.GrantFilter{Identity: bot}})
 	wantAPIErr(t, err, 403, "", "")
-	if list, err := h.Svc.List(h.ctx, h.id(bot), store.GrantFilter{Account: account}); err != nil || len(list) != 1 {
-		t.Errorf("own list: %d %v", len(list), err)
+	if page, err := h.Svc.List(h.ctx, h.id(bot), grants.GrantsQuery{Filter: store.GrantFilter{Account: account}}); err != nil || len(page.Grants) != 1 {
+		t.Errorf("own list: %d %v", len(page.Grants), err)
 	}
 	// Wait on an already decided grant returns at once.
 	if w, err := h.Svc.Wait(h.ctx, h.id(bot), g.ID, time.Second); err != nil || w.Status != model.Active {

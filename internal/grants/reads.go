@@ -49,25 +49,6 @@ func canSee(caller model.Identity, holder string) bool {
 	return caller.Kind == model.Human || caller.Name == holder
 }
 
-// List answers the review query; an agent's view is limited to itself.
-func (s *Service) List(ctx context.Context, caller model.Identity, f store.GrantFilter) ([]model.Grant, error) {
-	if caller.Kind != model.Human {
-		if f.Identity != "" && f.Identity != caller.Name {
-			return nil, apierr.Forbidden("", "an agent may list only its own grants")
-		}
-		f.Identity = caller.Name
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
-		return nil, apierr.Invalid("until", "must be after since")
-	}
-	s.freshSessions(ctx)
-	gs, err := s.st.Grants(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	return gs, s.proveGrants(ctx, gs)
-}
-
 // Pending returns the requests the caller may decide: pending, not the
 // caller's own, and permitted by an approve policy.
 func (s *Service) Pending(ctx context.Context, caller model.Identity) ([]model.Grant, error) {

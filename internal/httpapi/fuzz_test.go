@@ -11,14 +11,15 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 )
 
-// FuzzParseFilter: any query string either parses into a coherent filter or
-// is refused with an invalid_argument naming a field; it never panics.
-func FuzzParseFilter(f *testing.F) {
+// FuzzParseGrantsQuery: any query string either parses into a coherent
+// filter and page or is refused with an invalid_argument naming a field;
+// it never panics.
+func FuzzParseGrantsQuery(f *testing.F) {
 	for _, s := range []string{
 		"account=111122223333&day=2026-11-25",
 		"since=2026-11-25T00:00:00Z&until=2026-11-24T00:00:00Z",
 		"status=active,expired&limit=10",
-		"day=2026-02-30", "limit=-1", "status=", "since=2026-11-25&day=2026-11-25",
+		"day=2026-02-30", "limit=-1", "limit=0", "limit=1001", "status=", "since=2026-11-25&day=2026-11-25", "after=Zz",
 	} {
 		f.Add(s)
 	}
@@ -27,23 +28,24 @@ func FuzzParseFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		flt, err := ParseFilter(q)
+		gq, err := ParseGrantsQuery(q)
+		flt := gq.Filter
 		if err != nil {
 			var ae *apierr.Error
 			if !errors.As(err, &ae) || ae.Code != apierr.CodeInvalid || ae.Field == "" {
-				t.Fatalf("ParseFilter(%q) error %v is not an invalid_argument naming a field", raw, err)
+				t.Fatalf("ParseGrantsQuery(%q) error %v is not an invalid_argument naming a field", raw, err)
 			}
 			return
 		}
 		if !flt.Since.IsZero() && !flt.Until.IsZero() && !flt.Until.After(flt.Since) {
-			t.Fatalf("ParseFilter(%q) accepted until %v not after since %v", raw, flt.Until, flt.Since)
+			t.Fatalf("ParseGrantsQuery(%q) accepted until %v not after since %v", raw, flt.Until, flt.Since)
 		}
-		if flt.Limit < 0 {
-			t.Fatalf("ParseFilter(%q) accepted a negative limit", raw)
+		if gq.Limit < 0 || gq.Limit > grants.MaxGrantsPage || q.Has("limit") && q.Get("limit") != "" && gq.Limit == 0 {
+			t.Fatalf("ParseGrantsQuery(%q) accepted limit %d", raw, gq.Limit)
 		}
 		for _, s := range flt.Status {
 			if !s.Valid() {
-				t.Fatalf("ParseFilter(%q) accepted status %q", raw, s)
+				t.Fatalf("ParseGrantsQuery(%q) accepted status %q", raw, s)
 			}
 		}
 	})

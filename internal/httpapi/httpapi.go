@@ -508,31 +508,34 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request, who model.Iden
 	return GrantResponse{g}, err
 }
 
-// ListResponse is the review query's answer.
+// ListResponse is the review query's answer: a page of it. Next, when
+// set, is the cursor of the next page (?after=NEXT, with the same filter);
+// absent, no grant follows.
 type ListResponse struct {
 	Grants []model.Grant `json:"grants"`
+	Next   string        `json:"next,omitempty"`
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	f, err := ParseFilter(r.URL.Query())
+	q, err := ParseGrantsQuery(r.URL.Query())
 	if err != nil {
 		return nil, err
 	}
-	gs, err := h.svc.List(r.Context(), who, f)
-	if gs == nil {
-		gs = []model.Grant{}
+	page, err := h.svc.List(r.Context(), who, q)
+	if err != nil {
+		return nil, err
 	}
-	return ListResponse{gs}, err
+	return ListResponse{Grants: page.Grants, Next: page.Next}, nil
 }
 
-// ParseFilter turns review-query parameters into a store filter. It
-// refuses a parameter it does not know: GET /v1/grants and the web
-// console's review (page and downloads) both answer through it, and a
-// typo (acount=A) would otherwise be dropped and the review answer for
-// every account.
-func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
-	if err := known(q, "account", "target", "identity", "status", "day", "since", "until", "limit"); err != nil {
-		return store.GrantFilter{}, err
+// ParseGrantsQuery turns review-query parameters into a page of the
+// review query: the filter, limit and the cursor after. It refuses a
+// parameter it does not know: GET /v1/grants and the web console's review
+// (page and downloads) both answer through it, and a typo (acount=A)
+// would otherwise be dropped and the review answer for every account.
+func ParseGrantsQuery(q map[string][]string) (grants.GrantsQuery, error) {
+	if err := known(q, "account", "target", "identity", "status", "day", "since", "until", "limit", "after"); err != nil {
+		return grants.GrantsQuery{}, err
 	}
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
@@ -543,26 +546,27 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 	// Only status takes several values; another parameter given twice
 	// (account=A&account=B) was answered for the first alone, a review
 	// that silently left B out.
-	if err := once(q, "account", "target", "identity", "day", "since", "until", "limit"); err != nil {
-		return store.GrantFilter{}, err
+	if err := once(q, "account", "target", "identity", "day", "since", "until", "limit", "after"); err != nil {
+		return grants.GrantsQuery{}, err
 	}
 	f := store.GrantFilter{Account: get("account"), Target: get("target"), Identity: get("identity")}
+	out := grants.GrantsQuery{After: get("after")}
 	for _, s := range q["status"] {
 		for _, one := range strings.Split(s, ",") {
 			st := model.GrantStatus(one)
 			if !st.Valid() {
-				return f, apierr.Invalid("status", "unknown status %s", apierr.Quote(one))
+				return out, apierr.Invalid("status", "unknown status %s", apierr.Quote(one))
 			}
 			f.Status = append(f.Status, st)
 		}
 	}
 	if day := get("day"); day != "" {
 		if get("since") != "" || get("until") != "" {
-			return f, apierr.Invalid("day", "use either day or since/until, not both")
+			return out, apierr.Invalid("day", "use either day or since/until, not both")
 		}
 		d, err := time.Parse("2006-01-02", day)
 		if err != nil {
-			return f, apierr.Invalid("day", "%s is not a date (YYYY-MM-DD, UTC)", apierr.Quote(day))
+			return out, apierr.Invalid("day", "%s is not a date (YYYY-MM-DD, UTC)", apierr.Quote(day))
 		}
 		f.Since, f.Until = d, d.Add(24*time.Hour)
 	}
@@ -573,22 +577,29 @@ func ParseFilter(q map[string][]string) (store.GrantFilter, error) {
 		if v := get(p.name); v != "" {
 			t, err := parseTime(v)
 			if err != nil {
-				return f, apierr.Invalid(p.name, "%s is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, or a date)", apierr.Quote(v))
+				return out, apierr.Invalid(p.name, "%s is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, or a date)", apierr.Quote(v))
 			}
 			*p.dst = t
 		}
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
-		return f, apierr.Invalid("until", "must be after since")
+		return out, apierr.Invalid("until", "must be after since")
 	}
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return f, apierr.Invalid("limit", "%s is not a non-negative number", apierr.Quote(v))
+		switch {
+		case err == nil && n == 0:
+			// limit=0 meant "no cap" before the list was paged: refused
+			// rather than read as a page of the default size, so that a
+			// script relying on it learns it now gets pages.
+			return out, apierr.Invalid("limit", "0 no longer means every grant: the list is answered a page at a time (limit 1 to %d, %d if absent); follow next for the rest", grants.MaxGrantsPage, grants.DefaultGrantsPage)
+		case err != nil || n < 1 || n > grants.MaxGrantsPage:
+			return out, apierr.Invalid("limit", "%s is not a number from 1 to %d", apierr.Quote(v), grants.MaxGrantsPage)
 		}
-		f.Limit = n
+		out.Limit = n
 	}
-	return f, nil
+	out.Filter = f
+	return out, nil
 }
 
 // known refuses a query parameter other than keys, as decode refuses an
@@ -782,7 +793,7 @@ func (h *Handler) pending(w http.ResponseWriter, r *http.Request, who model.Iden
 	if gs == nil {
 		gs = []model.Grant{}
 	}
-	return ListResponse{gs}, err
+	return ListResponse{Grants: gs}, err
 }
 
 // IdentitiesResponse lists identities.

@@ -273,7 +273,7 @@ func TestReviewQueryValidation(t *testing.T) {
 	// Well-formed queries are accepted.
 	for _, q := range []string{
 		"", "day=2026-11-25", "since=2026-11-25T14:00:00Z", "until=2026-11-25", "since=2026-11-25&until=2026-11-26T00:00:00.5-01:00",
-		"status=active,pending&status=expired", "limit=0", "limit=10", "account=111122223333&target=aws-prod&identity=alice",
+		"status=active,pending&status=expired", "limit=1000", "limit=10", "account=111122223333&target=aws-prod&identity=alice",
 	} {
 		r := e.do("GET", "/v1/grants?"+q, e.alice, nil)
 		if r.status != http.StatusOK {

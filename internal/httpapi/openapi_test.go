@@ -334,7 +334,7 @@ func TestOpenAPIReferences(t *testing.T) {
 	walk("", root)
 
 	wantQuery := map[string][]string{
-		"GET /v1/grants":            {"account", "day", "identity", "limit", "since", "status", "target", "until"},
+		"GET /v1/grants":            {"account", "after", "day", "identity", "limit", "since", "status", "target", "until"},
 		"GET /v1/grants/{id}":       {"wait"},
 		"GET /v1/audit/export":      {"account", "day"},
 		"GET /v1/audit/consistency": {"old"},

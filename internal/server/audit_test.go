@@ -27,7 +27,6 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
-	"github.com/airlock-dev/airlock/internal/store"
 )
 
 const auditTestConfig = `data_dir: ./data
@@ -313,7 +312,8 @@ func TestForgedRowsCaught(t *testing.T) {
 	if !strings.Contains(strings.Join(g.LogMismatch, "\n"), `reason is "routine", log says "billing errors too"`) {
 		t.Errorf("grant show: the forged record is not marked: %q", g.LogMismatch)
 	}
-	list, err := s.Service.List(ctx, alice, store.GrantFilter{})
+	page, err := s.Service.List(ctx, alice, grants.GrantsQuery{})
+	list := page.Grants
 	if err != nil || len(list) != 1 || len(list[0].LogMismatch) == 0 {
 		t.Fatalf("grants: the forged row is not marked: %+v, %v", list, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
-	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/grants"
 )
 
 // TestForgedGrantAtNegativeSeqMarked: someone with write access to the
@@ -110,10 +110,11 @@ func TestForgedGrantAtNegativeSeqMarked(t *testing.T) {
 	srv := openServer(t, e.cfg)
 	defer srv.Close()
 	ctx := context.Background()
-	list, err := srv.Service.List(ctx, alice, store.GrantFilter{})
+	page, err := srv.Service.List(ctx, alice, grants.GrantsQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	list := page.Grants
 	found := false
 	for _, gr := range list {
 		if gr.ID != fakeGrant {

@@ -141,8 +141,20 @@ type GrantFilter struct {
 	// Deadline(), overlaps [Since, Until). Either may be zero (unbounded).
 	// A grant whose Deadline() is zero counts as still live.
 	Since, Until time.Time
+	// After, when its ID is set, selects only the grants that come after
+	// it in the order (RequestedAt, then ID): the cursor of a list read a
+	// page at a time (GET /v1/grants), each page starting after the last
+	// grant of the one before. The other fields still filter every page.
+	After GrantKey
 	// Limit caps the result; 0 means no cap.
 	Limit int
+}
+
+// GrantKey is a grant's place in the order the review query answers in:
+// its RequestedAt, then its ID (which is unique, so the order is total).
+type GrantKey struct {
+	RequestedAt time.Time
+	ID          string
 }
 
 // IndexedLogTypes are the entry types that stores index on their own, so

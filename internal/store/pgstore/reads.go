@@ -187,6 +187,12 @@ func grantsQuery(f store.GrantFilter) (string, []any) {
 		}
 		conds = append(conds, "status = ANY("+p.add(st)+"::text[])")
 	}
+	if f.After.ID != "" {
+		// The cursor's bound on requested_at is a range of the index
+		// each SELECT reads; id breaks ties.
+		at := p.add(clampNanos(f.After.RequestedAt))
+		conds = append(conds, "requested_at >= "+at+" AND (requested_at > "+at+" OR id > "+p.add(f.After.ID)+")")
+	}
 	where := func(conds []string) string {
 		if len(conds) == 0 {
 			return ""

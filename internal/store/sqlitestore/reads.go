@@ -286,6 +286,13 @@ func grantsQuery(f store.GrantFilter, maxSpan int64) (string, []any) {
 			args = append(args, string(s))
 		}
 	}
+	if f.After.ID != "" {
+		// The cursor's bound on requested_at is a range of the index
+		// each SELECT reads; id breaks ties.
+		at := clampNanos(f.After.RequestedAt)
+		conds = append(conds, "requested_at >= ? AND (requested_at > ? OR id > ?)")
+		args = append(args, at, at, f.After.ID)
+	}
 	filterConds := conds
 	filterArgs := args
 

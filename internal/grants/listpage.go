@@ -1,0 +1,191 @@
+package grants
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Bounds of a page of the review query (List).
+const (
+	// DefaultGrantsPage is the grants a page holds when the caller names
+	// no limit.
+	DefaultGrantsPage = 100
+	// MaxGrantsPage is the most a caller may ask for in one page. An
+	// agent whose requests a policy approves at once can hold thousands of
+	// grants a day, and the whole list in one answer grew the server's
+	// memory (every grant, its usage and its log derivation), the answer
+	// and the client's memory without bound.
+	MaxGrantsPage = 1000
+)
+
+// GrantsQuery selects a page of the review query.
+type GrantsQuery struct {
+	// Filter is the review query; its After and Limit are the page's, set
+	// from the fields below.
+	Filter store.GrantFilter
+	// After is the cursor: the Next of the page before, "" for the first.
+	After string
+	// Limit is the most grants the page holds: 1 to MaxGrantsPage,
+	// DefaultGrantsPage if 0, MaxGrantsPage if more.
+	Limit int
+}
+
+// GrantsPage is one page of the review query.
+type GrantsPage struct {
+	Grants []model.Grant
+	// Next is the cursor of the next page (GrantsQuery.After), "" when no
+	// grant follows.
+	Next string
+}
+
+// List answers a page of the review query, in the order (RequestedAt, then
+// ID); an agent's view is limited to itself. Every page applies the whole
+// filter and the caller's view again: the cursor is only a place in the
+// order, so a cursor made up by hand reads nothing the caller could not
+// list from the first page on. It names its query (a digest of the
+// filter, the caller's view included), and a cursor of another query is
+// refused rather than answered for a filter it was not written for.
+func (s *Service) List(ctx context.Context, caller model.Identity, q GrantsQuery) (GrantsPage, error) {
+	f := q.Filter
+	if caller.Kind != model.Human {
+		if f.Identity != "" && f.Identity != caller.Name {
+			return GrantsPage{}, apierr.Forbidden("", "an agent may list only its own grants")
+		}
+		f.Identity = caller.Name
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return GrantsPage{}, apierr.Invalid("until", "must be after since")
+	}
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultGrantsPage
+	case limit > MaxGrantsPage:
+		limit = MaxGrantsPage
+	}
+	tag := filterTag(f)
+	f.After = store.GrantKey{}
+	if q.After != "" {
+		k, err := parseGrantsCursor(q.After, tag)
+		if err != nil {
+			return GrantsPage{}, err
+		}
+		f.After = k
+	}
+	// One more than the page: whether a next page exists is known
+	// without a last, empty one.
+	f.Limit = limit + 1
+	s.freshSessions(ctx)
+	gs, err := s.st.Grants(ctx, f)
+	if err != nil {
+		return GrantsPage{}, err
+	}
+	page := GrantsPage{Grants: gs}
+	if len(gs) > limit {
+		page.Grants = gs[:limit]
+		last := page.Grants[limit-1]
+		page.Next = grantsCursor(store.GrantKey{RequestedAt: last.RequestedAt, ID: last.ID}, tag)
+	}
+	if page.Grants == nil {
+		page.Grants = []model.Grant{}
+	}
+	return page, s.proveGrants(ctx, page.Grants)
+}
+
+// EachGrant answers the whole review query a page at a time, handing each
+// page to fn as it is read: what a download of every row (the console's
+// CSV and JSON) reads, holding one page at a time.
+func (s *Service) EachGrant(ctx context.Context, caller model.Identity, f store.GrantFilter, fn func([]model.Grant) error) error {
+	q := GrantsQuery{Filter: f, Limit: MaxGrantsPage}
+	for {
+		page, err := s.List(ctx, caller, q)
+		if err != nil {
+			return err
+		}
+		if err := fn(page.Grants); err != nil {
+			return err
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.After = page.Next
+	}
+}
+
+// A cursor of the review query is "g1.NANOS.TAG.ID" in unpadded base64url:
+// the last grant's RequestedAt (unix nanoseconds) and ID, and the tag of
+// its query (filterTag). It is not secret and needs no signature: it only
+// says where in the order the page starts, and every page applies the
+// query and the caller's view again.
+const grantsCursorVersion = "g1"
+
+func grantsCursor(k store.GrantKey, tag string) string {
+	raw := grantsCursorVersion + "." + strconv.FormatInt(k.RequestedAt.UnixNano(), 10) + "." + tag + "." + k.ID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func parseGrantsCursor(c, tag string) (store.GrantKey, error) {
+	bad := apierr.Invalid("after", "%s is not a cursor of this list (the next of a previous page)", apierr.Quote(c))
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return store.GrantKey{}, bad
+	}
+	parts := strings.SplitN(string(raw), ".", 4)
+	if len(parts) != 4 || parts[0] != grantsCursorVersion || !printable(parts[3]) {
+		return store.GrantKey{}, bad
+	}
+	n, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return store.GrantKey{}, bad
+	}
+	k := store.GrantKey{RequestedAt: time.Unix(0, n).UTC(), ID: parts[3]}
+	if grantsCursor(k, parts[2]) != c {
+		return store.GrantKey{}, bad // only as the server writes it
+	}
+	if parts[2] != tag {
+		return store.GrantKey{}, apierr.Invalid("after", "the cursor is the next page of another query: give it with the same filter as the page it came from, or start again without after")
+	}
+	return k, nil
+}
+
+// printable reports whether id could be a grant's: not empty, UTF-8,
+// without control characters (PostgreSQL refuses a NUL in a parameter, and
+// none is in an id the server writes).
+func printable(id string) bool {
+	return id != "" && utf8.ValidString(id) && !strings.ContainsFunc(id, unicode.IsControl)
+}
+
+// filterTag names the query f answers (the caller's view applied): the
+// first 8 bytes of a SHA-256 of its filters, statuses in a canonical order,
+// times in unix nanoseconds.
+func filterTag(f store.GrantFilter) string {
+	st := make([]string, len(f.Status))
+	for i, s := range f.Status {
+		st[i] = string(s)
+	}
+	slices.Sort(st)
+	st = slices.Compact(st)
+	nanos := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return strconv.FormatInt(t.UnixNano(), 10)
+	}
+	h := sha256.New()
+	for _, v := range []string{f.Account, f.Target, f.Identity, strings.Join(st, ","), nanos(f.Since), nanos(f.Until)} {
+		h.Write([]byte(strconv.Itoa(len(v)) + ":" + v))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}

@@ -1,0 +1,75 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/httpapi"
+)
+
+// TestGrantsPageParameters: GET /v1/grants takes a limit of 1 to 1000 and
+// a cursor only as the server writes it (a page's next); anything else is
+// a 400 naming the parameter. limit=0 meant "every grant" before the list
+// was paged: it is refused, saying so, rather than read otherwise.
+func TestGrantsPageParameters(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct{ query, field string }{
+		{"limit=0", "limit"},
+		{"limit=-1", "limit"},
+		{"limit=1001", "limit"},
+		{"limit=ten", "limit"},
+		{"limit=1.5", "limit"},
+		{"limit=", ""}, // empty: as absent
+		{"after=x", "after"},
+		{"after=0", "after"},
+		{"after=%2B5", "after"},
+		{"after=Zz1hYmM", "after"}, // base64url of "g=abc"
+		{"after=", ""},
+		{"limit=5&limit=6", "limit"},
+		{"after=a&after=b", "after"},
+		{"cursor=5", "cursor"},
+		{"page=2", "page"},
+	} {
+		for _, key := range []string{e.alice, e.bot} {
+			r := e.do("GET", "/v1/grants?"+tt.query, key, nil)
+			if tt.field == "" {
+				if r.status != http.StatusOK {
+					t.Errorf("%s: %d %s", tt.query, r.status, r.body)
+				}
+				continue
+			}
+			wantError(t, r, http.StatusBadRequest, "invalid_argument", tt.field)
+			if msg := r.errBody(t).Error.Message; strings.Contains(msg, "strconv") || strings.Contains(msg, "base64") {
+				t.Errorf("%s: the message names Go's parser: %s", tt.query, msg)
+			}
+		}
+	}
+	if msg := e.do("GET", "/v1/grants?limit=0", e.alice, nil).errBody(t).Error.Message; !strings.Contains(msg, "no longer means every grant") {
+		t.Errorf("limit=0: %q does not say what changed", msg)
+	}
+
+	// Without a limit a page holds 100 grants; a page that is not the
+	// last is full, and says so with next.
+	for range 101 {
+		e.request(e.bot, autoScope, "10m")
+	}
+	var page httpapi.ListResponse
+	r := e.do("GET", "/v1/grants", e.alice, nil)
+	r.decode(t, &page)
+	if len(page.Grants) != 100 || page.Next == "" {
+		t.Fatalf("no limit: %d grants, next %q; want 100 and a next", len(page.Grants), page.Next)
+	}
+	r = e.do("GET", "/v1/grants?after="+page.Next, e.alice, nil)
+	var rest httpapi.ListResponse
+	r.decode(t, &rest)
+	if len(rest.Grants) != 1 || rest.Next != "" || rest.Grants[0].ID == page.Grants[99].ID {
+		t.Fatalf("the page after: %d grants, next %q; want the 101st alone", len(rest.Grants), rest.Next)
+	}
+	r = e.do("GET", "/v1/grants?limit=1000", e.alice, nil)
+	page = httpapi.ListResponse{}
+	r.decode(t, &page)
+	if len(page.Grants) != 101 || page.Next != "" {
+		t.Fatalf("limit=1000: %d grants, next %q; want every one and no next", len(page.Grants), page.Next)
+	}
+}
