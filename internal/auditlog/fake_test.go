@@ -77,6 +77,9 @@ func (s *fakeStore) Session(ctx context.Context, id string) (model.Session, erro
 func (s *fakeStore) Sessions(ctx context.Context, grantID string) ([]model.Session, error) {
 	return nil, errFakeUnsupported
 }
+func (s *fakeStore) SessionsPage(ctx context.Context, f store.SessionFilter) ([]model.Session, error) {
+	return nil, errFakeUnsupported
+}
 
 func (s *fakeStore) LogSize(ctx context.Context) (int64, error) {
 	s.mu.Lock()

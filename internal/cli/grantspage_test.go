@@ -5,6 +5,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -114,5 +116,52 @@ func TestGrantsJSONEmpty(t *testing.T) {
 	code, out, errOut := run(t, []string{EnvAddr + "=" + srv.URL, EnvToken + "=k"}, "grants", "-o", "json")
 	if code != 0 || out != "[]\n" {
 		t.Fatalf("grants -o json with none: exit %d, %q, %s", code, out, errOut)
+	}
+}
+
+// TestGrantShowFollowsSessionPages: GET /v1/grants/{id}/sessions answers a
+// page at a time; airlock grant show lists every session of the grant by
+// following the pages.
+func TestGrantShowFollowsSessionPages(t *testing.T) {
+	at := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	var all []model.Session
+	for i := range 5 {
+		all = append(all, model.Session{ID: fmt.Sprintf("s_%02d", i), GrantID: "g_1", Identity: "log-triage-bot", StartedAt: at.Add(time.Duration(i) * time.Second)})
+	}
+	sessions, queries := pagesServer(t, all, 2, func(page []model.Session, next string) any {
+		return httpapi.SessionsResponse{Sessions: page, Next: next}
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/grants/g_1", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(httpapi.GrantResponse{Grant: model.Grant{ID: "g_1", Identity: "log-triage-bot", Status: model.Active, RequestedAt: at}})
+	})
+	mux.HandleFunc("GET /v1/grants/g_1/history", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(httpapi.HistoryResponse{Events: []httpapi.Event{}})
+	})
+	mux.HandleFunc("GET /v1/grants/g_1/sessions", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(sessions.URL + "?" + r.URL.RawQuery)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	code, out, errOut := run(t, []string{EnvAddr + "=" + srv.URL, EnvToken + "=k"}, "grant", "show", "g_1", "-o", "json")
+	if code != 0 {
+		t.Fatalf("grant show: exit %d: %s", code, errOut)
+	}
+	var shown struct {
+		Sessions []model.Session `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || len(shown.Sessions) != len(all) || shown.Sessions[4].ID != "s_04" {
+		t.Fatalf("grant show -o json: %d sessions (%v), want %d:\n%s", len(shown.Sessions), err, len(all), out)
+	}
+	want := []string{"limit=1000", "after=2&limit=1000", "after=4&limit=1000"}
+	if got := *queries; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("queries %q, want %q", got, want)
 	}
 }

@@ -239,10 +239,38 @@ func (c *Client) History(ctx context.Context, id string) ([]httpapi.Event, error
 	return r.Events, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/history", nil, &r)
 }
 
-// Sessions returns a grant's sessions.
-func (c *Client) Sessions(ctx context.Context, id string) ([]model.Session, error) {
+// SessionsPage reads one page of a grant's sessions: after the cursor
+// after (a previous page's Next) if not empty, at most limit of them (the
+// server's default if 0).
+func (c *Client) SessionsPage(ctx context.Context, id, after string, limit int) (httpapi.SessionsResponse, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/grants/" + url.PathEscape(id) + "/sessions"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var r httpapi.SessionsResponse
-	return r.Sessions, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/sessions", nil, &r)
+	err := c.do(ctx, "GET", path, nil, &r)
+	return r, err
+}
+
+// Sessions returns every session of a grant, read a page of
+// grants.MaxSessionsPage at a time.
+func (c *Client) Sessions(ctx context.Context, id string) ([]model.Session, error) {
+	var all []model.Session
+	err := follow(func(after string) ([]model.Session, string, error) {
+		r, err := c.SessionsPage(ctx, id, after, grants.MaxSessionsPage)
+		return r.Sessions, r.Next, err
+	}, func(ss []model.Session) error {
+		all = append(all, ss...)
+		return nil
+	})
+	return all, err
 }
 
 // Session returns one session's recording.

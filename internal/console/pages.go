@@ -474,11 +474,12 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 		h.failErr(w, r, u, err)
 		return
 	}
-	ss, err := h.svc.GrantSessions(ctx, u.id, id)
+	page, err := h.svc.GrantSessions(ctx, u.id, id, grants.SessionsQuery{Limit: maxGrantSessions})
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
+	ss := page.Sessions
 	hist, err := h.svc.History(ctx, u.id, id)
 	if err != nil {
 		h.failErr(w, r, u, err)
@@ -492,8 +493,10 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 		d.History = append(d.History[:maxHistory/2:maxHistory/2], d.History[n-maxHistory/2:]...)
 		d.HistoryGap = maxHistory / 2
 	}
-	if len(ss) > maxGrantSessions {
-		ss, d.SessionsMore = ss[:maxGrantSessions], len(ss)-maxGrantSessions
+	if page.Next != "" {
+		// How many, from the grant's usage (its sessions counted by the
+		// store); at least one follows.
+		d.SessionsMore = max(int(g.Usage.Sessions)-len(ss), 1)
 	}
 	for i, s := range ss {
 		v := sessionView{Session: s}

@@ -68,13 +68,7 @@ func (s *Service) List(ctx context.Context, caller model.Identity, q GrantsQuery
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		return GrantsPage{}, apierr.Invalid("until", "must be after since")
 	}
-	limit := q.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultGrantsPage
-	case limit > MaxGrantsPage:
-		limit = MaxGrantsPage
-	}
+	limit := pageLimit(q.Limit, DefaultGrantsPage, MaxGrantsPage)
 	tag := filterTag(f)
 	f.After = store.GrantKey{}
 	if q.After != "" {
@@ -124,40 +118,70 @@ func (s *Service) EachGrant(ctx context.Context, caller model.Identity, f store.
 	}
 }
 
-// A cursor of the review query is "g1.NANOS.TAG.ID" in unpadded base64url:
-// the last grant's RequestedAt (unix nanoseconds) and ID, and the tag of
-// its query (filterTag). It is not secret and needs no signature: it only
-// says where in the order the page starts, and every page applies the
-// query and the caller's view again.
-const grantsCursorVersion = "g1"
+// A cursor is "VERSION.NANOS.TAG.ID" in unpadded base64url: the time and
+// id of the last item of the page before (unix nanoseconds, empty for the
+// zero time), and the tag of its query (for the review, filterTag). It is
+// not secret and needs no signature: it only says where in the order the
+// page starts, and every page applies the query and the caller's view
+// again.
+const (
+	grantsCursorVersion   = "g1"
+	sessionsCursorVersion = "s1"
+)
 
 func grantsCursor(k store.GrantKey, tag string) string {
-	raw := grantsCursorVersion + "." + strconv.FormatInt(k.RequestedAt.UnixNano(), 10) + "." + tag + "." + k.ID
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+	return encodeCursor(grantsCursorVersion, k.RequestedAt, tag, k.ID)
 }
 
 func parseGrantsCursor(c, tag string) (store.GrantKey, error) {
+	at, id, err := decodeCursor(c, grantsCursorVersion, tag)
+	return store.GrantKey{RequestedAt: at, ID: id}, err
+}
+
+func encodeCursor(version string, at time.Time, tag, id string) string {
+	nanos := ""
+	if !at.IsZero() {
+		nanos = strconv.FormatInt(at.UnixNano(), 10)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(version + "." + nanos + "." + tag + "." + id))
+}
+
+// decodeCursor reads a cursor of version for the query of tag, refusing
+// one the server did not write so or wrote for another query.
+func decodeCursor(c, version, tag string) (time.Time, string, error) {
 	bad := apierr.Invalid("after", "%s is not a cursor of this list (the next of a previous page)", apierr.Quote(c))
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return store.GrantKey{}, bad
+		return time.Time{}, "", bad
 	}
 	parts := strings.SplitN(string(raw), ".", 4)
-	if len(parts) != 4 || parts[0] != grantsCursorVersion || !printable(parts[3]) {
-		return store.GrantKey{}, bad
+	if len(parts) != 4 || parts[0] != version || !printable(parts[3]) {
+		return time.Time{}, "", bad
 	}
-	n, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return store.GrantKey{}, bad
+	var at time.Time
+	if parts[1] != "" {
+		n, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil {
+			return time.Time{}, "", bad
+		}
+		at = time.Unix(0, n).UTC()
 	}
-	k := store.GrantKey{RequestedAt: time.Unix(0, n).UTC(), ID: parts[3]}
-	if grantsCursor(k, parts[2]) != c {
-		return store.GrantKey{}, bad // only as the server writes it
+	if encodeCursor(version, at, parts[2], parts[3]) != c {
+		return time.Time{}, "", bad // only as the server writes it
 	}
 	if parts[2] != tag {
-		return store.GrantKey{}, apierr.Invalid("after", "the cursor is the next page of another query: give it with the same filter as the page it came from, or start again without after")
+		return time.Time{}, "", apierr.Invalid("after", "the cursor is the next page of another query: give it with the same filter as the page it came from, or start again without after")
 	}
-	return k, nil
+	return at, parts[3], nil
+}
+
+// pageLimit is the size of a page a caller asked limit of: def if limit
+// is not positive, at most most.
+func pageLimit(limit, def, most int) int {
+	if limit <= 0 {
+		return def
+	}
+	return min(limit, most)
 }
 
 // printable reports whether id could be a grant's: not empty, UTF-8,

@@ -2,6 +2,8 @@ package grants
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -123,16 +125,72 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string)
 	return ss[0], entries, err
 }
 
-// GrantSessions returns the sessions of a grant the caller may see.
-func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id string) ([]model.Session, error) {
+// Bounds of a page of a grant's sessions (GrantSessions).
+const (
+	// DefaultSessionsPage is the sessions a page holds when the caller
+	// names no limit.
+	DefaultSessionsPage = 100
+	// MaxSessionsPage is the most a caller may ask for in one page. A
+	// grant whose client opens a connection per statement holds hundreds
+	// of thousands of sessions, and all of them were one answer.
+	MaxSessionsPage = 1000
+)
+
+// SessionsQuery selects a page of a grant's sessions.
+type SessionsQuery struct {
+	// After is the cursor: the Next of the page before, "" for the first.
+	After string
+	// Limit is the most sessions the page holds: 1 to MaxSessionsPage,
+	// DefaultSessionsPage if 0, MaxSessionsPage if more.
+	Limit int
+}
+
+// SessionsPage is one page of a grant's sessions.
+type SessionsPage struct {
+	Sessions []model.Session
+	// Next is the cursor of the next page (SessionsQuery.After), "" when
+	// no session follows.
+	Next string
+}
+
+// GrantSessions returns a page of the sessions of a grant the caller may
+// see, in the order they started (then by id). Every page checks that the
+// caller may see the grant; a cursor names its grant, and one of another
+// grant is refused.
+func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id string, q SessionsQuery) (SessionsPage, error) {
 	if _, err := s.Get(ctx, caller, id); err != nil {
-		return nil, err
+		return SessionsPage{}, err
 	}
-	ss, err := s.st.Sessions(ctx, id)
+	limit := pageLimit(q.Limit, DefaultSessionsPage, MaxSessionsPage)
+	tag := grantTag(id)
+	f := store.SessionFilter{GrantID: id, Limit: limit + 1} // one more: is there a next page?
+	if q.After != "" {
+		at, sid, err := decodeCursor(q.After, sessionsCursorVersion, tag)
+		if err != nil {
+			return SessionsPage{}, err
+		}
+		f.After = store.SessionKey{StartedAt: at, ID: sid}
+	}
+	ss, err := s.st.SessionsPage(ctx, f)
 	if err != nil {
-		return nil, err
+		return SessionsPage{}, err
 	}
-	return ss, s.proveSessions(ctx, id, ss)
+	page := SessionsPage{Sessions: ss}
+	if len(ss) > limit {
+		page.Sessions = ss[:limit]
+		last := page.Sessions[limit-1]
+		page.Next = encodeCursor(sessionsCursorVersion, last.StartedAt, tag, last.ID)
+	}
+	if page.Sessions == nil {
+		page.Sessions = []model.Session{}
+	}
+	return page, s.proveSessions(ctx, id, page.Sessions)
+}
+
+// grantTag names the grant a cursor of its sessions belongs to.
+func grantTag(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:8])
 }
 
 // History returns the log entries of one grant, for `airlock grant show`.

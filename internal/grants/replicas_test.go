@@ -905,7 +905,8 @@ func testDeadReplicaSessions(t *testing.T, sweep time.Duration) {
 		t.Errorf("RecoverSession of an ended session wrote it again (%d ends)", n)
 	}
 	// The rows agree with the log, as the review derives it.
-	ss, err := a.svc.GrantSessions(rs.ctx, a.id(t, alice), g.ID)
+	spage, err := a.svc.GrantSessions(rs.ctx, a.id(t, alice), g.ID, grants.SessionsQuery{})
+	ss := spage.Sessions
 	if err != nil || len(ss) != 2 {
 		t.Fatalf("sessions of %s: %d, %v", g.ID, len(ss), err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -149,10 +150,10 @@ func TestSessions(t *testing.T) {
 	if _, _, err := h.Svc.Session(h.ctx, h.id(bob), ses.ID); err != nil {
 		t.Errorf("a person reads the recording: %v", err)
 	}
-	if gs, err := h.Svc.GrantSessions(h.ctx, h.id(bot), g.ID); err != nil || len(gs) != 1 {
+	if gs, err := h.Svc.GrantSessions(h.ctx, h.id(bot), g.ID, grants.SessionsQuery{}); err != nil || len(gs.Sessions) != 1 {
 		t.Errorf("grant sessions %v %v", gs, err)
 	}
-	_, err = h.Svc.GrantSessions(h.ctx, h.id(bot2), g.ID)
+	_, err = h.Svc.GrantSessions(h.ctx, h.id(bot2), g.ID, grants.SessionsQuery{})
 	wantAPIErr(t, err, 404, apierr.CodeNotFound, "")
 	if hist, err := h.Svc.History(h.ctx, h.id(alice), g.ID); err != nil || len(hist) != 4+len(entries) {
 		t.Errorf("history: %d entries %v", len(hist), err)

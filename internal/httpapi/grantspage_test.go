@@ -73,3 +73,37 @@ func TestGrantsPageParameters(t *testing.T) {
 		t.Fatalf("limit=1000: %d grants, next %q; want every one and no next", len(page.Grants), page.Next)
 	}
 }
+
+// TestGrantSessionsPageParameters: GET /v1/grants/{id}/sessions takes a
+// limit of 1 to 1000 and a cursor only as the server writes it; anything
+// else is a 400 naming the parameter, and the grant is still checked (an
+// agent asking for another's is told it does not exist).
+func TestGrantSessionsPageParameters(t *testing.T) {
+	e := newEnv(t)
+	g := e.request(e.bot, autoScope, "10m")
+	for _, tt := range []struct{ query, field string }{
+		{"limit=0", "limit"},
+		{"limit=1001", "limit"},
+		{"limit=ten", "limit"},
+		{"limit=", ""},
+		{"limit=1000", ""},
+		{"after=x", "after"},
+		{"after=", ""},
+		{"after=a&after=b", "after"},
+		{"page=2", "page"},
+	} {
+		r := e.do("GET", "/v1/grants/"+g.ID+"/sessions?"+tt.query, e.alice, nil)
+		if tt.field == "" {
+			var page httpapi.SessionsResponse
+			if r.status != http.StatusOK {
+				t.Errorf("%s: %d %s", tt.query, r.status, r.body)
+			} else if r.decode(t, &page); page.Sessions == nil || page.Next != "" {
+				t.Errorf("%s: %+v, want an empty last page", tt.query, page)
+			}
+			continue
+		}
+		wantError(t, r, http.StatusBadRequest, "invalid_argument", tt.field)
+	}
+	other := e.request(e.webBot, autoScope, "10m")
+	wantError(t, e.do("GET", "/v1/grants/"+other.ID+"/sessions?limit=5", e.bot, nil), http.StatusNotFound, "not_found", "")
+}

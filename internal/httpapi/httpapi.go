@@ -692,17 +692,34 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request, who model.Iden
 	return HistoryResponse{events(es)}, err
 }
 
-// SessionsResponse lists sessions.
+// SessionsResponse is a page of a grant's sessions. Next, when set, is the
+// cursor of the next page (?after=NEXT); absent, no session follows.
 type SessionsResponse struct {
 	Sessions []model.Session `json:"sessions"`
+	Next     string          `json:"next,omitempty"`
 }
 
 func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	ss, err := h.svc.GrantSessions(r.Context(), who, r.PathValue("id"))
-	if ss == nil {
-		ss = []model.Session{}
+	q := r.URL.Query()
+	if err := known(q, "limit", "after"); err != nil {
+		return nil, err
 	}
-	return SessionsResponse{ss}, err
+	if err := once(q, "limit", "after"); err != nil {
+		return nil, err
+	}
+	sq := grants.SessionsQuery{After: q.Get("after")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > grants.MaxSessionsPage {
+			return nil, apierr.Invalid("limit", "%s is not a number from 1 to %d", apierr.Quote(v), grants.MaxSessionsPage)
+		}
+		sq.Limit = n
+	}
+	page, err := h.svc.GrantSessions(r.Context(), who, r.PathValue("id"), sq)
+	if err != nil {
+		return nil, err
+	}
+	return SessionsResponse{Sessions: page.Sessions, Next: page.Next}, nil
 }
 
 // SessionResponse is one session's recording.

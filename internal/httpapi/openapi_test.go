@@ -334,11 +334,12 @@ func TestOpenAPIReferences(t *testing.T) {
 	walk("", root)
 
 	wantQuery := map[string][]string{
-		"GET /v1/grants":            {"account", "after", "day", "identity", "limit", "since", "status", "target", "until"},
-		"GET /v1/grants/{id}":       {"wait"},
-		"GET /v1/audit/export":      {"account", "day"},
-		"GET /v1/audit/consistency": {"old"},
-		"GET /v1/findings":          {"after", "day", "limit"},
+		"GET /v1/grants":               {"account", "after", "day", "identity", "limit", "since", "status", "target", "until"},
+		"GET /v1/grants/{id}":          {"wait"},
+		"GET /v1/audit/export":         {"account", "day"},
+		"GET /v1/audit/consistency":    {"old"},
+		"GET /v1/findings":             {"after", "day", "limit"},
+		"GET /v1/grants/{id}/sessions": {"after", "limit"},
 	}
 	paths, _ := root["paths"].(map[string]any)
 	for path, item := range paths {

@@ -317,7 +317,8 @@ func TestForgedRowsCaught(t *testing.T) {
 	if err != nil || len(list) != 1 || len(list[0].LogMismatch) == 0 {
 		t.Fatalf("grants: the forged row is not marked: %+v, %v", list, err)
 	}
-	ss, err := s.Service.GrantSessions(ctx, alice, e.grantID)
+	spage, err := s.Service.GrantSessions(ctx, alice, e.grantID, grants.SessionsQuery{})
+	ss := spage.Sessions
 	if err != nil || len(ss) != 1 || !strings.Contains(strings.Join(ss[0].LogMismatch, "\n"), "calls is 0, log says 2") {
 		t.Fatalf("grant show sessions: the forged session is not marked: %+v, %v", ss, err)
 	}

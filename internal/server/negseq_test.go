@@ -128,7 +128,8 @@ func TestForgedGrantAtNegativeSeqMarked(t *testing.T) {
 	if !found {
 		t.Fatal("the forged grant is not listed")
 	}
-	ss, err := srv.Service.GrantSessions(ctx, alice, fakeGrant)
+	spage, err := srv.Service.GrantSessions(ctx, alice, fakeGrant, grants.SessionsQuery{})
+	ss := spage.Sessions
 	if err != nil || len(ss) != 1 || !strings.Contains(strings.Join(ss[0].LogMismatch, "\n"), "negative sequence number") {
 		t.Errorf("grant show sessions: the forged session is not marked: %+v, %v", ss, err)
 	}

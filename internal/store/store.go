@@ -46,6 +46,10 @@ type Store interface {
 	Session(ctx context.Context, id string) (model.Session, error)
 	// Sessions returns a grant's sessions ordered by StartedAt.
 	Sessions(ctx context.Context, grantID string) ([]model.Session, error)
+	// SessionsPage returns the sessions of f.GrantID in the order of
+	// Sessions (StartedAt, a session without one first, then ID) that come
+	// after f.After, at most f.Limit of them (0: no cap).
+	SessionsPage(ctx context.Context, f SessionFilter) ([]model.Session, error)
 
 	// LogSize is the number of log entries: the highest Seq plus one, so a
 	// deleted entry in the middle does not shrink it (verification finds it).
@@ -155,6 +159,24 @@ type GrantFilter struct {
 type GrantKey struct {
 	RequestedAt time.Time
 	ID          string
+}
+
+// SessionFilter selects a page of a grant's sessions (GET
+// /v1/grants/{id}/sessions).
+type SessionFilter struct {
+	GrantID string
+	// After, when its ID is set, selects only the sessions that come after
+	// it: the cursor of a list read a page at a time.
+	After SessionKey
+	Limit int
+}
+
+// SessionKey is a session's place in the order a grant's sessions are
+// listed in: its StartedAt (zero, a session without one, first), then its
+// ID.
+type SessionKey struct {
+	StartedAt time.Time
+	ID        string
 }
 
 // IndexedLogTypes are the entry types that stores index on their own, so

@@ -233,9 +233,30 @@ func (s *Store) Session(ctx context.Context, id string) (model.Session, error) {
 // Sessions returns a grant's sessions ordered by StartedAt (then ID); a
 // session without a start time comes first, as in SQLite.
 func (s *Store) Sessions(ctx context.Context, grantID string) ([]model.Session, error) {
-	out, err := scanSessions(ctx, s.pool, "SELECT record FROM sessions WHERE grant_id = $1 ORDER BY started_at NULLS FIRST, id", grantID)
+	return s.SessionsPage(ctx, store.SessionFilter{GrantID: grantID})
+}
+
+// SessionsPage returns a page of a grant's sessions ordered by StartedAt
+// (NULL first), then ID, through the sessions_grant index; the cursor's
+// started_at is a range of it.
+func (s *Store) SessionsPage(ctx context.Context, f store.SessionFilter) ([]model.Session, error) {
+	var p params
+	query := "SELECT record FROM sessions WHERE grant_id = " + p.add(f.GrantID)
+	switch {
+	case f.After.ID == "":
+	case f.After.StartedAt.IsZero():
+		query += " AND (started_at IS NOT NULL OR id > " + p.add(f.After.ID) + ")"
+	default:
+		at := p.add(clampNanos(f.After.StartedAt))
+		query += " AND started_at >= " + at + " AND (started_at > " + at + " OR id > " + p.add(f.After.ID) + ")"
+	}
+	query += " ORDER BY started_at NULLS FIRST, id"
+	if f.Limit > 0 {
+		query += " LIMIT " + p.add(int64(f.Limit))
+	}
+	out, err := scanSessions(ctx, s.pool, query, p...)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
+		return nil, fmt.Errorf("pgstore: sessions of grant %q: %w", f.GrantID, err)
 	}
 	return out, nil
 }

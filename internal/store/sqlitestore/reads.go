@@ -376,9 +376,33 @@ func (s *Store) OpenSessions(ctx context.Context) ([]model.Session, error) {
 
 // Sessions returns a grant's sessions ordered by StartedAt (then ID).
 func (s *Store) Sessions(ctx context.Context, grantID string) ([]model.Session, error) {
-	out, err := s.sessions(ctx, "SELECT record FROM sessions WHERE grant_id = ? ORDER BY started_at, id", grantID)
+	return s.SessionsPage(ctx, store.SessionFilter{GrantID: grantID})
+}
+
+// SessionsPage returns a page of a grant's sessions ordered by StartedAt
+// (NULL first, as SQLite orders it), then ID, through the sessions_grant
+// index; the cursor's started_at is a range of it.
+func (s *Store) SessionsPage(ctx context.Context, f store.SessionFilter) ([]model.Session, error) {
+	query := "SELECT record FROM sessions WHERE grant_id = ?"
+	args := []any{f.GrantID}
+	switch {
+	case f.After.ID == "":
+	case f.After.StartedAt.IsZero():
+		query += " AND (started_at IS NOT NULL OR id > ?)"
+		args = append(args, f.After.ID)
+	default:
+		at := clampNanos(f.After.StartedAt)
+		query += " AND started_at >= ? AND (started_at > ? OR id > ?)"
+		args = append(args, at, at, f.After.ID)
+	}
+	query += " ORDER BY started_at, id"
+	if f.Limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	out, err := s.sessions(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+		return nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", f.GrantID, err)
 	}
 	return out, nil
 }

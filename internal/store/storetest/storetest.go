@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GrantsWindowRandom", testGrantsWindowRandom},
 		{"Usage", testUsage},
 		{"Sessions", testSessions},
+		{"SessionsPage", testSessionsPage},
 		{"AppendLog", testAppendLog},
 		{"ScanLog", testScanLog},
 		{"LogEntries", testLogEntries},
@@ -644,6 +645,64 @@ func testGrantsWindowRandom(t *testing.T, s store.Store) {
 				t.Fatalf("case %d: Grants(%+v) a page at a time\n got %q\nwant %q", i, f, g, w)
 			}
 		}
+	}
+}
+
+// testSessionsPage: a grant's sessions read a page at a time through the
+// cursor are Sessions' answer, in its order (a session without a start
+// first, then by start, ties by id), each once, whatever the page size.
+func testSessionsPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var all []model.Session
+	for i := range 23 {
+		ss := model.Session{ID: fmt.Sprintf("s_%02d", (i*7)%23), GrantID: "g_1", StartedAt: t0.Add(time.Duration(i%5) * time.Minute)}
+		if i%9 == 0 {
+			ss.StartedAt = time.Time{} // none: listed first
+		}
+		all = append(all, ss)
+	}
+	write(t, s, func(ctx context.Context, tx store.Tx) {
+		for _, ss := range all {
+			must(t, tx.PutSession(ctx, ss), "PutSession")
+		}
+		must(t, tx.PutSession(ctx, model.Session{ID: "s_other", GrantID: "g_2", StartedAt: t0}), "PutSession")
+	})
+	want, err := s.Sessions(ctx, "g_1")
+	must(t, err, "Sessions")
+	sid := func(ss []model.Session) []string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = s.ID
+		}
+		return out
+	}
+	if len(want) != len(all) || !want[0].StartedAt.IsZero() || !want[2].StartedAt.IsZero() || want[0].ID > want[1].ID {
+		t.Fatalf("Sessions: %q, want the %d sessions, those without a start first", sid(want), len(all))
+	}
+	for limit := 1; limit <= 8; limit++ {
+		var got []model.Session
+		f := store.SessionFilter{GrantID: "g_1", Limit: limit}
+		for {
+			page, err := s.SessionsPage(ctx, f)
+			must(t, err, "SessionsPage")
+			got = append(got, page...)
+			if len(page) < limit {
+				break
+			}
+			if len(got) > len(want) {
+				t.Fatalf("SessionsPage by %d: more than the %d sessions", limit, len(want))
+			}
+			last := page[len(page)-1]
+			f.After = store.SessionKey{StartedAt: last.StartedAt, ID: last.ID}
+		}
+		if g, w := sid(got), sid(want); !slices.Equal(g, w) {
+			t.Fatalf("SessionsPage by %d:\n got %q\nwant %q", limit, g, w)
+		}
+	}
+	page, err := s.SessionsPage(ctx, store.SessionFilter{GrantID: "g_1", After: store.SessionKey{StartedAt: want[len(want)-1].StartedAt, ID: want[len(want)-1].ID}})
+	must(t, err, "SessionsPage after the last")
+	if len(page) != 0 {
+		t.Fatalf("after the last: %q", sid(page))
 	}
 }
 
