@@ -341,7 +341,10 @@ func (a *app) grantsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "grants [--account A] [--target T] [--identity I] [--status S,…] [--day YYYY-MM-DD | --since T --until T]",
 		Short: "The review query: one row per grant with the five answers",
-		Args:  noArgs,
+		Long: "The review query: one row per grant with the five answers. Every matching grant is listed: the server\n" +
+			"answers 1,000 at a time, and each page is printed as it comes (the table's columns are aligned within\n" +
+			"each page; -o csv and -o json are one file).",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// An empty filter was no filter: `--account "$ACCT"` with the
 			// variable unset reviewed (and exported) every account.
