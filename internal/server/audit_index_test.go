@@ -28,6 +28,11 @@ func TestForgedIndexColumnsCaught(t *testing.T) {
 		{"grant runs", `DELETE FROM log_grant_runs`, `its type, grant or session column, or the runs that index it`},
 		{"session grant", `UPDATE sessions SET grant_id = 'g_other'`, `its id, grant_id or started_at column`},
 		{"session counters", `UPDATE sessions SET calls = 0, denied = 0, bytes_out = 0`, `calls is 0, log says 2`},
+		// A window's review scans the grants requested at most
+		// max_span_nanos before it: lowered, it hid the grant from
+		// `grants --since` while it was live.
+		{"max span", `UPDATE meta SET value = '1' WHERE key = 'max_span_nanos'`, `meta max_span_nanos is 1, but a grant lived`},
+		{"max span gone", `DELETE FROM meta WHERE key = 'max_span_nanos'`, `meta max_span_nanos is "", not a number of nanoseconds`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newAuditEnv(t)
@@ -84,6 +89,7 @@ func TestForgedIndexColumnsCaughtPostgres(t *testing.T) {
 		{"entry type", `UPDATE log_entries SET type = 'test.other' WHERE type = 'grant.requested'`, `its type, grant or session column does not say what the entry says`},
 		{"session grant", `UPDATE sessions SET grant_id = 'g_other'`, `its id, grant_id or started_at column`},
 		{"session start", `UPDATE sessions SET started_at = 1`, `its id, grant_id or started_at column`},
+		{"max span", `UPDATE meta SET value = '1' WHERE key = 'max_span_nanos'`, `meta max_span_nanos is 1, but a grant lived`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dsn := pgDatabase(t)

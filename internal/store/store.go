@@ -14,6 +14,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/model"
@@ -273,4 +275,26 @@ type Checkpoint struct {
 	// checks a hash rather than a signature. Stores that never serve
 	// several replicas need not keep it.
 	MAC []byte
+}
+
+// MaxSpanDiff describes what is wrong with a store's max_span_nanos (its
+// text, and whether it is there at all) given longest, the longest lifetime
+// up to 30 days of any grant as its record says, or returns "". A review
+// of a time window scans only the grants requested at most max_span_nanos
+// before it (and those that lived longer than 30 days), so a value lowered
+// behind the store's back hides the grants requested before the window and
+// live in it from `airlock grants --since/--day` (GET /v1/grants with a
+// window); both stores' IndexDiffs report it. (The evidence export finds
+// its grants in the log.)
+func MaxSpanDiff(stored string, present bool, longest int64) string {
+	n, err := strconv.ParseInt(stored, 10, 64)
+	switch {
+	case !present && longest == 0:
+		return ""
+	case !present || err != nil || n < 0:
+		return fmt.Sprintf("meta max_span_nanos is %q, not a number of nanoseconds: reviews of a time window are not bounded by the grants' lifetimes (the longest lived %d ns)", stored, longest)
+	case n < longest:
+		return fmt.Sprintf("meta max_span_nanos is %d, but a grant lived %d ns: reviews of a time window (grants --since/--day) skip the grants requested more than %d ns before it", n, longest, n)
+	}
+	return ""
 }

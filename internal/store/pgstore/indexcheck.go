@@ -3,9 +3,12 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // maxIndexDiffs bounds the differences IndexDiffs lists per kind.
@@ -28,7 +31,11 @@ func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	}
 	defer tx.Rollback(context.Background())
 	var out []string
-	if out, err = grantColumnDiffs(ctx, tx, out); err != nil {
+	var longest int64
+	if out, longest, err = grantColumnDiffs(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	if out, err = maxSpanDiff(ctx, tx, out, longest); err != nil {
 		return nil, err
 	}
 	if out, err = sessionColumnDiffs(ctx, tx, out); err != nil {
@@ -37,27 +44,31 @@ func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	return entryColumnDiffs(ctx, tx, out)
 }
 
-func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
+func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, int64, error) {
 	rows, err := tx.Query(ctx, "SELECT id, identity, target, account, status, requested_at, span_end, long_lived, credential_id, record FROM grants ORDER BY id")
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: check grant columns: %w", err)
+		return nil, 0, fmt.Errorf("pgstore: check grant columns: %w", err)
 	}
 	defer rows.Close()
 	n := 0
+	var longest int64 // the longest lifetime max_span_nanos must cover
 	for rows.Next() {
 		var r grantRow
 		var long bool
 		if err := rows.Scan(&r.id, &r.identity, &r.target, &r.account, &r.status, &r.requestedAt, &r.spanEnd, &long, &r.credentialID, &r.record); err != nil {
-			return nil, fmt.Errorf("pgstore: check grant columns: %w", err)
+			return nil, 0, fmt.Errorf("pgstore: check grant columns: %w", err)
 		}
 		g, err := decodeGrant(r.record)
 		if err != nil {
-			return nil, fmt.Errorf("pgstore: grant %q: %w", r.id, err)
+			return nil, 0, fmt.Errorf("pgstore: grant %q: %w", r.id, err)
 		}
 		w, err := encodeGrant(g)
 		if err != nil {
 			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.id, err))
 			continue
+		}
+		if d, counted := w.span(); counted && d > longest {
+			longest = d
 		}
 		for _, c := range []struct {
 			name      string
@@ -76,9 +87,9 @@ func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, e
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: check grant columns: %w", err)
+		return nil, 0, fmt.Errorf("pgstore: check grant columns: %w", err)
 	}
-	return out, nil
+	return out, longest, nil
 }
 
 func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
@@ -171,4 +182,19 @@ func derefInt(n *int64) int64 {
 		return 0
 	}
 	return *n
+}
+
+// maxSpanDiff checks meta's max_span_nanos against longest, the longest
+// lifetime (at most longSpan) of any grant as its record says: a review of
+// a time window relies on it (grantsQuery, store.MaxSpanDiff).
+func maxSpanDiff(ctx context.Context, tx pgx.Tx, out []string, longest int64) ([]string, error) {
+	var v *string
+	err := tx.QueryRow(ctx, "SELECT value FROM meta WHERE key = 'max_span_nanos'").Scan(&v)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("pgstore: check max_span_nanos: %w", err)
+	}
+	if d := store.MaxSpanDiff(deref(v), v != nil, longest); d != "" {
+		out = append(out, d)
+	}
+	return out, nil
 }

@@ -3,7 +3,10 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+
+	"github.com/airlock-dev/airlock/internal/store"
 )
 
 // maxIndexDiffs bounds the differences IndexDiffs lists per kind.
@@ -26,7 +29,11 @@ func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	}
 	defer tx.Rollback()
 	var out []string
-	if out, err = grantColumnDiffs(ctx, tx, out); err != nil {
+	var longest int64
+	if out, longest, err = grantColumnDiffs(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	if out, err = maxSpanDiff(ctx, tx, out, longest); err != nil {
 		return nil, err
 	}
 	if out, err = sessionColumnDiffs(ctx, tx, out); err != nil {
@@ -35,26 +42,30 @@ func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	return entryColumnDiffs(ctx, tx, out, !s.noGrantRuns, !s.noSessionRuns)
 }
 
-func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, error) {
+func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, int64, error) {
 	rows, err := tx.QueryContext(ctx, "SELECT id, identity, target, account, status, requested_at, span_end, credential_id, record FROM grants ORDER BY id")
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: check grant columns: %w", err)
+		return nil, 0, fmt.Errorf("sqlitestore: check grant columns: %w", err)
 	}
 	defer rows.Close()
 	n := 0
+	var longest int64 // the longest lifetime max_span_nanos must cover
 	for rows.Next() {
 		var r grantRow
 		if err := rows.Scan(&r.id, &r.identity, &r.target, &r.account, &r.status, &r.requestedAt, &r.spanEnd, &r.credentialID, &r.record); err != nil {
-			return nil, fmt.Errorf("sqlitestore: check grant columns: %w", err)
+			return nil, 0, fmt.Errorf("sqlitestore: check grant columns: %w", err)
 		}
 		g, err := decodeGrant(r.record)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: grant %q: %w", r.id, err)
+			return nil, 0, fmt.Errorf("sqlitestore: grant %q: %w", r.id, err)
 		}
 		w, err := encodeGrant(g)
 		if err != nil {
 			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.id, err))
 			continue
+		}
+		if d, counted := w.span(); counted && d > longest {
+			longest = d
 		}
 		for _, c := range []struct {
 			name      string
@@ -72,9 +83,9 @@ func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlitestore: check grant columns: %w", err)
+		return nil, 0, fmt.Errorf("sqlitestore: check grant columns: %w", err)
 	}
-	return out, nil
+	return out, longest, nil
 }
 
 func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, error) {
@@ -146,6 +157,24 @@ func entryColumnDiffs(ctx context.Context, tx *sql.Tx, out []string, grantRuns, 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: check the log's index: %w", err)
+	}
+	return out, nil
+}
+
+// maxSpanDiff checks meta's max_span_nanos against longest, the longest
+// lifetime (at most longSpan) of any grant as its record says. A review of
+// a time window scans only the grants requested at most max_span_nanos
+// before it (and the long-lived ones), so a value lowered behind the
+// store's back would hide the grants that started before the window and
+// were live in it from `airlock grants --since/--day`.
+func maxSpanDiff(ctx context.Context, tx *sql.Tx, out []string, longest int64) ([]string, error) {
+	var v sql.NullString
+	err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'max_span_nanos'").Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlitestore: check max_span_nanos: %w", err)
+	}
+	if d := store.MaxSpanDiff(v.String, v.Valid, longest); d != "" {
+		out = append(out, d)
 	}
 	return out, nil
 }
