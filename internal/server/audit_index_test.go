@@ -2,13 +2,17 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/evidence"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 )
 
 // TestForgedIndexColumnsCaught: the columns lists filter on (a grant's
@@ -113,4 +117,46 @@ func TestForgedIndexColumnsCaughtPostgres(t *testing.T) {
 			wantProblems(t, "postgres", rep, c.want)
 		})
 	}
+}
+
+// TestForgedSQLiteIndexCaught: whoever can write the SQLite file can make
+// an index disagree with its table without touching a row (here through
+// writable_schema: an empty index declared as the whole one; editing the
+// file's pages does the same). `airlock grants --account` reads through
+// that index and missed the grant, while `audit verify`, which reads the
+// tables, said OK.
+func TestForgedSQLiteIndexCaught(t *testing.T) {
+	e := newAuditEnv(t)
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", filepath.Join(e.dataDir, DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP INDEX grants_account_time`,
+		`CREATE INDEX grants_account_time ON grants(account, requested_at, span_end) WHERE account = 'none'`,
+		`PRAGMA writable_schema = ON`,
+		`UPDATE sqlite_schema SET sql = 'CREATE INDEX grants_account_time ON grants(account, requested_at, span_end)' WHERE name = 'grants_account_time'`,
+		`PRAGMA writable_schema = OFF`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err := sqlitestore.Open(ctx, filepath.Join(e.dataDir, DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, err := st.Grants(ctx, store.GrantFilter{Account: "111122223333"})
+	st.Close()
+	if err != nil || len(gs) != 0 {
+		t.Fatalf("the forged index does not hide the grant (%d grants, %v): the test does not make the attack", len(gs), err)
+	}
+	rep, err := VerifyOffline(ctx, e.dataDir, OfflineInput{Key: pinnedKey(t, e.dataDir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblems(t, "offline", rep, "grants_account_time")
 }
