@@ -16,6 +16,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/serverkeys"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
+	"github.com/airlock-dev/airlock/internal/witness"
 )
 
 // Verify checks the whole log against its checkpoints and the witness copy
@@ -38,7 +39,31 @@ func (s *Server) verify(ctx context.Context) (auditlog.Report, error) {
 	if err := s.log.Sync(ctx); err != nil {
 		return auditlog.Report{}, err
 	}
-	return auditlog.VerifyWith(ctx, s.store, s.verifier, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(s.store)})
+	rep, err := auditlog.VerifyWith(ctx, s.store, s.verifier, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(s.store)})
+	if err == nil && s.witnesses != nil {
+		witnessProblems(&rep, s.witnesses.Status())
+	}
+	return rep, err
+}
+
+// witnessProblems adds to rep what the witnesses hold against the log. A
+// log restored from an older copy (database, journal and
+// data_dir/checkpoint together) is consistent in itself, so the walk finds
+// nothing; a tlog-witness that cosigned a bigger tree refuses its
+// checkpoints, and that refusal was only a line in the server's log while
+// audit verify said OK.
+func witnessProblems(rep *auditlog.Report, ss []witness.Status) {
+	for _, st := range ss {
+		if st.Evidence == "" {
+			continue
+		}
+		rep.ProblemCount++
+		rep.OK = false
+		if len(rep.Problems) < auditlog.MaxProblems {
+			rep.Problems = append(rep.Problems, auditlog.Problem{Kind: st.EvidenceKind, Seq: -1,
+				Detail: fmt.Sprintf("witness %s: %s", st.Name, st.Evidence)})
+		}
+	}
 }
 
 func readWitness(dataDir string) ([]byte, error) {

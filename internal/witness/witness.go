@@ -120,6 +120,13 @@ type Status struct {
 	Attempts  int    // publications tried, successful or not
 	Failures  int    // of which failed
 	LastError string // the newest failure's error, cleared by a success
+	// Evidence is the newest failure that shows the log misbehaved (the
+	// witness holds a bigger or different tree, or refused the proof:
+	// the log was cut short, restored from an older copy or rewritten),
+	// and EvidenceKind its auditlog problem kind; both are cleared only
+	// by a success, so that a witness unreachable since keeps them.
+	// airlock audit verify reports them as problems.
+	Evidence, EvidenceKind string
 }
 
 // Publisher publishes checkpoints to the targets. Its methods are safe for
@@ -354,8 +361,11 @@ func (p *Publisher) report(i int, size int64, err error) {
 	if err != nil {
 		s.Failures++
 		s.LastError = err.Error()
+		if ev := (*evidenceError)(nil); errors.As(err, &ev) {
+			s.Evidence, s.EvidenceKind = err.Error(), ev.kind
+		}
 	} else {
-		s.Published, s.LastError = size, ""
+		s.Published, s.LastError, s.Evidence, s.EvidenceKind = size, "", "", ""
 	}
 	close(p.changed)
 	p.changed = make(chan struct{})
@@ -364,7 +374,10 @@ func (p *Publisher) report(i int, size int64, err error) {
 
 // evidenceError is a failure that shows the log misbehaved: a witness
 // holds a bigger or different tree than the log, or refuses its proof.
-type evidenceError struct{ msg string }
+type evidenceError struct {
+	kind string // auditlog.KindTruncated or auditlog.KindCheckpointMismatch
+	msg  string
+}
 
 func (e *evidenceError) Error() string { return e.msg }
 
@@ -532,7 +545,7 @@ func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, erro
 			if c.p.freshest(ctx, cp).Size >= old {
 				return nil, errBehind
 			}
-			return nil, &evidenceError{fmt.Sprintf("the witness holds a tree of %d entries but the log has only %d: the log was cut short", old, cp.Size)}
+			return nil, &evidenceError{auditlog.KindTruncated, fmt.Sprintf("the witness holds a tree of %d entries but the log has only %d: the log was cut short", old, cp.Size)}
 		}
 		var proof tlog.TreeProof
 		if old > 0 && old < cp.Size {
@@ -561,13 +574,13 @@ func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, erro
 			if n == old {
 				// Only a different root at the same size gets 409 with the
 				// size we sent.
-				return nil, &evidenceError{fmt.Sprintf("the witness holds a different tree of %d entries than the log: the log was rewritten", n)}
+				return nil, &evidenceError{auditlog.KindCheckpointMismatch, fmt.Sprintf("the witness holds a different tree of %d entries than the log: the log was rewritten", n)}
 			}
 			old, frontier = n, c.p.frontierOf(ctx, n)
 			c.known, c.knownFrontier = n, frontier
 		case http.StatusUnprocessableEntity:
 			c.known, c.knownFrontier = 0, nil
-			return nil, &evidenceError{fmt.Sprintf("the witness refused the consistency proof from %d to %d entries: the log's entries changed", old, cp.Size)}
+			return nil, &evidenceError{auditlog.KindCheckpointMismatch, fmt.Sprintf("the witness refused the consistency proof from %d to %d entries: the log's entries changed", old, cp.Size)}
 		case http.StatusForbidden:
 			return nil, errors.New("the witness answered 403: it does not trust the log's signing key (configure the log's key, from GET /v1/audit/checkpoint or log-signing.pub, on the witness)")
 		case http.StatusNotFound:
