@@ -190,8 +190,9 @@ type Target struct {
 	Account string `yaml:"account"`
 	// Region is the AWS region (aws targets; default DefaultRegion).
 	Region string `yaml:"region"`
-	// Endpoint, if set, is an http(s) URL used instead of AWS itself, such as
-	// an S3-compatible server (aws targets).
+	// Endpoint, if set, is an https:// URL (http:// to a loopback address
+	// only) used instead of AWS itself, such as an S3-compatible server (aws
+	// targets).
 	Endpoint string `yaml:"endpoint"`
 	// Endpoints overrides AWS's own endpoint per service for the services
 	// other than S3, by signing name ("dynamodb", "logs", …): for tests,

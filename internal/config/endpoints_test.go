@@ -49,7 +49,7 @@ targets:
   - name: p
     kind: postgres
     account: dev
-    upstream: postgres://u@h/db
+    upstream: postgres://u@h/db?sslmode=verify-full
     endpoints: { logs: https://x }
 `
 	if err := os.WriteFile("airlock.yaml", []byte(bad), 0o644); err != nil {
@@ -102,4 +102,34 @@ func TestEndpointsOnlyServedServices(t *testing.T) {
 	if _, err := Parse("airlock.yaml", withEndpoints(b.String())); err != nil {
 		t.Errorf("the served services: %v", err)
 	}
+}
+
+// TestS3EndpointPlainHTTP: an aws target's endpoint (S3 or an S3-compatible
+// server) receives the gateway's calls signed with the target's own
+// credentials and every object's bytes. It loaded as plain http:// to any
+// host; now, as endpoints and sts_endpoint, only to a loopback address.
+func TestS3EndpointPlainHTTP(t *testing.T) {
+	const target = "data_dir: d\npolicies: policies\ntargets:\n  - name: s3\n    kind: aws\n    account: \"111122223333\"\n" +
+		"    credentials: {role_arn: \"arn:aws:iam::111122223333:role/airlock-gateway\"}\n    endpoint: "
+	for _, ep := range []string{"http://s3.internal:7070", "http://10.0.0.5:9000", "HTTP://s3.example.com", "http://localhost.example.com"} {
+		inConfigDir(t)
+		_, err := Parse("airlock.yaml", []byte(target+ep+"\n"))
+		checkErrors(t, asErrors(t, err), []loc{{"airlock.yaml:8:15: targets[0].endpoint", "plain http:// is allowed only to a loopback address; use https://"}})
+	}
+	for _, ep := range []string{"https://s3.internal:7070", "http://127.0.0.1:7070", "http://localhost:7070", "http://[::1]:7070"} {
+		inConfigDir(t)
+		if _, err := Parse("airlock.yaml", []byte(target+ep+"\n")); err != nil {
+			t.Errorf("endpoint %s: %v", ep, err)
+		}
+	}
+}
+
+// asErrors is err as configuration problems, failing the test otherwise.
+func asErrors(t *testing.T, err error) *Errors {
+	t.Helper()
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want configuration problems, got %v", err)
+	}
+	return errs
 }

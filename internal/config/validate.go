@@ -371,6 +371,9 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 			d.errorf(path+".region", "%s is not a region name such as us-east-1", quote(t.Region))
 		}
 		if t.Endpoint != "" {
+			// The gateway's signed S3 calls and every object's bytes go
+			// there: as for endpoints, plain http only where nobody is
+			// on the path.
 			d.checkEndpoint(t.Endpoint, path+".endpoint")
 		}
 		d.checkEndpoints(t.Endpoints, path+".endpoints")
@@ -390,11 +393,7 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 			// AssumeRole's answer holds the role's temporary secret key
 			// and session token: plain http only where nobody is on the
 			// path.
-			if d.checkEndpoint(t.STSEndpoint, path+".sts_endpoint") && hasScheme(t.STSEndpoint, "http") {
-				if u, _ := url.Parse(t.STSEndpoint); !loopbackHost(u.Hostname()) {
-					d.errorf(path+".sts_endpoint", "plain http:// is allowed only to a loopback address; use https://")
-				}
-			}
+			d.checkEndpoint(t.STSEndpoint, path+".sts_endpoint")
 			if t.Credentials != nil && t.Credentials.RoleARN == "" {
 				d.errorf(path+".sts_endpoint", "only used with credentials.role_arn")
 			}
@@ -433,8 +432,11 @@ func (d *decoder) validateTarget(t *Target, path string, names map[string]string
 	}
 }
 
-// checkEndpoint checks an http(s) URL and reports whether it passed.
-func (d *decoder) checkEndpoint(endpoint, path string) bool {
+// checkEndpoint checks an http(s) URL the gateway sends calls signed with
+// the target's own credentials to (endpoint, sts_endpoint): https://, or
+// plain http:// to a loopback address only (an emulator on the same
+// machine), as for endpoints.
+func (d *decoder) checkEndpoint(endpoint, path string) {
 	u, err := url.Parse(endpoint)
 	switch {
 	case !hasScheme(endpoint, "http", "https"):
@@ -447,10 +449,9 @@ func (d *decoder) checkEndpoint(endpoint, path string) bool {
 		d.errorf(path, "%s has no host", quote(shownURL(u)))
 	case u.User != nil:
 		d.errorf(path, "must not contain credentials; put them in the target's credentials")
-	default:
-		return true
+	case strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()):
+		d.errorf(path, "plain http:// is allowed only to a loopback address; use https://")
 	}
-	return false
 }
 
 func (d *decoder) checkUpstream(upstream, passwordEnv, path string) {
