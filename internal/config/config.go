@@ -51,7 +51,8 @@ type Config struct {
 	// holds grants, sessions and the log instead of the embedded SQLite
 	// database in DataDir. It carries no password: pgx reads PGPASSWORD or
 	// the PGPASSFILE/~/.pgpass file; TLS options (sslmode, sslrootcert, …)
-	// go in its query.
+	// go in its query, and to a host off this machine they must verify the
+	// server (pgtls.go).
 	Store string `yaml:"store"`
 	// Keys, when set, names files holding the server's secret keys instead
 	// of the ones in DataDir, so that replicas can share them.
@@ -200,7 +201,8 @@ type Target struct {
 	Endpoints map[string]string `yaml:"endpoints"`
 	// Upstream is the postgres:// URL of the database (postgres targets).
 	// Its user is the gateway's admin role, which creates one login role
-	// per grant.
+	// per grant. To a host off this machine it must verify the server's
+	// certificate (sslmode=verify-full or verify-ca; pgtls.go).
 	Upstream string `yaml:"upstream"`
 	// PasswordEnv names the variable holding the admin role's password
 	// (postgres targets; optional: PGPASSFILE or trust auth may do). The

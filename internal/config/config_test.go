@@ -242,7 +242,7 @@ targets:
   - name: db
     kind: postgres
     account: dev
-    upstream: postgres://u@h/db
+    upstream: postgres://u@h/db?sslmode=verify-full
     database: db
 `, []loc{{"airlock.yaml:8:5: targets[0].database", "allowed keys: name, kind, account, region, endpoint, upstream, password_env, redact_parameters, max_sessions_per_grant, sts_endpoint, endpoints, credentials"}}},
 		{"tls half given", `data_dir: d
@@ -275,7 +275,7 @@ targets:
   - name: db
     kind: postgres
     account: dev
-    upstream: postgres://u@h/db
+    upstream: postgres://u@h/db?sslmode=verify-full
     sts_endpoint: http://127.0.0.1:1
 `, []loc{{"airlock.yaml:8:19: targets[0].sts_endpoint", "only aws targets use STS"}}},
 		{"unknown key in credentials", `data_dir: d
@@ -464,7 +464,7 @@ targets:
   - name: db
     kind: postgres
     account: [1, 2]
-    upstream: postgres://u@h/db
+    upstream: postgres://u@h/db?sslmode=verify-full
 `, []loc{{"airlock.yaml:6:14: targets[0].account", "expected a string, got a list"}}},
 		{"aws target without credentials", `data_dir: d
 policies: policies
@@ -539,7 +539,7 @@ targets:
   - name: d
     kind: postgres
     account: dev
-    upstream: postgresql://u@h/db
+    upstream: postgresql://u@h/db?sslmode=verify-full
     region: us-east-1
     credentials: {role_arn: "arn:aws:iam::111122223333:role/r"}
 `, []loc{
@@ -555,7 +555,7 @@ targets:
   - name: a
     kind: aws
     account: "1"
-    upstream: postgres://u@h/db
+    upstream: postgres://u@h/db?sslmode=verify-full
     credentials: {role_arn: "arn:aws:iam::111122223333:role/r"}
 `, []loc{{"airlock.yaml:7:15: targets[0].upstream", "only postgres targets have an upstream"}}},
 	}

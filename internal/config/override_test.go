@@ -8,7 +8,7 @@ import (
 
 func TestOverrideListen(t *testing.T) {
 	dir := inConfigDir(t)
-	c, err := Parse("airlock.yaml", []byte(quickstartYAML()+"store: postgres://airlock@db.internal:5432/airlock\n"))
+	c, err := Parse("airlock.yaml", []byte(quickstartYAML()+"store: postgres://airlock@db.internal:5432/airlock?sslmode=verify-full\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestUpstreamPassword(t *testing.T) {
 		}
 	}
 	// Without password_env, a URL without a user is fine (PGUSER, trust).
-	if _, err := Parse("airlock.yaml", []byte("data_dir: d\npolicies: policies\ntargets:\n  - {name: db, kind: postgres, account: dev, upstream: \"postgres://db.internal/orders\"}\n")); err != nil {
+	if _, err := Parse("airlock.yaml", []byte("data_dir: d\npolicies: policies\ntargets:\n  - {name: db, kind: postgres, account: dev, upstream: \"postgres://db.internal/orders?sslmode=verify-full\"}\n")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -454,6 +454,9 @@ func (d *decoder) checkEndpoint(endpoint, path string) {
 	}
 }
 
+// checkUpstream checks a postgres target's upstream URL: one database, no
+// password, and TLS that verifies a server off this machine
+// (checkPostgresTLS).
 func (d *decoder) checkUpstream(upstream, passwordEnv, path string) {
 	u, err := url.Parse(upstream)
 	switch {
@@ -470,20 +473,23 @@ func (d *decoder) checkUpstream(upstream, passwordEnv, path string) {
 		d.errorf(path, "must not contain a password; name the environment variable that holds it with password_env, or use a password file (PGPASSFILE or ~/.pgpass)")
 	default:
 		db := strings.TrimPrefix(u.Path, "/")
-		if db == "" || strings.Contains(db, "/") {
+		switch {
+		case db == "" || strings.Contains(db, "/"):
 			d.errorf(path, "%s must name one database, as in postgres://USER@HOST:PORT/DATABASE", quote(shownURL(u)))
-		}
-		if passwordEnv != "" && u.User.Username() == "" {
+		case passwordEnv != "" && u.User.Username() == "":
 			// The gateway puts the password in the URL's user part:
 			// without a user it would be dropped without a word.
 			d.errorf(path, "must name the admin role, as in postgres://USER@HOST:PORT/DATABASE, for password_env's password to be used")
+		default:
+			d.checkPostgresTLS(upstream, path)
 		}
 	}
 }
 
 // checkStore checks the store's PostgreSQL URL. A password is refused, in
 // the user part or as a parameter: the configuration file is not the place
-// for it, and pgx reads PGPASSWORD or ~/.pgpass by itself.
+// for it, and pgx reads PGPASSWORD or ~/.pgpass by itself. A host off this
+// machine needs TLS that verifies the server (checkPostgresTLS).
 func (d *decoder) checkStore(dsn, path string) {
 	u, err := url.Parse(dsn)
 	switch {
@@ -500,6 +506,8 @@ func (d *decoder) checkStore(dsn, path string) {
 		db := strings.TrimPrefix(u.Path, "/")
 		if db == "" || strings.Contains(db, "/") {
 			d.errorf(path, "%s must name one database, as in postgres://airlock@db.internal:5432/airlock", quote(shownURL(u)))
+		} else {
+			d.checkPostgresTLS(dsn, path)
 		}
 	}
 }
