@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // fixture is a pgbench database owned by a non-superuser admin role with
@@ -121,4 +123,23 @@ func superDSN() string {
 		return d
 	}
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// privateCluster starts a PostgreSQL cluster of the benchmark's own (-private)
+// with connection slots for every idle connection through both middles
+// (each idle gateway session holds a server connection, and PgBouncer's
+// pool), the load's clients and a margin, and returns its superuser DSN.
+// It is removed when the run ends.
+func privateCluster(r *benchkit.Runner, o options) string {
+	p, err := testenv.NewPrivatePostgres()
+	if err != nil {
+		r.Fatalf("private PostgreSQL: %v", err)
+	}
+	r.Cleanup(p.Remove)
+	slots := 2*(o.idle+o.idleMore) + 4*o.clients + 100
+	if err := p.StartWith(fmt.Sprintf("max_connections=%d", slots)); err != nil {
+		r.Fatalf("starting the private PostgreSQL: %v", err)
+	}
+	benchkit.Progress("private PostgreSQL cluster up (max_connections=%d)", slots)
+	return p.DSN
 }

@@ -37,6 +37,17 @@ type idleResult struct {
 	AnonLaterKB        int64   `json:"rss_anon_later_kb"`
 	AnonPerConnKB      float64 `json:"anon_kb_per_connection"`
 	AnonPerConnLaterKB float64 `json:"anon_kb_per_connection_later"`
+	// More is the second batch's size (-idle-more), opened once the later
+	// reading was taken; MoreLaterKB is VmRSS idleMoreLater after its last
+	// connection opened, and MorePerConnKB (MoreLaterKB − LaterKB) / More:
+	// what one more idle connection costs, once the fixed steps (the heap
+	// up to its goal, the runtime's first metadata) are behind. The same
+	// of RssAnon beside it.
+	More              int     `json:"more,omitempty"`
+	MoreLaterKB       int64   `json:"rss_more_later_kb,omitempty"`
+	MorePerConnKB     float64 `json:"kb_per_more_connection,omitempty"`
+	AnonMoreLaterKB   int64   `json:"rss_anon_more_later_kb,omitempty"`
+	AnonMorePerConnKB float64 `json:"anon_kb_per_more_connection,omitempty"`
 }
 
 // rss reads pid's VmRSS and RssAnon.
@@ -64,10 +75,18 @@ func pgxConnect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
+// idleMoreLater is how long the second batch is held before its reading:
+// past the gateway's release of its heap's free pages once logins stop,
+// which comes at most once a minute (pggw's releaseEvery), so that the
+// first batch's release does not hold back the second's and the figure is
+// what the connections hold rather than the logins' garbage.
+const idleMoreLater = 75 * time.Second
+
 // idleMemory samples pid's VmRSS, opens n connections to e (each fully
 // authenticated, then left idle), waits for the process to settle,
-// samples again and closes them.
-func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idleResult, error) {
+// samples again; then, if more > 0, opens more connections and samples
+// idleMoreLater after them; and closes them all.
+func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int) (idleResult, error) {
 	res := idleResult{Path: path, Connections: n}
 	// One connection first, closed, so that one-time costs (the grant's
 	// role, buffers, the first TLS or auth set-up) fall before "before".
@@ -90,14 +109,20 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idle
 			c.Close(context.Background())
 		}
 	}()
-	for i := range n {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := pgxConnect(cctx, e.dsn())
-		cancel()
-		if err != nil {
-			return res, fmt.Errorf("%s: idle connection %d of %d: %v", path, i+1, n, err)
+	open := func(k int) error {
+		for i := range k {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			c, err := pgxConnect(cctx, e.dsn())
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: idle connection %d of %d: %v", path, len(conns)+1, len(conns)+k-i, err)
+			}
+			conns = append(conns, c)
 		}
-		conns = append(conns, c)
+		return nil
+	}
+	if err := open(n); err != nil {
+		return res, err
 	}
 	// Let any per-connection goroutines and buffers come to rest.
 	time.Sleep(time.Second)
@@ -112,5 +137,18 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n int) (idle
 	}
 	res.PerConnLaterKB = float64(res.LaterKB-res.BeforeKB) / float64(n)
 	res.AnonPerConnLaterKB = float64(res.AnonLaterKB-res.AnonBeforeKB) / float64(n)
+	if more == 0 {
+		return res, nil
+	}
+	if err := open(more); err != nil {
+		return res, err
+	}
+	res.More = more
+	time.Sleep(idleMoreLater)
+	if res.MoreLaterKB, res.AnonMoreLaterKB, err = rss(pid); err != nil {
+		return res, err
+	}
+	res.MorePerConnKB = float64(res.MoreLaterKB-res.LaterKB) / float64(more)
+	res.AnonMorePerConnKB = float64(res.AnonMoreLaterKB-res.AnonLaterKB) / float64(more)
 	return res, nil
 }

@@ -36,6 +36,15 @@ type options struct {
 	connect int // seconds of the new-connection-per-transaction phase per path; 0 skips
 	scale   int
 	idle    int
+	// idleMore is a second batch of idle connections opened after the
+	// first: its VmRSS growth over its own count is what one more idle
+	// connection costs, apart from the fixed steps (the heap filling to
+	// its goal) that the first batch's figure divides among few.
+	idleMore int
+	// private runs everything on a PostgreSQL cluster of the benchmark's
+	// own, with room for the idle connections (each idle gateway session
+	// holds a server connection).
+	private bool
 	sslmode string
 	out     string
 	airlock string
@@ -55,13 +64,15 @@ func run() int {
 	flag.IntVar(&o.connect, "connect", 3, "seconds of `pgbench -S -C` (a new connection per transaction, as an agent running psql per query) on each path after the rounds (0 skips)")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench -i scale factor (100,000 accounts each)")
 	flag.IntVar(&o.idle, "idle", 80, "idle connections opened through each middle process to measure its memory (0 skips)")
+	flag.IntVar(&o.idleMore, "idle-more", 0, "a second batch of idle connections after the first, for the memory of one more connection (VmRSS growth over the batch, 75 s after it, past the gateway's once-a-minute release of free heap pages; 0 skips); needs room on the server: see -private")
+	flag.BoolVar(&o.private, "private", false, "run on a PostgreSQL cluster of the benchmark's own (initdb in a temporary directory, max_connections sized for -idle and -idle-more) instead of AIRLOCK_TEST_PG_DSN's")
 	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
 	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.Parse()
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
-	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.connect < 0 {
-		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0, connect ≥ 0)")
+	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.idleMore < 0 || (o.idleMore > 0 && o.idle == 0) || o.connect < 0 {
+		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0, idle-more ≥ 0 and only with idle, connect ≥ 0)")
 		return 2
 	}
 	return benchkit.Main("pgbench", func(ctx context.Context, r *benchkit.Runner) {
@@ -85,13 +96,17 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	rep := &report{Clients: o.clients, Threads: o.threads, Scale: o.scale, PhaseSeconds: o.seconds, Rounds: o.rounds,
 		SSLMode: o.sslmode, CPUs: runtime.NumCPU(), LoadBefore: loadavg()}
 	dsn := superDSN()
+	if o.private {
+		dsn = privateCluster(r, o)
+		rep.PrivateCluster = true
+	}
 	f := newFixture(ctx, r, dsn, o.scale, o.sslmode)
 	benchkit.Progress("database %s initialised (pgbench -i -s %d as %s)", f.db, o.scale, f.admin.User)
 	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
 	srv := startGateway(r, bin, f)
 	id, gw := grant(r, srv, f, o.sslmode)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s:%d", id, gw.Host, gw.Port)
-	bnc := startBouncer(r, f, o.idle+o.clients+50, max(20, o.clients+4))
+	bnc := startBouncer(r, f, o.idle+o.idleMore+o.clients+50, max(20, o.clients+4))
 	benchkit.Progress("pgbouncer up at %s:%d", bnc.client.Host, bnc.client.Port)
 
 	var calls gatewayCalls // everything sent through the gateway
@@ -112,7 +127,14 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				pid  int
 				e    pgEnv
 			}{{"gateway", srv.PID(), gw}, {"pgbouncer", bnc.pid(), bnc.client}} {
-				res, err := idleMemory(ctx, m.path, m.pid, m.e, n)
+				more := o.idleMore
+				if more > 0 {
+					if free := freeSlots(ctx, r, dsn) - 10 - n; free < more {
+						rep.IdleNote += fmt.Sprintf("only %d of the %d more idle connections asked for: the server had few free connection slots; ", max(free, 0), more)
+						more = max(free, 0)
+					}
+				}
+				res, err := idleMemory(ctx, m.path, m.pid, m.e, n, more)
 				if err != nil {
 					r.Fatalf("idle connections: %v\nserver log:\n%s", err, srv.LogTail())
 				}
@@ -121,6 +143,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				}
 				rep.Idle = append(rep.Idle, res)
 				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each; after %s idle %d kB, %.1f KiB each (anonymous: %.1f, %.1f KiB each)", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB, idleLater, res.LaterKB, res.PerConnLaterKB, res.AnonPerConnKB, res.AnonPerConnLaterKB)
+				if res.More > 0 {
+					benchkit.Progress("idle     %-9s %d more: RSS %d kB %s after them, %.2f KiB each (anonymous %.2f KiB each)", m.path, res.More, res.MoreLaterKB, idleMoreLater, res.MorePerConnKB, res.AnonMorePerConnKB)
+				}
 			}
 		}
 	}

@@ -50,6 +50,9 @@ type report struct {
 	Summary      []modeSummary `json:"summary"`
 	Idle         []idleResult  `json:"idle_memory"`
 	IdleNote     string        `json:"idle_note,omitempty"`
+	// PrivateCluster is set when the run used a PostgreSQL cluster of its
+	// own (-private) rather than AIRLOCK_TEST_PG_DSN's server.
+	PrivateCluster bool `json:"private_cluster,omitempty"`
 	// GatewayTransactions is the sum of the transactions pgbench reported
 	// through the gateway (warm-up included); GatewayCalls every call the
 	// benchmark sent through it (those transactions, pgbench's start-up
@@ -171,6 +174,15 @@ func printReport(w io.Writer, rep *report) {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.1f MB\t%.1f KiB\t%.1f MB\t%.1f KiB\t\n", m.Path, m.Connections, mb(m.AnonBeforeKB), mb(m.AnonAfterKB), m.AnonPerConnKB, mb(m.AnonLaterKB), m.AnonPerConnLaterKB)
 	}
 	tw.Flush()
+	if len(rep.Idle) > 0 && rep.Idle[0].More > 0 {
+		fmt.Fprintf(w, "one more idle connection (a second batch opened after the later reading; VmRSS and RssAnon growth %s after its last connection, over the batch):\n", idleMoreLater)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "process\tmore connections\tRSS then\tper connection\tanon then\tper connection, anon\t")
+		for _, m := range rep.Idle {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.2f KiB\t%.1f MB\t%.2f KiB\t\n", m.Path, m.More, mb(m.MoreLaterKB), m.MorePerConnKB, mb(m.AnonMoreLaterKB), m.AnonMorePerConnKB)
+		}
+		tw.Flush()
+	}
 	if rep.IdleNote != "" {
 		fmt.Fprintln(w, rep.IdleNote)
 	}

@@ -29,44 +29,80 @@ type PrivatePostgres struct {
 // A missing tool skips the test, or fails it with CI set.
 func StartPrivatePostgres(t testing.TB) *PrivatePostgres {
 	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	sort.Strings(bins)
-	if len(bins) == 0 {
-		missing(t, "initdb is not installed (apt-get install postgresql)")
+	if _, err := initdbDir(); err != nil {
+		missing(t, "%v", err)
 	}
-	p := &PrivatePostgres{bin: filepath.Dir(bins[len(bins)-1])}
-	dir, err := os.MkdirTemp("", "airlock-pgcluster-")
+	if os.Geteuid() == 0 {
+		if _, err := user.Lookup("postgres"); err != nil {
+			missing(t, "running as root without a postgres user to run the cluster as")
+		}
+	}
+	p, err := NewPrivatePostgres()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Remove)
+	p.Start(t)
+	return p
+}
+
+// NewPrivatePostgres creates a private cluster (initdb in a temporary
+// directory, a free loopback port) without starting it, for programs
+// other than tests (bench/pgbench); StartWith starts it and Remove stops
+// and deletes it.
+func NewPrivatePostgres() (*PrivatePostgres, error) {
+	bin, err := initdbDir()
+	if err != nil {
+		return nil, err
+	}
+	p := &PrivatePostgres{bin: bin}
+	dir, err := os.MkdirTemp("", "airlock-pgcluster-")
+	if err != nil {
+		return nil, err
+	}
 	p.dir = dir
-	t.Cleanup(func() {
-		_ = p.run("pg_ctl", "-D", p.data(), "-m", "immediate", "-w", "stop")
-		os.RemoveAll(dir)
-	})
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			missing(t, "running as root without a postgres user to run the cluster as")
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("running as root without a postgres user to run the cluster as: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+			os.RemoveAll(dir)
+			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	p.port = ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	if err := p.run("initdb", "-D", p.data(), "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
-		t.Fatalf("initdb: %v", err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %w", err)
 	}
 	p.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
-	p.Start(t)
-	return p
+	return p, nil
+}
+
+// initdbDir is the directory of the newest installed PostgreSQL's programs.
+func initdbDir() (string, error) {
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Strings(bins)
+	if len(bins) == 0 {
+		return "", fmt.Errorf("initdb is not installed (apt-get install postgresql)")
+	}
+	return filepath.Dir(bins[len(bins)-1]), nil
+}
+
+// Remove stops the cluster (immediately) and deletes its directory.
+func (p *PrivatePostgres) Remove() {
+	_ = p.run("pg_ctl", "-D", p.data(), "-m", "immediate", "-w", "stop")
+	os.RemoveAll(p.dir)
 }
 
 func (p *PrivatePostgres) data() string { return filepath.Join(p.dir, "data") }
@@ -90,10 +126,19 @@ func (p *PrivatePostgres) run(prog string, args ...string) error {
 // Start starts the cluster and waits until it accepts connections.
 func (p *PrivatePostgres) Start(t testing.TB) {
 	t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", p.port, p.dir)
-	if err := p.run("pg_ctl", "-D", p.data(), "-o", opts, "-l", filepath.Join(p.dir, "log"), "-w", "-t", "30", "start"); err != nil {
+	if err := p.StartWith(); err != nil {
 		t.Fatalf("starting the private PostgreSQL: %v", err)
 	}
+}
+
+// StartWith starts the cluster with extra server settings ("name=value",
+// each passed as -c) and waits until it accepts connections.
+func (p *PrivatePostgres) StartWith(settings ...string) error {
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", p.port, p.dir)
+	for _, s := range settings {
+		opts += " -c " + s
+	}
+	return p.run("pg_ctl", "-D", p.data(), "-o", opts, "-l", filepath.Join(p.dir, "log"), "-w", "-t", "30", "start")
 }
 
 // Stop stops the cluster: mode "fast" (roll back open transactions, end
