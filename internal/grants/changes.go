@@ -55,9 +55,10 @@ type channelKey struct{}
 
 type channel struct{ via, slackUser string }
 
-// WithChannel marks ctx as carrying a decision made through a channel other
-// than the API ("slack"), with the chat user who made it. Approve and Deny
-// record both in the approval, so the log says where the decision was made.
+// WithChannel marks ctx as carrying a decision made through a channel
+// ("api", "console", "slack", "webhook"), with the chat user who made it.
+// Approve and Deny record both in the approval, and Revoke the channel in
+// its entry, so the log says where the decision was made.
 func WithChannel(ctx context.Context, via, slackUser string) context.Context {
 	return context.WithValue(ctx, channelKey{}, channel{via, slackUser})
 }

@@ -696,7 +696,14 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	record := func(ctx context.Context) (model.Grant, error) {
 		return s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
 			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, endAt(now, g), "revoked", caller.Name, reason
-			return []auditlog.Event{fromCaller(endEvent(*g), caller)}, nil
+			ev := endEvent(*g)
+			// Where the revoke was made, as an approval records it
+			// (absent from entries written before, and from a revoke
+			// made by Go code with no channel).
+			if via, _ := channelFrom(ctx); via != "" {
+				ev.Data.(map[string]any)["via"] = via
+			}
+			return []auditlog.Event{fromCaller(ev, caller)}, nil
 		})
 	}
 	out, err := record(ctx)

@@ -809,7 +809,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, who model.Iden
 	if err != nil {
 		return nil, err
 	}
-	g, err := h.svc.Approve(r.Context(), who, r.PathValue("id"), in.Comment)
+	g, err := h.svc.Approve(apiChannel(r), who, r.PathValue("id"), in.Comment)
 	return GrantResponse{g}, err
 }
 
@@ -818,7 +818,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, who model.Identit
 	if err != nil {
 		return nil, err
 	}
-	g, err := h.svc.Deny(r.Context(), who, r.PathValue("id"), in.Reason)
+	g, err := h.svc.Deny(apiChannel(r), who, r.PathValue("id"), in.Reason)
 	return GrantResponse{g}, err
 }
 
@@ -827,8 +827,15 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, who model.Ident
 	if err != nil {
 		return nil, err
 	}
-	g, err := h.svc.Revoke(r.Context(), who, r.PathValue("id"), in.Reason)
+	g, err := h.svc.Revoke(apiChannel(r), who, r.PathValue("id"), in.Reason)
 	return GrantResponse{g}, err
+}
+
+// apiChannel is r's context marked as a decision made through the API
+// (or the CLI, its client), so the log records "via": "api" as it records
+// the console's and Slack's; before, an API decision recorded none.
+func apiChannel(r *http.Request) context.Context {
+	return grants.WithChannel(r.Context(), "api", "")
 }
 
 func (h *Handler) end(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {

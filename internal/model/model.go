@@ -241,9 +241,10 @@ type Approval struct {
 	// PolicySetHash the set they were evaluated in.
 	Policies      []string `json:"policies,omitempty"`
 	PolicySetHash string   `json:"policy_set_hash,omitempty"`
-	// Via names the channel the decision came through when it was not the
-	// API or CLI ("slack", "webhook", "console"), and SlackUser the Slack
-	// user id who clicked.
+	// Via names the channel the decision came through ("api" for the API
+	// and CLI, "slack", "webhook", "console"), and SlackUser the Slack user
+	// id who clicked. It is empty in approvals recorded before API
+	// decisions carried "api" (an API or CLI decision then).
 	Via       string `json:"via,omitempty"`
 	SlackUser string `json:"slack_user,omitempty"`
 }

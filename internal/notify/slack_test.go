@@ -445,12 +445,13 @@ func TestSlackApprovals(t *testing.T) {
 		t.Errorf("self-approval: %d %q", st, txt)
 	}
 	next(t, f.replies, "refusal of the self-approval")
-	// Carol approves it through the API: Slack gets a follow-up.
+	// Carol approves it through the API: Slack gets a follow-up, saying
+	// where she decided as it says "via console".
 	if st := w.call("POST", "/v1/grants/"+own.ID+"/approve", w.carol, map[string]string{"comment": "ok"}, nil); st != http.StatusOK {
 		t.Fatalf("API approve: %d", st)
 	}
 	fu := next(t, f.incoming, "follow-up")
-	if txt := fmt.Sprint(fu["text"]); !strings.Contains(txt, own.ID) || !strings.Contains(txt, "Approved by *carol*") || strings.Contains(txt, "via") {
+	if txt := fmt.Sprint(fu["text"]); !strings.Contains(txt, own.ID) || !strings.Contains(txt, "Approved by *carol* via api;") {
 		t.Errorf("follow-up %q", txt)
 	}
 
