@@ -95,7 +95,7 @@ func (a *app) auditCmd() *cobra.Command {
 			if err := a.printReport(rep); err != nil {
 				return err
 			}
-			a.printAnchors(v, witness)
+			a.printAnchors(v, witness, dataDir != "")
 			return nil
 		},
 	}
@@ -223,9 +223,20 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 // anchored to outside the data directory: the pinned key, and the witness
 // checkpoint the log was found to extend. Without these lines the output
 // of a verification with --key and --witness read as that of one trusting
-// the directory's own key and checkpoint.
-func (a *app) printAnchors(v note.Verifier, witness []byte) {
-	if a.output == "json" || v == nil {
+// the directory's own key and checkpoint. Without --key it says, in a
+// NOTE, which key was trusted instead: a bare "OK" left a reader to infer
+// it from lines that were not there. offline is a --data-dir (or
+// --config) verification; else the server's own.
+func (a *app) printAnchors(v note.Verifier, witness []byte, offline bool) {
+	if a.output == "json" {
+		return
+	}
+	if v == nil {
+		where := "the server's own key"
+		if offline {
+			where = "the data directory's own key (" + auditlog.VerifierKeyFile + ")"
+		}
+		linef(a.out, "NOTE no --key: the checkpoints were verified with %s, which whoever can re-sign the log can replace; pin the copy of %s taken at setup with --key", where, auditlog.VerifierKeyFile)
 		return
 	}
 	linef(a.out, "pinned key %s: every checkpoint was verified with it, not with a key from the data directory", v.Name())

@@ -71,6 +71,11 @@ func TestAuditVerifyOfflineKeysFromConfig(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("audit verify --config: exit %d\n%s%s", code, out, errOut)
 	}
+	// Without --key it says which key it trusted: the directory's own
+	// (before, a bare OK left that to the absence of an anchor line).
+	if !strings.Contains(out, "NOTE no --key: the checkpoints were verified with the data directory's own key (log-signing.pub)") || strings.Contains(out, "pinned key") {
+		t.Errorf("audit verify without --key:\n%s", out)
+	}
 	code, out, errOut = run(t, nil, "audit", "verify", "--data-dir", image)
 	if code == 0 || !strings.Contains(out+errOut, "journal") {
 		t.Fatalf("audit verify --data-dir without the keys: exit %d\n%s%s", code, out, errOut)
@@ -87,7 +92,7 @@ func TestAuditVerifyOfflineKeysFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut = run(t, nil, "audit", "verify", "--config", cfgPath, "--key", filepath.Join(cfg.DataDir, "log-signing.pub"), "--witness", witness)
-	if code != 0 || !strings.Contains(out, "pinned key airlock") || !strings.Contains(out, "witness checkpoint (tree size ") {
+	if code != 0 || !strings.Contains(out, "pinned key airlock") || !strings.Contains(out, "witness checkpoint (tree size ") || strings.Contains(out, "NOTE no --key") {
 		t.Fatalf("audit verify --key --witness: exit %d\n%s%s", code, out, errOut)
 	}
 }

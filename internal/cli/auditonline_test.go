@@ -32,6 +32,14 @@ func TestAuditVerifyOnlinePinnedKeyDamagedLog(t *testing.T) {
 	if code, out, errOut := l.as(l.aliceKey, "audit", "verify", "--key", pub, "--witness", wpath); code != 0 {
 		t.Fatalf("before any change: exit %d\n%s%s", code, out, errOut)
 	}
+	// Without --key it says the server's own key was trusted; -o json
+	// prints the report alone, as before.
+	if code, out, errOut := l.as(l.aliceKey, "audit", "verify"); code != 0 || !strings.Contains(out, "NOTE no --key: the checkpoints were verified with the server's own key") {
+		t.Fatalf("without --key: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := l.as(l.aliceKey, "-o", "json", "audit", "verify"); code != 0 || strings.Contains(out, "NOTE") || !json.Valid([]byte(out)) {
+		t.Fatalf("-o json without --key: exit %d\n%s%s", code, out, errOut)
+	}
 
 	// Someone with write access to the database changes an entry.
 	db, err := sql.Open("sqlite", filepath.Join(l.dataDir, server.DatabaseFile))
