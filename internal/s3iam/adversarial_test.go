@@ -399,6 +399,11 @@ func TestACLBodyGranteesRecorded(t *testing.T) {
 			want: map[string]string{"acl": "grant", "grant_read": `id="a", uri="` + allUsers + `"`}},
 		{name: "two permissions in one", target: "/logs?acl", body: policy(`<Grant><Permission>WRITE_ACP</Permission><Grantee><Permission>READ</Permission><ID>a</ID></Grantee></Grant>`),
 			want: map[string]string{"acl": "grant", "grant_read": `id="a"`, "grant_write_acp": `id="a"`}},
+		// A grantee's value is quoted as Go quotes it: written between
+		// quotes as it stood, an ID with a " in it read as a grant to
+		// everyone.
+		{name: "a quote in a grantee", target: "/logs?acl", body: policy(grant(`<ID>x", uri="`+allUsers+`</ID>`, "READ") + grant("<ID>a\\\tb</ID>", "READ\"")),
+			want: map[string]string{"acl": "grant", "grant_read": `id="x\", uri=\"` + allUsers + `"`, "grant_other": `permission="READ\"" id="a\\\tb"`}},
 		{name: "DOCTYPE", target: "/logs?acl", body: `<!DOCTYPE x [<!ENTITY u "` + allUsers + `">]>` + policy(grant("<URI>&u;</URI>", "READ"))},
 		{name: "not XML", target: "/logs?acl", body: "<AccessControlPolicy>"},
 		{name: "mismatched ends", target: "/logs?acl", body: "<AccessControlPolicy><AccessControlList></AccessControlPolicy></AccessControlList>"},

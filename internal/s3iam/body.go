@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
@@ -144,7 +145,10 @@ var aclPermissions = map[string]string{
 // aclBody records the grantees of a PutObjectAcl or PutBucketAcl
 // AccessControlPolicy body as the x-amz-grant-* headers are recorded
 // (grant_read: uri="…", id="…"): whom a call gave access to is what its
-// reviewer needs to see, whichever way the client sent the ACL. The
+// reviewer needs to see, whichever way the client sent the ACL. Each value
+// is written as Go quotes it (strconv.Quote), so that a " in a grantee
+// (<ID>x", uri="…/AllUsers</ID>) cannot make the record read as granting
+// another grantee; the values S3 accepts have none and read as before. The
 // checks are the operation's own; the body adds none. Like
 // configBodyChecks the scan reads element names at any depth and in any
 // namespace and refuses DOCTYPEs; what S3 would refuse as a malformed ACL
@@ -227,7 +231,7 @@ func (op *Op) aclBody(body []byte) error {
 					continue
 				}
 				kind := map[string]string{"ID": "id", "URI": "uri", "EmailAddress": "emailAddress"}[name]
-				grantees = append(grantees, kind+"=\""+v+"\"")
+				grantees = append(grantees, kind+"="+strconv.Quote(v))
 			case inGrant && name == "Grantee":
 				inGrantee = false
 			case inGrant && name == "Grant":
@@ -239,7 +243,7 @@ func (op *Op) aclBody(body []byte) error {
 					}
 					for _, g := range grantees {
 						if !ok {
-							g = "permission=\"" + truncate(p) + "\" " + g
+							g = "permission=" + strconv.Quote(truncate(p)) + " " + g
 						}
 						grants[k] = append(grants[k], g)
 					}
