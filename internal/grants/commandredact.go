@@ -28,15 +28,14 @@ var (
 	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)\s*=\s*`)
 	// secretWord is what a secret's name contains.
 	secretWord = regexp.MustCompile(`(?i)password|passwd|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
-	// header is an HTTP header line as curl -H or a script writes it,
-	// with the credentials after an optional scheme: "Authorization:
-	// Bearer X", "X-Api-Key: X", "Cookie: session=X". Its value is a
-	// secret when the name says so (headerSecret). The value takes in the
-	// name=value pairs that follow it after spaces, so that every cookie
-	// of a Cookie line goes ("Cookie: a=1; session=X" kept session=X), and
-	// double-quoted pieces without spaces, as a cookie's value may be
-	// (sid="X" kept "X", as did Bearer "X").
-	header = regexp.MustCompile(`(?i)([A-Za-z0-9-]+)(\s*:\s*)((?:bearer|basic|token|digest|negotiate|aws4-hmac-sha256)\s+)?((?:[^\s'"]|"[^"\s]*")+(?:[ \t]+[^\s'";=:]+=(?:[^\s'"]|"[^"\s]*")*)*)`)
+	// headerName is the name: of an HTTP header line as curl -H or a
+	// script writes it ("Authorization: Bearer X", "X-Api-Key: X",
+	// "Cookie: session=X"). Every one is looked at, those inside another
+	// header's value too: "X-Foo: Authorization: Bearer X" hid the
+	// Authorization line in X-Foo's value and kept X. Its value is a secret
+	// when the name says so (headerSecret) and runs as far as
+	// headerValue takes it.
+	headerName = regexp.MustCompile(`([A-Za-z0-9_-]+)[ \t]*:`)
 	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
 )
@@ -104,7 +103,9 @@ func redactCommand(argv []string, secrets ...string) []string {
 
 // redactHeaders replaces the credentials in a's header lines whose names
 // say they carry them (Authorization: Bearer [REDACTED]).
-func redactHeaders(a string) string { return redactMatches(a, header, 1, 4, headerSecret) }
+func redactHeaders(a string) string {
+	return redactValues(a, headerName, headerSecret, headerValue)
+}
 
 // redactAssignments replaces the values of a's name=value pairs whose
 // names hold secrets. Every name= is looked at, those inside the value of
@@ -112,18 +113,26 @@ func redactHeaders(a string) string { return redactMatches(a, header, 1, 4, head
 // (--dbname="host=db password=X", X= PGPASSWORD=Y), and a search that
 // went on after the whole name=value skipped it.
 func redactAssignments(a string) string {
-	var b strings.Builder
 	var w wordScanner
+	return redactValues(a, secretAssign, secretName, func(a string, i int) (int, int) { return i, w.end(a, i) })
+}
+
+// redactValues replaces by RedactedArg the value after each match of re
+// in a (a name= or name:) whose first submatch, the name, secret accepts:
+// span(a, end of the match) says where that value starts and ends. A match
+// inside a value already replaced is passed over.
+func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, i int) (start, end int)) string {
+	var b strings.Builder
 	at := 0
-	for _, m := range secretAssign.FindAllStringSubmatchIndex(a, -1) {
-		if m[0] < at || !secretName(a[m[2]:m[3]]) {
-			continue // inside a value already replaced, or no secret
-		}
-		end := w.end(a, m[1])
-		if end == m[1] {
+	for _, m := range re.FindAllStringSubmatchIndex(a, -1) {
+		if m[0] < at || !secret(a[m[2]:m[3]]) {
 			continue
 		}
-		b.WriteString(a[at:m[1]])
+		start, end := span(a, m[1])
+		if end == start {
+			continue
+		}
+		b.WriteString(a[at:start])
 		b.WriteString(RedactedArg)
 		at = end
 	}
@@ -202,22 +211,148 @@ func closingDouble(a string, i int) int {
 	return -1
 }
 
-// redactMatches replaces, in each match of re in a whose submatch name
-// secret accepts, submatch value by RedactedArg.
-func redactMatches(a string, re *regexp.Regexp, name, value int, secret func(string) bool) string {
-	var b strings.Builder
-	at := 0
-	for _, m := range re.FindAllStringSubmatchIndex(a, -1) {
-		if !secret(a[m[2*name]:m[2*name+1]]) {
+// authSchemes are the Authorization schemes a header's value may start
+// with, kept in the record before its [REDACTED] credentials.
+var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "ntlm", "aws4-hmac-sha256", "oauth", "apikey", "key", "hoba", "mutual", "dpop"}
+
+// headerValue returns where the value of the header whose colon ends at
+// i starts and ends in a: the credentials of a header line whose name says
+// it holds a secret. A value's end cannot be known exactly: the line may be
+// a curl argument of its own (the value runs to its end) or inside a
+// shell line's quotes (it ends at the closing quote), and a credential
+// may itself be quoted ("a b"). Where it cannot tell, it takes more: a
+// record that redacts a URL after the credential is fine, one that keeps
+// a piece of the credential is a leak. The values of one line cost time
+// linear in its length: a value's scan reads its own bytes, plus at most
+// the next word (to see whether it is another cookie) or the bytes up to
+// the next blank or quote (to see whether a " in a token is closed before
+// it), which no other value's scan reads again; a quote left open takes
+// the rest of the line, so there is no other. A scheme (Bearer, Basic,
+// ...) stays out of the value.
+//
+// The value is made of unquoted bytes, backslash-escaped ones, and "…"
+// and \"…\" pieces (an opening quote is one at the start of the
+// credential or after '='; a " inside a token closes a shell's quotes
+// unless closed before the next blank), and goes on past a blank when the
+// next word is a name= (the next cookie of a Cookie line, a Digest
+// parameter) and after a ':' (credential). A ' ends it (the shell's: a
+// credential holds none), as does a line's end, and a blank otherwise.
+func headerValue(a string, i int) (start, end int) {
+	i, joinNext := credential(a, i)
+	start = i
+	opening := true // a quote here opens a quoted credential
+	for i < len(a) {
+		switch c := a[i]; {
+		case c == '\'' || c == '\n' || c == '\r':
+			return start, i
+		case c == ' ' || c == '\t' || c == '\\' && i+1 < len(a) && (a[i+1] == ' ' || a[i+1] == '\t'):
+			k := skipBlank(a, i)
+			if k == len(a) || !joinNext && !nameAssign(a, k) {
+				return start, i
+			}
+			i, opening, joinNext = k, true, false
 			continue
+		case c == ':':
+			// Another header's name: may stand in the value taken
+			// (Bearer T,X-Api-Key: K; or past a quote that was the
+			// shell's): what follows is taken as its credential, since
+			// its own match, inside this value, is passed over.
+			i, joinNext = credential(a, i+1)
+			opening = true
+			continue
+		case c == '"' && opening:
+			closing := closingDouble(a, i+1)
+			if closing < 0 || hidesHeader(a[i:closing]) {
+				return start, len(a)
+			}
+			i = closing + 1
+		case c == '\\' && i+1 < len(a) && a[i+1] == '"' && opening:
+			closing := strings.Index(a[i+2:], `\"`)
+			if closing < 0 || hidesHeader(a[i:i+2+closing]) {
+				return start, len(a)
+			}
+			i += 2 + closing + 2
+		case c == '"':
+			k := strings.IndexAny(a[i+1:], "\" \t\n\r'")
+			if k < 0 || a[i+1+k] != '"' {
+				return start, i // the shell's closing quote
+			}
+			i += 1 + k + 1
+		case c == '\\':
+			i = min(i+2, len(a))
+		default:
+			i++
 		}
-		b.WriteString(a[at:m[2*value]])
-		b.WriteString(RedactedArg)
-		at = m[2*value+1]
+		opening = a[i-1] == '='
 	}
-	if at == 0 {
-		return a
+	return start, i
+}
+
+// credential returns where the credential of a header whose colon ends
+// at i starts in a, past blanks and a known scheme, and whether the word
+// there and the next are both taken (an Authorization line's unknown
+// scheme, or a credential of letters that a URL follows: more is
+// redacted than needed rather than less).
+func credential(a string, i int) (int, bool) {
+	i = skipBlank(a, i)
+	j := i
+	for j < len(a) && (a[j] >= 'A' && a[j] <= 'Z' || a[j] >= 'a' && a[j] <= 'z' || a[j] >= '0' && a[j] <= '9' || a[j] == '-') {
+		j++
 	}
-	b.WriteString(a[at:])
-	return b.String()
+	k := skipBlank(a, j)
+	if k == j || k == len(a) {
+		return i, false
+	}
+	switch word := strings.ToLower(a[i:j]); {
+	case slices.Contains(authSchemes, word):
+		return k, false
+	case word != "" && strings.Trim(word, "abcdefghijklmnopqrstuvwxyz") == "":
+		return i, true
+	}
+	return i, false
+}
+
+// hidesHeader says whether the quoted piece q of a header's value may be
+// the shell's quotes instead, closing the header's and opening another
+// header's line that names a secret (-H 'Cookie: sid="1' -H 'X-Api-Key:
+// "K L"': the value would end inside the X-Api-Key line, in its
+// credential, and that line's own match, inside the value, would be
+// passed over). The value then runs to the end of the line.
+func hidesHeader(q string) bool {
+	if !strings.ContainsAny(q, " \t") {
+		return false
+	}
+	for _, m := range headerName.FindAllStringSubmatchIndex(q, -1) {
+		if headerSecret(q[m[2]:m[3]]) {
+			return true
+		}
+	}
+	return false
+}
+
+// skipBlank returns the index of the first byte at or after i in a that is
+// not a space or tab, nor a backslash-escaped one.
+func skipBlank(a string, i int) int {
+	for i < len(a) {
+		switch {
+		case a[i] == ' ' || a[i] == '\t':
+			i++
+		case a[i] == '\\' && i+1 < len(a) && (a[i+1] == ' ' || a[i+1] == '\t'):
+			i += 2
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// nameAssign says whether a word starting at i in a is a name= (a cookie,
+// a Digest parameter): a name of bytes other than blanks, quotes, ';', ':'
+// and '=', then '='.
+func nameAssign(a string, i int) bool {
+	j := i
+	for j < len(a) && !strings.ContainsRune(" \t\n\r'\";=:\\", rune(a[j])) {
+		j++
+	}
+	return j > i && j < len(a) && a[j] == '='
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRedactCommand(t *testing.T) {
@@ -52,6 +53,22 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"curl", "-H", `Authorization: Bearer "hunter2"`, "https://h/"}, []string{"curl", "-H", "Authorization: Bearer [REDACTED]", "https://h/"}},
 		{[]string{"sh", "-c", `curl -H "Cookie: sid=hunter2" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]" https://h/`}},
 		{[]string{"sh", "-c", "curl -H 'Accept: a; Authorization: Bearer hunter2;x' https://h/"}, []string{"sh", "-c", "curl -H 'Accept: a; Authorization: Bearer [REDACTED]' https://h/"}},
+		// A secret header inside another header's value, and quoted
+		// credentials with spaces: the rest used to be kept.
+		{[]string{"sh", "-c", "curl -H 'X-Foo: Authorization: Bearer hunter2' https://h/"}, []string{"sh", "-c", "curl -H 'X-Foo: Authorization: Bearer [REDACTED]' https://h/"}},
+		{[]string{"curl", "-H", `Authorization: Bearer "hun ter2"`, "https://h/"}, []string{"curl", "-H", "Authorization: Bearer [REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", `curl -H "Cookie: a=1; sid=\"hun ter2\"" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `curl -H 'Authorization: Digest username="u", response="hun ter2"' https://h/`}, []string{"sh", "-c", `curl -H 'Authorization: Digest [REDACTED]' https://h/`}},
+		{[]string{"sh", "-c", `curl -H Authorization:\ Bearer\ hunter2 https://h/`}, []string{"sh", "-c", `curl -H Authorization:\ Bearer\ [REDACTED] https://h/`}},
+		{[]string{"sh", "-c", `curl -H "Authorization: Basic aGk=" -H "X-Api-Key: hunter2" https://h/`}, []string{"sh", "-c", `curl -H "Authorization: Basic [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `curl -H "Cookie: a=" -H "X-Api-Key: Bearer hunter2" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `curl -H 'Cookie: sid="1' -H 'X-Api-Key: "hun ter2"' https://h/`}, []string{"sh", "-c", `curl -H 'Cookie: [REDACTED]`}},
+		{[]string{"sh", "-c", "curl -H 'Authorization: Bearer x,X-Api-Key: Token hunter2' https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: Bearer [REDACTED]' https://h/"}},
+		// An Authorization line's unknown first word is taken as a
+		// credential too, with the word after it: more than needed
+		// (OAuth-like schemes) rather than less (a bare key and a URL).
+		{[]string{"sh", "-c", "curl -H 'Authorization: Custom hunter2' https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: [REDACTED]' https://h/"}},
+		{[]string{"sh", "-c", "curl -H Authorization:hunter https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED]"}},
 		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
 		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
@@ -75,6 +92,31 @@ func TestRedactCommand(t *testing.T) {
 	}
 }
 
+// The fuzz targets write a secret of digits between text without any, so
+// that a digit in the record is a piece of the secret that was kept.
+func isDigit(r rune) bool { return r >= '0' && r <= '9' }
+
+// digitsOnly is s's digits: a fuzzed secret.
+func digitsOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isDigit(r) {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// withoutDigits is s without its digits nor the characters of drop: the
+// text around a fuzzed secret.
+func withoutDigits(s, drop string) string {
+	return strings.Map(func(r rune) rune {
+		if isDigit(r) || strings.ContainsRune(drop, r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // FuzzRedactAssignedSecret writes a secret as the value of a name that
 // says it holds one, in a shell line between arbitrary text: the value is
 // a shell word of unquoted, single-quoted, double-quoted and
@@ -88,22 +130,10 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	f.Add(uint8(2), "123456", []byte{2, 2, 0}, "X=", "")
 	f.Add(uint8(3), "987654321", []byte{3, 1}, "Authorization:", "#")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		noDigits := func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return -1
-			}
-			return r
-		}
-		secret = strings.Map(func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return r
-			}
-			return -1
-		}, secret)
+		secret, before, after = digitsOnly(secret), withoutDigits(before, ""), withoutDigits(after, "")
 		if secret == "" || len(styles) == 0 {
 			return
 		}
-		before, after = strings.Map(noDigits, before), strings.Map(noDigits, after)
 		var word strings.Builder
 		for i := 0; i < len(secret); i++ {
 			d := secret[i : i+1]
@@ -120,8 +150,103 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 		}
 		line := before + " " + names[int(which)%len(names)] + "=" + word.String() + " " + after
 		got := redactCommand([]string{"sh", "-c", line})
-		if i := strings.IndexFunc(got[2], func(r rune) bool { return r >= '0' && r <= '9' }); i >= 0 {
+		if i := strings.IndexFunc(got[2], isDigit); i >= 0 {
 			t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got[2], line)
 		}
 	})
+}
+
+// FuzzRedactHeaderSecret writes a secret as the credentials of a header
+// line, in a shell line between arbitrary text or as a curl argument of
+// its own, as FuzzRedactAssignedSecret writes it as a value: the secret
+// is made of digits and the text around it has none, so any digit in the
+// record is a piece of the secret that was kept. The header is one that
+// names a secret, alone or inside another header's value; the credential
+// is written as it is, or in quotes with spaces in it ("1 2"; \"1 2\"
+// inside a shell line's double quotes), after another header whose
+// base64 credential ends in '=' just before the shell's quote, or alone.
+func FuzzRedactHeaderSecret(f *testing.F) {
+	headers := []string{
+		"Authorization: Bearer {s}", "authorization:Basic {s}", "Proxy-Authorization: {s}", "Authorization: OAuth {s}", "Authorization: Custom {s}",
+		"X-Api-Key: {s}", "X-Amz-Security-Token: {s}", "Cookie: theme=dark; sid={s}", "Cookie: sid={s}; theme=dark",
+		"X-Foo: Authorization: Bearer {s}", "Accept: a; Authorization: Token {s}", `Authorization: Digest username={q}u{q}, response={s}`,
+	}
+	f.Add(uint8(0), uint8(0), "20261205", []byte{}, "curl", "https://h/")
+	f.Add(uint8(9), uint8(1), "123", []byte{}, "curl -s", "https://h/")
+	f.Add(uint8(4), uint8(1), "123", []byte{}, "curl", "https://h/")
+	f.Add(uint8(0), uint8(1), "12", []byte{1, 1}, "curl", "https://h/ | jq .")
+	f.Add(uint8(6), uint8(2), "1234", []byte{0, 1}, "curl", "https://h/")
+	f.Add(uint8(10), uint8(2), "987", []byte{1}, "", "")
+	f.Add(uint8(7), uint8(3), "1234", []byte{0, 1}, "curl", "https://h/")
+	f.Add(uint8(4), uint8(4), "1234", []byte{}, "curl", "https://h/")
+	f.Fuzz(func(t *testing.T, which, form uint8, secret string, spaces []byte, before, after string) {
+		secret, before, after = digitsOnly(secret), withoutDigits(before, ""), withoutDigits(after, "")
+		if secret == "" {
+			return
+		}
+		// The credential: as it is, or quoted with a space after each
+		// digit spaces picks.
+		quote := `"`
+		if form%3 == 2 {
+			quote = `\"` // inside a shell line's double quotes
+		}
+		cred := secret
+		if len(spaces) > 0 {
+			var b strings.Builder
+			b.WriteString(quote)
+			for i := 0; i < len(secret); i++ {
+				b.WriteByte(secret[i])
+				if spaces[i%len(spaces)]%2 == 1 {
+					b.WriteString(" ")
+				}
+			}
+			b.WriteString(quote)
+			cred = b.String()
+		}
+		h := strings.NewReplacer("{s}", cred, "{q}", quote).Replace(headers[int(which)%len(headers)])
+		first := "" // a header before it, or none
+		if form/3%2 == 1 {
+			first = "Authorization: Basic aGk="
+		}
+		var argv []string
+		switch form % 3 {
+		case 0:
+			argv = []string{"curl", before, "-H", first, "-H", h, after}
+		case 1:
+			argv = []string{"sh", "-c", before + " -H '" + first + "' -H '" + h + "' " + after}
+		case 2:
+			argv = []string{"sh", "-c", before + ` -H "` + first + `" -H "` + h + `" ` + after}
+		}
+		got := redactCommand(argv)
+		for _, g := range got {
+			if i := strings.IndexFunc(g, isDigit); i >= 0 {
+				t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got, argv)
+			}
+		}
+	})
+}
+
+// TestRedactHeadersLinear runs redactHeaders on 64 KiB lines built
+// against each of its look-aheads (a quote left open, a quote inside a
+// token, a blank before a word that is not a cookie, headers inside
+// headers) and bounds the time each takes. Linear time is held by the
+// structure (headerValue: each value's scan reads its own bytes and at
+// most the next word, or up to the next blank or quote, which no other
+// scan reads again); this bound, generous for a loaded machine, catches
+// a blow-up, not a mild one: scanning every header inside a value again
+// to the line's end took about 1.4 s for all these lines, against 0.25 s.
+func TestRedactHeadersLinear(t *testing.T) {
+	for _, unit := range []string{
+		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `,
+	} {
+		line := strings.Repeat(unit, 64<<10/len(unit))
+		start := time.Now()
+		got := redactCommand([]string{"sh", "-c", line})
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("a 64 KiB line of %q took %v", unit, d)
+		}
+		if len(got[2]) > len(line)*len(RedactedArg) {
+			t.Errorf("a 64 KiB line of %q became %d bytes", unit, len(got[2]))
+		}
+	}
 }
