@@ -50,6 +50,13 @@ const (
 	RefusedUnknownUser  = "unknown_user"
 	RefusedWrongTeam    = "wrong_team"
 	RefusedDecision     = "decision_refused"
+	// RefusedUnverifiedButton: the button's value is not one Airlock
+	// signed for this grant and action (a message someone else posted, or
+	// one an older Airlock posted before values were signed).
+	RefusedUnverifiedButton = "unverified_button"
+	// RefusedRequestChanged: the value verifies, but the request no longer
+	// reads as the message showed it.
+	RefusedRequestChanged = "request_changed"
 )
 
 // Actions is the Slack interactivity handler (POST
@@ -74,6 +81,7 @@ type payload struct {
 	ResponseURL string `json:"response_url"`
 	Actions     []struct {
 		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
 	} `json:"actions"`
 }
 
@@ -87,6 +95,9 @@ type action struct {
 	// Enterprise Grid user's is the organisation's id), "" if not sent.
 	userTeam string
 	identity string // the mapped person, once known
+	// value is the button's value: Airlock's MAC (buttonValue), if the
+	// button was Airlock's. Never recorded.
+	value string
 }
 
 // parsePayload reads the form-encoded body's payload field. It is the
@@ -129,6 +140,9 @@ func parsePayload(body []byte) (action, error) {
 	}
 	if !validID(a.grant, "g_") {
 		return action{}, errors.New("the action does not name a grant")
+	}
+	if a.value = p.Actions[0].Value; len(a.value) > maxButtonValue {
+		return action{}, errors.New("the button's value is longer than Slack allows")
 	}
 	if !slackID(a.user) {
 		return action{}, errors.New("no valid Slack user id")
@@ -278,21 +292,43 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := grants.WithChannel(r.Context(), "slack", a.user)
+	a.identity = who.Name
+	// The request as it stands: what the button's value was signed over,
+	// and what an Approve click must have been shown whole.
+	cur, err := n.o.Service.Get(r.Context(), who, a.grant)
+	if err != nil {
+		n.refuseError(r.Context(), w, a, r.RemoteAddr, err)
+		return
+	}
+	// Airlock posts no Approve button for a request whose scope its
+	// message cannot show whole (pendingMessage); a click that names one
+	// anyway (a message posted through the incoming webhook by whoever
+	// holds its URL, with Airlock's action ids under a summary of their
+	// own) would approve what nobody was shown.
+	if _, whole := requestSummary(cur); a.verb == "approve" && !whole {
+		n.refuseDecision(r.Context(), w, a, r.RemoteAddr, apierr.Conflict("grant %s asks for more than a Slack message can show; it is approved with airlock approve or in the console, where the whole request is shown", a.grant),
+			"Airlock refused: this request is larger than Slack can show, so it is not approved from Slack. See it whole with airlock grant show "+a.grant+" and approve it there or in the console.")
+		return
+	}
+	// Slack's signature says Slack sent the click, not that the button
+	// was on a message Airlock posted: its value must be Airlock's MAC
+	// over this grant, this action and the request as it still reads.
+	switch checkButton(n.o.Slack.ButtonKey, a, cur) {
+	case buttonLegacy:
+		n.refuseVerified(r.Context(), w, RefusedUnverifiedButton, a, r.RemoteAddr, "the button's value carries no signature (a message posted by an Airlock before button values were signed, or by someone else)",
+			"Airlock refused: this message was posted before Airlock signed its buttons (or not by Airlock), so its buttons are not taken. Decide with airlock approve "+a.grant+" (or airlock deny) or in the console.")
+		return
+	case buttonForged:
+		n.refuseVerified(r.Context(), w, RefusedUnverifiedButton, a, r.RemoteAddr, "the button's value is not one Airlock signed for this grant and action: the message was not Airlock's",
+			"Airlock refused: this button is not one Airlock posted for this request, so it is not taken. See the request with airlock grant show "+a.grant+" and decide there or in the console.")
+		return
+	case buttonChanged:
+		n.refuseVerified(r.Context(), w, RefusedRequestChanged, a, r.RemoteAddr, "the request no longer reads as the message showed it",
+			"Airlock refused: this request no longer reads as this message showed it. See it with airlock grant show "+a.grant+" and decide there or in the console.")
+		return
+	}
 	var g model.Grant
 	if a.verb == "approve" {
-		// Airlock posts no Approve button for a request whose scope its
-		// message cannot show whole (pendingMessage); a click that names
-		// one anyway (a message posted through the incoming webhook by
-		// whoever holds its URL, with Airlock's action ids under a summary
-		// of their own) would approve what nobody was shown.
-		if cur, gerr := n.o.Service.Get(r.Context(), who, a.grant); gerr == nil {
-			if _, whole := requestSummary(cur); !whole {
-				a.identity = who.Name
-				n.refuseDecision(r.Context(), w, a, r.RemoteAddr, apierr.Conflict("grant %s asks for more than a Slack message can show; it is approved with airlock approve or in the console, where the whole request is shown", a.grant),
-					"Airlock refused: this request is larger than Slack can show, so it is not approved from Slack. See it whole with airlock grant show "+a.grant+" and approve it there or in the console.")
-				return
-			}
-		}
 		g, err = n.o.Service.Approve(ctx, who, a.grant, "")
 	} else {
 		// A button carries no text, and a denial needs a reason: say where
@@ -300,13 +336,7 @@ func (n *Notifier) actions(w http.ResponseWriter, r *http.Request) {
 		g, err = n.o.Service.Deny(ctx, who, a.grant, fmt.Sprintf("denied from Slack by %s (%s)", who.Name, a.user))
 	}
 	if err != nil {
-		ae := apierr.From(err)
-		msg := "Airlock refused: " + ae.Message
-		if ae.Status >= 500 {
-			msg = "Airlock could not record the decision; nothing was changed. Try again or use the CLI."
-		}
-		a.identity = who.Name
-		n.refuseDecision(r.Context(), w, a, r.RemoteAddr, ae, msg)
+		n.refuseError(r.Context(), w, a, r.RemoteAddr, err)
 		return
 	}
 	n.logger.Info("decision from Slack", "grant", g.ID, "by", who.Name, "slack_user", a.user, "decision", a.verb)
@@ -378,7 +408,23 @@ func (n *Notifier) refuse(ctx context.Context, w http.ResponseWriter, status int
 }
 
 func (n *Notifier) refuseDecision(ctx context.Context, w http.ResponseWriter, a action, remote string, ae *apierr.Error, msg string) {
-	n.record(ctx, RefusedDecision, a, remote, true, ae.Message)
+	n.refuseVerified(ctx, w, RefusedDecision, a, remote, ae.Message, msg)
+}
+
+// refuseError refuses a click for err, what the service answered.
+func (n *Notifier) refuseError(ctx context.Context, w http.ResponseWriter, a action, remote string, err error) {
+	ae := apierr.From(err)
+	msg := "Airlock refused: " + ae.Message
+	if ae.Status >= 500 {
+		msg = "Airlock could not record the decision; nothing was changed. Try again or use the CLI."
+	}
+	n.refuseDecision(ctx, w, a, remote, ae, msg)
+}
+
+// refuseVerified refuses a verified click for reason why (a button whose value
+// Airlock does not take, or a decision refused), recording detail beside it.
+func (n *Notifier) refuseVerified(ctx context.Context, w http.ResponseWriter, why string, a action, remote, detail, msg string) {
+	n.record(ctx, why, a, remote, true, detail)
 	n.replyLater(a, msg)
 	writeEphemeral(w, http.StatusOK, msg)
 }

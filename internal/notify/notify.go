@@ -5,8 +5,9 @@
 //     incoming webhook with Approve and Deny buttons; a decision made
 //     elsewhere is followed up in the channel. A click comes back to
 //     Actions (POST /v1/integrations/slack/actions), which verifies Slack's
-//     signature, maps the Slack user to a person (identities[].slack_user)
-//     and decides through the same grants.Service calls and approve
+//     signature, maps the Slack user to a person (identities[].slack_user),
+//     checks that the button's value is Airlock's own MAC for that grant,
+//     action and request text (button.go) and decides through the same grants.Service calls and approve
 //     policies as the CLI, recording the channel in the approval. Anything
 //     it refuses is answered with an ephemeral reply and recorded in the
 //     log as integration.refused.
@@ -57,6 +58,11 @@ type Slack struct {
 	// organisation (E…) whose clicks are taken; others are refused
 	// (wrong_team) before their user is looked up.
 	TeamID string
+	// ButtonKey signs the values of the buttons Airlock posts, and
+	// verifies them on a click (buttonValue); at least 32 bytes, the same
+	// on every replica sharing a store, so that a message one posted is
+	// taken by any.
+	ButtonKey []byte
 }
 
 // Options configures a Notifier.
@@ -111,8 +117,8 @@ func New(o Options) (*Notifier, error) {
 	if o.Service == nil {
 		return nil, errors.New("notify: Service is required")
 	}
-	if o.Slack != nil && (o.Slack.WebhookURL == "" || len(o.Slack.SigningSecret) == 0 || o.Log == nil || o.Lookup == nil) {
-		return nil, errors.New("notify: Slack needs its webhook URL, signing secret, Log and Lookup")
+	if o.Slack != nil && (o.Slack.WebhookURL == "" || len(o.Slack.SigningSecret) == 0 || len(o.Slack.ButtonKey) < 32 || o.Log == nil || o.Lookup == nil) {
+		return nil, errors.New("notify: Slack needs its webhook URL, signing secret, a button key of 32 bytes or more, Log and Lookup")
 	}
 	for i, w := range o.Webhooks {
 		if w.Decisions && (len(w.Secret) == 0 || o.Log == nil || o.Lookup == nil) {
@@ -212,7 +218,7 @@ func (n *Notifier) onChange(c grants.Change) {
 		}
 	}
 	if n.slack != nil {
-		if msg := slackMessageFor(c, n.o.Slack.Channel); msg != nil {
+		if msg := slackMessageFor(c, n.o.Slack.Channel, n.o.Slack.ButtonKey); msg != nil {
 			n.slack.enqueue(delivery{url: n.o.Slack.WebhookURL, body: msg, event: c.Type, id: c.Grant.ID})
 		}
 	}

@@ -22,6 +22,7 @@ func form(payload string) []byte {
 func FuzzParsePayload(f *testing.F) {
 	f.Add(form(`{"type":"block_actions","user":{"id":"U0ALICE"},"trigger_id":"1.2","response_url":"https://hooks.slack.com/actions/T/1/x","actions":[{"action_id":"airlock_approve:g_abc123"}]}`))
 	f.Add(form(`{"type":"block_actions","user":{"id":"U0ALICE"},"actions":[{"action_id":"airlock_deny:g_abc123"},{"action_id":"airlock_approve:g_abc123"}]}`))
+	f.Add(form(`{"type":"block_actions","user":{"id":"U0ALICE"},"actions":[{"action_id":"airlock_approve:g_abc123","value":"v1.AAAA.BBBB"}]}`))
 	f.Add(form(`{"type":"view_submission"}`))
 	f.Add(form(`{"type":"block_actions","user":{"id":"U1"},"actions":[{"action_id":"airlock_approve:g_../../x"}]}`))
 	f.Add([]byte("payload=%zz"))
@@ -39,6 +40,9 @@ func FuzzParsePayload(f *testing.F) {
 			}
 			if !slackID(a.user) {
 				t.Fatalf("user %q", a.user)
+			}
+			if len(a.value) > maxButtonValue {
+				t.Fatalf("a value of %d bytes", len(a.value))
 			}
 		}
 		h := http.Header{}

@@ -45,7 +45,7 @@ func TestSlackReplayVariantsRefused(t *testing.T) {
 	t.Setenv("TEST_SLACK_SECRET", signingSecret)
 	w := newWorld(t, "notify:\n  slack: {webhook_url_env: TEST_SLACK_WEBHOOK, signing_secret_env: TEST_SLACK_SECRET, channel: \"#access\"}\n")
 	ts := time.Now().Unix()
-	body := f.body(click{user: "U0NOBODY", actionID: "airlock_approve:g_nosuchgrant1"})
+	body := f.body(click{user: "U0NOBODY", actionID: "airlock_approve:g_nosuchgrant1", forged: true})
 	sig := sign(signingSecret, ts, body)
 	if st, txt := w.post(body, ts, sig); st != http.StatusOK || !strings.Contains(txt, "not mapped") {
 		t.Fatalf("first delivery: %d %q", st, txt)

@@ -123,6 +123,16 @@ notify:
 	if got := b.grant(g2.ID); got.Status != model.Denied || len(got.Approvals) != 1 {
 		t.Errorf("grant %s after the replays: %s, %d decisions", g2.ID, got.Status, len(got.Approvals))
 	}
+
+	// A button replica A posted is taken by replica B: its value is signed
+	// with a key every replica derives alike.
+	g3 := a.request(a.bot, humanScope, "INC-25")
+	if st, txt := b.clickAs(f, click{user: "U0ALICE", actionID: "airlock_approve:" + g3.ID, trigger: "t-across"}); st != http.StatusOK || txt != "" {
+		t.Fatalf("approve on replica B of A's message: %d %q", st, txt)
+	}
+	if got := a.grant(g3.ID); got.Status != model.Active {
+		t.Errorf("grant %s after the click on replica B: %s", g3.ID, got.Status)
+	}
 }
 
 // restarted closes w's server and opens it again on the same data_dir (the
@@ -143,10 +153,7 @@ func restarted(t *testing.T, w *world) *world {
 // TestReplayRefusedAfterRestart: the same on one process with the embedded
 // store, across a restart within the signature's five minutes.
 func TestReplayRefusedAfterRestart(t *testing.T) {
-	f := newFakeSlack(t)
-	t.Setenv("TEST_SLACK_WEBHOOK", f.URL+"/incoming")
-	t.Setenv("TEST_SLACK_SECRET", signingSecret)
-	w := newWorld(t, "notify:\n  slack: {webhook_url_env: TEST_SLACK_WEBHOOK, signing_secret_env: TEST_SLACK_SECRET}\n")
+	w, f := newSlackWorld(t)
 	g := w.request(w.bot, humanScope, "INC-23")
 	now := time.Now()
 	body := f.body(click{user: "U0NOBODY", actionID: "airlock_approve:" + g.ID, trigger: "t-restart"})
@@ -157,5 +164,13 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 	w = restarted(t, w)
 	if st, txt := w.post(body, now.Unix(), sig); st != http.StatusUnauthorized || !strings.Contains(txt, "already handled") {
 		t.Errorf("replayed after a restart: %d %q, want 401 already handled", st, txt)
+	}
+	// A fresh click on the message posted before the restart still
+	// decides: the buttons' key outlives the process.
+	if st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: "airlock_approve:" + g.ID, trigger: "t-after-restart"}); st != http.StatusOK || txt != "" {
+		t.Fatalf("approve after a restart: %d %q", st, txt)
+	}
+	if got := w.grant(g.ID); got.Status != model.Active {
+		t.Errorf("grant after the click: %s", got.Status)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -173,14 +174,24 @@ func (w *world) entries(typ string) []store.LogEntry {
 
 // fakeSlack stands in for Slack: the incoming webhook (/incoming) and
 // response URLs (/response/...), each post checked and handed to the test.
+// Like Slack, it remembers the buttons posted to the incoming webhook, and
+// a click on one carries the value Airlock gave it.
 type fakeSlack struct {
 	*httptest.Server
+	t        *testing.T
 	incoming chan map[string]any
 	replies  chan map[string]any
+
+	mu sync.Mutex
+	// posted is the value of every button posted, by action id.
+	posted map[string]string
+	// more is closed, and replaced, whenever a button is posted.
+	more chan struct{}
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{incoming: make(chan map[string]any, 16), replies: make(chan map[string]any, 16)}
+	f := &fakeSlack{t: t, incoming: make(chan map[string]any, 16), replies: make(chan map[string]any, 16),
+		posted: map[string]string{}, more: make(chan struct{})}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		var m map[string]any
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&m) != nil {
@@ -206,6 +217,7 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 		}
 		switch {
 		case r.URL.Path == "/incoming":
+			f.remember(blocks)
 			f.incoming <- m
 		case strings.HasPrefix(r.URL.Path, "/response/"):
 			f.replies <- m
@@ -217,6 +229,57 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 	}))
 	t.Cleanup(f.Close)
 	return f
+}
+
+// remember keeps the values of the buttons in blocks.
+func (f *fakeSlack) remember(blocks []any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range blocks {
+		bm, _ := b.(map[string]any)
+		els, _ := bm["elements"].([]any)
+		for _, e := range els {
+			em, _ := e.(map[string]any)
+			id, _ := em["action_id"].(string)
+			v, _ := em["value"].(string)
+			if em["type"] == "button" && id != "" {
+				f.posted[id] = v
+			}
+		}
+	}
+	close(f.more)
+	f.more = make(chan struct{})
+}
+
+// postedValue waits for a button with actionID to be posted and returns
+// its value.
+func (f *fakeSlack) postedValue(actionID string) string {
+	f.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		v, ok := f.posted[actionID]
+		more := f.more
+		f.mu.Unlock()
+		if ok {
+			return v
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			f.t.Fatalf("fake Slack: no button %q was posted (mark a click on a message Airlock did not post forged)", actionID)
+		}
+	}
+}
+
+// newSlackWorld starts a fake Slack and an Airlock whose Slack app posts
+// to it, with no channel or workspace configured.
+func newSlackWorld(t *testing.T) (*world, *fakeSlack) {
+	t.Helper()
+	f := newFakeSlack(t)
+	t.Setenv("TEST_SLACK_WEBHOOK", f.URL+"/incoming")
+	t.Setenv("TEST_SLACK_SECRET", signingSecret)
+	return newWorld(t, "notify:\n  slack: {webhook_url_env: TEST_SLACK_WEBHOOK, signing_secret_env: TEST_SLACK_SECRET}\n"), f
 }
 
 func next(t *testing.T, ch chan map[string]any, what string) map[string]any {
@@ -279,6 +342,12 @@ type click struct {
 	secret   string
 	// responseURL replaces the fake's own response URL when set.
 	responseURL string
+	// forged: the button is on a message Airlock did not post (someone
+	// else's through the incoming webhook), whose value is value, if any.
+	// Otherwise the click is on the button Airlock posted with actionID,
+	// and carries that button's value.
+	forged bool
+	value  string
 }
 
 func (f *fakeSlack) body(c click) []byte {
@@ -295,6 +364,12 @@ func (f *fakeSlack) body(c click) []byte {
 		"response_url": f.URL + "/response/" + c.trigger,
 		"container":    map[string]any{"type": "message", "message_ts": "1.2"},
 		"actions":      []any{map[string]any{"action_id": c.actionID, "block_id": "airlock_decision", "type": "button", "action_ts": "1.3"}},
+	}
+	if !c.forged {
+		c.value = f.postedValue(c.actionID)
+	}
+	if c.value != "" {
+		p["actions"].([]any)[0].(map[string]any)["value"] = c.value
 	}
 	if c.enterprise != "" {
 		p["enterprise"] = map[string]any{"id": c.enterprise, "name": "x"}

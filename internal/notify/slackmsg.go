@@ -125,16 +125,17 @@ func requestSummary(g model.Grant) (summary string, whole bool) {
 }
 
 // pendingMessage is the request with Approve and Deny buttons whose action
-// ids carry the grant id. A request whose scope the message cannot show
-// whole gets no Approve button: nobody approves from Slack what Slack did
-// not show them.
-func pendingMessage(g model.Grant, channel string) message {
+// ids carry the grant id and whose values are signed with key (buttonValue:
+// a click counts only on a button Airlock posted). A request whose scope
+// the message cannot show whole gets no Approve button: nobody approves
+// from Slack what Slack did not show them.
+func pendingMessage(g model.Grant, channel string, key []byte) message {
 	summary, whole := requestSummary(g)
 	var buttons []block
 	if whole {
-		buttons = append(buttons, block{"type": "button", "action_id": approvePrefix + g.ID, "value": g.ID, "style": "primary", "text": text{Type: "plain_text", Text: "Approve"}})
+		buttons = append(buttons, block{"type": "button", "action_id": approvePrefix + g.ID, "value": buttonValue(key, "approve", g), "style": "primary", "text": text{Type: "plain_text", Text: "Approve"}})
 	}
-	buttons = append(buttons, block{"type": "button", "action_id": denyPrefix + g.ID, "value": g.ID, "style": "danger", "text": text{Type: "plain_text", Text: "Deny"},
+	buttons = append(buttons, block{"type": "button", "action_id": denyPrefix + g.ID, "value": buttonValue(key, "deny", g), "style": "danger", "text": text{Type: "plain_text", Text: "Deny"},
 		"confirm": block{"title": text{Type: "plain_text", Text: "Deny this request?"}, "text": text{Type: "plain_text", Text: "It is recorded as denied from Slack by you."},
 			"confirm": text{Type: "plain_text", Text: "Deny"}, "deny": text{Type: "plain_text", Text: "Cancel"}}})
 	return message{
@@ -192,13 +193,14 @@ func ephemeral(msg string) message {
 // slackMessageFor returns the incoming-webhook post for change c, or nil:
 // a request that waits for a person is posted with buttons; a decision on
 // one, unless made from Slack (whose message is replaced in place), is
-// followed up, since an incoming webhook cannot edit what it posted.
-func slackMessageFor(c grants.Change, channel string) []byte {
+// followed up, since an incoming webhook cannot edit what it posted. key
+// signs the buttons' values.
+func slackMessageFor(c grants.Change, channel string, key []byte) []byte {
 	g := c.Grant
 	var m message
 	switch {
 	case c.Type == "grant.requested" && g.Status == model.Pending:
-		m = pendingMessage(g, channel)
+		m = pendingMessage(g, channel, key)
 	case c.Type == "grant.approved" || (c.Type == "grant.denied" && len(g.Approvals) > 0) ||
 		(c.Type == "grant.cancelled" && g.Decision.Outcome == "human" && g.StartedAt.IsZero()):
 		if n := len(g.Approvals); n > 0 && g.Approvals[n-1].Via == "slack" {

@@ -91,7 +91,7 @@ when { context.resource like "arn:aws:s3:::orders/*" };
 				// Nor does a click on an Approve button that Airlock never
 				// posted (a message of someone else's through the incoming
 				// webhook) approve it.
-				st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: "airlock_approve:" + out.Grant.ID, trigger: "t-forged-" + out.Grant.ID})
+				st, txt := w.clickAs(f, click{user: "U0ALICE", actionID: "airlock_approve:" + out.Grant.ID, trigger: "t-forged-" + out.Grant.ID, forged: true})
 				if st != http.StatusOK || !strings.Contains(txt, "larger than Slack can show") {
 					t.Errorf("a click on an Approve button Airlock did not post: %d %q", st, txt)
 				}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"log/slog"
 	"net"
 	"net/url"
@@ -16,8 +18,9 @@ import (
 // startNotify starts Slack approvals and lifecycle webhooks (notify:), or
 // returns nil if none are configured. Secrets come from the environment
 // (CheckEnv made sure they are set); the Slack callback, and the webhooks'
-// decisions when a webhook may decide, are mounted on api.
-func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, s *Server, api *httpapi.Handler, logger *slog.Logger) (*notify.Notifier, error) {
+// decisions when a webhook may decide, are mounted on api. credKey is the
+// credential key, from which the key that signs Slack buttons is derived.
+func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, s *Server, api *httpapi.Handler, credKey []byte, logger *slog.Logger) (*notify.Notifier, error) {
 	n := cfg.Notify
 	if n.Slack == nil && len(n.Webhooks) == 0 {
 		return nil, nil
@@ -33,6 +36,7 @@ func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, 
 		o.Slack = &notify.Slack{
 			WebhookURL: os.Getenv(n.Slack.WebhookURLEnv), SigningSecret: []byte(os.Getenv(n.Slack.SigningSecretEnv)),
 			Channel: n.Slack.Channel, Users: users, TeamID: n.Slack.TeamID,
+			ButtonKey: slackButtonKey(credKey),
 		}
 		// A response_url on loopback only makes sense when the incoming
 		// webhook is there too: a local stand-in for Slack.
@@ -52,6 +56,19 @@ func startNotify(cfg *config.Config, svc *grants.Service, dir *authn.Directory, 
 		api.SetWebhookActions(nt.WebhookActions())
 	}
 	return nt, nil
+}
+
+// slackButtonKey derives the key that signs the values of the buttons
+// posted to Slack (notify.Slack.ButtonKey) from the credential key: every
+// replica sharing a store holds the same credential key (serverkeys checks
+// it against the store), so a message one replica posted is taken by any,
+// and by this one after a restart; the label keeps it apart from the key's
+// other uses. Whoever holds the credential key can already make grant
+// credentials, so it gives them nothing more.
+func slackButtonKey(credKey []byte) []byte {
+	m := hmac.New(sha256.New, credKey)
+	m.Write([]byte("airlock slack button key v1"))
+	return m.Sum(nil)
 }
 
 // loopbackURL reports whether raw is a plain-http URL to a loopback address.

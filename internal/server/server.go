@@ -187,7 +187,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	} else if v != nil {
 		api.SetWorkload(v)
 	}
-	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, logger); err != nil {
+	if s.notifier, err = startNotify(cfg, s.Service, dir, s, api, credKey, logger); err != nil {
 		return nil, err
 	}
 	s.Directory = dir
