@@ -108,13 +108,7 @@ func TestForgedIndexColumnsCaughtPostgres(t *testing.T) {
 			if err != nil || tag.RowsAffected() == 0 {
 				t.Fatalf("%s: %v, %d rows", c.sql, err, tag.RowsAffected())
 			}
-			s := openServer(t, e.cfg)
-			defer s.Close()
-			rep, err := s.Verify(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantProblems(t, "postgres", rep, c.want)
+			verifyWants(t, e, c.want)
 		})
 	}
 }

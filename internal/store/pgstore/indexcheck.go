@@ -23,14 +23,18 @@ const maxIndexDiffs = 100
 // session's entries). It returns one description per column that does not
 // say what its record or entry says, so that a copy changed behind the
 // store's back is found by `audit verify` instead of silently changing those
-// answers. All of it is read from one snapshot.
+// answers. All of it is read from one snapshot. First, that the names
+// those reads use are the tables the migrations created (catalogDiffs).
 func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
-	var out []string
+	out, err := s.catalogDiffs(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
 	var longest int64
 	if out, longest, err = grantColumnDiffs(ctx, tx, out); err != nil {
 		return nil, err

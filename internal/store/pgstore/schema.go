@@ -16,7 +16,9 @@ import (
 )
 
 // migrationFiles holds the schema migrations, NNNN_name.sql: migration NNNN
-// is schema version NNNN. Never edit a released migration: add a new file.
+// is schema version NNNN. Never edit a released migration: add a new file,
+// and update catalog.txt, what audit verify expects the tables to be (go
+// test -run TestCatalogIsTheMigrations -update-catalog).
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
