@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/evidence"
-	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 )
 
@@ -143,11 +142,7 @@ func TestForgedSQLiteIndexCaught(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, err := st.Grants(ctx, store.GrantFilter{Account: "111122223333"})
-	st.Close()
-	if err != nil || len(gs) != 0 {
-		t.Fatalf("the forged index does not hide the grant (%d grants, %v): the test does not make the attack", len(gs), err)
-	}
+	wantAccountHidden(t, st)
 	rep, err := VerifyOffline(ctx, e.dataDir, OfflineInput{Key: pinnedKey(t, e.dataDir)})
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,13 @@ func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(out) == 0 {
+		// With the catalog changed, the indexes may not be the ones
+		// this compares; that change is reported already.
+		if out, err = indexContentDiffs(ctx, tx); err != nil {
+			return nil, fmt.Errorf("pgstore: check the indexes against their tables: %w", err)
+		}
+	}
 	var longest int64
 	if out, longest, err = grantColumnDiffs(ctx, tx, out); err != nil {
 		return nil, err
