@@ -134,6 +134,11 @@ type Report struct {
 	// checkpoint: the tree that was verified. Root is empty if there is none.
 	Size int64  `json:"size"`
 	Root string `json:"root"`
+	// Checkpoint is that checkpoint's signed note, for the caller to keep
+	// as the witness of its next verification (audit verify --save-head).
+	// Not in the API's answer, whose caller asks for the newest checkpoint
+	// instead (GET /v1/audit/consistency).
+	Checkpoint []byte `json:"-"`
 	// OK is true when no problem was found.
 	OK bool `json:"ok"`
 	// Problems lists the first MaxProblems problems in the order found;
@@ -351,6 +356,7 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 		top, topID = checkpoint{size: m.size, root: m.root}, m.id
 		vr.rep.Size = m.size
 		vr.rep.Root = m.root.String()
+		vr.rep.Checkpoint = m.note
 	}
 	if w := vr.witness; w != nil {
 		switch {
@@ -467,7 +473,13 @@ func (vr *verifier) streamCheckpoints(ctx context.Context, wg *sync.WaitGroup, s
 
 // checkCheckpoint verifies one checkpoint's signature, note and frontier.
 func (vr *verifier) checkCheckpoint(r *cpRec) {
-	defer func() { r.note = nil }()
+	// A valid one's note is kept while it is the largest seen (pull),
+	// for Report.Checkpoint; the others' are dropped at once.
+	defer func() {
+		if r.sigErr != nil {
+			r.note = nil
+		}
+	}()
 	if r.sigErr != nil {
 		return
 	}
@@ -523,6 +535,9 @@ func (vr *verifier) pull(ctx context.Context) error {
 		}
 		if r.frontier == nil {
 			vr.problem(KindCheckpointMismatch, -1, r.id, "the frontier stored with checkpoint %d (size %d) does not hash to its root", r.id, r.size)
+		}
+		if m := vr.maxSeen; m != nil {
+			m.note = nil
 		}
 		vr.maxSeen = r
 		vr.head = r

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,18 +26,23 @@ import (
 
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log; export and check evidence bundles"}
-	var dataDir, keyArg, witnessFile, cfgPath string
+	var dataDir, keyArg, witnessFile, cfgPath, saveHead string
 	var witnessKeys []string
 	verify := &cobra.Command{
-		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…]",
+		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…] [--save-head FILE]",
 		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem, 2 if there is nothing to check (bad input)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// `--key "$PINNED"` with the variable unset verified against
 			// the directory's own key, and exited 0: the pinning a script
 			// asked for was silently dropped.
-			if err := emptyFlag(cmd, "data-dir", "config", "key", "witness", "witness-key"); err != nil {
+			if err := emptyFlag(cmd, "data-dir", "config", "key", "witness", "witness-key", "save-head"); err != nil {
 				return err
+			}
+			// The head kept is next time's witness: only one checked
+			// against a key the caller pinned is worth trusting then.
+			if saveHead != "" && keyArg == "" {
+				return usagef("--save-head needs --key: the checkpoint kept must be one the pinned key signed")
 			}
 			var v note.Verifier
 			var witness []byte
@@ -68,6 +74,7 @@ func (a *app) auditCmd() *cobra.Command {
 				}
 			}
 			var rep auditlog.Report
+			var head []byte // the newest checkpoint the verification covered
 			in := server.OfflineInput{Key: v, Witness: witness}
 			if cfgPath != "" {
 				// The server's own configuration says where its data
@@ -83,10 +90,11 @@ func (a *app) auditCmd() *cobra.Command {
 					// 2), not a log that failed verification (exit 1).
 					return usagef("--data-dir: %v", err)
 				}
+				head = rep.Checkpoint
 			} else {
 				rep, err = a.client().Verify(cmd.Context())
 				if err == nil && (v != nil || witness != nil) {
-					err = a.checkOnline(cmd, &rep, v, witness)
+					head, err = a.checkOnline(cmd, &rep, v, witness)
 				}
 			}
 			if err != nil {
@@ -96,6 +104,9 @@ func (a *app) auditCmd() *cobra.Command {
 				return err
 			}
 			a.printAnchors(v, witness, dataDir != "")
+			if saveHead != "" {
+				return a.saveHead(saveHead, head, v)
+			}
 			return nil
 		},
 	}
@@ -104,6 +115,7 @@ func (a *app) auditCmd() *cobra.Command {
 	verify.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
 	verify.Flags().StringVar(&witnessFile, "witness", "", "a checkpoint kept outside the data directory (signed note; cosignatures allowed)")
 	verify.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "require a valid cosignature on --witness from this witness (verifier key; repeatable)")
+	verify.Flags().StringVar(&saveHead, "save-head", "", "after a verification that passed, write the newest checkpoint it covered (signed with the --key key) to this file, for the next run's --witness")
 	cmd.AddCommand(verify, a.exportCmd(), a.verifyBundleCmd())
 	return cmd
 }
@@ -146,8 +158,10 @@ func loadVerifierKey(arg string) (note.Verifier, error) {
 // checkOnline checks the server's answer against what the caller trusts:
 // its newest checkpoint must be signed by the pinned key v, the tree the
 // server verified must be a prefix of it, and so must the witness (by an
-// RFC 6962 consistency proof checked here, not by the server).
-func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verifier, witness []byte) error {
+// RFC 6962 consistency proof checked here, not by the server). It returns
+// that newest checkpoint once the tree the server verified was proven a
+// prefix of it (nil otherwise).
+func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verifier, witness []byte) ([]byte, error) {
 	c := a.client()
 	ctx := cmd.Context()
 	fail := func(kind, format string, args ...any) {
@@ -156,7 +170,8 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 		rep.OK = false
 	}
 	// prove checks that the tree (n, root) is a prefix of the server's
-	// newest checkpoint, which it returns.
+	// newest checkpoint, which it returns (and keeps in last, as signed).
+	var last []byte
 	prove := func(n int64, root tlog.Hash, what string) (int64, tlog.Hash, bool, error) {
 		r, err := c.Consistency(ctx, n)
 		if err != nil {
@@ -194,6 +209,7 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 				return size, top, false, nil
 			}
 		}
+		last = []byte(r.Checkpoint)
 		return size, top, true, nil
 	}
 	if witness != nil {
@@ -201,20 +217,63 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 		if err != nil {
 			fail(auditlog.KindBadSignature, "witness checkpoint: %v", err)
 		} else if _, _, _, err := prove(n, root, "the witness checkpoint"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if v != nil && rep.Size > 0 {
 		h, err := base64.StdEncoding.DecodeString(rep.Root)
 		if err != nil || len(h) != tlog.HashSize {
 			fail(auditlog.KindCheckpointMismatch, "the server's report names no valid root")
-		} else if _, _, _, err := prove(rep.Size, tlog.Hash(h), "the tree the server verified"); err != nil {
-			return err
+		} else if _, _, ok, err := prove(rep.Size, tlog.Hash(h), "the tree the server verified"); err != nil {
+			return nil, err
+		} else if ok {
+			return last, nil
 		}
 	} else if v != nil {
 		if _, _, _, err := prove(0, tlog.Hash{}, "the empty log"); err != nil {
-			return err
+			return nil, err
 		}
+	}
+	return nil, nil
+}
+
+// saveHead writes head, the newest checkpoint a verification that passed
+// covered, to path, for the operator to pass as --witness next time: a
+// checkpoint kept outside the data directory that the log must extend,
+// which whoever deletes the log's tail with its checkpoints cannot delete.
+// The file is replaced whole (a new file renamed over it), so that an
+// interrupted write never leaves the previous head cut short.
+func (a *app) saveHead(path string, head []byte, v note.Verifier) error {
+	n, root, err := auditlog.OpenCheckpoint(head, v)
+	if err != nil || n == 0 {
+		// An empty log (or a server that proved nothing newer): there is
+		// no head, and the file is left as it was.
+		linef(a.errOut, "NOTE --save-head: the log has no signed checkpoint to keep; %s was not written", path)
+		return nil
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("--save-head: %v", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(head); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("--save-head: %v", err)
+	}
+	if a.output != "json" {
+		linef(a.out, "saved checkpoint (tree size %d, root %s) to %s: pass it as --witness next time", n, root, path)
 	}
 	return nil
 }
