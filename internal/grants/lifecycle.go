@@ -533,24 +533,7 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 			// A decision must never resurrect or settle an overdue request.
 			return nil, apierr.Conflict("grant %s passed its decision deadline (%s)", g.ID, g.DecideBy.Format(time.RFC3339))
 		}
-		// The person deciding, as the store holds them in the transaction
-		// that records the decision: caller is what this replica's
-		// directory said at sign-in, and a person removed from the
-		// configuration (disabled) or moved out of the approvers' group
-		// by another replica's restart is not known here until its
-		// notice arrives (or its listener reconnects). Until then the
-		// person kept deciding here, with their old groups.
-		if cur, err := tx.Identity(ctx, caller.Name); err == nil {
-			if cur.Disabled {
-				return nil, apierr.Forbidden("", "identity %s is disabled; it cannot %s grants", caller.Name, verb)
-			}
-			if cur.Kind != caller.Kind || !slices.Equal(cur.Groups, caller.Groups) {
-				cur.Instance, cur.Auth = caller.Instance, caller.Auth
-				if pols, hash, err = s.mayDecide(cur, *g, verb); err != nil {
-					return nil, err
-				}
-			}
-		} else if !errors.Is(err, store.ErrNotFound) {
+		if pols, hash, err = s.storedDecider(ctx, tx, caller, *g, verb, pols, hash); err != nil {
 			return nil, err
 		}
 		// Among replicas the deadline is also checked against the
@@ -594,6 +577,38 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 	s.stopTimer(id)
 	after(out)
 	return out, nil
+}
+
+// identityReader reads one identity: the store, or a transaction.
+type identityReader interface {
+	Identity(ctx context.Context, name string) (model.Identity, error)
+}
+
+// storedDecider checks caller's decision (verb) on g against the person as
+// r holds them, and returns the approve policies that permit it and their
+// set's hash (pols and hash, from the check against caller, when the
+// stored person is the same). Read in the transaction that records the
+// decision: caller is what this replica's directory said at sign-in, and a
+// person removed from the configuration (disabled) or moved out of the
+// approvers' group by another replica's restart is not known here until
+// its notice arrives (or its listener reconnects). Until then the person
+// kept deciding here, with their old groups.
+func (s *Service) storedDecider(ctx context.Context, r identityReader, caller model.Identity, g model.Grant, verb string, pols []string, hash string) ([]string, string, error) {
+	cur, err := r.Identity(ctx, caller.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return pols, hash, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if cur.Disabled {
+		return nil, "", apierr.Forbidden("", "identity %s is disabled; it cannot %s grants", caller.Name, verb)
+	}
+	if cur.Kind != caller.Kind || !slices.Equal(cur.Groups, caller.Groups) {
+		cur.Instance, cur.Auth = caller.Instance, caller.Auth
+		return s.mayDecide(cur, g, verb)
+	}
+	return pols, hash, nil
 }
 
 // Revoke cuts an active grant off now. The cache entry goes first, so no
@@ -682,11 +697,21 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	if err != nil {
 		return g, err
 	}
-	if _, _, err := s.mayDecide(caller, g, "revoke"); err != nil {
+	pols, hash, err := s.mayDecide(caller, g, "revoke")
+	if err != nil {
 		return model.Grant{}, err
 	}
 	if g.Status == model.Pending {
 		return model.Grant{}, apierr.Conflict("grant %s is pending; deny it instead", id)
+	}
+	// The person as the store holds them, as a decision on a pending
+	// grant checks them (storedDecider): on a replica that has not heard
+	// of their removal, a person no longer permitted revoked, and the
+	// record named someone without the right. Read here first so that
+	// such a caller does not cut the grant off (ending its sessions on
+	// this replica) before the transaction refuses them.
+	if _, _, err := s.storedDecider(ctx, s.st, caller, g, "revoke", pols, hash); err != nil {
+		return model.Grant{}, err
 	}
 	now := s.now()
 	if err := s.settleLapsed(ctx, g, now, "revoke"); err != nil {
@@ -694,7 +719,12 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	}
 	s.cutOff(id, endedAs(g, "revoked"))
 	record := func(ctx context.Context) (model.Grant, error) {
-		return s.transition(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(g *model.Grant) ([]auditlog.Event, error) {
+		return s.transitionTx(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(ctx context.Context, tx store.Tx, g *model.Grant) ([]auditlog.Event, error) {
+			// Again in the transaction that records it: the person may
+			// have been removed since the read above.
+			if _, _, err := s.storedDecider(ctx, tx, caller, *g, "revoke", pols, hash); err != nil {
+				return nil, err
+			}
 			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, endAt(now, g), "revoked", caller.Name, reason
 			ev := endEvent(*g)
 			// Where the revoke was made, as an approval records it
@@ -708,6 +738,14 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	}
 	out, err := record(ctx)
 	if err != nil {
+		if apierr.From(err).Code == apierr.CodeForbidden {
+			// Refused in the transaction: the grant is still active, so
+			// this replica serves it again, as the record says.
+			if serr := s.syncGrantLocked(context.WithoutCancel(ctx), id, false); serr != nil {
+				s.logger.Warn("re-reading a grant after a refused revoke", "grant", id, "err", serr)
+			}
+			return out, err
+		}
 		return out, s.keepCutOff(id, "revoke", err, record)
 	}
 	s.stopTimer(id)
