@@ -21,8 +21,8 @@
 // key is refused) or, with an sso section, with OpenID Connect (sso.go).
 // A sign-in opens a server-side session kept in memory,
 // keyed by the hash of a random id the browser holds in an HttpOnly,
-// SameSite=Strict cookie (Secure over TLS, or always when
-// listen.public.api is https://: SecureCookies); it ends after 8 hours, after 1
+// SameSite=Strict cookie (Secure, and named with the __Host- prefix, over
+// TLS, or always when listen.public.api is https://: SecureCookies); it ends after 8 hours, after 1
 // idle hour, at sign-out, or for an SSO sign-in when its ID token expires. Every form carries the session's CSRF token,
 // compared in constant time, and state-changing requests must also pass
 // net/http's cross-origin protection (Sec-Fetch-Site / Origin).
@@ -60,10 +60,12 @@ const (
 )
 
 // Cookie names. The pre-session cookie carries the sign-in form's CSRF
-// token, so that nobody can sign a victim in as someone else.
+// token, so that nobody can sign a victim in as someone else. Where the
+// cookies are Secure they carry the __Host- prefix (see cookieName).
 const (
 	sessionCookie = "airlock_console"
 	preCookie     = "airlock_console_pre"
+	hostPrefix    = "__Host-"
 )
 
 //go:embed templates/*.html
@@ -250,7 +252,7 @@ type who struct {
 // session's CSRF token.
 func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, who)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := r.Cookie(sessionCookie)
+		c := h.cookie(r, sessionCookie)
 		var ses *session
 		if c != nil {
 			ses = h.ses.get(c.Value, !isJSON(r))
@@ -296,12 +298,61 @@ func isJSON(r *http.Request) bool {
 }
 
 // setCookie sets a console cookie: HttpOnly, SameSite=Strict, Secure
-// (see cookieSecure), scoped to the console's path.
+// (see cookieSecure), named and scoped by cookieName and cookiePath.
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	h.setCookieSite(w, r, name, value, maxAge, http.SameSiteStrictMode)
+}
+
+// setCookieSite is setCookie with the SameSite mode given (the SSO flow's
+// cookie must come back on the issuer's cross-site redirect: Lax).
+func (h *Handler) setCookieSite(w http.ResponseWriter, r *http.Request, name, value string, maxAge int, site http.SameSite) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: Prefix, MaxAge: maxAge,
-		HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteStrictMode,
+		Name: h.cookieName(r, name), Value: value, Path: h.cookiePath(r), MaxAge: maxAge,
+		HttpOnly: true, Secure: h.cookieSecure(r), SameSite: site,
 	})
+}
+
+// cookie returns r's console cookie name, read under the name cookieName
+// gives it on r (nil if absent): where cookies are Secure, a cookie under
+// the bare name is not read, so one planted without the prefix (which any
+// sibling subdomain or plain http:// answer can set) is not taken for the
+// console's.
+func (h *Handler) cookie(r *http.Request, name string) *http.Cookie {
+	c, err := r.Cookie(h.cookieName(r, name))
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// cookieName is the name a console cookie has on r. Where the cookies are
+// Secure (over TLS, or behind an https:// public address), it carries the
+// __Host- prefix: a browser then accepts the cookie only if it is Secure,
+// set from a secure origin, with Path=/ and no Domain, so neither a
+// sibling subdomain (a Domain= cookie) nor anyone on a plain http://
+// connection to the host can plant or overwrite a session or sign-in
+// form cookie of their choosing (session fixation, signing a person in
+// as someone else). __Secure- would let the path stay /console/, but it
+// only requires Secure: a sibling subdomain could still set one with
+// Domain= for the parent, which is the attack that matters here. The
+// price of __Host- is Path=/: the cookies also go with requests to the
+// JSON API on the same listener, which authenticates by bearer key alone
+// and reads no cookie. Over plain http (the demo on loopback) a browser
+// drops a __Host- cookie, so the bare name stays there.
+func (h *Handler) cookieName(r *http.Request, name string) string {
+	if h.cookieSecure(r) {
+		return hostPrefix + name
+	}
+	return name
+}
+
+// cookiePath is the path console cookies are scoped to on r: "/" where
+// they carry the __Host- prefix (required by it), the console's otherwise.
+func (h *Handler) cookiePath(r *http.Request) string {
+	if h.cookieSecure(r) {
+		return "/"
+	}
+	return Prefix
 }
 
 // cookieSecure reports whether cookies must be Secure: over TLS, and

@@ -95,7 +95,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // --- sign-in ---
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil && h.ses.get(c.Value, false) != nil {
+	if c := h.cookie(r, sessionCookie); c != nil && h.ses.get(c.Value, false) != nil {
 		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
 		return
 	}
@@ -107,7 +107,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 // loginKey signs a person in with their API key. Only a human identity
 // may sign in; the key itself is never logged.
 func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
-	pre, _ := r.Cookie(preCookie)
+	pre := h.cookie(r, preCookie)
 	if pre == nil || !tokenOK(pre.Value, r.PostFormValue("csrf")) {
 		h.logger.Warn("console sign-in without a valid CSRF token", "remote", r.RemoteAddr)
 		h.fail(w, r, nil, http.StatusForbidden, "This sign-in form is stale or did not come from this console. Reload the page and try again.")

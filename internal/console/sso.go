@@ -148,8 +148,7 @@ func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 	// The issuer sends the browser back with a cross-site navigation, so
 	// this cookie must be Lax to come back with it; it binds the state
 	// (and the flow's PKCE verifier and nonce) to this browser.
-	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: flow.encode(), Path: Prefix, MaxAge: int(ssoFlowTTL / time.Second),
-		HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteLaxMode})
+	h.setCookieSite(w, r, ssoCookie, flow.encode(), int(ssoFlowTTL/time.Second), http.SameSiteLaxMode)
 	http.Redirect(w, r, h.sso.oauth(p, redirect).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 }
 
@@ -162,7 +161,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		h.logger.Warn("console SSO sign-in refused", append([]any{"remote", r.RemoteAddr, "why", why}, args...)...)
 		h.fail(w, r, nil, status, msg)
 	}
-	c, _ := r.Cookie(ssoCookie)
+	c := h.cookie(r, ssoCookie)
 	state := q.Get("state")
 	var flow ssoFlow
 	ok := false
@@ -173,7 +172,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "This sign-in did not start in this browser. Start again from the sign-in page.", "state mismatch")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: h.cookieSecure(r), SameSite: http.SameSiteLaxMode})
+	h.setCookieSite(w, r, ssoCookie, "", -1, http.SameSiteLaxMode)
 	// The provider's error is shown only once the state proved that this
 	// browser started the sign-in: checked first, anyone could link to
 	// the console with a message of their choosing on its error page.

@@ -179,7 +179,15 @@ func fetch(t *testing.T, c *http.Client, u string) (int, string) {
 // provider's redirect back: the browser, and the callback URL it was sent to.
 func startSSO(t *testing.T, base string) (*http.Client, string) {
 	t.Helper()
+	return startSSOWith(t, base, nil)
+}
+
+// startSSOWith is startSSO with the browser on transport (a TLS server's
+// client's; http.DefaultTransport if nil).
+func startSSOWith(t *testing.T, base string, transport http.RoundTripper) (*http.Client, string) {
+	t.Helper()
 	starter := followingBrowser()
+	starter.Transport = transport
 	starter.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if strings.HasPrefix(req.URL.Path, "/console/sso/callback") {
 			return http.ErrUseLastResponse
@@ -387,5 +395,71 @@ func TestSSOSessionEndsWithTheIDToken(t *testing.T) {
 	// group) is refused, as TestSSOSignIn shows.
 	if st, body := fetch(t, b, ts.URL+"/console/sso/start"); st == 200 || strings.Contains(body, "Welcome") {
 		t.Fatalf("signed in again outside the group: %d\n%s", st, body)
+	}
+}
+
+// TestSSOSignInOverTLS: over TLS the sign-in flow's cookie is
+// __Host-airlock_console_sso (Secure, Path=/, no Domain), the sign-in
+// completes with it, and the flow's value under the bare name, as one
+// planted by a sibling subdomain would come, is not read.
+func TestSSOSignInOverTLS(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newIDP(t)
+	c, err := console.New(console.Options{
+		Service: e.srv.Service, Directory: e.srv.Directory, Audit: e.srv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SSO: &console.SSO{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "s3cret", Emails: map[string]string{"alice@example.com": "alice"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(console.Mount(http.NotFoundHandler(), c))
+	t.Cleanup(ts.Close)
+	p.set(map[string]any{"email": "alice@example.com"}, false)
+
+	// The flow's cookie, as the start sets it.
+	// ts.Client() is one client: each browser here is its own, on its transport.
+	raw := &http.Client{Transport: ts.Client().Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := raw.Get(ts.URL + "/console/sso/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var flow *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "__Host-airlock_console_sso" {
+			flow = ck
+		}
+	}
+	if flow == nil || !flow.Secure || flow.Path != "/" || flow.Domain != "" {
+		t.Fatalf("the SSO start set no __Host-airlock_console_sso cookie with Secure, Path=/, no Domain: %v", resp.Header["Set-Cookie"])
+	}
+	// Followed to the provider and back, the flow's cookie with it.
+	b, callback := startSSOWith(t, ts.URL, ts.Client().Transport)
+	var planted string
+	for _, ck := range b.Jar.Cookies(mustURL(t, ts.URL+"/console/sso/callback")) {
+		if ck.Name == "__Host-airlock_console_sso" {
+			planted = ck.Value
+		}
+	}
+	if planted == "" {
+		t.Fatal("the browser holds no flow cookie")
+	}
+	// The same flow under the bare name, in a browser without the prefixed one.
+	req, _ := http.NewRequest("GET", callback, nil)
+	req.AddCookie(&http.Cookie{Name: "airlock_console_sso", Value: planted})
+	resp, err = raw.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "did not start in this browser") {
+		t.Fatalf("a callback with the flow under the bare cookie name: %d\n%s", resp.StatusCode, body)
+	}
+	if st, body := fetch(t, b, callback); st != 200 || !strings.Contains(body, "Welcome, alice") {
+		t.Fatalf("callback in the starting browser: %d\n%s", st, body)
+	}
+	if st, body := fetch(t, b, ts.URL+"/console/queue"); st != 200 || !strings.Contains(body, `<span id="who">alice</span>`) {
+		t.Fatalf("queue after SSO over TLS: %d\n%s", st, body)
 	}
 }
