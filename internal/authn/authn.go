@@ -40,6 +40,21 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// KeyID names the key whose lowercase hex SHA-256 is keySHA256 in records
+// that must tell keys apart without holding the key or its hash (a
+// decision's record): "k_" and the first 16 hex digits of the SHA-256 of
+// "airlock-key-id:" followed by the hash. An auditor finds it from an
+// identity's key_sha256 with
+// printf 'airlock-key-id:%s' HASH | sha256sum | cut -c1-16. It is "" for
+// an identity without a key.
+func KeyID(keySHA256 string) string {
+	if keySHA256 == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("airlock-key-id:" + strings.ToLower(keySHA256)))
+	return "k_" + hex.EncodeToString(sum[:8])
+}
+
 // Directory maps key hashes to identities. It is safe for concurrent use.
 //
 // Two stored identities may hold one key hash: an identity taken out of

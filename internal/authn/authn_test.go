@@ -95,3 +95,24 @@ func TestDirectoryKeyHeldByADisabledIdentity(t *testing.T) {
 		t.Errorf("a key two enabled identities hold: Authenticate = %q", id.Name)
 	}
 }
+
+// TestKeyID: a key's id is what the README tells an auditor to compute
+// from its key_sha256 (printf 'airlock-key-id:%s' HASH | sha256sum | cut
+// -c1-16), whatever the hash's case, and holds neither the key nor its
+// hash.
+func TestKeyID(t *testing.T) {
+	h := HashKey("x") // 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881
+	for _, tc := range []struct{ sha, want string }{
+		{h, "k_a3a2b6d4e84b5f9f"},
+		{strings.ToUpper(h), "k_a3a2b6d4e84b5f9f"},
+		{"", ""},
+	} {
+		got := KeyID(tc.sha)
+		if got != tc.want {
+			t.Errorf("KeyID(%q) = %q, want %q", tc.sha, got, tc.want)
+		}
+		if tc.sha != "" && strings.Contains(tc.sha, strings.TrimPrefix(got, "k_")) {
+			t.Errorf("KeyID(%q) = %q is part of the hash", tc.sha, got)
+		}
+	}
+}

@@ -112,6 +112,11 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 				c += " (" + ap.SlackUser + ")"
 			}
 		}
+		if ap.Auth != nil {
+			// Which credential decided: a key's id, or the SSO issuer
+			// and subject of the console session.
+			c += " with " + ap.Auth.String()
+		}
 		p("Person", "%s %s at %s%s (permitted by %s)", ap.Approver, ap.Decision, ts(ap.At), c, dash(strings.Join(ap.Policies, ", ")))
 	}
 	if !g.StartedAt.IsZero() {
@@ -123,10 +128,14 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 	if g.Status.Final() {
 		// A grant given up without a comment has no "why" beyond its
 		// reason: say nothing rather than ": -", as the review table does.
+		by := dash(g.EndedBy)
+		if g.EndedAuth != nil {
+			by += " (with " + g.EndedAuth.String() + ")"
+		}
 		if g.EndComment == "" {
-			p("Ended", "%s at %s by %s", g.EndReason, ts(g.EndedAt), dash(g.EndedBy))
+			p("Ended", "%s at %s by %s", g.EndReason, ts(g.EndedAt), by)
 		} else {
-			p("Ended", "%s at %s by %s: %s", g.EndReason, ts(g.EndedAt), dash(g.EndedBy), g.EndComment)
+			p("Ended", "%s at %s by %s: %s", g.EndReason, ts(g.EndedAt), by, g.EndComment)
 		}
 	}
 	if g.CredentialID != "" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
@@ -129,7 +130,7 @@ func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
 
 // startSession opens a key sign-in's session, bound to the key's hash.
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity) {
-	cookie, _ := h.ses.create(id.Name, "key", id.KeySHA256, time.Time{})
+	cookie, _ := h.ses.create(id.Name, "key", id.KeySHA256, time.Time{}, model.SignIn{Method: model.SignInAPIKey, KeyID: authn.KeyID(id.KeySHA256)})
 	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
 	h.setCookie(w, r, preCookie, "", -1)
 	h.logger.Info("console sign-in", "identity", id.Name, "via", "key", "remote", r.RemoteAddr)
@@ -208,11 +209,15 @@ func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
 
 // decider is the signed-in person as a decision's record names them: with
 // the instance the decision came from (address, user agent), as the API's
-// decisions carry, so that a console approval says where it was made too.
+// decisions carry, so that a console approval says where it was made too,
+// and the credential the session was opened with (the key's id, or the
+// SSO issuer and subject), so that it says which credential decided.
 func decider(r *http.Request, u who) model.Identity {
 	id := u.id
 	inst := findings.FromRequest(r)
 	id.Instance = &inst
+	signIn := u.ses.signIn
+	id.SignIn = &signIn
 	return id
 }
 

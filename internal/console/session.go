@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // Sessions are kept in memory, keyed by the SHA-256 of the random id the
@@ -35,6 +36,10 @@ type session struct {
 	// the console requires, kept the console, and its Approve button,
 	// for the whole 8 hours.
 	until time.Time
+	// signIn is the credential the session was opened with, recorded
+	// with every decision made in it: the key's id, or the ID token's
+	// issuer and subject.
+	signIn model.SignIn
 }
 
 // sessions is the table of open sessions, bounded in size.
@@ -70,13 +75,14 @@ const maxPerIdentity = 32
 
 // create opens a session for identity and returns the id for the cookie;
 // keySHA is the key's hash for a key sign-in, "" otherwise; until, if not
-// zero, ends it early (session.until). An identity
+// zero, ends it early (session.until); signIn is what its decisions
+// record (session.signIn). An identity
 // with maxPerIdentity sessions loses its oldest. When the table is full,
 // expired sessions are dropped first, then the oldest one.
-func (s *sessions) create(identity, via, keySHA string, until time.Time) (string, *session) {
+func (s *sessions) create(identity, via, keySHA string, until time.Time, signIn model.SignIn) (string, *session) {
 	id := randomToken()
 	now := s.clk.Now()
-	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via, key: strings.ToLower(keySHA), until: until}
+	ses := &session{identity: identity, csrf: randomToken(), created: now, seen: now, via: via, key: strings.ToLower(keySHA), until: until, signIn: signIn}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := s.countLocked(identity); n >= maxPerIdentity {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // TestSessionsPerIdentityBound: one person signing in again and again
@@ -14,11 +15,11 @@ import (
 func TestSessionsPerIdentityBound(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
 	s := newSessions(clk, 8*time.Hour, time.Hour, 40)
-	alice, _ := s.create("alice", "key", "", time.Time{})
+	alice, _ := s.create("alice", "key", "", time.Time{}, model.SignIn{})
 	var first string
 	for i := range 3 * maxPerIdentity {
 		clk.Advance(time.Second)
-		id, _ := s.create("mallory", "key", "", time.Time{})
+		id, _ := s.create("mallory", "key", "", time.Time{}, model.SignIn{})
 		if i == 0 {
 			first = id
 		}

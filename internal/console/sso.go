@@ -224,7 +224,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	// console's own lifetime. Signing in again asks the provider afresh,
 	// so a person it disabled or took out of required_groups since is
 	// refused then.
-	cookie, _ := h.ses.create(id.Name, "sso", "", idt.Expiry)
+	cookie, _ := h.ses.create(id.Name, "sso", "", idt.Expiry, model.SignIn{Method: model.SignInSSO, Issuer: idt.Issuer, Subject: idt.Subject})
 	maxAge := h.ses.ttl
 	if left := idt.Expiry.Sub(h.clk.Now()); !idt.Expiry.IsZero() && left < maxAge {
 		maxAge = max(left, time.Second)

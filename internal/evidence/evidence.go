@@ -308,7 +308,14 @@ func deriveRows(es []Entry) ([]review.Row, error) {
 		if ps := d.Problems(id); len(ps) > 0 {
 			return nil, fmt.Errorf("grant %s: %s", id, ps[0])
 		}
-		rows = append(rows, review.FromGrant(g))
+		r := review.FromGrant(g)
+		// The credentials people decided with stay in the entries (each
+		// approval's and end's "auth"), not in the rows: a bundle's rows
+		// are signed in canonical form, and a verifier built before the
+		// rows had these fields would not read its own encoding back
+		// from a bundle that carried them.
+		r.ApprovedAuth, r.EndedAuth = "", ""
+		rows = append(rows, r)
 	}
 	return rows, nil
 }

@@ -378,9 +378,13 @@ func statusIn(s model.GrantStatus, set []model.GrantStatus) bool {
 }
 
 func endEvent(g model.Grant) auditlog.Event {
-	return auditlog.Event{Type: "grant." + g.EndReason, Time: g.EndedAt, GrantID: g.ID, Actor: g.EndedBy, Data: map[string]any{
-		"at": g.EndedAt, "by": g.EndedBy, "reason": g.EndComment, "status": g.Status,
-	}}
+	d := map[string]any{"at": g.EndedAt, "by": g.EndedBy, "reason": g.EndComment, "status": g.Status}
+	// The credential a person denied or revoked with: an auditor must be
+	// able to tell which one ended it (model.SignIn).
+	if g.EndedAuth != nil {
+		d["auth"] = g.EndedAuth
+	}
+	return auditlog.Event{Type: "grant." + g.EndReason, Time: g.EndedAt, GrantID: g.ID, Actor: g.EndedBy, Data: d}
 }
 
 // mayDecide checks that caller is a person, not the requester, and permitted
@@ -478,7 +482,7 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 	out, err := s.decidePending(ctx, caller, id, "deny", "reason", reason, true,
 		func(g *model.Grant, a model.Approval) []auditlog.Event {
 			g.Status, g.EndedAt = model.Denied, a.At
-			g.EndReason, g.EndedBy, g.EndComment = "denied", caller.Name, a.Comment
+			g.EndReason, g.EndedBy, g.EndComment, g.EndedAuth = "denied", caller.Name, a.Comment, caller.SignIn
 			ev := endEvent(*g)
 			// The person's decision is part of the record; the review derives it from here.
 			ev.Data.(map[string]any)["approval"] = a
@@ -557,7 +561,7 @@ func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, 
 			}
 			at = dbNow
 		}
-		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: at, Policies: pols, PolicySetHash: hash}
+		a := model.Approval{Approver: caller.Name, Decision: decision, Comment: text, At: at, Policies: pols, PolicySetHash: hash, Auth: caller.SignIn}
 		a.Via, a.SlackUser = channelFrom(ctx)
 		g.Approvals = append(g.Approvals, a)
 		g.DecidedAt = at
@@ -718,6 +722,9 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 		return model.Grant{}, err
 	}
 	s.cutOff(id, endedAs(g, "revoked"))
+	// Read here, not from the context record runs in: keepCutOff's
+	// retries run it in one of their own, which carries no channel.
+	via, _ := channelFrom(ctx)
 	record := func(ctx context.Context) (model.Grant, error) {
 		return s.transitionTx(ctx, "revoke", id, []model.GrantStatus{model.Active}, func(ctx context.Context, tx store.Tx, g *model.Grant) ([]auditlog.Event, error) {
 			// Again in the transaction that records it: the person may
@@ -726,11 +733,12 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 				return nil, err
 			}
 			g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Revoked, endAt(now, g), "revoked", caller.Name, reason
+			g.EndedAuth = caller.SignIn
 			ev := endEvent(*g)
 			// Where the revoke was made, as an approval records it
 			// (absent from entries written before, and from a revoke
 			// made by Go code with no channel).
-			if via, _ := channelFrom(ctx); via != "" {
+			if via != "" {
 				ev.Data.(map[string]any)["via"] = via
 			}
 			return []auditlog.Event{fromCaller(ev, caller)}, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -94,7 +95,11 @@ func TestFailedRevokeRecordedWhenLogRecovers(t *testing.T) {
 	c := h.creds(bot, g.ID)
 	fail.Store(true)
 	at := h.fake.Now()
-	if _, err := h.Svc.Revoke(h.ctx, h.id(carol), g.ID, "incident"); err == nil {
+	// Made through the API, with carol's key: the record written later
+	// says so, as one written at once would.
+	byKey := h.id(carol)
+	byKey.SignIn = &model.SignIn{Method: model.SignInAPIKey, KeyID: "k_0123456789abcdef"}
+	if _, err := h.Svc.Revoke(grants.WithChannel(h.ctx, "api", ""), byKey, g.ID, "incident"); err == nil {
 		t.Fatal("revoke succeeded while the log refused writes")
 	}
 	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err == nil {
@@ -105,6 +110,12 @@ func TestFailedRevokeRecordedWhenLogRecovers(t *testing.T) {
 	rec, err := h.St.Grant(h.ctx, g.ID)
 	if err != nil || rec.Status != model.Revoked || rec.EndedBy != carol || !rec.EndedAt.Equal(at) {
 		t.Fatalf("after the log recovered: %s by %s at %v (%v), want revoked by %s at %v", rec.Status, rec.EndedBy, rec.EndedAt, err, carol, at)
+	}
+	if rec.EndedAuth == nil || *rec.EndedAuth != *byKey.SignIn {
+		t.Errorf("after the log recovered: ended_auth %+v, want %+v", rec.EndedAuth, byKey.SignIn)
+	}
+	if es := h.entriesOfType("grant.revoked"); len(es) != 1 || entryData(t, es[0])["via"] != "api" {
+		t.Errorf("the revoke recorded once the log recovered does not say via api: %d entries", len(es))
 	}
 	h.restart()
 	if _, err := h.Svc.Authority().Authenticate(c.AccessKeyID, c.SecretAccessKey); err == nil {

@@ -19,13 +19,7 @@ func TestDecisionsRecordAPIChannel(t *testing.T) {
 	// its approval's (a denial carries the approval).
 	via := func(id, typ string) string {
 		t.Helper()
-		r := e.do("GET", "/v1/grants/"+id+"/history", e.alice, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("history: %d %s", r.status, r.body)
-		}
-		var h httpapi.HistoryResponse
-		r.decode(t, &h)
-		for _, ev := range h.Events {
+		for _, ev := range e.history(id) {
 			if ev.Type != typ {
 				continue
 			}
@@ -74,4 +68,16 @@ func TestDecisionsRecordAPIChannel(t *testing.T) {
 	if rep, err := e.srv.Verify(context.Background()); err != nil || !rep.OK {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
+}
+
+// history is grant id's log entries, as alice reads them.
+func (e *env) history(id string) []httpapi.Event {
+	e.t.Helper()
+	r := e.do("GET", "/v1/grants/"+id+"/history", e.alice, nil)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("history: %d %s", r.status, r.body)
+	}
+	var h httpapi.HistoryResponse
+	r.decode(e.t, &h)
+	return h.Events
 }

@@ -296,6 +296,9 @@ func (h *Handler) authenticate(r *http.Request, tok string) (model.Identity, *ap
 		return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "invalid or disabled API key"}
 	}
 	who.Auth = "key"
+	// Which key, for the record of a decision made with it: its id, never
+	// the key or its hash.
+	who.SignIn = &model.SignIn{Method: model.SignInAPIKey, KeyID: authn.KeyID(who.KeySHA256)}
 	who.Instance = &inst
 	return who, nil
 }

@@ -198,6 +198,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"PolicyDecision", model.PolicyDecision{}, true},
 		{"PairDecision", model.PairDecision{}, true},
 		{"Approval", model.Approval{}, true},
+		{"SignIn", model.SignIn{}, true},
 		{"Statement", scope.Statement{}, true},
 		{"Event", httpapi.Event{}, true},
 		{"Credentials", grants.Credentials{}, true},

@@ -38,6 +38,10 @@ type Identity struct {
 	// Instance is the fingerprint of the caller's instance on this
 	// request (set per request, never stored with the identity).
 	Instance *Instance `json:"instance,omitempty"`
+	// SignIn is the credential a person presented on this request (set
+	// per request by the API and the console, never stored with the
+	// identity): the decisions they make record it.
+	SignIn *SignIn `json:"-"`
 	// AuthMethods is how this identity may authenticate: "key" when it has
 	// an API key, and "oidc:<issuer> <subject> <claim>=<value>..." for its
 	// workload token binding. The API fills it from the running
@@ -50,6 +54,40 @@ type Identity struct {
 	// no entry recorded any: agents added through the API, and identities
 	// last written before entries stated them.
 	Bindings *Bindings `json:"-"`
+}
+
+// SignIn is the credential a person's decision was made with, so that an
+// auditor can tell which one approved: an API key (Method "api_key", with
+// KeyID, authn.KeyID of the key's hash: never the key or its hash) or an
+// SSO console session (Method "sso", with the ID token's issuer and
+// subject that opened it). A console session opened with a key records
+// that key's "api_key".
+type SignIn struct {
+	Method  string `json:"method"`
+	KeyID   string `json:"key_id,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// Sign-in methods.
+const (
+	SignInAPIKey = "api_key"
+	SignInSSO    = "sso"
+)
+
+// String is s on one line: "api_key k_…", "sso <issuer> <subject>", or ""
+// for nil (a decision recorded before decisions carried it, or made
+// through Slack or a webhook, which record their own).
+func (s *SignIn) String() string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Method == SignInAPIKey:
+		return s.Method + " " + s.KeyID
+	case s.Method == SignInSSO:
+		return s.Method + " " + s.Issuer + " " + s.Subject
+	}
+	return s.Method
 }
 
 // Bindings are how a configured identity is acted as other than with its
@@ -154,9 +192,13 @@ type Grant struct {
 	// EndReason says why the grant ended: expired, revoked, ended, denied,
 	// cancelled, with EndedBy naming the person or "airlock" and EndComment
 	// the stated reason.
-	EndReason  string `json:"end_reason,omitempty"`
-	EndedBy    string `json:"ended_by,omitempty"`
-	EndComment string `json:"end_comment,omitempty"`
+	EndReason string `json:"end_reason,omitempty"`
+	EndedBy   string `json:"ended_by,omitempty"`
+	// EndedAuth is the credential EndedBy denied or revoked with, from the
+	// API or the console (absent otherwise, and from grants ended before
+	// decisions recorded it).
+	EndedAuth  *SignIn `json:"ended_auth,omitempty"`
+	EndComment string  `json:"end_comment,omitempty"`
 
 	Decision  PolicyDecision `json:"decision"`
 	Approvals []Approval     `json:"approvals,omitempty"`
@@ -247,6 +289,10 @@ type Approval struct {
 	// decisions carried "api" (an API or CLI decision then).
 	Via       string `json:"via,omitempty"`
 	SlackUser string `json:"slack_user,omitempty"`
+	// Auth is the credential the person decided with, through the API or
+	// the console (absent from Slack's and webhooks' decisions, and from
+	// those recorded before decisions carried it).
+	Auth *SignIn `json:"auth,omitempty"`
 }
 
 // Session is one connection or stream of calls through a gateway under a grant.

@@ -393,6 +393,7 @@ func (d *Deriver) applyEnd(p Parsed, g *model.Grant) error {
 		Reason   string            `json:"reason"`
 		Status   model.GrantStatus `json:"status"`
 		Approval *model.Approval   `json:"approval"`
+		Auth     *model.SignIn     `json:"auth"`
 	}
 	if err := json.Unmarshal(p.data, &in); err != nil {
 		return fmt.Errorf("entry %d: %w", p.Seq, err)
@@ -410,6 +411,7 @@ func (d *Deriver) applyEnd(p Parsed, g *model.Grant) error {
 		return fmt.Errorf("entry %d: %s with status %q", p.Seq, p.Type, in.Status)
 	}
 	g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = in.Status, in.At, reason, in.By, in.Reason
+	g.EndedAuth = in.Auth
 	return nil
 }
 
@@ -653,6 +655,7 @@ func DiffGrant(stored, log model.Grant, live bool, capped Capped) []string {
 		{name: "end_reason", stored: stored.EndReason, log: log.EndReason},
 		{name: "ended_by", stored: stored.EndedBy, log: log.EndedBy},
 		{name: "end_comment", stored: stored.EndComment, log: log.EndComment},
+		{name: "ended_auth", stored: stored.EndedAuth.String(), log: log.EndedAuth.String()},
 		{name: "decision", stored: js(normDecision(stored.Decision)), log: js(normDecision(log.Decision))},
 		{name: "approvals", stored: js(normApprovals(stored.Approvals)), log: js(normApprovals(log.Approvals))},
 		{name: "credential_id", stored: stored.CredentialID, log: log.CredentialID},

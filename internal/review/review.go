@@ -57,6 +57,17 @@ type Row struct {
 	// Findings are the shared-identity and credential-moved findings
 	// raised about the grant (part of who, and of what happened).
 	Findings []model.Finding `json:"findings"`
+	// ApprovedAuth and EndedAuth are the credentials the person who
+	// approved, and the person who denied or revoked, decided with
+	// (model.SignIn.String: "api_key k_…" or "sso <issuer> <subject>"),
+	// so that the review tells which credential decided; "" where the
+	// decision came through Slack or a webhook, was policy's, or was
+	// recorded before decisions carried it (part of who approved). In
+	// JSON they are left out when empty, unlike the other fields: an
+	// evidence bundle's rows, which leave them out (evidence.deriveRows),
+	// must encode back to their signed bytes.
+	ApprovedAuth string `json:"approved_auth,omitempty"`
+	EndedAuth    string `json:"ended_auth,omitempty"`
 }
 
 // UsedCapNote is what a human view of a review adds to a scope used that
@@ -96,7 +107,7 @@ func FromGrant(g model.Grant) Row {
 		Explanation: g.Decision.Explanation,
 		Sessions:    g.Usage.Sessions, Calls: g.Usage.Calls, DeniedCalls: g.Usage.DeniedCalls,
 		BytesIn: g.Usage.BytesIn, BytesOut: g.Usage.BytesOut, LogMismatch: g.LogMismatch,
-		Auth: g.Auth, Findings: g.Findings,
+		Auth: g.Auth, Findings: g.Findings, EndedAuth: g.EndedAuth.String(),
 	}
 	if r.Findings == nil {
 		r.Findings = []model.Finding{}
@@ -115,7 +126,7 @@ func FromGrant(g model.Grant) Row {
 	}
 	for _, a := range g.Approvals {
 		if a.Decision == "approved" {
-			r.ApprovedBy, r.ApprovalKind = a.Approver, "person"
+			r.ApprovedBy, r.ApprovalKind, r.ApprovedAuth = a.Approver, "person", a.Auth.String()
 			r.PolicyIDs = a.Policies
 			r.PolicySetHash = a.PolicySetHash
 		}
@@ -132,7 +143,7 @@ var Header = []string{
 	"scope_used", "reason", "status", "requested_at", "started_at", "expires_at", "ended_at", "end_reason",
 	"ended_by", "end_comment", "approved_by", "approval_kind", "decided_at", "policy_ids", "policy_set_hash",
 	"explanation", "sessions", "calls", "denied_calls", "bytes_in", "bytes_out", "log_mismatch",
-	"auth", "findings",
+	"auth", "findings", "approved_auth", "ended_auth",
 }
 
 // Record renders the row as CSV fields in Header order. Lists are joined
@@ -182,7 +193,7 @@ func (r Row) record() []string {
 		j(r.ScopeUsed), r.Reason, r.Status, ts(r.RequestedAt), ts(r.StartedAt), ts(r.ExpiresAt), ts(r.EndedAt), r.EndReason,
 		r.EndedBy, r.EndComment, r.ApprovedBy, r.ApprovalKind, ts(r.DecidedAt), j(r.PolicyIDs), r.PolicySetHash,
 		r.Explanation, n(r.Sessions), n(r.Calls), n(r.DeniedCalls), n(r.BytesIn), n(r.BytesOut), j(r.LogMismatch),
-		r.Auth, j(findingList(r.Findings)),
+		r.Auth, j(findingList(r.Findings)), r.ApprovedAuth, r.EndedAuth,
 	}
 }
 
