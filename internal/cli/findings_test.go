@@ -59,6 +59,22 @@ func pagesServer[T any](t *testing.T, all []T, per int, resp func(page []T, next
 	return srv, &queries
 }
 
+// wantWholeJSON checks that out, a listing printed a page at a time, is
+// byte for byte what printing the whole list v at once printed (an
+// encoding/json Encoder indenting by two spaces).
+func wantWholeJSON(t *testing.T, out string, v any) {
+	t.Helper()
+	var whole bytes.Buffer
+	enc := json.NewEncoder(&whole)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	if out != whole.String() {
+		t.Errorf("-o json across pages:\n%s\nwant, as the whole list printed at once:\n%s", out, whole.String())
+	}
+}
+
 // TestFindingsFollowsPages: GET /v1/findings answers a page at a time;
 // airlock findings shows every finding of the day by following each
 // page's cursor, in the table (one header) and in -o json (one array, as
@@ -90,15 +106,7 @@ func TestFindingsFollowsPages(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("findings -o json: exit %d: %s", code, errOut)
 	}
-	var whole bytes.Buffer
-	enc := json.NewEncoder(&whole)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(all); err != nil {
-		t.Fatal(err)
-	}
-	if out != whole.String() {
-		t.Errorf("-o json across pages:\n%s\nwant, as the whole list printed at once:\n%s", out, whole.String())
-	}
+	wantWholeJSON(t, out, all)
 }
 
 // TestFindingsJSONEmpty: no findings is an empty JSON array, as before.

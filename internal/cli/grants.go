@@ -209,28 +209,46 @@ func (a *app) pendingCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "pending",
 		Short: "List the requests you may approve or deny",
-		Args:  noArgs,
+		Long: "List the requests you may approve or deny, oldest first. Every one is listed: the server answers\n" +
+			"1,000 at a time, and each page is printed as it comes (the table's columns are aligned within each\n" +
+			"page; -o json is one array).",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			gs, err := a.client().Pending(cmd.Context())
-			if err != nil {
+			if a.output == "json" {
+				arr := jsonlist.Writer[model.Grant]{W: a.out}
+				if err := a.client().Pending(cmd.Context(), arr.Add); err != nil {
+					return describe(err)
+				}
+				return arr.Close()
+			}
+			header := true
+			if err := a.client().Pending(cmd.Context(), func(gs []model.Grant) error {
+				// One table per page, each aligned on its own (a
+				// tabwriter holds every row until it is flushed); the
+				// header once, on the first. A page may be empty.
+				if len(gs) == 0 && !header {
+					return nil
+				}
+				w := a.table()
+				if header {
+					fmt.Fprintln(w, "GRANT\tIDENTITY\tTARGET\tSCOPE\tFOR\tREASON\tREQUESTED\tDECIDE BY")
+					header = false
+				}
+				for _, g := range gs {
+					// An extension says so: approving it lengthens access
+					// the holder already has.
+					dur := g.Duration.String()
+					if g.Extends != "" {
+						dur += " more (extends " + g.Extends + ")"
+					}
+					row(w, g.ID, g.Identity, g.Target,
+						strings.Join(g.RequestedScope.Strings(), "; "), dur, g.Reason, ts(g.RequestedAt), ts(g.DecideBy))
+				}
+				return w.Flush()
+			}); err != nil {
 				return describe(err)
 			}
-			if a.output == "json" {
-				return a.printJSON(gs)
-			}
-			w := a.table()
-			fmt.Fprintln(w, "GRANT\tIDENTITY\tTARGET\tSCOPE\tFOR\tREASON\tREQUESTED\tDECIDE BY")
-			for _, g := range gs {
-				// An extension says so: approving it lengthens access
-				// the holder already has.
-				dur := g.Duration.String()
-				if g.Extends != "" {
-					dur += " more (extends " + g.Extends + ")"
-				}
-				row(w, g.ID, g.Identity, g.Target,
-					strings.Join(g.RequestedScope.Strings(), "; "), dur, g.Reason, ts(g.RequestedAt), ts(g.DecideBy))
-			}
-			return w.Flush()
+			return nil
 		},
 	}
 }

@@ -207,18 +207,8 @@ func (c *Client) Wait(ctx context.Context, id string, max time.Duration) (model.
 // after (a previous page's Next) if not empty, at most limit grants (the
 // server's default if 0).
 func (c *Client) GrantsPage(ctx context.Context, q url.Values, after string, limit int) (httpapi.ListResponse, error) {
-	q = maps.Clone(q)
-	if q == nil {
-		q = url.Values{}
-	}
-	if after != "" {
-		q.Set("after", after)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
 	var r httpapi.ListResponse
-	err := c.do(ctx, "GET", "/v1/grants?"+q.Encode(), nil, &r)
+	err := c.do(ctx, "GET", pagePath("/v1/grants", q, after, limit), nil, &r)
 	return r, err
 }
 
@@ -243,19 +233,8 @@ func (c *Client) History(ctx context.Context, id string) ([]httpapi.Event, error
 // after (a previous page's Next) if not empty, at most limit of them (the
 // server's default if 0).
 func (c *Client) SessionsPage(ctx context.Context, id, after string, limit int) (httpapi.SessionsResponse, error) {
-	q := url.Values{}
-	if after != "" {
-		q.Set("after", after)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	path := "/v1/grants/" + url.PathEscape(id) + "/sessions"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var r httpapi.SessionsResponse
-	err := c.do(ctx, "GET", path, nil, &r)
+	err := c.do(ctx, "GET", pagePath("/v1/grants/"+url.PathEscape(id)+"/sessions", nil, after, limit), nil, &r)
 	return r, err
 }
 
@@ -310,10 +289,24 @@ func (c *Client) Credentials(ctx context.Context, id string) (grants.Credentials
 	return r, c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/credentials", nil, &r)
 }
 
-// Pending lists the grants the caller may decide.
-func (c *Client) Pending(ctx context.Context) ([]model.Grant, error) {
+// PendingPage reads one page of the requests the caller may decide:
+// after the cursor after (a previous page's Next) if not empty, at most
+// limit of them (the server's default if 0). A page may hold fewer than
+// limit, even none, and still have a Next.
+func (c *Client) PendingPage(ctx context.Context, after string, limit int) (httpapi.ListResponse, error) {
 	var r httpapi.ListResponse
-	return r.Grants, c.do(ctx, "GET", "/v1/pending", nil, &r)
+	err := c.do(ctx, "GET", pagePath("/v1/pending", nil, after, limit), nil, &r)
+	return r, err
+}
+
+// Pending reads every request the caller may decide a page of
+// grants.MaxPendingPage at a time, following each page's cursor, and
+// hands each page to fn as it comes.
+func (c *Client) Pending(ctx context.Context, fn func([]model.Grant) error) error {
+	return follow(func(after string) ([]model.Grant, string, error) {
+		r, err := c.PendingPage(ctx, after, grants.MaxPendingPage)
+		return r.Grants, r.Next, err
+	}, fn)
 }
 
 // Identities lists identities.
@@ -386,18 +379,8 @@ func (c *Client) FindingsPage(ctx context.Context, day, after string, limit int)
 	if day != "" {
 		q.Set("day", day)
 	}
-	if after != "" {
-		q.Set("after", after)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	path := "/v1/findings"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var r httpapi.FindingsResponse
-	err := c.do(ctx, "GET", path, nil, &r)
+	err := c.do(ctx, "GET", pagePath("/v1/findings", q, after, limit), nil, &r)
 	return r, err
 }
 
@@ -410,6 +393,25 @@ func (c *Client) Findings(ctx context.Context, day string, fn func([]model.Findi
 		r, err := c.FindingsPage(ctx, day, after, grants.MaxFindingsPage)
 		return r.Findings, r.Next, err
 	}, fn)
+}
+
+// pagePath is path with the query q (nil for none) and a page's
+// parameters: after if not empty, limit if positive.
+func pagePath(path string, q url.Values, after string, limit int) string {
+	q = maps.Clone(q)
+	if q == nil {
+		q = url.Values{}
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return path
 }
 
 // follow reads a list a page at a time: page reads the page after a

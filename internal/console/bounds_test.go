@@ -176,9 +176,11 @@ func TestReviewPageBounded(t *testing.T) {
 }
 
 // TestQueueBounded: the queue shows the 200 oldest requests a person may
-// decide and how many more wait; queue.json, polled every two seconds by
-// every open queue, likewise. An agent can ask for any number of grants
-// that wait for a person, and each poll rendered every one of them.
+// decide and links to the next page when more wait; queue.json, polled
+// every two seconds by every open queue, likewise, for the page it is
+// polled from. An agent can ask for any number of grants that wait for a
+// person, and each poll rendered every one of them (and then read them
+// all to count those beyond the page).
 func TestQueueBounded(t *testing.T) {
 	e := newEnv(t, nil)
 	// One identity's open requests are bounded far below the queue's
@@ -194,23 +196,44 @@ func TestQueueBounded(t *testing.T) {
 	if n := strings.Count(p.body, `<tr data-id="g_`); p.status != http.StatusOK || n != 200 {
 		t.Fatalf("queue: %d, %d rows, want 200", p.status, n)
 	}
-	if !strings.Contains(p.body, `<span id="more-count">1</span> more requests are waiting`) || strings.Contains(p.body, ids[200]) {
-		t.Errorf("queue: the 201st request is shown, or the page does not say it waits")
+	m := regexp.MustCompile(`<p id="more" class="hint">More requests are waiting: <a id="queue-next" href="(/console/queue\?after=[A-Za-z0-9_-]+)">`).FindStringSubmatch(p.body)
+	if m == nil || strings.Contains(p.body, ids[200]) {
+		t.Fatalf("queue: the 201st request is shown, or the page does not link to the next")
 	}
-	var qj struct {
+	next := b.get(m[1])
+	if n := strings.Count(next.body, `<tr data-id="g_`); next.status != http.StatusOK || n != 1 || !strings.Contains(next.body, `<tr data-id="`+ids[200]+`"`) {
+		t.Fatalf("the next page: %d, %d rows, want the 201st alone", next.status, n)
+	}
+	if !strings.Contains(next.body, `<p id="more" class="hint" hidden>`) {
+		t.Errorf("the last page says more are waiting")
+	}
+	type queueJSON struct {
 		Rows []struct{ ID string }
-		More int
+		Next string
 	}
-	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.More != 1 || qj.Rows[0].ID != ids[0] {
-		t.Fatalf("queue.json: %d rows, %d more, %v", len(qj.Rows), qj.More, err)
+	var qj queueJSON
+	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.Next == "" || qj.Rows[0].ID != ids[0] {
+		t.Fatalf("queue.json: %d rows, next %q, %v", len(qj.Rows), qj.Next, err)
+	}
+	// The page after the first polls its own page.
+	var rest queueJSON
+	if err := json.Unmarshal([]byte(b.get("/console/queue.json?"+qj.Next).body), &rest); err != nil || len(rest.Rows) != 1 || rest.Next != "" || rest.Rows[0].ID != ids[200] {
+		t.Fatalf("queue.json of the next page: %+v, %v", rest, err)
 	}
 	// Deciding one brings the last in.
 	if _, err := e.srv.Service.Deny(context.Background(), e.identity("bob"), ids[0], "no"); err != nil {
 		t.Fatal(err)
 	}
-	qj.Rows, qj.More = nil, -1
-	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.More != 0 || qj.Rows[199].ID != ids[200] {
-		t.Fatalf("queue.json after a decision: %d rows, %d more, %v", len(qj.Rows), qj.More, err)
+	qj = queueJSON{Next: "x"}
+	if err := json.Unmarshal([]byte(b.get("/console/queue.json").body), &qj); err != nil || len(qj.Rows) != 200 || qj.Next != "" || qj.Rows[199].ID != ids[200] {
+		t.Fatalf("queue.json after a decision: %d rows, next %q, %v", len(qj.Rows), qj.Next, err)
+	}
+	// The queue reads its query as GET /v1/pending does.
+	if p := b.get("/console/queue?after=x%3Cb%3E"); p.status != http.StatusBadRequest || strings.Contains(p.body, "<b>") {
+		t.Errorf("a bad cursor: %d", p.status)
+	}
+	if p := b.get("/console/queue.json?limit=0"); p.status != http.StatusBadRequest {
+		t.Errorf("queue.json with limit=0: %d", p.status)
 	}
 }
 

@@ -147,7 +147,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u who) {
 
 type queueData struct {
 	Rows []model.Grant
-	More int // pending requests beyond Rows (maxQueueRows)
+	// Next is the link to the next page of the queue (after= its cursor),
+	// "" on the last. Already encoded, as reviewData's.
+	Next template.URL
 	CSRF string
 }
 
@@ -155,27 +157,43 @@ type queueData struct {
 // likes, each waiting for a person, and every open queue page rendered
 // every one of them again every two seconds (3,000 requests: a 6 MB
 // answer and half a second of the server's time per poll, per page).
-// The oldest come first, those closest to their deadline; the rest show
-// as these are decided.
+// The oldest come first, those closest to their deadline; the rest are a
+// link away, a page at a time, as GET /v1/pending pages, and show here as
+// these are decided.
 const maxQueueRows = 200
 
-// pending is the queue: the first maxQueueRows requests u may decide, and
-// how many more there are.
-func (h *Handler) pending(r *http.Request, u who) ([]model.Grant, int, error) {
-	gs, err := h.svc.Pending(r.Context(), u.id)
-	if len(gs) > maxQueueRows {
-		return gs[:maxQueueRows], len(gs) - maxQueueRows, err
+// pending is a page of the queue: the requests u may decide from the
+// cursor of the query's after (the first maxQueueRows unless it names a
+// limit), read exactly as GET /v1/pending reads it, and the link to the
+// next page. Each poll reads the page again: it costs a page, not the
+// whole queue, which the count of those beyond the page read every time.
+func (h *Handler) pending(r *http.Request, u who) ([]model.Grant, template.URL, error) {
+	q := r.URL.Query()
+	pq, err := httpapi.ParsePendingQuery(q)
+	if err != nil {
+		return nil, "", err
 	}
-	return gs, 0, err
+	if pq.Limit == 0 {
+		pq.Limit = maxQueueRows
+	}
+	page, err := h.svc.Pending(r.Context(), u.id, pq)
+	if err != nil || page.Next == "" {
+		return page.Grants, "", err
+	}
+	next := url.Values{"after": {page.Next}}
+	if v := q.Get("limit"); v != "" {
+		next.Set("limit", v)
+	}
+	return page.Grants, template.URL(next.Encode()), nil
 }
 
 func (h *Handler) queue(w http.ResponseWriter, r *http.Request, u who) {
-	gs, more, err := h.pending(r, u)
+	gs, next, err := h.pending(r, u)
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
-	h.render(w, r, &u, http.StatusOK, "queue", "Queue", queueData{Rows: gs, More: more, CSRF: u.ses.csrf})
+	h.render(w, r, &u, http.StatusOK, "queue", "Queue", queueData{Rows: gs, Next: next, CSRF: u.ses.csrf})
 }
 
 // queueRow is one pending request, rendered, for the page's script.
@@ -187,8 +205,12 @@ type queueRow struct {
 // queueJSON is what the queue page polls: the pending requests the person
 // may decide, each rendered as the page renders it, so the script adds
 // and removes rows without rebuilding the ones being typed into.
+//
+// It takes the page's query (after, limit), so a page after the first
+// stays that page; "next" is the query of the page after it ("" on the
+// last), for the page's link.
 func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
-	gs, more, err := h.pending(r, u)
+	gs, next, err := h.pending(r, u)
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
@@ -202,7 +224,7 @@ func (h *Handler) queueJSON(w http.ResponseWriter, r *http.Request, u who) {
 		}
 		rows = append(rows, queueRow{ID: g.ID, HTML: buf.String()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rows": rows, "more": more})
+	writeJSON(w, http.StatusOK, map[string]any{"rows": rows, "next": string(next)})
 }
 
 // --- decisions ---

@@ -282,8 +282,11 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 	r.ok("the agent cannot approve it: %s", err)
 
 	r.stepf("alice (sre-leads) sees it in her queue and approves")
-	pend, err := alice.Pending(ctx)
-	if err != nil {
+	var pend []model.Grant
+	if err := alice.Pending(ctx, func(gs []model.Grant) error {
+		pend = append(pend, gs...)
+		return nil
+	}); err != nil {
 		return err
 	}
 	if len(pend) != 1 || pend[0].ID != g2.ID {

@@ -638,3 +638,13 @@ func (h *harness) startSession(g model.Grant, client string) *gateway.Session {
 	}
 	return ses
 }
+
+// pending reads who's whole queue, a page at a time (Service.EachPending).
+func (h *harness) pending(who model.Identity) ([]model.Grant, error) {
+	var out []model.Grant
+	err := h.Svc.EachPending(h.ctx, who, func(gs []model.Grant) error {
+		out = append(out, gs...)
+		return nil
+	})
+	return out, err
+}

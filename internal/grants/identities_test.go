@@ -273,7 +273,7 @@ func TestCreatorMayNotApproveTheirAgent(t *testing.T) {
 	if st := h.grant(g.ID).Status; st != model.Pending {
 		t.Fatalf("after the creator's approval: %s", st)
 	}
-	queue, err := h.Svc.Pending(h.ctx, h.id(alice))
+	queue, err := h.pending(h.id(alice))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,16 +180,16 @@ func TestHumanApproval(t *testing.T) {
 		return out
 	}
 	sorted := func(v ...string) []string { slices.Sort(v); return v }
-	if p, err := h.Svc.Pending(h.ctx, h.id(alice)); err != nil || !slices.Equal(ids(p), []string{g.ID}) {
+	if p, err := h.pending(h.id(alice)); err != nil || !slices.Equal(ids(p), []string{g.ID}) {
 		t.Errorf("alice's queue %v %v, want only %s", ids(p), err, g.ID)
 	}
-	if p, err := h.Svc.Pending(h.ctx, h.id(carol)); err != nil || !slices.Equal(ids(p), sorted(g.ID, own.ID)) {
+	if p, err := h.pending(h.id(carol)); err != nil || !slices.Equal(ids(p), sorted(g.ID, own.ID)) {
 		t.Errorf("carol's queue %v %v", ids(p), err)
 	}
-	if p, err := h.Svc.Pending(h.ctx, h.id(bob)); err != nil || len(p) != 0 {
+	if p, err := h.pending(h.id(bob)); err != nil || len(p) != 0 {
 		t.Errorf("bob's queue %v %v", ids(p), err)
 	}
-	_, err = h.Svc.Pending(h.ctx, h.id(bot))
+	_, err = h.pending(h.id(bot))
 	wantAPIErr(t, err, 403, "", "")
 
 	size, n := h.logSize(), h.grantCount()
@@ -260,7 +260,7 @@ func TestHumanApproval(t *testing.T) {
 
 	_, err = h.Svc.Approve(h.ctx, h.id(carol), g.ID, "")
 	wantAPIErr(t, err, 409, apierr.CodeConflict, "")
-	if p, _ := h.Svc.Pending(h.ctx, h.id(alice)); len(p) != 0 {
+	if p, _ := h.pending(h.id(alice)); len(p) != 0 {
 		t.Errorf("alice's queue after approving: %v", ids(p))
 	}
 

@@ -102,19 +102,29 @@ func (s *Service) List(ctx context.Context, caller model.Identity, q GrantsQuery
 // page to fn as it is read: what a download of every row (the console's
 // CSV and JSON) reads, holding one page at a time.
 func (s *Service) EachGrant(ctx context.Context, caller model.Identity, f store.GrantFilter, fn func([]model.Grant) error) error {
-	q := GrantsQuery{Filter: f, Limit: MaxGrantsPage}
+	return eachPage(func(after string) ([]model.Grant, string, error) {
+		page, err := s.List(ctx, caller, GrantsQuery{Filter: f, After: after, Limit: MaxGrantsPage})
+		return page.Grants, page.Next, err
+	}, fn)
+}
+
+// eachPage reads a list a page at a time: read answers the page after a
+// cursor ("" for the first) and the cursor of the next ("" on the last);
+// fn takes each page as it is read.
+func eachPage[T any](read func(after string) ([]T, string, error), fn func([]T) error) error {
+	after := ""
 	for {
-		page, err := s.List(ctx, caller, q)
+		items, next, err := read(after)
 		if err != nil {
 			return err
 		}
-		if err := fn(page.Grants); err != nil {
+		if err := fn(items); err != nil {
 			return err
 		}
-		if page.Next == "" {
+		if next == "" {
 			return nil
 		}
-		q.After = page.Next
+		after = next
 	}
 }
 

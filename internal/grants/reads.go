@@ -51,25 +51,6 @@ func canSee(caller model.Identity, holder string) bool {
 	return caller.Kind == model.Human || caller.Name == holder
 }
 
-// Pending returns the requests the caller may decide: pending, not the
-// caller's own, and permitted by an approve policy.
-func (s *Service) Pending(ctx context.Context, caller model.Identity) ([]model.Grant, error) {
-	if caller.Kind != model.Human {
-		return nil, apierr.Forbidden("", "only people approve grants")
-	}
-	all, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending}})
-	if err != nil {
-		return nil, err
-	}
-	var out []model.Grant
-	for _, g := range all {
-		if _, _, err := s.mayDecide(caller, g, "approve"); err == nil {
-			out = append(out, g)
-		}
-	}
-	return out, nil
-}
-
 // Wait returns the grant once it is no longer pending, or when max passes or ctx ends
 // (returning the grant as it is then, still pending). A grant that does not
 // exist, or that the caller may not see, is a 404 at once; a caller with

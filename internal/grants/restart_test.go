@@ -85,7 +85,7 @@ func TestRestartRecovery(t *testing.T) {
 	if rec := h.grant(p.ID); rec.Status != model.Pending {
 		t.Fatalf("pending request after restart: %s", rec.Status)
 	}
-	if q, err := h.Svc.Pending(h.ctx, h.id(alice)); err != nil || len(q) != 1 || q[0].ID != p.ID {
+	if q, err := h.pending(h.id(alice)); err != nil || len(q) != 1 || q[0].ID != p.ID {
 		t.Errorf("alice's queue after restart: %v %v", q, err)
 	}
 	a, err := h.Svc.Approve(h.ctx, h.id(alice), p.ID, "")

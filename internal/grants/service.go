@@ -198,9 +198,12 @@ type Service struct {
 	maxDur  time.Duration
 	// maxPending bounds an identity's requests waiting for a person.
 	maxPending atomic.Int64
-	pending    time.Duration
-	reason     bool
-	credKey    []byte
+	// pendingScan bounds the pending requests a page of the queue reads
+	// (PendingScan unless set: SetPendingScan).
+	pendingScan atomic.Int64
+	pending     time.Duration
+	reason      bool
+	credKey     []byte
 	// now is the time of every record and check: the clock corrected to
 	// the database's (dbc, dbclock.go).
 	now    func() time.Time
@@ -311,6 +314,7 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.maxPending.Store(MaxPendingPerIdentity)
+	s.pendingScan.Store(PendingScan)
 	return s, nil
 }
 

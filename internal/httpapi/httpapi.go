@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -340,12 +341,9 @@ func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Ide
 			return nil, apierr.Invalid("day", "%s is not a day (YYYY-MM-DD)", apierr.Quote(fq.Day))
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > grants.MaxFindingsPage {
-			return nil, apierr.Invalid("limit", "%s is not a number from 1 to %d", apierr.Quote(v), grants.MaxFindingsPage)
-		}
-		fq.Limit = n
+	var err error
+	if fq.Limit, err = parseLimit(q.Get("limit"), grants.MaxFindingsPage); err != nil {
+		return nil, err
 	}
 	if v := q.Get("after"); v != "" {
 		// The cursor is the sequence number of the log entry the page
@@ -516,9 +514,10 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request, who model.Iden
 	return GrantResponse{g}, err
 }
 
-// ListResponse is the review query's answer: a page of it. Next, when
-// set, is the cursor of the next page (?after=NEXT, with the same filter);
-// absent, no grant follows.
+// ListResponse is the review query's answer, and the approver's queue's
+// (GET /v1/pending): a page of it. Next, when set, is the cursor of the
+// next page (?after=NEXT, with the same filter); absent, no grant
+// follows.
 type ListResponse struct {
 	Grants []model.Grant `json:"grants"`
 	Next   string        `json:"next,omitempty"`
@@ -750,12 +749,9 @@ func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, who model.Ide
 		return nil, err
 	}
 	sq := grants.SessionsQuery{After: q.Get("after")}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > grants.MaxSessionsPage {
-			return nil, apierr.Invalid("limit", "%s is not a number from 1 to %d", apierr.Quote(v), grants.MaxSessionsPage)
-		}
-		sq.Limit = n
+	var err error
+	if sq.Limit, err = parseLimit(q.Get("limit"), grants.MaxSessionsPage); err != nil {
+		return nil, err
 	}
 	page, err := h.svc.GrantSessions(r.Context(), who, r.PathValue("id"), sq)
 	if err != nil {
@@ -855,11 +851,46 @@ func (h *Handler) credentials(w http.ResponseWriter, r *http.Request, who model.
 }
 
 func (h *Handler) pending(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	gs, err := h.svc.Pending(r.Context(), who)
-	if gs == nil {
-		gs = []model.Grant{}
+	pq, err := ParsePendingQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
 	}
-	return ListResponse{Grants: gs}, err
+	page, err := h.svc.Pending(r.Context(), who, pq)
+	if err != nil {
+		return nil, err
+	}
+	return ListResponse{Grants: page.Grants, Next: page.Next}, nil
+}
+
+// ParsePendingQuery reads a page of the approver's queue from query
+// parameters: limit and after. GET /v1/pending and the console's queue
+// both answer through it. It took no parameter before it was paged and
+// ignored any; an unknown one is refused now, as the other lists do.
+func ParsePendingQuery(q map[string][]string) (grants.PendingQuery, error) {
+	if err := known(q, "limit", "after"); err != nil {
+		return grants.PendingQuery{}, err
+	}
+	if err := once(q, "limit", "after"); err != nil {
+		return grants.PendingQuery{}, err
+	}
+	v := url.Values(q)
+	pq := grants.PendingQuery{After: v.Get("after")}
+	var err error
+	pq.Limit, err = parseLimit(v.Get("limit"), grants.MaxPendingPage)
+	return pq, err
+}
+
+// parseLimit reads a page's limit parameter: 0 (the list's default) when
+// v is empty, else a number from 1 to most.
+func parseLimit(v string, most int) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, apierr.Invalid("limit", "%s is not a number from 1 to %d", apierr.Quote(v), most)
+	}
+	return n, nil
 }
 
 // IdentitiesResponse lists identities.

@@ -8,12 +8,14 @@
   var tbody = document.querySelector("#queue tbody");
   var empty = document.getElementById("empty");
   var more = document.getElementById("more");
-  var moreCount = document.getElementById("more-count");
+  var next = document.getElementById("queue-next");
   var busy = false;
   function refresh() {
     if (busy) return;
     busy = true;
-    fetch("/console/queue.json", { credentials: "same-origin", cache: "no-store" })
+    // The page's own query (after, limit): a page after the first
+    // polls that page.
+    fetch("/console/queue.json" + window.location.search, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (r.status === 401) { window.location = "/console/login"; throw new Error("signed out"); }
         if (!r.ok) throw new Error("HTTP " + r.status);
@@ -33,8 +35,8 @@
           tbody.appendChild(t.content.firstElementChild);
         });
         empty.hidden = tbody.rows.length > 0;
-        moreCount.textContent = String(data.more || 0);
-        more.hidden = !data.more;
+        if (data.next) next.setAttribute("href", "/console/queue?" + data.next);
+        more.hidden = !data.next;
         document.body.dataset.polled = String(Date.now());
       })
       .catch(function () {})
