@@ -18,6 +18,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 )
@@ -35,28 +36,58 @@ func (a *app) grantCmd() *cobra.Command {
 			if err != nil {
 				return describe(err)
 			}
-			sessions, err := c.Sessions(ctx, g.ID)
-			if err != nil {
-				return describe(err)
-			}
 			history, err := c.History(ctx, g.ID)
 			if err != nil {
 				return describe(err)
 			}
+			// The sessions come last in either output, and a grant may
+			// hold hundreds of thousands: each page is printed as it
+			// comes, so that the CLI holds one page, not all of them.
+			unproven := len(g.LogMismatch) > 0
+			var page func([]model.Session) error
+			var end func() error
 			if a.output == "json" {
-				if err := a.printJSON(map[string]any{"grant": g, "sessions": sessions, "history": history}); err != nil {
+				printMismatch(a.errOut, "this record", g.LogMismatch)
+				sessions, err := startGrantJSON(a.out, g, history)
+				if err != nil {
 					return err
 				}
-				printMismatch(a.errOut, "this record", g.LogMismatch)
-				for _, s := range sessions {
-					printMismatch(a.errOut, "session "+s.ID, s.LogMismatch)
+				page = func(ss []model.Session) error {
+					for _, s := range ss {
+						printMismatch(a.errOut, "session "+s.ID, s.LogMismatch)
+					}
+					return sessions.Add(ss)
+				}
+				end = func() error {
+					if err := sessions.Close(); err != nil {
+						return err
+					}
+					_, err := io.WriteString(a.out, "\n}\n")
+					return err
 				}
 			} else {
-				printGrant(a.out, g, sessions, history)
+				printGrantHead(a.out, g)
+				page = func(ss []model.Session) error {
+					printSessionLines(a.out, ss)
+					return nil
+				}
+				end = func() error {
+					printHistory(a.out, history)
+					return nil
+				}
 			}
-			unproven := len(g.LogMismatch) > 0
-			for _, s := range sessions {
-				unproven = unproven || len(s.LogMismatch) > 0
+			if err := c.EachSession(ctx, g.ID, func(ss []model.Session) error {
+				for _, s := range ss {
+					unproven = unproven || len(s.LogMismatch) > 0
+				}
+				return page(ss)
+			}); err != nil {
+				// What was printed is cut short (the JSON does not
+				// parse), and the command fails.
+				return describe(err)
+			}
+			if err := end(); err != nil {
+				return err
 			}
 			return unprovenRecord(unproven)
 		},
@@ -64,7 +95,39 @@ func (a *app) grantCmd() *cobra.Command {
 	return cmd
 }
 
+// startGrantJSON writes the start of grant show's JSON, the object
+// {"grant", "history", "sessions"} as the Encoder indents it (members in
+// key order, as it writes a map's), up to the sessions' array, and returns
+// the writer of that array: Add each page of sessions, Close it, then end
+// the object with "\n}\n". The output is byte for byte what encoding the
+// whole object at once wrote, but for a grant without sessions, whose
+// "sessions" is [] where it was null.
+func startGrantJSON(w io.Writer, g model.Grant, history []httpapi.Event) (*jsonlist.Writer[model.Session], error) {
+	gj, err := json.MarshalIndent(g, "  ", "  ")
+	if err != nil {
+		return nil, err
+	}
+	hj, err := json.MarshalIndent(history, "  ", "  ")
+	if err != nil {
+		return nil, err
+	}
+	head := "{\n  \"grant\": " + string(gj) + ",\n  \"history\": " + string(hj) + ",\n  \"sessions\": "
+	if _, err := io.WriteString(w, head); err != nil {
+		return nil, err
+	}
+	return &jsonlist.Writer[model.Session]{W: w, Prefix: "  "}, nil
+}
+
+// printGrant prints a grant's record, sessions and history, as grant show
+// does with a page of sessions at a time.
 func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []httpapi.Event) {
+	printGrantHead(w, g)
+	printSessionLines(w, sessions)
+	printHistory(w, history)
+}
+
+// printGrantHead prints a grant's record, up to its usage.
+func printGrantHead(w io.Writer, g model.Grant) {
 	p := func(label, format string, args ...any) {
 		linef(w, "%-17s %s", label+":", fmt.Sprintf(format, args...))
 	}
@@ -143,10 +206,18 @@ func printGrant(w io.Writer, g model.Grant, sessions []model.Session, history []
 	}
 	u := g.Usage
 	p("Usage", "%d sessions, %d calls, %d denied, %d bytes in, %d bytes out", u.Sessions, u.Calls, u.DeniedCalls, u.BytesIn, u.BytesOut)
+}
+
+// printSessionLines prints a line for each session of a grant.
+func printSessionLines(w io.Writer, sessions []model.Session) {
 	for _, s := range sessions {
 		linef(w, "  session %s  %s → %s  %d calls, %d denied  client %s", s.ID, ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, dash(s.Client))
 		printMismatch(w, "session "+s.ID, s.LogMismatch)
 	}
+}
+
+// printHistory prints a grant's log entries.
+func printHistory(w io.Writer, history []httpapi.Event) {
 	fmt.Fprintln(w, "History (tamper-evident log):")
 	for _, e := range history {
 		linef(w, "  #%-6d %s  %-26s %s", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))

@@ -242,14 +242,22 @@ func (c *Client) SessionsPage(ctx context.Context, id, after string, limit int) 
 // grants.MaxSessionsPage at a time.
 func (c *Client) Sessions(ctx context.Context, id string) ([]model.Session, error) {
 	var all []model.Session
-	err := follow(func(after string) ([]model.Session, string, error) {
-		r, err := c.SessionsPage(ctx, id, after, grants.MaxSessionsPage)
-		return r.Sessions, r.Next, err
-	}, func(ss []model.Session) error {
+	err := c.EachSession(ctx, id, func(ss []model.Session) error {
 		all = append(all, ss...)
 		return nil
 	})
 	return all, err
+}
+
+// EachSession reads every session of a grant a page of
+// grants.MaxSessionsPage at a time, following each page's cursor, and
+// hands each page to fn as it comes: the caller holds one page at a time,
+// however many sessions the grant holds.
+func (c *Client) EachSession(ctx context.Context, id string, fn func([]model.Session) error) error {
+	return follow(func(after string) ([]model.Session, string, error) {
+		r, err := c.SessionsPage(ctx, id, after, grants.MaxSessionsPage)
+		return r.Sessions, r.Next, err
+	}, fn)
 }
 
 // Session returns one session's recording.

@@ -2,8 +2,8 @@
 // as encoding/json's Encoder with SetIndent("", "  ") writes the whole
 // slice ("[]" when empty, a newline after): for a listing read a page at a
 // time (airlock grants -o json, airlock findings -o json, the console's
-// JSON download), which prints each page as it comes instead of holding
-// every element.
+// JSON download, the sessions of airlock grant show -o json), which
+// prints each page as it comes instead of holding every element.
 package jsonlist
 
 import (
@@ -14,19 +14,26 @@ import (
 // Writer writes one array to W: Add its elements, then Close it.
 type Writer[T any] struct {
 	W io.Writer
-	n int
+	// Prefix is the indentation of the line the array starts on: "" for
+	// an array that is the whole document, "  " for the value of a member
+	// of a top-level object (airlock grant show -o json's sessions), as
+	// the Encoder indents it there. Such a nested array ends at its "]",
+	// without the newline that ends the document.
+	Prefix string
+	n      int
 }
 
 // Add writes vs as the array's next elements.
 func (j *Writer[T]) Add(vs []T) error {
+	in := j.Prefix + "  "
 	for _, v := range vs {
-		b, err := json.MarshalIndent(v, "  ", "  ")
+		b, err := json.MarshalIndent(v, in, "  ")
 		if err != nil {
 			return err
 		}
-		sep := ",\n  "
+		sep := ",\n" + in
 		if j.n == 0 {
-			sep = "[\n  "
+			sep = "[\n" + in
 		}
 		j.n++
 		if _, err := io.WriteString(j.W, sep); err != nil {
@@ -41,9 +48,12 @@ func (j *Writer[T]) Add(vs []T) error {
 
 // Close ends the array.
 func (j *Writer[T]) Close() error {
-	end := "\n]\n"
+	end := "\n" + j.Prefix + "]"
 	if j.n == 0 {
-		end = "[]\n"
+		end = "[]"
+	}
+	if j.Prefix == "" {
+		end += "\n"
 	}
 	_, err := io.WriteString(j.W, end)
 	return err

@@ -5,19 +5,20 @@ import (
 	"sync"
 )
 
-// lockedBuffer collects a subprocess's output while a test may read it.
-type lockedBuffer struct {
+// LockedBuffer collects output (a subprocess's, a command's) while a
+// test may read it.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

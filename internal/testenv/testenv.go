@@ -140,7 +140,7 @@ func versity(t testing.TB, versioning bool) *S3 {
 		args = append(args, "--versioning-dir", t.TempDir())
 	}
 	cmd := exec.CommandContext(ctx, bin, append(args, s.Dir)...)
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID=", "ROOT_SECRET_ACCESS_KEY=")
 	if err := cmd.Start(); err != nil {
