@@ -230,12 +230,13 @@ var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "n
 // the rest of the line, so there is no other. A scheme (Bearer, Basic,
 // ...) stays out of the value.
 //
-// The value is made of unquoted bytes, backslash-escaped ones, and "…"
-// and \"…\" pieces (an opening quote is one at the start of the
-// credential or after '='; a " inside a token closes a shell's quotes
-// unless closed before the next blank), and goes on past a blank when the
-// next word is a name= (the next cookie of a Cookie line, a Digest
-// parameter) and after a ':' (credential). A ' ends it (the shell's: a
+// The value is made of unquoted bytes, backslash-escaped ones, and "…",
+// \"…\" and '…' pieces (an opening quote is one at the start of the
+// credential or after '=', and an opening ' one that a blank or the end
+// does not follow; a " inside a token closes a shell's quotes unless
+// closed before the next blank), and goes on past a blank when the next
+// word is a name= (the next cookie of a Cookie line, a Digest parameter)
+// and after a ':' (credential). Another ' ends it (the shell's: a
 // credential holds none), as does a line's end, and a blank otherwise.
 func headerValue(a string, i int) (start, end int) {
 	i, joinNext := credential(a, i)
@@ -243,6 +244,17 @@ func headerValue(a string, i int) (start, end int) {
 	opening := true // a quote here opens a quoted credential
 	for i < len(a) {
 		switch c := a[i]; {
+		case c == '\'' && opening && i+1 < len(a) && a[i+1] != ' ' && a[i+1] != '\t':
+			// A single-quoted credential ('a b', sid='a b'): the
+			// quote opens it, where the shell's closing quote would be
+			// followed by a blank or the end (-H 'Cookie: sid=' -H …,
+			// Basic aGk=' https://…). It ended the value at once, and
+			// the whole credential was kept.
+			closing := strings.IndexByte(a[i+1:], '\'')
+			if closing < 0 || hidesHeader(a[i:i+1+closing]) {
+				return start, len(a)
+			}
+			i += 1 + closing + 1
 		case c == '\'' || c == '\n' || c == '\r':
 			return start, i
 		case c == ' ' || c == '\t' || c == '\\' && i+1 < len(a) && (a[i+1] == ' ' || a[i+1] == '\t'):

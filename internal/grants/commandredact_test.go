@@ -69,6 +69,20 @@ func TestRedactCommand(t *testing.T) {
 		// (OAuth-like schemes) rather than less (a bare key and a URL).
 		{[]string{"sh", "-c", "curl -H 'Authorization: Custom hunter2' https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: [REDACTED]' https://h/"}},
 		{[]string{"sh", "-c", "curl -H Authorization:hunter https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED]"}},
+		// A single-quoted credential, with a space in it or not: the
+		// quote opens it unless a blank follows (the shell's closing
+		// quote, as after Basic aGk= above).
+		{[]string{"curl", "-H", "Authorization: Bearer 'hun ter2'", "https://h/"}, []string{"curl", "-H", "Authorization: Bearer [REDACTED]", "https://h/"}},
+		{[]string{"curl", "-H", "X-Api-Key: 'hunter2'", "https://h/"}, []string{"curl", "-H", "X-Api-Key: [REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", `curl -H "Authorization: Bearer 'hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Authorization: Bearer [REDACTED]" https://h/`}},
+		{[]string{"curl", "-H", "Cookie: theme=dark; sid='hun ter2'", "https://h/"}, []string{"curl", "-H", "Cookie: [REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", `curl -H "Authorization: Digest username='u', response='hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Authorization: Digest [REDACTED]" https://h/`}},
+		// The shell's quote closed before a credential glued to it, and
+		// a quoted piece that may hide another header's line: the rest
+		// of the line.
+		{[]string{"sh", "-c", "curl -H 'Authorization: Bearer 'hunter2 https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: Bearer [REDACTED]"}},
+		{[]string{"sh", "-c", `curl -H "Cookie: sid='1" -H "X-Api-Key: 'hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]`}},
+		{[]string{"sh", "-c", "curl -H 'Cookie: sid=' -H 'Accept: a' https://h/"}, []string{"sh", "-c", "curl -H 'Cookie: [REDACTED]' -H 'Accept: a' https://h/"}},
 		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
 		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
@@ -162,9 +176,10 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 // is made of digits and the text around it has none, so any digit in the
 // record is a piece of the secret that was kept. The header is one that
 // names a secret, alone or inside another header's value; the credential
-// is written as it is, or in quotes with spaces in it ("1 2"; \"1 2\"
-// inside a shell line's double quotes), after another header whose
-// base64 credential ends in '=' just before the shell's quote, or alone.
+// is written as it is, or in quotes with spaces in it ("1 2" or '1 2';
+// \"1 2\" or '1 2' inside a shell line's double quotes), after another
+// header whose base64 credential ends in '=' just before the shell's
+// quote, or alone.
 func FuzzRedactHeaderSecret(f *testing.F) {
 	headers := []string{
 		"Authorization: Bearer {s}", "authorization:Basic {s}", "Proxy-Authorization: {s}", "Authorization: OAuth {s}", "Authorization: Custom {s}",
@@ -179,6 +194,10 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 	f.Add(uint8(10), uint8(2), "987", []byte{1}, "", "")
 	f.Add(uint8(7), uint8(3), "1234", []byte{0, 1}, "curl", "https://h/")
 	f.Add(uint8(4), uint8(4), "1234", []byte{}, "curl", "https://h/")
+	f.Add(uint8(0), uint8(6), "12", []byte{1, 0}, "curl", "https://h/")
+	f.Add(uint8(8), uint8(8), "123", []byte{0, 1}, "curl", "https://h/")
+	f.Add(uint8(11), uint8(6), "12", []byte{1}, "curl", "https://h/")
+	f.Add(uint8(2), uint8(6), "5", []byte{}, "curl", "https://h/")
 	f.Fuzz(func(t *testing.T, which, form uint8, secret string, spaces []byte, before, after string) {
 		secret, before, after = digitsOnly(secret), withoutDigits(before, ""), withoutDigits(after, "")
 		if secret == "" {
@@ -187,7 +206,12 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 		// The credential: as it is, or quoted with a space after each
 		// digit spaces picks.
 		quote := `"`
-		if form%3 == 2 {
+		switch {
+		case form/6%2 == 1 && form%3 != 1:
+			// Single quotes, but inside a shell line's own, where none
+			// can stand.
+			quote = `'`
+		case form%3 == 2:
 			quote = `\"` // inside a shell line's double quotes
 		}
 		cred := secret
@@ -228,8 +252,8 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 
 // TestRedactHeadersLinear runs redactHeaders on 64 KiB lines built
 // against each of its look-aheads (a quote left open, a quote inside a
-// token, a blank before a word that is not a cookie, headers inside
-// headers) and bounds the time each takes. Linear time is held by the
+// token, a single-quoted credential, a blank before a word that is not a
+// cookie, headers inside headers) and bounds the time each takes. Linear time is held by the
 // structure (headerValue: each value's scan reads its own bytes and at
 // most the next word, or up to the next blank or quote, which no other
 // scan reads again); this bound, generous for a loaded machine, catches
@@ -237,7 +261,7 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 // to the line's end took about 1.4 s for all these lines, against 0.25 s.
 func TestRedactHeadersLinear(t *testing.T) {
 	for _, unit := range []string{
-		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `,
+		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `, `Cookie: a='b X: `, `Authorization: 'a `, `Cookie:'`,
 	} {
 		line := strings.Repeat(unit, 64<<10/len(unit))
 		start := time.Now()
