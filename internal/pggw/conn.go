@@ -54,6 +54,9 @@ type conn struct {
 	// reuse: what becomes of the upstream at the session's end (wmu;
 	// reuse.go).
 	reuse uint8
+	// resetWait counts the ReadyForQuery the reset still awaits (the
+	// upstream loop's, wmu; reuse.go).
+	resetWait uint8
 
 	// Set once the session is established. The session's grant is
 	// sess.Grant (grant()).

@@ -1,11 +1,14 @@
 package pggw
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,8 +34,12 @@ import (
 // gateway sends DISCARD ALL, which resets the backend to what the login
 // left (settings back to the startup's, the role reset, temporary tables,
 // prepared statements, cursors, advisory locks, LISTENs and cached plans
-// dropped), and keeps the connection once the server answers it with
-// ReadyForQuery outside a transaction. Anything else (an error, another
+// dropped), and, in the same write, a setseed with a value from
+// crypto/rand: DISCARD ALL leaves random()'s state alone, so a session
+// that called setseed(0.5) would otherwise know every random() of the
+// grant's next session (another agent run's tokens, samples, retry
+// jitter). It keeps the connection once the server has answered both
+// with ReadyForQuery outside a transaction. Anything else (an error, another
 // message, no answer within resetTimeout, the grant's end, the gateway's
 // shutdown) closes it, as before.
 //
@@ -57,14 +64,14 @@ const (
 	// defaultMaxIdleUpstreams bounds a grant's kept connections: each is a
 	// backend, counted against the server's max_connections.
 	defaultMaxIdleUpstreams = 8
-	// resetTimeout bounds the wait for DISCARD ALL's answer.
+	// resetTimeout bounds the wait for the reset's answers.
 	resetTimeout = 5 * time.Second
 )
 
 // States of a session's upstream at its end (conn.reuse, under wmu).
 const (
 	reuseNone      uint8 = iota // closed with the session, as before
-	reuseResetting              // DISCARD ALL sent, its answer awaited
+	reuseResetting              // the reset sent, its answers awaited
 	reuseKept                   // reset: to be handed to the grant's pool
 	reuseFailed                 // the reset failed or timed out: closed
 	reuseHanded                 // in the grant's pool, or another session's
@@ -76,8 +83,35 @@ func (c *conn) ownsUpstream() bool {
 	return c.reuse == reuseNone || c.reuse == reuseFailed
 }
 
-// discardAll is the reset, as a simple Query message.
+// discardAll is the reset's first Query message.
 var discardAll = []byte("Q\x00\x00\x00\x10DISCARD ALL\x00")
+
+// resetAnswers is how many ReadyForQuery the reset awaits: DISCARD ALL's,
+// then the reseed's. DISCARD ALL refuses to run within a multi-statement
+// Query (an implicit transaction block), so they are two messages, sent
+// in one write: one round trip, as DISCARD ALL alone.
+const resetAnswers = 2
+
+// resetMessages returns DISCARD ALL and a Query that seeds random() with
+// an unpredictable value. The function is named with its schema and its
+// argument is a literal cast to a qualified type, so that neither a
+// search_path the session's startup asked for nor an object the session
+// defined can stand in for them.
+func resetMessages() []byte {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	// 53 random bits, in [-1, 1) as setseed wants.
+	seed := float64(binary.BigEndian.Uint64(b[:])>>11)/(1<<52) - 1
+	q := "SELECT pg_catalog.setseed('" + strconv.FormatFloat(seed, 'g', -1, 64) + "'::pg_catalog.float8)"
+	msg := make([]byte, 0, len(discardAll)+5+len(q)+1)
+	msg = append(msg, discardAll...)
+	msg = append(msg, 'Q')
+	msg = binary.BigEndian.AppendUint32(msg, uint32(4+len(q)+1))
+	msg = append(msg, q...)
+	return append(msg, 0)
+}
 
 // upstreamInfo is what an upstream login asked for and what the server
 // reported at its end, shared by a grant's sessions whose logins match (a
@@ -268,8 +302,9 @@ func (c *conn) reusable() bool {
 	return idle
 }
 
-// startReset sends DISCARD ALL in place of the client's Terminate, if the
-// session may keep its upstream; the client loop's, at Terminate.
+// startReset sends the reset (DISCARD ALL and the reseed) in place of the
+// client's Terminate, if the session may keep its upstream; the client
+// loop's, at Terminate.
 func (c *conn) startReset() bool {
 	if !c.reusable() {
 		return false
@@ -280,8 +315,9 @@ func (c *conn) startReset() bool {
 		return false
 	}
 	c.reuse = reuseResetting
+	c.resetWait = resetAnswers
 	c.wmu.Unlock()
-	if _, err := c.relay.uw.Write(discardAll); err != nil || c.relay.uw.Flush() != nil {
+	if _, err := c.relay.uw.Write(resetMessages()); err != nil || c.relay.uw.Flush() != nil {
 		c.failReset()
 		return true
 	}
@@ -317,15 +353,22 @@ func (c *conn) failReset() {
 // nothing more.
 func (c *conn) resetMessage(raw []byte, drained bool) bool {
 	switch raw[0] {
-	case 'C', 'N', 'A':
-		// DISCARD ALL's completion; a notice or a notification sent
-		// meanwhile, for a client that has gone.
+	case 'C', 'N', 'A', 'T', 'D':
+		// DISCARD ALL's completion, setseed's row and completion; a
+		// notice or a notification sent meanwhile, for a client that has
+		// gone.
 		return true
 	case 'S':
 		c.st.resetStatus(c, raw[5:])
 		return true
 	case 'Z':
-		if len(raw) == 6 && raw[5] == 'I' && drained {
+		if len(raw) != 6 || raw[5] != 'I' {
+			break
+		}
+		if c.resetWait--; c.resetWait > 0 {
+			return true // DISCARD ALL's: the reseed's answer follows
+		}
+		if drained {
 			c.reuse = reuseKept
 			return false
 		}

@@ -154,6 +154,47 @@ func TestUpstreamKeptForTheGrantsNextSession(t *testing.T) {
 	}
 }
 
+// A session that seeds random() does not know the random() of the grant's
+// next session on the same backend: DISCARD ALL leaves the generator's
+// state as setseed left it, so the reset seeds it afresh.
+func TestKeptUpstreamReseeded(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 30*time.Second)
+	const draws = "select random(), random(), random()"
+
+	// What random() gives after setseed(0.5), on a backend of its own.
+	admin := e.admin()
+	if _, err := admin.Exec(ctx, "select setseed(0.5)"); err != nil {
+		t.Fatal(err)
+	}
+	var seeded [3]float64
+	if err := admin.QueryRow(ctx, draws).Scan(&seeded[0], &seeded[1], &seeded[2]); err != nil {
+		t.Fatal(err)
+	}
+
+	c1 := e.connect(g, "")
+	pid1 := backendPID(t, c1)
+	if _, err := c1.Exec(ctx, "select setseed(0.5)", pgxSimple); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(g, 1)
+	c2 := e.connect(g, "")
+	if pid2 := backendPID(t, c2); pid2 != pid1 {
+		t.Fatalf("the second session got backend %d, not the kept %d", pid2, pid1)
+	}
+	var got [3]float64
+	if err := c2.QueryRow(ctx, draws, pgxSimple).Scan(&got[0], &got[1], &got[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got == seeded {
+		t.Errorf("the grant's next session drew %v, what the first session's setseed(0.5) predicts", got)
+	}
+}
+
 // A session that leaves inside a transaction block, or in the middle of a
 // statement, or that asked for other startup parameters, does not leave
 // its connection to another: the next session logs in afresh, and the
