@@ -180,9 +180,27 @@ func sendCancel(ctx context.Context, k *cancelKey) error {
 // statements past its session's end. A session that ends with a statement
 // in flight, its upstream not kept, has the gateway send the backend a
 // CancelRequest: the statement stops, and the backend, writing its error
-// to the closed socket, exits. (A statement that catches query_canceled
-// in a loop needs code the grant's scope lets it run; the grant's end
-// terminates its backends whatever they do: pgroles.Drop.)
+// to the closed socket, exits.
+//
+// A statement can catch the cancel (a DO block's loop with EXCEPTION WHEN
+// query_canceled, which any role may run) and go on. On PostgreSQL 14 and
+// later the gateway's logins also set client_connection_check_interval
+// (checkInterval): a backend running a statement polls its socket that
+// often, and once the gateway has closed it, ends with a FATAL error that
+// no handler catches. The session may SET it to 0 before such a
+// statement, as any setting it may change; the grant's end terminates its
+// backends whatever they do (pgroles.Drop). Before 14 the setting does not
+// exist (a login asking for it would fail), and the cancel is all there is.
+
+// checkInterval is client_connection_check_interval on the gateway's
+// upstream logins: how long a backend goes on with a statement after the
+// gateway closed its connection. The check is a poll of the socket per
+// interval while a statement runs.
+const checkInterval = "1s"
+
+// checkIntervalSince is the first server_version_num with
+// client_connection_check_interval.
+const checkIntervalSince = 140000
 
 // busyBackend returns the cancel key of a session's upstream backend if a
 // statement is in flight as the session ends and the upstream is closed

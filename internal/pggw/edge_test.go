@@ -1,12 +1,14 @@
 package pggw
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -33,6 +35,20 @@ func (e *env) activeBackend(adm *pgx.Conn, role, query string) uint32 {
 	}
 }
 
+// sendBare logs in to a session of g and sends sql as a simple Query on
+// the bare socket, returned for the test to hang up: a driver such as pgx
+// sends a CancelRequest of its own when its connection breaks; an agent
+// need not.
+func (e *env) sendBare(g *gateway.Grant, sql string) *pgconn.HijackedConn {
+	e.t.Helper()
+	hc := e.hijacked(g)
+	msg := binary.BigEndian.AppendUint32([]byte{'Q'}, uint32(4+len(sql)+1))
+	if _, err := hc.Conn.Write(append(append(msg, sql...), 0)); err != nil {
+		e.t.Fatal(err)
+	}
+	return hc
+}
+
 // A session that ends while its statement runs (its client hangs up, or
 // sends Terminate behind the statement) leaves no backend running it: the
 // gateway cancels the statement, the backend exits. Else the agent held,
@@ -45,20 +61,7 @@ func TestSessionEndCancelsItsRunningStatement(t *testing.T) {
 	adm := e.admin()
 	const sleep = "select pg_sleep(300)"
 	for _, how := range []string{"hang-up", "terminate"} {
-		// A bare socket: a driver such as pgx sends a CancelRequest of its
-		// own when its connection breaks; an agent need not.
-		pc, err := pgconn.Connect(ctxT(t, 15*time.Second), e.url(g, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hc, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := append([]byte{'Q', 0, 0, 0, byte(4 + len(sleep) + 1)}, sleep+"\x00"...)
-		if _, err := hc.Conn.Write(msg); err != nil {
-			t.Fatal(err)
-		}
+		hc := e.sendBare(g, sleep)
 		pid := e.activeBackend(adm, "airlock_"+g.ID, sleep)
 		if how == "terminate" {
 			// Terminate behind the running statement.
@@ -76,6 +79,34 @@ func TestSessionEndCancelsItsRunningStatement(t *testing.T) {
 	if n := backends(t, adm, g); n != 1 {
 		t.Errorf("a grant allowed 1 session has %d backends", n)
 	}
+}
+
+// A statement that catches the cancel the gateway sends at its session's
+// end (a DO block's loop with EXCEPTION WHEN query_canceled) stops all
+// the same: the gateway's logins set client_connection_check_interval, so
+// the backend notices its closed connection while the statement runs and
+// exits. Else it ran on until the grant's end, outside the session's slot
+// under max_sessions_per_grant, which was given back.
+func TestSessionEndStopsAStatementThatCatchesTheCancel(t *testing.T) {
+	e := capEnv(t, 1)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	var version int
+	if err := adm.QueryRow(ctxT(t, 10*time.Second), "select current_setting('server_version_num')::int").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if version < checkIntervalSince {
+		t.Skipf("server_version_num %d: no client_connection_check_interval before PostgreSQL 14", version)
+	}
+	// About a minute of sleeps, each cancel caught; the grant's end
+	// stops it at the test's end should the gateway not.
+	const loop = "DO $$BEGIN FOR i IN 1..600 LOOP BEGIN PERFORM pg_sleep(0.1); " +
+		"EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END$$"
+	hc := e.sendBare(g, loop)
+	pid := e.activeBackend(adm, "airlock_"+g.ID, loop)
+	hc.Conn.Close()
+	e.backendGone(adm, pid)
+	e.waitSessionsEnded(g)
 }
 
 // A CancelRequest that names a session which ends before it is forwarded

@@ -46,6 +46,10 @@ type Role struct {
 	// unqualified call of the built-in runs it instead. Checked when the
 	// role is made.
 	ShadowsBuiltins bool
+	// ServerVersion is the server's server_version_num (150004 for
+	// 15.4), as the admin connection read it: what the role's logins
+	// may ask of the server.
+	ServerVersion int
 }
 
 // String leaves the password out, so that a Role printed by mistake leaks nothing.
@@ -239,7 +243,7 @@ func (m *Manager) ensureTx(ctx context.Context, conn *pgx.Conn, g *gateway.Grant
 	if err := tx.Commit(ctx); err != nil {
 		return Role{}, fmt.Errorf("pgroles: commit role %s: %w", name, err)
 	}
-	return Role{Name: name, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine, RowFunctions: rowFunctions,
+	return Role{Name: name, ServerVersion: m.version, ValidUntil: until, Privileges: privs, Notes: notes, MayDefine: mayDefine, RowFunctions: rowFunctions,
 		ShadowsBuiltins: shadows}, nil
 }
 

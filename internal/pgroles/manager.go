@@ -17,11 +17,13 @@ import (
 // Manager makes and removes the grant roles of one postgres target, through
 // the target's admin DSN. It is safe for concurrent use.
 type Manager struct {
-	pool   *pool
-	db     string
-	admin  string
-	super  bool
-	logger *slog.Logger
+	pool  *pool
+	db    string
+	admin string
+	super bool
+	// version is the server's server_version_num, read at New.
+	version int
+	logger  *slog.Logger
 
 	// passwordKey, if set, derives each role's password from the grant
 	// id (WithPasswordKey) instead of drawing it at random.
@@ -124,9 +126,10 @@ func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Opti
 	var createRole bool
 	var scs, path string
 	err = conn.QueryRow(ctx, `SELECT current_database(), current_user, r.rolsuper, r.rolcreaterole,
-			current_setting('standard_conforming_strings'), current_setting('search_path')
+			current_setting('standard_conforming_strings'), current_setting('search_path'),
+			current_setting('server_version_num')::int4
 		FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).
-		Scan(&m.db, &m.admin, &m.super, &createRole, &scs, &path)
+		Scan(&m.db, &m.admin, &m.super, &createRole, &scs, &path, &m.version)
 	m.pool.release(conn, err != nil)
 	if err != nil {
 		m.Close()
