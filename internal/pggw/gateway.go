@@ -14,6 +14,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/netpark"
+	"github.com/airlock-dev/airlock/internal/pgtls"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -262,6 +263,11 @@ func New(o Options) (*Gateway, error) {
 		}
 		if cfg.Database == "" {
 			return nil, fmt.Errorf("pggw: target %q: the upstream DSN names no database", t.Name)
+		}
+		// Checked at load too (internal/config); here for any caller:
+		// the grant roles' SCRAM logins and every statement cross it.
+		if err := pgtls.Check(cfg); err != nil {
+			return nil, fmt.Errorf("pggw: target %q: the upstream DSN's %w", t.Name, err)
 		}
 		if t.MaxSessionsPerGrant == 0 {
 			t.MaxSessionsPerGrant = DefaultMaxSessionsPerGrant

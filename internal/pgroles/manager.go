@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/airlock-dev/airlock/internal/pgtls"
 	"github.com/airlock-dev/airlock/internal/scope"
 )
 
@@ -94,6 +95,10 @@ func New(ctx context.Context, adminDSN string, logger *slog.Logger, opts ...Opti
 		// The parse error quotes the DSN, and redacting a password from a
 		// malformed DSN is guesswork: say only that it failed.
 		return nil, errors.New("pgroles: the admin DSN does not parse as a PostgreSQL connection string")
+	}
+	// The admin's password and every role's SCRAM verifier cross it.
+	if err := pgtls.Check(&cfg.Config); err != nil {
+		return nil, fmt.Errorf("pgroles: the admin DSN's %w", err)
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}

@@ -117,6 +117,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/airlock-dev/airlock/internal/pgtls"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -143,6 +144,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// pgx quotes the DSN with its password replaced by xxxxx
 		// (TestBadDSNIsNotEchoed keeps it so).
 		return nil, fmt.Errorf("pgstore: the store DSN: %w", err)
+	}
+	// The whole log crosses it.
+	if err := pgtls.Check(&cfg.ConnConfig.Config); err != nil {
+		return nil, fmt.Errorf("pgstore: the store DSN's %w", err)
 	}
 	// Reads may run while the writer holds a connection and ScanLog
 	// streams on another, so the pool needs a few.
