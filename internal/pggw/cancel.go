@@ -187,10 +187,12 @@ func sendCancel(ctx context.Context, k *cancelKey) error {
 // later the gateway's logins also set client_connection_check_interval
 // (checkInterval): a backend running a statement polls its socket that
 // often, and once the gateway has closed it, ends with a FATAL error that
-// no handler catches. The session may SET it to 0 before such a
-// statement, as any setting it may change; the grant's end terminates its
-// backends whatever they do (pgroles.Drop). Before 14 the setting does not
-// exist (a login asking for it would fail), and the cancel is all there is.
+// no handler catches. Before 14 the setting does not exist (a login asking
+// for it would fail); and the session may SET it to 0 before such a
+// statement, as any setting it may change. So, orphanGrace after the
+// cancel, the target's admin terminates the backend if it is still there
+// (reapOrphan; the role manager's TerminateBackend), as the grant's end
+// terminates all of them (pgroles.Drop).
 
 // checkInterval is client_connection_check_interval on the gateway's
 // upstream logins: how long a backend goes on with a statement after the
@@ -223,10 +225,69 @@ func (c *conn) busyBackend() *cancelKey {
 }
 
 // cancelOrphan sends the CancelRequest for the statement a closed session
-// left running (busyBackend), bounded as any cancel is (sendCancel).
+// left running (busyBackend), bounded as any cancel is (sendCancel), and
+// has the backend terminated should it still run orphanGrace later.
 func (c *conn) cancelOrphan(k *cancelKey) {
 	ctx := context.WithoutCancel(c.ctx())
 	if err := sendCancel(ctx, k); err != nil {
-		c.gw.log.Warn("cancelling the statement of a closed session failed; it runs until it ends", "session", c.sess.ID, "err", err)
+		c.gw.log.Warn("cancelling the statement of a closed session failed", "session", c.sess.ID, "err", err)
 	}
+	c.gw.reapOrphan(c.st, k.pid, c.sess.ID)
+}
+
+// orphanGrace is how long the statement of a closed session has to stop
+// (the cancel, client_connection_check_interval) before its backend is
+// terminated: a few check intervals.
+const orphanGrace = 5 * time.Second
+
+// BackendTerminator is the optional part of a RoleManager that ends one
+// backend of a grant's role from the admin's side (reapOrphan);
+// *pgroles.Manager implements it. Without it, a statement that outlives
+// its closed session's cancel runs until it or the grant ends.
+type BackendTerminator interface {
+	TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error)
+}
+
+// reapOrphan terminates upstream backend pid of st's grant orphanGrace
+// from now (on the gateway's clock) if it is still there, unless the
+// grant ends first (its role's backends are all terminated then) or the
+// gateway closes.
+func (g *Gateway) reapOrphan(st *grantState, pid uint32, session string) {
+	bt, ok := st.t.Roles.(BackendTerminator)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	due := make(chan struct{})
+	timer := g.o.Clock.AfterFunc(orphanGrace, func() { close(due) })
+	go func() {
+		defer g.wg.Done()
+		select {
+		case <-due:
+		case <-st.g.Done():
+			timer.Stop()
+			return
+		case <-g.ctx.Done():
+			timer.Stop()
+			return
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, roleTimeout)
+		defer cancel()
+		st.t.roleMu.RLock()
+		ended, err := bt.TerminateBackend(ctx, st.g.ID, pid)
+		st.t.roleMu.RUnlock()
+		if err != nil && g.ctx.Err() == nil {
+			g.log.Error("terminating the backend a closed session left running failed; it runs until its statement or the grant ends",
+				"session", session, "grant", st.g.ID, "err", err)
+		} else if ended {
+			g.log.Warn("the statement of a closed session outlived its cancel; its backend was terminated", "session", session, "grant", st.g.ID)
+		}
+	}()
+	g.hook("reap", nil)
 }

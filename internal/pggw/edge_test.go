@@ -109,6 +109,47 @@ func TestSessionEndStopsAStatementThatCatchesTheCancel(t *testing.T) {
 	e.waitSessionsEnded(g)
 }
 
+// A session that turns client_connection_check_interval off and then
+// runs a statement that catches the cancel still leaves no backend behind
+// it for long: orphanGrace after the cancel (on the gateway's clock), the
+// target's admin terminates the backend. Else it ran until its statement
+// or the grant ended, outside the session's slot.
+func TestOrphanedBackendTerminated(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) {
+		o.Clock = fake
+		o.Targets[0].MaxSessionsPerGrant = 1
+	})
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	reaping := make(chan struct{}, 1)
+	e.setHook(func(stage string, _ []byte) {
+		if stage == "reap" {
+			reaping <- struct{}{}
+		}
+	})
+	const loop = "SET client_connection_check_interval = 0; DO $$BEGIN FOR i IN 1..600 LOOP BEGIN PERFORM pg_sleep(0.1); " +
+		"EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END$$"
+	hc := e.sendBare(g, loop)
+	pid := e.activeBackend(adm, "airlock_"+g.ID, loop)
+	hc.Conn.Close()
+	select {
+	case <-reaping:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no termination was scheduled for the closed session's backend")
+	}
+	e.waitSessionsEnded(g)
+	var n int
+	if err := adm.QueryRow(ctxT(t, 10*time.Second), "select count(*) from pg_stat_activity where pid = $1", int32(pid)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatal("the backend ended before orphanGrace: the test shows nothing of the termination")
+	}
+	fake.Advance(orphanGrace)
+	e.backendGone(adm, pid)
+}
+
 // A CancelRequest that names a session which ends before it is forwarded
 // reaches no backend: not the one that session used, kept and now
 // running the grant's next session's statement.

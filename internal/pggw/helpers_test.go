@@ -143,6 +143,10 @@ func (r *roles) Drop(ctx context.Context, grantID string) error {
 
 func (r *roles) Reconcile(ctx context.Context, keep []string) error { return r.m.Reconcile(ctx, keep) }
 
+func (r *roles) TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error) {
+	return r.m.TerminateBackend(ctx, grantID, pid)
+}
+
 func (r *roles) dropped(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -9,4 +9,5 @@ type Role = pgroles.Role
 var _ interface {
 	RoleManager
 	reconciler
+	BackendTerminator
 } = (*pgroles.Manager)(nil)

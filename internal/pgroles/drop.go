@@ -203,6 +203,48 @@ func (m *Manager) Terminate(ctx context.Context, grantID string) (int, error) {
 	return n, err
 }
 
+// TerminateBackend ends backend pid if it is one of the grant role's, and
+// reports whether there was one to end: a statement the gateway could not
+// stop when its session ended (pggw's cancel.go). The pid is matched with
+// the role's name, so a pid the server has given to another role's
+// backend since is left alone.
+func (m *Manager) TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error) {
+	name, err := roleFor(grantID)
+	if err != nil {
+		return false, err
+	}
+	conn, err := m.pool.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	ended, err := m.terminatePID(ctx, conn, name, pid)
+	m.pool.release(conn, err != nil)
+	return ended, err
+}
+
+func (m *Manager) terminatePID(ctx context.Context, conn *pgx.Conn, name string, pid uint32) (bool, error) {
+	exists, ours, err := m.lookupRole(ctx, conn, name)
+	if err != nil || !exists {
+		return false, err
+	}
+	if !ours {
+		return false, fmt.Errorf("pgroles: role %s %w", name, errNotOurs)
+	}
+	// Signalling a role's backends takes membership in it.
+	if err := m.ensureMember(ctx, conn, name); err != nil {
+		return false, err
+	}
+	// Signalled, not waited for: nothing here needs the backend gone.
+	var ended bool
+	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) > 0
+		FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid = $2`,
+		name, int64(pid)).Scan(&ended)
+	if err != nil {
+		return false, fmt.Errorf("pgroles: terminate backend %d of %s: %w", pid, name, err)
+	}
+	return ended, nil
+}
+
 func (m *Manager) terminateOurs(ctx context.Context, conn *pgx.Conn, name string) (int, error) {
 	exists, ours, err := m.lookupRole(ctx, conn, name)
 	if err != nil || !exists {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestDropEndsLiveSession: an open session as the role gets an error on
@@ -127,6 +129,39 @@ func TestReconcile(t *testing.T) {
 		g := newGrant(t, id[len("g_"+e.run+"_"):], time.Hour, "pg:select %s.public.customers")
 		if _, err := m.Ensure(testCtx(t), g); !errors.Is(err, errNotOurs) {
 			t.Errorf("Ensure(%s) = %v, want errNotOurs", id, err)
+		}
+	}
+}
+
+// TerminateBackend ends the one backend of the grant's role it names, and
+// leaves alone a pid that is not the role's (another grant's backend) and
+// the role's other backends.
+func TestTerminateBackendEndsOnlyThatBackend(t *testing.T) {
+	m := newManager(t)
+	g := newGrant(t, "termpid", time.Hour, "pg:select %s.public.customers")
+	other := newGrant(t, "termpid2", time.Hour, "pg:select %s.public.customers")
+	r, err := m.Ensure(testCtx(t), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := m.Ensure(testCtx(t), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, sibling, foreign := connectAs(t, r), connectAs(t, r), connectAs(t, ro)
+	pid := func(c *pgx.Conn) uint32 { return c.PgConn().PID() }
+	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(foreign)); err != nil || ended {
+		t.Fatalf("TerminateBackend of another grant's backend = %v, %v; want false", ended, err)
+	}
+	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(target)); err != nil || !ended {
+		t.Fatalf("TerminateBackend = %v, %v; want true", ended, err)
+	}
+	if _, err := target.Exec(testCtx(t), "SELECT 1"); err == nil {
+		t.Error("the backend survived TerminateBackend")
+	}
+	for name, c := range map[string]*pgx.Conn{"the role's other backend": sibling, "another grant's backend": foreign} {
+		if _, err := c.Exec(testCtx(t), "SELECT 1"); err != nil {
+			t.Errorf("%s was ended: %v", name, err)
 		}
 	}
 }

@@ -196,6 +196,16 @@ func (l *lazyRoles) Drop(ctx context.Context, grantID string) error {
 	return m.Drop(ctx, grantID)
 }
 
+// TerminateBackend implements pggw.BackendTerminator: the backend of a
+// closed session whose statement outlived its cancel.
+func (l *lazyRoles) TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error) {
+	m, err := l.manager(ctx)
+	if err != nil {
+		return false, err
+	}
+	return m.TerminateBackend(ctx, grantID, pid)
+}
+
 // Reconcile drops roles left by grants that ended while Airlock was down,
 // or that a replica made and could not drop (it died): the roles of grants
 // neither in keep nor live in the store.
@@ -215,6 +225,8 @@ func (l *lazyRoles) Reconcile(ctx context.Context, keep []string) error {
 		return live, nil
 	})
 }
+
+var _ pggw.BackendTerminator = (*lazyRoles)(nil)
 
 func (l *lazyRoles) close() {
 	l.mu.Lock()
