@@ -179,17 +179,6 @@ func (b *abortingBody) Read(p []byte) (int, error) {
 		return n, err
 	}
 	left := b.want - b.n
-	if left > 1 {
-		n, err := b.r.Read(p[:min(int64(len(p)), left-1)])
-		b.n += int64(n)
-		switch {
-		case err == io.EOF:
-			return 0, b.fail(errBodyLength) // ended short
-		case err != nil:
-			return 0, b.fail(err)
-		}
-		return n, nil
-	}
 	if left == 0 {
 		// An empty declared body: it must end at once.
 		if err := b.confirmEnd(); err != nil {
@@ -198,32 +187,42 @@ func (b *abortingBody) Read(p []byte) (int, error) {
 		b.eof = true
 		return 0, io.EOF
 	}
-	// The last byte: it goes out only once the end is confirmed.
-	var m int
+	// Up to the declared end, never past it. A read that does not reach
+	// the end goes out as it is; one that does is handed out only once
+	// the end is confirmed below. The body's end is not read apart from
+	// the rest: a read one byte short and then the last byte alone took,
+	// per upload, a read from the client and two writes upstream (one of
+	// a single byte) more than the body needs, and woke the upstream
+	// for each.
+	var n int
 	var err error
 	for range maxEmptyReads {
-		if m, err = b.r.Read(p[:1]); m > 0 || err != nil {
+		if n, err = b.r.Read(p[:min(int64(len(p)), left)]); n > 0 || err != nil {
 			break
 		}
 	}
 	switch {
-	case m == 0 && (err == nil || err == io.EOF):
-		if err == nil {
-			err = io.ErrNoProgress
-		} else {
-			err = errBodyLength // ended short
-		}
-		return 0, b.fail(err)
 	case err != nil && err != io.EOF:
+		// Whatever came with the error goes nowhere.
 		return 0, b.fail(err)
+	case n == 0 && err == nil:
+		return 0, b.fail(io.ErrNoProgress)
+	case int64(n) < left && err == io.EOF:
+		return 0, b.fail(errBodyLength) // ended short
+	case int64(n) < left:
+		b.n += int64(n)
+		return n, nil
 	case err == nil:
+		// The read reached the declared length: the reader underneath
+		// must end right there (its checks done, see holdLast) before
+		// any of it goes out.
 		if err := b.confirmEnd(); err != nil {
 			return 0, b.fail(err)
 		}
 	}
-	b.n++
+	b.n += int64(n)
 	b.eof = true
-	return 1, io.EOF
+	return n, io.EOF
 }
 
 // confirmEnd reads on until the reader underneath ends, which it must
