@@ -123,6 +123,9 @@ func fullGrant(id string, at time.Time) model.Grant {
 		EndReason:   "revoked",
 		EndedBy:     "alice",
 		EndComment:  "enough",
+		// Every field of a SignIn is set, though a real one has either a
+		// key id or an issuer and subject, so the round trip covers all.
+		EndedAuth: &model.SignIn{Method: model.SignInSSO, KeyID: "k_0123456789abcdef", Issuer: "https://login.example.com", Subject: "carol"},
 		Decision: model.PolicyDecision{
 			Outcome:       "human",
 			PolicySetHash: "sha256:0123abcd",
@@ -140,9 +143,11 @@ func fullGrant(id string, at time.Time) model.Grant {
 		},
 		Approvals: []model.Approval{
 			{Approver: "alice", Decision: "approved", Comment: "ok", At: at.Add(2*time.Minute + 3),
-				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd", Via: "slack", SlackUser: "U0ALICE"},
+				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd", Via: "slack", SlackUser: "U0ALICE",
+				Auth: &model.SignIn{Method: model.SignInAPIKey, KeyID: "k_fedcba9876543210", Issuer: "https://login.example.com", Subject: "alice"}},
 			{Approver: "bob", Decision: "denied", Comment: "no", At: at.Add(2*time.Minute + 4),
-				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd", Via: "slack", SlackUser: "U024BE7LH"},
+				Policies: []string{"leads-approve-sre-agents"}, PolicySetHash: "sha256:0123abcd", Via: "slack", SlackUser: "U024BE7LH",
+				Auth: &model.SignIn{Method: model.SignInSSO, KeyID: "k_0011223344556677", Issuer: "https://login.example.com", Subject: "bob"}},
 		},
 		CredentialID:          "AKIA" + strings.ToUpper(id),
 		CredentialFingerprint: "sha256:fp-" + id,
