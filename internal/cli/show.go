@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/client"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
@@ -277,33 +279,47 @@ func (a *app) sessionCmd() *cobra.Command {
 					return nil
 				}
 			}
-			views, err := fetchSessions(cmd.Context(), c, ids)
-			if err != nil {
-				return describe(err)
-			}
-			unproven := false
-			for _, v := range views {
-				unproven = unproven || len(v.Session.LogMismatch) > 0
-			}
+			// Each session's recording is read a page at a time and
+			// printed as it comes: a long session holds millions of
+			// events, which the CLI held all at once before printing.
+			ctx := cmd.Context()
+			var mismatches []model.Session
+			var show func(i int, id string) error
+			end := func() error { return nil }
 			if a.output == "json" {
-				if err := a.printJSON(views); err != nil {
+				if len(ids) == 0 {
+					// As the Encoder writes an empty list.
+					_, err := io.WriteString(a.out, "[]\n")
 					return err
 				}
-				for _, v := range views {
-					printMismatch(a.errOut, "session "+v.Session.ID, v.Session.LogMismatch)
+				show = func(i int, id string) error {
+					return showSessionJSON(ctx, c, a.out, i, id, &mismatches)
 				}
-				return unprovenRecord(unproven)
+				end = func() error {
+					_, err := io.WriteString(a.out, "\n]\n")
+					return err
+				}
+			} else {
+				show = func(_ int, id string) error {
+					return showSessionText(ctx, c, a.out, id, &mismatches)
+				}
 			}
-			for _, v := range views {
-				s := v.Session
-				linef(a.out, "Session %s  grant %s  %s on %s  from %s", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
-				// The line above and the next are the session's stored
-				// summary: say so where the log does not prove it.
-				printMismatch(a.out, "session "+s.ID, s.LogMismatch)
-				linef(a.out, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
-				writeTranscript(a.out, v.Events)
+			for i, id := range ids {
+				if err := show(i, id); err != nil {
+					// What was printed is cut short (the JSON does not
+					// parse), and the command fails.
+					return describe(err)
+				}
 			}
-			return unprovenRecord(unproven)
+			if err := end(); err != nil {
+				return err
+			}
+			if a.output == "json" {
+				for _, s := range mismatches {
+					printMismatch(a.errOut, "session "+s.ID, s.LogMismatch)
+				}
+			}
+			return unprovenRecord(len(mismatches) > 0)
 		},
 	})
 	return cmd
@@ -315,15 +331,50 @@ func (a *app) sessionCmd() *cobra.Command {
 // the statement number (PostgreSQL) or request id (AWS). A result that
 // pairs with no request is printed where its batch was logged.
 func writeTranscript(w io.Writer, events []httpapi.Event) {
-	type res struct {
-		seq  int64
-		idx  int // 1-based place in its session.results entry
-		call gateway.Call
-		used bool
-	}
-	byKey := map[string]*res{}
-	var batches = map[int64][]*res{}
+	t := newTranscript(w)
+	t.Add(events)
+	t.Close()
+}
+
+// transcript prints a session's events as writeTranscript does, given a
+// page at a time (airlock session show follows the pages of a long
+// session): what pairs results with requests is carried from page to
+// page. A request whose result has not come yet is held back, with every
+// event after it, until the result comes, transcriptWindow events have
+// been held, or the recording ends: a result logged further than that
+// after its request prints where its batch was logged.
+type transcript struct {
+	w       io.Writer
+	byKey   map[string]*transcriptResult
+	batches map[int64][]*transcriptResult
+	held    []httpapi.Event
+}
+
+type transcriptResult struct {
+	seq  int64
+	idx  int // 1-based place in its session.results entry
+	call gateway.Call
+	used bool
+}
+
+const (
+	// transcriptWindow is the most events a transcript holds back.
+	transcriptWindow = 2 * grants.MaxEventsPage
+	// transcriptResults bounds the results a transcript remembers for
+	// requests still to come; past it, those of printed batches are
+	// forgotten (a request logged after its own result, which the
+	// gateway does not write, then prints without it).
+	transcriptResults = 100000
+)
+
+func newTranscript(w io.Writer) *transcript {
+	return &transcript{w: w, byKey: map[string]*transcriptResult{}, batches: map[int64][]*transcriptResult{}}
+}
+
+// Add prints the events of the next page that need nothing still to come.
+func (t *transcript) Add(events []httpapi.Event) {
 	for _, e := range events {
+		t.held = append(t.held, e)
 		var ent struct {
 			Type string `json:"type"`
 			Data struct {
@@ -334,33 +385,75 @@ func writeTranscript(w io.Writer, events []httpapi.Event) {
 			continue
 		}
 		for i, c := range ent.Data.Results {
-			r := &res{seq: e.Seq, idx: i + 1, call: c}
-			batches[e.Seq] = append(batches[e.Seq], r)
+			r := &transcriptResult{seq: e.Seq, idx: i + 1, call: c}
+			t.batches[e.Seq] = append(t.batches[e.Seq], r)
 			if k := pairKey(c); k != "" {
-				byKey[k] = r
+				t.byKey[k] = r
 			}
 		}
 	}
-	for _, e := range events {
-		if rs, ok := batches[e.Seq]; ok {
-			for _, r := range rs {
-				if !r.used {
-					linef(w, "  %-7s %s  %s", resultRef(r.seq, r.idx), tsMilli(e.Time), renderCall(r.call))
-				}
-			}
-			continue
+	t.flush(false)
+}
+
+// Close prints what is held back: the recording has ended.
+func (t *transcript) Close() { t.flush(true) }
+
+func (t *transcript) flush(end bool) {
+	i := 0
+	for ; i < len(t.held); i++ {
+		e := t.held[i]
+		if !end && len(t.held)-i <= transcriptWindow && t.awaits(e) {
+			break
 		}
-		line, ok := callLine(e.Entry)
-		if !ok {
-			linef(w, "  #%-6d %s  %-16s %s", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
-			continue
+		t.print(e)
+	}
+	t.held = append(t.held[:0:0], t.held[i:]...)
+	if len(t.byKey) > transcriptResults {
+		first := int64(math.MaxInt64)
+		if len(t.held) > 0 {
+			first = t.held[0].Seq
 		}
-		linef(w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
-		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
-			if r := byKey[pairKey(c)]; r != nil && !r.used && pairKey(c) != "" {
-				r.used = true
-				linef(w, "  %-7s %s  %s", resultRef(r.seq, r.idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
+		for k, r := range t.byKey {
+			if r.seq < first {
+				delete(t.byKey, k)
 			}
+		}
+	}
+}
+
+// awaits reports whether e is a request whose result has not come yet.
+func (t *transcript) awaits(e httpapi.Event) bool {
+	c, ok := entryCall(e.Entry)
+	if !ok || c.Kind == "result" {
+		return false
+	}
+	k := pairKey(c)
+	return k != "" && t.byKey[k] == nil
+}
+
+func (t *transcript) print(e httpapi.Event) {
+	if rs, ok := t.batches[e.Seq]; ok {
+		delete(t.batches, e.Seq)
+		for _, r := range rs {
+			if !r.used {
+				linef(t.w, "  %-7s %s  %s", resultRef(r.seq, r.idx), tsMilli(e.Time), renderCall(r.call))
+			}
+		}
+		return
+	}
+	line, ok := callLine(e.Entry)
+	if !ok {
+		linef(t.w, "  #%-6d %s  %-16s %s", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
+		return
+	}
+	linef(t.w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
+	if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
+		k := pairKey(c)
+		if r := t.byKey[k]; r != nil && !r.used && k != "" {
+			r.used = true
+			// Used, it pairs with no other request.
+			delete(t.byKey, k)
+			linef(t.w, "  %-7s %s  %s", resultRef(r.seq, r.idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
 		}
 	}
 }
@@ -467,16 +560,73 @@ func tsMilli(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05.000Z")
 }
 
-func fetchSessions(ctx context.Context, c *client.Client, ids []string) ([]httpapi.SessionResponse, error) {
-	out := []httpapi.SessionResponse{}
-	for _, id := range ids {
-		v, err := c.Session(ctx, id)
-		if err != nil {
-			return nil, err
+// sessionEventsPage is the events session show asks for in a page (the
+// server's most); tests make it small, to page a short session.
+var sessionEventsPage = grants.MaxEventsPage
+
+// showSessionText prints one session's record and its transcript, a page
+// of its recording at a time; a session whose record the log does not
+// prove is added to mismatches.
+func showSessionText(ctx context.Context, c *client.Client, w io.Writer, id string, mismatches *[]model.Session) error {
+	t := newTranscript(w)
+	first := true
+	err := c.EachSessionPage(ctx, id, sessionEventsPage, func(v httpapi.SessionResponse) error {
+		if first {
+			first = false
+			s := v.Session
+			if len(s.LogMismatch) > 0 {
+				*mismatches = append(*mismatches, s)
+			}
+			linef(w, "Session %s  grant %s  %s on %s  from %s", s.ID, s.GrantID, s.Identity, s.Target, dash(s.Client))
+			// The line above and the next are the session's stored
+			// summary: say so where the log does not prove it.
+			printMismatch(w, "session "+s.ID, s.LogMismatch)
+			linef(w, "  %s → %s  %d calls, %d denied, %d bytes in, %d bytes out", ts(s.StartedAt), ts(s.EndedAt), s.Calls, s.Denied, s.BytesIn, s.BytesOut)
 		}
-		out = append(out, v)
+		t.Add(v.Events)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return out, nil
+	t.Close()
+	return nil
+}
+
+// showSessionJSON writes the i-th element of session show's JSON array,
+// {"session", "events"} as the Encoder indents it, a page of events at a
+// time: the output is byte for byte what encoding every session's whole
+// recording at once wrote. The array's end ("\n]\n") is the caller's.
+func showSessionJSON(ctx context.Context, c *client.Client, w io.Writer, i int, id string, mismatches *[]model.Session) error {
+	var list *jsonlist.Writer[httpapi.Event]
+	err := c.EachSessionPage(ctx, id, sessionEventsPage, func(v httpapi.SessionResponse) error {
+		if list == nil {
+			if len(v.Session.LogMismatch) > 0 {
+				*mismatches = append(*mismatches, v.Session)
+			}
+			sj, err := json.MarshalIndent(v.Session, "    ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n"
+			if i == 0 {
+				sep = "[\n"
+			}
+			if _, err := io.WriteString(w, sep+"  {\n    \"session\": "+string(sj)+",\n    \"events\": "); err != nil {
+				return err
+			}
+			list = &jsonlist.Writer[httpapi.Event]{W: w, Prefix: "    "}
+		}
+		return list.Add(v.Events)
+	})
+	if err != nil {
+		return err
+	}
+	if err := list.Close(); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "\n  }")
+	return err
 }
 
 // unprovenRecord fails a show command, in every output format, when a

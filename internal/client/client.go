@@ -260,10 +260,37 @@ func (c *Client) EachSession(ctx context.Context, id string, fn func([]model.Ses
 	}, fn)
 }
 
-// Session returns one session's recording.
+// Session returns one session's record and the first page of its
+// recording (the server's default page): its Next, when set, is where
+// SessionEventsPage goes on.
 func (c *Client) Session(ctx context.Context, id string) (httpapi.SessionResponse, error) {
+	return c.SessionEventsPage(ctx, id, "", 0)
+}
+
+// SessionEventsPage reads one session's record and a page of its
+// recording: after the cursor after (a previous page's Next) if not
+// empty, at most limit events (the server's default if 0).
+func (c *Client) SessionEventsPage(ctx context.Context, id, after string, limit int) (httpapi.SessionResponse, error) {
 	var r httpapi.SessionResponse
-	return r, c.do(ctx, "GET", "/v1/sessions/"+url.PathEscape(id), nil, &r)
+	err := c.do(ctx, "GET", pagePath("/v1/sessions/"+url.PathEscape(id), nil, after, limit), nil, &r)
+	return r, err
+}
+
+// EachSessionPage reads one session's whole recording a page of limit
+// events at a time (grants.MaxEventsPage if 0), following each page's
+// cursor, and hands each page (the session's record and its events) to fn
+// as it comes: the caller holds one page at a time, however long the
+// session.
+func (c *Client) EachSessionPage(ctx context.Context, id string, limit int, fn func(httpapi.SessionResponse) error) error {
+	if limit <= 0 {
+		limit = grants.MaxEventsPage
+	}
+	return follow(func(after string) ([]httpapi.SessionResponse, string, error) {
+		r, err := c.SessionEventsPage(ctx, id, after, limit)
+		return []httpapi.SessionResponse{r}, r.Next, err
+	}, func(rs []httpapi.SessionResponse) error {
+		return fn(rs[0])
+	})
 }
 
 func (c *Client) decide(ctx context.Context, id, verb string, in httpapi.DecisionInput) (model.Grant, error) {

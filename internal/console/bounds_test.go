@@ -77,7 +77,7 @@ func TestRecordingPagesBounded(t *testing.T) {
 	if strings.Contains(p.body, "k00100") || !strings.Contains(p.body, "k00098") {
 		t.Errorf("grant page: the first session's transcript is not cut after its 100th line")
 	}
-	if !strings.Contains(p.body, `href="/console/sessions/`+first+`?from=100"`) {
+	if !strings.Contains(p.body, `The transcript goes on: <a class="next" href="/console/sessions/`+first+`"`) {
 		t.Errorf("grant page: no link to the rest of %s's transcript", first)
 	}
 	if n := strings.Count(p.body, `<section class="session"`); n != 200 {
@@ -104,23 +104,27 @@ func TestRecordingPagesBounded(t *testing.T) {
 		t.Errorf("grant page: %d bytes", len(p.body))
 	}
 
-	// The session: started, 5,100 calls, ended: 5,102 lines.
+	// The session: started, 5,100 calls, ended: 5,102 events, a page of
+	// 5,000 read at a time.
 	p = b.get("/console/sessions/" + first)
 	if n := strings.Count(p.body, `<tr class="t-`); p.status != http.StatusOK || n != 5000 {
 		t.Fatalf("session page: %d, %d lines, want 5000", p.status, n)
 	}
-	if !strings.Contains(p.body, `href="/console/sessions/`+first+`?from=5000"`) {
-		t.Errorf("session page: no link to the next lines")
+	m := regexp.MustCompile(`href="/console/sessions/` + first + `\?after=(\d+)"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("session page: no link to the next page")
 	}
-	p = b.get("/console/sessions/" + first + "?from=5000")
+	p = b.get("/console/sessions/" + first + "?after=" + m[1])
 	if n := strings.Count(p.body, `<tr class="t-`); p.status != http.StatusOK || n != 102 {
-		t.Fatalf("session page from 5000: %d, %d lines, want 102", p.status, n)
+		t.Fatalf("session page after %s: %d, %d lines, want 102", m[1], p.status, n)
 	}
-	if !strings.Contains(p.body, "k05099") || strings.Contains(p.body, "k04997") || strings.Contains(p.body, "?from=") {
-		t.Errorf("session page from 5000: not the last lines, or a next link past the end")
+	if !strings.Contains(p.body, "k05099") || strings.Contains(p.body, "k04997") || strings.Contains(p.body, "?after=") {
+		t.Errorf("session page after %s: not the last lines, or a next link past the end", m[1])
 	}
-	if p := b.get("/console/sessions/" + first + "?from=-1"); p.status != http.StatusBadRequest {
-		t.Errorf("?from=-1: %d, want 400", p.status)
+	for _, q := range []string{"?after=-1", "?after=x", "?limit=0", "?from=1"} {
+		if p := b.get("/console/sessions/" + first + q); p.status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", q, p.status)
+		}
 	}
 }
 

@@ -451,33 +451,29 @@ const maxInline = 5
 // as its agent made (an S3 HEAD loop makes thousands a second), and every
 // one was rendered: the grant page listed each call twice (its transcript
 // and the history) and, buffered whole before it was sent, a grant of a
-// million calls took gigabytes to show. Beyond these, a page says how
-// many lines it left out and links to the next ones.
+// million calls took gigabytes to show. Beyond these, a page says what
+// it left out and links to the rest; a session page reads its own page
+// of events alone.
 const (
-	maxInlineLines   = 100  // transcript lines of each inline session on the grant page
-	maxPageLines     = 5000 // transcript lines on one session page (?from= pages on)
-	maxHistory       = 1000 // history rows on the grant page
-	maxGrantSessions = 200  // sessions listed on the grant page
+	maxInlineLines   = 100                  // transcript lines of each inline session on the grant page
+	maxPageEvents    = grants.MaxEventsPage // events on one session page (?after= pages on)
+	maxHistory       = 1000                 // history rows on the grant page
+	maxGrantSessions = 200                  // sessions listed on the grant page
 )
 
 type sessionView struct {
 	Session    model.Session
 	Transcript []line
 	Inline     bool
-	// From is the index of the first line shown (the session page's
-	// ?from=), Total how many lines the whole transcript has; Next is
-	// where the next page starts, 0 if this one reaches the end.
-	From, Total, Next int
-}
-
-// window cuts v's transcript to n lines from from.
-func (v *sessionView) window(from, n int) {
-	v.Total, v.From = len(v.Transcript), min(from, len(v.Transcript))
-	v.Transcript = v.Transcript[v.From:]
-	if len(v.Transcript) > n {
-		v.Transcript = v.Transcript[:n]
-		v.Next = v.From + n
-	}
+	// After is the cursor this page of the session's events starts after
+	// (the session page's ?after=), 0 from the start; Next is the cursor
+	// of the next page, 0 if this one reaches the end. A page holds at
+	// most maxPageEvents events, read alone: a session of millions of
+	// statements was read whole for every page.
+	After, Next int64
+	// More is set on an inline transcript cut short: the session page
+	// shows the rest.
+	More bool
 }
 
 type grantData struct {
@@ -528,39 +524,41 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 	for i, s := range ss {
 		v := sessionView{Session: s}
 		if i < maxInline {
-			_, es, err := h.svc.Session(ctx, u.id, s.ID)
+			// One more event than lines shown: each shows at least one
+			// line, so a cut transcript is seen cut.
+			sp, err := h.svc.Session(ctx, u.id, s.ID, grants.EventsQuery{Limit: maxInlineLines + 1})
 			if err != nil {
 				h.failErr(w, r, u, err)
 				return
 			}
-			v.Transcript, v.Inline = transcript(httpapi.Events(es)), true
-			v.window(0, maxInlineLines)
+			v.Transcript, v.Inline = transcript(httpapi.Events(sp.Entries)), true
+			if len(v.Transcript) > maxInlineLines || sp.Next != 0 {
+				v.Transcript, v.More = v.Transcript[:min(len(v.Transcript), maxInlineLines)], true
+			}
 		}
 		d.Sessions = append(d.Sessions, v)
 	}
 	h.render(w, r, &u, http.StatusOK, "grant", "Grant "+g.ID, d)
 }
 
-// session shows one session's transcript, maxPageLines lines from
-// ?from= (0 by default).
+// session shows a page of one session's transcript: maxPageEvents events
+// after ?after= (from the start by default), read alone.
 func (h *Handler) session(w http.ResponseWriter, r *http.Request, u who) {
-	from := 0
-	if v := r.URL.Query().Get("from"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			h.fail(w, r, &u, http.StatusBadRequest, fmt.Sprintf("from: %s is not a line number.", apierr.Quote(v)))
-			return
-		}
-		from = n
-	}
-	s, es, err := h.svc.Session(r.Context(), u.id, r.PathValue("id"))
+	q, err := httpapi.ParseEventsQuery(r.URL.Query())
 	if err != nil {
 		h.failErr(w, r, u, err)
 		return
 	}
-	v := sessionView{Session: s, Transcript: transcript(httpapi.Events(es)), Inline: true}
-	v.window(from, maxPageLines)
-	h.render(w, r, &u, http.StatusOK, "session", "Session "+s.ID, v)
+	if q.Limit == 0 {
+		q.Limit = maxPageEvents
+	}
+	sp, err := h.svc.Session(r.Context(), u.id, r.PathValue("id"), q)
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	v := sessionView{Session: sp.Session, Transcript: transcript(httpapi.Events(sp.Entries)), Inline: true, After: q.After, Next: sp.Next}
+	h.render(w, r, &u, http.StatusOK, "session", "Session "+sp.Session.ID, v)
 }
 
 // --- audit ---

@@ -148,6 +148,9 @@ type harnessOptions struct {
 	// LogStore, if set, wraps the store the audit log writes through (to
 	// inject write failures).
 	LogStore func(store.Store) store.Store
+	// Store, if set, wraps the store the service reads and writes (the
+	// log's is h.St, or LogStore's).
+	Store func(store.Store) store.Store
 	// Journal keeps the journal with LogStore set (which otherwise turns
 	// it off, so that every batch meets the wrapped store).
 	Journal bool
@@ -324,8 +327,12 @@ func (h *harness) start() {
 			binding = func(string) string { return b }
 		}
 	}
+	var svcStore store.Store = h.St
+	if h.opts.Store != nil {
+		svcStore = h.opts.Store(h.St)
+	}
 	h.Svc, err = grants.New(grants.Options{
-		Store: h.St, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: h.targets(),
+		Store: svcStore, Log: h.Log, Policy: h.Pol, Directory: h.Dir, Targets: h.targets(),
 		MaxDuration: h.opts.MaxDuration, PendingTimeout: h.opts.PendingTimeout, RequireReason: true,
 		CredentialKey: h.credentialKey(), Clock: clk, Logger: slog.New(h.errs),
 		MaxWaiters: h.opts.MaxWaiters, MaxWaitersPerIdentity: h.opts.MaxWaitersPerIdentity,
@@ -617,11 +624,11 @@ func isClosed(ch <-chan struct{}) bool {
 // service (which first writes pending summaries).
 func (h *harness) session(id string) model.Session {
 	h.t.Helper()
-	rec, _, err := h.Svc.Session(h.ctx, h.id(alice), id)
+	sp, err := h.Svc.Session(h.ctx, h.id(alice), id, grants.EventsQuery{})
 	if err != nil {
 		h.t.Fatalf("session %s: %v", id, err)
 	}
-	return rec
+	return sp.Session
 }
 
 // startSession opens a gateway session on active grant g, as a gateway

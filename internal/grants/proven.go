@@ -24,31 +24,48 @@ func (s *Service) Fresh(ctx context.Context) { s.freshSessions(ctx) }
 // its stored leaf hash; that the entries themselves are the signed log is
 // airlock audit verify's job (it checks the whole tree).
 
-// deriveGrant derives grant id and its sessions from its log entries.
+// deriveGrant derives grant id and its sessions from its log entries,
+// read deriveBatch at a time: a grant of a long PostgreSQL session holds
+// millions of entries, and reading them all at once held every one in
+// memory for one page of a session or a grant's record.
 func (s *Service) deriveGrant(ctx context.Context, id string) (*review.Deriver, []string, error) {
-	entries, err := s.st.LogEntries(ctx, store.LogFilter{GrantID: id})
-	if err != nil {
-		return nil, nil, err
-	}
 	d := review.NewDeriver()
 	var problems []string
-	for _, e := range entries {
-		if e.Seq < 0 {
-			// No position of the log holds it, so no checkpoint covers
-			// it: rows made up with such entries read as proven.
-			problems = append(problems, fmt.Sprintf("log entry %d has a negative sequence number: it is not in the log (run airlock audit verify)", e.Seq))
-			continue
+	for after := int64(0); ; {
+		entries, err := s.st.LogEntries(ctx, store.LogFilter{GrantID: id, After: after, Limit: deriveBatch})
+		if err != nil {
+			return nil, nil, err
 		}
-		if h := tlog.RecordHash(e.Data); !bytes.Equal(h[:], e.LeafHash) {
-			problems = append(problems, fmt.Sprintf("log entry %d does not hash to its leaf hash (run airlock audit verify)", e.Seq))
-			continue
+		for _, e := range entries {
+			after = max(after, e.Seq)
+			if e.Seq < 0 {
+				// No position of the log holds it, so no checkpoint covers
+				// it: rows made up with such entries read as proven.
+				problems = append(problems, fmt.Sprintf("log entry %d has a negative sequence number: it is not in the log (run airlock audit verify)", e.Seq))
+				continue
+			}
+			if h := tlog.RecordHash(e.Data); !bytes.Equal(h[:], e.LeafHash) {
+				problems = append(problems, fmt.Sprintf("log entry %d does not hash to its leaf hash (run airlock audit verify)", e.Seq))
+				continue
+			}
+			if err := d.Add(e.Data); err != nil {
+				problems = append(problems, err.Error())
+			}
 		}
-		if err := d.Add(e.Data); err != nil {
-			problems = append(problems, err.Error())
+		if len(entries) < deriveBatch {
+			return d, problems, nil
+		}
+		if after <= 0 {
+			// A whole batch out of the log: the cursor cannot move past
+			// it, and the rest is not read.
+			problems = append(problems, fmt.Sprintf("more than %d log entries have no position in the log (run airlock audit verify)", deriveBatch))
+			return d, problems, nil
 		}
 	}
-	return d, problems, nil
 }
+
+// deriveBatch is the most log entries deriveGrant holds at once.
+const deriveBatch = 1000
 
 // proveGrants sets LogMismatch on each grant of gs.
 func (s *Service) proveGrants(ctx context.Context, gs []model.Grant) error {

@@ -87,23 +87,67 @@ func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, ma
 	}
 }
 
-// Session returns a session's record and its log entries.
-func (s *Service) Session(ctx context.Context, caller model.Identity, id string) (model.Session, []store.LogEntry, error) {
+// Bounds of a page of a session's events (Session).
+const (
+	// DefaultEventsPage is the events a page holds when the caller names
+	// no limit.
+	DefaultEventsPage = 1000
+	// MaxEventsPage is the most a caller may ask for in one page. A
+	// PostgreSQL session of an agent holding a long grant records an
+	// event per statement, millions of them: the whole recording in one
+	// answer read hundreds of megabytes into the server's memory, and a
+	// reviewer's click could exhaust it.
+	MaxEventsPage = 5000
+)
+
+// EventsQuery selects a page of a session's events.
+type EventsQuery struct {
+	// After is the cursor: the page starts after the log entry of this
+	// sequence number (SessionPage.Next of the page before); 0 from the
+	// start.
+	After int64
+	// Limit is the most events the page holds: 1 to MaxEventsPage,
+	// DefaultEventsPage if 0, MaxEventsPage if more.
+	Limit int
+}
+
+// SessionPage is a session's record and one page of its log entries.
+type SessionPage struct {
+	Session model.Session
+	Entries []store.LogEntry
+	// Next is the cursor of the next page (EventsQuery.After), or 0 when
+	// no entry of the session follows.
+	Next int64
+}
+
+// Session returns a session's record (proven against the log on every
+// page, as each answer shows it) and a page of its log entries in log
+// order: at most q's limit of them are read, whatever the session holds.
+func (s *Service) Session(ctx context.Context, caller model.Identity, id string, q EventsQuery) (SessionPage, error) {
 	s.freshSessions(ctx)
 	ses, err := s.st.Session(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, ses.Identity)) {
-		return model.Session{}, nil, apierr.NotFound("no session %s", apierr.Quote(id))
+		return SessionPage{}, apierr.NotFound("no session %s", apierr.Quote(id))
 	}
 	if err != nil {
-		return model.Session{}, nil, err
+		return SessionPage{}, err
 	}
-	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: id})
+	limit := pageLimit(q.Limit, DefaultEventsPage, MaxEventsPage)
+	// One more than the page: whether a next page exists is known
+	// without a last, empty one.
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: id, After: max(q.After, 0), Limit: limit + 1})
 	if err != nil {
-		return ses, nil, err
+		return SessionPage{Session: ses}, err
+	}
+	page := SessionPage{Entries: entries}
+	if len(entries) > limit {
+		page.Entries = entries[:limit]
+		page.Next = page.Entries[limit-1].Seq
 	}
 	ss := []model.Session{ses}
 	err = s.proveSessions(ctx, ses.GrantID, ss)
-	return ss[0], entries, err
+	page.Session = ss[0]
+	return page, err
 }
 
 // Bounds of a page of a grant's sessions (GrantSessions).

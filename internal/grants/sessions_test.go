@@ -99,7 +99,8 @@ func TestSessions(t *testing.T) {
 	}
 
 	// The recording, event by event.
-	got, entries, err := h.Svc.Session(h.ctx, h.id(bot), ses.ID)
+	sp, err := h.Svc.Session(h.ctx, h.id(bot), ses.ID, grants.EventsQuery{})
+	got, entries := sp.Session, sp.Entries
 	if err != nil || got.ID != ses.ID {
 		t.Fatal(err)
 	}
@@ -144,10 +145,10 @@ func TestSessions(t *testing.T) {
 	if d := entryData(t, entries[len(entries)-1]); d["calls"] != float64(3) || d["denied"] != float64(1) || d["grant_end"] != "" {
 		t.Errorf("ended entry %v", d)
 	}
-	if _, _, err := h.Svc.Session(h.ctx, h.id(bot2), ses.ID); err == nil {
+	if _, err := h.Svc.Session(h.ctx, h.id(bot2), ses.ID, grants.EventsQuery{}); err == nil {
 		t.Error("another agent can read the recording")
 	}
-	if _, _, err := h.Svc.Session(h.ctx, h.id(bob), ses.ID); err != nil {
+	if _, err := h.Svc.Session(h.ctx, h.id(bob), ses.ID, grants.EventsQuery{}); err != nil {
 		t.Errorf("a person reads the recording: %v", err)
 	}
 	if gs, err := h.Svc.GrantSessions(h.ctx, h.id(bot), g.ID, grants.SessionsQuery{}); err != nil || len(gs.Sessions) != 1 {

@@ -345,24 +345,38 @@ func (h *Handler) findings(w http.ResponseWriter, r *http.Request, who model.Ide
 	if fq.Limit, err = parseLimit(q.Get("limit"), grants.MaxFindingsPage); err != nil {
 		return nil, err
 	}
-	if v := q.Get("after"); v != "" {
-		// The cursor is the sequence number of the log entry the page
-		// before ended at, but only as the server wrote it in next.
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || strconv.FormatInt(n, 10) != v {
-			return nil, apierr.Invalid("after", "%s is not a cursor (the next of a previous page)", apierr.Quote(v))
-		}
-		fq.After = n
+	if fq.After, err = parseSeqCursor(q.Get("after")); err != nil {
+		return nil, err
 	}
 	page, err := h.svc.Findings(r.Context(), who, fq)
 	if err != nil {
 		return nil, err
 	}
-	resp := FindingsResponse{Findings: page.Findings}
-	if page.Next > 0 {
-		resp.Next = strconv.FormatInt(page.Next, 10)
+	return FindingsResponse{Findings: page.Findings, Next: seqCursor(page.Next)}, nil
+}
+
+// parseSeqCursor reads the after parameter of a list paged by log
+// sequence (findings, a session's events): the sequence number of the log
+// entry the page before ended at, but only as the server wrote it in next;
+// 0 when v is empty.
+func parseSeqCursor(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
 	}
-	return resp, nil
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || strconv.FormatInt(n, 10) != v {
+		return 0, apierr.Invalid("after", "%s is not a cursor (the next of a previous page)", apierr.Quote(v))
+	}
+	return n, nil
+}
+
+// seqCursor is the next of a page paged by log sequence: "" (no page
+// follows) for 0.
+func seqCursor(next int64) string {
+	if next <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(next, 10)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -760,15 +774,46 @@ func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, who model.Ide
 	return SessionsResponse{Sessions: page.Sessions, Next: page.Next}, nil
 }
 
-// SessionResponse is one session's recording.
+// SessionResponse is one session's record and a page of its recording.
+// Next, when set, is the cursor of the next page of events (?after=NEXT);
+// absent, no event follows. A client that names no page gets the first
+// DefaultEventsPage events, and the whole recording if it fits.
 type SessionResponse struct {
 	Session model.Session `json:"session"`
 	Events  []Event       `json:"events"`
+	Next    string        `json:"next,omitempty"`
 }
 
 func (h *Handler) session(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	s, es, err := h.svc.Session(r.Context(), who, r.PathValue("id"))
-	return SessionResponse{s, events(es)}, err
+	eq, err := ParseEventsQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	page, err := h.svc.Session(r.Context(), who, r.PathValue("id"), eq)
+	if err != nil {
+		return nil, err
+	}
+	return SessionResponse{Session: page.Session, Events: events(page.Entries), Next: seqCursor(page.Next)}, nil
+}
+
+// ParseEventsQuery reads a page of a session's events from query
+// parameters: limit and after. GET /v1/sessions/{id} and the console's
+// session page both answer through it.
+func ParseEventsQuery(q map[string][]string) (grants.EventsQuery, error) {
+	if err := known(q, "limit", "after"); err != nil {
+		return grants.EventsQuery{}, err
+	}
+	if err := once(q, "limit", "after"); err != nil {
+		return grants.EventsQuery{}, err
+	}
+	v := url.Values(q)
+	var eq grants.EventsQuery
+	var err error
+	if eq.Limit, err = parseLimit(v.Get("limit"), grants.MaxEventsPage); err != nil {
+		return eq, err
+	}
+	eq.After, err = parseSeqCursor(v.Get("after"))
+	return eq, err
 }
 
 // DecisionInput is the body of approve, deny, revoke and end.

@@ -342,6 +342,7 @@ func TestOpenAPIReferences(t *testing.T) {
 		"GET /v1/findings":             {"after", "day", "limit"},
 		"GET /v1/grants/{id}/sessions": {"after", "limit"},
 		"GET /v1/pending":              {"after", "limit"},
+		"GET /v1/sessions/{id}":        {"after", "limit"},
 	}
 	paths, _ := root["paths"].(map[string]any)
 	for path, item := range paths {

@@ -55,6 +55,7 @@ func TestControlCharsInParams(t *testing.T) {
 		{"GET", "/v1/grants/%00/history", "id"},
 		{"GET", "/v1/grants/g%00/sessions", "id"},
 		{"GET", "/v1/sessions/%00", "id"},
+		{"GET", "/v1/sessions/s_1?after=%00", "after"},
 		{"GET", "/v1/grants/g%0a?wait=1s", "id"},
 		{"POST", "/v1/grants/%00/approve", "id"},
 		{"POST", "/v1/agents/a%00/disable", "name"},

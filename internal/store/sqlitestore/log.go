@@ -250,7 +250,9 @@ func logEntriesQuery(f store.LogFilter, noSessionRuns, noGrantRuns bool) (string
 		args  []any
 	)
 	from, order := "log_entries e", "e.seq"
+	viaRuns := false
 	runs := func(table, col, key string) {
+		viaRuns = true
 		from = table + " r CROSS JOIN log_entries e ON e.seq BETWEEN r.first_seq AND r.last_seq"
 		order = "r.first_seq, e.seq"
 		conds = append(conds, "r."+col+" = ?")
@@ -273,6 +275,14 @@ func logEntriesQuery(f store.LogFilter, noSessionRuns, noGrantRuns bool) (string
 	if f.After > 0 {
 		conds = append(conds, "e.seq > ?")
 		args = append(args, f.After)
+		if viaRuns {
+			// A page of a session's events (or a grant's) after the
+			// cursor skips the runs that end before it without reading
+			// the log for each: a long session has many runs, and every
+			// page would otherwise seek each earlier one.
+			conds = append(conds, "r.last_seq > ?")
+			args = append(args, f.After)
+		}
 	}
 	if f.Type != "" {
 		// SQLite plans with the bound value, so a type with a partial

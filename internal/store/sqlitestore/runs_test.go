@@ -63,7 +63,7 @@ func wantEntries(all []store.LogEntry, f store.LogFilter) []int64 {
 	var out []int64
 	for _, e := range all {
 		if (f.SessionID == "" || e.SessionID == f.SessionID) && (f.GrantID == "" || e.GrantID == f.GrantID) &&
-			(f.Type == "" || e.Type == f.Type) && (f.Limit == 0 || len(out) < f.Limit) {
+			(f.Type == "" || e.Type == f.Type) && (f.After <= 0 || e.Seq > f.After) && (f.Limit == 0 || len(out) < f.Limit) {
 			out = append(out, e.Seq)
 		}
 	}
@@ -78,6 +78,9 @@ func checkSessionQueries(t *testing.T, s *Store, all []store.LogEntry) {
 		{SessionID: "s_other", GrantID: "g_1"}, {SessionID: "s_rare", Type: "session.call"},
 		{GrantID: "g_1", Limit: 100}, {Type: "grant.approved"}, {GrantID: "g_1"}, {GrantID: "g_2"},
 		{GrantID: "g_2", Type: "session.call", Limit: 3}, {GrantID: "g_none"},
+		// Pages after a cursor (a session's events, a grant's derivation).
+		{SessionID: "s_busy1", After: 1000, Limit: 50}, {SessionID: "s_rare", After: 1500},
+		{SessionID: "s_busy2", After: 1, Limit: 1}, {GrantID: "g_2", After: 2000, Limit: 10}, {SessionID: "s_busy2", After: 1 << 40},
 	} {
 		got, err := s.LogEntries(t.Context(), f)
 		if err != nil {
@@ -238,6 +241,13 @@ func TestSessionQueryPlan(t *testing.T) {
 	if !strings.Contains(p, "SEARCH r USING PRIMARY KEY (session_id=?)") || !strings.Contains(p, "SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)") ||
 		strings.Contains(p, "TEMP B-TREE") || strings.Contains(p, "SCAN") {
 		t.Errorf("session entries plan:\n%s", p)
+	}
+	// A page of a session's events after a cursor (GET
+	// /v1/sessions/{id}?after=) is read alike.
+	p = plan(t, s, store.LogFilter{SessionID: "s_1", After: 100, Limit: 1001})
+	if !strings.Contains(p, "SEARCH r USING PRIMARY KEY (session_id=?)") || !strings.Contains(p, "SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)") ||
+		strings.Contains(p, "TEMP B-TREE") || strings.Contains(p, "SCAN") {
+		t.Errorf("session page plan:\n%s", p)
 	}
 	p = plan(t, s, store.LogFilter{GrantID: "g_1"})
 	if !strings.Contains(p, "SEARCH r USING PRIMARY KEY (grant_id=?)") || !strings.Contains(p, "SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)") ||
