@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -414,12 +413,6 @@ func (c *conn) connectUpstream(role Role, runtime map[string]string) (*pgconn.Hi
 	cfg := c.t.cfg.Copy()
 	cfg.User, cfg.Password, cfg.Database = role.Name, role.Password, c.t.db
 	cfg.RuntimeParams = runtime
-	if role.ServerVersion >= checkIntervalSince {
-		// A startup parameter, not a SET: DISCARD ALL (reuse.go) resets
-		// settings to the startup's, so a kept connection keeps it.
-		cfg.RuntimeParams = maps.Clone(runtime)
-		cfg.RuntimeParams["client_connection_check_interval"] = checkInterval
-	}
 	// The admin DSN's own notice and validation hooks do not apply.
 	cfg.OnNotice, cfg.OnNotification, cfg.OnPgError = nil, nil, nil
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil

@@ -358,6 +358,14 @@ func (c *conn) openUpstream(st *grantState, params map[string]string) (net.Conn,
 	c.ownObjects = role.MayDefine || role.RowFunctions || role.ShadowsBuiltins
 	runtime := forwarded(params)
 	key := upstreamKey(role, runtime)
+	if role.ServerVersion >= checkIntervalSince {
+		// A startup parameter, not a SET: DISCARD ALL (reuse.go) resets
+		// settings to the startup's, so a kept connection keeps it. Added
+		// to the session's own map after the key (every login of the
+		// target adds it alike), where a copy of the map per login cost
+		// an allocation each.
+		runtime["client_connection_check_interval"] = checkInterval
+	}
 	hc := c.gw.takeIdle(st, key) // reuse.go
 	if hc == nil {
 		st.makeRoom()
