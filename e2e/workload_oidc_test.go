@@ -73,9 +73,11 @@ func startProvider(t *testing.T, script string, env ...string) (issuer string, s
 // tokens that a real OpenID provider issues (the npm oidc-provider
 // package, e2e/console/workload-op.mjs, by the client credentials grant),
 // its keys found by OpenID discovery: ES256 and RS256 tokens for Airlock's
-// audience map to the bound agent and carry it through a request; a token
-// for another audience, and one of a client no identity is bound to, are
-// refused with the check that failed; no token reaches the server's log.
+// audience map to the bound agent and carry it through a request, and so
+// does one good for 24 hours; a token for another audience, one of a
+// client no identity is bound to, and one good for a year (beyond the
+// default max_token_lifetime) are refused with the check that failed; no
+// token reaches the server's log.
 func TestWorkloadTokenFromRealProvider(t *testing.T) {
 	const secret = "workload-client-secret-never-logged"
 	issuer, opErr := startProvider(t, "workload-op.mjs", "CLIENT_SECRET="+secret)
@@ -146,9 +148,20 @@ func TestWorkloadTokenFromRealProvider(t *testing.T) {
 		t.Fatalf("grant %s: identity %q auth %q", g, rec.Identity, rec.Auth)
 	}
 
+	// A token good for 24 hours (EKS IRSA's lifetime) is within the
+	// default max_token_lifetime, 48 hours.
+	tok = token("triage-agent", "https://airlock.example/day")
+	used = append(used, tok)
+	if out := mustOK(t, airlock(t, e.addr, tok, "whoami"), "whoami with a 24-hour token"); !strings.HasPrefix(out, "log-triage-bot (agent") {
+		t.Fatalf("whoami with a 24-hour token:\n%s", out)
+	}
+
 	for _, c := range []struct{ client, resource, want string }{
 		{"triage-agent", "https://other.example/", "audience not accepted"},
 		{"stranger", "https://airlock.example/es", "no identity is bound"},
+		// The provider signs it, for the right audience and client, but
+		// it would be good for a year to whoever holds it.
+		{"triage-agent", "https://airlock.example/year", "token lifetime (exp - iat) exceeds the issuer's max_token_lifetime (48h0m0s)"},
 	} {
 		tok := token(c.client, c.resource)
 		used = append(used, tok)

@@ -3,9 +3,11 @@
 // port, issuing JWT access tokens by the client credentials grant to two
 // clients (the agent, triage-agent, and stranger, whom Airlock does not
 // bind). The resource indicator picks the token: .../es is signed ES256,
-// .../rs RS256, both for the audience "airlock"; https://other.example/
-// is for another audience. Keys are made at start-up and published in
-// the provider's JWKS, found by discovery.
+// .../rs RS256, both for the audience "airlock" and good for 10 minutes;
+// .../day and .../year are ES256 tokens for "airlock" good for 24 hours
+// and for a year; https://other.example/ is for another audience. Keys
+// are made at start-up and published in the provider's JWKS, found by
+// discovery.
 //
 // Environment: OP_PORT, CLIENT_SECRET. Prints "READY <issuer>" once it
 // listens.
@@ -25,6 +27,9 @@ const client = (id) => ({
   token_endpoint_auth_method: "client_secret_basic",
 });
 
+// Token lifetimes in seconds by the resource's path (default 10 minutes).
+const ttl = { "/day": 24 * 3600, "/year": 365 * 24 * 3600 };
+
 const provider = new Provider(issuer, {
   clients: [client("triage-agent"), client("stranger")],
   jwks: { keys: [key("ec", { namedCurve: "P-256" }, "ec-1", "ES256"), key("rsa", { modulusLength: 2048 }, "rsa-1", "RS256")] },
@@ -40,7 +45,7 @@ const provider = new Provider(issuer, {
         audience: resource === "https://other.example/" ? "other" : "airlock",
         scope: "agent",
         accessTokenFormat: "jwt",
-        accessTokenTTL: 600,
+        accessTokenTTL: ttl[new URL(resource).pathname] ?? 600,
         jwt: { sign: { alg: resource.endsWith("/rs") ? "RS256" : "ES256" } },
       }),
     },

@@ -25,6 +25,31 @@ type OIDCIssuer struct {
 	// that tell one running instance from another, e.g.
 	// kubernetes.io/pod/name or run_id; they join the instance fingerprint.
 	InstanceClaims []string `yaml:"instance_claims"`
+	// MaxTokenLifetime caps its tokens' lifetime (exp − iat, or exp − now
+	// for a token without iat); DefaultMaxTokenLifetime if unset.
+	MaxTokenLifetime Duration `yaml:"max_token_lifetime"`
+}
+
+// Workload token lifetime bounds.
+const (
+	// DefaultMaxTokenLifetime is an issuer's max_token_lifetime unless
+	// set: 48 hours accepts the real workload tokens (GitHub Actions
+	// tokens live minutes, a Kubernetes projected token an hour by default and
+	// up to 48 hours where a cluster allows it, EKS IRSA's 24 hours)
+	// and refuses one good for months or years.
+	DefaultMaxTokenLifetime = 48 * time.Hour
+	// MaxMaxTokenLifetime bounds max_token_lifetime: a bearer token good
+	// for longer than a week is a long-lived credential, better an API
+	// key, which the configuration can replace.
+	MaxMaxTokenLifetime = 7 * 24 * time.Hour
+)
+
+// TokenLifetime is the issuer's max_token_lifetime, or the default.
+func (is OIDCIssuer) TokenLifetime() time.Duration {
+	if is.MaxTokenLifetime.Duration > 0 {
+		return is.MaxTokenLifetime.Duration
+	}
+	return DefaultMaxTokenLifetime
 }
 
 // IdentityOIDC binds workload tokens to an agent: the token's issuer must be
@@ -75,13 +100,14 @@ func (c *Config) Binding(name string) string {
 func (d *decoder) oidcIssuers(n *yaml.Node, path string, c *Config) {
 	d.sequence(n, path, "a list of issuers", func(p string, v *yaml.Node) {
 		var is OIDCIssuer
-		if !d.mapping(v, p, "an issuer (a mapping with issuer, audience, jwks_url, instance_claims)", []field{
+		if !d.mapping(v, p, "an issuer (a mapping with issuer, audience, jwks_url, instance_claims, max_token_lifetime)", []field{
 			{"issuer", func(p string, v *yaml.Node) { is.Issuer = d.str(v, p) }},
 			{"audience", func(p string, v *yaml.Node) { is.Audience = d.str(v, p) }},
 			{"jwks_url", func(p string, v *yaml.Node) { is.JWKSURL = d.str(v, p) }},
 			{"instance_claims", func(p string, v *yaml.Node) { is.InstanceClaims = d.stringList(v, p) }},
+			{"max_token_lifetime", func(p string, v *yaml.Node) { is.MaxTokenLifetime = d.duration(v, p) }},
 		}) && !d.bad[p] {
-			d.failAt(v, p, "expected an issuer (a mapping with issuer, audience, jwks_url, instance_claims), got nothing")
+			d.failAt(v, p, "expected an issuer (a mapping with issuer, audience, jwks_url, instance_claims, max_token_lifetime), got nothing")
 		}
 		c.OIDC = append(c.OIDC, is)
 	})
@@ -166,6 +192,9 @@ func (d *decoder) validateWorkload(c *Config) {
 		}
 		if is.JWKSURL != "" {
 			d.checkIssuerURL(is.JWKSURL, p+".jwks_url")
+		}
+		if l := is.MaxTokenLifetime.Duration; l > MaxMaxTokenLifetime {
+			d.errorf(p+".max_token_lifetime", "at most 168h (7 days), got %q: a bearer token good for longer is a long-lived credential; give the agent an API key instead, which this file can replace", l)
 		}
 		for j, cl := range is.InstanceClaims {
 			if cl == "" {

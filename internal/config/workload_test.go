@@ -89,6 +89,17 @@ oidc:
 			{"airlock.yaml:7:14: oidc[2].issuer", "already listed"},
 			{"airlock.yaml:7:58: oidc[2].jwks_url", "only for a loopback issuer"},
 		}},
+		{"token lifetimes", `oidc:
+  - {issuer: "https://a.example", audience: a, max_token_lifetime: 0s}
+  - {issuer: "https://b.example", audience: a, max_token_lifetime: 169h}
+  - {issuer: "https://c.example", audience: a, max_token_lifetime: 3600}
+  - {issuer: "https://d.example", audience: a, max_token_lifetime: [1h]}
+`, []loc{
+			{"airlock.yaml:4:68: oidc[0].max_token_lifetime", "duration must be positive"},
+			{"airlock.yaml:5:68: oidc[1].max_token_lifetime", `at most 168h (7 days), got "169h0m0s"`},
+			{"airlock.yaml:6:68: oidc[2].max_token_lifetime", "has no unit"},
+			{"airlock.yaml:7:68: oidc[3].max_token_lifetime", "expected"},
+		}},
 		{"bindings", `oidc:
   - {issuer: "https://i.example", audience: a}
 identities:
@@ -119,6 +130,29 @@ identities:
 			}
 			checkErrors(t, errs, tt.want)
 		})
+	}
+}
+
+// max_token_lifetime sets an issuer's cap; without it the default applies.
+func TestTokenLifetimeSetting(t *testing.T) {
+	inConfigDir(t)
+	c, err := Parse("airlock.yaml", []byte(`data_dir: d
+policies: policies
+oidc:
+  - issuer: https://token.actions.githubusercontent.com
+    audience: airlock
+    max_token_lifetime: 15m
+  - issuer: https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE
+    audience: airlock
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.OIDC[0].TokenLifetime(); got != 15*time.Minute {
+		t.Fatalf("oidc[0]'s lifetime = %v, want 15m", got)
+	}
+	if got := c.OIDC[1].TokenLifetime(); got != 48*time.Hour {
+		t.Fatalf("oidc[1]'s lifetime = %v, want the default 48h", got)
 	}
 }
 

@@ -211,7 +211,9 @@ func workloadVerifier(cfg *config.Config, logger *slog.Logger) (*workload.Verifi
 	}
 	var issuers []workload.Issuer
 	for _, is := range cfg.OIDC {
-		issuers = append(issuers, workload.Issuer{URL: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL, InstanceClaims: is.InstanceClaims})
+		wi := workload.Issuer{URL: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL, InstanceClaims: is.InstanceClaims,
+			MaxLifetime: is.TokenLifetime()}
+		issuers = append(issuers, wi)
 	}
 	var bindings []workload.Binding
 	for _, id := range cfg.Identities {

@@ -7,7 +7,8 @@
 // with an asymmetric key it publishes (RS256, ES256 or EdDSA: "none" and the
 // HMAC algorithms are never accepted, so a token "signed" with the public key
 // as an HMAC secret fails), its iss and aud are the configured ones, exp and
-// nbf hold within a bounded clock skew, and its claims match exactly one
+// nbf hold within a bounded clock skew, iat is not in the future, its
+// lifetime is within the issuer's cap, and its claims match exactly one
 // agent identity's binding. Signature and iss/aud checks are go-oidc's; key
 // discovery and the JWKS cache are this package's, so that a refetch on an
 // unknown key id is rate-limited and every size read from the network is
@@ -39,6 +40,16 @@ const DefaultSkew = 60 * time.Second
 // MaxTokenLength bounds a presented token; real workload tokens are a few KiB.
 const MaxTokenLength = 16 << 10
 
+// DefaultMaxLifetime caps a token's lifetime (exp − iat, or exp − now for
+// a token without iat) when its issuer sets none. A bearer token is good
+// to whoever holds it until it expires, so a leaked one with an exp years
+// away (an issuer's misconfiguration, a "long-lived" token minted by hand)
+// must not be. 48 hours accepts the real ones: GitHub Actions tokens live
+// minutes, Kubernetes projected service account tokens an hour by default
+// and up to 48 hours where the cluster allows it, EKS's IRSA tokens 24
+// hours.
+const DefaultMaxLifetime = 48 * time.Hour
+
 // Issuer is one trusted token issuer.
 type Issuer struct {
 	// URL is the issuer identifier, exactly as the tokens' iss claim.
@@ -51,6 +62,10 @@ type Issuer struct {
 	// InstanceClaims name claims (paths, see Claim) that tell one instance
 	// of a workload from another, e.g. kubernetes.io/pod/name or run_id.
 	InstanceClaims []string
+	// MaxLifetime caps the tokens' lifetime: exp − iat, or, for a token
+	// without iat, exp − now (less the clock skew). 0 is
+	// DefaultMaxLifetime.
+	MaxLifetime time.Duration
 }
 
 // Binding maps tokens to an agent identity: the token's issuer must be
@@ -144,6 +159,9 @@ func New(issuers []Issuer, bindings []Binding, o Options) (*Verifier, error) {
 	}
 	v := &Verifier{issuers: map[string]*issuer{}, clk: o.Clock, skew: o.Skew, log: o.Logger}
 	for _, c := range issuers {
+		if c.MaxLifetime <= 0 {
+			c.MaxLifetime = DefaultMaxLifetime
+		}
 		if _, dup := v.issuers[c.URL]; dup {
 			return nil, fmt.Errorf("workload: issuer %s listed twice", c.URL)
 		}
@@ -280,6 +298,9 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Result, error) {
 			return Result{}, refuse("token not yet valid", nil)
 		}
 	}
+	if err := v.checkLifetime(is.cfg.MaxLifetime, now, exp, claims); err != nil {
+		return Result{}, err
+	}
 	if idt.Subject == "" {
 		return Result{}, refuse("token has no subject", nil)
 	}
@@ -313,6 +334,34 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// checkLifetime refuses a token issued in the future (iat later than now
+// beyond the skew) or living longer than maxLife: exp − iat, or, without
+// iat, exp − now (less the skew, by which the issuer's clock may be
+// ahead). The reason names the cap, not the token's dates; the cause, for
+// the server's log, says by how much.
+func (v *Verifier) checkLifetime(maxLife time.Duration, now, exp time.Time, claims map[string]any) *Error {
+	raw, ok := claims["iat"]
+	if !ok {
+		if left := exp.Sub(now); left > maxLife+v.skew {
+			return refuse(fmt.Sprintf("token without iat expires later than the issuer's max_token_lifetime (%s) from now", maxLife),
+				fmt.Errorf("exp is %s from now", left))
+		}
+		return nil
+	}
+	iat, ok := numericDate(raw)
+	if !ok {
+		return refuse("iat is not a date (a number of seconds)", nil)
+	}
+	if now.Add(v.skew).Before(iat) {
+		return refuse("token issued in the future (iat is ahead of this server's clock)", fmt.Errorf("iat is %s from now", iat.Sub(now)))
+	}
+	if life := exp.Sub(iat); life > maxLife {
+		return refuse(fmt.Sprintf("token lifetime (exp - iat) exceeds the issuer's max_token_lifetime (%s)", maxLife),
+			fmt.Errorf("exp is %s after iat", life))
+	}
+	return nil
 }
 
 // classify turns go-oidc's error into a refusal reason.
