@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -170,5 +171,36 @@ func TestSSOOnlyPersonNeedsNoKey(t *testing.T) {
 	_, err = Parse("airlock.yaml", []byte(noBotKey+sso))
 	if err == nil || !strings.Contains(err.Error(), "identities[0].key_sha256: required") {
 		t.Fatalf("an agent with neither key nor oidc: %v", err)
+	}
+}
+
+// An oidc issuer that is also the SSO issuer may not take sso.client_id
+// as its audience: the console's ID tokens carry aud = client_id, so a
+// person's would be accepted as an agent's workload token wherever a
+// binding matched its subject. The same issuer with an audience of its
+// own is fine (the verifier then refuses tokens issued to the sign-in
+// client, see workload.Issuer.SignInClientID).
+func TestSSOClientIsNotAWorkloadAudience(t *testing.T) {
+	inConfigDir(t)
+	doc := func(issuer, audience string) []byte {
+		return []byte(quickstartYAML() + "sso:\n  issuer: https://login.example.com/realms/acme\n  client_id: airlock\n  client_secret_env: AIRLOCK_SSO_SECRET\n" +
+			"oidc:\n  - issuer: " + issuer + "\n    audience: " + audience + "\n")
+	}
+	for _, issuer := range []string{"https://login.example.com/realms/acme", "https://login.example.com/realms/acme/"} {
+		_, err := Parse("airlock.yaml", doc(issuer, "airlock"))
+		var errs *Errors
+		if !errors.As(err, &errs) || len(errs.List) != 1 {
+			t.Fatalf("issuer %s with audience airlock: %v", issuer, err)
+		}
+		e := errs.List[0]
+		if e.Field != "oidc[0].audience" || e.Line == 0 || !strings.Contains(e.Msg, `"airlock" is also sso.client_id at the same issuer`) ||
+			!strings.HasPrefix(e.Error(), "airlock.yaml:") {
+			t.Fatalf("issuer %s with audience airlock: %q", issuer, e.Error())
+		}
+	}
+	for _, ok := range [][2]string{{"https://login.example.com/realms/acme", "airlock-agents"}, {"https://token.actions.githubusercontent.com", "airlock"}} {
+		if _, err := Parse("airlock.yaml", doc(ok[0], ok[1])); err != nil {
+			t.Errorf("issuer %s with audience %s: %v", ok[0], ok[1], err)
+		}
 	}
 }

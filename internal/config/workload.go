@@ -189,6 +189,11 @@ func (d *decoder) validateWorkload(c *Config) {
 		}
 		if is.Audience == "" {
 			d.errorf(p+".audience", "required: the aud the issuer's tokens for Airlock carry")
+		} else if sso := c.SSO; sso != nil && sso.ClientID == is.Audience && sameIssuer(sso.Issuer, is.Issuer) {
+			// The console's ID tokens carry aud = client_id: a person's
+			// would pass as an agent's workload token wherever a binding
+			// matches its subject or claims.
+			d.errorf(p+".audience", "%s is also sso.client_id at the same issuer: a person's ID token from the console's sign-in carries that aud and would be accepted as an agent's workload token; give workload tokens an audience of their own (e.g. airlock-agents)", quote(is.Audience))
 		}
 		if is.JWKSURL != "" {
 			d.checkIssuerURL(is.JWKSURL, p+".jwks_url")
@@ -253,6 +258,12 @@ func (d *decoder) validateWorkload(c *Config) {
 			bindings[key] = fmt.Sprintf("identities[%d]", i)
 		}
 	}
+}
+
+// sameIssuer reports whether two issuer URLs name one issuer, a trailing
+// slash aside.
+func sameIssuer(a, b string) bool {
+	return a != "" && strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }
 
 // badUnder reports whether path or a field below it failed to decode, so

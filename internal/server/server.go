@@ -213,6 +213,12 @@ func workloadVerifier(cfg *config.Config, logger *slog.Logger) (*workload.Verifi
 	for _, is := range cfg.OIDC {
 		wi := workload.Issuer{URL: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL, InstanceClaims: is.InstanceClaims,
 			MaxLifetime: is.TokenLifetime()}
+		// The console's sign-in client at the same issuer: its tokens are
+		// people's ID tokens (the configuration refuses the same audience
+		// for both; this also refuses one issued to both).
+		if cfg.SSO != nil && strings.TrimRight(cfg.SSO.Issuer, "/") == strings.TrimRight(is.Issuer, "/") {
+			wi.SignInClientID = cfg.SSO.ClientID
+		}
 		issuers = append(issuers, wi)
 	}
 	var bindings []workload.Binding

@@ -55,3 +55,31 @@ func TestWorkloadVerifierTokenLifetime(t *testing.T) {
 	verifyAs(t, v, sign(def, dk, 48*time.Hour), "def-bot", "")
 	verifyAs(t, v, sign(def, dk, 49*time.Hour), "", "max_token_lifetime (48h0m0s)")
 }
+
+// With the SSO issuer also trusted for workload tokens (under an audience
+// of its own), a token issued to the console's sign-in client, by aud or
+// azp, is refused; an agent's own token of that issuer is not.
+func TestWorkloadVerifierRefusesSignInClientTokens(t *testing.T) {
+	iss := issuertest.New(t)
+	cfg := &config.Config{
+		SSO:        &config.SSO{Issuer: iss.URL + "/", ClientID: "airlock-console"},
+		OIDC:       []config.OIDCIssuer{{Issuer: iss.URL, Audience: "airlock-agents"}},
+		Identities: []config.Identity{{Name: "bot", Kind: "agent", OIDC: &config.IdentityOIDC{Issuer: iss.URL, Subject: "u-1"}}},
+	}
+	v, err := workloadVerifier(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := iss.AddKey(jose.RS256)
+	now := time.Now()
+	sign := func(aud any, azp string) string {
+		c := map[string]any{"iss": iss.URL, "aud": aud, "sub": "u-1", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		if azp != "" {
+			c["azp"] = azp
+		}
+		return iss.Sign(k, c)
+	}
+	verifyAs(t, v, sign([]string{"airlock-console", "airlock-agents"}, ""), "", "issued to the console's sign-in client")
+	verifyAs(t, v, sign("airlock-agents", "airlock-console"), "", "issued to the console's sign-in client")
+	verifyAs(t, v, sign("airlock-agents", "bot-client"), "bot", "")
+}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,6 +67,11 @@ type Issuer struct {
 	// without iat, exp − now (less the clock skew). 0 is
 	// DefaultMaxLifetime.
 	MaxLifetime time.Duration
+	// SignInClientID, if set, is the client id people sign in to the
+	// console with at this same issuer (sso.client_id): a token whose aud
+	// holds it, or whose azp is it, was issued to that client, and is a
+	// person's ID token, never a workload token.
+	SignInClientID string
 }
 
 // Binding maps tokens to an agent identity: the token's issuer must be
@@ -300,6 +306,14 @@ func (v *Verifier) Verify(ctx context.Context, tok string) (Result, error) {
 	}
 	if err := v.checkLifetime(is.cfg.MaxLifetime, now, exp, claims); err != nil {
 		return Result{}, err
+	}
+	if c := is.cfg.SignInClientID; c != "" {
+		// The audience check above passed: aud holds the workload
+		// audience. A token that was also (or on whose behalf it was)
+		// issued to the console's sign-in client is a person's.
+		if azp, _ := claims["azp"].(string); azp == c || slices.Contains(idt.Audience, c) {
+			return Result{}, refuse("token was issued to the console's sign-in client: a person's ID token is not a workload token", nil)
+		}
 	}
 	if idt.Subject == "" {
 		return Result{}, refuse("token has no subject", nil)
