@@ -153,8 +153,8 @@ func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 }
 
 // ssoCallback finishes the flow: state, code exchange with the PKCE
-// verifier, ID token signature, audience, expiry and nonce, then the
-// identity claim mapped to a known person.
+// verifier, ID token signature, audience, expiry, nonce and authorized
+// party, then the identity claim mapped to a known person.
 func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	refuse := func(status int, msg, why string, args ...any) {
@@ -214,6 +214,10 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusUnauthorized, "The ID token's claims cannot be read.", "claims", "err", err)
 		return
 	}
+	if why := authorizedParty(idt.Audience, claims, h.sso.cfg.ClientID); why != "" {
+		refuse(http.StatusUnauthorized, "The ID token was not issued to Airlock's sign-in.", why)
+		return
+	}
 	id, err := h.ssoIdentity(claims)
 	if err != nil {
 		refuse(http.StatusForbidden, err.Error(), "unknown person", "subject", idt.Subject)
@@ -235,6 +239,24 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	// issuer's site, and a SameSite=Strict cookie is sent only on a
 	// navigation that starts on this site.
 	h.render(w, r, nil, http.StatusOK, "signed-in", "Signed in", map[string]any{"Name": id.Name})
+}
+
+// authorizedParty checks azp as OpenID Connect Core 3.1.3.7 (5, 6) has
+// it: an ID token with several audiences must name the party it was
+// issued to in azp, and an azp, where present, must be our client id.
+// go-oidc checks only that aud holds our client id, so a token issued to
+// another client of the provider, and addressed to us too, signed a
+// person in. It returns why the token is refused, "" if it is not.
+func authorizedParty(aud []string, claims map[string]any, clientID string) string {
+	raw, present := claims["azp"]
+	azp, _ := raw.(string)
+	switch {
+	case present && azp != clientID:
+		return "azp is not our client id"
+	case !present && len(aud) > 1:
+		return "several audiences and no azp"
+	}
+	return ""
 }
 
 // oauthError is a provider's error code as RFC 6749 (4.1.2.1) allows it

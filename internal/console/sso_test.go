@@ -103,7 +103,10 @@ func newIDP(t *testing.T) *idp {
 			return
 		}
 		now := time.Now()
-		claims["iss"], claims["aud"], claims["iat"], claims["exp"] = u, "airlock", now.Unix(), now.Add(5*time.Minute).Unix()
+		if _, ok := claims["aud"]; !ok {
+			claims["aud"] = "airlock"
+		}
+		claims["iss"], claims["iat"], claims["exp"] = u, now.Unix(), now.Add(5*time.Minute).Unix()
 		if _, ok := claims["sub"]; !ok {
 			claims["sub"] = "user-1"
 		}
@@ -461,5 +464,46 @@ func TestSSOSignInOverTLS(t *testing.T) {
 	}
 	if st, body := fetch(t, b, ts.URL+"/console/queue"); st != 200 || !strings.Contains(body, `<span id="who">alice</span>`) {
 		t.Fatalf("queue after SSO over TLS: %d\n%s", st, body)
+	}
+}
+
+// An ID token with several audiences must name Airlock's client as azp,
+// and an azp must be Airlock's client (OpenID Connect Core 3.1.3.7): a
+// token the provider issued to another of its clients, addressed to
+// Airlock as well, signed a person in, as go-oidc checks only that aud
+// holds the client id.
+func TestSSOAuthorizedParty(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newIDP(t)
+	base := ssoConsole(t, e, p)
+	for _, tc := range []struct {
+		name string
+		aud  any
+		azp  any // nil: none
+		ok   bool
+	}{
+		{"one audience, no azp", "airlock", nil, true},
+		{"one audience, azp ours", "airlock", "airlock", true},
+		{"several audiences, azp ours", []string{"airlock", "reports"}, "airlock", true},
+		{"several audiences, no azp", []string{"airlock", "reports"}, nil, false},
+		{"several audiences, azp another client", []string{"reports", "airlock"}, "reports", false},
+		{"one audience, azp another client", "airlock", "reports", false},
+		{"azp not a string", []string{"airlock", "reports"}, []string{"airlock"}, false},
+	} {
+		claims := map[string]any{"email": "alice@example.com", "aud": tc.aud}
+		if tc.azp != nil {
+			claims["azp"] = tc.azp
+		}
+		p.set(claims, false)
+		b := followingBrowser()
+		st, body := fetch(t, b, base+"/console/sso/start")
+		_, queue := fetch(t, b, base+"/console/queue")
+		signedIn := strings.Contains(queue, `<span id="who">alice</span>`)
+		switch {
+		case tc.ok && (st != 200 || !strings.Contains(body, "Welcome, alice") || !signedIn):
+			t.Errorf("%s: %d, signed in %v, want signed in:\n%s", tc.name, st, signedIn, body)
+		case !tc.ok && (st != http.StatusUnauthorized || !strings.Contains(body, "not issued to Airlock") || signedIn):
+			t.Errorf("%s: %d, signed in %v, want 401 not issued to Airlock:\n%s", tc.name, st, signedIn, body)
+		}
 	}
 }
