@@ -25,7 +25,9 @@
 // TLS, or always when listen.public.api is https://: SecureCookies); it ends after 8 hours, after 1
 // idle hour, at sign-out, or for an SSO sign-in when its ID token expires. Every form carries the session's CSRF token,
 // compared in constant time, and state-changing requests must also pass
-// net/http's cross-origin protection (Sec-Fetch-Site / Origin).
+// net/http's cross-origin protection (Sec-Fetch-Site / Origin). Where
+// the cookies are Secure, answers also carry Strict-Transport-Security
+// (for a host name other than localhost).
 package console
 
 import (
@@ -35,6 +37,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -218,6 +221,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
+	if h.cookieSecure(r) && hstsHost(r.Host) {
+		// The browser is on https (TLS here, or ended by a proxy in front
+		// of an https:// public address): it should never try the
+		// console over plain http again, where whoever is on the wire
+		// could answer in its place (and a Secure cookie does not stop a
+		// page served there from phishing for a key).
+		hd.Set("Strict-Transport-Security", hstsValue)
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 		if err := h.cop.Check(r); err != nil {
@@ -227,6 +238,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// hstsValue is the console's Strict-Transport-Security: a year, for
+// this host alone (Airlock speaks for no other name under its own).
+const hstsValue = "max-age=31536000"
+
+// hstsHost reports whether Strict-Transport-Security is worth sending to
+// a browser that asked for host (a Host header, port and all): not for an
+// IP address, which browsers never note as an HSTS host (RFC 6797 8.1),
+// nor for localhost, where it would hold on every port (HSTS knows hosts,
+// not ports) and turn a developer's other plain-http servers there into
+// https for a year.
+func hstsHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	return host != "" && net.ParseIP(host) == nil && host != "localhost" && !strings.HasSuffix(host, ".localhost")
 }
 
 func staticHandler(fsys fs.FS) http.Handler {

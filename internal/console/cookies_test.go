@@ -48,13 +48,7 @@ func TestCookiesHostPrefix(t *testing.T) {
 	behind := newEnvFrom(t, nil, strings.Replace(testConfig, "  api: 127.0.0.1:0\n",
 		"  api: 127.0.0.1:0\n  public:\n    api: https://airlock.example.test\n", 1))
 	tlsEnv := newEnv(t, nil)
-	c, err := console.New(console.Options{Service: tlsEnv.srv.Service, Directory: tlsEnv.srv.Directory, Audit: tlsEnv.srv,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewTLSServer(console.Mount(http.NotFoundHandler(), c))
-	t.Cleanup(ts.Close)
+	ts := tlsConsole(t, tlsEnv)
 	tlsClient := &http.Client{Transport: ts.Client().Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	for _, tc := range []struct {
@@ -90,6 +84,19 @@ func TestCookiesHostPrefix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tlsConsole serves a console over e's service on a TLS test server.
+func tlsConsole(t *testing.T, e *env) *httptest.Server {
+	t.Helper()
+	c, err := console.New(console.Options{Service: e.srv.Service, Directory: e.srv.Directory, Audit: e.srv,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(console.Mount(http.NotFoundHandler(), c))
+	t.Cleanup(ts.Close)
+	return ts
 }
 
 func plainClient() *http.Client {
