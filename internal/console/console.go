@@ -23,7 +23,7 @@
 // keyed by the hash of a random id the browser holds in an HttpOnly,
 // SameSite=Strict cookie (Secure, and named with the __Host- prefix, over
 // TLS, or always when listen.public.api is https://: SecureCookies); it ends after 8 hours, after 1
-// idle hour, at sign-out, or for an SSO sign-in when its ID token expires. Every form carries the session's CSRF token,
+// idle hour, at sign-out, at the next sign-in in the same browser, or for an SSO sign-in when its ID token expires. Every form carries the session's CSRF token,
 // compared in constant time, and state-changing requests must also pass
 // net/http's cross-origin protection (Sec-Fetch-Site / Origin). Where
 // the cookies are Secure, answers also carry Strict-Transport-Security

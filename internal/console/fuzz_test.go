@@ -70,6 +70,8 @@ func FuzzTranscript(f *testing.F) {
 func FuzzSSOFlow(f *testing.F) {
 	good := ssoFlow{state: "st4te", nonce: "n0nce", verifier: "v3rifier", redirect: "https://airlock.example/console/sso/callback", started: time.Unix(1748779200, 0)}
 	f.Add(good.encode(), "st4te", "access_denied", "x", "y", "z")
+	good.previous = hashID("a previous session")
+	f.Add(good.encode(), "st4te", "", "x", "y", "z")
 	f.Add("a.b.c.aHR0cHM6Ly94.-1", "a", "", "", "", "")
 	f.Add("a.b.c.%%.1", "a", "<script>", "", "", "")
 	f.Add("a.b.c..+9223372036854775807", "", "a\"b\\c", ".", "", "")

@@ -128,13 +128,26 @@ func (h *Handler) loginKey(w http.ResponseWriter, r *http.Request) {
 	h.startSession(w, r, id)
 }
 
-// startSession opens a key sign-in's session, bound to the key's hash.
+// startSession opens a key sign-in's session, bound to the key's hash,
+// in place of the one the browser held, if any (endPrevious).
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, id model.Identity) {
+	h.endPrevious(r)
 	cookie, _ := h.ses.create(id.Name, "key", id.KeySHA256, time.Time{}, model.SignIn{Method: model.SignInAPIKey, KeyID: authn.KeyID(id.KeySHA256)})
 	h.setCookie(w, r, sessionCookie, cookie, int(h.ses.ttl/time.Second))
 	h.setCookie(w, r, preCookie, "", -1)
 	h.logger.Info("console sign-in", "identity", id.Name, "via", "key", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
+}
+
+// endPrevious ends the session whose cookie r carries, if any: a new
+// sign-in replaces it. Left alive until idle, it stayed usable for an
+// hour (eight, if something kept using it) by whoever had a copy of its
+// cookie, after its owner had signed in afresh (or as someone else, on a
+// shared machine) and believed it gone.
+func (h *Handler) endPrevious(r *http.Request) {
+	if c := h.cookie(r, sessionCookie); c != nil && c.Value != "" {
+		h.ses.drop(c.Value)
+	}
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u who) {

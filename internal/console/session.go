@@ -163,10 +163,13 @@ func (s *sessions) get(id string, touch bool) *session {
 }
 
 // drop ends the session with cookie id.
-func (s *sessions) drop(id string) {
+func (s *sessions) drop(id string) { s.dropHashed(hashID(id)) }
+
+// dropHashed ends the session whose cookie id hashes to k (hashID).
+func (s *sessions) dropHashed(k [32]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.byID, hashID(id))
+	delete(s.byID, k)
 }
 
 // dropIdentity ends every session of identity (it was disabled or removed).

@@ -58,18 +58,30 @@ const CallbackPath = "/console/sso/callback"
 type ssoFlow struct {
 	state, verifier, nonce, redirect string
 	started                          time.Time
+	// previous is the hash (hashID) of the session the browser held when
+	// it started, ended once the sign-in succeeds: the callback arrives
+	// by a navigation from the issuer's site, which does not carry the
+	// SameSite=Strict session cookie, so the callback alone cannot see
+	// it. Only its hash: the flow's cookie is not the session's. Zero:
+	// none (no SHA-256 is all zeros).
+	previous [32]byte
 }
 
 // encode is the flow as a cookie value: base64url fields joined by ".".
 func (f ssoFlow) encode() string {
 	b64 := base64.RawURLEncoding.EncodeToString
-	return strings.Join([]string{f.state, f.nonce, f.verifier, b64([]byte(f.redirect)), strconv.FormatInt(f.started.Unix(), 10)}, ".")
+	prev := ""
+	if f.previous != ([32]byte{}) {
+		prev = b64(f.previous[:])
+	}
+	return strings.Join([]string{f.state, f.nonce, f.verifier, b64([]byte(f.redirect)), strconv.FormatInt(f.started.Unix(), 10), prev}, ".")
 }
 
-// decodeFlow reads a cookie value written by encode.
+// decodeFlow reads a cookie value written by encode (or, without the
+// previous session's field, by the version before it).
 func decodeFlow(v string) (ssoFlow, bool) {
 	p := strings.Split(v, ".")
-	if len(p) != 5 || p[0] == "" || p[1] == "" || p[2] == "" {
+	if (len(p) != 5 && len(p) != 6) || p[0] == "" || p[1] == "" || p[2] == "" {
 		return ssoFlow{}, false
 	}
 	redirect, err := base64.RawURLEncoding.DecodeString(p[3])
@@ -80,7 +92,15 @@ func decodeFlow(v string) (ssoFlow, bool) {
 	if err != nil {
 		return ssoFlow{}, false
 	}
-	return ssoFlow{state: p[0], nonce: p[1], verifier: p[2], redirect: string(redirect), started: time.Unix(started, 0)}, true
+	f := ssoFlow{state: p[0], nonce: p[1], verifier: p[2], redirect: string(redirect), started: time.Unix(started, 0)}
+	if len(p) == 6 && p[5] != "" {
+		prev, err := base64.RawURLEncoding.DecodeString(p[5])
+		if err != nil || len(prev) != 32 {
+			return ssoFlow{}, false
+		}
+		f.previous = [32]byte(prev)
+	}
+	return f, true
 }
 
 type ssoState struct {
@@ -145,6 +165,9 @@ func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	redirect := h.redirectURL(r)
 	flow := ssoFlow{state: state, verifier: verifier, nonce: nonce, redirect: redirect, started: h.clk.Now()}
+	if c := h.cookie(r, sessionCookie); c != nil && c.Value != "" {
+		flow.previous = hashID(c.Value)
+	}
 	// The issuer sends the browser back with a cross-site navigation, so
 	// this cookie must be Lax to come back with it; it binds the state
 	// (and the flow's PKCE verifier and nonce) to this browser.
@@ -228,6 +251,13 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	// console's own lifetime. Signing in again asks the provider afresh,
 	// so a person it disabled or took out of required_groups since is
 	// refused then.
+	// The session this browser held ends: the one it had when it started
+	// (flow.previous), and the one this request carries, should the
+	// issuer be on this site, so that its Strict cookie came along.
+	if flow.previous != ([32]byte{}) {
+		h.ses.dropHashed(flow.previous)
+	}
+	h.endPrevious(r)
 	cookie, _ := h.ses.create(id.Name, "sso", "", idt.Expiry, model.SignIn{Method: model.SignInSSO, Issuer: idt.Issuer, Subject: idt.Subject})
 	maxAge := h.ses.ttl
 	if left := idt.Expiry.Sub(h.clk.Now()); !idt.Expiry.IsZero() && left < maxAge {

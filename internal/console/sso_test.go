@@ -191,13 +191,20 @@ func startSSOWith(t *testing.T, base string, transport http.RoundTripper) (*http
 	t.Helper()
 	starter := followingBrowser()
 	starter.Transport = transport
-	starter.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+	return starter, startSSOIn(t, base, starter)
+}
+
+// startSSOIn starts a sign-in in browser b (its cookies and transport)
+// and stops it at the provider's redirect back: the callback URL.
+func startSSOIn(t *testing.T, base string, b *http.Client) string {
+	t.Helper()
+	stopper := &http.Client{Jar: b.Jar, Transport: b.Transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if strings.HasPrefix(req.URL.Path, "/console/sso/callback") {
 			return http.ErrUseLastResponse
 		}
 		return nil
-	}
-	resp, err := starter.Get(base + "/console/sso/start")
+	}}
+	resp, err := stopper.Get(base + "/console/sso/start")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +213,7 @@ func startSSOWith(t *testing.T, base string, transport http.RoundTripper) (*http
 	if !strings.Contains(callback, "/console/sso/callback?") {
 		t.Fatalf("no callback redirect: %d %q", resp.StatusCode, callback)
 	}
-	return starter, callback
+	return callback
 }
 
 func TestSSOSignIn(t *testing.T) {
