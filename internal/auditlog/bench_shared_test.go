@@ -45,7 +45,7 @@ func BenchmarkSharedAppend(b *testing.B) {
 			for i := range logs {
 				// Each with its witness file, as every replica of airlock
 				// serve keeps one (and checks what it takes, see follower).
-				logs[i] = openLog(b, openPG(b, dsn), s, Options{Shared: true, Verifier: v, HeadKey: testHeadKey, OnCommit: func(int64) { batches.Add(1) },
+				logs[i] = openLog(b, openPG(b, dsn), s, Options{Shared: true, Verifier: v, OnCommit: func(int64) { batches.Add(1) },
 					WitnessPath: filepath.Join(b.TempDir(), fmt.Sprintf("checkpoint-%d", i))})
 				if err := logs[i].Append(context.Background(), benchEvent(0, 0)); err != nil {
 					b.Fatal(err)

@@ -47,19 +47,18 @@
 //     the writer reads the log's head, its newest checkpoint, inside the
 //     transaction. If it is this replica's own last checkpoint the writer
 //     continues its own tree. Otherwise another replica appended since: the
-//     writer authenticates the head and numbers its entries after it. Each
-//     checkpoint a replica writes carries a MAC (HMAC-SHA256 under
-//     [Options.HeadKey], which every replica derives from the shared
-//     credential key) over the origin, the verifier key's name and hash,
-//     its size, root and frontier; a valid MAC is all the check costs
-//     while the other replicas wait for the lock. A head without one
-//     (written before there were MACs) or with one that does not match is
-//     checked the slow way: its signature with the verifier key, its
-//     origin, and that its stored frontier hashes to its signed root. The
-//     MAC binds the verifier key, so a replica configured with another
-//     signing key falls back to the signature and refuses the head. The
-//     signed note itself is not checked on the MAC path: audit verify
-//     checks every checkpoint's signature. A head older than what this replica saw, or of
+//     writer authenticates the head and numbers its entries after it: its
+//     signature with the verifier key, its origin, and that its stored
+//     frontier hashes to its signed root. Ed25519 signatures are
+//     deterministic, so a head another replica signed with the shared key
+//     is byte for byte the note this replica would sign for its size and
+//     root: re-signing it (about half a verification) is the usual check,
+//     and anything else is verified in full. Only the signing key decides
+//     the tree the replicas sign on: releases from 3 December 2026 until
+//     this check took a head on a MAC under a key derived from the
+//     credential key (store.Checkpoint.MAC, no longer written or read),
+//     which let whoever held that key (every replica, the operator) make
+//     one up. A head older than what this replica saw, or of
 //     the same size with another root, is refused (truncation, a database
 //     restored from an older copy, a fork): the batch fails, fail closed.
 //
@@ -121,7 +120,7 @@
 // checkpoint go with the COMMIT and the flush in another (pgstore's
 // CommitLogCheckpoint, which fails the statement, and so commits nothing,
 // if the entries do not continue the log). Only the second is under the
-// lock, besides the writer's own work (the head's MAC, hashing, one
+// lock, besides the writer's own work (the head's check, hashing, one
 // signature). Appends that join the batch while the writer works wait for
 // that last statement too; only a [Log.Do] function, which may read the
 // log, has the entries before it stored first (one more round trip). A batch built on another's that is not yet durable can only

@@ -108,12 +108,6 @@ type Options struct {
 	// continues from (at Open, and with Shared, checkpoints other replicas
 	// signed). Required with Shared.
 	Verifier note.Verifier
-	// HeadKey, if set with Shared, authenticates the checkpoints this log
-	// writes for the other replicas (a MAC stored with each, see
-	// store.Checkpoint.MAC), and theirs for it: a replica continuing from
-	// a checkpoint with a valid MAC skips checking its signature. Every
-	// replica must hold the same key, at least 32 bytes.
-	HeadKey []byte
 
 	// clock, if set, replaces the real clock for the commit delay, so that
 	// tests move time instead of sleeping.
@@ -280,9 +274,6 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 	}
 	if opts.Shared && opts.Verifier == nil {
 		return nil, errors.New("auditlog: a log shared by several replicas needs the verifier key to check the checkpoints other replicas sign")
-	}
-	if len(opts.HeadKey) > 0 && len(opts.HeadKey) < 32 {
-		return nil, errors.New("auditlog: a head key needs at least 32 bytes")
 	}
 	if opts.JournalDir != "" && len(opts.JournalKey) < 32 {
 		return nil, errors.New("auditlog: a journal needs a key of at least 32 bytes")
@@ -975,12 +966,10 @@ func (l *Log) readHead(ctx context.Context, tx store.Tx) (frontier, *store.Check
 	case cp.Size == cur.Size:
 		return l.tree, nil, fmt.Errorf("auditlog: the log's newest checkpoint and this replica's both cover %d entries but their roots differ; refusing to write (run `airlock audit verify`)", cp.Size)
 	}
-	// A checkpoint whose MAC holds was written by a replica holding the
-	// head key: its frontier and root are authentic, and a hash is all
-	// the check costs while the other replicas wait for the lock.
-	if f, ok := l.headByMAC(&cp); ok {
-		return f, &cp, nil
-	}
+	// The head is taken only with the log's signature: nothing but the
+	// signing key may decide the tree every replica signs on top of (a
+	// MAC under a key derived from the credential key, which releases of
+	// December 2026 took instead, let whoever holds that key make one up).
 	// Ed25519 signatures are deterministic, so a checkpoint signed with the
 	// key every replica shares is byte for byte the note this replica would
 	// sign for the same origin, size and root: re-signing costs about half
@@ -1101,9 +1090,6 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 	cp, err := l.sign(&tree)
 	if err != nil {
 		return nil, tree, nil, err
-	}
-	if len(l.opts.HeadKey) > 0 {
-		cp.MAC = headMAC(l.opts.HeadKey, l.opts.Origin, l.opts.Verifier, cp)
 	}
 	if len(entries) > 0 && deferred {
 		return cp, tree, entries, nil

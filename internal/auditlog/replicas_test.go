@@ -24,11 +24,8 @@ import (
 // PostgreSQL database, as airlock serve sets them: the same origin and key
 // everywhere, a witness file of its own.
 func replicaOptions(dir string, v note.Verifier, i int) Options {
-	return Options{Origin: "airlock/test", Shared: true, Verifier: v, HeadKey: testHeadKey, WitnessPath: filepath.Join(dir, fmt.Sprintf("checkpoint-%d", i))}
+	return Options{Origin: "airlock/test", Shared: true, Verifier: v, WitnessPath: filepath.Join(dir, fmt.Sprintf("checkpoint-%d", i))}
 }
-
-// testHeadKey is the replicas' shared head key in tests.
-var testHeadKey = []byte("0123456789abcdef0123456789abcdef")
 
 // testGrant is a pending grant as its grant.requested event describes it.
 func testGrant(id string, at time.Time) (model.Grant, Event) {

@@ -298,15 +298,6 @@ func legacyJournalKey(credKey []byte) []byte {
 	return m.Sum(nil)
 }
 
-// headKey derives the key with which replicas authenticate the shared log's
-// checkpoints to each other (auditlog.Options.HeadKey) from the credential
-// key every replica holds.
-func headKey(credKey []byte) []byte {
-	m := hmac.New(sha256.New, credKey)
-	m.Write([]byte("airlock shared log head v1"))
-	return m.Sum(nil)
-}
-
 // verifierID is a short stable id for this log, from its public key.
 func verifierID(v note.Verifier) string {
 	return fmt.Sprintf("%08x", v.KeyHash())

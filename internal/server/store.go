@@ -62,7 +62,7 @@ func logOptions(cfg *config.Config, keys *serverkeys.Keys, onCheckpoint func(sto
 		Rows:         review.StoreRows,
 	}
 	if cfg.Store != "" {
-		o.Shared, o.Verifier, o.HeadKey = true, verifier, headKey(credKey)
+		o.Shared, o.Verifier = true, verifier
 	} else {
 		o.JournalDir = filepath.Join(cfg.DataDir, JournalDir)
 		o.JournalKey = keys.JournalSeal

@@ -269,11 +269,11 @@ type Checkpoint struct {
 	// without rereading the log.
 	Frontier  []byte
 	CreatedAt time.Time
-	// MAC, if set, authenticates Size, Root and Frontier under a key the
-	// replicas of a shared log hold (package auditlog, "Several
-	// replicas"), so that a replica continuing from another's checkpoint
-	// checks a hash rather than a signature. Stores that never serve
-	// several replicas need not keep it.
+	// MAC is what releases from 3 December 2026 wrote beside a shared
+	// log's checkpoints (pgstore's head_mac) and took in place of the
+	// signature: an HMAC under a key derived from the credential key.
+	// package auditlog no longer writes or reads it (a replica continues
+	// only from a head the log's key signed); stores keep the column.
 	MAC []byte
 }
 
