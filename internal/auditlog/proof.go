@@ -143,3 +143,17 @@ func OpenCheckpoint(msg []byte, v note.Verifier) (size int64, root tlog.Hash, er
 	}
 	return c.size, c.root, err
 }
+
+// CheckpointOrigin returns the origin line of a checkpoint note, the log it
+// names, without checking any signature; "" if msg is not a checkpoint.
+func CheckpointOrigin(msg []byte) string {
+	text, err := unverifiedText(msg)
+	if err != nil {
+		return ""
+	}
+	c, err := parseCheckpoint(text)
+	if err != nil {
+		return ""
+	}
+	return c.origin
+}

@@ -76,6 +76,12 @@ type VerifyOptions struct {
 	// Witness is the newest checkpoint note kept outside the store (nil if
 	// none). It may carry cosignatures of other keys, which are ignored.
 	Witness []byte
+	// Origin is the log's origin, the first line of its checkpoints. A
+	// checkpoint or witness that names another is reported (bad-signature:
+	// the key may sign several logs, and a checkpoint of another says
+	// nothing about this one). Empty: the origin the store's newest
+	// checkpoint names, if it is validly signed (else none is checked).
+	Origin string
 	// State, if set, is given every entry and then asked for the rows
 	// that differ from the log.
 	State StateChecker
@@ -190,7 +196,7 @@ func Verify(ctx context.Context, st store.Store, v note.Verifier, witness []byte
 // rows against what the log implies, and journaled entries.
 func VerifyWith(ctx context.Context, st store.Store, v note.Verifier, opts VerifyOptions) (Report, error) {
 	start := time.Now()
-	vr := &verifier{v: v, state: opts.State}
+	vr := &verifier{v: v, state: opts.State, origin: opts.Origin}
 	if err := vr.run(ctx, st, opts.Witness); err != nil {
 		return Report{}, err
 	}
@@ -216,9 +222,10 @@ func VerifyWith(ctx context.Context, st store.Store, v note.Verifier, opts Verif
 }
 
 type verifier struct {
-	rep   Report
-	v     note.Verifier
-	state StateChecker
+	rep    Report
+	v      note.Verifier
+	state  StateChecker
+	origin string // the log's origin; "" checks none
 
 	// checkpoint stream, in ID order
 	cpc       <-chan *cpRec
@@ -258,11 +265,19 @@ func (vr *verifier) run(ctx context.Context, st store.Store, witness []byte) err
 		return fmt.Errorf("auditlog: reading newest checkpoint: %w", err)
 	}
 	vr.sizeHint = latest.Size
+	if vr.origin == "" && err == nil {
+		if c, err := openCheckpoint(latest.Note, vr.v); err == nil {
+			vr.origin = c.origin
+		}
+	}
 	if witness != nil {
 		w, err := openCheckpoint(witness, vr.v)
-		if err != nil {
+		switch {
+		case err != nil:
 			vr.problem(KindBadSignature, -1, 0, "witness checkpoint: %v", err)
-		} else {
+		case vr.origin != "" && w.origin != vr.origin:
+			vr.problem(KindBadSignature, -1, 0, "witness checkpoint: it is of the log %q, not %q: it (and any cosignature on it) says nothing about this log", w.origin, vr.origin)
+		default:
 			vr.witness = &w
 		}
 	}
@@ -490,6 +505,9 @@ func (vr *verifier) checkCheckpoint(r *cpRec) {
 		return
 	case c.size != r.size || c.root != r.root:
 		r.sigErr = fmt.Errorf("the signed note states size %d and root %s, the checkpoint's columns size %d and root %s", c.size, c.root, r.size, r.root)
+		return
+	case vr.origin != "" && c.origin != vr.origin:
+		r.sigErr = fmt.Errorf("the signed note is of the log %q, not %q", c.origin, vr.origin)
 		return
 	}
 	f, err := parseFrontier(r.size, r.frontier)

@@ -322,6 +322,50 @@ func TestVerifyWitness(t *testing.T) {
 	}
 }
 
+// TestVerifyOtherLogsCheckpoints: the log's key may sign the checkpoints
+// of more than one log (a staging copy, a library user's second origin).
+// One of another log, even of the same size and root, is no witness of
+// this one and no checkpoint of it: each is reported, where before the
+// witness passed and the checkpoint counted.
+func TestVerifyOtherLogsCheckpoints(t *testing.T) {
+	s, v := testKey(t)
+	st := newFakeStore()
+	l := openLog(t, st, s, Options{Origin: "airlock/prod"})
+	appendFixture(t, l)
+	ctx := context.Background()
+	top := st.cps[len(st.cps)-1]
+	mustVerifyOK(t, st, v, top.Note)
+	elsewhere := func(cp store.Checkpoint) []byte {
+		n, err := note.Sign(&note.Note{Text: "airlock/staging\n" + itoa(cp.Size) + "\n" + b64(cp.Root) + "\n"}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, opts := range []VerifyOptions{{Witness: elsewhere(top)}, {Witness: elsewhere(top), Origin: "airlock/prod"}} {
+		rep, err := VerifyWith(ctx, st, v, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK || rep.ProblemCount != 1 || rep.Problems[0].Kind != KindBadSignature || !strings.Contains(rep.Problems[0].Detail, `"airlock/staging"`) {
+			t.Errorf("origin %q: a witness of another log: %+v", opts.Origin, rep.Problems)
+		}
+	}
+	st.cps[3].Note = elsewhere(st.cps[3])
+	rep, err := VerifyWith(ctx, st, v, VerifyOptions{Origin: "airlock/prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.ProblemCount != 1 || rep.Problems[0].Kind != KindBadSignature || rep.Problems[0].Checkpoint != st.cps[3].ID {
+		t.Errorf("a checkpoint of another log among the log's: %+v", rep.Problems)
+	}
+	// The log's origin, if not given, is the one its newest checkpoint
+	// names.
+	if rep2, err := Verify(ctx, st, v, nil); err != nil || rep2.ProblemCount != 1 {
+		t.Errorf("without an origin: %v, %+v", err, rep2.Problems)
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestVerifyCapsProblems(t *testing.T) {

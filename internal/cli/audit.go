@@ -69,7 +69,7 @@ func (a *app) auditCmd() *cobra.Command {
 				if witness == nil || v == nil {
 					return usagef("--witness-key needs --witness and --key")
 				}
-				if _, err := cosig.VerifyCosigned(witness, v, witnessKeys); err != nil {
+				if _, err := cosig.VerifyCosigned(witness, v, server.LogOrigin(v), witnessKeys); err != nil {
 					return fmt.Errorf("the witness checkpoint is not cosigned as required: %v", err)
 				}
 			}
@@ -169,6 +169,12 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 		rep.ProblemCount++
 		rep.OK = false
 	}
+	// With a pinned key, the log is the one airlock serve names after it:
+	// a checkpoint of another log the key signs says nothing about this one.
+	origin := ""
+	if v != nil {
+		origin = server.LogOrigin(v)
+	}
 	// prove checks that the tree (n, root) is a prefix of the server's
 	// newest checkpoint, which it returns (and keeps in last, as signed).
 	var last []byte
@@ -195,6 +201,10 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 			fail(auditlog.KindBadSignature, "the server's newest checkpoint does not verify with the pinned key: %v", err)
 			return 0, tlog.Hash{}, false, nil
 		}
+		if o := auditlog.CheckpointOrigin([]byte(r.Checkpoint)); origin != "" && o != origin {
+			fail(auditlog.KindBadSignature, "the server's newest checkpoint is of the log %q, not %q", o, origin)
+			return 0, tlog.Hash{}, false, nil
+		}
 		proof := make(tlog.TreeProof, len(r.Proof))
 		for i, s := range r.Proof {
 			h, err := base64.StdEncoding.DecodeString(s)
@@ -214,6 +224,9 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 	}
 	if witness != nil {
 		n, root, err := auditlog.OpenCheckpoint(witness, v)
+		if o := auditlog.CheckpointOrigin(witness); err == nil && origin != "" && o != origin {
+			err = fmt.Errorf("it is of the log %q, not %q: it (and any cosignature on it) says nothing about this log", o, origin)
+		}
 		if err != nil {
 			fail(auditlog.KindBadSignature, "witness checkpoint: %v", err)
 		} else if _, _, _, err := prove(n, root, "the witness checkpoint"); err != nil {

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/airlock-dev/airlock/internal/server"
+	"github.com/airlock-dev/airlock/internal/serverkeys"
 )
 
 // TestAuditVerifyOnlinePinnedKeyDamagedLog: `airlock audit verify --key`
@@ -125,4 +128,53 @@ func TestAuditVerifyWitnessSavedAsAPIAnswer(t *testing.T) {
 	if code, out, errOut := l.as(l.aliceKey, "audit", "verify", "--key", pub, "--witness", field); code != 0 || !strings.Contains(out, "the log extends it") {
 		t.Errorf("its checkpoint field as --witness: exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+// TestAuditVerifyWitnessOfAnotherLog: a checkpoint the log's key signed
+// for another log (another origin: a staging copy run with the same key),
+// of the very size and root of this log's, passed as --witness, is
+// refused online and offline: it says nothing about this log, and any
+// cosignature on it is a witness's statement about the other one. Both
+// verifications passed it before the origin was compared.
+func TestAuditVerifyWitnessOfAnotherLog(t *testing.T) {
+	l := startServer(t, nil)
+	pub := filepath.Join(l.dataDir, "log-signing.pub")
+	own, err := os.ReadFile(filepath.Join(l.dataDir, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _, _, err := serverkeys.LoadJournalSigner(serverkeys.Sources{DataDir: l.dataDir, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, ok := strings.Cut(string(own), "\n\n")
+	origin, rest, _ := strings.Cut(text, "\n")
+	if !ok || origin != server.LogOrigin(mustVerifierFile(t, pub)) {
+		t.Fatalf("the server's checkpoint: %q", own)
+	}
+	other, err := note.Sign(&note.Note{Text: "airlock/staging\n" + rest + "\n"}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wpath := filepath.Join(t.TempDir(), "staging.note")
+	if err := os.WriteFile(wpath, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := l.as(l.aliceKey, "audit", "verify", "--key", pub, "--witness", wpath)
+	if code != 1 || !strings.Contains(out, `PROBLEM bad-signature: witness checkpoint: it is of the log "airlock/staging", not "`+origin+`"`) {
+		t.Errorf("online: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "audit", "verify", "--data-dir", l.dataDir, "--key", pub, "--witness", wpath)
+	if code != 1 || !strings.Contains(out, `PROBLEM bad-signature: witness checkpoint: it is of the log "airlock/staging", not "`+origin+`"`) {
+		t.Errorf("offline: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func mustVerifierFile(t *testing.T, path string) note.Verifier {
+	t.Helper()
+	v, err := loadVerifierKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -332,12 +332,17 @@ func TestVerifyOfflinePinnedKey(t *testing.T) {
 	pinned := pinnedKey(t, e.dataDir)
 	ctx := context.Background()
 
-	// The attacker makes a new key and re-signs every checkpoint with it.
+	// The attacker makes a new key and re-signs every checkpoint with it,
+	// for the log the new key names (airlock serve's origin, LogOrigin).
 	skey, vkey, err := note.GenerateKey(rand.Reader, "airlock")
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +362,8 @@ func TestVerifyOfflinePinnedKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		i := strings.LastIndex(string(msg), "\n\n")
-		re, err := note.Sign(&note.Note{Text: string(msg[:i+1])}, signer)
+		_, rest, _ := strings.Cut(string(msg[:i+1]), "\n")
+		re, err := note.Sign(&note.Note{Text: LogOrigin(verifier) + "\n" + rest}, signer)
 		if err != nil {
 			t.Fatal(err)
 		}

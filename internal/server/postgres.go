@@ -52,7 +52,7 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 		targets = append(targets, pggw.Target{Name: t.Name, Account: t.Account, Upstream: dsn, RedactParameters: t.RedactParameters,
 			MaxSessionsPerGrant: t.MaxSessionsPerGrant,
 			Roles: &lazyRoles{dsn: dsn, target: t.Name, logger: s.logger.With("gateway", "postgres", "target", t.Name),
-				passwordKey: s.Service.RolePasswordKey(), live: s.Service.LiveGrants, installation: logOrigin(s.verifier)}})
+				passwordKey: s.Service.RolePasswordKey(), live: s.Service.LiveGrants, installation: LogOrigin(s.verifier)}})
 	}
 	addr := ln.Addr().String()
 	host, _, _ := net.SplitHostPort(addr)

@@ -285,8 +285,9 @@ func (s *Server) CosignedCheckpoint() []byte {
 	return s.witnesses.Cosigned()
 }
 
-// logOrigin names the log in its checkpoints.
-func logOrigin(v note.Verifier) string { return "airlock/" + verifierID(v) }
+// LogOrigin names the log in its checkpoints (their first line): the log
+// whose checkpoints the key v verifies, as airlock serve writes them.
+func LogOrigin(v note.Verifier) string { return "airlock/" + verifierID(v) }
 
 // legacyJournalKey derives the key that sealed the journal's frames of the
 // first format ("ALJ1") from the credential key. Frames are now sealed under

@@ -56,7 +56,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 func logOptions(cfg *config.Config, keys *serverkeys.Keys, onCheckpoint func(store.Checkpoint)) auditlog.Options {
 	verifier, credKey := keys.Verifier, keys.Credential
 	o := auditlog.Options{
-		Origin:       logOrigin(verifier),
+		Origin:       LogOrigin(verifier),
 		WitnessPath:  filepath.Join(cfg.DataDir, WitnessFile),
 		OnCheckpoint: onCheckpoint,
 		Rows:         review.StoreRows,

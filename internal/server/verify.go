@@ -39,7 +39,7 @@ func (s *Server) verify(ctx context.Context) (auditlog.Report, error) {
 	if err := s.log.Sync(ctx); err != nil {
 		return auditlog.Report{}, err
 	}
-	rep, err := auditlog.VerifyWith(ctx, s.store, s.verifier, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(s.store)})
+	rep, err := auditlog.VerifyWith(ctx, s.store, s.verifier, auditlog.VerifyOptions{Witness: witness, Origin: LogOrigin(s.verifier), State: review.NewChecker(s.store)})
 	if err == nil && s.witnesses != nil {
 		witnessProblems(&rep, s.witnesses.Status())
 	}
@@ -133,7 +133,7 @@ func VerifyOffline(ctx context.Context, dataDir string, in OfflineInput) (auditl
 	// A journal that does not continue the log is a finding, not a reason
 	// to stop: the rest of the directory is still checked.
 	journal, jerr := readJournal(ctx, st, dataDir, in)
-	return auditlog.VerifyWith(ctx, st, v, auditlog.VerifyOptions{Witness: witness, State: review.NewChecker(st), Journal: journal, JournalErr: jerr})
+	return auditlog.VerifyWith(ctx, st, v, auditlog.VerifyOptions{Witness: witness, Origin: LogOrigin(v), State: review.NewChecker(st), Journal: journal, JournalErr: jerr})
 }
 
 // readJournal reads what an unclean stop left only in the journal, read-only.

@@ -49,7 +49,7 @@ func TestServerPublishesToWitnesses(t *testing.T) {
 	if err := srv.witnesses.WaitUntil(ctx, func(ss []witness.Status) bool { return ss[0].Published >= size }); err != nil {
 		t.Fatalf("not published: %v %+v", err, srv.witnesses.Status())
 	}
-	if st, _ := w.State(logOrigin(v)); st.Size != size {
+	if st, _ := w.State(LogOrigin(v)); st.Size != size {
 		t.Fatalf("witness holds %d, log %d", st.Size, size)
 	}
 
@@ -61,7 +61,7 @@ func TestServerPublishesToWitnesses(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); rec.Code != http.StatusOK || err != nil {
 		t.Fatalf("GET /v1/audit/checkpoint: %d %s", rec.Code, rec.Body)
 	}
-	c, err := cosig.VerifyCosigned([]byte(resp.Cosigned), v, []string{w.VerifierKey()})
+	c, err := cosig.VerifyCosigned([]byte(resp.Cosigned), v, LogOrigin(v), []string{w.VerifierKey()})
 	if err != nil {
 		t.Fatalf("cosigned from the API: %v\n%s", err, resp.Cosigned)
 	}
@@ -102,7 +102,7 @@ func witnessEnv(t *testing.T) (*config.Config, *witnesstest.Witness, note.Verifi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddLog(logOrigin(v), strings.TrimSpace(string(vkey))); err != nil {
+	if err := w.AddLog(LogOrigin(v), strings.TrimSpace(string(vkey))); err != nil {
 		t.Fatal(err)
 	}
 	ws := httptest.NewServer(w)
@@ -151,8 +151,8 @@ func TestVerifyReportsWitnessEvidence(t *testing.T) {
 	srv.Close()
 	// What the witness holds once the log went on past the copy that was
 	// put back: a bigger tree.
-	st, _ := w.State(logOrigin(v))
-	w.SetState(logOrigin(v), witnesstest.State{Size: st.Size + 5, Root: st.Root})
+	st, _ := w.State(LogOrigin(v))
+	w.SetState(LogOrigin(v), witnesstest.State{Size: st.Size + 5, Root: st.Root})
 
 	srv, err = Open(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

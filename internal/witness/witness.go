@@ -452,8 +452,8 @@ func (l *limitedBuffer) String() string { return strings.ToValidUTF8(string(l.b)
 // published it first. The round is made again with the store's newest.
 var errBehind = errors.New("the witness holds a newer checkpoint of the log than the one offered")
 
-// freshest returns the store's newest checkpoint if it is newer than cp
-// and signed by the log's key. With several replicas appending to one log,
+// freshest returns the store's newest checkpoint if it is newer than cp,
+// signed by the log's key and of the same log (origin) as cp. With several replicas appending to one log,
 // each offers only the checkpoints it signed; the witness may already hold
 // a newer one. A newer row the key did not sign was added to the database
 // behind the log's back: it is neither sent nor taken as the log's size.
@@ -466,8 +466,8 @@ func (p *Publisher) freshest(ctx context.Context, cp store.Checkpoint) store.Che
 		return cp
 	}
 	size, root, err := auditlog.OpenCheckpoint(latest.Note, p.opts.Verifier)
-	if err != nil || size != latest.Size || !bytes.Equal(root[:], latest.Root) {
-		p.logger.Error("the store's newest checkpoint is not one the log's key signed; publishing the log's own (run airlock audit verify)", "checkpoint", latest.ID, "size", latest.Size)
+	if err != nil || size != latest.Size || !bytes.Equal(root[:], latest.Root) || auditlog.CheckpointOrigin(latest.Note) != auditlog.CheckpointOrigin(cp.Note) {
+		p.logger.Error("the store's newest checkpoint is not one the log's key signed for this log; publishing the log's own (run airlock audit verify)", "checkpoint", latest.ID, "size", latest.Size)
 		return cp
 	}
 	return latest

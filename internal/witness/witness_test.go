@@ -201,7 +201,7 @@ func TestPublishesToTlogWitnesses(t *testing.T) {
 				t.Fatalf("round %d: witness holds %+v, log is at %d", round, st, latest.Size)
 			}
 		}
-		c, err := cosig.VerifyCosigned(in.pub.Cosigned(), key.verifier, []string{w1.VerifierKey(), w2.VerifierKey()})
+		c, err := cosig.VerifyCosigned(in.pub.Cosigned(), key.verifier, origin, []string{w1.VerifierKey(), w2.VerifierKey()})
 		if err != nil {
 			t.Fatalf("round %d: %v\n%s", round, err, in.pub.Cosigned())
 		}
@@ -470,7 +470,7 @@ func TestTruncationCaughtByWitness(t *testing.T) {
 
 	// The cosigned checkpoint kept elsewhere: still valid, and verification
 	// of the rewritten log against it fails.
-	if _, err := cosig.VerifyCosigned(kept, key.verifier, []string{w.VerifierKey()}); err != nil {
+	if _, err := cosig.VerifyCosigned(kept, key.verifier, origin, []string{w.VerifierKey()}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := auditlog.Verify(context.Background(), in.st, key.verifier, kept)
@@ -515,7 +515,7 @@ func TestCosignatureOverOtherText(t *testing.T) {
 	in.append(t, 2)
 	in.failedWith(t, 0, "not signature lines")
 	if c := in.pub.Cosigned(); c != nil {
-		_, err := cosig.VerifyCosigned(c, key.verifier, []string{ws.VerifierKey()})
+		_, err := cosig.VerifyCosigned(c, key.verifier, origin, []string{ws.VerifierKey()})
 		t.Fatalf("a cosignature over another text was kept (VerifyCosigned: %v):\n%s", err, c)
 	}
 }

@@ -227,19 +227,25 @@ type Cosigned struct {
 }
 
 // VerifyCosigned opens a cosigned checkpoint: msg must carry a valid
-// signature by the log's key (logVerifier) and a valid cosignature by every
-// witness named in witnessKeys (vkeys, see NewVerifier). Signatures by other
-// keys are ignored, as signed-note requires; a signature line that claims a
-// known key but does not verify fails the whole note.
+// signature by the log's key (logVerifier), name the log's origin, and
+// carry a valid cosignature by every witness named in witnessKeys (vkeys,
+// see NewVerifier). Signatures by other keys are ignored, as signed-note
+// requires; a signature line that claims a known key but does not verify
+// fails the whole note.
 //
 // A cosignature is the witness's statement that, at its timestamp, this was
-// the largest tree consistent with everything it saw from the log. Holding
-// the log to a cosigned checkpoint therefore catches a log that was cut
-// short or rewritten since, even by someone who could also delete every
-// copy of the checkpoint on the log's own machine.
-func VerifyCosigned(msg []byte, logVerifier note.Verifier, witnessKeys []string) (*Cosigned, error) {
+// the largest tree consistent with everything it saw from the log that the
+// checkpoint's origin line names. Holding the log to a cosigned checkpoint
+// therefore catches a log that was cut short or rewritten since, even by
+// someone who could also delete every copy of the checkpoint on the log's
+// own machine; a checkpoint of another log (another origin), even one the
+// same key signed, says nothing about this one, and is refused.
+func VerifyCosigned(msg []byte, logVerifier note.Verifier, origin string, witnessKeys []string) (*Cosigned, error) {
 	if logVerifier == nil {
 		return nil, errors.New("no log verifier key")
+	}
+	if origin == "" {
+		return nil, errors.New("no log origin")
 	}
 	vs := []note.Verifier{logVerifier}
 	ws := make([]*Verifier, 0, len(witnessKeys))
@@ -278,6 +284,9 @@ func VerifyCosigned(msg []byte, logVerifier note.Verifier, witnessKeys []string)
 	cp, err := ParseCheckpoint(n.Text)
 	if err != nil {
 		return nil, err
+	}
+	if cp.Origin != origin {
+		return nil, fmt.Errorf("the checkpoint is of the log %q, not %q: its cosignatures are about another log", cp.Origin, origin)
 	}
 	out := &Cosigned{Checkpoint: cp}
 	var missing []string
