@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
@@ -63,13 +64,14 @@ func (a *app) auditCmd() *cobra.Command {
 					return usagef("--witness %s holds the JSON answer of GET /v1/audit/checkpoint, not a checkpoint: save its \"checkpoint\" field (jq -r .checkpoint), or \"cosigned\" for the witnesses' cosignatures", witnessFile)
 				}
 			}
+			var cosigned *cosig.Cosigned
 			if len(witnessKeys) > 0 {
 				// The witness file must carry a valid cosignature from every
 				// named witness, over a checkpoint the pinned key signed.
 				if witness == nil || v == nil {
 					return usagef("--witness-key needs --witness and --key")
 				}
-				if _, err := cosig.VerifyCosigned(witness, v, server.LogOrigin(v), witnessKeys); err != nil {
+				if cosigned, err = cosig.VerifyCosigned(witness, v, server.LogOrigin(v), witnessKeys, time.Now()); err != nil {
 					return fmt.Errorf("the witness checkpoint is not cosigned as required: %v", err)
 				}
 			}
@@ -103,7 +105,7 @@ func (a *app) auditCmd() *cobra.Command {
 			if err := a.printReport(rep); err != nil {
 				return err
 			}
-			a.printAnchors(v, witness, dataDir != "")
+			a.printAnchors(v, witness, cosigned, dataDir != "")
 			if saveHead != "" {
 				return a.saveHead(saveHead, head, v)
 			}
@@ -299,7 +301,7 @@ func (a *app) saveHead(path string, head []byte, v note.Verifier) error {
 // NOTE, which key was trusted instead: a bare "OK" left a reader to infer
 // it from lines that were not there. offline is a --data-dir (or
 // --config) verification; else the server's own.
-func (a *app) printAnchors(v note.Verifier, witness []byte, offline bool) {
+func (a *app) printAnchors(v note.Verifier, witness []byte, cosigned *cosig.Cosigned, offline bool) {
 	if a.output == "json" {
 		return
 	}
@@ -317,6 +319,13 @@ func (a *app) printAnchors(v note.Verifier, witness []byte, offline bool) {
 	}
 	if n, root, err := auditlog.OpenCheckpoint(witness, v); err == nil {
 		linef(a.out, "witness checkpoint (tree size %d, root %s): the log extends it", n, root)
+	}
+	// A cosignature is the witness's word for the log's size at its time:
+	// how old that is, the reader judges.
+	if cosigned != nil {
+		for _, c := range cosigned.Cosignatures {
+			linef(a.out, "cosigned by witness %s at %s", c.Witness, c.Time.Format(time.RFC3339))
+		}
 	}
 }
 

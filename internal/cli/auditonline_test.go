@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"io"
@@ -9,11 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/airlock-dev/airlock/internal/server"
 	"github.com/airlock-dev/airlock/internal/serverkeys"
+	"github.com/airlock-dev/airlock/internal/witness/cosig"
 )
 
 // TestAuditVerifyOnlinePinnedKeyDamagedLog: `airlock audit verify --key`
@@ -177,4 +180,31 @@ func mustVerifierFile(t *testing.T, path string) note.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestPrintAnchorsCosignatureTimes: after a verification with
+// --witness-key, each witness's cosignature time is printed: an old one is
+// still taken (the log was at least that big then), and how old is the
+// reader's to judge.
+func TestPrintAnchorsCosignatureTimes(t *testing.T) {
+	var out strings.Builder
+	a := &app{out: &out}
+	at := time.Date(2026, 11, 5, 9, 30, 0, 0, time.UTC)
+	a.printAnchors(mustVerifierFile(t, writeVerifierKey(t)), []byte("a witness checkpoint"), &cosig.Cosigned{Cosignatures: []cosig.Cosignature{{Witness: "w1.example/w", Time: at}}}, false)
+	if !strings.Contains(out.String(), "cosigned by witness w1.example/w at 2026-11-05T09:30:00Z\n") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
+
+func writeVerifierKey(t *testing.T) string {
+	t.Helper()
+	_, vkey, err := note.GenerateKey(rand.Reader, "airlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "log-signing.pub")
+	if err := os.WriteFile(path, []byte(vkey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -61,7 +61,7 @@ func TestServerPublishesToWitnesses(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); rec.Code != http.StatusOK || err != nil {
 		t.Fatalf("GET /v1/audit/checkpoint: %d %s", rec.Code, rec.Body)
 	}
-	c, err := cosig.VerifyCosigned([]byte(resp.Cosigned), v, LogOrigin(v), []string{w.VerifierKey()})
+	c, err := cosig.VerifyCosigned([]byte(resp.Cosigned), v, LogOrigin(v), []string{w.VerifierKey()}, time.Now())
 	if err != nil {
 		t.Fatalf("cosigned from the API: %v\n%s", err, resp.Cosigned)
 	}

@@ -2,6 +2,7 @@ package witness
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/witness/cosig"
 )
 
@@ -128,9 +130,10 @@ func FuzzWitnessAnswer(f *testing.F) {
 	f.Add(append([]byte("— other.test/w AAAAAAAA\n"), line...))
 	f.Add([]byte("— w.test/w AAAA\n"))
 	f.Add([]byte("garbage"))
-	c := &tlogClient{v: v}
+	at := time.Unix(1700000000, 0)
+	c := &tlogClient{v: v, p: &Publisher{opts: Options{Clock: clock.NewFake(at)}}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, err := c.cosignature(checkpoint, body)
+		got, err := c.cosignature(checkpoint, body, at)
 		if err != nil {
 			return
 		}
@@ -148,8 +151,8 @@ func TestCosignatureTakesOnlyTheWitnessLine(t *testing.T) {
 	v, _ := cosig.NewVerifier(w.VerifierKey())
 	signed, _ := note.Sign(&note.Note{Text: text}, other, w)
 	body := signed[len(text)+1:]
-	c := &tlogClient{v: v}
-	got, err := c.cosignature([]byte(text+"\n— airlock AAAAAAAA\n"), body)
+	c := &tlogClient{v: v, p: &Publisher{opts: Options{Clock: clock.Real}}}
+	got, err := c.cosignature([]byte(text+"\n— airlock AAAAAAAA\n"), body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +161,44 @@ func TestCosignatureTakesOnlyTheWitnessLine(t *testing.T) {
 	}
 	// A valid cosignature on another checkpoint is refused.
 	other2, _ := note.Sign(&note.Note{Text: "airlock/x\n4\nPlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n"}, w)
-	if _, err := c.cosignature([]byte(text+"\n— airlock AAAAAAAA\n"), other2[bytes.Index(other2, []byte("\n\n"))+2:]); err == nil {
+	if _, err := c.cosignature([]byte(text+"\n— airlock AAAAAAAA\n"), other2[bytes.Index(other2, []byte("\n\n"))+2:], time.Now()); err == nil {
 		t.Fatal("a cosignature for another checkpoint was taken")
+	}
+}
+
+// TestCosignatureFreshness: the publisher takes a witness's cosignature
+// only if it is dated within cosig.MaxSkew of the request (from MaxSkew
+// before it was sent to MaxSkew after the answer) and not before the
+// witness's previous one.
+func TestCosignatureFreshness(t *testing.T) {
+	text := "airlock/x\n3\nPlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n"
+	checkpoint := []byte(text + "\n— airlock AAAAAAAA\n")
+	sent := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(sent.Add(2 * time.Second)) // the answer came 2 s later
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	var signedAt time.Time
+	w, _ := cosig.NewSigner("w.test/w", priv, func() time.Time { return signedAt })
+	v, _ := cosig.NewVerifier(w.VerifierKey())
+	c := &tlogClient{v: v, p: &Publisher{opts: Options{Clock: clk}}}
+	answer := func(at time.Time) []byte {
+		signedAt = at
+		signed, _ := note.Sign(&note.Note{Text: text}, w)
+		return signed[len(text)+1:]
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want string // in the error; "" if taken
+	}{
+		{sent.Add(-cosig.MaxSkew - time.Second), "before the request was sent"},
+		{sent.Add(2*time.Second + cosig.MaxSkew + time.Second), "after now"},
+		{sent.Add(-time.Minute), ""}, // the witness's clock a minute behind
+		{sent.Add(-2 * time.Minute), "before its previous one"},
+		{sent.Add(-time.Minute), ""}, // the same second again
+		{sent.Add(cosig.MaxSkew), ""},
+	} {
+		_, err := c.cosignature(checkpoint, answer(tc.at), sent)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("dated %s: %v, want %q", tc.at.Sub(sent), err, tc.want)
+		}
 	}
 }

@@ -55,6 +55,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/witness/cosig"
 )
@@ -106,6 +107,13 @@ type Options struct {
 	// redirects (a redirect could lead a loopback-only plain http URL
 	// elsewhere).
 	Client *http.Client
+	// Clock is what a witness's cosignature time is checked against
+	// (clock.Real if nil): the publisher takes a cosignature only if it is
+	// dated from cosig.MaxSkew before the request was sent to
+	// cosig.MaxSkew after the answer, and not before that witness's
+	// previous one, so that an old cosignature of the same checkpoint
+	// replayed in the witness's place does not pass for its answer.
+	Clock clock.Clock
 	// MinInterval is the least time between two publications to a target
 	// (default 200 ms). MaxBackoff caps the pause before retrying a failed
 	// one (default one minute; the first pause is MinInterval or 100 ms).
@@ -158,6 +166,9 @@ func New(opts Options) (*Publisher, error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Minute
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real
 	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -533,6 +544,8 @@ type tlogClient struct {
 	// is one of our checkpoints (nil: rebuilt from the entries).
 	known         int64
 	knownFrontier []byte
+	// newest is the time of the newest cosignature taken from the witness.
+	newest time.Time
 }
 
 // add submits cp with a proof from the size the witness holds, learning
@@ -554,13 +567,14 @@ func (c *tlogClient) add(ctx context.Context, cp store.Checkpoint) ([]byte, erro
 				return nil, fmt.Errorf("making the consistency proof from %d to %d: %w", old, cp.Size, err)
 			}
 		}
+		sent := c.p.opts.Clock.Now()
 		status, body, err := c.post(ctx, FormatAddCheckpoint(old, proof, cp.Note))
 		if err != nil {
 			return nil, err
 		}
 		switch status {
 		case http.StatusOK:
-			line, err := c.cosignature(cp.Note, body)
+			line, err := c.cosignature(cp.Note, body, sent)
 			if err != nil {
 				return nil, err
 			}
@@ -629,10 +643,11 @@ func (c *tlogClient) post(ctx context.Context, body []byte) (int, []byte, error)
 	return resp.StatusCode, b, nil
 }
 
-// cosignature checks a 200 answer: signature lines, of which the one by
-// the configured witness key must verify on the checkpoint. Lines by other
-// keys are ignored, as the protocol requires. It returns that one line.
-func (c *tlogClient) cosignature(checkpoint, body []byte) ([]byte, error) {
+// cosignature checks a 200 answer to a request sent at sent: signature
+// lines, of which the one by the configured witness key must verify on the
+// checkpoint and be fresh (Options.Clock). Lines by other keys are
+// ignored, as the protocol requires. It returns that one line.
+func (c *tlogClient) cosignature(checkpoint, body []byte, sent time.Time) ([]byte, error) {
 	if len(body) == 0 || !bytes.HasSuffix(body, []byte("\n")) {
 		return nil, errors.New("the witness's answer is not signature lines")
 	}
@@ -654,6 +669,16 @@ func (c *tlogClient) cosignature(checkpoint, body []byte) ([]byte, error) {
 	}
 	for _, s := range n.Sigs {
 		if s.Name == c.v.Name() && s.Hash == c.v.KeyHash() {
+			at, now := cosig.SignatureTime(s), c.p.opts.Clock.Now()
+			switch {
+			case at.Before(sent.Add(-cosig.MaxSkew)):
+				return nil, fmt.Errorf("the witness's cosignature is dated %s, more than %s before the request was sent (%s): an old cosignature replayed in its place, or its clock is wrong", at.Format(time.RFC3339), cosig.MaxSkew, sent.UTC().Format(time.RFC3339))
+			case at.Before(c.newest):
+				return nil, fmt.Errorf("the witness's cosignature is dated %s, before its previous one (%s): an old cosignature replayed in its place", at.Format(time.RFC3339), c.newest.Format(time.RFC3339))
+			case at.After(now.Add(cosig.MaxSkew)):
+				return nil, fmt.Errorf("the witness's cosignature is dated %s, more than %s after now (%s): its clock is wrong", at.Format(time.RFC3339), cosig.MaxSkew, now.UTC().Format(time.RFC3339))
+			}
+			c.newest = at
 			return []byte("— " + s.Name + " " + s.Base64 + "\n"), nil
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 	"github.com/airlock-dev/airlock/internal/witness"
@@ -99,6 +100,12 @@ type instance struct {
 
 func open(t testing.TB, dir string, key logKey, targets ...witness.Target) *instance {
 	t.Helper()
+	return openAt(t, dir, key, nil, targets...)
+}
+
+// openAt is open with the publisher's clock (clock.Real if nil).
+func openAt(t testing.TB, dir string, key logKey, clk clock.Clock, targets ...witness.Target) *instance {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "airlock.db"))
 	if err != nil {
@@ -108,7 +115,7 @@ func open(t testing.TB, dir string, key logKey, targets ...witness.Target) *inst
 	pub, err := witness.New(witness.Options{
 		Store: st, Verifier: key.verifier, Targets: targets, CosignedPath: filepath.Join(dir, "checkpoint.cosigned"),
 		Logger:      slog.New(slog.NewTextHandler(lb, nil)),
-		MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Clock: clk,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +208,7 @@ func TestPublishesToTlogWitnesses(t *testing.T) {
 				t.Fatalf("round %d: witness holds %+v, log is at %d", round, st, latest.Size)
 			}
 		}
-		c, err := cosig.VerifyCosigned(in.pub.Cosigned(), key.verifier, origin, []string{w1.VerifierKey(), w2.VerifierKey()})
+		c, err := cosig.VerifyCosigned(in.pub.Cosigned(), key.verifier, origin, []string{w1.VerifierKey(), w2.VerifierKey()}, time.Now())
 		if err != nil {
 			t.Fatalf("round %d: %v\n%s", round, err, in.pub.Cosigned())
 		}
@@ -470,7 +477,7 @@ func TestTruncationCaughtByWitness(t *testing.T) {
 
 	// The cosigned checkpoint kept elsewhere: still valid, and verification
 	// of the rewritten log against it fails.
-	if _, err := cosig.VerifyCosigned(kept, key.verifier, origin, []string{w.VerifierKey()}); err != nil {
+	if _, err := cosig.VerifyCosigned(kept, key.verifier, origin, []string{w.VerifierKey()}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := auditlog.Verify(context.Background(), in.st, key.verifier, kept)
@@ -515,7 +522,7 @@ func TestCosignatureOverOtherText(t *testing.T) {
 	in.append(t, 2)
 	in.failedWith(t, 0, "not signature lines")
 	if c := in.pub.Cosigned(); c != nil {
-		_, err := cosig.VerifyCosigned(c, key.verifier, origin, []string{ws.VerifierKey()})
+		_, err := cosig.VerifyCosigned(c, key.verifier, origin, []string{ws.VerifierKey()}, time.Now())
 		t.Fatalf("a cosignature over another text was kept (VerifyCosigned: %v):\n%s", err, c)
 	}
 }
@@ -574,4 +581,91 @@ func TestPublisherIgnoresUnsignedStoreHead(t *testing.T) {
 	if !strings.Contains(lb.String(), "level=ERROR") {
 		t.Fatalf("not logged as an error:\n%s", lb.String())
 	}
+}
+
+// replayer stands in front of a witness: it passes requests on and keeps
+// the last cosignature answered, until replay is set; then it answers
+// every request with that old cosignature, as someone between the log and
+// the witness (or a witness restored from an old copy) could.
+type replayer struct {
+	next   http.Handler
+	mu     sync.Mutex
+	replay bool
+	last   []byte
+}
+
+func (r *replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	replay, last := r.replay, r.last
+	r.mu.Unlock()
+	if replay {
+		w.Write(last)
+		return
+	}
+	rec := httptest.NewRecorder()
+	r.next.ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK {
+		r.mu.Lock()
+		r.last = rec.Body.Bytes()
+		r.mu.Unlock()
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+// TestPublisherRefusesReplayedCosignature: after a restart the publisher
+// sends the witness the same checkpoint again. An answer carrying the
+// witness's cosignature of that checkpoint from an hour before (a replay:
+// the witness was not asked, or is not what answered) is refused: the
+// target fails, publishes nothing and keeps no cosigned checkpoint of it.
+// Before, it counted as the witness taking the checkpoint, which also
+// clears a witness's evidence that the log was cut short.
+func TestPublisherRefusesReplayedCosignature(t *testing.T) {
+	key := newLogKey(t)
+	clk := clock.NewFake(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
+	w, err := witnesstest.New("w.test/witness", clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddLog(origin, key.vkey); err != nil {
+		t.Fatal(err)
+	}
+	rp := &replayer{next: w}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	target := witness.Target{Kind: witness.KindTlogWitness, URL: srv.URL, Key: w.VerifierKey()}
+	dir := t.TempDir()
+
+	in := openAt(t, dir, key, clk, target)
+	in.append(t, 3)
+	in.waitPublished(t)
+	in.close()
+	if err := os.Remove(filepath.Join(dir, "checkpoint.cosigned")); err != nil {
+		t.Fatal(err)
+	}
+
+	rp.mu.Lock()
+	rp.replay = true
+	rp.mu.Unlock()
+	clk.Advance(time.Hour)
+	in = openAt(t, dir, key, clk, target)
+	in.pub.Offer(in.log.Latest())
+	in.failedWith(t, 0, "more than 5m0s before the request was sent")
+	if st := in.pub.Status()[0]; st.Published != 0 {
+		t.Errorf("the replayed cosignature was taken: %+v", st)
+	}
+	if c := in.pub.Cosigned(); c != nil {
+		t.Errorf("a cosigned checkpoint was kept from the replayed answer:\n%s", c)
+	}
+
+	// Within the allowed skew of the request, the witness's own answer is
+	// taken again.
+	rp.mu.Lock()
+	rp.replay = false
+	rp.mu.Unlock()
+	in.append(t, 1)
+	in.waitPublished(t)
 }

@@ -49,6 +49,12 @@ const AlgCosignatureV1 = 0x04
 // sigSize is a cosignature after its key ID: timestamp and Ed25519 signature.
 const sigSize = 8 + ed25519.SignatureSize
 
+// MaxSkew is how far a witness's clock may be from the verifier's: a
+// cosignature dated further in the future than this is refused, and the
+// publisher takes a witness's answer only if its cosignature is dated
+// within this of the request (package witness).
+const MaxSkew = 5 * time.Minute
+
 // keyID computes a cosigner's key ID.
 func keyID(name string, pub ed25519.PublicKey) uint32 {
 	h := sha256.New()
@@ -240,7 +246,12 @@ type Cosigned struct {
 // someone who could also delete every copy of the checkpoint on the log's
 // own machine; a checkpoint of another log (another origin), even one the
 // same key signed, says nothing about this one, and is refused.
-func VerifyCosigned(msg []byte, logVerifier note.Verifier, origin string, witnessKeys []string) (*Cosigned, error) {
+//
+// An old cosignature stays true (the log was at least that big then), so
+// its age is not held against it: Cosignatures report each one's time for
+// the caller to judge. One dated more than MaxSkew after now is refused:
+// no witness made it yet, by the caller's clock.
+func VerifyCosigned(msg []byte, logVerifier note.Verifier, origin string, witnessKeys []string, now time.Time) (*Cosigned, error) {
 	if logVerifier == nil {
 		return nil, errors.New("no log verifier key")
 	}
@@ -296,16 +307,26 @@ func VerifyCosigned(msg []byte, logVerifier note.Verifier, origin string, witnes
 			missing = append(missing, w.Name())
 			continue
 		}
-		raw, _ := base64.StdEncoding.DecodeString(s.Base64) // verified above
-		out.Cosignatures = append(out.Cosignatures, Cosignature{
-			Witness: w.Name(),
-			Time:    time.Unix(int64(binary.BigEndian.Uint64(raw[4:])), 0).UTC(),
-		})
+		at := SignatureTime(s)
+		if at.After(now.Add(MaxSkew)) {
+			return nil, fmt.Errorf("witness %s's cosignature is dated %s, more than %s after now (%s): its clock is wrong, or it was not made by the witness's clock", w.Name(), at.Format(time.RFC3339), MaxSkew, now.UTC().Format(time.RFC3339))
+		}
+		out.Cosignatures = append(out.Cosignatures, Cosignature{Witness: w.Name(), Time: at})
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("the checkpoint (size %d) has no cosignature by witness %s", cp.Size, strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// SignatureTime returns the timestamp of a cosignature that note.Open
+// verified with a Verifier (the zero time for any other signature).
+func SignatureTime(s note.Signature) time.Time {
+	raw, err := base64.StdEncoding.DecodeString(s.Base64)
+	if err != nil || len(raw) != 4+sigSize {
+		return time.Time{}
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(raw[4:])), 0).UTC()
 }
 
 // AppendSignatures returns the signed note msg with the signature lines

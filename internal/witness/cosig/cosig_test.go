@@ -122,6 +122,7 @@ func mustNoteKey(t *testing.T) (string, string) {
 }
 
 func TestVerifyCosigned(t *testing.T) {
+	now := fixed.Add(time.Hour)
 	ls, lv := logKey(t)
 	w1, _ := GenerateSigner("w1.example/w", rand.Reader, func() time.Time { return fixed })
 	w2, _ := GenerateSigner("w2.example/w", rand.Reader, func() time.Time { return fixed.Add(time.Second) })
@@ -134,7 +135,7 @@ func TestVerifyCosigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w2.VerifierKey()})
+	got, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w2.VerifierKey()}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,30 +144,30 @@ func TestVerifyCosigned(t *testing.T) {
 		t.Fatalf("VerifyCosigned = %+v", got)
 	}
 	// Unknown witnesses' lines are ignored.
-	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w2.VerifierKey()}); err != nil {
+	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w2.VerifierKey()}, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", nil); err != nil {
+	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", nil, now); err != nil {
 		t.Fatal(err)
 	}
 
 	// A witness whose cosignature is missing.
-	if _, err := VerifyCosigned(plain, lv, "airlock/0123abcd", []string{w1.VerifierKey()}); err == nil || !strings.Contains(err.Error(), "w1.example/w") {
+	if _, err := VerifyCosigned(plain, lv, "airlock/0123abcd", []string{w1.VerifierKey()}, now); err == nil || !strings.Contains(err.Error(), "w1.example/w") {
 		t.Errorf("missing cosignature: err = %v", err)
 	}
-	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w3.VerifierKey()}); err == nil || !strings.Contains(err.Error(), "w3.example/w") {
+	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w3.VerifierKey()}, now); err == nil || !strings.Contains(err.Error(), "w3.example/w") {
 		t.Errorf("missing third cosignature: err = %v", err)
 	}
 	// Another log key: the witnesses cosigned, but not this log.
 	_, other := logKey(t)
-	if _, err := VerifyCosigned(cosigned, other, "airlock/0123abcd", []string{w1.VerifierKey()}); err == nil {
+	if _, err := VerifyCosigned(cosigned, other, "airlock/0123abcd", []string{w1.VerifierKey()}, now); err == nil {
 		t.Error("accepted with another log key")
 	}
 	// Cosignatures lifted onto another checkpoint do not verify.
 	text2 := strings.Replace(text, "20852163", "20852164", 1)
 	forged, _ := note.Sign(&note.Note{Text: text2}, ls)
 	forged = AppendSignatures(forged, cosigned[bytes.Index(cosigned, []byte("\n\n"))+2:])
-	if _, err := VerifyCosigned(forged, lv, "airlock/0123abcd", []string{w1.VerifierKey()}); err == nil {
+	if _, err := VerifyCosigned(forged, lv, "airlock/0123abcd", []string{w1.VerifierKey()}, now); err == nil {
 		t.Error("cosignatures copied onto another checkpoint verified")
 	}
 	// A cosignature by the witness's key over only the text, not the
@@ -174,13 +175,13 @@ func TestVerifyCosigned(t *testing.T) {
 	raw := ed25519.Sign(privOf(w1), []byte(text))
 	sig := append(binary.BigEndian.AppendUint32(nil, w1.KeyHash()), binary.BigEndian.AppendUint64(nil, uint64(fixed.Unix()))...)
 	bad := append(bytes.Clone(plain), []byte("— w1.example/w "+base64.StdEncoding.EncodeToString(append(sig, raw...))+"\n")...)
-	if _, err := VerifyCosigned(bad, lv, "airlock/0123abcd", []string{w1.VerifierKey()}); err == nil {
+	if _, err := VerifyCosigned(bad, lv, "airlock/0123abcd", []string{w1.VerifierKey()}, now); err == nil {
 		t.Error("a plain Ed25519 signature passed as a cosignature")
 	}
-	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w1.VerifierKey()}); err == nil {
+	if _, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w1.VerifierKey()}, now); err == nil {
 		t.Error("a witness key given twice was accepted")
 	}
-	if _, err := VerifyCosigned([]byte("garbage"), lv, "airlock/0123abcd", nil); err == nil {
+	if _, err := VerifyCosigned([]byte("garbage"), lv, "airlock/0123abcd", nil, now); err == nil {
 		t.Error("garbage accepted")
 	}
 	// The checkpoint of another log the same key signs, cosigned by the
@@ -190,11 +191,41 @@ func TestVerifyCosigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := VerifyCosigned(elsewhere, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w2.VerifierKey()}); err == nil || !strings.Contains(err.Error(), `"airlock/staging"`) {
+	if _, err := VerifyCosigned(elsewhere, lv, "airlock/0123abcd", []string{w1.VerifierKey(), w2.VerifierKey()}, now); err == nil || !strings.Contains(err.Error(), `"airlock/staging"`) {
 		t.Errorf("a cosigned checkpoint of another log: err = %v", err)
 	}
-	if _, err := VerifyCosigned(cosigned, lv, "", nil); err == nil {
+	if _, err := VerifyCosigned(cosigned, lv, "", nil, now); err == nil {
 		t.Error("accepted without an origin to hold the checkpoint to")
+	}
+}
+
+// TestVerifyCosignedTime: an old cosignature is still the witness's word
+// that the log was that big then, and is taken with its time; one dated
+// more than MaxSkew after now is refused (no witness's clock made it yet).
+func TestVerifyCosignedTime(t *testing.T) {
+	ls, lv := logKey(t)
+	for _, tc := range []struct {
+		signed time.Duration // the cosignature's time, from now
+		ok     bool
+	}{
+		{-365 * 24 * time.Hour, true},
+		{0, true},
+		{MaxSkew, true},
+		{MaxSkew + time.Second, false},
+		{24 * time.Hour, false},
+	} {
+		w, _ := GenerateSigner("w1.example/w", rand.Reader, func() time.Time { return fixed.Add(tc.signed) })
+		cosigned, err := note.Sign(&note.Note{Text: text}, ls, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := VerifyCosigned(cosigned, lv, "airlock/0123abcd", []string{w.VerifierKey()}, fixed)
+		switch {
+		case tc.ok && (err != nil || !got.Cosignatures[0].Time.Equal(fixed.Add(tc.signed))):
+			t.Errorf("signed %v from now: %v, %+v", tc.signed, err, got)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "after now")):
+			t.Errorf("signed %v from now: %v, want it refused", tc.signed, err)
+		}
 	}
 }
 
