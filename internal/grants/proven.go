@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -29,37 +30,70 @@ func (s *Service) Fresh(ctx context.Context) { s.freshSessions(ctx) }
 // millions of entries, and reading them all at once held every one in
 // memory for one page of a session or a grant's record.
 func (s *Service) deriveGrant(ctx context.Context, id string) (*review.Deriver, []string, error) {
-	d := review.NewDeriver()
-	var problems []string
-	for after := int64(0); ; {
-		entries, err := s.st.LogEntries(ctx, store.LogFilter{GrantID: id, After: after, Limit: deriveBatch})
+	dv := newDerivation(nil)
+	if err := dv.read(ctx, s.st, id); err != nil {
+		return nil, nil, err
+	}
+	return dv.d, dv.problems, nil
+}
+
+// derivation is a grant's log derived so far: the entries up to after,
+// and why some of them could not be applied. read continues it with the
+// entries appended since (sessionproof.go keeps one between the pages of
+// a session).
+type derivation struct {
+	d        *review.Deriver
+	problems []string
+	// after is the greatest sequence number read; any is whether an
+	// entry was read at all.
+	after int64
+	any   bool
+	// each, if not nil, is called with every entry read, in log order,
+	// and the record hash of its bytes.
+	each func(e store.LogEntry, h tlog.Hash)
+}
+
+func newDerivation(each func(store.LogEntry, tlog.Hash)) *derivation {
+	return &derivation{d: review.NewDeriver(), each: each}
+}
+
+// read applies the entries of grant id after dv.after (all of them the
+// first time, those with a negative sequence number too).
+func (dv *derivation) read(ctx context.Context, st store.Store, id string) error {
+	for {
+		entries, err := st.LogEntries(ctx, store.LogFilter{GrantID: id, After: dv.after, Limit: deriveBatch})
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		for _, e := range entries {
-			after = max(after, e.Seq)
+			dv.after = max(dv.after, e.Seq)
+			h := tlog.RecordHash(e.Data)
+			if dv.each != nil {
+				dv.each(e, h)
+			}
+			dv.any = true
 			if e.Seq < 0 {
 				// No position of the log holds it, so no checkpoint covers
 				// it: rows made up with such entries read as proven.
-				problems = append(problems, fmt.Sprintf("log entry %d has a negative sequence number: it is not in the log (run airlock audit verify)", e.Seq))
+				dv.problems = append(dv.problems, fmt.Sprintf("log entry %d has a negative sequence number: it is not in the log (run airlock audit verify)", e.Seq))
 				continue
 			}
-			if h := tlog.RecordHash(e.Data); !bytes.Equal(h[:], e.LeafHash) {
-				problems = append(problems, fmt.Sprintf("log entry %d does not hash to its leaf hash (run airlock audit verify)", e.Seq))
+			if !bytes.Equal(h[:], e.LeafHash) {
+				dv.problems = append(dv.problems, fmt.Sprintf("log entry %d does not hash to its leaf hash (run airlock audit verify)", e.Seq))
 				continue
 			}
-			if err := d.Add(e.Data); err != nil {
-				problems = append(problems, err.Error())
+			if err := dv.d.Add(e.Data); err != nil {
+				dv.problems = append(dv.problems, err.Error())
 			}
 		}
 		if len(entries) < deriveBatch {
-			return d, problems, nil
+			return nil
 		}
-		if after <= 0 {
+		if dv.after <= 0 {
 			// A whole batch out of the log: the cursor cannot move past
 			// it, and the rest is not read.
-			problems = append(problems, fmt.Sprintf("more than %d log entries have no position in the log (run airlock audit verify)", deriveBatch))
-			return d, problems, nil
+			dv.problems = append(dv.problems, fmt.Sprintf("more than %d log entries have no position in the log (run airlock audit verify)", deriveBatch))
+			return nil
 		}
 	}
 }
@@ -89,12 +123,19 @@ func (s *Service) proveSessions(ctx context.Context, grantID string, ss []model.
 		return err
 	}
 	for i := range ss {
-		ss[i].LogMismatch = append(problems, trimID(review.SessionDiffs(d, ss[i]), "session "+ss[i].ID+": ")...)
-		if ss[i].GrantID != grantID {
-			ss[i].LogMismatch = append(ss[i].LogMismatch, fmt.Sprintf("grant is %q, asked for grant %q", ss[i].GrantID, grantID))
-		}
+		ss[i].LogMismatch = sessionMismatch(d, problems, ss[i], grantID)
 	}
 	return nil
+}
+
+// sessionMismatch is how session row ses differs from d, a derivation of
+// grant grantID's log that met problems.
+func sessionMismatch(d *review.Deriver, problems []string, ses model.Session, grantID string) []string {
+	out := append(slices.Clone(problems), trimID(review.SessionDiffs(d, ses), "session "+ses.ID+": ")...)
+	if ses.GrantID != grantID {
+		out = append(out, fmt.Sprintf("grant is %q, asked for grant %q", ses.GrantID, grantID))
+	}
+	return out
 }
 
 func trimID(ms []string, prefix string) []string {

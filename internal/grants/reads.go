@@ -123,6 +123,8 @@ type SessionPage struct {
 // Session returns a session's record (proven against the log on every
 // page, as each answer shows it) and a page of its log entries in log
 // order: at most q's limit of them are read, whatever the session holds.
+// The first page derives the grant's whole log; the next ones continue
+// that derivation, and check their entries against it (sessionproof.go).
 func (s *Service) Session(ctx context.Context, caller model.Identity, id string, q EventsQuery) (SessionPage, error) {
 	s.freshSessions(ctx)
 	ses, err := s.st.Session(ctx, id)
@@ -133,9 +135,21 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string,
 		return SessionPage{}, err
 	}
 	limit := pageLimit(q.Limit, DefaultEventsPage, MaxEventsPage)
+	after := max(q.After, 0)
+	var changed []string
+	if p := s.proofs.get(id, ses.GrantID, s.clk.Now()); p != nil {
+		page, ok, err := s.provenPage(ctx, p, ses, after, limit)
+		if err != nil || ok {
+			return page, err
+		}
+		// What the proof was derived from is no longer what the log
+		// holds: prove this page from the whole log, saying so.
+		s.proofs.drop(p)
+		changed = []string{"log entries of this session differ from those an earlier page read: one was changed, removed, added or moved since (run airlock audit verify)"}
+	}
 	// One more than the page: whether a next page exists is known
 	// without a last, empty one.
-	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: id, After: max(q.After, 0), Limit: limit + 1})
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: id, After: after, Limit: limit + 1})
 	if err != nil {
 		return SessionPage{Session: ses}, err
 	}
@@ -144,10 +158,34 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string,
 		page.Entries = entries[:limit]
 		page.Next = page.Entries[limit-1].Seq
 	}
-	ss := []model.Session{ses}
-	err = s.proveSessions(ctx, ses.GrantID, ss)
-	page.Session = ss[0]
-	return page, err
+	// A proof of the session is kept for its next pages (and again
+	// after a change, so that it is not derived anew on each of them).
+	p := newSessionProof(id, ses.GrantID, s.clk.Now())
+	if err := p.dv.read(ctx, s.st, ses.GrantID); err != nil {
+		return SessionPage{Session: ses}, err
+	}
+	p.dv.problems = append(p.dv.problems, changed...)
+	if page.Next != 0 || changed != nil {
+		s.proofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
+	}
+	ses.LogMismatch = sessionMismatch(p.dv.d, p.dv.problems, ses, ses.GrantID)
+	page.Session = ses
+	return page, nil
+}
+
+// provenPage is Session's page read with proof p kept from a page before;
+// ok is false if the log no longer holds what p was derived from.
+func (s *Service) provenPage(ctx context.Context, p *sessionProof, ses model.Session, after int64, limit int) (page SessionPage, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	page.Entries, page.Next, ok, err = p.page(ctx, s.st, after, limit)
+	if err != nil || !ok {
+		return SessionPage{Session: ses}, ok, err
+	}
+	ses.LogMismatch = sessionMismatch(p.dv.d, p.dv.problems, ses, p.grant)
+	page.Session = ses
+	s.proofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
+	return page, true, nil
 }
 
 // Bounds of a page of a grant's sessions (GrantSessions).

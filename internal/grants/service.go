@@ -249,6 +249,9 @@ type Service struct {
 	// refusals bounds the refused decisions written to the log
 	// (refusals.go).
 	refusals refusalLimiter
+	// proofs are the derivations kept between the pages of a session's
+	// events (sessionproof.go).
+	proofs sessionProofs
 }
 
 // New returns a Service. Call Start before serving.

@@ -569,6 +569,9 @@ func (d *Deriver) Session(id string) (s model.Session, ended, ok bool) {
 	return s, d.endStored(ds), true
 }
 
+// SessionCount is the number of sessions derived.
+func (d *Deriver) SessionCount() int { return len(d.sessions) }
+
 // SessionIDs returns the ids of every session derived, sorted.
 func (d *Deriver) SessionIDs() []string {
 	out := make([]string, 0, len(d.sessions))

@@ -40,24 +40,8 @@ func testSessionEventsPaged(t *testing.T, cfg *config.Config, aliceKey string) {
 	ctx := context.Background()
 	s := openServer(t, cfg)
 	defer s.Close()
-	g, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
-		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "paging"})
-	if err != nil || g.Status != model.Active {
-		t.Fatalf("request: %v, %v", g.Status, err)
-	}
-	gg, err := s.Service.Authority().Lookup(g.CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Two sessions whose entries interleave in the log.
-	var sessions []*gateway.Session
-	for range 2 {
-		ses, err := s.Service.Authority().StartSession(ctx, gg, "client")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sessions = append(sessions, ses)
-	}
+	sessions := pagingSessions(t, s, 2)
 	const calls, limit = 20, 7
 	for i := range calls {
 		for _, ses := range sessions {
@@ -149,4 +133,28 @@ func testSessionEventsPaged(t *testing.T, cfg *config.Config, aliceKey string) {
 			t.Errorf("?%s: %d %s, want 400", q, resp.StatusCode, body)
 		}
 	}
+}
+
+// pagingSessions starts n sessions of one active grant of the bot's.
+func pagingSessions(t *testing.T, s *Server, n int) []*gateway.Session {
+	t.Helper()
+	ctx := context.Background()
+	g, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
+		Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "paging"})
+	if err != nil || g.Status != model.Active {
+		t.Fatalf("request: %v, %v", g.Status, err)
+	}
+	gg, err := s.Service.Authority().Lookup(g.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions []*gateway.Session
+	for range n {
+		ses, err := s.Service.Authority().StartSession(ctx, gg, "client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, ses)
+	}
+	return sessions
 }
