@@ -21,6 +21,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/textesc"
 )
 
@@ -570,7 +571,28 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request, u who) {
 		h.failErr(w, r, u, err)
 		return
 	}
-	v := sessionView{Session: sp.Session, Transcript: transcript(httpapi.Events(sp.Entries)), Inline: true, After: q.After, Next: sp.Next}
+	// The events within pairWindow before and after the page, for the
+	// results logged on the next page of requests on this one (shown
+	// under them here, not again there).
+	var around []store.LogEntry
+	for _, aq := range []struct {
+		read bool
+		q    grants.EventsQuery
+	}{
+		{q.After > 0, grants.EventsQuery{After: max(q.After-pairWindow, 0), Limit: pairWindow + 1}},
+		{sp.Next != 0, grants.EventsQuery{After: sp.Next, Limit: pairWindow + 1}},
+	} {
+		if !aq.read {
+			continue
+		}
+		ap, err := h.svc.Session(r.Context(), u.id, sp.Session.ID, aq.q)
+		if err != nil {
+			h.failErr(w, r, u, err)
+			return
+		}
+		around = append(around, ap.Entries...)
+	}
+	v := sessionView{Session: sp.Session, Transcript: pagedTranscript(httpapi.Events(sp.Entries), httpapi.Events(around)), Inline: true, After: q.After, Next: sp.Next}
 	h.render(w, r, &u, http.StatusOK, "session", "Session "+sp.Session.ID, v)
 }
 

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 )
 
@@ -35,29 +37,77 @@ type line struct {
 // are logged in batches (session.results) after their requests and are
 // paired with them by statement number (PostgreSQL) or request id (AWS);
 // a result that pairs with nothing stays where its batch was logged.
-func transcript(events []httpapi.Event) []line {
+func transcript(events []httpapi.Event) []line { return pagedTranscript(events, nil) }
+
+// pairWindow is how far in the log (sequence numbers) a result may be
+// logged after its request and still be shown under it when the two are
+// on different pages of a session (on one page they always are). A
+// session page reads the events this far before and after its own for
+// them: one page's worth, as the service bounds a read
+// (grants.MaxEventsPage), less one so that a read of a page's worth from
+// the start covers it.
+const pairWindow = grants.MaxEventsPage - 1
+
+// pagedTranscript is the transcript of page, one page of a session's
+// events, with around the session's events within pairWindow before and
+// after it (or nil). A request and a result pair when they are
+// consecutive among the events of their pairing key (no request or result
+// with the key between them) and either both are on the page or the
+// result is logged within pairWindow of the request. That is decided
+// alike on the request's page and on the result's, whatever their
+// cursors, as each reads everything between the two: a result that
+// answers a request on the page before is shown there, under it, and not
+// again where its batch was logged; any other result is shown at its
+// batch.
+func pagedTranscript(page, around []httpapi.Event) []line {
 	type res struct {
 		seq  int64
 		idx  int
 		call gateway.Call
-		used bool
 	}
-	byKey := map[string]*res{}
+	onPage := map[int64]bool{}
+	for _, e := range page {
+		onPage[e.Seq] = true
+	}
+	all := append(slices.Clone(page), around...)
+	slices.SortFunc(all, func(a, b httpapi.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	all = slices.CompactFunc(all, func(a, b httpapi.Event) bool { return a.Seq == b.Seq })
+	// Each key's last request not yet followed by another event of the
+	// key; pairs are found in log order.
+	last := map[string]int64{}
+	answer := map[int64]*res{}      // a request's result, by the request's seq
+	answered := map[[2]int64]bool{} // the results paired, by seq and place
 	batches := map[int64][]*res{}
-	for _, e := range events {
-		var ent struct {
-			Data struct {
-				Results []gateway.Call `json:"results"`
-			} `json:"data"`
-		}
-		if e.Type != "session.results" || json.Unmarshal(e.Entry, &ent) != nil {
+	for _, e := range all {
+		if e.Type == "session.results" {
+			var ent struct {
+				Data struct {
+					Results []gateway.Call `json:"results"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(e.Entry, &ent) != nil {
+				continue
+			}
+			for i, c := range ent.Data.Results {
+				r := &res{seq: e.Seq, idx: i + 1, call: c}
+				if onPage[e.Seq] {
+					batches[e.Seq] = append(batches[e.Seq], r)
+				}
+				k := pairKey(c)
+				if k == "" {
+					continue
+				}
+				if req, ok := last[k]; ok && (e.Seq-req <= pairWindow || onPage[req] && onPage[e.Seq]) {
+					answer[req] = r
+					answered[[2]int64{e.Seq, int64(i + 1)}] = true
+				}
+				delete(last, k)
+			}
 			continue
 		}
-		for i, c := range ent.Data.Results {
-			r := &res{seq: e.Seq, idx: i + 1, call: c}
-			batches[e.Seq] = append(batches[e.Seq], r)
+		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
 			if k := pairKey(c); k != "" {
-				byKey[k] = r
+				last[k] = e.Seq
 			}
 		}
 	}
@@ -65,11 +115,11 @@ func transcript(events []httpapi.Event) []line {
 	resultLine := func(r *res, t string) line {
 		return line{Ref: fmt.Sprintf("#%d.%d", r.seq, r.idx), Time: t, Kind: "result", Text: renderResult(r.call)}
 	}
-	for _, e := range events {
+	for _, e := range page {
 		t := e.Time.UTC().Format("15:04:05.000")
 		if rs, ok := batches[e.Seq]; ok {
 			for _, r := range rs {
-				if !r.used {
+				if !answered[[2]int64{r.seq, int64(r.idx)}] {
 					out = append(out, resultLine(r, t))
 				}
 			}
@@ -91,11 +141,8 @@ func transcript(events []httpapi.Event) []line {
 		l.Text, l.Details = renderRequest(c)
 		_, l.SQL = c.Params["statement"]
 		out = append(out, l)
-		if k := pairKey(c); k != "" {
-			if r := byKey[k]; r != nil && !r.used {
-				r.used = true
-				out = append(out, resultLine(r, ""))
-			}
+		if r := answer[e.Seq]; r != nil {
+			out = append(out, resultLine(r, ""))
 		}
 	}
 	return out
