@@ -35,6 +35,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
 	"github.com/airlock-dev/airlock/internal/s3mem"
@@ -415,7 +416,8 @@ func getObject(ctx context.Context, c *s3.Client, key string) (string, error) {
 }
 
 // showRecording prints the gateway's calls under grant id and checks that
-// they are the objects read and the calls refused, nothing else.
+// they are the objects read and the calls refused, nothing else: every
+// page of each session's recording, as airlock session show reads it.
 func showRecording(ctx context.Context, r *run, c *client.Client, id string) error {
 	ss, err := c.Sessions(ctx, id)
 	if err != nil {
@@ -426,29 +428,31 @@ func showRecording(ctx context.Context, r *run, c *client.Client, id string) err
 	}
 	var lines []string
 	for _, s := range ss {
-		v, err := c.Session(ctx, s.ID)
+		err := c.EachSessionPage(ctx, s.ID, 0, func(v httpapi.SessionResponse) error {
+			for _, e := range v.Events {
+				if e.Type != "session.call" {
+					continue
+				}
+				var ent struct {
+					Data gateway.Call `json:"data"`
+				}
+				if err := json.Unmarshal(e.Entry, &ent); err != nil {
+					return err
+				}
+				call := ent.Data
+				if call.Kind != "request" {
+					continue
+				}
+				verdict := "allowed"
+				if !call.Allowed {
+					verdict = "DENIED "
+				}
+				lines = append(lines, fmt.Sprintf("#%d %s %s %s %s", e.Seq, e.Time.Format("15:04:05.000"), verdict, call.Action, call.Resource))
+			}
+			return nil
+		})
 		if err != nil {
 			return err
-		}
-		for _, e := range v.Events {
-			if e.Type != "session.call" {
-				continue
-			}
-			var ent struct {
-				Data gateway.Call `json:"data"`
-			}
-			if err := json.Unmarshal(e.Entry, &ent); err != nil {
-				return err
-			}
-			call := ent.Data
-			if call.Kind != "request" {
-				continue
-			}
-			verdict := "allowed"
-			if !call.Allowed {
-				verdict = "DENIED "
-			}
-			lines = append(lines, fmt.Sprintf("#%d %s %s %s %s", e.Seq, e.Time.Format("15:04:05.000"), verdict, call.Action, call.Resource))
 		}
 	}
 	for _, l := range lines {
