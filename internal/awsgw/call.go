@@ -240,7 +240,7 @@ func (c *call) reject(e *s3err.Error) {
 // deny records a refused call in the grant's session and answers it.
 func (c *call) deny(rec gateway.Call, e *s3err.Error) {
 	g := c.gw
-	sess, err := g.session(c.gr, c.r.RemoteAddr, c.client)
+	sess, err := g.session(c.gr, c.r, c.client)
 	if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
 		// Identity binding refuses every call from here (credentials
 		// moved, or a shared identity), whatever it asks: a rejection
@@ -340,7 +340,7 @@ func cutError(ctx context.Context) *s3err.Error {
 // forward records the call, sends it upstream and streams the answer back.
 func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
 	g, gr := c.gw, c.gr
-	sess, err := g.session(gr, c.r.RemoteAddr, c.client)
+	sess, err := g.session(gr, c.r, c.client)
 	if err != nil {
 		// A session refused by identity binding is an attempt like any
 		// other refused one: recorded, every time.

@@ -3,6 +3,7 @@ package awsgw
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"sync"
@@ -81,18 +82,22 @@ var errGrantGone = errors.New("grant ended")
 // session returns gr's session, starting it if this is the grant's first
 // call, and counts the call as in flight: the caller must call s.done().
 // client describes the peer; it is called only when a session starts.
-// sessionKey is a session's key in Gateway.sessions: a grant and the IP
-// address its calls come from.
-type sessionKey struct{ grant, ip string }
+// sessionKey is a session's key in Gateway.sessions: a grant, the IP
+// address its calls come from and the fingerprint of the TLS client
+// certificate they present, if any (findings.TLSClient).
+type sessionKey struct{ grant, ip, tls string }
 
-func (g *Gateway) session(gr *gateway.Grant, remoteAddr string, client func() string) (*session, error) {
+func (g *Gateway) session(gr *gateway.Grant, r *http.Request, client func() string) (*session, error) {
 	// One session per grant and client address: a call from another
 	// address starts its own session, so that the control plane sees
-	// every address a grant's credentials are used from (findings). The
-	// key is the address of the connection (what findings.IPOf takes from
-	// client() too), built as a struct outside the lock: no string is
-	// formatted on every call while every call waits on g.mu.
-	key := sessionKey{grant: gr.ID, ip: findings.IPOf(remoteAddr)}
+	// every address a grant's credentials are used from (findings); so
+	// does a call presenting another client certificate (or one where the
+	// others presented none), which is another instance at that address.
+	// The key is the address of the connection (what findings.IPOf takes
+	// from client() too), built as a struct outside the lock: no string is
+	// formatted on every call while every call waits on g.mu. A call with
+	// no certificate hashes nothing.
+	key := sessionKey{grant: gr.ID, ip: findings.IPOf(r.RemoteAddr), tls: findings.TLSClient(r.TLS)}
 	for range 2 { // a second try if we raced with the session's end
 		g.mu.Lock()
 		if g.closed {
@@ -126,7 +131,7 @@ func (g *Gateway) start(s *session, client string) {
 	defer close(s.ready)
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	rec, err := g.auth.StartSession(ctx, s.gr, client)
+	rec, err := g.auth.StartSession(gateway.WithTLSClient(ctx, s.key.tls), s.gr, client)
 	if err != nil {
 		s.err = err
 		g.drop(s)

@@ -130,7 +130,7 @@ func (t *target) serviceRequest(ctx context.Context, r *http.Request, service st
 // until it is durable.
 func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body []byte) {
 	g, gr := c.gw, c.gr
-	sess, err := g.session(gr, c.r.RemoteAddr, c.client)
+	sess, err := g.session(gr, c.r, c.client)
 	if err != nil {
 		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
 			c.reject(sessionError(gr, g.now(), err))

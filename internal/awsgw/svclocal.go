@@ -63,7 +63,7 @@ func (c *call) answerLocal(t *target, op *awsops.Op, bodyLen int) {
 		c.fail(s3err.New(s3err.AccessDenied, "%s %s: Airlock does not answer this call itself", op.Service, op.Operation))
 		return
 	}
-	sess, err := g.session(gr, c.r.RemoteAddr, c.client)
+	sess, err := g.session(gr, c.r, c.client)
 	if err != nil {
 		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
 			c.reject(sessionError(gr, g.now(), err))

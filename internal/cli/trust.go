@@ -23,10 +23,25 @@ const EnvAllowPlaintext = "AIRLOCK_ALLOW_PLAINTEXT"
 // an https client run next to it trusts its data directory's CA.
 const defaultConfig = "airlock.yaml"
 
+// EnvClientCert and EnvClientKey name the PEM files of a TLS client
+// certificate and its key (the key may be in the certificate's file) that
+// the CLI presents to the server: part of the agent's instance
+// fingerprint (client.UseClientCert).
+const (
+	EnvClientCert = "AIRLOCK_CLIENT_CERT"
+	EnvClientKey  = "AIRLOCK_CLIENT_KEY"
+)
+
 func (a *app) client() *client.Client {
 	c := client.New(a.getenv(EnvAddr), a.getenv(EnvToken))
 	if ca := a.caFile(c.Addr); ca != "" {
 		c.TrustCA(ca)
+	}
+	if cert, key := a.getenv(EnvClientCert), a.getenv(EnvClientKey); cert != "" || key != "" {
+		if cert == "" {
+			cert = key // the key's file holds the certificate too, or the error says it does not
+		}
+		c.UseClientCert(cert, key)
 	}
 	if a.getenv(EnvAllowPlaintext) != "1" {
 		c.RefusePlaintext()

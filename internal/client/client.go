@@ -4,6 +4,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,8 +31,12 @@ type Client struct {
 	Token string
 	HTTP  *http.Client
 
-	// setupErr is a configuration problem (TrustCA) every call returns.
+	// setupErr is a configuration problem (TrustCA, UseClientCert) every
+	// call returns.
 	setupErr error
+	// tls is the TLS configuration of the client's own transport, once
+	// TrustCA or UseClientCert made one (tlsConfig).
+	tls *tls.Config
 }
 
 // New returns a client; addr defaults to DefaultAddr.

@@ -2,7 +2,11 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/findings"
+	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
 // TestResponseLimit: a response longer than the client reads is refused
@@ -224,5 +231,58 @@ func TestForeignErrorOneLine(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "AccessDenied") ||
 		!strings.Contains(err.Error(), "HTTP 403") || !strings.Contains(err.Error(), "AIRLOCK_ADDR") {
 		t.Fatalf("a foreign XML error: %q; want one line with the status, the body and AIRLOCK_ADDR", err)
+	}
+}
+
+// TestUseClientCert: the client presents its certificate to a server that
+// asks for one, alongside AIRLOCK_CA's trust; over http:// it refuses to
+// run rather than go without it; a bad key file is an error naming the
+// file, not its contents.
+func TestUseClientCert(t *testing.T) {
+	srvDir, cliDir := t.TempDir(), t.TempDir()
+	cfg, caPath, err := tlscert.Ensure(srvDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Any certificate and key do as the client's: another CA's leaf.
+	if _, _, err := tlscert.Ensure(cliDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(cliDir, "gateway.pem"), filepath.Join(cliDir, "gateway.key")
+	var got string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = findings.TLSClient(r.TLS)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"name":"bot","kind":"agent"}`)
+	}))
+	srv.TLS = cfg
+	srv.StartTLS()
+	defer srv.Close()
+
+	c := New(srv.URL, "alk_x").TrustCA(caPath).UseClientCert(certFile, keyFile)
+	if _, err := c.WhoAmI(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pair.Certificate[0])
+	if want := hex.EncodeToString(sum[:]); got != want {
+		t.Fatalf("server saw client certificate %q, want %q", got, want)
+	}
+
+	if _, err := New("http://127.0.0.1:1", "alk_x").UseClientCert(certFile, keyFile).WhoAmI(context.Background()); err == nil ||
+		!strings.Contains(err.Error(), "only over TLS") {
+		t.Fatalf("a client certificate over http://: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.key")
+	secret := "-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END EC PRIVATE KEY-----\n"
+	if err := os.WriteFile(bad, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(srv.URL, "alk_x").UseClientCert(certFile, bad).WhoAmI(context.Background())
+	if err == nil || !strings.Contains(err.Error(), bad) || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Fatalf("a bad key: %v", err)
 	}
 }

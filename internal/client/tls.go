@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
 // TrustCA makes c trust the CA certificates in the PEM file at path, as
@@ -32,12 +34,61 @@ func (c *Client) TrustCA(path string) *Client {
 		c.setupErr = fmt.Errorf("AIRLOCK_CA: %s holds no PEM certificate", path)
 		return c
 	}
-	c.HTTP = &http.Client{Timeout: c.HTTP.Timeout, CheckRedirect: c.HTTP.CheckRedirect, Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 10 * time.Second,
-		IdleConnTimeout:     90 * time.Second,
-	}}
+	c.tlsConfig().RootCAs = pool
+	return c
+}
+
+// tlsConfig is the TLS configuration of c's own transport, which it makes
+// on first use (TrustCA, UseClientCert) in place of Go's default one.
+func (c *Client) tlsConfig() *tls.Config {
+	if c.tls == nil {
+		c.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		c.HTTP = &http.Client{Timeout: c.HTTP.Timeout, CheckRedirect: c.HTTP.CheckRedirect, Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			TLSClientConfig:     c.tls,
+			TLSHandshakeTimeout: 10 * time.Second,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	return c.tls
+}
+
+// UseClientCert makes c present the certificate in the PEM file certPath,
+// with the private key in keyPath ("": in certPath too), to the server
+// when it asks for one, as Airlock's listeners do: its fingerprint (the
+// SHA-256 of the certificate) becomes part of the caller's instance, so
+// that two agents behind one address are told apart, and a grant
+// requested with it is seen as moved when its credentials are used with
+// another. The server checks no CA: a self-signed certificate does. Over
+// http:// there is no handshake to present it in, so a plaintext address
+// is an error every call returns rather than an instance silently
+// without it. Errors name the files, never what the key holds.
+func (c *Client) UseClientCert(certPath, keyPath string) *Client {
+	if c.setupErr != nil {
+		return c
+	}
+	if keyPath == "" {
+		keyPath = certPath
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		c.setupErr = fmt.Errorf("AIRLOCK_CLIENT_CERT %s, AIRLOCK_CLIENT_KEY %s: %w", certPath, keyPath, err)
+		return c
+	}
+	n := 0
+	for _, der := range pair.Certificate {
+		n += len(der)
+	}
+	if len(pair.Certificate) > tlscert.MaxClientChain || n > tlscert.MaxClientChainBytes {
+		c.setupErr = fmt.Errorf("AIRLOCK_CLIENT_CERT %s holds %d certificates (%d bytes); the server accepts a chain of at most %d (%d bytes)",
+			certPath, len(pair.Certificate), n, tlscert.MaxClientChain, tlscert.MaxClientChainBytes)
+		return c
+	}
+	if u, err := url.Parse(c.Addr); err == nil && !strings.EqualFold(u.Scheme, "https") {
+		c.setupErr = fmt.Errorf("AIRLOCK_CLIENT_CERT is set but AIRLOCK_ADDR %s is not https://: a client certificate is presented only over TLS; use https://%s", c.Addr, u.Host)
+		return c
+	}
+	c.tlsConfig().Certificates = []tls.Certificate{pair}
 	return c
 }
 

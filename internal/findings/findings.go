@@ -19,6 +19,7 @@
 package findings
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sort"
@@ -147,11 +148,21 @@ func FromRequest(r *http.Request) model.Instance {
 		}
 		in.UserAgent = Printable(ua)
 	}
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-		in.TLSClient = hex.EncodeToString(sum[:])
-	}
+	in.TLSClient = TLSClient(r.TLS)
 	return in
+}
+
+// TLSClient is the fingerprint of a TLS connection's client certificate:
+// the SHA-256 of the certificate it presented (the chain's first), in hex,
+// or "" for none (or no TLS). The listeners ask every client for one
+// (tlscert) and verify none: the handshake proves the client holds the
+// certificate's key, so no other client presents the same one.
+func TLSClient(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // Printable escapes control characters and invalid UTF-8 in s (a user
@@ -259,18 +270,53 @@ func (d *Detector) Active(identity string) []string {
 // was requested from requester, is a new credential-moved finding: the
 // instances differ, and this grant+instance pair was never reported. moved
 // says whether they differ at all (for refusing).
+//
+// The address is compared, and at the same address the TLS client
+// certificate where both the requester and the gateway's client presented
+// one: the gateway sees no token (its instance claims), and the tools that
+// use a grant's credentials (an AWS SDK, psql) present no certificate
+// unless told to, so a certificate missing on either side tells nothing.
 func (d *Detector) Moved(grant string, requester, in model.Instance) (moved, report bool) {
-	// Only the address is compared: the gateway sees neither the API's TLS
-	// client nor the token's instance claims.
-	if requester.IP == "" || requester.IP == in.IP {
+	if requester.IP == "" || !movedFrom(requester, in) {
 		return false, false
 	}
 	now := d.clk.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	report = d.first(MovedKey(grant, in.IP), now, false)
+	report = d.first(MovedKey(grant, MovedInstance(in)), now, false)
 	d.prune(now)
 	return true, report
+}
+
+// movedFrom says whether in is another instance than requester, as Moved
+// compares them.
+func movedFrom(requester, in model.Instance) bool {
+	if requester.IP != in.IP {
+		return true
+	}
+	return requester.TLSClient != "" && in.TLSClient != "" && requester.TLSClient != in.TLSClient
+}
+
+// MovedInstance is what a credential-moved finding is recorded once per
+// grant for: the address, and the TLS client certificate's shortened
+// fingerprint (as Key writes it) where there is one. From an instance's
+// description (Describe) too: MovedInstanceOf.
+func MovedInstance(in model.Instance) string {
+	if in.TLSClient == "" {
+		return in.IP
+	}
+	return in.IP + " tls:" + shortHash(in.TLSClient)
+}
+
+// MovedInstanceOf is MovedInstance of the instance a finding's
+// description (Describe of a gateway client: address, certificate, user
+// agent in parentheses) names.
+func MovedInstanceOf(desc string) string {
+	ip, rest, _ := strings.Cut(desc, " ")
+	if t, _, _ := strings.Cut(rest, " "); strings.HasPrefix(t, "tls:") {
+		return ip + " " + t
+	}
+	return ip
 }
 
 // first marks key reported and says whether it was not already (within the
@@ -389,8 +435,9 @@ func SharedKey(identity, key string) string { return "shared " + identity + " " 
 const movedPrefix = "moved "
 
 // MovedKey is the key under which Moved remembers that it reported
-// grant's credentials used from ip, for Unreport.
-func MovedKey(grant, ip string) string { return movedPrefix + grant + " " + ip }
+// grant's credentials used from the instance whose MovedInstance is
+// instance, for Unreport.
+func MovedKey(grant, instance string) string { return movedPrefix + grant + " " + instance }
 
 // Unreport forgets that the finding of dedupe key k (SharedKey, MovedKey)
 // was reported, for a caller that could not record it: Shared and Moved

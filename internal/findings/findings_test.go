@@ -264,3 +264,40 @@ func TestReportedBounded(t *testing.T) {
 		t.Error("the last address was reported again")
 	}
 }
+
+// TestMovedByTLSClient: at one address, a grant's credentials used with
+// another client certificate than the requester's are moved, reported once
+// per certificate; a certificate missing on either side tells nothing (the
+// tools using the credentials present none unless told to).
+func TestMovedByTLSClient(t *testing.T) {
+	d := New(clock.NewFake(time.Unix(0, 0)), time.Minute)
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	req := model.Instance{IP: "127.0.0.1", TLSClient: a}
+	for _, in := range []model.Instance{{IP: "127.0.0.1", TLSClient: a}, {IP: "127.0.0.1"}} {
+		if moved, _ := d.Moved("g1", req, in); moved {
+			t.Fatalf("%+v reported as moved from %+v", in, req)
+		}
+	}
+	if moved, _ := d.Moved("g1", model.Instance{IP: "127.0.0.1"}, model.Instance{IP: "127.0.0.1", TLSClient: b}); moved {
+		t.Fatal("a certificate where the requester presented none reported as moved")
+	}
+	other := model.Instance{IP: "127.0.0.1", TLSClient: b, UserAgent: "psql"}
+	if moved, report := d.Moved("g1", req, other); !moved || !report {
+		t.Fatal("another certificate at the same address not reported")
+	}
+	if moved, report := d.Moved("g1", req, other); !moved || report {
+		t.Fatal("grant+certificate reported twice")
+	}
+	if got, want := MovedInstance(other), "127.0.0.1 tls:"+b[:16]; got != want {
+		t.Fatalf("MovedInstance = %q, want %q", got, want)
+	}
+	for desc, want := range map[string]string{
+		Describe(other):                         "127.0.0.1 tls:" + b[:16],
+		Describe(model.Instance{IP: "::1"}):     "::1",
+		"10.0.0.1 (tls:" + b[:16] + " spoofed)": "10.0.0.1",
+	} {
+		if got := MovedInstanceOf(desc); got != want {
+			t.Errorf("MovedInstanceOf(%q) = %q, want %q", desc, got, want)
+		}
+	}
+}

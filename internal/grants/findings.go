@@ -141,7 +141,10 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 		}
 		from = rec.RequestedFrom
 	}
-	in := model.Instance{IP: findings.IPOf(client)}
+	// The gateway passes the client certificate's fingerprint with the
+	// session's start (gateway.WithTLSClient), not in client, which is the
+	// peer's to write (its user agent).
+	in := model.Instance{IP: findings.IPOf(client), TLSClient: gateway.TLSClientOf(ctx)}
 	if _, ua, ok := strings.Cut(client, " "); ok {
 		in.UserAgent = findings.Printable(ua)
 	}
@@ -154,18 +157,18 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 		f := model.Finding{
 			Kind: model.FindingCredentialMoved, At: s.now(), Identity: g.Identity, Grant: g.ID, Session: session,
 			Instance: findings.Describe(in), Others: []string{findings.Describe(*from)}, Refused: refuse,
-			Detail: fmt.Sprintf("grant %s was requested from %s and its credentials are used from %s", g.ID, from.IP, in.IP),
+			Detail: fmt.Sprintf("grant %s was requested from %s and its credentials are used from %s", g.ID, findings.MovedInstance(*from), findings.MovedInstance(in)),
 		}
 		if refuse {
 			f.Session = "" // the session is never started
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
-			s.findings.Unreport(findings.MovedKey(g.ID, in.IP))
+			s.findings.Unreport(findings.MovedKey(g.ID, findings.MovedInstance(in)))
 			return err
 		}
 	}
 	if refuse {
-		return &gateway.RefusedError{Reason: fmt.Sprintf("the credentials of grant %s are used from %s, not from the instance that requested them, and identity_binding is refuse", g.ID, in.IP)}
+		return &gateway.RefusedError{Reason: fmt.Sprintf("the credentials of grant %s are used from %s, not from the instance that requested them, and identity_binding is refuse", g.ID, findings.MovedInstance(in))}
 	}
 	return nil
 }
@@ -364,14 +367,15 @@ func (s *Service) openGrantsOf(ctx context.Context, identity string) ([]string, 
 }
 
 // movedBefore says whether grant g already holds a credential-moved
-// finding from f's address (read in the write transaction, so replicas
-// that both saw the credential used from it record it once).
+// finding from f's instance (address and client certificate, as Moved
+// tells them apart; read in the write transaction, so replicas that both
+// saw the credential used from it record it once).
 func movedBefore(g model.Grant, f model.Finding) bool {
 	if f.Kind != model.FindingCredentialMoved {
 		return false
 	}
 	for _, old := range g.Findings {
-		if old.Kind == model.FindingCredentialMoved && findings.IPOf(old.Instance) == findings.IPOf(f.Instance) {
+		if old.Kind == model.FindingCredentialMoved && findings.MovedInstanceOf(old.Instance) == findings.MovedInstanceOf(f.Instance) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 		c := client.New("http://airlock.internal", key)
 		// Only the transport changes: the client keeps refusing to follow
 		// redirects, as over the network.
-		c.HTTP.Transport = inProcess{api: api, remote: r.RemoteAddr, ua: r.UserAgent()}
+		c.HTTP.Transport = inProcess{api: api, remote: r.RemoteAddr, ua: r.UserAgent(), tls: r.TLS}
 		who, err := c.WhoAmI(r.Context())
 		if err != nil {
 			var ae *apierr.Error
@@ -239,14 +240,17 @@ func writeError(w http.ResponseWriter, e *apierr.Error) {
 }
 
 // inProcess is an http.RoundTripper that serves requests with the API
-// handler directly, keeping the MCP caller's address and user agent.
+// handler directly, keeping the MCP caller's address, user agent and TLS
+// connection (its client certificate is part of its instance).
 type inProcess struct {
 	api        http.Handler
 	remote, ua string
+	tls        *tls.ConnectionState
 }
 
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	req.RemoteAddr = t.remote
+	req.TLS = t.tls
 	if t.ua != "" {
 		req.Header.Set("User-Agent", t.ua)
 	}

@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/mcpserver"
 	"github.com/airlock-dev/airlock/internal/server"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // httpFixture is a control plane with an agent and a person and no
@@ -471,5 +473,46 @@ func TestHTTPLongGrantIDNotLogged(t *testing.T) {
 		if len(line) > 4096 || strings.Contains(line, strings.Repeat("x", 100)) {
 			t.Errorf("log line of %d bytes: %.200s", len(line), line)
 		}
+	}
+}
+
+// TestHTTPKeepsTheCallersClientCertificate: /mcp calls the API in process
+// with the caller's TLS connection, so the client certificate is part of
+// the instance as on /v1: under identity_binding: refuse, a second agent
+// with the same key and address but another certificate is refused.
+// Before, /mcp passed on the address and user agent only, and both were
+// one instance.
+func TestHTTPKeepsTheCallersClientCertificate(t *testing.T) {
+	t.Setenv("MCPTEST_AWS_KEY", "AKIAEXAMPLE")
+	t.Setenv("MCPTEST_AWS_SECRET", "not-a-real-secret")
+	srv, botKey, _, _ := openServer(t, "http://127.0.0.1:9", "postgres://nobody@127.0.0.1:9/orders?sslmode=disable", "identity_binding: refuse\n")
+	hs := httptest.NewUnstartedServer(srv.Handler)
+	hs.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	hs.StartTLS()
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	post := func(cert testenv.ClientCert) (int, string) {
+		tr := hs.Client().Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert.Pair}
+		req, _ := http.NewRequest("POST", hs.URL+"/mcp", strings.NewReader(initBody))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+botKey)
+		resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	a, b := testenv.NewClientCert(t, "agent-a"), testenv.NewClientCert(t, "agent-b")
+	if st, body := post(a); st != http.StatusOK {
+		t.Fatalf("first agent: %d %.200s", st, body)
+	}
+	if st, body := post(a); st != http.StatusOK {
+		t.Fatalf("first agent again: %d %.200s", st, body)
+	}
+	if st, body := post(b); st != http.StatusForbidden || !strings.Contains(body, "identity_binding is refuse") {
+		t.Fatalf("second agent, another certificate: %d %.300s; want the API's 403", st, body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -110,6 +111,9 @@ type startupState struct {
 	// client is the peer the session is recorded under: its address, or
 	// the agent a relaying control plane named (Relays); clientName.
 	client string
+	// tlsClient is the fingerprint of the client's TLS certificate, if it
+	// presented one (findings.TLSClient), for the session's start.
+	tlsClient string
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
@@ -385,6 +389,8 @@ func (c *conn) useTLS(under net.Conn, cfg *tls.Config) (*tls.Conn, error) {
 	c.wmu.Unlock()
 	c.br.Reset(tc)
 	c.tls = true
+	cs := tc.ConnectionState()
+	c.su.tlsClient = findings.TLSClient(&cs)
 	return tc, nil
 }
 

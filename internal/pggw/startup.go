@@ -224,7 +224,9 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	}
 	c.su.admitted = st
 
-	sess, err := c.gw.o.Authority.StartSession(c.sctx(), gr, c.su.client)
+	// The client certificate's fingerprint goes with the session's start:
+	// the control plane compares it with the requester's (credential-moved).
+	sess, err := c.gw.o.Authority.StartSession(gateway.WithTLSClient(c.sctx(), c.su.tlsClient), gr, c.su.client)
 	if err != nil {
 		if errors.Is(err, gateway.ErrNoGrant) {
 			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, c.gw.grantEndedMessage(gr)), credentialID: user, grant: gr}

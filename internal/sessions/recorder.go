@@ -180,6 +180,11 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	}}
 	st.active = st.rec.StartedAt // the start was admitted as activity (authority.Options.Admit)
 	data := map[string]any{"client": client, "target": g.Target}
+	if tc := gateway.TLSClientOf(ctx); tc != "" {
+		// The client certificate's fingerprint (gateway.WithTLSClient).
+		// Additive; the review ignores it.
+		data["tls_client"] = tc
+	}
 	if r.o.Replica != "" {
 		// Which replica serves it: if that one dies, another ends the
 		// session. Additive; the review ignores it.

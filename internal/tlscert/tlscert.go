@@ -38,7 +38,7 @@ func Load(certPath, keyPath string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}, nil
+	return serverConfig(c), nil
 }
 
 // Ensure returns a server TLS config for hosts (names or IP addresses),
@@ -95,8 +95,46 @@ func Ensure(dir string, hosts []string) (*tls.Config, string, error) {
 	return serverConfig(c), caPath, nil
 }
 
+// serverConfig serves c and asks every client for a certificate
+// (tls.RequestClientCert): one presented is never checked against a CA,
+// and none is as good as one. It is a fingerprint of the client's
+// instance (findings), not an authentication: the handshake proves the
+// client holds the certificate's key (CertificateVerify), so no other
+// client can present it, and the API's keys and the grants' credentials
+// still say who the client is. Go bounds what a client may send: its
+// certificate message lies within the 64 KiB handshake message limit,
+// and an RSA key in it is at most 8192 bits. That message may be 256 KiB,
+// though, and the connection keeps the certificates for its life (an idle
+// PostgreSQL session for hours): boundChain refuses a chain longer than
+// MaxClientChain certificates or MaxClientChainBytes.
 func serverConfig(c tls.Certificate) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequestClientCert, VerifyPeerCertificate: boundChain}
+}
+
+// Bounds of a client's certificate chain. A client certificate is one
+// certificate, or one with its issuers (two or three in an enterprise
+// PKI), of one or two KiB each.
+const (
+	MaxClientChain      = 4
+	MaxClientChainBytes = 16 << 10
+)
+
+// boundChain refuses a client certificate chain longer than
+// MaxClientChain certificates or MaxClientChainBytes in all: the handshake
+// fails with the reason (bad_certificate to the client).
+func boundChain(raw [][]byte, _ [][]*x509.Certificate) error {
+	if len(raw) > MaxClientChain {
+		return fmt.Errorf("tls: the client's certificate chain has %d certificates; at most %d are accepted", len(raw), MaxClientChain)
+	}
+	n := 0
+	for _, c := range raw {
+		n += len(c)
+	}
+	if n > MaxClientChainBytes {
+		return fmt.Errorf("tls: the client's certificate chain is %d bytes; at most %d are accepted", n, MaxClientChainBytes)
+	}
+	return nil
 }
 
 // normalise always includes the loopback names, so a gateway listening on

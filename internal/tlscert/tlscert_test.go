@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestEnsureServesAndIsTrustedByItsCA(t *testing.T) {
@@ -89,4 +90,71 @@ func slicesContainsIP(ips []net.IP, ip net.IP) bool {
 		}
 	}
 	return false
+}
+
+// TestClientCertificateRequested: the listeners ask for a client
+// certificate and take any (self-signed, no CA), and a client presenting
+// none still gets in; a chain longer than MaxClientChain certificates is
+// refused in the handshake.
+func TestClientCertificateRequested(t *testing.T) {
+	cfg, caPath, err := Ensure(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	self, _, err := Ensure(t.TempDir(), nil) // any certificate and key will do as the client's
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan int, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := c.(*tls.Conn)
+			if tc.Handshake() != nil {
+				seen <- -1
+			} else {
+				seen <- len(tc.ConnectionState().PeerCertificates)
+			}
+			c.Close()
+		}
+	}()
+	dial := func(certs []tls.Certificate) (int, error) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: certs})
+		if err == nil {
+			// TLS 1.3: the server's verdict on the client's certificate
+			// comes with the first read.
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			c.Close()
+		}
+		return <-seen, err
+	}
+	if n, _ := dial(nil); n != 0 {
+		t.Fatalf("no client certificate: server saw %d", n)
+	}
+	client := self.Certificates[0]
+	if n, _ := dial([]tls.Certificate{client}); n != 1 {
+		t.Fatalf("a self-signed client certificate: server saw %d, want it accepted unverified", n)
+	}
+	long := client
+	for len(long.Certificate) <= MaxClientChain {
+		long.Certificate = append(long.Certificate, client.Certificate[0])
+	}
+	if n, err := dial([]tls.Certificate{long}); n != -1 || err == nil {
+		t.Fatalf("a chain of %d certificates: server saw %d, client %v; want the handshake refused", len(long.Certificate), n, err)
+	}
 }
