@@ -118,6 +118,23 @@ func shortHash(h string) string {
 	return h
 }
 
+// ReportKey is the part of in's Key that its shared-identity finding is
+// recorded once per window for: Key with any TLS client certificate
+// written as one, "tls:*". An address or a signed token's claims cost
+// something to change; a self-signed certificate costs a key pair, one per
+// connection if need be, and keyed by certificate one holder of an
+// identity's key could have a finding written (onto each of its open
+// grants) per handshake. At one address, the first instance told apart by
+// its certificate alone is reported within the window; the others are
+// instances all the same (listed among a finding's others, refused under
+// identity_binding: refuse).
+func ReportKey(in model.Instance) string {
+	if in.TLSClient != "" {
+		in.TLSClient = "*"
+	}
+	return Key(in)
+}
+
 // Describe is Key with the user agent, for the record.
 func Describe(in model.Instance) string {
 	s := Key(in)
@@ -245,7 +262,7 @@ func (d *Detector) Observe(identity string, in model.Instance, refuse bool) (oth
 	}
 	sort.Strings(others)
 	if len(others) > 0 {
-		report = d.first(SharedKey(identity, key), now, true)
+		report = d.first(SharedKey(identity, ReportKey(in)), now, true)
 	}
 	d.prune(now)
 	return others, report
@@ -283,7 +300,7 @@ func (d *Detector) Moved(grant string, requester, in model.Instance) (moved, rep
 	now := d.clk.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	report = d.first(MovedKey(grant, MovedInstance(in)), now, false)
+	report = d.first(MovedKey(grant, MovedReport(in)), now, false)
 	d.prune(now)
 	return true, report
 }
@@ -297,10 +314,9 @@ func movedFrom(requester, in model.Instance) bool {
 	return requester.TLSClient != "" && in.TLSClient != "" && requester.TLSClient != in.TLSClient
 }
 
-// MovedInstance is what a credential-moved finding is recorded once per
-// grant for: the address, and the TLS client certificate's shortened
-// fingerprint (as Key writes it) where there is one. From an instance's
-// description (Describe) too: MovedInstanceOf.
+// MovedInstance is the instance a credential-moved finding names: the
+// address, and the TLS client certificate's shortened fingerprint (as Key
+// writes it) where there is one.
 func MovedInstance(in model.Instance) string {
 	if in.TLSClient == "" {
 		return in.IP
@@ -308,15 +324,26 @@ func MovedInstance(in model.Instance) string {
 	return in.IP + " tls:" + shortHash(in.TLSClient)
 }
 
-// MovedInstanceOf is MovedInstance of the instance a finding's
-// description (Describe of a gateway client: address, certificate, user
-// agent in parentheses) names.
-func MovedInstanceOf(desc string) string {
+// MovedReportOf is what a credential-moved finding whose instance is desc
+// (Describe of a gateway client: address, certificate, user agent in
+// parentheses) is recorded once per grant for: its address, and "tls:*"
+// for any certificate (as ReportKey, certificates cost nothing to make).
+// Moved and MovedKey take it from an Instance; a grant's record compares
+// its findings by it (the replicas' dedupe).
+func MovedReportOf(desc string) string {
 	ip, rest, _ := strings.Cut(desc, " ")
 	if t, _, _ := strings.Cut(rest, " "); strings.HasPrefix(t, "tls:") {
-		return ip + " " + t
+		return ip + " tls:*"
 	}
 	return ip
+}
+
+// MovedReport is MovedReportOf of in's description.
+func MovedReport(in model.Instance) string {
+	if in.TLSClient == "" {
+		return in.IP
+	}
+	return in.IP + " tls:*"
 }
 
 // first marks key reported and says whether it was not already (within the
@@ -435,7 +462,7 @@ func SharedKey(identity, key string) string { return "shared " + identity + " " 
 const movedPrefix = "moved "
 
 // MovedKey is the key under which Moved remembers that it reported
-// grant's credentials used from the instance whose MovedInstance is
+// grant's credentials used from the instance whose MovedReport is
 // instance, for Unreport.
 func MovedKey(grant, instance string) string { return movedPrefix + grant + " " + instance }
 

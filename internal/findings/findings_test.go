@@ -288,16 +288,54 @@ func TestMovedByTLSClient(t *testing.T) {
 	if moved, report := d.Moved("g1", req, other); !moved || report {
 		t.Fatal("grant+certificate reported twice")
 	}
+	// A certificate costs nothing to make: a third one at that address is
+	// moved (refused under refuse) but not reported again.
+	if moved, report := d.Moved("g1", req, model.Instance{IP: "127.0.0.1", TLSClient: strings.Repeat("c", 64)}); !moved || report {
+		t.Fatalf("a third certificate at one address: moved %v, report %v; want moved, not reported", moved, report)
+	}
 	if got, want := MovedInstance(other), "127.0.0.1 tls:"+b[:16]; got != want {
 		t.Fatalf("MovedInstance = %q, want %q", got, want)
 	}
 	for desc, want := range map[string]string{
-		Describe(other):                         "127.0.0.1 tls:" + b[:16],
+		Describe(other):                         "127.0.0.1 tls:*",
 		Describe(model.Instance{IP: "::1"}):     "::1",
 		"10.0.0.1 (tls:" + b[:16] + " spoofed)": "10.0.0.1",
 	} {
-		if got := MovedInstanceOf(desc); got != want {
-			t.Errorf("MovedInstanceOf(%q) = %q, want %q", desc, got, want)
+		if got := MovedReportOf(desc); got != want {
+			t.Errorf("MovedReportOf(%q) = %q, want %q", desc, got, want)
 		}
+	}
+}
+
+// TestSharedReportedOncePerAddressForCertificates: instances at one
+// address told apart only by their certificates are each an instance, but
+// their shared-identity finding is reported once per window: each
+// handshake with a fresh self-signed certificate was a finding, written
+// onto every open grant of the identity.
+func TestSharedReportedOncePerAddressForCertificates(t *testing.T) {
+	d := New(clock.NewFake(time.Unix(0, 0)), time.Minute)
+	at := func(c string) model.Instance {
+		return model.Instance{IP: "127.0.0.1", TLSClient: strings.Repeat(c, 64)}
+	}
+	if others, _ := d.Shared("bot", at("a")); len(others) != 0 {
+		t.Fatalf("first instance: others %v", others)
+	}
+	if others, report := d.Shared("bot", at("b")); len(others) != 1 || !report {
+		t.Fatalf("second certificate: others %v, report %v", others, report)
+	}
+	for _, c := range []string{"c", "d", "e"} {
+		if others, report := d.Shared("bot", at(c)); report || len(others) == 0 {
+			t.Fatalf("certificate %s: others %v, report %v; want an instance, not reported again", c, others, report)
+		}
+	}
+	if got := d.Active("bot"); len(got) != 5 {
+		t.Fatalf("active = %v, want the five certificates", got)
+	}
+	// Another address, or none presented there, is reported as before.
+	if _, report := d.Shared("bot", model.Instance{IP: "127.0.0.1"}); !report {
+		t.Fatal("no certificate at the address not reported")
+	}
+	if _, report := d.Shared("bot", model.Instance{IP: "127.0.0.2", TLSClient: strings.Repeat("f", 64)}); !report {
+		t.Fatal("another address not reported")
 	}
 }

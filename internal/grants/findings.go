@@ -52,10 +52,10 @@ func (s *Service) ObserveCall(ctx context.Context, caller model.Identity) error 
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
 			// Counted as reported by Observe: the retry must raise it.
-			s.findings.Unreport(findings.SharedKey(caller.Name, key))
+			s.findings.Unreport(findings.SharedKey(caller.Name, findings.ReportKey(*caller.Instance)))
 			return err
 		}
-		s.tellReported(ctx, caller.Name, key)
+		s.tellReported(ctx, caller.Name, findings.ReportKey(*caller.Instance))
 	}
 	if refuse {
 		// A refused instance did not act: it is not noted (Observe), and
@@ -163,7 +163,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 			f.Session = "" // the session is never started
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
-			s.findings.Unreport(findings.MovedKey(g.ID, findings.MovedInstance(in)))
+			s.findings.Unreport(findings.MovedKey(g.ID, findings.MovedReport(in)))
 			return err
 		}
 	}
@@ -207,10 +207,10 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 		}
 		if err := s.recordFinding(ctx, f); err != nil {
 			// Counted as reported by Observe: the retry must raise it.
-			s.findings.Unreport(findings.SharedKey(g.Identity, key))
+			s.findings.Unreport(findings.SharedKey(g.Identity, findings.ReportKey(from)))
 			return err
 		}
-		s.tellReported(ctx, g.Identity, key)
+		s.tellReported(ctx, g.Identity, findings.ReportKey(from))
 	}
 	if refuse {
 		return &gateway.RefusedError{Reason: fmt.Sprintf("identity %s is already in use from another instance within the last %s, and identity_binding is refuse: every agent instance needs its own identity", g.Identity, s.findings.Window())}
@@ -367,15 +367,15 @@ func (s *Service) openGrantsOf(ctx context.Context, identity string) ([]string, 
 }
 
 // movedBefore says whether grant g already holds a credential-moved
-// finding from f's instance (address and client certificate, as Moved
-// tells them apart; read in the write transaction, so replicas that both
-// saw the credential used from it record it once).
+// finding from f's address, and with a client certificate if f's has one
+// (findings.MovedReportOf: read in the write transaction, so replicas that
+// both saw the credential used from it record it once).
 func movedBefore(g model.Grant, f model.Finding) bool {
 	if f.Kind != model.FindingCredentialMoved {
 		return false
 	}
 	for _, old := range g.Findings {
-		if old.Kind == model.FindingCredentialMoved && findings.MovedInstanceOf(old.Instance) == findings.MovedInstanceOf(f.Instance) {
+		if old.Kind == model.FindingCredentialMoved && findings.MovedReportOf(old.Instance) == findings.MovedReportOf(f.Instance) {
 			return true
 		}
 	}
