@@ -19,8 +19,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,7 +37,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"github.com/airlock-dev/airlock/internal/testenv"
@@ -72,39 +69,8 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) {
 	os.Setenv("VGW_KEEP_ALIVE", "true")
 	up := testenv.Versity(r)
 	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
-	super := os.Getenv("AIRLOCK_TEST_PG_DSN")
-	if super == "" {
-		super = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	suffix := randHex(4)
-	storeDB, pgDB, admin := "cluster_bench_store_"+suffix, "cluster_bench_pg_"+suffix, "cluster_bench_admin_"+suffix
-	su, err := pgx.Connect(ctx, super)
-	if err != nil {
-		r.Fatalf("connecting to PostgreSQL: %v", err)
-	}
-	for _, q := range []string{"CREATE DATABASE " + storeDB, "CREATE ROLE " + admin + " LOGIN CREATEROLE", "CREATE DATABASE " + pgDB + " OWNER " + admin} {
-		if _, err := su.Exec(ctx, q); err != nil {
-			r.Fatalf("%s: %v", q, err)
-		}
-	}
-	su.Close(ctx)
-	pgcfg, _ := pgx.ParseConfig(super)
-	r.Cleanup(func() {
-		ctx := context.Background()
-		su, err := pgx.Connect(ctx, super)
-		if err != nil {
-			return
-		}
-		defer su.Close(ctx)
-		su.Exec(ctx, "DROP DATABASE IF EXISTS "+storeDB+" WITH (FORCE)")
-		su.Exec(ctx, "DROP DATABASE IF EXISTS "+pgDB+" WITH (FORCE)")
-		// Only the grant roles made for this run's database: roles are
-		// the cluster's, and other runs' (tests, benchmarks) live there.
-		if err := testenv.DropGrantRolesOfDatabase(ctx, super, pgDB); err != nil {
-			benchkit.Progress("cleanup: %v", err)
-		}
-		su.Exec(ctx, "DROP ROLE IF EXISTS "+admin)
-	})
+	dbs := benchkit.NewPGDatabases(ctx, r, "cluster_bench_")
+	pgcfg, pgDB, admin := dbs.Config, dbs.Upstream, dbs.Admin
 	initdb := exec.CommandContext(ctx, "pgbench", "-i", "-q", "-I", "dtGvp", "-s", "2", "-h", pgcfg.Host, "-p", strconv.Itoa(int(pgcfg.Port)), "-U", admin, pgDB)
 	if out, err := initdb.CombinedOutput(); err != nil {
 		r.Fatalf("pgbench -i: %v\n%s", err, out)
@@ -118,9 +84,7 @@ permit (principal in Group::"bench-team", action == Action::"s3:GetObject", reso
 @approval("auto")
 permit (principal in Group::"bench-team", action == Action::"pg:select", resource == Target::"pg-bench");
 `)
-	u := *pgcfg
-	storeDSN := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", u.User, u.Host, u.Port, storeDB)
-	upstream := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", admin, u.Host, u.Port, pgDB)
+	storeDSN, upstream := dbs.StoreDSN(), dbs.UpstreamDSN()
 	cfg := filepath.Join(s.Dir, "airlock.yaml")
 	benchkit.Write(r, cfg, fmt.Sprintf(`data_dir: ./data
 store: %s
@@ -337,10 +301,4 @@ func s3Client(endpoint, key, secret, token string) *s3.Client {
 		HTTPClient:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}},
 		DisableLogOutputChecksumValidationSkipped: true,
 	})
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -319,3 +319,26 @@ func (s *Session) End(ctx context.Context) error {
 	s.once.Do(func() { s.err = s.rec.End(ctx) })
 	return s.err
 }
+
+// Slots bounds a grant's sessions across the replicas sharing a store (a
+// postgres target's max_sessions_per_grant); the control plane offers it
+// only then (grants.Service.SessionSlots), and a gateway alone counts its
+// own sessions.
+type Slots interface {
+	// Take takes one of g's max slots for a session about to start: nil
+	// (and no error) if g's sessions on every replica already hold max.
+	Take(ctx context.Context, g *Grant, max int) (Slot, error)
+}
+
+// Slot is a session's slot among a grant's (Slots.Take).
+type Slot interface {
+	// Keep holds the slot on for the upstream connection that the
+	// session, now ended, left for the grant's next session. A login
+	// elsewhere that finds the grant full may take a kept slot over:
+	// lost then runs (once, on a goroutine of its own), and the
+	// connection must be closed.
+	Keep(lost func())
+	// Release gives the slot back; it waits for the store (bounded) and
+	// may be called more than once.
+	Release()
+}

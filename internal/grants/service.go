@@ -186,6 +186,10 @@ type Options struct {
 	// and a process on a store without one looks for a step forward of
 	// its clock (DefaultClockCheck if 0); see dbclock.go.
 	ClockCheck time.Duration
+	// SlotLease is how long a replica's session slots (slots.go) count
+	// once it stops renewing them (it died), on a store shared by
+	// replicas (DefaultSlotLease if 0); renewed every third of it.
+	SlotLease time.Duration
 }
 
 // Service implements the lifecycle; its Authority serves the gateways.
@@ -240,6 +244,9 @@ type Service struct {
 
 	// rep is the Service's part among replicas sharing a store.
 	rep *replicas
+	// slots bounds a grant's PostgreSQL sessions across replicas (nil
+	// for a single process: slots.go).
+	slots *slotKeeper
 	// fresh are the requests for other replicas' session summaries
 	// (fresh.go).
 	fresh freshReqs
@@ -291,6 +298,7 @@ func New(o Options) (*Service, error) {
 		timers: map[string]*armedTimer{}, unrecorded: map[string]bool{}, waits: newWaiters(o.MaxWaiters, o.MaxWaitersPerIdentity),
 		findings: o.Findings, binding: o.Binding, rep: newReplicas(o),
 	}
+	s.slots = newSlotKeeper(s, o)
 	for _, t := range o.Targets {
 		s.targets[t.Name] = t
 	}
@@ -429,12 +437,23 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.rec.Run()
 	s.running = true
-	return s.startListening(ctx)
+	if err := s.startListening(ctx); err != nil {
+		return err
+	}
+	if s.slots != nil {
+		if err := s.slots.start(ctx); err != nil {
+			return fmt.Errorf("clearing this replica's earlier session slots: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close stops every timer and writes the session summaries still pending.
 // Grants stay as recorded; Start recovers them.
 func (s *Service) Close() {
+	if s.slots != nil {
+		s.slots.stop()
+	}
 	s.stopListening()
 	if s.running {
 		s.running = false

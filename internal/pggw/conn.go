@@ -108,6 +108,9 @@ type startupState struct {
 	// until its session is added under the grant (addSession); given back
 	// if the startup ends first.
 	admitted *grantState
+	// shared is the login's slot among the replicas' (Options.Slots),
+	// held with admitted's.
+	shared gateway.Slot
 	// client is the peer the session is recorded under: its address, or
 	// the agent a relaying control plane named (Relays); clientName.
 	client string
@@ -165,9 +168,12 @@ func (c *conn) endStartup() {
 // that a client retrying at once finds it free.
 func (c *conn) unadmit() {
 	if su := c.su; su != nil && su.admitted != nil {
-		st := su.admitted
-		su.admitted = nil
+		st, shared := su.admitted, su.shared
+		su.admitted, su.shared = nil, nil
 		st.unadmit()
+		if shared != nil {
+			shared.Release()
+		}
 	}
 }
 

@@ -110,6 +110,13 @@ type Options struct {
 	// connects (sql_query over /mcp): such a session's client is the
 	// agent's address, not the control plane's. Nil if none.
 	Relays *gateway.Relays
+	// Slots, on replicas sharing a store, bounds a grant's sessions
+	// across them (max_sessions_per_grant): a login this gateway's own
+	// count admits takes a slot there too, held by the session (and by
+	// the upstream connection it leaves for the grant's next session:
+	// reuse.go) and given back at its end. Nil for a single process: the
+	// gateway's own count is the bound, with no store round trip.
+	Slots gateway.Slots
 	// Clock is the gateway's time for grants: whether one has expired, and
 	// the timer that cuts its sessions off at its expiry should the
 	// control plane's own end of it be late; clock.Real if nil. Tests
@@ -180,7 +187,10 @@ type grantState struct {
 	// yet in sessions; with len(sessions) it is what max_sessions_per_grant
 	// bounds.
 	admitting int
-	ended     bool
+	// slots holds the sessions' slots among the replicas' (Options.Slots;
+	// nil without).
+	slots map[*conn]gateway.Slot
+	ended bool
 	// idle holds the grant's kept upstream connections, idleClosed is
 	// set once it keeps no more (reuse.go).
 	idle       []*idleUpstream
@@ -475,23 +485,39 @@ func (st *grantState) unadmit() {
 }
 
 // addSession registers c, an admitted login, under its grant, its slot
-// becoming the session's; false if the grant has ended (the slot is given
-// back).
-func (st *grantState) addSession(c *conn) bool {
+// (and shared, its slot among the replicas', if any) becoming the
+// session's; false if the grant has ended (the slots are given back).
+func (st *grantState) addSession(c *conn, shared gateway.Slot) bool {
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	st.admitting--
-	if st.ended {
-		return false
+	ended := st.ended
+	if !ended {
+		st.sessions[c] = nil
+		if shared != nil {
+			if st.slots == nil {
+				st.slots = map[*conn]gateway.Slot{}
+			}
+			st.slots[c] = shared
+		}
 	}
-	st.sessions[c] = nil
-	return true
+	st.mu.Unlock()
+	if ended && shared != nil {
+		shared.Release()
+	}
+	return !ended
 }
 
+// removeSession takes c out of its grant's sessions, and gives back its
+// slot among the replicas' unless its kept upstream took it (putIdle).
 func (st *grantState) removeSession(c *conn) {
 	st.mu.Lock()
 	delete(st.sessions, c)
+	shared := st.slots[c]
+	delete(st.slots, c)
 	st.mu.Unlock()
+	if shared != nil {
+		shared.Release()
+	}
 }
 
 // Serve accepts PostgreSQL clients on ln until ctx ends or the gateway is

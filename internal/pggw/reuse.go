@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -155,6 +156,19 @@ type idleUpstream struct {
 	pid    uint32
 	secret []byte
 	timer  clock.Timer
+	// slot is the grant's slot among the replicas' that the connection
+	// holds on from its session (Options.Slots; nil without).
+	slot gateway.Slot
+}
+
+// close closes the kept connection and gives its slot among the
+// replicas' back (on a goroutine: callers are on a login's path or hold
+// a timer's).
+func (e *idleUpstream) close() {
+	e.nc.Close()
+	if e.slot != nil {
+		go e.slot.Release()
+	}
 }
 
 // info returns the grant's shared upstreamInfo for key and statuses, made
@@ -190,8 +204,12 @@ func (g *Gateway) takeIdle(st *grantState, key string) *pgconn.HijackedConn {
 		st.mu.Unlock()
 		e.timer.Stop()
 		if !quiet(e.nc) {
-			e.nc.Close()
+			e.close()
 			continue
+		}
+		if e.slot != nil {
+			// The session has a slot of its own (admitted).
+			go e.slot.Release()
 		}
 		return &pgconn.HijackedConn{Conn: e.nc, PID: e.pid, SecretKey: e.secret,
 			ParameterStatuses: e.info.statuses, TxStatus: 'I'}
@@ -202,17 +220,29 @@ func (g *Gateway) takeIdle(st *grantState, key string) *pgconn.HijackedConn {
 // gateway is closing, the pool is full, or keeping it would leave the
 // grant more backends than max_sessions_per_grant (its sessions, the one
 // ending included, the logins admitted and the kept connections).
-func (g *Gateway) putIdle(st *grantState, e *idleUpstream) {
+//
+// Among replicas the session's slot in the shared store goes with the
+// connection, kept (gateway.Slot.Keep): a grant's backends, not only its
+// sessions, stay within the bound across replicas. A login elsewhere that
+// finds the grant full only of kept connections takes their slots over,
+// and the connection is then closed (lost).
+func (g *Gateway) putIdle(c *conn, st *grantState, e *idleUpstream) {
 	st.mu.Lock()
 	max := st.t.MaxSessionsPerGrant
 	if st.ended || st.idleClosed || len(st.idle) >= g.maxIdle || max >= 0 && len(st.sessions)+st.admitting+len(st.idle) > max {
 		st.mu.Unlock()
-		e.nc.Close()
+		e.nc.Close() // the session's slot is given back with it (removeSession)
 		return
 	}
 	st.idle = append(st.idle, e)
 	e.timer = g.o.Clock.AfterFunc(g.idleTTL, func() { st.dropIdle(e) })
+	if e.slot = st.slots[c]; e.slot != nil {
+		delete(st.slots, c)
+	}
 	st.mu.Unlock()
+	if e.slot != nil {
+		e.slot.Keep(func() { st.dropIdle(e) })
+	}
 }
 
 // makeRoom closes the grant's oldest kept connection if a new upstream
@@ -231,11 +261,12 @@ func (st *grantState) makeRoom() {
 	st.mu.Unlock()
 	if e != nil {
 		e.timer.Stop()
-		e.nc.Close()
+		e.close()
 	}
 }
 
-// dropIdle closes e if it is still in st's pool (its time is up).
+// dropIdle closes e if it is still in st's pool: its time is up, or its
+// slot among the replicas' was taken over (putIdle).
 func (st *grantState) dropIdle(e *idleUpstream) {
 	st.mu.Lock()
 	i := slices.Index(st.idle, e)
@@ -244,7 +275,8 @@ func (st *grantState) dropIdle(e *idleUpstream) {
 	}
 	st.mu.Unlock()
 	if i >= 0 {
-		e.nc.Close()
+		e.timer.Stop()
+		e.close()
 	}
 }
 
@@ -259,6 +291,11 @@ func (st *grantState) closeIdle() {
 	for _, e := range idle {
 		e.timer.Stop()
 		e.nc.Close()
+		if e.slot != nil {
+			// Here, not on a goroutine: Close waits for this one, so
+			// the slots are back before the store closes.
+			e.slot.Release()
+		}
 	}
 }
 
@@ -459,6 +496,6 @@ func (c *conn) handBack(ui *upstreamInfo, k *cancelKey, keep bool) {
 	}
 	c.wmu.Unlock()
 	if ok {
-		c.gw.putIdle(c.st, &idleUpstream{nc: up, info: ui, pid: k.pid, secret: k.key()})
+		c.gw.putIdle(c, c.st, &idleUpstream{nc: up, info: ui, pid: k.pid, secret: k.key()})
 	}
 }

@@ -215,14 +215,24 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	// leaves a refusal in the log, not an empty session each.
 	st := c.gw.grantState(gr)
 	if !st.admit(t.MaxSessionsPerGrant) {
-		n := fmt.Sprintf("%d sessions", t.MaxSessionsPerGrant)
-		if t.MaxSessionsPerGrant == 1 {
-			n = "1 session"
-		}
-		return nil, &refusal{pg: fatal(codeTooManyConnections, fmt.Sprintf("airlock: too many connections for grant %s: it may hold %s at once through this gateway (the target's max_sessions_per_grant); close one and retry", gr.ID, n)),
-			reason: fmt.Sprintf("too many sessions for the grant (max_sessions_per_grant %d)", t.MaxSessionsPerGrant), credentialID: user, grant: gr}
+		return nil, tooManySessions(t, user, gr)
 	}
 	c.su.admitted = st
+	// Among replicas, the grant's sessions on the others count too: a
+	// slot in the shared store (after the count here, which refuses
+	// without a round trip what this replica alone fills).
+	if slots := c.gw.o.Slots; slots != nil && t.MaxSessionsPerGrant >= 0 {
+		shared, err := slots.Take(c.sctx(), gr, t.MaxSessionsPerGrant)
+		if err != nil {
+			c.gw.log.Error("counting the grant's sessions among the replicas failed", "grant", gr.ID, "err", err)
+			return nil, &refusal{pg: fatal(codeCannotConnectNow, "airlock: the gateway cannot count the grant's sessions right now (its store is unreachable); retry shortly"),
+				reason: "the grant's sessions could not be counted", credentialID: user, grant: gr}
+		}
+		if shared == nil {
+			return nil, tooManySessions(t, user, gr)
+		}
+		c.su.shared = shared
+	}
 
 	// The client certificate's fingerprint goes with the session's start:
 	// the control plane compares it with the requester's (credential-moved).
@@ -255,6 +265,17 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		return nil, err
 	}
 	return up, nil
+}
+
+// tooManySessions is the refusal of a login beyond the grant's
+// max_sessions_per_grant.
+func tooManySessions(t *target, user string, gr *gateway.Grant) *refusal {
+	n := fmt.Sprintf("%d sessions", t.MaxSessionsPerGrant)
+	if t.MaxSessionsPerGrant == 1 {
+		n = "1 session"
+	}
+	return &refusal{pg: fatal(codeTooManyConnections, fmt.Sprintf("airlock: too many connections for grant %s: it may hold %s at once through this gateway (the target's max_sessions_per_grant); close one and retry", gr.ID, n)),
+		reason: fmt.Sprintf("too many sessions for the grant (max_sessions_per_grant %d)", t.MaxSessionsPerGrant), credentialID: user, grant: gr}
 }
 
 // authenticate runs SCRAM-SHA-256 against gr's secret (nil gr: a mock
@@ -333,8 +354,10 @@ func authReadErr(err error, user string, gr *gateway.Grant) error {
 // the grant's state, where the login holds a session slot (admit).
 func (c *conn) openUpstream(st *grantState, params map[string]string) (net.Conn, error) {
 	gr := c.grant()
-	c.su.admitted = nil // addSession takes the slot, whatever it answers
-	if !st.addSession(c) {
+	// addSession takes the slots, whatever it answers.
+	shared := c.su.shared
+	c.su.admitted, c.su.shared = nil, nil
+	if !st.addSession(c, shared) {
 		// Ended since the session started: its recording says so, as a
 		// cut later in the setup does (setupCut).
 		c.recordSetupFailure(fmt.Sprintf("grant %s has %s during the session's setup", gr.ID, c.gw.grantEnd(gr)))

@@ -62,8 +62,9 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 		// listener (whose peers are all local), unless allowed.
 		RequireTLS: !isLoopback(host) && !cfg.TLS.AllowPlaintext,
 		Relays:     &s.pgRelay.relays,
-		Clock:      s.Service.Clock(), // the grants' time, corrected on replicas
-		Logger:     s.logger,          // pggw names itself in its log lines
+		Slots:      s.Service.SessionSlots(), // nil but among replicas
+		Clock:      s.Service.Clock(),        // the grants' time, corrected on replicas
+		Logger:     s.logger,                 // pggw names itself in its log lines
 	})
 	if err != nil {
 		return nil, err

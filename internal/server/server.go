@@ -101,6 +101,10 @@ type Server struct {
 	Directory *authn.Directory
 }
 
+// testGrants, when a test sets it, adjusts the grant service's options
+// (a replica's clock) once Open has made them. Nil in production.
+var testGrants func(*grants.Options)
+
 // Open starts everything but the listeners. The caller must Close it.
 func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -160,6 +164,9 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	gopts.Now = testNow
 	if err := withReplicas(&gopts, cfg, s.store); err != nil {
 		return nil, err
+	}
+	if testGrants != nil {
+		testGrants(&gopts)
 	}
 	s.Service, err = grants.New(gopts)
 	if err != nil {

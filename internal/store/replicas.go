@@ -75,3 +75,42 @@ type ServerClock interface {
 type OpenSessionLister interface {
 	OpenSessions(ctx context.Context) ([]model.Session, error)
 }
+
+// SessionSlots is implemented by a shared store: the slots that bound a
+// grant's PostgreSQL sessions across the replicas (a postgres target's
+// max_sessions_per_grant). Each replica takes one for a session it admits
+// and gives it back at the session's end; a slot's lease, which its
+// replica pushes forward while it runs, measured on the database's clock
+// as the replicas read it (package grants), lets the others count a dead
+// replica's slots out once it has passed.
+type SessionSlots interface {
+	// TakeSlot takes slot s for s.GrantID if fewer than max unexpired
+	// slots of the grant are held at now, deleting those expired. If only
+	// kept slots (Slot.Kept) stand in the way, as many as needed are taken
+	// over (deleted and returned in stolen: their replica must close the
+	// connection each stands for), this replica's own first. taken is
+	// false, and nothing changed but the expired slots, if the grant's
+	// sessions alone reach max.
+	TakeSlot(ctx context.Context, s Slot, max int, now time.Time) (taken bool, stolen []Slot, err error)
+	// KeepSlot marks slot id kept: its session ended and the upstream
+	// connection it stands for waits for the grant's next session.
+	KeepSlot(ctx context.Context, id string) error
+	// ReleaseSlots deletes the slots ids (those already gone are no error).
+	ReleaseSlots(ctx context.Context, ids []string) error
+	// RenewSlots pushes the leases of slots (one replica's) to until. A
+	// kept slot that is missing (taken over, or its lease passed and
+	// another replica deleted it) is returned in lost; a session's is
+	// written again, and returned in restored.
+	RenewSlots(ctx context.Context, replica string, slots []Slot, until time.Time) (lost, restored []string, err error)
+	// ClearSlots deletes every slot of replica: a replica's earlier run's,
+	// as it starts again under the same name.
+	ClearSlots(ctx context.Context, replica string) error
+}
+
+// Slot is one of a grant's session slots (SessionSlots).
+type Slot struct {
+	ID, GrantID, Replica string
+	// Kept: the session ended and its upstream connection is kept.
+	Kept       bool
+	LeaseUntil time.Time
+}

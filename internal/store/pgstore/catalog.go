@@ -15,7 +15,7 @@ import (
 // the store's statements name without a schema.
 var storeTables = []string{
 	migrationsTable, "identities", "grants", "sessions", "log_entries", "log_checkpoints",
-	"meta", "replica_listeners", "integration_actions",
+	"meta", "replica_listeners", "integration_actions", "session_slots",
 }
 
 // expectedCatalog is catalogLines of a schema the migrations just created,

@@ -1,0 +1,249 @@
+package grants
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// Session slots across replicas. A postgres target's max_sessions_per_grant
+// bounds the sessions a grant holds at once; each `airlock serve` counted
+// its own, so a grant's agent whose logins a balancer spread over N
+// replicas held N times the bound, each session one of the upstream's
+// max_connections. Replicas sharing a store (store.SessionSlots) take a
+// slot there for each session they admit (SessionSlots, which the
+// PostgreSQL gateway asks after its own count admitted the login) and
+// delete it at the session's end. A kept upstream connection (pggw's
+// reuse) holds its session's slot on, marked kept, so that the grant's
+// backends stay within the bound too; a login on another replica that
+// finds the grant full only of kept slots takes them over, and their
+// replica closes the connections at its next renewal (or at once, if
+// they are its own).
+//
+// A replica that dies leaves its slots: each has a lease, pushed forward
+// every lease/3 while the replica runs, written and compared on the
+// Service's time (the database's clock as this replica reads it:
+// dbclock.go), so that a dead replica's slots count no more once the lease
+// has passed, whatever the replicas' own clocks say. A replica that starts
+// again under the same id deletes its earlier run's at once.
+
+// DefaultSlotLease is the default Options.SlotLease.
+const DefaultSlotLease = 30 * time.Second
+
+// slotTimeout bounds one store call of the slots.
+const slotTimeout = 5 * time.Second
+
+// slotKeeper is a replica's part of the session slots.
+type slotKeeper struct {
+	s     *Service
+	st    store.SessionSlots
+	lease time.Duration
+	mu    sync.Mutex
+	held  map[string]*slot // the slots this replica holds, by id
+	timer clock.Timer      // the next renewal; nil once stopped
+}
+
+// slot is one held slot (gateway.Slot).
+type slot struct {
+	k         *slotKeeper
+	id, grant string
+	taken     bool   // written by Take, under k.mu
+	kept      bool   // under k.mu
+	lost      func() // Keep's, under k.mu
+	gone      bool   // released or lost, under k.mu
+}
+
+func newSlotKeeper(s *Service, o Options) *slotKeeper {
+	st, ok := o.Store.(store.SessionSlots)
+	if !ok || o.Notifier == nil {
+		return nil
+	}
+	k := &slotKeeper{s: s, st: st, lease: o.SlotLease, held: map[string]*slot{}}
+	if k.lease <= 0 {
+		k.lease = DefaultSlotLease
+	}
+	return k
+}
+
+// SessionSlots is the PostgreSQL gateway's bound on a grant's sessions
+// across the replicas sharing the store; nil for a single process (the
+// gateway's own count is then the bound).
+func (s *Service) SessionSlots() gateway.Slots {
+	if s.slots == nil {
+		return nil
+	}
+	return s.slots
+}
+
+// start deletes this replica's earlier run's slots and arms the renewals.
+func (k *slotKeeper) start(ctx context.Context) error {
+	if err := k.st.ClearSlots(ctx, k.s.rep.id); err != nil {
+		return err
+	}
+	k.arm()
+	return nil
+}
+
+func (k *slotKeeper) arm() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.timer = k.s.clk.AfterFunc(k.lease/3, k.renew)
+}
+
+// stop ends the renewals. The slots held stay until their lease passes
+// (or the next start under the same id): the sessions they stand for may
+// outlive this Service (a gateway closing after it).
+func (k *slotKeeper) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.timer != nil {
+		k.timer.Stop()
+		k.timer = nil
+	}
+}
+
+// renew pushes the held slots' leases forward, closes the kept
+// connections whose slots were taken over, and arms the next renewal.
+func (k *slotKeeper) renew() {
+	k.mu.Lock()
+	if k.timer == nil {
+		k.mu.Unlock()
+		return
+	}
+	slots := make([]store.Slot, 0, len(k.held))
+	for _, sl := range k.held {
+		if sl.taken {
+			slots = append(slots, store.Slot{ID: sl.id, GrantID: sl.grant, Kept: sl.kept})
+		}
+	}
+	k.mu.Unlock()
+	if len(slots) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+		lost, restored, err := k.st.RenewSlots(ctx, k.s.rep.id, slots, k.s.now().Add(k.lease))
+		cancel()
+		if err != nil {
+			k.s.logger.Warn("could not renew this replica's session slots; other replicas count them out once their lease has passed", "err", err, "lease", k.lease)
+		}
+		for _, id := range lost {
+			k.lose(id)
+		}
+		if len(restored) > 0 {
+			k.restored(restored)
+		}
+	}
+	k.mu.Lock()
+	stopped := k.timer == nil
+	k.mu.Unlock()
+	if !stopped {
+		k.arm()
+	}
+}
+
+// restored follows a renewal that wrote sessions' slots again (their
+// lease had passed: this replica could not renew them for that long):
+// those released since the renewal read them are deleted again.
+func (k *slotKeeper) restored(ids []string) {
+	k.s.logger.Warn("session slots of this replica had expired (it could not renew them for their lease); written again", "slots", len(ids), "lease", k.lease)
+	var gone []string
+	k.mu.Lock()
+	for _, id := range ids {
+		if k.held[id] == nil {
+			gone = append(gone, id)
+		}
+	}
+	k.mu.Unlock()
+	if len(gone) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+		defer cancel()
+		_ = k.st.ReleaseSlots(ctx, gone) // if it fails, they expire
+	}
+}
+
+// lose forgets slot id, taken over by a login elsewhere, and runs its
+// lost function.
+func (k *slotKeeper) lose(id string) {
+	k.mu.Lock()
+	sl := k.held[id]
+	var lost func()
+	if sl != nil && sl.kept && !sl.gone {
+		sl.gone = true
+		lost = sl.lost
+		delete(k.held, id)
+	}
+	k.mu.Unlock()
+	if lost != nil {
+		go lost()
+	}
+}
+
+// Take is gateway.Slots.Take.
+func (k *slotKeeper) Take(ctx context.Context, g *gateway.Grant, max int) (gateway.Slot, error) {
+	sl := &slot{k: k, id: newID("ss_"), grant: g.ID}
+	k.mu.Lock()
+	k.held[sl.id] = sl
+	k.mu.Unlock()
+	now := k.s.now()
+	taken, stolen, err := k.st.TakeSlot(ctx, store.Slot{ID: sl.id, GrantID: g.ID, Replica: k.s.rep.id, LeaseUntil: now.Add(k.lease)}, max, now)
+	if err != nil || !taken {
+		k.mu.Lock()
+		sl.gone = true
+		delete(k.held, sl.id)
+		k.mu.Unlock()
+		if err != nil {
+			// The slot may have been written (a commit whose answer was
+			// lost): it goes with its lease, never renewed.
+			return nil, err
+		}
+		return nil, nil
+	}
+	k.mu.Lock()
+	sl.taken = true
+	k.mu.Unlock()
+	for _, v := range stolen {
+		if v.Replica == k.s.rep.id {
+			k.lose(v.ID)
+		}
+	}
+	return sl, nil
+}
+
+// Keep is gateway.Slot.Keep.
+func (sl *slot) Keep(lost func()) {
+	k := sl.k
+	k.mu.Lock()
+	if sl.gone || sl.kept {
+		k.mu.Unlock()
+		return
+	}
+	sl.kept, sl.lost = true, lost
+	k.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+	defer cancel()
+	if err := k.st.KeepSlot(ctx, sl.id); err != nil {
+		// Counted as a session's: it is not taken over, which is safe.
+		k.s.logger.Warn("could not mark a session slot kept", "grant", sl.grant, "err", err)
+	}
+}
+
+// Release is gateway.Slot.Release.
+func (sl *slot) Release() {
+	k := sl.k
+	k.mu.Lock()
+	if sl.gone {
+		k.mu.Unlock()
+		return
+	}
+	sl.gone = true
+	delete(k.held, sl.id)
+	k.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+	defer cancel()
+	if err := k.st.ReleaseSlots(ctx, []string{sl.id}); err != nil {
+		// No longer renewed: counted out once its lease has passed.
+		k.s.logger.Warn("could not give a session slot back; it is counted out once its lease has passed", "grant", sl.grant, "err", err, "lease", k.lease)
+	}
+}
