@@ -61,6 +61,9 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	}
 	sc, err := scope.Parse(in.Scope)
 	if err == nil {
+		err = checkActionCase(sc)
+	}
+	if err == nil {
 		err = scope.ValidateFor(t.Kind, sc)
 	}
 	if err != nil {
