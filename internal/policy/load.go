@@ -214,6 +214,8 @@ func checkPolicy(path, name string, data []byte, list cedar.PolicyList, i int, k
 			fail("policy %q: %s; Action::\"approve\" or a scope's action, which Cedar compares exactly", m.id, v.badAction)
 		case v.badContextAction != "":
 			fail("policy %q: %s", m.id, v.badContextAction)
+		case v.emptyGroup:
+			fail("policy %q: Group::\"\" names no group; group names are never empty", m.id)
 		case v.badAttr != "":
 			fail("policy %q: unknown attribute %s.%s; %s has %s", m.id, v.variable, v.badAttr, v.variable, strings.Join(knownAttrs[v.variable], ", "))
 		case v.target != "" && knownTarget != nil && !knownTarget(v.target):
@@ -260,6 +262,8 @@ type finding struct {
 	badContextAction string
 	// agent is an Agent::"x" the policy names.
 	agent string
+	// emptyGroup: the policy names Group::"".
+	emptyGroup bool
 }
 
 // vocabulary walks a policy's scope and conditions and reports every
@@ -287,6 +291,10 @@ func vocabulary(p *cedar.Policy) []finding {
 			add(finding{target: string(u.ID)})
 		case typeAgent:
 			add(finding{agent: string(u.ID)})
+		case typeGroup:
+			if u.ID == "" {
+				add(finding{emptyGroup: true})
+			}
 		case typeAction:
 			// Cedar compares Action::"s3:*" or Action::"s3:deleteObject"
 			// as a plain name that no request ever carries: a forbid

@@ -199,6 +199,9 @@ func (rw *resourceRewriter) node(n xast.IsNode, sense int) xast.IsNode {
 		return xast.NodeTypeIfThenElse{If: rw.node(n.If, senseMixed), Then: rw.node(n.Then, sense), Else: rw.node(n.Else, sense)}
 	case xast.NodeTypeLike:
 		if isContextResource(n.Arg) {
+			if sense == senseAllows {
+				rw.literalStar(n.Value)
+			}
 			return rw.test(n, sense, "like", func() (resourceTest, error) {
 				toks, err := patternTokens(n.Value)
 				return newLikeTest(toks), err
@@ -221,6 +224,27 @@ func (rw *resourceRewriter) node(n xast.IsNode, sense int) xast.IsNode {
 		rw.problems = append(rw.problems, "context.resource is used other than in `context.resource like \"…\"` or `context.resource == \"…\"` (or !=) combined with &&, || and !; it is the requested pattern (a trailing * covers every resource with that prefix), and only those tests are decided for every resource it covers")
 	}
 	return n
+}
+
+// literalStar refuses an escaped \* in a like pattern that allows (a
+// permit's when): it matches the "*" that ends a requested pattern, which
+// stands for every resource with its prefix, not for a "*" in a name (a
+// scope has none elsewhere), so `like "arn:aws:s3:::logs/\*"` permitted
+// arn:aws:s3:::logs/*, every object under logs/. A test that restricts
+// may keep one: there it is decided for every resource the pattern
+// covers, a name with a "*" in it included.
+func (rw *resourceRewriter) literalStar(p types.Pattern) {
+	toks, err := patternTokens(p)
+	if err != nil {
+		rw.problems = append(rw.problems, fmt.Sprintf("context.resource like: %v", err))
+		return
+	}
+	for _, t := range toks {
+		if !t.wild && t.c == '*' {
+			rw.problems = append(rw.problems, `context.resource like with an escaped \* where it allows: the requested pattern's trailing * covers every resource with its prefix, and \* would match it as a plain *; write context.resource == "…*" to permit that pattern, or like "…*" for every pattern under a prefix`)
+			return
+		}
+	}
 }
 
 // test rewrites a test on context.resource for its sense.

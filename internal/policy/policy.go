@@ -510,7 +510,11 @@ func principalEntity(p Principal) (types.Entity, []types.EntityUID, error) {
 		return types.Entity{}, nil, fmt.Errorf("principal %q has unknown kind %q; want agent or human", p.Name, p.Kind)
 	}
 	for _, g := range p.Groups {
-		parents = append(parents, types.NewEntityUID(typeGroup, types.String(g)))
+		// An empty name is no group: Group::"" would be one that any
+		// principal handed an empty name joined.
+		if g != "" {
+			parents = append(parents, types.NewEntityUID(typeGroup, types.String(g)))
+		}
 	}
 	return types.Entity{
 		UID:     types.NewEntityUID(typ, types.String(p.Name)),
