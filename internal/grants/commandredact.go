@@ -102,9 +102,190 @@ func redactCommand(argv []string, secrets ...string) []string {
 }
 
 // redactHeaders replaces the credentials in a's header lines whose names
-// say they carry them (Authorization: Bearer [REDACTED]).
+// say they carry them (Authorization: Bearer [REDACTED]). A value runs at
+// least as far as headerValue takes it and, where the header line stands
+// in a shell's quotes, to their end: curl -H 'X-Api-Key: K L' sends
+// "K L", and headerValue, which cannot tell a shell's blank from a
+// curl argument's, ended the value at the blank and kept L. See
+// shellQuotes.valueEnd for the rest.
 func redactHeaders(a string) string {
-	return redactValues(a, headerName, headerSecret, headerValue)
+	q := shellQuotes{line: headerLine.MatchString(a)}
+	return redactValues(a, headerName, headerSecret, func(a string, i int) (int, int) {
+		start, end := headerValue(a, i)
+		// The header lines that stand in the value taken are passed over
+		// by redactValues: each runs to the end of its own quotes too,
+		// and one that only the quotes took in (headerValue's own take
+		// its values) as far as headerValue takes its value. Each
+		// headerValue reads from past the last one's end.
+		covered := end
+		for j := i; j >= 0; {
+			if j >= covered {
+				_, covered = headerValue(a, j)
+				end = max(end, covered)
+			}
+			if e := q.valueEnd(a, j); e > end && e > start {
+				end = e
+			}
+			j = nextSecretHeader(a[:end], j)
+		}
+		return start, end
+	})
+}
+
+// nextSecretHeader returns where the colon of the next header line
+// (headerName) at or after i in a whose name says it carries credentials
+// ends, or -1. It reads the bytes to that colon once: a regexp search
+// from each i clears state the size of the rest of a, which made a line
+// of many headers quadratic.
+func nextSecretHeader(a string, i int) int {
+	for {
+		k := strings.IndexByte(a[i:], ':')
+		if k < 0 {
+			return -1
+		}
+		c := i + k
+		e := c
+		for e > i && (a[e-1] == ' ' || a[e-1] == '\t') {
+			e--
+		}
+		n := e
+		for n > i && (a[n-1] >= 'A' && a[n-1] <= 'Z' || a[n-1] >= 'a' && a[n-1] <= 'z' || a[n-1] >= '0' && a[n-1] <= '9' || a[n-1] == '_' || a[n-1] == '-') {
+			n--
+		}
+		if n < e && headerSecret(a[n:e]) {
+			return c + 1
+		}
+		i = c + 1
+	}
+}
+
+// headerLine is a string that starts with a header line ("X-Api-Key:
+// …", "--header=Cookie: …", "-HCookie: …"): a curl argument of its own,
+// not a shell line, whose header values run to the line's end.
+var headerLine = regexp.MustCompile(`^[ \t]*(?:-H|--header=?)?[ \t]*[A-Za-z0-9_-]+[ \t]*:`)
+
+// shellQuotes follows a shell line's quotes ('…', "…", $'…') from its
+// start, so that the value of a header line can be taken to the end of
+// the quotes it stands in. It reads each byte of the line once across the
+// values of one line: the calls come in order, each past the value the
+// last one took.
+type shellQuotes struct {
+	line  bool // the string is a header line (headerLine), not a shell line
+	pos   int  // bytes read
+	state byte // 0, '\'', '"' or '$' (inside $'…')
+	// The end valueEnd found last in each state (by stateIndex): the
+	// same for every i before it in that state (the same quotes, or the
+	// same word or line), so the bytes to it are not read again for
+	// each header line in them.
+	lastEnd [4]int
+}
+
+// stateIndex numbers shellQuotes' states for lastEnd.
+func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$", state) }
+
+// valueEnd returns where the value of the header whose colon ends at i
+// ends at the least: inside '…' at the closing ', inside "…" at the
+// closing unescaped ", inside $'…' at the closing unescaped '; outside
+// quotes, at the line's end in a header line, or else at the end of the
+// shell word (curl -H X-Api-Key:\ K\ L, X-Api-Key:\ $'K L'). A quote
+// left open runs to the end of a.
+func (q *shellQuotes) valueEnd(a string, i int) int {
+	for q.pos < i {
+		c := a[q.pos]
+		q.pos++
+		switch q.state {
+		case 0:
+			switch {
+			case c == '\\':
+				q.pos++
+			case c == '\'' || c == '"':
+				q.state = c
+			case c == '$' && q.pos < len(a) && a[q.pos] == '\'':
+				q.pos++
+				q.state = '$'
+			}
+		case '\'':
+			if c == '\'' {
+				q.state = 0
+			}
+		case '"', '$':
+			switch {
+			case c == '\\':
+				q.pos++
+			case c == '"' && q.state == '"', c == '\'' && q.state == '$':
+				q.state = 0
+			}
+		}
+	}
+	if q.pos > i {
+		return i // i is an escaped byte's: no header's colon
+	}
+	last := &q.lastEnd[stateIndex(q.state)]
+	if i >= *last {
+		*last = q.end(a, i)
+	}
+	return *last
+}
+
+// end is valueEnd's answer, found by reading a from i.
+func (q *shellQuotes) end(a string, i int) int {
+	switch q.state {
+	case '\'':
+		if j := strings.IndexByte(a[i:], '\''); j >= 0 {
+			return i + j
+		}
+		return len(a)
+	case '"':
+		if j := closingDouble(a, i); j >= 0 {
+			return j
+		}
+		return len(a)
+	case '$':
+		if j := closingEscaped(a, i, '\''); j >= 0 {
+			return j
+		}
+		return len(a)
+	}
+	if q.line {
+		if j := strings.IndexAny(a[i:], "\n\r"); j >= 0 {
+			return i + j
+		}
+		return len(a)
+	}
+	return shellWordEnd(a, i)
+}
+
+// shellWordEnd returns where the shell word going on at i in a ends: at a
+// blank outside quotes; '…', "…" and $'…' pieces and backslash-escaped
+// bytes are part of it, and a quote left open runs to the end of a.
+func shellWordEnd(a string, i int) int {
+	for i < len(a) {
+		var closing int
+		switch c := a[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return i
+		case c == '\\':
+			i += 2
+			continue
+		case c == '\'':
+			closing = strings.IndexByte(a[i+1:], '\'')
+			if closing >= 0 {
+				closing += i + 1
+			}
+		case c == '"':
+			closing = closingDouble(a, i+1)
+		case c == '$' && i+1 < len(a) && a[i+1] == '\'':
+			closing = closingEscaped(a, i+2, '\'')
+		default:
+			i++
+			continue
+		}
+		if closing < 0 {
+			return len(a)
+		}
+		i = closing + 1
+	}
+	return min(i, len(a))
 }
 
 // redactAssignments replaces the values of a's name=value pairs whose
@@ -199,12 +380,17 @@ func (w *wordScanner) end(a string, i int) int {
 // closingDouble returns the index of the '"' that closes a double-quoted
 // string whose text starts at i (a backslash escapes the byte after it),
 // or -1.
-func closingDouble(a string, i int) int {
+func closingDouble(a string, i int) int { return closingEscaped(a, i, '"') }
+
+// closingEscaped returns the index of the quote q that closes a string
+// whose text starts at i and in which a backslash escapes the byte after
+// it ("…", or $'…' with q '\”), or -1.
+func closingEscaped(a string, i int, q byte) int {
 	for ; i < len(a); i++ {
 		switch a[i] {
 		case '\\':
 			i++
-		case '"':
+		case q:
 			return i
 		}
 	}

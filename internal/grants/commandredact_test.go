@@ -83,6 +83,20 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "curl -H 'Authorization: Bearer 'hunter2 https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: Bearer [REDACTED]"}},
 		{[]string{"sh", "-c", `curl -H "Cookie: sid='1" -H "X-Api-Key: 'hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]`}},
 		{[]string{"sh", "-c", "curl -H 'Cookie: sid=' -H 'Accept: a' https://h/"}, []string{"sh", "-c", "curl -H 'Cookie: [REDACTED]' -H 'Accept: a' https://h/"}},
+		// A credential with a blank in it, unquoted inside the quotes
+		// that hold the header line (the shell's '…', "…" or $'…'), or
+		// in a curl argument of its own: curl sends all of it, and the
+		// value ended at the blank, keeping the rest.
+		{[]string{"sh", "-c", "curl -H 'X-Api-Key: K1 ter2' https://h/"}, []string{"sh", "-c", "curl -H 'X-Api-Key: [REDACTED]' https://h/"}},
+		{[]string{"sh", "-c", "curl -H 'Authorization: Bearer K1 ter2' https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: Bearer [REDACTED]' https://h/"}},
+		{[]string{"sh", "-c", "curl -H 'Cookie: sid=K1 ter2' -H 'Accept: a b' https://h/"}, []string{"sh", "-c", "curl -H 'Cookie: [REDACTED]' -H 'Accept: a b' https://h/"}},
+		{[]string{"sh", "-c", `curl -H "X-Api-Key: K1 ter2" https://h/`}, []string{"sh", "-c", `curl -H "X-Api-Key: [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `curl -H "X-Api-Key: K1 \"ter2" https://h/`}, []string{"sh", "-c", `curl -H "X-Api-Key: [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `curl -H $'X-Api-Key: K1\' ter2' https://h/`}, []string{"sh", "-c", `curl -H $'X-Api-Key: [REDACTED]' https://h/`}},
+		{[]string{"sh", "-c", `curl -H X-Api-Key:\ $'K1 ter2' https://h/`}, []string{"sh", "-c", `curl -H X-Api-Key:\ [REDACTED] https://h/`}},
+		{[]string{"sh", "-c", `curl -H X-Api-Key:\ K1\ ter2 https://h/`}, []string{"sh", "-c", `curl -H X-Api-Key:\ [REDACTED] https://h/`}},
+		{[]string{"curl", "-H", "X-Api-Key: K1 ter2", "https://h/"}, []string{"curl", "-H", "X-Api-Key: [REDACTED]", "https://h/"}},
+		{[]string{"curl", "-H", "X-Api-Key: $'K1 ter2'", "https://h/"}, []string{"curl", "-H", "X-Api-Key: [REDACTED]", "https://h/"}},
 		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
 		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
@@ -179,7 +193,10 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 // is written as it is, or in quotes with spaces in it ("1 2" or '1 2';
 // \"1 2\" or '1 2' inside a shell line's double quotes), after another
 // header whose base64 credential ends in '=' just before the shell's
-// quote, or alone.
+// quote, or alone. With form/12%2 == 1 the credential's blanks stand
+// unquoted (curl -H 'X-Api-Key: 1 2' sends "1 2"; the text around has no
+// quote, backslash or $ then, which would make the blank the shell's),
+// and with form/24%2 == 1 a shell line's single quotes are $'…'.
 func FuzzRedactHeaderSecret(f *testing.F) {
 	headers := []string{
 		"Authorization: Bearer {s}", "authorization:Basic {s}", "Proxy-Authorization: {s}", "Authorization: OAuth {s}", "Authorization: Custom {s}",
@@ -198,8 +215,19 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 	f.Add(uint8(8), uint8(8), "123", []byte{0, 1}, "curl", "https://h/")
 	f.Add(uint8(11), uint8(6), "12", []byte{1}, "curl", "https://h/")
 	f.Add(uint8(2), uint8(6), "5", []byte{}, "curl", "https://h/")
+	// Bare blanks in '…', "…", $'…' and a curl argument.
+	f.Add(uint8(5), uint8(13), "1234", []byte{1}, "curl", "https://h/")
+	f.Add(uint8(0), uint8(14), "1234", []byte{0, 1}, "curl", "https://h/")
+	f.Add(uint8(7), uint8(37), "123", []byte{1}, "curl", "https://h/")
+	f.Add(uint8(9), uint8(12), "12", []byte{1}, "curl", "https://h/")
+	f.Add(uint8(11), uint8(16), "123", []byte{1}, "curl", "https://h/")
 	f.Fuzz(func(t *testing.T, which, form uint8, secret string, spaces []byte, before, after string) {
-		secret, before, after = digitsOnly(secret), withoutDigits(before, ""), withoutDigits(after, "")
+		bare := form/12%2 == 1
+		drop := ""
+		if bare {
+			drop = `'"\$`
+		}
+		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
 		if secret == "" {
 			return
 		}
@@ -213,6 +241,9 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 			quote = `'`
 		case form%3 == 2:
 			quote = `\"` // inside a shell line's double quotes
+		}
+		if bare {
+			quote = ""
 		}
 		cred := secret
 		if len(spaces) > 0 {
@@ -237,7 +268,11 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 		case 0:
 			argv = []string{"curl", before, "-H", first, "-H", h, after}
 		case 1:
-			argv = []string{"sh", "-c", before + " -H '" + first + "' -H '" + h + "' " + after}
+			open := "'"
+			if form/24%2 == 1 {
+				open = "$'"
+			}
+			argv = []string{"sh", "-c", before + " -H " + open + first + "' -H " + open + h + "' " + after}
 		case 2:
 			argv = []string{"sh", "-c", before + ` -H "` + first + `" -H "` + h + `" ` + after}
 		}
@@ -267,6 +302,7 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 func TestRedactHeadersLinear(t *testing.T) {
 	for _, unit := range []string{
 		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `, `Cookie: a='b X: `, `Authorization: 'a `, `Cookie:'`,
+		`'Cookie: a `, `"X-Api-Key: a `, `x X-Api-Key:\ $'a `,
 	} {
 		best := func(size int) time.Duration {
 			line := strings.Repeat(unit, size/len(unit))
