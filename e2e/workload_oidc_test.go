@@ -148,6 +148,40 @@ func TestWorkloadTokenFromRealProvider(t *testing.T) {
 		t.Fatalf("grant %s: identity %q auth %q", g, rec.Identity, rec.Auth)
 	}
 
+	// A decision refused to the agent (agents do not revoke) records its
+	// token as decisions record a credential: {"method": "oidc", …}. It
+	// recorded the string "oidc:<issuer> <subject>".
+	if r := airlock(t, e.addr, tok, "revoke", g, "--reason", "try"); r.code == 0 {
+		t.Fatalf("the agent revoked its grant: %s", r.stdout)
+	}
+	var hist struct {
+		History []struct {
+			Type  string `json:"type"`
+			Entry struct {
+				Data struct {
+					Auth json.RawMessage `json:"auth"` // grant.requested's is a string
+				} `json:"data"`
+			} `json:"entry"`
+		} `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(mustOK(t, airlock(t, e.addr, e.alice.Key, "grant", "show", g, "-o", "json"), "grant show")), &hist); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, h := range hist.History {
+		if h.Type != "decision.refused" {
+			continue
+		}
+		refused++
+		var a map[string]string
+		if err := json.Unmarshal(h.Entry.Data.Auth, &a); err != nil || a["method"] != "oidc" || a["issuer"] != issuer || a["subject"] != "triage-agent" || len(a) != 3 {
+			t.Errorf("decision.refused auth %s, want oidc %s triage-agent", h.Entry.Data.Auth, issuer)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d decision.refused entries on the grant, want 1", refused)
+	}
+
 	// A token good for 24 hours (EKS IRSA's lifetime) is within the
 	// default max_token_lifetime, 48 hours.
 	tok = token("triage-agent", "https://airlock.example/day")

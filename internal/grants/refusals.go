@@ -75,8 +75,12 @@ func (s *Service) refusedDecision(ctx context.Context, caller model.Identity, ve
 		return err
 	}
 	data := map[string]any{"action": verb, "via": via, "identity_kind": caller.Kind, "code": ae.Code, "reason": ae.Message}
-	if caller.Auth != "" {
-		data["auth"] = caller.Auth
+	// The credential as a decision records it (model.SignIn: the API
+	// key's id, the SSO session's issuer and subject, a workload token's
+	// issuer and subject); it was the old "key" or "oidc:…" string, and
+	// nothing for the console.
+	if caller.SignIn != nil {
+		data["auth"] = caller.SignIn
 	}
 	ev := fromCaller(auditlog.Event{Type: RefusedDecisionType, Time: s.now(), Actor: caller.Name, Data: data}, caller)
 	// The grant's id only when it names one as grants issue them: the

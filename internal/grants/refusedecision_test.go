@@ -2,6 +2,7 @@ package grants_test
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -70,5 +71,56 @@ func TestRefusedDecisionsAreRecorded(t *testing.T) {
 	// still derives it (finish verifies the log and the review).
 	if got := h.grant(g.ID); got.Status != model.Active || len(got.Approvals) != 1 || got.Approvals[0].Approver != carol {
 		t.Fatalf("grant after the refusals: %s, approvals %+v", got.Status, got.Approvals)
+	}
+}
+
+// A refused decision records the caller's credential as decisions record
+// it (model.SignIn): {"method":"api_key","key_id":…} for an API key,
+// {"method":"sso","issuer":…,"subject":…} for an SSO console session, and
+// {"method":"oidc",…} for an agent's workload token. It recorded the old
+// string of Identity.Auth ("key", "oidc:<issuer> <subject>"), and nothing
+// for the console, whose callers carry none.
+func TestRefusedDecisionRecordsSignIn(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	g := h.request(bot, humanReq("10m"), model.Pending)
+	own := h.request(alice, grants.RequestInput{Target: awsProd, Scope: []string{auditLog}, Duration: "10m", Reason: "audit"}, model.Pending)
+
+	// As httpapi.authenticate and the console's decider set them.
+	withKey := h.id(bob)
+	withKey.Auth, withKey.SignIn = "key", &model.SignIn{Method: model.SignInAPIKey, KeyID: "k_0123456789abcdef"}
+	_, err := h.Svc.Approve(h.ctx, withKey, g.ID, "")
+	wantAPIErr(t, err, http.StatusForbidden, apierr.CodeForbidden, "")
+	withSSO := h.id(alice)
+	withSSO.SignIn = &model.SignIn{Method: model.SignInSSO, Issuer: "https://login.example.com", Subject: "alice-sub"}
+	_, err = h.Svc.Approve(grants.WithChannel(h.ctx, "console", ""), withSSO, own.ID, "")
+	wantAPIErr(t, err, http.StatusForbidden, apierr.CodeSelfApproval, "")
+	withToken := h.id(bot2)
+	withToken.Auth = "oidc:https://token.example.com repo:acme/triage"
+	withToken.SignIn = &model.SignIn{Method: model.SignInOIDC, Issuer: "https://token.example.com", Subject: "repo:acme/triage"}
+	_, err = h.Svc.Deny(h.ctx, withToken, g.ID, "no")
+	wantAPIErr(t, err, http.StatusForbidden, apierr.CodeForbidden, "")
+	// Go code's caller carries none: none is recorded.
+	_, err = h.Svc.Approve(h.ctx, h.id(bob), g.ID, "")
+	wantAPIErr(t, err, http.StatusForbidden, apierr.CodeForbidden, "")
+
+	want := []map[string]any{
+		{"method": "api_key", "key_id": "k_0123456789abcdef"},
+		{"method": "sso", "issuer": "https://login.example.com", "subject": "alice-sub"},
+		{"method": "oidc", "issuer": "https://token.example.com", "subject": "repo:acme/triage"},
+		nil,
+	}
+	es := h.entriesOfType(grants.RefusedDecisionType)
+	if len(es) != len(want) {
+		t.Fatalf("%d %s entries, want %d", len(es), grants.RefusedDecisionType, len(want))
+	}
+	for i, e := range es {
+		d := entryData(t, e)
+		got, has := d["auth"]
+		switch {
+		case want[i] == nil && has:
+			t.Errorf("entry %d: auth %#v, want none", i, got)
+		case want[i] != nil && !reflect.DeepEqual(got, want[i]):
+			t.Errorf("entry %d: auth %#v, want %#v", i, got, want[i])
+		}
 	}
 }

@@ -287,6 +287,9 @@ func (h *Handler) authenticate(r *http.Request, tok string) (model.Identity, *ap
 			return model.Identity{}, &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.CodeUnauthorized, Message: "workload token refused: the identity it maps to is disabled or not an agent"}
 		}
 		who.Auth = res.Auth()
+		// The token, for the record of a decision refused to it, in the
+		// structure decisions record.
+		who.SignIn = &model.SignIn{Method: model.SignInOIDC, Issuer: res.Issuer, Subject: res.Subject}
 		inst.Claims = res.Instance
 		who.Instance = &inst
 		return who, nil

@@ -61,7 +61,9 @@ type Identity struct {
 // KeyID, authn.KeyID of the key's hash: never the key or its hash) or an
 // SSO console session (Method "sso", with the ID token's issuer and
 // subject that opened it). A console session opened with a key records
-// that key's "api_key".
+// that key's "api_key". An agent that signed in with a workload token has
+// Method "oidc", with the token's issuer and subject: the record of a
+// decision refused to it (decision.refused) names it so.
 type SignIn struct {
 	Method  string `json:"method"`
 	KeyID   string `json:"key_id,omitempty"`
@@ -73,18 +75,20 @@ type SignIn struct {
 const (
 	SignInAPIKey = "api_key"
 	SignInSSO    = "sso"
+	SignInOIDC   = "oidc"
 )
 
-// String is s on one line: "api_key k_…", "sso <issuer> <subject>", or ""
-// for nil (a decision recorded before decisions carried it, or made
-// through Slack or a webhook, which record their own).
+// String is s on one line: "api_key k_…", "sso <issuer> <subject>",
+// "oidc <issuer> <subject>", or "" for nil (a decision recorded before
+// decisions carried it, or made through Slack or a webhook, which record
+// their own).
 func (s *SignIn) String() string {
 	switch {
 	case s == nil:
 		return ""
 	case s.Method == SignInAPIKey:
 		return s.Method + " " + s.KeyID
-	case s.Method == SignInSSO:
+	case s.Method == SignInSSO, s.Method == SignInOIDC:
 		return s.Method + " " + s.Issuer + " " + s.Subject
 	}
 	return s.Method
