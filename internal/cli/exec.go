@@ -30,7 +30,10 @@ runs CMD with the grant's credentials and gateway address in its environment, as
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_REGION,
 AWS_DEFAULT_REGION and, with TLS from Airlock's CA, AWS_CA_BUNDLE; for postgres targets
 PGUSER, PGPASSWORD, PGREQUIREAUTH=scram-sha-256, PGHOST, PGPORT, PGDATABASE, PGSSLMODE and,
-with TLS from Airlock's CA, PGSSLROOTCERT. When CMD exits the grant is ended, with CMD's
+with TLS from Airlock's CA, PGSSLROOTCERT. CMD's command line is written to the grant's
+log first (grant.command, "via": "exec", without the grant's secrets, the caller's key
+and what looks like a secret); if it cannot be, CMD does not run and the grant is
+ended. When CMD exits the grant is ended, with CMD's
 exit status recorded, and exec exits with that status. SIGINT, SIGTERM, SIGHUP and SIGQUIT
 withdraw the request while exec waits for approval, and are passed on to CMD while it runs.
 CMD does not get $AIRLOCK_TOKEN (it holds the grant, not the caller's key), nor the
@@ -96,6 +99,16 @@ PGSERVICEFILE for postgres targets.`,
 			if err != nil {
 				err = describe(err)
 				a.giveUp(ctx, id, "could not get the credentials: "+err.Error())
+				return err
+			}
+			// The command line is on the grant's record before CMD runs,
+			// as run_with_grant's is ("via": "exec"): if it cannot be
+			// recorded, CMD does not run. The server takes out the
+			// grant's secrets, the caller's key and what looks like a
+			// secret.
+			if err := c.RecordCommand(ctx, id, args[1:], grants.CommandViaExec); err != nil {
+				err = describe(err)
+				a.giveUp(ctx, id, "could not record the command: "+err.Error())
 				return err
 			}
 			caFile, err := writeCA(cr)

@@ -406,9 +406,10 @@ func (c *Client) Approvers(ctx context.Context, id string) ([]string, error) {
 	return r.Approvers, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/approvers", nil, &r)
 }
 
-// RecordCommand records a command line the holder is about to run under a grant.
-func (c *Client) RecordCommand(ctx context.Context, id string, argv []string) error {
-	return c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/commands", httpapi.CommandInput{Argv: argv}, nil)
+// RecordCommand records a command line the holder is about to run under a
+// grant, and where it is run from (grants.CommandViaMCP, CommandViaExec).
+func (c *Client) RecordCommand(ctx context.Context, id string, argv []string, via string) error {
+	return c.do(ctx, "POST", "/v1/grants/"+url.PathEscape(id)+"/commands", httpapi.CommandInput{Argv: argv, Via: via}, nil)
 }
 
 // FindingsPage reads one page of findings: raised on day (YYYY-MM-DD) if

@@ -84,15 +84,32 @@ func (s *Service) Approvers(ctx context.Context, caller model.Identity, id strin
 // MaxCommandLength bounds a recorded command line.
 const MaxCommandLength = 4096
 
+// Where a recorded command was run from (grant.command's "via"), as
+// the holder's client says, as it says the command line itself.
+const (
+	CommandViaAPI  = "api"  // a direct caller of the API: the client said nothing
+	CommandViaMCP  = "mcp"  // airlock mcp's run_with_grant
+	CommandViaExec = "exec" // airlock exec
+)
+
 // RecordCommand writes a command the holder runs under its active grant
-// (an MCP run_with_grant) into the log, before the command runs: the
-// grant's record says what was run with its credentials, in the holder's
-// words (less the secrets redactCommand takes out), beside what the
-// gateway saw. hide are more secrets to take out wherever they appear:
-// the caller's own API key, which the API sees and the log must not.
-func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id string, argv []string, hide ...string) error {
+// (an MCP run_with_grant, airlock exec) into the log, before the command
+// runs: the grant's record says what was run with its credentials, in the
+// holder's words (less the secrets redactCommand takes out), beside what
+// the gateway saw, and through what (via: CommandViaMCP, CommandViaExec,
+// or "" for CommandViaAPI; another value is refused). hide are more
+// secrets to take out wherever they appear: the caller's own API key,
+// which the API sees and the log must not.
+func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id string, argv []string, via string, hide ...string) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return apierr.Invalid("argv", "a command is required")
+	}
+	switch via {
+	case "":
+		via = CommandViaAPI
+	case CommandViaMCP, CommandViaExec:
+	default:
+		return apierr.Invalid("via", "%s is not where a command is run from; want %s or %s, or none", apierr.Quote(via), CommandViaMCP, CommandViaExec)
 	}
 	n := 0
 	for _, a := range argv {
@@ -120,7 +137,7 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	// AppendLive: as for Credentials, not logged after a revoke committed
 	// since the read above.
 	err = s.log.AppendLive(ctx, g.ID, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
-		Data: map[string]any{"argv": argv, "via": "mcp"}}, caller))
+		Data: map[string]any{"argv": argv, "via": via}}, caller))
 	if errors.Is(err, auditlog.ErrGrantEnded) {
 		return apierr.Conflict("grant %s has ended; commands run only under an active grant", id)
 	}

@@ -87,7 +87,7 @@ func TestReplicasNothingIssuedAfterRevoke(t *testing.T) {
 			return err
 		}},
 		{"command", "grant.command", func(id string) error {
-			return b.svc.RecordCommand(rs.ctx, b.id(t, bot), id, []string{"aws", "s3", "ls"})
+			return b.svc.RecordCommand(rs.ctx, b.id(t, bot), id, []string{"aws", "s3", "ls"}, "")
 		}},
 	} {
 		g, _ := rs.approved(a, a)

@@ -35,6 +35,10 @@ func (h *Handler) approvers(w http.ResponseWriter, r *http.Request, who model.Id
 // CommandInput is the body of POST /v1/grants/{id}/commands.
 type CommandInput struct {
 	Argv []string `json:"argv"`
+	// Via is where the command is run from, as the client says:
+	// "mcp" (airlock mcp's run_with_grant) or "exec" (airlock exec);
+	// none records "api".
+	Via string `json:"via,omitempty"`
 }
 
 // CommandResponse acknowledges a recorded command.
@@ -51,7 +55,7 @@ func (h *Handler) command(w http.ResponseWriter, r *http.Request, who model.Iden
 	// reaches the log (the MCP side takes it out too; a direct caller of
 	// this route did not).
 	_, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if err := h.svc.RecordCommand(r.Context(), who, r.PathValue("id"), in.Argv, strings.TrimSpace(key)); err != nil {
+	if err := h.svc.RecordCommand(r.Context(), who, r.PathValue("id"), in.Argv, in.Via, strings.TrimSpace(key)); err != nil {
 		return nil, err
 	}
 	return CommandResponse{Recorded: true}, nil

@@ -439,6 +439,15 @@ func TestAgentSession(t *testing.T) {
 			if commands == 1 && !strings.Contains(string(e.Entry), `s3 ls s3://logs/app/`) {
 				t.Errorf("recorded command: %s", e.Entry)
 			}
+			// Where it was run from: run_with_grant.
+			var entry struct {
+				Data struct {
+					Via string `json:"via"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(e.Entry, &entry); err != nil || entry.Data.Via != "mcp" {
+				t.Errorf("recorded command's via %q (%v): %s", entry.Data.Via, err, e.Entry)
+			}
 		}
 	}
 	if commands != 7 {

@@ -15,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-dev/airlock/internal/credenv"
+	"github.com/airlock-dev/airlock/internal/grants"
 )
 
 // Bounds of run_with_grant.
@@ -119,7 +120,7 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	// if it cannot be recorded, nothing runs. The server takes out the
 	// grant's secrets and what looks like one; only this side knows the
 	// agent's own API key, which an agent may have pasted into argv.
-	if err := s.c.RecordCommand(ctx, in.GrantID, sc.strs(in.Argv)); err != nil {
+	if err := s.c.RecordCommand(ctx, in.GrantID, sc.strs(in.Argv), grants.CommandViaMCP); err != nil {
 		return nil, RunOutput{}, s.fail("run_with_grant", in.GrantID, sc.err(err))
 	}
 	caFile, err := credenv.WriteCA(cr)
