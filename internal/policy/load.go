@@ -19,6 +19,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 
+	"github.com/airlock-dev/airlock/internal/actionname"
 	"github.com/airlock-dev/airlock/internal/fsperm"
 	"github.com/airlock-dev/airlock/internal/scope"
 )
@@ -247,6 +248,20 @@ func locate(text []byte, id string, pos cedar.Position) (line, col int) {
 	return line, col
 }
 
+// checkAction is scope.CheckAction, and refuses too a gateway's action in
+// another case (s3:Deleteobject), which requests may not carry
+// (grants refuses them) and Cedar would compare as a plain name: a forbid
+// naming it would forbid nothing.
+func checkAction(a string) error {
+	if err := scope.CheckAction(a); err != nil {
+		return err
+	}
+	if c, ok := actionname.Respelled(a); ok {
+		return fmt.Errorf("action %q is spelled %s, and Airlock compares actions exactly", a, c)
+	}
+	return nil
+}
+
 // finding is one thing vocabulary found in a policy: a Target reference, or
 // a type or attribute outside the vocabulary.
 type finding struct {
@@ -300,7 +315,7 @@ func vocabulary(p *cedar.Policy) []finding {
 			// as a plain name that no request ever carries: a forbid
 			// naming it would silently forbid nothing.
 			if u.ID != ApproveAction {
-				if err := scope.CheckAction(string(u.ID)); err != nil {
+				if err := checkAction(string(u.ID)); err != nil {
 					add(finding{badAction: err.Error()})
 				}
 			}
@@ -355,7 +370,7 @@ func vocabulary(p *cedar.Policy) []finding {
 	// on approving it would never hold, and approvers could approve what
 	// its author meant to stop.
 	literal := func(s string) {
-		if err := scope.CheckAction(s); err != nil {
+		if err := checkAction(s); err != nil {
 			add(finding{badContextAction: "context.action compared with " + err.Error() + "; Cedar compares strings exactly, so the comparison never holds for an action a request carries"})
 		}
 	}

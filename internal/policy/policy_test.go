@@ -324,6 +324,12 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`context.action like "S3:*": the service part ("S3") of an action is lower case`}},
 		{"context.action like, no postgres action", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action like \"pg:SEL*\" };"},
 			[]string{`context.action like "pg:SEL*" matches no postgres action`}},
+		// A gateway's action in another case: requests may not carry it
+		// (grants refuses them), so a forbid naming it forbade nothing.
+		{"action in another case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"s3:Deleteobject\", resource);"},
+			[]string{`action "s3:Deleteobject" is spelled s3:DeleteObject`}},
+		{"context.action in another case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action == \"dynamodb:Getitem\" };"},
+			[]string{`context.action compared with action "dynamodb:Getitem" is spelled dynamodb:GetItem`}},
 		{"several errors at once", map[string]string{"a.cedar": "@approval(\"x\") permit (principal, action, resource == Target::\"nope\");"},
 			[]string{`invalid @approval("x")`, `unknown target "nope"`}},
 	}
