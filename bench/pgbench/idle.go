@@ -48,7 +48,17 @@ type idleResult struct {
 	MorePerConnKB     float64 `json:"kb_per_more_connection,omitempty"`
 	AnonMoreLaterKB   int64   `json:"rss_anon_more_later_kb,omitempty"`
 	AnonMorePerConnKB float64 `json:"anon_kb_per_more_connection,omitempty"`
+	// GoMoreBytes is, for the gateway (a Go process with /metrics), the
+	// growth of each of the Go runtime's memory gauges (benchkit.GoMemory)
+	// over the second batch, per connection, read when MoreLaterKB is:
+	// where RssAnon's growth went (heap spans in use, stacks, metadata),
+	// and by difference what the runtime does not account for.
+	GoMoreBytes map[string]float64 `json:"go_bytes_per_more_connection,omitempty"`
 }
+
+// goMemory reads the Go runtime's memory gauges of a process in the
+// middle, or nil where it has none (PgBouncer).
+type goMemory func() (map[string]float64, error)
 
 // rss reads pid's VmRSS and RssAnon.
 func rss(pid int) (total, anon int64, err error) {
@@ -86,7 +96,7 @@ const idleMoreLater = 75 * time.Second
 // authenticated, then left idle), waits for the process to settle,
 // samples again; then, if more > 0, opens more connections and samples
 // idleMoreLater after them; and closes them all.
-func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int) (idleResult, error) {
+func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int, gm goMemory) (idleResult, error) {
 	res := idleResult{Path: path, Connections: n}
 	// One connection first, closed, so that one-time costs (the grant's
 	// role, buffers, the first TLS or auth set-up) fall before "before".
@@ -140,15 +150,51 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int)
 	if more == 0 {
 		return res, nil
 	}
+	res.More = more
+	var goLater map[string]float64
+	if gm != nil {
+		// Read just before the batch: the later reading above was taken
+		// idleLater after the first batch, and the runtime's gauges, read
+		// here, are what the second batch's growth is measured from.
+		// (Reading them stops the world briefly, so not between rss
+		// readings that a pause could move.)
+		if goLater, err = gm(); err != nil {
+			return res, err
+		}
+	}
 	if err := open(more); err != nil {
 		return res, err
 	}
-	res.More = more
 	time.Sleep(idleMoreLater)
 	if res.MoreLaterKB, res.AnonMoreLaterKB, err = rss(pid); err != nil {
 		return res, err
 	}
+	if gm != nil {
+		goMore, err := gm()
+		if err != nil {
+			return res, err
+		}
+		res.GoMoreBytes = make(map[string]float64, len(goMore))
+		for k, v := range goMore {
+			res.GoMoreBytes[k] = (v - goLater[k]) / float64(more)
+		}
+	}
 	res.MorePerConnKB = float64(res.MoreLaterKB-res.LaterKB) / float64(more)
 	res.AnonMorePerConnKB = float64(res.AnonMoreLaterKB-res.AnonLaterKB) / float64(more)
 	return res, nil
+}
+
+// goMemoryLine prints the Go runtime's growth per connection in KiB: heap
+// spans in use, the heap's idle pages kept (idle less released), stacks,
+// span structures, and what RssAnon grew beyond the first two and the
+// stacks: the runtime's metadata and any memory outside Go's heap, touched
+// for the first time (the runtime's sys gauge counts memory mapped, not
+// touched, so it does not bound what became resident over the batch;
+// bench/README, 2026-12-05 night session).
+func goMemoryLine(g map[string]float64, anonKB float64) string {
+	kib := func(name string) float64 { return g["go_memstats_"+name+"_bytes"] / 1024 }
+	heap, idle, released, stack, mspan := kib("heap_inuse"), kib("heap_idle"), kib("heap_released"), kib("stack_inuse"), kib("mspan_inuse")
+	kept := idle - released
+	return fmt.Sprintf("heap in use %.2f KiB, idle heap kept %.2f, stacks %.2f, spans %.2f; RssAnon beyond heap and stacks %.2f KiB",
+		heap, kept, stack, mspan, anonKB-heap-kept-stack)
 }

@@ -122,11 +122,13 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 			n = max(free, 0)
 		}
 		if n > 0 {
+			gatewayGo := func() (map[string]float64, error) { return srv.ScrapeGauges(benchkit.GoMemory) }
 			for _, m := range []struct {
 				path string
 				pid  int
 				e    pgEnv
-			}{{"gateway", srv.PID(), gw}, {"pgbouncer", bnc.pid(), bnc.client}} {
+				gm   goMemory
+			}{{"gateway", srv.PID(), gw, gatewayGo}, {"pgbouncer", bnc.pid(), bnc.client, nil}} {
 				more := o.idleMore
 				if more > 0 {
 					if free := freeSlots(ctx, r, dsn) - 10 - n; free < more {
@@ -134,7 +136,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 						more = max(free, 0)
 					}
 				}
-				res, err := idleMemory(ctx, m.path, m.pid, m.e, n, more)
+				res, err := idleMemory(ctx, m.path, m.pid, m.e, n, more, m.gm)
 				if err != nil {
 					r.Fatalf("idle connections: %v\nserver log:\n%s", err, srv.LogTail())
 				}
@@ -145,6 +147,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each; after %s idle %d kB, %.1f KiB each (anonymous: %.1f, %.1f KiB each)", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB, idleLater, res.LaterKB, res.PerConnLaterKB, res.AnonPerConnKB, res.AnonPerConnLaterKB)
 				if res.More > 0 {
 					benchkit.Progress("idle     %-9s %d more: RSS %d kB %s after them, %.2f KiB each (anonymous %.2f KiB each)", m.path, res.More, res.MoreLaterKB, idleMoreLater, res.MorePerConnKB, res.AnonMorePerConnKB)
+					if res.GoMoreBytes != nil {
+						benchkit.Progress("idle     %-9s %d more, Go runtime per connection: %s", m.path, res.More, goMemoryLine(res.GoMoreBytes, res.AnonMorePerConnKB))
+					}
 				}
 			}
 		}

@@ -182,6 +182,11 @@ func printReport(w io.Writer, rep *report) {
 			fmt.Fprintf(tw, "%s\t%d\t%.1f MB\t%.2f KiB\t%.1f MB\t%.2f KiB\t\n", m.Path, m.More, mb(m.MoreLaterKB), m.MorePerConnKB, mb(m.AnonMoreLaterKB), m.AnonMorePerConnKB)
 		}
 		tw.Flush()
+		for _, m := range rep.Idle {
+			if m.GoMoreBytes != nil {
+				fmt.Fprintf(w, "%s, the Go runtime's gauges over the same batch, per connection: %s\n", m.Path, goMemoryLine(m.GoMoreBytes, m.AnonMorePerConnKB))
+			}
+		}
 	}
 	if rep.IdleNote != "" {
 		fmt.Fprintln(w, rep.IdleNote)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,21 +70,12 @@ func (w LogWait) String() string {
 // ScrapeLogWait reads airlock_log_wait_seconds from the server's /metrics
 // with the operator's key.
 func (s *Server) ScrapeLogWait() (LogWait, error) {
-	req, err := http.NewRequest("GET", "http://"+s.API+"/metrics", nil)
+	body, err := s.fetchMetrics()
 	if err != nil {
 		return LogWait{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+s.OpsKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return LogWait{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
-		return LogWait{}, fmt.Errorf("GET /metrics: %s: %s", resp.Status, b)
-	}
-	return ParseLogWait(resp.Body)
+	defer body.Close()
+	return ParseLogWait(body)
 }
 
 // ParseLogWait reads the airlock_log_wait_seconds histogram from
