@@ -372,7 +372,7 @@ func (a *app) exportCmd() *cobra.Command {
 }
 
 func (a *app) verifyBundleCmd() *cobra.Command {
-	var keyArg string
+	var keyArg, originArg string
 	cmd := &cobra.Command{
 		Use:   "verify-bundle FILE --key PUB",
 		Short: "Check an evidence bundle offline against a pinned verifier key; exits 1 if anything in it is not proven, 2 if the file or key cannot be read",
@@ -397,7 +397,13 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			res, err := evidence.Verify(b, v)
+			// The key may sign more than one log: the bundle must be
+			// a review of the one airlock serve names after it.
+			origin := originArg
+			if origin == "" {
+				origin = server.LogOrigin(v)
+			}
+			res, err := evidence.Verify(b, v, origin)
 			if err != nil {
 				return exitf(1, "bundle verification FAILED: %v", err)
 			}
@@ -427,6 +433,7 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
+	cmd.Flags().StringVar(&originArg, "origin", "", "the log's origin, the first line of its checkpoints (default airlock/<the key's 8-hex-digit hash>, as airlock serve names its log)")
 	return cmd
 }
 

@@ -129,12 +129,12 @@ func TestVerifyBundleOutput(t *testing.T) {
 
 	v2 := filepath.Join("..", "evidence", "testdata", "bundle-v2.json")
 	v2pub := filepath.Join("..", "evidence", "testdata", "bundle-v2.pub")
-	code, out, errOut = run(t, nil, "audit", "verify-bundle", v2, "--key", v2pub)
+	code, out, errOut = run(t, nil, "audit", "verify-bundle", v2, "--key", v2pub, "--origin", "airlock/0123abcd")
 	if code != 0 || !strings.Contains(out, "OK: 1 grant(s)") || !strings.Contains(out, "NOT signed") ||
 		!strings.HasPrefix(errOut, "WARNING this is a airlock-evidence-bundle/v2 bundle") {
 		t.Fatalf("verify-bundle of a v2 bundle: exit %d:\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = run(t, nil, "-o", "json", "audit", "verify-bundle", v2, "--key", v2pub)
+	code, out, errOut = run(t, nil, "-o", "json", "audit", "verify-bundle", v2, "--key", v2pub, "--origin", "airlock/0123abcd")
 	if code != 0 || !strings.Contains(out, `"entries_signed": false`) || !strings.HasPrefix(errOut, "WARNING ") {
 		t.Fatalf("verify-bundle -o json of a v2 bundle: exit %d:\n%s%s", code, out, errOut)
 	}

@@ -20,7 +20,8 @@ import (
 // verifies, 1 for one that does not, and 2 when the file or the key
 // cannot be read at all. A missing or unreadable file exited 1, as a
 // forged bundle does, so a script could not tell a mistyped path from a
-// bundle that failed.
+// bundle that failed. A bundle of another log than the one the key's
+// airlock serve names (or --origin names) exits 1: it verified before.
 func TestVerifyBundleExitCodes(t *testing.T) {
 	good := filepath.Join("..", "evidence", "testdata", "bundle-v3.json")
 	pub := filepath.Join("..", "evidence", "testdata", "bundle-v3.pub")
@@ -38,8 +39,12 @@ func TestVerifyBundleExitCodes(t *testing.T) {
 		args []string
 		want int
 	}{
-		{"verified", []string{good, "--key", pub}, 0},
-		{"forged", []string{forged, "--key", pub}, 1},
+		// The kept bundle is of a test log named airlock/0123abcd.
+		{"verified", []string{good, "--key", pub, "--origin", "airlock/0123abcd"}, 0},
+		// Not the log airlock serve names after the key (airlock/b63bd326).
+		{"of another log", []string{good, "--key", pub}, 1},
+		{"of another log, named", []string{good, "--key", pub, "--origin", "airlock/staging"}, 1},
+		{"forged", []string{forged, "--key", pub, "--origin", "airlock/0123abcd"}, 1},
 		{"not a bundle", []string{pub, "--key", pub}, 1},
 		{"missing file", []string{filepath.Join(dir, "nope.json"), "--key", pub}, 2},
 		{"a directory", []string{dir, "--key", pub}, 2},

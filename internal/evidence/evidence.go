@@ -349,14 +349,20 @@ type Result struct {
 //   - the statement, signed by v, names the bundle's account, day,
 //     checkpoint, rows and (v3) entries: none can be added, left out,
 //     reordered or replaced;
-//   - the checkpoint is signed by v, whose name is the bundle's key_name;
+//   - the checkpoint is signed by v, whose name is the bundle's key_name,
+//     and names the log origin (the log's key may sign more than one log:
+//     a bundle of another log's review says nothing about this one; an
+//     empty origin is refused);
 //   - every entry's inclusion proof leads from SHA-256(0x00 || entry) to
 //     the checkpoint's root, at the entry's index; indexes increase;
 //   - each entry's own sequence number is its index, and it belongs to a
 //     grant of the bundle's rows;
 //   - the rows are exactly what the entries imply, and all of the bundle's
 //     account.
-func Verify(file []byte, v note.Verifier) (Result, error) {
+func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
+	if origin == "" {
+		return Result{}, errors.New("evidence: no log origin to check the bundle's checkpoint against")
+	}
 	if len(file) > maxSize {
 		return Result{}, fmt.Errorf("evidence: bundle larger than %d bytes", maxSize)
 	}
@@ -418,6 +424,9 @@ func Verify(file []byte, v note.Verifier) (Result, error) {
 	size, root, err := auditlog.OpenCheckpoint([]byte(b.Checkpoint), v)
 	if err != nil {
 		return Result{}, fmt.Errorf("evidence: checkpoint: %w", err)
+	}
+	if o := auditlog.CheckpointOrigin([]byte(b.Checkpoint)); o != origin {
+		return Result{}, fmt.Errorf("evidence: the checkpoint is of the log %q, not %q: the bundle is not a review of this log", o, origin)
 	}
 	last := int64(-1)
 	grants := map[string]bool{}

@@ -16,7 +16,7 @@ import (
 func TestBundleVerifies(t *testing.T) {
 	tl := newTestLog(t)
 	file := tl.export(t, account, tuesday)
-	res, err := Verify(file, tl.v)
+	res, err := Verify(file, tl.v, testOrigin)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -38,14 +38,14 @@ func TestBundleOmittedEntry(t *testing.T) {
 	for i, e := range b.Entries {
 		c := b
 		c.Entries = slices.Delete(slices.Clone(b.Entries), i, i+1)
-		if _, err := Verify(reencode(t, c), tl.v); err == nil {
+		if _, err := Verify(reencode(t, c), tl.v, testOrigin); err == nil {
 			t.Errorf("the bundle verifies without entry %d (%s)", e.Index, entryType(t, e))
 		}
 	}
 	// A whole session (start, calls, end) left out.
 	c := b
 	c.Entries = slices.DeleteFunc(slices.Clone(b.Entries), func(e Entry) bool { return strings.HasPrefix(entryType(t, e), "session.") })
-	if _, err := Verify(reencode(t, c), tl.v); err == nil {
+	if _, err := Verify(reencode(t, c), tl.v, testOrigin); err == nil {
 		t.Error("the bundle verifies without its session")
 	}
 }
@@ -71,7 +71,7 @@ func TestBundleAltered(t *testing.T) {
 	if newer.Checkpoint == b.Checkpoint {
 		t.Fatal("the log did not grow")
 	}
-	if _, err := Verify(reencode(t, newer), tl.v); err != nil {
+	if _, err := Verify(reencode(t, newer), tl.v, testOrigin); err != nil {
 		t.Fatalf("the newer bundle: %v", err)
 	}
 
@@ -123,13 +123,13 @@ func TestBundleAltered(t *testing.T) {
 	}
 	// gA was live on Wednesday too: Wednesday's bundle is Tuesday's with
 	// another day and statement, and verifies as Wednesday's, not Tuesday's.
-	if res, err := Verify(reencode(t, wednesday), tl.v); err != nil || res.Day != "2026-03-04" {
+	if res, err := Verify(reencode(t, wednesday), tl.v, testOrigin); err != nil || res.Day != "2026-03-04" {
 		t.Fatalf("Wednesday's bundle: %+v, %v", res, err)
 	}
 	for name, change := range cases {
 		c := b
 		change(&c)
-		if _, err := Verify(reencode(t, c), tl.v); err == nil {
+		if _, err := Verify(reencode(t, c), tl.v, testOrigin); err == nil {
 			t.Errorf("%s: the bundle verifies", name)
 		} else {
 			t.Logf("%s: %v", name, err)
@@ -155,7 +155,7 @@ func TestBundleV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Verify(file, v)
+	res, err := Verify(file, v, testOrigin)
 	if err != nil {
 		t.Fatalf("a v2 bundle no longer verifies: %v", err)
 	}
@@ -165,17 +165,17 @@ func TestBundleV2(t *testing.T) {
 	b := decode(t, file)
 	c := b
 	c.Entries = slices.DeleteFunc(slices.Clone(b.Entries), func(e Entry) bool { return entryType(t, e) == "grant.command" })
-	if res, err := Verify(reencode(t, c), v); err != nil || res.EntriesSigned {
+	if res, err := Verify(reencode(t, c), v, testOrigin); err != nil || res.EntriesSigned {
 		t.Fatalf("v2 without its command: %+v, %v (the limit the warning states)", res, err)
 	}
 	c = b
 	c.Entries = slices.DeleteFunc(slices.Clone(b.Entries), func(e Entry) bool { return entryType(t, e) == "grant.approved" })
-	if _, err := Verify(reencode(t, c), v); err == nil {
+	if _, err := Verify(reencode(t, c), v, testOrigin); err == nil {
 		t.Fatal("v2 without its approval verifies")
 	}
 	c = b
 	c.Format = Format
-	if _, err := Verify(reencode(t, c), v); err == nil {
+	if _, err := Verify(reencode(t, c), v, testOrigin); err == nil {
 		t.Fatal("a v2 bundle relabelled v3 verifies")
 	}
 }
@@ -188,10 +188,31 @@ func TestBundleSizeBound(t *testing.T) {
 	file := tl.export(t, account, tuesday)
 	defer func(n int) { maxSize = n }(maxSize)
 	maxSize = len(file) - 1
-	if _, err := Verify(file, tl.v); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := Verify(file, tl.v, testOrigin); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("verify of a bundle over the bound: %v", err)
 	}
 	if b, err := tl.tryExport(t, account, tuesday); err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Fatalf("build of a bundle over the bound: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestBundleOfAnotherLog: the log's key may sign more than one log (a
+// staging copy run with the same key names another origin). A bundle of
+// the other log's review, every signature in it the key's, is refused
+// naming both origins, and so is any bundle when no origin is given.
+// Before, Verify compared no origin and the staging bundle verified.
+func TestBundleOfAnotherLog(t *testing.T) {
+	tl := newTestLog(t)
+	staging := newTestLogOf(t, &testLog{signer: tl.signer, v: tl.v, vkey: tl.vkey, origin: "airlock/staging"})
+	file := staging.export(t, account, tuesday)
+	if _, err := Verify(file, tl.v, "airlock/staging"); err != nil {
+		t.Fatalf("the staging bundle, against its own log: %v", err)
+	}
+	_, err := Verify(file, tl.v, testOrigin)
+	if err == nil || !strings.Contains(err.Error(), `"airlock/staging"`) || !strings.Contains(err.Error(), `"`+testOrigin+`"`) {
+		t.Fatalf("a bundle of another log: %v", err)
+	}
+	if _, err := Verify(tl.export(t, account, tuesday), tl.v, ""); err == nil {
+		t.Fatal("a bundle verifies with no origin to check")
 	}
 }

@@ -58,10 +58,10 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(`{"format":"airlock-evidence-bundle/v3","rows":[],"entries":null}` + "\n"))
 	want2 := rowsOf(f, v2)
 	f.Fuzz(func(t *testing.T, file []byte) {
-		if res, err := Verify(file, k3); err == nil && !bytes.Equal(file, v3) {
+		if res, err := Verify(file, k3, testOrigin); err == nil && !bytes.Equal(file, v3) {
 			t.Fatalf("a file other than the exported one verifies: %+v", res)
 		}
-		if res, err := Verify(file, k2); err == nil {
+		if res, err := Verify(file, k2, testOrigin); err == nil {
 			if res.EntriesSigned || !bytes.Equal(rowsOf(t, file), want2) {
 				t.Fatalf("a changed v2 bundle verifies: %+v", res)
 			}
@@ -88,7 +88,7 @@ func TestKeptBundles(t *testing.T) {
 		signed bool
 	}{{"bundle-v3", true}, {"bundle-v2", false}} {
 		file, v := fixture(t, c.name)
-		res, err := Verify(file, v)
+		res, err := Verify(file, v, testOrigin)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -31,7 +31,12 @@ type testLog struct {
 	signer note.Signer
 	v      note.Verifier
 	vkey   string // v in note format, as log-signing.pub holds it
+	origin string // the log's origin; testOrigin if empty
 }
+
+// testOrigin is the origin of the test log's checkpoints (and of the
+// kept bundles in testdata).
+const testOrigin = "airlock/0123abcd"
 
 const (
 	gA, gB, gC = "g_aaaaaaaaaaaa", "g_bbbbbbbbbbbb", "g_cccccccccccc"
@@ -41,18 +46,26 @@ const (
 
 func newTestLog(t testing.TB) *testLog {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	skey, vkey, err := note.GenerateKey(rand.Reader, "airlock")
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer, _ := note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
+	return newTestLogOf(t, &testLog{signer: signer, v: v, vkey: vkey})
+}
+
+// newTestLogOf is newTestLog with key's signer, verifier and origin (a
+// staging copy of the log, run with the same key).
+func newTestLogOf(t testing.TB, key *testLog) *testLog {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	signer, v, vkey := key.signer, key.v, key.vkey
 	at := func(s string) time.Time {
 		tm, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -92,7 +105,7 @@ func newTestLog(t testing.TB) *testLog {
 		{Type: "grant.revoked", Time: at("2026-03-05T10:00:00Z"), GrantID: gA, Actor: "bob", Data: map[string]any{"at": at("2026-03-05T10:00:00Z"), "by": "bob", "reason": "done", "status": "revoked"}},
 		req(gC, account, "2026-03-10T08:00:00Z", "next week"),
 	}
-	tl := &testLog{st: st, signer: signer, v: v, vkey: vkey}
+	tl := &testLog{st: st, signer: signer, v: v, vkey: vkey, origin: key.origin}
 	tl.append(t, events...)
 	return tl
 }
@@ -101,7 +114,11 @@ func newTestLog(t testing.TB) *testLog {
 func (tl *testLog) append(t testing.TB, events ...auditlog.Event) {
 	t.Helper()
 	ctx := context.Background()
-	l, err := auditlog.Open(ctx, tl.st, tl.signer, auditlog.Options{Origin: "airlock/0123abcd", Rows: review.StoreRows})
+	origin := tl.origin
+	if origin == "" {
+		origin = testOrigin
+	}
+	l, err := auditlog.Open(ctx, tl.st, tl.signer, auditlog.Options{Origin: origin, Rows: review.StoreRows})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestVerifyMemoryBoundedOnHostileBundle(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		_, err := Verify(hostile, v)
+		_, err := Verify(hostile, v, testOrigin)
 		runtime.ReadMemStats(&after)
 		if err == nil {
 			t.Fatalf("%s: the bundle verifies", name)

@@ -65,7 +65,7 @@ func TestExportIgnoresForgedIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := evidence.Verify(b, pinnedKey(t, e.dataDir))
+	res, err := evidence.Verify(b, pinnedKey(t, e.dataDir), LogOrigin(pinnedKey(t, e.dataDir)))
 	if err != nil {
 		t.Fatal(err)
 	}

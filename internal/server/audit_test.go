@@ -495,7 +495,7 @@ func TestEvidenceBundleAtMidnight(t *testing.T) {
 	if bytes.Equal(moved, b) {
 		t.Fatal("no day in the bundle")
 	}
-	if _, err := evidence.Verify(moved, pinnedKey(t, e.dataDir)); err == nil {
+	if _, err := evidence.Verify(moved, pinnedKey(t, e.dataDir), LogOrigin(pinnedKey(t, e.dataDir))); err == nil {
 		t.Fatal("the bundle of the 28th verifies as the 29th's")
 	}
 }
@@ -512,14 +512,14 @@ func checkBundle(t *testing.T, e *auditEnv, day string) []byte {
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("export: %v %q", err, warnings)
 	}
-	res, err := evidence.Verify(b, pinned)
+	res, err := evidence.Verify(b, pinned, LogOrigin(pinned))
 	if err != nil {
 		t.Fatalf("verify-bundle: %v", err)
 	}
 	if len(res.Rows) != 1 || res.Rows[0].Reason != "billing errors too" || res.Rows[0].Calls != 2 || res.Rows[0].DeniedCalls != 1 || res.Entries < 8 {
 		t.Fatalf("bundle content: %+v", res)
 	}
-	if _, err := evidence.Verify(b, mustOtherKey(t)); err == nil {
+	if _, err := evidence.Verify(b, mustOtherKey(t), LogOrigin(pinned)); err == nil {
 		t.Error("a bundle verified with another key")
 	}
 	step := max(1, len(b)/1500)
@@ -528,7 +528,7 @@ func checkBundle(t *testing.T, e *auditEnv, day string) []byte {
 		for _, x := range []byte{0x01, 0x20} {
 			c := append([]byte(nil), b...)
 			c[i] ^= x
-			if _, err := evidence.Verify(c, pinned); err == nil {
+			if _, err := evidence.Verify(c, pinned, LogOrigin(pinned)); err == nil {
 				t.Fatalf("flipping byte %d (%q → %q) still verifies", i, b[i], c[i])
 			}
 			n++

@@ -501,7 +501,7 @@ func TestCredentialMoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := evidence.Verify(bundle, v)
+	res, err := evidence.Verify(bundle, v, server.LogOrigin(v))
 	if err != nil {
 		t.Fatalf("verify-bundle: %v", err)
 	}
