@@ -345,7 +345,11 @@ func (l *Log) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("auditlog: reading newest checkpoint: %w", err)
 	}
-	f, err := checkHead(cp, l.opts.Verifier, "")
+	// The head must name this log's origin: the key may sign another
+	// log (a staging copy), and the log continues from its head, so a
+	// store holding the other log's would carry on that log under this
+	// one's name.
+	f, err := checkHead(cp, l.opts.Verifier, l.opts.Origin)
 	if err == nil && l.opts.Verifier == nil {
 		// Without a verifier key the signature must still be checked:
 		// the log signs its next checkpoints over this tree, so a head
@@ -412,7 +416,7 @@ func checkHead(cp store.Checkpoint, v note.Verifier, origin string) (frontier, e
 		return f, fmt.Errorf("the signed note of checkpoint %d does not state its size %d and root %s (tampered or corrupted checkpoint, run `airlock audit verify`)", cp.ID, cp.Size, root)
 	}
 	if origin != "" && c.origin != origin {
-		return f, fmt.Errorf("checkpoint %d names the log %q, not %q (replicas configured with different log origins)", cp.ID, c.origin, origin)
+		return f, fmt.Errorf("checkpoint %d names the log %q, not %q (the store holds another log signed by the same key, or replicas configured with different log origins)", cp.ID, c.origin, origin)
 	}
 	return f, nil
 }

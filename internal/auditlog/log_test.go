@@ -741,3 +741,35 @@ func TestOpenRefusesUnsignedHead(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestOpenRefusesAnotherLogsHead: with the verifier key, Open checked the
+// newest checkpoint's signature but not its origin: a store holding
+// another log signed by the same key (a staging copy's) was continued
+// under this log's origin. It is refused, naming both origins; without
+// the verifier key, checkOwnHead re-signs for this origin and refused it
+// already.
+func TestOpenRefusesAnotherLogsHead(t *testing.T) {
+	ctx := context.Background()
+	s, v := testKey(t)
+	st := newFakeStore()
+	l := openLog(t, st, s, Options{Origin: "airlock/staging", Verifier: v})
+	appendFixture(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []Options{{Origin: "airlock/prod", Verifier: v}, {Origin: "airlock/prod"}} {
+		l2, err := Open(ctx, st, s, opts)
+		if err == nil {
+			l2.Close()
+			t.Fatalf("Open (verifier %v) continued the log of airlock/staging as airlock/prod", opts.Verifier != nil)
+		}
+		if !strings.Contains(err.Error(), `"airlock/staging"`) || !strings.Contains(err.Error(), `"airlock/prod"`) {
+			t.Fatalf("error %q does not name both origins", err)
+		}
+	}
+	l3, err := Open(ctx, st, s, Options{Origin: "airlock/staging", Verifier: v})
+	if err != nil {
+		t.Fatalf("reopening the log under its own origin: %v", err)
+	}
+	l3.Close()
+}
