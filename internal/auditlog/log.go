@@ -304,7 +304,7 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 		}
 	}
 	if opts.WitnessPath != "" {
-		if err := checkWitnessFile(opts.WitnessPath, l.Latest()); err != nil {
+		if err := l.checkWitnessFile(opts.WitnessPath, l.Latest()); err != nil {
 			return nil, err
 		}
 		l.witness = startWitness(opts.WitnessPath)
@@ -1335,8 +1335,14 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 // checkWitnessFile compares an existing witness file with the newest
 // checkpoint. The witness is written after its checkpoint is committed, so it
 // can never be ahead of the database unless entries and checkpoints were
-// removed (or the database was restored from an older copy).
-func checkWitnessFile(path string, latest store.Checkpoint) error {
+// removed (or the database was restored from an older copy). The file must
+// be a checkpoint of this log, by its origin, signed by its key (by
+// Options.Verifier, or else byte for byte the note the signer makes for
+// it): the file is the only record of the log's size outside the database,
+// and one that is not the log's says nothing about it, whether it claims a
+// bigger tree (no truncation to report) or a smaller one (no check made).
+// Such a file fails closed: the log does not start until it is moved aside.
+func (l *Log) checkWitnessFile(path string, latest store.Checkpoint) error {
 	msg, err := ReadFileMax(path, MaxCheckpointFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -1351,6 +1357,18 @@ func checkWitnessFile(path string, latest store.Checkpoint) error {
 	w, err := parseCheckpoint(text)
 	if err != nil {
 		return fmt.Errorf("auditlog: refusing to start: witness file %s: %v", path, err)
+	}
+	if w.origin != l.opts.Origin {
+		return fmt.Errorf("auditlog: refusing to start: the witness file %s is a checkpoint of the log %q, not of this log %q; it says nothing about this log's size (a data_dir of another log? run `airlock audit verify`, then move the file aside)", path, w.origin, l.opts.Origin)
+	}
+	if v := l.opts.Verifier; v != nil {
+		if _, err := openCheckpoint(msg, v); err != nil {
+			return fmt.Errorf("auditlog: refusing to start: the witness file %s is not validly signed by the log's key %s: %v (tampered file; run `airlock audit verify`, then move the file aside)", path, v.Name(), err)
+		}
+	} else if want, err := l.signNote(w.size, w.root); err != nil {
+		return fmt.Errorf("auditlog: signing checkpoint: %w", err)
+	} else if !bytes.Equal(want, msg) {
+		return fmt.Errorf("auditlog: refusing to start: the witness file %s is not signed by the log's key %s, or carries other lines (tampered file; run `airlock audit verify`, then move the file aside)", path, l.signer.Name())
 	}
 	if w.size > latest.Size {
 		return fmt.Errorf("auditlog: refusing to start: the witness file %s records a log of %d entries but the newest checkpoint in the database covers %d; the log was truncated (run `airlock audit verify`; if the database was deliberately restored from an older copy, move the witness file aside)", path, w.size, latest.Size)

@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -772,4 +774,73 @@ func TestOpenRefusesAnotherLogsHead(t *testing.T) {
 		t.Fatalf("reopening the log under its own origin: %v", err)
 	}
 	l3.Close()
+}
+
+// TestOpenChecksWitnessFileSignature: the witness file (data_dir/checkpoint)
+// was read at start without checking its signature or origin: one of
+// another log signed by the same key, or signed by another key, was
+// compared by size alone, so a smaller tree passed unchecked and a bigger
+// one was reported as a truncation of this log. Each is now refused,
+// naming the file and what is wrong with it, with and without the
+// verifier key; the log's own file still opens.
+func TestOpenChecksWitnessFileSignature(t *testing.T) {
+	ctx := context.Background()
+	s, v := testKey(t)
+	other, _ := testKey(t)
+	st := newFakeStore()
+	wpath := filepath.Join(t.TempDir(), "checkpoint")
+	l := openLog(t, st, s, Options{Origin: "airlock/prod", WitnessPath: wpath})
+	appendFixture(t, l)
+	head := l.Latest()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(wpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(signer note.Signer, origin string, size int64, root tlog.Hash) []byte {
+		msg, err := note.Sign(&note.Note{Text: string(formatCheckpoint(checkpoint{origin: origin, size: size, root: root}))}, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	var root tlog.Hash
+	copy(root[:], head.Root)
+	for _, c := range []struct {
+		name, want string
+		file       []byte
+	}{
+		{"another log, smaller", `"airlock/staging"`, sign(s, "airlock/staging", 3, tlog.Hash{1})},
+		{"another log, same head", `"airlock/staging"`, sign(s, "airlock/staging", head.Size, root)},
+		{"another key, smaller", "signed by the log's key", sign(other, "airlock/prod", 3, tlog.Hash{1})},
+		{"another key, same head", "signed by the log's key", sign(other, "airlock/prod", head.Size, root)},
+		{"another key, bigger", "signed by the log's key", sign(other, "airlock/prod", head.Size+5, tlog.Hash{1})},
+		{"an extra line", "signed by the log's key", append([]byte("airlock/prod\n"+strconv.FormatInt(head.Size, 10)+"\n"+root.String()+"\nextra\n"), good[bytes.Index(good, []byte("\n\n")):]...)},
+	} {
+		if err := os.WriteFile(wpath, c.file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, opts := range []Options{{Origin: "airlock/prod", WitnessPath: wpath}, {Origin: "airlock/prod", WitnessPath: wpath, Verifier: v}} {
+			l2, err := Open(ctx, st, s, opts)
+			if err == nil {
+				l2.Close()
+				t.Fatalf("%s (verifier %v): Open took the witness file", c.name, opts.Verifier != nil)
+			}
+			if !strings.Contains(err.Error(), wpath) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "truncated") {
+				t.Fatalf("%s (verifier %v): %v", c.name, opts.Verifier != nil, err)
+			}
+		}
+	}
+	if err := os.WriteFile(wpath, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []Options{{Origin: "airlock/prod", WitnessPath: wpath}, {Origin: "airlock/prod", WitnessPath: wpath, Verifier: v}} {
+		l3, err := Open(ctx, st, s, opts)
+		if err != nil {
+			t.Fatalf("the log's own witness file (verifier %v): %v", opts.Verifier != nil, err)
+		}
+		l3.Close()
+	}
 }
