@@ -57,6 +57,9 @@ const (
 	// CosignedFile is the newest checkpoint with the configured
 	// tlog-witnesses' cosignatures (audit.witnesses).
 	CosignedFile = "checkpoint.cosigned"
+	// WitnessTimesFile keeps the time of each tlog-witness's newest
+	// cosignature, so that an older one replayed after a restart is refused.
+	WitnessTimesFile = "witness-times.json"
 	// JournalDir holds the log's journal: each batch of records is durable
 	// there first and copied into the database in the background.
 	JournalDir = "journal"
@@ -280,6 +283,7 @@ func startWitnesses(cfg *config.Config, st store.Store, v note.Verifier, logger 
 	return witness.New(witness.Options{
 		Store: st, Verifier: v, Targets: targets, Logger: logger,
 		CosignedPath: filepath.Join(cfg.DataDir, CosignedFile),
+		TimesPath:    filepath.Join(cfg.DataDir, WitnessTimesFile),
 	})
 }
 

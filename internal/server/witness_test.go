@@ -27,7 +27,8 @@ import (
 
 // TestServerPublishesToWitnesses: airlock serve's configuration with
 // audit.witnesses publishes the log's checkpoints to a tlog-witness on
-// loopback, keeps checkpoint.cosigned in data_dir and serves it from
+// loopback, keeps checkpoint.cosigned (and the cosignature's time, in
+// witness-times.json) in data_dir and serves it from
 // GET /v1/audit/checkpoint.
 func TestServerPublishesToWitnesses(t *testing.T) {
 	cfg, w, v, key := witnessEnv(t)
@@ -71,6 +72,31 @@ func TestServerPublishesToWitnesses(t *testing.T) {
 	onDisk, err := os.ReadFile(filepath.Join(dataDir, CosignedFile))
 	if err != nil || !bytes.Equal(onDisk, []byte(resp.Cosigned)) {
 		t.Fatalf("%s differs from the API's: %v", CosignedFile, err)
+	}
+	// The witness's cosignature time is kept for the next start.
+	var times map[string]time.Time
+	if b, err := os.ReadFile(filepath.Join(dataDir, WitnessTimesFile)); err != nil || json.Unmarshal(b, &times) != nil || !times[w.VerifierKey()].Equal(c.Cosignatures[0].Time) {
+		t.Fatalf("%s: %v %v, want %s", WitnessTimesFile, err, times, c.Cosignatures[0].Time)
+	}
+}
+
+// TestServerRefusesUnreadableWitnessTimes: a witness-times.json that
+// cannot be read stops airlock serve's start, naming the file, rather than
+// letting it start without the times (and take an older cosignature
+// replayed in a witness's place).
+func TestServerRefusesUnreadableWitnessTimes(t *testing.T) {
+	cfg, _, _, _ := witnessEnv(t)
+	path := filepath.Join(cfg.DataDir, WitnessTimesFile)
+	if err := os.WriteFile(path, []byte("{\"torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		srv.Close()
+		t.Fatal("started with an unreadable witness-times.json")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("the refusal does not name the file: %v", err)
 	}
 }
 

@@ -32,20 +32,26 @@
 // cosignature line appended is kept as the cosigned checkpoint
 // ([Publisher.Cosigned], and [Options.CosignedPath] on disk), which
 // cosig.VerifyCosigned checks and `airlock audit verify --witness` takes.
+// The time of each witness's newest cosignature is kept too
+// ([Options.TimesPath]), so that an older one replayed in its place is
+// refused after a restart as before it.
 package witness
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,7 +108,14 @@ type Options struct {
 	// CosignedPath, if set, receives the newest cosigned checkpoint
 	// (written to a temporary file, synced and renamed into place).
 	CosignedPath string
-	Logger       *slog.Logger
+	// TimesPath, if set, keeps the time of the newest cosignature taken
+	// from each tlog-witness (JSON: its verifier key to the time), written
+	// like CosignedPath before the cosignatures of a round count. New
+	// reads it, and fails if it exists but cannot be read: without it, an
+	// older cosignature replayed within cosig.MaxSkew of a request after a
+	// restart would be taken.
+	TimesPath string
+	Logger    *slog.Logger
 	// Client makes the HTTP requests; by default one that follows no
 	// redirects (a redirect could lead a loopback-only plain http URL
 	// elsewhere).
@@ -213,13 +226,17 @@ func New(opts Options) (*Publisher, error) {
 			return nil, fmt.Errorf("witness %s: unknown kind %q", t.Name, t.Kind)
 		}
 	}
-	if len(tlogs) > 0 {
-		workers = append(workers, &worker{name: "tlog-witnesses", idx: tlogIdx, round: tlogs})
-	}
 	if opts.CosignedPath != "" {
 		if b, err := os.ReadFile(opts.CosignedPath); err == nil {
 			p.cosigned = b
 		}
+	}
+	if len(tlogs) > 0 {
+		if err := p.loadNewest(tlogs); err != nil {
+			cancel()
+			return nil, err
+		}
+		workers = append(workers, &worker{name: "tlog-witnesses", idx: tlogIdx, round: tlogs})
 	}
 	for _, w := range workers {
 		w.kick = make(chan struct{}, 1)
@@ -509,6 +526,18 @@ func (p *Publisher) tlogRound(w *worker, cp store.Checkpoint) error {
 			break
 		}
 	}
+	// A cosignature counts only once its time is on disk, so that after
+	// a restart an older one replayed in the witness's place is still
+	// refused.
+	if p.opts.TimesPath != "" && slices.ContainsFunc(lines, func(l []byte) bool { return l != nil }) {
+		if err := p.saveNewest(w.round); err != nil {
+			for i := range lines {
+				if lines[i] != nil {
+					lines[i], errs[i] = nil, fmt.Errorf("the witness's cosignature was not taken: keeping its time failed: %w", err)
+				}
+			}
+		}
+	}
 	// Reported once the cosigned checkpoint is kept, so that a status
 	// showing a size means its cosignature can be read.
 	defer func() {
@@ -532,6 +561,58 @@ func (p *Publisher) tlogRound(w *worker, cp store.Checkpoint) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// maxTimesFile bounds Options.TimesPath: an entry of about 150 bytes per
+// configured tlog-witness.
+const maxTimesFile = 1 << 20
+
+// loadNewest sets each tlog-witness's newest cosignature time from
+// Options.TimesPath, or from the cosigned checkpoint the previous run kept
+// if that one is newer (releases before the times file kept only that). A
+// missing file is a first start.
+func (p *Publisher) loadNewest(tlogs []*tlogClient) error {
+	var times map[string]time.Time
+	if path := p.opts.TimesPath; path != "" {
+		b, err := auditlog.ReadFileMax(path, maxTimesFile)
+		if err == nil {
+			if err = json.Unmarshal(b, &times); err != nil {
+				err = fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("witness: reading the time of each tlog-witness's newest cosignature: %w (without it, an older cosignature replayed in a witness's place would be taken: restore the file, or move it aside to start without it)", err)
+		}
+	}
+	for _, c := range tlogs {
+		c.newest = times[c.t.Key]
+		n, err := note.Open(p.cosigned, note.VerifierList(c.v))
+		if err != nil {
+			continue
+		}
+		for _, s := range n.Sigs {
+			if at := cosig.SignatureTime(s); s.Name == c.v.Name() && s.Hash == c.v.KeyHash() && at.After(c.newest) {
+				c.newest = at
+			}
+		}
+	}
+	return nil
+}
+
+// saveNewest writes each tlog-witness's newest cosignature time to
+// Options.TimesPath.
+func (p *Publisher) saveNewest(round []*tlogClient) error {
+	times := make(map[string]time.Time, len(round))
+	for _, c := range round {
+		if !c.newest.IsZero() {
+			times[c.t.Key] = c.newest.UTC()
+		}
+	}
+	b, err := json.MarshalIndent(times, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(p.opts.TimesPath, append(b, '\n'), 0o644)
 }
 
 // tlogClient is one tlog-witness and what the publisher knows of its state.

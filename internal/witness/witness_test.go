@@ -114,7 +114,7 @@ func openAt(t testing.TB, dir string, key logKey, clk clock.Clock, targets ...wi
 	lb := &logBuf{}
 	pub, err := witness.New(witness.Options{
 		Store: st, Verifier: key.verifier, Targets: targets, CosignedPath: filepath.Join(dir, "checkpoint.cosigned"),
-		Logger:      slog.New(slog.NewTextHandler(lb, nil)),
+		TimesPath: filepath.Join(dir, "witness-times.json"), Logger: slog.New(slog.NewTextHandler(lb, nil)),
 		MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Clock: clk,
 	})
 	if err != nil {
@@ -436,16 +436,7 @@ func TestTruncationCaughtByWitness(t *testing.T) {
 	in.close()
 
 	// Delete the tail and every trace of it on the machine.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "airlock.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DELETE FROM log_entries WHERE seq >= 12`, `DELETE FROM log_checkpoints WHERE size > 12`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
+	truncate(t, dir, 12)
 	var sizes []int64
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "airlock.db"))
 	if err != nil {
@@ -456,11 +447,6 @@ func TestTruncationCaughtByWitness(t *testing.T) {
 	if len(sizes) == 0 || sizes[len(sizes)-1] != 12 {
 		// The test needs a stored checkpoint at exactly 12 to resume from.
 		t.Fatalf("checkpoint sizes %v: none at 12", sizes)
-	}
-	for _, f := range []string{"checkpoint", "checkpoint.cosigned", "journal"} {
-		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	in = open(t, dir, key, target) // starts: nothing local contradicts it
@@ -586,12 +572,14 @@ func TestPublisherIgnoresUnsignedStoreHead(t *testing.T) {
 // replayer stands in front of a witness: it passes requests on and keeps
 // the last cosignature answered, until replay is set; then it answers
 // every request with that old cosignature, as someone between the log and
-// the witness (or a witness restored from an old copy) could.
+// the witness (or a witness restored from an old copy) could. Once frozen
+// is set, it keeps the cosignature it has and passes the next ones on
+// without keeping them.
 type replayer struct {
-	next   http.Handler
-	mu     sync.Mutex
-	replay bool
-	last   []byte
+	next           http.Handler
+	mu             sync.Mutex
+	replay, frozen bool
+	last           []byte
 }
 
 func (r *replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -604,11 +592,11 @@ func (r *replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	rec := httptest.NewRecorder()
 	r.next.ServeHTTP(rec, req)
-	if rec.Code == http.StatusOK {
-		r.mu.Lock()
+	r.mu.Lock()
+	if rec.Code == http.StatusOK && !r.frozen {
 		r.last = rec.Body.Bytes()
-		r.mu.Unlock()
 	}
+	r.mu.Unlock()
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}
@@ -616,15 +604,11 @@ func (r *replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Write(rec.Body.Bytes())
 }
 
-// TestPublisherRefusesReplayedCosignature: after a restart the publisher
-// sends the witness the same checkpoint again. An answer carrying the
-// witness's cosignature of that checkpoint from an hour before (a replay:
-// the witness was not asked, or is not what answered) is refused: the
-// target fails, publishes nothing and keeps no cosigned checkpoint of it.
-// Before, it counted as the witness taking the checkpoint, which also
-// clears a witness's evidence that the log was cut short.
-func TestPublisherRefusesReplayedCosignature(t *testing.T) {
-	key := newLogKey(t)
+// replayedWitness runs a witnesstest witness that trusts key, on a fake
+// clock (from 2026-12-05 12:00 UTC), behind a replayer on loopback; the
+// target names it.
+func replayedWitness(t *testing.T, key logKey) (*clock.Fake, *replayer, witness.Target) {
+	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
 	w, err := witnesstest.New("w.test/witness", clk.Now)
 	if err != nil {
@@ -636,7 +620,19 @@ func TestPublisherRefusesReplayedCosignature(t *testing.T) {
 	rp := &replayer{next: w}
 	srv := httptest.NewServer(rp)
 	t.Cleanup(srv.Close)
-	target := witness.Target{Kind: witness.KindTlogWitness, URL: srv.URL, Key: w.VerifierKey()}
+	return clk, rp, witness.Target{Kind: witness.KindTlogWitness, URL: srv.URL, Key: w.VerifierKey()}
+}
+
+// TestPublisherRefusesReplayedCosignature: after a restart the publisher
+// sends the witness the same checkpoint again. An answer carrying the
+// witness's cosignature of that checkpoint from an hour before (a replay:
+// the witness was not asked, or is not what answered) is refused: the
+// target fails, publishes nothing and keeps no cosigned checkpoint of it.
+// Before, it counted as the witness taking the checkpoint, which also
+// clears a witness's evidence that the log was cut short.
+func TestPublisherRefusesReplayedCosignature(t *testing.T) {
+	key := newLogKey(t)
+	clk, rp, target := replayedWitness(t, key)
 	dir := t.TempDir()
 
 	in := openAt(t, dir, key, clk, target)
@@ -668,4 +664,122 @@ func TestPublisherRefusesReplayedCosignature(t *testing.T) {
 	rp.mu.Unlock()
 	in.append(t, 1)
 	in.waitPublished(t)
+}
+
+// TestReplayRefusedAfterRestart: the rule that a witness's cosignature may
+// not be dated before its previous one holds across a restart. The log is
+// cut back to a checkpoint the witness cosigned a minute before it
+// cosigned the longer log, every trace on the machine of the longer log
+// deleted, and the publisher restarted; whatever answers in the witness's
+// place replays the witness's cosignature of the shorter checkpoint, which
+// is within cosig.MaxSkew of the request. Before, the publisher kept the
+// witness's newest cosignature time only in memory: after the restart it
+// took the replay, as if the witness had taken the shorter log (Published
+// 12, the witness's evidence of the truncation never raised). Now the time
+// is kept in Options.TimesPath and the replay is refused.
+func TestReplayRefusedAfterRestart(t *testing.T) {
+	key := newLogKey(t)
+	clk, rp, target := replayedWitness(t, key)
+	dir := t.TempDir()
+
+	in := openAt(t, dir, key, clk, target)
+	in.append(t, 12) // Sync: a checkpoint at 12, cosigned at 12:00
+	in.waitPublished(t)
+	rp.mu.Lock()
+	rp.frozen = true
+	rp.mu.Unlock()
+	clk.Advance(time.Minute)
+	in.append(t, 8) // cosigned at 12:01
+	in.waitPublished(t)
+	in.close()
+	truncate(t, dir, 12)
+
+	rp.mu.Lock()
+	rp.replay = true
+	rp.mu.Unlock()
+	clk.Advance(time.Minute) // 12:02: the replay is within MaxSkew of the request
+	in = openAt(t, dir, key, clk, target)
+	in.pub.Offer(in.log.Latest())
+	in.failedWith(t, 0, "before its previous one (2026-12-05T12:01:00Z)")
+	if st := in.pub.Status()[0]; st.Published != 0 {
+		t.Errorf("the replayed cosignature was taken after the restart: %+v", st)
+	}
+}
+
+// truncate deletes the log's entries from size on with their checkpoints,
+// and every file of data_dir that remembers them (the journal,
+// data_dir/checkpoint, the cosigned checkpoint), as the crash or the
+// attacker of TestTruncationCaughtByWitness does.
+func truncate(t *testing.T, dir string, size int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "airlock.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DELETE FROM log_entries WHERE seq >= ?`, `DELETE FROM log_checkpoints WHERE size > ?`} {
+		if _, err := db.Exec(q, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"checkpoint", "checkpoint.cosigned", "journal"} {
+		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUnreadableTimesFile: a times file that exists but cannot be read
+// fails the publisher's start, naming the file, rather than starting
+// without the times (which would take a replayed older cosignature).
+func TestUnreadableTimesFile(t *testing.T) {
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "witness-times.json")
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, content := range []string{"{", `{"` + w.VerifierKey() + `":"yesterday"}`, "[]"} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := witness.New(witness.Options{
+			Store: st, Verifier: key.verifier, TimesPath: path,
+			Targets: []witness.Target{{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}},
+		})
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("times file %q: err = %v, want a refusal naming the file", content, err)
+		}
+	}
+}
+
+// TestTimesFileNotWritten: a cosignature whose time cannot be kept is not
+// taken (the target fails, publishes nothing), since after a restart an
+// older one replayed in the witness's place would be.
+func TestTimesFileNotWritten(t *testing.T) {
+	key := newLogKey(t)
+	w, u := startWitness(t, "w.test/witness", key)
+	in := open(t, t.TempDir(), key)
+	pub, err := witness.New(witness.Options{
+		Store: in.st, Verifier: key.verifier, TimesPath: filepath.Join(in.dir, "missing", "witness-times.json"),
+		Targets:     []witness.Target{{Kind: witness.KindTlogWitness, URL: u, Key: w.VerifierKey()}},
+		MinInterval: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	in.append(t, 3)
+	pub.Offer(in.log.Latest())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pub.WaitUntil(ctx, func(ss []witness.Status) bool { return ss[0].Failures > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if s := pub.Status()[0]; s.Published != 0 || !strings.Contains(s.LastError, "keeping its time failed") || pub.Cosigned() != nil {
+		t.Fatalf("status %+v", s)
+	}
 }
