@@ -29,8 +29,9 @@ func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the tamper-evident log; export and check evidence bundles"}
 	var dataDir, keyArg, witnessFile, cfgPath, saveHead string
 	var witnessKeys []string
+	var maxAge time.Duration
 	verify := &cobra.Command{
-		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]…] [--save-head FILE]",
+		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]… [--max-age DURATION]] [--save-head FILE]",
 		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem, 2 if there is nothing to check (bad input)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,6 +45,11 @@ func (a *app) auditCmd() *cobra.Command {
 			// against a key the caller pinned is worth trusting then.
 			if saveHead != "" && keyArg == "" {
 				return usagef("--save-head needs --key: the checkpoint kept must be one the pinned key signed")
+			}
+			// A checkpoint states no time: only a witness's cosignature
+			// dates it.
+			if cmd.Flags().Changed("max-age") && (maxAge <= 0 || len(witnessKeys) == 0) {
+				return usagef("--max-age needs a positive duration and --witness-key: only the named witnesses' cosignatures on --witness date the log")
 			}
 			var v note.Verifier
 			var witness []byte
@@ -71,8 +77,12 @@ func (a *app) auditCmd() *cobra.Command {
 				if witness == nil || v == nil {
 					return usagef("--witness-key needs --witness and --key")
 				}
-				if cosigned, err = cosig.VerifyCosigned(witness, v, server.LogOrigin(v), witnessKeys, time.Now()); err != nil {
+				now := time.Now()
+				if cosigned, err = cosig.VerifyCosigned(witness, v, server.LogOrigin(v), witnessKeys, now); err != nil {
 					return fmt.Errorf("the witness checkpoint is not cosigned as required: %v", err)
+				}
+				if err := checkMaxAge(cosigned, maxAge, now); err != nil {
+					return err
 				}
 			}
 			var rep auditlog.Report
@@ -117,9 +127,28 @@ func (a *app) auditCmd() *cobra.Command {
 	verify.Flags().StringVar(&keyArg, "key", "", "pinned verifier key (note format, as in log-signing.pub), or a file holding it")
 	verify.Flags().StringVar(&witnessFile, "witness", "", "a checkpoint kept outside the data directory (signed note; cosignatures allowed)")
 	verify.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "require a valid cosignature on --witness from this witness (verifier key; repeatable)")
+	verify.Flags().DurationVar(&maxAge, "max-age", 0, "fail unless every --witness-key witness cosigned --witness within this long before now (e.g. 24h)")
 	verify.Flags().StringVar(&saveHead, "save-head", "", "after a verification that passed, write the newest checkpoint it covered (signed with the --key key) to this file, for the next run's --witness")
 	cmd.AddCommand(verify, a.exportCmd(), a.verifyBundleCmd())
 	return cmd
+}
+
+// checkMaxAge fails if a required witness's cosignature on the witness
+// checkpoint is more than maxAge (when set) before now: the log is then
+// known to be at least that checkpoint only as of that time, and whatever
+// happened to it since, no witness saw. Every named witness counts, as a
+// fork needs them all to collude.
+func checkMaxAge(c *cosig.Cosigned, maxAge time.Duration, now time.Time) error {
+	if maxAge <= 0 {
+		return nil
+	}
+	for _, w := range c.Cosignatures {
+		if age := now.Sub(w.Time); age > maxAge {
+			return fmt.Errorf("the witness checkpoint (tree size %d) was cosigned by witness %s at %s, %s ago, more than --max-age %s: the log has not been witnessed since (fetch a newer cosigned checkpoint: the \"cosigned\" field of GET /v1/audit/checkpoint)",
+				c.Size, w.Witness, w.Time.UTC().Format(time.RFC3339), age.Truncate(time.Second), maxAge)
+		}
+	}
+	return nil
 }
 
 // offlineFromConfig is the data directory (dataDir if set, else the
