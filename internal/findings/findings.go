@@ -294,7 +294,7 @@ func (d *Detector) Active(identity string) []string {
 // use a grant's credentials (an AWS SDK, psql) present no certificate
 // unless told to, so a certificate missing on either side tells nothing.
 func (d *Detector) Moved(grant string, requester, in model.Instance) (moved, report bool) {
-	if requester.IP == "" || !movedFrom(requester, in) {
+	if requester.IP == "" || !MovedFrom(requester, in) {
 		return false, false
 	}
 	now := d.clk.Now()
@@ -305,9 +305,10 @@ func (d *Detector) Moved(grant string, requester, in model.Instance) (moved, rep
 	return true, report
 }
 
-// movedFrom says whether in is another instance than requester, as Moved
-// compares them.
-func movedFrom(requester, in model.Instance) bool {
+// MovedFrom says whether in is another instance than requester, as Moved
+// compares them (a gateway session's activity is the requester's only if
+// not: internal/grants).
+func MovedFrom(requester, in model.Instance) bool {
 	if requester.IP != in.IP {
 		return true
 	}

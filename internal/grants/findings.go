@@ -144,10 +144,7 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 	// The gateway passes the client certificate's fingerprint with the
 	// session's start (gateway.WithTLSClient), not in client, which is the
 	// peer's to write (its user agent).
-	in := model.Instance{IP: findings.IPOf(client), TLSClient: gateway.TLSClientOf(ctx)}
-	if _, ua, ok := strings.Cut(client, " "); ok {
-		in.UserAgent = findings.Printable(ua)
-	}
+	in := gatewayClient(client, gateway.TLSClientOf(ctx))
 	moved, report := s.findings.Moved(g.ID, *from, in)
 	if !moved {
 		return s.gatewayActive(ctx, g, *from, session)
@@ -171,6 +168,17 @@ func (s *Service) checkMoved(ctx context.Context, g *gateway.Grant, client, sess
 		return &gateway.RefusedError{Reason: fmt.Sprintf("the credentials of grant %s are used from %s, not from the instance that requested them, and identity_binding is refuse", g.ID, findings.MovedInstance(in))}
 	}
 	return nil
+}
+
+// gatewayClient is the instance of a gateway session's client: client's
+// address and user agent (as the gateway writes client) and the TLS client
+// certificate's fingerprint tlsClient.
+func gatewayClient(client, tlsClient string) model.Instance {
+	in := model.Instance{IP: findings.IPOf(client), TLSClient: tlsClient}
+	if _, ua, ok := strings.Cut(client, " "); ok {
+		in.UserAgent = findings.Printable(ua)
+	}
+	return in
 }
 
 // gatewayActive counts a gateway session of g, from the address of the
@@ -220,17 +228,21 @@ func (s *Service) gatewayActive(ctx context.Context, g *gateway.Grant, from mode
 }
 
 // sessionActive keeps the instance that requested g noted as active while
-// a session of g from its address is in use (sessions.Options.Active, at
+// a session of g from that instance is in use (sessions.Options.Active, at
 // most once a minute per session), so that a long session counts as
 // activity, not only its start. It only notes: the finding, if any, is
-// the next call's of another instance. Sessions from another address are
-// credential-moved (checkMoved), not activity of the requester.
-func (s *Service) sessionActive(g *gateway.Grant, _, client string) {
+// the next call's of another instance. A session from another instance
+// (another address, or at its address another client certificate, as
+// checkMoved compares them: findings.MovedFrom) is credential-moved, found
+// at its start, not activity of the requester: before, the address alone
+// was compared, so another agent instance on the requester's host kept the
+// requester "active" while it worked.
+func (s *Service) sessionActive(g *gateway.Grant, _, client, tlsClient string) {
 	if s.findings == nil || s.dir == nil {
 		return
 	}
 	from := s.auth.From(g.ID)
-	if from == nil || from.IP != findings.IPOf(client) {
+	if from == nil || findings.MovedFrom(*from, gatewayClient(client, tlsClient)) {
 		return
 	}
 	if id, ok := s.dir.Lookup(g.Identity); !ok || id.Kind != model.Agent {

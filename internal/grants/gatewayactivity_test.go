@@ -155,3 +155,63 @@ func TestFindingListsBoundedOthers(t *testing.T) {
 		}
 	}
 }
+
+// A session of the grant from the requester's address but presenting
+// another client certificate is another agent instance on that host (the
+// credential-moved finding at its start says so), not the requester at
+// work: its use must not keep the requester noted as active. Before,
+// sessionActive compared addresses only, so 14 minutes of the other
+// instance's gateway work kept the requester "active" and another
+// instance calling the API was flagged against it, although the requester
+// had not acted for longer than the window. The requester's own
+// certificate, and a client presenting none (which tells nothing, as for
+// credential-moved), still keep it active.
+func TestGatewaySessionOfAnotherCertNotRequesterActivity(t *testing.T) {
+	certA, certB := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	for _, tc := range []struct {
+		name, cert string
+		active     bool
+	}{{"another certificate", certB, false}, {"the requester's certificate", certA, true}, {"no certificate", "", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute})
+			b := h.botFrom("10.0.0.1")
+			b.Instance.TLSClient = certA
+			if err := h.Svc.ObserveCall(h.ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			g, err := h.Svc.Request(h.ctx, b, autoReq("15m"))
+			if err != nil || g.Status != model.Active {
+				t.Fatalf("request: %v, %v", g.Status, err)
+			}
+			gg, err := h.Svc.Authority().Lookup(g.CredentialID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ses, err := h.Svc.Authority().StartSession(gateway.WithTLSClient(h.ctx, tc.cert), gg, "10.0.0.1:40000 aws-cli/2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 4 {
+				h.fake.Advance(3*time.Minute + 30*time.Second)
+				if err := gatewaytest.Record(h.ctx, ses, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ses.End(h.ctx)
+			moved := len(h.grant(g.ID).Findings) == 1 && h.grant(g.ID).Findings[0].Kind == model.FindingCredentialMoved
+			if moved == tc.active {
+				t.Fatalf("grant findings %+v; want credential-moved only for another certificate", h.grant(g.ID).Findings)
+			}
+			if err := h.Svc.ObserveCall(h.ctx, h.botFrom("10.0.0.2")); err != nil {
+				t.Fatal(err)
+			}
+			fs := h.sharedFindings()
+			switch {
+			case !tc.active && len(fs) != 0:
+				t.Fatalf("the requester idle for 14 minutes (10-minute window) while another certificate used its grant from its address: shared-identity findings %+v, want none", fs)
+			case tc.active && (len(fs) != 1 || len(fs[0].Others) != 1 || fs[0].Others[0] != findings.Key(*b.Instance)):
+				t.Fatalf("findings %+v, want one against the requester's instance, kept active by its session", fs)
+			}
+		})
+	}
+}

@@ -45,11 +45,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, if set, is told of what was recorded, for metrics.
 	Observer Observer
-	// Active, if set, is told that session sid under g, from client, is in
+	// Active, if set, is told that session sid under g, from client
+	// presenting the TLS client certificate tlsClient (its fingerprint,
+	// gateway.TLSClientOf of the start's context; "" for none), is in
 	// use: after a call's record is durable, at most once per ActiveEvery
 	// per session (the shared-identity detector counts a long session as
 	// its instance being active, not only its start). It must not block.
-	Active func(g *gateway.Grant, sid, client string)
+	Active func(g *gateway.Grant, sid, client, tlsClient string)
 	// ActiveEvery is how often at most Active hears of one session;
 	// zero means a minute.
 	ActiveEvery time.Duration
@@ -180,7 +182,8 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	}}
 	st.active = st.rec.StartedAt // the start was admitted as activity (authority.Options.Admit)
 	data := map[string]any{"client": client, "target": g.Target}
-	if tc := gateway.TLSClientOf(ctx); tc != "" {
+	tc := gateway.TLSClientOf(ctx)
+	if tc != "" {
 		// The client certificate's fingerprint (gateway.WithTLSClient).
 		// Additive; the review ignores it.
 		data["tls_client"] = tc
@@ -202,7 +205,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 		return nil, r.o.Refuse("the session start", err)
 	}
 	r.o.Observer.SessionStarted(g.TargetKind)
-	st.r, st.g, st.sid, st.client = r, g, sid, client
+	st.r, st.g, st.sid, st.client, st.tlsClient = r, g, sid, client, tc
 	return gateway.NewSessionOf(sid, g, st), nil
 }
 
@@ -238,7 +241,7 @@ func (st *state) counted(c gateway.Call) {
 		r.markDirty(st)
 	}
 	if tell {
-		r.o.Active(st.g, st.sid, st.client)
+		r.o.Active(st.g, st.sid, st.client, st.tlsClient)
 	}
 }
 

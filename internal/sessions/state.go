@@ -37,6 +37,11 @@ type state struct {
 	r           *Recorder
 	g           *gateway.Grant
 	sid, client string
+	// tlsClient is the fingerprint of the client's certificate (Start's
+	// gateway.TLSClientOf), for Options.Active: another certificate at
+	// the requester's address is another instance. The state stays in
+	// its 352-byte size class.
+	tlsClient string
 }
 
 // Results are logged in batches: one "session.results" entry holds a
