@@ -9,9 +9,9 @@ import (
 type envVar struct{ name, value string }
 
 // credentialEnv is credenv.Env in the CLI's own type.
-func credentialEnv(cr grants.Credentials, caFile string) []envVar {
+func credentialEnv(cr grants.Credentials, caFile string, cc credenv.ClientCert) []envVar {
 	var out []envVar
-	for _, v := range credenv.Env(cr, caFile) {
+	for _, v := range credenv.Env(cr, caFile, cc) {
 		out = append(out, envVar{v.Name, v.Value})
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/internal/credenv"
 	"github.com/airlock-dev/airlock/internal/grants"
 )
 
@@ -21,7 +22,7 @@ func envMap(vars []envVar) map[string]string {
 func TestCredentialEnvAWS(t *testing.T) {
 	cr := grants.Credentials{GrantID: "g_1", TargetKind: "aws", AccessKeyID: "AKALX", SecretAccessKey: "sec", SessionToken: "tok",
 		Endpoint: &grants.Endpoint{URL: "https://127.0.0.1:8701", Region: "us-east-1"}}
-	m := envMap(credentialEnv(cr, "/tmp/ca.pem"))
+	m := envMap(credentialEnv(cr, "/tmp/ca.pem", credenv.ClientCert{}))
 	want := map[string]string{"AIRLOCK_GRANT": "g_1", "AWS_ACCESS_KEY_ID": "AKALX", "AWS_SECRET_ACCESS_KEY": "sec", "AWS_SESSION_TOKEN": "tok",
 		"AWS_ENDPOINT_URL": "https://127.0.0.1:8701", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_CA_BUNDLE": "/tmp/ca.pem"}
 	for k, v := range want {
@@ -37,7 +38,7 @@ func TestCredentialEnvAWS(t *testing.T) {
 func TestCredentialEnvPostgres(t *testing.T) {
 	cr := grants.Credentials{GrantID: "g_2", TargetKind: "postgres", AccessKeyID: "AKALY", SecretAccessKey: "pw",
 		Endpoint: &grants.Endpoint{Host: "127.0.0.1", Port: 8702, Database: "orders", SSLMode: "require"}}
-	m := envMap(credentialEnv(cr, ""))
+	m := envMap(credentialEnv(cr, "", credenv.ClientCert{}))
 	want := map[string]string{"PGUSER": "AKALY", "PGPASSWORD": "pw", "PGHOST": "127.0.0.1", "PGPORT": "8702", "PGDATABASE": "orders", "PGSSLMODE": "require"}
 	for k, v := range want {
 		if m[k] != v {

@@ -29,8 +29,9 @@ runs CMD with the grant's credentials and gateway address in its environment, as
 'airlock credentials GRANT --format env' prints them: AIRLOCK_GRANT, and for aws targets
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_REGION,
 AWS_DEFAULT_REGION and, with TLS from Airlock's CA, AWS_CA_BUNDLE; for postgres targets
-PGUSER, PGPASSWORD, PGREQUIREAUTH=scram-sha-256, PGHOST, PGPORT, PGDATABASE, PGSSLMODE and,
-with TLS from Airlock's CA, PGSSLROOTCERT. CMD's command line is written to the grant's
+PGUSER, PGPASSWORD, PGREQUIREAUTH=scram-sha-256, PGHOST, PGPORT, PGDATABASE, PGSSLMODE,
+with TLS from Airlock's CA PGSSLROOTCERT, and with $AIRLOCK_CLIENT_CERT PGSSLCERT and
+PGSSLKEY (PGSSLMODE then at least require, so that psql presents the certificate). CMD's command line is written to the grant's
 log first (grant.command, "via": "exec", without the grant's secrets, the caller's key
 and what looks like a secret); if it cannot be, CMD does not run and the grant is
 ended. When CMD exits the grant is ended, with CMD's
@@ -116,7 +117,12 @@ PGSERVICEFILE for postgres targets.`,
 				a.giveUp(ctx, id, "could not write the gateway's CA certificate")
 				return exitf(1, "%v", err)
 			}
-			status, runErr := a.run(ctx, args[1:], credentialEnv(cr, caFile))
+			cc := a.clientCert()
+			if cc.Cert != "" && cr.TargetKind == "postgres" && cr.Endpoint != nil && cr.Endpoint.SSLMode == "disable" {
+				// Not silently an instance without it (credenv.SSLModeFor).
+				linef(a.errOut, "%s: the PostgreSQL gateway offers no TLS: the command presents no client certificate ($%s)", id, EnvClientCert)
+			}
+			status, runErr := a.run(ctx, args[1:], credentialEnv(cr, caFile, cc))
 			a.giveUp(ctx, id, status)
 			return runErr
 		},

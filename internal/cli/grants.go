@@ -164,7 +164,7 @@ func (a *app) credentialsCmd() *cobra.Command {
 			if err != nil {
 				return exitf(1, "%v", err)
 			}
-			vars := credentialEnv(cr, caFile)
+			vars := credentialEnv(cr, caFile, a.clientCert())
 			if err := checkEnvValues(vars); err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/credenv"
 	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
@@ -37,16 +38,39 @@ func (a *app) client() *client.Client {
 	if ca := a.caFile(c.Addr); ca != "" {
 		c.TrustCA(ca)
 	}
-	if cert, key := a.getenv(EnvClientCert), a.getenv(EnvClientKey); cert != "" || key != "" {
-		if cert == "" {
-			cert = key // the key's file holds the certificate too, or the error says it does not
-		}
-		c.UseClientCert(cert, key)
+	if cc := a.clientCert(); cc.Cert != "" {
+		c.UseClientCert(cc.Cert, cc.Key)
 	}
 	if a.getenv(EnvAllowPlaintext) != "1" {
 		c.RefusePlaintext()
 	}
 	return c
+}
+
+// clientCert is the client certificate's and key's files as the
+// environment names them (EnvClientCert, EnvClientKey), absolute: the
+// commands exec and run_with_grant start present them too (credenv.Env),
+// and may run in another directory.
+func (a *app) clientCert() credenv.ClientCert {
+	cert, key := a.getenv(EnvClientCert), a.getenv(EnvClientKey)
+	if cert == "" {
+		cert = key // the key's file holds the certificate too, or the error says it does not
+	}
+	if cert == "" {
+		return credenv.ClientCert{}
+	}
+	return credenv.ClientCert{Cert: absPath(cert), Key: absPath(key)}
+}
+
+// absPath is p made absolute, or p if it is "" or that fails.
+func absPath(p string) string {
+	if p == "" {
+		return p
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 // caFile is the CA certificate to trust for the API at addr: $AIRLOCK_CA,

@@ -18,11 +18,21 @@ import (
 // Var is one variable a grant's client needs.
 type Var struct{ Name, Value string }
 
+// ClientCert names the PEM files of the TLS client certificate the agent
+// presents (AIRLOCK_CLIENT_CERT) and of its key (AIRLOCK_CLIENT_KEY, which
+// may be the certificate's file): part of the agent's instance. The zero
+// value is none.
+type ClientCert struct{ Cert, Key string }
+
 // Env is the environment that points a client at the gateway
 // with a grant's credentials: the AWS variables for aws targets, libpq's
 // for postgres targets. caFile, if not empty, is the gateway's CA
-// certificate written to disk (see WriteCA).
-func Env(cr grants.Credentials, caFile string) []Var {
+// certificate written to disk (see WriteCA). With cc, libpq presents the
+// agent's client certificate to the gateway (PGSSLCERT, PGSSLKEY), so that
+// the session's instance is the agent's: without it a psql session had no
+// certificate even when the agent's API calls had one. AWS clients have
+// no variable for one.
+func Env(cr grants.Credentials, caFile string, cc ClientCert) []Var {
 	vars := []Var{{"AIRLOCK_GRANT", cr.GrantID}}
 	e := cr.Endpoint
 	switch cr.TargetKind {
@@ -51,7 +61,14 @@ func Env(cr grants.Credentials, caFile string) []Var {
 			Var{"PGREQUIREAUTH", "scram-sha-256"})
 		if e != nil {
 			vars = append(vars, Var{"PGHOST", e.Host}, Var{"PGPORT", strconv.Itoa(e.Port)},
-				Var{"PGDATABASE", e.Database}, Var{"PGSSLMODE", e.SSLMode})
+				Var{"PGDATABASE", e.Database}, Var{"PGSSLMODE", SSLModeFor(e.SSLMode, cc)})
+		}
+		if cc.Cert != "" {
+			key := cc.Key
+			if key == "" {
+				key = cc.Cert // libpq reads the key out of the certificate's file
+			}
+			vars = append(vars, Var{"PGSSLCERT", cc.Cert}, Var{"PGSSLKEY", key})
 		}
 		if caFile != "" {
 			vars = append(vars, Var{"PGSSLROOTCERT", caFile})
@@ -65,6 +82,20 @@ func Env(cr grants.Credentials, caFile string) []Var {
 		vars = append(vars, Var{"AIRLOCK_ACCESS_KEY_ID", cr.AccessKeyID}, Var{"AIRLOCK_SECRET", cr.SecretAccessKey})
 	}
 	return vars
+}
+
+// SSLModeFor is the sslmode a client presenting cc uses for a gateway
+// whose endpoint says mode. A certificate is presented only over TLS, and
+// libpq's prefer (the endpoint's mode on one machine) falls back to
+// plaintext when TLS fails, an unreadable key included: the session would
+// then silently be an instance without the certificate. So with one,
+// prefer and allow become require; a gateway without TLS (disable) cannot
+// be sent one.
+func SSLModeFor(mode string, cc ClientCert) string {
+	if cc.Cert != "" && (mode == "prefer" || mode == "allow") {
+		return "require"
+	}
+	return mode
 }
 
 // systemBundles are where Linux distributions and macOS keep the trusted

@@ -74,13 +74,13 @@ func TestEnvironReroutes(t *testing.T) {
 		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true", "AWS_ENDPOINT_URLX=keep", "PGHOSTADDR=10.0.0.9", "PGSERVICE=prod",
 		"PGSERVICEFILE=/etc/x", "PGAPPNAME=keep"}
 	aws := Environ(caller, Env(grants.Credentials{TargetKind: "aws", AccessKeyID: "AK", SecretAccessKey: "s",
-		Endpoint: &grants.Endpoint{URL: "http://127.0.0.1:8701"}}, ""))
+		Endpoint: &grants.Endpoint{URL: "http://127.0.0.1:8701"}}, "", ClientCert{}))
 	want := "HOME=/h AWS_ENDPOINT_URLX=keep PGHOSTADDR=10.0.0.9 PGSERVICE=prod PGSERVICEFILE=/etc/x PGAPPNAME=keep"
 	if got := strings.Join(aws[:6], " "); got != want {
 		t.Errorf("aws: caller's variables kept %q, want %q", got, want)
 	}
 	pg := Environ(caller, Env(grants.Credentials{TargetKind: "postgres", AccessKeyID: "u", SecretAccessKey: "p",
-		Endpoint: &grants.Endpoint{Host: "127.0.0.1", Port: 8702, Database: "d", SSLMode: "disable"}}, ""))
+		Endpoint: &grants.Endpoint{Host: "127.0.0.1", Port: 8702, Database: "d", SSLMode: "disable"}}, "", ClientCert{}))
 	want = "HOME=/h AWS_ENDPOINT_URL_S3=https://s3.amazonaws.com AWS_ENDPOINT_URL_DYNAMODB=http://x AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true AWS_ENDPOINT_URLX=keep PGAPPNAME=keep"
 	if got := strings.Join(pg[:6], " "); got != want {
 		t.Errorf("postgres: caller's variables kept %q, want %q", got, want)
@@ -98,15 +98,15 @@ func TestVerifyFullWithoutCANamesSystemRoots(t *testing.T) {
 	t.Setenv("SSL_CERT_FILE", roots)
 	cr := grants.Credentials{TargetKind: "postgres", AccessKeyID: "u", SecretAccessKey: "p",
 		Endpoint: &grants.Endpoint{Host: "pg.example.test", Port: 5432, Database: "d", SSLMode: "verify-full"}}
-	env := Env(cr, "")
+	env := Env(cr, "", ClientCert{})
 	if !slices.Contains(env, Var{"PGSSLROOTCERT", roots}) || !slices.Contains(env, Var{"PGSSLMODE", "verify-full"}) {
 		t.Fatalf("verify-full without a CA: %v", env)
 	}
-	if got := Env(cr, "/cache/gateway-ca.pem"); !slices.Contains(got, Var{"PGSSLROOTCERT", "/cache/gateway-ca.pem"}) || slices.Contains(got, Var{"PGSSLROOTCERT", roots}) {
+	if got := Env(cr, "/cache/gateway-ca.pem", ClientCert{}); !slices.Contains(got, Var{"PGSSLROOTCERT", "/cache/gateway-ca.pem"}) || slices.Contains(got, Var{"PGSSLROOTCERT", roots}) {
 		t.Fatalf("with Airlock's CA: %v", got)
 	}
 	cr.Endpoint.SSLMode = "prefer"
-	for _, v := range Env(cr, "") {
+	for _, v := range Env(cr, "", ClientCert{}) {
 		if v.Name == "PGSSLROOTCERT" {
 			t.Fatalf("a loopback endpoint got %v", v)
 		}
@@ -114,5 +114,37 @@ func TestVerifyFullWithoutCANamesSystemRoots(t *testing.T) {
 	t.Setenv("SSL_CERT_FILE", "")
 	if got := SystemRoots(); got == "" || got == roots {
 		t.Fatalf("SystemRoots without SSL_CERT_FILE = %q", got)
+	}
+}
+
+// TestEnvClientCert: with the agent's client certificate, libpq gets it
+// (PGSSLCERT, PGSSLKEY, the key defaulting to the certificate's file) and
+// an sslmode that cannot fall back to plaintext without it; aws targets
+// get nothing for it.
+func TestEnvClientCert(t *testing.T) {
+	pg := func(mode string, cc ClientCert) map[string]string {
+		m := map[string]string{}
+		for _, v := range Env(grants.Credentials{TargetKind: "postgres", AccessKeyID: "u", SecretAccessKey: "p",
+			Endpoint: &grants.Endpoint{Host: "h", Port: 1, Database: "d", SSLMode: mode}}, "", cc) {
+			m[v.Name] = v.Value
+		}
+		return m
+	}
+	for mode, want := range map[string]string{"prefer": "require", "allow": "require", "require": "require", "verify-full": "verify-full", "disable": "disable"} {
+		m := pg(mode, ClientCert{Cert: "/c.pem", Key: "/k.pem"})
+		if m["PGSSLMODE"] != want || m["PGSSLCERT"] != "/c.pem" || m["PGSSLKEY"] != "/k.pem" {
+			t.Errorf("%s with a certificate: %v, want sslmode %s", mode, m, want)
+		}
+	}
+	if m := pg("prefer", ClientCert{Cert: "/both.pem"}); m["PGSSLKEY"] != "/both.pem" {
+		t.Errorf("key in the certificate's file: %v", m)
+	}
+	if m := pg("prefer", ClientCert{}); m["PGSSLMODE"] != "prefer" || m["PGSSLCERT"] != "" || m["PGSSLKEY"] != "" {
+		t.Errorf("without a certificate: %v", m)
+	}
+	for _, v := range Env(grants.Credentials{TargetKind: "aws", AccessKeyID: "AK"}, "", ClientCert{Cert: "/c.pem"}) {
+		if strings.Contains(v.Value, "/c.pem") {
+			t.Errorf("aws: %v", v)
+		}
 	}
 }
