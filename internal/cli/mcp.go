@@ -37,7 +37,7 @@ API listener, with the key as a bearer token.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), forwarded...)
 			defer stop()
 			context.AfterFunc(ctx, stop)
-			srv, err := mcpserver.New(ctx, a.client(), mcpserver.Options{Logger: logger, AllowRun: true, Stop: ctx})
+			srv, err := mcpserver.New(ctx, a.client(), mcpserver.Options{Logger: logger, AllowRun: true, Stop: ctx, ClientCert: a.clientCert()})
 			if err != nil {
 				return describe(err)
 			}

@@ -17,18 +17,32 @@ import "sync"
 // connection closes.
 type Relays struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string]Relayed
+}
+
+// Relayed is the agent a relayed connection is for, as the control plane
+// saw it.
+type Relayed struct {
+	// Client is the agent's address.
+	Client string
+	// TLSClient is the fingerprint of the client certificate the agent
+	// presented to the control plane (findings.TLSClient; "" for none).
+	// The relay cannot present it (it does not hold the agent's key); the
+	// agent proved it holds the key in the handshake of the very
+	// connection whose request the relay serves, as it does to the API,
+	// so the session is that instance, not one without a certificate.
+	TLSClient string
 }
 
 // Add records that the connection whose local address is local (as the
 // gateway will see it: its remote address) carries client's traffic. It
 // returns the function that removes the entry; call it when the
 // connection closes.
-func (r *Relays) Add(local, client string) (remove func()) {
+func (r *Relays) Add(local string, client Relayed) (remove func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
-		r.m = map[string]string{}
+		r.m = map[string]Relayed{}
 	}
 	r.m[local] = client
 	var once sync.Once
@@ -45,9 +59,9 @@ func (r *Relays) Add(local, client string) (remove func()) {
 
 // Client returns the client a connection from remote was opened for, if
 // the control plane opened it. A nil Relays knows of none.
-func (r *Relays) Client(remote string) (string, bool) {
+func (r *Relays) Client(remote string) (Relayed, bool) {
 	if r == nil {
-		return "", false
+		return Relayed{}, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -11,8 +11,8 @@ func TestRelays(t *testing.T) {
 		t.Fatal("a nil Relays named a client")
 	}
 	var r Relays
-	remove := r.Add("127.0.0.1:5000", "10.0.0.7:41000")
-	if c, ok := r.Client("127.0.0.1:5000"); !ok || c != "10.0.0.7:41000" {
+	remove := r.Add("127.0.0.1:5000", Relayed{Client: "10.0.0.7:41000"})
+	if c, ok := r.Client("127.0.0.1:5000"); !ok || c.Client != "10.0.0.7:41000" {
 		t.Fatalf("Client = %q, %v", c, ok)
 	}
 	if _, ok := r.Client("127.0.0.1:5001"); ok {
@@ -22,9 +22,9 @@ func TestRelays(t *testing.T) {
 	if _, ok := r.Client("127.0.0.1:5000"); ok {
 		t.Fatal("the entry outlived its connection")
 	}
-	again := r.Add("127.0.0.1:5000", "10.0.0.8:42000")
+	again := r.Add("127.0.0.1:5000", Relayed{Client: "10.0.0.8:42000", TLSClient: "ab"})
 	remove() // the first connection's, called twice
-	if c, ok := r.Client("127.0.0.1:5000"); !ok || c != "10.0.0.8:42000" {
+	if c, ok := r.Client("127.0.0.1:5000"); !ok || c != (Relayed{Client: "10.0.0.8:42000", TLSClient: "ab"}) {
 		t.Fatalf("after a stale remove: Client = %q, %v", c, ok)
 	}
 	again()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/findings"
 )
 
 // Handler serves MCP over streamable HTTP (mounted at /mcp on listen.api).
@@ -48,8 +49,8 @@ func Handler(api http.Handler, o HTTPOptions) http.Handler {
 		// Waits stay well inside the API listener's write timeout.
 		opts := Options{Version: o.Version, Logger: logger, MaxWait: httpMaxWait}
 		if o.DialPostgres != nil {
-			remote := r.RemoteAddr
-			opts.DialPostgres = func(ctx context.Context) (net.Conn, error) { return o.DialPostgres(ctx, remote) }
+			remote, tlsClient := r.RemoteAddr, findings.TLSClient(r.TLS)
+			opts.DialPostgres = func(ctx context.Context) (net.Conn, error) { return o.DialPostgres(ctx, remote, tlsClient) }
 		}
 		return newFor(c.c, c.who, opts)
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true,
@@ -164,10 +165,11 @@ type HTTPOptions struct {
 	Logger *slog.Logger
 	// DialPostgres connects to the PostgreSQL gateway for sql_query on
 	// behalf of client, the agent's address as this request came from it,
-	// so that the gateway records the session as the agent's (see
-	// gateway.Relays). Nil, or ErrNotRelayed, dials the grant's endpoint
-	// from this host.
-	DialPostgres func(ctx context.Context, client string) (net.Conn, error)
+	// and tlsClient, the fingerprint of the client certificate the request's
+	// connection presented (findings.TLSClient), so that the gateway
+	// records the session as the agent's instance (see gateway.Relays).
+	// Nil, or ErrNotRelayed, dials the grant's endpoint from this host.
+	DialPostgres func(ctx context.Context, client, tlsClient string) (net.Conn, error)
 	// MaxRequest bounds how long one HTTP request is served, streams
 	// included (default 105s: a tool's longest wait and then some, inside
 	// the API listener's 2-minute write timeout).

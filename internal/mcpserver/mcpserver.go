@@ -28,6 +28,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/credenv"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -49,6 +50,13 @@ type Options struct {
 	// HTTP the control plane connects on the agent's behalf and names the
 	// agent to its gateway. ErrNotRelayed means dial as usual.
 	DialPostgres func(ctx context.Context) (net.Conn, error)
+	// ClientCert is the agent's TLS client certificate (`airlock mcp`:
+	// AIRLOCK_CLIENT_CERT, AIRLOCK_CLIENT_KEY), presented to the
+	// PostgreSQL gateway by sql_query and by the commands run_with_grant
+	// runs (credenv.Env), so that their sessions are the agent's instance.
+	// Over HTTP the server holds no agent's key: the relay names the
+	// certificate the agent presented to /mcp instead (DialPostgres).
+	ClientCert credenv.ClientCert
 	// Stop, if set, cancels every call in flight once it is done: a
 	// command run_with_grant started is killed, a query or a wait ends.
 	// `airlock mcp` cancels it on SIGTERM, SIGINT or SIGHUP, so that a

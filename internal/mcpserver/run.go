@@ -130,7 +130,7 @@ func (s *server) runWithGrant(ctx context.Context, _ *mcp.CallToolRequest, in Ru
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, in.Argv[0], in.Argv[1:]...)
-	cmd.Env = credenv.Environ(os.Environ(), credenv.Env(cr, caFile, credenv.ClientCert{}))
+	cmd.Env = credenv.Environ(os.Environ(), credenv.Env(cr, caFile, s.opts.ClientCert))
 	if in.Stdin != "" {
 		cmd.Stdin = strings.NewReader(in.Stdin)
 	}

@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"database/sql/driver"
 	"encoding/json"
 	"encoding/xml"
@@ -92,7 +93,7 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(cr.Endpoint.Host, strconv.Itoa(cr.Endpoint.Port)), Path: "/" + cr.Endpoint.Database}
 	q := url.Values{"application_name": {"airlock-mcp"}}
 	if cr.Endpoint.SSLMode != "" {
-		q.Set("sslmode", cr.Endpoint.SSLMode)
+		q.Set("sslmode", credenv.SSLModeFor(cr.Endpoint.SSLMode, s.opts.ClientCert))
 	}
 	if caFile != "" {
 		q.Set("sslrootcert", caFile)
@@ -105,6 +106,9 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	// Set after parsing so that no environment variable (PGPASSWORD...)
 	// of this process stands in for the grant's.
 	cfg.User, cfg.Password = cr.AccessKeyID, cr.SecretAccessKey
+	if err := s.presentClientCert(cfg); err != nil {
+		return nil, nil, sc.err(err)
+	}
 	if dial := s.opts.DialPostgres; dial != nil {
 		// The relay reaches the gateway itself; the endpoint's host stays
 		// the name TLS verifies, and is not looked up.
@@ -137,6 +141,45 @@ func (s *server) sqlQuery(ctx context.Context, _ *mcp.CallToolRequest, in SQLInp
 	s.logger.Info("mcp tool", "tool", "sql_query", "identity", s.who.Name, "grant", in.GrantID, "rows", out.RowCount, "truncated", out.Truncated)
 	res, err := exactResult(out)
 	return res, nil, err
+}
+
+// presentClientCert has cfg's TLS present the agent's client certificate
+// (Options.ClientCert), loaded here rather than named to pgx (sslcert,
+// sslkey), which reads only the first PEM block of the key's file: the
+// CLI accepts the key in the certificate's file. The sslmode is require
+// or stricter then (credenv.SSLModeFor), so there is no plaintext
+// fallback to leave without it.
+func (s *server) presentClientCert(cfg *pgx.ConnConfig) error {
+	cc := s.opts.ClientCert
+	if cc.Cert == "" {
+		return nil
+	}
+	key := cc.Key
+	if key == "" {
+		key = cc.Cert
+	}
+	pair, err := tls.LoadX509KeyPair(cc.Cert, key)
+	if err != nil {
+		return fmt.Errorf("AIRLOCK_CLIENT_CERT %s, AIRLOCK_CLIENT_KEY %s: %w", cc.Cert, key, err)
+	}
+	for _, tc := range tlsConfigs(cfg) {
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return nil
+}
+
+// tlsConfigs are the TLS configurations of cfg and of its fallbacks.
+func tlsConfigs(cfg *pgx.ConnConfig) []*tls.Config {
+	var out []*tls.Config
+	if cfg.TLSConfig != nil {
+		out = append(out, cfg.TLSConfig)
+	}
+	for _, fb := range cfg.Fallbacks {
+		if fb.TLSConfig != nil {
+			out = append(out, fb.TLSConfig)
+		}
+	}
+	return out
 }
 
 // firstWord is the statement's first word, after blanks and comments

@@ -146,7 +146,9 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	// agent's session. Looked up here, not at accept: the dialer names it
 	// once its connect returns, before it sends its first message.
 	if a, ok := c.gw.o.Relays.Client(c.su.client); ok {
-		c.su.client = a
+		// The agent's certificate, as it presented it to the control
+		// plane; the relay's own connection presents none.
+		c.su.client, c.su.tlsClient = a.Client, a.TLSClient
 	}
 	version := binary.BigEndian.Uint32(body)
 	if version != pgproto3.ProtocolVersion30 {

@@ -54,9 +54,9 @@ func (r *pgRelay) listening(a net.Addr) {
 func (r *pgRelay) stopped() { r.addr.Store(nil) }
 
 // dial connects to the local gateway for client (the agent's address as
-// the API saw it). The entry naming client lives as long as the
-// connection.
-func (r *pgRelay) dial(ctx context.Context, client string) (net.Conn, error) {
+// the API saw it) presenting the certificate of fingerprint tlsClient to
+// /mcp. The entry naming them lives as long as the connection.
+func (r *pgRelay) dial(ctx context.Context, client, tlsClient string) (net.Conn, error) {
 	addr := r.addr.Load()
 	if addr == nil {
 		return nil, mcpserver.ErrNotRelayed
@@ -66,7 +66,7 @@ func (r *pgRelay) dial(ctx context.Context, client string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &relayedConn{Conn: nc, remove: r.relays.Add(nc.LocalAddr().String(), client)}, nil
+	return &relayedConn{Conn: nc, remove: r.relays.Add(nc.LocalAddr().String(), gateway.Relayed{Client: client, TLSClient: tlsClient})}, nil
 }
 
 // relayedConn removes its Relays entry when closed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,8 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/airlock-dev/airlock/internal/cli"
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/credenv"
 	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/mcpserver"
 	"github.com/airlock-dev/airlock/internal/tlscert"
 )
 
@@ -104,6 +110,142 @@ func TestTLSClientCertExecPsql(t *testing.T) {
 	}
 	if got := e.sessionTLSClients(id2); len(got) != 0 {
 		t.Fatalf("sessions without the certificate: %q", got)
+	}
+	e.verify()
+}
+
+// bearer adds an API key to every request.
+type bearer struct {
+	key string
+	rt  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.rt.RoundTrip(r)
+}
+
+// mcpCall calls tool on cs and decodes its result's text into out.
+func mcpCall(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any, out any) {
+	t.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError || len(res.Content) == 0 {
+		t.Fatalf("%s: %+v", tool, res.Content)
+	}
+	if err := json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mcpRequestPG requests a grant of orders-db through the MCP session cs and
+// runs select 1 with sql_query; it returns the grant's id.
+func (e *idEnv) mcpRequestPG(cs *mcp.ClientSession) string {
+	e.t.Helper()
+	var g struct {
+		GrantID string `json:"grant_id"`
+		Status  string `json:"status"`
+	}
+	mcpCall(e.t, cs, "request_access", map[string]any{"target": "orders-db", "allow": []string{"pg:select postgres.public.*"},
+		"duration": "10m", "reason": "INC-1"}, &g)
+	e.grants = append(e.grants, g.GrantID)
+	if g.Status != "active" {
+		e.t.Fatalf("grant %+v", g)
+	}
+	var rows struct {
+		Rows [][]any `json:"rows"`
+	}
+	mcpCall(e.t, cs, "sql_query", map[string]any{"grant_id": g.GrantID, "statement": "select 1"}, &rows)
+	if len(rows.Rows) != 1 {
+		e.t.Fatalf("rows %v", rows.Rows)
+	}
+	return g.GrantID
+}
+
+// TestTLSClientCertMCPRelay: sql_query over /mcp from an agent presenting
+// a client certificate opens its gateway session through the control
+// plane's relay, which cannot present the agent's certificate (it does
+// not hold the key) and names it instead, as it names the agent's
+// address: the session records the certificate the agent presented to
+// /mcp. Before, the relayed session had none.
+func TestTLSClientCertMCPRelay(t *testing.T) {
+	e := newIDEnv(t, "refuse")
+	api := e.serveTLS()
+	a := newClientCert(t, "agent-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hc := e.tlsClient(&a)
+	hc.Transport = bearer{key: e.bot, rt: hc.Transport}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "remote-agent", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: api + "/mcp", HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	id := e.mcpRequestPG(cs)
+	if got := e.sessionTLSClients(id); len(got) != 1 || got[0] != a.Fingerprint {
+		t.Fatalf("the relayed session's client certificates = %q, want the agent's %s", got, a.Fingerprint)
+	}
+	if f := e.grant(id).Findings; len(f) != 0 {
+		t.Fatalf("findings %+v", f)
+	}
+	e.verify()
+}
+
+// TestTLSClientCertMCPStdio: the MCP server `airlock mcp` runs on the
+// agent's machine, with AIRLOCK_CLIENT_CERT and AIRLOCK_CLIENT_KEY set
+// (Options.ClientCert), presents the agent's certificate to the PostgreSQL
+// gateway from sql_query, and has psql run by run_with_grant present it
+// too; the key here is in the certificate's file, which pgx alone (sslkey)
+// could not read. Before, both sessions had no certificate.
+func TestTLSClientCertMCPStdio(t *testing.T) {
+	if _, err := exec.LookPath("psql"); err != nil {
+		t.Fatal("psql is not installed (the CI installs postgresql-client)")
+	}
+	e := newIDEnv(t, "refuse")
+	api := e.serveTLS()
+	a := newClientCert(t, "agent-a")
+	both := filepath.Join(t.TempDir(), "agent.pem")
+	cb, err1 := os.ReadFile(a.CertFile)
+	kb, err2 := os.ReadFile(a.KeyFile)
+	if err := errors.Join(err1, err2, os.WriteFile(both, append(cb, kb...), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", t.TempDir()) // no ~/.postgresql of this machine's
+	ctx := context.Background()
+	c := client.New(api, e.bot).TrustCA(filepath.Join(e.dataDir, tlscert.CAFile)).UseClientCert(both, "")
+	srv, err := mcpserver.New(ctx, c, mcpserver.Options{AllowRun: true, ClientCert: credenv.ClientCert{Cert: both}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := srv.Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cs.Close(); ss.Wait() }()
+	id := e.mcpRequestPG(cs)
+	var run struct {
+		ExitCode int    `json:"exit_code"`
+		Stdout   string `json:"stdout"`
+		Stderr   string `json:"stderr"`
+	}
+	mcpCall(t, cs, "run_with_grant", map[string]any{"grant_id": id, "argv": []string{"psql", "-X", "-At", "-c", "select 2"}}, &run)
+	if run.ExitCode != 0 || strings.TrimSpace(run.Stdout) != "2" {
+		t.Fatalf("run_with_grant psql: %+v", run)
+	}
+	if got := e.sessionTLSClients(id); len(got) != 2 || got[0] != a.Fingerprint || got[1] != a.Fingerprint {
+		t.Fatalf("the sessions' client certificates = %q, want the agent's %s twice (sql_query, psql)", got, a.Fingerprint)
+	}
+	if f := e.grant(id).Findings; len(f) != 0 {
+		t.Fatalf("findings %+v", f)
 	}
 	e.verify()
 }
