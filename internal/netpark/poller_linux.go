@@ -29,9 +29,18 @@ type Poller struct {
 	shedOnce sync.Once
 	sweepMu  sync.Mutex
 	sweepBuf []*Conn // sweep's candidates, kept between sweeps
+	young    int     // the last sweep's parked connections left unshed (sweepMu)
 	// onSweep, if set, is called by the sweeping goroutine after each
 	// sweep, with the number of connections it shed (OnSweep).
 	onSweep func(shed int)
+
+	// crowd, if positive, is ShedWhenCrowded's count: so many parks
+	// since the last sweep (fresh, under mu) kick the sweeping goroutine
+	// (kick) to sweep early, at most once per crowdGap.
+	crowd    int
+	fresh    int
+	kick     chan struct{}
+	crowdGap time.Duration
 }
 
 // stopToken is the eventfd's token; connection tokens start at 1 and
@@ -59,7 +68,8 @@ func New(log *slog.Logger) (*Poller, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	p := &Poller{log: log, epfd: epfd, evfd: evfd, done: make(chan struct{}), parked: map[uint64]*Conn{}}
+	p := &Poller{log: log, epfd: epfd, evfd: evfd, done: make(chan struct{}), parked: map[uint64]*Conn{},
+		kick: make(chan struct{}, 1), crowdGap: crowdGap}
 	go p.loop()
 	return p, nil
 }
@@ -125,6 +135,12 @@ func (p *Poller) register(c *Conn) (uint64, error) {
 		return 0, cerr
 	}
 	p.parked[tok] = c
+	if p.fresh++; p.crowd > 0 && p.fresh >= p.crowd {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
 	return tok, nil
 }
 
@@ -381,24 +397,80 @@ func (p *Poller) ShedAfter(d time.Duration) {
 		go func() {
 			t := time.NewTicker(d / 2)
 			defer t.Stop()
+			var (
+				last  time.Time        // the last sweep's
+				soon  <-chan time.Time // a crowd's sweep put off to last+crowdGap
+				young int              // parked, not shed, after the last sweep
+			)
 			for {
 				select {
 				case <-p.done:
 					return
 				case <-t.C:
-					p.sweepAndReport()
+					young = p.sweepAndReport(shedAge)
+				case <-p.kick:
+					if wait := p.crowdGap - time.Since(last); wait > 0 {
+						if soon == nil {
+							soon = time.After(wait)
+						}
+						continue
+					}
+					young = p.sweepAndReport(crowdAge)
+				case <-soon:
+					soon = nil
+					young = p.sweepAndReport(crowdAge)
+				}
+				last = time.Now()
+				// A crowd's sockets parked since the previous sweep are
+				// shed by the next one, whether or not more park.
+				if p.crowd > 0 && young >= p.crowd && soon == nil {
+					soon = time.After(p.crowdGap)
 				}
 			}
 		}()
 	})
 }
 
-// sweepAndReport is one of ShedAfter's sweeps, with its report to onSweep.
-func (p *Poller) sweepAndReport() {
-	n := p.sweep(shedAge)
+// Crowds. A burst of logins parks sockets faster than ShedAfter's sweeps
+// shed them: every socket parked within ShedAfter of the burst keeps its
+// net.Conn and the runtime's poll descriptor, and the runtime never gives
+// poll descriptors back (it keeps them for the next sockets), so the
+// process keeps 512 bytes per socket of the burst for as long as it runs
+// (bench/README.md, "One more idle connection: the poll descriptors of a
+// burst"). ShedWhenCrowded bounds that: once n sockets have parked since
+// the last sweep, the sweeping goroutine sweeps again (at most once per
+// crowdGap) and sheds the sockets parked through the previous sweep too,
+// that is for at least crowdGap. A session whose gaps between statements
+// are shorter than crowdGap (a busy one never parks at all) is not shed
+// however many others park; one whose gaps are longer pays a shed socket's
+// rebuild, about 18 system calls, per gap while the crowd lasts.
+const (
+	// crowdGap is the least time between a crowd's sweeps, and so the
+	// least time a socket is parked before a crowd's sweep sheds it.
+	crowdGap = 100 * time.Millisecond
+	// crowdAge is the sweeps a socket must stay parked through to be shed
+	// by a crowd's sweep: 2, parked before the previous sweep.
+	crowdAge = 2
+)
+
+// ShedWhenCrowded makes the sweeps of ShedAfter come early, at most once
+// per crowdGap, once n connections have parked since the last sweep, and
+// shed the connections parked through two sweeps (see Crowds above). Call
+// it before ShedAfter; n <= 0 leaves the sweeps to ShedAfter's period.
+func (p *Poller) ShedWhenCrowded(n int) {
+	p.mu.Lock()
+	p.crowd = n
+	p.mu.Unlock()
+}
+
+// sweepAndReport is one of ShedAfter's sweeps, with its report to
+// onSweep; it returns how many parked connections it left unshed.
+func (p *Poller) sweepAndReport(minAge uint8) (young int) {
+	n := p.sweep(minAge)
 	if p.onSweep != nil {
 		p.onSweep(n)
 	}
+	return p.young
 }
 
 // OnSweep makes ShedAfter's goroutine call f after each of its sweeps
@@ -418,7 +490,9 @@ func (p *Poller) sweep(minAge uint8) (n int) {
 			p.log.Error("panic in netpark's sweep; the process keeps running", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
+	young := 0
 	p.mu.Lock()
+	p.fresh = 0
 	cands := p.sweepBuf[:0]
 	for _, c := range p.parked {
 		// c.mu is taken before p.mu elsewhere (register): only tried
@@ -429,12 +503,17 @@ func (p *Poller) sweep(minAge uint8) (n int) {
 		if c.tok != 0 && c.age < minAge {
 			c.age++
 		}
-		if c.tok != 0 && c.age >= minAge && c.nc != nil {
-			cands = append(cands, c)
+		if c.tok != 0 && c.nc != nil {
+			if c.age >= minAge {
+				cands = append(cands, c)
+			} else {
+				young++
+			}
 		}
 		c.mu.Unlock()
 	}
 	p.mu.Unlock()
+	p.young = young
 	defer func() {
 		clear(cands) // holds no connection between sweeps
 		p.sweepBuf = cands[:0]

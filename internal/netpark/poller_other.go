@@ -43,6 +43,9 @@ func (c *Conn) Shed() bool { return false }
 // ShedAfter does nothing.
 func (p *Poller) ShedAfter(time.Duration) {}
 
+// ShedWhenCrowded does nothing.
+func (p *Poller) ShedWhenCrowded(int) {}
+
 // OnSweep does nothing: there are no sweeps.
 func (p *Poller) OnSweep(func(int)) {}
 

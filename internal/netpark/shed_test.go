@@ -343,10 +343,10 @@ func TestOnSweep(t *testing.T) {
 	park(t, a)
 	park(t, b)
 	for range shedAge - 1 {
-		p.sweepAndReport()
+		p.sweepAndReport(shedAge)
 	}
-	p.sweepAndReport()
-	p.sweepAndReport() // nothing left to shed
+	p.sweepAndReport(shedAge)
+	p.sweepAndReport(shedAge) // nothing left to shed
 	want := make([]int, shedAge+1)
 	want[shedAge-1] = 2
 	if !slices.Equal(calls, want) || !a.Bare() || !b.Bare() {
@@ -445,4 +445,47 @@ func TestShedDeadline(t *testing.T) {
 	if !pc.Shed() {
 		t.Fatal("not shed once the deadline was removed")
 	}
+}
+
+// A burst of parks sheds its sockets long before ShedAfter's period: with
+// ShedWhenCrowded(n), n parks since the last sweep bring a sweep early, and
+// the sockets parked through two sweeps are shed. A socket parked only
+// since the last sweep is not: a crowd does not shed one that has just
+// gone quiet.
+func TestShedWhenCrowded(t *testing.T) {
+	const n, crowd = 40, 8
+	p := newPoller(t)
+	p.crowdGap = 5 * time.Millisecond
+	p.ShedWhenCrowded(crowd)
+	p.ShedAfter(time.Hour) // its own period never comes in this test
+	ln := listen(t)
+	conns := make([]*Conn, n)
+	for i := range n {
+		conns[i], _ = pair(t, p, ln)
+		park(t, conns[i])
+	}
+	bare := func() (k int) {
+		for _, c := range conns {
+			if c.Bare() {
+				k++
+			}
+		}
+		return k
+	}
+	// The crowd's sweeps shed all but the last few parks: those parked
+	// after the burst's last sweep wait for the next crowd (or period).
+	for deadline := time.Now().Add(10 * time.Second); bare() < n-2*crowd; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d parked sockets shed after a burst of parks, want at least %d", bare(), n, n-2*crowd)
+		}
+	}
+	// Fewer parks than the crowd bring no sweep: one more socket parked
+	// now stays as it is.
+	last, _ := pair(t, p, ln)
+	park(t, last)
+	time.Sleep(20 * p.crowdGap)
+	if last.Bare() {
+		t.Fatal("a socket parked alone after the crowd was shed without ShedAfter's period")
+	}
+	checkItems(t, p)
 }

@@ -12,18 +12,25 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // vmRSS is the process's resident set in bytes (/proc/self/status).
-func vmRSS(t testing.TB) int64 {
+func vmRSS(t testing.TB) int64 { return procStatus(t, "VmRSS:") }
+
+// procStatus reads a size in bytes from /proc/self/status.
+func procStatus(t testing.TB, key string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(b, []byte("VmRSS:"))
-	f := bytes.Fields(b[i+len("VmRSS:"):])
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		t.Fatalf("no %s in /proc/self/status", key)
+	}
+	f := bytes.Fields(b[i+len(key):])
 	kb, _ := strconv.ParseInt(string(f[0]), 10, 64)
 	return kb << 10
 }
@@ -35,6 +42,63 @@ func heapAlloc() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// acceptParked connects a bare socket (no Go object: only the accepted
+// side counts) to ln and returns the accepted side, wrapped and parked,
+// and the bare peer's descriptor.
+func acceptParked(t testing.TB, p *Poller, ln net.Listener) (*Conn, int) {
+	addr := ln.Addr().(*net.TCPAddr)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &unix.SockaddrInet4{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To4())
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	sv, err := ln.Accept()
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	c := p.Wrap(sv).(*Conn)
+	if err := c.Park(func() {}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return c, fd
+}
+
+// parkedSet holds sockets accepted and parked by acceptParked, closed
+// with their peers when the test ends.
+type parkedSet struct {
+	t     testing.TB
+	p     *Poller
+	ln    net.Listener
+	conns []*Conn
+	peers []int
+}
+
+func newParkedSet(t testing.TB, p *Poller, ln net.Listener) *parkedSet {
+	ps := &parkedSet{t: t, p: p, ln: ln}
+	t.Cleanup(func() {
+		for _, c := range ps.conns {
+			c.Close()
+		}
+		for _, fd := range ps.peers {
+			unix.Close(fd)
+		}
+	})
+	return ps
+}
+
+// add accepts and parks one more socket.
+func (ps *parkedSet) add() {
+	c, fd := acceptParked(ps.t, ps.p, ps.ln)
+	ps.conns, ps.peers = append(ps.conns, c), append(ps.peers, fd)
 }
 
 // TestIdleSocketsMemory measures what shedding saves per idle session (two
@@ -52,38 +116,10 @@ func TestIdleSocketsMemory(t *testing.T) {
 	shed := os.Getenv("NETPARK_IDLE_SHED") != "0"
 	p := newPoller(t)
 	ln := listen(t)
-	addr := ln.Addr().(*net.TCPAddr)
-	var peers []int
-	var conns []*Conn
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-		for _, fd := range peers {
-			unix.Close(fd)
-		}
-	})
+	ps := newParkedSet(t, p, ln)
 	open := func() {
 		for range 2 * n {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sa := &unix.SockaddrInet4{Port: addr.Port}
-			copy(sa.Addr[:], addr.IP.To4())
-			if err := unix.Connect(fd, sa); err != nil {
-				t.Fatal(err)
-			}
-			peers = append(peers, fd)
-			sv, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := p.Wrap(sv).(*Conn)
-			if err := c.Park(func() {}); err != nil {
-				t.Fatal(err)
-			}
-			conns = append(conns, c)
+			ps.add()
 		}
 	}
 	rss0, heap0 := vmRSS(t), heapAlloc()
@@ -91,7 +127,7 @@ func TestIdleSocketsMemory(t *testing.T) {
 	heap1 := heapAlloc()
 	rss1 := vmRSS(t)
 	if shed {
-		for _, c := range conns {
+		for _, c := range ps.conns {
 			if !c.Shed() {
 				t.Fatal("not shed")
 			}
@@ -108,6 +144,70 @@ func TestIdleSocketsMemory(t *testing.T) {
 	t.Logf("  after shedding them: heap %+d, VmRSS %+d (against parked)", per(heap2-heap1), per(rss2-rss1))
 	t.Logf("  %d more parked: heap +%d, VmRSS +%d", n, per(heap3-heap2), per(rss3-rss2))
 	t.Logf("  all %d idle: heap %d, VmRSS %d", 2*n, (heap3-heap0)/int64(2*n), (rss3-rss0)/int64(2*n))
+}
+
+// TestBurstPollDescriptors measures what a burst of logins leaves behind
+// in the runtime's poll descriptors (the runtime allocates them outside
+// the heap, 4 KiB blocks at a time, and keeps every one for the next
+// socket), with and without ShedWhenCrowded: NETPARK_BURST_SESSIONS
+// sessions (two accepted, parked sockets each; bare peers) opened one
+// every NETPARK_BURST_PACE (default 2ms, about a login through the
+// gateway), then RssAnon's growth per session once all are shed, after a
+// collection that gives the heap's free pages back. Skipped unless NETPARK_BURST_SESSIONS is set; NETPARK_BURST_CROWD=0
+// measures without the crowd rule.
+func TestBurstPollDescriptors(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("NETPARK_BURST_SESSIONS"))
+	if n == 0 {
+		t.Skip("set NETPARK_BURST_SESSIONS to measure")
+	}
+	pace := 2 * time.Millisecond
+	if v := os.Getenv("NETPARK_BURST_PACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pace = d
+	}
+	crowd := os.Getenv("NETPARK_BURST_CROWD") != "0"
+	p := newPoller(t)
+	if crowd {
+		p.ShedWhenCrowded(64)
+	}
+	p.ShedAfter(5 * time.Second)
+	ln := listen(t)
+	ps := newParkedSet(t, p, ln)
+	// RssAnon after a collection that gives the heap's free pages back:
+	// the live heap, the runtime's structures outside it as far as they
+	// were touched (the poll descriptors), and stacks.
+	anon := func() int64 {
+		heapAlloc()
+		return procStatus(t, "RssAnon:")
+	}
+	anon0 := anon()
+	start := time.Now()
+	for range n {
+		for range 2 {
+			ps.add()
+		}
+		time.Sleep(pace)
+	}
+	took := time.Since(start)
+	// Every socket shed, by the crowd's sweeps or ShedAfter's.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		k := 0
+		for _, c := range ps.conns {
+			if c.Bare() {
+				k++
+			}
+		}
+		if k == len(ps.conns) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d sockets shed after 30 s", k, len(ps.conns))
+		}
+	}
+	t.Logf("%d sessions in %v, crowd rule %v: RssAnon grew %d bytes per session", n, took.Round(time.Millisecond), crowd, (anon()-anon0)/int64(n))
 }
 
 // BenchmarkWake is one idle period of a parked connection: park, (shed,)

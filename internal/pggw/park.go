@@ -80,6 +80,16 @@ type parking struct {
 // connection's gaps between statements.
 const shedParkedAfter = 5 * time.Second
 
+// crowdParks is how many sockets parked since netpark's last sweep make a
+// crowd (netpark's ShedWhenCrowded): a burst of logins (a pool opening its
+// connections) is then shed about 100 ms after it parks rather than
+// shedParkedAfter, so that the runtime's poll descriptors, which it keeps
+// for reuse and never returns, number about the sockets in use at once,
+// not every socket the burst opened within shedParkedAfter (bench/README.md,
+// "One more idle connection: the poll descriptors of a burst"). Sessions
+// with statements less than 100 ms apart are never shed by it.
+const crowdParks = 64
+
 // parker is the process's poller, started with the first gateway; nil if
 // epoll could not be set up (nothing is parked then).
 var parker = sync.OnceValue(func() *netpark.Poller {
@@ -88,6 +98,7 @@ var parker = sync.OnceValue(func() *netpark.Poller {
 		return nil
 	}
 	p.OnSweep(func(n int) { memRelease.onSweep(n) })
+	p.ShedWhenCrowded(crowdParks)
 	p.ShedAfter(shedParkedAfter)
 	return p
 })
