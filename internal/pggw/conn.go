@@ -73,6 +73,10 @@ type conn struct {
 	// objects of its own, or its role may define objects that outlive
 	// sessions (ownObjects in disclose.go); the client loop's.
 	ownObjects bool
+	// leavesState: the session may have made backend state that DISCARD
+	// ALL does not reset, so its upstream is not kept (leavesState in
+	// reuse.go); the client loop's.
+	leavesState bool
 
 	relay *relayState
 	txs   atomic.Uint32 // upstream transaction status ('I', 'T', 'E')

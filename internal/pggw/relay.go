@@ -465,6 +465,7 @@ func (c *conn) clientMessage(raw []byte) error {
 		if changesAuth(sql) {
 			return c.refuseAuthChange(sql)
 		}
+		c.noteState(sql)
 		if mayChangePrepared(sql) {
 			// Names may change behind the protocol: each named statement
 			// is checked on the server at its next Bind (bindStmt), each
@@ -485,7 +486,10 @@ func (c *conn) clientMessage(raw []byte) error {
 		if fc.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid FunctionCall message")
 		}
-		r.code++ // the function's body is not seen: as code
+		// The function's body is not seen: as code, and as leaving
+		// state that DISCARD ALL does not reset (reuse.go).
+		r.code++
+		c.leavesState = true
 		r.n++
 		ns := strconv.FormatInt(r.n, 10)
 		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
@@ -588,6 +592,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if m.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid Parse message")
 		}
+		c.noteState(m.Query)
 		if changesAuth(m.Query) {
 			c.refuseParse(m.Query)
 		} else if m.Name == "" {

@@ -329,7 +329,7 @@ func quiet(nc net.Conn) bool {
 // transaction block; the client loop's.
 func (c *conn) reusable() bool {
 	r := c.relay
-	if c.gw.idleTTL < 0 || c.txs.Load() != 'I' || !r.batchState.empty() || r.open || r.discard ||
+	if c.gw.idleTTL < 0 || c.leavesState || c.txs.Load() != 'I' || !r.batchState.empty() || r.open || r.discard ||
 		c.badEncoding.Load() != nil || c.panicked.Load() || !c.grant().Live(c.gw.o.Clock.Now()) {
 		return false
 	}
@@ -337,6 +337,120 @@ func (c *conn) reusable() bool {
 	idle := r.front() == nil
 	r.qmu.Unlock()
 	return idle
+}
+
+// State that DISCARD ALL does not reset.
+//
+// DISCARD ALL resets what SQL keeps for a session, not what a loaded
+// library keeps in the backend's memory: a LOADed library stays loaded,
+// its hooks installed; dblink's connections stay open, logged in
+// elsewhere, perhaps as another role, and usable by name
+// (dblink_get_connections lists them after DISCARD ALL); PL/Python's GD and
+// PL/Perl's %_SHARED keep their values. A session that may have made such
+// state does not leave its upstream to the grant's next session, which
+// must start from what its own login gives: the gateway closes it. What
+// may make it, read from the statements' text before they are forwarded:
+//   - LOAD, DO and CALL, and a FunctionCall message (a function by OID):
+//     code whose effect the text does not show;
+//   - CREATE of anything but a table, index, sequence, view, schema or
+//     domain (whose expressions are in the text): a function, operator,
+//     cast or aggregate the session defines (in pg_temp, which PUBLIC
+//     may) runs code later statements do not name;
+//   - the word dblink anywhere, a literal's or a comment's included;
+//     query_to_xml, ts_stat and ts_rewrite, which run SQL given as text;
+//     and U&"…" identifiers, whose escapes spell any name.
+// Functions of the database's own that do so (a DBA's wrapper of dblink,
+// a PL/Python function) are the database's design, as for early reads
+// (purecalls.go).
+
+// stateWords are what, anywhere in a statement's text, may call a
+// function with state of its own or run SQL the text does not show.
+var stateWords = []string{"dblink", "query_to_xml", "ts_stat", "ts_rewrite", `u&"`}
+
+// stateActions are the statements whose code the text does not show.
+var stateActions = setOf("pg:load", "pg:do", "pg:call")
+
+// createsNoCode are the objects a CREATE may make without leaving state
+// (leavesState): their expressions are in the statement's text.
+var createsNoCode = setOf("table", "index", "unique", "sequence", "view", "recursive", "schema", "domain")
+
+// leavesState reports whether sql may make backend state that DISCARD
+// ALL does not reset.
+func leavesState(sql string) bool {
+	for _, w := range stateWords {
+		if containsASCIIFold(sql, w) {
+			return true
+		}
+	}
+	found := false
+	for _, backslashQuotes := range []bool{false, true} {
+		eachStatement(sql, backslashQuotes, func(st sqlStatement) {
+			if found {
+				return
+			}
+			text := sql[st.start:st.end]
+			switch a := actionOf(text); {
+			case stateActions[a]:
+				found = true
+			case a == "pg:create":
+				found = !createsNoCode[createdKind(text)]
+			}
+		})
+	}
+	return found
+}
+
+// containsASCIIFold reports whether s contains sub (lower case), A-Z
+// folded to a-z and every other byte exact (indexFold folds "_" too).
+func containsASCIIFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+			j++
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// createdKind returns the kind of object a CREATE statement makes, lower
+// case, past its modifiers ("create or replace temp view" is "view").
+func createdKind(sql string) string {
+	sc := scanner{s: sql}
+	first := true
+	for {
+		t, ok := sc.next()
+		if !ok || t.kind != tWord {
+			return ""
+		}
+		w := lowerASCII(sql[t.start:t.end])
+		if first {
+			first = false // CREATE itself
+			continue
+		}
+		switch w {
+		case "or", "replace", "temp", "temporary", "local", "global", "unlogged", "materialized":
+			continue
+		}
+		return w
+	}
+}
+
+// noteState notes, before sql is forwarded, whether it may leave state
+// that DISCARD ALL does not reset; the client loop's.
+func (c *conn) noteState(sql string) {
+	if !c.leavesState && c.gw.idleTTL >= 0 && leavesState(sql) {
+		c.leavesState = true
+	}
 }
 
 // startReset sends the reset (DISCARD ALL and the reseed) in place of the

@@ -450,3 +450,112 @@ func TestResetTimersStopped(t *testing.T) {
 		t.Errorf("%d timers pending after 6 sessions ended, want at most 2", n)
 	}
 }
+
+// DISCARD ALL leaves dblink's connections open (and a LOADed library
+// loaded): a session that may have made such state does not leave its
+// upstream to the grant's next session, whatever protocol it used; one
+// that only made state DISCARD ALL resets does.
+func TestUpstreamNotKeptAfterStateDiscardMisses(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	ctx := ctxT(t, 60*time.Second)
+	admin := e.admin()
+	if _, err := admin.Exec(ctx, "create extension dblink"); err != nil {
+		t.Logf("no dblink on this server (%v): its calls fail, and are still seen", err)
+	} else {
+		// What the rule is for: a named connection outlives DISCARD ALL.
+		var conns []string
+		if _, err := admin.Exec(ctx, "select dblink_connect('airlock_c', $1)", e.dbDSN); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(ctx, "discard all"); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.QueryRow(ctx, "select dblink_get_connections()").Scan(&conns); err != nil || len(conns) != 1 {
+			t.Fatalf("dblink connections after DISCARD ALL: %v, %v; want airlock_c", conns, err)
+		}
+	}
+	cases := []struct {
+		name, sql string
+		simple    bool
+	}{
+		{"dblink", "select dblink_get_connections()", true},
+		{"dblink, extended protocol", "select public.dblink_get_connections()", false},
+		{"LOAD", "load 'auto_explain'", true},
+		{"DO", "do $$ begin perform 1; end $$", true},
+		{"a temporary function", "create function pg_temp.airlock_f() returns int language sql as 'select 1'", true},
+		{"query_to_xml", "select query_to_xml('select 1', false, false, '')", false},
+	}
+	// One after the other, not as subtests: backendGone fails e.t.
+	for _, tc := range cases {
+		func() {
+			c := e.connect(g, "")
+			pid := backendPID(t, c)
+			var err error
+			if tc.simple {
+				_, err = c.Exec(ctx, tc.sql, pgxSimple)
+			} else {
+				_, err = c.Exec(ctx, tc.sql)
+			}
+			if err != nil {
+				// LOAD is refused to a role that is not a superuser
+				// outside $libdir/plugins, and dblink's calls fail
+				// without it; the session ran them all the same.
+				t.Logf("%s: %v", tc.sql, err)
+			}
+			if err := c.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.backendGone(admin, pid)
+			if n := len(e.idleUpstreams(g)); n != 0 {
+				t.Fatalf("%s: the pool keeps %d connections after a session ran %q", tc.name, n, tc.sql)
+			}
+		}()
+	}
+	// The rule closes only those: a session that made state DISCARD ALL
+	// resets still leaves its backend.
+	c := e.connect(g, "")
+	pid := backendPID(t, c)
+	for _, q := range []string{"create temp table airlock_t (x int default 1)", "select pg_advisory_lock(7), setseed(0.1)"} {
+		if _, err := c.Exec(ctx, q, pgxSimple); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitIdle(g, 1); got[0] != pid {
+		t.Fatalf("the pool keeps %v, want %d", got, pid)
+	}
+}
+
+// leavesState reads the statements that may leave state DISCARD ALL does
+// not reset, and not those whose state it resets.
+func TestLeavesState(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"select 1":                                            false,
+		"create temp table t (x int)":                         false,
+		"CREATE UNIQUE INDEX i ON t (x)":                      false,
+		"create or replace temp view v as select 1":           false,
+		"select pg_advisory_lock(1); listen x":                false,
+		"select * from customers where name = 'dbl' || 'ink'": false,
+		"select dblink_connect('h')":                          true,
+		`select "DBLINK_exec"('x')`:                           true,
+		"select 1 /* dblink */":                               true,
+		"LOAD 'plugins/x'":                                    true,
+		"select 1; load 'x'":                                  true,
+		"/* c */ DO $$ begin end $$":                          true,
+		"call p()":                                            true,
+		"create function pg_temp.f() returns int language sql as 'select 1'":        true,
+		"create or replace temporary function f() returns int":                      true,
+		"create operator pg_temp.### (function = f, leftarg = int, rightarg = int)": true,
+		"create cast (text as pg_temp.t) with function f(text)":                     true,
+		"select query_to_xml('select 1', false, false, '')":                         true,
+		`select U&"\0064blink_connect"('x')`:                                        true,
+		"select ts_stat('select v from t')":                                         true,
+	} {
+		if got := leavesState(sql); got != want {
+			t.Errorf("leavesState(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
