@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,54 @@ func TestBadMessagesAfterStartup(t *testing.T) {
 		})
 	}
 	_ = context.Background
+}
+
+// rawStartup is a StartupMessage of protocol 3.0 with body as its
+// parameters, exactly as given.
+func rawStartup(body string) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(8+len(body)))
+	b = binary.BigEndian.AppendUint32(b, 3<<16)
+	return append(b, body...)
+}
+
+// A startup packet PostgreSQL refuses, the gateway refuses with the same
+// code: the same bytes are sent to both. pgproto3's decoder, which the
+// gateway used, took an empty name mid-packet for a parameter's.
+func TestStartupLayoutAsPostgres(t *testing.T) {
+	cfg, err := pgconn.ParseConfig(adminDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	e := newEnv(t, nil)
+	for _, tc := range []struct{ name, body, code string }{
+		{"no terminator", "user\x00u\x00", "08P01"},
+		{"an empty name mid-packet", "user\x00u\x00\x00foo\x00\x00", "08P01"},
+		{"bytes after the terminator", "user\x00u\x00\x00junk", "08P01"},
+		{"a name without a value", "user\x00u\x00database\x00\x00", "08P01"},
+		{"nothing at all", "", "08P01"},
+		{"no parameters", "\x00", "28000"},
+		{"an empty user", "user\x00\x00\x00", "28000"},
+	} {
+		got := map[string]string{}
+		for who, addr := range map[string]string{"PostgreSQL": pgAddr, "the gateway": e.addr.String()} {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := nc.Write(rawStartup(tc.body)); err != nil {
+				t.Fatal(err)
+			}
+			errs := readErrors(t, nc, 5*time.Second)
+			nc.Close()
+			if len(errs) != 1 || errs[0].Severity != "FATAL" {
+				t.Fatalf("%s: %s answered %+v, want one FATAL", tc.name, who, errs)
+			}
+			got[who] = errs[0].Code + " " + errs[0].Message
+			if errs[0].Code != tc.code {
+				t.Errorf("%s: %s answered %s, want %s", tc.name, who, got[who], tc.code)
+			}
+		}
+		t.Logf("%s: %v", tc.name, got)
+	}
 }

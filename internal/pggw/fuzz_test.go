@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -61,6 +62,14 @@ func FuzzStartup(f *testing.F) {
 	}
 	go gw.Serve(context.Background(), ln)
 	f.Add(startupPacket("user", gr.CredentialID, "database", "orders"))
+	// Startup packets PostgreSQL refuses for their layout
+	// (TestStartupLayoutAsPostgres), one it reads with a name given twice
+	// (the last value wins), and the largest it reads.
+	for _, body := range []string{"user\x00u\x00", "user\x00u\x00\x00foo\x00\x00", "user\x00u\x00\x00junk",
+		"user\x00u\x00database\x00\x00", "", "\x00", "user\x00\x00\x00", "user\x00x\x00user\x00" + gr.CredentialID + "\x00\x00",
+		"user\x00u\x00application_name\x00" + strings.Repeat("a", maxStartupBody-30) + "\x00\x00"} {
+		f.Add(rawStartup(body))
+	}
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f}) // SSLRequest
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x30}) // GSSENCRequest
 	f.Add([]byte{0, 0, 0, 16, 4, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 1, 2, 3, 4})

@@ -140,6 +140,31 @@ func (c *conn) directTLS() error {
 	return nil
 }
 
+// startupParams reads a StartupMessage's parameters (the body after the
+// protocol version) as PostgreSQL's ProcessStartupPacket does: pairs of
+// NUL-terminated name and value, then an empty name, the terminator, which
+// must be the packet's last byte; a name given twice takes its last value,
+// as there. pgproto3's decoder took an empty name for a parameter's
+// ("user\0u\0\0x\0\0" had "" = "x"), and refused a packet of no
+// parameters, which PostgreSQL refuses for its missing user instead.
+func startupParams(b []byte) (map[string]string, bool) {
+	params := map[string]string{}
+	for {
+		name, rest, ok := cstring(b)
+		if !ok {
+			return nil, false
+		}
+		if len(name) == 0 {
+			return params, len(rest) == 0
+		}
+		var value []byte
+		if value, b, ok = cstring(rest); !ok {
+			return nil, false
+		}
+		params[string(name)] = string(value)
+	}
+}
+
 // login handles a StartupMessage body.
 func (c *conn) login(body []byte) (net.Conn, error) {
 	// A connection the control plane opened for an agent (Relays) is the
@@ -150,32 +175,28 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		// plane; the relay's own connection presents none.
 		c.su.client, c.su.tlsClient = a.Client, a.TLSClient
 	}
+	// Any 3.x is read as 3.0, and the client told so below.
 	version := binary.BigEndian.Uint32(body)
-	if version != pgproto3.ProtocolVersion30 {
-		// Decode accepts only 3.0 and 3.2; read any 3.x as 3.0 and tell
-		// the client below.
-		binary.BigEndian.PutUint32(body, pgproto3.ProtocolVersion30)
+	params, ok := startupParams(body[4:])
+	if !ok {
+		return nil, &refusal{pg: fatal(codeProtocolViolation, "airlock: invalid startup packet layout: expected terminator as last byte")}
 	}
-	var sm pgproto3.StartupMessage
-	if err := sm.Decode(body); err != nil {
-		return nil, &refusal{pg: fatal(codeProtocolViolation, "airlock: invalid startup message")}
-	}
-	user := truncate(sm.Parameters["user"], 128)
-	database := sm.Parameters["database"]
+	user := truncate(params["user"], 128)
+	database := params["database"]
 	if database == "" {
 		database = user
 	}
 	if user == "" {
 		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, "airlock: no user name given; use the grant's credential id (PGUSER)")}
 	}
-	if r := sm.Parameters["replication"]; r != "" && r != "false" && r != "off" && r != "0" && r != "no" {
+	if r := params["replication"]; r != "" && r != "false" && r != "off" && r != "0" && r != "no" {
 		return nil, &refusal{pg: fatal(codeFeatureNotSupp, "airlock: replication connections are not supported"), credentialID: user}
 	}
 	if c.gw.o.RequireTLS && !c.tls {
 		return nil, &refusal{pg: fatal(codeInvalidAuthSpec, "airlock: this gateway requires TLS; connect with sslmode=require"), credentialID: user}
 	}
 	var unknownOpts []string
-	for k := range sm.Parameters {
+	for k := range params {
 		if len(k) > 5 && k[:5] == "_pq_." {
 			unknownOpts = append(unknownOpts, k)
 		}
@@ -255,7 +276,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	c.gw.hook("session", nil)
 	// Only the upstream net.Conn is kept: pgconn's buffers are not needed
 	// for the relay and would cost every idle session.
-	up, err := c.openUpstream(st, sm.Parameters)
+	up, err := c.openUpstream(st, params)
 	if err != nil {
 		if c.key != 0 {
 			c.gw.keys.remove(c.key)
