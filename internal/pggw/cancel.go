@@ -245,18 +245,30 @@ const orphanGrace = 5 * time.Second
 // *pgroles.Manager implements it. Without it, a statement that outlives
 // its closed session's cancel runs until it or the grant ends.
 type BackendTerminator interface {
-	TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error)
+	// TerminateBackend ends backend pid of the grant's role if that
+	// backend started before since (a time.Now of this process, used for
+	// its age), and reports whether there was one to end.
+	TerminateBackend(ctx context.Context, grantID string, pid uint32, since time.Time) (bool, error)
 }
 
 // reapOrphan terminates upstream backend pid of st's grant orphanGrace
 // from now (on the gateway's clock) if it is still there, unless the
 // grant ends first (its role's backends are all terminated then) or the
 // gateway closes.
+//
+// "Still there" is the pid of the grant's role and a backend that started
+// before now: the orphan may exit meanwhile (the cancel, the check
+// interval) and the server give its pid to a backend it starts later, the
+// grant's next session's among them, which the role's name alone does not
+// tell from the orphan. since is read from the real clock, not the
+// gateway's (a fake one in tests), and only its age is compared with the
+// server's clock, so an offset between the two hosts does not move it.
 func (g *Gateway) reapOrphan(st *grantState, pid uint32, session string) {
 	bt, ok := st.t.Roles.(BackendTerminator)
 	if !ok {
 		return
 	}
+	since := time.Now()
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -280,7 +292,7 @@ func (g *Gateway) reapOrphan(st *grantState, pid uint32, session string) {
 		ctx, cancel := context.WithTimeout(g.ctx, roleTimeout)
 		defer cancel()
 		st.t.roleMu.RLock()
-		ended, err := bt.TerminateBackend(ctx, st.g.ID, pid)
+		ended, err := bt.TerminateBackend(ctx, st.g.ID, pid, since)
 		st.t.roleMu.RUnlock()
 		if err != nil && g.ctx.Err() == nil {
 			g.log.Error("terminating the backend a closed session left running failed; it runs until its statement or the grant ends",

@@ -109,19 +109,12 @@ func TestSessionEndStopsAStatementThatCatchesTheCancel(t *testing.T) {
 	e.waitSessionsEnded(g)
 }
 
-// A session that turns client_connection_check_interval off and then
-// runs a statement that catches the cancel still leaves no backend behind
-// it for long: orphanGrace after the cancel (on the gateway's clock), the
-// target's admin terminates the backend. Else it ran until its statement
-// or the grant ended, outside the session's slot.
-func TestOrphanedBackendTerminated(t *testing.T) {
-	fake := clock.NewFake(time.Now())
-	e := newEnv(t, func(o *Options) {
-		o.Clock = fake
-		o.Targets[0].MaxSessionsPerGrant = 1
-	})
-	g := e.grant(time.Hour, "pg:select %s.public.customers")
-	adm := e.admin()
+// orphan has a session of g run a statement that catches its cancel, with
+// client_connection_check_interval off, and hang up; it returns once the
+// session has ended and the termination of its backend (whose pid it
+// returns) is scheduled.
+func (e *env) orphan(g *gateway.Grant, adm *pgx.Conn) uint32 {
+	e.t.Helper()
 	reaping := make(chan struct{}, 1)
 	e.setHook(func(stage string, _ []byte) {
 		if stage == "reap" {
@@ -136,9 +129,26 @@ func TestOrphanedBackendTerminated(t *testing.T) {
 	select {
 	case <-reaping:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no termination was scheduled for the closed session's backend")
+		e.t.Fatal("no termination was scheduled for the closed session's backend")
 	}
 	e.waitSessionsEnded(g)
+	return pid
+}
+
+// A session that turns client_connection_check_interval off and then
+// runs a statement that catches the cancel still leaves no backend behind
+// it for long: orphanGrace after the cancel (on the gateway's clock), the
+// target's admin terminates the backend. Else it ran until its statement
+// or the grant ended, outside the session's slot.
+func TestOrphanedBackendTerminated(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) {
+		o.Clock = fake
+		o.Targets[0].MaxSessionsPerGrant = 1
+	})
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	pid := e.orphan(g, adm)
 	var n int
 	if err := adm.QueryRow(ctxT(t, 10*time.Second), "select count(*) from pg_stat_activity where pid = $1", int32(pid)).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -148,6 +158,45 @@ func TestOrphanedBackendTerminated(t *testing.T) {
 	}
 	fake.Advance(orphanGrace)
 	e.backendGone(adm, pid)
+}
+
+// The orphan's pid, orphanGrace after its session ended, may be another
+// backend's: the orphan exited (its cancel, the check interval) and the
+// server gave the pid to a backend it started since, of the same role
+// when the grant's next session logged in. That backend is spared: only
+// one that started before the session ended is terminated. The server is
+// made to reuse the pid by forging it: the termination is asked for the
+// next session's backend.
+func TestOrphanReapSparesAReusedPID(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) { o.Clock = fake })
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	e.orphan(g, e.admin())
+	next := e.connect(g, "")
+	pid := backendPID(t, next)
+	e.roles.mu.Lock()
+	e.roles.forgePID = pid
+	e.roles.mu.Unlock()
+	fake.Advance(orphanGrace)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.roles.mu.Lock()
+		done := e.roles.terminated
+		e.roles.mu.Unlock()
+		if len(done) == 1 {
+			if done[0] {
+				t.Fatalf("backend %d, started after the orphan's session ended, was terminated", pid)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no termination was tried")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := next.Exec(ctxT(t, 10*time.Second), "select 1"); err != nil {
+		t.Fatalf("the next session's backend: %v", err)
+	}
 }
 
 // A CancelRequest that names a session which ends before it is forwarded

@@ -113,6 +113,11 @@ type roles struct {
 	// stall, if set, is signalled by each Ensure, which then waits for
 	// its context to end (an admin side that never answers).
 	stall chan struct{}
+	// forgePID, if set, is the pid TerminateBackend is asked for instead
+	// of the one it is given (a pid the server has given to another
+	// backend); terminated lists what its calls reported.
+	forgePID   uint32
+	terminated []bool
 }
 
 func (r *roles) Ensure(ctx context.Context, g *gateway.Grant) (Role, error) {
@@ -143,8 +148,18 @@ func (r *roles) Drop(ctx context.Context, grantID string) error {
 
 func (r *roles) Reconcile(ctx context.Context, keep []string) error { return r.m.Reconcile(ctx, keep) }
 
-func (r *roles) TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error) {
-	return r.m.TerminateBackend(ctx, grantID, pid)
+func (r *roles) TerminateBackend(ctx context.Context, grantID string, pid uint32, since time.Time) (bool, error) {
+	r.mu.Lock()
+	forged := r.forgePID
+	r.mu.Unlock()
+	if forged != 0 {
+		pid = forged
+	}
+	ended, err := r.m.TerminateBackend(ctx, grantID, pid, since)
+	r.mu.Lock()
+	r.terminated = append(r.terminated, ended)
+	r.mu.Unlock()
+	return ended, err
 }
 
 func (r *roles) dropped(id string) bool {

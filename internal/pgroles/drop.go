@@ -203,12 +203,17 @@ func (m *Manager) Terminate(ctx context.Context, grantID string) (int, error) {
 	return n, err
 }
 
-// TerminateBackend ends backend pid if it is one of the grant role's, and
-// reports whether there was one to end: a statement the gateway could not
-// stop when its session ended (pggw's cancel.go). The pid is matched with
-// the role's name, so a pid the server has given to another role's
-// backend since is left alone.
-func (m *Manager) TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error) {
+// TerminateBackend ends backend pid if it is one of the grant role's and
+// started before since (pg_stat_activity.backend_start), and reports
+// whether there was one to end: a statement the gateway could not stop
+// when its session ended (pggw's cancel.go). The pid is matched with the
+// role's name and the backend's start, so a pid the server has given since
+// to another role's backend, or to a later backend of the same role (a pid
+// reused after the first exited), is left alone. since is a time.Now of
+// this process: only its age is used (on the monotonic clock), against
+// the server's own clock, so an offset between the two hosts' clocks does
+// not move the bound.
+func (m *Manager) TerminateBackend(ctx context.Context, grantID string, pid uint32, since time.Time) (bool, error) {
 	name, err := roleFor(grantID)
 	if err != nil {
 		return false, err
@@ -217,12 +222,12 @@ func (m *Manager) TerminateBackend(ctx context.Context, grantID string, pid uint
 	if err != nil {
 		return false, err
 	}
-	ended, err := m.terminatePID(ctx, conn, name, pid)
+	ended, err := m.terminatePID(ctx, conn, name, pid, since)
 	m.pool.release(conn, err != nil)
 	return ended, err
 }
 
-func (m *Manager) terminatePID(ctx context.Context, conn *pgx.Conn, name string, pid uint32) (bool, error) {
+func (m *Manager) terminatePID(ctx context.Context, conn *pgx.Conn, name string, pid uint32, since time.Time) (bool, error) {
 	exists, ours, err := m.lookupRole(ctx, conn, name)
 	if err != nil || !exists {
 		return false, err
@@ -234,11 +239,28 @@ func (m *Manager) terminatePID(ctx context.Context, conn *pgx.Conn, name string,
 	if err := m.ensureMember(ctx, conn, name); err != nil {
 		return false, err
 	}
+	// The backend's start and the server's clock, then since's age taken
+	// once they are back: the server's "now" less that age is at or
+	// before since, whatever the round trip took, so a backend started
+	// after since is never taken for one started before it.
+	var start, now time.Time
+	err = conn.QueryRow(ctx, `SELECT backend_start, pg_catalog.statement_timestamp()
+		FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid = $2 AND backend_start IS NOT NULL`,
+		name, int64(pid)).Scan(&start, &now)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pgroles: look up backend %d of %s: %w", pid, name, err)
+	}
+	if start.After(now.Add(-time.Since(since))) {
+		return false, nil // the pid is a later backend's
+	}
 	// Signalled, not waited for: nothing here needs the backend gone.
 	var ended bool
 	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) > 0
-		FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid = $2`,
-		name, int64(pid)).Scan(&ended)
+		FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid = $2 AND backend_start = $3`,
+		name, int64(pid), start).Scan(&ended)
 	if err != nil {
 		return false, fmt.Errorf("pgroles: terminate backend %d of %s: %w", pid, name, err)
 	}

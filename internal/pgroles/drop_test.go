@@ -134,8 +134,10 @@ func TestReconcile(t *testing.T) {
 }
 
 // TerminateBackend ends the one backend of the grant's role it names, and
-// leaves alone a pid that is not the role's (another grant's backend) and
-// the role's other backends.
+// leaves alone a pid that is not the role's (another grant's backend), the
+// role's other backends, and a backend of the role started after the time
+// given (a pid the server gave to another of the role's backends after the
+// one meant exited).
 func TestTerminateBackendEndsOnlyThatBackend(t *testing.T) {
 	m := newManager(t)
 	g := newGrant(t, "termpid", time.Hour, "pg:select %s.public.customers")
@@ -149,17 +151,25 @@ func TestTerminateBackendEndsOnlyThatBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	target, sibling, foreign := connectAs(t, r), connectAs(t, r), connectAs(t, ro)
+	// The session the caller means ended here: a backend of the role
+	// started after it holds a pid the server gave it since.
+	sessionEnd := time.Now()
+	later := connectAs(t, r)
 	pid := func(c *pgx.Conn) uint32 { return c.PgConn().PID() }
-	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(foreign)); err != nil || ended {
+	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(foreign), sessionEnd); err != nil || ended {
 		t.Fatalf("TerminateBackend of another grant's backend = %v, %v; want false", ended, err)
 	}
-	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(target)); err != nil || !ended {
+	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(later), sessionEnd); err != nil || ended {
+		t.Fatalf("TerminateBackend of a backend started after the session's end = %v, %v; want false", ended, err)
+	}
+	if ended, err := m.TerminateBackend(testCtx(t), g.ID, pid(target), sessionEnd); err != nil || !ended {
 		t.Fatalf("TerminateBackend = %v, %v; want true", ended, err)
 	}
 	if _, err := target.Exec(testCtx(t), "SELECT 1"); err == nil {
 		t.Error("the backend survived TerminateBackend")
 	}
-	for name, c := range map[string]*pgx.Conn{"the role's other backend": sibling, "another grant's backend": foreign} {
+	for name, c := range map[string]*pgx.Conn{"the role's other backend": sibling, "another grant's backend": foreign,
+		"the role's backend started after the session's end": later} {
 		if _, err := c.Exec(testCtx(t), "SELECT 1"); err != nil {
 			t.Errorf("%s was ended: %v", name, err)
 		}

@@ -199,12 +199,12 @@ func (l *lazyRoles) Drop(ctx context.Context, grantID string) error {
 
 // TerminateBackend implements pggw.BackendTerminator: the backend of a
 // closed session whose statement outlived its cancel.
-func (l *lazyRoles) TerminateBackend(ctx context.Context, grantID string, pid uint32) (bool, error) {
+func (l *lazyRoles) TerminateBackend(ctx context.Context, grantID string, pid uint32, since time.Time) (bool, error) {
 	m, err := l.manager(ctx)
 	if err != nil {
 		return false, err
 	}
-	return m.TerminateBackend(ctx, grantID, pid)
+	return m.TerminateBackend(ctx, grantID, pid, since)
 }
 
 // Reconcile drops roles left by grants that ended while Airlock was down,
