@@ -177,32 +177,79 @@ func setOf(words ...string) map[string]bool {
 // callsOnlyPure reports whether every function sql calls by name is in
 // pureFuncs, unqualified or qualified by pg_catalog, with either reading
 // of backslashes in plain literals (so that no reading hides a call).
-func callsOnlyPure(sql string) bool {
+func callsOnlyPure(sql string) bool { return callsOnly(sql, &pureRule) }
+
+// callRule is what callsOnly accepts.
+type callRule struct {
+	// funcs are the functions it accepts, unqualified or named with
+	// pg_catalog.
+	funcs map[string]bool
+	// anyCatalog: any function named with pg_catalog too.
+	anyCatalog bool
+	// columnLists: "(" after a table named after INTO, COPY or TABLE (or
+	// IF NOT EXISTS), after ON CONFLICT or opening COPY's query is not a
+	// call. Not for reads, which have none of these, and whose check
+	// errs on no side.
+	columnLists bool
+}
+
+// pureRule is callsOnlyPure's.
+var pureRule = callRule{funcs: pureFuncs}
+
+// callsOnly reports whether every function sql calls by name is one that
+// rule accepts (callsOnlyPure).
+func callsOnly(sql string, rule *callRule) bool {
 	if strings.IndexByte(sql, '(') < 0 {
 		return true // no call at all: the common read
 	}
-	for _, backslashQuotes := range []bool{false, true} {
+	readings := []bool{false, true}
+	if strings.IndexByte(sql, '\\') < 0 {
+		readings = readings[:1] // without a backslash both read alike
+	}
+	for _, backslashQuotes := range readings {
 		sc := scanner{s: sql, backslashQuotes: backslashQuotes}
-		var prev [3]token // the three tokens before the current one, newest first
+		var prev [4]token // the four tokens before the current one, newest first
 		n := 0
 		for {
 			t, ok := sc.next()
 			if !ok {
 				break
 			}
-			if t.kind == tOther && sql[t.start] == '(' && n > 0 && !pureCall(sql, prev[:min(n, 3)]) {
+			if t.kind == tOther && sql[t.start] == '(' && n > 0 && !pureCall(sql, prev[:min(n, 4)], rule) {
 				return false
 			}
-			prev[2], prev[1], prev[0] = prev[1], prev[0], t
+			prev[3], prev[2], prev[1], prev[0] = prev[2], prev[1], prev[0], t
 			n++
 		}
 	}
 	return true
 }
 
+// columnList reports whether the "(" after before (newest first) opens a
+// column list or COPY's query (callRule.columnLists).
+func columnList(sql string, before []token, qualified bool) bool {
+	k := 1 // the token before the table's name
+	if qualified {
+		k = 3
+	}
+	if len(before) > k {
+		for _, w := range []string{"into", "copy", "table", "exists"} {
+			if isWord(sql, before[k], w) {
+				return true
+			}
+		}
+	}
+	if qualified {
+		return false
+	}
+	start := len(before) == 1 || before[1].kind == tSemi
+	return isWord(sql, before[0], "conflict") && len(before) > 1 && isWord(sql, before[1], "on") ||
+		isWord(sql, before[0], "copy") && start
+}
+
 // pureCall says whether the "(" that follows before (newest first) opens
-// something other than a call of a function outside pureFuncs.
-func pureCall(sql string, before []token) bool {
+// something other than a call of a function rule does not accept.
+func pureCall(sql string, before []token, rule *callRule) bool {
 	name := before[0]
 	var fn string
 	switch name.kind {
@@ -217,6 +264,9 @@ func pureCall(sql string, before []token) bool {
 		return true // a subexpression, a list, an argument
 	}
 	qualified := len(before) >= 2 && before[1].kind == tOther && sql[before[1].start] == '.'
+	if rule.columnLists && columnList(sql, before, qualified) {
+		return true
+	}
 	if !qualified && name.kind == tWord {
 		if parenWords[fn] {
 			return true
@@ -225,14 +275,12 @@ func pureCall(sql string, before []token) bool {
 			return grammar
 		}
 	}
-	if !pureFuncs[fn] {
-		return false
+	// schema.fn( is pg_catalog's only if the schema says so.
+	catalog := qualified && len(before) >= 3 && isWord(sql, before[2], "pg_catalog")
+	if catalog && rule.anyCatalog {
+		return true
 	}
-	if qualified {
-		// schema.fn( is pg_catalog's only if the schema says so.
-		return len(before) >= 3 && isWord(sql, before[2], "pg_catalog")
-	}
-	return true
+	return rule.funcs[fn] && (!qualified || catalog)
 }
 
 // lowerASCII folds A-Z to a-z and leaves every other byte, as PostgreSQL's

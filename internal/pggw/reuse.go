@@ -352,35 +352,70 @@ func (c *conn) reusable() bool {
 // may make it, read from the statements' text before they are forwarded:
 //   - LOAD, DO and CALL, and a FunctionCall message (a function by OID):
 //     code whose effect the text does not show;
-//   - CREATE of anything but a table, index, sequence, view, schema or
+//   - CREATE of anything but a table, sequence, view, schema or
 //     domain (whose expressions are in the text): a function, operator,
 //     cast or aggregate the session defines (in pg_temp, which PUBLIC
 //     may) runs code later statements do not name;
+//   - a call of a function by name other than a built-in that keeps
+//     nothing DISCARD ALL misses: those that only compute (pureFuncs),
+//     those whose state it or the reseed resets (keepFuncs), unqualified
+//     or named with pg_catalog, and any other named with pg_catalog,
+//     where only a superuser defines functions. A function of the
+//     database's (a wrapper of dblink, a PL/Python or PL/Perl function)
+//     is thus seen when a statement names it;
 //   - the word dblink anywhere, a literal's or a comment's included;
-//     query_to_xml, ts_stat and ts_rewrite, which run SQL given as text;
-//     and U&"…" identifiers, whose escapes spell any name.
-// Functions of the database's own that do so (a DBA's wrapper of dblink,
-// a PL/Python function) are the database's design, as for early reads
-// (purecalls.go).
+//     query_to_xml, ts_stat and ts_rewrite, built-ins that run SQL given
+//     as text; and U&"…" identifiers, whose escapes spell any name.
+// What the text does not show, the database's views, triggers, rules and
+// defaults calling such functions, or a function of the database's named
+// like a built-in that a call resolves to, is the database's design, as
+// for early reads (purecalls.go).
 
 // stateWords are what, anywhere in a statement's text, may call a
 // function with state of its own or run SQL the text does not show.
 var stateWords = []string{"dblink", "query_to_xml", "ts_stat", "ts_rewrite", `u&"`}
+
+// keepRule accepts the calls a statement may make and leave its upstream
+// to the grant's next session: of keepFuncs, and of any function named
+// with pg_catalog.
+var keepRule = callRule{funcs: keepFuncs, anyCatalog: true, columnLists: true}
+
+// keepFuncs are the built-ins a statement may call and leave its upstream
+// to the grant's next session: pureFuncs, and those whose session state
+// DISCARD ALL (advisory locks, sequences' currval, settings, LISTEN) or
+// the reseed (random) resets.
+var keepFuncs = func() map[string]bool {
+	m := setOf("setseed", "random", "random_normal", "set_config", "nextval", "currval", "setval", "lastval",
+		"pg_notify", "pg_listening_channels", "pg_sleep", "pg_sleep_for", "pg_sleep_until", "txid_current",
+		"pg_current_xact_id", "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
+		"pg_try_advisory_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all",
+		"pg_advisory_xact_lock", "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock",
+		"pg_try_advisory_xact_lock_shared")
+	for f := range pureFuncs {
+		m[f] = true
+	}
+	return m
+}()
 
 // stateActions are the statements whose code the text does not show.
 var stateActions = setOf("pg:load", "pg:do", "pg:call")
 
 // createsNoCode are the objects a CREATE may make without leaving state
 // (leavesState): their expressions are in the statement's text.
-var createsNoCode = setOf("table", "index", "unique", "sequence", "view", "recursive", "schema", "domain")
+var createsNoCode = setOf("table", "sequence", "view", "recursive", "schema", "domain")
 
 // leavesState reports whether sql may make backend state that DISCARD
 // ALL does not reset.
 func leavesState(sql string) bool {
-	for _, w := range stateWords {
-		if containsASCIIFold(sql, w) {
-			return true
-		}
+	if hasStateWord(sql) {
+		return true
+	}
+	if !callsOnly(sql, &keepRule) {
+		return true
+	}
+	if i := strings.IndexByte(sql, ';'); i < 0 || strings.TrimSpace(sql[i+1:]) == "" {
+		// One statement, the common case: no split.
+		return stateStatement(sql)
 	}
 	found := false
 	for _, backslashQuotes := range []bool{false, true} {
@@ -388,38 +423,53 @@ func leavesState(sql string) bool {
 			if found {
 				return
 			}
-			text := sql[st.start:st.end]
-			switch a := actionOf(text); {
-			case stateActions[a]:
-				found = true
-			case a == "pg:create":
-				found = !createsNoCode[createdKind(text)]
-			}
+			found = stateStatement(sql[st.start:st.end])
 		})
 	}
 	return found
 }
 
-// containsASCIIFold reports whether s contains sub (lower case), A-Z
-// folded to a-z and every other byte exact (indexFold folds "_" too).
-func containsASCIIFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		j := 0
-		for j < len(sub) {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				break
-			}
-			j++
+// stateStatement reports whether one statement may make state that
+// DISCARD ALL does not reset by what it is (leavesState).
+func stateStatement(sql string) bool {
+	switch a := actionOf(sql); {
+	case stateActions[a]:
+		return true
+	case a == "pg:create":
+		return !createsNoCode[createdKind(sql)]
+	}
+	return false
+}
+
+// hasStateWord reports whether sql has one of stateWords, A-Z folded to
+// a-z and every other byte exact (indexFold folds "_" too), in one pass.
+func hasStateWord(sql string) bool {
+	for i := 0; i < len(sql); i++ {
+		c := sql[i] | 0x20
+		if c != 'd' && c != 'q' && c != 't' && c != 'u' {
+			continue // no stateWord starts otherwise
 		}
-		if j == len(sub) {
-			return true
+		for _, w := range stateWords {
+			if len(sql)-i >= len(w) && foldedIs(sql[i:i+len(w)], w) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// foldedIs reports whether s is w (lower case) with A-Z folded to a-z.
+func foldedIs(s, w string) bool {
+	for j := 0; j < len(w); j++ {
+		c := s[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // createdKind returns the kind of object a CREATE statement makes, lower
