@@ -327,15 +327,21 @@ func (s *Session) End(ctx context.Context) error {
 type Slots interface {
 	// Take takes one of g's max slots for a session about to start: nil
 	// (and no error) if g's sessions on every replica already hold max.
-	Take(ctx context.Context, g *Grant, max int) (Slot, error)
+	// cut runs (once, on a goroutine of its own, with the reason) if the
+	// slot's lease is about to pass before this replica could renew it
+	// (its store unreachable): the other replicas are about to count the
+	// slot out, and the session must end, or the grant could hold more
+	// than max (fail closed).
+	Take(ctx context.Context, g *Grant, max int, cut func(why string)) (Slot, error)
 }
 
 // Slot is a session's slot among a grant's (Slots.Take).
 type Slot interface {
 	// Keep holds the slot on for the upstream connection that the
 	// session, now ended, left for the grant's next session. A login
-	// elsewhere that finds the grant full may take a kept slot over:
-	// lost then runs (once, on a goroutine of its own), and the
+	// elsewhere that finds the grant full may take a kept slot over, or
+	// its lease may pass unrenewed (as for Take's cut): lost then runs
+	// instead of cut (once, on a goroutine of its own), and the
 	// connection must be closed.
 	Keep(lost func())
 	// Release gives the slot back; it waits for the store (bounded) and

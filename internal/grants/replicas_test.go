@@ -76,6 +76,9 @@ type countingStore struct {
 	failGrant       atomic.Pointer[func(id string) error]
 	afterIdentity   atomic.Pointer[func(name string)]
 	afterIdentities atomic.Pointer[func()]
+	// slotsCut makes the session slots' calls fail as a store out of
+	// reach does (replicas_slots_test.go).
+	slotsCut atomic.Bool
 }
 
 func (c *countingStore) Grant(ctx context.Context, id string) (model.Grant, error) {

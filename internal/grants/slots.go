@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,12 +31,35 @@ import (
 // dbclock.go), so that a dead replica's slots count no more once the lease
 // has passed, whatever the replicas' own clocks say. A replica that starts
 // again under the same id deletes its earlier run's at once.
+//
+// The same lease binds a live replica that cannot renew (its store
+// unreachable): once a slot's lease is about to pass unrenewed, the other
+// replicas are about to count it out and could admit a session in its
+// place, so the replica ends the session it stands for (Take's cut; a
+// kept connection's lost) rather than let the grant exceed its bound:
+// fail closed. It does so slotMargin before the lease passes by its own
+// reading of the database's clock, which another replica's reading may
+// be ahead of by a measurement's error or a clock step since the last
+// one. A client may log in again once the store answers.
 
 // DefaultSlotLease is the default Options.SlotLease.
 const DefaultSlotLease = 30 * time.Second
 
 // slotTimeout bounds one store call of the slots.
 const slotTimeout = 5 * time.Second
+
+// slotMargin is how long before its lease passes, by this replica's
+// reading of the database's clock, a slot this replica could not renew
+// has its session ended: a sixth of the lease (5 s of the default 30 s),
+// above the error of two replicas' readings (half a round trip of at
+// most 1 s each, and a clock step since the last reading) and a timer
+// late on a loaded host. With renewals every lease/3 a session is ended
+// after two failed renewals in a row at the earliest.
+func slotMargin(lease time.Duration) time.Duration { return lease / 6 }
+
+// slotCutReason is the reason a session's cut is given (Take's cut): it
+// names no error, since it may reach the client.
+const slotCutReason = "the gateway could not renew the session's slot under max_sessions_per_grant before its lease ran out (its store is unreachable), and the other replicas count the slot out"
 
 // slotKeeper is a replica's part of the session slots.
 type slotKeeper struct {
@@ -45,6 +69,12 @@ type slotKeeper struct {
 	mu    sync.Mutex
 	held  map[string]*slot // the slots this replica holds, by id
 	timer clock.Timer      // the next renewal; nil once stopped
+	// expiry is armed for the earliest time a held slot's session must
+	// end (expire), if any; under mu.
+	expiry clock.Timer
+	// renewErr is the last renewal's error (nil after one that worked),
+	// for the log of the sessions ended; under mu.
+	renewErr error
 }
 
 // slot is one held slot (gateway.Slot).
@@ -55,6 +85,10 @@ type slot struct {
 	kept      bool   // under k.mu
 	lost      func() // Keep's, under k.mu
 	gone      bool   // released or lost, under k.mu
+	// until is the lease last written (by Take or a renewal that
+	// worked), on the Service's time; under k.mu.
+	until time.Time
+	cut   func(why string) // Take's
 }
 
 func newSlotKeeper(s *Service, o Options) *slotKeeper {
@@ -104,6 +138,10 @@ func (k *slotKeeper) stop() {
 		k.timer.Stop()
 		k.timer = nil
 	}
+	if k.expiry != nil {
+		k.expiry.Stop()
+		k.expiry = nil
+	}
 }
 
 // renew pushes the held slots' leases forward, closes the kept
@@ -123,10 +161,23 @@ func (k *slotKeeper) renew() {
 	k.mu.Unlock()
 	if len(slots) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
-		lost, restored, err := k.st.RenewSlots(ctx, k.s.rep.id, slots, k.s.now().Add(k.lease))
+		until := k.s.now().Add(k.lease)
+		lost, restored, err := k.st.RenewSlots(ctx, k.s.rep.id, slots, until)
 		cancel()
+		k.mu.Lock()
+		k.renewErr = err
+		if err == nil {
+			// Every slot not lost is renewed (or written again) to until.
+			// After an error none counts as renewed, though some may be.
+			for _, v := range slots {
+				if sl := k.held[v.ID]; sl != nil && !slices.Contains(lost, v.ID) {
+					sl.until = until
+				}
+			}
+		}
+		k.mu.Unlock()
 		if err != nil {
-			k.s.logger.Warn("could not renew this replica's session slots; other replicas count them out once their lease has passed", "err", err, "lease", k.lease)
+			k.s.logger.Warn("could not renew this replica's session slots; their sessions are ended before the other replicas count them out", "err", err, "lease", k.lease)
 		}
 		for _, id := range lost {
 			k.lose(id)
@@ -135,6 +186,7 @@ func (k *slotKeeper) renew() {
 			k.restored(restored)
 		}
 	}
+	k.expire()
 	k.mu.Lock()
 	stopped := k.timer == nil
 	k.mu.Unlock()
@@ -143,11 +195,80 @@ func (k *slotKeeper) renew() {
 	}
 }
 
-// restored follows a renewal that wrote sessions' slots again (their
-// lease had passed: this replica could not renew them for that long):
+// expire ends the sessions (and closes the kept connections) whose slots'
+// leases are about to pass unrenewed, slotMargin before they do, and arms
+// itself for the next such time. It runs after each renewal and on its
+// own timer, since a renewal may fail late (slotTimeout) or not at all.
+func (k *slotKeeper) expire() {
+	now := k.s.now()
+	margin := slotMargin(k.lease)
+	var due []*slot
+	var next time.Time
+	k.mu.Lock()
+	if k.timer == nil {
+		k.mu.Unlock()
+		return // stopped: the sessions may outlive the Service
+	}
+	for id, sl := range k.held {
+		if !sl.taken || sl.gone {
+			continue
+		}
+		end := sl.until.Add(-margin)
+		if !now.Before(end) {
+			sl.gone = true
+			delete(k.held, id)
+			due = append(due, sl)
+			continue
+		}
+		if next.IsZero() || end.Before(next) {
+			next = end
+		}
+	}
+	k.armExpiry(now, next)
+	err := k.renewErr
+	k.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	k.s.logger.Warn("ending sessions whose slots among the replicas this replica could not renew before their lease ran out; the other replicas count them out (max_sessions_per_grant)", "sessions", len(due), "lease", k.lease, "err", err)
+	ids := make([]string, len(due))
+	for i, sl := range due {
+		ids[i] = sl.id
+		switch {
+		case sl.kept && sl.lost != nil:
+			go sl.lost()
+		case !sl.kept && sl.cut != nil:
+			go sl.cut(slotCutReason)
+		}
+	}
+	go func() {
+		// Gone by their lease anyway; deleted now if the store answers.
+		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+		defer cancel()
+		_ = k.st.ReleaseSlots(ctx, ids)
+	}()
+}
+
+// armExpiry arms expire for at (none if zero), replacing the timer
+// armed; k.mu held.
+func (k *slotKeeper) armExpiry(now, at time.Time) {
+	if k.expiry != nil {
+		k.expiry.Stop()
+		k.expiry = nil
+	}
+	if !at.IsZero() {
+		k.expiry = k.s.clk.AfterFunc(at.Sub(now), k.expire)
+	}
+}
+
+// restored follows a renewal that wrote sessions' slots again: their rows
+// were gone while their lease held by this replica's reading (a slot
+// whose lease passed unrenewed has its session ended: expire), after a
+// restart of the database (the table is unlogged) or a take on a replica
+// whose reading of the database's clock is ahead by more than slotMargin:
 // those released since the renewal read them are deleted again.
 func (k *slotKeeper) restored(ids []string) {
-	k.s.logger.Warn("session slots of this replica had expired (it could not renew them for their lease); written again", "slots", len(ids), "lease", k.lease)
+	k.s.logger.Warn("session slots of this replica were missing from the store while their lease held (a restart of the database?); written again", "slots", len(ids), "lease", k.lease)
 	var gone []string
 	k.mu.Lock()
 	for _, id := range ids {
@@ -181,13 +302,13 @@ func (k *slotKeeper) lose(id string) {
 }
 
 // Take is gateway.Slots.Take.
-func (k *slotKeeper) Take(ctx context.Context, g *gateway.Grant, max int) (gateway.Slot, error) {
-	sl := &slot{k: k, id: newID("ss_"), grant: g.ID}
+func (k *slotKeeper) Take(ctx context.Context, g *gateway.Grant, max int, cut func(why string)) (gateway.Slot, error) {
+	now := k.s.now()
+	sl := &slot{k: k, id: newID("ss_"), grant: g.ID, until: now.Add(k.lease), cut: cut}
 	k.mu.Lock()
 	k.held[sl.id] = sl
 	k.mu.Unlock()
-	now := k.s.now()
-	taken, stolen, err := k.st.TakeSlot(ctx, store.Slot{ID: sl.id, GrantID: g.ID, Replica: k.s.rep.id, LeaseUntil: now.Add(k.lease)}, max, now)
+	taken, stolen, err := k.st.TakeSlot(ctx, store.Slot{ID: sl.id, GrantID: g.ID, Replica: k.s.rep.id, LeaseUntil: sl.until}, max, now)
 	if err != nil || !taken {
 		k.mu.Lock()
 		sl.gone = true
@@ -202,6 +323,11 @@ func (k *slotKeeper) Take(ctx context.Context, g *gateway.Grant, max int) (gatew
 	}
 	k.mu.Lock()
 	sl.taken = true
+	if k.expiry == nil && k.timer != nil {
+		// None is armed: no other slot held is due (any held since the
+		// last expire would end no later than this one, and is armed for).
+		k.armExpiry(now, sl.until.Add(-slotMargin(k.lease)))
+	}
 	k.mu.Unlock()
 	for _, v := range stolen {
 		if v.Replica == k.s.rep.id {

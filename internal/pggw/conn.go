@@ -175,6 +175,9 @@ func (c *conn) unadmit() {
 		st, shared := su.admitted, su.shared
 		su.admitted, su.shared = nil, nil
 		st.unadmit()
+		st.mu.Lock()
+		delete(st.cut, c)
+		st.mu.Unlock()
 		if shared != nil {
 			shared.Release()
 		}

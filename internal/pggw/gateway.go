@@ -197,6 +197,9 @@ type grantState struct {
 	idleClosed bool
 	// resets holds the timers of the sessions' resets under way.
 	resets map[*conn]clock.Timer
+	// cut holds why a session (or an admitted login) was cut off for its
+	// slot among the replicas' (slotCut), until it is gone.
+	cut map[*conn]string
 }
 
 const (
@@ -508,16 +511,43 @@ func (st *grantState) addSession(c *conn, shared gateway.Slot) bool {
 }
 
 // removeSession takes c out of its grant's sessions, and gives back its
-// slot among the replicas' unless its kept upstream took it (putIdle).
-func (st *grantState) removeSession(c *conn) {
+// slot among the replicas' unless its kept upstream took it (putIdle). It
+// returns why the session was cut off for that slot (slotCut), if it was.
+func (st *grantState) removeSession(c *conn) (cut string) {
 	st.mu.Lock()
 	delete(st.sessions, c)
 	shared := st.slots[c]
 	delete(st.slots, c)
+	cut = st.cut[c]
+	delete(st.cut, c)
 	st.mu.Unlock()
 	if shared != nil {
 		shared.Release()
 	}
+	return cut
+}
+
+// slotCut ends c, a session or admitted login of the grant, whose slot
+// among the replicas' could not be renewed before its lease ran out
+// (gateway.Slots.Take's cut): the other replicas count it out, and the
+// grant could exceed max_sessions_per_grant. Why is recorded with the
+// session's end (finish) or the login's refusal (startupCut).
+func (st *grantState) slotCut(c *conn, why string) {
+	st.mu.Lock()
+	if st.cut == nil {
+		st.cut = map[*conn]string{}
+	}
+	st.cut[c] = why
+	st.mu.Unlock()
+	c.gw.log.Warn("closing a session: "+why, "grant", st.g.ID, "client", c.raw.RemoteAddr().String())
+	c.kill(fatal(codeAdminShutdown, "airlock: "+why+"; this session is closed: connect again once the store answers"))
+}
+
+// cutOf is why c was cut off for its slot (slotCut), or "".
+func (st *grantState) cutOf(c *conn) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cut[c]
 }
 
 // Serve accepts PostgreSQL clients on ln until ctx ends or the gateway is

@@ -217,7 +217,7 @@ func (c *conn) recovered(v any, where string) {
 		c.gw.keys.remove(c.key)
 	}
 	if c.st != nil {
-		c.st.removeSession(c)
+		_ = c.st.removeSession(c) // the panic is what the record says
 	}
 	c.recordInternalError()
 	c.endSession()

@@ -336,12 +336,12 @@ func (c *conn) clientRelay() {
 // finish records what never completed and ends the session.
 func (c *conn) finish() {
 	c.gw.keys.remove(c.key)
-	c.st.removeSession(c)
+	slotCut := c.st.removeSession(c)
 	r := c.relay
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
 		if e.kind == eSimple || e.kind == eExec || e.kind == ePart {
-			e.err = c.cutReason()
+			e.err = c.cutReason(slotCut)
 			e.bytesIn += r.copyIn.Swap(0)
 			r.done = append(r.done, e)
 		}
@@ -355,18 +355,23 @@ func (c *conn) finish() {
 		// record (gateway.Session.Result).
 		c.recordInternalError()
 	}
+	if slotCut != "" {
+		c.recordCut(slotCut)
+	}
 	c.endSession()
 }
 
 // cutReason is the error recorded for a statement still in flight when
-// the session ended: the grant's end or the gateway's shutdown, which
-// killed the session, named as the AWS gateway names a cut call, or the
-// connection's close.
-func (c *conn) cutReason() string {
+// the session ended: the grant's end, the gateway's shutdown or slotCut
+// (why, if it cut the session), which killed the session, named as the
+// AWS gateway names a cut call, or the connection's close.
+func (c *conn) cutReason(slotCut string) string {
 	c.st.mu.Lock()
 	ended := c.st.ended
 	c.st.mu.Unlock()
 	switch {
+	case slotCut != "":
+		return "airlock: cut off: " + slotCut
 	case ended:
 		return fmt.Sprintf("airlock: cut off: grant %s has %s before the statement completed", c.grant().ID, c.gw.grantEnd(c.grant()))
 	case c.gw.isClosed():

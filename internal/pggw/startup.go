@@ -245,7 +245,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	// slot in the shared store (after the count here, which refuses
 	// without a round trip what this replica alone fills).
 	if slots := c.gw.o.Slots; slots != nil && t.MaxSessionsPerGrant >= 0 {
-		shared, err := slots.Take(c.sctx(), gr, t.MaxSessionsPerGrant)
+		shared, err := slots.Take(c.sctx(), gr, t.MaxSessionsPerGrant, func(why string) { st.slotCut(c, why) })
 		if err != nil {
 			c.gw.log.Error("counting the grant's sessions among the replicas failed", "grant", gr.ID, "err", err)
 			return nil, &refusal{pg: fatal(codeCannotConnectNow, "airlock: the gateway cannot count the grant's sessions right now (its store is unreachable); retry shortly"),
@@ -282,12 +282,28 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 			c.gw.keys.remove(c.key)
 		}
 		if c.st != nil {
-			c.st.removeSession(c)
+			_ = c.st.removeSession(c) // setupCut recorded a cut
 		}
 		c.endSession()
 		return nil, err
 	}
 	return up, nil
+}
+
+// cutBy says what killed a login or a session of st's grant gr during its
+// startup (during: "during …", "while …"): the message to the client and
+// the reason to record.
+func (c *conn) cutBy(st *grantState, gr *gateway.Grant, during string) (msg, reason string) {
+	st.mu.Lock()
+	ended, slotCut := st.ended, st.cut[c]
+	st.mu.Unlock()
+	switch {
+	case slotCut != "":
+		return "airlock: " + slotCut + "; the connection is refused", fmt.Sprintf("cut off %s: %s", during, slotCut)
+	case ended:
+		return c.gw.grantEndedMessage(gr), fmt.Sprintf("grant %s has %s %s", gr.ID, c.gw.grantEnd(gr), during)
+	}
+	return "airlock: the gateway is shutting down", "the gateway shut down " + during
 }
 
 // tooManySessions is the refusal of a login beyond the grant's
@@ -518,15 +534,7 @@ func (c *conn) setupCut(st *grantState) *refusal {
 		return nil
 	}
 	gr := c.grant()
-	st.mu.Lock()
-	ended := st.ended
-	st.mu.Unlock()
-	msg := "airlock: the gateway is shutting down"
-	reason := "the gateway shut down during the session's setup"
-	if ended {
-		msg = c.gw.grantEndedMessage(gr)
-		reason = fmt.Sprintf("grant %s has %s during the session's setup", gr.ID, c.gw.grantEnd(gr))
-	}
+	msg, reason := c.cutBy(st, gr, "during the session's setup")
 	c.recordSetupFailure(reason)
 	return &refusal{pg: fatal(codeAdminShutdown, msg), reason: reason, credentialID: gr.CredentialID, grant: gr}
 }
@@ -534,11 +542,23 @@ func (c *conn) setupCut(st *grantState) *refusal {
 // recordSetupFailure puts a failed session setup into the session's
 // recording, so that the reviewer sees why a session has no statements.
 func (c *conn) recordSetupFailure(why string) {
+	c.recordConnResult(why, "recording a failed session setup failed")
+}
+
+// recordCut puts why the session was cut off (slotCut) into its
+// recording, before its end.
+func (c *conn) recordCut(why string) {
+	c.recordConnResult("airlock: cut off: "+why, "recording why a session was cut off failed")
+}
+
+// recordConnResult records a refused pg:connect result with error why;
+// failed is the log's message if it cannot.
+func (c *conn) recordConnResult(why, failed string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	call := gateway.Call{Kind: "result", Action: "pg:connect", Resource: c.t.db, Allowed: false, Error: why}
 	if err := c.sess.Result(ctx, call); err != nil {
-		c.gw.log.Error("recording a failed session setup failed", "session", c.sess.ID, "err", err)
+		c.gw.log.Error(failed, "session", c.sess.ID, "err", err)
 	}
 }
 
