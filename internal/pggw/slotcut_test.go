@@ -128,3 +128,62 @@ func TestSlotLeaseCutEndsSession(t *testing.T) {
 		t.Fatalf("a new session once the store answers: %v", err)
 	}
 }
+
+// A login cut short while its grant's sessions are counted among the
+// replicas (the gateway shutting down while the store is slow to answer)
+// is refused and recorded as what happened, not logged as a failure of
+// the count (an ERROR sending an operator after the store), and no
+// session starts.
+func TestSlotTakeCutByShutdown(t *testing.T) {
+	fs := &fakeSlots{block: true, entered: make(chan struct{}, 1)}
+	logs := &logLines{}
+	e := newEnv(t, func(o *Options) {
+		o.Targets[0].MaxSessionsPerGrant = 2
+		o.Slots = fs
+		o.Logger = slog.New(logs)
+	})
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	done := make(chan error, 1)
+	go func() {
+		c, err := e.tryConnect(g)
+		if err == nil {
+			c.Close(context.Background())
+		}
+		done <- err
+	}()
+	select {
+	case <-fs.entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the login did not reach the count among the replicas")
+	}
+	e.gw.Close()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the login still waits after the gateway closed")
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != codeAdminShutdown || !strings.Contains(pe.Message, "shutting down") {
+		t.Fatalf("the login: %v, want FATAL %s saying the gateway is shutting down", err, codeAdminShutdown)
+	}
+	if n := len(e.auth.Sessions()); n != 0 {
+		t.Errorf("%d sessions started, want none", n)
+	}
+	var reason string
+	waitFor(t, "the refusal's record", func() bool {
+		for _, r := range e.auth.Rejections() {
+			if r.GrantID == g.ID {
+				reason = r.Reason
+				return true
+			}
+		}
+		return false
+	})
+	if want := "the gateway shut down while the grant's sessions were counted among the replicas"; reason != want {
+		t.Errorf("the refusal's reason %q, want %q", reason, want)
+	}
+	if l := logs.all(); strings.Contains(l, "counting the grant's sessions among the replicas failed") {
+		t.Errorf("the cut login is logged as a failed count:\n%s", l)
+	}
+}

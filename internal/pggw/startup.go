@@ -247,6 +247,11 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	if slots := c.gw.o.Slots; slots != nil && t.MaxSessionsPerGrant >= 0 {
 		shared, err := slots.Take(c.sctx(), gr, t.MaxSessionsPerGrant, func(why string) { st.slotCut(c, why) })
 		if err != nil {
+			// Refused either way: a slot that may have been written
+			// (its answer lost) goes with its lease, never renewed.
+			if r := c.startupCut(st, gr, "while the grant's sessions were counted among the replicas"); r != nil {
+				return nil, r
+			}
 			c.gw.log.Error("counting the grant's sessions among the replicas failed", "grant", gr.ID, "err", err)
 			return nil, &refusal{pg: fatal(codeCannotConnectNow, "airlock: the gateway cannot count the grant's sessions right now (its store is unreachable); retry shortly"),
 				reason: "the grant's sessions could not be counted", credentialID: user, grant: gr}
@@ -268,6 +273,9 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		if errors.As(err, &refused) {
 			return nil, &refusal{pg: fatal(codeInvalidAuthSpec, "airlock: "+refused.Reason), reason: refused.Reason, credentialID: user, grant: gr}
 		}
+		if r := c.startupCut(st, gr, "while the session's start was recorded"); r != nil {
+			return nil, r
+		}
 		c.gw.log.Error("starting a session failed", "grant", gr.ID, "err", err)
 		return nil, &refusal{pg: fatal(codeSystemError, "airlock: could not record the session; the connection is refused"),
 			reason: "the session could not be recorded", credentialID: user, grant: gr}
@@ -288,6 +296,21 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 		return nil, err
 	}
 	return up, nil
+}
+
+// startupCut returns the refusal of a login cut short from outside before
+// its session started, or nil: kill (the grant's end, the gateway's
+// shutdown, the slot's lease: slotCut) cancels the startup's context, and
+// the call it was in (during: "while …") then fails for that alone.
+// Reported as what it was, not as a failure of the store (an ERROR that
+// would send an operator after a store that is fine); still a refusal,
+// never a login admitted uncounted. The client already has kill's FATAL.
+func (c *conn) startupCut(st *grantState, gr *gateway.Grant, during string) *refusal {
+	if c.sctx().Err() == nil {
+		return nil
+	}
+	msg, reason := c.cutBy(st, gr, during)
+	return &refusal{pg: fatal(codeAdminShutdown, msg), reason: reason, credentialID: gr.CredentialID, grant: gr}
 }
 
 // cutBy says what killed a login or a session of st's grant gr during its
