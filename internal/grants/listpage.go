@@ -137,6 +137,10 @@ func eachPage[T any](read func(after string) ([]T, string, error), fn func([]T) 
 const (
 	grantsCursorVersion   = "g1"
 	sessionsCursorVersion = "s1"
+	// sessionsSeqCursorVersion marks a cursor of a grant's sessions in log
+	// order (sessionsInLogOrder), whose time field is the log sequence
+	// of the last session's start.
+	sessionsSeqCursorVersion = "s2"
 )
 
 func grantsCursor(k store.GrantKey, tag string) string {

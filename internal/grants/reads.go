@@ -217,15 +217,19 @@ type SessionsPage struct {
 }
 
 // GrantSessions returns a page of the sessions of a grant the caller may
-// see, in the order they started (then by id). Every page checks that the
-// caller may see the grant; a cursor names its grant, and one of another
-// grant is refused.
+// see, in the order they started (then by id); on a store shared by
+// replicas, in the order their starts were stored (sessionsInLogOrder).
+// Every page checks that the caller may see the grant; a cursor names its
+// grant, and one of another grant is refused.
 func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id string, q SessionsQuery) (SessionsPage, error) {
 	if _, err := s.Get(ctx, caller, id); err != nil {
 		return SessionsPage{}, err
 	}
 	limit := pageLimit(q.Limit, DefaultSessionsPage, MaxSessionsPage)
 	tag := grantTag(id)
+	if lo, ok := s.st.(store.SessionLogOrder); ok {
+		return s.sessionsInLogOrder(ctx, lo, id, q.After, limit, tag)
+	}
 	f := store.SessionFilter{GrantID: id, Limit: limit + 1} // one more: is there a next page?
 	if q.After != "" {
 		at, sid, err := decodeCursor(q.After, sessionsCursorVersion, tag)
@@ -243,6 +247,39 @@ func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id s
 		page.Sessions = ss[:limit]
 		last := page.Sessions[limit-1]
 		page.Next = encodeCursor(sessionsCursorVersion, last.StartedAt, tag, last.ID)
+	}
+	if page.Sessions == nil {
+		page.Sessions = []model.Session{}
+	}
+	return page, s.proveSessions(ctx, id, page.Sessions)
+}
+
+// sessionsInLogOrder is GrantSessions on a store shared by replicas: the
+// cursor is the log sequence of the last session's start (and its id),
+// not its StartedAt, which is its replica's time taken before the start
+// was stored: a session another replica (its clock behind, or its start
+// stored late) stored after a page was read could sort before that page's
+// cursor, and no later page held it (store.SessionLogOrder).
+func (s *Service) sessionsInLogOrder(ctx context.Context, lo store.SessionLogOrder, id, after string, limit int, tag string) (SessionsPage, error) {
+	var afterSeq int64
+	var afterID string
+	if after != "" {
+		at, sid, err := decodeCursor(after, sessionsSeqCursorVersion, tag)
+		if err != nil {
+			return SessionsPage{}, err
+		}
+		afterSeq, afterID = at.UnixNano(), sid
+	}
+	ss, seqs, err := lo.SessionsInLogOrder(ctx, id, afterSeq, afterID, limit+1) // one more: is there a next page?
+	if err != nil {
+		return SessionsPage{}, err
+	}
+	page := SessionsPage{Sessions: ss}
+	if len(ss) > limit {
+		page.Sessions = ss[:limit]
+		// The sequence rides in the cursor's time field: the same
+		// encoding, another version.
+		page.Next = encodeCursor(sessionsSeqCursorVersion, time.Unix(0, seqs[limit-1]), tag, ss[limit-1].ID)
 	}
 	if page.Sessions == nil {
 		page.Sessions = []model.Session{}

@@ -77,7 +77,12 @@ func StoreRows(ctx context.Context, tx store.Tx, entries []store.LogEntry) error
 		if err != nil {
 			return fmt.Errorf("review: the row of %w", err)
 		}
-		if err := tx.InsertSession(ctx, s); err != nil {
+		if st, ok := tx.(store.SessionStartTx); ok {
+			err = st.InsertSessionFrom(ctx, s, e.Seq) // its place in the grant's pages
+		} else {
+			err = tx.InsertSession(ctx, s)
+		}
+		if err != nil {
 			return fmt.Errorf("review: the row of session %s (entry %d): %w", s.ID, e.Seq, err)
 		}
 	}

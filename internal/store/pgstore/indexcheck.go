@@ -19,8 +19,9 @@ const maxIndexDiffs = 100
 // log, but columns copied from them: a grant's identity, target, account,
 // status, time span and long_lived mark (`airlock grants
 // --account/--status/--day`, the evidence export's selection), a session's
-// grant and start, and an entry's type, grant and session (a grant's or
-// session's entries). It returns one description per column that does not
+// grant, start and start_seq (the sequence of its session.started entry:
+// its place in the grant's pages), and an entry's type, grant and session
+// (a grant's or session's entries). It returns one description per column that does not
 // say what its record or entry says, so that a copy changed behind the
 // store's back is found by `audit verify` instead of silently changing those
 // answers. All of it is read from one snapshot. First, that the names
@@ -104,7 +105,12 @@ func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, i
 }
 
 func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, error) {
-	rows, err := tx.Query(ctx, "SELECT id, grant_id, started_at, open, record FROM sessions ORDER BY id")
+	// start_seq is the sequence of the session's session.started entry (0
+	// if it has none: a row written from no entry): one probe of the
+	// session's entries each, through log_entries_session.
+	rows, err := tx.Query(ctx, `SELECT id, grant_id, started_at, open, record, start_seq,
+		COALESCE((SELECT min(l.seq) FROM log_entries l WHERE l.session_id = s.id AND l.type = 'session.started'), 0)
+		FROM sessions s ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: check session columns: %w", err)
 	}
@@ -115,7 +121,8 @@ func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string,
 		var started *int64
 		var open bool
 		var rec []byte
-		if err := rows.Scan(&id, &grantID, &started, &open, &rec); err != nil {
+		var startSeq, entrySeq int64
+		if err := rows.Scan(&id, &grantID, &started, &open, &rec, &startSeq, &entrySeq); err != nil {
 			return nil, fmt.Errorf("pgstore: check session columns: %w", err)
 		}
 		ss, err := decodeSession(rec)
@@ -134,6 +141,10 @@ func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string,
 		if open != w.open && n < maxIndexDiffs {
 			n++
 			out = append(out, fmt.Sprintf("session %s: its open column (%t) is not what its record says (%t): the sweep of dead replicas' sessions reads it", id, open, w.open))
+		}
+		if startSeq != entrySeq && n < maxIndexDiffs {
+			n++
+			out = append(out, fmt.Sprintf("session %s: its start_seq column (%d) is not the sequence of its session.started entry (%d): the grant's pages of sessions are read in its order", id, startSeq, entrySeq))
 		}
 	}
 	if err := rows.Err(); err != nil {

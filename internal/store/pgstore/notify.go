@@ -32,6 +32,8 @@ var (
 	_ store.ClockTx           = (*Tx)(nil)
 	_ store.ServerClock       = (*Store)(nil)
 	_ store.OpenSessionLister = (*Store)(nil)
+	_ store.SessionLogOrder   = (*Store)(nil)
+	_ store.SessionStartTx    = (*Tx)(nil)
 )
 
 // Now reads the database server's clock (clock_timestamp(): the time of

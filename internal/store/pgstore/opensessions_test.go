@@ -27,16 +27,7 @@ func TestOpenSessions(t *testing.T) {
 		{ID: "s_open", GrantID: "g_1", Client: `"ended_at":"x"`, StartedAt: start, Calls: 2},
 		{ID: "s_ended", GrantID: "g_1", StartedAt: start, EndedAt: start.Add(time.Minute), Calls: 1},
 	}
-	for _, ses := range old {
-		r, err := encodeSession(ses)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO sessions (id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.id, r.grantID, r.startedAt, r.calls, r.denied, r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insertOldSessions(t, conn, old)
 	ended, err := encodeSession(old[1])
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +117,22 @@ func TestOpenSessions(t *testing.T) {
 	}
 	if diffs, err := s.IndexDiffs(ctx); err != nil || len(diffs) != 1 || !strings.Contains(diffs[0], "s_ended") {
 		t.Fatalf("IndexDiffs after the open column was changed: %v %v", diffs, err)
+	}
+}
+
+// insertOldSessions writes the rows of ss as an earlier Airlock did (the
+// columns of schema version 6).
+func insertOldSessions(t *testing.T, conn *pgx.Conn, ss []model.Session) {
+	t.Helper()
+	for _, ses := range ss {
+		r, err := encodeSession(ses)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(t.Context(), `INSERT INTO sessions (id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.id, r.grantID, r.startedAt, r.calls, r.denied, r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

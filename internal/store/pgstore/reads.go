@@ -261,6 +261,43 @@ func (s *Store) SessionsPage(ctx context.Context, f store.SessionFilter) ([]mode
 	return out, nil
 }
 
+// SessionsInLogOrder is store.SessionLogOrder.SessionsInLogOrder, through
+// the sessions_grant_seq index.
+func (s *Store) SessionsInLogOrder(ctx context.Context, grantID string, afterSeq int64, afterID string, limit int) ([]model.Session, []int64, error) {
+	var p params
+	query := "SELECT record, start_seq FROM sessions WHERE grant_id = " + p.add(grantID)
+	if afterSeq != 0 || afterID != "" {
+		query += " AND (start_seq, id) > (" + p.add(afterSeq) + ", " + p.add(afterID) + ")"
+	}
+	query += " ORDER BY start_seq, id"
+	if limit > 0 {
+		query += " LIMIT " + p.add(int64(limit))
+	}
+	rows, err := s.pool.Query(ctx, query, p...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
+	}
+	defer rows.Close()
+	var out []model.Session
+	var seqs []int64
+	var rec []byte
+	var seq int64
+	for rows.Next() {
+		if err := rows.Scan(&rec, &seq); err != nil {
+			return nil, nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
+		}
+		ss, err := decodeSession(rec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
+		}
+		out, seqs = append(out, ss), append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
+	}
+	return out, seqs, nil
+}
+
 // OpenSessions returns every session whose row records no end, ordered by
 // ID, through the partial index of open sessions (store.OpenSessionLister).
 func (s *Store) OpenSessions(ctx context.Context) ([]model.Session, error) {

@@ -85,6 +85,10 @@ const (
 		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record, open)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (id) DO NOTHING`
+	insertSessionFromSQL = `INSERT INTO sessions
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record, open, start_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, owner = excluded.owner,
@@ -291,8 +295,9 @@ func (t *Tx) EndSession(ctx context.Context, end model.Session) (bool, error) {
 	return true, t.writeSession(ctx, putSessionSQL, "end", row)
 }
 
-// writeSession writes s with query (putSessionSQL or insertSessionSQL).
-func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session) error {
+// writeSession writes s with query (putSessionSQL or insertSessionSQL;
+// insertSessionFromSQL with its start's sequence in extra).
+func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session, extra ...any) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
@@ -300,8 +305,9 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 	if err != nil {
 		return fmt.Errorf("pgstore: %s session: %w", verb, err)
 	}
-	if _, err := t.tx.Exec(ctx, query, r.id, r.grantID, r.startedAt, r.calls, r.denied,
-		r.bytesIn, r.bytesOut, r.usedJSON, r.record, r.open); err != nil {
+	args := append([]any{r.id, r.grantID, r.startedAt, r.calls, r.denied,
+		r.bytesIn, r.bytesOut, r.usedJSON, r.record, r.open}, extra...)
+	if _, err := t.tx.Exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("pgstore: %s session %q: %w", verb, s.ID, err)
 	}
 	return nil
@@ -310,6 +316,13 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 // InsertSession inserts a session record unless one with its ID exists.
 func (t *Tx) InsertSession(ctx context.Context, s model.Session) error {
 	return t.writeSession(ctx, insertSessionSQL, "insert", s)
+}
+
+// InsertSessionFrom is InsertSession of the row written from the
+// session.started entry at seq, which orders the grant's sessions' pages
+// (store.SessionStartTx, migration 0011).
+func (t *Tx) InsertSessionFrom(ctx context.Context, s model.Session, seq int64) error {
+	return t.writeSession(ctx, insertSessionFromSQL, "insert", s, seq)
 }
 
 // logRows is a batch of entries as the insert's parallel arrays.

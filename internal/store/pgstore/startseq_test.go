@@ -1,0 +1,133 @@
+package pgstore
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/model"
+)
+
+// TestSessionsStartSeq: migration 11 gives the sessions a database already
+// holds the sequence of their session.started entries (0 for a row
+// without one); SessionsInLogOrder pages a grant's sessions in that order
+// (not by StartedAt) through its index; InsertSessionFrom stores it; and
+// IndexDiffs finds a start_seq changed behind the store's back.
+func TestSessionsStartSeq(t *testing.T) {
+	dsn := freshDB(t)
+	ctx := t.Context()
+	conn := atVersion(t, dsn, 10)
+	start := time.Unix(1700000000, 0).UTC()
+	old := []model.Session{
+		{ID: "s_b", GrantID: "g_1", StartedAt: start, EndedAt: start.Add(time.Hour)},
+		{ID: "s_a", GrantID: "g_1", StartedAt: start.Add(time.Minute), EndedAt: start.Add(time.Hour)}, // stored first, started later
+		{ID: "s_none", GrantID: "g_1", StartedAt: start, EndedAt: start.Add(time.Hour)},               // no entry
+	}
+	insertOldSessions(t, conn, old)
+	for seq, e := range []struct{ typ, session string }{{"grant.requested", ""}, {"session.started", "s_a"}, {"session.started", "s_b"}, {"session.ended", "s_a"}} {
+		if _, err := conn.Exec(ctx, `INSERT INTO log_entries (seq, type, grant_id, session_id) VALUES ($1, $2, 'g_1', NULLIF($3, ''))`, seq+1, e.typ, e.session); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(ctx)
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open (migration 11): %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	stx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stx.(*Tx).InsertSessionFrom(ctx, model.Session{ID: "s_c", GrantID: "g_1", StartedAt: start, EndedAt: start.Add(time.Hour)}, 7); err != nil {
+		stx.Rollback()
+		t.Fatal(err)
+	}
+	if err := stx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	var seqs []int64
+	var afterSeq int64
+	afterID := ""
+	for range 10 {
+		ss, sq, err := s.SessionsInLogOrder(ctx, "g_1", afterSeq, afterID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ss) == 0 {
+			break
+		}
+		ids, seqs = append(ids, ss[0].ID), append(seqs, sq[0])
+		afterSeq, afterID = sq[0], ss[0].ID
+	}
+	if got, want := strings.Join(ids, " "), "s_none s_a s_b s_c"; got != want {
+		t.Errorf("sessions in log order, a page of one at a time: %s (sequences %v), want %s", got, seqs, want)
+	}
+	if want := []int64{0, 2, 3, 7}; len(seqs) != 4 || seqs[0] != want[0] || seqs[1] != want[1] || seqs[2] != want[2] || seqs[3] != want[3] {
+		t.Errorf("start sequences %v, want %v", seqs, want)
+	}
+
+	// The index answers the page's condition and order, not a scan and a
+	// sort of the grant's sessions: asked of a grant with 20,000 more.
+	filler, err := encodeSession(old[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, grant_id, started_at, record, start_seq)
+		SELECT 's_f' || i, 'g_1', 0, $1::bytea, i FROM generate_series(10, 20009) AS i`, filler.record); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "ANALYZE sessions"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.pool.Query(ctx, "EXPLAIN (COSTS OFF) SELECT record, start_seq FROM sessions WHERE grant_id = $1 AND (start_seq, id) > ($2, $3) ORDER BY start_seq, id LIMIT $4", "g_1", int64(2), "s_a", int64(101))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := strings.Join(lines, "\n"); !strings.Contains(plan, "sessions_grant_seq") || strings.Contains(plan, "Sort") {
+		t.Errorf("the page's plan does not read sessions_grant_seq in order:\n%s", plan)
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE id LIKE 's_f%'"); err != nil {
+		t.Fatal(err) // their records are not their rows' (IndexDiffs would say so)
+	}
+
+	// s_c's entry is not in this log: IndexDiffs says so, and of s_b once
+	// its column is changed.
+	if _, err := s.pool.Exec(context.WithoutCancel(ctx), `INSERT INTO log_entries (seq, type, grant_id, session_id) VALUES (7, 'session.started', 'g_1', 's_c')`); err != nil {
+		t.Fatal(err)
+	}
+	if diffs := sessionDiffs(t, s); len(diffs) != 0 {
+		t.Fatalf("IndexDiffs: %v", diffs)
+	}
+	if _, err := s.pool.Exec(context.WithoutCancel(ctx), "UPDATE sessions SET start_seq = 9 WHERE id = 's_b'"); err != nil {
+		t.Fatal(err)
+	}
+	if diffs := sessionDiffs(t, s); len(diffs) != 1 || !strings.Contains(diffs[0], "s_b") || !strings.Contains(diffs[0], "start_seq") {
+		t.Fatalf("IndexDiffs after s_b's start_seq was changed: %v", diffs)
+	}
+}
+
+// sessionDiffs is IndexDiffs' descriptions of sessions.
+func sessionDiffs(t *testing.T, s *Store) []string {
+	t.Helper()
+	diffs, err := s.IndexDiffs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range diffs {
+		if strings.HasPrefix(d, "session ") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
