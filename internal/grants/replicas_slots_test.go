@@ -26,6 +26,10 @@ func (c *countingStore) TakeSlot(ctx context.Context, s store.Slot, max int, now
 	if err := c.slotsDown(); err != nil {
 		return false, nil, err
 	}
+	if c.slotsHang.Load() {
+		<-ctx.Done()
+		return false, nil, ctx.Err()
+	}
 	return c.Store.TakeSlot(ctx, s, max, now)
 }
 
@@ -149,4 +153,22 @@ func TestReplicasSlotLeaseFailsClosed(t *testing.T) {
 	}
 	sl.Release()
 	b2.Release()
+}
+
+// TestReplicasSlotTakeBounded: a login's take of a slot from a store that
+// does not answer fails within the slots' store timeout (5 s), as their
+// other calls do, and the login is refused (the gateway says the store is
+// unreachable): the login's context has no deadline, and a take waited,
+// and held the login, for as long as the store did not answer.
+func TestReplicasSlotTakeBounded(t *testing.T) {
+	rs := newReplicaSet(t, 1, nil)
+	a := rs.r[0]
+	a.st.slotsHang.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	began := time.Now()
+	sl, err := a.svc.SessionSlots().Take(ctx, gateway.NewGrant(gateway.Info{ID: "g_hang"}), 2, func(string) {})
+	if took := time.Since(began); sl != nil || err == nil || ctx.Err() != nil || took > 10*time.Second {
+		t.Fatalf("a take from a store that does not answer: %v, %v after %v (the caller's own deadline: %v); want an error within 5 s", sl, err, took, ctx.Err())
+	}
 }

@@ -77,8 +77,9 @@ type countingStore struct {
 	afterIdentity   atomic.Pointer[func(name string)]
 	afterIdentities atomic.Pointer[func()]
 	// slotsCut makes the session slots' calls fail as a store out of
-	// reach does (replicas_slots_test.go).
-	slotsCut atomic.Bool
+	// reach does, slotsHang wait for their context as a store that does
+	// not answer (replicas_slots_test.go).
+	slotsCut, slotsHang atomic.Bool
 }
 
 func (c *countingStore) Grant(ctx context.Context, id string) (model.Grant, error) {

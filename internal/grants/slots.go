@@ -308,6 +308,12 @@ func (k *slotKeeper) Take(ctx context.Context, g *gateway.Grant, max int, cut fu
 	k.mu.Lock()
 	k.held[sl.id] = sl
 	k.mu.Unlock()
+	// Bounded as the other calls of the slots are: the login's context has
+	// no deadline of its own (the gateway's startup timeout bounds what
+	// the client sends), and a store that does not answer held each login
+	// (and its startup slot) for as long.
+	ctx, cancel := context.WithTimeout(ctx, slotTimeout)
+	defer cancel()
 	taken, stolen, err := k.st.TakeSlot(ctx, store.Slot{ID: sl.id, GrantID: g.ID, Replica: k.s.rep.id, LeaseUntil: sl.until}, max, now)
 	if err != nil || !taken {
 		k.mu.Lock()
