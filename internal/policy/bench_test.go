@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/scope"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // benchPolicy is the benchmark agent's own policy, in DESIGN.md's style:
@@ -73,11 +74,11 @@ func measure(b *testing.B, s *Set, req Request) []time.Duration {
 	lat := make([]time.Duration, 0, b.N)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu0 := testenv.ThreadCPU()
 	n := 0
 	defer func() {
 		if n > 0 && cpu0 >= 0 {
-			b.ReportMetric(float64((threadCPU()-cpu0).Nanoseconds())/float64(n)/1e3, "cpu-µs/op")
+			b.ReportMetric(float64((testenv.ThreadCPU()-cpu0).Nanoseconds())/float64(n)/1e3, "cpu-µs/op")
 		}
 	}()
 	for b.Loop() {
