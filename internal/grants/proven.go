@@ -25,22 +25,13 @@ func (s *Service) Fresh(ctx context.Context) { s.freshSessions(ctx) }
 // its stored leaf hash; that the entries themselves are the signed log is
 // airlock audit verify's job (it checks the whole tree).
 
-// deriveGrant derives grant id and its sessions from its log entries,
-// read deriveBatch at a time: a grant of a long PostgreSQL session holds
-// millions of entries, and reading them all at once held every one in
-// memory for one page of a session or a grant's record.
-func (s *Service) deriveGrant(ctx context.Context, id string) (*review.Deriver, []string, error) {
-	dv := newDerivation(nil)
-	if err := dv.read(ctx, s.st, id); err != nil {
-		return nil, nil, err
-	}
-	return dv.d, dv.problems, nil
-}
-
 // derivation is a grant's log derived so far: the entries up to after,
 // and why some of them could not be applied. read continues it with the
 // entries appended since (sessionproof.go keeps one between the pages of
-// a session).
+// a session, grantproof.go between reads of a grant). It reads
+// deriveBatch entries at a time: a grant of a long PostgreSQL session
+// holds millions of entries, and reading them all at once held every one
+// in memory for one page of a session or a grant's record.
 type derivation struct {
 	d        *review.Deriver
 	problems []string
@@ -98,17 +89,18 @@ func (dv *derivation) read(ctx context.Context, st store.Store, id string) error
 	}
 }
 
-// deriveBatch is the most log entries deriveGrant holds at once.
+// deriveBatch is the most log entries a derivation holds at once.
 const deriveBatch = 1000
 
 // proveGrants sets LogMismatch on each grant of gs.
 func (s *Service) proveGrants(ctx context.Context, gs []model.Grant) error {
 	for i := range gs {
-		d, problems, err := s.deriveGrant(ctx, gs[i].ID)
+		err := s.withGrantProof(ctx, gs[i].ID, nil, func(d *review.Deriver, problems []string) {
+			gs[i].LogMismatch = append(slices.Clone(problems), trimID(review.GrantDiffs(d, gs[i]), "grant "+gs[i].ID+": ")...)
+		})
 		if err != nil {
 			return err
 		}
-		gs[i].LogMismatch = append(problems, trimID(review.GrantDiffs(d, gs[i]), "grant "+gs[i].ID+": ")...)
 	}
 	return nil
 }
@@ -118,14 +110,15 @@ func (s *Service) proveSessions(ctx context.Context, grantID string, ss []model.
 	if len(ss) == 0 {
 		return nil
 	}
-	d, problems, err := s.deriveGrant(ctx, grantID)
-	if err != nil {
-		return err
-	}
+	ids := make([]string, len(ss))
 	for i := range ss {
-		ss[i].LogMismatch = sessionMismatch(d, problems, ss[i], grantID)
+		ids[i] = ss[i].ID
 	}
-	return nil
+	return s.withGrantProof(ctx, grantID, ids, func(d *review.Deriver, problems []string) {
+		for i := range ss {
+			ss[i].LogMismatch = sessionMismatch(d, problems, ss[i], grantID)
+		}
+	})
 }
 
 // sessionMismatch is how session row ses differs from d, a derivation of

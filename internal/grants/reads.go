@@ -16,18 +16,26 @@ import (
 // agent's grant answers "not found" so ids cannot be probed.
 
 // Get returns one grant the caller may see.
+// Its record is proven against the log on every call (grantproof.go).
 func (s *Service) Get(ctx context.Context, caller model.Identity, id string) (model.Grant, error) {
-	s.freshSessions(ctx)
-	g, err := s.st.Grant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
-		return model.Grant{}, apierr.NotFound("no grant %s", apierr.Quote(id))
-	}
+	g, err := s.visibleGrant(ctx, caller, id)
 	if err != nil {
 		return g, err
 	}
 	gs := []model.Grant{g}
 	err = s.proveGrants(ctx, gs)
 	return gs[0], err
+}
+
+// visibleGrant is Get without the proof: the grant's row, after
+// freshSessions.
+func (s *Service) visibleGrant(ctx context.Context, caller model.Identity, id string) (model.Grant, error) {
+	s.freshSessions(ctx)
+	g, err := s.st.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
+		return model.Grant{}, apierr.NotFound("no grant %s", apierr.Quote(id))
+	}
+	return g, err
 }
 
 // freshSessions writes pending session summaries before a read (this
@@ -137,7 +145,7 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string,
 	limit := pageLimit(q.Limit, DefaultEventsPage, MaxEventsPage)
 	after := max(q.After, 0)
 	var changed []string
-	if p := s.proofs.get(id, ses.GrantID, s.clk.Now()); p != nil {
+	if p, ok := s.proofs.get(id, ses.GrantID, s.clk.Now()); ok {
 		page, ok, err := s.provenPage(ctx, p, ses, after, limit)
 		if err != nil || ok {
 			return page, err
@@ -220,9 +228,11 @@ type SessionsPage struct {
 // see, in the order they started (then by id); on a store shared by
 // replicas, in the order their starts were stored (sessionsInLogOrder).
 // Every page checks that the caller may see the grant; a cursor names its
-// grant, and one of another grant is refused.
+// grant, and one of another grant is refused. Each session of the page is
+// proven against the log, its entries read again: a page costs its
+// sessions' entries (grantproof.go), not the grant's whole log.
 func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id string, q SessionsQuery) (SessionsPage, error) {
-	if _, err := s.Get(ctx, caller, id); err != nil {
+	if _, err := s.visibleGrant(ctx, caller, id); err != nil {
 		return SessionsPage{}, err
 	}
 	limit := pageLimit(q.Limit, DefaultSessionsPage, MaxSessionsPage)

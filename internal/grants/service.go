@@ -259,6 +259,9 @@ type Service struct {
 	// proofs are the derivations kept between the pages of a session's
 	// events (sessionproof.go).
 	proofs sessionProofs
+	// grantProofs are the derivations kept between reads of a grant and
+	// of its sessions (grantproof.go).
+	grantProofs proofCache[*grantProof]
 }
 
 // New returns a Service. Call Start before serving.

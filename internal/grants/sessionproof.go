@@ -205,50 +205,70 @@ func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, li
 	return entries, next, true, nil
 }
 
+// proofKey, proofGrant and proofBuilt are what a proofCache needs of a
+// proof: what it is kept under, its grant, and when it was derived.
+func (p *sessionProof) proofKey() string      { return p.session }
+func (p *sessionProof) proofGrant() string    { return p.grant }
+func (p *sessionProof) proofBuilt() time.Time { return p.built }
+
 // sessionProofs are the proofs kept, by session.
-type sessionProofs struct {
+type sessionProofs = proofCache[*sessionProof]
+
+// keptProofOf is what a proofCache holds: a proof derived from its grant's
+// whole log at proofBuilt.
+type keptProofOf interface {
+	comparable
+	proofKey() string
+	proofGrant() string
+	proofBuilt() time.Time
+}
+
+// proofCache are the proofs kept, by key (a session's, or a grant's:
+// grantproof.go).
+type proofCache[P keptProofOf] struct {
 	mu sync.Mutex
-	m  map[string]*keptProof
+	m  map[string]*keptProof[P]
 }
 
 // keptProof is a proof kept, when it was last used (for eviction) and its
 // weight: the sessions of its grant, counted against maxProofSessions.
-type keptProof struct {
-	p      *sessionProof
+type keptProof[P keptProofOf] struct {
+	p      P
 	used   time.Time
 	weight int
 }
 
-// get returns the proof kept for session id of grant grant, if it is
-// still to be used at now.
-func (ps *sessionProofs) get(id, grant string, now time.Time) *sessionProof {
+// get returns the proof kept under id, of grant grant, if it is still to
+// be used at now.
+func (ps *proofCache[P]) get(id, grant string, now time.Time) (p P, ok bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	k := ps.m[id]
 	if k == nil {
-		return nil
+		return p, false
 	}
-	if k.p.grant != grant || now.Sub(k.p.built) >= proofLife || now.Before(k.p.built) {
+	if k.p.proofGrant() != grant || now.Sub(k.p.proofBuilt()) >= proofLife || now.Before(k.p.proofBuilt()) {
 		delete(ps.m, id)
-		return nil
+		return p, false
 	}
 	k.used = now
-	return k.p
+	return k.p, true
 }
 
 // put keeps p, whose grant holds sessions sessions, evicting the least
 // recently used proofs to stay within the bounds; a proof heavier than
 // them all is not kept.
-func (ps *sessionProofs) put(p *sessionProof, sessions int, now time.Time) {
+func (ps *proofCache[P]) put(p P, sessions int, now time.Time) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.m == nil {
-		ps.m = map[string]*keptProof{}
+		ps.m = map[string]*keptProof[P]{}
 	}
-	if k := ps.m[p.session]; k != nil && k.p != p && k.p.built.After(p.built) {
-		return // a newer proof of the session was kept meanwhile
+	key := p.proofKey()
+	if k := ps.m[key]; k != nil && k.p != p && k.p.proofBuilt().After(p.proofBuilt()) {
+		return // a newer proof was kept meanwhile
 	}
-	delete(ps.m, p.session)
+	delete(ps.m, key)
 	if sessions > maxProofSessions {
 		return
 	}
@@ -268,14 +288,14 @@ func (ps *sessionProofs) put(p *sessionProof, sessions int, now time.Time) {
 		}
 		delete(ps.m, oldest)
 	}
-	ps.m[p.session] = &keptProof{p: p, used: now, weight: sessions}
+	ps.m[key] = &keptProof[P]{p: p, used: now, weight: sessions}
 }
 
-// drop forgets p, if it is the proof kept for its session.
-func (ps *sessionProofs) drop(p *sessionProof) {
+// drop forgets p, if it is the proof kept under its key.
+func (ps *proofCache[P]) drop(p P) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if k := ps.m[p.session]; k != nil && k.p == p {
-		delete(ps.m, p.session)
+	if k := ps.m[p.proofKey()]; k != nil && k.p == p {
+		delete(ps.m, p.proofKey())
 	}
 }

@@ -1,0 +1,236 @@
+package grants
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// A grant's record (Get, a page of grants) and the sessions of a page of
+// its sessions (GrantSessions) are proven against the grant's log on every
+// read, and proving them derived the grant's whole log: a grant of tens of
+// thousands of calls read all of them for each page of its sessions (twice:
+// once for the grant's record), and for each Get. So, as for a session's
+// pages (sessionproof.go), the derivation is kept (a grantProof, for
+// proofLife) and the next read continues it with the entries appended
+// since.
+//
+// What a derivation proved holds only for the entries as they were read,
+// so the proof also keeps a hash chain over each session's entries and
+// one over the grant's entries of no session (its lifecycle: requested,
+// decided, commands, findings, its end), each entry's sequence number and
+// record hash in log order. A read checks again the entries of what it
+// shows: the grant's own entries for the grant's record, and each
+// session's entries for a page of sessions; what was read must reach the
+// chains' values, each entry matching its leaf hash too. The grant's first
+// entry must still be the one derived from (an entry with no position in
+// the log, put before it, is found). When any of this fails the read is
+// proven from the grant's whole log, as before, with a mismatch that says
+// so. A read costs what it shows (a page of sessions, their entries) and
+// the entries appended since the read before; the rest of the grant's log
+// is read again, and its problems found again, at least every proofLife.
+
+// grantProofMin is the fewest entries a grant's log must hold for its
+// derivation to be kept: a smaller one is derived again on each read,
+// which costs little and checks every entry again.
+const grantProofMin = deriveBatch
+
+// grantDiffer is the mismatch of a read whose entries differ from those the
+// kept derivation read.
+const grantDiffer = "log entries of this grant differ from those an earlier read of it read: one was changed, removed, added or moved since (run airlock audit verify)"
+
+// grantProof is the derivation of a grant's log, kept between reads of the
+// grant and of its sessions.
+type grantProof struct {
+	mu    sync.Mutex // held while it is used
+	grant string
+	built time.Time // when it was derived from the whole log
+	dv    *derivation
+	// first is the grant's first entry (its sequence number and record
+	// hash): a read checks it is still the first.
+	first     int64
+	firstHash tlog.Hash
+	// sessions is the chain over each session's entries.
+	sessions map[string]proofMark
+	// own is the chain over the grant's entries of no session with a
+	// positive sequence number, ownRuns the runs of them that are
+	// consecutive among the grant's entries (each read again at once),
+	// and lastOwn whether the grant's last entry read is one of them.
+	own     proofMark
+	ownRuns []ownRun
+	lastOwn bool
+	// read is how many entries the derivation read.
+	read int
+}
+
+// ownRun is n consecutive entries of a grant, of no session, the first
+// of them at sequence number from.
+type ownRun struct {
+	from int64
+	n    int
+}
+
+func newGrantProof(grant string, now time.Time) *grantProof {
+	p := &grantProof{grant: grant, built: now, sessions: map[string]proofMark{}}
+	p.dv = newDerivation(p.note)
+	return p
+}
+
+func (p *grantProof) proofKey() string      { return p.grant }
+func (p *grantProof) proofGrant() string    { return p.grant }
+func (p *grantProof) proofBuilt() time.Time { return p.built }
+
+// note is the derivation's each: it chains the grant's entries.
+func (p *grantProof) note(e store.LogEntry, h tlog.Hash) {
+	if !p.dv.any {
+		p.first, p.firstHash = e.Seq, h
+	}
+	p.read++
+	if e.SessionID != "" {
+		m := p.sessions[e.SessionID]
+		p.sessions[e.SessionID] = proofMark{n: m.n + 1, seq: e.Seq, chain: link(m.chain, e.Seq, h)}
+		p.lastOwn = false
+		return
+	}
+	if e.Seq <= 0 {
+		// Not read again (no cursor reads it), and reported as long as
+		// the proof is kept: the derivation's problems.
+		p.lastOwn = false
+		return
+	}
+	p.own = proofMark{n: p.own.n + 1, seq: e.Seq, chain: link(p.own.chain, e.Seq, h)}
+	if p.lastOwn {
+		p.ownRuns[len(p.ownRuns)-1].n++
+	} else {
+		p.ownRuns = append(p.ownRuns, ownRun{from: e.Seq, n: 1})
+	}
+	p.lastOwn = true
+}
+
+// check brings the derivation up to the log's end and checks the grant's
+// own entries and those of sessions against the chains. ok is false when
+// the log no longer holds what p was derived from.
+func (p *grantProof) check(ctx context.Context, st store.Store, sessions []string) (ok bool, err error) {
+	first, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, Limit: 1})
+	if err != nil {
+		return false, err
+	}
+	if len(first) != 1 || first[0].Seq != p.first || tlog.RecordHash(first[0].Data) != p.firstHash || p.dv.after <= 0 {
+		return false, nil
+	}
+	if err := p.dv.read(ctx, st, p.grant); err != nil {
+		return false, err
+	}
+	var chain [sha256.Size]byte
+	k := 0
+	for _, r := range p.ownRuns {
+		es, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, After: r.from - 1, Limit: r.n})
+		if err != nil {
+			return false, err
+		}
+		if len(es) != r.n || es[0].Seq != r.from {
+			return false, nil
+		}
+		for _, e := range es {
+			h := tlog.RecordHash(e.Data)
+			if e.SessionID != "" || !bytes.Equal(h[:], e.LeafHash) {
+				return false, nil
+			}
+			chain, k = link(chain, e.Seq, h), k+1
+		}
+	}
+	if int64(k) != p.own.n || chain != p.own.chain {
+		return false, nil
+	}
+	for _, id := range sessions {
+		if ok, err := p.checkSession(ctx, st, id); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// checkSession reads the entries of session id, a batch at a time, and
+// checks them against its chain (one more than the chain holds is asked
+// for: an entry added is found).
+func (p *grantProof) checkSession(ctx context.Context, st store.Store, id string) (bool, error) {
+	want := p.sessions[id]
+	var (
+		chain  [sha256.Size]byte
+		n      int64
+		cursor int64
+	)
+	for {
+		es, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, SessionID: id, After: cursor, Limit: int(min(deriveBatch, want.n+1-n))})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range es {
+			h := tlog.RecordHash(e.Data)
+			if !bytes.Equal(h[:], e.LeafHash) {
+				return false, nil
+			}
+			chain, n, cursor = link(chain, e.Seq, h), n+1, e.Seq
+		}
+		if n > want.n {
+			return false, nil
+		}
+		if len(es) == 0 || n == want.n {
+			break
+		}
+		if cursor <= 0 {
+			return false, nil // no cursor reads on from there
+		}
+	}
+	return n == want.n && chain == want.chain && (n == 0 || cursor == want.seq), nil
+}
+
+// withGrantProof calls use with a derivation of grant id's log, and the
+// problems it met: the one kept for the grant, continued and checked with
+// sessions' entries (and the grant's own), or a new one from the whole log.
+func (s *Service) withGrantProof(ctx context.Context, id string, sessions []string, use func(d *review.Deriver, problems []string)) error {
+	var changed []string
+	if p, ok := s.grantProofs.get(id, id, s.clk.Now()); ok {
+		done, err := s.useGrantProof(ctx, p, sessions, use)
+		if err != nil || done {
+			return err
+		}
+		// What the proof was derived from is no longer what the log
+		// holds: prove from the whole log, saying so.
+		s.grantProofs.drop(p)
+		changed = []string{grantDiffer}
+	}
+	p := newGrantProof(id, s.clk.Now())
+	if err := p.dv.read(ctx, s.st, id); err != nil {
+		return err
+	}
+	p.dv.problems = append(p.dv.problems, changed...)
+	use(p.dv.d, p.dv.problems)
+	// Kept after use, which then has it alone. Kept after a change too,
+	// so that it is not derived anew on each read after it.
+	if p.read >= grantProofMin || changed != nil {
+		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
+	}
+	return nil
+}
+
+// useGrantProof is withGrantProof with proof p kept from a read before;
+// done is false if the log no longer holds what p was derived from.
+func (s *Service) useGrantProof(ctx context.Context, p *grantProof, sessions []string, use func(d *review.Deriver, problems []string)) (done bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ok, err := p.check(ctx, s.st, sessions)
+	if err != nil || !ok {
+		return false, err
+	}
+	use(p.dv.d, p.dv.problems)
+	s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
+	return true, nil
+}
