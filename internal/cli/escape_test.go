@@ -102,7 +102,7 @@ func TestSessionShowEscapesForgedKey(t *testing.T) {
 	}
 	exact := false
 	for _, e := range views[0].Events {
-		if c, ok := entryCall(e.Entry); ok && c.Resource == "arn:aws:s3:::logs/"+forged && !c.Allowed {
+		if c, ok := httpapi.EntryCall(e.Entry); ok && c.Resource == "arn:aws:s3:::logs/"+forged && !c.Allowed {
 			exact = true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,11 @@ import (
 )
 
 // TestTranscriptPagedAsWhole: a recording given a page at a time prints
-// what the whole of it given at once printed (wholeTranscript, the
-// transcript before session show paged), wherever the pages split it:
-// results are paired with requests on an earlier page, and requests
-// wait for results on a later one.
+// what the whole of it given at once prints (wholeTranscript), wherever
+// the pages split it: results are paired with requests on an earlier
+// page, requests wait for results on a later one, and a result logged
+// further than httpapi.PairWindow after its request is printed where its
+// batch was logged, as the console shows it.
 func TestTranscriptPagedAsWhole(t *testing.T) {
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	var events []httpapi.Event
@@ -50,15 +52,24 @@ func TestTranscriptPagedAsWhole(t *testing.T) {
 			add("session.results", `{"type":"session.results","data":{"results":7}}`)
 		}
 	}
-	// A request logged after its own result, and an AWS call by request id.
+	// A request logged after its own result (printed without it), and an
+	// AWS call by request id.
 	add("session.call", `{"type":"session.call","data":{"kind":"request","action":"pg:select","resource":"db","allowed":true,"params":{"statement":"late","n":"901"}}}`)
 	add("session.call", `{"type":"session.call","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::b/k","allowed":true,"params":{"request_id":"r1"}}}`)
 	add("session.results", `{"type":"session.results","data":{"results":[{"kind":"result","action":"s3:GetObject","params":{"request_id":"r1"},"status":"200"}]}}`)
+	// Other sessions' entries between requests and their results, logged
+	// in one batch: httpapi.PairWindow after the second request, under
+	// it; one more after the first, at the batch.
+	add("session.call", `{"type":"session.call","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::b/far","allowed":true,"params":{"request_id":"far"}}}`)
+	add("session.call", `{"type":"session.call","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::b/near","allowed":true,"params":{"request_id":"near"}}}`)
+	seq += httpapi.PairWindow - 1
+	add("session.results", `{"type":"session.results","data":{"results":[{"kind":"result","action":"s3:GetObject","params":{"request_id":"far"},"status":"200 far"},{"kind":"result","action":"s3:GetObject","params":{"request_id":"near"},"status":"200 near"}]}}`)
 	add("session.ended", `{"type":"session.ended","data":{}}`)
 
 	var want bytes.Buffer
 	wholeTranscript(&want, events)
-	if !strings.Contains(want.String(), "select 3") || !strings.Contains(want.String(), "→ 200") {
+	if !strings.Contains(want.String(), "select 3") || !strings.Contains(want.String(), "→ 200") ||
+		!regexp.MustCompile(`b/far .*\n.*b/near .*\n +#\d+\.2 +→ 200 near\n +#\d+\.1 +2026-[-\d]+ [\d:.]+Z +→ 200 far\n`).MatchString(want.String()) {
 		t.Fatalf("the reference transcript lacks its lines:\n%s", want.String())
 	}
 	var once bytes.Buffer
@@ -166,8 +177,11 @@ func TestSessionShowPaged(t *testing.T) {
 	}
 }
 
-// wholeTranscript is writeTranscript as it was before session show read
-// a recording a page at a time: every event at once.
+// wholeTranscript is writeTranscript from every event at once: each
+// result under the request of its key logged last before it, with no
+// request or result of the key between them, when it is logged within
+// httpapi.PairWindow of it (as the console pairs them); any other where
+// its batch was logged.
 func wholeTranscript(w io.Writer, events []httpapi.Event) {
 	type res struct {
 		seq  int64
@@ -175,24 +189,31 @@ func wholeTranscript(w io.Writer, events []httpapi.Event) {
 		call gateway.Call
 		used bool
 	}
-	byKey := map[string]*res{}
-	var batches = map[int64][]*res{}
+	answer := map[int64]*res{}
+	batches := map[int64][]*res{}
+	last := map[string]int64{}
 	for _, e := range events {
 		var ent struct {
-			Type string `json:"type"`
 			Data struct {
 				Results []gateway.Call `json:"results"`
 			} `json:"data"`
 		}
-		if e.Type != "session.results" || json.Unmarshal(e.Entry, &ent) != nil {
+		if e.Type != "session.results" {
+			if c, ok := httpapi.EntryCall(e.Entry); ok && c.Kind != "result" && httpapi.PairKey(c) != "" {
+				last[httpapi.PairKey(c)] = e.Seq
+			}
+			continue
+		}
+		if json.Unmarshal(e.Entry, &ent) != nil {
 			continue
 		}
 		for i, c := range ent.Data.Results {
 			r := &res{seq: e.Seq, idx: i + 1, call: c}
 			batches[e.Seq] = append(batches[e.Seq], r)
-			if k := pairKey(c); k != "" {
-				byKey[k] = r
+			if req, ok := last[httpapi.PairKey(c)]; ok && httpapi.PairKey(c) != "" && e.Seq-req <= httpapi.PairWindow {
+				answer[req], r.used = r, true
 			}
+			delete(last, httpapi.PairKey(c))
 		}
 	}
 	for _, e := range events {
@@ -210,11 +231,8 @@ func wholeTranscript(w io.Writer, events []httpapi.Event) {
 			continue
 		}
 		linef(w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
-		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
-			if r := byKey[pairKey(c)]; r != nil && !r.used && pairKey(c) != "" {
-				r.used = true
-				linef(w, "  %-7s %s  %s", resultRef(r.seq, r.idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
-			}
+		if r := answer[e.Seq]; r != nil {
+			linef(w, "  %-7s %s  %s", resultRef(r.seq, r.idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
 		}
 	}
 }

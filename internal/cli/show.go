@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -328,8 +327,11 @@ func (a *app) sessionCmd() *cobra.Command {
 // writeTranscript prints a session's events in log order, each result on
 // the line after the request it answers. Results are logged in batches
 // (session.results), after their requests; they are paired with them by
-// the statement number (PostgreSQL) or request id (AWS). A result that
-// pairs with no request is printed where its batch was logged.
+// the statement number (PostgreSQL) or request id (AWS), as the console
+// pairs them: a result answers the request of its key logged last before
+// it (no request or result of the key between them) when it is logged
+// within httpapi.PairWindow of it. Any other result is printed where its
+// batch was logged.
 func writeTranscript(w io.Writer, events []httpapi.Event) {
 	t := newTranscript(w)
 	t.Add(events)
@@ -339,57 +341,36 @@ func writeTranscript(w io.Writer, events []httpapi.Event) {
 // transcript prints a session's events as writeTranscript does, given a
 // page at a time (airlock session show follows the pages of a long
 // session): what pairs results with requests is carried from page to
-// page. A request whose result has not come yet is held back, with every
-// event after it, until the result comes, transcriptWindow events have
-// been held, or the recording ends: a result logged further than that
-// after its request prints where its batch was logged.
+// page. A request whose result may still come is held back, with every
+// event after it, until the result comes, an event logged
+// httpapi.PairWindow after it is read, or the recording ends: it holds
+// the events of that many sequence numbers, and a page.
 type transcript struct {
 	w       io.Writer
-	byKey   map[string]*transcriptResult
-	batches map[int64][]*transcriptResult
+	pairs   httpapi.ResultPairer
+	answer  map[int64]*httpapi.PairedResult // a request's result, by its seq
+	batches map[int64][]*httpapi.PairedResult
 	held    []httpapi.Event
 }
 
-type transcriptResult struct {
-	seq  int64
-	idx  int // 1-based place in its session.results entry
-	call gateway.Call
-	used bool
-}
-
-const (
-	// transcriptWindow is the most events a transcript holds back.
-	transcriptWindow = 2 * grants.MaxEventsPage
-	// transcriptResults bounds the results a transcript remembers for
-	// requests still to come; past it, those of printed batches are
-	// forgotten (a request logged after its own result, which the
-	// gateway does not write, then prints without it).
-	transcriptResults = 100000
-)
-
 func newTranscript(w io.Writer) *transcript {
-	return &transcript{w: w, byKey: map[string]*transcriptResult{}, batches: map[int64][]*transcriptResult{}}
+	return &transcript{w: w, answer: map[int64]*httpapi.PairedResult{}, batches: map[int64][]*httpapi.PairedResult{}}
 }
 
 // Add prints the events of the next page that need nothing still to come.
 func (t *transcript) Add(events []httpapi.Event) {
 	for _, e := range events {
 		t.held = append(t.held, e)
-		var ent struct {
-			Type string `json:"type"`
-			Data struct {
-				Results []gateway.Call `json:"results"`
-			} `json:"data"`
-		}
-		if e.Type != "session.results" || json.Unmarshal(e.Entry, &ent) != nil {
+		rs, ok := t.pairs.Add(e)
+		if !ok {
 			continue
 		}
-		for i, c := range ent.Data.Results {
-			r := &transcriptResult{seq: e.Seq, idx: i + 1, call: c}
-			t.batches[e.Seq] = append(t.batches[e.Seq], r)
-			if k := pairKey(c); k != "" {
-				t.byKey[k] = r
+		for i := range rs {
+			r := &rs[i]
+			if r.Answers != 0 {
+				t.answer[r.Answers] = r
 			}
+			t.batches[e.Seq] = append(t.batches[e.Seq], r)
 		}
 	}
 	t.flush(false)
@@ -399,44 +380,27 @@ func (t *transcript) Add(events []httpapi.Event) {
 func (t *transcript) Close() { t.flush(true) }
 
 func (t *transcript) flush(end bool) {
+	if len(t.held) == 0 {
+		return
+	}
+	newest := t.held[len(t.held)-1].Seq
 	i := 0
 	for ; i < len(t.held); i++ {
-		e := t.held[i]
-		if !end && len(t.held)-i <= transcriptWindow && t.awaits(e) {
+		if !end && t.pairs.Awaits(t.held[i], newest) {
 			break
 		}
-		t.print(e)
+		t.print(t.held[i])
 	}
 	t.held = append(t.held[:0:0], t.held[i:]...)
-	if len(t.byKey) > transcriptResults {
-		first := int64(math.MaxInt64)
-		if len(t.held) > 0 {
-			first = t.held[0].Seq
-		}
-		for k, r := range t.byKey {
-			if r.seq < first {
-				delete(t.byKey, k)
-			}
-		}
-	}
-}
-
-// awaits reports whether e is a request whose result has not come yet.
-func (t *transcript) awaits(e httpapi.Event) bool {
-	c, ok := entryCall(e.Entry)
-	if !ok || c.Kind == "result" {
-		return false
-	}
-	k := pairKey(c)
-	return k != "" && t.byKey[k] == nil
+	t.pairs.Forget(newest)
 }
 
 func (t *transcript) print(e httpapi.Event) {
 	if rs, ok := t.batches[e.Seq]; ok {
 		delete(t.batches, e.Seq)
 		for _, r := range rs {
-			if !r.used {
-				linef(t.w, "  %-7s %s  %s", resultRef(r.seq, r.idx), tsMilli(e.Time), renderCall(r.call))
+			if r.Answers == 0 {
+				linef(t.w, "  %-7s %s  %s", resultRef(r.Seq, r.Idx), tsMilli(e.Time), renderCall(r.Call))
 			}
 		}
 		return
@@ -447,14 +411,9 @@ func (t *transcript) print(e httpapi.Event) {
 		return
 	}
 	linef(t.w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
-	if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
-		k := pairKey(c)
-		if r := t.byKey[k]; r != nil && !r.used && k != "" {
-			r.used = true
-			// Used, it pairs with no other request.
-			delete(t.byKey, k)
-			linef(t.w, "  %-7s %s  %s", resultRef(r.seq, r.idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.call))
-		}
+	if r := t.answer[e.Seq]; r != nil {
+		delete(t.answer, e.Seq)
+		linef(t.w, "  %-7s %s  %s", resultRef(r.Seq, r.Idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.Call))
 	}
 }
 
@@ -465,35 +424,11 @@ func resultRef(seq int64, idx int) string {
 	return fmt.Sprintf("#%d.%d", seq, idx)
 }
 
-// pairKey is what pairs a result with its request: the statement number of
-// a PostgreSQL session, or an AWS call's request id.
-func pairKey(c gateway.Call) string {
-	if n, ok := c.Params["n"]; ok {
-		return "n=" + n
-	}
-	if id, ok := c.Params["request_id"]; ok {
-		return "id=" + id
-	}
-	return ""
-}
-
-// entryCall decodes a session.call entry's call.
-func entryCall(raw json.RawMessage) (gateway.Call, bool) {
-	var e struct {
-		Type string       `json:"type"`
-		Data gateway.Call `json:"data"`
-	}
-	if json.Unmarshal(raw, &e) != nil || e.Type != "session.call" {
-		return gateway.Call{}, false
-	}
-	return e.Data, true
-}
-
 // callLine renders a session.call entry as one transcript line: what the
 // client asked and whether it was allowed, or what came back. Statements
 // (PostgreSQL) read as SQL; AWS calls as action and resource.
 func callLine(raw json.RawMessage) (string, bool) {
-	c, ok := entryCall(raw)
+	c, ok := httpapi.EntryCall(raw)
 	if !ok {
 		return "", false
 	}

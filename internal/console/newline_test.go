@@ -90,21 +90,28 @@ func TestSessionPagesPairResults(t *testing.T) {
 func (e *env) recordedSession(t *testing.T, reason string, calls []gateway.Call) (model.Grant, *gateway.Session) {
 	t.Helper()
 	ctx := context.Background()
-	g := e.request("log-triage-bot", autoScope, "10m", reason)
-	gg, err := e.srv.Service.Authority().Lookup(e.grant(g.ID).CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, ses := e.startedSession(t, reason)
 	for _, c := range calls {
 		if err := gatewaytest.Record(ctx, ses, c); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := ses.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return g, ses
+}
+
+// startedSession is a grant of log-triage-bot's with one session started.
+func (e *env) startedSession(t *testing.T, reason string) (model.Grant, *gateway.Session) {
+	t.Helper()
+	g := e.request("log-triage-bot", autoScope, "10m", reason)
+	gg, err := e.srv.Service.Authority().Lookup(e.grant(g.ID).CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := e.srv.Service.Authority().StartSession(context.Background(), gg, "client")
+	if err != nil {
 		t.Fatal(err)
 	}
 	return g, ses

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
-	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 )
 
@@ -40,31 +39,25 @@ type line struct {
 func transcript(events []httpapi.Event) []line { return pagedTranscript(events, nil) }
 
 // pairWindow is how far in the log (sequence numbers) a result may be
-// logged after its request and still be shown under it when the two are
-// on different pages of a session (on one page they always are). A
-// session page reads the events this far before and after its own for
-// them: one page's worth, as the service bounds a read
-// (grants.MaxEventsPage), less one so that a read of a page's worth from
-// the start covers it.
-const pairWindow = grants.MaxEventsPage - 1
+// logged after its request and still be shown under it
+// (httpapi.PairWindow, which airlock session show uses too). A session
+// page reads the events this far before and after its own for them: one
+// page's worth, as the service bounds a read (grants.MaxEventsPage), less
+// one so that a read of a page's worth from the start covers it.
+const pairWindow = httpapi.PairWindow
 
 // pagedTranscript is the transcript of page, one page of a session's
 // events, with around the session's events within pairWindow before and
 // after it (or nil). A request and a result pair when they are
 // consecutive among the events of their pairing key (no request or result
-// with the key between them) and either both are on the page or the
-// result is logged within pairWindow of the request. That is decided
-// alike on the request's page and on the result's, whatever their
-// cursors, as each reads everything between the two: a result that
-// answers a request on the page before is shown there, under it, and not
-// again where its batch was logged; any other result is shown at its
-// batch.
+// with the key between them) and the result is logged within pairWindow
+// of the request. That depends on neither page's cursor, and is decided
+// alike on the request's page and on the result's, as each reads
+// everything between the two: a result that answers a request on the
+// page before is shown there, under it, and not again where its batch was
+// logged; any other result is shown at its batch, even on the request's
+// page (as airlock session show prints it, whatever its pages).
 func pagedTranscript(page, around []httpapi.Event) []line {
-	type res struct {
-		seq  int64
-		idx  int
-		call gateway.Call
-	}
 	onPage := map[int64]bool{}
 	for _, e := range page {
 		onPage[e.Seq] = true
@@ -72,60 +65,39 @@ func pagedTranscript(page, around []httpapi.Event) []line {
 	all := append(slices.Clone(page), around...)
 	slices.SortFunc(all, func(a, b httpapi.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	all = slices.CompactFunc(all, func(a, b httpapi.Event) bool { return a.Seq == b.Seq })
-	// Each key's last request not yet followed by another event of the
-	// key; pairs are found in log order.
-	last := map[string]int64{}
-	answer := map[int64]*res{}      // a request's result, by the request's seq
-	answered := map[[2]int64]bool{} // the results paired, by seq and place
-	batches := map[int64][]*res{}
+	var pairs httpapi.ResultPairer
+	answer := map[int64]*httpapi.PairedResult{}    // a request's result, by the request's seq
+	batches := map[int64][]*httpapi.PairedResult{} // the page's results entries
 	for _, e := range all {
-		if e.Type == "session.results" {
-			var ent struct {
-				Data struct {
-					Results []gateway.Call `json:"results"`
-				} `json:"data"`
-			}
-			if json.Unmarshal(e.Entry, &ent) != nil {
-				continue
-			}
-			for i, c := range ent.Data.Results {
-				r := &res{seq: e.Seq, idx: i + 1, call: c}
-				if onPage[e.Seq] {
-					batches[e.Seq] = append(batches[e.Seq], r)
-				}
-				k := pairKey(c)
-				if k == "" {
-					continue
-				}
-				if req, ok := last[k]; ok && (e.Seq-req <= pairWindow || onPage[req] && onPage[e.Seq]) {
-					answer[req] = r
-					answered[[2]int64{e.Seq, int64(i + 1)}] = true
-				}
-				delete(last, k)
-			}
+		rs, ok := pairs.Add(e)
+		if !ok {
 			continue
 		}
-		if c, ok := entryCall(e.Entry); ok && c.Kind != "result" {
-			if k := pairKey(c); k != "" {
-				last[k] = e.Seq
+		for i := range rs {
+			r := &rs[i]
+			if r.Answers != 0 {
+				answer[r.Answers] = r
+			}
+			if onPage[e.Seq] {
+				batches[e.Seq] = append(batches[e.Seq], r)
 			}
 		}
 	}
 	var out []line
-	resultLine := func(r *res, t string) line {
-		return line{Ref: fmt.Sprintf("#%d.%d", r.seq, r.idx), Time: t, Kind: "result", Text: renderResult(r.call)}
+	resultLine := func(r *httpapi.PairedResult, t string) line {
+		return line{Ref: fmt.Sprintf("#%d.%d", r.Seq, r.Idx), Time: t, Kind: "result", Text: renderResult(r.Call)}
 	}
 	for _, e := range page {
 		t := e.Time.UTC().Format("15:04:05.000")
 		if rs, ok := batches[e.Seq]; ok {
 			for _, r := range rs {
-				if !answered[[2]int64{r.seq, int64(r.idx)}] {
+				if r.Answers == 0 {
 					out = append(out, resultLine(r, t))
 				}
 			}
 			continue
 		}
-		c, ok := entryCall(e.Entry)
+		c, ok := httpapi.EntryCall(e.Entry)
 		if !ok {
 			out = append(out, line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "event", Text: e.Type, Details: summarize(e.Entry)})
 			continue
@@ -146,28 +118,6 @@ func pagedTranscript(page, around []httpapi.Event) []line {
 		}
 	}
 	return out
-}
-
-// pairKey is what pairs a result with its request.
-func pairKey(c gateway.Call) string {
-	if n, ok := c.Params["n"]; ok {
-		return "n=" + n
-	}
-	if id, ok := c.Params["request_id"]; ok {
-		return "id=" + id
-	}
-	return ""
-}
-
-func entryCall(raw json.RawMessage) (gateway.Call, bool) {
-	var e struct {
-		Type string       `json:"type"`
-		Data gateway.Call `json:"data"`
-	}
-	if json.Unmarshal(raw, &e) != nil || e.Type != "session.call" {
-		return gateway.Call{}, false
-	}
-	return e.Data, true
 }
 
 // renderRequest is a request's main text (the SQL statement, or the
