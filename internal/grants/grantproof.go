@@ -42,6 +42,13 @@ import (
 // which costs little and checks every entry again.
 const grantProofMin = deriveBatch
 
+// maxOwnRuns is the most runs of a grant's own entries (consecutive among
+// its entries, each read again with one query) a kept proof may have: a
+// grant whose commands or findings are scattered among its sessions'
+// entries is derived from its whole log on each read, as before, in a
+// few reads of deriveBatch entries rather than one query per command.
+const maxOwnRuns = 64
+
 // grantDiffer is the mismatch of a read whose entries differ from those the
 // kept derivation read.
 const grantDiffer = "log entries of this grant differ from those an earlier read of it read: one was changed, removed, added or moved since (run airlock audit verify)"
@@ -215,7 +222,7 @@ func (s *Service) withGrantProof(ctx context.Context, id string, sessions []stri
 	use(p.dv.d, p.dv.problems)
 	// Kept after use, which then has it alone. Kept after a change too,
 	// so that it is not derived anew on each read after it.
-	if p.read >= grantProofMin || changed != nil {
+	if (p.read >= grantProofMin || changed != nil) && len(p.ownRuns) <= maxOwnRuns {
 		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
 	}
 	return nil
@@ -231,6 +238,10 @@ func (s *Service) useGrantProof(ctx context.Context, p *grantProof, sessions []s
 		return false, err
 	}
 	use(p.dv.d, p.dv.problems)
-	s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
+	if len(p.ownRuns) > maxOwnRuns {
+		s.grantProofs.drop(p)
+	} else {
+		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
+	}
 	return true, nil
 }

@@ -3,6 +3,7 @@ package grants_test
 import (
 	"bytes"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -212,5 +213,39 @@ func TestGrantSessionsPagesTampered(t *testing.T) {
 				t.Errorf("Get: the log's %s entry #%d is not reported: %q", tc.name, victim, mm)
 			}
 		})
+	}
+}
+
+// TestGrantProofScatteredCommands: a grant whose own entries (here 100
+// commands, each between calls of its session) lie in more than 64 runs
+// among its entries is derived from its whole log on each read, in a few
+// queries, rather than reading its own entries again one query per run.
+func TestGrantProofScatteredCommands(t *testing.T) {
+	t.Parallel()
+	counter := &rowCounter{}
+	h := newHarness(t, harnessOptions{Store: func(s store.Store) store.Store {
+		counter.Store = s.(*sqlitestore.Store)
+		return counter
+	}})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	ses := h.startSession(g, "client")
+	for i := range 100 {
+		recordCalls(h, ses, i*12, 12)
+		if err := h.Svc.RecordCommand(h.ctx, h.id(bot), g.ID, []string{"aws", "s3", "ls", strconv.Itoa(i)}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Log.Sync(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		counter.queries()
+		gr, err := h.Svc.Get(h.ctx, h.id(alice), g.ID)
+		if err != nil || len(gr.LogMismatch) > 0 {
+			t.Fatalf("%q, %v", gr.LogMismatch, err)
+		}
+		if n := counter.queries(); n > 3 {
+			t.Errorf("Get %d: %d reads of the log", i+1, n)
+		}
 	}
 }

@@ -22,6 +22,7 @@ type rowCounter struct {
 	mu     sync.Mutex
 	most   int
 	total  int
+	reads  int // LogEntries calls
 	tamper func(store.LogFilter, []store.LogEntry) []store.LogEntry
 }
 
@@ -34,6 +35,7 @@ func (c *rowCounter) LogEntries(ctx context.Context, f store.LogFilter) ([]store
 	}
 	es, err := c.Store.LogEntries(ctx, f)
 	c.mu.Lock()
+	c.reads++
 	c.most = max(c.most, len(es))
 	c.total += len(es)
 	c.mu.Unlock()
@@ -70,6 +72,16 @@ func (c *rowCounter) counts() (most, total int) {
 	most, total = c.most, c.total
 	c.most, c.total = 0, 0
 	return most, total
+}
+
+// queries returns the LogEntries calls since the last call, and starts
+// counting again.
+func (c *rowCounter) queries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.reads
+	c.reads = 0
+	return n
 }
 
 func (c *rowCounter) setTamper(f func(store.LogFilter, []store.LogEntry) []store.LogEntry) {
