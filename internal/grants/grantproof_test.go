@@ -2,6 +2,7 @@ package grants_test
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -246,6 +247,42 @@ func TestGrantProofScatteredCommands(t *testing.T) {
 		}
 		if n := counter.queries(); n > 3 {
 			t.Errorf("Get %d: %d reads of the log", i+1, n)
+		}
+	}
+}
+
+// TestGrantProofConcurrentReads: reads of a grant and of its sessions at
+// once share the proof kept for the grant (each holds it while it uses
+// it), and each answer is proven: no mismatch, whoever continued it.
+func TestGrantProofConcurrentReads(t *testing.T) {
+	t.Parallel()
+	h, _, g, _ := countedGrant(t, 30, 40)
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			var err error
+			for i := 0; i < 5 && err == nil; i++ {
+				if w%2 == 0 {
+					var gr model.Grant
+					if gr, err = h.Svc.Get(h.ctx, h.id(alice), g.ID); err == nil && len(gr.LogMismatch) > 0 {
+						err = fmt.Errorf("grant: %q", gr.LogMismatch)
+					}
+					continue
+				}
+				var p grants.SessionsPage
+				p, err = h.Svc.GrantSessions(h.ctx, h.id(alice), g.ID, grants.SessionsQuery{Limit: 10})
+				for _, s := range p.Sessions {
+					if len(s.LogMismatch) > 0 {
+						err = fmt.Errorf("session %s: %q", s.ID, s.LogMismatch)
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
