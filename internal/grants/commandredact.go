@@ -83,7 +83,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 			}
 		}
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
-		a = redactAssignments(a)
+		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactHeaders(a)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		switch {
@@ -101,6 +101,17 @@ func redactCommand(argv []string, secrets ...string) []string {
 	return out
 }
 
+// shellScript says whether argv[i] is a shell's script (sh -c, bash
+// -lc, su --command): a shell line whose words the shell splits at its
+// blanks, where any other argument is one word as it stands.
+func shellScript(argv []string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	f := argv[i-1]
+	return f == "--command" || len(f) > 1 && f[0] == '-' && f[1] != '-' && strings.Contains(f, "c") && strings.Trim(f[1:], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
+}
+
 // redactHeaders replaces the credentials in a's header lines whose names
 // say they carry them (Authorization: Bearer [REDACTED]). A value runs at
 // least as far as headerValue takes it and, where the header line stands
@@ -110,7 +121,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 // shellQuotes.valueEnd for the rest.
 func redactHeaders(a string) string {
 	q := shellQuotes{line: headerLine.MatchString(a)}
-	return redactValues(a, headerName, headerSecret, func(a string, i int) (int, int) {
+	return redactValues(a, headerName, headerSecret, func(a string, _, i int) (int, int) {
 		start, end := headerValue(a, i)
 		// The header lines that stand in the value taken are passed over
 		// by redactValues: each runs to the end of its own quotes too,
@@ -173,6 +184,7 @@ type shellQuotes struct {
 	line  bool // the string is a header line (headerLine), not a shell line
 	pos   int  // bytes read
 	state byte // 0, '\'', '"' or '$' (inside $'…')
+	open  int  // where the quotes of state opened (the $ of $'…')
 	// The end valueEnd found last in each state (by stateIndex): the
 	// same for every i before it in that state (the same quotes, or the
 	// same word or line), so the bytes to it are not read again for
@@ -190,6 +202,20 @@ func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$", state) }
 // shell word (curl -H X-Api-Key:\ K\ L, X-Api-Key:\ $'K L'). A quote
 // left open runs to the end of a.
 func (q *shellQuotes) valueEnd(a string, i int) int {
+	if !q.advance(a, i) {
+		return i // i is an escaped byte's: no header's colon
+	}
+	last := &q.lastEnd[stateIndex(q.state)]
+	if i >= *last {
+		*last = q.end(a, i)
+	}
+	return *last
+}
+
+// advance reads a up to i, and says whether i is where a byte starts
+// rather than the byte a backslash escapes: q.state is then the quotes
+// that i stands in, which opened at q.open.
+func (q *shellQuotes) advance(a string, i int) bool {
 	for q.pos < i {
 		c := a[q.pos]
 		q.pos++
@@ -199,10 +225,10 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 			case c == '\\':
 				q.pos++
 			case c == '\'' || c == '"':
-				q.state = c
+				q.state, q.open = c, q.pos-1
 			case c == '$' && q.pos < len(a) && a[q.pos] == '\'':
 				q.pos++
-				q.state = '$'
+				q.state, q.open = '$', q.pos-2
 			}
 		case '\'':
 			if c == '\'' {
@@ -217,14 +243,7 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 			}
 		}
 	}
-	if q.pos > i {
-		return i // i is an escaped byte's: no header's colon
-	}
-	last := &q.lastEnd[stateIndex(q.state)]
-	if i >= *last {
-		*last = q.end(a, i)
-	}
-	return *last
+	return q.pos == i
 }
 
 // end is valueEnd's answer, found by reading a from i.
@@ -293,23 +312,53 @@ func shellWordEnd(a string, i int) int {
 // a name that holds none too: a secret may stand there
 // (--dbname="host=db password=X", X= PGPASSWORD=Y), and a search that
 // went on after the whole name=value skipped it.
-func redactAssignments(a string) string {
+//
+// A value runs at least to the end of its shell word (wordScanner), and
+// further where its blanks are not the end of it: where the name stands
+// in shell quotes ('PGPASSWORD=a b', env "AWS_SECRET_ACCESS_KEY=a b",
+// $'…'), to their closing quote, or to the end of the shell word they
+// are part of when more is joined to it; and in
+// an argument of its own (arg: env's NAME=a b, docker's -e, --env=NAME=…,
+// not a shell's script) with no blank before the name, to the end of the
+// argument. The value used to end at the first blank, and the rest of the
+// secret was kept. Where a shell's quotes hold more than the assignment
+// (bash -c "PGPASSWORD=x psql", a quoted conninfo) more than the value is
+// taken: a record that hides a word after a secret is fine, one that
+// keeps a piece of it is a leak.
+func redactAssignments(a string, arg bool) string {
 	var w wordScanner
-	return redactValues(a, secretAssign, secretName, func(a string, i int) (int, int) { return i, w.end(a, i) })
+	var q shellQuotes
+	blank := strings.IndexAny(a, " \t\n\v\f\r") // the first, read once
+	return redactValues(a, secretAssign, secretName, func(a string, name, i int) (int, int) {
+		if arg && (blank < 0 || blank >= name) {
+			return i, len(a)
+		}
+		end := w.end(a, i)
+		if q.advance(a, i) && q.state != 0 {
+			// To the closing quote, kept in the record, where the
+			// word ends there; else to the word's end.
+			if c := q.end(a, i); c < len(a) && shellWordEnd(a, c+1) == c+1 {
+				end = max(end, c)
+			} else {
+				end = max(end, shellWordEnd(a, q.open))
+			}
+		}
+		return i, end
+	})
 }
 
 // redactValues replaces by RedactedArg the value after each match of re
 // in a (a name= or name:) whose first submatch, the name, secret accepts:
-// span(a, end of the match) says where that value starts and ends. A match
-// inside a value already replaced is passed over.
-func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, i int) (start, end int)) string {
+// span(a, start of the name, end of the match) says where that value
+// starts and ends. A match inside a value already replaced is passed over.
+func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, name, i int) (start, end int)) string {
 	var b strings.Builder
 	at := 0
 	for _, m := range re.FindAllStringSubmatchIndex(a, -1) {
 		if m[0] < at || !secret(a[m[2]:m[3]]) {
 			continue
 		}
-		start, end := span(a, m[1])
+		start, end := span(a, m[2], m[1])
 		if end == start {
 			continue
 		}
@@ -324,9 +373,9 @@ func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span fu
 	return b.String()
 }
 
-// wordScanner finds where a shell word ends: unquoted, quoted and
-// backslash-escaped pieces with nothing between them, which the shell
-// joins into one value (PGPASSWORD=a"b c"\ d is "ab c d"). The value used
+// wordScanner finds where a shell word ends: unquoted, quoted ('…', "…",
+// $'…') and backslash-escaped pieces with nothing between them, which the
+// shell joins into one value (PGPASSWORD=a"b c"\ d is "ab c d"). The value used
 // to end at the first quote or space, and keep the pieces after it. It
 // remembers a quote found unclosed, so that the words of one line cost
 // time linear in its length.
@@ -348,6 +397,16 @@ func (w *wordScanner) end(a string, i int) int {
 		case '\\':
 			i = min(i+2, len(a))
 			continue
+		case '$':
+			if i+1 >= len(a) || a[i+1] != '\'' {
+				i++
+				continue
+			}
+			// $'…', in which \' does not close: read as '…', it
+			// ended at the escaped quote. A $'…' left open has no
+			// unescaped ' after it, so no other $' either: it is
+			// read once.
+			closing = closingEscaped(a, i+2, '\'')
 		case '\'':
 			closing = -1
 			if !w.noSingle {

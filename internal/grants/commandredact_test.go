@@ -106,6 +106,18 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `PGPASSWORD='hun'ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun\ ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
 		{[]string{"sh", "-c", `X= PGPASSWORD=hunter2 psql`}, []string{"sh", "-c", "X= PGPASSWORD=[REDACTED] psql"}},
+		// An assignment whose value has blanks in the shell's quotes
+		// that hold the whole of it, in $'…', or in an argument of its
+		// own: the value ended at the first blank, and the rest was kept.
+		{[]string{"sh", "-c", `'PGPASSWORD=hun ter2' psql -h db`}, []string{"sh", "-c", `'PGPASSWORD=[REDACTED]' psql -h db`}},
+		{[]string{"sh", "-c", `"PGPASSWORD=hun ter2" psql`}, []string{"sh", "-c", `"PGPASSWORD=[REDACTED]" psql`}},
+		{[]string{"sh", "-c", `env 'AWS_SECRET_ACCESS_KEY=hun ter2' aws s3 ls`}, []string{"sh", "-c", `env 'AWS_SECRET_ACCESS_KEY=[REDACTED]' aws s3 ls`}},
+		{[]string{"sh", "-c", `export $'PGPASSWORD=hun\' ter2'x && psql`}, []string{"sh", "-c", `export $'PGPASSWORD=[REDACTED] && psql`}},
+		{[]string{"sh", "-c", `export PGPASSWORD=$'hun\' ter2'`}, []string{"sh", "-c", `export PGPASSWORD=[REDACTED]`}},
+		{[]string{"sh", "-c", `bash -c "PGPASSWORD=\"hun ter2\" psql"`}, []string{"sh", "-c", `bash -c "PGPASSWORD=[REDACTED]"`}},
+		{[]string{"env", "AWS_SECRET_ACCESS_KEY=hun ter2", "aws", "s3", "ls"}, []string{"env", "AWS_SECRET_ACCESS_KEY=[REDACTED]", "aws", "s3", "ls"}},
+		{[]string{"docker", "run", "-e", "PGPASSWORD=hun ter2", "--env=MYSQL_PWD=hun ter2", "db"}, []string{"docker", "run", "-e", "PGPASSWORD=[REDACTED]", "--env=MYSQL_PWD=[REDACTED]", "db"}},
+		{[]string{"bash", "-lc", "PGPASSWORD=hunter2 psql -h db"}, []string{"bash", "-lc", "PGPASSWORD=[REDACTED] psql -h db"}},
 	} {
 		want := c.want
 		if want == nil {
@@ -150,39 +162,87 @@ func withoutDigits(s, drop string) string {
 
 // FuzzRedactAssignedSecret writes a secret as the value of a name that
 // says it holds one, in a shell line between arbitrary text: the value is
-// a shell word of unquoted, single-quoted, double-quoted and
-// backslash-escaped pieces, as the shell joins them. The secret is made of
-// digits and the text around it has none, so any digit in the record is a
-// piece of the secret that was kept.
+// a shell word of unquoted, single-quoted, double-quoted, $'…' and
+// backslash-escaped pieces, as the shell joins them, with blanks inside
+// the quotes (styles%8). The secret is made of digits and the text around
+// it has none, so any digit in the record is a piece of the secret that
+// was kept.
+//
+// which picks the name (which%7), and with which/7%4 the whole assignment
+// stands in the shell's '…', "…" or $'…' ('PGPASSWORD=1 2', env
+// "AWS_SECRET_ACCESS_KEY=1 2"), its blanks bare in them (and \" or \'
+// escaped in "…" or $'…'); the text around has no quote, backslash or $
+// then, which would make a blank the shell's. With which/28%4 the
+// assignment is an argument of its own instead, as a shell passes env
+// 'NAME=1 2', docker run -e 'NAME=1 2' or --env=NAME=… on: its value is
+// the rest of the argument, blanks and all. Each of these forms kept the
+// part of the value after its first blank.
 func FuzzRedactAssignedSecret(f *testing.F) {
 	names := []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
 	f.Add(uint8(0), "20261205", []byte{0}, "psql -h db", "-c 'select 1'")
 	f.Add(uint8(1), "20261205", []byte{0, 1, 2, 3}, `pg_dump --dbname="host=db`, `"`)
 	f.Add(uint8(2), "123456", []byte{2, 2, 0}, "X=", "")
 	f.Add(uint8(3), "987654321", []byte{3, 1}, "Authorization:", "#")
+	// Blanks in '…' and $'…' pieces, an escaped quote in $'…' and "…".
+	f.Add(uint8(0), "1234", []byte{4, 0}, "export", "")
+	f.Add(uint8(3), "1234", []byte{5, 6, 0}, "env", "aws s3 ls")
+	f.Add(uint8(0), "1234", []byte{7, 0}, "", "psql")
+	// The whole assignment in '…', "…", $'…'.
+	f.Add(uint8(7), "1234", []byte{0, 1}, "", "psql -h db")
+	f.Add(uint8(17), "1234", []byte{1, 2}, "env", "aws s3 ls")
+	f.Add(uint8(21), "1234", []byte{0, 1, 2}, "export", "")
+	// An argument of its own: env's, docker's -e and --env=.
+	f.Add(uint8(31), "1234", []byte{0, 1}, "aws", "s3")
+	f.Add(uint8(56), "1234", []byte{1}, "pg", "")
+	f.Add(uint8(86), "1234", []byte{0, 1}, "", "")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		secret, before, after = digitsOnly(secret), withoutDigits(before, ""), withoutDigits(after, "")
+		name, wrap, place := names[int(which)%len(names)], which/7%4, which/28%4
+		drop := ""
+		if wrap != 0 && place == 0 {
+			drop = `'"\$`
+		}
+		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
 		if secret == "" || len(styles) == 0 {
 			return
 		}
+		// Each digit's piece, by the quotes it stands in.
+		pieces := []string{"{d}", "'{d}'", `" {d}"`, `\ {d}`, "' {d}'", "$' {d}'", `$'\' {d}'`, `"\" {d}"`}
+		open := ""
+		switch {
+		case place != 0:
+			pieces = []string{"{d}", " {d}"}
+		case wrap == 1:
+			open, pieces = "'", []string{"{d}", " {d}"}
+		case wrap == 2:
+			open, pieces = `"`, []string{"{d}", " {d}", `\" {d}`}
+		case wrap == 3:
+			open, pieces = "$'", []string{"{d}", " {d}", `\' {d}`}
+		}
 		var word strings.Builder
 		for i := 0; i < len(secret); i++ {
-			d := secret[i : i+1]
-			switch styles[i%len(styles)] % 4 {
-			case 0:
-				word.WriteString(d)
-			case 1:
-				word.WriteString("'" + d + "'")
-			case 2:
-				word.WriteString(`" ` + d + `"`)
-			case 3:
-				word.WriteString(`\ ` + d)
-			}
+			word.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
 		}
-		line := before + " " + names[int(which)%len(names)] + "=" + word.String() + " " + after
-		got := redactCommand([]string{"sh", "-c", line})
-		if i := strings.IndexFunc(got[2], isDigit); i >= 0 {
-			t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got[2], line)
+		assign := name + "=" + word.String()
+		var argv []string
+		switch place {
+		case 0:
+			closing := open
+			if wrap == 3 {
+				closing = "'"
+			}
+			argv = []string{"sh", "-c", before + " " + open + assign + closing + " " + after}
+		case 1:
+			argv = []string{"env", assign, before, after}
+		case 2:
+			argv = []string{"docker", "run", "-e", assign, before, after}
+		case 3:
+			argv = []string{"docker", "run", "--env=" + assign, before, after}
+		}
+		got := redactCommand(argv)
+		for _, g := range got {
+			if i := strings.IndexFunc(g, isDigit); i >= 0 {
+				t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got, argv)
+			}
 		}
 	})
 }
@@ -308,6 +368,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 	for _, unit := range []string{
 		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `, `Cookie: a='b X: `, `Authorization: 'a `, `Cookie:'`,
 		`'Cookie: a `, `"X-Api-Key: a `, `x X-Api-Key:\ $'a `,
+		// Assignments in quotes (redactAssignments reads each byte once).
+		`"PGPASSWORD=a b" `, `'PGPASSWORD=a b'x `, `"x PGPASSWORD=a b"`, `$'PGPASSWORD=\' `, `PGPASSWORD=$'a `,
 	} {
 		// The two sizes take turns, seven rounds each, and each keeps its
 		// fastest, timed by the thread's CPU where the system tells it:
