@@ -5,9 +5,9 @@ import "slices"
 // actions are the IAM actions the mapped operations check, spelled as
 // IAM documents them (dynamodb:GetItem): a grant's scope must name them
 // exactly so, since the gateway compares actions as strings. EC2's
-// Describe* calls check "ec2:" and the operation's own name, which no
-// list holds. TestActionsListed keeps this list equal to the action
-// names this package's code spells.
+// Describe* calls check "ec2:" and the operation's own name, which
+// ec2DescribeOperations lists. TestActionsListed keeps this list equal
+// to the action names this package's code spells.
 var actions = []string{
 	"cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics",
 	"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:CreateTable", "dynamodb:DeleteItem", "dynamodb:DescribeEndpoints", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:ListTables", "dynamodb:PutItem", "dynamodb:PutResourcePolicy", "dynamodb:Query", "dynamodb:Scan", "dynamodb:TagResource", "dynamodb:UpdateItem",
@@ -23,6 +23,15 @@ var actions = []string{
 	"sts:GetCallerIdentity",
 }
 
-// Actions lists the IAM actions the mapped operations check, sorted
-// (EC2's Describe* actions, named after the operation, are not listed).
-func Actions() []string { return slices.Clone(actions) }
+// Actions lists the IAM actions the mapped operations check, sorted:
+// EC2's Describe* actions (ec2:DescribeInstances) among them, although
+// the gateway serves a Describe* operation that ec2DescribeOperations
+// does not list too.
+func Actions() []string {
+	out := slices.Clone(actions)
+	for _, o := range ec2DescribeOperations {
+		out = append(out, "ec2:"+o)
+	}
+	slices.Sort(out)
+	return out
+}

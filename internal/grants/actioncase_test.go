@@ -42,6 +42,12 @@ forbid (principal, action == Action::"s3:DeleteObject", resource == Target::"aws
 		{[]string{"s3:deleteobject arn:aws:s3:::dev/*"}, "scope[0]", "s3:DeleteObject"},
 		// Other services' actions, as awsops checks them.
 		{[]string{"dynamodb:Getitem arn:aws:dynamodb:us-east-1:444455556666:table/t"}, "scope[0]", "dynamodb:GetItem"},
+		// EC2's Describe* actions, which the gateway maps by the
+		// operation's name and no list held: they were accepted as
+		// written (the lower-case first letter was refused, but told to
+		// write ec2:Describeinstances, no action either).
+		{[]string{"ec2:describeinstances *"}, "scope[0]", "ec2:DescribeInstances"},
+		{[]string{"ec2:DescribeSecurityGroups *", "ec2:DescribeinStances *"}, "scope[1]", "ec2:DescribeInstances"},
 	} {
 		size, n := h.logSize(), h.grantCount()
 		g, err := h.Svc.Request(h.ctx, h.id(bot), req(c.scope...))
@@ -61,4 +67,5 @@ forbid (principal, action == Action::"s3:DeleteObject", resource == Target::"aws
 	// An action no gateway lists is treated as before: accepted when it
 	// is an AWS action name, and compared exactly.
 	h.request(bot, req("s3:SomeFutureAction arn:aws:s3:::dev/*"), model.Active)
+	h.request(bot, req("ec2:DescribeInstances *", "ec2:DescribeSomeFutureThing *"), model.Active)
 }

@@ -251,15 +251,18 @@ func locate(text []byte, id string, pos cedar.Position) (line, col int) {
 // checkAction is scope.CheckAction, and refuses too a gateway's action in
 // another case (s3:Deleteobject), which requests may not carry
 // (grants refuses them) and Cedar would compare as a plain name: a forbid
-// naming it would forbid nothing.
+// naming it would forbid nothing. Where CheckAction's advice for a
+// lower-case first letter (the name capitalised) is not the gateway's
+// spelling, the spelling is named instead: ec2:describeinstances was told
+// to write ec2:Describeinstances, no action either.
 func checkAction(a string) error {
-	if err := scope.CheckAction(a); err != nil {
-		return err
-	}
-	if c, ok := actionname.Respelled(a); ok {
+	c, respelled := actionname.Respelled(a)
+	err := scope.CheckAction(a)
+	svc, name, _ := strings.Cut(a, ":")
+	if respelled && (err == nil || svc != "pg" && svc == strings.ToLower(svc) && name != "" && svc+":"+strings.ToUpper(name[:1])+name[1:] != c) {
 		return fmt.Errorf("action %q is spelled %s, and Airlock compares actions exactly", a, c)
 	}
-	return nil
+	return err
 }
 
 // finding is one thing vocabulary found in a policy: a Target reference, or

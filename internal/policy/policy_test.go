@@ -330,6 +330,12 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`action "s3:Deleteobject" is spelled s3:DeleteObject`}},
 		{"context.action in another case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action == \"dynamodb:Getitem\" };"},
 			[]string{`context.action compared with action "dynamodb:Getitem" is spelled dynamodb:GetItem`}},
+		// EC2's Describe* actions, which no list held, and a lower-case
+		// first letter, which was told to write ec2:Describeinstances.
+		{"EC2 action in another case", map[string]string{"a.cedar": "forbid (principal, action in [Action::\"ec2:describeinstances\", Action::\"ec2:DescribeSecurityGroups\"], resource);"},
+			[]string{`action "ec2:describeinstances" is spelled ec2:DescribeInstances`}},
+		{"EC2 context.action in another case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action == \"ec2:DescribeinStances\" };"},
+			[]string{`action "ec2:DescribeinStances" is spelled ec2:DescribeInstances`}},
 		{"several errors at once", map[string]string{"a.cedar": "@approval(\"x\") permit (principal, action, resource == Target::\"nope\");"},
 			[]string{`invalid @approval("x")`, `unknown target "nope"`}},
 	}
