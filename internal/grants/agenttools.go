@@ -85,19 +85,45 @@ func (s *Service) Approvers(ctx context.Context, caller model.Identity, id strin
 const MaxCommandLength = 4096
 
 // Where a recorded command was run from (grant.command's "via"), as
-// the holder's client says, as it says the command line itself.
+// the holder's client says, as it says the command line itself: a claim,
+// which the server cannot check (airlock mcp and airlock exec run the
+// command on the holder's machine and call the API like any client).
 const (
 	CommandViaAPI  = "api"  // a direct caller of the API: the client said nothing
 	CommandViaMCP  = "mcp"  // airlock mcp's run_with_grant
 	CommandViaExec = "exec" // airlock exec
 )
 
+// Where a command's record reached the server (grant.command's
+// "endpoint"), as the server saw it, beside the client's "via":
+// CommandViaAPI for the API's route from the network, CommandViaMCP for a
+// call this server's /mcp endpoint made to its own API in process
+// (ThroughMCPEndpoint). Entries written before it have no endpoint.
+type endpointKey struct{}
+
+// ThroughMCPEndpoint marks ctx as a request this server's /mcp endpoint
+// makes to its own API in process: a network client cannot set it, as it
+// could a header or the body's "via".
+func ThroughMCPEndpoint(ctx context.Context) context.Context {
+	return context.WithValue(ctx, endpointKey{}, CommandViaMCP)
+}
+
+// CommandEndpoint returns where a request with ctx reached the server:
+// CommandViaMCP when ThroughMCPEndpoint marked it, else CommandViaAPI.
+func CommandEndpoint(ctx context.Context) string {
+	if e, ok := ctx.Value(endpointKey{}).(string); ok {
+		return e
+	}
+	return CommandViaAPI
+}
+
 // RecordCommand writes a command the holder runs under its active grant
 // (an MCP run_with_grant, airlock exec) into the log, before the command
 // runs: the grant's record says what was run with its credentials, in the
 // holder's words (less the secrets redactCommand takes out), beside what
-// the gateway saw, and through what (via: CommandViaMCP, CommandViaExec,
-// or "" for CommandViaAPI; another value is refused). hide are more
+// the gateway saw, and through what as the client says (via:
+// CommandViaMCP, CommandViaExec, or "" for CommandViaAPI; another value is
+// refused) and as the server saw it (CommandEndpoint). hide are more
 // secrets to take out wherever they appear: the caller's own API key,
 // which the API sees and the log must not.
 func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id string, argv []string, via string, hide ...string) error {
@@ -137,7 +163,7 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	// AppendLive: as for Credentials, not logged after a revoke committed
 	// since the read above.
 	err = s.log.AppendLive(ctx, g.ID, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
-		Data: map[string]any{"argv": argv, "via": via}}, caller))
+		Data: map[string]any{"argv": argv, "via": via, "endpoint": CommandEndpoint(ctx)}}, caller))
 	if errors.Is(err, auditlog.ErrGrantEnded) {
 		return apierr.Conflict("grant %s has ended; commands run only under an active grant", id)
 	}

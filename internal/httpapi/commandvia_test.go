@@ -12,7 +12,8 @@ import (
 // TestCommandVia: a recorded command says where it was run from, as the
 // client says: "mcp" (run_with_grant), "exec" (airlock exec), and "api"
 // when the client says nothing. Every command was recorded "via": "mcp",
-// whoever called the route.
+// whoever called the route. Beside it, "endpoint" is what the server saw:
+// "api" for this route, whatever the client says.
 func TestCommandVia(t *testing.T) {
 	e := newEnv(t)
 	active := e.request(e.bot, autoScope, "10m")
@@ -32,16 +33,20 @@ func TestCommandVia(t *testing.T) {
 		}
 		var entry struct {
 			Data struct {
-				Argv []string `json:"argv"`
-				Via  string   `json:"via"`
+				Argv     []string `json:"argv"`
+				Via      string   `json:"via"`
+				Endpoint string   `json:"endpoint"`
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(ev.Entry, &entry); err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, entry.Data.Argv[len(entry.Data.Argv)-1]+"→"+entry.Data.Via)
+		got = append(got, entry.Data.Argv[len(entry.Data.Argv)-1]+"→"+entry.Data.Via+"@"+entry.Data.Endpoint)
 	}
-	if want := []string{"mcp→mcp", "exec→exec", "→api"}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
-		t.Fatalf("recorded commands (last argument→via): %q, want %q", got, want)
+	// "via" is the client's word; "endpoint" what the server saw: each
+	// came to the API's route from the network, "mcp" claimed or not
+	// (only this server's /mcp endpoint, in process, records "mcp").
+	if want := []string{"mcp→mcp@api", "exec→exec@api", "→api@api"}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("recorded commands (last argument→via@endpoint): %q, want %q", got, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/client"
 	"github.com/airlock-dev/airlock/internal/findings"
+	"github.com/airlock-dev/airlock/internal/grants"
 )
 
 // Handler serves MCP over streamable HTTP (mounted at /mcp on listen.api).
@@ -251,6 +252,10 @@ type inProcess struct {
 }
 
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The API sees that the call came through /mcp (a command's record
+	// says so beside the client's "via"), which no network client can
+	// claim.
+	req = req.WithContext(grants.ThroughMCPEndpoint(req.Context()))
 	req.RemoteAddr = t.remote
 	req.TLS = t.tls
 	if t.ua != "" {
