@@ -5,6 +5,7 @@
 package actionname
 
 import (
+	"slices"
 	"strings"
 	"sync"
 
@@ -32,3 +33,31 @@ func Respelled(a string) (string, bool) {
 	c, ok := known()[strings.ToLower(a)]
 	return c, ok && c != a
 }
+
+// InAnotherCase returns a gateway's action that match accepts only in
+// another case: none that match accepts as spelled, and the shortest
+// (then the first sorted) whose lower-cased name folded accepts, the
+// likeliest meant. It says whether there is one. A `like` pattern on actions ("ec2:DescribeinStance*") that
+// matches a gateway's action only so matches nothing a request carries.
+func InAnotherCase(match, folded func(string) bool) (string, bool) {
+	var other string
+	for _, a := range spellings() {
+		if match(a) {
+			return "", false
+		}
+		if (other == "" || len(a) < len(other)) && folded(strings.ToLower(a)) {
+			other = a
+		}
+	}
+	return other, other != ""
+}
+
+// spellings are known's values, sorted.
+var spellings = sync.OnceValue(func() []string {
+	out := make([]string, 0, len(known()))
+	for _, a := range known() {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+})

@@ -472,7 +472,8 @@ func holdsContextAction(n xast.IsNode) bool {
 // checkActionPattern reports a `like` pattern on context.action that no
 // action can match because of how it is written: a service part that is
 // not lower case, an AWS action name that does not start with a capital
-// letter, or a postgres pattern that matches none of the postgres actions.
+// letter, a postgres pattern that matches none of the postgres actions,
+// or one that matches a gateway's action only in another case.
 // Patterns whose text before the first wildcard does not reach the colon
 // (`*Delete*`) are not judged.
 func checkActionPattern(p types.Pattern) error {
@@ -497,6 +498,20 @@ func checkActionPattern(p types.Pattern) error {
 	}
 	if name != "" && (name[0] < 'A' || name[0] > 'Z') {
 		return fmt.Errorf("%q: AWS action names start with a capital letter (%s:%s), and Cedar compares strings exactly", text, svc, strings.ToUpper(text[len(svc)+1:len(svc)+2])+text[len(svc)+2:])
+	}
+	// One that matches a gateway's action only in another case
+	// ("ec2:DescribeinStance*" for ec2:DescribeInstances) matches no
+	// action a request carries (grants refuses those).
+	var comps []any
+	for i, part := range strings.Split(strings.ToLower(text), "*") {
+		if i > 0 {
+			comps = append(comps, types.Wildcard{})
+		}
+		comps = append(comps, part)
+	}
+	folded := types.NewPattern(comps...)
+	if c, ok := actionname.InAnotherCase(func(a string) bool { return p.Match(types.String(a)) }, func(a string) bool { return folded.Match(types.String(a)) }); ok {
+		return fmt.Errorf("%q matches no action as the gateways spell it, only %s in another case, and Cedar compares strings exactly", text, c)
 	}
 	return nil
 }

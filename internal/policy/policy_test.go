@@ -336,6 +336,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`action "ec2:describeinstances" is spelled ec2:DescribeInstances`}},
 		{"EC2 context.action in another case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action == \"ec2:DescribeinStances\" };"},
 			[]string{`action "ec2:DescribeinStances" is spelled ec2:DescribeInstances`}},
+		{"context.action like, a gateway's action in another case", map[string]string{"a.cedar": "forbid (principal, action == Action::\"approve\", resource) when { context.action like \"ec2:DescribeinStances*\" || context.action like \"ec2:Describe*\" || context.action like \"iam:Get*\" };"},
+			[]string{`"ec2:DescribeinStances*" matches no action as the gateways spell it, only ec2:DescribeInstances in another case`}},
 		{"several errors at once", map[string]string{"a.cedar": "@approval(\"x\") permit (principal, action, resource == Target::\"nope\");"},
 			[]string{`invalid @approval("x")`, `unknown target "nope"`}},
 	}
