@@ -103,14 +103,23 @@ func redactCommand(argv []string, secrets ...string) []string {
 
 // shellScript says whether argv[i] is a shell's script (sh -c, bash
 // -lc, su --command): a shell line whose words the shell splits at its
-// blanks, where any other argument is one word as it stands.
+// blanks, where any other argument is one word as it stands. The -c must
+// follow a shell's name (docker exec c sh -c, sudo bash -lc): git -c
+// user.password=a\ b, python -c and psql -c take one value or text of
+// their own.
 func shellScript(argv []string, i int) bool {
-	if i == 0 {
+	if i < 2 {
 		return false
 	}
 	f := argv[i-1]
-	return f == "--command" || len(f) > 1 && f[0] == '-' && f[1] != '-' && strings.Contains(f, "c") && strings.Trim(f[1:], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
+	if f != "--command" && (len(f) < 2 || f[0] != '-' || f[1] == '-' || !strings.Contains(f, "c") || strings.Trim(f[1:], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "") {
+		return false
+	}
+	return slices.ContainsFunc(argv[:i-1], func(a string) bool { return slices.Contains(shells, path.Base(a)) })
 }
+
+// shells are the programs whose -c takes a shell line.
+var shells = []string{"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "busybox", "csh", "tcsh", "su"}
 
 // redactHeaders replaces the credentials in a's header lines whose names
 // say they carry them (Authorization: Bearer [REDACTED]). A value runs at

@@ -118,6 +118,9 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"env", "AWS_SECRET_ACCESS_KEY=hun ter2", "aws", "s3", "ls"}, []string{"env", "AWS_SECRET_ACCESS_KEY=[REDACTED]", "aws", "s3", "ls"}},
 		{[]string{"docker", "run", "-e", "PGPASSWORD=hun ter2", "--env=MYSQL_PWD=hun ter2", "db"}, []string{"docker", "run", "-e", "PGPASSWORD=[REDACTED]", "--env=MYSQL_PWD=[REDACTED]", "db"}},
 		{[]string{"bash", "-lc", "PGPASSWORD=hunter2 psql -h db"}, []string{"bash", "-lc", "PGPASSWORD=[REDACTED] psql -h db"}},
+		{[]string{"docker", "exec", "db", "/bin/sh", "-c", "PGPASSWORD=hunter2 psql"}, []string{"docker", "exec", "db", "/bin/sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
+		// A -c that is not a shell's takes one value: git's name=value.
+		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
 	} {
 		want := c.want
 		if want == nil {
@@ -172,10 +175,10 @@ func withoutDigits(s, drop string) string {
 // stands in the shell's '…', "…" or $'…' ('PGPASSWORD=1 2', env
 // "AWS_SECRET_ACCESS_KEY=1 2"), its blanks bare in them (and \" or \'
 // escaped in "…" or $'…'); the text around has no quote, backslash or $
-// then, which would make a blank the shell's. With which/28%4 the
+// then, which would make a blank the shell's. With which/28%5 the
 // assignment is an argument of its own instead, as a shell passes env
-// 'NAME=1 2', docker run -e 'NAME=1 2' or --env=NAME=… on: its value is
-// the rest of the argument, blanks and all. Each of these forms kept the
+// 'NAME=1 2', docker run -e 'NAME=1 2', --env=NAME=… or git -c 'NAME=1
+// 2' on: its value is the rest of the argument, blanks and all. Each of these forms kept the
 // part of the value after its first blank.
 func FuzzRedactAssignedSecret(f *testing.F) {
 	names := []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
@@ -195,8 +198,9 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	f.Add(uint8(31), "1234", []byte{0, 1}, "aws", "s3")
 	f.Add(uint8(56), "1234", []byte{1}, "pg", "")
 	f.Add(uint8(86), "1234", []byte{0, 1}, "", "")
+	f.Add(uint8(115), "1234", []byte{0, 1}, "push", "")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		name, wrap, place := names[int(which)%len(names)], which/7%4, which/28%4
+		name, wrap, place := names[int(which)%len(names)], which/7%4, which/28%5
 		drop := ""
 		if wrap != 0 && place == 0 {
 			drop = `'"\$`
@@ -237,6 +241,8 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 			argv = []string{"docker", "run", "-e", assign, before, after}
 		case 3:
 			argv = []string{"docker", "run", "--env=" + assign, before, after}
+		case 4:
+			argv = []string{"git", "-c", assign, before, after}
 		}
 		got := redactCommand(argv)
 		for _, g := range got {
