@@ -24,8 +24,14 @@ var (
 	// assignment, a libpq conninfo keyword, a --flag=value) whose name says
 	// it holds a secret (secretName): PGPASSWORD=…, password='…',
 	// --db-password=…, AWS_SECRET_ACCESS_KEY=…, GITHUB_TOKEN=…,
-	// --secret-string=…. Its value is the shell word after it (wordEnd).
-	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)\s*=\s*`)
+	// --secret-string=…, and "PGPASSWORD"=… (the shell joins the quoted
+	// name to the rest). Its value is the shell word after it (wordEnd).
+	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)["']?\s*=\s*`)
+	// jsonSecret is the "name": of a JSON member whose name says it holds
+	// a secret (curl -d '{"password":"X"}', --secret-string
+	// '{"api_key":"X"}'), or \"name\": inside a shell's double quotes.
+	// Its value is as redactJSON takes it.
+	jsonSecret = regexp.MustCompile(`"([A-Za-z0-9_-]+)\\?"[ \t]*:[ \t]*`)
 	// secretWord is what a secret's name contains.
 	secretWord = regexp.MustCompile(`(?i)password|passwd|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
 	// headerName is the name: of an HTTP header line as curl -H or a
@@ -84,6 +90,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		}
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
 		a = redactAssignments(a, !shellScript(argv, i))
+		a = redactJSON(a)
 		a = redactHeaders(a)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		switch {
@@ -353,6 +360,37 @@ func redactAssignments(a string, arg bool) string {
 			}
 		}
 		return i, end
+	})
+}
+
+// redactJSON replaces the values of a's JSON members whose names hold
+// secrets: a JSON string's text ("password":"[REDACTED]"), another value
+// ("pin":[REDACTED]) to the next ',', '}', ']', blank or quote. A
+// string written \"…\" inside a shell's double quotes, whose end takes
+// the shell's escapes and JSON's together to tell, runs to the end of the
+// shell's quotes, or of a where they cannot be told: more than the value,
+// not less. They were kept whole.
+func redactJSON(a string) string {
+	var q shellQuotes
+	return redactValues(a, jsonSecret, secretName, func(a string, _, i int) (int, int) {
+		switch {
+		case i >= len(a):
+			return i, i
+		case strings.HasPrefix(a[i:], `\"`):
+			if q.advance(a, i) && q.state == '"' {
+				return i, q.end(a, i)
+			}
+			return i, len(a)
+		case a[i] == '"':
+			if c := closingDouble(a, i+1); c >= 0 {
+				return i + 1, c
+			}
+			return i, len(a)
+		}
+		if j := strings.IndexAny(a[i:], ",}] \t\r\n'\""); j >= 0 {
+			return i, i + j
+		}
+		return i, len(a)
 	})
 }
 

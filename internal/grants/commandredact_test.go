@@ -119,6 +119,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"docker", "run", "-e", "PGPASSWORD=hun ter2", "--env=MYSQL_PWD=hun ter2", "db"}, []string{"docker", "run", "-e", "PGPASSWORD=[REDACTED]", "--env=MYSQL_PWD=[REDACTED]", "db"}},
 		{[]string{"bash", "-lc", "PGPASSWORD=hunter2 psql -h db"}, []string{"bash", "-lc", "PGPASSWORD=[REDACTED] psql -h db"}},
 		{[]string{"docker", "exec", "db", "/bin/sh", "-c", "PGPASSWORD=hunter2 psql"}, []string{"docker", "exec", "db", "/bin/sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
+		// A secret in a JSON body, and a quoted name before '=': kept
+		// whole before.
+		{[]string{"curl", "-d", `{"user":"u","password":"hun\"ter2","x":1}`, "https://h/"}, []string{"curl", "-d", `{"user":"u","password":"[REDACTED]","x":1}`, "https://h/"}},
+		{[]string{"sh", "-c", `curl -d '{"api_key": "hun ter2", "pin": 1}' https://h/`}, []string{"sh", "-c", `curl -d '{"api_key": "[REDACTED]", "pin": 1}' https://h/`}},
+		{[]string{"sh", "-c", `curl -d "{\"client_secret\": \"hun \\\" ter2\", \"x\": 1}" https://h/`}, []string{"sh", "-c", `curl -d "{\"client_secret\": [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `curl -d '{"token":1234567,"x":2}' https://h/`}, []string{"sh", "-c", `curl -d '{"token":[REDACTED],"x":2}' https://h/`}},
+		{[]string{"sh", "-c", `env "PGPASSWORD"="hun ter2" psql`}, []string{"sh", "-c", `env "PGPASSWORD"=[REDACTED] psql`}},
 		// A -c that is not a shell's takes one value: git's name=value.
 		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
 	} {
@@ -253,6 +260,61 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	})
 }
 
+// FuzzRedactJSONSecret writes a secret as the string value of a JSON
+// member whose name says it holds one, in a body given as an argument of
+// its own, in a shell line's '…', or in its "…" (where JSON's quotes are
+// \" and its escaped quote \\\"), with blanks and escaped quotes in it
+// (styles), or as a number. As in FuzzRedactAssignedSecret, the secret is
+// made of digits and the text around it has none (nor quotes, backslashes
+// or $ in a shell line, which would move the shell's quotes).
+func FuzzRedactJSONSecret(f *testing.F) {
+	names := []string{"password", "api_key", "client_secret", "token", "AWS_SECRET_ACCESS_KEY", "db-password"}
+	f.Add(uint8(0), "1234", []byte{0}, "curl -d", "https://h/")
+	f.Add(uint8(7), "1234", []byte{1, 2}, "curl -d", "https://h/")
+	f.Add(uint8(14), "1234", []byte{0, 1, 2}, "curl -d", "https://h/")
+	f.Add(uint8(21), "1234", []byte{0}, "", "")
+	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
+		name, form := names[int(which)%len(names)], which/6%4
+		drop := `'"\$`
+		if form == 0 {
+			drop = ""
+		}
+		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
+		if secret == "" || len(styles) == 0 {
+			return
+		}
+		var v strings.Builder
+		for i := 0; i < len(secret); i++ {
+			switch styles[i%len(styles)] % 3 {
+			case 1:
+				v.WriteString(" ")
+			case 2:
+				v.WriteString(`\"`)
+			}
+			v.WriteByte(secret[i])
+		}
+		body := `{"user": "u", "` + name + `": "` + v.String() + `", "x": "y"}`
+		if form == 3 {
+			body = `{"user":"u","` + name + `":` + secret + `}`
+		}
+		var argv []string
+		switch form {
+		case 0:
+			argv = []string{"curl", before, "-d", body, after}
+		case 1, 3:
+			argv = []string{"sh", "-c", before + " '" + body + "' " + after}
+		case 2:
+			argv = []string{"sh", "-c", before + ` "` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(body) + `" ` + after}
+		}
+		got := redactCommand(argv)
+		for _, g := range got {
+			if i := strings.IndexFunc(g, isDigit); i >= 0 {
+				t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got, argv)
+			}
+		}
+	})
+}
+
 // FuzzRedactHeaderSecret writes a secret as the credentials of a header
 // line, in a shell line between arbitrary text or as a curl argument of
 // its own, as FuzzRedactAssignedSecret writes it as a value: the secret
@@ -376,6 +438,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 		`'Cookie: a `, `"X-Api-Key: a `, `x X-Api-Key:\ $'a `,
 		// Assignments in quotes (redactAssignments reads each byte once).
 		`"PGPASSWORD=a b" `, `'PGPASSWORD=a b'x `, `"x PGPASSWORD=a b"`, `$'PGPASSWORD=\' `, `PGPASSWORD=$'a `,
+		// JSON members (redactJSON).
+		`"password": "a`, `"token":1 `, `"x \"token\": \"a`, `{\"api_key\":\"`,
 	} {
 		// The two sizes take turns, seven rounds each, and each keeps its
 		// fastest, timed by the thread's CPU where the system tells it:
