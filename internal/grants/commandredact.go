@@ -44,6 +44,12 @@ var (
 	headerName = regexp.MustCompile(`([A-Za-z0-9_-]+)[ \t]*:`)
 	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
+	// lineFlag is a --flag word followed by blanks in a shell line, and
+	// lineSet the name after a set or config word (aws configure set
+	// NAME, git config NAME): the next shell word is the value, as the
+	// next argument is in argv (redactCommand).
+	lineFlag = regexp.MustCompile(`(?:^|[\s;&|(])(--?[A-Za-z0-9_-]+)[ \t]+`)
+	lineSet  = regexp.MustCompile(`(?:^|[\s;&|(])(?i:set|config)[ \t]+([^\s'"=;&|\\]+)[ \t]+`)
 )
 
 // headerSecret says whether a header named name carries credentials.
@@ -91,6 +97,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
 		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactJSON(a)
+		a = redactLineArgs(a)
 		a = redactHeaders(a)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		switch {
@@ -392,6 +399,17 @@ func redactJSON(a string) string {
 		}
 		return i, len(a)
 	})
+}
+
+// redactLineArgs replaces the shell word after a --flag, or after set or
+// config and a name, whose name says it holds a secret, in a shell line
+// (sh -c "tool --password 'a b'", an ssh command): the rules for argv
+// saw only arguments of their own, and such a line kept the secret whole.
+// In an argument that is no shell line a blank is rare, and more is
+// hidden, not less.
+func redactLineArgs(a string) string {
+	next := func(a string, _, i int) (int, int) { return i, shellWordEnd(a, i) }
+	return redactValues(redactValues(a, lineFlag, secretName, next), lineSet, secretName, next)
 }
 
 // redactValues replaces by RedactedArg the value after each match of re

@@ -126,6 +126,11 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `curl -d "{\"client_secret\": \"hun \\\" ter2\", \"x\": 1}" https://h/`}, []string{"sh", "-c", `curl -d "{\"client_secret\": [REDACTED]" https://h/`}},
 		{[]string{"sh", "-c", `curl -d '{"token":1234567,"x":2}' https://h/`}, []string{"sh", "-c", `curl -d '{"token":[REDACTED],"x":2}' https://h/`}},
 		{[]string{"sh", "-c", `env "PGPASSWORD"="hun ter2" psql`}, []string{"sh", "-c", `env "PGPASSWORD"=[REDACTED] psql`}},
+		// A value after a secret's --flag or set NAME in a shell line,
+		// as in argv: kept whole before.
+		{[]string{"sh", "-c", `aws secretsmanager put-secret-value --secret-id x --secret-string 'hun ter2' && echo ok`}, []string{"sh", "-c", `aws secretsmanager put-secret-value --secret-id x --secret-string [REDACTED] && echo ok`}},
+		{[]string{"ssh", "db", "mysql --password hunter2 -e 'select 1'"}, []string{"ssh", "db", "mysql --password [REDACTED] -e 'select 1'"}},
+		{[]string{"sh", "-c", "aws configure set aws_secret_access_key hun\\ ter2 && aws configure set region eu-west-1"}, []string{"sh", "-c", "aws configure set aws_secret_access_key [REDACTED] && aws configure set region eu-west-1"}},
 		// A -c that is not a shell's takes one value: git's name=value.
 		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
 	} {
@@ -185,8 +190,11 @@ func withoutDigits(s, drop string) string {
 // then, which would make a blank the shell's. With which/28%5 the
 // assignment is an argument of its own instead, as a shell passes env
 // 'NAME=1 2', docker run -e 'NAME=1 2', --env=NAME=… or git -c 'NAME=1
-// 2' on: its value is the rest of the argument, blanks and all. Each of these forms kept the
-// part of the value after its first blank.
+// 2' on: its value is the rest of the argument, blanks and all. Each of
+// these forms kept the part of the value after its first blank. With
+// which >= 140 (and no quotes around, nor an argument of its own) the
+// name is a --flag and the value the shell word after it (tool
+// --password 'a b'), kept whole before.
 func FuzzRedactAssignedSecret(f *testing.F) {
 	names := []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
 	f.Add(uint8(0), "20261205", []byte{0}, "psql -h db", "-c 'select 1'")
@@ -206,10 +214,13 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	f.Add(uint8(56), "1234", []byte{1}, "pg", "")
 	f.Add(uint8(86), "1234", []byte{0, 1}, "", "")
 	f.Add(uint8(115), "1234", []byte{0, 1}, "push", "")
+	f.Add(uint8(140), "1234", []byte{3, 4, 5}, "tool", "&& ls")
+	f.Add(uint8(143), "1234", []byte{0, 2, 6}, "aws secretsmanager put-secret-value", "")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
 		name, wrap, place := names[int(which)%len(names)], which/7%4, which/28%5
+		flag := which >= 140 && wrap == 0 && place == 0
 		drop := ""
-		if wrap != 0 && place == 0 {
+		if wrap != 0 && place == 0 || flag {
 			drop = `'"\$`
 		}
 		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
@@ -234,6 +245,9 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 			word.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
 		}
 		assign := name + "=" + word.String()
+		if flag {
+			assign = "--" + strings.TrimLeft(name, "-") + " " + word.String()
+		}
 		var argv []string
 		switch place {
 		case 0:
@@ -440,6 +454,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 		`"PGPASSWORD=a b" `, `'PGPASSWORD=a b'x `, `"x PGPASSWORD=a b"`, `$'PGPASSWORD=\' `, `PGPASSWORD=$'a `,
 		// JSON members (redactJSON).
 		`"password": "a`, `"token":1 `, `"x \"token\": \"a`, `{\"api_key\":\"`,
+		// Values after a --flag or set NAME (redactLineArgs).
+		`--password 'a `, `--token a `, `set password a `,
 	} {
 		// The two sizes take turns, seven rounds each, and each keeps its
 		// fastest, timed by the thread's CPU where the system tells it:
