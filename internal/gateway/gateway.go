@@ -331,7 +331,9 @@ type Slots interface {
 	// slot's lease is about to pass before this replica could renew it
 	// (its store unreachable): the other replicas are about to count the
 	// slot out, and the session must end, or the grant could hold more
-	// than max (fail closed).
+	// than max (fail closed); so too if the slot, gone from the store (a
+	// restart of the database), cannot be taken again: the grant's
+	// sessions on other replicas fill it.
 	Take(ctx context.Context, g *Grant, max int, cut func(why string)) (Slot, error)
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
@@ -171,4 +173,84 @@ func TestReplicasSlotTakeBounded(t *testing.T) {
 	if took := time.Since(began); sl != nil || err == nil || ctx.Err() != nil || took > 10*time.Second {
 		t.Fatalf("a take from a store that does not answer: %v, %v after %v (the caller's own deadline: %v); want an error within 5 s", sl, err, took, ctx.Err())
 	}
+}
+
+// TestReplicasSlotsRetakenAfterRestart: a restart of the database empties
+// session_slots (UNLOGGED); the other replicas, counting an empty table,
+// may fill a grant meanwhile. A's renewal that finds its sessions' slots
+// gone takes them again under the grant's lock and bound, as a login
+// does: the session of a grant B has filled is ended (fail closed, with a
+// reason saying why), the grant keeps no more slots than the bound, and
+// the session of a grant with room keeps its slot. The restart is a
+// TRUNCATE of the table on a real PostgreSQL store; the replicas run on
+// one fake clock.
+func TestReplicasSlotsRetakenAfterRestart(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	rs := newReplicaSet(t, 2, fake, func(o *grants.Options) { o.ClockCheck = time.Hour })
+	a, b := rs.r[0], rs.r[1]
+	ctx := context.Background()
+	full, room := gateway.NewGrant(gateway.Info{ID: "g_full"}), gateway.NewGrant(gateway.Info{ID: "g_room"})
+	const max = 2
+	cuts := make(chan string, 4)
+	take := func(r *replica, g *gateway.Grant, name string) gateway.Slot {
+		t.Helper()
+		sl, err := r.svc.SessionSlots().Take(ctx, g, max, func(why string) { cuts <- name + ": " + why })
+		if err != nil || sl == nil {
+			t.Fatalf("%s: a slot of %s on %s: %v, %v", name, g.ID, r.name, sl, err)
+		}
+		return sl
+	}
+	take(a, full, "A's first of g_full")
+	take(a, full, "A's second of g_full")
+	take(a, room, "A's of g_room")
+
+	conn, err := pgx.Connect(ctx, rs.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(grant string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM session_slots WHERE grant_id = $1", grant).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := conn.Exec(ctx, "TRUNCATE session_slots"); err != nil {
+		t.Fatal(err)
+	}
+	// B counts an empty table: it fills g_full.
+	b1, b2 := take(b, full, "B's first of g_full"), take(b, full, "B's second of g_full")
+	defer b1.Release()
+	defer b2.Release()
+
+	fake.Advance(grants.DefaultSlotLease/3 + time.Second) // A renews
+	var got []string
+	for range 2 {
+		select {
+		case why := <-cuts:
+			got = append(got, why)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("A's sessions of g_full were not ended though B fills the grant since the restart (cut: %q; g_full's slots: %d of %d)", got, count(full.ID), max)
+		}
+	}
+	for _, why := range got {
+		if !strings.HasPrefix(why, "A's") || !strings.Contains(why, "g_full") || !strings.Contains(why, "could not take it again") || !strings.Contains(why, "max_sessions_per_grant") {
+			t.Errorf("cut %q: want A's sessions of g_full, with a reason saying the slot could not be taken again", why)
+		}
+	}
+	waitFor(t, "A's slot of g_room taken again", func() bool { return count(room.ID) == 1 })
+	if n := count(full.ID); n != max {
+		t.Fatalf("g_full holds %d slots after A's renewal; want B's %d", n, max)
+	}
+	select {
+	case why := <-cuts:
+		t.Fatalf("a session with room under the bound was ended: %s", why)
+	default:
+	}
+	// A's later renewals leave the grant as it is: its ended sessions hold
+	// nothing, and g_room's slot is renewed.
+	fake.Advance(grants.DefaultSlotLease / 3)
+	waitFor(t, "a later renewal", func() bool { return count(room.ID) == 1 && count(full.ID) == max })
 }

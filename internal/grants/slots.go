@@ -41,6 +41,14 @@ import (
 // reading of the database's clock, which another replica's reading may
 // be ahead of by a measurement's error or a clock step since the last
 // one. A client may log in again once the store answers.
+//
+// A session's slot whose row is gone while its lease holds (the database
+// restarted: the table is unlogged) is taken again at the next renewal
+// under the same rule as a login's, the grant's lock and its bound: the
+// other replicas may have filled the grant meanwhile, counting an empty
+// table, and a slot written back as it was would put the grant over its
+// bound. A session whose grant is full is ended (slotFullCutReason):
+// fail closed.
 
 // DefaultSlotLease is the default Options.SlotLease.
 const DefaultSlotLease = 30 * time.Second
@@ -60,6 +68,11 @@ func slotMargin(lease time.Duration) time.Duration { return lease / 6 }
 // slotCutReason is the reason a session's cut is given (Take's cut): it
 // names no error, since it may reach the client.
 const slotCutReason = "the gateway could not renew the session's slot under max_sessions_per_grant before its lease ran out (its store is unreachable), and the other replicas count the slot out"
+
+// slotFullCutReason is the reason a session's cut is given when its
+// slot, gone from the store, could not be taken again: the grant's other
+// sessions fill max_sessions_per_grant.
+const slotFullCutReason = "the gateway lost the session's slot under max_sessions_per_grant (the database restarted?) and could not take it again: the grant's sessions on other replicas fill the bound"
 
 // slotKeeper is a replica's part of the session slots.
 type slotKeeper struct {
@@ -81,6 +94,7 @@ type slotKeeper struct {
 type slot struct {
 	k         *slotKeeper
 	id, grant string
+	max       int    // the bound it was taken under, to take it again
 	taken     bool   // written by Take, under k.mu
 	kept      bool   // under k.mu
 	lost      func() // Keep's, under k.mu
@@ -162,15 +176,15 @@ func (k *slotKeeper) renew() {
 	if len(slots) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
 		until := k.s.now().Add(k.lease)
-		lost, restored, err := k.st.RenewSlots(ctx, k.s.rep.id, slots, until)
+		lost, missing, err := k.st.RenewSlots(ctx, k.s.rep.id, slots, until)
 		cancel()
 		k.mu.Lock()
 		k.renewErr = err
 		if err == nil {
-			// Every slot not lost is renewed (or written again) to until.
+			// Every slot neither lost nor missing is renewed to until.
 			// After an error none counts as renewed, though some may be.
 			for _, v := range slots {
-				if sl := k.held[v.ID]; sl != nil && !slices.Contains(lost, v.ID) {
+				if sl := k.held[v.ID]; sl != nil && !slices.Contains(lost, v.ID) && !slices.Contains(missing, v.ID) {
 					sl.until = until
 				}
 			}
@@ -182,8 +196,8 @@ func (k *slotKeeper) renew() {
 		for _, id := range lost {
 			k.lose(id)
 		}
-		if len(restored) > 0 {
-			k.restored(restored)
+		if len(missing) > 0 {
+			k.retake(missing, until)
 		}
 	}
 	k.expire()
@@ -261,26 +275,75 @@ func (k *slotKeeper) armExpiry(now, at time.Time) {
 	}
 }
 
-// restored follows a renewal that wrote sessions' slots again: their rows
-// were gone while their lease held by this replica's reading (a slot
-// whose lease passed unrenewed has its session ended: expire), after a
-// restart of the database (the table is unlogged) or a take on a replica
-// whose reading of the database's clock is ahead by more than slotMargin:
-// those released since the renewal read them are deleted again.
-func (k *slotKeeper) restored(ids []string) {
-	k.s.logger.Warn("session slots of this replica were missing from the store while their lease held (a restart of the database?); written again", "slots", len(ids), "lease", k.lease)
-	var gone []string
-	k.mu.Lock()
+// retake follows a renewal that found sessions' slots gone while their
+// lease held by this replica's reading (a slot whose lease passed
+// unrenewed has its session ended: expire): after a restart of the
+// database (the table is unlogged), or a take on a replica whose reading
+// of the database's clock is ahead by more than slotMargin. Each is taken
+// again as a login takes one (the grant's lock, its bound), with lease
+// until: other replicas may have filled the grant while the table was
+// empty. A session whose grant is full is ended (fail closed); one whose
+// take failed keeps the lease last written, and is ended by expire unless
+// a later renewal takes it again.
+func (k *slotKeeper) retake(ids []string, until time.Time) {
+	k.s.logger.Warn("session slots of this replica were missing from the store while their lease held (a restart of the database?); taking them again under max_sessions_per_grant", "slots", len(ids), "lease", k.lease)
+	ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
+	defer cancel()
+	now := k.s.now()
+	var full []*slot
+	var released []string
 	for _, id := range ids {
-		if k.held[id] == nil {
-			gone = append(gone, id)
+		k.mu.Lock()
+		sl := k.held[id]
+		if sl == nil || sl.gone || sl.kept {
+			// Released since the renewal read it (its row deleted, or
+			// about to be), or kept: a kept slot that is gone is lost
+			// at the next renewal.
+			k.mu.Unlock()
+			continue
+		}
+		grant, max := sl.grant, sl.max
+		k.mu.Unlock()
+		taken, stolen, err := k.st.TakeSlot(ctx, store.Slot{ID: id, GrantID: grant, Replica: k.s.rep.id, LeaseUntil: until}, max, now)
+		if err != nil {
+			k.mu.Lock()
+			k.renewErr = err
+			k.mu.Unlock()
+			k.s.logger.Warn("could not take again a session slot missing from the store; its session is ended before its lease runs out unless a later renewal takes it", "grant", grant, "err", err, "lease", k.lease)
+			continue
+		}
+		k.mu.Lock()
+		switch {
+		case taken && sl.gone:
+			released = append(released, id) // released during the take
+		case taken:
+			sl.until = until
+		case !sl.gone:
+			sl.gone = true
+			delete(k.held, id)
+			full = append(full, sl)
+		}
+		k.mu.Unlock()
+		for _, v := range stolen {
+			if v.Replica == k.s.rep.id {
+				k.lose(v.ID)
+			}
 		}
 	}
-	k.mu.Unlock()
-	if len(gone) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), slotTimeout)
-		defer cancel()
-		_ = k.st.ReleaseSlots(ctx, gone) // if it fails, they expire
+	if len(released) > 0 {
+		_ = k.st.ReleaseSlots(ctx, released) // if it fails, they expire
+	}
+	if len(full) == 0 {
+		return
+	}
+	k.s.logger.Warn("ending sessions whose slots, missing from the store, could not be taken again: their grants' sessions on other replicas fill max_sessions_per_grant", "sessions", len(full))
+	for _, sl := range full {
+		switch {
+		case sl.kept && sl.lost != nil:
+			go sl.lost() // kept during the take
+		case !sl.kept && sl.cut != nil:
+			go sl.cut(slotFullCutReason)
+		}
 	}
 }
 
@@ -304,7 +367,7 @@ func (k *slotKeeper) lose(id string) {
 // Take is gateway.Slots.Take.
 func (k *slotKeeper) Take(ctx context.Context, g *gateway.Grant, max int, cut func(why string)) (gateway.Slot, error) {
 	now := k.s.now()
-	sl := &slot{k: k, id: newID("ss_"), grant: g.ID, until: now.Add(k.lease), cut: cut}
+	sl := &slot{k: k, id: newID("ss_"), grant: g.ID, max: max, until: now.Add(k.lease), cut: cut}
 	k.mu.Lock()
 	k.held[sl.id] = sl
 	k.mu.Unlock()

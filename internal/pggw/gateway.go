@@ -528,9 +528,9 @@ func (st *grantState) removeSession(c *conn) (cut string) {
 }
 
 // slotCut ends c, a session or admitted login of the grant, whose slot
-// among the replicas' could not be renewed before its lease ran out
-// (gateway.Slots.Take's cut): the other replicas count it out, and the
-// grant could exceed max_sessions_per_grant. Why is recorded with the
+// among the replicas' could not be renewed before its lease ran out, or,
+// gone from the store, could not be taken again (gateway.Slots.Take's
+// cut): the grant could exceed max_sessions_per_grant. Why is recorded with the
 // session's end (finish) or the login's refusal (startupCut).
 func (st *grantState) slotCut(c *conn, why string) {
 	st.mu.Lock()
@@ -540,7 +540,7 @@ func (st *grantState) slotCut(c *conn, why string) {
 	st.cut[c] = why
 	st.mu.Unlock()
 	c.gw.log.Warn("closing a session: "+why, "grant", st.g.ID, "client", c.raw.RemoteAddr().String())
-	c.kill(fatal(codeAdminShutdown, "airlock: "+why+"; this session is closed: connect again once the store answers"))
+	c.kill(fatal(codeAdminShutdown, "airlock: "+why+"; this session is closed: connect again later"))
 }
 
 // cutOf is why c was cut off for its slot (slotCut), or "".

@@ -100,8 +100,11 @@ type SessionSlots interface {
 	// RenewSlots pushes the leases of slots (one replica's) to until. A
 	// kept slot that is missing (taken over, or its lease passed and
 	// another replica deleted it) is returned in lost; a session's is
-	// written again, and returned in restored.
-	RenewSlots(ctx context.Context, replica string, slots []Slot, until time.Time) (lost, restored []string, err error)
+	// returned in missing, not written: its replica takes it again
+	// (TakeSlot), under the grant's bound, since the others may have
+	// filled the grant meanwhile (the rows gone with a restart of the
+	// database, say).
+	RenewSlots(ctx context.Context, replica string, slots []Slot, until time.Time) (lost, missing []string, err error)
 	// ClearSlots deletes every slot of replica: a replica's earlier run's,
 	// as it starts again under the same name.
 	ClearSlots(ctx context.Context, replica string) error

@@ -111,9 +111,8 @@ func (s *Store) ReleaseSlots(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// RenewSlots is store.SessionSlots.RenewSlots: one round trip, and a
-// second only if a session's slot is missing.
-func (s *Store) RenewSlots(ctx context.Context, replica string, slots []store.Slot, until time.Time) (lost, restored []string, err error) {
+// RenewSlots is store.SessionSlots.RenewSlots: one round trip.
+func (s *Store) RenewSlots(ctx context.Context, replica string, slots []store.Slot, until time.Time) (lost, missing []string, err error) {
 	ids := make([]string, len(slots))
 	for i, sl := range slots {
 		ids[i] = sl.ID
@@ -130,23 +129,14 @@ func (s *Store) RenewSlots(ctx context.Context, replica string, slots []store.Sl
 	for _, id := range renewed {
 		have[id] = true
 	}
-	var missing, grants []string
 	for _, sl := range slots {
 		switch {
 		case have[sl.ID]:
 		case sl.Kept:
 			lost = append(lost, sl.ID)
 		default:
-			missing, grants = append(missing, sl.ID), append(grants, sl.GrantID)
+			missing = append(missing, sl.ID)
 		}
-	}
-	if len(missing) == 0 {
-		return lost, nil, nil
-	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO session_slots (id, grant_id, replica, lease_until)
-		SELECT i, g, $3, $4 FROM unnest($1::text[], $2::text[]) u(i, g) ON CONFLICT (id) DO NOTHING`,
-		missing, grants, replica, until.UnixNano()); err != nil {
-		return lost, nil, fmt.Errorf("pgstore: restoring session slots: %w", err)
 	}
 	return lost, missing, nil
 }
