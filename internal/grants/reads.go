@@ -225,8 +225,9 @@ type SessionsPage struct {
 }
 
 // GrantSessions returns a page of the sessions of a grant the caller may
-// see, in the order they started (then by id); on a store shared by
-// replicas, in the order their starts were stored (sessionsInLogOrder).
+// see, in the order their starts were stored (sessionsInLogOrder: both
+// stores), or, on a store that does not keep that order, in the order
+// they started (then by id).
 // Every page checks that the caller may see the grant; a cursor names its
 // grant, and one of another grant is refused. Each session of the page is
 // proven against the log, its entries read again: a page costs its
@@ -264,12 +265,14 @@ func (s *Service) GrantSessions(ctx context.Context, caller model.Identity, id s
 	return page, s.proveSessions(ctx, id, page.Sessions)
 }
 
-// sessionsInLogOrder is GrantSessions on a store shared by replicas: the
-// cursor is the log sequence of the last session's start (and its id),
-// not its StartedAt, which is its replica's time taken before the start
-// was stored: a session another replica (its clock behind, or its start
-// stored late) stored after a page was read could sort before that page's
-// cursor, and no later page held it (store.SessionLogOrder).
+// sessionsInLogOrder is GrantSessions on a store that keeps the order
+// the sessions' starts were stored in (store.SessionLogOrder): the cursor
+// is the log sequence of the last session's start (and its id), not its
+// StartedAt, which is its replica's time taken before the start was
+// stored: a session another replica (its clock behind, or its start
+// stored late), or one process after a step of its clock back, stored
+// after a page was read could sort before that page's cursor, and no
+// later page held it.
 func (s *Service) sessionsInLogOrder(ctx context.Context, lo store.SessionLogOrder, id, after string, limit int, tag string) (SessionsPage, error) {
 	var afterSeq int64
 	var afterID string

@@ -6,6 +6,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // TestReplicasSessionPagesAcrossClocks: a grant's sessions are paged by a
@@ -42,13 +43,22 @@ func TestReplicasSessionPagesAcrossClocks(t *testing.T) {
 	late := rs.servedSession(b, cr, "127.0.0.1:2").ID
 	started = append(started, late)
 
+	listedOnce(t, first, started, late, func(after string) (grants.SessionsPage, error) {
+		return b.svc.GrantSessions(rs.ctx, b.id(t, alice), g.ID, grants.SessionsQuery{After: after, Limit: 2})
+	})
+}
+
+// listedOnce reads the pages after first (read) and fails t unless every
+// session of started is listed once over first and them.
+func listedOnce(t *testing.T, first grants.SessionsPage, started []string, late string, read func(after string) (grants.SessionsPage, error)) {
+	t.Helper()
 	seen := map[string]int{}
 	for _, s := range first.Sessions {
 		seen[s.ID]++
 	}
 	next := first.Next
 	for range 10 {
-		page, err := b.svc.GrantSessions(rs.ctx, b.id(t, alice), g.ID, grants.SessionsQuery{After: next, Limit: 2})
+		page, err := read(next)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,4 +74,36 @@ func TestReplicasSessionPagesAcrossClocks(t *testing.T) {
 			t.Errorf("session %s listed %d times over the pages (late: %v)", id, seen[id], id == late)
 		}
 	}
+}
+
+// TestSessionPagesClockStepBack: a single server on SQLite, whose clock
+// steps 2.5 s back (NTP) after a reader took the cursor of a grant's
+// first page of sessions: the session started then carries a time before
+// the cursor's, and a cursor on start times skipped it for good. Paged by
+// the order the starts were stored in, the next page holds it.
+func TestSessionPagesClockStepBack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Manual: true, Stepped: true})
+	g := h.request(bot, autoReq("10m"), model.Active)
+	var started []string
+	for range 3 {
+		h.fake.Advance(time.Second)
+		started = append(started, h.startSession(g, "127.0.0.1:1").ID)
+	}
+	first, err := h.Svc.GrantSessions(h.ctx, h.id(alice), g.ID, grants.SessionsQuery{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Sessions) != 2 || first.Next == "" {
+		t.Fatalf("first page: %d sessions, next %q; want 2 and a cursor", len(first.Sessions), first.Next)
+	}
+	h.stepped.step.Store(int64(-2500 * time.Millisecond))
+	h.fake.Advance(time.Second)
+	late := h.startSession(g, "127.0.0.1:2").ID
+	started = append(started, late)
+
+	listedOnce(t, first, started, late, func(after string) (grants.SessionsPage, error) {
+		return h.Svc.GrantSessions(h.ctx, h.id(alice), g.ID, grants.SessionsQuery{After: after, Limit: 2})
+	})
+	h.checkReview(t)
 }

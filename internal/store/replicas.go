@@ -118,22 +118,23 @@ type Slot struct {
 	LeaseUntil time.Time
 }
 
-// SessionLogOrder is implemented by a store shared by replicas: a grant's
-// sessions paged in the order their session.started entries were stored
-// (the log's sequence, assigned under the writers' lock every replica
-// takes), not by their StartedAt. A session's StartedAt is its replica's
-// time (its clock plus its measured offset from the database's), taken
-// before its start is stored: another replica's may lag it, and a start
-// may be stored after a later one, so a cursor on StartedAt could step
-// past a session stored after the page that held the cursor. A cursor on
-// the sequence cannot: every session stored later comes after it.
+// SessionLogOrder is implemented by both stores: a grant's sessions paged
+// in the order their session.started entries were stored (the log's
+// sequence, assigned under the writers' lock every replica takes), not by
+// their StartedAt. A session's StartedAt is its replica's time (its clock
+// plus its measured offset from the database's), taken before its start
+// is stored: another replica's may lag it, a start may be stored after a
+// later one, and a lone server's clock may step back (NTP), so a cursor on
+// StartedAt could step past a session stored after the page that held the
+// cursor. A cursor on the sequence cannot: every session stored later
+// comes after it.
 type SessionLogOrder interface {
 	// SessionsInLogOrder returns up to limit (all if not positive) of
 	// grantID's sessions after the one whose start is stored at afterSeq
 	// (0: from the first), in that order, with each one's start sequence.
-	// A session whose row has none (written before schema version 11
-	// from no entry) reads as 0 and comes first, by ID: afterID is then
-	// the cursor's place among those.
+	// A session whose row has none (written before schema version 11,
+	// 8 on SQLite, from no entry) reads as 0 and comes first, by ID:
+	// afterID is then the cursor's place among those.
 	SessionsInLogOrder(ctx context.Context, grantID string, afterSeq int64, afterID string, limit int) ([]model.Session, []int64, error)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store/storetest"
 )
 
 // TestSessionsStartSeq: migration 11 gives the sessions a database already
@@ -39,38 +40,7 @@ func TestSessionsStartSeq(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 
-	stx, err := s.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stx.(*Tx).InsertSessionFrom(ctx, model.Session{ID: "s_c", GrantID: "g_1", StartedAt: start, EndedAt: start.Add(time.Hour)}, 7); err != nil {
-		stx.Rollback()
-		t.Fatal(err)
-	}
-	if err := stx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	var seqs []int64
-	var afterSeq int64
-	afterID := ""
-	for range 10 {
-		ss, sq, err := s.SessionsInLogOrder(ctx, "g_1", afterSeq, afterID, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ss) == 0 {
-			break
-		}
-		ids, seqs = append(ids, ss[0].ID), append(seqs, sq[0])
-		afterSeq, afterID = sq[0], ss[0].ID
-	}
-	if got, want := strings.Join(ids, " "), "s_none s_a s_b s_c"; got != want {
-		t.Errorf("sessions in log order, a page of one at a time: %s (sequences %v), want %s", got, seqs, want)
-	}
-	if want := []int64{0, 2, 3, 7}; len(seqs) != 4 || seqs[0] != want[0] || seqs[1] != want[1] || seqs[2] != want[2] || seqs[3] != want[3] {
-		t.Errorf("start sequences %v, want %v", seqs, want)
-	}
+	storetest.CheckLogOrderPages(t, s, start, "g_1", []string{"s_none", "s_a", "s_b", "s_c"}, []int64{0, 2, 3, 7})
 
 	// The index answers the page's condition and order, not a scan and a
 	// sort of the grant's sessions: asked of a grant with 20,000 more.
@@ -102,32 +72,8 @@ func TestSessionsStartSeq(t *testing.T) {
 
 	// s_c's entry is not in this log: IndexDiffs says so, and of s_b once
 	// its column is changed.
-	if _, err := s.pool.Exec(context.WithoutCancel(ctx), `INSERT INTO log_entries (seq, type, grant_id, session_id) VALUES (7, 'session.started', 'g_1', 's_c')`); err != nil {
-		t.Fatal(err)
-	}
-	if diffs := sessionDiffs(t, s); len(diffs) != 0 {
-		t.Fatalf("IndexDiffs: %v", diffs)
-	}
-	if _, err := s.pool.Exec(context.WithoutCancel(ctx), "UPDATE sessions SET start_seq = 9 WHERE id = 's_b'"); err != nil {
-		t.Fatal(err)
-	}
-	if diffs := sessionDiffs(t, s); len(diffs) != 1 || !strings.Contains(diffs[0], "s_b") || !strings.Contains(diffs[0], "start_seq") {
-		t.Fatalf("IndexDiffs after s_b's start_seq was changed: %v", diffs)
-	}
-}
-
-// sessionDiffs is IndexDiffs' descriptions of sessions.
-func sessionDiffs(t *testing.T, s *Store) []string {
-	t.Helper()
-	diffs, err := s.IndexDiffs(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range diffs {
-		if strings.HasPrefix(d, "session ") {
-			out = append(out, d)
-		}
-	}
-	return out
+	storetest.CheckStartSeqDiffs(t, s, func(q string) error {
+		_, err := s.pool.Exec(context.WithoutCancel(ctx), q)
+		return err
+	})
 }

@@ -16,7 +16,9 @@ const maxIndexDiffs = 100
 // not read the records and entries that verification checks against the
 // log, but columns copied from them: a grant's identity, target, account,
 // status and time span (`airlock grants --account/--status/--day`, the
-// evidence export's selection), a session's grant, and an entry's type,
+// evidence export's selection), a session's grant, start and start_seq
+// (the sequence of its session.started entry: its place in the grant's
+// pages), and an entry's type,
 // grant and session with the runs that index them (a grant's or session's
 // entries: `grant show`, `session show`, the per-row check against the
 // log). It returns one description per column that does not say what its
@@ -41,7 +43,7 @@ func (s *Store) IndexDiffs(ctx context.Context) ([]string, error) {
 	if out, err = maxSpanDiff(ctx, tx, out, longest); err != nil {
 		return nil, err
 	}
-	if out, err = sessionColumnDiffs(ctx, tx, out); err != nil {
+	if out, err = sessionColumnDiffs(ctx, tx, out, !s.noStartSeq); err != nil {
 		return nil, err
 	}
 	return entryColumnDiffs(ctx, tx, out, !s.noGrantRuns, !s.noSessionRuns)
@@ -93,8 +95,22 @@ func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, 
 	return out, longest, nil
 }
 
-func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT id, grant_id, started_at, record FROM sessions ORDER BY id")
+// sessionStartSeqSQL reads each session's columns with its start_seq and
+// the sequence of its session.started entry (0 if it has none: a row
+// written from no entry), from one scan of the log: a session's entries
+// have no index of their own but runs.
+const sessionStartSeqSQL = `SELECT s.id, s.grant_id, s.started_at, s.record, s.start_seq, COALESCE(st.seq, 0)
+	FROM sessions s LEFT JOIN (
+		SELECT session_id, MIN(seq) AS seq FROM log_entries
+		WHERE type = 'session.started' AND session_id IS NOT NULL AND session_id <> '' GROUP BY session_id) st
+	ON st.session_id = s.id ORDER BY s.id`
+
+func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string, startSeq bool) ([]string, error) {
+	query := "SELECT id, grant_id, started_at, record, 0, 0 FROM sessions ORDER BY id" // before schema version 8
+	if startSeq {
+		query = sessionStartSeqSQL
+	}
+	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: check session columns: %w", err)
 	}
@@ -102,7 +118,8 @@ func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string
 	n := 0
 	for rows.Next() {
 		var r sessionRow
-		if err := rows.Scan(&r.id, &r.grantID, &r.startedAt, &r.record); err != nil {
+		var startSeq, entrySeq int64
+		if err := rows.Scan(&r.id, &r.grantID, &r.startedAt, &r.record, &startSeq, &entrySeq); err != nil {
 			return nil, fmt.Errorf("sqlitestore: check session columns: %w", err)
 		}
 		ss, err := decodeSession(r.record)
@@ -117,6 +134,10 @@ func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string
 		if (r.id != w.id || r.grantID != w.grantID || r.startedAt != w.startedAt) && n < maxIndexDiffs {
 			n++
 			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %v) is not its record's (%s, %s, %v): the column reads filter on was changed", r.id, r.id, r.grantID, r.startedAt.Int64, w.id, w.grantID, w.startedAt.Int64))
+		}
+		if startSeq != entrySeq && n < maxIndexDiffs {
+			n++
+			out = append(out, fmt.Sprintf("session %s: its start_seq column (%d) is not the sequence of its session.started entry (%d): the grant's pages of sessions are read in its order", r.id, startSeq, entrySeq))
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -97,6 +97,13 @@ func OpenReadOnly(ctx context.Context, path string) (_ *Store, cleanup func(), e
 		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	s.noBindings = bindings == 0
+	var startSeq int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'start_seq'`).Scan(&startSeq); err != nil {
+		s.Close()
+		cleanup()
+		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	s.noStartSeq = startSeq == 0
 	return s, cleanup, nil
 }
 

@@ -407,6 +407,48 @@ func (s *Store) SessionsPage(ctx context.Context, f store.SessionFilter) ([]mode
 	return out, nil
 }
 
+// SessionsInLogOrder is store.SessionLogOrder.SessionsInLogOrder, through
+// the sessions_grant_seq index (migration 8).
+func (s *Store) SessionsInLogOrder(ctx context.Context, grantID string, afterSeq int64, afterID string, limit int) ([]model.Session, []int64, error) {
+	if s.noStartSeq {
+		return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q in log order: the database is from before schema version 8 (opened read-only, not migrated)", grantID)
+	}
+	query := "SELECT record, start_seq FROM sessions WHERE grant_id = ?"
+	args := []any{grantID}
+	if afterSeq != 0 || afterID != "" {
+		query += " AND (start_seq, id) > (?, ?)"
+		args = append(args, afterSeq, afterID)
+	}
+	query += " ORDER BY start_seq, id"
+	if limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+	}
+	defer rows.Close()
+	var out []model.Session
+	var seqs []int64
+	for rows.Next() {
+		var rec []byte
+		var seq int64
+		if err := rows.Scan(&rec, &seq); err != nil {
+			return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+		}
+		ss, err := decodeSession(rec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+		}
+		out, seqs = append(out, ss), append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
+	}
+	return out, seqs, nil
+}
+
 // sessions decodes the records query selects.
 func (s *Store) sessions(ctx context.Context, query string, args ...any) ([]model.Session, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)

@@ -154,6 +154,8 @@ func TestSessionRunsMigration(t *testing.T) {
 		`DROP INDEX sessions_open`,
 		`DROP TABLE integration_actions`,
 		`ALTER TABLE identities DROP COLUMN bindings_json`,
+		`DROP INDEX sessions_grant_seq`,
+		`ALTER TABLE sessions DROP COLUMN start_seq`,
 		`CREATE INDEX log_entries_grant ON log_entries(grant_id)`,
 		`CREATE INDEX log_entries_session ON log_entries(session_id)`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,

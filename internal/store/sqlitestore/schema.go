@@ -184,6 +184,24 @@ CREATE INDEX integration_actions_expires ON integration_actions(expires);
 	`
 ALTER TABLE identities ADD COLUMN bindings_json TEXT NOT NULL DEFAULT '';
 `,
+	// 8: a grant's sessions are paged in the order their starts were
+	// stored (store.SessionLogOrder), not by started_at: a session's
+	// started_at is the clock's reading before its start is stored, and a
+	// step of the clock back (NTP) gave a session started after a reader
+	// took a page's cursor a time before that cursor, so no later page
+	// held it. start_seq is the sequence of the session.started entry the
+	// row is written from (assigned in the transaction that stores the
+	// row): every session stored later has a higher one. A row written
+	// from no entry keeps 0. One scan of the log fills the rows a database
+	// holds (a session's entries have no index of their own but runs).
+	`
+ALTER TABLE sessions ADD COLUMN start_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET start_seq = st.seq FROM (
+	SELECT session_id, MIN(seq) AS seq FROM log_entries
+	WHERE type = 'session.started' AND session_id IS NOT NULL AND session_id <> '' GROUP BY session_id) AS st
+	WHERE st.session_id = sessions.id;
+CREATE INDEX sessions_grant_seq ON sessions(grant_id, start_seq, id);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -136,9 +136,15 @@ type Store struct {
 	// identities' bindings column (schema version 7): its rows read as
 	// recording none, as every row then did.
 	noBindings bool
+	// noStartSeq is set for a database opened read-only from before the
+	// sessions' start_seq column (schema version 8): IndexDiffs has no
+	// such column to check, and SessionsInLogOrder no order to read.
+	noStartSeq bool
 }
 
 var _ store.Store = (*Store)(nil)
+
+var _ store.SessionLogOrder = (*Store)(nil)
 
 // Open opens the Airlock database at path, creating it if it does not exist,
 // and brings its schema up to date.

@@ -552,6 +552,8 @@ func TestIdentityBindingsMigration(t *testing.T) {
 	// The database as schema version 6 left it, with one identity.
 	for _, q := range []string{
 		`ALTER TABLE identities DROP COLUMN bindings_json`,
+		`DROP INDEX sessions_grant_seq`,
+		`ALTER TABLE sessions DROP COLUMN start_seq`,
 		`DELETE FROM schema_migrations WHERE version >= 7`,
 		`INSERT INTO identities (name, kind, source) VALUES ('alice', 'human', 'config')`,
 	} {

@@ -35,6 +35,8 @@ type Tx struct {
 
 var _ store.Tx = (*Tx)(nil)
 
+var _ store.SessionStartTx = (*Tx)(nil)
+
 const (
 	insertGrantSQL = `INSERT INTO grants
 		(id, identity, target, account, status, requested_at, span_end, credential_id, record)
@@ -53,6 +55,10 @@ const (
 	insertSessionSQL = `INSERT INTO sessions
 		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO NOTHING`
+	insertSessionFromSQL = `INSERT INTO sessions
+		(id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record, start_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO NOTHING`
 	putIdentitySQL = `INSERT INTO identities (` + identityCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -316,8 +322,9 @@ func (t *Tx) EndSession(ctx context.Context, end model.Session) (bool, error) {
 	return true, t.writeSession(ctx, putSessionSQL, "end", row)
 }
 
-// writeSession writes s with query (putSessionSQL or insertSessionSQL).
-func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session) error {
+// writeSession writes s with query (putSessionSQL or insertSessionSQL;
+// insertSessionFromSQL with its start's sequence in extra).
+func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Session, extra ...any) error {
 	if err := t.usable(); err != nil {
 		return err
 	}
@@ -325,8 +332,9 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 	if err != nil {
 		return fmt.Errorf("sqlitestore: %s session: %w", verb, err)
 	}
-	if _, err := t.exec(ctx, query, r.id, r.grantID, r.startedAt, r.calls, r.denied,
-		r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
+	args := append([]any{r.id, r.grantID, r.startedAt, r.calls, r.denied,
+		r.bytesIn, r.bytesOut, r.usedJSON, r.record}, extra...)
+	if _, err := t.exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("sqlitestore: %s session %q: %w", verb, s.ID, err)
 	}
 	return nil
@@ -335,6 +343,13 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 // InsertSession inserts a session record unless one with its ID exists.
 func (t *Tx) InsertSession(ctx context.Context, s model.Session) error {
 	return t.writeSession(ctx, insertSessionSQL, "insert", s)
+}
+
+// InsertSessionFrom is InsertSession of the row written from the
+// session.started entry at seq, which orders the grant's sessions' pages
+// (store.SessionStartTx, migration 8).
+func (t *Tx) InsertSessionFrom(ctx context.Context, s model.Session, seq int64) error {
+	return t.writeSession(ctx, insertSessionFromSQL, "insert", s, seq)
 }
 
 // AppendLog stores entries. The first Seq must equal the current log size

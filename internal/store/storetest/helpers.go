@@ -310,3 +310,84 @@ func entries(from int64, n int) []store.LogEntry {
 	}
 	return out
 }
+
+// CheckLogOrderPages stores session s_c of grantID, started at start,
+// from a session.started entry at sequence 7 (store.SessionStartTx), then
+// reads the grant's sessions from st a page of one at a time through the
+// cursor (store.SessionLogOrder), as GrantSessions pages them, and fails
+// t unless they come as wantIDs with start sequences wantSeqs.
+func CheckLogOrderPages(t *testing.T, st store.Store, start time.Time, grantID string, wantIDs []string, wantSeqs []int64) {
+	t.Helper()
+	tx, err := st.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.(store.SessionStartTx).InsertSessionFrom(t.Context(), model.Session{ID: "s_c", GrantID: grantID, StartedAt: start, EndedAt: start.Add(time.Hour)}, 7); err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	lo := st.(store.SessionLogOrder)
+	var ids []string
+	var seqs []int64
+	var afterSeq int64
+	afterID := ""
+	for range len(wantIDs) + 2 {
+		ss, sq, err := lo.SessionsInLogOrder(t.Context(), grantID, afterSeq, afterID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ss) == 0 {
+			break
+		}
+		ids, seqs = append(ids, ss[0].ID), append(seqs, sq[0])
+		afterSeq, afterID = sq[0], ss[0].ID
+	}
+	if !slices.Equal(ids, wantIDs) || !slices.Equal(seqs, wantSeqs) {
+		t.Errorf("sessions in log order, a page of one at a time: %v (start sequences %v), want %v (%v)", ids, seqs, wantIDs, wantSeqs)
+	}
+}
+
+// IndexChecker is review.IndexChecker (storetest cannot import review).
+type IndexChecker interface {
+	IndexDiffs(ctx context.Context) ([]string, error)
+}
+
+// SessionDiffs is c's IndexDiffs' descriptions of sessions.
+func SessionDiffs(t *testing.T, c IndexChecker) []string {
+	t.Helper()
+	diffs, err := c.IndexDiffs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range diffs {
+		if strings.HasPrefix(d, "session ") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// CheckStartSeqDiffs follows CheckLogOrderPages' sessions of g_1 (s_b's
+// start stored at sequence 3, s_c's at 7, whose entry the log lacks):
+// once exec has stored s_c's entry IndexDiffs says nothing of sessions,
+// and once exec has changed s_b's start_seq behind the store's back it
+// says so.
+func CheckStartSeqDiffs(t *testing.T, c IndexChecker, exec func(query string) error) {
+	t.Helper()
+	if err := exec(`INSERT INTO log_entries (seq, type, grant_id, session_id) VALUES (7, 'session.started', 'g_1', 's_c')`); err != nil {
+		t.Fatal(err)
+	}
+	if diffs := SessionDiffs(t, c); len(diffs) != 0 {
+		t.Fatalf("IndexDiffs: %v", diffs)
+	}
+	if err := exec("UPDATE sessions SET start_seq = 9 WHERE id = 's_b'"); err != nil {
+		t.Fatal(err)
+	}
+	if diffs := SessionDiffs(t, c); len(diffs) != 1 || !strings.Contains(diffs[0], "s_b") || !strings.Contains(diffs[0], "start_seq") {
+		t.Fatalf("IndexDiffs after s_b's start_seq was changed: %v", diffs)
+	}
+}
