@@ -131,16 +131,7 @@ func TestGrantShowFollowsSessionPages(t *testing.T) {
 	mux.HandleFunc("GET /v1/grants/g_1/history", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(httpapi.HistoryResponse{Events: []httpapi.Event{}})
 	})
-	mux.HandleFunc("GET /v1/grants/g_1/sessions", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(sessions.URL + "?" + r.URL.RawQuery)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer resp.Body.Close()
-		w.Header().Set("Content-Type", "application/json")
-		io.Copy(w, resp.Body)
-	})
+	mux.HandleFunc("GET /v1/grants/g_1/sessions", proxyTo(t, sessions.URL))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	code, out, errOut := run(t, []string{EnvAddr + "=" + srv.URL, EnvToken + "=k"}, "grant", "show", "g_1", "-o", "json")
@@ -156,5 +147,72 @@ func TestGrantShowFollowsSessionPages(t *testing.T) {
 	want := []string{"limit=1000", "after=2&limit=1000", "after=4&limit=1000"}
 	if got := *queries; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("queries %q, want %q", got, want)
+	}
+}
+
+// TestGrantShowFollowsHistoryPages: GET /v1/grants/{id}/history answers a
+// page at a time; airlock grant show prints every entry of the grant by
+// following the pages, as text and -o json, and a page whose
+// log_mismatch is set is a warning on stderr and exit 1.
+func TestGrantShowFollowsHistoryPages(t *testing.T) {
+	at := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	var all []httpapi.Event
+	for i := range 5 {
+		all = append(all, httpapi.Event{Seq: int64(i + 1), Time: at, Type: fmt.Sprintf("grant.e%d", i), GrantID: "g_1", Entry: json.RawMessage(`{"actor":"policy"}`)})
+	}
+	history, queries := pagesServer(t, all, 2, func(page []httpapi.Event, next string) any {
+		r := httpapi.HistoryResponse{Events: page, Next: next}
+		if len(page) > 0 && page[0].Seq == 5 {
+			r.LogMismatch = []string{"log entries of this grant differ"}
+		}
+		return r
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/grants/g_1", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(httpapi.GrantResponse{Grant: model.Grant{ID: "g_1", Identity: "log-triage-bot", Status: model.Active, RequestedAt: at}})
+	})
+	mux.HandleFunc("GET /v1/grants/g_1/history", proxyTo(t, history.URL))
+	mux.HandleFunc("GET /v1/grants/g_1/sessions", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(httpapi.SessionsResponse{Sessions: []model.Session{}})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	env := []string{EnvAddr + "=" + srv.URL, EnvToken + "=k"}
+	code, out, errOut := run(t, env, "grant", "show", "g_1", "-o", "json")
+	var shown struct {
+		History []httpapi.Event `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || len(shown.History) != len(all) || shown.History[4].Seq != 5 {
+		t.Fatalf("grant show -o json: %d entries (%v), want %d:\n%s", len(shown.History), err, len(all), out)
+	}
+	if code != 1 || !strings.Contains(errOut, "log entries of this grant differ") {
+		t.Errorf("grant show -o json: exit %d, stderr %q: the last page's mismatch is not reported", code, errOut)
+	}
+	want := []string{"limit=5000", "after=2&limit=5000", "after=4&limit=5000"}
+	if got := *queries; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("queries %q, want %q", got, want)
+	}
+	code, out, errOut = run(t, env, "grant", "show", "g_1")
+	for _, e := range all {
+		if !strings.Contains(out, e.Type) {
+			t.Errorf("the table lacks %s:\n%s", e.Type, out)
+		}
+	}
+	if code != 1 || !strings.Contains(errOut, "log entries of this grant differ") {
+		t.Errorf("grant show: exit %d, stderr %q: the last page's mismatch is not reported", code, errOut)
+	}
+}
+
+// proxyTo answers each request with what url answers its query.
+func proxyTo(t *testing.T, url string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(url + "?" + r.URL.RawQuery)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
 	}
 }

@@ -37,21 +37,27 @@ func (a *app) grantCmd() *cobra.Command {
 			if err != nil {
 				return describe(err)
 			}
-			history, err := c.History(ctx, g.ID)
-			if err != nil {
-				return describe(err)
-			}
-			// The sessions come last in either output, and a grant may
-			// hold hundreds of thousands: each page is printed as it
-			// comes, so that the CLI holds one page, not all of them.
+			// The sessions and the history may each be hundreds of
+			// thousands: each page is printed as it comes, so that the
+			// CLI holds one page, not all of them. -o json prints the
+			// history first, its members in key order.
 			unproven := len(g.LogMismatch) > 0
+			eachHistory := func(add func([]httpapi.Event) error) error {
+				return c.EachHistoryPage(ctx, g.ID, 0, func(r httpapi.HistoryResponse) error {
+					if len(r.LogMismatch) > 0 {
+						unproven = true
+						printMismatch(a.errOut, "this history", r.LogMismatch)
+					}
+					return add(r.Events)
+				})
+			}
 			var page func([]model.Session) error
 			var end func() error
 			if a.output == "json" {
 				printMismatch(a.errOut, "this record", g.LogMismatch)
-				sessions, err := startGrantJSON(a.out, g, history)
+				sessions, err := startGrantJSON(a.out, g, eachHistory)
 				if err != nil {
-					return err
+					return describe(err)
 				}
 				page = func(ss []model.Session) error {
 					for _, s := range ss {
@@ -73,7 +79,13 @@ func (a *app) grantCmd() *cobra.Command {
 					return nil
 				}
 				end = func() error {
-					printHistory(a.out, history)
+					fmt.Fprintln(a.out, historyTitle)
+					if err := eachHistory(func(es []httpapi.Event) error {
+						printHistoryLines(a.out, es)
+						return nil
+					}); err != nil {
+						return describe(err)
+					}
 					return nil
 				}
 			}
@@ -98,22 +110,28 @@ func (a *app) grantCmd() *cobra.Command {
 
 // startGrantJSON writes the start of grant show's JSON, the object
 // {"grant", "history", "sessions"} as the Encoder indents it (members in
-// key order, as it writes a map's), up to the sessions' array, and returns
-// the writer of that array: Add each page of sessions, Close it, then end
-// the object with "\n}\n". The output is byte for byte what encoding the
-// whole object at once wrote, but for a grant without sessions, whose
-// "sessions" is [] where it was null.
-func startGrantJSON(w io.Writer, g model.Grant, history []httpapi.Event) (*jsonlist.Writer[model.Session], error) {
+// key order, as it writes a map's), the history's pages as eachHistory
+// reads them, up to the sessions' array, and returns the writer of that
+// array: Add each page of sessions, Close it, then end the object with
+// "\n}\n". The output is byte for byte what encoding the whole object at
+// once wrote, but for a grant without sessions, whose "sessions" is []
+// where it was null.
+func startGrantJSON(w io.Writer, g model.Grant, eachHistory func(add func([]httpapi.Event) error) error) (*jsonlist.Writer[model.Session], error) {
 	gj, err := json.MarshalIndent(g, "  ", "  ")
 	if err != nil {
 		return nil, err
 	}
-	hj, err := json.MarshalIndent(history, "  ", "  ")
-	if err != nil {
+	if _, err := io.WriteString(w, "{\n  \"grant\": "+string(gj)+",\n  \"history\": "); err != nil {
 		return nil, err
 	}
-	head := "{\n  \"grant\": " + string(gj) + ",\n  \"history\": " + string(hj) + ",\n  \"sessions\": "
-	if _, err := io.WriteString(w, head); err != nil {
+	history := &jsonlist.Writer[httpapi.Event]{W: w, Prefix: "  "}
+	if err := eachHistory(history.Add); err != nil {
+		return nil, err
+	}
+	if err := history.Close(); err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(w, ",\n  \"sessions\": "); err != nil {
 		return nil, err
 	}
 	return &jsonlist.Writer[model.Session]{W: w, Prefix: "  "}, nil
@@ -217,9 +235,17 @@ func printSessionLines(w io.Writer, sessions []model.Session) {
 	}
 }
 
+// historyTitle heads a grant's log entries in grant show.
+const historyTitle = "History (tamper-evident log):"
+
 // printHistory prints a grant's log entries.
 func printHistory(w io.Writer, history []httpapi.Event) {
-	fmt.Fprintln(w, "History (tamper-evident log):")
+	fmt.Fprintln(w, historyTitle)
+	printHistoryLines(w, history)
+}
+
+// printHistoryLines prints a line for each of a grant's log entries.
+func printHistoryLines(w io.Writer, history []httpapi.Event) {
 	for _, e := range history {
 		linef(w, "  #%-6d %s  %-26s %s", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
 	}

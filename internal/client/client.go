@@ -228,10 +228,41 @@ func (c *Client) Grants(ctx context.Context, q url.Values, fn func([]model.Grant
 	}, fn)
 }
 
-// History returns a grant's log entries.
+// History returns a grant's whole history, read a page at a time; its
+// problems (each page's LogMismatch) are not returned: EachHistoryPage has
+// them.
 func (c *Client) History(ctx context.Context, id string) ([]httpapi.Event, error) {
+	var all []httpapi.Event
+	err := c.EachHistoryPage(ctx, id, 0, func(r httpapi.HistoryResponse) error {
+		all = append(all, r.Events...)
+		return nil
+	})
+	return all, err
+}
+
+// HistoryPage reads one page of a grant's log entries: after the cursor
+// after (a previous page's Next) if not empty, at most limit of them (the
+// server's default if 0).
+func (c *Client) HistoryPage(ctx context.Context, id, after string, limit int) (httpapi.HistoryResponse, error) {
 	var r httpapi.HistoryResponse
-	return r.Events, c.do(ctx, "GET", "/v1/grants/"+url.PathEscape(id)+"/history", nil, &r)
+	err := c.do(ctx, "GET", pagePath("/v1/grants/"+url.PathEscape(id)+"/history", nil, after, limit), nil, &r)
+	return r, err
+}
+
+// EachHistoryPage reads a grant's whole history a page of limit entries at
+// a time (grants.MaxEventsPage if 0), following each page's cursor, and
+// hands each page to fn as it comes: the caller holds one page at a time,
+// however long the grant.
+func (c *Client) EachHistoryPage(ctx context.Context, id string, limit int, fn func(httpapi.HistoryResponse) error) error {
+	if limit <= 0 {
+		limit = grants.MaxEventsPage
+	}
+	return follow(func(after string) ([]httpapi.HistoryResponse, string, error) {
+		r, err := c.HistoryPage(ctx, id, after, limit)
+		return []httpapi.HistoryResponse{r}, r.Next, err
+	}, func(rs []httpapi.HistoryResponse) error {
+		return fn(rs[0])
+	})
 }
 
 // SessionsPage reads one page of a grant's sessions: after the cursor

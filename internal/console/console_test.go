@@ -276,12 +276,12 @@ func TestSignInQueueApprove(t *testing.T) {
 		t.Fatalf("after approve: %s %+v", g.Status, g.Approvals)
 	}
 	// The approval's entry says where it was made, as an API approval's does.
-	hist, err := e.srv.Service.History(context.Background(), e.identity("alice"), pending.ID)
+	hist, err := e.srv.Service.History(context.Background(), e.identity("alice"), pending.ID, grants.EventsQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	approvedFrom := ""
-	for _, en := range hist {
+	for _, en := range hist.Entries {
 		if en.Type == "grant.approved" {
 			var d struct {
 				Data struct {
@@ -416,12 +416,12 @@ func TestSelfApprovalRefused(t *testing.T) {
 		t.Fatalf("revoking her own: %d %s", r.status, r.body)
 	}
 	// Both attempts are in the log, on the grant, as made in the console.
-	hist, err := e.srv.Service.History(context.Background(), e.identity("alice"), own.ID)
+	hist, err := e.srv.Service.History(context.Background(), e.identity("alice"), own.ID, grants.EventsQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, en := range hist {
+	for _, en := range hist.Entries {
 		if en.Type != grants.RefusedDecisionType {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -517,17 +518,39 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 		return
 	}
 	ss := page.Sessions
-	hist, err := h.svc.History(ctx, u.id, id)
-	if err != nil {
-		h.failErr(w, r, u, err)
-		return
+	d := grantData{G: g, CSRF: u.ses.csrf}
+	// The history is read a page at a time (a grant of a long session
+	// holds millions of entries), keeping the first and the last
+	// entries: the request and its decision, and how it ended.
+	var head, tail []historyLine
+	n := 0
+	for q := (grants.EventsQuery{Limit: grants.MaxEventsPage}); ; {
+		hp, err := h.svc.History(ctx, u.id, id, q)
+		if err != nil {
+			h.failErr(w, r, u, err)
+			return
+		}
+		for _, m := range hp.LogMismatch {
+			if !slices.Contains(d.G.LogMismatch, m) {
+				d.G.LogMismatch = append(d.G.LogMismatch, m)
+			}
+		}
+		for _, l := range history(httpapi.Events(hp.Entries)) {
+			n++
+			if len(head) < maxHistory/2 {
+				head = append(head, l)
+			} else if tail = append(tail, l); len(tail) > maxHistory/2 {
+				tail = tail[1:]
+			}
+		}
+		if hp.Next == 0 {
+			break
+		}
+		q.After = hp.Next
 	}
-	d := grantData{G: g, CSRF: u.ses.csrf, History: history(httpapi.Events(hist))}
-	if n := len(d.History); n > maxHistory {
-		// The first and the last entries: the request and its decision,
-		// and how it ended.
+	d.History = append(head, tail...)
+	if n > maxHistory {
 		d.HistoryMore = n - maxHistory
-		d.History = append(d.History[:maxHistory/2:maxHistory/2], d.History[n-maxHistory/2:]...)
 		d.HistoryGap = maxHistory / 2
 	}
 	if page.Next != "" {

@@ -31,7 +31,10 @@ import (
 // session's entries for a page of sessions; what was read must reach the
 // chains' values, each entry matching its leaf hash too. The grant's first
 // entry must still be the one derived from (an entry with no position in
-// the log, put before it, is found). When any of this fails the read is
+// the log, put before it, is found). A page of the grant's history
+// (History) checks the grant's own entries too, and the page's entries
+// against a chain over all the grant's entries, as a session's page does
+// (sessionproof.go: entryChain). When any of this fails the read is
 // proven from the grant's whole log, as before, with a mismatch that says
 // so. A read costs what it shows (a page of sessions, their entries) and
 // the entries appended since the read before; the rest of the grant's log
@@ -73,6 +76,9 @@ type grantProof struct {
 	own     proofMark
 	ownRuns []ownRun
 	lastOwn bool
+	// all is the chain over all the grant's entries, for the pages of
+	// its history (History).
+	all entryChain
 	// read is how many entries the derivation read.
 	read int
 }
@@ -100,6 +106,7 @@ func (p *grantProof) note(e store.LogEntry, h tlog.Hash) {
 		p.first, p.firstHash = e.Seq, h
 	}
 	p.read++
+	p.all.add(e, h)
 	if e.SessionID != "" {
 		m := p.sessions[e.SessionID]
 		p.sessions[e.SessionID] = proofMark{n: m.n + 1, seq: e.Seq, chain: link(m.chain, e.Seq, h)}
@@ -220,12 +227,23 @@ func (s *Service) withGrantProof(ctx context.Context, id string, sessions []stri
 	}
 	p.dv.problems = append(p.dv.problems, changed...)
 	use(p.dv.d, p.dv.problems)
-	// Kept after use, which then has it alone. Kept after a change too,
-	// so that it is not derived anew on each read after it.
-	if (p.read >= grantProofMin || changed != nil) && len(p.ownRuns) <= maxOwnRuns {
+	// Kept after use, which then has it alone.
+	s.keepGrantProof(p, changed != nil)
+	return nil
+}
+
+// keepGrantProof keeps p for the next reads of its grant if it was
+// derived from grantProofMin entries or more, or always is set (p was kept
+// already, or derived again after a change, so that it is not derived anew
+// on each read after it), unless its grant's own entries lie in more than
+// maxOwnRuns runs.
+func (s *Service) keepGrantProof(p *grantProof, always bool) {
+	switch {
+	case len(p.ownRuns) > maxOwnRuns:
+		s.grantProofs.drop(p)
+	case always || p.read >= grantProofMin:
 		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
 	}
-	return nil
 }
 
 // useGrantProof is withGrantProof with proof p kept from a read before;
@@ -238,10 +256,6 @@ func (s *Service) useGrantProof(ctx context.Context, p *grantProof, sessions []s
 		return false, err
 	}
 	use(p.dv.d, p.dv.problems)
-	if len(p.ownRuns) > maxOwnRuns {
-		s.grantProofs.drop(p)
-	} else {
-		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
-	}
+	s.keepGrantProof(p, true)
 	return true, nil
 }

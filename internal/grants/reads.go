@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
@@ -306,10 +307,76 @@ func grantTag(id string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// History returns the log entries of one grant, for `airlock grant show`.
-func (s *Service) History(ctx context.Context, caller model.Identity, id string) ([]store.LogEntry, error) {
-	if _, err := s.Get(ctx, caller, id); err != nil { // Get syncs the log
-		return nil, err
+// HistoryPage is one page of a grant's log entries.
+type HistoryPage struct {
+	Entries []store.LogEntry
+	// Next is the cursor of the next page (EventsQuery.After), or 0 when
+	// no entry of the grant follows.
+	Next int64
+	// LogMismatch lists the problems proving the page met: entries that
+	// are not as the log holds them, or that differ from those an
+	// earlier read of the grant read.
+	LogMismatch []string
+}
+
+// History returns a page of a grant's log entries in log order, for
+// `airlock grant show`: at most q's limit of them, whatever the grant
+// holds (a grant of a long session holds millions, and all of them were
+// one answer). The page is proven as a page of a session's events is: with
+// the derivation of the grant's log kept by the read before (the grant's
+// Get, or the page before: grantproof.go), each entry read is checked
+// against a hash chain over all the grant's entries, so a page costs the
+// page, at most 2*proofMarkEvery entries more, the grant's own entries and
+// those appended since; without one the grant's whole log is derived.
+func (s *Service) History(ctx context.Context, caller model.Identity, id string, q EventsQuery) (HistoryPage, error) {
+	if _, err := s.visibleGrant(ctx, caller, id); err != nil { // syncs the log
+		return HistoryPage{}, err
 	}
-	return s.st.LogEntries(ctx, store.LogFilter{GrantID: id})
+	limit := pageLimit(q.Limit, DefaultEventsPage, MaxEventsPage)
+	after := max(q.After, 0)
+	var changed []string
+	if p, ok := s.grantProofs.get(id, id, s.clk.Now()); ok {
+		page, ok, err := s.provenHistory(ctx, p, after, limit)
+		if err != nil || ok {
+			return page, err
+		}
+		// What the proof was derived from is no longer what the log
+		// holds: prove this page from the whole log, saying so.
+		s.grantProofs.drop(p)
+		changed = []string{grantDiffer}
+	}
+	entries, err := s.st.LogEntries(ctx, store.LogFilter{GrantID: id, After: after, Limit: limit + 1}) // one more: is there a next page?
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	page := HistoryPage{Entries: entries}
+	if len(entries) > limit {
+		page.Entries = entries[:limit]
+		page.Next = page.Entries[limit-1].Seq
+	}
+	p := newGrantProof(id, s.clk.Now())
+	if err := p.dv.read(ctx, s.st, id); err != nil {
+		return HistoryPage{}, err
+	}
+	p.dv.problems = append(p.dv.problems, changed...)
+	page.LogMismatch = slices.Clone(p.dv.problems)
+	s.keepGrantProof(p, changed != nil)
+	return page, nil
+}
+
+// provenHistory is History's page read with proof p kept from a read
+// before; ok is false if the log no longer holds what p was derived from.
+func (s *Service) provenHistory(ctx context.Context, p *grantProof, after int64, limit int) (page HistoryPage, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ok, err := p.check(ctx, s.st, nil); err != nil || !ok {
+		return HistoryPage{}, false, err
+	}
+	page.Entries, page.Next, ok, err = p.all.page(ctx, s.st, store.LogFilter{GrantID: p.grant}, after, limit)
+	if err != nil || !ok {
+		return HistoryPage{}, ok, err
+	}
+	page.LogMismatch = slices.Clone(p.dv.problems)
+	s.keepGrantProof(p, false)
+	return page, true, nil
 }

@@ -72,11 +72,25 @@ type sessionProof struct {
 	// hash): a page checks it is still the first.
 	first     int64
 	firstHash tlog.Hash
-	// tail is the chain after every entry of the session read (tail.n of
-	// them, the last tail.seq); marks every proofMarkEvery-th of them with
-	// a positive sequence number (a cursor reads after it).
+	// chain is over the session's entries.
+	chain entryChain
+}
+
+// entryChain is a hash chain over entries in log order (a session's, or
+// all of a grant's: grantproof.go). tail is the chain after every entry
+// read (tail.n of them, the last tail.seq); marks every proofMarkEvery-th
+// of them with a positive sequence number (a cursor reads after it).
+type entryChain struct {
 	tail  proofMark
 	marks []proofMark
+}
+
+// add links entry e, of record hash h, to the chain.
+func (c *entryChain) add(e store.LogEntry, h tlog.Hash) {
+	c.tail = proofMark{n: c.tail.n + 1, seq: e.Seq, chain: link(c.tail.chain, e.Seq, h)}
+	if c.tail.n%proofMarkEvery == 0 && e.Seq > 0 {
+		c.marks = append(c.marks, c.tail)
+	}
 }
 
 func newSessionProof(session, grant string, now time.Time) *sessionProof {
@@ -90,12 +104,8 @@ func (p *sessionProof) note(e store.LogEntry, h tlog.Hash) {
 	if !p.dv.any {
 		p.first, p.firstHash = e.Seq, h
 	}
-	if e.SessionID != p.session {
-		return
-	}
-	p.tail = proofMark{n: p.tail.n + 1, seq: e.Seq, chain: link(p.tail.chain, e.Seq, h)}
-	if p.tail.n%proofMarkEvery == 0 && e.Seq > 0 {
-		p.marks = append(p.marks, p.tail)
+	if e.SessionID == p.session {
+		p.chain.add(e, h)
 	}
 }
 
@@ -126,18 +136,25 @@ func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, li
 	if err := p.dv.read(ctx, st, p.grant); err != nil {
 		return nil, 0, false, err
 	}
+	return p.chain.page(ctx, st, store.LogFilter{SessionID: p.session}, after, limit)
+}
+
+// page reads the entries f selects (those c is over) after cursor after,
+// at most limit of them, each checked against the chain. ok is false when
+// the log no longer holds what the chain was made from.
+func (c *entryChain) page(ctx context.Context, st store.Store, f store.LogFilter, after int64, limit int) (entries []store.LogEntry, next int64, ok bool, err error) {
 	// From the mark at or before the cursor: the entries up to the
 	// cursor (fewer than proofMarkEvery), the page and one more (is there
 	// a next page?), then up to the next mark, read a chunk at a time.
 	from := proofMark{}
-	if i := sort.Search(len(p.marks), func(i int) bool { return p.marks[i].seq > after }); i > 0 {
-		from = p.marks[i-1]
+	if i := sort.Search(len(c.marks), func(i int) bool { return c.marks[i].seq > after }); i > 0 {
+		from = c.marks[i-1]
 	}
-	marks := p.marks[sort.Search(len(p.marks), func(i int) bool { return p.marks[i].n > from.n }):]
+	marks := c.marks[sort.Search(len(c.marks), func(i int) bool { return c.marks[i].n > from.n }):]
 	chain, k, cursor := from.chain, from.n, from.seq
 	more := false    // an entry follows the page
 	started := false // an entry after the cursor was read
-	for k < p.tail.n {
+	for k < c.tail.n {
 		if k > 0 && cursor <= 0 {
 			return nil, 0, false, nil // no cursor reads on from there
 		}
@@ -149,12 +166,12 @@ func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, li
 			if !more {
 				need++
 			}
-			n = p.tail.n - k
+			n = c.tail.n - k
 			if i := sort.Search(len(marks), func(i int) bool { return marks[i].n >= need }); i < len(marks) {
 				n = marks[i].n - k
 			}
 		}
-		read, err := st.LogEntries(ctx, store.LogFilter{SessionID: p.session, After: cursor, Limit: int(min(p.tail.n-k, n))})
+		read, err := st.LogEntries(ctx, store.LogFilter{GrantID: f.GrantID, SessionID: f.SessionID, After: cursor, Limit: int(min(c.tail.n-k, n))})
 		if err != nil {
 			return nil, 0, false, err
 		}
@@ -164,7 +181,7 @@ func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, li
 		done := false
 		for _, e := range read {
 			h := tlog.RecordHash(e.Data)
-			if !bytes.Equal(h[:], e.LeafHash) || k >= p.tail.n {
+			if !bytes.Equal(h[:], e.LeafHash) || k >= c.tail.n {
 				return nil, 0, false, nil
 			}
 			chain, k, cursor = link(chain, e.Seq, h), k+1, e.Seq
@@ -179,8 +196,8 @@ func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, li
 			var at *proofMark
 			if len(marks) > 0 && marks[0].n == k {
 				at, marks = &marks[0], marks[1:]
-			} else if k == p.tail.n {
-				at = &p.tail
+			} else if k == c.tail.n {
+				at = &c.tail
 			}
 			if at == nil {
 				continue

@@ -187,22 +187,10 @@ func TestSessionPagesTampered(t *testing.T) {
 		{"changed", func(_ store.LogFilter, es []store.LogEntry, victim int64) []store.LogEntry {
 			// A call's parameters, which its session's summary does not
 			// count, with the leaf hash made to match.
-			for i, e := range es {
-				if e.Seq == victim {
-					es[i].Data = bytes.Replace(e.Data, []byte(`"request_id":"`), []byte(`"request_id":"9`), 1)
-					h := tlog.RecordHash(es[i].Data)
-					es[i].LeafHash = h[:]
-				}
-			}
-			return es
+			return editRequestID(es, victim, true)
 		}, []string{differ}},
 		{"changed, leaf hash kept", func(_ store.LogFilter, es []store.LogEntry, victim int64) []store.LogEntry {
-			for i, e := range es {
-				if e.Seq == victim {
-					es[i].Data = bytes.Replace(e.Data, []byte(`"request_id":"`), []byte(`"request_id":"9`), 1)
-				}
-			}
-			return es
+			return editRequestID(es, victim, false)
 		}, []string{differ, "does not hash to its leaf hash"}},
 		{"removed", func(_ store.LogFilter, es []store.LogEntry, victim int64) []store.LogEntry {
 			return slices.DeleteFunc(es, func(e store.LogEntry) bool { return e.Seq == victim })
@@ -351,4 +339,19 @@ func TestGrantSessionsMismatchPerSession(t *testing.T) {
 			t.Errorf("session %d (%s): %q, want %q and the 5 problems", i, s.ID, mm, want)
 		}
 	}
+}
+
+// editRequestID edits the request_id parameter of the call at sequence
+// number victim in es, with its leaf hash made to match if rehash.
+func editRequestID(es []store.LogEntry, victim int64, rehash bool) []store.LogEntry {
+	for i, e := range es {
+		if e.Seq == victim {
+			es[i].Data = bytes.Replace(e.Data, []byte(`"request_id":"`), []byte(`"request_id":"9`), 1)
+			if rehash {
+				h := tlog.RecordHash(es[i].Data)
+				es[i].LeafHash = h[:]
+			}
+		}
+	}
+	return es
 }

@@ -156,8 +156,8 @@ func TestSessions(t *testing.T) {
 	}
 	_, err = h.Svc.GrantSessions(h.ctx, h.id(bot2), g.ID, grants.SessionsQuery{})
 	wantAPIErr(t, err, 404, apierr.CodeNotFound, "")
-	if hist, err := h.Svc.History(h.ctx, h.id(alice), g.ID); err != nil || len(hist) != 4+len(entries) {
-		t.Errorf("history: %d entries %v", len(hist), err)
+	if hist, err := h.Svc.History(h.ctx, h.id(alice), g.ID, grants.EventsQuery{}); err != nil || len(hist.Entries) != 4+len(entries) || hist.Next != 0 || hist.LogMismatch != nil {
+		t.Errorf("history: %d entries, next %d, %q, %v", len(hist.Entries), hist.Next, hist.LogMismatch, err)
 	}
 
 	// Concurrent sessions and calls add up.

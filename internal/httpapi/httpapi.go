@@ -740,14 +740,26 @@ func events(es []store.LogEntry) []Event {
 	return out
 }
 
-// HistoryResponse is a grant's log entries.
+// HistoryResponse is a page of a grant's log entries. Next, when set, is
+// the cursor of the next page (?after=NEXT); absent, no entry follows.
+// LogMismatch lists the problems proving the page met (an entry not as
+// the log holds it, or changed since an earlier read of the grant).
 type HistoryResponse struct {
-	Events []Event `json:"events"`
+	Events      []Event  `json:"events"`
+	Next        string   `json:"next,omitempty"`
+	LogMismatch []string `json:"log_mismatch,omitempty"`
 }
 
 func (h *Handler) history(w http.ResponseWriter, r *http.Request, who model.Identity) (any, error) {
-	es, err := h.svc.History(r.Context(), who, r.PathValue("id"))
-	return HistoryResponse{events(es)}, err
+	eq, err := ParseEventsQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	page, err := h.svc.History(r.Context(), who, r.PathValue("id"), eq)
+	if err != nil {
+		return nil, err
+	}
+	return HistoryResponse{Events: events(page.Entries), Next: seqCursor(page.Next), LogMismatch: page.LogMismatch}, nil
 }
 
 // SessionsResponse is a page of a grant's sessions. Next, when set, is the

@@ -340,6 +340,7 @@ func TestOpenAPIReferences(t *testing.T) {
 		"GET /v1/audit/export":         {"account", "day"},
 		"GET /v1/audit/consistency":    {"old"},
 		"GET /v1/findings":             {"after", "day", "limit"},
+		"GET /v1/grants/{id}/history":  {"after", "limit"},
 		"GET /v1/grants/{id}/sessions": {"after", "limit"},
 		"GET /v1/pending":              {"after", "limit"},
 		"GET /v1/sessions/{id}":        {"after", "limit"},

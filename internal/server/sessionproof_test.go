@@ -31,7 +31,7 @@ type editEntry func(ctx context.Context, seq int64, data, leaf []byte) error
 func TestSessionPagesEditedStore(t *testing.T) {
 	for name, setup := range editableStores() {
 		t.Run(name, func(t *testing.T) {
-			cfg, edit, _ := setup(t)
+			cfg, edit, _, _ := setup(t)
 			testSessionPagesEdited(t, cfg, edit)
 		})
 	}
@@ -56,11 +56,12 @@ func (edit editEntry) rehashed(t *testing.T, e store.LogEntry, old, new string) 
 type editSession func(ctx context.Context, id, old, new string) error
 
 // editableStores are the configurations of a server on SQLite and on
-// PostgreSQL, each with what edits its database behind it.
-func editableStores() map[string]func(t *testing.T) (*config.Config, editEntry, editSession) {
-	return map[string]func(t *testing.T) (*config.Config, editEntry, editSession){
-		"sqlite": func(t *testing.T) (*config.Config, editEntry, editSession) {
-			cfg, _, _ := auditConfigKeys(t, "")
+// PostgreSQL, each with what edits its database behind it, and alice's
+// API key.
+func editableStores() map[string]func(t *testing.T) (*config.Config, editEntry, editSession, string) {
+	return map[string]func(t *testing.T) (*config.Config, editEntry, editSession, string){
+		"sqlite": func(t *testing.T) (*config.Config, editEntry, editSession, string) {
+			cfg, _, aliceKey := auditConfigKeys(t, "")
 			exec := func(ctx context.Context, q string, args ...any) error {
 				db, err := sql.Open("sqlite", filepath.Join(cfg.DataDir, DatabaseFile))
 				if err != nil {
@@ -74,11 +75,11 @@ func editableStores() map[string]func(t *testing.T) (*config.Config, editEntry, 
 					return exec(ctx, `UPDATE log_entries SET data = ?, leaf_hash = ? WHERE seq = ?`, data, leaf, seq)
 				}, func(ctx context.Context, id, old, new string) error {
 					return exec(ctx, `UPDATE sessions SET record = replace(record, ?, ?) WHERE id = ?`, old, new, id)
-				}
+				}, aliceKey
 		},
-		"postgres": func(t *testing.T) (*config.Config, editEntry, editSession) {
+		"postgres": func(t *testing.T) (*config.Config, editEntry, editSession, string) {
 			dsn := pgDatabase(t)
-			cfg, _, _ := auditConfigKeys(t, fmt.Sprintf("store: %q\n", dsn))
+			cfg, _, aliceKey := auditConfigKeys(t, fmt.Sprintf("store: %q\n", dsn))
 			exec := func(ctx context.Context, q string, args ...any) error {
 				conn, err := pgx.Connect(ctx, dsn)
 				if err != nil {
@@ -92,7 +93,7 @@ func editableStores() map[string]func(t *testing.T) (*config.Config, editEntry, 
 					return exec(ctx, `UPDATE log_entries SET data = $1, leaf_hash = $2 WHERE seq = $3`, data, leaf, seq)
 				}, func(ctx context.Context, id, old, new string) error {
 					return exec(ctx, `UPDATE sessions SET record = convert_to(replace(convert_from(record, 'UTF8'), $1, $2), 'UTF8') WHERE id = $3`, old, new, id)
-				}
+				}, aliceKey
 		},
 	}
 }
@@ -166,19 +167,19 @@ func testSessionPagesEdited(t *testing.T, cfg *config.Config, edit editEntry) {
 func TestGrantSessionsPagesEditedStore(t *testing.T) {
 	for name, setup := range editableStores() {
 		t.Run(name, func(t *testing.T) {
-			cfg, edit, editRow := setup(t)
+			cfg, edit, editRow, _ := setup(t)
 			testGrantSessionsPagesEdited(t, cfg, edit, editRow)
 		})
 	}
 }
 
-func testGrantSessionsPagesEdited(t *testing.T, cfg *config.Config, edit editEntry, editRow editSession) {
+// loggedSessions records sessions ended sessions of calls calls each
+// (each with a request_id parameter) on one grant, and returns its id once
+// the store holds them. 30 sessions of 40 calls are more than the 1,000
+// entries from which a grant's proof is kept.
+func loggedSessions(t *testing.T, s *Server, sessions, calls int) string {
+	t.Helper()
 	ctx := context.Background()
-	s := openServer(t, cfg)
-	defer s.Close()
-	// 30 sessions of 40 calls: more than the 1,000 entries from which a
-	// grant's proof is kept.
-	const sessions, calls, limit = 30, 40, 10
 	all := pagingSessions(t, s, sessions)
 	for _, ses := range all {
 		for i := range calls {
@@ -194,7 +195,15 @@ func testGrantSessionsPagesEdited(t *testing.T, cfg *config.Config, edit editEnt
 	if err := s.log.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	grant := all[0].Grant.ID
+	return all[0].Grant.ID
+}
+
+func testGrantSessionsPagesEdited(t *testing.T, cfg *config.Config, edit editEntry, editRow editSession) {
+	ctx := context.Background()
+	s := openServer(t, cfg)
+	defer s.Close()
+	const sessions, calls, limit = 30, 40, 10
+	grant := loggedSessions(t, s, sessions, calls)
 	ss, err := s.store.SessionsPage(ctx, store.SessionFilter{GrantID: grant})
 	if err != nil || len(ss) != sessions {
 		t.Fatalf("%d sessions (%v)", len(ss), err)

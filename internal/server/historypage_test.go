@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/client"
+	"github.com/airlock-dev/airlock/internal/config"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// TestGrantHistoryPagesEditedStore: GET /v1/grants/{id}/history answers a
+// page of the grant's log entries, not all of them (a grant of a long
+// session holds millions: one answer of hundreds of megabytes), and the
+// pages, read after the grant's record as airlock grant show reads them,
+// hold every entry once in log order; a call's parameters edited in the
+// database after the first page (its leaf hash made to match) are
+// reported on the page that holds the call, on SQLite and PostgreSQL.
+func TestGrantHistoryPagesEditedStore(t *testing.T) {
+	for name, setup := range editableStores() {
+		t.Run(name, func(t *testing.T) {
+			cfg, edit, _, aliceKey := setup(t)
+			testGrantHistoryPagesEdited(t, cfg, edit, aliceKey)
+		})
+	}
+}
+
+func testGrantHistoryPagesEdited(t *testing.T, cfg *config.Config, edit editEntry, aliceKey string) {
+	ctx := context.Background()
+	s := openServer(t, cfg)
+	defer s.Close()
+	const sessions, calls, limit = 30, 40, 100
+	grant := loggedSessions(t, s, sessions, calls)
+	entries, err := s.store.LogEntries(ctx, store.LogFilter{GrantID: grant})
+	if err != nil || len(entries) < sessions*calls {
+		t.Fatalf("%d entries (%v)", len(entries), err)
+	}
+	// A call on page 8.
+	i := 7*limit + 10
+	for entries[i].Type != "session.call" {
+		i++
+	}
+	victim := entries[i]
+	srv := httptest.NewServer(s.Handler)
+	defer srv.Close()
+	get := func(q string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/grants/"+grant+"/history"+q, nil)
+		req.Header.Set("Authorization", "Bearer "+aliceKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	// No page named: the first page of the default size, not the whole log.
+	code, body := get("")
+	var first httpapi.HistoryResponse
+	if err := json.Unmarshal(body, &first); code != http.StatusOK || err != nil {
+		t.Fatalf("%d %.200s (%v)", code, body, err)
+	}
+	if len(first.Events) != grants.DefaultEventsPage || first.Next == "" || len(first.LogMismatch) > 0 {
+		t.Fatalf("no page named: %d events of %d (%d bytes), next %q, %q", len(first.Events), len(entries), len(body), first.Next, first.LogMismatch)
+	}
+	code, body = get(fmt.Sprintf("?limit=%d", limit))
+	if err := json.Unmarshal(body, &first); code != http.StatusOK || err != nil || len(first.Events) != limit {
+		t.Fatalf("?limit=%d: %d, %d events of %d (%d bytes), %v", limit, code, len(first.Events), len(entries), len(body), err)
+	}
+	for _, q := range []string{"?limit=0", fmt.Sprintf("?limit=%d", grants.MaxEventsPage+1), "?after=x", "?from=1"} {
+		if code, body := get(q); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %.200s, want 400", q, code, body)
+		}
+	}
+
+	alice := client.New(srv.URL, aliceKey)
+	if g, err := alice.Grant(ctx, grant); err != nil || len(g.LogMismatch) > 0 {
+		t.Fatalf("the grant: %q, %v", g.LogMismatch, err)
+	}
+	differ := "log entries of this grant differ from those an earlier read of it read"
+	var got []int64
+	reported := false
+	for after, page := "", 1; ; page++ {
+		p, err := alice.HistoryPage(ctx, grant, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) > limit {
+			t.Fatalf("page %d: %d events", page, len(p.Events))
+		}
+		mm := strings.Join(p.LogMismatch, "\n")
+		holds := slices.ContainsFunc(p.Events, func(e httpapi.Event) bool { return e.Seq == victim.Seq })
+		switch {
+		case page == 1 && mm != "":
+			t.Errorf("page 1: %q", mm)
+		case holds && !strings.Contains(mm, differ):
+			t.Errorf("page %d: the edited entry #%d is not reported: %q", page, victim.Seq, mm)
+		case holds:
+			reported = true
+		}
+		for _, e := range p.Events {
+			got = append(got, e.Seq)
+		}
+		if page == 1 {
+			edit.rehashed(t, victim, `"request_id":"`, `"request_id":"9`)
+		}
+		if p.Next == "" {
+			break
+		}
+		if page > len(entries) {
+			t.Fatalf("still a next page after %d pages", page)
+		}
+		after = p.Next
+	}
+	if !reported {
+		t.Errorf("no page held the edited entry #%d", victim.Seq)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries over the pages, the grant holds %d", len(got), len(entries))
+	}
+	for i, e := range entries {
+		if got[i] != e.Seq {
+			t.Fatalf("entry %d is #%d, want #%d (in log order, each once)", i, got[i], e.Seq)
+		}
+	}
+}
