@@ -141,28 +141,44 @@ func (c *call) serve() {
 	}
 	var body []byte
 	if op.NeedsBody {
+		// What the body cannot change is checked before it is read: a
+		// caller outside its scope (a bucket policy or configuration it
+		// may not set) is refused without the gateway reading, or
+		// waiting for, up to MaxBodyCheckBytes of it.
+		if !c.inScope(op, op.ChecksBeforeBody(), auth) {
+			return
+		}
 		if body, e = c.readBodyForChecks(auth, op); e != nil {
 			c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
 			return
 		}
 	}
-	now := g.now()
-	if !gr.Live(now) {
-		c.fail(endedError(gr, now))
+	if !c.inScope(op, op.Checks, auth) {
 		return
-	}
-	for _, ck := range op.Checks {
-		if !gr.Live(now) || !ck.AllowedBy(gr.Scope) {
-			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", ck.Action, ck.Resource, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
-			c.deny(deniedCall(op, ck, auth, c.reqID, e.Text()), e)
-			return
-		}
 	}
 	if e := g.admitUpload(gr, op); e != nil {
 		c.deny(deniedCall(op, op.Checks[0], auth, c.reqID, e.Text()), e)
 		return
 	}
 	c.forward(t, op, auth, body)
+}
+
+// inScope reports whether the grant is live and allows every check; if
+// not, it answers (the grant's end, or the check outside its scope).
+func (c *call) inScope(op *s3iam.Op, checks []s3iam.Check, auth *sigv4.Auth) bool {
+	gr, now := c.gr, c.gw.now()
+	if !gr.Live(now) {
+		c.fail(endedError(gr, now))
+		return false
+	}
+	for _, ck := range checks {
+		if !gr.Live(now) || !ck.AllowedBy(gr.Scope) {
+			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", ck.Action, ck.Resource, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
+			c.deny(deniedCall(op, ck, auth, c.reqID, e.Text()), e)
+			return false
+		}
+	}
+	return true
 }
 
 // authenticate verifies the signature against the grant credential it

@@ -166,3 +166,34 @@ func TestAddBodyChecksWrongOp(t *testing.T) {
 		t.Fatalf("checks changed: %v", op.Checks)
 	}
 }
+
+// TestChecksBeforeBody: the checks a gateway makes before it reads a body
+// are the ones the body cannot change, and never the placeholder.
+func TestChecksBeforeBody(t *testing.T) {
+	for _, tc := range []struct {
+		method, target string
+		headers        []string
+		want           string
+	}{
+		{"PUT", "/logs?policy", []string{"Content-Length: 10"}, "s3:PutBucketPolicy arn:aws:s3:::logs"},
+		{"PUT", "/logs?lifecycle", []string{"Content-Length: 10"}, "s3:PutLifecycleConfiguration arn:aws:s3:::logs"},
+		{"PUT", "/logs?tagging", []string{"Content-Length: 10"}, "s3:PutBucketTagging arn:aws:s3:::logs"},
+		{"PUT", "/logs?replication", []string{"Content-Length: 10"}, "s3:PutReplicationConfiguration arn:aws:s3:::logs"},
+		{"PUT", "/logs", []string{"Content-Length: 10", "x-amz-acl: private"}, "s3:CreateBucket arn:aws:s3:::logs; s3:PutBucketAcl arn:aws:s3:::logs"},
+		{"PUT", "/logs/app/a?acl", []string{"Content-Length: 10"}, "s3:PutObjectAcl arn:aws:s3:::logs/app/a"},
+		{"POST", "/logs?delete", []string{"Content-Length: 10"}, ""},
+		{"PUT", "/logs?policy", nil, "s3:PutBucketPolicy arn:aws:s3:::logs"}, // no body: its Checks
+	} {
+		op, err := (&s3iam.Mapper{}).Map(rawRequest(t, tc.method, tc.target, "s3.test", tc.headers...))
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.target, err)
+		}
+		var got []string
+		for _, c := range op.ChecksBeforeBody() {
+			got = append(got, c.Action+" "+c.Resource)
+		}
+		if g := strings.Join(got, "; "); g != tc.want {
+			t.Errorf("%s %s (%s): ChecksBeforeBody = %q, want %q", tc.method, tc.target, op.Name, g, tc.want)
+		}
+	}
+}

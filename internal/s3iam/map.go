@@ -64,8 +64,8 @@ type Op struct {
 	// whose record does (PutObjectAcl, PutBucketAcl, PutObjectRetention,
 	// PutObjectLegalHold, PutObjectTagging, PutBucketTagging and the
 	// bucket configurations of recordedConfigs with a body):
-	// the caller reads the verified body, at most MaxBodyCheckBytes, and
-	// calls AddBodyChecks.
+	// the caller checks ChecksBeforeBody, then reads the verified body, at
+	// most MaxBodyCheckBytes, and calls AddBodyChecks.
 	NeedsBody bool
 
 	// CopySourceBucket, CopySourceKey and CopySourceVersionID are the
@@ -87,6 +87,18 @@ func (op *Op) deferBody() {
 	op.NeedsBody = true
 	op.pending = op.Checks
 	op.Checks = []Check{{Action: bodyPlaceholder, Resource: ARNPrefix + op.Bucket}}
+}
+
+// ChecksBeforeBody are the checks that do not depend on the body: for a
+// NeedsBody op, those AddBodyChecks keeps (the action's own, the headers'),
+// none for DeleteObjects, whose every check names a key of the body; for
+// any other op, its Checks. A caller checks them before it reads a body,
+// so that a call outside its grant is refused without the body read.
+func (op *Op) ChecksBeforeBody() []Check {
+	if !op.NeedsBody {
+		return op.Checks
+	}
+	return op.pending
 }
 
 // Mapper maps requests to operations. The zero value only understands
