@@ -49,7 +49,8 @@ func (s *pausedBody) Read(p []byte) (int, error) {
 const stallTime = 4 * time.Second
 
 // TestConfigBodyOutOfScopeNotRead: a bucket lifecycle, CORS or tagging
-// PUT that the grant does not allow is refused before its body is read.
+// PUT that the grant does not allow, or a DeleteObjects from a grant that
+// may delete nothing in the bucket, is refused before its body is read.
 // The SDK's body stalls after a few bytes; the refusal is still decided
 // (and recorded) at once, through the gateway in front of versitygw, where the gateway used
 // to wait for the body (clientIdleTime for each read), then read and
@@ -71,6 +72,11 @@ func TestConfigBodyOutOfScopeNotRead(t *testing.T) {
 		"PutBucketCors": func(ctx context.Context) error {
 			_, err := cl.PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: aws.String("logs"),
 				CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{AllowedMethods: []string{"GET"}, AllowedOrigins: []string{"*"}}}}}, s3.WithAPIOptions(stall))
+			return err
+		},
+		"DeleteObjects": func(ctx context.Context) error {
+			_, err := cl.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("logs"),
+				Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("secret.txt")}}}}, s3.WithAPIOptions(stall))
 			return err
 		},
 		"PutBucketTagging": func(ctx context.Context) error {

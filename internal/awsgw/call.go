@@ -173,7 +173,11 @@ func (c *call) inScope(op *s3iam.Op, checks []s3iam.Check, auth *sigv4.Auth) boo
 	}
 	for _, ck := range checks {
 		if !gr.Live(now) || !ck.AllowedBy(gr.Scope) {
-			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", ck.Action, ck.Resource, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
+			action, res := ck.Action, ck.Resource
+			if ck.OrAction != "" { // DeleteObjects before its body
+				action, res = action+" or "+ck.OrAction, res+" and everything in it"
+			}
+			e := s3err.New(s3err.AccessDenied, "%s on %s is outside grant %s (scope: %s)", action, res, gr.ID, strings.Join(gr.Scope.Strings(), "; "))
 			c.deny(deniedCall(op, ck, auth, c.reqID, e.Text()), e)
 			return false
 		}

@@ -181,7 +181,9 @@ func TestChecksBeforeBody(t *testing.T) {
 		{"PUT", "/logs?replication", []string{"Content-Length: 10"}, "s3:PutReplicationConfiguration arn:aws:s3:::logs"},
 		{"PUT", "/logs", []string{"Content-Length: 10", "x-amz-acl: private"}, "s3:CreateBucket arn:aws:s3:::logs; s3:PutBucketAcl arn:aws:s3:::logs"},
 		{"PUT", "/logs/app/a?acl", []string{"Content-Length: 10"}, "s3:PutObjectAcl arn:aws:s3:::logs/app/a"},
-		{"POST", "/logs?delete", []string{"Content-Length: 10"}, ""},
+		{"POST", "/logs?delete", []string{"Content-Length: 10"}, "s3:DeleteObject|s3:DeleteObjectVersion arn:aws:s3:::logs/…"},
+		{"POST", "/logs?delete", []string{"Content-Length: 10", "x-amz-bypass-governance-retention: true"},
+			"s3:DeleteObject|s3:DeleteObjectVersion arn:aws:s3:::logs/…; s3:BypassGovernanceRetention arn:aws:s3:::logs/…"},
 		{"PUT", "/logs?policy", nil, "s3:PutBucketPolicy arn:aws:s3:::logs"}, // no body: its Checks
 	} {
 		op, err := (&s3iam.Mapper{}).Map(rawRequest(t, tc.method, tc.target, "s3.test", tc.headers...))
@@ -190,10 +192,45 @@ func TestChecksBeforeBody(t *testing.T) {
 		}
 		var got []string
 		for _, c := range op.ChecksBeforeBody() {
-			got = append(got, c.Action+" "+c.Resource)
+			a, r := c.Action, c.Resource
+			if c.OrAction != "" {
+				a += "|" + c.OrAction
+			}
+			if c.InBucket {
+				r += "/…"
+			}
+			got = append(got, a+" "+r)
 		}
 		if g := strings.Join(got, "; "); g != tc.want {
 			t.Errorf("%s %s (%s): ChecksBeforeBody = %q, want %q", tc.method, tc.target, op.Name, g, tc.want)
+		}
+	}
+}
+
+// TestDeleteChecksBeforeBody: DeleteObjects' check before its body
+// refuses a grant that may delete nothing in the bucket, and no grant
+// that may delete some key of it, versioned or not.
+func TestDeleteChecksBeforeBody(t *testing.T) {
+	for stmts, want := range map[string]bool{
+		"s3:GetObject,s3:PutObject arn:aws:s3:::logs/*":  false,
+		"s3:DeleteObject arn:aws:s3:::other/*":           false,
+		"s3:DeleteObject arn:aws:s3:::logsx/*":           false,
+		"s3:DeleteObject arn:aws:s3:::logs/app/x.txt":    true,
+		"s3:DeleteObject arn:aws:s3:::logs/app/*":        true,
+		"s3:DeleteObjectVersion arn:aws:s3:::logs/app/*": true,
+		"s3:DeleteObject arn:aws:s3:::log*":              true,
+		"s3:DeleteObject *":                              true,
+	} {
+		sc, err := scope.Parse([]string{stmts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		for _, c := range deleteOp(t).ChecksBeforeBody() {
+			ok = ok && c.AllowedBy(sc)
+		}
+		if ok != want {
+			t.Errorf("grant %q: allowed before the body = %v, want %v", stmts, ok, want)
 		}
 	}
 }

@@ -23,10 +23,21 @@ type Check struct {
 	// and a statement granting Action on the bucket or on anything in it
 	// ("arn:aws:s3:::bucket/app/*") allows it.
 	InBucket bool
+	// OrAction, when set, stands in for Action: the check is allowed when
+	// either is. Only DeleteObjects' check before its body has one: each
+	// key needs s3:DeleteObject, or s3:DeleteObjectVersion with a version.
+	OrAction string
 }
 
 // AllowedBy reports whether sc allows c.
 func (c Check) AllowedBy(sc scope.Scope) bool {
+	if c.OrAction != "" {
+		alt := c
+		alt.Action, alt.OrAction = c.OrAction, ""
+		if alt.AllowedBy(sc) {
+			return true
+		}
+	}
 	if sc.Allows(c.Action, c.Resource) {
 		return true
 	}
@@ -90,13 +101,23 @@ func (op *Op) deferBody() {
 }
 
 // ChecksBeforeBody are the checks that do not depend on the body: for a
-// NeedsBody op, those AddBodyChecks keeps (the action's own, the headers'),
-// none for DeleteObjects, whose every check names a key of the body; for
-// any other op, its Checks. A caller checks them before it reads a body,
-// so that a call outside its grant is refused without the body read.
+// NeedsBody op, those AddBodyChecks keeps (the action's own, the headers');
+// for DeleteObjects, whose every check names a key of the body, that the
+// grant may delete something in the bucket (and bypass governance
+// retention there, when asked to); for any other op, its Checks. A caller
+// checks them before it reads a body, so that a call outside its grant is
+// refused without the body read.
 func (op *Op) ChecksBeforeBody() []Check {
 	if !op.NeedsBody {
 		return op.Checks
+	}
+	if op.Name == "DeleteObjects" {
+		bucket := ARNPrefix + op.Bucket
+		checks := []Check{{Action: "s3:DeleteObject", OrAction: "s3:DeleteObjectVersion", Resource: bucket, InBucket: true}}
+		if op.bypassGovernance {
+			checks = append(checks, Check{Action: "s3:BypassGovernanceRetention", Resource: bucket, InBucket: true})
+		}
+		return checks
 	}
 	return op.pending
 }
