@@ -101,15 +101,27 @@ import (
 // process (another airlock command opening the same file) before failing.
 const busyTimeout = 10 * time.Second
 
-// Page cache sizes, per connection (negative cache_size is in KiB). The
-// cache is process memory that grows with the database until it reaches
-// its size, so the sizes bound what the store adds to the gateway's RSS:
-// 16 MiB for the writer and 4 MiB for each reader, 32 MiB in all with four
-// readers (it was 128 MiB, which pushed a long-running gateway's RSS past
-// 100 MB). Measured on the 2-core CI machine kind: BenchmarkAppend8 (the
-// journal's copy into the store) and BenchmarkReviewQuery (1,000,000
-// grants) did not change beyond run-to-run noise, because pages missing
-// from the cache are read from the kernel's file cache.
+// Page cache sizes, per connection. The cache is process memory that grows
+// with the database until it reaches its size, so the sizes bound what the
+// store adds to the gateway's RSS: 16 MiB for the writer and 4 MiB for
+// each reader, 32 MiB in all with four readers (it was 128 MiB, which
+// pushed a long-running gateway's RSS past 100 MB). Measured on the 2-core
+// CI machine kind: BenchmarkAppend8 (the journal's copy into the store)
+// and BenchmarkReviewQuery (1,000,000 grants) did not change beyond
+// run-to-run noise, because pages missing from the cache are read from the
+// kernel's file cache.
+//
+// The sizes are given to SQLite in pages, not KiB (a negative
+// cache_size): SQLite turns KiB into pages with the page size in force when
+// cache_size runs, and on a database Open creates that is the default
+// 4 KiB, before page_size makes it 16: the writer then cached four times
+// its size (64 MiB, about 80 MB resident; TestWriterCacheMemoryBound). A
+// database made with 4 KiB pages by an earlier release keeps them, and
+// caches a quarter of these sizes.
+//
+// Each cached page costs about 20 KiB resident: modernc's allocator gives
+// every allocation above 16 KiB a region of its own, and a page comes with
+// its header.
 const (
 	// pageSize is the page size of a new database.
 	pageSize = 16 << 10
@@ -179,7 +191,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	wq.Set("_journal_mode", "WAL")
 	// Writes touch random pages of several indexes (grant and credential
 	// ids are random); a larger cache keeps a big batch from spilling.
-	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
+	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", writerCacheKiB/(pageSize>>10))) // pages
 	// A multi-row statement inside a transaction (the log's entries, copied
 	// in batches) keeps a statement journal of the pages it changes, and
 	// past 64 KiB SQLite spills it to a temporary file: about one pwrite
@@ -204,7 +216,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 	rq := cloneValues(common)
 	rq.Add("_pragma", "query_only(1)")
-	rq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -readerCacheKiB))
+	rq.Add("_pragma", fmt.Sprintf("cache_size(%d)", readerCacheKiB/(pageSize>>10))) // pages
 	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
 	if err != nil {
 		w.Close()
