@@ -92,7 +92,7 @@ permit (principal in Group::"dbas", action == Action::"approve", resource == Tar
 var testTargets = []grants.Target{
 	{Name: awsProd, Kind: "aws", Account: account},
 	{Name: awsDev, Kind: "aws", Account: "444455556666"},
-	{Name: ordersDB, Kind: "postgres", Account: account},
+	{Name: ordersDB, Kind: "postgres", Account: account, Database: "orders"},
 }
 
 // testClock is the service clock: the real clock plus an adjustable offset,

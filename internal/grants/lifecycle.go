@@ -66,6 +66,9 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	if err == nil {
 		err = scope.ValidateFor(t.Kind, sc)
 	}
+	if err == nil && t.Kind == "postgres" && t.Database != "" {
+		err = checkDatabase(t, sc)
+	}
 	if err != nil {
 		var se *scope.Error
 		if errors.As(err, &se) {
@@ -995,4 +998,19 @@ func (s *Service) settleLapsed(ctx context.Context, g model.Grant, now time.Time
 func isConflict(err error) bool {
 	var ae *apierr.Error
 	return errors.As(err, &ae) && ae.Code == apierr.CodeConflict
+}
+
+// checkDatabase refuses a postgres scope statement whose resource names
+// another database than target t's: the gateway connects to t's database
+// only, so such a grant would be active and every statement under it
+// refused, with the reason in the server's log alone.
+func checkDatabase(t Target, sc scope.Scope) error {
+	for i, st := range sc {
+		db, _, _ := strings.Cut(st.Resource, ".")
+		if db != t.Database {
+			return &scope.Error{Index: i, Statement: st.String(), Msg: fmt.Sprintf("resource %s names database %s, but target %s is database %s: name it (%s.SCHEMA.TABLE)",
+				apierr.Quote(st.Resource), apierr.Quote(db), t.Name, apierr.Quote(t.Database), t.Database)}
+		}
+	}
+	return nil
 }

@@ -127,6 +127,11 @@ type Target struct {
 	Name    string
 	Kind    string
 	Account string
+	// Database is a postgres target's database, the one its upstream URL
+	// names ("" skips the check). A scope statement naming another
+	// database would be granted and then give its role nothing
+	// (pgroles), so Request refuses it, saying which database to name.
+	Database string
 }
 
 // Options configures a Service.

@@ -124,10 +124,7 @@ func adminDSN(t config.Target) (string, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("target %s: upstream does not parse", t.Name)
 	}
-	db := u.Path
-	if len(db) > 0 && db[0] == '/' {
-		db = db[1:]
-	}
+	db := strings.TrimPrefix(u.Path, "/")
 	if db == "" {
 		return "", "", fmt.Errorf("target %s: upstream names no database", t.Name)
 	}
@@ -243,4 +240,15 @@ func (l *lazyRoles) close() {
 func publicHostPort(addr string) (string, int) {
 	h, _, _ := net.SplitHostPort(addr)
 	return clientHost(h), portOf(addr)
+}
+
+// upstreamDatabase is the database a postgres target's upstream names, as
+// adminDSN reads it ("" when it names none: the gateway does not start
+// then, and requests are not checked against it).
+func upstreamDatabase(t config.Target) string {
+	u, err := url.Parse(t.Upstream)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(u.Path, "/")
 }

@@ -150,7 +150,11 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *Serv
 	var targets []grants.Target
 	for _, t := range cfg.Targets {
 		known[t.Name] = true
-		targets = append(targets, grants.Target{Name: t.Name, Kind: t.Kind, Account: t.Account})
+		gt := grants.Target{Name: t.Name, Kind: t.Kind, Account: t.Account}
+		if t.Kind == "postgres" {
+			gt.Database = upstreamDatabase(t)
+		}
+		targets = append(targets, gt)
 	}
 	pol, err := policy.NewEngine(cfg.Policies, func(n string) bool { return known[n] })
 	if err != nil {
