@@ -160,9 +160,9 @@ func (s *Service) RecordCommand(ctx context.Context, caller model.Identity, id s
 	// The grant's own secret and other recognisable secrets never reach
 	// the log (commandredact.go).
 	argv = redactCommand(argv, append([]string{s.secretFor(g.CredentialID), s.sessionTokenFor(g.CredentialID)}, hide...)...)
-	// AppendLive: as for Credentials, not logged after a revoke committed
-	// since the read above.
-	err = s.log.AppendLive(ctx, g.ID, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
+	// As for Credentials, not logged after an end committed since the
+	// read above.
+	err = s.appendWhileActive(ctx, g.ID, fromCaller(auditlog.Event{Type: "grant.command", Time: s.now(), GrantID: g.ID, Actor: caller.Name,
 		Data: map[string]any{"argv": argv, "via": via, "endpoint": CommandEndpoint(ctx)}}, caller))
 	if errors.Is(err, auditlog.ErrGrantEnded) {
 		return apierr.Conflict("grant %s has ended; commands run only under an active grant", id)

@@ -145,10 +145,9 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 	if caller.Instance != nil {
 		data["instance"] = caller.Instance
 	}
-	// AppendLive: among replicas, a revoke committed since the read above
-	// (on any of them) refuses the issue rather than logging it after the
-	// grant's end.
-	err = s.log.AppendLive(ctx, g.ID, auditlog.Event{Type: "grant.credentials_issued", Time: s.now(), GrantID: g.ID, Actor: caller.Name, Data: data})
+	// An end committed since the read above (on any replica) refuses the
+	// issue rather than logging it after the grant's end.
+	err = s.appendWhileActive(ctx, g.ID, auditlog.Event{Type: "grant.credentials_issued", Time: s.now(), GrantID: g.ID, Actor: caller.Name, Data: data})
 	if errors.Is(err, auditlog.ErrGrantEnded) {
 		return Credentials{}, apierr.Conflict("grant %s has ended; credentials exist only while it is active", id)
 	}
@@ -156,4 +155,35 @@ func (s *Service) Credentials(ctx context.Context, caller model.Identity, id str
 		return Credentials{}, s.logErr("the credential issue", err)
 	}
 	return c, nil
+}
+
+// appendWhileActive appends ev, a record of something done under grant id
+// (credentials issued, a command), only if the grant is still active when
+// its batch holds the log's writer, and otherwise fails with
+// auditlog.ErrGrantEnded. The caller read the grant active a moment
+// before, but an end, revoke or expiry may have committed since (a Log.Do
+// under the same writer), and the log must not then show the record after
+// the grant's end. Log.AppendLive checks this on a shared log only: on a
+// single server an MCP end_grant beside run_with_grant logged the command
+// after grant.ended. A record is written once per issue or command, so
+// the read in the batch costs little.
+func (s *Service) appendWhileActive(ctx context.Context, id string, ev auditlog.Event) error {
+	return s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		var status model.GrantStatus
+		var err error
+		if gs, ok := tx.(store.GrantStatusTx); ok {
+			status, err = gs.GrantStatus(ctx, id)
+		} else {
+			var g model.Grant
+			g, err = tx.Grant(ctx, id)
+			status = g.Status
+		}
+		if errors.Is(err, store.ErrNotFound) || (err == nil && status != model.Active) {
+			return nil, auditlog.ErrGrantEnded
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []auditlog.Event{ev}, nil
+	})
 }
