@@ -308,11 +308,22 @@ func usesContextResource(n xast.IsNode) bool {
 }
 
 // overlapSet is the value of context["airlock:overlaps"] for a requested
-// pattern: the tests some resource it covers passes.
+// pattern: the tests that some resource it covers passes, or some resource
+// whose data such a resource holds or reads (scope.Related: the table of a
+// DynamoDB index, the log group of a stream and the streams of a group...),
+// so that a forbid on a table or a log stream is not stepped around by
+// asking for the index or the whole group. Allowing tests never see these:
+// a permit on a table does not grant its indexes.
 func (s *Set) overlapSet(pattern string) cedar.Set {
+	var buf [4]string // no allocation for the few containers
+	related := scope.Related(buf[:0], pattern)
 	var ks []types.Value
 	for k := range s.tests {
-		if s.tests[k].overlaps(pattern) {
+		hit := s.tests[k].overlaps(pattern)
+		for _, r := range related {
+			hit = hit || s.tests[k].overlaps(r)
+		}
+		if hit {
 			ks = append(ks, types.Long(k))
 		}
 	}

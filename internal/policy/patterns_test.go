@@ -151,3 +151,120 @@ func TestOverlapsAgainstCedar(t *testing.T) {
 		}
 	}
 }
+
+// TestRestrictingTestsReachContainers: a restricting test on a resource
+// also holds for the requests that read its data under another ARN: a
+// DynamoDB index or stream reads its table's items, a log group returns its
+// streams' events (and a stream is part of its group), a Lambda version runs
+// its function, an S3 object is in its bucket. Permits are unchanged: a
+// permit on a table does not grant its indexes.
+func TestRestrictingTestsReachContainers(t *testing.T) {
+	const ddb = "arn:aws:dynamodb:us-east-1:111122223333:"
+	const logs = "arn:aws:logs:us-east-1:111122223333:"
+	const lambda = "arn:aws:lambda:us-east-1:111122223333:"
+	s := mustLoad(t, map[string]string{"a.cedar": `
+@id("reads") @approval("auto")
+permit (principal in Group::"sre-team", action in [Action::"dynamodb:Query", Action::"logs:FilterLogEvents", Action::"logs:GetLogEvents", Action::"lambda:InvokeFunction", Action::"s3:GetObject", Action::"ssm:GetParametersByPath", Action::"ssm:GetParameter", Action::"secretsmanager:GetSecretValue"], resource == Target::"aws-prod")
+when { context.resource like "arn:aws:dynamodb:*" || context.resource like "arn:aws:logs:*" || context.resource like "arn:aws:lambda:*" || context.resource like "arn:aws:s3:::*" || context.resource like "arn:aws:ssm:*" || context.resource like "arn:aws:secretsmanager:*" };
+
+@id("exact-orders") @approval("auto")
+permit (principal in Group::"sre-team", action == Action::"dynamodb:Scan", resource == Target::"aws-prod")
+when { context.resource == "` + ddb + `table/orders" };
+
+@id("no-payroll")
+forbid (principal, action, resource) when { context.resource == "` + ddb + `table/payroll" };
+
+@id("no-hr-like")
+forbid (principal, action, resource) when { context.resource like "` + ddb + `table/hr" };
+
+@id("no-secret-stream")
+forbid (principal, action, resource) when { context.resource == "` + logs + `log-group:app:log-stream:secret" };
+
+@id("no-audit-streams")
+forbid (principal, action, resource) when { context.resource like "` + logs + `log-group:audit:log-stream:*" };
+
+@id("no-vault-group")
+forbid (principal, action, resource) when { context.resource == "` + logs + `log-group:vault" };
+
+@id("no-pay-fn")
+forbid (principal, action, resource) when { context.resource == "` + lambda + `function:pay" };
+
+@id("no-prod-path")
+forbid (principal, action, resource) when { context.resource == "arn:aws:ssm:us-east-1:111122223333:parameter/prod" };
+
+@id("no-prod-db-secret")
+forbid (principal, action, resource) when { context.resource == "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db" };
+
+@id("no-vault-bucket")
+forbid (principal, action, resource) when { context.resource == "arn:aws:s3:::vault" };
+
+@id("reads-unless-keys") @approval("auto")
+permit (principal in Group::"sre-team", action == Action::"dynamodb:GetItem", resource == Target::"aws-prod")
+when { context.resource like "arn:aws:dynamodb:*" } unless { context.resource == "` + ddb + `table/keys" };
+
+@id("leads") permit (principal in Group::"sre-leads", action == Action::"approve", resource);
+@id("no-approving-orders")
+forbid (principal, action == Action::"approve", resource) when { context.resource == "` + ddb + `table/orders" };
+`})
+	for _, tc := range []struct {
+		stmt, want string
+	}{
+		// DynamoDB: an index or stream is within its table.
+		{"dynamodb:Query " + ddb + "table/payroll", OutcomeDeny},
+		{"dynamodb:Query " + ddb + "table/payroll/index/byname", OutcomeDeny},
+		{"dynamodb:Query " + ddb + "table/payroll/index/*", OutcomeDeny},
+		{"dynamodb:Query " + ddb + "table/payroll/index/by*", OutcomeDeny},
+		{"dynamodb:Query " + ddb + "table/payroll/stream/2026-12-05T00:00:00.000", OutcomeDeny},
+		{"dynamodb:Query " + ddb + "table/hr/index/byname", OutcomeDeny},
+		{"dynamodb:GetItem " + ddb + "table/keys/index/i", OutcomeDeny}, // a permit's unless
+		{"dynamodb:GetItem " + ddb + "table/keyring/index/i", OutcomeAuto},
+		{"dynamodb:Query " + ddb + "table/payrollx/index/byname", OutcomeAuto}, // another table
+		{"dynamodb:Query " + ddb + "table/orders/index/byname", OutcomeAuto},
+		// Permits are as they were: an exact table is not its index.
+		{"dynamodb:Scan " + ddb + "table/orders", OutcomeAuto},
+		{"dynamodb:Scan " + ddb + "table/orders/index/byname", OutcomeDeny},
+		// CloudWatch Logs: a group (or group:*) covers its streams.
+		{"logs:FilterLogEvents " + logs + "log-group:app", OutcomeDeny},
+		{"logs:FilterLogEvents " + logs + "log-group:app:*", OutcomeDeny},
+		{"logs:GetLogEvents " + logs + "log-group:app:log-stream:*", OutcomeDeny},
+		{"logs:GetLogEvents " + logs + "log-group:app:log-stream:secret", OutcomeDeny},
+		{"logs:GetLogEvents " + logs + "log-group:app:log-stream:public", OutcomeAuto},
+		{"logs:FilterLogEvents " + logs + "log-group:audit", OutcomeDeny},
+		{"logs:FilterLogEvents " + logs + "log-group:vault", OutcomeDeny},
+		{"logs:GetLogEvents " + logs + "log-group:vault:log-stream:s", OutcomeDeny},
+		{"logs:FilterLogEvents " + logs + "log-group:vault:*", OutcomeDeny},
+		{"logs:FilterLogEvents " + logs + "log-group:vaults", OutcomeAuto},
+		{"logs:FilterLogEvents " + logs + "log-group:other", OutcomeAuto},
+		{"logs:FilterLogEvents " + logs + "log-group:app2", OutcomeAuto},
+		// Lambda: a version or alias runs its function.
+		{"lambda:InvokeFunction " + lambda + "function:pay", OutcomeDeny},
+		{"lambda:InvokeFunction " + lambda + "function:pay:prod", OutcomeDeny},
+		{"lambda:InvokeFunction " + lambda + "function:pay:*", OutcomeDeny},
+		{"lambda:InvokeFunction " + lambda + "function:payroll:prod", OutcomeAuto},
+		// SSM: a parameter is within its paths, as IAM reads them.
+		{"ssm:GetParametersByPath arn:aws:ssm:us-east-1:111122223333:parameter/prod/*", OutcomeDeny},
+		{"ssm:GetParameter arn:aws:ssm:us-east-1:111122223333:parameter/prod/db/password", OutcomeDeny},
+		{"ssm:GetParameter arn:aws:ssm:us-east-1:111122223333:parameter/production/db", OutcomeAuto},
+		{"ssm:GetParametersByPath arn:aws:ssm:us-east-1:111122223333:parameter/dev/*", OutcomeAuto},
+		// Secrets Manager: a full ARN is its secret's name.
+		{"secretsmanager:GetSecretValue arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf", OutcomeDeny},
+		{"secretsmanager:GetSecretValue arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-*", OutcomeDeny},
+		{"secretsmanager:GetSecretValue arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/dbx-AbCdEf", OutcomeAuto},
+		// S3: an object is in its bucket.
+		{"s3:GetObject arn:aws:s3:::vault/key", OutcomeDeny},
+		{"s3:GetObject arn:aws:s3:::vault/*", OutcomeDeny},
+		{"s3:GetObject arn:aws:s3:::vaults/key", OutcomeAuto},
+	} {
+		d := s.Decide(Request{Principal: bot, Target: prod, Pairs: pairs(tc.stmt), Duration: time.Minute, Reason: "r"})
+		if d.Outcome != tc.want {
+			t.Errorf("%s: %s, want %s: %s", tc.stmt, d.Outcome, tc.want, d.Explanation)
+		}
+	}
+	// Approve checks read the containers the same way.
+	if ok, _, why := s.MayApprove(alice, "log-triage-bot", prod, pairs("dynamodb:Query "+ddb+"table/orders/index/byname"), time.Minute, "r"); ok || !strings.Contains(why, "no-approving-orders") {
+		t.Errorf("alice may approve a Query on an index of orders: %v %q", ok, why)
+	}
+	if ok, _, why := s.MayApprove(alice, "log-triage-bot", prod, pairs("dynamodb:Query "+ddb+"table/ordersx/index/byname"), time.Minute, "r"); !ok {
+		t.Errorf("alice may not approve a Query on another table's index: %q", why)
+	}
+}

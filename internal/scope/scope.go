@@ -282,3 +282,139 @@ func ValidateFor(kind string, sc Scope) error {
 	}
 	return nil
 }
+
+// Related appends to dst the patterns, besides pattern itself, that a
+// restricting policy test (a forbid's when, a permit's unless) must also
+// be decided on: the resources whose data a resource that pattern covers holds or
+// reads. A pattern and its resource are strings, so without this a forbid
+// on "…:table/payroll" did not stop a Query on "…:table/payroll/index/byname",
+// which returns the same items, and a forbid on one log stream did not stop
+// FilterLogEvents on its group, which returns that stream's events.
+//
+// The containments, all by the ARN's own grammar:
+//   - DynamoDB: anything under a table ("table/T/index/I", "table/T/stream/S",
+//     "table/T/index/*") is within "table/T": an index is a projection of the
+//     table's items and a stream their changes. An index holds nothing
+//     but the table's items, so a test on an index alone restricts the
+//     queries through it and does not reach the table.
+//   - CloudWatch Logs: a stream, or any pattern under "log-group:G:", is
+//     within "log-group:G"; and a log group "log-group:G" holds every
+//     stream's events, so it is also decided on "log-group:G:*".
+//   - Lambda: a version or alias "function:F:Q" runs function F.
+//   - SSM: a parameter "parameter/a/b/c" (or "parameter/a/b/*", as
+//     GetParametersByPath checks) is within its paths "parameter/a" and
+//     "parameter/a/b", as IAM reads a path (GetParametersByPath of /a is
+//     authorized on "parameter/a").
+//   - S3: an object or key prefix "B/KEY" is within bucket "B".
+//   - Secrets Manager: a secret's full ARN, "secret:NAME-" and AWS's six
+//     random characters, is the secret "secret:NAME" (see secretNames).
+//
+// A pattern whose trailing "*" is in the parent's own name ("table/T*",
+// "log-group:/app/*") already covers the parent and its children.
+// Other services have no such nesting in their ARNs (Kinesis streams, SQS
+// queues, SNS topics, KMS keys).
+func Related(dst []string, pattern string) []string {
+	// "arn:PARTITION:SERVICE:REGION:ACCOUNT:REST"; REST may hold ":".
+	rest, ok := strings.CutPrefix(pattern, "arn:")
+	if !ok {
+		return dst
+	}
+	var service string
+	for i := range 4 {
+		var f string
+		if f, rest, ok = strings.Cut(rest, ":"); !ok {
+			return dst
+		}
+		if i == 1 {
+			service = f
+		}
+	}
+	head := pattern[:len(pattern)-len(rest)] // "arn:P:SERVICE:R:A:"
+	// Every container but a log group's streams is a prefix of pattern:
+	// upTo(s, i) is pattern up to s[i], for s a suffix of pattern.
+	upTo := func(s string, i int) string { return pattern[:len(pattern)-len(s)+i] }
+	switch service {
+	case "dynamodb":
+		name, ok := strings.CutPrefix(rest, "table/")
+		if i := strings.IndexByte(name, '/'); ok && i > 0 {
+			return append(dst, upTo(name, i))
+		}
+	case "logs":
+		g, ok := strings.CutPrefix(rest, "log-group:")
+		if !ok || g == "" {
+			return dst
+		}
+		if i := strings.IndexByte(g, ':'); i >= 0 {
+			if i == 0 {
+				return dst // DescribeLogGroups' "log-group::log-stream:", no group
+			}
+			return append(dst, upTo(g, i))
+		}
+		if !strings.HasSuffix(g, "*") {
+			return append(dst, pattern+":*")
+		}
+	case "lambda":
+		fn, ok := strings.CutPrefix(rest, "function:")
+		if i := strings.IndexByte(fn, ':'); ok && i > 0 {
+			return append(dst, upTo(fn, i))
+		}
+	case "ssm":
+		name, ok := strings.CutPrefix(rest, "parameter/")
+		if !ok {
+			return dst
+		}
+		// At most 15 levels, AWS's limit for a parameter's hierarchy,
+		// which bounds the work for a long requested name.
+		for i, n := 0, 0; i < len(name) && n < 15; i++ {
+			if name[i] == '/' && i > 0 {
+				dst, n = append(dst, upTo(name, i)), n+1
+			}
+		}
+		return dst
+	case "secretsmanager":
+		if name, ok := strings.CutPrefix(rest, "secret:"); ok {
+			return secretNames(dst, name, upTo)
+		}
+	case "s3":
+		// Buckets and objects only ("arn:aws:s3:::B/KEY"), not access
+		// points, whose ARNs carry a region and account.
+		if i := strings.IndexByte(rest, '/'); i > 0 && strings.HasSuffix(head, ":s3:::") {
+			return append(dst, upTo(rest, i))
+		}
+	}
+	return dst
+}
+
+// secretNames appends to dst, cut from the pattern by upTo, the names
+// "secret:NAME" of the secrets whose full ARNs ("secret:NAME-" and six
+// random letters or digits) name (the pattern after "secret:") covers,
+// other than those it covers itself: without it a forbid on "…:secret:prod/db"
+// did not stop a request for "…:secret:prod/db-AbCdEf", the same secret. A
+// pattern "secret:P*" covers full ARNs whose suffix starts inside P:
+// "secret:prod/db-A*" covers "prod/db-AbCdEf", the secret prod/db. Like
+// IAM's own "prod/db-??????", a secret named "prod/db-backup" reads as
+// prod/db's ARN too.
+func secretNames(dst []string, name string, upTo func(string, int) string) []string {
+	suffix := func(s string) bool { // a prefix of "-" and six alphanumerics
+		if s == "" || s[0] != '-' {
+			return false
+		}
+		for i := 1; i < len(s); i++ {
+			c := s[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+				return false
+			}
+		}
+		return true
+	}
+	if p, wild := strings.CutSuffix(name, "*"); wild {
+		for k := 1; k <= 7 && k < len(p); k++ {
+			if suffix(p[len(p)-k:]) {
+				dst = append(dst, upTo(name, len(p)-k))
+			}
+		}
+	} else if n := len(name); n > 7 && suffix(name[n-7:]) {
+		dst = append(dst, upTo(name, n-7))
+	}
+	return dst
+}

@@ -2,6 +2,7 @@ package scope
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -193,6 +194,62 @@ func TestOverlap(t *testing.T) {
 		// for these.
 		if got := Overlap(tc.b, tc.a); got != tc.want {
 			t.Errorf("Overlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
+
+func TestRelated(t *testing.T) {
+	const ddb = "arn:aws:dynamodb:us-east-1:1:"
+	const logs = "arn:aws:logs:us-east-1:1:"
+	for _, tc := range []struct {
+		pattern string
+		want    []string
+	}{
+		{ddb + "table/T/index/I", []string{ddb + "table/T"}},
+		{ddb + "table/T/index/*", []string{ddb + "table/T"}},
+		{ddb + "table/T/stream/2026", []string{ddb + "table/T"}},
+		{ddb + "table/T", nil},
+		{ddb + "table/T*", nil},
+		{ddb + "table/*", nil},
+		{logs + "log-group:G", []string{logs + "log-group:G:*"}},
+		{logs + "log-group:G:*", []string{logs + "log-group:G"}},
+		{logs + "log-group:G:log-stream:S", []string{logs + "log-group:G"}},
+		{logs + "log-group:G*", nil},
+		{logs + "log-group:*", nil},
+		{logs + "log-group::log-stream:", nil},
+		{"arn:aws:lambda:r:1:function:F:prod", []string{"arn:aws:lambda:r:1:function:F"}},
+		{"arn:aws:lambda:r:1:function:F", nil},
+		{"arn:aws:s3:::b/k:x", []string{"arn:aws:s3:::b"}},
+		{"arn:aws:s3:::b*", nil},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db-AbC123", []string{"arn:aws:secretsmanager:r:1:secret:prod/db"}},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db", nil},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db-AbC12", nil},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db-AbC1_3", nil},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db-*", []string{"arn:aws:secretsmanager:r:1:secret:prod/db"}},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db-Ab*", []string{"arn:aws:secretsmanager:r:1:secret:prod/db"}},
+		{"arn:aws:secretsmanager:r:1:secret:a-b-*", []string{"arn:aws:secretsmanager:r:1:secret:a-b"}},
+		{"arn:aws:secretsmanager:r:1:secret:a-b*", []string{"arn:aws:secretsmanager:r:1:secret:a"}},
+		{"arn:aws:secretsmanager:r:1:secret:a-bcdefg*", []string{"arn:aws:secretsmanager:r:1:secret:a"}}, // a's ARN itself
+		{"arn:aws:secretsmanager:r:1:secret:a-bcdefgh*", nil},
+		{"arn:aws:secretsmanager:r:1:secret:prod/db*", nil},
+		{"arn:aws:secretsmanager:r:1:secret:*", nil},
+		{"arn:aws:s3:us-east-1:1:accesspoint/ap/object/k", nil},
+		{"arn:aws:kinesis:r:1:stream/S", nil},
+		{"arn:aws:ssm:r:1:parameter/a/b/c", []string{"arn:aws:ssm:r:1:parameter/a", "arn:aws:ssm:r:1:parameter/a/b"}},
+		{"arn:aws:ssm:r:1:parameter/a/*", []string{"arn:aws:ssm:r:1:parameter/a"}},
+		{"arn:aws:ssm:r:1:parameter/a*", nil},
+		{"arn:aws:ssm:r:1:parameter/" + strings.Repeat("x/", 40), []string{
+			"arn:aws:ssm:r:1:parameter/x", "arn:aws:ssm:r:1:parameter/x/x", "arn:aws:ssm:r:1:parameter/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x",
+			"arn:aws:ssm:r:1:parameter/x/x/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x",
+			"arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x/x",
+			"arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x/x/x/x",
+			"arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x/x/x/x/x", "arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x/x/x/x/x/x",
+			"arn:aws:ssm:r:1:parameter/x/x/x/x/x/x/x/x/x/x/x/x/x/x/x"}},
+		{"orders.public.customers", nil},
+		{"*", nil},
+	} {
+		if got := Related(nil, tc.pattern); !slices.Equal(got, tc.want) {
+			t.Errorf("Related(%q) = %q, want %q", tc.pattern, got, tc.want)
 		}
 	}
 }
