@@ -403,7 +403,7 @@ func (a *app) exportCmd() *cobra.Command {
 func (a *app) verifyBundleCmd() *cobra.Command {
 	var keyArg, originArg string
 	cmd := &cobra.Command{
-		Use:   "verify-bundle FILE --key PUB",
+		Use:   "verify-bundle FILE --key PUB [--origin O]",
 		Short: "Check an evidence bundle offline against a pinned verifier key; exits 1 if anything in it is not proven, 2 if the file or key cannot be read",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -91,7 +91,7 @@ func TestMissingArgumentNamesTheUsage(t *testing.T) {
 		{[]string{"request", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock request TARGET --allow"},
 		{[]string{"exec", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" -- CMD [ARG…]\n"},
 		{[]string{"grant", "show"}, "usage: airlock grant show GRANT\n"},
-		{[]string{"audit", "verify-bundle", "--key", "k.pub"}, "usage: airlock audit verify-bundle FILE --key PUB\n"},
+		{[]string{"audit", "verify-bundle", "--key", "k.pub"}, "usage: airlock audit verify-bundle FILE --key PUB [--origin O]\n"},
 	} {
 		code, out, errOut := run(t, env, tc.args...)
 		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
