@@ -111,6 +111,33 @@ try {
   check((await page.textContent("#status")).trim() === "revoked", "revoked");
   await step("revoked", id);
 
+  // 5b. The grant's history a page at a time (two log entries a page
+  // here), following each page's "next page" link: every page is read
+  // and proven alone, and together they hold the whole history in order,
+  // from the request to the revocation.
+  current = "history pages";
+  await page.goto(base + "/console/grants/" + id + "?limit=2");
+  const seen = [];
+  let pages = 1;
+  for (; ; pages++) {
+    check(pages <= 50, "the history ends within 50 pages");
+    for (const r of await page.locator("#history tbody tr").all()) {
+      const cells = await r.locator("td").allTextContents();
+      seen.push({ seq: Number(cells[0]), type: cells[2] });
+    }
+    const next = page.locator("#history-more a.history-next");
+    if ((await next.count()) === 0) break;
+    const href = await next.getAttribute("href");
+    check(/\?after=\d+&limit=2#history-h$/.test(href), "the next page keeps the limit: " + href);
+    await Promise.all([page.waitForURL(/after=\d+/), next.click()]);
+    check((await page.textContent("#history-after")).includes("starts after log entry #"), "the page says where it starts");
+    check((await page.textContent("#status")).trim() === "revoked", "the record is shown on every page");
+  }
+  check(pages >= 3 && seen.length >= 3, `history rows over ${pages} pages: ` + JSON.stringify(seen));
+  check(seen.every((r, i) => i === 0 || r.seq > seen[i - 1].seq), "each entry once, in log order: " + JSON.stringify(seen));
+  check(seen[0].type === "grant.requested" && seen.some((r) => r.type === "grant.revoked"), "from the request to the revocation: " + JSON.stringify(seen));
+  check(!seen.some((r) => r.type.startsWith("session.")), "no session entries in the history");
+
   // 6. The audit page: verify now, and the result shows.
   current = "audit";
   await page.click("nav a[href='/console/audit']");

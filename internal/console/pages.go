@@ -472,7 +472,7 @@ const maxInline = 5
 const (
 	maxInlineLines   = 100                  // transcript lines of each inline session on the grant page
 	maxPageEvents    = grants.MaxEventsPage // events on one session page (?after= pages on)
-	maxHistory       = 1000                 // history rows on the grant page
+	maxHistory       = 1000                 // history rows on one page of the grant's (?after= pages on)
 	maxGrantSessions = 200                  // sessions listed on the grant page
 )
 
@@ -494,19 +494,43 @@ type sessionView struct {
 type grantData struct {
 	G        model.Grant
 	Sessions []sessionView
-	History  []historyLine
-	// HistoryMore and SessionsMore are how many history rows and
-	// sessions were left out (maxHistory, maxGrantSessions).
-	HistoryMore, SessionsMore int
-	// HistoryGap is the index in History after which HistoryMore rows
-	// were left out.
-	HistoryGap int
-	CSRF       string
+	// History is one page of the grant's history: its entries (not its
+	// sessions') after HistoryAfter (the page's ?after=, 0 from the
+	// start), at most maxHistory rows of at most HistoryLimit log entries
+	// (?limit=, 0 when not given); HistoryNext is the cursor of the next
+	// page, 0 on the last.
+	History                   []historyLine
+	HistoryAfter, HistoryNext int64
+	HistoryLimit              int
+	// SessionsMore is how many sessions were left out (maxGrantSessions).
+	SessionsMore int
+	CSRF         string
+}
+
+// HistoryLink is the query of the grant page's history page after cursor
+// after, the page's limit kept.
+func (d grantData) HistoryLink(after int64) template.URL {
+	v := url.Values{}
+	if after > 0 {
+		v.Set("after", strconv.FormatInt(after, 10))
+	}
+	if d.HistoryLimit > 0 {
+		v.Set("limit", strconv.Itoa(d.HistoryLimit))
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return template.URL("?" + v.Encode())
 }
 
 func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 	ctx := r.Context()
 	id := r.PathValue("id")
+	q, err := httpapi.ParseEventsQuery(r.URL.Query())
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
 	g, err := h.svc.Get(ctx, u.id, id)
 	if err != nil {
 		h.failErr(w, r, u, err)
@@ -518,40 +542,31 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 		return
 	}
 	ss := page.Sessions
-	d := grantData{G: g, CSRF: u.ses.csrf}
-	// The history is read a page at a time (a grant of a long session
-	// holds millions of entries), keeping the first and the last
-	// entries: the request and its decision, and how it ended.
-	var head, tail []historyLine
-	n := 0
-	for q := (grants.EventsQuery{Limit: grants.MaxEventsPage}); ; {
-		hp, err := h.svc.History(ctx, u.id, id, q)
-		if err != nil {
-			h.failErr(w, r, u, err)
-			return
-		}
-		for _, m := range hp.LogMismatch {
-			if !slices.Contains(d.G.LogMismatch, m) {
-				d.G.LogMismatch = append(d.G.LogMismatch, m)
-			}
-		}
-		for _, l := range history(httpapi.Events(hp.Entries)) {
-			n++
-			if len(head) < maxHistory/2 {
-				head = append(head, l)
-			} else if tail = append(tail, l); len(tail) > maxHistory/2 {
-				tail = tail[1:]
-			}
-		}
-		if hp.Next == 0 {
-			break
-		}
-		q.After = hp.Next
+	d := grantData{G: g, CSRF: u.ses.csrf, HistoryAfter: q.After, HistoryLimit: q.Limit}
+	// One page of the history, proven as the API proves it: the grant's
+	// log entries after ?after=, at most ?limit= of them (maxPageEvents by
+	// default). Every page of the history was read, and proven, on each
+	// view: a grant of a long session holds millions of entries.
+	limit := q.Limit
+	if limit == 0 {
+		limit = maxPageEvents
 	}
-	d.History = append(head, tail...)
-	if n > maxHistory {
-		d.HistoryMore = n - maxHistory
-		d.HistoryGap = maxHistory / 2
+	hp, err := h.svc.History(ctx, u.id, id, grants.EventsQuery{After: q.After, Limit: limit})
+	if err != nil {
+		h.failErr(w, r, u, err)
+		return
+	}
+	for _, m := range hp.LogMismatch {
+		if !slices.Contains(d.G.LogMismatch, m) {
+			d.G.LogMismatch = append(d.G.LogMismatch, m)
+		}
+	}
+	d.History, d.HistoryNext = history(httpapi.Events(hp.Entries)), hp.Next
+	if len(d.History) > maxHistory {
+		// The next page starts after the last row shown: the entries
+		// between it and the page's end are shown there.
+		d.History = d.History[:maxHistory]
+		d.HistoryNext = d.History[maxHistory-1].Seq
 	}
 	if page.Next != "" {
 		// How many, from the grant's usage (its sessions counted by the
