@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,13 +31,17 @@ import (
 // decided, commands, findings, its end), each entry's sequence number and
 // record hash in log order. A read checks again the entries of what it
 // shows: the grant's own entries for the grant's record, and each
-// session's entries for a page of sessions; what was read must reach the
-// chains' values, each entry matching its leaf hash too. The grant's first
-// entry must still be the one derived from (an entry with no position in
-// the log, put before it, is found). A page of the grant's history
-// (History) checks the grant's own entries too, and the page's entries
-// against a chain over all the grant's entries, as a session's page does
-// (sessionproof.go: entryChain). When any of this fails the read is
+// session's entries for a page of sessions (not the grant's own: they make
+// no session's record); what was read must reach the chains' values, each
+// entry matching its leaf hash too. The grant's first entry must still be
+// the one derived from (an entry with no position in the log, put before
+// it, is found). A page of the grant's history (History) checks the
+// page's entries against a chain over all the grant's entries, as a
+// session's page does (sessionproof.go: entryChain); it read the grant's
+// own entries again too, one query per run of them, which a grant whose
+// commands lie between its calls (more than maxOwnRuns runs) could not
+// afford: such a grant kept no proof, and each page derived its whole
+// log. When any of this fails the read is
 // proven from the grant's whole log, as before, with a mismatch that says
 // so. A read costs what it shows (a page of sessions, their entries) and
 // the entries appended since the read before; the rest of the grant's log
@@ -48,8 +55,12 @@ const grantProofMin = deriveBatch
 // maxOwnRuns is the most runs of a grant's own entries (consecutive among
 // its entries, each read again with one query) a kept proof may have: a
 // grant whose commands or findings are scattered among its sessions'
-// entries is derived from its whole log on each read, as before, in a
-// few reads of deriveBatch entries rather than one query per command.
+// entries (an agent that records a command between calls) is derived from
+// its whole log for each read of its record (Get), in a few reads of
+// deriveBatch entries rather than one query per command. Its proof is kept
+// all the same, without the runs (scattered): the pages of its history and
+// of its sessions do not read the grant's own entries again, so they
+// continue it at the cost of the page.
 const maxOwnRuns = 64
 
 // grantDiffer is the mismatch of a read whose entries differ from those the
@@ -73,9 +84,13 @@ type grantProof struct {
 	// positive sequence number, ownRuns the runs of them that are
 	// consecutive among the grant's entries (each read again at once),
 	// and lastOwn whether the grant's last entry read is one of them.
-	own     proofMark
-	ownRuns []ownRun
-	lastOwn bool
+	// scattered is set once they lie in more than maxOwnRuns runs: the
+	// runs are then dropped (they grow with the grant's commands), and
+	// the grant's record is proven from its whole log (withGrantProof).
+	own       proofMark
+	ownRuns   []ownRun
+	lastOwn   bool
+	scattered bool
 	// all is the chain over all the grant's entries, for the pages of
 	// its history (History).
 	all entryChain
@@ -120,18 +135,23 @@ func (p *grantProof) note(e store.LogEntry, h tlog.Hash) {
 		return
 	}
 	p.own = proofMark{n: p.own.n + 1, seq: e.Seq, chain: link(p.own.chain, e.Seq, h)}
-	if p.lastOwn {
+	switch {
+	case p.scattered:
+	case p.lastOwn:
 		p.ownRuns[len(p.ownRuns)-1].n++
-	} else {
+	case len(p.ownRuns) == maxOwnRuns:
+		p.scattered, p.ownRuns = true, nil
+	default:
 		p.ownRuns = append(p.ownRuns, ownRun{from: e.Seq, n: 1})
 	}
 	p.lastOwn = true
 }
 
 // check brings the derivation up to the log's end and checks the grant's
-// own entries and those of sessions against the chains. ok is false when
-// the log no longer holds what p was derived from.
-func (p *grantProof) check(ctx context.Context, st store.Store, sessions []string) (ok bool, err error) {
+// own entries (if own is set: a read of the grant's record, which they
+// make) and those of sessions against the chains. ok is false when the
+// log no longer holds what p was derived from.
+func (p *grantProof) check(ctx context.Context, st store.Store, own bool, sessions []string) (ok bool, err error) {
 	first, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, Limit: 1})
 	if err != nil {
 		return false, err
@@ -142,6 +162,25 @@ func (p *grantProof) check(ctx context.Context, st store.Store, sessions []strin
 	if err := p.dv.read(ctx, st, p.grant); err != nil {
 		return false, err
 	}
+	if own && p.scattered {
+		return false, errScattered
+	}
+	if own {
+		if ok, err := p.checkOwn(ctx, st); err != nil || !ok {
+			return false, err
+		}
+	}
+	for _, id := range sessions {
+		if ok, err := p.checkSession(ctx, st, id); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// checkOwn reads the grant's own entries again, one query per run, and
+// checks them against their chain. p must not be scattered.
+func (p *grantProof) checkOwn(ctx context.Context, st store.Store) (bool, error) {
 	var chain [sha256.Size]byte
 	k := 0
 	for _, r := range p.ownRuns {
@@ -160,15 +199,7 @@ func (p *grantProof) check(ctx context.Context, st store.Store, sessions []strin
 			chain, k = link(chain, e.Seq, h), k+1
 		}
 	}
-	if int64(k) != p.own.n || chain != p.own.chain {
-		return false, nil
-	}
-	for _, id := range sessions {
-		if ok, err := p.checkSession(ctx, st, id); err != nil || !ok {
-			return false, err
-		}
-	}
-	return true, nil
+	return int64(k) == p.own.n && chain == p.own.chain, nil
 }
 
 // checkSession reads the entries of session id, a batch at a time, and
@@ -209,17 +240,30 @@ func (p *grantProof) checkSession(ctx context.Context, st store.Store, id string
 // withGrantProof calls use with a derivation of grant id's log, and the
 // problems it met: the one kept for the grant, continued and checked with
 // sessions' entries (and the grant's own), or a new one from the whole log.
-func (s *Service) withGrantProof(ctx context.Context, id string, sessions []string, use func(d *review.Deriver, problems []string)) error {
+//
+// own is set for a read of the grant's record, which the grant's own
+// entries make: they are read again, and a scattered proof is not used
+// (its runs were not kept) but replaced by the new one. A page of
+// sessions reads its sessions' entries alone.
+func (s *Service) withGrantProof(ctx context.Context, id string, own bool, sessions []string, use func(d *review.Deriver, problems []string)) error {
 	var changed []string
 	if p, ok := s.grantProofs.get(id, id, s.clk.Now()); ok {
-		done, err := s.useGrantProof(ctx, p, sessions, use)
-		if err != nil || done {
+		done, err := s.useGrantProof(ctx, p, own, sessions, use)
+		switch {
+		case errors.Is(err, errScattered):
+			// Its record is proven from the whole log, and the proof
+			// derived for it kept in p's place.
+			if errors.Is(err, errScatteredDiffer) {
+				changed = []string{grantDiffer}
+			}
+		case err != nil || done:
 			return err
+		default:
+			// What the proof was derived from is no longer what the
+			// log holds: prove from the whole log, saying so.
+			s.grantProofs.drop(p)
+			changed = []string{grantDiffer}
 		}
-		// What the proof was derived from is no longer what the log
-		// holds: prove from the whole log, saying so.
-		s.grantProofs.drop(p)
-		changed = []string{grantDiffer}
 	}
 	p := newGrantProof(id, s.clk.Now())
 	if err := p.dv.read(ctx, s.st, id); err != nil {
@@ -235,23 +279,45 @@ func (s *Service) withGrantProof(ctx context.Context, id string, sessions []stri
 // keepGrantProof keeps p for the next reads of its grant if it was
 // derived from grantProofMin entries or more, or always is set (p was kept
 // already, or derived again after a change, so that it is not derived anew
-// on each read after it), unless its grant's own entries lie in more than
-// maxOwnRuns runs.
+// on each read after it). A scattered proof is kept too: the pages of the
+// grant's history and sessions use it (it is bounded as every proof kept
+// is, by proofCache: maxSessionProofs proofs, maxProofSessions sessions,
+// the least recently used evicted first, none used past proofLife).
 func (s *Service) keepGrantProof(p *grantProof, always bool) {
-	switch {
-	case len(p.ownRuns) > maxOwnRuns:
-		s.grantProofs.drop(p)
-	case always || p.read >= grantProofMin:
+	if always || p.read >= grantProofMin {
 		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
 	}
 }
 
+// errScattered is check's error for a read of the grant's record with a
+// scattered proof, which kept no runs of the grant's own entries to read
+// them again with: the record is proven from the whole log instead.
+var errScattered = errors.New("grants: the grant's own entries are scattered")
+
+// errScatteredDiffer is errScattered for a proof that found the log
+// changed (grantDiffer), which the proof replacing it says too.
+var errScatteredDiffer = fmt.Errorf("%w, and its log changed", errScattered)
+
 // useGrantProof is withGrantProof with proof p kept from a read before;
 // done is false if the log no longer holds what p was derived from.
-func (s *Service) useGrantProof(ctx context.Context, p *grantProof, sessions []string, use func(d *review.Deriver, problems []string)) (done bool, err error) {
+func (s *Service) useGrantProof(ctx context.Context, p *grantProof, own bool, sessions []string, use func(d *review.Deriver, problems []string)) (done bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ok, err := p.check(ctx, s.st, sessions)
+	// A scattered proof's record is proven from the whole log; a change
+	// it found is said by the proof derived in its place too.
+	scattered := func() error {
+		if slices.Contains(p.dv.problems, grantDiffer) {
+			return errScatteredDiffer
+		}
+		return errScattered
+	}
+	if own && p.scattered {
+		return false, scattered() // without reading the log for nothing
+	}
+	ok, err := p.check(ctx, s.st, own, sessions)
+	if errors.Is(err, errScattered) {
+		return false, scattered()
+	}
 	if err != nil || !ok {
 		return false, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -20,15 +21,23 @@ import (
 // a grant of sessions ended sessions of calls calls each, and the grant's
 // log entries as the store holds them.
 func countedGrant(t *testing.T, sessions, calls int) (*harness, *rowCounter, model.Grant, []store.LogEntry) {
+	return countedGrantWith(t, sessions, func(h *harness, _ model.Grant, _ int, ses *gateway.Session) {
+		recordCalls(h, ses, 0, calls)
+	})
+}
+
+// countedGrantWith is countedGrant with what each session s records
+// (before it ends) left to record.
+func countedGrantWith(t *testing.T, sessions int, record func(h *harness, g model.Grant, s int, ses *gateway.Session)) (*harness, *rowCounter, model.Grant, []store.LogEntry) {
 	counter := &rowCounter{}
 	h := newHarness(t, harnessOptions{Store: func(s store.Store) store.Store {
 		counter.Store = s.(*sqlitestore.Store)
 		return counter
 	}})
 	g := h.request(bot, autoReq("10m"), model.Active)
-	for range sessions {
+	for s := range sessions {
 		ses := h.startSession(g, "client")
-		recordCalls(h, ses, 0, calls)
+		record(h, g, s, ses)
 		if err := ses.End(h.ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -29,8 +30,20 @@ func TestGrantHistoryPagesCostThePage(t *testing.T) {
 		t.Fatalf("%q, %v", gr.LogMismatch, err)
 	}
 	counter.counts()
+	// The page and one more, up to a mark of the chain before and after
+	// it, the grant's own entries and its first.
+	scanned := historyPages(t, h, counter, g, all, limit, limit+1+2*256+own+1)
+	t.Logf("%d log entries, %d pages of %d; log entries read for page 1: %d, page 2: %d, all pages: %d",
+		len(all), len(scanned), limit, scanned[0], scanned[1], sum(scanned))
+}
+
+// historyPages reads grant g's history a page of limit entries at a time
+// and returns the log entries each page read (counter's count). Each
+// page must read at most most, report no mismatch, and the pages must
+// hold all, each once in log order.
+func historyPages(t *testing.T, h *harness, counter *rowCounter, g model.Grant, all []store.LogEntry, limit, most int) (scanned []int) {
+	t.Helper()
 	var got []int64
-	var scanned []int
 	for q := (grants.EventsQuery{Limit: limit}); ; {
 		p, err := h.Svc.History(h.ctx, h.id(alice), g.ID, q)
 		if err != nil {
@@ -41,9 +54,7 @@ func TestGrantHistoryPagesCostThePage(t *testing.T) {
 		if len(p.LogMismatch) > 0 || len(p.Entries) > limit || (p.Next != 0 && len(p.Entries) != limit) {
 			t.Fatalf("page %d: %d entries, next %d, %q", len(scanned), len(p.Entries), p.Next, p.LogMismatch)
 		}
-		// The page and one more, up to a mark of the chain before and
-		// after it, the grant's own entries and its first.
-		if most := limit + 1 + 2*256 + own + 1; n > most {
+		if n > most {
 			t.Errorf("page %d: %d log entries read, want at most %d", len(scanned), n, most)
 		}
 		for _, e := range p.Entries {
@@ -65,8 +76,7 @@ func TestGrantHistoryPagesCostThePage(t *testing.T) {
 			t.Fatalf("entry %d is #%d, want #%d", i, got[i], e.Seq)
 		}
 	}
-	t.Logf("%d log entries, %d pages of %d; log entries read for page 1: %d, page 2: %d, all pages: %d",
-		len(all), len(scanned), limit, scanned[0], scanned[1], sum(scanned))
+	return scanned
 }
 
 // TestGrantHistoryPagesTampered: an entry of a grant changed (its leaf

@@ -126,7 +126,7 @@ func (s *Service) proveGrants(ctx context.Context, gs []model.Grant) error {
 
 // grantMismatch is how row g differs from its grant's log, derived now.
 func (s *Service) grantMismatch(ctx context.Context, g model.Grant) (mismatch []string, err error) {
-	err = s.withGrantProof(ctx, g.ID, nil, func(d *review.Deriver, problems []string) {
+	err = s.withGrantProof(ctx, g.ID, true, nil, func(d *review.Deriver, problems []string) {
 		mismatch = append(slices.Clone(problems), trimID(review.GrantDiffs(d, g), "grant "+g.ID+": ")...)
 	})
 	return mismatch, err
@@ -142,7 +142,7 @@ func (s *Service) proveSessions(ctx context.Context, grantID string, ss []model.
 		ids[i] = ss[i].ID
 	}
 	var again []int
-	err := s.withGrantProof(ctx, grantID, ids, func(d *review.Deriver, problems []string) {
+	err := s.withGrantProof(ctx, grantID, false, ids, func(d *review.Deriver, problems []string) {
 		for i := range ss {
 			if ss[i].LogMismatch = sessionMismatch(d, problems, ss[i], grantID); len(ss[i].LogMismatch) > 0 {
 				again = append(again, i)
@@ -163,7 +163,7 @@ func (s *Service) proveSessions(ctx context.Context, grantID string, ss []model.
 		ss[i] = ses
 		ids = append(ids, ses.ID)
 	}
-	return s.withGrantProof(ctx, grantID, ids, func(d *review.Deriver, problems []string) {
+	return s.withGrantProof(ctx, grantID, false, ids, func(d *review.Deriver, problems []string) {
 		for _, i := range again {
 			ss[i].LogMismatch = sessionMismatch(d, problems, ss[i], grantID)
 		}

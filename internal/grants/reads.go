@@ -326,8 +326,10 @@ type HistoryPage struct {
 // the derivation of the grant's log kept by the read before (the grant's
 // Get, or the page before: grantproof.go), each entry read is checked
 // against a hash chain over all the grant's entries, so a page costs the
-// page, at most 2*proofMarkEvery entries more, the grant's own entries and
-// those appended since; without one the grant's whole log is derived.
+// page, at most 2*proofMarkEvery entries more, the grant's first entry and
+// those appended since (not the grant's own entries, which the page does
+// not show unless it holds them: a grant of commands scattered among its
+// calls has thousands); without one the grant's whole log is derived.
 func (s *Service) History(ctx context.Context, caller model.Identity, id string, q EventsQuery) (HistoryPage, error) {
 	if _, err := s.visibleGrant(ctx, caller, id); err != nil { // syncs the log
 		return HistoryPage{}, err
@@ -369,7 +371,7 @@ func (s *Service) History(ctx context.Context, caller model.Identity, id string,
 func (s *Service) provenHistory(ctx context.Context, p *grantProof, after int64, limit int) (page HistoryPage, ok bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ok, err := p.check(ctx, s.st, nil); err != nil || !ok {
+	if ok, err := p.check(ctx, s.st, false, nil); err != nil || !ok {
 		return HistoryPage{}, false, err
 	}
 	page.Entries, page.Next, ok, err = p.all.page(ctx, s.st, store.LogFilter{GrantID: p.grant}, after, limit)

@@ -179,6 +179,14 @@ func TestGrantSessionsPagesEditedStore(t *testing.T) {
 // entries from which a grant's proof is kept.
 func loggedSessions(t *testing.T, s *Server, sessions, calls int) string {
 	t.Helper()
+	return loggedSessionsCommands(t, s, sessions, calls, 0)
+}
+
+// loggedSessionsCommands is loggedSessions with a command recorded on the
+// grant after every every-th call (none if every is 0): the grant's own
+// entries scattered among its sessions' calls.
+func loggedSessionsCommands(t *testing.T, s *Server, sessions, calls, every int) string {
+	t.Helper()
 	ctx := context.Background()
 	all := pagingSessions(t, s, sessions)
 	for _, ses := range all {
@@ -186,6 +194,11 @@ func loggedSessions(t *testing.T, s *Server, sessions, calls int) string {
 			if err := ses.Request(ctx, gateway.Call{Action: "s3:GetObject", Resource: fmt.Sprintf("arn:aws:s3:::logs/app/k%04d", i),
 				Allowed: true, Params: map[string]string{"request_id": fmt.Sprint(i)}}); err != nil {
 				t.Fatal(err)
+			}
+			if every > 0 && i%every == every-1 {
+				if err := s.Service.RecordCommand(ctx, bot, ses.Grant.ID, []string{"aws", "s3", "ls", fmt.Sprint(i)}, ""); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		if err := ses.End(ctx); err != nil {

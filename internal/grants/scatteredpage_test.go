@@ -1,0 +1,161 @@
+package grants_test
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+)
+
+// scatteredGrant is a harness whose store counts the log entries read,
+// with a grant of sessions ended sessions, each of runs commands recorded
+// between calls (calls calls before each): its own entries lie in more
+// than sessions*runs runs among its entries, as an agent's that records
+// each command it runs with the grant (airlock mcp's run_with_grant).
+func scatteredGrant(t *testing.T, sessions, runs, calls int) (*harness, *rowCounter, model.Grant, []store.LogEntry) {
+	return countedGrantWith(t, sessions, func(h *harness, g model.Grant, s int, ses *gateway.Session) {
+		for i := range runs {
+			recordCalls(h, ses, i*calls, calls)
+			if err := h.Svc.RecordCommand(h.ctx, h.id(bot), g.ID, []string{"aws", "s3", "ls", strconv.Itoa(s), strconv.Itoa(i)}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestScatteredGrantPagesCostThePage: a grant of about 20,000 entries
+// whose own entries (2,000 commands) lie in about 2,000 runs among its
+// sessions' calls keeps its proof, so each page of its history, and of
+// its sessions, after its record costs the page (and a stretch of 256
+// entries each side), not the grant's whole log. Such a grant kept no
+// proof (more than 64 runs): every page derived its whole log, 20,000
+// entries and more.
+func TestScatteredGrantPagesCostThePage(t *testing.T) {
+	t.Parallel()
+	const sessions, runs, calls, limit = 10, 200, 9, 1000
+	h, counter, g, all := scatteredGrant(t, sessions, runs, calls)
+	perSession := map[string]int{}
+	for _, e := range all {
+		perSession[e.SessionID]++
+	}
+	if perSession[""] < sessions*runs {
+		t.Fatalf("%d own entries, want %d commands at least", perSession[""], sessions*runs)
+	}
+	gr, err := h.Svc.Get(h.ctx, h.id(alice), g.ID)
+	if err != nil || len(gr.LogMismatch) > 0 || gr.Usage.Calls != sessions*runs*calls {
+		t.Fatalf("%+v, %v", gr, err)
+	}
+	_, getRead := counter.counts()
+
+	// The page and one more, up to a mark of the chain before and after
+	// it, and the grant's first entry.
+	start := time.Now()
+	scanned := historyPages(t, h, counter, g, all, limit, limit+1+2*256+1)
+	perPage := time.Since(start) / time.Duration(len(scanned))
+
+	// A page of its sessions reads their entries.
+	var sessionPages []int
+	for after := ""; ; {
+		page, err := h.Svc.GrantSessions(h.ctx, h.id(alice), g.ID, grants.SessionsQuery{After: after, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, n := counter.counts()
+		sessionPages = append(sessionPages, n)
+		most := 1 // the grant's first entry
+		for _, s := range page.Sessions {
+			if len(s.LogMismatch) > 0 || s.Calls != runs*calls {
+				t.Fatalf("sessions page %d: session %+v", len(sessionPages), s)
+			}
+			most += perSession[s.ID]
+		}
+		if n > most {
+			t.Errorf("sessions page %d: %d log entries read, its sessions hold %d", len(sessionPages), n, most-1)
+		}
+		if page.Next == "" {
+			break
+		}
+		if len(sessionPages) > sessions {
+			t.Fatalf("still a next page after %d pages", len(sessionPages))
+		}
+		after = page.Next
+	}
+
+	// Its record is proven from its whole log, as before, and a page
+	// after it continues the proof that read made.
+	if gr, err = h.Svc.Get(h.ctx, h.id(alice), g.ID); err != nil || len(gr.LogMismatch) > 0 {
+		t.Fatalf("%q, %v", gr.LogMismatch, err)
+	}
+	counter.counts()
+	if p, err := h.Svc.History(h.ctx, h.id(alice), g.ID, grants.EventsQuery{Limit: limit}); err != nil || len(p.LogMismatch) > 0 || len(p.Entries) != limit {
+		t.Fatalf("history after Get: %d entries, %q, %v", len(p.Entries), p.LogMismatch, err)
+	}
+	if _, n := counter.counts(); n > limit+1+2*256+1 {
+		t.Errorf("history page after Get: %d log entries read", n)
+	}
+	t.Logf("%d log entries (%d of the grant's own, %d sessions); Get: %d read; %d history pages of %d: page 1 %d, page 2 %d, all %d, %v a page; %d pages of 2 sessions: page 1 %d, all %d",
+		len(all), perSession[""], sessions, getRead, len(scanned), limit, scanned[0], scanned[1], sum(scanned), perPage.Round(time.Microsecond),
+		len(sessionPages), sessionPages[0], sum(sessionPages))
+}
+
+// TestScatteredGrantPagesTampered: a call of a grant whose own entries lie
+// in more than 64 runs, changed in the store (its leaf hash made to match)
+// after the first page of the grant's history, is reported on the page
+// that holds it, then by the grant's record (derived from the whole log,
+// which alone does not see such an edit) and by the pages after it, for
+// the life of the proof. Such a grant kept no proof: each page derived
+// the whole log, and the edit was reported nowhere.
+func TestScatteredGrantPagesTampered(t *testing.T) {
+	t.Parallel()
+	const sessions, runs, calls, limit = 2, 40, 12, 100
+	const differ = "log entries of this grant differ"
+	h, counter, g, all := scatteredGrant(t, sessions, runs, calls)
+	victim := int64(0)
+	for _, e := range all[2*limit+10:] { // on page 3
+		if e.Type == "session.call" {
+			victim = e.Seq
+			break
+		}
+	}
+	if victim == 0 {
+		t.Fatal("no entry to edit")
+	}
+	page := func(after int64) grants.HistoryPage {
+		t.Helper()
+		p, err := h.Svc.History(h.ctx, h.id(alice), g.ID, grants.EventsQuery{After: after, Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := page(0)
+	if len(p.LogMismatch) > 0 {
+		t.Fatalf("page 1: %q", p.LogMismatch)
+	}
+	counter.setTamper(func(f store.LogFilter, es []store.LogEntry) []store.LogEntry {
+		return editRequestID(es, victim, true)
+	})
+	p = page(page(p.Next).Next)
+	if !slices.ContainsFunc(p.Entries, func(e store.LogEntry) bool { return e.Seq == victim }) {
+		t.Fatalf("page 3 does not hold entry #%d", victim)
+	}
+	if mm := strings.Join(p.LogMismatch, "\n"); !strings.Contains(mm, differ) {
+		t.Errorf("page 3: the changed entry #%d is not reported: %q", victim, mm)
+	}
+	gr, err := h.Svc.Get(h.ctx, h.id(alice), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mm := strings.Join(gr.LogMismatch, "\n"); !strings.Contains(mm, differ) {
+		t.Errorf("Get after page 3: the change is not reported: %q", mm)
+	}
+	if mm := strings.Join(page(0).LogMismatch, "\n"); !strings.Contains(mm, differ) {
+		t.Errorf("page 1 after Get: the change is not reported: %q", mm)
+	}
+}
