@@ -84,6 +84,12 @@ func (e *svcEnv) upstreamSaw(t *testing.T, svc string, n int) []awsfake.Request 
 	return got
 }
 
+// svcARN is the ARN of res in svc for the test target's region and
+// account.
+func svcARN(svc, res string) string {
+	return "arn:aws:" + svc + ":" + testRegion + ":" + testAccount + ":" + res
+}
+
 func apiCode(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -118,9 +124,7 @@ func (e *svcEnv) lastRequest(t *testing.T, g *gateway.Grant) gateway.Call {
 // recorded and re-signed for the upstream with the target's keys.
 func TestServiceClientsGo(t *testing.T) {
 	e := newSvcEnv(t)
-	arn := func(svc, res string) string {
-		return "arn:aws:" + svc + ":" + testRegion + ":" + testAccount + ":" + res
-	}
+	arn := svcARN
 	g := e.grant(
 		"logs:FilterLogEvents,logs:GetLogEvents "+arn("logs", "log-group:/app/api"),
 		"ssm:GetParameter,ssm:GetParameters "+arn("ssm", "parameter/app/db/*"),

@@ -18,9 +18,7 @@ func TestServiceAWSCLI(t *testing.T) {
 		t.Skip("-short: the AWS CLI takes seconds per command")
 	}
 	e := newSvcEnv(t)
-	arn := func(svc, res string) string {
-		return "arn:aws:" + svc + ":" + testRegion + ":" + testAccount + ":" + res
-	}
+	arn := svcARN
 	g := e.grant(
 		"logs:FilterLogEvents "+arn("logs", "log-group:/app/api"),
 		"ssm:GetParameter "+arn("ssm", "parameter/app/db/*"),

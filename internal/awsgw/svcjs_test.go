@@ -26,9 +26,7 @@ func TestServiceJSSDK(t *testing.T) {
 		testenv.Tool(t, "e2e/js/node_modules/@aws-sdk/client-dynamodb", "run: (cd e2e/js && npm ci)")
 	}
 	e := newSvcEnv(t)
-	arn := func(svc, res string) string {
-		return "arn:aws:" + svc + ":" + testRegion + ":" + testAccount + ":" + res
-	}
+	arn := svcARN
 	g := e.grant(
 		"logs:FilterLogEvents "+arn("logs", "log-group:/app/api"),
 		"ssm:GetParameter,ssm:GetParameters "+arn("ssm", "parameter/app/db/*"),
