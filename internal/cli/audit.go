@@ -456,7 +456,7 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			// auditor reading "OK" saw no sign of either.
 			for _, r := range res.Rows {
 				linef(a.out, "  %s %s %s %s reason %q, approved by %s, %d sessions, %d calls, %d denied, findings %s",
-					r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
+					r.Grant, r.Identity, r.Status, dash(r.EndReason), r.Reason, dash(r.ApprovedBy), r.Sessions, r.Calls, r.DeniedCalls, review.FindingKinds(r.Findings))
 			}
 			return nil
 		},
@@ -471,7 +471,7 @@ func unproven(mismatch []string) string {
 	if len(mismatch) == 0 {
 		return ""
 	}
-	return " !NOT-IN-LOG"
+	return review.UnprovenMark
 }
 
 // warnUnproven lists on w, after a review, what each unproven row's

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -296,60 +295,19 @@ func (a *app) revokeCmd() *cobra.Command {
 	return a.decideCmd("revoke", "Cut an active grant off now", "reason", true)
 }
 
-// maxUsedShown is how many entries of a grant's used scope the table
-// shows; -o json and -o csv give them all.
-const maxUsedShown = 3
-
 // printGrantRows writes the review table (its header if header): one row
-// per grant with the five answers, the scope as granted (and as requested,
-// where that differs) beside the scope used.
+// per grant with the five answers (review.TableCells).
 func printGrantRows(w *tabwriter.Writer, rows []review.Row, header bool) error {
 	if header {
-		fmt.Fprintln(w, "GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS")
+		fmt.Fprintln(w, review.TableHeader)
 	}
 	for _, r := range rows {
-		sc := strings.Join(r.ScopeGranted, "; ")
-		switch {
-		case sc == "":
-			sc = "(requested) " + strings.Join(r.ScopeRequested, "; ")
-		case !slices.Equal(r.ScopeGranted, r.ScopeRequested):
-			sc += " (requested: " + strings.Join(r.ScopeRequested, "; ") + ")"
+		cells := review.TableCells(r)
+		anys := make([]any, len(cells))
+		for i, c := range cells {
+			anys[i] = c
 		}
-		used := "-"
-		if n := len(r.ScopeUsed); n > 0 {
-			used = strings.Join(r.ScopeUsed[:min(n, maxUsedShown)], "; ")
-			if n > maxUsedShown {
-				used += fmt.Sprintf(" (+%d more)", n-maxUsedShown)
-			}
-			if review.UsedMayBeCapped(r.ScopeUsed) {
-				used += " (" + review.UsedCapNote + ")"
-			}
-		}
-		when := ts(r.RequestedAt)
-		if !r.StartedAt.IsZero() {
-			when = ts(r.StartedAt) + " → " + ts(r.ExpiresAt)
-		}
-		ended := dash(r.EndReason)
-		if r.EndedBy != "" {
-			ended += " by " + r.EndedBy
-		}
-		if !r.EndedAt.IsZero() {
-			ended += " at " + ts(r.EndedAt)
-		}
-		// Why it ended: the revoker's or denier's reason, the holder's
-		// comment (an exec's exit status), why a request was cancelled.
-		// An expiry needs no why beyond its time.
-		if r.EndComment != "" && r.Status != "expired" {
-			ended += ": " + r.EndComment
-		}
-		// Who or what approved it, and when (DESIGN.md's fourth question:
-		// "with the time … of the decision"); a denial is in ENDED.
-		approved := dash(r.ApprovedBy)
-		if r.ApprovedBy != "" && !r.DecidedAt.IsZero() {
-			approved += " at " + ts(r.DecidedAt)
-		}
-		row(w, r.Grant+unproven(r.LogMismatch), r.Identity+" ("+dash(r.Owner)+")", sc, used, when, r.Status,
-			ended, approved, r.Sessions, r.Calls, r.DeniedCalls, findingKinds(r.Findings))
+		row(w, anys...)
 	}
 	return w.Flush()
 }
@@ -445,19 +403,4 @@ func (a *app) grantsCmd() *cobra.Command {
 	f.StringVar(&since, "since", "", "grants live at or after this time (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "grants live before this time (RFC 3339 or YYYY-MM-DD)")
 	return cmd
-}
-
-// findingKinds is the FINDINGS column: each kind once, "-" for none.
-func findingKinds(fs []model.Finding) string {
-	var kinds []string
-	for _, f := range fs {
-		k := f.Kind
-		if f.Refused {
-			k += " (refused)"
-		}
-		if !slices.Contains(kinds, k) {
-			kinds = append(kinds, k)
-		}
-	}
-	return dash(strings.Join(kinds, ", "))
 }

@@ -362,23 +362,23 @@ func Run(ctx context.Context, out io.Writer, dir string, keep bool) (err error) 
 		return r.failf("%d grants, want 3", len(gs))
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "   GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tSTATUS\tENDED\tAPPROVED BY\tCALLS\tDENIED")
+	// The table airlock grants prints, so that the walkthrough shows what
+	// a reviewer will see: when each grant began and ended, and why.
+	fmt.Fprintln(tw, "   "+review.TableHeader)
 	for _, g := range gs {
 		row := review.FromGrant(g)
-		// Who or what approved it, and when, as airlock grants shows it.
-		approved := orDash(row.ApprovedBy)
-		if row.ApprovedBy != "" && !row.DecidedAt.IsZero() {
-			approved += " at " + row.DecidedAt.Format("15:04:05")
+		cells := review.TableCells(row)
+		for i, c := range cells {
+			cells[i] = textesc.String(c)
 		}
-		fmt.Fprintf(tw, "   %s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", row.Grant, row.Identity, row.Owner, strings.Join(row.ScopeGranted, "; "),
-			orDash(strings.Join(row.ScopeUsed, "; ")), row.Status, orDash(row.EndReason+" "+row.EndedBy), approved, row.Calls, row.DeniedCalls)
+		fmt.Fprintln(tw, "   "+strings.Join(cells, "\t"))
 		if row.Grant == g1.ID && (row.Calls < 2 || row.DeniedCalls < 2) {
 			tw.Flush()
 			return r.failf("the review counts %d calls and %d denied for %s", row.Calls, row.DeniedCalls, g1.ID)
 		}
 	}
 	tw.Flush()
-	r.ok("every grant answers who, what scope (granted and used), when and why it ended, who or what approved it, and what it did")
+	r.ok("every grant answers who, what scope (granted and used), when it began and when and why it ended, who or what approved it, and what it did")
 
 	r.stepf("airlock audit verify: lifecycle and session events are in one Merkle-tree log with signed checkpoints")
 	rep, err := alice.Verify(ctx)
@@ -489,11 +489,4 @@ func short(s string) string {
 		return s[:19] + "…"
 	}
 	return s
-}
-
-func orDash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return strings.TrimSpace(s)
 }

@@ -48,3 +48,50 @@ func TestNarrationNamesREADME(t *testing.T) {
 		t.Fatalf("first line %q: want the directory's name escaped, and no escape character in the narration", first)
 	}
 }
+
+// The review step shows the table airlock grants prints, with all five
+// answers: the demo printed a table of its own that left out when each
+// grant began and expired (WHEN) and why one was revoked (alice's
+// "incident closed"), though its narration said every grant answered
+// when and why it ended.
+func TestReviewShowsTheFiveAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo")
+	}
+	var out strings.Builder
+	if err := Run(context.Background(), &out, t.TempDir(), false); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	_, review, ok := strings.Cut(out.String(), "9. The review")
+	if !ok {
+		t.Fatalf("no review step in:\n%s", out.String())
+	}
+	review, _, _ = strings.Cut(review, "\n10.")
+	lines := strings.Split(review, "\n")
+	if len(lines) < 5 {
+		t.Fatalf("review step:\n%s", review)
+	}
+	for _, col := range []string{"WHEN", "ENDED", "APPROVED BY", "SESSIONS", "FINDINGS"} {
+		if !strings.Contains(lines[1], col) {
+			t.Errorf("header %q lacks %s", lines[1], col)
+		}
+	}
+	var revoked, expired string
+	for _, l := range lines[2:5] {
+		if !strings.Contains(l, " → ") {
+			t.Errorf("row %q does not say when the grant began and when it expires", l)
+		}
+		switch {
+		case strings.Contains(l, " revoked "):
+			revoked = l
+		case strings.Contains(l, " expired "):
+			expired = l
+		}
+	}
+	if !strings.Contains(revoked, "revoked by alice at ") || !strings.Contains(revoked, ": incident closed") {
+		t.Errorf("revoked row %q does not say who revoked it, when and why", revoked)
+	}
+	if !strings.Contains(expired, "expired by airlock at ") {
+		t.Errorf("expired row %q does not say when it expired", expired)
+	}
+}
