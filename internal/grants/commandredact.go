@@ -25,8 +25,11 @@ var (
 	// it holds a secret (secretName): PGPASSWORD=…, password='…',
 	// --db-password=…, AWS_SECRET_ACCESS_KEY=…, GITHUB_TOKEN=…,
 	// --secret-string=…, and "PGPASSWORD"=… (the shell joins the quoted
-	// name to the rest). Its value is the shell word after it (wordEnd).
-	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+)["']?\s*=\s*`)
+	// name to the rest), bash's append PGPASSWORD+=… and array elements
+	// TOKENS[0]=…, creds[password]=… (the name with its subscript: either
+	// may say it holds a secret), which were not seen as assignments. Its
+	// value is the shell word after it (wordEnd).
+	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+(?:\[[^\]\s=]*\])?)["']?\+?\s*=\s*`)
 	// jsonSecret is the "name": of a JSON member whose name says it holds
 	// a secret (curl -d '{"password":"X"}', --secret-string
 	// '{"api_key":"X"}'), or \"name\": inside a shell's double quotes.

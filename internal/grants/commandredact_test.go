@@ -133,6 +133,20 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "aws configure set aws_secret_access_key hun\\ ter2 && aws configure set region eu-west-1"}, []string{"sh", "-c", "aws configure set aws_secret_access_key [REDACTED] && aws configure set region eu-west-1"}},
 		// A -c that is not a shell's takes one value: git's name=value.
 		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
+		// Assignments glued to a shell's operators (;, &&, ||, |, &, (,
+		// backticks, $(): the name is found wherever it starts.
+		{[]string{"sh", "-c", "true;PGPASSWORD=hunter2 psql"}, []string{"sh", "-c", "true;PGPASSWORD=[REDACTED] psql"}},
+		{[]string{"sh", "-c", "a&&PGPASSWORD=hunter2||b|PGPASSWORD=hunter3&PGPASSWORD=hunter4"}, []string{"sh", "-c", "a&&PGPASSWORD=[REDACTED]"}},
+		{[]string{"sh", "-c", "(PGPASSWORD=hunter2 psql)"}, []string{"sh", "-c", "(PGPASSWORD=[REDACTED] psql)"}},
+		{[]string{"sh", "-c", "echo `PGPASSWORD=hunter2 psql` $(PGPASSWORD='hun ter2' psql)"}, []string{"sh", "-c", "echo `PGPASSWORD=[REDACTED] psql` $(PGPASSWORD=[REDACTED] psql)"}},
+		// Builtins that assign, and bash's append and array elements: +=
+		// and [i]= were not seen as assignments.
+		{[]string{"sh", "-c", "export PGPASSWORD=hunter2; declare -x MYSQL_PWD=hunter3"}, []string{"sh", "-c", "export PGPASSWORD=[REDACTED] declare -x MYSQL_PWD=[REDACTED]"}},
+		{[]string{"bash", "-c", "readonly A_TOKEN=hunter2 && local B_SECRET=hunter3 && typeset PGPASSWORD=hunter4"}, []string{"bash", "-c", "readonly A_TOKEN=[REDACTED] && local B_SECRET=[REDACTED] && typeset PGPASSWORD=[REDACTED]"}},
+		{[]string{"bash", "-c", "PGPASSWORD+=hunter2 psql"}, []string{"bash", "-c", "PGPASSWORD+=[REDACTED] psql"}},
+		{[]string{"bash", "-c", `PGPASSWORD+="hun ter2" psql`}, []string{"bash", "-c", "PGPASSWORD+=[REDACTED] psql"}},
+		{[]string{"env", "GITHUB_TOKEN+=hunter2"}, []string{"env", "GITHUB_TOKEN+=[REDACTED]"}},
+		{[]string{"bash", "-c", "TOKENS[0]=hunter2 creds[password]='hun ter2' x[1]=y"}, []string{"bash", "-c", "TOKENS[0]=[REDACTED] creds[password]=[REDACTED] x[1]=y"}},
 	} {
 		want := c.want
 		if want == nil {
