@@ -47,12 +47,10 @@ var (
 	headerName = regexp.MustCompile(`([A-Za-z0-9_-]+)[ \t]*:`)
 	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
-	// lineFlag is a --flag word followed by blanks in a shell line, and
-	// lineSet the name after a set or config word (aws configure set
-	// NAME, git config NAME): the next shell word is the value, as the
-	// next argument is in argv (redactCommand).
+	// lineFlag is a --flag word followed by blanks in a shell line: the
+	// next shell word is the value, as the next argument is in argv
+	// (redactCommand).
 	lineFlag = regexp.MustCompile(`(?:^|[\s;&|(])(--?[A-Za-z0-9_-]+)[ \t]+`)
-	lineSet  = regexp.MustCompile(`(?:^|[\s;&|(])(?i:set|config)[ \t]+([^\s'"=;&|\\]+)[ \t]+`)
 )
 
 // headerSecret says whether a header named name carries credentials.
@@ -91,6 +89,8 @@ func secretName(name string) bool {
 // token — replaced by RedactedArg.
 func redactCommand(argv []string, secrets ...string) []string {
 	out := make([]string, len(argv))
+	set := make([]bool, len(argv))
+	setValues(len(argv), func(k int) string { return argv[k] }, func(k int) { set[k] = true })
 	for i, a := range argv {
 		for _, s := range secrets {
 			if len(s) >= 8 {
@@ -106,9 +106,10 @@ func redactCommand(argv []string, secrets ...string) []string {
 		switch {
 		case i > 0 && strings.HasPrefix(argv[i-1], "-") && !strings.Contains(argv[i-1], "=") && secretName(argv[i-1]):
 			a = RedactedArg
-		case i > 1 && (strings.EqualFold(argv[i-2], "set") || strings.EqualFold(argv[i-2], "config")) && !strings.HasPrefix(argv[i-1], "-") && secretName(argv[i-1]):
+		case set[i]:
 			// aws configure set aws_secret_access_key X, git config
-			// credential.password X, npm config set //r/:_authToken X.
+			// --global credential.password X, npm config set
+			// //r/:_authToken X (setValues).
 			a = RedactedArg
 		case i > 0 && slices.Contains(mysqlClients, path.Base(argv[0])) && len(a) > 2 && strings.HasPrefix(a, "-p") && !strings.HasPrefix(a, "--"):
 			a = "-p" + RedactedArg
@@ -303,11 +304,22 @@ func (q *shellQuotes) end(a string, i int) int {
 // shellWordEnd returns where the shell word going on at i in a ends: at a
 // blank outside quotes; '…', "…" and $'…' pieces and backslash-escaped
 // bytes are part of it, and a quote left open runs to the end of a.
-func shellWordEnd(a string, i int) int {
+func shellWordEnd(a string, i int) int { return wordEnd(a, i, i, " \t\n\r") }
+
+// lineWordEnd returns where the shell word that starts at i in a ends: as
+// shellWordEnd, and also at a byte that ends a command or a word outside
+// quotes (shellCommands: a ( or $( among them), which is not part of the
+// word. It takes at least one byte.
+func lineWordEnd(a string, i int) int { return wordEnd(a, i, i+1, " \t\r\v\f\n;&|`()<>") }
+
+// wordEnd returns where the shell word going on at i in a ends: at a byte
+// of stop outside quotes, at or after from (and at a $ before a ( where
+// stop holds '('), as shellWordEnd describes.
+func wordEnd(a string, i, from int, stop string) int {
 	for i < len(a) {
 		var closing int
 		switch c := a[i]; {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		case i >= from && (strings.IndexByte(stop, c) >= 0 || c == '$' && i+1 < len(a) && a[i+1] == '(' && strings.IndexByte(stop, '(') >= 0):
 			return i
 		case c == '\\':
 			i += 2
@@ -404,15 +416,145 @@ func redactJSON(a string) string {
 	})
 }
 
-// redactLineArgs replaces the shell word after a --flag, or after set or
-// config and a name, whose name says it holds a secret, in a shell line
-// (sh -c "tool --password 'a b'", an ssh command): the rules for argv
-// saw only arguments of their own, and such a line kept the secret whole.
-// In an argument that is no shell line a blank is rare, and more is
-// hidden, not less.
+// redactLineArgs replaces the shell word after a --flag whose name says
+// it holds a secret, and a value set under such a name (setValues), in a
+// shell line (sh -c "tool --password 'a b'", an ssh command): the rules
+// for argv saw only arguments of their own, and such a line kept the
+// secret whole. In an argument that is no shell line a blank is rare, and
+// more is hidden, not less.
 func redactLineArgs(a string) string {
 	next := func(a string, _, i int) (int, int) { return i, shellWordEnd(a, i) }
-	return redactValues(redactValues(a, lineFlag, secretName, next), lineSet, secretName, next)
+	return redactSetValues(redactValues(a, lineFlag, secretName, next))
+}
+
+// redactSetValues replaces the values that the commands of the shell line
+// a set under a secret's name (setValues), each to the end of its shell
+// word. The words are the shell's (shellCommands): a set or config glued
+// to a backtick or $( used to be missed, and so was a name after options
+// (git config --global NAME, aws configure set --profile p NAME, fish's
+// set -x NAME) or after setenv.
+func redactSetValues(a string) string {
+	var b strings.Builder
+	at := 0
+	shellCommands(a, func(words [][2]int) {
+		setValues(len(words), func(k int) string { return a[words[k][0]:words[k][1]] }, func(k int) {
+			if words[k][0] < at {
+				return
+			}
+			b.WriteString(a[at:words[k][0]])
+			b.WriteString(RedactedArg)
+			at = words[k][1]
+		})
+	})
+	if at == 0 {
+		return a
+	}
+	b.WriteString(a[at:])
+	return b.String()
+}
+
+// setValues calls value(k) for each of n words (word(k)) that a command
+// sets under a name that says it holds a secret: the word after that name
+// where the name follows a setter word (isSetter) and options: git config
+// --file F --add credential.password X, aws configure set --profile p
+// aws_secret_access_key X, setenv PGPASSWORD X, fish's set -gx
+// PGPASSWORD X, Set-Item -Path Env:PGPASSWORD -Value X. An option may
+// take the word after it as its argument (--file F) or not (--global), so
+// the word after an option and the word after that are both taken as
+// names: more may be hidden (git config --file secret.cfg user.name ann
+// hides ann), not less. A value after '=' (csh's set NAME = X) or after
+// -Value or --body (PowerShell, gh secret set) is the word after those.
+func setValues(n int, word func(k int) string, value func(k int)) {
+	name := false // words[m] may be a name
+	for m := 0; m < n; m++ {
+		w := bareWord(word(m))
+		if isSetter(w) {
+			name = true
+			continue
+		}
+		if !name {
+			continue
+		}
+		opt := isOption(w)
+		if !opt && secretName(w) {
+			v := m + 1
+			if v < n {
+				switch strings.ToLower(bareWord(word(v))) {
+				case "=", "-value", "--value", "--body", "-b":
+					v++
+				}
+			}
+			if v < n {
+				value(v)
+			}
+		}
+		name = opt || m > 0 && isOption(bareWord(word(m-1)))
+	}
+}
+
+// isSetter says whether w is a word after which a command takes a name and
+// the value to set it to: set (aws configure set, npm config set, fish,
+// csh), config (git config), setenv (csh, launchctl), PowerShell's
+// Set-Item, New-Item, Set-Variable and [Environment]::SetEnvironmentVariable.
+func isSetter(w string) bool {
+	switch w = strings.ToLower(w); w {
+	case "set", "config", "setenv", "set-item", "new-item", "set-variable":
+		return true
+	}
+	return strings.HasSuffix(w, "::setenvironmentvariable")
+}
+
+// isOption says whether the word w is an option (-x, --global, -Path).
+func isOption(w string) bool { return len(w) > 1 && w[0] == '-' }
+
+// bareWord is the shell word w without its quotes and backslashes, and
+// without a comma after it (PowerShell's arguments): what a name is
+// checked as.
+func bareWord(w string) string {
+	if strings.ContainsAny(w, `'"\`) {
+		w = strings.Map(func(r rune) rune {
+			if r == '\'' || r == '"' || r == '\\' {
+				return -1
+			}
+			return r
+		}, w)
+	}
+	return strings.TrimSuffix(w, ",")
+}
+
+// shellCommands calls fn with the words (where each starts and ends in a)
+// of each simple command of the shell line a, in order: the commands end
+// at a newline, ;, &, |, a backtick, ( and ), and $( (a ( glued to a word,
+// PowerShell's call, does not end one); < and > end a word. A word is as
+// lineWordEnd takes it. It reads each byte of a once.
+func shellCommands(a string, fn func(words [][2]int)) {
+	var words [][2]int
+	flush := func() {
+		if len(words) > 0 {
+			fn(words)
+		}
+		words = words[:0]
+	}
+	end := -1 // where the last word ended
+	for i := 0; i < len(a); {
+		switch c := a[i]; {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '<' || c == '>':
+			i++
+		case c == '(' && i == end:
+			i++
+		case c == '\n' || c == ';' || c == '&' || c == '|' || c == '`' || c == '(' || c == ')':
+			flush()
+			i++
+		case c == '$' && i+1 < len(a) && a[i+1] == '(':
+			flush()
+			i += 2
+		default:
+			end = lineWordEnd(a, i)
+			words = append(words, [2]int{i, end})
+			i = end
+		}
+	}
+	flush()
 }
 
 // redactValues replaces by RedactedArg the value after each match of re

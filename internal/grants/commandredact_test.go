@@ -131,6 +131,31 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `aws secretsmanager put-secret-value --secret-id x --secret-string 'hun ter2' && echo ok`}, []string{"sh", "-c", `aws secretsmanager put-secret-value --secret-id x --secret-string [REDACTED] && echo ok`}},
 		{[]string{"ssh", "db", "mysql --password hunter2 -e 'select 1'"}, []string{"ssh", "db", "mysql --password [REDACTED] -e 'select 1'"}},
 		{[]string{"sh", "-c", "aws configure set aws_secret_access_key hun\\ ter2 && aws configure set region eu-west-1"}, []string{"sh", "-c", "aws configure set aws_secret_access_key [REDACTED] && aws configure set region eu-west-1"}},
+		// A value set under a secret's name after options (git config
+		// --global, --file F; aws configure set --profile p), by csh's
+		// setenv, fish's set -x, PowerShell's Set-Item and
+		// SetEnvironmentVariable, and in a shell line after a backtick
+		// or $(: only set NAME and config NAME right before it were seen.
+		{[]string{"git", "config", "--global", "credential.password", "hunter2"}, []string{"git", "config", "--global", "credential.password", "[REDACTED]"}},
+		{[]string{"git", "config", "--file", "f.cfg", "--add", "credential.password", "hunter2"}, []string{"git", "config", "--file", "f.cfg", "--add", "credential.password", "[REDACTED]"}},
+		{[]string{"git", "config", "--system", "--replace-all", "credential.password", "hunter2"}, []string{"git", "config", "--system", "--replace-all", "credential.password", "[REDACTED]"}},
+		{[]string{"git", "config", "--global", "user.name", "ann"}, nil},
+		{[]string{"sh", "-c", "git config --local credential.password 'hun ter2'&&git config -f f credential.password hunter3;git config user.name ann"},
+			[]string{"sh", "-c", "git config --local credential.password [REDACTED]&&git config -f f credential.password [REDACTED];git config user.name ann"}},
+		{[]string{"aws", "configure", "set", "--profile", "p", "aws_secret_access_key", "hunter2"}, []string{"aws", "configure", "set", "--profile", "p", "aws_secret_access_key", "[REDACTED]"}},
+		{[]string{"aws", "configure", "set", "default.aws_secret_access_key", "hunter2"}, []string{"aws", "configure", "set", "default.aws_secret_access_key", "[REDACTED]"}},
+		{[]string{"sh", "-c", "aws configure set --profile p aws_secret_access_key hunter2 && aws configure set --profile p region eu-west-1"},
+			[]string{"sh", "-c", "aws configure set --profile p aws_secret_access_key [REDACTED] && aws configure set --profile p region eu-west-1"}},
+		{[]string{"sh", "-c", "echo `aws configure set aws_secret_access_key hunter2` $(git config credential.password hunter3)"},
+			[]string{"sh", "-c", "echo `aws configure set aws_secret_access_key [REDACTED]` $(git config credential.password [REDACTED])"}},
+		{[]string{"tcsh", "-c", "setenv PGPASSWORD hunter2; psql"}, []string{"tcsh", "-c", "setenv PGPASSWORD [REDACTED]; psql"}},
+		{[]string{"csh", "-c", "set PGPASSWORD = 'hun ter2'"}, []string{"csh", "-c", "set PGPASSWORD = [REDACTED]"}},
+		{[]string{"fish", "-c", "set -x PGPASSWORD hunter2; set -gx GITHUB_TOKEN 'hun ter2'; set -x PATH /bin"}, []string{"fish", "-c", "set -x PGPASSWORD [REDACTED]; set -gx GITHUB_TOKEN [REDACTED]; set -x PATH /bin"}},
+		{[]string{"fish", "-c", "set --export --global PGPASSWORD hunter2"}, []string{"fish", "-c", "set --export --global PGPASSWORD [REDACTED]"}},
+		{[]string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value hunter2; psql"}, []string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value [REDACTED]; psql"}},
+		{[]string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', 'hun ter2')"}, []string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', [REDACTED])"}},
+		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
+		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},
 		// A -c that is not a shell's takes one value: git's name=value.
 		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
 		// Assignments glued to a shell's operators (;, &&, ||, |, &, (,
@@ -470,6 +495,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 		`"password": "a`, `"token":1 `, `"x \"token\": \"a`, `{\"api_key\":\"`,
 		// Values after a --flag or set NAME (redactLineArgs).
 		`--password 'a `, `--token a `, `set password a `,
+		// Values set under a name after options (setValues), and words
+		// split at the shell's operators (shellCommands).
+		`git config --global password a `, `set -x -g a password `, "`set password a`", `$(set password 'a `, `f(set password a;`,
 	} {
 		// The two sizes take turns, seven rounds each, and each keeps its
 		// fastest, timed by the thread's CPU where the system tells it:
