@@ -91,6 +91,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 	out := make([]string, len(argv))
 	set := make([]bool, len(argv))
 	setValues(len(argv), func(k int) string { return argv[k] }, func(k int) { set[k] = true })
+	ps := slices.ContainsFunc(argv, powerShell)
 	for i, a := range argv {
 		for _, s := range secrets {
 			if len(s) >= 8 {
@@ -98,9 +99,12 @@ func redactCommand(argv []string, secrets ...string) []string {
 			}
 		}
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
+		if ps {
+			a = redactPowerShell(a)
+		}
 		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactJSON(a)
-		a = redactLineArgs(a)
+		a = redactLineArgs(a, ps)
 		a = redactHeaders(a)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		switch {
@@ -304,24 +308,32 @@ func (q *shellQuotes) end(a string, i int) int {
 // shellWordEnd returns where the shell word going on at i in a ends: at a
 // blank outside quotes; '…', "…" and $'…' pieces and backslash-escaped
 // bytes are part of it, and a quote left open runs to the end of a.
-func shellWordEnd(a string, i int) int { return wordEnd(a, i, i, " \t\n\r") }
+func shellWordEnd(a string, i int) int { return wordEnd(a, i, i, " \t\n\r", false) }
 
 // lineWordEnd returns where the shell word that starts at i in a ends: as
 // shellWordEnd, and also at a byte that ends a command or a word outside
 // quotes (shellCommands: a ( or $( among them), which is not part of the
-// word. It takes at least one byte.
-func lineWordEnd(a string, i int) int { return wordEnd(a, i, i+1, " \t\r\v\f\n;&|`()<>") }
+// word. It takes at least one byte. In a PowerShell line (ps) a backtick
+// escapes the byte after it, as a backslash does.
+func lineWordEnd(a string, i int, ps bool) int {
+	if ps {
+		return wordEnd(a, i, i+1, " \t\r\v\f\n;&|()<>", true)
+	}
+	return wordEnd(a, i, i+1, " \t\r\v\f\n;&|`()<>", false)
+}
 
 // wordEnd returns where the shell word going on at i in a ends: at a byte
 // of stop outside quotes, at or after from (and at a $ before a ( where
-// stop holds '('), as shellWordEnd describes.
-func wordEnd(a string, i, from int, stop string) int {
+// stop holds '('), as shellWordEnd describes. With ps a backtick escapes
+// the byte after it outside quotes and in "…", as in PowerShell: read as
+// the shell's, "a`"b c" ended at the escaped quote.
+func wordEnd(a string, i, from int, stop string, ps bool) int {
 	for i < len(a) {
 		var closing int
 		switch c := a[i]; {
 		case i >= from && (strings.IndexByte(stop, c) >= 0 || c == '$' && i+1 < len(a) && a[i+1] == '(' && strings.IndexByte(stop, '(') >= 0):
 			return i
-		case c == '\\':
+		case c == '\\' || ps && c == '`':
 			i += 2
 			continue
 		case c == '\'':
@@ -329,6 +341,8 @@ func wordEnd(a string, i, from int, stop string) int {
 			if closing >= 0 {
 				closing += i + 1
 			}
+		case c == '"' && ps:
+			closing = closingPowerShell(a, i+1)
 		case c == '"':
 			closing = closingDouble(a, i+1)
 		case c == '$' && i+1 < len(a) && a[i+1] == '\'':
@@ -343,6 +357,43 @@ func wordEnd(a string, i, from int, stop string) int {
 		i = closing + 1
 	}
 	return min(i, len(a))
+}
+
+// closingPowerShell returns the index of the '"' that closes a PowerShell
+// "…" string whose text starts at i, or -1: a backtick escapes the byte
+// after it, and so does a backslash (which PowerShell keeps as it is: the
+// string is read as longer, not shorter).
+func closingPowerShell(a string, i int) int {
+	for ; i < len(a); i++ {
+		switch a[i] {
+		case '\\', '`':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// powerShell says whether the argument w runs PowerShell (pwsh,
+// powershell.exe), whose quoting the other arguments follow.
+func powerShell(w string) bool {
+	switch strings.ToLower(strings.TrimSuffix(path.Base(strings.ReplaceAll(w, `\`, "/")), ".exe")) {
+	case "pwsh", "powershell":
+		return true
+	}
+	return false
+}
+
+// redactPowerShell replaces the values of a's name=value pairs whose
+// names hold secrets ($env:PGPASSWORD = "…") to the end of their
+// PowerShell word, in which a backtick escapes a quote ("a`"b c"): the
+// other rules, which read the shell's quotes, ended such a value at the
+// escaped quote and kept the rest. It runs before them.
+func redactPowerShell(a string) string {
+	return redactValues(a, secretAssign, secretName, func(a string, _, i int) (int, int) {
+		return i, wordEnd(a, i, i, " \t\r\v\f\n", true)
+	})
 }
 
 // redactAssignments replaces the values of a's name=value pairs whose
@@ -422,9 +473,9 @@ func redactJSON(a string) string {
 // for argv saw only arguments of their own, and such a line kept the
 // secret whole. In an argument that is no shell line a blank is rare, and
 // more is hidden, not less.
-func redactLineArgs(a string) string {
+func redactLineArgs(a string, ps bool) string {
 	next := func(a string, _, i int) (int, int) { return i, shellWordEnd(a, i) }
-	return redactSetValues(redactValues(a, lineFlag, secretName, next))
+	return redactSetValues(redactValues(a, lineFlag, secretName, next), ps)
 }
 
 // redactSetValues replaces the values that the commands of the shell line
@@ -433,10 +484,10 @@ func redactLineArgs(a string) string {
 // to a backtick or $( used to be missed, and so was a name after options
 // (git config --global NAME, aws configure set --profile p NAME, fish's
 // set -x NAME) or after setenv.
-func redactSetValues(a string) string {
+func redactSetValues(a string, ps bool) string {
 	var b strings.Builder
 	at := 0
-	shellCommands(a, func(words [][2]int) {
+	shellCommands(a, ps, func(words [][2]int) {
 		setValues(len(words), func(k int) string { return a[words[k][0]:words[k][1]] }, func(k int) {
 			if words[k][0] < at {
 				return
@@ -526,8 +577,9 @@ func bareWord(w string) string {
 // of each simple command of the shell line a, in order: the commands end
 // at a newline, ;, &, |, a backtick, ( and ), and $( (a ( glued to a word,
 // PowerShell's call, does not end one); < and > end a word. A word is as
-// lineWordEnd takes it. It reads each byte of a once.
-func shellCommands(a string, fn func(words [][2]int)) {
+// lineWordEnd takes it (ps: a PowerShell line, where a backtick escapes
+// instead of ending a command). It reads each byte of a once.
+func shellCommands(a string, ps bool, fn func(words [][2]int)) {
 	var words [][2]int
 	flush := func() {
 		if len(words) > 0 {
@@ -542,14 +594,14 @@ func shellCommands(a string, fn func(words [][2]int)) {
 			i++
 		case c == '(' && i == end:
 			i++
-		case c == '\n' || c == ';' || c == '&' || c == '|' || c == '`' || c == '(' || c == ')':
+		case c == '\n' || c == ';' || c == '&' || c == '|' || c == '`' && !ps || c == '(' || c == ')':
 			flush()
 			i++
 		case c == '$' && i+1 < len(a) && a[i+1] == '(':
 			flush()
 			i += 2
 		default:
-			end = lineWordEnd(a, i)
+			end = lineWordEnd(a, i, ps)
 			words = append(words, [2]int{i, end})
 			i = end
 		}

@@ -156,6 +156,11 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', 'hun ter2')"}, []string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', [REDACTED])"}},
 		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
 		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},
+		// PowerShell escapes a quote in "…" with a backtick: read as the
+		// shell's, the string ended there and the rest was kept.
+		{[]string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = \"hun`\"ter 2\"; psql"}, []string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = [REDACTED] psql"}},
+		{[]string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value \"a`\" ter2\"; gh auth status"}, []string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value [REDACTED]; gh auth status"}},
+		{[]string{"sh", "-c", "PGPASSWORD=\"`cat f`\" psql -h db"}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql -h db"}},
 		// A -c that is not a shell's takes one value: git's name=value.
 		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
 		// Assignments glued to a shell's operators (;, &&, ||, |, &, (,
@@ -498,7 +503,13 @@ func TestRedactHeadersLinear(t *testing.T) {
 		// Values set under a name after options (setValues), and words
 		// split at the shell's operators (shellCommands).
 		`git config --global password a `, `set -x -g a password `, "`set password a`", `$(set password 'a `, `f(set password a;`,
+		// PowerShell's quoting (a pwsh line: redactPowerShell).
+		"pwsh:$env:PGPASSWORD = \"a`\" ", "pwsh:$env:PGPASSWORD=`\"a", "pwsh:Set-Item Env:PGPASSWORD -Value \"a`\" ",
 	} {
+		shell := "sh"
+		if u, ok := strings.CutPrefix(unit, "pwsh:"); ok {
+			shell, unit = "pwsh", u
+		}
 		// The two sizes take turns, seven rounds each, and each keeps its
 		// fastest, timed by the thread's CPU where the system tells it:
 		// on a loaded machine the clock also counts the time a run waits
@@ -511,7 +522,7 @@ func TestRedactHeadersLinear(t *testing.T) {
 		for range 7 {
 			for i, line := range lines {
 				start, cpu := time.Now(), testenv.ThreadCPU()
-				got := redactCommand([]string{"sh", "-c", line})
+				got := redactCommand([]string{shell, "-c", line})
 				d := time.Since(start)
 				if cpu >= 0 {
 					d = testenv.ThreadCPU() - cpu
