@@ -29,7 +29,13 @@ var (
 	// TOKENS[0]=…, creds[password]=… (the name with its subscript: either
 	// may say it holds a secret), which were not seen as assignments. Its
 	// value is the shell word after it (wordEnd).
-	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+(?:\[[^\]\s=]*\])?)["']?\+?\s*=\s*`)
+	// PowerShell's ${env:NAME} = … too.
+	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+(?:\[[^\]\s=]*\])?)["'}]?\+?\s*=\s*`)
+	// paramDefault is the ${NAME- (or :-, :=, =, :?, ?, :+, +) of a shell
+	// parameter expansion whose word is a default, assigned or alternate
+	// value: ${PGPASSWORD-x} kept x. Its value runs to the matching }
+	// (paramEnd).
+	paramDefault = regexp.MustCompile(`\$\{([A-Za-z0-9_]+):?[-=?+]`)
 	// jsonSecret is the "name": of a JSON member whose name says it holds
 	// a secret (curl -d '{"password":"X"}', --secret-string
 	// '{"api_key":"X"}'), or \"name\": inside a shell's double quotes.
@@ -102,6 +108,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		if ps {
 			a = redactPowerShell(a)
 		}
+		a = redactValues(a, paramDefault, secretName, paramEnd)
 		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactJSON(a)
 		a = redactLineArgs(a, ps)
@@ -434,6 +441,27 @@ func redactAssignments(a string, arg bool) string {
 		}
 		return i, end
 	})
+}
+
+// paramEnd returns where the word of a parameter expansion whose
+// operator ends at i in a ends: at the } that closes the expansion, past
+// nested ${…} and backslash-escaped bytes, or at the end of a if none does.
+func paramEnd(a string, _, i int) (int, int) {
+	depth := 0
+	for j := i; j < len(a); j++ {
+		switch a[j] {
+		case '\\':
+			j++
+		case '{':
+			depth++
+		case '}':
+			if depth == 0 {
+				return i, j
+			}
+			depth--
+		}
+	}
+	return i, len(a)
 }
 
 // redactJSON replaces the values of a's JSON members whose names hold

@@ -156,6 +156,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', 'hun ter2')"}, []string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', [REDACTED])"}},
 		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
 		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},
+		// A default or assigned value in a parameter expansion
+		// (${PGPASSWORD:-x}), and PowerShell's ${env:NAME} = x: neither
+		// was seen as an assignment (the forms with a colon were taken as
+		// header lines, and still are: the rest of the word with them).
+		{[]string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-hunter2} ${A_SECRET+${X}hunter3} ${GITHUB_TOKEN:-'hun ter2'} x"}, []string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-[REDACTED]} ${A_SECRET+[REDACTED]} ${GITHUB_TOKEN:[REDACTED] x"}},
+		{[]string{"sh", "-c", ": ${PGPASSWORD?hunter2} ${SECRET_ID-x}"}, []string{"sh", "-c", ": ${PGPASSWORD?[REDACTED]} ${SECRET_ID-x}"}},
+		{[]string{"pwsh", "-c", "${env:PGPASSWORD} = 'hunter2'; psql"}, []string{"pwsh", "-c", "${env:PGPASSWORD} = [REDACTED]"}},
 		// PowerShell escapes a quote in "…" with a backtick: read as the
 		// shell's, the string ended there and the rest was kept.
 		{[]string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = \"hun`\"ter 2\"; psql"}, []string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = [REDACTED] psql"}},
@@ -505,6 +512,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 		`git config --global password a `, `set -x -g a password `, "`set password a`", `$(set password 'a `, `f(set password a;`,
 		// PowerShell's quoting (a pwsh line: redactPowerShell).
 		"pwsh:$env:PGPASSWORD = \"a`\" ", "pwsh:$env:PGPASSWORD=`\"a", "pwsh:Set-Item Env:PGPASSWORD -Value \"a`\" ",
+		// Parameter expansions' words (paramEnd).
+		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`,
 	} {
 		shell := "sh"
 		if u, ok := strings.CutPrefix(unit, "pwsh:"); ok {
