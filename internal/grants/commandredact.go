@@ -586,13 +586,14 @@ func isSetter(w string) bool {
 // isOption says whether the word w is an option (-x, --global, -Path).
 func isOption(w string) bool { return len(w) > 1 && w[0] == '-' }
 
-// bareWord is the shell word w without its quotes and backslashes, and
-// without a comma after it (PowerShell's arguments): what a name is
-// checked as.
+// bareWord is the shell word w without its quotes, backslashes and
+// backticks (PowerShell's escapes: `Set-Item is Set-Item, and was missed),
+// and without a comma after it (PowerShell's arguments): what a name is
+// checked as. A POSIX line's words hold no backtick (shellCommands).
 func bareWord(w string) string {
-	if strings.ContainsAny(w, `'"\`) {
+	if strings.ContainsAny(w, "'\"\\`") {
 		w = strings.Map(func(r rune) rune {
-			if r == '\'' || r == '"' || r == '\\' {
+			if r == '\'' || r == '"' || r == '\\' || r == '`' {
 				return -1
 			}
 			return r

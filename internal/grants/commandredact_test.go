@@ -168,6 +168,9 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = \"hun`\"ter 2\"; psql"}, []string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = [REDACTED] psql"}},
 		{[]string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value \"a`\" ter2\"; gh auth status"}, []string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value [REDACTED]; gh auth status"}},
 		{[]string{"sh", "-c", "PGPASSWORD=\"`cat f`\" psql -h db"}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql -h db"}},
+		// A backtick escaping a PowerShell command's first letter (found
+		// by FuzzRedactSetSecret): `Set-Item is Set-Item.
+		{[]string{"pwsh", "-c", "`Set-Item -Path Env:GITHUB_TOKEN -Value 'hunter2'"}, []string{"pwsh", "-c", "`Set-Item -Path Env:GITHUB_TOKEN -Value [REDACTED]"}},
 		// A -c that is not a shell's takes one value: git's name=value.
 		{[]string{"git", "-c", "credential.password=hun ter2", "push"}, []string{"git", "-c", "credential.password=[REDACTED]", "push"}},
 		// Assignments glued to a shell's operators (;, &&, ||, |, &, (,
@@ -549,4 +552,107 @@ func TestRedactHeadersLinear(t *testing.T) {
 			t.Errorf("a line of %q took %v at 64 KiB against %v at 16 KiB: more than linear", unit, large, small)
 		}
 	}
+}
+
+// FuzzRedactSetSecret writes a secret as the value a command sets under a
+// name that says it holds one, in each way a shell or tool sets one
+// (forms: git config and aws configure set after options, csh's setenv
+// and set NAME =, fish's set -x, the assigning builtins, bash's += and
+// array elements, PowerShell's Set-Item, SetEnvironmentVariable and
+// $env:), after one of the shell's operators glued or not to the text
+// before it, with arbitrary text around. As in FuzzRedactAssignedSecret
+// the secret is made of digits, the text around has none (nor quotes,
+// backslashes, $, backticks or #, which would move the shell's quotes or
+// make the secret a comment), and any digit in the record is a piece of
+// the secret that was kept. In a PowerShell line the backtick, its escape,
+// is no operator and stands only at a word's start (`Set-Item is
+// Set-Item). The value is a shell word of unquoted,
+// quoted and escaped pieces (styles), or in argv (which/16%2 == 1 for
+// git and aws) an argument of its own.
+func FuzzRedactSetSecret(f *testing.F) {
+	names := []string{"PGPASSWORD", "credential.password", "aws_secret_access_key", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
+	forms := []struct{ shell, form string }{
+		{"sh", "git config {o} {n} {v}"},
+		{"sh", "aws configure set {o} {n} {v}"},
+		{"tcsh", "setenv {n} {v}"},
+		{"tcsh", "set {n} = {v}"},
+		{"fish", "set {o} {n} {v}"},
+		{"bash", "{o} {n}={v}"},
+		{"bash", "{n}+={v}"},
+		{"bash", "{n}[i]={v}"},
+		{"pwsh", "Set-Item {o} Env:{n} -Value {v}"},
+		{"pwsh", "[Environment]::SetEnvironmentVariable('{n}', {v})"},
+		{"pwsh", "$env:{n} = {v}"},
+	}
+	options := [][]string{
+		{"--global", "--system", "--local", "--file f", "-f f", "--add", "--replace-all", "--type string"},
+		{"--profile p", "--region r", "--profile=p"},
+		nil, nil,
+		{"-x", "-gx", "-Ux", "--export", "--global", "-l"},
+		{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"},
+		nil, nil,
+		{"-Path", "-Force"},
+		nil, nil,
+	}
+	seps := []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n", "; "}
+	f.Add(uint8(0), uint8(0), "1234", []byte{0}, []byte{0, 3}, "true", "echo ok")
+	f.Add(uint8(1), uint8(6), "1234", []byte{1, 2}, []byte{0}, "x", ")")
+	f.Add(uint8(4), uint8(1), "1234", []byte{3}, []byte{1}, "", "")
+	f.Add(uint8(8), uint8(0), "1234", []byte{0, 1}, []byte{0}, "Write-Host", "")
+	f.Add(uint8(16), uint8(0), "1234", []byte{1}, []byte{2}, "", "")
+	f.Fuzz(func(t *testing.T, which, sep uint8, secret string, styles, opts []byte, before, after string) {
+		secret = digitsOnly(secret)
+		before, after = withoutDigits(before, "'\"\\$`#"), withoutDigits(after, "'\"\\$`#")
+		if secret == "" || len(styles) == 0 {
+			return
+		}
+		form := forms[int(which)%len(forms)]
+		name := names[int(which/uint8(len(forms)))%len(names)]
+		argvForm := which/16%2 == 1 && int(which)%len(forms) <= 1
+		var o []string
+		if opt := options[int(which)%len(forms)]; opt != nil {
+			for _, b := range opts {
+				o = append(o, opt[int(b)%len(opt)])
+			}
+			if int(which)%len(forms) == 5 && len(o) == 0 {
+				o = []string{"export"}
+			}
+			if int(which)%len(forms) == 5 {
+				o = o[:1] // one builtin
+			}
+		}
+		// Each digit's piece, by the quotes it stands in (PowerShell's
+		// quotes are the shell's '…' and "…" without escapes).
+		pieces := []string{"{d}", "'{d}'", `" {d}"`, `\ {d}`, "' {d}'", "$' {d}'", `"\" {d}"`}
+		if form.shell == "pwsh" {
+			pieces = []string{"'{d}'", "' {d}'", `" {d}"`, "'{d}'''"}
+		}
+		if argvForm {
+			pieces = []string{"{d}", " {d}"}
+		}
+		var v strings.Builder
+		for i := 0; i < len(secret); i++ {
+			v.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
+		}
+		var argv []string
+		if argvForm {
+			words := strings.Fields(strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name).Replace(form.form))
+			words[len(words)-1] = v.String()
+			argv = append(append([]string{before}, words...), after)
+		} else {
+			line := strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name, "{v}", v.String()).Replace(form.form)
+			s := seps[int(sep)%len(seps)]
+			if form.shell == "pwsh" && s == "`" {
+				s = " `" // PowerShell's escape, which would glue the words
+			}
+			closing := map[string]string{"(": ")", "`": "`", "$(": ")"}[s]
+			argv = []string{form.shell, "-c", before + s + line + closing + " " + after}
+		}
+		got := redactCommand(argv)
+		for _, g := range got {
+			if i := strings.IndexFunc(g, isDigit); i >= 0 {
+				t.Fatalf("a piece of the secret is left at %d: %q\nfrom %q", i, got, argv)
+			}
+		}
+	})
 }
