@@ -398,9 +398,20 @@ func powerShell(w string) bool {
 // other rules, which read the shell's quotes, ended such a value at the
 // escaped quote and kept the rest. It runs before them.
 func redactPowerShell(a string) string {
-	return redactValues(a, secretAssign, secretName, func(a string, _, i int) (int, int) {
+	return redactValues(a, secretAssign, assignedSecret, func(a string, _, i int) (int, int) {
 		return i, wordEnd(a, i, i, " \t\r\v\f\n", true)
 	})
+}
+
+// assignedSecret says whether the name of a name= (secretAssign) holds a
+// secret: the variable's name, or an array element's subscript
+// (creds[password]). Each is checked on its own: MYSQL_PWD[i], checked
+// whole, did not end in _pwd, and its value was kept.
+func assignedSecret(name string) bool {
+	if v, sub, ok := strings.Cut(name, "["); ok {
+		return secretName(v) || secretName(strings.TrimSuffix(sub, "]"))
+	}
+	return secretName(name)
 }
 
 // redactAssignments replaces the values of a's name=value pairs whose
@@ -425,7 +436,7 @@ func redactAssignments(a string, arg bool) string {
 	var w wordScanner
 	var q shellQuotes
 	blank := strings.IndexAny(a, " \t\n\v\f\r") // the first, read once
-	return redactValues(a, secretAssign, secretName, func(a string, name, i int) (int, int) {
+	return redactValues(a, secretAssign, assignedSecret, func(a string, name, i int) (int, int) {
 		if arg && (blank < 0 || blank >= name) {
 			return i, len(a)
 		}

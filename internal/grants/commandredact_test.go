@@ -187,6 +187,9 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", `PGPASSWORD+="hun ter2" psql`}, []string{"bash", "-c", "PGPASSWORD+=[REDACTED] psql"}},
 		{[]string{"env", "GITHUB_TOKEN+=hunter2"}, []string{"env", "GITHUB_TOKEN+=[REDACTED]"}},
 		{[]string{"bash", "-c", "TOKENS[0]=hunter2 creds[password]='hun ter2' x[1]=y"}, []string{"bash", "-c", "TOKENS[0]=[REDACTED] creds[password]=[REDACTED] x[1]=y"}},
+		// An element of an array named so that the subscript hides its
+		// end (found by FuzzRedactSetSecret).
+		{[]string{"bash", "-c", "MYSQL_PWD[i]=hunter2 SECRET_ID[0]=x"}, []string{"bash", "-c", "MYSQL_PWD[i]=[REDACTED] SECRET_ID[0]=x"}},
 	} {
 		want := c.want
 		if want == nil {
