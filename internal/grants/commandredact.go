@@ -420,7 +420,8 @@ func assignedSecret(name string) bool {
 // (--dbname="host=db password=X", X= PGPASSWORD=Y), and a search that
 // went on after the whole name=value skipped it.
 //
-// A value runs at least to the end of its shell word (wordScanner), and
+// A value runs at least to the end of its shell word (wordScanner; in a
+// shell line, outside quotes, to an operator such as ; or &&), and
 // further where its blanks are not the end of it: where the name stands
 // in shell quotes ('PGPASSWORD=a b', env "AWS_SECRET_ACCESS_KEY=a b",
 // $'…'), to their closing quote, or to the end of the shell word they
@@ -449,6 +450,12 @@ func redactAssignments(a string, arg bool) string {
 			} else {
 				end = max(end, shellWordEnd(a, q.open))
 			}
+		} else if !arg {
+			// Outside quotes in a shell line the word, and the value,
+			// also end at an operator (PGPASSWORD=x;psql -h db): the
+			// command after it was hidden with the secret. Read within
+			// the value only, which no other value's scan reads again.
+			end = lineWordEnd(a[:end], i, false)
 		}
 		return i, end
 	})

@@ -176,12 +176,17 @@ func TestRedactCommand(t *testing.T) {
 		// Assignments glued to a shell's operators (;, &&, ||, |, &, (,
 		// backticks, $(): the name is found wherever it starts.
 		{[]string{"sh", "-c", "true;PGPASSWORD=hunter2 psql"}, []string{"sh", "-c", "true;PGPASSWORD=[REDACTED] psql"}},
-		{[]string{"sh", "-c", "a&&PGPASSWORD=hunter2||b|PGPASSWORD=hunter3&PGPASSWORD=hunter4"}, []string{"sh", "-c", "a&&PGPASSWORD=[REDACTED]"}},
+		{[]string{"sh", "-c", "a&&PGPASSWORD=hunter2||b|PGPASSWORD=hunter3&PGPASSWORD=hunter4"}, []string{"sh", "-c", "a&&PGPASSWORD=[REDACTED]||b|PGPASSWORD=[REDACTED]&PGPASSWORD=[REDACTED]"}},
 		{[]string{"sh", "-c", "(PGPASSWORD=hunter2 psql)"}, []string{"sh", "-c", "(PGPASSWORD=[REDACTED] psql)"}},
 		{[]string{"sh", "-c", "echo `PGPASSWORD=hunter2 psql` $(PGPASSWORD='hun ter2' psql)"}, []string{"sh", "-c", "echo `PGPASSWORD=[REDACTED] psql` $(PGPASSWORD=[REDACTED] psql)"}},
 		// Builtins that assign, and bash's append and array elements: +=
 		// and [i]= were not seen as assignments.
-		{[]string{"sh", "-c", "export PGPASSWORD=hunter2; declare -x MYSQL_PWD=hunter3"}, []string{"sh", "-c", "export PGPASSWORD=[REDACTED] declare -x MYSQL_PWD=[REDACTED]"}},
+		{[]string{"sh", "-c", "export PGPASSWORD=hunter2; declare -x MYSQL_PWD=hunter3"}, []string{"sh", "-c", "export PGPASSWORD=[REDACTED]; declare -x MYSQL_PWD=[REDACTED]"}},
+		// In a shell line the value ends at an operator as the shell's
+		// word does: the command after it was hidden with the secret.
+		{[]string{"sh", "-c", "PGPASSWORD=hunter2;psql -h db"}, []string{"sh", "-c", "PGPASSWORD=[REDACTED];psql -h db"}},
+		{[]string{"sh", "-c", "(PGPASSWORD=hun\\;ter2)|cat>out"}, []string{"sh", "-c", "(PGPASSWORD=[REDACTED])|cat>out"}},
+		{[]string{"sh", "-c", "PGPASSWORD='hun;ter2'&&psql"}, []string{"sh", "-c", "PGPASSWORD=[REDACTED]&&psql"}},
 		{[]string{"bash", "-c", "readonly A_TOKEN=hunter2 && local B_SECRET=hunter3 && typeset PGPASSWORD=hunter4"}, []string{"bash", "-c", "readonly A_TOKEN=[REDACTED] && local B_SECRET=[REDACTED] && typeset PGPASSWORD=[REDACTED]"}},
 		{[]string{"bash", "-c", "PGPASSWORD+=hunter2 psql"}, []string{"bash", "-c", "PGPASSWORD+=[REDACTED] psql"}},
 		{[]string{"bash", "-c", `PGPASSWORD+="hun ter2" psql`}, []string{"bash", "-c", "PGPASSWORD+=[REDACTED] psql"}},
