@@ -53,10 +53,12 @@ var (
 	headerName = regexp.MustCompile(`([A-Za-z0-9_-]+)[ \t]*:`)
 	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
-	// lineFlag is a --flag word followed by blanks in a shell line: the
-	// next shell word is the value, as the next argument is in argv
-	// (redactCommand).
-	lineFlag = regexp.MustCompile(`(?:^|[\s;&|(])(--?[A-Za-z0-9_-]+)[ \t]+`)
+	// lineFlag is a --flag word in a shell line: where blanks follow it,
+	// the next shell word is the value, as the next argument is in argv
+	// (redactCommand). The blanks are not part of the match: taken with
+	// it, the blank before the next flag was, and that flag (tool -A
+	// --password X) was not matched.
+	lineFlag = regexp.MustCompile(`(?:^|[\s;&|(])(--?[A-Za-z0-9_-]+)`)
 )
 
 // headerSecret says whether a header named name carries credentials.
@@ -520,7 +522,16 @@ func redactJSON(a string) string {
 // secret whole. In an argument that is no shell line a blank is rare, and
 // more is hidden, not less.
 func redactLineArgs(a string, ps bool) string {
-	next := func(a string, _, i int) (int, int) { return i, shellWordEnd(a, i) }
+	next := func(a string, _, i int) (int, int) {
+		j := i
+		for j < len(a) && (a[j] == ' ' || a[j] == '\t') {
+			j++
+		}
+		if j > i {
+			return j, shellWordEnd(a, j)
+		}
+		return i, i // no blank after the flag: no value of its own
+	}
 	return redactSetValues(redactValues(a, lineFlag, secretName, next), ps)
 }
 
