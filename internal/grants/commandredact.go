@@ -30,7 +30,9 @@ var (
 	// may say it holds a secret), which were not seen as assignments. Its
 	// value is the shell word after it (wordEnd).
 	// PowerShell's ${env:NAME} = … too.
-	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+(?:\[[^\]\s=]*\])?)["'}]?\+?\s*=\s*`)
+	// A subscript holds no [, quote nor shell operator: A[;MYSQL_PWD[i]=
+	// was taken as one name, which said no secret.
+	secretAssign = regexp.MustCompile(`([A-Za-z0-9_-]+(?:\[[^\[\]\s=;&|()<>'"]*\])?)["'}]?\+?\s*=\s*`)
 	// paramDefault is the ${NAME- (or :-, :=, =, :?, ?, :+, +) of a shell
 	// parameter expansion whose word is a default, assigned or alternate
 	// value: ${PGPASSWORD-x} kept x. Its value runs to the matching }

@@ -195,9 +195,12 @@ func TestRedactCommand(t *testing.T) {
 		// An element of an array named so that the subscript hides its
 		// end (found by FuzzRedactSetSecret).
 		{[]string{"bash", "-c", "MYSQL_PWD[i]=hunter2 SECRET_ID[0]=x"}, []string{"bash", "-c", "MYSQL_PWD[i]=[REDACTED] SECRET_ID[0]=x"}},
-		// A --flag right after another in a shell line (found by
-		// FuzzRedactAssignedSecret: the blank between them was taken
-		// with the first).
+		// A [ before an operator is no subscript (found by
+		// FuzzRedactSetSecret: A[;MYSQL_PWD[i]=x took A[;MYSQL_PWD[i] as
+		// one name), and a --flag right after another in a shell line
+		// (found by FuzzRedactAssignedSecret: the blank between them was
+		// taken with the first).
+		{[]string{"bash", "-c", "A[;MYSQL_PWD[i]=hunter2"}, []string{"bash", "-c", "A[;MYSQL_PWD[i]=[REDACTED]"}},
 		{[]string{"sh", "-c", "tool -A --password hunter2 -v --token hunter3"}, []string{"sh", "-c", "tool -A --password [REDACTED] -v --token [REDACTED]"}},
 	} {
 		want := c.want
