@@ -80,8 +80,15 @@ func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, ma
 	for {
 		ch, unwatch := s.waits.watch(id) // before reading, so no change is missed
 		// Read with ctx, not timeout: the wait ending mid-read must return
-		// the grant as it is, not a failed read.
-		g, err := s.Get(ctx, caller, id)
+		// the grant as it is, not a failed read. If the caller goes away
+		// mid-read, the grant as last read is the answer, as for a wait
+		// that ends in the select below.
+		last := g
+		g, err = s.Get(ctx, caller, id)
+		if err != nil && ctx.Err() != nil {
+			unwatch()
+			return last, nil
+		}
 		if err != nil || g.Status != model.Pending {
 			unwatch()
 			return g, err

@@ -2,13 +2,17 @@ package grants_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 )
 
 // TestWaitOnUnknownGrantLeavesNothing: waiting on a grant that does not
@@ -95,5 +99,77 @@ func TestWaitersBounded(t *testing.T) {
 	}
 	if g, w := h.Svc.OpenWaits(); g != 0 || w != 0 {
 		t.Errorf("after every wait ended: %d grants watched, %d waiters open; want none", g, w)
+	}
+}
+
+// stallingRead is a store whose reads of grant id stall, from the nth on,
+// until their context ends, as a read on a loaded machine can outlast
+// the wait it serves.
+type stallingRead struct {
+	*sqlitestore.Store
+	mu      sync.Mutex
+	id      string
+	n       int
+	stalled chan struct{}
+}
+
+func (r *stallingRead) Grant(ctx context.Context, id string) (model.Grant, error) {
+	r.mu.Lock()
+	stall := false
+	if id == r.id && r.n > 0 {
+		if r.n--; r.n == 0 {
+			stall = true
+		}
+	}
+	r.mu.Unlock()
+	if stall {
+		close(r.stalled)
+		<-ctx.Done()
+		return model.Grant{}, fmt.Errorf("sqlitestore: grant: %w", ctx.Err())
+	}
+	return r.Store.Grant(ctx, id)
+}
+
+// TestWaitEndedMidReadReturnsTheGrant: a wait whose caller goes away while
+// the wait re-reads the grant answers the grant as last read, as a wait
+// that times out does, not the read's "context canceled". Under load
+// TestWaitersBounded's cancelled waits met this now and then: a waiter
+// counted as open was still in its first read when the test cancelled.
+func TestWaitEndedMidReadReturnsTheGrant(t *testing.T) {
+	t.Parallel()
+	st := &stallingRead{stalled: make(chan struct{})}
+	h := newHarness(t, harnessOptions{Store: func(s store.Store) store.Store {
+		st.Store = s.(*sqlitestore.Store)
+		return st
+	}})
+	p := h.request(bot, humanReq("10m"), model.Pending)
+	st.mu.Lock()
+	st.id, st.n = p.ID, 2 // Wait reads the grant once, then again once it watches it
+	st.mu.Unlock()
+	ctx, cancel := context.WithCancel(h.ctx)
+	type answer struct {
+		g   model.Grant
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		g, err := h.Svc.Wait(ctx, h.id(bot), p.ID, time.Minute)
+		done <- answer{g, err}
+	}()
+	select {
+	case <-st.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the wait never re-read the grant")
+	}
+	cancel()
+	a := <-done
+	if a.err != nil {
+		t.Fatalf("a wait ended mid-read: %v (context.Canceled: %t)", a.err, errors.Is(a.err, context.Canceled))
+	}
+	if a.g.ID != p.ID || a.g.Status != model.Pending {
+		t.Errorf("a wait ended mid-read answered %q %s, want %q pending", a.g.ID, a.g.Status, p.ID)
+	}
+	if g, w := h.Svc.OpenWaits(); g != 0 || w != 0 {
+		t.Errorf("after the wait ended: %d grants watched, %d waiters open; want none", g, w)
 	}
 }
