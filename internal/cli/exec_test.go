@@ -124,11 +124,7 @@ func TestExecWithdrawsWhenInterrupted(t *testing.T) {
 // error rather than a silent choice.
 func TestCredentialsOutputJSON(t *testing.T) {
 	l := startServer(t, nil)
-	code, out, errOut := l.as(l.botKey, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "json")
-	id := grantIDRE.FindString(out)
-	if code != 0 || id == "" {
-		t.Fatalf("request: exit %d: %s %s", code, out, errOut)
-	}
+	id := l.activeGrant("json")
 	_, want, _ := l.as(l.botKey, "credentials", id, "--format", "json")
 	code, got, errOut := l.as(l.botKey, "credentials", id, "-o", "json")
 	var cr struct {

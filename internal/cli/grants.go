@@ -400,7 +400,7 @@ func (a *app) grantsCmd() *cobra.Command {
 	f.StringVar(&identity, "identity", "", "identity name")
 	f.StringVar(&status, "status", "", "comma-separated statuses (pending,active,expired,revoked,ended,denied,cancelled)")
 	f.StringVar(&day, "day", "", "grants live at any time on this UTC day (YYYY-MM-DD)")
-	f.StringVar(&since, "since", "", "grants live at or after this time (RFC 3339 or YYYY-MM-DD)")
-	f.StringVar(&until, "until", "", "grants live before this time (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&since, "since", "", "grants live at or after this time: RFC 3339, YYYY-MM-DD, or that long before now (90m, 1h, 7d)")
+	f.StringVar(&until, "until", "", "grants live before this time: RFC 3339, YYYY-MM-DD, or that long before now (30m)")
 	return cmd
 }

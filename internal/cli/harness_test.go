@@ -113,3 +113,15 @@ func (l *liveServer) as(key string, args ...string) (int, string, string) {
 	l.t.Helper()
 	return run(l.t, []string{EnvAddr + "=http://" + l.apiAddr, EnvToken + "=" + key}, args...)
 }
+
+// activeGrant has the bot request a grant its policies approve at once
+// (5 minutes of reading logs/app/*) and returns its id.
+func (l *liveServer) activeGrant(reason string) string {
+	l.t.Helper()
+	code, out, errOut := l.as(l.botKey, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", reason)
+	id := grantIDRE.FindString(out)
+	if code != 0 || id == "" {
+		l.t.Fatalf("request: exit %d: %s %s", code, out, errOut)
+	}
+	return id
+}

@@ -389,7 +389,7 @@ func (h *Handler) eachRow(w http.ResponseWriter, r *http.Request, u who, start f
 		return
 	}
 	started := false
-	err = h.svc.EachGrant(r.Context(), u.id, gq.Filter, func(gs []model.Grant) error {
+	err = h.svc.EachGrant(r.Context(), u.id, gq, func(gs []model.Grant) error {
 		if !started {
 			start(q)
 			started = true

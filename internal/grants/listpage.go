@@ -35,6 +35,13 @@ type GrantsQuery struct {
 	// Filter is the review query; its After and Limit are the page's, set
 	// from the fields below.
 	Filter store.GrantFilter
+	// SinceAgo and UntilAgo, when positive, are a relative window
+	// (since=1h, ParseAgo): the Filter's Since and Until are that long
+	// before the time the query's first page is answered. Every later
+	// page resolves them against that same instant, which its cursor
+	// carries, so the window does not move while the query is read (and
+	// the cursor still names the query its pages come from).
+	SinceAgo, UntilAgo time.Duration
 	// After is the cursor: the Next of the page before, "" for the first.
 	After string
 	// Limit is the most grants the page holds: 1 to MaxGrantsPage,
@@ -65,11 +72,32 @@ func (s *Service) List(ctx context.Context, caller model.Identity, q GrantsQuery
 		}
 		f.Identity = caller.Name
 	}
+	var base time.Time
+	relative := q.SinceAgo > 0 || q.UntilAgo > 0
+	if relative {
+		base = s.now()
+		if b, ok := cursorBase(q.After); ok {
+			base = b
+		}
+		if q.SinceAgo > 0 {
+			f.Since = base.Add(-q.SinceAgo)
+		}
+		if q.UntilAgo > 0 {
+			f.Until = base.Add(-q.UntilAgo)
+		}
+	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		return GrantsPage{}, apierr.Invalid("until", "must be after since")
 	}
 	limit := pageLimit(q.Limit, DefaultGrantsPage, MaxGrantsPage)
 	tag := filterTag(f)
+	if relative {
+		// The instant the window was resolved against, for the next
+		// page. A cursor written by hand with another instant reads
+		// another window: one the caller could ask for with absolute
+		// times, under the same view.
+		tag += "@" + strconv.FormatInt(base.UnixNano(), 10)
+	}
 	f.After = store.GrantKey{}
 	if q.After != "" {
 		k, err := parseGrantsCursor(q.After, tag)
@@ -101,9 +129,10 @@ func (s *Service) List(ctx context.Context, caller model.Identity, q GrantsQuery
 // EachGrant answers the whole review query a page at a time, handing each
 // page to fn as it is read: what a download of every row (the console's
 // CSV and JSON) reads, holding one page at a time.
-func (s *Service) EachGrant(ctx context.Context, caller model.Identity, f store.GrantFilter, fn func([]model.Grant) error) error {
+func (s *Service) EachGrant(ctx context.Context, caller model.Identity, q GrantsQuery, fn func([]model.Grant) error) error {
 	return eachPage(func(after string) ([]model.Grant, string, error) {
-		page, err := s.List(ctx, caller, GrantsQuery{Filter: f, After: after, Limit: MaxGrantsPage})
+		q.After, q.Limit = after, MaxGrantsPage
+		page, err := s.List(ctx, caller, q)
 		return page.Grants, page.Next, err
 	}, fn)
 }
@@ -187,6 +216,30 @@ func decodeCursor(c, version, tag string) (time.Time, string, error) {
 		return time.Time{}, "", apierr.Invalid("after", "the cursor is the next page of another query: give it with the same filter as the page it came from, or start again without after")
 	}
 	return at, parts[3], nil
+}
+
+// cursorBase is the instant a relative window was resolved against on the
+// pages before cursor c (GrantsQuery.SinceAgo): the part of its tag after
+// "@". Not ok for no cursor, one of an absolute query or a malformed one,
+// which decodeCursor then refuses.
+func cursorBase(c string) (time.Time, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, false
+	}
+	parts := strings.SplitN(string(raw), ".", 4)
+	if len(parts) != 4 {
+		return time.Time{}, false
+	}
+	_, at, ok := strings.Cut(parts[2], "@")
+	if !ok {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n).UTC(), true
 }
 
 // pageLimit is the size of a page a caller asked limit of: def if limit

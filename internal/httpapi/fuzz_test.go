@@ -20,6 +20,7 @@ func FuzzParseGrantsQuery(f *testing.F) {
 		"since=2026-11-25T00:00:00Z&until=2026-11-24T00:00:00Z",
 		"status=active,expired&limit=10",
 		"day=2026-02-30", "limit=-1", "limit=0", "limit=1001", "status=", "since=2026-11-25&day=2026-11-25", "after=Zz",
+		"since=7d&until=1h", "since=-1h", "until=1d12h",
 	} {
 		f.Add(s)
 	}

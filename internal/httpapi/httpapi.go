@@ -597,16 +597,25 @@ func ParseGrantsQuery(q map[string][]string) (grants.GrantsQuery, error) {
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
+		ago  *time.Duration
+	}{{"since", &f.Since, &out.SinceAgo}, {"until", &f.Until, &out.UntilAgo}} {
 		if v := get(p.name); v != "" {
-			t, err := parseTime(v)
-			if err != nil {
-				return out, apierr.Invalid(p.name, "%s is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, or a date)", apierr.Quote(v))
+			if t, err := parseTime(v); err == nil {
+				*p.dst = t
+				continue
 			}
-			*p.dst = t
+			// A relative time (since=1h): that long before now, which
+			// List resolves, so that every page of the query reads the
+			// same window.
+			d, err := grants.ParseAgo(v)
+			if err != nil {
+				return out, apierr.Invalid(p.name, "%s is not a time (RFC 3339, such as 2026-11-25T14:00:00Z, a date, or a positive duration before now such as 90m, 1h or 7d): %v", apierr.Quote(v), err)
+			}
+			*p.ago = d
 		}
 	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) ||
+		out.SinceAgo > 0 && out.UntilAgo > 0 && out.UntilAgo >= out.SinceAgo {
 		return out, apierr.Invalid("until", "must be after since")
 	}
 	if v := get("limit"); v != "" {

@@ -246,6 +246,13 @@ func TestReviewQueryValidation(t *testing.T) {
 		{"since not a time", "since=last+week", "since"},
 		{"since without zone", "since=2026-11-25T14:00:00", "since"},
 		{"until not a time", "until=soon", "until"},
+		// Relative times: a positive Go duration (days too), bounded.
+		{"since a negative duration", "since=-1h", "since"},
+		{"since a zero duration", "since=0s", "since"},
+		{"since in weeks", "since=2w", "since"},
+		{"since more than ten years", "since=4000d", "since"},
+		{"until relative not after since", "since=1h&until=2h", "until"},
+		{"until relative equal to since", "since=90m&until=1h30m", "until"},
 		{"status unknown", "status=approved", "status"},
 		{"status one of several unknown", "status=active,bogus", "status"},
 		{"status repeated, one unknown", "status=active&status=ACTIVE", "status"},
@@ -273,6 +280,7 @@ func TestReviewQueryValidation(t *testing.T) {
 	// Well-formed queries are accepted.
 	for _, q := range []string{
 		"", "day=2026-11-25", "since=2026-11-25T14:00:00Z", "until=2026-11-25", "since=2026-11-25&until=2026-11-26T00:00:00.5-01:00",
+		"since=1h", "since=90m", "since=7d", "since=1d12h&until=1h", "since=2026-11-25&until=1h", "until=30m",
 		"status=active,pending&status=expired", "limit=1000", "limit=10", "account=111122223333&target=aws-prod&identity=alice",
 	} {
 		r := e.do("GET", "/v1/grants?"+q, e.alice, nil)
