@@ -169,3 +169,35 @@ func TestGrantShowEndedWithoutComment(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantsTableShowsReason: the review table answers "why" with the
+// requester's reason (it had no REASON column; only -o json and -o csv
+// had it): the first 40 characters, "…" where it was cut, control
+// characters escaped so that a reason cannot rewrite the row or break its
+// columns, "-" for none.
+func TestGrantsTableShowsReason(t *testing.T) {
+	at := time.Date(2026, 12, 4, 2, 6, 1, 0, time.UTC)
+	sc := []string{"s3:GetObject arn:aws:s3:::logs/*"}
+	long := "errors in checkout since the deploy at 09:00, see INC-4411 for the full story"
+	rows := []review.Row{}
+	for i, reason := range []string{"triage checkout errors", long, "a\x1b[2Jb\tc\u202ed", "", "caf\xff"} {
+		rows = append(rows, review.Row{Grant: fmt.Sprintf("g_%d", i), Identity: "bot", ScopeRequested: sc, ScopeGranted: sc, Status: "active",
+			RequestedAt: at, Reason: reason})
+	}
+	var out bytes.Buffer
+	if err := printGrantRows(tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0), rows, true); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != len(rows)+1 || !strings.HasSuffix(lines[0], "REASON") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	for i, want := range []string{"triage checkout errors", long[:40] + "…", `a\x1b[2Jb\tc\u202ed`, "-", `caf\xff`} {
+		if !strings.HasSuffix(lines[i+1], "  "+want) {
+			t.Errorf("row %d does not end with the reason %q:\n%s", i+1, want, lines[i+1])
+		}
+		if strings.ContainsAny(lines[i+1], "\x1b\t\u202e") {
+			t.Errorf("row %d holds a raw control character: %q", i+1, lines[i+1])
+		}
+	}
+}

@@ -71,7 +71,7 @@ func TestReviewShowsTheFiveAnswers(t *testing.T) {
 	if len(lines) < 5 {
 		t.Fatalf("review step:\n%s", review)
 	}
-	for _, col := range []string{"WHEN", "ENDED", "APPROVED BY", "SESSIONS", "FINDINGS"} {
+	for _, col := range []string{"WHEN", "ENDED", "APPROVED BY", "SESSIONS", "FINDINGS", "REASON"} {
 		if !strings.Contains(lines[1], col) {
 			t.Errorf("header %q lacks %s", lines[1], col)
 		}

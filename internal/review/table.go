@@ -6,17 +6,24 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
 // TableHeader is the review table's header row (tab-separated), as
 // `airlock grants` prints it and `airlock demo` shows it.
-const TableHeader = "GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS"
+const TableHeader = "GRANT\tWHO\tSCOPE GRANTED\tSCOPE USED\tWHEN\tSTATUS\tENDED\tAPPROVED BY\tSESSIONS\tCALLS\tDENIED\tFINDINGS\tREASON"
 
 // UnprovenMark follows the id of a grant whose record says what the log
 // does not (Row.LogMismatch) wherever a person reads it.
 const UnprovenMark = " !NOT-IN-LOG"
+
+// maxReasonShown is how many characters of the requester's reason the
+// table shows: the "why" belongs in the review, but a reason may be a
+// paragraph, and the last column of every row would then run on past the
+// screen. -o json, -o csv and grant show give it whole.
+const maxReasonShown = 40
 
 // maxUsedShown is how many entries of a grant's used scope the table
 // shows; -o json and -o csv give them all.
@@ -73,7 +80,27 @@ func TableCells(r Row) []string {
 		grant += UnprovenMark
 	}
 	return []string{grant, r.Identity + " (" + orDash(r.Owner) + ")", sc, used, when, r.Status,
-		ended, approved, strconv.FormatInt(r.Sessions, 10), strconv.FormatInt(r.Calls, 10), strconv.FormatInt(r.DeniedCalls, 10), FindingKinds(r.Findings)}
+		ended, approved, strconv.FormatInt(r.Sessions, 10), strconv.FormatInt(r.Calls, 10), strconv.FormatInt(r.DeniedCalls, 10), FindingKinds(r.Findings),
+		clip(orDash(r.Reason), maxReasonShown)}
+}
+
+// clip is s cut after n characters, with "…" where it was cut. It steps
+// through s as UTF-8 is decoded, so a byte that is not UTF-8 is kept as it
+// is, for the caller's escaping to show as \xNN, rather than turned into
+// U+FFFD.
+func clip(s string, n int) string {
+	i := 0
+	for range n {
+		if i >= len(s) {
+			return s
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	if i >= len(s) {
+		return s
+	}
+	return s[:i] + "…"
 }
 
 // FindingKinds is the FINDINGS column: each kind once, "(refused)" where
