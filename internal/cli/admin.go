@@ -26,7 +26,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var debug bool
 	var o config.Overrides
 	cmd := &cobra.Command{
-		Use:   "serve --config airlock.yaml [--listen-api ADDR] [--listen-aws ADDR] [--listen-postgres ADDR] [--data-dir DIR]",
+		Use:   "serve --config airlock.yaml [--listen-api ADDR] [--listen-aws ADDR] [--listen-postgres ADDR] [--data-dir DIR] [--debug]",
 		Short: "Run the control plane (API) and the gateway listeners in the configuration",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

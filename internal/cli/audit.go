@@ -31,7 +31,7 @@ func (a *app) auditCmd() *cobra.Command {
 	var witnessKeys []string
 	var maxAge time.Duration
 	verify := &cobra.Command{
-		Use:   "verify [--data-dir DIR | --config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]… [--max-age DURATION]] [--save-head FILE]",
+		Use:   "verify [--data-dir DIR] [--config FILE] [--key PUB] [--witness FILE [--witness-key VKEY]… [--max-age DURATION]] [--save-head FILE]",
 		Short: "Check every log entry against the signed checkpoints, and every grant, session and identity row against the log; exits 1 on any problem, 2 if there is nothing to check (bad input)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

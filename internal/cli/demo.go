@@ -10,7 +10,7 @@ func (a *app) demoCmd() *cobra.Command {
 	var dir string
 	var keep bool
 	cmd := &cobra.Command{
-		Use:   "demo",
+		Use:   "demo [--dir D] [--keep]",
 		Short: "Run the walkthrough end to end in one process on a temporary directory",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -22,7 +22,7 @@ func (a *app) execCmd() *cobra.Command {
 	var dur, reason string
 	var waitFor time.Duration
 	cmd := &cobra.Command{
-		Use:   "exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" -- CMD [ARG…]",
+		Use:   "exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" [--wait-timeout D] -- CMD [ARG…]",
 		Short: "Request a grant, wait for it, run CMD with its credentials, end the grant when CMD exits",
 		Long: `exec requests a grant exactly as 'airlock request --wait' does. Once it is active it
 runs CMD with the grant's credentials and gateway address in its environment, as

@@ -23,7 +23,7 @@ func (a *app) requestCmd() *cobra.Command {
 	var wait bool
 	var waitFor time.Duration
 	cmd := &cobra.Command{
-		Use:   "request TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" [--wait]",
+		Use:   "request TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" [--wait [--wait-timeout D]] [--extends G]",
 		Short: "Ask for a grant; prints the grant id and its status",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -315,7 +315,7 @@ func printGrantRows(w *tabwriter.Writer, rows []review.Row, header bool) error {
 func (a *app) grantsCmd() *cobra.Command {
 	var account, target, identity, status, day, since, until string
 	cmd := &cobra.Command{
-		Use:   "grants [--account A] [--target T] [--identity I] [--status S,…] [--day YYYY-MM-DD | --since T --until T]",
+		Use:   "grants [--account A] [--target T] [--identity I] [--status S,…] [--day YYYY-MM-DD | [--since T] [--until T]]",
 		Short: "The review query: one row per grant with the five answers",
 		Long: "The review query: one row per grant with the five answers. Every matching grant is listed: the server\n" +
 			"answers 1,000 at a time, and each page is printed as it comes (the table's columns are aligned within\n" +

@@ -3,8 +3,12 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // TestUnknownSubcommandIsAUsageError: a mistyped subcommand of a command
@@ -89,7 +93,7 @@ func TestMissingArgumentNamesTheUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"request", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock request TARGET --allow"},
-		{[]string{"exec", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" -- CMD [ARG…]\n"},
+		{[]string{"exec", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*", "--for", "10m", "--reason", "x"}, "usage: airlock exec TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" [--wait-timeout D] -- CMD [ARG…]\n"},
 		{[]string{"grant", "show"}, "usage: airlock grant show GRANT\n"},
 		{[]string{"audit", "verify-bundle", "--key", "k.pub"}, "usage: airlock audit verify-bundle FILE --key PUB [--origin O]\n"},
 	} {
@@ -232,5 +236,57 @@ func TestServeStoreDownIsNotAConfigProblem(t *testing.T) {
 	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "invalid configuration") ||
 		!strings.Contains(errOut, "connection refused") {
 		t.Errorf("exit %d, want 1 and one line naming the refused connection\nstdout: %q\nstderr: %q", code, out, errOut)
+	}
+}
+
+// TestUsageLinesNameEveryFlag: each command's usage line (the first line
+// of --help, and what a usage error ends with) names every flag the
+// command takes, and no flag it does not. `airlock request` left out
+// --wait-timeout and --extends, `exec` --wait-timeout, `serve` --debug and
+// `demo` --dir and --keep; `audit verify` showed --data-dir and --config
+// as alternatives ("|") though they are taken together (--config's keys,
+// --data-dir's directory); and `grants` showed --since and --until as a
+// pair though each is taken alone.
+func TestUsageLinesNameEveryFlag(t *testing.T) {
+	a := &app{getenv: func(string) string { return "" }}
+	named := regexp.MustCompile(`--([a-z][a-z-]*)`)
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		for _, sub := range cmd.Commands() {
+			walk(sub)
+		}
+		if !cmd.Runnable() || cmd.Name() == "help" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
+			return
+		}
+		inUse := map[string]bool{}
+		for _, m := range named.FindAllStringSubmatch(cmd.Use, -1) {
+			inUse[m[1]] = true
+			if cmd.Flags().Lookup(m[1]) == nil && cmd.InheritedFlags().Lookup(m[1]) == nil {
+				t.Errorf("%s: the usage line names --%s, which it does not take: %s", cmd.CommandPath(), m[1], cmd.Use)
+			}
+		}
+		cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "help" && !f.Hidden && !inUse[f.Name] {
+				t.Errorf("%s: the usage line leaves out --%s: %s", cmd.CommandPath(), f.Name, cmd.Use)
+			}
+		})
+	}
+	walk(a.root())
+
+	for _, tc := range []struct {
+		cmd, wrong string
+	}{
+		// Not alternatives: both are taken at once.
+		{"audit verify", "--data-dir DIR | --config FILE"},
+		// Not a pair: each is taken alone.
+		{"grants", "--since T --until T"},
+	} {
+		cmd, _, err := a.root().Find(strings.Fields(tc.cmd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(cmd.Use, tc.wrong) {
+			t.Errorf("airlock %s: the usage line says %q: %s", tc.cmd, tc.wrong, cmd.Use)
+		}
 	}
 }
