@@ -132,3 +132,35 @@ func TestStartForbidRevokesActive(t *testing.T) {
 	}
 	h.finish()
 }
+
+// TestReloadForbidOnPartRevokes: a forbid on a part of an active grant's
+// scope (logs/app/secret/* of a grant on logs/app/*) revokes the grant,
+// naming the forbid: the forbid matches part of what it grants, as a
+// request for logs/app/* made now is refused, and the gateway checks calls
+// against the granted scope alone, so the grant left active would read
+// the secrets until it expired. A grant the forbid does not overlap
+// (logs/app/2026/*) stays active.
+func TestReloadForbidOnPartRevokes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	wide := h.request(bot, autoReq("10m"), model.Active)
+	narrow := h.request(bot, grants.RequestInput{Target: awsProd, Scope: []string{"s3:GetObject arn:aws:s3:::logs/app/2026/*"},
+		Duration: "10m", Reason: "the day's api logs"}, model.Active)
+	h.writePolicy("test.cedar", testPolicies+`
+@id("freeze-app-secrets")
+forbid (principal, action, resource) when { context.resource like "arn:aws:s3:::logs/app/secret/*" };
+`)
+	if err := h.Svc.ReloadPolicies(h.ctx, "SIGHUP"); err != nil {
+		t.Fatal(err)
+	}
+	if g := h.grant(wide.ID); g.Status != model.Revoked || g.EndedBy != "policy" || !strings.Contains(g.EndComment, `"freeze-app-secrets"`) {
+		t.Fatalf("the grant on logs/app/* after a forbid on logs/app/secret/*: %s by %q: %q", g.Status, g.EndedBy, g.EndComment)
+	}
+	if _, err := h.Svc.Authority().Lookup(wide.CredentialID); err == nil {
+		t.Error("the revoked grant's credential still authenticates")
+	}
+	if g := h.grant(narrow.ID); g.Status != model.Active {
+		t.Errorf("the grant on logs/app/2026/*, which the forbid does not overlap, is %s", g.Status)
+	}
+	h.finish()
+}
