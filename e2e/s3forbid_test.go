@@ -10,16 +10,19 @@ import (
 	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
-// TestForbidReloadS3PartOfScope: a forbid on a part of what is granted,
-// loaded with SIGHUP during an incident. Through the real airlock binary,
-// its S3 gateway, the real AWS CLI and versitygw:
+// TestForbidReloadS3PartOfScope: a forbid on a part of what is granted or
+// asked for, loaded with SIGHUP during an incident. Through the real
+// airlock binary, its S3 gateway, the real AWS CLI and versitygw:
 //
 //   - a grant on logs/app/* can read logs/app/secret/ until the forbid on
 //     logs/app/secret/* is loaded; then it is revoked by policy, naming the
 //     forbid, and its credentials read nothing, the secrets included
 //     (the forbid matches part of what it grants, as a request for
 //     logs/app/* made now would be refused);
-//   - a grant on logs/app/2026/*, which the forbid does not touch, reads on.
+//   - a grant on logs/app/2026/*, which the forbid does not touch, reads on;
+//   - a request for logs/*, waiting for alice, is denied by policy naming
+//     the forbid: it leaves `airlock pending`, and her approval is refused.
+//     Before, it stayed in her queue as approvable until its deadline.
 //
 // The log and the rows still verify.
 func TestForbidReloadS3PartOfScope(t *testing.T) {
@@ -53,6 +56,15 @@ func TestForbidReloadS3PartOfScope(t *testing.T) {
 	if got := mustOK(t, readWide("app/secret/db-token.txt"), "read under the wide grant"); got != "token-never-to-leave\n" {
 		t.Fatalf("read %q", got)
 	}
+	out := mustOK(t, airlock(t, e.addr, e.bot.Key, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/*",
+		"--for", "30m", "--reason", "billing errors too"), "request for a person")
+	pending := grantID(t, out)
+	if !strings.Contains(out, " pending ") {
+		t.Fatalf("request for logs/*: %q, want pending", out)
+	}
+	if q := mustOK(t, airlock(t, e.addr, e.alice.Key, "pending"), "pending"); !strings.Contains(q, pending) {
+		t.Fatalf("alice's queue lacks %s:\n%s", pending, q)
+	}
 
 	write(t, filepath.Join(e.dir, "policies", "incident.cedar"), `@id("freeze-app-secrets")
 forbid (principal, action, resource) when { context.resource like "arn:aws:s3:::logs/app/secret/*" };
@@ -82,6 +94,16 @@ forbid (principal, action, resource) when { context.resource like "arn:aws:s3:::
 		t.Errorf("read %q", got)
 	}
 
+	show = mustOK(t, airlock(t, e.addr, e.alice.Key, "grant", "show", pending), "grant show")
+	if !strings.Contains(show, "denied") || !strings.Contains(show, "by policy") || !strings.Contains(show, `"freeze-app-secrets"`) {
+		t.Fatalf("grant show does not say the policy set denied the request, naming the forbid:\n%s", show)
+	}
+	if q := mustOK(t, airlock(t, e.addr, e.alice.Key, "pending"), "pending"); strings.Contains(q, pending) {
+		t.Errorf("alice's queue still offers the forbidden request:\n%s", q)
+	}
+	if r := airlock(t, e.addr, e.alice.Key, "approve", pending, "--comment", "ok"); r.code == 0 {
+		t.Errorf("the forbidden request was approved: %s", r.stdout)
+	}
 	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {
 		t.Fatalf("audit verify: %s %s", r.stdout, r.stderr)
 	}

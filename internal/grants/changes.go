@@ -18,6 +18,11 @@ type Change struct {
 	Type  string
 	Actor string
 	Grant model.Grant
+	// Trigger is, for a request denied or a grant revoked by the policy
+	// set because a forbid loaded since matches it, what loaded the set
+	// ("SIGHUP", "start"); empty for every other change, a denial by
+	// policy at the request included.
+	Trigger string
 }
 
 // OnChange registers fn to be told of every lifecycle change after it has
@@ -44,6 +49,9 @@ func (s *Service) changed(events []auditlog.Event, g model.Grant) {
 			continue
 		}
 		c := Change{Type: ev.Type, Actor: ev.Actor, Grant: g}
+		if d, ok := ev.Data.(map[string]any); ok {
+			c.Trigger, _ = d["trigger"].(string)
+		}
 		for _, fn := range fns {
 			fn(c)
 		}

@@ -23,7 +23,60 @@ func TestReplicasReloadForbidOnce(t *testing.T) {
 	for i, r := range rs.r {
 		held[i] = waitLookup(t, r, cr)
 	}
-	if err := os.WriteFile(filepath.Join(rs.polDir, "incident.cedar"), []byte(forbidProd), 0o644); err != nil {
+	rs.reloadAllWith(forbidProd)
+	if st := rs.stored(g.ID); st.Status != model.Revoked || st.EndedBy != "policy" {
+		t.Fatalf("grant after the reloads: %s by %q", st.Status, st.EndedBy)
+	}
+	if n := count(rs.entryTypes(g.ID), "grant.revoked"); n != 1 {
+		t.Fatalf("%d grant.revoked entries, want 1: %v", n, rs.entryTypes(g.ID))
+	}
+	for i, r := range rs.r {
+		waitClosed(t, held[i].Done(), 5*time.Second, r.name+"'s grant")
+		if _, err := r.svc.Authority().Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
+			t.Errorf("%s still serves the credential: %v", r.name, err)
+		}
+	}
+}
+
+// TestReplicasReloadForbidPendingOnce: as TestReplicasReloadForbidOnce,
+// for a pending request that the forbid matches. It is denied once: one
+// new decision and one grant.denied entry, whichever replica wrote them,
+// and it leaves the approvers' queue on every replica.
+func TestReplicasReloadForbidPendingOnce(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	g, err := rs.r[0].svc.Request(rs.ctx, rs.r[0].id(t, bot), humanReq("20m"))
+	if err != nil || g.Status != model.Pending {
+		t.Fatalf("request: %v (status %s)", err, g.Status)
+	}
+	rs.reloadAllWith(forbidLogSecrets)
+	if st := rs.stored(g.ID); st.Status != model.Denied || st.EndedBy != "policy" || st.Decision.Outcome != "deny" {
+		t.Fatalf("request after the reloads: %s by %q (decision %s)", st.Status, st.EndedBy, st.Decision.Outcome)
+	}
+	types := rs.entryTypes(g.ID)
+	if count(types, "grant.denied") != 1 || count(types, "grant.decided") != 2 {
+		t.Fatalf("entries %v: want one denial and one new decision", types)
+	}
+	for _, r := range rs.r {
+		var queue []model.Grant
+		if err := r.svc.EachPending(rs.ctx, r.id(t, alice), func(gs []model.Grant) error {
+			queue = append(queue, gs...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(queue) != 0 {
+			t.Errorf("%s still lists %d requests to approve", r.name, len(queue))
+		}
+	}
+	checkStoreRows(t, rs.ctx, rs.r[0].st)
+}
+
+// reloadAllWith adds policy file incident.cedar holding text and reloads
+// every replica at once, as an operator's SIGHUP to each does.
+func (rs *replicaSet) reloadAllWith(text string) {
+	t := rs.t
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(rs.polDir, "incident.cedar"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -35,18 +88,6 @@ func TestReplicasReloadForbidOnce(t *testing.T) {
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("reload on %s: %v", rs.r[i].name, err)
-		}
-	}
-	if st := rs.stored(g.ID); st.Status != model.Revoked || st.EndedBy != "policy" {
-		t.Fatalf("grant after the reloads: %s by %q", st.Status, st.EndedBy)
-	}
-	if n := count(rs.entryTypes(g.ID), "grant.revoked"); n != 1 {
-		t.Fatalf("%d grant.revoked entries, want 1: %v", n, rs.entryTypes(g.ID))
-	}
-	for i, r := range rs.r {
-		waitClosed(t, held[i].Done(), 5*time.Second, r.name+"'s grant")
-		if _, err := r.svc.Authority().Lookup(cr.AccessKeyID); !errors.Is(err, gateway.ErrNoGrant) {
-			t.Errorf("%s still serves the credential: %v", r.name, err)
 		}
 	}
 }

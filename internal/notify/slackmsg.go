@@ -193,15 +193,18 @@ func ephemeral(msg string) message {
 // slackMessageFor returns the incoming-webhook post for change c, or nil:
 // a request that waits for a person is posted with buttons; a decision on
 // one, unless made from Slack (whose message is replaced in place), is
-// followed up, since an incoming webhook cannot edit what it posted. key
-// signs the buttons' values.
+// followed up, since an incoming webhook cannot edit what it posted. A
+// denial by the policy set at a load (c.Trigger: a forbid added since the
+// request) is such a decision: its request was posted, and without the
+// follow-up its buttons still looked approvable. key signs the buttons'
+// values.
 func slackMessageFor(c grants.Change, channel string, key []byte) []byte {
 	g := c.Grant
 	var m message
 	switch {
 	case c.Type == "grant.requested" && g.Status == model.Pending:
 		m = pendingMessage(g, channel, key)
-	case c.Type == "grant.approved" || (c.Type == "grant.denied" && len(g.Approvals) > 0) ||
+	case c.Type == "grant.approved" || (c.Type == "grant.denied" && (len(g.Approvals) > 0 || c.Trigger != "")) ||
 		(c.Type == "grant.cancelled" && g.Decision.Outcome == "human" && g.StartedAt.IsZero()):
 		if n := len(g.Approvals); n > 0 && g.Approvals[n-1].Via == "slack" {
 			return nil
