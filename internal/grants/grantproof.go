@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
-	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -37,31 +34,23 @@ import (
 // the one derived from (an entry with no position in the log, put before
 // it, is found). A page of the grant's history (History) checks the
 // page's entries against a chain over all the grant's entries, as a
-// session's page does (sessionproof.go: entryChain); it read the grant's
-// own entries again too, one query per run of them, which a grant whose
-// commands lie between its calls (more than maxOwnRuns runs) could not
-// afford: such a grant kept no proof, and each page derived its whole
-// log. When any of this fails the read is
-// proven from the grant's whole log, as before, with a mismatch that says
-// so. A read costs what it shows (a page of sessions, their entries) and
-// the entries appended since the read before; the rest of the grant's log
-// is read again, and its problems found again, at least every proofLife.
+// session's page does (sessionproof.go: entryChain), not the grant's
+// own entries. A read of the record reads those through their own index
+// (store.LogFilter.NoSession), deriveBatch at a time: a grant whose agent
+// records each command between its calls holds thousands of them, each a
+// run of its own among the calls, and reading them among the grant's
+// entries (a query per run, or the whole log once they lay in more than
+// 64 runs) cost each read of its record the grant's whole log. When any
+// of this fails the read is proven from the grant's whole log, as before,
+// with a mismatch that says so. A read costs what it shows (the grant's
+// own entries, or a page of sessions, their entries) and the entries
+// appended since the read before; the rest of the grant's log is read
+// again, and its problems found again, at least every proofLife.
 
 // grantProofMin is the fewest entries a grant's log must hold for its
 // derivation to be kept: a smaller one is derived again on each read,
 // which costs little and checks every entry again.
 const grantProofMin = deriveBatch
-
-// maxOwnRuns is the most runs of a grant's own entries (consecutive among
-// its entries, each read again with one query) a kept proof may have: a
-// grant whose commands or findings are scattered among its sessions'
-// entries (an agent that records a command between calls) is derived from
-// its whole log for each read of its record (Get), in a few reads of
-// deriveBatch entries rather than one query per command. Its proof is kept
-// all the same, without the runs (scattered): the pages of its history and
-// of its sessions do not read the grant's own entries again, so they
-// continue it at the cost of the page.
-const maxOwnRuns = 64
 
 // grantDiffer is the mismatch of a read whose entries differ from those the
 // kept derivation read.
@@ -81,28 +70,13 @@ type grantProof struct {
 	// sessions is the chain over each session's entries.
 	sessions map[string]proofMark
 	// own is the chain over the grant's entries of no session with a
-	// positive sequence number, ownRuns the runs of them that are
-	// consecutive among the grant's entries (each read again at once),
-	// and lastOwn whether the grant's last entry read is one of them.
-	// scattered is set once they lie in more than maxOwnRuns runs: the
-	// runs are then dropped (they grow with the grant's commands), and
-	// the grant's record is proven from its whole log (withGrantProof).
-	own       proofMark
-	ownRuns   []ownRun
-	lastOwn   bool
-	scattered bool
+	// positive sequence number.
+	own proofMark
 	// all is the chain over all the grant's entries, for the pages of
 	// its history (History).
 	all entryChain
 	// read is how many entries the derivation read.
 	read int
-}
-
-// ownRun is n consecutive entries of a grant, of no session, the first
-// of them at sequence number from.
-type ownRun struct {
-	from int64
-	n    int
 }
 
 func newGrantProof(grant string, now time.Time) *grantProof {
@@ -125,26 +99,14 @@ func (p *grantProof) note(e store.LogEntry, h tlog.Hash) {
 	if e.SessionID != "" {
 		m := p.sessions[e.SessionID]
 		p.sessions[e.SessionID] = proofMark{n: m.n + 1, seq: e.Seq, chain: link(m.chain, e.Seq, h)}
-		p.lastOwn = false
 		return
 	}
 	if e.Seq <= 0 {
-		// Not read again (no cursor reads it), and reported as long as
-		// the proof is kept: the derivation's problems.
-		p.lastOwn = false
+		// Not read again (checkOwn passes over it), and reported as long
+		// as the proof is kept: the derivation's problems.
 		return
 	}
 	p.own = proofMark{n: p.own.n + 1, seq: e.Seq, chain: link(p.own.chain, e.Seq, h)}
-	switch {
-	case p.scattered:
-	case p.lastOwn:
-		p.ownRuns[len(p.ownRuns)-1].n++
-	case len(p.ownRuns) == maxOwnRuns:
-		p.scattered, p.ownRuns = true, nil
-	default:
-		p.ownRuns = append(p.ownRuns, ownRun{from: e.Seq, n: 1})
-	}
-	p.lastOwn = true
 }
 
 // check brings the derivation up to the log's end and checks the grant's
@@ -162,9 +124,6 @@ func (p *grantProof) check(ctx context.Context, st store.Store, own bool, sessio
 	if err := p.dv.read(ctx, st, p.grant); err != nil {
 		return false, err
 	}
-	if own && p.scattered {
-		return false, errScattered
-	}
 	if own {
 		if ok, err := p.checkOwn(ctx, st); err != nil || !ok {
 			return false, err
@@ -178,28 +137,46 @@ func (p *grantProof) check(ctx context.Context, st store.Store, own bool, sessio
 	return true, nil
 }
 
-// checkOwn reads the grant's own entries again, one query per run, and
-// checks them against their chain. p must not be scattered.
+// checkOwn reads the grant's own entries again through their index
+// (store.LogFilter.NoSession), a batch at a time, and checks them against
+// their chain: one more than the chain holds is asked for, so an entry
+// added is found, and one removed, moved to a session or changed breaks
+// the chain. It reads the grant's own entries (and those with no position
+// in the log, which the chain leaves out), not the calls between them.
 func (p *grantProof) checkOwn(ctx context.Context, st store.Store) (bool, error) {
-	var chain [sha256.Size]byte
-	k := 0
-	for _, r := range p.ownRuns {
-		es, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, After: r.from - 1, Limit: r.n})
+	var (
+		chain  [sha256.Size]byte
+		n      int64
+		cursor int64
+	)
+	for {
+		limit := int(min(deriveBatch, p.own.n+1-n))
+		es, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, NoSession: true, After: cursor, Limit: limit})
 		if err != nil {
 			return false, err
 		}
-		if len(es) != r.n || es[0].Seq != r.from {
-			return false, nil
-		}
+		moved := false
 		for _, e := range es {
+			if e.Seq <= 0 {
+				continue // out of the chain, as note leaves it
+			}
 			h := tlog.RecordHash(e.Data)
 			if e.SessionID != "" || !bytes.Equal(h[:], e.LeafHash) {
 				return false, nil
 			}
-			chain, k = link(chain, e.Seq, h), k+1
+			chain, n, cursor, moved = link(chain, e.Seq, h), n+1, e.Seq, true
+		}
+		if n > p.own.n {
+			return false, nil
+		}
+		if len(es) < limit {
+			break
+		}
+		if !moved {
+			return false, nil // a whole batch out of the log: no cursor reads past it
 		}
 	}
-	return int64(k) == p.own.n && chain == p.own.chain, nil
+	return n == p.own.n && chain == p.own.chain && (n == 0 || cursor == p.own.seq), nil
 }
 
 // checkSession reads the entries of session id, a batch at a time, and
@@ -242,28 +219,19 @@ func (p *grantProof) checkSession(ctx context.Context, st store.Store, id string
 // sessions' entries (and the grant's own), or a new one from the whole log.
 //
 // own is set for a read of the grant's record, which the grant's own
-// entries make: they are read again, and a scattered proof is not used
-// (its runs were not kept) but replaced by the new one. A page of
-// sessions reads its sessions' entries alone.
+// entries make: they are read again. A page of sessions reads its
+// sessions' entries alone.
 func (s *Service) withGrantProof(ctx context.Context, id string, own bool, sessions []string, use func(d *review.Deriver, problems []string)) error {
 	var changed []string
 	if p, ok := s.grantProofs.get(id, id, s.clk.Now()); ok {
 		done, err := s.useGrantProof(ctx, p, own, sessions, use)
-		switch {
-		case errors.Is(err, errScattered):
-			// Its record is proven from the whole log, and the proof
-			// derived for it kept in p's place.
-			if errors.Is(err, errScatteredDiffer) {
-				changed = []string{grantDiffer}
-			}
-		case err != nil || done:
+		if err != nil || done {
 			return err
-		default:
-			// What the proof was derived from is no longer what the
-			// log holds: prove from the whole log, saying so.
-			s.grantProofs.drop(p)
-			changed = []string{grantDiffer}
 		}
+		// What the proof was derived from is no longer what the log
+		// holds: prove from the whole log, saying so.
+		s.grantProofs.drop(p)
+		changed = []string{grantDiffer}
 	}
 	p := newGrantProof(id, s.clk.Now())
 	if err := p.dv.read(ctx, s.st, id); err != nil {
@@ -279,45 +247,21 @@ func (s *Service) withGrantProof(ctx context.Context, id string, own bool, sessi
 // keepGrantProof keeps p for the next reads of its grant if it was
 // derived from grantProofMin entries or more, or always is set (p was kept
 // already, or derived again after a change, so that it is not derived anew
-// on each read after it). A scattered proof is kept too: the pages of the
-// grant's history and sessions use it (it is bounded as every proof kept
-// is, by proofCache: maxSessionProofs proofs, maxProofSessions sessions,
-// the least recently used evicted first, none used past proofLife).
+// on each read after it). Proofs kept are bounded by proofCache:
+// maxSessionProofs proofs, maxProofSessions sessions, the least recently
+// used evicted first, none used past proofLife.
 func (s *Service) keepGrantProof(p *grantProof, always bool) {
 	if always || p.read >= grantProofMin {
 		s.grantProofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
 	}
 }
 
-// errScattered is check's error for a read of the grant's record with a
-// scattered proof, which kept no runs of the grant's own entries to read
-// them again with: the record is proven from the whole log instead.
-var errScattered = errors.New("grants: the grant's own entries are scattered")
-
-// errScatteredDiffer is errScattered for a proof that found the log
-// changed (grantDiffer), which the proof replacing it says too.
-var errScatteredDiffer = fmt.Errorf("%w, and its log changed", errScattered)
-
 // useGrantProof is withGrantProof with proof p kept from a read before;
 // done is false if the log no longer holds what p was derived from.
 func (s *Service) useGrantProof(ctx context.Context, p *grantProof, own bool, sessions []string, use func(d *review.Deriver, problems []string)) (done bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A scattered proof's record is proven from the whole log; a change
-	// it found is said by the proof derived in its place too.
-	scattered := func() error {
-		if slices.Contains(p.dv.problems, grantDiffer) {
-			return errScatteredDiffer
-		}
-		return errScattered
-	}
-	if own && p.scattered {
-		return false, scattered() // without reading the log for nothing
-	}
 	ok, err := p.check(ctx, s.st, own, sessions)
-	if errors.Is(err, errScattered) {
-		return false, scattered()
-	}
 	if err != nil || !ok {
 		return false, err
 	}

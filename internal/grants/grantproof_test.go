@@ -227,9 +227,9 @@ func TestGrantSessionsPagesTampered(t *testing.T) {
 }
 
 // TestGrantProofScatteredCommands: a grant whose own entries (here 100
-// commands, each between calls of its session) lie in more than 64 runs
-// among its entries is derived from its whole log on each read, in a few
-// queries, rather than reading its own entries again one query per run.
+// commands, each between calls of its session) lie in 100 runs among its
+// entries is read in a few queries (its first entry, those appended since,
+// its own entries through their index), not one query per run of them.
 func TestGrantProofScatteredCommands(t *testing.T) {
 	t.Parallel()
 	counter := &rowCounter{}

@@ -1,6 +1,8 @@
 package grants_test
 
 import (
+	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // scatteredGrant is a harness whose store counts the log entries read,
@@ -87,8 +90,8 @@ func TestScatteredGrantPagesCostThePage(t *testing.T) {
 		after = page.Next
 	}
 
-	// Its record is proven from its whole log, as before, and a page
-	// after it continues the proof that read made.
+	// Its record continues the proof (TestScatteredGrantRecordCostsItsOwn),
+	// and a page after it too.
 	if gr, err = h.Svc.Get(h.ctx, h.id(alice), g.ID); err != nil || len(gr.LogMismatch) > 0 {
 		t.Fatalf("%q, %v", gr.LogMismatch, err)
 	}
@@ -102,6 +105,64 @@ func TestScatteredGrantPagesCostThePage(t *testing.T) {
 	t.Logf("%d log entries (%d of the grant's own, %d sessions); Get: %d read; %d history pages of %d: page 1 %d, page 2 %d, all %d, %v a page; %d pages of 2 sessions: page 1 %d, all %d",
 		len(all), perSession[""], sessions, getRead, len(scanned), limit, scanned[0], scanned[1], sum(scanned), perPage.Round(time.Microsecond),
 		len(sessionPages), sessionPages[0], sum(sessionPages))
+}
+
+// TestScatteredGrantRecordCostsItsOwn: the record of a grant of about
+// 20,000 entries whose own entries (2,000 commands) lie in about 2,000
+// runs among its sessions' calls (Get: the console's grant page reads it
+// on every view) reads, after the first read kept the grant's proof, the
+// grant's own entries, its first entry and the entries appended since,
+// not its whole log. It read its whole log on every read (20,023
+// entries), the grant's own entries reading each run with its calls.
+func TestScatteredGrantRecordCostsItsOwn(t *testing.T) {
+	t.Parallel()
+	const sessions, runs, calls = 10, 200, 9
+	h, counter, g, all := scatteredGrant(t, sessions, runs, calls)
+	own := 0
+	for _, e := range all {
+		if e.SessionID == "" {
+			own++
+		}
+	}
+	if own < sessions*runs {
+		t.Fatalf("%d own entries, want %d commands at least", own, sessions*runs)
+	}
+	get := func(what string, most int) (read, queries int, took time.Duration) {
+		t.Helper()
+		counter.counts()
+		counter.queries()
+		start := time.Now()
+		gr, err := h.Svc.Get(h.ctx, h.id(alice), g.ID)
+		took = time.Since(start)
+		if err != nil || len(gr.LogMismatch) > 0 || gr.Usage.Calls != sessions*runs*calls {
+			t.Fatalf("%s: %+v, %v", what, gr, err)
+		}
+		_, read = counter.counts()
+		queries = counter.queries()
+		if most > 0 && read > most {
+			t.Errorf("%s: %d log entries read, want at most %d: the grant's %d own entries, its first and those appended since", what, read, most, own)
+		}
+		return read, queries, took
+	}
+	first, _, firstTook := get("the first read", 0)
+	var reads, queries []int
+	var took time.Duration
+	for i := range 3 {
+		n, q, d := get(fmt.Sprintf("read %d", i+2), own+1)
+		reads, queries, took = append(reads, n), append(queries, q), took+d
+	}
+	// A command recorded since: read with the entries appended, and
+	// again with the grant's own.
+	if err := h.Svc.RecordCommand(h.ctx, h.id(bot), g.ID, []string{"aws", "s3", "ls", "more"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Log.Sync(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	own++
+	after, _, _ := get("the read after a command", own+1+1)
+	t.Logf("%d log entries (%d of the grant's own); the first Get read %d (%v); the next three %v (%v queries), %v a Get; after a command %d",
+		len(all), own-1, first, firstTook.Round(time.Microsecond), reads, queries, (took / 3).Round(time.Microsecond), after)
 }
 
 // TestScatteredGrantPagesTampered: a call of a grant whose own entries lie
@@ -157,5 +218,89 @@ func TestScatteredGrantPagesTampered(t *testing.T) {
 	}
 	if mm := strings.Join(page(0).LogMismatch, "\n"); !strings.Contains(mm, differ) {
 		t.Errorf("page 1 after Get: the change is not reported: %q", mm)
+	}
+}
+
+// TestScatteredGrantRecordTampered: a command of a grant whose own
+// entries lie in more than 64 runs among its calls, changed (its leaf
+// hash made to match), removed, moved into a session, or joined by an
+// entry of no session after the grant's record was read, is reported by
+// the next read of the record, which reads the grant's own entries again
+// through their index. The record was derived from the whole log on each
+// read, which does not see such an edit: none of them was reported.
+func TestScatteredGrantRecordTampered(t *testing.T) {
+	t.Parallel()
+	const sessions, runs, calls = 2, 40, 12
+	const differ = "log entries of this grant differ"
+	for _, tc := range []struct {
+		name   string
+		tamper func(es []store.LogEntry, victim int64) []store.LogEntry
+	}{
+		{"changed", func(es []store.LogEntry, victim int64) []store.LogEntry {
+			for i, e := range es {
+				if e.Seq == victim {
+					es[i].Data = bytes.Replace(e.Data, []byte(`"ls"`), []byte(`"rm"`), 1)
+					h := tlog.RecordHash(es[i].Data)
+					es[i].LeafHash = h[:]
+				}
+			}
+			return es
+		}},
+		{"removed", func(es []store.LogEntry, victim int64) []store.LogEntry {
+			return slices.DeleteFunc(es, func(e store.LogEntry) bool { return e.Seq == victim })
+		}},
+		{"moved into a session", func(es []store.LogEntry, victim int64) []store.LogEntry {
+			for i, e := range es {
+				if e.Seq == victim {
+					es[i].SessionID = "s_x"
+				}
+			}
+			return es
+		}},
+		{"added", func(es []store.LogEntry, victim int64) []store.LogEntry {
+			i := slices.IndexFunc(es, func(e store.LogEntry) bool { return e.Seq == victim })
+			if i < 0 {
+				return es
+			}
+			added := es[i]
+			added.Seq++ // a call's place, as if it were the grant's own
+			return slices.Insert(es, i+1, added)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, counter, g, all := scatteredGrant(t, sessions, runs, calls)
+			var commands []store.LogEntry
+			for _, e := range all {
+				if e.Type == "grant.command" {
+					commands = append(commands, e)
+				}
+			}
+			if len(commands) != sessions*runs || !bytes.Contains(commands[len(commands)/2].Data, []byte(`"ls"`)) {
+				t.Fatalf("%d commands, want %d, with an ls to edit", len(commands), sessions*runs)
+			}
+			victim := commands[len(commands)/2].Seq
+			for i := range 2 {
+				gr, err := h.Svc.Get(h.ctx, h.id(alice), g.ID)
+				if err != nil || len(gr.LogMismatch) > 0 {
+					t.Fatalf("read %d: %q, %v", i+1, gr.LogMismatch, err)
+				}
+			}
+			counter.setTamper(func(f store.LogFilter, es []store.LogEntry) []store.LogEntry {
+				es = tc.tamper(es, victim)
+				if f.NoSession {
+					// As the store answers: only the entries of no session.
+					es = slices.DeleteFunc(es, func(e store.LogEntry) bool { return e.SessionID != "" })
+				}
+				return es
+			})
+			gr, err := h.Svc.Get(h.ctx, h.id(alice), g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mm := strings.Join(gr.LogMismatch, "\n"); !strings.Contains(mm, differ) {
+				t.Errorf("the grant's command #%d %s is not reported: %q", victim, tc.name, mm)
+			}
+		})
 	}
 }

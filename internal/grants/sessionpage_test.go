@@ -45,7 +45,7 @@ func (c *rowCounter) LogEntries(ctx context.Context, f store.LogFilter) ([]store
 // tampered answers f from every entry f's key selects, as tamper changes
 // them.
 func (c *rowCounter) tampered(ctx context.Context, f store.LogFilter, tamper func(store.LogFilter, []store.LogEntry) []store.LogEntry) ([]store.LogEntry, error) {
-	es, err := c.Store.LogEntries(ctx, store.LogFilter{GrantID: f.GrantID, SessionID: f.SessionID, Type: f.Type})
+	es, err := c.Store.LogEntries(ctx, store.LogFilter{GrantID: f.GrantID, SessionID: f.SessionID, Type: f.Type, NoSession: f.NoSession})
 	if err != nil {
 		return nil, err
 	}

@@ -30,11 +30,18 @@ import (
 // continue the proof its record's read kept without reading its own
 // entries again.
 func TestGrantHistoryPagesEditedStore(t *testing.T) {
+	forEditableStoresCommands(t, testGrantHistoryPagesEdited)
+}
+
+// forEditableStoresCommands runs test on SQLite and PostgreSQL, for a
+// grant without commands (every 0) and one with a command after every 10
+// calls: its own entries in more than 64 runs among its sessions' calls.
+func forEditableStoresCommands(t *testing.T, test func(t *testing.T, cfg *config.Config, edit editEntry, aliceKey string, every int)) {
 	for name, setup := range editableStores() {
 		for _, every := range []int{0, 10} {
 			t.Run(fmt.Sprintf("%s/commands every %d calls", name, every), func(t *testing.T) {
 				cfg, edit, _, aliceKey := setup(t)
-				testGrantHistoryPagesEdited(t, cfg, edit, aliceKey, every)
+				test(t, cfg, edit, aliceKey, every)
 			})
 		}
 	}
@@ -138,5 +145,47 @@ func testGrantHistoryPagesEdited(t *testing.T, cfg *config.Config, edit editEntr
 		if got[i] != e.Seq {
 			t.Fatalf("entry %d is #%d, want #%d (in log order, each once)", i, got[i], e.Seq)
 		}
+	}
+}
+
+// TestGrantRecordEditedStore: GET /v1/grants/{id} (the console's grant
+// page reads it on every view) reads the grant's own entries again after
+// the first read kept its proof, and an own entry edited in the database
+// since (its leaf hash made to match) is reported, on SQLite and
+// PostgreSQL: the grant's request, and a command of a grant whose
+// commands (one after every 10 calls) lie in more than 64 runs among its
+// sessions' calls. Such a grant's record was derived from its whole log on
+// each read, which does not see a command edited so: it was not reported.
+func TestGrantRecordEditedStore(t *testing.T) {
+	forEditableStoresCommands(t, testGrantRecordEdited)
+}
+
+func testGrantRecordEdited(t *testing.T, cfg *config.Config, edit editEntry, aliceKey string, every int) {
+	ctx := context.Background()
+	s := openServer(t, cfg)
+	defer s.Close()
+	const sessions, calls = 30, 40
+	grant := loggedSessionsCommands(t, s, sessions, calls, every)
+	typ, old, new := "grant.requested", `"reason":"`, `"reason":"x`
+	if every > 0 {
+		typ, old, new = "grant.command", `"ls"`, `"rm"`
+	}
+	own, err := s.store.LogEntries(ctx, store.LogFilter{GrantID: grant, Type: typ})
+	if err != nil || len(own) == 0 || every > 0 && len(own) != sessions*calls/every {
+		t.Fatalf("%d %s entries (%v)", len(own), typ, err)
+	}
+	victim := own[len(own)/2]
+	srv := httptest.NewServer(s.Handler)
+	defer srv.Close()
+	alice := client.New(srv.URL, aliceKey)
+	for i := range 2 {
+		if g, err := alice.Grant(ctx, grant); err != nil || len(g.LogMismatch) > 0 {
+			t.Fatalf("read %d: %q, %v", i+1, g.LogMismatch, err)
+		}
+	}
+	edit.rehashed(t, victim, old, new)
+	differ := "log entries of this grant differ from those an earlier read of it read"
+	if g, err := alice.Grant(ctx, grant); err != nil || !strings.Contains(strings.Join(g.LogMismatch, "\n"), differ) {
+		t.Errorf("the grant after its %s entry #%d was edited: %q, %v", typ, victim.Seq, g.LogMismatch, err)
 	}
 }

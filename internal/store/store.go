@@ -200,6 +200,14 @@ type LogFilter struct {
 	// before.
 	After int64
 	Limit int
+	// NoSession selects only the entries of no session (SessionID must be
+	// empty): with GrantID, the grant's own entries (its lifecycle,
+	// commands, findings), which both stores index apart, so that reading
+	// them reads them alone. A grant whose agent records each command
+	// between its calls holds thousands of them among its sessions'
+	// entries, and proving its record reads them all again
+	// (internal/grants: grantproof.go).
+	NoSession bool
 }
 
 // SharedLogTx is implemented by the write transactions of stores that

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -745,46 +746,68 @@ func TestFindingsQueryPlan(t *testing.T) {
 	if g := len(got); g != 2 || got[0].Seq != 6999 || got[1].Seq != 13999 {
 		t.Fatalf("findings: %d entries %v", g, got)
 	}
+	conn := genericPlans(t, s)
+	// A prepared statement under a generic plan, as pgx's statement
+	// cache may end up with: only a literal type lets it use the index.
+	for i, f := range []store.LogFilter{{Type: "finding"}, {Type: "finding", Limit: 10}, {GrantID: "g_1", Type: "finding"}} {
+		if plan := preparedPlan(t, conn, fmt.Sprintf("findings_%d", i), f); !strings.Contains(plan, "log_entries_findings") {
+			t.Errorf("findings plan (%+v):\n%s", f, plan)
+		}
+	}
+}
+
+// genericPlans is a connection of s's pool whose prepared statements
+// get the generic plan a cached statement may end up with
+// (plan_cache_mode = force_generic_plan), until the test ends.
+func genericPlans(t *testing.T, s *Store) *pgxpool.Conn {
+	t.Helper()
+	ctx := t.Context()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
 	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		conn.Release()
 		t.Fatal(err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "RESET plan_cache_mode")
-	// A prepared statement under a generic plan, as pgx's statement
-	// cache may end up with: only a literal type lets it use the index.
-	for i, f := range []store.LogFilter{{Type: "finding"}, {Type: "finding", Limit: 10}, {GrantID: "g_1", Type: "finding"}} {
-		q, p := logEntriesQuery(f)
-		var args []string // the parameters as SQL literals
-		for _, v := range p {
-			switch v := v.(type) {
-			case string:
-				args = append(args, "'"+v+"'")
-			default:
-				args = append(args, fmt.Sprint(v))
-			}
-		}
-		call := ""
-		if len(args) > 0 {
-			call = "(" + strings.Join(args, ", ") + ")"
-		}
-		name := fmt.Sprintf("findings_%d", i)
-		if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+q); err != nil {
-			t.Fatal(err)
-		}
-		rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) EXECUTE "+name+call, pgx.QueryExecModeSimpleProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if plan := strings.Join(lines, "\n"); !strings.Contains(plan, "log_entries_findings") {
-			t.Errorf("findings plan (%+v):\n%s", f, plan)
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "RESET plan_cache_mode")
+		conn.Release()
+	})
+	return conn
+}
+
+// preparedPlan is the plan of LogEntries' statement for f, prepared on
+// conn as name and explained with its parameters: under
+// plan_cache_mode = force_generic_plan, the generic plan a cached
+// statement may get.
+func preparedPlan(t *testing.T, conn *pgxpool.Conn, name string, f store.LogFilter) string {
+	t.Helper()
+	ctx := t.Context()
+	q, p := logEntriesQuery(f)
+	var args []string // the parameters as SQL literals
+	for _, v := range p {
+		switch v := v.(type) {
+		case string:
+			args = append(args, "'"+v+"'")
+		default:
+			args = append(args, fmt.Sprint(v))
 		}
 	}
+	call := ""
+	if len(args) > 0 {
+		call = "(" + strings.Join(args, ", ") + ")"
+	}
+	if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+q); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) EXECUTE "+name+call, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }

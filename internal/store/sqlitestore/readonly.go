@@ -104,6 +104,13 @@ func OpenReadOnly(ctx context.Context, path string) (_ *Store, cleanup func(), e
 		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	s.noStartSeq = startSeq == 0
+	var ownIndex int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'log_entries_grant_own'`).Scan(&ownIndex); err != nil {
+		s.Close()
+		cleanup()
+		return nil, func() {}, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	s.noOwnIndex = ownIndex == 0
 	return s, cleanup, nil
 }
 

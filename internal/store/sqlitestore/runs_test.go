@@ -122,9 +122,10 @@ func TestSessionRuns(t *testing.T) {
 		indexes = append(indexes, n)
 	}
 	rows.Close()
-	// The findings' partial index holds an entry per finding only.
-	if !slices.Equal(indexes, []string{"log_entries_findings"}) {
-		t.Errorf("indexes on log_entries: %v, want only the findings' (no index entry per log entry for its session or grant)", indexes)
+	// The partial indexes hold an entry per finding, and per entry of a
+	// grant and no session (its lifecycle, commands), only.
+	if !slices.Equal(indexes, []string{"log_entries_findings", "log_entries_grant_own"}) {
+		t.Errorf("indexes on log_entries: %v, want only the findings' and the grants' own entries' (no index entry per log entry for its session or grant)", indexes)
 	}
 	var runs, maxSpan int
 	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*), max(last_seq - first_seq) FROM log_session_runs`).Scan(&runs, &maxSpan); err != nil {
@@ -151,6 +152,7 @@ func TestSessionRunsMigration(t *testing.T) {
 		`DROP TABLE log_session_runs`,
 		`DROP TABLE log_grant_runs`,
 		`DROP INDEX log_entries_findings`,
+		`DROP INDEX log_entries_grant_own`,
 		`DROP INDEX sessions_open`,
 		`DROP TABLE integration_actions`,
 		`ALTER TABLE identities DROP COLUMN bindings_json`,
@@ -224,7 +226,7 @@ func runsLogFrom(t *testing.T, s *Store, all []store.LogEntry, n int) []store.Lo
 func TestSessionQueryPlan(t *testing.T) {
 	s, _ := openTemp(t)
 	defer s.Close()
-	q, args := logEntriesQuery(store.LogFilter{SessionID: "s_1", Type: "session.call", Limit: 5}, false, false)
+	q, args := logEntriesQuery(store.LogFilter{SessionID: "s_1", Type: "session.call", Limit: 5}, false, false, false)
 	rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +280,7 @@ func TestFindingsQueryPlan(t *testing.T) {
 
 func plan(t *testing.T, s *Store, f store.LogFilter) string {
 	t.Helper()
-	q, args := logEntriesQuery(f, false, false)
+	q, args := logEntriesQuery(f, false, false, false)
 	return queryPlan(t, s, q, args...)
 }
 

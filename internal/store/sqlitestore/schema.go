@@ -202,6 +202,17 @@ UPDATE sessions SET start_seq = st.seq FROM (
 	WHERE st.session_id = sessions.id;
 CREATE INDEX sessions_grant_seq ON sessions(grant_id, start_seq, id);
 `,
+	// 9: a grant's own entries (of no session: its lifecycle, commands,
+	// findings) are read through a partial index of those alone
+	// (store.LogFilter.NoSession): proving a grant's record reads them
+	// again, and an agent that records each command between its calls
+	// scatters thousands of them among its sessions' entries, which the
+	// grant's runs read with them. They are a few among the calls; every
+	// other entry costs SQLite the check of its session_id, as the
+	// findings' index costs the check of its type (migration 4).
+	`
+CREATE INDEX log_entries_grant_own ON log_entries(grant_id, seq) WHERE session_id IS NULL AND grant_id IS NOT NULL;
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

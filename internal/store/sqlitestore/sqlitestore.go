@@ -60,9 +60,11 @@
 //
 // # The log's session and grant runs
 //
-// log_entries is keyed by seq (its rowid) and has no other index. A
-// session's entries are found through log_session_runs, a grant's through
-// log_grant_runs: AppendLog stores, for each session and each grant in the
+// log_entries is keyed by seq (its rowid) and has no other index but two
+// partial ones, of the rare entries alone: the findings, and a grant's own
+// entries (of no session: its lifecycle, commands; store.LogFilter's
+// NoSession). A session's entries are found through log_session_runs, a
+// grant's through log_grant_runs: AppendLog stores, for each session and each grant in the
 // batch, the ranges of seq that hold its entries (one per batch, split
 // where it skips more than runGap entries), and LogEntries reads each
 // range of the table, keeping the rows whose session_id (or grant_id)
@@ -144,6 +146,10 @@ type Store struct {
 	// read-only from before the log's session runs (schema version 2) or
 	// grant runs (3): see OpenReadOnly.
 	noSessionRuns, noGrantRuns bool
+	// noOwnIndex is set for a database opened read-only from before the
+	// grants' own entries' index (schema version 9): they are read
+	// through the grant's runs, keeping those of no session.
+	noOwnIndex bool
 	// noBindings is set for a database opened read-only from before the
 	// identities' bindings column (schema version 7): its rows read as
 	// recording none, as every row then did.

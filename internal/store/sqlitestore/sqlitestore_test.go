@@ -281,7 +281,7 @@ func TestQueryPlans(t *testing.T) {
 	if !strings.Contains(p, "USING INDEX sessions_grant") || strings.Contains(p, "SCAN sessions") {
 		t.Errorf("usage lookup plan:\n%s", p)
 	}
-	q, args := logEntriesQuery(store.LogFilter{GrantID: "g"}, false, false)
+	q, args := logEntriesQuery(store.LogFilter{GrantID: "g"}, false, false, false)
 	p = plan(q, args...)
 	if !strings.Contains(p, "USING PRIMARY KEY (grant_id=?)") || strings.Contains(p, "TEMP B-TREE") {
 		t.Errorf("log entries by grant plan:\n%s", p)
@@ -554,6 +554,7 @@ func TestIdentityBindingsMigration(t *testing.T) {
 		`ALTER TABLE identities DROP COLUMN bindings_json`,
 		`DROP INDEX sessions_grant_seq`,
 		`ALTER TABLE sessions DROP COLUMN start_seq`,
+		`DROP INDEX log_entries_grant_own`,
 		`DELETE FROM schema_migrations WHERE version >= 7`,
 		`INSERT INTO identities (name, kind, source) VALUES ('alice', 'human', 'config')`,
 	} {

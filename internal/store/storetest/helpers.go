@@ -391,3 +391,33 @@ func CheckStartSeqDiffs(t *testing.T, c IndexChecker, exec func(query string) er
 		t.Fatalf("IndexDiffs after s_b's start_seq was changed: %v", diffs)
 	}
 }
+
+// CheckOwnEntries checks that st answers grant's own entries (of no
+// session: LogFilter.NoSession) as want, all at once and batch at a time
+// after a cursor, as a read of the grant's record reads them.
+func CheckOwnEntries(t *testing.T, st store.Store, name, grant string, want []int64, batch int) {
+	t.Helper()
+	ctx := t.Context()
+	got, err := st.LogEntries(ctx, store.LogFilter{GrantID: grant, NoSession: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := seqs(got); !slices.Equal(g, want) {
+		t.Errorf("%s: own entries %v, want %v", name, g, want)
+	}
+	var paged []int64
+	for after := int64(0); ; {
+		page, err := st.LogEntries(ctx, store.LogFilter{GrantID: grant, NoSession: true, After: after, Limit: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, seqs(page)...)
+		if len(page) < batch {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	if !slices.Equal(paged, want) {
+		t.Errorf("%s: own entries %d at a time %v, want %v", name, batch, paged, want)
+	}
+}

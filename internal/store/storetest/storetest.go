@@ -1044,6 +1044,15 @@ func testLogEntries(t *testing.T, s store.Store) {
 		{"grant after+limit", store.LogFilter{GrantID: "g_1", After: 2, Limit: 2}, []int64{4, 5}},
 		{"session after", store.LogFilter{SessionID: "s_1", After: 4}, []int64{7}},
 		{"type after", store.LogFilter{Type: "session.call", After: 4}, []int64{5, 7}},
+		// A grant's own entries (of no session), through their own
+		// index: with a cursor, a limit, a type.
+		{"grant own", store.LogFilter{GrantID: "g_1", NoSession: true}, []int64{0, 1}},
+		{"grant own+limit", store.LogFilter{GrantID: "g_1", NoSession: true, Limit: 1}, []int64{0}},
+		{"grant own after", store.LogFilter{GrantID: "g_1", NoSession: true, After: 1}, nil},
+		{"other grant own after", store.LogFilter{GrantID: "g_2", NoSession: true, After: 3}, []int64{8}},
+		{"other grant own", store.LogFilter{GrantID: "g_2", NoSession: true}, []int64{3, 8}},
+		{"other grant own+findings", store.LogFilter{GrantID: "g_2", NoSession: true, Type: "finding"}, []int64{8}},
+		{"no session", store.LogFilter{NoSession: true, Type: "finding"}, []int64{8, 9}},
 	}
 	for _, c := range cases {
 		got, err := s.LogEntries(ctx, c.f)

@@ -1,0 +1,11 @@
+-- Airlock schema version 12: a grant's own entries are read through a
+-- partial index.
+--
+-- Proving a grant's record (GET /v1/grants/{id}, the console's grant page)
+-- reads the grant's own entries again (of no session: its lifecycle,
+-- commands, findings; store.LogFilter.NoSession). An agent that records
+-- each command between its calls scatters thousands of them among its
+-- sessions' entries, and log_entries_grant read them with every call of
+-- the grant between them. Only those entries enter this index; every other
+-- entry costs the check of its session_id.
+CREATE INDEX log_entries_grant_own ON log_entries (grant_id, seq) WHERE session_id IS NULL AND grant_id IS NOT NULL;
