@@ -482,6 +482,10 @@ func renderCall(c gateway.Call) string {
 		if c.Error != "" {
 			parts = append(parts, "error: "+c.Error)
 		}
+		if c.Refused {
+			// Counted as denied, not as scope used (review.Count).
+			parts = append(parts, "✗ DENIED by the upstream")
+		}
 		b.WriteString(strings.Join(parts, ", "))
 		return b.String()
 	}

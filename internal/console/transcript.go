@@ -160,6 +160,10 @@ func renderResult(c gateway.Call) string {
 	if c.Error != "" {
 		parts = append(parts, "error: "+c.Error)
 	}
+	if c.Refused {
+		// Counted as denied, not as scope used (review.Count).
+		parts = append(parts, "✗ DENIED by the upstream")
+	}
 	return "→ " + strings.Join(parts, ", ")
 }
 

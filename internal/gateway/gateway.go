@@ -178,6 +178,12 @@ type Call struct {
 	Also []string `json:"also,omitempty"`
 	// Allowed is false for calls the gateway refused.
 	Allowed bool `json:"allowed"`
+	// Refused marks a result whose call the upstream refused for lack of
+	// privilege before it did anything (PostgreSQL's 42501 with no row,
+	// no completion and no error context: see pggw's record.go). The
+	// review counts the call as denied, not as scope used (review.Count).
+	// Only results carry it, and only those of a request without Also.
+	Refused bool `json:"refused,omitempty"`
 	// Params holds the parameters that matter for review (key, prefix, range,
 	// statement text…), already redacted by the gateway.
 	Params   map[string]string `json:"params,omitempty"`

@@ -33,6 +33,10 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = jsonw.Key(b, "allowed")
 	b = jsonw.Bool(b, c.Allowed)
+	if c.Refused {
+		b = jsonw.Key(b, "refused")
+		b = jsonw.Bool(b, true)
+	}
 	if len(c.Params) > 0 {
 		b = jsonw.Key(b, "params")
 		b = append(b, '{')

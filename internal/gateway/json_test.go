@@ -14,6 +14,8 @@ func TestCallAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{Kind: "request", Action: "s3:DeleteObjects", Also: []string{"s3:DeleteObject arn:aws:s3:::b/k1", "s3:DeleteObject arn:aws:s3:::b/k\"2"}, Allowed: false, Error: "denied: \"k2\""},
 		{Kind: "result", Action: "pg:select", Resource: "orders", Allowed: true, Params: map[string]string{"n": "7"},
 			Status: "SELECT 1", BytesIn: 12, BytesOut: -3, Rows: 1, Duration: 1500 * time.Microsecond},
+		{Kind: "result", Action: "pg:insert", Resource: "orders", Allowed: true, Refused: true, Params: map[string]string{"n": "8"},
+			Error: "42501 permission denied for table t"},
 		{Kind: "request", Action: "pg:query", Params: map[string]string{"statement": "select '\n\t'\x00"}, Allowed: true},
 	} {
 		want, err := json.Marshal(c)
@@ -30,7 +32,7 @@ func TestCallAppendJSONMatchesEncodingJSON(t *testing.T) {
 func FuzzCallAppendJSON(f *testing.F) {
 	f.Add("request", "s3:GetObject", "arn", "k", "v<", "", int64(0), true)
 	f.Fuzz(func(t *testing.T, kind, action, resource, pk, pv, status string, n int64, allowed bool) {
-		c := Call{Kind: kind, Action: action, Resource: resource, Allowed: allowed, Status: status, Rows: n, Duration: time.Duration(n)}
+		c := Call{Kind: kind, Action: action, Resource: resource, Allowed: allowed, Refused: !allowed && n%2 == 0, Status: status, Rows: n, Duration: time.Duration(n)}
 		if pk != "" {
 			c.Params = map[string]string{pk: pv, pk + "2": pv}
 			c.Also = []string{pv}

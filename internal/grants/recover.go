@@ -76,10 +76,13 @@ func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries
 }
 
 // recount rebuilds ses's summary from its log entries and sets its end to
-// the time of the last one.
+// the time of the last one, counting them as the review does
+// (review.Count), so that the summary matches what the log implies: a
+// call whose result was lost in the crash stays a call, its pair used.
 func recount(ses model.Session, entries []store.LogEntry) (model.Session, error) {
 	ses.Calls, ses.Denied, ses.BytesIn, ses.BytesOut, ses.Used = 0, 0, 0, 0, nil
 	ses.EndedAt = ses.StartedAt
+	var t review.Tally
 	for _, e := range entries {
 		if e.Time.After(ses.EndedAt) {
 			ses.EndedAt = e.Time
@@ -92,7 +95,7 @@ func recount(ses model.Session, entries []store.LogEntry) (model.Session, error)
 			if err := json.Unmarshal(e.Data, &ent); err != nil {
 				return ses, fmt.Errorf("entry %d: %w", e.Seq, err)
 			}
-			ses = withCall(ses, ent.Data)
+			review.Count(&ses, &t, &ent.Data)
 		case "session.results":
 			var ent struct {
 				Data sessions.Results `json:"data"`
@@ -100,14 +103,10 @@ func recount(ses model.Session, entries []store.LogEntry) (model.Session, error)
 			if err := json.Unmarshal(e.Data, &ent); err != nil {
 				return ses, fmt.Errorf("entry %d: %w", e.Seq, err)
 			}
-			for _, c := range ent.Data.Results {
-				ses = withCall(ses, c)
+			for i := range ent.Data.Results {
+				review.Count(&ses, &t, &ent.Data.Results[i])
 			}
 		}
 	}
 	return ses, nil
 }
-
-// withCall returns r with c counted; r itself is left unchanged. It is the
-// review's own counting, so that summaries match what the log implies.
-func withCall(r model.Session, c gateway.Call) model.Session { return review.CountCall(r, c) }

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // The recording model. Every statement the client asks to run is one
@@ -28,8 +30,12 @@ import (
 //
 // and one result Call with the same Action, Resource and Params["n"], Rows
 // (from the CommandComplete tag, or the data rows of a suspended portal),
-// Duration (from forwarding to completion), Error ("SQLSTATE message")
-// and, for COPY, the bytes that passed. Results are recorded after the
+// Duration (from forwarding to completion), Error ("SQLSTATE message"),
+// for COPY the bytes that passed, and Refused when the database refused
+// the statement for lack of privilege before it did anything (see
+// entry.refused): the review then counts it as denied, not as scope
+// used, since the grant's role is how the database enforces the grant's
+// scope. Results are recorded after the
 // client has its answer, so a client waits for one durable write per
 // statement, not two; a result that cannot be recorded is logged.
 //
@@ -301,6 +307,27 @@ func paramBinary(formats []int16, i int) bool {
 		return formats[i] == 1
 	}
 	return false
+}
+
+// privilegeError reports whether er is PostgreSQL's insufficient_privilege
+// (42501) raised by the statement itself: without an error context
+// (Where), which a function or DO block adds to an error raised inside it,
+// where work done before, or committed by a procedure, may stand.
+func privilegeError(er *pgproto3.ErrorResponse) bool {
+	return er.Code == "42501" && er.Where == ""
+}
+
+// refused reports whether e's result records a statement the database
+// refused for lack of privilege before it did anything, which the review
+// counts as denied rather than as scope used (gateway.Call.Refused). Only
+// when nothing says otherwise: its own error was such a refusal
+// (privilegeError), no row, completion tag or byte reached the client or
+// the server (a read that sent rows before failing did read), and its
+// request held one statement's action (a request with Also holds other
+// statements, or a prepared one's, that the error may not be about). A
+// statement whose result never comes stays used.
+func (e *entry) refused() bool {
+	return e.privErr && !e.also && e.tag == "" && e.rows == 0 && e.dataRows == 0 && e.bytesOut == 0 && e.bytesIn == 0
 }
 
 // tagRows returns the row count at the end of a CommandComplete tag

@@ -67,6 +67,10 @@ type entry struct {
 	// (staleExecute, staleCode or staleSkipped); the server's 34000 is
 	// relayed as the gateway's own.
 	stale uint8
+	// privErr: err is the server's insufficient_privilege with no error
+	// context; also: the request listed other actions (Also). See
+	// refused.
+	privErr, also bool
 	// pend is the request's record while it may not be durable yet (a
 	// read forwarded at once, see disclose.go); nil once it is.
 	pend *gateway.Pending
@@ -1160,17 +1164,17 @@ func (c *conn) observe(raw []byte) {
 			return
 		}
 		var er pgproto3.ErrorResponse
-		msg := "error"
+		msg, priv := "error", false
 		if er.Decode(raw[5:]) == nil {
-			msg = er.Code + " " + er.Message
+			msg, priv = er.Code+" "+er.Message, privilegeError(&er)
 		}
 		switch h.kind {
 		case eSimple:
 			if h.err == "" {
-				h.err = msg
+				h.err, h.privErr = msg, priv
 			}
 		case ePart:
-			h.err = msg
+			h.err, h.privErr = msg, priv
 			c.complete(h)
 			// The server abandons the rest of the query string.
 			for h = r.front(); h != nil && (h.kind == ePart || h.kind == eSimple); h = r.front() {
@@ -1191,7 +1195,7 @@ func (c *conn) observe(raw []byte) {
 					continue
 				}
 				if first {
-					h.err, first = msg, false
+					h.err, h.privErr, first = msg, priv, false
 				} else {
 					h.err = "airlock: not run: an earlier message of its batch failed"
 				}
@@ -1301,7 +1305,7 @@ func (c *conn) emitSynthetic() {
 func (c *conn) recordResults() {
 	r := c.relay
 	for _, e := range r.done {
-		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true,
+		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true, Refused: e.refused(),
 			Params: map[string]string{"n": e.ns},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
 		// Not cut off by kill: the statement has run. The session's

@@ -60,7 +60,7 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactSecrets(sql), "protocol": "simple", "n": ns,
 		}}
 		c.withPrepared(&call, sql)
-		e := &entry{kind: eSimple, n: r.n, ns: ns, action: action}
+		e := &entry{kind: eSimple, n: r.n, ns: ns, action: action, also: len(call.Also) > 0}
 		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql), &e.record)
 		if err != nil {
 			return err
@@ -91,7 +91,7 @@ func (c *conn) recordQuery(sql string) error {
 			"statement": redactSecrets(text), "protocol": "simple", "n": ns, "part": part,
 		}}
 		c.withPrepared(&call, text)
-		e := &entry{n: r.n, ns: ns, action: action}
+		e := &entry{n: r.n, ns: ns, action: action, also: len(call.Also) > 0}
 		pend, err := c.request(call, async, &e.record)
 		if err != nil {
 			if len(entries) > 0 {

@@ -25,12 +25,36 @@ import (
 // full detail is in the log, this is the review summary.
 const MaxUsed = 100
 
+// A call the gateway let through is counted as a call and its pairs as
+// used when its request is durable, before its result exists. A result
+// that says the upstream refused the call for lack of privilege
+// (gateway.Call.Refused: PostgreSQL's 42501, where the database enforces
+// the grant's scope) then moves it from the calls to the denied, and takes
+// its pair out of Used unless another of its calls was not refused: a
+// reviewer reads Used as what the agent did, and an INSERT the database
+// refused under a pg:select grant did nothing. A call whose result never
+// came (a crash) stays used. Only a result that says Refused does this:
+// logs written before it existed are counted as they always were.
+//
+// Tally is what that takes besides the summary: for each pair of its Used,
+// in order, how many of the calls that listed it have not been refused.
+// Once Used is full (MaxUsed), nothing more is listed or counted, as
+// before (a call then costs no scan of the list): a pair stays in it even
+// when its calls are refused, so that a full list still says it may have
+// been cut (UsedMayBeCapped) and no later pair takes the freed place in
+// one order of counting and not in another, and a refusal beyond the
+// calls counted before is left alone (a call, not denied). A PostgreSQL
+// session, the only one whose results say Refused, lists at most one pair
+// per statement keyword of its one database: about 60, fewer than MaxUsed.
+type Tally struct{ open []int32 }
+
 // CountCall returns r with c counted, as a session summary counts it; r
-// itself is left unchanged. The gateway's recorder and the derivation from
-// the log both use it, so the two cannot drift apart.
-func CountCall(r model.Session, c gateway.Call) model.Session {
+// itself is left unchanged, t is updated. The gateway's recorder and the
+// derivation from the log both count through it or Count, so the two
+// cannot drift apart.
+func CountCall(r model.Session, t *Tally, c gateway.Call) model.Session {
 	r.Used = slices.Clone(r.Used)
-	countCall(&r, &c)
+	countCall(&r, t, &c)
 	return r
 }
 
@@ -38,40 +62,87 @@ func CountCall(r model.Session, c gateway.Call) model.Session {
 // r.Used: it may grow in place. The gateway's running session summary
 // uses it under its own lock, once per call, where CountCall's copy of the
 // whole Used list was an allocation per call; whoever hands the summary
-// out must copy Used (the sessions package's state.snapshot does).
-func Count(r *model.Session, c *gateway.Call) { countCall(r, c) }
+// out must copy Used (the sessions package's state.snapshot does). t is
+// r's Tally, which only the counting reads.
+func Count(r *model.Session, t *Tally, c *gateway.Call) { countCall(r, t, c) }
 
 // countCall counts c in *r in place (r.Used may grow in place).
-func countCall(r *model.Session, c *gateway.Call) {
-	if c.Kind != "result" {
-		if c.Allowed {
-			r.Calls++
-			if len(r.Used) < MaxUsed && !containsPair(r.Used, c.Action, c.Resource) {
-				r.Used = append(r.Used, c.Action+" "+c.Resource)
-			}
-			for _, u := range c.Also {
-				if len(r.Used) < MaxUsed && !slices.Contains(r.Used, u) {
-					r.Used = append(r.Used, u)
-				}
-			}
-		} else {
+func countCall(r *model.Session, t *Tally, c *gateway.Call) {
+	switch {
+	case c.Kind == "result":
+		if c.Refused && len(c.Also) == 0 && t.refuse(r, c.Action, c.Resource) {
+			r.Calls--
 			r.Denied++
 		}
+	case c.Allowed:
+		r.Calls++
+		if len(r.Used) >= MaxUsed {
+			break // full: nothing more is listed, or counted (see Tally)
+		}
+		if len(t.open) != len(r.Used) {
+			t.sync(r)
+		}
+		if i := indexPair(r.Used, c.Action, c.Resource); i >= 0 {
+			t.open[i]++
+		} else if len(r.Used) < MaxUsed {
+			r.Used = append(r.Used, c.Action+" "+c.Resource)
+			t.open = append(t.open, 1)
+		}
+		for _, u := range c.Also {
+			if i := slices.Index(r.Used, u); i >= 0 {
+				t.open[i]++
+			} else if len(r.Used) < MaxUsed {
+				r.Used = append(r.Used, u)
+				t.open = append(t.open, 1)
+			}
+		}
+	default:
+		r.Denied++
 	}
 	r.BytesIn += c.BytesIn
 	r.BytesOut += c.BytesOut
 }
 
-// containsPair reports whether used holds action+" "+resource, without
-// building that string for every call.
-func containsPair(used []string, action, resource string) bool {
+// refuse counts a refused call of action+" "+resource, and reports
+// whether it was one counted as a call: one of the pair's calls not
+// refused yet. A result with no such call (its pair is past the cut, or a
+// log holding a result without its request) changes nothing, so that it
+// can never hide a use.
+func (t *Tally) refuse(r *model.Session, action, resource string) bool {
+	if len(t.open) != len(r.Used) {
+		t.sync(r)
+	}
+	i := indexPair(r.Used, action, resource)
+	if i < 0 || t.open[i] <= 0 {
+		return false
+	}
+	t.open[i]--
+	if t.open[i] == 0 && len(r.Used) < MaxUsed {
+		r.Used = slices.Delete(r.Used, i, i+1)
+		t.open = slices.Delete(t.open, i, i+1)
+	}
+	return true
+}
+
+// sync makes t fit a summary counted without it (one read back from the
+// store): each pair of its Used counts one call not refused.
+func (t *Tally) sync(r *model.Session) {
+	t.open = t.open[:0]
+	for range r.Used {
+		t.open = append(t.open, 1)
+	}
+}
+
+// indexPair returns the index of action+" "+resource in used, or -1,
+// without building that string for every call.
+func indexPair(used []string, action, resource string) int {
 	n := len(action) + 1 + len(resource)
-	for _, u := range used {
+	for i, u := range used {
 		if len(u) == n && u[len(action)] == ' ' && u[:len(action)] == action && u[len(action)+1:] == resource {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // Deriver rebuilds grants and sessions from log entries fed to it in
@@ -100,8 +171,15 @@ type derivedSession struct {
 	s model.Session
 	// past are the distinct pairs the session used beyond the first
 	// MaxUsed (at most MaxUsed of them): see Capped.
-	past  []string
-	ended bool
+	past []string
+	// tally is s's Tally; refusals counts the results that moved a call
+	// from s's calls to its denied, and taken the pairs they took out of
+	// s.Used (at most MaxUsed of them): a summary stored before them, of
+	// a session still open, may hold those calls and pairs.
+	tally    Tally
+	refusals int64
+	taken    []string
+	ended    bool
 	// started is the seq of its session.started entry, ends that of its
 	// session.ended entry.
 	started, ends int64
@@ -176,12 +254,13 @@ type callFields struct {
 	Resource string   `json:"resource"`
 	Also     []string `json:"also"`
 	Allowed  bool     `json:"allowed"`
+	Refused  bool     `json:"refused"`
 	BytesIn  int64    `json:"bytes_in"`
 	BytesOut int64    `json:"bytes_out"`
 }
 
 func (c callFields) call() gateway.Call {
-	return gateway.Call{Kind: c.Kind, Action: c.Action, Resource: c.Resource, Also: c.Also, Allowed: c.Allowed, BytesIn: c.BytesIn, BytesOut: c.BytesOut}
+	return gateway.Call{Kind: c.Kind, Action: c.Action, Resource: c.Resource, Also: c.Also, Allowed: c.Allowed, Refused: c.Refused, BytesIn: c.BytesIn, BytesOut: c.BytesOut}
 }
 
 // sessionEntry decodes a session.call or session.results entry in one pass.
@@ -445,7 +524,14 @@ func (d *Deriver) applySession(p Parsed) error {
 		}
 		for i := range p.nCalls {
 			c := p.callAt(i)
-			countCall(&ds.s, c)
+			denied, used := ds.s.Denied, len(ds.s.Used)
+			countCall(&ds.s, &ds.tally, c)
+			if c.Kind == "result" && ds.s.Denied != denied {
+				ds.refusals++
+				if u := c.Action + " " + c.Resource; len(ds.s.Used) < used && len(ds.taken) < MaxUsed && !slices.Contains(ds.taken, u) {
+					ds.taken = append(ds.taken, u)
+				}
+			}
 			if len(ds.s.Used) >= MaxUsed {
 				ds.notePast(c)
 			}
@@ -484,17 +570,32 @@ func (ds *derivedSession) notePast(c *gateway.Call) {
 // the log's first MaxUsed. Past are the pairs the log shows used beyond
 // the cut (at most MaxUsed per session), which a stored summary may hold;
 // Full are the pairs of the sessions cut, which it may lack in exchange.
+//
+// Taken and Refusals are the pairs that refused calls took out of the
+// used lists, and how many calls they moved to the denied (see Tally), of
+// the sessions the log has not ended: their stored summaries, written
+// lazily, may predate those results, and so still hold those pairs and
+// count those calls as calls.
 type Capped struct {
 	Past, Full []string
+	Taken      []string
+	Refusals   int64
 }
 
 // SessionCapped is Capped for session id.
 func (d *Deriver) SessionCapped(id string) Capped {
 	ds := d.sessions[id]
-	if ds == nil || len(ds.s.Used) < MaxUsed {
+	if ds == nil {
 		return Capped{}
 	}
-	return Capped{Past: slices.Clone(ds.past), Full: slices.Clone(ds.s.Used)}
+	var c Capped
+	if !d.endStored(ds) {
+		c.Taken, c.Refusals = slices.Clone(ds.taken), ds.refusals
+	}
+	if len(ds.s.Used) >= MaxUsed {
+		c.Past, c.Full = slices.Clone(ds.past), slices.Clone(ds.s.Used)
+	}
+	return c
 }
 
 // GrantCapped is Capped for grant id's scope used: its stored sessions'.
@@ -505,9 +606,17 @@ func (d *Deriver) GrantCapped(id string) Capped {
 		return c
 	}
 	for _, sid := range dg.sessions {
-		if s := d.sessions[sid]; d.stored(s) && len(s.s.Used) >= MaxUsed {
+		s := d.sessions[sid]
+		if !d.stored(s) {
+			continue
+		}
+		if len(s.s.Used) >= MaxUsed {
 			c.Past = append(c.Past, s.past...)
 			c.Full = append(c.Full, s.s.Used...)
+		}
+		if !d.endStored(s) {
+			c.Taken = append(c.Taken, s.taken...)
+			c.Refusals += s.refusals
 		}
 	}
 	return c
@@ -629,6 +738,16 @@ func differences(fs []field) []string {
 	return out
 }
 
+// upTo is the most calls a summary may count, the log counting calls:
+// with live, a summary stored before a refused call's result counts it
+// as a call still (Capped.Refusals).
+func upTo(calls int64, live bool, capped Capped) int64 {
+	if live {
+		return calls + capped.Refusals
+	}
+	return calls
+}
+
 func count(name string, stored, log int64, live bool) field {
 	return field{name: name, stored: fmt.Sprint(stored), log: fmt.Sprint(log), lagging: live, num: true, storedN: stored, logN: log}
 }
@@ -669,7 +788,7 @@ func DiffGrant(stored, log model.Grant, live bool, capped Capped) []string {
 		{name: "requested_from", stored: js(stored.RequestedFrom), log: js(log.RequestedFrom)},
 		{name: "findings", stored: js(normFindings(stored.Findings)), log: js(normFindings(log.Findings))},
 		count("sessions", stored.Usage.Sessions, log.Usage.Sessions, false),
-		count("calls", stored.Usage.Calls, log.Usage.Calls, live),
+		count("calls", stored.Usage.Calls, upTo(log.Usage.Calls, live, capped), live),
 		count("denied_calls", stored.Usage.DeniedCalls, log.Usage.DeniedCalls, live),
 		count("bytes_in", stored.Usage.BytesIn, log.Usage.BytesIn, live),
 		count("bytes_out", stored.Usage.BytesOut, log.Usage.BytesOut, live),
@@ -691,7 +810,7 @@ func DiffSession(stored, log model.Session, ended bool, capped Capped) []string 
 		{name: "target", stored: stored.Target, log: log.Target},
 		{name: "client", stored: stored.Client, log: log.Client},
 		{name: "started_at", stored: ts(stored.StartedAt), log: ts(log.StartedAt)},
-		count("calls", stored.Calls, log.Calls, live),
+		count("calls", stored.Calls, upTo(log.Calls, live, capped), live),
 		count("denied", stored.Denied, log.Denied, live),
 		count("bytes_in", stored.BytesIn, log.BytesIn, live),
 		count("bytes_out", stored.BytesOut, log.BytesOut, live),
@@ -711,8 +830,12 @@ func DiffSession(stored, log model.Session, ended bool, capped Capped) []string 
 // cut at MaxUsed (capped), holding only pairs the log shows used (its
 // first MaxUsed or capped.Past) and lacking only pairs of a session cut
 // (capped.Full); one session's summary (same) then holds as many as the
-// log's.
+// log's. With live, the stored pairs may also be ones that refused calls
+// took out since (capped.Taken).
 func usedAgrees(stored, log []string, live bool, capped Capped, same bool) bool {
+	if live && len(capped.Taken) > 0 {
+		log = append(slices.Clip(log), capped.Taken...)
+	}
 	if subset(stored, log, live) {
 		return true
 	}

@@ -23,7 +23,7 @@ import (
 // callKeys are the members of a gateway call decoded for the summary, and
 // the call's other members (skipped, but known not to be misread).
 var (
-	callKeys  = []string{"kind", "action", "resource", "also", "allowed", "bytes_in", "bytes_out"}
+	callKeys  = []string{"kind", "action", "resource", "also", "allowed", "bytes_in", "bytes_out", "refused"}
 	entryKeys = []string{"seq", "time", "type", "grant", "session", "actor", "data"}
 )
 
@@ -406,6 +406,8 @@ func (s *fastScanner) call(c *gateway.Call, results *[]gateway.Call) bool {
 		case 6:
 			c.BytesOut, ok = s.int64Value()
 		case 7:
+			c.Refused, ok = s.boolValue()
+		case 8:
 			*results, ok = s.callArray()
 		}
 		if !ok {

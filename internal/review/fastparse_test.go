@@ -13,7 +13,7 @@ import (
 var fastSeeds = []string{
 	`{"seq":100,"time":"2026-12-02T19:13:23.468036864Z","type":"session.call","grant":"g_1","session":"s_1","actor":"bot","data":{"kind":"request","action":"s3:GetObject","resource":"arn:aws:s3:::logs/app/2.log","allowed":true,"params":{"key":"app/2.log"},"bytes_out":102}}`,
 	`{"seq":101,"time":"2026-12-02T19:13:23Z","type":"session.call","grant":"g_1","session":"s_1","actor":"bot","data":{"kind":"request","action":"s3:CopyObject","resource":"arn:aws:s3:::b/k","also":["s3:GetObject arn:aws:s3:::b/src"],"allowed":false,"params":{"q":"select \"x\" \u00e9"},"status":"403","error":"no","bytes_in":5,"rows":-3,"duration_ns":1.5e3}}`,
-	`{"seq":102,"time":"2026-12-02T19:13:23Z","type":"session.results","grant":"g_1","session":"s_1","actor":"bot","data":{"results":[{"kind":"result","action":"pg:select","bytes_out":7,"rows":1},{"kind":"request","action":"pg:select","resource":"db.t","allowed":true}]}}`,
+	`{"seq":102,"time":"2026-12-02T19:13:23Z","type":"session.results","grant":"g_1","session":"s_1","actor":"bot","data":{"results":[{"kind":"result","action":"pg:select","bytes_out":7,"rows":1},{"kind":"result","action":"pg:insert","resource":"db","allowed":true,"refused":true,"error":"42501 no"},{"kind":"request","action":"pg:select","resource":"db.t","allowed":true}]}}`,
 	`{"seq":103,"time":"2026-12-02T19:13:23Z","type":"session.results","data":{"results":[]}}`,
 	`{"seq":104,"time":"2026-12-02T19:13:23Z","type":"session.call"}`,
 	` { "seq" : 105 , "time" : "2026-12-02T19:13:23Z" , "type" : "session.call" , "data" : { "kind" : "request" , "allowed" : true , "also" : [ ] } } `,
@@ -101,6 +101,7 @@ func checkFast(t *testing.T, b []byte) {
 // included, and that CountCall leaves its argument alone.
 func TestCountCallInPlace(t *testing.T) {
 	var a, b model.Session
+	var ta, tb Tally
 	for i := range 3 * MaxUsed {
 		c := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "r" + string(rune('a'+i%150)), Allowed: i%7 != 0, BytesIn: 1, BytesOut: int64(i)}
 		if i%5 == 0 {
@@ -108,9 +109,10 @@ func TestCountCallInPlace(t *testing.T) {
 		}
 		if i%11 == 0 {
 			c.Kind = "result"
+			c.Refused = i%3 == 0 && c.Also == nil
 		}
-		a = CountCall(a, c)
-		countCall(&b, &c)
+		a = CountCall(a, &ta, c)
+		countCall(&b, &tb, &c)
 	}
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("CountCall %+v\ncountCall %+v", a, b)
@@ -120,7 +122,7 @@ func TestCountCallInPlace(t *testing.T) {
 	}
 	s := model.Session{Used: make([]string, 1, 10)}
 	s.Used[0] = "x y"
-	_ = CountCall(s, gateway.Call{Kind: "request", Action: "a", Resource: "b", Allowed: true})
+	_ = CountCall(s, &Tally{}, gateway.Call{Kind: "request", Action: "a", Resource: "b", Allowed: true})
 	if got := s.Used[:2][1]; got != "" {
 		t.Fatalf("CountCall wrote into its argument's Used: %q", got)
 	}
@@ -131,21 +133,24 @@ func TestCountCallInPlace(t *testing.T) {
 // list on every call (CountCall's copy was an allocation per call).
 func TestCountInPlaceNoCopy(t *testing.T) {
 	var a, b model.Session
+	var ta, tb Tally
 	calls := []gateway.Call{
 		{Kind: "request", Action: "pg:select", Resource: "db", Allowed: true},
 		{Kind: "result", Action: "pg:select", Resource: "db", Allowed: true, Rows: 1, BytesOut: 7},
 		{Kind: "request", Action: "pg:insert", Resource: "db", Allowed: true, Also: []string{"pg:delete db"}},
 		{Kind: "request", Action: "pg:drop", Resource: "db", Allowed: false},
+		{Kind: "request", Action: "pg:update", Resource: "db", Allowed: true},
+		{Kind: "result", Action: "pg:update", Resource: "db", Allowed: true, Refused: true},
 	}
 	for _, c := range calls {
-		a = CountCall(a, c)
-		Count(&b, &c)
+		a = CountCall(a, &ta, c)
+		Count(&b, &tb, &c)
 	}
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("CountCall %+v\nCount %+v", a, b)
 	}
 	c := calls[0]
-	if n := testing.AllocsPerRun(100, func() { Count(&b, &c) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { Count(&b, &tb, &c) }); n != 0 {
 		t.Errorf("Count of an action already used: %v allocations per call, want 0", n)
 	}
 }

@@ -180,7 +180,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	st := &state{rec: model.Session{
 		ID: sid, GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: r.o.Now(),
 	}}
-	st.active = st.rec.StartedAt // the start was admitted as activity (authority.Options.Admit)
+	st.active = st.rec.StartedAt.UnixNano() // the start was admitted as activity (authority.Options.Admit)
 	data := map[string]any{"client": client, "target": g.Target}
 	tc := gateway.TLSClientOf(ctx)
 	if tc != "" {
@@ -227,12 +227,12 @@ func (st *state) counted(c gateway.Call) {
 	st.mu.Lock()
 	// In place: st.rec.Used is only read under st.mu, and handed out
 	// as a copy (snapshot).
-	review.Count(&st.rec, &c)
+	review.Count(&st.rec, &st.tally, &c)
 	queued := st.dirty // already queued for the next flush, which has not taken it yet
 	st.dirty = true
 	tell := false
 	if r.o.Active != nil {
-		if now := r.o.Now(); now.Sub(st.active) >= r.o.ActiveEvery {
+		if now := r.o.Now().UnixNano(); time.Duration(now-st.active) >= r.o.ActiveEvery {
 			st.active, tell = now, true
 		}
 	}

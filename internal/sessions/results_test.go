@@ -2,9 +2,11 @@ package sessions
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
 )
@@ -42,5 +44,18 @@ func TestResultsDataGrowsOnce(t *testing.T) {
 	})
 	if n > 2 {
 		t.Errorf("encoding 64 results: %v allocations, want at most 2", n)
+	}
+}
+
+// TestStateSize holds a session's running summary to the size class an
+// idle session's share was measured in (bench/README.md, "An idle
+// session's own objects"): the review's Tally fitted in by making
+// dropped an int32 and active a Unix time.
+func TestStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(state{}); n > 352 {
+		t.Errorf("state is %d bytes, more than its 352-byte size class", n)
+	}
+	if d := addDropped(math.MaxInt32-1, 5); d != math.MaxInt32 {
+		t.Errorf("dropped past 2³¹−1 is %d, want it to stay at %d", d, math.MaxInt32)
 	}
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,19 +20,26 @@ import (
 type state struct {
 	mu  sync.Mutex
 	rec model.Session
+	// tally is rec's review.Tally: how a refused call's result is
+	// counted (review.Count).
+	tally review.Tally
 	// dirty means rec has calls its stored row does not have yet.
 	dirty bool
 	// ending means the session's end is being (or waits to be) written:
 	// only that write may store its row from then on.
 	ending bool
 	// results are result calls not yet logged (see addResult), and
-	// dropped counts those given up on after the log failed for long.
+	// dropped counts those given up on after the log failed for long
+	// (an int32 beside the bools, and active a Unix time in nanoseconds
+	// rather than a time.Time, keep the state in its size class with
+	// tally: TestStateSize).
+	dropped int32
 	results []gateway.Call
-	dropped int
 	// fmu keeps one session's result batches in order.
 	fmu sync.Mutex
-	// active is when Options.Active was last told of this session's use.
-	active time.Time
+	// active is when Options.Active was last told of this session's use
+	// (UnixNano).
+	active int64
 	// Set by Start, then never changed: what the recorder functions
 	// (methods of state) need besides rec.
 	r           *Recorder
@@ -40,7 +48,7 @@ type state struct {
 	// tlsClient is the fingerprint of the client's certificate (Start's
 	// gateway.TLSClientOf), for Options.Active: another certificate at
 	// the requester's address is another instance. The state stays in
-	// its 352-byte size class.
+	// its 352-byte size class (TestStateSize).
 	tlsClient string
 }
 
@@ -106,6 +114,12 @@ func (d Results) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// addDropped adds n dropped results to d, saturating: past 2³¹−1 the
+// count says "at least that many".
+func addDropped(d int32, n int64) int32 {
+	return int32(min(int64(d)+n, math.MaxInt32))
+}
+
 // addResult queues a result for the session's next results entry.
 func (r *Recorder) addResult(ctx context.Context, st *state, c gateway.Call) error {
 	st.mu.Lock()
@@ -148,16 +162,16 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 		return nil
 	}
 	ev := auditlog.Event{Type: "session.results", Time: r.o.Now(), GrantID: rec.GrantID, SessionID: rec.ID, Actor: rec.Identity,
-		Data: Results{Results: batch, Dropped: dropped}}
+		Data: Results{Results: batch, Dropped: int(dropped)}}
 	// Nobody waits on these calls any more: the entry joins a batch that
 	// calls start rather than costing a journal write of its own.
 	if err := r.o.Log.AppendLazy(ctx, ev); err != nil {
 		st.mu.Lock()
 		st.results = append(batch, st.results...)
-		st.dropped += dropped
+		st.dropped = addDropped(st.dropped, int64(dropped))
 		if over := len(st.results) - maxHeldResults; over > 0 {
 			st.results = slices.Delete(st.results, 0, over)
-			st.dropped += over
+			st.dropped = addDropped(st.dropped, int64(over))
 		}
 		st.mu.Unlock()
 		r.resultsMu.Lock()
@@ -170,7 +184,7 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 	}
 	st.mu.Lock()
 	for i := range batch {
-		review.Count(&st.rec, &batch[i]) // in place, as counted does
+		review.Count(&st.rec, &st.tally, &batch[i]) // in place, as counted does
 	}
 	st.dirty = true
 	st.mu.Unlock()

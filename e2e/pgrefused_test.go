@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// TestPostgresRefusedStatementIsDenied: under a pg:select grant, an INSERT
+// the gateway cannot classify and forwards, which PostgreSQL refuses
+// (42501: the grant's role may not insert), is a denied attempt in the
+// review, not scope used: `airlock grants` showed `pg:insert …` on a
+// select-only grant, which a reviewer reads as the agent having written.
+// A SELECT that ran is still used, and so is one that sent rows before
+// PostgreSQL refused it (it did read). Through the real airlock binary,
+// psql and PostgreSQL; `audit verify` re-derives the review from the log
+// and agrees.
+func TestPostgresRefusedStatementIsDenied(t *testing.T) {
+	psql := testenv.Tool(t, "psql", "install it with: apt-get install postgresql-client")
+	f := newPGFixture(t)
+	ctx := context.Background()
+	adm, err := pgx.Connect(ctx, f.upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sequence the grant's role may not use: nextval is refused when a
+	// row calls it, after the rows before it were sent.
+	if _, err := adm.Exec(ctx, "CREATE SEQUENCE tickets"); err != nil {
+		t.Fatal(err)
+	}
+	adm.Close(ctx)
+	e := writeSetupWith(t, setup{pgListen: freePort(t), pgUpstream: f.upstream, policies: `
+@id("agents-read-customers")
+@approval("auto")
+permit (principal in Group::"sre-team", action == Action::"pg:select", resource == Target::"orders-db");
+`})
+	e.start(t)
+	grant := func(reason string) (string, []string) {
+		id := grantID(t, mustOK(t, airlock(t, e.addr, e.bot.Key, "request", "orders-db", "--allow", "pg:select "+f.db+".public.customers",
+			"--for", "10m", "--reason", reason), "request"))
+		*f.grants = append(*f.grants, id)
+		return id, credsEnv(t, mustOK(t, airlock(t, e.addr, e.bot.Key, "credentials", id), "credentials"))
+	}
+
+	wrote, creds := grant("count customers")
+	if got := mustOK(t, psqlRun(t, psql, creds, "-c", "select count(*) from customers"), "select"); strings.TrimSpace(got) != "3" {
+		t.Fatalf("count = %q", got)
+	}
+	ins := psqlRun(t, psql, creds, "-c", "insert into customers values (4, 'barbara')")
+	if ins.code == 0 || !strings.Contains(ins.stderr, "permission denied for table customers") {
+		t.Fatalf("insert under pg:select: exit %d, stderr %s", ins.code, ins.stderr)
+	}
+
+	read, creds2 := grant("number tickets")
+	rows := psqlRun(t, psql, creds2, "-c", "select id, case when id = 3 then nextval('tickets') end from customers")
+	if rows.code == 0 || !strings.Contains(rows.stderr, "permission denied for sequence tickets") {
+		t.Fatalf("nextval under pg:select: exit %d, stderr %s", rows.code, rows.stderr)
+	}
+
+	type row struct {
+		Grant       string   `json:"grant"`
+		ScopeUsed   []string `json:"scope_used"`
+		Sessions    int64    `json:"sessions"`
+		Calls       int64    `json:"calls"`
+		DeniedCalls int64    `json:"denied_calls"`
+		LogMismatch []string `json:"log_mismatch"`
+	}
+	// The review, once both sessions are in it: psql exits on the error,
+	// and the session's row may reach the store a moment later.
+	var review []row
+	for i := 0; ; i++ {
+		review = nil
+		if err := json.Unmarshal([]byte(mustOK(t, airlock(t, e.addr, e.alice.Key, "grants", "--identity", "log-triage-bot", "-o", "json"), "grants")), &review); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			t.Logf("try %d", i)
+		}
+		if i == 50 || !slices.ContainsFunc(review, func(r row) bool { return (r.Grant == wrote || r.Grant == read) && r.Calls+r.DeniedCalls == 0 }) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := map[string]row{
+		// The SELECT ran; the INSERT was refused: one call, one denied.
+		wrote: {ScopeUsed: []string{"pg:select " + f.db}, Calls: 1, DeniedCalls: 1},
+		// Rows reached the client before the refusal: a read, used.
+		read: {ScopeUsed: []string{"pg:select " + f.db}, Calls: 1, DeniedCalls: 0},
+	}
+	for _, r := range review {
+		w, ok := want[r.Grant]
+		if !ok {
+			continue
+		}
+		delete(want, r.Grant)
+		if !slices.Equal(r.ScopeUsed, w.ScopeUsed) || r.Calls != w.Calls || r.DeniedCalls != w.DeniedCalls || len(r.LogMismatch) != 0 {
+			t.Errorf("review of %s: scope used %q, %d calls, %d denied, mismatch %q; want scope used %q, %d calls, %d denied",
+				r.Grant, r.ScopeUsed, r.Calls, r.DeniedCalls, r.LogMismatch, w.ScopeUsed, w.Calls, w.DeniedCalls)
+		}
+	}
+	for id := range want {
+		t.Errorf("%s is not in the review", id)
+	}
+	// The transcript still shows the attempt, and its refusal.
+	rec := mustOK(t, airlock(t, e.addr, e.alice.Key, "session", "show", wrote), "session show")
+	if !strings.Contains(rec, "insert into customers values (4, 'barbara')") || !strings.Contains(rec, "error: 42501 permission denied for table customers, ✗ DENIED by the upstream") {
+		t.Errorf("the transcript lacks the refused insert:\n%s", rec)
+	}
+	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {
+		t.Fatalf("audit verify: %s %s", r.stdout, r.stderr)
+	}
+}
