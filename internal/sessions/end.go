@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -39,6 +40,7 @@ type pendingEnd struct {
 // may have ended the session (EndedElsewhere); there an append costs a
 // store transaction anyway.
 func (r *Recorder) writeEnd(ctx context.Context, st *state, sid string, g *gateway.Grant, at time.Time) error {
+	defer r.endWriting(st)()
 	st.mu.Lock()
 	st.ending = true // from here only this write stores the row
 	st.mu.Unlock()
@@ -164,4 +166,65 @@ func EndedElsewhere(ctx context.Context, tx store.Tx, id string) (bool, error) {
 		return false, err
 	}
 	return !cur.EndedAt.IsZero(), nil
+}
+
+// endWaitMax bounds how long Flush waits for the session ends being
+// written when it began. An end is one durable append, milliseconds; a
+// log that takes longer is failing, and a read must not depend on the log
+// taking writes (it goes on with what is stored).
+const endWaitMax = 5 * time.Second
+
+// endWriting registers st's end as being written until the returned
+// function runs.
+func (r *Recorder) endWriting(st *state) (done func()) {
+	ch := make(chan struct{})
+	r.endsMu.Lock()
+	if r.writingEnds == nil {
+		r.writingEnds = map[*state]chan struct{}{}
+	}
+	r.writingEnds[st] = ch
+	r.endsMu.Unlock()
+	return func() {
+		r.endsMu.Lock()
+		if r.writingEnds[st] == ch {
+			delete(r.writingEnds, st)
+		}
+		r.endsMu.Unlock()
+		close(ch)
+	}
+}
+
+// endsWriting returns the channels of the ends being written now.
+func (r *Recorder) endsWriting() []chan struct{} {
+	r.endsMu.Lock()
+	defer r.endsMu.Unlock()
+	if len(r.writingEnds) == 0 {
+		return nil
+	}
+	chs := make([]chan struct{}, 0, len(r.writingEnds))
+	for _, ch := range r.writingEnds {
+		chs = append(chs, ch)
+	}
+	return chs
+}
+
+// waitEnds waits until every one of ends is written (or failed), ctx
+// ends, or endWaitMax passes.
+func (r *Recorder) waitEnds(ctx context.Context, ends []chan struct{}) error {
+	if len(ends) == 0 {
+		return nil
+	}
+	late := make(chan struct{})
+	t := r.o.Clock.AfterFunc(endWaitMax, func() { close(late) })
+	defer t.Stop()
+	for _, ch := range ends {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-late:
+			return fmt.Errorf("sessions: %d session end(s) still being written after %v", len(ends), endWaitMax)
+		}
+	}
+	return nil
 }

@@ -99,6 +99,10 @@ type Recorder struct {
 	dirty   map[*state]struct{}
 	// pendingEnds are the session ends the log refused (end.go).
 	pendingEnds map[*state]pendingEnd
+	// endsMu guards writingEnds: the ends being written now, each with a
+	// channel closed when its write returns (Flush waits for them).
+	endsMu      sync.Mutex
+	writingEnds map[*state]chan struct{}
 	// withResults are the sessions with results not yet logged.
 	resultsMu   sync.Mutex
 	withResults map[*state]struct{}
@@ -294,9 +298,20 @@ func (st *state) End(ctx context.Context) error {
 // that lag their logged calls, so that a read of sessions or usage after
 // it sees every call recorded before it began.
 // Both are tried: rows can be written even when a result could not.
+//
+// A session whose end is being written when Flush begins is the end's to
+// store (flushRows leaves it alone), so Flush waits for those writes too,
+// at most endWaitMax: its summary, calls included, reaches the log and the
+// row with its session.ended entry. Without the wait, a read right after
+// a client left (psql exits, the review is read) found the session's row
+// as it was before its last flush: calls missing until the end landed.
 func (r *Recorder) Flush(ctx context.Context) error {
 	err := r.flushAllResults(ctx)
-	return errors.Join(err, r.flushRows(ctx))
+	err = errors.Join(err, r.flushRows(ctx))
+	// After flushRows: a session it left to its end is registered until
+	// that end's append returns (writeEnd), so it is either here or its
+	// entry is committed already.
+	return errors.Join(err, r.waitEnds(ctx, r.endsWriting()))
 }
 
 // Run starts the flusher: results and refused attempts' summaries every
