@@ -100,7 +100,13 @@ func secretName(name string) bool {
 func redactCommand(argv []string, secrets ...string) []string {
 	out := make([]string, len(argv))
 	set := make([]bool, len(argv))
-	setValues(len(argv), func(k int) string { return argv[k] }, func(k int) { set[k] = true })
+	word := func(k int) string { return argv[k] }
+	setValues(len(argv), word, func(k int) { set[k] = true })
+	// Where a program's option takes a secret (curl -u ann:PW), cut
+	// says where it starts in the argument: found from argv, applied to
+	// the argument as the rules before have left it.
+	cuts := make([]*secretCut, len(argv))
+	programValues(len(argv), word, func(k int, c secretCut) { cuts[k] = &c })
 	ps := slices.ContainsFunc(argv, powerShell)
 	for i, a := range argv {
 		for _, s := range secrets {
@@ -126,6 +132,8 @@ func redactCommand(argv []string, secrets ...string) []string {
 			// --global credential.password X, npm config set
 			// //r/:_authToken X (setValues).
 			a = RedactedArg
+		case cuts[i] != nil:
+			a = cuts[i].apply(a)
 		case i > 0 && slices.Contains(mysqlClients, path.Base(argv[0])) && len(a) > 2 && strings.HasPrefix(a, "-p") && !strings.HasPrefix(a, "--"):
 			a = "-p" + RedactedArg
 		}
@@ -546,15 +554,28 @@ func redactLineArgs(a string, ps bool) string {
 func redactSetValues(a string, ps bool) string {
 	var b strings.Builder
 	at := 0
+	var starts []int // where each word's secret starts, or -1
 	shellCommands(a, ps, func(words [][2]int) {
-		setValues(len(words), func(k int) string { return a[words[k][0]:words[k][1]] }, func(k int) {
-			if words[k][0] < at {
-				return
+		word := func(k int) string { return a[words[k][0]:words[k][1]] }
+		starts = starts[:0]
+		for range words {
+			starts = append(starts, -1)
+		}
+		setValues(len(words), word, func(k int) { starts[k] = 0 })
+		programValues(len(words), word, func(k int, c secretCut) {
+			if s := c.start(word(k)); s >= 0 && (starts[k] < 0 || s < starts[k]) {
+				starts[k] = s
 			}
-			b.WriteString(a[at:words[k][0]])
-			b.WriteString(RedactedArg)
-			at = words[k][1]
 		})
+		for k, s := range starts {
+			if s < 0 || words[k][0] < at {
+				continue
+			}
+			w := word(k)
+			b.WriteString(a[at : words[k][0]+s])
+			b.WriteString(RedactedArg)
+			at = words[k][0] + quotedEnd(w, s)
+		}
 	})
 	if at == 0 {
 		return a

@@ -202,6 +202,21 @@ func TestRedactCommand(t *testing.T) {
 		// taken with the first).
 		{[]string{"bash", "-c", "A[;MYSQL_PWD[i]=hunter2"}, []string{"bash", "-c", "A[;MYSQL_PWD[i]=[REDACTED]"}},
 		{[]string{"sh", "-c", "tool -A --password hunter2 -v --token hunter3"}, []string{"sh", "-c", "tool -A --password [REDACTED] -v --token [REDACTED]"}},
+		// A program's own option whose argument is a secret, though its
+		// name says nothing (programOptions): curl's user:password, the
+		// user kept, in argv and in a shell line, glued (-uann:…), after
+		// other letters (-sSu) or with = (--proxy-user=). Kept before.
+		{[]string{"curl", "-u", "ann:hunter2", "https://h/"}, []string{"curl", "-u", "ann:[REDACTED]", "https://h/"}},
+		{[]string{"/usr/bin/curl", "--user", "ann:hun:ter2", "-sSuann:hunter3", "--proxy-user=p:hunter4", "https://h/"},
+			[]string{"/usr/bin/curl", "--user", "ann:[REDACTED]", "-sSuann:[REDACTED]", "--proxy-user=p:[REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", "curl -su 'ann:hun ter2' https://h/ && sudo curl -U p:hunter3 -x proxy https://h/"},
+			[]string{"sh", "-c", "curl -su 'ann:[REDACTED]' https://h/ && sudo curl -U p:[REDACTED] -x proxy https://h/"}},
+		// No password (curl asks for it), another program's -u, a letter
+		// that takes its own argument before the u: kept.
+		{[]string{"curl", "-u", "ann", "https://h/"}, nil},
+		{[]string{"sh", "-c", "curl -sSuann https://h/"}, nil},
+		{[]string{"docker", "run", "-u", "1000:1000", "img"}, nil},
+		{[]string{"curl", "-HUser-Agent: a:b", "https://h/"}, nil},
 	} {
 		want := c.want
 		if want == nil {
@@ -532,6 +547,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 		"pwsh:$env:PGPASSWORD = \"a`\" ", "pwsh:$env:PGPASSWORD=`\"a", "pwsh:Set-Item Env:PGPASSWORD -Value \"a`\" ",
 		// Parameter expansions' words (paramEnd).
 		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`,
+		// A program's options (programValues).
+		`curl -su a:b `, `curl -u `,
 	} {
 		shell := "sh"
 		if u, ok := strings.CutPrefix(unit, "pwsh:"); ok {

@@ -1,0 +1,173 @@
+package grants
+
+import (
+	"path"
+	"strings"
+)
+
+// programOption is an option whose argument is a secret only when it is
+// given to one program: curl's -u user:password. Its name says nothing
+// (-u, -p, -a) and the same letter means something else to another
+// program (docker run -u 1000:1000, ssh -p 2222), so secretName cannot
+// see it, and a command line that used it kept the secret.
+type programOption struct {
+	programs []string // the program's names, as path.Base of its word
+	short    string   // the letters of the options whose argument is the secret: -u X, -uX
+	long     []string // the long options whose argument is the secret: --user X, --user=X
+	// flags are the program's letters that take no argument, which may
+	// come before a letter of short in one word (curl -sSu X).
+	flags string
+	// userinfo: the argument is user[:password], and only the password
+	// is a secret (curl -u ann:PW keeps ann; curl -u ann asks for it).
+	userinfo bool
+}
+
+// programOptions are the options whose arguments programValues hides.
+// A program is named in one entry only.
+var programOptions = []programOption{
+	// curl -u/--user and -U/--proxy-user take user:password.
+	{programs: []string{"curl"}, short: "uU", long: []string{"--user", "--proxy-user"}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#", userinfo: true},
+}
+
+// secretCut says where in a word its secret starts: past the byte from,
+// and past the first of each byte of after found in turn (":" for
+// user:password, "=:" for --user=user:password).
+type secretCut struct {
+	from  int
+	after string
+}
+
+// start returns where w's secret starts, or -1 if w has none (curl -u
+// ann: no password).
+func (c secretCut) start(w string) int {
+	i := min(c.from, len(w))
+	for _, sep := range []byte(c.after) {
+		j := strings.IndexByte(w[i:], sep)
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+	}
+	return i
+}
+
+// apply returns w with its secret replaced by RedactedArg. A closing
+// quote of a word that is one quoted piece is kept ('ann:[REDACTED]').
+func (c secretCut) apply(w string) string {
+	s := c.start(w)
+	if s < 0 {
+		return w
+	}
+	return w[:s] + RedactedArg + w[quotedEnd(w, s):]
+}
+
+// quotedEnd returns where a secret starting at s in the word w ends: at
+// the closing quote where w is one '…' or "…" piece that opened before
+// s, or else at w's end.
+func quotedEnd(w string, s int) int {
+	n := len(w)
+	if s == 0 || n < 2 || s >= n || w[0] != '\'' && w[0] != '"' || w[n-1] != w[0] {
+		return n
+	}
+	if strings.IndexByte(w[1:n-1], w[0]) >= 0 || w[0] == '"' && strings.IndexByte(w, '\\') >= 0 {
+		return n
+	}
+	return n - 1
+}
+
+// programValues calls hide(k, cut) for each of a command's n words
+// (word(k)) that holds a secret given to a program in programOptions,
+// with where in the word it starts: the argument of one of its options
+// (curl -u ann:PW, -uann:PW, -sSu ann:PW, --user=ann:PW). The
+// program's word may follow others (sudo curl, env X=1 curl); the words
+// are read once, each after the last program named before it.
+func programValues(n int, word func(k int) string, hide func(k int, c secretCut)) {
+	var o *programOption
+	pending := false // word k is the secret argument of the option before it
+	for k := 0; k < n; k++ {
+		if pending {
+			pending = false
+			hide(k, o.cut(0, ""))
+			continue
+		}
+		raw := word(k)
+		w := bareWord(raw)
+		if p := programOf(w); p != nil {
+			o = p
+			continue
+		}
+		if o == nil {
+			continue
+		}
+		if strings.HasPrefix(w, "--") {
+			for _, l := range o.long {
+				switch {
+				case w == l:
+					pending = true
+				case strings.HasPrefix(w, l+"="):
+					hide(k, o.cut(0, "="))
+				}
+			}
+			continue
+		}
+		if len(w) < 2 || w[0] != '-' {
+			continue
+		}
+		// A cluster of short options (-sSu): the letters that take no
+		// argument, then one whose argument is the rest of the word or
+		// the next word.
+		for j := 1; j < len(w); j++ {
+			c := w[j]
+			if strings.IndexByte(o.flags, c) >= 0 {
+				continue
+			}
+			if strings.IndexByte(o.short, c) >= 0 {
+				if j+1 < len(w) {
+					hide(k, o.cut(rawIndex(raw, j+1), ""))
+				} else {
+					pending = true
+				}
+			}
+			break
+		}
+	}
+}
+
+// cut is where the secret of an argument starts that starts at from in
+// its word, past the bytes of after.
+func (o *programOption) cut(from int, after string) secretCut {
+	if o.userinfo {
+		after += ":"
+	}
+	return secretCut{from: from, after: after}
+}
+
+// programOf returns the entry of programOptions that names the program
+// whose word (without quotes) is w, or nil.
+func programOf(w string) *programOption {
+	base := path.Base(w)
+	for i := range programOptions {
+		for _, p := range programOptions[i].programs {
+			if p == base {
+				return &programOptions[i]
+			}
+		}
+	}
+	return nil
+}
+
+// rawIndex returns where in the shell word raw the byte at i of its
+// bareWord stands: past the quotes, backslashes and backticks that
+// bareWord leaves out.
+func rawIndex(raw string, i int) int {
+	for r := 0; r < len(raw); r++ {
+		if strings.IndexByte("'\"\\`", raw[r]) >= 0 {
+			continue
+		}
+		if i == 0 {
+			return r
+		}
+		i--
+	}
+	return len(raw)
+}
