@@ -12,14 +12,24 @@ import (
 // see it, and a command line that used it kept the secret.
 type programOption struct {
 	programs []string // the program's names, as path.Base of its word
-	short    string   // the letters of the options whose argument is the secret: -u X, -uX
-	long     []string // the long options whose argument is the secret: --user X, --user=X
+	// sub are the words of its subcommand, which come after the
+	// program's word and before the option, in order (docker login -p
+	// X; docker run -p 80:80 is a port).
+	sub   []string
+	short string   // the letters of the options whose argument is the secret: -u X, -uX
+	long  []string // the long options whose argument is the secret: --user X, --user=X
 	// flags are the program's letters that take no argument, which may
 	// come before a letter of short in one word (curl -sSu X).
 	flags string
 	// userinfo: the argument is user[:password], and only the password
 	// is a secret (curl -u ann:PW keeps ann; curl -u ann asks for it).
 	userinfo bool
+	// operands: the program's options end at its first operand, the
+	// command it runs (sshpass -p X ssh -p 2222 h: ssh's -p is a port).
+	// args are then the letters whose argument, no secret, is the next
+	// word or the rest of theirs (sshpass -f FILE), read past.
+	operands bool
+	args     string
 }
 
 // programOptions are the options whose arguments programValues hides.
@@ -27,6 +37,13 @@ type programOption struct {
 var programOptions = []programOption{
 	// curl -u/--user and -U/--proxy-user take user:password.
 	{programs: []string{"curl"}, short: "uU", long: []string{"--user", "--proxy-user"}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#", userinfo: true},
+	// A password given as an option's argument: sshpass -p, redis-cli
+	// -a and --pass, docker (podman) login -p, az login -p. Their
+	// --password is secretName's.
+	{programs: []string{"sshpass"}, short: "p", flags: "ehvV", operands: true, args: "fdP"},
+	{programs: []string{"redis-cli"}, short: "a", long: []string{"--pass"}},
+	{programs: []string{"docker", "podman"}, sub: []string{"login"}, short: "p"},
+	{programs: []string{"az"}, sub: []string{"login"}, short: "p"},
 }
 
 // secretCut says where in a word its secret starts: past the byte from,
@@ -84,6 +101,8 @@ func quotedEnd(w string, s int) int {
 func programValues(n int, word func(k int) string, hide func(k int, c secretCut)) {
 	var o *programOption
 	pending := false // word k is the secret argument of the option before it
+	skip := false    // word k is another option's argument (operands)
+	sub := 0         // how many words of o.sub have been seen
 	for k := 0; k < n; k++ {
 		if pending {
 			pending = false
@@ -93,10 +112,22 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 		raw := word(k)
 		w := bareWord(raw)
 		if p := programOf(w); p != nil {
-			o = p
+			o, skip, sub = p, false, 0
 			continue
 		}
-		if o == nil {
+		switch {
+		case o == nil:
+			continue
+		case skip:
+			skip = false
+			continue
+		case sub < len(o.sub):
+			if w == o.sub[sub] {
+				sub++
+			}
+			continue
+		case o.operands && (w == "--" || !isOption(w)):
+			o = nil // the command the program runs
 			continue
 		}
 		if strings.HasPrefix(w, "--") {
@@ -128,6 +159,7 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 					pending = true
 				}
 			}
+			skip = j+1 == len(w) && strings.IndexByte(o.args, c) >= 0
 			break
 		}
 	}

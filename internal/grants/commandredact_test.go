@@ -217,6 +217,22 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "curl -sSuann https://h/"}, nil},
 		{[]string{"docker", "run", "-u", "1000:1000", "img"}, nil},
 		{[]string{"curl", "-HUser-Agent: a:b", "https://h/"}, nil},
+		// A password given as a program's option: sshpass -p (whose
+		// options end at the command it runs: ssh's -p is a port),
+		// redis-cli -a and --pass, docker and podman login -p, az login
+		// -p. Kept before.
+		{[]string{"sshpass", "-p", "hunter2", "ssh", "-p", "2222", "h"}, []string{"sshpass", "-p", "[REDACTED]", "ssh", "-p", "2222", "h"}},
+		{[]string{"sh", "-c", "sshpass -v -f /dev/null -phunter2 scp -p f h: && sshpass -e ssh -p 22 h"}, []string{"sh", "-c", "sshpass -v -f /dev/null -p[REDACTED] scp -p f h: && sshpass -e ssh -p 22 h"}},
+		{[]string{"redis-cli", "-h", "db", "-p", "6379", "-a", "hunter2", "ping"}, []string{"redis-cli", "-h", "db", "-p", "6379", "-a", "[REDACTED]", "ping"}},
+		{[]string{"sh", "-c", "redis-cli --user ann --pass 'hun ter2' get k"}, []string{"sh", "-c", "redis-cli --user ann --pass [REDACTED] get k"}},
+		{[]string{"docker", "login", "-u", "ann", "-p", "hunter2", "reg.example.com"}, []string{"docker", "login", "-u", "ann", "-p", "[REDACTED]", "reg.example.com"}},
+		{[]string{"sh", "-c", "podman login -u ann -phunter2 quay.io && docker run -p 80:80 -u 1000:1000 img"}, []string{"sh", "-c", "podman login -u ann -p[REDACTED] quay.io && docker run -p 80:80 -u 1000:1000 img"}},
+		{[]string{"az", "login", "--service-principal", "-u", "app", "-p", "hunter2", "--tenant", "t"}, []string{"az", "login", "--service-principal", "-u", "app", "-p", "[REDACTED]", "--tenant", "t"}},
+		// The same letters elsewhere, and no password: kept.
+		{[]string{"docker", "login", "-u", "ann", "reg.example.com"}, nil},
+		{[]string{"docker", "run", "-p", "8080:80", "img"}, nil},
+		{[]string{"redis-cli", "-p", "6379", "ping"}, nil},
+		{[]string{"az", "vm", "create", "-n", "vm", "-p", "x"}, nil},
 	} {
 		want := c.want
 		if want == nil {
