@@ -44,6 +44,9 @@ var programOptions = []programOption{
 	{programs: []string{"redis-cli"}, short: "a", long: []string{"--pass"}},
 	{programs: []string{"docker", "podman"}, sub: []string{"login"}, short: "p"},
 	{programs: []string{"az"}, sub: []string{"login"}, short: "p"},
+	// gh secret set NAME --body VALUE sets a secret whatever its NAME
+	// says (setValues sees the value only under a secret's name).
+	{programs: []string{"gh"}, sub: []string{"secret", "set"}, short: "b", long: []string{"--body"}},
 }
 
 // secretCut says where in a word its secret starts: past the byte from,

@@ -233,6 +233,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"docker", "run", "-p", "8080:80", "img"}, nil},
 		{[]string{"redis-cli", "-p", "6379", "ping"}, nil},
 		{[]string{"az", "vm", "create", "-n", "vm", "-p", "x"}, nil},
+		// gh secret set's value, whatever the secret's name says: only a
+		// name such as MY_TOKEN was seen.
+		{[]string{"gh", "secret", "set", "STRIPE_KEY", "--body", "hunter2", "-R", "o/r"}, []string{"gh", "secret", "set", "STRIPE_KEY", "--body", "[REDACTED]", "-R", "o/r"}},
+		{[]string{"sh", "-c", "gh secret set DEPLOY -b 'hun ter2' && gh secret set NPM --body=hunter3 --env prod && gh secret set X -bhunter4"},
+			[]string{"sh", "-c", "gh secret set DEPLOY -b [REDACTED] && gh secret set NPM --body=[REDACTED] --env prod && gh secret set X -b[REDACTED]"}},
+		{[]string{"gh", "pr", "create", "-b", "body", "-t", "title"}, nil},
+		{[]string{"gh", "variable", "set", "REGION", "--body", "eu-west-1"}, nil},
 	} {
 		want := c.want
 		if want == nil {
