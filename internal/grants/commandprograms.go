@@ -30,6 +30,9 @@ type programOption struct {
 	// word or the rest of theirs (sshpass -f FILE), read past.
 	operands bool
 	args     string
+	// assign: each NAME=VALUE operand after sub sets a secret, its VALUE
+	// hidden whatever NAME says (fly secrets set STRIPE_KEY=X).
+	assign bool
 }
 
 // programOptions are the options whose arguments programValues hides.
@@ -47,6 +50,9 @@ var programOptions = []programOption{
 	// gh secret set NAME --body VALUE sets a secret whatever its NAME
 	// says (setValues sees the value only under a secret's name).
 	{programs: []string{"gh"}, sub: []string{"secret", "set"}, short: "b", long: []string{"--body"}},
+	// fly (flyctl) secrets set A=x B=y and heroku config:set K=V.
+	{programs: []string{"fly", "flyctl"}, sub: []string{"secrets", "set"}, assign: true},
+	{programs: []string{"heroku"}, sub: []string{"config:set"}, assign: true},
 }
 
 // secretCut says where in a word its secret starts: past the byte from,
@@ -131,6 +137,11 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			continue
 		case o.operands && (w == "--" || !isOption(w)):
 			o = nil // the command the program runs
+			continue
+		case o.assign && !isOption(w):
+			if strings.Contains(w, "=") {
+				hide(k, secretCut{after: "="})
+			}
 			continue
 		}
 		if strings.HasPrefix(w, "--") {

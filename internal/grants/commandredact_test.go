@@ -240,6 +240,14 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "gh secret set DEPLOY -b [REDACTED] && gh secret set NPM --body=[REDACTED] --env prod && gh secret set X -b[REDACTED]"}},
 		{[]string{"gh", "pr", "create", "-b", "body", "-t", "title"}, nil},
 		{[]string{"gh", "variable", "set", "REGION", "--body", "eu-west-1"}, nil},
+		// Every value fly secrets set and heroku config:set take,
+		// whatever its name says: only a name such as A_TOKEN was seen.
+		{[]string{"fly", "secrets", "set", "STRIPE_KEY=hunter2", "-a", "app"}, []string{"fly", "secrets", "set", "STRIPE_KEY=[REDACTED]", "-a", "app"}},
+		{[]string{"sh", "-c", "flyctl secrets set A='hun ter2' B=hunter3 --stage; heroku config:set DB_URL=hunter4 -a app"},
+			[]string{"sh", "-c", "flyctl secrets set A=[REDACTED] B=[REDACTED] --stage; heroku config:set DB_URL=[REDACTED] -a app"}},
+		{[]string{"heroku", "config:set", "K=hunter2", `L="hun ter2"`}, []string{"heroku", "config:set", "K=[REDACTED]", "L=[REDACTED]"}},
+		{[]string{"fly", "deploy", "--env", "REGION=eu"}, nil},
+		{[]string{"heroku", "config:get", "K=x"}, nil},
 	} {
 		want := c.want
 		if want == nil {
