@@ -248,6 +248,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"heroku", "config:set", "K=hunter2", `L="hun ter2"`}, []string{"heroku", "config:set", "K=[REDACTED]", "L=[REDACTED]"}},
 		{[]string{"fly", "deploy", "--env", "REGION=eu"}, nil},
 		{[]string{"heroku", "config:get", "K=x"}, nil},
+		// A URI's user part runs to the authority's last @: an @ in the
+		// password or the user ended it early, and the rest was kept.
+		{[]string{"git", "clone", "https://ann:hun@ter2@github.com/o/r"}, []string{"git", "clone", "https://ann:[REDACTED]@github.com/o/r"}},
+		{[]string{"sh", "-c", "psql postgresql://ann@corp.example:p@ter2@db/app -c 'select 1'"}, []string{"sh", "-c", "psql postgresql://ann@corp.example:[REDACTED]@db/app -c 'select 1'"}},
+		{[]string{"curl", "-d", `{"url":"https://u:hunter2@h","email":"a@b"}`, "https://ann@h:8080/a@b"}, []string{"curl", "-d", `{"url":"https://u:[REDACTED]@h","email":"a@b"}`, "https://ann@h:8080/a@b"}},
+		{[]string{"git", "clone", "ssh://git@h:22/o/r", "https://h:8080/?next=a@b"}, nil},
 	} {
 		want := c.want
 		if want == nil {
