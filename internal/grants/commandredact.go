@@ -84,13 +84,15 @@ var mysqlClients = []string{"mysql", "mariadb", "mysqldump", "mysqladmin", "mari
 // secretName says whether a variable, keyword or flag named name holds a
 // secret: its name contains password, passwd, secret or token, or ends in
 // _pwd (MYSQL_PWD), and it does not name one (--secret-id, SECRET_ARN,
-// token_name).
+// token_name) nor say where it is read from (--password-stdin, which
+// takes no value: the argument after it, docker login's registry, was
+// hidden).
 func secretName(name string) bool {
 	if !secretWord.MatchString(name) {
 		return false
 	}
 	n := strings.ToLower(strings.TrimLeft(name, "-"))
-	for _, suffix := range []string{"id", "ids", "arn", "arns", "name", "names", "file", "path", "env", "stage"} {
+	for _, suffix := range []string{"id", "ids", "arn", "arns", "name", "names", "file", "path", "env", "stage", "stdin"} {
 		if strings.HasSuffix(n, "-"+suffix) || strings.HasSuffix(n, "_"+suffix) {
 			return false
 		}

@@ -254,6 +254,10 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "psql postgresql://ann@corp.example:p@ter2@db/app -c 'select 1'"}, []string{"sh", "-c", "psql postgresql://ann@corp.example:[REDACTED]@db/app -c 'select 1'"}},
 		{[]string{"curl", "-d", `{"url":"https://u:hunter2@h","email":"a@b"}`, "https://ann@h:8080/a@b"}, []string{"curl", "-d", `{"url":"https://u:[REDACTED]@h","email":"a@b"}`, "https://ann@h:8080/a@b"}},
 		{[]string{"git", "clone", "ssh://git@h:22/o/r", "https://h:8080/?next=a@b"}, nil},
+		// --password-stdin takes no value: the registry after it was
+		// hidden.
+		{[]string{"docker", "login", "-u", "ann", "--password-stdin", "reg.example.com"}, nil},
+		{[]string{"sh", "-c", "cat pw | docker login --username ann --password-stdin reg.example.com"}, nil},
 	} {
 		want := c.want
 		if want == nil {
