@@ -597,24 +597,29 @@ func redactSetValues(a string, ps bool) string {
 // where the name follows a setter word (isSetter) and options: git config
 // --file F --add credential.password X, aws configure set --profile p
 // aws_secret_access_key X, setenv PGPASSWORD X, fish's set -gx
-// PGPASSWORD X, Set-Item -Path Env:PGPASSWORD -Value X. An option may
-// take the word after it as its argument (--file F) or not (--global), so
-// the word after an option and the word after that are both taken as
-// names: more may be hidden (git config --file secret.cfg user.name ann
-// hides ann), not less. A value after '=' (csh's set NAME = X) or after
+// PGPASSWORD X, Set-Item -Path Env:PGPASSWORD -Value X. An option known
+// to take the word after it as its argument (setterOptionArgs: --file F)
+// is read past with it. Another may take one or not (--global), so the
+// word after it and the word after that are both taken as names: more
+// may be hidden, not less. A value after '=' (csh's set NAME = X) or after
 // -Value or --body (PowerShell, gh secret set) is the word after those.
 func setValues(n int, word func(k int) string, value func(k int)) {
-	name := false // words[m] may be a name
+	name := false     // words[m] may be a name
+	var setter string // the last setter word, in lower case
 	for m := 0; m < n; m++ {
 		w := bareWord(word(m))
 		if isSetter(w) {
-			name = true
+			name, setter = true, strings.ToLower(w)
 			continue
 		}
 		if !name {
 			continue
 		}
 		opt := isOption(w)
+		if opt && slices.Contains(setterOptionArgs[setter], w) {
+			m++ // its argument, no name: the word after it may be one
+			continue
+		}
 		if !opt && secretName(w) {
 			v := m + 1
 			if v < n {
@@ -629,6 +634,19 @@ func setValues(n int, word func(k int) string, value func(k int)) {
 		}
 		name = opt || m > 0 && isOption(bareWord(word(m-1)))
 	}
+}
+
+// setterOptionArgs are the options, by the setter word they follow,
+// that take the word after them as an argument that is no name: a file,
+// a type, a profile. Read as a possible name, git config --file
+// secret.cfg user.name ann took secret.cfg for a secret's name and hid
+// user.name. Only those known for each setter: fish's set -f takes none,
+// and PowerShell's -Path is followed by the name.
+var setterOptionArgs = map[string][]string{
+	// git config, and git 2.46's git config set.
+	"config": {"--file", "-f", "--blob", "--type", "--default", "--comment"},
+	// aws configure set, git config set.
+	"set": {"--profile", "--region", "--output", "--endpoint-url", "--file", "--blob", "--type", "--default", "--comment"},
 }
 
 // isSetter says whether w is a word after which a command takes a name and

@@ -140,6 +140,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"git", "config", "--file", "f.cfg", "--add", "credential.password", "hunter2"}, []string{"git", "config", "--file", "f.cfg", "--add", "credential.password", "[REDACTED]"}},
 		{[]string{"git", "config", "--system", "--replace-all", "credential.password", "hunter2"}, []string{"git", "config", "--system", "--replace-all", "credential.password", "[REDACTED]"}},
 		{[]string{"git", "config", "--global", "user.name", "ann"}, nil},
+		// The argument of an option known to take one is no name: the
+		// word after secret.cfg was hidden as its value.
+		{[]string{"git", "config", "--file", "secret.cfg", "user.name", "ann"}, nil},
+		{[]string{"sh", "-c", "git config -f token.cfg --type bool core.bare true && aws configure set --profile secret region eu-west-1"}, nil},
+		{[]string{"git", "config", "--file", "secret.cfg", "credential.password", "hunter2"}, []string{"git", "config", "--file", "secret.cfg", "credential.password", "[REDACTED]"}},
+		{[]string{"fish", "-c", "set -f PGPASSWORD hunter2"}, []string{"fish", "-c", "set -f PGPASSWORD [REDACTED]"}},
 		{[]string{"sh", "-c", "git config --local credential.password 'hun ter2'&&git config -f f credential.password hunter3;git config user.name ann"},
 			[]string{"sh", "-c", "git config --local credential.password [REDACTED]&&git config -f f credential.password [REDACTED];git config user.name ann"}},
 		{[]string{"aws", "configure", "set", "--profile", "p", "aws_secret_access_key", "hunter2"}, []string{"aws", "configure", "set", "--profile", "p", "aws_secret_access_key", "[REDACTED]"}},
