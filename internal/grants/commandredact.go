@@ -483,13 +483,29 @@ func redactAssignments(a string, arg bool) string {
 
 // paramEnd returns where the word of a parameter expansion whose
 // operator ends at i in a ends: at the } that closes the expansion, past
-// nested ${…} and backslash-escaped bytes, or at the end of a if none does.
+// nested ${…}, backslash-escaped bytes and quoted pieces ('…', "…",
+// $'…': the shell reads ${X-'a}b'} as a}b, and the value ended at the
+// quoted } and kept b), or at the end of a if none does. Inside a
+// shell's "…" a ' may stand for itself: read as a quote, more is taken,
+// not less.
 func paramEnd(a string, _, i int) (int, int) {
 	depth := 0
 	for j := i; j < len(a); j++ {
+		closing := j
 		switch a[j] {
 		case '\\':
 			j++
+		case '\'':
+			closing = strings.IndexByte(a[j+1:], '\'')
+			if closing >= 0 {
+				closing += j + 1
+			}
+		case '"':
+			closing = closingDouble(a, j+1)
+		case '$':
+			if j+1 < len(a) && a[j+1] == '\'' {
+				closing = closingEscaped(a, j+2, '\'')
+			}
 		case '{':
 			depth++
 		case '}':
@@ -498,6 +514,10 @@ func paramEnd(a string, _, i int) (int, int) {
 			}
 			depth--
 		}
+		if closing < 0 {
+			return i, len(a)
+		}
+		j = max(j, closing)
 	}
 	return i, len(a)
 }

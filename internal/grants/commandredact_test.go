@@ -168,6 +168,9 @@ func TestRedactCommand(t *testing.T) {
 		// header lines, and still are: the rest of the word with them).
 		{[]string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-hunter2} ${A_SECRET+${X}hunter3} ${GITHUB_TOKEN:-'hun ter2'} x"}, []string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-[REDACTED]} ${A_SECRET+[REDACTED]} ${GITHUB_TOKEN:[REDACTED] x"}},
 		{[]string{"sh", "-c", ": ${PGPASSWORD?hunter2} ${SECRET_ID-x}"}, []string{"sh", "-c", ": ${PGPASSWORD?[REDACTED]} ${SECRET_ID-x}"}},
+		// A quoted } in the word does not close the expansion: the value
+		// ended there and kept the rest.
+		{[]string{"sh", "-c", `echo ${PGPASSWORD-'hun}ter2'} ${A_TOKEN+"hun}ter2"} ${B_SECRET?$'hun\'}ter2'} x`}, []string{"sh", "-c", "echo ${PGPASSWORD-[REDACTED]} ${A_TOKEN+[REDACTED]} ${B_SECRET?[REDACTED]} x"}},
 		{[]string{"pwsh", "-c", "${env:PGPASSWORD} = 'hunter2'; psql"}, []string{"pwsh", "-c", "${env:PGPASSWORD} = [REDACTED]"}},
 		// PowerShell escapes a quote in "…" with a backtick: read as the
 		// shell's, the string ended there and the rest was kept.
@@ -593,7 +596,7 @@ func TestRedactHeadersLinear(t *testing.T) {
 		// PowerShell's quoting (a pwsh line: redactPowerShell).
 		"pwsh:$env:PGPASSWORD = \"a`\" ", "pwsh:$env:PGPASSWORD=`\"a", "pwsh:Set-Item Env:PGPASSWORD -Value \"a`\" ",
 		// Parameter expansions' words (paramEnd).
-		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`,
+		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`, `${token-'a}`, `${token+"a} `, `${token=$'a}`,
 		// A program's options (programValues).
 		`curl -su a:b `, `curl -u `,
 	} {
