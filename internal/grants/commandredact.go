@@ -42,7 +42,8 @@ var (
 	// paramDefault is the ${NAME- (or :-, :=, =, :?, ?, :+, +) of a shell
 	// parameter expansion whose word is a default, assigned or alternate
 	// value: ${PGPASSWORD-x} kept x. Its value runs to the matching }
-	// (paramEnd).
+	// (paramEnd). A name is a secret's as a header's is (headerSecret):
+	// ${AUTHORIZATION:-Bearer x} and ${COOKIE:-…} hold credentials too.
 	paramDefault = regexp.MustCompile(`\$\{([A-Za-z0-9_]+):?[-=?+]`)
 	// jsonSecret is the "name": of a JSON member whose name says it holds
 	// a secret (curl -d '{"password":"X"}', --secret-string
@@ -126,7 +127,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		if ps {
 			a = redactPowerShell(a)
 		}
-		a = redactValues(a, paramDefault, secretName, paramEnd)
+		a = redactValues(a, paramDefault, headerSecret, paramEnd)
 		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactJSON(a)
 		a = redactLineArgs(a, ps)
@@ -179,7 +180,13 @@ var shells = []string{"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
 // shellQuotes.valueEnd for the rest.
 func redactHeaders(a string) string {
 	q := shellQuotes{line: headerLine.MatchString(a)}
-	return redactValues(a, headerName, headerSecret, func(a string, _, i int) (int, int) {
+	return redactValues(a, headerName, headerSecret, func(a string, name, i int) (int, int) {
+		if paramName(a, name) {
+			// ${TOKEN:-x}, ${TOKEN:0:4}: a parameter expansion, whose
+			// word paramDefault hides. Read as a header line it hid the
+			// rest of the shell word (the }, what was glued to it, a ;).
+			return i, i
+		}
 		start, end := headerValue(a, i)
 		// The header lines that stand in the value taken are passed over
 		// by redactValues: each runs to the end of its own quotes too,
@@ -458,6 +465,11 @@ func redactAssignments(a string, arg bool) string {
 	var q shellQuotes
 	blank := strings.IndexAny(a, " \t\n\v\f\r") // the first, read once
 	return redactValues(a, secretAssign, assignedSecret, func(a string, name, i int) (int, int) {
+		if paramName(a, name) && a[i-1] == '=' && strings.Trim(a[name:i-1], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == "" {
+			// ${PGPASSWORD=x}: paramDefault has hidden its word, which
+			// an assignment's value took on past the closing }.
+			return i, i
+		}
 		if arg && (blank < 0 || blank >= name) {
 			return i, len(a)
 		}
@@ -480,6 +492,10 @@ func redactAssignments(a string, arg bool) string {
 		return i, end
 	})
 }
+
+// paramName says whether the name at i in a is a parameter's inside
+// ${…}.
+func paramName(a string, i int) bool { return i >= 2 && a[i-2:i] == "${" }
 
 // paramEnd returns where the word of a parameter expansion whose
 // operator ends at i in a ends: at the } that closes the expansion, past

@@ -164,9 +164,14 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},
 		// A default or assigned value in a parameter expansion
 		// (${PGPASSWORD:-x}), and PowerShell's ${env:NAME} = x: neither
-		// was seen as an assignment (the forms with a colon were taken as
-		// header lines, and still are: the rest of the word with them).
-		{[]string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-hunter2} ${A_SECRET+${X}hunter3} ${GITHUB_TOKEN:-'hun ter2'} x"}, []string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-[REDACTED]} ${A_SECRET+[REDACTED]} ${GITHUB_TOKEN:[REDACTED] x"}},
+		// was seen as an assignment.
+		{[]string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-hunter2} ${A_SECRET+${X}hunter3} ${GITHUB_TOKEN:-'hun ter2'} x"}, []string{"sh", "-c", "psql -h ${DBHOST:-db} -W ${PGPASSWORD-[REDACTED]} ${A_SECRET+[REDACTED]} ${GITHUB_TOKEN:-[REDACTED]} x"}},
+		// ${NAME:…} is no header line, nor ${NAME=…} an assignment: read
+		// as such, the rest of the shell word went with the value (the },
+		// what is glued to it, a ;), and ${TOKEN:0:4} lost its offsets.
+		{[]string{"sh", "-c", "echo ${PGPASSWORD:-hunter2}/y; echo ${TOKEN:0:4}; B=${B_SECRET=hunter3}x ${C_TOKEN:=hun\\ ter2} ${D_TOKEN:-};z ${AUTHORIZATION:-Bearer hunter4}"},
+			[]string{"sh", "-c", "echo ${PGPASSWORD:-[REDACTED]}/y; echo ${TOKEN:0:4}; B=${B_SECRET=[REDACTED]}x ${C_TOKEN:=[REDACTED]} ${D_TOKEN:-};z ${AUTHORIZATION:-[REDACTED]}"}},
+		{[]string{"env", "X=${PGPASSWORD:-hunter2}"}, []string{"env", "X=${PGPASSWORD:-[REDACTED]}"}},
 		{[]string{"sh", "-c", ": ${PGPASSWORD?hunter2} ${SECRET_ID-x}"}, []string{"sh", "-c", ": ${PGPASSWORD?[REDACTED]} ${SECRET_ID-x}"}},
 		// A quoted } in the word does not close the expansion: the value
 		// ended there and kept the rest.
@@ -596,7 +601,7 @@ func TestRedactHeadersLinear(t *testing.T) {
 		// PowerShell's quoting (a pwsh line: redactPowerShell).
 		"pwsh:$env:PGPASSWORD = \"a`\" ", "pwsh:$env:PGPASSWORD=`\"a", "pwsh:Set-Item Env:PGPASSWORD -Value \"a`\" ",
 		// Parameter expansions' words (paramEnd).
-		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`, `${token-'a}`, `${token+"a} `, `${token=$'a}`,
+		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`, `${token-'a}`, `${token+"a} `, `${token=$'a}`, `${token:-a}b `, `${token=a}`,
 		// A program's options (programValues).
 		`curl -su a:b `, `curl -u `,
 	} {
