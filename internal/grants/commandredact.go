@@ -22,10 +22,11 @@ var (
 	// The user part runs to the authority's last @, as URL parsers take
 	// it (Go's net/url, curl): a password or user with an @ in it
 	// (https://u:p@ss@h, https://ann@corp:PW@h) ended at the first @ and
-	// kept the rest. Past an @ a piece holds no ? # or quote, which a
+	// kept the rest. Past an @ a piece holds no ? # or ", which a
 	// password cannot hold there, so that "https://u:PW@h","a@b" in a
-	// JSON body is not read as one user part.
-	uriPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*(?:@[^/:@?#\s"']*)*):([^@/\s]*(?:@[^@/?#\s"']*)*)@`)
+	// JSON body is not read as one user part. It may hold a ' (a
+	// shell's quotes: https://u:p@'s'@h).
+	uriPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*(?:@[^/:@?#\s"]*)*):([^@/\s]*(?:@[^@/?#\s"]*)*)@`)
 	// secretAssign is the name= of a name=value (an environment
 	// assignment, a libpq conninfo keyword, a --flag=value) whose name says
 	// it holds a secret (secretName): PGPASSWORD=…, password='…',

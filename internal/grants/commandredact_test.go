@@ -267,6 +267,7 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"git", "clone", "https://ann:hun@ter2@github.com/o/r"}, []string{"git", "clone", "https://ann:[REDACTED]@github.com/o/r"}},
 		{[]string{"sh", "-c", "psql postgresql://ann@corp.example:p@ter2@db/app -c 'select 1'"}, []string{"sh", "-c", "psql postgresql://ann@corp.example:[REDACTED]@db/app -c 'select 1'"}},
 		{[]string{"curl", "-d", `{"url":"https://u:hunter2@h","email":"a@b"}`, "https://ann@h:8080/a@b"}, []string{"curl", "-d", `{"url":"https://u:[REDACTED]@h","email":"a@b"}`, "https://ann@h:8080/a@b"}},
+		{[]string{"sh", "-c", "git clone https://ann:hun@'ter2'@h/r && git clone 'https://ann@c':hun@'ter2'@h/r"}, []string{"sh", "-c", "git clone https://ann:[REDACTED]@h/r && git clone 'https://ann@c':[REDACTED]@h/r"}},
 		{[]string{"git", "clone", "ssh://git@h:22/o/r", "https://h:8080/?next=a@b"}, nil},
 		// --password-stdin takes no value: the registry after it was
 		// hidden.
