@@ -356,6 +356,10 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	f.Add(uint8(115), "1234", []byte{0, 1}, "push", "")
 	f.Add(uint8(140), "1234", []byte{3, 4, 5}, "tool", "&& ls")
 	f.Add(uint8(143), "1234", []byte{0, 2, 6}, "aws secretsmanager put-secret-value", "")
+	// Among parameter expansions with a colon (no header lines) and a
+	// program's options (programOptions).
+	f.Add(uint8(0), "1234", []byte{0, 1}, "echo ${TOKEN:-x} ${A_SECRET=y}x ${B:=z};", "curl -su ann:x https://u:p@h/")
+	f.Add(uint8(140), "1234", []byte{2, 3}, "sshpass -p x ssh h", "${TOKEN:-a}")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
 		name, wrap, place := names[int(which)%len(names)], which/7%4, which/28%5
 		flag := which >= 140 && wrap == 0 && place == 0
@@ -427,6 +431,9 @@ func FuzzRedactJSONSecret(f *testing.F) {
 	f.Add(uint8(7), "1234", []byte{1, 2}, "curl -d", "https://h/")
 	f.Add(uint8(14), "1234", []byte{0, 1, 2}, "curl -d", "https://h/")
 	f.Add(uint8(21), "1234", []byte{0}, "", "")
+	// After a program's option and a URI with a user part.
+	f.Add(uint8(0), "1234", []byte{1}, "curl -u ann:x -d", "https://ann:p@h/")
+	f.Add(uint8(6), "1234", []byte{0, 1}, "gh secret set X --body", "${TOKEN:-a}")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
 		name, form := names[int(which)%len(names)], which/6%4
 		drop := `'"\$`
@@ -506,6 +513,10 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 	f.Add(uint8(7), uint8(37), "123", []byte{1}, "curl", "https://h/")
 	f.Add(uint8(9), uint8(12), "12", []byte{1}, "curl", "https://h/")
 	f.Add(uint8(11), uint8(16), "123", []byte{1}, "curl", "https://h/")
+	// Among a program's options, parameter expansions with a colon and
+	// a URI's user part.
+	f.Add(uint8(0), uint8(0), "1234", []byte{}, "curl -sSu ann:x", "https://ann:p@h/")
+	f.Add(uint8(5), uint8(1), "1234", []byte{1}, "curl ${TOKEN:-x} -u ann", "${A:=b}")
 	f.Fuzz(func(t *testing.T, which, form uint8, secret string, spaces []byte, before, after string) {
 		bare := form/12%2 == 1
 		drop := ""
@@ -647,7 +658,12 @@ func TestRedactHeadersLinear(t *testing.T) {
 // (forms: git config and aws configure set after options, csh's setenv
 // and set NAME =, fish's set -x, the assigning builtins, bash's += and
 // array elements, PowerShell's Set-Item, SetEnvironmentVariable and
-// $env:), after one of the shell's operators glued or not to the text
+// $env:, a parameter expansion's default or assigned word), or as a
+// value that a program's option or subcommand takes whatever its name
+// (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
+// az login -p, gh secret set --body, fly secrets set and heroku
+// config:set NAME=…) or as a URI's password, with @ in it (pieces of its
+// own), after one of the shell's operators glued or not to the text
 // before it, with arbitrary text around. As in FuzzRedactAssignedSecret
 // the secret is made of digits, the text around has none (nor quotes,
 // backslashes, $, backticks or #, which would move the shell's quotes or
@@ -656,31 +672,43 @@ func TestRedactHeadersLinear(t *testing.T) {
 // is no operator and stands only at a word's start (`Set-Item is
 // Set-Item). The value is a shell word of unquoted,
 // quoted and escaped pieces (styles), or in argv (which/16%2 == 1 for
-// git and aws) an argument of its own.
+// the forms marked argv) an argument of its own.
 func FuzzRedactSetSecret(f *testing.F) {
 	names := []string{"PGPASSWORD", "credential.password", "aws_secret_access_key", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
-	forms := []struct{ shell, form string }{
-		{"sh", "git config {o} {n} {v}"},
-		{"sh", "aws configure set {o} {n} {v}"},
-		{"tcsh", "setenv {n} {v}"},
-		{"tcsh", "set {n} = {v}"},
-		{"fish", "set {o} {n} {v}"},
-		{"bash", "{o} {n}={v}"},
-		{"bash", "{n}+={v}"},
-		{"bash", "{n}[i]={v}"},
-		{"pwsh", "Set-Item {o} Env:{n} -Value {v}"},
-		{"pwsh", "[Environment]::SetEnvironmentVariable('{n}', {v})"},
-		{"pwsh", "$env:{n} = {v}"},
-	}
-	options := [][]string{
-		{"--global", "--system", "--local", "--file f", "-f f", "--add", "--replace-all", "--type string"},
-		{"--profile p", "--region r", "--profile=p"},
-		nil, nil,
-		{"-x", "-gx", "-Ux", "--export", "--global", "-l"},
-		{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"},
-		nil, nil,
-		{"-Path", "-Force"},
-		nil, nil,
+	// A URI's password: no blank, which a URI cannot hold; an @ in it.
+	uriPieces := []string{"{d}", "{d}@", ":{d}", "'{d}'", "'{d}@'", "%4{d}"}
+	forms := []struct {
+		shell, form string
+		opts        []string // what {o} may be
+		argv        bool     // may be written as argv
+		pieces      []string // the value's pieces, if its own
+	}{
+		{shell: "sh", form: "git config {o} {n} {v}", argv: true, opts: []string{"--global", "--system", "--local", "--file f", "-f f", "--add", "--replace-all", "--type string"}},
+		{shell: "sh", form: "aws configure set {o} {n} {v}", argv: true, opts: []string{"--profile p", "--region r", "--profile=p"}},
+		{shell: "tcsh", form: "setenv {n} {v}"},
+		{shell: "tcsh", form: "set {n} = {v}"},
+		{shell: "fish", form: "set {o} {n} {v}", opts: []string{"-x", "-gx", "-Ux", "--export", "--global", "-l"}},
+		{shell: "bash", form: "{o} {n}={v}", opts: []string{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"}},
+		{shell: "bash", form: "{n}+={v}"},
+		{shell: "bash", form: "{n}[i]={v}"},
+		{shell: "pwsh", form: "Set-Item {o} Env:{n} -Value {v}", opts: []string{"-Path", "-Force"}},
+		{shell: "pwsh", form: "[Environment]::SetEnvironmentVariable('{n}', {v})"},
+		{shell: "pwsh", form: "$env:{n} = {v}"},
+		{shell: "bash", form: "echo ${{n}:-{v}}/x ${{n}:={v}}x"},
+		{shell: "bash", form: "echo ${{n}={v}}x"},
+		{shell: "sh", form: "curl {o} -u ann:{v} https://h/", argv: true, opts: []string{"-s", "-k", "-X POST", "-H Accept:x", "--user-agent a:b"}},
+		{shell: "sh", form: "curl {o} -sSuann:{v} https://h/", argv: true, opts: []string{"-L", "-d a:b"}},
+		{shell: "sh", form: "sshpass {o} -p {v} ssh -p port h", argv: true, opts: []string{"-v", "-e", "-f f", "-P assword"}},
+		{shell: "sh", form: "redis-cli {o} -a {v} ping", argv: true, opts: []string{"-h db", "--user ann", "-p port"}},
+		{shell: "sh", form: "redis-cli {o} --pass {v} ping", argv: true, opts: []string{"-h db", "--user ann"}},
+		{shell: "sh", form: "docker login {o} -p {v} reg", argv: true, opts: []string{"-u ann", "--username ann"}},
+		{shell: "sh", form: "az login {o} -p {v}", argv: true, opts: []string{"-u ann", "--service-principal", "--tenant t"}},
+		{shell: "sh", form: "gh secret set DEPLOY {o} --body {v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
+		{shell: "sh", form: "gh secret set DEPLOY {o} -b{v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
+		{shell: "sh", form: "fly secrets set {o} STRIPE_KEY={v} B=x", argv: true, opts: []string{"-a app", "--stage"}},
+		{shell: "sh", form: "heroku config:set K={v} {o}", argv: true, opts: []string{"-a app"}},
+		{shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: uriPieces},
+		{shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: uriPieces},
 	}
 	seps := []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n", "; "}
 	f.Add(uint8(0), uint8(0), "1234", []byte{0}, []byte{0, 3}, "true", "echo ok")
@@ -688,6 +716,21 @@ func FuzzRedactSetSecret(f *testing.F) {
 	f.Add(uint8(4), uint8(1), "1234", []byte{3}, []byte{1}, "", "")
 	f.Add(uint8(8), uint8(0), "1234", []byte{0, 1}, []byte{0}, "Write-Host", "")
 	f.Add(uint8(16), uint8(0), "1234", []byte{1}, []byte{2}, "", "")
+	// Parameter expansions, a program's options and subcommands, and
+	// URIs: each in a shell line, and in argv where it may be.
+	for form := 11; form < len(forms); form++ {
+		shell, argv := false, !forms[form].argv
+		for which := form; which < 256 && !(shell && argv); which += len(forms) {
+			switch {
+			case which/16%2 == 0 && !shell:
+				shell = true
+				f.Add(uint8(which), uint8(form), "1234", []byte{0, 1, 2, 3, 4, 5, 6}, []byte{uint8(form)}, "true", "echo ok")
+			case which/16%2 == 1 && !argv:
+				argv = true
+				f.Add(uint8(which), uint8(0), "1234", []byte{0, 1, 2}, []byte{0, 1}, "sudo", "")
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, which, sep uint8, secret string, styles, opts []byte, before, after string) {
 		secret = digitsOnly(secret)
 		before, after = withoutDigits(before, "'\"\\$`#"), withoutDigits(after, "'\"\\$`#")
@@ -696,9 +739,9 @@ func FuzzRedactSetSecret(f *testing.F) {
 		}
 		form := forms[int(which)%len(forms)]
 		name := names[int(which/uint8(len(forms)))%len(names)]
-		argvForm := which/16%2 == 1 && int(which)%len(forms) <= 1
+		argvForm := which/16%2 == 1 && form.argv
 		var o []string
-		if opt := options[int(which)%len(forms)]; opt != nil {
+		if opt := form.opts; opt != nil {
 			for _, b := range opts {
 				o = append(o, opt[int(b)%len(opt)])
 			}
@@ -718,6 +761,9 @@ func FuzzRedactSetSecret(f *testing.F) {
 		if argvForm {
 			pieces = []string{"{d}", " {d}"}
 		}
+		if form.pieces != nil {
+			pieces = form.pieces
+		}
 		var v strings.Builder
 		for i := 0; i < len(secret); i++ {
 			v.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
@@ -725,7 +771,9 @@ func FuzzRedactSetSecret(f *testing.F) {
 		var argv []string
 		if argvForm {
 			words := strings.Fields(strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name).Replace(form.form))
-			words[len(words)-1] = v.String()
+			for i, w := range words {
+				words[i] = strings.ReplaceAll(w, "{v}", v.String())
+			}
 			argv = append(append([]string{before}, words...), after)
 		} else {
 			line := strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name, "{v}", v.String()).Replace(form.form)
