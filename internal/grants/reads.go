@@ -60,8 +60,9 @@ func canSee(caller model.Identity, holder string) bool {
 	return caller.Kind == model.Human || caller.Name == holder
 }
 
-// Wait returns the grant once it is no longer pending, or when max passes or ctx ends
-// (returning the grant as it is then, still pending). A grant that does not
+// Wait returns the grant once it is no longer pending, or when max passes
+// or ctx ends (returning the grant as it is then, still pending), or fails
+// with a 503 when the server stops (StopWaits). A grant that does not
 // exist, or that the caller may not see, is a 404 at once; a caller with
 // too many waits open, or too many open in total, is refused with a 429
 // (see waiters).
@@ -99,6 +100,9 @@ func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, ma
 		case <-timeout.Done():
 			unwatch()
 			return g, nil
+		case <-s.waits.stopped:
+			unwatch()
+			return model.Grant{}, errStopping
 		}
 	}
 }

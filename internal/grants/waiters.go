@@ -28,6 +28,9 @@ type waiters struct {
 	total    int
 	max      int
 	maxPer   int
+	// stopped is closed by Service.StopWaits: the server is stopping.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // watch is the channel closed at grant id's next change, and how many
@@ -44,7 +47,7 @@ func newWaiters(max, maxPer int) *waiters {
 	if maxPer <= 0 {
 		maxPer = DefaultMaxWaitersPerIdentity
 	}
-	return &waiters{byGrant: map[string]*watch{}, byCaller: map[string]int{}, max: max, maxPer: maxPer}
+	return &waiters{byGrant: map[string]*watch{}, byCaller: map[string]int{}, max: max, maxPer: maxPer, stopped: make(chan struct{})}
 }
 
 // admit counts one more waiter for caller, or refuses it; release uncounts it.
@@ -113,6 +116,17 @@ func (w *waiters) open() (grants, total int) {
 
 // notify wakes everyone waiting for grant id to change.
 func (s *Service) notify(id string) { s.waits.notify(id) }
+
+// StopWaits ends every long poll, open or to come, at once with a 503: the
+// server is stopping. A wait may last a minute (90 s over /mcp), and a
+// stop that let it run held its connection, and the log, open that long.
+// A 503 rather than the grant still pending: /mcp's wait, in process,
+// would take a pending answer for a wait to make again, and make it at
+// once, for as long as the stop let it.
+func (s *Service) StopWaits() { s.waits.stopOnce.Do(func() { close(s.waits.stopped) }) }
+
+// errStopping is the answer of the long polls StopWaits ends.
+var errStopping = apierr.Unavailable("the server is stopping: the grant is still pending; wait again in a moment (through another replica, or this one once it is back)")
 
 // OpenWaits returns how many grants have long polls waiting on them and how
 // many long polls are open, for monitoring and tests.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/model"
 )
 
@@ -170,10 +172,19 @@ func (s *server) wait(ctx context.Context, g model.Grant, secs int) (model.Grant
 		if left <= 0 {
 			break
 		}
-		var err error
-		if g, err = s.c.Wait(ctx, g.ID, min(left, 60*time.Second)); err != nil {
-			return g, err
+		ng, err := s.c.Wait(ctx, g.ID, min(left, 60*time.Second))
+		var ae *apierr.Error
+		if asAPI(err, &ae) && ae.Status == http.StatusServiceUnavailable {
+			// The server is stopping (or its log is failing): the
+			// grant as it was, still pending, for the agent to ask
+			// about again, rather than an error that would hide the
+			// grant it asked for.
+			return g, nil
 		}
+		if err != nil {
+			return ng, err
+		}
+		g = ng
 	}
 	return g, nil
 }

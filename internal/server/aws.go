@@ -29,7 +29,7 @@ var awsProtocol = protocol{
 	start: startAWS,
 }
 
-func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (func(), error) {
+func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (stopFunc, error) {
 	cfg := s.Config
 	var targets []awsgw.Target
 	for _, t := range cfg.Targets {
@@ -64,8 +64,9 @@ func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (fun
 	}
 	sl := sniff.Wrap(ln, sniff.Options{TLS: tl.config, Plaintext: plaintext, Logger: logger,
 		MaxConns: cfg.Listen.MaxConnections, MaxConnsPerSource: cfg.Listen.MaxConnectionsPerHost})
+	running := newInflight()
 	hs := &http.Server{
-		Handler: gw, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		Handler: running.wrap(gw), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 		// Lets a grant's end reset a transfer's connection at once.
 		ConnContext: awsgw.ConnContext,
@@ -75,15 +76,17 @@ func startAWS(_ context.Context, s *Server, ln net.Listener, tl gatewayTLS) (fun
 			s.logger.Error("aws gateway stopped", "err", err)
 		}
 	}()
-	stop := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-		// Shutdown closes only the listeners Serve has begun tracking: one
-		// whose goroutine had not yet got that far would stay open (and
-		// accept into its backlog) until Serve ran.
-		_ = sl.Close()
-		_ = gw.Close()
+	stop := func(deadline time.Time) {
+		stopHTTP(hs, running, deadline, func() {
+			// Shutdown closes only the listeners Serve has begun
+			// tracking: one whose goroutine had not yet got that far
+			// would stay open (and accept into its backlog) until Serve
+			// ran.
+			_ = sl.Close()
+			// Cuts the transfers still in flight, recording them so,
+			// and refuses what comes after.
+			_ = gw.Close()
+		})
 	}
 	// Loopback clients get plain http (nothing to trust); others https with
 	// the CA to trust.

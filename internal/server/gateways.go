@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/tlscert"
@@ -30,8 +34,13 @@ type protocol struct {
 	// start serves the gateway on ln, which it then owns, for the
 	// configured targets of its kind, tells the grant service how clients
 	// reach it (their credentials carry it), and returns how to stop it.
-	start func(ctx context.Context, s *Server, ln net.Listener, t gatewayTLS) (stop func(), err error)
+	start func(ctx context.Context, s *Server, ln net.Listener, t gatewayTLS) (stop stopFunc, err error)
 }
+
+// A stopFunc stops a gateway: it stops accepting at once, lets calls in
+// flight finish until deadline, then closes what is left and returns
+// about stopCut later (stop.go).
+type stopFunc func(deadline time.Time)
 
 // protocols are the gateways, in the order they start.
 var protocols = []protocol{awsProtocol, postgresProtocol}
@@ -47,27 +56,65 @@ type gatewayTLS struct {
 
 // Gateways are the running protocol listeners of a server.
 type Gateways struct {
-	addrs   map[string]string
-	closers []func()
+	addrs  map[string]string
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	kinds []string
+	stops []stopFunc
 }
 
 // Addr is where the gateway for targets of kind ("aws", "postgres")
 // listens, "" when it is off.
 func (g *Gateways) Addr(kind string) string { return g.addrs[kind] }
 
-// Close stops the listeners and ends open sessions.
-func (g *Gateways) Close() {
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		g.closers[i]()
+// Close stops the listeners and ends open sessions, without waiting for
+// calls in flight.
+func (g *Gateways) Close() { g.stop(time.Now()) }
+
+// stop stops every gateway at once, calls in flight getting until
+// deadline. A gateway still stopping 2×stopCut after the deadline (one
+// stopCut for its handlers, one for its own bookkeeping: the records of
+// cut transfers and ended sessions) is left behind, and said so: the
+// process is ending, and the log's records of completed calls were made
+// when they completed.
+func (g *Gateways) stop(deadline time.Time) {
+	g.mu.Lock()
+	kinds, stops := g.kinds, g.stops
+	g.kinds, g.stops = nil, nil
+	g.mu.Unlock()
+	if len(stops) == 0 {
+		return
 	}
-	g.closers = nil
+	var wg sync.WaitGroup
+	left := make([]atomic.Bool, len(stops))
+	for i, stop := range stops {
+		left[i].Store(true)
+		wg.Go(func() {
+			stop(deadline)
+			left[i].Store(false)
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(deadline) + 2*stopCut)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		for i := range left {
+			if left[i].Load() {
+				g.logger.Warn("stopping: a gateway did not stop in time; going on without it", "gateway", kinds[i])
+			}
+		}
+	}
 }
 
 // StartGateways opens the gateway listeners the configuration names
 // (listen.aws, listen.postgres), serves them in the background, and tells
 // the grant service where they are so that credentials carry the address.
 func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
-	gws := &Gateways{addrs: map[string]string{}}
+	gws := &Gateways{addrs: map[string]string{}, logger: s.logger}
 	defer func() {
 		if err != nil {
 			gws.Close()
@@ -97,7 +144,7 @@ func (s *Server) StartGateways(ctx context.Context) (_ *Gateways, err error) {
 			return nil, err
 		}
 		gws.addrs[p.kind] = ln.Addr().String()
-		gws.closers = append(gws.closers, stop)
+		gws.kinds, gws.stops = append(gws.kinds, p.kind), append(gws.stops, stop)
 	}
 	return gws, nil
 }

@@ -35,7 +35,7 @@ var postgresProtocol = protocol{
 	start: startPostgres,
 }
 
-func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTLS) (func(), error) {
+func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTLS) (stopFunc, error) {
 	cfg := s.Config
 	tlsCfg, caPEM := tl.config, tl.caPEM
 	var targets []pggw.Target
@@ -76,7 +76,10 @@ func startPostgres(ctx context.Context, s *Server, ln net.Listener, tl gatewayTL
 		}
 	}()
 	s.pgRelay.listening(ln.Addr())
-	stop := func() {
+	// A session is not given the grace a call over HTTP is: it may last
+	// for hours, so it is ended at once (admin_shutdown), as PostgreSQL's
+	// own fast shutdown does; its statements were recorded as they ran.
+	stop := func(time.Time) {
 		s.pgRelay.stopped()
 		cancel()
 		ln.Close()

@@ -104,6 +104,10 @@ type Server struct {
 	Directory *authn.Directory
 }
 
+// testRunning, when a test sets it, is told of the Server that Run opened.
+// Nil in production.
+var testRunning func(*Server)
+
 // testGrants, when a test sets it, adjusts the grant service's options
 // (a replica's clock) once Open has made them. Nil in production.
 var testGrants func(*grants.Options)
@@ -353,16 +357,21 @@ func (s *Server) Close() {
 	}
 }
 
-// Serve answers the API on ln until ctx ends, then shuts down gracefully.
-// The API speaks TLS on ln, and plaintext HTTP on the same port only to
-// loopback clients (see apiListener). ln is closed when Serve returns.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// Serve answers the API on ln until ctx ends, then stops it within
+// StopGrace and stopCut (stop.go). The API speaks TLS on ln, and plaintext
+// HTTP on the same port only to loopback clients (see apiListener). ln is
+// closed when Serve returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.serve(ctx, ln, nil) }
+
+// serve is Serve, stopping gws (if not nil) together with the API.
+func (s *Server) serve(ctx context.Context, ln net.Listener, gws *Gateways) error {
 	ln, err := s.apiListener(ln)
 	if err != nil {
 		return err
 	}
+	running := newInflight()
 	hs := &http.Server{
-		Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		Handler: running.wrap(s.Handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
@@ -372,10 +381,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
 	}
+	t0 := time.Now()
+	deadline := t0.Add(StopGrace)
+	s.logger.Info("stopping: calls in flight get until the deadline, then their connections are closed", "grace", StopGrace)
+	if s.Service != nil {
+		s.Service.StopWaits()
+	}
+	var wg sync.WaitGroup
+	if gws != nil {
+		wg.Go(func() { gws.stop(deadline) })
+	}
+	if !stopHTTP(hs, running, deadline, nil) {
+		s.logger.Warn("stopping: API calls still running at the deadline were cut", "grace", StopGrace)
+	}
+	wg.Wait()
+	s.logger.Info("stopped serving", "took", time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 // hangup is what SIGHUP does: the policies reload. airlock.yaml is read
@@ -423,6 +445,9 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 		return err
 	}
 	defer s.Close()
+	if testRunning != nil {
+		testRunning(s)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen.API)
 	if err != nil {
 		return fmt.Errorf("listen.api: %w", err)
@@ -432,6 +457,7 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 		ln.Close()
 		return err
 	}
+	// serve stops the gateways with the API; this is for an early return.
 	defer gws.Close()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -453,5 +479,5 @@ func Run(ctx context.Context, cfgPath string, o config.Overrides, logger *slog.L
 		// replica listens on.
 		logger.Info("clients reach this replica through", "api", p.API, "aws", p.AWS, "postgres", p.Postgres)
 	}
-	return s.Serve(ctx, ln)
+	return s.serve(ctx, ln, gws)
 }
