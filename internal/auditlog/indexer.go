@@ -132,12 +132,20 @@ func (x *indexer) waitPending(max int) error {
 }
 
 // run is the indexer goroutine. A failed transaction is retried with a
-// growing pause; the jobs stay queued (and in the journal) meanwhile.
+// growing pause; the jobs stay queued (and in the journal) meanwhile. Once
+// stop is called it copies what is queued within CloseCopyTimeout, each
+// transaction under that deadline, and leaves the rest in the journal.
 func (x *indexer) run() {
 	defer close(x.done)
 	pause := 10 * time.Millisecond
-	quitting := false
 	failures := 0
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	defer func() { cancel() }()
+	quitting := false
+	quit := func() {
+		quitting = true
+		ctx, cancel = context.WithTimeout(context.Background(), x.l.opts.CloseCopyTimeout)
+	}
 	for {
 		x.mu.Lock()
 		n, count := 0, 0
@@ -157,15 +165,23 @@ func (x *indexer) run() {
 			select {
 			case <-x.kick:
 			case <-x.quit:
-				quitting = true
+				quit()
 			}
 			continue
+		}
+		if quitting && ctx.Err() != nil {
+			x.mu.Lock()
+			if x.err == nil {
+				x.err = fmt.Errorf("copying them took longer than %v", x.l.opts.CloseCopyTimeout)
+			}
+			x.mu.Unlock()
+			return // the entries stay in the journal for the next Open
 		}
 		if count < maxIndexBatch && !quitting {
 			select {
 			case <-x.urgent:
 			case <-x.quit:
-				quitting = true
+				quit()
 			case <-time.After(indexDelay):
 			}
 			select { // the kick for what is now queued is stale
@@ -180,7 +196,7 @@ func (x *indexer) run() {
 			jobs = x.jobs[:n:n]
 			x.mu.Unlock()
 		}
-		cp, err := x.index(jobs, count)
+		cp, err := x.index(ctx, jobs, count)
 		x.mu.Lock()
 		if err == nil {
 			clear(x.jobs[:n]) // let the stored entries go
@@ -209,7 +225,9 @@ func (x *indexer) run() {
 		select {
 		case <-time.After(pause):
 		case <-x.quit:
-			quitting = true
+			if !quitting {
+				quit()
+			}
 		}
 		pause = min(2*pause, time.Second)
 	}
@@ -217,7 +235,7 @@ func (x *indexer) run() {
 
 // index signs the checkpoint for the newest job's tree and stores the
 // jobs' entries with it.
-func (x *indexer) index(jobs []indexJob, count int) (*store.Checkpoint, error) {
+func (x *indexer) index(ctx context.Context, jobs []indexJob, count int) (*store.Checkpoint, error) {
 	es := make([]store.LogEntry, 0, count)
 	for _, j := range jobs {
 		es = append(es, j.entries...)
@@ -231,14 +249,15 @@ func (x *indexer) index(jobs []indexJob, count int) (*store.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := indexBatch(context.Background(), x.l.st, x.l.opts.Rows, es, *cp); err != nil {
+	if err := indexBatch(ctx, x.l.st, x.l.opts.Rows, es, *cp); err != nil {
 		return nil, err
 	}
 	return cp, nil
 }
 
-// stop indexes what is queued (giving up after a few failures) and stops
-// the indexer. It returns the error that left entries out of the store.
+// stop indexes what is queued (giving up after a few failures, or at
+// CloseCopyTimeout) and stops the indexer. It returns the error that left
+// entries out of the store.
 func (x *indexer) stop() error {
 	close(x.quit)
 	<-x.done

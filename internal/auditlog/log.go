@@ -28,6 +28,15 @@ var ErrClosed = errors.New("auditlog: log is closed")
 // DefaultMaxBatch is the default Options.MaxBatch.
 const DefaultMaxBatch = 512
 
+// DefaultCloseCopyTimeout is the default Options.CloseCopyTimeout. A store
+// that answers copies a second's worth of a busy log's entries in well
+// under a second; one that does not held a stop for as long as it did: a
+// SQLite file whose lock another process holds made each of Close's three
+// tries wait out the busy timeout (10 s). A try already waiting when the
+// deadline passes still runs to its end: the driver does not end a busy
+// wait early.
+const DefaultCloseCopyTimeout = 5 * time.Second
+
 // Options configures a Log.
 type Options struct {
 	// Origin is the first line of every checkpoint, naming the log, e.g.
@@ -95,6 +104,11 @@ type Options struct {
 	// (see "Group commit delay" in the package documentation). Zero means
 	// DefaultCommitDelay; negative turns the delay off.
 	CommitDelay time.Duration
+	// CloseCopyTimeout bounds, with a journal, how long Close goes on
+	// copying journaled entries into the store. They are durable in the
+	// journal already; what is not copied by then stays there, and the
+	// next Open copies it. Zero means DefaultCloseCopyTimeout.
+	CloseCopyTimeout time.Duration
 
 	// Shared says that other Logs, in other processes (replicas), append
 	// to the same store: see "Several replicas" in the package
@@ -268,6 +282,9 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.CloseCopyTimeout <= 0 {
+		opts.CloseCopyTimeout = DefaultCloseCopyTimeout
 	}
 	if opts.Shared && opts.JournalDir != "" {
 		return nil, errors.New("auditlog: a log shared by several replicas has no journal: a batch is durable when the shared store commits it")

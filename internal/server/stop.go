@@ -20,7 +20,8 @@ import (
 //     get stopCut to return;
 //  4. the service and the log close: what the recorder holds is appended,
 //     the journal is flushed, and what the journal holds is copied into
-//     the store.
+//     the store within its own bound (auditlog.Options.CloseCopyTimeout);
+//     what does not make it in stays in the journal for the next start.
 const (
 	// StopGrace is how long calls in flight get to finish once a stop
 	// begins.
