@@ -200,13 +200,14 @@ func writeStateGrant(l *Log, gi, calls int, sc scope.Scope, at time.Time) error 
 		return err
 	}
 	ses := model.Session{ID: sid, GrantID: id, Identity: g.Identity, Target: g.Target, Client: "bench", StartedAt: at}
+	var tally review.Tally
 	for i := range calls {
 		c := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: fmt.Sprintf("arn:aws:s3:::logs/app/%d.log", i%7),
 			Allowed: i%50 != 0, Params: map[string]string{"key": fmt.Sprintf("app/%d.log", i)}, BytesOut: int64(100 + i)}
 		if err := l.Append(ctx, Event{Type: "session.call", GrantID: id, SessionID: sid, Actor: g.Identity, Data: c}); err != nil {
 			return err
 		}
-		ses = review.CountCall(ses, c)
+		ses = review.CountCall(ses, &tally, c)
 	}
 	ses.EndedAt = at.Add(5 * time.Minute)
 	g.Status, g.EndedAt, g.EndReason, g.EndedBy, g.EndComment = model.Expired, g.ExpiresAt, "expired", "airlock", "reached its expiry time"
