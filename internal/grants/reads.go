@@ -102,7 +102,7 @@ func (s *Service) Wait(ctx context.Context, caller model.Identity, id string, ma
 			return g, nil
 		case <-s.waits.stopped:
 			unwatch()
-			return model.Grant{}, errStopping
+			return model.Grant{}, ErrStopping
 		}
 	}
 }

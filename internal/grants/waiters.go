@@ -125,8 +125,9 @@ func (s *Service) notify(id string) { s.waits.notify(id) }
 // once, for as long as the stop let it.
 func (s *Service) StopWaits() { s.waits.stopOnce.Do(func() { close(s.waits.stopped) }) }
 
-// errStopping is the answer of the long polls StopWaits ends.
-var errStopping = apierr.Unavailable("the server is stopping: the grant is still pending; wait again in a moment (through another replica, or this one once it is back)")
+// ErrStopping is the answer of the long polls StopWaits ends: an expected
+// part of a stop, which the API logs as such, not as a failed call.
+var ErrStopping = apierr.Unavailable("the server is stopping: the grant is still pending; wait again in a moment (through another replica, or this one once it is back)")
 
 // OpenWaits returns how many grants have long polls waiting on them and how
 // many long polls are open, for monitoring and tests.

@@ -217,7 +217,11 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, model.Ident
 		out, err := fn(w, r, who)
 		if err != nil {
 			ae := apierr.From(err)
-			if ae.Status >= 500 {
+			switch {
+			case errors.Is(err, grants.ErrStopping):
+				// A long poll the stop ended: the server works as meant.
+				h.logger.Info("long poll ended by the server's stop", "method", r.Method, "path", r.URL.Path, "caller", who.Name)
+			case ae.Status >= 500:
 				h.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "caller", who.Name, "err", err)
 			}
 			writeError(w, ae)

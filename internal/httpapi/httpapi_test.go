@@ -744,3 +744,27 @@ func TestAgentGroupsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLongPollEndedByStopIsNotAnError: a stop ends long polls with a 503
+// (grants.Service.StopWaits); that is the server working as meant, so the
+// API logs it at INFO, not as a failed call at ERROR, which every stop
+// with a waiting agent used to print.
+func TestLongPollEndedByStopIsNotAnError(t *testing.T) {
+	e := newEnv(t)
+	g := e.request(e.bot, humanScope, "30m")
+	if g.Status != model.Pending {
+		t.Fatalf("status %s, want pending", g.Status)
+	}
+	e.srv.Service.StopWaits()
+	r := e.do("GET", "/v1/grants/"+g.ID+"?wait=60s", e.bot, nil)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.errBody(t).Error.Message, "the server is stopping") {
+		t.Fatalf("a long poll during a stop: %d %s; want 503, the server is stopping", r.status, r.body)
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "level=ERROR") {
+		t.Errorf("a long poll ended by the stop was logged as an error:\n%s", logs)
+	}
+	if !strings.Contains(logs, "long poll ended by the server's stop") {
+		t.Errorf("the stop's end of a long poll is not in the log:\n%s", logs)
+	}
+}
