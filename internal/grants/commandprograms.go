@@ -2,6 +2,7 @@ package grants
 
 import (
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -33,6 +34,11 @@ type programOption struct {
 	// assign: each NAME=VALUE operand after sub sets a secret, its VALUE
 	// hidden whatever NAME says (fly secrets set STRIPE_KEY=X).
 	assign bool
+	// env are the environment variables the program reads a secret from,
+	// by its documentation, whose names do not say so (secretName reads
+	// them as it reads PGPASSWORD): SSHPASS=X sshpass -e, REDISCLI_AUTH=X
+	// redis-cli. As written: the programs read no other case.
+	env []string
 }
 
 // programOptions are the options whose arguments programValues hides.
@@ -43,16 +49,32 @@ var programOptions = []programOption{
 	// A password given as an option's argument: sshpass -p, redis-cli
 	// -a and --pass, docker (podman) login -p, az login -p. Their
 	// --password is secretName's.
-	{programs: []string{"sshpass"}, short: "p", flags: "ehvV", operands: true, args: "fdP"},
-	{programs: []string{"redis-cli"}, short: "a", long: []string{"--pass"}},
+	{programs: []string{"sshpass"}, short: "p", flags: "ehvV", operands: true, args: "fdP", env: []string{"SSHPASS"}},
+	{programs: []string{"redis-cli"}, short: "a", long: []string{"--pass"}, env: []string{"REDISCLI_AUTH"}},
 	{programs: []string{"docker", "podman"}, sub: []string{"login"}, short: "p"},
 	{programs: []string{"az"}, sub: []string{"login"}, short: "p"},
+	// rclone's config password and borg's passphrase, read from the
+	// environment only.
+	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},
+	{programs: []string{"borg"}, env: []string{"BORG_PASSPHRASE"}},
 	// gh secret set NAME --body VALUE sets a secret whatever its NAME
 	// says (setValues sees the value only under a secret's name).
 	{programs: []string{"gh"}, sub: []string{"secret", "set"}, short: "b", long: []string{"--body"}},
 	// fly (flyctl) secrets set A=x B=y and heroku config:set K=V.
 	{programs: []string{"fly", "flyctl"}, sub: []string{"secrets", "set"}, assign: true},
 	{programs: []string{"heroku"}, sub: []string{"config:set"}, assign: true},
+}
+
+// programEnv says whether name, or its part after a ':' (PowerShell's
+// Env:SSHPASS), is one of programOptions' env.
+func programEnv(name string) bool {
+	name = name[strings.LastIndexByte(name, ':')+1:]
+	for i := range programOptions {
+		if slices.Contains(programOptions[i].env, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // secretCut says where in a word its secret starts: past the byte from,

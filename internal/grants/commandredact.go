@@ -88,8 +88,12 @@ var mysqlClients = []string{"mysql", "mariadb", "mysqldump", "mysqladmin", "mari
 // _pwd (MYSQL_PWD), and it does not name one (--secret-id, SECRET_ARN,
 // token_name) nor say where it is read from (--password-stdin, which
 // takes no value: the argument after it, docker login's registry, was
-// hidden).
+// hidden). A program's variable that says nothing (programEnv: SSHPASS,
+// REDISCLI_AUTH) holds one too.
 func secretName(name string) bool {
+	if programEnv(name) {
+		return true
+	}
 	if !secretWord.MatchString(name) {
 		return false
 	}

@@ -242,6 +242,18 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"docker", "login", "-u", "ann", "-p", "hunter2", "reg.example.com"}, []string{"docker", "login", "-u", "ann", "-p", "[REDACTED]", "reg.example.com"}},
 		{[]string{"sh", "-c", "podman login -u ann -phunter2 quay.io && docker run -p 80:80 -u 1000:1000 img"}, []string{"sh", "-c", "podman login -u ann -p[REDACTED] quay.io && docker run -p 80:80 -u 1000:1000 img"}},
 		{[]string{"az", "login", "--service-principal", "-u", "app", "-p", "hunter2", "--tenant", "t"}, []string{"az", "login", "--service-principal", "-u", "app", "-p", "[REDACTED]", "--tenant", "t"}},
+		// A program's variable whose name says nothing (programEnv), in
+		// every shell's form: kept before.
+		{[]string{"sh", "-c", "SSHPASS=hunter2 sshpass -e ssh h; export SSHPASS='hun ter2'; REDISCLI_AUTH=hunter3 redis-cli ping"},
+			[]string{"sh", "-c", "SSHPASS=[REDACTED] sshpass -e ssh h; export SSHPASS=[REDACTED]; REDISCLI_AUTH=[REDACTED] redis-cli ping"}},
+		{[]string{"env", "SSHPASS=hunter2", "RCLONE_CONFIG_PASS=hunter3", "BORG_PASSPHRASE=hun ter2", "sshpass", "-e", "ssh", "h"},
+			[]string{"env", "SSHPASS=[REDACTED]", "RCLONE_CONFIG_PASS=[REDACTED]", "BORG_PASSPHRASE=[REDACTED]", "sshpass", "-e", "ssh", "h"}},
+		{[]string{"tcsh", "-c", "setenv SSHPASS hunter2; setenv REDISCLI_AUTH hunter3"}, []string{"tcsh", "-c", "setenv SSHPASS [REDACTED]; setenv REDISCLI_AUTH [REDACTED]"}},
+		{[]string{"fish", "-c", "set -x SSHPASS hunter2; set -gx REDISCLI_AUTH hunter3"}, []string{"fish", "-c", "set -x SSHPASS [REDACTED]; set -gx REDISCLI_AUTH [REDACTED]"}},
+		{[]string{"pwsh", "-c", "Set-Item -Path Env:SSHPASS -Value hunter2; $env:REDISCLI_AUTH = 'hunter3'"}, []string{"pwsh", "-c", "Set-Item -Path Env:SSHPASS -Value [REDACTED]; $env:REDISCLI_AUTH = [REDACTED]"}},
+		{[]string{"sh", "-c", "redis-cli -a \"${REDISCLI_AUTH:-hunter2}\" ping; echo ${SSHPASS-hunter3}/x"}, []string{"sh", "-c", "redis-cli -a [REDACTED] ping; echo ${SSHPASS-[REDACTED]}/x"}},
+		// Other names and cases: no such variable.
+		{[]string{"env", "sshpass=1", "SSHPASS_FILE=f", "apt-get", "install", "sshpass=1.09-1"}, nil},
 		// The same letters elsewhere, and no password: kept.
 		{[]string{"docker", "login", "-u", "ann", "reg.example.com"}, nil},
 		{[]string{"docker", "run", "-p", "8080:80", "img"}, nil},
@@ -674,7 +686,7 @@ func TestRedactHeadersLinear(t *testing.T) {
 // quoted and escaped pieces (styles), or in argv (which/16%2 == 1 for
 // the forms marked argv) an argument of its own.
 func FuzzRedactSetSecret(f *testing.F) {
-	names := []string{"PGPASSWORD", "credential.password", "aws_secret_access_key", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
+	names := []string{"PGPASSWORD", "credential.password", "aws_secret_access_key", "GITHUB_TOKEN", "MYSQL_PWD", "api_key", "SSHPASS", "REDISCLI_AUTH"}
 	// A URI's password: no blank, which a URI cannot hold; an @ in it.
 	uriPieces := []string{"{d}", "{d}@", ":{d}", "'{d}'", "'{d}@'", "%4{d}"}
 	forms := []struct {
@@ -716,6 +728,11 @@ func FuzzRedactSetSecret(f *testing.F) {
 	f.Add(uint8(4), uint8(1), "1234", []byte{3}, []byte{1}, "", "")
 	f.Add(uint8(8), uint8(0), "1234", []byte{0, 1}, []byte{0}, "Write-Host", "")
 	f.Add(uint8(16), uint8(0), "1234", []byte{1}, []byte{2}, "", "")
+	// A program's variable whose name says nothing (SSHPASS by setenv,
+	// REDISCLI_AUTH by fish's set -x; names[which/len(forms)]).
+	f.Add(uint8(6*len(forms)+2), uint8(0), "1234", []byte{0, 1}, []byte{0}, "", "")
+	f.Add(uint8(7*len(forms)+4), uint8(1), "1234", []byte{2}, []byte{0}, "", "")
+	f.Add(uint8(6*len(forms)+5), uint8(0), "1234", []byte{4}, []byte{0}, "", "")
 	// Parameter expansions, a program's options and subcommands, and
 	// URIs: each in a shell line, and in argv where it may be.
 	for form := 11; form < len(forms); form++ {
