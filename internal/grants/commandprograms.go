@@ -16,15 +16,22 @@ type programOption struct {
 	// sub are the words of its subcommand, which come after the
 	// program's word and before the option, in order (docker login -p
 	// X; docker run -p 80:80 is a port).
-	sub   []string
-	short string   // the letters of the options whose argument is the secret: -u X, -uX
-	long  []string // the long options whose argument is the secret: --user X, --user=X
+	sub []string
+	// opts are the options whose argument holds the secret (-u X, -uX,
+	// --user X, --user=X), each with the piece of the argument after
+	// which the secret starts: "" the whole argument; ":" for
+	// user[:password], where only the password is a secret (curl -u
+	// ann:PW keeps ann; curl -u ann asks for it); "=" for KEY=VALUE
+	// (kubectl --from-literal); "%" for user%password (smbclient -U);
+	// "pass:" for openssl's pass:X (env:VAR and file:F name no secret).
+	// An argument without that piece holds none.
+	opts map[string]string
 	// flags are the program's letters that take no argument, which may
-	// come before a letter of short in one word (curl -sSu X).
+	// come before a letter of opts in one word (curl -sSu X).
 	flags string
-	// userinfo: the argument is user[:password], and only the password
-	// is a secret (curl -u ann:PW keeps ann; curl -u ann asks for it).
-	userinfo bool
+	// words: the program's options are whole words, never letters
+	// clustered or glued to their argument (openssl -kfile F is no -k).
+	words bool
 	// operands: the program's options end at its first operand, the
 	// command it runs (sshpass -p X ssh -p 2222 h: ssh's -p is a port).
 	// args are then the letters whose argument, no secret, is the next
@@ -41,25 +48,31 @@ type programOption struct {
 	env []string
 }
 
+// userinfo is opts' piece for a user[:password] argument.
+const userinfo = ":"
+
 // programOptions are the options whose arguments programValues hides.
 // A program is named in one entry only.
 var programOptions = []programOption{
 	// curl -u/--user and -U/--proxy-user take user:password.
-	{programs: []string{"curl"}, short: "uU", long: []string{"--user", "--proxy-user"}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#", userinfo: true},
+	{programs: []string{"curl"}, opts: map[string]string{"-u": userinfo, "-U": userinfo, "--user": userinfo, "--proxy-user": userinfo}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#"},
 	// A password given as an option's argument: sshpass -p, redis-cli
 	// -a and --pass, docker (podman) login -p, az login -p. Their
 	// --password is secretName's.
-	{programs: []string{"sshpass"}, short: "p", flags: "ehvV", operands: true, args: "fdP", env: []string{"SSHPASS"}},
-	{programs: []string{"redis-cli"}, short: "a", long: []string{"--pass"}, env: []string{"REDISCLI_AUTH"}},
-	{programs: []string{"docker", "podman"}, sub: []string{"login"}, short: "p"},
-	{programs: []string{"az"}, sub: []string{"login"}, short: "p"},
+	{programs: []string{"sshpass"}, opts: map[string]string{"-p": ""}, flags: "ehvV", operands: true, args: "fdP", env: []string{"SSHPASS"}},
+	{programs: []string{"redis-cli"}, opts: map[string]string{"-a": "", "--pass": ""}, env: []string{"REDISCLI_AUTH"}},
+	{programs: []string{"docker", "podman"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}},
+	{programs: []string{"az"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}},
 	// rclone's config password and borg's passphrase, read from the
 	// environment only.
 	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},
 	{programs: []string{"borg"}, env: []string{"BORG_PASSPHRASE"}},
 	// gh secret set NAME --body VALUE sets a secret whatever its NAME
 	// says (setValues sees the value only under a secret's name).
-	{programs: []string{"gh"}, sub: []string{"secret", "set"}, short: "b", long: []string{"--body"}},
+	{programs: []string{"gh"}, sub: []string{"secret", "set"}, opts: map[string]string{"-b": "", "--body": ""}},
+	// kubectl (oc) create secret generic N --from-literal=K=V: each V,
+	// its K kept (a configmap's literals are no secret).
+	{programs: []string{"kubectl", "oc"}, sub: []string{"create", "secret"}, opts: map[string]string{"--from-literal": "="}},
 	// fly (flyctl) secrets set A=x B=y and heroku config:set K=V.
 	{programs: []string{"fly", "flyctl"}, sub: []string{"secrets", "set"}, assign: true},
 	{programs: []string{"heroku"}, sub: []string{"config:set"}, assign: true},
@@ -78,23 +91,23 @@ func programEnv(name string) bool {
 }
 
 // secretCut says where in a word its secret starts: past the byte from,
-// and past the first of each byte of after found in turn (":" for
-// user:password, "=:" for --user=user:password).
+// and past the first of each piece of after found in turn (":" for
+// user:password, "=" and ":" for --user=user:password).
 type secretCut struct {
 	from  int
-	after string
+	after []string
 }
 
 // start returns where w's secret starts, or -1 if w has none (curl -u
 // ann: no password).
 func (c secretCut) start(w string) int {
 	i := min(c.from, len(w))
-	for _, sep := range []byte(c.after) {
-		j := strings.IndexByte(w[i:], sep)
+	for _, sep := range c.after {
+		j := strings.Index(w[i:], sep)
 		if j < 0 {
 			return -1
 		}
-		i += j + 1
+		i += j + len(sep)
 	}
 	return i
 }
@@ -131,13 +144,13 @@ func quotedEnd(w string, s int) int {
 // are read once, each after the last program named before it.
 func programValues(n int, word func(k int) string, hide func(k int, c secretCut)) {
 	var o *programOption
-	pending := false // word k is the secret argument of the option before it
-	skip := false    // word k is another option's argument (operands)
-	sub := 0         // how many words of o.sub have been seen
+	var pending *secretCut // word k is the secret argument of the option before it
+	skip := false          // word k is another option's argument (operands)
+	sub := 0               // how many words of o.sub have been seen
 	for k := 0; k < n; k++ {
-		if pending {
-			pending = false
-			hide(k, o.cut(0, ""))
+		if pending != nil {
+			hide(k, *pending)
+			pending = nil
 			continue
 		}
 		raw := word(k)
@@ -162,22 +175,23 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			continue
 		case o.assign && !isOption(w):
 			if strings.Contains(w, "=") {
-				hide(k, secretCut{after: "="})
+				hide(k, secretCut{after: []string{"="}})
 			}
 			continue
 		}
+		if piece, ok := o.opts[w]; ok {
+			pending = &secretCut{after: pieces(piece)}
+			continue
+		}
 		if strings.HasPrefix(w, "--") {
-			for _, l := range o.long {
-				switch {
-				case w == l:
-					pending = true
-				case strings.HasPrefix(w, l+"="):
-					hide(k, o.cut(0, "="))
+			if l, _, ok := strings.Cut(w, "="); ok {
+				if piece, ok := o.opts[l]; ok {
+					hide(k, secretCut{after: append([]string{"="}, pieces(piece)...)})
 				}
 			}
 			continue
 		}
-		if len(w) < 2 || w[0] != '-' {
+		if o.words || len(w) < 2 || w[0] != '-' {
 			continue
 		}
 		// A cluster of short options (-sSu): the letters that take no
@@ -188,11 +202,11 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			if strings.IndexByte(o.flags, c) >= 0 {
 				continue
 			}
-			if strings.IndexByte(o.short, c) >= 0 {
+			if piece, ok := o.opts["-"+string(c)]; ok {
 				if j+1 < len(w) {
-					hide(k, o.cut(rawIndex(raw, j+1), ""))
+					hide(k, secretCut{from: rawIndex(raw, j+1), after: pieces(piece)})
 				} else {
-					pending = true
+					pending = &secretCut{after: pieces(piece)}
 				}
 			}
 			skip = j+1 == len(w) && strings.IndexByte(o.args, c) >= 0
@@ -201,13 +215,12 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 	}
 }
 
-// cut is where the secret of an argument starts that starts at from in
-// its word, past the bytes of after.
-func (o *programOption) cut(from int, after string) secretCut {
-	if o.userinfo {
-		after += ":"
+// pieces is a secretCut's after for opts' piece p.
+func pieces(p string) []string {
+	if p == "" {
+		return nil
 	}
-	return secretCut{from: from, after: after}
+	return []string{p}
 }
 
 // programOf returns the entry of programOptions that names the program

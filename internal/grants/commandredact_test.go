@@ -273,6 +273,14 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "flyctl secrets set A=[REDACTED] B=[REDACTED] --stage; heroku config:set DB_URL=[REDACTED] -a app"}},
 		{[]string{"heroku", "config:set", "K=hunter2", `L="hun ter2"`}, []string{"heroku", "config:set", "K=[REDACTED]", "L=[REDACTED]"}},
 		{[]string{"fly", "deploy", "--env", "REGION=eu"}, nil},
+		// Every literal of kubectl create secret, its key kept, glued
+		// to = or not: kept before (a key such as password= was hidden).
+		{[]string{"kubectl", "-n", "prod", "create", "secret", "generic", "db", "--from-literal=user=ann", "--from-literal", "pw=hun=ter2", "--from-literal=K='hun ter2'", "--from-file=f"},
+			[]string{"kubectl", "-n", "prod", "create", "secret", "generic", "db", "--from-literal=user=[REDACTED]", "--from-literal", "pw=[REDACTED]", "--from-literal=K=[REDACTED]", "--from-file=f"}},
+		{[]string{"sh", "-c", "oc create secret generic db --from-literal=K=hunter2 --from-literal 'L=hun ter2' && kubectl create configmap c --from-literal=K=V"},
+			[]string{"sh", "-c", "oc create secret generic db --from-literal=K=[REDACTED] --from-literal 'L=[REDACTED]' && kubectl create configmap c --from-literal=K=V"}},
+		{[]string{"kubectl", "create", "configmap", "c", "--from-literal=K=V", "--from-literal", "region=eu"}, nil},
+		{[]string{"kubectl", "create", "secret", "generic", "db", "--from-env-file=.env"}, nil},
 		{[]string{"heroku", "config:get", "K=x"}, nil},
 		// A URI's user part runs to the authority's last @: an @ in the
 		// password or the user ended it early, and the rest was kept.
@@ -674,9 +682,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
-// config:set NAME=…) or as a URI's password, with @ in it (pieces of its
-// own), after one of the shell's operators glued or not to the text
-// before it, with arbitrary text around. As in FuzzRedactAssignedSecret
+// config:set NAME=…, kubectl create secret --from-literal K=…) or as a
+// URI's password, with @ in it (pieces of its own), after one of the
+// shell's operators glued or not to the text before it, with arbitrary text around. As in FuzzRedactAssignedSecret
 // the secret is made of digits, the text around has none (nor quotes,
 // backslashes, $, backticks or #, which would move the shell's quotes or
 // make the secret a comment), and any digit in the record is a piece of
@@ -719,6 +727,8 @@ func FuzzRedactSetSecret(f *testing.F) {
 		{shell: "sh", form: "gh secret set DEPLOY {o} -b{v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
 		{shell: "sh", form: "fly secrets set {o} STRIPE_KEY={v} B=x", argv: true, opts: []string{"-a app", "--stage"}},
 		{shell: "sh", form: "heroku config:set K={v} {o}", argv: true, opts: []string{"-a app"}},
+		{shell: "sh", form: "kubectl {o} create secret generic n --from-literal=K={v}", argv: true, opts: []string{"-n ns", "--context c"}},
+		{shell: "sh", form: "oc create secret generic n {o} --from-literal K={v}", argv: true, opts: []string{"--from-file=f", "--from-literal=a=b"}},
 		{shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: uriPieces},
 		{shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: uriPieces},
 	}
