@@ -54,15 +54,30 @@ const userinfo = ":"
 // programOptions are the options whose arguments programValues hides.
 // A program is named in one entry only.
 var programOptions = []programOption{
-	// curl -u/--user and -U/--proxy-user take user:password.
-	{programs: []string{"curl"}, opts: map[string]string{"-u": userinfo, "-U": userinfo, "--user": userinfo, "--proxy-user": userinfo}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#"},
+	// curl -u/--user and -U/--proxy-user take user:password, as
+	// -E/--cert and --proxy-cert take certificate:password; its
+	// --oauth2-bearer a token, --pass and --proxy-pass a key's
+	// passphrase.
+	{programs: []string{"curl"}, opts: map[string]string{
+		"-u": userinfo, "-U": userinfo, "--user": userinfo, "--proxy-user": userinfo,
+		"-E": userinfo, "--cert": userinfo, "--proxy-cert": userinfo,
+		"--oauth2-bearer": "", "--pass": "", "--proxy-pass": "",
+	}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#"},
+	// Samba's clients take -U user%password.
+	{programs: []string{"smbclient", "rpcclient", "smbcacls"}, opts: map[string]string{"-U": "%", "--user": "%"}, flags: "NPegkq"},
 	// A password given as an option's argument: sshpass -p, redis-cli
-	// -a and --pass, docker (podman) login -p, az login -p. Their
-	// --password is secretName's.
+	// -a and --pass, docker (podman) login -p, az login -p, sqlcmd -P,
+	// MongoDB's shells and tools -p, OpenLDAP's clients -w (ldappasswd
+	// -a and -s: the old and new passwords). Their --password is
+	// secretName's.
 	{programs: []string{"sshpass"}, opts: map[string]string{"-p": ""}, flags: "ehvV", operands: true, args: "fdP", env: []string{"SSHPASS"}},
 	{programs: []string{"redis-cli"}, opts: map[string]string{"-a": "", "--pass": ""}, env: []string{"REDISCLI_AUTH"}},
 	{programs: []string{"docker", "podman"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}},
 	{programs: []string{"az"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}},
+	{programs: []string{"sqlcmd"}, opts: map[string]string{"-P": ""}},
+	{programs: []string{"mongosh", "mongo", "mongodump", "mongorestore", "mongoexport", "mongoimport", "mongostat", "mongotop", "mongofiles"}, opts: map[string]string{"-p": ""}},
+	{programs: []string{"ldapsearch", "ldapmodify", "ldapadd", "ldapdelete", "ldapcompare", "ldapmodrdn", "ldapwhoami", "ldapexop"}, opts: map[string]string{"-w": ""}, flags: "ACLMNQVWZcntuvx"},
+	{programs: []string{"ldappasswd"}, opts: map[string]string{"-w": "", "-a": "", "-s": ""}, flags: "AESMNQVWZcnvx"},
 	// rclone's config password and borg's passphrase, read from the
 	// environment only.
 	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},

@@ -254,6 +254,25 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "redis-cli -a \"${REDISCLI_AUTH:-hunter2}\" ping; echo ${SSHPASS-hunter3}/x"}, []string{"sh", "-c", "redis-cli -a [REDACTED] ping; echo ${SSHPASS-[REDACTED]}/x"}},
 		// Other names and cases: no such variable.
 		{[]string{"env", "sshpass=1", "SSHPASS_FILE=f", "apt-get", "install", "sshpass=1.09-1"}, nil},
+		// Other programs' password options (programOptions), glued to
+		// their letter or not, after flags: kept before.
+		{[]string{"curl", "--oauth2-bearer", "hunter2", "-E", "c.pem:hunter3", "--cert=c.p12:hunter4", "--pass", "hun ter2", "https://h/"},
+			[]string{"curl", "--oauth2-bearer", "[REDACTED]", "-E", "c.pem:[REDACTED]", "--cert=c.p12:[REDACTED]", "--pass", "[REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", "curl -s --oauth2-bearer 'hun ter2' https://h/ && curl --proxy-pass hunter3 --proxy-cert p.pem:hunter4 https://h/"},
+			[]string{"sh", "-c", "curl -s --oauth2-bearer [REDACTED] https://h/ && curl --proxy-pass [REDACTED] --proxy-cert p.pem:[REDACTED] https://h/"}},
+		{[]string{"sqlcmd", "-S", "db", "-U", "sa", "-P", "hunter2", "-Q", "select 1"}, []string{"sqlcmd", "-S", "db", "-U", "sa", "-P", "[REDACTED]", "-Q", "select 1"}},
+		{[]string{"sh", "-c", "sqlcmd -U sa -Phunter2 -d app; mongosh -u ann -p 'hun ter2' db; mongodump -u ann -p=hunter3 --db app"},
+			[]string{"sh", "-c", "sqlcmd -U sa -P[REDACTED] -d app; mongosh -u ann -p [REDACTED] db; mongodump -u ann -p[REDACTED] --db app"}},
+		{[]string{"ldapsearch", "-x", "-H", "ldap://h", "-D", "cn=admin", "-w", "hunter2", "(uid=ann)"}, []string{"ldapsearch", "-x", "-H", "ldap://h", "-D", "cn=admin", "-w", "[REDACTED]", "(uid=ann)"}},
+		{[]string{"sh", "-c", "ldapmodify -xw hunter2 -f m.ldif && ldappasswd -x -D cn=a -w hunter3 -a hunter4 -s 'hun ter2' uid=ann"},
+			[]string{"sh", "-c", "ldapmodify -xw [REDACTED] -f m.ldif && ldappasswd -x -D cn=a -w [REDACTED] -a [REDACTED] -s [REDACTED] uid=ann"}},
+		{[]string{"smbclient", "//h/share", "-U", "ann%hunter2", "-c", "ls"}, []string{"smbclient", "//h/share", "-U", "ann%[REDACTED]", "-c", "ls"}},
+		{[]string{"sh", "-c", "smbclient -L h -NUann%hunter2; rpcclient --user='ann%hun ter2' h; smbcacls -U 'DOM/ann%hunter3' //h/s f"},
+			[]string{"sh", "-c", "smbclient -L h -NUann%[REDACTED]; rpcclient --user='ann%[REDACTED] h; smbcacls -U 'DOM/ann%[REDACTED]' //h/s f"}},
+		// The same letters without a password, or another program's.
+		{[]string{"smbclient", "//h/share", "-U", "ann", "-W", "DOM"}, nil},
+		{[]string{"curl", "-E", "client.pem", "--pass-through", "x", "https://h/"}, nil},
+		{[]string{"sh", "-c", "ldapsearch -x -W -s sub -b dc=x; mongosh --port 27017; sqlcmd -S db -d app; psql -P pager=off; ssh -w 1 h"}, nil},
 		// The same letters elsewhere, and no password: kept.
 		{[]string{"docker", "login", "-u", "ann", "reg.example.com"}, nil},
 		{[]string{"docker", "run", "-p", "8080:80", "img"}, nil},
@@ -682,8 +701,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
-// config:set NAME=…, kubectl create secret --from-literal K=…) or as a
-// URI's password, with @ in it (pieces of its own), after one of the
+// config:set NAME=…, kubectl create secret --from-literal K=…, curl
+// --pass, sqlcmd -P, mongosh -p, ldapsearch -w, smbclient -U
+// user%…) or as a URI's password, with @ in it (pieces of its own), after one of the
 // shell's operators glued or not to the text before it, with arbitrary text around. As in FuzzRedactAssignedSecret
 // the secret is made of digits, the text around has none (nor quotes,
 // backslashes, $, backticks or #, which would move the shell's quotes or
@@ -729,6 +749,11 @@ func FuzzRedactSetSecret(f *testing.F) {
 		{shell: "sh", form: "heroku config:set K={v} {o}", argv: true, opts: []string{"-a app"}},
 		{shell: "sh", form: "kubectl {o} create secret generic n --from-literal=K={v}", argv: true, opts: []string{"-n ns", "--context c"}},
 		{shell: "sh", form: "oc create secret generic n {o} --from-literal K={v}", argv: true, opts: []string{"--from-file=f", "--from-literal=a=b"}},
+		{shell: "sh", form: "curl {o} --pass {v} https://h/", argv: true, opts: []string{"-s", "-E c.pem", "-k"}}, // (--oauth2-bearer has a digit)
+		{shell: "sh", form: "sqlcmd {o} -P {v}", argv: true, opts: []string{"-S db", "-U sa", "-d app"}},
+		{shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
+		{shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
+		{shell: "sh", form: "smbclient //h/s {o} -U ann%{v}", argv: true, opts: []string{"-N", "-W DOM", "-c ls", "-L h"}},
 		{shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: uriPieces},
 		{shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: uriPieces},
 	}
