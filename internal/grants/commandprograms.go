@@ -82,6 +82,11 @@ var programOptions = []programOption{
 	// environment only.
 	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},
 	{programs: []string{"borg"}, env: []string{"BORG_PASSPHRASE"}},
+	// openssl's pass phrase arguments (-passin, -passout, -pass) name
+	// where it is read from, and hold it only as pass:X; enc's -k is a
+	// password and -K a key, whole. Its options are words: -kfile F and
+	// -in F are no -k nor -i.
+	{programs: []string{"openssl"}, opts: map[string]string{"-passin": "pass:", "-passout": "pass:", "-pass": "pass:", "-k": "", "-K": ""}, words: true},
 	// gh secret set NAME --body VALUE sets a secret whatever its NAME
 	// says (setValues sees the value only under a secret's name).
 	{programs: []string{"gh"}, sub: []string{"secret", "set"}, opts: map[string]string{"-b": "", "--body": ""}},

@@ -269,6 +269,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"smbclient", "//h/share", "-U", "ann%hunter2", "-c", "ls"}, []string{"smbclient", "//h/share", "-U", "ann%[REDACTED]", "-c", "ls"}},
 		{[]string{"sh", "-c", "smbclient -L h -NUann%hunter2; rpcclient --user='ann%hun ter2' h; smbcacls -U 'DOM/ann%hunter3' //h/s f"},
 			[]string{"sh", "-c", "smbclient -L h -NUann%[REDACTED]; rpcclient --user='ann%[REDACTED] h; smbcacls -U 'DOM/ann%[REDACTED]' //h/s f"}},
+		// openssl's pass phrases given as pass:X, and enc's -k and -K.
+		{[]string{"openssl", "rsa", "-in", "k.pem", "-passin", "pass:hunter2", "-passout", "pass:hun ter2", "-out", "o.pem"},
+			[]string{"openssl", "rsa", "-in", "k.pem", "-passin", "pass:[REDACTED]", "-passout", "pass:[REDACTED]", "-out", "o.pem"}},
+		{[]string{"sh", "-c", "openssl enc -aes-256-cbc -k hunter2 -in f && openssl pkcs12 -export -passout 'pass:hun ter2' -in c && openssl enc -K hunter3 -iv 00 -pass pass:hunter4"},
+			[]string{"sh", "-c", "openssl enc -aes-256-cbc -k [REDACTED] -in f && openssl pkcs12 -export -passout 'pass:[REDACTED]' -in c && openssl enc -K [REDACTED] -iv 00 -pass pass:[REDACTED]"}},
+		{[]string{"openssl", "rsa", "-in", "k.pem", "-passin", "env:KEYPW", "-passout", "file:pw.txt", "-kfile", "f", "-out", "o"}, nil},
 		// The same letters without a password, or another program's.
 		{[]string{"smbclient", "//h/share", "-U", "ann", "-W", "DOM"}, nil},
 		{[]string{"curl", "-E", "client.pem", "--pass-through", "x", "https://h/"}, nil},
@@ -702,13 +708,15 @@ func TestRedactHeadersLinear(t *testing.T) {
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
 // config:set NAME=…, kubectl create secret --from-literal K=…, curl
-// --pass, sqlcmd -P, mongosh -p, ldapsearch -w, smbclient -U
-// user%…) or as a URI's password, with @ in it (pieces of its own), after one of the
-// shell's operators glued or not to the text before it, with arbitrary text around. As in FuzzRedactAssignedSecret
-// the secret is made of digits, the text around has none (nor quotes,
-// backslashes, $, backticks or #, which would move the shell's quotes or
-// make the secret a comment), and any digit in the record is a piece of
-// the secret that was kept. In a PowerShell line the backtick, its escape,
+// --pass, openssl -passin pass:… and -k, sqlcmd -P, mongosh -p,
+// ldapsearch -w, smbclient -U user%…) or as a URI's password, with @ in
+// it (pieces of its own), after one of the shell's operators glued or
+// not to the text before it, with arbitrary text around. As in
+// FuzzRedactAssignedSecret the secret is made of digits, the text around
+// has none (nor quotes, backslashes, $, backticks or #, which would move
+// the shell's quotes or make the secret a comment; a form's own text
+// neither: curl --oauth2-bearer is left to TestRedactCommand), and any
+// digit in the record is a piece of the secret that was kept. In a PowerShell line the backtick, its escape,
 // is no operator and stands only at a word's start (`Set-Item is
 // Set-Item). The value is a shell word of unquoted,
 // quoted and escaped pieces (styles), or in argv (which/16%2 == 1 for
@@ -749,7 +757,9 @@ func FuzzRedactSetSecret(f *testing.F) {
 		{shell: "sh", form: "heroku config:set K={v} {o}", argv: true, opts: []string{"-a app"}},
 		{shell: "sh", form: "kubectl {o} create secret generic n --from-literal=K={v}", argv: true, opts: []string{"-n ns", "--context c"}},
 		{shell: "sh", form: "oc create secret generic n {o} --from-literal K={v}", argv: true, opts: []string{"--from-file=f", "--from-literal=a=b"}},
-		{shell: "sh", form: "curl {o} --pass {v} https://h/", argv: true, opts: []string{"-s", "-E c.pem", "-k"}}, // (--oauth2-bearer has a digit)
+		{shell: "sh", form: "curl {o} --pass {v} https://h/", argv: true, opts: []string{"-s", "-E c.pem", "-k"}},
+		{shell: "sh", form: "openssl rsa {o} -passin pass:{v} -out o", argv: true, opts: []string{"-in k", "-passout env:X", "-kfile f"}},
+		{shell: "sh", form: "openssl enc {o} -k {v} -in f", argv: true, opts: []string{"-aes-cbc", "-pass env:X", "-kfile f", "-in f"}},
 		{shell: "sh", form: "sqlcmd {o} -P {v}", argv: true, opts: []string{"-S db", "-U sa", "-d app"}},
 		{shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
 		{shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
