@@ -41,6 +41,12 @@ type programOption struct {
 	// assign: each NAME=VALUE operand after sub sets a secret, its VALUE
 	// hidden whatever NAME says (fly secrets set STRIPE_KEY=X).
 	assign bool
+	// operand: with the letter batch among the program's flags, its
+	// operand at this place (from 1) is a secret, one place earlier with
+	// the letter fewer too (htpasswd -b FILE USER PW, htpasswd -nb USER
+	// PW). Its options come before its operands.
+	operand      int
+	batch, fewer byte
 	// env are the environment variables the program reads a secret from,
 	// by its documentation, whose names do not say so (secretName reads
 	// them as it reads PGPASSWORD): SSHPASS=X sshpass -e, REDISCLI_AUTH=X
@@ -87,6 +93,8 @@ var programOptions = []programOption{
 	// password and -K a key, whole. Its options are words: -kfile F and
 	// -in F are no -k nor -i.
 	{programs: []string{"openssl"}, opts: map[string]string{"-passin": "pass:", "-passout": "pass:", "-pass": "pass:", "-k": "", "-K": ""}, words: true},
+	// htpasswd -b takes the password as its last operand (-n: no file).
+	{programs: []string{"htpasswd"}, flags: "bcnimBdpsDv", args: "Cr", operand: 3, batch: 'b', fewer: 'n'},
 	// gh secret set NAME --body VALUE sets a secret whatever its NAME
 	// says (setValues sees the value only under a secret's name).
 	{programs: []string{"gh"}, sub: []string{"secret", "set"}, opts: map[string]string{"-b": "", "--body": ""}},
@@ -167,6 +175,8 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 	var pending *secretCut // word k is the secret argument of the option before it
 	skip := false          // word k is another option's argument (operands)
 	sub := 0               // how many words of o.sub have been seen
+	letters := ""          // o's flags seen (batch, fewer)
+	operands := 0          // o's operands seen
 	for k := 0; k < n; k++ {
 		if pending != nil {
 			hide(k, *pending)
@@ -175,8 +185,10 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 		}
 		raw := word(k)
 		w := bareWord(raw)
-		if p := programOf(w); p != nil {
-			o, skip, sub = p, false, 0
+		// A program whose operands are counted runs no other: its
+		// operand /etc/nginx/htpasswd is no htpasswd.
+		if p := programOf(w); p != nil && (o == nil || o.operand == 0) {
+			o, skip, sub, letters, operands = p, false, 0, "", 0
 			continue
 		}
 		switch {
@@ -196,6 +208,16 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 		case o.assign && !isOption(w):
 			if strings.Contains(w, "=") {
 				hide(k, secretCut{after: []string{"="}})
+			}
+			continue
+		case o.operand > 0 && !isOption(w):
+			operands++
+			at := o.operand
+			if strings.IndexByte(letters, o.fewer) >= 0 {
+				at--
+			}
+			if operands == at && strings.IndexByte(letters, o.batch) >= 0 {
+				hide(k, secretCut{})
 			}
 			continue
 		}
@@ -220,6 +242,7 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 		for j := 1; j < len(w); j++ {
 			c := w[j]
 			if strings.IndexByte(o.flags, c) >= 0 {
+				letters += string(c)
 				continue
 			}
 			if piece, ok := o.opts["-"+string(c)]; ok {

@@ -275,6 +275,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "openssl enc -aes-256-cbc -k hunter2 -in f && openssl pkcs12 -export -passout 'pass:hun ter2' -in c && openssl enc -K hunter3 -iv 00 -pass pass:hunter4"},
 			[]string{"sh", "-c", "openssl enc -aes-256-cbc -k [REDACTED] -in f && openssl pkcs12 -export -passout 'pass:[REDACTED]' -in c && openssl enc -K [REDACTED] -iv 00 -pass pass:[REDACTED]"}},
 		{[]string{"openssl", "rsa", "-in", "k.pem", "-passin", "env:KEYPW", "-passout", "file:pw.txt", "-kfile", "f", "-out", "o"}, nil},
+		// htpasswd -b's password, its last operand: after FILE USER, or
+		// USER alone with -n.
+		{[]string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "hunter2"}, []string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "[REDACTED]"}},
+		{[]string{"sh", "-c", "htpasswd -cbB f ann 'hun ter2' && htpasswd -nb ann hunter3 > f2 && htpasswd -Bnb -r 5 ann hunter4"},
+			[]string{"sh", "-c", "htpasswd -cbB f ann [REDACTED] && htpasswd -nb ann [REDACTED] > f2 && htpasswd -Bnb -r 5 ann [REDACTED]"}},
+		// Without -b htpasswd asks for it: the operands are kept.
+		{[]string{"sh", "-c", "htpasswd -c f ann && htpasswd -n ann > f2 && htpasswd -D f ann"}, nil},
 		// The same letters without a password, or another program's.
 		{[]string{"smbclient", "//h/share", "-U", "ann", "-W", "DOM"}, nil},
 		{[]string{"curl", "-E", "client.pem", "--pass-through", "x", "https://h/"}, nil},
@@ -708,8 +715,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
 // config:set NAME=…, kubectl create secret --from-literal K=…, curl
-// --pass, openssl -passin pass:… and -k, sqlcmd -P, mongosh -p,
-// ldapsearch -w, smbclient -U user%…) or as a URI's password, with @ in
+// --pass, openssl -passin pass:… and -k, htpasswd -b's operand, sqlcmd
+// -P, mongosh -p, ldapsearch -w, smbclient -U user%…) or as a URI's password, with @ in
 // it (pieces of its own), after one of the shell's operators glued or
 // not to the text before it, with arbitrary text around. As in
 // FuzzRedactAssignedSecret the secret is made of digits, the text around
@@ -760,6 +767,8 @@ func FuzzRedactSetSecret(f *testing.F) {
 		{shell: "sh", form: "curl {o} --pass {v} https://h/", argv: true, opts: []string{"-s", "-E c.pem", "-k"}},
 		{shell: "sh", form: "openssl rsa {o} -passin pass:{v} -out o", argv: true, opts: []string{"-in k", "-passout env:X", "-kfile f"}},
 		{shell: "sh", form: "openssl enc {o} -k {v} -in f", argv: true, opts: []string{"-aes-cbc", "-pass env:X", "-kfile f", "-in f"}},
+		{shell: "sh", form: "htpasswd {o} -b f ann {v}", argv: true, opts: []string{"-c", "-B", "-C cost", "-m"}},
+		{shell: "sh", form: "htpasswd -nb {o} ann {v}", argv: true, opts: []string{"-B", "-C cost", "-i"}},
 		{shell: "sh", form: "sqlcmd {o} -P {v}", argv: true, opts: []string{"-S db", "-U sa", "-d app"}},
 		{shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
 		{shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
