@@ -29,6 +29,10 @@ type programOption struct {
 	// flags are the program's letters that take no argument, which may
 	// come before a letter of opts in one word (curl -sSu X).
 	flags string
+	// glued are the letters of opts whose argument is the rest of their
+	// word only: alone, the option asks for the secret, and the word
+	// after it is no secret (mysql -pPW; mysql -p db).
+	glued string
 	// words: the program's options are whole words, never letters
 	// clustered or glued to their argument (openssl -kfile F is no -k).
 	words bool
@@ -84,6 +88,8 @@ var programOptions = []programOption{
 	{programs: []string{"mongosh", "mongo", "mongodump", "mongorestore", "mongoexport", "mongoimport", "mongostat", "mongotop", "mongofiles"}, opts: map[string]string{"-p": ""}},
 	{programs: []string{"ldapsearch", "ldapmodify", "ldapadd", "ldapdelete", "ldapcompare", "ldapmodrdn", "ldapwhoami", "ldapexop"}, opts: map[string]string{"-w": ""}, flags: "ACLMNQVWZcntuvx"},
 	{programs: []string{"ldappasswd"}, opts: map[string]string{"-w": "", "-a": "", "-s": ""}, flags: "AESMNQVWZcnvx"},
+	// The MySQL and MariaDB clients take their password glued to -p.
+	{programs: mysqlClients, opts: map[string]string{"-p": ""}, glued: "p", flags: "ABCEHNVXabcfgiknqstvx"},
 	// rclone's config password and borg's passphrase, read from the
 	// environment only.
 	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},
@@ -222,7 +228,9 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			continue
 		}
 		if piece, ok := o.opts[w]; ok {
-			pending = &secretCut{after: pieces(piece)}
+			if len(w) != 2 || strings.IndexByte(o.glued, w[1]) < 0 {
+				pending = &secretCut{after: pieces(piece)}
+			}
 			continue
 		}
 		if strings.HasPrefix(w, "--") {
@@ -248,7 +256,7 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			if piece, ok := o.opts["-"+string(c)]; ok {
 				if j+1 < len(w) {
 					hide(k, secretCut{from: rawIndex(raw, j+1), after: pieces(piece)})
-				} else {
+				} else if strings.IndexByte(o.glued, c) < 0 {
 					pending = &secretCut{after: pieces(piece)}
 				}
 			}

@@ -61,7 +61,9 @@ var (
 	// when the name says so (headerSecret) and runs as far as
 	// headerValue takes it.
 	headerName = regexp.MustCompile(`([A-Za-z0-9_-]+)[ \t]*:`)
-	// mysqlPassword is a MySQL client's -pPASSWORD inside a shell line.
+	// mysqlPassword is a MySQL client's -pPASSWORD inside text that is
+	// not read as the shell's words (a JSON body's "mysql -u r -pX"):
+	// programOptions' row sees it in argv and shell lines.
 	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
 	// lineFlag is a --flag word in a shell line: where blanks follow it,
 	// the next shell word is the value, as the next argument is in argv
@@ -148,8 +150,6 @@ func redactCommand(argv []string, secrets ...string) []string {
 			a = RedactedArg
 		case cuts[i] != nil:
 			a = cuts[i].apply(a)
-		case i > 0 && slices.Contains(mysqlClients, path.Base(argv[0])) && len(a) > 2 && strings.HasPrefix(a, "-p") && !strings.HasPrefix(a, "--"):
-			a = "-p" + RedactedArg
 		}
 		out[i] = a
 	}

@@ -44,6 +44,15 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"/usr/bin/mysqldump", "-phunter2"}, []string{"/usr/bin/mysqldump", "-p[REDACTED]"}},
 		{[]string{"sh", "-c", "mysql -u root -phunter2 app < dump.sql"}, []string{"sh", "-c", "mysql -u root -p[REDACTED] app < dump.sql"}},
 		{[]string{"ssh", "-p2222", "host"}, nil},
+		// -p's password quoted or after other letters in a shell line,
+		// or a client run by sudo (programOptions): only -pPW bare, or
+		// argv[0]'s, was seen. Alone, -p asks for it: the database after
+		// it stays.
+		{[]string{"sh", "-c", `mysql -u root -p'hun ter2' app; mariadb -p"hunter3" app; mysqldump -vphunter4 app`},
+			[]string{"sh", "-c", `mysql -u root -p'[REDACTED] app; mariadb -p"[REDACTED] app; mysqldump -vp[REDACTED] app`}},
+		{[]string{"sudo", "mysql", "-uroot", "-Bphunter2", "-e", "select 1"}, []string{"sudo", "mysql", "-uroot", "-Bp[REDACTED]", "-e", "select 1"}},
+		{[]string{"sh", "-c", "mysql -h db -P 3306 -p app && mysqladmin -u root -vp status"}, nil},
+		{[]string{"mysql", "-p", "app"}, nil},
 		// A secret's assignment inside the quoted value of another name
 		// (a libpq conninfo in a flag), and values the shell joins from
 		// quoted, unquoted and escaped pieces: each piece used to be kept
@@ -715,8 +724,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
 // config:set NAME=…, kubectl create secret --from-literal K=…, curl
-// --pass, openssl -passin pass:… and -k, htpasswd -b's operand, sqlcmd
-// -P, mongosh -p, ldapsearch -w, smbclient -U user%…) or as a URI's password, with @ in
+// --pass, openssl -passin pass:… and -k, htpasswd -b's operand, mysql
+// -p…, sqlcmd -P, mongosh -p, ldapsearch -w, smbclient -U user%…) or as a URI's password, with @ in
 // it (pieces of its own), after one of the shell's operators glued or
 // not to the text before it, with arbitrary text around. As in
 // FuzzRedactAssignedSecret the secret is made of digits, the text around
@@ -769,6 +778,8 @@ func FuzzRedactSetSecret(f *testing.F) {
 		{shell: "sh", form: "openssl enc {o} -k {v} -in f", argv: true, opts: []string{"-aes-cbc", "-pass env:X", "-kfile f", "-in f"}},
 		{shell: "sh", form: "htpasswd {o} -b f ann {v}", argv: true, opts: []string{"-c", "-B", "-C cost", "-m"}},
 		{shell: "sh", form: "htpasswd -nb {o} ann {v}", argv: true, opts: []string{"-B", "-C cost", "-i"}},
+		{shell: "sh", form: "mysql {o} -p{v} app", argv: true, opts: []string{"-u root", "-B", "-h db", "-e select"}},
+		{shell: "sh", form: "mariadb-dump {o} -vp{v} app", argv: true, opts: []string{"-u root", "-p", "--port port"}},
 		{shell: "sh", form: "sqlcmd {o} -P {v}", argv: true, opts: []string{"-S db", "-U sa", "-d app"}},
 		{shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
 		{shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
