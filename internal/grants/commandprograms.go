@@ -148,9 +148,12 @@ func (c secretCut) start(w string) int {
 
 // apply returns w with its secret replaced by RedactedArg. A closing
 // quote of a word that is one quoted piece is kept ('ann:[REDACTED]').
+// An empty secret (curl -u ann:) is left as it is: a [REDACTED] put
+// there would be read by the later rules as text of the word (a header
+// line's credential, whose own value was then kept).
 func (c secretCut) apply(w string) string {
 	s := c.start(w)
-	if s < 0 {
+	if s < 0 || quotedEnd(w, s) == s {
 		return w
 	}
 	return w[:s] + RedactedArg + w[quotedEnd(w, s):]

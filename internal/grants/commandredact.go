@@ -586,10 +586,21 @@ func redactLineArgs(a string, ps bool) string {
 		for j < len(a) && (a[j] == ' ' || a[j] == '\t') {
 			j++
 		}
-		if j > i {
-			return j, shellWordEnd(a, j)
+		if j == i {
+			return i, i // no blank after the flag: no value of its own
 		}
-		return i, i // no blank after the flag: no value of its own
+		start, end := j, shellWordEnd(a, j)
+		// A value that is a secret's --flag itself (tool --secret
+		// --token X) may be that flag instead: its value, whose own
+		// match this one passes over, is taken too.
+		for w := bareWord(a[j:end]); isOption(w) && secretName(w); w = bareWord(a[j:end]) {
+			k := skipBlank(a, end)
+			if k == end || k == len(a) {
+				break
+			}
+			j, end = k, shellWordEnd(a, k)
+		}
+		return start, end
 	}
 	return redactSetValues(redactValues(a, lineFlag, secretName, next), ps)
 }
@@ -621,6 +632,9 @@ func redactSetValues(a string, ps bool) string {
 				continue
 			}
 			w := word(k)
+			if quotedEnd(w, s) == s {
+				continue // an empty secret: see secretCut.apply
+			}
 			b.WriteString(a[at : words[k][0]+s])
 			b.WriteString(RedactedArg)
 			at = words[k][0] + quotedEnd(w, s)

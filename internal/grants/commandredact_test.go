@@ -225,6 +225,14 @@ func TestRedactCommand(t *testing.T) {
 		// taken with the first).
 		{[]string{"bash", "-c", "A[;MYSQL_PWD[i]=hunter2"}, []string{"bash", "-c", "A[;MYSQL_PWD[i]=[REDACTED]"}},
 		{[]string{"sh", "-c", "tool -A --password hunter2 -v --token hunter3"}, []string{"sh", "-c", "tool -A --password [REDACTED] -v --token [REDACTED]"}},
+		// A secret's --flag as the value of another (found by
+		// FuzzRedactAssignedSecret): its own value was passed over, inside
+		// the first one's. An empty password of curl -u glued to a header
+		// line (found by FuzzRedactHeaderSecret): the [REDACTED] put there
+		// was taken for the header's credential, and the credential kept.
+		{[]string{"sh", "-c", "tool --secret --token hunter2 -v"}, []string{"sh", "-c", "tool --secret [REDACTED] -v"}},
+		{[]string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: \"hunter2\"' https://h/"}, []string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: [REDACTED]' https://h/"}},
+		{[]string{"curl", "-u", "ann:", "https://h/"}, nil},
 		// A program's own option whose argument is a secret, though its
 		// name says nothing (programOptions): curl's user:password, the
 		// user kept, in argv and in a shell line, glued (-uann:…), after
