@@ -90,7 +90,7 @@ func TestAWSWalkthrough(t *testing.T) {
 	}
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "cp", bigSeed, "s3://logs/app/2026/12/01/big.bin"), "seed big.bin")
 
-	e := writeSetupWith(t, setup{awsListen: freePort(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
 	e.start(t)
 
 	out := mustOK(t, airlock(t, e.addr, e.bot.Key, "request", "aws-prod", "--allow", "s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*",

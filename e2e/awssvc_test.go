@@ -54,7 +54,7 @@ func startLogsEnv(t *testing.T, policies string) (cli string, logs *awsfake.Serv
 	cli = testenv.AWSCLI(t)
 	logs = awsfake.Start("logs", "us-east-1", logsUpKey, logsUpSecret)
 	t.Cleanup(logs.Close)
-	e = writeSetupWith(t, setup{awsListen: freePort(t), awsKey: logsUpKey, awsSecret: logsUpSecret,
+	e = writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsKey: logsUpKey, awsSecret: logsUpSecret,
 		awsEndpoints: "{ logs: " + logs.URL + " }", policies: policies})
 	e.start(t)
 	return cli, logs, e

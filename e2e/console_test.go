@@ -44,7 +44,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "mb", "s3://logs"), "make bucket")
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "cp", seed, "s3://logs/app/2026/12/01/api.log"), "seed")
 
-	e := writeSetupWith(t, setup{awsListen: freePort(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
 	e.start(t)
 
 	failDir, err := os.MkdirTemp("", "airlock-console-shots-")

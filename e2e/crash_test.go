@@ -33,7 +33,7 @@ func TestCrashRecovery(t *testing.T) {
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", up.URL, "s3", "mb", "s3://logs"), "make bucket")
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", up.URL, "s3", "cp", seed, "s3://logs/app/api.log"), "seed")
 
-	e := writeSetupWith(t, setup{awsListen: freePort(t), awsEndpoint: up.URL, awsKey: up.AccessKeyID, awsSecret: up.SecretAccessKey})
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: up.URL, awsKey: up.AccessKeyID, awsSecret: up.SecretAccessKey})
 	e.start(t)
 	out := mustOK(t, airlock(t, e.addr, e.bot.Key, "request", "aws-prod", "--allow", "s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*",
 		"--for", "10m", "--reason", "crash test"), "request")

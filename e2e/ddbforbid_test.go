@@ -53,7 +53,7 @@ func TestDynamoIndexWithinForbiddenTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := writeSetupWith(t, setup{awsListen: freePort(t), awsKey: upKey, awsSecret: upSecret,
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsKey: upKey, awsSecret: upSecret,
 		awsEndpoints: "{ dynamodb: " + url + " }",
 		policies: `
 @id("sre-queries-tables") @approval("auto")

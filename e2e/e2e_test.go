@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 var airlockBin string
@@ -93,16 +94,6 @@ func keygen(t *testing.T) keypair {
 		t.Fatal(err)
 	}
 	return keypair{k.Key, k.SHA}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 const policies = `@id("triage-reads-app-logs")
@@ -190,7 +181,7 @@ func writeSetupWith(t *testing.T, o setup) *env {
 	}
 	e := &env{dir: t.TempDir(), bot: keygen(t), alice: keygen(t),
 		serveEnv: []string{"AWS_PROD_ACCESS_KEY_ID=" + o.awsKey, "AWS_PROD_SECRET_ACCESS_KEY=" + o.awsSecret}}
-	api := freePort(t)
+	api := testenv.FreeAddr(t)
 	e.addr = "http://" + api
 	if err := os.MkdirAll(filepath.Join(e.dir, "policies"), 0o755); err != nil {
 		t.Fatal(err)

@@ -47,8 +47,8 @@ func TestMCPTypeScriptClient(t *testing.T) {
 @approval("auto")
 permit (principal in Group::"sre-team", action == Action::"pg:select", resource == Target::"orders-db");
 `
-	e := writeSetupWith(t, setup{awsListen: freePort(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey,
-		pgListen: freePort(t), pgUpstream: f.upstream, policies: pol})
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey,
+		pgListen: testenv.FreeAddr(t), pgUpstream: f.upstream, policies: pol})
 	e.start(t)
 
 	responses := filepath.Join(t.TempDir(), "responses.jsonl")

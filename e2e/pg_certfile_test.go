@@ -27,7 +27,7 @@ func TestPostgresGatewayOwnCertificateIsChecked(t *testing.T) {
 	if _, _, err := tlscert.Ensure(other, []string{"pg.airlock.test"}); err != nil {
 		t.Fatal(err)
 	}
-	pg := freePort(t)
+	pg := testenv.FreeAddr(t)
 	_, port, _ := strings.Cut(pg, ":")
 	e := writeSetupWith(t, setup{pgListen: pg, pgUpstream: f.upstream, policies: `
 @id("agents-read-customers-tls")

@@ -106,7 +106,7 @@ func TestPostgresWalkthrough(t *testing.T) {
 permit (principal in Group::"sre-team", action == Action::"pg:select", resource == Target::"orders-db")
 when { context.duration_seconds <= 900 };
 `
-	e := writeSetupWith(t, setup{pgListen: freePort(t), pgUpstream: f.upstream, policies: pol})
+	e := writeSetupWith(t, setup{pgListen: testenv.FreeAddr(t), pgUpstream: f.upstream, policies: pol})
 	e.start(t)
 
 	scopeStmt := "pg:select " + f.db + ".public.customers"

@@ -23,7 +23,7 @@ import (
 func TestForbidReloadCutsOpenPostgresSession(t *testing.T) {
 	psql := testenv.Tool(t, "psql", "install it with: apt-get install postgresql-client")
 	f := newPGFixture(t)
-	e := writeSetupWith(t, setup{pgListen: freePort(t), pgUpstream: f.upstream, policies: `
+	e := writeSetupWith(t, setup{pgListen: testenv.FreeAddr(t), pgUpstream: f.upstream, policies: `
 @id("agents-read-customers")
 @approval("auto")
 permit (principal in Group::"sre-team", action == Action::"pg:select", resource == Target::"orders-db");

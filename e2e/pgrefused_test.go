@@ -36,7 +36,7 @@ func TestPostgresRefusedStatementIsDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	adm.Close(ctx)
-	e := writeSetupWith(t, setup{pgListen: freePort(t), pgUpstream: f.upstream, policies: `
+	e := writeSetupWith(t, setup{pgListen: testenv.FreeAddr(t), pgUpstream: f.upstream, policies: `
 @id("agents-read-customers")
 @approval("auto")
 permit (principal in Group::"sre-team", action == Action::"pg:select", resource == Target::"orders-db");

@@ -38,7 +38,7 @@ func TestForbidReloadS3PartOfScope(t *testing.T) {
 		write(t, seed, body)
 		mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "cp", seed, "s3://logs/"+key), "seed "+key)
 	}
-	e := writeSetupWith(t, setup{awsListen: freePort(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
 	e.start(t)
 
 	request := func(scope, dur, reason string) string {

@@ -31,7 +31,7 @@ func startProvider(t *testing.T, script string, env ...string) (issuer string, s
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
 		testenv.Tool(t, filepath.Join(dir, "node_modules", "oidc-provider", "package.json"), "run: (cd e2e/console && npm ci)")
 	}
-	addr := freePort(t)
+	addr := testenv.FreeAddr(t)
 	op := exec.Command(node, script)
 	op.Dir = dir
 	op.Env = append(append(os.Environ(), "OP_PORT="+strings.TrimPrefix(addr, "127.0.0.1:")), env...)

@@ -90,12 +90,7 @@ func parse(out []byte) result {
 // on a loopback port and returns its URL.
 func startVersity(t *testing.T, bin string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testenv.FreeAddr(t)
 	root, side := t.TempDir(), t.TempDir()
 	cmd := exec.Command(bin, "--access", upstreamAK, "--secret", upstreamSK, "--port", addr, "--quiet", "posix", "--sidecar", side, root)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID=", "ROOT_SECRET_ACCESS_KEY=")

@@ -87,17 +87,6 @@ func mustOK(t *testing.T, r result, what string) string {
 	return r.stdout
 }
 
-// freeAddr picks a free loopback port (listening on :0) for a flag.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -338,7 +327,7 @@ func (c *cluster) seedOrders(t *testing.T) {
 // waits until it reports ready.
 func (c *cluster) start(t *testing.T, name string) *replica {
 	t.Helper()
-	r := &replica{name: name, api: freeAddr(t), aws: freeAddr(t), pg: freeAddr(t),
+	r := &replica{name: name, api: testenv.FreeAddr(t), aws: testenv.FreeAddr(t), pg: testenv.FreeAddr(t),
 		dataDir: filepath.Join(c.dir, "data-"+name), stderr: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(airlockBin, "serve", "--config", c.cfg,
 		"--listen-api", r.api, "--listen-aws", r.aws, "--listen-postgres", r.pg, "--data-dir", r.dataDir)

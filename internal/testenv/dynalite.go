@@ -22,12 +22,10 @@ func Dynalite(t testing.TB, dir string) string {
 	}
 	bin := Tool(t, filepath.Join(dir, "node_modules", ".bin", "dynalite"), "run: (cd e2e/dynalite && npm ci)")
 	Tool(t, "node", "install it with: apt-get install nodejs npm")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--createTableMs", "0", "--deleteTableMs", "0")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -74,13 +73,10 @@ func NewPrivatePostgres() (*PrivatePostgres, error) {
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if p.port, err = FreePort(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	if err := p.run("initdb", "-D", p.data(), "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w", err)

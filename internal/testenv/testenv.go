@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -127,12 +126,7 @@ func VersityVersioned(t testing.TB) *S3 {
 func versity(t testing.TB, versioning bool) *S3 {
 	t.Helper()
 	bin := Tool(t, "versitygw", "install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := FreeAddr(t)
 	s := &S3{URL: "http://" + addr, AccessKeyID: "VGWROOT" + randHex(6), SecretAccessKey: randHex(20), Dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	args := []string{"--access", s.AccessKeyID, "--secret", s.SecretAccessKey, "--port", addr, "--quiet", "posix"}
