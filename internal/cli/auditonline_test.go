@@ -27,10 +27,7 @@ import (
 func TestAuditVerifyOnlinePinnedKeyDamagedLog(t *testing.T) {
 	l := startServer(t, nil)
 	pub := filepath.Join(l.dataDir, "log-signing.pub")
-	witness, err := os.ReadFile(filepath.Join(l.dataDir, "checkpoint"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	witness := l.checkpoint()
 	wpath := filepath.Join(t.TempDir(), "checkpoint.copy")
 	if err := os.WriteFile(wpath, witness, 0o644); err != nil {
 		t.Fatal(err)
@@ -142,10 +139,7 @@ func TestAuditVerifyWitnessSavedAsAPIAnswer(t *testing.T) {
 func TestAuditVerifyWitnessOfAnotherLog(t *testing.T) {
 	l := startServer(t, nil)
 	pub := filepath.Join(l.dataDir, "log-signing.pub")
-	own, err := os.ReadFile(filepath.Join(l.dataDir, "checkpoint"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	own := l.checkpoint()
 	signer, _, _, err := serverkeys.LoadJournalSigner(serverkeys.Sources{DataDir: l.dataDir, Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)

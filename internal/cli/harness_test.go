@@ -125,3 +125,21 @@ func (l *liveServer) activeGrant(reason string) string {
 	}
 	return id
 }
+
+// checkpoint returns the server's witness file (data_dir/checkpoint),
+// waiting for it: the log writes it in the background after the first
+// batch, so a test that reads it right after start could find none yet
+// (TestAuditVerifyWitnessOfAnotherLog failed so once under load).
+func (l *liveServer) checkpoint() []byte {
+	l.t.Helper()
+	path := filepath.Join(l.dataDir, server.WitnessFile)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("no checkpoint in %s after 15 s: %v", l.dataDir, err)
+		}
+	}
+}
