@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -125,5 +127,20 @@ permit (principal in Group::"sre-team", action == Action::"pg:select", resource 
 	}
 	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {
 		t.Fatalf("audit verify: %s %s", r.stdout, r.stderr)
+	}
+	// The day's evidence bundle is v4, the format whose documented
+	// derivation counts the refused INSERT as denied, and verify-bundle
+	// derives the same rows from its entries, with no warning.
+	day := time.Now().UTC().Format("2006-01-02")
+	file := filepath.Join(t.TempDir(), "review.json")
+	mustOK(t, airlock(t, e.addr, e.alice.Key, "audit", "export", "--account", "111122223333", "--day", day, "-o", file), "audit export")
+	b, err := os.ReadFile(file)
+	if err != nil || !strings.HasPrefix(string(b), `{"format":"airlock-evidence-bundle/v4",`) {
+		t.Fatalf("the bundle: %.60s, %v", b, err)
+	}
+	vb := airlock(t, e.addr, "", "audit", "verify-bundle", file, "--key", filepath.Join(e.dir, "airlock-data", "log-signing.pub"))
+	if vb.code != 0 || vb.stderr != "" || !strings.Contains(vb.stdout, wrote+" log-triage-bot ") ||
+		!strings.Contains(vb.stdout, `reason "count customers", approved by policy agents-read-customers, 2 sessions, 1 calls, 1 denied`) {
+		t.Fatalf("verify-bundle: exit %d:\n%s%s", vb.code, vb.stdout, vb.stderr)
 	}
 }

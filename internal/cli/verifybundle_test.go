@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -91,5 +93,62 @@ func TestVerifyBundleShowsFindings(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify-bundle's output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestVerifyBundleRefused: verify-bundle on a v4 bundle holding a
+// statement PostgreSQL refused (../evidence/testdata/bundle-v4.json: the
+// INSERT is denied, not a call) and on a v3 bundle the release that added
+// that rule exported (bundle-v3-refused.json): both exit 0 with the same
+// rows; the v3 one warns on stderr, in -o json too, that a verifier of the
+// v3 text reports its rows as a mismatch. Its refused mark taken off
+// (the entry edited in the file) exits 1.
+func TestVerifyBundleRefused(t *testing.T) {
+	dir := filepath.Join("..", "evidence", "testdata")
+	gD := "g_dddddddddddd log-triage-bot active - reason \"count orders\", approved by policy reads, 1 sessions, 1 calls, 1 denied, findings -"
+	for _, tc := range []struct {
+		name, warn string
+	}{{"bundle-v4", ""}, {"bundle-v3-refused", "WARNING this bundle's format predates the documented rule for results marked refused"}} {
+		file, pub := filepath.Join(dir, tc.name+".json"), filepath.Join(dir, tc.name+".pub")
+		code, out, errOut := run(t, nil, "audit", "verify-bundle", file, "--key", pub, "--origin", "airlock/0123abcd")
+		if code != 0 || !strings.Contains(out, "OK: 2 grant(s)") || !strings.Contains(out, "the signed statement lists every one") ||
+			!strings.Contains(out, gD) || (tc.warn == "") != (errOut == "") || !strings.HasPrefix(errOut, tc.warn) {
+			t.Errorf("verify-bundle %s: exit %d:\n%s%s", tc.name, code, out, errOut)
+		}
+		code, out, errOut = run(t, nil, "-o", "json", "audit", "verify-bundle", file, "--key", pub, "--origin", "airlock/0123abcd")
+		if code != 0 || !strings.Contains(out, `"format": "airlock-evidence-bundle/`) || !strings.HasPrefix(errOut, tc.warn) || (tc.warn == "") != (errOut == "") {
+			t.Errorf("verify-bundle -o json %s: exit %d:\n%s%s", tc.name, code, out, errOut)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "bundle-v4.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct {
+		Entries []struct {
+			Data string `json:"data"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(b, &bundle); err != nil {
+		t.Fatal(err)
+	}
+	edited := 0
+	for _, e := range bundle.Entries {
+		data, _ := base64.StdEncoding.DecodeString(e.Data)
+		if d := bytes.Replace(data, []byte(`"refused":true,`), nil, 1); !bytes.Equal(d, data) {
+			b = bytes.Replace(b, []byte(e.Data), []byte(base64.StdEncoding.EncodeToString(d)), 1)
+			edited++
+		}
+	}
+	if edited != 1 {
+		t.Fatalf("%d entries edited", edited)
+	}
+	forged := filepath.Join(t.TempDir(), "forged.json")
+	if err := os.WriteFile(forged, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, nil, "audit", "verify-bundle", forged, "--key", filepath.Join(dir, "bundle-v4.pub"), "--origin", "airlock/0123abcd")
+	if code != 1 || !strings.Contains(errOut, "bundle verification FAILED") {
+		t.Errorf("verify-bundle of the bundle without its refused mark: exit %d:\n%s%s", code, out, errOut)
 	}
 }

@@ -34,10 +34,27 @@ import (
 // refused; export again. v2 bundles (FormatV2) signed the rows but not the
 // entry list: an entry that changes no row (a command run under the grant,
 // a session's end, the issue of credentials) could be left out of one and
-// it still verified. v3 signs the list (see statementText).
-const Format = "airlock-evidence-bundle/v3"
+// it still verified. v3 (FormatV3) signs the list (see statementText).
+// v4 has v3's file and statement; what changed is the derivation of the
+// rows, which the format names so that a verifier implementing the
+// documented derivation of one format never meets rows derived by
+// another: a result marked refused (a statement PostgreSQL refused for
+// lack of privilege, gateway.Call.Refused) counts its call as denied and
+// not as scope used (review.Count). v3 bundles were exported both before
+// that rule (they hold no refused result, and the rule changes nothing)
+// and, by the release that added it, after: see FormatV3.
+const Format = "airlock-evidence-bundle/v4"
 
-// FormatV2 is the previous format, whose statement does not sign the
+// FormatV3 is the previous format: its documented derivation has no
+// refused rule, but the release that introduced the rule wrote v3 bundles
+// whose rows were derived with it. Verify derives every bundle's rows with
+// the rule (for a bundle with no refused result it changes nothing, so
+// v3 bundles exported before it verify as they did), and warns
+// (RefusedWarning) about a v3 bundle whose rows it changed, which a
+// verifier written against the v3 text would report as a mismatch.
+const FormatV3 = "airlock-evidence-bundle/v3"
+
+// FormatV2 is the format before v3, whose statement does not sign the
 // entry list. Verify still accepts it, for bundles exported before v3,
 // with Result.EntriesSigned false and a warning saying what it cannot
 // prove.
@@ -47,6 +64,13 @@ const FormatV2 = "airlock-evidence-bundle/v2"
 const V2Warning = "this is a " + FormatV2 + " bundle: its signed statement does not list its entries, so entries that change no row " +
 	"(commands run under a grant, session ends, credential issues) may have been left out of it undetected; " +
 	"the rows themselves are proven. Export the account and day again for a bundle whose entry list is signed"
+
+// RefusedWarning is what Verify warns about a bundle of a format before
+// v4 whose rows the refused rule changed (see FormatV3).
+const RefusedWarning = "this bundle's format predates the documented rule for results marked refused " +
+	"(a statement the upstream refused for lack of privilege counts as denied, not as scope used: " + Format + "), " +
+	"but its rows were derived with it, as this verifier derives them: a verifier written against the older format's text " +
+	"reports its rows as a mismatch. Export the account and day again for a " + Format + " bundle"
 
 // MaxSize bounds a bundle Verify reads, and so one Build writes.
 const MaxSize = 256 << 20
@@ -236,7 +260,7 @@ func Build(account, day string, tree *auditlog.ProofTree, signer note.Signer, gr
 		}
 		b.Entries = append(b.Entries, Entry{Index: e.Seq, Data: b64.EncodeToString(e.Data), Proof: hashes(p)})
 	}
-	rows, err := deriveRows(b.Entries)
+	rows, _, err := deriveRows(b.Entries)
 	if err != nil {
 		return nil, err
 	}
@@ -290,24 +314,27 @@ func encode(b Bundle) ([]byte, error) {
 }
 
 // deriveRows derives the review rows from the entries, in the order the
-// grants were requested in the log.
-func deriveRows(es []Entry) ([]review.Row, error) {
+// grants were requested in the log, and counts the calls refused results
+// moved to the denied (the rule v4 documents).
+func deriveRows(es []Entry) ([]review.Row, int64, error) {
 	d := review.NewDeriver()
 	for _, e := range es {
 		data, err := b64.DecodeString(e.Data)
 		if err != nil {
-			return nil, fmt.Errorf("entry %d: data is not base64", e.Index)
+			return nil, 0, fmt.Errorf("entry %d: data is not base64", e.Index)
 		}
 		if err := d.Add(data); err != nil {
-			return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+			return nil, 0, fmt.Errorf("entry %d: %w", e.Index, err)
 		}
 	}
 	rows := []review.Row{}
+	var refusals int64
 	for _, id := range d.GrantIDs() {
 		g, _, _ := d.Grant(id)
 		if ps := d.Problems(id); len(ps) > 0 {
-			return nil, fmt.Errorf("grant %s: %s", id, ps[0])
+			return nil, 0, fmt.Errorf("grant %s: %s", id, ps[0])
 		}
+		refusals += d.GrantRefusals(id)
 		r := review.FromGrant(g)
 		// The credentials people decided with stay in the entries (each
 		// approval's and end's "auth"), not in the rows: a bundle's rows
@@ -317,7 +344,7 @@ func deriveRows(es []Entry) ([]review.Row, error) {
 		r.ApprovedAuth, r.EndedAuth = "", ""
 		rows = append(rows, r)
 	}
-	return rows, nil
+	return rows, refusals, nil
 }
 
 // Result is what Verify proved.
@@ -333,8 +360,10 @@ type Result struct {
 	TreeSize int64        `json:"tree_size"`
 	Root     string       `json:"root"`
 	// EntriesSigned reports whether the signed statement lists the
-	// entries (v3), so that none was left out or added; false for a v2
-	// bundle, whose Warnings say so.
+	// entries (v3 and v4), so that none was left out or added; false for
+	// a v2 bundle, whose Warnings say so. Warnings also name a bundle of
+	// a format before v4 whose rows the refused rule changed
+	// (RefusedWarning).
 	EntriesSigned bool     `json:"entries_signed"`
 	Warnings      []string `json:"warnings"`
 }
@@ -347,7 +376,7 @@ type Result struct {
 //     time, each in canonical form, so that a hostile file of MaxSize
 //     bytes takes memory in proportion to it;
 //   - the statement, signed by v, names the bundle's account, day,
-//     checkpoint, rows and (v3) entries: none can be added, left out,
+//     checkpoint, rows and (v3, v4) entries: none can be added, left out,
 //     reordered or replaced;
 //   - the checkpoint is signed by v, whose name is the bundle's key_name,
 //     and names the log origin (the log's key may sign more than one log:
@@ -376,8 +405,8 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 	if err := json.Unmarshal(file, &top); err != nil {
 		return Result{}, fmt.Errorf("evidence: not a bundle: %w", err)
 	}
-	if top.Format != Format && top.Format != FormatV2 {
-		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q)", top.Format, Format, FormatV2)
+	if top.Format != Format && top.Format != FormatV3 && top.Format != FormatV2 {
+		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q or %q)", top.Format, Format, FormatV3, FormatV2)
 	}
 	if top.KeyName != v.Name() {
 		return Result{}, fmt.Errorf("evidence: the bundle names key %q, the pinned key is %q", top.KeyName, v.Name())
@@ -459,7 +488,10 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 		}
 		grants[pe.Grant] = true
 	}
-	rows, err := deriveRows(b.Entries)
+	// Every format's rows are derived with the refused rule: a bundle
+	// without a refused result derives as before it, and one with them
+	// was exported by a release that applied it (see FormatV3).
+	rows, refusals, err := deriveRows(b.Entries)
 	if err != nil {
 		return Result{}, fmt.Errorf("evidence: %w", err)
 	}
@@ -485,9 +517,12 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 		return Result{}, errors.New("evidence: entries of grants the rows do not show")
 	}
 	res := Result{Format: b.Format, Account: b.Account, Day: b.Day, Rows: b.Rows, Entries: len(b.Entries), TreeSize: size, Root: root.String(),
-		EntriesSigned: b.Format == Format}
+		EntriesSigned: b.Format != FormatV2}
 	if !res.EntriesSigned {
 		res.Warnings = append(res.Warnings, V2Warning)
+	}
+	if b.Format != Format && refusals > 0 {
+		res.Warnings = append(res.Warnings, RefusedWarning)
 	}
 	return res, nil
 }

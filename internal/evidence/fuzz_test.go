@@ -29,7 +29,7 @@ func fixture(t testing.TB, name string) ([]byte, note.Verifier) {
 }
 
 // FuzzVerify feeds verify-bundle's parser arbitrary files, seeded with a
-// v3 and a v2 bundle and variations of them: it must never panic, and
+// v3 and a v2 bundle (and a v4 one) and variations of them: it must never panic, and
 // whatever verifies must be what the log's key signed. A v3 bundle
 // verifies only as the exact file exported (the statement names every
 // entry, the proofs are determined by the checkpoint and the index, and
@@ -41,6 +41,8 @@ func FuzzVerify(f *testing.F) {
 	v2, k2 := fixture(f, "bundle-v2")
 	f.Add(v3)
 	f.Add(v2)
+	v4, _ := fixture(f, "bundle-v4")
+	f.Add(v4)
 	f.Add([]byte{})
 	f.Add([]byte("{}\n"))
 	f.Add([]byte("null\n"))
@@ -83,16 +85,21 @@ func rowsOf(t testing.TB, file []byte) []byte {
 // format or its checks that would refuse bundles already handed to
 // auditors fails here first.
 func TestKeptBundles(t *testing.T) {
+	// bundle-v4 and bundle-v3-refused hold gD's refused INSERT besides
+	// gA; bundle-v3-refused was exported by the release that added the
+	// refused rule, before v4 named it (RefusedWarning).
 	for _, c := range []struct {
-		name   string
-		signed bool
-	}{{"bundle-v3", true}, {"bundle-v2", false}} {
+		name          string
+		signed        bool
+		rows, entries int
+		warnings      int
+	}{{"bundle-v4", true, 2, 21, 0}, {"bundle-v3-refused", true, 2, 21, 1}, {"bundle-v3", true, 1, 12, 0}, {"bundle-v2", false, 1, 12, 1}} {
 		file, v := fixture(t, c.name)
 		res, err := Verify(file, v, testOrigin)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if res.EntriesSigned != c.signed || len(res.Rows) != 1 || res.Rows[0].Grant != gA || res.Entries != 12 {
+		if res.EntriesSigned != c.signed || len(res.Rows) != c.rows || res.Rows[0].Grant != gA || res.Entries != c.entries || len(res.Warnings) != c.warnings {
 			t.Fatalf("%s: %+v", c.name, res)
 		}
 	}

@@ -622,6 +622,20 @@ func (d *Deriver) GrantCapped(id string) Capped {
 	return c
 }
 
+// GrantRefusals returns how many calls of grant id's sessions a refused
+// result moved to the denied (see Tally). The evidence bundle's verifier
+// uses it to tell bundles whose rows the refused rule changed, which a
+// verifier written before the rule derives otherwise.
+func (d *Deriver) GrantRefusals(id string) int64 {
+	var n int64
+	if dg := d.grants[id]; dg != nil {
+		for _, sid := range dg.sessions {
+			n += d.sessions[sid].refusals
+		}
+	}
+	return n
+}
+
 // GrantIDs returns the ids of every grant derived, in request order.
 func (d *Deriver) GrantIDs() []string { return slices.Clone(d.order) }
 
