@@ -37,7 +37,14 @@ import (
 // used, since the grant's role is how the database enforces the grant's
 // scope. Results are recorded after the
 // client has its answer, so a client waits for one durable write per
-// statement, not two; a result that cannot be recorded is logged.
+// statement, not two; a result that cannot be recorded is logged. A
+// refused statement's result is queued (not made durable: the recorder
+// batches results, and a read flushes them) before its answer is flushed
+// to the client, so that a review read once the client has the error
+// counts the refusal (relay.go, upstreamLoop). Only a write to the client
+// in between by another path (kill, the gateway's own answer to a
+// pipelining client) or a full client buffer (a large row or COPY chunk
+// of a later statement read with it) can release it first.
 //
 // A simple Query message holding several statements ("select 1; delete
 // from t") is recorded as one request per statement (split by the

@@ -88,3 +88,59 @@ func TestRefusedResults(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedResultBeforeAnswer: a refused statement's result is recorded
+// before its answer reaches the client, so that a review read as soon as
+// the client has the error counts the refusal (a denied attempt), not the
+// statement as a call and its pair as used. The recorder takes a while
+// over each result here: the result was recorded just after the answer
+// was flushed, and was missing when the client had the error. A statement
+// that ran is answered first and recorded after, as before.
+func TestRefusedResultBeforeAnswer(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	c := e.connect(g, "")
+	ctx := ctxT(t, 30*time.Second)
+	const delay = 300 * time.Millisecond
+	e.auth.DelayResults(delay)
+	refusedResult := func(action string) bool {
+		for _, call := range e.auth.Calls(g.ID) {
+			if call.Kind == "result" && call.Action == action && call.Refused {
+				return true
+			}
+		}
+		return false
+	}
+	// The common case is unchanged: a statement that ran is answered
+	// without waiting for its result's record (which then holds up the
+	// statement after it: the recorder is slow here).
+	start := time.Now()
+	if _, err := c.PgConn().Exec(ctx, "select count(*) from customers").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= delay {
+		t.Errorf("a select waited %v for its result's record", d)
+	}
+	for _, tc := range []struct {
+		sql      string
+		extended bool
+	}{{"insert into customers values (1000, 'x')", false}, {"update customers set name = 'y'", true}} {
+		var err error
+		if tc.extended {
+			_, err = c.Exec(ctx, tc.sql)
+		} else {
+			_, err = c.PgConn().Exec(ctx, tc.sql).ReadAll()
+		}
+		if code := pgCode(err); code != "42501" {
+			t.Fatalf("%s: code %q (%v), want 42501", tc.sql, code, err)
+		}
+		action := "pg:insert"
+		if tc.extended {
+			action = "pg:update"
+		}
+		if !refusedResult(action) {
+			t.Errorf("%s: the client has the error and its refused result is not recorded", tc.sql)
+		}
+	}
+	e.settle(g)
+}

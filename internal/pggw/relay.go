@@ -1030,33 +1030,76 @@ func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 			return false
 		}
 		c.gw.hook("upstream", raw)
-		if !c.relayUpstream(raw, ubr.Buffered() == 0) {
+		ok, held := c.relayUpstream(raw, ubr.Buffered() == 0)
+		if !ok {
 			return false
 		}
 		mr.release()
+		if held {
+			// A refused statement's answer waits in the client's buffer
+			// until its result is recorded: the review counts the
+			// refusal from that result (the call becomes a denied
+			// attempt, its pair leaves the scope used), and a read made
+			// as soon as the client has the error must find it, not
+			// the statement as a call. Results are queued in memory
+			// (the recorder batches them; a read flushes the queue), so
+			// this costs the refused statement one queued record before
+			// its answer, and every other statement nothing.
+			c.recordResults()
+			if !c.flushClient() {
+				return false
+			}
+			continue
+		}
 		if len(r.done) > 0 && ubr.Buffered() == 0 {
 			c.recordResults()
 		}
 	}
 }
 
+// flushClient flushes what the upstream loop wrote to the client; false
+// when the client side is gone.
+func (c *conn) flushClient() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return !c.dead && c.cw().Flush() == nil
+}
+
+// refusedDone reports whether a completed statement not recorded yet was
+// refused (entry.refused), so that its answer is held until its result is
+// (upstreamLoop). Not under wmu: the recorder may block (a full queue of
+// results waits for the log), and kill takes wmu.
+func (r *relayState) refusedDone() bool {
+	for _, e := range r.done {
+		if e.refused() {
+			return true
+		}
+	}
+	return false
+}
+
 // relayUpstream passes one upstream message to the client and tracks it;
-// false when the client side is gone. wmu is released even if tracking
+// false when the client side is gone. held: flush was asked for, and left
+// to the caller, since the message completed a refused statement whose
+// result is recorded first (upstreamLoop). wmu is released even if tracking
 // panics, so that the connection can still be closed.
-func (c *conn) relayUpstream(raw []byte, flush bool) bool {
+func (c *conn) relayUpstream(raw []byte, flush bool) (ok, held bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.reuse == reuseResetting {
-		return c.resetMessage(raw, flush) // reuse.go
+		return c.resetMessage(raw, flush), false // reuse.go
 	}
 	if c.dead {
-		return false
+		return false, false
 	}
 	if (raw[0] == '3' || raw[0] == '1' || (c.relay.checking.Load() > 0 && (raw[0] == '2' || raw[0] == 'D' || raw[0] == 'C'))) && c.swallowed(raw[0]) {
 		if flush {
-			return c.cw().Flush() == nil
+			if c.relay.refusedDone() {
+				return true, true
+			}
+			return c.cw().Flush() == nil, false
 		}
-		return true
+		return true, false
 	}
 	if raw[0] == 'E' {
 		raw = c.staleError(raw)
@@ -1064,9 +1107,14 @@ func (c *conn) relayUpstream(raw []byte, flush bool) bool {
 	_, werr := c.cw().Write(raw)
 	c.observe(raw)
 	if werr == nil && flush {
+		if c.relay.refusedDone() {
+			// Flushed once its result is recorded, without wmu
+			// (upstreamLoop).
+			return true, true
+		}
 		werr = c.cw().Flush()
 	}
-	return werr == nil
+	return werr == nil, false
 }
 
 // maxBufferedUpstream bounds the upstream messages the gateway reads whole
@@ -1296,7 +1344,8 @@ func (c *conn) emitSynthetic() {
 }
 
 // recordResults records the upstream loop's completed results. The client
-// already has their answers, so this overlaps with its next request instead
+// already has their answers (but for a refused statement's, see
+// upstreamLoop), so this overlaps with its next request instead
 // of adding to its wait; and it is done here rather than by a goroutine of
 // its own because the control plane batches results (Record does not wait
 // for them to be durable), so a hand-off would cost more than the call: two

@@ -40,8 +40,10 @@ type Authority struct {
 	failErr    error // what fail makes records return; nil: ErrRecordFailed
 	discard    bool
 	panicRes   bool
-	stall      *Stall
-	n          int
+	// resultDelay is DelayResults's.
+	resultDelay time.Duration
+	stall       *Stall
+	n           int
 }
 
 // Recorded is one session as the fake saw it.
@@ -180,6 +182,16 @@ func (a *Authority) failure() error {
 func (a *Authority) PanicOnResults(on bool) {
 	a.mu.Lock()
 	a.panicRes = on
+	a.mu.Unlock()
+}
+
+// DelayResults makes recording a result (Kind "result") wait d before it
+// is kept, as a recorder busy elsewhere would: a test can then tell
+// whether a gateway recorded a result before or after the client had its
+// answer.
+func (a *Authority) DelayResults(d time.Duration) {
+	a.mu.Lock()
+	a.resultDelay = d
 	a.mu.Unlock()
 }
 
@@ -344,9 +356,12 @@ func (f *fakeRecorder) Result(ctx context.Context, c gateway.Call) error {
 		return err
 	}
 	a.mu.Lock()
-	fail, discard, panicRes := a.fail, a.discard, a.panicRes
+	fail, discard, panicRes, delay := a.fail, a.discard, a.panicRes, a.resultDelay
 	failErr := a.failure()
 	a.mu.Unlock()
+	if delay > 0 && c.Kind == "result" {
+		time.Sleep(delay)
+	}
 	if panicRes && c.Kind == "result" {
 		panic("gatewaytest: the recorder panics, as asked")
 	}
