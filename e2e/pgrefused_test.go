@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,6 +109,26 @@ permit (principal in Group::"sre-team", action == Action::"pg:select", resource 
 	for id := range want {
 		t.Errorf("%s is not in the review", id)
 	}
+	// The gateway's metrics count the refused INSERT under its own
+	// outcome, not as allowed (the two SELECTs; the review read above
+	// made their results durable, which is when they are counted).
+	req, _ := http.NewRequest("GET", e.addr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e.alice.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`airlock_gateway_calls_total{gateway="postgres",outcome="allowed"} 2`,
+		`airlock_gateway_calls_total{gateway="postgres",outcome="refused"} 1`,
+		`airlock_gateway_calls_total{gateway="postgres",outcome="denied"} 0`,
+	} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(string(metrics), "airlock_gateway_calls_total"))
+		}
+	}
 	// The transcript still shows the attempt, and its refusal.
 	rec := mustOK(t, airlock(t, e.addr, e.alice.Key, "session", "show", wrote), "session show")
 	if !strings.Contains(rec, "insert into customers values (4, 'barbara')") || !strings.Contains(rec, "error: 42501 permission denied for table customers, ✗ DENIED by the upstream") {
@@ -130,4 +152,15 @@ permit (principal in Group::"sre-team", action == Action::"pg:select", resource 
 		!strings.Contains(vb.stdout, `reason "count customers", approved by policy agents-read-customers, 2 sessions, 1 calls, 1 denied`) {
 		t.Fatalf("verify-bundle: exit %d:\n%s%s", vb.code, vb.stdout, vb.stderr)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

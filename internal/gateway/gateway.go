@@ -184,6 +184,13 @@ type Call struct {
 	// review counts the call as denied, not as scope used (review.Count).
 	// Only results carry it, and only those of a request without Also.
 	Refused bool `json:"refused,omitempty"`
+	// OutcomeAtResult (not logged) marks a request whose outcome an
+	// operator's metrics take from its result, and that result: the
+	// upstream may refuse it (Refused), which the metrics count apart
+	// from the calls allowed, and a counter cannot take back a call
+	// counted as allowed at its request (sessions.Observer). pggw sets it
+	// on a statement's request without Also, and on its result.
+	OutcomeAtResult bool `json:"-"`
 	// Params holds the parameters that matter for review (key, prefix, range,
 	// statement text…), already redacted by the gateway.
 	Params   map[string]string `json:"params,omitempty"`

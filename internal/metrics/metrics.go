@@ -5,7 +5,8 @@
 // see bench/README.md), the log's size, and the Go runtime's and the
 // process's standard collectors; and what the gateways recorded: sessions
 // started and open, calls allowed and denied, attempts refused before a
-// session, by gateway.
+// session, by gateway; and statements the upstream refused for lack of
+// privilege after the grant's scope allowed them.
 //
 // Nothing here names an identity, a grant or a resource: the figures are
 // aggregates, so that the scraper's key, which must still be a person's
@@ -44,6 +45,7 @@ type gatewayMetrics struct {
 	started, rejected prometheus.Counter
 	open              prometheus.Gauge
 	allowed, denied   prometheus.Counter
+	refused           prometheus.Counter
 }
 
 // Buckets for the log's waits and writes: a durable write costs tens of
@@ -92,7 +94,7 @@ func New() *Metrics {
 		}, []string{"gateway"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_gateway_calls_total",
-			Help: "Calls and statements recorded by the gateways, by gateway and outcome (allowed, or denied by the grant's scope).",
+			Help: "Calls and statements recorded by the gateways, by gateway and outcome (allowed, denied by the grant's scope, or refused by the upstream for lack of privilege after the scope allowed it).",
 		}, []string{"gateway", "outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_gateway_rejected_total",
@@ -111,6 +113,7 @@ func New() *Metrics {
 			started: m.sessionsStarted.WithLabelValues(g), rejected: m.rejected.WithLabelValues(g),
 			open:    m.sessionsOpen.WithLabelValues(g),
 			allowed: m.calls.WithLabelValues(g, "allowed"), denied: m.calls.WithLabelValues(g, "denied"),
+			refused: m.calls.WithLabelValues(g, "refused"),
 		}
 	}
 	return m
@@ -143,6 +146,13 @@ func (m *Metrics) CallRecorded(g string, allowed bool) {
 		m.gateway(g).denied.Inc()
 	}
 }
+
+// CallRefused counts a call the upstream refused for lack of privilege
+// (PostgreSQL's 42501) under outcome "refused", not "allowed": the review
+// counts it as denied, and an operator's allowed rate must not include
+// statements that did nothing. Apart from "denied": the grant's scope
+// allowed it, the database's own privileges refused it.
+func (m *Metrics) CallRefused(g string) { m.gateway(g).refused.Inc() }
 
 func (m *Metrics) Rejected(g string) { m.gateway(g).rejected.Inc() }
 

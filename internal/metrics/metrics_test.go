@@ -46,8 +46,9 @@ func TestObserveBatch(t *testing.T) {
 	}
 }
 
-// The gateways' counts, by gateway; a gateway this package does not know
-// is counted as "other", never under a label of its own.
+// The gateways' counts, by gateway; a statement the upstream refused for
+// lack of privilege under outcome "refused"; a gateway this package does
+// not know is counted as "other", never under a label of its own.
 func TestGatewayObserver(t *testing.T) {
 	m := New()
 	m.SessionStarted("postgres")
@@ -56,6 +57,7 @@ func TestGatewayObserver(t *testing.T) {
 	m.CallRecorded("postgres", true)
 	m.CallRecorded("postgres", false)
 	m.CallRecorded("aws", true)
+	m.CallRefused("postgres")
 	m.Rejected("aws")
 	m.CallRecorded("\x1b[31mssh", true)
 	body := scrape(t, m)
@@ -64,6 +66,7 @@ func TestGatewayObserver(t *testing.T) {
 		`airlock_gateway_sessions_open{gateway="postgres"} 1`,
 		`airlock_gateway_calls_total{gateway="postgres",outcome="allowed"} 1`,
 		`airlock_gateway_calls_total{gateway="postgres",outcome="denied"} 1`,
+		`airlock_gateway_calls_total{gateway="postgres",outcome="refused"} 1`,
 		`airlock_gateway_calls_total{gateway="aws",outcome="allowed"} 1`,
 		`airlock_gateway_rejected_total{gateway="aws"} 1`,
 		`airlock_gateway_calls_total{gateway="other",outcome="allowed"} 1`,

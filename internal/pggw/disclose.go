@@ -225,6 +225,9 @@ func hasInto(sql string) bool {
 // (nil Pending), or, when async, queued with a Pending to wait on before
 // its answer is relayed.
 func (c *conn) request(call gateway.Call, async bool, p *gateway.Pending) (*gateway.Pending, error) {
+	// A statement's: its result may say Refused (entry.refused), which
+	// the metrics count instead of allowed.
+	call.OutcomeAtResult = len(call.Also) == 0
 	if !async {
 		return nil, c.recordRequest(call)
 	}

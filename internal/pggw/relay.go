@@ -1354,7 +1354,7 @@ func (c *conn) emitSynthetic() {
 func (c *conn) recordResults() {
 	r := c.relay
 	for _, e := range r.done {
-		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true, Refused: e.refused(),
+		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true, Refused: e.refused(), OutcomeAtResult: !e.also,
 			Params: map[string]string{"n": e.ns},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
 		// Not cut off by kill: the statement has run. The session's

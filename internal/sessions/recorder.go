@@ -65,9 +65,17 @@ type Observer interface {
 	// SessionStarted and SessionEnded bracket a session.
 	SessionStarted(gateway string)
 	SessionEnded(gateway string)
-	// CallRecorded is a call's request, allowed or refused by the grant's
-	// scope.
+	// CallRecorded is a call's request, allowed or denied by the grant's
+	// scope; for a request marked gateway.Call.OutcomeAtResult (a
+	// PostgreSQL statement's) its result, allowed, unless the upstream
+	// refused it for lack of privilege (gateway.Call.Refused): then
+	// CallRefused instead. A statement whose result is never recorded
+	// (the process stopped) is not counted.
 	CallRecorded(gateway string, allowed bool)
+	// CallRefused is a call the grant's scope allowed and the upstream
+	// refused before it did anything, as its result says: the review
+	// counts it as denied, not as scope used (review.Count).
+	CallRefused(gateway string)
 	// Rejected is an attempt refused before any session could start (an
 	// unknown credential, a bad signature…).
 	Rejected(gateway string)
@@ -79,6 +87,7 @@ type noObserver struct{}
 func (noObserver) SessionStarted(string)     {}
 func (noObserver) SessionEnded(string)       {}
 func (noObserver) CallRecorded(string, bool) {}
+func (noObserver) CallRefused(string)        {}
 func (noObserver) Rejected(string)           {}
 
 // A Recorder records sessions (see the package documentation). Run starts
@@ -227,7 +236,9 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 // documentation).
 func (st *state) counted(c gateway.Call) {
 	r := st.r
-	r.o.Observer.CallRecorded(st.g.TargetKind, c.Allowed)
+	if !c.OutcomeAtResult || !c.Allowed {
+		r.o.Observer.CallRecorded(st.g.TargetKind, c.Allowed)
+	} // else counted with its result (flushResults)
 	st.mu.Lock()
 	// In place: st.rec.Used is only read under st.mu, and handed out
 	// as a copy (snapshot).

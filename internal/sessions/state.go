@@ -189,6 +189,17 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 	st.dirty = true
 	st.mu.Unlock()
 	r.markDirty(st)
+	// The outcomes of the requests counted with their results, now that
+	// the results are durable (Observer).
+	for i := range batch {
+		switch c := &batch[i]; {
+		case !c.OutcomeAtResult:
+		case c.Refused:
+			r.o.Observer.CallRefused(st.g.TargetKind)
+		default:
+			r.o.Observer.CallRecorded(st.g.TargetKind, true)
+		}
+	}
 	return nil
 }
 
