@@ -267,18 +267,11 @@ func idleSessionCostOnce(t *testing.T, sslmode string, used bool) (int64, int, i
 	// net.Conns closed, the descriptors kept bare): what a session idle
 	// for longer holds. The bound above is on the parked figure.
 	if n := e.gw.parkedSockets(); n == 2*idleConns {
-		heapNow := func() int64 {
-			runtime.GC()
-			runtime.GC()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			return int64(ms.HeapAlloc)
-		}
-		parked := heapNow()
+		parked := liveHeap()
 		for _, pc := range e.gw.sockets() {
 			pc.Shed()
 		}
-		d := heapNow() - parked
+		d := liveHeap() - parked
 		writeHeapProfile(".shed")
 		t.Logf("shed (idle for %v): %d bytes of heap each (%d sockets shed, %+d bytes each against parked)",
 			shedParkedAfter, (heap+d)/idleConns, e.bare(), d/idleConns)
@@ -358,9 +351,15 @@ func TestMain(m *testing.M) {
 }
 
 // idleClients opens PGGW_IDLE_N sessions to url, says READY, and holds them
-// until its standard input closes.
+// until its standard input closes. With PGGW_IDLE_WAIT=true it opens them
+// once it has read a first line.
 func idleClients(url string) int {
 	n, _ := strconv.Atoi(os.Getenv("PGGW_IDLE_N"))
+	in := bufio.NewReader(os.Stdin)
+	if os.Getenv("PGGW_IDLE_WAIT") == "true" {
+		// Until the parent has taken its reading before the sessions.
+		_, _ = in.ReadString('\n')
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var conns []*pgconn.PgConn
@@ -392,7 +391,7 @@ func idleClients(url string) int {
 		}
 	}
 	fmt.Println("READY")
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes stdin
+	_, _ = in.ReadString('\n') // until the parent closes stdin
 	for _, c := range conns {
 		c.Close(context.Background())
 	}
