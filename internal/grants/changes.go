@@ -18,8 +18,9 @@ type Change struct {
 	Type  string
 	Actor string
 	Grant model.Grant
-	// Trigger is, for a request denied or a grant revoked by the policy
-	// set because a forbid loaded since matches it, what loaded the set
+	// Trigger is, for a request denied by the policy set because a set
+	// loaded since no longer permits it, or a grant revoked because a
+	// forbid loaded since matches it, what loaded the set
 	// ("SIGHUP", "start"); empty for every other change, a denial by
 	// policy at the request included.
 	Trigger string

@@ -333,8 +333,9 @@ func (s *Service) Identities(ctx context.Context, caller model.Identity) ([]mode
 
 // ReloadPolicies reloads the policy directory. An invalid set leaves the old
 // one in force; both outcomes are logged with the set's hash. Once a set
-// is loaded, every pending request that one of its forbids matches is
-// denied, and every active grant revoked (endForbidden).
+// is loaded, every pending request that it no longer permits is denied,
+// and every active grant that one of its forbids matches revoked
+// (endRefused).
 func (s *Service) ReloadPolicies(ctx context.Context, trigger string) error {
 	set, changed, err := s.pol.Reload()
 	if err != nil {
@@ -352,8 +353,8 @@ func (s *Service) ReloadPolicies(ctx context.Context, trigger string) error {
 	s.logger.Info("policies loaded", "hash", set.Hash(), "policies", set.Len(), "changed", changed)
 	// Also when unchanged: a reload is how an operator retries a sweep
 	// that failed (the store was unreachable, say).
-	if err := s.endForbidden(ctx, set, trigger); err != nil {
-		s.logger.Error("policies loaded, but the requests and grants they forbid could not all be ended; reload again", "err", err)
+	if err := s.endRefused(ctx, set, trigger); err != nil {
+		s.logger.Error("policies loaded, but the requests and grants they no longer permit could not all be ended; reload again", "err", err)
 		return err
 	}
 	return nil

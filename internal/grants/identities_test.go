@@ -374,8 +374,9 @@ when { principal.name like "ci-*" };
 // operator to load a policy written for the agent they mean to configure
 // (a reload, a restart): the person's agent was then served by it, here
 // auto-approved on a prefix nothing else grants. Its requests are now
-// refused, and a request it made before cannot be approved, while a
-// policy names it.
+// refused, and a request it made before is denied at the load (by the
+// policy set, naming the policy) and cannot be approved, while a policy
+// names it.
 func TestAgentAddedBeforeAPolicyNamesIt(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
@@ -390,6 +391,12 @@ permit (principal, action == Action::"s3:GetObject", resource == Target::"aws-pr
 `)
 		if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
 			t.Fatal(err)
+		}
+		// The request made before is denied by the load: nobody could
+		// approve it any more.
+		if g := h.grant(pending.ID); g.Status != model.Denied || g.EndedBy != "policy" ||
+			!strings.Contains(g.EndComment, `policy "release-bot-reads" names agent release-bot, which alice added through the API`) {
+			t.Fatalf("%s: the request made before: %s by %q: %q", cond, g.Status, g.EndedBy, g.EndComment)
 		}
 		g, err := h.Svc.Request(h.ctx, h.id("release-bot"), release)
 		wantAPIErr(t, err, 403, "", "")

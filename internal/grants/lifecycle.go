@@ -422,7 +422,9 @@ func (s *Service) mayDecide(caller model.Identity, g model.Grant, verb string) (
 // requester ask for it (auto or human): a person approves what policy
 // permits, not what it permitted when the request was made. Without it, a
 // permit withdrawn (or a forbid added) by a reload during an incident
-// still let an approver activate the requests made before it.
+// still let an approver activate the requests made before it. The load
+// denies such requests itself now (endRefused); this stays for the
+// ones it missed, and for identities and targets it leaves alone.
 func (s *Service) stillPermitted(g model.Grant) error {
 	who, ok := s.dir.Lookup(g.Identity)
 	if !ok || who.Disabled {
@@ -439,12 +441,10 @@ func (s *Service) stillPermitted(g model.Grant) error {
 	if id := namedAfterAdding(set, who); id != "" {
 		return apierr.Conflict("grant %s was requested by %s, which %s added through the API, and policy %s names it: an agent that policies name is defined in the configuration; deny it", g.ID, g.Identity, who.CreatedBy, apierr.Quote(id))
 	}
-	dec := set.Decide(policy.Request{
-		Principal: principalOf(who),
-		Target:    policy.Target{Name: t.Name, Account: t.Account},
-		Pairs:     g.RequestedScope.Pairs(), Duration: g.Duration, Reason: g.Reason,
-	})
-	if dec.Outcome == policy.OutcomeDeny {
+	// The same refusal that denies the request at a load (endRefused):
+	// found here only when a request made under the set before was
+	// recorded after the load's sweep listed the requests.
+	if dec, refused := policyRefusal(set, who, t, g); refused {
 		return apierr.Conflict("grant %s is no longer permitted by the policies in force (set %s): %s; deny it, and the requester may ask again", g.ID, dec.PolicySetHash, dec.Explanation)
 	}
 	return nil

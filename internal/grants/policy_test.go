@@ -90,54 +90,6 @@ func TestReloadPolicies(t *testing.T) {
 	}
 }
 
-// TestApproveAfterPermitWithdrawn: a request made under a permit that a
-// reload then withdrew (or a forbid added) can no longer be approved: a
-// person approves what the policies in force permit. It can still be
-// denied, and once a permit is back it can be approved.
-func TestApproveAfterPermitWithdrawn(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, harnessOptions{})
-	pending := h.request(bot, humanReq("10m"), model.Pending)
-	other := h.request(bot, humanReq("10m"), model.Pending)
-
-	withdrawn := strings.Replace(testPolicies, `@id("sre-reads-all-logs-with-approval")
-@approval("human")
-permit (principal in Group::"sre-team", action in [Action::"s3:GetObject", Action::"s3:ListBucket"], resource == Target::"aws-prod")
-when { context.resource like "arn:aws:s3:::logs/*" && context.duration_seconds <= 3600 };
-`, "", 1)
-	if withdrawn == testPolicies {
-		t.Fatal("the test's policy edit did not apply")
-	}
-	h.writePolicy("test.cedar", withdrawn)
-	if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if who, err := h.Svc.Approvers(h.ctx, h.id(bot), pending.ID); err != nil || len(who) != 0 {
-		t.Fatalf("approvers of a request no longer permitted: %v, %v; want none", who, err)
-	}
-	_, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, "")
-	if err == nil || !strings.Contains(err.Error(), "no longer permitted by the policies in force") {
-		t.Fatalf("approved a request its policies no longer permit: %v", err)
-	}
-	if g := h.grant(pending.ID); g.Status != model.Pending || len(g.Approvals) != 0 {
-		t.Fatalf("after the refused approval: %s, %d approvals", g.Status, len(g.Approvals))
-	}
-	if _, err := h.Svc.Deny(h.ctx, h.id(alice), other.ID, "withdrawn"); err != nil {
-		t.Fatalf("deny: %v", err)
-	}
-
-	h.writePolicy("test.cedar", testPolicies)
-	if err := h.Svc.ReloadPolicies(h.ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if who, err := h.Svc.Approvers(h.ctx, h.id(bot), pending.ID); err != nil || len(who) == 0 {
-		t.Fatalf("approvers with the permit back: %v, %v", who, err)
-	}
-	if g, err := h.Svc.Approve(h.ctx, h.id(alice), pending.ID, ""); err != nil || g.Status != model.Active {
-		t.Fatalf("approve with the permit back: %v %v", g.Status, err)
-	}
-}
-
 // TestApproveRefusedOnRemovedTarget: a pending request whose target was
 // removed from the configuration (a restart) cannot be approved, even
 // where policies that name no target would permit both the request and

@@ -11,6 +11,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/policy"
+	"github.com/airlock-dev/airlock/internal/scope"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -19,26 +20,37 @@ import (
 // approval's grant.activated, a policy denial): no person did.
 const policyActor = "policy"
 
-// endForbidden re-decides every pending request and active grant against
-// set, just loaded (trigger: "start" or what reloaded it), and ends each
-// one that a forbid in set now matches: a request is denied, a grant
-// revoked. An operator who adds a forbid during an incident expects the
-// access it names to stop, sessions included; before, a grant already
-// active ran on until it expired, and a request waited in every
-// approver's queue (the console, `airlock pending`, Slack) as if it could
-// be approved, refused only when someone tried, until its deadline
-// cancelled it. A request or grant that set merely no longer permits (a
-// permit withdrawn, no forbid) is left alone: narrowing a permit affects
-// new requests and approvals, a forbid stops what is asked for or runs.
+// endRefused re-decides every pending request and active grant against
+// set, just loaded (trigger: "start" or what reloaded it). A request that
+// set no longer permits (a forbid matches it, no permit covers it any
+// more, or a policy now names its API-added agent: whatever makes an
+// approval refused, stillPermitted) is denied; a grant that a forbid in
+// set now matches is revoked. An operator who adds a forbid during an
+// incident expects the access it names to stop, sessions included;
+// before, a grant already active ran on until it expired. A request that
+// nobody may approve any more waited in every approver's queue (the
+// console, `airlock pending`, Slack) as if it could be approved, refused
+// only when someone tried, until its deadline cancelled it.
+//
+// A grant that set merely no longer permits (a permit withdrawn, no
+// forbid) is left active: narrowing a permit affects new requests and
+// approvals, a forbid stops what runs. A request that set would now
+// approve without a person (its permit turned @approval("auto")) is left
+// for a person too: a load only ever takes access away. Its requester
+// asked, and its approvers may have looked at it and held back, under a
+// set that wanted a person; activating it, and the whole backlog with it,
+// on a reload meant to loosen new requests would hand out access nobody
+// decided on. A person may still approve it; the requester may withdraw
+// it and ask again, which the new set then approves at once.
 //
 // Requests first: one approved while this waited for its lock (under the
 // set before, on a check that ran before the load) is active by the time
-// the grants are listed, and is revoked with them.
+// the grants are listed, and is revoked with them if a forbid matches.
 //
 // Among replicas each one runs this on its own reload; each end's
 // transaction re-reads the grant, so the first replica records it and the
 // others find it ended and write nothing.
-func (s *Service) endForbidden(ctx context.Context, set *policy.Set, trigger string) error {
+func (s *Service) endRefused(ctx context.Context, set *policy.Set, trigger string) error {
 	var errs []string
 	for _, st := range []model.GrantStatus{model.Pending, model.Active} {
 		open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{st}})
@@ -46,21 +58,21 @@ func (s *Service) endForbidden(ctx context.Context, set *policy.Set, trigger str
 			return fmt.Errorf("reading the %s grants to check them against policy set %s: %w", st, set.Hash(), err)
 		}
 		for _, g := range open {
-			dec, ok := s.forbidden(set, g)
-			if !ok {
-				continue
-			}
-			end := s.revokeByPolicy
+			var err error
 			if st == model.Pending {
-				end = s.denyByPolicy
+				if dec, refused := s.refused(set, g); refused {
+					err = s.denyByPolicy(ctx, g, dec, trigger)
+				}
+			} else if dec, ok := s.forbidden(set, g); ok {
+				err = s.revokeByPolicy(ctx, g, dec, trigger)
 			}
-			if err := end(ctx, g, dec, trigger); err != nil && !isConflict(err) {
+			if err != nil && !isConflict(err) {
 				errs = append(errs, fmt.Sprintf("%s: %v", g.ID, err))
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("ending requests and grants that policy set %s forbids: %s", set.Hash(), strings.Join(errs, "; "))
+		return fmt.Errorf("ending requests and grants that policy set %s no longer permits: %s", set.Hash(), strings.Join(errs, "; "))
 	}
 	return nil
 }
@@ -72,11 +84,7 @@ func (s *Service) endForbidden(ctx context.Context, set *policy.Set, trigger str
 // configured is left alone: disabling an identity ends its grants (and
 // requests) already, and no gateway serves a removed target.
 func (s *Service) forbidden(set *policy.Set, g model.Grant) (model.PolicyDecision, bool) {
-	who, ok := s.dir.Lookup(g.Identity)
-	if !ok {
-		return model.PolicyDecision{}, false
-	}
-	t, ok := s.targets[g.Target]
+	who, t, ok := s.configured(g)
 	if !ok {
 		return model.PolicyDecision{}, false
 	}
@@ -84,12 +92,58 @@ func (s *Service) forbidden(set *policy.Set, g model.Grant) (model.PolicyDecisio
 	if len(sc.Pairs()) == 0 {
 		sc = g.RequestedScope
 	}
-	dec := set.Decide(policy.Request{
+	dec := decideAgain(set, who, t, sc.Pairs(), g)
+	return dec, dec.Outcome == policy.OutcomeDeny && len(dec.PolicyIDs) > 0
+}
+
+// refused reports whether set refuses pending request g, as an approval
+// under it would be refused (stillPermitted, which shares policyRefusal),
+// with the decision that says why. A request whose identity or target is
+// no longer configured is left alone, as forbidden leaves a grant.
+func (s *Service) refused(set *policy.Set, g model.Grant) (model.PolicyDecision, bool) {
+	who, t, ok := s.configured(g)
+	if !ok {
+		return model.PolicyDecision{}, false
+	}
+	return policyRefusal(set, who, t, g)
+}
+
+// configured looks up g's identity and target: not ok when either is no
+// longer configured.
+func (s *Service) configured(g model.Grant) (model.Identity, Target, bool) {
+	who, ok := s.dir.Lookup(g.Identity)
+	if !ok {
+		return model.Identity{}, Target{}, false
+	}
+	t, ok := s.targets[g.Target]
+	return who, t, ok
+}
+
+// policyRefusal decides pending request g of who on t against set, as a
+// request made now would be, and reports whether set refuses it: a
+// policy names who, an agent added through the API (the decision then
+// names that policy), or the decision is deny (its forbids, or none when
+// nothing permits a pair). A decision of auto or human is not a refusal.
+func policyRefusal(set *policy.Set, who model.Identity, t Target, g model.Grant) (model.PolicyDecision, bool) {
+	if id := namedAfterAdding(set, who); id != "" {
+		return model.PolicyDecision{
+			Outcome: policy.OutcomeDeny, PolicyIDs: []string{id}, PolicySetHash: set.Hash(),
+			Explanation: fmt.Sprintf("policy %s names agent %s, which %s added through the API: an agent that policies name is defined in the configuration (airlock.yaml) by an operator",
+				strconv.Quote(id), who.Name, who.CreatedBy),
+		}, true
+	}
+	dec := decideAgain(set, who, t, g.RequestedScope.Pairs(), g)
+	return dec, dec.Outcome == policy.OutcomeDeny
+}
+
+// decideAgain decides pairs of g (its identity who, on target t) against
+// set, with g's duration and reason, as a request made now would be.
+func decideAgain(set *policy.Set, who model.Identity, t Target, pairs []scope.Pair, g model.Grant) model.PolicyDecision {
+	return set.Decide(policy.Request{
 		Principal: principalOf(who),
 		Target:    policy.Target{Name: t.Name, Account: t.Account},
-		Pairs:     sc.Pairs(), Duration: g.Duration, Reason: g.Reason,
+		Pairs:     pairs, Duration: g.Duration, Reason: g.Reason,
 	})
-	return dec, dec.Outcome == policy.OutcomeDeny && len(dec.PolicyIDs) > 0
 }
 
 // revokeByPolicy revokes active grant listed because the forbids of dec
@@ -158,30 +212,61 @@ func forbidComment(dec model.PolicyDecision, trigger, verb string) string {
 	for i, p := range dec.PolicyIDs {
 		quoted[i] = strconv.Quote(p)
 	}
-	when := "on " + trigger
-	if trigger == "start" {
-		when = "at start"
-	}
 	return fmt.Sprintf("forbidden by policy %s of policy set %s, loaded %s; no person %s it",
-		strings.Join(quoted, ", "), dec.PolicySetHash, when, verb)
+		strings.Join(quoted, ", "), dec.PolicySetHash, loadedWhen(trigger), verb)
 }
 
-// forbidEndEvent is the end entry of g, ended by the policy set because
-// the forbids of dec match it: the usual end entry (by "policy") with the
-// forbidding policy ids, the set's hash and what loaded it, which the
-// grant's row does not hold.
+// withdrawnComment is the end comment of a request denied because the set
+// loaded by trigger no longer permits it, no forbid matching it (dec's
+// explanation says what: the pair no policy permits any more, or the
+// policy that names its API-added agent).
+func withdrawnComment(dec model.PolicyDecision, trigger string) string {
+	return fmt.Sprintf("no longer permitted by policy set %s, loaded %s: %s; no person denied it",
+		dec.PolicySetHash, loadedWhen(trigger), dec.Explanation)
+}
+
+// loadedWhen says when a set loaded by trigger was loaded, for a comment.
+func loadedWhen(trigger string) string {
+	if trigger == "start" {
+		return "at start"
+	}
+	return "on " + trigger
+}
+
+// byForbid reports whether dec denies because forbids match some of its
+// pairs (rather than because nothing permits them any more, or because
+// of who asked).
+func byForbid(dec model.PolicyDecision) bool {
+	for _, pd := range dec.Pairs {
+		if !pd.Allowed && len(pd.Policies) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// forbidEndEvent is the end entry of g, ended by the policy set loaded by
+// trigger, which decided dec: the usual end entry (by "policy") with the
+// deciding policy ids (the forbids; none when nothing permits it any
+// more), the set's hash and what loaded it, which the grant's row does
+// not hold.
 func forbidEndEvent(g model.Grant, dec model.PolicyDecision, trigger string) auditlog.Event {
 	ev := endEvent(g)
 	d := ev.Data.(map[string]any)
-	d["policy_ids"], d["policy_set_hash"], d["trigger"] = dec.PolicyIDs, dec.PolicySetHash, trigger
+	ids := dec.PolicyIDs
+	if ids == nil {
+		ids = []string{} // an array, as the decision's, never null
+	}
+	d["policy_ids"], d["policy_set_hash"], d["trigger"] = ids, dec.PolicySetHash, trigger
 	return ev
 }
 
-// denyByPolicy denies pending request listed because the forbids of dec
-// match it, as a denial by policy at the request is recorded: a
+// denyByPolicy denies pending request listed because the set loaded by
+// trigger refuses it (dec: its forbids match it, or nothing permits it
+// any more), as a denial by policy at the request is recorded: a
 // grant.decided entry with the new decision (outcome deny, the forbidding
-// policy ids, the set's hash), which becomes the request's decision, then
-// grant.denied by "policy" at that decision's time. The review derives a
+// policy ids or none, the set's hash), which becomes the request's
+// decision, then grant.denied by "policy" at that decision's time. The review derives a
 // policy denial's end and decision time from the last decision
 // (docs/evidence-bundle.md), so the rows an auditor derives from the log
 // match the stored ones without a rule of their own. The denial entry
@@ -208,6 +293,9 @@ func (s *Service) denyByPolicy(ctx context.Context, listed model.Grant, dec mode
 		return err
 	}
 	comment := forbidComment(dec, trigger, "denied")
+	if !byForbid(dec) {
+		comment = withdrawnComment(dec, trigger)
+	}
 	out, err := s.transitionTx(ctx, "deny", id, []model.GrantStatus{model.Pending}, func(ctx context.Context, tx store.Tx, g *model.Grant) ([]auditlog.Event, error) {
 		// The database's time among replicas, as a person's decision
 		// and the request's own decision are recorded.
@@ -234,7 +322,7 @@ func (s *Service) denyByPolicy(ctx context.Context, listed model.Grant, dec mode
 	}
 	s.stopTimer(id)
 	s.notify(id)
-	s.logger.Warn("request denied: a policy now forbids it", "grant", id, "identity", out.Identity, "target", out.Target,
-		"policies", dec.PolicyIDs, "hash", dec.PolicySetHash, "trigger", trigger)
+	s.logger.Warn("request denied: the policies loaded no longer permit it", "grant", id, "identity", out.Identity, "target", out.Target,
+		"policies", dec.PolicyIDs, "hash", dec.PolicySetHash, "trigger", trigger, "why", dec.Explanation)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,27 +57,46 @@ func TestReplicasReloadForbidPendingOnce(t *testing.T) {
 	if count(types, "grant.denied") != 1 || count(types, "grant.decided") != 2 {
 		t.Fatalf("entries %v: want one denial and one new decision", types)
 	}
-	for _, r := range rs.r {
-		var queue []model.Grant
-		if err := r.svc.EachPending(rs.ctx, r.id(t, alice), func(gs []model.Grant) error {
-			queue = append(queue, gs...)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if len(queue) != 0 {
-			t.Errorf("%s still lists %d requests to approve", r.name, len(queue))
-		}
+	rs.checkQueuesEmpty(alice)
+	checkStoreRows(t, rs.ctx, rs.r[0].st)
+}
+
+// TestReplicasReloadWithdrawnPendingOnce: as
+// TestReplicasReloadForbidPendingOnce, for a pending request whose permit
+// the reload withdrew, with no forbid: denied once, whichever replica
+// wrote it, with one new decision, and gone from every replica's queue.
+func TestReplicasReloadWithdrawnPendingOnce(t *testing.T) {
+	rs := newReplicaSet(t, 3, nil)
+	g, err := rs.r[0].svc.Request(rs.ctx, rs.r[0].id(t, bot), humanReq("20m"))
+	if err != nil || g.Status != model.Pending {
+		t.Fatalf("request: %v (status %s)", err, g.Status)
 	}
+	rs.reloadAllWrite("test.cedar", withdrawnPolicies(t))
+	if st := rs.stored(g.ID); st.Status != model.Denied || st.EndedBy != "policy" || st.Decision.Outcome != "deny" ||
+		!strings.Contains(st.EndComment, "no policy permits") {
+		t.Fatalf("request after the reloads: %s by %q (decision %s): %q", st.Status, st.EndedBy, st.Decision.Outcome, st.EndComment)
+	}
+	types := rs.entryTypes(g.ID)
+	if count(types, "grant.denied") != 1 || count(types, "grant.decided") != 2 {
+		t.Fatalf("entries %v: want one denial and one new decision", types)
+	}
+	rs.checkQueuesEmpty(alice)
 	checkStoreRows(t, rs.ctx, rs.r[0].st)
 }
 
 // reloadAllWith adds policy file incident.cedar holding text and reloads
 // every replica at once, as an operator's SIGHUP to each does.
 func (rs *replicaSet) reloadAllWith(text string) {
+	rs.t.Helper()
+	rs.reloadAllWrite("incident.cedar", text)
+}
+
+// reloadAllWrite writes policy file name holding text and reloads every
+// replica at once.
+func (rs *replicaSet) reloadAllWrite(name, text string) {
 	t := rs.t
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(rs.polDir, "incident.cedar"), []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(rs.polDir, name), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -88,6 +108,25 @@ func (rs *replicaSet) reloadAllWith(text string) {
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("reload on %s: %v", rs.r[i].name, err)
+		}
+	}
+}
+
+// checkQueuesEmpty checks that no replica lists a request for who to
+// approve.
+func (rs *replicaSet) checkQueuesEmpty(who string) {
+	t := rs.t
+	t.Helper()
+	for _, r := range rs.r {
+		var queue []model.Grant
+		if err := r.svc.EachPending(rs.ctx, r.id(t, who), func(gs []model.Grant) error {
+			queue = append(queue, gs...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(queue) != 0 {
+			t.Errorf("%s still lists %d requests for %s to approve", r.name, len(queue), who)
 		}
 	}
 }

@@ -369,9 +369,9 @@ func (s *Service) MaxDuration() time.Duration { return s.maxDur }
 // Start records the policy set in force and recovers open grants: those
 // that went overdue while Airlock was stopped are ended now with their true
 // expiry (or decision deadline) as the end time; the others get their timers
-// and, if active, their place in the gateway cache; those that a forbid of
-// the set in force matches are ended, a request denied and a grant
-// revoked (endForbidden).
+// and, if active, their place in the gateway cache; the requests that the
+// set in force no longer permits are denied, and the grants that a forbid
+// of it matches revoked (endRefused).
 func (s *Service) Start(ctx context.Context) error {
 	// First, so that every time below is the database's (dbclock.go).
 	if err := s.startClock(ctx); err != nil {
@@ -442,11 +442,11 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("grants recovered", "open", len(open))
-	// The set may have gained a forbid while Airlock was stopped: the
-	// requests and grants still open from before that it matches end
-	// now, as a reload would end them, before this replica serves
-	// anything.
-	if err := s.endForbidden(ctx, set, "start"); err != nil {
+	// The set may have changed while Airlock was stopped: the requests
+	// it no longer permits and the grants its forbids match, still open
+	// from before, end now, as a reload would end them, before this
+	// replica serves anything.
+	if err := s.endRefused(ctx, set, "start"); err != nil {
 		return err
 	}
 	if err := s.seedFindings(ctx); err != nil { // findings.go

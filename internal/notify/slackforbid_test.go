@@ -52,3 +52,35 @@ forbid (principal, action, resource) when { context.resource like "arn:aws:s3:::
 		t.Errorf("verify: ok=%v rows=%v problems=%v", rep.OK, rep.Rows, rep.Problems)
 	}
 }
+
+// TestSlackFollowsUpWithdrawnDenial: as TestSlackFollowsUpForbidDenial,
+// for a request whose permit a reload withdrew (no forbid): denied by
+// the policy set at the load, and followed up in Slack saying no policy
+// permits it any more. Before, it stayed pending and Slack heard nothing.
+func TestSlackFollowsUpWithdrawnDenial(t *testing.T) {
+	w, f := newSlackWorld(t)
+	g := w.request(w.bot, humanScope, "billing errors too")
+	if g.Status != model.Pending {
+		t.Fatalf("status %s", g.Status)
+	}
+	next(t, f.incoming, "request notification")
+
+	p := filepath.Join(w.dir, "policies", "p.cedar")
+	text, err := os.ReadFile(p)
+	must(t, err)
+	// The permit narrowed to another prefix: nothing permits logs/* now.
+	without := strings.Replace(string(text), `context.resource like "arn:aws:s3:::logs/*"`, `context.resource like "arn:aws:s3:::other-logs/*"`, 1)
+	if !strings.Contains(without, "other-logs") {
+		t.Fatal("the test's policy edit did not apply")
+	}
+	must(t, os.WriteFile(p, []byte(without), 0o644))
+	must(t, w.srv.Service.ReloadPolicies(context.Background(), "SIGHUP"))
+	if got := w.grant(g.ID); got.Status != model.Denied || got.EndedBy != "policy" {
+		t.Fatalf("after the withdrawal: %s by %q", got.Status, got.EndedBy)
+	}
+	fu := next(t, f.incoming, "follow-up of the denial by policy")
+	if txt := fmt.Sprint(fu["text"]); !strings.Contains(txt, g.ID) || !strings.Contains(txt, "Denied by *policy*") ||
+		!strings.Contains(txt, "no longer permitted by policy set") || !strings.Contains(txt, "no policy permits") {
+		t.Errorf("follow-up %q", txt)
+	}
+}

@@ -194,8 +194,8 @@ func ephemeral(msg string) message {
 // a request that waits for a person is posted with buttons; a decision on
 // one, unless made from Slack (whose message is replaced in place), is
 // followed up, since an incoming webhook cannot edit what it posted. A
-// denial by the policy set at a load (c.Trigger: a forbid added since the
-// request) is such a decision: its request was posted, and without the
+// denial by the policy set at a load (c.Trigger: a forbid added, or the
+// permit withdrawn, since the request) is such a decision: its request was posted, and without the
 // follow-up its buttons still looked approvable. key signs the buttons'
 // values.
 func slackMessageFor(c grants.Change, channel string, key []byte) []byte {

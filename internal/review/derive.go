@@ -478,9 +478,9 @@ func (d *Deriver) applyEnd(p Parsed, g *model.Grant) error {
 		return fmt.Errorf("entry %d: %w", p.Seq, err)
 	}
 	if reason == "denied" && in.By == "policy" {
-		// Refused by policy, at the request or when a forbid loaded
-		// since matched it (after a grant.decided of its own): the
-		// last decision's time.
+		// Refused by policy, at the request or when a set loaded since
+		// no longer permitted it (after a grant.decided of its own):
+		// the last decision's time.
 		in.At, in.Status = g.Decision.At, model.Denied
 		g.DecidedAt = g.Decision.At
 	}
