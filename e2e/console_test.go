@@ -18,8 +18,9 @@ import (
 // TestConsoleInBrowser drives the web console of a real `airlock serve`
 // in Debian's Chromium (e2e/console/console.mjs, playwright-core): sign in
 // with a key, see a request the CLI makes arrive in the open queue,
-// approve it with a comment, read the review, the grant and a session
-// transcript, revoke, follow the grant's history a page at a time (each
+// approve it with a comment, read the review (for today, and for a
+// window typed as since/until, a bad one refused beside the form), the
+// grant and a session transcript, revoke, follow the grant's history a page at a time (each
 // page's "next page" link), verify the log; a person cannot approve their own
 // request and an agent's key cannot sign in. The test checks each
 // decision through the CLI.

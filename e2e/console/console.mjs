@@ -84,7 +84,52 @@ try {
   const today = new Date().toISOString().slice(0, 10);
   check((await page.inputValue("#filters input[name=day]")) === today, "the review opens on today");
   await shot("review");
+
+  // 4a. The window instead of the day, as `airlock grants --since 1h`:
+  // typing it clears the day; the grant of a moment ago is listed, and
+  // the downloads carry the window.
+  current = "review since";
+  await page.fill("#filters input[name=since]", "1h");
+  check((await page.inputValue("#filters input[name=day]")) === "", "typing a window clears the day");
+  await Promise.all([page.waitForURL(/since=1h/), page.click("#filters button[type=submit]")]);
+  check(!new URL(page.url()).searchParams.get("day"), "no day sent with the window: " + page.url());
+  await page.waitForSelector(`#review tr[data-id="${id}"]`);
+  check((await page.inputValue("#filters input[name=since]")) === "1h", "the form keeps since");
+  check((await page.getAttribute("#csv", "href")).includes("since=1h"), "the CSV download carries the window");
+  // A window that ended an hour ago holds nothing of this grant.
+  await page.fill("#filters input[name=since]", "3h");
+  await page.fill("#filters input[name=until]", "2h");
+  await Promise.all([page.waitForURL(/until=2h/), page.click("#filters button[type=submit]")]);
+  check((await page.locator(`#review tr[data-id="${id}"]`).count()) === 0, "since 3h until 2h leaves out a grant of a moment ago");
+  await page.waitForSelector("#none");
+
+  // 4b. A bad window is refused beside the form, which keeps what was
+  // typed, with the field marked; what was typed is shown as text.
+  current = "review bad since";
+  await page.fill("#filters input[name=until]", "");
+  await page.fill("#filters input[name=since]", "yesterday");
+  await Promise.all([page.waitForURL(/since=yesterday/), page.click("#filters button[type=submit]")]);
+  const why = await page.textContent("#filter-error");
+  check(why.includes('since: "yesterday" is not a time') && why.includes("7d"), "the reason names the field and what is taken: " + why);
+  check((await page.inputValue("#filters input[name=since]")) === "yesterday", "the form keeps the bad since");
+  check((await page.getAttribute("#filters input[name=since]", "aria-invalid")) === "true", "the since field is marked");
+  check((await page.locator("#review").count()) === 0 && (await page.locator("#csv").count()) === 0, "no rows or downloads under a refused filter");
+  await page.evaluate(() => { window.__xss = false; });
+  const evil = '<img src=x onerror="window.__xss=true">';
+  await page.fill("#filters input[name=since]", evil);
+  await Promise.all([page.waitForURL(/since=/), page.click("#filters button[type=submit]")]);
+  // Quoted as the API quotes a value (its own quotes escaped).
+  check((await page.textContent("#filter-error")).includes('since: "<img src=x onerror=\\"window.__xss=true\\">"'), "the typed markup is shown as text");
+  check((await page.locator("#filter-error img").count()) === 0, "no element made from the input");
+  check((await page.inputValue("#filters input[name=since]")) === evil, "the form keeps it as typed");
+  check(await page.evaluate(() => window.__xss !== true), "no script ran from the input");
+  // A day and a window at once (no script to clear one): refused, saying so.
+  await page.goto(base + "/console/review?day=" + today + "&since=7d");
+  check((await page.textContent("#filter-error")).includes("use either day or since/until, not both"), "a day and a window at once are refused");
+  check((await page.getAttribute("#filters input[name=day]", "aria-invalid")) === "true", "the day field is marked");
   current = "grant";
+  await page.goto(base + "/console/review");
+  await page.waitForSelector(`#review tr[data-id="${id}"]`);
   await Promise.all([page.waitForURL(`**/console/grants/${id}`), page.click(`#review tr[data-id="${id}"] a[href="/console/grants/${id}"]`)]);
   check((await page.textContent("#approvals")).includes("ok for the incident"), "the approval and its comment");
   await page.waitForSelector("section.session");

@@ -323,7 +323,16 @@ func reviewRows(gs []model.Grant) []review.Row {
 type reviewData struct {
 	Q                                      url.Values
 	Account, Day, Target, Identity, Status string
-	Rows                                   []review.Row
+	// Since and Until are the window as typed: an RFC 3339 time, a date,
+	// or a time before now (1h, 7d), as `airlock grants --since/--until`
+	// and GET /v1/grants take them.
+	Since, Until string
+	// Error, when the filter was refused, says why (the API's words,
+	// naming the field), and Invalid is that field: the form is shown
+	// again as typed, with the message beside it, instead of an error
+	// page that dropped what the person typed.
+	Error, Invalid string
+	Rows           []review.Row
 	// Next is the link to the next page (the same filter, after= its
 	// cursor), "" on the last. Already encoded, as Query.
 	Next template.URL
@@ -336,26 +345,34 @@ type reviewData struct {
 
 func (h *Handler) review(w http.ResponseWriter, r *http.Request, u who) {
 	q, gq, err := h.query(r)
-	if err != nil {
-		h.failErr(w, r, u, err)
-		return
+	d := reviewData{
+		Q: q, Account: q.Get("account"), Day: q.Get("day"), Target: q.Get("target"), Identity: q.Get("identity"),
+		Status: q.Get("status"), Since: q.Get("since"), Until: q.Get("until"),
 	}
-	if gq.Limit == 0 {
-		gq.Limit = maxReviewRows
+	var page grants.GrantsPage
+	if err == nil {
+		if gq.Limit == 0 {
+			gq.Limit = maxReviewRows
+		}
+		page, err = h.svc.List(r.Context(), u.id, gq)
 	}
-	page, err := h.svc.List(r.Context(), u.id, gq)
 	if err != nil {
-		h.failErr(w, r, u, err)
+		ae := apierr.From(err)
+		if ae.Status != http.StatusBadRequest {
+			h.failErr(w, r, u, err)
+			return
+		}
+		// A filter refused (since=yesterday, a day and a window at
+		// once): the form again, as typed, with why.
+		d.Error, d.Invalid = ae.Error(), ae.Field
+		h.render(w, r, &u, http.StatusBadRequest, "review", "Review", d)
 		return
 	}
 	// The downloads and the filter form are the whole query, not this page.
 	filter := maps.Clone(q)
 	delete(filter, "after")
 	delete(filter, "limit")
-	d := reviewData{
-		Q: q, Account: q.Get("account"), Day: q.Get("day"), Target: q.Get("target"), Identity: q.Get("identity"),
-		Status: q.Get("status"), Rows: reviewRows(page.Grants), Query: template.URL(filter.Encode()),
-	}
+	d.Rows, d.Query = reviewRows(page.Grants), template.URL(filter.Encode())
 	if page.Next != "" {
 		next := maps.Clone(q)
 		next.Set("after", page.Next)
@@ -405,12 +422,15 @@ func (h *Handler) eachRow(w http.ResponseWriter, r *http.Request, u who, start f
 	}
 }
 
-// downloadName is a file name for the review's filter: the day (or
-// "grants"), and only safe characters.
+// downloadName is a file name for the review's filter: the account, the
+// day or the window (since-7d, until-…), and only safe characters.
 func downloadName(q url.Values, prefix, ext string) string {
 	parts := []string{prefix}
-	for _, k := range []string{"account", "day"} {
+	for _, k := range []string{"account", "day", "since", "until"} {
 		if v := q.Get(k); v != "" {
+			if k == "since" || k == "until" {
+				v = k + "-" + v
+			}
 			parts = append(parts, v)
 		}
 	}

@@ -44,3 +44,20 @@
   }
   setInterval(refresh, 2000);
 })();
+
+// The review's filter takes a day or a window (since/until), not both, as
+// `airlock grants` does: the page opens on today, so typing a window
+// clears the day, and picking a day clears the window. Without script the
+// server refuses both at once and says so beside the form.
+(function () {
+  if (document.body.dataset.page !== "review") return;
+  var form = document.getElementById("filters");
+  if (!form) return;
+  var day = form.elements.day, since = form.elements.since, until = form.elements.until;
+  function clearDay() { if (since.value || until.value) day.value = ""; }
+  since.addEventListener("input", clearDay);
+  until.addEventListener("input", clearDay);
+  day.addEventListener("input", function () {
+    if (day.value) { since.value = ""; until.value = ""; }
+  });
+})();
