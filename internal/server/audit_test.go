@@ -129,19 +129,7 @@ func newAuditEnvWith(t *testing.T, extra string) *auditEnv {
 	ctx := context.Background()
 	s := openServer(t, cfg)
 	defer s.Close()
-	g, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
-		Scope: []string{"s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "billing errors too"})
-	if err != nil || g.Status != model.Active {
-		t.Fatalf("request: %v, %v", g.Status, err)
-	}
-	gg, err := s.Service.Authority().Lookup(g.CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ses, err := s.Service.Authority().StartSession(ctx, gg, "test-client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, ses := activeSession(t, s)
 	for _, c := range []gateway.Call{
 		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true, BytesOut: 100},
 		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/b.log", Allowed: true, BytesOut: 20},

@@ -22,8 +22,6 @@ import (
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/gateway"
-	"github.com/airlock-dev/airlock/internal/grants"
-	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store/pgstore"
 	"github.com/airlock-dev/airlock/internal/testenv"
 )
@@ -85,19 +83,7 @@ func TestPostgresStore(t *testing.T) {
 	if _, ok := s.store.(*pgstore.Store); !ok {
 		t.Fatalf("server store is %T, want *pgstore.Store", s.store)
 	}
-	g, err := s.Service.Request(ctx, bot, grants.RequestInput{Target: "aws-prod",
-		Scope: []string{"s3:GetObject,s3:ListBucket arn:aws:s3:::logs/app/*"}, Duration: "10m", Reason: "billing errors too"})
-	if err != nil || g.Status != model.Active {
-		t.Fatalf("request: %v, %v", g.Status, err)
-	}
-	gg, err := s.Service.Authority().Lookup(g.CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ses, err := s.Service.Authority().StartSession(ctx, gg, "test-client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, ses := activeSession(t, s)
 	for _, c := range []gateway.Call{
 		{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true, BytesOut: 100},
 		{Kind: "request", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::logs/app/b.log", Allowed: false},

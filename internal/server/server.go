@@ -336,8 +336,38 @@ func (s *Server) Checkpoint() []byte {
 	return s.log.Latest().Note
 }
 
-// Close stops the service and closes the log and store.
+// closeBound bounds Close: the service's last writes (the sessions
+// recorder's own bound, sessions.DefaultCloseTimeout), the notifications'
+// last deliveries (notify's CloseGrace, alongside), and the log's close
+// (its journal's copy, auditlog.DefaultCloseCopyTimeout). A store that
+// does not answer, and ignores the contexts that should end the wait (a
+// PostgreSQL COMMIT waiting on a table another session holds locked), held
+// Close, and airlock serve's stop, for ever.
+const closeBound = 10 * time.Second
+
+// Close stops the service and closes the log and store, within closeBound.
+// What is still closing then is left behind, as a crash would leave it:
+// the process is ending. Every record was durable before the call it
+// records was answered; the next start ends the sessions left open from
+// their logged calls, copies what the journal holds into the database,
+// and drops the grant roles left behind.
 func (s *Server) Close() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.close()
+	}()
+	t := time.NewTimer(closeBound)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.logger.Error("stopping: closing the service and the log did not end in time (the store does not answer?); going on without them: the next start recovers what was not written",
+			"bound", closeBound)
+	}
+}
+
+func (s *Server) close() {
 	if s.Service != nil {
 		s.Service.Close()
 	}

@@ -22,6 +22,8 @@ import (
 //     the journal is flushed, and what the journal holds is copied into
 //     the store within its own bound (auditlog.Options.CloseCopyTimeout);
 //     what does not make it in stays in the journal for the next start.
+//     The whole step is bounded by closeBound (Server.Close): a store
+//     that does not answer is left behind, as a crash would leave it.
 const (
 	// StopGrace is how long calls in flight get to finish once a stop
 	// begins.

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,7 @@ func (r *Recorder) writeEnd(ctx context.Context, st *state, sid string, g *gatew
 	st.mu.Lock()
 	st.rec.EndedAt = at
 	st.mu.Unlock()
+	r.open.Add(-1)
 	return nil
 }
 
@@ -125,8 +127,9 @@ func (r *Recorder) queueEnd(st *state, sid string, g *gateway.Grant, at time.Tim
 	r.pendingEnds[st] = pendingEnd{sid: sid, g: g, at: at}
 }
 
-// retryEnds writes the queued ends (their last results first).
-func (r *Recorder) retryEnds(ctx context.Context) {
+// retryEnds writes the queued ends (their last results first), and
+// returns the first failure.
+func (r *Recorder) retryEnds(ctx context.Context) (first error) {
 	r.dirtyMu.Lock()
 	pending := r.pendingEnds
 	r.pendingEnds = nil
@@ -139,8 +142,10 @@ func (r *Recorder) retryEnds(ctx context.Context) {
 		if err != nil {
 			r.o.Logger.Error("recording a session's end; will retry", "session", p.sid, "err", err)
 			r.queueEnd(st, p.sid, p.g, p.at)
+			first = cmp.Or(first, err)
 		}
 	}
+	return first
 }
 
 // usedList is a session's Used list as its end states it: never null, so

@@ -1,11 +1,13 @@
 package sessions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
@@ -55,7 +57,17 @@ type Options struct {
 	// ActiveEvery is how often at most Active hears of one session;
 	// zero means a minute.
 	ActiveEvery time.Duration
+	// CloseTimeout bounds Close, on Clock; zero means
+	// DefaultCloseTimeout. See Close for what is left past it.
+	CloseTimeout time.Duration
 }
+
+// DefaultCloseTimeout is the default Options.CloseTimeout. Close writes
+// what a second's flushes write, milliseconds on a store that answers; a
+// store that does not (a PostgreSQL table another session holds locked, a
+// connection that stopped forwarding) held airlock serve's stop for as
+// long as it did, for ever.
+const DefaultCloseTimeout = 5 * time.Second
 
 // Observer counts what a Recorder recorded, by gateway (the target's kind:
 // "aws", "postgres"), for an operator's metrics. Its methods are called
@@ -120,9 +132,15 @@ type Recorder struct {
 	// rejects aggregates the gateways' refused attempts.
 	rejects *gateway.RejectAggregator
 
+	// ctx is the flusher's and Close's writes' context, cancelled at
+	// Close's bound, so that a write the store holds does not hold them.
+	ctx       context.Context
+	cancel    context.CancelFunc
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	// open counts the sessions started and not yet ended in the log.
+	open atomic.Int64
 }
 
 // New returns a Recorder; Log, Store and Now are required.
@@ -148,8 +166,12 @@ func New(o Options) (*Recorder, error) {
 	if o.Observer == nil {
 		o.Observer = noObserver{}
 	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
+	}
 	_, shared := o.Store.(store.ReplicaRegistry)
 	r := &Recorder{o: o, shared: shared, resultsKick: make(chan struct{}, 1)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.rejects = gateway.NewRejectAggregator(o.Rejections, o.Now, r.writeRejection, r.writeRejectionSummary)
 	return r, nil
 }
@@ -217,6 +239,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	if err != nil {
 		return nil, r.o.Refuse("the session start", err)
 	}
+	r.open.Add(1)
 	r.o.Observer.SessionStarted(g.TargetKind)
 	st.r, st.g, st.sid, st.client, st.tlsClient = r, g, sid, client, tc
 	return gateway.NewSessionOf(sid, g, st), nil
@@ -333,29 +356,61 @@ func (r *Recorder) Run() {
 	go r.flushLoop(r.stop, r.done)
 }
 
-// Close stops the flusher (if Run started it), then logs what is queued, writes the rows that
-// lag, retries the ends the log refused, once, and writes the refused
-// attempts' summaries. The sessions still open
-// stay open: the next start's recovery (or another replica) ends them.
+// Close stops the flusher (if Run started it), then logs what is queued,
+// writes the rows that lag, retries the ends the log refused, once, and
+// writes the refused attempts' summaries. The sessions still open stay
+// open: the next start's recovery (or another replica) ends them.
+//
+// It returns within CloseTimeout whatever the store does: the writes are
+// then cancelled (and one the log's batch holds is left behind: the
+// process is ending). What was not written stays where it can be
+// recovered from, or is what a crash loses, and the process log says how
+// much: a session's row and its end are derived again from its logged
+// calls by the next start's recovery (grants' recoverOpenSessions, or the
+// replicas' sweep), which ends it at its last recorded event; its
+// results not yet logged, and the refused attempts not yet counted into
+// a logged summary, are lost, as in a crash.
 func (r *Recorder) Close() {
 	r.closeOnce.Do(r.close)
 }
 
 func (r *Recorder) close() {
+	t := r.o.Clock.AfterFunc(r.o.CloseTimeout, r.cancel)
+	defer t.Stop()
+	defer r.cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.closeWrites(r.ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || r.ctx.Err() == nil {
+			return // written, or failed on its own (logged)
+		}
+	case <-r.ctx.Done():
+	}
+	r.o.Logger.Error("stopping: the session records were not all written in time; the next start ends the sessions left open from their logged calls, and results not yet logged are lost",
+		"timeout", r.o.CloseTimeout, "sessions_open", r.open.Load())
+}
+
+// closeWrites is what Close writes; it returns the first failure.
+func (r *Recorder) closeWrites(ctx context.Context) error {
 	if r.stop != nil {
 		close(r.stop)
 		<-r.done
 	}
-	if err := r.flushAllResults(context.Background()); err != nil {
+	err := r.flushAllResults(ctx)
+	if err != nil {
 		r.o.Logger.Error("recording session results at close", "err", err)
 	}
-	if err := r.flushRows(context.Background()); err != nil {
-		r.o.Logger.Error("writing session summaries at close", "err", err)
+	if e := r.flushRows(ctx); e != nil {
+		r.o.Logger.Error("writing session summaries at close", "err", e)
+		err = cmp.Or(err, e)
 	}
-	r.retryEnds(context.Background())
-	if err := r.rejects.Close(context.Background()); err != nil {
-		r.o.Logger.Error("recording refused attempts' summaries at close", "err", err)
+	err = cmp.Or(err, r.retryEnds(ctx))
+	if e := r.rejects.Close(ctx); e != nil {
+		r.o.Logger.Error("recording refused attempts' summaries at close", "err", e)
+		err = cmp.Or(err, e)
 	}
+	return err
 }
 
 // resetter is a clock.Timer that can be armed again once it has fired.
@@ -400,10 +455,10 @@ func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 			ticks++
 			arm()
 		}
-		if err := r.flushAllResults(context.Background()); err != nil {
+		if err := r.flushAllResults(r.ctx); err != nil {
 			r.o.Logger.Error("recording session results; will retry", "err", err)
 		}
-		if err := r.rejects.Flush(context.Background()); err != nil {
+		if err := r.rejects.Flush(r.ctx); err != nil {
 			r.o.Logger.Error("recording refused attempts' summaries; will retry", "err", err)
 		}
 		now := clk.Now()
@@ -411,9 +466,9 @@ func (r *Recorder) flushLoop(stop <-chan struct{}, done chan<- struct{}) {
 			continue
 		}
 		last, ticks = now, 0
-		if err := r.flushRows(context.Background()); err != nil {
+		if err := r.flushRows(r.ctx); err != nil {
 			r.o.Logger.Error("writing session summaries; will retry", "err", err)
 		}
-		r.retryEnds(context.Background())
+		r.retryEnds(r.ctx)
 	}
 }
