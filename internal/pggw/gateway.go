@@ -206,6 +206,13 @@ const (
 	defaultStartupTimeout = 10 * time.Second
 	defaultMaxMessage     = 64 << 20
 	roleTimeout           = 30 * time.Second
+	// dropGraceAtClose is how long a grant role's drop still running
+	// when Close is called goes on (on Options.Clock). A drop takes
+	// milliseconds; one still running is waiting on the upstream, and a
+	// role it leaves behind is dropped by the next start's Reconcile
+	// (its grant is no longer active). Meanwhile the role's password is
+	// Airlock's alone, and VALID UNTIL its grant's expiry.
+	dropGraceAtClose = 2 * time.Second
 )
 
 // New checks o and subscribes to grant activations: when a grant for one of
@@ -360,6 +367,11 @@ func (g *Gateway) watch(st *grantState) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), roleTimeout)
 	defer cancel()
+	// Not ended by Close at once (the role must stop logging in), but
+	// not for roleTimeout either: a drop waiting on the upstream (a lock,
+	// a backend slow to exit) held the stop for up to 30 s.
+	stopping := context.AfterFunc(g.ctx, func() { g.o.Clock.AfterFunc(dropGraceAtClose, cancel) })
+	defer stopping()
 	st.t.roleMu.RLock()
 	err := st.t.Roles.Drop(ctx, st.g.ID)
 	st.t.roleMu.RUnlock()
