@@ -2,6 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -39,18 +43,7 @@ func TestCloseWithAHungPostgresStore(t *testing.T) {
 		}
 	}
 
-	other, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	tx, err := other.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE log_entries, sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockSessionTables(t, dsn)
 	// A result for the recorder to log, which the store holds.
 	res := get
 	res.Kind, res.Status, res.BytesOut = "result", "200", 10
@@ -73,18 +66,9 @@ func TestCloseWithAHungPostgresStore(t *testing.T) {
 			t.Fatalf("Close took %v with the store hung", d)
 		}
 	case <-time.After(40 * time.Second):
-		_ = tx.Rollback(ctx)
 		t.Fatal("Close had not returned 40 s after it began, with the store hung")
 	}
-	// The process ends there: its connections go with it (their
-	// backends, waiting on the lock, would otherwise commit once it is
-	// released).
-	if _, err := tx.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	endProcess(t, tx)
 
 	// The restart's first sweep ends the earlier run's session at its last
 	// recorded event, counting the three calls from the log.
@@ -131,4 +115,94 @@ func activeSession(t *testing.T, s *Server) (model.Grant, *gateway.Session) {
 		t.Fatal(err)
 	}
 	return g, ses
+}
+
+// TestCloseDeliversNotificationsAlongside: the notifications' last
+// deliveries (notify's CloseGrace, 5 s) run alongside the service's and
+// the log's close, not after them. Here the store hangs, so the sessions
+// recorder's close takes its full bound (5 s), and the webhook receiver
+// never answers: its delivery is cut at CloseGrace from the start of
+// Close. One after the other, it was cut only once the recorder had given
+// up, 10 s in, when closeBound had passed too.
+func TestCloseDeliversNotificationsAlongside(t *testing.T) {
+	cut := make(chan time.Time, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then the server sees the client leave
+		<-r.Context().Done()        // never answers
+		cut <- time.Now()
+	}))
+	defer recv.Close()
+	t.Setenv("TEST_HOOK_SECRET", "a-webhook-secret-of-the-test-0123")
+	dsn := pgDatabase(t)
+	cfg := auditConfig(t, fmt.Sprintf("store: %q\nnotify:\n  webhooks:\n    - {url: %s/hook, secret_env: TEST_HOOK_SECRET}\n", dsn, recv.URL))
+	ctx := context.Background()
+	s := openServer(t, cfg)
+	_, ses := activeSession(t, s) // grant.requested is being delivered
+	get := gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/app/a.log", Allowed: true}
+	if err := gatewaytest.Record(ctx, ses, get); err != nil {
+		t.Fatal(err)
+	}
+	tx := lockSessionTables(t, dsn)
+	res := get
+	res.Kind, res.Status = "result", "200"
+	if err := gatewaytest.Record(ctx, ses, res); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the flusher's round is held by the lock
+
+	t0 := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case at := <-cut:
+		// CloseGrace, with slack for a loaded machine; after the
+		// recorder's bound it would be 10 s.
+		if d := at.Sub(t0); d > 8*time.Second {
+			t.Fatalf("the delivery in flight was cut %v after Close began", d.Round(time.Millisecond))
+		} else {
+			t.Logf("the delivery in flight was cut %v after Close began", d.Round(time.Millisecond))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the delivery in flight was not cut 20 s after Close began")
+	}
+	<-closed
+	endProcess(t, tx)
+}
+
+// lockSessionTables holds the log's and the sessions' tables locked from
+// another session of dsn's database, as a person's LOCK TABLE (or a
+// migration) would: every write of the log and every session row waits.
+func lockSessionTables(t *testing.T, dsn string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close(ctx) })
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE log_entries, sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// endProcess ends the connections of a server left behind by Close, as
+// its process's exit would (their backends, waiting on the lock, would
+// otherwise commit once it is released), and releases tx's lock.
+func endProcess(t *testing.T, tx pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := tx.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

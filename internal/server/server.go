@@ -368,17 +368,22 @@ func (s *Server) Close() {
 }
 
 func (s *Server) close() {
+	var wg sync.WaitGroup
+	if s.notifier != nil {
+		// Alongside the service and the log, not after them: its last
+		// deliveries (up to notify's CloseGrace, 5 s) need neither, and one
+		// after the other their bounds added up.
+		wg.Go(s.notifier.Close)
+	}
 	if s.Service != nil {
 		s.Service.Close()
-	}
-	if s.notifier != nil {
-		s.notifier.Close()
 	}
 	if s.log != nil {
 		if err := s.log.Close(); err != nil {
 			s.logger.Error("closing the log", "err", err)
 		}
 	}
+	wg.Wait()
 	if s.witnesses != nil {
 		s.witnesses.Close()
 	}
