@@ -134,7 +134,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		if ps {
 			a = redactPowerShell(a)
 		}
-		a = redactValues(a, paramDefault, headerSecret, paramEnd)
+		a = redactValues(a, paramDefault, headerSecret, paramEnd, nil)
 		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactJSON(a)
 		a = redactLineArgs(a, ps)
@@ -210,7 +210,7 @@ func redactHeaders(a string) string {
 			j = nextSecretHeader(a[:end], j)
 		}
 		return start, end
-	})
+	}, nil)
 }
 
 // nextSecretHeader returns where the colon of the next header line
@@ -432,7 +432,7 @@ func powerShell(w string) bool {
 func redactPowerShell(a string) string {
 	return redactValues(a, secretAssign, assignedSecret, func(a string, _, i int) (int, int) {
 		return i, wordEnd(a, i, i, " \t\r\v\f\n", true)
-	})
+	}, nil)
 }
 
 // assignedSecret says whether the name of a name= (secretAssign) holds a
@@ -465,14 +465,47 @@ func assignedSecret(name string) bool {
 // (bash -c "PGPASSWORD=x psql", a quoted conninfo) more than the value is
 // taken: a record that hides a word after a secret is fine, one that
 // keeps a piece of it is a leak.
+//
+// A secret's name= inside a value taken is the start of a value too,
+// read as its own shell word, and the value taken runs at least to that
+// value's end: in 'SECRET=A PGPASSWORD=' 0' the quotes closed SECRET's
+// value before PGPASSWORD's ' 0', whose match, inside it, was passed
+// over, and 0 was kept. Such a value is not cut at an operator, and
+// where the quotes cannot be told apart more is hidden, not less.
 func redactAssignments(a string, arg bool) string {
 	var w wordScanner
 	var q shellQuotes
 	blank := strings.IndexAny(a, " \t\n\v\f\r") // the first, read once
-	return redactValues(a, secretAssign, assignedSecret, func(a string, name, i int) (int, int) {
-		if paramName(a, name) && a[i-1] == '=' && strings.Trim(a[name:i-1], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == "" {
-			// ${PGPASSWORD=x}: paramDefault has hidden its word, which
-			// an assignment's value took on past the closing }.
+	// The end that the shell's quotes which opened at quotesAt give the
+	// values inside them (inQuotes), found once for all those values,
+	// and the end of the last shell word found from quotes that opened
+	// in it (wordEnd; from wordAt): the same for all its quotes.
+	quotesAt, quotesEnd := -1, 0
+	wordAt, wordEnd := -1, -1
+	inQuotes := func(i int) int {
+		if q.open != quotesAt {
+			// To the closing quote, kept in the record, where the
+			// word ends there; else to the word's end.
+			quotesAt = q.open
+			if c := q.end(a, i); c+1 == len(a) || c < len(a) && strings.IndexByte(" \t\n\r", a[c+1]) >= 0 {
+				quotesEnd = c
+			} else {
+				if q.open < wordAt || q.open >= wordEnd {
+					wordAt, wordEnd = q.open, shellWordEnd(a, q.open)
+				}
+				quotesEnd = wordEnd
+			}
+		}
+		return quotesEnd
+	}
+	// noValue says whether the name= whose name starts at name and whose
+	// match ends at i is ${PGPASSWORD=x}: paramDefault has hidden its
+	// word, which an assignment's value took on past the closing }.
+	noValue := func(name, i int) bool {
+		return paramName(a, name) && a[i-1] == '=' && strings.Trim(a[name:i-1], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == ""
+	}
+	span := func(a string, name, i int) (int, int) {
+		if noValue(name, i) {
 			return i, i
 		}
 		if arg && (blank < 0 || blank >= name) {
@@ -480,13 +513,7 @@ func redactAssignments(a string, arg bool) string {
 		}
 		end := w.end(a, i)
 		if q.advance(a, i) && q.state != 0 {
-			// To the closing quote, kept in the record, where the
-			// word ends there; else to the word's end.
-			if c := q.end(a, i); c < len(a) && shellWordEnd(a, c+1) == c+1 {
-				end = max(end, c)
-			} else {
-				end = max(end, shellWordEnd(a, q.open))
-			}
+			end = max(end, inQuotes(i))
 		} else if !arg {
 			// Outside quotes in a shell line the word, and the value,
 			// also end at an operator (PGPASSWORD=x;psql -h db): the
@@ -495,7 +522,18 @@ func redactAssignments(a string, arg bool) string {
 			end = lineWordEnd(a[:end], i, false)
 		}
 		return i, end
-	})
+	}
+	nested := func(a string, name, i int) int {
+		if noValue(name, i) {
+			return i
+		}
+		end := w.nestedEnd(a, i)
+		if q.advance(a, i) && q.state != 0 {
+			end = max(end, inQuotes(i))
+		}
+		return end
+	}
+	return redactValues(a, secretAssign, assignedSecret, span, nested)
 }
 
 // paramName says whether the name at i in a is a parameter's inside
@@ -571,7 +609,7 @@ func redactJSON(a string) string {
 			return i, i + j
 		}
 		return i, len(a)
-	})
+	}, nil)
 }
 
 // redactLineArgs replaces the shell word after a --flag whose name says
@@ -602,7 +640,7 @@ func redactLineArgs(a string, ps bool) string {
 		}
 		return start, end
 	}
-	return redactSetValues(redactValues(a, lineFlag, secretName, next), ps)
+	return redactSetValues(redactValues(a, lineFlag, secretName, next, nil), ps)
 }
 
 // redactSetValues replaces the values that the commands of the shell line
@@ -774,22 +812,39 @@ func shellCommands(a string, ps bool, fn func(words [][2]int)) {
 // redactValues replaces by RedactedArg the value after each match of re
 // in a (a name= or name:) whose first submatch, the name, secret accepts:
 // span(a, start of the name, end of the match) says where that value
-// starts and ends. A match inside a value already replaced is passed over.
-func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, name, i int) (start, end int)) string {
+// starts and ends. A match inside a value already taken is passed over,
+// or, where nested is given, read as the start of a value of its own too:
+// nested(a, start of the name, end of the match) says where that value
+// ends, and the value taken runs at least as far.
+func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, name, i int) (start, end int), nested func(a string, name, i int) int) string {
 	var b strings.Builder
 	at := 0
-	for _, m := range re.FindAllStringSubmatchIndex(a, -1) {
-		if m[0] < at || !secret(a[m[2]:m[3]]) {
-			continue
+	start, end := 0, -1 // the value being taken, or none
+	flush := func() {
+		if end >= 0 {
+			b.WriteString(a[at:start])
+			b.WriteString(RedactedArg)
+			at, end = end, -1
 		}
-		start, end := span(a, m[2], m[1])
-		if end == start {
-			continue
-		}
-		b.WriteString(a[at:start])
-		b.WriteString(RedactedArg)
-		at = end
 	}
+	for _, m := range re.FindAllStringSubmatchIndex(a, -1) {
+		if m[0] < max(at, end) {
+			if nested != nil && end >= 0 && secret(a[m[2]:m[3]]) {
+				end = max(end, nested(a, m[2], m[1]))
+			}
+			continue
+		}
+		if !secret(a[m[2]:m[3]]) {
+			continue
+		}
+		s, e := span(a, m[2], m[1])
+		if e == s {
+			continue
+		}
+		flush()
+		start, end = s, e
+	}
+	flush()
 	if at == 0 {
 		return a
 	}
@@ -804,16 +859,50 @@ func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span fu
 // remembers a quote found unclosed, so that the words of one line cost
 // time linear in its length.
 type wordScanner struct {
-	noSingle, noDouble bool // no closing ' (") after one found unclosed
+	// One more than where a ' (") was found with no closing one after
+	// it, or 0: none after it has one either. Words read from before it
+	// may still close one there.
+	openSingle, openDouble int
+	// For nestedEnd: which of its reads (one more than its index in
+	// ends) read each byte of a outside quotes, or 0; and where each read
+	// ended.
+	seen []int32
+	ends []int
 }
 
 // end returns where the word starting at i in a ends. A quote left open
 // as the word's first piece runs to the end of a; left open after other
 // pieces (password=X" closing a conninfo's quotes) it ends the word, which
 // would otherwise take the rest of the line with it.
-func (w *wordScanner) end(a string, i int) int {
+func (w *wordScanner) end(a string, i int) int { return w.read(a, i, 0) }
+
+// nestedEnd is end for words that may start inside a word read before
+// (the values nested in a value: redactAssignments), in order of where
+// they start. A read that comes to a byte that an earlier one read
+// outside quotes ends where that one did, so that each byte is read a
+// bounded number of times: a line of nested values, each read to the
+// line's end, took time quadratic in its length.
+func (w *wordScanner) nestedEnd(a string, i int) int {
+	if w.seen == nil {
+		w.seen = make([]int32, len(a))
+	}
+	w.ends = append(w.ends, 0)
+	id := len(w.ends)
+	end := w.read(a, i, int32(id))
+	w.ends[id-1] = end
+	return end
+}
+
+// read is end, for nestedEnd's read id where id > 0.
+func (w *wordScanner) read(a string, i int, id int32) int {
 	start := i
 	for i < len(a) {
+		if id > 0 {
+			if s := w.seen[i]; s > 0 && i > start {
+				return w.ends[s-1]
+			}
+			w.seen[i] = id
+		}
 		var closing int // the closing quote's index, or -1
 		switch c := a[i]; c {
 		case ' ', '\t', '\n', '\v', '\f', '\r':
@@ -833,17 +922,19 @@ func (w *wordScanner) end(a string, i int) int {
 			closing = closingEscaped(a, i+2, '\'')
 		case '\'':
 			closing = -1
-			if !w.noSingle {
+			if w.openSingle == 0 || i < w.openSingle-1 {
 				if j := strings.IndexByte(a[i+1:], '\''); j >= 0 {
 					closing = i + 1 + j
+				} else {
+					w.openSingle = i + 1
 				}
-				w.noSingle = closing < 0
 			}
 		case '"':
 			closing = -1
-			if !w.noDouble {
-				closing = closingDouble(a, i+1)
-				w.noDouble = closing < 0
+			if w.openDouble == 0 || i < w.openDouble-1 {
+				if closing = closingDouble(a, i+1); closing < 0 {
+					w.openDouble = i + 1
+				}
 			}
 		default:
 			i++

@@ -233,6 +233,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "tool --secret --token hunter2 -v"}, []string{"sh", "-c", "tool --secret [REDACTED] -v"}},
 		{[]string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: \"hunter2\"' https://h/"}, []string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: [REDACTED]' https://h/"}},
 		{[]string{"curl", "-u", "ann:", "https://h/"}, nil},
+		// A secret's name= inside the value of another, whose own value
+		// runs past it (found by FuzzRedactAssignedSecret): the quotes
+		// closed SECRET's value before PGPASSWORD's, or a quote left open
+		// ended A_TOKEN's where PGPASSWORD's starts; the match inside the
+		// value taken was passed over, and its value kept.
+		{[]string{"sh", "-c", "'SECRET=A PGPASSWORD=' hunter2'"}, []string{"sh", "-c", "'SECRET=[REDACTED]"}},
+		{[]string{"sh", "-c", "A_TOKEN=x=PGPASSWORD='hunter2"}, []string{"sh", "-c", "A_TOKEN=[REDACTED]"}},
 		// A program's own option whose argument is a secret, though its
 		// name says nothing (programOptions): curl's user:password, the
 		// user kept, in argv and in a shell line, glued (-uann:…), after
@@ -670,8 +677,11 @@ func TestRedactHeadersLinear(t *testing.T) {
 	for _, unit := range []string{
 		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `, `Cookie: a='b X: `, `Authorization: 'a `, `Cookie:'`,
 		`'Cookie: a `, `"X-Api-Key: a `, `x X-Api-Key:\ $'a `,
-		// Assignments in quotes (redactAssignments reads each byte once).
+		// Assignments in quotes (redactAssignments reads each byte once),
+		// and nested in one word, each of whose values, read on its own,
+		// runs to the line's end (wordScanner.nestedEnd).
 		`"PGPASSWORD=a b" `, `'PGPASSWORD=a b'x `, `"x PGPASSWORD=a b"`, `$'PGPASSWORD=\' `, `PGPASSWORD=$'a `,
+		`'A_TOKEN=x'`, `A_TOKEN=x=`, `A_TOKEN=\'x`,
 		// JSON members (redactJSON).
 		`"password": "a`, `"token":1 `, `"x \"token\": \"a`, `{\"api_key\":\"`,
 		// Values after a --flag or set NAME (redactLineArgs).
