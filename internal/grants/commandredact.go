@@ -137,8 +137,12 @@ func redactCommand(argv []string, secrets ...string) []string {
 		a = redactValues(a, paramDefault, headerSecret, paramEnd, nil)
 		a = redactAssignments(a, !shellScript(argv, i))
 		a = redactJSON(a)
-		a = redactLineArgs(a, ps)
+		// Header lines before a program's options: curl '-u -H '' -H
+		// 'Authorization: Basic "X"' took the -u argument's password to
+		// start at the header's colon, and the [REDACTED] put for the
+		// scheme was read as the credential, whose "X" was then kept.
 		a = redactHeaders(a)
+		a = redactLineArgs(a, ps)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		switch {
 		case i > 0 && strings.HasPrefix(argv[i-1], "-") && !strings.Contains(argv[i-1], "=") && secretName(argv[i-1]):

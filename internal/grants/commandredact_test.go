@@ -233,6 +233,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "tool --secret --token hunter2 -v"}, []string{"sh", "-c", "tool --secret [REDACTED] -v"}},
 		{[]string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: \"hunter2\"' https://h/"}, []string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: [REDACTED]' https://h/"}},
 		{[]string{"curl", "-u", "ann:", "https://h/"}, nil},
+		// A header line glued to curl -u's argument, whose password
+		// started at the header's colon (found by
+		// FuzzRedactHeaderSecret): the [REDACTED] put for the scheme was
+		// read as the credential, and the credential kept. Header lines
+		// are read first.
+		{[]string{"sh", "-c", "curl '-u -H '' -H 'authorization:Basic \"hunter2\"' https://h/"}, []string{"sh", "-c", "curl '-u -H '' -H 'authorization:[REDACTED] [REDACTED]' https://h/"}},
 		// A secret's name= inside the value of another, whose own value
 		// runs past it (found by FuzzRedactAssignedSecret): the quotes
 		// closed SECRET's value before PGPASSWORD's, or a quote left open
