@@ -184,6 +184,7 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 	var pending *secretCut // word k is the secret argument of the option before it
 	skip := false          // word k is another option's argument (operands)
 	sub := 0               // how many words of o.sub have been seen
+	optArg := false        // word k may be the argument of the option before it
 	letters := ""          // o's flags seen (batch, fewer)
 	operands := 0          // o's operands seen
 	for k := 0; k < n; k++ {
@@ -195,9 +196,10 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 		raw := word(k)
 		w := bareWord(raw)
 		// A program whose operands are counted runs no other: its
-		// operand /etc/nginx/htpasswd is no htpasswd.
-		if p := programOf(w); p != nil && (o == nil || o.operand == 0) {
-			o, skip, sub, letters, operands = p, false, 0, "", 0
+		// operand /etc/nginx/htpasswd is no htpasswd. Nor does a
+		// word that names a container or a host (namesArg).
+		if p := programOf(w); p != nil && (o == nil || o.operand == 0) && (k == 0 || !namesArg(bareWord(word(k-1)))) {
+			o, skip, sub, optArg, letters, operands = p, false, 0, false, "", 0
 			continue
 		}
 		switch {
@@ -207,8 +209,21 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			skip = false
 			continue
 		case sub < len(o.sub):
-			if w == o.sub[sub] {
-				sub++
+			// The words of o's subcommand, each the first operand
+			// after the one before: options may stand between, and
+			// the word after an option (which may be its argument:
+			// docker -H tcp://h login). Another operand is another
+			// subcommand, whose options are no secrets: docker run
+			// --name login -p 80:80 hid the port.
+			switch {
+			case w == o.sub[sub]:
+				sub, optArg = sub+1, false
+			case isOption(w):
+				optArg = !strings.Contains(w, "=")
+			case optArg:
+				optArg = false
+			default:
+				o = nil
 			}
 			continue
 		case o.operands && (w == "--" || !isOption(w)):
@@ -267,6 +282,18 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 			break
 		}
 	}
+}
+
+// namesArg says whether the option w takes a name as its argument: a
+// container's, a host's (docker run --name mongo -p 27017:27017 mongo,
+// redis-cli -h mongo -p 6379), which is no program run though a program
+// has that name, so its options are not the program's.
+func namesArg(w string) bool {
+	switch w {
+	case "--name", "--hostname", "--host", "-h", "--network-alias":
+		return true
+	}
+	return false
 }
 
 // pieces is a secretCut's after for opts' piece p.

@@ -321,6 +321,18 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"docker", "run", "-p", "8080:80", "img"}, nil},
 		{[]string{"redis-cli", "-p", "6379", "ping"}, nil},
 		{[]string{"az", "vm", "create", "-n", "vm", "-p", "x"}, nil},
+		// A subcommand's word as another subcommand's operand, and a
+		// program's name as a container's or a host's: docker run's
+		// port was hidden as docker login's password, and as mongo's
+		// (mongo -p), redis-cli's port as mongo's too.
+		{[]string{"docker", "run", "--name", "login", "-p", "80:80", "img"}, nil},
+		{[]string{"sh", "-c", "docker run --name mongo -p 27017:27017 -d mongo && redis-cli -h mongo -p 6379 ping && kubectl create configmap secret --from-literal=K=V"}, nil},
+		// The subcommand after global options, their arguments too, and
+		// a program's name among another's words, which may be a command
+		// run later (echo … | sh, ssh h mongo …): hidden.
+		{[]string{"sh", "-c", "docker -H tcp://h:2375 login -u ann -p hunter2 reg && docker --debug login -phunter3 && echo mongo -p hunter4 | sh"},
+			[]string{"sh", "-c", "docker -H tcp://h:2375 login -u ann -p [REDACTED] reg && docker --debug login -p[REDACTED] && echo mongo -p [REDACTED] | sh"}},
+		{[]string{"mongodump", "-h", "mongo", "-u", "ann", "-p", "hunter2"}, []string{"mongodump", "-h", "mongo", "-u", "ann", "-p", "[REDACTED]"}},
 		// gh secret set's value, whatever the secret's name says: only a
 		// name such as MY_TOKEN was seen.
 		{[]string{"gh", "secret", "set", "STRIPE_KEY", "--body", "hunter2", "-R", "o/r"}, []string{"gh", "secret", "set", "STRIPE_KEY", "--body", "[REDACTED]", "-R", "o/r"}},
@@ -842,6 +854,11 @@ func FuzzRedactSetSecret(f *testing.F) {
 		before, after = withoutDigits(before, "'\"\\$`#"), withoutDigits(after, "'\"\\$`#")
 		if secret == "" || len(styles) == 0 {
 			return
+		}
+		if f := strings.Fields(before); len(f) > 0 && namesArg(f[len(f)-1]) {
+			// --name docker login -p X: docker names a container, and
+			// runs no login (namesArg).
+			before += " x"
 		}
 		form := forms[int(which)%len(forms)]
 		name := names[int(which/uint8(len(forms)))%len(names)]
