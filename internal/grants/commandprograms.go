@@ -90,10 +90,9 @@ var programOptions = []programOption{
 	{programs: []string{"ldappasswd"}, opts: map[string]string{"-w": "", "-a": "", "-s": ""}, flags: "AESMNQVWZcnvx"},
 	// The MySQL and MariaDB clients take their password glued to -p.
 	{programs: mysqlClients, opts: map[string]string{"-p": ""}, glued: "p", flags: "ABCEHNVXabcfgiknqstvx"},
-	// rclone's config password and borg's passphrase, read from the
-	// environment only.
+	// rclone's config password, read from the environment only.
+	// (borg's BORG_PASSPHRASE says passphrase: secretName.)
 	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},
-	{programs: []string{"borg"}, env: []string{"BORG_PASSPHRASE"}},
 	// openssl's pass phrase arguments (-passin, -passout, -pass) name
 	// where it is read from, and hold it only as pass:X; enc's -k is a
 	// password and -K a key, whole. Its options are words: -kfile F and

@@ -52,7 +52,7 @@ var (
 	// Its value is as redactJSON takes it.
 	jsonSecret = regexp.MustCompile(`"([A-Za-z0-9_-]+)\\?"[ \t]*:[ \t]*`)
 	// secretWord is what a secret's name contains.
-	secretWord = regexp.MustCompile(`(?i)password|passwd|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
+	secretWord = regexp.MustCompile(`(?i)password|passwd|passphrase|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
 	// headerName is the name: of an HTTP header line as curl -H or a
 	// script writes it ("Authorization: Bearer X", "X-Api-Key: X",
 	// "Cookie: session=X"). Every one is looked at, those inside another
@@ -86,12 +86,14 @@ func headerSecret(name string) bool {
 var mysqlClients = []string{"mysql", "mariadb", "mysqldump", "mysqladmin", "mariadb-dump"}
 
 // secretName says whether a variable, keyword or flag named name holds a
-// secret: its name contains password, passwd, secret or token, or ends in
-// _pwd (MYSQL_PWD), and it does not name one (--secret-id, SECRET_ARN,
+// secret: its name contains password, passwd, passphrase (gpg
+// --passphrase, BORG_PASSPHRASE), secret or token, or ends in _pwd
+// (MYSQL_PWD), and it does not name one (--secret-id, SECRET_ARN,
 // token_name) nor say where it is read from (--password-stdin, which
 // takes no value: the argument after it, docker login's registry, was
-// hidden). A program's variable that says nothing (programEnv: SSHPASS,
-// REDISCLI_AUTH) holds one too.
+// hidden; gpg --passphrase-fd 0, --passphrase-file F). A program's
+// variable that says nothing (programEnv: SSHPASS, REDISCLI_AUTH) holds
+// one too.
 func secretName(name string) bool {
 	if programEnv(name) {
 		return true
@@ -100,7 +102,7 @@ func secretName(name string) bool {
 		return false
 	}
 	n := strings.ToLower(strings.TrimLeft(name, "-"))
-	for _, suffix := range []string{"id", "ids", "arn", "arns", "name", "names", "file", "path", "env", "stage", "stdin"} {
+	for _, suffix := range []string{"id", "ids", "arn", "arns", "name", "names", "file", "path", "env", "stage", "stdin", "fd"} {
 		if strings.HasSuffix(n, "-"+suffix) || strings.HasSuffix(n, "_"+suffix) {
 			return false
 		}

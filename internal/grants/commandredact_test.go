@@ -282,6 +282,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"fish", "-c", "set -x SSHPASS hunter2; set -gx REDISCLI_AUTH hunter3"}, []string{"fish", "-c", "set -x SSHPASS [REDACTED]; set -gx REDISCLI_AUTH [REDACTED]"}},
 		{[]string{"pwsh", "-c", "Set-Item -Path Env:SSHPASS -Value hunter2; $env:REDISCLI_AUTH = 'hunter3'"}, []string{"pwsh", "-c", "Set-Item -Path Env:SSHPASS -Value [REDACTED]; $env:REDISCLI_AUTH = [REDACTED]"}},
 		{[]string{"sh", "-c", "redis-cli -a \"${REDISCLI_AUTH:-hunter2}\" ping; echo ${SSHPASS-hunter3}/x"}, []string{"sh", "-c", "redis-cli -a [REDACTED] ping; echo ${SSHPASS-[REDACTED]}/x"}},
+		// A passphrase, as gpg takes it (--passphrase X, =X) and as a
+		// variable names it: kept before. Its -fd and -file say where it
+		// is read from.
+		{[]string{"gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "hunter2", "-c", "f"}, []string{"gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "[REDACTED]", "-c", "f"}},
+		{[]string{"sh", "-c", "gpg --passphrase='hun ter2' -d f && GPG_PASSPHRASE=hunter3 ./sign && gpg --passphrase-fd 0 -d f < p && gpg --passphrase-file pw -d f"},
+			[]string{"sh", "-c", "gpg --passphrase=[REDACTED] -d f && GPG_PASSPHRASE=[REDACTED] ./sign && gpg --passphrase-fd 0 -d f < p && gpg --passphrase-file pw -d f"}},
 		// Other names and cases: no such variable.
 		{[]string{"env", "sshpass=1", "SSHPASS_FILE=f", "apt-get", "install", "sshpass=1.09-1"}, nil},
 		// Other programs' password options (programOptions), glued to
