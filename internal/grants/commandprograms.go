@@ -90,6 +90,14 @@ var programOptions = []programOption{
 	{programs: []string{"ldappasswd"}, opts: map[string]string{"-w": "", "-a": "", "-s": ""}, flags: "AESMNQVWZcnvx"},
 	// The MySQL and MariaDB clients take their password glued to -p.
 	{programs: mysqlClients, opts: map[string]string{"-p": ""}, glued: "p", flags: "ABCEHNVXabcfgiknqstvx"},
+	// ssh-keygen's new (-N) and old (-P) passphrases.
+	{programs: []string{"ssh-keygen"}, opts: map[string]string{"-N": "", "-P": ""}, flags: "ABceHhiKkLlpQqUuvyg"},
+	// Archives' passwords: 7-Zip's -pPASSWORD (-p alone asks for it;
+	// its switches are words, of which only -p starts with p), zip's
+	// and unzip's -P.
+	{programs: []string{"7z", "7za", "7zr", "7zz"}, opts: map[string]string{"-p": ""}, glued: "p"},
+	{programs: []string{"zip"}, opts: map[string]string{"-P": ""}, flags: "0123456789ADFJLRSTXcdefghjklmqruvyz"},
+	{programs: []string{"unzip"}, opts: map[string]string{"-P": ""}, flags: "abcfjlnopqstuvzBCDKLMNTUVWXYZ"},
 	// rclone's config password, read from the environment only.
 	// (borg's BORG_PASSPHRASE says passphrase: secretName.)
 	{programs: []string{"rclone"}, env: []string{"RCLONE_CONFIG_PASS"}},

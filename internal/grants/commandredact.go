@@ -64,7 +64,7 @@ var (
 	// mysqlPassword is a MySQL client's -pPASSWORD inside text that is
 	// not read as the shell's words (a JSON body's "mysql -u r -pX"):
 	// programOptions' row sees it in argv and shell lines.
-	mysqlPassword = regexp.MustCompile(`\b(mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
+	mysqlPassword = regexp.MustCompile(`\b(` + strings.Join(mysqlClients, "|") + `)\b([^;&|\n]*?\s)-p([^\s'"]+)`)
 	// lineFlag is a --flag word in a shell line: where blanks follow it,
 	// the next shell word is the value, as the next argument is in argv
 	// (redactCommand). The blanks are not part of the match: taken with
@@ -82,8 +82,12 @@ func headerSecret(name string) bool {
 	return secretName(name)
 }
 
-// mysqlClients take their password glued to -p (-pPASSWORD).
-var mysqlClients = []string{"mysql", "mariadb", "mysqldump", "mysqladmin", "mariadb-dump"}
+// mysqlClients take their password glued to -p (-pPASSWORD): MySQL's
+// and MariaDB's clients and tools.
+var mysqlClients = []string{
+	"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck", "mysqlpump", "mysqlslap", "mysqlbinlog", "mysqlsh",
+	"mariadb", "mariadb-dump", "mariadb-admin", "mariadb-import", "mariadb-show", "mariadb-check", "mariadb-slap", "mariadb-binlog",
+}
 
 // secretName says whether a variable, keyword or flag named name holds a
 // secret: its name contains password, passwd, passphrase (gpg
@@ -676,8 +680,10 @@ func redactSetValues(a string, ps bool) string {
 				continue
 			}
 			w := word(k)
-			if quotedEnd(w, s) == s {
-				continue // an empty secret: see secretCut.apply
+			if quotedEnd(w, s) == s || s == 0 && (w == "''" || w == `""`) {
+				// An empty secret: see secretCut.apply. ssh-keygen -N ''
+				// sets none, which a reviewer may need to see.
+				continue
 			}
 			b.WriteString(a[at : words[k][0]+s])
 			b.WriteString(RedactedArg)

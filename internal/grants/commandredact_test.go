@@ -311,6 +311,21 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "openssl enc -aes-256-cbc -k hunter2 -in f && openssl pkcs12 -export -passout 'pass:hun ter2' -in c && openssl enc -K hunter3 -iv 00 -pass pass:hunter4"},
 			[]string{"sh", "-c", "openssl enc -aes-256-cbc -k [REDACTED] -in f && openssl pkcs12 -export -passout 'pass:[REDACTED]' -in c && openssl enc -K [REDACTED] -iv 00 -pass pass:[REDACTED]"}},
 		{[]string{"openssl", "rsa", "-in", "k.pem", "-passin", "env:KEYPW", "-passout", "file:pw.txt", "-kfile", "f", "-out", "o"}, nil},
+		// ssh-keygen's new and old passphrases, archives' passwords
+		// (7-Zip's glued -p, zip's and unzip's -P) and the other MySQL
+		// and MariaDB tools' -p: kept before. An empty passphrase in a
+		// shell line stays, as in argv: none is set.
+		{[]string{"ssh-keygen", "-t", "ed25519", "-N", "hunter2", "-f", "k"}, []string{"ssh-keygen", "-t", "ed25519", "-N", "[REDACTED]", "-f", "k"}},
+		{[]string{"sh", "-c", "ssh-keygen -p -P 'hun ter2' -N hunter3 -f k && ssh-keygen -qN '' -f k2 && ssh-keygen -N \"\" -f k3 -C ann"},
+			[]string{"sh", "-c", "ssh-keygen -p -P [REDACTED] -N [REDACTED] -f k && ssh-keygen -qN '' -f k2 && ssh-keygen -N \"\" -f k3 -C ann"}},
+		{[]string{"ssh-keygen", "-N", "", "-f", "k"}, nil},
+		{[]string{"7z", "a", "-phunter2", "-mhe=on", "f.7z", "d"}, []string{"7z", "a", "-p[REDACTED]", "-mhe=on", "f.7z", "d"}},
+		{[]string{"sh", "-c", "7za x -p'hun ter2' f.7z && zip -r -P hunter3 f.zip d && zip -erPhunter4 f.zip d && unzip -o -P 'hun ter2' f.zip"},
+			[]string{"sh", "-c", "7za x -p'[REDACTED] f.7z && zip -r -P [REDACTED] f.zip d && zip -erP[REDACTED] f.zip d && unzip -o -P [REDACTED] f.zip"}},
+		{[]string{"sh", "-c", "7z x -p f.7z && zip -e f.zip d && unzip -p f.zip x && mysqlsh -p -h db"}, nil},
+		{[]string{"sh", "-c", "mysqlimport -u r -phunter2 db f && mariadb-admin -phunter3 status && mysqlbinlog -phunter4 --read-from-remote-server b"},
+			[]string{"sh", "-c", "mysqlimport -u r -p[REDACTED] db f && mariadb-admin -p[REDACTED] status && mysqlbinlog -p[REDACTED] --read-from-remote-server b"}},
+		{[]string{"curl", "-d", `{"cmd":"mysqlcheck -u r -phunter2 db"}`, "https://h/"}, []string{"curl", "-d", `{"cmd":"mysqlcheck -u r -p[REDACTED] db"}`, "https://h/"}},
 		// htpasswd -b's password, its last operand: after FILE USER, or
 		// USER alone with -n.
 		{[]string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "hunter2"}, []string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "[REDACTED]"}},
