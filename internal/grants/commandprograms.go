@@ -45,6 +45,15 @@ type programOption struct {
 	// assign: each NAME=VALUE operand after sub sets a secret, its VALUE
 	// hidden whatever NAME says (fly secrets set STRIPE_KEY=X).
 	assign bool
+	// token: the first operand after sub that is no NAME=VALUE (read by
+	// the rule for those: vault login -method=userpass password=X) is a
+	// secret (vault login TOKEN) unless it is - (read from stdin); the
+	// operands after it are none. valueOpts are the options, without
+	// their dashes, whose argument is the word after them (vault login
+	// -method userpass), read past: another option takes none, and the
+	// word after it is an operand.
+	token     bool
+	valueOpts []string
 	// operand: with the letter batch among the program's flags, its
 	// operand at this place (from 1) is a secret, one place earlier with
 	// the letter fewer too (htpasswd -b FILE USER PW, htpasswd -nb USER
@@ -117,6 +126,11 @@ var programOptions = []programOption{
 	// fly (flyctl) secrets set A=x B=y and heroku config:set K=V.
 	{programs: []string{"fly", "flyctl"}, sub: []string{"secrets", "set"}, assign: true},
 	{programs: []string{"heroku"}, sub: []string{"config:set"}, assign: true},
+	// vault (OpenBao's bao) login TOKEN: the token method's operand.
+	{programs: []string{"vault", "bao"}, sub: []string{"login"}, token: true, valueOpts: []string{
+		"method", "path", "field", "format", "address", "namespace", "ns", "ca-cert", "ca-path",
+		"client-cert", "client-key", "tls-server-name", "mfa", "wrap-ttl", "header", "agent-address", "policy-override",
+	}},
 }
 
 // programEnv says whether name, or its part after a ':' (PowerShell's
@@ -239,6 +253,19 @@ func programValues(n int, word func(k int) string, hide func(k int, c secretCut)
 		case o.assign && !isOption(w):
 			if strings.Contains(w, "=") {
 				hide(k, secretCut{after: []string{"="}})
+			}
+			continue
+		case o.token && isOption(w):
+			skip = !strings.Contains(w, "=") && slices.Contains(o.valueOpts, strings.TrimLeft(w, "-"))
+			continue
+		case o.token:
+			if !strings.Contains(w, "=") {
+				// The one token, or - (stdin): a redirection's
+				// file after it (vault login - < f) is none.
+				if w != "-" && w != "" {
+					hide(k, secretCut{})
+				}
+				o = nil
 			}
 			continue
 		case o.operand > 0 && !isOption(w):

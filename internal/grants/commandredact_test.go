@@ -326,6 +326,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "mysqlimport -u r -phunter2 db f && mariadb-admin -phunter3 status && mysqlbinlog -phunter4 --read-from-remote-server b"},
 			[]string{"sh", "-c", "mysqlimport -u r -p[REDACTED] db f && mariadb-admin -p[REDACTED] status && mysqlbinlog -p[REDACTED] --read-from-remote-server b"}},
 		{[]string{"curl", "-d", `{"cmd":"mysqlcheck -u r -phunter2 db"}`, "https://h/"}, []string{"curl", "-d", `{"cmd":"mysqlcheck -u r -p[REDACTED] db"}`, "https://h/"}},
+		// vault login's token operand (not -, nor the operands after
+		// it): kept before.
+		{[]string{"vault", "login", "hvs.hunter2"}, []string{"vault", "login", "[REDACTED]"}},
+		{[]string{"sh", "-c", "vault login -no-store hunter2 > /dev/null && vault login -method userpass username=ann password=hunter3 && vault login - < tok && bao login -address=http://h hunter4"},
+			[]string{"sh", "-c", "vault login -no-store [REDACTED] > /dev/null && vault login -method userpass username=ann password=[REDACTED] && vault login - < tok && bao login -address=http://h [REDACTED]"}},
+		{[]string{"sh", "-c", "vault kv get -field=password secret/db && vault login -method=oidc role=dev"}, nil},
 		// htpasswd -b's password, its last operand: after FILE USER, or
 		// USER alone with -n.
 		{[]string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "hunter2"}, []string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "[REDACTED]"}},
