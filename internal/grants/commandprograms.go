@@ -65,6 +65,10 @@ type programOption struct {
 	// them as it reads PGPASSWORD): SSHPASS=X sshpass -e, REDISCLI_AUTH=X
 	// redis-cli. As written: the programs read no other case.
 	env []string
+	// userEnv are the variables the program reads a user and password
+	// from, each with the piece of its value after which the password
+	// starts: smbclient's USER=ann%PW (redactAssignments hides PW).
+	userEnv map[string]string
 }
 
 // userinfo is opts' piece for a user[:password] argument.
@@ -82,8 +86,9 @@ var programOptions = []programOption{
 		"-E": userinfo, "--cert": userinfo, "--proxy-cert": userinfo,
 		"--oauth2-bearer": "", "--pass": "", "--proxy-pass": "",
 	}, flags: "0123456aBfgGIijJklLMnNOpqRsSvVZ#"},
-	// Samba's clients take -U user%password.
-	{programs: []string{"smbclient", "rpcclient", "smbcacls"}, opts: map[string]string{"-U": "%", "--user": "%"}, flags: "NPegkq"},
+	// Samba's clients take -U user%password, and read USER as it
+	// (Samba's cli_credentials_guess; LOGNAME is a user's name only).
+	{programs: []string{"smbclient", "rpcclient", "smbcacls"}, opts: map[string]string{"-U": "%", "--user": "%"}, flags: "NPegkq", userEnv: map[string]string{"USER": "%"}},
 	// A password given as an option's argument: sshpass -p, redis-cli
 	// -a and --pass, docker (podman) login -p, az login -p, sqlcmd -P,
 	// MongoDB's shells and tools -p, OpenLDAP's clients -w (ldappasswd
@@ -91,7 +96,9 @@ var programOptions = []programOption{
 	// secretName's.
 	{programs: []string{"sshpass"}, opts: map[string]string{"-p": ""}, flags: "ehvV", operands: true, args: "fdP", env: []string{"SSHPASS"}},
 	{programs: []string{"redis-cli"}, opts: map[string]string{"-a": "", "--pass": ""}, env: []string{"REDISCLI_AUTH"}},
-	{programs: []string{"docker", "podman"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}},
+	// GitLab Runner's DOCKER_AUTH_CONFIG holds a registry's config JSON,
+	// its credentials in "auth".
+	{programs: []string{"docker", "podman"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}, env: []string{"DOCKER_AUTH_CONFIG"}},
 	{programs: []string{"az"}, sub: []string{"login"}, opts: map[string]string{"-p": ""}},
 	{programs: []string{"sqlcmd"}, opts: map[string]string{"-P": ""}},
 	{programs: []string{"mongosh", "mongo", "mongodump", "mongorestore", "mongoexport", "mongoimport", "mongostat", "mongotop", "mongofiles"}, opts: map[string]string{"-p": ""}},
@@ -131,6 +138,17 @@ var programOptions = []programOption{
 		"method", "path", "field", "format", "address", "namespace", "ns", "ca-cert", "ca-path",
 		"client-cert", "client-key", "tls-server-name", "mfa", "wrap-ttl", "header", "agent-address", "policy-override",
 	}},
+}
+
+// programUserEnv returns, where name is one of programOptions'
+// userEnv, the piece of its value after which the password starts.
+func programUserEnv(name string) (string, bool) {
+	for i := range programOptions {
+		if p, ok := programOptions[i].userEnv[name]; ok {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // programEnv says whether name, or its part after a ':' (PowerShell's

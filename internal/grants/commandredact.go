@@ -52,7 +52,9 @@ var (
 	// Its value is as redactJSON takes it.
 	jsonSecret = regexp.MustCompile(`"([A-Za-z0-9_-]+)\\?"[ \t]*:[ \t]*`)
 	// secretWord is what a secret's name contains.
-	secretWord = regexp.MustCompile(`(?i)password|passwd|passphrase|secret|token|_pwd$|api[-_]?key|private[-_]?key`)
+	// npm's _auth (a registry's base64 user:password: _auth=…,
+	// //r/:_auth, npm_config__auth) is one, and SKIP_AUTH no secret.
+	secretWord = regexp.MustCompile(`(?i)password|passwd|passphrase|secret|token|_pwd$|api[-_]?key|private[-_]?key|(?:^|[_:])_auth$`)
 	// headerName is the name: of an HTTP header line as curl -H or a
 	// script writes it ("Authorization: Bearer X", "X-Api-Key: X",
 	// "Cookie: session=X"). Every one is looked at, those inside another
@@ -533,6 +535,18 @@ func redactAssignments(a string, arg bool) string {
 		}
 		return i, end
 	}
+	// USER=ann%PW: smbclient's password, after the user (programUserEnv).
+	userSpan := func(a string, name, i int) (int, int) {
+		n := strings.TrimRight(a[name:i], " \t=+\"'}")
+		if piece, ok := programUserEnv(n); ok && !assignedSecret(n) {
+			start, end := span(a, name, i)
+			if j := strings.Index(a[start:end], piece); j >= 0 && start+j+len(piece) < end {
+				return start + j + len(piece), end
+			}
+			return i, i
+		}
+		return span(a, name, i)
+	}
 	nested := func(a string, name, i int) int {
 		if noValue(name, i) {
 			return i
@@ -543,7 +557,11 @@ func redactAssignments(a string, arg bool) string {
 		}
 		return end
 	}
-	return redactValues(a, secretAssign, assignedSecret, span, nested)
+	secret := func(n string) bool {
+		_, user := programUserEnv(n)
+		return user || assignedSecret(n)
+	}
+	return redactValues(a, secretAssign, secret, userSpan, nested)
 }
 
 // paramName says whether the name at i in a is a parameter's inside
@@ -600,7 +618,7 @@ func paramEnd(a string, _, i int) (int, int) {
 // not less. They were kept whole.
 func redactJSON(a string) string {
 	var q shellQuotes
-	return redactValues(a, jsonSecret, secretName, func(a string, _, i int) (int, int) {
+	return redactValues(a, jsonSecret, jsonSecretName, func(a string, _, i int) (int, int) {
 		switch {
 		case i >= len(a):
 			return i, i
@@ -621,6 +639,13 @@ func redactJSON(a string) string {
 		return i, len(a)
 	}, nil)
 }
+
+// jsonSecretName says whether a JSON member named name holds a secret: as
+// secretName says, or it is "auth", which holds a registry's base64
+// user:password in a Docker config ({"auths": {"r": {"auth": "…"}}}).
+// Elsewhere --auth and AUTH= say no more than that a program uses one
+// (mongod --auth).
+func jsonSecretName(name string) bool { return secretName(name) || strings.EqualFold(name, "auth") }
 
 // redactLineArgs replaces the shell word after a --flag whose name says
 // it holds a secret, and a value set under such a name (setValues), in a

@@ -332,6 +332,20 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "vault login -no-store hunter2 > /dev/null && vault login -method userpass username=ann password=hunter3 && vault login - < tok && bao login -address=http://h hunter4"},
 			[]string{"sh", "-c", "vault login -no-store [REDACTED] > /dev/null && vault login -method userpass username=ann password=[REDACTED] && vault login - < tok && bao login -address=http://h [REDACTED]"}},
 		{[]string{"sh", "-c", "vault kv get -field=password secret/db && vault login -method=oidc role=dev"}, nil},
+		// smbclient's USER=ann%PW (the user kept; LOGNAME holds no
+		// password), GitLab Runner's DOCKER_AUTH_CONFIG, a Docker
+		// config's "auth" and npm's _auth: kept before. SKIP_AUTH and
+		// mongod --auth name no secret.
+		{[]string{"sh", "-c", "USER=ann%hunter2 smbclient //h/s -c ls; export USER='DOM\\ann%hunter3'; USER=ann smbclient -L h"},
+			[]string{"sh", "-c", "USER=ann%[REDACTED] smbclient //h/s -c ls; export USER='DOM\\ann%[REDACTED]; USER=ann smbclient -L h"}},
+		{[]string{"env", "USER=ann%hun ter2", "LOGNAME=x%y", "smbclient", "//h/s"}, []string{"env", "USER=ann%[REDACTED]", "LOGNAME=x%y", "smbclient", "//h/s"}},
+		{[]string{"sh", "-c", `DOCKER_AUTH_CONFIG='{"auths":{"r":{"auth":"aHVudGVyMg=="}}}' gitlab-runner exec docker j`}, []string{"sh", "-c", "DOCKER_AUTH_CONFIG=[REDACTED] gitlab-runner exec docker j"}},
+		{[]string{"sh", "-c", `echo '{"auths":{"r":{"auth":"aHVudGVyMg=="}}}' > ~/.docker/config.json && npm config set //r/:_auth hunter3 && npm_config__auth=hunter4 npm i && SKIP_AUTH=1 mongod --auth`},
+			[]string{"sh", "-c", `echo '{"auths":{"r":{"auth":"[REDACTED]"}}}' > ~/.docker/config.json && npm config set //r/:_auth [REDACTED] && npm_config__auth=[REDACTED] npm i && SKIP_AUTH=1 mongod --auth`}},
+		// npm's _authToken and pip's index URL, hidden already (by its
+		// name, and as a URI's password).
+		{[]string{"sh", "-c", "npm config set //registry.npmjs.org/:_authToken hunter2 && NPM_CONFIG__AUTHTOKEN=hunter3 npm i && pip install --index-url https://ann:hunter4@pypi.example/simple x"},
+			[]string{"sh", "-c", "npm config set //registry.npmjs.org/:_authToken [REDACTED] && NPM_CONFIG__AUTHTOKEN=[REDACTED] npm i && pip install --index-url https://ann:[REDACTED]@pypi.example/simple x"}},
 		// htpasswd -b's password, its last operand: after FILE USER, or
 		// USER alone with -n.
 		{[]string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "hunter2"}, []string{"htpasswd", "-b", "-C", "12", "/etc/nginx/htpasswd", "ann", "[REDACTED]"}},
