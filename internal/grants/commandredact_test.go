@@ -802,7 +802,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 // az login -p, gh secret set --body, fly secrets set and heroku
 // config:set NAME=…, kubectl create secret --from-literal K=…, curl
 // --pass, openssl -passin pass:… and -k, htpasswd -b's operand, mysql
-// -p…, sqlcmd -P, mongosh -p, ldapsearch -w, smbclient -U user%…) or as a URI's password, with @ in
+// -p…, sqlcmd -P, mongosh -p, ldapsearch -w, smbclient -U user%…,
+// ssh-keygen -N, zip and unzip -P, vault login's token, gpg
+// --passphrase, USER=user%…) or as a URI's password, with @ in
 // it (pieces of its own), after one of the shell's operators glued or
 // not to the text before it, with arbitrary text around. As in
 // FuzzRedactAssignedSecret the secret is made of digits, the text around
@@ -861,6 +863,13 @@ func FuzzRedactSetSecret(f *testing.F) {
 		{shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
 		{shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
 		{shell: "sh", form: "smbclient //h/s {o} -U ann%{v}", argv: true, opts: []string{"-N", "-W DOM", "-c ls", "-L h"}},
+		{shell: "sh", form: "ssh-keygen {o} -N {v} -f k", argv: true, opts: []string{"-t type", "-q", "-p", "-P old", "-C comment"}},
+		{shell: "sh", form: "zip {o} -P {v} f d", argv: true, opts: []string{"-r", "-e", "-q"}},
+		{shell: "sh", form: "unzip {o} -P {v} f", argv: true, opts: []string{"-o", "-q", "-d dir"}},
+		{shell: "sh", form: "mysqlimport {o} -p{v} db f", argv: true, opts: []string{"-u root", "-h db"}},
+		{shell: "sh", form: "vault login {o} {v}", argv: true, opts: []string{"-no-store", "-method token", "-address=a"}},
+		{shell: "sh", form: "gpg {o} --passphrase {v} -c f", argv: true, opts: []string{"--batch", "--pinentry-mode loopback"}},
+		{shell: "sh", form: "USER=ann%{v} smbclient //h/s {o}", argv: true, opts: []string{"-c ls", "-N"}},
 		{shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: uriPieces},
 		{shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: uriPieces},
 	}
