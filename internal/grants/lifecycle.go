@@ -423,8 +423,9 @@ func (s *Service) mayDecide(caller model.Identity, g model.Grant, verb string) (
 // permits, not what it permitted when the request was made. Without it, a
 // permit withdrawn (or a forbid added) by a reload during an incident
 // still let an approver activate the requests made before it. The load
-// denies such requests itself now (endRefused); this stays for the
-// ones it missed, and for identities and targets it leaves alone.
+// denies such requests itself now (endRefused), and a start those whose
+// target the configuration removed (configRefusal); this stays for the
+// ones they missed.
 func (s *Service) stillPermitted(g model.Grant) error {
 	who, ok := s.dir.Lookup(g.Identity)
 	if !ok || who.Disabled {

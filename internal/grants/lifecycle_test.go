@@ -819,20 +819,21 @@ func TestDisabledCallerCannotRequest(t *testing.T) {
 
 // TestApproveHoldsTheCap: grants.max_duration is a hard cap on any grant.
 // A request made under a higher cap, still pending when Airlock restarts
-// with a lower one, cannot be approved past the new cap.
+// with a lower one, cannot be approved past the new cap: the start denies
+// it (by "config"), and an approval is refused.
 func TestApproveHoldsTheCap(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{MaxDuration: time.Hour})
 	g := h.request(bot, humanReq("50m"), model.Pending)
 	h.opts.MaxDuration = 30 * time.Minute
 	h.restart()
+	if got := h.grant(g.ID); got.Status != model.Denied || got.EndedBy != "config" {
+		t.Fatalf("after the start with a lower cap: %s by %q, want denied by config", got.Status, got.EndedBy)
+	}
 	_, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "ok")
 	wantAPIErr(t, err, 409, apierr.CodeConflict, "")
-	if got := h.grant(g.ID); got.Status != model.Pending {
+	if got := h.grant(g.ID); got.Status != model.Denied {
 		t.Errorf("after the refused approval: %s, expires %s", got.Status, got.ExpiresAt)
-	}
-	if _, err := h.Svc.Deny(h.ctx, h.id(alice), g.ID, "longer than the cap"); err != nil {
-		t.Errorf("deny: %v", err)
 	}
 }
 

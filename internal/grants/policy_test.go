@@ -95,7 +95,8 @@ func TestReloadPolicies(t *testing.T) {
 // where policies that name no target would permit both the request and
 // the approval: the grant would go active on a target nothing serves.
 // Before, the decision read the missing target as an empty one, which
-// such policies matched.
+// such policies matched. The start denies it now (by "config"), whatever
+// those policies permit.
 func TestApproveRefusedOnRemovedTarget(t *testing.T) {
 	h := newHarness(t, harnessOptions{Policies: testPolicies + `
 @id("sre-select-anywhere")
@@ -108,14 +109,13 @@ permit (principal in Group::"sre-leads", action == Action::"approve", resource);
 	g := h.request(bot, grants.RequestInput{Target: ordersDB, Scope: []string{"pg:select orders.public.*"}, Duration: "10m", Reason: "count"}, model.Pending)
 	h.opts.Targets = []grants.Target{testTargets[0], testTargets[1]} // orders-db removed
 	h.restart()
-	_, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "ok")
-	if err == nil || !strings.Contains(err.Error(), "no longer configured") {
-		t.Fatalf("approve on a removed target: %v", err)
+	if st := h.grant(g.ID); st.Status != model.Denied || st.EndedBy != "config" {
+		t.Fatalf("after the start without its target: %s by %q, want denied by config", st.Status, st.EndedBy)
 	}
-	if st := h.grant(g.ID); st.Status != model.Pending {
-		t.Fatalf("grant is %s, want still pending", st.Status)
+	if _, err := h.Svc.Approve(h.ctx, h.id(alice), g.ID, "ok"); err == nil {
+		t.Fatal("a request on a removed target was approved")
 	}
-	if _, err := h.Svc.Deny(h.ctx, h.id(alice), g.ID, "target removed"); err != nil {
-		t.Fatalf("deny on a removed target: %v", err)
+	if st := h.grant(g.ID); st.Status != model.Denied {
+		t.Fatalf("grant is %s after the approval, want still denied", st.Status)
 	}
 }

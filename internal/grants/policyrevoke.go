@@ -47,6 +47,12 @@ const policyActor = "policy"
 // set before, on a check that ran before the load) is active by the time
 // the grants are listed, and is revoked with them if a forbid matches.
 //
+// A request or grant that the configuration refuses (its target removed,
+// or a request longer than a lowered grants.max_duration: configRefusal)
+// is ended first, by "config" (endByConfig), whatever the policies say.
+// The configuration is read at start only, so that finds something only
+// at start (or at the reload that retries a start's failed sweep).
+//
 // Among replicas each one runs this on its own reload; each end's
 // transaction re-reads the grant, so the first replica records it and the
 // others find it ended and write nothing.
@@ -59,7 +65,11 @@ func (s *Service) endRefused(ctx context.Context, set *policy.Set, trigger strin
 		}
 		for _, g := range open {
 			var err error
-			if st == model.Pending {
+			if why := s.configRefusal(g); why != "" {
+				// Refused by the configuration this server started
+				// with, whatever the policies say.
+				err = s.endByConfig(ctx, g, why)
+			} else if st == model.Pending {
 				if dec, refused := s.refused(set, g); refused {
 					err = s.denyByPolicy(ctx, g, dec, trigger)
 				}
@@ -72,7 +82,7 @@ func (s *Service) endRefused(ctx context.Context, set *policy.Set, trigger strin
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("ending requests and grants that policy set %s no longer permits: %s", set.Hash(), strings.Join(errs, "; "))
+		return fmt.Errorf("ending requests and grants that policy set %s or the configuration no longer permits: %s", set.Hash(), strings.Join(errs, "; "))
 	}
 	return nil
 }
@@ -82,7 +92,8 @@ func (s *Service) endRefused(ctx context.Context, set *policy.Set, trigger strin
 // lists the forbids of the denied pairs in PolicyIDs, none when a pair is
 // merely not permitted). A grant whose identity or target is no longer
 // configured is left alone: disabling an identity ends its grants (and
-// requests) already, and no gateway serves a removed target.
+// requests) already, and endRefused ends those on a removed target first
+// (configRefusal).
 func (s *Service) forbidden(set *policy.Set, g model.Grant) (model.PolicyDecision, bool) {
 	who, t, ok := s.configured(g)
 	if !ok {
