@@ -45,7 +45,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "mb", "s3://logs"), "make bucket")
 	mustOK(t, awsRun(t, cli, root, "--endpoint-url", s3.URL, "s3", "cp", seed, "s3://logs/app/2026/12/01/api.log"), "seed")
 
-	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey})
+	// bob, a second lead, may approve alice's own request, so that it
+	// waits (for the self-approval step) rather than being denied as one
+	// nobody may approve.
+	e := writeSetupWith(t, setup{awsListen: testenv.FreeAddr(t), awsEndpoint: s3.URL, awsKey: s3.AccessKeyID, awsSecret: s3.SecretAccessKey,
+		people: fmt.Sprintf("  - name: bob\n    kind: human\n    groups: [sre-leads]\n    key_sha256: %q\n", keygen(t).SHA)})
 	e.start(t)
 
 	failDir, err := os.MkdirTemp("", "airlock-console-shots-")

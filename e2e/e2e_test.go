@@ -139,6 +139,8 @@ type setup struct {
 	// awsEndpoints is the aws target's endpoints: value (YAML flow
 	// mapping), if any.
 	awsEndpoints string
+	// people are more identities (YAML list items), after alice.
+	people string
 }
 
 // syncBuffer collects a subprocess's output while the test reads it.
@@ -202,7 +204,7 @@ identities:
     kind: human
     groups: [sre-leads]
     key_sha256: "%s"
-targets:
+%stargets:
   - name: aws-prod
     kind: aws
     account: "111122223333"
@@ -216,7 +218,7 @@ targets:
     account: "111122223333"
     upstream: %s
 policies: ./policies
-`, api, listen, e.bot.SHA, e.alice.SHA, o.awsEndpoint, endpointsLine(o.awsEndpoints), o.pgUpstream))
+`, api, listen, e.bot.SHA, e.alice.SHA, o.people, o.awsEndpoint, endpointsLine(o.awsEndpoints), o.pgUpstream))
 	return e
 }
 
@@ -378,8 +380,14 @@ func TestWalkthrough(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "only a person can approve") {
 		t.Fatalf("agent approving own request: exit %d, stderr %q", r.code, r.stderr)
 	}
-	// Nor can a person approve their own request.
-	aliceOwn := grantID(t, mustOK(t, airlock(t, e.addr, alice, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::reports/q3.csv", "--for", "5m", "--reason", "quarterly numbers"), "alice request"))
+	// Nor can a person approve their own request. Here nobody else may
+	// approve it either (alice is the only person), so policy denies it
+	// at once rather than leave it in nobody's queue until its deadline.
+	r = airlock(t, e.addr, alice, "request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::reports/q3.csv", "--for", "5m", "--reason", "quarterly numbers")
+	if r.code != 1 || !strings.Contains(r.stderr, "denied: no policy lets anyone approve this request") {
+		t.Fatalf("alice's request, which nobody else may approve: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	aliceOwn := grantID(t, r.stdout)
 	r = airlock(t, e.addr, alice, "approve", aliceOwn)
 	if r.code != 1 || !strings.Contains(r.stderr, "nobody may approve their own grant") {
 		t.Fatalf("alice approving her own request: exit %d, stderr %q", r.code, r.stderr)
@@ -399,9 +407,10 @@ func TestWalkthrough(t *testing.T) {
 	}
 	select {
 	case w := <-waitCh:
-		// Nobody else may approve alice's request here, so the wait ends at
-		// the timeout: exit 1 and still pending.
-		if w.code != 1 || !strings.Contains(w.stderr, "still pending") {
+		// Nobody else may approve alice's request here (she is the only
+		// person), so policy denies it at once rather than leave it
+		// pending in nobody's queue until the wait times out.
+		if w.code != 1 || !strings.Contains(w.stderr, "denied: no policy lets anyone approve this request") {
 			t.Fatalf("request --wait with no approver: exit %d stderr %q", w.code, w.stderr)
 		}
 	case <-time.After(50 * time.Second):

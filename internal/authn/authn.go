@@ -147,6 +147,20 @@ func resolve(ids []model.Identity) (model.Identity, bool) {
 	return model.Identity{}, false
 }
 
+// People returns the enabled people (humans), in no particular order:
+// those who may approve, where an approve policy permits them.
+func (d *Directory) People() []model.Identity {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var out []model.Identity
+	for _, id := range d.byName {
+		if id.Kind == model.Human && !id.Disabled {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Lookup returns the identity named name.
 func (d *Directory) Lookup(name string) (model.Identity, bool) {
 	d.mu.RLock()

@@ -38,6 +38,7 @@ const (
 	alice = "alice"      // human, sre-leads (may approve aws-prod)
 	bob   = "bob"        // human, no groups (may approve nothing)
 	carol = "carol"      // human, sre-leads (second permitted approver)
+	dave  = "dave"       // human, dbas (may approve orders-db only)
 )
 
 // Targets of the test world.
@@ -236,6 +237,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		{Name: alice, Kind: model.Human, Groups: []string{"sre-leads"}},
 		{Name: bob, Kind: model.Human},
 		{Name: carol, Kind: model.Human, Groups: []string{"sre-leads"}},
+		{Name: dave, Kind: model.Human, Groups: []string{"dbas"}},
 	} {
 		key, sha := authn.NewKey()
 		h.keys[id.Name] = key

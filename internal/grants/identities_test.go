@@ -28,7 +28,7 @@ func TestSyncIdentities(t *testing.T) {
 	if id := h.id(alice); id.Kind != model.Human || !slices.Equal(id.Groups, []string{"sre-leads"}) {
 		t.Errorf("alice %+v", id)
 	}
-	if got := len(h.entriesOfType("identity.added")); got != 5 {
+	if got := len(h.entriesOfType("identity.added")); got != 6 {
 		t.Errorf("%d identity.added entries", got)
 	}
 	// Syncing the same configuration again changes and logs nothing.
@@ -64,7 +64,7 @@ func TestSyncIdentities(t *testing.T) {
 	}
 	_, err := h.Svc.Identities(h.ctx, h.id(bot))
 	wantAPIErr(t, err, 403, "", "")
-	if ids, err := h.Svc.Identities(h.ctx, h.id(alice)); err != nil || len(ids) != 5 {
+	if ids, err := h.Svc.Identities(h.ctx, h.id(alice)); err != nil || len(ids) != 6 {
 		t.Errorf("identities: %d %v", len(ids), err)
 	}
 }

@@ -105,11 +105,11 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	if id := namedAfterAdding(set, caller); id != "" {
 		return model.Grant{}, apierr.Forbidden("", "policy %s names agent %s, which %s added through the API: an agent that policies name is defined in the configuration (airlock.yaml) by an operator", apierr.Quote(id), caller.Name, caller.CreatedBy)
 	}
-	dec := set.Decide(policy.Request{
+	dec := s.noApprover(set, caller, t, sc.Pairs(), d, reason, set.Decide(policy.Request{
 		Principal: principalOf(caller),
 		Target:    policy.Target{Name: t.Name, Account: t.Account},
 		Pairs:     sc.Pairs(), Duration: d, Reason: reason,
-	})
+	}))
 	if dec.Outcome == policy.OutcomeHuman {
 		// A request that waits for a person goes to every approver's
 		// queue (and to Slack): an identity's open requests are bounded,
@@ -445,7 +445,7 @@ func (s *Service) stillPermitted(g model.Grant) error {
 	// The same refusal that denies the request at a load (endRefused):
 	// found here only when a request made under the set before was
 	// recorded after the load's sweep listed the requests.
-	if dec, refused := policyRefusal(set, who, t, g); refused {
+	if dec, refused := s.policyRefusal(set, who, t, g); refused {
 		return apierr.Conflict("grant %s is no longer permitted by the policies in force (set %s): %s; deny it, and the requester may ask again", g.ID, dec.PolicySetHash, dec.Explanation)
 	}
 	return nil

@@ -116,7 +116,7 @@ func (s *Service) refused(set *policy.Set, g model.Grant) (model.PolicyDecision,
 	if !ok {
 		return model.PolicyDecision{}, false
 	}
-	return policyRefusal(set, who, t, g)
+	return s.policyRefusal(set, who, t, g)
 }
 
 // configured looks up g's identity and target: not ok when either is no
@@ -134,8 +134,9 @@ func (s *Service) configured(g model.Grant) (model.Identity, Target, bool) {
 // request made now would be, and reports whether set refuses it: a
 // policy names who, an agent added through the API (the decision then
 // names that policy), or the decision is deny (its forbids, or none when
-// nothing permits a pair). A decision of auto or human is not a refusal.
-func policyRefusal(set *policy.Set, who model.Identity, t Target, g model.Grant) (model.PolicyDecision, bool) {
+// nothing permits a pair, or it waits for a person and no person may
+// approve it: noApprover). A decision of auto or human is not a refusal.
+func (s *Service) policyRefusal(set *policy.Set, who model.Identity, t Target, g model.Grant) (model.PolicyDecision, bool) {
 	if id := namedAfterAdding(set, who); id != "" {
 		return model.PolicyDecision{
 			Outcome: policy.OutcomeDeny, PolicyIDs: []string{id}, PolicySetHash: set.Hash(),
@@ -143,7 +144,7 @@ func policyRefusal(set *policy.Set, who model.Identity, t Target, g model.Grant)
 				strconv.Quote(id), who.Name, who.CreatedBy),
 		}, true
 	}
-	dec := decideAgain(set, who, t, g.RequestedScope.Pairs(), g)
+	dec := s.noApprover(set, who, t, g.RequestedScope.Pairs(), g.Duration, g.Reason, decideAgain(set, who, t, g.RequestedScope.Pairs(), g))
 	return dec, dec.Outcome == policy.OutcomeDeny
 }
 
