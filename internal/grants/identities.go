@@ -345,6 +345,7 @@ func (s *Service) ReloadPolicies(ctx context.Context, trigger string) error {
 		s.logger.Error("policy reload failed; keeping the previous set", "err", err, "hash", cur.Hash())
 		return err
 	}
+	s.loaded.Store(&policyLoad{hash: set.Hash(), trigger: trigger})
 	d := policyData(set, trigger)
 	d["changed"] = changed
 	if err := s.log.Append(ctx, auditlog.Event{Type: "policy.loaded", Time: s.now(), Actor: "airlock", Data: d}); err != nil {

@@ -47,6 +47,16 @@ const pendingLock = "pending-requests:"
 // policy approves it outright, pending if a person must, denied otherwise.
 // Invalid input creates nothing.
 func (s *Service) Request(ctx context.Context, caller model.Identity, in RequestInput) (model.Grant, error) {
+	var set *policy.Set
+	g, err := s.request(ctx, caller, in, &set)
+	if err != nil || set == nil {
+		return g, err
+	}
+	return s.decidedBeforeLoad(ctx, g, set), nil
+}
+
+// request makes the request; *used is the policy set that decided it.
+func (s *Service) request(ctx context.Context, caller model.Identity, in RequestInput, used **policy.Set) (model.Grant, error) {
 	// The caller authenticated a moment ago; if it was disabled since, stop
 	// here rather than hand it a grant that DisableAgent has already swept for.
 	if cur, ok := s.dir.Lookup(caller.Name); !ok || cur.Disabled {
@@ -102,6 +112,7 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 	}
 
 	set := s.pol.Current()
+	*used = set
 	if id := namedAfterAdding(set, caller); id != "" {
 		return model.Grant{}, apierr.Forbidden("", "policy %s names agent %s, which %s added through the API: an agent that policies name is defined in the configuration (airlock.yaml) by an operator", apierr.Quote(id), caller.Name, caller.CreatedBy)
 	}
@@ -183,6 +194,9 @@ func (s *Service) Request(ctx context.Context, caller model.Identity, in Request
 
 	unlock := s.lock(id)
 	defer unlock()
+	if s.beforeRequestWrite != nil {
+		s.beforeRequestWrite()
+	}
 	gen := s.rep.rereads.Load()
 	var g model.Grant
 	var events []auditlog.Event
@@ -443,8 +457,8 @@ func (s *Service) stillPermitted(g model.Grant) error {
 		return apierr.Conflict("grant %s was requested by %s, which %s added through the API, and policy %s names it: an agent that policies name is defined in the configuration; deny it", g.ID, g.Identity, who.CreatedBy, apierr.Quote(id))
 	}
 	// The same refusal that denies the request at a load (endRefused):
-	// found here only when a request made under the set before was
-	// recorded after the load's sweep listed the requests.
+	// found here only when the load's sweep, or the request's own check
+	// against a load that passed it by (decidedBeforeLoad), failed.
 	if dec, refused := s.policyRefusal(set, who, t, g); refused {
 		return apierr.Conflict("grant %s is no longer permitted by the policies in force (set %s): %s; deny it, and the requester may ask again", g.ID, dec.PolicySetHash, dec.Explanation)
 	}

@@ -205,6 +205,12 @@ type Service struct {
 	dir     *authn.Directory
 	targets map[string]Target
 	maxDur  time.Duration
+	// loaded is the last policy set ReloadPolicies loaded
+	// (decidedBeforeLoad names its trigger).
+	loaded atomic.Pointer[policyLoad]
+	// beforeRequestWrite, if set (tests only), runs after a request is
+	// decided and before it is recorded.
+	beforeRequestWrite func()
 	// maxPending bounds an identity's requests waiting for a person.
 	maxPending atomic.Int64
 	// pendingScan bounds the pending requests a page of the queue reads
