@@ -28,20 +28,28 @@ func newPoller(t *testing.T) *Poller {
 // TCP connection.
 func pair(t *testing.T, p *Poller, ln net.Listener) (*Conn, net.Conn) {
 	t.Helper()
-	cl, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sv, cl := dialAccept(t, ln)
 	pc, ok := p.Wrap(sv).(*Conn)
 	if !ok {
 		t.Fatal("a TCP connection was not wrapped")
 	}
 	t.Cleanup(func() { cl.Close(); pc.Close() })
 	return pc, cl
+}
+
+// dialAccept returns the server and client sides of a new loopback TCP
+// connection, unwrapped.
+func dialAccept(t *testing.T, ln net.Listener) (sv, cl net.Conn) {
+	t.Helper()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sv, cl
 }
 
 func listen(t *testing.T) net.Listener {
@@ -263,5 +271,45 @@ func TestWrapLeavesTLSAndPipes(t *testing.T) {
 	var nilPoller *Poller
 	if got := nilPoller.Wrap(a); got != a {
 		t.Fatal("a nil poller wrapped a connection")
+	}
+}
+
+// WrapInto makes the caller's Conn the wrapper, one that parks, sheds and
+// wakes as Wrap's does; what Wrap leaves unwrapped it leaves too, and the
+// caller's Conn untouched.
+func TestWrapInto(t *testing.T) {
+	p := newPoller(t)
+	sv, cl := dialAccept(t, listen(t))
+	defer cl.Close()
+	var own struct {
+		before [3]uint64
+		pc     Conn
+	}
+	got := p.WrapInto(&own.pc, sv)
+	if got != net.Conn(&own.pc) {
+		t.Fatalf("WrapInto returned %T %p, want the caller's Conn %p", got, got, &own.pc)
+	}
+	defer own.pc.Close()
+	ch := park(t, &own.pc)
+	if !own.pc.Shed() {
+		t.Fatal("a Conn wrapped in place was not shed")
+	}
+	cl.Write([]byte("hi"))
+	waitFor(t, ch, "data sent to a shed Conn wrapped in place")
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(&own.pc, b); err != nil || string(b) != "hi" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+
+	a, pb := net.Pipe()
+	defer a.Close()
+	defer pb.Close()
+	var c Conn
+	if got := p.WrapInto(&c, a); got != a || c.p != nil || c.nc != nil {
+		t.Fatal("a pipe was wrapped in place")
+	}
+	var nilPoller *Poller
+	if got := nilPoller.WrapInto(&c, sv); got != sv || c.p != nil {
+		t.Fatal("a nil poller wrapped a connection in place")
 	}
 }

@@ -77,18 +77,43 @@ func New(log *slog.Logger) (*Poller, error) {
 // Wrap returns nc as a *Conn if it has a file descriptor, nc itself
 // otherwise (a TLS connection, net.Pipe).
 func (p *Poller) Wrap(nc net.Conn) net.Conn {
-	if p == nil {
-		return nc
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := p.rawOf(nc)
+	if raw == nil {
 		return nc
 	}
 	return &Conn{nc: nc, p: p, raw: raw, fd: -1}
+}
+
+// WrapInto is Wrap with the caller's storage: it makes *c the Conn for nc
+// and returns c, so that a caller that keeps one per connection (pggw's
+// client socket) holds it inside its own object rather than as an
+// allocation of its own (bench/README.md, "An idle session in fewer
+// objects"). c must be a zero Conn that is never copied; nc is returned
+// unchanged, and c left as it was, where Wrap would return nc.
+func (p *Poller) WrapInto(c *Conn, nc net.Conn) net.Conn {
+	raw := p.rawOf(nc)
+	if raw == nil {
+		return nc
+	}
+	c.nc, c.p, c.raw, c.fd = nc, p, raw, -1
+	return c
+}
+
+// rawOf returns nc's raw connection, or nil where it is not to be
+// wrapped (no poller, no file descriptor).
+func (p *Poller) rawOf(nc net.Conn) syscall.RawConn {
+	if p == nil {
+		return nil
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // parkEvents are what a parked connection waits for, once.

@@ -25,6 +25,9 @@ func New(log *slog.Logger) (*Poller, error) {
 // Wrap returns nc: there is no poller to park it with.
 func (p *Poller) Wrap(nc net.Conn) net.Conn { return nc }
 
+// WrapInto returns nc, as Wrap does.
+func (p *Poller) WrapInto(_ *Conn, nc net.Conn) net.Conn { return nc }
+
 // Len is always 0.
 func (p *Poller) Len() int { return 0 }
 
