@@ -33,14 +33,21 @@ type cancelKey struct {
 }
 
 func newCancelKey(c *conn, pid uint32, key []byte) *cancelKey {
-	k := &cancelKey{c: c, pid: pid}
+	k := new(cancelKey)
+	k.set(c, pid, key)
+	return k
+}
+
+// set makes a zero k the key of c's upstream backend pid with its secret
+// key (copied).
+func (k *cancelKey) set(c *conn, pid uint32, key []byte) {
+	k.c, k.pid = c, pid
 	if len(key) == len(k.short) {
 		copy(k.short[:], key)
 	} else {
 		long := append([]byte(nil), key...)
 		k.long = &long
 	}
-	return k
 }
 
 // key is the upstream backend's secret key.
@@ -208,7 +215,7 @@ const checkIntervalSince = 140000
 // statement is in flight as the session ends and the upstream is closed
 // with it, else nil; ended's, before finish drops the key.
 func (c *conn) busyBackend() *cancelKey {
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	busy := r.front() != nil
 	r.qmu.Unlock()

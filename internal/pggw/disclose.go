@@ -165,7 +165,7 @@ func (c *conn) queryRunsCode(sql string) bool {
 			}
 			text := sql[st.start:st.end]
 			action := actionOf(text)
-			runs = c.runsCode(action, readStatement(action, text)) || (c.relay.pending && commitPoint[action])
+			runs = c.runsCode(action, readStatement(action, text)) || (c.rs.pending && commitPoint[action])
 		})
 	}
 	return runs
@@ -251,7 +251,7 @@ func (c *conn) hold(typ byte) bool {
 	if !c.readOnly {
 		return true
 	}
-	r := c.relay
+	r := &c.rs
 	for {
 		var e *entry
 		r.qmu.Lock()
@@ -304,7 +304,7 @@ func (c *conn) refuseHeld(err error) {
 // end in time): a result must follow its request in the log. Called by
 // finish, once the relay has stopped.
 func (c *conn) dropUnrecorded() {
-	r := c.relay
+	r := &c.rs
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 10*time.Second)
 	defer cancel()
 	kept := r.done[:0]

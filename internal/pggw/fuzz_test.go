@@ -186,6 +186,6 @@ func relayConn(t testing.TB, gw *Gateway, auth *gatewaytest.Authority, gr *gatew
 	c.br = newIdleReader(client)
 	c.sess, c.t = sess, gw.targets["db"]
 	c.st = gw.grantState(gr)
-	c.relay = newRelayState(newFlushWriter(io.Discard))
+	c.rs.init(newFlushWriter(io.Discard))
 	return c
 }

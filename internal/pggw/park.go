@@ -107,7 +107,7 @@ var parker = sync.OnceValue(func() *netpark.Poller {
 // for the upstream (the client loop's batch) or to record (the upstream
 // loop's results).
 func (c *conn) idle(s side) bool {
-	r := c.relay
+	r := &c.rs
 	if s == clientSide && !r.batchState.empty() || s == upstreamSide && len(r.done) > 0 {
 		return false
 	}
@@ -155,9 +155,9 @@ func (c *conn) parkOn(s side, b *idleReader, err error) error {
 	if s == upstreamSide {
 		wake = (*upstreamWaker)(c)
 	}
-	c.relay.letGo(s)
+	c.rs.letGo(s)
 	c.letGoIO(s)
-	c.cx.parked(s)
+	c.cx.parked(&c.parkedSides, s)
 	if pc.ParkWaker(wake) != nil {
 		// Closed (the read will say so) or not registered: the loop goes
 		// on as if woken, on a goroutine of its own, since it gave its
@@ -185,7 +185,7 @@ func (c *conn) letGoIO(s side) {
 	if s == clientSide {
 		putIdleReader(c.br)
 		c.br = nil
-		if r := c.relay; r.uw.idle() {
+		if r := &c.rs; r.uw.idle() {
 			putFlushWriter(r.uw)
 			r.uw = nil
 		}
@@ -198,12 +198,12 @@ func (c *conn) letGoIO(s side) {
 
 // takeIO gives side s's loop, starting or woken, what letGoIO took.
 func (c *conn) takeIO(s side) {
-	c.cx.woke(s)
+	c.cx.woke(&c.parkedSides, s)
 	if s == clientSide {
 		if c.br == nil {
 			c.br = getIdleReader(c.nc)
 		}
-		r := c.relay
+		r := &c.rs
 		if r.uw == nil {
 			r.uw = getFlushWriter(c.up)
 		}

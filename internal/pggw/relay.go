@@ -286,13 +286,19 @@ func (r *relayState) ownUnnamed() *unnamedState {
 }
 
 func newRelayState(uw *flushWriter) *relayState {
-	return &relayState{batchState: batchStates.Get().(*batchState), uw: uw, un: noUnnamed}
+	r := new(relayState)
+	r.init(uw)
+	return r
+}
+
+// init sets a zero relayState up for a session's relay.
+func (r *relayState) init(uw *flushWriter) {
+	r.batchState, r.uw, r.un = batchStates.Get().(*batchState), uw, noUnnamed
 }
 
 // run relays between the client and the upstream until either ends.
 func (c *conn) run(up net.Conn) {
-	r := newRelayState(getFlushWriter(up))
-	c.relay = r
+	c.rs.init(getFlushWriter(up))
 	// up is c.up, set by the startup and not changed after: pointing at
 	// the field costs no allocation.
 	c.upc.Store(&c.up)
@@ -341,7 +347,7 @@ func (c *conn) clientRelay() {
 func (c *conn) finish() {
 	c.gw.keys.remove(c.key)
 	slotCut := c.st.removeSession(c)
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
 		if e.kind == eSimple || e.kind == eExec || e.kind == ePart {
@@ -395,7 +401,7 @@ func (c *conn) endSession() {
 // clientLoop reads the client's messages, records and forwards them. It
 // returns nil when the client leaves, a *pgError for a protocol violation.
 func (c *conn) clientLoop() error {
-	r := c.relay
+	r := &c.rs
 	mr := msgReader{r: c.br, max: c.gw.o.MaxMessageBytes}
 	for {
 		c.rest(clientSide, c.br)
@@ -436,7 +442,7 @@ var errTerminate = errors.New("terminate")
 
 // clientMessage handles one client message.
 func (c *conn) clientMessage(raw []byte) error {
-	r := c.relay
+	r := &c.rs
 	typ, body := raw[0], raw[5:]
 	if enc := c.badEncoding.Load(); enc != nil && typ != 'X' {
 		return fatal(codeFeatureNotSupp, encodingMessage(*enc))
@@ -568,7 +574,7 @@ func (r *relayState) batchCost(n int) int {
 // extended buffers one extended-protocol message; Sync and Flush end the
 // batch, which is recorded, then forwarded as a whole.
 func (c *conn) extended(typ byte, raw []byte) error {
-	r := c.relay
+	r := &c.rs
 	body := raw[5:]
 	if r.discard {
 		if typ == 'S' {
@@ -788,7 +794,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 // endBatch records every Execute of the batch, then forwards it; if one
 // cannot be recorded nothing is forwarded and the client gets an error.
 func (c *conn) endBatch(sync bool) error {
-	r := c.relay
+	r := &c.rs
 	defer func() {
 		clear(r.undo)
 		r.batch, r.execs, r.batchErr, r.undo, r.batchMsgs, r.txEffect = r.batch[:0], r.execs[:0], nil, r.undo[:0], false, 0
@@ -938,7 +944,7 @@ func (c *conn) refuseStatement(err error, ready bool) error {
 		return errTerminate
 	}
 	c.gw.log.Error("a statement could not be recorded and was refused", "session", c.sess.ID, "err", err)
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	busy := r.front() != nil
 	r.qmu.Unlock()
@@ -975,7 +981,7 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 	if e != nil {
 		b = e.appendTo(nil)
 	}
-	r := c.relay
+	r := &c.rs
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.dead {
@@ -1000,7 +1006,7 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 // queue entries as their answers pass, and records the results once the
 // client has them. It returns true if it parked (park.go).
 func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
-	r := c.relay
+	r := &c.rs
 	mr := msgReader{r: ubr, max: maxBufferedUpstream}
 	for {
 		c.rest(upstreamSide, ubr)
@@ -1092,9 +1098,9 @@ func (c *conn) relayUpstream(raw []byte, flush bool) (ok, held bool) {
 	if c.dead {
 		return false, false
 	}
-	if (raw[0] == '3' || raw[0] == '1' || (c.relay.checking.Load() > 0 && (raw[0] == '2' || raw[0] == 'D' || raw[0] == 'C'))) && c.swallowed(raw[0]) {
+	if (raw[0] == '3' || raw[0] == '1' || (c.rs.checking.Load() > 0 && (raw[0] == '2' || raw[0] == 'D' || raw[0] == 'C'))) && c.swallowed(raw[0]) {
 		if flush {
-			if c.relay.refusedDone() {
+			if c.rs.refusedDone() {
 				return true, true
 			}
 			return c.cw().Flush() == nil, false
@@ -1107,7 +1113,7 @@ func (c *conn) relayUpstream(raw []byte, flush bool) (ok, held bool) {
 	_, werr := c.cw().Write(raw)
 	c.observe(raw)
 	if werr == nil && flush {
-		if c.relay.refusedDone() {
+		if c.rs.refusedDone() {
 			// Flushed once its result is recorded, without wmu
 			// (upstreamLoop).
 			return true, true
@@ -1132,7 +1138,7 @@ func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 	if _, err := io.CopyN(c.cw(), ubr, int64(total)); err != nil {
 		return false
 	}
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	if h := r.front(); h != nil {
 		if typ == 'D' {
@@ -1149,7 +1155,7 @@ func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 
 // observe tracks one upstream message against the queue; wmu held.
 func (c *conn) observe(raw []byte) {
-	r := c.relay
+	r := &c.rs
 	typ := raw[0]
 	switch typ {
 	case 'D', 'd', 'C', 'I', 's', 'E', 'Z', '3':
@@ -1289,7 +1295,7 @@ func (c *conn) observe(raw []byte) {
 // yet; qmu held. (An error without anything queued may also be a FATAL
 // one, which ends the session.)
 func (c *conn) noteSkip() {
-	r := c.relay
+	r := &c.rs
 	for i := r.head; i < len(r.q); i++ {
 		if r.q[i].kind == eSync {
 			r.errAt.Store(uint64(r.q[i].n) + 1)
@@ -1317,7 +1323,7 @@ func (b *idleReader) tagString(tag []byte) string {
 
 // complete moves the oldest entry to done; qmu and wmu held.
 func (c *conn) complete(h *entry) {
-	r := c.relay
+	r := &c.rs
 	if h.kind == eSimple || h.kind == ePart {
 		h.bytesIn += r.copyIn.Swap(0)
 	}
@@ -1332,7 +1338,7 @@ func (c *conn) complete(h *entry) {
 // emitSynthetic sends the gateway's own answers now at the front; qmu and
 // wmu held.
 func (c *conn) emitSynthetic() {
-	r := c.relay
+	r := &c.rs
 	for h := r.front(); h != nil && h.kind == eSynthetic; h = r.front() {
 		b := h.synthetic
 		if h.ready {
@@ -1352,7 +1358,7 @@ func (c *conn) emitSynthetic() {
 // goroutine wake-ups and a timer per statement. A failure is logged; the
 // statement has run by now.
 func (c *conn) recordResults() {
-	r := c.relay
+	r := &c.rs
 	for _, e := range r.done {
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true, Refused: e.refused(), OutcomeAtResult: !e.also,
 			Params: map[string]string{"n": e.ns},
@@ -1376,7 +1382,7 @@ func (c *conn) recordResults() {
 // follows its Close, whose entry is at the front until its CloseComplete;
 // and the client's answers before the check come before that Close's.
 func (c *conn) swallowed(typ byte) bool {
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
 	h := r.front()
@@ -1521,8 +1527,8 @@ func (r *relayState) noteCode() {
 // none is open upstream and nothing is in flight: at the start of a Query
 // or a batch, before its own statements. Client loop only.
 func (c *conn) settlePending() {
-	if c.relay.pending && !c.inTransaction() {
-		c.relay.pending = false
+	if c.rs.pending && !c.inTransaction() {
+		c.rs.pending = false
 	}
 }
 
@@ -1538,7 +1544,7 @@ const (
 // not forwarded yet) and upstream's last status in a block. Client loop
 // only.
 func (c *conn) syncInBlock() bool {
-	r := c.relay
+	r := &c.rs
 	switch r.txEffect {
 	case txBegin:
 		return true
@@ -1607,7 +1613,7 @@ var changesNames = setOf("pg:prepare", "pg:deallocate", "pg:discard", "pg:declar
 // of a portal the gateway closed (staleExecute) or the server's 22012 for
 // its check of a statement (bindStmt), else raw; wmu held.
 func (c *conn) staleError(raw []byte) []byte {
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	h := r.front()
 	var stale uint8

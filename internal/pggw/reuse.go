@@ -328,7 +328,7 @@ func quiet(nc net.Conn) bool {
 // the client terminates: nothing in flight or half-sent, outside a
 // transaction block; the client loop's.
 func (c *conn) reusable() bool {
-	r := c.relay
+	r := &c.rs
 	if c.gw.idleTTL < 0 || c.leavesState || c.txs.Load() != 'I' || !r.batchState.empty() || r.open || r.discard ||
 		c.badEncoding.Load() != nil || c.panicked.Load() || !c.grant().Live(c.gw.o.Clock.Now()) {
 		return false
@@ -518,7 +518,7 @@ func (c *conn) startReset() bool {
 	c.reuse = reuseResetting
 	c.resetWait = resetAnswers
 	c.wmu.Unlock()
-	if _, err := c.relay.uw.Write(resetMessages()); err != nil || c.relay.uw.Flush() != nil {
+	if _, err := c.rs.uw.Write(resetMessages()); err != nil || c.rs.uw.Flush() != nil {
 		c.failReset()
 		return true
 	}

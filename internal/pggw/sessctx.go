@@ -30,8 +30,6 @@ type sessCtx struct {
 	mu sync.Mutex
 	// done is nil until a call waits (Done), closedCh once cancelled.
 	done chan struct{}
-	// parkedSides has bit 1<<side set while that side's loop is parked.
-	parkedSides uint8
 }
 
 // closedCh is every cancelled sessCtx's Done channel.
@@ -77,20 +75,22 @@ func (x *sessCtx) cancel() {
 
 // parked marks side s's loop parked, and lets the Done channel go if the
 // other loop is parked too (unless x is cancelled).
-func (x *sessCtx) parked(s side) {
+// sides is the session's bits of parked loops (conn.parkedSides), guarded
+// by x.mu.
+func (x *sessCtx) parked(sides *uint8, s side) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.parkedSides |= 1 << s
-	if x.parkedSides == 1<<clientSide|1<<upstreamSide && x.done != closedCh {
+	*sides |= 1 << s
+	if *sides == 1<<clientSide|1<<upstreamSide && x.done != closedCh {
 		x.done = nil
 	}
 }
 
 // woke marks side s's loop awake; it is called before the loop makes any
 // call with the context.
-func (x *sessCtx) woke(s side) {
+func (x *sessCtx) woke(sides *uint8, s side) {
 	x.mu.Lock()
-	x.parkedSides &^= 1 << s
+	*sides &^= 1 << s
 	x.mu.Unlock()
 }
 

@@ -18,6 +18,7 @@ func (x *sessCtx) heldDone() chan struct{} {
 
 func TestSessCtx(t *testing.T) {
 	var x sessCtx
+	var sides uint8 // conn.parkedSides
 	if x.Err() != nil {
 		t.Fatal("a new sessCtx is cancelled")
 	}
@@ -26,19 +27,19 @@ func TestSessCtx(t *testing.T) {
 		t.Fatal("Done changed without a parking")
 	}
 	// One loop parked: the other may be waiting on d.
-	x.parked(clientSide)
+	x.parked(&sides, clientSide)
 	if x.heldDone() != d {
 		t.Fatal("the Done channel was let go while the upstream loop was awake")
 	}
-	x.parked(upstreamSide)
+	x.parked(&sides, upstreamSide)
 	if x.heldDone() != nil {
 		t.Fatal("the Done channel is kept while both loops are parked")
 	}
 	// The client loop wakes and waits on a new channel; the upstream
 	// loop, parked, must not let it go.
-	x.woke(clientSide)
+	x.woke(&sides, clientSide)
 	d = x.Done()
-	x.parked(upstreamSide)
+	x.parked(&sides, upstreamSide)
 	if x.heldDone() != d {
 		t.Fatal("the channel handed out after a wake-up was let go")
 	}
@@ -51,7 +52,7 @@ func TestSessCtx(t *testing.T) {
 	if !errors.Is(x.Err(), context.Canceled) {
 		t.Fatalf("Err after cancel: %v", x.Err())
 	}
-	x.parked(clientSide)
+	x.parked(&sides, clientSide)
 	x.cancel()
 	select {
 	case <-x.Done():

@@ -293,3 +293,33 @@ func TestShedSessionAddrs(t *testing.T) {
 		t.Fatalf("no shed socket reports the client's address %s", local)
 	}
 }
+
+// A shed idle session's relay state, cancel key and client wrapper are
+// its conn's own fields (one allocation: bench/README.md, "An idle session
+// in fewer objects"), and still work as such: the cancel key the gateway
+// registered is conn's, the client socket parked and shed is conn's, and
+// the session wakes and answers through them.
+func TestIdleSessionInOneObject(t *testing.T) {
+	e, _, _, pc, ctx, _ := shedSession(t, time.Hour)
+	var c *conn
+	e.gw.keys.mu.Lock()
+	for _, k := range e.gw.keys.m {
+		if k != &k.c.ck {
+			t.Error("the registered cancel key is not its conn's own")
+		}
+		c = k.c
+	}
+	e.gw.keys.mu.Unlock()
+	if c == nil {
+		t.Fatal("no session registered")
+	}
+	if c.raw != net.Conn(&c.client) || !c.client.Bare() {
+		t.Fatalf("the client socket is %T, bare %v: not the conn's own shed wrapper", c.raw, c.client.Bare())
+	}
+	if c.rs.un == nil {
+		t.Fatal("the conn's relay state was never set up")
+	}
+	if err := pc.Exec(ctx, "select 1").Close(); err != nil {
+		t.Fatalf("the shed session did not wake and answer: %v", err)
+	}
+}

@@ -507,7 +507,8 @@ func (c *conn) openUpstream(st *grantState, params map[string]string) (net.Conn,
 		}
 		return nil, &refusal{reason: "closed during startup", credentialID: gr.CredentialID, grant: gr}
 	}
-	k := newCancelKey(c, hc.PID, hc.SecretKey)
+	k := &c.ck // in c's own allocation (conn.ck)
+	k.set(c, hc.PID, hc.SecretKey)
 	c.key = c.gw.keys.add(k)
 	st.setInfo(c, key, hc.ParameterStatuses)
 

@@ -27,7 +27,7 @@ const maxRecordedStatements = 64
 // used. The statements' results follow their requests by n: each gets its
 // own CommandComplete; after an error the rest are "not run".
 func (c *conn) recordQuery(sql string) error {
-	r := c.relay
+	r := &c.rs
 	// The first maxRecordedStatements statements; of the rest, only how
 	// many, where the last ends and their actions (tailAlso) are kept.
 	var sts []sqlStatement
@@ -122,7 +122,7 @@ func (c *conn) recordQuery(sql string) error {
 // held of a DELETE. A name prepared with SQL PREPARE has its text in that
 // statement's record instead.
 func (c *conn) withPrepared(call *gateway.Call, text string) {
-	if call.Action != "pg:execute" || len(c.relay.stmts) == 0 {
+	if call.Action != "pg:execute" || len(c.rs.stmts) == 0 {
 		return
 	}
 	m := executeName.FindStringSubmatch(text)
@@ -135,7 +135,7 @@ func (c *conn) withPrepared(call *gateway.Call, text string) {
 	} else {
 		name = strings.ToLower(name) // as PostgreSQL folds an unquoted name
 	}
-	st, ok := c.relay.stmts[name]
+	st, ok := c.rs.stmts[name]
 	if !ok {
 		return
 	}
@@ -177,7 +177,7 @@ func contains(list []string, s string) bool {
 // inTransaction reports whether upstream may have a transaction open: its
 // last status, or statements still running that may open one.
 func (c *conn) inTransaction() bool {
-	r := c.relay
+	r := &c.rs
 	r.qmu.Lock()
 	busy := r.front() != nil
 	r.qmu.Unlock()
@@ -201,7 +201,7 @@ func (c *conn) offendingStatement(sql string) string {
 
 // recordAuthRefusal records a refused statement as a denied request.
 func (c *conn) recordAuthRefusal(sql, protocol string) {
-	r := c.relay
+	r := &c.rs
 	r.n++
 	call := gateway.Call{Kind: "request", Action: actionOf(c.offendingStatement(sql)), Resource: c.t.db, Allowed: false,
 		Error:  codeInsufficientPrivilege + " " + authChangeMessage,
@@ -231,7 +231,7 @@ func (c *conn) refuseAuthChange(sql string) error {
 // batch answered with ERROR 42501 at its Sync, nothing of it forwarded.
 func (c *conn) refuseParse(query string) {
 	c.recordAuthRefusal(query, "extended")
-	c.relay.batchErr = &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege, Message: authChangeMessage}
+	c.rs.batchErr = &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege, Message: authChangeMessage}
 }
 
 // parameterStatus tracks the upstream settings the tokenizer depends on.
