@@ -450,6 +450,8 @@ func withoutDigits(s, drop string) string {
 	}, s)
 }
 
+var assignedSecretNames = []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
+
 // FuzzRedactAssignedSecret writes a secret as the value of a name that
 // says it holds one, in a shell line between arbitrary text: the value is
 // a shell word of unquoted, single-quoted, double-quoted, $'…' and
@@ -471,7 +473,6 @@ func withoutDigits(s, drop string) string {
 // name is a --flag and the value the shell word after it (tool
 // --password 'a b'), kept whole before.
 func FuzzRedactAssignedSecret(f *testing.F) {
-	names := []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
 	f.Add(uint8(0), "20261205", []byte{0}, "psql -h db", "-c 'select 1'")
 	f.Add(uint8(1), "20261205", []byte{0, 1, 2, 3}, `pg_dump --dbname="host=db`, `"`)
 	f.Add(uint8(2), "123456", []byte{2, 2, 0}, "X=", "")
@@ -496,53 +497,9 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	f.Add(uint8(0), "1234", []byte{0, 1}, "echo ${TOKEN:-x} ${A_SECRET=y}x ${B:=z};", "curl -su ann:x https://u:p@h/")
 	f.Add(uint8(140), "1234", []byte{2, 3}, "sshpass -p x ssh h", "${TOKEN:-a}")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		name, wrap, place := names[int(which)%len(names)], which/7%4, which/28%5
-		flag := which >= 140 && wrap == 0 && place == 0
-		drop := ""
-		if wrap != 0 && place == 0 || flag {
-			drop = `'"\$`
-		}
-		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
-		if secret == "" || len(styles) == 0 {
+		argv := assignedSecretArgv(which, secret, styles, before, after)
+		if argv == nil {
 			return
-		}
-		// Each digit's piece, by the quotes it stands in.
-		pieces := []string{"{d}", "'{d}'", `" {d}"`, `\ {d}`, "' {d}'", "$' {d}'", `$'\' {d}'`, `"\" {d}"`}
-		open := ""
-		switch {
-		case place != 0:
-			pieces = []string{"{d}", " {d}"}
-		case wrap == 1:
-			open, pieces = "'", []string{"{d}", " {d}"}
-		case wrap == 2:
-			open, pieces = `"`, []string{"{d}", " {d}", `\" {d}`}
-		case wrap == 3:
-			open, pieces = "$'", []string{"{d}", " {d}", `\' {d}`}
-		}
-		var word strings.Builder
-		for i := 0; i < len(secret); i++ {
-			word.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
-		}
-		assign := name + "=" + word.String()
-		if flag {
-			assign = "--" + strings.TrimLeft(name, "-") + " " + word.String()
-		}
-		var argv []string
-		switch place {
-		case 0:
-			closing := open
-			if wrap == 3 {
-				closing = "'"
-			}
-			argv = []string{"sh", "-c", before + " " + open + assign + closing + " " + after}
-		case 1:
-			argv = []string{"env", assign, before, after}
-		case 2:
-			argv = []string{"docker", "run", "-e", assign, before, after}
-		case 3:
-			argv = []string{"docker", "run", "--env=" + assign, before, after}
-		case 4:
-			argv = []string{"git", "-c", assign, before, after}
 		}
 		got := redactCommand(argv)
 		for _, g := range got {
@@ -553,6 +510,63 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 	})
 }
 
+// assignedSecretArgv is the command FuzzRedactAssignedSecret redacts for its input, or nil
+// where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
+// builds it for the kept seeds.
+func assignedSecretArgv(which uint8, secret string, styles []byte, before, after string) []string {
+	name, wrap, place := assignedSecretNames[int(which)%len(assignedSecretNames)], which/7%4, which/28%5
+	flag := which >= 140 && wrap == 0 && place == 0
+	drop := ""
+	if wrap != 0 && place == 0 || flag {
+		drop = `'"\$`
+	}
+	secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
+	if secret == "" || len(styles) == 0 {
+		return nil
+	}
+	// Each digit's piece, by the quotes it stands in.
+	pieces := []string{"{d}", "'{d}'", `" {d}"`, `\ {d}`, "' {d}'", "$' {d}'", `$'\' {d}'`, `"\" {d}"`}
+	open := ""
+	switch {
+	case place != 0:
+		pieces = []string{"{d}", " {d}"}
+	case wrap == 1:
+		open, pieces = "'", []string{"{d}", " {d}"}
+	case wrap == 2:
+		open, pieces = `"`, []string{"{d}", " {d}", `\" {d}`}
+	case wrap == 3:
+		open, pieces = "$'", []string{"{d}", " {d}", `\' {d}`}
+	}
+	var word strings.Builder
+	for i := 0; i < len(secret); i++ {
+		word.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
+	}
+	assign := name + "=" + word.String()
+	if flag {
+		assign = "--" + strings.TrimLeft(name, "-") + " " + word.String()
+	}
+	var argv []string
+	switch place {
+	case 0:
+		closing := open
+		if wrap == 3 {
+			closing = "'"
+		}
+		argv = []string{"sh", "-c", before + " " + open + assign + closing + " " + after}
+	case 1:
+		argv = []string{"env", assign, before, after}
+	case 2:
+		argv = []string{"docker", "run", "-e", assign, before, after}
+	case 3:
+		argv = []string{"docker", "run", "--env=" + assign, before, after}
+	case 4:
+		argv = []string{"git", "-c", assign, before, after}
+	}
+	return argv
+}
+
+var jsonSecretNames = []string{"password", "api_key", "client_secret", "token", "AWS_SECRET_ACCESS_KEY", "db-password"}
+
 // FuzzRedactJSONSecret writes a secret as the string value of a JSON
 // member whose name says it holds one, in a body given as an argument of
 // its own, in a shell line's '…', or in its "…" (where JSON's quotes are
@@ -561,7 +575,6 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 // made of digits and the text around it has none (nor quotes, backslashes
 // or $ in a shell line, which would move the shell's quotes).
 func FuzzRedactJSONSecret(f *testing.F) {
-	names := []string{"password", "api_key", "client_secret", "token", "AWS_SECRET_ACCESS_KEY", "db-password"}
 	f.Add(uint8(0), "1234", []byte{0}, "curl -d", "https://h/")
 	f.Add(uint8(7), "1234", []byte{1, 2}, "curl -d", "https://h/")
 	f.Add(uint8(14), "1234", []byte{0, 1, 2}, "curl -d", "https://h/")
@@ -570,37 +583,9 @@ func FuzzRedactJSONSecret(f *testing.F) {
 	f.Add(uint8(0), "1234", []byte{1}, "curl -u ann:x -d", "https://ann:p@h/")
 	f.Add(uint8(6), "1234", []byte{0, 1}, "gh secret set X --body", "${TOKEN:-a}")
 	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		name, form := names[int(which)%len(names)], which/6%4
-		drop := `'"\$`
-		if form == 0 {
-			drop = ""
-		}
-		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
-		if secret == "" || len(styles) == 0 {
+		argv := jsonSecretArgv(which, secret, styles, before, after)
+		if argv == nil {
 			return
-		}
-		var v strings.Builder
-		for i := 0; i < len(secret); i++ {
-			switch styles[i%len(styles)] % 3 {
-			case 1:
-				v.WriteString(" ")
-			case 2:
-				v.WriteString(`\"`)
-			}
-			v.WriteByte(secret[i])
-		}
-		body := `{"user": "u", "` + name + `": "` + v.String() + `", "x": "y"}`
-		if form == 3 {
-			body = `{"user":"u","` + name + `":` + secret + `}`
-		}
-		var argv []string
-		switch form {
-		case 0:
-			argv = []string{"curl", before, "-d", body, after}
-		case 1, 3:
-			argv = []string{"sh", "-c", before + " '" + body + "' " + after}
-		case 2:
-			argv = []string{"sh", "-c", before + ` "` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(body) + `" ` + after}
 		}
 		got := redactCommand(argv)
 		for _, g := range got {
@@ -609,6 +594,51 @@ func FuzzRedactJSONSecret(f *testing.F) {
 			}
 		}
 	})
+}
+
+// jsonSecretArgv is the command FuzzRedactJSONSecret redacts for its input, or nil
+// where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
+// builds it for the kept seeds.
+func jsonSecretArgv(which uint8, secret string, styles []byte, before, after string) []string {
+	name, form := jsonSecretNames[int(which)%len(jsonSecretNames)], which/6%4
+	drop := `'"\$`
+	if form == 0 {
+		drop = ""
+	}
+	secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
+	if secret == "" || len(styles) == 0 {
+		return nil
+	}
+	var v strings.Builder
+	for i := 0; i < len(secret); i++ {
+		switch styles[i%len(styles)] % 3 {
+		case 1:
+			v.WriteString(" ")
+		case 2:
+			v.WriteString(`\"`)
+		}
+		v.WriteByte(secret[i])
+	}
+	body := `{"user": "u", "` + name + `": "` + v.String() + `", "x": "y"}`
+	if form == 3 {
+		body = `{"user":"u","` + name + `":` + secret + `}`
+	}
+	var argv []string
+	switch form {
+	case 0:
+		argv = []string{"curl", before, "-d", body, after}
+	case 1, 3:
+		argv = []string{"sh", "-c", before + " '" + body + "' " + after}
+	case 2:
+		argv = []string{"sh", "-c", before + ` "` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(body) + `" ` + after}
+	}
+	return argv
+}
+
+var headerSecretHeaders = []string{
+	"Authorization: Bearer {s}", "authorization:Basic {s}", "Proxy-Authorization: {s}", "Authorization: OAuth {s}", "Authorization: Custom {s}",
+	"X-Api-Key: {s}", "X-Amz-Security-Token: {s}", "Cookie: theme=dark; sid={s}", "Cookie: sid={s}; theme=dark",
+	"X-Foo: Authorization: Bearer {s}", "Accept: a; Authorization: Token {s}", `Authorization: Digest username={q}u{q}, response={s}`,
 }
 
 // FuzzRedactHeaderSecret writes a secret as the credentials of a header
@@ -625,11 +655,6 @@ func FuzzRedactJSONSecret(f *testing.F) {
 // quote, backslash or $ then, which would make the blank the shell's),
 // and with form/24%2 == 1 a shell line's single quotes are $'…'.
 func FuzzRedactHeaderSecret(f *testing.F) {
-	headers := []string{
-		"Authorization: Bearer {s}", "authorization:Basic {s}", "Proxy-Authorization: {s}", "Authorization: OAuth {s}", "Authorization: Custom {s}",
-		"X-Api-Key: {s}", "X-Amz-Security-Token: {s}", "Cookie: theme=dark; sid={s}", "Cookie: sid={s}; theme=dark",
-		"X-Foo: Authorization: Bearer {s}", "Accept: a; Authorization: Token {s}", `Authorization: Digest username={q}u{q}, response={s}`,
-	}
 	f.Add(uint8(0), uint8(0), "20261205", []byte{}, "curl", "https://h/")
 	f.Add(uint8(9), uint8(1), "123", []byte{}, "curl -s", "https://h/")
 	f.Add(uint8(4), uint8(1), "123", []byte{}, "curl", "https://h/")
@@ -653,59 +678,9 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 	f.Add(uint8(0), uint8(0), "1234", []byte{}, "curl -sSu ann:x", "https://ann:p@h/")
 	f.Add(uint8(5), uint8(1), "1234", []byte{1}, "curl ${TOKEN:-x} -u ann", "${A:=b}")
 	f.Fuzz(func(t *testing.T, which, form uint8, secret string, spaces []byte, before, after string) {
-		bare := form/12%2 == 1
-		drop := ""
-		if bare {
-			drop = `'"\$`
-		}
-		secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
-		if secret == "" {
+		argv := headerSecretArgv(which, form, secret, spaces, before, after)
+		if argv == nil {
 			return
-		}
-		// The credential: as it is, or quoted with a space after each
-		// digit spaces picks.
-		quote := `"`
-		switch {
-		case form/6%2 == 1 && form%3 != 1:
-			// Single quotes, but inside a shell line's own, where none
-			// can stand.
-			quote = `'`
-		case form%3 == 2:
-			quote = `\"` // inside a shell line's double quotes
-		}
-		if bare {
-			quote = ""
-		}
-		cred := secret
-		if len(spaces) > 0 {
-			var b strings.Builder
-			b.WriteString(quote)
-			for i := 0; i < len(secret); i++ {
-				b.WriteByte(secret[i])
-				if spaces[i%len(spaces)]%2 == 1 {
-					b.WriteString(" ")
-				}
-			}
-			b.WriteString(quote)
-			cred = b.String()
-		}
-		h := strings.NewReplacer("{s}", cred, "{q}", quote).Replace(headers[int(which)%len(headers)])
-		first := "" // a header before it, or none
-		if form/3%2 == 1 {
-			first = "Authorization: Basic aGk="
-		}
-		var argv []string
-		switch form % 3 {
-		case 0:
-			argv = []string{"curl", before, "-H", first, "-H", h, after}
-		case 1:
-			open := "'"
-			if form/24%2 == 1 {
-				open = "$'"
-			}
-			argv = []string{"sh", "-c", before + " -H " + open + first + "' -H " + open + h + "' " + after}
-		case 2:
-			argv = []string{"sh", "-c", before + ` -H "` + first + `" -H "` + h + `" ` + after}
 		}
 		got := redactCommand(argv)
 		for _, g := range got {
@@ -714,6 +689,67 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 			}
 		}
 	})
+}
+
+// headerSecretArgv is the command FuzzRedactHeaderSecret redacts for its input, or nil
+// where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
+// builds it for the kept seeds.
+func headerSecretArgv(which, form uint8, secret string, spaces []byte, before, after string) []string {
+	bare := form/12%2 == 1
+	drop := ""
+	if bare {
+		drop = `'"\$`
+	}
+	secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
+	if secret == "" {
+		return nil
+	}
+	// The credential: as it is, or quoted with a space after each
+	// digit spaces picks.
+	quote := `"`
+	switch {
+	case form/6%2 == 1 && form%3 != 1:
+		// Single quotes, but inside a shell line's own, where none
+		// can stand.
+		quote = `'`
+	case form%3 == 2:
+		quote = `\"` // inside a shell line's double quotes
+	}
+	if bare {
+		quote = ""
+	}
+	cred := secret
+	if len(spaces) > 0 {
+		var b strings.Builder
+		b.WriteString(quote)
+		for i := 0; i < len(secret); i++ {
+			b.WriteByte(secret[i])
+			if spaces[i%len(spaces)]%2 == 1 {
+				b.WriteString(" ")
+			}
+		}
+		b.WriteString(quote)
+		cred = b.String()
+	}
+	h := strings.NewReplacer("{s}", cred, "{q}", quote).Replace(headerSecretHeaders[int(which)%len(headerSecretHeaders)])
+	first := "" // a header before it, or none
+	if form/3%2 == 1 {
+		first = "Authorization: Basic aGk="
+	}
+	var argv []string
+	switch form % 3 {
+	case 0:
+		argv = []string{"curl", before, "-H", first, "-H", h, after}
+	case 1:
+		open := "'"
+		if form/24%2 == 1 {
+			open = "$'"
+		}
+		argv = []string{"sh", "-c", before + " -H " + open + first + "' -H " + open + h + "' " + after}
+	case 2:
+		argv = []string{"sh", "-c", before + ` -H "` + first + `" -H "` + h + `" ` + after}
+	}
+	return argv
 }
 
 // TestRedactHeadersLinear runs redactHeaders on 16 KiB and 64 KiB lines
@@ -796,6 +832,71 @@ func TestRedactHeadersLinear(t *testing.T) {
 	}
 }
 
+var setSecretNames = []string{"PGPASSWORD", "credential.password", "aws_secret_access_key", "GITHUB_TOKEN", "MYSQL_PWD", "api_key", "SSHPASS", "REDISCLI_AUTH"}
+
+// A URI's password: no blank, which a URI cannot hold; an @ in it.
+var setSecretURIPieces = []string{"{d}", "{d}@", ":{d}", "'{d}'", "'{d}@'", "%4{d}"}
+
+// setSecretForm is one way FuzzRedactSetSecret sets its secret.
+type setSecretForm struct {
+	key         string // what the seeds name it by (setSecretPick)
+	shell, form string
+	opts        []string // what {o} may be
+	argv        bool     // may be written as argv
+	pieces      []string // the value's pieces, if its own
+}
+
+var setSecretForms = []setSecretForm{
+	{key: "git-config", shell: "sh", form: "git config {o} {n} {v}", argv: true, opts: []string{"--global", "--system", "--local", "--file f", "-f f", "--add", "--replace-all", "--type string"}},
+	{key: "aws-configure-set", shell: "sh", form: "aws configure set {o} {n} {v}", argv: true, opts: []string{"--profile p", "--region r", "--profile=p"}},
+	{key: "setenv", shell: "tcsh", form: "setenv {n} {v}"},
+	{key: "csh-set", shell: "tcsh", form: "set {n} = {v}"},
+	{key: "fish-set", shell: "fish", form: "set {o} {n} {v}", opts: []string{"-x", "-gx", "-Ux", "--export", "--global", "-l"}},
+	{key: "builtin", shell: "bash", form: "{o} {n}={v}", opts: []string{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"}},
+	{key: "append", shell: "bash", form: "{n}+={v}"},
+	{key: "array-element", shell: "bash", form: "{n}[i]={v}"},
+	{key: "pwsh-set-item", shell: "pwsh", form: "Set-Item {o} Env:{n} -Value {v}", opts: []string{"-Path", "-Force"}},
+	{key: "pwsh-setenvironmentvariable", shell: "pwsh", form: "[Environment]::SetEnvironmentVariable('{n}', {v})"},
+	{key: "pwsh-env", shell: "pwsh", form: "$env:{n} = {v}"},
+	{key: "param-default", shell: "bash", form: "echo ${{n}:-{v}}/x ${{n}:={v}}x"},
+	{key: "param-assign", shell: "bash", form: "echo ${{n}={v}}x"},
+	{key: "curl-u", shell: "sh", form: "curl {o} -u ann:{v} https://h/", argv: true, opts: []string{"-s", "-k", "-X POST", "-H Accept:x", "--user-agent a:b"}},
+	{key: "curl-su", shell: "sh", form: "curl {o} -sSuann:{v} https://h/", argv: true, opts: []string{"-L", "-d a:b"}},
+	{key: "sshpass-p", shell: "sh", form: "sshpass {o} -p {v} ssh -p port h", argv: true, opts: []string{"-v", "-e", "-f f", "-P assword"}},
+	{key: "redis-cli-a", shell: "sh", form: "redis-cli {o} -a {v} ping", argv: true, opts: []string{"-h db", "--user ann", "-p port"}},
+	{key: "redis-cli-pass", shell: "sh", form: "redis-cli {o} --pass {v} ping", argv: true, opts: []string{"-h db", "--user ann"}},
+	{key: "docker-login-p", shell: "sh", form: "docker login {o} -p {v} reg", argv: true, opts: []string{"-u ann", "--username ann"}},
+	{key: "az-login-p", shell: "sh", form: "az login {o} -p {v}", argv: true, opts: []string{"-u ann", "--service-principal", "--tenant t"}},
+	{key: "gh-secret-body", shell: "sh", form: "gh secret set DEPLOY {o} --body {v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
+	{key: "gh-secret-b", shell: "sh", form: "gh secret set DEPLOY {o} -b{v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
+	{key: "fly-secrets-set", shell: "sh", form: "fly secrets set {o} STRIPE_KEY={v} B=x", argv: true, opts: []string{"-a app", "--stage"}},
+	{key: "heroku-config-set", shell: "sh", form: "heroku config:set K={v} {o}", argv: true, opts: []string{"-a app"}},
+	{key: "kubectl-from-literal", shell: "sh", form: "kubectl {o} create secret generic n --from-literal=K={v}", argv: true, opts: []string{"-n ns", "--context c"}},
+	{key: "oc-from-literal", shell: "sh", form: "oc create secret generic n {o} --from-literal K={v}", argv: true, opts: []string{"--from-file=f", "--from-literal=a=b"}},
+	{key: "curl-pass", shell: "sh", form: "curl {o} --pass {v} https://h/", argv: true, opts: []string{"-s", "-E c.pem", "-k"}},
+	{key: "openssl-passin", shell: "sh", form: "openssl rsa {o} -passin pass:{v} -out o", argv: true, opts: []string{"-in k", "-passout env:X", "-kfile f"}},
+	{key: "openssl-k", shell: "sh", form: "openssl enc {o} -k {v} -in f", argv: true, opts: []string{"-aes-cbc", "-pass env:X", "-kfile f", "-in f"}},
+	{key: "htpasswd-b", shell: "sh", form: "htpasswd {o} -b f ann {v}", argv: true, opts: []string{"-c", "-B", "-C cost", "-m"}},
+	{key: "htpasswd-nb", shell: "sh", form: "htpasswd -nb {o} ann {v}", argv: true, opts: []string{"-B", "-C cost", "-i"}},
+	{key: "mysql-p", shell: "sh", form: "mysql {o} -p{v} app", argv: true, opts: []string{"-u root", "-B", "-h db", "-e select"}},
+	{key: "mariadb-dump-vp", shell: "sh", form: "mariadb-dump {o} -vp{v} app", argv: true, opts: []string{"-u root", "-p", "--port port"}},
+	{key: "sqlcmd-P", shell: "sh", form: "sqlcmd {o} -P {v}", argv: true, opts: []string{"-S db", "-U sa", "-d app"}},
+	{key: "mongosh-p", shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
+	{key: "ldapsearch-w", shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
+	{key: "smbclient-U", shell: "sh", form: "smbclient //h/s {o} -U ann%{v}", argv: true, opts: []string{"-N", "-W DOM", "-c ls", "-L h"}},
+	{key: "ssh-keygen-N", shell: "sh", form: "ssh-keygen {o} -N {v} -f k", argv: true, opts: []string{"-t type", "-q", "-p", "-P old", "-C comment"}},
+	{key: "zip-P", shell: "sh", form: "zip {o} -P {v} f d", argv: true, opts: []string{"-r", "-e", "-q"}},
+	{key: "unzip-P", shell: "sh", form: "unzip {o} -P {v} f", argv: true, opts: []string{"-o", "-q", "-d dir"}},
+	{key: "mysqlimport-p", shell: "sh", form: "mysqlimport {o} -p{v} db f", argv: true, opts: []string{"-u root", "-h db"}},
+	{key: "vault-login", shell: "sh", form: "vault login {o} {v}", argv: true, opts: []string{"-no-store", "-method token", "-address=a"}},
+	{key: "gpg-passphrase", shell: "sh", form: "gpg {o} --passphrase {v} -c f", argv: true, opts: []string{"--batch", "--pinentry-mode loopback"}},
+	{key: "USER-percent", shell: "sh", form: "USER=ann%{v} smbclient //h/s {o}", argv: true, opts: []string{"-c ls", "-N"}},
+	{key: "git-clone-uri", shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: setSecretURIPieces},
+	{key: "psql-uri", shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: setSecretURIPieces},
+}
+
+var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n", "; "}
+
 // FuzzRedactSetSecret writes a secret as the value a command sets under a
 // name that says it holds one, in each way a shell or tool sets one
 // (forms: git config and aws configure set after options, csh's setenv
@@ -819,148 +920,45 @@ func TestRedactHeadersLinear(t *testing.T) {
 // digit in the record is a piece of the secret that was kept. In a PowerShell line the backtick, its escape,
 // is no operator and stands only at a word's start (`Set-Item is
 // Set-Item). The value is a shell word of unquoted,
-// quoted and escaped pieces (styles), or in argv (which/16%2 == 1 for
+// quoted and escaped pieces (styles), or in argv (which >= 1<<15 for
 // the forms marked argv) an argument of its own.
+//
+// The seeds name their form and name by key (setSecretForms' key, a
+// name in setSecretNames), so that a seed keeps the case it was kept for
+// however the lists grow: an index into them (which%len(setSecretForms),
+// as the first seeds had) moved every seed to another form each time a
+// form was added, and its regression check to a case that was not
+// failing. which picks them only where the fuzzer has mutated a key into
+// none; TestRedactFuzzSeedsKeepTheirCase fails on a kept seed that names
+// no form or no name, and prints the keys its which stands for.
 func FuzzRedactSetSecret(f *testing.F) {
-	names := []string{"PGPASSWORD", "credential.password", "aws_secret_access_key", "GITHUB_TOKEN", "MYSQL_PWD", "api_key", "SSHPASS", "REDISCLI_AUTH"}
-	// A URI's password: no blank, which a URI cannot hold; an @ in it.
-	uriPieces := []string{"{d}", "{d}@", ":{d}", "'{d}'", "'{d}@'", "%4{d}"}
-	forms := []struct {
-		shell, form string
-		opts        []string // what {o} may be
-		argv        bool     // may be written as argv
-		pieces      []string // the value's pieces, if its own
-	}{
-		{shell: "sh", form: "git config {o} {n} {v}", argv: true, opts: []string{"--global", "--system", "--local", "--file f", "-f f", "--add", "--replace-all", "--type string"}},
-		{shell: "sh", form: "aws configure set {o} {n} {v}", argv: true, opts: []string{"--profile p", "--region r", "--profile=p"}},
-		{shell: "tcsh", form: "setenv {n} {v}"},
-		{shell: "tcsh", form: "set {n} = {v}"},
-		{shell: "fish", form: "set {o} {n} {v}", opts: []string{"-x", "-gx", "-Ux", "--export", "--global", "-l"}},
-		{shell: "bash", form: "{o} {n}={v}", opts: []string{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"}},
-		{shell: "bash", form: "{n}+={v}"},
-		{shell: "bash", form: "{n}[i]={v}"},
-		{shell: "pwsh", form: "Set-Item {o} Env:{n} -Value {v}", opts: []string{"-Path", "-Force"}},
-		{shell: "pwsh", form: "[Environment]::SetEnvironmentVariable('{n}', {v})"},
-		{shell: "pwsh", form: "$env:{n} = {v}"},
-		{shell: "bash", form: "echo ${{n}:-{v}}/x ${{n}:={v}}x"},
-		{shell: "bash", form: "echo ${{n}={v}}x"},
-		{shell: "sh", form: "curl {o} -u ann:{v} https://h/", argv: true, opts: []string{"-s", "-k", "-X POST", "-H Accept:x", "--user-agent a:b"}},
-		{shell: "sh", form: "curl {o} -sSuann:{v} https://h/", argv: true, opts: []string{"-L", "-d a:b"}},
-		{shell: "sh", form: "sshpass {o} -p {v} ssh -p port h", argv: true, opts: []string{"-v", "-e", "-f f", "-P assword"}},
-		{shell: "sh", form: "redis-cli {o} -a {v} ping", argv: true, opts: []string{"-h db", "--user ann", "-p port"}},
-		{shell: "sh", form: "redis-cli {o} --pass {v} ping", argv: true, opts: []string{"-h db", "--user ann"}},
-		{shell: "sh", form: "docker login {o} -p {v} reg", argv: true, opts: []string{"-u ann", "--username ann"}},
-		{shell: "sh", form: "az login {o} -p {v}", argv: true, opts: []string{"-u ann", "--service-principal", "--tenant t"}},
-		{shell: "sh", form: "gh secret set DEPLOY {o} --body {v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
-		{shell: "sh", form: "gh secret set DEPLOY {o} -b{v}", argv: true, opts: []string{"-R o/r", "--env prod"}},
-		{shell: "sh", form: "fly secrets set {o} STRIPE_KEY={v} B=x", argv: true, opts: []string{"-a app", "--stage"}},
-		{shell: "sh", form: "heroku config:set K={v} {o}", argv: true, opts: []string{"-a app"}},
-		{shell: "sh", form: "kubectl {o} create secret generic n --from-literal=K={v}", argv: true, opts: []string{"-n ns", "--context c"}},
-		{shell: "sh", form: "oc create secret generic n {o} --from-literal K={v}", argv: true, opts: []string{"--from-file=f", "--from-literal=a=b"}},
-		{shell: "sh", form: "curl {o} --pass {v} https://h/", argv: true, opts: []string{"-s", "-E c.pem", "-k"}},
-		{shell: "sh", form: "openssl rsa {o} -passin pass:{v} -out o", argv: true, opts: []string{"-in k", "-passout env:X", "-kfile f"}},
-		{shell: "sh", form: "openssl enc {o} -k {v} -in f", argv: true, opts: []string{"-aes-cbc", "-pass env:X", "-kfile f", "-in f"}},
-		{shell: "sh", form: "htpasswd {o} -b f ann {v}", argv: true, opts: []string{"-c", "-B", "-C cost", "-m"}},
-		{shell: "sh", form: "htpasswd -nb {o} ann {v}", argv: true, opts: []string{"-B", "-C cost", "-i"}},
-		{shell: "sh", form: "mysql {o} -p{v} app", argv: true, opts: []string{"-u root", "-B", "-h db", "-e select"}},
-		{shell: "sh", form: "mariadb-dump {o} -vp{v} app", argv: true, opts: []string{"-u root", "-p", "--port port"}},
-		{shell: "sh", form: "sqlcmd {o} -P {v}", argv: true, opts: []string{"-S db", "-U sa", "-d app"}},
-		{shell: "sh", form: "mongosh {o} -p {v} db", argv: true, opts: []string{"-u ann", "--port port", "--authenticationDatabase admin"}},
-		{shell: "sh", form: "ldapsearch {o} -w {v} uid=ann", argv: true, opts: []string{"-x", "-D cn=a", "-H ldap://h", "-W"}},
-		{shell: "sh", form: "smbclient //h/s {o} -U ann%{v}", argv: true, opts: []string{"-N", "-W DOM", "-c ls", "-L h"}},
-		{shell: "sh", form: "ssh-keygen {o} -N {v} -f k", argv: true, opts: []string{"-t type", "-q", "-p", "-P old", "-C comment"}},
-		{shell: "sh", form: "zip {o} -P {v} f d", argv: true, opts: []string{"-r", "-e", "-q"}},
-		{shell: "sh", form: "unzip {o} -P {v} f", argv: true, opts: []string{"-o", "-q", "-d dir"}},
-		{shell: "sh", form: "mysqlimport {o} -p{v} db f", argv: true, opts: []string{"-u root", "-h db"}},
-		{shell: "sh", form: "vault login {o} {v}", argv: true, opts: []string{"-no-store", "-method token", "-address=a"}},
-		{shell: "sh", form: "gpg {o} --passphrase {v} -c f", argv: true, opts: []string{"--batch", "--pinentry-mode loopback"}},
-		{shell: "sh", form: "USER=ann%{v} smbclient //h/s {o}", argv: true, opts: []string{"-c ls", "-N"}},
-		{shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: uriPieces},
-		{shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: uriPieces},
-	}
-	seps := []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n", "; "}
-	f.Add(uint8(0), uint8(0), "1234", []byte{0}, []byte{0, 3}, "true", "echo ok")
-	f.Add(uint8(1), uint8(6), "1234", []byte{1, 2}, []byte{0}, "x", ")")
-	f.Add(uint8(4), uint8(1), "1234", []byte{3}, []byte{1}, "", "")
-	f.Add(uint8(8), uint8(0), "1234", []byte{0, 1}, []byte{0}, "Write-Host", "")
-	f.Add(uint8(16), uint8(0), "1234", []byte{1}, []byte{2}, "", "")
-	// A program's variable whose name says nothing (SSHPASS by setenv,
-	// REDISCLI_AUTH by fish's set -x; names[which/len(forms)]).
-	f.Add(uint8(6*len(forms)+2), uint8(0), "1234", []byte{0, 1}, []byte{0}, "", "")
-	f.Add(uint8(7*len(forms)+4), uint8(1), "1234", []byte{2}, []byte{0}, "", "")
-	f.Add(uint8(6*len(forms)+5), uint8(0), "1234", []byte{4}, []byte{0}, "", "")
+	f.Add("git-config", "PGPASSWORD", uint16(0), uint8(0), "1234", []byte{0}, []byte{0, 3}, "true", "echo ok")
+	f.Add("aws-configure-set", "PGPASSWORD", uint16(0), uint8(6), "1234", []byte{1, 2}, []byte{0}, "x", ")")
+	f.Add("fish-set", "PGPASSWORD", uint16(0), uint8(1), "1234", []byte{3}, []byte{1}, "", "")
+	f.Add("pwsh-set-item", "PGPASSWORD", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{0}, "Write-Host", "")
+	f.Add("builtin", "credential.password", uint16(0), uint8(0), "1234", []byte{1}, []byte{2}, "", "")
+	// A program's variable whose name says nothing (SSHPASS by setenv and
+	// a builtin, REDISCLI_AUTH by fish's set -x).
+	f.Add("setenv", "SSHPASS", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{0}, "", "")
+	f.Add("fish-set", "REDISCLI_AUTH", uint16(0), uint8(1), "1234", []byte{2}, []byte{0}, "", "")
+	f.Add("builtin", "SSHPASS", uint16(0), uint8(0), "1234", []byte{4}, []byte{0}, "", "")
 	// Parameter expansions, a program's options and subcommands, and
 	// URIs: each in a shell line, and in argv where it may be.
-	for form := 11; form < len(forms); form++ {
-		shell, argv := false, !forms[form].argv
-		for which := form; which < 256 && !(shell && argv); which += len(forms) {
-			switch {
-			case which/16%2 == 0 && !shell:
-				shell = true
-				f.Add(uint8(which), uint8(form), "1234", []byte{0, 1, 2, 3, 4, 5, 6}, []byte{uint8(form)}, "true", "echo ok")
-			case which/16%2 == 1 && !argv:
-				argv = true
-				f.Add(uint8(which), uint8(0), "1234", []byte{0, 1, 2}, []byte{0, 1}, "sudo", "")
-			}
+	first := slices.IndexFunc(setSecretForms, func(f setSecretForm) bool { return f.key == "param-default" })
+	for i, form := range setSecretForms {
+		if i < first {
+			continue
+		}
+		name := setSecretNames[i%len(setSecretNames)]
+		f.Add(form.key, name, uint16(0), uint8(i), "1234", []byte{0, 1, 2, 3, 4, 5, 6}, []byte{uint8(i)}, "true", "echo ok")
+		if form.argv {
+			f.Add(form.key, name, uint16(1<<15), uint8(0), "1234", []byte{0, 1, 2}, []byte{0, 1}, "sudo", "")
 		}
 	}
-	f.Fuzz(func(t *testing.T, which, sep uint8, secret string, styles, opts []byte, before, after string) {
-		secret = digitsOnly(secret)
-		before, after = withoutDigits(before, "'\"\\$`#"), withoutDigits(after, "'\"\\$`#")
-		if secret == "" || len(styles) == 0 {
+	f.Fuzz(func(t *testing.T, form, name string, which uint16, sep uint8, secret string, styles, opts []byte, before, after string) {
+		argv := setSecretArgv(form, name, which, sep, secret, styles, opts, before, after)
+		if argv == nil {
 			return
-		}
-		if f := strings.Fields(before); len(f) > 0 && namesArg(f[len(f)-1]) {
-			// --name docker login -p X: docker names a container, and
-			// runs no login (namesArg).
-			before += " x"
-		}
-		form := forms[int(which)%len(forms)]
-		name := names[int(which/uint8(len(forms)))%len(names)]
-		argvForm := which/16%2 == 1 && form.argv
-		var o []string
-		if opt := form.opts; opt != nil {
-			for _, b := range opts {
-				o = append(o, opt[int(b)%len(opt)])
-			}
-			if int(which)%len(forms) == 5 && len(o) == 0 {
-				o = []string{"export"}
-			}
-			if int(which)%len(forms) == 5 {
-				o = o[:1] // one builtin
-			}
-		}
-		// Each digit's piece, by the quotes it stands in (PowerShell's
-		// quotes are the shell's '…' and "…" without escapes).
-		pieces := []string{"{d}", "'{d}'", `" {d}"`, `\ {d}`, "' {d}'", "$' {d}'", `"\" {d}"`}
-		if form.shell == "pwsh" {
-			pieces = []string{"'{d}'", "' {d}'", `" {d}"`, "'{d}'''"}
-		}
-		if argvForm {
-			pieces = []string{"{d}", " {d}"}
-		}
-		if form.pieces != nil {
-			pieces = form.pieces
-		}
-		var v strings.Builder
-		for i := 0; i < len(secret); i++ {
-			v.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
-		}
-		var argv []string
-		if argvForm {
-			words := strings.Fields(strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name).Replace(form.form))
-			for i, w := range words {
-				words[i] = strings.ReplaceAll(w, "{v}", v.String())
-			}
-			argv = append(append([]string{before}, words...), after)
-		} else {
-			line := strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name, "{v}", v.String()).Replace(form.form)
-			s := seps[int(sep)%len(seps)]
-			if form.shell == "pwsh" && s == "`" {
-				s = " `" // PowerShell's escape, which would glue the words
-			}
-			closing := map[string]string{"(": ")", "`": "`", "$(": ")"}[s]
-			argv = []string{form.shell, "-c", before + s + line + closing + " " + after}
 		}
 		got := redactCommand(argv)
 		for _, g := range got {
@@ -969,4 +967,81 @@ func FuzzRedactSetSecret(f *testing.F) {
 			}
 		}
 	})
+}
+
+// setSecretPick is the form and name FuzzRedactSetSecret writes: the
+// ones its keys name, or where a key names none, the ones which stands
+// for.
+func setSecretPick(form, name string, which uint16) (setSecretForm, string) {
+	fi := slices.IndexFunc(setSecretForms, func(f setSecretForm) bool { return f.key == form })
+	if fi < 0 {
+		fi = int(which) % len(setSecretForms)
+	}
+	if !slices.Contains(setSecretNames, name) {
+		name = setSecretNames[int(which)/len(setSecretForms)%len(setSecretNames)]
+	}
+	return setSecretForms[fi], name
+}
+
+// setSecretArgv is the command FuzzRedactSetSecret redacts for its input, or nil
+// where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
+// builds it for the kept seeds.
+func setSecretArgv(formKey, nameKey string, which uint16, sep uint8, secret string, styles, opts []byte, before, after string) []string {
+	secret = digitsOnly(secret)
+	before, after = withoutDigits(before, "'\"\\$`#"), withoutDigits(after, "'\"\\$`#")
+	if secret == "" || len(styles) == 0 {
+		return nil
+	}
+	if f := strings.Fields(before); len(f) > 0 && namesArg(f[len(f)-1]) {
+		// --name docker login -p X: docker names a container, and
+		// runs no login (namesArg).
+		before += " x"
+	}
+	form, name := setSecretPick(formKey, nameKey, which)
+	argvForm := which>>15 == 1 && form.argv
+	var o []string
+	if opt := form.opts; opt != nil {
+		for _, b := range opts {
+			o = append(o, opt[int(b)%len(opt)])
+		}
+		if form.key == "builtin" && len(o) == 0 {
+			o = []string{"export"}
+		}
+		if form.key == "builtin" {
+			o = o[:1] // one builtin
+		}
+	}
+	// Each digit's piece, by the quotes it stands in (PowerShell's
+	// quotes are the shell's '…' and "…" without escapes).
+	pieces := []string{"{d}", "'{d}'", `" {d}"`, `\ {d}`, "' {d}'", "$' {d}'", `"\" {d}"`}
+	if form.shell == "pwsh" {
+		pieces = []string{"'{d}'", "' {d}'", `" {d}"`, "'{d}'''"}
+	}
+	if argvForm {
+		pieces = []string{"{d}", " {d}"}
+	}
+	if form.pieces != nil {
+		pieces = form.pieces
+	}
+	var v strings.Builder
+	for i := 0; i < len(secret); i++ {
+		v.WriteString(strings.ReplaceAll(pieces[int(styles[i%len(styles)])%len(pieces)], "{d}", secret[i:i+1]))
+	}
+	var argv []string
+	if argvForm {
+		words := strings.Fields(strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name).Replace(form.form))
+		for i, w := range words {
+			words[i] = strings.ReplaceAll(w, "{v}", v.String())
+		}
+		argv = append(append([]string{before}, words...), after)
+	} else {
+		line := strings.NewReplacer("{o}", strings.Join(o, " "), "{n}", name, "{v}", v.String()).Replace(form.form)
+		s := setSecretSeps[int(sep)%len(setSecretSeps)]
+		if form.shell == "pwsh" && s == "`" {
+			s = " `" // PowerShell's escape, which would glue the words
+		}
+		closing := map[string]string{"(": ")", "`": "`", "$(": ")"}[s]
+		argv = []string{form.shell, "-c", before + s + line + closing + " " + after}
+	}
+	return argv
 }

@@ -1,0 +1,175 @@
+package grants
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// keptSeedCases is the command each kept seed of the redaction fuzzers
+// builds: the case it was kept for, found from the commit that kept it
+// and the bug its message names. A seed is a regression check only while
+// it builds that command; when a fuzzer's lists (forms, names, headers,
+// pieces, options, separators) grow or change order, a seed that picks
+// from them by index builds another command, which the fix it was kept
+// for never touched, and passes whether or not the bug is back.
+// FuzzRedactSetSecret's three seeds had moved that way (to az login,
+// mysqlimport), and FuzzRedactHeaderSecret's 9d1cbc9aba32f039 to single
+// quotes when its form's quote choice was added; they are rewritten to
+// their cases.
+var keptSeedCases = map[string][]string{
+	// 0602a8b: `Set-Item in PowerShell is Set-Item (bareWord kept the backtick).
+	"FuzzRedactSetSecret/f0ec4582783192f9": {"pwsh", "-c", " `Set-Item -Path Env:GITHUB_TOKEN -Value '0' "},
+	// 1c75006: an array element's name and subscript are checked apart.
+	"FuzzRedactSetSecret/e47a406a13b47f1f": {"bash", "-c", `(MYSQL_PWD[i]="\" 0") `},
+	// 47ca688: a subscript holds no [, quote or shell operator.
+	"FuzzRedactSetSecret/0c74a545464509e1": {"bash", "-c", `A[;MYSQL_PWD[i]="\" 0" `},
+	// 5e53741: past the first escaped space of the value.
+	"FuzzRedactAssignedSecret/escaped-spaces": {"sh", "-c", `psql -h db PGPASSWORD=\ 4\ 2\ 4\ 2 `},
+	// dd86239: a secret --flag right after another flag in a shell line.
+	"FuzzRedactAssignedSecret/19cf48592502ee74": {"sh", "-c", "-A --MYSQL_PWD 0 "},
+	// b443906: a secret flag as another's value.
+	"FuzzRedactAssignedSecret/af50599c09eb55c1": {"sh", "-c", "-seCret --AWS_SECRET_ACCESS_KEY 0 "},
+	// ec4f849: a secret's value that starts inside another secret's value.
+	"FuzzRedactAssignedSecret/quoted-nested-assignment": {"sh", "-c", "'SECRET=A PGPASSWORD=' 0' "},
+	// 0f407c0: a secret header inside another header's value, quoted.
+	"FuzzRedactHeaderSecret/9d1cbc9aba32f039": {"sh", "-c", ` -H "Authorization: Basic aGk=" -H "X-Foo: Authorization: Bearer \"0\"" `},
+	// 5be8256: a credential with blanks, to the end of the shell's quotes.
+	"FuzzRedactHeaderSecret/6bd16938babe1fd8": {"sh", "-c", `" -H $'Authorization: Basic aGk=' -H $'X-Foo: Authorization: Bearer "0"' `},
+	"FuzzRedactHeaderSecret/ca074bcb4c4c77af": {"sh", "-c", ` -H "Authorization: Basic aGk=" -H "Authorization: Bearer 0 0 " `},
+	// b443906: curl -u's empty password.
+	"FuzzRedactHeaderSecret/4bbf57cfa7202e4d": {"sh", "-c", `curl '-u -H '' -H 'X-Api-Key: "0"' `},
+	// ff9219e: header lines are redacted before a program's options.
+	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
+}
+
+// TestRedactFuzzSeedsKeepTheirCase builds the command of every kept seed
+// of the redaction fuzzers and fails where it is not the case the seed
+// was kept for (keptSeedCases), where a seed has no recorded case, where
+// a recorded case has no seed, and where a FuzzRedactSetSecret seed picks
+// its form or name by index rather than by key. A fuzzer's list that
+// grows or changes order in a way that moves a kept seed fails here,
+// rather than leaving a regression check that cannot fail.
+func TestRedactFuzzSeedsKeepTheirCase(t *testing.T) {
+	build := map[string]func(t *testing.T, v []any) []string{
+		"FuzzRedactSetSecret": func(t *testing.T, v []any) []string {
+			form, name, which := v[0].(string), v[1].(string), v[2].(uint16)
+			if !slices.ContainsFunc(setSecretForms, func(f setSecretForm) bool { return f.key == form }) || !slices.Contains(setSecretNames, name) {
+				f, n := setSecretPick(form, name, which)
+				t.Errorf("names form %q and name %q, of which one is none: it is kept by index, which moves as the lists grow; write the form and name it was found for (which %d stands for %q and %q today)", form, name, which, f.key, n)
+			}
+			return setSecretArgv(form, name, which, v[3].(uint8), v[4].(string), v[5].([]byte), v[6].([]byte), v[7].(string), v[8].(string))
+		},
+		"FuzzRedactAssignedSecret": func(t *testing.T, v []any) []string {
+			return assignedSecretArgv(v[0].(uint8), v[1].(string), v[2].([]byte), v[3].(string), v[4].(string))
+		},
+		"FuzzRedactJSONSecret": func(t *testing.T, v []any) []string {
+			return jsonSecretArgv(v[0].(uint8), v[1].(string), v[2].([]byte), v[3].(string), v[4].(string))
+		},
+		"FuzzRedactHeaderSecret": func(t *testing.T, v []any) []string {
+			return headerSecretArgv(v[0].(uint8), v[1].(uint8), v[2].(string), v[3].([]byte), v[4].(string), v[5].(string))
+		},
+	}
+	seen := map[string]bool{}
+	for fuzzer, argv := range build {
+		files, err := filepath.Glob(filepath.Join("testdata", "fuzz", fuzzer, "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range files {
+			seed := fuzzer + "/" + filepath.Base(file)
+			seen[seed] = true
+			t.Run(seed, func(t *testing.T) {
+				v, err := readCorpusFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := func() (got []string) {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Fatalf("the seed's values do not fit %s's arguments: %v", fuzzer, r)
+						}
+					}()
+					return argv(t, v)
+				}()
+				want, ok := keptSeedCases[seed]
+				switch {
+				case !ok:
+					t.Errorf("no case recorded for it in keptSeedCases; it builds %#v", got)
+				case !slices.Equal(got, want):
+					t.Errorf("builds %#v, not the case it was kept for, %#v: a list it picks from by index has moved", got, want)
+				}
+			})
+		}
+	}
+	for seed := range keptSeedCases {
+		if !seen[seed] {
+			t.Errorf("keptSeedCases records %s, which is no seed in testdata/fuzz", seed)
+		}
+	}
+	keys := map[string]bool{}
+	for _, f := range setSecretForms {
+		if f.key == "" || keys[f.key] {
+			t.Errorf("setSecretForms key %q is empty or not unique", f.key)
+		}
+		keys[f.key] = true
+	}
+}
+
+// readCorpusFile reads a "go test fuzz v1" file's values, of the types
+// the redaction fuzzers take.
+func readCorpusFile(path string) ([]any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) == 0 || lines[0] != "go test fuzz v1" {
+		return nil, fmt.Errorf("%s: not a go test fuzz v1 file", path)
+	}
+	var vs []any
+	for _, line := range lines[1:] {
+		typ, lit, ok := strings.Cut(line, "(")
+		if !ok || !strings.HasSuffix(lit, ")") {
+			return nil, fmt.Errorf("%s: %q is no value", path, line)
+		}
+		lit = strings.TrimSuffix(lit, ")")
+		switch typ {
+		case "string", "[]byte":
+			s, err := strconv.Unquote(lit)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q: %v", path, line, err)
+			}
+			if typ == "string" {
+				vs = append(vs, s)
+			} else {
+				vs = append(vs, []byte(s))
+			}
+		case "byte", "uint8", "uint16":
+			var n uint64
+			if strings.HasPrefix(lit, "'") {
+				r, _, tail, err := strconv.UnquoteChar(strings.TrimSuffix(lit[1:], "'"), '\'')
+				if err != nil || tail != "" || !strings.HasSuffix(lit, "'") {
+					return nil, fmt.Errorf("%s: %q is no character", path, line)
+				}
+				n = uint64(r)
+			} else if n, err = strconv.ParseUint(lit, 0, 16); err != nil {
+				return nil, fmt.Errorf("%s: %q: %v", path, line, err)
+			}
+			if typ == "uint16" {
+				vs = append(vs, uint16(n))
+			} else if n > 255 {
+				return nil, fmt.Errorf("%s: %q is no byte", path, line)
+			} else {
+				vs = append(vs, uint8(n))
+			}
+		default:
+			return nil, fmt.Errorf("%s: %q: type %s is not read here", path, line, typ)
+		}
+	}
+	return vs, nil
+}
