@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,14 @@ var fixed = time.Unix(1679315147, 0)
 
 func logKey(t *testing.T) (note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, "airlock/0123abcd")
+	return logKeyFrom(t, rand.Reader)
+}
+
+// logKeyFrom is the log's key drawn from r (a fixed reader gives the same
+// key on every run, as FuzzVerifyCosigned's kept inputs need).
+func logKeyFrom(t testing.TB, r io.Reader) (note.Signer, note.Verifier) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(r, "airlock/0123abcd")
 	if err != nil {
 		t.Fatal(err)
 	}
