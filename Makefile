@@ -46,7 +46,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/workload/
 	$(GO) test -run=NONE -fuzz='^FuzzVerifyClaims$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/workload/
 	$(GO) test -run=NONE -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/config/
-	$(GO) test -run=NONE -fuzz='^FuzzParseFilter$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/httpapi/
+	$(GO) test -run=NONE -fuzz='^FuzzParseGrantsQuery$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/httpapi/
 	$(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/httpapi/
 	$(GO) test -run=NONE -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzParseAmzDate$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
@@ -90,6 +90,18 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzCallAppendJSON$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/gateway/
 	$(GO) test -run=NONE -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/textesc/
 	$(GO) test -run=NONE -fuzz='^FuzzCaptureText$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/mcpserver/
+	$(GO) test -run=NONE -fuzz='^FuzzRequestIDAgreesWithSDK$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/mcpserver/
+	$(GO) test -run=NONE -fuzz='^FuzzSCRAM$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzScopeService$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzTagBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzACLBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
+	$(GO) test -run=NONE -fuzz='^FuzzOpenCheckpoint$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/auditlog/
+	$(GO) test -run=NONE -fuzz='^FuzzVerifyCosigned$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/cosig/
+	$(GO) test -run=NONE -fuzz='^FuzzParseCheckpoint$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/cosig/
+	$(GO) test -run=NONE -fuzz='^FuzzRedactAssignedSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
+	$(GO) test -run=NONE -fuzz='^FuzzRedactJSONSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
+	$(GO) test -run=NONE -fuzz='^FuzzRedactHeaderSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
+	$(GO) test -run=NONE -fuzz='^FuzzRedactSetSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 
 clean:
 	rm -rf bin
