@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -41,6 +42,11 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		origin := CheckpointOrigin(msg)
 		if (err0 == nil) != (origin != "") {
 			t.Fatalf("OpenCheckpoint unverified: %v, but CheckpointOrigin %q", err0, origin)
+		}
+		if text, err := unverifiedText(msg); err == nil {
+			if c, err := parseCheckpoint(text); err == nil && !strings.HasPrefix(text, string(formatCheckpoint(c))) {
+				t.Fatalf("parsed %q as %+v, which formatCheckpoint spells %q", text, c, formatCheckpoint(c))
+			}
 		}
 		n, r, err := OpenCheckpoint(msg, v)
 		if err != nil {

@@ -108,7 +108,9 @@ func formatCheckpoint(c checkpoint) []byte {
 var errMalformedCheckpoint = errors.New("malformed checkpoint")
 
 // parseCheckpoint parses checkpoint note text. Extension lines after the root
-// are allowed and ignored, as the format specifies.
+// are allowed and ignored, as the format specifies. The size and the hash
+// are taken only as formatCheckpoint spells them (Go's base64 decoder also
+// takes nonzero padding bits and skips carriage returns).
 func parseCheckpoint(text string) (checkpoint, error) {
 	lines := strings.SplitN(text, "\n", 4)
 	if len(lines) < 4 || lines[0] == "" {
@@ -119,7 +121,7 @@ func parseCheckpoint(text string) (checkpoint, error) {
 		return checkpoint{}, errMalformedCheckpoint
 	}
 	h, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(h) != tlog.HashSize {
+	if err != nil || len(h) != tlog.HashSize || base64.StdEncoding.EncodeToString(h) != lines[2] {
 		return checkpoint{}, errMalformedCheckpoint
 	}
 	c := checkpoint{origin: lines[0], size: n}

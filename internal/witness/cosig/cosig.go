@@ -200,6 +200,9 @@ type Checkpoint struct {
 // ParseCheckpoint parses checkpoint note text: origin, decimal size with no
 // leading zeros, base64 root hash, each line ending in a newline. Extension
 // lines after the root are allowed and ignored, as the format specifies.
+// The size and the hash are taken only in their one spelling: Go's base64
+// decoder also takes nonzero padding bits ("…1=" for "…0=") and skips
+// carriage returns, which would give one checkpoint several texts.
 func ParseCheckpoint(text string) (Checkpoint, error) {
 	lines := strings.SplitN(text, "\n", 4)
 	if len(lines) < 4 || lines[0] == "" {
@@ -210,7 +213,7 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 		return Checkpoint{}, errors.New("malformed checkpoint: bad tree size")
 	}
 	h, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(h) != tlog.HashSize {
+	if err != nil || len(h) != tlog.HashSize || base64.StdEncoding.EncodeToString(h) != lines[2] {
 		return Checkpoint{}, errors.New("malformed checkpoint: bad root hash")
 	}
 	c := Checkpoint{Origin: lines[0], Size: n}
