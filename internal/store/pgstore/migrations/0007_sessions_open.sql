@@ -6,6 +6,8 @@
 -- open copies whether the session's record states no end; only open
 -- sessions enter the index. A record is JSON without spaces whose
 -- "ended_at" key is left out while the session is open.
+-- The index is built before the marks are set, for the reason migration
+-- 11 gives.
 ALTER TABLE sessions ADD COLUMN open boolean NOT NULL DEFAULT false;
-UPDATE sessions SET open = true WHERE position('"ended_at":'::bytea IN record) = 0;
 CREATE INDEX sessions_open ON sessions (id) WHERE open;
+UPDATE sessions SET open = true WHERE position('"ended_at":'::bytea IN record) = 0;
