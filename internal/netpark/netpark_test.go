@@ -313,3 +313,28 @@ func TestWrapInto(t *testing.T) {
 		t.Fatal("a nil poller wrapped a connection in place")
 	}
 }
+
+// A call beyond maxBusy concurrent ones fails instead of wrapping the
+// count (which would let the connection be shed under calls in progress);
+// the count is left as it was. (Here rather than in size_test.go: the
+// poller it needs is Linux's.)
+func TestBusyBound(t *testing.T) {
+	p := newPoller(t)
+	pc, _ := pair(t, p, listen(t))
+	pc.mu.Lock()
+	pc.busy = maxBusy
+	pc.mu.Unlock()
+	if _, err := pc.Write([]byte("x")); !errors.Is(err, errBusy) {
+		t.Fatalf("a write past maxBusy calls: %v, want errBusy", err)
+	}
+	pc.mu.Lock()
+	busy := pc.busy
+	pc.busy = 0
+	pc.mu.Unlock()
+	if busy != maxBusy {
+		t.Fatalf("busy is %d after the refused call, want %d", busy, maxBusy)
+	}
+	if _, err := pc.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+}
