@@ -539,6 +539,65 @@ func TestAppendLogSizes(t *testing.T) {
 	}
 }
 
+// TestAppendLogSeqFromRowid: the log's rows after its first take their seq
+// from SQLite (the largest rowid plus one, see insertLogSQL), so a first
+// batch of many entries, a batch after a rolled-back one and two batches
+// in one transaction must each come back with the seqs they were given.
+func TestAppendLogSeqFromRowid(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	defer s.Close()
+	batch := func(from int64, n int) []store.LogEntry {
+		es := make([]store.LogEntry, n)
+		for i := range es {
+			seq := from + int64(i)
+			es[i] = store.LogEntry{Seq: seq, Type: "t", Data: []byte(strconv.FormatInt(seq, 10)), LeafHash: []byte{byte(seq)}}
+		}
+		return es
+	}
+	appendTx := func(commit bool, batches ...[]store.LogEntry) {
+		t.Helper()
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, es := range batches {
+			if err := tx.AppendLog(ctx, es); err != nil {
+				t.Fatalf("AppendLog(%d at %d): %v", len(es), es[0].Seq, err)
+			}
+		}
+		if !commit {
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTx(false, batch(0, 5))
+	appendTx(true, batch(0, 40))
+	appendTx(false, batch(40, 3))
+	appendTx(true, batch(40, 33), batch(73, 2))
+	var got []int64
+	if err := s.ScanLog(ctx, 0, 1000, func(e store.LogEntry) error {
+		if string(e.Data) != strconv.FormatInt(e.Seq, 10) || !bytes.Equal(e.LeafHash, []byte{byte(e.Seq)}) {
+			t.Errorf("entry %d holds data %q leaf %x", e.Seq, e.Data, e.LeafHash)
+		}
+		got = append(got, e.Seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 75 || got[0] != 0 || got[74] != 74 {
+		t.Fatalf("log holds seqs %v, want 0-74", got)
+	}
+	if size, err := s.LogSize(ctx); err != nil || size != 75 {
+		t.Fatalf("LogSize = %d, %v; want 75", size, err)
+	}
+}
+
 // TestIdentityBindingsMigration: migration 7 gives the identities a
 // bindings column; a row written before it has none recorded (nil, as no
 // entry then stated them). (The conformance tests round-trip bindings.)

@@ -88,18 +88,32 @@ const logInsertRows = 32
 // insertLogSQL[k] inserts 1<<k log rows, for 1<<k up to logInsertRows: a
 // batch goes in as many full statements as it fills, then one statement
 // for each set bit of what is left (at most five), never one per row.
+//
+// The rows name no seq: SQLite gives each the table's largest rowid plus
+// one, which is the entry's Seq, since AppendLog checked that the entries
+// follow the log's last one by one. An explicit rowid in a statement of
+// several rows makes SQLite check that each is an integer, a check that
+// may abort the statement half done, so every such statement kept a
+// statement journal: a copy of each page it changed, about a twentieth of
+// the indexer's instructions (BenchmarkIndexBatch). Only the log's first
+// entry, seq 0, is inserted with its seq (insertFirstLogSQL): an empty
+// table's next rowid is 1.
 var insertLogSQL = func() []string {
 	var qs []string
 	for n := 1; n <= logInsertRows; n *= 2 {
-		qs = append(qs, `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", n), ", "))
+		qs = append(qs, `INSERT INTO log_entries (time, type, grant_id, session_id, data, leaf_hash) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", "))
 	}
 	return qs
 }()
 
+// insertFirstLogSQL inserts one entry with its seq: the log's first.
+const insertFirstLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
 // hotWriteStatements are prepared once on the writer connection.
 var hotWriteStatements = append([]string{
 	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL, insertGrantRunSQL,
+	insertFirstLogSQL,
 }, insertLogSQL...)
 
 // usable reports why the transaction can no longer be used, if it cannot.
@@ -387,8 +401,16 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	// Rows go in statements of logInsertRows, then of the powers of two
 	// that make up the rest: a statement per row spent about twice the
 	// CPU per row of a statement of 32 (BenchmarkAppendLog).
-	args := make([]any, 0, 7*logInsertRows)
-	for i := 0; i < len(entries); {
+	args := make([]any, 0, 6*logInsertRows)
+	i := 0
+	if size == 0 {
+		e := entries[0]
+		if _, err := t.exec(ctx, insertFirstLogSQL, e.Seq, times[0], e.Type, nullString(e.GrantID), nullString(e.SessionID), e.Data, e.LeafHash); err != nil {
+			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
+		}
+		i = 1
+	}
+	for i < len(entries) {
 		k := len(insertLogSQL) - 1
 		for 1<<k > len(entries)-i {
 			k--
@@ -396,12 +418,9 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		n := 1 << k
 		args = args[:0]
 		for j, e := range entries[i : i+n] {
-			args = append(args, e.Seq, times[i+j], e.Type, nullString(e.GrantID), nullString(e.SessionID), e.Data, e.LeafHash)
+			args = append(args, times[i+j], e.Type, nullString(e.GrantID), nullString(e.SessionID), e.Data, e.LeafHash)
 		}
 		if _, err := t.exec(ctx, insertLogSQL[k], args...); err != nil {
-			if isConstraint(err) {
-				err = fmt.Errorf("%w: %v", store.ErrConflict, err)
-			}
 			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
 		}
 		i += n
