@@ -392,10 +392,14 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	}
 	// Convert every time first, so a bad entry fails the batch before
 	// anything is written.
-	times := make([]sql.NullInt64, len(entries))
+	times := make([]any, len(entries))
 	for i, e := range entries {
-		if times[i], err = nullNanos(e.Time); err != nil {
+		ns, err := nullNanos(e.Time)
+		if err != nil {
 			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
+		}
+		if ns.Valid {
+			times[i] = ns.Int64
 		}
 	}
 	// Rows go in statements of logInsertRows, then of the powers of two
@@ -405,7 +409,7 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	i := 0
 	if size == 0 {
 		e := entries[0]
-		if _, err := t.exec(ctx, insertFirstLogSQL, e.Seq, times[0], e.Type, nullString(e.GrantID), nullString(e.SessionID), e.Data, e.LeafHash); err != nil {
+		if _, err := t.exec(ctx, insertFirstLogSQL, e.Seq, times[0], e.Type, nullArg(e.GrantID), nullArg(e.SessionID), e.Data, e.LeafHash); err != nil {
 			return fmt.Errorf("sqlitestore: append log: entry %d: %w", e.Seq, err)
 		}
 		i = 1
@@ -418,7 +422,7 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		n := 1 << k
 		args = args[:0]
 		for j, e := range entries[i : i+n] {
-			args = append(args, times[i+j], e.Type, nullString(e.GrantID), nullString(e.SessionID), e.Data, e.LeafHash)
+			args = append(args, times[i+j], e.Type, nullArg(e.GrantID), nullArg(e.SessionID), e.Data, e.LeafHash)
 		}
 		if _, err := t.exec(ctx, insertLogSQL[k], args...); err != nil {
 			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
@@ -436,6 +440,17 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		}
 	}
 	return nil
+}
+
+// nullArg is s as a statement's argument, NULL when empty, as nullString
+// gives it but as a value the driver takes as it is: database/sql passes a
+// driver.Valuer such as sql.NullString through reflection first, for each
+// of the log's rows (AppendLog).
+func nullArg(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // logRun is a range of log entries that holds entries of one session
