@@ -704,3 +704,39 @@ func TestAppendLogAllocs(t *testing.T) {
 		t.Errorf("AppendLog allocates %.2f times per entry, want at most 10", perEntry)
 	}
 }
+
+// TestIndexerStatementsPrepared: every statement of the audit log
+// indexer's transaction (its entries with sessions and grants, the
+// checkpoint) is one of the writer's statements prepared once at Open, so
+// that SQLite parses none of them again for each transaction.
+func TestIndexerStatementsPrepared(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	defer s.Close()
+	for seq := int64(0); seq < 80; seq += 40 { // the log's first transaction, then a later one
+		es := make([]store.LogEntry, 40)
+		for i := range es {
+			es[i] = store.LogEntry{Seq: seq + int64(i), Time: time.Unix(1, 0), Type: "session.call",
+				GrantID: "g_1", SessionID: "s_" + strconv.Itoa(i%3), Data: []byte("{}"), LeafHash: make([]byte, 32)}
+		}
+		st, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx := st.(*Tx)
+		if err := tx.AppendLog(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.PutCheckpoint(ctx, store.Checkpoint{Size: seq + 40, Root: make([]byte, 32), Note: []byte("n"), CreatedAt: time.Unix(2, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		for q := range tx.stmts {
+			if _, ok := s.wstmts[q]; !ok {
+				t.Errorf("transaction at %d prepared %q itself", seq, q)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

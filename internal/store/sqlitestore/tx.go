@@ -68,6 +68,8 @@ const (
 			created_at = excluded.created_at, created_by = excluded.created_by,
 			bindings_json = excluded.bindings_json`
 	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
+	// putCheckpointSQL ends every indexer transaction.
+	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at) VALUES (?, ?, ?, ?, ?)`
 	// A run already there (a log truncated and written again) is widened:
 	// a run may cover more than its session's entries, never fewer.
 	insertRunSQL = `INSERT INTO log_session_runs (session_id, first_seq, last_seq) VALUES (?, ?, ?)
@@ -113,7 +115,7 @@ const insertFirstLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, s
 // hotWriteStatements are prepared once on the writer connection.
 var hotWriteStatements = append([]string{
 	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL, insertGrantRunSQL,
-	insertFirstLogSQL,
+	insertFirstLogSQL, putCheckpointSQL,
 }, insertLogSQL...)
 
 // usable reports why the transaction can no longer be used, if it cannot.
@@ -497,8 +499,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: put checkpoint: %w", err)
 	}
-	if _, err := t.exec(ctx, `INSERT INTO log_checkpoints (size, root, note, frontier, created_at)
-		VALUES (?, ?, ?, ?, ?)`, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
+	if _, err := t.exec(ctx, putCheckpointSQL, c.Size, c.Root, c.Note, c.Frontier, created); err != nil {
 		return fmt.Errorf("sqlitestore: put checkpoint: %w", err)
 	}
 	return nil
