@@ -18,11 +18,10 @@ func String(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i += plainRun(s[i:]); i == len(s) {
+			break
+		}
 		if c := s[i]; c < utf8.RuneSelf {
-			if safe(c) {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':
@@ -65,10 +64,39 @@ func String(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// safe reports whether ASCII byte c needs no escaping.
-func safe(c byte) bool {
-	return c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+// plainRun returns how many bytes at the start of s are plain (see
+// plain). The log encodes every call's names, resources and statements
+// through String, mostly such runs: they are passed eight bytes at a time,
+// each word tested at once (no byte of 0x80 or more, none below 0x20, none
+// equal to a byte that needs escaping; each test is the exact "some byte
+// is zero", or below n, test of a word, so it never misses one), then
+// one table load per byte.
+func plainRun(s string) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q, bs, lt, gt, amp := x^(lo*'"'), x^(lo*'\\'), x^(lo*'<'), x^(lo*'>'), x^(lo*'&')
+		if (x|(x-lo*0x20)&^x|
+			(q-lo)&^q|(bs-lo)&^bs|(lt-lo)&^lt|(gt-lo)&^gt|(amp-lo)&^amp)&hi != 0 {
+			break
+		}
+	}
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	return i
 }
+
+// plain[c] reports whether byte c is ASCII that needs no escaping.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // Int appends n.
 func Int(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }

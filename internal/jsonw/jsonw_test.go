@@ -2,6 +2,7 @@ package jsonw
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +49,25 @@ func TestKey(t *testing.T) {
 	b = append(b, '}')
 	if got := string(b); got != `{"a":1,"b\u003c":true}` {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// TestPlainRun: the word-at-a-time test stops at the first byte that is
+// not plain, whatever its value and wherever it falls in a word, and only
+// there.
+func TestPlainRun(t *testing.T) {
+	const n = 19 // two words and a tail
+	for c := range 256 {
+		for at := range n {
+			s := []byte(strings.Repeat("a", n))
+			s[at] = byte(c)
+			want := n
+			if !plain[c] {
+				want = at
+			}
+			if got := plainRun(string(s)); got != want {
+				t.Fatalf("plainRun with byte %#x at %d = %d, want %d", c, at, got, want)
+			}
+		}
 	}
 }
