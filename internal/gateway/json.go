@@ -11,18 +11,19 @@ import (
 // once on its way into the log, and reflection was a tenth of the
 // PostgreSQL gateway's CPU per statement.
 func (c Call) AppendJSON(b []byte) ([]byte, error) {
-	b = append(b, '{')
-	b = jsonw.Key(b, "kind")
+	// The members' names are written as the literal bytes they encode to
+	// (none needs escaping), not through jsonw.Key: about a tenth of a
+	// call's encoding went to escaping them.
+	b = append(b, `{"kind":`...)
 	b = jsonw.String(b, c.Kind)
-	b = jsonw.Key(b, "action")
+	b = append(b, `,"action":`...)
 	b = jsonw.String(b, c.Action)
 	if c.Resource != "" {
-		b = jsonw.Key(b, "resource")
+		b = append(b, `,"resource":`...)
 		b = jsonw.String(b, c.Resource)
 	}
 	if len(c.Also) > 0 {
-		b = jsonw.Key(b, "also")
-		b = append(b, '[')
+		b = append(b, `,"also":[`...)
 		for i, s := range c.Also {
 			if i > 0 {
 				b = append(b, ',')
@@ -31,15 +32,13 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
-	b = jsonw.Key(b, "allowed")
+	b = append(b, `,"allowed":`...)
 	b = jsonw.Bool(b, c.Allowed)
 	if c.Refused {
-		b = jsonw.Key(b, "refused")
-		b = jsonw.Bool(b, true)
+		b = append(b, `,"refused":true`...)
 	}
 	if len(c.Params) > 0 {
-		b = jsonw.Key(b, "params")
-		b = append(b, '{')
+		b = append(b, `,"params":{`...)
 		var kb [16]string // on the stack for the usual handful
 		keys := kb[:0]
 		for k := range c.Params {
@@ -53,20 +52,20 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	for _, m := range [...]struct {
-		name string
-		v    string
-	}{{"status", c.Status}, {"error", c.Error}} {
+		key string // `,"name":`
+		v   string
+	}{{`,"status":`, c.Status}, {`,"error":`, c.Error}} {
 		if m.v != "" {
-			b = jsonw.Key(b, m.name)
+			b = append(b, m.key...)
 			b = jsonw.String(b, m.v)
 		}
 	}
 	for _, m := range [...]struct {
-		name string
-		v    int64
-	}{{"bytes_in", c.BytesIn}, {"bytes_out", c.BytesOut}, {"rows", c.Rows}, {"duration_ns", int64(c.Duration)}} {
+		key string
+		v   int64
+	}{{`,"bytes_in":`, c.BytesIn}, {`,"bytes_out":`, c.BytesOut}, {`,"rows":`, c.Rows}, {`,"duration_ns":`, int64(c.Duration)}} {
 		if m.v != 0 {
-			b = jsonw.Key(b, m.name)
+			b = append(b, m.key...)
 			b = jsonw.Int(b, m.v)
 		}
 	}
