@@ -408,6 +408,7 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	// that make up the rest: a statement per row spent about twice the
 	// CPU per row of a statement of 32 (BenchmarkAppendLog).
 	args := make([]any, 0, 6*logInsertRows)
+	var strs argCache
 	i := 0
 	if size == 0 {
 		e := entries[0]
@@ -424,7 +425,7 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		n := 1 << k
 		args = args[:0]
 		for j, e := range entries[i : i+n] {
-			args = append(args, times[i+j], e.Type, nullArg(e.GrantID), nullArg(e.SessionID), e.Data, e.LeafHash)
+			args = append(args, times[i+j], strs.arg(e.Type), strs.arg(e.GrantID), strs.arg(e.SessionID), e.Data, e.LeafHash)
 		}
 		if _, err := t.exec(ctx, insertLogSQL[k], args...); err != nil {
 			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
@@ -453,6 +454,31 @@ func nullArg(s string) any {
 		return nil
 	}
 	return s
+}
+
+// argCache hands out a batch's recurring strings (its entries' type, grant
+// and sessions) as arguments boxed once: a string in an interface is an
+// allocation, and the log's rows repeat a few such strings hundreds of
+// times. Empty strings are NULL, as nullArg gives them.
+type argCache struct {
+	keys  [16]string
+	boxes [16]any
+	n     int // entries filled; then the next to replace, modulo 16
+}
+
+func (c *argCache) arg(s string) any {
+	if s == "" {
+		return nil
+	}
+	for i := range min(c.n, len(c.keys)) {
+		if c.keys[i] == s {
+			return c.boxes[i]
+		}
+	}
+	i := c.n % len(c.keys)
+	c.keys[i], c.boxes[i] = s, s
+	c.n++
+	return c.boxes[i]
 }
 
 // logRun is a range of log entries that holds entries of one session
