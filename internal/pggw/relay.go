@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -1128,14 +1127,40 @@ func (c *conn) relayUpstream(raw []byte, flush bool) (ok, held bool) {
 // ErrorResponse is small.
 const maxBufferedUpstream = 64 << 20
 
-// streamLarge copies one large DataRow or CopyData to the client.
+// streamLarge copies one large DataRow or CopyData to the client, piece
+// by piece as the upstream sends it: each piece is read without wmu and
+// written under it. Held across the reads, wmu kept kill and closeAll
+// (which take it) waiting on the upstream: one that stalled in the middle
+// of a large row kept a session its client had left, or whose grant had
+// ended, open until the upstream's TCP connection gave up. Between pieces
+// only kill (whose FATAL ends the connection anyway) and the client
+// loop's own answers with nothing in flight (synthetic; a row answers
+// what is in flight) write to the client.
 func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
+	for left := total; left > 0; {
+		if ubr.Buffered() == 0 {
+			// Whatever comes next: Peek(1) fills the buffer.
+			if _, err := ubr.Peek(1); err != nil {
+				return false
+			}
+		}
+		b, _ := ubr.Peek(min(left, ubr.Buffered()))
+		c.wmu.Lock()
+		if c.dead {
+			c.wmu.Unlock()
+			return false
+		}
+		_, err := c.cw().Write(b)
+		c.wmu.Unlock()
+		if err != nil {
+			return false
+		}
+		_, _ = ubr.Discard(len(b))
+		left -= len(b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.dead {
-		return false
-	}
-	if _, err := io.CopyN(c.cw(), ubr, int64(total)); err != nil {
 		return false
 	}
 	r := &c.rs
