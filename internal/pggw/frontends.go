@@ -35,10 +35,20 @@ type poolIO struct {
 func (p *poolIO) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *poolIO) Write(b []byte) (int, error) { return p.w.Write(b) }
 
-// frontends holds *pooledFrontend whose Frontend has the default maximum
-// message size (pgconn changes it only for a configured
+// frontends holds *pooledFrontend whose Frontend has the maximum message
+// size maxLoginMessage (pgconn changes it only for a configured
 // MaxProtocolMessageBodyLen, and such logins are not pooled).
 var frontends sync.Pool
+
+// maxLoginMessage bounds a message of the upstream's login (authentication
+// requests, ParameterStatus, BackendKeyData, an ErrorResponse): pgproto3's
+// own bound is PostgreSQL's 1 GiB, and its reader allocates a message's
+// declared length before the body arrives, so an upstream (or whatever
+// answers at its address) declaring a large one made every login
+// allocate that much and hold it until StartupTimeout. A login's messages
+// are a few hundred bytes; libpq takes any but a row, a notice or an
+// error over 30000 bytes for a lost sync.
+const maxLoginMessage = 1 << 20
 
 // getFrontend returns a Frontend on r and w, a kept one if any.
 func getFrontend(r io.Reader, w io.Writer) *pooledFrontend {
@@ -46,6 +56,7 @@ func getFrontend(r io.Reader, w io.Writer) *pooledFrontend {
 	if pf == nil {
 		pf = &pooledFrontend{}
 		pf.f = pgproto3.NewFrontend(&pf.io, &pf.io)
+		pf.f.SetMaxBodyLen(maxLoginMessage)
 	}
 	pf.io = poolIO{r: r, w: w}
 	return pf
