@@ -32,11 +32,7 @@ func TestUpstreamLoginMessageBounded(t *testing.T) {
 			return
 		}
 		defer nc.Close()
-		var n [4]byte
-		if _, err := io.ReadFull(nc, n[:]); err != nil {
-			return
-		}
-		if _, err := io.CopyN(io.Discard, nc, int64(binary.BigEndian.Uint32(n[:]))-4); err != nil {
+		if skipStartupMessage(nc) != nil {
 			return
 		}
 		// An authentication request declaring 256 MiB, 8 bytes of which
