@@ -140,9 +140,11 @@ var programOptions = []programOption{
 	}},
 }
 
-// programUserEnv returns, where name is one of programOptions'
-// userEnv, the piece of its value after which the password starts.
+// programUserEnv returns, where name, or its part after a ':'
+// (PowerShell's Env:USER), is one of programOptions' userEnv, the piece
+// of its value after which the password starts.
 func programUserEnv(name string) (string, bool) {
+	name = name[strings.LastIndexByte(name, ':')+1:]
 	for i := range programOptions {
 		if p, ok := programOptions[i].userEnv[name]; ok {
 			return p, true

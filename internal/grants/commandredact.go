@@ -125,11 +125,18 @@ func redactCommand(argv []string, secrets ...string) []string {
 	out := make([]string, len(argv))
 	set := make([]bool, len(argv))
 	word := func(k int) string { return argv[k] }
-	setValues(len(argv), word, func(k int) { set[k] = true })
-	// Where a program's option takes a secret (curl -u ann:PW), cut
-	// says where it starts in the argument: found from argv, applied to
-	// the argument as the rules before have left it.
+	// Where a program's option takes a secret (curl -u ann:PW), or a
+	// user%password is set (setenv USER ann%PW), cut says where it
+	// starts in the argument: found from argv, applied to the argument
+	// as the rules before have left it.
 	cuts := make([]*secretCut, len(argv))
+	setValues(len(argv), word, func(k int, c secretCut) {
+		if c.from == 0 && c.after == nil {
+			set[k] = true
+		} else {
+			cuts[k] = &c
+		}
+	})
 	programValues(len(argv), word, func(k int, c secretCut) { cuts[k] = &c })
 	ps := slices.ContainsFunc(argv, powerShell)
 	for i, a := range argv {
@@ -694,12 +701,13 @@ func redactSetValues(a string, ps bool) string {
 		for range words {
 			starts = append(starts, -1)
 		}
-		setValues(len(words), word, func(k int) { starts[k] = 0 })
-		programValues(len(words), word, func(k int, c secretCut) {
+		secretAt := func(k int, c secretCut) {
 			if s := c.start(word(k)); s >= 0 && (starts[k] < 0 || s < starts[k]) {
 				starts[k] = s
 			}
-		})
+		}
+		setValues(len(words), word, secretAt)
+		programValues(len(words), word, secretAt)
 		for k, s := range starts {
 			if s < 0 || words[k][0] < at {
 				continue
@@ -733,7 +741,11 @@ func redactSetValues(a string, ps bool) string {
 // word after it and the word after that are both taken as names: more
 // may be hidden, not less. A value after '=' (csh's set NAME = X) or after
 // -Value or --body (PowerShell, gh secret set) is the word after those.
-func setValues(n int, word func(k int) string, value func(k int)) {
+// c says where in the word the secret starts: the whole word, or past
+// the user of a user%password under a program's user variable (setenv
+// USER ann%PW, fish's set -x USER ann%PW: programUserEnv), which were
+// read only as NAME=value and kept the password.
+func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 	name := false     // words[m] may be a name
 	var setter string // the last setter word, in lower case
 	for m := 0; m < n; m++ {
@@ -750,7 +762,12 @@ func setValues(n int, word func(k int) string, value func(k int)) {
 			m++ // its argument, no name: the word after it may be one
 			continue
 		}
-		if !opt && secretName(w) {
+		var c secretCut
+		secret := !opt && secretName(w)
+		if piece, ok := programUserEnv(w); !opt && !secret && ok {
+			secret, c = true, secretCut{after: []string{piece}}
+		}
+		if secret {
 			v := m + 1
 			if v < n {
 				switch strings.ToLower(bareWord(word(v))) {
@@ -759,7 +776,7 @@ func setValues(n int, word func(k int) string, value func(k int)) {
 				}
 			}
 			if v < n {
-				value(v)
+				value(v, c)
 			}
 		}
 		name = opt || m > 0 && isOption(bareWord(word(m-1)))

@@ -339,6 +339,18 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "USER=ann%hunter2 smbclient //h/s -c ls; export USER='DOM\\ann%hunter3'; USER=ann smbclient -L h"},
 			[]string{"sh", "-c", "USER=ann%[REDACTED] smbclient //h/s -c ls; export USER='DOM\\ann%[REDACTED]; USER=ann smbclient -L h"}},
 		{[]string{"env", "USER=ann%hun ter2", "LOGNAME=x%y", "smbclient", "//h/s"}, []string{"env", "USER=ann%[REDACTED]", "LOGNAME=x%y", "smbclient", "//h/s"}},
+		// USER=user%password set by csh's setenv, fish's set -x,
+		// PowerShell's Set-Item Env:USER and SetEnvironmentVariable, and
+		// launchctl setenv: read as NAME=value only, and kept whole. A
+		// USER with no % holds no password and stays.
+		{[]string{"tcsh", "-c", "setenv USER ann%hunter2; smbclient //h/s; setenv USER 'DOM\\ann%hun ter3'; setenv USER ann"},
+			[]string{"tcsh", "-c", "setenv USER ann%[REDACTED]; smbclient //h/s; setenv USER 'DOM\\ann%[REDACTED]'; setenv USER ann"}},
+		{[]string{"fish", "-c", "set -x USER ann%hunter2; set -gx USER ann%'hun ter3'; set -Ux USER ann%hunter4; set --export USER ann%hunter5; set -x USER ann"},
+			[]string{"fish", "-c", "set -x USER ann%[REDACTED]; set -gx USER ann%[REDACTED]; set -Ux USER ann%[REDACTED]; set --export USER ann%[REDACTED]; set -x USER ann"}},
+		{[]string{"pwsh", "-c", "Set-Item -Path Env:USER -Value 'ann%hunter2'; [Environment]::SetEnvironmentVariable('USER', 'ann%hunter3')"},
+			[]string{"pwsh", "-c", "Set-Item -Path Env:USER -Value 'ann%[REDACTED]'; [Environment]::SetEnvironmentVariable('USER', 'ann%[REDACTED]')"}},
+		{[]string{"launchctl", "setenv", "USER", "ann%hunter2"}, []string{"launchctl", "setenv", "USER", "ann%[REDACTED]"}},
+		{[]string{"launchctl", "setenv", "USER", "ann"}, nil},
 		{[]string{"sh", "-c", `DOCKER_AUTH_CONFIG='{"auths":{"r":{"auth":"aHVudGVyMg=="}}}' gitlab-runner exec docker j`}, []string{"sh", "-c", "DOCKER_AUTH_CONFIG=[REDACTED] gitlab-runner exec docker j"}},
 		{[]string{"sh", "-c", `echo '{"auths":{"r":{"auth":"aHVudGVyMg=="}}}' > ~/.docker/config.json && npm config set //r/:_auth hunter3 && npm_config__auth=hunter4 npm i && SKIP_AUTH=1 mongod --auth`},
 			[]string{"sh", "-c", `echo '{"auths":{"r":{"auth":"[REDACTED]"}}}' > ~/.docker/config.json && npm config set //r/:_auth [REDACTED] && npm_config__auth=[REDACTED] npm i && SKIP_AUTH=1 mongod --auth`}},
@@ -891,6 +903,9 @@ var setSecretForms = []setSecretForm{
 	{key: "vault-login", shell: "sh", form: "vault login {o} {v}", argv: true, opts: []string{"-no-store", "-method token", "-address=a"}},
 	{key: "gpg-passphrase", shell: "sh", form: "gpg {o} --passphrase {v} -c f", argv: true, opts: []string{"--batch", "--pinentry-mode loopback"}},
 	{key: "USER-percent", shell: "sh", form: "USER=ann%{v} smbclient //h/s {o}", argv: true, opts: []string{"-c ls", "-N"}},
+	{key: "setenv-USER", shell: "tcsh", form: "setenv USER ann%{v}"},
+	{key: "fish-set-USER", shell: "fish", form: "set {o} USER ann%{v}", opts: []string{"-x", "-gx", "-Ux", "--export"}},
+	{key: "pwsh-set-item-USER", shell: "pwsh", form: "Set-Item {o} Env:USER -Value ann%{v}", opts: []string{"-Path", "-Force"}},
 	{key: "git-clone-uri", shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: setSecretURIPieces},
 	{key: "psql-uri", shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: setSecretURIPieces},
 }
@@ -910,7 +925,8 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // --pass, openssl -passin pass:… and -k, htpasswd -b's operand, mysql
 // -p…, sqlcmd -P, mongosh -p, ldapsearch -w, smbclient -U user%…,
 // ssh-keygen -N, zip and unzip -P, vault login's token, gpg
-// --passphrase, USER=user%…) or as a URI's password, with @ in
+// --passphrase, USER=user%…, setenv USER user%…, fish's set -x USER
+// user%…, Set-Item Env:USER) or as a URI's password, with @ in
 // it (pieces of its own), after one of the shell's operators glued or
 // not to the text before it, with arbitrary text around. As in
 // FuzzRedactAssignedSecret the secret is made of digits, the text around
