@@ -741,6 +741,8 @@ func redactSetValues(a string, ps bool) string {
 // word after it and the word after that are both taken as names: more
 // may be hidden, not less. A value after '=' (csh's set NAME = X) or after
 // -Value or --body (PowerShell, gh secret set) is the word after those.
+// After set NAME (fish's list) each word to the command's end that is no
+// option is a value too.
 // c says where in the word the secret starts: the whole word, or past
 // the user of a user%password under a program's user variable (setenv
 // USER ann%PW, fish's set -x USER ann%PW: programUserEnv), which were
@@ -777,6 +779,24 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 			}
 			if v < n {
 				value(v, c)
+			}
+			if setter == "set" && v == m+1 && v < n {
+				// fish's set -x NAME a b sets a list, which it
+				// exports joined by blanks: every word after the name
+				// is the secret, and only the first was hidden. The
+				// options among them are aws configure set's or npm
+				// config set's (--profile p), kept. Nothing after them
+				// is a name, and the words are read once.
+				for k := v + 1; k < n; k++ {
+					if w := bareWord(word(k)); isOption(w) {
+						if slices.Contains(setterOptionArgs[setter], w) {
+							k++
+						}
+						continue
+					}
+					value(k, secretCut{})
+				}
+				return
 			}
 		}
 		name = opt || m > 0 && isOption(bareWord(word(m-1)))

@@ -167,6 +167,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"csh", "-c", "set PGPASSWORD = 'hun ter2'"}, []string{"csh", "-c", "set PGPASSWORD = [REDACTED]"}},
 		{[]string{"fish", "-c", "set -x PGPASSWORD hunter2; set -gx GITHUB_TOKEN 'hun ter2'; set -x PATH /bin"}, []string{"fish", "-c", "set -x PGPASSWORD [REDACTED]; set -gx GITHUB_TOKEN [REDACTED]; set -x PATH /bin"}},
 		{[]string{"fish", "-c", "set --export --global PGPASSWORD hunter2"}, []string{"fish", "-c", "set --export --global PGPASSWORD [REDACTED]"}},
+		// fish's set NAME a b sets a list, exported joined by blanks:
+		// each word is the secret's, and only the first was hidden.
+		// aws configure set's options after the value stay.
+		{[]string{"fish", "-c", "set -x PGPASSWORD hun ter2; psql; set -gx GITHUB_TOKEN a 'b c' d | cat; set -x PATH /bin /usr/bin"},
+			[]string{"fish", "-c", "set -x PGPASSWORD [REDACTED] [REDACTED]; psql; set -gx GITHUB_TOKEN [REDACTED] [REDACTED] [REDACTED] | cat; set -x PATH /bin /usr/bin"}},
+		{[]string{"aws", "configure", "set", "aws_secret_access_key", "hunter2", "--profile", "p"}, []string{"aws", "configure", "set", "aws_secret_access_key", "[REDACTED]", "--profile", "p"}},
 		{[]string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value hunter2; psql"}, []string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value [REDACTED]; psql"}},
 		{[]string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', 'hun ter2')"}, []string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', [REDACTED])"}},
 		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
@@ -864,6 +870,7 @@ var setSecretForms = []setSecretForm{
 	{key: "setenv", shell: "tcsh", form: "setenv {n} {v}"},
 	{key: "csh-set", shell: "tcsh", form: "set {n} = {v}"},
 	{key: "fish-set", shell: "fish", form: "set {o} {n} {v}", opts: []string{"-x", "-gx", "-Ux", "--export", "--global", "-l"}},
+	{key: "fish-set-list", shell: "fish", form: "set {o} {n} a {v}", opts: []string{"-x", "-gx", "-Ux", "--export", "--global", "-l"}},
 	{key: "builtin", shell: "bash", form: "{o} {n}={v}", opts: []string{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"}},
 	{key: "append", shell: "bash", form: "{n}+={v}"},
 	{key: "array-element", shell: "bash", form: "{n}[i]={v}"},
@@ -915,7 +922,7 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // FuzzRedactSetSecret writes a secret as the value a command sets under a
 // name that says it holds one, in each way a shell or tool sets one
 // (forms: git config and aws configure set after options, csh's setenv
-// and set NAME =, fish's set -x, the assigning builtins, bash's += and
+// and set NAME =, fish's set -x and a later word of its list, the assigning builtins, bash's += and
 // array elements, PowerShell's Set-Item, SetEnvironmentVariable and
 // $env:, a parameter expansion's default or assigned word), or as a
 // value that a program's option or subcommand takes whatever its name
@@ -957,6 +964,8 @@ func FuzzRedactSetSecret(f *testing.F) {
 	// a builtin, REDISCLI_AUTH by fish's set -x).
 	f.Add("setenv", "SSHPASS", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{0}, "", "")
 	f.Add("fish-set", "REDISCLI_AUTH", uint16(0), uint8(1), "1234", []byte{2}, []byte{0}, "", "")
+	// A later word of fish's list.
+	f.Add("fish-set-list", "GITHUB_TOKEN", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{1}, "", "psql")
 	f.Add("builtin", "SSHPASS", uint16(0), uint8(0), "1234", []byte{4}, []byte{0}, "", "")
 	// Parameter expansions, a program's options and subcommands, and
 	// URIs: each in a shell line, and in argv where it may be.
