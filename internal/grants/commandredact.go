@@ -531,8 +531,14 @@ func redactAssignments(a string, arg bool) string {
 			return i, len(a)
 		}
 		end := w.end(a, i)
-		if q.advance(a, i) && q.state != 0 {
+		bare := q.advance(a, i)
+		if bare && q.state != 0 {
 			end = max(end, inQuotes(i))
+		} else if bare && i < len(a) && a[i] == '(' {
+			// bash's array TOKENS=(a b), csh's list set NAME = (a
+			// b): every word to the closing ) is the secret's, and
+			// the value ended at the first blank.
+			return i + 1, listEnd(a, i)
 		} else if !arg {
 			// Outside quotes in a shell line the word, and the value,
 			// also end at an operator (PGPASSWORD=x;psql -h db): the
@@ -569,6 +575,29 @@ func redactAssignments(a string, arg bool) string {
 		return user || assignedSecret(n)
 	}
 	return redactValues(a, secretAssign, secret, userSpan, nested)
+}
+
+// listEnd returns where the list whose ( is at i in a (an array's
+// words) ends: at the ) that closes it, past nested ( and $( … ), quoted
+// pieces and backslash-escaped bytes, or at the end of a if none does.
+// It reads each byte once.
+func listEnd(a string, i int) int {
+	depth := 0
+	for {
+		i = wordEnd(a, i, i, "()", false)
+		if i >= len(a) {
+			return len(a)
+		}
+		if a[i] == '$' {
+			i++ // $( opens as ( does
+		}
+		if a[i] == '(' {
+			depth++
+		} else if depth--; depth == 0 {
+			return i
+		}
+		i++
+	}
 }
 
 // paramName says whether the name at i in a is a parameter's inside

@@ -167,6 +167,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"csh", "-c", "set PGPASSWORD = 'hun ter2'"}, []string{"csh", "-c", "set PGPASSWORD = [REDACTED]"}},
 		{[]string{"fish", "-c", "set -x PGPASSWORD hunter2; set -gx GITHUB_TOKEN 'hun ter2'; set -x PATH /bin"}, []string{"fish", "-c", "set -x PGPASSWORD [REDACTED]; set -gx GITHUB_TOKEN [REDACTED]; set -x PATH /bin"}},
 		{[]string{"fish", "-c", "set --export --global PGPASSWORD hunter2"}, []string{"fish", "-c", "set --export --global PGPASSWORD [REDACTED]"}},
+		// bash's arrays and csh's lists: every word to the closing ),
+		// past quoted and nested ones; the value ended at the first
+		// blank. An empty one stays.
+		{[]string{"bash", "-c", "TOKENS=(abc 'd)e' $(x) \\) def) ls; declare -a A_SECRET=(x y); B=(1 2); C_TOKEN=()"},
+			[]string{"bash", "-c", "TOKENS=([REDACTED]) ls; declare -a A_SECRET=([REDACTED]); B=(1 2); C_TOKEN=()"}},
+		{[]string{"tcsh", "-c", "set PGPASSWORD = (hun ter2); psql"}, []string{"tcsh", "-c", "set PGPASSWORD = ([REDACTED]); psql"}},
+		{[]string{"ssh", "db", "export TOKENS=(a b) && ls"}, []string{"ssh", "db", "export TOKENS=([REDACTED]) && ls"}},
 		// fish's set NAME a b sets a list, exported joined by blanks:
 		// each word is the secret's, and only the first was hidden.
 		// aws configure set's options after the value stay.
@@ -800,6 +807,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 		// runs to the line's end (wordScanner.nestedEnd).
 		`"PGPASSWORD=a b" `, `'PGPASSWORD=a b'x `, `"x PGPASSWORD=a b"`, `$'PGPASSWORD=\' `, `PGPASSWORD=$'a `,
 		`'A_TOKEN=x'`, `A_TOKEN=x=`, `A_TOKEN=\'x`,
+		// Arrays' and csh's lists (listEnd), and fish's lists (setValues).
+		`A_TOKEN=(a `, `A_TOKEN=(a'`, `A_TOKEN=( $(a `, `password = (a) `, `set -x password a b `, `set -x USER a%b `,
 		// JSON members (redactJSON).
 		`"password": "a`, `"token":1 `, `"x \"token\": \"a`, `{\"api_key\":\"`,
 		// Values after a --flag or set NAME (redactLineArgs).
@@ -874,6 +883,8 @@ var setSecretForms = []setSecretForm{
 	{key: "builtin", shell: "bash", form: "{o} {n}={v}", opts: []string{"export", "declare -x", "readonly", "local", "typeset", "declare -gx", "export -n"}},
 	{key: "append", shell: "bash", form: "{n}+={v}"},
 	{key: "array-element", shell: "bash", form: "{n}[i]={v}"},
+	{key: "array", shell: "bash", form: "{n}=(a {v} b)"},
+	{key: "csh-list", shell: "tcsh", form: "set {n} = (a {v})"},
 	{key: "pwsh-set-item", shell: "pwsh", form: "Set-Item {o} Env:{n} -Value {v}", opts: []string{"-Path", "-Force"}},
 	{key: "pwsh-setenvironmentvariable", shell: "pwsh", form: "[Environment]::SetEnvironmentVariable('{n}', {v})"},
 	{key: "pwsh-env", shell: "pwsh", form: "$env:{n} = {v}"},
@@ -923,7 +934,7 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // name that says it holds one, in each way a shell or tool sets one
 // (forms: git config and aws configure set after options, csh's setenv
 // and set NAME =, fish's set -x and a later word of its list, the assigning builtins, bash's += and
-// array elements, PowerShell's Set-Item, SetEnvironmentVariable and
+// array elements and arrays, csh's lists, PowerShell's Set-Item, SetEnvironmentVariable and
 // $env:, a parameter expansion's default or assigned word), or as a
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
@@ -964,8 +975,10 @@ func FuzzRedactSetSecret(f *testing.F) {
 	// a builtin, REDISCLI_AUTH by fish's set -x).
 	f.Add("setenv", "SSHPASS", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{0}, "", "")
 	f.Add("fish-set", "REDISCLI_AUTH", uint16(0), uint8(1), "1234", []byte{2}, []byte{0}, "", "")
-	// A later word of fish's list.
+	// A later word of fish's list, of bash's array and of csh's list.
 	f.Add("fish-set-list", "GITHUB_TOKEN", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{1}, "", "psql")
+	f.Add("array", "GITHUB_TOKEN", uint16(0), uint8(0), "1234", []byte{0, 1, 2}, []byte{0}, "", "psql")
+	f.Add("csh-list", "PGPASSWORD", uint16(0), uint8(0), "1234", []byte{0, 3}, []byte{0}, "", "psql")
 	f.Add("builtin", "SSHPASS", uint16(0), uint8(0), "1234", []byte{4}, []byte{0}, "", "")
 	// Parameter expansions, a program's options and subcommands, and
 	// URIs: each in a shell line, and in argv where it may be.
