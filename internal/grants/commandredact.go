@@ -779,10 +779,11 @@ func redactSetValues(a string, ps bool) string {
 func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 	name := false     // words[m] may be a name
 	var setter string // the last setter word, in lower case
+	valueAt := -1     // the word after a -Value before the name, or -1
 	for m := 0; m < n; m++ {
 		w := bareWord(word(m))
 		if isSetter(w) {
-			name, setter = true, strings.ToLower(w)
+			name, setter, valueAt = true, strings.ToLower(w), -1
 			continue
 		}
 		if !name {
@@ -793,16 +794,26 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 			m++ // its argument, no name: the word after it may be one
 			continue
 		}
+		if opt && valueParam(w) {
+			// PowerShell's parameters come in any order: Set-Item
+			// -Value X -Path Env:PGPASSWORD kept X, which was looked
+			// for after the name only.
+			valueAt = m + 1
+		}
 		var c secretCut
 		secret := !opt && secretName(w)
 		if piece, ok := programUserEnv(w); !opt && !secret && ok {
 			secret, c = true, secretCut{after: []string{piece}}
 		}
-		if secret {
+		if (setter == "set-content" || setter == "add-content") && !strings.HasPrefix(strings.ToLower(w), "env:") {
+			secret = false // a file's content: the name says less
+		}
+		if secret && valueAt >= 0 && valueAt < m {
+			value(valueAt, c)
+		} else if secret {
 			v := m + 1
 			if v < n {
-				switch strings.ToLower(bareWord(word(v))) {
-				case "=", "-value", "--value", "--body", "-b":
+				if vw := strings.ToLower(bareWord(word(v))); vw == "=" || valueParam(vw) {
 					v++
 				}
 			}
@@ -848,13 +859,26 @@ var setterOptionArgs = map[string][]string{
 // isSetter says whether w is a word after which a command takes a name and
 // the value to set it to: set (aws configure set, npm config set, fish,
 // csh), config (git config), setenv (csh, launchctl), PowerShell's
-// Set-Item, New-Item, Set-Variable and [Environment]::SetEnvironmentVariable.
+// Set-Item, New-Item, Set-Variable, Set-Content and Add-Content (of an
+// Env: name only: setValues) and [Environment]::SetEnvironmentVariable.
 func isSetter(w string) bool {
 	switch w = strings.ToLower(w); w {
-	case "set", "config", "setenv", "set-item", "new-item", "set-variable":
+	case "set", "config", "setenv", "set-item", "new-item", "set-variable", "set-content", "add-content":
 		return true
 	}
 	return strings.HasSuffix(w, "::setenvironmentvariable")
+}
+
+// valueParam says whether the option w names the value a setter sets:
+// PowerShell's -Value, as it takes it shortened to -Va or more (-Val),
+// in any case, --value, and gh secret set's --body and -b.
+func valueParam(w string) bool {
+	w = strings.ToLower(w)
+	switch w {
+	case "--value", "--body", "-b":
+		return true
+	}
+	return len(w) >= 3 && strings.HasPrefix("-value", w)
 }
 
 // isOption says whether the word w is an option (-x, --global, -Path).

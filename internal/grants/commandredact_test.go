@@ -182,6 +182,17 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"aws", "configure", "set", "aws_secret_access_key", "hunter2", "--profile", "p"}, []string{"aws", "configure", "set", "aws_secret_access_key", "[REDACTED]", "--profile", "p"}},
 		{[]string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value hunter2; psql"}, []string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value [REDACTED]; psql"}},
 		{[]string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', 'hun ter2')"}, []string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', [REDACTED])"}},
+		// PowerShell's parameters in any order (-Value before the name),
+		// -Value shortened (-Val, -Va), and Set-Content or Add-Content
+		// of an Env: name: the value was looked for after the name
+		// only, as the word after -Value, and Set-Content set none. A
+		// file's content stays, as does a variable that names no
+		// secret.
+		{[]string{"pwsh", "-c", `Set-Item -Value "hun ter2" -Path Env:PGPASSWORD -Force; Set-Variable -Va hunter3 -Name GITHUB_TOKEN; Set-Item Env:A_SECRET -Val hunter4`},
+			[]string{"pwsh", "-c", `Set-Item -Value [REDACTED] -Path Env:PGPASSWORD -Force; Set-Variable -Va [REDACTED] -Name GITHUB_TOKEN; Set-Item Env:A_SECRET -Val [REDACTED]`}},
+		{[]string{"pwsh", "-c", `Set-Content Env:PGPASSWORD hunter2; Add-Content -Path env:GITHUB_TOKEN -Value 'hun ter3'; Set-Content -Path Env:USER -Value ann%hunter4`},
+			[]string{"pwsh", "-c", `Set-Content Env:PGPASSWORD [REDACTED]; Add-Content -Path env:GITHUB_TOKEN -Value [REDACTED]; Set-Content -Path Env:USER -Value ann%[REDACTED]`}},
+		{[]string{"pwsh", "-c", `Set-Content token.txt hello; Set-Item -Value /bin -Path Env:PATH`}, nil},
 		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
 		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},
 		// A default or assigned value in a parameter expansion
@@ -923,6 +934,8 @@ var setSecretForms = []setSecretForm{
 	{key: "USER-percent", shell: "sh", form: "USER=ann%{v} smbclient //h/s {o}", argv: true, opts: []string{"-c ls", "-N"}},
 	{key: "setenv-USER", shell: "tcsh", form: "setenv USER ann%{v}"},
 	{key: "fish-set-USER", shell: "fish", form: "set {o} USER ann%{v}", opts: []string{"-x", "-gx", "-Ux", "--export"}},
+	{key: "pwsh-set-item-value-first", shell: "pwsh", form: "Set-Item -Value {v} {o} Env:{n}", opts: []string{"-Path", "-Force"}},
+	{key: "pwsh-set-content", shell: "pwsh", form: "Set-Content {o} Env:{n} {v}", opts: []string{"-Path", "-Value", "-Force"}},
 	{key: "pwsh-set-item-USER", shell: "pwsh", form: "Set-Item {o} Env:USER -Value ann%{v}", opts: []string{"-Path", "-Force"}},
 	{key: "git-clone-uri", shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: setSecretURIPieces},
 	{key: "psql-uri", shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: setSecretURIPieces},
@@ -934,7 +947,8 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // name that says it holds one, in each way a shell or tool sets one
 // (forms: git config and aws configure set after options, csh's setenv
 // and set NAME =, fish's set -x and a later word of its list, the assigning builtins, bash's += and
-// array elements and arrays, csh's lists, PowerShell's Set-Item, SetEnvironmentVariable and
+// array elements and arrays, csh's lists, PowerShell's Set-Item (-Value
+// first too), Set-Content, SetEnvironmentVariable and
 // $env:, a parameter expansion's default or assigned word), or as a
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
@@ -970,6 +984,8 @@ func FuzzRedactSetSecret(f *testing.F) {
 	f.Add("aws-configure-set", "PGPASSWORD", uint16(0), uint8(6), "1234", []byte{1, 2}, []byte{0}, "x", ")")
 	f.Add("fish-set", "PGPASSWORD", uint16(0), uint8(1), "1234", []byte{3}, []byte{1}, "", "")
 	f.Add("pwsh-set-item", "PGPASSWORD", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{0}, "Write-Host", "")
+	f.Add("pwsh-set-item-value-first", "GITHUB_TOKEN", uint16(0), uint8(0), "1234", []byte{0, 1}, []byte{0, 1}, "", "")
+	f.Add("pwsh-set-content", "PGPASSWORD", uint16(0), uint8(0), "1234", []byte{2}, []byte{0}, "", "")
 	f.Add("builtin", "credential.password", uint16(0), uint8(0), "1234", []byte{1}, []byte{2}, "", "")
 	// A program's variable whose name says nothing (SSHPASS by setenv and
 	// a builtin, REDISCLI_AUTH by fish's set -x).
