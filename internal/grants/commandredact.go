@@ -150,7 +150,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 			a = redactPowerShell(a)
 		}
 		a = redactValues(a, paramDefault, headerSecret, paramEnd, nil)
-		a = redactAssignments(a, !shellScript(argv, i))
+		a = redactAssignments(a, argFormOf(argv, i))
 		a = redactJSON(a)
 		// Header lines before a program's options: curl '-u -H '' -H
 		// 'Authorization: Basic "X"' took the -u argument's password to
@@ -173,6 +173,38 @@ func redactCommand(argv []string, secrets ...string) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// argForm is how an argument's blanks and operators end a value in it
+// (redactAssignments).
+type argForm int
+
+const (
+	ownArg    argForm = iota // an argument of its own: a value runs to its end
+	shellLine                // a shell's script: blanks and operators end a word
+	splitArg                 // env -S's string: blanks end a word, ; && | are text
+)
+
+// argFormOf returns the form of argv[i]: a shell's script (shellScript),
+// env's -S (--split-string) string, which env splits at its blanks into
+// the assignments and the command it runs (env -S 'PGPASSWORD=x psql':
+// read as one argument, psql was hidden with the secret), or else an
+// argument of its own.
+func argFormOf(argv []string, i int) argForm {
+	if shellScript(argv, i) {
+		return shellLine
+	}
+	if i < 1 || !slices.ContainsFunc(argv[:i], func(a string) bool { return path.Base(a) == "env" }) {
+		return ownArg
+	}
+	a, f := argv[i], argv[i-1]
+	switch {
+	case f == "--split-string" || len(f) > 1 && f[0] == '-' && f[1] != '-' && f[len(f)-1] == 'S':
+		return splitArg
+	case strings.HasPrefix(a, "--split-string=") || len(a) > 2 && a[0] == '-' && a[1] == 'S':
+		return splitArg
+	}
+	return ownArg
 }
 
 // shellScript says whether argv[i] is a shell's script (sh -c, bash
@@ -477,8 +509,8 @@ func assignedSecret(name string) bool {
 // in shell quotes ('PGPASSWORD=a b', env "AWS_SECRET_ACCESS_KEY=a b",
 // $'…'), to their closing quote, or to the end of the shell word they
 // are part of when more is joined to it; and in
-// an argument of its own (arg: env's NAME=a b, docker's -e, --env=NAME=…,
-// not a shell's script) with no blank before the name, to the end of the
+// an argument of its own (ownArg: env's NAME=a b, docker's -e,
+// --env=NAME=…) with no blank before the name, to the end of the
 // argument. The value used to end at the first blank, and the rest of the
 // secret was kept. Where a shell's quotes hold more than the assignment
 // (bash -c "PGPASSWORD=x psql", a quoted conninfo) more than the value is
@@ -491,7 +523,8 @@ func assignedSecret(name string) bool {
 // value before PGPASSWORD's ' 0', whose match, inside it, was passed
 // over, and 0 was kept. Such a value is not cut at an operator, and
 // where the quotes cannot be told apart more is hidden, not less.
-func redactAssignments(a string, arg bool) string {
+func redactAssignments(a string, form argForm) string {
+	arg := form == ownArg
 	var w wordScanner
 	var q shellQuotes
 	blank := strings.IndexAny(a, " \t\n\v\f\r") // the first, read once
@@ -539,7 +572,7 @@ func redactAssignments(a string, arg bool) string {
 			// b): every word to the closing ) is the secret's, and
 			// the value ended at the first blank.
 			return i + 1, listEnd(a, i)
-		} else if !arg {
+		} else if form == shellLine {
 			// Outside quotes in a shell line the word, and the value,
 			// also end at an operator (PGPASSWORD=x;psql -h db): the
 			// command after it was hidden with the secret. Read within

@@ -363,6 +363,14 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "USER=ann%hunter2 smbclient //h/s -c ls; export USER='DOM\\ann%hunter3'; USER=ann smbclient -L h"},
 			[]string{"sh", "-c", "USER=ann%[REDACTED] smbclient //h/s -c ls; export USER='DOM\\ann%[REDACTED]; USER=ann smbclient -L h"}},
 		{[]string{"env", "USER=ann%hun ter2", "LOGNAME=x%y", "smbclient", "//h/s"}, []string{"env", "USER=ann%[REDACTED]", "LOGNAME=x%y", "smbclient", "//h/s"}},
+		// env -S (--split-string) splits its string at blanks into the
+		// assignments and the command: read as an argument of its own,
+		// the command was hidden with the secret. Its ; is no operator,
+		// and a quoted value is whole.
+		{[]string{"env", "-S", "PGPASSWORD=hunter2 psql -h db"}, []string{"env", "-S", "PGPASSWORD=[REDACTED] psql -h db"}},
+		{[]string{"/usr/bin/env", "-iS", `FOO=1 PGPASSWORD="hun ter2" A_TOKEN=hun;ter3 psql`}, []string{"/usr/bin/env", "-iS", "FOO=1 PGPASSWORD=[REDACTED] A_TOKEN=[REDACTED] psql"}},
+		{[]string{"env", "--split-string=PGPASSWORD='hun ter2' psql", "-SA_SECRET=x y"}, []string{"env", "--split-string=PGPASSWORD=[REDACTED] psql", "-SA_SECRET=[REDACTED] y"}},
+		{[]string{"tool", "-S", "PGPASSWORD=hun ter2"}, []string{"tool", "-S", "PGPASSWORD=[REDACTED]"}},
 		// USER=user%password set by csh's setenv, fish's set -x,
 		// PowerShell's Set-Item Env:USER and SetEnvironmentVariable, and
 		// launchctl setenv: read as NAME=value only, and kept whole. A
