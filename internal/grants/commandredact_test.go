@@ -494,6 +494,21 @@ func withoutDigits(s, drop string) string {
 	}, s)
 }
 
+// assignedSecretForms are FuzzRedactAssignedSecret's forms, by the key
+// its seeds name them by.
+var assignedSecretForms = []string{"sh", "sh-single", "sh-double", "sh-dollar", "env", "docker-e", "docker-env", "git-c", "flag"}
+
+// pickKey returns key where keys hold it, or else keys[i%len(keys)]: a
+// kept seed names its case by key, which the lists growing or changing
+// order does not move; i picks one where the fuzzer mutated the key into
+// none.
+func pickKey(keys []string, key string, i int) string {
+	if slices.Contains(keys, key) {
+		return key
+	}
+	return keys[i%len(keys)]
+}
+
 var assignedSecretNames = []string{"PGPASSWORD", "password", "--db-password", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MYSQL_PWD", "api_key"}
 
 // FuzzRedactAssignedSecret writes a secret as the value of a name that
@@ -504,44 +519,46 @@ var assignedSecretNames = []string{"PGPASSWORD", "password", "--db-password", "A
 // it has none, so any digit in the record is a piece of the secret that
 // was kept.
 //
-// which picks the name (which%7), and with which/7%4 the whole assignment
-// stands in the shell's '…', "…" or $'…' ('PGPASSWORD=1 2', env
-// "AWS_SECRET_ACCESS_KEY=1 2"), its blanks bare in them (and \" or \'
-// escaped in "…" or $'…'); the text around has no quote, backslash or $
-// then, which would make a blank the shell's. With which/28%5 the
-// assignment is an argument of its own instead, as a shell passes env
-// 'NAME=1 2', docker run -e 'NAME=1 2', --env=NAME=… or git -c 'NAME=1
-// 2' on: its value is the rest of the argument, blanks and all. Each of
-// these forms kept the part of the value after its first blank. With
-// which >= 140 (and no quotes around, nor an argument of its own) the
-// name is a --flag and the value the shell word after it (tool
-// --password 'a b'), kept whole before.
+// name is one of assignedSecretNames, and form (assignedSecretForms)
+// where the assignment stands: sh, bare in the shell line; sh-single,
+// sh-double and sh-dollar, the whole assignment in the shell's '…', "…"
+// or $'…' ('PGPASSWORD=1 2', env "AWS_SECRET_ACCESS_KEY=1 2"), its blanks
+// bare in them (and \" or \' escaped in "…" or $'…'), where the text
+// around has no quote, backslash or $, which would make a blank the
+// shell's; env, docker-e, docker-env and git-c, an argument of its own,
+// as a shell passes env 'NAME=1 2', docker run -e 'NAME=1 2',
+// --env=NAME=… or git -c 'NAME=1 2' on: its value is the rest of the
+// argument, blanks and all. Each of these forms kept the part of the
+// value after its first blank. flag: the name is a --flag and the value
+// the shell word after it (tool --password 'a b'), kept whole before.
+// The seeds name their form and name by key, as FuzzRedactSetSecret's
+// do: which picks them only where the fuzzer has mutated a key into none.
 func FuzzRedactAssignedSecret(f *testing.F) {
-	f.Add(uint8(0), "20261205", []byte{0}, "psql -h db", "-c 'select 1'")
-	f.Add(uint8(1), "20261205", []byte{0, 1, 2, 3}, `pg_dump --dbname="host=db`, `"`)
-	f.Add(uint8(2), "123456", []byte{2, 2, 0}, "X=", "")
-	f.Add(uint8(3), "987654321", []byte{3, 1}, "Authorization:", "#")
+	f.Add("sh", "PGPASSWORD", uint8(0), "20261205", []byte{0}, "psql -h db", "-c 'select 1'")
+	f.Add("sh", "password", uint8(0), "20261205", []byte{0, 1, 2, 3}, `pg_dump --dbname="host=db`, `"`)
+	f.Add("sh", "--db-password", uint8(0), "123456", []byte{2, 2, 0}, "X=", "")
+	f.Add("sh", "AWS_SECRET_ACCESS_KEY", uint8(0), "987654321", []byte{3, 1}, "Authorization:", "#")
 	// Blanks in '…' and $'…' pieces, an escaped quote in $'…' and "…".
-	f.Add(uint8(0), "1234", []byte{4, 0}, "export", "")
-	f.Add(uint8(3), "1234", []byte{5, 6, 0}, "env", "aws s3 ls")
-	f.Add(uint8(0), "1234", []byte{7, 0}, "", "psql")
+	f.Add("sh", "PGPASSWORD", uint8(0), "1234", []byte{4, 0}, "export", "")
+	f.Add("sh", "AWS_SECRET_ACCESS_KEY", uint8(0), "1234", []byte{5, 6, 0}, "env", "aws s3 ls")
+	f.Add("sh", "PGPASSWORD", uint8(0), "1234", []byte{7, 0}, "", "psql")
 	// The whole assignment in '…', "…", $'…'.
-	f.Add(uint8(7), "1234", []byte{0, 1}, "", "psql -h db")
-	f.Add(uint8(17), "1234", []byte{1, 2}, "env", "aws s3 ls")
-	f.Add(uint8(21), "1234", []byte{0, 1, 2}, "export", "")
+	f.Add("sh-single", "PGPASSWORD", uint8(0), "1234", []byte{0, 1}, "", "psql -h db")
+	f.Add("sh-double", "AWS_SECRET_ACCESS_KEY", uint8(0), "1234", []byte{1, 2}, "env", "aws s3 ls")
+	f.Add("sh-dollar", "PGPASSWORD", uint8(0), "1234", []byte{0, 1, 2}, "export", "")
 	// An argument of its own: env's, docker's -e and --env=.
-	f.Add(uint8(31), "1234", []byte{0, 1}, "aws", "s3")
-	f.Add(uint8(56), "1234", []byte{1}, "pg", "")
-	f.Add(uint8(86), "1234", []byte{0, 1}, "", "")
-	f.Add(uint8(115), "1234", []byte{0, 1}, "push", "")
-	f.Add(uint8(140), "1234", []byte{3, 4, 5}, "tool", "&& ls")
-	f.Add(uint8(143), "1234", []byte{0, 2, 6}, "aws secretsmanager put-secret-value", "")
+	f.Add("env", "AWS_SECRET_ACCESS_KEY", uint8(0), "1234", []byte{0, 1}, "aws", "s3")
+	f.Add("docker-e", "PGPASSWORD", uint8(0), "1234", []byte{1}, "pg", "")
+	f.Add("docker-env", "--db-password", uint8(0), "1234", []byte{0, 1}, "", "")
+	f.Add("git-c", "AWS_SECRET_ACCESS_KEY", uint8(0), "1234", []byte{0, 1}, "push", "")
+	f.Add("flag", "PGPASSWORD", uint8(0), "1234", []byte{3, 4, 5}, "tool", "&& ls")
+	f.Add("flag", "AWS_SECRET_ACCESS_KEY", uint8(0), "1234", []byte{0, 2, 6}, "aws secretsmanager put-secret-value", "")
 	// Among parameter expansions with a colon (no header lines) and a
 	// program's options (programOptions).
-	f.Add(uint8(0), "1234", []byte{0, 1}, "echo ${TOKEN:-x} ${A_SECRET=y}x ${B:=z};", "curl -su ann:x https://u:p@h/")
-	f.Add(uint8(140), "1234", []byte{2, 3}, "sshpass -p x ssh h", "${TOKEN:-a}")
-	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		argv := assignedSecretArgv(which, secret, styles, before, after)
+	f.Add("sh", "PGPASSWORD", uint8(0), "1234", []byte{0, 1}, "echo ${TOKEN:-x} ${A_SECRET=y}x ${B:=z};", "curl -su ann:x https://u:p@h/")
+	f.Add("flag", "PGPASSWORD", uint8(0), "1234", []byte{2, 3}, "sshpass -p x ssh h", "${TOKEN:-a}")
+	f.Fuzz(func(t *testing.T, form, name string, which uint8, secret string, styles []byte, before, after string) {
+		argv := assignedSecretArgv(form, name, which, secret, styles, before, after)
 		if argv == nil {
 			return
 		}
@@ -557,9 +574,13 @@ func FuzzRedactAssignedSecret(f *testing.F) {
 // assignedSecretArgv is the command FuzzRedactAssignedSecret redacts for its input, or nil
 // where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
 // builds it for the kept seeds.
-func assignedSecretArgv(which uint8, secret string, styles []byte, before, after string) []string {
-	name, wrap, place := assignedSecretNames[int(which)%len(assignedSecretNames)], which/7%4, which/28%5
-	flag := which >= 140 && wrap == 0 && place == 0
+func assignedSecretArgv(formKey, nameKey string, which uint8, secret string, styles []byte, before, after string) []string {
+	form := pickKey(assignedSecretForms, formKey, int(which))
+	name := pickKey(assignedSecretNames, nameKey, int(which)/len(assignedSecretForms))
+	wrap := slices.Index([]string{"sh", "sh-single", "sh-double", "sh-dollar"}, form) // -1: none of these
+	place := slices.Index([]string{"", "env", "docker-e", "docker-env", "git-c"}, form)
+	flag := form == "flag"
+	wrap, place = max(wrap, 0), max(place, 0)
 	drop := ""
 	if wrap != 0 && place == 0 || flag {
 		drop = `'"\$`
@@ -609,6 +630,9 @@ func assignedSecretArgv(which uint8, secret string, styles []byte, before, after
 	return argv
 }
 
+// jsonSecretForms are FuzzRedactJSONSecret's forms, by key.
+var jsonSecretForms = []string{"argv", "sh-single", "sh-double", "sh-number"}
+
 var jsonSecretNames = []string{"password", "api_key", "client_secret", "token", "AWS_SECRET_ACCESS_KEY", "db-password"}
 
 // FuzzRedactJSONSecret writes a secret as the string value of a JSON
@@ -617,17 +641,20 @@ var jsonSecretNames = []string{"password", "api_key", "client_secret", "token", 
 // \" and its escaped quote \\\"), with blanks and escaped quotes in it
 // (styles), or as a number. As in FuzzRedactAssignedSecret, the secret is
 // made of digits and the text around it has none (nor quotes, backslashes
-// or $ in a shell line, which would move the shell's quotes).
+// or $ in a shell line, which would move the shell's quotes). form
+// (jsonSecretForms) is where the body stands: argv, sh-single, sh-double,
+// or sh-number (a number in '…'); name one of jsonSecretNames. The seeds
+// name both by key, as FuzzRedactSetSecret's do.
 func FuzzRedactJSONSecret(f *testing.F) {
-	f.Add(uint8(0), "1234", []byte{0}, "curl -d", "https://h/")
-	f.Add(uint8(7), "1234", []byte{1, 2}, "curl -d", "https://h/")
-	f.Add(uint8(14), "1234", []byte{0, 1, 2}, "curl -d", "https://h/")
-	f.Add(uint8(21), "1234", []byte{0}, "", "")
+	f.Add("argv", "password", uint8(0), "1234", []byte{0}, "curl -d", "https://h/")
+	f.Add("sh-single", "api_key", uint8(0), "1234", []byte{1, 2}, "curl -d", "https://h/")
+	f.Add("sh-double", "client_secret", uint8(0), "1234", []byte{0, 1, 2}, "curl -d", "https://h/")
+	f.Add("sh-number", "token", uint8(0), "1234", []byte{0}, "", "")
 	// After a program's option and a URI with a user part.
-	f.Add(uint8(0), "1234", []byte{1}, "curl -u ann:x -d", "https://ann:p@h/")
-	f.Add(uint8(6), "1234", []byte{0, 1}, "gh secret set X --body", "${TOKEN:-a}")
-	f.Fuzz(func(t *testing.T, which uint8, secret string, styles []byte, before, after string) {
-		argv := jsonSecretArgv(which, secret, styles, before, after)
+	f.Add("argv", "password", uint8(0), "1234", []byte{1}, "curl -u ann:x -d", "https://ann:p@h/")
+	f.Add("sh-single", "password", uint8(0), "1234", []byte{0, 1}, "gh secret set X --body", "${TOKEN:-a}")
+	f.Fuzz(func(t *testing.T, form, name string, which uint8, secret string, styles []byte, before, after string) {
+		argv := jsonSecretArgv(form, name, which, secret, styles, before, after)
 		if argv == nil {
 			return
 		}
@@ -643,10 +670,11 @@ func FuzzRedactJSONSecret(f *testing.F) {
 // jsonSecretArgv is the command FuzzRedactJSONSecret redacts for its input, or nil
 // where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
 // builds it for the kept seeds.
-func jsonSecretArgv(which uint8, secret string, styles []byte, before, after string) []string {
-	name, form := jsonSecretNames[int(which)%len(jsonSecretNames)], which/6%4
+func jsonSecretArgv(formKey, nameKey string, which uint8, secret string, styles []byte, before, after string) []string {
+	form := pickKey(jsonSecretForms, formKey, int(which))
+	name := pickKey(jsonSecretNames, nameKey, int(which)/len(jsonSecretForms))
 	drop := `'"\$`
-	if form == 0 {
+	if form == "argv" {
 		drop = ""
 	}
 	secret, before, after = digitsOnly(secret), withoutDigits(before, drop), withoutDigits(after, drop)
@@ -664,26 +692,44 @@ func jsonSecretArgv(which uint8, secret string, styles []byte, before, after str
 		v.WriteByte(secret[i])
 	}
 	body := `{"user": "u", "` + name + `": "` + v.String() + `", "x": "y"}`
-	if form == 3 {
+	if form == "sh-number" {
 		body = `{"user":"u","` + name + `":` + secret + `}`
 	}
 	var argv []string
 	switch form {
-	case 0:
+	case "argv":
 		argv = []string{"curl", before, "-d", body, after}
-	case 1, 3:
+	case "sh-single", "sh-number":
 		argv = []string{"sh", "-c", before + " '" + body + "' " + after}
-	case 2:
+	case "sh-double":
 		argv = []string{"sh", "-c", before + ` "` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(body) + `" ` + after}
 	}
 	return argv
 }
 
-var headerSecretHeaders = []string{
-	"Authorization: Bearer {s}", "authorization:Basic {s}", "Proxy-Authorization: {s}", "Authorization: OAuth {s}", "Authorization: Custom {s}",
-	"X-Api-Key: {s}", "X-Amz-Security-Token: {s}", "Cookie: theme=dark; sid={s}", "Cookie: sid={s}; theme=dark",
-	"X-Foo: Authorization: Bearer {s}", "Accept: a; Authorization: Token {s}", `Authorization: Digest username={q}u{q}, response={s}`,
+// headerSecretHeaders are FuzzRedactHeaderSecret's header lines, by the
+// key its seeds name them by.
+var headerSecretHeaders = []struct{ key, line string }{
+	{"bearer", "Authorization: Bearer {s}"}, {"basic", "authorization:Basic {s}"}, {"proxy-authorization", "Proxy-Authorization: {s}"},
+	{"oauth", "Authorization: OAuth {s}"}, {"custom-scheme", "Authorization: Custom {s}"}, {"x-api-key", "X-Api-Key: {s}"},
+	{"x-amz-security-token", "X-Amz-Security-Token: {s}"}, {"cookie-last", "Cookie: theme=dark; sid={s}"}, {"cookie-first", "Cookie: sid={s}; theme=dark"},
+	{"nested", "X-Foo: Authorization: Bearer {s}"}, {"after-accept", "Accept: a; Authorization: Token {s}"},
+	{"digest", `Authorization: Digest username={q}u{q}, response={s}`},
 }
+
+// headerSecretPlaces are where FuzzRedactHeaderSecret's header lines
+// stand, by key: curl's argv, a shell line's '…', its "…".
+var headerSecretPlaces = []string{"argv", "sh-single", "sh-double"}
+
+// FuzzRedactHeaderSecret's flags: each choice has a bit of its own,
+// whose 0 is the form before the choice was added, so that a kept seed
+// keeps its case when one is added (a new choice takes a new bit).
+const (
+	headerFirst  = 1 << iota // another header before it, its base64 credential ending in '='
+	headerSingle             // the credential in '…' (not in a shell line's own '…')
+	headerBare               // the credential's blanks unquoted
+	headerDollar             // a shell line's '…' are $'…'
+)
 
 // FuzzRedactHeaderSecret writes a secret as the credentials of a header
 // line, in a shell line between arbitrary text or as a curl argument of
@@ -694,35 +740,39 @@ var headerSecretHeaders = []string{
 // is written as it is, or in quotes with spaces in it ("1 2" or '1 2';
 // \"1 2\" or '1 2' inside a shell line's double quotes), after another
 // header whose base64 credential ends in '=' just before the shell's
-// quote, or alone. With form/12%2 == 1 the credential's blanks stand
-// unquoted (curl -H 'X-Api-Key: 1 2' sends "1 2"; the text around has no
-// quote, backslash or $ then, which would make the blank the shell's),
-// and with form/24%2 == 1 a shell line's single quotes are $'…'.
+// quote (headerFirst), or alone. With headerBare the credential's blanks
+// stand unquoted (curl -H 'X-Api-Key: 1 2' sends "1 2"; the text around
+// has no quote, backslash or $ then, which would make the blank the
+// shell's), and with headerDollar a shell line's single quotes are $'…'.
+// The seeds name their header (headerSecretHeaders) and place
+// (headerSecretPlaces) by key, and their choices by flag bits, so that
+// neither a header added nor a choice added moves them; which picks the
+// header and place only where the fuzzer has mutated a key into none.
 func FuzzRedactHeaderSecret(f *testing.F) {
-	f.Add(uint8(0), uint8(0), "20261205", []byte{}, "curl", "https://h/")
-	f.Add(uint8(9), uint8(1), "123", []byte{}, "curl -s", "https://h/")
-	f.Add(uint8(4), uint8(1), "123", []byte{}, "curl", "https://h/")
-	f.Add(uint8(0), uint8(1), "12", []byte{1, 1}, "curl", "https://h/ | jq .")
-	f.Add(uint8(6), uint8(2), "1234", []byte{0, 1}, "curl", "https://h/")
-	f.Add(uint8(10), uint8(2), "987", []byte{1}, "", "")
-	f.Add(uint8(7), uint8(3), "1234", []byte{0, 1}, "curl", "https://h/")
-	f.Add(uint8(4), uint8(4), "1234", []byte{}, "curl", "https://h/")
-	f.Add(uint8(0), uint8(6), "12", []byte{1, 0}, "curl", "https://h/")
-	f.Add(uint8(8), uint8(8), "123", []byte{0, 1}, "curl", "https://h/")
-	f.Add(uint8(11), uint8(6), "12", []byte{1}, "curl", "https://h/")
-	f.Add(uint8(2), uint8(6), "5", []byte{}, "curl", "https://h/")
+	f.Add("bearer", "argv", uint8(0), uint8(0), "20261205", []byte{}, "curl", "https://h/")
+	f.Add("nested", "sh-single", uint8(0), uint8(0), "123", []byte{}, "curl -s", "https://h/")
+	f.Add("custom-scheme", "sh-single", uint8(0), uint8(0), "123", []byte{}, "curl", "https://h/")
+	f.Add("bearer", "sh-single", uint8(0), uint8(0), "12", []byte{1, 1}, "curl", "https://h/ | jq .")
+	f.Add("x-amz-security-token", "sh-double", uint8(0), uint8(0), "1234", []byte{0, 1}, "curl", "https://h/")
+	f.Add("after-accept", "sh-double", uint8(0), uint8(0), "987", []byte{1}, "", "")
+	f.Add("cookie-last", "argv", uint8(headerFirst), uint8(0), "1234", []byte{0, 1}, "curl", "https://h/")
+	f.Add("custom-scheme", "sh-single", uint8(headerFirst), uint8(0), "1234", []byte{}, "curl", "https://h/")
+	f.Add("bearer", "argv", uint8(headerSingle), uint8(0), "12", []byte{1, 0}, "curl", "https://h/")
+	f.Add("cookie-first", "sh-double", uint8(headerSingle), uint8(0), "123", []byte{0, 1}, "curl", "https://h/")
+	f.Add("digest", "argv", uint8(headerSingle), uint8(0), "12", []byte{1}, "curl", "https://h/")
+	f.Add("proxy-authorization", "argv", uint8(headerSingle), uint8(0), "5", []byte{}, "curl", "https://h/")
 	// Bare blanks in '…', "…", $'…' and a curl argument.
-	f.Add(uint8(5), uint8(13), "1234", []byte{1}, "curl", "https://h/")
-	f.Add(uint8(0), uint8(14), "1234", []byte{0, 1}, "curl", "https://h/")
-	f.Add(uint8(7), uint8(37), "123", []byte{1}, "curl", "https://h/")
-	f.Add(uint8(9), uint8(12), "12", []byte{1}, "curl", "https://h/")
-	f.Add(uint8(11), uint8(16), "123", []byte{1}, "curl", "https://h/")
+	f.Add("x-api-key", "sh-single", uint8(headerBare), uint8(0), "1234", []byte{1}, "curl", "https://h/")
+	f.Add("bearer", "sh-double", uint8(headerBare), uint8(0), "1234", []byte{0, 1}, "curl", "https://h/")
+	f.Add("cookie-last", "sh-single", uint8(headerBare|headerDollar), uint8(0), "123", []byte{1}, "curl", "https://h/")
+	f.Add("nested", "argv", uint8(headerBare), uint8(0), "12", []byte{1}, "curl", "https://h/")
+	f.Add("digest", "sh-single", uint8(headerFirst|headerBare), uint8(0), "123", []byte{1}, "curl", "https://h/")
 	// Among a program's options, parameter expansions with a colon and
 	// a URI's user part.
-	f.Add(uint8(0), uint8(0), "1234", []byte{}, "curl -sSu ann:x", "https://ann:p@h/")
-	f.Add(uint8(5), uint8(1), "1234", []byte{1}, "curl ${TOKEN:-x} -u ann", "${A:=b}")
-	f.Fuzz(func(t *testing.T, which, form uint8, secret string, spaces []byte, before, after string) {
-		argv := headerSecretArgv(which, form, secret, spaces, before, after)
+	f.Add("bearer", "argv", uint8(0), uint8(0), "1234", []byte{}, "curl -sSu ann:x", "https://ann:p@h/")
+	f.Add("x-api-key", "sh-single", uint8(0), uint8(0), "1234", []byte{1}, "curl ${TOKEN:-x} -u ann", "${A:=b}")
+	f.Fuzz(func(t *testing.T, header, place string, flags, which uint8, secret string, spaces []byte, before, after string) {
+		argv := headerSecretArgv(header, place, flags, which, secret, spaces, before, after)
 		if argv == nil {
 			return
 		}
@@ -738,8 +788,14 @@ func FuzzRedactHeaderSecret(f *testing.F) {
 // headerSecretArgv is the command FuzzRedactHeaderSecret redacts for its input, or nil
 // where the input holds no secret; TestRedactFuzzSeedsKeepTheirCase
 // builds it for the kept seeds.
-func headerSecretArgv(which, form uint8, secret string, spaces []byte, before, after string) []string {
-	bare := form/12%2 == 1
+func headerSecretArgv(headerKey, placeKey string, flags, which uint8, secret string, spaces []byte, before, after string) []string {
+	keys := make([]string, len(headerSecretHeaders))
+	for i, h := range headerSecretHeaders {
+		keys[i] = h.key
+	}
+	line := headerSecretHeaders[slices.Index(keys, pickKey(keys, headerKey, int(which)))].line
+	place := pickKey(headerSecretPlaces, placeKey, int(which)/len(keys))
+	bare := flags&headerBare != 0
 	drop := ""
 	if bare {
 		drop = `'"\$`
@@ -752,11 +808,11 @@ func headerSecretArgv(which, form uint8, secret string, spaces []byte, before, a
 	// digit spaces picks.
 	quote := `"`
 	switch {
-	case form/6%2 == 1 && form%3 != 1:
+	case flags&headerSingle != 0 && place != "sh-single":
 		// Single quotes, but inside a shell line's own, where none
 		// can stand.
 		quote = `'`
-	case form%3 == 2:
+	case place == "sh-double":
 		quote = `\"` // inside a shell line's double quotes
 	}
 	if bare {
@@ -775,22 +831,22 @@ func headerSecretArgv(which, form uint8, secret string, spaces []byte, before, a
 		b.WriteString(quote)
 		cred = b.String()
 	}
-	h := strings.NewReplacer("{s}", cred, "{q}", quote).Replace(headerSecretHeaders[int(which)%len(headerSecretHeaders)])
+	h := strings.NewReplacer("{s}", cred, "{q}", quote).Replace(line)
 	first := "" // a header before it, or none
-	if form/3%2 == 1 {
+	if flags&headerFirst != 0 {
 		first = "Authorization: Basic aGk="
 	}
 	var argv []string
-	switch form % 3 {
-	case 0:
+	switch place {
+	case "argv":
 		argv = []string{"curl", before, "-H", first, "-H", h, after}
-	case 1:
+	case "sh-single":
 		open := "'"
-		if form/24%2 == 1 {
+		if flags&headerDollar != 0 {
 			open = "$'"
 		}
 		argv = []string{"sh", "-c", before + " -H " + open + first + "' -H " + open + h + "' " + after}
-	case 2:
+	case "sh-double":
 		argv = []string{"sh", "-c", before + ` -H "` + first + `" -H "` + h + `" ` + after}
 	}
 	return argv

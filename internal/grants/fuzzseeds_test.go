@@ -50,8 +50,11 @@ var keptSeedCases = map[string][]string{
 // TestRedactFuzzSeedsKeepTheirCase builds the command of every kept seed
 // of the redaction fuzzers and fails where it is not the case the seed
 // was kept for (keptSeedCases), where a seed has no recorded case, where
-// a recorded case has no seed, and where a FuzzRedactSetSecret seed picks
-// its form or name by index rather than by key. A fuzzer's list that
+// a recorded case has no seed, and where a seed picks its form, name,
+// header or place by index rather than by key (every fuzzer's seeds name
+// them by key: FuzzRedactAssignedSecret's, FuzzRedactHeaderSecret's and
+// FuzzRedactJSONSecret's picked theirs by index until the three took
+// keys as FuzzRedactSetSecret's had). A fuzzer's list that
 // grows or changes order in a way that moves a kept seed fails here,
 // rather than leaving a regression check that cannot fail.
 func TestRedactFuzzSeedsKeepTheirCase(t *testing.T) {
@@ -65,13 +68,26 @@ func TestRedactFuzzSeedsKeepTheirCase(t *testing.T) {
 			return setSecretArgv(form, name, which, v[3].(uint8), v[4].(string), v[5].([]byte), v[6].([]byte), v[7].(string), v[8].(string))
 		},
 		"FuzzRedactAssignedSecret": func(t *testing.T, v []any) []string {
-			return assignedSecretArgv(v[0].(uint8), v[1].(string), v[2].([]byte), v[3].(string), v[4].(string))
+			form, name, which := v[0].(string), v[1].(string), v[2].(uint8)
+			keyed(t, "form", form, assignedSecretForms, int(which))
+			keyed(t, "name", name, assignedSecretNames, int(which)/len(assignedSecretForms))
+			return assignedSecretArgv(form, name, which, v[3].(string), v[4].([]byte), v[5].(string), v[6].(string))
 		},
 		"FuzzRedactJSONSecret": func(t *testing.T, v []any) []string {
-			return jsonSecretArgv(v[0].(uint8), v[1].(string), v[2].([]byte), v[3].(string), v[4].(string))
+			form, name, which := v[0].(string), v[1].(string), v[2].(uint8)
+			keyed(t, "form", form, jsonSecretForms, int(which))
+			keyed(t, "name", name, jsonSecretNames, int(which)/len(jsonSecretForms))
+			return jsonSecretArgv(form, name, which, v[3].(string), v[4].([]byte), v[5].(string), v[6].(string))
 		},
 		"FuzzRedactHeaderSecret": func(t *testing.T, v []any) []string {
-			return headerSecretArgv(v[0].(uint8), v[1].(uint8), v[2].(string), v[3].([]byte), v[4].(string), v[5].(string))
+			header, place, which := v[0].(string), v[1].(string), v[3].(uint8)
+			var keys []string
+			for _, h := range headerSecretHeaders {
+				keys = append(keys, h.key)
+			}
+			keyed(t, "header", header, keys, int(which))
+			keyed(t, "place", place, headerSecretPlaces, int(which)/len(keys))
+			return headerSecretArgv(header, place, v[2].(uint8), which, v[4].(string), v[5].([]byte), v[6].(string), v[7].(string))
 		},
 	}
 	seen := map[string]bool{}
@@ -111,12 +127,35 @@ func TestRedactFuzzSeedsKeepTheirCase(t *testing.T) {
 			t.Errorf("keptSeedCases records %s, which is no seed in testdata/fuzz", seed)
 		}
 	}
-	keys := map[string]bool{}
+	lists := map[string][]string{
+		"assignedSecretForms": assignedSecretForms, "assignedSecretNames": assignedSecretNames,
+		"jsonSecretForms": jsonSecretForms, "jsonSecretNames": jsonSecretNames,
+		"headerSecretPlaces": headerSecretPlaces, "setSecretNames": setSecretNames,
+	}
 	for _, f := range setSecretForms {
-		if f.key == "" || keys[f.key] {
-			t.Errorf("setSecretForms key %q is empty or not unique", f.key)
+		lists["setSecretForms"] = append(lists["setSecretForms"], f.key)
+	}
+	for _, h := range headerSecretHeaders {
+		lists["headerSecretHeaders"] = append(lists["headerSecretHeaders"], h.key)
+	}
+	for list, keys := range lists {
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if k == "" || seen[k] {
+				t.Errorf("%s key %q is empty or not unique", list, k)
+			}
+			seen[k] = true
 		}
-		keys[f.key] = true
+	}
+}
+
+// keyed fails the test where a kept seed names as its key what is no
+// key of its fuzzer's list keys: it is then kept by index (i), which
+// moves as the list grows.
+func keyed(t *testing.T, what, key string, keys []string, i int) {
+	t.Helper()
+	if !slices.Contains(keys, key) {
+		t.Errorf("names %s %q, which is none: it is kept by index, which moves as the lists grow; write the %s it was found for (which stands for %q today)", what, key, what, keys[i%len(keys)])
 	}
 }
 
