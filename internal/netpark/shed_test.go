@@ -457,6 +457,19 @@ func TestShedWhenCrowded(t *testing.T) {
 	p := newPoller(t)
 	p.crowdGap = 5 * time.Millisecond
 	p.ShedWhenCrowded(crowd)
+	// The crowd's sweeps go on while the burst's young sockets number a
+	// crowd; only once one has left fewer (and fewer parks since it than
+	// would kick another with one more) does a socket parked next see at
+	// most one sweep (a kick left from the burst may still bring one).
+	// Under load the shed count below was reached while they went on,
+	// and the socket parked next was swept twice (a CI run at load 17).
+	settled := func() bool {
+		p.sweepMu.Lock() // as sweep takes them
+		defer p.sweepMu.Unlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.young < crowd && p.fresh+1 < crowd
+	}
 	p.ShedAfter(time.Hour) // its own period never comes in this test
 	ln := listen(t)
 	conns := make([]*Conn, n)
@@ -477,6 +490,11 @@ func TestShedWhenCrowded(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); bare() < n-2*crowd; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d parked sockets shed after a burst of parks, want at least %d", bare(), n, n-2*crowd)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !settled(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the crowd's sweeps did not end")
 		}
 	}
 	// Fewer parks than the crowd bring no sweep: one more socket parked
