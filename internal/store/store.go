@@ -28,7 +28,8 @@ var ErrNotFound = errors.New("not found")
 var ErrConflict = errors.New("already exists")
 
 // ErrCommitUnknown is wrapped by Tx.Commit when the commit's answer was lost
-// and the store could not learn whether it took effect before it was closed.
+// and the store could not learn whether it took effect before it was closed
+// or its bound on asking passed: the transaction may or may not be stored.
 var ErrCommitUnknown = errors.New("outcome of the commit unknown")
 
 // Store is the read side plus the way in to a write transaction.

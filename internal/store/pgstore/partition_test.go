@@ -18,11 +18,15 @@ type silencer struct {
 	target string
 	mu     sync.Mutex
 	conns  []*silencedConn
+	// unreachable silences every connection from its start (see
+	// unreachableFromNow).
+	unreachable bool
 }
 
 type silencedConn struct {
 	mu     sync.Mutex
 	silent bool
+	client net.Conn // the proxy's end of the client's connection
 }
 
 func (c *silencedConn) isSilent() bool {
@@ -51,8 +55,9 @@ func newSilencer(t *testing.T, target string) *silencer {
 				client.Close()
 				continue
 			}
-			sc := &silencedConn{}
+			sc := &silencedConn{client: client}
 			p.mu.Lock()
+			sc.silent = p.unreachable
 			p.conns = append(p.conns, sc)
 			p.mu.Unlock()
 			pipe := func(dst, src net.Conn) {
@@ -91,6 +96,28 @@ func (p *silencer) silence() {
 		c.mu.Lock()
 		c.silent = true
 		c.mu.Unlock()
+	}
+}
+
+// unreachableFromNow silences every connection open now and every one
+// made from now on: the server is out of reach, though the connections to
+// the proxy are accepted.
+func (p *silencer) unreachableFromNow() {
+	p.mu.Lock()
+	p.unreachable = true
+	p.mu.Unlock()
+	p.silence()
+}
+
+// resetClients closes the client side of every silenced connection, so
+// that the client learns its connection is gone (the server does not).
+func (p *silencer) resetClients() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		if c.isSilent() {
+			c.client.Close()
+		}
 	}
 }
 

@@ -78,9 +78,9 @@
 // A COMMIT whose answer is lost (the connection broke, the server restarted)
 // may have committed or not. Commit then asks the database, on another
 // connection, for the transaction's status (pg_xact_status of the id Begin
-// recorded), retrying until the database answers or the store is closed: it
-// returns nil if the transaction committed and an error only if it did not,
-// so a batch the audit log reports as failed never appears in the log later.
+// recorded), retrying until the database answers: it returns nil if the
+// transaction committed and an error only if it did not, so a batch the
+// audit log reports as failed never appears in the log later.
 // (pgx cancels the statement in flight when its connection breaks, so a
 // pipeline the server had not finished usually ends aborted; the status
 // tells either way.) Once the transaction is over, a flush runs, and then
@@ -89,9 +89,13 @@
 // there?), because after a crash the transaction id of a commit that never
 // reached the disk may be given to another transaction, and a
 // "committed" heard just before the crash covers nothing the flush after
-// the restart can make durable. Only if the store is closed before the
-// database answers does Commit return an error wrapping
-// store.ErrCommitUnknown.
+// the restart can make durable. Only if the database does not answer
+// within Options.OutcomeTimeout (a minute by default: a restart or a
+// failover takes less), or the store is closed first, does Commit return
+// an error wrapping store.ErrCommitUnknown: the transaction may or may not
+// be in the database. The audit log then fails the batch's callers, and
+// does not retry it: its next batch, under the writers' lock, continues
+// from the log as stored, with the batch in it or not.
 //
 // Commit returns once the transaction is committed with its WAL flushed to
 // disk (by the flush transaction described above): the store's sessions run
@@ -108,10 +112,12 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -133,12 +139,43 @@ type Store struct {
 	// life ends at Close; it bounds the wait to learn a commit's outcome.
 	life    context.Context
 	closing context.CancelFunc
+	// opts holds the bounds on waiting for the database (defaults filled).
+	opts Options
 }
+
+// Options are the store's bounds on waiting for a database that does not
+// answer. A zero field takes its default.
+type Options struct {
+	// OutcomeTimeout bounds the outcome check that follows a COMMIT
+	// whose answer was lost: past it, Commit returns an error wrapping
+	// store.ErrCommitUnknown. Zero means DefaultOutcomeTimeout.
+	OutcomeTimeout time.Duration
+}
+
+// DefaultOutcomeTimeout is the default Options.OutcomeTimeout. The check
+// it bounds is there to ride out a PostgreSQL restart (crash recovery) or
+// a failover to a standby, which take from seconds to about a minute in
+// common setups (a managed database's failover, one to two): through
+// those the outcome is learned exactly. The replica's writer waits for it
+// meanwhile, and with it every caller of the batch and every write queued
+// behind it, so it cannot wait for ever; a minute is about as long as a
+// gateway's client waits for an answer anyway. Past it the outcome is
+// reported unknown: the callers are told their batch failed (it may be in
+// the log nonetheless), and the next batch, under the writers' lock,
+// continues from whatever the log holds.
+const DefaultOutcomeTimeout = time.Minute
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to the database at dsn and brings its schema up to date.
+// Open connects to the database at dsn and brings its schema up to date,
+// with the default Options.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// OpenWith is Open with the bounds of o.
+func OpenWith(ctx context.Context, dsn string, o Options) (*Store, error) {
+	o.OutcomeTimeout = cmp.Or(o.OutcomeTimeout, DefaultOutcomeTimeout)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx quotes the DSN with its password replaced by xxxxx
@@ -168,7 +205,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
-	s := &Store{pool: pool, writer: make(chan struct{}, 1)}
+	s := &Store{pool: pool, writer: make(chan struct{}, 1), opts: o}
 	s.life, s.closing = context.WithCancel(context.Background())
 	s.writer <- struct{}{}
 	if err := s.init(ctx); err != nil {

@@ -624,16 +624,18 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 	}
 	// The COMMIT's answer or the flush failed: learn the outcome, and make
 	// a commit durable before reporting it, on other connections (this one
-	// is broken, or no longer trusted).
+	// is broken, or no longer trusted), within OutcomeTimeout.
 	t.abandon()
-	committed, rerr := t.s.xactCommitted(t.xid)
+	octx, cancel := context.WithTimeout(t.s.life, t.s.opts.OutcomeTimeout)
+	defer cancel()
+	committed, rerr := t.s.xactCommitted(octx, t.xid)
 	if rerr != nil {
 		return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
 	}
 	if !committed && t.marker == nil {
 		return err
 	}
-	if rerr := t.s.flushUntilDone(); rerr != nil {
+	if rerr := t.s.flushUntilDone(octx); rerr != nil {
 		return fmt.Errorf("%w: committed, but flushing it: %w (%v)", store.ErrCommitUnknown, err, rerr)
 	}
 	// The flush proves the commit durable only if the server did not lose
@@ -648,7 +650,7 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 	// in the log, covered by the flush or restored from the disk by the
 	// crash recovery, if and only if it committed durably.
 	if t.marker != nil {
-		stored, rerr := t.s.checkpointStored(*t.marker)
+		stored, rerr := t.s.checkpointStored(octx, *t.marker)
 		switch {
 		case rerr != nil:
 			return fmt.Errorf("%w: %w (and looking for its checkpoint: %v)", store.ErrCommitUnknown, err, rerr)
@@ -657,7 +659,7 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 		}
 		return nil
 	}
-	committed, rerr = t.s.xactCommitted(t.xid)
+	committed, rerr = t.s.xactCommitted(octx, t.xid)
 	if rerr != nil {
 		return fmt.Errorf("%w: %w (and asking for its outcome again: %v)", store.ErrCommitUnknown, err, rerr)
 	}
@@ -669,11 +671,11 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 
 // checkpointStored reports whether checkpoint c (its size and signed note)
 // is in the log, retrying on other connections until the database answers
-// or the store is closed.
-func (s *Store) checkpointStored(c store.Checkpoint) (bool, error) {
+// or octx ends (the store is closed, or OutcomeTimeout passed).
+func (s *Store) checkpointStored(octx context.Context, c store.Checkpoint) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
 		var found bool
 		err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM log_checkpoints WHERE size = $1 AND note = $2)", c.Size, c.Note).Scan(&found)
 		cancel()
@@ -682,7 +684,7 @@ func (s *Store) checkpointStored(c store.Checkpoint) (bool, error) {
 		}
 		select {
 		case <-time.After(pause):
-		case <-s.life.Done():
+		case <-octx.Done():
 			return false, err
 		}
 		pause = min(2*pause, time.Second)
@@ -713,11 +715,11 @@ func (s *Store) flush(ctx context.Context) error {
 }
 
 // flushUntilDone retries flush, on other connections, until it succeeds or
-// the store is closed.
-func (s *Store) flushUntilDone() error {
+// octx ends.
+func (s *Store) flushUntilDone(octx context.Context) error {
 	pause := 20 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
 		err := s.flush(ctx)
 		cancel()
 		if err == nil {
@@ -725,7 +727,7 @@ func (s *Store) flushUntilDone() error {
 		}
 		select {
 		case <-time.After(pause):
-		case <-s.life.Done():
+		case <-octx.Done():
 			return err
 		}
 		pause = min(2*pause, time.Second)
@@ -735,12 +737,12 @@ func (s *Store) flushUntilDone() error {
 // xactCommitted asks the database whether transaction xid committed,
 // retrying on other connections until it answers "committed" or "aborted"
 // (a transaction still in progress when its connection broke is aborted by
-// the server once it notices) or the store is closed. After a crash, an
+// the server once it notices) or octx ends. After a crash, an
 // asynchronous commit that did not reach the disk reads as aborted.
-func (s *Store) xactCommitted(xid int64) (bool, error) {
+func (s *Store) xactCommitted(octx context.Context, xid int64) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(s.life, 5*time.Second)
+		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
 		var status *string
 		err := s.pool.QueryRow(ctx, "SELECT pg_xact_status($1::text::xid8)", strconv.FormatInt(xid, 10)).Scan(&status)
 		cancel()
@@ -756,7 +758,7 @@ func (s *Store) xactCommitted(xid int64) (bool, error) {
 		}
 		select {
 		case <-time.After(pause):
-		case <-s.life.Done():
+		case <-octx.Done():
 			if err == nil {
 				err = fmt.Errorf("transaction %d still in progress", xid)
 			}
