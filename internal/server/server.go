@@ -340,9 +340,11 @@ func (s *Server) Checkpoint() []byte {
 // recorder's own bound, sessions.DefaultCloseTimeout), the notifications'
 // last deliveries (notify's CloseGrace, alongside), and the log's close
 // (its journal's copy, auditlog.DefaultCloseCopyTimeout). A store that
-// does not answer, and ignores the contexts that should end the wait (a
-// PostgreSQL COMMIT waiting on a table another session holds locked), held
-// Close, and airlock serve's stop, for ever.
+// does not answer, and ignores the contexts that should end the wait, held
+// Close, and airlock serve's stop, for ever: a PostgreSQL COMMIT is ended at
+// pgstore's CommitTimeout (10 s), but the log's batch waits without bound
+// in its other statements (a table another session holds locked) and for
+// the writers' lock, and the log's close runs the batches queued behind.
 const closeBound = 10 * time.Second
 
 // Close stops the service and closes the log and store, within closeBound.

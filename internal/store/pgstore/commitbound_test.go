@@ -1,10 +1,14 @@
 package pgstore
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -18,18 +22,8 @@ import (
 // caller of the batch, as long.
 func TestCommitOutcomeCheckIsBounded(t *testing.T) {
 	ctx := t.Context()
-	dsn := freshDB(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := newSilencer(t, u.Host)
 	const bound = 500 * time.Millisecond
-	s, err := OpenWith(ctx, px.via(t, dsn), Options{OutcomeTimeout: bound})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, px, _ := openProxied(t, Options{OutcomeTimeout: bound})
 
 	tx, err := s.Begin(ctx)
 	if err != nil {
@@ -60,4 +54,130 @@ func TestCommitOutcomeCheckIsBounded(t *testing.T) {
 		<-done
 		t.Fatalf("Commit had not returned 15 s after its connection broke (OutcomeTimeout %v)", bound)
 	}
+}
+
+// TestStuckCommitIsEnded: a COMMIT round trip that waits on a table another
+// session holds locked (the log's, which CommitLogCheckpoint's entries go
+// to ahead of the COMMIT) is ended at CommitTimeout, and its outcome is
+// known at once: the transaction's server process, which had not noticed
+// that its connection was closed, is ended, so the transaction is aborted
+// and Commit reports it failed, not unknown. Nothing of it is committed,
+// not even once the table is unlocked (the process would have run the
+// COMMIT it was sent), and the writers' lock it held is free for the next
+// writer while the table is still locked. The COMMIT used to wait for as
+// long as the table was locked.
+func TestStuckCommitIsEnded(t *testing.T) {
+	ctx := t.Context()
+	const bound = 300 * time.Millisecond
+	s, px, dsn := openProxied(t, Options{CommitTimeout: bound, OutcomeTimeout: 3 * time.Second})
+	// pgx sends a cancel request as it closes a connection whose statement
+	// is in flight, which usually ends the wait on the lock before the
+	// COMMIT runs: that cancel is best effort (fire and forget, on a
+	// connection of its own), here lost.
+	px.dropCancelRequests()
+
+	// The statement is prepared on every connection of the pool first, as
+	// on a replica that has run a few batches: the wait is then the
+	// COMMIT's round trip's, not the statement's preparation.
+	var conns []*pgxpool.Conn
+	for range s.pool.Config().MaxConns {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Conn().Prepare(ctx, "airlock_commit_log_checkpoint", commitLogCheckpointSQL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptx := tx.(*Tx)
+	if err := ptx.PutIdentity(ctx, model.Identity{Name: "stuck", Kind: model.Agent}); err != nil {
+		t.Fatal(err)
+	}
+	lock := lockTables(t, dsn, "log_entries")
+	done := make(chan error, 1)
+	t0 := time.Now()
+	go func() { done <- ptx.CommitLogCheckpoint(logEntries(0, 2), logCheckpoint(2)) }()
+	select {
+	case err := <-done:
+		d := time.Since(t0)
+		t.Logf("Commit returned after %v: %v", d.Round(time.Millisecond), err)
+		if err == nil || errors.Is(err, store.ErrCommitUnknown) {
+			t.Fatalf("a COMMIT stuck on a lock: %v, want it failed (aborted)", err)
+		}
+		if d > bound+3*time.Second {
+			t.Fatalf("Commit took %v, with CommitTimeout %v", d, bound)
+		}
+	case <-time.After(15 * time.Second):
+		lock.Rollback(ctx)
+		<-done
+		t.Fatalf("Commit had not returned 15 s into a wait on a lock (CommitTimeout %v)", bound)
+	}
+
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	next, err := s.Begin(bctx)
+	if err != nil {
+		t.Fatalf("the next writer, with the table still locked: %v (the writers' lock is still held)", err)
+	}
+	if err := next.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Identity(ctx, "stuck"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the failed transaction's identity: %v, want ErrNotFound", err)
+	}
+	if n, err := s.LogSize(ctx); err != nil || n != 0 {
+		t.Fatalf("log size %d (%v), want 0", n, err)
+	}
+}
+
+// openProxied opens a store with o on a fresh schema through a silencer,
+// closed when t ends, and returns it, the proxy and the schema's DSN
+// (direct).
+func openProxied(t *testing.T, o Options) (*Store, *silencer, string) {
+	t.Helper()
+	dsn := freshDB(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := newSilencer(t, u.Host)
+	s, err := OpenWith(t.Context(), px.via(t, dsn), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, px, dsn
+}
+
+// lockTables holds tables locked (ACCESS EXCLUSIVE) from another session
+// of dsn's database until the returned transaction ends.
+func lockTables(t *testing.T, dsn, tables string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := tx.Exec(lctx, "LOCK TABLE "+tables+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

@@ -1,7 +1,9 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -21,6 +23,30 @@ type silencer struct {
 	// unreachable silences every connection from its start (see
 	// unreachableFromNow).
 	unreachable bool
+	// dropCancels closes every connection that carries a cancel request,
+	// unforwarded (see dropCancelRequests).
+	dropCancels bool
+}
+
+// cancelRequest is how a CancelRequest message begins: its length (16)
+// and its code (80877102).
+var cancelRequest = []byte{0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e}
+
+// dropCancelRequests has the proxy drop every cancel request from now on,
+// as one that routes a client's connections to several servers (a load
+// balancer in front of poolers) may send a cancel where the session is
+// not: pgx's cancel of a statement in flight when it closes a connection
+// is then lost.
+func (p *silencer) dropCancelRequests() {
+	p.mu.Lock()
+	p.dropCancels = true
+	p.mu.Unlock()
+}
+
+func (p *silencer) dropsCancels() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropCancels
 }
 
 type silencedConn struct {
@@ -80,7 +106,23 @@ func newSilencer(t *testing.T, target string) *silencer {
 					dst.Close()
 				}
 			}
-			wg.Go(func() { pipe(server, client) })
+			wg.Go(func() {
+				if p.dropsCancels() {
+					// A connection's first 8 bytes say what it is.
+					head := make([]byte, 8)
+					if _, err := io.ReadFull(client, head); err != nil || bytes.Equal(head, cancelRequest) {
+						client.Close()
+						server.Close()
+						return
+					}
+					if _, err := server.Write(head); err != nil {
+						client.Close()
+						server.Close()
+						return
+					}
+				}
+				pipe(server, client)
+			})
 			wg.Go(func() { pipe(client, server) })
 			t.Cleanup(func() { client.Close(); server.Close() })
 		}

@@ -75,15 +75,28 @@
 // their statement (airlock_log_conflict), so the server skips the COMMIT
 // and nothing of the transaction is committed.
 //
-// A COMMIT whose answer is lost (the connection broke, the server restarted)
-// may have committed or not. Commit then asks the database, on another
-// connection, for the transaction's status (pg_xact_status of the id Begin
-// recorded), retrying until the database answers: it returns nil if the
-// transaction committed and an error only if it did not, so a batch the
-// audit log reports as failed never appears in the log later.
-// (pgx cancels the statement in flight when its connection breaks, so a
+// A COMMIT whose answer is lost (the connection broke, the server restarted,
+// or no answer came within Options.CommitTimeout, 10 s by default, and the
+// connection was closed) may have committed or not. Commit then asks the
+// database, on another connection, for the transaction's status
+// (pg_xact_status of the id Begin recorded), retrying until the database
+// answers: it returns nil if the transaction committed and an error only if
+// it did not, so a batch the audit log reports as failed never appears in
+// the log later. (pgx cancels the statement in flight as it closes a connection, so a
 // pipeline the server had not finished usually ends aborted; the status
-// tells either way.) Once the transaction is over, a flush runs, and then
+// tells either way.) That cancel is best effort, though (a request on a
+// connection of its own, which a load balancer may route to another
+// server, or which may arrive between two statements), and a server
+// process does not notice that its client is gone while it waits (on a
+// lock, on a synchronous standby): it would run the COMMIT it was sent
+// once the wait ends. While the status says "in progress", Commit
+// therefore ends the process still running the transaction
+// (pg_terminate_backend, which a role may do to its own sessions), so that
+// the transaction ends now, aborted unless its COMMIT had run, and the
+// status is final. That also frees the writers' lock it held, for the
+// other replicas.
+//
+// Once the transaction is over, a flush runs, and then
 // the outcome is read again: for a transaction that stored a checkpoint
 // (every batch of the audit log), from the log itself (is its checkpoint
 // there?), because after a crash the transaction id of a commit that never
@@ -146,11 +159,32 @@ type Store struct {
 // Options are the store's bounds on waiting for a database that does not
 // answer. A zero field takes its default.
 type Options struct {
+	// CommitTimeout bounds Commit's round trip (the COMMIT and the flush
+	// after it, with CommitLogCheckpoint's entries ahead of them), and
+	// Rollback's. Past it the connection is closed, and Commit learns the
+	// outcome as it does when a connection breaks. Zero means
+	// DefaultCommitTimeout.
+	CommitTimeout time.Duration
 	// OutcomeTimeout bounds the outcome check that follows a COMMIT
 	// whose answer was lost: past it, Commit returns an error wrapping
 	// store.ErrCommitUnknown. Zero means DefaultOutcomeTimeout.
 	OutcomeTimeout time.Duration
 }
+
+// DefaultCommitTimeout is the default Options.CommitTimeout. A healthy
+// COMMIT round trip takes milliseconds, a few hundred of them with a
+// synchronous standby across a WAN or a checkpoint's fsyncs. Until its COMMIT is done a
+// writer holds the writers' lock that every replica's writes wait on, and
+// every replica's log reports itself stalled after auditlog.StallAfter
+// (5 s) of it (/readyz fails): twice that leaves a loaded database room,
+// and ends what is not slow but stuck (a COMMIT behind a table someone
+// holds locked, a synchronous standby that is gone, a connection that
+// stopped forwarding) before the callers waiting on the batch, whose calls
+// are held until their records are durable, time out on their own. The
+// transaction is not simply left to the server then: the
+// outcome check ends its server process (see xactCommitted), so that its
+// outcome is known and the writers' lock is free for the other replicas.
+const DefaultCommitTimeout = 10 * time.Second
 
 // DefaultOutcomeTimeout is the default Options.OutcomeTimeout. The check
 // it bounds is there to ride out a PostgreSQL restart (crash recovery) or
@@ -158,8 +192,7 @@ type Options struct {
 // common setups (a managed database's failover, one to two): through
 // those the outcome is learned exactly. The replica's writer waits for it
 // meanwhile, and with it every caller of the batch and every write queued
-// behind it, so it cannot wait for ever; a minute is about as long as a
-// gateway's client waits for an answer anyway. Past it the outcome is
+// behind it, so it cannot wait for ever. Past it the outcome is
 // reported unknown: the callers are told their batch failed (it may be in
 // the log nonetheless), and the next batch, under the writers' lock,
 // continues from whatever the log holds.
@@ -175,6 +208,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 
 // OpenWith is Open with the bounds of o.
 func OpenWith(ctx context.Context, dsn string, o Options) (*Store, error) {
+	o.CommitTimeout = cmp.Or(o.CommitTimeout, DefaultCommitTimeout)
 	o.OutcomeTimeout = cmp.Or(o.OutcomeTimeout, DefaultOutcomeTimeout)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {

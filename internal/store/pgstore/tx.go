@@ -498,7 +498,11 @@ func (t *Tx) finish(what string, end func(context.Context) error) error {
 	}
 	t.done = true
 	defer func() { t.s.writer <- struct{}{} }()
-	if err := end(context.Background()); err != nil {
+	// Bounded: past CommitTimeout pgx closes the connection, and Commit
+	// learns the outcome on others.
+	ctx, cancel := context.WithTimeout(context.Background(), t.s.opts.CommitTimeout)
+	defer cancel()
+	if err := end(ctx); err != nil {
 		return fmt.Errorf("pgstore: %s: %w", what, err)
 	}
 	return nil
@@ -622,9 +626,10 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 	if err == nil {
 		return nil
 	}
-	// The COMMIT's answer or the flush failed: learn the outcome, and make
-	// a commit durable before reporting it, on other connections (this one
-	// is broken, or no longer trusted), within OutcomeTimeout.
+	// The COMMIT's answer or the flush failed, or did not come within
+	// CommitTimeout: learn the outcome, and make a commit durable before
+	// reporting it, on other connections (this one is broken, or no
+	// longer trusted), within OutcomeTimeout.
 	t.abandon()
 	octx, cancel := context.WithTimeout(t.s.life, t.s.opts.OutcomeTimeout)
 	defer cancel()
@@ -755,6 +760,14 @@ func (s *Store) xactCommitted(octx context.Context, xid int64) (bool, error) {
 			// A database restored or failed over to a point before the
 			// transaction: it is not in this database's history.
 			return false, nil
+		case err == nil && status != nil && *status == "in progress":
+			// Its connection is closed on this side, but its server
+			// process has not noticed (pgx's cancel of the statement in
+			// flight is best effort): it waits (on a lock, a standby),
+			// and would still run the COMMIT it was sent once the wait
+			// ends. Ended, it ends the transaction: aborted, unless the
+			// COMMIT had run.
+			s.endXact(octx, xid)
 		}
 		select {
 		case <-time.After(pause):
@@ -766,6 +779,24 @@ func (s *Store) xactCommitted(octx context.Context, xid int64) (bool, error) {
 		}
 		pause = min(2*pause, time.Second)
 	}
+}
+
+// endXactSQL ends the server process running transaction $1, if one still
+// does (never the asking session's own). The process is found by the
+// transaction's id, unique among running transactions, not by the pid its
+// connection was given: a pooler in front of the database (pgbouncer)
+// gives its own.
+const endXactSQL = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE backend_xid = xid($1::text::xid8) AND pid <> pg_backend_pid()`
+
+// endXact ends the server process still running transaction xid, whose
+// connection Commit gave up on. A failure (the database out of reach, a
+// role not allowed to) leaves the transaction to end on its own:
+// xactCommitted goes on asking.
+func (s *Store) endXact(octx context.Context, xid int64) {
+	ctx, cancel := context.WithTimeout(octx, 5*time.Second)
+	defer cancel()
+	_, _ = s.pool.Exec(ctx, endXactSQL, strconv.FormatInt(xid, 10))
 }
 
 // isFutureXid reports whether err is pg_xact_status refusing a transaction
