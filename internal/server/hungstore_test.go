@@ -15,13 +15,15 @@ import (
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // TestCloseWithAHungPostgresStore: a PostgreSQL store that stops answering
 // (here another session holds the log's and the sessions' tables locked)
 // does not hold the server's Close for ever: the sessions recorder's last
 // writes are cancelled at their bound, and what still waits on the store
-// (the log's batch in flight, whose COMMIT waits on the lock) is left
+// (the log's batch in flight, whose COMMIT waits on the lock until
+// pgstore's CommitTimeout, and the batches queued behind it) is left
 // behind at closeBound, as a crash would leave it. Nothing durable is
 // lost: after a restart, the session left open is ended from its logged
 // calls, its summary counting every one of them.
@@ -43,7 +45,7 @@ func TestCloseWithAHungPostgresStore(t *testing.T) {
 		}
 	}
 
-	tx := lockSessionTables(t, dsn)
+	tx := testenv.LockPostgresTables(t, dsn, "log_entries, sessions")
 	// A result for the recorder to log, which the store holds.
 	res := get
 	res.Kind, res.Status, res.BytesOut = "result", "200", 10
@@ -142,7 +144,7 @@ func TestCloseDeliversNotificationsAlongside(t *testing.T) {
 	if err := gatewaytest.Record(ctx, ses, get); err != nil {
 		t.Fatal(err)
 	}
-	tx := lockSessionTables(t, dsn)
+	tx := testenv.LockPostgresTables(t, dsn, "log_entries, sessions")
 	res := get
 	res.Kind, res.Status = "result", "200"
 	if err := gatewaytest.Record(ctx, ses, res); err != nil {
@@ -170,27 +172,6 @@ func TestCloseDeliversNotificationsAlongside(t *testing.T) {
 	}
 	<-closed
 	endProcess(t, tx)
-}
-
-// lockSessionTables holds the log's and the sessions' tables locked from
-// another session of dsn's database, as a person's LOCK TABLE (or a
-// migration) would: every write of the log and every session row waits.
-func lockSessionTables(t *testing.T, dsn string) pgx.Tx {
-	t.Helper()
-	ctx := context.Background()
-	other, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Close(ctx) })
-	tx, err := other.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE log_entries, sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	return tx
 }
 
 // endProcess ends the connections of a server left behind by Close, as

@@ -49,3 +49,29 @@ func PostgresDatabase(t testing.TB, admin, prefix string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// LockPostgresTables holds tables (a comma-separated list) of dsn's
+// database locked ACCESS EXCLUSIVE from a session of its own, as a
+// person's LOCK TABLE or a migration would, until the returned transaction
+// ends (or t does): every statement on them waits, which is how the tests
+// make a PostgreSQL store that stops answering.
+func LockPostgresTables(t testing.TB, dsn, tables string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounded: a lock the test's own store holds would otherwise hang it.
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := tx.Exec(lctx, "LOCK TABLE "+tables+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // TestCommitOutcomeCheckIsBounded: a COMMIT whose connection breaks while
@@ -101,7 +101,7 @@ func TestStuckCommitIsEnded(t *testing.T) {
 	if err := ptx.PutIdentity(ctx, model.Identity{Name: "stuck", Kind: model.Agent}); err != nil {
 		t.Fatal(err)
 	}
-	lock := lockTables(t, dsn, "log_entries")
+	lock := testenv.LockPostgresTables(t, dsn, "log_entries")
 	done := make(chan error, 1)
 	t0 := time.Now()
 	go func() { done <- ptx.CommitLogCheckpoint(logEntries(0, 2), logCheckpoint(2)) }()
@@ -158,26 +158,4 @@ func openProxied(t *testing.T, o Options) (*Store, *silencer, string) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, px, dsn
-}
-
-// lockTables holds tables locked (ACCESS EXCLUSIVE) from another session
-// of dsn's database until the returned transaction ends.
-func lockTables(t *testing.T, dsn, tables string) pgx.Tx {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := tx.Exec(lctx, "LOCK TABLE "+tables+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	return tx
 }

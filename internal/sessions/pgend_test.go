@@ -1,0 +1,108 @@
+package sessions
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/gateway"
+	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/pgstore"
+	"github.com/airlock-dev/airlock/internal/testenv"
+)
+
+// TestEndOnAStuckPostgresCommit: a session's End on a PostgreSQL store
+// shared by replicas, whose COMMIT waits on a table another session holds
+// locked (the log's), returns with an error at the store's CommitTimeout.
+// It used to wait for as long as the table was locked: a gateway's
+// handler ending its session during a stop was left behind on it. The end
+// is neither lost nor written twice: the store ended the transaction, so
+// nothing of it was committed, and the recorder writes the end once the
+// store answers (here at Close), one session.ended entry, the row ended.
+func TestEndOnAStuckPostgresCommit(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDatabase(t, testenv.PostgresDSN(t), "sessions_pgend")
+	const bound = 300 * time.Millisecond
+	st, err := pgstore.OpenWith(ctx, dsn, pgstore.Options{CommitTimeout: bound, OutcomeTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	signer, verifier, err := auditlog.LoadOrCreateKey(t.TempDir(), "airlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := auditlog.Open(ctx, st, signer, auditlog.Options{Origin: "airlock/sessions-test", Rows: review.StoreRows,
+		Shared: true, Verifier: verifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	g := grant("g_1")
+	at := time.Now().UTC()
+	if err := l.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
+		return []auditlog.Event{{Type: "grant.approved", Time: at, GrantID: g.ID, Actor: "alice"}},
+			tx.CreateGrant(ctx, model.Grant{ID: g.ID, Identity: g.Identity, Target: g.Target, Status: model.Active,
+				RequestedAt: at, ExpiresAt: at.Add(time.Hour)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := New(Options{Log: l, Store: st, Now: func() time.Time { return time.Now().UTC() }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := rec.Start(ctx, g, "s_1", "127.0.0.1:5000 psql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.Request(ctx, gateway.Call{Action: "pg:select", Resource: "public.events", Allowed: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	lock := testenv.LockPostgresTables(t, dsn, "log_entries")
+	ended := make(chan error, 1)
+	t0 := time.Now()
+	go func() { ended <- ses.End(ctx) }()
+	select {
+	case err := <-ended:
+		d := time.Since(t0)
+		t.Logf("End returned after %v: %v", d.Round(time.Millisecond), err)
+		if err == nil {
+			t.Fatal("End succeeded with the log's table locked")
+		}
+		if d > bound+3*time.Second {
+			t.Fatalf("End took %v, with the store's CommitTimeout %v", d, bound)
+		}
+	case <-time.After(15 * time.Second):
+		lock.Rollback(ctx)
+		<-ended
+		t.Fatalf("End had not returned 15 s into the store's wait (CommitTimeout %v)", bound)
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rec.Close() // retries the end, once
+	row, err := st.Session(ctx, "s_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.EndedAt.IsZero() || row.Calls != 1 {
+		t.Fatalf("the session's row after the retried end: %+v", row)
+	}
+	es, err := st.LogEntries(ctx, store.LogFilter{SessionID: "s_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := types(es), "session.started session.call session.ended"; got != want {
+		t.Fatalf("the session's entries: %q, want %q", got, want)
+	}
+	if n := strings.Count(types(es), "session.ended"); n != 1 {
+		t.Fatalf("%d session.ended entries", n)
+	}
+}
