@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/testenv"
@@ -158,4 +160,45 @@ func openProxied(t *testing.T, o Options) (*Store, *silencer, string) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, px, dsn
+}
+
+// TestEndXactMatchesItsProcess: the outcome check ends a server process
+// only if it is the one that ran the transaction and still runs it. After
+// a crash, a transaction id that never reached the disk may be given
+// again, to another session: that session, running "our" transaction id
+// under another pid, is not ended for it; the process that does run it
+// is.
+func TestEndXactMatchesItsProcess(t *testing.T) {
+	ctx := t.Context()
+	s, dsn := openFresh(t)
+	conn := func() (*pgx.Conn, pgx.Tx, int64, int32) {
+		t.Helper()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var xid int64
+		var pid int32
+		if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint, pg_backend_pid()").Scan(&xid, &pid); err != nil {
+			t.Fatal(err)
+		}
+		return c, tx, xid, pid
+	}
+	_, _, _, otherPid := conn() // a live process of the same role
+	c, tx, xid, pid := conn()   // the session now running xid
+	s.endXact(ctx, xid, otherPid)
+	if err := tx.Commit(ctx); err != nil || c.IsClosed() {
+		t.Fatalf("the session running the transaction id under another pid was ended: %v", err)
+	}
+
+	c, tx, xid, pid = conn()
+	s.endXact(ctx, xid, pid)
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("the process running the transaction was not ended")
+	}
 }

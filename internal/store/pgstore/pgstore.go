@@ -91,7 +91,10 @@
 // lock, on a synchronous standby): it would run the COMMIT it was sent
 // once the wait ends. While the status says "in progress", Commit
 // therefore ends the process still running the transaction
-// (pg_terminate_backend, which a role may do to its own sessions), so that
+// (pg_terminate_backend, which a role may do to its own sessions; the
+// process is matched by its pid and the transaction's id, both recorded by
+// Begin, so that a session given the same transaction id again after a
+// crash is never ended for it), so that
 // the transaction ends now, aborted unless its COMMIT had run, and the
 // status is final. That also frees the writers' lock it held, for the
 // other replicas.
@@ -340,7 +343,7 @@ func (s *Store) begin(ctx context.Context) (*Tx, error) {
 	br := conn.SendBatch(ctx, b)
 	_, err = br.Exec()
 	if err == nil {
-		err = br.QueryRow().Scan(&t.xid)
+		err = br.QueryRow().Scan(&t.xid, &t.pid)
 	}
 	if err == nil {
 		t.head, err = scanCheckpoint(br.QueryRow())
@@ -370,8 +373,9 @@ const beginTxSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 // beginSQL is a write transaction's first statement: it waits for the
 // writers' lock, makes the COMMIT asynchronous (see Commit) and returns the
-// transaction's id.
-const beginSQL = `SELECT pg_current_xact_id()::text::bigint
+// transaction's id and its server process's (the server's, even behind a
+// pooler that hands out pids of its own).
+const beginSQL = `SELECT pg_current_xact_id()::text::bigint, pg_backend_pid()
 	FROM (SELECT pg_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)) l`
 
 // flushSQL is a transaction of its own that writes WAL and commits at the

@@ -33,6 +33,7 @@ type Tx struct {
 	// before and after it (pgx.Tx would spend a round trip of its own).
 	tx   *pgxpool.Conn
 	xid  int64 // the transaction's id (pg_current_xact_id)
+	pid  int32 // its server process's id (pg_backend_pid)
 	done bool
 	// released is set once tx is back in the pool.
 	released bool
@@ -633,7 +634,7 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 	t.abandon()
 	octx, cancel := context.WithTimeout(t.s.life, t.s.opts.OutcomeTimeout)
 	defer cancel()
-	committed, rerr := t.s.xactCommitted(octx, t.xid)
+	committed, rerr := t.s.xactCommitted(octx, t.xid, t.pid)
 	if rerr != nil {
 		return fmt.Errorf("%w: %w (and asking for its outcome: %v)", store.ErrCommitUnknown, err, rerr)
 	}
@@ -664,7 +665,7 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 		}
 		return nil
 	}
-	committed, rerr = t.s.xactCommitted(octx, t.xid)
+	committed, rerr = t.s.xactCommitted(octx, t.xid, t.pid)
 	if rerr != nil {
 		return fmt.Errorf("%w: %w (and asking for its outcome again: %v)", store.ErrCommitUnknown, err, rerr)
 	}
@@ -739,12 +740,13 @@ func (s *Store) flushUntilDone(octx context.Context) error {
 	}
 }
 
-// xactCommitted asks the database whether transaction xid committed,
-// retrying on other connections until it answers "committed" or "aborted"
-// (a transaction still in progress when its connection broke is aborted by
-// the server once it notices) or octx ends. After a crash, an
-// asynchronous commit that did not reach the disk reads as aborted.
-func (s *Store) xactCommitted(octx context.Context, xid int64) (bool, error) {
+// xactCommitted asks the database whether transaction xid, run by server
+// process pid, committed, retrying on other connections until it answers
+// "committed" or "aborted" (a transaction still in progress when its
+// connection broke is aborted by the server once it notices, or ended) or
+// octx ends. After a crash, an asynchronous commit that did not reach the
+// disk reads as aborted.
+func (s *Store) xactCommitted(octx context.Context, xid int64, pid int32) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
@@ -767,7 +769,7 @@ func (s *Store) xactCommitted(octx context.Context, xid int64) (bool, error) {
 			// and would still run the COMMIT it was sent once the wait
 			// ends. Ended, it ends the transaction: aborted, unless the
 			// COMMIT had run.
-			s.endXact(octx, xid)
+			s.endXact(octx, xid, pid)
 		}
 		select {
 		case <-time.After(pause):
@@ -781,22 +783,22 @@ func (s *Store) xactCommitted(octx context.Context, xid int64) (bool, error) {
 	}
 }
 
-// endXactSQL ends the server process running transaction $1, if one still
-// does (never the asking session's own). The process is found by the
-// transaction's id, unique among running transactions, not by the pid its
-// connection was given: a pooler in front of the database (pgbouncer)
-// gives its own.
+// endXactSQL ends server process $2 if it still runs transaction $1. Both
+// must match: after a crash a transaction id that never reached the disk
+// may be given again, to another session, which must not be ended for it
+// (nor may a pid the system gave again). Behind a pooler the pid is still
+// the server's (beginSQL).
 const endXactSQL = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-	WHERE backend_xid = xid($1::text::xid8) AND pid <> pg_backend_pid()`
+	WHERE pid = $2 AND backend_xid = xid($1::text::xid8) AND pid <> pg_backend_pid()`
 
-// endXact ends the server process still running transaction xid, whose
+// endXact ends server process pid if it still runs transaction xid, whose
 // connection Commit gave up on. A failure (the database out of reach, a
 // role not allowed to) leaves the transaction to end on its own:
 // xactCommitted goes on asking.
-func (s *Store) endXact(octx context.Context, xid int64) {
+func (s *Store) endXact(octx context.Context, xid int64, pid int32) {
 	ctx, cancel := context.WithTimeout(octx, 5*time.Second)
 	defer cancel()
-	_, _ = s.pool.Exec(ctx, endXactSQL, strconv.FormatInt(xid, 10))
+	_, _ = s.pool.Exec(ctx, endXactSQL, strconv.FormatInt(xid, 10), pid)
 }
 
 // isFutureXid reports whether err is pg_xact_status refusing a transaction
