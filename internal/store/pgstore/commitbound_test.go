@@ -202,3 +202,37 @@ func TestEndXactMatchesItsProcess(t *testing.T) {
 		t.Fatal("the process running the transaction was not ended")
 	}
 }
+
+// TestSlowFlushIsWaitedFor: a flush slower than CommitTimeout (the wait
+// for the disk, or with remote_apply for a synchronous standby's replay,
+// which may lag by up to 30 s) is cut in the COMMIT's round trip, and the
+// outcome check's flushes, each given twice as long as the one before,
+// get it done: Commit succeeds. With every try bounded alike (5 s) a
+// flush slower than that never succeeded, and Commit said the outcome was
+// unknown, where before the COMMIT's round trip was bounded it waited.
+func TestSlowFlushIsWaitedFor(t *testing.T) {
+	ctx := t.Context()
+	s, err := OpenWith(ctx, freshDB(t), Options{CommitTimeout: 300 * time.Millisecond, OutcomeTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	// A flush of 0.5 s, tries from 0.2 s (attemptTimeout is 5 s).
+	s.flushSQL = "SELECT pg_sleep(0.5), pg_logical_emit_message(true, 'airlock', '')"
+	s.attemptTimeout = 200 * time.Millisecond
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PutIdentity(ctx, model.Identity{Name: "slow", Kind: model.Agent}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("Commit with a flush of 0.5 s: %v", err)
+	}
+	t.Logf("Commit took %v", time.Since(t0).Round(time.Millisecond))
+	if _, err := s.Identity(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+}

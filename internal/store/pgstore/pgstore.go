@@ -157,7 +157,17 @@ type Store struct {
 	closing context.CancelFunc
 	// opts holds the bounds on waiting for the database (defaults filled).
 	opts Options
+	// attemptTimeout bounds each try of the outcome check's statements
+	// (attemptTimeout, or less in tests).
+	attemptTimeout time.Duration
+	// flushSQL is the flush statement (flushSQL, or a slower one in tests).
+	flushSQL string
 }
+
+// attemptTimeout bounds one try of a statement of Commit's outcome check
+// on a connection: one that does not answer by then is taken for broken,
+// and the next try gets another.
+const attemptTimeout = 5 * time.Second
 
 // Options are the store's bounds on waiting for a database that does not
 // answer. A zero field takes its default.
@@ -242,7 +252,7 @@ func OpenWith(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
-	s := &Store{pool: pool, writer: make(chan struct{}, 1), opts: o}
+	s := &Store{pool: pool, writer: make(chan struct{}, 1), opts: o, attemptTimeout: attemptTimeout, flushSQL: flushSQL}
 	s.life, s.closing = context.WithCancel(context.Background())
 	s.writer <- struct{}{}
 	if err := s.init(ctx); err != nil {

@@ -583,7 +583,7 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 		b.ExecStatement(first.sd, first.params, binaryFormats, nil)
 	}
 	b.ExecParams("COMMIT", nil, nil, nil, nil)
-	b.ExecParams(flushSQL, nil, nil, nil, nil)
+	b.ExecParams(t.s.flushSQL, nil, nil, nil, nil)
 	mrr := t.tx.Conn().PgConn().ExecBatch(ctx, b)
 	next := func() (pgconn.CommandTag, error) {
 		if !mrr.NextResult() {
@@ -681,7 +681,7 @@ func (t *Tx) commit(ctx context.Context, first *firstStmt) error {
 func (s *Store) checkpointStored(octx context.Context, c store.Checkpoint) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(octx, s.attemptTimeout)
 		var found bool
 		err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM log_checkpoints WHERE size = $1 AND note = $2)", c.Size, c.Note).Scan(&found)
 		cancel()
@@ -714,18 +714,24 @@ func isLogConflict(err error) bool {
 
 // flush waits until every commit so far is durable (see flushSQL).
 func (s *Store) flush(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, flushSQL); err != nil {
+	if _, err := s.pool.Exec(ctx, s.flushSQL); err != nil {
 		return fmt.Errorf("flushing the commit: %w", err)
 	}
 	return nil
 }
 
 // flushUntilDone retries flush, on other connections, until it succeeds or
-// octx ends.
+// octx ends. Each try may take twice as long as the one before: a flush
+// that is slow rather than stuck (with remote_apply, a synchronous
+// standby's replay, which may lag by its max_standby_streaming_delay, 30 s
+// by default) then gets done, where tries of attemptTimeout each never
+// would, and a connection that broke silently still costs only a short
+// first try. The flush in the COMMIT's round trip is cut at CommitTimeout
+// already.
 func (s *Store) flushUntilDone(octx context.Context) error {
-	pause := 20 * time.Millisecond
+	pause, try := 20*time.Millisecond, s.attemptTimeout
 	for {
-		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(octx, try)
 		err := s.flush(ctx)
 		cancel()
 		if err == nil {
@@ -736,7 +742,7 @@ func (s *Store) flushUntilDone(octx context.Context) error {
 		case <-octx.Done():
 			return err
 		}
-		pause = min(2*pause, time.Second)
+		pause, try = min(2*pause, time.Second), 2*try
 	}
 }
 
@@ -749,7 +755,7 @@ func (s *Store) flushUntilDone(octx context.Context) error {
 func (s *Store) xactCommitted(octx context.Context, xid int64, pid int32) (bool, error) {
 	pause := 20 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(octx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(octx, s.attemptTimeout)
 		var status *string
 		err := s.pool.QueryRow(ctx, "SELECT pg_xact_status($1::text::xid8)", strconv.FormatInt(xid, 10)).Scan(&status)
 		cancel()
@@ -796,7 +802,7 @@ const endXactSQL = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 // role not allowed to) leaves the transaction to end on its own:
 // xactCommitted goes on asking.
 func (s *Store) endXact(octx context.Context, xid int64, pid int32) {
-	ctx, cancel := context.WithTimeout(octx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(octx, s.attemptTimeout)
 	defer cancel()
 	_, _ = s.pool.Exec(ctx, endXactSQL, strconv.FormatInt(xid, 10), pid)
 }
