@@ -55,56 +55,56 @@ func scanHeaders(h http.Header) (headers, error) {
 			continue
 		}
 		name := k[6:]
-		switch {
-		case strings.EqualFold(name, "copy-source"):
+		switch amzKindOf(name) {
+		case amzCopySource:
 			if len(vs) > 1 || out.hasCopySource {
 				return out, s3err.New(s3err.InvalidArgument, "x-amz-copy-source is given more than once")
 			}
 			out.copySource, out.hasCopySource = vs[0], true
-		case strings.EqualFold(name, "copy-source-range"):
+		case amzCopySourceRange:
 			out.copySourceRange = vs[0]
-		case strings.EqualFold(name, "acl"):
+		case amzACL:
 			// Its presence alone asks for the ACL action: a first value
 			// of "" must not hide a second one the upstream may read.
 			if len(vs) > 1 || vs[0] == "" || out.acl != "" && out.acl != "grant" {
 				return out, s3err.New(s3err.InvalidArgument, "x-amz-acl is empty or given more than once")
 			}
 			out.acl = vs[0]
-		case len(name) > 6 && strings.EqualFold(name[:6], "grant-"):
+		case amzGrant:
 			if out.acl == "" {
 				out.acl = "grant"
 			}
 			out.grants = setParam(out.grants, "grant_"+name[6:], vs)
-		case strings.EqualFold(name, "tagging"):
+		case amzTagging:
 			out.tagging, out.hasTagging = vs[0], true
-		case strings.EqualFold(name, "object-lock-mode"), strings.EqualFold(name, "object-lock-retain-until-date"):
+		case amzLock:
 			out.retention = true
 			out.lock = setParam(out.lock, name, vs)
-		case strings.EqualFold(name, "object-lock-legal-hold"):
+		case amzLegalHold:
 			out.legalHold = true
 			out.lock = setParam(out.lock, name, vs)
-		case strings.EqualFold(name, "bypass-governance-retention"):
+		case amzBypass:
 			for _, v := range vs {
 				if !strings.EqualFold(strings.TrimSpace(v), "false") {
 					out.bypass = true
 				}
 			}
-		case strings.EqualFold(name, "bucket-object-lock-enabled"):
+		case amzBucketLock:
 			for _, v := range vs {
 				if !strings.EqualFold(strings.TrimSpace(v), "false") {
 					out.objectLockEnabled = true
 				}
 			}
-		case strings.EqualFold(name, "object-ownership"):
+		case amzOwnership:
 			if len(vs) > 1 || vs[0] == "" || out.objectOwnership != "" {
 				return out, s3err.New(s3err.InvalidArgument, "x-amz-object-ownership is empty or given more than once")
 			}
 			out.objectOwnership = vs[0]
-		case strings.EqualFold(name, "rename-source"):
+		case amzRename:
 			out.rename = true
-		case strings.EqualFold(name, "object-attributes"):
+		case amzObjectAttrs:
 			out.objectAttrs = strings.Join(vs, ",")
-		case strings.EqualFold(name, "mfa"):
+		case amzMFA:
 			serials := make([]string, 0, len(vs))
 			for _, v := range vs {
 				serial, _, _ := strings.Cut(strings.TrimSpace(v), " ")
@@ -117,6 +117,84 @@ func scanHeaders(h http.Header) (headers, error) {
 		}
 	}
 	return out, nil
+}
+
+// amzKind is which of the headers scanHeaders reads an x-amz-* header is.
+type amzKind uint8
+
+const (
+	amzOther amzKind = iota
+	amzCopySource
+	amzCopySourceRange
+	amzACL
+	amzGrant // x-amz-grant-*
+	amzTagging
+	amzLock // x-amz-object-lock-mode, -retain-until-date
+	amzLegalHold
+	amzBypass
+	amzBucketLock
+	amzOwnership
+	amzRename
+	amzObjectAttrs
+	amzMFA
+)
+
+// amzKinds are the names scanHeaders reads, after "x-amz-", lower case.
+var amzKinds = map[string]amzKind{
+	"copy-source": amzCopySource, "copy-source-range": amzCopySourceRange, "acl": amzACL,
+	"tagging": amzTagging, "object-lock-mode": amzLock, "object-lock-retain-until-date": amzLock,
+	"object-lock-legal-hold": amzLegalHold, "bypass-governance-retention": amzBypass,
+	"bucket-object-lock-enabled": amzBucketLock, "object-ownership": amzOwnership,
+	"rename-source": amzRename, "object-attributes": amzObjectAttrs, "mfa": amzMFA,
+}
+
+// amzKindOf names what an x-amz-* header is (name is what follows
+// "x-amz-"), matching as strings.EqualFold does. An ASCII name (every
+// name Go's server passes on) is lowered on the stack and looked up once,
+// where a chain of strings.EqualFold against every name cost each of a
+// request's x-amz-* headers a comparison per case; any other name is
+// matched by strings.EqualFold itself, whose Unicode folding ("K" for "k")
+// an ASCII comparison would miss.
+func amzKindOf(name string) amzKind {
+	var buf [32]byte
+	if lower, ok := appendLowerASCII(buf[:0], name); ok {
+		if k, ok := amzKinds[string(lower)]; ok {
+			return k
+		}
+		if len(lower) > 6 && string(lower[:6]) == "grant-" {
+			return amzGrant
+		}
+		return amzOther
+	}
+	for n, k := range amzKinds {
+		if strings.EqualFold(name, n) {
+			return k
+		}
+	}
+	if len(name) > 6 && strings.EqualFold(name[:6], "grant-") {
+		return amzGrant
+	}
+	return amzOther
+}
+
+// appendLowerASCII appends s in lower case to b if s is ASCII and fits
+// b's capacity without growing it (so that b can be a stack array); ok
+// is false otherwise.
+func appendLowerASCII(b []byte, s string) (_ []byte, ok bool) {
+	if len(s) > cap(b)-len(b) {
+		return b, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return b, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b, true
 }
 
 // maxMFASerial bounds a recorded MFA device serial (an ARN for a
