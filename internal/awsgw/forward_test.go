@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -194,5 +195,61 @@ func TestKnownPrunes(t *testing.T) {
 	k.mu.Unlock()
 	if k.get("OLD") != nil || k.get("RECENT") == nil || k.get("LIVE") == nil {
 		t.Fatalf("after pruning: old=%v recent=%v live=%v", k.get("OLD") != nil, k.get("RECENT") != nil, k.get("LIVE") != nil)
+	}
+}
+
+// canonicalHeaderKey returns what textproto.CanonicalMIMEHeaderKey
+// returns, for keys already canonical (its fast path) and for every other
+// kind: lower or mixed case, a byte outside a token before or after a
+// letter out of case, non-ASCII, empty.
+func TestCanonicalHeaderKeyMatchesTextproto(t *testing.T) {
+	for _, k := range []string{"", "-", "a", "A", "Host", "X-Amz-Date", "x-amz-date", "X-AMZ-DATE", "X-Amz-date",
+		"Amz-Sdk-Invocation-Id", "X_amz_copy_source", "X-Amz-Meta-Key_name", "x amz", "X Amz", "X-Amz-Caf\u00e9",
+		"caf\u00e9-x", "X-\u212a", "X-Amz-Date ", " X-Amz-Date", "A-B-C-", "--a", "Content-MD5", "X-Amz-Meta-1a",
+		"X-Amz-Meta-a1", "Www-Authenticate", "X:y", "X-Amz-Date\r\n"} {
+		if got, want := canonicalHeaderKey(k), textproto.CanonicalMIMEHeaderKey(k); got != want {
+			t.Errorf("canonicalHeaderKey(%q) = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// Every key of up to four bytes from an alphabet of letters in both
+// cases, '-', token and non-token bytes and a non-ASCII one.
+func TestCanonicalHeaderKeyShortKeys(t *testing.T) {
+	alphabet := []byte("aAzZ-_0: \x7f\xc3")
+	var try func(k []byte)
+	try = func(k []byte) {
+		if got, want := canonicalHeaderKey(string(k)), textproto.CanonicalMIMEHeaderKey(string(k)); got != want {
+			t.Fatalf("canonicalHeaderKey(%q) = %q, want %q", k, got, want)
+		}
+		if len(k) == 4 {
+			return
+		}
+		for _, c := range alphabet {
+			try(append(k, c))
+		}
+	}
+	try(nil)
+}
+
+// BenchmarkCanonicalHeaderKey checks the keys of an SDK's GetObject, as
+// upstreamHeader does on every call: textproto's function, then the
+// gateway's.
+func BenchmarkCanonicalHeaderKey(b *testing.B) {
+	keys := []string{"Accept-Encoding", "Amz-Sdk-Invocation-Id", "Amz-Sdk-Request", "Authorization",
+		"User-Agent", "X-Amz-Content-Sha256", "X-Amz-Date", "X-Amz-Security-Token"}
+	for _, f := range []struct {
+		name string
+		f    func(string) string
+	}{{"textproto", textproto.CanonicalMIMEHeaderKey}, {"gateway", canonicalHeaderKey}} {
+		b.Run(f.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, k := range keys {
+					if f.f(k) != k {
+						b.Fatal(k)
+					}
+				}
+			}
+		})
 	}
 }
