@@ -198,12 +198,15 @@ func readQuery(sql string) bool {
 	return read
 }
 
+// intoWord is hasInto's first test, in one pass (foldset.go).
+var intoWord = newFoldSet(false, "into")
+
 // hasInto reports whether sql holds the keyword INTO outside literals,
 // quoted identifiers and comments, with either reading of backslashes in
 // plain literals. INTO is reserved, so such a word is the keyword; in a
 // statement that begins with a read keyword it can only be SELECT … INTO.
 func hasInto(sql string) bool {
-	if indexFold(sql, "into") < 0 {
+	if !intoWord.in(sql) {
 		return false
 	}
 	for _, backslashQuotes := range []bool{false, true} {

@@ -1772,13 +1772,12 @@ func (r *relayState) undoBatch() {
 // so that a column named close (a price's) does not make every named
 // statement of the session unknown to its recording.
 func mayChangePrepared(sql string) bool {
-	for _, w := range [...]string{"prepare", "deallocate", "discard", "declare", "close"} {
-		if containsWordFold(sql, w) {
-			return preparedChange.MatchString(sql)
-		}
-	}
-	return false
+	return preparedWords.in(sql) && preparedChange.MatchString(sql)
 }
+
+// preparedWords are the words mayChangePrepared looks for first, as whole
+// words.
+var preparedWords = newFoldSet(true, "prepare", "deallocate", "discard", "declare", "close")
 
 // preparedChange matches the statements mayChangePrepared looks for.
 var preparedChange = regexp.MustCompile(`(?i)\b(?:` +
@@ -1787,21 +1786,3 @@ var preparedChange = regexp.MustCompile(`(?i)\b(?:` +
 	`|discard\s+(?:all|plans)\b` +
 	`|declare\s+(?:"[^"]*"|[a-z_][\w$]*)\s+(?:(?:binary|insensitive|asensitive|no\s+scroll|scroll)\s+)*cursor\b` +
 	`|close\s+(?:"[^"]*"|[a-z_][\w$]*)\s*(?:[;'$)]|\z))`)
-
-// containsWordFold reports whether sql holds w (lower case) as a whole
-// word, ignoring ASCII case.
-func containsWordFold(sql, w string) bool {
-	for i := 0; i < len(sql); {
-		k := indexFold(sql[i:], w)
-		if k < 0 {
-			return false
-		}
-		k += i
-		end := k + len(w)
-		if (k == 0 || !isIdent(sql[k-1])) && (end == len(sql) || !isIdent(sql[end])) {
-			return true
-		}
-		i = k + 1
-	}
-	return false
-}

@@ -443,20 +443,9 @@ func stateStatement(sql string) bool {
 
 // hasStateWord reports whether sql has one of stateWords, A-Z folded to
 // a-z and every other byte exact (indexFold folds "_" too), in one pass.
-func hasStateWord(sql string) bool {
-	for i := 0; i < len(sql); i++ {
-		c := sql[i] | 0x20
-		if c != 'd' && c != 'q' && c != 't' && c != 'u' {
-			continue // no stateWord starts otherwise
-		}
-		for _, w := range stateWords {
-			if len(sql)-i >= len(w) && foldedIs(sql[i:i+len(w)], w) {
-				return true
-			}
-		}
-	}
-	return false
-}
+func hasStateWord(sql string) bool { return stateWordSet.in(sql) }
+
+var stateWordSet = newFoldSet(false, stateWords...)
 
 // foldedIs reports whether s is w (lower case) with A-Z folded to a-z.
 func foldedIs(s, w string) bool {

@@ -39,8 +39,18 @@ var secretArgs = map[string][]int{
 	"crypt": {1},
 }
 
+// secretWords are what a text with a secret to redact holds: "password"
+// (redactPasswords, and the options and connection strings below), a
+// pgcrypto function's name, or a URI's "://".
+var secretWords = newFoldSet(false, "password", "crypt", "hmac", "://")
+
 // redactSecrets is a statement's text as recorded.
 func redactSecrets(sql string) string {
+	if !secretWords.in(sql) {
+		// Neither here nor in redactPasswords is there anything to
+		// redact: the common statement, in one pass.
+		return sql
+	}
 	sql = redactPasswords(sql)
 	if !containsFold(sql, "password") && !strings.Contains(sql, "://") && !containsFold(sql, "crypt") && !containsFold(sql, "hmac") {
 		return sql

@@ -318,7 +318,7 @@ const maxNesting = 3
 // scanner's there.
 func changesAuth(sql string) bool {
 	// Every form it refuses spells ALTER out somewhere in the text.
-	if indexFold(sql, "alter") < 0 {
+	if !alterWord.in(sql) {
 		return false
 	}
 	if encodingAmbiguous(sql) && authWordsInOrder(sql) {
@@ -326,6 +326,9 @@ func changesAuth(sql string) bool {
 	}
 	return changesAuthMode(sql, false, maxNesting) || changesAuthMode(sql, true, maxNesting)
 }
+
+// alterWord is changesAuth's first test, in one pass (foldset.go).
+var alterWord = newFoldSet(false, "alter")
 
 // authWordsInOrder reports whether sql's bytes hold "alter", then "role"
 // or "user", then "password", "valid" or "rename", ASCII case ignored,
