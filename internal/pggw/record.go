@@ -57,17 +57,67 @@ import (
 // authentication (ALTER ROLE … PASSWORD …) are refused: recorded as denied
 // requests, answered with ERROR 42501, never forwarded (statements.go).
 
-// verbs are the leading keywords recorded as the Action.
-var verbs = func() map[string]string {
-	m := map[string]string{}
+// verbs are the leading keywords recorded as the Action, by their
+// letters' key (letterKey): actionOf looks up every statement's first
+// word, three times for a simple Query's, and a string key cost a hash of
+// the word each time (it reads them from verbTable).
+var verbs = func() map[uint64]string {
+	m := map[uint64]string{}
 	for _, v := range strings.Fields(`abort alter analyze begin call checkpoint close cluster comment commit copy create
 		deallocate declare delete discard do drop end execute explain fetch grant import insert listen load lock merge
 		move notify prepare reassign refresh reindex release reset revoke rollback savepoint security select set show
 		start table truncate unlisten update vacuum values with`) {
-		m[v] = "pg:" + v
+		k := uint64(0)
+		for i := range len(v) {
+			k = letterKey(k, v[i])
+		}
+		m[k] = "pg:" + v
 	}
 	return m
 }()
+
+// verbTable is verbs as an open-addressed table, looked up in a few
+// instructions (verbOf) where the map took about 140.
+var verbTable = func() (t [128]verbSlot) {
+	for k, a := range verbs {
+		i := verbHash(k)
+		for t[i].key != 0 {
+			i = (i + 1) % uint64(len(t))
+		}
+		t[i] = verbSlot{k, a}
+	}
+	return t
+}()
+
+type verbSlot struct {
+	key    uint64
+	action string
+}
+
+// verbHash is a key's first slot in verbTable: Fibonacci hashing to 7 bits.
+func verbHash(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> 57 }
+
+// verbOf is verbs[k]. No verb's key is 0 (a word of no letters), the
+// key of an empty slot.
+func verbOf(k uint64) (string, bool) {
+	for i := verbHash(k); ; i = (i + 1) % uint64(len(verbTable)) {
+		switch s := &verbTable[i]; s.key {
+		case k:
+			return s.action, k != 0
+		case 0:
+			return "", false
+		}
+	}
+}
+
+// maxVerbLetters is the most letters a key holds, at 5 bits each: more
+// than the longest verb's (10).
+const maxVerbLetters = 12
+
+// letterKey appends letter c (ASCII, either case) to key k: 5 bits each,
+// a to z as 1 to 26, so that words of different letters or lengths have
+// different keys.
+func letterKey(k uint64, c byte) uint64 { return k<<5 | uint64(c|0x20-'a'+1) }
 
 // actionOf returns the Action for a statement: its first keyword, skipping
 // white space, comments (as the tokenizer reads them, sqlscan.go) and
@@ -86,16 +136,14 @@ func actionOf(sql string) string {
 			// delete …" is a DELETE.
 			i = blockCommentEnd(sql, i)
 		default:
-			j := i
-			for j < len(sql) && j-i < 16 && isLetter(sql[j]) {
+			// A word of more than maxVerbLetters letters is no verb: it
+			// stops there, before a letter, which isIdent refuses.
+			j, k := i, uint64(0)
+			for j < len(sql) && j-i < maxVerbLetters && isLetter(sql[j]) {
+				k = letterKey(k, sql[j])
 				j++
 			}
-			var buf [16]byte
-			w := buf[:0]
-			for k := i; k < j; k++ {
-				w = append(w, sql[k]|0x20)
-			}
-			if a, ok := verbs[string(w)]; ok && (j == len(sql) || !isIdent(sql[j])) {
+			if a, ok := verbOf(k); ok && (j == len(sql) || !isIdent(sql[j])) {
 				return a
 			}
 			return "pg:statement"

@@ -258,3 +258,50 @@ func TestReadQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestActionOfMatchesStringKeys holds actionOf's lookup by letter key
+// (letterKey, verbOf) to the lookup by the folded word it replaced
+// (verbsBefore), for each verb, the verb less its first or last letter,
+// extended, doubled, in upper case, and long words; and actionOf itself on
+// texts that begin with them, followed by what may end a word or not.
+func TestActionOfMatchesStringKeys(t *testing.T) {
+	words := []string{"x", "abcdefghijklmnopqrstuvwxyz", "checkpointcheckpoint", "selectselect", "deallocatex"}
+	for _, a := range verbsBefore {
+		v := strings.TrimPrefix(a, "pg:")
+		words = append(words, v, strings.ToUpper(v), v[:len(v)-1], v[1:], v+"s", v+v)
+	}
+	for _, w := range words {
+		want, wantOK := verbsBefore[strings.ToLower(w)]
+		if len(w) > maxVerbLetters {
+			want, wantOK = "", false
+		}
+		k := uint64(0)
+		for i := range min(len(w), maxVerbLetters) {
+			k = letterKey(k, w[i])
+		}
+		if got, ok := verbOf(k); got != want || ok != wantOK {
+			t.Errorf("verbOf(key of %q) = %q, %v; want %q, %v", w, got, ok, want, wantOK)
+		}
+		for _, tail := range []string{"", " 1", "(", ";", "\t", "`", "@", "_x", "1", "\xc3\xa9", "$1"} {
+			want := "pg:statement"
+			if a, ok := verbsBefore[strings.ToLower(w)]; ok && (tail == "" || !isIdent(tail[0])) {
+				want = a
+			}
+			if got := actionOf(" (" + w + tail); got != want {
+				t.Errorf("actionOf(%q) = %q, want %q", " ("+w+tail, got, want)
+			}
+		}
+	}
+	if got, ok := verbOf(0); ok {
+		t.Errorf("verbOf(0) = %q, true; want no verb for a word of no letters", got)
+	}
+}
+
+// verbsBefore is actionOf's table as it was, by the folded word.
+var verbsBefore = func() map[string]string {
+	m := map[string]string{}
+	for _, a := range verbs {
+		m[strings.TrimPrefix(a, "pg:")] = a
+	}
+	return m
+}()
