@@ -417,7 +417,17 @@ func trailPunct(c byte) bool {
 // highBeforePunct reports whether s holds a byte >= 0x80 right before a
 // trailPunct byte.
 func highBeforePunct(s string) bool {
-	for i := 1; i < len(s); i++ {
+	// Past the text's first byte >= 0x80, found eight bytes at a time:
+	// most texts have none, and every simple Query's and Parse's text is
+	// checked (readStatement).
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		if (w[0]|w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7])&0x80 != 0 {
+			break
+		}
+	}
+	for i = max(i, 1); i < len(s); i++ {
 		if s[i-1] >= 0x80 && trailPunct(s[i]) {
 			return true
 		}

@@ -119,3 +119,28 @@ func TestMayHoldSeveral(t *testing.T) {
 		}
 	}
 }
+
+// TestHighBeforePunctMatchesBytes holds highBeforePunct, which skips the
+// text's first bytes below 0x80 eight at a time, to the byte-by-byte test
+// it was, with the high byte and the punctuation at every offset around
+// the eight-byte steps.
+func TestHighBeforePunctMatchesBytes(t *testing.T) {
+	before := func(s string) bool {
+		for i := 1; i < len(s); i++ {
+			if s[i-1] >= 0x80 && trailPunct(s[i]) {
+				return true
+			}
+		}
+		return false
+	}
+	for n := range 20 {
+		for i := range n {
+			for _, pair := range []string{"\xc3;", "\xc3a", "\x80", ";\xc3", "\xff\\"} {
+				s := strings.Repeat("x", i) + pair + strings.Repeat("y", n-i)
+				if got, want := highBeforePunct(s), before(s); got != want {
+					t.Fatalf("highBeforePunct(%q) = %v, want %v", s, got, want)
+				}
+			}
+		}
+	}
+}
