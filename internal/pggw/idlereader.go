@@ -58,11 +58,17 @@ type deadliner interface{ SetReadDeadline(time.Time) error }
 
 // rest prepares a wait for the next message: if the reader reads a
 // socket directly and has nothing buffered, it is at rest, and its
-// deadline is renewed to now+after unless it is at least after/2 away.
-func (b *idleReader) rest(now time.Time, after time.Duration) {
+// deadline is renewed to now()+after unless it is at least after/2 away.
+// The clock is read only then: a relay loop calls rest before every
+// message, and most messages arrive with others (a statement's Bind,
+// Execute and Sync; its answer's four), buffered, not at rest.
+func (b *idleReader) rest(now func() time.Time, after time.Duration) {
 	b.atRest = b.raw != nil && b.r == b.w && b.err == nil
-	if b.atRest && (!b.armed || b.until.Sub(now) < after/2) {
-		b.arm(now.Add(after))
+	if !b.atRest {
+		return
+	}
+	if t := now(); !b.armed || b.until.Sub(t) < after/2 {
+		b.arm(t.Add(after))
 	}
 }
 

@@ -141,7 +141,7 @@ func TestIdleReaderParkingDeadline(t *testing.T) {
 	server, client := tcpPair(t)
 	b := newIdleReader(server)
 	// At rest with nothing sent: the deadline fires, for the loop to park.
-	b.rest(time.Now(), after)
+	b.rest(time.Now, after)
 	if _, err := b.Peek(5); !b.parkTimeout(err) {
 		t.Fatalf("at rest: %v, want the parking deadline", err)
 	}
@@ -159,10 +159,46 @@ func TestIdleReaderParkingDeadline(t *testing.T) {
 		}
 		client.Close()
 	}()
-	b.rest(time.Now(), after)
+	b.rest(time.Now, after)
 	readFrames(t, b, msgs)
 	if b.atRest {
 		t.Fatal("still at rest after reading")
+	}
+}
+
+// TestIdleReaderRestReadsClockAtRest: a relay loop calls rest before
+// every message, and rest reads the clock only when the reader is at rest
+// (nothing buffered), not for the messages that arrived with the one
+// before: a statement's Bind, Execute and Sync read it once, not three
+// times.
+func TestIdleReaderRestReadsClockAtRest(t *testing.T) {
+	const after = time.Minute
+	server, client := tcpPair(t)
+	b := newIdleReader(server)
+	reads := 0
+	now := func() time.Time { reads++; return time.Now() }
+	msgs, _ := frames(rand.New(rand.NewPCG(8, 8)), 3)
+	for i := range msgs {
+		msgs[i] = msgs[i][:min(len(msgs[i]), 64)] // all three in one read
+		msgs[i][1], msgs[i][2], msgs[i][3], msgs[i][4] = 0, 0, 0, byte(len(msgs[i])-1)
+	}
+	if _, err := client.Write(bytes.Join(msgs, nil)); err != nil {
+		t.Fatal(err)
+	}
+	mr := msgReader{r: b, max: 1 << 20}
+	for i := range msgs {
+		b.rest(now, after)
+		if _, err := mr.next(); err != nil {
+			t.Fatal(err)
+		}
+		mr.release()
+		if want := 1; reads != want {
+			t.Fatalf("after message %d the clock was read %d times, want %d (at rest before the first only)", i, reads, want)
+		}
+	}
+	b.rest(now, after) // nothing buffered: at rest again
+	if reads != 2 || !b.atRest {
+		t.Fatalf("at rest after the messages: %d clock reads, atRest %v; want 2, true", reads, b.atRest)
 	}
 }
 

@@ -126,7 +126,7 @@ func (c *conn) idle(s side) bool {
 // nothing would wake it to check again when the statement completes.
 func (c *conn) rest(s side, b *idleReader) {
 	if c.gw.parkAfter > 0 {
-		b.rest(time.Now(), c.gw.parkAfter)
+		b.rest(time.Now, c.gw.parkAfter)
 	}
 }
 
