@@ -23,14 +23,14 @@ import (
 // env is a Recorder over a real store and log, as airlock serve runs
 // them: appends durable in the journal, copied into SQLite behind.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	st  *sqlitestore.Store
 	log *auditlog.Log
 	rec *Recorder
 }
 
-func newEnv(t *testing.T, o Options) *env {
+func newEnv(t testing.TB, o Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
