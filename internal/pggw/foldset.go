@@ -68,11 +68,13 @@ func newFoldSet(whole bool, words ...string) *foldSet {
 
 // in reports whether s holds one of f's words.
 func (f *foldSet) in(s string) bool {
-	for i := 0; i+f.min <= len(s); {
-		if d := f.shift[s[i+f.min-1]]; d > 0 {
-			i += int(d)
+	// j is the window's last byte, i its first.
+	for j := f.min - 1; j < len(s); {
+		if d := f.shift[s[j]]; d > 0 {
+			j += int(d)
 			continue
 		}
+		i := j - (f.min - 1)
 		if g := f.first[s[i]]; g != 0 {
 			for _, w := range f.groups[g-1] {
 				end := i + len(w)
@@ -82,7 +84,7 @@ func (f *foldSet) in(s string) bool {
 				}
 			}
 		}
-		i++
+		j++
 	}
 	return false
 }
