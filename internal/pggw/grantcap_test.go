@@ -43,7 +43,7 @@ func TestSessionsPerGrantBounded(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != codeTooManyConnections {
 		t.Fatalf("third session of a grant limited to 2: %v, want FATAL %s", err, codeTooManyConnections)
 	}
-	for _, want := range []string{g.ID, "2 sessions", "max_sessions_per_grant"} {
+	for _, want := range []string{g.ID, "2 sessions", "max_sessions_per_grant", "through this gateway"} {
 		if !strings.Contains(pe.Message, want) {
 			t.Errorf("message %q does not say %q", pe.Message, want)
 		}

@@ -238,7 +238,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 	// leaves a refusal in the log, not an empty session each.
 	st := c.gw.grantState(gr)
 	if !st.admit(t.MaxSessionsPerGrant) {
-		return nil, tooManySessions(t, user, gr)
+		return nil, c.tooManySessions(t, user, gr)
 	}
 	c.su.admitted = st
 	// Among replicas, the grant's sessions on the others count too: a
@@ -257,7 +257,7 @@ func (c *conn) login(body []byte) (net.Conn, error) {
 				reason: "the grant's sessions could not be counted", credentialID: user, grant: gr}
 		}
 		if shared == nil {
-			return nil, tooManySessions(t, user, gr)
+			return nil, c.tooManySessions(t, user, gr)
 		}
 		c.su.shared = shared
 	}
@@ -330,13 +330,19 @@ func (c *conn) cutBy(st *grantState, gr *gateway.Grant, during string) (msg, rea
 }
 
 // tooManySessions is the refusal of a login beyond the grant's
-// max_sessions_per_grant.
-func tooManySessions(t *target, user string, gr *gateway.Grant) *refusal {
+// max_sessions_per_grant. With a shared store the bound holds across the
+// replicas (slots), so the message says so: "through this gateway" sent
+// an agent refused on one replica looking for sessions it held there.
+func (c *conn) tooManySessions(t *target, user string, gr *gateway.Grant) *refusal {
 	n := fmt.Sprintf("%d sessions", t.MaxSessionsPerGrant)
 	if t.MaxSessionsPerGrant == 1 {
 		n = "1 session"
 	}
-	return &refusal{pg: fatal(codeTooManyConnections, fmt.Sprintf("airlock: too many connections for grant %s: it may hold %s at once through this gateway (the target's max_sessions_per_grant); close one and retry", gr.ID, n)),
+	where := "through this gateway"
+	if c.gw.o.Slots != nil {
+		where = "across the gateways of every replica"
+	}
+	return &refusal{pg: fatal(codeTooManyConnections, fmt.Sprintf("airlock: too many connections for grant %s: it may hold %s at once %s (the target's max_sessions_per_grant); close one and retry", gr.ID, n, where)),
 		reason: fmt.Sprintf("too many sessions for the grant (max_sessions_per_grant %d)", t.MaxSessionsPerGrant), credentialID: user, grant: gr}
 }
 

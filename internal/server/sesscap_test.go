@@ -253,7 +253,9 @@ func TestSessionsPerGrantAcrossReplicas(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "53300" {
 			t.Fatalf("%s: %v, want FATAL 53300", what, err)
 		}
-		for _, want := range []string{g.ID, "2 sessions", "max_sessions_per_grant"} {
+		// The bound is the replicas' together: a message saying "through
+		// this gateway" had the agent look for sessions on B alone.
+		for _, want := range []string{g.ID, "2 sessions", "max_sessions_per_grant", "across the gateways of every replica"} {
 			if !strings.Contains(pe.Message, want) {
 				t.Errorf("%s: message %q does not say %q", what, pe.Message, want)
 			}
