@@ -37,6 +37,14 @@ const DefaultMaxBatch = 512
 // wait early.
 const DefaultCloseCopyTimeout = 5 * time.Second
 
+// DefaultBatchTimeout is the default Options.BatchTimeout on a store whose
+// writes can wait on other sessions. A healthy batch takes milliseconds;
+// [Log.Err] reports the log stalled once one has taken StallAfter, and
+// twice that leaves a loaded database room (as pgstore's CommitTimeout
+// does for the commit), and ends what is stuck rather than slow before
+// the callers held by the batch time out on their own.
+const DefaultBatchTimeout = 2 * StallAfter
+
 // Options configures a Log.
 type Options struct {
 	// Origin is the first line of every checkpoint, naming the log, e.g.
@@ -109,6 +117,20 @@ type Options struct {
 	// journal already; what is not copied by then stays there, and the
 	// next Open copies it. Zero means DefaultCloseCopyTimeout.
 	CloseCopyTimeout time.Duration
+
+	// BatchTimeout bounds a store transaction's batch up to its commit (the
+	// wait in Begin for the store's writers, the Do functions', the rows'
+	// and the entries' statements) on a store whose writes can wait on what
+	// other sessions of the database hold (store.LockWaiter: pgstore, where
+	// a table someone locked or a writer of another process that stopped
+	// answering held a batch, and every call queued behind it, for as long
+	// as it lasted). Past it the batch is abandoned, nothing of it
+	// committed, and its callers get an error; the next batch starts
+	// afresh (with Shared, from the log's head as stored). The commit
+	// itself is bounded by the store (pgstore's CommitTimeout). Zero means
+	// DefaultBatchTimeout on such a store and no bound on others (SQLite's
+	// waits end at its busy timeout); negative means no bound.
+	BatchTimeout time.Duration
 
 	// Shared says that other Logs, in other processes (replicas), append
 	// to the same store: see "Several replicas" in the package
@@ -285,6 +307,9 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, opts Options)
 	}
 	if opts.CloseCopyTimeout <= 0 {
 		opts.CloseCopyTimeout = DefaultCloseCopyTimeout
+	}
+	if _, waits := st.(store.LockWaiter); opts.BatchTimeout == 0 && waits {
+		opts.BatchTimeout = DefaultBatchTimeout
 	}
 	if opts.Shared && opts.JournalDir != "" {
 		return nil, errors.New("auditlog: a log shared by several replicas has no journal: a batch is durable when the shared store commits it")
@@ -879,11 +904,17 @@ func (l *Log) stored(cp *store.Checkpoint) {
 // and returns the new checkpoint (nil if the batch appended nothing).
 func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 	ctx := context.Background() // the batch belongs to all its callers
+	if l.opts.BatchTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, l.opts.BatchTimeout, errBatchTimeout)
+		defer cancel()
+	}
 	tx, err := l.st.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("auditlog: beginning transaction: %w", err)
+		return nil, batchErr(ctx, fmt.Errorf("auditlog: beginning transaction: %w", err))
 	}
 	cp, tree, head, rest, err := l.build(ctx, tx, claimed)
+	err = batchErr(ctx, err)
 	if err == nil {
 		if l.opts.beforeCommit != nil {
 			l.opts.beforeCommit()
@@ -921,6 +952,20 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 		l.opts.OnCommit(cp.Size)
 	}
 	return cp, nil
+}
+
+// errBatchTimeout is the cause of a batch's context that
+// Options.BatchTimeout ended.
+var errBatchTimeout = errors.New("auditlog: the batch did not reach its commit within its bound (Options.BatchTimeout)")
+
+// batchErr says, of a batch's error, when the batch's bound had passed:
+// the statement's own error (a closed connection, a cancelled statement)
+// does not say why.
+func batchErr(ctx context.Context, err error) error {
+	if err == nil || !errors.Is(context.Cause(ctx), errBatchTimeout) {
+		return err
+	}
+	return fmt.Errorf("%w (waiting on a lock another session of the database holds?): %w", errBatchTimeout, err)
 }
 
 // build runs the operations and writes their entries and the checkpoint
@@ -1044,7 +1089,7 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 					return nil, tree, nil, fmt.Errorf("auditlog: savepoint: %w", err)
 				}
 				var ferr error
-				evs, ferr = runFn(r.o, tx)
+				evs, ferr = runFn(ctx, r.o, tx)
 				if ferr != nil {
 					if err := tx.RollbackTo(ctx, sp); err != nil {
 						return nil, tree, nil, fmt.Errorf("auditlog: rolling back a failed operation (%v): %w", ferr, err)
@@ -1198,14 +1243,26 @@ func storeRows(ctx context.Context, rows func(context.Context, store.Tx, []store
 }
 
 // runFn runs a Do function and encodes the events it returns, turning a
-// panic into an error so that one caller cannot take the writer down.
-func runFn(o *op, tx store.Tx) (evs []encoded, err error) {
+// panic into an error so that one caller cannot take the writer down. The
+// function's context carries its caller's values and the batch's bound
+// (bctx's), not its caller's cancellation.
+func runFn(bctx context.Context, o *op, tx store.Tx) (evs []encoded, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("auditlog: Do function panicked: %v", p)
 		}
 	}()
-	events, err := o.fn(context.WithoutCancel(o.ctx), tx)
+	fctx := context.WithoutCancel(o.ctx)
+	if d, ok := bctx.Deadline(); ok {
+		// A context of the standard kind, not one that forwards bctx's
+		// Done: pgx watches each statement's context with
+		// context.AfterFunc, which costs a goroutine per statement for
+		// a context of another kind.
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithDeadline(fctx, d)
+		defer cancel()
+	}
+	events, err := o.fn(fctx, tx)
 	if err != nil {
 		return nil, err
 	}

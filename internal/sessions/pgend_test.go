@@ -25,6 +25,22 @@ import (
 // nothing of it was committed, and the recorder writes the end once the
 // store answers (here at Close), one session.ended entry, the row ended.
 func TestEndOnAStuckPostgresCommit(t *testing.T) {
+	testEndOnAStuckStore(t, "log_entries")
+}
+
+// TestEndOnALockedSessionsTable: a session's End whose batch waits on the
+// sessions' table, which another session holds locked (its transaction
+// reads the row first, EndedElsewhere), returns with an error at the
+// log's BatchTimeout, and the end is written once the table is free. It
+// used to wait for as long as the table was locked.
+func TestEndOnALockedSessionsTable(t *testing.T) {
+	testEndOnAStuckStore(t, "sessions")
+}
+
+// testEndOnAStuckStore ends a session while tables are locked, under a
+// store and a log bounded at 0.3 s, and checks that End returns at the
+// bound and that the end is written once, after the lock.
+func testEndOnAStuckStore(t *testing.T, tables string) {
 	ctx := context.Background()
 	dsn := testenv.PostgresDatabase(t, testenv.PostgresDSN(t), "sessions_pgend")
 	const bound = 300 * time.Millisecond
@@ -38,7 +54,7 @@ func TestEndOnAStuckPostgresCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, err := auditlog.Open(ctx, st, signer, auditlog.Options{Origin: "airlock/sessions-test", Rows: review.StoreRows,
-		Shared: true, Verifier: verifier})
+		Shared: true, Verifier: verifier, BatchTimeout: bound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +80,7 @@ func TestEndOnAStuckPostgresCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lock := testenv.LockPostgresTables(t, dsn, "log_entries")
+	lock := testenv.LockPostgresTables(t, dsn, tables)
 	ended := make(chan error, 1)
 	t0 := time.Now()
 	go func() { ended <- ses.End(ctx) }()
@@ -76,12 +92,12 @@ func TestEndOnAStuckPostgresCommit(t *testing.T) {
 			t.Fatal("End succeeded with the log's table locked")
 		}
 		if d > bound+3*time.Second {
-			t.Fatalf("End took %v, with the store's CommitTimeout %v", d, bound)
+			t.Fatalf("End took %v, with the store's CommitTimeout and the log's BatchTimeout %v", d, bound)
 		}
 	case <-time.After(15 * time.Second):
 		lock.Rollback(ctx)
 		<-ended
-		t.Fatalf("End had not returned 15 s into the store's wait (CommitTimeout %v)", bound)
+		t.Fatalf("End had not returned 15 s into the store's wait (CommitTimeout and BatchTimeout %v)", bound)
 	}
 	if err := lock.Rollback(ctx); err != nil {
 		t.Fatal(err)

@@ -221,6 +221,16 @@ type SharedLogTx interface {
 	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
 }
 
+// LockWaiter is implemented by stores whose write transactions can wait,
+// with no bound of their own, on what other sessions of the database hold
+// (pgstore: another process's writer holding the writers' lock, a table
+// someone locked). Whoever runs a transaction on such a store bounds it
+// through the contexts it passes (the audit log's Options.BatchTimeout).
+// SQLite's waits are bounded by its busy timeout already.
+type LockWaiter interface {
+	WaitsOnOtherSessions()
+}
+
 // GrantStatusTx is implemented by write transactions that read a grant's
 // status alone (pgstore): the shared audit log checks it for every gateway
 // record of a grant another replica may have ended (auditlog.AppendLive).

@@ -213,6 +213,12 @@ const DefaultOutcomeTimeout = time.Minute
 
 var _ store.Store = (*Store)(nil)
 
+var _ store.LockWaiter = (*Store)(nil)
+
+// WaitsOnOtherSessions implements store.LockWaiter: Begin waits for every
+// process's writers, and a statement for any lock another session holds.
+func (s *Store) WaitsOnOtherSessions() {}
+
 // Open connects to the database at dsn and brings its schema up to date,
 // with the default Options.
 func Open(ctx context.Context, dsn string) (*Store, error) {
