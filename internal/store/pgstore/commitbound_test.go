@@ -123,6 +123,52 @@ func TestStuckCommitIsEnded(t *testing.T) {
 		t.Fatalf("Commit had not returned 15 s into a wait on a lock (CommitTimeout %v)", bound)
 	}
 
+	nextWriterWhileLocked(t, s, lock, "stuck")
+	if n, err := s.LogSize(ctx); err != nil || n != 0 {
+		t.Fatalf("log size %d (%v), want 0", n, err)
+	}
+}
+
+// TestCutStatementFreesTheWritersLock: a statement of a write transaction
+// cut by its context while it waits on a table another session holds
+// locked (as the audit log's BatchTimeout cuts a stuck batch), whose
+// cancel request is lost, leaves no server process holding the writers'
+// lock: Rollback ends the transaction's process, so the next writer gets
+// the lock while the table is still locked, and nothing of the
+// transaction is committed. The process used to wait on the table, the
+// writers' lock held, for as long as the table was locked.
+func TestCutStatementFreesTheWritersLock(t *testing.T) {
+	ctx := t.Context()
+	s, px, dsn := openProxied(t, Options{})
+	px.dropCancelRequests() // as in TestStuckCommitIsEnded
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PutIdentity(ctx, model.Identity{Name: "before", Kind: model.Agent}); err != nil {
+		t.Fatal(err)
+	}
+	lock := testenv.LockPostgresTables(t, dsn, "sessions")
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = tx.PutSession(sctx, model.Session{ID: "s_1", GrantID: "g_1", StartedAt: time.Now()})
+	cancel()
+	if err == nil {
+		t.Fatal("a statement on a locked table succeeded")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	nextWriterWhileLocked(t, s, lock, "before")
+}
+
+// nextWriterWhileLocked checks that a writer gets the writers' lock within
+// 5 s while lock still holds the table a failed transaction waited on,
+// then releases lock and checks that the identity the failed transaction
+// wrote is not stored.
+func nextWriterWhileLocked(t *testing.T, s *Store, lock pgx.Tx, identity string) {
+	t.Helper()
+	ctx := t.Context()
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	next, err := s.Begin(bctx)
@@ -135,11 +181,8 @@ func TestStuckCommitIsEnded(t *testing.T) {
 	if err := lock.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Identity(ctx, "stuck"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Identity(ctx, identity); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the failed transaction's identity: %v, want ErrNotFound", err)
-	}
-	if n, err := s.LogSize(ctx); err != nil || n != 0 {
-		t.Fatalf("log size %d (%v), want 0", n, err)
 	}
 }
 

@@ -843,7 +843,16 @@ func (t *Tx) Rollback() error {
 	return t.finish("rollback", func(ctx context.Context) error {
 		if t.tx.Conn().IsClosed() {
 			t.abandon()
-			return nil // the server ends the transaction with the session
+			// The server ends the transaction with the session, once it
+			// notices. A statement cut by its context (the audit log's
+			// BatchTimeout) while it waited on a lock closed the
+			// connection; pgx's cancel request is best effort (see
+			// xactCommitted), and until the wait ends the process would
+			// hold the writers' lock every replica's writes wait on. So
+			// it is ended, as a stuck COMMIT's is, off the writer's path
+			// (the database may be what is gone).
+			go t.s.endXact(t.s.life, t.xid, t.pid)
+			return nil
 		}
 		_, err := t.tx.Exec(ctx, "ROLLBACK")
 		t.abandon()
