@@ -202,6 +202,11 @@ type Log struct {
 	// replica appended (its entries may end grants). See checkLive.
 	live      map[string]int64
 	foreignAt int64
+	// unsure is the newest batch of a shared log whose commit's outcome
+	// the store could not learn, until a later batch learned it and
+	// committed; tried is set by apply to a batch that just ended so.
+	// Both are the writer's.
+	unsure, tried *unsureBatch
 	// forked, once set, is why this replica stopped writing a shared log:
 	// a newer checkpoint did not extend the log it had seen (see follower).
 	forked atomic.Pointer[error]
@@ -247,6 +252,9 @@ type op struct {
 	waited atomic.Bool
 	// lazy marks an AppendLazy, which waits for a batch others start.
 	lazy bool
+	// internal marks an append of the log's own, which nobody waits for
+	// (see unsureBatch).
+	internal bool
 	// one is evs's room for the usual single event, and pending what
 	// AppendAsync returns: both in the op rather than allocated apart.
 	one     [1]encoded
@@ -720,6 +728,7 @@ func (l *Log) writer() {
 		}
 		if len(l.queue) == 0 { // closed and drained
 			l.mu.Unlock()
+			l.dropUnsure()
 			return
 		}
 		l.mu.Unlock()
@@ -764,6 +773,10 @@ func savepointName(i int) string { return "auditlog_op_" + strconv.Itoa(i) }
 type result struct {
 	o   *op
 	err error // the operation's own failure; nil if it is part of the commit
+	// seq and n are the sequence number of the operation's first entry
+	// and how many it has, once the batch numbered them.
+	seq int64
+	n   int
 }
 
 // commit runs one batch and reports to its callers. With a journal, a batch
@@ -824,14 +837,19 @@ func (l *Log) commitBatch() {
 	// Reported before the callers return, so that a caller that has seen
 	// its call finish also finds it in the figures (as with OnCommit).
 	l.reportBatch(claimed, start, err != nil)
+	tried := l.tried
+	l.tried = nil
 	for _, r := range claimed {
 		switch {
 		case r.err != nil:
 			r.o.finish(r.err)
+		case tried != nil && r.o.lazy && !r.o.internal:
+			tried.lazy = append(tried.lazy, r.o) // see unsureBatch
 		default:
 			r.o.finish(err)
 		}
 	}
+	l.settleUnsure(claimed, tried, err)
 	if err == nil && cp != nil {
 		l.stored(cp)
 	}
@@ -935,6 +953,9 @@ func (l *Log) apply(claimed *[]result) (*store.Checkpoint, error) {
 	}
 	if err != nil {
 		_ = tx.Rollback() // after a failed Commit the tx is usually gone already
+		if cp != nil && l.opts.Shared && errors.Is(err, store.ErrCommitUnknown) {
+			l.tried = &unsureBatch{cp: *cp, tree: tree, err: err}
+		}
 		return nil, err
 	}
 	if cp == nil {
@@ -989,6 +1010,11 @@ func (l *Log) build(ctx context.Context, tx store.Tx, claimed *[]result) (cp *st
 		}
 		if head != nil {
 			l.foreignAt = head.Size
+		}
+		if l.unsure != nil {
+			if err = l.learn(ctx, head, claimed); err != nil {
+				return nil, tree, nil, nil, err
+			}
 		}
 	}
 	cp, tree, rest, err = l.buildFrom(ctx, tx, claimed, tree)
@@ -1112,6 +1138,7 @@ func (l *Log) buildFrom(ctx context.Context, tx store.Tx, claimed *[]result, tre
 					}
 				}
 			}
+			r.seq, r.n = tree.n, len(evs)
 			for j := range evs {
 				e := evs[j].entry(tree.n)
 				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
