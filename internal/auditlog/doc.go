@@ -67,6 +67,14 @@
 // the head again. Lifecycle events ([Log.Do]) and the grant state they
 // change still commit in the one transaction of their batch.
 //
+// A batch on such a store is bounded up to its commit by
+// [Options.BatchTimeout] ([DefaultBatchTimeout]): a lock another session
+// holds (the writers' lock of a stuck replica, a table someone locked)
+// fails the batch's callers rather than holding them, and the store bounds
+// the commit. A batch whose commit's outcome the store could not learn
+// (store.ErrCommitUnknown) is learned by the next one, from the log: see
+// unsure.go and [RefusedType].
+//
 // A gateway's records of a session's start and of its calls are appended
 // with [Log.AppendLive], naming their grant: on a shared log the writer
 // checks, under the lock, that the grant is still active in the store
