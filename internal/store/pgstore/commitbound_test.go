@@ -78,23 +78,7 @@ func TestStuckCommitIsEnded(t *testing.T) {
 	// connection of its own), here lost.
 	px.dropCancelRequests()
 
-	// The statement is prepared on every connection of the pool first, as
-	// on a replica that has run a few batches: the wait is then the
-	// COMMIT's round trip's, not the statement's preparation.
-	var conns []*pgxpool.Conn
-	for range s.pool.Config().MaxConns {
-		c, err := s.pool.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		if _, err := c.Conn().Prepare(ctx, "airlock_commit_log_checkpoint", commitLogCheckpointSQL); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range conns {
-		c.Release()
-	}
+	prepareEverywhere(t, s)
 	tx, err := s.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +167,29 @@ func nextWriterWhileLocked(t *testing.T, s *Store, lock pgx.Tx, identity string)
 	}
 	if _, err := s.Identity(ctx, identity); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the failed transaction's identity: %v, want ErrNotFound", err)
+	}
+}
+
+// prepareEverywhere prepares the statement CommitLogCheckpoint sends with
+// the COMMIT on every connection of s's pool, as on a replica that has run
+// a few batches: a COMMIT's round trip is then the first the batch's
+// commit sends, not the statement's preparation.
+func prepareEverywhere(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := t.Context()
+	var conns []*pgxpool.Conn
+	for range s.pool.Config().MaxConns {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Conn().Prepare(ctx, "airlock_commit_log_checkpoint", commitLogCheckpointSQL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		c.Release()
 	}
 }
 
