@@ -235,14 +235,31 @@ func NewSession(id string, g *Grant, r Recorder) *Session {
 // holds no method values (a Recorder's four are a closure each, 64 bytes
 // for the session's life, and make the Session 16 bytes larger: bench/
 // README.md, "An idle session's own objects, trimmed"). Its methods are
-// Recorder's fields; RequestAsync returns nil, having done nothing, where
-// a recorder has no asynchronous request (Request is then used).
+// Recorder's fields, but RequestAsync returns a Waiter where Recorder's
+// returns a func: a recorder's wait holds the call and the log's pending
+// append, and a func over them was a closure and the call apart, two
+// allocations per request, where a Waiter of the recorder's own is one.
+// RequestAsync returns nil, having done nothing, where a recorder has no
+// asynchronous request (Request is then used).
 type SessionRecorder interface {
 	Request(ctx context.Context, c Call) error
-	RequestAsync(ctx context.Context, c Call) func(context.Context) error
+	RequestAsync(ctx context.Context, c Call) Waiter
 	Result(ctx context.Context, c Call) error
 	End(ctx context.Context) error
 }
+
+// Waiter is a request's record being written (SessionRecorder.RequestAsync):
+// Wait blocks until it is durable (nil) or has failed. It is called at
+// most once.
+type Waiter interface {
+	Wait(ctx context.Context) error
+}
+
+// WaitFunc is a func as a Waiter (a Recorder's wait); a func converts to
+// an interface without allocating.
+type WaitFunc func(context.Context) error
+
+func (f WaitFunc) Wait(ctx context.Context) error { return f(ctx) }
 
 // NewSessionOf is NewSession with r's methods as the recorder.
 func NewSessionOf(id string, g *Grant, r SessionRecorder) *Session {
@@ -254,11 +271,14 @@ type funcRecorder struct{ f Recorder }
 
 func (r *funcRecorder) Request(ctx context.Context, c Call) error { return r.f.Request(ctx, c) }
 
-func (r *funcRecorder) RequestAsync(ctx context.Context, c Call) func(context.Context) error {
+func (r *funcRecorder) RequestAsync(ctx context.Context, c Call) Waiter {
 	if r.f.RequestAsync == nil {
 		return nil
 	}
-	return r.f.RequestAsync(ctx, c)
+	if w := r.f.RequestAsync(ctx, c); w != nil {
+		return WaitFunc(w)
+	}
+	return nil
 }
 
 func (r *funcRecorder) Result(ctx context.Context, c Call) error { return r.f.Result(ctx, c) }
@@ -274,7 +294,7 @@ func (s *Session) Request(ctx context.Context, c Call) error {
 
 // Pending is a request whose record is being written; see RequestAsync.
 type Pending struct {
-	wait func(context.Context) error
+	wait Waiter
 	err  error
 	once sync.Once
 	res  error
@@ -290,7 +310,7 @@ func (p *Pending) Wait(ctx context.Context) error {
 			p.res = p.err
 			return
 		}
-		p.res = p.wait(ctx)
+		p.res = p.wait.Wait(ctx)
 	})
 	return p.res
 }

@@ -2,10 +2,12 @@ package sessions
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/gateway"
 )
 
@@ -57,5 +59,49 @@ func BenchmarkRecorderStatement(b *testing.B) {
 	}
 	if row.Calls != int64(b.N) {
 		b.Fatalf("the session's row counts %d calls, want %d", row.Calls, b.N)
+	}
+}
+
+// TestRequestAsyncAllocs holds what the recorder adds to the log's own
+// allocations for an asynchronous request to one object (callWait, the
+// call in it): a closure returned as the wait was two, itself and the call
+// moved to the heap apart. The log is closed after the session starts, so
+// that its appends fail at once and nothing of its runs in the
+// background: the counts are then exact. The failed wait's error
+// (fmt.Errorf) is counted apart and taken off.
+func TestRequestAsyncAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts hold only without the race detector")
+	}
+	e := newEnv(t, Options{})
+	g := grant("g_allocs")
+	g.TargetKind = "postgres"
+	sess, err := e.rec.Start(e.ctx, g, "s_allocs", "127.0.0.1:50000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.log.Close()
+	ctx := context.Background()
+	req := gateway.Call{Kind: "request", Action: "pg:select", Resource: "pgbench", Allowed: true,
+		Params: map[string]string{"statement": "SELECT 1", "protocol": "simple", "n": "1"}}
+	const runs = 1000
+	var logErr error
+	logOnly := testing.AllocsPerRun(runs, func() {
+		ev := auditlog.Event{Type: "session.call", Time: time.Now().UTC(), GrantID: g.ID, SessionID: sess.ID, Actor: g.Identity, Data: &req}
+		logErr = e.log.AppendAsyncLive(ctx, g.ID, ev).Wait(ctx)
+	})
+	if logErr == nil {
+		t.Fatal("an append to a closed log succeeded")
+	}
+	errOnly := testing.AllocsPerRun(runs, func() { _ = fmt.Errorf("recording call: %w", logErr) })
+	p := new(gateway.Pending) // pggw's is in its statement's queue entry
+	recorded := testing.AllocsPerRun(runs, func() {
+		*p = gateway.Pending{}
+		if sess.RequestAsyncIn(ctx, req, p).Wait(ctx) == nil {
+			t.Fatal("a request recorded in a closed log")
+		}
+	})
+	if d := recorded - logOnly - errOnly; d != 1 {
+		t.Errorf("the recorder adds %v allocations to the log's %v (and the error's %v) per asynchronous request, want 1", d, logOnly, errOnly)
 	}
 }

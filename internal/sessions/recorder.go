@@ -285,7 +285,7 @@ func (st *state) counted(c gateway.Call) {
 
 // callEvent is c's event. Its Data is c itself, not a copy boxed apart:
 // the event is encoded before the Append it is given to returns, and
-// requestAsync's c is on the heap already (its wait holds it).
+// RequestAsync's c is on the heap already (its callWait holds it).
 func (st *state) callEvent(c *gateway.Call) auditlog.Event {
 	return auditlog.Event{Type: "session.call", Time: st.r.o.Now(), GrantID: st.g.ID, SessionID: st.sid, Actor: st.g.Identity, Data: c}
 }
@@ -298,15 +298,29 @@ func (st *state) Request(ctx context.Context, c gateway.Call) error {
 	return nil
 }
 
-func (st *state) RequestAsync(ctx context.Context, c gateway.Call) func(context.Context) error {
-	p := st.r.o.Log.AppendAsyncLive(ctx, st.g.ID, st.callEvent(&c))
-	return func(ctx context.Context) error {
-		if err := p.Wait(ctx); err != nil {
-			return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))
-		}
-		st.counted(c)
-		return nil
+func (st *state) RequestAsync(ctx context.Context, c gateway.Call) gateway.Waiter {
+	w := &callWait{st: st, c: c}
+	w.p = st.r.o.Log.AppendAsyncLive(ctx, st.g.ID, st.callEvent(&w.c))
+	return w
+}
+
+// callWait is a request's record being written (RequestAsync): the call,
+// counted once durable, in one object with its session and the log's
+// pending append. A closure over them was two allocations per request (a
+// Call is too large to be captured by value, so it was moved to the heap
+// apart).
+type callWait struct {
+	st *state
+	c  gateway.Call
+	p  *auditlog.Pending
+}
+
+func (w *callWait) Wait(ctx context.Context) error {
+	if err := w.p.Wait(ctx); err != nil {
+		return fmt.Errorf("recording call: %w", w.st.r.o.Refuse("the call", err))
 	}
+	w.st.counted(w.c)
+	return nil
 }
 
 func (st *state) Result(ctx context.Context, c gateway.Call) error {
