@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/airlock-dev/airlock/internal/jsonw"
 )
@@ -39,15 +40,17 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if len(c.Params) > 0 {
 		b = append(b, `,"params":{`...)
-		var kb [16]string // on the stack for the usual handful
-		keys := kb[:0]
-		for k := range c.Params {
-			keys = append(keys, k)
+		// The pairs, not the keys alone, so that no value is looked up
+		// again: a lookup cost about as much as writing a short value.
+		var pb [16]param // on the stack for the usual handful
+		ps := pb[:0]
+		for k, v := range c.Params {
+			ps = append(ps, param{k, v})
 		}
-		slices.Sort(keys) // encoding/json sorts map keys
-		for _, k := range keys {
-			b = jsonw.Key(b, k)
-			b = jsonw.String(b, c.Params[k])
+		sortParams(ps) // encoding/json sorts map keys
+		for _, p := range ps {
+			b = jsonw.Key(b, p.k)
+			b = jsonw.String(b, p.v)
 		}
 		b = append(b, '}')
 	}
@@ -70,4 +73,22 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// param is one of a Call's Params, as AppendJSON writes them.
+type param struct{ k, v string }
+
+// sortParams sorts ps by key: by insertion for the handful a call
+// carries (keys are distinct: they come from a map), slices.SortFunc
+// beyond.
+func sortParams(ps []param) {
+	if len(ps) > 12 {
+		slices.SortFunc(ps, func(a, b param) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].k < ps[j-1].k; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
 }

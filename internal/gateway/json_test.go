@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,6 +28,33 @@ func TestCallAppendJSONMatchesEncodingJSON(t *testing.T) {
 		got, err := c.AppendJSON([]byte("prefix"))
 		if err != nil || string(got) != "prefix"+string(want) {
 			t.Errorf("AppendJSON(%+v)\n got %s (%v)\nwant prefix%s", c, got, err, want)
+		}
+	}
+}
+
+// TestCallAppendJSONParamsOrder holds AppendJSON's params to
+// encoding/json's on many random maps, from none to past the insertion
+// sort's dozen (keys that share prefixes, differ in case, are empty or
+// not ASCII), so that its order is the same for every size.
+func TestCallAppendJSONParamsOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 6))
+	alphabet := []string{"a", "b", "A", "n", "_", "\u00e9", "\u2028", "0", "request_id", "statement"}
+	for i := range 5000 {
+		c := Call{Kind: "request", Action: "pg:select", Params: map[string]string{}}
+		for range rng.IntN(40) {
+			var k strings.Builder
+			for range rng.IntN(4) {
+				k.WriteString(alphabet[rng.IntN(len(alphabet))])
+			}
+			c.Params[k.String()] = strconv.Itoa(rng.IntN(1000))
+		}
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.AppendJSON(nil)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("case %d: AppendJSON\n got %s (%v)\nwant %s", i, got, err, want)
 		}
 	}
 }
