@@ -53,6 +53,25 @@ func (e *env) shed(n int) {
 	}
 }
 
+// waitNoConns waits until the gateway holds no connection: a closed
+// session's goroutines remove it as they end.
+func (e *env) waitNoConns() {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.gw.mu.Lock()
+		n := len(e.gw.conns)
+		e.gw.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d connections still in the gateway", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // bare counts the gateway's shed sockets.
 func (e *env) bare() int {
 	n := 0
@@ -127,6 +146,10 @@ func TestShedSessionWakes(t *testing.T) {
 	e, g, adm, pc, ctx, base := shedSession(t, time.Hour, func(o *Options) { o.IdleUpstreamTTL = -1 })
 	notes := make(chan string, 1)
 	pc.Close(ctx)
+	// The first session's connection leaves the gateway before the second
+	// comes: until then its shed sockets would count as the second's (bare)
+	// and its descriptors as open during it.
+	e.waitNoConns()
 	pc, ctx = e.rawSession(g, notes)
 	e.waitParked(2)
 	during := openFDs(t)
