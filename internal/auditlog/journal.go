@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -83,6 +84,14 @@ var ErrLegacyJournal = errors.New("auditlog: the journal holds entries the store
 // appendFrame encodes one batch of consecutive entries, the first being
 // entries[0].Seq, sealed with an HMAC-SHA256 under key.
 func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
+	return appendFrameMAC(buf, entries, hmac.New(sha256.New, key))
+}
+
+// appendFrameMAC is appendFrame with the seal's HMAC-SHA256 under the
+// journal's key given, which it resets first: the writer keeps one for
+// every frame, as a new one hashes the key's two padded blocks again and
+// allocates (5.1k instructions a frame under callgrind, bench/README).
+func appendFrameMAC(buf []byte, entries []store.LogEntry, m hash.Hash) []byte {
 	start := len(buf)
 	buf = append(buf, frameMagic...)
 	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // length and CRC, filled in below
@@ -93,7 +102,7 @@ func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.Data)))
 		buf = append(buf, e.Data...)
 	}
-	m := hmac.New(sha256.New, key)
+	m.Reset()
 	m.Write([]byte(frameMagic)) // binds the format to the seal
 	m.Write(buf[p:])
 	buf = m.Sum(buf)

@@ -3,6 +3,8 @@ package auditlog
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -513,4 +515,25 @@ func TestJournalSmallFramesShareBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.verify(t, n)
+}
+
+// TestFrameMACReused: the writer seals every frame with one HMAC, reset
+// for each (appendFrameMAC); each frame is sealed as with a fresh HMAC under
+// the key, whatever frames came before it, and replay takes it.
+func TestFrameMACReused(t *testing.T) {
+	m := hmac.New(sha256.New, testJournalKey)
+	for i, es := range [][]store.LogEntry{
+		{{Seq: 3, Data: []byte(`{"seq":3,"type":"a"}`)}},
+		{{Seq: 4, Data: []byte(`{"seq":4,"type":"b"}`)}, {Seq: 5, Data: []byte(`{"seq":5,"type":"c"}`)}},
+		{{Seq: 6, Data: []byte(`{"seq":6,"type":"d"}`)}},
+	} {
+		got := appendFrameMAC(nil, es, m)
+		if want := appendFrame(nil, es, testJournalKey); !bytes.Equal(got, want) {
+			t.Fatalf("frame %d sealed with the reused HMAC:\n%x\nwith a fresh one:\n%x", i, got, want)
+		}
+		fr, _, err := readFrame(got, JournalKeys{Seal: testJournalKey})
+		if err != nil || fr.first != es[0].Seq || len(fr.entries) != len(es) {
+			t.Fatalf("frame %d: read back first %d, %d entries, %v", i, fr.first, len(fr.entries), err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -214,11 +215,12 @@ type Log struct {
 	witness *witness
 
 	// With Options.JournalDir: the journal (owned by the writer), the
-	// indexer copying journaled batches into the store, and a buffer for
-	// encoding frames.
+	// indexer copying journaled batches into the store, a buffer for
+	// encoding frames and the HMAC that seals them (appendFrameMAC).
 	jr       *journal
 	idx      *indexer
 	frameBuf []byte
+	frameMAC hash.Hash
 	waits    []time.Duration // BatchStats.Waits, reused
 
 	// The group commit delay: the writer's state, and (under mu) when the
