@@ -189,13 +189,20 @@
 // metadata to write; the next one is prepared in the background. A segment
 // holds frames back to back:
 //
-//	"ALJ2" | length uint32 | CRC-32C(payload) uint32 | payload
+//	"ALJ3" | length uint32 | CRC-32C(payload) uint32 | payload
 //	payload = first seq uint64 | count uint32 | count × (len uint32 | entry bytes) | HMAC-SHA256
 //
-// integers big-endian, the HMAC over "ALJ2" and the payload before it, keyed
-// with [Options.JournalKey]. Replay takes a sealed frame and the next start
-// signs it into the log, so the seal key must be as hard to get as the
-// signing key: a server derives it from the signing key. Frames of the first
+// integers big-endian, the HMAC keyed with [Options.JournalKey], over "ALJ3",
+// the first seq and count, and each entry's length and leaf hash
+// (SHA-256(0x00 || entry bytes), as the tree hashes it): the entries' bytes
+// are hashed once, for the tree, and the seal covers them through their
+// hashes (replay computes them from the bytes before checking it). Replay
+// takes a sealed frame and the next start signs it into the log, so the seal
+// key must be as hard to get as the signing key: a server derives it from the
+// signing key. Frames of the second format, "ALJ2", written by earlier
+// releases, have the same layout with the HMAC over
+// "ALJ2" and the payload before it, entries' bytes included, under the same
+// key; replay takes them as before. Frames of the first
 // format, "ALJ1", have the same layout with the HMAC over the payload alone,
 // under a key an earlier release derived from the credential key
 // ([Options.LegacyJournalKey]); replay refuses those the store does not hold

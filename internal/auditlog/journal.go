@@ -30,8 +30,13 @@ import (
 
 const (
 	// frameMagic starts every frame written, sealed under
-	// JournalKeys.Seal (derived from the log signing key).
-	frameMagic = "ALJ2"
+	// JournalKeys.Seal (derived from the log signing key), the seal over
+	// the entries' leaf hashes rather than their bytes.
+	frameMagic = "ALJ3"
+	// dataFrameMagic starts a frame of the journal's second format,
+	// written by earlier releases: sealed under JournalKeys.Seal too, the
+	// seal over the entries' bytes.
+	dataFrameMagic = "ALJ2"
 	// legacyFrameMagic starts a frame of the journal's first format, whose
 	// seal was derived from the credential key (JournalKeys.Legacy).
 	legacyFrameMagic = "ALJ1"
@@ -60,9 +65,10 @@ var ErrJournalInUse = errors.New("auditlog: the journal is in use by a running a
 // JournalKeys are the keys that seal the journal's frames and check them.
 type JournalKeys struct {
 	// Seal seals every frame written and checks frames of the current
-	// format ("ALJ2"). A server derives it from the log signing key, so
-	// that a frame replay accepts, and the next start signs into the log,
-	// can only come from whoever could sign the log.
+	// format ("ALJ3") and of the second ("ALJ2"). A server derives it
+	// from the log signing key, so that a frame replay accepts, and the
+	// next start signs into the log, can only come from whoever could
+	// sign the log.
 	Seal []byte
 	// Legacy checks frames of the first format ("ALJ1"), which earlier
 	// releases sealed under a key derived from the credential key; nil if
@@ -83,6 +89,16 @@ var ErrLegacyJournal = errors.New("auditlog: the journal holds entries the store
 
 // appendFrame encodes one batch of consecutive entries, the first being
 // entries[0].Seq, sealed with an HMAC-SHA256 under key.
+//
+// The seal covers the frame's format, first sequence number and count, and
+// each entry's length and leaf hash (SHA-256(0x00 || bytes), which entry
+// computed for the tree), not the entries' bytes again: the bytes were
+// hashed once already, and hashing them a second time under the HMAC was
+// half of a one-entry batch's SHA-256. Replay computes the leaf hashes
+// from the bytes before it checks the seal, so a changed byte changes
+// what the seal covers, as SHA-256's collision resistance holds (which the
+// log's tree and signed checkpoints rely on already). An entry without its
+// leaf hash (tests) has it computed here.
 func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
 	return appendFrameMAC(buf, entries, hmac.New(sha256.New, key))
 }
@@ -93,20 +109,44 @@ func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
 // allocates (5.1k instructions a frame under callgrind, bench/README).
 func appendFrameMAC(buf []byte, entries []store.LogEntry, m hash.Hash) []byte {
 	start := len(buf)
-	buf = append(buf, frameMagic...)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // length and CRC, filled in below
-	p := len(buf)
+	buf = appendFrameEntries(buf, frameMagic, entries)
+	p := start + frameHeaderSize
+	m.Reset()
+	m.Write([]byte(frameMagic)) // binds the format to the seal
+	m.Write(buf[p : p+12])
+	var lh [4 + sha256.Size]byte
+	for _, e := range entries {
+		binary.BigEndian.PutUint32(lh[:], uint32(len(e.Data)))
+		if len(e.LeafHash) == sha256.Size {
+			copy(lh[4:], e.LeafHash)
+		} else {
+			h := tlog.RecordHash(e.Data)
+			copy(lh[4:], h[:])
+		}
+		m.Write(lh[:])
+	}
+	return finishFrame(m.Sum(buf), start)
+}
+
+// appendFrameEntries appends a frame's magic, room for its length and CRC
+// (finishFrame), and its payload up to the seal: the first sequence
+// number, the count and the entries.
+func appendFrameEntries(buf []byte, magic string, entries []store.LogEntry) []byte {
+	buf = append(buf, magic...)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(entries[0].Seq))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(entries)))
 	for _, e := range entries {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.Data)))
 		buf = append(buf, e.Data...)
 	}
-	m.Reset()
-	m.Write([]byte(frameMagic)) // binds the format to the seal
-	m.Write(buf[p:])
-	buf = m.Sum(buf)
-	payload := buf[p:]
+	return buf
+}
+
+// finishFrame fills in the length and CRC of the frame at start, whose
+// payload, seal included, runs to the end of buf.
+func finishFrame(buf []byte, start int) []byte {
+	payload := buf[start+frameHeaderSize:]
 	binary.BigEndian.PutUint32(buf[start+4:], uint32(len(payload)))
 	binary.BigEndian.PutUint32(buf[start+8:], crc32.Checksum(payload, castagnoli))
 	return buf
@@ -116,7 +156,10 @@ func appendFrameMAC(buf []byte, entries []store.LogEntry, m hash.Hash) []byte {
 type frame struct {
 	first   int64
 	entries [][]byte
-	legacy  bool // of the first format, sealed under JournalKeys.Legacy
+	// hashes are the entries' leaf hashes, computed to check the seal of
+	// a frame of the current format (nil for the earlier formats).
+	hashes []tlog.Hash
+	legacy bool // of the first format, sealed under JournalKeys.Legacy
 }
 
 // errNoFrame means the bytes at an offset are not a whole, intact frame:
@@ -152,6 +195,30 @@ func readFrame(b []byte, keys JournalKeys) (frame, int, error) {
 		return frame{}, 0, errors.New("the frame's seal cannot be checked: the key derived from the log signing key is not known here")
 	}
 	m := hmac.New(sha256.New, key)
+	var f frame
+	if string(b[:4]) == frameMagic {
+		// The seal covers the leaf hashes: the entries are parsed, and
+		// hashed, before it is checked (parsePayload bounds every length
+		// by the payload's, which the CRC bounded).
+		var err error
+		if f, err = parsePayload(body); err != nil {
+			return frame{}, 0, fmt.Errorf("malformed frame: %w", err)
+		}
+		m.Write(b[:4])
+		m.Write(body[:12])
+		f.hashes = make([]tlog.Hash, len(f.entries))
+		var lh [4]byte
+		for i, d := range f.entries {
+			f.hashes[i] = tlog.RecordHash(d)
+			binary.BigEndian.PutUint32(lh[:], uint32(len(d)))
+			m.Write(lh[:])
+			m.Write(f.hashes[i][:])
+		}
+		if !hmac.Equal(m.Sum(nil), mac) {
+			return frame{}, 0, errors.New("the frame's seal does not match: it was not written by this airlock")
+		}
+		return f, frameHeaderSize + n, nil
+	}
 	if !legacy {
 		m.Write(b[:4])
 	}
@@ -168,13 +235,13 @@ func readFrame(b []byte, keys JournalKeys) (frame, int, error) {
 }
 
 // frameHeader reads the frame header at the start of b: the magic of
-// either format, the payload's length, which must fit in b and under
+// any format, the payload's length, which must fit in b and under
 // maxFrame, and its CRC-32C.
 func frameHeader(b []byte) (n int, sum uint32, ok bool) {
 	if len(b) < frameHeaderSize {
 		return 0, 0, false
 	}
-	if m := string(b[:4]); m != frameMagic && m != legacyFrameMagic {
+	if m := string(b[:4]); m != frameMagic && m != dataFrameMagic && m != legacyFrameMagic {
 		return 0, 0, false
 	}
 	u := binary.BigEndian.Uint32(b[4:])
@@ -567,7 +634,11 @@ func replay(dir string, keys JournalKeys, tree *frontier, apply func([]store.Log
 			}
 			es := make([]store.LogEntry, 0, len(fr.entries))
 			for k, data := range fr.entries {
-				e, err := entryFromBytes(fr.first+int64(k), data)
+				var h *tlog.Hash
+				if fr.hashes != nil {
+					h = &fr.hashes[k] // computed for the seal
+				}
+				e, err := entryFromBytes(fr.first+int64(k), data, h)
 				if err != nil {
 					return ns, fmt.Errorf("auditlog: refusing to start: journal segment %s offset %d: entry %d: %v (tampered or corrupted journal)", path, off-size, fr.first+int64(k), err)
 				}
@@ -615,7 +686,7 @@ func findFrame(b []byte) int {
 	}
 }
 
-// indexMagic returns the offset of the first frame magic of either format
+// indexMagic returns the offset of the first frame magic of any format
 // in b, or -1.
 func indexMagic(b []byte) int {
 	for i := 0; ; {
@@ -623,7 +694,7 @@ func indexMagic(b []byte) int {
 		if k < 0 || i+k+4 > len(b) {
 			return -1
 		}
-		if m := string(b[i+k : i+k+4]); m == frameMagic || m == legacyFrameMagic {
+		if m := string(b[i+k : i+k+4]); m == frameMagic || m == dataFrameMagic || m == legacyFrameMagic {
 			return i + k
 		}
 		i += k + 1
@@ -639,8 +710,9 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// entryFromBytes rebuilds the store row of entry seq from its exact bytes.
-func entryFromBytes(seq int64, data []byte) (store.LogEntry, error) {
+// entryFromBytes rebuilds the store row of entry seq from its exact bytes,
+// with its leaf hash if the caller computed it already (leaf), else hashed.
+func entryFromBytes(seq int64, data []byte, leaf *tlog.Hash) (store.LogEntry, error) {
 	if s, ok := entrySeq(data); !ok || s != seq {
 		return store.LogEntry{}, errors.New("does not start with its sequence number")
 	}
@@ -657,7 +729,12 @@ func entryFromBytes(seq int64, data []byte) (store.LogEntry, error) {
 	if err != nil || f.Type == "" {
 		return store.LogEntry{}, fmt.Errorf("bad time %q or type %q", f.Time, f.Type)
 	}
-	h := tlog.RecordHash(data)
+	var h tlog.Hash
+	if leaf != nil {
+		h = *leaf
+	} else {
+		h = tlog.RecordHash(data)
+	}
 	return store.LogEntry{Seq: seq, Time: t.UTC(), Type: f.Type, GrantID: f.Grant, SessionID: f.Session,
 		Data: bytes.Clone(data), LeafHash: h[:]}, nil
 }

@@ -2,6 +2,8 @@ package auditlog
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -23,6 +25,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(make([]byte, 64))
 	f.Add(append([]byte("xALJ1"), good...))
 	f.Add(append(craftedSegment(200), good...))
+	f.Add(appendDataFrame(nil, []store.LogEntry{{Seq: 7, Data: []byte(`{"seq":7,"type":"a"}`)}}, testJournalKey))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := findFrame(b), findFrameByReading(b); got != want {
 			t.Fatalf("findFrame: %d, want %d (the first offset readFrame does not answer errNoFrame)", got, want)
@@ -42,10 +45,26 @@ func FuzzReadFrame(f *testing.F) {
 		for i, d := range fr.entries {
 			es[i] = store.LogEntry{Seq: fr.first + int64(i), Data: d}
 		}
-		if again := appendFrame(nil, es, testJournalKey); !bytes.Equal(again, b[:n]) {
+		again := appendFrame(nil, es, testJournalKey)
+		if string(b[:4]) == dataFrameMagic {
+			again = appendDataFrame(nil, es, testJournalKey)
+		}
+		if !bytes.Equal(again, b[:n]) {
 			t.Fatalf("accepted a frame that appendFrame would not write:\n%x\n%x", b[:n], again)
 		}
 	})
+}
+
+// appendDataFrame writes a frame of the journal's second format ("ALJ2"),
+// as releases before the seal over leaf hashes did: the seal over the
+// magic and the payload, entries' bytes included.
+func appendDataFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
+	start := len(buf)
+	buf = appendFrameEntries(buf, dataFrameMagic, entries)
+	m := hmac.New(sha256.New, key)
+	m.Write(buf[start : start+4])
+	m.Write(buf[start+frameHeaderSize:])
+	return finishFrame(m.Sum(buf), start)
 }
 
 // findFrameByReading is findFrame's definition, in quadratic time: the

@@ -43,6 +43,29 @@ func toLegacy(t *testing.T, path string, key []byte) {
 	}
 }
 
+// replayThenAppend opens f's log with o, which must replay its journal
+// into want entries, appends one more (a frame of the current format,
+// under JournalKey) and closes it, and returns the newest checkpoint, which
+// must cover them all.
+func replayThenAppend(t *testing.T, f *journalFixture, o Options, want int64) store.Checkpoint {
+	t.Helper()
+	l := f.mustOpen(t, o)
+	if l.Size() != want {
+		t.Fatalf("replayed %d entries, want %d", l.Size(), want)
+	}
+	if err := l.Append(context.Background(), events(1, "c")...); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := f.st.LatestCheckpoint(context.Background())
+	if err != nil || cp.Size != want+1 {
+		t.Fatalf("checkpoint %d, %v; want %d", cp.Size, err, want+1)
+	}
+	return cp
+}
+
 // Frames of the first format are sealed under a key derived from the
 // credential key, which may be easier to reach than the signing key: replay
 // takes those the store does not hold yet only when LegacyJournalTail says
@@ -76,21 +99,7 @@ func TestJournalLegacyFrames(t *testing.T) {
 	}
 
 	o.LegacyJournalTail = true
-	l := f.mustOpen(t, o)
-	if l.Size() != 5 {
-		t.Fatalf("replayed %d entries, want 5", l.Size())
-	}
-	// New frames are of the current format, under JournalKey.
-	if err := l.Append(context.Background(), events(1, "c")...); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cp, err := f.st.LatestCheckpoint(context.Background())
-	if err != nil || cp.Size != 6 {
-		t.Fatalf("checkpoint %d, %v; want 6", cp.Size, err)
-	}
+	cp := replayThenAppend(t, f, o, 5)
 
 	// Once the store holds them, legacy frames are only skipped (their
 	// seals still checked), whatever LegacyJournalTail says.
@@ -126,6 +135,9 @@ func TestJournalFormatBoundToSeal(t *testing.T) {
 	}
 	if _, _, err := readFrame(relabel(legacyFrameMagic), JournalKeys{Seal: key, Legacy: key, LegacyTail: true}); err == nil || !strings.Contains(err.Error(), "seal does not match") {
 		t.Fatalf("current frame relabelled ALJ1 under the same key: %v", err)
+	}
+	if _, _, err := readFrame(relabel(dataFrameMagic), JournalKeys{Seal: key}); err == nil || !strings.Contains(err.Error(), "seal does not match") {
+		t.Fatalf("current frame relabelled ALJ2 under the same key: %v", err)
 	}
 	toLegacy(t, seg, key)
 	if b, err = os.ReadFile(seg); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 var testJournalKey = bytes.Repeat([]byte{0x5a}, 32)
@@ -536,4 +537,86 @@ func TestFrameMACReused(t *testing.T) {
 			t.Fatalf("frame %d: read back first %d, %d entries, %v", i, fr.first, len(fr.entries), err)
 		}
 	}
+}
+
+// TestFrameSealOverLeafHashes: a frame's seal covers its format, first
+// sequence number, count and each entry's length and leaf hash, not the
+// entries' bytes again; replay computes the leaf hashes from the bytes, so
+// an entry whose bytes changed (its CRC fixed) fails the seal, and hands
+// replay the hashes it computed.
+func TestFrameSealOverLeafHashes(t *testing.T) {
+	es := []store.LogEntry{{Seq: 9, Data: []byte(`{"seq":9,"type":"a"}`)}, {Seq: 10, Data: []byte(`{"seq":10,"type":"bb"}`)}}
+	b := appendFrame(nil, es, testJournalKey)
+	if string(b[:4]) != frameMagic || frameMagic != "ALJ3" {
+		t.Fatalf("frame written as %q", b[:4])
+	}
+	m := hmac.New(sha256.New, testJournalKey)
+	m.Write([]byte("ALJ3"))
+	m.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, 9), 2))
+	for _, e := range es {
+		h := tlog.RecordHash(e.Data)
+		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(e.Data))))
+		m.Write(h[:])
+	}
+	if want := m.Sum(nil); !bytes.Equal(b[len(b)-sha256.Size:], want) {
+		t.Fatalf("seal %x, want the HMAC over the leaf hashes %x", b[len(b)-sha256.Size:], want)
+	}
+	fr, _, err := readFrame(b, JournalKeys{Seal: testJournalKey})
+	if err != nil || len(fr.hashes) != 2 || fr.hashes[1] != tlog.RecordHash(es[1].Data) {
+		t.Fatalf("read back: %v, hashes %x", err, fr.hashes)
+	}
+	// A leaf hash given with the entry is the one sealed (the writer's,
+	// computed as it hashed the entry for the tree).
+	h := tlog.RecordHash(es[0].Data)
+	es[0].LeafHash = h[:]
+	if again := appendFrame(nil, es, testJournalKey); !bytes.Equal(again, b) {
+		t.Fatalf("with the leaf hash given: %x, want %x", again, b)
+	}
+	// One byte of an entry changed, the CRC fixed: the seal fails.
+	i := bytes.Index(b, []byte(`"bb"`))
+	b[i+1] = 'c'
+	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[frameHeaderSize:], castagnoli))
+	if _, _, err := readFrame(b, JournalKeys{Seal: testJournalKey}); err == nil || !strings.Contains(err.Error(), "seal does not match") {
+		t.Fatalf("an entry's byte changed: %v, want a seal mismatch", err)
+	}
+}
+
+// TestJournalReplaysSecondFormat: frames of the second format ("ALJ2", the
+// seal over the entries' bytes), which releases before the seal over leaf
+// hashes left in the journal at a crash, are still replayed; new frames are
+// of the current format.
+func TestJournalReplaysSecondFormat(t *testing.T) {
+	f := newJournalFixture(t)
+	f.crashWith(t, events(2, "a"), events(3, "b"))
+	for _, p := range f.segments(t) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		off := 0
+		for off+frameHeaderSize <= len(b) && string(b[off:off+4]) == frameMagic {
+			fr, n, err := readFrame(b[off:], JournalKeys{Seal: testJournalKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			es := make([]store.LogEntry, len(fr.entries))
+			for k, d := range fr.entries {
+				es[k] = store.LogEntry{Seq: fr.first + int64(k), Data: d}
+			}
+			out = appendDataFrame(out, es, testJournalKey)
+			off += n
+		}
+		if off == 0 {
+			t.Fatalf("no frame in %s", p)
+		}
+		if len(out) != off { // the same layout, the seal as long
+			t.Fatalf("rewritten frames are %d bytes, were %d", len(out), off)
+		}
+		copy(b, out)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replayThenAppend(t, f, f.opts(), 5)
 }
