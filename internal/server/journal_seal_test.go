@@ -82,7 +82,9 @@ func laggingImage(t *testing.T, e *auditEnv) (image string, n1, n2 int64) {
 
 // reseal rewrites the journal frames of image that hold entries from
 // seq from on, with magic and a seal under key, as someone holding key
-// would write them ("ALJ2" seals cover the magic, "ALJ1" seals do not).
+// would write them ("ALJ3" seals cover the magic, first seq, count and
+// each entry's length and leaf hash; "ALJ2" seals the magic and the
+// payload; "ALJ1" seals the payload alone).
 func reseal(t *testing.T, image string, from int64, magic string, key []byte) {
 	t.Helper()
 	segs, err := filepath.Glob(filepath.Join(image, JournalDir, "*.seg"))
@@ -103,10 +105,23 @@ func reseal(t *testing.T, image string, from int64, magic string, key []byte) {
 			if first+count > from {
 				copy(b[off:], magic)
 				m := hmac.New(sha256.New, key)
-				if magic == "ALJ2" {
+				switch magic {
+				case "ALJ3":
 					m.Write([]byte(magic))
+					m.Write(payload[:12])
+					for p, k := payload[12:n-sha256.Size], int64(0); k < count; k++ {
+						l := binary.BigEndian.Uint32(p)
+						h := sha256.Sum256(append([]byte{0}, p[4:4+l]...))
+						m.Write(p[:4])
+						m.Write(h[:])
+						p = p[4+l:]
+					}
+				case "ALJ2":
+					m.Write([]byte(magic))
+					m.Write(payload[:n-sha256.Size])
+				default:
+					m.Write(payload[:n-sha256.Size])
 				}
-				m.Write(payload[:n-sha256.Size])
 				copy(payload[n-sha256.Size:], m.Sum(nil))
 				binary.BigEndian.PutUint32(b[off+8:], crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)))
 				done++
@@ -149,6 +164,10 @@ func TestJournalSealNeedsSigningKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			pinned := pinnedKey(t, e.dataDir)
+			seal, _, err := serverkeys.LoadJournalSeal(serverkeys.Sources{DataDir: image, SigningKeyFile: signerFile, Getenv: func(string) string { return "" }})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, tc := range []struct {
 				name  string
 				magic string // "" leaves the frames as the server wrote them
@@ -156,7 +175,10 @@ func TestJournalSealNeedsSigningKey(t *testing.T) {
 				want  string // "" means the start replays the journal
 			}{
 				{"as-written", "", nil, ""},
-				{"current-format-under-credential-key", "ALJ2", legacyJournalKey(credKey), "seal does not match"},
+				{"current-format-resealed-under-its-key", "ALJ3", seal, ""},
+				{"second-format-under-its-key", "ALJ2", seal, ""},
+				{"current-format-under-credential-key", "ALJ3", legacyJournalKey(credKey), "seal does not match"},
+				{"second-format-under-credential-key", "ALJ2", legacyJournalKey(credKey), "seal does not match"},
 				{"first-format-under-credential-key", "ALJ1", legacyJournalKey(credKey), map[bool]string{false: "", true: "could have been forged"}[signerOutside]},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
@@ -180,7 +202,7 @@ func TestJournalSealNeedsSigningKey(t *testing.T) {
 					if rep.OK != (tc.want == "") {
 						t.Errorf("audit verify: OK=%v, problems %+v", rep.OK, rep.Problems)
 					}
-					if tc.magic != "ALJ2" && rep.Journaled != n2-n1 {
+					if tc.want != "seal does not match" && rep.Journaled != n2-n1 {
 						// What a start would replay, or (first format, refused)
 						// what the operator must decide on: listed either way.
 						t.Errorf("audit verify counts %d entries only in the journal, want %d", rep.Journaled, n2-n1)
@@ -261,7 +283,7 @@ func TestVerifyOfflineJournalSealNeedsPinnedKey(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(image, "log-signing.key"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reseal(t, image, 0, "ALJ2", mallory.JournalSeal)
+	reseal(t, image, 0, "ALJ3", mallory.JournalSeal)
 	rep, err = VerifyOffline(context.Background(), image, OfflineInput{Key: pinned})
 	if err != nil {
 		t.Fatal(err)
