@@ -280,7 +280,7 @@ func Load(path string) (*Config, error) {
 	var we *fsperm.WritableError
 	if errors.As(err, &we) {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf(
-			"may be written by anyone (mode %v), who could add an identity with a key of their own; chmod o-w it", we.Mode.Perm())}}}
+			"may be written by anyone (mode %s), who could add an identity with a key of their own; chmod o-w it", fsperm.Mode(we.Mode))}}}
 	}
 	if err != nil {
 		return nil, err

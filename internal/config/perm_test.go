@@ -32,7 +32,7 @@ func TestWritableByAnyone(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load("airlock.yaml")
-	if err == nil || !strings.Contains(err.Error(), "policies: ") || !strings.Contains(err.Error(), "may be written by anyone") {
+	if err == nil || !strings.Contains(err.Error(), "policies: ") || !strings.Contains(err.Error(), "may be written by anyone (mode drwxrwxrwx)") {
 		t.Fatalf("world-writable policies directory: %v", err)
 	}
 	if err := os.Chmod("policies", 0o755); err != nil {
@@ -43,7 +43,7 @@ func TestWritableByAnyone(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Load("airlock.yaml")
-	if err == nil || !strings.HasPrefix(err.Error(), "airlock.yaml: ") || !strings.Contains(err.Error(), "may be written by anyone") {
+	if err == nil || !strings.HasPrefix(err.Error(), "airlock.yaml: ") || !strings.Contains(err.Error(), "may be written by anyone (mode -rw-rw-rw-)") {
 		t.Fatalf("world-writable airlock.yaml: %v", err)
 	}
 }

@@ -61,8 +61,8 @@ func (d *decoder) validate(c *Config, base string) {
 		case fsperm.OthersMayWrite(fi):
 			// Even with the sticky bit anyone could add a file, and the
 			// next SIGHUP would load their permit.
-			d.errorf("policies", "directory %s may be written by anyone (mode %v), who could add a policy permitting themselves; chmod o-w it",
-				strconv.Quote(c.Policies), fi.Mode().Perm())
+			d.errorf("policies", "directory %s may be written by anyone (mode %s), who could add a policy permitting themselves; chmod o-w it",
+				strconv.Quote(c.Policies), fsperm.Mode(fi.Mode()))
 		}
 	}
 

@@ -31,7 +31,7 @@ func TestWriteCARefusesSharedDirectory(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
 		t.Fatal(err)
 	}
-	if p, err := WriteCA(testCA); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+	if p, err := WriteCA(testCA); err == nil || !strings.Contains(err.Error(), "may be written by others (mode drwxrwxrwx)") {
 		t.Fatalf("WriteCA into a world-writable directory: %q, %v", p, err)
 	}
 	if err := os.Remove(dir); err != nil {

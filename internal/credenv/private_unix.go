@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/airlock-dev/airlock/internal/fsperm"
 )
 
 // private refuses dir unless it is a directory (not a link to one) owned by
@@ -22,7 +24,7 @@ func private(dir string) error {
 	case ok && int(st.Uid) != os.Getuid():
 		return fmt.Errorf("%s belongs to another user (uid %d)", dir, st.Uid)
 	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s may be written by others (mode %v); chmod go-w it", dir, fi.Mode().Perm())
+		return fmt.Errorf("%s may be written by others (mode %s); chmod go-w it", dir, fsperm.Mode(fi.Mode()))
 	}
 	return nil
 }

@@ -19,7 +19,15 @@ type WritableError struct {
 }
 
 func (e *WritableError) Error() string {
-	return fmt.Sprintf("%s may be written by anyone (mode %v); chmod o-w it", e.Path, e.Mode.Perm())
+	return fmt.Sprintf("%s may be written by anyone (mode %s); chmod o-w it", e.Path, Mode(e.Mode))
+}
+
+// Mode formats m for a message as ls would its type and permissions:
+// drwxrwxrwx for a directory, -rw-rw-rw- for a file. m.Perm() alone drops
+// the type, so that a directory read as a file (-rwxrwxrwx); m itself
+// would put setuid, setgid and sticky letters before the type (dtrwxrwxrwx).
+func Mode(m os.FileMode) string {
+	return (m.Type() | m.Perm()).String()
 }
 
 // OthersMayWrite reports whether every user may write fi (o+w).

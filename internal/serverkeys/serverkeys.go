@@ -52,6 +52,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
+	"github.com/airlock-dev/airlock/internal/fsperm"
 )
 
 // Environment variables that hold the keys themselves.
@@ -309,7 +310,7 @@ func privateDir(dir string) error {
 	case err != nil:
 		return err
 	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s may be written by others (mode %v)", dir, fi.Mode().Perm())
+		return fmt.Errorf("%s may be written by others (mode %s)", dir, fsperm.Mode(fi.Mode()))
 	}
 	return nil
 }
@@ -351,8 +352,8 @@ func readOrCreate(path string, create bool, gen func() ([]byte, error)) ([]byte,
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, perm)
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %s); chmod 600 it", path, fsperm.Mode(fi.Mode()))
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {

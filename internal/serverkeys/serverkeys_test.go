@@ -165,7 +165,8 @@ func TestGenerateRefusesSharedDirectory(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Generate(dir); err == nil || !strings.Contains(err.Error(), "may be written by others") {
+	// The mode reads as a directory's (it read -rwxrwxrwx).
+	if _, err := Generate(dir); err == nil || !strings.Contains(err.Error(), "may be written by others (mode drwxrwxrwx)") {
 		t.Fatalf("Generate into a world-writable directory: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, CredentialKeyFile)); err == nil {
