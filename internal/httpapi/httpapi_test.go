@@ -23,6 +23,21 @@ func TestHealthzNeedsNoKey(t *testing.T) {
 	}
 }
 
+// TestProbesAnswerOneLine: /healthz and /readyz print one line of JSON,
+// as docs/replicas.md shows; /healthz printed indented JSON over three
+// lines.
+func TestProbesAnswerOneLine(t *testing.T) {
+	e := newEnv(t)
+	for path, want := range map[string]string{
+		"/healthz": `{"status":"ok"}` + "\n",
+		"/readyz":  `{"status":"ready","checks":{"grants":"ok","log":"ok","store":"ok"}}` + "\n",
+	} {
+		if r := e.do("GET", path, "", nil); r.status != http.StatusOK || string(r.body) != want {
+			t.Errorf("GET %s: %d %q, want 200 %q", path, r.status, r.body, want)
+		}
+	}
+}
+
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t)
 
