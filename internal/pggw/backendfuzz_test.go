@@ -281,12 +281,7 @@ func newBackendHarness(t *testing.T, gw *Gateway, auth *gatewaytest.Authority, g
 	gwc, cl := net.Pipe()
 	upc, srv := net.Pipe()
 	h.client, h.server = cl, srv
-	c := newConn(gw, gwc)
-	c.sess, c.t = sess, gw.targets["db"]
-	c.st = gw.grantState(gr)
-	c.readOnly = readOnlyScope(gr.Scope)
-	c.established()
-	c.up = upc
+	c := sessionConn(gw, gwc, upc, sess, gr)
 	h.c = c
 	t.Cleanup(func() { cl.Close(); srv.Close() })
 
@@ -307,6 +302,18 @@ func newBackendHarness(t *testing.T, gw *Gateway, auth *gatewaytest.Authority, g
 	}()
 	go c.run(upc)
 	return h
+}
+
+// sessionConn is a conn of session sess of grant gr on gw's target "db",
+// its client on gwc and its upstream on upc, logged in: run relays it.
+func sessionConn(gw *Gateway, gwc, upc net.Conn, sess *gateway.Session, gr *gateway.Grant) *conn {
+	c := newConn(gw, gwc)
+	c.sess, c.t = sess, gw.targets["db"]
+	c.st = gw.grantState(gr)
+	c.readOnly = readOnlyScope(gr.Scope)
+	c.established()
+	c.up = upc
+	return c
 }
 
 // readClient reads what the gateway sends the client, checking every

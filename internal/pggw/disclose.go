@@ -23,18 +23,29 @@ import (
 // every other message, and every message of a session whose grant can
 // write, is recorded durably before it is forwarded, as before.
 //
-// What the upstream answers is held until the records of the statements it
-// answers are durable: before relaying any upstream message, the upstream
-// loop waits for the record of the oldest statement still waiting for its
-// answer (for an ErrorResponse or ReadyForQuery, which may also settle the
-// statements after it up to their Sync, for all of those). Waiting, it
-// reads nothing more from the upstream, so what is held is bounded by the
-// loop's read buffer and the kernel's socket buffers, and the upstream
-// stops sending (and pipelining clients stop being read) when they fill.
-// Answers are released in protocol order, never reordered. If a record
-// fails, nothing more is relayed: the client gets FATAL 58000 and the
-// session ends (its upstream connection closes, so a transaction the
-// statement ran in rolls back).
+// What the upstream sends is held until the records of the statements it
+// may answer are durable: before relaying any upstream message (each
+// piece of a large row or COPY chunk too), the upstream loop waits for
+// the record of every statement forwarded with its record pending before
+// the message was read (hold), oldest first, whatever the message is and
+// whichever statement the queue says it answers. The queue is not relied
+// on: an upstream that answers short or out of step (a lost answer or
+// ReadyForQuery, an ErrorResponse the relay takes as settling statements
+// up to their Sync, rows sent late) shifts it, and a later statement's
+// rows would pass for an earlier one's whose record is durable; nor is
+// the upstream's word that a message answers nothing (a notice, a
+// notification, a parameter status). Waiting, it reads nothing more from
+// the upstream, so what is held is one message (bounded as every
+// upstream message is) beside the loop's read buffer and the kernel's
+// socket buffers, and the upstream stops sending (and pipelining clients
+// stop being read) when they fill. A client that sends one statement at
+// a time waits for its one record, as before; a pipelining client's
+// answers may wait for the records of statements it sent after them
+// (the log commits records in batches, in the order queued, so those
+// are mostly durable together). Answers are released in protocol order,
+// never reordered. If a record fails, nothing more is relayed: the client
+// gets FATAL 58000 and the session ends (its upstream connection closes,
+// so a transaction the statement ran in rolls back).
 //
 // Why the keyword as well as the scope: a role with SELECT only can still
 // do what PostgreSQL lets every role do (SET, LISTEN and NOTIFY, temporary
@@ -246,46 +257,67 @@ func (c *conn) request(call gateway.Call, async bool, p *gateway.Pending) (*gate
 var errRecordFailedHeld = fatal(codeSystemError,
 	"airlock: could not record the statement; its answer was withheld and the session is closed")
 
-// hold waits until the upstream message of type typ may be disclosed: until
-// the records of the statements it may answer are durable. It returns
-// false when one failed (the session is then killed) or the connection
-// ends. Called by the upstream loop, without wmu.
-func (c *conn) hold(typ byte) bool {
+// hold waits until the upstream bytes the loop has read may be
+// disclosed: until the records of every statement forwarded before they
+// were read are durable. It returns false when one failed (the session is
+// then killed) or the connection ends. Called by the upstream loop, with
+// the bytes read and not yet relayed, without wmu.
+//
+// Which statements those are is not what the queue says the bytes answer
+// (see the top of this file): it waits for every record forwarded so far,
+// a superset of those forwarded before the bytes were read, the oldest
+// first, each (a record may fail on its own: a grant that ended). Those
+// are the entries not passed yet: the completed ones (done) the loop has
+// not recorded, then the queued ones, the passed ones always before the
+// others, so it looks back from the newest only as far as the first
+// passed. An entry queued while it waits is left to the next message, so
+// that a client pipelining faster than its records land cannot hold the
+// upstream loop here for ever.
+func (c *conn) hold() bool {
 	if !c.readOnly {
 		return true
 	}
 	r := &c.rs
-	for {
-		var e *entry
-		r.qmu.Lock()
-		for i := r.head; i < len(r.q); i++ {
-			h := r.q[i]
-			if h.pend != nil {
-				e = h
-				break
+	// The upstream loop's own: no lock.
+	i := len(r.done)
+	for i > 0 && !r.done[i-1].passed {
+		i--
+	}
+	for _, e := range r.done[i:] {
+		e.passed = true
+		if e.pend != nil {
+			if err := e.pend.Wait(c.ctx()); err != nil {
+				c.refuseHeld(err)
+				return false
 			}
-			// Only an ErrorResponse or ReadyForQuery settles more than the
-			// oldest statement, and only up to its Sync or Query.
-			if (typ != 'E' && typ != 'Z') || h.kind == eSync || h.kind == eSimple || h.kind == eSynthetic {
-				break
-			}
+			e.pend = nil
 		}
-		var p *gateway.Pending
-		if e != nil {
-			p = e.pend
+	}
+	// Only this loop pops the queue: what it indexes stays while it
+	// waits, unlocked, whatever the client loop appends.
+	r.qmu.Lock()
+	end := len(r.q)
+	i = end
+	for i > r.head && !r.q[i-1].passed {
+		i--
+	}
+	for ; i < end; i++ {
+		e := r.q[i]
+		e.passed = true
+		p := e.pend
+		if p == nil {
+			continue
 		}
 		r.qmu.Unlock()
-		if p == nil {
-			return true
-		}
 		if err := p.Wait(c.ctx()); err != nil {
 			c.refuseHeld(err)
 			return false
 		}
 		r.qmu.Lock()
 		e.pend = nil
-		r.qmu.Unlock()
 	}
+	r.qmu.Unlock()
+	return true
 }
 
 // refuseHeld ends a session whose held answer may not be disclosed.

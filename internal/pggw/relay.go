@@ -62,6 +62,9 @@ type entry struct {
 	// eSynthetic: bytes to send, then ReadyForQuery if ready.
 	synthetic []byte
 	ready     bool
+	// passed: the upstream loop has waited for the record of this entry
+	// and of every one before it (hold), under qmu while it is queued.
+	passed bool
 	// stale: an Execute of a portal the gateway closed first
 	// (staleExecute, staleCode or staleSkipped); the server's 34000 is
 	// relayed as the gateway's own.
@@ -1019,12 +1022,9 @@ func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 			}
 			return false
 		}
-		if !c.hold(typ) {
-			return false
-		}
 		if total > ubr.Size() && (typ == 'D' || typ == 'd') {
 			// A large row or COPY chunk streams through without being
-			// held whole in memory.
+			// held whole in memory (each piece held as a message is).
 			if !c.streamLarge(ubr, typ, total) {
 				return false
 			}
@@ -1032,6 +1032,11 @@ func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 		}
 		raw, err := mr.next()
 		if err != nil {
+			return false
+		}
+		// Once the message is read whole: none of its bytes is read
+		// while it waits (disclose.go).
+		if !c.hold() {
 			return false
 		}
 		c.gw.hook("upstream", raw)
@@ -1145,6 +1150,9 @@ func (c *conn) streamLarge(ubr *idleReader, typ byte, total int) bool {
 			}
 		}
 		b, _ := ubr.Peek(min(left, ubr.Buffered()))
+		if !c.hold() {
+			return false
+		}
 		c.wmu.Lock()
 		if c.dead {
 			c.wmu.Unlock()
