@@ -47,13 +47,17 @@ import (
 //     which statement its answers are for), no byte of a statement's
 //     answer reaches the client before its request is durable: on a
 //     read-only session reads are forwarded while their records are
-//     written (disclose.go), and the records here take a while; nor the
-//     error of a statement refused for lack of privilege before its
-//     result is recorded, as refused (record.go).
+//     written (disclose.go), and the records here take a while; this
+//     holds for an unfaithful upstream too (flagUnfaithful: answers
+//     dropped, sent twice or late, an extra ReadyForQuery or
+//     ErrorResponse before one, as plan says), which shifts the relay's
+//     queue; nor, from a faithful upstream, the error of a statement
+//     refused for lack of privilege before its result is recorded, as
+//     refused (record.go).
 //
 // The upstream tags each answer with a marker naming the statement it
 // answers and a nonce raw cannot forge, so the client can tell whose
-// answer it reads.
+// answer it reads, however out of step the upstream sends it.
 func FuzzBackendMessages(f *testing.F) {
 	ph := &panicLog{}
 	auth := gatewaytest.New()
@@ -90,6 +94,19 @@ func FuzzBackendMessages(f *testing.F) {
 	f.Add([]byte{0, 3, 4}, []byte{0}, []byte("X\x00\x00\x00\x02"))                                // a length below its own
 	f.Add([]byte{flagReadOnly | flagWait, 0, 0}, []byte{0, 0x60 | 0x80}, []byte{})                // client_encoding SJIS
 	f.Add([]byte{flagWait, 3, 4, 4}, []byte{0}, []byte("3\x00\x00\x00\x041\x00\x00\x00\x04"))
+	// An unfaithful upstream: every step, waiting and pipelined, its
+	// answers dropped, sent twice, after an extra ReadyForQuery or
+	// ErrorResponse, or late, in turn.
+	unfaithful := []byte{}
+	for i := range byte(64) {
+		unfaithful = append(unfaithful, i%5, 1+i%4)
+	}
+	all = slices.Clone(all)
+	all[0] |= flagUnfaithful
+	f.Add(all, unfaithful, []byte{})
+	all = slices.Clone(all)
+	all[0] &^= flagWait
+	f.Add(all, unfaithful, []byte{})
 
 	f.Fuzz(func(t *testing.T, script, plan, raw []byte) {
 		if len(script) > 64 || len(plan) > 256 || len(raw) > 1<<16 {
@@ -103,7 +120,7 @@ func FuzzBackendMessages(f *testing.F) {
 		runtime.ReadMemStats(&before)
 		panics := gw.panics.Load()
 
-		h := newBackendHarness(t, gw, auth, gr, plan, raw)
+		h := newBackendHarness(t, gw, auth, gr, plan, raw, len(script) > 0 && script[0]&flagUnfaithful != 0)
 		h.runClient(script)
 		h.waitEnd()
 
@@ -134,6 +151,9 @@ const (
 	flagReadOnly  = 1 << 0 // the grant is pg:select only: reads forwarded while recorded
 	flagWait      = 1 << 1 // the client waits for each step's answers (else it pipelines)
 	flagTerminate = 1 << 2 // it ends with Terminate, else by closing its socket
+	// The upstream answers out of step (emuServer.send) and the client
+	// waits for each step's answers a short while only (some never come).
+	flagUnfaithful = 1 << 3
 )
 
 // panicLog is a slog.Handler that keeps the gateway's last contained panic.
@@ -189,23 +209,25 @@ type backendHarness struct {
 	// ended first) ran unrecorded, its answer withheld (disclose.go).
 	reads    map[string]bool
 	readOnly bool
-	bad      string      // the first disclosure violation
-	delays   []byte      // how long each record takes, in half-milliseconds
-	tainted  atomic.Bool // raw was spliced into the upstream's stream
-	killed   atomic.Bool // the upstream said something the gateway kills the session for
-	rec      *gatewaytest.Recorded
-	ended    chan struct{}
-	readys   atomic.Int64  // ReadyForQuery the client read
-	closed   chan struct{} // the client's reader saw the end
-	clientWG sync.WaitGroup
-	serverWG sync.WaitGroup
+	bad      string // the first disclosure violation
+	// unfaithful: the upstream answers out of step (flagUnfaithful)
+	unfaithful bool
+	delays     []byte      // how long each record takes, in half-milliseconds
+	tainted    atomic.Bool // raw was spliced into the upstream's stream
+	killed     atomic.Bool // the upstream said something the gateway kills the session for
+	rec        *gatewaytest.Recorded
+	ended      chan struct{}
+	readys     atomic.Int64  // ReadyForQuery the client read
+	closed     chan struct{} // the client's reader saw the end
+	clientWG   sync.WaitGroup
+	serverWG   sync.WaitGroup
 }
 
-func newBackendHarness(t *testing.T, gw *Gateway, auth *gatewaytest.Authority, gr *gateway.Grant, plan, raw []byte) *backendHarness {
+func newBackendHarness(t *testing.T, gw *Gateway, auth *gatewaytest.Authority, gr *gateway.Grant, plan, raw []byte, unfaithful bool) *backendHarness {
 	var nb [6]byte
 	_, _ = rand.Read(nb[:])
 	h := &backendHarness{t: t, nonce: "N" + hex.EncodeToString(nb[:]), durable: map[string]bool{}, ran: map[string]bool{}, reads: map[string]bool{},
-		delays: plan, ended: make(chan struct{}), closed: make(chan struct{})}
+		delays: plan, ended: make(chan struct{}), closed: make(chan struct{}), unfaithful: unfaithful}
 	in, err := auth.StartSession(context.Background(), gr, "fuzz")
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +307,7 @@ func newBackendHarness(t *testing.T, gw *Gateway, auth *gatewaytest.Authority, g
 	h.c = c
 	t.Cleanup(func() { cl.Close(); srv.Close() })
 
-	emu := &emuServer{h: h, plan: plan, raw: raw, stmts: map[string]string{}, portals: map[string]emuPortal{}, tx: 'I'}
+	emu := &emuServer{h: h, plan: plan, raw: raw, stmts: map[string]string{}, portals: map[string]emuPortal{}, tx: 'I', unfaithful: unfaithful}
 	if len(plan) > 0 {
 		emu.injectAt = int(plan[0])
 	}
@@ -349,7 +371,9 @@ func (h *backendHarness) readClient() {
 		if h.tainted.Load() {
 			continue
 		}
-		if hdr[0] == 'E' && bytes.Contains(body, []byte("(refused) "+h.nonce+":")) && !h.killed.Load() {
+		// Which statement an error refuses is the queue's to say, which
+		// an unfaithful upstream shifts: only disclosure is checked then.
+		if hdr[0] == 'E' && bytes.Contains(body, []byte("(refused) "+h.nonce+":")) && !h.killed.Load() && !h.unfaithful {
 			h.checkRefused(body[bytes.Index(body, mark)+len(mark):])
 		}
 		for b := body; ; {
@@ -518,9 +542,13 @@ func (h *backendHarness) runClient(script []byte) {
 
 // waitReady waits until the client has read n ReadyForQuery, unless the
 // session ended or the upstream's stream was spliced (its answers may then
-// never come).
+// never come); from an unfaithful upstream, which may drop them, a short
+// while at most.
 func (h *backendHarness) waitReady(n int64) {
 	deadline := time.Now().Add(5 * time.Second)
+	if h.unfaithful {
+		deadline = time.Now().Add(20 * time.Millisecond)
+	}
 	for h.readys.Load() < n && !h.tainted.Load() && time.Now().Before(deadline) {
 		select {
 		case <-h.closed:
@@ -632,6 +660,10 @@ type emuServer struct {
 	copyIn   bool // in COPY FROM STDIN: CopyData until CopyDone or CopyFail
 	tx       byte
 	out      []byte
+	// unfaithful: send answers out of step as plan says (send); late
+	// holds the messages to send after the answers to the next message.
+	unfaithful bool
+	late       []byte
 }
 
 func (e *emuServer) next() byte {
@@ -644,6 +676,21 @@ func (e *emuServer) next() byte {
 }
 
 func (e *emuServer) send(m pgproto3.BackendMessage) {
+	if e.unfaithful {
+		switch e.next() % 16 {
+		case 0: // dropped
+			return
+		case 1: // sent twice
+			e.out, _ = m.Encode(e.out)
+		case 2: // after a ReadyForQuery of its own
+			e.out, _ = (&pgproto3.ReadyForQuery{TxStatus: e.tx}).Encode(e.out)
+		case 3: // after an error of its own, which settles nothing here
+			e.out, _ = (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "XX000", Message: "out of step"}).Encode(e.out)
+		case 4: // late: after the answers to the next message
+			e.late, _ = m.Encode(e.late)
+			return
+		}
+	}
 	e.out, _ = m.Encode(e.out)
 }
 
@@ -722,7 +769,10 @@ func (e *emuServer) serve(nc net.Conn) {
 			inject()
 			return
 		}
+		late := e.late
+		e.late = nil
 		e.message(hdr[0], body)
+		e.out = append(e.out, late...)
 		flush()
 	}
 }
