@@ -1393,6 +1393,17 @@ func (c *conn) emitSynthetic() {
 func (c *conn) recordResults() {
 	r := &c.rs
 	for _, e := range r.done {
+		if e.pend != nil {
+			// Completed before hold waited for its record: an upstream
+			// out of step answered it with a message read before it was
+			// forwarded. A result follows its request in the log, and
+			// has none if its request failed (as dropUnrecorded), which
+			// ends the session as at hold.
+			if err := e.pend.Wait(c.ctx()); err != nil {
+				c.refuseHeld(err)
+				continue
+			}
+		}
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true, Refused: e.refused(), OutcomeAtResult: !e.also,
 			Params: map[string]string{"n": e.ns},
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}

@@ -239,3 +239,73 @@ func (u *unfaithful) closed() bool {
 	defer u.mu.Unlock()
 	return u.eof
 }
+
+// TestUnfaithfulUpstreamResultAfterRequest: a statement's result follows
+// its request in the log, and is not recorded if its request is not. An
+// upstream out of step can complete a statement the client forwarded
+// after the upstream loop read the message, and so after the loop
+// waited for the records forwarded before it (hold): here a
+// ReadyForQuery no Sync asked for, read while a batch ended by Flush is
+// in flight, and, once read, a batch with its Sync forwarded (through
+// the gateway's test hook, between hold and the message's relay) with
+// its record held. The ReadyForQuery completes both; the second's result
+// was recorded at once, its request still pending, and stayed in the log
+// when the request then failed; now the result waits for the request,
+// and a request that fails ends the session (FATAL 58000), no result
+// recorded.
+func TestUnfaithfulUpstreamResultAfterRequest(t *testing.T) {
+	gw, auth := fuzzGateway(t)
+	gr := auth.Add(gatewaytest.Spec{Target: "db", TargetKind: "postgres", Scope: []string{"pg:select orders.public.*"}})
+	batch := func(k string, end pgproto3.FrontendMessage) []byte {
+		b, _ := (&pgproto3.Parse{Query: "select '" + k + "' as v"}).Encode(nil)
+		b, _ = (&pgproto3.Bind{}).Encode(b)
+		b, _ = (&pgproto3.Execute{}).Encode(b)
+		b, _ = end.Encode(b)
+		return b
+	}
+	c := relayConn(t, gw, auth, gr, bytes.NewReader(batch("k1", &pgproto3.Flush{})))
+	c.readOnly = readOnlyScope(gr.Scope)
+	if err := c.clientLoop(); err != nil {
+		t.Fatal(err)
+	}
+	var st *gatewaytest.Stall
+	once := false
+	h := panicHook(func(stage string, raw []byte) {
+		if stage != "upstream" || raw[0] != 'Z' || once {
+			return
+		}
+		once = true
+		st = auth.Stall()
+		c.br = newIdleReader(bytes.NewReader(batch("k2", &pgproto3.Sync{})))
+		if err := c.clientLoop(); err != nil {
+			t.Error(err)
+		}
+		go func() {
+			<-st.Held()
+			time.Sleep(50 * time.Millisecond)
+			st.Release(errors.New("the log is full"))
+		}()
+	})
+	gw.panicHook.Store(&h)
+	up, _ := (&pgproto3.ParseComplete{}).Encode(nil)
+	up, _ = (&pgproto3.BindComplete{}).Encode(up)
+	up, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(up)
+	c.pk.ubr = newIdleReader(bytes.NewReader(up))
+	c.upstreamLoop(c.pk.ubr)
+	if !once {
+		t.Fatal("the hook never ran")
+	}
+	if c.ctx().Err() == nil {
+		t.Error("the session goes on after a statement's record failed")
+	}
+	requested := map[string]bool{}
+	for _, call := range auth.Calls(gr.ID) {
+		switch n := call.Params["n"]; {
+		case n == "":
+		case call.Kind == "request":
+			requested[n] = true
+		case call.Kind == "result" && !requested[n]:
+			t.Errorf("statement %s's result is recorded without its request before it: %+v", n, auth.Calls(gr.ID))
+		}
+	}
+}
