@@ -349,7 +349,10 @@ func (h *backendHarness) readClient() {
 			return
 		}
 		n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
-		if n < 4 || n-4 > maxBufferedUpstream {
+		// A row or COPY chunk larger than the relay's buffer streams
+		// through whatever its length (streamLarge), as PostgreSQL's up
+		// to 1 GiB do: only what the relay reads whole is bounded.
+		if n < 4 || (n-4 > maxBufferedUpstream && hdr[0] != 'D' && hdr[0] != 'd') {
 			h.fail(fmt.Sprintf("the gateway sent the client a message %q of length %d", hdr[0], n))
 			return
 		}
