@@ -15,11 +15,14 @@
 // session whose grant can write, a statement is recorded durably before it
 // is forwarded, and one whose record fails is answered with an error and
 // not run. On a session whose grant's scope names pg:select and nothing
-// else, a read (SELECT, SHOW, VALUES, TABLE, FETCH) is forwarded while its
-// record is written, and whatever the upstream sends after it (its answer
-// or, from an upstream that answers out of step, anything else) is held
-// until the record is durable; if the record fails the answer is discarded and the session ends with FATAL
-// 58000 (durable before disclosure, disclose.go). When the grant ends, its sessions get a FATAL
+// else, a read (SELECT, SHOW, VALUES, TABLE; not FETCH, which runs a
+// cursor's query declared earlier, nor a read that calls a function
+// outside the built-ins that only compute) is forwarded while its record
+// is written, and whatever the upstream sends after it (its answer or,
+// from an upstream that answers out of step, anything else) is held until
+// the record is durable; if the record fails the answer is discarded and
+// the session ends with FATAL 58000 (durable before disclosure,
+// disclose.go). When the grant ends, its sessions get a FATAL
 // error naming the grant and why, and its role is dropped, which
 // terminates its backends.
 //
