@@ -142,9 +142,10 @@ var programOptions = []programOption{
 
 // programUserEnv returns, where name, or its part after a ':'
 // (PowerShell's Env:USER), is one of programOptions' userEnv, the piece
-// of its value after which the password starts.
+// of its value after which the password starts. An element of it
+// (USER[0], bash's USER itself; fish's set -x USER[1]) is it too.
 func programUserEnv(name string) (string, bool) {
-	name = name[strings.LastIndexByte(name, ':')+1:]
+	name = envName(name)
 	for i := range programOptions {
 		if p, ok := programOptions[i].userEnv[name]; ok {
 			return p, true
@@ -154,15 +155,24 @@ func programUserEnv(name string) (string, bool) {
 }
 
 // programEnv says whether name, or its part after a ':' (PowerShell's
-// Env:SSHPASS), is one of programOptions' env.
+// Env:SSHPASS), is one of programOptions' env, or an element of one
+// (SSHPASS[0]).
 func programEnv(name string) bool {
-	name = name[strings.LastIndexByte(name, ':')+1:]
+	name = envName(name)
 	for i := range programOptions {
 		if slices.Contains(programOptions[i].env, name) {
 			return true
 		}
 	}
 	return false
+}
+
+// envName is the variable that name (an assignment's or a setter's)
+// sets: without a subscript ([0]: the subscript of a[USER] names no
+// variable) and without what comes before a ':' (Env:USER).
+func envName(name string) string {
+	name, _, _ = strings.Cut(name, "[")
+	return name[strings.LastIndexByte(name, ':')+1:]
 }
 
 // secretCut says where in a word its secret starts: past the byte from,

@@ -834,7 +834,9 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 			valueAt = m + 1
 		}
 		var c secretCut
-		secret := !opt && secretName(w)
+		// An element's name (fish's set -x MYSQL_PWD[1]) is checked as
+		// an assignment's is: MYSQL_PWD[1] did not end in _pwd.
+		secret := !opt && assignedSecret(w)
 		if piece, ok := programUserEnv(w); !opt && !secret && ok {
 			secret, c = true, secretCut{after: []string{piece}}
 		}

@@ -383,6 +383,17 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"pwsh", "-c", "Set-Item -Path Env:USER -Value 'ann%[REDACTED]'; [Environment]::SetEnvironmentVariable('USER', 'ann%[REDACTED]')"}},
 		{[]string{"launchctl", "setenv", "USER", "ann%hunter2"}, []string{"launchctl", "setenv", "USER", "ann%[REDACTED]"}},
 		{[]string{"launchctl", "setenv", "USER", "ann"}, nil},
+		// An element of a program's variable, USER's or SSHPASS's or a
+		// name that says so, by bash's NAME[i]= and fish's set -x
+		// NAME[i]: bash's USER[0] is USER, and fish exports a list
+		// joined. The subscript was read as part of the name, which no
+		// program reads: USER[0]=ann%PW, set -x USER[1] ann%PW and set
+		// -x MYSQL_PWD[1] PW were kept. A subscript that says USER names
+		// no variable (a[USER]) and stays.
+		{[]string{"bash", "-c", "USER[0]=ann%hunter2 smbclient //h/s; USER[0]+='ann%hun ter3'; a[USER]=ann%x"},
+			[]string{"bash", "-c", "USER[0]=ann%[REDACTED] smbclient //h/s; USER[0]+='ann%[REDACTED]; a[USER]=ann%x"}},
+		{[]string{"fish", "-c", "set -x USER[1] ann%hunter2; set -gx MYSQL_PWD[1] hunter3; set -x SSHPASS[1] hunter4; set -x PATH[1] /bin"},
+			[]string{"fish", "-c", "set -x USER[1] ann%[REDACTED]; set -gx MYSQL_PWD[1] [REDACTED]; set -x SSHPASS[1] [REDACTED]; set -x PATH[1] /bin"}},
 		{[]string{"sh", "-c", `DOCKER_AUTH_CONFIG='{"auths":{"r":{"auth":"aHVudGVyMg=="}}}' gitlab-runner exec docker j`}, []string{"sh", "-c", "DOCKER_AUTH_CONFIG=[REDACTED] gitlab-runner exec docker j"}},
 		{[]string{"sh", "-c", `echo '{"auths":{"r":{"auth":"aHVudGVyMg=="}}}' > ~/.docker/config.json && npm config set //r/:_auth hunter3 && npm_config__auth=hunter4 npm i && SKIP_AUTH=1 mongod --auth`},
 			[]string{"sh", "-c", `echo '{"auths":{"r":{"auth":"[REDACTED]"}}}' > ~/.docker/config.json && npm config set //r/:_auth [REDACTED] && npm_config__auth=[REDACTED] npm i && SKIP_AUTH=1 mongod --auth`}},
@@ -1003,6 +1014,11 @@ var setSecretForms = []setSecretForm{
 	{key: "pwsh-set-item-USER", shell: "pwsh", form: "Set-Item {o} Env:USER -Value ann%{v}", opts: []string{"-Path", "-Force"}},
 	{key: "git-clone-uri", shell: "sh", form: "git clone https://ann:{v}@h/r", argv: true, pieces: setSecretURIPieces},
 	{key: "psql-uri", shell: "sh", form: "psql postgresql://ann@corp:{v}@db/app", argv: true, pieces: setSecretURIPieces},
+	// An element of a variable: bash's USER[0] is USER, fish exports a
+	// list joined.
+	{key: "USER-element", shell: "bash", form: "USER[i]=ann%{v} smbclient //h/s"},
+	{key: "fish-set-element", shell: "fish", form: "set {o} {n}[$i] {v}", opts: []string{"-x", "-gx", "-Ux", "--export"}},
+	{key: "fish-set-USER-element", shell: "fish", form: "set {o} USER[$i] ann%{v}", opts: []string{"-x", "-gx"}},
 }
 
 var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n", "; "}
@@ -1011,7 +1027,8 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // name that says it holds one, in each way a shell or tool sets one
 // (forms: git config and aws configure set after options, csh's setenv
 // and set NAME =, fish's set -x and a later word of its list, the assigning builtins, bash's += and
-// array elements and arrays, csh's lists, PowerShell's Set-Item (-Value
+// array elements and arrays, an element of USER (USER[0]=user%…, fish's
+// set -x USER[1] user%…) or of a secret's name (set -x NAME[1]), csh's lists, PowerShell's Set-Item (-Value
 // first too), Set-Content, SetEnvironmentVariable and
 // $env:, a parameter expansion's default or assigned word), or as a
 // value that a program's option or subcommand takes whatever its name
