@@ -44,8 +44,11 @@ var (
 	// parameter expansion whose word is a default, assigned or alternate
 	// value: ${PGPASSWORD-x} kept x. Its value runs to the matching }
 	// (paramEnd). A name is a secret's as a header's is (headerSecret):
-	// ${AUTHORIZATION:-Bearer x} and ${COOKIE:-…} hold credentials too.
-	paramDefault = regexp.MustCompile(`\$\{([A-Za-z0-9_]+):?[-=?+]`)
+	// ${AUTHORIZATION:-Bearer x} and ${COOKIE:-…} hold credentials too;
+	// an array element's name or subscript (${TOKENS[@]:-x},
+	// ${creds[password]-x}) as an assignment's; USER's word holds a
+	// password after its user. See redactParams.
+	paramDefault = regexp.MustCompile(`\$\{([A-Za-z0-9_]+(?:\[[^\[\]{}]*\])?):?[-=?+]`)
 	// jsonSecret is the "name": of a JSON member whose name says it holds
 	// a secret (curl -d '{"password":"X"}', --secret-string
 	// '{"api_key":"X"}'), or \"name\": inside a shell's double quotes.
@@ -149,7 +152,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		if ps {
 			a = redactPowerShell(a)
 		}
-		a = redactValues(a, paramDefault, headerSecret, paramEnd, nil)
+		a = redactParams(a)
 		a = redactAssignments(a, argFormOf(argv, i))
 		a = redactJSON(a)
 		// Header lines before a program's options: curl '-u -H '' -H
@@ -551,10 +554,18 @@ func redactAssignments(a string, form argForm) string {
 		return quotesEnd
 	}
 	// noValue says whether the name= whose name starts at name and whose
-	// match ends at i is ${PGPASSWORD=x}: paramDefault has hidden its
-	// word, which an assignment's value took on past the closing }.
+	// match ends at i is ${PGPASSWORD=x} (${TOKENS[0]=x}): paramDefault
+	// has hidden its word, which an assignment's value took on past the
+	// closing }.
 	noValue := func(name, i int) bool {
-		return paramName(a, name) && a[i-1] == '=' && strings.Trim(a[name:i-1], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == ""
+		if !paramName(a, name) || a[i-1] != '=' {
+			return false
+		}
+		n := a[name : i-1]
+		if k := strings.IndexByte(n, '['); k >= 0 && n[len(n)-1] == ']' {
+			n = n[:k]
+		}
+		return strings.Trim(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == ""
 	}
 	span := func(a string, name, i int) (int, int) {
 		if noValue(name, i) {
@@ -631,6 +642,43 @@ func listEnd(a string, i int) int {
 		}
 		i++
 	}
+}
+
+// redactParams replaces the default, assigned, alternate or error word
+// of each parameter expansion in a whose name says it holds a secret
+// (paramDefault: ${PGPASSWORD:-[REDACTED]}), and the password in USER's
+// (${USER:=ann%[REDACTED]}): := assigns USER, which Samba's clients read
+// as -U, and the other operators' words write the password in the line
+// all the same. It was kept, as was an array element's word
+// (${TOKENS[0]:-x}), whose name was not matched.
+func redactParams(a string) string {
+	return redactValues(a, paramDefault, paramSecret, func(a string, name, i int) (int, int) {
+		start, end := paramEnd(a, name, i)
+		n := a[name:i] // the name, its subscript, the operator
+		if k := strings.IndexAny(n, "[:-=?+"); n[k] == '[' {
+			n = n[:k+strings.IndexByte(n[k:], ']')+1]
+		} else {
+			n = n[:k]
+		}
+		piece, user := programUserEnv(n)
+		if !user || assignedSecret(n) || headerSecret(envName(n)) {
+			return start, end // a secret's name: the whole word
+		}
+		if j := strings.Index(a[start:end], piece); j >= 0 && start+j+len(piece) < end {
+			return start + j + len(piece), end
+		}
+		return i, i // a user, no password
+	}, nil)
+}
+
+// paramSecret says whether the word of a parameter expansion whose name
+// (paramDefault's) is n holds a secret: n says so as a header's name
+// does, or as an assignment's (an element's subscript: creds[password]),
+// or it is a program's user variable (USER), whose password
+// redactParams finds past its user.
+func paramSecret(n string) bool {
+	_, user := programUserEnv(n)
+	return user || assignedSecret(n) || headerSecret(envName(n))
 }
 
 // paramName says whether the name at i in a is a parameter's inside

@@ -206,6 +206,16 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "echo ${PGPASSWORD:-[REDACTED]}/y; echo ${TOKEN:0:4}; B=${B_SECRET=[REDACTED]}x ${C_TOKEN:=[REDACTED]} ${D_TOKEN:-};z ${AUTHORIZATION:-[REDACTED]}"}},
 		{[]string{"env", "X=${PGPASSWORD:-hunter2}"}, []string{"env", "X=${PGPASSWORD:-[REDACTED]}"}},
 		{[]string{"sh", "-c", ": ${PGPASSWORD?hunter2} ${SECRET_ID-x}"}, []string{"sh", "-c", ": ${PGPASSWORD?[REDACTED]} ${SECRET_ID-x}"}},
+		// USER's default, assigned or alternate value (${USER:=ann%PW}
+		// sets USER, which Samba's clients read as -U; ${USER:-ann%PW}
+		// and ${USER:+ann%PW} write the password in the line too), the
+		// user kept, and an array element's (${PGPASSWORD[0]:-x},
+		// ${TOKENS[@]:-x}, ${creds[password]-x}): the expansion was
+		// matched only with a bare name that says it holds a secret.
+		{[]string{"bash", "-c", "echo ${USER:=ann%hunter2} ${USER-'ann%hun ter3'} ${USER:+ann%hunter4} ${USER?ann%hunter5} ${USER:-ann}/x; smbclient //h/s"},
+			[]string{"bash", "-c", "echo ${USER:=ann%[REDACTED]} ${USER-'ann%[REDACTED]} ${USER:+ann%[REDACTED]} ${USER?ann%[REDACTED]} ${USER:-ann}/x; smbclient //h/s"}},
+		{[]string{"bash", "-c", "echo ${PGPASSWORD[0]:-hunter2}/x ${TOKENS[@]:=hunter3} ${creds[password]-hunter4} ${USER[0]:=ann%hunter5} ${a[i+1]:-x} ${a[0]:0:4} ${TOKENS[1]=hunter6}x"},
+			[]string{"bash", "-c", "echo ${PGPASSWORD[0]:-[REDACTED]}/x ${TOKENS[@]:=[REDACTED]} ${creds[password]-[REDACTED]} ${USER[0]:=ann%[REDACTED]} ${a[i+1]:-x} ${a[0]:0:4} ${TOKENS[1]=[REDACTED]}x"}},
 		// A quoted } in the word does not close the expansion: the value
 		// ended there and kept the rest.
 		{[]string{"sh", "-c", `echo ${PGPASSWORD-'hun}ter2'} ${A_TOKEN+"hun}ter2"} ${B_SECRET?$'hun\'}ter2'} x`}, []string{"sh", "-c", "echo ${PGPASSWORD-[REDACTED]} ${A_TOKEN+[REDACTED]} ${B_SECRET?[REDACTED]} x"}},
@@ -1019,6 +1029,9 @@ var setSecretForms = []setSecretForm{
 	{key: "USER-element", shell: "bash", form: "USER[i]=ann%{v} smbclient //h/s"},
 	{key: "fish-set-element", shell: "fish", form: "set {o} {n}[$i] {v}", opts: []string{"-x", "-gx", "-Ux", "--export"}},
 	{key: "fish-set-USER-element", shell: "fish", form: "set {o} USER[$i] ann%{v}", opts: []string{"-x", "-gx"}},
+	// A parameter expansion's word: USER's, an array element's.
+	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
+	{key: "param-element", shell: "bash", form: "echo ${TOKENS[@]:-{v}}/x ${creds[password]={v}}x ${PGPASSWORD[i]:+{v}}"},
 }
 
 var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n", "; "}
@@ -1030,7 +1043,8 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // array elements and arrays, an element of USER (USER[0]=user%…, fish's
 // set -x USER[1] user%…) or of a secret's name (set -x NAME[1]), csh's lists, PowerShell's Set-Item (-Value
 // first too), Set-Content, SetEnvironmentVariable and
-// $env:, a parameter expansion's default or assigned word), or as a
+// $env:, a parameter expansion's default or assigned word, USER's
+// user%… and an array element's too), or as a
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
