@@ -875,10 +875,12 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 			m++ // its argument, no name: the word after it may be one
 			continue
 		}
-		if opt && valueParam(w) {
+		if opt && valueParam(w) && (m+1 >= n || !psParameter(bareWord(word(m+1)))) {
 			// PowerShell's parameters come in any order: Set-Item
 			// -Value X -Path Env:PGPASSWORD kept X, which was looked
-			// for after the name only.
+			// for after the name only. A parameter after -Value is no
+			// value of it (-Value -Path Env:PGPASSWORD X hid -Path and
+			// kept X): the value is then looked for after the name.
 			valueAt = m + 1
 		}
 		var c secretCut
@@ -963,6 +965,11 @@ func valueParam(w string) bool {
 	}
 	return len(w) >= 3 && strings.HasPrefix("-value", w)
 }
+
+// psParameter says whether PowerShell reads the word w as a parameter's
+// name (-Path), not as an argument: a - and a digit start a number
+// (-Value -5).
+func psParameter(w string) bool { return isOption(w) && (w[1] < '0' || w[1] > '9') }
 
 // isOption says whether the word w is an option (-x, --global, -Path).
 func isOption(w string) bool { return len(w) > 1 && w[0] == '-' }

@@ -192,6 +192,11 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"pwsh", "-c", `Set-Item -Value [REDACTED] -Path Env:PGPASSWORD -Force; Set-Variable -Va [REDACTED] -Name GITHUB_TOKEN; Set-Item Env:A_SECRET -Val [REDACTED]`}},
 		{[]string{"pwsh", "-c", `Set-Content Env:PGPASSWORD hunter2; Add-Content -Path env:GITHUB_TOKEN -Value 'hun ter3'; Set-Content -Path Env:USER -Value ann%hunter4`},
 			[]string{"pwsh", "-c", `Set-Content Env:PGPASSWORD [REDACTED]; Add-Content -Path env:GITHUB_TOKEN -Value [REDACTED]; Set-Content -Path Env:USER -Value ann%[REDACTED]`}},
+		// -Value followed by another parameter takes none (found by
+		// FuzzRedactSetSecret): -Path was hidden as the value, and the
+		// value after the name kept.
+		{[]string{"pwsh", "-c", `Set-Content -Value -Path Env:PGPASSWORD hunter2; Set-Item -Val -Force Env:GITHUB_TOKEN 'hun ter2'; Set-Item -Value -2024 Env:A_SECRET`},
+			[]string{"pwsh", "-c", `Set-Content -Value -Path Env:PGPASSWORD [REDACTED]; Set-Item -Val -Force Env:GITHUB_TOKEN [REDACTED]; Set-Item -Value [REDACTED] Env:A_SECRET`}},
 		{[]string{"pwsh", "-c", `Set-Content token.txt hello; Set-Item -Value /bin -Path Env:PATH`}, nil},
 		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
 		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},

@@ -26,6 +26,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactSetSecret/f0ec4582783192f9": {"pwsh", "-c", " `Set-Item -Path Env:GITHUB_TOKEN -Value '0' "},
 	// 1c75006: an array element's name and subscript are checked apart.
 	"FuzzRedactSetSecret/e47a406a13b47f1f": {"bash", "-c", `(MYSQL_PWD[i]="\" 0") `},
+	// PowerShell's -Value followed by another parameter takes no value.
+	"FuzzRedactSetSecret/pwsh-value-then-option": {"pwsh", "-c", " `Set-Content -Value -Path Env:PGPASSWORD '0' "},
 	// 47ca688: a subscript holds no [, quote or shell operator.
 	"FuzzRedactSetSecret/0c74a545464509e1": {"bash", "-c", `A[;MYSQL_PWD[i]="\" 0" `},
 	// 5e53741: past the first escaped space of the value.
