@@ -589,6 +589,9 @@ func redactAssignments(a string, form argForm) string {
 			// command after it was hidden with the secret. Read within
 			// the value only, which no other value's scan reads again.
 			end = lineWordEnd(a[:end], i, false)
+			if substitution(a, end) || i < len(a) && a[i] == '`' {
+				end = substWordEnd(a, i)
+			}
 		}
 		return i, end
 	}
@@ -619,6 +622,45 @@ func redactAssignments(a string, form argForm) string {
 		return user || assignedSecret(n)
 	}
 	return redactValues(a, secretAssign, secret, userSpan, nested)
+}
+
+// substitution says whether a command substitution ($(…) or `…`)
+// starts at i in a, or at i-1 (the $ of $( taken with the word before).
+func substitution(a string, i int) bool {
+	if i >= len(a) {
+		return false
+	}
+	return a[i] == '`' || a[i] == '$' && i+1 < len(a) && a[i+1] == '(' || a[i] == '(' && i > 0 && a[i-1] == '$'
+}
+
+// substWordEnd returns where the value that starts at i in the shell
+// line a ends: as lineWordEnd, but a command substitution in it ($(…),
+// to the ) that closes it, past nested ones and quotes, or `…`) is part
+// of it, and a word glued after it too. The substitution's text is a
+// command that the shell runs for the value, and it may hold the secret
+// itself ($(echo PW), `printf %s PW`, $(cat <<<PW)): the value ended at
+// the $( or the backtick, and the rest of it was kept. A substitution
+// left open runs to the end of a.
+func substWordEnd(a string, i int) int {
+	for {
+		k := wordEnd(a, i, i, " \t\r\v\f\n;&|`()<>", false)
+		switch {
+		case k < len(a) && a[k] == '`':
+			c := closingEscaped(a, k+1, '`')
+			if c < 0 {
+				return len(a)
+			}
+			i = c + 1
+		case k+1 < len(a) && a[k] == '$' && a[k+1] == '(':
+			c := listEnd(a, k+1)
+			if c >= len(a) {
+				return len(a)
+			}
+			i = c + 1
+		default:
+			return k
+		}
+	}
 }
 
 // listEnd returns where the list whose ( is at i in a (an array's

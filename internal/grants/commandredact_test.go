@@ -230,6 +230,17 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = \"hun`\"ter 2\"; psql"}, []string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = [REDACTED] psql"}},
 		{[]string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value \"a`\" ter2\"; gh auth status"}, []string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value [REDACTED]; gh auth status"}},
 		{[]string{"sh", "-c", "PGPASSWORD=\"`cat f`\" psql -h db"}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql -h db"}},
+		// A command substitution in the value, whole: its text is a
+		// command that may hold the secret ($(echo PW), `printf %s PW`),
+		// and the value ended at the $( or the backtick, keeping the rest
+		// ([REDACTED](echo PW)). Nested ones, quoted )s and escaped
+		// backticks inside, a word glued after it; one left open runs to
+		// the end.
+		{[]string{"bash", "-c", "PGPASSWORD=$(echo hunter2) psql -h db; export A_TOKEN=`printf %s hunter3`; B_SECRET=a$(echo hun ter2)b x; PGPASSWORD=$(cat f) psql"},
+			[]string{"bash", "-c", "PGPASSWORD=[REDACTED] psql -h db; export A_TOKEN=[REDACTED]; B_SECRET=[REDACTED] x; PGPASSWORD=[REDACTED] psql"}},
+		{[]string{"bash", "-c", "PGPASSWORD=$(echo $(echo 'a)b' hunter2) \")\") psql; A_TOKEN=`echo \\` hunter3`x y;PGPASSWORD=$(echo hunter4"},
+			[]string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; A_TOKEN=[REDACTED] y;PGPASSWORD=[REDACTED]"}},
+		{[]string{"bash", "-c", "PGPASSWORD="}, nil},
 		// A backtick escaping a PowerShell command's first letter (found
 		// by FuzzRedactSetSecret): `Set-Item is Set-Item.
 		{[]string{"pwsh", "-c", "`Set-Item -Path Env:GITHUB_TOKEN -Value 'hunter2'"}, []string{"pwsh", "-c", "`Set-Item -Path Env:GITHUB_TOKEN -Value [REDACTED]"}},
@@ -1034,6 +1045,9 @@ var setSecretForms = []setSecretForm{
 	{key: "USER-element", shell: "bash", form: "USER[i]=ann%{v} smbclient //h/s"},
 	{key: "fish-set-element", shell: "fish", form: "set {o} {n}[$i] {v}", opts: []string{"-x", "-gx", "-Ux", "--export"}},
 	{key: "fish-set-USER-element", shell: "fish", form: "set {o} USER[$i] ann%{v}", opts: []string{"-x", "-gx"}},
+	// A command substitution in an assignment's value.
+	{key: "subst-assign", shell: "bash", form: "{o} {n}=x$(printf %s {v})y psql", opts: []string{"export", "local", "declare -x"}},
+	{key: "backtick-assign", shell: "bash", form: "{n}=`echo {v}` psql"},
 	// A parameter expansion's word: USER's, an array element's.
 	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
 	{key: "param-element", shell: "bash", form: "echo ${TOKENS[@]:-{v}}/x ${creds[password]={v}}x ${PGPASSWORD[i]:+{v}}"},
@@ -1049,7 +1063,8 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // set -x USER[1] user%…) or of a secret's name (set -x NAME[1]), csh's lists, PowerShell's Set-Item (-Value
 // first too), Set-Content, SetEnvironmentVariable and
 // $env:, a parameter expansion's default or assigned word, USER's
-// user%… and an array element's too), or as a
+// user%… and an array element's too, a command substitution in an
+// assignment's value), or as a
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku

@@ -24,6 +24,8 @@ import (
 var keptSeedCases = map[string][]string{
 	// 0602a8b: `Set-Item in PowerShell is Set-Item (bareWord kept the backtick).
 	"FuzzRedactSetSecret/f0ec4582783192f9": {"pwsh", "-c", " `Set-Item -Path Env:GITHUB_TOKEN -Value '0' "},
+	// An assignment's empty value at the end of a line: no byte to read.
+	"FuzzRedactSetSecret/empty-value-at-end": {"pwsh", "-c", ";Set-Item -Value '0''0''0''0' -Path Env:PGPASSWORD ="},
 	// 1c75006: an array element's name and subscript are checked apart.
 	"FuzzRedactSetSecret/e47a406a13b47f1f": {"bash", "-c", `(MYSQL_PWD[i]="\" 0") `},
 	// PowerShell's -Value followed by another parameter takes no value.
