@@ -903,10 +903,12 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 	name := false     // words[m] may be a name
 	var setter string // the last setter word, in lower case
 	valueAt := -1     // the word after a -Value before the name, or -1
+	tool := false     // the setter is a tool's subcommand (toolSet)
 	for m := 0; m < n; m++ {
 		w := bareWord(word(m))
 		if isSetter(w) {
 			name, setter, valueAt = true, strings.ToLower(w), -1
+			tool = m > 0 && toolSet(bareWord(word(m-1)))
 			continue
 		}
 		if !name {
@@ -952,10 +954,13 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 				// exports joined by blanks: every word after the name
 				// is the secret, and only the first was hidden. The
 				// options among them are aws configure set's or npm
-				// config set's (--profile p), kept. Nothing after them
-				// is a name, and the words are read once.
+				// config set's (--profile p), kept; fish reads no
+				// option after the name, and its list's -b or
+				// --profile p are words of the secret, which were
+				// kept as options. Nothing after them is a name, and
+				// the words are read once.
 				for k := v + 1; k < n; k++ {
-					if w := bareWord(word(k)); isOption(w) {
+					if w := bareWord(word(k)); tool && isOption(w) {
 						if slices.Contains(setterOptionArgs[setter], w) {
 							k++
 						}
@@ -968,6 +973,17 @@ func setValues(n int, word func(k int) string, value func(k int, c secretCut)) {
 		}
 		name = opt || m > 0 && isOption(bareWord(word(m-1)))
 	}
+}
+
+// toolSet says whether a set after the word w is a tool's subcommand
+// (aws configure set, npm, pnpm, yarn or git config set), whose options
+// may follow the value, rather than a shell's set (fish's, csh's).
+func toolSet(w string) bool {
+	switch strings.ToLower(w) {
+	case "configure", "config":
+		return true
+	}
+	return false
 }
 
 // setterOptionArgs are the options, by the setter word they follow,

@@ -180,6 +180,14 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"fish", "-c", "set -x PGPASSWORD hun ter2; psql; set -gx GITHUB_TOKEN a 'b c' d | cat; set -x PATH /bin /usr/bin"},
 			[]string{"fish", "-c", "set -x PGPASSWORD [REDACTED] [REDACTED]; psql; set -gx GITHUB_TOKEN [REDACTED] [REDACTED] [REDACTED] | cat; set -x PATH /bin /usr/bin"}},
 		{[]string{"aws", "configure", "set", "aws_secret_access_key", "hunter2", "--profile", "p"}, []string{"aws", "configure", "set", "aws_secret_access_key", "[REDACTED]", "--profile", "p"}},
+		// fish reads no option after the name: a word of its list that
+		// starts with - is the secret's too, and --profile was read as
+		// aws configure set's, its argument kept. A tool's options after
+		// the value stay (npm config set, git config set).
+		{[]string{"fish", "-c", "set -x PGPASSWORD a -hunter2 --profile hunter3; set -gx GITHUB_TOKEN -- -x; true; and set -x A_SECRET b -c hunter4"},
+			[]string{"fish", "-c", "set -x PGPASSWORD [REDACTED] [REDACTED] [REDACTED] [REDACTED]; set -gx GITHUB_TOKEN [REDACTED] [REDACTED]; true; and set -x A_SECRET [REDACTED] [REDACTED] [REDACTED]"}},
+		{[]string{"sh", "-c", "npm config set //r/:_authToken hunter2 --global && git config set credential.password hunter3 --comment c"},
+			[]string{"sh", "-c", "npm config set //r/:_authToken [REDACTED] --global && git config set credential.password [REDACTED] --comment c"}},
 		{[]string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value hunter2; psql"}, []string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value [REDACTED]; psql"}},
 		{[]string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', 'hun ter2')"}, []string{"pwsh", "-c", "[Environment]::SetEnvironmentVariable('PGPASSWORD', [REDACTED])"}},
 		// PowerShell's parameters in any order (-Value before the name),
@@ -1045,6 +1053,8 @@ var setSecretForms = []setSecretForm{
 	{key: "USER-element", shell: "bash", form: "USER[i]=ann%{v} smbclient //h/s"},
 	{key: "fish-set-element", shell: "fish", form: "set {o} {n}[$i] {v}", opts: []string{"-x", "-gx", "-Ux", "--export"}},
 	{key: "fish-set-USER-element", shell: "fish", form: "set {o} USER[$i] ann%{v}", opts: []string{"-x", "-gx"}},
+	// A word of fish's list that starts with -, after the first.
+	{key: "fish-set-list-dash", shell: "fish", form: "set {o} {n} a -{v} --profile {v}", opts: []string{"-x", "-gx", "--export"}},
 	// A command substitution in an assignment's value.
 	{key: "subst-assign", shell: "bash", form: "{o} {n}=x$(printf %s {v})y psql", opts: []string{"export", "local", "declare -x"}},
 	{key: "backtick-assign", shell: "bash", form: "{n}=`echo {v}` psql"},
@@ -1058,7 +1068,8 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // FuzzRedactSetSecret writes a secret as the value a command sets under a
 // name that says it holds one, in each way a shell or tool sets one
 // (forms: git config and aws configure set after options, csh's setenv
-// and set NAME =, fish's set -x and a later word of its list, the assigning builtins, bash's += and
+// and set NAME =, fish's set -x and a later word of its list (one that starts with -
+// too), the assigning builtins, bash's += and
 // array elements and arrays, an element of USER (USER[0]=user%…, fish's
 // set -x USER[1] user%…) or of a secret's name (set -x NAME[1]), csh's lists, PowerShell's Set-Item (-Value
 // first too), Set-Content, SetEnvironmentVariable and
