@@ -194,7 +194,7 @@ const (
 // read as one argument, psql was hidden with the secret), or else an
 // argument of its own.
 func argFormOf(argv []string, i int) argForm {
-	if shellScript(argv, i) {
+	if shellScript(argv, i) || powerShellScript(argv, i) {
 		return shellLine
 	}
 	if i < 1 || !slices.ContainsFunc(argv[:i], func(a string) bool { return path.Base(a) == "env" }) {
@@ -225,6 +225,19 @@ func shellScript(argv []string, i int) bool {
 		return false
 	}
 	return slices.ContainsFunc(argv[:i-1], func(a string) bool { return slices.Contains(shells, path.Base(a)) })
+}
+
+// powerShellScript says whether argv[i] is PowerShell's script: the
+// argument of its -Command (-c, -Com, in any case) after pwsh or
+// powershell. Read as an argument of its own, a secret's $env:NAME = x
+// at its start took the rest of the script with it (every statement
+// after it was hidden).
+func powerShellScript(argv []string, i int) bool {
+	if i < 2 {
+		return false
+	}
+	f := strings.ToLower(argv[i-1])
+	return len(f) >= 2 && strings.HasPrefix("-command", f) && slices.ContainsFunc(argv[:i-1], powerShell)
 }
 
 // shells are the programs whose -c takes a shell line.
@@ -483,10 +496,80 @@ func powerShell(w string) bool {
 // PowerShell word, in which a backtick escapes a quote ("a`"b c"): the
 // other rules, which read the shell's quotes, ended such a value at the
 // escaped quote and kept the rest. It runs before them.
+//
+// A PowerShell variable's assignment ($env:PGPASSWORD = …, $password =
+// …, psAssignment) takes an expression, which runs to the statement's
+// end (psStatementEnd): 'a' + 'b', (Get-Content f), $(echo x) ended at
+// the first blank, and the rest, a piece of the secret or the command
+// that holds it, was kept.
 func redactPowerShell(a string) string {
-	return redactValues(a, secretAssign, assignedSecret, func(a string, _, i int) (int, int) {
+	return redactValues(a, secretAssign, assignedSecret, func(a string, name, i int) (int, int) {
+		if psAssignment(a, name) {
+			// The blanks before a } that ends the statement stay
+			// with it: hidden, the } was read as part of the value
+			// by the rules after this one, and hidden too.
+			return i, i + len(strings.TrimRight(a[i:psStatementEnd(a, i)], " \t"))
+		}
 		return i, wordEnd(a, i, i, " \t\r\v\f\n", true)
 	}, nil)
+}
+
+// psAssignment says whether the name at i in a is a PowerShell
+// variable's or its property's: after a $ and, between them, only a {,
+// a drive or scope (env:, script:) and a variable's name and dot:
+// $env:NAME, ${env:NAME}, $NAME, $creds.NAME.
+func psAssignment(a string, i int) bool {
+	k := strings.LastIndexByte(a[:i], '$')
+	return k >= 0 && strings.Trim(a[k+1:i], "{:._0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == ""
+}
+
+// psStatementEnd returns where the PowerShell statement going on at i in
+// a ends: at a ; or a line's end outside quotes and brackets, or at a )
+// or } that closes brackets opened before i (the statement stands in a
+// block). '…' and "…" (a backtick escapes in it, and outside quotes)
+// are passed over whole, (…), {…}, […], $(…) and @(…) to the bracket
+// that closes them, and a here-string @'…'@ or @"…"@ to its closing
+// line. Anything left open runs to the end of a.
+func psStatementEnd(a string, i int) int {
+	depth := 0
+	for ; i < len(a); i++ {
+		switch c := a[i]; c {
+		case ';', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		case '`':
+			i++
+		case '(', '{', '[':
+			depth++
+		case ')', '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		case '@':
+			if i+2 < len(a) && (a[i+1] == '\'' || a[i+1] == '"') && (a[i+2] == '\n' || a[i+2] == '\r') {
+				j := strings.Index(a[i+2:], "\n"+a[i+1:i+2]+"@")
+				if j < 0 {
+					return len(a)
+				}
+				i += 2 + j + 2
+			}
+		case '\'':
+			j := strings.IndexByte(a[i+1:], '\'')
+			if j < 0 {
+				return len(a)
+			}
+			i += 1 + j
+		case '"':
+			j := closingPowerShell(a, i+1)
+			if j < 0 {
+				return len(a)
+			}
+			i = j
+		}
+	}
+	return len(a)
 }
 
 // assignedSecret says whether the name of a name= (secretAssign) holds a

@@ -206,7 +206,7 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"pwsh", "-c", `Set-Content -Value -Path Env:PGPASSWORD hunter2; Set-Item -Val -Force Env:GITHUB_TOKEN 'hun ter2'; Set-Item -Value -2024 Env:A_SECRET`},
 			[]string{"pwsh", "-c", `Set-Content -Value -Path Env:PGPASSWORD [REDACTED]; Set-Item -Val -Force Env:GITHUB_TOKEN [REDACTED]; Set-Item -Value [REDACTED] Env:A_SECRET`}},
 		{[]string{"pwsh", "-c", `Set-Content token.txt hello; Set-Item -Value /bin -Path Env:PATH`}, nil},
-		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]`}},
+		{[]string{"pwsh", "-Command", `$env:PGPASSWORD="hunter2"; $env:AWS_SECRET_ACCESS_KEY = 'hunter3'`}, []string{"pwsh", "-Command", `$env:PGPASSWORD=[REDACTED]; $env:AWS_SECRET_ACCESS_KEY = [REDACTED]`}},
 		{[]string{"kubectl", "set", "image", "deployment/token-service", "app=img:1"}, nil},
 		// A default or assigned value in a parameter expansion
 		// (${PGPASSWORD:-x}), and PowerShell's ${env:NAME} = x: neither
@@ -232,10 +232,10 @@ func TestRedactCommand(t *testing.T) {
 		// A quoted } in the word does not close the expansion: the value
 		// ended there and kept the rest.
 		{[]string{"sh", "-c", `echo ${PGPASSWORD-'hun}ter2'} ${A_TOKEN+"hun}ter2"} ${B_SECRET?$'hun\'}ter2'} x`}, []string{"sh", "-c", "echo ${PGPASSWORD-[REDACTED]} ${A_TOKEN+[REDACTED]} ${B_SECRET?[REDACTED]} x"}},
-		{[]string{"pwsh", "-c", "${env:PGPASSWORD} = 'hunter2'; psql"}, []string{"pwsh", "-c", "${env:PGPASSWORD} = [REDACTED]"}},
+		{[]string{"pwsh", "-c", "${env:PGPASSWORD} = 'hunter2'; psql"}, []string{"pwsh", "-c", "${env:PGPASSWORD} = [REDACTED]; psql"}},
 		// PowerShell escapes a quote in "…" with a backtick: read as the
 		// shell's, the string ended there and the rest was kept.
-		{[]string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = \"hun`\"ter 2\"; psql"}, []string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = [REDACTED] psql"}},
+		{[]string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = \"hun`\"ter 2\"; psql"}, []string{"pwsh", "-c", "Write-Host hi; $env:PGPASSWORD = [REDACTED]; psql"}},
 		{[]string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value \"a`\" ter2\"; gh auth status"}, []string{"powershell.exe", "-Command", "Set-Item Env:GITHUB_TOKEN -Value [REDACTED]; gh auth status"}},
 		{[]string{"sh", "-c", "PGPASSWORD=\"`cat f`\" psql -h db"}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql -h db"}},
 		// A command substitution in the value, whole: its text is a
@@ -249,6 +249,14 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", "PGPASSWORD=$(echo $(echo 'a)b' hunter2) \")\") psql; A_TOKEN=`echo \\` hunter3`x y;PGPASSWORD=$(echo hunter4"},
 			[]string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; A_TOKEN=[REDACTED] y;PGPASSWORD=[REDACTED]"}},
 		{[]string{"bash", "-c", "PGPASSWORD="}, nil},
+		// A PowerShell variable's assignment takes an expression, to the
+		// statement's end: 'a' + 'b', (…) and here-strings ended at the
+		// first blank and kept the rest. -Command's script is a line:
+		// read as an argument of its own, an assignment at its start
+		// took every statement after it with the value.
+		{[]string{"pwsh", "-Command", "$env:PGPASSWORD = 'hun' + 'ter2'; psql -h db; if ($x) { $env:A_TOKEN = (Get-Secret hunter3) } else { $password = \"hunter4\" + $y }\n$env:GITHUB_TOKEN = @'\nhun'ter5\n'@\ngh auth status"},
+			[]string{"pwsh", "-Command", "$env:PGPASSWORD = [REDACTED]; psql -h db; if ($x) { $env:A_TOKEN = [REDACTED] } else { $password = [REDACTED] }\n$env:GITHUB_TOKEN = [REDACTED]\ngh auth status"}},
+		{[]string{"pwsh", "-NoProfile", "-c", "$env:PGPASSWORD = $(Get-Content f | Select-Object -First 1); psql"}, []string{"pwsh", "-NoProfile", "-c", "$env:PGPASSWORD = [REDACTED]; psql"}},
 		// A backtick escaping a PowerShell command's first letter (found
 		// by FuzzRedactSetSecret): `Set-Item is Set-Item.
 		{[]string{"pwsh", "-c", "`Set-Item -Path Env:GITHUB_TOKEN -Value 'hunter2'"}, []string{"pwsh", "-c", "`Set-Item -Path Env:GITHUB_TOKEN -Value [REDACTED]"}},
@@ -1055,6 +1063,9 @@ var setSecretForms = []setSecretForm{
 	{key: "fish-set-USER-element", shell: "fish", form: "set {o} USER[$i] ann%{v}", opts: []string{"-x", "-gx"}},
 	// A word of fish's list that starts with -, after the first.
 	{key: "fish-set-list-dash", shell: "fish", form: "set {o} {n} a -{v} --profile {v}", opts: []string{"-x", "-gx", "--export"}},
+	// A PowerShell assignment's expression, to the statement's end.
+	{key: "pwsh-env-expr", shell: "pwsh", form: "$env:{n} = {v} + {v}; psql"},
+	{key: "pwsh-env-paren", shell: "pwsh", form: "if (x) { $env:{n} = (Write-Output {v} {v}) }"},
 	// A command substitution in an assignment's value.
 	{key: "subst-assign", shell: "bash", form: "{o} {n}=x$(printf %s {v})y psql", opts: []string{"export", "local", "declare -x"}},
 	{key: "backtick-assign", shell: "bash", form: "{n}=`echo {v}` psql"},
@@ -1073,7 +1084,7 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // array elements and arrays, an element of USER (USER[0]=user%…, fish's
 // set -x USER[1] user%…) or of a secret's name (set -x NAME[1]), csh's lists, PowerShell's Set-Item (-Value
 // first too), Set-Content, SetEnvironmentVariable and
-// $env:, a parameter expansion's default or assigned word, USER's
+// $env: (an expression: 'a' + 'b', (…)), a parameter expansion's default or assigned word, USER's
 // user%… and an array element's too, a command substitution in an
 // assignment's value), or as a
 // value that a program's option or subcommand takes whatever its name
