@@ -734,8 +734,9 @@ func substWordEnd(a string, i int) int {
 				return len(a)
 			}
 			i = c + 1
-		case k+1 < len(a) && a[k] == '$' && a[k+1] == '(':
-			c := listEnd(a, k+1)
+		case k+1 < len(a) && a[k] == '$' && a[k+1] == '(', k < len(a) && a[k] == '(':
+			// $(…), and fish's (…) (set -x PGPASSWORD (cat f)).
+			c := listEnd(a, k+strings.Count(a[k:k+1], "$"))
 			if c >= len(a) {
 				return len(a)
 			}
@@ -905,6 +906,11 @@ func redactLineArgs(a string, ps bool) string {
 			return i, i // no blank after the flag: no value of its own
 		}
 		start, end := j, shellWordEnd(a, j)
+		if w := a[j:end]; strings.Contains(w, "$(") || strings.ContainsAny(w, "`") || strings.HasPrefix(w, "(") {
+			// A command substitution, whose text is a command that
+			// may hold the secret ($(echo PW)): to its end.
+			end = max(end, substWordEnd(a, j))
+		}
 		// A value that is a secret's --flag itself (tool --secret
 		// --token X) may be that flag instead: its value, whose own
 		// match this one passes over, is taken too.
@@ -930,14 +936,20 @@ func redactSetValues(a string, ps bool) string {
 	var b strings.Builder
 	at := 0
 	var starts []int // where each word's secret starts, or -1
-	shellCommands(a, ps, func(words [][2]int) {
+	shellCommands(a, ps, func(words [][2]int, sub bool) {
 		word := func(k int) string { return a[words[k][0]:words[k][1]] }
 		starts = starts[:0]
 		for range words {
 			starts = append(starts, -1)
 		}
+		last := len(words) - 1
 		secretAt := func(k int, c secretCut) {
-			if s := c.start(word(k)); s >= 0 && (starts[k] < 0 || s < starts[k]) {
+			if sub && k == last {
+				// A substitution, whose text is a command: all of
+				// it, where its secret starts cannot be told, and
+				// what is glued before it past a user (ann:$(…)).
+				starts[k] = max(c.start(word(k)), 0)
+			} else if s := c.start(word(k)); s >= 0 && (starts[k] < 0 || s < starts[k]) {
 				starts[k] = s
 			}
 		}
@@ -946,6 +958,19 @@ func redactSetValues(a string, ps bool) string {
 		for k, s := range starts {
 			if s < 0 || words[k][0] < at {
 				continue
+			}
+			if sub && k == last {
+				start := words[k][0]
+				words[k][1] = substWordEnd(a, start)
+				if start+s < len(a) && a[start+s] == '(' {
+					// A list (csh's set NAME = (a b)) or fish's (…):
+					// its parentheses kept where nothing is glued
+					// after them, as an array's are.
+					s++
+					if c := listEnd(a, start+s-1); c+1 == words[k][1] {
+						words[k][1] = c
+					}
+				}
 			}
 			w := word(k)
 			if quotedEnd(w, s) == s || s == 0 && (w == "''" || w == `""`) {
@@ -1137,26 +1162,50 @@ func bareWord(w string) string {
 // PowerShell's call, does not end one); < and > end a word. A word is as
 // lineWordEnd takes it (ps: a PowerShell line, where a backtick escapes
 // instead of ending a command). It reads each byte of a once.
-func shellCommands(a string, ps bool, fn func(words [][2]int)) {
+//
+// Where a command's words go on into a command substitution ($(…), `…`,
+// fish's (…): set -x PGPASSWORD (cat f)), fn's sub is true and the last
+// word is the substitution's opening bytes only, a word of the command
+// whose value it is: its end (substWordEnd) is read where it is hidden
+// only. Those words were not seen, and $(echo PW) set under a secret's
+// name was kept.
+func shellCommands(a string, ps bool, fn func(words [][2]int, sub bool)) {
 	var words [][2]int
-	flush := func() {
+	flush := func(sub int, n int) {
+		if k := len(words) - 1; sub >= 0 && k >= 0 && words[k][1] == sub {
+			words[k][1] = sub + n // glued to the word: part of it (-u ann:$(…))
+		} else if sub >= 0 && k >= 0 {
+			words = append(words, [2]int{sub, sub + n})
+		}
 		if len(words) > 0 {
-			fn(words)
+			fn(words, sub >= 0)
 		}
 		words = words[:0]
 	}
-	end := -1 // where the last word ended
+	end := -1       // where the last word ended
+	inTick := false // inside a POSIX line's `…`
 	for i := 0; i < len(a); {
 		switch c := a[i]; {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '<' || c == '>':
 			i++
 		case c == '(' && i == end:
 			i++
-		case c == '\n' || c == ';' || c == '&' || c == '|' || c == '`' && !ps || c == '(' || c == ')':
-			flush()
+		case c == '`' && !ps:
+			if inTick {
+				flush(-1, 0)
+			} else {
+				flush(i, 1)
+			}
+			inTick = !inTick
+			i++
+		case c == '(':
+			flush(i, 1)
+			i++
+		case c == '\n' || c == ';' || c == '&' || c == '|' || c == ')':
+			flush(-1, 0)
 			i++
 		case c == '$' && i+1 < len(a) && a[i+1] == '(':
-			flush()
+			flush(i, 2)
 			i += 2
 		default:
 			end = lineWordEnd(a, i, ps)
@@ -1164,7 +1213,7 @@ func shellCommands(a string, ps bool, fn func(words [][2]int)) {
 			i = end
 		}
 	}
-	flush()
+	flush(-1, 0)
 }
 
 // redactValues replaces by RedactedArg the value after each match of re

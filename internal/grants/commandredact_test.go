@@ -164,6 +164,20 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "echo `aws configure set aws_secret_access_key hunter2` $(git config credential.password hunter3)"},
 			[]string{"sh", "-c", "echo `aws configure set aws_secret_access_key [REDACTED]` $(git config credential.password [REDACTED])"}},
 		{[]string{"tcsh", "-c", "setenv PGPASSWORD hunter2; psql"}, []string{"tcsh", "-c", "setenv PGPASSWORD [REDACTED]; psql"}},
+		// A command substitution as the value set, or a --flag's, or
+		// glued to curl -u's user: a command that may hold the secret,
+		// hidden whole. The commands ended at its $(, backtick or (,
+		// and the value set was not seen. A list's parentheses stay,
+		// as an array's do.
+		{[]string{"fish", "-c", "set -x PGPASSWORD (echo hunter2); set -x A_TOKEN (echo a)hunter3 x; set -x C_TOKEN ()"},
+			[]string{"fish", "-c", "set -x PGPASSWORD ([REDACTED]); set -x A_TOKEN ([REDACTED] x; set -x C_TOKEN ()"}},
+		{[]string{"tcsh", "-c", "setenv PGPASSWORD `echo hunter2`; psql"}, []string{"tcsh", "-c", "setenv PGPASSWORD [REDACTED]; psql"}},
+		{[]string{"bash", "-c", "aws configure set aws_secret_access_key $(echo hunter2) && echo `git config credential.password` x; curl -u ann:$(echo hunter3) h; tool --password $(echo hun ter4) -v"},
+			[]string{"bash", "-c", "aws configure set aws_secret_access_key [REDACTED] && echo `git config credential.password` x; curl -u ann:[REDACTED] h; tool --password [REDACTED] -v"}},
+		{[]string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value (Get-Content hunter2); psql"}, []string{"pwsh", "-c", "Set-Item -Path Env:PGPASSWORD -Value ([REDACTED]); psql"}},
+		// A secret's --flag and blanks at the end: no value (found by
+		// FuzzRedactJSONSecret: the empty word was read as one).
+		{[]string{"tool", "-TOKEN "}, nil},
 		{[]string{"csh", "-c", "set PGPASSWORD = 'hun ter2'"}, []string{"csh", "-c", "set PGPASSWORD = [REDACTED]"}},
 		{[]string{"fish", "-c", "set -x PGPASSWORD hunter2; set -gx GITHUB_TOKEN 'hun ter2'; set -x PATH /bin"}, []string{"fish", "-c", "set -x PGPASSWORD [REDACTED]; set -gx GITHUB_TOKEN [REDACTED]; set -x PATH /bin"}},
 		{[]string{"fish", "-c", "set --export --global PGPASSWORD hunter2"}, []string{"fish", "-c", "set --export --global PGPASSWORD [REDACTED]"}},
@@ -1063,6 +1077,13 @@ var setSecretForms = []setSecretForm{
 	{key: "fish-set-USER-element", shell: "fish", form: "set {o} USER[$i] ann%{v}", opts: []string{"-x", "-gx"}},
 	// A word of fish's list that starts with -, after the first.
 	{key: "fish-set-list-dash", shell: "fish", form: "set {o} {n} a -{v} --profile {v}", opts: []string{"-x", "-gx", "--export"}},
+	// A command substitution as the value a command sets or an
+	// option takes.
+	{key: "fish-set-subst", shell: "fish", form: "set {o} {n} (echo {v})", opts: []string{"-x", "-gx"}},
+	{key: "setenv-backtick", shell: "tcsh", form: "setenv {n} `echo {v}`"},
+	{key: "git-config-subst", shell: "sh", form: "git config {o} {n} $(printf %s {v})", opts: []string{"--global", "--file f"}},
+	{key: "curl-u-subst", shell: "sh", form: "curl {o} -u ann:$(echo {v}) https://h/", opts: []string{"-s", "-k"}},
+	{key: "flag-subst", shell: "sh", form: "tool --password $(echo {v}) -v"},
 	// A PowerShell assignment's expression, to the statement's end.
 	{key: "pwsh-env-expr", shell: "pwsh", form: "$env:{n} = {v} + {v}; psql"},
 	{key: "pwsh-env-paren", shell: "pwsh", form: "if (x) { $env:{n} = (Write-Output {v} {v}) }"},
@@ -1086,7 +1107,7 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // first too), Set-Content, SetEnvironmentVariable and
 // $env: (an expression: 'a' + 'b', (…)), a parameter expansion's default or assigned word, USER's
 // user%… and an array element's too, a command substitution in an
-// assignment's value), or as a
+// assignment's value, or as the value set or an option's argument), or as a
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
@@ -1230,6 +1251,12 @@ func setSecretArgv(formKey, nameKey string, which uint16, sep uint8, secret stri
 		s := setSecretSeps[int(sep)%len(setSecretSeps)]
 		if form.shell == "pwsh" && s == "`" {
 			s = " `" // PowerShell's escape, which would glue the words
+		}
+		if form.shell != "pwsh" && s == "`" && strings.Contains(form.form, "`") {
+			// The form's own backtick would close the separator's,
+			// and its value be no value of the command: `setenv N `x``
+			// runs setenv N alone.
+			s = "$("
 		}
 		closing := map[string]string{"(": ")", "`": "`", "$(": ")"}[s]
 		argv = []string{form.shell, "-c", before + s + line + closing + " " + after}

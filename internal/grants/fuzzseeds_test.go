@@ -40,6 +40,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactAssignedSecret/af50599c09eb55c1": {"sh", "-c", "-seCret --AWS_SECRET_ACCESS_KEY 0 "},
 	// ec4f849: a secret's value that starts inside another secret's value.
 	"FuzzRedactAssignedSecret/quoted-nested-assignment": {"sh", "-c", "'SECRET=A PGPASSWORD=' 0' "},
+	// A secret's --flag with only blanks after it: an empty word, read as one (a panic).
+	"FuzzRedactJSONSecret/flag-at-end": {"curl", "", "-d", `{"user": "u", "db-password": "0", "x": "y"}`, "-TOKEN "},
 	// 0f407c0: a secret header inside another header's value, quoted.
 	"FuzzRedactHeaderSecret/9d1cbc9aba32f039": {"sh", "-c", ` -H "Authorization: Basic aGk=" -H "X-Foo: Authorization: Bearer \"0\"" `},
 	// 5be8256: a credential with blanks, to the end of the shell's quotes.
