@@ -676,6 +676,21 @@ func redactAssignments(a string, form argForm) string {
 				end = substWordEnd(a, i)
 			}
 		}
+		// A value taken past blanks after the = (SECRET= --PGPASSWORD
+		// X: the shell's SECRET is empty, and --PGPASSWORD a command's
+		// flag) that is a secret's --flag: its own value, whose match
+		// was hidden with this one, is taken too, as redactLineArgs
+		// takes it.
+		for j := i; i > 0 && (a[i-1] == ' ' || a[i-1] == '\t') && end > j; {
+			if v := bareWord(a[j:end]); !isOption(v) || !secretName(v) {
+				break
+			}
+			k := skipBlank(a, end)
+			if k == end || k == len(a) {
+				break
+			}
+			j, end = k, shellWordEnd(a, k)
+		}
 		return i, end
 	}
 	// USER=ann%PW: smbclient's password, after the user (programUserEnv).

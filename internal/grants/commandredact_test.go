@@ -311,6 +311,10 @@ func TestRedactCommand(t *testing.T) {
 		// line (found by FuzzRedactHeaderSecret): the [REDACTED] put there
 		// was taken for the header's credential, and the credential kept.
 		{[]string{"sh", "-c", "tool --secret --token hunter2 -v"}, []string{"sh", "-c", "tool --secret [REDACTED] -v"}},
+		// The same as an assignment's value past blanks (found by
+		// FuzzRedactAssignedSecret): the flag was hidden as SECRET's
+		// value, and its own value, no longer seen, kept.
+		{[]string{"sh", "-c", "SECRET= --PGPASSWORD hunter2 -v"}, []string{"sh", "-c", "SECRET= [REDACTED] -v"}},
 		{[]string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: \"hunter2\"' https://h/"}, []string{"sh", "-c", "curl '-u -H '' -H 'X-Api-Key: [REDACTED]' https://h/"}},
 		{[]string{"curl", "-u", "ann:", "https://h/"}, nil},
 		// A header line glued to curl -u's argument, whose password
