@@ -1489,6 +1489,17 @@ func headerValue(a string, i int) (start, end int) {
 // redacted than needed rather than less).
 func credential(a string, i int) (int, bool) {
 	i = skipBlank(a, i)
+	if i < len(a) && a[i] == '-' {
+		// A credential that reads as an option (Authorization:
+		// --MYSQL_PWD X): hidden as the header's, the option rules no
+		// longer see the option and kept its value; the next word is
+		// taken too.
+		e := i
+		for e < len(a) && a[e] != ' ' && a[e] != '\t' && a[e] != '\n' && a[e] != '\r' {
+			e++
+		}
+		return i, skipBlank(a, e) < len(a)
+	}
 	j := i
 	for j < len(a) && (a[j] >= 'A' && a[j] <= 'Z' || a[j] >= 'a' && a[j] <= 'z' || a[j] >= '0' && a[j] <= '9' || a[j] == '-') {
 		j++

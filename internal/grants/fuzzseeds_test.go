@@ -40,6 +40,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactAssignedSecret/af50599c09eb55c1": {"sh", "-c", "-seCret --AWS_SECRET_ACCESS_KEY 0 "},
 	// A secret's --flag as an assignment's value past blanks.
 	"FuzzRedactAssignedSecret/flag-after-blank-assign": {"sh", "-c", "SECRET= --PGPASSWORD 0 "},
+	// A secret's --flag as an Authorization header's credential: hidden as the header's, its value was kept.
+	"FuzzRedactAssignedSecret/flag-after-header": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD 0 "},
 	// ec4f849: a secret's value that starts inside another secret's value.
 	"FuzzRedactAssignedSecret/quoted-nested-assignment": {"sh", "-c", "'SECRET=A PGPASSWORD=' 0' "},
 	// A secret's --flag with only blanks after it: an empty word, read as one (a panic).
