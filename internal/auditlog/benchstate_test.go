@@ -185,16 +185,7 @@ func writeStateGrant(l *Log, gi, calls int, sc scope.Scope, at time.Time) error 
 		Status: model.Active, RequestedAt: at, DecideBy: at.Add(time.Hour), DecidedAt: at, StartedAt: at, ExpiresAt: at.Add(10 * time.Minute),
 		Decision: dec, CredentialID: "AKIA" + id, CredentialFingerprint: "sha256:" + id}
 	err := l.Do(ctx, func(ctx context.Context, tx store.Tx) ([]Event, error) {
-		return []Event{
-			{Type: "grant.requested", Time: at, GrantID: id, Actor: g.Identity, Data: map[string]any{
-				"identity": g.Identity, "identity_kind": g.IdentityKind, "owner": g.Owner, "target": g.Target, "target_kind": g.TargetKind,
-				"account": g.Account, "scope": sc.Strings(), "duration": g.Duration.String(), "reason": g.Reason, "extends": "", "decide_by": g.DecideBy}},
-			{Type: "grant.decided", Time: at, GrantID: id, Actor: "policy", Data: dec},
-			{Type: "grant.activated", Time: at, GrantID: id, Actor: "policy", Data: map[string]any{
-				"granted_scope": sc.Strings(), "started_at": g.StartedAt, "expires_at": g.ExpiresAt,
-				"credential_id": g.CredentialID, "credential_fingerprint": g.CredentialFingerprint}},
-			{Type: "session.started", Time: at, GrantID: id, SessionID: sid, Actor: g.Identity, Data: map[string]any{"client": "bench", "target": g.Target}},
-		}, tx.CreateGrant(ctx, g)
+		return stateGrantStart(g, sid, "bench"), tx.CreateGrant(ctx, g)
 	})
 	if err != nil {
 		return err
@@ -215,11 +206,33 @@ func writeStateGrant(l *Log, gi, calls int, sc scope.Scope, at time.Time) error 
 		if err := tx.PutSession(ctx, ses); err != nil {
 			return nil, err
 		}
-		return []Event{
-			{Type: "session.ended", Time: ses.EndedAt, GrantID: id, SessionID: sid, Actor: g.Identity, Data: map[string]any{
-				"calls": ses.Calls, "denied": ses.Denied, "bytes_in": ses.BytesIn, "bytes_out": ses.BytesOut}},
-			{Type: "grant.expired", Time: g.EndedAt, GrantID: id, Actor: "airlock", Data: map[string]any{
-				"at": g.EndedAt, "by": "airlock", "reason": g.EndComment, "status": g.Status}},
-		}, tx.UpdateGrant(ctx, g)
+		return stateGrantEnd(g, ses), tx.UpdateGrant(ctx, g)
 	})
+}
+
+// stateGrantStart are the entries of grant g's request, decision and
+// activation by policy, and of the start of its session sid.
+func stateGrantStart(g model.Grant, sid, client string) []Event {
+	at, id, sc := g.RequestedAt, g.ID, g.GrantedScope
+	return []Event{
+		{Type: "grant.requested", Time: at, GrantID: id, Actor: g.Identity, Data: map[string]any{
+			"identity": g.Identity, "identity_kind": g.IdentityKind, "owner": g.Owner, "target": g.Target, "target_kind": g.TargetKind,
+			"account": g.Account, "scope": g.RequestedScope.Strings(), "duration": g.Duration.String(), "reason": g.Reason, "extends": "", "decide_by": g.DecideBy}},
+		{Type: "grant.decided", Time: at, GrantID: id, Actor: "policy", Data: g.Decision},
+		{Type: "grant.activated", Time: at, GrantID: id, Actor: "policy", Data: map[string]any{
+			"granted_scope": sc.Strings(), "started_at": g.StartedAt, "expires_at": g.ExpiresAt,
+			"credential_id": g.CredentialID, "credential_fingerprint": g.CredentialFingerprint}},
+		{Type: "session.started", Time: at, GrantID: id, SessionID: sid, Actor: g.Identity, Data: map[string]any{"client": client, "target": g.Target}},
+	}
+}
+
+// stateGrantEnd are the entries of the end of session ses (its summary)
+// and of its grant g's expiry.
+func stateGrantEnd(g model.Grant, ses model.Session) []Event {
+	return []Event{
+		{Type: "session.ended", Time: ses.EndedAt, GrantID: g.ID, SessionID: ses.ID, Actor: g.Identity, Data: map[string]any{
+			"calls": ses.Calls, "denied": ses.Denied, "bytes_in": ses.BytesIn, "bytes_out": ses.BytesOut}},
+		{Type: "grant.expired", Time: g.EndedAt, GrantID: g.ID, Actor: "airlock", Data: map[string]any{
+			"at": g.EndedAt, "by": "airlock", "reason": g.EndComment, "status": g.Status}},
+	}
 }

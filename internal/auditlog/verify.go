@@ -71,6 +71,13 @@ type StateChecker interface {
 	Finish(ctx context.Context) ([]string, error)
 }
 
+// StatePreparer is a StateChecker that reads what it needs from the store
+// before the walk (review.Checker: the log.refused entries, which come
+// after the entries they name); journal is VerifyOptions.Journal.
+type StatePreparer interface {
+	Prepare(ctx context.Context, journal []store.LogEntry) error
+}
+
 // VerifyOptions are Verify's optional inputs.
 type VerifyOptions struct {
 	// Witness is the newest checkpoint note kept outside the store (nil if
@@ -197,6 +204,11 @@ func Verify(ctx context.Context, st store.Store, v note.Verifier, witness []byte
 func VerifyWith(ctx context.Context, st store.Store, v note.Verifier, opts VerifyOptions) (Report, error) {
 	start := time.Now()
 	vr := &verifier{v: v, state: opts.State, origin: opts.Origin}
+	if sp, ok := opts.State.(StatePreparer); ok {
+		if err := sp.Prepare(ctx, opts.Journal); err != nil {
+			return Report{}, err
+		}
+	}
 	if err := vr.run(ctx, st, opts.Witness); err != nil {
 		return Report{}, err
 	}

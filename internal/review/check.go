@@ -116,6 +116,33 @@ func NewChecker(rows Rows) *Checker {
 	return c
 }
 
+// Prepare implements auditlog.StatePreparer: before the walk, it reads the
+// log's log.refused entries (LoadVoid), and those of the journal, so that
+// the entries they name, which come before them, are not counted (the
+// rows follow what those calls' callers were told: that they failed). The
+// walk then checks each log.refused entry it meets against them.
+func (c *Checker) Prepare(ctx context.Context, journal []store.LogEntry) error {
+	ll, ok := c.rows.(LogLister)
+	if !ok {
+		return nil
+	}
+	v, by, err := LoadVoid(ctx, ll)
+	if err != nil {
+		return err
+	}
+	for _, e := range journal {
+		if !bytes.Contains(e.Data, []byte(RefusedType)) {
+			continue
+		}
+		if seq, rs, err := RefusedRanges(e.Data); err == nil && seq == e.Seq {
+			by[seq] = rs
+			v.add(rs)
+		}
+	}
+	c.d.SetVoid(v, by)
+	return nil
+}
+
 // Entry implements auditlog.StateChecker.
 func (c *Checker) Entry(seq int64, data []byte) {
 	c.chunk = append(c.chunk, chunkEntry{seq, data})
@@ -150,6 +177,9 @@ func (c *Checker) Finish(ctx context.Context) ([]string, error) {
 	c.wg.Wait()
 	<-c.done
 	out := append([]string(nil), c.errs...)
+	for _, seq := range c.d.UnconfirmedVoid() {
+		out = append(out, fmt.Sprintf("entry %d: its row's type says %s, but the walked log holds no such entry there: the entries it names were left out of the derivation", seq, RefusedType))
+	}
 	// Entries the store does not hold (only in the journal an unclean
 	// stop left, given to the walk) have not reached the rows yet: the
 	// rows are written with the entries (StoreRows). A session started

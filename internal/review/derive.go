@@ -147,7 +147,9 @@ func indexPair(used []string, action, resource string) int {
 
 // Deriver rebuilds grants and sessions from log entries fed to it in
 // sequence order, and the identities from theirs (see applyIdentity).
-// Entries of other types (policies, gateway rejections) are ignored. It is not safe for concurrent use.
+// Entries of other types (policies, gateway rejections) are ignored, and
+// so are the entries a log.refused entry names (see SetVoid). It is not
+// safe for concurrent use.
 type Deriver struct {
 	grants   map[string]*derivedGrant
 	sessions map[string]*derivedSession
@@ -159,6 +161,11 @@ type Deriver struct {
 	// journal, without a row, and a grant's Usage leaves them out as the
 	// store's sum over its rows does.
 	unstored int64
+	// void are the entries log.refused entries name (SetVoid), skipped;
+	// voidBy the ranges each of those names, voidSeen those given.
+	void     *Void
+	voidBy   map[int64][][2]int64
+	voidSeen map[int64]bool
 }
 
 type derivedGrant struct {
@@ -321,7 +328,7 @@ func parseSlow(b []byte) (Parsed, error) {
 	case "session.call", "session.results":
 		return p, fmt.Errorf("entry %d: malformed %s", h.Seq, h.Type)
 	default:
-		p.skip = !Relevant(h.Type) && !isIdentityType(h.Type)
+		p.skip = !Relevant(h.Type) && !isIdentityType(h.Type) && h.Type != RefusedType
 	}
 	return p, nil
 }
@@ -340,8 +347,11 @@ func (d *Deriver) Add(b []byte) error {
 // error and leaves the state unchanged; the grant it names is marked as not
 // derivable.
 func (d *Deriver) Apply(p Parsed) error {
-	if p.skip {
+	if p.skip || d.void.Contains(p.Seq) {
 		return nil
+	}
+	if p.Type == RefusedType {
+		return d.applyRefused(p)
 	}
 	err := d.apply(p)
 	if err != nil && p.Grant != "" {
