@@ -62,7 +62,7 @@ func BenchmarkVerifyState(b *testing.B) {
 		stateFixture.dir = dir
 		tmp := filepath.Join(dir, "airlock.db")
 		st := openSQLite(b, tmp)
-		l, err := Open(context.Background(), st, s, Options{Origin: "airlock/bench", JournalDir: filepath.Join(dir, "journal"), JournalKey: []byte("bench journal key of 32 bytes...")})
+		l, err := Open(context.Background(), st, s, Options{Origin: "airlock/bench", JournalDir: filepath.Join(dir, "journal"), JournalKey: []byte("bench journal key of 32 bytes..."), Rows: review.StoreRows})
 		if err != nil {
 			stateFixture.err = err
 			return
@@ -104,7 +104,7 @@ func BenchmarkVerifyState(b *testing.B) {
 
 // stateGenerator changes whenever writeStateLog or the schema changes, so a
 // stale cached log is never reused.
-const stateGenerator = "v1"
+const stateGenerator = "v2"
 
 // stateKey is a fixed key (from a fixed seed), so that a cached log
 // verifies in a later run.
