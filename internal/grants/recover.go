@@ -31,15 +31,23 @@ func (s *Service) recoverOpenSessions(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recovering open sessions: %w", err)
 	}
+	// The log.refused entries, read once for every session (by type: on
+	// SQLite, which has no index of it, a scan of the log).
+	var void *review.Void
 	for _, ses := range sessions {
 		if !ses.EndedAt.IsZero() {
 			continue
+		}
+		if void == nil {
+			if void, _, err = review.LoadVoid(ctx, s.st, 0); err != nil {
+				return fmt.Errorf("recovering open sessions: %w", err)
+			}
 		}
 		entries, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID})
 		if err != nil {
 			return fmt.Errorf("log of session %s: %w", ses.ID, err)
 		}
-		if err := s.recoverSession(ctx, ses, entries, "airlock stopped without ending the session; it ends at its last recorded event"); err != nil {
+		if err := s.recoverSession(ctx, ses, entries, void, "airlock stopped without ending the session; it ends at its last recorded event"); err != nil {
 			return err
 		}
 	}
@@ -48,10 +56,26 @@ func (s *Service) recoverOpenSessions(ctx context.Context) error {
 
 // recoverSession ends ses, whose gateway is gone, at its last recorded
 // event (entries are its log entries), counting its summary again from
-// them. In a shared store's transaction (store.SessionTx) the session is
+// them, leaving out the entries void names (read here if nil). In a
+// shared store's transaction (store.SessionTx) the session is
 // read again first, so that two replicas recovering it write its end once.
-func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries []store.LogEntry, why string) error {
-	rec, err := recount(ses, entries)
+func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries []store.LogEntry, void *review.Void, why string) error {
+	// Entries a log.refused entry names are void: their callers were told
+	// they failed, and the recorder did not count them. The log.refused
+	// entries come after them; only those after the session's first entry
+	// can name one of its entries.
+	if void == nil && len(entries) > 0 {
+		first := entries[0].Seq
+		for _, e := range entries {
+			first = min(first, e.Seq)
+		}
+		v, _, err := review.LoadVoid(ctx, s.st, first-1)
+		if err != nil {
+			return fmt.Errorf("session %s: %w", ses.ID, err)
+		}
+		void = v
+	}
+	rec, err := recount(ses, entries, void)
 	if err != nil {
 		return fmt.Errorf("session %s: %w", ses.ID, err)
 	}
@@ -78,12 +102,16 @@ func (s *Service) recoverSession(ctx context.Context, ses model.Session, entries
 // recount rebuilds ses's summary from its log entries and sets its end to
 // the time of the last one, counting them as the review does
 // (review.Count), so that the summary matches what the log implies: a
-// call whose result was lost in the crash stays a call, its pair used.
-func recount(ses model.Session, entries []store.LogEntry) (model.Session, error) {
+// call whose result was lost in the crash stays a call, its pair used. An
+// entry void names (a log.refused entry's) is left out, its time too.
+func recount(ses model.Session, entries []store.LogEntry, void *review.Void) (model.Session, error) {
 	ses.Calls, ses.Denied, ses.BytesIn, ses.BytesOut, ses.Used = 0, 0, 0, 0, nil
 	ses.EndedAt = ses.StartedAt
 	var t review.Tally
 	for _, e := range entries {
+		if void.Contains(e.Seq) {
+			continue
+		}
 		if e.Time.After(ses.EndedAt) {
 			ses.EndedAt = e.Time
 		}

@@ -131,7 +131,7 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 			return err
 		}
 		why := fmt.Sprintf("replica %s stopped without ending the session; it ends at its last recorded event", owner)
-		if err := s.recoverSession(ctx, ses, entries, why); err != nil {
+		if err := s.recoverSession(ctx, ses, entries, nil, why); err != nil {
 			return err
 		}
 	}
@@ -175,5 +175,5 @@ func (s *Service) RecoverSession(ctx context.Context, sessionID string) error {
 	if err != nil {
 		return err
 	}
-	return s.recoverSession(ctx, ses, entries, "the replica serving it is gone; it ends at its last recorded event")
+	return s.recoverSession(ctx, ses, entries, nil, "the replica serving it is gone; it ends at its last recorded event")
 }

@@ -126,7 +126,7 @@ func (c *Checker) Prepare(ctx context.Context, journal []store.LogEntry) error {
 	if !ok {
 		return nil
 	}
-	v, by, err := LoadVoid(ctx, ll)
+	v, by, err := LoadVoid(ctx, ll, 0)
 	if err != nil {
 		return err
 	}

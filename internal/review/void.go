@@ -99,13 +99,14 @@ const refusedPage = 1000
 // LoadVoid reads the log's log.refused entries (by their type column: they
 // are rare, and come after the entries they name, so a reader in log order
 // needs them first) and returns the entries they name, and the ranges
-// each names by its seq. A row whose bytes are not a valid log.refused
+// each names by its seq. Only those after seq after are read (a reader of
+// entries from after on needs no earlier one: they name entries before
+// themselves). A row whose bytes are not a valid log.refused
 // entry voids nothing: a reader that walks the log (the Checker) reports
 // it where it meets it.
-func LoadVoid(ctx context.Context, l LogLister) (*Void, map[int64][][2]int64, error) {
+func LoadVoid(ctx context.Context, l LogLister, after int64) (*Void, map[int64][][2]int64, error) {
 	v := &Void{}
 	by := map[int64][][2]int64{}
-	var after int64
 	for {
 		es, err := l.LogEntries(ctx, store.LogFilter{Type: RefusedType, After: after, Limit: refusedPage})
 		if err != nil {

@@ -43,7 +43,7 @@ func derive(t *testing.T, l *voidLog, load bool) (*Deriver, []error) {
 	t.Helper()
 	d := NewDeriver()
 	if load {
-		v, by, err := LoadVoid(context.Background(), l)
+		v, by, err := LoadVoid(context.Background(), l, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestRefusedEntryChecked(t *testing.T) {
 	t.Run("unconfirmed", func(t *testing.T) {
 		l := refusedCallLog()
 		d := NewDeriver()
-		v, by, err := LoadVoid(context.Background(), l)
+		v, by, err := LoadVoid(context.Background(), l, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
