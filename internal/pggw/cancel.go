@@ -260,8 +260,8 @@ type BackendTerminator interface {
 
 // reapOrphan terminates upstream backend pid of st's grant orphanGrace
 // from now (on the gateway's clock) if it is still there, unless the
-// grant ends first (its role's backends are all terminated then) or the
-// gateway closes.
+// grant ends or expires first (its role's backends are all terminated
+// then) or the gateway closes.
 //
 // "Still there" is the pid of the grant's role and a backend that started
 // before now: the orphan may exit meanwhile (the cancel, the check
@@ -289,7 +289,9 @@ func (g *Gateway) reapOrphan(st *grantState, pid uint32, session string) {
 		defer g.wg.Done()
 		select {
 		case <-due:
-		case <-st.g.Done():
+		case <-st.over:
+			// The grant ended or expired: the role's drop ends all
+			// its backends, the orphan's among them.
 			timer.Stop()
 			return
 		case <-g.ctx.Done():

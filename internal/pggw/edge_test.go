@@ -3,6 +3,8 @@ package pggw
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -291,4 +293,51 @@ func TestKeptUpstreamsClosedAtExpiryAndShutdown(t *testing.T) {
 	e.waitIdle(live, 1)
 	e.gw.Close()
 	e.backendGone(adm, pid)
+}
+
+// A grant that expires (on the gateway's clock) while the termination of
+// an orphaned backend is pending ends that wait: the expiry's role drop
+// ends every backend of the grant's role, and the wait held a goroutine
+// and a timer, then a needless admin round-trip, until orphanGrace later.
+// The grant's end by the control plane did so already; its expiry,
+// which never closes the grant's Done, did not.
+func TestOrphanReapEndsWithTheGrantsExpiry(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	e := newEnv(t, func(o *Options) { o.Clock = fake })
+	g := e.grant(time.Hour, "pg:select %s.public.customers")
+	adm := e.admin()
+	// The termination falls due after the expiry: its wait ends for
+	// the expiry or not at all.
+	fake.Set(g.ExpiresAt.Add(-orphanGrace / 2))
+	pid := e.orphan(g, adm)
+	if n := reapers(); n != 1 {
+		t.Fatalf("%d termination waits, want the orphan's 1", n)
+	}
+	fake.Set(g.ExpiresAt)
+	e.backendGone(adm, pid)
+	deadline := time.Now().Add(10 * time.Second)
+	for reapers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the orphan's termination still waits after its grant expired and its role was dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.roles.mu.Lock()
+	defer e.roles.mu.Unlock()
+	if len(e.roles.terminated) != 0 {
+		t.Errorf("terminations tried after the grant expired: %v", e.roles.terminated)
+	}
+}
+
+// reapers counts the goroutines waiting to terminate an orphaned backend
+// (reapOrphan's).
+func reapers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "pggw.(*Gateway).reapOrphan.func")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }

@@ -191,6 +191,11 @@ type grantState struct {
 	// nil without).
 	slots map[*conn]gateway.Slot
 	ended bool
+	// over is closed when the watcher ends the grant's sessions, for the
+	// grant's end or its expiry on the gateway's clock (st.g.Done is
+	// closed only by the former): what waits on the grant (reapOrphan)
+	// stops then.
+	over chan struct{}
 	// idle holds the grant's kept upstream connections, idleClosed is
 	// set once it keeps no more (reuse.go).
 	idle       []*idleUpstream
@@ -321,7 +326,7 @@ func (g *Gateway) grantState(gr *gateway.Grant) *grantState {
 	if st, ok := g.grants[gr.ID]; ok {
 		return st
 	}
-	st := &grantState{g: gr, t: t, roleDone: make(chan struct{}), sessions: map[*conn]*upstreamInfo{}}
+	st := &grantState{g: gr, t: t, roleDone: make(chan struct{}), over: make(chan struct{}), sessions: map[*conn]*upstreamInfo{}}
 	g.grants[gr.ID] = st
 	if g.closed {
 		close(st.roleDone)
@@ -356,6 +361,7 @@ func (g *Gateway) watch(st *grantState) {
 	st.closeIdle()
 	st.mu.Lock()
 	st.ended = true
+	close(st.over)
 	sessions := make([]*conn, 0, len(st.sessions))
 	for c := range st.sessions {
 		sessions = append(sessions, c)
