@@ -86,11 +86,13 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -142,6 +144,14 @@ type Store struct {
 	// wstmts are the writer's hot statements, prepared once on the writer
 	// connection and bound to each transaction with Tx.StmtContext.
 	wstmts map[string]*sql.Stmt
+	// logStmts are the log's INSERTs (insertLogSQL), prepared on the
+	// writer's driver connection logConn and run past database/sql
+	// (Tx.execLog). Only the writer's transaction, one at a time, uses
+	// them.
+	logConn  any
+	logStmts []driver.StmtExecContext
+	// txOpen is set while a write transaction holds the writer.
+	txOpen atomic.Bool
 	// noSessionRuns and noGrantRuns are set for a database opened
 	// read-only from before the log's session runs (schema version 2) or
 	// grant runs (3): see OpenReadOnly.
@@ -295,10 +305,67 @@ const walCheckpointBytes = 4 << 20
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 
+// logStmt returns insertLogSQL[k] prepared on dc, the writer's driver
+// connection, preparing it on first use. The writer is one connection kept
+// open; if database/sql ever replaced it, the statements of the old one
+// are dropped with it (finalizing them would use a closed connection) and
+// prepared again on the new one.
+func (s *Store) logStmt(ctx context.Context, dc any, k int) (driver.StmtExecContext, error) {
+	if dc != s.logConn {
+		s.logConn, s.logStmts = dc, make([]driver.StmtExecContext, len(insertLogSQL))
+	}
+	if st := s.logStmts[k]; st != nil {
+		return st, nil
+	}
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("driver connection %T cannot prepare with a context", dc)
+	}
+	ds, err := pc.PrepareContext(ctx, insertLogSQL[k])
+	if err != nil {
+		return nil, err
+	}
+	st, ok := ds.(driver.StmtExecContext)
+	if !ok {
+		ds.Close()
+		return nil, fmt.Errorf("driver statement %T cannot execute with a context", ds)
+	}
+	s.logStmts[k] = st
+	return st, nil
+}
+
+// closeLogStmts finalizes the log's statements on the writer's connection
+// before it closes. With a transaction still open (Close does not wait for
+// it) they are left to SQLite, which frees the connection when the process
+// ends instead.
+func (s *Store) closeLogStmts() error {
+	if s.logConn == nil || s.txOpen.Load() {
+		return nil
+	}
+	conn, err := s.w.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		var errs []error
+		if dc == s.logConn {
+			for _, st := range s.logStmts {
+				if st != nil {
+					errs = append(errs, st.(driver.Stmt).Close())
+				}
+			}
+		}
+		s.logConn, s.logStmts = nil, nil
+		return errors.Join(errs...)
+	})
+}
+
 // Close closes both connection pools. A transaction still open is rolled
 // back when it ends.
 func (s *Store) Close() error {
 	var errs []error
+	errs = append(errs, s.closeLogStmts())
 	for _, st := range s.wstmts {
 		errs = append(errs, st.Close())
 	}
@@ -326,6 +393,7 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 		conn.Close()
 		return nil, fmt.Errorf("sqlitestore: begin: %w", err)
 	}
+	s.txOpen.Store(true)
 	return &Tx{s: s, conn: conn, tx: tx}, nil
 }
 

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"regexp"
@@ -87,6 +88,9 @@ const runGap = 32
 // logInsertRows is the most log rows one INSERT statement takes.
 const logInsertRows = 32
 
+// logCols is the number of parameters of one row of insertLogSQL.
+const logCols = 6
+
 // insertLogSQL[k] inserts 1<<k log rows, for 1<<k up to logInsertRows: a
 // batch goes in as many full statements as it fills, then one statement
 // for each set bit of what is left (at most five), never one per row.
@@ -113,10 +117,12 @@ var insertLogSQL = func() []string {
 const insertFirstLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 // hotWriteStatements are prepared once on the writer connection.
-var hotWriteStatements = append([]string{
+// The log's multi-row INSERTs (insertLogSQL) are not among them: they run
+// on the driver's connection (Tx.execLog).
+var hotWriteStatements = []string{
 	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL, insertGrantRunSQL,
 	insertFirstLogSQL, putCheckpointSQL,
-}, insertLogSQL...)
+}
 
 // usable reports why the transaction can no longer be used, if it cannot.
 func (t *Tx) usable() error {
@@ -162,6 +168,25 @@ func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	}
 	t.stmts[q] = st
 	return st, nil
+}
+
+// execLog runs insertLogSQL[k] with args on the writer's driver
+// connection, past database/sql: its checks and conversion of each
+// argument, and the copy of the arguments it makes for every statement,
+// were about a twentieth of the log's copy into the store
+// (BenchmarkIndexBatch), for values that are already the driver's own
+// (int64, string, []byte, nil). The statements are the writer's, prepared
+// once (Store.logStmt).
+func (t *Tx) execLog(ctx context.Context, k int, args []driver.NamedValue) error {
+	err := t.conn.Raw(func(dc any) error {
+		st, err := t.s.logStmt(ctx, dc, k)
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx, args)
+		return err
+	})
+	return t.check(err)
 }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -407,8 +432,6 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	// Rows go in statements of logInsertRows, then of the powers of two
 	// that make up the rest: a statement per row spent about twice the
 	// CPU per row of a statement of 32 (BenchmarkAppendLog).
-	args := make([]any, 0, 6*logInsertRows)
-	var strs argCache
 	i := 0
 	if size == 0 {
 		e := entries[0]
@@ -417,6 +440,11 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		}
 		i = 1
 	}
+	if i == len(entries) {
+		return t.appendRuns(ctx, entries)
+	}
+	args := make([]driver.NamedValue, 0, logCols*min(logInsertRows, len(entries)-i))
+	var strs argCache
 	for i < len(entries) {
 		k := len(insertLogSQL) - 1
 		for 1<<k > len(entries)-i {
@@ -425,13 +453,25 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		n := 1 << k
 		args = args[:0]
 		for j, e := range entries[i : i+n] {
-			args = append(args, times[i+j], strs.arg(e.Type), strs.arg(e.GrantID), strs.arg(e.SessionID), e.Data, e.LeafHash)
+			o := len(args)
+			args = append(args,
+				driver.NamedValue{Ordinal: o + 1, Value: times[i+j]},
+				driver.NamedValue{Ordinal: o + 2, Value: strs.arg(e.Type)},
+				driver.NamedValue{Ordinal: o + 3, Value: strs.arg(e.GrantID)},
+				driver.NamedValue{Ordinal: o + 4, Value: strs.arg(e.SessionID)},
+				driver.NamedValue{Ordinal: o + 5, Value: e.Data},
+				driver.NamedValue{Ordinal: o + 6, Value: e.LeafHash})
 		}
-		if _, err := t.exec(ctx, insertLogSQL[k], args...); err != nil {
+		if err := t.execLog(ctx, k, args); err != nil {
 			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
 		}
 		i += n
 	}
+	return t.appendRuns(ctx, entries)
+}
+
+// appendRuns stores the runs of entries' sessions and grants.
+func (t *Tx) appendRuns(ctx context.Context, entries []store.LogEntry) error {
 	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.SessionID }) {
 		if _, err := t.exec(ctx, insertRunSQL, r.key, r.first, r.last); err != nil {
 			return fmt.Errorf("sqlitestore: append log: session %q entries %d-%d: %w", r.key, r.first, r.last, err)
@@ -563,6 +603,12 @@ func (t *Tx) Release(ctx context.Context, name string) error {
 	return t.savepointCmd(ctx, "RELEASE", name)
 }
 
+// release hands the writer's connection back.
+func (t *Tx) release() {
+	t.s.txOpen.Store(false)
+	t.conn.Close()
+}
+
 // Commit makes the transaction durable (the WAL is fsynced before Commit
 // returns) and releases the writer.
 func (t *Tx) Commit() error {
@@ -570,7 +616,7 @@ func (t *Tx) Commit() error {
 		return fmt.Errorf("sqlitestore: commit: %w", sql.ErrTxDone)
 	}
 	t.done = true
-	defer t.conn.Close()
+	defer t.release()
 	if t.aborted != nil {
 		t.tx.Rollback()
 		return fmt.Errorf("sqlitestore: commit: %w", t.aborted)
@@ -588,7 +634,7 @@ func (t *Tx) Rollback() error {
 		return fmt.Errorf("sqlitestore: rollback: %w", sql.ErrTxDone)
 	}
 	t.done = true
-	defer t.conn.Close()
+	defer t.release()
 	if err := t.tx.Rollback(); err != nil && t.aborted == nil {
 		return fmt.Errorf("sqlitestore: rollback: %w", err)
 	}
