@@ -150,6 +150,8 @@ type Store struct {
 	// them.
 	logConn  any
 	logStmts []driver.StmtExecContext
+	// logArgs is the writer's buffer for those statements' arguments.
+	logArgs []driver.NamedValue
 	// txOpen is set while a write transaction holds the writer.
 	txOpen atomic.Bool
 	// noSessionRuns and noGrantRuns are set for a database opened

@@ -507,7 +507,7 @@ func TestAppendLogSizes(t *testing.T) {
 	s, _ := openTemp(t)
 	defer s.Close()
 	seq := int64(0)
-	for _, n := range []int{1, 2, 3, 7, 31, 32, 33, 57, 63, 64, 65, 100} {
+	for _, n := range []int{1, 2, 3, 7, 31, 32, 33, 57, 63, 64, 65, 100, 127, 128, 129, 255, 300} {
 		es := make([]store.LogEntry, n)
 		for i := range es {
 			es[i] = store.LogEntry{Seq: seq + int64(i), Type: "t", GrantID: "g" + strconv.Itoa(n),
@@ -717,9 +717,11 @@ func TestAppendLogAllocs(t *testing.T) {
 		t.Errorf("AppendLog allocates %.2f times per entry, want at most 7", perEntry)
 	}
 	// database/sql copied every statement's arguments (192 of them) into
-	// a new slice: 684 bytes per entry here then, 551 past it.
-	if perEntryBytes > 600 {
-		t.Errorf("AppendLog allocates %.0f bytes per entry, want at most 600", perEntryBytes)
+	// a new slice: 684 bytes per entry here then, 551 past it, 678 with
+	// a new slice for each batch's arguments (up to 768 of them), 435
+	// with the writer's own kept.
+	if perEntryBytes > 500 {
+		t.Errorf("AppendLog allocates %.0f bytes per entry, want at most 500", perEntryBytes)
 	}
 }
 
