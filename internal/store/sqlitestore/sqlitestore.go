@@ -144,9 +144,8 @@ type Store struct {
 	// wstmts are the writer's hot statements, prepared once on the writer
 	// connection and bound to each transaction with Tx.StmtContext.
 	wstmts map[string]*sql.Stmt
-	// logStmts are the log's INSERTs (insertLogSQL), prepared on the
-	// writer's driver connection logConn and run past database/sql
-	// (Tx.execLog). Only the writer's transaction, one at a time, uses
+	// logStmts are the log's INSERTs (rawSQL), prepared on the writer's
+	// driver connection logConn and run past database/sql (Tx.execRaw). Only the writer's transaction, one at a time, uses
 	// them.
 	logConn  any
 	logStmts []driver.StmtExecContext
@@ -307,23 +306,23 @@ const walCheckpointBytes = 4 << 20
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// logStmt returns insertLogSQL[k] prepared on dc, the writer's driver
+// rawStmt returns rawSQL[i] prepared on dc, the writer's driver
 // connection, preparing it on first use. The writer is one connection kept
 // open; if database/sql ever replaced it, the statements of the old one
 // are dropped with it (finalizing them would use a closed connection) and
 // prepared again on the new one.
-func (s *Store) logStmt(ctx context.Context, dc any, k int) (driver.StmtExecContext, error) {
+func (s *Store) rawStmt(ctx context.Context, dc any, i int) (driver.StmtExecContext, error) {
 	if dc != s.logConn {
-		s.logConn, s.logStmts = dc, make([]driver.StmtExecContext, len(insertLogSQL))
+		s.logConn, s.logStmts = dc, make([]driver.StmtExecContext, len(rawSQL))
 	}
-	if st := s.logStmts[k]; st != nil {
+	if st := s.logStmts[i]; st != nil {
 		return st, nil
 	}
 	pc, ok := dc.(driver.ConnPrepareContext)
 	if !ok {
 		return nil, fmt.Errorf("driver connection %T cannot prepare with a context", dc)
 	}
-	ds, err := pc.PrepareContext(ctx, insertLogSQL[k])
+	ds, err := pc.PrepareContext(ctx, rawSQL[i])
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +331,7 @@ func (s *Store) logStmt(ctx context.Context, dc any, k int) (driver.StmtExecCont
 		ds.Close()
 		return nil, fmt.Errorf("driver statement %T cannot execute with a context", ds)
 	}
-	s.logStmts[k] = st
+	s.logStmts[i] = st
 	return st, nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,12 +73,6 @@ const (
 	logSizeSQL = `SELECT COALESCE(MAX(seq) + 1, 0) FROM log_entries`
 	// putCheckpointSQL ends every indexer transaction.
 	putCheckpointSQL = `INSERT INTO log_checkpoints (size, root, note, frontier, created_at) VALUES (?, ?, ?, ?, ?)`
-	// A run already there (a log truncated and written again) is widened:
-	// a run may cover more than its session's entries, never fewer.
-	insertRunSQL = `INSERT INTO log_session_runs (session_id, first_seq, last_seq) VALUES (?, ?, ?)
-		ON CONFLICT(session_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
-	insertGrantRunSQL = `INSERT INTO log_grant_runs (grant_id, first_seq, last_seq) VALUES (?, ?, ?)
-		ON CONFLICT(grant_id, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
 )
 
 // runGap is the most entries a session's (or grant's) run of log entries
@@ -117,14 +113,41 @@ var insertLogSQL = func() []string {
 	return qs
 }()
 
+// runsMaxRows is the most runs one INSERT of runs takes.
+const runsMaxRows = 64
+
+// insertRunsSQL returns the multi-row forms of an INSERT of runs into
+// table, keyed by col, as insertLogSQL's: [k] takes 1<<k runs. A run
+// already there (a log truncated and written again) is widened: a run may
+// cover more than its key's entries, never fewer.
+func insertRunsSQL(table, col string) []string {
+	var qs []string
+	for n := 1; n <= runsMaxRows; n *= 2 {
+		qs = append(qs, `INSERT INTO `+table+` (`+col+`, first_seq, last_seq) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ")+
+			` ON CONFLICT(`+col+`, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`)
+	}
+	return qs
+}
+
+// rawSQL are the writer's statements run on the driver's connection
+// (Tx.execRaw): the log's rows, then its session runs, then its grant
+// runs, each in its multi-row forms.
+var (
+	rawSQL = slices.Concat(insertLogSQL,
+		insertRunsSQL("log_session_runs", "session_id"), insertRunsSQL("log_grant_runs", "grant_id"))
+	rawSessionRuns = len(insertLogSQL)
+	rawGrantRuns   = rawSessionRuns + len(insertRunsSQL("log_session_runs", "session_id"))
+)
+
 // insertFirstLogSQL inserts one entry with its seq: the log's first.
 const insertFirstLogSQL = `INSERT INTO log_entries (seq, time, type, grant_id, session_id, data, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 // hotWriteStatements are prepared once on the writer connection.
-// The log's multi-row INSERTs (insertLogSQL) are not among them: they run
-// on the driver's connection (Tx.execLog).
+// The log's multi-row INSERTs (rawSQL) are not among them: they run on the
+// driver's connection (Tx.execRaw).
 var hotWriteStatements = []string{
-	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL, insertRunSQL, insertGrantRunSQL,
+	insertGrantSQL, updateGrantSQL, bumpMaxSpanSQL, putSessionSQL, putIdentitySQL, logSizeSQL,
 	insertFirstLogSQL, putCheckpointSQL,
 }
 
@@ -174,16 +197,15 @@ func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// execLog runs insertLogSQL[k] with args on the writer's driver
-// connection, past database/sql: its checks and conversion of each
-// argument, and the copy of the arguments it makes for every statement,
-// were about a twentieth of the log's copy into the store
-// (BenchmarkIndexBatch), for values that are already the driver's own
-// (int64, string, []byte, nil). The statements are the writer's, prepared
-// once (Store.logStmt).
-func (t *Tx) execLog(ctx context.Context, k int, args []driver.NamedValue) error {
+// execRaw runs rawSQL[i] with args on the writer's driver connection,
+// past database/sql: its checks and conversion of each argument, and the
+// copy of the arguments it makes for every statement, were about a
+// twentieth of the log's copy into the store (BenchmarkIndexBatch), for
+// values that are already the driver's own (int64, string, []byte, nil).
+// The statements are the writer's, prepared once (Store.rawStmt).
+func (t *Tx) execRaw(ctx context.Context, i int, args []driver.NamedValue) error {
 	err := t.conn.Raw(func(dc any) error {
-		st, err := t.s.logStmt(ctx, dc, k)
+		st, err := t.s.rawStmt(ctx, dc, i)
 		if err != nil {
 			return err
 		}
@@ -445,7 +467,7 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 		i = 1
 	}
 	if i == len(entries) {
-		return t.appendRuns(ctx, entries)
+		return t.appendRuns(ctx, entries, nil)
 	}
 	// The arguments' slice is the writer's, kept from one transaction to
 	// the next (768 of them, 30 KiB), and cleared after use so that it
@@ -473,24 +495,45 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 				driver.NamedValue{Ordinal: o + 5, Value: e.Data},
 				driver.NamedValue{Ordinal: o + 6, Value: e.LeafHash})
 		}
-		if err := t.execLog(ctx, k, args); err != nil {
+		if err := t.execRaw(ctx, k, args); err != nil {
 			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
 		}
 		i += n
 	}
-	return t.appendRuns(ctx, entries)
+	return t.appendRuns(ctx, entries, args)
 }
 
-// appendRuns stores the runs of entries' sessions and grants.
-func (t *Tx) appendRuns(ctx context.Context, entries []store.LogEntry) error {
-	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.SessionID }) {
-		if _, err := t.exec(ctx, insertRunSQL, r.key, r.first, r.last); err != nil {
-			return fmt.Errorf("sqlitestore: append log: session %q entries %d-%d: %w", r.key, r.first, r.last, err)
-		}
-	}
-	for _, r := range logRuns(entries, func(e *store.LogEntry) string { return e.GrantID }) {
-		if _, err := t.exec(ctx, insertGrantRunSQL, r.key, r.first, r.last); err != nil {
-			return fmt.Errorf("sqlitestore: append log: grant %q entries %d-%d: %w", r.key, r.first, r.last, err)
+// appendRuns stores the runs of entries' sessions and grants, in
+// statements of several runs: a statement per run cost about 14,000
+// instructions, 420 per entry of BenchmarkIndexBatch's transactions of 300
+// entries of 8 sessions. args is a buffer to build the arguments in.
+func (t *Tx) appendRuns(ctx context.Context, entries []store.LogEntry, args []driver.NamedValue) error {
+	for _, kind := range []struct {
+		what string
+		raw  int
+		key  func(*store.LogEntry) string
+	}{
+		{"session", rawSessionRuns, func(e *store.LogEntry) string { return e.SessionID }},
+		{"grant", rawGrantRuns, func(e *store.LogEntry) string { return e.GrantID }},
+	} {
+		runs := logRuns(entries, kind.key)
+		for len(runs) > 0 {
+			// The largest statement that the runs fill.
+			k := min(bits.Len(uint(len(runs)))-1, rawGrantRuns-rawSessionRuns-1)
+			n := 1 << k
+			args = args[:0]
+			for _, r := range runs[:n] {
+				o := len(args)
+				args = append(args,
+					driver.NamedValue{Ordinal: o + 1, Value: r.key},
+					driver.NamedValue{Ordinal: o + 2, Value: r.first},
+					driver.NamedValue{Ordinal: o + 3, Value: r.last})
+			}
+			if err := t.execRaw(ctx, kind.raw+k, args); err != nil {
+				return fmt.Errorf("sqlitestore: append log: %s %q entries %d-%d and %d more runs: %w",
+					kind.what, runs[0].key, runs[0].first, runs[0].last, n-1, err)
+			}
+			runs = runs[n:]
 		}
 	}
 	return nil
