@@ -152,7 +152,7 @@ func atVersion(t *testing.T, dsn string, v int) *pgx.Conn {
 		t.Fatal(err)
 	}
 	for i := 1; i <= v; i++ {
-		if _, err := conn.Exec(ctx, migrations[i-1]); err != nil {
+		if _, err := conn.Exec(ctx, migrations[i-1].sql); err != nil {
 			t.Fatalf("migration %d: %v", i, err)
 		}
 		if _, err := conn.Exec(ctx, "INSERT INTO "+migrationsTable+" (version) VALUES ($1)", i); err != nil {

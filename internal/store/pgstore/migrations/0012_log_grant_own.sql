@@ -8,4 +8,9 @@
 -- sessions' entries, and log_entries_grant read them with every call of
 -- the grant between them. Only those entries enter this index; every other
 -- entry costs the check of its session_id.
-CREATE INDEX log_entries_grant_own ON log_entries (grant_id, seq) WHERE session_id IS NULL AND grant_id IS NOT NULL;
+--
+-- CONCURRENTLY: built outside the migration transaction, so that the
+-- replicas still running go on appending to the log while it builds
+-- (schema.go, buildIndex). The index is the same as the one a plain
+-- CREATE INDEX built in the databases already at this version.
+CREATE INDEX CONCURRENTLY log_entries_grant_own ON log_entries (grant_id, seq) WHERE session_id IS NULL AND grant_id IS NOT NULL;
