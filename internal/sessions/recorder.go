@@ -81,8 +81,12 @@ type Observer interface {
 	// scope; for a request marked gateway.Call.OutcomeAtResult (a
 	// PostgreSQL statement's) its result, allowed, unless the upstream
 	// refused it for lack of privilege (gateway.Call.Refused): then
-	// CallRefused instead. A statement whose result is never recorded
-	// (the process stopped) is not counted.
+	// CallRefused instead. A statement cut off as its session ends has a
+	// result too (pggw records one saying so), counted allowed; one
+	// whose result the log refused for so long that it was dropped
+	// (Results.Dropped) is counted allowed as it is dropped, as the
+	// review counts it. One whose result is never recorded (the process
+	// stopped) is not counted.
 	CallRecorded(gateway string, allowed bool)
 	// CallRefused is a call the grant's scope allowed and the upstream
 	// refused before it did anything, as its result says: the review

@@ -169,11 +169,23 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 		st.mu.Lock()
 		st.results = append(batch, st.results...)
 		st.dropped = addDropped(st.dropped, int64(dropped))
+		lost := 0 // statements counted with the results dropped here
 		if over := len(st.results) - maxHeldResults; over > 0 {
+			for i := range over {
+				if st.results[i].OutcomeAtResult {
+					lost++
+				}
+			}
 			st.results = slices.Delete(st.results, 0, over)
 			st.dropped = addDropped(st.dropped, int64(over))
 		}
 		st.mu.Unlock()
+		// Their requests are in the log, and no result will say more:
+		// counted as the review counts a request without its result,
+		// allowed, rather than never (Observer).
+		for range lost {
+			r.o.Observer.CallRecorded(st.g.TargetKind, true)
+		}
 		r.resultsMu.Lock()
 		if r.withResults == nil {
 			r.withResults = map[*state]struct{}{}
