@@ -584,6 +584,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	// session a context and an entry in ctx's children).
 	srv := &serving{ln: ln}
 	stop := context.AfterFunc(ctx, func() {
+		srv.stopped.Store(true)
 		ln.Close()
 		g.shutdownServed(srv)
 	})
@@ -659,7 +660,13 @@ func (g *Gateway) track(c *conn) bool {
 }
 
 // serving identifies one Serve call, for the sessions it accepted.
-type serving struct{ ln net.Listener }
+type serving struct {
+	ln net.Listener
+	// stopped is set as the call's context ends, before its sessions
+	// are ended: a statement they cut off was cut by the gateway's
+	// shutdown (cutReason), whether or not Close follows.
+	stopped atomic.Bool
+}
 
 // shutdownServed ends the sessions that the Serve call srv accepted, as
 // its context ended.

@@ -289,16 +289,7 @@ func TestParkedSessionsGatewayClose(t *testing.T) {
 func TestServeContextEndsItsSessions(t *testing.T) {
 	e := newParkEnv(t)
 	g := e.grant(time.Hour, "pg:select %s.public.customers")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- e.gw.Serve(ctx, ln) }()
-	other := fmt.Sprintf(":%d/", e.addr.Port)
-	dsn := strings.Replace(e.url(g, ""), other, fmt.Sprintf(":%d/", ln.Addr().(*net.TCPAddr).Port), 1)
+	dsn, cancel, served := e.serveAgain(g)
 	cctx := ctxT(t, 20*time.Second)
 	var ended []*pgconn.PgConn
 	for range 2 {

@@ -374,7 +374,8 @@ func (c *conn) finish() {
 }
 
 // cutReason is the error recorded for a statement still in flight when
-// the session ended: the grant's end, the gateway's shutdown or slotCut
+// the session ended: the grant's end, the gateway's shutdown (Close, or
+// the end of its Serve call's context) or slotCut
 // (why, if it cut the session), which killed the session, named as the
 // AWS gateway names a cut call, or the connection's close.
 func (c *conn) cutReason(slotCut string) string {
@@ -386,7 +387,7 @@ func (c *conn) cutReason(slotCut string) string {
 		return "airlock: cut off: " + slotCut
 	case ended:
 		return fmt.Sprintf("airlock: cut off: grant %s has %s before the statement completed", c.grant().ID, c.gw.grantEnd(c.grant()))
-	case c.gw.isClosed():
+	case c.gw.isClosed() || (c.srv != nil && c.srv.stopped.Load()):
 		return "airlock: cut off: the gateway shut down before the statement completed"
 	}
 	return "airlock: the connection closed before the statement completed"

@@ -112,3 +112,32 @@ func dropGrantRoles(ctx context.Context, admin, query string, args ...any) error
 	}
 	return nil
 }
+
+// WaitGrantQuery waits until grant id's role (pgroles: airlock_<id>) runs
+// query upstream (an active server process of the cluster admin reaches
+// with that query text), failing t after 20 s: a statement a test is about
+// to cut off has started.
+func WaitGrantQuery(t testing.TB, admin, id, query string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND query = $2 AND state = 'active'",
+			"airlock_"+strings.ToLower(id), query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never ran upstream as grant %s", query, id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
