@@ -245,3 +245,33 @@ func checkIndexes(t *testing.T, dsn string, n int64) {
 		t.Errorf("%d own entries, want %d", own, n)
 	}
 }
+
+// TestParseMigration: a migration that builds an index concurrently is
+// that one statement (and comments) alone, since it runs outside the
+// migration transaction and PostgreSQL runs a string of statements as one
+// transaction; any other use of CONCURRENTLY does not load.
+func TestParseMigration(t *testing.T) {
+	for _, tc := range []struct {
+		sql, index string
+		bad        bool
+	}{
+		{sql: "-- a table\nCREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);\n"},
+		{sql: "-- CONCURRENTLY in a comment only\nCREATE INDEX t_a ON t (a);\n"},
+		{sql: "-- an index\nCREATE INDEX CONCURRENTLY t_a ON t (a) WHERE a IS NOT NULL;\n", index: "t_a"},
+		{sql: "create unique index concurrently T_B on t (b)", index: "t_b"},
+		{sql: "CREATE INDEX CONCURRENTLY t_a ON t (a);\nCREATE TABLE u (a int);\n", bad: true},
+		{sql: "CREATE TABLE u (a int);\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n", bad: true},
+		{sql: "REINDEX INDEX CONCURRENTLY t_a;\n", bad: true},
+		{sql: "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_a ON t (a);\n", bad: true},
+	} {
+		m, err := parseMigration(tc.sql)
+		switch {
+		case tc.bad && err == nil:
+			t.Errorf("%q loaded (index %q), want an error", tc.sql, m.index)
+		case !tc.bad && err != nil:
+			t.Errorf("%q: %v", tc.sql, err)
+		case !tc.bad && (m.index != tc.index || m.sql != tc.sql):
+			t.Errorf("%q: index %q, sql %q; want index %q", tc.sql, m.index, m.sql, tc.index)
+		}
+	}
+}
