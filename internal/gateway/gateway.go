@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -193,13 +194,42 @@ type Call struct {
 	OutcomeAtResult bool `json:"-"`
 	// Params holds the parameters that matter for review (key, prefix, range,
 	// statement text…), already redacted by the gateway.
-	Params   map[string]string `json:"params,omitempty"`
-	Status   string            `json:"status,omitempty"`
-	Error    string            `json:"error,omitempty"`
-	BytesIn  int64             `json:"bytes_in,omitempty"`
-	BytesOut int64             `json:"bytes_out,omitempty"`
-	Rows     int64             `json:"rows,omitempty"`
-	Duration time.Duration     `json:"duration_ns,omitempty"`
+	Params map[string]string `json:"params,omitempty"`
+	// Pairs are more of the call's parameters, as pairs rather than in
+	// Params: a map costs two allocations however few its entries, and a
+	// gateway that records a call per statement keeps the pairs in memory
+	// it allocates anyway (pggw's statement entry). The log records them
+	// among Params, in the same member and order (AppendJSON), so a reader
+	// of the log finds them in Params; a key must be neither in both nor
+	// twice in Pairs (AppendJSON fails). encoding/json leaves them out:
+	// WithPairsInParams makes the call a reader of its entry decodes. The
+	// slice is the caller's and must not change once the call is recorded.
+	Pairs    []Param       `json:"-"`
+	Status   string        `json:"status,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	BytesIn  int64         `json:"bytes_in,omitempty"`
+	BytesOut int64         `json:"bytes_out,omitempty"`
+	Rows     int64         `json:"rows,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+}
+
+// Param is one of a call's parameters as a pair (Call.Pairs).
+type Param struct{ Key, Value string }
+
+// WithPairsInParams returns c with its Pairs moved into Params, a new map
+// (Params itself is not changed): the call as a reader of its log entry
+// decodes it. A call without Pairs is returned as it is.
+func (c Call) WithPairsInParams() Call {
+	if len(c.Pairs) == 0 {
+		return c
+	}
+	m := make(map[string]string, len(c.Params)+len(c.Pairs))
+	maps.Copy(m, c.Params)
+	for _, p := range c.Pairs {
+		m[p.Key] = p.Value
+	}
+	c.Params, c.Pairs = m, nil
+	return c
 }
 
 // Session records the calls of one connection or stream under a grant.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -10,7 +11,8 @@ import (
 // AppendJSON appends c as encoding/json would encode it (the same members,
 // order and escaping), without reflection: every gateway call is encoded
 // once on its way into the log, and reflection was a tenth of the
-// PostgreSQL gateway's CPU per statement.
+// PostgreSQL gateway's CPU per statement. Its Pairs are encoded as if they
+// were in Params: the bytes are encoding/json's of c.WithPairsInParams().
 func (c Call) AppendJSON(b []byte) ([]byte, error) {
 	// The members' names are written as the literal bytes they encode to
 	// (none needs escaping), not through jsonw.Key: about a tenth of a
@@ -38,19 +40,24 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 	if c.Refused {
 		b = append(b, `,"refused":true`...)
 	}
-	if len(c.Params) > 0 {
+	if len(c.Params)+len(c.Pairs) > 0 {
 		b = append(b, `,"params":{`...)
 		// The pairs, not the keys alone, so that no value is looked up
 		// again: a lookup cost about as much as writing a short value.
-		var pb [16]param // on the stack for the usual handful
-		ps := pb[:0]
+		var pb [16]Param // on the stack for the usual handful
+		ps := append(pb[:0], c.Pairs...)
 		for k, v := range c.Params {
-			ps = append(ps, param{k, v})
+			ps = append(ps, Param{k, v})
 		}
 		sortParams(ps) // encoding/json sorts map keys
-		for _, p := range ps {
-			b = jsonw.Key(b, p.k)
-			b = jsonw.String(b, p.v)
+		for i, p := range ps {
+			if i > 0 && p.Key == ps[i-1].Key {
+				// Not a map's encoding: Pairs repeat a key, or one of
+				// Params' (see Call.Pairs).
+				return nil, fmt.Errorf("gateway: the call's parameter %q is given twice", p.Key)
+			}
+			b = jsonw.Key(b, p.Key)
+			b = jsonw.String(b, p.Value)
 		}
 		b = append(b, '}')
 	}
@@ -75,19 +82,15 @@ func (c Call) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// param is one of a Call's Params, as AppendJSON writes them.
-type param struct{ k, v string }
-
 // sortParams sorts ps by key: by insertion for the handful a call
-// carries (keys are distinct: they come from a map), slices.SortFunc
-// beyond.
-func sortParams(ps []param) {
+// carries, slices.SortFunc beyond.
+func sortParams(ps []Param) {
 	if len(ps) > 12 {
-		slices.SortFunc(ps, func(a, b param) int { return strings.Compare(a.k, b.k) })
+		slices.SortFunc(ps, func(a, b Param) int { return strings.Compare(a.Key, b.Key) })
 		return
 	}
 	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].k < ps[j-1].k; j-- {
+		for j := i; j > 0 && ps[j].Key < ps[j-1].Key; j-- {
 			ps[j], ps[j-1] = ps[j-1], ps[j]
 		}
 	}
