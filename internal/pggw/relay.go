@@ -47,10 +47,17 @@ const (
 
 // entry is one forwarded request awaiting its response, in protocol order.
 type entry struct {
-	kind     entryKind
-	n        int64
-	ns       string // n in decimal, as recorded with the request
-	action   string
+	kind   entryKind
+	n      int64
+	action string
+	// pairs are the parameters of the statement's request record
+	// (gateway.Call.Pairs), set by number before it is recorded and not
+	// changed after: "n" (n in decimal) first, so that its result's
+	// are pairs[:1] (resultPairs), then room for the request's others. In
+	// the entry, which each statement allocates anyway, they cost no
+	// allocation of their own: the request's and the result's Params
+	// maps were two each.
+	pairs    [4]gateway.Param
 	start    time.Time
 	rows     int64
 	dataRows int64
@@ -102,6 +109,19 @@ type stmt struct {
 	// hold what the name held before.
 	group uint64
 }
+
+// number numbers e's statement n (relayState.n) and returns its
+// request's pairs so far, "n" alone, with room for the others (appended
+// in the entry, the log sorts them): e.pairs.
+func (e *entry) number(n int64) []gateway.Param {
+	e.n = n
+	e.pairs[0] = gateway.Param{Key: "n", Value: strconv.FormatInt(n, 10)}
+	return e.pairs[:1]
+}
+
+// resultPairs are the parameters of the statement's result record: its
+// number, by which it pairs with its request.
+func (e *entry) resultPairs() []gateway.Param { return e.pairs[:1:1] }
 
 func newStmt(sql string) stmt {
 	action := actionOf(sql)
@@ -509,17 +529,17 @@ func (c *conn) clientMessage(raw []byte) error {
 		r.code++
 		c.leavesState = true
 		r.n++
-		ns := strconv.FormatInt(r.n, 10)
-		call := gateway.Call{Kind: "request", Action: "pg:function-call", Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"function": strconv.FormatUint(uint64(fc.Function), 10), "protocol": "function-call", "n": ns,
-		}}
+		e := &entry{kind: eSimple, action: "pg:function-call"}
+		call := gateway.Call{Kind: "request", Action: e.action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
+			gateway.Param{Key: "function", Value: strconv.FormatUint(uint64(fc.Function), 10)}, gateway.Param{Key: "protocol", Value: "function-call"})}
 		if p := formatParams(fc.Arguments, int16s(fc.ArgFormatCodes), c.redact()); p != "" {
-			call.Params["parameters"] = p
+			call.Pairs = append(call.Pairs, gateway.Param{Key: "parameters", Value: p})
 		}
 		if err := c.recordRequest(call); err != nil {
 			return c.refuseStatement(err, true)
 		}
-		r.push(&entry{kind: eSimple, n: r.n, ns: ns, action: call.Action, start: time.Now()})
+		e.start = time.Now()
+		r.push(e)
 		_, err := r.uw.Write(raw)
 		return upErr(err)
 	case 'd':
@@ -860,14 +880,13 @@ func (c *conn) endBatch(sync bool) error {
 			continue
 		}
 		r.n++
-		action, ns := pe.p.stmt.action, strconv.FormatInt(r.n, 10)
-		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": pe.p.stmt.text, "protocol": "extended", "n": ns,
-		}}
-		if pe.p.params != "" {
-			call.Params["parameters"] = pe.p.params
-		}
 		e := &slab[len(entries)]
+		action := pe.p.stmt.action
+		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
+			gateway.Param{Key: "protocol", Value: "extended"}, gateway.Param{Key: "statement", Value: pe.p.stmt.text})}
+		if pe.p.params != "" {
+			call.Pairs = append(call.Pairs, gateway.Param{Key: "parameters", Value: pe.p.params})
+		}
 		pend, err := c.request(call, async, &e.record)
 		if err != nil {
 			if len(entries) > 0 {
@@ -877,7 +896,7 @@ func (c *conn) endBatch(sync bool) error {
 			r.undoBatch()
 			return c.refuseStatement(err, sync)
 		}
-		e.kind, e.n, e.ns, e.action, e.pend, e.stale = eExec, r.n, ns, action, pend, pe.stale
+		e.kind, e.action, e.pend, e.stale = eExec, action, pend, pe.stale
 		entries = append(entries, e)
 	}
 	now := time.Now()
@@ -1406,7 +1425,7 @@ func (c *conn) recordResults() {
 			}
 		}
 		call := gateway.Call{Kind: "result", Action: e.action, Resource: c.t.db, Allowed: true, Refused: e.refused(), OutcomeAtResult: !e.also,
-			Params: map[string]string{"n": e.ns},
+			Pairs:  e.resultPairs(),
 			Status: e.tag, Rows: e.rows, Error: e.err, BytesIn: e.bytesIn, BytesOut: e.bytesOut, Duration: e.dur}
 		// Not cut off by kill: the statement has run. The session's
 		// context carries no values (sessCtx), so context.WithoutCancel

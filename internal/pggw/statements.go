@@ -55,12 +55,11 @@ func (c *conn) recordQuery(sql string) error {
 	}
 	if n <= 1 {
 		r.n++
-		action, ns := actionOf(sql), strconv.FormatInt(r.n, 10)
-		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Params: map[string]string{
-			"statement": redactSecrets(sql), "protocol": "simple", "n": ns,
-		}}
+		e := &entry{kind: eSimple, action: actionOf(sql)}
+		call := gateway.Call{Kind: "request", Action: e.action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
+			gateway.Param{Key: "protocol", Value: "simple"}, gateway.Param{Key: "statement", Value: redactSecrets(sql)})}
 		c.withPrepared(&call, sql)
-		e := &entry{kind: eSimple, n: r.n, ns: ns, action: action, also: len(call.Also) > 0}
+		e.also = len(call.Also) > 0
 		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql), &e.record)
 		if err != nil {
 			return err
@@ -86,12 +85,11 @@ func (c *conn) recordQuery(sql string) error {
 			also = tailAlso
 		}
 		r.n++
-		ns := strconv.FormatInt(r.n, 10)
-		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Params: map[string]string{
-			"statement": redactSecrets(text), "protocol": "simple", "n": ns, "part": part,
-		}}
+		e := &entry{action: action}
+		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Pairs: append(e.number(r.n),
+			gateway.Param{Key: "part", Value: part}, gateway.Param{Key: "protocol", Value: "simple"}, gateway.Param{Key: "statement", Value: redactSecrets(text)})}
 		c.withPrepared(&call, text)
-		e := &entry{n: r.n, ns: ns, action: action, also: len(call.Also) > 0}
+		e.also = len(call.Also) > 0
 		pend, err := c.request(call, async, &e.record)
 		if err != nil {
 			if len(entries) > 0 {
@@ -139,7 +137,7 @@ func (c *conn) withPrepared(call *gateway.Call, text string) {
 	if !ok {
 		return
 	}
-	call.Params["prepared"] = st.text
+	call.Pairs = append(call.Pairs, gateway.Param{Key: "prepared", Value: st.text})
 	if u := st.action + " " + c.t.db; st.action != call.Action && !contains(call.Also, u) {
 		call.Also = append(call.Also, u)
 	}

@@ -35,14 +35,17 @@ func BenchmarkRecorderStatement(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		ns := strconv.Itoa(i + 1)
-		req := gateway.Call{Kind: "request", Action: "pg:select", Resource: "pgbench", Allowed: true, OutcomeAtResult: true,
-			Params: map[string]string{"statement": "SELECT abalance FROM pgbench_accounts WHERE aid = 81234;", "protocol": "simple", "n": ns}}
+		// The parameters as pggw gives them, pairs, the result's the
+		// request's first (pggw's are in its statement's queue entry,
+		// here a slice of their own).
+		pairs := []gateway.Param{{Key: "n", Value: ns}, {Key: "protocol", Value: "simple"}, {Key: "statement", Value: "SELECT abalance FROM pgbench_accounts WHERE aid = 81234;"}}
+		req := gateway.Call{Kind: "request", Action: "pg:select", Resource: "pgbench", Allowed: true, OutcomeAtResult: true, Pairs: pairs}
 		var p gateway.Pending // pggw's is in its statement's queue entry
 		if err := sess.RequestAsyncIn(ctx, req, &p).Wait(ctx); err != nil {
 			b.Fatal(err)
 		}
 		res := gateway.Call{Kind: "result", Action: "pg:select", Resource: "pgbench", Allowed: true, Rows: 1, Duration: 150 * time.Microsecond,
-			Params: map[string]string{"n": ns}}
+			Pairs: pairs[:1:1]}
 		if err := sess.Result(ctx, res); err != nil {
 			b.Fatal(err)
 		}
