@@ -503,7 +503,8 @@ func (c *conn) clientMessage(raw []byte) error {
 		if changesAuth(sql) {
 			return c.refuseAuthChange(sql)
 		}
-		c.noteState(sql)
+		action := actionOf(sql) // once, for what follows
+		c.noteState(sql, action)
 		if mayChangePrepared(sql) {
 			// Names may change behind the protocol: each named statement
 			// is checked on the server at its next Bind (bindStmt), each
@@ -511,7 +512,7 @@ func (c *conn) clientMessage(raw []byte) error {
 			r.code++
 		}
 		c.settlePending()
-		if err := c.recordQuery(sql); err != nil {
+		if err := c.recordQuery(sql, action); err != nil {
 			return c.refuseStatement(err, true)
 		}
 		if r.tracksCode() && c.queryRunsCode(sql) {
@@ -630,7 +631,7 @@ func (c *conn) extended(typ byte, raw []byte) error {
 		if m.Decode(body) != nil {
 			return fatal(codeProtocolViolation, "airlock: invalid Parse message")
 		}
-		c.noteState(m.Query)
+		c.noteState(m.Query, actionOf(m.Query))
 		if changesAuth(m.Query) {
 			c.refuseParse(m.Query)
 		} else if m.Name == "" {

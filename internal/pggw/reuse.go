@@ -406,7 +406,11 @@ var createsNoCode = setOf("table", "sequence", "view", "recursive", "schema", "d
 
 // leavesState reports whether sql may make backend state that DISCARD
 // ALL does not reset.
-func leavesState(sql string) bool {
+func leavesState(sql string) bool { return leavesStateOf(sql, actionOf(sql)) }
+
+// leavesStateOf is leavesState given action, actionOf(sql), which the
+// client loop has already.
+func leavesStateOf(sql, action string) bool {
 	if hasStateWord(sql) {
 		return true
 	}
@@ -415,7 +419,7 @@ func leavesState(sql string) bool {
 	}
 	if i := strings.IndexByte(sql, ';'); i < 0 || strings.TrimSpace(sql[i+1:]) == "" {
 		// One statement, the common case: no split.
-		return stateStatement(sql)
+		return stateStatement(sql, action)
 	}
 	found := false
 	for _, backslashQuotes := range []bool{false, true} {
@@ -423,16 +427,18 @@ func leavesState(sql string) bool {
 			if found {
 				return
 			}
-			found = stateStatement(sql[st.start:st.end])
+			text := sql[st.start:st.end]
+			found = stateStatement(text, actionOf(text))
 		})
 	}
 	return found
 }
 
-// stateStatement reports whether one statement may make state that
-// DISCARD ALL does not reset by what it is (leavesState).
-func stateStatement(sql string) bool {
-	switch a := actionOf(sql); {
+// stateStatement reports whether one statement, sql of action a
+// (actionOf), may make state that DISCARD ALL does not reset by what it
+// is (leavesState).
+func stateStatement(sql, a string) bool {
+	switch {
 	case stateActions[a]:
 		return true
 	case a == "pg:create":
@@ -484,10 +490,11 @@ func createdKind(sql string) string {
 	}
 }
 
-// noteState notes, before sql is forwarded, whether it may leave state
-// that DISCARD ALL does not reset; the client loop's.
-func (c *conn) noteState(sql string) {
-	if !c.leavesState && c.gw.idleTTL >= 0 && leavesState(sql) {
+// noteState notes, before sql (of action, actionOf(sql)) is forwarded,
+// whether it may leave state that DISCARD ALL does not reset; the client
+// loop's.
+func (c *conn) noteState(sql, action string) {
+	if !c.leavesState && c.gw.idleTTL >= 0 && leavesStateOf(sql, action) {
 		c.leavesState = true
 	}
 }

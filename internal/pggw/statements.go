@@ -25,8 +25,9 @@ const maxRecordedStatements = 64
 // per statement (split by splitStatements), each with its own action, so
 // that "select 1; delete from t" counts pg:select and pg:delete as scope
 // used. The statements' results follow their requests by n: each gets its
-// own CommandComplete; after an error the rest are "not run".
-func (c *conn) recordQuery(sql string) error {
+// own CommandComplete; after an error the rest are "not run". action is
+// actionOf(sql), which the client loop has already.
+func (c *conn) recordQuery(sql, action string) error {
 	r := &c.rs
 	// The first maxRecordedStatements statements; of the rest, only how
 	// many, where the last ends and their actions (tailAlso) are kept.
@@ -34,7 +35,8 @@ func (c *conn) recordQuery(sql string) error {
 	n, tailEnd := 0, 0
 	var tailAction string
 	var tailAlso []string
-	if mayHoldSeveral(sql) {
+	several := mayHoldSeveral(sql)
+	if several {
 		eachStatement(sql, c.scsOff.Load(), func(st sqlStatement) {
 			n++
 			if len(sts) < maxRecordedStatements {
@@ -55,12 +57,12 @@ func (c *conn) recordQuery(sql string) error {
 	}
 	if n <= 1 {
 		r.n++
-		e := &entry{kind: eSimple, action: actionOf(sql)}
+		e := &entry{kind: eSimple, action: action}
 		call := gateway.Call{Kind: "request", Action: e.action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
 			gateway.Param{Key: "protocol", Value: "simple"}, gateway.Param{Key: "statement", Value: redactSecrets(sql)})}
 		c.withPrepared(&call, sql)
 		e.also = len(call.Also) > 0
-		pend, err := c.request(call, c.mayReadEarly() && readQuery(sql), &e.record)
+		pend, err := c.request(call, c.mayReadEarly() && readQueryOf(sql, action, several), &e.record)
 		if err != nil {
 			return err
 		}
@@ -69,7 +71,7 @@ func (c *conn) recordQuery(sql string) error {
 		return nil
 	}
 	// One message: forwarded at once only if every statement may be.
-	async := c.mayReadEarly() && readQuery(sql)
+	async := c.mayReadEarly() && readQueryOf(sql, action, several)
 	count := len(sts)
 	total := strconv.Itoa(n)
 	entries := make([]*entry, 0, count)
