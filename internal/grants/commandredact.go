@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // RedactedArg replaces a secret in a recorded command line.
@@ -450,7 +451,7 @@ func wordEnd(a string, i, from int, stop string, ps bool) int {
 		case c == '"' && ps:
 			closing = closingPowerShell(a, i+1)
 		case c == '"':
-			closing = closingDouble(a, i+1)
+			closing = closingShellDouble(a, i+1)
 		case c == '$' && i+1 < len(a) && a[i+1] == '\'':
 			closing = closingEscaped(a, i+2, '\'')
 		default:
@@ -1285,6 +1286,13 @@ type wordScanner struct {
 	// it, or 0: none after it has one either. Words read from before it
 	// may still close one there.
 	openSingle, openDouble int
+	// One more than where a "…" read as the shell reads it, its
+	// substitutions nested (closingShellDouble), was found left open, or
+	// 0. Unlike openDouble's, a later quote may still close in that
+	// reading (its substitutions nest otherwise from there); it is taken
+	// as open all the same, more hidden, not less, so that a line of
+	// values each left open is read to its end once, not once a value.
+	openShell int
 	// For nestedEnd: which of its reads (one more than its index in
 	// ends) read each byte of a outside quotes, or 0; and where each read
 	// ended.
@@ -1353,9 +1361,19 @@ func (w *wordScanner) read(a string, i int, id int32) int {
 			}
 		case '"':
 			closing = -1
-			if w.openDouble == 0 || i < w.openDouble-1 {
-				if closing = closingDouble(a, i+1); closing < 0 {
-					w.openDouble = i + 1
+			if id > 0 {
+				// A nested value, inside one read with its
+				// substitutions (end): read from inside that one,
+				// the shell's nesting would start anew at each
+				// quote, and each read could run far.
+				if w.openDouble == 0 || i < w.openDouble-1 {
+					if closing = closingDouble(a, i+1); closing < 0 {
+						w.openDouble = i + 1
+					}
+				}
+			} else if w.openShell == 0 || i < w.openShell-1 {
+				if closing = closingShellDouble(a, i+1); closing < 0 {
+					w.openShell = i + 1
 				}
 			}
 		default:
@@ -1377,6 +1395,93 @@ func (w *wordScanner) read(a string, i int, id int32) int {
 // string whose text starts at i (a backslash escapes the byte after it),
 // or -1.
 func closingDouble(a string, i int) int { return closingEscaped(a, i, '"') }
+
+// maxShellNesting bounds the quotes and substitutions nested in one
+// another that closingShellDouble follows. Deeper nesting is read as left
+// open: the value then runs to the end of the line, more hidden, not
+// less. A shell line that a person or an agent writes nests a few deep;
+// a hostile one cannot make the scan hold more than this.
+const maxShellNesting = 32
+
+// shellScanned counts the bytes closingShellDouble has read, for
+// TestRedactSubstitutionsLinear, which bounds it by the line's length.
+var shellScanned atomic.Int64
+
+// closingShellDouble returns the index of the '"' that closes a shell's
+// double-quoted string whose text starts at i, or -1, as the shell reads
+// it: a command substitution inside it ($(…), `…`) is a command of its
+// own, whose quotes do not close the string, so "$(printf "%s" "a b")"
+// is one string. closingDouble ended it at the inner quote, and a
+// secret's value with it: PGPASSWORD="$(printf "%s" "a b")" kept b.
+// Inside $(…) quotes ('…', "…", $'…'), parentheses and substitutions
+// nest again; inside `…` a backslash escapes and the next backtick
+// closes (POSIX: its quotes do not count). It reads each byte from i
+// once, keeping the frames open in a fixed array of maxShellNesting: no
+// recursion, and no more memory for a longer line. A string left open,
+// or nested deeper, gives -1. ( and ) in a case pattern or a comment are
+// read as nesting.
+func closingShellDouble(a string, i int) int {
+	start := i
+	defer func() { shellScanned.Add(int64(i - start)) }()
+	var open [maxShellNesting]byte // '"', '(' ($(…) or (…)), '`', '\'' or '$' ($'…')
+	open[0] = '"'
+	depth := 1
+	push := func(f byte) bool {
+		if depth == len(open) {
+			return false
+		}
+		open[depth] = f
+		depth++
+		return true
+	}
+	for ; i < len(a); i++ {
+		c := a[i]
+		ok := true
+		switch open[depth-1] {
+		case '\'':
+			if c == '\'' {
+				depth--
+			}
+		case '`', '$':
+			switch {
+			case c == '\\':
+				i++
+			case c == '`' && open[depth-1] == '`', c == '\'' && open[depth-1] == '$':
+				depth--
+			}
+		case '"':
+			switch {
+			case c == '\\':
+				i++
+			case c == '"':
+				if depth--; depth == 0 {
+					return i
+				}
+			case c == '`':
+				ok = push('`')
+			case c == '$' && i+1 < len(a) && a[i+1] == '(':
+				i++
+				ok = push('(')
+			}
+		case '(':
+			switch {
+			case c == '\\':
+				i++
+			case c == ')':
+				depth--
+			case c == '(', c == '"', c == '`', c == '\'':
+				ok = push(c)
+			case c == '$' && i+1 < len(a) && a[i+1] == '\'':
+				i++
+				ok = push('$')
+			}
+		}
+		if !ok {
+			return -1
+		}
+	}
+	return -1
+}
 
 // closingEscaped returns the index of the quote q that closes a string
 // whose text starts at i and in which a backslash escapes the byte after
