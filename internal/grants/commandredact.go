@@ -144,6 +144,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 	programValues(len(argv), word, func(k int, c secretCut) { cuts[k] = &c })
 	ps := slices.ContainsFunc(argv, powerShell)
 	for i, a := range argv {
+		form := argFormOf(argv, i)
 		for _, s := range secrets {
 			if len(s) >= 8 {
 				a = strings.ReplaceAll(a, s, RedactedArg)
@@ -151,10 +152,10 @@ func redactCommand(argv []string, secrets ...string) []string {
 		}
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
 		if ps {
-			a = redactPowerShell(a)
+			a = redactPowerShell(a, form == shellLine)
 		}
 		a = redactParams(a)
-		a = redactAssignments(a, argFormOf(argv, i))
+		a = redactAssignments(a, form)
 		a = redactJSON(a)
 		// Header lines before a program's options: curl '-u -H '' -H
 		// 'Authorization: Basic "X"' took the -u argument's password to
@@ -503,7 +504,16 @@ func powerShell(w string) bool {
 // end (psStatementEnd): 'a' + 'b', (Get-Content f), $(echo x) ended at
 // the first blank, and the rest, a piece of the secret or the command
 // that holds it, was kept.
-func redactPowerShell(a string) string {
+//
+// In a script (line: -Command's) a ; or | ends another value's word too,
+// as it ends the statement or the pipeline's command: psql password=x;
+// Write-Host hi hid Write-Host with the secret. In an argument of its
+// own they are the value's.
+func redactPowerShell(a string, line bool) string {
+	stop := " \t\r\v\f\n"
+	if line {
+		stop += ";|"
+	}
 	return redactValues(a, secretAssign, assignedSecret, func(a string, name, i int) (int, int) {
 		if psAssignment(a, name) {
 			// The blanks before a } that ends the statement stay
@@ -511,7 +521,7 @@ func redactPowerShell(a string) string {
 			// by the rules after this one, and hidden too.
 			return i, i + len(strings.TrimRight(a[i:psStatementEnd(a, i)], " \t"))
 		}
-		return i, wordEnd(a, i, i, " \t\r\v\f\n", true)
+		return i, wordEnd(a, i, i, stop, true)
 	}, nil)
 }
 
@@ -621,16 +631,23 @@ func redactAssignments(a string, form argForm) string {
 	// in it (wordEnd; from wordAt): the same for all its quotes.
 	quotesAt, quotesEnd := -1, 0
 	wordAt, wordEnd := -1, -1
+	// In a shell line an operator ends the word the quotes stand in, as
+	// a blank does: psql "password=x y";echo hi hid ;echo with the
+	// secret. A substitution glued to them is part of the word.
+	stops, quotedWordEnd := " \t\n\r", shellWordEnd
+	if form == shellLine {
+		stops, quotedWordEnd = " \t\n\r;&|<>)", substWordEnd
+	}
 	inQuotes := func(i int) int {
 		if q.open != quotesAt {
 			// To the closing quote, kept in the record, where the
 			// word ends there; else to the word's end.
 			quotesAt = q.open
-			if c := q.end(a, i); c+1 == len(a) || c < len(a) && strings.IndexByte(" \t\n\r", a[c+1]) >= 0 {
+			if c := q.end(a, i); c+1 == len(a) || c < len(a) && strings.IndexByte(stops, a[c+1]) >= 0 {
 				quotesEnd = c
 			} else {
 				if q.open < wordAt || q.open >= wordEnd {
-					wordAt, wordEnd = q.open, shellWordEnd(a, q.open)
+					wordAt, wordEnd = q.open, quotedWordEnd(a, q.open)
 				}
 				quotesEnd = wordEnd
 			}

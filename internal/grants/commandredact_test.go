@@ -111,6 +111,16 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"curl", "-H", "X-Api-Key: $'K1 ter2'", "https://h/"}, []string{"curl", "-H", "X-Api-Key: [REDACTED]", "https://h/"}},
 		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
 		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
+		// A statement or command glued after the quotes that hold a
+		// secret stays: the value ran to the next blank and hid ;echo
+		// hello, &&ls, |cat with it. A substitution glued to the quotes
+		// is the value's. A PowerShell script's ; and | end an unquoted
+		// value too; in an argument of its own they are the value's.
+		{[]string{"sh", "-c", `psql "host=db password=hun ter2";echo hello; psql 'password=hun ter2'&&ls; (psql "password=hun ter2")|cat; psql "password=hun ter2"$(echo ";x");echo bye`},
+			[]string{"sh", "-c", `psql "host=db password=[REDACTED]";echo hello; psql 'password=[REDACTED]'&&ls; (psql "password=[REDACTED]")|cat; psql "password=[REDACTED];echo bye`}},
+		{[]string{"pwsh", "-c", `psql "host=db password=hun ter2";Write-Host hello; psql password=hunter2;Write-Host bye|Out-Null; psql password=hunter3|Out-Null`},
+			[]string{"pwsh", "-c", `psql "host=db password=[REDACTED]";Write-Host hello; psql password=[REDACTED];Write-Host bye|Out-Null; psql password=[REDACTED]|Out-Null`}},
+		{[]string{"pwsh", "-File", "s.ps1", "-Conn", "password=hun;ter2|x"}, []string{"pwsh", "-File", "s.ps1", "-Conn", "password=[REDACTED]"}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
 		{[]string{"sh", "-c", `PGPASSWORD='hun'ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun\ ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
