@@ -320,26 +320,39 @@ var headerLine = regexp.MustCompile(`^[ \t]*(?:-H|--header=?)?[ \t]*[A-Za-z0-9_-
 // values of one line: the calls come in order, each past the value the
 // last one took.
 type shellQuotes struct {
-	line  bool // the string is a header line (headerLine), not a shell line
-	pos   int  // bytes read
-	state byte // 0, '\'', '"' or '$' (inside $'…')
-	open  int  // where the quotes of state opened (the $ of $'…')
+	line bool // the string is a header line (headerLine), not a shell line
+	pos  int  // bytes read
+	// 0, or the innermost quotes that pos stands in, as shellStep's
+	// frame: '\'', '"', '$' (inside $'…'), '`' or '{' (inside "…").
+	// Those nest inside a substitution within "…": in "$(echo "K L")"
+	// the inner quotes were read as closing the outer ones.
+	state byte
+	open  int // where the quotes of state opened (the $ of $'…')
+	// The frames open at pos (shellStep's), where each opened, and how
+	// many; deep once they are nested past maxShellNesting: the rest of
+	// the line is then taken as in "…" left open, to its end.
+	frames [maxShellNesting]byte
+	opens  [maxShellNesting]int
+	depth  int
+	deep   bool
 	// The end valueEnd found last in each state (by stateIndex): the
 	// same for every i before it in that state (the same quotes, or the
 	// same word or line), so the bytes to it are not read again for
-	// each header line in them.
-	lastEnd [4]int
+	// each header line in them. Quotes nested in the quotes of the same
+	// state that a value was taken in end at the outer ones: more taken,
+	// not less.
+	lastEnd [6]int
 }
 
 // stateIndex numbers shellQuotes' states for lastEnd.
-func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$", state) }
+func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$`{", state) }
 
 // valueEnd returns where the value of the header whose colon ends at i
 // ends at the least: inside '…' at the closing ', inside "…" at the
-// closing unescaped ", inside $'…' at the closing unescaped '; outside
-// quotes, at the line's end in a header line, or else at the end of the
-// shell word (curl -H X-Api-Key:\ K\ L, X-Api-Key:\ $'K L'). A quote
-// left open runs to the end of a.
+// closing unescaped " (past the substitutions in it), inside $'…' at the
+// closing unescaped '; outside quotes, at the line's end in a header
+// line, or else at the end of the shell word (curl -H X-Api-Key:\ K\ L,
+// X-Api-Key:\ $'K L'). A quote left open runs to the end of a.
 func (q *shellQuotes) valueEnd(a string, i int) int {
 	if !q.advance(a, i) {
 		return i // i is an escaped byte's: no header's colon
@@ -355,56 +368,45 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 // rather than the byte a backslash escapes: q.state is then the quotes
 // that i stands in, which opened at q.open.
 func (q *shellQuotes) advance(a string, i int) bool {
+	if q.deep {
+		return true
+	}
 	for q.pos < i {
-		c := a[q.pos]
-		q.pos++
-		switch q.state {
-		case 0:
-			switch {
-			case c == '\\':
-				q.pos++
-			case c == '\'' || c == '"':
-				q.state, q.open = c, q.pos-1
-			case c == '$' && q.pos < len(a) && a[q.pos] == '\'':
-				q.pos++
-				q.state, q.open = '$', q.pos-2
-			}
-		case '\'':
-			if c == '\'' {
-				q.state = 0
-			}
-		case '"', '$':
-			switch {
-			case c == '\\':
-				q.pos++
-			case c == '"' && q.state == '"', c == '\'' && q.state == '$':
-				q.state = 0
-			}
+		top := byte(0)
+		if q.depth > 0 {
+			top = q.frames[q.depth-1]
 		}
+		next, push, pop := shellStep(a, q.pos, top)
+		switch {
+		case pop:
+			q.depth--
+		case push != 0 && q.depth == len(q.frames):
+			q.deep, q.state, q.open = true, '"', q.pos
+			return true
+		case push != 0:
+			q.frames[q.depth], q.opens[q.depth] = push, q.pos
+			q.depth++
+		}
+		q.pos = next
+	}
+	q.state = 0
+	if q.depth > 0 && q.frames[q.depth-1] != '(' {
+		q.state, q.open = q.frames[q.depth-1], q.opens[q.depth-1]
 	}
 	return q.pos == i
 }
 
 // end is valueEnd's answer, found by reading a from i.
 func (q *shellQuotes) end(a string, i int) int {
-	switch q.state {
-	case '\'':
-		if j := strings.IndexByte(a[i:], '\''); j >= 0 {
-			return i + j
-		}
+	switch {
+	case q.deep:
 		return len(a)
-	case '"':
-		if j := closingDouble(a, i); j >= 0 {
+	case q.state != 0:
+		if j := closingShell(a, i, q.state); j >= 0 {
 			return j
 		}
 		return len(a)
-	case '$':
-		if j := closingEscaped(a, i, '\''); j >= 0 {
-			return j
-		}
-		return len(a)
-	}
-	if q.line {
+	case q.line:
 		if j := strings.IndexAny(a[i:], "\n\r"); j >= 0 {
 			return i + j
 		}
@@ -1414,13 +1416,13 @@ func (w *wordScanner) read(a string, i int, id int32) int {
 func closingDouble(a string, i int) int { return closingEscaped(a, i, '"') }
 
 // maxShellNesting bounds the quotes and substitutions nested in one
-// another that closingShellDouble follows. Deeper nesting is read as left
-// open: the value then runs to the end of the line, more hidden, not
-// less. A shell line that a person or an agent writes nests a few deep;
-// a hostile one cannot make the scan hold more than this.
+// another that closingShell and shellQuotes follow. Deeper nesting is
+// read as left open: the value then runs to the end of the line, more
+// hidden, not less. A shell line that a person or an agent writes nests
+// a few deep; a hostile one cannot make the scan hold more than this.
 const maxShellNesting = 32
 
-// shellScanned counts the bytes closingShellDouble has read, for
+// shellScanned counts the bytes closingShell has read, for
 // TestRedactSubstitutionsLinear, which bounds it by the line's length.
 var shellScanned atomic.Int64
 
@@ -1428,76 +1430,94 @@ var shellScanned atomic.Int64
 // double-quoted string whose text starts at i, or -1, as the shell reads
 // it: a command substitution inside it ($(…), `…`) is a command of its
 // own, whose quotes do not close the string, so "$(printf "%s" "a b")"
-// is one string. closingDouble ended it at the inner quote, and a
-// secret's value with it: PGPASSWORD="$(printf "%s" "a b")" kept b.
-// Inside $(…) quotes ('…', "…", $'…'), parentheses and substitutions
-// nest again; inside `…` a backslash escapes and the next backtick
-// closes (POSIX: its quotes do not count). It reads each byte from i
-// once, keeping the frames open in a fixed array of maxShellNesting: no
-// recursion, and no more memory for a longer line. A string left open,
-// or nested deeper, gives -1. ( and ) in a case pattern or a comment are
-// read as nesting.
-func closingShellDouble(a string, i int) int {
+// is one string, and so is a parameter expansion's word ("${X:-"a b"}").
+// closingDouble ended it at the inner quote, and a secret's value with
+// it: PGPASSWORD="$(printf "%s" "a b")" kept b. See shellStep.
+func closingShellDouble(a string, i int) int { return closingShell(a, i, '"') }
+
+// closingShell returns where the frame f (shellStep's) whose text starts
+// at i in a closes, or -1 where it is left open or nests deeper than
+// maxShellNesting. It reads each byte from i once, keeping the frames
+// open in a fixed array: no recursion, and no more memory for a longer
+// line.
+func closingShell(a string, i int, f byte) int {
 	start := i
 	defer func() { shellScanned.Add(int64(i - start)) }()
-	var open [maxShellNesting]byte // '"', '(' ($(…) or (…)), '`', '\'' or '$' ($'…')
-	open[0] = '"'
+	var open [maxShellNesting]byte
+	open[0] = f
 	depth := 1
-	push := func(f byte) bool {
-		if depth == len(open) {
-			return false
-		}
-		open[depth] = f
-		depth++
-		return true
-	}
-	for ; i < len(a); i++ {
-		c := a[i]
-		ok := true
-		switch open[depth-1] {
-		case '\'':
-			if c == '\'' {
-				depth--
+	for i < len(a) {
+		next, push, pop := shellStep(a, i, open[depth-1])
+		switch {
+		case pop:
+			if depth--; depth == 0 {
+				return i
 			}
-		case '`', '$':
-			switch {
-			case c == '\\':
-				i++
-			case c == '`' && open[depth-1] == '`', c == '\'' && open[depth-1] == '$':
-				depth--
-			}
-		case '"':
-			switch {
-			case c == '\\':
-				i++
-			case c == '"':
-				if depth--; depth == 0 {
-					return i
-				}
-			case c == '`':
-				ok = push('`')
-			case c == '$' && i+1 < len(a) && a[i+1] == '(':
-				i++
-				ok = push('(')
-			}
-		case '(':
-			switch {
-			case c == '\\':
-				i++
-			case c == ')':
-				depth--
-			case c == '(', c == '"', c == '`', c == '\'':
-				ok = push(c)
-			case c == '$' && i+1 < len(a) && a[i+1] == '\'':
-				i++
-				ok = push('$')
-			}
-		}
-		if !ok {
+		case push != 0 && depth == len(open):
 			return -1
+		case push != 0:
+			open[depth] = push
+			depth++
 		}
+		i = next
 	}
 	return -1
+}
+
+// shellStep reads the byte at i in a, in the frame top the shell reads
+// it in, and returns where the next byte to read is and whether a frame
+// opens there (push) or top closes. The frames: 0, outside quotes; the
+// single quote and '$', inside '…' and $'…'; '"', inside "…"; '(',
+// inside $(…) or a ( within one; '`', inside `…` within "…" or $(…);
+// '{', inside ${…} within "…". Inside "…" a substitution or an
+// expansion opens, whose text is read anew: quotes, parentheses and
+// substitutions nest in $(…), and "…" in ${…}, as the shell nests them.
+// Inside `…` a backslash escapes and the next backtick closes (POSIX:
+// its quotes do not count). Outside quotes a backtick opens none
+// (shellCommands reads it), and neither does a ( outside a
+// substitution. ( and ) in a case pattern or a comment are read as
+// nesting.
+func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
+	c := a[i]
+	two := func(b byte) bool { return i+1 < len(a) && a[i+1] == b }
+	switch top {
+	case '\'':
+		return i + 1, 0, c == '\''
+	case '`', '$':
+		if c == '\\' {
+			return i + 2, 0, false
+		}
+		return i + 1, 0, c == '`' && top == '`' || c == '\'' && top == '$'
+	case '"', '{':
+		switch {
+		case c == '\\':
+			return i + 2, 0, false
+		case c == '"' && top == '"', c == '}' && top == '{':
+			return i + 1, 0, true
+		case c == '"', c == '`':
+			return i + 1, c, false
+		case c == '$' && two('('):
+			return i + 2, '(', false
+		case c == '$' && two('{'):
+			return i + 2, '{', false
+		}
+		return i + 1, 0, false
+	}
+	switch {
+	case c == '\\':
+		return i + 2, 0, false
+	case c == '\'' || c == '"':
+		return i + 1, c, false
+	case c == '$' && two('\''):
+		return i + 2, '$', false
+	case c == '$' && two('('):
+		return i + 2, '(', false
+	case (c == '(' || c == '`') && top == '(':
+		return i + 1, c, false
+	case c == ')' && top == '(':
+		return i + 1, 0, true
+	}
+	return i + 1, 0, false
 }
 
 // closingEscaped returns the index of the quote q that closes a string

@@ -282,6 +282,14 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; tool --password [REDACTED] -v; git config credential.password [REDACTED]; A_TOKEN=[REDACTED] ls`}},
 		{[]string{"bash", "-c", "PGPASSWORD=\"`printf \"%s\" \"hun ter2\"`\" psql; B_SECRET=\"$( (echo \"x $(echo ')' \"hunter3\")\") )\" ls"},
 			[]string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; B_SECRET=[REDACTED] ls"}},
+		// Quotes nested in a substitution inside "…", where a header
+		// line or a secret's name= stands (the inner quotes were read as
+		// closing the outer ones, and the line's end or the blank as the
+		// value's), and "…" nested in ${…} inside "…".
+		{[]string{"bash", "-c", `curl -H "Authorization: Bearer $(printf "%s" "hun ter2")" https://h/; echo "x $(echo "PGPASSWORD=hun ter3") y"; pg_dump --dbname="$(echo "host=db password=hun ter4")" -v`},
+			[]string{"bash", "-c", `curl -H "Authorization: Bearer [REDACTED]" https://h/; echo "x $(echo "PGPASSWORD=[REDACTED]") y"; pg_dump --dbname="$(echo "host=db password=[REDACTED]")" -v`}},
+		{[]string{"bash", "-c", `PGPASSWORD="${X:-"hun ter2"}" psql; curl -H "X-Api-Key: ${K:-"hun ter3"}" https://h/`},
+			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; curl -H "X-Api-Key: [REDACTED]" https://h/`}},
 		// A PowerShell variable's assignment takes an expression, to the
 		// statement's end: 'a' + 'b', (…) and here-strings ended at the
 		// first blank and kept the rest. -Command's script is a line:
@@ -1287,14 +1295,15 @@ func setSecretArgv(formKey, nameKey string, which uint16, sep uint8, secret stri
 	return argv
 }
 
-// TestRedactSubstitutionsLinear bounds the bytes closingShellDouble reads
+// TestRedactSubstitutionsLinear bounds the bytes closingShell reads
 // while a line is redacted by a small multiple of the line's length, for
 // 64 KiB lines built against it: substitutions left open inside quotes
 // and quotes left open inside substitutions (each value found open read to
 // the line's end once, not once per value), nesting past
 // maxShellNesting, closed ones that each value, flag and set command
 // reads to its end, and quotes that other rules (a header's, a JSON
-// member's, a nested value's) read from inside. It counts bytes rather
+// member's, a nested value's) read from inside, nested in a substitution
+// or an expansion too (shellQuotes). It counts bytes rather
 // than timing them: the count does not depend on the machine's load. A
 // scan of "…" that read substitutions by calling itself for each one
 // took 2.3 s for a 64 KiB line of `PGPASSWORD=$( "` against 0.12 s at
@@ -1310,13 +1319,17 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`PGPASSWORD="$(echo "a")" `, `A_TOKEN="$(echo "a" ")")"x `, `--password "$( "`, `--password "$(echo "a")" `,
 		`git config password "$("`, `git config password "$(echo "a")" `, `set -x PGPASSWORD "$(`, "`set password \"$(`",
 		`"x PGPASSWORD=$(" `, `'A_TOKEN=x PGPASSWORD="$(' `, `Authorization: Bearer "$( `, `"password": "$(`, `${token-"$(}`,
+		// Header lines and values in quotes nested in a substitution
+		// or an expansion inside "…" (shellQuotes).
+		`"$(echo "Authorization: Bearer a `, `"$(echo "X-Api-Key: a b") `, `"${x:-"Cookie: a=`, `"${x:-"X: Authorization: a"}" `,
+		`"$(echo "PGPASSWORD=a b") `, `"$(echo "PGPASSWORD=a b")" `, `"$( '$(' "PGPASSWORD=a `, `$(echo "Cookie: a=1 `,
 	} {
 		line := strings.Repeat(unit, (64<<10)/len(unit))
 		before := shellScanned.Load()
 		got := redactCommand([]string{"bash", "-c", line})
 		read := shellScanned.Load() - before
 		if read > 4*int64(len(line)) {
-			t.Errorf("a %d-byte line of %q had %d bytes read by closingShellDouble: more than linear", len(line), unit, read)
+			t.Errorf("a %d-byte line of %q had %d bytes read by closingShell: more than linear", len(line), unit, read)
 		}
 		if len(got[2]) > len(line)*len(RedactedArg) {
 			t.Errorf("a %d-byte line of %q became %d bytes", len(line), unit, len(got[2]))
