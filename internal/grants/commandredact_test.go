@@ -1121,6 +1121,16 @@ var setSecretForms = []setSecretForm{
 	// A command substitution in an assignment's value.
 	{key: "subst-assign", shell: "bash", form: "{o} {n}=x$(printf %s {v})y psql", opts: []string{"export", "local", "declare -x"}},
 	{key: "backtick-assign", shell: "bash", form: "{n}=`echo {v}` psql"},
+	// A substitution inside double quotes, with quotes of its own
+	// (closingShell, shellQuotes): in an assignment's value, a --flag's,
+	// a value set, a parameter expansion's word, a header line's
+	// credential and a conninfo's password, and the command after it.
+	{key: "subst-in-quotes", shell: "bash", form: "{o} {n}=\"$(printf \"%s\" {v})\" psql", opts: []string{"export", "local", "declare -x"}},
+	{key: "flag-subst-in-quotes", shell: "sh", form: "tool --password \"x$(echo \"a\" {v})\" -v"},
+	{key: "git-config-subst-in-quotes", shell: "sh", form: "git config {o} {n} \"$(printf \"%s\" {v})\"", opts: []string{"--global", "--file f"}},
+	{key: "param-in-quotes", shell: "bash", form: "{n}=\"${X:-\"$(echo {v})\"}\" psql"},
+	{key: "header-subst-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(printf \"%s\" {v})\" https://h/"},
+	{key: "conninfo-subst-in-quotes", shell: "sh", form: "psql \"host=db password=$(printf \"%s\" {v})\";echo ok"},
 	// A parameter expansion's word: USER's, an array element's.
 	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
 	{key: "param-element", shell: "bash", form: "echo ${TOKENS[@]:-{v}}/x ${creds[password]={v}}x ${PGPASSWORD[i]:+{v}}"},
@@ -1138,7 +1148,9 @@ var setSecretSeps = []string{";", "&&", "||", "|", "&", "(", "`", "$(", " ", "\n
 // first too), Set-Content, SetEnvironmentVariable and
 // $env: (an expression: 'a' + 'b', (…)), a parameter expansion's default or assigned word, USER's
 // user%… and an array element's too, a command substitution in an
-// assignment's value, or as the value set or an option's argument), or as a
+// assignment's value, or as the value set or an option's argument, one
+// inside double quotes with quotes of its own, as the shell nests them:
+// a value's, a --flag's, a header line's, a conninfo's), or as a
 // value that a program's option or subcommand takes whatever its name
 // (programOptions: curl -u user:…, sshpass -p, redis-cli -a, docker and
 // az login -p, gh secret set --body, fly secrets set and heroku
