@@ -645,9 +645,14 @@ func redactAssignments(a string, form argForm) string {
 			// To the closing quote, kept in the record, where the
 			// word ends there; else to the word's end.
 			quotesAt = q.open
-			if c := q.end(a, i); c+1 == len(a) || c < len(a) && strings.IndexByte(stops, a[c+1]) >= 0 {
+			switch c := q.end(a, i); {
+			case c >= len(a):
+				// Left open, or nested too deep to tell
+				// (shellQuotes.deep): the rest of the line.
+				quotesEnd = len(a)
+			case c+1 == len(a) || strings.IndexByte(stops, a[c+1]) >= 0:
 				quotesEnd = c
-			} else {
+			default:
 				if q.open < wordAt || q.open >= wordEnd {
 					wordAt, wordEnd = q.open, quotedWordEnd(a, q.open)
 				}

@@ -290,6 +290,11 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", `curl -H "Authorization: Bearer [REDACTED]" https://h/; echo "x $(echo "PGPASSWORD=[REDACTED]") y"; pg_dump --dbname="$(echo "host=db password=[REDACTED]")" -v`}},
 		{[]string{"bash", "-c", `PGPASSWORD="${X:-"hun ter2"}" psql; curl -H "X-Api-Key: ${K:-"hun ter3"}" https://h/`},
 			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; curl -H "X-Api-Key: [REDACTED]" https://h/`}},
+		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
+		// of the line is hidden, as in quotes left open. It ran to the
+		// end of a word read from where the nesting was lost instead.
+		{[]string{"sh", "-c", "echo " + strings.Repeat(`"$(`, 20) + "PGPASSWORD=hunter2 psql" + strings.Repeat(`)"`, 20) + "; echo done"},
+			[]string{"sh", "-c", "echo " + strings.Repeat(`"$(`, 20) + "PGPASSWORD=[REDACTED]"}},
 		// A PowerShell variable's assignment takes an expression, to the
 		// statement's end: 'a' + 'b', (…) and here-strings ended at the
 		// first blank and kept the rest. -Command's script is a line:
