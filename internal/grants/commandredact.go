@@ -162,7 +162,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		// start at the header's colon, and the [REDACTED] put for the
 		// scheme was read as the credential, whose "X" was then kept.
 		a = redactHeaders(a)
-		a = redactLineArgs(a, ps)
+		a = redactLineArgs(a, ps, form == shellLine)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		switch {
 		case i > 0 && strings.HasPrefix(argv[i-1], "-") && !strings.Contains(argv[i-1], "=") && secretName(argv[i-1]):
@@ -936,7 +936,15 @@ func jsonSecretName(name string) bool { return secretName(name) || strings.Equal
 // for argv saw only arguments of their own, and such a line kept the
 // secret whole. In an argument that is no shell line a blank is rare, and
 // more is hidden, not less.
-func redactLineArgs(a string, ps bool) string {
+//
+// In a POSIX shell's line (line) the word ends at an operator too, and
+// takes the substitutions in it: tool --password 'a b';echo hi hid
+// ;echo with the secret.
+func redactLineArgs(a string, ps, line bool) string {
+	wordEnd := shellWordEnd
+	if line && !ps {
+		wordEnd = substWordEnd
+	}
 	next := func(a string, _, i int) (int, int) {
 		j := i
 		for j < len(a) && (a[j] == ' ' || a[j] == '\t') {
@@ -945,7 +953,7 @@ func redactLineArgs(a string, ps bool) string {
 		if j == i {
 			return i, i // no blank after the flag: no value of its own
 		}
-		start, end := j, shellWordEnd(a, j)
+		start, end := j, wordEnd(a, j)
 		if w := a[j:end]; strings.Contains(w, "$(") || strings.ContainsAny(w, "`") || strings.HasPrefix(w, "(") {
 			// A command substitution, whose text is a command that
 			// may hold the secret ($(echo PW)): to its end.
@@ -959,7 +967,7 @@ func redactLineArgs(a string, ps bool) string {
 			if k == end || k == len(a) {
 				break
 			}
-			j, end = k, shellWordEnd(a, k)
+			j, end = k, wordEnd(a, k)
 		}
 		return start, end
 	}

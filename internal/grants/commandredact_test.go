@@ -121,6 +121,12 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"pwsh", "-c", `psql "host=db password=hun ter2";Write-Host hello; psql password=hunter2;Write-Host bye|Out-Null; psql password=hunter3|Out-Null`},
 			[]string{"pwsh", "-c", `psql "host=db password=[REDACTED]";Write-Host hello; psql password=[REDACTED];Write-Host bye|Out-Null; psql password=[REDACTED]|Out-Null`}},
 		{[]string{"pwsh", "-File", "s.ps1", "-Conn", "password=hun;ter2|x"}, []string{"pwsh", "-File", "s.ps1", "-Conn", "password=[REDACTED]"}},
+		// The same after a secret's --flag in a POSIX shell's line: the
+		// value ran to the next blank. PowerShell's (…) after one stays
+		// hidden whole.
+		{[]string{"sh", "-c", `tool --password 'hun ter2';echo hello; tool --token hunter3|cat; (tool --api-key hunter4); tool --secret --token "$(echo "hun ter5")"&&ls`},
+			[]string{"sh", "-c", `tool --password [REDACTED];echo hello; tool --token [REDACTED]|cat; (tool --api-key [REDACTED]); tool --secret [REDACTED]&&ls`}},
+		{[]string{"pwsh", "-c", "tool --password (Get-Secret hun ter2); Write-Host hi"}, []string{"pwsh", "-c", "tool --password [REDACTED]; Write-Host hi"}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun"ter2" psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
 		{[]string{"sh", "-c", `PGPASSWORD='hun'ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
 		{[]string{"sh", "-c", `PGPASSWORD=hun\ ter2 psql`}, []string{"sh", "-c", "PGPASSWORD=[REDACTED] psql"}},
