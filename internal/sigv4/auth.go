@@ -164,10 +164,12 @@ type chain struct {
 // only the upstream, holding the parts, can verify. A checksum sent in the
 // trailer is the payload's and stays verified. Call it before Body.
 func (a *Auth) LeaveChecksumToUpstream() {
-	if a.headerChecksum == "" || a.chain == nil {
+	if a.headerChecksum == "" {
 		return
 	}
-	a.chain.alg = nil
+	if a.chain != nil { // nil when no checksum is computed here
+		a.chain.alg = nil
+	}
 	a.Checksum = ""
 	a.headerChecksum = ""
 	a.headerComposite = false

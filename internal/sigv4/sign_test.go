@@ -163,9 +163,9 @@ func TestKeyCacheSign(t *testing.T) {
 // TestVerifySignAllocs bounds the allocations of the two signatures every
 // gateway call costs, one verified and one made: with the signing key
 // cached and its HMAC state reused, a verification allocates its Auth
-// (which holds a short signed-header list) and payload state, and a
-// signature the backing array of its header values and the Authorization
-// string.
+// (which holds a short signed-header list; a plain body needs no payload
+// state of its own), and a signature the backing array of its header
+// values and the Authorization string.
 func TestVerifySignAllocs(t *testing.T) {
 	if raceOn {
 		t.Skip("allocation bounds hold only without the race detector")
@@ -178,8 +178,8 @@ func TestVerifySignAllocs(t *testing.T) {
 	if _, err := v.Verify(r); err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(100, func() { _, _ = v.Verify(r) }); n > 2 {
-		t.Errorf("Verify: %.0f allocations, want at most 2", n)
+	if n := testing.AllocsPerRun(100, func() { _, _ = v.Verify(r) }); n > 1 {
+		t.Errorf("Verify: %.0f allocations, want at most 1", n)
 	}
 	var s Signer
 	up := newReq(t, "GET", objectURL("logs", "app/2025/06/01/server.log", ""), nil)

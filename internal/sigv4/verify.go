@@ -426,7 +426,10 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 		a.PayloadSHA256 = strings.ToLower(payload)
 	}
 
-	st := &chain{}
+	// The chain is allocated only for a body that needs it (aws-chunked
+	// framing, trailers, a checksum to compute): a plain GET's Auth is then
+	// its verification's one allocation.
+	var st chain
 	if a.Payload.Streaming() {
 		// Every aws-chunked mode declares the decoded length, as S3 (and
 		// versitygw) require: an upload of unknown length is refused here,
@@ -518,7 +521,9 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 		!strings.EqualFold(sdk, strings.TrimPrefix(a.Checksum, checksumPrefix)) {
 		return s3err.Detailed(s3err.InvalidRequest, "Value for x-amz-sdk-checksum-algorithm header is invalid.", "it is %q, but the checksum sent is %s", clip(sdk), a.Checksum)
 	}
-	a.chain = st
+	if a.Payload.Streaming() || st.alg != nil || len(st.trailers) > 0 {
+		a.chain = &chain{trailers: st.trailers, alg: st.alg}
+	}
 	return nil
 }
 
