@@ -289,7 +289,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		// the client sees, and nothing the count includes waits in the
 		// server's buffers.
 		flush = cc.flush
-		if want, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && want >= 0 {
+		if want, err := strconv.ParseInt(firstValue(h, "Content-Length"), 10, 64); err == nil && want >= 0 {
 			// The flush that sends an answer's last bytes completes it
 			// for the client, which may then send its next call, of
 			// another grant, on this connection at once. The cut is

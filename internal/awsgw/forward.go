@@ -65,7 +65,7 @@ func clientOnly(ck string) bool {
 // dropNominated removes from h the headers the client's Connection
 // header names: hop-by-hop by that naming (RFC 9110, section 7.6.1).
 func dropNominated(h, in http.Header) {
-	for _, c := range in.Values("Connection") {
+	for _, c := range in["Connection"] { // canonical: Values would canonicalise it again
 		for f := range strings.SplitSeq(c, ",") {
 			if f = strings.TrimSpace(f); f != "" {
 				h.Del(f)

@@ -196,6 +196,16 @@ func appendRequestID(b []byte, prefix string, seq uint64) string {
 	return string(append(b, tmp[i:]...))
 }
 
+// firstValue is h.Get(ck) for a key ck that is canonical already (a
+// constant): Get would check and canonicalise it again on every call,
+// several times per call on the gateway's path, for the same answer.
+func firstValue(h http.Header, ck string) string {
+	if vs := h[ck]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
 // clientOf describes the peer for session and rejection records.
 func clientOf(r *http.Request) string {
 	c := r.RemoteAddr

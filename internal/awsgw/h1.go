@@ -120,7 +120,7 @@ func (t *h1Transport) ours(req *http.Request) bool {
 	return req.URL.Scheme == "http" && t.next.Proxy == nil &&
 		(req.Method == http.MethodGet || req.Method == http.MethodHead) &&
 		(req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
-		!req.Close && req.Header.Get("Expect") == "" && req.Header.Get("Upgrade") == ""
+		!req.Close && firstValue(req.Header, "Expect") == "" && firstValue(req.Header, "Upgrade") == ""
 }
 
 // RoundTrip implements http.RoundTripper.

@@ -44,7 +44,7 @@ const (
 // without verifying anything (to choose an error's shape), or "" if the
 // request has no well-formed header signature.
 func signedService(r *http.Request) string {
-	h := r.Header.Get("Authorization")
+	h := firstValue(r.Header, "Authorization")
 	_, rest, ok := strings.Cut(h, "Credential=")
 	if !ok {
 		return ""
