@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,5 +125,51 @@ func TestSilentUpstreamIsGivenUp(t *testing.T) {
 				t.Fatalf("result %+v", res)
 			}
 		})
+	}
+}
+
+// A watch's timer is kept for the next call once stopped in time
+// (keptTimer): reset for that call, it must cut that call alone when its
+// upstream is silent, never the call it served before; and a timer whose
+// function has run is never lent again.
+func TestAnswerWatchKeptTimer(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	var timers sync.Pool
+	var causes [3]error
+	watch := func(i int) *answerWatch {
+		return &answerWatch{clk: clk, after: time.Minute, timers: &timers, cancel: func(err error) { causes[i] = err }}
+	}
+	first := watch(0)
+	first.start()
+	kept := first.kept
+	first.stop()
+	if clk.Pending() != 0 {
+		t.Fatalf("%d timers pending after the first call's stop", clk.Pending())
+	}
+
+	second := watch(1)
+	second.start()
+	if second.kept != kept {
+		t.Fatal("the second call did not reuse the timer the first one stopped in time")
+	}
+	clk.Advance(59 * time.Second)
+	if causes[1] != nil {
+		t.Fatalf("the second call was cut before its bound: %v", causes[1])
+	}
+	clk.Advance(time.Second)
+	if causes[1] != errUpstreamSilent || causes[0] != nil {
+		t.Fatalf("after the bound: first call's cause %v, second's %v; want nil and %v", causes[0], causes[1], errUpstreamSilent)
+	}
+	second.stop() // too late: its timer has fired
+
+	third := watch(2)
+	third.start()
+	if third.kept == kept {
+		t.Fatal("a timer whose function ran was lent again")
+	}
+	third.stop()
+	clk.Advance(time.Hour)
+	if causes[2] != nil || causes[0] != nil {
+		t.Fatalf("stopped calls were cut: %v, %v", causes[0], causes[2])
 	}
 }

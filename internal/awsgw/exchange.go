@@ -183,7 +183,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// on the client's side: held in the exchange, it costs a call no
 	// context of its own.
 	watch := &x.watch
-	watch.clk, watch.after, watch.cancel = c.gw.clock, upstreamAnswerTime, x.cancel
+	watch.clk, watch.after, watch.cancel, watch.timers = c.gw.clock, upstreamAnswerTime, x.cancel, &c.gw.answerTimers
 	if body != nil {
 		body.atEOF = watch.start
 	}

@@ -88,6 +88,10 @@ type Gateway struct {
 	// S3 may be signed for (service.go).
 	hosts []string
 
+	// answerTimers keeps the answer watches' timers between calls
+	// (answerwait.go): of *keptTimer, all on clock.
+	answerTimers sync.Pool
+
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
 	cancelBase context.CancelCauseFunc
