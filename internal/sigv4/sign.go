@@ -83,11 +83,13 @@ var lowerNames = func() map[string]string {
 	return m
 }()
 
-func lowerName(k string) string {
-	if l, ok := lowerNames[k]; ok {
-		return l
-	}
-	return strings.ToLower(k)
+// signedHeader is one header key Sign signs: its name in lower case and,
+// for a key of lowerNames (canonical, so the very key headerValues would
+// look up), its values as the map iteration found them.
+type signedHeader struct {
+	name  string
+	vs    []string
+	known bool
 }
 
 // Sign signs req for region and service at t. payload is the value of
@@ -114,8 +116,8 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 			sc.buf, sc.sts, sc.hdrs = sc.buf[:0], sc.sts[:0], sc.hdrs[:0]
 			clear(sc.pairs)
 			sc.pairs = sc.pairs[:0]
-			clear(sc.names)
-			sc.names = sc.names[:0]
+			clear(sc.signed)
+			sc.signed = sc.signed[:0]
 			scratchPool.Put(sc)
 		}
 	}()
@@ -149,25 +151,32 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 		req.URL.ForceQuery = false
 	}
 
-	names := sc.names[:0]
-	names = append(names, "host")
+	hs := sc.signed[:0]
+	hs = append(hs, signedHeader{name: "host"})
 	if req.ContentLength > 0 {
-		names = append(names, "content-length")
+		hs = append(hs, signedHeader{name: "content-length"})
 	}
-	for k := range req.Header {
-		if !unsignedHeaders[k] {
-			names = append(names, lowerName(k))
+	for k, vs := range req.Header {
+		if unsignedHeaders[k] {
+			continue
+		}
+		if l, ok := lowerNames[k]; ok {
+			hs = append(hs, signedHeader{name: l, vs: vs, known: true})
+		} else {
+			hs = append(hs, signedHeader{name: strings.ToLower(k)})
 		}
 	}
-	slices.Sort(names)
-	names = slices.Compact(names) // keys that differ only in case; their values are joined
-	sc.names = names
+	slices.SortFunc(hs, func(a, b signedHeader) int { return strings.Compare(a.name, b.name) })
+	sc.signed = hs
 	signedHeaders := sc.hdrs[:0]
-	for i, name := range names {
+	for i, h := range hs {
+		if i > 0 && h.name == hs[i-1].name {
+			continue // keys that differ only in case: one name, their values joined
+		}
 		if i > 0 {
 			signedHeaders = append(signedHeaders, ';')
 		}
-		signedHeaders = append(signedHeaders, name...)
+		signedHeaders = append(signedHeaders, h.name...)
 	}
 	sc.hdrs = signedHeaders
 
@@ -178,7 +187,18 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	buf = append(buf, '\n')
 	buf = appendCanonicalQuery(buf, sc.pairs, "")
 	buf = append(buf, '\n')
-	for _, name := range names {
+	for i, h := range hs {
+		name := h.name
+		if i > 0 && name == hs[i-1].name {
+			continue
+		}
+		if h.known {
+			// A key of lowerNames is the canonical key of its name: the
+			// lookup below would find these very values under it, whatever
+			// other spellings of the name the map holds.
+			buf = appendHeaderLine(buf, name, h.vs)
+			continue
+		}
 		if name == "host" { // the common case of headerValues, without its slice
 			buf = append(buf, "host:"...)
 			buf = appendOneValue(buf, host)

@@ -240,3 +240,51 @@ func TestSplitNamesMatchesSplit(t *testing.T) {
 		}
 	}
 }
+
+// Sign takes the values of a lowerNames key from its map entry as it
+// iterates, where headerValues would look them up under
+// canonicalKey(name): the same entry only if every key there is in that
+// canonical form.
+func TestLowerNamesCanonical(t *testing.T) {
+	for k, l := range lowerNames {
+		if got := string(canonicalKey(nil, l)); got != k || l != strings.ToLower(k) {
+			t.Errorf("lowerNames[%q] = %q, whose canonical key is %q", k, l, got)
+		}
+	}
+}
+
+// A header map built by hand may hold keys that differ only in case, a
+// known name's among them: Sign signs each name once, with the values the
+// verifier reads for it, so what it signs verifies.
+func TestSignCaseDuplicates(t *testing.T) {
+	var s Signer
+	req := signCase{method: "PUT", path: "/logs/app/obj", length: 3, header: http.Header{
+		"X-Amz-Content-Sha256": {"UNSIGNED-PAYLOAD"}, "X-Amz-Acl": {"private"}, "x-amz-acl": {"public-read"},
+		"X-Amz-Meta-A": {"1"}, "x-amz-meta-a": {"2"}, "Content-Type": {"text/plain"}}}.request(t)
+	c := testCreds()
+	if err := s.Sign(req, Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}, "us-east-1", "s3", unsignedPayload, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := req.Header.Get("Authorization"), "SignedHeaders=content-length;content-type;host;x-amz-acl;x-amz-content-sha256;x-amz-date;x-amz-meta-a;x-amz-security-token,"; !strings.Contains(got, want) {
+		t.Fatalf("Authorization %q, want it to hold %q", got, want)
+	}
+	if _, err := testVerifier().Verify(req); err != nil {
+		t.Fatalf("the signed request does not verify: %v", err)
+	}
+}
+
+// BenchmarkSign signs a GetObject as the gateway sends one upstream (the
+// "get" case: an SDK's headers less its authentication), the signing key
+// cached.
+func BenchmarkSign(b *testing.B) {
+	var s Signer
+	t := &testing.T{}
+	creds := Credentials{AccessKeyID: "AKIDUPSTREAM", SecretAccessKey: "upstream/secret+key"}
+	req := signCases[0].request(t)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Sign(req, creds, "eu-west-1", "s3", unsignedPayload, testNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -43,9 +43,9 @@ type scratch struct {
 	pairs []queryPair
 	key   [64]byte
 	sum   [64]byte // an HMAC's output (and its inner digest, which Sum appends first)
-	// Used by Signer.Sign: the signed header names, and their list.
-	names []string
-	hdrs  []byte
+	// Used by Signer.Sign: the signed headers, and their names' list.
+	signed []signedHeader
+	hdrs   []byte
 }
 
 var scratchPool = sync.Pool{New: func() any {
