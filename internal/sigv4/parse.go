@@ -173,11 +173,10 @@ func checkSignedHeaders(s string) string {
 			return "SignedHeaders has an empty header name"
 		}
 		for i := 0; i < len(name); i++ {
-			c := name[i]
-			if 'A' <= c && c <= 'Z' {
+			switch nameByte[name[i]] {
+			case nameUpper:
 				return "SignedHeaders must be lowercase"
-			}
-			if !tokenChar(c) {
+			case nameOther:
 				return "SignedHeaders has an invalid header name"
 			}
 		}
@@ -198,6 +197,27 @@ func checkSignedHeaders(s string) string {
 	}
 	return ""
 }
+
+// nameByte classes the bytes of a SignedHeaders name by one lookup each
+// (the list is checked on every request): a lowercase token byte
+// (tokenChar), an upper case letter, or anything else.
+var nameByte = func() (t [256]uint8) {
+	for c := range t {
+		switch b := byte(c); {
+		case 'A' <= b && b <= 'Z':
+			t[c] = nameUpper
+		case !tokenChar(b):
+			t[c] = nameOther
+		}
+	}
+	return t
+}()
+
+const (
+	nameToken uint8 = iota
+	nameUpper
+	nameOther
+)
 
 func tokenChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' ||
