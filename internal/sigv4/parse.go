@@ -22,9 +22,10 @@ type credentials struct {
 	date          string // yyyymmdd
 	region        string
 	service       string
-	scope         string // date/region/service/aws4_request
-	signedHeaders string // "host;x-amz-date", as sent
-	signature     string // 64 lowercase hex
+	scope         string   // date/region/service/aws4_request
+	signedHeaders string   // "host;x-amz-date", as sent
+	signature     string   // 64 lowercase hex
+	sig           [32]byte // signature, decoded as it is checked
 }
 
 // parseAuthorization parses an Authorization header value:
@@ -92,7 +93,7 @@ func parseAuthorization(h, service string) (credentials, *s3err.Error) {
 	if e := checkSignedHeaders(c.signedHeaders); e != "" {
 		return c, malformedDetail("the SignedHeaders component is malformed.", "%s", e)
 	}
-	if !isHex64(c.signature) {
+	if c.sig, ok = decodeSig(c.signature); !ok {
 		return c, malformedDetail("the Signature component is malformed.", "Signature must be 64 lowercase hexadecimal characters")
 	}
 	return c, nil

@@ -268,7 +268,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 		return nil, queryError("Error parsing the X-Amz-SignedHeaders parameter: %s", msg)
 	}
 	c.signedHeaders, c.signature = signedHeaders, sig
-	if !isHex64(sig) {
+	if c.sig, ok = decodeSig(sig); !ok {
 		return nil, queryError("X-Amz-Signature must be 64 lowercase hexadecimal characters")
 	}
 	if e := v.checkScope(&c, true); e != nil {
@@ -643,7 +643,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	sc.sts = sts
 
 	key, want := v.keys.sign(secret, c, sc, sts)
-	got, _ := decodeSig(c.signature)
+	got := c.sig // decoded when the signature was checked (64 lowercase hex)
 	if !hmac.Equal(want[:], got[:]) {
 		return nil, s3err.Detailed(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", "Airlock's canonical request has SHA-256 %x; compare it with your client's debug output", crHash)
 	}
