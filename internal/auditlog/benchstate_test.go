@@ -104,7 +104,7 @@ func BenchmarkVerifyState(b *testing.B) {
 
 // stateGenerator changes whenever writeStateLog or the schema changes, so a
 // stale cached log is never reused.
-const stateGenerator = "v2"
+const stateGenerator = "v3"
 
 // stateKey is a fixed key (from a fixed seed), so that a cached log
 // verifies in a later run.

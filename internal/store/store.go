@@ -184,11 +184,12 @@ type SessionKey struct {
 
 // IndexedLogTypes are the entry types that stores index on their own, so
 // that listing them (a rare type among millions of calls, such as the
-// findings an auditor asks for) reads their entries only, not the whole log.
+// findings an auditor asks for, the log.refused entries whose named entries
+// every derivation leaves out) reads their entries only, not the whole log.
 // pgstore matches these in its query as literals, so that a generic plan
 // of a cached statement still uses the partial index: they are constants,
 // never a caller's input.
-var IndexedLogTypes = map[string]bool{"finding": true}
+var IndexedLogTypes = map[string]bool{"finding": true, "log.refused": true}
 
 // LogFilter selects log entries by grant or session.
 type LogFilter struct {

@@ -139,8 +139,8 @@ func logEntriesQuery(f store.LogFilter) (string, params) {
 	}
 	switch {
 	case store.IndexedLogTypes[f.Type]:
-		// A literal, so that the type's partial index (migration 6)
-		// serves the query whatever plan the statement gets: pgx
+		// A literal, so that the type's partial index (migration 6,
+		// the findings'; 13, the log.refused entries') serves the query whatever plan the statement gets: pgx
 		// prepares and caches statements, and a generic plan of "type =
 		// $1" cannot use an index on "type = 'finding'".
 		conds = append(conds, "type = '"+f.Type+"'")

@@ -295,7 +295,8 @@ func logEntriesQuery(f store.LogFilter, noSessionRuns, noGrantRuns, noOwnIndex b
 	}
 	if f.Type != "" {
 		// SQLite plans with the bound value, so a type with a partial
-		// index of its own (migration 4) is read through it.
+		// index of its own (migration 4, the findings'; 10, the
+		// log.refused entries') is read through it.
 		conds = append(conds, "e.type = ?")
 		args = append(args, f.Type)
 	}

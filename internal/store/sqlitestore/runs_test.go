@@ -122,10 +122,11 @@ func TestSessionRuns(t *testing.T) {
 		indexes = append(indexes, n)
 	}
 	rows.Close()
-	// The partial indexes hold an entry per finding, and per entry of a
-	// grant and no session (its lifecycle, commands), only.
-	if !slices.Equal(indexes, []string{"log_entries_findings", "log_entries_grant_own"}) {
-		t.Errorf("indexes on log_entries: %v, want only the findings' and the grants' own entries' (no index entry per log entry for its session or grant)", indexes)
+	// The partial indexes hold an entry per finding, per log.refused
+	// entry, and per entry of a grant and no session (its lifecycle,
+	// commands), only.
+	if !slices.Equal(indexes, []string{"log_entries_findings", "log_entries_grant_own", "log_entries_refused"}) {
+		t.Errorf("indexes on log_entries: %v, want only the findings', the grants' own entries' and the log.refused entries' (no index entry per log entry for its session or grant)", indexes)
 	}
 	var runs, maxSpan int
 	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*), max(last_seq - first_seq) FROM log_session_runs`).Scan(&runs, &maxSpan); err != nil {
@@ -152,6 +153,7 @@ func TestSessionRunsMigration(t *testing.T) {
 		`DROP TABLE log_session_runs`,
 		`DROP TABLE log_grant_runs`,
 		`DROP INDEX log_entries_findings`,
+		`DROP INDEX log_entries_refused`,
 		`DROP INDEX log_entries_grant_own`,
 		`DROP INDEX sessions_open`,
 		`DROP TABLE integration_actions`,

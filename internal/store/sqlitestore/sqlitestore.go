@@ -60,10 +60,10 @@
 //
 // # The log's session and grant runs
 //
-// log_entries is keyed by seq (its rowid) and has no other index but two
-// partial ones, of the rare entries alone: the findings, and a grant's own
-// entries (of no session: its lifecycle, commands; store.LogFilter's
-// NoSession). A session's entries are found through log_session_runs, a
+// log_entries is keyed by seq (its rowid) and has no other index but three
+// partial ones, of the rare entries alone: the findings, the log.refused
+// entries, and a grant's own entries (of no session: its lifecycle,
+// commands; store.LogFilter's NoSession). A session's entries are found through log_session_runs, a
 // grant's through log_grant_runs: AppendLog stores, for each session and each grant in the
 // batch, the ranges of seq that hold its entries (one per batch, split
 // where it skips more than runGap entries), and LogEntries reads each

@@ -616,6 +616,7 @@ func TestIdentityBindingsMigration(t *testing.T) {
 		`ALTER TABLE identities DROP COLUMN bindings_json`,
 		`DROP INDEX sessions_grant_seq`,
 		`ALTER TABLE sessions DROP COLUMN start_seq`,
+		`DROP INDEX log_entries_refused`,
 		`DROP INDEX log_entries_grant_own`,
 		`DELETE FROM schema_migrations WHERE version >= 7`,
 		`INSERT INTO identities (name, kind, source) VALUES ('alice', 'human', 'config')`,

@@ -34,6 +34,7 @@ func TestSessionsStartSeq(t *testing.T) {
 	for _, q := range []string{
 		`DROP INDEX sessions_grant_seq`,
 		`ALTER TABLE sessions DROP COLUMN start_seq`,
+		`DROP INDEX log_entries_refused`,
 		`DROP INDEX log_entries_grant_own`,
 		`DELETE FROM schema_migrations WHERE version >= 8`,
 	} {

@@ -421,3 +421,32 @@ func CheckOwnEntries(t *testing.T, st store.Store, name, grant string, want []in
 		t.Errorf("%s: own entries %d at a time %v, want %v", name, batch, paged, want)
 	}
 }
+
+// CheckTypeEntries checks that st lists exactly the entries want (their
+// sequence numbers) of type typ, all at once and one page of one at a
+// time (review.LoadVoid's reads of the log.refused entries).
+func CheckTypeEntries(t *testing.T, st store.Store, name, typ string, want []int64) {
+	t.Helper()
+	ctx := t.Context()
+	got, err := st.LogEntries(ctx, store.LogFilter{Type: typ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := seqs(got); !slices.Equal(g, want) {
+		t.Errorf("%s: %s entries %v, want %v", name, typ, g, want)
+	}
+	var paged []int64
+	for after := int64(0); ; {
+		page, err := st.LogEntries(ctx, store.LogFilter{Type: typ, After: after, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged, after = append(paged, page[0].Seq), page[0].Seq
+	}
+	if !slices.Equal(paged, want) {
+		t.Errorf("%s: %s entries one at a time %v, want %v", name, typ, paged, want)
+	}
+}
