@@ -112,7 +112,8 @@ func (p *grantProof) note(e store.LogEntry, h tlog.Hash) {
 // check brings the derivation up to the log's end and checks the grant's
 // own entries (if own is set: a read of the grant's record, which they
 // make) and those of sessions against the chains. ok is false when the
-// log no longer holds what p was derived from.
+// log no longer holds what p was derived from, or a log.refused entry
+// appended since voids an entry p counted (p.dv.stale).
 func (p *grantProof) check(ctx context.Context, st store.Store, own bool, sessions []string) (ok bool, err error) {
 	first, err := st.LogEntries(ctx, store.LogFilter{GrantID: p.grant, Limit: 1})
 	if err != nil {
@@ -121,7 +122,7 @@ func (p *grantProof) check(ctx context.Context, st store.Store, own bool, sessio
 	if len(first) != 1 || first[0].Seq != p.first || tlog.RecordHash(first[0].Data) != p.firstHash || p.dv.after <= 0 {
 		return false, nil
 	}
-	if err := p.dv.read(ctx, st, p.grant); err != nil {
+	if err := p.dv.read(ctx, st, p.grant); err != nil || p.dv.stale {
 		return false, err
 	}
 	if own {
@@ -224,14 +225,17 @@ func (p *grantProof) checkSession(ctx context.Context, st store.Store, id string
 func (s *Service) withGrantProof(ctx context.Context, id string, own bool, sessions []string, use func(d *review.Deriver, problems []string)) error {
 	var changed []string
 	if p, ok := s.grantProofs.get(id, id, s.clk.Now()); ok {
-		done, err := s.useGrantProof(ctx, p, own, sessions, use)
+		done, stale, err := s.useGrantProof(ctx, p, own, sessions, use)
 		if err != nil || done {
 			return err
 		}
 		// What the proof was derived from is no longer what the log
-		// holds: prove from the whole log, saying so.
+		// holds: prove from the whole log, saying so (unless a
+		// log.refused entry voids an entry it counted: nothing changed).
 		s.grantProofs.drop(p)
-		changed = []string{grantDiffer}
+		if !stale {
+			changed = []string{grantDiffer}
+		}
 	}
 	p := newGrantProof(id, s.clk.Now())
 	if err := p.dv.read(ctx, s.st, id); err != nil {
@@ -257,15 +261,16 @@ func (s *Service) keepGrantProof(p *grantProof, always bool) {
 }
 
 // useGrantProof is withGrantProof with proof p kept from a read before;
-// done is false if the log no longer holds what p was derived from.
-func (s *Service) useGrantProof(ctx context.Context, p *grantProof, own bool, sessions []string, use func(d *review.Deriver, problems []string)) (done bool, err error) {
+// done is false if the log no longer holds what p was derived from, or
+// (stale) a log.refused entry appended since voids an entry it counted.
+func (s *Service) useGrantProof(ctx context.Context, p *grantProof, own bool, sessions []string, use func(d *review.Deriver, problems []string)) (done, stale bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ok, err := p.check(ctx, s.st, own, sessions)
 	if err != nil || !ok {
-		return false, err
+		return false, p.dv.stale, err
 	}
 	use(p.dv.d, p.dv.problems)
 	s.keepGrantProof(p, true)
-	return true, nil
+	return true, false, nil
 }

@@ -42,15 +42,84 @@ type derivation struct {
 	// each, if not nil, is called with every entry read, in log order,
 	// and the record hash of its bytes.
 	each func(e store.LogEntry, h tlog.Hash)
+	// void reads the log.refused entries: the entries they name are
+	// left out of d (see voidMore). first is the least sequence number
+	// read, once an entry was read.
+	void  *review.VoidReader
+	first int64
+	// stale is set when a log.refused entry read since names an entry
+	// already applied: d counted it, and the grant's log must be derived
+	// again, from its start. Nothing was changed behind Airlock's back.
+	stale bool
 }
 
 func newDerivation(each func(store.LogEntry, tlog.Hash)) *derivation {
 	return &derivation{d: review.NewDeriver(), each: each}
 }
 
+// Entries a log.refused entry names are void: their callers were told
+// they failed (a batch whose commit's outcome was unknown), and the rows
+// follow what the callers were told, so a derivation leaves them out, as
+// audit verify's does (review.Checker). The log.refused entries come after
+// the entries they name and belong to no grant, so a derivation reads them
+// first, by type (their own index), those after the grant's first entry
+// only, and on each read continued those appended since. One that names an
+// entry the derivation already applied makes it stale. A derivation
+// continued from a kept proof so finds the log.refused entries appended
+// since the read before; one appended while a read derives is found by the
+// next read.
+
+// voidMore reads the log.refused entries appended since dv's last read (on
+// its first, those after grant id's first entry) and leaves the entries
+// they name out of dv.d; stale is set if one was applied already.
+func (dv *derivation) voidMore(ctx context.Context, st store.Store, id string) error {
+	if dv.void == nil {
+		first, err := st.LogEntries(ctx, store.LogFilter{GrantID: id, Limit: 1})
+		if err != nil {
+			return err
+		}
+		after := int64(0)
+		if len(first) == 1 {
+			after = first[0].Seq - 1
+		}
+		dv.void = review.NewVoidReader(after)
+		dv.d.SetVoid(dv.void.Void(), nil)
+	}
+	added, err := dv.void.More(ctx, st)
+	if err != nil {
+		return err
+	}
+	for _, r := range added {
+		if dv.any && r[0] <= dv.after && r[1] > dv.first {
+			dv.stale = true
+		}
+	}
+	return nil
+}
+
+// voidIn returns, of es, the sequence numbers of the entries the
+// log.refused entries dv read name, in order: the pages that show them
+// mark them refused.
+func (dv *derivation) voidIn(es []store.LogEntry) []int64 {
+	if dv.void == nil {
+		return nil
+	}
+	var out []int64
+	for _, e := range es {
+		if dv.void.Void().Contains(e.Seq) {
+			out = append(out, e.Seq)
+		}
+	}
+	return out
+}
+
 // read applies the entries of grant id after dv.after (all of them the
-// first time, those with a negative sequence number too).
+// first time, those with a negative sequence number too), but those the
+// log.refused entries name. It reads nothing once dv is stale.
 func (dv *derivation) read(ctx context.Context, st store.Store, id string) error {
+	if err := dv.voidMore(ctx, st, id); err != nil || dv.stale {
+		return err
+	}
 	for {
 		entries, err := st.LogEntries(ctx, store.LogFilter{GrantID: id, After: dv.after, Limit: deriveBatch})
 		if err != nil {
@@ -61,6 +130,9 @@ func (dv *derivation) read(ctx context.Context, st store.Store, id string) error
 			h := tlog.RecordHash(e.Data)
 			if dv.each != nil {
 				dv.each(e, h)
+			}
+			if !dv.any || e.Seq < dv.first {
+				dv.first = e.Seq
 			}
 			dv.any = true
 			if e.Seq < 0 {

@@ -135,6 +135,10 @@ type EventsQuery struct {
 type SessionPage struct {
 	Session model.Session
 	Entries []store.LogEntry
+	// Void are the sequence numbers of the entries of the page that a
+	// log.refused entry names, in order: their callers were told they
+	// failed, and the record does not count them.
+	Void []int64
 	// Next is the cursor of the next page (EventsQuery.After), or 0 when
 	// no entry of the session follows.
 	Next int64
@@ -158,14 +162,17 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string,
 	after := max(q.After, 0)
 	var changed []string
 	if p, ok := s.proofs.get(id, ses.GrantID, s.clk.Now()); ok {
-		page, ok, err := s.provenPage(ctx, p, ses, after, limit)
+		page, ok, stale, err := s.provenPage(ctx, p, ses, after, limit)
 		if err != nil || ok {
 			return page, err
 		}
 		// What the proof was derived from is no longer what the log
-		// holds: prove this page from the whole log, saying so.
+		// holds: prove this page from the whole log, saying so (unless
+		// a log.refused entry voids an entry it counted).
 		s.proofs.drop(p)
-		changed = []string{"log entries of this session differ from those an earlier page read: one was changed, removed, added or moved since (run airlock audit verify)"}
+		if !stale {
+			changed = []string{"log entries of this session differ from those an earlier page read: one was changed, removed, added or moved since (run airlock audit verify)"}
+		}
 	}
 	// One more than the page: whether a next page exists is known
 	// without a last, empty one.
@@ -185,6 +192,7 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string,
 		return SessionPage{Session: ses}, err
 	}
 	p.dv.problems = append(p.dv.problems, changed...)
+	page.Void = p.dv.voidIn(page.Entries)
 	if page.Next != 0 || changed != nil {
 		s.proofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
 	}
@@ -194,18 +202,20 @@ func (s *Service) Session(ctx context.Context, caller model.Identity, id string,
 }
 
 // provenPage is Session's page read with proof p kept from a page before;
-// ok is false if the log no longer holds what p was derived from.
-func (s *Service) provenPage(ctx context.Context, p *sessionProof, ses model.Session, after int64, limit int) (page SessionPage, ok bool, err error) {
+// ok is false if the log no longer holds what p was derived from, or
+// (stale) a log.refused entry appended since voids an entry it counted.
+func (s *Service) provenPage(ctx context.Context, p *sessionProof, ses model.Session, after int64, limit int) (page SessionPage, ok, stale bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	page.Entries, page.Next, ok, err = p.page(ctx, s.st, after, limit)
 	if err != nil || !ok {
-		return SessionPage{Session: ses}, ok, err
+		return SessionPage{Session: ses}, ok, p.dv.stale, err
 	}
 	ses.LogMismatch = sessionMismatch(p.dv.d, p.dv.problems, ses, p.grant)
 	page.Session = ses
+	page.Void = p.dv.voidIn(page.Entries)
 	s.proofs.put(p, p.dv.d.SessionCount(), s.clk.Now())
-	return page, true, nil
+	return page, true, false, nil
 }
 
 // Bounds of a page of a grant's sessions (GrantSessions).
@@ -321,6 +331,9 @@ func grantTag(id string) string {
 // HistoryPage is one page of a grant's log entries.
 type HistoryPage struct {
 	Entries []store.LogEntry
+	// Void are the sequence numbers of the entries of the page that a
+	// log.refused entry names (SessionPage.Void).
+	Void []int64
 	// Next is the cursor of the next page (EventsQuery.After), or 0 when
 	// no entry of the grant follows.
 	Next int64
@@ -349,14 +362,17 @@ func (s *Service) History(ctx context.Context, caller model.Identity, id string,
 	after := max(q.After, 0)
 	var changed []string
 	if p, ok := s.grantProofs.get(id, id, s.clk.Now()); ok {
-		page, ok, err := s.provenHistory(ctx, p, after, limit)
+		page, ok, stale, err := s.provenHistory(ctx, p, after, limit)
 		if err != nil || ok {
 			return page, err
 		}
 		// What the proof was derived from is no longer what the log
-		// holds: prove this page from the whole log, saying so.
+		// holds: prove this page from the whole log, saying so (unless
+		// a log.refused entry voids an entry it counted).
 		s.grantProofs.drop(p)
-		changed = []string{grantDiffer}
+		if !stale {
+			changed = []string{grantDiffer}
+		}
 	}
 	entries, err := s.st.LogEntries(ctx, store.LogFilter{GrantID: id, After: after, Limit: limit + 1}) // one more: is there a next page?
 	if err != nil {
@@ -373,23 +389,26 @@ func (s *Service) History(ctx context.Context, caller model.Identity, id string,
 	}
 	p.dv.problems = append(p.dv.problems, changed...)
 	page.LogMismatch = slices.Clone(p.dv.problems)
+	page.Void = p.dv.voidIn(page.Entries)
 	s.keepGrantProof(p, changed != nil)
 	return page, nil
 }
 
 // provenHistory is History's page read with proof p kept from a read
-// before; ok is false if the log no longer holds what p was derived from.
-func (s *Service) provenHistory(ctx context.Context, p *grantProof, after int64, limit int) (page HistoryPage, ok bool, err error) {
+// before; ok is false if the log no longer holds what p was derived from,
+// or (stale) a log.refused entry appended since voids an entry it counted.
+func (s *Service) provenHistory(ctx context.Context, p *grantProof, after int64, limit int) (page HistoryPage, ok, stale bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ok, err := p.check(ctx, s.st, false, nil); err != nil || !ok {
-		return HistoryPage{}, false, err
+		return HistoryPage{}, false, p.dv.stale, err
 	}
 	page.Entries, page.Next, ok, err = p.all.page(ctx, s.st, store.LogFilter{GrantID: p.grant}, after, limit)
 	if err != nil || !ok {
-		return HistoryPage{}, ok, err
+		return HistoryPage{}, ok, false, err
 	}
 	page.LogMismatch = slices.Clone(p.dv.problems)
+	page.Void = p.dv.voidIn(page.Entries)
 	s.keepGrantProof(p, false)
-	return page, true, nil
+	return page, true, false, nil
 }

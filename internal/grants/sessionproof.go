@@ -121,8 +121,9 @@ func link(chain [sha256.Size]byte, seq int64, h tlog.Hash) [sha256.Size]byte {
 // page reads the session's entries after cursor after, at most limit of
 // them, each checked against the chain, with the derivation brought up to
 // the log's end first. ok is false when the log no longer holds what the
-// proof was derived from (then nothing is returned, and the caller proves
-// the page from the whole log).
+// proof was derived from, or a log.refused entry appended since voids an
+// entry it counted (p.dv.stale; then nothing is returned, and the caller
+// proves the page from the whole log).
 func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, limit int) (entries []store.LogEntry, next int64, ok bool, err error) {
 	// The grant's first entry is still the one derived from (none with
 	// no position in the log was put before it).
@@ -133,7 +134,7 @@ func (p *sessionProof) page(ctx context.Context, st store.Store, after int64, li
 	if len(first) != 1 || first[0].Seq != p.first || tlog.RecordHash(first[0].Data) != p.firstHash || p.dv.after <= 0 {
 		return nil, 0, false, nil
 	}
-	if err := p.dv.read(ctx, st, p.grant); err != nil {
+	if err := p.dv.read(ctx, st, p.grant); err != nil || p.dv.stale {
 		return nil, 0, false, err
 	}
 	return p.chain.page(ctx, st, store.LogFilter{SessionID: p.session}, after, limit)

@@ -1,11 +1,14 @@
 package review
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlock-dev/airlock/internal/store"
 )
@@ -107,22 +110,75 @@ const refusedPage = 1000
 func LoadVoid(ctx context.Context, l LogLister, after int64) (*Void, map[int64][][2]int64, error) {
 	v := &Void{}
 	by := map[int64][][2]int64{}
+	_, err := readRefused(ctx, l, after, func(_ store.LogEntry, seq int64, rs [][2]int64) {
+		by[seq] = rs
+		v.add(rs)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, by, nil
+}
+
+// readRefused calls fn with each valid log.refused entry after seq after,
+// in log order, a page at a time, and returns the greatest seq of the rows
+// read (valid or not), or after if none.
+func readRefused(ctx context.Context, l LogLister, after int64, fn func(e store.LogEntry, seq int64, rs [][2]int64)) (int64, error) {
 	for {
 		es, err := l.LogEntries(ctx, store.LogFilter{Type: RefusedType, After: after, Limit: refusedPage})
 		if err != nil {
-			return nil, nil, fmt.Errorf("review: reading the log's %s entries: %w", RefusedType, err)
+			return after, fmt.Errorf("review: reading the log's %s entries: %w", RefusedType, err)
 		}
 		for _, e := range es {
 			after = max(after, e.Seq)
 			if seq, rs, err := RefusedRanges(e.Data); err == nil && seq == e.Seq {
-				by[seq] = rs
-				v.add(rs)
+				fn(e, seq, rs)
 			}
 		}
 		if len(es) < refusedPage {
-			return v, by, nil
+			return after, nil
 		}
 	}
+}
+
+// VoidReader keeps the entries a log's log.refused entries name for a
+// reader that comes back to the log as it grows (a grant's or session's
+// record, proven on every read): each More reads only the log.refused
+// entries appended since, through their index. Unlike LoadVoid's, its
+// rows are not confirmed by a walk of the log, so a row whose bytes do not
+// hash to its leaf hash voids nothing (a reader that derives from the
+// entries it names then counts them, and reports the record as differing
+// from the log, as it would without the row).
+type VoidReader struct {
+	v     Void
+	after int64
+}
+
+// NewVoidReader reads the log.refused entries after seq after: a reader
+// of the entries from after+1 on needs no earlier one.
+func NewVoidReader(after int64) *VoidReader { return &VoidReader{after: max(after, 0)} }
+
+// Void is the set of entries named so far; it grows with each More.
+func (r *VoidReader) Void() *Void { return &r.v }
+
+// More reads the log.refused entries appended since the last call and
+// returns the ranges they name, now in Void.
+func (r *VoidReader) More(ctx context.Context, l LogLister) ([][2]int64, error) {
+	var added [][2]int64
+	after, err := readRefused(ctx, l, r.after, func(e store.LogEntry, _ int64, rs [][2]int64) {
+		if h := tlog.RecordHash(e.Data); !bytes.Equal(h[:], e.LeafHash) {
+			return
+		}
+		added = append(added, rs...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.after = after
+	if len(added) > 0 {
+		r.v.add(added)
+	}
+	return added, nil
 }
 
 // SetVoid makes d skip the entries v names (LoadVoid's); by are the ranges

@@ -3,8 +3,11 @@ package review
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -157,5 +160,41 @@ func TestVoidContains(t *testing.T) {
 		if v.Contains(seq) != in {
 			t.Errorf("Contains(%d) = %v, want %v (ranges %v)", seq, !in, in, v.r)
 		}
+	}
+}
+
+// TestVoidReaderMore: a VoidReader reads only the log.refused entries
+// after its cursor, then on each More those appended since, returning
+// the ranges they add; one whose bytes do not hash to its leaf hash (a
+// row changed in the store, which no walk confirms here) voids nothing.
+func TestVoidReaderMore(t *testing.T) {
+	ctx := context.Background()
+	l := &voidLog{}
+	hashed := func(seq int64, rest string) {
+		l.add(seq, RefusedType, rest)
+		h := tlog.RecordHash(l.es[len(l.es)-1].Data)
+		l.es[len(l.es)-1].LeafHash = h[:]
+	}
+	hashed(5, `"actor":"airlock","data":{"entries":[[1,2]]}`)
+	r := NewVoidReader(3)
+	got, err := r.More(ctx, l)
+	if err != nil || !slices.Equal(got, [][2]int64{{1, 2}}) || !r.Void().Contains(1) {
+		t.Fatalf("first More: %v %v", got, err)
+	}
+	if got, err := r.More(ctx, l); err != nil || len(got) != 0 {
+		t.Fatalf("More with nothing appended: %v %v", got, err)
+	}
+	hashed(9, `"actor":"airlock","data":{"entries":[[7,8]]}`)
+	l.add(10, RefusedType, `"actor":"airlock","data":{"entries":[[6,7]]}`) // its leaf hash is not its bytes'
+	got, err = r.More(ctx, l)
+	if err != nil || !slices.Equal(got, [][2]int64{{7, 8}}) {
+		t.Fatalf("More after two appended: %v %v", got, err)
+	}
+	if !r.Void().Contains(7) || !r.Void().Contains(1) || r.Void().Contains(6) {
+		t.Errorf("void %v: want 1 and 7, not 6 (named by an entry that does not hash to its leaf hash)", r.Void().r)
+	}
+	// Entries before the cursor are not read: a reader from seq 6 on.
+	if got, err := NewVoidReader(5).More(ctx, l); err != nil || !slices.Equal(got, [][2]int64{{7, 8}}) {
+		t.Errorf("a reader after 5: %v %v", got, err)
 	}
 }
