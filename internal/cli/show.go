@@ -247,7 +247,7 @@ func printHistory(w io.Writer, history []httpapi.Event) {
 // printHistoryLines prints a line for each of a grant's log entries.
 func printHistoryLines(w io.Writer, history []httpapi.Event) {
 	for _, e := range history {
-		linef(w, "  #%-6d %s  %-26s %s", e.Seq, ts(e.Time), e.Type, summarize(e.Entry))
+		linef(w, "  #%-6d %s  %-26s %s%s", e.Seq, ts(e.Time), e.Type, voidMark(e), summarize(e.Entry))
 	}
 }
 
@@ -432,8 +432,8 @@ func (t *transcript) print(e httpapi.Event) {
 		return
 	}
 	line, ok := callLine(e.Entry)
-	if !ok {
-		linef(t.w, "  #%-6d %s  %-16s %s", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
+	if !ok || e.Void {
+		linef(t.w, "  #%-6d %s  %-16s %s%s", e.Seq, tsMilli(e.Time), e.Type, voidMark(e), summarize(e.Entry))
 		return
 	}
 	linef(t.w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
@@ -441,6 +441,16 @@ func (t *transcript) print(e httpapi.Event) {
 		delete(t.answer, e.Seq)
 		linef(t.w, "  %-7s %s  %s", resultRef(r.Seq, r.Idx), strings.Repeat(" ", len(tsMilli(e.Time))), renderCall(r.Call))
 	}
+}
+
+// voidMark marks an entry a log.refused entry names: its caller was told
+// it failed (the batch's commit outcome was unknown), so it is not a call
+// made, and no record counts it. Its data is still shown, as logged.
+func voidMark(e httpapi.Event) string {
+	if !e.Void {
+		return ""
+	}
+	return "⊘ REFUSED (void: named by a log.refused entry, not counted)  "
 }
 
 // resultRef names a result by the log entry that holds it and its place in

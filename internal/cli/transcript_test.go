@@ -64,3 +64,30 @@ func TestTranscriptShowsAlso(t *testing.T) {
 		t.Errorf("the transcript leaves out the call's other resource:\n%s", b.String())
 	}
 }
+
+// TestTranscriptMarksVoid: an entry a log.refused entry names (the API's
+// "void") is not printed as a call made: its line says it was refused
+// and not counted, in session show's transcript and in grant show's
+// history.
+func TestTranscriptMarksVoid(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	call := func(seq int64, n string, void bool) httpapi.Event {
+		return httpapi.Event{Seq: seq, Time: at, Type: "session.call", Void: void, Entry: json.RawMessage(`{"type":"session.call","actor":"bot","data":{"kind":"request","action":"pg:select","resource":"db","allowed":true,"params":{"statement":"select ` + n + `","n":"` + n + `"}}}`)}
+	}
+	events := []httpapi.Event{call(2, "1", false), call(3, "2", true)}
+	var b bytes.Buffer
+	writeTranscript(&b, events)
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "✓ SQL> select 1") || strings.Contains(lines[0], "REFUSED") {
+		t.Fatalf("transcript:\n%s", b.String())
+	}
+	if !strings.Contains(lines[1], "#3") || !strings.Contains(lines[1], "⊘ REFUSED") || strings.Contains(lines[1], "✓") {
+		t.Errorf("the void call's line %q is not marked refused, or shows as allowed", lines[1])
+	}
+	b.Reset()
+	printHistoryLines(&b, events)
+	lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) != 2 || strings.Contains(lines[0], "REFUSED") || !strings.Contains(lines[1], "⊘ REFUSED") {
+		t.Errorf("history:\n%s", b.String())
+	}
+}

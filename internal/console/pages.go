@@ -22,7 +22,6 @@ import (
 	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
-	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/textesc"
 )
 
@@ -581,7 +580,7 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 			d.G.LogMismatch = append(d.G.LogMismatch, m)
 		}
 	}
-	d.History, d.HistoryNext = history(httpapi.Events(hp.Entries)), hp.Next
+	d.History, d.HistoryNext = history(httpapi.Events(hp.Entries, hp.Void)), hp.Next
 	if len(d.History) > maxHistory {
 		// The next page starts after the last row shown: the entries
 		// between it and the page's end are shown there.
@@ -603,7 +602,7 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, u who) {
 				h.failErr(w, r, u, err)
 				return
 			}
-			v.Transcript, v.Inline = transcript(httpapi.Events(sp.Entries)), true
+			v.Transcript, v.Inline = transcript(httpapi.Events(sp.Entries, sp.Void)), true
 			if len(v.Transcript) > maxInlineLines || sp.Next != 0 {
 				v.Transcript, v.More = v.Transcript[:min(len(v.Transcript), maxInlineLines)], true
 			}
@@ -632,7 +631,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request, u who) {
 	// The events within pairWindow before and after the page, for the
 	// results logged on the next page of requests on this one (shown
 	// under them here, not again there).
-	var around []store.LogEntry
+	var around []httpapi.Event
 	for _, aq := range []struct {
 		read bool
 		q    grants.EventsQuery
@@ -648,9 +647,9 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request, u who) {
 			h.failErr(w, r, u, err)
 			return
 		}
-		around = append(around, ap.Entries...)
+		around = append(around, httpapi.Events(ap.Entries, ap.Void)...)
 	}
-	v := sessionView{Session: sp.Session, Transcript: pagedTranscript(httpapi.Events(sp.Entries), httpapi.Events(around)), Inline: true, After: q.After, Next: sp.Next}
+	v := sessionView{Session: sp.Session, Transcript: pagedTranscript(httpapi.Events(sp.Entries, sp.Void), around), Inline: true, After: q.After, Next: sp.Next}
 	h.render(w, r, &u, http.StatusOK, "session", "Session "+sp.Session.ID, v)
 }
 

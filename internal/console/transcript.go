@@ -19,9 +19,12 @@ import (
 // that answers it, or another session event. Text is raw here; the
 // templates escape it.
 type line struct {
-	Ref     string // "#12", or "#13.2" for the second result logged in entry 13
-	Time    string
-	Kind    string // "allowed", "denied", "result", "event"
+	Ref  string // "#12", or "#13.2" for the second result logged in entry 13
+	Time string
+	// Kind is "allowed", "denied", "result", "event", or "refused": an
+	// entry a log.refused entry names (its caller was told it failed, and
+	// the session's record does not count it).
+	Kind    string
 	Text    string
 	Details string
 	// SQL marks Text as a SQL statement, the one text shown on several
@@ -98,8 +101,12 @@ func pagedTranscript(page, around []httpapi.Event) []line {
 			continue
 		}
 		c, ok := httpapi.EntryCall(e.Entry)
-		if !ok {
-			out = append(out, line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "event", Text: e.Type, Details: summarize(e.Entry)})
+		if !ok || (e.Void && c.Kind == "result") {
+			l := line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "event", Text: e.Type, Details: summarize(e.Entry)}
+			if e.Void {
+				l.Kind = "refused"
+			}
+			out = append(out, l)
 			continue
 		}
 		if c.Kind == "result" {
@@ -107,7 +114,11 @@ func pagedTranscript(page, around []httpapi.Event) []line {
 			continue
 		}
 		l := line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "allowed"}
-		if !c.Allowed {
+		switch {
+		case e.Void:
+			// Not a call made: its caller was refused.
+			l.Kind = "refused"
+		case !c.Allowed:
 			l.Kind = "denied"
 		}
 		l.Text, l.Details = renderRequest(c)
@@ -173,6 +184,7 @@ type historyLine struct {
 	Time    time.Time
 	Type    string
 	Summary string
+	Void    bool // a log.refused entry names it: the change was refused
 }
 
 // history is a grant's own entries: its sessions' entries (every call and
@@ -184,7 +196,7 @@ func history(es []httpapi.Event) []historyLine {
 		if strings.HasPrefix(e.Type, "session.") {
 			continue
 		}
-		out = append(out, historyLine{Seq: e.Seq, Time: e.Time, Type: e.Type, Summary: summarize(e.Entry)})
+		out = append(out, historyLine{Seq: e.Seq, Time: e.Time, Type: e.Type, Summary: summarize(e.Entry), Void: e.Void})
 	}
 	return out
 }

@@ -87,5 +87,6 @@ func (h *Handler) consistency(w http.ResponseWriter, r *http.Request, who model.
 }
 
 // Events renders log entries as the API shows them (for the web console,
-// which shows the same entries as the API and CLI).
-func Events(es []store.LogEntry) []Event { return events(es) }
+// which shows the same entries as the API and CLI); void are the sequence
+// numbers of those a log.refused entry names, in order.
+func Events(es []store.LogEntry, void []int64) []Event { return events(es, void) }

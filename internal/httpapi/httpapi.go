@@ -741,24 +741,30 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, who model.Identity
 	return GrantResponse{g}, err
 }
 
-// Event is a log entry as the API shows it.
+// Event is a log entry as the API shows it. Void marks an entry a later
+// log.refused entry names: its batch's commit outcome was unknown and its
+// caller was told it failed (a call refused), so no record counts it.
 type Event struct {
 	Seq       int64           `json:"seq"`
 	Time      time.Time       `json:"time"`
 	Type      string          `json:"type"`
 	GrantID   string          `json:"grant,omitempty"`
 	SessionID string          `json:"session,omitempty"`
+	Void      bool            `json:"void,omitempty"`
 	Entry     json.RawMessage `json:"entry"`
 }
 
-func events(es []store.LogEntry) []Event {
+// events renders es; void are the sequence numbers of those a log.refused
+// entry names, in order (grants.SessionPage.Void).
+func events(es []store.LogEntry, void []int64) []Event {
 	out := make([]Event, 0, len(es))
 	for _, e := range es {
 		raw := json.RawMessage(e.Data)
 		if !json.Valid(raw) {
 			raw, _ = json.Marshal(string(e.Data))
 		}
-		out = append(out, Event{Seq: e.Seq, Time: e.Time, Type: e.Type, GrantID: e.GrantID, SessionID: e.SessionID, Entry: raw})
+		_, isVoid := slices.BinarySearch(void, e.Seq)
+		out = append(out, Event{Seq: e.Seq, Time: e.Time, Type: e.Type, GrantID: e.GrantID, SessionID: e.SessionID, Void: isVoid, Entry: raw})
 	}
 	return out
 }
@@ -782,7 +788,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request, who model.Iden
 	if err != nil {
 		return nil, err
 	}
-	return HistoryResponse{Events: events(page.Entries), Next: seqCursor(page.Next), LogMismatch: page.LogMismatch}, nil
+	return HistoryResponse{Events: events(page.Entries, page.Void), Next: seqCursor(page.Next), LogMismatch: page.LogMismatch}, nil
 }
 
 // SessionsResponse is a page of a grant's sessions. Next, when set, is the
@@ -831,7 +837,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request, who model.Iden
 	if err != nil {
 		return nil, err
 	}
-	return SessionResponse{Session: page.Session, Events: events(page.Entries), Next: seqCursor(page.Next)}, nil
+	return SessionResponse{Session: page.Session, Events: events(page.Entries, page.Void), Next: seqCursor(page.Next)}, nil
 }
 
 // ParseEventsQuery reads a page of a session's events from query
