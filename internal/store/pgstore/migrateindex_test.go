@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"net/url"
+	"regexp"
 	"testing"
 	"time"
 
@@ -273,5 +274,28 @@ func TestParseMigration(t *testing.T) {
 		case !tc.bad && (m.index != tc.index || m.sql != tc.sql):
 			t.Errorf("%q: index %q, sql %q; want index %q", tc.sql, m.index, m.sql, tc.index)
 		}
+	}
+}
+
+// TestLogIndexesBuildConcurrently: every migration from schema 12 on that
+// indexes the log builds the index concurrently, outside the migration
+// transaction. A plain CREATE INDEX on log_entries holds every replica's
+// appends while it reads the whole log (README, PostgreSQL store); the
+// migrations before 12 are in every database that has a large log.
+func TestLogIndexesBuildConcurrently(t *testing.T) {
+	onLog := regexp.MustCompile(`(?is)\bCREATE\s+(UNIQUE\s+)?INDEX\b[^;]*\bON\s+(ONLY\s+)?log_entries\b`)
+	n := 0
+	for i, m := range migrations {
+		version := i + 1
+		if version < 12 || !onLog.MatchString(m.sql) {
+			continue
+		}
+		n++
+		if m.index == "" {
+			t.Errorf("migration %d indexes log_entries in the migration transaction; build it with CREATE INDEX CONCURRENTLY", version)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no migration from 12 on indexes log_entries: the check saw nothing")
 	}
 }
