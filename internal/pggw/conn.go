@@ -89,6 +89,10 @@ type conn struct {
 	// scsOff: upstream reports standard_conforming_strings off, so plain
 	// literals take backslash escapes (for the tokenizer).
 	scsOff atomic.Bool
+	// upEnded: the upstream ended the connection before the gateway or
+	// the client did (set under wmu: upstreamGone; cutReason). Here, in
+	// the padding before upc, it costs the struct nothing.
+	upEnded atomic.Bool
 	// upc is the upstream connection for abort, which must not take wmu.
 	upc atomic.Pointer[net.Conn]
 	// badEncoding: upstream reports a client_encoding the scanner cannot

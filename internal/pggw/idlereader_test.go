@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // frames returns n protocol messages of random sizes (some larger than
@@ -109,7 +111,7 @@ func TestIdleReaderFrames(t *testing.T) {
 // tcpPair returns both ends of a loopback TCP connection.
 func tcpPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testenv.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

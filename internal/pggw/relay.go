@@ -373,7 +373,7 @@ func (c *conn) finish() {
 	r.qmu.Lock()
 	for e := r.front(); e != nil; e = r.front() {
 		if e.kind == eSimple || e.kind == eExec || e.kind == ePart {
-			e.err = c.cutReason(slotCut)
+			e.err = c.cutReason(slotCut, e.err)
 			e.bytesIn += r.copyIn.Swap(0)
 			r.done = append(r.done, e)
 		}
@@ -397,8 +397,11 @@ func (c *conn) finish() {
 // the session ended: the grant's end, the gateway's shutdown (Close, or
 // the end of its Serve call's context) or slotCut
 // (why, if it cut the session), which killed the session, named as the
-// AWS gateway names a cut call, or the connection's close.
-func (c *conn) cutReason(slotCut string) string {
+// AWS gateway names a cut call; else the upstream's: upErr, the error it
+// answered the statement with before the session ended (its FATAL, when an
+// administrator ended its server process), or its close; else the
+// connection's close (the client left).
+func (c *conn) cutReason(slotCut, upErr string) string {
 	c.st.mu.Lock()
 	ended := c.st.ended
 	c.st.mu.Unlock()
@@ -409,8 +412,29 @@ func (c *conn) cutReason(slotCut string) string {
 		return fmt.Sprintf("airlock: cut off: grant %s has %s before the statement completed", c.grant().ID, c.gw.grantEnd(c.grant()))
 	case c.gw.isClosed() || (c.srv != nil && c.srv.stopped.Load()):
 		return "airlock: cut off: the gateway shut down before the statement completed"
+	case upErr != "":
+		return upErr
+	case c.upEnded.Load():
+		return "airlock: the upstream closed the connection before the statement completed"
 	}
 	return "airlock: the connection closed before the statement completed"
+}
+
+// upstreamGone notes that the upstream loop's read failed with err:
+// unless the message was malformed, or the gateway had closed the
+// connections by then (closeAll and kill mark the session dead before
+// closing the upstream), the upstream ended the connection.
+func (c *conn) upstreamGone(err error) {
+	var tl *errTooLarge
+	var bl *errBadLength
+	if errors.As(err, &tl) || errors.As(err, &bl) {
+		return
+	}
+	c.wmu.Lock()
+	if !c.dead {
+		c.upEnded.Store(true)
+	}
+	c.wmu.Unlock()
 }
 
 func (c *conn) endSession() {
@@ -1041,6 +1065,7 @@ func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 			case errParked:
 				return true
 			}
+			c.upstreamGone(err)
 			return false
 		}
 		if total > ubr.Size() && (typ == 'D' || typ == 'd') {
@@ -1053,6 +1078,7 @@ func (c *conn) upstreamLoop(ubr *idleReader) (parked bool) {
 		}
 		raw, err := mr.next()
 		if err != nil {
+			c.upstreamGone(err)
 			return false
 		}
 		// Once the message is read whole: none of its bytes is read

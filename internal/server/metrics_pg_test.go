@@ -62,7 +62,7 @@ func TestMetricsCountCutStatements(t *testing.T) {
 			if _, err := adm.Exec(t.Context(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", grantRole(g)); err != nil {
 				t.Fatal(err)
 			}
-		}, []string{"airlock: the connection closed before the statement completed"}},
+		}, []string{"57P01 terminating connection due to administrator command"}},
 		{"grant ends", func(t *testing.T, s *Server, _ *Gateways, _ *pgx.Conn, _ *pgx.Conn, g model.Grant) {
 			if _, err := s.Service.End(t.Context(), bot, g.ID, "done"); err != nil {
 				t.Fatal(err)
