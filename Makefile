@@ -22,8 +22,10 @@ test: lint
 	# The allocation bounds skip under the race detector, which allocates
 	# on its own, and so do the memory bounds, which it makes take minutes:
 	# run them once without it, so that they guard CI too. So do the
-	# redaction's growth checks, which it slows tenfold (two minutes).
-	$(GO) test -count=1 -run 'Allocs$$|MemoryBound$$|Linear$$' ./internal/awsgw/ ./internal/auditlog/ ./internal/sigv4/ ./internal/pggw/ ./internal/store/sqlitestore/ ./internal/grants/
+	# growth checks, which it slows (the redaction's tenfold, to two
+	# minutes) and which time the thread's CPU. Every test that skips
+	# under -race must run here (internal/testenv TestRaceSkipsRunWithoutRace).
+	$(GO) test -count=1 -run 'Allocs$$|MemoryBound$$|Linear$$' ./internal/awsgw/ ./internal/auditlog/ ./internal/sigv4/ ./internal/pggw/ ./internal/store/sqlitestore/ ./internal/grants/ ./internal/sessions/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
