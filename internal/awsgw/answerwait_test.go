@@ -131,8 +131,10 @@ func TestSilentUpstreamIsGivenUp(t *testing.T) {
 // A watch's timer is kept for the next call once stopped in time
 // (keptTimer): reset for that call, it must cut that call alone when its
 // upstream is silent, never the call it served before; and a timer whose
-// function has run is never lent again.
-func TestAnswerWatchKeptTimer(t *testing.T) {
+// function has run is never lent again. Named for the pass without the
+// race detector (Makefile), which checks the reuse: the timer's
+// allocation saved per call.
+func TestAnswerWatchKeptTimerAllocs(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
 	var timers sync.Pool
 	var causes [3]error
@@ -149,7 +151,10 @@ func TestAnswerWatchKeptTimer(t *testing.T) {
 
 	second := watch(1)
 	second.start()
-	if second.kept != kept {
+	// The race detector makes sync.Pool drop a share of what is put
+	// back (race_on_test.go): the reuse is checked without it, the rest
+	// with it too.
+	if second.kept != kept && !raceOn {
 		t.Fatal("the second call did not reuse the timer the first one stopped in time")
 	}
 	clk.Advance(59 * time.Second)
