@@ -245,8 +245,9 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 	}
 	r.open.Add(1)
 	r.o.Observer.SessionStarted(g.TargetKind)
-	st.r, st.g, st.sid, st.client, st.tlsClient = r, g, sid, client, tc
-	return gateway.NewSessionOf(sid, g, st), nil
+	st.r, st.tlsClient = r, tc
+	gateway.InitSession(&st.sess, sid, g, st)
+	return &st.sess, nil
 }
 
 // The session's recorder is its state, whose methods Request,
@@ -264,7 +265,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 func (st *state) counted(c gateway.Call) {
 	r := st.r
 	if !c.OutcomeAtResult || !c.Allowed {
-		r.o.Observer.CallRecorded(st.g.TargetKind, c.Allowed)
+		r.o.Observer.CallRecorded(st.sess.Grant.TargetKind, c.Allowed)
 	} // else counted with its result (flushResults)
 	st.mu.Lock()
 	// In place: st.rec.Used is only read under st.mu, and handed out
@@ -283,7 +284,7 @@ func (st *state) counted(c gateway.Call) {
 		r.markDirty(st)
 	}
 	if tell {
-		r.o.Active(st.g, st.sid, st.client, st.tlsClient)
+		r.o.Active(st.sess.Grant, st.sess.ID, st.rec.Client, st.tlsClient)
 	}
 }
 
@@ -291,11 +292,11 @@ func (st *state) counted(c gateway.Call) {
 // the event is encoded before the Append it is given to returns, and
 // RequestAsync's c is on the heap already (its callWait holds it).
 func (st *state) callEvent(c *gateway.Call) auditlog.Event {
-	return auditlog.Event{Type: "session.call", Time: st.r.o.Now(), GrantID: st.g.ID, SessionID: st.sid, Actor: st.g.Identity, Data: c}
+	return auditlog.Event{Type: "session.call", Time: st.r.o.Now(), GrantID: st.sess.Grant.ID, SessionID: st.sess.ID, Actor: st.sess.Grant.Identity, Data: c}
 }
 
 func (st *state) Request(ctx context.Context, c gateway.Call) error {
-	if err := st.r.o.Log.AppendLive(ctx, st.g.ID, st.callEvent(&c)); err != nil {
+	if err := st.r.o.Log.AppendLive(ctx, st.sess.Grant.ID, st.callEvent(&c)); err != nil {
 		return fmt.Errorf("recording call: %w", st.r.o.Refuse("the call", err))
 	}
 	st.counted(c)
@@ -304,7 +305,7 @@ func (st *state) Request(ctx context.Context, c gateway.Call) error {
 
 func (st *state) RequestAsync(ctx context.Context, c gateway.Call) gateway.Waiter {
 	w := &callWait{st: st, c: c}
-	w.p = st.r.o.Log.AppendAsyncLive(ctx, st.g.ID, st.callEvent(&w.c))
+	w.p = st.r.o.Log.AppendAsyncLive(ctx, st.sess.Grant.ID, st.callEvent(&w.c))
 	return w
 }
 
@@ -332,7 +333,7 @@ func (st *state) Result(ctx context.Context, c gateway.Call) error {
 }
 
 func (st *state) End(ctx context.Context) error {
-	r, g, sid := st.r, st.g, st.sid
+	r, g, sid := st.r, st.sess.Grant, st.sess.ID
 	r.o.Observer.SessionEnded(g.TargetKind) // whether its record lands now or later (queueEnd)
 	// The results still batched land before session.ended.
 	if err := r.flushResults(ctx, st); err != nil {
