@@ -23,8 +23,21 @@ type Poller struct {
 
 	mu     sync.Mutex
 	closed bool
-	next   uint64
-	parked map[uint64]*Conn
+	// The parked connections, by the slot their token names: a token is
+	// a registration's sequence number (high 32 bits, never 0) and its
+	// slot in parked (low 32 bits), and a slot freed is reused (free). A
+	// stale event, one whose connection was unparked before the loop took
+	// it, finds another registration's token in the slot's connection (or
+	// none) and is dropped (Conn.fired), as the map this replaced dropped
+	// a token it no longer held. A slot is 8 bytes per parked socket, and
+	// a free one 4 more; the map cost 19-39 per socket (its groups of 8
+	// entries of 16 bytes, 7/8 full at most), and a parked session has two
+	// (TestParkedRegistryBytes; bench/README.md, "An idle session's
+	// recorder in one object").
+	seq     uint32
+	parked  []*Conn
+	free    []uint32
+	nParked int
 
 	shedOnce sync.Once
 	sweepMu  sync.Mutex
@@ -43,9 +56,15 @@ type Poller struct {
 	crowdGap time.Duration
 }
 
-// stopToken is the eventfd's token; connection tokens start at 1 and
-// never reach it.
+// stopToken is the eventfd's token; a connection's token is never 0 and
+// never reaches it (its slot is below maxSlots).
 const stopToken = ^uint64(0)
+
+// maxSlots bounds the connections parked at once in one poller, far above
+// any process's descriptors; a Park past it fails (errTooMany).
+const maxSlots = 1<<31 - 1
+
+var errTooMany = errors.New("netpark: too many parked connections")
 
 // New starts a poller. log receives contained panics (slog.Default if nil).
 func New(log *slog.Logger) (*Poller, error) {
@@ -68,7 +87,7 @@ func New(log *slog.Logger) (*Poller, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	p := &Poller{log: log, epfd: epfd, evfd: evfd, done: make(chan struct{}), parked: map[uint64]*Conn{},
+	p := &Poller{log: log, epfd: epfd, evfd: evfd, done: make(chan struct{}),
 		kick: make(chan struct{}, 1), crowdGap: crowdGap}
 	go p.loop()
 	return p, nil
@@ -135,8 +154,18 @@ func (p *Poller) register(c *Conn) (uint64, error) {
 	if p.closed {
 		return 0, ErrClosed
 	}
-	p.next++
-	tok := p.next
+	if p.seq++; p.seq == 0 {
+		p.seq = 1 // a token is never 0 (Conn.tok's "not parked")
+	}
+	var slot uint32
+	if n := len(p.free); n > 0 {
+		slot = p.free[n-1]
+	} else if len(p.parked) < maxSlots {
+		slot = uint32(len(p.parked))
+	} else {
+		return 0, errTooMany
+	}
+	tok := uint64(p.seq)<<32 | uint64(slot)
 	ev := unix.EpollEvent{Events: parkEvents}
 	setToken(&ev, tok)
 	var cerr error
@@ -159,7 +188,13 @@ func (p *Poller) register(c *Conn) (uint64, error) {
 	if cerr != nil {
 		return 0, cerr
 	}
-	p.parked[tok] = c
+	if n := len(p.free); n > 0 {
+		p.free = p.free[:n-1]
+		p.parked[slot] = c
+	} else {
+		p.parked = append(p.parked, c)
+	}
+	p.nParked++
 	if p.fresh++; p.crowd > 0 && p.fresh >= p.crowd {
 		select {
 		case p.kick <- struct{}{}:
@@ -175,7 +210,11 @@ func (p *Poller) register(c *Conn) (uint64, error) {
 // number that may now be another connection's.
 func (p *Poller) unregister(c *Conn, tok uint64) {
 	p.mu.Lock()
-	delete(p.parked, tok)
+	if slot := uint32(tok); int(slot) < len(p.parked) && p.parked[slot] == c {
+		p.parked[slot] = nil
+		p.free = append(p.free, slot)
+		p.nParked--
+	}
 	p.mu.Unlock()
 	if c.nc == nil {
 		if c.fd >= 0 {
@@ -207,8 +246,11 @@ func (p *Poller) loop() {
 			if tok == stopToken {
 				return
 			}
+			var c *Conn
 			p.mu.Lock()
-			c := p.parked[tok]
+			if slot := uint32(tok); int(slot) < len(p.parked) {
+				c = p.parked[slot]
+			}
 			p.mu.Unlock()
 			if c != nil {
 				c.fired(tok)
@@ -221,7 +263,7 @@ func (p *Poller) loop() {
 func (p *Poller) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.parked)
+	return p.nParked
 }
 
 // Close stops the poller: every parked connection is woken (its callback
@@ -246,9 +288,11 @@ func (p *Poller) Close() error {
 func (p *Poller) closeParked() {
 	p.mu.Lock()
 	p.closed = true
-	conns := make([]*Conn, 0, len(p.parked))
+	conns := make([]*Conn, 0, p.nParked)
 	for _, c := range p.parked {
-		conns = append(conns, c)
+		if c != nil {
+			conns = append(conns, c)
+		}
 	}
 	p.mu.Unlock()
 	for _, c := range conns {
@@ -520,6 +564,9 @@ func (p *Poller) sweep(minAge uint8) (n int) {
 	p.fresh = 0
 	cands := p.sweepBuf[:0]
 	for _, c := range p.parked {
+		if c == nil {
+			continue // a free slot
+		}
 		// c.mu is taken before p.mu elsewhere (register): only tried
 		// here; a connection busy now is aged at the next sweep.
 		if !c.mu.TryLock() {
