@@ -137,14 +137,14 @@ permit (principal in Group::"sre-team", action == Action::"pg:select", resource 
 	if r := airlock(t, e.addr, e.alice.Key, "audit", "verify"); r.code != 0 {
 		t.Fatalf("audit verify: %s %s", r.stdout, r.stderr)
 	}
-	// The day's evidence bundle is v4, the format whose documented
-	// derivation counts the refused INSERT as denied, and verify-bundle
+	// The day's evidence bundle is v5, whose documented derivation (as
+	// v4's) counts the refused INSERT as denied, and verify-bundle
 	// derives the same rows from its entries, with no warning.
 	day := time.Now().UTC().Format("2006-01-02")
 	file := filepath.Join(t.TempDir(), "review.json")
 	mustOK(t, airlock(t, e.addr, e.alice.Key, "audit", "export", "--account", "111122223333", "--day", day, "-o", file), "audit export")
 	b, err := os.ReadFile(file)
-	if err != nil || !strings.HasPrefix(string(b), `{"format":"airlock-evidence-bundle/v4",`) {
+	if err != nil || !strings.HasPrefix(string(b), `{"format":"airlock-evidence-bundle/v5",`) {
 		t.Fatalf("the bundle: %.60s, %v", b, err)
 	}
 	vb := airlock(t, e.addr, "", "audit", "verify-bundle", file, "--key", filepath.Join(e.dir, "airlock-data", "log-signing.pub"))

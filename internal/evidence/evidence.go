@@ -43,7 +43,20 @@ import (
 // not as scope used (review.Count). v3 bundles were exported both before
 // that rule (they hold no refused result, and the rule changes nothing)
 // and, by the release that added it, after: see FormatV3.
-const Format = "airlock-evidence-bundle/v4"
+//
+// v5 carries the log.refused entries that name entries of the bundle
+// (Bundle.Refusals), each with its inclusion proof, and its statement
+// signs their list as it signs the entries': the rows leave out the
+// entries they name (their callers were told the call failed, and no
+// record counts them), as the grant's and session's pages do. Before v5 a
+// bundle's rows counted them: a row cannot leave out an entry on the word
+// of a log.refused entry the bundle does not carry and prove.
+const Format = "airlock-evidence-bundle/v5"
+
+// FormatV4 is the format before v5: its file carries no log.refused
+// entries, and its rows count the entries those name. Verify still
+// accepts it, derived as it always was.
+const FormatV4 = "airlock-evidence-bundle/v4"
 
 // FormatV3 is the previous format: its documented derivation has no
 // refused rule, but the release that introduced the rule wrote v3 bundles
@@ -68,7 +81,7 @@ const V2Warning = "this is a " + FormatV2 + " bundle: its signed statement does 
 // RefusedWarning is what Verify warns about a bundle of a format before
 // v4 whose rows the refused rule changed (see FormatV3).
 const RefusedWarning = "this bundle's format predates the documented rule for results marked refused " +
-	"(a statement the upstream refused for lack of privilege counts as denied, not as scope used: " + Format + "), " +
+	"(a statement the upstream refused for lack of privilege counts as denied, not as scope used: " + FormatV4 + " on), " +
 	"but its rows were derived with it, as this verifier derives them: a verifier written against the older format's text " +
 	"reports its rows as a mismatch. Export the account and day again for a " + Format + " bundle"
 
@@ -91,13 +104,19 @@ type Bundle struct {
 	Statement string       `json:"statement"`
 	Rows      []review.Row `json:"rows"`
 	Entries   []Entry      `json:"entries"`
+	// Refusals (v5) are the log.refused entries up to the checkpoint
+	// that name at least one of Entries, by increasing index, each with
+	// its proof: the rows leave out the entries they name. Omitted when
+	// empty, as in every bundle before v5.
+	Refusals []Entry `json:"refusals,omitempty"`
 }
 
 // statementText is the text of a bundle's signed statement: a first line
 // no checkpoint's text can begin with (a checkpoint's second line is its
 // size), then the format, account and day, the SHA-256 (base64) of the
-// checkpoint note and of the rows' canonical encoding, and (from v3) the
-// number of entries and the digest of their list (entriesDigest). The
+// checkpoint note and of the rows' canonical encoding, (from v3) the
+// number of entries and the digest of their list (entriesDigest), and
+// (from v5) the number and digest of the log.refused entries' list. The
 // account and day are printable (checked before), so no line can be
 // forged across.
 func statementText(b Bundle) (string, error) {
@@ -113,7 +132,15 @@ func statementText(b Bundle) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return text + "entries " + strconv.Itoa(len(b.Entries)) + " " + b64.EncodeToString(es[:]) + "\n", nil
+	text += "entries " + strconv.Itoa(len(b.Entries)) + " " + b64.EncodeToString(es[:]) + "\n"
+	if b.Format != Format {
+		return text, nil
+	}
+	rs, err := entriesDigest(b.Refusals)
+	if err != nil {
+		return "", err
+	}
+	return text + "refusals " + strconv.Itoa(len(b.Refusals)) + " " + b64.EncodeToString(rs[:]) + "\n", nil
 }
 
 // statementHead is the statement's text up to and including its rows
@@ -136,6 +163,7 @@ type rawBundle struct {
 	Statement  string          `json:"statement"`
 	Rows       json.RawMessage `json:"rows"`
 	Entries    json.RawMessage `json:"entries"`
+	Refusals   json.RawMessage `json:"refusals"`
 }
 
 // maxProof bounds an entry's proof as it stands in the file: an RFC 6962
@@ -148,10 +176,13 @@ const maxProof = 2 + 63*(44+3)
 // maxProof bytes, so that the list takes memory in proportion to the
 // file: a hostile "entries":[{},{},…] or "proof":["",…] is refused at its
 // first element instead of being decoded whole first.
-func decodeEntries(raw json.RawMessage) ([]Entry, error) {
+func decodeEntries(raw json.RawMessage) ([]Entry, error) { return decodeList("entries", raw) }
+
+// decodeList is decodeEntries of the list named key (entries, refusals).
+func decodeList(key string, raw json.RawMessage) ([]Entry, error) {
 	out := []Entry{}
 	bad := func(format string, args ...any) ([]Entry, error) {
-		return nil, fmt.Errorf("evidence: not a bundle: entries: "+format, args...)
+		return nil, fmt.Errorf("evidence: not a bundle: "+key+": "+format, args...)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -234,10 +265,14 @@ var b64 = base64.StdEncoding.Strict()
 
 // Build makes the bundle for the grants gs (their ids, in review order)
 // from their log entries (entries of each grant, in Seq order), with
-// proofs from tree. Entries past the tree's checkpoint are left out, and
-// the rows are derived from the entries included, so the bundle is
-// self-consistent by construction; Verify checks it again.
-func Build(account, day string, tree *auditlog.ProofTree, signer note.Signer, grantIDs []string, entries map[string][]store.LogEntry) ([]byte, error) {
+// proofs from tree. refused are log.refused entries of the log (every one
+// the caller met: Build keeps those up to the checkpoint that name an
+// entry of the bundle, and the rows leave out the entries they name; one
+// whose bytes are not a valid log.refused entry voids nothing, as on the
+// pages). Entries past the tree's checkpoint are left out, and the rows
+// are derived from the entries included, so the bundle is self-consistent
+// by construction; Verify checks it again.
+func Build(account, day string, tree *auditlog.ProofTree, signer note.Signer, grantIDs []string, entries map[string][]store.LogEntry, refused []store.LogEntry) ([]byte, error) {
 	if !plainLine(account) || !plainLine(day) {
 		return nil, errors.New("evidence: the account or day holds a control character")
 	}
@@ -260,7 +295,26 @@ func Build(account, day string, tree *auditlog.ProofTree, signer note.Signer, gr
 		}
 		b.Entries = append(b.Entries, Entry{Index: e.Seq, Data: b64.EncodeToString(e.Data), Proof: hashes(p)})
 	}
-	rows, _, err := deriveRows(b.Entries)
+	refused = slices.Clone(refused)
+	slices.SortFunc(refused, func(a, b store.LogEntry) int { return compare(a.Seq, b.Seq) })
+	refused = slices.CompactFunc(refused, func(a, b store.LogEntry) bool { return a.Seq == b.Seq })
+	void := &review.Void{}
+	for _, e := range refused {
+		if e.Seq >= tree.Size() {
+			continue
+		}
+		seq, rs, err := review.RefusedRanges(e.Data)
+		if err != nil || seq != e.Seq || !namesAny(b.Entries, rs) {
+			continue
+		}
+		p, err := tree.Inclusion(e.Seq)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: proof of entry %d: %w", e.Seq, err)
+		}
+		b.Refusals = append(b.Refusals, Entry{Index: e.Seq, Data: b64.EncodeToString(e.Data), Proof: hashes(p)})
+		void.Add(rs)
+	}
+	rows, _, err := deriveRows(b.Entries, void)
 	if err != nil {
 		return nil, err
 	}
@@ -313,11 +367,28 @@ func encode(b Bundle) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
+// namesAny reports whether ranges rs ([from, to) each) name an entry of
+// es, which is sorted by index.
+func namesAny(es []Entry, rs [][2]int64) bool {
+	for _, r := range rs {
+		i, _ := slices.BinarySearchFunc(es, r[0], func(e Entry, x int64) int { return compare(e.Index, x) })
+		if i < len(es) && es[i].Index < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
 // deriveRows derives the review rows from the entries, in the order the
-// grants were requested in the log, and counts the calls refused results
-// moved to the denied (the rule v4 documents).
-func deriveRows(es []Entry) ([]review.Row, int64, error) {
+// grants were requested in the log, leaving out those void names (the
+// entries a bundle's log.refused entries name: nil before v5), and
+// counts the calls refused results moved to the denied (the rule v4
+// documents).
+func deriveRows(es []Entry, void *review.Void) ([]review.Row, int64, error) {
 	d := review.NewDeriver()
+	// The log.refused entries themselves are not applied: the bundle
+	// carries them apart, and Verify checks their ranges.
+	d.SetVoid(void, nil)
 	for _, e := range es {
 		data, err := b64.DecodeString(e.Data)
 		if err != nil {
@@ -364,8 +435,13 @@ type Result struct {
 	// a v2 bundle, whose Warnings say so. Warnings also name a bundle of
 	// a format before v4 whose rows the refused rule changed
 	// (RefusedWarning).
-	EntriesSigned bool     `json:"entries_signed"`
-	Warnings      []string `json:"warnings"`
+	EntriesSigned bool `json:"entries_signed"`
+	// Refusals is the number of log.refused entries the bundle carries
+	// (v5), and Void the indexes of the entries they name, which the
+	// rows leave out (their callers were told the calls failed).
+	Refusals int      `json:"refusals"`
+	Void     []int64  `json:"void,omitempty"`
+	Warnings []string `json:"warnings"`
 }
 
 // Verify checks a bundle with the pinned verifier key v alone:
@@ -376,8 +452,8 @@ type Result struct {
 //     time, each in canonical form, so that a hostile file of MaxSize
 //     bytes takes memory in proportion to it;
 //   - the statement, signed by v, names the bundle's account, day,
-//     checkpoint, rows and (v3, v4) entries: none can be added, left out,
-//     reordered or replaced;
+//     checkpoint, rows, (v3 on) entries and (v5) log.refused entries:
+//     none can be added, left out, reordered or replaced;
 //   - the checkpoint is signed by v, whose name is the bundle's key_name,
 //     and names the log origin (the log's key may sign more than one log:
 //     a bundle of another log's review says nothing about this one; an
@@ -386,8 +462,12 @@ type Result struct {
 //     the checkpoint's root, at the entry's index; indexes increase;
 //   - each entry's own sequence number is its index, and it belongs to a
 //     grant of the bundle's rows;
-//   - the rows are exactly what the entries imply, and all of the bundle's
-//     account.
+//   - (v5) each log.refused entry is proven likewise, is a valid one (it
+//     names entries before itself) and names at least one entry of the
+//     bundle;
+//   - the rows are exactly what the entries imply, less those the
+//     log.refused entries name (void: their callers were told the calls
+//     failed), and all of the bundle's account.
 func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 	if origin == "" {
 		return Result{}, errors.New("evidence: no log origin to check the bundle's checkpoint against")
@@ -405,8 +485,8 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 	if err := json.Unmarshal(file, &top); err != nil {
 		return Result{}, fmt.Errorf("evidence: not a bundle: %w", err)
 	}
-	if top.Format != Format && top.Format != FormatV3 && top.Format != FormatV2 {
-		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q or %q)", top.Format, Format, FormatV3, FormatV2)
+	if top.Format != Format && top.Format != FormatV4 && top.Format != FormatV3 && top.Format != FormatV2 {
+		return Result{}, fmt.Errorf("evidence: format %q, want %q (or %q, %q or %q)", top.Format, Format, FormatV4, FormatV3, FormatV2)
 	}
 	if top.KeyName != v.Name() {
 		return Result{}, fmt.Errorf("evidence: the bundle names key %q, the pinned key is %q", top.KeyName, v.Name())
@@ -433,6 +513,14 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 	if b.Entries, err = decodeEntries(top.Entries); err != nil {
 		return Result{}, err
 	}
+	if top.Refusals != nil {
+		if b.Format != Format {
+			return Result{}, fmt.Errorf("evidence: a %s bundle carries no log.refused entries (%s does)", b.Format, Format)
+		}
+		if b.Refusals, err = decodeList("refusals", top.Refusals); err != nil {
+			return Result{}, err
+		}
+	}
 	canon, err := encode(b)
 	if err != nil {
 		return Result{}, err
@@ -447,6 +535,9 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 	if st.Text != want {
 		if b.Format == FormatV2 {
 			return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint and rows")
+		}
+		if b.Format == Format {
+			return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint, rows, entries and log.refused entries (an entry added, left out or changed?)")
 		}
 		return Result{}, errors.New("evidence: the signed statement is not this bundle's account, day, checkpoint, rows and entries (an entry added, left out or changed?)")
 	}
@@ -464,20 +555,9 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 			return Result{}, fmt.Errorf("evidence: entry index %d out of order or outside the checkpoint (size %d)", e.Index, size)
 		}
 		last = e.Index
-		data, err := b64.DecodeString(e.Data)
+		data, err := proven(e, "entry", size, root)
 		if err != nil {
-			return Result{}, fmt.Errorf("evidence: entry %d: data is not base64", e.Index)
-		}
-		p := make(tlog.RecordProof, len(e.Proof))
-		for i, s := range e.Proof {
-			h, err := b64.DecodeString(s)
-			if err != nil || len(h) != tlog.HashSize {
-				return Result{}, fmt.Errorf("evidence: entry %d: proof hash %d is not a base64 SHA-256", e.Index, i)
-			}
-			p[i] = tlog.Hash(h)
-		}
-		if err := tlog.CheckRecord(p, size, root, e.Index, tlog.RecordHash(data)); err != nil {
-			return Result{}, fmt.Errorf("evidence: entry %d is not in the signed log: %w", e.Index, err)
+			return Result{}, err
 		}
 		pe, err := review.Parse(data)
 		if err != nil {
@@ -488,17 +568,49 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 		}
 		grants[pe.Grant] = true
 	}
+	// The log.refused entries (v5): each in the signed log, a valid one
+	// (naming entries before itself), and naming an entry of the bundle.
+	// The entries they name are void: the rows leave them out.
+	void := &review.Void{}
+	last = -1
+	for _, e := range b.Refusals {
+		if e.Index <= last || e.Index >= size {
+			return Result{}, fmt.Errorf("evidence: log.refused entry index %d out of order or outside the checkpoint (size %d)", e.Index, size)
+		}
+		last = e.Index
+		data, err := proven(e, "log.refused entry", size, root)
+		if err != nil {
+			return Result{}, err
+		}
+		seq, rs, err := review.RefusedRanges(data)
+		if err != nil {
+			return Result{}, fmt.Errorf("evidence: log.refused entry %d: %w", e.Index, err)
+		}
+		if seq != e.Index {
+			return Result{}, fmt.Errorf("evidence: log.refused entry %d holds sequence number %d", e.Index, seq)
+		}
+		if !namesAny(b.Entries, rs) {
+			return Result{}, fmt.Errorf("evidence: log.refused entry %d names entries %v, none of them in the bundle: it voids nothing of this review and has no place in it", e.Index, rs)
+		}
+		void.Add(rs)
+	}
+	var voided []int64
+	for _, e := range b.Entries {
+		if void.Contains(e.Index) {
+			voided = append(voided, e.Index)
+		}
+	}
 	// Every format's rows are derived with the refused rule: a bundle
 	// without a refused result derives as before it, and one with them
 	// was exported by a release that applied it (see FormatV3).
-	rows, refusals, err := deriveRows(b.Entries)
+	rows, refusals, err := deriveRows(b.Entries, void)
 	if err != nil {
 		return Result{}, fmt.Errorf("evidence: %w", err)
 	}
 	wantRows, _ := json.Marshal(rows)
 	got, _ := json.Marshal(b.Rows)
 	if !bytes.Equal(wantRows, got) {
-		return Result{}, fmt.Errorf("evidence: the rows are not what the entries imply:\n bundle: %s\n   log: %s", got, wantRows)
+		return Result{}, rowsMismatch(b, voided, got, wantRows)
 	}
 	day, err := time.Parse("2006-01-02", b.Day)
 	if err != nil || day.Format("2006-01-02") != b.Day {
@@ -517,14 +629,58 @@ func Verify(file []byte, v note.Verifier, origin string) (Result, error) {
 		return Result{}, errors.New("evidence: entries of grants the rows do not show")
 	}
 	res := Result{Format: b.Format, Account: b.Account, Day: b.Day, Rows: b.Rows, Entries: len(b.Entries), TreeSize: size, Root: root.String(),
-		EntriesSigned: b.Format != FormatV2}
+		EntriesSigned: b.Format != FormatV2, Refusals: len(b.Refusals), Void: voided}
 	if !res.EntriesSigned {
 		res.Warnings = append(res.Warnings, V2Warning)
 	}
-	if b.Format != Format && refusals > 0 {
+	if (b.Format == FormatV3 || b.Format == FormatV2) && refusals > 0 {
 		res.Warnings = append(res.Warnings, RefusedWarning)
 	}
 	return res, nil
+}
+
+// proven decodes entry e (what names it in errors) and checks its
+// inclusion proof against the checkpoint of size and root.
+func proven(e Entry, what string, size int64, root tlog.Hash) ([]byte, error) {
+	data, err := b64.DecodeString(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %s %d: data is not base64", what, e.Index)
+	}
+	p := make(tlog.RecordProof, len(e.Proof))
+	for i, s := range e.Proof {
+		h, err := b64.DecodeString(s)
+		if err != nil || len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("evidence: %s %d: proof hash %d is not a base64 SHA-256", what, e.Index, i)
+		}
+		p[i] = tlog.Hash(h)
+	}
+	if err := tlog.CheckRecord(p, size, root, e.Index, tlog.RecordHash(data)); err != nil {
+		return nil, fmt.Errorf("evidence: %s %d is not in the signed log: %w", what, e.Index, err)
+	}
+	return data, nil
+}
+
+// rowsMismatch is the error of a bundle whose rows (got, encoded) are not
+// want, those its entries imply less the voided ones. Rows that count the
+// voided entries are said to: a summary that counts a call its callers
+// were told failed.
+func rowsMismatch(b Bundle, voided []int64, got, want []byte) error {
+	if len(voided) > 0 {
+		if rows, _, err := deriveRows(b.Entries, nil); err == nil {
+			if all, _ := json.Marshal(rows); bytes.Equal(all, got) {
+				return fmt.Errorf("evidence: the rows count the entries %v, which the bundle's log.refused entries void (their callers were told they failed):\n bundle: %s\n   log: %s", voided, got, want)
+			}
+		}
+	}
+	if b.Format == Format {
+		less := "none of which a log.refused entry the bundle carries voids"
+		if len(voided) > 0 {
+			less = fmt.Sprintf("less %v, which the log.refused entries the bundle carries void", voided)
+		}
+		return fmt.Errorf("evidence: the rows are not what the entries imply, %s "+
+			"(a row fails that leaves out an entry no carried log.refused entry names, or counts one that one names):\n bundle: %s\n   log: %s", less, got, want)
+	}
+	return fmt.Errorf("evidence: the rows are not what the entries imply:\n bundle: %s\n   log: %s", got, want)
 }
 
 // liveOn reports whether the grant of row r was live at some time on the

@@ -29,8 +29,9 @@ func fixture(t testing.TB, name string) ([]byte, note.Verifier) {
 }
 
 // FuzzVerify feeds verify-bundle's parser arbitrary files, seeded with a
-// v3 and a v2 bundle (and a v4 one) and variations of them: it must never panic, and
-// whatever verifies must be what the log's key signed. A v3 bundle
+// v3 and a v2 bundle (and a v4 one, and a v5 one carrying a log.refused
+// entry) and variations of them: it must never panic, and whatever
+// verifies must be what the log's key signed. A v3 or v5 bundle
 // verifies only as the exact file exported (the statement names every
 // entry, the proofs are determined by the checkpoint and the index, and
 // the encoding is canonical); a v2 bundle only with the rows exported.
@@ -43,6 +44,11 @@ func FuzzVerify(f *testing.F) {
 	f.Add(v2)
 	v4, _ := fixture(f, "bundle-v4")
 	f.Add(v4)
+	v5, k5 := fixture(f, "bundle-v5")
+	f.Add(v5)
+	f.Add(bytes.Replace(v5, []byte(`,"refusals":[`), []byte(`,"refusals":[{"index":0,"data":"","proof":[]},`), 1))
+	f.Add(bytes.Replace(v5, []byte(`,"refusals":[`), []byte(`,"refusals":[{},`), 1))
+	f.Add(bytes.Replace(v5, []byte(`"airlock-evidence-bundle/v5"`), []byte(`"airlock-evidence-bundle/v4"`), 1))
 	f.Add([]byte{})
 	f.Add([]byte("{}\n"))
 	f.Add([]byte("null\n"))
@@ -62,6 +68,9 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, file []byte) {
 		if res, err := Verify(file, k3, testOrigin); err == nil && !bytes.Equal(file, v3) {
 			t.Fatalf("a file other than the exported one verifies: %+v", res)
+		}
+		if res, err := Verify(file, k5, testOrigin); err == nil && !bytes.Equal(file, v5) {
+			t.Fatalf("a file other than the exported v5 one verifies: %+v", res)
 		}
 		if res, err := Verify(file, k2, testOrigin); err == nil {
 			if res.EntriesSigned || !bytes.Equal(rowsOf(t, file), want2) {
@@ -87,20 +96,29 @@ func rowsOf(t testing.TB, file []byte) []byte {
 func TestKeptBundles(t *testing.T) {
 	// bundle-v4 and bundle-v3-refused hold gD's refused INSERT besides
 	// gA; bundle-v3-refused was exported by the release that added the
-	// refused rule, before v4 named it (RefusedWarning).
+	// refused rule, before v4 named it (RefusedWarning). bundle-v5 holds
+	// gE too, whose second call a log.refused entry it carries names
+	// (appendVoided): its row counts two calls.
 	for _, c := range []struct {
 		name          string
 		signed        bool
 		rows, entries int
 		warnings      int
-	}{{"bundle-v4", true, 2, 21, 0}, {"bundle-v3-refused", true, 2, 21, 1}, {"bundle-v3", true, 1, 12, 0}, {"bundle-v2", false, 1, 12, 1}} {
+		refusals      int
+	}{{"bundle-v5", true, 3, 29, 0, 1}, {"bundle-v4", true, 2, 21, 0, 0}, {"bundle-v3-refused", true, 2, 21, 1, 0}, {"bundle-v3", true, 1, 12, 0, 0}, {"bundle-v2", false, 1, 12, 1, 0}} {
 		file, v := fixture(t, c.name)
 		res, err := Verify(file, v, testOrigin)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if res.EntriesSigned != c.signed || len(res.Rows) != c.rows || res.Rows[0].Grant != gA || res.Entries != c.entries || len(res.Warnings) != c.warnings {
+		if res.EntriesSigned != c.signed || len(res.Rows) != c.rows || res.Rows[0].Grant != gA || res.Entries != c.entries || len(res.Warnings) != c.warnings ||
+			res.Refusals != c.refusals || len(res.Void) != c.refusals {
 			t.Fatalf("%s: %+v", c.name, res)
+		}
+		if c.refusals > 0 {
+			if r := rowOf(t, res.Rows, gE); r.Calls != 2 || r.BytesOut != 20 {
+				t.Fatalf("%s: %s counts %d calls, %d bytes out; want 2, 20", c.name, gE, r.Calls, r.BytesOut)
+			}
 		}
 	}
 }

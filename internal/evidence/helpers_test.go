@@ -147,10 +147,14 @@ func (tl *testLog) tryExport(t testing.TB, acct, day string) ([]byte, error) {
 	ctx := context.Background()
 	d := review.NewDeriver()
 	entries := map[string][]store.LogEntry{}
+	var refused []store.LogEntry
 	tree, err := auditlog.BuildProofTreeEach(ctx, tl.st, tl.v, func(e store.LogEntry) error {
 		p, err := review.Parse(bytes.Clone(e.Data))
 		if err != nil {
 			return nil
+		}
+		if p.Type == review.RefusedType {
+			refused = append(refused, store.LogEntry{Seq: e.Seq, Data: bytes.Clone(e.Data)})
 		}
 		_ = d.Apply(p)
 		if p.Grant != "" {
@@ -170,7 +174,7 @@ func (tl *testLog) tryExport(t testing.TB, acct, day string) ([]byte, error) {
 		}
 		ids = append(ids, id)
 	}
-	return Build(acct, day, tree, tl.signer, ids, entries)
+	return Build(acct, day, tree, tl.signer, ids, entries, refused)
 }
 
 // decode decodes a bundle for a test to change it.

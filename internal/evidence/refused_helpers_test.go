@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -19,32 +20,8 @@ const (
 // appendRefused appends gD's entries to tl's log.
 func appendRefused(t testing.TB, tl *testLog) {
 	t.Helper()
-	at := func(s string) time.Time {
-		tm, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tm
-	}
-	dec := model.PolicyDecision{Outcome: "auto", PolicySetHash: "ph", PolicyIDs: []string{"reads"}, Explanation: "reads", At: at("2026-03-03T16:00:00Z")}
-	ev := func(typ, when string, data any) auditlog.Event {
-		e := auditlog.Event{Type: typ, Time: at(when), GrantID: gD, Actor: "log-triage-bot", Data: data}
-		if typ == "session.started" || typ == "session.call" || typ == "session.results" || typ == "session.ended" {
-			e.SessionID = sD
-		}
-		return e
-	}
-	tl.append(t,
-		ev("grant.requested", "2026-03-03T16:00:00Z", map[string]any{
-			"identity": "log-triage-bot", "identity_kind": "agent", "owner": "sre-team", "target": "orders-db",
-			"target_kind": "postgres", "account": account, "scope": []string{"pg:select orders"},
-			"duration": "1h0m0s", "reason": "count orders", "auth": "key",
-		}),
-		auditlog.Event{Type: "grant.decided", Time: at("2026-03-03T16:00:00Z"), GrantID: gD, Actor: "policy", Data: dec},
-		auditlog.Event{Type: "grant.activated", Time: at("2026-03-03T16:00:00Z"), GrantID: gD, Actor: "policy", Data: map[string]any{
-			"granted_scope": []string{"pg:select orders"}, "started_at": at("2026-03-03T16:00:00Z"),
-			"expires_at": at("2026-03-03T17:00:00Z"), "credential_id": "airlock_x", "credential_fingerprint": "fp",
-		}},
+	grant, ev := autoGrant(t, gD, sD, "orders-db", "postgres", "pg:select orders", "count orders", "airlock_x", "2026-03-03T16:00:00Z")
+	tl.append(t, append(grant,
 		ev("session.started", "2026-03-03T16:01:00Z", map[string]any{"client": "psql", "target": "orders-db"}),
 		ev("session.call", "2026-03-03T16:01:01Z", map[string]any{"kind": "request", "action": "pg:insert", "resource": "orders", "allowed": true,
 			"params": map[string]string{"n": "1", "statement": "insert into orders values (1)"}}),
@@ -55,5 +32,42 @@ func appendRefused(t testing.TB, tl *testLog) {
 		ev("session.results", "2026-03-03T16:01:04Z", map[string]any{"results": []map[string]any{{"kind": "result", "action": "pg:select", "resource": "orders",
 			"allowed": true, "params": map[string]string{"n": "2"}, "status": "SELECT 1", "rows": 1, "bytes_out": 12}}}),
 		ev("session.ended", "2026-03-03T16:02:00Z", map[string]any{"calls": 1, "denied": 1, "bytes_out": 12, "used": []string{"pg:select orders"}}),
-	)
+	)...)
+}
+
+// autoGrant returns the entries that request grant id, of the test log's
+// account and the identity log-triage-bot, on target (of kind) for scope,
+// at start (RFC 3339) for an hour, and activate it by the policy "reads"
+// with credential cred; and ev, which makes an entry of the grant, of its
+// session session when typ is a session's.
+func autoGrant(t testing.TB, id, session, target, kind, scope, reason, cred, start string) ([]auditlog.Event, func(typ, when string, data any) auditlog.Event) {
+	t.Helper()
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	ev := func(typ, when string, data any) auditlog.Event {
+		e := auditlog.Event{Type: typ, Time: at(when), GrantID: id, Actor: "log-triage-bot", Data: data}
+		if strings.HasPrefix(typ, "session.") {
+			e.SessionID = session
+		}
+		return e
+	}
+	from := at(start)
+	dec := model.PolicyDecision{Outcome: "auto", PolicySetHash: "ph", PolicyIDs: []string{"reads"}, Explanation: "reads", At: from}
+	return []auditlog.Event{
+		ev("grant.requested", start, map[string]any{
+			"identity": "log-triage-bot", "identity_kind": "agent", "owner": "sre-team", "target": target,
+			"target_kind": kind, "account": account, "scope": []string{scope},
+			"duration": "1h0m0s", "reason": reason, "auth": "key",
+		}),
+		{Type: "grant.decided", Time: from, GrantID: id, Actor: "policy", Data: dec},
+		{Type: "grant.activated", Time: from, GrantID: id, Actor: "policy", Data: map[string]any{
+			"granted_scope": []string{scope}, "started_at": from,
+			"expires_at": from.Add(time.Hour), "credential_id": cred, "credential_fingerprint": "fp",
+		}},
+	}, ev
 }

@@ -46,10 +46,10 @@ func withEntry(t *testing.T, b Bundle, from, to string) Bundle {
 	return c
 }
 
-// TestBundleV4Refused: a bundle exported now says v4, the format whose
-// documented derivation has the refused rule (a verifier written against
-// v3's text derives other rows from a refused result), and verifies with
-// no warning; the refused mark cannot be taken off, moved or added, nor
+// TestBundleV4Refused: a bundle exported now says v5, whose documented
+// derivation has the refused rule as v4's does (a verifier written
+// against v3's text derives other rows from a refused result), and
+// verifies with no warning; the refused mark cannot be taken off, moved or added, nor
 // the rows changed to what the entries would say without it, nor the
 // bundle relabelled v3 (whose verifier would then report a mismatch
 // instead of a forgery).
@@ -57,14 +57,14 @@ func TestBundleV4Refused(t *testing.T) {
 	tl := newTestLog(t)
 	appendRefused(t, tl)
 	file := tl.export(t, account, tuesday)
-	if !bytes.HasPrefix(file, []byte(`{"format":"airlock-evidence-bundle/v4",`)) {
-		t.Fatalf("the export is not v4: %.60s", file)
+	if !bytes.HasPrefix(file, []byte(`{"format":"airlock-evidence-bundle/v5",`)) {
+		t.Fatalf("the export is not v5: %.60s", file)
 	}
 	res, err := Verify(file, tl.v, testOrigin)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if res.Format != "airlock-evidence-bundle/v4" || !res.EntriesSigned || len(res.Warnings) != 0 || len(res.Rows) != 2 {
+	if res.Format != "airlock-evidence-bundle/v5" || !res.EntriesSigned || len(res.Warnings) != 0 || len(res.Rows) != 2 {
 		t.Fatalf("result: %+v", res)
 	}
 	checkRefusedRow(t, res)
@@ -104,7 +104,7 @@ func TestBundleV4Refused(t *testing.T) {
 // exported (testdata/bundle-v3-refused.json, written by 0c2218d) were
 // derived with it: they verify, derived with it, and the result warns
 // that a verifier written against the v3 text reports their rows as a
-// mismatch. Neither can be relabelled v4.
+// mismatch. Neither can be relabelled v4 or v5.
 func TestBundleV3Refused(t *testing.T) {
 	old, v := fixture(t, "bundle-v3")
 	res, err := Verify(old, v, testOrigin)
@@ -123,9 +123,11 @@ func TestBundleV3Refused(t *testing.T) {
 		t.Fatalf("the warning does not name the format to export: %s", RefusedWarning)
 	}
 	checkRefusedRow(t, res)
-	b := decode(t, file)
-	b.Format = Format
-	if _, err := Verify(reencode(t, b), v, testOrigin); err == nil {
-		t.Fatal("a v3 bundle relabelled v4 verifies")
+	for _, f := range []string{FormatV4, Format} {
+		b := decode(t, file)
+		b.Format = f
+		if _, err := Verify(reencode(t, b), v, testOrigin); err == nil {
+			t.Fatalf("a v3 bundle relabelled %s verifies", f)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func (c *Checker) Prepare(ctx context.Context, journal []store.LogEntry) error {
 		}
 		if seq, rs, err := RefusedRanges(e.Data); err == nil && seq == e.Seq {
 			by[seq] = rs
-			v.add(rs)
+			v.Add(rs)
 		}
 	}
 	c.d.SetVoid(v, by)

@@ -43,7 +43,10 @@ func (v *Void) Len() int {
 	return len(v.r)
 }
 
-func (v *Void) add(rs [][2]int64) {
+// Add adds the ranges rs ([from, to) each) to v. A reader that is given
+// the log.refused entries themselves (an evidence bundle carries those
+// naming its entries) builds its Void with it from their RefusedRanges.
+func (v *Void) Add(rs [][2]int64) {
 	v.r = append(v.r, rs...)
 	slices.SortFunc(v.r, func(a, b [2]int64) int {
 		switch {
@@ -112,7 +115,7 @@ func LoadVoid(ctx context.Context, l LogLister, after int64) (*Void, map[int64][
 	by := map[int64][][2]int64{}
 	_, err := readRefused(ctx, l, after, func(_ store.LogEntry, seq int64, rs [][2]int64) {
 		by[seq] = rs
-		v.add(rs)
+		v.Add(rs)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -176,7 +179,7 @@ func (r *VoidReader) More(ctx context.Context, l LogLister) ([][2]int64, error) 
 	}
 	r.after = after
 	if len(added) > 0 {
-		r.v.add(added)
+		r.v.Add(added)
 	}
 	return added, nil
 }

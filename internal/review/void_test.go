@@ -154,7 +154,7 @@ func TestRefusedEntryChecked(t *testing.T) {
 
 func TestVoidContains(t *testing.T) {
 	var v Void
-	v.add([][2]int64{{10, 12}, {3, 5}, {4, 7}, {12, 13}})
+	v.Add([][2]int64{{10, 12}, {3, 5}, {4, 7}, {12, 13}})
 	want := map[int64]bool{2: false, 3: true, 6: true, 7: false, 9: false, 10: true, 12: true, 13: false}
 	for seq, in := range want {
 		if v.Contains(seq) != in {

@@ -41,13 +41,28 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 		return nil, nil, err
 	}
 	// The log is walked in full to build the tree; the grants and their
-	// entries are taken from it (dayEntries).
+	// entries are taken from it (dayEntries). The entries log.refused
+	// entries name are left out of the grants the walk derives, as the
+	// grant's pages leave them out: the log.refused entries come after
+	// them, so they are read first, by type (review.LoadVoid). The
+	// bundle's rows rest only on the log.refused entries the walk meets
+	// (Build), which the bundle carries.
+	void, by, err := review.LoadVoid(ctx, s.store, 0)
+	if err != nil {
+		return nil, nil, err
+	}
 	w := newDayEntries(account, d0)
+	w.d.SetVoid(void, by)
 	tree, err := auditlog.BuildProofTreeEach(ctx, s.store, s.verifier, w.add)
 	if err != nil {
 		return nil, nil, damagedLog(err)
 	}
 	d, mine, entries := w.d, w.mine, w.entries
+	for _, seq := range d.UnconfirmedVoid() {
+		if seq < tree.Size() {
+			warnings = append(warnings, fmt.Sprintf("entry %d: its row's type says %s, but the walked log holds no such entry there (run airlock audit verify)", seq, review.RefusedType))
+		}
+	}
 	until := d0.Add(24 * time.Hour)
 	var gs []model.Grant
 	for _, id := range d.GrantIDs() {
@@ -73,7 +88,7 @@ func (s *Server) Export(ctx context.Context, account, day string) (bundle []byte
 		}
 		warnings = append(warnings, review.GrantDiffs(d, row)...)
 	}
-	bundle, err = evidence.Build(account, day, tree, s.signer, ids, entries)
+	bundle, err = evidence.Build(account, day, tree, s.signer, ids, entries, w.refused)
 	return bundle, warnings, err
 }
 
@@ -96,6 +111,10 @@ type dayEntries struct {
 	d           *review.Deriver
 	mine        map[string]bool // grants seen so far: kept or not
 	entries     map[string][]store.LogEntry
+	// refused are the log's log.refused entries (few: one per batch
+	// whose commit's outcome was unknown and which did commit), of which
+	// the bundle carries those naming its entries.
+	refused []store.LogEntry
 }
 
 func newDayEntries(account string, day time.Time) *dayEntries {
@@ -110,6 +129,9 @@ func (w *dayEntries) add(e store.LogEntry) error {
 		return nil // not a review entry; the bundle's check refuses what it cannot read
 	}
 	_ = w.d.Apply(p) // an entry that does not fit marks its grant, which Build then refuses
+	if p.Type == review.RefusedType {
+		w.refused = append(w.refused, store.LogEntry{Seq: e.Seq, Data: bytes.Clone(e.Data)})
+	}
 	if p.Grant == "" {
 		return nil
 	}
