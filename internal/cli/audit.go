@@ -451,6 +451,13 @@ func (a *app) verifyBundleCmd() *cobra.Command {
 			}
 			linef(a.out, "OK: %d grant(s) of account %s on %s, %d log entries proven against the checkpoint of size %d, root %s, signed by %s; %s",
 				len(res.Rows), res.Account, res.Day, res.Entries, res.TreeSize, res.Root, v.Name(), list)
+			// Entries a log.refused entry names are in the bundle but not
+			// in its rows: say which, or the auditor counting the calls
+			// in the entries finds more than the rows show.
+			if res.Refusals > 0 {
+				linef(a.out, "  void: entries %v, named by the %d log.refused entries proven with them (their callers were told the calls failed); the rows leave them out",
+					res.Void, res.Refusals)
+			}
 			// Each proven row with who approved it and its findings (a
 			// shared identity, moved credentials): without them the
 			// auditor reading "OK" saw no sign of either.

@@ -152,3 +152,39 @@ func TestVerifyBundleRefused(t *testing.T) {
 		t.Errorf("verify-bundle of the bundle without its refused mark: exit %d:\n%s%s", code, out, errOut)
 	}
 }
+
+// TestVerifyBundleVoid: verify-bundle on a v5 bundle carrying a
+// log.refused entry (../evidence/testdata/bundle-v5.json: it names the
+// second of g_eeeeeeeeeeee's three calls) exits 0, names the void entry
+// and prints the row with two calls; -o json has the refusals and void
+// entries. The bundle with its log.refused entries taken out exits 1.
+func TestVerifyBundleVoid(t *testing.T) {
+	dir := filepath.Join("..", "evidence", "testdata")
+	file, pub := filepath.Join(dir, "bundle-v5.json"), filepath.Join(dir, "bundle-v5.pub")
+	gE := "g_eeeeeeeeeeee log-triage-bot active - reason \"read logs\", approved by policy reads, 1 sessions, 2 calls, 0 denied, findings -"
+	code, out, errOut := run(t, nil, "audit", "verify-bundle", file, "--key", pub, "--origin", "airlock/0123abcd")
+	if code != 0 || !strings.Contains(out, "OK: 3 grant(s)") || !strings.Contains(out, "void: entries [") ||
+		!strings.Contains(out, "named by the 1 log.refused entries proven with them") || !strings.Contains(out, gE) || errOut != "" {
+		t.Errorf("verify-bundle: exit %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "-o", "json", "audit", "verify-bundle", file, "--key", pub, "--origin", "airlock/0123abcd")
+	if code != 0 || !strings.Contains(out, `"format": "airlock-evidence-bundle/v5"`) || !strings.Contains(out, `"refusals": 1`) || !strings.Contains(out, `"void": [`) || errOut != "" {
+		t.Errorf("verify-bundle -o json: exit %d:\n%s%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`,"refusals":[`))
+	if i < 0 {
+		t.Fatal("the v5 fixture carries no refusals")
+	}
+	forged := filepath.Join(t.TempDir(), "forged.json")
+	if err := os.WriteFile(forged, append(b[:i:i], "}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, nil, "audit", "verify-bundle", forged, "--key", pub, "--origin", "airlock/0123abcd")
+	if code != 1 || !strings.Contains(errOut, "bundle verification FAILED") {
+		t.Errorf("verify-bundle of the bundle without its log.refused entry: exit %d:\n%s%s", code, out, errOut)
+	}
+}
