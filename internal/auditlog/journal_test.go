@@ -519,16 +519,16 @@ func TestJournalSmallFramesShareBlocks(t *testing.T) {
 }
 
 // TestFrameMACReused: the writer seals every frame with one HMAC, reset
-// for each (appendFrameMAC); each frame is sealed as with a fresh HMAC under
+// for each (sealer); each frame is sealed as with a fresh HMAC under
 // the key, whatever frames came before it, and replay takes it.
 func TestFrameMACReused(t *testing.T) {
-	m := hmac.New(sha256.New, testJournalKey)
+	s := newSealer(testJournalKey)
 	for i, es := range [][]store.LogEntry{
 		{{Seq: 3, Data: []byte(`{"seq":3,"type":"a"}`)}},
 		{{Seq: 4, Data: []byte(`{"seq":4,"type":"b"}`)}, {Seq: 5, Data: []byte(`{"seq":5,"type":"c"}`)}},
 		{{Seq: 6, Data: []byte(`{"seq":6,"type":"d"}`)}},
 	} {
-		got := appendFrameMAC(nil, es, m)
+		got := s.appendFrame(nil, es)
 		if want := appendFrame(nil, es, testJournalKey); !bytes.Equal(got, want) {
 			t.Fatalf("frame %d sealed with the reused HMAC:\n%x\nwith a fresh one:\n%x", i, got, want)
 		}
@@ -619,4 +619,24 @@ func TestJournalReplaysSecondFormat(t *testing.T) {
 		}
 	}
 	replayThenAppend(t, f, f.opts(), 5)
+}
+
+// TestFrameSealAllocs: the writer's frames are sealed without an
+// allocation once its buffers have grown (the seal's input was an array
+// moved to the heap for every frame, and a string converted for the
+// HMAC's Write another).
+func TestFrameSealAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts hold only without the race detector")
+	}
+	es := []store.LogEntry{{Seq: 4, Data: []byte(`{"seq":4,"type":"b"}`)}, {Seq: 5, Data: []byte(`{"seq":5,"type":"c"}`)}}
+	for i := range es {
+		h := tlog.RecordHash(es[i].Data)
+		es[i].LeafHash = h[:]
+	}
+	s := newSealer(testJournalKey)
+	buf := s.appendFrame(nil, es)
+	if n := testing.AllocsPerRun(100, func() { buf = s.appendFrame(buf[:0], es) }); n != 0 {
+		t.Errorf("sealing a frame allocates %v times, want 0", n)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -216,11 +215,11 @@ type Log struct {
 
 	// With Options.JournalDir: the journal (owned by the writer), the
 	// indexer copying journaled batches into the store, a buffer for
-	// encoding frames and the HMAC that seals them (appendFrameMAC).
+	// encoding frames and what seals them.
 	jr       *journal
 	idx      *indexer
 	frameBuf []byte
-	frameMAC hash.Hash
+	sealer   *sealer
 	waits    []time.Duration // BatchStats.Waits, reused
 
 	// The group commit delay: the writer's state, and (under mu) when the

@@ -2,8 +2,6 @@ package auditlog
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,10 +34,10 @@ func (l *Log) commitJournal(claimed []result) {
 		err = l.idx.waitPending(maxPending)
 	}
 	if err == nil {
-		if l.frameMAC == nil {
-			l.frameMAC = hmac.New(sha256.New, l.opts.JournalKey)
+		if l.sealer == nil {
+			l.sealer = newSealer(l.opts.JournalKey)
 		}
-		l.frameBuf = appendFrameMAC(l.frameBuf[:0], entries, l.frameMAC)
+		l.frameBuf = l.sealer.appendFrame(l.frameBuf[:0], entries)
 		err = l.jr.write(l.frameBuf, tree.n)
 		if cap(l.frameBuf) > 1<<20 {
 			l.frameBuf = nil // do not keep a huge batch's buffer
