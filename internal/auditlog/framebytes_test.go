@@ -12,7 +12,7 @@ import (
 // pinnedData encodes itself (an Appender, as a gateway's call does).
 type pinnedData struct{ n int }
 
-func (d pinnedData) AppendJSON(b []byte) ([]byte, error) {
+func (d *pinnedData) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"n":`...)
 	b = append(b, byte('0'+d.n))
 	return append(b, '}'), nil
@@ -43,15 +43,15 @@ func TestJournalFrameBytesPinned(t *testing.T) {
 	ctx := context.Background()
 	for _, batch := range [][]Event{
 		{ev(0, map[string]any{"a": 1, "b": "x"})},
-		{ev(1, pinnedData{1}), ev(2, map[string]any{"q": "SELECT 1"}), ev(3, nil)},
-		{ev(4, pinnedData{4})},
-		{ev(5, pinnedData{5}), ev(6, pinnedData{6})},
+		{ev(1, &pinnedData{1}), ev(2, map[string]any{"q": "SELECT 1"}), ev(3, nil)},
+		{ev(4, &pinnedData{4})},
+		{ev(5, &pinnedData{5}), ev(6, &pinnedData{6})},
 	} {
 		if err := l.Append(ctx, batch...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.AppendAsync(ctx, ev(7, pinnedData{7})).Wait(ctx); err != nil {
+	if err := l.AppendAsync(ctx, ev(7, &pinnedData{7})).Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	root, err := l.tree.root()
@@ -77,5 +77,35 @@ func TestJournalFrameBytesPinned(t *testing.T) {
 	if hex.EncodeToString(sum[:]) != wantFrames || len(frames) != wantLen || hex.EncodeToString(root[:]) != wantRoot {
 		t.Errorf("the journal's frames: %d bytes, SHA-256 %x, tree root %x; want %d bytes, %s, root %s\nframes: %x",
 			len(frames), sum, root[:], wantLen, wantFrames, wantRoot, frames)
+	}
+}
+
+// TestJournalBatchAllocs bounds a journal batch's allocations, the
+// caller's and the writer's: an Append of eight events whose data encode
+// themselves (an Appender, as a gateway's call) is the operation, its
+// done channel, its events' slice and their eight buffers (each becomes
+// its entry's bytes, kept until the store holds it), the batch's entries
+// (kept by the indexer) and the tree's frontier for its checkpoint: 13.
+// The writer's slice of claimed operations, new for every batch, and its
+// entries grown one append at a time (4 slices for 8) were 4 more.
+func TestJournalBatchAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts hold only without the race detector")
+	}
+	f := newJournalFixture(t)
+	o := f.opts()
+	o.holdIndex = true
+	l := f.mustOpen(t, o)
+	ctx := context.Background()
+	evs := make([]Event, 8)
+	for i := range evs {
+		evs[i] = Event{Type: "session.call", GrantID: "g_1", SessionID: "s_1", Actor: "bot", Data: &pinnedData{i}}
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		if err := l.Append(ctx, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 13 {
+		t.Errorf("an Append of 8 events allocates %v times, want at most 13", n)
 	}
 }

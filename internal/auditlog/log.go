@@ -221,6 +221,9 @@ type Log struct {
 	frameBuf []byte
 	sealer   *sealer
 	waits    []time.Duration // BatchStats.Waits, reused
+	// claimed is a journal batch's operations, the slice reused from one
+	// batch to the next (at most MaxBatch).
+	claimed []result
 
 	// The group commit delay: the writer's state, and (under mu) when the
 	// newest append arrived and the average gap between appends.
@@ -813,8 +816,10 @@ func (l *Log) commitBatch() {
 		return
 	}
 	if l.jr != nil {
-		if claimed := l.takeAppends(nil, l.opts.MaxBatch); len(claimed) > 0 {
-			l.commitJournal(claimed)
+		if claimed := l.takeAppends(l.claimed[:0], l.opts.MaxBatch); len(claimed) > 0 {
+			claimed = l.commitJournal(claimed)
+			clear(claimed) // the finished operations are not kept
+			l.claimed = claimed[:0]
 			return
 		}
 		if err := l.idx.wait(context.Background(), l.size.Load()); err != nil {
