@@ -109,3 +109,36 @@ func TestJournalBatchAllocs(t *testing.T) {
 		t.Errorf("an Append of 8 events allocates %v times, want at most 13", n)
 	}
 }
+
+// TestAppendAsyncInAllocs: an asynchronous append whose Pending is in the
+// caller's memory (AppendAsyncLiveIn) allocates one object fewer than
+// AppendAsyncLive, which allocates its Pending with the operation in it:
+// a one-entry batch is then the event's buffer, the operation's done
+// channel, the batch's entries and the tree's frontier (4).
+func TestAppendAsyncInAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts hold only without the race detector")
+	}
+	f := newJournalFixture(t)
+	o := f.opts()
+	o.holdIndex = true
+	l := f.mustOpen(t, o)
+	ctx := context.Background()
+	ev := Event{Type: "session.call", GrantID: "g_1", SessionID: "s_1", Actor: "bot", Data: &pinnedData{1}}
+	ps := make([]Pending, 200)
+	i := 0
+	in := testing.AllocsPerRun(len(ps)-1, func() {
+		if err := l.AppendAsyncLiveIn(ctx, "g_1", &ps[i], ev).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	own := testing.AllocsPerRun(100, func() {
+		if err := l.AppendAsyncLive(ctx, "g_1", ev).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if in > 4 || own != in+1 {
+		t.Errorf("an asynchronous append allocates %v times with its Pending given, %v without; want at most 4, and one more", in, own)
+	}
+}

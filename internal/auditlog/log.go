@@ -259,10 +259,9 @@ type op struct {
 	// internal marks an append of the log's own, which nobody waits for
 	// (see unsureBatch).
 	internal bool
-	// one is evs's room for the usual single event, and pending what
-	// AppendAsync returns: both in the op rather than allocated apart.
-	one     [1]encoded
-	pending Pending
+	// one is evs's room for the usual single event, in the op rather
+	// than allocated apart.
+	one [1]encoded
 }
 
 // newOp is an operation appending events, encoded; nil if there are none.
@@ -270,22 +269,31 @@ func newOp(ctx context.Context, events []Event) (*op, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	o := &op{ctx: ctx}
+	o := new(op)
+	if err := o.init(ctx, events); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// init makes o, a zero op, one appending events (at least one), encoded.
+func (o *op) init(ctx context.Context, events []Event) error {
+	o.ctx = ctx
 	if len(events) == 1 {
 		e, err := encodeEvent(events[0], time.Now())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		o.one[0] = e
 		o.evs = o.one[:]
-		return o, nil
+		return nil
 	}
 	evs, err := encodeEvents(events)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	o.evs = evs
-	return o, nil
+	return nil
 }
 
 const (
@@ -587,8 +595,11 @@ func (l *Log) Do(ctx context.Context, fn func(ctx context.Context, tx store.Tx) 
 // durable yet.
 type Pending struct {
 	l   *Log
-	o   *op
+	o   *op   // nil if nothing was queued
 	err error // set when the append could not even be queued
+	// op is the queued operation, in the Pending rather than allocated
+	// apart (and so in the caller's memory with AppendAsyncLiveIn).
+	op op
 }
 
 // AppendAsync queues events like [Log.Append] but returns at once, so that
@@ -603,20 +614,33 @@ func (l *Log) AppendAsync(ctx context.Context, events ...Event) *Pending {
 // AppendAsyncLive is AppendAsync with AppendLive's condition on grantID
 // (none if it is empty).
 func (l *Log) AppendAsyncLive(ctx context.Context, grantID string, events ...Event) *Pending {
-	o, err := newOp(ctx, events)
-	if err != nil {
-		return &Pending{err: err}
+	return l.AppendAsyncLiveIn(ctx, grantID, new(Pending), events...)
+}
+
+// AppendAsyncLiveIn is AppendAsyncLive with the Pending in the caller's
+// memory: p, a zero Pending in something the caller allocates anyway (a
+// gateway's record of its call), which it returns, so that the append
+// allocates only its encoding and the channel that wakes its caller. p
+// must not be used for another append, even after Wait: an append
+// withdrawn while queued stays on the writer's queue until the writer
+// passes it.
+func (l *Log) AppendAsyncLiveIn(ctx context.Context, grantID string, p *Pending, events ...Event) *Pending {
+	if len(events) == 0 {
+		return p
 	}
-	if o == nil {
-		return &Pending{o: nil}
+	o := &p.op
+	if err := o.init(ctx, events); err != nil {
+		p.err = err
+		return p
 	}
 	o.liveGrant = grantID
 	o.async = true
 	if err := l.enqueue(ctx, o); err != nil {
-		return &Pending{err: err}
+		p.err = err
+		return p
 	}
-	o.pending = Pending{l: l, o: o}
-	return &o.pending
+	p.l, p.o = l, o
+	return p
 }
 
 // Wait returns once the events are durably committed (nil), or with the

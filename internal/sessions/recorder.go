@@ -305,19 +305,20 @@ func (st *state) Request(ctx context.Context, c gateway.Call) error {
 
 func (st *state) RequestAsync(ctx context.Context, c gateway.Call) gateway.Waiter {
 	w := &callWait{st: st, c: c}
-	w.p = st.r.o.Log.AppendAsyncLive(ctx, st.sess.Grant.ID, st.callEvent(&w.c))
+	st.r.o.Log.AppendAsyncLiveIn(ctx, st.sess.Grant.ID, &w.p, st.callEvent(&w.c))
 	return w
 }
 
 // callWait is a request's record being written (RequestAsync): the call,
 // counted once durable, in one object with its session and the log's
-// pending append. A closure over them was two allocations per request (a
-// Call is too large to be captured by value, so it was moved to the heap
-// apart).
+// pending append, the log's queued operation in it (AppendAsyncLiveIn). A
+// closure over them was two allocations per request (a Call is too large
+// to be captured by value, so it was moved to the heap apart), and the
+// log's operation a third.
 type callWait struct {
 	st *state
 	c  gateway.Call
-	p  *auditlog.Pending
+	p  auditlog.Pending
 }
 
 func (w *callWait) Wait(ctx context.Context) error {
