@@ -1,12 +1,15 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // pinnedData encodes itself (an Appender, as a gateway's call does).
@@ -140,5 +143,38 @@ func TestAppendAsyncInAllocs(t *testing.T) {
 	})
 	if in > 4 || own != in+1 {
 		t.Errorf("an asynchronous append allocates %v times with its Pending given, %v without; want at most 4, and one more", in, own)
+	}
+}
+
+// TestFrontierCopyFrom: a frontier copied over another (holding other
+// hashes, as the writer's batch tree does from the batch before) is the
+// same tree: the same root and encoding, and the same after more leaves.
+func TestFrontierCopyFrom(t *testing.T) {
+	leaf := func(i int) tlog.Hash { return tlog.RecordHash([]byte{byte(i), byte(i >> 8)}) }
+	var src, dst frontier
+	for i := range 300 {
+		if err := dst.add(leaf(1000 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		if i%37 == 0 || i == 199 {
+			dst.copyFrom(&src)
+			for k := range 5 {
+				a, b := src, dst
+				for j := range k {
+					a.add(leaf(5000 + j))
+					b.add(leaf(5000 + j))
+				}
+				ra, _ := a.root()
+				rb, _ := b.root()
+				if a.n != b.n || ra != rb || !bytes.Equal(a.marshal(), b.marshal()) {
+					t.Fatalf("size %d, %d more leaves: copy's root %x, want %x", src.n, k, rb[:], ra[:])
+				}
+			}
+		}
+		if err := src.add(leaf(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

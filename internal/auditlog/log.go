@@ -195,6 +195,11 @@ type Log struct {
 	latest atomic.Pointer[store.Checkpoint]
 
 	tree frontier // owned by the writer goroutine
+	// next is the tree a journal batch is built in (buildJournal), the
+	// writer's too: a frontier is 2 KiB, and copying it whole into the
+	// batch's, returning it and copying it back cost a one-entry batch
+	// about 2,000 instructions (copyFrom copies the hashes it holds).
+	next frontier
 	// live is the writer's knowledge of grants whose calls it recorded
 	// on a shared log (AppendLive): grant id → the log's size at the
 	// batch start when its record was read under the writers' lock and

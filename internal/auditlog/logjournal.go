@@ -30,7 +30,8 @@ func (l *Log) takeAppends(claimed []result, max int) []result { return l.claim(c
 // claimed with the operations that joined the batch.
 func (l *Log) commitJournal(claimed []result) []result {
 	start := l.gc.clk.Now()
-	entries, tree, err := l.buildJournal(&claimed)
+	tree := &l.next
+	entries, err := l.buildJournal(&claimed, tree)
 	if err == nil {
 		err = l.idx.waitPending(maxPending)
 	}
@@ -45,9 +46,9 @@ func (l *Log) commitJournal(claimed []result) []result {
 		}
 	}
 	if err == nil {
-		l.tree = tree
+		l.tree.copyFrom(tree)
 		l.size.Store(tree.n)
-		l.idx.push(entries, &tree)
+		l.idx.push(entries, tree)
 		if l.opts.OnCommit != nil {
 			l.opts.OnCommit(tree.n)
 		}
@@ -61,10 +62,11 @@ func (l *Log) commitJournal(claimed []result) []result {
 	return claimed
 }
 
-// buildJournal numbers and hashes the claimed operations' events, letting
-// Append calls queued meanwhile join (as build does).
-func (l *Log) buildJournal(claimed *[]result) ([]store.LogEntry, frontier, error) {
-	tree := l.tree
+// buildJournal numbers and hashes the claimed operations' events into
+// tree, a copy of the log's, letting Append calls queued meanwhile join (as
+// build does).
+func (l *Log) buildJournal(claimed *[]result, tree *frontier) ([]store.LogEntry, error) {
+	tree.copyFrom(&l.tree)
 	// Room for the claimed operations' entries: grown one append at a
 	// time, a batch of 8 was 4 slices and its entries copied 3 times.
 	// (The slice goes to the indexer, which keeps it until the store
@@ -79,7 +81,7 @@ func (l *Log) buildJournal(claimed *[]result) ([]store.LogEntry, frontier, error
 			for _, ev := range (*claimed)[done].o.evs {
 				e := ev.entry(tree.n)
 				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
-					return nil, tree, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
+					return nil, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
 				}
 				entries = append(entries, e)
 			}
@@ -95,7 +97,7 @@ func (l *Log) buildJournal(claimed *[]result) ([]store.LogEntry, frontier, error
 			break
 		}
 	}
-	return entries, tree, nil
+	return entries, nil
 }
 
 // sign signs a checkpoint for tree.

@@ -56,6 +56,16 @@ func (f *frontier) add(leaf tlog.Hash) error {
 	return nil
 }
 
+// copyFrom makes f the tree src is, copying only the subtree roots src
+// holds (one for each set bit of its size): a whole frontier is 2 KiB.
+func (f *frontier) copyFrom(src *frontier) {
+	f.n = src.n
+	for u := uint64(src.n); u != 0; u &= u - 1 {
+		l := bits.TrailingZeros64(u)
+		f.h[l] = src.h[l]
+	}
+}
+
 // root returns the tree's root hash.
 func (f *frontier) root() (tlog.Hash, error) {
 	return tlog.TreeHash(f.n, f)
