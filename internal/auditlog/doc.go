@@ -266,6 +266,14 @@
 // Nothing is acknowledged earlier or differently: the delay only moves
 // when a batch starts.
 //
+// While the writer waits, a read's append that cannot bring its wait's
+// end forward (only the gap between arrivals could, and only if it
+// shrank enough) does not wake it, nor does a reader's Wait unless the
+// wait was one that only a batch of working readers gets: under a
+// gateway's load most appends arrive while it gathers, and each wake-up
+// was a goroutine hand-off that changed nothing (bench/README.md, "The
+// gathering writer's wake-ups").
+//
 // When the batch holds an append whose caller is blocked on it before it
 // forwards anything ([Log.Append]), the wait is timed with
 // [clock.AfterShort], a nanosleep on a goroutine of its own, not a runtime

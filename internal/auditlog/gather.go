@@ -110,6 +110,7 @@ type gatherState struct {
 	clk   clock.Clock
 	batch float64       // operations per journal batch, exponentially weighted
 	write time.Duration // a journal batch's write and fdatasync, weighted
+	looks int64         // times gather looked at the queue (under mu; for tests)
 }
 
 // arrived records an append's arrival, for the gap between appends. It
@@ -144,11 +145,42 @@ func (l *Log) waiting(o *op) {
 	l.readLag.Store(old + (lag-old)/8)
 	if o.state.Load() == opQueued {
 		o.waited.Store(true)
+		// Only a writer whose wait a batch of reads lengthened waits
+		// less now; any other looks at the queue by its deadline anyway.
+		// The writer sets gatherReads before it reads the waited flags
+		// (gather), and this reads it after setting o's: one of the two
+		// sees the other's.
+		if !l.gatherReads.Load() {
+			return
+		}
 		select {
 		case l.wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// gapDeadline is when, with no further arrival, a gathering writer
+// takes the appends as a burst that has ended: gatherGapFactor average
+// gaps after the newest one. Under mu.
+func (l *Log) gapDeadline() time.Time {
+	return l.lastArrival.Add(max(gatherGapFactor*l.gapAvg, gatherMinGap))
+}
+
+// wakeFor reports whether o, just queued (under mu), must wake the
+// writer. A writer waiting in gather (gatherUntil) looks at the queue
+// again by its deadline, and an AppendAsync whose caller does not wait
+// yet can change that deadline only through the gap between arrivals
+// (its own is the newest): no earlier than gapDeadline. Anything else
+// wakes it: an append whose caller waits for the batch (it may make the
+// wait a short one), a Do call, a full batch. Under load most appends
+// arrive while the writer gathers, and each wake-up was a goroutine
+// hand-off (often a thread woken on the other CPU) that changed nothing.
+func (l *Log) wakeFor(o *op) bool {
+	if l.gatherUntil.IsZero() || !o.async || o.fn != nil || len(l.queue) >= l.opts.MaxBatch {
+		return true
+	}
+	return l.gapDeadline().Before(l.gatherUntil)
 }
 
 // readDeadline is how long after the oldest of a batch of reads, none of
@@ -189,8 +221,12 @@ func (l *Log) gather() {
 			timer.Stop()
 		}
 	}()
+	defer l.gatherReads.Store(false)
 	for {
 		l.mu.Lock()
+		l.gc.looks++
+		l.gatherUntil = time.Time{} // looking now: every arrival wakes it again
+		l.gatherReads.Store(true)   // before the waited flags: see waiting
 		n, closed := len(l.queue), l.closed
 		var first time.Time
 		hasDo, reads, blocked := false, true, false
@@ -205,25 +241,35 @@ func (l *Log) gather() {
 		if n > 0 {
 			first = l.queue[0].at
 		}
-		last, gap := l.lastArrival, l.gapAvg
-		l.mu.Unlock()
 		if closed || n == 0 || n >= l.opts.MaxBatch || hasDo {
+			l.mu.Unlock()
 			return
 		}
 		deadline := first.Add(g.delay)
-		if d := last.Add(max(gatherGapFactor*gap, gatherMinGap)); d.Before(deadline) {
+		if d := l.gapDeadline(); d.Before(deadline) {
 			deadline = d
 		}
+		lengthened := false
 		if reads {
 			if d := first.Add(l.readDeadline()); d.After(deadline) {
-				deadline = d
+				deadline, lengthened = d, true
 			}
 		}
 		wait := deadline.Sub(g.clk.Now())
 		if wait <= 0 {
+			l.mu.Unlock()
 			return
 		}
-		if timer == nil || deadline.Before(armed) || (blocked && !short) {
+		rearm := timer == nil || deadline.Before(armed) || (blocked && !short)
+		// Until the writer looks again (its timer, kept or armed below),
+		// only an arrival that would bring that look forward wakes it.
+		l.gatherUntil = armed
+		if rearm {
+			l.gatherUntil = deadline
+		}
+		l.gatherReads.Store(lengthened)
+		l.mu.Unlock()
+		if rearm {
 			if timer != nil {
 				timer.Stop()
 			}

@@ -39,6 +39,18 @@ func (f *gatherFixture) concurrent() {
 	f.l.mu.Unlock()
 }
 
+// newSlowArrivals is a log under concurrent load whose writer believes
+// that appends arrive an hour apart: only the delay bounds its wait.
+func newSlowArrivals(t *testing.T, delay time.Duration) *gatherFixture {
+	t.Helper()
+	f := newGatherFixture(t, delay, 0)
+	f.concurrent()
+	f.l.mu.Lock()
+	f.l.gapAvg = time.Hour
+	f.l.mu.Unlock()
+	return f
+}
+
 // done reports whether p's events become durable within a short look of
 // real time (Wait would then return at once), for a test that expects them
 // not to be: a log that holds them as it should never fails the check,
@@ -111,12 +123,8 @@ func TestCommitDelaySingleCallerNotDelayed(t *testing.T) {
 // and writes them together; the wait ends at the delay after the oldest.
 func TestCommitDelayGathersConcurrentAppends(t *testing.T) {
 	const delay = 200 * time.Microsecond
-	f := newGatherFixture(t, delay, 0)
-	f.concurrent()
+	f := newSlowArrivals(t, delay)
 	ctx := context.Background()
-	f.l.mu.Lock()
-	f.l.gapAvg = time.Hour // arrivals are slow: only the delay bounds the wait
-	f.l.mu.Unlock()
 	p1 := f.l.AppendAsync(ctx, Event{Type: "read", Actor: "1"})
 	f.waitTimer(t)
 	if done(t, p1) {
@@ -139,6 +147,44 @@ func TestCommitDelayGathersConcurrentAppends(t *testing.T) {
 	}
 	if f.l.Size() != 3 {
 		t.Fatalf("size %d, want 3", f.l.Size())
+	}
+}
+
+// Appends whose callers do not wait yet, arriving while the writer
+// gathers, do not wake it when they cannot bring its deadline forward:
+// under load each such wake-up was a goroutine hand-off per statement
+// that changed nothing. The batch is still written at its deadline, with
+// all of them in it.
+func TestCommitDelayArrivalsDoNotWakeTheWriter(t *testing.T) {
+	const delay = 200 * time.Microsecond
+	f := newSlowArrivals(t, delay)
+	ctx := context.Background()
+	ps := []*Pending{f.l.AppendAsync(ctx, Event{Type: "read"})}
+	f.waitTimer(t)
+	looks := func() int64 {
+		f.l.mu.Lock()
+		defer f.l.mu.Unlock()
+		return f.l.gc.looks
+	}
+	before := looks()
+	for range 20 {
+		ps = append(ps, f.l.AppendAsync(ctx, Event{Type: "read"}))
+		time.Sleep(time.Millisecond) // room for a woken writer to look
+	}
+	if got := looks() - before; got != 0 {
+		t.Fatalf("the gathering writer looked at the queue %d more times for 20 appends that changed nothing", got)
+	}
+	if done(t, ps[0]) {
+		t.Fatal("written before the delay ran out")
+	}
+	f.clk.Advance(delay)
+	for i, p := range ps {
+		if err := p.Wait(ctx); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if got := f.batches.Load(); got != 1 {
+		t.Fatalf("%d batches, want the 21 appends in one", got)
 	}
 }
 

@@ -235,6 +235,14 @@ type Log struct {
 	gc          gatherState
 	lastArrival time.Time
 	gapAvg      time.Duration
+	// gatherUntil (under mu), while not zero, is when the writer, waiting
+	// in gather, looks at the queue again: an AppendAsync that cannot
+	// bring its deadline before then does not wake it (wakeFor).
+	// gatherReads is set while that deadline may be one that only a
+	// batch of reads none of whose callers waits gets (readDeadline): a
+	// caller's Wait must then wake the writer (waiting).
+	gatherUntil time.Time
+	gatherReads atomic.Bool
 	// readLag is how long AppendAsync callers work before they call Wait
 	// (nanoseconds, exponentially weighted; updated without a lock, so an
 	// estimate).
@@ -686,10 +694,13 @@ func (l *Log) enqueue(ctx context.Context, o *op) error {
 		o.at = l.gc.clk.Now()
 	}
 	l.queue = append(l.queue, o)
+	wake := l.wakeFor(o)
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
