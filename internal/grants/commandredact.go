@@ -341,11 +341,11 @@ type shellQuotes struct {
 	// each header line in them. Quotes nested in the quotes of the same
 	// state that a value was taken in end at the outer ones: more taken,
 	// not less.
-	lastEnd [6]int
+	lastEnd [7]int
 }
 
 // stateIndex numbers shellQuotes' states for lastEnd.
-func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$`{", state) }
+func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$`{U", state) }
 
 // valueEnd returns where the value of the header whose colon ends at i
 // ends at the least: inside '…' at the closing ', inside "…" at the
@@ -377,20 +377,25 @@ func (q *shellQuotes) advance(a string, i int) bool {
 			top = q.frames[q.depth-1]
 		}
 		next, push, pop := shellStep(a, q.pos, top)
-		switch {
-		case pop:
+		open := q.pos
+		if pop {
 			q.depth--
-		case push != 0 && q.depth == len(q.frames):
+			if push != 0 {
+				open = q.opens[q.depth] // replaced: where it opened
+			}
+		}
+		switch {
+		case push == '!' || push != 0 && q.depth == len(q.frames):
 			q.deep, q.state, q.open = true, '"', q.pos
 			return true
 		case push != 0:
-			q.frames[q.depth], q.opens[q.depth] = push, q.pos
+			q.frames[q.depth], q.opens[q.depth] = push, open
 			q.depth++
 		}
 		q.pos = next
 	}
 	q.state = 0
-	if q.depth > 0 && q.frames[q.depth-1] != '(' {
+	if q.depth > 0 && strings.IndexByte("(hpqcd", q.frames[q.depth-1]) < 0 {
 		q.state, q.open = q.frames[q.depth-1], q.opens[q.depth-1]
 	}
 	return q.pos == i
@@ -788,26 +793,16 @@ func substWordEnd(a string, i int) int {
 }
 
 // listEnd returns where the list whose ( is at i in a (an array's
-// words) ends: at the ) that closes it, past nested ( and $( … ), quoted
-// pieces and backslash-escaped bytes, or at the end of a if none does.
-// It reads each byte once.
+// words, a $(…)'s command) ends: at the ) that closes it, past nested (
+// and $( … ), quoted pieces, backslash-escaped bytes and what else
+// shellStep nests (a case's patterns: $(case $x in a) echo PW;; esac)
+// ended at a)'s ) and kept PW), or at the end of a if none does. It
+// reads each byte at most twice.
 func listEnd(a string, i int) int {
-	depth := 0
-	for {
-		i = wordEnd(a, i, i, "()", false)
-		if i >= len(a) {
-			return len(a)
-		}
-		if a[i] == '$' {
-			i++ // $( opens as ( does
-		}
-		if a[i] == '(' {
-			depth++
-		} else if depth--; depth == 0 {
-			return i
-		}
-		i++
+	if c := closingShell(a, i+1, '('); c >= 0 {
+		return c
 	}
+	return len(a)
 }
 
 // redactParams replaces the default, assigned, alternate or error word
@@ -1461,12 +1456,13 @@ func closingShell(a string, i int, f byte) int {
 	depth := 1
 	for i < len(a) {
 		next, push, pop := shellStep(a, i, open[depth-1])
-		switch {
-		case pop:
+		if pop {
 			if depth--; depth == 0 {
 				return i
 			}
-		case push != 0 && depth == len(open):
+		}
+		switch {
+		case push == '!' || push != 0 && depth == len(open):
 			return -1
 		case push != 0:
 			open[depth] = push
@@ -1479,17 +1475,33 @@ func closingShell(a string, i int, f byte) int {
 
 // shellStep reads the byte at i in a, in the frame top the shell reads
 // it in, and returns where the next byte to read is and whether a frame
-// opens there (push) or top closes. The frames: 0, outside quotes; the
-// single quote and '$', inside '…' and $'…'; '"', inside "…"; '(',
-// inside $(…) or a ( within one; '`', inside `…` within "…" or $(…);
-// '{', inside ${…} within "…". Inside "…" a substitution or an
-// expansion opens, whose text is read anew: quotes, parentheses and
-// substitutions nest in $(…), and "…" in ${…}, as the shell nests them.
-// Inside `…` a backslash escapes and the next backtick closes (POSIX:
-// its quotes do not count). Outside quotes a backtick opens none
-// (shellCommands reads it), and neither does a ( outside a
-// substitution. ( and ) in a case pattern or a comment are read as
-// nesting.
+// opens there (push) or top closes (pop; both: top is replaced by push).
+// The frames: 0, outside quotes; the single quote and '$', inside '…'
+// and $'…'; '"', inside "…"; '(', inside $(…) or a ( within one; '`',
+// inside `…` within "…" or $(…); '{', inside ${…} within "…", and 'U'
+// within $(…), where quotes nest as outside them. Inside "…" a
+// substitution or an expansion opens, whose text is read anew: quotes,
+// parentheses and substitutions nest in $(…), and "…" in ${…}, as the
+// shell nests them. Inside `…` a backslash escapes and the next backtick
+// closes (POSIX: its quotes do not count). Outside quotes a backtick
+// opens none (shellCommands reads it), and neither does a ( outside a
+// substitution.
+//
+// In $(…) the shell parses commands (bash's parse_comsub), and the )
+// that ends a case pattern does not close the substitution: read as
+// nesting, PGPASSWORD="$(case $x in a) echo "b c";; esac)" ended at the
+// pattern's ) and kept c. A case word opens 'h' (its word, to in), a
+// pattern list 'p' at its start (where esac ends the case) and 'q' past
+// it (a leading ( and | read over, ) ends it), a case item's commands
+// 'c' at a command's start (where esac ends the case) and 'd' past it
+// (;; ;& ;;& start the next pattern list). next == i where a frame is
+// replaced or closed without reading the byte, which the new top reads:
+// a byte is read at most twice.
+//
+// Where the scan cannot follow the shell it takes more, not less: a case
+// word anywhere is read as one where a word in follows it, an esac after
+// a | or a subshell's ) as an argument, an unmatched ) in a case item as
+// none.
 func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 	c := a[i]
 	two := func(b byte) bool { return i+1 < len(a) && a[i+1] == b }
@@ -1515,6 +1527,20 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 			return i + 2, '{', false
 		}
 		return i + 1, 0, false
+	case 'p', 'c':
+		// A pattern list's start, or a command's in a case item: esac
+		// ends the case (bash reads it so even before a ), as in
+		// esac)), anything else starts the list or the command, read
+		// again in 'q' or 'd'; a pattern's leading ( is read over.
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return i + 1, 0, false
+		case shellKeyword(a, i, "esac"):
+			return i + 4, 0, true
+		case c == '(' && top == 'p':
+			return i + 1, 'q', true
+		}
+		return i, top + 1, true // 'p'+1 is 'q', 'c'+1 'd'
 	}
 	switch {
 	case c == '\\':
@@ -1525,12 +1551,55 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 2, '$', false
 	case c == '$' && two('('):
 		return i + 2, '(', false
-	case (c == '(' || c == '`') && top == '(':
+	case top == 0:
+		return i + 1, 0, false
+	case c == '$' && two('{'):
+		return i + 2, 'U', false
+	case c == '`':
 		return i + 1, c, false
-	case c == ')' && top == '(':
-		return i + 1, 0, true
+	case top == 'U':
+		return i + 1, 0, c == '}'
+	}
+	// A command's words: in $(…), a case's word, pattern list or item.
+	switch {
+	case top == 'h' && shellKeyword(a, i, "in"):
+		return i + 2, 'p', true
+	case top == 'h' && strings.IndexByte(";&|()<>", c) >= 0:
+		return i, 0, true // no case: an operator before in
+	case top == 'h':
+		return i + 1, 0, false
+	case top == 'q':
+		if c == ')' {
+			return i + 1, 'c', true
+		}
+		return i + 1, 0, false
+	case shellKeyword(a, i, "case"):
+		return i + 4, 'h', false
+	case c == '(':
+		return i + 1, c, false
+	case c == ')':
+		return i + 1, 0, top == '('
+	case top != 'd':
+		return i + 1, 0, false
+	case c == ';' && (two(';') || two('&')):
+		if i+2 < len(a) && a[i+1] == ';' && a[i+2] == '&' {
+			return i + 3, 'p', true
+		}
+		return i + 2, 'p', true
+	case c == ';' || c == '\n' || c == '&' && !two('&') && a[i-1] != '&' && a[i-1] != '|' && a[i-1] != '>' && a[i-1] != '<':
+		return i + 1, 'c', true
 	}
 	return i + 1, 0, false
+}
+
+// shellKeyword says whether the word w (case, esac, in) stands at i in a
+// as a word of its own: after the start of a or a blank or operator,
+// and before one or the end of a.
+func shellKeyword(a string, i int, w string) bool {
+	if !strings.HasPrefix(a[i:], w) || i > 0 && strings.IndexByte(" \t\n\r;&|()<>", a[i-1]) < 0 {
+		return false
+	}
+	return i+len(w) == len(a) || strings.IndexByte(" \t\n\r;&|()<>", a[i+len(w)]) >= 0
 }
 
 // closingEscaped returns the index of the quote q that closes a string

@@ -296,6 +296,24 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", `curl -H "Authorization: Bearer [REDACTED]" https://h/; echo "x $(echo "PGPASSWORD=[REDACTED]") y"; pg_dump --dbname="$(echo "host=db password=[REDACTED]")" -v`}},
 		{[]string{"bash", "-c", `PGPASSWORD="${X:-"hun ter2"}" psql; curl -H "X-Api-Key: ${K:-"hun ter3"}" https://h/`},
 			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; curl -H "X-Api-Key: [REDACTED]" https://h/`}},
+		// A case statement inside $(…): the ) that ends a pattern does
+		// not close the substitution, as the shell parses it, and the
+		// value ended there, keeping the rest of the secret. Patterns
+		// with a leading (, several |, a nested case, esac as an argument
+		// and as a pattern after |, in an assignment's value, a header
+		// line's credential and a --flag's value (=, and the next word).
+		{[]string{"bash", "-c", `PGPASSWORD="$(case $x in a) echo "hun ter2";; esac)" psql; echo visible; PGPASSWORD=$(case $x in a|b) echo hun ter3;; (c) esac) psql; echo visible`},
+			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; echo visible; PGPASSWORD=[REDACTED] psql; echo visible`}},
+		{[]string{"bash", "-c", `curl -H "Authorization: Bearer $(case $x in a) echo "hun ter2";; esac)" https://h/; echo visible`},
+			[]string{"bash", "-c", `curl -H "Authorization: Bearer [REDACTED]" https://h/; echo visible`}},
+		{[]string{"bash", "-c", `tool --password="$(case $x in a|b) case $y in (c) echo "hun ter2";; esac;; esac)" -v; echo visible`},
+			[]string{"bash", "-c", `tool --password=[REDACTED] -v; echo visible`}},
+		{[]string{"bash", "-c", `tool --password "$(case $x in a) echo esac;; x|esac) echo "hun ter2";;& *) esac)" -v; echo visible`},
+			[]string{"bash", "-c", `tool --password [REDACTED] -v; echo visible`}},
+		// A parameter expansion inside $(…), whose word's ) closes
+		// nothing: the shell reads ${y:-)} as a word of the command.
+		{[]string{"bash", "-c", `PGPASSWORD="$(echo ${y:-)} "hun ter2")"; echo visible; PGPASSWORD=$(echo ${y:-)} 'hun ter3'); echo visible`},
+			[]string{"bash", "-c", `PGPASSWORD=[REDACTED]; echo visible; PGPASSWORD=[REDACTED]; echo visible`}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
@@ -1142,6 +1160,13 @@ var setSecretForms = []setSecretForm{
 	{key: "param-in-quotes", shell: "bash", form: "{n}=\"${X:-\"$(echo {v})\"}\" psql"},
 	{key: "header-subst-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(printf \"%s\" {v})\" https://h/"},
 	{key: "conninfo-subst-in-quotes", shell: "sh", form: "psql \"host=db password=$(printf \"%s\" {v})\";echo ok"},
+	// A case statement in the substitution, whose patterns' ) close
+	// nothing (shellStep): in quotes or not, a leading (, several |,
+	// nested, esac as an argument.
+	{key: "case-in-quotes", shell: "bash", form: "{n}=\"$(case $x in a) echo esac;; b|c) echo \"a\" {v};; esac)\" psql"},
+	{key: "case-subst", shell: "bash", form: "{o} {n}=$(case $x in (a) echo {v};; esac) psql", opts: []string{"export", "local"}},
+	{key: "flag-case-in-quotes", shell: "sh", form: "tool --password \"$(case $x in a) case $y in (b) echo \"a\" {v};; esac;; esac)\" -v"},
+	{key: "header-case-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(case $x in a|b) echo \"a\" {v};; esac)\" https://h/"},
 	// A parameter expansion's word: USER's, an array element's.
 	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
 	{key: "param-element", shell: "bash", form: "echo ${TOKENS[@]:-{v}}/x ${creds[password]={v}}x ${PGPASSWORD[i]:+{v}}"},
@@ -1326,7 +1351,8 @@ func setSecretArgv(formKey, nameKey string, which uint16, sep uint8, secret stri
 // maxShellNesting, closed ones that each value, flag and set command
 // reads to its end, and quotes that other rules (a header's, a JSON
 // member's, a nested value's) read from inside, nested in a substitution
-// or an expansion too (shellQuotes). It counts bytes rather
+// or an expansion too (shellQuotes), and case statements in a
+// substitution, open, nested or not one. It counts bytes rather
 // than timing them: the count does not depend on the machine's load. A
 // scan of "…" that read substitutions by calling itself for each one
 // took 2.3 s for a 64 KiB line of `PGPASSWORD=$( "` against 0.12 s at
@@ -1346,6 +1372,12 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		// or an expansion inside "…" (shellQuotes).
 		`"$(echo "Authorization: Bearer a `, `"$(echo "X-Api-Key: a b") `, `"${x:-"Cookie: a=`, `"${x:-"X: Authorization: a"}" `,
 		`"$(echo "PGPASSWORD=a b") `, `"$(echo "PGPASSWORD=a b")" `, `"$( '$(' "PGPASSWORD=a `, `$(echo "Cookie: a=1 `,
+		// Case statements in a substitution (shellStep's 'h' 'p' 'q'
+		// 'c' 'd'): left open, nested to the bound, words that read as
+		// case or esac and are none, ;; and ;;& outside a case.
+		`PGPASSWORD="$(case $x in a) echo "b c";; esac)" `, `PGPASSWORD=$(case x in a) `, `"$(case x in a) case y in (b|c) `,
+		`"$(case `, `"$(case x `, `$(case in in in) `, `"$(case x in esac `, `"$(esac case x in a) esac;; `, `$( case ;; esac) `,
+		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
 	} {
 		line := strings.Repeat(unit, (64<<10)/len(unit))
 		before := shellScanned.Load()
