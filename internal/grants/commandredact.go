@@ -1501,7 +1501,7 @@ func closingShell(a string, i int, f byte) int {
 // Where the scan cannot follow the shell it takes more, not less: a case
 // word anywhere is read as one where a word in follows it, an esac after
 // a | or a subshell's ) as an argument, an unmatched ) in a case item as
-// none.
+// none. A comment in $(…) runs to its line's end.
 func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 	c := a[i]
 	two := func(b byte) bool { return i+1 < len(a) && a[i+1] == b }
@@ -1559,6 +1559,13 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 1, c, false
 	case top == 'U':
 		return i + 1, 0, c == '}'
+	case c == '#' && commentStart(a, i):
+		// A comment, to its line's end: its ) closes nothing (read
+		// as nesting, $(echo a # )<newline>echo "b c") ended there).
+		if j := strings.IndexByte(a[i:], '\n'); j >= 0 {
+			return i + j, 0, false
+		}
+		return len(a), 0, false
 	}
 	// A command's words: in $(…), a case's word, pattern list or item.
 	switch {
@@ -1590,6 +1597,20 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 1, 'c', true
 	}
 	return i + 1, 0, false
+}
+
+// commentStart says whether the # at i in a starts a comment: it starts
+// a word, after a blank or an operator that no backslash escapes ($#,
+// a#b and a\ #b are words).
+func commentStart(a string, i int) bool {
+	if i == 0 || strings.IndexByte(" \t\n\r;&|()<>", a[i-1]) < 0 {
+		return false
+	}
+	k := i - 1
+	for k > 0 && a[k-1] == '\\' {
+		k--
+	}
+	return (i-1-k)%2 == 0
 }
 
 // shellKeyword says whether the word w (case, esac, in) stands at i in a

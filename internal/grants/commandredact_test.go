@@ -314,6 +314,12 @@ func TestRedactCommand(t *testing.T) {
 		// nothing: the shell reads ${y:-)} as a word of the command.
 		{[]string{"bash", "-c", `PGPASSWORD="$(echo ${y:-)} "hun ter2")"; echo visible; PGPASSWORD=$(echo ${y:-)} 'hun ter3'); echo visible`},
 			[]string{"bash", "-c", `PGPASSWORD=[REDACTED]; echo visible; PGPASSWORD=[REDACTED]; echo visible`}},
+		// A comment inside $(…), to its line's end: its ) closes
+		// nothing, as the shell reads it. $# and a#b are no comments.
+		{[]string{"bash", "-c", "PGPASSWORD=\"$(echo a # )\necho \"hun ter2\")\"; echo visible; PGPASSWORD=$(echo a #)\necho 'hun ter3'); echo visible"},
+			[]string{"bash", "-c", "PGPASSWORD=[REDACTED]; echo visible; PGPASSWORD=[REDACTED]; echo visible"}},
+		{[]string{"bash", "-c", "curl -H \"Authorization: Bearer $(echo a # )\necho \"hun ter2\")\" https://h/; echo visible; PGPASSWORD=$(echo $# a#b) psql; echo visible"},
+			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]\" https://h/; echo visible; PGPASSWORD=[REDACTED] psql; echo visible"}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
@@ -1166,6 +1172,9 @@ var setSecretForms = []setSecretForm{
 	{key: "case-in-quotes", shell: "bash", form: "{n}=\"$(case $x in a) echo esac;; b|c) echo \"a\" {v};; esac)\" psql"},
 	{key: "case-subst", shell: "bash", form: "{o} {n}=$(case $x in (a) echo {v};; esac) psql", opts: []string{"export", "local"}},
 	{key: "flag-case-in-quotes", shell: "sh", form: "tool --password \"$(case $x in a) case $y in (b) echo \"a\" {v};; esac;; esac)\" -v"},
+	// A comment in the substitution, whose ) closes nothing.
+	{key: "comment-in-quotes", shell: "bash", form: "{n}=\"$(true # )\necho \"a\" {v})\" psql"},
+	{key: "header-comment-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(true # )\necho \"a\" {v})\" https://h/"},
 	{key: "header-case-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(case $x in a|b) echo \"a\" {v};; esac)\" https://h/"},
 	// A parameter expansion's word: USER's, an array element's.
 	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
@@ -1378,6 +1387,8 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`PGPASSWORD="$(case $x in a) echo "b c";; esac)" `, `PGPASSWORD=$(case x in a) `, `"$(case x in a) case y in (b|c) `,
 		`"$(case `, `"$(case x `, `$(case in in in) `, `"$(case x in esac `, `"$(esac case x in a) esac;; `, `$( case ;; esac) `,
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
+		// Comments in a substitution, to their line's end or the line's.
+		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
 	} {
 		line := strings.Repeat(unit, (64<<10)/len(unit))
 		before := shellScanned.Load()
