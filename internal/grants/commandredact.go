@@ -1501,7 +1501,9 @@ func closingShell(a string, i int, f byte) int {
 // Where the scan cannot follow the shell it takes more, not less: a case
 // word anywhere is read as one where a word in follows it, an esac after
 // a | or a subshell's ) as an argument, an unmatched ) in a case item as
-// none. A comment in $(…) runs to its line's end.
+// none. A comment in $(…) runs to its line's end. A here-document in
+// $(…), whose body the shell reads as text to its delimiter's line, is
+// not followed: push '!' says the quotes are to be read as left open.
 func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 	c := a[i]
 	two := func(b byte) bool { return i+1 < len(a) && a[i+1] == b }
@@ -1559,6 +1561,10 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 1, c, false
 	case top == 'U':
 		return i + 1, 0, c == '}'
+	case strings.HasPrefix(a[i:], "<<<"):
+		return i + 3, 0, false // a here-string: read as one
+	case c == '<' && hereDocument(a, i):
+		return i + 2, '!', false
 	case c == '#' && commentStart(a, i):
 		// A comment, to its line's end: its ) closes nothing (read
 		// as nesting, $(echo a # )<newline>echo "b c") ended there).
@@ -1597,6 +1603,23 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 1, 'c', true
 	}
 	return i + 1, 0, false
+}
+
+// hereDocument says whether a here-document's << stands at i in a: its
+// delimiter word starts (after a - and blanks) with a letter, _, a quote
+// or a backslash. <<< is a here-string, and 1<<2 an arithmetic shift.
+func hereDocument(a string, i int) bool {
+	if !strings.HasPrefix(a[i:], "<<") || strings.HasPrefix(a[i:], "<<<") {
+		return false
+	}
+	j := i + 2
+	if j < len(a) && a[j] == '-' {
+		j++
+	}
+	for j < len(a) && (a[j] == ' ' || a[j] == '\t') {
+		j++
+	}
+	return j < len(a) && (a[j] >= 'A' && a[j] <= 'Z' || a[j] >= 'a' && a[j] <= 'z' || strings.IndexByte("_'\"\\", a[j]) >= 0)
 }
 
 // commentStart says whether the # at i in a starts a comment: it starts

@@ -320,6 +320,13 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "PGPASSWORD=[REDACTED]; echo visible; PGPASSWORD=[REDACTED]; echo visible"}},
 		{[]string{"bash", "-c", "curl -H \"Authorization: Bearer $(echo a # )\necho \"hun ter2\")\" https://h/; echo visible; PGPASSWORD=$(echo $# a#b) psql; echo visible"},
 			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]\" https://h/; echo visible; PGPASSWORD=[REDACTED] psql; echo visible"}},
+		// A here-document inside $(…), whose body the shell reads as
+		// text to its delimiter's line: its ) closes nothing. Not
+		// followed, the rest of the line is hidden. A here-string and
+		// an arithmetic shift are none.
+		{[]string{"bash", "-c", "PGPASSWORD=$(cat <<EOF\nhun ) ter2\nEOF\n); echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]"}},
+		{[]string{"bash", "-c", "tool --password \"$(cat <<-'EOF'\nhun ) \"ter2\nEOF\n)\"; echo visible"}, []string{"bash", "-c", "tool --password [REDACTED]"}},
+		{[]string{"bash", "-c", "PGPASSWORD=\"$(echo $((1<<2)) <<<x)\" psql; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; echo visible"}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
@@ -1175,6 +1182,8 @@ var setSecretForms = []setSecretForm{
 	// A comment in the substitution, whose ) closes nothing.
 	{key: "comment-in-quotes", shell: "bash", form: "{n}=\"$(true # )\necho \"a\" {v})\" psql"},
 	{key: "header-comment-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(true # )\necho \"a\" {v})\" https://h/"},
+	// A here-document in the substitution: the rest of the line.
+	{key: "heredoc-subst", shell: "bash", form: "{n}=$(cat <<E\n) {v}\nE\n) psql"},
 	{key: "header-case-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(case $x in a|b) echo \"a\" {v};; esac)\" https://h/"},
 	// A parameter expansion's word: USER's, an array element's.
 	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
@@ -1387,7 +1396,9 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`PGPASSWORD="$(case $x in a) echo "b c";; esac)" `, `PGPASSWORD=$(case x in a) `, `"$(case x in a) case y in (b|c) `,
 		`"$(case `, `"$(case x `, `$(case in in in) `, `"$(case x in esac `, `"$(esac case x in a) esac;; `, `$( case ;; esac) `,
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
-		// Comments in a substitution, to their line's end or the line's.
+		// Here-documents and comments in a substitution, comments to
+		// their line's end or the line's.
+		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
 	} {
 		line := strings.Repeat(unit, (64<<10)/len(unit))
