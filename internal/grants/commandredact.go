@@ -350,9 +350,12 @@ func stateIndex(state byte) int { return strings.IndexByte("\x00'\"$`{U", state)
 // valueEnd returns where the value of the header whose colon ends at i
 // ends at the least: inside '…' at the closing ', inside "…" at the
 // closing unescaped " (past the substitutions in it), inside $'…' at the
-// closing unescaped '; outside quotes, at the line's end in a header
+// closing unescaped ', and where the shell word goes on past those
+// quotes, at its end; outside quotes, at the line's end in a header
 // line, or else at the end of the shell word (curl -H X-Api-Key:\ K\ L,
-// X-Api-Key:\ $'K L'). A quote left open runs to the end of a.
+// X-Api-Key:\ $'K L'), with the command substitutions in it (the
+// substitution's text, a command that may hold the secret, was kept). A
+// quote left open runs to the end of a.
 func (q *shellQuotes) valueEnd(a string, i int) int {
 	if !q.advance(a, i) {
 		return i // i is an escaped byte's: no header's colon
@@ -360,6 +363,12 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 	last := &q.lastEnd[stateIndex(q.state)]
 	if i >= *last {
 		*last = q.end(a, i)
+		if e := *last; !q.line && !q.deep && e+1 < len(a) && strings.IndexByte("'\"$", q.state) >= 0 && strings.IndexByte(" \t\n\r;&|<>)", a[e+1]) < 0 {
+			// The quotes' word goes on past them (-H "X-Api-Key:
+			// a"`echo PW`): the value runs to its end, a command
+			// substitution in it whole, as in an assignment's.
+			*last = substWordEnd(a, e+1)
+		}
 	}
 	return *last
 }
@@ -417,7 +426,12 @@ func (q *shellQuotes) end(a string, i int) int {
 		}
 		return len(a)
 	}
-	return shellWordEnd(a, i)
+	if e := shellWordEnd(a, i); !strings.Contains(a[i:e], "$(") && !strings.Contains(a[i:e], "`") {
+		return e
+	}
+	// A command substitution in the word (X-Api-Key:\ $(echo PW)):
+	// whole, and the word past it.
+	return substWordEnd(a, i)
 }
 
 // shellWordEnd returns where the shell word going on at i in a ends: at a

@@ -327,6 +327,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", "PGPASSWORD=$(cat <<EOF\nhun ) ter2\nEOF\n); echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]"}},
 		{[]string{"bash", "-c", "tool --password \"$(cat <<-'EOF'\nhun ) \"ter2\nEOF\n)\"; echo visible"}, []string{"bash", "-c", "tool --password [REDACTED]"}},
 		{[]string{"bash", "-c", "PGPASSWORD=\"$(echo $((1<<2)) <<<x)\" psql; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; echo visible"}},
+		// A header line's credential glued to a command substitution,
+		// after its closing quote or escaped blanks: the shell word, and
+		// the header's value, run past it, and the substitution's text
+		// (the secret's command) was kept.
+		{[]string{"bash", "-c", "curl -H \"Authorization: Bearer x\"`echo hun ter2`; echo visible; curl -H Authorization:\\ Bearer\\ $(echo hun ter3); echo visible"},
+			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]; echo visible; curl -H Authorization:\\ Bearer\\ [REDACTED]; echo visible"}},
+		{[]string{"sh", "-c", `curl -H 'X-Api-Key: a'$(echo "hun ter4") https://h/`}, []string{"sh", "-c", `curl -H 'X-Api-Key: [REDACTED] https://h/`}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
@@ -1184,6 +1191,10 @@ var setSecretForms = []setSecretForm{
 	{key: "header-comment-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(true # )\necho \"a\" {v})\" https://h/"},
 	// A here-document in the substitution: the rest of the line.
 	{key: "heredoc-subst", shell: "bash", form: "{n}=$(cat <<E\n) {v}\nE\n) psql"},
+	// A header's credential glued to a substitution after its quotes
+	// or escaped blanks.
+	{key: "header-glued-subst", shell: "sh", form: "curl -H \"X-Api-Key: a\"$(echo {v}) https://h/"},
+	{key: "header-glued-backtick", shell: "bash", form: "curl -H Authorization:\\ Bearer\\ `echo {v}` https://h/"},
 	{key: "header-case-in-quotes", shell: "sh", form: "curl -H \"X-Api-Key: $(case $x in a|b) echo \"a\" {v};; esac)\" https://h/"},
 	// A parameter expansion's word: USER's, an array element's.
 	{key: "param-USER", shell: "bash", form: "echo ${USER:=ann%{v}}/x ${USER:+ann%{v}}x; smbclient //h/s"},
@@ -1398,6 +1409,8 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
 		// Here-documents and comments in a substitution, comments to
 		// their line's end or the line's.
+		// Header credentials glued to substitutions.
+		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
 	} {
