@@ -1708,12 +1708,15 @@ func headerValue(a string, i int) (start, end int) {
 	opening := true // a quote here opens a quoted credential
 	for i < len(a) {
 		switch c := a[i]; {
-		case c == '\'' && opening && i+1 < len(a) && a[i+1] != ' ' && a[i+1] != '\t':
+		case c == '\'' && opening && i+1 < len(a) && (a[i+1] != ' ' && a[i+1] != '\t' || i > start && (a[i-1] == ' ' || a[i-1] == '\t')):
 			// A single-quoted credential ('a b', sid='a b'): the
 			// quote opens it, where the shell's closing quote would be
 			// followed by a blank or the end (-H 'Cookie: sid=' -H …,
 			// Basic aGk=' https://…). It ended the value at once, and
-			// the whole credential was kept.
+			// the whole credential was kept. In a word joined past a
+			// blank (the value of a credential that reads as a
+			// --flag) it opens one whatever follows: --MYSQL_PWD ' x'
+			// kept ' x'.
 			closing := strings.IndexByte(a[i+1:], '\'')
 			if closing < 0 || hidesHeader(a[i:i+1+closing]) {
 				return start, len(a)

@@ -334,6 +334,11 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", "curl -H \"Authorization: Bearer x\"`echo hun ter2`; echo visible; curl -H Authorization:\\ Bearer\\ $(echo hun ter3); echo visible"},
 			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]; echo visible; curl -H Authorization:\\ Bearer\\ [REDACTED]; echo visible"}},
 		{[]string{"sh", "-c", `curl -H 'X-Api-Key: a'$(echo "hun ter4") https://h/`}, []string{"sh", "-c", `curl -H 'X-Api-Key: [REDACTED] https://h/`}},
+		// A credential that reads as a --flag takes the word after it,
+		// quoted and starting with a blank too (found by
+		// FuzzRedactAssignedSecret): its ' was read as the shell's
+		// closing quote, and the value kept.
+		{[]string{"sh", "-c", "curl -H Authorization: --MYSQL_PWD ' hunter2' https://h/"}, []string{"sh", "-c", "curl -H Authorization: [REDACTED] https://h/"}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
