@@ -1729,6 +1729,13 @@ func headerValue(a string, i int) (start, end int) {
 			if k == len(a) || !joinNext && !nameAssign(a, k) {
 				return start, i
 			}
+			if joinNext && strings.HasPrefix(a[k:], "$'") {
+				// The word joined, as the shell reads it: $' x'
+				// after a credential that reads as a --flag ended
+				// at the blank in it.
+				i, opening, joinNext = shellWordEnd(a, k), false, false
+				continue
+			}
 			i, opening, joinNext = k, true, false
 			continue
 		case c == ':':

@@ -339,6 +339,7 @@ func TestRedactCommand(t *testing.T) {
 		// FuzzRedactAssignedSecret): its ' was read as the shell's
 		// closing quote, and the value kept.
 		{[]string{"sh", "-c", "curl -H Authorization: --MYSQL_PWD ' hunter2' https://h/"}, []string{"sh", "-c", "curl -H Authorization: [REDACTED] https://h/"}},
+		{[]string{"sh", "-c", "curl -H Authorization: --MYSQL_PWD $' hun\\' ter2' https://h/"}, []string{"sh", "-c", "curl -H Authorization: [REDACTED] https://h/"}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.

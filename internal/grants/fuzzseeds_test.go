@@ -44,6 +44,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactAssignedSecret/flag-after-header": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD 0 "},
 	// A secret's --flag as an Authorization header's credential, its value quoted with a blank.
 	"FuzzRedactAssignedSecret/flag-after-header-quoted": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD ' 0' "},
+	// The same, its value in $'…' with a blank.
+	"FuzzRedactAssignedSecret/flag-after-header-dollar-quoted": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD $' 0' "},
 	// ec4f849: a secret's value that starts inside another secret's value.
 	"FuzzRedactAssignedSecret/quoted-nested-assignment": {"sh", "-c", "'SECRET=A PGPASSWORD=' 0' "},
 	// A secret's --flag with only blanks after it: an empty word, read as one (a panic).
