@@ -72,8 +72,11 @@ func TestTerminateKeepsRole(t *testing.T) {
 // role of this database, whatever its name.
 func TestReconcile(t *testing.T) {
 	e := need(t)
-	m := newManager(t)
 	var names []string
+	dropRolesAtEnd(t, func() []string {
+		return append(names, "airlock_pgroles_bystander_"+e.run, RoleName(grantID("rec_fake")), RoleName(grantID("rec_foreign")))
+	})
+	m := newManager(t)
 	for _, n := range []string{"keep", "orphan1", "orphan2", "live"} {
 		r, err := m.Ensure(testCtx(t), newGrant(t, "rec_"+n, time.Hour, "pg:select %s.public.customers"))
 		if err != nil {

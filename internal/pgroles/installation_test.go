@@ -16,6 +16,9 @@ import (
 // over by the installation that ensures it next.
 func TestInstallationsLeaveEachOthersRoles(t *testing.T) {
 	e := need(t)
+	dropRolesAtEnd(t, func() []string {
+		return []string{RoleName(grantID("inst_a")), RoleName(grantID("inst_b")), RoleName(grantID("inst_legacy"))}
+	})
 	manager := func(inst string) *Manager {
 		m, err := New(testCtx(t), e.adminDSN, slog.New(slog.NewTextHandler(io.Discard, nil)), WithInstallation(inst))
 		if err != nil {

@@ -273,6 +273,51 @@ func check(t *testing.T, c *pgx.Conn, sql, want string) {
 	}
 }
 
+// dropRolesAtEnd drops the named roles (those that exist) when the test
+// ends, after its other clean-ups: roles are the server's, not the run
+// database's, so a role a test makes under a fixed name would make the
+// same test fail with "already exists" when it runs again in the process
+// (go test -count=2). Each role's privileges in the run database go
+// first (DROP OWNED), as DROP ROLE refuses a role that holds any.
+func dropRolesAtEnd(t *testing.T, names func() []string) {
+	t.Helper()
+	e := need(t)
+	u, err := url.Parse(e.superDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inRunDB, err := withUserDB(e.superDSN, u.User.Username(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// In the run database first (its privileges), then the roles.
+		for _, step := range []struct{ dsn, stmt string }{{inRunDB, "DROP OWNED BY "}, {e.superDSN, "DROP ROLE "}} {
+			c, err := pgx.Connect(ctx, step.dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, n := range names() {
+				var exists bool
+				if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, n).Scan(&exists); err != nil {
+					t.Error(err)
+					continue
+				}
+				if !exists {
+					continue
+				}
+				if _, err := c.Exec(ctx, step.stmt+pgx.Identifier{n}.Sanitize()); err != nil {
+					t.Errorf("%s%s at the test's end: %v", step.stmt, n, err)
+				}
+			}
+			c.Close(ctx)
+		}
+	})
+}
+
 func roleExists(t *testing.T, name string) bool {
 	t.Helper()
 	var n int
