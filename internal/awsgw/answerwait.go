@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/airlock-dev/airlock/internal/clock"
 )
 
 // An upstream that takes a request and never answers (overloaded, hung,
@@ -38,45 +36,14 @@ var errUpstreamSilent = errors.New("the upstream sent no answer in time")
 // answerWatch cancels one upstream request if its answer has not started
 // within after of the request being sent whole (start).
 type answerWatch struct {
-	clk    clock.Clock
 	after  time.Duration
 	cancel context.CancelCauseFunc
-	// timers, if not nil, lends the watch a timer kept from earlier calls
-	// (the gateway's, all of one clock).
-	timers *sync.Pool
+	// timers lends the watch a timer kept from earlier calls (the
+	// gateway's, timers.go).
+	timers *timerPool
 	mu     sync.Mutex
-	timer  clock.Timer
-	kept   *keptTimer // timer's keeper, when it came from timers
-	done   bool       // answered or given up: start does nothing
-}
-
-// keptTimer is a timer kept across calls, armed for one watch at a time.
-// Nearly every watch is stopped long before its timer would fire, and a
-// timer of its own (the timer and the function it runs) was two of a
-// call's allocations: a timer stopped in time is reset for the next call
-// instead. One whose function has started is never reused.
-type keptTimer struct {
-	t     clock.Timer
-	reset func(time.Duration) bool // t's Reset
-	mu    sync.Mutex
-	w     *answerWatch // the watch it is armed for; nil between calls
-}
-
-func (k *keptTimer) fire() {
-	k.mu.Lock()
-	w := k.w
-	k.w = nil
-	k.mu.Unlock()
-	if w != nil {
-		w.fire()
-	}
-}
-
-// arm points k at w (k's timer is stopped: nothing else reads k.w now).
-func (k *keptTimer) arm(w *answerWatch) {
-	k.mu.Lock()
-	k.w = w
-	k.mu.Unlock()
+	timer  *keptTimer
+	done   bool // answered or given up: start does nothing
 }
 
 // silence is the result's error for a call given up by its watch.
@@ -92,25 +59,11 @@ func (w *answerWatch) start() {
 	if w.done || w.timer != nil {
 		return
 	}
-	if w.timers == nil {
-		w.timer = w.clk.AfterFunc(w.after, w.fire)
-		return
-	}
-	k, _ := w.timers.Get().(*keptTimer)
-	if k != nil {
-		k.arm(w)
-		k.reset(w.after)
-	} else {
-		k = &keptTimer{w: w}
-		k.t = w.clk.AfterFunc(w.after, k.fire)
-		if r, ok := k.t.(interface{ Reset(time.Duration) bool }); ok {
-			k.reset = r.Reset
-		}
-	}
-	w.timer, w.kept = k.t, k
+	w.timer = w.timers.start(w.after, w)
 }
 
-func (w *answerWatch) fire() { w.cancel(errUpstreamSilent) }
+// timerFired gives up on the answer: its timer has run.
+func (w *answerWatch) timerFired() { w.cancel(errUpstreamSilent) }
 
 // stop disarms the watch: the round trip has returned.
 func (w *answerWatch) stop() {
@@ -120,12 +73,6 @@ func (w *answerWatch) stop() {
 	if w.timer == nil {
 		return
 	}
-	// Stop reports true only if the function has not started (and will
-	// not, until the timer is armed again): then the timer is free for
-	// another call.
-	if w.timer.Stop() && w.kept != nil && w.kept.reset != nil {
-		w.kept.arm(nil)
-		w.timers.Put(w.kept)
-	}
-	w.kept = nil
+	w.timers.stop(w.timer)
+	w.timer = nil
 }

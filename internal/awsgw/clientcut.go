@@ -64,19 +64,21 @@ type clientCut struct {
 	done      bool  // the handler is done with the connection
 	// The stall watch (idle.go): its timer, the client's progress at
 	// its last look (if it looked), whether it found the client stalled,
-	// and whether the handler is done with it.
-	stallTimer *time.Timer
-	lastAcked  uint64
-	looked     bool
-	stall      bool
-	idleEnded  bool
+	// and whether the handler is done with it. stallTimers lends the
+	// timer (the gateway's); without it, answers are not watched.
+	stallTimers *timerPool
+	stallTimer  *keptTimer
+	lastAcked   uint64
+	looked      bool
+	stall       bool
+	idleEnded   bool
 }
 
 // armClientCut makes the session's end (ctx's cancellation with a cut
 // cause) fail the client's reads, and end the connection once the
 // response streams.
-func armClientCut(ctx context.Context, w http.ResponseWriter, r *http.Request) *clientCut {
-	cc := newClientCut(w, r)
+func armClientCut(ctx context.Context, w http.ResponseWriter, r *http.Request, stallTimers *timerPool) *clientCut {
+	cc := newClientCut(w, r, stallTimers)
 	cc.stop = context.AfterFunc(ctx, func() { cc.fire(ctx) })
 	return cc
 }
@@ -84,16 +86,16 @@ func armClientCut(ctx context.Context, w http.ResponseWriter, r *http.Request) *
 // newClientCut watches nothing by itself: its owner calls fire when the
 // call's context is cancelled (the S3 path does so from the session's
 // own watch, sparing a context registration per call).
-func newClientCut(w http.ResponseWriter, r *http.Request) *clientCut {
+func newClientCut(w http.ResponseWriter, r *http.Request, stallTimers *timerPool) *clientCut {
 	cc := new(clientCut)
-	cc.init(w, r)
+	cc.init(w, r, stallTimers)
 	return cc
 }
 
 // init sets up a zero clientCut in place, for one held in a larger
-// struct (exchange).
-func (cc *clientCut) init(w http.ResponseWriter, r *http.Request) {
-	cc.w, cc.rc = w, *http.NewResponseController(w)
+// struct (exchange); its stall watch takes its timer from stallTimers.
+func (cc *clientCut) init(w http.ResponseWriter, r *http.Request, stallTimers *timerPool) {
+	cc.w, cc.rc, cc.stallTimers = w, *http.NewResponseController(w), stallTimers
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && r.ProtoMajor == 1 {
 		cc.conn = c
 	}

@@ -65,7 +65,7 @@ func (x *exchange) clientCut() *clientCut {
 // session watch calls cutClient when it cuts the call.
 func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCut {
 	cc := &x.cut
-	cc.init(w, r)
+	cc.init(w, r, &x.c.gw.stallTimers)
 	x.ccMu.Lock()
 	x.cc = cc
 	cut := x.cutNow
@@ -183,7 +183,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// on the client's side: held in the exchange, it costs a call no
 	// context of its own.
 	watch := &x.watch
-	watch.clk, watch.after, watch.cancel, watch.timers = c.gw.clock, upstreamAnswerTime, x.cancel, &c.gw.answerTimers
+	watch.after, watch.cancel, watch.timers = upstreamAnswerTime, x.cancel, &c.gw.answerTimers
 	if body != nil {
 		body.atEOF = watch.start
 	}

@@ -89,8 +89,9 @@ type Gateway struct {
 	hosts []string
 
 	// answerTimers keeps the answer watches' timers between calls
-	// (answerwait.go): of *keptTimer, all on clock.
-	answerTimers sync.Pool
+	// (answerwait.go, timers.go), on clock; stallTimers the stall
+	// watches' (idle.go), on the real clock.
+	answerTimers, stallTimers timerPool
 
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
@@ -147,6 +148,7 @@ func New(o Options) (*Gateway, error) {
 		verifier: &sigv4.Verifier{Now: now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
 		sessions: map[sessionKey]*session{},
 	}
+	g.answerTimers.clk, g.stallTimers.clk = o.Clock, clock.Real
 	g.hosts = o.Hosts
 	for _, t := range o.Targets {
 		if _, dup := g.targets[t.Name]; dup {

@@ -112,13 +112,18 @@ func (cc *clientCut) wasCut() bool {
 
 // watchStallLocked starts the stall watch, once the answer streams. It
 // costs a call no system call: the first look only notes the client's
-// progress, so a stall is found within two periods of clientIdleTime.
+// progress, so a stall is found within two periods of clientIdleTime. Its
+// timer is kept from an earlier call's watch that ended before looking
+// (timers.go): nearly every answer is done within clientIdleTime.
 func (cc *clientCut) watchStallLocked() {
-	if cc.conn == nil || cc.stallTimer != nil || cc.idleEnded {
+	if cc.conn == nil || cc.stallTimer != nil || cc.idleEnded || cc.stallTimers == nil {
 		return
 	}
-	cc.stallTimer = time.AfterFunc(clientIdleTime, cc.checkStall)
+	cc.stallTimer = cc.stallTimers.start(clientIdleTime, cc)
 }
+
+// timerFired is the stall watch's timer: a look at the client's progress.
+func (cc *clientCut) timerFired() { cc.checkStall() }
 
 // checkStall is the watch's look at the client's progress.
 func (cc *clientCut) checkStall() {
@@ -154,6 +159,7 @@ func (cc *clientCut) endIdle() {
 	defer cc.mu.Unlock()
 	cc.idleEnded = true
 	if cc.stallTimer != nil {
-		cc.stallTimer.Stop()
+		cc.stallTimers.stop(cc.stallTimer)
+		cc.stallTimer = nil
 	}
 }

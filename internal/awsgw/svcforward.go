@@ -245,7 +245,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		e := s3err.As(err)
 		return fail(e, e.Code+": "+e.Text())
 	}
-	cc := armClientCut(ctx, w, c.r)
+	cc := armClientCut(ctx, w, c.r, &c.gw.stallTimers)
 	defer cc.disarm()
 	defer cc.endIdle()
 	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
@@ -254,7 +254,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	// (answerwait.go).
 	rtCtx, rtCancel := context.WithCancelCause(ctx)
 	defer rtCancel(nil)
-	watch := &answerWatch{clk: c.gw.clock, after: serviceAnswerTime, cancel: rtCancel, timers: &c.gw.answerTimers}
+	watch := &answerWatch{after: serviceAnswerTime, cancel: rtCancel, timers: &c.gw.answerTimers}
 	req, err := t.serviceRequest(rtCtx, c.r, op.Service, sc, body)
 	if err != nil {
 		return fail(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err), "building the upstream request: "+err.Error())
