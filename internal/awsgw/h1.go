@@ -61,6 +61,10 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	head   []byte // a request's head, put together (writeRequest)
 	idleAt time.Time
+	// cut fails the connection's reads and writes at once, for the
+	// call's context to run when it ends: made with the connection, not
+	// for each round trip on it.
+	cut func()
 }
 
 // limitedConn reads from a connection at most n bytes (n < 0: no bound).
@@ -172,6 +176,7 @@ func (t *h1Transport) newConn(key string, c net.Conn) *h1Conn {
 	pc.lim = limitedConn{c: c, n: -1}
 	pc.br = bufio.NewReaderSize(&pc.lim, t.bufSize)
 	pc.bw = bufio.NewWriterSize(c, t.bufSize)
+	pc.cut = func() { _ = c.SetDeadline(aLongTimeAgo) }
 	return pc
 }
 
@@ -267,7 +272,7 @@ func (t *h1Transport) CloseIdleConnections() {
 func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	// Cancelling ctx fails the connection's reads and writes at once; the
 	// connection is then closed, never reused.
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, pc.cut)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		pc.conn.Close()
