@@ -399,8 +399,11 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	}
 
 	req := allowedCall(op, auth, c.reqID)
-	// The result lives in the exchange, which is on the heap already.
-	cx.result = gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Params: map[string]string{"request_id": c.reqID}}
+	// The result and its parameters live in the exchange, which is on
+	// the heap already (and never reused: the pairs must not change
+	// once the result is recorded).
+	cx.pairs[0] = gateway.Param{Key: "request_id", Value: c.reqID}
+	cx.result = gateway.Call{Kind: "result", Action: req.Action, Resource: req.Resource, Allowed: true, Pairs: cx.pairs[:1]}
 	if readOnly(c.r, op) {
 		// Durable before disclosure: a read goes upstream while its record
 		// is written; the exchange holds the answer until it is durable.
@@ -450,7 +453,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 // call and does not recover: the panic goes on to net/http. A read whose
 // record failed gets no result, as in forward.
 func (g *Gateway) panicResult(sess *session, pending *gateway.Pending, unrecorded bool, res *gateway.Call, start time.Time) {
-	g.log.Error("awsgw: panic in a call's exchange; the call is recorded as failed and its connection aborted", "grant", sess.gr.ID, "request_id", res.Params["request_id"])
+	g.log.Error("awsgw: panic in a call's exchange; the call is recorded as failed and its connection aborted", "grant", sess.gr.ID, "request_id", resultRequestID(*res))
 	if unrecorded {
 		sess.done()
 		return
@@ -501,6 +504,20 @@ func (g *Gateway) recordResult(sess *session, res gateway.Call, delivered bool) 
 	go g.writeResult(sess, res)
 }
 
+// resultRequestID is the request id a result carries, in its Params (a
+// service call's) or its Pairs (an S3 call's).
+func resultRequestID(res gateway.Call) string {
+	if id, ok := res.Params["request_id"]; ok {
+		return id
+	}
+	for _, p := range res.Pairs {
+		if p.Key == "request_id" {
+			return p.Value
+		}
+	}
+	return ""
+}
+
 // writeResult records res and ends the call's count in its session.
 func (g *Gateway) writeResult(sess *session, res gateway.Call) {
 	defer sess.done()
@@ -509,12 +526,12 @@ func (g *Gateway) writeResult(sess *session, res gateway.Call) {
 	defer func() {
 		if v := recover(); v != nil {
 			g.log.Error("awsgw: panic recording a call's result; the process keeps running", "grant", sess.gr.ID,
-				"request_id", res.Params["request_id"], "panic", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+				"request_id", resultRequestID(res), "panic", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
 		}
 	}()
 	if err := sess.rec.Result(sess.resultContext(), res); err != nil {
 		g.log.Error("awsgw: recording a call's result failed", "grant", sess.gr.ID, "session", sess.rec.ID,
-			"request_id", res.Params["request_id"], "status", res.Status, "err", err)
+			"request_id", resultRequestID(res), "status", res.Status, "err", err)
 	}
 }
 

@@ -25,6 +25,10 @@ type exchange struct {
 	res    *gateway.Call
 	// result is what res points to on the S3 path (forward).
 	result gateway.Call
+	// pairs hold result's parameters (its Pairs): the request id, and a
+	// CreateMultipartUpload's upload id (watchUploads). A map was two
+	// allocations per call; the log's bytes are the same (Call.Pairs).
+	pairs [2]gateway.Param
 	// abort is set when the response was cut after its headers were sent.
 	abort bool
 	// pending is a read's request record while it is being written: no

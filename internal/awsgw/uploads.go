@@ -305,7 +305,7 @@ func (x *exchange) watchUploads(op *s3iam.Op, status int, src io.Reader) (io.Rea
 			return bytes.NewReader(buf), nop
 		}
 		table.add(gr, op.Bucket, op.Key, res.UploadID)
-		x.res.Params["upload_id"] = res.UploadID
+		x.res.Pairs = append(x.res.Pairs, gateway.Param{Key: "upload_id", Value: res.UploadID}) // in x.pairs
 		return bytes.NewReader(buf), nop
 	case !uploadOps[op.Name]:
 		return src, nop

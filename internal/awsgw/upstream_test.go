@@ -117,6 +117,8 @@ func (f *fakeS3) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case key == "" && r.Method == http.MethodGet:
 		f.list(w, bucket, q.Get("prefix"))
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		fmt.Fprintf(w, `<InitiateMultipartUploadResult><Bucket>%s</Bucket><Key>%s</Key><UploadId>fake-upload-1</UploadId></InitiateMultipartUploadResult>`, bucket, key)
 	case key == "" && r.Method == http.MethodPost && q.Has("delete"):
 		f.deleteObjects(w, bucket, body)
 	case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":

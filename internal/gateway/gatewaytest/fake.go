@@ -11,6 +11,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,15 @@ func (r *Recorded) Calls() []gateway.Call {
 		out[i] = c.WithPairsInParams()
 	}
 	return out
+}
+
+// RecordedCalls returns the calls as the gateway recorded them, their
+// Pairs kept apart from Params (Calls moves them in, as a reader of the
+// log finds them): for a test of what the log encodes.
+func (r *Recorded) RecordedCalls() []gateway.Call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
 }
 
 // Ended reports whether the session was ended.
