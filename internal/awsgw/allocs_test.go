@@ -1,6 +1,7 @@
 package awsgw
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 // fails here. The bound on the upstream's answer (answerwait.go) costs
 // none: its timer is kept from an earlier call; nor does the result's
 // parameters (its Pairs, in the exchange).
-const handlerAllocsMax = 31
+const handlerAllocsMax = 30
 
 func TestGatewayHandlerAllocs(t *testing.T) {
 	if raceOn {
@@ -51,4 +52,14 @@ func FuzzScopeService(f *testing.F) {
 			t.Fatalf("scopeService(%q) = %q, strings.Split's way %q", cred, got, want)
 		}
 	})
+}
+
+// TestStatusText: a result's Status is the code's decimal text, as
+// strconv.Itoa gave it, for every code.
+func TestStatusText(t *testing.T) {
+	for code := -1; code < 1000; code++ {
+		if got, want := statusText(code), strconv.Itoa(code); got != want {
+			t.Fatalf("statusText(%d) = %q, want %q", code, got, want)
+		}
+	}
 }

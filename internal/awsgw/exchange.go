@@ -272,7 +272,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	for _, k := range hopHeaders {
 		delete(h, k) // canonical already: Del would canonicalise each again
 	}
-	res.Status = strconv.Itoa(resp.StatusCode)
+	res.Status = statusText(resp.StatusCode)
 	var capture *capped
 	src := io.Reader(resp.Body)
 	if isComplete(op) && resp.StatusCode == http.StatusOK {
@@ -393,7 +393,7 @@ func (x *exchange) write(e *s3err.Error) {
 	if !x.disclose() {
 		return
 	}
-	x.res.Status = strconv.Itoa(e.Status)
+	x.res.Status = statusText(e.Status)
 	x.c.fail(e)
 }
 

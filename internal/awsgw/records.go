@@ -3,6 +3,7 @@ package awsgw
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/gateway"
@@ -80,4 +81,21 @@ func unmappedCall(m *s3iam.Mapper, r *http.Request, err error) gateway.Call {
 		}
 	}
 	return gateway.Call{Kind: "request", Action: "s3:unmapped", Resource: res, Allowed: false, Params: p, Error: err.Error()}
+}
+
+// statusTexts are the result records' statuses, 100 to 599, made once:
+// strconv.Itoa allocates each above 99, once per call.
+var statusTexts = func() (t [500]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(100 + i)
+	}
+	return t
+}()
+
+// statusText is a result's Status for an HTTP status code.
+func statusText(code int) string {
+	if code >= 100 && code < 600 {
+		return statusTexts[code-100]
+	}
+	return strconv.Itoa(code)
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -235,7 +234,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		if !durable() {
 			return false, true
 		}
-		res.Status = strconv.Itoa(e.Status)
+		res.Status = statusText(e.Status)
 		res.Error = why
 		c.fail(e)
 		return false, false
@@ -295,7 +294,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
-	res.Status = strconv.Itoa(resp.StatusCode)
+	res.Status = statusText(resp.StatusCode)
 	src := io.Reader(resp.Body)
 	var capture *capped
 	if resp.StatusCode >= 300 {
