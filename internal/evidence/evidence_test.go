@@ -216,3 +216,39 @@ func TestBundleOfAnotherLog(t *testing.T) {
 		t.Fatal("a bundle verifies with no origin to check")
 	}
 }
+
+// TestBundleSignatureNotCanonical: a statement whose signature line is
+// re-encoded with the bits that base64 leaves unused set is a different
+// file carrying the same signature. note.Open accepts it (it decodes
+// leniently), so without the verifier's own strict check this edited file
+// verified as the same bundle.
+func TestBundleSignatureNotCanonical(t *testing.T) {
+	tl := newTestLog(t)
+	b := decode(t, tl.export(t, account, tuesday))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	st := strings.TrimSuffix(b.Statement, "\n")
+	// The last signature line's base64 encodes 68 bytes: it ends in one
+	// '=' and the character before it carries two unused bits.
+	if !strings.HasSuffix(st, "=") {
+		t.Fatalf("signature line does not end in one pad: %q", st[strings.LastIndex(st, "\n")+1:])
+	}
+	i := len(st) - 2
+	k := strings.IndexByte(alphabet, st[i])
+	if k < 0 {
+		t.Fatalf("not base64: %q", st[i])
+	}
+	edited := st[:i] + string(alphabet[k^1]) + st[i+1:] + "\n"
+	if edited == b.Statement {
+		t.Fatal("nothing edited")
+	}
+	// The edit is invisible to the note's own (lenient) check.
+	if _, err := note.Open([]byte(edited), note.VerifierList(tl.v)); err != nil {
+		t.Fatalf("note.Open refuses the edited statement (the test no longer reaches the verifier's check): %v", err)
+	}
+	c := b
+	c.Statement = edited
+	_, err := Verify(reencode(t, c), tl.v, testOrigin)
+	if err == nil || !strings.Contains(err.Error(), "canonical base64") {
+		t.Fatalf("a statement with a non-canonical signature: %v", err)
+	}
+}
