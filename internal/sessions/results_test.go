@@ -3,6 +3,7 @@ package sessions
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -97,5 +98,49 @@ func TestStartHoldsOneObject(t *testing.T) {
 	}
 	if got := types(e.entries("s_one")); got != "session.started session.call session.ended" {
 		t.Errorf("entries %s", got)
+	}
+}
+
+// TestResultsSpareArrays: a logged batch's array is kept for the next batch
+// with none of its calls left in it (their strings and pairs would stay
+// reachable), and a results flush with nothing to log lets it go, so that
+// an idle server keeps no such arrays.
+func TestResultsSpareArrays(t *testing.T) {
+	e := newEnv(t, Options{})
+	g := grant("g_spare")
+	g.TargetKind = "postgres"
+	sess, err := e.rec.Start(e.ctx, g, "s_spare", "127.0.0.1:50000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		res := gateway.Call{Kind: "result", Action: "pg:select", Resource: "pgbench", Allowed: true, Rows: int64(i + 1),
+			Pairs: []gateway.Param{{Key: "n", Value: strconv.Itoa(i + 1)}}}
+		if err := sess.Result(e.ctx, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.rec.flushAllResults(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.spareMu.Lock()
+	spare := slices.Clone(e.rec.spare)
+	e.rec.spareMu.Unlock()
+	if len(spare) != 1 || cap(spare[0]) < 5 {
+		t.Fatalf("after a logged batch of 5 the recorder keeps %d arrays (capacity %d), want one of 5 or more", len(spare), cap(spare[0]))
+	}
+	for i, c := range spare[0][:cap(spare[0])] {
+		if c.Kind != "" || c.Pairs != nil || c.Rows != 0 {
+			t.Fatalf("the kept array still holds call %d: %+v", i, c)
+		}
+	}
+	if err := e.rec.flushAllResults(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.spareMu.Lock()
+	n := len(e.rec.spare)
+	e.rec.spareMu.Unlock()
+	if n != 0 {
+		t.Fatalf("after a flush with nothing to log the recorder keeps %d arrays, want 0", n)
 	}
 }

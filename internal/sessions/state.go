@@ -128,6 +128,9 @@ func addDropped(d int32, n int64) int32 {
 // addResult queues a result for the session's next results entry.
 func (r *Recorder) addResult(ctx context.Context, st *state, c gateway.Call) error {
 	st.mu.Lock()
+	if st.results == nil {
+		st.results = r.takeBatch()
+	}
 	st.results = append(st.results, c)
 	n := len(st.results)
 	st.mu.Unlock()
@@ -217,7 +220,51 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 			r.o.Observer.CallRecorded(st.sess.Grant.TargetKind, true)
 		}
 	}
+	// The entry holds the batch's bytes (the log encodes its events when
+	// they are appended), not the batch: its array serves the next one.
+	r.giveBatch(batch)
 	return nil
+}
+
+// maxSpare bounds the arrays kept for result batches (Recorder.spare): about
+// one for each session that logs results at the same time.
+const maxSpare = 16
+
+// takeBatch returns an empty array for a session's next results, one a
+// logged batch left if there is one, else nil (append allocates).
+func (r *Recorder) takeBatch() []gateway.Call {
+	r.spareMu.Lock()
+	defer r.spareMu.Unlock()
+	n := len(r.spare)
+	if n == 0 {
+		return nil
+	}
+	b := r.spare[n-1]
+	r.spare[n-1] = nil
+	r.spare = r.spare[:n-1]
+	return b
+}
+
+// giveBatch keeps the array of a logged batch for takeBatch, cleared so that
+// it holds on to none of the calls' strings and pairs; not one that grew
+// past what a batch takes while the log keeps up, nor more than maxSpare.
+func (r *Recorder) giveBatch(b []gateway.Call) {
+	if cap(b) > 4*resultsBatch {
+		return
+	}
+	clear(b)
+	r.spareMu.Lock()
+	if len(r.spare) < maxSpare {
+		r.spare = append(r.spare, b[:0])
+	}
+	r.spareMu.Unlock()
+}
+
+// dropSpare lets go of the arrays kept for result batches.
+func (r *Recorder) dropSpare() {
+	r.spareMu.Lock()
+	r.spare = nil
+	r.spareMu.Unlock()
 }
 
 // flushAllResults logs the queued results of every session.
@@ -230,7 +277,9 @@ func (r *Recorder) flushAllResults(ctx context.Context) error {
 	r.resultsMu.Unlock()
 	if len(batch) == 0 {
 		// The flusher's tick on an idle server: return before the
-		// goroutines' shared state below escapes to the heap.
+		// goroutines' shared state below escapes to the heap, and keep
+		// no arrays for batches that are not coming.
+		r.dropSpare()
 		return nil
 	}
 	// All at once: each session's entry waits for the next batch of the
