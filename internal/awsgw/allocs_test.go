@@ -1,6 +1,9 @@
 package awsgw
 
 import (
+	"maps"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +63,58 @@ func TestStatusText(t *testing.T) {
 	for code := -1; code < 1000; code++ {
 		if got, want := statusText(code), strconv.Itoa(code); got != want {
 			t.Fatalf("statusText(%d) = %q, want %q", code, got, want)
+		}
+	}
+}
+
+// versitygwGetHeader is a GetObject answer's header from versitygw as Go's
+// client reads it (canonical names; the x-amz-* ones S3 sends in lower
+// case), with a user metadata name besides.
+func versitygwGetHeader() http.Header {
+	return http.Header{
+		"Server": {"VERSITYGW"}, "Date": {"Sun, 06 Dec 2026 17:23:41 GMT"}, "Content-Type": {"binary/octet-stream"},
+		"Content-Length": {"1024"}, "X-Amz-Request-Id": {"NN1TRTKG5QFL3B8O"}, "X-Amz-Id-2": {"1pdCOg79wmOOe+1hcE+5BA=="},
+		"X-Amz-Storage-Class": {"STANDARD"}, "X-Amz-Checksum-Type": {"FULL_OBJECT"}, "X-Amz-Checksum-Crc32": {"8CvoKA=="},
+		"Accept-Ranges": {"bytes"}, "Last-Modified": {"Sun, 06 Dec 2026 17:23:37 GMT"}, "Etag": {`"a8fe23839cdc365fb85c9f122ec94100"`},
+	}
+}
+
+// TestCopyResponseHeaderAllocs: the x-amz-* names of a common answer are
+// written in S3's spelling without allocating (amzLower); only the map's
+// own growth allocates, and here the map has room.
+func TestCopyResponseHeaderAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation bounds hold only without the race detector")
+	}
+	from := versitygwGetHeader()
+	h := make(http.Header, 32)
+	if n := testing.AllocsPerRun(100, func() { clear(h); copyResponseHeader(h, from) }); n != 0 {
+		t.Errorf("copying a GetObject answer's headers allocates %v times, want 0", n)
+	}
+}
+
+// TestCopyResponseHeaderSpelling: copyResponseHeader writes every x-amz-*
+// name lower-cased, listed in amzLower or not, and every other name as it
+// came; a name set earlier under its canonical key is replaced.
+func TestCopyResponseHeaderSpelling(t *testing.T) {
+	from := versitygwGetHeader()
+	from["X-Amz-Meta-Owner"] = []string{"ops"}
+	from["X-Amz-Server-Side-Encryption"] = []string{"AES256"}
+	h := http.Header{"X-Amz-Request-Id": {"stale"}}
+	copyResponseHeader(h, from)
+	want := http.Header{}
+	for k, v := range from {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-") {
+			k = strings.ToLower(k)
+		}
+		want[k] = v
+	}
+	if !maps.EqualFunc(h, want, slices.Equal[[]string]) {
+		t.Errorf("copied\n%v\nwant\n%v", h, want)
+	}
+	for canon, lower := range amzLower {
+		if canon != http.CanonicalHeaderKey(lower) || lower != strings.ToLower(canon) || !strings.HasPrefix(lower, "x-amz-") {
+			t.Errorf("amzLower[%q] = %q", canon, lower)
 		}
 	}
 }

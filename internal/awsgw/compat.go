@@ -71,7 +71,10 @@ func stripSigning(raw string) string {
 func copyResponseHeader(h, from http.Header) {
 	for k, v := range from {
 		if len(k) > 6 && strings.EqualFold(k[:6], "x-amz-") {
-			lk := strings.ToLower(k)
+			lk, ok := amzLower[k]
+			if !ok {
+				lk = strings.ToLower(k)
+			}
 			if lk != k {
 				delete(h, k) // set earlier under the canonical key
 			}
@@ -81,6 +84,32 @@ func copyResponseHeader(h, from http.Header) {
 		h[k] = v
 	}
 }
+
+// amzLower maps the x-amz-* response headers S3 sends on its common
+// answers, in the canonical spelling Go's client reads them in, to S3's
+// own (lower case). Every object read carries several (the request ids, a
+// checksum, the storage class): strings.ToLower allocated each name anew
+// on every call; a name not listed here (user metadata) still is.
+var amzLower = func() map[string]string {
+	names := []string{
+		"x-amz-request-id", "x-amz-id-2", "x-amz-version-id", "x-amz-delete-marker",
+		"x-amz-storage-class", "x-amz-expiration", "x-amz-restore", "x-amz-tagging-count",
+		"x-amz-mp-parts-count", "x-amz-replication-status", "x-amz-website-redirect-location",
+		"x-amz-missing-meta", "x-amz-bucket-region", "x-amz-request-charged",
+		"x-amz-copy-source-version-id", "x-amz-abort-date", "x-amz-abort-rule-id",
+		"x-amz-checksum-type", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
+		"x-amz-checksum-crc64nvme", "x-amz-checksum-sha1", "x-amz-checksum-sha256",
+		"x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
+		"x-amz-server-side-encryption-bucket-key-enabled", "x-amz-server-side-encryption-context",
+		"x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key-md5",
+		"x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold",
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[http.CanonicalHeaderKey(n)] = n
+	}
+	return m
+}()
 
 // maxCompleteBody bounds the CompleteMultipartUpload answer the gateway
 // buffers to rewrite its Location; S3's is a few hundred bytes. A longer
