@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/airlock-dev/airlock/bench/internal/benchkit"
 	"github.com/airlock-dev/airlock/internal/testenv"
@@ -20,38 +19,12 @@ type grantCreds struct {
 	} `json:"endpoint"`
 }
 
-const benchPolicy = `@id("s3bench")
-@approval("auto")
-permit (principal in Group::"bench-team", action in [Action::"s3:GetObject", Action::"s3:PutObject", Action::"s3:ListBucket"], resource == Target::"aws-bench")
-when { context.resource like "arn:aws:s3:::bench/*" };
-`
-
 // startServer starts `airlock serve` with one agent, one aws target whose
 // endpoint is s3, and a policy auto-approving the benchmark's scope.
 func startServer(r *benchkit.Runner, bin string, s3 *testenv.S3) *benchkit.Server {
 	s := benchkit.NewServer(r, bin)
-	s.WritePolicy(r, "bench.cedar", benchPolicy)
-	gw := benchkit.FreeAddr(r)
-	s.Start(r, fmt.Sprintf(`data_dir: ./data
-listen:
-  api: %s
-  aws: %s
-identities:
-  - name: bench-bot
-    kind: agent
-    owner: bench-team
-    key_sha256: "%s"
-%stargets:
-  - name: aws-bench
-    kind: aws
-    account: "111122223333"
-    region: us-east-1
-    endpoint: %s
-    credentials:
-      access_key_id_env: AWS_BENCH_ACCESS_KEY_ID
-      secret_access_key_env: AWS_BENCH_SECRET_ACCESS_KEY
-policies: ./policies
-`, s.API, gw, s.BotSHA, s.OpsIdentity(), s3.URL), []string{"AWS_BENCH_ACCESS_KEY_ID=" + s3.AccessKeyID, "AWS_BENCH_SECRET_ACCESS_KEY=" + s3.SecretAccessKey})
+	s.WritePolicy(r, "bench.cedar", benchkit.S3Policy)
+	s.Start(r, benchkit.S3Config(s, benchkit.FreeAddr(r), s3.URL), []string{"AWS_BENCH_ACCESS_KEY_ID=" + s3.AccessKeyID, "AWS_BENCH_SECRET_ACCESS_KEY=" + s3.SecretAccessKey})
 	return s
 }
 
