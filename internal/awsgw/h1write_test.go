@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -120,6 +121,48 @@ func BenchmarkWriteRequest(b *testing.B) {
 		for b.Loop() {
 			_ = req.Write(bw)
 			bw.Flush()
+		}
+	})
+}
+
+// plainValueByByte is plainValue as it was: one table lookup per byte.
+func plainValueByByte(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !valueByte[v[i]] {
+			return false
+		}
+	}
+	return v == "" || v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'
+}
+
+// TestPlainValueEveryByte puts every byte value at every position of
+// values of 1 to 24 bytes (a word, a word and a tail, three words), among
+// plain bytes, bytes from 0x80 and tabs: plainValue agrees with the
+// byte-by-byte check on each.
+func TestPlainValueEveryByte(t *testing.T) {
+	for _, fill := range []byte{'a', 0x80, 0xff, '\t', ' ', '~'} {
+		for n := 1; n <= 24; n++ {
+			b := bytes.Repeat([]byte{fill}, n)
+			for pos := range n {
+				for c := range 256 {
+					b[pos] = byte(c)
+					if got, want := plainValue(string(b)), plainValueByByte(string(b)); got != want {
+						t.Fatalf("plainValue(%q) = %v, want %v", b, got, want)
+					}
+				}
+				b[pos] = fill
+			}
+		}
+	}
+}
+
+func FuzzPlainValue(f *testing.F) {
+	for _, s := range []string{"", "a", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/s3/aws4_request", "a\tb", " a", "a ", "x\x7fy", "\x00", "caf\xc3\xa9 \x1f", strings.Repeat("\x7f", 17)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := plainValue(v), plainValueByByte(v); got != want {
+			t.Fatalf("plainValue(%q) = %v, byte by byte %v", v, got, want)
 		}
 	})
 }
