@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
-	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 )
@@ -33,36 +33,49 @@ func TestRecordingPagesBounded(t *testing.T) {
 	g := e.request("log-triage-bot", autoScope, "10m", "a busy agent")
 	bot := e.identity("log-triage-bot")
 	// 1,001 credential fetches: each is a history entry of the grant.
-	for i := 0; i < 1001; i++ {
-		if _, err := e.srv.Service.Credentials(ctx, bot, g.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Fetched by several callers at once, as agents do, so that the log
+	// writes them in a few batches rather than one durable batch each;
+	// their order among themselves is nothing the pages show.
+	inParallel(t, 1001, func(int) error {
+		_, err := e.srv.Service.Credentials(ctx, bot, g.ID)
+		return err
+	})
 	gg, err := e.srv.Service.Authority().Lookup(e.grant(g.ID).CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 201 sessions; the first makes 5,100 calls.
-	var first string
-	for i := 0; i < 201; i++ {
-		ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "client")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		if i == 0 {
-			first, n = ses.ID, 5100
-		}
-		for j := 0; j < n; j++ {
-			if err := gatewaytest.Record(ctx, ses, gateway.Call{Kind: "request", Action: "s3:GetObject",
-				Resource: fmt.Sprintf("arn:aws:s3:::logs/app/k%05d", j), Allowed: true}); err != nil {
-				t.Fatal(err)
+	// 201 sessions; the first makes 5,100 calls, queued 500 at a time (one
+	// durable batch for many, as a gateway's concurrent calls are; in
+	// order: the log numbers them as they are queued).
+	ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ses.ID
+	var calls []*gateway.Pending
+	for j := 0; j < 5100; j++ {
+		calls = append(calls, ses.RequestAsync(ctx, gateway.Call{Action: "s3:GetObject",
+			Resource: fmt.Sprintf("arn:aws:s3:::logs/app/k%05d", j), Allowed: true}))
+		if len(calls) == 500 || j == 5099 {
+			for _, c := range calls {
+				if err := c.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if err := ses.End(ctx); err != nil {
-			t.Fatal(err)
+			calls = calls[:0]
 		}
 	}
+	if err := ses.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The other 200, after it, several at a time.
+	inParallel(t, 200, func(int) error {
+		ses, err := e.srv.Service.Authority().StartSession(ctx, gg, "client")
+		if err != nil {
+			return err
+		}
+		return ses.End(ctx)
+	})
 	if _, err := e.srv.Service.Revoke(ctx, e.identity("alice"), g.ID, "enough"); err != nil {
 		t.Fatal(err)
 	}
@@ -307,14 +320,19 @@ func TestFindingsPageBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 1001; i++ {
+	session := func(i int) error {
 		ses, err := e.srv.Service.Authority().StartSession(ctx, gg, fmt.Sprintf("10.9.%d.%d:4242", i/256, i%256))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := ses.End(ctx); err != nil {
-			t.Fatal(err)
-		}
+		return ses.End(ctx)
+	}
+	// The first 1,000 several at a time (their findings written in a few
+	// durable batches, not one each), then the 1,001st alone: the last
+	// found, so the one the next page holds.
+	inParallel(t, 1000, session)
+	if err := session(1000); err != nil {
+		t.Fatal(err)
 	}
 	paths := []string{"/console/findings", "/console/findings?day="}
 	if end := time.Now(); end.UTC().Format(time.DateOnly) == recordedOn {
@@ -351,5 +369,39 @@ func TestFindingsPageBounded(t *testing.T) {
 	}
 	if p := b.get("/console/findings?after=x%3Cb%3E"); p.status != http.StatusBadRequest || strings.Contains(p.body, "<b>") {
 		t.Errorf("a bad cursor: %d %s", p.status, p.body)
+	}
+}
+
+// inParallel runs f(0) to f(n-1), 16 at a time, and fails t on the first
+// error. The tests that fill a page with a thousand records make them
+// from several goroutines, as many clients would, so that the log's group
+// commit writes them in a few durable batches: one at a time, each record
+// was a batch of its own, fsync included, and those tests took minutes
+// under -race on a loaded 2-core machine.
+func inParallel(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		errs = make(chan error, 16)
+	)
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					errs <- fmt.Errorf("%d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
