@@ -86,11 +86,14 @@ type replicas struct {
 
 	// sweep is Options.SessionSweep; gone the replicas found gone at the
 	// last sweep (owned by the sweep goroutine); stopSweep ends it.
-	sweep     time.Duration
-	grace     time.Duration
-	gone      map[string]time.Time
-	owners    map[string]string // the replica of each session open at the last sweep
-	startedAt time.Time         // when Start began: own sessions before it are an earlier run's
+	sweep  time.Duration
+	grace  time.Duration
+	gone   map[string]time.Time
+	owners map[string]sessionOwner // the replica of each session open at the last sweep
+	// startSeq is the log's size when Start began listening: this
+	// replica's own sessions whose start came before it are an earlier
+	// run's (sweepSessions).
+	startSeq  int64
 	stopSweep chan struct{}
 	sweepDone chan struct{}
 }
@@ -187,7 +190,7 @@ func (s *Service) startListening(ctx context.Context) error {
 		s.setReady(nil)
 		return nil
 	}
-	s.rep.startedAt = s.now()
+	s.rep.startSeq = s.log.Size()
 	s.setReady(errors.New("grants: waiting for the grant change listener"))
 	lctx, cancel := context.WithCancel(context.Background())
 	s.rep.stop, s.rep.done = cancel, make(chan struct{})

@@ -3,10 +3,12 @@ package grants_test
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
@@ -51,5 +53,52 @@ func TestReplicasDeadReplicaSessionsLongAfter(t *testing.T) {
 	}
 	if d := entryData(t, es[len(es)-1]); d["recovered"] != true || !strings.Contains(fmt.Sprint(d["why"]), "replica r2") {
 		t.Errorf("session.ended data %v", d)
+	}
+}
+
+// TestReplicasFirstSweepSparesThisRunsSessions: a replica's first sweep
+// ends its own earlier run's sessions, and must leave this run's alone
+// however late it runs. It told them apart by time: a session that started
+// before Start began was an earlier run's. But a replica's time is its
+// clock plus its offset from the database's, which moves at each
+// measurement (by up to half its round trip) and with a step of the clock
+// between two; a session started just after Start could read as before it.
+// Here the clock steps a minute back after the grant's approval, and the
+// first sweep is held until the session has started: it ended the live
+// session, and the call recorded next followed session.ended in the log
+// (what a CI run at load 30 showed, from the offset alone: "session.call
+// after session … ended"). Now a run's own sessions are told by their
+// place in the log.
+func TestReplicasFirstSweepSparesThisRunsSessions(t *testing.T) {
+	fake := clock.NewFake(time.Now().UTC())
+	gate := make(chan struct{})
+	var sweeps atomic.Int64
+	hold := func() {
+		if sweeps.Add(1) == 1 {
+			<-gate // the first sweep waits for the session below
+		}
+	}
+	rs := newReplicaSet(t, 1, fake, func(o *grants.Options) {
+		o.SessionSweep, o.ReplicaGrace = 20*time.Millisecond, 100*time.Millisecond
+		o.Store.(*countingStore).beforeOpenSessions.Store(&hold)
+	})
+	a := rs.r[0]
+	_, cr := rs.approved(a, a)
+	fake.Set(fake.Now().Add(-time.Minute)) // a step back between two measurements
+	ses := rs.servedSession(a, cr, "127.0.0.1:1 live")
+	close(gate)
+	waitFor(t, "the first sweep to finish (the second to begin)", func() bool { return sweeps.Load() >= 2 })
+
+	if s, err := a.st.Session(rs.ctx, ses.ID); err != nil || !s.EndedAt.IsZero() {
+		t.Fatalf("this run's live session after the first sweep: %+v, %v", s, err)
+	}
+	if err := ses.Request(rs.ctx, gateway.Call{Kind: "request", Action: "s3:GetObject", Resource: "arn:aws:s3:::logs/y", Allowed: true, BytesOut: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ses.End(rs.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(rs.sessionEntryTypes(ses.ID), " "), "session.started session.call session.call session.ended"; got != want {
+		t.Fatalf("the session's entries: %q, want %q", got, want)
 	}
 }

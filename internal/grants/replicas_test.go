@@ -80,6 +80,16 @@ type countingStore struct {
 	// reach does, slotsHang wait for their context as a store that does
 	// not answer (replicas_slots_test.go).
 	slotsCut, slotsHang atomic.Bool
+	// beforeOpenSessions runs before each OpenSessions (a sweep's first
+	// read), so that a test can hold a sweep back.
+	beforeOpenSessions atomic.Pointer[func()]
+}
+
+func (c *countingStore) OpenSessions(ctx context.Context) ([]model.Session, error) {
+	if f := c.beforeOpenSessions.Load(); f != nil {
+		(*f)()
+	}
+	return c.Store.OpenSessions(ctx)
 }
 
 func (c *countingStore) Grant(ctx context.Context, id string) (model.Grant, error) {

@@ -82,7 +82,7 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 	}
 	alive := map[string]bool{}
 	gone := map[string]time.Time{} // replicas found gone, since when
-	owners := make(map[string]string, len(open))
+	owners := make(map[string]sessionOwner, len(open))
 	now := time.Now()
 	for _, ses := range open {
 		if !ses.EndedAt.IsZero() {
@@ -90,20 +90,30 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 		}
 		// A session's replica never changes: it is read once, from its
 		// session.started entry (its first: the read stops there).
-		owner, known := s.rep.owners[ses.ID]
+		so, known := s.rep.owners[ses.ID]
 		if !known {
 			first, err := s.st.LogEntries(ctx, store.LogFilter{SessionID: ses.ID, Type: "session.started", Limit: 1})
 			if err != nil {
 				return err
 			}
-			owner = sessionReplica(first)
+			so = sessionOwnerOf(first)
 		}
-		owners[ses.ID] = owner
+		owners[ses.ID] = so
+		owner := so.replica
 		switch {
 		case owner == "":
 			continue
 		case owner == s.rep.id:
-			if !mine || !ses.StartedAt.Before(s.rep.startedAt) {
+			// This run's sessions started after Start began, so their
+			// session.started entries come after the log's size then
+			// (startSeq). Their times cannot tell: a time is this
+			// replica's clock plus its offset from the database's, and
+			// each measurement moves the offset by up to half its round
+			// trip (or a step of the clock moves it), so a session started
+			// just after Start could read as before it, and the first
+			// sweep, running late on a loaded machine, ended a live
+			// session whose calls then followed its end in the log.
+			if !mine || so.started >= s.rep.startSeq {
 				continue // this run's: live
 			}
 		default:
@@ -139,8 +149,15 @@ func (s *Service) sweepSessions(ctx context.Context, mine bool) error {
 	return nil
 }
 
-// sessionReplica is the replica named by a session's session.started entry.
-func sessionReplica(entries []store.LogEntry) string {
+// sessionOwner is what a sweep needs of a session's session.started
+// entry: the replica it names, and the entry's place in the log.
+type sessionOwner struct {
+	replica string
+	started int64
+}
+
+// sessionOwnerOf reads a session's session.started entry.
+func sessionOwnerOf(entries []store.LogEntry) sessionOwner {
 	for _, e := range entries {
 		if e.Type != "session.started" {
 			continue
@@ -151,10 +168,10 @@ func sessionReplica(entries []store.LogEntry) string {
 			} `json:"data"`
 		}
 		if json.Unmarshal(e.Data, &ent) == nil {
-			return ent.Data.Replica
+			return sessionOwner{replica: ent.Data.Replica, started: e.Seq}
 		}
 	}
-	return ""
+	return sessionOwner{}
 }
 
 // RecoverSession ends one open session whose gateway is gone (its replica
