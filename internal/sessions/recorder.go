@@ -225,9 +225,12 @@ func (r *Recorder) writeRejectionSummary(ctx context.Context, rs gateway.Rejecti
 // session, whose calls it records from then on. The session.started entry
 // is durable when it returns.
 func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client string) (*gateway.Session, error) {
-	st := &state{rec: model.Session{
+	st := &state{}
+	at := 0
+	sid, client = st.ownStr(sid, &at), st.ownStr(client, &at)
+	st.rec = model.Session{
 		ID: sid, GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: client, StartedAt: r.o.Now(),
-	}}
+	}
 	st.active = st.rec.StartedAt.UnixNano() // the start was admitted as activity (authority.Options.Admit)
 	data := map[string]any{"client": client, "target": g.Target}
 	tc := gateway.TLSClientOf(ctx)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -52,14 +53,31 @@ func TestResultsDataGrowsOnce(t *testing.T) {
 // Session inside it, to the size class an idle session's share was brought
 // into (bench/README.md, "An idle session's recorder in one object"): 384,
 // where the state alone was 352 (the review's Tally fitted in by making
-// dropped an int32 and active a Unix time) and the Session 80 more.
+// dropped an int32 and active a Unix time) and the Session 80 more; then
+// 448 with the 64 bytes that hold the session's id and client, which were
+// two small objects apart (state.strs).
 func TestStateSize(t *testing.T) {
-	if n := unsafe.Sizeof(state{}); n > 384 {
-		t.Errorf("state is %d bytes, more than its 384-byte size class", n)
+	if n := unsafe.Sizeof(state{}); n > 448 {
+		t.Errorf("state is %d bytes, more than its 448-byte size class", n)
 	}
 	if d := addDropped(math.MaxInt32-1, 5); d != math.MaxInt32 {
 		t.Errorf("dropped past 2³¹−1 is %d, want it to stay at %d", d, math.MaxInt32)
 	}
+}
+
+// stateOf is the recorder's state behind s, read through the Session's
+// layout (ID, Grant, then the recorder).
+func stateOf(t *testing.T, s *gateway.Session) *state {
+	t.Helper()
+	st, ok := (*struct {
+		ID    string
+		Grant *gateway.Grant
+		rec   gateway.SessionRecorder
+	})(unsafe.Pointer(s)).rec.(*state)
+	if !ok {
+		t.Fatal("the session's recorder is not the recorder's state")
+	}
+	return st
 }
 
 // TestStartHoldsOneObject: the Session that Start returns is its state's
@@ -74,16 +92,7 @@ func TestStartHoldsOneObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The Session's recorder, read through its layout (ID, Grant, then
-	// the recorder): the state that Start made.
-	st, ok := (*struct {
-		ID    string
-		Grant *gateway.Grant
-		rec   gateway.SessionRecorder
-	})(unsafe.Pointer(s)).rec.(*state)
-	if !ok {
-		t.Fatal("the session's recorder is not the recorder's state")
-	}
+	st := stateOf(t, s)
 	if s != &st.sess {
 		t.Errorf("the session is at %p, apart from its state's (%p): two objects per session", s, &st.sess)
 	}
@@ -142,5 +151,48 @@ func TestResultsSpareArrays(t *testing.T) {
 	e.rec.spareMu.Unlock()
 	if n != 0 {
 		t.Fatalf("after a flush with nothing to log the recorder keeps %d arrays, want 0", n)
+	}
+}
+
+// TestStartKeepsStringsInState: the session's id and its client's address
+// live in the state's own allocation (state.strs), not in two small
+// objects of their own that each pinned a span of a login's freed garbage
+// for as long as the session lasted (bench/README.md, "What separates an
+// idle session's live heap from its RssAnon"); a client name too long for
+// it is kept as given.
+// And the records carry both.
+func TestStartKeepsStringsInState(t *testing.T) {
+	e := newEnv(t, Options{})
+	long := strings.Repeat("x", 70) + ":5432"
+	for _, c := range []struct{ sid, client string }{
+		{"s_abcdefghijklmnopqrst", "10.0.0.7:54321"},
+		{"s_bcdefghijklmnopqrstu", "[2001:db8::7]:54321"},
+		{"s_cdefghijklmnopqrstuv", long},
+	} {
+		s, err := e.rec.Start(e.ctx, grant("g_strs"), strings.Clone(c.sid), strings.Clone(c.client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := stateOf(t, s)
+		inside := func(v string) bool {
+			p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+			base := uintptr(unsafe.Pointer(st))
+			return p >= base && p+uintptr(len(v)) <= base+unsafe.Sizeof(*st)
+		}
+		if s.ID != c.sid || st.rec.ID != c.sid || st.rec.Client != c.client {
+			t.Errorf("session %q, summary %q from %q; want %q from %q", s.ID, st.rec.ID, st.rec.Client, c.sid, c.client)
+		}
+		if !inside(s.ID) || !inside(st.rec.ID) {
+			t.Errorf("session %s: its id is an object apart from its state", c.sid)
+		}
+		if fits := len(c.client) <= len(st.strs)-len(c.sid); inside(st.rec.Client) != fits {
+			t.Errorf("session %s: client %q in the state %v, want %v", c.sid, c.client, inside(st.rec.Client), fits)
+		}
+		if err := s.End(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := types(e.entries(c.sid)); got != "session.started session.ended" {
+			t.Errorf("session %s: entries %s", c.sid, got)
+		}
 	}
 }
