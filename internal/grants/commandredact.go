@@ -150,6 +150,15 @@ func redactCommand(argv []string, secrets ...string) []string {
 				a = strings.ReplaceAll(a, s, RedactedArg)
 			}
 		}
+		joined := -1
+		if !ps {
+			joined = lineJoin(a)
+		}
+		if joined >= 0 {
+			// The rules read what comes before the join as the shell
+			// does; what comes after it is hidden.
+			a = a[:joined]
+		}
 		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
 		if ps {
 			a = redactPowerShell(a, form == shellLine)
@@ -164,6 +173,9 @@ func redactCommand(argv []string, secrets ...string) []string {
 		a = redactHeaders(a)
 		a = redactLineArgs(a, ps, form == shellLine)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
+		if joined >= 0 && !strings.HasSuffix(a, RedactedArg) {
+			a += RedactedArg
+		}
 		switch {
 		case i > 0 && strings.HasPrefix(argv[i-1], "-") && !strings.Contains(argv[i-1], "=") && secretName(argv[i-1]):
 			a = RedactedArg
@@ -179,6 +191,37 @@ func redactCommand(argv []string, secrets ...string) []string {
 	}
 	return out
 }
+
+// lineJoin returns where the first backslash-newline in a that joins
+// the bytes before and after it stands (neither a blank nor a newline),
+// or -1. The shell removes a backslash-newline before it reads a line,
+// outside single quotes: PGPASS\<newline>WORD=PW is PGPASSWORD=PW, and
+// $\<newline>( a command substitution, ca\<newline>se a case. The rules
+// read the bytes as they stand, and kept PW (and what such a
+// substitution or case held). From a join on, what a byte means cannot
+// be told without reading the line as the shell has joined it, so
+// redactCommand hides the rest of the argument: more hidden, not less,
+// and only where a line breaks inside a word (a line continued after a
+// blank, as commands split over lines are, joins nothing). A
+// backslash-newline that joins nothing reads as nothing: shellStep
+// passes over it where a blank would be.
+func lineJoin(a string) int {
+	for i := 0; ; {
+		k := strings.Index(a[i:], "\\\n")
+		if k < 0 {
+			return -1
+		}
+		j := i + k
+		if j > 0 && j+2 < len(a) && !lineBlank(a[j-1]) && !lineBlank(a[j+2]) {
+			return j
+		}
+		i = j + 2
+	}
+}
+
+// lineBlank says whether c is a blank or a newline, which a
+// backslash-newline beside it joins nothing to.
+func lineBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
 
 // argForm is how an argument's blanks and operators end a value in it
 // (redactAssignments).

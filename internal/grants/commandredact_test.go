@@ -327,6 +327,17 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", "PGPASSWORD=$(cat <<EOF\nhun ) ter2\nEOF\n); echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]"}},
 		{[]string{"bash", "-c", "tool --password \"$(cat <<-'EOF'\nhun ) \"ter2\nEOF\n)\"; echo visible"}, []string{"bash", "-c", "tool --password [REDACTED]"}},
 		{[]string{"bash", "-c", "PGPASSWORD=\"$(echo $((1<<2)) <<<x)\" psql; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; echo visible"}},
+		// A backslash-newline that joins two bytes, which the shell
+		// removes before reading the line: a secret's name, a header's,
+		// $( and a case word split by one were not seen, and the
+		// secret was kept. The rest of the argument is hidden from the
+		// join; a line continued after a blank stays.
+		{[]string{"bash", "-c", "PGPASS\\\nWORD=hunter2 psql; echo visible"}, []string{"bash", "-c", "PGPASS[REDACTED]"}},
+		{[]string{"bash", "-c", "PGPASSWORD=\"$\\\n(echo \"hun ter2\")\" psql; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]"}},
+		{[]string{"bash", "-c", "PGPASSWORD=\"$(ca\\\nse $x in a) echo \"hun ter2\";; esac)\" psql; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]"}},
+		{[]string{"sh", "-c", "curl -H \"Author\\\nization: Bearer hunter2\" https://h/"}, []string{"sh", "-c", "curl -H \"Author[REDACTED]"}},
+		{[]string{"sh", "-c", "curl -s \\\n  -H \"Authorization: Bearer hunter2\" \\\n  https://h/; echo visible"},
+			[]string{"sh", "-c", "curl -s \\\n  -H \"Authorization: Bearer [REDACTED]\" \\\n  https://h/; echo visible"}},
 		// A header line's credential glued to a command substitution,
 		// after its closing quote or escaped blanks: the shell word, and
 		// the header's value, run past it, and the substitution's text
