@@ -1765,6 +1765,17 @@ func headerValue(a string, i int) (start, end int) {
 				return start, len(a)
 			}
 			i += 1 + closing + 1
+		case c == '$' && i+1 < len(a) && a[i+1] == '\'':
+			// $'…' inside the credential, where the shell reads
+			// one (--MYSQL_PWD a$' x' after a credential that reads
+			// as a --flag): its ' was read as the shell's closing
+			// quote and x kept. To its closing ', \' escaped in it;
+			// in "…", where it is text, more is taken, not less.
+			closing := closingEscaped(a, i+2, '\'')
+			if closing < 0 {
+				return start, len(a)
+			}
+			i = closing + 1
 		case c == '\'' || c == '\n' || c == '\r':
 			return start, i
 		case c == ' ' || c == '\t' || c == '\\' && i+1 < len(a) && (a[i+1] == ' ' || a[i+1] == '\t'):

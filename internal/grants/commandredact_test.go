@@ -338,6 +338,11 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "curl -H \"Author\\\nization: Bearer hunter2\" https://h/"}, []string{"sh", "-c", "curl -H \"Author[REDACTED]"}},
 		{[]string{"sh", "-c", "curl -s \\\n  -H \"Authorization: Bearer hunter2\" \\\n  https://h/; echo visible"},
 			[]string{"sh", "-c", "curl -s \\\n  -H \"Authorization: Bearer [REDACTED]\" \\\n  https://h/; echo visible"}},
+		// $'…' in a word joined to an Authorization line's credential
+		// that reads as a --flag, after a bare piece: its quote was
+		// read as the shell's closing one.
+		{[]string{"sh", "-c", "curl -H Authorization:\\ --MYSQL_PWD a$' hun ter2' https://h/; echo visible"},
+			[]string{"sh", "-c", "curl -H Authorization:\\ [REDACTED] https://h/; echo visible"}},
 		// A header line's credential glued to a command substitution,
 		// after its closing quote or escaped blanks: the shell word, and
 		// the header's value, run past it, and the substitution's text
