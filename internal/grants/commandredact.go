@@ -1643,7 +1643,7 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 			return i + 1, 'c', true
 		}
 		return i + 1, 0, false
-	case shellKeyword(a, i, "case"):
+	case shellKeyword(a, i, "case") && !shellArgument(a, i):
 		return i + 4, 'h', false
 	case c == '(':
 		return i + 1, c, false
@@ -1691,6 +1691,83 @@ func commentStart(a string, i int) bool {
 		k--
 	}
 	return (i-1-k)%2 == 0
+}
+
+// shellArgument says whether the word at i in a is surely a simple
+// command's argument, which the shell reads as no reserved word (bash's
+// reserved_word_acceptable): the word before it is one of a simple
+// command's, after its name (echo case in x), where no word before it
+// can start a compound command. Read as a case, $(echo case in x) hid
+// the rest of the line. Where it cannot tell it says no, and the word
+// is read as a keyword: more hidden, not less. The word before must be
+// a plain one (no operator, no =, as an assignment or a redirection's
+// target may be followed by a command's name), none of the words after
+// which a command starts (then, do, {, time -p, zsh's if [[ … ]]
+// without then), and itself after a word that is none of those, nor
+// function, coproc or repeat, whose next word's next may start a
+// compound command (function f case …). It reads back over two words
+// and their blanks: a word is read back over for the two words after
+// it at most.
+func shellArgument(a string, i int) bool {
+	w, ok := wordBefore(a, i)
+	if !ok || w == i || strings.ContainsRune(a[w:i], '=') || commandStarts(strings.TrimRight(a[w:i], " \t")) {
+		return false
+	}
+	v, ok := wordBefore(a, w)
+	if !ok {
+		return false
+	}
+	if v == w {
+		return true // the word before is the command's name
+	}
+	switch strings.TrimRight(a[v:w], " \t") {
+	case "function", "coproc", "repeat":
+		return false
+	}
+	return !commandStarts(strings.TrimRight(a[v:w], " \t"))
+}
+
+// wordBefore returns where the word before the one at i in a starts
+// (past blanks), and whether it is a plain word: ok is false where an
+// operator or a newline ends it, other than the start of a command line
+// (a ;, &, |, ( or ), a backtick or a newline), where the word at i is
+// the command's name and start is i. The word's bytes are the ones that
+// are no blank nor operator; a quote, a backslash and a } are taken as
+// the word's (more is read as a keyword, not less).
+func wordBefore(a string, i int) (start int, ok bool) {
+	j := i
+	for j > 0 && (a[j-1] == ' ' || a[j-1] == '\t') {
+		j--
+	}
+	switch {
+	case j == 0:
+		return i, true
+	case strings.IndexByte(";&|()`\n", a[j-1]) >= 0:
+		if j >= 2 && a[j-2] == '\\' {
+			return 0, false // an escaped operator: a word's
+		}
+		return i, true
+	case a[j-1] == '<' || a[j-1] == '>' || a[j-1] == '\r':
+		return 0, false
+	}
+	k := j
+	for k > 0 && strings.IndexByte(" \t\n\r;&|()<>`", a[k-1]) < 0 {
+		k--
+	}
+	return k, true
+}
+
+// commandStarts says whether a command may start after the word w: a
+// reserved word (then, do, !, {, …), one of zsh's (repeat N, if [[ … ]]
+// with no then, its precommand modifiers), or time's -p or --.
+func commandStarts(w string) bool {
+	switch w {
+	case "then", "do", "else", "elif", "if", "while", "until", "!", "{", "}", "fi", "done", "esac", "in",
+		"time", "-p", "--", "function", "coproc", "select", "for", "foreach", "repeat", "]]",
+		"noglob", "nocorrect", "builtin", "command", "exec", "-", "always":
+		return true
+	}
+	return false
 }
 
 // shellKeyword says whether the word w (case, esac, in) stands at i in a

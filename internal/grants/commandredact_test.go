@@ -310,6 +310,17 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", `tool --password=[REDACTED] -v; echo visible`}},
 		{[]string{"bash", "-c", `tool --password "$(case $x in a) echo esac;; x|esac) echo "hun ter2";;& *) esac)" -v; echo visible`},
 			[]string{"bash", "-c", `tool --password [REDACTED] -v; echo visible`}},
+		// A case word that is a simple command's argument, which the
+		// shell reads as no keyword: read as a case, the rest of the line
+		// was hidden. After a word that may start a compound command
+		// (function f, time -p, zsh's repeat N and if [[ … ]]), an
+		// assignment or a redirection it is read as one still.
+		{[]string{"bash", "-c", `PGPASSWORD="$(echo case in x)" psql; echo visible; PGPASSWORD=$(printf "%s" case in "hun ter2") psql; echo visible`},
+			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; echo visible; PGPASSWORD=[REDACTED] psql; echo visible`}},
+		{[]string{"bash", "-c", `PGPASSWORD="$(case x in a) echo case in y;; b) echo "hun ter2";; esac)" psql; echo visible`},
+			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; echo visible`}},
+		{[]string{"bash", "-c", `PGPASSWORD="$(function f case $x in a) echo "hun ter2";; esac)"; PGPASSWORD="$(time -p case $x in a) echo "hun ter3";; esac)"; PGPASSWORD="$(repeat 3 case $x in a) echo "hun ter4";; esac)"; PGPASSWORD="$(if [[ x ]] case $x in a) echo "hun ter5";; esac)"; PGPASSWORD="$(x=1 >f case $x in a) echo "hun ter6";; esac)"; echo visible`},
+			[]string{"bash", "-c", `PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; echo visible`}},
 		// A parameter expansion inside $(…), whose word's ) closes
 		// nothing: the shell reads ${y:-)} as a word of the command.
 		{[]string{"bash", "-c", `PGPASSWORD="$(echo ${y:-)} "hun ter2")"; echo visible; PGPASSWORD=$(echo ${y:-)} 'hun ter3'); echo visible`},
@@ -1429,6 +1440,8 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`PGPASSWORD="$(case $x in a) echo "b c";; esac)" `, `PGPASSWORD=$(case x in a) `, `"$(case x in a) case y in (b|c) `,
 		`"$(case `, `"$(case x `, `$(case in in in) `, `"$(case x in esac `, `"$(esac case x in a) esac;; `, `$( case ;; esac) `,
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
+		// Case words after other words (shellArgument reads back).
+		`PGPASSWORD="$(echo case in x)" `, `"$(a case case `, `"$(a b case in `, `"$(function f case x in a) `, `$(x "a b" case `,
 		// Here-documents and comments in a substitution, comments to
 		// their line's end or the line's.
 		// Header credentials glued to substitutions.
