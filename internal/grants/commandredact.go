@@ -447,7 +447,7 @@ func (q *shellQuotes) advance(a string, i int) bool {
 		q.pos = next
 	}
 	q.state = 0
-	if q.depth > 0 && strings.IndexByte("(hpqcd", q.frames[q.depth-1]) < 0 {
+	if q.depth > 0 && strings.IndexByte("(hpqcdB", q.frames[q.depth-1]) < 0 {
 		q.state, q.open = q.frames[q.depth-1], q.opens[q.depth-1]
 	}
 	return q.pos == i
@@ -1594,12 +1594,34 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			return i + 1, 0, false
+		case c == '\\' && two('\n') && (i == 0 || i+2 == len(a) || lineBlank(a[i-1]) || lineBlank(a[i+2])):
+			// A backslash-newline that joins nothing (lineJoin),
+			// which the shell removes: ;; \<newline> esac ends the
+			// case.
+			return i + 2, 0, false
 		case shellKeyword(a, i, "esac"):
 			return i + 4, 0, true
 		case c == '(' && top == 'p':
 			return i + 1, 'q', true
+		case c == '(' && top == 'c':
+			// A subshell: past its ), a command's start still, where
+			// esac ends the case (a) (echo x) esac).
+			return i + 1, '(', false
+		case c == '{' && top == 'c' && shellKeyword(a, i, "{"):
+			// A group, to its } (groupEnd), past which esac ends the
+			// case as after a subshell (a) { echo x; } esac).
+			return i + 1, 'B', false
 		}
 		return i, top + 1, true // 'p'+1 is 'q', 'c'+1 'd'
+	case 'B':
+		switch {
+		case c == '}' && shellKeyword(a, i, "}") && groupEnd(a, i):
+			return i + 1, 0, true
+		case c == '{' && shellKeyword(a, i, "{"):
+			// A group in it, or a { that is an argument: read as
+			// a group, whose } the outer one's is not taken for.
+			return i + 1, 'B', false
+		}
 	}
 	switch {
 	case c == '\\':
@@ -1649,6 +1671,11 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 1, c, false
 	case c == ')':
 		return i + 1, 0, top == '('
+	case c == ';' && top != 'd' && (two(';') || two('&')):
+		// ;; or ;& outside a case item: a syntax error, past which
+		// the shell's reading cannot be told (esac;; b) "x y"…
+		// after a case ended): read as left open, the rest hidden.
+		return i, '!', false
 	case top != 'd':
 		return i + 1, 0, false
 	case c == ';' && (two(';') || two('&')):
@@ -1660,6 +1687,22 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 		return i + 1, 'c', true
 	}
 	return i + 1, 0, false
+}
+
+// groupEnd says whether the } at i in a closes a group ({ …; }) as the
+// shell reads it: a reserved word, after a ;, & or newline that no
+// backslash escapes (past blanks), or after another group's }. Where it
+// cannot tell, the group is read as open: the case it stands in goes on,
+// and more is hidden, not less.
+func groupEnd(a string, i int) bool {
+	j := i
+	for j > 0 && (a[j-1] == ' ' || a[j-1] == '\t') {
+		j--
+	}
+	if j == 0 || strings.IndexByte(";&\n}", a[j-1]) < 0 {
+		return false
+	}
+	return j < 2 || a[j-2] != '\\'
 }
 
 // hereDocument says whether a here-document's << stands at i in a: its

@@ -321,6 +321,19 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", `PGPASSWORD=[REDACTED] psql; echo visible`}},
 		{[]string{"bash", "-c", `PGPASSWORD="$(function f case $x in a) echo "hun ter2";; esac)"; PGPASSWORD="$(time -p case $x in a) echo "hun ter3";; esac)"; PGPASSWORD="$(repeat 3 case $x in a) echo "hun ter4";; esac)"; PGPASSWORD="$(if [[ x ]] case $x in a) echo "hun ter5";; esac)"; PGPASSWORD="$(x=1 >f case $x in a) echo "hun ter6";; esac)"; echo visible`},
 			[]string{"bash", "-c", `PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; PGPASSWORD=[REDACTED]; echo visible`}},
+		// esac after a group's }, a subshell's ) or a backslash-newline
+		// after blanks ends the case, as the shell reads it: read as an
+		// argument, the rest of the line was hidden. A } that closes no
+		// group (after a word, or an escaped ;) is none.
+		{[]string{"bash", "-c", "PGPASSWORD=\"$(case $x in a) { echo \"hun ter2\"; } esac)\" psql; echo visible; PGPASSWORD=$(case $x in a) (echo hun ter3) esac) psql; echo visible; PGPASSWORD=$(case $x in a) echo hun ter4;; \\\n esac) psql; echo visible"},
+			[]string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; echo visible; PGPASSWORD=[REDACTED] psql; echo visible; PGPASSWORD=[REDACTED] psql; echo visible"}},
+		{[]string{"bash", "-c", `PGPASSWORD="$(case $x in a) { echo } esac;; b) echo "hun ter2";; esac)" psql; echo visible`}, []string{"bash", "-c", `PGPASSWORD=[REDACTED]`}},
+		{[]string{"bash", "-c", `PGPASSWORD="$(case $x in a) { echo \; } esac;; b) echo "hun ter2";; esac)" psql; echo visible`}, []string{"bash", "-c", `PGPASSWORD=[REDACTED]`}},
+		// ;; or ;& after a case has ended, a syntax error: the rest of
+		// the line is hidden. Read on, the next pattern's ) closed the
+		// substitution, and ter2 was kept.
+		{[]string{"bash", "-c", `PGPASSWORD="$(case $x in a) echo;; esac;; b) echo "hun ter2";; esac)" psql; echo visible`}, []string{"bash", "-c", `PGPASSWORD=[REDACTED]`}},
+		{[]string{"bash", "-c", `PGPASSWORD="$(case $x in a) (echo ) esac;& b) echo "hun ter2";; esac)" psql; echo visible`}, []string{"bash", "-c", `PGPASSWORD=[REDACTED]`}},
 		// A parameter expansion inside $(…), whose word's ) closes
 		// nothing: the shell reads ${y:-)} as a word of the command.
 		{[]string{"bash", "-c", `PGPASSWORD="$(echo ${y:-)} "hun ter2")"; echo visible; PGPASSWORD=$(echo ${y:-)} 'hun ter3'); echo visible`},
@@ -1442,6 +1455,8 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
 		// Case words after other words (shellArgument reads back).
 		`PGPASSWORD="$(echo case in x)" `, `"$(a case case `, `"$(a b case in `, `"$(function f case x in a) `, `$(x "a b" case `,
+		// Groups and subshells in a case item, backslash-newlines.
+		`"$(case x in a) { `, `"$(case x in a) { x; } `, `"$(case x in a) ( `, "\"$(case x in a) \\\n ", `$(case x in a) {{ }} `, `"$(x;; `,
 		// Here-documents and comments in a substitution, comments to
 		// their line's end or the line's.
 		// Header credentials glued to substitutions.
