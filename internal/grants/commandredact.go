@@ -170,7 +170,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 		// 'Authorization: Basic "X"' took the -u argument's password to
 		// start at the header's colon, and the [REDACTED] put for the
 		// scheme was read as the credential, whose "X" was then kept.
-		a = redactHeaders(a)
+		a = redactHeaders(a, form == shellLine)
 		a = redactLineArgs(a, ps, form == shellLine)
 		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
 		if joined >= 0 && !strings.HasSuffix(a, RedactedArg) {
@@ -295,7 +295,13 @@ var shells = []string{"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
 // "K L", and headerValue, which cannot tell a shell's blank from a
 // curl argument's, ended the value at the blank and kept L. See
 // shellQuotes.valueEnd for the rest.
-func redactHeaders(a string) string {
+//
+// In a shell's line (shell) a credential that starts at the closing
+// quote of the quotes its header line stands in (-H "Authorization:
+// Bearer "`cmd`) is what the shell word joins after them, to its end
+// (valueEnd): headerValue read that quote as opening a quoted
+// credential, which ran to the next " of the line, or to its end.
+func redactHeaders(a string, shell bool) string {
 	q := shellQuotes{line: headerLine.MatchString(a)}
 	return redactValues(a, headerName, headerSecret, func(a string, name, i int) (int, int) {
 		if paramName(a, name) {
@@ -305,6 +311,10 @@ func redactHeaders(a string) string {
 			return i, i
 		}
 		start, end := headerValue(a, i)
+		if shell && start < len(a) && (a[start] == '"' || a[start] == '\'') && q.closesAt(a, i, start) {
+			start++     // the quote stays
+			end = start // valueEnd's, below
+		}
 		// The header lines that stand in the value taken are passed over
 		// by redactValues: each runs to the end of its own quotes too,
 		// and one that only the quotes took in (headerValue's own take
@@ -451,6 +461,22 @@ func (q *shellQuotes) advance(a string, i int) bool {
 		q.state, q.open = q.frames[q.depth-1], q.opens[q.depth-1]
 	}
 	return q.pos == i
+}
+
+// closesAt says whether the quotes ('…', "…" or $'…') that the byte at
+// i in a stands in close at the quote at c, as the shell reads them.
+// The bytes from i to c are read once more, and no further: the first
+// of their closing quote's bytes at or after i is at c (the bytes between
+// are a header's blanks and scheme).
+func (q *shellQuotes) closesAt(a string, i, c int) bool {
+	if !q.advance(a, i) || q.deep {
+		return false
+	}
+	switch {
+	case q.state == '"' && a[c] == '"', (q.state == '\'' || q.state == '$') && a[c] == '\'':
+		return closingShell(a, i, q.state) == c
+	}
+	return false
 }
 
 // end is valueEnd's answer, found by reading a from i.

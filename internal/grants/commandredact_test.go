@@ -89,10 +89,11 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `curl -H "Authorization: Bearer 'hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Authorization: Bearer [REDACTED]" https://h/`}},
 		{[]string{"curl", "-H", "Cookie: theme=dark; sid='hun ter2'", "https://h/"}, []string{"curl", "-H", "Cookie: [REDACTED]", "https://h/"}},
 		{[]string{"sh", "-c", `curl -H "Authorization: Digest username='u', response='hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Authorization: Digest [REDACTED]" https://h/`}},
-		// The shell's quote closed before a credential glued to it, and
-		// a quoted piece that may hide another header's line: the rest
-		// of the line.
-		{[]string{"sh", "-c", "curl -H 'Authorization: Bearer 'hunter2 https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: Bearer [REDACTED]"}},
+		// The shell's quote closed before a credential glued to it: the
+		// shell word, to its end (the rest of the line was hidden). A
+		// quoted piece that may hide another header's line: the rest of
+		// the line.
+		{[]string{"sh", "-c", "curl -H 'Authorization: Bearer 'hunter2 https://h/"}, []string{"sh", "-c", "curl -H 'Authorization: Bearer '[REDACTED] https://h/"}},
 		{[]string{"sh", "-c", `curl -H "Cookie: sid='1" -H "X-Api-Key: 'hun ter2'" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]`}},
 		{[]string{"sh", "-c", "curl -H 'Cookie: sid=' -H 'Accept: a' https://h/"}, []string{"sh", "-c", "curl -H 'Cookie: [REDACTED]' -H 'Accept: a' https://h/"}},
 		// A credential with a blank in it, unquoted inside the quotes
@@ -367,6 +368,15 @@ func TestRedactCommand(t *testing.T) {
 		// read as the shell's closing one.
 		{[]string{"sh", "-c", "curl -H Authorization:\\ --MYSQL_PWD a$' hun ter2' https://h/; echo visible"},
 			[]string{"sh", "-c", "curl -H Authorization:\\ [REDACTED] https://h/; echo visible"}},
+		// A credential that starts at the closing quote of the header
+		// line's quotes: what the shell word joins after them, to its
+		// end. headerValue read the quote as opening a quoted
+		// credential, and the rest of the line was hidden; an empty one
+		// hides nothing.
+		{[]string{"sh", "-c", "curl -H \"Authorization: Bearer \"`echo hunter2` https://h/; echo visible; curl -H 'X-Api-Key: '\"$(echo hun ter3)\" https://h/; echo \"visible\""},
+			[]string{"sh", "-c", "curl -H \"Authorization: Bearer \"[REDACTED] https://h/; echo visible; curl -H 'X-Api-Key: '[REDACTED] https://h/; echo \"visible\""}},
+		{[]string{"sh", "-c", `curl -H "Authorization: Bearer ""hun ter2" https://h/; curl -H "Cookie: " https://h/; echo "visible"`},
+			[]string{"sh", "-c", `curl -H "Authorization: Bearer "[REDACTED] https://h/; curl -H "Cookie: " https://h/; echo "visible"`}},
 		// A header line's credential glued to a command substitution,
 		// after its closing quote or escaped blanks: the shell word, and
 		// the header's value, run past it, and the substitution's text
@@ -1454,6 +1464,7 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`"$(case `, `"$(case x `, `$(case in in in) `, `"$(case x in esac `, `"$(esac case x in a) esac;; `, `$( case ;; esac) `,
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
 		// Case words after other words (shellArgument reads back).
+		"Authorization: Bearer \"`x` ", `"X-Api-Key: "'a b' `, `"Cookie: "`, `"$("Authorization: Bearer "$(x) `, `"Authorization: Bearer 'x `,
 		`PGPASSWORD="$(echo case in x)" `, `"$(a case case `, `"$(a b case in `, `"$(function f case x in a) `, `$(x "a b" case `,
 		// Groups and subshells in a case item, backslash-newlines.
 		`"$(case x in a) { `, `"$(case x in a) { x; } `, `"$(case x in a) ( `, "\"$(case x in a) \\\n ", `$(case x in a) {{ }} `, `"$(x;; `,
