@@ -159,20 +159,25 @@ func redactCommand(argv []string, secrets ...string) []string {
 			// does; what comes after it is hidden.
 			a = a[:joined]
 		}
-		a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
-		if ps {
-			a = redactPowerShell(a, form == shellLine)
+		var pieces []int
+		if form == shellLine && !ps {
+			// Here-documents and comments (shellPieces).
+			var hide int
+			if pieces, hide = shellPieces(a); hide >= 0 {
+				a, joined = a[:hide], hide
+			}
 		}
-		a = redactParams(a)
-		a = redactAssignments(a, form)
-		a = redactJSON(a)
-		// Header lines before a program's options: curl '-u -H '' -H
-		// 'Authorization: Basic "X"' took the -u argument's password to
-		// start at the header's colon, and the [REDACTED] put for the
-		// scheme was read as the credential, whose "X" was then kept.
-		a = redactHeaders(a, form == shellLine)
-		a = redactLineArgs(a, ps, form == shellLine)
-		a = mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
+		if len(pieces) == 0 {
+			a = redactText(a, form, ps)
+		} else {
+			var b strings.Builder
+			at := 0
+			for _, c := range append(pieces, len(a)) {
+				b.WriteString(redactText(a[at:c], form, ps))
+				at = c
+			}
+			a = b.String()
+		}
 		if joined >= 0 && !strings.HasSuffix(a, RedactedArg) {
 			a += RedactedArg
 		}
@@ -219,9 +224,205 @@ func lineJoin(a string) int {
 	}
 }
 
+// shellPieces returns where the shell line a is cut into pieces that
+// the rules read apart (cuts), for its here-documents and comments, and
+// where they stop reading it (hide; -1 for none). The shell reads a
+// here-document's body as text to its delimiter's line, and a comment
+// as nothing; the rules read both as the line's words, and a body's
+// lone quote (cat <<'EOF' … x" … EOF), or a comment's (# it's), moved
+// the quotes of every word after it: a value after it (git config
+// credential.password "a b", curl -u ann:"a b", "PGPASSWORD=a b") was
+// kept, whole or in part. A body or comment whose text, read from
+// outside quotes, leaves quotes or a substitution open is a piece of
+// its own where it stands outside quotes and substitutions (the line
+// before it has ended there, and the line after it starts anew), and
+// inside a substitution, whose end the rules could not find past it,
+// the rest of the line is hidden. One that leaves nothing open is read
+// with the line, as before.
+//
+// It follows the line's quotes, substitutions, ${…} and backticks as
+// shellStep reads them, a here-document's << where a command's words
+// are read (not in quotes), and each line's bodies, in order, from the
+// newline outside quotes that ends the line: each byte is read at most
+// three times. Nested past maxShellNesting, the rest is hidden.
+func shellPieces(a string) (cuts []int, hide int) {
+	if !strings.Contains(a, "<<") && strings.IndexByte(a, '#') < 0 {
+		return nil, -1
+	}
+	var open [maxShellNesting]byte
+	depth := 0
+	var delims []hereDelimiter // the line's here-documents, bodies to read
+	for i := 0; i < len(a); {
+		top := byte(0)
+		if depth > 0 {
+			top = open[depth-1]
+		}
+		words := strings.IndexByte("'$\"{`U", top) < 0 // not in quotes
+		switch {
+		case depth == 0 && (a[i] == '`' || a[i] == '$' && i+1 < len(a) && a[i+1] == '{'):
+			// shellStep reads neither outside quotes: here the
+			// newlines in them end no line.
+			open[0], depth = 'U', 1
+			if a[i] == '`' {
+				open[0] = '`'
+				i--
+			}
+			i += 2
+			continue
+		case words && a[i] == '\n' && len(delims) > 0:
+			j := i + 1
+			for _, d := range delims {
+				body, end, closed := hereBody(a, j, d)
+				switch {
+				case !closed && depth > 0:
+					return cuts, j
+				case !closed:
+					cuts = append(cuts, j, body)
+				}
+				j = end
+			}
+			delims = delims[:0]
+			i = j
+			continue
+		case words && a[i] == '<' && hereDocument(a, i):
+			d, end := readHereDelimiter(a, i)
+			delims = append(delims, d)
+			i = end
+			continue
+		case words && a[i] == '#' && (i == 0 || commentStart(a, i)):
+			e := strings.IndexByte(a[i:], '\n')
+			if e < 0 {
+				return cuts, -1 // nothing after it
+			}
+			if c := a[i+1 : i+e]; strings.HasSuffix(c, "\\") || !shellClosed(c) {
+				if depth > 0 {
+					return cuts, i
+				}
+				cuts = append(cuts, i, i+e)
+			}
+			i += e
+			continue
+		}
+		next, push, pop := shellStep(a, i, top)
+		if pop {
+			depth--
+		}
+		switch {
+		case push == '!' || push != 0 && depth == len(open):
+			return cuts, i
+		case push != 0:
+			open[depth] = push
+			depth++
+		}
+		i = next
+	}
+	return cuts, -1
+}
+
+// hereDelimiter is a here-document's delimiter: the word after its <<
+// without its quotes (<<'EOF', <<"EOF", <<\EOF), and whether it is
+// <<- (tabs before the delimiter are stripped).
+type hereDelimiter struct {
+	word string
+	dash bool
+}
+
+// readHereDelimiter reads the here-document whose << is at i in a, and
+// returns its delimiter and where its word ends.
+func readHereDelimiter(a string, i int) (hereDelimiter, int) {
+	j := i + 2
+	var d hereDelimiter
+	if j < len(a) && a[j] == '-' {
+		d.dash = true
+		j++
+	}
+	for j < len(a) && (a[j] == ' ' || a[j] == '\t') {
+		j++
+	}
+	e := lineWordEnd(a, j, false)
+	d.word = bareWord(a[j:e])
+	return d, e
+}
+
+// hereBody reads the body of the here-document d that starts at i in a,
+// to its delimiter's line (a line that is its word, with its leading
+// tabs stripped for <<-), or to the end of a. It returns where the body
+// ends (its delimiter's line starts), where the text after that line
+// starts, and whether the body, read from outside quotes as shellStep
+// reads a line, leaves nothing open.
+func hereBody(a string, i int, d hereDelimiter) (body, end int, closed bool) {
+	body = len(a)
+	end = len(a)
+	for j := i; j < len(a); {
+		e := strings.IndexByte(a[j:], '\n')
+		if e < 0 {
+			e = len(a)
+		} else {
+			e += j
+		}
+		line := a[j:e]
+		if d.dash {
+			line = strings.TrimLeft(line, "\t")
+		}
+		if line == d.word {
+			body, end = j, min(e+1, len(a))
+			break
+		}
+		j = e + 1
+	}
+	return body, end, shellClosed(a[i:body])
+}
+
+// shellClosed says whether the text s, read from outside quotes as
+// shellStep reads a line, leaves no quotes nor substitution open at its
+// end.
+func shellClosed(s string) bool {
+	var open [maxShellNesting]byte
+	depth := 0
+	for i := 0; i < len(s); {
+		top := byte(0)
+		if depth > 0 {
+			top = open[depth-1]
+		}
+		next, push, pop := shellStep(s, i, top)
+		if pop {
+			depth--
+		}
+		switch {
+		case push == '!' || push != 0 && depth == len(open):
+			return false
+		case push != 0:
+			open[depth] = push
+			depth++
+		}
+		i = next
+	}
+	return depth == 0
+}
+
 // lineBlank says whether c is a blank or a newline, which a
 // backslash-newline beside it joins nothing to.
 func lineBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
+
+// redactText applies the rules for secrets that a text names to a, an
+// argument of form's (a piece of it: shellPieces) in a command that runs
+// PowerShell where ps.
+func redactText(a string, form argForm, ps bool) string {
+	a = uriPassword.ReplaceAllString(a, "${1}:"+RedactedArg+"@")
+	if ps {
+		a = redactPowerShell(a, form == shellLine)
+	}
+	a = redactParams(a)
+	a = redactAssignments(a, form)
+	a = redactJSON(a)
+	// Header lines before a program's options: curl '-u -H '' -H
+	// 'Authorization: Basic "X"' took the -u argument's password to
+	// start at the header's colon, and the [REDACTED] put for the
+	// scheme was read as the credential, whose "X" was then kept.
+	a = redactHeaders(a, form == shellLine)
+	a = redactLineArgs(a, ps, form == shellLine)
+	return mysqlPassword.ReplaceAllString(a, "${1}${2}-p"+RedactedArg)
+}
 
 // argForm is how an argument's blanks and operators end a value in it
 // (redactAssignments).

@@ -377,6 +377,23 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "curl -H \"Authorization: Bearer \"[REDACTED] https://h/; echo visible; curl -H 'X-Api-Key: '[REDACTED] https://h/; echo \"visible\""}},
 		{[]string{"sh", "-c", `curl -H "Authorization: Bearer ""hun ter2" https://h/; curl -H "Cookie: " https://h/; echo "visible"`},
 			[]string{"sh", "-c", `curl -H "Authorization: Bearer "[REDACTED] https://h/; curl -H "Cookie: " https://h/; echo "visible"`}},
+		// A here-document's body, or a comment, whose text leaves a
+		// quote open, read as the line's words: it moved the quotes of
+		// every word after it, and the values after it were kept. Now a
+		// piece of its own, the rules read the line after it anew; in a
+		// substitution, the rest of the line is hidden. A body that
+		// leaves nothing open is read as before, and the text of a
+		// body or comment is redacted too.
+		{[]string{"bash", "-c", "cat <<'EOF'\nx\"\nEOF\ngit config credential.password \"hun ter2\"; curl -u ann:\"hun ter3\" -H \"Authorization: Bearer hun ter4\" https://h/; echo visible"},
+			[]string{"bash", "-c", "cat <<'EOF'\nx\"\nEOF\ngit config credential.password [REDACTED]; curl -u ann:[REDACTED] -H \"Authorization: Bearer [REDACTED]\" https://h/; echo visible"}},
+		{[]string{"bash", "-c", "cat <<A <<-\"B\"\na\nA\n\tb\"\n\tB\necho \"PGPASSWORD=hun ter2\"; echo visible"},
+			[]string{"bash", "-c", "cat <<A <<-\"B\"\na\nA\n\tb\"\n\tB\necho \"PGPASSWORD=[REDACTED]\"; echo visible"}},
+		{[]string{"bash", "-c", "ls # it's\necho 'PGPASSWORD=hun ter2'; echo visible"}, []string{"bash", "-c", "ls # it's\necho 'PGPASSWORD=[REDACTED]'; echo visible"}},
+		{[]string{"bash", "-c", "x=$(cat <<'EOF'\nx\"\nEOF\n); curl -u ann:\"hun ter2\" https://h/; echo visible"}, []string{"bash", "-c", "x=$(cat <<'EOF'\n[REDACTED]"}},
+		{[]string{"bash", "-c", "cat > f.py <<'EOF'\nprint(\"hi\")\nEOF\nPGPASSWORD=hunter2 python f.py # run it\necho visible"},
+			[]string{"bash", "-c", "cat > f.py <<'EOF'\nprint(\"hi\")\nEOF\nPGPASSWORD=[REDACTED] python f.py # run it\necho visible"}},
+		{[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=hunter2 it's\nEOF\n# MYSQL_PWD=hunter3 don't\necho visible"},
+			[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=[REDACTED] it's\nEOF\n# MYSQL_PWD=[REDACTED] don't\necho visible"}},
 		// A header line's credential glued to a command substitution,
 		// after its closing quote or escaped blanks: the shell word, and
 		// the header's value, run past it, and the substitution's text
@@ -1465,6 +1482,8 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`--password "$(case x in a) echo esac;; `, `Authorization: Bearer "$(case x in a) `, `"$(case x in a) x;;& `, `case x in a) esac `,
 		// Case words after other words (shellArgument reads back).
 		"Authorization: Bearer \"`x` ", `"X-Api-Key: "'a b' `, `"Cookie: "`, `"$("Authorization: Bearer "$(x) `, `"Authorization: Bearer 'x `,
+		// Here-documents and comments outside substitutions.
+		"cat <<E\nx\"\nE\n", "cat <<E\nx\n", "# it's\n", "x <<A <<B\n'\nA\n", "# a\n", "<<A `\n", "${x\n<<A ",
 		`PGPASSWORD="$(echo case in x)" `, `"$(a case case `, `"$(a b case in `, `"$(function f case x in a) `, `$(x "a b" case `,
 		// Groups and subshells in a case item, backslash-newlines.
 		`"$(case x in a) { `, `"$(case x in a) { x; } `, `"$(case x in a) ( `, "\"$(case x in a) \\\n ", `$(case x in a) {{ }} `, `"$(x;; `,
