@@ -512,7 +512,7 @@ func redactHeaders(a string, shell bool) string {
 			return i, i
 		}
 		start, end := headerValue(a, i)
-		if shell && start < len(a) && (a[start] == '"' || a[start] == '\'') && q.closesAt(a, i, start) {
+		if shell && start < len(a) && (a[start] == '"' || a[start] == '\'') && q.closesAt(a, name, i, start) {
 			start++     // the quote stays
 			end = start // valueEnd's, below
 		}
@@ -665,16 +665,20 @@ func (q *shellQuotes) advance(a string, i int) bool {
 }
 
 // closesAt says whether the quotes ('…', "…" or $'…') that the byte at
-// i in a stands in close at the quote at c, as the shell reads them.
-// The bytes from i to c are read once more, and no further: the first
-// of their closing quote's bytes at or after i is at c (the bytes between
-// are a header's blanks and scheme).
-func (q *shellQuotes) closesAt(a string, i, c int) bool {
+// i in a stands in opened just before name (a header line's name: they
+// hold that line) and close at the quote at c, as the shell reads them.
+// Quotes that opened before other text may be a stray quote's: -H $'…'
+// after a " that opened at the line's start is read as in "…", and its
+// credential's own quote as closing those; they are left to headerValue,
+// which takes more. The bytes from i to c are read once more, and no
+// further: the first of their closing quote's bytes at or after i is at
+// c (the bytes between are a header's blanks and scheme).
+func (q *shellQuotes) closesAt(a string, name, i, c int) bool {
 	if !q.advance(a, i) || q.deep {
 		return false
 	}
 	switch {
-	case q.state == '"' && a[c] == '"', (q.state == '\'' || q.state == '$') && a[c] == '\'':
+	case q.state == '"' && a[c] == '"' && q.open+1 == name, q.state == '\'' && a[c] == '\'' && q.open+1 == name, q.state == '$' && a[c] == '\'' && q.open+2 == name:
 		return closingShell(a, i, q.state) == c
 	}
 	return false

@@ -394,6 +394,11 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "cat > f.py <<'EOF'\nprint(\"hi\")\nEOF\nPGPASSWORD=[REDACTED] python f.py # run it\necho visible"}},
 		{[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=hunter2 it's\nEOF\n# MYSQL_PWD=hunter3 don't\necho visible"},
 			[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=[REDACTED] it's\nEOF\n# MYSQL_PWD=[REDACTED] don't\necho visible"}},
+		// A header credential's quote that closes quotes opened before
+		// other text (a stray "): read by headerValue, as before, the
+		// quoted credential whole (as the shell's closing quote, its
+		// second piece was kept).
+		{[]string{"sh", "-c", `" -H $'X-Api-Key: "hun ter2"' https://h/`}, []string{"sh", "-c", `" -H $'X-Api-Key: [REDACTED]' https://h/`}},
 		// A header line's credential glued to a command substitution,
 		// after its closing quote or escaped blanks: the shell word, and
 		// the header's value, run past it, and the substitution's text

@@ -57,6 +57,8 @@ var keptSeedCases = map[string][]string{
 	// 5be8256: a credential with blanks, to the end of the shell's quotes.
 	"FuzzRedactHeaderSecret/6bd16938babe1fd8": {"sh", "-c", `" -H $'Authorization: Basic aGk=' -H $'X-Foo: Authorization: Bearer "0"' `},
 	"FuzzRedactHeaderSecret/ca074bcb4c4c77af": {"sh", "-c", ` -H "Authorization: Basic aGk=" -H "Authorization: Bearer 0 0 " `},
+	// A stray " before a $'…' header line: the credential's quote read as closing it (found by this fuzzer).
+	"FuzzRedactHeaderSecret/quote-before-dollar-quoted-header": {"sh", "-c", `" -H $'' -H $'X-Api-Key: "0 0 "' `},
 	// b443906: curl -u's empty password.
 	"FuzzRedactHeaderSecret/4bbf57cfa7202e4d": {"sh", "-c", `curl '-u -H '' -H 'X-Api-Key: "0"' `},
 	// ff9219e: header lines are redacted before a program's options.
