@@ -2099,6 +2099,9 @@ var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "n
 func headerValue(a string, i int) (start, end int) {
 	i, joinNext := credential(a, i)
 	start = i
+	// The word joined is a --flag's value (credential): the shell's
+	// word, whole.
+	option := joinNext && a[i] == '-'
 	opening := true // a quote here opens a quoted credential
 	for i < len(a) {
 		switch c := a[i]; {
@@ -2134,10 +2137,12 @@ func headerValue(a string, i int) (start, end int) {
 			if k == len(a) || !joinNext && !nameAssign(a, k) {
 				return start, i
 			}
-			if joinNext && strings.HasPrefix(a[k:], "$'") {
-				// The word joined, as the shell reads it: $' x'
-				// after a credential that reads as a --flag ended
-				// at the blank in it.
+			if joinNext && (option || strings.HasPrefix(a[k:], "$'")) {
+				// The word joined, as the shell reads it, all its
+				// pieces: $' x' after a credential that reads as a
+				// --flag ended at the blank in it, and of '0''0'
+				// the second piece was kept. The header lines in it
+				// are redactHeaders' to take.
 				i, opening, joinNext = shellWordEnd(a, k), false, false
 				continue
 			}
@@ -2149,6 +2154,7 @@ func headerValue(a string, i int) (start, end int) {
 			// shell's): what follows is taken as its credential, since
 			// its own match, inside this value, is passed over.
 			i, joinNext = credential(a, i+1)
+			option = joinNext && a[i] == '-'
 			opening = true
 			continue
 		case c == '"' && opening:

@@ -394,6 +394,10 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "cat > f.py <<'EOF'\nprint(\"hi\")\nEOF\nPGPASSWORD=[REDACTED] python f.py # run it\necho visible"}},
 		{[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=hunter2 it's\nEOF\n# MYSQL_PWD=hunter3 don't\necho visible"},
 			[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=[REDACTED] it's\nEOF\n# MYSQL_PWD=[REDACTED] don't\necho visible"}},
+		// The word after an Authorization credential that reads as a
+		// --flag, of several quoted pieces: the second was kept.
+		{[]string{"sh", "-c", "curl -H Authorization:\\ --MYSQL_PWD 'hun''ter2' https://h/; echo visible"},
+			[]string{"sh", "-c", "curl -H Authorization:\\ [REDACTED] https://h/; echo visible"}},
 		// A header credential's quote that closes quotes opened before
 		// other text (a stray "): read by headerValue, as before, the
 		// quoted credential whole (as the shell's closing quote, its

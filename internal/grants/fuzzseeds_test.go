@@ -48,6 +48,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactAssignedSecret/flag-after-header-dollar-quoted": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD $' 0' "},
 	// The same, its value a word joined of a bare piece and $'…' with a blank.
 	"FuzzRedactAssignedSecret/flag-after-header-dollar-joined": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD 0$' 0' "},
+	// The same, its value two '…' pieces joined (found by this fuzzer; it failed on 9a9f646 too).
+	"FuzzRedactAssignedSecret/flag-after-header-single-pieces": {"sh", "-c", "!AuthoriZAtion: --MYSQL_PWD '0''0' "},
 	// ec4f849: a secret's value that starts inside another secret's value.
 	"FuzzRedactAssignedSecret/quoted-nested-assignment": {"sh", "-c", "'SECRET=A PGPASSWORD=' 0' "},
 	// A secret's --flag with only blanks after it: an empty word, read as one (a panic).
