@@ -252,12 +252,22 @@ func shellPieces(a string) (cuts []int, hide int) {
 	var open [maxShellNesting]byte
 	depth := 0
 	var delims []hereDelimiter // the line's here-documents, bodies to read
+	confine := false           // a body read in a substitution: cut at its command's end
 	for i := 0; i < len(a); {
 		top := byte(0)
 		if depth > 0 {
 			top = open[depth-1]
 		}
 		words := strings.IndexByte("'$\"{`U", top) < 0 // not in quotes
+		if confine && depth == 0 && strings.IndexByte(";&|\n", a[i]) >= 0 {
+			// The command that holds a here-document in a
+			// substitution ends here: the scans, which give up at
+			// its << (shellStep), read the words of "$(…)" to the end
+			// of the line, and the commands after it were not seen
+			// (… "$(cat <<E … E …)" && curl -u ann:PW kept PW). They
+			// read the rest anew.
+			cuts, confine = append(cuts, i), false
+		}
 		switch {
 		case depth == 0 && (a[i] == '`' || a[i] == '$' && i+1 < len(a) && a[i+1] == '{'):
 			// shellStep reads neither outside quotes: here the
@@ -279,10 +289,14 @@ func shellPieces(a string) (cuts []int, hide int) {
 				case !closed:
 					cuts = append(cuts, j, body)
 				}
+				confine = confine || depth > 0
 				j = end
 			}
 			delims = delims[:0]
 			i = j
+			continue
+		case words && strings.HasPrefix(a[i:], "<<<"):
+			i += 3 // a here-string, whose last two < are no here-document
 			continue
 		case words && a[i] == '<' && hereDocument(a, i):
 			d, end := readHereDelimiter(a, i)

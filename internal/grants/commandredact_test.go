@@ -347,9 +347,10 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]\" https://h/; echo visible; PGPASSWORD=[REDACTED] psql; echo visible"}},
 		// A here-document inside $(…), whose body the shell reads as
 		// text to its delimiter's line: its ) closes nothing. Not
-		// followed, the rest of the line is hidden. A here-string and
-		// an arithmetic shift are none.
-		{[]string{"bash", "-c", "PGPASSWORD=$(cat <<EOF\nhun ) ter2\nEOF\n); echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]"}},
+		// followed, the rest of its command is hidden, and the
+		// commands after it are read anew (shellPieces). A
+		// here-string and an arithmetic shift are none.
+		{[]string{"bash", "-c", "PGPASSWORD=$(cat <<EOF\nhun ) ter2\nEOF\n); echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]; echo visible"}},
 		{[]string{"bash", "-c", "tool --password \"$(cat <<-'EOF'\nhun ) \"ter2\nEOF\n)\"; echo visible"}, []string{"bash", "-c", "tool --password [REDACTED]"}},
 		{[]string{"bash", "-c", "PGPASSWORD=\"$(echo $((1<<2)) <<<x)\" psql; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED] psql; echo visible"}},
 		// A backslash-newline that joins two bytes, which the shell
@@ -394,6 +395,15 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "cat > f.py <<'EOF'\nprint(\"hi\")\nEOF\nPGPASSWORD=[REDACTED] python f.py # run it\necho visible"}},
 		{[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=hunter2 it's\nEOF\n# MYSQL_PWD=hunter3 don't\necho visible"},
 			[]string{"bash", "-c", "cat <<EOF\nPGPASSWORD=[REDACTED] it's\nEOF\n# MYSQL_PWD=[REDACTED] don't\necho visible"}},
+		// A here-document in a substitution: its command is read
+		// apart from the commands after it, which the scans, giving up
+		// at its <<, read as words of "$(…)" to the end of the line
+		// (curl's password was kept). A here-string before a
+		// here-document is none (its last two < were read as one).
+		{[]string{"bash", "-c", "git commit -m \"$(cat <<'EOF'\nfix ) it\nEOF\n)\" && curl -u ann:\"hun ter2\" https://h/; echo visible"},
+			[]string{"bash", "-c", "git commit -m \"$(cat <<'EOF'\nfix ) it\nEOF\n)\" && curl -u ann:[REDACTED] https://h/; echo visible"}},
+		{[]string{"bash", "-c", "tr a b <<<x\ncat <<E\nit's\nE\ncurl -u ann:\"hun ter2\" https://h/; echo visible"},
+			[]string{"bash", "-c", "tr a b <<<x\ncat <<E\nit's\nE\ncurl -u ann:[REDACTED] https://h/; echo visible"}},
 		// The word after an Authorization credential that reads as a
 		// --flag, of several quoted pieces: the second was kept.
 		{[]string{"sh", "-c", "curl -H Authorization:\\ --MYSQL_PWD 'hun''ter2' https://h/; echo visible"},
