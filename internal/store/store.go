@@ -233,8 +233,11 @@ type LockWaiter interface {
 }
 
 // GrantStatusTx is implemented by write transactions that read a grant's
-// status alone (pgstore): the shared audit log checks it for every gateway
-// record of a grant another replica may have ended (auditlog.AppendLive).
+// status alone (both stores): the shared audit log checks it for every
+// gateway record of a grant another replica may have ended
+// (auditlog.AppendLive), and a credential issue or command for its grant
+// (grants' appendWhileActive), in the log's writer, where Grant would sum
+// the usage of all the grant's sessions.
 type GrantStatusTx interface {
 	GrantStatus(ctx context.Context, id string) (model.GrantStatus, error)
 }

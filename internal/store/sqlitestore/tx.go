@@ -40,6 +40,8 @@ var _ store.Tx = (*Tx)(nil)
 
 var _ store.SessionStartTx = (*Tx)(nil)
 
+var _ store.GrantStatusTx = (*Tx)(nil)
+
 const (
 	insertGrantSQL = `INSERT INTO grants
 		(id, identity, target, account, status, requested_at, span_end, credential_id, record)
@@ -234,6 +236,23 @@ func (t *Tx) Grant(ctx context.Context, id string) (model.Grant, error) {
 		t.check(err)
 	}
 	return g, err
+}
+
+// GrantStatus implements store.GrantStatusTx: one read of the status
+// column by the primary key, without the record or the usage.
+func (t *Tx) GrantStatus(ctx context.Context, id string) (model.GrantStatus, error) {
+	if err := t.usable(); err != nil {
+		return "", err
+	}
+	var st string
+	err := t.tx.QueryRowContext(ctx, "SELECT status FROM grants WHERE id = ?", id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("sqlitestore: grant %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlitestore: grant status: %w", t.check(err))
+	}
+	return model.GrantStatus(st), nil
 }
 
 // GrantByCredential returns the grant holding a credential id.

@@ -741,6 +741,15 @@ func testUsage(t *testing.T, s store.Store) {
 		got, err := tx.Grant(ctx, "g_1")
 		must(t, err, "tx.Grant")
 		checkUsage("tx.Grant usage", got.Usage, want1)
+		if gs, ok := tx.(store.GrantStatusTx); ok {
+			st, err := gs.GrantStatus(ctx, "g_1")
+			must(t, err, "tx.GrantStatus")
+			if st != model.Active {
+				t.Fatalf("tx.GrantStatus: %q, want active", st)
+			}
+			_, err = gs.GrantStatus(ctx, "g_nope")
+			wantErr(t, err, store.ErrNotFound, "tx.GrantStatus")
+		}
 		open, err := tx.OpenGrants(ctx)
 		must(t, err, "OpenGrants")
 		sameIDs(t, "OpenGrants", open, "g_1", "g_2")
