@@ -299,7 +299,7 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 		if f.Grant == "" {
 			var evs []auditlog.Event
 			for _, id := range open {
-				g, err := tx.Grant(ctx, id)
+				g, err := grantRecord(ctx, tx, id)
 				if err != nil {
 					return nil, err
 				}
@@ -320,7 +320,7 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 			}
 			return evs, nil
 		}
-		g, err := tx.Grant(ctx, f.Grant)
+		g, err := grantRecord(ctx, tx, f.Grant)
 		if err != nil {
 			return nil, err
 		}
@@ -354,6 +354,21 @@ func (s *Service) recordFinding(ctx context.Context, f model.Finding) error {
 	}
 	s.logger.Warn("finding", "kind", f.Kind, "identity", f.Identity, "grant", grant, "instance", f.Instance, "refused", f.Refused)
 	return nil
+}
+
+// grantRecord reads grant id in tx for a write of its record alone, as
+// recordFinding's: its status and findings, then UpdateGrant, which
+// ignores Usage. Where the store can (store.GrantRecordTx, both stores) it
+// reads the record without summing the usage: tx.Grant read every session
+// of the grant, in the log's writer that every gateway's records wait on,
+// once per finding, so a grant of thousands of sessions whose credentials
+// leaked cost that many rows per new address (quadratic over its
+// findings).
+func grantRecord(ctx context.Context, tx store.Tx, id string) (model.Grant, error) {
+	if gr, ok := tx.(store.GrantRecordTx); ok {
+		return gr.GrantRecord(ctx, id)
+	}
+	return tx.Grant(ctx, id)
 }
 
 // openGrantsOf returns the ids of identity's open grants, active ones

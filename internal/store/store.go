@@ -242,6 +242,17 @@ type GrantStatusTx interface {
 	GrantStatus(ctx context.Context, id string) (model.GrantStatus, error)
 }
 
+// GrantRecordTx is implemented by write transactions that read a grant's
+// stored record without its Usage (both stores): what a write that changes
+// only the record reads (UpdateGrant ignores Usage). Summing the usage
+// reads every session of the grant, inside the log's writer, which holds
+// every gateway's records meanwhile: a finding read it on a grant of
+// thousands of sessions, once per finding. GrantRecord locks the row as
+// Grant does (pgstore), and answers ErrNotFound as Grant does.
+type GrantRecordTx interface {
+	GrantRecord(ctx context.Context, id string) (model.Grant, error)
+}
+
 // LogCheckpointAppender is implemented by write transactions that can
 // store entries and the checkpoint covering them in one statement (pgstore),
 // which the audit log uses for the last entries of a batch. Its contract is

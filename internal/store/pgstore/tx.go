@@ -138,8 +138,6 @@ func (t *Tx) usable() error {
 	return nil
 }
 
-// Grant returns one grant with its Usage, as this transaction sees it, and
-// locks its row until the transaction ends.
 // GrantStatus implements store.GrantStatusTx: one indexed read of the
 // status column, without the record, the usage or a row lock.
 func (t *Tx) GrantStatus(ctx context.Context, id string) (model.GrantStatus, error) {
@@ -157,6 +155,35 @@ func (t *Tx) GrantStatus(ctx context.Context, id string) (model.GrantStatus, err
 	return model.GrantStatus(st), nil
 }
 
+var (
+	_ store.GrantStatusTx = (*Tx)(nil)
+	_ store.GrantRecordTx = (*Tx)(nil)
+)
+
+// GrantRecord implements store.GrantRecordTx: the grant's record without
+// its usage (Usage is zero), its sessions unread, and its row locked until
+// the transaction ends, as Grant locks it.
+func (t *Tx) GrantRecord(ctx context.Context, id string) (model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return model.Grant{}, err
+	}
+	var rec []byte
+	err := t.tx.QueryRow(ctx, "SELECT record FROM grants WHERE id = $1 FOR UPDATE", id).Scan(&rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
+	}
+	g, err := decodeGrant(rec)
+	if err != nil {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
+	}
+	return g, nil
+}
+
+// Grant returns one grant with its Usage, as this transaction sees it, and
+// locks its row until the transaction ends.
 func (t *Tx) Grant(ctx context.Context, id string) (model.Grant, error) {
 	if err := t.usable(); err != nil {
 		return model.Grant{}, err

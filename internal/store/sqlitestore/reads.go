@@ -73,6 +73,20 @@ func (s *Store) Grant(ctx context.Context, id string) (model.Grant, error) {
 
 // getGrant returns the grant whose column col equals v, with Usage.
 func getGrant(ctx context.Context, q querier, col, v string) (model.Grant, error) {
+	g, err := getGrantRecord(ctx, q, col, v)
+	if err != nil {
+		return model.Grant{}, err
+	}
+	gs := []model.Grant{g}
+	if err := fillUsage(ctx, q, gs); err != nil {
+		return model.Grant{}, err
+	}
+	return gs[0], nil
+}
+
+// getGrantRecord returns the grant whose column col equals v, without
+// Usage.
+func getGrantRecord(ctx context.Context, q querier, col, v string) (model.Grant, error) {
 	var rec []byte
 	err := q.QueryRowContext(ctx, "SELECT record FROM grants WHERE "+col+" = ?", v).Scan(&rec)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -85,11 +99,7 @@ func getGrant(ctx context.Context, q querier, col, v string) (model.Grant, error
 	if err != nil {
 		return model.Grant{}, fmt.Errorf("sqlitestore: grant with %s %q: %w", col, v, err)
 	}
-	gs := []model.Grant{g}
-	if err := fillUsage(ctx, q, gs); err != nil {
-		return model.Grant{}, err
-	}
-	return gs[0], nil
+	return g, nil
 }
 
 // queryGrants runs a query whose columns are (requested_at, id, record) and

@@ -40,7 +40,10 @@ var _ store.Tx = (*Tx)(nil)
 
 var _ store.SessionStartTx = (*Tx)(nil)
 
-var _ store.GrantStatusTx = (*Tx)(nil)
+var (
+	_ store.GrantStatusTx = (*Tx)(nil)
+	_ store.GrantRecordTx = (*Tx)(nil)
+)
 
 const (
 	insertGrantSQL = `INSERT INTO grants
@@ -253,6 +256,19 @@ func (t *Tx) GrantStatus(ctx context.Context, id string) (model.GrantStatus, err
 		return "", fmt.Errorf("sqlitestore: grant status: %w", t.check(err))
 	}
 	return model.GrantStatus(st), nil
+}
+
+// GrantRecord implements store.GrantRecordTx: the grant's record, as this
+// transaction sees it, without reading its sessions (Usage is zero).
+func (t *Tx) GrantRecord(ctx context.Context, id string) (model.Grant, error) {
+	if err := t.usable(); err != nil {
+		return model.Grant{}, err
+	}
+	g, err := getGrantRecord(ctx, t.tx, "id", id)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.check(err)
+	}
+	return g, err
 }
 
 // GrantByCredential returns the grant holding a credential id.

@@ -741,6 +741,16 @@ func testUsage(t *testing.T, s store.Store) {
 		got, err := tx.Grant(ctx, "g_1")
 		must(t, err, "tx.Grant")
 		checkUsage("tx.Grant usage", got.Usage, want1)
+		// The record alone is Grant's answer without the usage.
+		if gr, ok := tx.(store.GrantRecordTx); ok {
+			rec, err := gr.GrantRecord(ctx, "g_1")
+			must(t, err, "tx.GrantRecord")
+			want := got
+			want.Usage = model.Usage{}
+			same(t, "tx.GrantRecord", rec, want)
+			_, err = gr.GrantRecord(ctx, "g_nope")
+			wantErr(t, err, store.ErrNotFound, "tx.GrantRecord")
+		}
 		if gs, ok := tx.(store.GrantStatusTx); ok {
 			st, err := gs.GrantStatus(ctx, "g_1")
 			must(t, err, "tx.GrantStatus")
