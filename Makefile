@@ -109,6 +109,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzRedactJSONSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzRedactHeaderSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzRedactSetSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
+	$(GO) test -run=NONE -fuzz='^FuzzStdioLines$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/mcpserver/
 
 clean:
 	rm -rf bin
