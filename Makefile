@@ -111,6 +111,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzRedactSetSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzStdioLines$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/mcpserver/
 	$(GO) test -run=NONE -fuzz='^FuzzDecodeCursor$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
+	$(GO) test -run=NONE -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/policy/
 
 clean:
 	rm -rf bin
