@@ -476,7 +476,7 @@ func FuzzACLBody(f *testing.F) {
 				t.Fatalf("record %s = %q does not read back: %v", k, rec, err)
 			}
 			for _, e := range entries {
-				if e.kind != "id" && e.kind != "uri" && e.kind != "emailAddress" || (e.perm != "") != (k == "grant_other") {
+				if e.kind != "id" && e.kind != "uri" && e.kind != "emailAddress" || e.named != (k == "grant_other") {
 					t.Fatalf("record %s = %q has %+v", k, rec, e)
 				}
 			}
@@ -497,7 +497,7 @@ func FuzzACLBody(f *testing.F) {
 				}
 				want := aclEntry{kind: kind, value: v}
 				if !ok {
-					want.perm = p
+					want.named, want.perm = true, p
 					if len(p) > 80 {
 						want.perm = p[:80] + "..."
 					}
@@ -512,7 +512,12 @@ func FuzzACLBody(f *testing.F) {
 
 // aclEntry is one grantee of an x-amz-grant-* record: perm is the
 // permission named in a grant_other record, "" in the others.
-type aclEntry struct{ perm, kind, value string }
+// named is whether the entry names its permission (permission="…"),
+// which an empty <Permission> is named as too (permission="").
+type aclEntry struct {
+	named             bool
+	perm, kind, value string
+}
 
 // parseACLRecord reads a record aclBody wrote back: entries
 // [permission="…" ]kind="…" joined by ", ", each value in Go quotes.
@@ -536,7 +541,7 @@ func parseACLRecord(rec string) ([]aclEntry, error) {
 			if r, ok = strings.CutPrefix(r, " "); !ok {
 				return nil, fmt.Errorf("no grantee after permission %q", p)
 			}
-			e.perm, rest = p, r
+			e.named, e.perm, rest = true, p, r
 		}
 		kind, r, ok := strings.Cut(rest, "=")
 		if !ok {
