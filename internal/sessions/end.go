@@ -104,7 +104,15 @@ func recordedGrantEnd(ctx context.Context, tx store.Tx, g *gateway.Grant) (strin
 	if why == "" {
 		return "", nil
 	}
-	rec, err := tx.Grant(ctx, g.ID)
+	// The record alone: a grant's usage sums every session it had, read
+	// inside the log's writer, once for each session its end cuts off.
+	var rec model.Grant
+	var err error
+	if gr, ok := tx.(store.GrantRecordTx); ok {
+		rec, err = gr.GrantRecord(ctx, g.ID)
+	} else {
+		rec, err = tx.Grant(ctx, g.ID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return why, nil
 	}
