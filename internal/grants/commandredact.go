@@ -745,6 +745,13 @@ func lineWordEnd(a string, i int, ps bool) int {
 // the byte after it outside quotes and in "…", as in PowerShell: read as
 // the shell's, "a`"b c" ended at the escaped quote.
 func wordEnd(a string, i, from int, stop string, ps bool) int {
+	return wordEndSubs(a, i, from, stop, ps, nil)
+}
+
+// wordEndSubs is wordEnd, and, where subs is given (not ps), adds to it
+// the text of each substitution or expansion that opens in the word's
+// double quotes themselves (closingShellSubs).
+func wordEndSubs(a string, i, from int, stop string, ps bool, subs *[][2]int) int {
 	for i < len(a) {
 		var closing int
 		switch c := a[i]; {
@@ -760,6 +767,8 @@ func wordEnd(a string, i, from int, stop string, ps bool) int {
 			}
 		case c == '"' && ps:
 			closing = closingPowerShell(a, i+1)
+		case c == '"' && subs != nil:
+			closing = closingShellSubs(a, i+1, subs)
 		case c == '"':
 			closing = closingShellDouble(a, i+1)
 		case c == '$' && i+1 < len(a) && a[i+1] == '\'':
@@ -1278,8 +1287,10 @@ func redactLineArgs(a string, ps, line bool) string {
 // (git config --global NAME, aws configure set --profile p NAME, fish's
 // set -x NAME) or after setenv.
 func redactSetValues(a string, ps bool) string {
-	var b strings.Builder
-	at := 0
+	// The spans to hide, in the order the commands are read: a
+	// command in "$(…)" is read before the command whose word holds
+	// it (shellCommands), so they are sorted and merged at the end.
+	var spans [][2]int
 	var starts []int // where each word's secret starts, or -1
 	shellCommands(a, ps, func(words [][2]int, sub bool) {
 		word := func(k int) string { return a[words[k][0]:words[k][1]] }
@@ -1301,7 +1312,7 @@ func redactSetValues(a string, ps bool) string {
 		setValues(len(words), word, secretAt)
 		programValues(len(words), word, secretAt)
 		for k, s := range starts {
-			if s < 0 || words[k][0] < at {
+			if s < 0 {
 				continue
 			}
 			if sub && k == last {
@@ -1323,13 +1334,24 @@ func redactSetValues(a string, ps bool) string {
 				// sets none, which a reviewer may need to see.
 				continue
 			}
-			b.WriteString(a[at : words[k][0]+s])
-			b.WriteString(RedactedArg)
-			at = words[k][0] + quotedEnd(w, s)
+			spans = append(spans, [2]int{words[k][0] + s, words[k][0] + quotedEnd(w, s)})
 		}
-	})
-	if at == 0 {
+	}, func(from, to int) { spans = append(spans, [2]int{from, to}) })
+	if len(spans) == 0 {
 		return a
+	}
+	slices.SortFunc(spans, func(x, y [2]int) int { return x[0] - y[0] })
+	var b strings.Builder
+	at := 0
+	for _, sp := range spans {
+		if sp[1] <= at {
+			continue // inside a span already hidden
+		}
+		if sp[0] >= at {
+			b.WriteString(a[at:sp[0]])
+			b.WriteString(RedactedArg)
+		}
+		at = sp[1]
 	}
 	b.WriteString(a[at:])
 	return b.String()
@@ -1514,7 +1536,29 @@ func bareWord(w string) string {
 // whose value it is: its end (substWordEnd) is read where it is hidden
 // only. Those words were not seen, and $(echo PW) set under a secret's
 // name was kept.
-func shellCommands(a string, ps bool, fn func(words [][2]int, sub bool)) {
+//
+// A command substitution inside a word's double quotes ("$(…)", "`…`",
+// and those in a "${…}" there) is a command line too, whose commands fn
+// is given before the command whose word holds it (quotedSubstitutions):
+// read as one word of that command, echo "$(curl -u ann:PW h)" and
+// "$(git config credential.password PW)" kept PW. Each such text is
+// read again, once per level it is nested in, so the scan follows them
+// maxQuotedSubstitutions deep, and a substitution left open (which runs
+// to the end of the line, or of the text it stands in) only at the
+// first level: past those, the text is given to hide whole (more
+// hidden, not less).
+func shellCommands(a string, ps bool, fn func(words [][2]int, sub bool), hide func(from, to int)) {
+	shellCommandsIn(a, 0, len(a), ps, 0, fn, hide)
+}
+
+// maxQuotedSubstitutions bounds how deep shellCommands reads command
+// substitutions in double quotes nested in one another: each level reads
+// its text again (its words' ends, its substitutions' ends).
+const maxQuotedSubstitutions = 4
+
+// shellCommandsIn is shellCommands over a[lo:hi], a command line nested
+// depth double-quoted substitutions deep.
+func shellCommandsIn(a string, lo, hi int, ps bool, depth int, fn func(words [][2]int, sub bool), hide func(from, to int)) {
 	var words [][2]int
 	flush := func(sub int, n int) {
 		if k := len(words) - 1; sub >= 0 && k >= 0 && words[k][1] == sub {
@@ -1529,7 +1573,7 @@ func shellCommands(a string, ps bool, fn func(words [][2]int, sub bool)) {
 	}
 	end := -1       // where the last word ended
 	inTick := false // inside a POSIX line's `…`
-	for i := 0; i < len(a); {
+	for i := lo; i < hi; {
 		switch c := a[i]; {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '<' || c == '>':
 			i++
@@ -1553,12 +1597,85 @@ func shellCommands(a string, ps bool, fn func(words [][2]int, sub bool)) {
 			flush(i, 2)
 			i += 2
 		default:
-			end = lineWordEnd(a, i, ps)
+			if ps {
+				end = min(lineWordEnd(a, i, ps), hi)
+			} else {
+				end = quotedSubstitutions(a[:hi], i, depth, fn, hide)
+			}
 			words = append(words, [2]int{i, end})
 			i = end
 		}
 	}
 	flush(-1, 0)
+}
+
+// quotedSubstitutions returns where the shell word that starts at i in
+// a ends, as lineWordEnd does (not ps), and reads the command
+// substitutions inside its double quotes (shellCommands): $(…) and `…`,
+// and the text of a ${…}, where they may stand too ("${X:-$(…)}"), as
+// command lines of their own. Their ends are those the word's own scan
+// finds (closingShellSubs), so a byte of the word is read once more per
+// level it is nested in (see shellCommands for the bound). A
+// substitution left open runs to the word's end. a ends where the
+// command line the word stands in ends.
+func quotedSubstitutions(a string, i, depth int, fn func(words [][2]int, sub bool), hide func(from, to int)) int {
+	var subs [][2]int
+	end := wordEndSubs(a, i, i+1, " \t\r\v\f\n;&|`()<>", false, &subs)
+	for _, sub := range subs {
+		from, to := sub[0], min(sub[1], end)
+		if from >= to {
+			continue
+		}
+		if depth+1 >= maxQuotedSubstitutions || depth > 0 && sub[1] == len(a) {
+			hide(from, to) // more hidden, not less
+		} else {
+			shellCommandsIn(a, from, to, false, depth+1, fn, hide)
+		}
+	}
+	return end
+}
+
+// closingShellSubs is closingShellDouble, and adds to subs the text of
+// each substitution or expansion that opens in the string itself ($(…),
+// `…`, ${…}); one left open runs to the end of a.
+func closingShellSubs(a string, i int, subs *[][2]int) int {
+	sub := func(from, to int) { *subs = append(*subs, [2]int{from, to}) }
+	start := i
+	defer func() { shellScanned.Add(int64(i - start)) }()
+	var open [maxShellNesting]byte
+	open[0] = '"'
+	depth := 1
+	from := -1
+	for i < len(a) {
+		next, push, pop := shellStep(a, i, open[depth-1])
+		if pop {
+			if depth--; depth == 0 {
+				return i
+			}
+			if depth == 1 && from >= 0 {
+				sub(from, i)
+				from = -1
+			}
+		}
+		switch {
+		case push == '!' || push != 0 && depth == len(open):
+			if from >= 0 {
+				sub(from, len(a))
+			}
+			return -1
+		case push != 0:
+			if depth == 1 {
+				from = next
+			}
+			open[depth] = push
+			depth++
+		}
+		i = next
+	}
+	if from >= 0 {
+		sub(from, len(a))
+	}
+	return -1
 }
 
 // redactValues replaces by RedactedArg the value after each match of re

@@ -429,8 +429,23 @@ func TestRedactCommand(t *testing.T) {
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
+		// The commands in "$(…)" are read (shellCommands): its second
+		// level, which the scan finds left open, is hidden whole.
 		{[]string{"sh", "-c", "echo " + strings.Repeat(`"$(`, 20) + "PGPASSWORD=hunter2 psql" + strings.Repeat(`)"`, 20) + "; echo done"},
-			[]string{"sh", "-c", "echo " + strings.Repeat(`"$(`, 20) + "PGPASSWORD=[REDACTED]"}},
+			[]string{"sh", "-c", "echo " + strings.Repeat(`"$(`, 2) + "[REDACTED]"}},
+		// A command inside "$(…)", "`…`" or a "${…}" is read as the
+		// commands of the line are (shellCommands): read as one word of
+		// the command around it, its curl -u, git config or sshpass -p
+		// value was kept. Nested past maxQuotedSubstitutions, or left
+		// open inside another, a substitution's text is hidden whole.
+		{[]string{"sh", "-c", `echo "$(curl -u ann:"hun ter2" https://h/)"; x="$(git config credential.password "hun ter3")" && "$(git config credential.password hunter4)"; echo visible`},
+			[]string{"sh", "-c", `echo "$(curl -u ann:[REDACTED] https://h/)"; x="$(git config credential.password [REDACTED])" && "$(git config credential.password [REDACTED])"; echo visible`}},
+		{[]string{"sh", "-c", "echo \"`sshpass -p hunter2 ssh h`\" \"${X:-$(docker login -u ann -p hunter3 reg)}\" \"a\\\"$(echo \"$(mysql -u r -p'hun ter4' db)\")\" visible"},
+			[]string{"sh", "-c", "echo \"`sshpass -p [REDACTED] ssh h`\" \"${X:-$(docker login -u ann -p [REDACTED] reg)}\" \"a\\\"$(echo \"$(mysql -u r -p'[REDACTED] db)\")\" visible"}},
+		{[]string{"sh", "-c", `echo "$(date) x" && git config credential.password "$(echo x) hunter2"; echo "$(echo "$(echo "$(echo "$(curl -u ann:hunter3 h)")")")" && echo visible`},
+			[]string{"sh", "-c", `echo "$(date) x" && git config credential.password [REDACTED]; echo "$(echo "$(echo "$(echo "$([REDACTED])")")")" && echo visible`}},
+		{[]string{"sh", "-c", "echo \"$(date # now\n) $(curl -u ann:hunter2 h)\" visible; echo \"$(curl -u ann:hunter3 h"},
+			[]string{"sh", "-c", "echo \"$(date # now\n) $(curl -u ann:[REDACTED] h)\" visible; echo \"$(curl -u ann:[REDACTED] h"}},
 		// A PowerShell variable's assignment takes an expression, to the
 		// statement's end: 'a' + 'b', (…) and here-strings ended at the
 		// first blank and kept the rest. -Command's script is a line:
@@ -1512,6 +1527,12 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
+		// Commands in double-quoted substitutions (shellCommands): left
+		// open inside one another, nested to maxQuotedSubstitutions and
+		// past it, in backticks and ${…}.
+		`"$( # `, `A_TOKEN=x"$( # "$( # `, `x"$( #)" "$( #)" `, `"$(a "$(b "$(c "$(d #`, `"$(a "$(b "$(c "$(d "$(e`,
+		"\"`a \"$(b \"`c #", `"${a:-"$(b #`, `echo "$(echo "$(echo "$(echo "$(x)")")")" `, `"$(curl -u a:"$(b `,
+		`git config password "$(x "$( `, `"$(x)"`, `"$(x "$(y)") "`, "\"`curl -u a:b`\" ",
 	} {
 		line := strings.Repeat(unit, (64<<10)/len(unit))
 		before := shellScanned.Load()
