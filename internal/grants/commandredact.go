@@ -2274,10 +2274,18 @@ func headerValue(a string, i int) (start, end int) {
 				// --flag ended at the blank in it, and of '0''0'
 				// the second piece was kept. The header lines in it
 				// are redactHeaders' to take.
-				i, opening, joinNext = shellWordEnd(a, k), false, false
+				// One that reads as a --flag itself (Authorization: -
+				// --AWS_SECRET_ACCESS_KEY X) takes the next word too.
+				i, opening, joinNext = shellWordEnd(a, k), false, option && a[k] == '-'
 				continue
 			}
-			i, opening, joinNext = k, true, false
+			// A word joined that reads as a --flag (Authorization: A
+			// --MYSQL_PWD X, past an unknown scheme) takes the word
+			// after it too, as a credential that reads as one does
+			// (credential): hidden here, the option rules no longer
+			// saw it, and X was kept.
+			joined := joinNext && a[k] == '-'
+			i, opening, joinNext, option = k, true, joined, joined
 			continue
 		case c == ':':
 			// Another header's name: may stand in the value taken

@@ -426,6 +426,11 @@ func TestRedactCommand(t *testing.T) {
 		// closing quote, and the value kept.
 		{[]string{"sh", "-c", "curl -H Authorization: --MYSQL_PWD ' hunter2' https://h/"}, []string{"sh", "-c", "curl -H Authorization: [REDACTED] https://h/"}},
 		{[]string{"sh", "-c", "curl -H Authorization: --MYSQL_PWD $' hun\\' ter2' https://h/"}, []string{"sh", "-c", "curl -H Authorization: [REDACTED] https://h/"}},
+		// So does a word joined past an unknown scheme that reads as a
+		// --flag (found by FuzzRedactAssignedSecret): it was hidden
+		// with the scheme, and its value kept.
+		{[]string{"sh", "-c", "curl -H Authorization:A --MYSQL_PWD hunter2 https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED] https://h/"}},
+		{[]string{"sh", "-c", "curl -H Authorization:- --AWS_SECRET_ACCESS_KEY hunter2 https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED] https://h/"}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
