@@ -97,7 +97,13 @@ func dropGrantRoles(ctx context.Context, admin, query string, args ...any) error
 			{"DROP OWNED BY " + id, nil},
 			{"DROP ROLE IF EXISTS " + id, nil},
 		} {
-			if _, err := conn.Exec(ctx, st.sql, st.args...); err != nil {
+			exec := conn.Exec
+			if strings.HasPrefix(st.sql, "DROP OWNED") {
+				exec = func(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+					return dropOwned(ctx, conn, sql)
+				}
+			}
+			if _, err := exec(ctx, st.sql, st.args...); err != nil {
 				var pe *pgconn.PgError
 				if errors.As(err, &pe) && pe.Code == "42704" {
 					break // dropped meanwhile (by the server's own revoke)
@@ -111,6 +117,51 @@ func dropGrantRoles(ctx context.Context, admin, query string, args ...any) error
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// aclLockKey is the advisory lock pgroles (Manager.lockACL) holds while it
+// grants or revokes in a database, suffixed with the database's name.
+const aclLockKey = "airlock-pgroles-acl:"
+
+// dropOwned runs DROP OWNED BY (sql) on conn. It rewrites the privileges
+// in the catalog rows of the database itself and of each object the role
+// was granted, and PostgreSQL fails it ("tuple concurrently updated",
+// XX000) rather than waiting when another transaction changed one of
+// those rows meanwhile: a grant role's privileges share those rows with
+// every other grant on the same database, which the tests of other
+// packages, running at the same time on the shared server, keep granting
+// and revoking. So it takes the lock pgroles' Managers take for the same
+// work, and tries again (from a fresh snapshot) when a writer that does not
+// take it (another test's own cleanup, or a plain GRANT) got there first.
+func dropOwned(ctx context.Context, conn *pgx.Conn, sql string) (pgconn.CommandTag, error) {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1 || current_database()))", aclLockKey); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, sql)
+			return err
+		})
+		if err == nil || !concurrentlyUpdated(err) || attempt == dropOwnedAttempts {
+			return pgconn.CommandTag{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return pgconn.CommandTag{}, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		}
+	}
+}
+
+// dropOwnedAttempts bounds dropOwned's tries: each lost race means another
+// writer committed, so a handful is plenty short of a stuck server.
+const dropOwnedAttempts = 20
+
+// concurrentlyUpdated reports whether err is PostgreSQL's refusal to
+// rewrite a catalog row another transaction changed meanwhile.
+func concurrentlyUpdated(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "XX000" && strings.Contains(pe.Message, "tuple concurrently updated")
 }
 
 // WaitGrantQuery waits until grant id's role (pgroles: airlock_<id>) runs

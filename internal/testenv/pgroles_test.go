@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -122,5 +123,78 @@ func TestDropGrantRolesAtEnd(t *testing.T) {
 	}
 	if !roleExists(t, admin, other) {
 		t.Errorf("grant role %s, not the test's, was dropped", other)
+	}
+}
+
+// TestDropGrantRolesWhileAnotherGrants: dropping a role's privileges
+// rewrites the database's catalog row, which another transaction (a grant
+// of another test, on the same shared server) may be rewriting too;
+// PostgreSQL fails the loser with "tuple concurrently updated" instead of
+// waiting, which used to fail whichever test was cleaning up. Here the
+// other transaction holds the row while the drop waits on it, then
+// commits: the drop must still succeed.
+func TestDropGrantRolesWhileAnotherGrants(t *testing.T) {
+	admin := PostgresDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	dbID := pgx.Identifier{db}.Sanitize()
+	mine := grantRole(t, admin, db)
+	if _, err := conn.Exec(ctx, "GRANT CONNECT ON DATABASE "+dbID+" TO "+pgx.Identifier{mine}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	other := grantRole(t, admin, db)
+
+	// Another writer, which takes no lock of pgroles': it rewrites the
+	// database's row and holds it until it commits.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "GRANT CONNECT ON DATABASE "+dbID+" TO "+pgx.Identifier{other}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		done <- dropGrantRoles(ctx, admin, `SELECT rolname FROM pg_roles WHERE rolname = $1`, mine)
+	}()
+	// Wait (bounded) until the drop waits on the other writer's row.
+	watch, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var n int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'DROP OWNED BY %' || $1 || '%'`, mine).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the drop never waited on the other writer's catalog row")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("dropping a role while another transaction granted on the database: %v", err)
+	}
+	if roleExists(t, admin, mine) {
+		t.Errorf("grant role %s outlived its drop", mine)
 	}
 }
