@@ -101,6 +101,13 @@
 // dropped, or other grants from being prepared) is terminated by the
 // Manager that waits for it.
 //
+// The grants and revokes of Managers on one database take a second lock,
+// on its privileges: PostgreSQL fails a GRANT, REVOKE or DROP OWNED whose
+// catalog row another transaction changed meanwhile ("tuple concurrently
+// updated") instead of waiting. A writer that takes no lock of Airlock's
+// (a DBA's GRANT, another tool's) can still win that race; Ensure and Drop
+// then run their transaction again, a bounded number of times.
+//
 // Roles are shared by the whole cluster but a Manager serves one target
 // database, so every role carries a comment naming its database and a
 // Manager only ever touches roles whose name starts with airlock_g_ and

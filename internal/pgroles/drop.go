@@ -26,6 +26,30 @@ func lockTimedOut(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "55P03"
 }
 
+// concurrentlyUpdated says err is PostgreSQL's refusal (XX000, "tuple
+// concurrently updated") to rewrite a catalog row that another transaction
+// changed after this one read it. GRANT, REVOKE and DROP OWNED rewrite the
+// privileges in the catalog rows of the database, its schemas and tables,
+// and fail that way rather than wait. Managers serialise on lockACL, but a
+// DBA's GRANT, or another tool's, takes no lock of Airlock's; the
+// transaction is simply run again, since the other writer has committed by
+// then.
+func concurrentlyUpdated(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "XX000" && strings.Contains(pe.Message, "tuple concurrently updated")
+}
+
+// pauseRetry waits a little longer each round before a transaction that
+// lost a race on a catalog row is run again, or until ctx ends.
+func pauseRetry(ctx context.Context, round int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(round+1) * 10 * time.Millisecond):
+		return nil
+	}
+}
+
 // terminateRounds bounds the NOLOGIN-then-terminate loop: a backend that
 // passed its login check just before NOLOGIN committed appears in
 // pg_stat_activity a moment later, and a second round catches it.
@@ -119,17 +143,29 @@ func (m *Manager) drop(ctx context.Context, conn *pgx.Conn, name string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	gone, err := m.inRoleTx(ctx, conn, name, true, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
-			return fmt.Errorf("pgroles: drop owned by %s: %w", name, err)
+	var gone bool
+	var err error
+	for round := 0; ; round++ {
+		gone, err = m.inRoleTx(ctx, conn, name, true, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
+				return fmt.Errorf("pgroles: drop owned by %s: %w", name, err)
+			}
+			if _, err := tx.Exec(ctx, "DROP ROLE "+ident); err != nil {
+				// 2BP01: it still holds privileges in another database; only a
+				// Manager for that database (or a DBA) can clear them.
+				return fmt.Errorf("pgroles: drop role %s: %w", name, err)
+			}
+			return nil
+		})
+		// A writer outside Airlock's locks changed a catalog row the
+		// revokes rewrite: start over from a fresh snapshot.
+		if !concurrentlyUpdated(err) || round == terminateRounds {
+			break
 		}
-		if _, err := tx.Exec(ctx, "DROP ROLE "+ident); err != nil {
-			// 2BP01: it still holds privileges in another database; only a
-			// Manager for that database (or a DBA) can clear them.
-			return fmt.Errorf("pgroles: drop role %s: %w", name, err)
+		if err = pauseRetry(ctx, round); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
 	if err != nil || gone {
 		return err
 	}

@@ -112,13 +112,22 @@ func (m *Manager) Ensure(ctx context.Context, g *gateway.Grant) (Role, error) {
 		return Role{}, err
 	}
 	role, err := m.ensureTx(ctx, conn, g, name, verifier)
-	// The role's own session held its row (see ensureTx): end it and retry.
-	for round := 0; lockTimedOut(err) && round < terminateRounds; round++ {
-		var n int
-		if n, err = m.terminateOurs(ctx, conn, name); err != nil {
-			break
+	for round := 0; (lockTimedOut(err) || concurrentlyUpdated(err)) && round < terminateRounds; round++ {
+		if concurrentlyUpdated(err) {
+			// A writer outside Airlock's locks changed a catalog row
+			// the grants rewrite: start over from a fresh snapshot.
+			if err = pauseRetry(ctx, round); err != nil {
+				break
+			}
+		} else {
+			// The role's own session held its row (see ensureTx): end
+			// it and retry.
+			var n int
+			if n, err = m.terminateOurs(ctx, conn, name); err != nil {
+				break
+			}
+			m.logger.Warn("pgroles: terminated grant role sessions holding the role's row", "grant", g.ID, "role", name, "sessions", n)
 		}
-		m.logger.Warn("pgroles: terminated grant role sessions holding the role's row", "grant", g.ID, "role", name, "sessions", n)
 		role, err = m.ensureTx(ctx, conn, g, name, verifier)
 	}
 	var ge *GrantError
