@@ -92,8 +92,22 @@ func TestStuckBatchIsRefused(t *testing.T) {
 			}
 
 			// The log recovers, and nothing of the refused batch is in it.
-			if err := l.Append(ctx, Event{Type: "test.after"}); err != nil {
-				t.Fatalf("the next batch: %v", err)
+			// The refused batch's connection may have been closed, so the
+			// next one may have to open another first, within the same
+			// 300 ms bound: on a loaded machine (CI, 2 cores) that can run
+			// out, which refuses that batch too without harming the log.
+			// So a few tries, each its own batch: what is asserted is that
+			// the log goes on, not how soon.
+			for try := 1; ; try++ {
+				err := l.Append(ctx, Event{Type: "test.after"})
+				if err == nil {
+					break
+				}
+				if try == 10 || errors.Is(err, store.ErrCommitUnknown) {
+					t.Fatalf("the next batch (try %d): %v", try, err)
+				}
+				t.Logf("the next batch (try %d): %v", try, err)
+				time.Sleep(100 * time.Millisecond)
 			}
 			if err := l.Err(); err != nil {
 				t.Fatalf("Err after a batch committed: %v", err)
