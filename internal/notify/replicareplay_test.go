@@ -69,7 +69,7 @@ func TestReplayRefusedByAnotherReplica(t *testing.T) {
 	t.Setenv("TEST_SLACK_WEBHOOK", f.URL+"/incoming")
 	t.Setenv("TEST_SLACK_SECRET", signingSecret)
 	t.Setenv("HOOK_DECIDE_SECRET", decideSecret)
-	const listenA, listenB = "127.0.0.1:21101", "127.0.0.1:21102"
+	listenA, listenB := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	a := newWorld(t, fmt.Sprintf(`store: %q
 listen: {api: %q}
 notify:

@@ -154,7 +154,7 @@ func TestSessionsPerGrantAcrossReplicas(t *testing.T) {
 	t.Cleanup(func() { close(stopFollow); <-followed })
 
 	// A: `airlock serve` in a process of its own, with B's keys.
-	const apiA, pgA = "127.0.0.1:24410", "127.0.0.1:24411"
+	apiA, pgA := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	pathA := writeSessCapConfig(t, dsn, apiA, pgA, botSHA)
 	dataA := filepath.Join(filepath.Dir(pathA), "data")
 	if err := os.MkdirAll(dataA, 0o700); err != nil {

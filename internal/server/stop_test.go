@@ -41,7 +41,7 @@ when { context.resource like "arn:aws:s3:::logs/app/*" };
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	apiAddr, awsAddr := "127.0.0.1:21160", "127.0.0.1:21161"
+	apiAddr, awsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type ended struct {
