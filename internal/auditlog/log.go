@@ -634,9 +634,13 @@ func (l *Log) AppendAsyncLive(ctx context.Context, grantID string, events ...Eve
 // memory: p, a zero Pending in something the caller allocates anyway (a
 // gateway's record of its call), which it returns, so that the append
 // allocates only its encoding and the channel that wakes its caller. p
-// must not be used for another append, even after Wait: an append
+// must not be used for another append after a Wait that failed: an append
 // withdrawn while queued stays on the writer's queue until the writer
-// passes it.
+// passes it, and a failed batch's operations are read once more after
+// their callers are told (settleUnsure). After a Wait that returned nil, p
+// may be zeroed and used again: the writer touches no operation after
+// telling its caller it is durable (TestPendingReusedAfterWait), which is
+// what lets the sessions recorder keep its requests' objects for the next.
 func (l *Log) AppendAsyncLiveIn(ctx context.Context, grantID string, p *Pending, events ...Event) *Pending {
 	if len(events) == 0 {
 		return p
