@@ -30,7 +30,10 @@ type indexer struct {
 
 	mu      sync.Mutex
 	jobs    []indexJob
-	pending int   // entries in jobs
+	pending int // entries in jobs
+	// es is the last transaction's array of entries, for the next (index;
+	// the indexer goroutine's alone).
+	es      []store.LogEntry
 	indexed int64 // log size the store holds
 	err     error // the last transaction's error, until one succeeds
 	changed chan struct{}
@@ -203,8 +206,7 @@ func (x *indexer) run() {
 		cp, err := x.index(ctx, jobs, count)
 		x.mu.Lock()
 		if err == nil {
-			clear(x.jobs[:n]) // let the stored entries go
-			x.jobs = x.jobs[n:]
+			x.dropJobs(n)
 			x.pending -= count
 			x.indexed = cp.Size
 			x.err = nil
@@ -237,13 +239,41 @@ func (x *indexer) run() {
 	}
 }
 
-// index signs the checkpoint for the newest job's tree and stores the
-// jobs' entries with it.
-func (x *indexer) index(ctx context.Context, jobs []indexJob, count int) (*store.Checkpoint, error) {
-	es := make([]store.LogEntry, 0, count)
-	for _, j := range jobs {
-		es = append(es, j.entries...)
+// keptJobs and keptEntries bound the arrays the indexer keeps between
+// transactions (dropJobs, index): 56 and 128 KiB. A copy at pgbench's pace
+// holds a few hundred entries, each its journal batch's job; a queue grown
+// past these by a store that stalled is let go rather than kept for the
+// process's life.
+const (
+	keptJobs    = 1 << 10
+	keptEntries = 1 << 10
+)
+
+// dropJobs takes the first n jobs, stored, off the queue (x.mu held). The
+// jobs pushed since move to the front of the array, so that the queue's
+// next pushes fill it: sliced off the front instead, the array's room
+// behind them ran out after every few transactions and append made a new
+// one, about 110 bytes a journal batch (bench/README.md).
+func (x *indexer) dropJobs(n int) {
+	if cap(x.jobs) > keptJobs {
+		clear(x.jobs[:n]) // let the stored entries go
+		x.jobs = x.jobs[n:]
+		return
 	}
+	k := copy(x.jobs, x.jobs[n:])
+	clear(x.jobs[k:]) // the stored entries, and the moved jobs' old places
+	x.jobs = x.jobs[:k]
+}
+
+// index signs the checkpoint for the newest job's tree and stores the
+// jobs' entries with it. The entries are gathered into an array the
+// indexer keeps for its next transaction (x.es, at most keptEntries long,
+// cleared after each so that it holds no entry's bytes): one of 128 bytes
+// an entry made for every copy was about 130 bytes a statement under
+// pgbench -S. Neither store keeps the slice past the transaction.
+func (x *indexer) index(ctx context.Context, jobs []indexJob, count int) (*store.Checkpoint, error) {
+	es := x.entriesOf(jobs, count)
+	defer x.keep(es)
 	last := jobs[len(jobs)-1]
 	tree, err := parseFrontier(last.size, last.frontier)
 	if err != nil {
@@ -257,6 +287,32 @@ func (x *indexer) index(ctx context.Context, jobs []indexJob, count int) (*store
 		return nil, err
 	}
 	return cp, nil
+}
+
+// entriesOf is the count entries of jobs in one slice, in the kept array
+// if it has room.
+func (x *indexer) entriesOf(jobs []indexJob, count int) []store.LogEntry {
+	es := x.es[:0]
+	if cap(es) < count {
+		// Twice the last, up to what is kept: a copy's size follows the
+		// load, and one array for each few entries more is no saving.
+		es = make([]store.LogEntry, 0, max(count, min(2*cap(es), keptEntries)))
+	}
+	for _, j := range jobs {
+		es = append(es, j.entries...)
+	}
+	return es
+}
+
+// keep keeps es's array, cleared, for the next transaction if it is not
+// too large.
+func (x *indexer) keep(es []store.LogEntry) {
+	clear(es)
+	if cap(es) <= keptEntries {
+		x.es = es[:0]
+	} else {
+		x.es = nil
+	}
 }
 
 // stop indexes what is queued (giving up after a few failures, or at
