@@ -15,7 +15,8 @@ import (
 // TestPendingReusedAfterWait holds AppendAsyncLiveIn's promise that a
 // Pending may be zeroed and used again once Wait returned nil (the
 // sessions recorder keeps its requests' objects for the next on it):
-// callers on several goroutines each reuse one Pending for every append,
+// callers on several goroutines each reuse one Pending for every append
+// (half of them zeroing it, half through Reset, which keeps its channel),
 // on a journaled log and on one writing the store itself, with a commit
 // delay so that batches hold several callers' operations. Under -race a
 // read of an operation by the writer (or the indexer) after its caller was
@@ -40,10 +41,18 @@ func TestPendingReusedAfterWait(t *testing.T) {
 				wg.Go(func() {
 					var p Pending
 					for i := range each {
-						p = Pending{}
+						if g%2 == 0 {
+							p = Pending{}
+						} else {
+							p.Reset() // its channel kept
+						}
 						ev := Event{Type: "session.call", GrantID: "g_1", SessionID: fmt.Sprintf("s_%d", g), Actor: "bot",
 							Data: map[string]int{"g": g, "i": i}}
 						if err := l.AppendAsyncLiveIn(ctx, "", &p, ev).Wait(ctx); err != nil {
+							t.Error(err)
+							return
+						}
+						if err := p.Wait(ctx); err != nil { // again: the same answer, at once
 							t.Error(err)
 							return
 						}
@@ -73,5 +82,47 @@ func TestPendingReusedAfterWait(t *testing.T) {
 				t.Fatalf("%d entries, %d distinct events, want %d of each", len(es), len(seen), callers*each)
 			}
 		})
+	}
+}
+
+// TestPendingResetAllocs: an asynchronous append into a Pending Reset
+// after its last successful Wait allocates one object fewer than into a
+// new one, its operation's channel (3 against 4: the event's buffer, the
+// batch's entries and the tree's frontier), and a Pending whose Wait
+// failed keeps no channel.
+func TestPendingResetAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts hold only without the race detector")
+	}
+	f := newJournalFixture(t)
+	o := f.opts()
+	o.holdIndex = true
+	l := f.mustOpen(t, o)
+	ctx := context.Background()
+	ev := Event{Type: "session.call", GrantID: "g_1", SessionID: "s_1", Actor: "bot", Data: &pinnedData{1}}
+	var p Pending
+	reset := testing.AllocsPerRun(200, func() {
+		p.Reset()
+		if err := l.AppendAsyncLiveIn(ctx, "g_1", &p, ev).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	fresh := testing.AllocsPerRun(200, func() {
+		p = Pending{}
+		if err := l.AppendAsyncLiveIn(ctx, "g_1", &p, ev).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if reset != fresh-1 || reset > 3 {
+		t.Errorf("an asynchronous append allocates %v times into a Reset Pending, %v into a new one; want one fewer, at most 3", reset, fresh)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	p.Reset()
+	if err := l.AppendAsyncLiveIn(cctx, "g_1", &p, ev).Wait(cctx); err == nil {
+		t.Fatal("an append with its context cancelled succeeded")
+	}
+	if p.Reset(); p.op.done != nil {
+		t.Error("a Pending whose Wait failed kept its channel through Reset")
 	}
 }

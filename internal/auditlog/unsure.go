@@ -96,7 +96,7 @@ func (l *Log) learn(ctx context.Context, head *store.Checkpoint, claimed *[]resu
 		if err != nil {
 			return err
 		}
-		o.internal, o.lazy, o.done = true, true, make(chan struct{})
+		o.internal, o.lazy, o.done = true, true, make(chan struct{}, 1)
 		o.state.Store(opClaimed)
 		ahead = append(ahead, result{o: o})
 	}

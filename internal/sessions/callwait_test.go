@@ -23,7 +23,9 @@ import (
 // log here is live, its writer's allocations for the request's batch
 // counted too, and the log alone (AppendAsyncLiveIn with a Pending of the
 // test's, each new) is measured the same way; without the reuse the
-// recorder adds one allocation per request to it.
+// recorder adds one allocation per request to it. And the operation's
+// channel is kept with it (auditlog.Pending.Reset): one fewer than the log
+// alone allocates with a new Pending each time.
 func TestDurableRequestAllocs(t *testing.T) {
 	if raceOn {
 		t.Skip("allocation counts hold only without the race detector")
@@ -73,8 +75,8 @@ func TestDurableRequestAllocs(t *testing.T) {
 		}
 	})
 	t.Logf("allocations per durable request: the log's %.2f, through the recorder %.2f", logOnly, recorded)
-	if d := recorded - logOnly; d > 0.5 {
-		t.Errorf("the recorder adds %.2f allocations to the log's %.2f per durable asynchronous request, want none", d, logOnly)
+	if d := recorded - logOnly; d > -0.5 {
+		t.Errorf("the recorder adds %.2f allocations to the log's %.2f per durable asynchronous request, want one fewer (its kept channel)", d, logOnly)
 	}
 }
 

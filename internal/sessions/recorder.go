@@ -350,7 +350,8 @@ func (w *callWait) Wait(ctx context.Context) error {
 		return fmt.Errorf("recording call: %w", w.st.r.o.Refuse("the call", err))
 	}
 	w.st.counted(w.c)
-	*w = callWait{} // drop the call's and the session's references
+	w.st, w.c = nil, gateway.Call{} // drop the call's and the session's references
+	w.p.Reset()                     // keeps its operation's channel for the next
 	callWaits.Put(w)
 	return nil
 }
