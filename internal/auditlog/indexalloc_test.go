@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/store"
@@ -10,14 +11,22 @@ import (
 // no allocation of its own in a steady state: a batch pushed, the stored
 // ones taken off (dropJobs) while others were pushed meanwhile. Sliced off
 // the front, the queue's array ran out of room behind its jobs every few
-// transactions (about 110 bytes a journal batch under pgbench -S).
+// transactions (about 110 bytes a journal batch under pgbench -S); and
+// each batch's frontier was encoded into a buffer of its own (180 bytes),
+// where a stored job's is now reused.
 func TestIndexerQueueAllocs(t *testing.T) {
 	if raceOn {
 		t.Skip("allocation counts hold only without the race detector")
 	}
 	x := &indexer{kick: make(chan struct{}, 1)}
-	var tree frontier // empty: its marshal allocates nothing
+	tree := frontier{n: 5} // two subtree roots: 64 bytes encoded
+	tree.h[0][0], tree.h[2][0] = 1, 2
 	x.push(nil, &tree)
+	x.push(nil, &tree)
+	x.push(nil, &tree)
+	x.mu.Lock()
+	x.dropJobs(2) // the first stored: its array and two frontiers' buffers kept
+	x.mu.Unlock()
 	if n := testing.AllocsPerRun(1000, func() {
 		x.push(nil, &tree)
 		x.push(nil, &tree)
@@ -29,6 +38,10 @@ func TestIndexerQueueAllocs(t *testing.T) {
 	}
 	if len(x.jobs) != 1 {
 		t.Fatalf("%d jobs queued, want 1", len(x.jobs))
+	}
+	// A job's frontier encoded into a kept buffer is the tree's.
+	if got, want := x.jobs[0].frontier, tree.marshal(); !bytes.Equal(got, want) {
+		t.Errorf("the queued job's frontier is %x, want %x", got, want)
 	}
 	// The stored jobs are cleared: their entries are let go.
 	for i, j := range x.jobs[1:cap(x.jobs)] {

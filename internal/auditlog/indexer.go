@@ -3,10 +3,12 @@ package auditlog
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"sync"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/store"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // maxIndexBatch is the most entries the indexer copies into the store in one
@@ -33,7 +35,9 @@ type indexer struct {
 	pending int // entries in jobs
 	// es is the last transaction's array of entries, for the next (index;
 	// the indexer goroutine's alone).
-	es      []store.LogEntry
+	es []store.LogEntry
+	// spare are stored jobs' frontier buffers, for push (dropJobs).
+	spare   [][]byte
 	indexed int64 // log size the store holds
 	err     error // the last transaction's error, until one succeeds
 	changed chan struct{}
@@ -65,11 +69,18 @@ func startIndexer(l *Log) *indexer {
 	return x
 }
 
-// push queues a journaled batch.
+// push queues a journaled batch. Its tree's frontier is encoded into a
+// stored job's buffer if one is spare (dropJobs).
 func (x *indexer) push(entries []store.LogEntry, tree *frontier) {
-	job := indexJob{entries: entries, size: tree.n, frontier: tree.marshal()}
 	x.mu.Lock()
-	x.jobs = append(x.jobs, job)
+	var buf []byte
+	if k := len(x.spare); k > 0 {
+		buf, x.spare[k-1] = x.spare[k-1], nil
+		x.spare = x.spare[:k-1]
+	} else {
+		buf = make([]byte, 0, bits.OnesCount64(uint64(tree.n))*tlog.HashSize)
+	}
+	x.jobs = append(x.jobs, indexJob{entries: entries, size: tree.n, frontier: tree.appendMarshal(buf)})
 	x.pending += len(entries)
 	x.mu.Unlock()
 	select {
@@ -247,6 +258,12 @@ func (x *indexer) run() {
 const (
 	keptJobs    = 1 << 10
 	keptEntries = 1 << 10
+	// keptFrontiers bounds the spare frontier buffers, 32 bytes a subtree
+	// root each (so at most 0.6 MiB for a log of a billion entries, about
+	// 0.4 at a million): a copy stores up to a thousand jobs at
+	// BenchmarkRecorderStatement's pace, a few hundred at pgbench's. A
+	// kept buffer too small for a later tree grows once, by append.
+	keptFrontiers = 1 << 10
 )
 
 // dropJobs takes the first n jobs, stored, off the queue (x.mu held). The
@@ -254,7 +271,18 @@ const (
 // next pushes fill it: sliced off the front instead, the array's room
 // behind them ran out after every few transactions and append made a new
 // one, about 110 bytes a journal batch (bench/README.md).
+//
+// Their frontiers' buffers are kept for the next pushes (x.spare, at most
+// keptFrontiers of them): one made for every journal batch was about 180
+// bytes a batch. Only index reads a job's frontier (parseFrontier copies
+// it, and the checkpoint's is encoded anew), and it has returned.
 func (x *indexer) dropJobs(n int) {
+	for _, j := range x.jobs[:n] {
+		if len(x.spare) == keptFrontiers {
+			break
+		}
+		x.spare = append(x.spare, j.frontier[:0])
+	}
 	if cap(x.jobs) > keptJobs {
 		clear(x.jobs[:n]) // let the stored entries go
 		x.jobs = x.jobs[n:]

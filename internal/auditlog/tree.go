@@ -74,7 +74,11 @@ func (f *frontier) root() (tlog.Hash, error) {
 // marshal encodes the frontier as its subtree roots from left to right
 // (highest level first), concatenated.
 func (f *frontier) marshal() []byte {
-	out := make([]byte, 0, bits.OnesCount64(uint64(f.n))*tlog.HashSize)
+	return f.appendMarshal(make([]byte, 0, bits.OnesCount64(uint64(f.n))*tlog.HashSize))
+}
+
+// appendMarshal appends f's encoding (marshal's) to out.
+func (f *frontier) appendMarshal(out []byte) []byte {
 	for l := 62; l >= 0; l-- {
 		if f.n&(1<<l) != 0 {
 			out = append(out, f.h[l][:]...)
