@@ -30,12 +30,12 @@ func TestAuthorizationS3Messages(t *testing.T) {
 		{"AWS4-HMAC-SHA256 Credential=AK/20250912/us-east-1/s3/aws_request,SignedHeaders=host," + sig, s3err.AuthorizationHeaderMalformed, `The authorization header is malformed; incorrect terminal "aws_request". This endpoint uses "aws4_request".`},
 		{"AWS4-HMAC-SHA256 Credential=AK/3223423234/us-east-1/s3/aws4_request,SignedHeaders=host," + sig, s3err.AuthorizationHeaderMalformed, `The authorization header is malformed; incorrect date format "3223423234". This date in the credential must be in the format "yyyyMMdd".`},
 	} {
-		_, e := parseAuthorization(tc.h, "s3")
+		_, e := parseAuthorization(tc.h, "s3", nil)
 		if e == nil || e.Code != tc.code || e.Message != tc.msg {
 			t.Errorf("%s:\n got %v\nwant %s: %s", tc.h, e, tc.code, tc.msg)
 		}
 	}
-	if _, e := parseAuthorization("AWS4-HMAC-SHA256 Credential=AK/20250912/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, "+sig, "s3"); e != nil {
+	if _, e := parseAuthorization("AWS4-HMAC-SHA256 Credential=AK/20250912/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, "+sig, "s3", nil); e != nil {
 		t.Fatalf("a well-formed header: %v", e)
 	}
 }

@@ -42,7 +42,7 @@ func UnsignedAmzHeaders(h http.Header, signedHeaders []string) []string {
 }
 
 // unsignedAmz is UnsignedAmzHeaders. lowerSigned says that every name of
-// signedHeaders is ASCII lower case, as checkSignedHeaders has made every
+// signedHeaders is ASCII lower case, as splitSignedHeaders has made every
 // verified list: then an ASCII key is compared with each name by length
 // first, and byte by byte only at the same length, where strings.EqualFold
 // against every signed name cost about 2,000 instructions on each SDK
@@ -133,7 +133,7 @@ func allSigned(r *http.Request) func(*Auth, error) (*Auth, error) {
 		if err != nil {
 			return nil, err
 		}
-		// checkSignedHeaders has passed every name of a.SignedHeaders: ASCII
+		// splitSignedHeaders has passed every name of a.SignedHeaders: ASCII
 		// lower case.
 		if names := unsignedAmz(r.Header, a.SignedHeaders, true); len(names) > 0 {
 			return nil, headersNotSigned(names)

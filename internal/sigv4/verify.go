@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,12 +42,17 @@ type scratch struct {
 	sts   []byte // string to sign
 	id    []byte // signing key cache id
 	pairs []queryPair
+	names []string // the SignedHeaders names, slices of the request's header or query
 	key   [64]byte
 	sum   [64]byte // an HMAC's output (and its inner digest, which Sum appends first)
 	// Used by Signer.Sign: the signed headers, and their names' list.
 	signed []signedHeader
 	hdrs   []byte
 }
+
+// maxPooledNames bounds the SignedHeaders names a pooled scratch keeps
+// room for; a request signs about ten.
+const maxPooledNames = 256
 
 var scratchPool = sync.Pool{New: func() any {
 	return &scratch{buf: make([]byte, 0, 1024), sts: make([]byte, 0, 256)}
@@ -69,10 +75,14 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
-		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 { // keep no huge buffer alive
+		// Keep no huge buffer alive: a SignedHeaders list may name
+		// thousands of headers within net/http's header limit.
+		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 && cap(sc.names) <= maxPooledNames {
 			sc.buf, sc.sts = sc.buf[:0], sc.sts[:0]
 			clear(sc.pairs)
 			sc.pairs = sc.pairs[:0]
+			clear(sc.names)
+			sc.names = sc.names[:0]
 			scratchPool.Put(sc)
 		}
 	}()
@@ -121,7 +131,8 @@ func (v *Verifier) skew() time.Duration {
 }
 
 func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc *scratch) (*Auth, error) {
-	c, e := parseAuthorization(authz, v.Service)
+	c, e := parseAuthorization(authz, v.Service, sc.names[:0])
+	sc.names = c.names
 	if e != nil {
 		return nil, e
 	}
@@ -174,7 +185,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	if err != nil {
 		return nil, err
 	}
-	if e := checkToken(token, first(r.Header, hSecurityToken), hasName(c.signedHeaders, "x-amz-security-token"), false); e != nil {
+	if e := checkToken(token, first(r.Header, hSecurityToken), slices.Contains(c.names, "x-amz-security-token"), false); e != nil {
 		return nil, e
 	}
 	if hashBody {
@@ -190,7 +201,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 		}
 	}
 
-	buf, e := buildCanonical(sc, r, c.service, c.signedHeaders, nil, "", payload)
+	buf, e := buildCanonical(sc, r, &c, nil, "", payload)
 	if e != nil {
 		return nil, e
 	}
@@ -264,10 +275,12 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	if msg := parseCredential(cred, v.Service, &c); msg != "" {
 		return nil, queryError("Error parsing the X-Amz-Credential parameter; %s", msg)
 	}
-	if msg := checkSignedHeaders(signedHeaders); msg != "" {
+	names, msg := splitSignedHeaders(signedHeaders, sc.names[:0])
+	sc.names = names
+	if msg != "" {
 		return nil, queryError("Error parsing the X-Amz-SignedHeaders parameter: %s", msg)
 	}
-	c.signedHeaders, c.signature = signedHeaders, sig
+	c.signedHeaders, c.names, c.signature = signedHeaders, names, sig
 	if c.sig, ok = decodeSig(sig); !ok {
 		return nil, queryError("X-Amz-Signature must be 64 lowercase hexadecimal characters")
 	}
@@ -312,7 +325,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	// A presigned URL normally leaves the payload unsigned; a client that
 	// signed a digest (as a parameter, or as a signed header) gets it
 	// checked.
-	if payload == "" && hasName(signedHeaders, "x-amz-content-sha256") {
+	if payload == "" && slices.Contains(names, "x-amz-content-sha256") {
 		payload = first(r.Header, hContentSHA256)
 	}
 	if payload == "" {
@@ -332,7 +345,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 	if e := checkToken(sessionToken, token, true, true); e != nil {
 		return nil, e
 	}
-	buf, e := buildCanonical(sc, r, c.service, signedHeaders, pairs, qSignature, payload)
+	buf, e := buildCanonical(sc, r, &c, pairs, qSignature, payload)
 	if e != nil {
 		return nil, e
 	}
@@ -563,13 +576,14 @@ func isHexAnyCase(s string) bool {
 	return true
 }
 
-// buildCanonical writes the canonical request into sc.buf. pairs is the
-// parsed query (nil to parse it here); skip is a parameter left out.
-func buildCanonical(sc *scratch, r *http.Request, service, signedHeaders string, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
+// buildCanonical writes the canonical request for c's service and signed
+// headers into sc.buf. pairs is the parsed query (nil to parse it here);
+// skip is a parameter left out.
+func buildCanonical(sc *scratch, r *http.Request, c *credentials, pairs []queryPair, skip, payload string) ([]byte, *s3err.Error) {
 	b := sc.buf[:0]
 	b = append(b, r.Method...)
 	b = append(b, '\n')
-	b = appendCanonicalPath(b, canonicalURI(r), service)
+	b = appendCanonicalPath(b, canonicalURI(r), c.service)
 	b = append(b, '\n')
 	if pairs == nil && r.URL.RawQuery != "" {
 		var ok bool
@@ -581,9 +595,7 @@ func buildCanonical(sc *scratch, r *http.Request, service, signedHeaders string,
 	}
 	b = appendCanonicalQuery(b, pairs, skip)
 	b = append(b, '\n')
-	for rest := signedHeaders; rest != ""; {
-		var name string
-		name, rest, _ = strings.Cut(rest, ";")
+	for _, name := range c.names {
 		if name == "host" { // headerValues' first case, without its slice
 			h := r.Host
 			if h == "" {
@@ -603,7 +615,7 @@ func buildCanonical(sc *scratch, r *http.Request, service, signedHeaders string,
 		}
 		b = appendHeaderLine(b, name, vs)
 	}
-	b = appendCanonicalTail(b, signedHeaders, payload)
+	b = appendCanonicalTail(b, c.signedHeaders, payload)
 	sc.buf = b
 	return b, nil
 }
@@ -647,7 +659,7 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	if !hmac.Equal(want[:], got[:]) {
 		return nil, s3err.Detailed(s3err.SignatureDoesNotMatch, "The request signature we calculated does not match the signature you provided. Check your key and signing method.", "Airlock's canonical request has SHA-256 %x; compare it with your client's debug output", crHash)
 	}
-	a.SignedHeaders = splitNames(a.signedRoom[:0], c.signedHeaders)
+	a.SignedHeaders = append(a.signedRoom[:0], c.names...)
 	if a.Payload.Streaming() {
 		a.chain.key = key
 		a.chain.seed = got
@@ -657,36 +669,11 @@ func (v *Verifier) finish(a *Auth, c *credentials, secret, amzDate string, canon
 	return a, nil
 }
 
-// splitNames appends the names of a ;-separated list to dst, as
-// strings.Split would return them.
-func splitNames(dst []string, list string) []string {
-	for {
-		name, rest, ok := strings.Cut(list, ";")
-		dst = append(dst, name)
-		if !ok {
-			return dst
-		}
-		list = rest
-	}
-}
-
 func first(h http.Header, k string) string {
 	if vs := h[k]; len(vs) > 0 {
 		return vs[0]
 	}
 	return ""
-}
-
-// hasName reports whether the ;-separated list contains name.
-func hasName(list, name string) bool {
-	for rest := list; rest != ""; {
-		var n string
-		n, rest, _ = strings.Cut(rest, ";")
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // hasParam reports whether the raw query has a parameter spelled name.
