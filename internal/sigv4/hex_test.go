@@ -62,3 +62,45 @@ func FuzzDecodeSig(f *testing.F) {
 		}
 	})
 }
+
+// lowerHex64Was is the x-amz-content-sha256 digest check as it was: 64
+// characters, each a hex digit of either case, then strings.ToLower.
+func lowerHex64Was(s string) (string, bool) {
+	if len(s) != 64 || !isHexAnyCase(s) {
+		return "", false
+	}
+	return strings.ToLower(s), true
+}
+
+// Every byte value, in the first, a middle and the last place of a
+// lower-case and an upper-case digest, gets the answer the old check gave.
+func TestLowerHex64(t *testing.T) {
+	for _, base := range []string{strings.Repeat("0123456789abcdef", 4), strings.Repeat("0123456789ABCDEF", 4), strings.Repeat("aB", 32)} {
+		for _, i := range []int{0, 31, 63} {
+			for c := 0; c < 256; c++ {
+				s := base[:i] + string([]byte{byte(c)}) + base[i+1:]
+				got, gotOK := lowerHex64(s)
+				if want, wantOK := lowerHex64Was(s); got != want || gotOK != wantOK {
+					t.Fatalf("lowerHex64(%q) = %q, %v; was %q, %v", s, got, gotOK, want, wantOK)
+				}
+			}
+		}
+		for _, s := range []string{"", base[:63], base + "0"} {
+			if _, ok := lowerHex64(s); ok {
+				t.Fatalf("lowerHex64(%q) accepted a digest of %d characters", s, len(s))
+			}
+		}
+	}
+}
+
+func FuzzLowerHex64(f *testing.F) {
+	for _, s := range []string{strings.Repeat("0123456789abcdef", 4), strings.Repeat("A", 64), strings.Repeat("g", 64), ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gotOK := lowerHex64(s)
+		if want, wantOK := lowerHex64Was(s); got != want || gotOK != wantOK {
+			t.Fatalf("lowerHex64(%q) = %q, %v; was %q, %v", s, got, gotOK, want, wantOK)
+		}
+	})
+}
