@@ -204,6 +204,7 @@ func TestAppendHeaderValue(t *testing.T) {
 		{[]string{" a  b   c "}, "a b c"},
 		{[]string{"a b", "\tc  d\t", ""}, "a b,c d,"},
 		{[]string{"x\t\ty"}, "x\t\ty"},
+		{[]string{"a b  c", "ab  ", "a b c", "a  ", " a", "a  b"}, "a b c,ab,a b c,a,a,a b"},
 	} {
 		if got := string(appendHeaderValue([]byte("k:"), c.in)); got != "k:"+c.want {
 			t.Errorf("%q: %q, want %q", c.in, got, "k:"+c.want)
@@ -290,4 +291,40 @@ func BenchmarkSign(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// appendOneValueWas is appendOneValue as it was: strings.Contains looked
+// for a run of spaces in the whole trimmed value.
+func appendOneValueWas(b []byte, v string) []byte {
+	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "  ") {
+		return append(b, v...)
+	}
+	space := false
+	for j := 0; j < len(v); j++ {
+		if v[j] == ' ' {
+			if space {
+				continue
+			}
+			space = true
+		} else {
+			space = false
+		}
+		b = append(b, v[j])
+	}
+	return b
+}
+
+// FuzzAppendOneValue holds appendOneValue, which looks for a run of
+// spaces only from the first space on, to the form that looked in the
+// whole value: an equivalence, passing without the cut too.
+func FuzzAppendOneValue(f *testing.F) {
+	for _, s := range []string{"", "plain", " a  b   c ", "a b  c", "a b c", "ab  ", "\u00a0a  b\u0085", strings.Repeat("t", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := appendOneValue([]byte("k:"), v), appendOneValueWas([]byte("k:"), v); !bytes.Equal(got, want) {
+			t.Fatalf("appendOneValue(%q) = %q, want %q", v, got, want)
+		}
+	})
 }
