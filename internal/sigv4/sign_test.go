@@ -245,15 +245,26 @@ func TestSplitSignedHeadersMatchesSplit(t *testing.T) {
 	}
 }
 
-// Sign takes the values of a lowerNames key from its map entry as it
+// Sign takes the values of a signNames key from its map entry as it
 // iterates, where headerValues would look them up under
 // canonicalKey(name): the same entry only if every key there is in that
-// canonical form.
-func TestLowerNamesCanonical(t *testing.T) {
-	for k, l := range lowerNames {
-		if got := string(canonicalKey(nil, l)); got != k || l != strings.ToLower(k) {
-			t.Errorf("lowerNames[%q] = %q, whose canonical key is %q", k, l, got)
+// canonical form. The unsigned headers are there with "", and no other.
+func TestSignNamesCanonical(t *testing.T) {
+	unsigned := 0
+	for k, l := range signNames {
+		if l == "" {
+			if !slices.Contains(unsignedHeaders, k) {
+				t.Errorf("signNames[%q] is empty: %q would be left unsigned", k, k)
+			}
+			unsigned++
+			continue
 		}
+		if got := string(canonicalKey(nil, l)); got != k || l != strings.ToLower(k) {
+			t.Errorf("signNames[%q] = %q, whose canonical key is %q", k, l, got)
+		}
+	}
+	if unsigned != len(unsignedHeaders) {
+		t.Errorf("%d of the %d unsigned headers are in signNames", unsigned, len(unsignedHeaders))
 	}
 }
 
