@@ -725,3 +725,32 @@ func TestMFASerialRecorded(t *testing.T) {
 		})
 	}
 }
+
+// A mapped object op keeps its UpstreamPath from the resource's string;
+// an Op whose Bucket or Key is set again afterwards is sent the path of
+// what it holds then, never the one kept for what was mapped.
+func TestUpstreamPathAfterKeyChanges(t *testing.T) {
+	m := &s3iam.Mapper{}
+	op, err := m.Map(rawRequest(t, "GET", "/logs/app/a%20b", "s3.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := op.UpstreamPath(); got != "/logs/app/a%20b" {
+		t.Fatalf("UpstreamPath %q", got)
+	}
+	if got := op.Checks[0].Resource; got != "arn:aws:s3:::logs/app/a b" {
+		t.Fatalf("resource %q", got)
+	}
+	op.Key = "app/other"
+	if got := op.UpstreamPath(); got != "/logs/app/other" {
+		t.Fatalf("after the key changed: UpstreamPath %q", got)
+	}
+	op.Bucket, op.Key = "other", "app/a b"
+	if got := op.UpstreamPath(); got != "/other/app/a%20b" {
+		t.Fatalf("after the bucket changed: UpstreamPath %q", got)
+	}
+	op.Key = ""
+	if got := op.UpstreamPath(); got != "/other" {
+		t.Fatalf("without a key: UpstreamPath %q", got)
+	}
+}

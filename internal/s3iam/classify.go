@@ -90,7 +90,7 @@ func (req *request) classify() (*Op, error) {
 	var res string
 	switch r.res {
 	case resObject:
-		res = ARNPrefix + req.bucket + "/" + req.key
+		res = op.objectResource() // op's Bucket and Key are req's
 	case resBucket:
 		res = ARNPrefix + req.bucket
 	case resAll:

@@ -148,6 +148,9 @@ func FuzzMap(f *testing.F) {
 			if strings.Contains("/"+op.Key+"/", "/../") || strings.Contains("/"+op.Key+"/", "/./") {
 				t.Fatalf("dot segment in accepted key %q", op.Key)
 			}
+			if got, want := op.UpstreamPath(), "/"+op.Bucket+"/"+s3iam.EscapeKey(op.Key); got != want {
+				t.Fatalf("UpstreamPath %q, want %q", got, want)
+			}
 			back, err := url.PathUnescape(op.UpstreamPath())
 			if err != nil || back != "/"+op.Bucket+"/"+op.Key {
 				t.Fatalf("UpstreamPath %q does not decode to the key %q", op.UpstreamPath(), op.Key)

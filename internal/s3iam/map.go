@@ -90,6 +90,32 @@ type Op struct {
 	// checkRoom holds Checks for the usual op (one or two actions and the
 	// header checks' room), in the Op rather than a slice of its own.
 	checkRoom [4]Check
+	// upstream is an object op's UpstreamPath, made by objectResource in
+	// the resource's allocation, for the Bucket and Key it holds (so that
+	// an Op whose Bucket or Key is set again is never sent the old path).
+	upstream struct{ bucket, key, path string }
+}
+
+// objectResource returns the ARN of op's object, "arn:aws:s3:::bucket/key",
+// and keeps its UpstreamPath, "/bucket/key" with the key escaped, in the
+// same string: one allocation where the two took one each on every
+// object call.
+func (op *Op) objectResource() string {
+	esc := EscapeKey(op.Key)
+	var b strings.Builder
+	b.Grow(len(ARNPrefix) + len(op.Bucket) + 1 + len(op.Key) + 2 + len(op.Bucket) + len(esc))
+	b.WriteString(ARNPrefix)
+	b.WriteString(op.Bucket)
+	b.WriteByte('/')
+	b.WriteString(op.Key)
+	n := b.Len()
+	b.WriteByte('/')
+	b.WriteString(op.Bucket)
+	b.WriteByte('/')
+	b.WriteString(esc)
+	s := b.String()
+	op.upstream.bucket, op.upstream.key, op.upstream.path = op.Bucket, op.Key, s[n:]
+	return s[:n]
 }
 
 // deferBody makes op a NeedsBody op whose checks so far wait, behind the
@@ -274,6 +300,9 @@ func (op *Op) UpstreamPath() string {
 		return "/"
 	case op.Key == "":
 		return "/" + op.Bucket
+	}
+	if u := &op.upstream; u.path != "" && u.bucket == op.Bucket && u.key == op.Key {
+		return u.path
 	}
 	return "/" + op.Bucket + "/" + EscapeKey(op.Key)
 }
