@@ -2227,7 +2227,11 @@ var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "n
 // word is a name= (the next cookie of a Cookie line, a Digest parameter)
 // and after a ':' (credential). Another ' ends it (the shell's: a
 // credential holds none), as does a line's end, and a blank otherwise.
-func headerValue(a string, i int) (start, end int) {
+func headerValue(a string, i int) (start, end int) { return headerValueIn(a, i, false) }
+
+// headerValueIn is headerValue; nested says it reads a header line that
+// stands in a word another header's value joined (see there).
+func headerValueIn(a string, i int, nested bool) (start, end int) {
 	i, joinNext := credential(a, i)
 	start = i
 	// The word joined is a --flag's value (credential): the shell's
@@ -2276,7 +2280,29 @@ func headerValue(a string, i int) (start, end int) {
 				// are redactHeaders' to take.
 				// One that reads as a --flag itself (Authorization: -
 				// --AWS_SECRET_ACCESS_KEY X) takes the next word too.
-				i, opening, joinNext = shellWordEnd(a, k), false, option && a[k] == '-'
+				e := shellWordEnd(a, k)
+				// A header line that names a secret in the word
+				// (TOKEN:- " -H '' -H 'Authorization: Bearer "0 0 "',
+				// whose stray " makes the word run into the quoted
+				// credential) is read as headerValue reads one, and
+				// the value runs at least to its end: passed over
+				// with the word, as redactHeaders passes over the
+				// lines inside a value taken, its credential ended
+				// with the word and its second piece was kept. In a
+				// line that stands in such a word itself, one more
+				// such line is not read again (the bytes would be
+				// read once per level): the rest of a is taken.
+				for c := nextSecretHeader(a[:e], k); c >= 0; c = nextSecretHeader(a[:e], c) {
+					if nested {
+						return start, len(a)
+					}
+					_, ce := headerValueIn(a, c, true)
+					c, e = max(c, ce), max(e, ce)
+					if c >= e {
+						break
+					}
+				}
+				i, opening, joinNext = e, false, option && a[k] == '-'
 				continue
 			}
 			// A word joined that reads as a --flag (Authorization: A

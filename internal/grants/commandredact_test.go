@@ -431,6 +431,12 @@ func TestRedactCommand(t *testing.T) {
 		// with the scheme, and its value kept.
 		{[]string{"sh", "-c", "curl -H Authorization:A --MYSQL_PWD hunter2 https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED] https://h/"}},
 		{[]string{"sh", "-c", "curl -H Authorization:- --AWS_SECRET_ACCESS_KEY hunter2 https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED] https://h/"}},
+		// A header line inside that word (here a stray " joins it to
+		// the quoted credential) is read as a header line: passed
+		// over with the word, its credential ended there, and the
+		// second piece was kept.
+		{[]string{"sh", "-c", `!TOKEN:- " -H '' -H 'Authorization: Bearer "hun ter2 "' https://h/; echo visible`},
+			[]string{"sh", "-c", `!TOKEN:[REDACTED]' https://h/; echo visible`}},
 		// Nested past maxShellNesting (20 "$( are 40 frames): the rest
 		// of the line is hidden, as in quotes left open. It ran to the
 		// end of a word read from where the nesting was lost instead.
@@ -1136,6 +1142,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 	for _, unit := range []string{
 		`Cookie: a"`, `Cookie:a"b `, `Cookie: a ` + "b ", `X:Authorization:`, `Authorization: \"`, `Cookie: a=1 b=" `, `Authorization: x `, "Cookie:\\ ", `Cookie:a: `, `Cookie: a="x Cookie: `, `Cookie: a:b"c `, `Cookie: a='b X: `, `Authorization: 'a `, `Cookie:'`,
 		`'Cookie: a `, `"X-Api-Key: a `, `x X-Api-Key:\ $'a `,
+		// Header lines in the word joined to a credential that reads
+		// as a --flag (headerValue reads them one level deep).
+		`TOKEN:- "`, `TOKEN:- 'TOKEN:- "`, `TOKEN:- "$(`,
 		// Assignments in quotes (redactAssignments reads each byte once),
 		// and nested in one word, each of whose values, read on its own,
 		// runs to the line's end (wordScanner.nestedEnd).

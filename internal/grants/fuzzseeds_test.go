@@ -61,6 +61,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactHeaderSecret/ca074bcb4c4c77af": {"sh", "-c", ` -H "Authorization: Basic aGk=" -H "Authorization: Bearer 0 0 " `},
 	// A stray " before a $'…' header line: the credential's quote read as closing it (found by this fuzzer).
 	"FuzzRedactHeaderSecret/quote-before-dollar-quoted-header": {"sh", "-c", `" -H $'' -H $'X-Api-Key: "0 0 "' `},
+	// A header line in the word joined to a credential that reads as a --flag, its quoted credential past the word's end.
+	"FuzzRedactHeaderSecret/header-in-joined-word": {"sh", "-c", `!TOKEN:- " -H '' -H 'Authorization: Bearer "0 0 "' `},
 	// b443906: curl -u's empty password.
 	"FuzzRedactHeaderSecret/4bbf57cfa7202e4d": {"sh", "-c", `curl '-u -H '' -H 'X-Api-Key: "0"' `},
 	// ff9219e: header lines are redacted before a program's options.
