@@ -515,7 +515,10 @@ var shells = []string{"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
 // quote of the quotes its header line stands in (-H "Authorization:
 // Bearer "`cmd`) is what the shell word joins after them, to its end
 // (valueEnd): headerValue read that quote as opening a quoted
-// credential, which ran to the next " of the line, or to its end.
+// credential, which ran to the next " of the line, or to its end. And
+// where those quotes opened at the header line's name, headerValue is
+// told where they close (holdsTo), which a word it joins does not run
+// past (see there).
 func redactHeaders(a string, shell bool) string {
 	q := shellQuotes{line: headerLine.MatchString(a)}
 	return redactValues(a, headerName, headerSecret, func(a string, name, i int) (int, int) {
@@ -525,7 +528,11 @@ func redactHeaders(a string, shell bool) string {
 			// rest of the shell word (the }, what was glued to it, a ;).
 			return i, i
 		}
-		start, end := headerValue(a, i)
+		limit := len(a)
+		if shell {
+			limit = q.holdsTo(a, name, i)
+		}
+		start, end := headerValue(a, i, limit)
 		if shell && start < len(a) && (a[start] == '"' || a[start] == '\'') && q.closesAt(a, name, i, start) {
 			start++     // the quote stays
 			end = start // valueEnd's, below
@@ -538,7 +545,7 @@ func redactHeaders(a string, shell bool) string {
 		covered := end
 		for j := i; j >= 0; {
 			if j >= covered {
-				_, covered = headerValue(a, j)
+				_, covered = headerValue(a, j, len(a))
 				end = max(end, covered)
 			}
 			if e := q.valueEnd(a, j); e > end && e > start {
@@ -610,6 +617,9 @@ type shellQuotes struct {
 	// state that a value was taken in end at the outer ones: more taken,
 	// not less.
 	lastEnd [7]int
+	// Where the quotes closed that lastEnd was found in, by state: the
+	// closing quote, before the word that goes on past them.
+	lastClose [7]int
 }
 
 // stateIndex numbers shellQuotes' states for lastEnd.
@@ -631,6 +641,7 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 	last := &q.lastEnd[stateIndex(q.state)]
 	if i >= *last {
 		*last = q.end(a, i)
+		q.lastClose[stateIndex(q.state)] = *last
 		if e := *last; !q.line && !q.deep && e+1 < len(a) && strings.IndexByte("'\"$", q.state) >= 0 && strings.IndexByte(" \t\n\r;&|<>)", a[e+1]) < 0 {
 			// The quotes' word goes on past them (-H "X-Api-Key:
 			// a"`echo PW`): the value runs to its end, a command
@@ -696,6 +707,27 @@ func (q *shellQuotes) closesAt(a string, name, i, c int) bool {
 		return closingShell(a, i, q.state) == c
 	}
 	return false
+}
+
+// holdsTo returns where the quotes ('…', "…" or $'…') that hold the
+// header line whose name starts at name and whose colon ends at i in a
+// close, where they opened just before name (-H 'Authorization: …'), or
+// else len(a). It is valueEnd's closing quote (read once for the values
+// in those quotes); where valueEnd's answer was found for other quotes
+// of the same state, those hold these, and close at or after them: more
+// is taken, not less.
+func (q *shellQuotes) holdsTo(a string, name, i int) int {
+	if !q.advance(a, i) || q.deep {
+		return len(a)
+	}
+	switch {
+	case q.state == '"' && q.open+1 == name, q.state == '\'' && q.open+1 == name, q.state == '$' && q.open+2 == name:
+		q.valueEnd(a, i)
+		if c := q.lastClose[stateIndex(q.state)]; c > i {
+			return c
+		}
+	}
+	return len(a)
 }
 
 // end is valueEnd's answer, found by reading a from i.
@@ -2227,11 +2259,21 @@ var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "n
 // word is a name= (the next cookie of a Cookie line, a Digest parameter)
 // and after a ':' (credential). Another ' ends it (the shell's: a
 // credential holds none), as does a line's end, and a blank otherwise.
-func headerValue(a string, i int) (start, end int) { return headerValueIn(a, i, false) }
+//
+// limit is where the shell's quotes that hold the header line close
+// (redactHeaders: quotes that opened at its name), or len(a). A word
+// joined before it, read as the shell's word, ends there at the latest:
+// in them the shell's quotes are text, and read as quotes from the
+// middle of the line, the closing one ran the word, and the value, to
+// the end of the line (-H 'Authorization: A --MYSQL_PWD PW' https://h/
+// hid the URL).
+func headerValue(a string, i, limit int) (start, end int) {
+	return headerValueIn(a, i, false, limit)
+}
 
 // headerValueIn is headerValue; nested says it reads a header line that
 // stands in a word another header's value joined (see there).
-func headerValueIn(a string, i int, nested bool) (start, end int) {
+func headerValueIn(a string, i int, nested bool, limit int) (start, end int) {
 	i, joinNext := credential(a, i)
 	start = i
 	// The word joined is a --flag's value (credential): the shell's
@@ -2281,6 +2323,9 @@ func headerValueIn(a string, i int, nested bool) (start, end int) {
 				// One that reads as a --flag itself (Authorization: -
 				// --AWS_SECRET_ACCESS_KEY X) takes the next word too.
 				e := shellWordEnd(a, k)
+				if k < limit {
+					e = min(e, limit)
+				}
 				// A header line that names a secret in the word
 				// (TOKEN:- " -H '' -H 'Authorization: Bearer "0 0 "',
 				// whose stray " makes the word run into the quoted
@@ -2296,7 +2341,7 @@ func headerValueIn(a string, i int, nested bool) (start, end int) {
 					if nested {
 						return start, len(a)
 					}
-					_, ce := headerValueIn(a, c, true)
+					_, ce := headerValueIn(a, c, true, len(a))
 					c, e = max(c, ce), max(e, ce)
 					if c >= e {
 						break

@@ -431,6 +431,13 @@ func TestRedactCommand(t *testing.T) {
 		// with the scheme, and its value kept.
 		{[]string{"sh", "-c", "curl -H Authorization:A --MYSQL_PWD hunter2 https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED] https://h/"}},
 		{[]string{"sh", "-c", "curl -H Authorization:- --AWS_SECRET_ACCESS_KEY hunter2 https://h/"}, []string{"sh", "-c", "curl -H Authorization:[REDACTED] https://h/"}},
+		// In the quotes that hold the header line, that word ends at
+		// their closing quote: read as the shell's word from the
+		// middle of the line, the closing quote opened one, and the
+		// rest of the line was hidden.
+		{[]string{"sh", "-c", "curl -H 'Authorization: A --MYSQL_PWD hunter2' https://h/; echo visible"}, []string{"sh", "-c", "curl -H 'Authorization: [REDACTED]' https://h/; echo visible"}},
+		{[]string{"sh", "-c", "curl -H \"Authorization: - --AWS_SECRET_ACCESS_KEY 'hun ter2'\" https://h/; echo visible"}, []string{"sh", "-c", "curl -H \"Authorization: [REDACTED]\" https://h/; echo visible"}},
+		{[]string{"sh", "-c", "curl -H $'Authorization: --MYSQL_PWD hunter3' -H 'Accept: x' https://h/"}, []string{"sh", "-c", "curl -H $'Authorization: [REDACTED]' -H 'Accept: x' https://h/"}},
 		// A header line inside that word (here a stray " joins it to
 		// the quoted credential) is read as a header line: passed
 		// over with the word, its credential ended there, and the
@@ -1145,6 +1152,8 @@ func TestRedactHeadersLinear(t *testing.T) {
 		// Header lines in the word joined to a credential that reads
 		// as a --flag (headerValue reads them one level deep).
 		`TOKEN:- "`, `TOKEN:- 'TOKEN:- "`, `TOKEN:- "$(`,
+		// The same in the quotes that hold the line (holdsTo).
+		`'Authorization: A --MYSQL_PWD a `, `"Authorization: - --x "$(`,
 		// Assignments in quotes (redactAssignments reads each byte once),
 		// and nested in one word, each of whose values, read on its own,
 		// runs to the line's end (wordScanner.nestedEnd).
@@ -1539,6 +1548,7 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		// their line's end or the line's.
 		// Header credentials glued to substitutions.
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
+		`"Authorization: A --MYSQL_PWD a" `, `"Authorization: - --p $("Authorization: - --p $( `, `"$(echo "Authorization: A --p a")" `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
 		// Commands in double-quoted substitutions (shellCommands): left
