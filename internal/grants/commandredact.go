@@ -2001,6 +2001,16 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 			// A subshell: past its ), a command's start still, where
 			// esac ends the case (a) (echo x) esac).
 			return i + 1, '(', false
+		case top == 'c' && shellKeyword(a, i, "fi"):
+			// A compound command's end (if …; fi, while …; done),
+			// after which bash and dash read a reserved word: esac
+			// there ends the case (a) if x; then y; fi esac). Read
+			// as an argument, it did not, the substitution was left
+			// open, and the line's commands after it were read as
+			// its words: curl -u ann:PW after it kept PW.
+			return i + 2, 0, false
+		case top == 'c' && shellKeyword(a, i, "done"):
+			return i + 4, 0, false
 		case c == '{' && top == 'c' && shellKeyword(a, i, "{"):
 			// A group, to its } (groupEnd), past which esac ends the
 			// case as after a subshell (a) { echo x; } esac).

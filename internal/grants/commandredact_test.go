@@ -404,6 +404,12 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "git commit -m \"$(cat <<'EOF'\nfix ) it\nEOF\n)\" && curl -u ann:[REDACTED] https://h/; echo visible"}},
 		{[]string{"bash", "-c", "tr a b <<<x\ncat <<E\nit's\nE\ncurl -u ann:\"hun ter2\" https://h/; echo visible"},
 			[]string{"bash", "-c", "tr a b <<<x\ncat <<E\nit's\nE\ncurl -u ann:[REDACTED] https://h/; echo visible"}},
+		// fi and done end a compound command, after which esac ends a
+		// case: read as an argument, the substitution was left open,
+		// and the commands after it were read as its words (curl's
+		// password was kept).
+		{[]string{"bash", "-c", `x="$(case $y in a) if true; then echo a; fi esac)"; curl -u ann:hunter2 h; y=$(case $y in a) while :; do b; done esac) && curl -u ann:hunter3 h; echo visible`},
+			[]string{"bash", "-c", `x="$(case $y in a) if true; then echo a; fi esac)"; curl -u ann:[REDACTED] h; y=$(case $y in a) while :; do b; done esac) && curl -u ann:[REDACTED] h; echo visible`}},
 		// The word after an Authorization credential that reads as a
 		// --flag, of several quoted pieces: the second was kept.
 		{[]string{"sh", "-c", "curl -H Authorization:\\ --MYSQL_PWD 'hun''ter2' https://h/; echo visible"},
@@ -1550,6 +1556,7 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
 		`"Authorization: A --MYSQL_PWD a" `, `"Authorization: - --p $("Authorization: - --p $( `, `"$(echo "Authorization: A --p a")" `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
+		`"$(case x in a) fi `, `"$(case x in a) done esac) `,
 		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
 		// Commands in double-quoted substitutions (shellCommands): left
 		// open inside one another, nested to maxQuotedSubstitutions and
