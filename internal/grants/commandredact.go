@@ -368,16 +368,7 @@ func hereBody(a string, i int, d hereDelimiter) (body, end int, closed bool) {
 	body = len(a)
 	end = len(a)
 	for j := i; j < len(a); {
-		e := strings.IndexByte(a[j:], '\n')
-		if e < 0 {
-			e = len(a)
-		} else {
-			e += j
-		}
-		line := a[j:e]
-		if d.dash {
-			line = strings.TrimLeft(line, "\t")
-		}
+		line, e := hereLine(a, j, d)
 		if line == d.word {
 			body, end = j, min(e+1, len(a))
 			break
@@ -385,6 +376,21 @@ func hereBody(a string, i int, d hereDelimiter) (body, end int, closed bool) {
 		j = e + 1
 	}
 	return body, end, shellClosed(a[i:body])
+}
+
+// hereLine returns the line of a here-document d's body that starts at
+// j in a, as it is compared with its delimiter (its leading tabs
+// stripped for <<-), and where it ends (its newline, or the end of a).
+func hereLine(a string, j int, d hereDelimiter) (line string, end int) {
+	end = len(a)
+	if e := strings.IndexByte(a[j:], '\n'); e >= 0 {
+		end = j + e
+	}
+	line = a[j:end]
+	if d.dash {
+		line = strings.TrimLeft(line, "\t")
+	}
+	return line, end
 }
 
 // shellClosed says whether the text s, read from outside quotes as
@@ -1954,6 +1960,8 @@ func closingShell(a string, i int, f byte) int {
 // a | or a subshell's ) as an argument, an unmatched ) in a case item as
 // none. A comment in $(…) runs to its line's end. A here-document in
 // $(…), whose body the shell reads as text to its delimiter's line, is
+// passed over to that line where every shell reads it alike
+// (hereDocumentEnd; its body's bytes are read once more), and otherwise
 // not followed: push '!' says the quotes are to be read as left open.
 func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 	c := a[i]
@@ -2047,6 +2055,9 @@ func shellStep(a string, i int, top byte) (next int, push byte, pop bool) {
 	case strings.HasPrefix(a[i:], "<<<"):
 		return i + 3, 0, false // a here-string: read as one
 	case c == '<' && hereDocument(a, i):
+		if e := hereDocumentEnd(a, i); e >= 0 {
+			return e, 0, false
+		}
 		return i + 2, '!', false
 	case c == '#' && commentStart(a, i):
 		// A comment, to its line's end: its ) closes nothing (read
@@ -2107,6 +2118,41 @@ func groupEnd(a string, i int) bool {
 		return false
 	}
 	return j < 2 || a[j-2] != '\\'
+}
+
+// hereDocumentEnd returns where the text after the here-document whose
+// << is at i in a (inside $(…): shellStep) starts, past its body and its
+// delimiter's line, or -1 where the scan cannot tell it as every shell
+// would: the rest of its line holds more than plain words (quotes,
+// substitutions, another here-document, an operator that ends the
+// substitution, a comment), a line of the body starts with the
+// delimiter and goes on (bash 5.2 ends the body at EOF) and the
+// substitution with it; dash reads on), or no line ends it. Read as left
+// open there, the rest of the command that held it was hidden
+// (PGPASSWORD="$(cat <<E … E)" psql -h db hid psql's words).
+//
+// The bytes of the body are counted in shellScanned: a scan that passes
+// the here-document reads them.
+func hereDocumentEnd(a string, i int) int {
+	d, j := readHereDelimiter(a, i)
+	from := j
+	defer func() { shellScanned.Add(int64(j - from)) }()
+	k := strings.IndexByte(a[j:], '\n')
+	if d.word == "" || k < 0 || strings.Trim(a[j:j+k], " \t|>0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_./,:=+@%-") != "" {
+		return -1
+	}
+	for j += k + 1; j < len(a); {
+		line, e := hereLine(a, j, d)
+		switch {
+		case line == d.word:
+			j = e
+			return min(e+1, len(a))
+		case strings.HasPrefix(line, d.word):
+			return -1
+		}
+		j = e + 1
+	}
+	return -1
 }
 
 // hereDocument says whether a here-document's << stands at i in a: its

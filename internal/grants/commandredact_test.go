@@ -404,6 +404,14 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "git commit -m \"$(cat <<'EOF'\nfix ) it\nEOF\n)\" && curl -u ann:[REDACTED] https://h/; echo visible"}},
 		{[]string{"bash", "-c", "tr a b <<<x\ncat <<E\nit's\nE\ncurl -u ann:\"hun ter2\" https://h/; echo visible"},
 			[]string{"bash", "-c", "tr a b <<<x\ncat <<E\nit's\nE\ncurl -u ann:[REDACTED] https://h/; echo visible"}},
+		// A here-document in a substitution is passed over to its
+		// delimiter's line: read as left open, it hid the rest of its
+		// command. Where bash and dash read it apart (a line that
+		// starts with the delimiter and goes on: bash ends the body
+		// and the substitution there), it is not followed, as before.
+		{[]string{"bash", "-c", "PGPASSWORD=\"$(cat <<-'E' | tr a b\n\thun ter2\n\tE\n)\" psql -h db visible; curl -u ann:\"$(cat <<E\nhunter3\nE\n)\" https://h/ visible"},
+			[]string{"bash", "-c", "PGPASSWORD=[REDACTED] psql -h db visible; curl -u ann:[REDACTED] https://h/ visible"}},
+		{[]string{"bash", "-c", "PGPASSWORD=\"$(cat <<E\nhunter2\nE)x\nE\n)\" psql -h db; echo visible"}, []string{"bash", "-c", "PGPASSWORD=[REDACTED]; echo visible"}},
 		// fi and done end a compound command, after which esac ends a
 		// case: read as an argument, the substitution was left open,
 		// and the commands after it were read as its words (curl's
@@ -1556,6 +1564,7 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
 		`"Authorization: A --MYSQL_PWD a" `, `"Authorization: - --p $("Authorization: - --p $( `, `"$(echo "Authorization: A --p a")" `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
+		"\"$(cat <<E\nx\nE\n", "PGPASSWORD=\"$(cat <<E\nE\n)\" ", "\"$(cat <<E\nE)\n", "\"$(x <<E\n\"$(y <<E\n", "A_TOKEN=x\"$(<<E\nE\n",
 		`"$(case x in a) fi `, `"$(case x in a) done esac) `,
 		`PGPASSWORD="$(echo # ) `, "$(x #\")\n", "\"$(x # )\n\"", `A_TOKEN=x"$( \\ #)" `,
 		// Commands in double-quoted substitutions (shellCommands): left
