@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/airlock-dev/airlock/internal/s3err"
+	"github.com/airlock-dev/airlock/internal/testenv"
 )
 
 // The refusals the gateway itself answers a call to a service other than
@@ -154,14 +154,13 @@ func TestServiceRefusalShapes(t *testing.T) {
 			return err
 		}},
 	}
-	closedPort := func(t *testing.T) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return "http://" + l.Addr().String()
-	}
+	// An upstream nobody listens on. Not a port the kernel handed out (a
+	// listener on :0, closed): the kernel hands it out again for the next
+	// outgoing connection of any process, and under a parallel go test
+	// another package's server took one once, so the "down" upstream
+	// answered 403 with a body of its own. FreeAddr's ports are below
+	// the ephemeral range.
+	closedPort := func(t *testing.T) string { return "http://" + testenv.FreeAddr(t) }
 	ctx := context.Background()
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {

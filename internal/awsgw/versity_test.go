@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"github.com/airlock-dev/airlock/internal/testenv"
 	"hash/crc32"
 	"io"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -51,12 +52,7 @@ func versityBin(t *testing.T) string {
 func startVersity(t *testing.T) string {
 	t.Helper()
 	bin := versityBin(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testenv.FreeAddr(t) // not :0 then closed: see FreeAddr
 	root, side := t.TempDir(), t.TempDir()
 	cmd := exec.Command(bin, "--access", upstreamAK, "--secret", upstreamSK, "--port", addr, "posix", "--sidecar", side, root)
 	var out bytes.Buffer
