@@ -136,7 +136,7 @@ func privateCluster(r *benchkit.Runner, o options) string {
 		r.Fatalf("private PostgreSQL: %v", err)
 	}
 	r.Cleanup(p.Remove)
-	slots := 2*(o.idle+o.idleMore) + 4*o.clients + 100
+	slots := 2*(o.idle+o.idleMore+o.slopeHeld()) + 4*o.clients + 100
 	if err := p.StartWith(fmt.Sprintf("max_connections=%d", slots)); err != nil {
 		r.Fatalf("starting the private PostgreSQL: %v", err)
 	}

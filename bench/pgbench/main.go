@@ -2,7 +2,9 @@
 // one run: `pgbench -S` with 8 clients, simple and prepared protocol,
 // directly, through PgBouncer in session mode, and through the real
 // `airlock serve` with every statement durably recorded, all against the
-// same database; then the memory each holds per idle client connection.
+// same database; then the memory each holds per idle client connection:
+// per connection of a batch, and (-idle-slope) as the slope of RssAnon
+// over batches held after a warm-up (slope.go).
 //
 // It creates a database owned by a non-superuser CREATEROLE admin role
 // (as a real deployment's), initialises it with `pgbench -i` as that
@@ -41,6 +43,10 @@ type options struct {
 	// connection costs, apart from the fixed steps (the heap filling to
 	// its goal) that the first batch's figure divides among few.
 	idleMore int
+	// idleSlope is the slope phase's batch (0 skips it), slopeBatches
+	// how many batches after its base, idleWarm the seconds of its
+	// warm-up (slope.go).
+	idleSlope, slopeBatches, idleWarm int
 	// private runs everything on a PostgreSQL cluster of the benchmark's
 	// own, with room for the idle connections (each idle gateway session
 	// holds a server connection).
@@ -65,14 +71,18 @@ func run() int {
 	flag.IntVar(&o.scale, "scale", 10, "pgbench -i scale factor (100,000 accounts each)")
 	flag.IntVar(&o.idle, "idle", 80, "idle connections opened through each middle process to measure its memory (0 skips)")
 	flag.IntVar(&o.idleMore, "idle-more", 0, "a second batch of idle connections after the first, for the memory of one more connection (VmRSS growth over the batch, 75 s after it, past the gateway's once-a-minute release of free heap pages; 0 skips); needs room on the server: see -private")
-	flag.BoolVar(&o.private, "private", false, "run on a PostgreSQL cluster of the benchmark's own (initdb in a temporary directory, max_connections sized for -idle and -idle-more) instead of AIRLOCK_TEST_PG_DSN's")
+	flag.IntVar(&o.idleSlope, "idle-slope", 0, "the slope phase's batch: after a warm-up (-idle-warm) and a base batch of -idle + -idle-more + this many (past the earlier phase's peak), this many idle connections opened -slope-batches times through each middle, RssAnon read 75 s after each batch with every batch still open, and the least-squares slope over the connections held: one more idle connection's memory without the one-off fills (0 skips)")
+	flag.IntVar(&o.slopeBatches, "slope-batches", 3, "batches of the slope phase after its base (≥ 1)")
+	flag.IntVar(&o.idleWarm, "idle-warm", 15, "seconds of `pgbench -S` through each middle before the slope phase's batches: enough statements to grow the gateway's log past its store's caches")
+	flag.BoolVar(&o.private, "private", false, "run on a PostgreSQL cluster of the benchmark's own (initdb in a temporary directory, max_connections sized for -idle, -idle-more and -idle-slope) instead of AIRLOCK_TEST_PG_DSN's")
 	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
 	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.Parse()
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
-	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.idleMore < 0 || (o.idleMore > 0 && o.idle == 0) || o.connect < 0 {
-		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0, idle-more ≥ 0 and only with idle, connect ≥ 0)")
+	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.idleMore < 0 || (o.idleMore > 0 && o.idle == 0) || o.connect < 0 ||
+		o.idleSlope < 0 || (o.idleSlope > 0 && (o.slopeBatches < 1 || o.idleWarm < 1)) {
+		fmt.Fprintln(os.Stderr, "pgbench: bad flags (phase ≥ 1s, rounds, clients, threads ≥ 1, clients a multiple of threads, scale ≥ 1, idle ≥ 0, idle-more ≥ 0 and only with idle, connect ≥ 0, idle-slope ≥ 0, slope-batches and idle-warm ≥ 1 with idle-slope)")
 		return 2
 	}
 	return benchkit.Main("pgbench", func(ctx context.Context, r *benchkit.Runner) {
@@ -85,6 +95,19 @@ func run() int {
 		}
 		fmt.Printf("raw figures in %s\n", o.out)
 	})
+}
+
+// slopeBase is the slope phase's first batch: past the most connections
+// the earlier phase held, by one batch, so that the batches after it need
+// memory of their own (slope.go).
+func (o options) slopeBase() int { return o.idle + o.idleMore + o.idleSlope }
+
+// slopeHeld is the most connections the slope phase holds at once.
+func (o options) slopeHeld() int {
+	if o.idleSlope == 0 {
+		return 0
+	}
+	return o.slopeBase() + o.idleSlope*o.slopeBatches
 }
 
 var modes = []string{"simple", "prepared"}
@@ -106,7 +129,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	srv := startGateway(r, bin, f)
 	id, gw := grant(r, srv, f, o.sslmode)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s:%d", id, gw.Host, gw.Port)
-	bnc := startBouncer(r, f, o.idle+o.idleMore+o.clients+50, max(20, o.clients+4))
+	bnc := startBouncer(r, f, max(o.idle+o.idleMore, o.slopeHeld())+o.clients+50, max(20, o.clients+4))
 	benchkit.Progress("pgbouncer up at %s:%d", bnc.client.Host, bnc.client.Port)
 
 	var calls gatewayCalls // everything sent through the gateway
@@ -152,6 +175,31 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 					}
 				}
 			}
+		}
+	}
+
+	if o.idleSlope > 0 {
+		n := o.slopeHeld()
+		if free := freeSlots(ctx, r, dsn) - 10; free < n {
+			r.Fatalf("idle slope: %d connections asked for, the server has %d free slots (see -private)", n, free)
+		}
+		gatewayGo := func() (map[string]float64, error) { return srv.ScrapeGauges(benchkit.GoMemory) }
+		warm := load{clients: o.clients, threads: o.threads, seconds: o.idleWarm}
+		for _, s := range []slopeSpec{
+			{path: "gateway", pid: srv.PID(), e: gw, gm: gatewayGo, store: filepath.Join(srv.Dir, "data", "airlock.db")},
+			{path: "pgbouncer", pid: bnc.pid(), e: bnc.client},
+		} {
+			s.warm, s.base, s.batch, s.batches, s.wait = warm, o.slopeBase(), o.idleSlope, o.slopeBatches, idleMoreLater
+			res, w, err := idleSlope(ctx, s)
+			if s.path == "gateway" && w.Transactions > 0 {
+				calls.Transactions += w.Transactions
+				calls.Runs++
+			}
+			if err != nil {
+				r.Fatalf("idle slope: %v\nserver log:\n%s", err, srv.LogTail())
+			}
+			rep.IdleSlope = append(rep.IdleSlope, res)
+			benchkit.Progress("slope    %-9s %s", s.path, slopeLine(res))
 		}
 	}
 

@@ -50,6 +50,7 @@ type report struct {
 	Summary      []modeSummary `json:"summary"`
 	Idle         []idleResult  `json:"idle_memory"`
 	IdleNote     string        `json:"idle_note,omitempty"`
+	IdleSlope    []slopeResult `json:"idle_slope,omitempty"`
 	// PrivateCluster is set when the run used a PostgreSQL cluster of its
 	// own (-private) rather than AIRLOCK_TEST_PG_DSN's server.
 	PrivateCluster bool `json:"private_cluster,omitempty"`
@@ -188,6 +189,7 @@ func printReport(w io.Writer, rep *report) {
 			}
 		}
 	}
+	printSlope(w, rep.IdleSlope)
 	if rep.IdleNote != "" {
 		fmt.Fprintln(w, rep.IdleNote)
 	}
