@@ -244,7 +244,14 @@ func TestShedStress(t *testing.T) {
 					time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
 				}
 			}
-			survived = true
+			// A client whose kill was due may still finish every round:
+			// the kill runs on a goroutine of its own, which a loaded
+			// machine may start only after the last round (CI caught a
+			// socket left in CLOSE_WAIT with the kill's message unread).
+			// Only the others are survivors, which the checks below use
+			// and close; this one is closed here, and its server ends
+			// by the kill.
+			survived = fate > 2
 		})
 	}
 	wg.Wait()
