@@ -155,12 +155,13 @@ func startBouncer(b *testing.B, dsn string) (int, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port below the ephemeral range (testenv.FreePort), not one from a
+	// closed ":0" listener, which the kernel may hand to another
+	// process's outgoing connection before PgBouncer binds it.
+	port, err := testenv.FreePort()
 	if err != nil {
 		b.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	dir := b.TempDir()
 	_ = os.Chmod(dir, 0o755) // PgBouncer will not run as root; as nobody it reads its files
 	db, user := strings.TrimPrefix(u.Path, "/"), u.User.Username()
