@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +61,33 @@ type slopePoint struct {
 	Series []int64 `json:"rss_anon_series_kb,omitempty"`
 	// StoreBytes is the size of the gateway's SQLite database and its WAL.
 	StoreBytes int64 `json:"store_bytes,omitempty"`
+	// HeldSeconds is how long the batch was held before the reading, and
+	// Plateau whether RssAnon had stopped moving by then (plateaued).
+	HeldSeconds float64 `json:"held_seconds"`
+	Plateau     bool    `json:"plateau"`
+}
+
+// slopeExtra is how much longer than the spec's wait a batch is held while
+// RssAnon still moves.
+const slopeExtra = 60 * time.Second
+
+// plateauSpan readings (the last 15 s at slopeSample) within plateauKB of
+// each other make a plateau: the release of free heap pages gives back
+// megabytes at once, while a batch of 200 connections settles within the
+// runtime's 256 KiB steps.
+const (
+	plateauSpan = 4
+	plateauKB   = 256
+)
+
+// plateaued reports whether the series' last plateauSpan readings lie
+// within plateauKB of each other.
+func plateaued(series []int64) bool {
+	if len(series) < plateauSpan {
+		return false
+	}
+	tail := series[len(series)-plateauSpan:]
+	return slices.Max(tail)-slices.Min(tail) <= plateauKB
 }
 
 // slopeSample is how often RssAnon is read while a batch is held.
@@ -173,18 +201,31 @@ func idleSlope(ctx context.Context, s slopeSpec) (slopeResult, phase, error) {
 		// RssAnon every slopeSample while the batch is held: whether the
 		// reading is taken on a plateau (after the gateway's release of
 		// the logins' garbage) or on a slope.
+		// Held s.wait at least, then for as long as the last readings
+		// still move (plateaued), up to slopeExtra more: a release that
+		// comes late, just before s.wait ends, would otherwise put the
+		// reading on its way down.
 		var series []int64
-		for end := time.Now().Add(s.wait); time.Now().Before(end); {
+		held := time.Now()
+		for end, last := held.Add(s.wait), held.Add(s.wait+slopeExtra); ; {
 			if _, a, err := rss(s.pid); err == nil {
 				series = append(series, a)
+			}
+			now := time.Now()
+			if !now.Before(end) && (plateaued(series) || !now.Before(last)) {
+				break
+			}
+			wait := slopeSample
+			if now.Before(end) {
+				wait = min(wait, end.Sub(now))
 			}
 			select {
 			case <-ctx.Done():
 				return res, warm, ctx.Err()
-			case <-time.After(min(slopeSample, time.Until(end))):
+			case <-time.After(wait):
 			}
 		}
-		p := slopePoint{Connections: len(conns), Load: loadavg(), Series: series}
+		p := slopePoint{Connections: len(conns), Load: loadavg(), Series: series, HeldSeconds: time.Since(held).Seconds(), Plateau: plateaued(series)}
 		if p.RSSKB, p.AnonKB, err = rss(s.pid); err != nil {
 			return res, warm, err
 		}
@@ -244,10 +285,15 @@ func slopeLine(r slopeResult) string {
 		s += "; Go runtime per connection: " + goMemoryLine(r.GoSlope, r.AnonSlopeKB)
 	}
 	loads := ""
+	held := ""
 	for _, p := range r.Points {
 		loads += " [" + p.Load + "]"
+		held += fmt.Sprintf(" %.0f", p.HeldSeconds)
+		if !p.Plateau {
+			held += " (still moving)"
+		}
 	}
-	return s + "; load" + loads
+	return s + "; held, s:" + held + "; load" + loads
 }
 
 // printSlope prints the slope phase's figures and the gateway's ratio to
@@ -256,7 +302,7 @@ func printSlope(w io.Writer, rs []slopeResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\none more idle connection, by slope (after a warm-up of `pgbench -S`, a base batch past the earlier phases' peak, then batches, each held %s, every one kept open; RssAnon's least-squares slope over the connections held):\n", idleMoreLater)
+	fmt.Fprintf(w, "\none more idle connection, by slope (after a warm-up of `pgbench -S`, a base batch past the earlier phases' peak, then batches, each held %s or until RssAnon stops moving, every one kept open; RssAnon's least-squares slope over the connections held):\n", idleMoreLater)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\twarm-up transactions\tpoints (connections: RssAnon)\tsteps, KiB each\tslope, KiB per connection\tfit residual\t")
 	by := map[string]float64{}

@@ -34,3 +34,26 @@ func TestFitSlope(t *testing.T) {
 		}
 	}
 }
+
+// A batch's reading waits for RssAnon to stop moving: the release of the
+// logins' garbage drops it by megabytes at once, so a series whose last
+// 15 s hold such a drop is not a plateau yet, and runtime-sized wobbles
+// are.
+func TestPlateaued(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		series []int64
+		want   bool
+	}{
+		{"too short", []int64{100000, 100000, 100000}, false},
+		{"flat", []int64{90000, 100000, 100000, 100000, 100000}, true},
+		{"runtime steps", []int64{100000, 100256, 100000, 100128}, true},
+		{"a release in the last readings", []int64{104000, 104000, 104000, 101000}, false},
+		{"a release just before", []int64{104000, 101000, 101000, 101000, 101100}, true},
+		{"just over", []int64{100000, 100000, 100257, 100000}, false},
+	} {
+		if got := plateaued(tc.series); got != tc.want {
+			t.Errorf("%s: plateaued(%v) = %v, want %v", tc.name, tc.series, got, tc.want)
+		}
+	}
+}
