@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,9 +34,12 @@ type indexer struct {
 	mu      sync.Mutex
 	jobs    []indexJob
 	pending int // entries in jobs
-	// es is the last transaction's array of entries, for the next (index;
-	// the indexer goroutine's alone).
-	es []store.LogEntry
+	// queued is the jobs' entries, in order: push copies a batch's in,
+	// the indexer stores a prefix of it (run, index) and dropJobs takes
+	// that off. One array for every batch's entries, and another
+	// gathering a transaction's from them, were about 130 and 40-130
+	// bytes a statement under pgbench -S.
+	queued []store.LogEntry
 	// spare are stored jobs' frontier buffers, for push (dropJobs).
 	spare   [][]byte
 	indexed int64 // log size the store holds
@@ -55,7 +59,7 @@ type indexer struct {
 // frontiers cost the writer more than encoding the entries did (about 15%
 // of its CPU under pgbench -S, bench/README).
 type indexJob struct {
-	entries  []store.LogEntry
+	n        int    // its entries, the next n of queued
 	size     int64  // the tree's size after entries
 	frontier []byte // its frontier, as frontier.marshal encodes it
 }
@@ -69,8 +73,9 @@ func startIndexer(l *Log) *indexer {
 	return x
 }
 
-// push queues a journaled batch. Its tree's frontier is encoded into a
-// stored job's buffer if one is spare (dropJobs).
+// push queues a journaled batch, copying its entries (the caller may
+// reuse the slice). Its tree's frontier is encoded into a stored job's
+// buffer if one is spare (dropJobs).
 func (x *indexer) push(entries []store.LogEntry, tree *frontier) {
 	x.mu.Lock()
 	var buf []byte
@@ -80,7 +85,8 @@ func (x *indexer) push(entries []store.LogEntry, tree *frontier) {
 	} else {
 		buf = make([]byte, 0, bits.OnesCount64(uint64(tree.n))*tlog.HashSize)
 	}
-	x.jobs = append(x.jobs, indexJob{entries: entries, size: tree.n, frontier: tree.appendMarshal(buf)})
+	x.queued = append(x.queued, entries...)
+	x.jobs = append(x.jobs, indexJob{n: len(entries), size: tree.n, frontier: tree.appendMarshal(buf)})
 	x.pending += len(entries)
 	x.mu.Unlock()
 	select {
@@ -167,11 +173,14 @@ func (x *indexer) run() {
 		// unscanned: BenchmarkJournalBatch counts the writer's
 		// instructions, and a scan of the growing queue at every push
 		// was a tenth of them.
-		for n < len(x.jobs) && !x.l.opts.holdIndex && (n == 0 || count+len(x.jobs[n].entries) <= maxIndexBatch) {
-			count += len(x.jobs[n].entries)
+		for n < len(x.jobs) && !x.l.opts.holdIndex && (n == 0 || count+x.jobs[n].n <= maxIndexBatch) {
+			count += x.jobs[n].n
 			n++
 		}
-		jobs := x.jobs[:n:n]
+		// The first count entries of queued: push appends behind them
+		// meanwhile (into the same array while it has room, past what
+		// this reads), and only dropJobs, on this goroutine, moves them.
+		jobs, es := x.jobs[:n:n], x.queued[:count:count]
 		x.mu.Unlock()
 		if x.l.opts.holdIndex {
 			n = 0
@@ -207,17 +216,17 @@ func (x *indexer) run() {
 			default:
 			}
 			x.mu.Lock()
-			for n < len(x.jobs) && count+len(x.jobs[n].entries) <= maxIndexBatch {
-				count += len(x.jobs[n].entries)
+			for n < len(x.jobs) && count+x.jobs[n].n <= maxIndexBatch {
+				count += x.jobs[n].n
 				n++
 			}
-			jobs = x.jobs[:n:n]
+			jobs, es = x.jobs[:n:n], x.queued[:count:count]
 			x.mu.Unlock()
 		}
-		cp, err := x.index(ctx, jobs, count)
+		cp, err := x.index(ctx, jobs[len(jobs)-1], es)
 		x.mu.Lock()
 		if err == nil {
-			x.dropJobs(n)
+			x.dropJobs(n, count)
 			x.pending -= count
 			x.indexed = cp.Size
 			x.err = nil
@@ -250,14 +259,16 @@ func (x *indexer) run() {
 	}
 }
 
-// keptJobs and keptEntries bound the arrays the indexer keeps between
-// transactions (dropJobs, index): 56 and 128 KiB. A copy at pgbench's pace
+// keptJobs and keptQueued bound the arrays the indexer keeps between
+// transactions (dropJobs): 56 and 256 KiB. A copy at pgbench's pace
 // holds a few hundred entries, each its journal batch's job; a queue grown
 // past these by a store that stalled is let go rather than kept for the
 // process's life.
 const (
-	keptJobs    = 1 << 10
-	keptEntries = 1 << 10
+	keptJobs = 1 << 10
+	// keptQueued bounds the queue of entries (dropEntries): 256 KiB, two
+	// copies' worth at pgbench's pace (a few hundred entries each).
+	keptQueued = 2 << 10
 	// keptFrontiers bounds the spare frontier buffers, 32 bytes a subtree
 	// root each (so at most 0.6 MiB for a log of a billion entries, about
 	// 0.4 at a million): a copy stores up to a thousand jobs at
@@ -266,7 +277,8 @@ const (
 	keptFrontiers = 1 << 10
 )
 
-// dropJobs takes the first n jobs, stored, off the queue (x.mu held). The
+// dropJobs takes the first n jobs, stored, and their count entries off
+// the queue (x.mu held). The
 // jobs pushed since move to the front of the array, so that the queue's
 // next pushes fill it: sliced off the front instead, the array's room
 // behind them ran out after every few transactions and append made a new
@@ -276,7 +288,8 @@ const (
 // keptFrontiers of them): one made for every journal batch was about 180
 // bytes a batch. Only index reads a job's frontier (parseFrontier copies
 // it, and the checkpoint's is encoded anew), and it has returned.
-func (x *indexer) dropJobs(n int) {
+func (x *indexer) dropJobs(n, count int) {
+	x.dropEntries(count)
 	for _, j := range x.jobs[:n] {
 		if len(x.spare) == keptFrontiers {
 			break
@@ -284,25 +297,35 @@ func (x *indexer) dropJobs(n int) {
 		x.spare = append(x.spare, j.frontier[:0])
 	}
 	if cap(x.jobs) > keptJobs {
-		clear(x.jobs[:n]) // let the stored entries go
+		clear(x.jobs[:n])
 		x.jobs = x.jobs[n:]
 		return
 	}
 	k := copy(x.jobs, x.jobs[n:])
-	clear(x.jobs[k:]) // the stored entries, and the moved jobs' old places
+	clear(x.jobs[k:]) // the moved jobs' old places
 	x.jobs = x.jobs[:k]
 }
 
-// index signs the checkpoint for the newest job's tree and stores the
-// jobs' entries with it. The entries are gathered into an array the
-// indexer keeps for its next transaction (x.es, at most keptEntries long,
-// cleared after each so that it holds no entry's bytes): one of 128 bytes
-// an entry made for every copy was about 130 bytes a statement under
-// pgbench -S. Neither store keeps the slice past the transaction.
-func (x *indexer) index(ctx context.Context, jobs []indexJob, count int) (*store.Checkpoint, error) {
-	es := x.entriesOf(jobs, count)
-	defer x.keep(es)
-	last := jobs[len(jobs)-1]
+// dropEntries takes the first count entries, stored, off queued (x.mu
+// held), as dropJobs does the jobs: those pushed since move to the front,
+// the places behind them are cleared so that the array holds no stored
+// entry's bytes, and an array grown past keptQueued (a store that fell
+// behind) is let go, the rest copied into a new one. index, which read the
+// stored ones, has returned, and the store kept none of them
+// (store.Tx.AppendLog).
+func (x *indexer) dropEntries(count int) {
+	if cap(x.queued) > keptQueued {
+		x.queued = slices.Clone(x.queued[count:])
+		return
+	}
+	k := copy(x.queued, x.queued[count:])
+	clear(x.queued[k:])
+	x.queued = x.queued[:k]
+}
+
+// index signs the checkpoint for the tree after last, the newest job, and
+// stores es, the entries of the jobs up to it, with it.
+func (x *indexer) index(ctx context.Context, last indexJob, es []store.LogEntry) (*store.Checkpoint, error) {
 	tree, err := parseFrontier(last.size, last.frontier)
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: the tree after a journaled batch: %w", err)
@@ -315,32 +338,6 @@ func (x *indexer) index(ctx context.Context, jobs []indexJob, count int) (*store
 		return nil, err
 	}
 	return cp, nil
-}
-
-// entriesOf is the count entries of jobs in one slice, in the kept array
-// if it has room.
-func (x *indexer) entriesOf(jobs []indexJob, count int) []store.LogEntry {
-	es := x.es[:0]
-	if cap(es) < count {
-		// Twice the last, up to what is kept: a copy's size follows the
-		// load, and one array for each few entries more is no saving.
-		es = make([]store.LogEntry, 0, max(count, min(2*cap(es), keptEntries)))
-	}
-	for _, j := range jobs {
-		es = append(es, j.entries...)
-	}
-	return es
-}
-
-// keep keeps es's array, cleared, for the next transaction if it is not
-// too large.
-func (x *indexer) keep(es []store.LogEntry) {
-	clear(es)
-	if cap(es) <= keptEntries {
-		x.es = es[:0]
-	} else {
-		x.es = nil
-	}
 }
 
 // stop indexes what is queued (giving up after a few failures, or at

@@ -229,6 +229,9 @@ type Log struct {
 	// claimed is a journal batch's operations, the slice reused from one
 	// batch to the next (at most MaxBatch).
 	claimed []result
+	// batch is the array a journal batch's entries are built in, reused
+	// from one batch to the next (buildJournal), empty between them.
+	batch []store.LogEntry
 
 	// The group commit delay: the writer's state, and (under mu) when the
 	// newest append arrived and the average gap between appends.

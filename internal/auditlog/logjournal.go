@@ -19,6 +19,10 @@ import (
 // slows or stops the log instead of growing memory without limit.
 const maxPending = 32 << 10
 
+// maxKeptBatch bounds the writer's kept array of a batch's entries
+// (Log.batch): 64 KiB. Larger batches are built in arrays of their own.
+const maxKeptBatch = 512
+
 // takeAppends is take for the journal: it claims queued Append calls up to
 // the first Do call, which must wait for a store transaction of its own.
 func (l *Log) takeAppends(claimed []result, max int) []result { return l.claim(claimed, max, true) }
@@ -53,6 +57,14 @@ func (l *Log) commitJournal(claimed []result) []result {
 			l.opts.OnCommit(tree.n)
 		}
 	}
+	// The array is the writer's again (push copied the entries), emptied
+	// so that it holds no entry's bytes; a large batch's is let go.
+	clear(entries)
+	if cap(entries) <= maxKeptBatch {
+		l.batch = entries[:0]
+	} else {
+		l.batch = nil
+	}
 	l.settled(err)
 	l.batched(len(claimed), l.gc.clk.Now().Sub(start))
 	l.reportBatch(claimed, start, err != nil) // before the callers return, as OnCommit
@@ -67,15 +79,18 @@ func (l *Log) commitJournal(claimed []result) []result {
 // build does).
 func (l *Log) buildJournal(claimed *[]result, tree *frontier) ([]store.LogEntry, error) {
 	tree.copyFrom(&l.tree)
-	// Room for the claimed operations' entries: grown one append at a
-	// time, a batch of 8 was 4 slices and its entries copied 3 times.
-	// (The slice goes to the indexer, which keeps it until the store
-	// holds the batch, so it is not reused.)
+	// Built in the writer's array (l.batch), kept from one batch to the
+	// next: the indexer copies the entries in (push). Made with room for
+	// the claimed operations' entries: grown one append at a time, a batch
+	// of 8 was 4 slices and its entries copied 3 times.
 	n := 0
 	for _, r := range *claimed {
 		n += len(r.o.evs)
 	}
-	entries := make([]store.LogEntry, 0, n)
+	entries := l.batch[:0]
+	if cap(entries) < n {
+		entries = make([]store.LogEntry, 0, n)
+	}
 	for done := 0; ; {
 		for ; done < len(*claimed); done++ {
 			for _, ev := range (*claimed)[done].o.evs {
