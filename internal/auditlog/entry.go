@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/jsonw"
@@ -61,9 +62,7 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 		t = now
 	}
 	t = t.UTC()
-	// Room for a gateway call's usual entry, so that it is built without
-	// growing.
-	b := make([]byte, seqRoom, 512)
+	b := newEntryBuf()
 	b = append(b, `,"time":"`...)
 	b = t.AppendFormat(b, time.RFC3339Nano) // nothing in it to escape
 	b = append(b, '"')
@@ -98,6 +97,56 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 	}
 	b = append(b, '}')
 	return encoded{time: t, typ: ev.Type, grantID: ev.GrantID, sessionID: ev.SessionID, buf: b}, nil
+}
+
+// entryBufSize is an encoded event's buffer (newEntryBuf): room for a
+// gateway call's usual entry, so that it is built without growing.
+const entryBufSize = 512
+
+// entryBufs are encoded events' buffers that the log has stored, for the
+// next events' encoding (newEntryBuf): a new one for every event was the
+// largest allocation of a statement under pgbench -S (512 of about 1,650
+// bytes in BenchmarkRecorderStatement).
+//
+// Only the indexer puts a buffer back (dropJobs), once a store transaction
+// holding its entry committed; the writer handed it over (buildJournal,
+// Log.bufs, push) and nothing else holds it by then:
+//   - the operation that encoded it: buildJournal drops the operation's
+//     reference (its evs[i].buf) as it numbers the entry, before the
+//     operation's caller learns the outcome, and nothing reads an
+//     operation's events after that on the journal's path;
+//   - the entry's Data and LeafHash, which point into it: the journal
+//     frame copies them (appendFrame); the writer's array of the batch is
+//     cleared after push, which copies the entry into the indexer's queue,
+//     whose places dropEntries clears; the store copies them into the
+//     database and keeps nothing (store.Tx.AppendLog); Options.Rows must
+//     keep nothing of them (review.StoreRows parses copies).
+//
+// A batch whose journal write failed, or whose entries never reach the
+// store (a failing store, a stop), leaves its buffers to the collector;
+// so do the events of a log without a journal, and buffers that grew past
+// entryBufSize. TestEntryBuffersReusedAfterStore checks the handover under
+// -race.
+var entryBufs sync.Pool // of *[entryBufSize]byte
+
+// newEntryBuf returns a buffer for an event's encoding: seqRoom bytes,
+// their contents unspecified, with room for entryBufSize.
+func newEntryBuf() []byte {
+	if p, _ := entryBufs.Get().(*[entryBufSize]byte); p != nil {
+		return p[:seqRoom]
+	}
+	return make([]byte, seqRoom, entryBufSize)
+}
+
+// entryBufOf returns the array of b, an encoded event's buffer
+// (encoded.buf), if newEntryBuf made it and it did not grow: only then
+// may it go back to entryBufs. An encoded buffer always starts at its
+// array's start.
+func entryBufOf(b []byte) *[entryBufSize]byte {
+	if cap(b) != entryBufSize {
+		return nil
+	}
+	return (*[entryBufSize]byte)(b[:entryBufSize])
 }
 
 func encodeEvents(evs []Event) ([]encoded, error) {

@@ -21,15 +21,15 @@ func TestIndexerQueueAllocs(t *testing.T) {
 	x := &indexer{kick: make(chan struct{}, 1)}
 	tree := frontier{n: 5} // two subtree roots: 64 bytes encoded
 	tree.h[0][0], tree.h[2][0] = 1, 2
-	x.push(nil, &tree)
-	x.push(nil, &tree)
-	x.push(nil, &tree)
+	x.push(nil, nil, &tree)
+	x.push(nil, nil, &tree)
+	x.push(nil, nil, &tree)
 	x.mu.Lock()
 	x.dropJobs(2, 0) // the first stored: its array and two frontiers' buffers kept
 	x.mu.Unlock()
 	if n := testing.AllocsPerRun(1000, func() {
-		x.push(nil, &tree)
-		x.push(nil, &tree)
+		x.push(nil, nil, &tree)
+		x.push(nil, nil, &tree)
 		x.mu.Lock()
 		x.dropJobs(2, 0)
 		x.mu.Unlock()
@@ -52,7 +52,7 @@ func TestIndexerQueueAllocs(t *testing.T) {
 	// A queue grown past keptJobs is let go as before (taken off the
 	// front), not kept at that size.
 	for range keptJobs + 1 {
-		x.push(nil, &tree)
+		x.push(nil, nil, &tree)
 	}
 	x.mu.Lock()
 	x.dropJobs(len(x.jobs)-1, 0)
@@ -87,7 +87,7 @@ func TestIndexerEntriesAllocs(t *testing.T) {
 			batch = append(batch, store.LogEntry{Seq: seq, Type: "session.call", Data: data})
 			seq++
 		}
-		x.push(batch, &tree)
+		x.push(batch, nil, &tree)
 		clear(batch)
 	}
 	next := int64(0) // the first entry not stored
@@ -129,7 +129,7 @@ func TestIndexerEntriesAllocs(t *testing.T) {
 		}
 	}
 	big := make([]store.LogEntry, keptQueued+1)
-	x.push(big, &tree)
+	x.push(big, nil, &tree)
 	x.mu.Lock()
 	x.dropJobs(len(x.jobs), len(x.queued))
 	x.mu.Unlock()

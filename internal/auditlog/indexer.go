@@ -40,6 +40,9 @@ type indexer struct {
 	// gathering a transaction's from them, were about 130 and 40-130
 	// bytes a statement under pgbench -S.
 	queued []store.LogEntry
+	// bufs are the queued entries' buffers, in order, that go back to
+	// entryBufs once their entries are stored (dropJobs).
+	bufs []*[entryBufSize]byte
 	// spare are stored jobs' frontier buffers, for push (dropJobs).
 	spare   [][]byte
 	indexed int64 // log size the store holds
@@ -60,6 +63,7 @@ type indexer struct {
 // of its CPU under pgbench -S, bench/README).
 type indexJob struct {
 	n        int    // its entries, the next n of queued
+	nbufs    int    // their buffers, the next nbufs of bufs
 	size     int64  // the tree's size after entries
 	frontier []byte // its frontier, as frontier.marshal encodes it
 }
@@ -73,10 +77,11 @@ func startIndexer(l *Log) *indexer {
 	return x
 }
 
-// push queues a journaled batch, copying its entries (the caller may
-// reuse the slice). Its tree's frontier is encoded into a stored job's
+// push queues a journaled batch, copying its entries and the buffers
+// they are in that entryBufs may take once they are stored (the caller may
+// reuse both slices). Its tree's frontier is encoded into a stored job's
 // buffer if one is spare (dropJobs).
-func (x *indexer) push(entries []store.LogEntry, tree *frontier) {
+func (x *indexer) push(entries []store.LogEntry, bufs []*[entryBufSize]byte, tree *frontier) {
 	x.mu.Lock()
 	var buf []byte
 	if k := len(x.spare); k > 0 {
@@ -86,7 +91,8 @@ func (x *indexer) push(entries []store.LogEntry, tree *frontier) {
 		buf = make([]byte, 0, bits.OnesCount64(uint64(tree.n))*tlog.HashSize)
 	}
 	x.queued = append(x.queued, entries...)
-	x.jobs = append(x.jobs, indexJob{n: len(entries), size: tree.n, frontier: tree.appendMarshal(buf)})
+	x.bufs = append(x.bufs, bufs...)
+	x.jobs = append(x.jobs, indexJob{n: len(entries), nbufs: len(bufs), size: tree.n, frontier: tree.appendMarshal(buf)})
 	x.pending += len(entries)
 	x.mu.Unlock()
 	select {
@@ -290,6 +296,7 @@ const (
 // it, and the checkpoint's is encoded anew), and it has returned.
 func (x *indexer) dropJobs(n, count int) {
 	x.dropEntries(count)
+	x.dropBufs(n)
 	for _, j := range x.jobs[:n] {
 		if len(x.spare) == keptFrontiers {
 			break
@@ -304,6 +311,26 @@ func (x *indexer) dropJobs(n, count int) {
 	k := copy(x.jobs, x.jobs[n:])
 	clear(x.jobs[k:]) // the moved jobs' old places
 	x.jobs = x.jobs[:k]
+}
+
+// dropBufs puts the buffers of the first n jobs, stored, back into
+// entryBufs and takes them off bufs (x.mu held), as dropEntries does the
+// entries. Nothing else holds them (see entryBufs).
+func (x *indexer) dropBufs(n int) {
+	nb := 0
+	for _, j := range x.jobs[:n] {
+		nb += j.nbufs
+	}
+	for _, p := range x.bufs[:nb] {
+		entryBufs.Put(p)
+	}
+	if cap(x.bufs) > keptQueued {
+		x.bufs = slices.Clone(x.bufs[nb:])
+		return
+	}
+	k := copy(x.bufs, x.bufs[nb:])
+	clear(x.bufs[k:])
+	x.bufs = x.bufs[:k]
 }
 
 // dropEntries takes the first count entries, stored, off queued (x.mu

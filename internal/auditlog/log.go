@@ -84,7 +84,9 @@ type Options struct {
 	// and the replay after a crash), with the entries that transaction
 	// stores, before it commits: the rows and their entries commit
 	// together or not at all. Its error fails the transaction. It runs on
-	// the writer or indexer goroutine and must not call Append or Do.
+	// the writer or indexer goroutine and must not call Append or Do, and
+	// keeps nothing of entries once it returns (their memory is reused:
+	// entryBufs).
 	Rows func(ctx context.Context, tx store.Tx, entries []store.LogEntry) error
 	// JournalDir, if set, turns on the journal (see "Journal" in the
 	// package documentation): batches of Append calls are made durable by
@@ -232,6 +234,9 @@ type Log struct {
 	// batch is the array a journal batch's entries are built in, reused
 	// from one batch to the next (buildJournal), empty between them.
 	batch []store.LogEntry
+	// bufs are the batch's entries' buffers that may be reused once the
+	// store holds them (entryBufs), reused as batch is.
+	bufs []*[entryBufSize]byte
 
 	// The group commit delay: the writer's state, and (under mu) when the
 	// newest append arrived and the average gap between appends.

@@ -52,18 +52,20 @@ func (l *Log) commitJournal(claimed []result) []result {
 	if err == nil {
 		l.tree.copyFrom(tree)
 		l.size.Store(tree.n)
-		l.idx.push(entries, tree)
+		l.idx.push(entries, l.bufs, tree)
 		if l.opts.OnCommit != nil {
 			l.opts.OnCommit(tree.n)
 		}
 	}
-	// The array is the writer's again (push copied the entries), emptied
-	// so that it holds no entry's bytes; a large batch's is let go.
+	// The arrays are the writer's again (push copied the entries and the
+	// buffers), emptied so that they hold no entry's bytes (a failed
+	// batch's buffers go to the collector); a large batch's are let go.
 	clear(entries)
+	clear(l.bufs)
 	if cap(entries) <= maxKeptBatch {
-		l.batch = entries[:0]
+		l.batch, l.bufs = entries[:0], l.bufs[:0]
 	} else {
-		l.batch = nil
+		l.batch, l.bufs = nil, nil
 	}
 	l.settled(err)
 	l.batched(len(claimed), l.gc.clk.Now().Sub(start))
@@ -91,14 +93,25 @@ func (l *Log) buildJournal(claimed *[]result, tree *frontier) ([]store.LogEntry,
 	if cap(entries) < n {
 		entries = make([]store.LogEntry, 0, n)
 	}
+	bufs := l.bufs[:0]
+	defer func() { l.bufs = bufs }()
 	for done := 0; ; {
 		for ; done < len(*claimed); done++ {
-			for _, ev := range (*claimed)[done].o.evs {
-				e := ev.entry(tree.n)
+			evs := (*claimed)[done].o.evs
+			for i := range evs {
+				e := evs[i].entry(tree.n)
 				if err := tree.add(tlog.Hash(e.LeafHash)); err != nil {
 					return nil, fmt.Errorf("auditlog: hashing entry %d: %w", e.Seq, err)
 				}
 				entries = append(entries, e)
+				// The buffer is the batch's now (push hands it to the
+				// indexer, which reuses it once stored: entryBufs): the
+				// operation, which its caller may reuse once told, no
+				// longer points to it.
+				if p := entryBufOf(evs[i].buf); p != nil {
+					bufs = append(bufs, p)
+					evs[i].buf = nil
+				}
 			}
 		}
 		if len(*claimed) >= l.opts.MaxBatch {

@@ -110,7 +110,9 @@ type Tx interface {
 	EndSession(ctx context.Context, end model.Session) (bool, error)
 
 	// AppendLog stores entries; their Seq values must continue the log
-	// without a gap (ErrConflict otherwise).
+	// without a gap (ErrConflict otherwise). It keeps nothing of entries
+	// (their Data and LeafHash) once it returns: the audit log reuses
+	// their memory once the transaction commits.
 	AppendLog(ctx context.Context, entries []LogEntry) error
 	// PutCheckpoint stores a checkpoint (ID is assigned by the store).
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
