@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,11 @@ type options struct {
 	sslmode string
 	out     string
 	airlock string
+	// cgdump: airlock serve runs under callgrind (-airlock is a script
+	// that execs valgrind --tool=callgrind for serve): its counts are
+	// zeroed before each measured gateway phase and dumped after it, so
+	// that each dump is one phase's instructions.
+	cgdump bool
 }
 
 func main() {
@@ -77,6 +83,7 @@ func run() int {
 	flag.BoolVar(&o.private, "private", false, "run on a PostgreSQL cluster of the benchmark's own (initdb in a temporary directory, max_connections sized for -idle, -idle-more and -idle-slope) instead of AIRLOCK_TEST_PG_DSN's")
 	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
 	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
+	flag.BoolVar(&o.cgdump, "cgdump", false, "airlock serve runs under callgrind (-airlock a script that execs valgrind --tool=callgrind for serve, keeping its PID): zero its counts before each measured gateway phase and dump them after it (callgrind_control), labelled with the round and mode")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.Parse()
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
@@ -207,16 +214,33 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		e   pgEnv
 		pid int
 	}{"direct": {f.admin, 0}, "pgbouncer": {bnc.client, bnc.pid()}, "gateway": {gw, srv.PID()}}
+	measuring := false // after the warm-up: -cgdump's dumps
+	callgrind := func(op string) {
+		if out, err := exec.Command("callgrind_control", op, strconv.Itoa(srv.PID())).CombinedOutput(); err != nil {
+			r.Fatalf("callgrind_control %s: %v\n%s", op, err, out)
+		}
+	}
 	phaseOn := func(path, mode string, l load) phase {
 		t := targets[path]
+		cg := o.cgdump && measuring && path == "gateway"
+		if cg {
+			callgrind("-z")
+		}
 		var before benchkit.LogWait
+		var gc0 map[string]float64
 		if path == "gateway" {
 			var err error
 			if before, err = srv.ScrapeLogWait(); err != nil {
 				r.Fatalf("gateway metrics: %v", err)
 			}
+			if gc0, err = srv.ScrapeGauges(gcCounters); err != nil {
+				r.Fatalf("gateway metrics: %v", err)
+			}
 		}
 		p, err := runPgbench(ctx, t.e, mode, l, t.pid)
+		if cg {
+			callgrind(fmt.Sprintf("--dump=gateway-%s-%dtx", mode, p.Transactions))
+		}
 		if err != nil {
 			extra := ""
 			switch path {
@@ -237,6 +261,12 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 			}
 			w := after.Sub(before)
 			p.RecordWait = &w
+			gc1, err := srv.ScrapeGauges(gcCounters)
+			if err != nil {
+				r.Fatalf("gateway metrics: %v", err)
+			}
+			p.GCCycles = gc1[gcCounters[0]] - gc0[gcCounters[0]]
+			p.AllocBytes = gc1[gcCounters[1]] - gc0[gcCounters[1]]
 		}
 		return p
 	}
@@ -248,6 +278,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 	}
 	benchkit.Progress("warmed up")
+	measuring = true
 	// The durable write's latency on the journal's filesystem, with
 	// nothing else running: the floor under every gateway transaction.
 	probe, err := benchkit.ProbeSync(filepath.Join(srv.Dir, "data"), 2000)
@@ -272,6 +303,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				wait := ""
 				if p.RecordWait != nil {
 					wait = "; record wait " + p.RecordWait.String()
+					wait += fmt.Sprintf("; GC cycles %.0f, %.0f bytes allocated a transaction", p.GCCycles, p.AllocBytes/float64(max(p.Transactions, 1)))
 				}
 				benchkit.Progress("round %d  %-8s %-9s %8.0f tps  (%d transactions, %.2f ms avg; CPU s: pgbench %.2f, middle %.2f%s)",
 					round, mode, path, p.TPS, p.Transactions, p.LatencyMS, p.PgbenchCPU, p.MiddleCPU, wait)

@@ -33,7 +33,16 @@ type phase struct {
 	// (airlock_log_wait_seconds) counted during the phase: how long its
 	// calls waited for their records' durability under this load.
 	RecordWait *benchkit.LogWait `json:"record_wait,omitempty"`
+	// GCCycles and AllocBytes are, for the gateway's phases, the server's
+	// collections and bytes allocated during the phase (go_gc_duration_seconds_count,
+	// go_memstats_alloc_bytes_total from its /metrics): counts that hold on
+	// a busy machine, where the CPU's figures do not.
+	GCCycles   float64 `json:"gc_cycles,omitempty"`
+	AllocBytes float64 `json:"alloc_bytes,omitempty"`
 }
+
+// gcCounters are the server's /metrics counters a gateway phase reports.
+var gcCounters = []string{"go_gc_duration_seconds_count", "go_memstats_alloc_bytes_total"}
 
 var (
 	tpsRe     = regexp.MustCompile(`tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
