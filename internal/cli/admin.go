@@ -16,10 +16,15 @@ import (
 	"github.com/airlock-dev/airlock/internal/authn"
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/findings"
+	"github.com/airlock-dev/airlock/internal/gcpolicy"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/server"
 	"github.com/airlock-dev/airlock/internal/textesc"
 )
+
+// applyGCPolicy is serve's garbage collector policy; a variable for the
+// test that serve, and only serve, applies it.
+var applyGCPolicy = gcpolicy.Apply
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg string
@@ -69,6 +74,12 @@ func (a *app) serveCmd() *cobra.Command {
 					}()
 				}
 			}
+			// The collector's policy, for the server alone: a floor under
+			// the heap goal, unless GOGC or GOMEMLIMIT is set
+			// (internal/gcpolicy).
+			stopGC, applied := applyGCPolicy(a.getenv)
+			defer stopGC()
+			logger.Debug("gc policy", "heap_goal_floor", applied)
 			if err := server.Run(cmd.Context(), cfg, o, logger); err != nil {
 				// Configuration problems come as several lines: print them all,
 				// then the one-line summary.
