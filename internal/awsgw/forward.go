@@ -173,6 +173,12 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		n++
 	}
 	h := make(http.Header, n)
+	// recanon is set once a key has been canonicalised into another: only
+	// then can a later key find its name in h already. Until then every
+	// key copied is a distinct map key of in, written as it is, so none
+	// can collide, in whatever order the map gives them, and the lookup
+	// that merges them is skipped (it was a map lookup per header).
+	recanon := false
 	for k, v := range in {
 		// The value slices are shared, not copied: nothing here or in the
 		// transport writes into them (Set and Del replace map entries), and
@@ -180,12 +186,17 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		// server does so already, so this rarely allocates) and values
 		// under keys that canonicalise alike are merged.
 		ck := canonicalHeaderKey(k)
+		if ck != k {
+			recanon = true
+		}
 		if clientOnly(ck) || !signedAmz(ck, auth) || underscored(ck) && !strings.HasPrefix(ck, "X-Amz-Meta-") {
 			continue
 		}
 		v = slices.Clip(v)
-		if prev, ok := h[ck]; ok {
-			v = append(prev, v...)
+		if recanon {
+			if prev, ok := h[ck]; ok {
+				v = append(prev, v...)
+			}
 		}
 		h[ck] = v
 	}
