@@ -68,8 +68,21 @@ func stripSigning(raw string) string {
 // metadata names are stored lower-cased). So x-amz-* names are written in
 // S3's spelling, straight into the map: Go's server writes a key as it is
 // in the map.
+//
+// The hop-by-hop names (hopHeaders) are not copied, and go from h if it
+// held them before: skipped as the copy meets them rather than deleted
+// after it, where eight map deletes, each hashing its name, cost every
+// answer about as much as copying a small one's headers.
 func copyResponseHeader(h, from http.Header) {
+	if len(h) != 0 { // set before the copy (rare): deleted as before
+		for _, k := range hopHeaders {
+			delete(h, k) // canonical already: Del would canonicalise each again
+		}
+	}
 	for k, v := range from {
+		if hopHeader(k) {
+			continue
+		}
 		if len(k) > 6 && strings.EqualFold(k[:6], "x-amz-") {
 			lk, ok := amzLower[k]
 			if !ok {
@@ -83,6 +96,26 @@ func copyResponseHeader(h, from http.Header) {
 		}
 		h[k] = v
 	}
+}
+
+// hopHeader reports whether k is one of hopHeaders, as delete(h, k)
+// would find it: the same bytes, no canonicalisation.
+func hopHeader(k string) bool {
+	switch len(k) {
+	case 2:
+		return k == "Te"
+	case 7:
+		return k == "Trailer" || k == "Upgrade"
+	case 10:
+		return k == "Connection" || k == "Keep-Alive"
+	case 16:
+		return k == "Proxy-Connection"
+	case 17:
+		return k == "Transfer-Encoding"
+	case 18:
+		return k == "Proxy-Authenticate"
+	}
+	return false
 }
 
 // amzLower maps the x-amz-* response headers S3 sends on its common

@@ -268,10 +268,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	defer resp.Body.Close()
 
 	h := w.Header()
-	copyResponseHeader(h, resp.Header)
-	for _, k := range hopHeaders {
-		delete(h, k) // canonical already: Del would canonicalise each again
-	}
+	copyResponseHeader(h, resp.Header) // less hopHeaders
 	res.Status = statusText(resp.StatusCode)
 	var capture *capped
 	src := io.Reader(resp.Body)

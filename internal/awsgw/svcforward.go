@@ -290,10 +290,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		return false, true
 	}
 	h := w.Header()
-	copyResponseHeader(h, resp.Header)
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
+	copyResponseHeader(h, resp.Header) // less hopHeaders
 	res.Status = statusText(resp.StatusCode)
 	src := io.Reader(resp.Body)
 	var capture *capped
