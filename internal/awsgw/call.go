@@ -31,6 +31,10 @@ type call struct {
 	gr     *gateway.Grant
 	ended  bool
 
+	// reqPairs hold an allowed call's request record's pairs (callParams):
+	// in the call, which is never reused, so they stay as recorded.
+	reqPairs [5]gateway.Param
+
 	// x is the exchange of an allowed call (forward), held here rather
 	// than allocated apart: the call is on the heap already.
 	x exchange
@@ -398,7 +402,7 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		cx.sessionEnded(context.Cause(sess.ctx))
 	}
 
-	req := allowedCall(op, auth, c.reqID)
+	req := allowedCall(op, auth, c.reqID, c.reqPairs[:0])
 	// The result and its parameters live in the exchange, which is on
 	// the heap already (and never reused: the pairs must not change
 	// once the result is recorded).

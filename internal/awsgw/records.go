@@ -17,28 +17,35 @@ import (
 // batch) are listed as "action resource" in Call.Also, so the recording
 // and the review's "scope used" show every resource a call touched.
 
-// callParams are the parameters every request record carries: op.Params,
-// taken over (not copied: a copy was two allocations per call) and
-// completed. The op is the call's own and whole by then (classify and the
-// body checks have made it), and after this nothing writes to op.Params.
-func callParams(op *s3iam.Op, auth *sigv4.Auth, reqID string) map[string]string {
-	p := op.Params
-	if p == nil {
-		p = make(map[string]string, 5)
-		op.Params = p
-	}
-	p["operation"] = op.Name
+// callParams are the parameters every request record carries: the
+// operation, its bucket and key, the request id and whether the call was
+// presigned as pairs appended to room (gateway.Call.Pairs: the call's own
+// memory, where a map of them was two allocations per call), and op.Params,
+// taken over (not copied) for the rest, nil for most object reads and
+// writes (s3iam makes it only for a parameter besides those). The log
+// holds the same bytes as when all of them were in one map (AppendJSON
+// merges the two). A name among the pairs is taken out of op.Params, as
+// the map's entry was replaced before. The op is the call's own and whole
+// by then (classify and the body checks have made it), and after this
+// nothing writes to op.Params.
+func callParams(op *s3iam.Op, auth *sigv4.Auth, reqID string, room []gateway.Param) ([]gateway.Param, map[string]string) {
+	ps := append(room[:0], gateway.Param{Key: "operation", Value: op.Name})
 	if op.Bucket != "" {
-		p["bucket"] = op.Bucket
+		ps = append(ps, gateway.Param{Key: "bucket", Value: op.Bucket})
 	}
 	if op.Key != "" {
-		p["key"] = op.Key
+		ps = append(ps, gateway.Param{Key: "key", Value: op.Key})
 	}
-	p["request_id"] = reqID
+	ps = append(ps, gateway.Param{Key: "request_id", Value: reqID})
 	if auth.Presigned {
-		p["presigned"] = "true"
+		ps = append(ps, gateway.Param{Key: "presigned", Value: "true"})
 	}
-	return p
+	if op.Params != nil {
+		for _, p := range ps {
+			delete(op.Params, p.Key)
+		}
+	}
+	return ps, op.Params
 }
 
 func otherChecks(checks []s3iam.Check, skip int) []string {
@@ -51,17 +58,19 @@ func otherChecks(checks []s3iam.Check, skip int) []string {
 	return out
 }
 
-// allowedCall is the record written before a call is forwarded.
-func allowedCall(op *s3iam.Op, auth *sigv4.Auth, reqID string) gateway.Call {
-	p := callParams(op, auth, reqID)
-	return gateway.Call{Kind: "request", Action: op.Checks[0].Action, Resource: op.Checks[0].Resource, Also: otherChecks(op.Checks, 0), Allowed: true, Params: p}
+// allowedCall is the record written before a call is forwarded. Its
+// pairs are kept in room (callParams), which must not change once the
+// call is recorded.
+func allowedCall(op *s3iam.Op, auth *sigv4.Auth, reqID string, room []gateway.Param) gateway.Call {
+	ps, p := callParams(op, auth, reqID, room)
+	return gateway.Call{Kind: "request", Action: op.Checks[0].Action, Resource: op.Checks[0].Resource, Also: otherChecks(op.Checks, 0), Allowed: true, Params: p, Pairs: ps}
 }
 
 // deniedCall records a call refused because of check ck.
 func deniedCall(op *s3iam.Op, ck s3iam.Check, auth *sigv4.Auth, reqID, why string) gateway.Call {
-	p := callParams(op, auth, reqID)
+	ps, p := callParams(op, auth, reqID, nil)
 	idx := slices.Index(op.Checks, ck)
-	return gateway.Call{Kind: "request", Action: ck.Action, Resource: ck.Resource, Also: otherChecks(op.Checks, idx), Allowed: false, Params: p, Error: why}
+	return gateway.Call{Kind: "request", Action: ck.Action, Resource: ck.Resource, Also: otherChecks(op.Checks, idx), Allowed: false, Params: p, Pairs: ps, Error: why}
 }
 
 // unmappedCall records a request the mapper m refused: no action applies.

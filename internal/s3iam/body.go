@@ -115,7 +115,7 @@ func (op *Op) configBodyChecks(body []byte) error {
 				}
 			}
 			checks = append(checks, Check{Action: "iam:PassRole", Resource: role})
-			op.Params["replication_role"] = role
+			op.param("replication_role", role)
 		}
 		if err := op.configRecord(body); err != nil {
 			return err
@@ -259,10 +259,10 @@ func (op *Op) aclBody(body []byte) error {
 		if prev := op.Params[k]; prev != "" {
 			v = prev + ", " + v
 		}
-		op.Params[k] = v
+		op.param(k, v)
 	}
 	if len(grants) > 0 && op.Params["acl"] == "" {
-		op.Params["acl"] = "grant"
+		op.param("acl", "grant")
 	}
 	op.Checks = op.pending
 	op.pending = nil
@@ -339,7 +339,7 @@ func (op *Op) lockBody(body []byte) error {
 			if prev, ok := op.Params[k]; ok {
 				v = prev + ", " + v // given twice: both, whichever one applies
 			}
-			op.Params[k] = v
+			op.param(k, v)
 		}
 	}
 	if !seen[root] || len(stack) != 0 {
@@ -455,7 +455,7 @@ func (op *Op) tagBody(body []byte) error {
 	if !root || len(stack) != 0 {
 		return malformedTags("incomplete document")
 	}
-	op.Params["tagging"] = strings.Join(order, "&")
+	op.param("tagging", strings.Join(order, "&"))
 	op.Checks = op.pending
 	op.pending = nil
 	op.NeedsBody = false
@@ -511,7 +511,7 @@ func (op *Op) configRecord(body []byte) error {
 		if b.Len() > maxPolicyRecord {
 			return s3err.New(s3err.InvalidArgument, "PutBucketPolicy body: the policy is larger than S3 takes (20 KB)")
 		}
-		op.Params["policy"] = b.String()
+		op.param("policy", b.String())
 		return nil
 	}
 	// S3's own text, which clients and test suites compare; Airlock's
@@ -587,7 +587,7 @@ func (op *Op) configRecord(body []byte) error {
 	if !root || len(stack) != 0 {
 		return malformed("incomplete document")
 	}
-	op.Params["configuration"] = out.String()
+	op.param("configuration", out.String())
 	return nil
 }
 

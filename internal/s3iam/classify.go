@@ -1,7 +1,6 @@
 package s3iam
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 
@@ -72,15 +71,14 @@ func (req *request) classify() (*Op, error) {
 		return nil, s3err.New(s3err.InvalidRequest, "x-amz-copy-source is not valid on %s", r.name)
 	}
 
-	op := &Op{Name: r.name, Bucket: req.bucket, Key: req.key, Params: make(map[string]string, 4)}
-	if req.key != "" {
-		op.Params["key"] = req.key
-	}
+	// Params is made by the first parameter set (param): a GetObject
+	// without a range has none, and its key is in Key.
+	op := &Op{Name: r.name, Bucket: req.bucket, Key: req.key}
 	if req.h.mfaSerial != "" {
 		// An MFA-authenticated call (MfaDelete set or unset, a version
 		// deleted in an MFA-delete bucket): its device is recorded, its
 		// one-time code, a credential, never.
-		op.Params["mfa_serial"] = req.h.mfaSerial
+		op.param("mfa_serial", req.h.mfaSerial)
 	}
 	versionID, err := req.checkParams(r, op)
 	if err != nil {
@@ -103,7 +101,7 @@ func (req *request) classify() (*Op, error) {
 		if err := checkName(prefix, "prefix", true); err != nil {
 			return nil, err
 		}
-		op.Params["prefix"] = prefix
+		op.param("prefix", prefix)
 		// A listing names every key that starts with its prefix, so its
 		// resource is the prefix pattern: only a statement covering
 		// every such key ("…/app/*") allows it. Without the '*' an exact
@@ -188,19 +186,19 @@ func (req *request) classify() (*Op, error) {
 		act := "s3:GetObject"
 		if v != "" {
 			act = "s3:GetObjectVersion"
-			op.Params["copy_source_version_id"] = v
+			op.param("copy_source_version_id", v)
 		}
 		op.Checks = append(op.Checks, Check{Action: act, Resource: ARNPrefix + b + "/" + k})
-		op.Params["copy_source"] = b + "/" + k
+		op.param("copy_source", b+"/"+k)
 		if req.h.copySourceRange != "" {
-			op.Params["copy_source_range"] = req.h.copySourceRange
+			op.param("copy_source_range", req.h.copySourceRange)
 		}
 	}
 	if req.h.rng != "" && (r.name == "GetObject" || r.name == "HeadObject") {
-		op.Params["range"] = req.h.rng
+		op.param("range", req.h.rng)
 	}
 	if req.h.objectAttrs != "" && r.name == "GetObjectAttributes" {
-		op.Params["object_attributes"] = req.h.objectAttrs
+		op.param("object_attributes", req.h.objectAttrs)
 	}
 	return op, nil
 }
@@ -264,7 +262,7 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 				if p.value == "" {
 					return "", s3err.New(s3err.InvalidArgument, "uploadId is empty")
 				}
-				op.Params["upload_id"] = p.value
+				op.param("upload_id", p.value)
 			} else if p.value != "" {
 				return "", s3err.New(s3err.InvalidArgument, "?%s takes no value", r.sub)
 			}
@@ -300,7 +298,7 @@ func (req *request) checkParams(r *rule, op *Op) (versionID string, err error) {
 			}
 		}
 		if k := paramKeys[p.name]; k != "" {
-			op.Params[k] = p.value
+			op.param(k, p.value)
 		}
 	}
 	if (r.name == "UploadPart" || r.name == "UploadPartCopy") && !partNumber {
@@ -348,7 +346,7 @@ func (req *request) headerChecks(op *Op, res string) {
 	}
 	if req.h.hasTagging {
 		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectTagging", Resource: res})
-		op.Params["tagging"] = req.h.tagging
+		op.param("tagging", req.h.tagging)
 	}
 	if req.h.retention {
 		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectRetention", Resource: res})
@@ -356,7 +354,7 @@ func (req *request) headerChecks(op *Op, res string) {
 	if req.h.legalHold {
 		op.Checks = append(op.Checks, Check{Action: "s3:PutObjectLegalHold", Resource: res})
 	}
-	maps.Copy(op.Params, req.h.lock)
+	op.addParams(req.h.lock)
 }
 
 // recordACL records the canned ACL (x-amz-acl, or "grant") and every
@@ -364,9 +362,9 @@ func (req *request) headerChecks(op *Op, res string) {
 // call gave access to.
 func (req *request) recordACL(op *Op) {
 	if req.h.acl != "" {
-		op.Params["acl"] = req.h.acl
+		op.param("acl", req.h.acl)
 	}
-	maps.Copy(op.Params, req.h.grants)
+	op.addParams(req.h.grants)
 }
 
 // createBucketChecks adds the permissions IAM requires for CreateBucket's
@@ -380,10 +378,10 @@ func (req *request) createBucketChecks(op *Op, res string) {
 	if req.h.objectLockEnabled {
 		add("s3:PutBucketObjectLockConfiguration")
 		add("s3:PutBucketVersioning")
-		op.Params["object_lock_enabled"] = "true"
+		op.param("object_lock_enabled", "true")
 	}
 	if req.h.objectOwnership != "" {
 		add("s3:PutBucketOwnershipControls")
-		op.Params["object_ownership"] = req.h.objectOwnership
+		op.param("object_ownership", req.h.objectOwnership)
 	}
 }

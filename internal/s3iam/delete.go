@@ -76,14 +76,14 @@ func (op *Op) AddBodyChecks(body []byte) error {
 	}
 	op.Checks = checks
 	op.NeedsBody = false
-	op.Params["keys"] = strings.Join(keys, "\n")
-	op.Params["key_count"] = itoa(len(keys))
+	op.param("keys", strings.Join(keys, "\n"))
+	op.param("key_count", itoa(len(keys)))
 	if versioned {
 		// Which version of each key, line for line with keys ("" for
 		// none): deleting a version destroys it, where deleting a key
 		// only hides it behind a delete marker, as DeleteObject's
 		// version_id records.
-		op.Params["version_ids"] = strings.Join(versions, "\n")
+		op.param("version_ids", strings.Join(versions, "\n"))
 	}
 	return nil
 }

@@ -65,10 +65,12 @@ type Op struct {
 	// for a NeedsBody Op it holds a placeholder that no scope can allow
 	// until AddBodyChecks replaces it, so forgetting the body fails closed.
 	Checks []Check
-	// Params is what a reviewer needs to see: key, prefix, delimiter,
-	// range, version_id, upload_id, part_number, copy_source, acl and the
-	// x-amz-grant-* grantees (grant_read, ...), object_lock_mode, ... Never
-	// a credential.
+	// Params is what a reviewer needs to see besides Name, Bucket and Key:
+	// prefix, delimiter, range, version_id, upload_id, part_number,
+	// copy_source, acl and the x-amz-grant-* grantees (grant_read, ...),
+	// object_lock_mode, ... Never a credential. Nil when there is none (a
+	// map is two allocations, and most object reads and writes have no
+	// parameter but their key): read it as any map, write it with param.
 	Params map[string]string
 	// NeedsBody is true for operations whose checks depend on the body
 	// (DeleteObjects, PutBucketReplication, CreateBucket with a body), or
@@ -94,6 +96,21 @@ type Op struct {
 	// the resource's allocation, for the Bucket and Key it holds (so that
 	// an Op whose Bucket or Key is set again is never sent the old path).
 	upstream struct{ bucket, key, path string }
+}
+
+// param sets Params[k] to v, making Params if it is nil.
+func (op *Op) param(k, v string) {
+	if op.Params == nil {
+		op.Params = make(map[string]string, 4)
+	}
+	op.Params[k] = v
+}
+
+// addParams copies m into Params (made if need be).
+func (op *Op) addParams(m map[string]string) {
+	for k, v := range m {
+		op.param(k, v)
+	}
 }
 
 // objectResource returns the ARN of op's object, "arn:aws:s3:::bucket/key",

@@ -157,7 +157,7 @@ func sdkCases() []sdkCase {
 		{name: "GetObject", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: k, Range: aws.String("bytes=0-9")})
 			return err
-		}, op: "GetObject", key: key, checks: ck("s3:GetObject", obj(key)), params: map[string]string{"key": key, "range": "bytes=0-9"}},
+		}, op: "GetObject", key: key, checks: ck("s3:GetObject", obj(key)), params: map[string]string{"range": "bytes=0-9"}},
 		{name: "GetObject version", call: func(ctx context.Context, c *s3.Client) error {
 			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: k, VersionId: aws.String("v1+_.~="), ResponseContentType: aws.String("text/plain")})
 			return err
