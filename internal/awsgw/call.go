@@ -31,6 +31,10 @@ type call struct {
 	gr     *gateway.Grant
 	ended  bool
 
+	// op is the call's S3 operation (MapInto), held here rather than
+	// allocated apart: the call is on the heap already.
+	op s3iam.Op
+
 	// reqPairs hold an allowed call's request record's pairs (callParams):
 	// in the call, which is never reused, so they stay as recorded.
 	reqPairs [5]gateway.Param
@@ -117,7 +121,7 @@ func (c *call) serve() {
 		return
 	}
 
-	op, err := g.mapper.Map(c.r)
+	op, err := g.mapper.MapInto(c.r, &c.op)
 	if err != nil {
 		c.deny(unmappedCall(g.mapper, c.r, err), s3err.As(err))
 		return

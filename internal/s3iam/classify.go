@@ -43,8 +43,9 @@ func describe(method string, lv level, sub string) string {
 	return s
 }
 
-// classify selects the rule for req and builds its Op.
-func (req *request) classify() (*Op, error) {
+// classify selects the rule for req and builds its Op, in *into if into
+// is not nil.
+func (req *request) classify(into *Op) (*Op, error) {
 	lv := req.level()
 	if !slices.Contains(s3Methods, req.method) {
 		return nil, s3err.New(s3err.NotImplemented, "%q is not an S3 method: Airlock forwards the S3 API only, not a server's own admin API (such as versitygw's)", truncate(req.method))
@@ -73,7 +74,11 @@ func (req *request) classify() (*Op, error) {
 
 	// Params is made by the first parameter set (param): a GetObject
 	// without a range has none, and its key is in Key.
-	op := &Op{Name: r.name, Bucket: req.bucket, Key: req.key}
+	op := into
+	if op == nil {
+		op = new(Op)
+	}
+	*op = Op{Name: r.name, Bucket: req.bucket, Key: req.key}
 	if req.h.mfaSerial != "" {
 		// An MFA-authenticated call (MfaDelete set or unset, a version
 		// deleted in an MFA-delete bucket): its device is recorded, its

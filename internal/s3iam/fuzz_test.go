@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +118,14 @@ func FuzzMap(f *testing.F) {
 			r.Header.Set("X-Amz-Acl", acl)
 		}
 		op, err := m.Map(r)
+		// MapInto builds the same Op in memory the caller holds, whatever
+		// that held before, or fails the same way.
+		into := s3iam.Op{Name: "stale", Bucket: "stale", Key: "stale", Params: map[string]string{"stale": "1"}, NeedsBody: true,
+			Checks: []s3iam.Check{{Action: "s3:*", Resource: "*"}}, CopySourceBucket: "stale"}
+		op2, err2 := m.MapInto(r, &into)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || err == nil && (op2 != &into || !reflect.DeepEqual(*op2, *op)) {
+			t.Fatalf("MapInto: %+v, %v; Map: %+v, %v", op2, err2, op, err)
+		}
 		if err != nil {
 			if _, ok := err.(*s3err.Error); !ok {
 				t.Fatalf("error %v is %T, not *s3err.Error", err, err)

@@ -190,6 +190,14 @@ const bodyPlaceholder = "s3:Body/not-yet-checked"
 // CopySourceHeader), never the client's Host header or raw path: for a
 // virtual-hosted request the raw path does not name the bucket.
 func (m *Mapper) Map(r *http.Request) (*Op, error) {
+	return m.MapInto(r, nil)
+}
+
+// MapInto is Map, building the Op in *into (set whole: nothing of what it
+// held stays) rather than allocating one, unless into is nil: a gateway
+// keeps it in the memory it allocates for the call anyway. On an error
+// *into may have been written; the Op returned on success is into.
+func (m *Mapper) MapInto(r *http.Request, into *Op) (*Op, error) {
 	if r.URL == nil || r.URL.Opaque != "" {
 		return nil, s3err.New(codeInvalidURI, "the request target is not a path")
 	}
@@ -224,7 +232,7 @@ func (m *Mapper) Map(r *http.Request) (*Op, error) {
 			req.sub = p.name
 		}
 	}
-	op, err := req.classify()
+	op, err := req.classify(into)
 	if err != nil {
 		return nil, err
 	}
