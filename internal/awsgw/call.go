@@ -31,9 +31,11 @@ type call struct {
 	gr     *gateway.Grant
 	ended  bool
 
-	// op is the call's S3 operation (MapInto), held here rather than
-	// allocated apart: the call is on the heap already.
-	op s3iam.Op
+	// op is the call's S3 operation (MapInto) and auth its verified
+	// signature (VerifyInto), held here rather than allocated apart: the
+	// call is on the heap already.
+	op   s3iam.Op
+	auth sigv4.Auth
 
 	// reqPairs hold an allowed call's request record's pairs (callParams):
 	// in the call, which is never reused, so they stay as recorded.
@@ -209,7 +211,7 @@ func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
 	notReady := false
-	auth, err := g.verifier.VerifyWith(c.r, func(id string) (string, string, error) {
+	auth, err := g.verifier.VerifyInto(c.r, func(id string) (string, string, error) {
 		c.credID = id
 		gr, err := g.auth.Lookup(id)
 		if err == nil {
@@ -222,7 +224,7 @@ func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 			return gr.Secret, gr.SessionToken, nil
 		}
 		return "", "", unknownKey()
-	})
+	}, &c.auth)
 	if err != nil {
 		if c.ended {
 			return nil, unknownKey()

@@ -70,6 +70,14 @@ func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
 // derived signing keys, across requests while its lookup carries
 // per-request state.
 func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
+	return v.VerifyInto(r, lookup, nil)
+}
+
+// VerifyInto is VerifyWith, setting the Auth it returns in *into (whole:
+// nothing of what it held stays) rather than allocating one, unless into
+// is nil: a gateway keeps it in the memory it allocates for the call
+// anyway. On an error *into may have been written.
+func (v *Verifier) VerifyInto(r *http.Request, lookup Lookup, into *Auth) (*Auth, error) {
 	if lookup == nil {
 		return nil, s3err.New(s3err.InternalError, "sigv4: the Verifier has no Lookup")
 	}
@@ -96,9 +104,9 @@ func (v *Verifier) VerifyWith(r *http.Request, lookup Lookup) (*Auth, error) {
 		if len(authz) != 1 {
 			return nil, malformed("only one Authorization header is allowed")
 		}
-		return allSigned(r)(v.verifyHeader(r, authz[0], lookup, sc))
+		return allSigned(r)(v.verifyHeader(r, authz[0], lookup, sc, into))
 	case presigned:
-		return allSigned(r)(v.verifyPresigned(r, lookup, sc))
+		return allSigned(r)(v.verifyPresigned(r, lookup, sc, into))
 	}
 	if hasParam(r.URL.RawQuery, "AWSAccessKeyId") || hasParam(r.URL.RawQuery, "Signature") {
 		// A Signature Version 2 presigned URL (older boto3, 1.26 for one, presigns
@@ -116,6 +124,14 @@ func unsupportedMechanism() *s3err.Error {
 	return s3err.Detailed(s3err.InvalidRequest, "The authorization mechanism you have provided is not supported. Please use "+algorithmV4+".", "Airlock accepts Signature Version 4 only: boto3 presigns with it given signature_version s3v4")
 }
 
+// authIn is into, or a new Auth if into is nil.
+func authIn(into *Auth) *Auth {
+	if into == nil {
+		return new(Auth)
+	}
+	return into
+}
+
 func (v *Verifier) now() time.Time {
 	if v.Now != nil {
 		return v.Now()
@@ -130,7 +146,7 @@ func (v *Verifier) skew() time.Duration {
 	return DefaultMaxSkew
 }
 
-func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc *scratch) (*Auth, error) {
+func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc *scratch, into *Auth) (*Auth, error) {
 	c, e := parseAuthorization(authz, v.Service, sc.names[:0])
 	sc.names = c.names
 	if e != nil {
@@ -171,7 +187,8 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	if payload == "" && !hashBody {
 		return nil, s3err.New(s3err.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
 	}
-	a := &Auth{
+	a := authIn(into)
+	*a = Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
 		SignedAt: signedAt, DecodedLength: r.ContentLength,
 	}
@@ -208,7 +225,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	return v.finish(a, &c, secret, amzDate, buf, sc)
 }
 
-func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) (*Auth, error) {
+func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch, into *Auth) (*Auth, error) {
 	pairs, ok := parseQuery(r.URL.RawQuery, sc.pairs[:0])
 	sc.pairs = pairs
 	if !ok {
@@ -317,7 +334,8 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch) 
 		return nil, e
 	}
 
-	a := &Auth{
+	a := authIn(into)
+	*a = Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
 		SignedAt: signedAt, Presigned: true, Expires: exp, DecodedLength: r.ContentLength,
 		Hoisted: hoisted,

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
@@ -93,6 +96,13 @@ func FuzzVerifyRequest(f *testing.F) {
 		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
 			t.Fatalf("not deterministic: %v / %v", err, err2)
 		}
+		// VerifyInto fails the same way, or sets the same Auth in memory
+		// the caller holds, whatever that held before.
+		into := staleAuth()
+		a3, err3 := v.VerifyInto(readWire(raw), v.Lookup, into)
+		if fmt.Sprint(err) != fmt.Sprint(err3) || err == nil && (a3 != into || !reflect.DeepEqual(*a3, *a)) {
+			t.Fatalf("VerifyInto: %+v, %v; Verify: %+v, %v", a3, err3, a, err)
+		}
 		if err != nil {
 			var e *s3err.Error
 			if !errors.As(err, &e) {
@@ -133,6 +143,17 @@ func FuzzVerifyRequest(f *testing.F) {
 			t.Fatalf("decoded %d bytes, declared %d", len(got), a.DecodedLength)
 		}
 	})
+}
+
+// staleAuth is an Auth with every field a verification sets already set,
+// for VerifyInto to overwrite.
+func staleAuth() *Auth {
+	a := &Auth{AccessKeyID: "stale", Region: "stale", Service: "stale", SignedAt: time.Unix(1, 0), Presigned: true,
+		Expires: time.Unix(2, 0), SignedHeaders: []string{"stale"}, Payload: StreamingSignedTrailer, PayloadSHA256: "stale",
+		DecodedLength: 7, Trailer: http.Header{"Stale": {"1"}}, Checksum: "stale", Hoisted: http.Header{"Stale": {"1"}},
+		chain: &chain{amzDate: "stale"}, headerChecksum: "stale", headerComposite: true}
+	a.signedRoom[0] = "stale"
+	return a
 }
 
 // FuzzVerifySDKSigned holds the Verifier to the AWS SDK's signer: a
@@ -236,8 +257,15 @@ func FuzzVerifySDKSigned(f *testing.F) {
 			// Other services sign the body's digest without sending it.
 			v.HashBody = func(*http.Request) (string, error) { return sha256Hex(nil), nil }
 		}
-		if _, err := v.Verify(r); err != nil {
+		a, err := v.Verify(r)
+		if err != nil {
 			t.Fatalf("the SDK's %s-signed request (presigned %v) is refused: %v\n%s", service, presign, err, raw)
+		}
+		// VerifyInto sets the same Auth in memory the caller holds,
+		// whatever that held before.
+		into := staleAuth()
+		if got, err := v.VerifyInto(readWire(raw), v.Lookup, into); err != nil || got != into || !reflect.DeepEqual(*got, *a) {
+			t.Fatalf("VerifyInto: %+v, %v; Verify: %+v", got, err, a)
 		}
 		// One parameter more than was signed is refused.
 		tampered := readWire(raw)
