@@ -19,7 +19,7 @@ import (
 // none: its timer is kept from an earlier call; nor do the records'
 // parameters (their Pairs, in the call and its exchange; Op.Params is
 // made only for a parameter besides those, and a GetObject has none).
-const handlerAllocsMax = 25
+const handlerAllocsMax = 24
 
 func TestGatewayHandlerAllocs(t *testing.T) {
 	if raceOn {

@@ -308,8 +308,9 @@ func joinEncoding(first, rest string) string {
 // upstreamRequest builds and signs the request to send upstream for a
 // verified, authorized call. body is the verified payload (nil for none);
 // length is its decoded length (-1 unknown).
-// u is a zero URL, set here to the upstream address (setUpstreamURL).
-func (t *target) upstreamRequest(ctx context.Context, u *url.URL, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
+// u is a zero URL, set here to the upstream address (setUpstreamURL);
+// signRoom holds the values of the headers the signer sets (SignIn).
+func (t *target) upstreamRequest(ctx context.Context, u *url.URL, signRoom *[3]string, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
 	t.setUpstreamURL(u, op, r.URL.RawQuery)
 	// Built directly rather than with NewRequest, which would format u and
 	// parse it back on every call: u keeps its exact escaping as it is.
@@ -353,7 +354,7 @@ func (t *target) upstreamRequest(ctx context.Context, u *url.URL, r *http.Reques
 		req.Header.Set("X-Amz-Content-Sha256", payload)
 	}
 	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
-	if err := t.signer.Sign(req, sc, t.Region, "s3", payload, time.Now()); err != nil {
+	if err := t.signer.SignIn(req, sc, t.Region, "s3", payload, time.Now(), signRoom); err != nil {
 		return nil, err
 	}
 	return req, nil

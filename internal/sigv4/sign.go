@@ -105,6 +105,15 @@ type signedHeader struct {
 // that were signed, in an encoding with no ambiguity ('+', case of
 // escapes).
 func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, payload string, t time.Time) error {
+	return s.SignIn(req, creds, region, service, payload, t, nil)
+}
+
+// SignIn is Sign, keeping the values of the headers it sets in *room
+// (overwritten whole) rather than in an array of their own, unless room is
+// nil: a gateway keeps it in the memory it allocates for the call anyway.
+// room must not change, nor be lent to another request, while req is in
+// use.
+func (s *Signer) SignIn(req *http.Request, creds Credentials, region, service, payload string, t time.Time, room *[3]string) error {
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return errors.New("sigv4: signing needs an access key id and a secret")
 	}
@@ -134,7 +143,13 @@ func (s *Signer) Sign(req *http.Request, creds Credentials, region, service, pay
 	// The values Sign sets share one backing array (one allocation, not
 	// one per header); each is a full slice expression, so an append to
 	// one copies rather than overwrites the next.
-	vals := make([]string, 2, 3)
+	var vals []string
+	if room != nil {
+		*room = [3]string{}
+		vals = room[:2:3]
+	} else {
+		vals = make([]string, 2, 3)
+	}
 	vals[0] = amzDate
 	req.Header[hAmzDate] = vals[0:1:1]
 	if creds.SessionToken != "" {

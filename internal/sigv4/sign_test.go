@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -190,6 +191,44 @@ func TestVerifySignAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = s.Sign(up, creds, "us-east-1", "s3", unsignedPayload, time.Now()) }); n > 2 {
 		t.Errorf("Sign: %.0f allocations, want at most 2", n)
+	}
+	// With the header values kept in the caller's room, the Authorization
+	// string alone.
+	var room [3]string
+	if n := testing.AllocsPerRun(100, func() { _ = s.SignIn(up, creds, "us-east-1", "s3", unsignedPayload, time.Now(), &room) }); n > 1 {
+		t.Errorf("SignIn: %.0f allocations, want at most 1", n)
+	}
+}
+
+// TestSignInSameAsSign: SignIn sets the very headers and query Sign sets,
+// whatever its room held before, with a session token or without; the
+// values it keeps in the room are apart, as Sign's are.
+func TestSignInSameAsSign(t *testing.T) {
+	var s Signer
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range signCases {
+		for _, token := range []string{"", "TOKEN"} {
+			creds := Credentials{AccessKeyID: "AKIDUPSTREAM", SecretAccessKey: "upstream/secret+key", SessionToken: token}
+			want, got := tc.request(t), tc.request(t)
+			if err := s.Sign(want, creds, "eu-west-1", "s3", want.Header.Get("X-Amz-Content-Sha256"), at); err != nil {
+				t.Fatal(err)
+			}
+			room := [3]string{"stale", "stale", "stale"}
+			if err := s.SignIn(got, creds, "eu-west-1", "s3", got.Header.Get("X-Amz-Content-Sha256"), at, &room); err != nil {
+				t.Fatal(err)
+			}
+			if !maps.EqualFunc(got.Header, want.Header, slices.Equal[[]string]) || got.URL.RawQuery != want.URL.RawQuery {
+				t.Fatalf("%s: SignIn set %v %q, Sign %v %q", tc.name, got.Header, got.URL.RawQuery, want.Header, want.URL.RawQuery)
+			}
+			if room[0] != got.Header.Get(hAmzDate) || room[1] != got.Header.Get(hAuthorization) || room[2] != token {
+				t.Fatalf("%s: room %q", tc.name, room)
+			}
+			authz := got.Header.Get(hAuthorization)
+			got.Header.Add(hAmzDate, "x")
+			if got.Header.Get(hAuthorization) != authz || token != "" && got.Header.Get(hSecurityToken) != token {
+				t.Fatalf("%s: appending to one header value changed another: %q", tc.name, got.Header)
+			}
+		}
 	}
 }
 
