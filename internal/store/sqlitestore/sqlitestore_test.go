@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -687,32 +688,43 @@ func TestAppendLogAllocs(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	// The bytes are read from MemStats, which counts every goroutine's
+	// allocations (database/sql's, the runtime's): a run picks up a few
+	// KiB of those now and then (one build measured 383-397 bytes an entry
+	// over runs, its parent 401-410: a bound of 392 failed one CI-like
+	// run). The least of three measurements is AppendLog's own.
 	var (
-		appendErr error
-		ms        runtime.MemStats
+		appendErr     error
+		ms            runtime.MemStats
+		allocs        float64
+		perEntryBytes = math.Inf(1)
 	)
-	runtime.ReadMemStats(&ms)
-	bytes0 := ms.TotalAlloc
-	allocs := testing.AllocsPerRun(20, func() {
-		next()
-		tx, err := s.Begin(ctx)
-		if err != nil {
-			appendErr = err
-			return
+	for range 3 {
+		runtime.ReadMemStats(&ms)
+		bytes0 := ms.TotalAlloc
+		a := testing.AllocsPerRun(20, func() {
+			next()
+			tx, err := s.Begin(ctx)
+			if err != nil {
+				appendErr = err
+				return
+			}
+			if err := tx.AppendLog(ctx, es); err != nil {
+				appendErr = err
+			}
+			if err := tx.Commit(); err != nil && appendErr == nil {
+				appendErr = err
+			}
+		})
+		if appendErr != nil {
+			t.Fatal(appendErr)
 		}
-		if err := tx.AppendLog(ctx, es); err != nil {
-			appendErr = err
+		runtime.ReadMemStats(&ms)
+		// AllocsPerRun runs the function once more to warm up.
+		if b := float64(ms.TotalAlloc-bytes0) / (21 * rows); b < perEntryBytes {
+			perEntryBytes, allocs = b, a
 		}
-		if err := tx.Commit(); err != nil && appendErr == nil {
-			appendErr = err
-		}
-	})
-	if appendErr != nil {
-		t.Fatal(appendErr)
 	}
-	runtime.ReadMemStats(&ms)
-	// AllocsPerRun runs the function once more to warm up.
-	perEntryBytes := float64(ms.TotalAlloc-bytes0) / (21 * rows)
 	t.Logf("%.1f allocations per transaction of %d entries, %.0f bytes per entry", allocs, rows, perEntryBytes)
 	if perEntry := allocs / rows; perEntry > 7 {
 		t.Errorf("AppendLog allocates %.2f times per entry, want at most 7", perEntry)
@@ -722,12 +734,13 @@ func TestAppendLogAllocs(t *testing.T) {
 	// a new slice for each batch's arguments (up to 768 of them), 435
 	// with the writer's own kept; 404 with a slice of the entries' times
 	// made for each call (16 bytes an entry; each time is now converted
-	// as its row's argument), 383 without. What is left is the driver's
+	// as its row's argument), 383 without (single measurements; the least
+	// of three: 389-393 with, 371-372 without). What is left is the driver's
 	// (its list of bound buffers, grown from nothing in every statement:
 	// about 255 bytes an entry) and each row's time, data and leaf hash
 	// boxed as arguments.
-	if perEntryBytes > 392 {
-		t.Errorf("AppendLog allocates %.0f bytes per entry, want at most 392", perEntryBytes)
+	if perEntryBytes > 380 {
+		t.Errorf("AppendLog allocates %.0f bytes per entry, want at most 380", perEntryBytes)
 	}
 }
 
