@@ -114,6 +114,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzRedactJSONSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzRedactHeaderSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzRedactSetSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
+	$(GO) test -run=NONE -fuzz='^FuzzRedactShellGrammar$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzStdioLines$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/mcpserver/
 	$(GO) test -run=NONE -fuzz='^FuzzDecodeCursor$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/
 	$(GO) test -run=NONE -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/policy/
