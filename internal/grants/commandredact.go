@@ -1291,8 +1291,22 @@ func redactLineArgs(a string, ps, line bool) string {
 	}
 	next := func(a string, _, i int) (int, int) {
 		j := i
-		for j < len(a) && (a[j] == ' ' || a[j] == '\t') {
-			j++
+		for j < len(a) {
+			switch {
+			case a[j] == ' ' || a[j] == '\t':
+				j++
+				continue
+			case line && !ps && strings.HasPrefix(a[j:], "\\\n"):
+				// A backslash-newline between the flag and its
+				// value, which the shell removes (tool --password
+				// \<newline> PW): lineJoin cuts one that joins
+				// bytes, so here it stands beside a blank, and PW
+				// is the flag's next word. It was read as the
+				// value, and PW kept.
+				j += 2
+				continue
+			}
+			break
 		}
 		if j == i {
 			return i, i // no blank after the flag: no value of its own
@@ -1621,6 +1635,12 @@ func shellCommandsIn(a string, lo, hi int, ps bool, depth int, fn func(words [][
 		switch c := a[i]; {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '<' || c == '>':
 			i++
+		case c == '\\' && !ps && i+1 < hi && a[i+1] == '\n':
+			// A backslash-newline where a word starts, which the
+			// shell removes: lineJoin cuts one that joins bytes, so
+			// this one separates words (sshpass -p \<newline> PW).
+			// Read as a word, it was the option's value, and PW kept.
+			i += 2
 		case c == '(' && i == end:
 			i++
 		case c == '`' && !ps:

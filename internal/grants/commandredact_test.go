@@ -476,6 +476,12 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "echo \"`sshpass -p [REDACTED] ssh h`\" \"${X:-$(docker login -u ann -p [REDACTED] reg)}\" \"a\\\"$(echo \"$(mysql -u r -p'[REDACTED] db)\")\" visible"}},
 		{[]string{"sh", "-c", `echo "$(date) x" && git config credential.password "$(echo x) hunter2"; echo "$(echo "$(echo "$(echo "$(curl -u ann:hunter3 h)")")")" && echo visible`},
 			[]string{"sh", "-c", `echo "$(date) x" && git config credential.password [REDACTED]; echo "$(echo "$(echo "$(echo "$([REDACTED])")")")" && echo visible`}},
+		// A backslash-newline between an option and its value, beside
+		// blanks (it joins no bytes): the shell removes it, and the
+		// value is the next word. It was read as the value, and the
+		// secret kept (FuzzRedactShellGrammar).
+		{[]string{"sh", "-c", "tool --password \\\n  hunter2 x; sshpass -p \\\n  hunter3 ssh h; curl -u \\\n ann:hunter4 https://h/; git config credential.password \\\n\thunter5"},
+			[]string{"sh", "-c", "tool --password \\\n  [REDACTED] x; sshpass -p \\\n  [REDACTED] ssh h; curl -u \\\n ann:[REDACTED] https://h/; git config credential.password \\\n\t[REDACTED]"}},
 		{[]string{"sh", "-c", "echo \"$(date # now\n) $(curl -u ann:hunter2 h)\" visible; echo \"$(curl -u ann:hunter3 h"},
 			[]string{"sh", "-c", "echo \"$(date # now\n) $(curl -u ann:[REDACTED] h)\" visible; echo \"$([REDACTED]"}},
 		// A substitution the scan finds left open, where the shell

@@ -65,6 +65,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactHeaderSecret/header-in-joined-word": {"sh", "-c", `!TOKEN:- " -H '' -H 'Authorization: Bearer "0 0 "' `},
 	// b443906: curl -u's empty password.
 	"FuzzRedactHeaderSecret/4bbf57cfa7202e4d": {"sh", "-c", `curl '-u -H '' -H 'X-Api-Key: "0"' `},
+	// A backslash-newline between a --flag and its value, read as the value (found by this fuzzer).
+	"FuzzRedactShellGrammar/flag-backslash-newline-value": {"bash", "-c", "tool --password \\\n  1234"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
