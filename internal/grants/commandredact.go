@@ -1039,7 +1039,18 @@ func redactAssignments(a string, form argForm) string {
 		end := w.end(a, i)
 		bare := q.advance(a, i)
 		if bare && q.state != 0 {
-			end = max(end, inQuotes(i))
+			c := inQuotes(i)
+			if end > c && c < len(a) && strings.IndexByte("'\"$", q.state) >= 0 {
+				// The word read from i as though outside the quotes
+				// (w.end) took their closing quote as opening, and
+				// ended inside the quotes of a later word: in echo
+				// "PGPASSWORD=PW"; tool --password "a b" it hid PW to
+				// the blank in "a b", --password with it, whose value
+				// was then kept. Both readings are hidden, and that
+				// later word to its end as the shell reads it.
+				end = shellWordHolding(a, c+1, end)
+			}
+			end = max(end, c)
 		} else if bare && i < len(a) && a[i] == '(' {
 			// bash's array TOKENS=(a b), csh's list set NAME = (a
 			// b): every word to the closing ) is the secret's, and
@@ -1099,6 +1110,24 @@ func redactAssignments(a string, form argForm) string {
 		return user || assignedSecret(n)
 	}
 	return redactValues(a, secretAssign, secret, userSpan, nested)
+}
+
+// shellWordHolding returns where the shell word ends that holds the byte
+// before at, the words read from from as the shell reads them outside
+// quotes (at > from), or at where none does (at is past a blank).
+func shellWordHolding(a string, from, at int) int {
+	for j := from; j < at; {
+		if strings.IndexByte(" \t\n\r\v\f;&|<>()`", a[j]) >= 0 {
+			j++
+			continue
+		}
+		e := max(substWordEnd(a, j), j+1)
+		if e >= at {
+			return e
+		}
+		j = e
+	}
+	return at
 }
 
 // substitution says whether a command substitution ($(…) or `…`)

@@ -476,6 +476,15 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "echo \"`sshpass -p [REDACTED] ssh h`\" \"${X:-$(docker login -u ann -p [REDACTED] reg)}\" \"a\\\"$(echo \"$(mysql -u r -p'[REDACTED] db)\")\" visible"}},
 		{[]string{"sh", "-c", `echo "$(date) x" && git config credential.password "$(echo x) hunter2"; echo "$(echo "$(echo "$(echo "$(curl -u ann:hunter3 h)")")")" && echo visible`},
 			[]string{"sh", "-c", `echo "$(date) x" && git config credential.password [REDACTED]; echo "$(echo "$(echo "$(echo "$([REDACTED])")")")" && echo visible`}},
+		// A value in "…" followed on the line by a later word's quotes:
+		// the value read as though outside its quotes took its closing
+		// quote as opening, and ended in the later word's quotes, which
+		// hid a header's name or a --flag and kept its credential
+		// (hun ter3 whole, ter5). Both readings are hidden now, and the
+		// later word to its end: more than the secret, none of it kept
+		// (FuzzRedactShellGrammar).
+		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2"; curl -H "X-Api-Key: hun ter3" https://h/`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED] https://h/`}},
+		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED] -v`}},
 		// A backslash-newline between an option and its value, beside
 		// blanks (it joins no bytes): the shell removes it, and the
 		// value is the next word. It was read as the value, and the

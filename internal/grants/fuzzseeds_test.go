@@ -67,6 +67,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactHeaderSecret/4bbf57cfa7202e4d": {"sh", "-c", `curl '-u -H '' -H 'X-Api-Key: "0"' `},
 	// A backslash-newline between a --flag and its value, read as the value (found by this fuzzer).
 	"FuzzRedactShellGrammar/flag-backslash-newline-value": {"bash", "-c", "tool --password \\\n  1234"},
+	// A value in "…" read past its closing quote into a later --flag's quoted value, whose flag it hid (found by this fuzzer).
+	"FuzzRedactShellGrammar/quoted-value-into-later-flag": {"bash", "-c", `env "PGPASSWORD=1234" psql; tool --password " 1"234`},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
