@@ -173,7 +173,7 @@ func redactCommand(argv []string, secrets ...string) []string {
 			var b strings.Builder
 			at := 0
 			for _, c := range append(pieces, len(a)) {
-				b.WriteString(redactText(a[at:c], form, ps))
+				b.WriteString(redactPiece(a[at:c], form, 1))
 				at = c
 			}
 			a = b.String()
@@ -195,6 +195,41 @@ func redactCommand(argv []string, secrets ...string) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// maxPieceDepth bounds how deep redactPiece reads a here-document's body
+// or a comment apart as pieces of their own: each level reads its piece's
+// bytes once more.
+const maxPieceDepth = 3
+
+// redactPiece is redactText for a piece of a shell line (shellPieces)
+// read apart, itself cut into the pieces its own here-documents and
+// comments make, depth levels deep. A body read apart as text was read
+// as one piece: a comment in it whose quote is left open (cat <<EOF …
+// if x # it's … then git config credential.password PW … EOF, a script
+// for sh <<EOF) moved the quotes of every word after it, and PW was
+// kept. Past maxPieceDepth a piece that would be cut again is read whole,
+// as before; where its own reading stops (a body left open inside a
+// substitution), the rest of it is hidden.
+func redactPiece(p string, form argForm, depth int) string {
+	if depth > maxPieceDepth {
+		return redactText(p, form, false)
+	}
+	cuts, hide := shellPieces(p)
+	tail := ""
+	if hide >= 0 {
+		p, tail = p[:hide], RedactedArg
+	}
+	if len(cuts) == 0 {
+		return redactText(p, form, false) + tail
+	}
+	var b strings.Builder
+	at := 0
+	for _, c := range append(cuts, len(p)) {
+		b.WriteString(redactPiece(p[at:c], form, depth+1))
+		at = c
+	}
+	return b.String() + tail
 }
 
 // lineJoin returns where the first backslash-newline in a that joins

@@ -485,6 +485,12 @@ func TestRedactCommand(t *testing.T) {
 		// (FuzzRedactShellGrammar).
 		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2"; curl -H "X-Api-Key: hun ter3" https://h/`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED] https://h/`}},
 		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED] -v`}},
+		// A here-document's body read apart (a quote left open in it)
+		// whose own comment leaves a quote open: the body is cut at its
+		// comment as the line is (redactPiece); read whole, the
+		// comment's quote hid the commands after it from the rules.
+		{[]string{"sh", "-c", "sh <<EOF\necho # it's\ncurl -u ann:hunter2 https://h/\nEOF\necho visible"},
+			[]string{"sh", "-c", "sh <<EOF\necho # it's\ncurl -u ann:[REDACTED] https://h/\nEOF\necho visible"}},
 		// A backslash-newline between an option and its value, beside
 		// blanks (it joins no bytes): the shell removes it, and the
 		// value is the next word. It was read as the value, and the

@@ -69,6 +69,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/flag-backslash-newline-value": {"bash", "-c", "tool --password \\\n  1234"},
 	// A value in "…" read past its closing quote into a later --flag's quoted value, whose flag it hid (found by this fuzzer).
 	"FuzzRedactShellGrammar/quoted-value-into-later-flag": {"bash", "-c", `env "PGPASSWORD=1234" psql; tool --password " 1"234`},
+	// A comment with a lone quote inside a here-document's body read apart (found by this fuzzer).
+	"FuzzRedactShellGrammar/comment-quote-in-body": {"bash", "-c", "cat <<-EOFX >out\n\tif grep x # ' )\n\tthen git config credential.password 0; elif echo; then echo; else echo; fi\n\tEOFX\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
