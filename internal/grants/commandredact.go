@@ -159,24 +159,18 @@ func redactCommand(argv []string, secrets ...string) []string {
 			// does; what comes after it is hidden.
 			a = a[:joined]
 		}
-		var pieces []int
+		var pieces, apart []int
 		if form == shellLine && !ps {
 			// Here-documents and comments (shellPieces).
 			var hide int
-			if pieces, hide = shellPieces(a); hide >= 0 {
+			if pieces, apart, hide = shellPieces(a); hide >= 0 {
 				a, joined = a[:hide], hide
 			}
 		}
 		if len(pieces) == 0 {
 			a = redactText(a, form, ps)
 		} else {
-			var b strings.Builder
-			at := 0
-			for _, c := range append(pieces, len(a)) {
-				b.WriteString(redactPiece(a[at:c], form, 1))
-				at = c
-			}
-			a = b.String()
+			a = redactPieces(a, pieces, apart, form, 1)
 		}
 		if joined >= 0 && !strings.HasSuffix(a, RedactedArg) {
 			a += RedactedArg
@@ -215,7 +209,7 @@ func redactPiece(p string, form argForm, depth int) string {
 	if depth > maxPieceDepth {
 		return redactText(p, form, false)
 	}
-	cuts, hide := shellPieces(p)
+	cuts, apart, hide := shellPieces(p)
 	tail := ""
 	if hide >= 0 {
 		p, tail = p[:hide], RedactedArg
@@ -223,13 +217,27 @@ func redactPiece(p string, form argForm, depth int) string {
 	if len(cuts) == 0 {
 		return redactText(p, form, false) + tail
 	}
+	return redactPieces(p, cuts, apart, form, depth+1) + tail
+}
+
+// redactPieces redacts a cut at cuts (shellPieces), the pieces that
+// start at apart (bodies and comments read apart, in order) with
+// redactPiece at depth, the others, whose bodies and comments leave
+// nothing open, with redactText: read again, they would be cut nowhere,
+// and each level would read their substitutions' bodies once more.
+func redactPieces(a string, cuts, apart []int, form argForm, depth int) string {
 	var b strings.Builder
 	at := 0
-	for _, c := range append(cuts, len(p)) {
-		b.WriteString(redactPiece(p[at:c], form, depth+1))
+	for _, c := range append(cuts, len(a)) {
+		if len(apart) > 0 && apart[0] == at {
+			b.WriteString(redactPiece(a[at:c], form, depth))
+			apart = apart[1:]
+		} else {
+			b.WriteString(redactText(a[at:c], form, false))
+		}
 		at = c
 	}
-	return b.String() + tail
+	return b.String()
 }
 
 // lineJoin returns where the first backslash-newline in a that joins
@@ -280,9 +288,9 @@ func lineJoin(a string) int {
 // are read (not in quotes), and each line's bodies, in order, from the
 // newline outside quotes that ends the line: each byte is read at most
 // three times. Nested past maxShellNesting, the rest is hidden.
-func shellPieces(a string) (cuts []int, hide int) {
+func shellPieces(a string) (cuts, apart []int, hide int) {
 	if !strings.Contains(a, "<<") && strings.IndexByte(a, '#') < 0 {
-		return nil, -1
+		return nil, nil, -1
 	}
 	var open [maxShellNesting]byte
 	depth := 0
@@ -320,9 +328,9 @@ func shellPieces(a string) (cuts []int, hide int) {
 				body, end, closed := hereBody(a, j, d)
 				switch {
 				case !closed && depth > 0:
-					return cuts, j
+					return cuts, apart, j
 				case !closed:
-					cuts = append(cuts, j, body)
+					cuts, apart = append(cuts, j, body), append(apart, j)
 				}
 				confine = confine || depth > 0
 				j = end
@@ -341,13 +349,13 @@ func shellPieces(a string) (cuts []int, hide int) {
 		case words && a[i] == '#' && (i == 0 || commentStart(a, i)):
 			e := strings.IndexByte(a[i:], '\n')
 			if e < 0 {
-				return cuts, -1 // nothing after it
+				return cuts, apart, -1 // nothing after it
 			}
 			if c := a[i+1 : i+e]; strings.HasSuffix(c, "\\") || !shellClosed(c) {
 				if depth > 0 {
-					return cuts, i
+					return cuts, apart, i
 				}
-				cuts = append(cuts, i, i+e)
+				cuts, apart = append(cuts, i, i+e), append(apart, i)
 			}
 			i += e
 			continue
@@ -358,14 +366,14 @@ func shellPieces(a string) (cuts []int, hide int) {
 		}
 		switch {
 		case push == '!' || push != 0 && depth == len(open):
-			return cuts, i
+			return cuts, apart, i
 		case push != 0:
 			open[depth] = push
 			depth++
 		}
 		i = next
 	}
-	return cuts, -1
+	return cuts, apart, -1
 }
 
 // hereDelimiter is a here-document's delimiter: the word after its <<

@@ -71,6 +71,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/quoted-value-into-later-flag": {"bash", "-c", `env "PGPASSWORD=1234" psql; tool --password " 1"234`},
 	// A comment with a lone quote inside a here-document's body read apart (found by this fuzzer).
 	"FuzzRedactShellGrammar/comment-quote-in-body": {"bash", "-c", "cat <<-EOFX >out\n\tif grep x # ' )\n\tthen git config credential.password 0; elif echo; then echo; else echo; fi\n\tEOFX\n"},
+	// Here-documents nested in substitutions in bodies read apart: read again at each level, closingShell read 3.6 bytes a byte (found by this fuzzer).
+	"FuzzRedactShellGrammar/nested-bodies-read-again": {"bash", "-c", "PGPASSWORD=0; sh <<EOFX\nit's\nEOFX\ngrep x &&\ngrep x | cat <<EOFXX >out\ngrep x\n\ncat <<EOFXXX >out\nx \"$(cat <<-EOFXXXX >out\n\tx \"$(grep x\n\t\n\tgrep x &&\n\tprintf %s 'c d' 'c d')\" y\n\tEOFXXXX\ncat <<-EOFXXXXX >out\n\tx \"$(printf %s 'c d' 'c d' | printf %s\n\t\n\tprintf %s &&\n\tgrep x &&\n\tgrep x 'c d' | grep x  'c d' 'c d' | grep x  'c d'\n\t\n\tgrep x 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d' &&\n\tgrep x 'c d' 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d' &&\n\tgrep x 'c d' 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d')\" y\n\tEOFXXXXX\n)\" y\nEOFXXX\nEOFXX\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
