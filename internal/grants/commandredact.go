@@ -1092,6 +1092,23 @@ func redactAssignments(a string, form argForm) string {
 				// was then kept. Both readings are hidden, and that
 				// later word to its end as the shell reads it.
 				end = shellWordHolding(a, c+1, end)
+				// The record is read again by the rules after this
+				// one, from inside the quotes the value stood in:
+				// they must close where the text after the value
+				// stands outside quotes, or every word after it was
+				// read as quoted, and a program's option there
+				// (sshpass -p PW) was kept. The later word's closing
+				// quote is kept to close them; a word that ends
+				// otherwise takes the rest of the line.
+				closing := byte('"')
+				if q.state != '"' {
+					closing = '\''
+				}
+				if end-1 > c && a[end-1] == closing {
+					end--
+				} else {
+					end = len(a)
+				}
 			}
 			end = max(end, c)
 		} else if bare && i < len(a) && a[i] == '(' {

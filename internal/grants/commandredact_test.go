@@ -483,8 +483,12 @@ func TestRedactCommand(t *testing.T) {
 		// (hun ter3 whole, ter5). Both readings are hidden now, and the
 		// later word to its end: more than the secret, none of it kept
 		// (FuzzRedactShellGrammar).
-		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2"; curl -H "X-Api-Key: hun ter3" https://h/`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED] https://h/`}},
-		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED] -v`}},
+		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2"; curl -H "X-Api-Key: hun ter3" https://h/`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED]" -v`}},
+		// The later word's closing quote is kept, to close the value's
+		// quotes in the record: taken with it, the rules read the rest
+		// of the line as quoted, and sshpass -p kept its password.
+		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2" x "y" ; sshpass -p hunter3 ssh h`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED]" ; sshpass -p [REDACTED] ssh h`}},
 		// A here-document's body read apart (a quote left open in it)
 		// whose own comment leaves a quote open: the body is cut at its
 		// comment as the line is (redactPiece); read whole, the
