@@ -288,7 +288,11 @@ func lineJoin(a string) int {
 // are read (not in quotes), and each line's bodies, in order, from the
 // newline outside quotes that ends the line: each byte is read at most
 // three times. Nested past maxShellNesting, the rest is hidden.
-func shellPieces(a string) (cuts, apart []int, hide int) {
+func shellPieces(a string) (cuts, apart []int, hide int) { return shellPiecesAt(a, 0) }
+
+// shellPiecesAt is shellPieces for a line that is a here-document's body
+// level bodies deep (0: the shell line itself).
+func shellPiecesAt(a string, level int) (cuts, apart []int, hide int) {
 	if !strings.Contains(a, "<<") && strings.IndexByte(a, '#') < 0 {
 		return nil, nil, -1
 	}
@@ -326,6 +330,21 @@ func shellPieces(a string) (cuts, apart []int, hide int) {
 			j := i + 1
 			for _, d := range delims {
 				body, end, closed := hereBody(a, j, d)
+				if closed && level < maxPieceDepth && strings.IndexByte(a[j:body], '#') >= 0 {
+					// A comment in a substitution in the body
+					// (x $(y # it's … git config
+					// credential.password PW)) leaves nothing open
+					// as shellStep reads it, but the rules' word
+					// scans (shellCommands) read its quote as
+					// opening, and PW was kept. Where the body,
+					// read as a line of its own, would be cut or
+					// hidden there, it is read apart, and so cut
+					// (redactPiece). Bounded by maxPieceDepth: each
+					// level reads its body again.
+					if c, _, h := shellPiecesAt(a[j:body], level+1); len(c) > 0 || h >= 0 {
+						closed = false
+					}
+				}
 				switch {
 				case !closed && depth > 0:
 					return cuts, apart, j

@@ -495,6 +495,10 @@ func TestRedactCommand(t *testing.T) {
 		// comment's quote hid the commands after it from the rules.
 		{[]string{"sh", "-c", "sh <<EOF\necho # it's\ncurl -u ann:hunter2 https://h/\nEOF\necho visible"},
 			[]string{"sh", "-c", "sh <<EOF\necho # it's\ncurl -u ann:[REDACTED] https://h/\nEOF\necho visible"}},
+		// The same comment in a substitution in a body that leaves
+		// nothing open: the body is read apart, and cut at it.
+		{[]string{"sh", "-c", "sh <<EOF\nx $(if true # it's\nthen git config credential.password hunter2; fi) y\nEOF\necho visible"},
+			[]string{"sh", "-c", "sh <<EOF\nx $(if true [REDACTED]EOF\necho visible"}},
 		// A backslash-newline between an option and its value, beside
 		// blanks (it joins no bytes): the shell removes it, and the
 		// value is the next word. It was read as the value, and the
@@ -1219,6 +1223,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 		`${PGPASSWORD-{`, `${token-a} `, `${x-${token+a`, `${token-'a}`, `${token+"a} `, `${token=$'a}`, `${token:-a}b `, `${token=a}`,
 		// A program's options (programValues).
 		`curl -su a:b `, `curl -u `,
+		// Bodies read apart and cut again, and bodies with comments
+		// read again to tell (redactPiece, shellPiecesAt).
+		"cat <<E\nx $(y # z\n) w\nE\n", "cat <<A\ncat <<B\ncat <<C\n# x\nC\nB\nA\n", "sh <<A\n# '\nsh <<B\n# '\nB\nA\n",
 	} {
 		shell := "sh"
 		if u, ok := strings.CutPrefix(unit, "pwsh:"); ok {

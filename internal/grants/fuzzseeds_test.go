@@ -77,6 +77,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/nested-bodies-in-substitutions": {"bash", "-c", "PGPASSWORD=0; sh <<\"EOFX\" >out\nx \"$(cat <<-EOFXX >out\n\tx \"$(grep x | grep x &&\n\tgrep x | grep x\n\t\n\tgrep x 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d' &&\n\tgrep x 'c d' 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d' &&\n\tgrep x 'c d' 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d'\n\t\n\tgrep x 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d' &&\n\tgrep x 'c d' 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d' &&\n\tgrep x 'c d' 'c d' | grep x 'c d' 'c d' | grep x 'c d' 'c d')\" y\n\tEOFXX\n)\" y\nEOFX\n"},
 	// A quoted value taken to a later word's end with its closing quote, which left the rest of the line read as quoted (found by this fuzzer).
 	"FuzzRedactShellGrammar/quoted-value-closing-quote-kept": {"bash", "-c", `env "PGPASSWORD=0" psql | { env "PGPASSWORD=0" psql | docker login -u ann -p 0 reg; }`},
+	// A comment with a lone quote in a substitution in a here-document's body that leaves nothing open (found by this fuzzer).
+	"FuzzRedactShellGrammar/comment-in-substitution-in-body": {"bash", "-c", "cat <<-EOFX >out\n\tx $(if grep x # ' )\n\tthen git config credential.password 0; elif echo; then echo; else echo; fi) y\n\tEOFX\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
