@@ -1993,6 +1993,18 @@ func (w *wordScanner) read(a string, i int, id int32) int {
 				if closing = closingShellDouble(a, i+1); closing < 0 {
 					w.openShell = i + 1
 				}
+			} else if w.openDouble == 0 || i < w.openDouble-1 {
+				// Past a "…" found open in the shell's reading, this
+				// quote was taken as open unread, and the word ended
+				// at it: in env "PGPASSWORD=x" psql | grep
+				// $(tool --password=PW" a"b) the first value's "…"
+				// runs open to the line's end (its substitution's
+				// quotes nest), and --password's value ended at
+				// PW, a"b kept. It is read as plain "…" (closingDouble,
+				// each byte once more at most), as a nested value's.
+				if closing = closingDouble(a, i+1); closing < 0 {
+					w.openDouble = i + 1
+				}
 			}
 		default:
 			i++

@@ -499,6 +499,11 @@ func TestRedactCommand(t *testing.T) {
 		// nothing open: the body is read apart, and cut at it.
 		{[]string{"sh", "-c", "sh <<EOF\nx $(if true # it's\nthen git config credential.password hunter2; fi) y\nEOF\necho visible"},
 			[]string{"sh", "-c", "sh <<EOF\nx $(if true [REDACTED]EOF\necho visible"}},
+		// A quote past a "…" that the shell's reading found open (its
+		// substitution's quotes nest) was taken as open unread, and the
+		// value ended at it: hun"ter 2" kept ter 2 (PGPASSWORD's value
+		// is read to the line's end first).
+		{[]string{"sh", "-c", `env "PGPASSWORD=x" psql | grep x $(tool --password=hun"ter 2" y)`}, []string{"sh", "-c", `env "PGPASSWORD=[REDACTED]" psql | grep x $(tool --password=[REDACTED] y)`}},
 		// A backslash-newline between an option and its value, beside
 		// blanks (it joins no bytes): the shell removes it, and the
 		// value is the next word. It was read as the value, and the

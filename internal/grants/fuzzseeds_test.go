@@ -79,6 +79,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/quoted-value-closing-quote-kept": {"bash", "-c", `env "PGPASSWORD=0" psql | { env "PGPASSWORD=0" psql | docker login -u ann -p 0 reg; }`},
 	// A comment with a lone quote in a substitution in a here-document's body that leaves nothing open (found by this fuzzer).
 	"FuzzRedactShellGrammar/comment-in-substitution-in-body": {"bash", "-c", "cat <<-EOFX >out\n\tx $(if grep x # ' )\n\tthen git config credential.password 0; elif echo; then echo; else echo; fi) y\n\tEOFX\n"},
+	// A quote past a "…" the shell's reading found open, taken as open unread: the value ended at it (found by this fuzzer).
+	"FuzzRedactShellGrammar/quote-past-open-shell-quote": {"bash", "-c", `env "PGPASSWORD=0000" psql | grep x $(tool --password=0" 0"00)`},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
