@@ -159,18 +159,19 @@ func redactCommand(argv []string, secrets ...string) []string {
 			// does; what comes after it is hidden.
 			a = a[:joined]
 		}
-		var pieces, apart []int
+		var pieces, apart, inner []int
 		if form == shellLine && !ps {
 			// Here-documents and comments (shellPieces).
 			var hide int
-			if pieces, apart, hide = shellPieces(a); hide >= 0 {
+			if pieces, apart, inner, hide = shellPieces(a); hide >= 0 {
 				a, joined = a[:hide], hide
 			}
 		}
-		if len(pieces) == 0 {
+		switch {
+		case len(pieces) > 0 || len(inner) > 0:
+			a = redactPieces(a, pieces, apart, inner, form, 1)
+		default:
 			a = redactText(a, form, ps)
-		} else {
-			a = redactPieces(a, pieces, apart, form, 1)
 		}
 		if joined >= 0 && !strings.HasSuffix(a, RedactedArg) {
 			a += RedactedArg
@@ -209,15 +210,15 @@ func redactPiece(p string, form argForm, depth int) string {
 	if depth > maxPieceDepth {
 		return redactText(p, form, false)
 	}
-	cuts, apart, hide := shellPieces(p)
+	cuts, apart, inner, hide := shellPieces(p)
 	tail := ""
 	if hide >= 0 {
 		p, tail = p[:hide], RedactedArg
 	}
-	if len(cuts) == 0 {
+	if len(cuts) == 0 && len(inner) == 0 {
 		return redactText(p, form, false) + tail
 	}
-	return redactPieces(p, cuts, apart, form, depth+1) + tail
+	return redactPieces(p, cuts, apart, inner, form, depth+1) + tail
 }
 
 // redactPieces redacts a cut at cuts (shellPieces), the pieces that
@@ -225,7 +226,7 @@ func redactPiece(p string, form argForm, depth int) string {
 // redactPiece at depth, the others, whose bodies and comments leave
 // nothing open, with redactText: read again, they would be cut nowhere,
 // and each level would read their substitutions' bodies once more.
-func redactPieces(a string, cuts, apart []int, form argForm, depth int) string {
+func redactPieces(a string, cuts, apart, inner []int, form argForm, depth int) string {
 	var b strings.Builder
 	at := 0
 	for _, c := range append(cuts, len(a)) {
@@ -233,9 +234,75 @@ func redactPieces(a string, cuts, apart []int, form argForm, depth int) string {
 			b.WriteString(redactPiece(a[at:c], form, depth))
 			apart = apart[1:]
 		} else {
-			b.WriteString(redactText(a[at:c], form, false))
+			b.WriteString(redactMasked(a[at:c], at, inner, form, depth))
 		}
 		at = c
+	}
+	return b.String()
+}
+
+// redactMasked is redactText for the piece p of a shell line that starts
+// at base in it, where the bodies at inner (pairs of offsets in the
+// line: here-documents in substitutions, which leave nothing open) are
+// read apart (redactPiece) and put back where they stood. The rules'
+// quote scans pass over such a body (shellStep, to its delimiter's
+// line), and so did not see the quotes in it: in $(cat <<EOF … x $(env
+// "PGPASSWORD=a b" psql) … EOF) a value's end is the closing quote's,
+// and b was kept. In the line the body stands as a mark of its own
+// (NUL, letters A to P for its index, NUL, newline), which no rule reads
+// as a name or a quote; a mark a value's span took is hidden with it.
+func redactMasked(p string, base int, inner []int, form argForm, depth int) string {
+	if len(inner) == 0 || strings.IndexByte(p, 0) >= 0 || depth > maxPieceDepth {
+		return redactText(p, form, false)
+	}
+	var b strings.Builder
+	var bodies []string
+	at := 0
+	for k := 0; k+1 < len(inner); k += 2 {
+		s, e := inner[k]-base, inner[k+1]-base
+		if s < at || e > len(p) || s >= e {
+			continue
+		}
+		b.WriteString(p[at:s])
+		b.WriteByte(0)
+		for n := len(bodies); ; n /= 16 {
+			b.WriteByte(byte('A' + n%16))
+			if n < 16 {
+				break
+			}
+		}
+		b.WriteString("\x00\n")
+		bodies = append(bodies, p[s:e])
+		at = e
+	}
+	if len(bodies) == 0 {
+		return redactText(p, form, false)
+	}
+	b.WriteString(p[at:])
+	out := redactText(b.String(), form, false)
+	b.Reset()
+	for {
+		i := strings.IndexByte(out, 0)
+		if i < 0 {
+			b.WriteString(out)
+			break
+		}
+		b.WriteString(out[:i])
+		j := strings.IndexByte(out[i+1:], 0)
+		n, ok := 0, j > 0
+		for k, m := 1, 1; ok && k <= j; k, m = k+1, m*16 {
+			c := out[i+k]
+			ok = c >= 'A' && c <= 'P'
+			n += int(c-'A') * m
+		}
+		if !ok || n >= len(bodies) || i+j+2 >= len(out) || out[i+j+2] != '\n' {
+			// Not a mark whole: a rule's span cut it. What is left
+			// of it is dropped, the body hidden with the span.
+			out = out[i+1:]
+			continue
+		}
+		b.WriteString(redactPiece(bodies[n], form, depth+1))
+		out = out[i+j+3:]
 	}
 	return b.String()
 }
@@ -288,13 +355,13 @@ func lineJoin(a string) int {
 // are read (not in quotes), and each line's bodies, in order, from the
 // newline outside quotes that ends the line: each byte is read at most
 // three times. Nested past maxShellNesting, the rest is hidden.
-func shellPieces(a string) (cuts, apart []int, hide int) { return shellPiecesAt(a, 0) }
+func shellPieces(a string) (cuts, apart, inner []int, hide int) { return shellPiecesAt(a, 0) }
 
 // shellPiecesAt is shellPieces for a line that is a here-document's body
 // level bodies deep (0: the shell line itself).
-func shellPiecesAt(a string, level int) (cuts, apart []int, hide int) {
+func shellPiecesAt(a string, level int) (cuts, apart, inner []int, hide int) {
 	if !strings.Contains(a, "<<") && strings.IndexByte(a, '#') < 0 {
-		return nil, nil, -1
+		return nil, nil, nil, -1
 	}
 	var open [maxShellNesting]byte
 	depth := 0
@@ -330,7 +397,8 @@ func shellPiecesAt(a string, level int) (cuts, apart []int, hide int) {
 			j := i + 1
 			for _, d := range delims {
 				body, end, closed := hereBody(a, j, d)
-				if closed && level < maxPieceDepth && strings.IndexByte(a[j:body], '#') >= 0 {
+				var bodyInner []int
+				if closed && level < maxPieceDepth && (strings.IndexByte(a[j:body], '#') >= 0 || strings.Contains(a[j:body], "<<")) {
 					// A comment in a substitution in the body
 					// (x $(y # it's … git config
 					// credential.password PW)) leaves nothing open
@@ -341,15 +409,30 @@ func shellPiecesAt(a string, level int) (cuts, apart []int, hide int) {
 					// hidden there, it is read apart, and so cut
 					// (redactPiece). Bounded by maxPieceDepth: each
 					// level reads its body again.
-					if c, _, h := shellPiecesAt(a[j:body], level+1); len(c) > 0 || h >= 0 {
+					// Its own here-documents in substitutions are
+					// read apart too (redactMasked).
+					c, _, in, h := shellPiecesAt(a[j:body], level+1)
+					if len(c) > 0 || h >= 0 {
 						closed = false
+					}
+					for _, k := range in {
+						bodyInner = append(bodyInner, j+k)
 					}
 				}
 				switch {
 				case !closed && depth > 0:
-					return cuts, apart, j
+					return cuts, apart, inner, j
 				case !closed:
 					cuts, apart = append(cuts, j, body), append(apart, j)
+				case depth > 0 && body > j && !hereLineStarts(a[j:body], d):
+					// redactMasked; not where a line starts with
+					// the delimiter and goes on (EOF)), which bash
+					// 5.2 ends the body at and dash does not: the
+					// scans do not follow such a body, and hide the
+					// rest of its command (hereDocumentEnd).
+					inner = append(inner, j, body)
+				default:
+					inner = append(inner, bodyInner...)
 				}
 				confine = confine || depth > 0
 				j = end
@@ -368,11 +451,11 @@ func shellPiecesAt(a string, level int) (cuts, apart []int, hide int) {
 		case words && a[i] == '#' && (i == 0 || commentStart(a, i)):
 			e := strings.IndexByte(a[i:], '\n')
 			if e < 0 {
-				return cuts, apart, -1 // nothing after it
+				return cuts, apart, inner, -1 // nothing after it
 			}
 			if c := a[i+1 : i+e]; strings.HasSuffix(c, "\\") || !shellClosed(c) {
 				if depth > 0 {
-					return cuts, apart, i
+					return cuts, apart, inner, i
 				}
 				cuts, apart = append(cuts, i, i+e), append(apart, i)
 			}
@@ -385,14 +468,14 @@ func shellPiecesAt(a string, level int) (cuts, apart []int, hide int) {
 		}
 		switch {
 		case push == '!' || push != 0 && depth == len(open):
-			return cuts, apart, i
+			return cuts, apart, inner, i
 		case push != 0:
 			open[depth] = push
 			depth++
 		}
 		i = next
 	}
-	return cuts, apart, -1
+	return cuts, apart, inner, -1
 }
 
 // hereDelimiter is a here-document's delimiter: the word after its <<
@@ -438,6 +521,20 @@ func hereBody(a string, i int, d hereDelimiter) (body, end int, closed bool) {
 		j = e + 1
 	}
 	return body, end, shellClosed(a[i:body])
+}
+
+// hereLineStarts says whether a line of body (a here-document d's)
+// starts with d's word: a line that goes on past it, as bash 5.2 ends a
+// body in a substitution at EOF).
+func hereLineStarts(body string, d hereDelimiter) bool {
+	for j := 0; j < len(body); {
+		line, e := hereLine(body, j, d)
+		if strings.HasPrefix(line, d.word) {
+			return true
+		}
+		j = e + 1
+	}
+	return false
 }
 
 // hereLine returns the line of a here-document d's body that starts at

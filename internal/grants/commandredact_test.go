@@ -504,6 +504,15 @@ func TestRedactCommand(t *testing.T) {
 		// value ended at it: hun"ter 2" kept ter 2 (PGPASSWORD's value
 		// is read to the line's end first).
 		{[]string{"sh", "-c", `env "PGPASSWORD=x" psql | grep x $(tool --password=hun"ter 2" y)`}, []string{"sh", "-c", `env "PGPASSWORD=[REDACTED]" psql | grep x $(tool --password=[REDACTED] y)`}},
+		// A here-document's body in a substitution, whose quotes the
+		// scans pass over to its delimiter's line: a value's or a
+		// header's credential in quotes there ended at its blank. The
+		// body is read apart and put back (redactMasked), in a body
+		// too.
+		{[]string{"sh", "-c", "x=\"$(sh <<EOF\nenv \"PGPASSWORD=hun ter2\" psql; curl -H 'X-Api-Key: hun ter3' https://h/\nEOF\n)\" && echo visible"},
+			[]string{"sh", "-c", "x=\"$(sh <<EOF\nenv \"PGPASSWORD=[REDACTED]\" psql; curl -H 'X-Api-Key: [REDACTED]' https://h/\nEOF\n)\" && echo visible"}},
+		{[]string{"sh", "-c", "cat <<A\nx $(sh <<B\nenv \"PGPASSWORD=hun ter4\" psql\nB\n) y\nA\necho visible"},
+			[]string{"sh", "-c", "cat <<A\nx $(sh <<B\nenv \"PGPASSWORD=[REDACTED]\" psql\nB\n) y\nA\necho visible"}},
 		// A backslash-newline between an option and its value, beside
 		// blanks (it joins no bytes): the shell removes it, and the
 		// value is the next word. It was read as the value, and the
@@ -1231,6 +1240,9 @@ func TestRedactHeadersLinear(t *testing.T) {
 		// Bodies read apart and cut again, and bodies with comments
 		// read again to tell (redactPiece, shellPiecesAt).
 		"cat <<E\nx $(y # z\n) w\nE\n", "cat <<A\ncat <<B\ncat <<C\n# x\nC\nB\nA\n", "sh <<A\n# '\nsh <<B\n# '\nB\nA\n",
+		// Bodies in substitutions read apart and put back, in bodies too
+		// (redactMasked).
+		"x $(cat <<E\ny \"a b\"\nE\n)\n", "cat <<A\nx $(cat <<B\ny $(cat <<C\n'a b'\nC\n)\nB\n)\nA\n",
 	} {
 		shell := "sh"
 		if u, ok := strings.CutPrefix(unit, "pwsh:"); ok {

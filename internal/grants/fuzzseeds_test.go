@@ -81,6 +81,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/comment-in-substitution-in-body": {"bash", "-c", "cat <<-EOFX >out\n\tx $(if grep x # ' )\n\tthen git config credential.password 0; elif echo; then echo; else echo; fi) y\n\tEOFX\n"},
 	// A quote past a "…" the shell's reading found open, taken as open unread: the value ended at it (found by this fuzzer).
 	"FuzzRedactShellGrammar/quote-past-open-shell-quote": {"bash", "-c", `env "PGPASSWORD=0000" psql | grep x $(tool --password=0" 0"00)`},
+	// A here-document's body in a substitution (itself in a body), whose quotes the scans passed over (found by this fuzzer).
+	"FuzzRedactShellGrammar/body-in-substitution-quotes": {"bash", "-c", "cat <<EOFX >out\nx $(cat <<-EOFXX >out\n\tx $(env \"PGPASSWORD=\\\" 0\" psql) y\n\tEOFXX\n) y\nEOFX\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
