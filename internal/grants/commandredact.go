@@ -1188,6 +1188,39 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return strings.Trim(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == ""
 	}
+	// pastQuotes is a quoted value's end: end, as the word read from
+	// its start as though outside its quotes takes it, and c, its
+	// quotes' end (inQuotes), where that reading runs past c.
+	pastQuotes := func(end, c int) int {
+		if end > c && c < len(a) && strings.IndexByte("'\"$", q.state) >= 0 {
+			// The word read from i as though outside the quotes
+			// (w.end) took their closing quote as opening, and
+			// ended inside the quotes of a later word: in echo
+			// "PGPASSWORD=PW"; tool --password "a b" it hid PW to
+			// the blank in "a b", --password with it, whose value
+			// was then kept. Both readings are hidden, and that
+			// later word to its end as the shell reads it.
+			end = shellWordHolding(a, c+1, end)
+			// The record is read again by the rules after this
+			// one, from inside the quotes the value stood in:
+			// they must close where the text after the value
+			// stands outside quotes, or every word after it was
+			// read as quoted, and a program's option there
+			// (sshpass -p PW) was kept. The later word's closing
+			// quote is kept to close them; a word that ends
+			// otherwise takes the rest of the line.
+			closing := byte('"')
+			if q.state != '"' {
+				closing = '\''
+			}
+			if end-1 > c && a[end-1] == closing {
+				end--
+			} else {
+				end = len(a)
+			}
+		}
+		return end
+	}
 	span := func(a string, name, i int) (int, int) {
 		if noValue(name, i) {
 			return i, i
@@ -1199,33 +1232,7 @@ func redactAssignments(a string, form argForm) string {
 		bare := q.advance(a, i)
 		if bare && q.state != 0 {
 			c := inQuotes(i)
-			if end > c && c < len(a) && strings.IndexByte("'\"$", q.state) >= 0 {
-				// The word read from i as though outside the quotes
-				// (w.end) took their closing quote as opening, and
-				// ended inside the quotes of a later word: in echo
-				// "PGPASSWORD=PW"; tool --password "a b" it hid PW to
-				// the blank in "a b", --password with it, whose value
-				// was then kept. Both readings are hidden, and that
-				// later word to its end as the shell reads it.
-				end = shellWordHolding(a, c+1, end)
-				// The record is read again by the rules after this
-				// one, from inside the quotes the value stood in:
-				// they must close where the text after the value
-				// stands outside quotes, or every word after it was
-				// read as quoted, and a program's option there
-				// (sshpass -p PW) was kept. The later word's closing
-				// quote is kept to close them; a word that ends
-				// otherwise takes the rest of the line.
-				closing := byte('"')
-				if q.state != '"' {
-					closing = '\''
-				}
-				if end-1 > c && a[end-1] == closing {
-					end--
-				} else {
-					end = len(a)
-				}
-			}
+			end = pastQuotes(end, c)
 			end = max(end, c)
 		} else if bare && i < len(a) && a[i] == '(' {
 			// bash's array TOKENS=(a b), csh's list set NAME = (a
@@ -1277,7 +1284,12 @@ func redactAssignments(a string, form argForm) string {
 		}
 		end := w.nestedEnd(a, i)
 		if q.advance(a, i) && q.state != 0 {
-			end = max(end, inQuotes(i))
+			// As a value's (span): a nested value's reading ran
+			// into a later word's quotes too, and hid a JSON
+			// member's name there (env "PGPASSWORD= x" psql && curl
+			// -d "{\"token\": \"PW\"}" kept PW).
+			c := inQuotes(i)
+			end = max(pastQuotes(end, c), c)
 		}
 		return end
 	}

@@ -83,6 +83,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/quote-past-open-shell-quote": {"bash", "-c", `env "PGPASSWORD=0000" psql | grep x $(tool --password=0" 0"00)`},
 	// A here-document's body in a substitution (itself in a body), whose quotes the scans passed over (found by this fuzzer).
 	"FuzzRedactShellGrammar/body-in-substitution-quotes": {"bash", "-c", "cat <<EOFX >out\nx $(cat <<-EOFXX >out\n\tx $(env \"PGPASSWORD=\\\" 0\" psql) y\n\tEOFXX\n) y\nEOFX\n"},
+	// A nested value read past its quotes into a later JSON member's, whose name it hid (found by this fuzzer).
+	"FuzzRedactShellGrammar/nested-value-into-json": {"bash", "-c", "env \"PGPASSWORD=0\" psql | env \"PGPASSWORD= 0\" psql &&\ncurl -d \"{\\\"token\\\": \\\"0\\\"}\" https://h/"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
