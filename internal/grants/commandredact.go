@@ -1191,6 +1191,25 @@ func redactAssignments(a string, form argForm) string {
 	// pastQuotes is a quoted value's end: end, as the word read from
 	// its start as though outside its quotes takes it, and c, its
 	// quotes' end (inQuotes), where that reading runs past c.
+	// The quotes open where the last value taken starts (span), and a
+	// scan of its own that reads to the values' ends (sameQuotes).
+	var spanFrames [maxShellNesting]byte
+	spanDepth := 0
+	var qe shellQuotes
+	// sameQuotes says whether the quotes open at end, as the shell reads
+	// a, are those open where the last value taken starts: the record,
+	// which has [REDACTED] for the bytes between, is read by the rules
+	// after this one as the shell reads it, and where they differ it
+	// reads the words after end in other quotes than the line's.
+	sameQuotes := func(end int) bool {
+		if end >= len(a) || q.deep {
+			return true
+		}
+		if qe.pos > end || !qe.advance(a, end) || qe.deep || qe.depth != spanDepth {
+			return false
+		}
+		return string(qe.frames[:qe.depth]) == string(spanFrames[:spanDepth])
+	}
 	pastQuotes := func(end, c int) int {
 		if end > c && c < len(a) && strings.IndexByte("'\"$", q.state) >= 0 {
 			// The word read from i as though outside the quotes
@@ -1230,6 +1249,7 @@ func redactAssignments(a string, form argForm) string {
 		}
 		end := w.end(a, i)
 		bare := q.advance(a, i)
+		spanFrames, spanDepth = q.frames, q.depth
 		if bare && q.state != 0 {
 			c := inQuotes(i)
 			end = pastQuotes(end, c)
@@ -1290,6 +1310,14 @@ func redactAssignments(a string, form argForm) string {
 			// -d "{\"token\": \"PW\"}" kept PW).
 			c := inQuotes(i)
 			end = max(pastQuotes(end, c), c)
+		}
+		if !sameQuotes(end) {
+			// A nested value that ends in other quotes than the
+			// value it stands in starts in (env "PGPASSWORD=x" psql
+			// && PGPASSWORD=" y" | git config credential.password PW:
+			// the record lost the closing quote of " y", and PW was
+			// read as quoted, and kept): the rest of the line.
+			end = len(a)
 		}
 		return end
 	}

@@ -487,6 +487,9 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED]" -v`}},
 		// The same for a value nested in the first one's span.
 		{[]string{"sh", "-c", `env "PGPASSWORD=x" psql | env "PGPASSWORD= y" psql && curl -d "{\"token\": \"hun ter2\"}" https://h/`}, []string{"sh", "-c", `env "PGPASSWORD=[REDACTED]" https://h/`}},
+		// A nested value that ends in other quotes than the value it
+		// stands in: the rest of the line.
+		{[]string{"sh", "-c", "env \"PGPASSWORD=x\" psql &&\nPGPASSWORD=\" y\" | git config credential.password hunter2"}, []string{"sh", "-c", "env \"PGPASSWORD=[REDACTED]"}},
 		// The later word's closing quote is kept, to close the value's
 		// quotes in the record: taken with it, the rules read the rest
 		// of the line as quoted, and sshpass -p kept its password.
@@ -594,7 +597,7 @@ func TestRedactCommand(t *testing.T) {
 		// closed SECRET's value before PGPASSWORD's, or a quote left open
 		// ended A_TOKEN's where PGPASSWORD's starts; the match inside the
 		// value taken was passed over, and its value kept.
-		{[]string{"sh", "-c", "'SECRET=A PGPASSWORD=' hunter2'"}, []string{"sh", "-c", "'SECRET=[REDACTED]'"}},
+		{[]string{"sh", "-c", "'SECRET=A PGPASSWORD=' hunter2'"}, []string{"sh", "-c", "'SECRET=[REDACTED]"}},
 		{[]string{"sh", "-c", "A_TOKEN=x=PGPASSWORD='hunter2"}, []string{"sh", "-c", "A_TOKEN=[REDACTED]"}},
 		// A program's own option whose argument is a secret, though its
 		// name says nothing (programOptions): curl's user:password, the

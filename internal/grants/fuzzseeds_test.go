@@ -85,6 +85,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/body-in-substitution-quotes": {"bash", "-c", "cat <<EOFX >out\nx $(cat <<-EOFXX >out\n\tx $(env \"PGPASSWORD=\\\" 0\" psql) y\n\tEOFXX\n) y\nEOFX\n"},
 	// A nested value read past its quotes into a later JSON member's, whose name it hid (found by this fuzzer).
 	"FuzzRedactShellGrammar/nested-value-into-json": {"bash", "-c", "env \"PGPASSWORD=0\" psql | env \"PGPASSWORD= 0\" psql &&\ncurl -d \"{\\\"token\\\": \\\"0\\\"}\" https://h/"},
+	// A nested value that ends in other quotes than its outer value starts in: the record's quotes were left open (found by this fuzzer).
+	"FuzzRedactShellGrammar/nested-value-other-quotes": {"bash", "-c", "grep x | env \"PGPASSWORD=0\" psql &&\nPGPASSWORD=\" 0\" | git config credential.password 0"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
