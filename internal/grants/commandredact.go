@@ -222,7 +222,8 @@ func redactPiece(p string, form argForm, depth int) string {
 }
 
 // redactPieces redacts a cut at cuts (shellPieces), the pieces that
-// start at apart (bodies and comments read apart, in order) with
+// start at apart (bodies and comments read apart, in order; -start-1
+// for a <<- body, read without its lines' leading tabs) with
 // redactPiece at depth, the others, whose bodies and comments leave
 // nothing open, with redactText: read again, they would be cut nowhere,
 // and each level would read their substitutions' bodies once more.
@@ -232,6 +233,26 @@ func redactPieces(a string, cuts, apart, inner []int, form argForm, depth int) s
 	for _, c := range append(cuts, len(a)) {
 		if len(apart) > 0 && apart[0] == at {
 			b.WriteString(redactPiece(a[at:c], form, depth))
+			apart = apart[1:]
+		} else if len(apart) > 0 && apart[0] == -at-1 {
+			// A <<- body, read as its command reads it, without
+			// the tabs that start its lines (the record keeps
+			// none): read with them, a script's <<EOF … \tEOF in it
+			// ran to the body's end, and a lone quote in that
+			// hid the commands after it (git config
+			// credential.password PW was kept).
+			p := a[at:c]
+			var t strings.Builder
+			for len(p) > 0 {
+				p = strings.TrimLeft(p, "\t")
+				k := strings.IndexByte(p, '\n') + 1
+				if k == 0 {
+					k = len(p)
+				}
+				t.WriteString(p[:k])
+				p = p[k:]
+			}
+			b.WriteString(redactPiece(t.String(), form, depth))
 			apart = apart[1:]
 		} else {
 			b.WriteString(redactMasked(a[at:c], at, inner, form, depth))
@@ -422,6 +443,12 @@ func shellPiecesAt(a string, level int) (cuts, apart, inner []int, hide int) {
 				switch {
 				case !closed && depth > 0:
 					return cuts, apart, inner, j
+				case !closed && d.dash:
+					// A <<- body: its lines reach the command
+					// with their leading tabs stripped, so that a
+					// script's own here-documents end at \tEOF
+					// (redactPieces reads it so).
+					cuts, apart = append(cuts, j, body), append(apart, -j-1)
 				case !closed:
 					cuts, apart = append(cuts, j, body), append(apart, j)
 				case depth > 0 && body > j && !hereLineStarts(a[j:body], d):

@@ -388,7 +388,7 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", "cat <<'EOF'\nx\"\nEOF\ngit config credential.password \"hun ter2\"; curl -u ann:\"hun ter3\" -H \"Authorization: Bearer hun ter4\" https://h/; echo visible"},
 			[]string{"bash", "-c", "cat <<'EOF'\nx\"\nEOF\ngit config credential.password [REDACTED]; curl -u ann:[REDACTED] -H \"Authorization: Bearer [REDACTED]\" https://h/; echo visible"}},
 		{[]string{"bash", "-c", "cat <<A <<-\"B\"\na\nA\n\tb\"\n\tB\necho \"PGPASSWORD=hun ter2\"; echo visible"},
-			[]string{"bash", "-c", "cat <<A <<-\"B\"\na\nA\n\tb\"\n\tB\necho \"PGPASSWORD=[REDACTED]\"; echo visible"}},
+			[]string{"bash", "-c", "cat <<A <<-\"B\"\na\nA\nb\"\n\tB\necho \"PGPASSWORD=[REDACTED]\"; echo visible"}},
 		{[]string{"bash", "-c", "ls # it's\necho 'PGPASSWORD=hun ter2'; echo visible"}, []string{"bash", "-c", "ls # it's\necho 'PGPASSWORD=[REDACTED]'; echo visible"}},
 		{[]string{"bash", "-c", "x=$(cat <<'EOF'\nx\"\nEOF\n); curl -u ann:\"hun ter2\" https://h/; echo visible"}, []string{"bash", "-c", "x=$(cat <<'EOF'\n[REDACTED]"}},
 		{[]string{"bash", "-c", "cat > f.py <<'EOF'\nprint(\"hi\")\nEOF\nPGPASSWORD=hunter2 python f.py # run it\necho visible"},
@@ -518,6 +518,11 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "x=\"$(sh <<EOF\nenv \"PGPASSWORD=[REDACTED]\" psql; curl -H 'X-Api-Key: [REDACTED]' https://h/\nEOF\n)\" && echo visible"}},
 		{[]string{"sh", "-c", "cat <<A\nx $(sh <<B\nenv \"PGPASSWORD=hun ter4\" psql\nB\n) y\nA\necho visible"},
 			[]string{"sh", "-c", "cat <<A\nx $(sh <<B\nenv \"PGPASSWORD=[REDACTED]\" psql\nB\n) y\nA\necho visible"}},
+		// A <<- body read apart is read without its lines' leading
+		// tabs, as its command reads it: a script's here-document in
+		// it ends at its tabbed delimiter line.
+		{[]string{"sh", "-c", "sh <<-A\n\tcat <<'B'\n\tit's\n\tB\n\tgit config credential.password hunter2\n\tA\necho visible"},
+			[]string{"sh", "-c", "sh <<-A\ncat <<'B'\nit's\nB\ngit config credential.password [REDACTED]\n\tA\necho visible"}},
 		// A backslash-newline between an option and its value, beside
 		// blanks (it joins no bytes): the shell removes it, and the
 		// value is the next word. It was read as the value, and the

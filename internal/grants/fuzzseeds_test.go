@@ -87,6 +87,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/nested-value-into-json": {"bash", "-c", "env \"PGPASSWORD=0\" psql | env \"PGPASSWORD= 0\" psql &&\ncurl -d \"{\\\"token\\\": \\\"0\\\"}\" https://h/"},
 	// A nested value that ends in other quotes than its outer value starts in: the record's quotes were left open (found by this fuzzer).
 	"FuzzRedactShellGrammar/nested-value-other-quotes": {"bash", "-c", "grep x | env \"PGPASSWORD=0\" psql &&\nPGPASSWORD=\" 0\" | git config credential.password 0"},
+	// A <<- body read apart with its tabs, so that a here-document in it ran past its \tEOF line (found by this fuzzer).
+	"FuzzRedactShellGrammar/dash-body-script-heredoc": {"bash", "-c", "cat <<-EOFX >out\n\tPGPASSWORD=000000000000 | cat <<'EOFXX' >out\n\tit's\n\tEOFXX\n\techo $(git config credential.password 000000000000)\n\tEOFX\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
