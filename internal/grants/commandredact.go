@@ -712,7 +712,7 @@ var shells = []string{"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
 // told where they close (holdsTo), which a word it joins does not run
 // past (see there).
 func redactHeaders(a string, shell bool) string {
-	q := shellQuotes{line: headerLine.MatchString(a)}
+	q := shellQuotes{line: headerLine.MatchString(a), shell: shell}
 	return redactValues(a, headerName, headerSecret, func(a string, name, i int) (int, int) {
 		if paramName(a, name) {
 			// ${TOKEN:-x}, ${TOKEN:0:4}: a parameter expansion, whose
@@ -787,8 +787,15 @@ var headerLine = regexp.MustCompile(`^[ \t]*(?:-H|--header=?)?[ \t]*[A-Za-z0-9_-
 // values of one line: the calls come in order, each past the value the
 // last one took.
 type shellQuotes struct {
-	line bool // the string is a header line (headerLine), not a shell line
-	pos  int  // bytes read
+	line bool // the string starts as a header line does (headerLine)
+	// The string is a shell's line (redactHeaders' shell), one that
+	// starts as a header line too (A:||curl -H …): where a quotes' word
+	// goes on past them, the value runs to its end in it (valueEnd),
+	// as in any shell line. Read as a curl argument of its own, the
+	// value ended at the closing quote, and in A:||curl -H "X-Api-Key:
+	// a"$(echo "\" PW") PW was kept.
+	shell bool
+	pos   int // bytes read
 	// 0, or the innermost quotes that pos stands in, as shellStep's
 	// frame: '\'', '"', '$' (inside $'…'), '`' or '{' (inside "…").
 	// Those nest inside a substitution within "…": in "$(echo "K L")"
@@ -834,7 +841,7 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 	if i >= *last {
 		*last = q.end(a, i)
 		q.lastClose[stateIndex(q.state)] = *last
-		if e := *last; !q.line && !q.deep && e+1 < len(a) && strings.IndexByte("'\"$", q.state) >= 0 && strings.IndexByte(" \t\n\r;&|<>)", a[e+1]) < 0 {
+		if e := *last; (!q.line || q.shell) && !q.deep && e+1 < len(a) && strings.IndexByte("'\"$", q.state) >= 0 && strings.IndexByte(" \t\n\r;&|<>)", a[e+1]) < 0 {
 			// The quotes' word goes on past them (-H "X-Api-Key:
 			// a"`echo PW`): the value runs to its end, a command
 			// substitution in it whole, as in an assignment's.

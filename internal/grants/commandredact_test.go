@@ -434,6 +434,11 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"bash", "-c", "curl -H \"Authorization: Bearer x\"`echo hun ter2`; echo visible; curl -H Authorization:\\ Bearer\\ $(echo hun ter3); echo visible"},
 			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]; echo visible; curl -H Authorization:\\ Bearer\\ [REDACTED]; echo visible"}},
 		{[]string{"sh", "-c", `curl -H 'X-Api-Key: a'$(echo "hun ter4") https://h/`}, []string{"sh", "-c", `curl -H 'X-Api-Key: [REDACTED] https://h/`}},
+		// The same in a shell line that starts as a header line does
+		// (A:), which was read as a curl argument of its own: the
+		// value ended at the closing quote (found by
+		// FuzzRedactSetSecret).
+		{[]string{"sh", "-c", `A:||curl -H "X-Api-Key: a"$(echo "\" hun ter5") https://h/; echo visible`}, []string{"sh", "-c", `A:||curl -H "X-Api-Key: [REDACTED] https://h/; echo visible`}},
 		// A credential that reads as a --flag takes the word after it,
 		// quoted and starting with a blank too (found by
 		// FuzzRedactAssignedSecret): its ' was read as the shell's
