@@ -940,10 +940,18 @@ func (q *shellQuotes) end(a string, i int) int {
 		}
 		return len(a)
 	case q.line:
+		e := len(a)
 		if j := strings.IndexAny(a[i:], "\n\r"); j >= 0 {
-			return i + j
+			e = i + j
 		}
-		return len(a)
+		if q.shell {
+			// In a shell line, the shell word's end too, its
+			// substitutions whole: A:||curl -H X-Api-Key:\ $(echo
+			// a<newline>echo PW) ended at the newline in the
+			// substitution, and PW was kept.
+			e = max(e, substWordEnd(a, i))
+		}
+		return e
 	}
 	if e := shellWordEnd(a, i); !strings.Contains(a[i:e], "$(") && !strings.Contains(a[i:e], "`") {
 		return e

@@ -439,6 +439,9 @@ func TestRedactCommand(t *testing.T) {
 		// value ended at the closing quote (found by
 		// FuzzRedactSetSecret).
 		{[]string{"sh", "-c", `A:||curl -H "X-Api-Key: a"$(echo "\" hun ter5") https://h/; echo visible`}, []string{"sh", "-c", `A:||curl -H "X-Api-Key: [REDACTED] https://h/; echo visible`}},
+		// And its unquoted credential, read to the line's first
+		// newline, one in a substitution too.
+		{[]string{"bash", "-c", "A:||curl -H X-Api-Key:\\ $(echo x\necho hun ter6) https://h/; echo visible"}, []string{"bash", "-c", "A:||curl -H X-Api-Key:\\ [REDACTED] https://h/; echo visible"}},
 		// A credential that reads as a --flag takes the word after it,
 		// quoted and starting with a blank too (found by
 		// FuzzRedactAssignedSecret): its ' was read as the shell's
