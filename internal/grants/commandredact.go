@@ -1918,6 +1918,7 @@ func shellCommandsIn(a string, lo, hi int, ps bool, depth int, fn func(words [][
 	}
 	end := -1       // where the last word ended
 	inTick := false // inside a POSIX line's `…`
+	tickEnd := hi   // where that `…` closes: its first unescaped backtick
 	for i := lo; i < hi; {
 		switch c := a[i]; {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '<' || c == '>':
@@ -1933,8 +1934,12 @@ func shellCommandsIn(a string, lo, hi int, ps bool, depth int, fn func(words [][
 		case c == '`' && !ps:
 			if inTick {
 				flush(-1, 0)
+				tickEnd = hi
 			} else {
 				flush(i, 1)
+				if c := closingEscaped(a[:hi], i+1, '`'); c >= 0 {
+					tickEnd = c
+				}
 			}
 			inTick = !inTick
 			i++
@@ -1951,7 +1956,21 @@ func shellCommandsIn(a string, lo, hi int, ps bool, depth int, fn func(words [][
 			if ps {
 				end = min(lineWordEnd(a, i, ps), hi)
 			} else {
-				end = quotedSubstitutions(a[:hi], i, depth, fn, hide)
+				// A word in `…` is read to its closing backtick at
+				// most, as the shell reads it: the shell ends `…`
+				// at its first unescaped backtick, quotes or not.
+				// A quote left open in it (a header's credential
+				// hidden with its closing quote: `curl -H
+				// 'X-Api-Key: [REDACTED]` | git config
+				// credential.password PW) ran the word past it to
+				// the line's end, and PW was kept. Read in a cut
+				// there, the bytes past it are not read again for
+				// each word left open in each `…`.
+				to := hi
+				if inTick {
+					to = tickEnd
+				}
+				end = quotedSubstitutions(a[:to], i, depth, fn, hide)
 			}
 			words = append(words, [2]int{i, end})
 			i = end

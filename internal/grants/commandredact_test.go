@@ -442,6 +442,12 @@ func TestRedactCommand(t *testing.T) {
 		// And its unquoted credential, read to the line's first
 		// newline, one in a substitution too.
 		{[]string{"bash", "-c", "A:||curl -H X-Api-Key:\\ $(echo x\necho hun ter6) https://h/; echo visible"}, []string{"bash", "-c", "A:||curl -H X-Api-Key:\\ [REDACTED] https://h/; echo visible"}},
+		// A header line in `…`, its credential hidden to the closing
+		// backtick with its quote: the commands after it were read
+		// as that quote's, to the line's end, and PW kept (found by
+		// FuzzRedactShellGrammar).
+		{[]string{"bash", "-c", "grep x $(echo `curl -H 'Proxy-Authorization: Basic hun ter7' https://h/` | git config credential.password hunter8)"},
+			[]string{"bash", "-c", "grep x $(echo `curl -H 'Proxy-Authorization: Basic [REDACTED]` | git config credential.password [REDACTED])"}},
 		// A credential that reads as a --flag takes the word after it,
 		// quoted and starting with a blank too (found by
 		// FuzzRedactAssignedSecret): its ' was read as the shell's
