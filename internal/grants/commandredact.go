@@ -819,6 +819,32 @@ type shellQuotes struct {
 	// Where the quotes closed that lastEnd was found in, by state: the
 	// closing quote, before the word that goes on past them.
 	lastClose [7]int
+	// Whether pos stands in a `…` that opened outside quotes and
+	// substitutions, where shellStep opens no frame for it, and where
+	// that closes (tickLimit; 0 until found).
+	tick    bool
+	tickEnd int
+}
+
+// tickLimit returns where the `…` that opened outside quotes and
+// substitutions and holds the byte at i in a closes, at its first
+// unescaped backtick as the shell reads it, or len(a) where none holds
+// it (or i is before what q has read). A value's word read from inside
+// it ends there: read on, substWordEnd took that backtick as opening a
+// substitution, to the next `…`'s opening one, and the span hid the
+// program's name there (echo `tool --password=PW` | echo `curl -u
+// ann:PW h` hid curl, and its -u's PW was kept). The bytes to it are
+// read once for each `…`.
+func (q *shellQuotes) tickLimit(a string, i int) int {
+	if !q.advance(a, i) || q.deep || !q.tick {
+		return len(a)
+	}
+	if q.tickEnd <= i {
+		if q.tickEnd = closingEscaped(a, i, '`'); q.tickEnd < 0 {
+			q.tickEnd = len(a)
+		}
+	}
+	return q.tickEnd
 }
 
 // stateIndex numbers shellQuotes' states for lastEnd.
@@ -839,13 +865,17 @@ func (q *shellQuotes) valueEnd(a string, i int) int {
 	}
 	last := &q.lastEnd[stateIndex(q.state)]
 	if i >= *last {
-		*last = q.end(a, i)
+		lim := len(a)
+		if q.shell {
+			lim = q.tickLimit(a, i)
+		}
+		*last = q.end(a[:lim], i)
 		q.lastClose[stateIndex(q.state)] = *last
-		if e := *last; (!q.line || q.shell) && !q.deep && e+1 < len(a) && strings.IndexByte("'\"$", q.state) >= 0 && strings.IndexByte(" \t\n\r;&|<>)", a[e+1]) < 0 {
+		if e := *last; (!q.line || q.shell) && !q.deep && e+1 < lim && strings.IndexByte("'\"$", q.state) >= 0 && strings.IndexByte(" \t\n\r;&|<>)", a[e+1]) < 0 {
 			// The quotes' word goes on past them (-H "X-Api-Key:
 			// a"`echo PW`): the value runs to its end, a command
 			// substitution in it whole, as in an assignment's.
-			*last = substWordEnd(a, e+1)
+			*last = substWordEnd(a[:lim], e+1)
 		}
 	}
 	return *last
@@ -862,6 +892,9 @@ func (q *shellQuotes) advance(a string, i int) bool {
 		top := byte(0)
 		if q.depth > 0 {
 			top = q.frames[q.depth-1]
+		}
+		if top == 0 && a[q.pos] == '`' {
+			q.tick, q.tickEnd = !q.tick, 0
 		}
 		next, push, pop := shellStep(a, q.pos, top)
 		open := q.pos
@@ -1200,16 +1233,23 @@ func redactAssignments(a string, form argForm) string {
 			// To the closing quote, kept in the record, where the
 			// word ends there; else to the word's end.
 			quotesAt = q.open
+			// In `…` the word ends at its closing backtick
+			// (tickLimit): `echo "PGPASSWORD=x"` was read on
+			// into the next `…`.
+			lim := len(a)
+			if form == shellLine {
+				lim = q.tickLimit(a, i)
+			}
 			switch c := q.end(a, i); {
 			case c >= len(a):
 				// Left open, or nested too deep to tell
 				// (shellQuotes.deep): the rest of the line.
 				quotesEnd = len(a)
-			case c+1 == len(a) || strings.IndexByte(stops, a[c+1]) >= 0:
+			case c+1 >= lim || strings.IndexByte(stops, a[c+1]) >= 0:
 				quotesEnd = c
 			default:
 				if q.open < wordAt || q.open >= wordEnd {
-					wordAt, wordEnd = q.open, quotedWordEnd(a, q.open)
+					wordAt, wordEnd = q.open, quotedWordEnd(a[:lim], q.open)
 				}
 				quotesEnd = wordEnd
 			}
@@ -1306,9 +1346,14 @@ func redactAssignments(a string, form argForm) string {
 			// also end at an operator (PGPASSWORD=x;psql -h db): the
 			// command after it was hidden with the secret. Read within
 			// the value only, which no other value's scan reads again.
-			end = lineWordEnd(a[:end], i, false)
-			if substitution(a, end) || i < len(a) && a[i] == '`' {
-				end = substWordEnd(a, i)
+			// In `…` it ends at the closing backtick (tickLimit).
+			lim := len(a)
+			if bare {
+				lim = q.tickLimit(a, i)
+			}
+			end = lineWordEnd(a[:min(end, lim)], i, false)
+			if substitution(a[:lim], end) || i < lim && a[i] == '`' {
+				end = substWordEnd(a[:lim], i)
 			}
 		}
 		// A value taken past blanks after the = (SECRET= --PGPASSWORD
@@ -1576,6 +1621,7 @@ func redactLineArgs(a string, ps, line bool) string {
 	if line && !ps {
 		wordEnd = substWordEnd
 	}
+	var q shellQuotes // for the `…` a value stands in (tickLimit)
 	next := func(a string, _, i int) (int, int) {
 		j := i
 		for j < len(a) {
@@ -1597,6 +1643,10 @@ func redactLineArgs(a string, ps, line bool) string {
 		}
 		if j == i {
 			return i, i // no blank after the flag: no value of its own
+		}
+		if line && !ps {
+			// In `…` the value ends at its closing backtick.
+			a = a[:q.tickLimit(a, j)]
 		}
 		start, end := j, wordEnd(a, j)
 		if w := a[j:end]; strings.Contains(w, "$(") || strings.ContainsAny(w, "`") || strings.HasPrefix(w, "(") {

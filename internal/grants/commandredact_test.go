@@ -448,6 +448,16 @@ func TestRedactCommand(t *testing.T) {
 		// FuzzRedactShellGrammar).
 		{[]string{"bash", "-c", "grep x $(echo `curl -H 'Proxy-Authorization: Basic hun ter7' https://h/` | git config credential.password hunter8)"},
 			[]string{"bash", "-c", "grep x $(echo `curl -H 'Proxy-Authorization: Basic [REDACTED]` | git config credential.password [REDACTED])"}},
+		// A value in a `…` outside quotes, read on past its closing
+		// backtick as though it opened a substitution, to the next
+		// `…`'s opening one: curl there was hidden, and its -u's
+		// password kept (found by FuzzRedactShellGrammar).
+		{[]string{"bash", "-c", "echo `tool --password=hunter2` | echo `curl -u ann:hunter3 h`; echo `PGPASSWORD=hunter4` | echo `curl -u ann:hunter5 h`"},
+			[]string{"bash", "-c", "echo `tool --password=[REDACTED]` | echo `curl -u ann:[REDACTED] h`; echo `PGPASSWORD=[REDACTED]` | echo `curl -u ann:[REDACTED] h`"}},
+		{[]string{"bash", "-c", "echo `echo \"PGPASSWORD=hunter2\"` | echo `curl -u ann:hunter3 h`; echo `curl -H 'X-Api-Key: hunter4'` | echo `curl -u ann:hunter5 h`"},
+			[]string{"bash", "-c", "echo `echo \"PGPASSWORD=[REDACTED]\"` | echo `curl -u ann:[REDACTED] h`; echo `curl -H 'X-Api-Key: [REDACTED]'` | echo `curl -u ann:[REDACTED] h`"}},
+		{[]string{"bash", "-c", "echo `tool --password hunter2` | echo `curl -u ann:hunter3 h`"},
+			[]string{"bash", "-c", "echo `tool --password [REDACTED]` | echo `curl -u ann:[REDACTED] h`"}},
 		// A credential that reads as a --flag takes the word after it,
 		// quoted and starting with a blank too (found by
 		// FuzzRedactAssignedSecret): its ' was read as the shell's
@@ -1643,6 +1653,8 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		// their line's end or the line's.
 		// Header credentials glued to substitutions.
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
+		// Values in `…`, read to its closing backtick (tickLimit).
+		"`PGPASSWORD=x` ", "`tool --password x` ", "`curl -H 'X-Api-Key: a'b` ", "`PGPASSWORD=\"$( ",
 		`"Authorization: A --MYSQL_PWD a" `, `"Authorization: - --p $("Authorization: - --p $( `, `"$(echo "Authorization: A --p a")" `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		"\"$(cat <<E\nx\nE\n", "PGPASSWORD=\"$(cat <<E\nE\n)\" ", "\"$(cat <<E\nE)\n", "\"$(x <<E\n\"$(y <<E\n", "A_TOKEN=x\"$(<<E\nE\n",

@@ -91,6 +91,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/dash-body-script-heredoc": {"bash", "-c", "cat <<-EOFX >out\n\tPGPASSWORD=000000000000 | cat <<'EOFXX' >out\n\tit's\n\tEOFXX\n\techo $(git config credential.password 000000000000)\n\tEOFX\n"},
 	// A header's quoted credential glued to a substitution, in a line that starts as a header line does (found by this fuzzer).
 	"FuzzRedactSetSecret/header-glued-subst-line-starts-as-header": {"sh", "-c", `A:||curl -H "X-Api-Key: a"$(echo "\" 0") https://h/ `},
+	// A value in `…` read past its closing backtick into the next `…`, whose program it hid (found by this fuzzer).
+	"FuzzRedactShellGrammar/value-past-closing-backtick": {"bash", "-c", "echo `tool --password=0` | echo `curl -u ann:0 https://h/`"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
