@@ -1385,9 +1385,26 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return span(a, name, i)
 	}
+	// The end of the value being taken (taking, nested): once it is the
+	// line's end, a value nested in it can take no more, and is not
+	// read. Read, each value of echo "PGPASSWORD=a"b repeated, nested in
+	// the first, which takes the rest of the line (pastQuotes), had
+	// pastQuotes walk the words to the line's end again: closingShell
+	// read 892 bytes a byte of a 64 KiB line.
+	taken := 0
+	taking := func(a string, name, i int) (int, int) {
+		start, end := userSpan(a, name, i)
+		if end > start {
+			taken = end
+		}
+		return start, end
+	}
 	nested := func(a string, name, i int) int {
 		if noValue(name, i) {
 			return i
+		}
+		if taken >= len(a) {
+			return len(a)
 		}
 		end := w.nestedEnd(a, i)
 		if q.advance(a, i) && q.state != 0 {
@@ -1406,13 +1423,14 @@ func redactAssignments(a string, form argForm) string {
 			// read as quoted, and kept): the rest of the line.
 			end = len(a)
 		}
+		taken = max(taken, end)
 		return end
 	}
 	secret := func(n string) bool {
 		_, user := programUserEnv(n)
 		return user || assignedSecret(n)
 	}
-	return redactValues(a, secretAssign, secret, userSpan, nested)
+	return redactValues(a, secretAssign, secret, taking, nested)
 }
 
 // shellWordHolding returns where the shell word ends that holds the byte

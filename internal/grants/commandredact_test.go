@@ -1655,6 +1655,10 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
 		// Values in `…`, read to its closing backtick (tickLimit).
 		"`PGPASSWORD=x` ", "`tool --password x` ", "`curl -H 'X-Api-Key: a'b` ", "`PGPASSWORD=\"$( ",
+		// Values nested in one that takes the rest of the line, whose
+		// words the shell's reading of "…" joins (redactAssignments'
+		// taken).
+		`echo "PGPASSWORD=a"b `, "`echo \"PGPASSWORD=a\"b` ", `echo "PGPASSWORD=a"b$(x) `,
 		`"Authorization: A --MYSQL_PWD a" `, `"Authorization: - --p $("Authorization: - --p $( `, `"$(echo "Authorization: A --p a")" `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		"\"$(cat <<E\nx\nE\n", "PGPASSWORD=\"$(cat <<E\nE\n)\" ", "\"$(cat <<E\nE)\n", "\"$(x <<E\n\"$(y <<E\n", "A_TOKEN=x\"$(<<E\nE\n",
