@@ -60,13 +60,10 @@ func (l *Log) AppendLazy(ctx context.Context, events ...Event) error {
 // append or a Do call arrives, the oldest has waited lazyWait, or the log
 // is closing.
 func (l *Log) holdLazy() {
-	var (
-		fired chan struct{}
-		timer clock.Timer
-	)
+	var fired <-chan time.Time // armed: l.gc.timer's
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if fired != nil {
+			l.gc.timer.Stop()
 		}
 	}()
 	for {
@@ -90,15 +87,13 @@ func (l *Log) holdLazy() {
 		if wait <= 0 {
 			return
 		}
-		if timer == nil {
-			ch := make(chan struct{}, 1)
-			fired = ch
-			timer = l.gc.clk.AfterFunc(wait, func() { ch <- struct{}{} })
+		if fired == nil {
+			fired = l.gc.wakeTimer().Arm(wait)
 		}
 		select {
 		case <-l.wake: // an append (or Close) arrived: look again
 		case <-fired:
-			timer = nil
+			fired = nil
 		}
 	}
 }
@@ -108,9 +103,22 @@ func (l *Log) holdLazy() {
 type gatherState struct {
 	delay time.Duration // Options.CommitDelay after defaults; <= 0: off
 	clk   clock.Clock
+	// timer is the writer's one timer for holdLazy's and gather's
+	// deadlines on the runtime's timers (clock.WakeTimer: its firing
+	// readies the writer without a goroutine of its own); nil until the
+	// writer first needs it.
+	timer *clock.WakeTimer
 	batch float64       // operations per journal batch, exponentially weighted
 	write time.Duration // a journal batch's write and fdatasync, weighted
 	looks int64         // times gather looked at the queue (under mu; for tests)
+}
+
+// wakeTimer is g.timer, made on first use. Writer only.
+func (g *gatherState) wakeTimer() *clock.WakeTimer {
+	if g.timer == nil {
+		g.timer = clock.NewWakeTimer(g.clk)
+	}
+	return g.timer
 }
 
 // arrived records an append's arrival, for the gap between appends. It
@@ -211,14 +219,16 @@ func (l *Log) gather() {
 		return
 	}
 	var (
-		fired chan struct{}
-		timer clock.Timer
+		fired <-chan time.Time // armed: g.timer's, or short's channel
+		short clock.Timer      // the AfterShort armed, if it is one
 		armed time.Time
-		short bool // timer is an AfterShort
 	)
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		switch {
+		case short != nil:
+			short.Stop()
+		case fired != nil:
+			g.timer.Stop()
 		}
 	}()
 	defer l.gatherReads.Store(false)
@@ -260,7 +270,7 @@ func (l *Log) gather() {
 			l.mu.Unlock()
 			return
 		}
-		rearm := timer == nil || deadline.Before(armed) || (blocked && !short)
+		rearm := fired == nil || deadline.Before(armed) || (blocked && short == nil)
 		// Until the writer looks again (its timer, kept or armed below),
 		// only an arrival that would bring that look forward wakes it.
 		l.gatherUntil = armed
@@ -270,31 +280,37 @@ func (l *Log) gather() {
 		l.gatherReads.Store(lengthened)
 		l.mu.Unlock()
 		if rearm {
-			if timer != nil {
-				timer.Stop()
+			switch {
+			case short != nil:
+				short.Stop()
+				short = nil
+			case fired != nil:
+				g.timer.Stop()
 			}
-			ch := make(chan struct{}, 1)
-			fired, armed, short = ch, deadline, blocked
+			armed = deadline
 			if blocked {
 				// A caller waits for the batch before it forwards
 				// anything (Append: durable before forward), so
 				// nothing of its call is in flight and the process
 				// may well be idle, where a runtime timer fires up to
 				// a millisecond late (clock.AfterShort).
-				timer = clock.AfterShort(g.clk, wait, func() { ch <- struct{}{} })
+				ch := make(chan time.Time, 1)
+				fired = ch
+				short = clock.AfterShort(g.clk, wait, func() { ch <- time.Time{} })
 			} else {
 				// Only reads, which travel upstream meanwhile: their
 				// answers wake the scheduler, which runs due timers,
 				// and AfterShort's thread, which sleeps and wakes once
 				// a batch, measured a slightly lower S3 GET rate in
-				// four pairs of four.
-				timer = g.clk.AfterFunc(wait, func() { ch <- struct{}{} })
+				// four pairs of four. The runtime timer's firing
+				// readies this goroutine itself (clock.WakeTimer).
+				fired = g.wakeTimer().Arm(wait)
 			}
 		}
 		select {
 		case <-l.wake: // an append (or Close) arrived: look again
 		case <-fired:
-			timer = nil // the deadline may have moved on: look again
+			fired, short = nil, nil // the deadline may have moved on: look again
 		}
 	}
 }

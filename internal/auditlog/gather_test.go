@@ -3,6 +3,7 @@ package auditlog
 import (
 	"context"
 	"path/filepath"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -415,4 +416,61 @@ func TestAppendLazyWrittenAloneAfterItsWait(t *testing.T) {
 	if size := f.l.Size(); size != 2 {
 		t.Fatalf("log size %d after Close, want 2", size)
 	}
+}
+
+// A gathering writer on the real clock waits for its deadline on one
+// runtime timer whose firing readies it (clock.WakeTimer): with
+// clock.AfterFunc every firing started a goroutine of its own to send on
+// a channel, a scheduling round (and often a thread woken) per batch
+// (bench/README.md, "What wakes airlock serve's threads").
+func TestCommitDelayTimerStartsNoGoroutine(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := testKey(t)
+	var batches atomic.Int64
+	l := openLog(t, openSQLite(t, filepath.Join(dir, "airlock.db")), s, Options{
+		JournalDir: filepath.Join(dir, "journal"), JournalKey: testJournalKey,
+		CommitDelay: 2 * time.Millisecond,
+		OnCommit:    func(int64) { batches.Add(1) },
+	})
+	ctx := context.Background()
+	const rounds = 60
+	created := goroutinesCreated()
+	for i := range rounds {
+		// As under concurrent load, with appends an hour apart: the
+		// writer holds each batch for the whole delay, on its timer.
+		l.mu.Lock() // the writer is idle; mu orders this before its next batch
+		l.gc.batch, l.gapAvg = 8, time.Hour
+		l.mu.Unlock()
+		before := batches.Load()
+		p := l.AppendAsync(ctx, Event{Type: "read"})
+		if !durableWithin(t, p, 10*time.Second) {
+			t.Fatalf("round %d: never written", i)
+		}
+		if got := batches.Load() - before; got != 1 {
+			t.Fatalf("round %d: %d batches", i, got)
+		}
+	}
+	got := goroutinesCreated() - created
+	// A round's first look arms the timer, unless the writer came to it
+	// after the delay had run out (a loaded machine); each firing is one
+	// more look.
+	l.mu.Lock()
+	timed := l.gc.looks - rounds
+	l.mu.Unlock()
+	if timed < rounds/2 {
+		t.Fatalf("the writer waited on its timer in %d rounds of %d", timed, rounds)
+	}
+	t.Logf("%d goroutines started for %d firings of the writer's timer", got, timed)
+	// The indexer's copy into SQLite (one transaction per 100 ms) may
+	// start a few of database/sql's.
+	if got > uint64(timed/3) {
+		t.Fatalf("%d goroutines started for %d firings of the writer's timer", got, timed)
+	}
+}
+
+// goroutinesCreated is the process's count of goroutines started so far.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
