@@ -115,8 +115,13 @@ func TestPendingResetAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if reset != fresh-1 || reset > 2 {
-		t.Errorf("an asynchronous append allocates %v times into a Reset Pending, %v into a new one; want one fewer, at most 2", reset, fresh)
+	// At least one fewer rather than exactly one: AllocsPerRun divides
+	// the process's mallocs by the runs and truncates, so one object that
+	// another goroutine or an earlier run leaves for reuse (an event
+	// buffer, the frontier's array) turns 2 into 1 (seen once under load:
+	// 1 against 3).
+	if reset > fresh-1 || reset > 2 {
+		t.Errorf("an asynchronous append allocates %v times into a Reset Pending, %v into a new one; want at least one fewer, at most 2", reset, fresh)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
