@@ -19,14 +19,23 @@
 // The floor lets up to Floor of garbage stay resident between collections,
 // and the runtime keeps freed pages up to about the heap goal, so a server
 // that went idle would keep them. The floor holds only while the server
-// allocates at least BusyRate (measured from one collection to the next):
-// below that the default's collections cost little (one per 10 s or less),
-// and a collection of an idle server (the runtime forces one every two
-// minutes) sets GOGC back to 100, after which the runtime's scavenger
-// returns the pages past the default's goal.
+// allocates at least BusyRate, measured over windows of at least
+// IdleCheck. Each collection decides from the last window; while the
+// floor is in force a timer also ends each window, since an idle server's
+// next collection may be two minutes away (the runtime forces one that
+// often) and its garbage and pages would stay until then. A window below
+// BusyRate sets GOGC back to 100 and, when a timer's window did it, runs a
+// collection: setting GOGC alone does not wake the runtime's scavenger, so
+// the pages stayed resident until the next collection; after one the
+// scavenger returns those past the new goal. A server whose load stopped
+// gets the default's goal back within two IdleChecks and its pages soon
+// after (bench/README.md, "The heap goal's floor dropped once idle"); the
+// timer stops while the floor is not in force, and a collection that finds
+// the server busy again raises it again.
 //
 // An operator's GOGC or GOMEMLIMIT in the environment stays in charge: with
-// either set, Apply leaves the runtime as the variables set it.
+// either set, Apply leaves the runtime as the variables set it and arms no
+// check.
 package gcpolicy
 
 import (
@@ -36,6 +45,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
 )
 
 // Floor is the heap goal the policy keeps while the live heap is small:
@@ -50,8 +61,23 @@ const Floor = 16 << 20
 // serving 20 S3 calls or 100 PostgreSQL statements a second is above it.
 const BusyRate = 256 << 10
 
-// busyRate is BusyRate; a variable for the tests.
-var busyRate uint64 = BusyRate
+// IdleCheck is the shortest window over which the policy measures the
+// allocation rate, and how often it measures it while the floor is in
+// force without waiting for a collection: a server that stopped being
+// busy gets the default's goal back within twice this. A window this long
+// holds 512 KiB at BusyRate, so the scheduling of a few calls does not
+// make a steady load at the rate look idle, nor a collection that follows
+// another by milliseconds (a forced one, the policy's own) make a few
+// kilobytes look busy. A check reads the runtime's metrics and arms a
+// timer: a few microseconds every IdleCheck while busy.
+const IdleCheck = 2 * time.Second
+
+// busyRate is BusyRate and clk the time source of the rate and of the
+// checks: variables for the tests.
+var (
+	busyRate uint64      = BusyRate
+	clk      clock.Clock = clock.Real
+)
 
 // runtimeMinimum is the runtime's heap minimum at GOGC=100
 // (defaultHeapMinimum): at GOGC=p its minimum goal is runtimeMinimum×p/100.
@@ -83,23 +109,42 @@ func Percent(floor, live, scan uint64) int {
 	return int(p)
 }
 
-// policy is the applied policy's state; at most one runs in the process.
+// mu serialises the decisions; running is the applied policy, at most one
+// in the process.
 var (
 	mu      sync.Mutex
 	running *tuner
 )
 
+// figures are what a decision reads: the last collection's live heap and
+// scan work, and the bytes allocated since the process started.
+type figures struct{ live, scan, allocs uint64 }
+
 type tuner struct {
 	floor    uint64
 	busyRate uint64
-	// allocs and at are the bytes allocated since the start
-	// (/gc/heap/allocs:bytes) and the time at the last call.
+	every    time.Duration // IdleCheck
+	clock    clock.Clock
+	// read gives the figures (false: the runtime has not got them),
+	// setPercent sets GOGC, returning the one before, and collect runs a
+	// collection: the runtime's in Apply, fakes in the tests of the
+	// decisions.
+	read       func() (figures, bool)
+	setPercent func(int) int
+	collect    func()
+
+	// allocs and at are the bytes allocated since the start and the time
+	// at the start of the rate's window, busy what the last window
+	// measured; cur is the GOGC set last, prev the one before Apply,
+	// restored by stop.
 	allocs  uint64
 	at      time.Time
+	busy    bool
+	cur     int
+	prev    int
+	check   clock.Timer // the pending check, nil when none
+	gen     uint64      // counts the checks armed: a stale one does nothing
 	stopped atomic.Bool
-	prev    int // GOGC before Apply, restored by stop
-	cur     int // the GOGC set last
-	samples []metrics.Sample
 }
 
 // Apply applies the policy to the process unless getenv("GOGC") or
@@ -116,40 +161,131 @@ func Apply(getenv func(string) string) (stop func(), applied bool) {
 	if running != nil {
 		return func() {}, false
 	}
-	t := &tuner{floor: Floor, busyRate: busyRate, samples: []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"},
-		{Name: "/gc/scan/stack:bytes"},
-		{Name: "/gc/scan/globals:bytes"},
-		{Name: "/gc/heap/allocs:bytes"},
-	}}
+	t := newTuner(clk, readRuntime(), debug.SetGCPercent, runtime.GC)
 	running = t
-	t.cur = t.percent(true) // a server starting up allocates
-	t.prev = debug.SetGCPercent(t.cur)
+	t.start()
 	t.arm()
 	return t.stop, true
 }
 
-// percent reads the last collection's figures and gives the GOGC for them:
-// the floor's if the process allocated at least busyRate since the last
-// call (or busy is set), else the default.
-func (t *tuner) percent(busy bool) int {
-	metrics.Read(t.samples)
-	var v [4]uint64
-	for i, s := range t.samples {
-		if s.Value.Kind() != metrics.KindUint64 {
-			return 100 // not in this runtime: the default
+// newTuner is a tuner with the package's floor, rate and check interval.
+func newTuner(c clock.Clock, read func() (figures, bool), set func(int) int, collect func()) *tuner {
+	return &tuner{floor: Floor, busyRate: busyRate, every: IdleCheck, clock: c, read: read, setPercent: set, collect: collect}
+}
+
+// readRuntime reads the figures from runtime/metrics.
+func readRuntime() func() (figures, bool) {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+	}
+	return func() (figures, bool) {
+		metrics.Read(samples)
+		var v [4]uint64
+		for i, s := range samples {
+			if s.Value.Kind() != metrics.KindUint64 {
+				return figures{}, false
+			}
+			v[i] = s.Value.Uint64()
 		}
-		v[i] = s.Value.Uint64()
+		return figures{live: v[0], scan: v[0] + v[1] + v[2], allocs: v[3]}, true
 	}
-	now := time.Now()
-	if !t.at.IsZero() && v[3] >= t.allocs {
-		busy = busy || float64(v[3]-t.allocs) >= float64(t.busyRate)*now.Sub(t.at).Seconds()
+}
+
+// start sets the floor's percent (a server starting up allocates) and
+// keeps the GOGC from before for stop. Called with mu held.
+func (t *tuner) start() {
+	t.cur = t.percent(true)
+	t.prev = t.setPercent(t.cur)
+	t.schedule()
+}
+
+// percent reads the figures and gives the GOGC for them: the floor's if
+// the process is busy (set, or allocating at least busyRate), else the
+// default. A window since the last measurement of IdleCheck or more is
+// measured: busy at busyRate. A shorter one is busy if it already holds
+// what busyRate allocates in IdleCheck (a load starting, a collection
+// every few hundred milliseconds at the default's goal, is found at its
+// second one), and otherwise tells nothing: the decision keeps what the
+// last window measured, and the window goes on.
+func (t *tuner) percent(busy bool) int {
+	f, ok := t.read()
+	if !ok {
+		return 100 // not in this runtime: the default
 	}
-	t.allocs, t.at = v[3], now
-	if !busy {
+	now := t.clock.Now()
+	d := now.Sub(t.at)
+	switch {
+	case t.at.IsZero() || f.allocs < t.allocs:
+		t.allocs, t.at = f.allocs, now
+	case d >= t.every:
+		t.busy = float64(f.allocs-t.allocs) >= float64(t.busyRate)*d.Seconds()
+		t.allocs, t.at = f.allocs, now
+	case float64(f.allocs-t.allocs) >= float64(t.busyRate)*t.every.Seconds():
+		t.busy = true
+		t.allocs, t.at = f.allocs, now
+	}
+	if busy {
+		t.busy = true
+	}
+	if !t.busy {
 		return 100
 	}
-	return Percent(t.floor, v[0], v[0]+v[1]+v[2])
+	return Percent(t.floor, f.live, f.scan)
+}
+
+// decide sets the percent for the figures now, keeps a check pending
+// while that is the floor's, and reports whether it just dropped the
+// floor for want of allocations (not for a live heap past Floor/2).
+// Called with mu held.
+func (t *tuner) decide() (dropped bool) {
+	if p := t.percent(false); p != t.cur {
+		dropped = t.cur > 100 && !t.busy
+		t.cur = p
+		t.setPercent(p)
+	}
+	t.schedule()
+	return dropped
+}
+
+// schedule arms a check for the end of the rate's window while the floor
+// is in force and none is pending, and ends the pending one otherwise.
+func (t *tuner) schedule() {
+	switch {
+	case t.cur > 100 && t.check == nil:
+		t.gen++
+		gen := t.gen
+		t.check = t.clock.AfterFunc(t.at.Add(t.every).Sub(t.clock.Now()), func() { t.idleCheck(gen) })
+	case t.cur <= 100 && t.check != nil:
+		t.check.Stop()
+		t.check = nil
+		t.gen++
+	}
+}
+
+// idleCheck is the decision of the check armed as gen. When it drops the
+// floor it runs a collection: setting GOGC does not wake the runtime's
+// scavenger, which returns the pages past the new goal only after a
+// collection, and an idle server's next one could be two minutes away
+// (measured: RssAnon unchanged over the 12 s after a drop without it;
+// bench/README.md).
+func (t *tuner) idleCheck(gen uint64) {
+	mu.Lock()
+	// A check stopped too late (the floor dropped and raised again while
+	// it was starting) finds a newer one armed: it leaves it.
+	if t.stopped.Load() || gen != t.gen {
+		mu.Unlock()
+		return
+	}
+	t.check = nil
+	dropped := t.decide()
+	mu.Unlock()
+	if dropped {
+		// Outside mu: the collection's own decision (afterGC) takes it.
+		t.collect()
+	}
 }
 
 // arm asks for a call after the next collection: a cleanup on an object
@@ -172,10 +308,7 @@ func (t *tuner) afterGC() {
 	}
 	mu.Lock()
 	if !t.stopped.Load() {
-		if p := t.percent(false); p != t.cur {
-			t.cur = p
-			debug.SetGCPercent(p)
-		}
+		t.decide()
 	}
 	mu.Unlock()
 	t.arm()
@@ -187,6 +320,12 @@ func (t *tuner) stop() {
 	if t.stopped.Swap(true) {
 		return
 	}
-	debug.SetGCPercent(t.prev)
-	running = nil
+	if t.check != nil {
+		t.check.Stop()
+		t.check = nil
+	}
+	t.setPercent(t.prev)
+	if running == t {
+		running = nil
+	}
 }
