@@ -54,11 +54,22 @@ type idleResult struct {
 	// where RssAnon's growth went (heap spans in use, stacks, metadata),
 	// and by difference what the runtime does not account for.
 	GoMoreBytes map[string]float64 `json:"go_bytes_per_more_connection,omitempty"`
+	// GCCycles is, for the gateway, the collections from the first
+	// reading to the later one: whether the logins' garbage was collected
+	// by then, and how often. Its /metrics is read just after each of the
+	// two readings, never between an rss reading and the connections it
+	// measures; the first scrape's own garbage is in the later readings
+	// (as in every reading after it) until a collection.
+	GCCycles float64 `json:"gc_cycles,omitempty"`
 }
 
 // goMemory reads the Go runtime's memory gauges of a process in the
 // middle, or nil where it has none (PgBouncer).
 type goMemory func() (map[string]float64, error)
+
+// gcCount reads the collections a process in the middle has run, or is
+// nil where it has no /metrics (PgBouncer).
+type gcCount func() (float64, error)
 
 // rss reads pid's VmRSS and RssAnon.
 func rss(pid int) (total, anon int64, err error) {
@@ -96,7 +107,7 @@ const idleMoreLater = 75 * time.Second
 // authenticated, then left idle), waits for the process to settle,
 // samples again; then, if more > 0, opens more connections and samples
 // idleMoreLater after them; and closes them all.
-func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int, gm goMemory) (idleResult, error) {
+func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int, gm goMemory, gc gcCount) (idleResult, error) {
 	res := idleResult{Path: path, Connections: n}
 	// One connection first, closed, so that one-time costs (the grant's
 	// role, buffers, the first TLS or auth set-up) fall before "before".
@@ -112,6 +123,12 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int,
 	time.Sleep(500 * time.Millisecond)
 	if res.BeforeKB, res.AnonBeforeKB, err = rss(pid); err != nil {
 		return res, err
+	}
+	var gc0 float64
+	if gc != nil {
+		if gc0, err = gc(); err != nil {
+			return res, err
+		}
 	}
 	conns := make([]*pgx.Conn, 0, n)
 	defer func() {
@@ -147,6 +164,13 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int,
 	}
 	res.PerConnLaterKB = float64(res.LaterKB-res.BeforeKB) / float64(n)
 	res.AnonPerConnLaterKB = float64(res.AnonLaterKB-res.AnonBeforeKB) / float64(n)
+	if gc != nil {
+		gc1, err := gc()
+		if err != nil {
+			return res, err
+		}
+		res.GCCycles = gc1 - gc0
+	}
 	if more == 0 {
 		return res, nil
 	}

@@ -153,12 +153,17 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 		if n > 0 {
 			gatewayGo := func() (map[string]float64, error) { return srv.ScrapeGauges(benchkit.GoMemory) }
+			gatewayGC := func() (float64, error) {
+				g, err := srv.ScrapeGauges(gcCounters[:1])
+				return g[gcCounters[0]], err
+			}
 			for _, m := range []struct {
 				path string
 				pid  int
 				e    pgEnv
 				gm   goMemory
-			}{{"gateway", srv.PID(), gw, gatewayGo}, {"pgbouncer", bnc.pid(), bnc.client, nil}} {
+				gc   gcCount
+			}{{"gateway", srv.PID(), gw, gatewayGo, gatewayGC}, {"pgbouncer", bnc.pid(), bnc.client, nil, nil}} {
 				more := o.idleMore
 				if more > 0 {
 					if free := freeSlots(ctx, r, dsn) - 10 - n; free < more {
@@ -166,7 +171,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 						more = max(free, 0)
 					}
 				}
-				res, err := idleMemory(ctx, m.path, m.pid, m.e, n, more, m.gm)
+				res, err := idleMemory(ctx, m.path, m.pid, m.e, n, more, m.gm, m.gc)
 				if err != nil {
 					r.Fatalf("idle connections: %v\nserver log:\n%s", err, srv.LogTail())
 				}
@@ -174,7 +179,11 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 					calls.IdleQueries++ // its first connection's SELECT 1
 				}
 				rep.Idle = append(rep.Idle, res)
-				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each; after %s idle %d kB, %.1f KiB each (anonymous: %.1f, %.1f KiB each)", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB, idleLater, res.LaterKB, res.PerConnLaterKB, res.AnonPerConnKB, res.AnonPerConnLaterKB)
+				gcs := ""
+				if m.gc != nil {
+					gcs = fmt.Sprintf("; %.0f GC cycles", res.GCCycles)
+				}
+				benchkit.Progress("idle     %-9s %d connections: RSS %d → %d kB, %.1f KiB each; after %s idle %d kB, %.1f KiB each (anonymous: %.1f, %.1f KiB each)%s", m.path, n, res.BeforeKB, res.AfterKB, res.PerConnKB, idleLater, res.LaterKB, res.PerConnLaterKB, res.AnonPerConnKB, res.AnonPerConnLaterKB, gcs)
 				if res.More > 0 {
 					benchkit.Progress("idle     %-9s %d more: RSS %d kB %s after them, %.2f KiB each (anonymous %.2f KiB each)", m.path, res.More, res.MoreLaterKB, idleMoreLater, res.MorePerConnKB, res.AnonMorePerConnKB)
 					if res.GoMoreBytes != nil {
