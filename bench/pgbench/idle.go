@@ -30,7 +30,7 @@ type idleResult struct {
 	// The same readings of RssAnon, the process's anonymous memory
 	// alone: VmRSS also counts its binary's pages, which the logins' code
 	// paths fault in the first time they run (0-0.6 MB over 80 logins,
-	// bench/README.md "Where an idle connection's VmRSS goes"), page cache
+	// bench/HISTORY.md "Where an idle connection's VmRSS goes"), page cache
 	// the kernel can drop, not memory the connections hold.
 	AnonBeforeKB       int64   `json:"rss_anon_before_kb"`
 	AnonAfterKB        int64   `json:"rss_anon_after_kb"`
@@ -214,7 +214,7 @@ func idleMemory(ctx context.Context, path string, pid int, e pgEnv, n, more int,
 // stacks: the runtime's metadata and any memory outside Go's heap, touched
 // for the first time (the runtime's sys gauge counts memory mapped, not
 // touched, so it does not bound what became resident over the batch;
-// bench/README, 2026-12-05 night session).
+// bench/HISTORY.md, 2026-12-05 night session).
 func goMemoryLine(g map[string]float64, anonKB float64) string {
 	kib := func(name string) float64 { return g["go_memstats_"+name+"_bytes"] / 1024 }
 	heap, idle, released, stack, mspan := kib("heap_inuse"), kib("heap_idle"), kib("heap_released"), kib("stack_inuse"), kib("mspan_inuse")

@@ -21,7 +21,7 @@ import (
 // logins' log entries add (a `session.started` entry and a session row a
 // login, about 20 KiB resident per 16 KiB page, until the writer's 16 MiB
 // cache is full), and the Go runtime's metadata growing by 256 KiB chunks.
-// Runs of one build gave 1.6–5.3 KiB per connection (bench/README.md,
+// Runs of one build gave 1.6–5.3 KiB per connection (bench/HISTORY.md,
 // "What separates an idle session's live heap from its RssAnon").
 //
 // The slope method takes those out of the figure instead of dividing them

@@ -239,7 +239,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	// The durable write's cost on the gateway's data directory, with
 	// nothing else running: every batch of the journal pays one, and on
 	// some machines its CPU, more than its latency, is what separates the
-	// gateway from the ReverseProxy (bench/README.md).
+	// gateway from the ReverseProxy (bench/HISTORY.md).
 	probe, err := benchkit.ProbeSync(filepath.Join(srv.Dir, "data"), 2000)
 	if err != nil {
 		r.Fatal(err)

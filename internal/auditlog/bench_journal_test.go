@@ -17,7 +17,7 @@ import (
 // BenchmarkIndexBatch (sqlitestore) measures them. k=1 against k=8 splits
 // a batch's fixed cost from an entry's. Count instructions under callgrind
 // at two -benchtime values for a figure that holds on a busy machine
-// (bench/README.md).
+// (bench/HISTORY.md).
 func BenchmarkJournalBatch(b *testing.B) {
 	for _, k := range []int{1, 8} {
 		b.Run("entries="+strconv.Itoa(k), func(b *testing.B) {

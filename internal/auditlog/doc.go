@@ -114,7 +114,7 @@
 // callers over N replicas, as BenchmarkSharedAppend measures).
 // Replicas therefore wait on each other per batch, never per event.
 // BenchmarkSharedAppend measures it with 1, 2 and 3 replicas (see
-// bench/README.md).
+// bench/HISTORY.md).
 //
 // Durability is PostgreSQL's (WAL flushed; synchronous_commit on, or a
 // synchronous standby's level, see pgstore): there is no local journal
@@ -271,7 +271,7 @@
 // shrank enough) does not wake it, nor does a reader's Wait unless the
 // wait was one that only a batch of working readers gets: under a
 // gateway's load most appends arrive while it gathers, and each wake-up
-// was a goroutine hand-off that changed nothing (bench/README.md, "The
+// was a goroutine hand-off that changed nothing (bench/HISTORY.md, "The
 // gathering writer's wake-ups").
 //
 // When the batch holds an append whose caller is blocked on it before it
@@ -281,7 +281,7 @@
 // well be idle while the writer waits, and an idle Go process fires a
 // timer due in 200 µs only after about 1 ms (its poller waits in whole
 // milliseconds). With runtime timers, BenchmarkAppend8's batches of 8 took
-// about 1.4 ms where the delay allows 0.2 plus the write (bench/README.md).
+// about 1.4 ms where the delay allows 0.2 plus the write (bench/HISTORY.md).
 // A batch of reads alone keeps the runtime timer: their answers, arriving
 // meanwhile, wake the scheduler, which runs due timers, and the sleeping
 // thread's wake-ups cost more than they save there.

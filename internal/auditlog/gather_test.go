@@ -422,7 +422,7 @@ func TestAppendLazyWrittenAloneAfterItsWait(t *testing.T) {
 // runtime timer whose firing readies it (clock.WakeTimer): with
 // clock.AfterFunc every firing started a goroutine of its own to send on
 // a channel, a scheduling round (and often a thread woken) per batch
-// (bench/README.md, "What wakes airlock serve's threads").
+// (bench/HISTORY.md, "What wakes airlock serve's threads").
 func TestCommitDelayTimerStartsNoGoroutine(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := testKey(t)

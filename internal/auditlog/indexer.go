@@ -60,7 +60,7 @@ type indexer struct {
 // roots only), not as a frontier: a frontier is 2 KiB, and the jobs queue
 // up by the hundred between copies, so copying and regrowing a queue of
 // frontiers cost the writer more than encoding the entries did (about 15%
-// of its CPU under pgbench -S, bench/README).
+// of its CPU under pgbench -S, bench/HISTORY.md).
 type indexJob struct {
 	n        int    // its entries, the next n of queued
 	nbufs    int    // their buffers, the next nbufs of bufs
@@ -288,7 +288,7 @@ const (
 // jobs pushed since move to the front of the array, so that the queue's
 // next pushes fill it: sliced off the front instead, the array's room
 // behind them ran out after every few transactions and append made a new
-// one, about 110 bytes a journal batch (bench/README.md).
+// one, about 110 bytes a journal batch (bench/HISTORY.md).
 //
 // Their frontiers' buffers are kept for the next pushes (x.spare, at most
 // keptFrontiers of them): one made for every journal batch was about 180

@@ -106,7 +106,7 @@ func appendFrame(buf []byte, entries []store.LogEntry, key []byte) []byte {
 // sealer seals the writer's frames (appendFrame). It keeps one
 // HMAC-SHA256 under the journal's key for every frame, reset for each, as
 // a new one hashes the key's two padded blocks again and allocates (5.1k
-// instructions a frame under callgrind, bench/README); and it gathers what
+// instructions a frame under callgrind, bench/HISTORY.md); and it gathers what
 // the seal covers in a buffer kept from frame to frame, written to the
 // HMAC at once: a Write per entry went through the hash.Hash interface,
 // whose argument, a local array, was moved to the heap for every frame.

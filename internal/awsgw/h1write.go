@@ -139,7 +139,7 @@ func plainValue(v string) bool {
 	// Eight bytes at a time: every value of every upstream request is
 	// checked (the Authorization and User-Agent alone are some 400 bytes),
 	// and a table lookup per byte was the largest of the gateway's own
-	// functions in a whole-process count (bench/README). A word that may
+	// functions in a whole-process count (bench/HISTORY.md). A word that may
 	// hold a byte the table refuses (or a tab, which it allows) is looked
 	// at byte by byte.
 	rest := v

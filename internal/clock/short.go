@@ -16,7 +16,7 @@ import (
 // open for at most a few hundred microseconds so that concurrent callers
 // share one journal write, and every one of those callers is blocked on
 // that batch, so the process is often idle exactly while the writer waits.
-// Measured (BenchmarkAppend8/journal, 8 callers, bench/README.md): a batch
+// Measured (BenchmarkAppend8/journal, 8 callers, bench/HISTORY.md): a batch
 // took about 1.5 ms with a 200 µs delay on runtime timers, against 0.22
 // ms with no delay at all.
 

@@ -11,7 +11,7 @@ import "time"
 // readies the waiting goroutine directly. c.AfterFunc(d, func() { ch <- … })
 // does the same in two hops: the runtime starts a goroutine for the
 // function, which then readies the waiter; each such goroutine is a
-// scheduling round and may wake an idle thread on its own (bench/README.md,
+// scheduling round and may wake an idle thread on its own (bench/HISTORY.md,
 // "What wakes airlock serve's threads": the audit log's gather timer was
 // 0.09 goroutines started a pgbench statement). Arming it anew also cost a
 // timer, a closure and a channel each time; re-arming this costs nothing.

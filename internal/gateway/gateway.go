@@ -302,7 +302,7 @@ func NewSessionOf(id string, g *Grant, r SessionRecorder) *Session {
 // per-session state holds (and never copies): a control plane whose state
 // lives exactly as long as the session keeps it there rather than in an
 // object of its own, 80 bytes apart for as long as an idle session lasts
-// (bench/README.md, "An idle session's recorder in one object").
+// (bench/HISTORY.md, "An idle session's recorder in one object").
 func InitSession(s *Session, id string, g *Grant, r SessionRecorder) {
 	s.ID, s.Grant, s.rec = id, g, r
 }

@@ -2,12 +2,12 @@
 // a floor under the heap goal while the live heap is small and the server
 // busy.
 //
-// A server's live heap is small (2-4 MB under load: bench/README.md), so
+// A server's live heap is small (2-4 MB under load: bench/HISTORY.md), so
 // with the runtime's default (GOGC=100) its heap goal sits at or near the
 // runtime's 4 MB minimum and it collects after every 2.5 MB or so
 // allocated: a mark of the whole live heap per ~200-1,000 calls, the
 // largest item of the runtime's own that the gateway adds to a call
-// (bench/README.md, "The whole airlock serve per pgbench statement" and
+// (bench/HISTORY.md, "The whole airlock serve per pgbench statement" and
 // "... per S3 GET 1 KiB"). Raising GOGC alone would also multiply a large
 // live heap (GOGC=400: five times it), so the policy raises it only as far
 // as the floor needs: after every collection it sets the percent that puts
@@ -29,7 +29,7 @@
 // the pages stayed resident until the next collection; after one the
 // scavenger returns those past the new goal. A server whose load stopped
 // gets the default's goal back within two IdleChecks and its pages soon
-// after (bench/README.md, "The heap goal's floor dropped once idle"); the
+// after (bench/HISTORY.md, "The heap goal's floor dropped once idle"); the
 // timer stops while the floor is not in force, and a collection that finds
 // the server busy again raises it again.
 //
@@ -270,7 +270,7 @@ func (t *tuner) schedule() {
 // scavenger, which returns the pages past the new goal only after a
 // collection, and an idle server's next one could be two minutes away
 // (measured: RssAnon unchanged over the 12 s after a drop without it;
-// bench/README.md).
+// bench/HISTORY.md).
 func (t *tuner) idleCheck(gen uint64) {
 	mu.Lock()
 	// A check stopped too late (the floor dropped and raised again while

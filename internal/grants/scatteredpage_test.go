@@ -70,7 +70,7 @@ func scatteredGrant(t *testing.T, sessions, runs, calls int) (*harness, *rowCoun
 // entries and more.
 //
 // Written with 10 sessions of 200 commands (20,023 entries; the figures
-// in bench/README.md, "Pages of a grant whose commands lie between its
+// in bench/HISTORY.md, "Pages of a grant whose commands lie between its
 // calls"): the bounds are the page and its stretch (1,514), and two
 // sessions' entries (3,000 of 8 sessions), whatever the grant's size, and
 // the fault, the whole log on every page, is eight and four times them
@@ -153,7 +153,7 @@ func TestScatteredGrantPagesCostThePage(t *testing.T) {
 // entries), the grant's own entries reading each run with its calls.
 //
 // Written with 10 sessions of 200 commands (20,023 entries, 2,003 own;
-// bench/README.md): the bound is the grant's own entries, and the fault
+// bench/HISTORY.md): the bound is the grant's own entries, and the fault
 // reads ten times as many at either size. 1,200 commands are still more
 // than the 1,000 own entries a query reads, so the record's read goes on
 // past its first batch.

@@ -95,7 +95,7 @@ func recordCalls(h *harness, ses *gateway.Session, from, n int) {
 // whatever the session's size, and the fault reads the whole session on
 // every page: at 10,000 calls in 21 pages that is ten times the bound, as
 // at the 50,000 calls in 51 pages of 1,000 this test was written with
-// (bench/README.md, "Reading a long session a page at a time"), which
+// (bench/HISTORY.md, "Reading a long session a page at a time"), which
 // took five times as long to record and read under -race.
 func TestSessionPagesCostThePage(t *testing.T) {
 	t.Parallel()

@@ -32,7 +32,7 @@ type Poller struct {
 	// a token it no longer held. A slot is 8 bytes per parked socket, and
 	// a free one 4 more; the map cost 19-39 per socket (its groups of 8
 	// entries of 16 bytes, 7/8 full at most), and a parked session has two
-	// (TestParkedRegistryBytes; bench/README.md, "An idle session's
+	// (TestParkedRegistryBytes; bench/HISTORY.md, "An idle session's
 	// recorder in one object").
 	seq     uint32
 	parked  []*Conn
@@ -106,7 +106,7 @@ func (p *Poller) Wrap(nc net.Conn) net.Conn {
 // WrapInto is Wrap with the caller's storage: it makes *c the Conn for nc
 // and returns c, so that a caller that keeps one per connection (pggw's
 // client socket) holds it inside its own object rather than as an
-// allocation of its own (bench/README.md, "An idle session in fewer
+// allocation of its own (bench/HISTORY.md, "An idle session in fewer
 // objects"). c must be a zero Conn that is never copied; nc is returned
 // unchanged, and c left as it was, where Wrap would return nc.
 func (p *Poller) WrapInto(c *Conn, nc net.Conn) net.Conn {
@@ -505,7 +505,7 @@ func (p *Poller) ShedAfter(d time.Duration) {
 // net.Conn and the runtime's poll descriptor, and the runtime never gives
 // poll descriptors back (it keeps them for the next sockets), so the
 // process keeps 512 bytes per socket of the burst for as long as it runs
-// (bench/README.md, "One more idle connection: the poll descriptors of a
+// (bench/HISTORY.md, "One more idle connection: the poll descriptors of a
 // burst"). ShedWhenCrowded bounds that: once n sockets have parked since
 // the last sweep, the sweeping goroutine sweeps again (at most once per
 // crowdGap) and sheds the sockets parked through the previous sweep too,

@@ -16,7 +16,7 @@ import (
 // hold a pointer each (and a freed slot 4 bytes), the slice's spare room
 // included about 10 bytes per socket; the map from tokens to connections
 // it replaced held 19-39 (groups of eight 16-byte entries and their
-// control bytes, 7/8 full at most), 37 at this n (bench/README.md, "An
+// control bytes, 7/8 full at most), 37 at this n (bench/HISTORY.md, "An
 // idle session's recorder in one object").
 func TestParkedRegistryBytes(t *testing.T) {
 	if testing.Short() {

@@ -103,7 +103,7 @@ type conn struct {
 	pk parking // park.go
 
 	// What lives exactly as long as the connection, in its allocation
-	// rather than four of its own (bench/README.md, "An idle session in
+	// rather than four of its own (bench/HISTORY.md, "An idle session in
 	// fewer objects"): the relay's state (set up as the relay starts:
 	// run), the cancel key (once the upstream login gave one) and
 	// netpark's wrapper of the client socket (raw, when it has one). An

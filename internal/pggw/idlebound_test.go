@@ -17,7 +17,7 @@ import (
 // TestIdleSessionMemoryBound holds what one more idle session costs the
 // gateway's heap to a tight bound: the largest part of what bench/pgbench's
 // "one more idle connection" measures from outside (RssAnon over a batch
-// of 400; issue 15: within 4x PgBouncer's; bench/README.md, "One more idle
+// of 400; issue 15: within 4x PgBouncer's; bench/HISTORY.md, "One more idle
 // connection, attributed"). It is measured at the margin, as the benchmark
 // does: a first batch of sessions opens (the grant's role, the maps' first
 // tables and the pools' first objects come with it), then more batches,

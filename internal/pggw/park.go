@@ -74,7 +74,7 @@ type parking struct {
 // (netpark's Shed, up to half as long again): its net.Conn closed, its
 // descriptor kept bare, about 300 bytes of heap and the runtime's 512-byte
 // poll descriptor let go per socket, half of what an idle session holds
-// beside its own state (bench/README.md, "Idle sessions shed their
+// beside its own state (bench/HISTORY.md, "Idle sessions shed their
 // net.Conns"). Rebuilding it when the session wakes costs about a dozen
 // system calls and 1 KB of allocations per socket: long against a pooled
 // connection's gaps between statements.
@@ -85,7 +85,7 @@ const shedParkedAfter = 5 * time.Second
 // connections) is then shed about 100 ms after it parks rather than
 // shedParkedAfter, so that the runtime's poll descriptors, which it keeps
 // for reuse and never returns, number about the sockets in use at once,
-// not every socket the burst opened within shedParkedAfter (bench/README.md,
+// not every socket the burst opened within shedParkedAfter (bench/HISTORY.md,
 // "One more idle connection: the poll descriptors of a burst"). Sessions
 // with statements less than 100 ms apart are never shed by it.
 const crowdParks = 64

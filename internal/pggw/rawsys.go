@@ -16,7 +16,7 @@ import (
 // wake sysmon if it was asleep because the process was idle; sysmon then
 // polls every 20 µs for a millisecond. A relay whose process goes idle
 // between round trips of ~100 µs pays that on nearly every statement
-// (bench/README.md, "What bounds the relay now": sysmon 15% of the
+// (bench/HISTORY.md, "What bounds the relay now": sysmon 15% of the
 // relay's CPU). A raw system call skips the bookkeeping. It is safe only
 // because the descriptor never blocks (a blocking one would hold a P for
 // as long as the call waits), so these are called only from the callbacks
@@ -26,7 +26,7 @@ import (
 // detector nothing: the bytes come from and go to other processes, or to
 // tests' goroutines that never share memory with the relay through them.
 //
-// Measured (bench/README.md, "Raw system calls"): the relay's CPU per
+// Measured (bench/HISTORY.md, "Raw system calls"): the relay's CPU per
 // statement in BenchmarkRelay fell by a quarter to a third.
 
 // rawRead is read(2) on a non-blocking descriptor.

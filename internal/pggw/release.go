@@ -19,7 +19,7 @@ import (
 // a gateway that served a burst and then sits with its sessions idle
 // keeps the garbage's pages as VmRSS: bench/pgbench measured 1.1-1.7 MB
 // of heap pages of the 1.8-2.5 MB its process grew by over 80 logins
-// (bench/README.md, "Where an idle connection's VmRSS goes").
+// (bench/HISTORY.md, "Where an idle connection's VmRSS goes").
 //
 // Once the logins have stopped and sessions have gone idle (a sweep of
 // the parker found no connection accepted since the one before, 2.5 s,

@@ -23,7 +23,7 @@ import (
 // An agent that runs psql once per query opens a session per statement,
 // and each session would otherwise pay a login to PostgreSQL: a backend's
 // start and authentication, 17–104 ms on the 2-vCPU hosts of
-// bench/README.md against well under a millisecond for the rest of the
+// bench/HISTORY.md against well under a millisecond for the rest of the
 // session, which is how PgBouncer, reusing its server connections, serves
 // `pgbench -C` some eighty times faster than PostgreSQL itself does. The
 // gateway keeps an upstream connection when its session ends cleanly, for

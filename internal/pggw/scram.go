@@ -147,7 +147,7 @@ func (s *scramServer) first(msg []byte) (string, error) {
 
 // final takes the client-final-message. ok reports whether the proof is
 // right; the server-final-message is returned only then. A login's
-// garbage stays resident as heap pages (bench/README.md, "Where an idle
+// garbage stays resident as heap pages (bench/HISTORY.md, "Where an idle
 // connection's VmRSS goes"), so the authentication message is built once,
 // as the bytes both HMACs read, and the proof, the client's stored key and
 // both signatures are fixed-size arrays.

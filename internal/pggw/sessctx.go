@@ -21,7 +21,7 @@ import (
 // It is no child of the gateway's context: the gateway ends its
 // connections itself (Close, and its Serve's context: shutdownServed),
 // through kill, which cancels it; a child would cost every idle session
-// an entry in the parent's children (bench/README.md).
+// an entry in the parent's children (bench/HISTORY.md).
 //
 // Children of a sessCtx (context.WithTimeout) start a goroutine that
 // watches it until they end, as for any context that is not the

@@ -318,7 +318,7 @@ func TestShedSessionAddrs(t *testing.T) {
 }
 
 // A shed idle session's relay state, cancel key and client wrapper are
-// its conn's own fields (one allocation: bench/README.md, "An idle session
+// its conn's own fields (one allocation: bench/HISTORY.md, "An idle session
 // in fewer objects"), and still work as such: the cancel key the gateway
 // registered is conn's, the client socket parked and shed is conn's, and
 // the session wakes and answers through them.

@@ -10,7 +10,7 @@ import (
 
 // An idle session holds its conn for as long as it idles, with its
 // relayState, cancel key and client socket's netpark.Conn inside it (one
-// allocation: bench/README.md, "An idle session in fewer objects"). conn's
+// allocation: bench/HISTORY.md, "An idle session in fewer objects"). conn's
 // bound is the size class it was brought into, 480: the four were 224,
 // 160, 32 and 80 bytes apart, each a size class of its own, and 496
 // together (the 512 class) until conn's pointer to its relayState went and

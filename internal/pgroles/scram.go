@@ -17,7 +17,7 @@ import (
 // at every login, on the client's side: the gateway's, which runs PBKDF2
 // once per upstream connection. At PostgreSQL's default of 4096 that was
 // about 0.7 ms of the gateway's CPU per session (BenchmarkRoleLogin,
-// bench/README.md), more than the rest of its upstream login. PostgreSQL
+// bench/HISTORY.md), more than the rest of its upstream login. PostgreSQL
 // accepts any positive count in a stored verifier, and so do libpq and
 // pgx (TestRoleLogsInWithSCRAM runs the login against a server that
 // requires SCRAM). The gateway's own verifiers for its clients (package

@@ -136,7 +136,7 @@ type Recorder struct {
 	// for the next batches (takeBatch): a batch grown from nothing by
 	// append allocated, copied and cleared its 176-byte calls about twice
 	// over, 0.47 KiB of the gateway's 3.2 a pgbench statement, and the
-	// collector's work with them (bench/README.md, "The whole airlock
+	// collector's work with them (bench/HISTORY.md, "The whole airlock
 	// serve per pgbench statement"). Dropped when a results flush finds
 	// nothing to log, so that an idle server keeps none.
 	spareMu sync.Mutex
@@ -265,7 +265,7 @@ func (r *Recorder) Start(ctx context.Context, g *gateway.Grant, sid, client stri
 // The session's recorder is its state, whose methods Request,
 // RequestAsync, Result and End the Session calls (gateway.SessionRecorder):
 // six closures over Start's variables held about 300 bytes for each
-// session's life, four method values 64 (bench/README.md, "An idle
+// session's life, four method values 64 (bench/HISTORY.md, "An idle
 // session's own objects"), the state itself nothing more.
 
 // counted counts c in the session's summary. Every call is a plain append,
@@ -336,7 +336,7 @@ type callWait struct {
 
 // callWaits holds the callWaits whose record is durable, for the next
 // requests: one was about 430 bytes a statement, a sixth of what airlock
-// serve allocated per pgbench -S statement (bench/README.md). A callWait
+// serve allocated per pgbench -S statement (bench/HISTORY.md). A callWait
 // goes back only from a Wait that returned nil: the log's writer is then
 // done with its operation (auditlog.Pending.Wait), the call was counted,
 // and its caller calls Wait at most once (gateway.Waiter), through a

@@ -516,7 +516,7 @@ func TestRecorderFlushResultsIdleAllocatesNothing(t *testing.T) {
 // function, and the results flush's shared state (the wait group, mutex
 // and error its goroutines share, though there were none): about 1.7 KB/s
 // of garbage on an idle gateway, which regrew the heap the gateway had
-// given back (bench/README.md).
+// given back (bench/HISTORY.md).
 func TestRecorderIdleTickAllocatesNothing(t *testing.T) {
 	fake := clock.NewFake(time.Now())
 	e := newEnv(t, Options{Clock: fake, Now: func() time.Time { return fake.Now().UTC() }})

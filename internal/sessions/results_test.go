@@ -51,7 +51,7 @@ func TestResultsDataGrowsOnce(t *testing.T) {
 
 // TestStateSize holds a session's running summary, with the gateway's
 // Session inside it, to the size class an idle session's share was brought
-// into (bench/README.md, "An idle session's recorder in one object"): 384,
+// into (bench/HISTORY.md, "An idle session's recorder in one object"): 384,
 // where the state alone was 352 (the review's Tally fitted in by making
 // dropped an int32 and active a Unix time) and the Session 80 more; then
 // 448 with the 64 bytes that hold the session's id and client, which were
@@ -83,7 +83,7 @@ func stateOf(t *testing.T, s *gateway.Session) *state {
 // TestStartHoldsOneObject: the Session that Start returns is its state's
 // own (gateway.InitSession), not an object apart: an idle session holds
 // one object of the recorder's, 384 bytes, where it held two, 352 and 80
-// (bench/README.md, "An idle session's recorder in one object"). And the
+// (bench/HISTORY.md, "An idle session's recorder in one object"). And the
 // Session records through that state.
 func TestStartHoldsOneObject(t *testing.T) {
 	e := newEnv(t, Options{})
@@ -157,7 +157,7 @@ func TestResultsSpareArrays(t *testing.T) {
 // TestStartKeepsStringsInState: the session's id and its client's address
 // live in the state's own allocation (state.strs), not in two small
 // objects of their own that each pinned a span of a login's freed garbage
-// for as long as the session lasted (bench/README.md, "What separates an
+// for as long as the session lasted (bench/HISTORY.md, "What separates an
 // idle session's live heap from its RssAnon"); a client name too long for
 // it is kept as given.
 // And the records carry both.

@@ -52,7 +52,7 @@ type state struct {
 	tlsClient string
 	// sess is the gateway's Session, whose recorder is this state
 	// (gateway.InitSession): one object for as long as the session lives,
-	// where the state (352) and the Session (80) were two (bench/README.md,
+	// where the state (352) and the Session (80) were two (bench/HISTORY.md,
 	// "An idle session's recorder in one object").
 	sess gateway.Session
 	// strs holds the bytes of the session's id and its client's address
@@ -61,7 +61,7 @@ type state struct {
 	// and 16 bytes for as long as the session lasts, in the size classes
 	// that a login's garbage fills most: each pinned a span of mostly
 	// freed slots, 0.2 KiB of heap a session beyond their 40 bytes
-	// (bench/README.md, "What separates an idle session's live heap from
+	// (bench/HISTORY.md, "What separates an idle session's live heap from
 	// its RssAnon"). 64 bytes bring the state to the 448 size class
 	// exactly (TestStateSize).
 	strs [64]byte

@@ -34,7 +34,7 @@ func rssAnon(t *testing.T) int64 {
 // the size is set, and for a new file that is the default 4 KiB: the
 // 16 KiB pages set after it kept the count, so the writer of every
 // database airlock serve created cached 64 MiB, about 80 MB resident with
-// the allocator's overhead (bench/README.md, "The writer's page cache was
+// the allocator's overhead (bench/HISTORY.md, "The writer's page cache was
 // four times its size"). The cache is now set in pages.
 //
 // Under the race detector this takes minutes: it runs in the Makefile's

@@ -71,7 +71,7 @@
 // matches. An index entry per log entry, with the gateways' concurrent
 // sessions interleaved in the session index, was about two fifths of the
 // instructions of the audit log's copy into the store, and the session
-// index a fifth of its page writes (BenchmarkIndexBatch, bench/README.md);
+// index a fifth of its page writes (BenchmarkIndexBatch, bench/HISTORY.md);
 // a run per session and grant per batch is a few rows per transaction.
 // Reading a session or grant costs at most runGap+1 rows per row it
 // returns, and usually about as many as the sessions (grants) interleaved
@@ -202,7 +202,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// each dirty page to the WAL and again at SQLite's checkpoint, one
 	// pwrite per page (and reads it back once, one pread per page): with
 	// 16 KiB pages those were 0.24 system calls per log entry instead of
-	// 0.77 (BenchmarkIndexBatch, bench/README.md), for the same bytes and
+	// 0.77 (BenchmarkIndexBatch, bench/HISTORY.md), for the same bytes and
 	// the same instructions in SQLite.
 	wq.Add("_pragma", fmt.Sprintf("page_size(%d)", pageSize))
 	wq.Set("_journal_mode", "WAL")
