@@ -50,14 +50,10 @@ type entry struct {
 	kind   entryKind
 	n      int64
 	action string
-	// pairs are the parameters of the statement's request record
-	// (gateway.Call.Pairs), set by number before it is recorded and not
-	// changed after: "n" (n in decimal) first, so that its result's
-	// are pairs[:1] (resultPairs), then room for the request's others. In
-	// the entry, which each statement allocates anyway, they cost no
-	// allocation of their own: the request's and the result's Params
-	// maps were two each.
-	pairs    [4]gateway.Param
+	// rec holds the parameters of the statement's request and result
+	// records (stmtRecord), which the recorder may keep after the entry
+	// is recycled (freeEntry); set by number.
+	rec      *stmtRecord
 	start    time.Time
 	rows     int64
 	dataRows int64
@@ -110,18 +106,74 @@ type stmt struct {
 	group uint64
 }
 
-// number numbers e's statement n (relayState.n) and returns its
-// request's pairs so far, "n" alone, with room for the others (appended
-// in the entry, the log sorts them): e.pairs.
+// stmtRecord is what a statement's request and result records point to:
+// their parameters, as pairs (gateway.Call.Pairs), "n" (the statement's
+// number in decimal, in num) first, so that its result's are pairs[:1]
+// (resultPairs), then room for the request's others. It is an object of
+// its own, never reused, rather than part of the entry: a recorder may
+// keep a call's Pairs for as long as it likes ("must not change once the
+// call is recorded": the sessions recorder's results batch until its
+// flush, however long the log fails; the tests' in-memory authority for
+// ever), and the entry is recycled once the statement's result is
+// recorded (freeEntry). 144 bytes, where the entry (384) and the number's
+// string (8, at n ≥ 100) were two allocations a statement.
+type stmtRecord struct {
+	pairs [4]gateway.Param
+	num   [16]byte // n in decimal (strconv.AppendInt); a longer n is put apart
+}
+
+// number numbers e's statement n (relayState.n), with a record of its own
+// (stmtRecord), and returns its request's pairs so far, "n" alone, with
+// room for the others (appended in the record, the log sorts them).
 func (e *entry) number(n int64) []gateway.Param {
 	e.n = n
-	e.pairs[0] = gateway.Param{Key: "n", Value: strconv.FormatInt(n, 10)}
-	return e.pairs[:1]
+	r := new(stmtRecord)
+	b := strconv.AppendInt(r.num[:0], n, 10)
+	// The bytes are written once, here, before the string exists, and
+	// the record is never reused: the string is as immutable as any.
+	r.pairs[0] = gateway.Param{Key: "n", Value: unsafe.String(unsafe.SliceData(b), len(b))}
+	e.rec = r
+	return r.pairs[:1]
 }
 
 // resultPairs are the parameters of the statement's result record: its
 // number, by which it pairs with its request.
-func (e *entry) resultPairs() []gateway.Param { return e.pairs[:1:1] }
+func (e *entry) resultPairs() []gateway.Param { return e.rec.pairs[:1:1] }
+
+// entryPool holds queue entries no list and no record points to any more,
+// for the next statements of any session (newEntry, freeEntry): an entry
+// was 384 bytes a statement, a pgbench -S transaction's largest object in
+// the gateway, and a prepared batch's three (its Bind's unused place and
+// its Sync's among them) 1,152.
+var entryPool = sync.Pool{New: func() any { return new(entry) }}
+
+// newEntry returns a zero entry for the client loop to fill and push.
+func newEntry() *entry { return entryPool.Get().(*entry) }
+
+// freeEntry gives e back for another statement, of this session or
+// another, once nothing reads or writes it any more. Its callers show
+// that:
+//   - it is out of the queue (popped, under qmu, by the upstream loop or
+//     by finish once both loops ended) and out of done: only the
+//     upstream loop pops, only it holds done (hold and recordResults run
+//     on it), and the client loop keeps no pointer to an entry it pushed
+//     (recordQuery's and endBatch's lists are local, endBatch's scratch
+//     only cleared);
+//   - its request is no longer the recorder's: recorded at once (pend
+//     nil from the start; Request has returned), or its Pending waited
+//     for with a nil answer (the recorder's wait is done with the call
+//     and gives its own object back: sessions' callWait). An entry
+//     whose record failed or was never waited for is left to the
+//     collector, since the recorder may still hold its Pending;
+//   - its result, if any, is recorded, and the result's call points to
+//     the statement's record (stmtRecord), not to the entry.
+//
+// Entries that are not statements (a Sync, a Close, a check, the
+// gateway's own answers) have no record: popping them is their end.
+func freeEntry(e *entry) {
+	*e = entry{}
+	entryPool.Put(e)
+}
 
 func newStmt(sql string) stmt {
 	action := actionOf(sql)
@@ -277,8 +329,16 @@ func (r *relayState) front() *entry {
 
 // pop drops the oldest entry; qmu held.
 func (r *relayState) pop() {
-	if r.q[r.head].kind == eCheck {
+	e := r.q[r.head]
+	switch e.kind {
+	case eCheck:
 		r.checking.Add(-1)
+		freeEntry(e)
+	case eSimple, eExec, ePart:
+		// complete (or finish) moved it to done: freed once its
+		// result is recorded (recordResults).
+	default:
+		freeEntry(e)
 	}
 	r.q[r.head] = nil
 	r.head++
@@ -554,7 +614,8 @@ func (c *conn) clientMessage(raw []byte) error {
 		r.code++
 		c.leavesState = true
 		r.n++
-		e := &entry{kind: eSimple, action: "pg:function-call"}
+		e := newEntry()
+		e.kind, e.action = eSimple, "pg:function-call"
 		call := gateway.Call{Kind: "request", Action: e.action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
 			gateway.Param{Key: "function", Value: strconv.FormatUint(uint64(fc.Function), 10)}, gateway.Param{Key: "protocol", Value: "function-call"})}
 		if p := formatParams(fc.Arguments, int16s(fc.ArgFormatCodes), c.redact()); p != "" {
@@ -862,10 +923,10 @@ func (c *conn) endBatch(sync bool) error {
 		r.discard = !sync
 		return nil
 	}
-	// One allocation for the batch's entries (they complete together, at
-	// its Sync), their pointers gathered in a slice the session reuses
-	// (push copies them).
-	slab := make([]entry, len(r.execs)+1)
+	// The batch's entries come from the pool (newEntry), one for each
+	// Execute and Close and one for the Sync; their pointers are gathered
+	// in a slice the session reuses (push copies them). They were one
+	// slab of len(r.execs)+1 entries, a place for each Bind too.
 	entries := r.scratch[:0]
 	defer func() { clear(entries); r.scratch = entries[:0] }()
 	async := c.mayReadEarly()
@@ -895,7 +956,7 @@ func (c *conn) endBatch(sync bool) error {
 			continue
 		}
 		if pe.close != 0 {
-			e := &slab[len(entries)]
+			e := newEntry()
 			e.kind = pe.close
 			if pe.close == eCheck {
 				e.tag = pe.portal // the statement checked
@@ -905,7 +966,7 @@ func (c *conn) endBatch(sync bool) error {
 			continue
 		}
 		r.n++
-		e := &slab[len(entries)]
+		e := newEntry()
 		action := pe.p.stmt.action
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
 			gateway.Param{Key: "protocol", Value: "extended"}, gateway.Param{Key: "statement", Value: pe.p.stmt.text})}
@@ -929,7 +990,7 @@ func (c *conn) endBatch(sync bool) error {
 		e.start = now
 	}
 	if sync {
-		e := &slab[len(entries)]
+		e := newEntry()
 		e.kind, e.n = eSync, int64(r.syncs)
 		entries = append(entries, e)
 		r.syncs++
@@ -1036,7 +1097,9 @@ func (c *conn) synthetic(e *pgError, ready bool) {
 	}
 	r.qmu.Lock()
 	if r.front() != nil {
-		r.q = append(r.q, &entry{kind: eSynthetic, synthetic: b, ready: ready})
+		e := newEntry()
+		e.kind, e.synthetic, e.ready = eSynthetic, b, ready
+		r.q = append(r.q, e)
 		r.qmu.Unlock()
 		return
 	}
@@ -1439,7 +1502,7 @@ func (c *conn) emitSynthetic() {
 // statement has run by now.
 func (c *conn) recordResults() {
 	r := &c.rs
-	for _, e := range r.done {
+	for i, e := range r.done {
 		if e.pend != nil {
 			// Completed before hold waited for its record: an upstream
 			// out of step answered it with a message read before it was
@@ -1448,6 +1511,7 @@ func (c *conn) recordResults() {
 			// ends the session as at hold.
 			if err := e.pend.Wait(c.ctx()); err != nil {
 				c.refuseHeld(err)
+				r.done[i] = nil // the recorder may hold it: not freed
 				continue
 			}
 		}
@@ -1459,6 +1523,13 @@ func (c *conn) recordResults() {
 		// of it would be Background, at an allocation per session.
 		if err := c.sess.Result(context.Background(), call); err != nil {
 			c.gw.log.Error("recording a statement's result failed", "session", c.sess.ID, "n", e.n, "err", err)
+		}
+	}
+	// Every entry left in done has its request durable and its result
+	// recorded, and is in no list once done is cleared (freeEntry).
+	for _, e := range r.done {
+		if e != nil {
+			freeEntry(e)
 		}
 	}
 	clear(r.done)

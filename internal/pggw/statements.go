@@ -57,7 +57,8 @@ func (c *conn) recordQuery(sql, action string) error {
 	}
 	if n <= 1 {
 		r.n++
-		e := &entry{kind: eSimple, action: action}
+		e := newEntry()
+		e.kind, e.action = eSimple, action
 		call := gateway.Call{Kind: "request", Action: e.action, Resource: c.t.db, Allowed: true, Pairs: append(e.number(r.n),
 			gateway.Param{Key: "protocol", Value: "simple"}, gateway.Param{Key: "statement", Value: redactSecrets(sql)})}
 		c.withPrepared(&call, sql)
@@ -87,7 +88,8 @@ func (c *conn) recordQuery(sql, action string) error {
 			also = tailAlso
 		}
 		r.n++
-		e := &entry{action: action}
+		e := newEntry()
+		e.action = action
 		call := gateway.Call{Kind: "request", Action: action, Resource: c.t.db, Also: also, Allowed: true, Pairs: append(e.number(r.n),
 			gateway.Param{Key: "part", Value: part}, gateway.Param{Key: "protocol", Value: "simple"}, gateway.Param{Key: "statement", Value: redactSecrets(text)})}
 		c.withPrepared(&call, text)
