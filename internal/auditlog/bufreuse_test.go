@@ -24,10 +24,28 @@ func TestJournalEntryBufferAllocs(t *testing.T) {
 	if raceOn {
 		t.Skip("allocation counts hold only without the race detector")
 	}
+	ev := []Event{{Type: "session.call", Time: time.Unix(1, 0), GrantID: "g_1", SessionID: "s_1", Actor: "bot"}}
+	l, ops, n := journalBatchAllocs(t, ev)
+	if n != 0 {
+		t.Errorf("a journal batch of three appends allocates %v times, want 0", n)
+	}
+	for i := range ops {
+		if ops[i].evs[0].buf != nil {
+			t.Error("an operation still points to its buffer after the batch took it")
+		}
+	}
+	if len(l.idx.bufs) != 0 || len(l.idx.queued) != 0 {
+		t.Errorf("%d buffers and %d entries left queued, want none", len(l.idx.bufs), len(l.idx.queued))
+	}
+}
+
+// journalBatchAllocs counts the allocations of a journal batch of three
+// appends of ev on the writer's and the indexer's side (encoded,
+// numbered, queued, stored and taken off), after one such batch.
+func journalBatchAllocs(t *testing.T, ev []Event) (*Log, []op, float64) {
 	l := &Log{opts: Options{MaxBatch: 8}}
 	l.idx = &indexer{l: l, kick: make(chan struct{}, 1)}
 	ctx := context.Background()
-	ev := []Event{{Type: "session.call", Time: time.Unix(1, 0), GrantID: "g_1", SessionID: "s_1", Actor: "bot"}}
 	ops := make([]op, 3)
 	claimed := make([]result, 0, 8)
 	cycle := func() {
@@ -54,16 +72,36 @@ func TestJournalEntryBufferAllocs(t *testing.T) {
 		x.mu.Unlock()
 	}
 	cycle()
-	if n := testing.AllocsPerRun(100, cycle); n != 0 {
-		t.Errorf("a journal batch of three appends allocates %v times, want 0", n)
+	return l, ops, testing.AllocsPerRun(100, cycle)
+}
+
+// bigData is an event's data of about 6 KiB, as a session's batch of
+// results is, encoded into a buffer GrowEntry gives, as sessions.Results
+// grows its own.
+type bigData struct{ G, I int }
+
+func (d bigData) AppendJSON(b []byte) ([]byte, error) {
+	b = GrowEntry(b, 6<<10)
+	b = fmt.Appendf(b, `{"g":%d,"i":%d,"pad":"`, d.G, d.I)
+	for range 6000 {
+		b = append(b, 'x')
 	}
-	for i := range ops {
-		if ops[i].evs[0].buf != nil {
-			t.Error("an operation still points to its buffer after the batch took it")
-		}
+	return append(b, `"}`...), nil
+}
+
+// TestJournalBigEntryBufferAllocs is TestJournalEntryBufferAllocs for
+// events larger than an entry's usual (bigData, whose encoding grows its
+// buffer through GrowEntry): once a stored batch's buffers went back to
+// bigEntryBufs, a batch of three allocates nothing. Grown by slices.Grow,
+// each event's buffer was made anew (a session's batch of results: about
+// 11 KiB, 167 bytes a pgbench statement).
+func TestJournalBigEntryBufferAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts hold only without the race detector")
 	}
-	if len(l.idx.bufs) != 0 || len(l.idx.queued) != 0 {
-		t.Errorf("%d buffers and %d entries left queued, want none", len(l.idx.bufs), len(l.idx.queued))
+	ev := []Event{{Type: "session.results", Time: time.Unix(1, 0), GrantID: "g_1", SessionID: "s_1", Actor: "bot", Data: bigData{1, 2}}}
+	if _, _, n := journalBatchAllocs(t, ev); n != 0 {
+		t.Errorf("a journal batch of three large appends allocates %v times, want 0", n)
 	}
 }
 
@@ -76,7 +114,8 @@ func TestJournalEntryBufferAllocs(t *testing.T) {
 // state. A buffer put back before the store holds its entry would be
 // written by an encoder while the indexer reads it (a reported race under
 // -race; without it, an entry whose bytes changed), and one the writer
-// still pointed to from an operation, reused by its caller, likewise.
+// still pointed to from an operation, reused by its caller, likewise. One
+// event in three is a large one (bigData), in a buffer of bigEntryBufs.
 func TestEntryBuffersReusedAfterStore(t *testing.T) {
 	dir := t.TempDir()
 	st := openSQLite(t, filepath.Join(dir, "airlock.db"))
@@ -120,6 +159,9 @@ func TestEntryBuffersReusedAfterStore(t *testing.T) {
 				p.Reset()
 				ev := Event{Type: "session.call", GrantID: "g_1", SessionID: fmt.Sprintf("s_%d", g), Actor: "bot",
 					Data: map[string]int{"g": g, "i": i}}
+				if i%3 == 2 { // one in three in a buffer of GrowEntry's (bigEntryBufs)
+					ev.Data = bigData{g, i}
+				}
 				if err := l.AppendAsyncLiveIn(ctx, "", &p, ev).Wait(ctx); err != nil {
 					t.Error(err)
 					return

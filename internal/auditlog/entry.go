@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -63,6 +64,10 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 	}
 	t = t.UTC()
 	b := newEntryBuf()
+	// An event whose data grows its buffer (GrowEntry, append) leaves
+	// newEntryBuf's behind: only this call holds it, so it goes back
+	// (below) rather than to the collector.
+	first := b
 	b = append(b, `,"time":"`...)
 	b = t.AppendFormat(b, time.RFC3339Nano) // nothing in it to escape
 	b = append(b, '"')
@@ -96,6 +101,11 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 		}
 	}
 	b = append(b, '}')
+	if &b[0] != &first[0] { // both hold seqRoom bytes at least
+		if p, ok := entryBufOf(first).(*[entryBufSize]byte); ok {
+			entryBufs.Put(p)
+		}
+	}
 	return encoded{time: t, typ: ev.Type, grantID: ev.GrantID, sessionID: ev.SessionID, buf: b}, nil
 }
 
@@ -109,7 +119,8 @@ const entryBufSize = 512
 // bytes in BenchmarkRecorderStatement).
 //
 // Only the indexer puts a buffer back (dropJobs), once a store transaction
-// holding its entry committed; the writer handed it over (buildJournal,
+// holding its entry committed (and encodeEvent one its event's data grew
+// out of, which it alone held); the writer handed it over (buildJournal,
 // Log.bufs, push) and nothing else holds it by then:
 //   - the operation that encoded it: buildJournal drops the operation's
 //     reference (its evs[i].buf) as it numbers the entry, before the
@@ -124,9 +135,9 @@ const entryBufSize = 512
 //
 // A batch whose journal write failed, or whose entries never reach the
 // store (a failing store, a stop), leaves its buffers to the collector;
-// so do the events of a log without a journal, and buffers that grew past
-// entryBufSize. TestEntryBuffersReusedAfterStore checks the handover under
-// -race.
+// so do the events of a log without a journal, and buffers that grew to
+// another size than entryBufSize or bigEntryBufSize (entryBufOf).
+// TestEntryBuffersReusedAfterStore checks the handover under -race.
 var entryBufs sync.Pool // of *[entryBufSize]byte
 
 // newEntryBuf returns a buffer for an event's encoding: seqRoom bytes,
@@ -138,15 +149,52 @@ func newEntryBuf() []byte {
 	return make([]byte, seqRoom, entryBufSize)
 }
 
-// entryBufOf returns the array of b, an encoded event's buffer
-// (encoded.buf), if newEntryBuf made it and it did not grow: only then
-// may it go back to entryBufs. An encoded buffer always starts at its
-// array's start.
-func entryBufOf(b []byte) *[entryBufSize]byte {
-	if cap(b) != entryBufSize {
-		return nil
+// bigEntryBufSize is the buffer of an event larger than an entry's usual
+// (GrowEntry): a session's batch of results, 64 of about 170 bytes, for
+// which the 512-byte buffer grew into one of about 11 KiB, made anew for
+// every batch (167 bytes a pgbench statement in BenchmarkRecorderStatement).
+const bigEntryBufSize = 16 << 10
+
+// bigEntryBufs are such buffers that the log has stored, as entryBufs are
+// the usual ones, handed over and put back the same way (dropBufs).
+var bigEntryBufs sync.Pool // of *[bigEntryBufSize]byte
+
+// GrowEntry is slices.Grow for an Appender whose encoding may be larger
+// than an entry's usual (entryBufSize): b with room for n more bytes. A
+// buffer that must grow beyond what it holds, to at most bigEntryBufSize,
+// is one of the log's own (bigEntryBufs), with b's bytes copied in, which
+// the log takes back once the store holds the entry, when b was an event's
+// buffer (encodeEvent); otherwise it is the caller's, as slices.Grow's. b
+// itself is left as it is (not put back: the caller may hold it).
+func GrowEntry(b []byte, n int) []byte {
+	if n <= cap(b)-len(b) {
+		return b
 	}
-	return (*[entryBufSize]byte)(b[:entryBufSize])
+	if n < 0 || len(b)+n > bigEntryBufSize {
+		return slices.Grow(b, n)
+	}
+	p, _ := bigEntryBufs.Get().(*[bigEntryBufSize]byte)
+	if p == nil {
+		p = new([bigEntryBufSize]byte)
+	}
+	return append(p[:0], b...)
+}
+
+// entryBufOf returns the array of b, an encoded event's buffer
+// (encoded.buf), as a *[entryBufSize]byte or *[bigEntryBufSize]byte, if
+// it is of either size: newEntryBuf's that did not grow, GrowEntry's, or
+// one that grew by append to exactly either, which only this encoding
+// holds. Only those may go back to their pool (dropBufs). An encoded
+// buffer always starts at its array's start. A pointer in an interface
+// costs no allocation.
+func entryBufOf(b []byte) any {
+	switch cap(b) {
+	case entryBufSize:
+		return (*[entryBufSize]byte)(b[:entryBufSize])
+	case bigEntryBufSize:
+		return (*[bigEntryBufSize]byte)(b[:bigEntryBufSize])
+	}
+	return nil
 }
 
 func encodeEvents(evs []Event) ([]encoded, error) {

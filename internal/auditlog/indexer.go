@@ -41,8 +41,9 @@ type indexer struct {
 	// bytes a statement under pgbench -S.
 	queued []store.LogEntry
 	// bufs are the queued entries' buffers, in order, that go back to
-	// entryBufs once their entries are stored (dropJobs).
-	bufs []*[entryBufSize]byte
+	// entryBufs or bigEntryBufs once their entries are stored (dropJobs):
+	// entryBufOf's.
+	bufs []any
 	// spare are stored jobs' frontier buffers, for push (dropJobs).
 	spare   [][]byte
 	indexed int64 // log size the store holds
@@ -81,7 +82,7 @@ func startIndexer(l *Log) *indexer {
 // they are in that entryBufs may take once they are stored (the caller may
 // reuse both slices). Its tree's frontier is encoded into a stored job's
 // buffer if one is spare (dropJobs).
-func (x *indexer) push(entries []store.LogEntry, bufs []*[entryBufSize]byte, tree *frontier) {
+func (x *indexer) push(entries []store.LogEntry, bufs []any, tree *frontier) {
 	x.mu.Lock()
 	var buf []byte
 	if k := len(x.spare); k > 0 {
@@ -314,7 +315,7 @@ func (x *indexer) dropJobs(n, count int) {
 }
 
 // dropBufs puts the buffers of the first n jobs, stored, back into
-// entryBufs and takes them off bufs (x.mu held), as dropEntries does the
+// entryBufs or bigEntryBufs and takes them off bufs (x.mu held), as dropEntries does the
 // entries. Nothing else holds them (see entryBufs).
 func (x *indexer) dropBufs(n int) {
 	nb := 0
@@ -322,7 +323,12 @@ func (x *indexer) dropBufs(n int) {
 		nb += j.nbufs
 	}
 	for _, p := range x.bufs[:nb] {
-		entryBufs.Put(p)
+		switch p := p.(type) {
+		case *[entryBufSize]byte:
+			entryBufs.Put(p)
+		case *[bigEntryBufSize]byte:
+			bigEntryBufs.Put(p)
+		}
 	}
 	if cap(x.bufs) > keptQueued {
 		x.bufs = slices.Clone(x.bufs[nb:])

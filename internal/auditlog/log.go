@@ -235,8 +235,9 @@ type Log struct {
 	// from one batch to the next (buildJournal), empty between them.
 	batch []store.LogEntry
 	// bufs are the batch's entries' buffers that may be reused once the
-	// store holds them (entryBufs), reused as batch is.
-	bufs []*[entryBufSize]byte
+	// store holds them (entryBufs, bigEntryBufs: entryBufOf), reused as
+	// batch is.
+	bufs []any
 
 	// The group commit delay: the writer's state, and (under mu) when the
 	// newest append arrived and the average gap between appends.

@@ -196,3 +196,27 @@ func TestStartKeepsStringsInState(t *testing.T) {
 		}
 	}
 }
+
+// TestResultsGrowIntoLogBuffer: a batch of results that outgrows the
+// event's buffer grows into one of the log's (auditlog.GrowEntry, 16 KiB),
+// which the log takes back once the store holds the entry, not into an
+// array of its own made for every batch (slices.Grow: 167 bytes a pgbench
+// statement in BenchmarkRecorderStatement).
+func TestResultsGrowIntoLogBuffer(t *testing.T) {
+	res := make([]gateway.Call, resultsBatch)
+	for i := range res {
+		res[i] = gateway.Call{Kind: "result", Action: "pg:select", Resource: "pgbench", Allowed: true, Rows: 1,
+			Duration: 150 * time.Microsecond, Pairs: []gateway.Param{{Key: "n", Value: strconv.Itoa(i + 1)}}}
+	}
+	b, err := Results{Results: res}.AppendJSON(make([]byte, 0, 512)) // as an event's buffer (newEntryBuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(b) != 16<<10 {
+		t.Errorf("a batch of %d results (%d bytes) is in a buffer of %d bytes, want the log's of %d", len(res), len(b), cap(b), 16<<10)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Results) != len(res) {
+		t.Errorf("the batch does not decode as its %d results: %v", len(res), err)
+	}
+}

@@ -129,8 +129,11 @@ func (d Results) AppendJSON(b []byte) ([]byte, error) {
 			if i == 0 && len(d.Results) > 1 {
 				// Room for the rest at about the first one's size, once:
 				// growing a batch's tens of KiB by doubling copied and
-				// cleared it several times.
-				b = slices.Grow(b, (len(b)-at+resultSlack)*(len(d.Results)-1))
+				// cleared it several times. A buffer of the log's
+				// (auditlog.GrowEntry), which it takes back once the
+				// store holds the entry: made anew, a batch's was 167
+				// bytes a pgbench statement.
+				b = auditlog.GrowEntry(b, (len(b)-at+resultSlack)*(len(d.Results)-1))
 			}
 		}
 		b = append(b, ']')
