@@ -713,12 +713,27 @@ var shells = []string{"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish",
 // past (see there).
 func redactHeaders(a string, shell bool) string {
 	q := shellQuotes{line: headerLine.MatchString(a), shell: shell}
-	return redactValues(a, headerName, headerSecret, func(a string, name, i int) (int, int) {
+	return redactValuesKeeping(a, headerName, headerSecret, func(a string, name, i int) (int, int, int) {
 		if paramName(a, name) {
 			// ${TOKEN:-x}, ${TOKEN:0:4}: a parameter expansion, whose
 			// word paramDefault hides. Read as a header line it hid the
 			// rest of the shell word (the }, what was glued to it, a ;).
-			return i, i
+			return i, i, -1
+		}
+		// Where the header line stands in a shell line's quotes and
+		// the shell word goes on past them (-H "X-Api-Key: a"b), the
+		// value runs to the word's end (valueEnd), and the record keeps
+		// their closing quote (redactValuesKeeping): hidden with the
+		// value, the record's quotes stood open, and the rules after
+		// read the commands after it as quoted text (curl -H
+		// "X-Api-Key: a"b h; curl -u ann:PW h kept PW).
+		wordEnd, closing := -1, -1
+		if shell {
+			if e := q.valueEnd(a, i); !q.deep && strings.IndexByte("'\"$", q.state) >= 0 && q.state != 0 {
+				if c := q.lastClose[stateIndex(q.state)]; c >= i && c < e {
+					wordEnd, closing = e, c
+				}
+			}
 		}
 		limit := len(a)
 		if shell {
@@ -745,7 +760,13 @@ func redactHeaders(a string, shell bool) string {
 			}
 			j = nextSecretHeader(a[:end], j)
 		}
-		return start, end
+		switch {
+		case end != wordEnd || start > closing:
+			return start, end, -1
+		case start == closing:
+			return start + 1, end, -1 // the quote stays
+		}
+		return start, end, closing
 	}, nil)
 }
 
@@ -1219,7 +1240,7 @@ func redactAssignments(a string, form argForm) string {
 	// values inside them (inQuotes), found once for all those values,
 	// and the end of the last shell word found from quotes that opened
 	// in it (wordEnd; from wordAt): the same for all its quotes.
-	quotesAt, quotesEnd := -1, 0
+	quotesAt, quotesEnd, quotesClose := -1, 0, 0
 	wordAt, wordEnd := -1, -1
 	// In a shell line an operator ends the word the quotes stand in, as
 	// a blank does: psql "password=x y";echo hi hid ;echo with the
@@ -1240,7 +1261,9 @@ func redactAssignments(a string, form argForm) string {
 			if form == shellLine {
 				lim = q.tickLimit(a, i)
 			}
-			switch c := q.end(a, i); {
+			c := q.end(a, i)
+			quotesClose = c
+			switch {
 			case c >= len(a):
 				// Left open, or nested too deep to tell
 				// (shellQuotes.deep): the rest of the line.
@@ -1270,14 +1293,21 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return strings.Trim(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == ""
 	}
-	// pastQuotes is a quoted value's end: end, as the word read from
-	// its start as though outside its quotes takes it, and c, its
+	// A quoted value's end (span, pastQuotes): end, as the word read
+	// from its start as though outside its quotes takes it, and c, its
 	// quotes' end (inQuotes), where that reading runs past c.
 	// The quotes open where the last value taken starts (span), and a
 	// scan of its own that reads to the values' ends (sameQuotes).
 	var spanFrames [maxShellNesting]byte
 	spanDepth := 0
 	var qe shellQuotes
+	// The end of the value being taken (taking, nested): once it is the
+	// line's end, a value nested in it can take no more, and is not
+	// read. Read, each value of a line whose values nest in the first,
+	// which takes the rest of the line (echo "x PGPASSWORD=a"b
+	// repeated), had pastQuotes walk the words to the line's end again:
+	// closingShell read 892 bytes a byte of a 64 KiB line.
+	taken := 0
 	// sameQuotes says whether the quotes open at end, as the shell reads
 	// a, are those open where the last value taken starts: the record,
 	// which has [REDACTED] for the bytes between, is read by the rules
@@ -1292,6 +1322,9 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return string(qe.frames[:qe.depth]) == string(spanFrames[:spanDepth])
 	}
+	// pastQuotes is a nested value's end (nested), read as span reads
+	// a value's in quotes that opened before other text: past the value
+	// taken, it ends where the record's quotes are those it starts in.
 	pastQuotes := func(end, c int) int {
 		if end > c && c < len(a) && strings.IndexByte("'\"$", q.state) >= 0 {
 			// The word read from i as though outside the quotes
@@ -1301,7 +1334,11 @@ func redactAssignments(a string, form argForm) string {
 			// the blank in "a b", --password with it, whose value
 			// was then kept. Both readings are hidden, and that
 			// later word to its end as the shell reads it.
-			end = shellWordHolding(a, c+1, end)
+			if end = shellWordHolding(a, c+1, end); end <= taken {
+				// Inside the value taken, which closes its
+				// quotes in the record (span).
+				return end
+			}
 			// The record is read again by the rules after this
 			// one, from inside the quotes the value stood in:
 			// they must close where the text after the value
@@ -1322,25 +1359,69 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return end
 	}
-	span := func(a string, name, i int) (int, int) {
+	span := func(a string, name, i int) (int, int, int) {
 		if noValue(name, i) {
-			return i, i
+			return i, i, -1
 		}
 		if arg && (blank < 0 || blank >= name) {
-			return i, len(a)
+			return i, len(a), -1
 		}
-		end := w.end(a, i)
 		bare := q.advance(a, i)
 		spanFrames, spanDepth = q.frames, q.depth
-		if bare && q.state != 0 {
+		quoted := bare && q.state != 0 && strings.IndexByte("'\"$", q.state) >= 0
+		start, end, keep := i, 0, -1
+		if !quoted {
+			end = w.end(a, i)
+		}
+		if quoted {
+			// In '…', "…" or $'…': to their closing quote, as the
+			// shell reads the line (shellQuotes), or past it to the
+			// end of the shell word that goes on after them, whose
+			// pieces the shell joins to the value ("PGPASSWORD=a"b is
+			// ab). There the record keeps the closing quote
+			// (redactValuesKeeping), so that the rules after this
+			// one read the words after the value outside quotes, as
+			// the shell does. It kept nothing in its place, and the
+			// record's quotes stood open: echo "PGPASSWORD=a"b; curl
+			// -u ann:PW h kept PW.
+			//
+			// Where the quotes opened before other text (a stray quote's,
+			// it may be: pg_dump --dbname="host=db password=1'2'" 3"
+			// 4" … writes a word of pieces that the shell splits), the
+			// word read from i as though outside them (w.end) is hidden
+			// too where it runs further, having taken their closing
+			// quote as opening: to the end of the word that holds its
+			// end, as the shell reads the words past the quotes (echo
+			// "x PGPASSWORD=PW"; tool --password "a b" kept a b when the
+			// span ended inside "a b"). The record keeps the closing
+			// quote there too. Where the quotes open at the name
+			// ("PGPASSWORD=…", $'PGPASSWORD=…'), the shell's reading
+			// alone: read as well, echo "PGPASSWORD=a"b x; echo "y" hid
+			// to the end of "y", and to the line's end where that word
+			// did not end in a quote of the value's kind (the quote
+			// kept to close the value's in the record then); and each
+			// value of such a line read on to the line's end.
 			c := inQuotes(i)
-			end = pastQuotes(end, c)
+			if q.open+1 != name && (q.state != '$' || q.open+2 != name) {
+				if end = w.end(a, i); end > c && c < len(a) {
+					end = shellWordHolding(a, c+1, end)
+				}
+			}
 			end = max(end, c)
+			switch cl := quotesClose; {
+			case cl >= len(a) || end <= cl:
+			case cl == i:
+				start = i + 1 // empty in the quotes: the word past them
+			default:
+				keep = cl
+			}
+		} else if bare && q.state != 0 {
+			end = max(end, inQuotes(i))
 		} else if bare && i < len(a) && a[i] == '(' {
 			// bash's array TOKENS=(a b), csh's list set NAME = (a
 			// b): every word to the closing ) is the secret's, and
 			// the value ended at the first blank.
-			return i + 1, listEnd(a, i)
+			return i + 1, listEnd(a, i), -1
 		} else if form == shellLine {
 			// Outside quotes in a shell line the word, and the value,
 			// also end at an operator (PGPASSWORD=x;psql -h db): the
@@ -1371,33 +1452,26 @@ func redactAssignments(a string, form argForm) string {
 			}
 			j, end = k, shellWordEnd(a, k)
 		}
-		return i, end
+		return start, end, keep
 	}
 	// USER=ann%PW: smbclient's password, after the user (programUserEnv).
-	userSpan := func(a string, name, i int) (int, int) {
+	userSpan := func(a string, name, i int) (int, int, int) {
 		n := strings.TrimRight(a[name:i], " \t=+\"'}")
 		if piece, ok := programUserEnv(n); ok && !assignedSecret(n) {
-			start, end := span(a, name, i)
+			start, end, keep := span(a, name, i)
 			if j := strings.Index(a[start:end], piece); j >= 0 && start+j+len(piece) < end {
-				return start + j + len(piece), end
+				return start + j + len(piece), end, keep
 			}
-			return i, i
+			return i, i, -1
 		}
 		return span(a, name, i)
 	}
-	// The end of the value being taken (taking, nested): once it is the
-	// line's end, a value nested in it can take no more, and is not
-	// read. Read, each value of echo "PGPASSWORD=a"b repeated, nested in
-	// the first, which takes the rest of the line (pastQuotes), had
-	// pastQuotes walk the words to the line's end again: closingShell
-	// read 892 bytes a byte of a 64 KiB line.
-	taken := 0
-	taking := func(a string, name, i int) (int, int) {
-		start, end := userSpan(a, name, i)
+	taking := func(a string, name, i int) (int, int, int) {
+		start, end, keep := userSpan(a, name, i)
 		if end > start {
 			taken = end
 		}
-		return start, end
+		return start, end, keep
 	}
 	nested := func(a string, name, i int) int {
 		if noValue(name, i) {
@@ -1415,7 +1489,7 @@ func redactAssignments(a string, form argForm) string {
 			c := inQuotes(i)
 			end = max(pastQuotes(end, c), c)
 		}
-		if !sameQuotes(end) {
+		if end > taken && !sameQuotes(end) {
 			// A nested value that ends in other quotes than the
 			// value it stands in starts in (env "PGPASSWORD=x" psql
 			// && PGPASSWORD=" y" | git config credential.password PW:
@@ -1430,7 +1504,7 @@ func redactAssignments(a string, form argForm) string {
 		_, user := programUserEnv(n)
 		return user || assignedSecret(n)
 	}
-	return redactValues(a, secretAssign, secret, taking, nested)
+	return redactValuesKeeping(a, secretAssign, secret, taking, nested)
 }
 
 // shellWordHolding returns where the shell word ends that holds the byte
@@ -2124,13 +2198,37 @@ func closingShellSubs(a string, i int, subs *[][2]int) int {
 // nested(a, start of the name, end of the match) says where that value
 // ends, and the value taken runs at least as far.
 func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, name, i int) (start, end int), nested func(a string, name, i int) int) string {
+	return redactValuesKeeping(a, re, secret, func(a string, name, i int) (int, int, int) {
+		start, end := span(a, name, i)
+		return start, end, -1
+	}, nested)
+}
+
+// redactValuesKeeping is redactValues where span also says which byte of
+// the value it takes stays in the record (keep; -1 for none): the quote
+// that closes the quotes a value starts in, where the shell word goes on
+// past them ("PGPASSWORD=a"b, -H "X-Api-Key: a"b). The record has
+// RedactedArg on each side of it. Hidden with the value, the quotes
+// stood open in the record where the line's had closed, and the rules
+// after, which read the record as the shell reads it, read the commands
+// after the value as quoted text: echo "PGPASSWORD=a"b; curl -u ann:PW h
+// kept PW. A value that nested values ran past (end moved on) keeps
+// nothing: those end in the quotes the value starts in (sameQuotes).
+func redactValuesKeeping(a string, re *regexp.Regexp, secret func(string) bool, span func(a string, name, i int) (start, end, keep int), nested func(a string, name, i int) int) string {
 	var b strings.Builder
 	at := 0
 	start, end := 0, -1 // the value being taken, or none
+	keep, spanEnd := -1, -1
 	flush := func() {
 		if end >= 0 {
 			b.WriteString(a[at:start])
 			b.WriteString(RedactedArg)
+			if keep > start && keep < end && end == spanEnd {
+				b.WriteByte(a[keep])
+				if keep+1 < end {
+					b.WriteString(RedactedArg)
+				}
+			}
 			at, end = end, -1
 		}
 	}
@@ -2144,12 +2242,12 @@ func redactValues(a string, re *regexp.Regexp, secret func(string) bool, span fu
 		if !secret(a[m[2]:m[3]]) {
 			continue
 		}
-		s, e := span(a, m[2], m[1])
+		s, e, k := span(a, m[2], m[1])
 		if e == s {
 			continue
 		}
 		flush()
-		start, end = s, e
+		start, end, keep, spanEnd = s, e, k, e
 	}
 	flush()
 	if at == 0 {

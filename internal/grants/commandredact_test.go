@@ -118,7 +118,7 @@ func TestRedactCommand(t *testing.T) {
 		// is the value's. A PowerShell script's ; and | end an unquoted
 		// value too; in an argument of its own they are the value's.
 		{[]string{"sh", "-c", `psql "host=db password=hun ter2";echo hello; psql 'password=hun ter2'&&ls; (psql "password=hun ter2")|cat; psql "password=hun ter2"$(echo ";x");echo bye`},
-			[]string{"sh", "-c", `psql "host=db password=[REDACTED]";echo hello; psql 'password=[REDACTED]'&&ls; (psql "password=[REDACTED]")|cat; psql "password=[REDACTED];echo bye`}},
+			[]string{"sh", "-c", `psql "host=db password=[REDACTED]";echo hello; psql 'password=[REDACTED]'&&ls; (psql "password=[REDACTED]")|cat; psql "password=[REDACTED]"[REDACTED];echo bye`}},
 		{[]string{"pwsh", "-c", `psql "host=db password=hun ter2";Write-Host hello; psql password=hunter2;Write-Host bye|Out-Null; psql password=hunter3|Out-Null`},
 			[]string{"pwsh", "-c", `psql "host=db password=[REDACTED]";Write-Host hello; psql password=[REDACTED];Write-Host bye|Out-Null; psql password=[REDACTED]|Out-Null`}},
 		{[]string{"pwsh", "-File", "s.ps1", "-Conn", "password=hun;ter2|x"}, []string{"pwsh", "-File", "s.ps1", "-Conn", "password=[REDACTED]"}},
@@ -138,7 +138,7 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `'PGPASSWORD=hun ter2' psql -h db`}, []string{"sh", "-c", `'PGPASSWORD=[REDACTED]' psql -h db`}},
 		{[]string{"sh", "-c", `"PGPASSWORD=hun ter2" psql`}, []string{"sh", "-c", `"PGPASSWORD=[REDACTED]" psql`}},
 		{[]string{"sh", "-c", `env 'AWS_SECRET_ACCESS_KEY=hun ter2' aws s3 ls`}, []string{"sh", "-c", `env 'AWS_SECRET_ACCESS_KEY=[REDACTED]' aws s3 ls`}},
-		{[]string{"sh", "-c", `export $'PGPASSWORD=hun\' ter2'x && psql`}, []string{"sh", "-c", `export $'PGPASSWORD=[REDACTED] && psql`}},
+		{[]string{"sh", "-c", `export $'PGPASSWORD=hun\' ter2'x && psql`}, []string{"sh", "-c", `export $'PGPASSWORD=[REDACTED]'[REDACTED] && psql`}},
 		{[]string{"sh", "-c", `export PGPASSWORD=$'hun\' ter2'`}, []string{"sh", "-c", `export PGPASSWORD=[REDACTED]`}},
 		{[]string{"sh", "-c", `bash -c "PGPASSWORD=\"hun ter2\" psql"`}, []string{"sh", "-c", `bash -c "PGPASSWORD=[REDACTED]"`}},
 		{[]string{"env", "AWS_SECRET_ACCESS_KEY=hun ter2", "aws", "s3", "ls"}, []string{"env", "AWS_SECRET_ACCESS_KEY=[REDACTED]", "aws", "s3", "ls"}},
@@ -432,13 +432,13 @@ func TestRedactCommand(t *testing.T) {
 		// the header's value, run past it, and the substitution's text
 		// (the secret's command) was kept.
 		{[]string{"bash", "-c", "curl -H \"Authorization: Bearer x\"`echo hun ter2`; echo visible; curl -H Authorization:\\ Bearer\\ $(echo hun ter3); echo visible"},
-			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]; echo visible; curl -H Authorization:\\ Bearer\\ [REDACTED]; echo visible"}},
-		{[]string{"sh", "-c", `curl -H 'X-Api-Key: a'$(echo "hun ter4") https://h/`}, []string{"sh", "-c", `curl -H 'X-Api-Key: [REDACTED] https://h/`}},
+			[]string{"bash", "-c", "curl -H \"Authorization: Bearer [REDACTED]\"[REDACTED]; echo visible; curl -H Authorization:\\ Bearer\\ [REDACTED]; echo visible"}},
+		{[]string{"sh", "-c", `curl -H 'X-Api-Key: a'$(echo "hun ter4") https://h/`}, []string{"sh", "-c", `curl -H 'X-Api-Key: [REDACTED]'[REDACTED] https://h/`}},
 		// The same in a shell line that starts as a header line does
 		// (A:), which was read as a curl argument of its own: the
 		// value ended at the closing quote (found by
 		// FuzzRedactSetSecret).
-		{[]string{"sh", "-c", `A:||curl -H "X-Api-Key: a"$(echo "\" hun ter5") https://h/; echo visible`}, []string{"sh", "-c", `A:||curl -H "X-Api-Key: [REDACTED] https://h/; echo visible`}},
+		{[]string{"sh", "-c", `A:||curl -H "X-Api-Key: a"$(echo "\" hun ter5") https://h/; echo visible`}, []string{"sh", "-c", `A:||curl -H "X-Api-Key: [REDACTED]"[REDACTED] https://h/; echo visible`}},
 		// And its unquoted credential, read to the line's first
 		// newline, one in a substitution too.
 		{[]string{"bash", "-c", "A:||curl -H X-Api-Key:\\ $(echo x\necho hun ter6) https://h/; echo visible"}, []string{"bash", "-c", "A:||curl -H X-Api-Key:\\ [REDACTED] https://h/; echo visible"}},
@@ -504,20 +504,33 @@ func TestRedactCommand(t *testing.T) {
 		// the value read as though outside its quotes took its closing
 		// quote as opening, and ended in the later word's quotes, which
 		// hid a header's name or a --flag and kept its credential
-		// (hun ter3 whole, ter5). Both readings are hidden now, and the
-		// later word to its end: more than the secret, none of it kept
-		// (FuzzRedactShellGrammar).
-		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2"; curl -H "X-Api-Key: hun ter3" https://h/`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED]" https://h/`}},
-		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED]" -v`}},
-		// The same for a value nested in the first one's span.
-		{[]string{"sh", "-c", `env "PGPASSWORD=x" psql | env "PGPASSWORD= y" psql && curl -d "{\"token\": \"hun ter2\"}" https://h/`}, []string{"sh", "-c", `env "PGPASSWORD=[REDACTED]" https://h/`}},
+		// (hun ter3 whole, ter5; FuzzRedactShellGrammar). Both readings
+		// were hidden then, and the later word to its end; the value now
+		// ends where the shell's reading of its quotes ends it.
+		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2"; curl -H "X-Api-Key: hun ter3" https://h/`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED]"; curl -H "X-Api-Key: [REDACTED]" https://h/`}},
+		{[]string{"sh", "-c", `env "SSHPASS=hunter4" psql; tool --password "hun ter5" -v`}, []string{"sh", "-c", `env "SSHPASS=[REDACTED]" psql; tool --password [REDACTED] -v`}},
+		// The same for a value nested in the first one's span (it
+		// hid the rest of the line).
+		{[]string{"sh", "-c", `env "PGPASSWORD=x" psql | env "PGPASSWORD= y" psql && curl -d "{\"token\": \"hun ter2\"}" https://h/`}, []string{"sh", "-c", `env "PGPASSWORD=[REDACTED]" psql | env "PGPASSWORD= [REDACTED]" psql && curl -d "{\"token\": [REDACTED]" https://h/`}},
 		// A nested value that ends in other quotes than the value it
-		// stands in: the rest of the line.
-		{[]string{"sh", "-c", "env \"PGPASSWORD=x\" psql &&\nPGPASSWORD=\" y\" | git config credential.password hunter2"}, []string{"sh", "-c", "env \"PGPASSWORD=[REDACTED]"}},
-		// The later word's closing quote is kept, to close the value's
-		// quotes in the record: taken with it, the rules read the rest
-		// of the line as quoted, and sshpass -p kept its password.
-		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2" x "y" ; sshpass -p hunter3 ssh h`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED]" ; sshpass -p [REDACTED] ssh h`}},
+		// stands in (it hid the rest of the line).
+		{[]string{"sh", "-c", "env \"PGPASSWORD=x\" psql &&\nPGPASSWORD=\" y\" | git config credential.password hunter2"}, []string{"sh", "-c", "env \"PGPASSWORD=[REDACTED]\" psql &&\nPGPASSWORD=[REDACTED] | git config credential.password [REDACTED]"}},
+		// The value's quotes close in the record where they close in
+		// the line: taken with the closing quote, the rules read the
+		// rest of the line as quoted, and sshpass -p kept its password.
+		{[]string{"sh", "-c", `echo "PGPASSWORD=hunter2" x "y" ; sshpass -p hunter3 ssh h`}, []string{"sh", "-c", `echo "PGPASSWORD=[REDACTED]" x "y" ; sshpass -p [REDACTED] ssh h`}},
+		// A value whose shell word goes on past its quotes
+		// ("PGPASSWORD=a"b, -H 'X-Api-Key: a'b): to the word's end, and
+		// the record keeps their closing quote. Hidden with the value,
+		// the record's quotes stood open, the rules read the commands
+		// after it as quoted, and curl -u's password was kept; where a
+		// word of that shape followed, the rest of the line was hidden.
+		{[]string{"bash", "-c", `echo "PGPASSWORD=hunter2"b; curl -u ann:hunter3 h; echo 'PGPASSWORD=hunter4'b; curl -u ann:hunter5 h; echo $'PGPASSWORD=hunter6'$(b); curl -u ann:hunter7 h; echo visible`},
+			[]string{"bash", "-c", `echo "PGPASSWORD=[REDACTED]"[REDACTED]; curl -u ann:[REDACTED] h; echo 'PGPASSWORD=[REDACTED]'[REDACTED]; curl -u ann:[REDACTED] h; echo $'PGPASSWORD=[REDACTED]'[REDACTED]; curl -u ann:[REDACTED] h; echo visible`}},
+		{[]string{"bash", "-c", `curl -H "X-Api-Key: hunter2"b h; curl -u ann:hunter3 h; curl -H 'Authorization: Bearer hunter4'"b c" h; curl -u ann:hunter5 h; echo visible`},
+			[]string{"bash", "-c", `curl -H "X-Api-Key: [REDACTED]"[REDACTED] h; curl -u ann:[REDACTED] h; curl -H 'Authorization: Bearer [REDACTED]'[REDACTED] h; curl -u ann:[REDACTED] h; echo visible`}},
+		{[]string{"bash", "-c", `echo "PGPASSWORD=hunter2"b psql; echo "PGPASSWORD=hunter3"b psql; echo "PGPASSWORD="hunter4; echo visible`},
+			[]string{"bash", "-c", `echo "PGPASSWORD=[REDACTED]"[REDACTED] psql; echo "PGPASSWORD=[REDACTED]"[REDACTED] psql; echo "PGPASSWORD="[REDACTED]; echo visible`}},
 		// A here-document's body read apart (a quote left open in it)
 		// whose own comment leaves a quote open: the body is cut at its
 		// comment as the line is (redactPiece); read whole, the
@@ -1659,6 +1672,7 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		// words the shell's reading of "…" joins (redactAssignments'
 		// taken).
 		`echo "PGPASSWORD=a"b `, "`echo \"PGPASSWORD=a\"b` ", `echo "PGPASSWORD=a"b$(x) `,
+		`echo "x PGPASSWORD=a"b `, `echo 'x PGPASSWORD=a'"b `,
 		`"Authorization: A --MYSQL_PWD a" `, `"Authorization: - --p $("Authorization: - --p $( `, `"$(echo "Authorization: A --p a")" `,
 		`PGPASSWORD="$(cat <<E ) `, `$(x <<<y) "$(z <<- 'E' `,
 		"\"$(cat <<E\nx\nE\n", "PGPASSWORD=\"$(cat <<E\nE\n)\" ", "\"$(cat <<E\nE)\n", "\"$(x <<E\n\"$(y <<E\n", "A_TOKEN=x\"$(<<E\nE\n",
