@@ -799,8 +799,11 @@ func nextSecretHeader(a string, i int) int {
 
 // headerLine is a string that starts with a header line ("X-Api-Key:
 // …", "--header=Cookie: …", "-HCookie: …"): a curl argument of its own,
-// not a shell line, whose header values run to the line's end.
-var headerLine = regexp.MustCompile(`^[ \t]*(?:-H|--header=?)?[ \t]*[A-Za-z0-9_-]+[ \t]*:`)
+// not a shell line, whose header values run to the line's end. Quotes
+// before the name are taken as the name's: curl -H "'X-Api-Key: a' b c"
+// (an argument that holds them, as a shell passes "'…' b c" on) sends a
+// header named 'X-Api-Key, whose value is a' b c.
+var headerLine = regexp.MustCompile(`^[ \t]*(?:-H|--header=?)?[ \t]*[$'"]*[A-Za-z0-9_-]+[ \t]*:`)
 
 // shellQuotes follows a shell line's quotes ('…', "…", $'…') from its
 // start, so that the value of a header line can be taken to the end of
@@ -988,6 +991,27 @@ func (q *shellQuotes) end(a string, i int) int {
 	switch {
 	case q.deep:
 		return len(a)
+	case q.line && !q.shell && q.state != 0:
+		// An argument of its own (not a shell's line) that starts as
+		// a header line, behind quotes ('X-Api-Key: a' b c): curl
+		// takes its bytes as they stand, quotes and all, and splits
+		// the header at its first colon, so the value is a' b c, to
+		// the line's end as any header argument's. The shell's
+		// reading of those quotes ended it at the ', and b c was
+		// kept. Where it cannot tell which reading holds (quotes that
+		// the shell would close past the line's end), the longer is
+		// taken: a credential's name that curl sends behind a quote
+		// still says what the value is, and hiding a byte more only
+		// costs the record's readability, keeping one is a leak.
+		e := len(a)
+		if j := strings.IndexAny(a[i:], "\n\r"); j >= 0 {
+			e = i + j
+		}
+		if j := closingShell(a, i, q.state); j < 0 {
+			return len(a)
+		} else {
+			return max(e, j)
+		}
 	case q.state != 0:
 		if j := closingShell(a, i, q.state); j >= 0 {
 			return j

@@ -36,6 +36,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", "curl -H 'authorization: Basic aHVudGVyMg==' -H 'X-Api-Key: hunter3' -H 'Cookie: sid=hunter4' https://h/"},
 			[]string{"sh", "-c", "curl -H 'authorization: Basic [REDACTED]' -H 'X-Api-Key: [REDACTED]' -H 'Cookie: [REDACTED]' https://h/"}},
 		{[]string{"curl", "--header=Proxy-Authorization: hunter2", "-H", "Accept: application/json", "http://h:8080/"}, []string{"curl", "--header=Proxy-Authorization: [REDACTED]", "-H", "Accept: application/json", "http://h:8080/"}},
+		// A header argument whose name stands behind quotes it holds
+		// (a shell passed "'X-Api-Key: a' b c" on): curl sends a header
+		// named 'X-Api-Key whose value is a' b c, hidden to the line's
+		// end as any header argument's. The quotes were read as the
+		// shell's, and b c was kept.
+		{[]string{"curl", "-H", "'X-Api-Key: a' hun ter2", "-H", `"Authorization: Bearer a" hun ter3`, "-H", "$'Cookie: a' ter2\nAccept: x", "https://h/"},
+			[]string{"curl", "-H", "'X-Api-Key: [REDACTED]", "-H", `"Authorization: Bearer [REDACTED]`, "-H", "$'Cookie: [REDACTED]\nAccept: x", "https://h/"}},
 		{[]string{"aws", "configure", "set", "aws_secret_access_key", "hunter2"}, []string{"aws", "configure", "set", "aws_secret_access_key", "[REDACTED]"}},
 		{[]string{"aws", "configure", "set", "region", "us-east-1"}, nil},
 		{[]string{"git", "config", "credential.password", "hunter2"}, []string{"git", "config", "credential.password", "[REDACTED]"}},
