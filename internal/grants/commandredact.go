@@ -159,6 +159,9 @@ func redactCommand(argv []string, secrets ...string) []string {
 			// does; what comes after it is hidden.
 			a = a[:joined]
 		}
+		if form == shellLine && !ps {
+			a = hideInnerTicks(a)
+		}
 		var pieces, apart, inner []int
 		if form == shellLine && !ps {
 			// Here-documents and comments (shellPieces).
@@ -869,6 +872,114 @@ func (q *shellQuotes) tickLimit(a string, i int) int {
 		}
 	}
 	return q.tickEnd
+}
+
+// hideInnerTicks returns the shell line a with the text of each command
+// substitution that a `…` opens with escaped backticks (\`…\`) replaced
+// by RedactedArg. The shell ends a `…` at its first unescaped backtick
+// and reads its text with the backslash before a backtick, a backslash or
+// a $ taken off: a `…` that holds tool --password=x\`cat f\` gives the
+// value x and the output of cat f, and one that holds echo \`tool
+// --password=\\ 1\` the inner command's value " 1" (an escaped
+// blank). The rules read such text as they read the line's, where \` is
+// an escaped byte and \\ a backslash: the value ended at the blank in the
+// inner substitution and f\` was kept, and the inner command's escaped
+// blank ended its own value (the rest kept). Read as a word of the
+// `…`'s, the substitution would not be read as commands either (\`curl
+// -u ann:PW h\`). Unescaping each level to read it as the shell does is
+// not attempted: the text is hidden whole (more hidden, not less; $(…)
+// nests without escapes, and the rules read it). One left open runs to
+// the `…`'s end.
+//
+// It follows the line's quotes and substitutions as shellStep reads them
+// (a backtick in '…' is no `…`): each byte is read once, those of a
+// `…`'s text twice (its end, then its substitutions).
+func hideInnerTicks(a string) string {
+	if !strings.Contains(a, "\\`") {
+		return a
+	}
+	var b strings.Builder
+	at := 0
+	var open [maxShellNesting]byte
+	depth := 0
+	for i := 0; i < len(a); {
+		top := byte(0)
+		if depth > 0 {
+			top = open[depth-1]
+		}
+		next, push, pop := shellStep(a, i, top)
+		if top == 0 && a[i] == '`' || push == '`' {
+			// A `…` whose text starts at i+1: outside quotes, where
+			// shellStep opens no frame for it, or in "…" or $(…).
+			lim := closingEscaped(a, i+1, '`')
+			if lim < 0 {
+				lim = len(a)
+			}
+			for p := i + 1; ; {
+				o := innerTick(a, p, lim)
+				if o < 0 {
+					break
+				}
+				c := innerTick(a, o+1, lim)
+				at0 := c - 1 // the backslash before it stays
+				if c < 0 {
+					c, at0 = lim, lim
+				}
+				b.WriteString(a[at : o+1])
+				b.WriteString(RedactedArg)
+				at, p = at0, c+1
+			}
+			if push == 0 {
+				next = lim + 1 // past its closing backtick
+			} else {
+				next = lim // the frame's, which pops it
+			}
+		}
+		if pop {
+			depth--
+		}
+		switch {
+		case push == '!' || push != 0 && depth == len(open):
+			// Too deep to follow: the rules hide the rest as nested
+			// quotes left open.
+			i = len(a)
+			continue
+		case push != 0:
+			open[depth] = push
+			depth++
+		}
+		i = next
+	}
+	if at == 0 {
+		return a
+	}
+	b.WriteString(a[at:])
+	return b.String()
+}
+
+// innerTick returns where the first backtick from i to end in a stands
+// that the text of the `…` it stands in reads as unescaped, or -1: one
+// behind 1, 5, 9, … backslashes (\\ is a backslash in that text, \` a
+// backtick); one behind 3 is that text's own escaped backtick, a
+// substitution nested deeper, which stands in the one found. The bytes
+// read are counted in shellScanned.
+func innerTick(a string, i, end int) int {
+	from := i
+	defer func() { shellScanned.Add(int64(i - from)) }()
+	run := 0 // the backslashes just before i
+	for ; i < end; i++ {
+		switch a[i] {
+		case '\\':
+			run++
+			continue
+		case '`':
+			if run%4 == 1 {
+				return i
+			}
+		}
+		run = 0
+	}
+	return -1
 }
 
 // stateIndex numbers shellQuotes' states for lastEnd.

@@ -315,12 +315,14 @@ func (g *grammarGen) blank() string {
 }
 
 // substitution is a word with a substitution whose text body writes:
-// $(…), `…` (not inside another), in "…" or in "${x:-"…"}", joined to
-// other text, or <(…).
+// $(…), `…` (inside another, its backticks escaped: \`…\`, its text's
+// backslashes and backticks escaped once more), in "…" or in
+// "${x:-"…"}", joined to other text, or <(…).
 func (g *grammarGen) substitution(c grammarCtx, body func(grammarCtx) string) string {
 	k := g.pick(8)
 	if k == 1 && c.bt {
-		k = 0
+		b := body(c)
+		return "\\`" + strings.NewReplacer("\\", "\\\\", "`", "\\`").Replace(b) + "\\`"
 	}
 	if k == 1 {
 		c.bt = true

@@ -465,6 +465,14 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"bash", "-c", "echo `echo \"PGPASSWORD=[REDACTED]\"` | echo `curl -u ann:[REDACTED] h`; echo `curl -H 'X-Api-Key: [REDACTED]'` | echo `curl -u ann:[REDACTED] h`"}},
 		{[]string{"bash", "-c", "echo `tool --password hunter2` | echo `curl -u ann:hunter3 h`"},
 			[]string{"bash", "-c", "echo `tool --password [REDACTED]` | echo `curl -u ann:[REDACTED] h`"}},
+		// A command substitution that a `…` opens with escaped
+		// backticks (\`…\`): its text is hidden whole. Read as the
+		// line's, a --flag's value ended at the blank in it (ter2\`
+		// kept), and an escaped blank in its own value was read as \\
+		// and a blank (hun ter3 kept; found by FuzzRedactShellGrammar
+		// once it wrote such substitutions).
+		{[]string{"bash", "-c", "echo `tool --password=x\\`cat ter2\\``; echo `echo \\`tool --password=\\\\ hun ter3\\``; echo `echo \\`curl -u ann:hunter4 h\\`` visible; echo visible"},
+			[]string{"bash", "-c", "echo `tool --password=[REDACTED]`; echo `echo \\`[REDACTED]\\``; echo `echo \\`[REDACTED]\\`` visible; echo visible"}},
 		// A credential that reads as a --flag takes the word after it,
 		// quoted and starting with a blank too (found by
 		// FuzzRedactAssignedSecret): its ' was read as the shell's
@@ -1675,6 +1683,9 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 		`X-Api-Key: "a"$( `, "X-Api-Key: 'a'`x ", `Authorization:\ Bearer\ $(x `, `Cookie: a=b"c"$(d) `,
 		// Values in `…`, read to its closing backtick (tickLimit).
 		"`PGPASSWORD=x` ", "`tool --password x` ", "`curl -H 'X-Api-Key: a'b` ", "`PGPASSWORD=\"$( ",
+		// Substitutions that a `…` opens with escaped backticks
+		// (hideInnerTicks), left open, nested deeper, in "…".
+		"`echo \\`a\\` ", "`echo \\`a ", "`a \\`b \\\\\\`c\\` ", "\"`a \\`b\\`` \" ",
 		// Values nested in one that takes the rest of the line, whose
 		// words the shell's reading of "…" joins (redactAssignments'
 		// taken).

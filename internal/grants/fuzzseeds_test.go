@@ -93,6 +93,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactSetSecret/header-glued-subst-line-starts-as-header": {"sh", "-c", `A:||curl -H "X-Api-Key: a"$(echo "\" 0") https://h/ `},
 	// A value in `…` read past its closing backtick into the next `…`, whose program it hid (found by this fuzzer).
 	"FuzzRedactShellGrammar/value-past-closing-backtick": {"bash", "-c", "echo `tool --password=0` | echo `curl -u ann:0 https://h/`"},
+	// A command in a substitution that a `…` opens with escaped backticks, its escaped blank read as \\ and a blank (found by this fuzzer).
+	"FuzzRedactShellGrammar/escaped-backticks-in-backticks": {"zsh", "-c", "psql `echo \\`tool --password=\\\\ 1' 2'\\`` # x\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
 }
