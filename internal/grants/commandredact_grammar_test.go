@@ -70,12 +70,13 @@ func FuzzRedactShellGrammar(f *testing.F) {
 
 // grammarScanBound is how many bytes closingShell may read while a
 // line of n bytes is redacted: 5 per byte, and a short line's few fixed
-// reads again. TestRedactSubstitutionsLinear's units read at most 3 per
-// byte, but here-documents nested in substitutions in a here-document's
-// body read more, on 6c81c70 too: the kept seed
-// nested-bodies-in-substitutions reads 3.53 per byte, and repeated to 4,
-// 16 and 64 KiB 4.30, 4.38 and 4.40 (linear, a body's bytes read once
-// more for each substitution it stands in).
+// reads again. Text nested in double-quoted substitutions is read once
+// per level, to maxQuotedSubstitutions, and a here-document's body
+// nested in bodies once per level of bodies: TestRedactSubstitutionsLinear
+// bounds such lines by maxQuotedSubstitutions+1, 5, a byte (they read up
+// to 3.98; the kept seed nested-bodies-read-again 3.01, and
+// nested-bodies-in-substitutions 1.83, 4.40 repeated to 64 KiB before
+// 996a410 read such a body apart), its other units by 3.
 func grammarScanBound(n int) int64 { return int64(5*n + 256) }
 
 // grammarArgv is the command FuzzRedactShellGrammar redacts for prog and

@@ -1714,4 +1714,35 @@ func TestRedactSubstitutionsLinear(t *testing.T) {
 			t.Errorf("a %d-byte line of %q became %d bytes", len(line), unit, len(got[2]))
 		}
 	}
+	// Text nested in levels that are each read again: shellCommands
+	// reads the text of a double-quoted substitution once per level
+	// it stands in, to maxQuotedSubstitutions (4) levels (the
+	// four-level unit below reads 3.54 bytes a byte, 3.98 with 2,000
+	// words in its innermost level), and shellPieces a here-document's
+	// body nested in bodies once per level of bodies, to maxPieceDepth
+	// (the kept seed nested-bodies-read-again reads 3.01, and
+	// nested-bodies-in-substitutions 1.83: 4.40 before 996a410 read such
+	// a body apart, the figure grammarScanBound's note gave). The
+	// line's other scans add less than one read a byte, and deeper
+	// nesting is hidden unread: the bound is maxQuotedSubstitutions+1
+	// a byte, grammarScanBound's 5 (FuzzRedactShellGrammar's worst of
+	// 200,000 random programs, the last unit, reads 3.64). Linear:
+	// a 64 KiB line reads no more a byte than a 16 KiB one, within 5 %.
+	for _, unit := range []string{
+		keptSeedCases["FuzzRedactShellGrammar/nested-bodies-read-again"][2],
+		keptSeedCases["FuzzRedactShellGrammar/nested-bodies-in-substitutions"][2],
+		`echo "$(a "$(b "$(c "$(d ` + strings.Repeat("x ", 64) + `)")")")" `,
+		"! curl -s \\\n  \"${x:-\"$(psql \\\" \"${x:-\"$(echo x=\"$(curl -s -H  \"authorization:Bearer 12\" https://h/)\" |& grep x |\necho \"${x:-\"$(tool --api-key \\\n  $'\\' 1'2 -v)\"}\"||\n! curl -s -H \"Authorization: Bearer 12\" https://h/ |& { ! printf %s | ( cat ); })\"}\" $(echo))\"}\" $(echo) # x\n",
+	} {
+		perByte := func(size int) float64 {
+			line := strings.Repeat(unit, size/len(unit))
+			before := shellScanned.Load()
+			redactCommand([]string{"bash", "-c", line})
+			return float64(shellScanned.Load()-before) / float64(len(line))
+		}
+		small, large := perByte(16<<10), perByte(64<<10)
+		if large > maxQuotedSubstitutions+1 || large > small*1.05 {
+			t.Errorf("lines of %q had %.2f bytes a byte read by closingShell at 64 KiB, %.2f at 16 KiB: more than %d a byte, or growing", unit, large, small, maxQuotedSubstitutions+1)
+		}
+	}
 }
