@@ -49,6 +49,8 @@ type exchange struct {
 	// the values of the headers its signature sets (sigv4.SignIn).
 	upURL    url.URL
 	signVals [3]string
+	// upReq is the upstream request itself (upstreamRequest).
+	upReq http.Request
 	// cut is what cc points to once armed, held here rather than
 	// allocated apart (the exchange is on the heap already).
 	cut clientCut
@@ -193,7 +195,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	if body != nil {
 		body.atEOF = watch.start
 	}
-	req, err := t.upstreamRequest(reqCtx, &x.upURL, &x.signVals, c.r, op, auth, creds, rd, length)
+	req, err := t.upstreamRequest(reqCtx, &x.upReq, &x.upURL, &x.signVals, c.r, op, auth, creds, rd, length)
 	if err != nil {
 		x.failBefore(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err))
 		return

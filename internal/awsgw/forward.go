@@ -310,17 +310,22 @@ func joinEncoding(first, rest string) string {
 // length is its decoded length (-1 unknown).
 // u is a zero URL, set here to the upstream address (setUpstreamURL);
 // signRoom holds the values of the headers the signer sets (SignIn).
-func (t *target) upstreamRequest(ctx context.Context, u *url.URL, signRoom *[3]string, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
+func (t *target) upstreamRequest(ctx context.Context, room *http.Request, u *url.URL, signRoom *[3]string, r *http.Request, op *s3iam.Op, auth *sigv4.Auth, creds aws.Credentials, body io.Reader, length int64) (*http.Request, error) {
 	t.setUpstreamURL(u, op, r.URL.RawQuery)
 	// Built directly rather than with NewRequest, which would format u and
 	// parse it back on every call: u keeps its exact escaping as it is.
 	// The method is the one the server parsed, a valid token.
-	req := (&http.Request{
+	// It is built in room, the exchange's (on the heap already): only
+	// WithContext can set a request's context, and its copy, which does
+	// not escape here, is made on the stack and copied into room, where
+	// it was an allocation of its own on every call.
+	*room = *(&http.Request{
 		Method: r.Method, URL: u, Host: u.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: upstreamHeader(r.Header, op, auth),
 		Body:   http.NoBody,
 	}).WithContext(ctx)
+	req := room
 	if body == nil || length == 0 {
 		body, length = http.NoBody, 0
 	} else {
