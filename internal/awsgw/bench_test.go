@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -198,13 +199,22 @@ func BenchmarkGatewayHandler(b *testing.B) {
 		name string
 		put  bool
 		size int
+		h1   bool
 	}{
-		{"Get1KiB", false, 1 << 10},
-		{"Get1MiB", false, 1 << 20},
-		{"Put1MiB", true, 1 << 20},
+		{"Get1KiB", false, 1 << 10, false},
+		// The same through awsgw's own HTTP/1 client, as airlock serve
+		// sends it, to cannedUpstream over loopback TCP.
+		{"Get1KiB-h1", false, 1 << 10, true},
+		{"Get1MiB", false, 1 << 20, false},
+		{"Put1MiB", true, 1 << 20, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			serve, _ := handlerBench(b, bc.put, bc.size)
+			var serve func()
+			if bc.h1 {
+				serve = handlerBenchH1(b)
+			} else {
+				serve, _ = handlerBench(b, bc.put, bc.size)
+			}
 			serve()
 			b.SetBytes(int64(bc.size))
 			b.ReportAllocs()
@@ -224,10 +234,26 @@ func BenchmarkGatewayHandler(b *testing.B) {
 // handler and the upstream, checking the answer.
 func handlerBench(tb testing.TB, put bool, size int) (serve func(), up *memUpstream) {
 	tb.Helper()
+	up = &memUpstream{body: bytes.Repeat([]byte("x"), size)}
+	serve = handlerBenchVia(tb, put, size, "http://upstream.test", up, func() int64 { return up.lastIn })
+	return serve, up
+}
+
+// handlerBenchH1 is handlerBench's GET 1 KiB with the gateway's own
+// transport (awsgw's HTTP/1 client) to cannedUpstream.
+func handlerBenchH1(tb testing.TB) (serve func()) {
+	tb.Helper()
+	endpoint := strings.TrimSuffix(cannedUpstream(tb), "/b/k")
+	return handlerBenchVia(tb, false, 1<<10, endpoint, nil, func() int64 { return 0 })
+}
+
+// handlerBenchVia is handlerBench with the upstream at endpoint through
+// tr (nil: the gateway's own); lastIn is what the upstream last read.
+func handlerBenchVia(tb testing.TB, put bool, size int, endpoint string, tr http.RoundTripper, lastIn func() int64) (serve func()) {
+	tb.Helper()
 	auth := gatewaytest.New()
 	payload := bytes.Repeat([]byte("x"), size)
-	up = &memUpstream{body: payload}
-	gw, err := New(Options{Authority: auth, Transport: up, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: "http://upstream.test", AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
+	gw, err := New(Options{Authority: auth, Transport: tr, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: endpoint, AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -262,11 +288,11 @@ func handlerBench(tb testing.TB, put bool, size int) (serve func(), up *memUpstr
 		clear(w.h)
 		w.status, w.n = 0, 0
 		gw.ServeHTTP(w, r)
-		if w.status != http.StatusOK || (!put && w.n != int64(size)) || (put && up.lastIn != int64(size)) {
-			tb.Fatalf("status %d, %d bytes out, %d bytes in", w.status, w.n, up.lastIn)
+		if w.status != http.StatusOK || (!put && w.n != int64(size)) || (put && lastIn() != int64(size)) {
+			tb.Fatalf("status %d, %d bytes out, %d bytes in", w.status, w.n, lastIn())
 		}
 	}
-	return serve, up
+	return serve
 }
 
 // memUpstream answers every request at once with body (GET) or an empty

@@ -269,7 +269,15 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		}
 		return
 	}
-	defer resp.Body.Close()
+	// The header map is kept for another call once the body is closed,
+	// if awsgw's own client sent the request (releaseUpstreamHeader).
+	_, ownClient := resp.Body.(*h1Body)
+	defer func() {
+		resp.Body.Close()
+		if ownClient {
+			releaseUpstreamHeader(req)
+		}
+	}()
 
 	h := w.Header()
 	copyResponseHeader(h, resp.Header) // less hopHeaders

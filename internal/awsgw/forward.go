@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -172,7 +173,7 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 	if op.CopySourceBucket != "" {
 		n++
 	}
-	h := make(http.Header, n)
+	h := newUpstreamHeader(n)
 	// recanon is set once a key has been canonicalised into another: only
 	// then can a later key find its name in h already. Until then every
 	// key copied is a distinct map key of in, written as it is, so none
@@ -226,6 +227,45 @@ func upstreamHeader(in http.Header, op *s3iam.Op, auth *sigv4.Auth) http.Header 
 		}
 	}
 	return h
+}
+
+// upstreamHeaders keeps the header maps of upstream requests that awsgw's
+// own HTTP/1 client sent, once their answers' bodies are closed
+// (releaseUpstreamHeader): a map of up to 8 names, what an SDK's
+// GetObject sends upstream, was two allocations on every call.
+var upstreamHeaders sync.Pool
+
+// maxPooledHeader is the most names a kept map had: a larger one holds
+// more memory than a call needs, and costs more to clear.
+const maxPooledHeader = 8
+
+// newUpstreamHeader returns an empty header map for n names, a kept one
+// if n is small.
+func newUpstreamHeader(n int) http.Header {
+	if n <= maxPooledHeader {
+		if h, ok := upstreamHeaders.Get().(http.Header); ok {
+			return h
+		}
+	}
+	return make(http.Header, n)
+}
+
+// releaseUpstreamHeader keeps req's header map for another call's
+// upstream request. Only for a request that h1Conn.roundTrip sent, and
+// only once its answer's body is closed: that client writes the head
+// before it reads the answer and keeps nothing of the request once the
+// body is done. net/http's Transport writes a request on a goroutine of
+// its own, which may not be done with the map when the body is closed
+// (an upstream that answers before it has the whole head), so its
+// requests' maps are left to the collector. req no longer has a header.
+func releaseUpstreamHeader(req *http.Request) {
+	h := req.Header
+	req.Header = nil
+	if len(h) > maxPooledHeader {
+		return
+	}
+	clear(h)
+	upstreamHeaders.Put(h)
 }
 
 // canonicalHeaderKey is textproto.CanonicalMIMEHeaderKey(k), with the
