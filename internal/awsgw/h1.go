@@ -303,15 +303,17 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("awsgw: the upstream switched protocols on a request that asked for none"))
 	}
-	body := resp.Body
+	b := &h1Body{pc: pc, body: resp.Body, stop: stop, reuse: !resp.Close}
 	if resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 && req.Method != http.MethodHead {
 		// net/http's body for a declared length reads from br, which
 		// nothing has read from yet: the gateway's own reads the same
-		// bytes and can hand its middle to the kernel (splice.go).
+		// bytes and can hand its middle to the kernel (splice.go). It is
+		// held in the h1Body, where it was an allocation of its own.
 		tc, _ := rawConn(pc.conn).(*net.TCPConn)
-		body = &fixedBody{br: pc.br, conn: tc, n: resp.ContentLength}
+		b.fixed = fixedBody{br: pc.br, conn: tc, n: resp.ContentLength}
+		b.body = &b.fixed
 	}
-	resp.Body = &h1Body{pc: pc, body: body, stop: stop, reuse: !resp.Close}
+	resp.Body = b
 	return resp, nil
 }
 
@@ -325,6 +327,8 @@ type h1Body struct {
 	reuse bool
 	done  bool
 	err   error // what Read returns once done
+	// fixed is what body points to for an answer of declared length.
+	fixed fixedBody
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
