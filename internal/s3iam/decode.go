@@ -46,17 +46,24 @@ const errPlus = "a literal '+' is ambiguous (S3 reads it as a space, other serve
 // and a literal '+' (see errPlus); what is either of the two is not a
 // request any S3 client sends.
 func unescape(s, what string) (string, error) {
+	return unescapeOf(s, what, "")
+}
+
+// unescapeOf is unescape with what+name for what: the two are joined only
+// for an error's text, where the caller's concatenation was an allocation
+// for every query parameter's value.
+func unescapeOf(s, what, name string) (string, error) {
 	n := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '%':
 			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
-				return "", s3err.New(codeInvalidURI, "%s: malformed percent-encoding", what)
+				return "", s3err.New(codeInvalidURI, "%s: malformed percent-encoding", what+name)
 			}
 			n++
 			i += 2
 		case '+':
-			return "", s3err.New(s3err.InvalidArgument, "%s: "+errPlus, what)
+			return "", s3err.New(s3err.InvalidArgument, "%s: "+errPlus, what+name)
 		}
 	}
 	if n == 0 {

@@ -60,7 +60,7 @@ func parseQuery(raw string) (query, error) {
 		if err != nil {
 			return nil, err
 		}
-		value, err := unescape(rv, "query parameter "+name)
+		value, err := unescapeOf(rv, "query parameter ", name)
 		if err != nil {
 			return nil, err
 		}
