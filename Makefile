@@ -25,7 +25,7 @@ test: lint
 	# growth checks, which it slows (the redaction's tenfold, to two
 	# minutes) and which time the thread's CPU. Every test that skips
 	# under -race must run here (internal/testenv TestRaceSkipsRunWithoutRace).
-	$(GO) test -count=1 -run 'Allocs$$|MemoryBound$$|Linear$$' ./internal/awsgw/ ./internal/auditlog/ ./internal/sigv4/ ./internal/pggw/ ./internal/store/sqlitestore/ ./internal/grants/ ./internal/sessions/
+	$(GO) test -count=1 -run 'Allocs$$|MemoryBound$$|Linear$$' ./internal/awsgw/ ./internal/auditlog/ ./internal/sigv4/ ./internal/pggw/ ./internal/store/sqlitestore/ ./internal/grants/ ./internal/sessions/ ./internal/clock/ ./internal/s3iam/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
