@@ -69,8 +69,13 @@ type workload struct {
 	Unit string
 	// Target is the least gateway/direct ratio the issue accepts.
 	Target float64
-	size   int
-	op     func(ctx context.Context, c *s3.Client, client int, body []byte) (int64, error)
+	// PeerFloor is issue 15's least gateway/goproxy ratio (the gateway
+	// against Go's httputil.ReverseProxy on the same hop), and CPUCeiling
+	// its most gateway/goproxy CPU per call (0: none).
+	PeerFloor  float64
+	CPUCeiling float64
+	size       int
+	op         func(ctx context.Context, c *s3.Client, client int, body []byte) (int64, error)
 }
 
 func getOp(prefix string, size int) func(context.Context, *s3.Client, int, []byte) (int64, error) {
@@ -101,9 +106,9 @@ func putOp(ctx context.Context, c *s3.Client, client int, body []byte) (int64, e
 // or all when ids is empty.
 func workloads(ids string) ([]workload, error) {
 	all := []workload{
-		{ID: "get1k", Name: "GetObject 1 KiB", Unit: "req/s", Target: 0.85, size: 1 << 10, op: getOp("small", 1<<10)},
-		{ID: "get1m", Name: "GetObject 1 MiB", Unit: "MiB/s", Target: 0.90, size: 1 << 20, op: getOp("medium", 1<<20)},
-		{ID: "put1m", Name: "PutObject 1 MiB", Unit: "MiB/s", Target: 0.90, size: 1 << 20, op: putOp},
+		{ID: "get1k", Name: "GetObject 1 KiB", Unit: "req/s", Target: 0.85, PeerFloor: 0.85, CPUCeiling: 1.4, size: 1 << 10, op: getOp("small", 1<<10)},
+		{ID: "get1m", Name: "GetObject 1 MiB", Unit: "MiB/s", Target: 0.90, PeerFloor: 0.90, size: 1 << 20, op: getOp("medium", 1<<20)},
+		{ID: "put1m", Name: "PutObject 1 MiB", Unit: "MiB/s", Target: 0.90, PeerFloor: 0.85, size: 1 << 20, op: putOp},
 	}
 	if ids == "" {
 		return all, nil

@@ -41,6 +41,14 @@ type summary struct {
 	GoproxyRatio        float64 `json:"goproxy_ratio,omitempty"`
 	GoproxyRatioBest    float64 `json:"goproxy_ratio_best,omitempty"`
 	GatewayGoproxyRatio float64 `json:"gateway_goproxy_ratio,omitempty"`
+	// Issue 15's floors, held against the goproxy side when it ran:
+	// GatewayGoproxyRatio at least PeerFloor, and the gateway's CPU per
+	// call over goproxy's (CPURatio) at most CPUCeiling where one is set.
+	PeerFloor  float64 `json:"peer_floor,omitempty"`
+	PeerMet    *bool   `json:"peer_met,omitempty"`
+	CPURatio   float64 `json:"cpu_ratio_gateway_goproxy,omitempty"`
+	CPUCeiling float64 `json:"cpu_ceiling,omitempty"`
+	CPUMet     *bool   `json:"cpu_met,omitempty"`
 	// CPU is the median CPU time per call of each party, per side
 	// ("direct", "nginx", "goproxy", "gateway").
 	CPU map[string]perCall `json:"cpu_us_per_call"`
@@ -150,6 +158,19 @@ func summarize(ws []workload, phases []phase) []summary {
 			pc.Total = pc.Clients + pc.Gateway + pc.Nginx + pc.Goproxy + pc.Upstream
 			s.CPU[side] = pc
 		}
+		if s.GoproxyMedian > 0 && w.PeerFloor > 0 {
+			s.PeerFloor = w.PeerFloor
+			met := s.GatewayGoproxyRatio >= w.PeerFloor
+			s.PeerMet = &met
+			if gp := s.CPU["goproxy"].Goproxy; gp > 0 {
+				s.CPURatio = s.CPU["gateway"].Gateway / gp
+				if w.CPUCeiling > 0 {
+					s.CPUCeiling = w.CPUCeiling
+					cm := s.CPURatio <= w.CPUCeiling
+					s.CPUMet = &cm
+				}
+			}
+		}
 		out = append(out, s)
 	}
 	return out
@@ -198,6 +219,7 @@ func printReport(w io.Writer, rep *report) {
 			opt("%.3f", s.NginxRatio), opt("%.3f", s.GatewayNginxRatio), opt("%.3f", s.GoproxyRatio), opt("%.3f", s.GatewayGoproxyRatio))
 	}
 	tw.Flush()
+	printPeerFloors(w, rep.Summary)
 	fmt.Fprintln(w, "\nbest phase of each side:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\tunit\tdirect\tnginx\tgoproxy\tgateway\tgateway/direct\tnginx/direct\tgoproxy/direct\tgateway/goproxy\t")
@@ -264,4 +286,33 @@ func size(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// printPeerFloors prints issue 15's floors, which compare the gateway with
+// Go's httputil.ReverseProxy doing the same hop in the same run (the
+// gateway/direct target above is an earlier issue's), when goproxy ran.
+func printPeerFloors(w io.Writer, sums []summary) {
+	var rows []summary
+	for _, s := range sums {
+		if s.PeerMet != nil {
+			rows = append(rows, s)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nissue 15's floors, against Go's ReverseProxy (medians; CPU: the gateway's per call over goproxy's):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tgateway/goproxy\tfloor\t\tCPU gateway/goproxy\tceiling\t\t")
+	for _, s := range rows {
+		cpu, ceil, cv := "-", "-", ""
+		if s.CPURatio > 0 {
+			cpu = fmt.Sprintf("%.2fx", s.CPURatio)
+		}
+		if s.CPUMet != nil {
+			ceil, cv = fmt.Sprintf("<= %.2fx", s.CPUCeiling), verdict(*s.CPUMet)
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t>= %.2f\t%s\t%s\t%s\t%s\t\n", s.Workload, s.GatewayGoproxyRatio, s.PeerFloor, verdict(*s.PeerMet), cpu, ceil, cv)
+	}
+	tw.Flush()
 }
