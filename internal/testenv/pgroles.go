@@ -108,6 +108,15 @@ func dropGrantRoles(ctx context.Context, admin, query string, args ...any) error
 				if errors.As(err, &pe) && pe.Code == "42704" {
 					break // dropped meanwhile (by the server's own revoke)
 				}
+				if concurrentlyDeleted(err) {
+					// The server's own revoke dropped the role while this
+					// statement waited on its row: gone, as wanted, unless
+					// it is somehow still there.
+					var n int
+					if qerr := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", name).Scan(&n); qerr == nil && n == 0 {
+						break
+					}
+				}
 				errs = append(errs, fmt.Sprintf("%s: %v", st.sql, err))
 				break
 			}
@@ -162,6 +171,14 @@ const dropOwnedAttempts = 20
 func concurrentlyUpdated(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "XX000" && strings.Contains(pe.Message, "tuple concurrently updated")
+}
+
+// concurrentlyDeleted reports whether err is PostgreSQL's refusal to
+// change a catalog row another transaction deleted while this one waited
+// on it (a role dropped under an ALTER ROLE).
+func concurrentlyDeleted(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "XX000" && strings.Contains(pe.Message, "tuple concurrently deleted")
 }
 
 // WaitGrantQuery waits until grant id's role (pgroles: airlock_<id>) runs

@@ -198,3 +198,64 @@ func TestDropGrantRolesWhileAnotherGrants(t *testing.T) {
 		t.Errorf("grant role %s outlived its drop", mine)
 	}
 }
+
+// TestDropGrantRolesWhileServerRevokes: the server's own revoke (pgroles,
+// when a grant ends) may drop the role between the cleanup's listing and
+// its ALTER ROLE. That ALTER then waits on the dropping transaction and
+// PostgreSQL fails it with "tuple concurrently deleted" (XX000), not
+// "role does not exist", which failed TestMetricsCountCutStatements in CI.
+// A role dropped meanwhile is what the cleanup wanted: no error.
+func TestDropGrantRolesWhileServerRevokes(t *testing.T) {
+	admin := PostgresDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	mine := grantRole(t, admin, "postgres")
+
+	// The revoke: it drops the role and holds the row until it commits.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "DROP ROLE "+pgx.Identifier{mine}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		done <- dropGrantRoles(ctx, admin, `SELECT rolname FROM pg_roles WHERE rolname = $1`, mine)
+	}()
+	watch, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var n int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER ROLE %' || $1 || '%'`, mine).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cleanup's ALTER ROLE never waited on the revoke's drop")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("dropping a role the server dropped meanwhile: %v", err)
+	}
+	if roleExists(t, admin, mine) {
+		t.Errorf("grant role %s still exists", mine)
+	}
+}
