@@ -246,7 +246,26 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				r.Fatalf("gateway metrics: %v", err)
 			}
 		}
-		p, err := runPgbench(ctx, t.e, mode, l, t.pid)
+		run := func() (phase, error) { return runPgbench(ctx, t.e, mode, l, t.pid) }
+		var p phase
+		var err error
+		if path == "direct" {
+			// Only the direct path logs in afresh every phase (slots.go).
+			var retries int
+			p, retries, err = retrySlots(run, slotRetries, func(try int, err error) bool {
+				benchkit.Progress("direct   %s: PostgreSQL refused pgbench's logins for want of connection slots (%s); again in %s (%d of %d)",
+					mode, slotUse(ctx, dsn), slotWait, try, slotRetries)
+				select {
+				case <-ctx.Done():
+					return false
+				case <-time.After(slotWait):
+					return true
+				}
+			})
+			p.SlotRetries = retries
+		} else {
+			p, err = run()
+		}
 		if cg {
 			callgrind(fmt.Sprintf("--dump=gateway-%s-%dtx", mode, p.Transactions))
 		}
@@ -257,6 +276,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				extra = "\nserver log:\n" + srv.LogTail()
 			case "pgbouncer":
 				extra = "\npgbouncer log:\n" + bnc.logTail()
+			}
+			if slotsExhausted(err.Error()) {
+				extra += fmt.Sprintf("\nPostgreSQL had no connection slot free for pgbench's %d clients (%s): other programs hold them; run again when the server is quieter, or with -private", l.clients, slotUse(ctx, dsn))
 			}
 			r.Fatalf("%s: %v%s", path, err, extra)
 		}
@@ -313,6 +335,9 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				if p.RecordWait != nil {
 					wait = "; record wait " + p.RecordWait.String()
 					wait += fmt.Sprintf("; GC cycles %.0f, %.0f bytes allocated a transaction", p.GCCycles, p.AllocBytes/float64(max(p.Transactions, 1)))
+				}
+				if p.SlotRetries > 0 {
+					wait += fmt.Sprintf("; run %d more times for connection slots", p.SlotRetries)
 				}
 				benchkit.Progress("round %d  %-8s %-9s %8.0f tps  (%d transactions, %.2f ms avg; CPU s: pgbench %.2f, middle %.2f%s)",
 					round, mode, path, p.TPS, p.Transactions, p.LatencyMS, p.PgbenchCPU, p.MiddleCPU, wait)

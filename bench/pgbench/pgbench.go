@@ -39,6 +39,10 @@ type phase struct {
 	// a busy machine, where the CPU's figures do not.
 	GCCycles   float64 `json:"gc_cycles,omitempty"`
 	AllocBytes float64 `json:"alloc_bytes,omitempty"`
+	// SlotRetries is how many times a direct phase ran again because
+	// PostgreSQL refused its logins for want of connection slots
+	// (slots.go): its figures are the last run's.
+	SlotRetries int `json:"slot_retries,omitempty"`
 }
 
 // gcCounters are the server's /metrics counters a gateway phase reports.
