@@ -165,3 +165,19 @@ func TestFindingReadsNoSessionsInTheWriter(t *testing.T) {
 		t.Errorf("grant's usage: %d sessions, want %d (the record written back without its usage lost none)", u.Sessions, sessions+moved)
 	}
 }
+
+// Requesting an extension checks again, in the log's writer, that the
+// grant it extends is still active (request), by its status alone: the
+// check read the grant with its usage, summed over every session of the
+// grant (2,000 rows here), in the writer that every gateway's records
+// wait on, once per extension asked for.
+func TestExtensionReadsNoSessionsInTheWriter(t *testing.T) {
+	h, g, read := sessionsHarness(t, 2000)
+	ext, err := h.Svc.Request(h.ctx, h.botFrom("10.0.0.1"), grants.RequestInput{Target: awsProd, Scope: []string{appLogs}, Duration: "15m", Reason: "more time", Extends: g.ID})
+	if err != nil || ext.Extends != g.ID {
+		t.Fatalf("extension: %+v, %v", ext, err)
+	}
+	if n := read.Load(); n != 0 {
+		t.Errorf("requesting an extension read %d session rows in the log's writer, want 0", n)
+	}
+}

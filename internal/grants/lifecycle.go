@@ -213,14 +213,24 @@ func (s *Service) request(ctx context.Context, caller model.Identity, in Request
 		// The grant extended is read again here too: a revoke committed
 		// since the check above (on another replica, or while policy
 		// decided) has already ended the extensions it found, and must
-		// not miss this one (see endExtensions).
+		// not miss this one (see endExtensions). Its status alone, where
+		// the store can (both stores): Grant sums the usage of every
+		// session of the grant, here in the log's writer.
 		if in.Extends != "" {
-			prev, err := tx.Grant(ctx, in.Extends)
+			var status model.GrantStatus
+			var err error
+			if gs, ok := tx.(store.GrantStatusTx); ok {
+				status, err = gs.GrantStatus(ctx, in.Extends)
+			} else {
+				var prev model.Grant
+				prev, err = tx.Grant(ctx, in.Extends)
+				status = prev.Status
+			}
 			if err != nil {
 				return nil, err
 			}
-			if prev.Status != model.Active {
-				return nil, apierr.Invalid("extends", "grant %s is %s; only an active grant can be extended", in.Extends, prev.Status)
+			if status != model.Active {
+				return nil, apierr.Invalid("extends", "grant %s is %s; only an active grant can be extended", in.Extends, status)
 			}
 		}
 		now, err := s.txNow(ctx, tx)
