@@ -218,7 +218,8 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 			}
 			time.Sleep(time.Second) // perf attaches
 		}
-		metrics := []string{"airlock_log_batches_total", "airlock_log_batch_calls_sum", "go_gc_duration_seconds_count", "go_memstats_mallocs_total", "go_memstats_alloc_bytes_total"}
+		metrics := append([]string{"airlock_log_batches_total", "airlock_log_batch_calls_sum", "go_gc_duration_seconds_count", "go_memstats_mallocs_total", "go_memstats_alloc_bytes_total",
+			"airlock_log_batch_write_seconds_sum", "airlock_log_wait_seconds_sum", "airlock_log_wait_seconds_count"}, batchBuckets...)
 		var m0 map[string]float64
 		if srv != nil {
 			m0, _ = srv.ScrapeGauges(metrics)
@@ -242,6 +243,14 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 			if m1, err := srv.ScrapeGauges(metrics); err == nil && m0 != nil {
 				d := func(i int) float64 { return m1[metrics[i]] - m0[metrics[i]] }
 				fmt.Printf("  journal batches %.0f, calls in them %.0f, GC cycles %.0f, allocations %.1f and %.0f bytes a call\n", d(0), d(1), d(2), d(3)/float64(n), d(4)/float64(n))
+				fmt.Printf("  a batch's write %.0f µs, a call's wait for its record %.0f µs (means); batches by calls in them:", 1e6*d(5)/d(0), 1e6*d(6)/d(7))
+				prev := 0.0
+				for i, le := range batchLE {
+					c := d(8 + i)
+					fmt.Printf(" ≤%s %.0f", le, c-prev)
+					prev = c
+				}
+				fmt.Println()
 			} else {
 				fmt.Printf("  metrics: %v\n", err)
 			}
@@ -253,6 +262,20 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 		kill = true
 	}
 }
+
+// batchLE are the bounds of airlock_log_batch_calls' buckets (package
+// metrics) that s3prof prints, and batchBuckets their series' names: how
+// many calls share a journal write is what the group commit decides.
+var (
+	batchLE      = []string{"1", "2", "4", "8", "16", "+Inf"}
+	batchBuckets = func() []string {
+		var out []string
+		for _, le := range batchLE {
+			out = append(out, `airlock_log_batch_calls_bucket{le="`+le+`"}`)
+		}
+		return out
+	}()
+)
 
 // calls is how many calls went through the proxy, for the recording's
 // check; kill makes stop use SIGKILL.
