@@ -80,12 +80,40 @@ var (
 )
 
 // headerSecret says whether a header named name carries credentials.
+// A name that is curl's -H with its header line glued to it, behind other
+// short options or none (-HAuthorization: …, -sHCookie: …), is read as
+// the name after the H: headerName takes the option's letters and dash
+// with it, and -HAuthorization named no header, so curl's Bearer token
+// was kept (X-Api-Key's name says secret with any prefix).
 func headerSecret(name string) bool {
 	switch strings.ToLower(name) {
 	case "authorization", "proxy-authorization", "cookie", "x-amz-security-token":
 		return true
 	}
+	if n, ok := gluedHeaderOption(name); ok && headerSecret(n) {
+		return true
+	}
 	return secretName(name)
+}
+
+// gluedHeaderOption returns the header name in name where name is a
+// cluster of curl's short options that ends in -H with the name glued to
+// it (-HCookie, -sSHCookie gives Cookie). An option before the H that
+// takes the rest as its own argument (-AHCookie: curl's user agent) makes
+// it no header: hidden all the same, more, not less.
+func gluedHeaderOption(name string) (string, bool) {
+	if len(name) < 3 || name[0] != '-' {
+		return "", false
+	}
+	for k := 1; k < len(name)-1; k++ {
+		switch c := name[k]; {
+		case c == 'H':
+			return name[k+1:], true
+		case (c < 'a' || c > 'z') && (c < 'A' || c > 'Z'):
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // mysqlClients take their password glued to -p (-pPASSWORD): MySQL's

@@ -70,6 +70,11 @@ func TestRedactCommand(t *testing.T) {
 			[]string{"sh", "-c", "curl -H 'Cookie: [REDACTED]' -H 'Accept: text/plain; q=1' https://h/"}},
 		{[]string{"curl", "-H", `Cookie: theme=dark; sid="hunter2"`, "https://h/"}, []string{"curl", "-H", "Cookie: [REDACTED]", "https://h/"}},
 		{[]string{"curl", "-H", `Authorization: Bearer "hunter2"`, "https://h/"}, []string{"curl", "-H", "Authorization: Bearer [REDACTED]", "https://h/"}},
+		// curl's -H with the header line glued to it, after other
+		// short options or none: the name read was -HAuthorization.
+		{[]string{"curl", "-HAuthorization: Bearer hunter2", "-sSHCookie: sid=hunter3", "https://h/"}, []string{"curl", "-HAuthorization: Bearer [REDACTED]", "-sSHCookie: [REDACTED]", "https://h/"}},
+		{[]string{"sh", "-c", `curl "-HAuthorization: Bearer hunter2" -sH'Proxy-Authorization: Basic hunter3' -H"Cookie: a=hunter4" https://h/; echo visible`},
+			[]string{"sh", "-c", `curl "-HAuthorization: Bearer [REDACTED]" -sH'Proxy-Authorization: Basic [REDACTED]' -H"Cookie: [REDACTED]" https://h/; echo visible`}},
 		{[]string{"sh", "-c", `curl -H "Cookie: sid=hunter2" https://h/`}, []string{"sh", "-c", `curl -H "Cookie: [REDACTED]" https://h/`}},
 		{[]string{"sh", "-c", "curl -H 'Accept: a; Authorization: Bearer hunter2;x' https://h/"}, []string{"sh", "-c", "curl -H 'Accept: a; Authorization: Bearer [REDACTED]' https://h/"}},
 		// A secret header inside another header's value, and quoted
