@@ -1131,6 +1131,9 @@ const (
 	headerSingle             // the credential in '…' (not in a shell line's own '…')
 	headerBare               // the credential's blanks unquoted
 	headerDollar             // a shell line's '…' are $'…'
+	headerGlued              // the header line glued to its option: -H'…', --header="…", argv's -HAuthorization: …
+	headerLong               // the option is --header, not -H
+	headerJoined             // no blank after the header line's closing quote: after is joined to its word
 )
 
 // FuzzRedactHeaderSecret writes a secret as the credentials of a header
@@ -1146,6 +1149,10 @@ const (
 // stand unquoted (curl -H 'X-Api-Key: 1 2' sends "1 2"; the text around
 // has no quote, backslash or $ then, which would make the blank the
 // shell's), and with headerDollar a shell line's single quotes are $'…'.
+// headerLong writes --header for -H, headerGlued the header line glued
+// to its option (-H'…', --header="…"; in argv one argument,
+// -HAuthorization: …, --header=…), and headerJoined after glued to the
+// header line's closing quote ('X-Api-Key: 1 2'x; in argv, to the line).
 // The seeds name their header (headerSecretHeaders) and place
 // (headerSecretPlaces) by key, and their choices by flag bits, so that
 // neither a header added nor a choice added moves them; which picks the
@@ -1238,18 +1245,44 @@ func headerSecretArgv(headerKey, placeKey string, flags, which uint8, secret str
 	if flags&headerFirst != 0 {
 		first = "Authorization: Basic aGk="
 	}
+	// The option and what stands between it and the header line, and
+	// between the line's closing quote and after.
+	opt, sep, tail := "-H", " ", " "
+	if flags&headerLong != 0 {
+		opt = "--header"
+	}
+	if flags&headerGlued != 0 {
+		sep = ""
+		if opt != "-H" {
+			sep = "="
+		}
+	}
+	if flags&headerJoined != 0 {
+		tail = ""
+	}
 	var argv []string
 	switch place {
 	case "argv":
-		argv = []string{"curl", before, "-H", first, "-H", h, after}
+		if flags&headerJoined != 0 {
+			h, after = h+after, ""
+		}
+		argv = []string{"curl", before}
+		for _, line := range []string{first, h} {
+			if sep == " " {
+				argv = append(argv, opt, line)
+			} else {
+				argv = append(argv, opt+sep+line)
+			}
+		}
+		argv = append(argv, after)
 	case "sh-single":
 		open := "'"
 		if flags&headerDollar != 0 {
 			open = "$'"
 		}
-		argv = []string{"sh", "-c", before + " -H " + open + first + "' -H " + open + h + "' " + after}
+		argv = []string{"sh", "-c", before + " " + opt + sep + open + first + "' " + opt + sep + open + h + "'" + tail + after}
 	case "sh-double":
-		argv = []string{"sh", "-c", before + ` -H "` + first + `" -H "` + h + `" ` + after}
+		argv = []string{"sh", "-c", before + " " + opt + sep + `"` + first + `" ` + opt + sep + `"` + h + `"` + tail + after}
 	}
 	return argv
 }

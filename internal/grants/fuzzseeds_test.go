@@ -97,6 +97,26 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/escaped-backticks-in-backticks": {"zsh", "-c", "psql `echo \\`tool --password=\\\\ 1' 2'\\`` # x\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
+	// Quoted header lines (issue 15, helper redact5): in '…', a word joined after the closing quote.
+	"FuzzRedactHeaderSecret/single-quoted-x-api-key-joined": {"sh", "-c", "curl -s -H '' -H 'X-Api-Key: \"1 2 3 4 \"'\"$x\"/h; echo visible"},
+	// --header="…" glued, the credential quoted in it.
+	"FuzzRedactHeaderSecret/long-glued-double-basic": {"sh", "-c", "curl --header=\"\" --header=\"authorization:Basic \\\"12 34 \\\"\" https://h/; echo visible"},
+	// --header="…" glued, the credential's blanks bare in the quotes.
+	"FuzzRedactHeaderSecret/long-glued-double-proxy-authorization-bare": {"sh", "-c", "curl --header=\"\" --header=\"Proxy-Authorization: 1 2 3 4 \" https://h/"},
+	// A curl argument -HAuthorization: … (its name was read as -HAuthorization; kept on 02504ff).
+	"FuzzRedactHeaderSecret/glued-argv-authorization": {"curl", "curl", "-H", "-HAuthorization: Bearer \"1 2 3 4 \"", "https://h/"},
+	// -H$'…' glued, a cookie's quoted value.
+	"FuzzRedactHeaderSecret/glued-single-dollar-cookie": {"sh", "-c", "curl -s -H$'' -H$'Cookie: theme=dark; sid=\"1 2 3 \"' https://h/"},
+	// In $(…), the command after it with curl -u.
+	"FuzzRedactHeaderSecret/in-dollar-paren": {"sh", "-c", "x=$(curl -s -H \"\" -H \"Authorization: Bearer \\\"1 23 4\\\"\" https://h/); curl -u ann:x h"},
+	// --header '…' in "$(…)".
+	"FuzzRedactHeaderSecret/in-dollar-paren-in-double": {"sh", "-c", "echo \"$(curl --header '' --header 'X-Api-Key: \"1 2 3 4 \"' https://h/)\" visible"},
+	// -H '…' in `…`.
+	"FuzzRedactHeaderSecret/in-backticks": {"sh", "-c", "x=`curl -H '' -H 'X-Api-Key: \"1 2 3 4 \"' https://h/`; echo visible"},
+	// -H"…" in `…`, the closing backtick joined to the quote.
+	"FuzzRedactHeaderSecret/in-backticks-joined": {"sh", "-c", "echo `curl -H\"\" -H\"Authorization: Bearer \\\"12 34 \\\"\"`; echo visible"},
+	// --header='…' in `…` in $(…), a header line in another's value.
+	"FuzzRedactHeaderSecret/in-backticks-in-dollar-paren": {"sh", "-c", "echo $(x `curl --header='' --header='X-Foo: Authorization: Bearer \"1 2 \"' h`)"},
 }
 
 // TestRedactFuzzSeedsKeepTheirCase builds the command of every kept seed
