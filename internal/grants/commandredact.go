@@ -1497,7 +1497,13 @@ func redactAssignments(a string, form argForm) string {
 			// the blank in "a b", --password with it, whose value
 			// was then kept. Both readings are hidden, and that
 			// later word to its end as the shell reads it.
-			if end = shellWordHolding(a, c+1, end); end <= taken {
+			e, command := shellWordHolding(a, c+1, end)
+			if command {
+				// The shell runs the text past the quotes as a
+				// command's (span): the shell's reading alone.
+				return c
+			}
+			if end = e; end <= taken {
 				// Inside the value taken, which closes its
 				// quotes in the record (span).
 				return end
@@ -1564,10 +1570,28 @@ func redactAssignments(a string, form argForm) string {
 			// did not end in a quote of the value's kind (the quote
 			// kept to close the value's in the record then); and each
 			// value of such a line read on to the line's end.
+			//
+			// Where the shell reads the text that the outside reading
+			// adds as a command's, an operator in it or an option's
+			// word (psql "host=db password=PW" -c "select 1"; echo
+			// 'x PGPASSWORD=PW' && curl -v "a b"), the shell's reading
+			// alone too: read as well, it hid -c "select 1", or the
+			// rest of the line. Which reading holds cannot be told
+			// from the line's quotes, which pair the same way in both
+			// shapes; a secret written for the outside reading whose
+			// piece past the closing quote has a blank and then - or
+			// an operator keeps that piece. See bench/HISTORY.md, "A
+			// recorded command line's redaction: values in quotes
+			// that opened before the name, glued -H, quoted headers'
+			// seeds".
 			c := inQuotes(i)
 			if q.open+1 != name && (q.state != '$' || q.open+2 != name) {
 				if end = w.end(a, i); end > c && c < len(a) {
-					end = shellWordHolding(a, c+1, end)
+					if e, command := shellWordHolding(a, c+1, end); command {
+						end = c
+					} else {
+						end = e
+					}
 				}
 			}
 			end = max(end, c)
@@ -1672,20 +1696,25 @@ func redactAssignments(a string, form argForm) string {
 
 // shellWordHolding returns where the shell word ends that holds the byte
 // before at, the words read from from as the shell reads them outside
-// quotes (at > from), or at where none does (at is past a blank).
-func shellWordHolding(a string, from, at int) int {
+// quotes (at > from), or at where none does (at is past a blank); and
+// whether the text from from to at, so read, is a command's (command):
+// an operator stands in it (;, &, |, <, >, (, ), a newline), or a word
+// that starts with - (an option) starts in it.
+func shellWordHolding(a string, from, at int) (end int, command bool) {
 	for j := from; j < at; {
-		if strings.IndexByte(" \t\n\r\v\f;&|<>()`", a[j]) >= 0 {
+		if strings.IndexByte(" \t\r\v\f`\n;&|<>()", a[j]) >= 0 {
+			command = command || strings.IndexByte("\n;&|<>()", a[j]) >= 0
 			j++
 			continue
 		}
+		command = command || a[j] == '-'
 		e := max(substWordEnd(a, j), j+1)
 		if e >= at {
-			return e
+			return e, command
 		}
 		j = e
 	}
-	return at
+	return at, command
 }
 
 // substitution says whether a command substitution ($(…) or `…`)

@@ -123,6 +123,24 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"curl", "-H", "X-Api-Key: K1 ter2", "https://h/"}, []string{"curl", "-H", "X-Api-Key: [REDACTED]", "https://h/"}},
 		{[]string{"curl", "-H", "X-Api-Key: $'K1 ter2'", "https://h/"}, []string{"curl", "-H", "X-Api-Key: [REDACTED]", "https://h/"}},
 		{[]string{"pg_dump", `--dbname="host=db password=hunter2"`}, []string{"pg_dump", `--dbname="host=db password=[REDACTED]"`}},
+		// A value in quotes that opened before its name, read as though
+		// outside them too (a stray quote's, they may be): where the
+		// shell reads the text past their closing quote as a command's
+		// (an option's word, an operator), that reading is not taken.
+		// It hid -c "select 1", and the rest of the line.
+		{[]string{"sh", "-c", `pg_dump --dbname="host=db password=hunter2" -v "x y"; psql 'user=a password=hunter3' -c 'select 1'; echo visible`},
+			[]string{"sh", "-c", `pg_dump --dbname="host=db password=[REDACTED]" -v "x y"; psql 'user=a password=[REDACTED]' -c 'select 1'; echo visible`}},
+		{[]string{"sh", "-c", `psql "host=db password=hunter2" -c select; echo "visible"`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c select; echo "visible"`}},
+		{[]string{"sh", "-c", `env "A=1 PGPASSWORD=hunter2" psql -c "select 1"; psql 'user=a password=hunter3'x -c 'select 1'; echo "visible"`},
+			[]string{"sh", "-c", `env "A=1 PGPASSWORD=[REDACTED]" psql -c "select 1"; psql 'user=a password=[REDACTED]'[REDACTED] -c 'select 1'; echo "visible"`}},
+		// The same for a value nested in a secret's value.
+		{[]string{"sh", "-c", `echo 'SECRET=A PGPASSWORD=hunter2' -v 'a b'; env "A_TOKEN=a PGPASSWORD=hunter3" psql -c "select 1"; echo visible`},
+			[]string{"sh", "-c", `echo 'SECRET=[REDACTED]' -v 'a b'; env "A_TOKEN=[REDACTED]" psql -c "select 1"; echo visible`}},
+		// Where the text past the quotes holds no operator nor option,
+		// both readings still: the seed's shape (FuzzRedactAssignedSecret,
+		// pg_dump --dbname="host=db password=2'0'" 2"\ 61…).
+		{[]string{"sh", "-c", `pg_dump --dbname="host=db password=hun'ter'" 2"\ ab'c'" d"\ e "; echo visible`},
+			[]string{"sh", "-c", `pg_dump --dbname="host=db password=[REDACTED]"[REDACTED]; echo visible`}},
 		{[]string{"sh", "-c", `psql "host=db password='hunter2'" -c 'select 1'`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c 'select 1'`}},
 		// A statement or command glued after the quotes that hold a
 		// secret stays: the value ran to the next blank and hid ;echo
