@@ -1653,9 +1653,13 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return span(a, name, i)
 	}
+	// The quotes that hold the header lines inside values taken
+	// (headersTaken), read once across them: they come in order.
+	hq := shellQuotes{line: headerLine.MatchString(a), shell: form == shellLine}
 	taking := func(a string, name, i int) (int, int, int) {
 		start, end, keep := userSpan(a, name, i)
 		if end > start {
+			end = headersTaken(a, start, end, &hq)
 			taken = end
 		}
 		return start, end, keep
@@ -1692,6 +1696,29 @@ func redactAssignments(a string, form argForm) string {
 		return user || assignedSecret(n)
 	}
 	return redactValuesKeeping(a, secretAssign, secret, taking, nested)
+}
+
+// headersTaken returns where a value taken from start to end in a ends
+// once the credentials of the header lines whose names it hides are
+// taken with it, each as redactHeaders would take it from the line (it
+// reads the record, in which the name is gone): to where headerValue
+// takes it, and to the end of the shell's quotes that hold it (q's
+// valueEnd). A value that ended inside a credential kept the rest of it:
+// SECRET='x -H "Authorization: OAuth '1 2 3' … hid to the 1, and 2 3
+// was kept. The calls come in order of start, as q reads.
+func headersTaken(a string, start, end int, q *shellQuotes) int {
+	for k := nextSecretHeader(a[:end], start); k >= 0; k = nextSecretHeader(a[:end], k) {
+		_, e := headerValue(a, k, len(a))
+		if e > end {
+			// To the end of the shell word that holds it, as
+			// the shell reads on from the value's end: cut inside
+			// a later word's quotes, the record read the words
+			// after it in others.
+			e, _ = shellWordHolding(a, end, e)
+		}
+		end = max(end, e, q.valueEnd(a, k))
+	}
+	return end
 }
 
 // shellWordHolding returns where the shell word ends that holds the byte

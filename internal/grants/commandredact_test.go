@@ -133,6 +133,13 @@ func TestRedactCommand(t *testing.T) {
 		{[]string{"sh", "-c", `psql "host=db password=hunter2" -c select; echo "visible"`}, []string{"sh", "-c", `psql "host=db password=[REDACTED]" -c select; echo "visible"`}},
 		{[]string{"sh", "-c", `env "A=1 PGPASSWORD=hunter2" psql -c "select 1"; psql 'user=a password=hunter3'x -c 'select 1'; echo "visible"`},
 			[]string{"sh", "-c", `env "A=1 PGPASSWORD=[REDACTED]" psql -c "select 1"; psql 'user=a password=[REDACTED]'[REDACTED] -c 'select 1'; echo "visible"`}},
+		// A header line whose name a secret's value hides, and which
+		// that value ended inside of: its credential is taken with the
+		// value, as the header's rule, which reads the record, no
+		// longer can (found by a throwaway random test over
+		// FuzzRedactHeaderSecret's inputs).
+		{[]string{"sh", "-c", `SECRET='\ -H "" -H "Authorization: OAuth 'hun ter2 '"A=\;' "; echo visible`},
+			[]string{"sh", "-c", `SECRET=[REDACTED] "; echo visible`}},
 		// The same for a value nested in a secret's value.
 		{[]string{"sh", "-c", `echo 'SECRET=A PGPASSWORD=hunter2' -v 'a b'; env "A_TOKEN=a PGPASSWORD=hunter3" psql -c "select 1"; echo visible`},
 			[]string{"sh", "-c", `echo 'SECRET=[REDACTED]' -v 'a b'; env "A_TOKEN=[REDACTED]" psql -c "select 1"; echo visible`}},

@@ -97,6 +97,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactShellGrammar/escaped-backticks-in-backticks": {"zsh", "-c", "psql `echo \\`tool --password=\\\\ 1' 2'\\`` # x\n"},
 	// ff9219e: header lines are redacted before a program's options.
 	"FuzzRedactHeaderSecret/scheme-in-user-password": {"sh", "-c", `curl '-u -H '' -H 'authorization:Basic "0"' `},
+	// A header line whose name a secret's value hides, the value ending inside its credential (found by a throwaway random test over this fuzzer's inputs).
+	"FuzzRedactHeaderSecret/header-name-in-assigned-value": {"sh", "-c", " SECRET='\\ -H \"\" -H \"Authorization: OAuth '2 05 08 '\"A=\\;' \";"},
 	// Quoted header lines (issue 15, helper redact5): in '…', a word joined after the closing quote.
 	"FuzzRedactHeaderSecret/single-quoted-x-api-key-joined": {"sh", "-c", "curl -s -H '' -H 'X-Api-Key: \"1 2 3 4 \"'\"$x\"/h; echo visible"},
 	// --header="…" glued, the credential quoted in it.
