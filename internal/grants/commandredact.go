@@ -1528,6 +1528,27 @@ func redactAssignments(a string, form argForm) string {
 		}
 		return end
 	}
+	// flagsTaken is the end of a value from i to end taken past blanks
+	// after the = (SECRET= --PGPASSWORD X: the shell's SECRET is empty,
+	// and --PGPASSWORD a command's flag) that is a secret's --flag: its
+	// own value, whose match was hidden with this one, is taken too, as
+	// redactLineArgs takes it: the word after it, read as the shell
+	// reads it (wordScanner: $'\' 1' is one word; shellWordEnd ended
+	// it at the blank after \', and 1 was kept). A nested value's too
+	// (SECRET=SECRET= --PGPASSWORD X kept X).
+	flagsTaken := func(i, end int) int {
+		for j := i; i > 0 && (a[i-1] == ' ' || a[i-1] == '\t') && end > j; {
+			if v := bareWord(a[j:end]); !isOption(v) || !secretName(v) {
+				break
+			}
+			k := skipBlank(a, end)
+			if k == end || k == len(a) {
+				break
+			}
+			j, end = k, max(w.end(a, k), shellWordEnd(a, k))
+		}
+		return end
+	}
 	span := func(a string, name, i int) (int, int, int) {
 		if noValue(name, i) {
 			return i, i, -1
@@ -1624,22 +1645,7 @@ func redactAssignments(a string, form argForm) string {
 				end = substWordEnd(a[:lim], i)
 			}
 		}
-		// A value taken past blanks after the = (SECRET= --PGPASSWORD
-		// X: the shell's SECRET is empty, and --PGPASSWORD a command's
-		// flag) that is a secret's --flag: its own value, whose match
-		// was hidden with this one, is taken too, as redactLineArgs
-		// takes it.
-		for j := i; i > 0 && (a[i-1] == ' ' || a[i-1] == '\t') && end > j; {
-			if v := bareWord(a[j:end]); !isOption(v) || !secretName(v) {
-				break
-			}
-			k := skipBlank(a, end)
-			if k == end || k == len(a) {
-				break
-			}
-			j, end = k, shellWordEnd(a, k)
-		}
-		return start, end, keep
+		return start, flagsTaken(i, end), keep
 	}
 	// USER=ann%PW: smbclient's password, after the user (programUserEnv).
 	userSpan := func(a string, name, i int) (int, int, int) {
@@ -1680,6 +1686,7 @@ func redactAssignments(a string, form argForm) string {
 			c := inQuotes(i)
 			end = max(pastQuotes(end, c), c)
 		}
+		end = flagsTaken(i, end)
 		if end > taken && !sameQuotes(end) {
 			// A nested value that ends in other quotes than the
 			// value it stands in starts in (env "PGPASSWORD=x" psql

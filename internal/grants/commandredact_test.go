@@ -140,6 +140,12 @@ func TestRedactCommand(t *testing.T) {
 		// FuzzRedactHeaderSecret's inputs).
 		{[]string{"sh", "-c", `SECRET='\ -H "" -H "Authorization: OAuth 'hun ter2 '"A=\;' "; echo visible`},
 			[]string{"sh", "-c", `SECRET=[REDACTED] "; echo visible`}},
+		// A secret's --flag past blanks after a nested value's = (the
+		// second SECRET=): its own value is taken too, as a value's
+		// is, read as the shell reads the word ($'\' a' is one).
+		{[]string{"sh", "-c", `SECRET=SECRET= --GITHUB_TOKEN " hun"" ter2" x; SECRET=A=SECRET= --AWS_SECRET_ACCESS_KEY 'hun'' ter3' x; echo visible`},
+			[]string{"sh", "-c", `SECRET=[REDACTED] x; SECRET=[REDACTED] x; echo visible`}},
+		{[]string{"sh", "-c", `SECRET= SECRET= --PGPASSWORD $'\' hun'ter2 x; echo visible`}, []string{"sh", "-c", `SECRET= [REDACTED] x; echo visible`}},
 		// The same for a value nested in a secret's value.
 		{[]string{"sh", "-c", `echo 'SECRET=A PGPASSWORD=hunter2' -v 'a b'; env "A_TOKEN=a PGPASSWORD=hunter3" psql -c "select 1"; echo visible`},
 			[]string{"sh", "-c", `echo 'SECRET=[REDACTED]' -v 'a b'; env "A_TOKEN=[REDACTED]" psql -c "select 1"; echo visible`}},
