@@ -37,7 +37,7 @@ var errUpstreamSilent = errors.New("the upstream sent no answer in time")
 // within after of the request being sent whole (start).
 type answerWatch struct {
 	after  time.Duration
-	cancel context.CancelCauseFunc
+	cancel causeCanceler
 	// timers lends the watch a timer kept from earlier calls (the
 	// gateway's, timers.go).
 	timers *timerPool
@@ -63,7 +63,16 @@ func (w *answerWatch) start() {
 }
 
 // timerFired gives up on the answer: its timer has run.
-func (w *answerWatch) timerFired() { w.cancel(errUpstreamSilent) }
+func (w *answerWatch) timerFired() { w.cancel.cancelCause(errUpstreamSilent) }
+
+// causeCanceler cancels a request's context with a cause: a call's
+// callCtx, or a context.CancelCauseFunc as cancelFunc.
+type causeCanceler interface{ cancelCause(error) }
+
+// cancelFunc is a context.CancelCauseFunc as a causeCanceler.
+type cancelFunc context.CancelCauseFunc
+
+func (f cancelFunc) cancelCause(cause error) { f(cause) }
 
 // stop disarms the watch: the round trip has returned.
 func (w *answerWatch) stop() {

@@ -138,7 +138,7 @@ func TestAnswerWatchKeptTimerAllocs(t *testing.T) {
 	timers := &timerPool{clk: clk}
 	var causes [3]error
 	watch := func(i int) *answerWatch {
-		return &answerWatch{after: time.Minute, timers: timers, cancel: func(err error) { causes[i] = err }}
+		return &answerWatch{after: time.Minute, timers: timers, cancel: cancelFunc(func(err error) { causes[i] = err })}
 	}
 	first := watch(0)
 	first.start()

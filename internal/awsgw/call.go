@@ -361,7 +361,7 @@ func endedRecord(gr *gateway.Grant, now time.Time, err error) *s3err.Error {
 // cutError is the answer for a call cut by its session's end.
 func cutError(ctx context.Context) *s3err.Error {
 	var e *s3err.Error
-	if errors.As(context.Cause(ctx), &e) {
+	if errors.As(causeOf(ctx), &e) {
 		return e
 	}
 	return nil
@@ -395,10 +395,11 @@ func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 
 	// The call is cut the moment its session ends (grant ended, expiry,
 	// Close): the upstream request derives from ctx.
-	ctx, cancel := context.WithCancelCause(c.r.Context())
-	defer cancel(nil)
 	cx := &c.x
-	cx.c, cx.ctx, cx.cancel = c, ctx, cancel
+	cx.cctx.init(c.r.Context())
+	defer cx.cctx.end()
+	ctx := context.Context(&cx.cctx)
+	cx.c, cx.ctx = c, ctx
 	// The session's watch cuts the calls it holds when it ends (one map
 	// entry per call, where a context.AfterFunc on the session's context
 	// was three allocations).

@@ -18,11 +18,11 @@ import (
 
 // exchange is the upstream half of an allowed call.
 type exchange struct {
-	c   *call
-	ctx context.Context
-	// cancel cancels ctx (sessionEnded).
-	cancel context.CancelCauseFunc
-	res    *gateway.Call
+	c *call
+	// ctx is cctx, the call's context.
+	ctx  context.Context
+	cctx callCtx
+	res  *gateway.Call
 	// result is what res points to on the S3 path (forward).
 	result gateway.Call
 	// pairs hold result's parameters (its Pairs): the request id, and a
@@ -87,7 +87,7 @@ func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCu
 // sessionEnded ends the call for its session's end (with that end's cause): its
 // context, so the upstream request, and the client's side.
 func (x *exchange) sessionEnded(cause error) {
-	x.cancel(cause)
+	x.cctx.cancel(cause)
 	x.cutClient()
 }
 
@@ -145,7 +145,13 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	w := c.w
 	creds, err := t.credentials(x.ctx, c.gr)
 	if err != nil {
-		x.failBefore(s3err.As(err))
+		// A cut while the credentials were fetched: the contexts derived
+		// from the call's do not carry its cause (callCtx).
+		e := cutError(x.ctx)
+		if e == nil {
+			e = s3err.As(err)
+		}
+		x.failBefore(e)
 		return
 	}
 	body, length := c.upstreamBody(auth, checkedBody, x)
@@ -191,7 +197,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 	// on the client's side: held in the exchange, it costs a call no
 	// context of its own.
 	watch := &x.watch
-	watch.after, watch.cancel, watch.timers = upstreamAnswerTime, x.cancel, &c.gw.answerTimers
+	watch.after, watch.cancel, watch.timers = upstreamAnswerTime, &x.cctx, &c.gw.answerTimers
 	if body != nil {
 		body.atEOF = watch.start
 	}
@@ -233,7 +239,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 			w.Header().Set("Connection", "close")
 			res.Error = "cut off: " + e.Text()
 			x.write(e)
-		case context.Cause(x.ctx) == errUpstreamSilent:
+		case causeOf(x.ctx) == errUpstreamSilent:
 			// Before the body's errors: the guard's abort of a request
 			// the watch cancelled is not the client's failure.
 			c.gw.log.Warn("awsgw: the upstream sent no answer; the call is given up", "target", t.Name, "grant", c.gr.ID, "request_id", c.reqID, "waited", watch.after)

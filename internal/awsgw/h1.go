@@ -61,9 +61,10 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	head   []byte // a request's head, put together (writeRequest)
 	idleAt time.Time
-	// cut fails the connection's reads and writes at once, for the
-	// call's context to run when it ends: made with the connection, not
-	// for each round trip on it.
+	// cut fails the connection's reads and writes at once, for a
+	// request's context other than a call's own (callCtx, which cuts the
+	// connection itself) to run when it ends: made with the connection,
+	// not for each round trip on it.
 	cut func()
 }
 
@@ -134,7 +135,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
-		return nil, context.Cause(ctx)
+		return nil, causeOf(ctx)
 	}
 	key := req.URL.Host
 	if req.URL.Port() == "" {
@@ -150,7 +151,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			c, err := t.dial(ctx, "tcp", key)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil, context.Cause(ctx)
+					return nil, causeOf(ctx)
 				}
 				return nil, err
 			}
@@ -161,7 +162,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+			return nil, causeOf(ctx)
 		}
 		if !reused || attempt > 0 {
 			return nil, err
@@ -271,10 +272,21 @@ func (t *h1Transport) CloseIdleConnections() {
 // is closed.
 func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	// Cancelling ctx fails the connection's reads and writes at once; the
-	// connection is then closed, never reused.
-	stop := context.AfterFunc(ctx, pc.cut)
+	// connection is then closed, never reused. A call's own context cuts
+	// it itself, with no registration to allocate (callCtx.watchConn).
+	cc, _ := ctx.(*callCtx)
+	var stop func() bool
+	if cc != nil {
+		cc.watchConn(pc.conn)
+	} else {
+		stop = context.AfterFunc(ctx, pc.cut)
+	}
 	fail := func(err error) (*http.Response, error) {
-		stop()
+		if cc != nil {
+			cc.unwatchConn()
+		} else {
+			stop()
+		}
 		pc.conn.Close()
 		return nil, err
 	}
@@ -303,7 +315,7 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("awsgw: the upstream switched protocols on a request that asked for none"))
 	}
-	b := &h1Body{pc: pc, body: resp.Body, stop: stop, reuse: !resp.Close}
+	b := &h1Body{pc: pc, body: resp.Body, stop: stop, watch: cc, reuse: !resp.Close}
 	if resp.ContentLength > 0 && len(resp.TransferEncoding) == 0 && req.Method != http.MethodHead {
 		// net/http's body for a declared length reads from br, which
 		// nothing has read from yet: the gateway's own reads the same
@@ -321,9 +333,12 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 // connection back to the pool; closed early or failed, it closes it. One
 // goroutine reads it and closes it, as the gateway does.
 type h1Body struct {
-	pc    *h1Conn
-	body  io.ReadCloser
-	stop  func() bool
+	pc   *h1Conn
+	body io.ReadCloser
+	stop func() bool
+	// watch is the call's context that cuts pc, if it does (then stop
+	// is nil).
+	watch *callCtx
 	reuse bool
 	done  bool
 	err   error // what Read returns once done
@@ -371,7 +386,13 @@ func (b *h1Body) finish(whole bool, err error) {
 	b.done, b.err = true, err
 	// stop reports false once the context was cancelled: its deadline may
 	// be set on the connection, which is then no longer of use.
-	if b.stop() && whole && b.reuse {
+	var kept bool
+	if b.watch != nil {
+		kept = b.watch.unwatchConn()
+	} else {
+		kept = b.stop()
+	}
+	if kept && whole && b.reuse {
 		b.pc.t.put(b.pc)
 	} else {
 		b.pc.conn.Close()

@@ -42,6 +42,30 @@ func h1Get(t *testing.T, tr http.RoundTripper, ctx context.Context, url string) 
 	return tr.RoundTrip(req)
 }
 
+// waitingServer is a countingServer that answers /ok at once, sends /body's
+// first two bytes of four, and then (or at once, for any other path)
+// waits until release is closed or the request ends, counting those
+// that end in cancelled.
+func waitingServer(t *testing.T, release chan struct{}, cancelled *atomic.Int64) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	return countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			w.Write([]byte("ok"))
+			return
+		case "/body":
+			w.Header().Set("Content-Length", "4")
+			w.Write([]byte("ab"))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		}
+	}))
+}
+
 // h1GetAll GETs url through tr and reads the answer whole: status and body.
 func h1GetAll(t *testing.T, tr http.RoundTripper, url string) (int, string) {
 	t.Helper()
@@ -130,17 +154,7 @@ func TestH1TransportRetriesOnAConnectionClosedWhileIdle(t *testing.T) {
 func TestH1TransportCancelFailsAWaitingRead(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/body" {
-			w.Header().Set("Content-Length", "4")
-			w.Write([]byte("ab"))
-			w.(http.Flusher).Flush()
-		}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
+	srv, _ := waitingServer(t, release, new(atomic.Int64))
 	tr := newH1Transport(UpstreamTransport())
 	defer tr.CloseIdleConnections()
 	cause := errors.New("the session ended")

@@ -253,7 +253,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 	// (answerwait.go).
 	rtCtx, rtCancel := context.WithCancelCause(ctx)
 	defer rtCancel(nil)
-	watch := &answerWatch{after: serviceAnswerTime, cancel: rtCancel, timers: &c.gw.answerTimers}
+	watch := &answerWatch{after: serviceAnswerTime, cancel: cancelFunc(rtCancel), timers: &c.gw.answerTimers}
 	req, err := t.serviceRequest(rtCtx, c.r, op.Service, sc, body)
 	if err != nil {
 		return fail(s3err.New(s3err.InternalError, "Airlock could not build the upstream request: %v", err), "building the upstream request: "+err.Error())

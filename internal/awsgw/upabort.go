@@ -62,7 +62,7 @@ func newUpstreamGuard(parent context.Context) *upstreamGuard {
 	})
 	g.stop = context.AfterFunc(parent, func() {
 		g.abort()
-		cancel(context.Cause(parent))
+		cancel(causeOf(parent))
 	})
 	return g
 }
