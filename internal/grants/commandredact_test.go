@@ -140,6 +140,14 @@ func TestRedactCommand(t *testing.T) {
 		// FuzzRedactHeaderSecret's inputs).
 		{[]string{"sh", "-c", `SECRET='\ -H "" -H "Authorization: OAuth 'hun ter2 '"A=\;' "; echo visible`},
 			[]string{"sh", "-c", `SECRET=[REDACTED] "; echo visible`}},
+		// A header line whose name another header's $'…' credential
+		// hides, and which the shell word of that credential ends
+		// inside of: its credential is taken too (found by a throwaway
+		// random test over FuzzRedactHeaderSecret's inputs).
+		{[]string{"sh", "-c", `curl -H Authorization: $'x -H "X-Api-Key: 'hun ter2 '" h; echo visible`},
+			[]string{"sh", "-c", `curl -H Authorization: [REDACTED]" h; echo visible`}},
+		{[]string{"sh", "-c", `curl -H Authorization:$' -H "" -H "Cookie: sid='hun ter2 '; theme=dark" https://h/; echo visible`},
+			[]string{"sh", "-c", `curl -H Authorization:[REDACTED]" https://h/; echo visible`}},
 		// A secret's --flag past blanks after a nested value's = (the
 		// second SECRET=): its own value is taken too, as a value's
 		// is, read as the shell reads the word ($'\' a' is one).
