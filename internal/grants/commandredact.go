@@ -3219,6 +3219,11 @@ func credential(a string, i int) (int, bool) {
 		return i, false
 	}
 	switch word := strings.ToLower(a[i:j]); {
+	case slices.Contains(authSchemes, word) && a[k] == '-':
+		// A known scheme, then a credential that reads as an option
+		// (Authorization: Bearer --MYSQL_PWD X): as one without the
+		// scheme, the next word is taken too, or X was kept.
+		return credential(a, k)
 	case slices.Contains(authSchemes, word):
 		return k, false
 	case word != "" && strings.Trim(word, "abcdefghijklmnopqrstuvwxyz") == "":

@@ -140,6 +140,10 @@ func TestRedactCommand(t *testing.T) {
 		// FuzzRedactHeaderSecret's inputs).
 		{[]string{"sh", "-c", `SECRET='\ -H "" -H "Authorization: OAuth 'hun ter2 '"A=\;' "; echo visible`},
 			[]string{"sh", "-c", `SECRET=[REDACTED] "; echo visible`}},
+		// A credential that reads as a secret's --flag past a known
+		// scheme: its value is taken too, as without the scheme.
+		{[]string{"sh", "-c", `curl -H Authorization:Bearer --MYSQL_PWD hunter2 h; curl -H 'Authorization: Bearer --MYSQL_PWD hunter2' h`},
+			[]string{"sh", "-c", `curl -H Authorization:Bearer [REDACTED] h; curl -H 'Authorization: Bearer [REDACTED]' h`}},
 		// A header line whose name another header's $'…' credential
 		// hides, and which the shell word of that credential ends
 		// inside of: its credential is taken too (found by a throwaway

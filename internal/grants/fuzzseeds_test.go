@@ -40,6 +40,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactAssignedSecret/af50599c09eb55c1": {"sh", "-c", "-seCret --AWS_SECRET_ACCESS_KEY 0 "},
 	// A secret's --flag as an assignment's value past blanks.
 	"FuzzRedactAssignedSecret/flag-after-blank-assign": {"sh", "-c", "SECRET= --PGPASSWORD 0 "},
+	// A secret's --flag as a header's credential past a known scheme (found by a throwaway random test over this fuzzer's inputs).
+	"FuzzRedactAssignedSecret/flag-after-header-scheme": {"sh", "-c", "curl -H Authorization:Bearer --MYSQL_PWD 1234 h"},
 	// A secret's --flag past blanks after a nested value's = (found by a throwaway random test over this fuzzer's inputs).
 	"FuzzRedactAssignedSecret/flag-after-nested-blank-assign": {"sh", "-c", `SECRET=SECRET= --GITHUB_TOKEN " 5"" 7"" 7"" 8"" 4" `},
 	// The same, its value $'\' …' pieces, one shell word (shellWordEnd ended it at the blank).
