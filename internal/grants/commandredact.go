@@ -1692,6 +1692,13 @@ func redactAssignments(a string, form argForm) string {
 			end = max(pastQuotes(end, c), c)
 		}
 		end = flagsTaken(i, end)
+		if end > i {
+			// As a value's (taking): a nested value that hides a
+			// header line's name and ends inside its credential
+			// (PGPASSWORD=SECRET=)$' -H'' -H'authorization:Basic "1
+			// 2"') kept the rest of it.
+			end = headersTaken(a, i, end, &hq)
+		}
 		if end > taken && !sameQuotes(end) {
 			// A nested value that ends in other quotes than the
 			// value it stands in starts in (env "PGPASSWORD=x" psql

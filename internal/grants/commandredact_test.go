@@ -140,6 +140,11 @@ func TestRedactCommand(t *testing.T) {
 		// FuzzRedactHeaderSecret's inputs).
 		{[]string{"sh", "-c", `SECRET='\ -H "" -H "Authorization: OAuth 'hun ter2 '"A=\;' "; echo visible`},
 			[]string{"sh", "-c", `SECRET=[REDACTED] "; echo visible`}},
+		// The same where a nested value (SECRET= in PGPASSWORD's)
+		// hides the name: the rest of the line, as for a nested value
+		// that ends in other quotes.
+		{[]string{"sh", "-c", `PGPASSWORD=SECRET=)$' -H'' -H'authorization:Basic "hun ter2"' ; echo visible`},
+			[]string{"sh", "-c", `PGPASSWORD=[REDACTED]`}},
 		// A credential that reads as a secret's --flag past a known
 		// scheme: its value is taken too, as without the scheme.
 		{[]string{"sh", "-c", `curl -H Authorization:Bearer --MYSQL_PWD hunter2 h; curl -H 'Authorization: Bearer --MYSQL_PWD hunter2' h`},

@@ -107,6 +107,8 @@ var keptSeedCases = map[string][]string{
 	"FuzzRedactHeaderSecret/header-name-in-assigned-value": {"sh", "-c", " SECRET='\\ -H \"\" -H \"Authorization: OAuth '2 05 08 '\"A=\\;' \";"},
 	// A header line whose name another header's $'…' credential hides, that word ending inside its credential (found by a throwaway random test over this fuzzer's inputs).
 	"FuzzRedactHeaderSecret/header-name-in-dollar-quoted-credential": {"sh", "-c", "curl -H Authorization:$' -H \"\" -H \"Cookie: sid='3 8 8 3 7 '; theme=dark\" https://h/"},
+	// A header line whose name a nested value hides, that value ending inside its credential (found by a throwaway random test over this fuzzer's inputs).
+	"FuzzRedactHeaderSecret/header-name-in-nested-assigned-value": {"sh", "-c", "PGPASSWORD=SECRET=)$' -H'' -H'authorization:Basic \"204 1\"' "},
 	// Quoted header lines (issue 15, helper redact5): in '…', a word joined after the closing quote.
 	"FuzzRedactHeaderSecret/single-quoted-x-api-key-joined": {"sh", "-c", "curl -s -H '' -H 'X-Api-Key: \"1 2 3 4 \"'\"$x\"/h; echo visible"},
 	// --header="…" glued, the credential quoted in it.
