@@ -39,7 +39,10 @@ const bucket = "bench"
 
 type options struct {
 	side, airlock, s3bench, wrap, perf, calls string
-	warm, clients, port                       int
+	// stat is perf stat's events, counted on the proxy from a second
+	// before each count's calls to their end and printed per call.
+	stat                string
+	warm, clients, port int
 	// cgdump makes callgrind_control zero the counts after the warm-up and
 	// dump them after each measured run, and the proxy end with SIGKILL:
 	// callgrind 3.19 fails an assertion on the Go runtime's signal return.
@@ -56,6 +59,7 @@ func main() {
 	flag.StringVar(&o.s3bench, "s3bench", "", "s3bench binary (its hidden goproxy mode is the ReverseProxy)")
 	flag.StringVar(&o.wrap, "wrap", "", "command line the proxy runs under (e.g. valgrind --tool=callgrind ...), space-separated")
 	flag.StringVar(&o.perf, "perf", "", "write `perf record -e cpu-clock -g` of the proxy during the measured calls here")
+	flag.StringVar(&o.stat, "stat", "", "count these events (comma-separated, as `perf stat -e`) on the proxy during the measured calls and print them per call")
 	flag.StringVar(&o.calls, "calls", "500", "comma-separated counts of measured calls, run one after another, each split over the clients")
 	flag.BoolVar(&o.cgdump, "cgdump", false, "the proxy runs under callgrind: zero its counts after the warm-up and dump them after each count")
 	flag.BoolVar(&o.nocheck, "nocheck", false, "skip the check that the review counts every call (its query's allocations would fall into a heap profile taken at the stop)")
@@ -218,6 +222,16 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 			}
 			time.Sleep(time.Second) // perf attaches
 		}
+		var stat *exec.Cmd
+		var statOut bytes.Buffer
+		if o.stat != "" {
+			stat = exec.Command("perf", "stat", "-x", ",", "-e", o.stat, "-p", fmt.Sprint(pid))
+			stat.Stderr = &statOut
+			if err := stat.Start(); err != nil {
+				r.Fatal(err)
+			}
+			time.Sleep(time.Second) // perf attaches
+		}
 		metrics := append([]string{"airlock_log_batches_total", "airlock_log_batch_calls_sum", "go_gc_duration_seconds_count", "go_memstats_mallocs_total", "go_memstats_alloc_bytes_total",
 			"airlock_log_batch_write_seconds_sum", "airlock_log_wait_seconds_sum", "airlock_log_wait_seconds_count"}, batchBuckets...)
 		var m0 map[string]float64
@@ -234,6 +248,11 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 		if perf != nil {
 			_ = perf.Process.Signal(syscall.SIGINT)
 			_ = perf.Wait()
+		}
+		if stat != nil {
+			_ = stat.Process.Signal(syscall.SIGINT)
+			_ = stat.Wait()
+			printStat(statOut.String(), n)
 		}
 		if o.cgdump {
 			callgrindControl(r, "-d", pid)
@@ -261,6 +280,29 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 	if o.cgdump {
 		kill = true
 	}
+}
+
+// printStat prints perf stat's CSV output (-x ,: count, unit, event, ...)
+// as counts per call, or the output itself if it holds none (perf's
+// error, such as an event it does not know).
+func printStat(out string, n int) {
+	var b strings.Builder
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if c, err := strconv.ParseFloat(f[0], 64); err == nil {
+			fmt.Fprintf(&b, " %s %.3f", f[2], c/float64(n))
+		} else {
+			fmt.Fprintf(&b, " %s %s", f[2], f[0]) // <not counted>, <not supported>
+		}
+	}
+	if b.Len() == 0 {
+		fmt.Printf("  perf stat: %s\n", strings.TrimSpace(out))
+		return
+	}
+	fmt.Printf("  per call:%s\n", b.String())
 }
 
 // batchLE are the bounds of airlock_log_batch_calls' buckets (package
