@@ -13,7 +13,9 @@ import (
 // grant.approved, grant.denied, grant.activated, grant.ended,
 // grant.expired, grant.revoked, grant.cancelled), Actor who caused it, and
 // Grant the record as committed with that change (shared by every change of
-// one commit; watchers must not modify it).
+// one commit; watchers must not modify it). Its Usage, derived from the
+// grant's sessions and no part of the record, is zero: a transition reads
+// none of the grant's sessions in the log's writer (transitionTx).
 type Change struct {
 	Type  string
 	Actor string

@@ -83,22 +83,30 @@ func sessionsHarness(t *testing.T, n int) (*harness, model.Grant, *atomic.Int64)
 	if err != nil || g.Status != model.Active {
 		t.Fatalf("request: %v, %v", g.Status, err)
 	}
-	tx, err := h.St.Begin(h.ctx)
+	putSessions(t, h.ctx, h.St, g.ID, "s_before", n, h.fake.Now())
+	read.Store(0)
+	return h, g, read
+}
+
+// putSessions stores n sessions of grant id, started at, with ids
+// prefix_0 … prefix_n-1, one call each and a scope pair of its own, in one
+// transaction of st.
+func putSessions(t testing.TB, ctx context.Context, st store.Store, id, prefix string, n int, at time.Time) {
+	t.Helper()
+	tx, err := st.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		s := model.Session{ID: fmt.Sprintf("s_before_%d", i), GrantID: g.ID, StartedAt: h.fake.Now(), Calls: 1,
+		s := model.Session{ID: fmt.Sprintf("%s_%d", prefix, i), GrantID: id, StartedAt: at, Calls: 1,
 			Used: []string{fmt.Sprintf("s3:GetObject arn:aws:s3:::logs/%d", i)}}
-		if err := tx.PutSession(h.ctx, s); err != nil {
+		if err := tx.PutSession(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	read.Store(0)
-	return h, g, read
 }
 
 // Issuing a grant's credentials checks in the log's writer that the grant
@@ -179,5 +187,59 @@ func TestExtensionReadsNoSessionsInTheWriter(t *testing.T) {
 	}
 	if n := read.Load(); n != 0 {
 		t.Errorf("requesting an extension read %d session rows in the log's writer, want 0", n)
+	}
+}
+
+// Revoking, ending or expiring a grant reads none of its sessions in the
+// log's writer, and a revoke or end still answers with its usage.
+// transitionTx read the grant with tx.Grant, which sums the usage over
+// every session of the grant (2,000 rows here), in the writer that every
+// gateway's records wait on; it reads the record alone there now, and
+// Revoke and End read the usage after the commit.
+func TestEndingReadsNoSessionsInTheWriter(t *testing.T) {
+	const sessions = 2000
+	for _, c := range []struct {
+		name   string
+		end    func(h *harness, id string) (model.Grant, error)
+		status model.GrantStatus
+		// answers: end's grant is the caller's answer, with the usage.
+		answers bool
+	}{
+		{"revoke", func(h *harness, id string) (model.Grant, error) {
+			return h.Svc.Revoke(h.ctx, h.id(alice), id, "suspicious")
+		}, model.Revoked, true},
+		{"end", func(h *harness, id string) (model.Grant, error) {
+			return h.Svc.End(h.ctx, h.id(bot), id, "done")
+		}, model.Ended, true},
+		{"expiry", func(h *harness, id string) (model.Grant, error) {
+			h.fake.Advance(16 * time.Minute)
+			return h.waitStatus(id, model.Expired, 10*time.Second), nil
+		}, model.Expired, false},
+		{"agent disabled", func(h *harness, id string) (model.Grant, error) {
+			if _, err := h.Svc.DisableAgent(h.ctx, h.id(alice), bot, "compromised"); err != nil {
+				return model.Grant{}, err
+			}
+			return h.grant(id), nil
+		}, model.Revoked, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, g, read := sessionsHarness(t, sessions)
+			out, err := c.end(h, g.ID)
+			if err != nil || out.Status != c.status {
+				t.Fatalf("%s: %v, %v", c.name, out.Status, err)
+			}
+			if n := read.Load(); n != 0 {
+				t.Errorf("%s read %d session rows in the log's writer, want 0", c.name, n)
+			}
+			// The answer carries the grant's usage, as before.
+			if u := out.Usage; c.answers && (u.Sessions != sessions || u.Calls != sessions || len(u.ScopeUsed) != sessions) {
+				t.Errorf("%s answered usage %d sessions, %d calls, %d scope used; want %d of each", c.name, u.Sessions, u.Calls, len(u.ScopeUsed), sessions)
+			}
+			// And the record, written back from a read without usage,
+			// lost none of it (usage is the sessions').
+			if u := h.grant(g.ID).Usage; u.Sessions != sessions || u.Calls != sessions {
+				t.Errorf("after the %s the grant's usage is %d sessions, %d calls; want %d", c.name, u.Sessions, u.Calls, sessions)
+			}
+		})
 	}
 }

@@ -363,11 +363,21 @@ func (s *Service) transition(ctx context.Context, op, id string, from []model.Gr
 }
 
 // transitionTx is transition with the transaction handed to change.
+//
+// The grant is read in the log's writer as its record alone, its Usage
+// zero (grantRecord): Grant sums the usage over every session of the
+// grant, and a revoke or end of a grant of thousands of sessions read
+// them all there while every gateway's records waited (bench/HISTORY.md,
+// "A grant's transitions read no sessions in the log's writer"). Nothing
+// written depends on it: UpdateGrant ignores Usage, no entry carries it.
+// The grant returned, and the one the watchers are told of, is the record
+// as committed, its Usage zero; a caller that answers with the usage
+// reads it after the commit (withUsage: Revoke, End).
 func (s *Service) transitionTx(ctx context.Context, op, id string, from []model.GrantStatus, change func(ctx context.Context, tx store.Tx, g *model.Grant) ([]auditlog.Event, error)) (model.Grant, error) {
 	var out model.Grant
 	var committed []auditlog.Event
 	err := s.log.Do(ctx, func(ctx context.Context, tx store.Tx) ([]auditlog.Event, error) {
-		g, err := tx.Grant(ctx, id)
+		g, err := grantRecord(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, apierr.NotFound("no grant %s", apierr.Quote(id))
 		}
@@ -396,6 +406,26 @@ func (s *Service) transitionTx(ctx context.Context, op, id string, from []model.
 	}
 	s.changed(committed, out)
 	return out, nil
+}
+
+// withUsage fills in the usage of g, an active grant that a revoke or end
+// has just ended and committed (transitionTx), from the store, outside
+// the log's writer: what the caller is answered with, as before. The end
+// is committed whatever this read does: if it fails, g is answered with
+// its usage zero and the failure logged, not the caller told that a
+// committed revoke or end failed. No read once ctx has ended: nobody
+// waits for the answer then.
+func (s *Service) withUsage(ctx context.Context, g model.Grant) model.Grant {
+	if ctx.Err() != nil {
+		return g
+	}
+	cur, err := s.st.Grant(ctx, g.ID)
+	if err != nil {
+		s.logger.Warn("reading an ended grant's usage for the answer; answering without it", "grant", g.ID, "err", err)
+		return g
+	}
+	g.Usage = cur.Usage
+	return g
 }
 
 func statusIn(s model.GrantStatus, set []model.GrantStatus) bool {
@@ -790,7 +820,7 @@ func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason 
 	s.stopTimer(id)
 	s.notify(id)
 	s.logger.Info("grant revoked", "grant", id, "by", caller.Name)
-	return out, nil
+	return s.withUsage(ctx, out), nil
 }
 
 // endedAs is the reason to cut g off for, read from the store by a revoke
@@ -889,6 +919,11 @@ func (s *Service) End(ctx context.Context, caller model.Identity, id, comment st
 	}
 	s.stopTimer(id)
 	s.notify(id)
+	if out.Status == model.Ended {
+		// An active grant's sessions; a request withdrawn (cancelled)
+		// had none, its usage zero.
+		out = s.withUsage(ctx, out)
+	}
 	return out, nil
 }
 
