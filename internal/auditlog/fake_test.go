@@ -68,6 +68,9 @@ func (s *fakeStore) Identities(ctx context.Context) ([]model.Identity, error) {
 func (s *fakeStore) Grant(ctx context.Context, id string) (model.Grant, error) {
 	return model.Grant{}, errFakeUnsupported
 }
+func (s *fakeStore) GrantRecord(ctx context.Context, id string) (model.Grant, error) {
+	return model.Grant{}, errFakeUnsupported
+}
 func (s *fakeStore) Grants(ctx context.Context, f store.GrantFilter) ([]model.Grant, error) {
 	return nil, errFakeUnsupported
 }

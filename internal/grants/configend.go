@@ -56,7 +56,8 @@ func (s *Service) endByConfigLocked(ctx context.Context, listed model.Grant, com
 	defer unlock()
 	// Re-read under the lock: the listing may be stale, and another
 	// replica may have ended it first.
-	g, err := s.st.Grant(ctx, listed.ID)
+	// The record alone: nothing here needs its sessions' usage.
+	g, err := s.st.GrantRecord(ctx, listed.ID)
 	if err != nil {
 		return model.Grant{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/sqlitestore"
 )
 
 // sessionCountingStore counts the session rows that the log's write
@@ -71,21 +72,56 @@ func (t sessionCountingTx) GrantRecord(ctx context.Context, id string) (model.Gr
 	return t.Grant(ctx, id)
 }
 
+// sessionReadsStore counts the session rows that the service's reads
+// outside the log's writer sum into grants' usage: the Usage.Sessions of
+// every grant that Grant and Grants answer with. GrantRecord, which reads
+// none, is the store's own, and so is every optional method the service
+// looks for (the concrete store is embedded).
+type sessionReadsStore struct {
+	*sqlitestore.Store
+	read *atomic.Int64
+}
+
+func (s sessionReadsStore) Grant(ctx context.Context, id string) (model.Grant, error) {
+	g, err := s.Store.Grant(ctx, id)
+	s.read.Add(g.Usage.Sessions)
+	return g, err
+}
+
+func (s sessionReadsStore) Grants(ctx context.Context, f store.GrantFilter) ([]model.Grant, error) {
+	gs, err := s.Store.Grants(ctx, f)
+	for _, g := range gs {
+		s.read.Add(g.Usage.Sessions)
+	}
+	return gs, err
+}
+
 // sessionsHarness is a harness whose log's store counts the session rows
 // the log's write transactions read (in read), with an active grant of
 // bot's, requested from 10.0.0.1, that has n sessions already.
 func sessionsHarness(t *testing.T, n int) (*harness, model.Grant, *atomic.Int64) {
 	t.Helper()
-	read := new(atomic.Int64)
-	h := newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute,
-		LogStore: func(st store.Store) store.Store { return sessionCountingStore{st, read} }})
+	h, g, read, _ := countedSessionsHarness(t, n)
+	return h, g, read
+}
+
+// countedSessionsHarness is sessionsHarness that also counts, in outside,
+// the session rows the service's own reads (outside the log's writer)
+// sum into usage.
+func countedSessionsHarness(t *testing.T, n int) (h *harness, g model.Grant, read, outside *atomic.Int64) {
+	t.Helper()
+	read, outside = new(atomic.Int64), new(atomic.Int64)
+	h = newHarness(t, harnessOptions{Manual: true, FindingsWindow: 10 * time.Minute,
+		LogStore: func(st store.Store) store.Store { return sessionCountingStore{st, read} },
+		Store:    func(st store.Store) store.Store { return sessionReadsStore{st.(*sqlitestore.Store), outside} }})
 	g, err := h.Svc.Request(h.ctx, h.botFrom("10.0.0.1"), autoReq("15m"))
 	if err != nil || g.Status != model.Active {
 		t.Fatalf("request: %v, %v", g.Status, err)
 	}
 	putSessions(t, h.ctx, h.St, g.ID, "s_before", n, h.fake.Now())
 	read.Store(0)
-	return h, g, read
+	outside.Store(0)
+	return h, g, read, outside
 }
 
 // putSessions stores n sessions of grant id, started at, with ids
@@ -239,6 +275,57 @@ func TestEndingReadsNoSessionsInTheWriter(t *testing.T) {
 			// lost none of it (usage is the sessions').
 			if u := h.grant(g.ID).Usage; u.Sessions != sessions || u.Calls != sessions {
 				t.Errorf("after the %s the grant's usage is %d sessions, %d calls; want %d", c.name, u.Sessions, u.Calls, sessions)
+			}
+		})
+	}
+}
+
+// The reads before a decision, a revoke or an end, outside the log's
+// writer, read the grant's record alone (store.Store.GrantRecord): they
+// read its holder, target, status and times, never its usage, but read
+// it with Grant, which sums the usage over every session of the grant
+// (2,000 here). What is left is the read of the usage a revoke or end
+// answers with, once, after its commit, and a disable's listing.
+func TestDecisionReadsNoSessionsOutsideTheWriter(t *testing.T) {
+	const sessions = 2000
+	for _, c := range []struct {
+		name string
+		// do acts on g, the grant of 2,000 sessions.
+		do   func(t *testing.T, h *harness, g model.Grant)
+		want int64
+	}{
+		{"extension requested", func(t *testing.T, h *harness, g model.Grant) {
+			h.request(bot, extends(g.ID, allLogs, "15m"), model.Pending) // request's first check
+		}, 0},
+		{"extension approved", func(t *testing.T, h *harness, g model.Grant) {
+			ext := h.request(bot, extends(g.ID, allLogs, "15m"), model.Pending)
+			if _, err := h.Svc.Approve(h.ctx, h.id(alice), ext.ID, "ok"); err != nil { // extendsRevoked
+				t.Fatal(err)
+			}
+		}, 0},
+		{"revoke", func(t *testing.T, h *harness, g model.Grant) {
+			if _, err := h.Svc.Revoke(h.ctx, h.id(alice), g.ID, "suspicious"); err != nil { // getForDecision
+				t.Fatal(err)
+			}
+		}, sessions},
+		{"end", func(t *testing.T, h *harness, g model.Grant) {
+			if _, err := h.Svc.End(h.ctx, h.id(bot), g.ID, "done"); err != nil { // getForDecision
+				t.Fatal(err)
+			}
+		}, sessions},
+		{"agent disabled", func(t *testing.T, h *harness, g model.Grant) {
+			// Its listing of the agent's open grants sums their usage
+			// still; the re-read of each under its lock (endOpen) no more.
+			if _, err := h.Svc.DisableAgent(h.ctx, h.id(alice), bot, "compromised"); err != nil {
+				t.Fatal(err)
+			}
+		}, sessions},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, g, _, outside := countedSessionsHarness(t, sessions)
+			c.do(t, h, g)
+			if n := outside.Load(); n != c.want {
+				t.Errorf("%s read %d session rows outside the log's writer, want %d", c.name, n, c.want)
 			}
 		})
 	}

@@ -294,7 +294,8 @@ func (s *Service) endOpen(ctx context.Context, caller model.Identity, listed mod
 	unlock := s.lock(listed.ID)
 	defer unlock()
 	// Re-read under the lock: the listing may be stale.
-	g, err := s.st.Grant(ctx, listed.ID)
+	// The record alone: nothing here needs its usage.
+	g, err := s.st.GrantRecord(ctx, listed.ID)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,8 @@ func (s *Service) request(ctx context.Context, caller model.Identity, in Request
 		return model.Grant{}, err
 	}
 	if in.Extends != "" {
-		prev, err := s.st.Grant(ctx, in.Extends)
+		// The record alone (no usage): its holder, target and status.
+		prev, err := s.st.GrantRecord(ctx, in.Extends)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return model.Grant{}, apierr.Invalid("extends", "no grant %s", apierr.Quote(in.Extends))
@@ -507,12 +508,15 @@ func (s *Service) stillPermitted(g model.Grant) error {
 
 // getForDecision reads a grant for a decision. An agent is refused before
 // the lookup, and may only see its own grants, so neither answer reveals
-// whether another agent's grant id exists.
+// whether another agent's grant id exists. The record alone, its usage
+// zero: the checks before a decision, revoke or end read the grant's
+// holder, target, scope, status and times, and Grant summed the usage of
+// every session of a grant being revoked for none of them.
 func (s *Service) getForDecision(ctx context.Context, caller model.Identity, id, verb string) (model.Grant, error) {
 	if verb != "end" && caller.Kind != model.Human {
 		return model.Grant{}, apierr.Forbidden("", "only a person can %s a grant; %s is an agent", verb, caller.Name)
 	}
-	g, err := s.st.Grant(ctx, id)
+	g, err := s.st.GrantRecord(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !canSee(caller, g.Identity)) {
 		return model.Grant{}, apierr.NotFound("no grant %s", apierr.Quote(id))
 	}
@@ -738,7 +742,8 @@ func (s *Service) extendsRevoked(ctx context.Context, g model.Grant) error {
 	if g.Extends == "" {
 		return nil
 	}
-	base, err := s.st.Grant(ctx, g.Extends)
+	// The record alone: its status and end, not its usage.
+	base, err := s.st.GrantRecord(ctx, g.Extends)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -177,7 +177,8 @@ func (s *Service) revokeByPolicyLocked(ctx context.Context, listed model.Grant, 
 	defer unlock()
 	// Re-read under the lock: the listing may be stale, and another
 	// replica may have revoked it first.
-	g, err := s.st.Grant(ctx, id)
+	// The record alone: nothing here needs its sessions' usage.
+	g, err := s.st.GrantRecord(ctx, id)
 	if err != nil {
 		return model.Grant{}, err
 	}
@@ -291,7 +292,8 @@ func (s *Service) denyByPolicy(ctx context.Context, listed model.Grant, dec mode
 	// Re-read under the lock: the listing may be stale, another replica
 	// may have denied it first, or a person decided it meanwhile (an
 	// approval is the active sweep's, which follows).
-	g, err := s.st.Grant(ctx, id)
+	// The record alone: nothing here needs its sessions' usage.
+	g, err := s.st.GrantRecord(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,11 @@ type Store interface {
 
 	// Grant returns one grant with its Usage filled from its sessions.
 	Grant(ctx context.Context, id string) (model.Grant, error)
+	// GrantRecord returns one grant's record without its Usage (zero),
+	// its sessions unread: for a reader that needs the record alone (its
+	// status, holder, target, end), where Grant would sum the usage of
+	// every one of the grant's sessions. ErrNotFound as Grant.
+	GrantRecord(ctx context.Context, id string) (model.Grant, error)
 	// Grants returns the grants matching f, ordered by RequestedAt then ID,
 	// with Usage filled.
 	Grants(ctx context.Context, f GrantFilter) ([]model.Grant, error)

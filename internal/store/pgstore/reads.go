@@ -137,6 +137,34 @@ func (s *Store) Grant(ctx context.Context, id string) (model.Grant, error) {
 	return getGrant(ctx, s.pool, "id", id, false)
 }
 
+// GrantRecord returns one grant's record without its Usage, its sessions
+// unread.
+func (s *Store) GrantRecord(ctx context.Context, id string) (model.Grant, error) {
+	return getGrantRecord(ctx, s.pool, id, false)
+}
+
+// getGrantRecord returns grant id's record without its Usage; lock adds
+// FOR UPDATE (inside a write transaction).
+func getGrantRecord(ctx context.Context, q querier, id string, lock bool) (model.Grant, error) {
+	query := "SELECT record FROM grants WHERE id = $1"
+	if lock {
+		query += " FOR UPDATE"
+	}
+	var rec []byte
+	err := q.QueryRow(ctx, query, id).Scan(&rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
+	}
+	g, err := decodeGrant(rec)
+	if err != nil {
+		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
+	}
+	return g, nil
+}
+
 const openGrantsSQL = `SELECT requested_at, id, record FROM grants
 	WHERE status IN ('pending', 'active') ORDER BY requested_at, id FOR UPDATE`
 

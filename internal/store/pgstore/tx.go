@@ -167,19 +167,7 @@ func (t *Tx) GrantRecord(ctx context.Context, id string) (model.Grant, error) {
 	if err := t.usable(); err != nil {
 		return model.Grant{}, err
 	}
-	var rec []byte
-	err := t.tx.QueryRow(ctx, "SELECT record FROM grants WHERE id = $1 FOR UPDATE", id).Scan(&rec)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
-	}
-	g, err := decodeGrant(rec)
-	if err != nil {
-		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
-	}
-	return g, nil
+	return getGrantRecord(ctx, t.tx, id, true)
 }
 
 // Grant returns one grant with its Usage, as this transaction sees it, and

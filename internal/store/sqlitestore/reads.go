@@ -71,6 +71,12 @@ func (s *Store) Grant(ctx context.Context, id string) (model.Grant, error) {
 	return getGrant(ctx, tx, "id", id)
 }
 
+// GrantRecord returns one grant's record without its Usage, its sessions
+// unread: one statement, which needs no read transaction of its own.
+func (s *Store) GrantRecord(ctx context.Context, id string) (model.Grant, error) {
+	return getGrantRecord(ctx, s.r, "id", id)
+}
+
 // getGrant returns the grant whose column col equals v, with Usage.
 func getGrant(ctx context.Context, q querier, col, v string) (model.Grant, error) {
 	g, err := getGrantRecord(ctx, q, col, v)

@@ -732,6 +732,18 @@ func testUsage(t *testing.T, s store.Store) {
 		got.ScopeUsed = used
 		same(t, what, got, want)
 	}
+	// The record alone (what) is Grant's answer (got, g_1's) without the
+	// usage, and a missing grant ErrNotFound.
+	checkRecord := func(ctx context.Context, what string, read func(context.Context, string) (model.Grant, error), got model.Grant) {
+		t.Helper()
+		rec, err := read(ctx, "g_1")
+		must(t, err, what)
+		want := got
+		want.Usage = model.Usage{}
+		same(t, what, rec, want)
+		_, err = read(ctx, "g_nope")
+		wantErr(t, err, store.ErrNotFound, what)
+	}
 	write(t, s, func(ctx context.Context, tx store.Tx) {
 		must(t, tx.CreateGrant(ctx, g1), "CreateGrant")
 		must(t, tx.CreateGrant(ctx, g2), "CreateGrant")
@@ -741,15 +753,8 @@ func testUsage(t *testing.T, s store.Store) {
 		got, err := tx.Grant(ctx, "g_1")
 		must(t, err, "tx.Grant")
 		checkUsage("tx.Grant usage", got.Usage, want1)
-		// The record alone is Grant's answer without the usage.
 		if gr, ok := tx.(store.GrantRecordTx); ok {
-			rec, err := gr.GrantRecord(ctx, "g_1")
-			must(t, err, "tx.GrantRecord")
-			want := got
-			want.Usage = model.Usage{}
-			same(t, "tx.GrantRecord", rec, want)
-			_, err = gr.GrantRecord(ctx, "g_nope")
-			wantErr(t, err, store.ErrNotFound, "tx.GrantRecord")
+			checkRecord(ctx, "tx.GrantRecord", gr.GrantRecord, got)
 		}
 		if gs, ok := tx.(store.GrantStatusTx); ok {
 			st, err := gs.GrantStatus(ctx, "g_1")
@@ -769,6 +774,7 @@ func testUsage(t *testing.T, s store.Store) {
 	got, err := s.Grant(ctx, "g_1")
 	must(t, err, "Grant")
 	checkUsage("Grant usage", got.Usage, want1)
+	checkRecord(ctx, "GrantRecord", s.GrantRecord, got)
 	got, err = s.Grant(ctx, "g_2")
 	must(t, err, "Grant")
 	checkUsage("Grant usage without sessions", got.Usage, model.Usage{})
