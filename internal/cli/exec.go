@@ -31,12 +31,13 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, A
 AWS_DEFAULT_REGION and, with TLS from Airlock's CA, AWS_CA_BUNDLE; for postgres targets
 PGUSER, PGPASSWORD, PGREQUIREAUTH=scram-sha-256, PGHOST, PGPORT, PGDATABASE, PGSSLMODE,
 with TLS from Airlock's CA PGSSLROOTCERT, and with $AIRLOCK_CLIENT_CERT PGSSLCERT and
-PGSSLKEY (PGSSLMODE then at least require, so that psql presents the certificate). CMD's command line is written to the grant's
-log first (grant.command, "via": "exec", without the grant's secrets, the caller's key
-and what looks like a secret); if it cannot be, CMD does not run and the grant is
-ended. When CMD exits the grant is ended, with CMD's
-exit status recorded, and exec exits with that status. SIGINT, SIGTERM, SIGHUP and SIGQUIT
-withdraw the request while exec waits for approval, and are passed on to CMD while it runs.
+PGSSLKEY (PGSSLMODE then at least require, so that psql presents the certificate).
+CMD's command line is written to the grant's log first (grant.command, "via": "exec",
+without the grant's secrets, the caller's key and what looks like a secret); if it
+cannot be, CMD does not run and the grant is ended. When CMD exits the grant is ended,
+with CMD's exit status recorded, and exec exits with that status. SIGINT, SIGTERM,
+SIGHUP and SIGQUIT withdraw the request while exec waits for approval, and are passed
+on to CMD while it runs.
 CMD does not get $AIRLOCK_TOKEN (it holds the grant, not the caller's key), nor the
 variables that would send its client past the gateway: AWS_ENDPOINT_URL_<SERVICE> and
 AWS_IGNORE_CONFIGURED_ENDPOINT_URLS for aws targets, PGHOSTADDR, PGSERVICE and
