@@ -378,6 +378,9 @@ func (a *app) exportCmd() *cobra.Command {
 					return err
 				}
 			}
+			if err := dayFlag(cmd, day); err != nil {
+				return err
+			}
 			b, warnings, err := a.client().Export(cmd.Context(), account, day)
 			if err != nil {
 				return describe(err)

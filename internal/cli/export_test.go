@@ -88,13 +88,14 @@ func TestAuditExportWritesABundle(t *testing.T) {
 }
 
 // TestAuditExportRefusesABadDay: a day that is not a date is the caller's
-// mistake, said as such (exit 1, the reason on stderr, no file); it was
-// "airlock: internal error" and a 500, the reason only in the server's log.
+// mistake, said as such (a usage error, exit 2, the reason on stderr, no
+// file); it was "airlock: internal error" and a 500, the reason only in the
+// server's log, and then exit 1, a command that failed.
 func TestAuditExportRefusesABadDay(t *testing.T) {
 	l := startServer(t, nil)
 	file := filepath.Join(t.TempDir(), "review.json")
 	code, _, errOut := l.as(l.aliceKey, "audit", "export", "--account", "111122223333", "--day", "2026-12-40", "-o", file)
-	if code != 1 || !strings.Contains(errOut, `"2026-12-40" is not a date (YYYY-MM-DD, UTC)`) || strings.Contains(errOut, "internal") {
+	if code != 2 || !strings.Contains(errOut, `"2026-12-40" is not a date (YYYY-MM-DD, UTC)`) || strings.Contains(errOut, "internal") {
 		t.Fatalf("audit export --day 2026-12-40: exit %d, stderr %q", code, errOut)
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
@@ -153,5 +154,33 @@ func TestAuditExportRefusesAControlCharacterInTheAccount(t *testing.T) {
 	checkTerminalSafe(t, "audit export", errOut)
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Fatalf("a file was written: %v", err)
+	}
+}
+
+// TestMalformedFilterIsAUsageError: a --day, --since, --until or --status
+// the server could not read is refused by the CLI itself as a usage error
+// (exit 2, as README's exit codes say), with the server's own reason; it
+// was sent, refused, and reported as a failed command (exit 1).
+func TestMalformedFilterIsAUsageError(t *testing.T) {
+	l := startServer(t, nil)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"grants", "--day", "2026-13-01"}, `--day: "2026-13-01" is not a date (YYYY-MM-DD, UTC)`},
+		{[]string{"grants", "--since", "yesterday"}, `--since: "yesterday" is not a time`},
+		{[]string{"grants", "--since", "2026-11-25", "--until", "soon"}, `--until: "soon" is not a time`},
+		{[]string{"grants", "--since", "2026-11-26", "--until", "2026-11-25"}, "--until: must be after since"},
+		{[]string{"grants", "--status", "actvie"}, `--status: unknown status "actvie"`},
+		{[]string{"findings", "--day", "25/11/2026"}, `--day: "25/11/2026" is not a date (YYYY-MM-DD, UTC)`},
+	} {
+		code, out, errOut := l.as(l.aliceKey, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	// A well-formed filter still reaches the server and answers.
+	if code, _, errOut := l.as(l.aliceKey, "grants", "--day", "2026-11-25", "--status", "active"); code != 0 {
+		t.Fatalf("grants --day 2026-11-25: exit %d: %s", code, errOut)
 	}
 }

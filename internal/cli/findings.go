@@ -27,6 +27,9 @@ func (a *app) findingsCmd() *cobra.Command {
 			if err := emptyFlag(cmd, "day"); err != nil { // all days, else
 				return err
 			}
+			if err := dayFlag(cmd, day); err != nil {
+				return err
+			}
 			// The server answers a page at a time; every page is
 			// printed as it comes, so that the CLI holds one page, not
 			// every finding of the log.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/jsonlist"
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/review"
@@ -335,6 +336,12 @@ func (a *app) grantsCmd() *cobra.Command {
 				if v != "" {
 					q.Set(k, v)
 				}
+			}
+			// The server's own reading of the query, made here first:
+			// a malformed --day, --since or --status is the caller's
+			// mistake (exit 2), not a command that failed (exit 1).
+			if _, err := httpapi.ParseGrantsQuery(q); err != nil {
+				return usagef("%s; see %s --help", flagReason(err), cmd.CommandPath())
 			}
 			// The server answers a page at a time; every page is
 			// printed as it comes, so that the CLI holds one page, not

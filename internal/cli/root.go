@@ -291,6 +291,29 @@ func describe(err error) error {
 	return err
 }
 
+// dayFlag checks a --day value as the server reads it (a UTC date,
+// YYYY-MM-DD), so that a malformed one is a usage error (exit 2) said
+// before any request, not a command that failed (exit 1).
+func dayFlag(cmd *cobra.Command, v string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := time.Parse("2006-01-02", v); err != nil {
+		return usagef("--day: %s is not a date (YYYY-MM-DD, UTC); see %s --help", apierr.Quote(v), cmd.CommandPath())
+	}
+	return nil
+}
+
+// flagReason is an API refusal of a query parameter said as of the flag
+// that set it (day → --day).
+func flagReason(err error) string {
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Field != "" {
+		return "--" + ae.Field + ": " + ae.Message
+	}
+	return err.Error()
+}
+
 func need(v, flag string) error {
 	if strings.TrimSpace(v) == "" {
 		return usagef("%s is required", flag)
