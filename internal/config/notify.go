@@ -154,7 +154,7 @@ func (d *decoder) checkEnvName(name, path, what string) {
 // message never repeats the URL, which may embed a token.
 func checkHookURL(raw string) string {
 	if raw == "" {
-		return "required: an https:// URL"
+		return "required: an https:// URL (http:// only to a loopback address)"
 	}
 	u, err := url.Parse(raw)
 	switch {
