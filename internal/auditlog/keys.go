@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/airlock-dev/airlock/internal/safefile"
 )
 
 // Key file names inside the data directory.
@@ -64,7 +66,7 @@ func LoadOrCreateKey(dataDir, name string) (note.Signer, note.Verifier, error) {
 	pub, err := os.ReadFile(pubPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := writeFileAtomic(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
+		if err := safefile.WriteAtomic(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
 			return nil, nil, fmt.Errorf("auditlog: writing verifier key: %w", err)
 		}
 	case err != nil:

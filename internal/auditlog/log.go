@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/safefile"
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -1467,7 +1467,7 @@ func (w *witness) flush() {
 			return
 		}
 	}
-	err := writeFileAtomic(w.path, msg, 0o644)
+	err := safefile.WriteAtomic(w.path, msg, 0o644)
 	if err == nil && w.saved != nil {
 		w.saved()
 	}
@@ -1483,39 +1483,6 @@ func (w *witness) stop() error {
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return fmt.Errorf("auditlog: writing witness file: %w", w.err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path, syncs it and
-// renames it over path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
@@ -1614,7 +1581,7 @@ const frontierSuffix = ".frontier"
 // A failure only means a restart checks from the head it finds.
 func (fl *follower) save() {
 	b := binary.BigEndian.AppendUint64(nil, uint64(fl.f.n))
-	_ = writeFileAtomic(fl.path, append(b, fl.f.marshal()...), 0o644)
+	_ = safefile.WriteAtomic(fl.path, append(b, fl.f.marshal()...), 0o644)
 }
 
 // loadFrontier reads the frontier kept beside the witness file at

@@ -62,6 +62,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/clock"
+	"github.com/airlock-dev/airlock/internal/safefile"
 	"github.com/airlock-dev/airlock/internal/store"
 	"github.com/airlock-dev/airlock/internal/witness/cosig"
 )
@@ -555,7 +556,7 @@ func (p *Publisher) tlogRound(w *worker, cp store.Checkpoint) error {
 		p.cosigned = out
 		p.mu.Unlock()
 		if p.opts.CosignedPath != "" {
-			if err := writeFileAtomic(p.opts.CosignedPath, out, 0o644); err != nil {
+			if err := safefile.WriteAtomic(p.opts.CosignedPath, out, 0o644); err != nil {
 				p.logger.Warn("writing the cosigned checkpoint", "path", p.opts.CosignedPath, "err", err)
 			}
 		}
@@ -612,7 +613,7 @@ func (p *Publisher) saveNewest(round []*tlogClient) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p.opts.TimesPath, append(b, '\n'), 0o644)
+	return safefile.WriteAtomic(p.opts.TimesPath, append(b, '\n'), 0o644)
 }
 
 // tlogClient is one tlog-witness and what the publisher knows of its state.
@@ -764,37 +765,4 @@ func (c *tlogClient) cosignature(checkpoint, body []byte, sent time.Time) ([]byt
 		}
 	}
 	return nil, fmt.Errorf("the witness's answer has no cosignature by its key %s", c.v.Name())
-}
-
-// writeFileAtomic writes data to a temporary file next to path, syncs it and
-// renames it over path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
