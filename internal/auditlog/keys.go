@@ -122,19 +122,7 @@ func createSignerKey(path, name string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.WriteString(skey + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	if err := safefile.CreateExclusive(path, []byte(skey+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("auditlog: writing signing key: %w", err)
 	}
 	return skey, nil

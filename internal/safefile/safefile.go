@@ -1,8 +1,8 @@
 // Package safefile writes the small files whose loss or half-written state
 // would mislead a reader later: a witness of the audit log's size, a
-// cosigned checkpoint, a verifier key. The audit log and the witness each
-// wrote them with a copy of the same code; one copy keeps the sync and
-// clean-up rules the same for both.
+// cosigned checkpoint, a signing key. The audit log, the witness and the
+// server keys each wrote them with a copy of the same code; one copy keeps
+// the sync and clean-up rules the same for all of them.
 package safefile
 
 import (
@@ -44,4 +44,27 @@ func WriteAtomic(path string, data []byte, perm os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// CreateExclusive creates path with mode perm (less the umask) and writes
+// data to it, synced, failing with an error matching fs.ErrExist if path
+// exists: a key is made once and never overwritten. On any other error the
+// partly written file is removed, so that the next start makes it again
+// rather than reading a truncated key.
+func CreateExclusive(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package safefile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -62,6 +64,33 @@ func TestWriteAtomicFailureLeavesNothing(t *testing.T) {
 	assertOnly(t, dir, "taken")
 	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
 		t.Errorf("the directory was changed: %v, %v", fi, err)
+	}
+}
+
+// TestCreateExclusive: a new file gets the data and mode; an existing one
+// is an fs.ErrExist error and keeps its contents.
+func TestCreateExclusive(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key")
+	if err := CreateExclusive(path, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	err = CreateExclusive(path, []byte("second\n"), 0o600)
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second create: %v, want fs.ErrExist", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "first\n" {
+		t.Errorf("contents %q, %v; want the first write's", b, err)
+	}
+	if err := CreateExclusive(filepath.Join(dir, "missing", "key"), nil, 0o600); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("create in a missing directory: %v, want fs.ErrNotExist", err)
 	}
 }
 

@@ -53,6 +53,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/auditlog"
 	"github.com/airlock-dev/airlock/internal/fsperm"
+	"github.com/airlock-dev/airlock/internal/safefile"
 )
 
 // Environment variables that hold the keys themselves.
@@ -334,7 +335,7 @@ func readOrCreate(path string, create bool, gen func() ([]byte, error)) ([]byte,
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		if err := writeExclusive(path, b); errors.Is(err, fs.ErrExist) {
+		if err := safefile.CreateExclusive(path, b, 0o600); errors.Is(err, fs.ErrExist) {
 			return readOrCreate(path, false, nil) // created concurrently
 		} else if err != nil {
 			return nil, err
@@ -374,24 +375,6 @@ func readLoose(path string) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return b, nil
-}
-
-func writeExclusive(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
 }
 
 // parseSigner parses a note signer key
