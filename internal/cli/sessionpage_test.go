@@ -227,7 +227,7 @@ func wholeTranscript(w io.Writer, events []httpapi.Event) {
 		}
 		line, ok := callLine(e.Entry)
 		if !ok {
-			linef(w, "  #%-6d %s  %-16s %s", e.Seq, tsMilli(e.Time), e.Type, summarize(e.Entry))
+			linef(w, "  #%-6d %s  %-16s %s", e.Seq, tsMilli(e.Time), e.Type, httpapi.EntrySummary(e.Entry))
 			continue
 		}
 		linef(w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)

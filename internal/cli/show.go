@@ -5,10 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -247,38 +243,8 @@ func printHistory(w io.Writer, history []httpapi.Event) {
 // printHistoryLines prints a line for each of a grant's log entries.
 func printHistoryLines(w io.Writer, history []httpapi.Event) {
 	for _, e := range history {
-		linef(w, "  #%-6d %s  %-26s %s%s", e.Seq, ts(e.Time), e.Type, voidMark(e), summarize(e.Entry))
+		linef(w, "  #%-6d %s  %-26s %s%s", e.Seq, ts(e.Time), e.Type, voidMark(e), httpapi.EntrySummary(e.Entry))
 	}
-}
-
-// summarize renders an entry's actor and data compactly for tables.
-func summarize(raw json.RawMessage) string {
-	var e struct {
-		Actor string         `json:"actor"`
-		Data  map[string]any `json:"data"`
-	}
-	if json.Unmarshal(raw, &e) != nil {
-		return string(raw)
-	}
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		v := e.Data[k]
-		if v == nil || v == "" {
-			continue
-		}
-		b, _ := json.Marshal(v)
-		parts = append(parts, k+"="+string(b))
-	}
-	s := "by " + dash(e.Actor)
-	if len(parts) > 0 {
-		s += "  " + strings.Join(parts, " ")
-	}
-	return s
 }
 
 func (a *app) sessionCmd() *cobra.Command {
@@ -433,7 +399,7 @@ func (t *transcript) print(e httpapi.Event) {
 	}
 	line, ok := callLine(e.Entry)
 	if !ok || e.Void {
-		linef(t.w, "  #%-6d %s  %-16s %s%s", e.Seq, tsMilli(e.Time), e.Type, voidMark(e), summarize(e.Entry))
+		linef(t.w, "  #%-6d %s  %-16s %s%s", e.Seq, tsMilli(e.Time), e.Type, voidMark(e), httpapi.EntrySummary(e.Entry))
 		return
 	}
 	linef(t.w, "  #%-6d %s  %s", e.Seq, tsMilli(e.Time), line)
@@ -471,58 +437,26 @@ func callLine(raw json.RawMessage) (string, bool) {
 	return renderCall(c), true
 }
 
-// renderCall renders one request or result.
+// renderCall renders one request or result, on one line: a statement's
+// line breaks are shown as ↵.
 func renderCall(c gateway.Call) string {
-	var b strings.Builder
 	if c.Kind == "result" {
-		b.WriteString("   → ")
-		var parts []string
-		if c.Status != "" {
-			parts = append(parts, c.Status)
-		}
-		if c.Rows != 0 {
-			parts = append(parts, fmt.Sprintf("%d rows", c.Rows))
-		}
-		if c.BytesIn != 0 || c.BytesOut != 0 {
-			parts = append(parts, fmt.Sprintf("%d B in, %d B out", c.BytesIn, c.BytesOut))
-		}
-		if c.Duration != 0 {
-			parts = append(parts, c.Duration.Round(time.Microsecond).String())
-		}
-		if c.Error != "" {
-			parts = append(parts, "error: "+c.Error)
-		}
-		if c.Refused {
-			// Counted as denied, not as scope used (review.Count).
-			parts = append(parts, "✗ DENIED by the upstream")
-		}
-		b.WriteString(strings.Join(parts, ", "))
-		return b.String()
+		return "   → " + httpapi.ResultText(c)
 	}
+	var b strings.Builder
 	if c.Allowed {
 		b.WriteString("✓ ")
 	} else {
 		b.WriteString("✗ DENIED ")
 	}
-	params := maps.Clone(c.Params)
-	if stmt, ok := params["statement"]; ok {
-		delete(params, "statement")
-		b.WriteString("SQL> " + strings.NewReplacer("\r\n", " ↵ ", "\n", " ↵ ").Replace(strings.TrimSpace(stmt)))
+	text, sql, details := httpapi.RequestText(c)
+	if sql {
+		b.WriteString("SQL> " + strings.NewReplacer("\r\n", " ↵ ", "\n", " ↵ ").Replace(text))
 	} else {
-		b.WriteString(c.Action + " " + c.Resource)
+		b.WriteString(text)
 	}
-	keys := slices.Sorted(maps.Keys(params))
-	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s=%s", k, strconv.Quote(params[k]))
-	}
-	// The call's other checks (a copy's source, every table of a batch or
-	// transaction, the statements past the 64th), as the console shows
-	// them: parameters are cut to a bound, these are not.
-	for _, a := range c.Also {
-		b.WriteString("  also " + a)
-	}
-	if !c.Allowed && c.Error != "" {
-		b.WriteString("  (" + c.Error + ")")
+	if details != "" {
+		b.WriteString("  " + details)
 	}
 	return b.String()
 }

@@ -2,12 +2,8 @@ package console
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -102,7 +98,7 @@ func pagedTranscript(page, around []httpapi.Event) []line {
 		}
 		c, ok := httpapi.EntryCall(e.Entry)
 		if !ok || (e.Void && c.Kind == "result") {
-			l := line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "event", Text: e.Type, Details: summarize(e.Entry)}
+			l := line{Ref: fmt.Sprintf("#%d", e.Seq), Time: t, Kind: "event", Text: e.Type, Details: httpapi.EntrySummary(e.Entry)}
 			if e.Void {
 				l.Kind = "refused"
 			}
@@ -134,48 +130,15 @@ func pagedTranscript(page, around []httpapi.Event) []line {
 // renderRequest is a request's main text (the SQL statement, or the
 // action and resource) and its other parameters.
 func renderRequest(c gateway.Call) (text, details string) {
-	params := maps.Clone(c.Params)
-	if stmt, ok := params["statement"]; ok {
-		delete(params, "statement")
-		text = "SQL> " + strings.TrimSpace(stmt)
-	} else {
-		text = c.Action + " " + c.Resource
+	text, sql, details := httpapi.RequestText(c)
+	if sql {
+		text = "SQL> " + text
 	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(params)) {
-		parts = append(parts, k+"="+strconv.Quote(params[k]))
-	}
-	for _, a := range c.Also {
-		parts = append(parts, "also "+a)
-	}
-	if !c.Allowed && c.Error != "" {
-		parts = append(parts, "("+c.Error+")")
-	}
-	return text, strings.Join(parts, "  ")
+	return text, details
 }
 
 func renderResult(c gateway.Call) string {
-	var parts []string
-	if c.Status != "" {
-		parts = append(parts, c.Status)
-	}
-	if c.Rows != 0 {
-		parts = append(parts, fmt.Sprintf("%d rows", c.Rows))
-	}
-	if c.BytesIn != 0 || c.BytesOut != 0 {
-		parts = append(parts, fmt.Sprintf("%d B in, %d B out", c.BytesIn, c.BytesOut))
-	}
-	if c.Duration != 0 {
-		parts = append(parts, c.Duration.Round(time.Microsecond).String())
-	}
-	if c.Error != "" {
-		parts = append(parts, "error: "+c.Error)
-	}
-	if c.Refused {
-		// Counted as denied, not as scope used (review.Count).
-		parts = append(parts, "✗ DENIED by the upstream")
-	}
-	return "→ " + strings.Join(parts, ", ")
+	return "→ " + httpapi.ResultText(c)
 }
 
 // historyLine is one log entry of a grant.
@@ -196,41 +159,7 @@ func history(es []httpapi.Event) []historyLine {
 		if strings.HasPrefix(e.Type, "session.") {
 			continue
 		}
-		out = append(out, historyLine{Seq: e.Seq, Time: e.Time, Type: e.Type, Summary: summarize(e.Entry), Void: e.Void})
+		out = append(out, historyLine{Seq: e.Seq, Time: e.Time, Type: e.Type, Summary: httpapi.EntrySummary(e.Entry), Void: e.Void})
 	}
 	return out
-}
-
-// summarize renders an entry's actor and data compactly.
-func summarize(raw json.RawMessage) string {
-	var e struct {
-		Actor string         `json:"actor"`
-		Data  map[string]any `json:"data"`
-	}
-	if json.Unmarshal(raw, &e) != nil {
-		return string(raw)
-	}
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		v := e.Data[k]
-		if v == nil || v == "" {
-			continue
-		}
-		b, _ := json.Marshal(v)
-		parts = append(parts, k+"="+string(b))
-	}
-	actor := e.Actor
-	if actor == "" {
-		actor = "-"
-	}
-	s := "by " + actor
-	if len(parts) > 0 {
-		s += "  " + strings.Join(parts, " ")
-	}
-	return s
 }
