@@ -332,6 +332,25 @@ func (c *call) idleBody() io.Reader {
 	return &idleBody{r: c.r.Body, rc: http.NewResponseController(c.w)}
 }
 
+// openSession is the call's session in its grant, or nil with the call
+// answered when it could not get one. A session refused by identity
+// binding is an attempt like any other refused one: recorded, every time
+// (reject); any other failure is only answered. The S3 calls, the other
+// services' and those the gateway answers itself open theirs here alike.
+func (c *call) openSession() *session {
+	sess, err := c.gw.session(c.gr, c.r, c.client)
+	if err == nil {
+		return sess
+	}
+	e := sessionError(c.gr, c.gw.now(), err)
+	if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
+		c.reject(e)
+	} else {
+		c.fail(e)
+	}
+	return nil
+}
+
 // sessionError is the answer when a call could not get its session.
 func sessionError(gr *gateway.Grant, now time.Time, err error) *s3err.Error {
 	var e *s3err.Error
@@ -370,15 +389,8 @@ func cutError(ctx context.Context) *s3err.Error {
 // forward records the call, sends it upstream and streams the answer back.
 func (c *call) forward(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []byte) {
 	g, gr := c.gw, c.gr
-	sess, err := g.session(gr, c.r, c.client)
-	if err != nil {
-		// A session refused by identity binding is an attempt like any
-		// other refused one: recorded, every time.
-		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
-			c.reject(sessionError(gr, g.now(), err))
-			return
-		}
-		c.fail(sessionError(gr, g.now(), err))
+	sess := c.openSession()
+	if sess == nil {
 		return
 	}
 	finished := false

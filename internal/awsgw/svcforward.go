@@ -128,14 +128,9 @@ func (t *target) serviceRequest(ctx context.Context, r *http.Request, service st
 // reads travel while their record is written, and their answer is held
 // until it is durable.
 func (c *call) forwardService(t *target, op *awsops.Op, auth *sigv4.Auth, body []byte) {
-	g, gr := c.gw, c.gr
-	sess, err := g.session(gr, c.r, c.client)
-	if err != nil {
-		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
-			c.reject(sessionError(gr, g.now(), err))
-			return
-		}
-		c.fail(sessionError(gr, g.now(), err))
+	g := c.gw
+	sess := c.openSession()
+	if sess == nil {
 		return
 	}
 	finished := false

@@ -3,7 +3,6 @@ package awsgw
 import (
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,18 +57,13 @@ type getCallerIdentityResponse struct {
 
 // answerLocal records and answers a call the gateway handles itself.
 func (c *call) answerLocal(t *target, op *awsops.Op, bodyLen int) {
-	g, gr := c.gw, c.gr
+	g := c.gw
 	if op.Service != "sts" || op.Operation != "GetCallerIdentity" {
 		c.fail(s3err.New(s3err.AccessDenied, "%s %s: Airlock does not answer this call itself", op.Service, op.Operation))
 		return
 	}
-	sess, err := g.session(gr, c.r, c.client)
-	if err != nil {
-		if refused := (*gateway.RefusedError)(nil); errors.As(err, &refused) {
-			c.reject(sessionError(gr, g.now(), err))
-			return
-		}
-		c.fail(sessionError(gr, g.now(), err))
+	sess := c.openSession()
+	if sess == nil {
 		return
 	}
 	req := serviceCall(op, 0, c.reqID, bodyLen, true, "")
