@@ -55,20 +55,37 @@ func (s *Store) ScanLog(ctx context.Context, from, to int64, fn func(store.LogEn
 		return fmt.Errorf("sqlitestore: scan log: %w", err)
 	}
 	defer conn.Close()
-	var fnErr error
-	err = conn.Raw(func(dc any) error {
+	return scanRange(ctx, conn, scanLogSQL, from, to, 7, func(dest []driver.Value) (error, error) {
+		e, err := logEntryFromValues(dest)
+		if err != nil {
+			return nil, err
+		}
+		return fn(e), nil
+	})
+}
+
+// scanRange streams the rows of query, whose two parameters are from and
+// to, on conn's driver connection directly (ScanLog says why), calling row
+// with each row's ncols values; the values are reused for the next row.
+// row returns the error of the scan's callback (fnErr), which ends the
+// scan and is returned unwrapped, or one of its own reading the row (err),
+// which ends it wrapped like the driver's. Neither is returned through
+// conn.Raw, which would close the connection for a driver.ErrBadConn.
+func scanRange(ctx context.Context, conn *sql.Conn, query string, from, to int64, ncols int, row func(dest []driver.Value) (fnErr, err error)) error {
+	var fnErr, rowErr error
+	err := conn.Raw(func(dc any) error {
 		q, ok := dc.(driver.QueryerContext)
 		if !ok {
 			return fmt.Errorf("driver connection %T cannot query", dc)
 		}
-		rows, err := q.QueryContext(ctx, scanLogSQL, []driver.NamedValue{
+		rows, err := q.QueryContext(ctx, query, []driver.NamedValue{
 			{Ordinal: 1, Value: from}, {Ordinal: 2, Value: to},
 		})
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		dest := make([]driver.Value, 7)
+		dest := make([]driver.Value, ncols)
 		for {
 			if err := rows.Next(dest); err != nil {
 				if err == io.EOF {
@@ -76,18 +93,21 @@ func (s *Store) ScanLog(ctx context.Context, from, to int64, fn func(store.LogEn
 				}
 				return err
 			}
-			e, err := logEntryFromValues(dest)
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				fnErr = err
+			// Locals, not the captured variables, take each row's
+			// results: stores through those on every row cost 17
+			// instructions an entry (bench/HISTORY.md, "ScanLog's
+			// shared row loop").
+			if fe, re := row(dest); fe != nil || re != nil {
+				fnErr, rowErr = fe, re
 				return nil
 			}
 		}
 	})
-	if fnErr != nil {
+	switch {
+	case fnErr != nil:
 		return fnErr
+	case rowErr != nil:
+		err = rowErr
 	}
 	if err != nil {
 		return fmt.Errorf("sqlitestore: scan log: %w", err)
@@ -115,45 +135,14 @@ func (s *Store) ScanLogLeaves(ctx context.Context, from, to int64, fn func(seq i
 	}
 	// The connection goes back to the pool as it was.
 	defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA mmap_size=0")
-	var fnErr error
-	err = conn.Raw(func(dc any) error {
-		q, ok := dc.(driver.QueryerContext)
+	return scanRange(ctx, conn, scanLeavesSQL, from, to, 3, func(dest []driver.Value) (error, error) {
+		seq, ok := dest[0].(int64)
 		if !ok {
-			return fmt.Errorf("driver connection %T cannot query", dc)
+			return nil, fmt.Errorf("log entry seq %v (%T) is not an integer", dest[0], dest[0])
 		}
-		rows, err := q.QueryContext(ctx, scanLeavesSQL, []driver.NamedValue{
-			{Ordinal: 1, Value: from}, {Ordinal: 2, Value: to},
-		})
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		dest := make([]driver.Value, 3)
-		for {
-			if err := rows.Next(dest); err != nil {
-				if err == io.EOF {
-					return nil
-				}
-				return err
-			}
-			seq, ok := dest[0].(int64)
-			if !ok {
-				return fmt.Errorf("log entry seq %v (%T) is not an integer", dest[0], dest[0])
-			}
-			// The driver returns freshly allocated []byte values.
-			if err := fn(seq, valueBytes(dest[1]), valueBytes(dest[2])); err != nil {
-				fnErr = err
-				return nil
-			}
-		}
+		// The driver returns freshly allocated []byte values.
+		return fn(seq, valueBytes(dest[1]), valueBytes(dest[2])), nil
 	})
-	if fnErr != nil {
-		return fnErr
-	}
-	if err != nil {
-		return fmt.Errorf("sqlitestore: scan log: %w", err)
-	}
-	return nil
 }
 
 // scanMmapSize is the most of the file ScanLogLeaves maps (address space
