@@ -121,10 +121,10 @@ func benchStore(b *testing.B, n int) *Store {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if span, counted := r.span(); counted && span > maxSpan {
+			if span, counted := r.Span(); counted && span > maxSpan {
 				maxSpan = span
 			}
-			grows = append(grows, []any{r.id, r.identity, r.target, r.account, r.status, r.requestedAt, r.spanEnd, r.longLived(), r.credentialID, r.record})
+			grows = append(grows, []any{r.ID, r.Identity, r.Target, r.Account, r.Status, r.RequestedAt, r.SpanEnd, r.LongLived(), r.credentialID, r.Record})
 			if !g.StartedAt.IsZero() {
 				ss := model.Session{
 					ID: "s_" + g.ID[2:], GrantID: g.ID, Identity: g.Identity, Target: g.Target, Client: "aws-cli/2.15",
@@ -136,7 +136,7 @@ func benchStore(b *testing.B, n int) *Store {
 				if err != nil {
 					b.Fatal(err)
 				}
-				srows = append(srows, []any{sr.id, sr.grantID, sr.startedAt, sr.calls, sr.denied, sr.bytesIn, sr.bytesOut, sr.usedJSON, sr.record})
+				srows = append(srows, []any{sr.ID, sr.GrantID, sr.startedAt, sr.Calls, sr.Denied, sr.BytesIn, sr.BytesOut, sr.usedJSON, sr.Record})
 			}
 		}
 		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"grants"},

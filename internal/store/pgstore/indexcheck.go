@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // maxIndexDiffs bounds the differences IndexDiffs lists per kind.
@@ -67,34 +68,34 @@ func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, i
 	for rows.Next() {
 		var r grantRow
 		var long bool
-		if err := rows.Scan(&r.id, &r.identity, &r.target, &r.account, &r.status, &r.requestedAt, &r.spanEnd, &long, &r.credentialID, &r.record); err != nil {
+		if err := rows.Scan(&r.ID, &r.Identity, &r.Target, &r.Account, &r.Status, &r.RequestedAt, &r.SpanEnd, &long, &r.credentialID, &r.Record); err != nil {
 			return nil, 0, fmt.Errorf("pgstore: check grant columns: %w", err)
 		}
-		g, err := decodeGrant(r.record)
+		g, err := storerow.DecodeGrant(r.Record)
 		if err != nil {
-			return nil, 0, fmt.Errorf("pgstore: grant %q: %w", r.id, err)
+			return nil, 0, fmt.Errorf("pgstore: grant %q: %w", r.ID, err)
 		}
 		w, err := encodeGrant(g)
 		if err != nil {
-			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.id, err))
+			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.ID, err))
 			continue
 		}
-		if d, counted := w.span(); counted && d > longest {
+		if d, counted := w.Span(); counted && d > longest {
 			longest = d
 		}
 		for _, c := range []struct {
 			name      string
 			got, want any
 		}{
-			{"id", r.id, w.id}, {"identity", r.identity, w.identity}, {"target", r.target, w.target},
-			{"account", r.account, w.account}, {"status", r.status, w.status},
-			{"requested_at", r.requestedAt, w.requestedAt}, {"span_end", r.spanEnd, w.spanEnd},
-			{"long_lived", long, w.longLived()},
+			{"id", r.ID, w.ID}, {"identity", r.Identity, w.Identity}, {"target", r.Target, w.Target},
+			{"account", r.Account, w.Account}, {"status", r.Status, w.Status},
+			{"requested_at", r.RequestedAt, w.RequestedAt}, {"span_end", r.SpanEnd, w.SpanEnd},
+			{"long_lived", long, w.LongLived()},
 			{"credential_id", deref(r.credentialID), deref(w.credentialID)},
 		} {
 			if c.got != c.want && n < maxIndexDiffs {
 				n++
-				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.id, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
+				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.ID, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
 			}
 		}
 	}
@@ -125,7 +126,7 @@ func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string,
 		if err := rows.Scan(&id, &grantID, &started, &open, &rec, &startSeq, &entrySeq); err != nil {
 			return nil, fmt.Errorf("pgstore: check session columns: %w", err)
 		}
-		ss, err := decodeSession(rec)
+		ss, err := storerow.DecodeSession(rec)
 		if err != nil {
 			return nil, fmt.Errorf("pgstore: session %q: %w", id, err)
 		}
@@ -134,9 +135,9 @@ func sessionColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string,
 			out = append(out, fmt.Sprintf("session %s: its record cannot be stored: %v", id, err))
 			continue
 		}
-		if (id != w.id || grantID != w.grantID || derefInt(started) != derefInt(w.startedAt)) && n < maxIndexDiffs {
+		if (id != w.ID || grantID != w.GrantID || derefInt(started) != derefInt(w.startedAt)) && n < maxIndexDiffs {
 			n++
-			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %d) is not its record's (%s, %s, %d): the column reads filter on was changed", id, id, grantID, derefInt(started), w.id, w.grantID, derefInt(w.startedAt)))
+			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %d) is not its record's (%s, %s, %d): the column reads filter on was changed", id, id, grantID, derefInt(started), w.ID, w.GrantID, derefInt(w.startedAt)))
 		}
 		if open != w.open && n < maxIndexDiffs {
 			n++
@@ -207,7 +208,7 @@ func derefInt(n *int64) int64 {
 }
 
 // maxSpanDiff checks meta's max_span_nanos against longest, the longest
-// lifetime (at most longSpan) of any grant as its record says: a review of
+// lifetime (at most storerow.LongSpan) of any grant as its record says: a review of
 // a time window relies on it (grantsQuery, store.MaxSpanDiff).
 func maxSpanDiff(ctx context.Context, tx pgx.Tx, out []string, longest int64) ([]string, error) {
 	var v *string

@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // Grant change notices between replicas (see package grants, "Several
@@ -90,7 +91,7 @@ func getSession(ctx context.Context, q querier, id string) (model.Session, error
 	if err != nil {
 		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, err)
 	}
-	ss, err := decodeSession(rec)
+	ss, err := storerow.DecodeSession(rec)
 	if err != nil {
 		return model.Session{}, fmt.Errorf("pgstore: session %q: %w", id, err)
 	}
@@ -155,7 +156,7 @@ func (s *Store) GrantByCredential(ctx context.Context, credentialID string) (mod
 	if err != nil {
 		return model.Grant{}, fmt.Errorf("pgstore: grant with credential id %q: %w", credentialID, err)
 	}
-	return decodeGrant(rec)
+	return storerow.DecodeGrant(rec)
 }
 
 // Listener timings. A silent connection (a network partition sends no

@@ -33,7 +33,7 @@ func TestOpenSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, `INSERT INTO sessions (id, grant_id, started_at, record)
-		SELECT 's_old_' || i, 'g_2', 0, $1::bytea FROM generate_series(1, 20000) AS i`, ended.record); err != nil {
+		SELECT 's_old_' || i, 'g_2', 0, $1::bytea FROM generate_series(1, 20000) AS i`, ended.Record); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
@@ -132,7 +132,7 @@ func insertOldSessions(t *testing.T, conn *pgx.Conn, ss []model.Session) {
 			t.Fatal(err)
 		}
 		if _, err := conn.Exec(t.Context(), `INSERT INTO sessions (id, grant_id, started_at, calls, denied, bytes_in, bytes_out, used_json, record)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.id, r.grantID, r.startedAt, r.calls, r.denied, r.bytesIn, r.bytesOut, r.usedJSON, r.record); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.ID, r.GrantID, r.startedAt, r.Calls, r.Denied, r.BytesIn, r.BytesOut, r.usedJSON, r.Record); err != nil {
 			t.Fatal(err)
 		}
 	}

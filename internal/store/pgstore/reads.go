@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // Identity returns one identity by name.
@@ -91,7 +92,7 @@ func queryGrants(ctx context.Context, q querier, query string, args ...any) ([]m
 		if err := rows.Scan(&id, &rec, &u.Sessions, &u.Calls, &u.DeniedCalls, &u.BytesIn, &u.BytesOut, &used); err != nil {
 			return nil, fmt.Errorf("pgstore: query grants: %w", err)
 		}
-		g, err := decodeGrant(rec)
+		g, err := storerow.DecodeGrant(rec)
 		if err != nil {
 			return nil, fmt.Errorf("pgstore: grant %q: %w", id, err)
 		}
@@ -158,7 +159,7 @@ func getGrantRecord(ctx context.Context, q querier, id string, lock bool) (model
 	if err != nil {
 		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
 	}
-	g, err := decodeGrant(rec)
+	g, err := storerow.DecodeGrant(rec)
 	if err != nil {
 		return model.Grant{}, fmt.Errorf("pgstore: grant with id %q: %w", id, err)
 	}
@@ -218,7 +219,7 @@ func grantsQuery(f store.GrantFilter) (string, []any) {
 	if f.After.ID != "" {
 		// The cursor's bound on requested_at is a range of the index
 		// each SELECT reads; id breaks ties.
-		at := p.add(clampNanos(f.After.RequestedAt))
+		at := p.add(storerow.ClampNanos(f.After.RequestedAt))
 		conds = append(conds, "requested_at >= "+at+" AND (requested_at > "+at+" OR id > "+p.add(f.After.ID)+")")
 	}
 	where := func(conds []string) string {
@@ -231,17 +232,17 @@ func grantsQuery(f store.GrantFilter) (string, []any) {
 	var query string
 	if f.Since.IsZero() {
 		if !f.Until.IsZero() {
-			conds = append(conds, "requested_at < "+p.add(clampNanos(f.Until)))
+			conds = append(conds, "requested_at < "+p.add(storerow.ClampNanos(f.Until)))
 		}
 		query = sel + where(conds) + " ORDER BY requested_at, id"
 	} else {
-		since := p.add(clampNanos(f.Since))
+		since := p.add(storerow.ClampNanos(f.Since))
 		lo := `(SELECT CASE WHEN ` + since + `::bigint < (-9223372036854775808)::bigint + m.span
 			THEN (-9223372036854775808)::bigint ELSE ` + since + `::bigint - m.span END
 			FROM (SELECT COALESCE((SELECT value::bigint FROM meta WHERE key = 'max_span_nanos'), 0) AS span) m)`
 		first := slices.Clone(conds)
 		if !f.Until.IsZero() {
-			first = append(first, "requested_at < "+p.add(clampNanos(f.Until)))
+			first = append(first, "requested_at < "+p.add(storerow.ClampNanos(f.Until)))
 		}
 		first = append(first, "requested_at >= "+lo, "span_end >= "+since)
 		long := append(slices.Clone(conds), "long_lived", "requested_at < "+lo, "span_end >= "+since)
@@ -275,7 +276,7 @@ func (s *Store) SessionsPage(ctx context.Context, f store.SessionFilter) ([]mode
 	case f.After.StartedAt.IsZero():
 		query += " AND (started_at IS NOT NULL OR id > " + p.add(f.After.ID) + ")"
 	default:
-		at := p.add(clampNanos(f.After.StartedAt))
+		at := p.add(storerow.ClampNanos(f.After.StartedAt))
 		query += " AND started_at >= " + at + " AND (started_at > " + at + " OR id > " + p.add(f.After.ID) + ")"
 	}
 	query += " ORDER BY started_at NULLS FIRST, id"
@@ -314,7 +315,7 @@ func (s *Store) SessionsInLogOrder(ctx context.Context, grantID string, afterSeq
 		if err := rows.Scan(&rec, &seq); err != nil {
 			return nil, nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
 		}
-		ss, err := decodeSession(rec)
+		ss, err := storerow.DecodeSession(rec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("pgstore: sessions of grant %q: %w", grantID, err)
 		}
@@ -361,7 +362,7 @@ func eachSession(ctx context.Context, q querier, query string, args []any, fn fu
 		if err := rows.Scan(&rec); err != nil {
 			return err
 		}
-		ss, err := decodeSession(rec)
+		ss, err := storerow.DecodeSession(rec)
 		if err != nil {
 			return err
 		}

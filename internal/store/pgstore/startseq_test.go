@@ -51,7 +51,7 @@ func TestSessionsStartSeq(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, grant_id, started_at, record, start_seq)
-		SELECT 's_f' || i, 'g_1', 0, $1::bytea, i FROM generate_series(10, 20009) AS i`, filler.record); err != nil {
+		SELECT 's_f' || i, 'g_1', 0, $1::bytea, i FROM generate_series(10, 20009) AS i`, filler.Record); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.pool.Exec(ctx, "ANALYZE sessions"); err != nil {

@@ -210,8 +210,8 @@ func (t *Tx) CreateGrant(ctx context.Context, g model.Grant) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: create grant: %w", err)
 	}
-	tag, err := t.tx.Exec(ctx, insertGrantSQL, r.id, r.identity, r.target, r.account, r.status,
-		r.requestedAt, r.spanEnd, r.longLived(), r.credentialID, r.record)
+	tag, err := t.tx.Exec(ctx, insertGrantSQL, r.ID, r.Identity, r.Target, r.Account, r.Status,
+		r.RequestedAt, r.SpanEnd, r.LongLived(), r.credentialID, r.Record)
 	if err != nil {
 		return fmt.Errorf("pgstore: create grant %q: %w", g.ID, err)
 	}
@@ -236,8 +236,8 @@ func (t *Tx) UpdateGrant(ctx context.Context, g model.Grant) error {
 		taken bool
 		n     int64
 	)
-	err = t.tx.QueryRow(ctx, updateGrantSQL, r.identity, r.target, r.account, r.status,
-		r.requestedAt, r.spanEnd, r.longLived(), r.credentialID, r.record, r.id).Scan(&taken, &n)
+	err = t.tx.QueryRow(ctx, updateGrantSQL, r.Identity, r.Target, r.Account, r.Status,
+		r.RequestedAt, r.SpanEnd, r.LongLived(), r.credentialID, r.Record, r.ID).Scan(&taken, &n)
 	switch {
 	case err != nil && isUniqueViolation(err):
 		return fmt.Errorf("pgstore: update grant %q: credential %q: %w", g.ID, g.CredentialID, store.ErrConflict)
@@ -252,15 +252,15 @@ func (t *Tx) UpdateGrant(ctx context.Context, g model.Grant) error {
 }
 
 // bumpMaxSpan raises max_span_nanos to the grant's lifetime if it is longer
-// and not longer than longSpan, in the same transaction (and savepoint) as
+// and not longer than storerow.LongSpan, in the same transaction (and savepoint) as
 // the grant write.
 func (t *Tx) bumpMaxSpan(ctx context.Context, r grantRow) error {
-	span, counted := r.span()
+	span, counted := r.Span()
 	if !counted || span <= 0 {
 		return nil
 	}
 	if _, err := t.tx.Exec(ctx, bumpMaxSpanSQL, span); err != nil {
-		return fmt.Errorf("pgstore: grant %q: update max_span_nanos: %w", r.id, err)
+		return fmt.Errorf("pgstore: grant %q: update max_span_nanos: %w", r.ID, err)
 	}
 	return nil
 }
@@ -282,8 +282,8 @@ func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: put identity: %w", err)
 	}
-	if _, err := t.tx.Exec(ctx, putIdentitySQL, r.name, r.kind, r.owner, r.groups, r.key, r.source,
-		r.disabled, r.createdAt, r.createdBy, r.bindings); err != nil {
+	if _, err := t.tx.Exec(ctx, putIdentitySQL, r.Name, r.Kind, r.Owner, r.Groups, r.Key, r.Source,
+		r.Disabled, r.createdAt, r.CreatedBy, r.Bindings); err != nil {
 		return fmt.Errorf("pgstore: put identity %q: %w", id.Name, err)
 	}
 	return nil
@@ -321,8 +321,8 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 	if err != nil {
 		return fmt.Errorf("pgstore: %s session: %w", verb, err)
 	}
-	args := append([]any{r.id, r.grantID, r.startedAt, r.calls, r.denied,
-		r.bytesIn, r.bytesOut, r.usedJSON, r.record, r.open}, extra...)
+	args := append([]any{r.ID, r.GrantID, r.startedAt, r.Calls, r.Denied,
+		r.BytesIn, r.BytesOut, r.usedJSON, r.Record, r.open}, extra...)
 	if _, err := t.tx.Exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("pgstore: %s session %q: %w", verb, s.ID, err)
 	}

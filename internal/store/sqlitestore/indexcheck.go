@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // maxIndexDiffs bounds the differences IndexDiffs lists per kind.
@@ -59,33 +60,33 @@ func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, 
 	var longest int64 // the longest lifetime max_span_nanos must cover
 	for rows.Next() {
 		var r grantRow
-		if err := rows.Scan(&r.id, &r.identity, &r.target, &r.account, &r.status, &r.requestedAt, &r.spanEnd, &r.credentialID, &r.record); err != nil {
+		if err := rows.Scan(&r.ID, &r.Identity, &r.Target, &r.Account, &r.Status, &r.RequestedAt, &r.SpanEnd, &r.credentialID, &r.Record); err != nil {
 			return nil, 0, fmt.Errorf("sqlitestore: check grant columns: %w", err)
 		}
-		g, err := decodeGrant(r.record)
+		g, err := storerow.DecodeGrant(r.Record)
 		if err != nil {
-			return nil, 0, fmt.Errorf("sqlitestore: grant %q: %w", r.id, err)
+			return nil, 0, fmt.Errorf("sqlitestore: grant %q: %w", r.ID, err)
 		}
 		w, err := encodeGrant(g)
 		if err != nil {
-			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.id, err))
+			out = append(out, fmt.Sprintf("grant %s: its record cannot be stored: %v", r.ID, err))
 			continue
 		}
-		if d, counted := w.span(); counted && d > longest {
+		if d, counted := w.Span(); counted && d > longest {
 			longest = d
 		}
 		for _, c := range []struct {
 			name      string
 			got, want any
 		}{
-			{"id", r.id, w.id}, {"identity", r.identity, w.identity}, {"target", r.target, w.target},
-			{"account", r.account, w.account}, {"status", r.status, w.status},
-			{"requested_at", r.requestedAt, w.requestedAt}, {"span_end", r.spanEnd, w.spanEnd},
+			{"id", r.ID, w.ID}, {"identity", r.Identity, w.Identity}, {"target", r.Target, w.Target},
+			{"account", r.Account, w.Account}, {"status", r.Status, w.Status},
+			{"requested_at", r.RequestedAt, w.RequestedAt}, {"span_end", r.SpanEnd, w.SpanEnd},
 			{"credential_id", r.credentialID.String, w.credentialID.String},
 		} {
 			if c.got != c.want && n < maxIndexDiffs {
 				n++
-				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.id, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
+				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.ID, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
 			}
 		}
 	}
@@ -119,25 +120,25 @@ func sessionColumnDiffs(ctx context.Context, tx *sql.Tx, out []string, startSeq 
 	for rows.Next() {
 		var r sessionRow
 		var startSeq, entrySeq int64
-		if err := rows.Scan(&r.id, &r.grantID, &r.startedAt, &r.record, &startSeq, &entrySeq); err != nil {
+		if err := rows.Scan(&r.ID, &r.GrantID, &r.startedAt, &r.Record, &startSeq, &entrySeq); err != nil {
 			return nil, fmt.Errorf("sqlitestore: check session columns: %w", err)
 		}
-		ss, err := decodeSession(r.record)
+		ss, err := storerow.DecodeSession(r.Record)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: session %q: %w", r.id, err)
+			return nil, fmt.Errorf("sqlitestore: session %q: %w", r.ID, err)
 		}
 		w, err := encodeSession(ss)
 		if err != nil {
-			out = append(out, fmt.Sprintf("session %s: its record cannot be stored: %v", r.id, err))
+			out = append(out, fmt.Sprintf("session %s: its record cannot be stored: %v", r.ID, err))
 			continue
 		}
-		if (r.id != w.id || r.grantID != w.grantID || r.startedAt != w.startedAt) && n < maxIndexDiffs {
+		if (r.ID != w.ID || r.GrantID != w.GrantID || r.startedAt != w.startedAt) && n < maxIndexDiffs {
 			n++
-			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %v) is not its record's (%s, %s, %v): the column reads filter on was changed", r.id, r.id, r.grantID, r.startedAt.Int64, w.id, w.grantID, w.startedAt.Int64))
+			out = append(out, fmt.Sprintf("session %s: its id, grant_id or started_at column (%s, %s, %v) is not its record's (%s, %s, %v): the column reads filter on was changed", r.ID, r.ID, r.GrantID, r.startedAt.Int64, w.ID, w.GrantID, w.startedAt.Int64))
 		}
 		if startSeq != entrySeq && n < maxIndexDiffs {
 			n++
-			out = append(out, fmt.Sprintf("session %s: its start_seq column (%d) is not the sequence of its session.started entry (%d): the grant's pages of sessions are read in its order", r.id, startSeq, entrySeq))
+			out = append(out, fmt.Sprintf("session %s: its start_seq column (%d) is not the sequence of its session.started entry (%d): the grant's pages of sessions are read in its order", r.ID, startSeq, entrySeq))
 		}
 	}
 	if err := rows.Err(); err != nil {

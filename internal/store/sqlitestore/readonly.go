@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // ErrReadOnly is returned by Begin on a store opened with OpenReadOnly.
@@ -149,7 +150,7 @@ func (s *Store) ScanSessions(ctx context.Context, fn func(model.Session) error) 
 		if err := rows.Scan(&rec); err != nil {
 			return fmt.Errorf("sqlitestore: scan sessions: %w", err)
 		}
-		ss, err := decodeSession(rec)
+		ss, err := storerow.DecodeSession(rec)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: scan sessions: %w", err)
 		}

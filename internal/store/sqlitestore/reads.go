@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // Identity returns one identity by name.
@@ -101,7 +102,7 @@ func getGrantRecord(ctx context.Context, q querier, col, v string) (model.Grant,
 	if err != nil {
 		return model.Grant{}, fmt.Errorf("sqlitestore: grant with %s %q: %w", col, v, err)
 	}
-	g, err := decodeGrant(rec)
+	g, err := storerow.DecodeGrant(rec)
 	if err != nil {
 		return model.Grant{}, fmt.Errorf("sqlitestore: grant with %s %q: %w", col, v, err)
 	}
@@ -126,7 +127,7 @@ func queryGrants(ctx context.Context, q querier, query string, args ...any) ([]m
 		if err := rows.Scan(&at, &id, &rec); err != nil {
 			return nil, fmt.Errorf("sqlitestore: query grants: %w", err)
 		}
-		g, err := decodeGrant(rec)
+		g, err := storerow.DecodeGrant(rec)
 		if err != nil {
 			return nil, fmt.Errorf("sqlitestore: grant %q: %w", id, err)
 		}
@@ -305,7 +306,7 @@ func grantsQuery(f store.GrantFilter, maxSpan int64) (string, []any) {
 	if f.After.ID != "" {
 		// The cursor's bound on requested_at is a range of the index
 		// each SELECT reads; id breaks ties.
-		at := clampNanos(f.After.RequestedAt)
+		at := storerow.ClampNanos(f.After.RequestedAt)
 		conds = append(conds, "requested_at >= ? AND (requested_at > ? OR id > ?)")
 		args = append(args, at, at, f.After.ID)
 	}
@@ -326,7 +327,7 @@ func grantsQuery(f store.GrantFilter, maxSpan int64) (string, []any) {
 	args = slices.Clone(filterArgs)
 	if !f.Until.IsZero() {
 		conds = append(conds, "requested_at < ?")
-		args = append(args, clampNanos(f.Until))
+		args = append(args, storerow.ClampNanos(f.Until))
 	}
 	var query string
 	if f.Since.IsZero() {
@@ -336,7 +337,7 @@ func grantsQuery(f store.GrantFilter, maxSpan int64) (string, []any) {
 			query = sel(index) + where(conds) + " ORDER BY requested_at, id"
 		}
 	} else {
-		since := clampNanos(f.Since)
+		since := storerow.ClampNanos(f.Since)
 		lo := since - maxSpan
 		if lo > since { // underflow
 			lo = math.MinInt64
@@ -369,7 +370,7 @@ func (s *Store) Session(ctx context.Context, id string) (model.Session, error) {
 	if err != nil {
 		return model.Session{}, fmt.Errorf("sqlitestore: session %q: %w", id, err)
 	}
-	ss, err := decodeSession(rec)
+	ss, err := storerow.DecodeSession(rec)
 	if err != nil {
 		return model.Session{}, fmt.Errorf("sqlitestore: session %q: %w", id, err)
 	}
@@ -407,7 +408,7 @@ func (s *Store) SessionsPage(ctx context.Context, f store.SessionFilter) ([]mode
 		query += " AND (started_at IS NOT NULL OR id > ?)"
 		args = append(args, f.After.ID)
 	default:
-		at := clampNanos(f.After.StartedAt)
+		at := storerow.ClampNanos(f.After.StartedAt)
 		query += " AND started_at >= ? AND (started_at > ? OR id > ?)"
 		args = append(args, at, at, f.After.ID)
 	}
@@ -453,7 +454,7 @@ func (s *Store) SessionsInLogOrder(ctx context.Context, grantID string, afterSeq
 		if err := rows.Scan(&rec, &seq); err != nil {
 			return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
 		}
-		ss, err := decodeSession(rec)
+		ss, err := storerow.DecodeSession(rec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sqlitestore: sessions of grant %q: %w", grantID, err)
 		}
@@ -478,7 +479,7 @@ func (s *Store) sessions(ctx context.Context, query string, args ...any) ([]mode
 		if err := rows.Scan(&rec); err != nil {
 			return nil, err
 		}
-		ss, err := decodeSession(rec)
+		ss, err := storerow.DecodeSession(rec)
 		if err != nil {
 			return nil, err
 		}

@@ -6,20 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // applicationID marks the file as an Airlock database (PRAGMA application_id,
 // "Arlk"), so `file airlock.db` and Open can tell it from other SQLite files.
 const applicationID = 0x41726c6b
 
-// longSpan is the longest grant lifetime counted in max_span_nanos. Longer
-// (and open-ended) grants are found through the grants_long partial index.
-// It must match the constant in the grants_long index definition and in the
-// review query.
-const longSpan = 30 * 24 * time.Hour
+// longSpan is the longest grant lifetime counted in max_span_nanos (both
+// stores'). Longer (and open-ended) grants are found through the
+// grants_long partial index. It must match the constant in the grants_long
+// index definition and in the review query.
+const longSpan = storerow.LongSpan
 
 // openEnded is the span_end of a grant without a deadline: it is still live.
-const openEnded = int64(1<<63 - 1)
+const openEnded = storerow.OpenEnded
 
 // migrations are applied in order; migration i (0-based) is schema version
 // i+1. Never edit a released migration: append a new one.

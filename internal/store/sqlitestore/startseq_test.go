@@ -47,7 +47,7 @@ func TestSessionsStartSeq(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.w.ExecContext(ctx, "INSERT INTO sessions (id, grant_id, started_at, record) VALUES (?, ?, ?, ?)", r.id, r.grantID, r.startedAt, r.record); err != nil {
+		if _, err := s.w.ExecContext(ctx, "INSERT INTO sessions (id, grant_id, started_at, record) VALUES (?, ?, ?, ?)", r.ID, r.GrantID, r.startedAt, r.Record); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storerow"
 )
 
 // ErrTxAborted is returned by every method of a Tx after SQLite rolled the
@@ -313,8 +314,8 @@ func (t *Tx) CreateGrant(ctx context.Context, g model.Grant) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: create grant: %w", err)
 	}
-	_, err = t.exec(ctx, insertGrantSQL, r.id, r.identity, r.target, r.account, r.status,
-		r.requestedAt, r.spanEnd, r.credentialID, r.record)
+	_, err = t.exec(ctx, insertGrantSQL, r.ID, r.Identity, r.Target, r.Account, r.Status,
+		r.RequestedAt, r.SpanEnd, r.credentialID, r.Record)
 	if isConstraint(err) {
 		return fmt.Errorf("sqlitestore: create grant %q (credential %q): %w", g.ID, g.CredentialID, store.ErrConflict)
 	}
@@ -335,8 +336,8 @@ func (t *Tx) UpdateGrant(ctx context.Context, g model.Grant) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: update grant: %w", err)
 	}
-	res, err := t.exec(ctx, updateGrantSQL, r.identity, r.target, r.account, r.status,
-		r.requestedAt, r.spanEnd, r.credentialID, r.record, r.id)
+	res, err := t.exec(ctx, updateGrantSQL, r.Identity, r.Target, r.Account, r.Status,
+		r.RequestedAt, r.SpanEnd, r.credentialID, r.Record, r.ID)
 	if isConstraint(err) {
 		return fmt.Errorf("sqlitestore: update grant %q: credential %q: %w", g.ID, g.CredentialID, store.ErrConflict)
 	}
@@ -357,12 +358,12 @@ func (t *Tx) UpdateGrant(ctx context.Context, g model.Grant) error {
 // and not longer than longSpan. It runs in the same transaction (and
 // savepoint) as the grant write, so a rolled-back write rolls it back too.
 func (t *Tx) bumpMaxSpan(ctx context.Context, r grantRow) error {
-	span, counted := r.span()
+	span, counted := r.Span()
 	if !counted || span <= 0 {
 		return nil
 	}
 	if _, err := t.exec(ctx, bumpMaxSpanSQL, strconv.FormatInt(span, 10)); err != nil {
-		return fmt.Errorf("sqlitestore: grant %q: update max_span_nanos: %w", r.id, err)
+		return fmt.Errorf("sqlitestore: grant %q: update max_span_nanos: %w", r.ID, err)
 	}
 	return nil
 }
@@ -388,8 +389,8 @@ func (t *Tx) PutIdentity(ctx context.Context, id model.Identity) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: put identity: %w", err)
 	}
-	if _, err := t.exec(ctx, putIdentitySQL, r.name, r.kind, r.owner, r.groups, r.key, r.source,
-		r.disabled, r.createdAt, r.createdBy, r.bindings); err != nil {
+	if _, err := t.exec(ctx, putIdentitySQL, r.Name, r.Kind, r.Owner, r.Groups, r.Key, r.Source,
+		r.Disabled, r.createdAt, r.CreatedBy, r.Bindings); err != nil {
 		return fmt.Errorf("sqlitestore: put identity %q: %w", id.Name, err)
 	}
 	return nil
@@ -414,7 +415,7 @@ func (t *Tx) EndSession(ctx context.Context, end model.Session) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("sqlitestore: end session %q: %w", end.ID, t.check(err))
 	}
-	cur, err := decodeSession(rec)
+	cur, err := storerow.DecodeSession(rec)
 	if err != nil {
 		return false, fmt.Errorf("sqlitestore: end session %q: %w", end.ID, err)
 	}
@@ -435,8 +436,8 @@ func (t *Tx) writeSession(ctx context.Context, query, verb string, s model.Sessi
 	if err != nil {
 		return fmt.Errorf("sqlitestore: %s session: %w", verb, err)
 	}
-	args := append([]any{r.id, r.grantID, r.startedAt, r.calls, r.denied,
-		r.bytesIn, r.bytesOut, r.usedJSON, r.record}, extra...)
+	args := append([]any{r.ID, r.GrantID, r.startedAt, r.Calls, r.Denied,
+		r.BytesIn, r.BytesOut, r.usedJSON, r.Record}, extra...)
 	if _, err := t.exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("sqlitestore: %s session %q: %w", verb, s.ID, err)
 	}
