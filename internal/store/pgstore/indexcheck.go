@@ -83,21 +83,9 @@ func grantColumnDiffs(ctx context.Context, tx pgx.Tx, out []string) ([]string, i
 		if d, counted := w.Span(); counted && d > longest {
 			longest = d
 		}
-		for _, c := range []struct {
-			name      string
-			got, want any
-		}{
-			{"id", r.ID, w.ID}, {"identity", r.Identity, w.Identity}, {"target", r.Target, w.Target},
-			{"account", r.Account, w.Account}, {"status", r.Status, w.Status},
-			{"requested_at", r.RequestedAt, w.RequestedAt}, {"span_end", r.SpanEnd, w.SpanEnd},
-			{"long_lived", long, w.LongLived()},
-			{"credential_id", deref(r.credentialID), deref(w.credentialID)},
-		} {
-			if c.got != c.want && n < maxIndexDiffs {
-				n++
-				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.ID, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
-			}
-		}
+		out = storerow.GrantColumnDiffs(out, &n, maxIndexDiffs, r.Grant, w.Grant,
+			storerow.Column{Name: "long_lived", Got: long, Want: w.LongLived()},
+			storerow.Column{Name: "credential_id", Got: deref(r.credentialID), Want: deref(w.credentialID)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("pgstore: check grant columns: %w", err)

@@ -75,20 +75,8 @@ func grantColumnDiffs(ctx context.Context, tx *sql.Tx, out []string) ([]string, 
 		if d, counted := w.Span(); counted && d > longest {
 			longest = d
 		}
-		for _, c := range []struct {
-			name      string
-			got, want any
-		}{
-			{"id", r.ID, w.ID}, {"identity", r.Identity, w.Identity}, {"target", r.Target, w.Target},
-			{"account", r.Account, w.Account}, {"status", r.Status, w.Status},
-			{"requested_at", r.RequestedAt, w.RequestedAt}, {"span_end", r.SpanEnd, w.SpanEnd},
-			{"credential_id", r.credentialID.String, w.credentialID.String},
-		} {
-			if c.got != c.want && n < maxIndexDiffs {
-				n++
-				out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", r.ID, c.name, fmt.Sprint(c.got), fmt.Sprint(c.want)))
-			}
-		}
+		out = storerow.GrantColumnDiffs(out, &n, maxIndexDiffs, r.Grant, w.Grant,
+			storerow.Column{Name: "credential_id", Got: r.credentialID.String, Want: w.credentialID.String})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("sqlitestore: check grant columns: %w", err)

@@ -126,6 +126,33 @@ func DecodeGrant(rec []byte) (model.Grant, error) {
 	return g, nil
 }
 
+// Column is a stored column's value beside the one its record gives it.
+type Column struct {
+	Name      string
+	Got, Want any
+}
+
+// GrantColumnDiffs appends to out a line for each column of got, a
+// grant's row as read, that is not what want, its record encoded again,
+// says: first the columns both stores keep, then more (a store's own, in
+// its order). n counts the lines for all grants; none is added once it
+// reaches max. A column changed behind the store's back changes what the
+// lists that filter on it return, and verification, which reads the
+// records, would not see it (the stores' IndexDiffs).
+func GrantColumnDiffs(out []string, n *int, max int, got, want Grant, more ...Column) []string {
+	for _, c := range append([]Column{
+		{"id", got.ID, want.ID}, {"identity", got.Identity, want.Identity}, {"target", got.Target, want.Target},
+		{"account", got.Account, want.Account}, {"status", got.Status, want.Status},
+		{"requested_at", got.RequestedAt, want.RequestedAt}, {"span_end", got.SpanEnd, want.SpanEnd},
+	}, more...) {
+		if c.Got != c.Want && *n < max {
+			*n++
+			out = append(out, fmt.Sprintf("grant %s: its %s column is %q, its record (and the log) says %q: the column lists filter on was changed", got.ID, c.Name, fmt.Sprint(c.Got), fmt.Sprint(c.Want)))
+		}
+	}
+	return out
+}
+
 // Session is a session as stored, but for its started_at column (NULL for
 // no start) and its used_json (NULL for nothing used).
 type Session struct {

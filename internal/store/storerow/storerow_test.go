@@ -155,3 +155,40 @@ func TestIdentityRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestGrantColumnDiffs: a line for each column that is not the record's,
+// the shared columns first and then the store's own in its order, and no
+// more lines once n reaches max (n counts across grants).
+func TestGrantColumnDiffs(t *testing.T) {
+	want := Grant{ID: "g_1", Identity: "ci", Target: "aws", Account: "123", Status: "active", RequestedAt: 10, SpanEnd: 20}
+	changed := want
+	changed.Account, changed.SpanEnd = "999", 30
+	cred := Column{Name: "credential_id", Got: "c_x", Want: "c_1"}
+	for _, tc := range []struct {
+		name   string
+		got    Grant
+		more   []Column
+		n, max int
+		want   []string
+		wantN  int
+	}{
+		{"the same", want, []Column{{Name: "credential_id", Got: "c_1", Want: "c_1"}}, 0, 100, nil, 0},
+		{"shared and own columns, in order", changed, []Column{cred}, 0, 100, []string{
+			`grant g_1: its account column is "999", its record (and the log) says "123": the column lists filter on was changed`,
+			`grant g_1: its span_end column is "30", its record (and the log) says "20": the column lists filter on was changed`,
+			`grant g_1: its credential_id column is "c_x", its record (and the log) says "c_1": the column lists filter on was changed`,
+		}, 3},
+		{"up to max", changed, []Column{cred}, 98, 100, []string{
+			`grant g_1: its account column is "999", its record (and the log) says "123": the column lists filter on was changed`,
+			`grant g_1: its span_end column is "30", its record (and the log) says "20": the column lists filter on was changed`,
+		}, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := tc.n
+			got := GrantColumnDiffs(nil, &n, tc.max, tc.got, want, tc.more...)
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") || n != tc.wantN {
+				t.Errorf("got %q (n %d), want %q (n %d)", got, n, tc.want, tc.wantN)
+			}
+		})
+	}
+}
