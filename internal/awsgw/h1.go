@@ -26,8 +26,8 @@ import (
 // request bodies (Expect, a body cut short, a reset on failure) is what
 // the upload paths rely on.
 //
-// A connection is reused only after an answer read whole; an answer
-// closed early, or failed, closes it. A request on a reused connection
+// A connection is reused only after an answer read whole with nothing
+// read past its end; an answer closed early, or failed, closes it. A request on a reused connection
 // that fails before any answer (the upstream closed it while idle) is
 // sent once more on a new one: it has no body and cannot change state.
 type h1Transport struct {
@@ -392,7 +392,14 @@ func (b *h1Body) finish(whole bool, err error) {
 	} else {
 		kept = b.stop()
 	}
-	if kept && whole && b.reuse {
+	// Bytes already read past the answer's end are none the next call
+	// asked for: a body sent for a HEAD or a 204, a second answer behind
+	// the first (a desynchronised or hostile upstream). Read as the next
+	// call's answer, they would answer that call, another agent's
+	// perhaps, with this one's bytes; net/http's Transport closes such a
+	// connection too ("Unsolicited response received on idle HTTP
+	// channel"). FuzzH1Transport.
+	if kept && whole && b.reuse && b.pc.br.Buffered() == 0 {
 		b.pc.t.put(b.pc)
 	} else {
 		b.pc.conn.Close()

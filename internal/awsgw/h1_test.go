@@ -300,3 +300,78 @@ func TestH1TransportRetriesOnANewConnection(t *testing.T) {
 		t.Fatalf("%q, want ok", b)
 	}
 }
+
+// An upstream that sends more than the answer (a body for a HEAD or a
+// 204, a second answer behind the first): those bytes answer no call,
+// and the connection is not reused, so the next call, another agent's
+// perhaps, is answered by the upstream, not by them. Without the check
+// in h1Body.finish the second call read "forged".
+func TestH1TransportClosesAConnectionWithBytesPastTheAnswer(t *testing.T) {
+	const forged = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+	for _, c := range []struct {
+		name, method, answer string
+	}{
+		{"two answers", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + forged},
+		{"a body for a HEAD", http.MethodHead, "HTTP/1.1 200 OK\r\nContent-Length: 49\r\n\r\n" + forged},
+		{"a body for a 204", http.MethodGet, "HTTP/1.1 204 No Content\r\n\r\n" + forged},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var mu sync.Mutex
+			var open []net.Conn
+			var calls atomic.Int64
+			defer func() { // the server's end of every connection
+				mu.Lock()
+				defer mu.Unlock()
+				for _, nc := range open {
+					nc.Close()
+				}
+			}()
+			wg.Go(func() {
+				for {
+					nc, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					open = append(open, nc)
+					mu.Unlock()
+					wg.Go(func() {
+						defer nc.Close()
+						br := bufio.NewReader(nc)
+						for {
+							if _, err := http.ReadRequest(br); err != nil {
+								return
+							}
+							answer := "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream"
+							if calls.Add(1) == 1 {
+								answer = c.answer // in one write: all of it arrives at once
+							}
+							if _, err := nc.Write([]byte(answer)); err != nil {
+								return
+							}
+						}
+					})
+				}
+			})
+			tr := newH1Transport(UpstreamTransport())
+			defer tr.CloseIdleConnections()
+			req, _ := http.NewRequest(c.method, "http://"+ln.Addr().String()+"/first", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if status, b := h1GetAll(t, tr, "http://"+ln.Addr().String()+"/second"); status != 200 || b != "upstream" {
+				t.Fatalf("the second call was answered %d %q, want 200 upstream", status, b)
+			}
+		})
+	}
+}
