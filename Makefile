@@ -100,6 +100,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzUpstreamLogin$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzBindDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzSplitStatements$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
+	$(GO) test -run=NONE -fuzz='^FuzzMsgReaderFrames$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzCallsOnlyPure$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/pggw/
 	$(GO) test -run=NONE -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/evidence/
 	$(GO) test -run=NONE -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/auditlog/
