@@ -86,6 +86,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzUpstreamHeaderMerge$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzCopyResponseHeaderHop$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzH1Transport$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
+	$(GO) test -run=NONE -fuzz='^FuzzWriteRequest$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/awsgw/
 	$(GO) test -run=NONE -fuzz='^FuzzParseRange$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzListPage$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3mem/
 	$(GO) test -run=NONE -fuzz='^FuzzServeHTTP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3mem/

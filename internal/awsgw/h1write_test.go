@@ -3,6 +3,7 @@ package awsgw
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -61,36 +62,89 @@ var leftToRequestWrite = map[string]bool{"newline-value": true, "untrimmed": tru
 func TestWriteRequestMatchesRequestWrite(t *testing.T) {
 	for name, req := range headRequests(t) {
 		t.Run(name, func(t *testing.T) {
-			var want, got bytes.Buffer
-			if err := req.Write(&want); err != nil {
+			if err := sameHeadAsRequestWrite(req); err != nil {
 				t.Fatal(err)
-			}
-			bw := bufio.NewWriter(&got)
-			var scratch []byte
-			if err := writeRequest(bw, req, &scratch); err != nil {
-				t.Fatal(err)
-			}
-			bw.Flush()
-			wr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(want.Bytes())))
-			if err != nil {
-				t.Fatalf("req.Write's own output does not parse: %v\n%s", err, want.Bytes())
-			}
-			gr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(got.Bytes())))
-			if err != nil {
-				t.Fatalf("%v\n%s", err, got.Bytes())
-			}
-			if gr.Method != wr.Method || gr.RequestURI != wr.RequestURI || gr.Host != wr.Host || gr.Proto != wr.Proto ||
-				!reflect.DeepEqual(gr.Header, wr.Header) || gr.ContentLength != wr.ContentLength {
-				t.Fatalf("writeRequest wrote\n%s\nreq.Write\n%s", got.Bytes(), want.Bytes())
-			}
-			if n, _ := io.Copy(io.Discard, gr.Body); n != 0 {
-				t.Fatalf("a body of %d bytes", n)
 			}
 			if _, ok := appendHead(nil, req); ok == leftToRequestWrite[name] {
 				t.Fatalf("written by appendHead: %v, want %v", ok, !leftToRequestWrite[name])
 			}
 		})
 	}
+}
+
+// sameHeadAsRequestWrite reports how what writeRequest writes for req
+// differs from what req.Write does, as a server reads both: the request
+// line, Host and header fields (in any order; one field's values in
+// theirs), and no body. A request req.Write refuses, writeRequest must
+// refuse too.
+func sameHeadAsRequestWrite(req *http.Request) error {
+	var want, got bytes.Buffer
+	werr := req.Write(&want)
+	bw := bufio.NewWriter(&got)
+	var scratch []byte
+	gerr := writeRequest(bw, req, &scratch)
+	bw.Flush()
+	switch {
+	case werr != nil && gerr == nil:
+		return fmt.Errorf("req.Write refuses the request (%v), writeRequest wrote\n%s", werr, got.Bytes())
+	case werr != nil:
+		return nil
+	case gerr != nil:
+		return fmt.Errorf("writeRequest: %v; req.Write wrote\n%s", gerr, want.Bytes())
+	}
+	wr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(want.Bytes())))
+	if err != nil {
+		// Nothing to compare with: a server refuses what req.Write
+		// wrote; it must refuse writeRequest's head as well.
+		if _, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(got.Bytes()))); err == nil {
+			return fmt.Errorf("a server refuses req.Write's\n%s\nbut reads writeRequest's\n%s", want.Bytes(), got.Bytes())
+		}
+		return nil
+	}
+	gr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(got.Bytes())))
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, got.Bytes())
+	}
+	if gr.Method != wr.Method || gr.RequestURI != wr.RequestURI || gr.Host != wr.Host || gr.Proto != wr.Proto ||
+		!reflect.DeepEqual(gr.Header, wr.Header) || gr.ContentLength != wr.ContentLength {
+		return fmt.Errorf("writeRequest wrote\n%s\nreq.Write\n%s", got.Bytes(), want.Bytes())
+	}
+	if n, _ := io.Copy(io.Discard, gr.Body); n != 0 {
+		return fmt.Errorf("a body of %d bytes", n)
+	}
+	return nil
+}
+
+// FuzzWriteRequest holds writeRequest to req.Write for requests of
+// fuzzed method, path, query, host and headers: what an agent sends
+// (its path and query, the x-amz-* and other headers the gateway passes
+// on) goes into the head h1Transport writes to the upstream, and a head
+// that a server reads otherwise than req.Write's (a header line split,
+// a request line cut) would send the upstream another request than the
+// one the gateway checked and signed.
+func FuzzWriteRequest(f *testing.F) {
+	f.Add("GET", "/logs/app/obj", "", "list-type=2&prefix=a%2Fb", false, "up.test", "X-Amz-Date", "20261203T091500Z", "Range", "bytes=0-1")
+	f.Add("HEAD", "/logs/a b/c", "/logs/a%20b/c", "", true, "127.0.0.1:7070", "User-Agent", "", "If-None-Match", `"a"`)
+	f.Add("GET", "/x", "", "", false, "up.test", "X-Bad", "a\r\nInjected: yes", "", "")
+	f.Add("GET", "/x", "", "", false, "up.test", "X-Pad", " a ", "X-Nul", "a\x00b")
+	f.Add("GET", "/x", "", "", false, "bücher.test", "", "", "", "")
+	f.Add("GET", "/x\r\nX: y", "", "a\r\nb", false, "up.test", "", "", "", "")
+	f.Add("GET", "/x", "", "", false, "[fe80::1%eth0]:80", "Host", "other", "Content-Length", "5")
+	f.Add("GET", "/x", "", "", false, "up.test", "X-Meta", "caf\xc3\xa9", "x-lower", "v\x7f")
+	f.Add("G ET", "", "", "a b", false, "", "Bad Key", "v", "", "")
+	f.Fuzz(func(t *testing.T, method, path, rawPath, rawQuery string, force bool, host, k1, v1, k2, v2 string) {
+		u := &url.URL{Scheme: "http", Host: "up.test", Path: path, RawPath: rawPath, RawQuery: rawQuery, ForceQuery: force}
+		h := http.Header{}
+		for _, kv := range [][2]string{{k1, v1}, {k2, v2}} {
+			if kv[0] != "" {
+				h[kv[0]] = append(h[kv[0]], kv[1])
+			}
+		}
+		req := &http.Request{Method: method, URL: u, Host: host, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Body: http.NoBody}
+		if err := sameHeadAsRequestWrite(req); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestWriteRequestAllocatesNothing: the head of a signed GET is written
