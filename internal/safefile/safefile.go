@@ -1,8 +1,9 @@
 // Package safefile writes the small files whose loss or half-written state
 // would mislead a reader later: a witness of the audit log's size, a
-// cosigned checkpoint, a signing key. The audit log, the witness and the
-// server keys each wrote them with a copy of the same code; one copy keeps
-// the sync and clean-up rules the same for all of them.
+// cosigned checkpoint, a signing key, the gateways' TLS certificate and
+// keys. The audit log, the witness and the server keys each wrote them
+// with a copy of the same code (tlscert with a weaker one); one copy keeps
+// the sync, mode and clean-up rules the same for all of them.
 package safefile
 
 import (

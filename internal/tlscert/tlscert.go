@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/safefile"
 )
 
 // Files written in the data directory.
@@ -225,11 +227,13 @@ func parseCA(cb, kb []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 }
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	// Through a temporary file of its own (created new, 0600, then given
+	// mode), synced before the rename: a fixed "path.tmp" opened with
+	// os.WriteFile kept the mode of a file already there (a key written
+	// into a leftover 0644 file stayed readable by everyone) and followed
+	// a symbolic link put in its place, and without a sync a crash could
+	// leave an empty key or certificate behind the rename.
+	return safefile.WriteAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
 func serial() *big.Int {

@@ -158,3 +158,34 @@ func TestClientCertificateRequested(t *testing.T) {
 		t.Fatalf("a chain of %d certificates: server saw %d, client %v; want the handshake refused", len(long.Certificate), n, err)
 	}
 }
+
+// TestEnsureKeysPrivateWhateverIsLeftBeside: the keys are 0600 and the
+// files they are written beside are left alone, even where an earlier
+// write's temporary name holds a world-readable file or a symbolic link to
+// another file. Written through a fixed "NAME.tmp" with os.WriteFile, a
+// key took the leftover file's 0644 and a link's target was overwritten.
+func TestEnsureKeysPrivateWhateverIsLeftBeside(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(outside, []byte("not airlock's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, caKeyFile+".tmp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, certKeyFile+".tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ensure(dir, []string{"gw.example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{caKeyFile, certKeyFile} {
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want a regular file of mode 0600", name, fi.Mode(), err)
+		}
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "not airlock's" {
+		t.Errorf("the file a leftover link named was written: %q %v", b, err)
+	}
+}
