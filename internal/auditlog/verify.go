@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/procpolicy"
 	"github.com/airlock-dev/airlock/internal/store"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -462,7 +462,7 @@ func (vr *verifier) streamCheckpoints(ctx context.Context, wg *sync.WaitGroup, s
 	ordered := make(chan *cpRec, ahead)
 	jobs := make(chan *cpRec, ahead)
 	vr.cpc = ordered
-	for range max(1, runtime.GOMAXPROCS(0)) {
+	for range max(1, procpolicy.Procs()) {
 		wg.Go(func() {
 			for r := range jobs {
 				vr.checkCheckpoint(r)

@@ -18,13 +18,18 @@ import (
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gcpolicy"
 	"github.com/airlock-dev/airlock/internal/httpapi"
+	"github.com/airlock-dev/airlock/internal/procpolicy"
 	"github.com/airlock-dev/airlock/internal/server"
 	"github.com/airlock-dev/airlock/internal/textesc"
 )
 
-// applyGCPolicy is serve's garbage collector policy; a variable for the
-// test that serve, and only serve, applies it.
-var applyGCPolicy = gcpolicy.Apply
+// applyGCPolicy and applyProcPolicy are serve's garbage collector and P
+// policies; variables for the tests that serve, and only serve, applies
+// them.
+var (
+	applyGCPolicy   = gcpolicy.Apply
+	applyProcPolicy = procpolicy.Apply
+)
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg string
@@ -80,6 +85,12 @@ func (a *app) serveCmd() *cobra.Command {
 			stopGC, applied := applyGCPolicy(a.getenv)
 			defer stopGC()
 			logger.Debug("gc policy", "heap_goal_floor", applied)
+			// One P while the server needs much less than a core, the
+			// runtime's default otherwise, unless GOMAXPROCS is set
+			// (internal/procpolicy).
+			stopProcs, adaptive := applyProcPolicy(a.getenv, logger)
+			defer stopProcs()
+			logger.Debug("gomaxprocs policy", "adaptive", adaptive)
 			if err := server.Run(cmd.Context(), cfg, o, logger); err != nil {
 				// Configuration problems come as several lines: print them all,
 				// then the one-line summary.

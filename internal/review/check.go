@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlock-dev/airlock/internal/model"
+	"github.com/airlock-dev/airlock/internal/procpolicy"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -78,7 +78,7 @@ const checkChunk = 256
 // NewChecker returns a Checker comparing with rows.
 func NewChecker(rows Rows) *Checker {
 	c := &Checker{rows: rows, d: NewDeriver(), jobs: make(chan *parseJob, 64), ordered: make(chan *parseJob, 64), free: make(chan *parseJob, 130), done: make(chan struct{})}
-	for range max(1, runtime.GOMAXPROCS(0)) {
+	for range max(1, procpolicy.Procs()) {
 		c.wg.Go(func() {
 			var in interner
 			for j := range c.jobs {

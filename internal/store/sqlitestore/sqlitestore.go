@@ -90,7 +90,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -98,6 +97,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/airlock-dev/airlock/internal/procpolicy"
 	"github.com/airlock-dev/airlock/internal/store"
 )
 
@@ -239,7 +239,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
-	n := max(4, runtime.GOMAXPROCS(0))
+	n := max(4, procpolicy.Procs())
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxLifetime(0)

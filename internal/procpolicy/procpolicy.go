@@ -1,0 +1,241 @@
+// Package procpolicy sets how many Ps (GOMAXPROCS) `airlock serve` runs Go
+// code on: one while the server's work fits well within one core, the
+// runtime's default (the machine's or the container's CPUs) once it does
+// not.
+//
+// Why: a gateway's calls are short goroutines handed from socket to socket
+// and to the log's writer. With a second P idle, the runtime wakes a thread
+// for about every goroutine made ready, which runs it, finds nothing else
+// and sleeps again: a context switch or two a call that buys nothing while
+// one P could have run it at once (bench/HISTORY.md, "What wakes airlock
+// serve's threads per pgbench statement"). On one 2-vCPU host the same
+// binary at one P spent 10-20 % less CPU per pgbench statement (14 of 14
+// figures over four sessions) and per S3 call, at the same throughput
+// ("Figures at the end of the 2026-12-07 late-morning session" and the
+// policy's own section). Fixing GOMAXPROCS=1 would cap the server at one
+// core; this policy keeps one P only while the server uses less than
+// RaiseCPU of a core, and gives back the default within a Window of that
+// changing.
+//
+// The policy reads the process's CPU time (getrusage, every thread, user
+// and system) every Window. At one P it raises to the default when the
+// process used RaiseCPU of a core or more over the window: the P is busy
+// most of the time, and a goroutine made ready waits for the ones before
+// it. At more than one it lowers to one after LowerAfter windows in a row
+// below LowerCPU. The band between the two keeps a load from switching
+// back and forth: one P's CPU per call is lower, so a load moved down reads
+// less, not more, than it did.
+//
+// It does not read the runtime's scheduling latencies: on a machine whose
+// CPUs are busy with other processes (the clients and the database beside
+// a small gateway), goroutines wait for a P whose thread the kernel is not
+// running, and those waits, long at any number of Ps, said nothing of
+// whether one P was enough (measured: bench/HISTORY.md, the policy's
+// section). A long computation on the one P is cut into 10 ms slices by
+// the runtime's preemption, and raises the Ps within a window if it goes
+// on.
+//
+// An operator's GOMAXPROCS in the environment stays in charge: with it set,
+// Apply changes nothing. So does a machine of one CPU, where the default is
+// one P already.
+package procpolicy
+
+import (
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// The policy's figures.
+const (
+	// Window is how often the policy looks, and so how long a server at
+	// one P runs short of Ps before it has them back.
+	Window = 250 * time.Millisecond
+	// RaiseCPU is the CPU use, in cores over a window, at which one P is
+	// too few: the P is busy most of the time, and a call made ready
+	// waits for the one before it.
+	RaiseCPU = 0.8
+	// LowerCPU is the CPU use below which a window counts towards
+	// lowering to one P, and LowerAfter how many such windows in a row
+	// lower it.
+	LowerCPU   = 0.4
+	LowerAfter = 8
+)
+
+// next is the decision for one window in which the process used cores of
+// CPU: the Ps to run with (1 or max) and the count of quiet windows in a
+// row at max.
+func next(cur, max, quiet int, cores float64) (procs, quietAfter int) {
+	if cur == 1 {
+		if cores >= RaiseCPU {
+			return max, 0
+		}
+		return 1, 0
+	}
+	if cores >= LowerCPU {
+		return cur, 0
+	}
+	if quiet+1 >= LowerAfter {
+		return 1, 0
+	}
+	return cur, quiet + 1
+}
+
+// mu serialises Apply and stop; running is the applied policy, at most
+// one in the process.
+var (
+	mu      sync.Mutex
+	running *tuner
+)
+
+type tuner struct {
+	clock clock.Clock
+	// read gives the process's CPU time so far (false: not on this
+	// system);
+	// setProcs sets GOMAXPROCS: 1, or 0 for the runtime's default, whose
+	// count it returns. The runtime's in Apply, fakes in the tests.
+	read     func() (time.Duration, bool)
+	setProcs func(int) int
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	cur     int // the Ps set
+	max     int // the default's count, as last set
+	quiet   int
+	last    time.Duration // the CPU time at
+	at      time.Time
+	check   clock.Timer
+	stopped atomic.Bool
+}
+
+// Apply applies the policy to the process, starting at one P, unless
+// getenv("GOMAXPROCS") is set (not empty) or the runtime's default is one
+// P, in which case it changes nothing. It logs each change to log (nil:
+// none). It reports whether it applied the policy; stop (never nil) ends
+// it and gives the runtime its default back.
+func Apply(getenv func(string) string, log *slog.Logger) (stop func(), applied bool) {
+	if getenv("GOMAXPROCS") != "" {
+		return func() {}, false
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if running != nil {
+		return func() {}, false
+	}
+	if _, ok := cpuTime(); !ok {
+		return func() {}, false
+	}
+	t := newTuner(clock.Real, cpuTime, setRuntime, log)
+	if !t.start() {
+		return func() {}, false
+	}
+	running = t
+	return t.stop, true
+}
+
+func newTuner(c clock.Clock, read func() (time.Duration, bool), set func(int) int, log *slog.Logger) *tuner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &tuner{clock: c, read: read, setProcs: set, log: log}
+}
+
+// setRuntime sets GOMAXPROCS to n, or to the runtime's default for 0, and
+// returns the count set. SetDefaultGOMAXPROCS also gives the runtime back
+// its own updates of the default (a container's CPU limit changing).
+func setRuntime(n int) int {
+	if n == 0 {
+		runtime.SetDefaultGOMAXPROCS()
+		return runtime.GOMAXPROCS(0)
+	}
+	runtime.GOMAXPROCS(n)
+	return n
+}
+
+// start takes the default's count and, if it is more than one, sets one P
+// and arms the first check. It reports whether it did.
+func (t *tuner) start() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.max = t.setProcs(0)
+	if t.max <= 1 {
+		return false
+	}
+	t.cur = t.setProcs(1)
+	t.last, _ = t.read()
+	t.at = t.clock.Now()
+	t.check = t.clock.AfterFunc(Window, t.tick)
+	return true
+}
+
+// tick is one window's decision; it arms the next.
+func (t *tuner) tick() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped.Load() {
+		return
+	}
+	cpu, ok := t.read()
+	now := t.clock.Now()
+	if d := now.Sub(t.at); ok && d > 0 && cpu >= t.last {
+		cores := float64(cpu-t.last) / float64(d)
+		procs, quiet := next(t.cur, t.max, t.quiet, cores)
+		t.quiet = quiet
+		if procs != t.cur {
+			if procs == 1 {
+				t.cur = t.setProcs(1)
+			} else {
+				t.cur = t.setProcs(0)
+				t.max = t.cur
+			}
+			t.log.Info("gomaxprocs", "procs", t.cur, "cpu_cores", round2(cores))
+		}
+	}
+	if ok {
+		t.last, t.at = cpu, now
+	}
+	t.check = t.clock.AfterFunc(Window, t.tick)
+}
+
+func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }
+
+func (t *tuner) stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped.Swap(true) {
+		return
+	}
+	if t.check != nil {
+		t.check.Stop()
+	}
+	t.setProcs(0)
+	if running == t {
+		running = nil
+	}
+}
+
+// Procs is the number of Ps the process may run Go code on at most: with
+// the policy applied, the runtime's default it raises to (the count
+// GOMAXPROCS held before, or since, as the runtime updates it); otherwise
+// GOMAXPROCS. Code that sizes a pool of workers or connections once, at
+// its start, sizes it with this rather than GOMAXPROCS, which the policy
+// may have set to one for a while.
+func Procs() int {
+	mu.Lock()
+	t := running
+	mu.Unlock()
+	if t != nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.max > 0 {
+			return t.max
+		}
+	}
+	return runtime.GOMAXPROCS(0)
+}
