@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/evidence"
 	"github.com/airlock-dev/airlock/internal/review"
+	"github.com/airlock-dev/airlock/internal/safefile"
 	"github.com/airlock-dev/airlock/internal/server"
 	"github.com/airlock-dev/airlock/internal/textesc"
 	"github.com/airlock-dev/airlock/internal/witness/cosig"
@@ -285,8 +285,9 @@ func (a *app) checkOnline(cmd *cobra.Command, rep *auditlog.Report, v note.Verif
 // covered, to path, for the operator to pass as --witness next time: a
 // checkpoint kept outside the data directory that the log must extend,
 // which whoever deletes the log's tail with its checkpoints cannot delete.
-// The file is replaced whole (a new file renamed over it), so that an
-// interrupted write never leaves the previous head cut short.
+// The file is replaced whole (a new file renamed over it, and the
+// directory synced), so that an interrupted write never leaves the
+// previous head cut short, nor a crash the head before it.
 func (a *app) saveHead(path string, head []byte, v note.Verifier) error {
 	n, root, err := auditlog.OpenCheckpoint(head, v)
 	if err != nil || n == 0 {
@@ -295,25 +296,10 @@ func (a *app) saveHead(path string, head []byte, v note.Verifier) error {
 		linef(a.errOut, "NOTE --save-head: the log has no signed checkpoint to keep; %s was not written", path)
 		return nil
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("--save-head: %v", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(head); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	// Through safefile, as the witness file and the log's keys are
+	// written: this copy of the same steps did not sync the directory, so
+	// a crash after the rename could bring back the head before it.
+	if err := safefile.WriteAtomic(path, head, 0o644); err != nil {
 		return fmt.Errorf("--save-head: %v", err)
 	}
 	if a.output != "json" {
