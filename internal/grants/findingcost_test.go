@@ -284,8 +284,11 @@ func TestEndingReadsNoSessionsInTheWriter(t *testing.T) {
 // writer, read the grant's record alone (store.Store.GrantRecord): they
 // read its holder, target, status and times, never its usage, but read
 // it with Grant, which sums the usage over every session of the grant
-// (2,000 here). What is left is the read of the usage a revoke or end
-// answers with, once, after its commit, and a disable's listing.
+// (2,000 here). Nor do the listings of the grants a disable or a
+// policy reload sweeps (store.GrantFilter.RecordsOnly): each grant is
+// read again on its own before it is ended, and the listing summed the
+// usage of every grant listed. What is left is the read of the usage a
+// revoke or end answers with, once, after its commit.
 func TestDecisionReadsNoSessionsOutsideTheWriter(t *testing.T) {
 	const sessions = 2000
 	for _, c := range []struct {
@@ -314,12 +317,32 @@ func TestDecisionReadsNoSessionsOutsideTheWriter(t *testing.T) {
 			}
 		}, sessions},
 		{"agent disabled", func(t *testing.T, h *harness, g model.Grant) {
-			// Its listing of the agent's open grants sums their usage
-			// still; the re-read of each under its lock (endOpen) no more.
+			// Neither its listing of the agent's open grants nor the
+			// re-read of each under its lock (endOpen).
 			if _, err := h.Svc.DisableAgent(h.ctx, h.id(alice), bot, "compromised"); err != nil {
 				t.Fatal(err)
 			}
-		}, sessions},
+			if st := h.grant(g.ID).Status; st != model.Revoked {
+				t.Fatalf("after the disable the grant is %s", st)
+			}
+		}, 0},
+		{"policy reload that keeps the grant", func(t *testing.T, h *harness, g model.Grant) {
+			if err := h.Svc.ReloadPolicies(h.ctx, "SIGHUP"); err != nil {
+				t.Fatal(err)
+			}
+			if st := h.grant(g.ID).Status; st != model.Active {
+				t.Fatalf("after the reload the grant is %s", st)
+			}
+		}, 0},
+		{"policy reload that revokes the grant", func(t *testing.T, h *harness, g model.Grant) {
+			h.writePolicy("test.cedar", testPolicies+forbidProd)
+			if err := h.Svc.ReloadPolicies(h.ctx, "SIGHUP"); err != nil {
+				t.Fatal(err)
+			}
+			if st := h.grant(g.ID).Status; st != model.Revoked {
+				t.Fatalf("after the forbid the grant is %s", st)
+			}
+		}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h, g, _, outside := countedSessionsHarness(t, sessions)

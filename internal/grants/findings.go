@@ -81,7 +81,7 @@ func (s *Service) seedFindings(ctx context.Context) error {
 		return nil
 	}
 	since := s.now().Add(-s.findings.Window())
-	gs, err := s.st.Grants(ctx, store.GrantFilter{Since: since})
+	gs, err := s.st.Grants(ctx, store.GrantFilter{Since: since, RecordsOnly: true})
 	if err != nil {
 		return err
 	}
@@ -374,7 +374,7 @@ func grantRecord(ctx context.Context, tx store.Tx, id string) (model.Grant, erro
 // openGrantsOf returns the ids of identity's open grants, active ones
 // first, at most maxFindingGrants of them.
 func (s *Service) openGrantsOf(ctx context.Context, identity string) ([]string, error) {
-	gs, err := s.st.Grants(ctx, store.GrantFilter{Identity: identity, Status: []model.GrantStatus{model.Active, model.Pending}})
+	gs, err := s.st.Grants(ctx, store.GrantFilter{Identity: identity, Status: []model.GrantStatus{model.Active, model.Pending}, RecordsOnly: true})
 	if err != nil {
 		return nil, err
 	}

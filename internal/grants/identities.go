@@ -270,7 +270,8 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 		return model.Identity{}, s.logErr("the change", err)
 	}
 	s.putIdentity(ctx, out)
-	active, err := s.st.Grants(ctx, store.GrantFilter{Identity: name, Status: []model.GrantStatus{model.Active, model.Pending}})
+	// The records alone: endForDisable reads each again under its lock.
+	active, err := s.st.Grants(ctx, store.GrantFilter{Identity: name, Status: []model.GrantStatus{model.Active, model.Pending}, RecordsOnly: true})
 	if err != nil {
 		return out, err
 	}

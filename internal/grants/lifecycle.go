@@ -132,7 +132,7 @@ func (s *Service) request(ctx context.Context, caller model.Identity, in Request
 		unlock := s.lock(pendingLock + caller.Name)
 		defer unlock()
 		limit := int(s.maxPending.Load())
-		open, err := s.st.Grants(ctx, store.GrantFilter{Identity: caller.Name, Status: []model.GrantStatus{model.Pending}, Limit: limit})
+		open, err := s.st.Grants(ctx, store.GrantFilter{Identity: caller.Name, Status: []model.GrantStatus{model.Pending}, Limit: limit, RecordsOnly: true})
 		if err != nil {
 			return model.Grant{}, s.logErr("the request", err)
 		}
@@ -705,8 +705,9 @@ func (s *Service) Revoke(ctx context.Context, caller model.Identity, id, reason 
 // again in its own transaction, so no extension can be recorded after the
 // revoke and be missed here.
 func (s *Service) endExtensions(ctx context.Context, caller model.Identity, g model.Grant) error {
+	// The records alone: endOpen reads each again under its lock.
 	open, err := s.st.Grants(ctx, store.GrantFilter{Identity: g.Identity, Target: g.Target,
-		Status: []model.GrantStatus{model.Pending, model.Active}})
+		Status: []model.GrantStatus{model.Pending, model.Active}, RecordsOnly: true})
 	if err != nil {
 		return apierr.Unavailable("grant %s was revoked, but the grants that extend it could not be read (%v); revoke them too", g.ID, err)
 	}

@@ -59,7 +59,10 @@ const policyActor = "policy"
 func (s *Service) endRefused(ctx context.Context, set *policy.Set, trigger string) error {
 	var errs []string
 	for _, st := range []model.GrantStatus{model.Pending, model.Active} {
-		open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{st}})
+		// The records alone: what decides is the record, and each grant
+		// ended is read again under its lock. With its usage, the sweep
+		// read every session of every open grant on each reload.
+		open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{st}, RecordsOnly: true})
 		if err != nil {
 			return fmt.Errorf("reading the %s grants to check them against policy set %s: %w", st, set.Hash(), err)
 		}

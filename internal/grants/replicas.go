@@ -346,7 +346,8 @@ func (s *Service) reconcile(ctx context.Context) error {
 			return fmt.Errorf("grants: re-reading identity %s: %w", id.Name, err)
 		}
 	}
-	open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending, model.Active}})
+	// Their ids alone: each is read again on its own (syncGrant).
+	open, err := s.st.Grants(ctx, store.GrantFilter{Status: []model.GrantStatus{model.Pending, model.Active}, RecordsOnly: true})
 	if err != nil {
 		return fmt.Errorf("grants: re-reading open grants: %w", err)
 	}

@@ -47,7 +47,7 @@ type Store interface {
 	// every one of the grant's sessions. ErrNotFound as Grant.
 	GrantRecord(ctx context.Context, id string) (model.Grant, error)
 	// Grants returns the grants matching f, ordered by RequestedAt then ID,
-	// with Usage filled.
+	// with Usage filled unless f.RecordsOnly.
 	Grants(ctx context.Context, f GrantFilter) ([]model.Grant, error)
 
 	// Session returns one session.
@@ -162,6 +162,11 @@ type GrantFilter struct {
 	After GrantKey
 	// Limit caps the result; 0 means no cap.
 	Limit int
+	// RecordsOnly answers the grants' records alone, Usage zero, their
+	// sessions unread: for a listing that needs only the grants' rows,
+	// such as a sweep that re-reads each grant it ends (GrantRecord).
+	// With Usage, the listing reads every session of every grant listed.
+	RecordsOnly bool
 }
 
 // GrantKey is a grant's place in the order the review query answers in:

@@ -16,6 +16,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/scope"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storetest"
 )
 
 const (
@@ -268,4 +269,12 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// BenchmarkOpenGrantsListing: storetest.BenchOpenGrantsListing, 500 active
+// grants of 40 sessions each, with and without their usage.
+func BenchmarkOpenGrantsListing(b *testing.B) {
+	s, _ := openFresh(b)
+	defer s.Close()
+	storetest.BenchOpenGrantsListing(b, s, 500, 40)
 }

@@ -72,8 +72,17 @@ FROM g CROSS JOIN LATERAL (
 ORDER BY g.requested_at, g.id`
 }
 
-// queryGrants runs a withUsage query and returns the decoded grants with
-// their Usage.
+// withoutUsage wraps a query as withUsage does, its usage columns zero
+// and its sessions unread (GrantFilter.RecordsOnly), so that queryGrants
+// reads either.
+func withoutUsage(grantsSQL string) string {
+	return `WITH g AS (` + grantsSQL + `)
+SELECT g.id, g.record, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, NULL::text[]
+FROM g ORDER BY g.requested_at, g.id`
+}
+
+// queryGrants runs a withUsage (or withoutUsage) query and returns the
+// decoded grants with their Usage.
 func queryGrants(ctx context.Context, q querier, query string, args ...any) ([]model.Grant, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
@@ -170,12 +179,16 @@ const openGrantsSQL = `SELECT requested_at, id, record FROM grants
 	WHERE status IN ('pending', 'active') ORDER BY requested_at, id FOR UPDATE`
 
 // Grants returns the grants matching f, ordered by RequestedAt then ID, with
-// Usage filled, in one statement. See the package documentation.
+// Usage filled unless f.RecordsOnly, in one statement. See the package
+// documentation.
 func (s *Store) Grants(ctx context.Context, f store.GrantFilter) ([]model.Grant, error) {
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		return nil, nil // an empty window overlaps nothing
 	}
 	query, args := grantsQuery(f)
+	if f.RecordsOnly {
+		return queryGrants(ctx, s.pool, withoutUsage(query), args...)
+	}
 	return queryGrants(ctx, s.pool, withUsage(query), args...)
 }
 

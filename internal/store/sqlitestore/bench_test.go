@@ -16,6 +16,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/model"
 	"github.com/airlock-dev/airlock/internal/scope"
 	"github.com/airlock-dev/airlock/internal/store"
+	"github.com/airlock-dev/airlock/internal/store/storetest"
 )
 
 const (
@@ -532,4 +533,12 @@ func benchDataLen(b *testing.B) int {
 		b.Fatalf("AIRLOCK_BENCH_ENTRY_BYTES=%q: want a size in bytes", v)
 	}
 	return n
+}
+
+// BenchmarkOpenGrantsListing: storetest.BenchOpenGrantsListing, 500 active
+// grants of 40 sessions each, with and without their usage.
+func BenchmarkOpenGrantsListing(b *testing.B) {
+	s, _ := openTemp(b)
+	defer s.Close()
+	storetest.BenchOpenGrantsListing(b, s, 500, 40)
 }

@@ -376,6 +376,12 @@ func testGrantsFilters(t *testing.T, s store.Store) {
 		got, err := s.Grants(ctx, c.f)
 		must(t, err, "Grants "+c.name)
 		sameIDs(t, "Grants "+c.name, got, c.want...)
+		// The records alone select the same grants, in the same order.
+		f := c.f
+		f.RecordsOnly = true
+		got, err = s.Grants(ctx, f)
+		must(t, err, "Grants RecordsOnly "+c.name)
+		sameIDs(t, "Grants RecordsOnly "+c.name, got, c.want...)
 	}
 }
 
@@ -783,6 +789,18 @@ func testUsage(t *testing.T, s store.Store) {
 	sameIDs(t, "Grants", list, "g_1", "g_2")
 	checkUsage("Grants usage", list[0].Usage, want1)
 	checkUsage("Grants usage without sessions", list[1].Usage, model.Usage{})
+	// RecordsOnly: the same grants, each Grants' answer without the usage,
+	// with a window and without one.
+	for _, f := range []store.GrantFilter{{Since: t0, Until: t0.Add(time.Hour)}, {}} {
+		f.RecordsOnly = true
+		recs, err := s.Grants(ctx, f)
+		must(t, err, "Grants RecordsOnly")
+		want := slices.Clone(list)
+		for i := range want {
+			want[i].Usage = model.Usage{}
+		}
+		same(t, fmt.Sprintf("Grants RecordsOnly (window %v)", !f.Since.IsZero()), recs, want)
+	}
 
 	// Replacing a session replaces its contribution.
 	s2 := sessions[1]
