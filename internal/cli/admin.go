@@ -17,6 +17,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/config"
 	"github.com/airlock-dev/airlock/internal/findings"
 	"github.com/airlock-dev/airlock/internal/gcpolicy"
+	"github.com/airlock-dev/airlock/internal/grants"
 	"github.com/airlock-dev/airlock/internal/httpapi"
 	"github.com/airlock-dev/airlock/internal/procpolicy"
 	"github.com/airlock-dev/airlock/internal/server"
@@ -184,6 +185,22 @@ func (a *app) agentCmd() *cobra.Command {
 			if err := need(owner, "--owner"); err != nil {
 				return err
 			}
+			// The server's own check of the names, made here first: a
+			// malformed one is a usage error (exit 2). Whether the caller
+			// may use that owner and those groups is the server's.
+			if err := fieldUsage(cmd, grants.CheckAgentInput(args[0], owner, groups), func(field string) string {
+				switch {
+				case field == "name":
+					return "NAME"
+				case field == "owner":
+					return "--owner"
+				case strings.HasPrefix(field, "groups"):
+					return "--group"
+				}
+				return ""
+			}); err != nil {
+				return err
+			}
 			r, err := a.client().AddAgent(cmd.Context(), httpapi.AgentInput{Name: args[0], Owner: owner, Groups: groups})
 			if err != nil {
 				return describe(err)
@@ -228,6 +245,9 @@ func (a *app) agentCmd() *cobra.Command {
 		Short: "Disable an agent and revoke its grants",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkTextFlag(cmd, "reason", reason); err != nil {
+				return err
+			}
 			id, err := a.client().DisableAgent(cmd.Context(), args[0], reason)
 			if err != nil {
 				return describe(err)

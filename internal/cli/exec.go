@@ -56,6 +56,9 @@ PGSERVICEFILE for postgres targets.`,
 			if err := positiveWait(cmd, waitFor); err != nil {
 				return err
 			}
+			if err := requestFlags(cmd, grants.RequestInput{Scope: allow, Duration: dur, Reason: reason}); err != nil {
+				return err
+			}
 			c := a.client()
 			ctx := cmd.Context()
 			g, err := c.Request(ctx, grants.RequestInput{Target: args[0], Scope: allow, Duration: dur, Reason: reason})

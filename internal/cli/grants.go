@@ -47,6 +47,9 @@ func (a *app) requestCmd() *cobra.Command {
 				// ignored, and the caller think it bounded something.
 				return usagef("--wait-timeout applies only with --wait")
 			}
+			if err := requestFlags(cmd, grants.RequestInput{Scope: allow, Duration: dur, Reason: reason}); err != nil {
+				return err
+			}
 			c := a.client()
 			g, err := c.Request(cmd.Context(), grants.RequestInput{Target: args[0], Scope: allow, Duration: dur, Reason: reason, Extends: extends})
 			if err != nil {
@@ -186,6 +189,9 @@ func (a *app) endCmd() *cobra.Command {
 		Short: "Give a grant up early (or withdraw a pending request)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkTextFlag(cmd, "comment", comment); err != nil {
+				return err
+			}
 			g, err := a.client().End(cmd.Context(), args[0], comment)
 			if err != nil {
 				return describe(err)
@@ -264,6 +270,9 @@ func (a *app) decideCmd(verb, short, textFlag string, required bool) *cobra.Comm
 				if err := need(text, "--"+textFlag); err != nil {
 					return err
 				}
+			}
+			if err := checkTextFlag(cmd, textFlag, text); err != nil {
+				return err
 			}
 			c := a.client()
 			var g model.Grant

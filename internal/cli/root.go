@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-dev/airlock/internal/apierr"
+	"github.com/airlock-dev/airlock/internal/grants"
 )
 
 // Env names the CLI reads.
@@ -302,6 +303,45 @@ func dayFlag(cmd *cobra.Command, v string) error {
 		return usagef("--day: %s is not a date (YYYY-MM-DD, UTC); see %s --help", apierr.Quote(v), cmd.CommandPath())
 	}
 	return nil
+}
+
+// requestFlags checks request's and exec's --allow, --for and --reason as
+// the server reads them (grants.CheckRequestInput), so that a malformed
+// one is a usage error (exit 2) said before any request, not a command
+// that failed (exit 1). What depends on the server (the target and the
+// actions its kind takes, the duration's cap, a required reason) is left
+// to the request.
+func requestFlags(cmd *cobra.Command, in grants.RequestInput) error {
+	return fieldUsage(cmd, grants.CheckRequestInput(in), func(field string) string {
+		var i int
+		if n, _ := fmt.Sscanf(field, "scope[%d]", &i); n == 1 && i >= 0 && i < len(in.Scope) {
+			return "--allow " + apierr.Quote(in.Scope[i])
+		}
+		return map[string]string{"scope": "--allow", "duration": "--for", "reason": "--reason"}[field]
+	})
+}
+
+// checkTextFlag checks a reason or comment as the server does whatever its
+// configuration (grants.CheckText): one too long or holding a control
+// character is a usage error (exit 2), said before any request.
+func checkTextFlag(cmd *cobra.Command, flag, v string) error {
+	return fieldUsage(cmd, grants.CheckText(flag, v), func(string) string { return "--" + flag })
+}
+
+// fieldUsage is err, a refusal by one of the server's own checks made
+// before asking, as a usage error said of the flag or argument that set
+// its field (flagOf; the field itself where that names none). Any other
+// error is returned as it is.
+func fieldUsage(cmd *cobra.Command, err error, flagOf func(field string) string) error {
+	var ae *apierr.Error
+	if err == nil || !errors.As(err, &ae) {
+		return err
+	}
+	flag := flagOf(ae.Field)
+	if flag == "" {
+		flag = ae.Field
+	}
+	return usagef("%s: %s; see %s --help", flag, ae.Message, cmd.CommandPath())
 }
 
 // flagReason is an API refusal of a query parameter said as of the flag

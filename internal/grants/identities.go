@@ -161,24 +161,8 @@ func (s *Service) AddAgent(ctx context.Context, caller model.Identity, name, own
 	if caller.Kind != model.Human {
 		return model.Identity{}, "", apierr.Forbidden("", "only a person may add agents")
 	}
-	if !nameRE.MatchString(name) {
-		return model.Identity{}, "", apierr.Invalid("name", "%s is not a valid name (lowercase letters, digits, '.', '_', '-'; up to 63)", apierr.Quote(name))
-	}
-	if !nameRE.MatchString(owner) {
-		return model.Identity{}, "", apierr.Invalid("owner", "an agent needs an owner team (lowercase letters, digits, '.', '_', '-')")
-	}
-	// A group given twice is refused: the list was stored, logged and
-	// listed as sent, up to the 1 MiB body (["a","a",…] 100,000 times).
-	// With that, it holds no more than the caller's own groups (below).
-	seen := make(map[string]bool, len(groups))
-	for i, g := range groups {
-		if !nameRE.MatchString(g) {
-			return model.Identity{}, "", apierr.Invalid("groups", "%s is not a valid group name", apierr.Quote(g))
-		}
-		if seen[g] {
-			return model.Identity{}, "", apierr.Invalid(fmt.Sprintf("groups[%d]", i), "%s is given twice", apierr.Quote(g))
-		}
-		seen[g] = true
+	if err := CheckAgentInput(name, owner, groups); err != nil {
+		return model.Identity{}, "", err
 	}
 	// An agent's owner is one of its groups in policy, and its groups are
 	// what policies grant on: a person who could give an agent any of them
@@ -241,7 +225,7 @@ func (s *Service) DisableAgent(ctx context.Context, caller model.Identity, name,
 	}
 	// The reason goes into the log as the other verbs' do: bounded, and
 	// free of control characters (it was neither checked nor trimmed).
-	reason, err := s.checkText("reason", reason, false)
+	reason, err := checkText("reason", reason, false)
 	if err != nil {
 		return model.Identity{}, err
 	}
@@ -359,6 +343,33 @@ func (s *Service) ReloadPolicies(ctx context.Context, trigger string) error {
 	if err := s.endRefused(ctx, set, trigger); err != nil {
 		s.logger.Error("policies loaded, but the requests and grants they no longer permit could not all be ended; reload again", "err", err)
 		return err
+	}
+	return nil
+}
+
+// CheckAgentInput refuses, as AddAgent does, a name, owner or group that
+// is not an identity name (nameRE), and a group given twice. The CLI
+// checks agent add's arguments with it before asking: such a value is a
+// usage error there (exit 2), not a command that failed.
+func CheckAgentInput(name, owner string, groups []string) error {
+	if !nameRE.MatchString(name) {
+		return apierr.Invalid("name", "%s is not a valid name (lowercase letters, digits, '.', '_', '-'; up to 63)", apierr.Quote(name))
+	}
+	if !nameRE.MatchString(owner) {
+		return apierr.Invalid("owner", "an agent needs an owner team (lowercase letters, digits, '.', '_', '-')")
+	}
+	// A group given twice is refused: the list was stored, logged and
+	// listed as sent, up to the 1 MiB body (["a","a",…] 100,000 times).
+	// With that, it holds no more than the caller's own groups (AddAgent).
+	seen := make(map[string]bool, len(groups))
+	for i, g := range groups {
+		if !nameRE.MatchString(g) {
+			return apierr.Invalid("groups", "%s is not a valid group name", apierr.Quote(g))
+		}
+		if seen[g] {
+			return apierr.Invalid(fmt.Sprintf("groups[%d]", i), "%s is given twice", apierr.Quote(g))
+		}
+		seen[g] = true
 	}
 	return nil
 }

@@ -69,10 +69,7 @@ func (s *Service) request(ctx context.Context, caller model.Identity, in Request
 	if !ok {
 		return model.Grant{}, apierr.Invalid("target", "unknown target %s", apierr.Quote(in.Target))
 	}
-	sc, err := scope.Parse(in.Scope)
-	if err == nil {
-		err = checkActionCase(sc)
-	}
+	sc, err := parseScope(in.Scope)
 	if err == nil {
 		err = scope.ValidateFor(t.Kind, sc)
 	}
@@ -80,17 +77,13 @@ func (s *Service) request(ctx context.Context, caller model.Identity, in Request
 		err = checkDatabase(t, sc)
 	}
 	if err != nil {
-		var se *scope.Error
-		if errors.As(err, &se) {
-			return model.Grant{}, apierr.Invalid(fmt.Sprintf("scope[%d]", se.Index), "%s", se.Msg)
-		}
-		return model.Grant{}, apierr.Invalid("scope", "%v", err)
+		return model.Grant{}, scopeInvalid(err)
 	}
 	d, err := s.parseDuration(in.Duration)
 	if err != nil {
 		return model.Grant{}, err
 	}
-	reason, err := s.checkText("reason", in.Reason, s.reason)
+	reason, err := checkText("reason", in.Reason, s.reason)
 	if err != nil {
 		return model.Grant{}, err
 	}
@@ -259,7 +252,22 @@ func (s *Service) request(ctx context.Context, caller model.Identity, in Request
 	return g, nil
 }
 
+// parseDuration reads a request's duration (parseDurationSyntax) and
+// refuses one longer than grants.max_duration.
 func (s *Service) parseDuration(v string) (time.Duration, error) {
+	d, err := parseDurationSyntax(v)
+	if err != nil {
+		return 0, err
+	}
+	if d > s.maxDur {
+		return 0, apierr.Invalid("duration", "%s exceeds the cap of %s", d, s.maxDur)
+	}
+	return d, nil
+}
+
+// parseDurationSyntax reads a request's duration, a positive Go duration,
+// whatever the server's cap on it.
+func parseDurationSyntax(v string) (time.Duration, error) {
 	if strings.TrimSpace(v) == "" {
 		return 0, apierr.Invalid("duration", "a duration is required (a Go duration such as 10m or 2h)")
 	}
@@ -270,9 +278,6 @@ func (s *Service) parseDuration(v string) (time.Duration, error) {
 	if d <= 0 {
 		return 0, apierr.Invalid("duration", "must be positive, got %s", apierr.Quote(v))
 	}
-	if d > s.maxDur {
-		return 0, apierr.Invalid("duration", "%s exceeds the cap of %s", d, s.maxDur)
-	}
 	return d, nil
 }
 
@@ -282,7 +287,7 @@ func (s *Service) parseDuration(v string) (time.Duration, error) {
 // have no place in a one-line reason. Only C0 was refused, so DEL and C1
 // reached the log. Bidirectional controls stay allowed: a reason may be in
 // a right-to-left script, and every human output escapes them (textesc).
-func (s *Service) checkText(field, v string, required bool) (string, error) {
+func checkText(field, v string, required bool) (string, error) {
 	v = strings.TrimSpace(v)
 	if required && v == "" {
 		return "", apierr.Invalid(field, "a %s is required", field)
@@ -564,7 +569,7 @@ func (s *Service) Deny(ctx context.Context, caller model.Identity, id, reason st
 // decision is committed, still under the grant's lock.
 func (s *Service) decidePending(ctx context.Context, caller model.Identity, id, verb, field, text string, required bool,
 	apply func(g *model.Grant, a model.Approval) []auditlog.Event, after func(model.Grant)) (model.Grant, error) {
-	text, err := s.checkText(field, text, required)
+	text, err := checkText(field, text, required)
 	if err != nil {
 		return model.Grant{}, err
 	}
@@ -758,7 +763,7 @@ func (s *Service) extendsRevoked(ctx context.Context, g model.Grant) error {
 }
 
 func (s *Service) revoke(ctx context.Context, caller model.Identity, id, reason string) (model.Grant, error) {
-	reason, err := s.checkText("reason", reason, true)
+	reason, err := checkText("reason", reason, true)
 	if err != nil {
 		return model.Grant{}, err
 	}
@@ -883,7 +888,7 @@ func (s *Service) keepCutOff(id, op string, err error, record func(context.Conte
 // End gives a grant up early (active → ended) or withdraws a request
 // (pending → cancelled). Only the holder may.
 func (s *Service) End(ctx context.Context, caller model.Identity, id, comment string) (model.Grant, error) {
-	comment, err := s.checkText("comment", comment, false)
+	comment, err := checkText("comment", comment, false)
 	if err != nil {
 		return model.Grant{}, err
 	}
