@@ -243,7 +243,7 @@ func (a *app) agentCmd() *cobra.Command {
 	disable := &cobra.Command{
 		Use:   "disable NAME [--reason …]",
 		Short: "Disable an agent and revoke its grants",
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkTextFlag(cmd, "reason", reason); err != nil {
 				return err

@@ -364,6 +364,9 @@ func (a *app) exportCmd() *cobra.Command {
 					return err
 				}
 			}
+			if err := plainValues(cmd, "--account", account); err != nil {
+				return err
+			}
 			if err := dayFlag(cmd, day); err != nil {
 				return err
 			}

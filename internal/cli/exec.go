@@ -56,6 +56,9 @@ PGSERVICEFILE for postgres targets.`,
 			if err := positiveWait(cmd, waitFor); err != nil {
 				return err
 			}
+			if err := plainValues(cmd, "TARGET", args[0]); err != nil {
+				return err
+			}
 			if err := requestFlags(cmd, grants.RequestInput{Scope: allow, Duration: dur, Reason: reason}); err != nil {
 				return err
 			}

@@ -142,13 +142,14 @@ func TestVerifyBundleOutput(t *testing.T) {
 }
 
 // TestAuditExportRefusesAControlCharacterInTheAccount: an account with a
-// control character is the caller's mistake, said as such; it was a 500
-// and "airlock: internal error" once the whole log had been walked.
+// control character is the caller's mistake, said as such (a usage error,
+// exit 2); it was a 500 and "airlock: internal error" once the whole log
+// had been walked, and then the server's 400, exit 1.
 func TestAuditExportRefusesAControlCharacterInTheAccount(t *testing.T) {
 	l := startServer(t, nil)
 	file := filepath.Join(t.TempDir(), "review.json")
 	code, _, errOut := l.as(l.aliceKey, "audit", "export", "--account", "1111\x1b[2K22223333", "--day", "2026-12-01", "-o", file)
-	if code != 1 || !strings.Contains(errOut, "account: ") || !strings.Contains(errOut, "holds a control character") || strings.Contains(errOut, "internal") {
+	if code != 2 || !strings.Contains(errOut, "account: ") || !strings.Contains(errOut, "holds a control character") || strings.Contains(errOut, "internal") {
 		t.Fatalf("audit export with a control character in --account: exit %d, stderr %q", code, errOut)
 	}
 	checkTerminalSafe(t, "audit export", errOut)

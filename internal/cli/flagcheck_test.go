@@ -83,3 +83,48 @@ func TestMalformedValueIsAUsageError(t *testing.T) {
 		t.Errorf("revoke with a tab in the reason: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestControlCharacterInAnIDIsAUsageError: a grant or session id, an
+// agent's name, a target, or a review filter that holds a control
+// character or is not UTF-8 is refused by the CLI itself as a usage error
+// (exit 2), with the value escaped; the server refuses every such path
+// value and query parameter (httpapi.Plain), and the CLI exited 1 with its
+// 400. An id that is well formed but names nothing still fails the
+// command.
+func TestControlCharacterInAnIDIsAUsageError(t *testing.T) {
+	l := startServer(t, nil)
+	const bad = "g_\x1b[2Jx"
+	for _, tc := range []struct {
+		key  string
+		args []string
+		want string
+	}{
+		{l.aliceKey, []string{"grant", "show", bad}, `GRANT: "g_\x1b[2Jx" holds a control character`},
+		{l.aliceKey, []string{"session", "show", "s_\u0085"}, `SESSION|GRANT: "s_\u0085" holds a control character`},
+		{l.botKey, []string{"credentials", bad}, "GRANT: "},
+		{l.botKey, []string{"end", bad}, "GRANT: "},
+		{l.aliceKey, []string{"approve", bad}, "GRANT: "},
+		{l.aliceKey, []string{"deny", bad, "--reason", "r"}, "GRANT: "},
+		{l.aliceKey, []string{"revoke", "g_\xff", "--reason", "r"}, `GRANT: "g_\xff" holds a control character or is not UTF-8`},
+		{l.aliceKey, []string{"agent", "disable", "bot\x00"}, "NAME: "},
+		{l.botKey, []string{"request", "aws\x7fprod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "r"}, "TARGET: "},
+		{l.botKey, []string{"request", "aws-prod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "r", "--extends", bad}, "--extends: "},
+		{l.botKey, []string{"exec", "aws\tprod", "--allow", "s3:GetObject arn:aws:s3:::logs/app/*", "--for", "5m", "--reason", "r", "--", "true"}, "TARGET: "},
+		{l.aliceKey, []string{"grants", "--account", "1111\x1b[2K"}, "--account: "},
+		{l.aliceKey, []string{"grants", "--target", "aws-prod\r"}, "--target: "},
+		{l.aliceKey, []string{"grants", "--identity", "bot\n"}, "--identity: "},
+	} {
+		code, out, errOut := l.as(tc.key, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, errOut, tc.want)
+		}
+		checkTerminalSafe(t, strings.Join(tc.args[:2], " "), errOut)
+	}
+	if code, out, errOut := l.as(l.aliceKey, "grants", "-o", "json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("grants after the refused commands: exit %d\n%s%s", code, out, errOut)
+	}
+	// Well formed, naming nothing: the server's answer, exit 1.
+	if code, _, errOut := l.as(l.aliceKey, "grant", "show", "g_nope"); code != 1 || !strings.Contains(errOut, "g_nope") {
+		t.Errorf("grant show g_nope: exit %d, stderr %q; want exit 1", code, errOut)
+	}
+}

@@ -26,7 +26,7 @@ func (a *app) requestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "request TARGET --allow 'ACTIONS RESOURCE' [--allow …] --for 10m --reason \"…\" [--wait [--wait-timeout D]] [--extends G]",
 		Short: "Ask for a grant; prints the grant id and its status",
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("TARGET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(allow) == 0 {
 				return usagef("--allow is required (for example --allow 's3:GetObject arn:aws:s3:::logs/app/*')")
@@ -40,6 +40,9 @@ func (a *app) requestCmd() *cobra.Command {
 			// An empty --extends made an extension a grant of its own,
 			// which revoking the grant it meant to extend leaves alone.
 			if err := emptyFlag(cmd, "extends"); err != nil {
+				return err
+			}
+			if err := plainValues(cmd, "--extends", extends); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("wait-timeout") && !wait {
@@ -131,7 +134,7 @@ func (a *app) credentialsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credentials GRANT [--format env|json|process]",
 		Short: "Print an active grant's gateway credentials",
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("GRANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
 			case "env", "json", "process":
@@ -187,7 +190,7 @@ func (a *app) endCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "end GRANT [--comment …]",
 		Short: "Give a grant up early (or withdraw a pending request)",
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("GRANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkTextFlag(cmd, "comment", comment); err != nil {
 				return err
@@ -264,7 +267,7 @@ func (a *app) decideCmd(verb, short, textFlag string, required bool) *cobra.Comm
 	cmd := &cobra.Command{
 		Use:   verb + " GRANT " + map[bool]string{true: "--" + textFlag + " …", false: "[--" + textFlag + " …]"}[required],
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("GRANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if required {
 				if err := need(text, "--"+textFlag); err != nil {
@@ -339,6 +342,10 @@ func (a *app) grantsCmd() *cobra.Command {
 			}
 			if day != "" && (since != "" || until != "") {
 				return usagef("use --day or --since/--until, not both")
+			}
+			if err := plainValues(cmd, "--account", account, "--target", target, "--identity", identity,
+				"--status", status, "--day", day, "--since", since, "--until", until); err != nil {
+				return err
 			}
 			q := url.Values{}
 			for k, v := range map[string]string{"account": account, "target": target, "identity": identity, "status": status, "day": day, "since": since, "until": until} {

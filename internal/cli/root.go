@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/apierr"
 	"github.com/airlock-dev/airlock/internal/grants"
+	"github.com/airlock-dev/airlock/internal/httpapi"
 )
 
 // Env names the CLI reads.
@@ -342,6 +343,33 @@ func fieldUsage(cmd *cobra.Command, err error, flagOf func(field string) string)
 		flag = ae.Field
 	}
 	return usagef("%s: %s; see %s --help", flag, ae.Message, cmd.CommandPath())
+}
+
+// plainValues refuses, as the server refuses every path value and query
+// parameter (httpapi.Plain), a value that holds a control character or is
+// not UTF-8: no grant or session id, identity, target or account can hold
+// one. It is a usage error (exit 2) said before any request, not a
+// command that failed (exit 1). nameValues are pairs: the flag or
+// argument (--account, GRANT) and its value.
+func plainValues(cmd *cobra.Command, nameValues ...string) error {
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		if v := nameValues[i+1]; !httpapi.Plain(v) {
+			return usagef("%s: %s holds a control character or is not UTF-8; see %s --help", nameValues[i], apierr.Quote(v), cmd.CommandPath())
+		}
+	}
+	return nil
+}
+
+// plainArg is cobra.ExactArgs(1) for a command whose one argument, name
+// (GRANT, NAME), is a path value of its request: one that holds a
+// control character or is not UTF-8 is refused as plainValues does.
+func plainArg(name string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(1)(cmd, args); err != nil {
+			return err
+		}
+		return plainValues(cmd, name, args[0])
+	}
 }
 
 // flagReason is an API refusal of a query parameter said as of the flag

@@ -25,7 +25,7 @@ func (a *app) grantCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show GRANT",
 		Short: "The whole record of one grant: decision, approvals, sessions, history",
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("GRANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := a.client()
 			ctx := cmd.Context()
@@ -252,7 +252,7 @@ func (a *app) sessionCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show SESSION|GRANT",
 		Short: "One session's recording, or every session of a grant, event by event",
-		Args:  cobra.ExactArgs(1),
+		Args:  plainArg("SESSION|GRANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := a.client()
 			ids := []string{args[0]}

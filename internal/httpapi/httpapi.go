@@ -677,18 +677,18 @@ func known(q map[string][]string, keys ...string) error {
 // authenticated route, so a new parameter needs no check of its own.
 func plainParams(r *http.Request) *apierr.Error {
 	for _, k := range []string{"id", "name"} {
-		if v := r.PathValue(k); !plain(v) {
+		if v := r.PathValue(k); !Plain(v) {
 			return apierr.Invalid(k, "%s holds a control character or is not UTF-8; no %s can", apierr.Quote(v), k)
 		}
 	}
 	q := r.URL.Query()
 	keys := slices.Sorted(maps.Keys(q))
 	for _, k := range keys {
-		if !plain(k) {
+		if !Plain(k) {
 			return apierr.Invalid("query", "the query parameter name %s holds a control character or is not UTF-8", apierr.Quote(k))
 		}
 		for _, v := range q[k] {
-			if !plain(v) {
+			if !Plain(v) {
 				return apierr.Invalid(k, "%s holds a control character or is not UTF-8; no value of %s can", apierr.Quote(v), k)
 			}
 		}
@@ -696,9 +696,10 @@ func plainParams(r *http.Request) *apierr.Error {
 	return nil
 }
 
-// plain reports whether s is UTF-8 without control characters (C0, DEL,
-// C1).
-func plain(s string) bool {
+// Plain reports whether s is UTF-8 without control characters (C0, DEL,
+// C1): what plainParams requires of every path value and query parameter.
+// The CLI checks its ids and filters with it before asking (a usage error).
+func Plain(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
