@@ -60,6 +60,10 @@ type options struct {
 	// zeroed before each measured gateway phase and dumped after it, so
 	// that each dump is one phase's instructions.
 	cgdump bool
+	// hold stops after the set-up: it prints airlock serve's PID and the
+	// grant's environment for pgbench, and waits for SIGINT before the
+	// cleanup, so that the server can be counted or sampled by hand.
+	hold bool
 }
 
 func main() {
@@ -85,6 +89,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
 	flag.BoolVar(&o.cgdump, "cgdump", false, "airlock serve runs under callgrind (-airlock a script that execs valgrind --tool=callgrind for serve, keeping its PID): zero its counts before each measured gateway phase and dump them after it (callgrind_control), labelled with the round and mode")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
+	flag.BoolVar(&o.hold, "hold", false, "set up the database, airlock serve and its grant, print the server's PID and the environment pgbench needs to connect through it, and wait for SIGINT (then clean up): for counting or sampling the server by hand")
 	flag.Parse()
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
 	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.idleMore < 0 || (o.idleMore > 0 && o.idle == 0) || o.connect < 0 ||
@@ -93,6 +98,10 @@ func run() int {
 		return 2
 	}
 	return benchkit.Main("pgbench", func(ctx context.Context, r *benchkit.Runner) {
+		if o.hold {
+			hold(ctx, r, o)
+			return
+		}
 		rep := bench(ctx, r, o)
 		r.Close()
 		benchkit.Progress("stopped airlock and pgbouncer, dropped the database and roles")
@@ -115,6 +124,25 @@ func (o options) slopeHeld() int {
 		return 0
 	}
 	return o.slopeBase() + o.idleSlope*o.slopeBatches
+}
+
+// hold sets up as bench does, without PgBouncer, and waits for ctx.
+func hold(ctx context.Context, r *benchkit.Runner, o options) {
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		r.Skip("pgbench not found; install it with: apt-get install postgresql-client")
+	}
+	f := newFixture(ctx, r, superDSN(), o.scale, o.sslmode)
+	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
+	srv := startGateway(r, bin, f)
+	_, gw := grant(r, srv, f, o.sslmode)
+	fmt.Printf("AIRLOCK_PID=%d\n", srv.PID())
+	for _, kv := range gw.environ() {
+		if strings.HasPrefix(kv, "PG") {
+			fmt.Printf("export %s\n", kv)
+		}
+	}
+	benchkit.Progress("holding airlock serve (PID %d) until SIGINT", srv.PID())
+	<-ctx.Done()
 }
 
 var modes = []string{"simple", "prepared"}
