@@ -47,12 +47,18 @@ const lazyWait = 25 * time.Millisecond
 // Like Append, it returns once they are durable, or with the error that
 // kept them out of the log. Without a journal it is Append.
 func (l *Log) AppendLazy(ctx context.Context, events ...Event) error {
-	o, err := newOp(ctx, events)
-	if err != nil || o == nil {
-		return err
-	}
-	o.lazy, o.at = true, l.gc.clk.Now()
-	return l.run(ctx, o)
+	return l.AppendLazyIn(ctx, new(Pending), events...).Wait(ctx)
+}
+
+// AppendLazyIn is AppendLazy that returns once the events are queued, in
+// p, a zero Pending (or a Reset one) in the caller's memory, as
+// AppendAsyncLiveIn: [Pending.Wait] then returns what AppendLazy would
+// have. One goroutine can so queue several lazy appends and wait for them
+// together (the sessions recorder's flusher, one entry per session with
+// results), where each AppendLazy held up a goroutine of its own until its
+// batch was durable. p's rules are AppendAsyncLiveIn's.
+func (l *Log) AppendLazyIn(ctx context.Context, p *Pending, events ...Event) *Pending {
+	return l.appendIn(ctx, p, events, true, "")
 }
 
 // holdLazy waits, before a journal batch is taken, while the queue holds

@@ -474,3 +474,44 @@ func goroutinesCreated() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// AppendLazyIn queues lazy appends without waiting: one goroutine queues
+// several, nothing is written for them alone, and they join the batch the
+// next ordinary append starts, each Pending then telling its outcome. A
+// lazy Pending's Wait is no read's: it leaves the reads' lag (readLag,
+// which a gathering writer's deadline for reads follows) alone.
+func TestAppendLazyInQueuedTogether(t *testing.T) {
+	f := newGatherFixture(t, -1, 0)
+	ctx := context.Background()
+	var ps [3]Pending
+	for i := range ps {
+		f.l.AppendLazyIn(ctx, &ps[i], Event{Type: "session.results"})
+	}
+	if got := f.batches.Load(); got != 0 {
+		t.Fatalf("%d batches written for lazy appends alone", got)
+	}
+	if err := f.l.Append(ctx, Event{Type: "session.call"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range ps {
+		if err := ps[i].Wait(ctx); err != nil {
+			t.Fatalf("lazy append %d: %v", i, err)
+		}
+	}
+	if got, size := f.batches.Load(), f.l.Size(); got != 1 || size != 4 {
+		t.Fatalf("%d batches, log size %d; want one batch of all four entries", got, size)
+	}
+
+	g := newGatherFixture(t, time.Millisecond, 0)
+	var p Pending
+	g.l.AppendLazyIn(ctx, &p, Event{Type: "session.results"})
+	g.clk.Advance(time.Millisecond / 2)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := p.Wait(done); err == nil {
+		t.Fatal("a lazy append withdrawn while queued was stored")
+	}
+	if lag := g.l.readLag.Load(); lag != 0 {
+		t.Errorf("a lazy append's wait moved the reads' lag to %v", time.Duration(lag))
+	}
+}

@@ -655,6 +655,12 @@ func (l *Log) AppendAsyncLive(ctx context.Context, grantID string, events ...Eve
 // telling its caller it is durable (TestPendingReusedAfterWait), which is
 // what lets the sessions recorder keep its requests' objects for the next.
 func (l *Log) AppendAsyncLiveIn(ctx context.Context, grantID string, p *Pending, events ...Event) *Pending {
+	return l.appendIn(ctx, p, events, false, grantID)
+}
+
+// appendIn queues events in p's operation: lazy (AppendLazyIn), or else
+// an AppendAsync's on grantID's condition.
+func (l *Log) appendIn(ctx context.Context, p *Pending, events []Event, lazy bool, grantID string) *Pending {
 	if len(events) == 0 {
 		return p
 	}
@@ -663,8 +669,11 @@ func (l *Log) AppendAsyncLiveIn(ctx context.Context, grantID string, p *Pending,
 		p.err = err
 		return p
 	}
-	o.liveGrant = grantID
-	o.async = true
+	if lazy {
+		o.lazy, o.at = true, l.gc.clk.Now()
+	} else {
+		o.liveGrant, o.async = grantID, true
+	}
 	if err := l.enqueue(ctx, o); err != nil {
 		p.err = err
 		return p
@@ -682,7 +691,11 @@ func (p *Pending) Wait(ctx context.Context) error {
 	if p.err != nil || p.o == nil {
 		return p.err
 	}
-	p.l.waiting(p.o)
+	if !p.o.lazy {
+		// A lazy append's caller holds up no call (AppendLazyIn): its
+		// wait says nothing of how long reads work before theirs.
+		p.l.waiting(p.o)
+	}
 	return p.o.wait(ctx)
 }
 
