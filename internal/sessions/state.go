@@ -165,12 +165,7 @@ func (r *Recorder) addResult(ctx context.Context, st *state, c gateway.Call) err
 		// gateway waits, rather than results piling up.
 		return r.flushResults(ctx, st)
 	}
-	r.resultsMu.Lock()
-	if r.withResults == nil {
-		r.withResults = map[*state]struct{}{}
-	}
-	r.withResults[st] = struct{}{}
-	r.resultsMu.Unlock()
+	r.listResults(st)
 	if n >= resultsBatch {
 		// A full batch: the flusher logs it now, off the gateway's path
 		// (the gateway records results on its relay path).
@@ -182,24 +177,63 @@ func (r *Recorder) addResult(ctx context.Context, st *state, c gateway.Call) err
 	return nil
 }
 
+// listResults puts st on the flusher's list of sessions with results.
+func (r *Recorder) listResults(st *state) {
+	r.resultsMu.Lock()
+	if r.withResults == nil {
+		r.withResults = map[*state]struct{}{}
+	}
+	r.withResults[st] = struct{}{}
+	r.resultsMu.Unlock()
+}
+
 // flushResults logs st's queued results as one entry and counts them in its
 // summary. If the log fails they stay queued for the next try.
 func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 	st.fmu.Lock()
 	defer st.fmu.Unlock()
+	var f resultsFlush
+	if !r.queueResults(ctx, st, &f, new(auditlog.Pending)) {
+		return nil
+	}
+	return r.loggedResults(&f, f.p.Wait(ctx))
+}
+
+// resultsFlush is a session's results entry on its way to the log:
+// queueResults to loggedResults, st.fmu held throughout.
+type resultsFlush struct {
+	st      *state
+	batch   []gateway.Call
+	dropped int32
+	p       *auditlog.Pending
+}
+
+// queueResults takes st's queued results into f and appends them to the
+// log as one entry, lazily (AppendLazyIn, in p), without waiting; false if
+// st had none. st.fmu is held, and stays so until loggedResults.
+func (r *Recorder) queueResults(ctx context.Context, st *state, f *resultsFlush, p *auditlog.Pending) bool {
 	st.mu.Lock()
 	batch, dropped := st.results, st.dropped
 	st.results, st.dropped = nil, 0
 	rec := st.rec
 	st.mu.Unlock()
 	if len(batch) == 0 {
-		return nil
+		return false
 	}
+	*f = resultsFlush{st: st, batch: batch, dropped: dropped}
 	ev := auditlog.Event{Type: "session.results", Time: r.o.Now(), GrantID: rec.GrantID, SessionID: rec.ID, Actor: rec.Identity,
 		Data: Results{Results: batch, Dropped: int(dropped)}}
 	// Nobody waits on these calls any more: the entry joins a batch that
 	// calls start rather than costing a journal write of its own.
-	if err := r.o.Log.AppendLazy(ctx, ev); err != nil {
+	f.p = r.o.Log.AppendLazyIn(ctx, p, ev)
+	return true
+}
+
+// loggedResults ends f's flush once its append returned err: counted in
+// the session's summary, or queued again for the next try.
+func (r *Recorder) loggedResults(f *resultsFlush, err error) error {
+	st, batch, dropped := f.st, f.batch, f.dropped
+	if err != nil {
 		st.mu.Lock()
 		st.results = append(batch, st.results...)
 		st.dropped = addDropped(st.dropped, int64(dropped))
@@ -220,12 +254,7 @@ func (r *Recorder) flushResults(ctx context.Context, st *state) error {
 		for range lost {
 			r.o.Observer.CallRecorded(st.sess.Grant.TargetKind, true)
 		}
-		r.resultsMu.Lock()
-		if r.withResults == nil {
-			r.withResults = map[*state]struct{}{}
-		}
-		r.withResults[st] = struct{}{}
-		r.resultsMu.Unlock()
+		r.listResults(st)
 		return fmt.Errorf("recording results: %w", r.o.Refuse("the results", err))
 	}
 	st.mu.Lock()
@@ -303,30 +332,40 @@ func (r *Recorder) flushAllResults(ctx context.Context) error {
 	r.resultsMu.Unlock()
 	if len(batch) == 0 {
 		// The flusher's tick on an idle server: return before the
-		// goroutines' shared state below escapes to the heap, and keep
-		// no arrays for batches that are not coming.
+		// arrays below are made, and keep no arrays for batches that
+		// are not coming.
 		r.dropSpare()
 		return nil
 	}
-	// All at once: each session's entry waits for the next batch of the
-	// log that calls start (AppendLazy), and they share it.
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
+	// All at once, from this goroutine: every session's entry is queued
+	// (AppendLazyIn), then each is waited for. They join the next batch
+	// of the log that calls start and share it, so the first wait is
+	// mostly the only one that parks. A goroutine per session, each
+	// waiting for its own AppendLazy, cost as many goroutine starts,
+	// parks and wake-ups a flush (bench/HISTORY.md, "pgbench -S by
+	// component at 2 Ps, and the results flush in one goroutine").
+	// Each session's fmu is held from its queueing to its end, as
+	// flushResults holds it, so that its entries stay in order; no other
+	// holder of an fmu waits for anything but the log.
+	flushes := make([]resultsFlush, len(batch))
+	pend := make([]auditlog.Pending, len(batch))
+	n := 0
 	for st := range batch {
-		wg.Go(func() {
-			if err := r.flushResults(ctx, st); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		})
+		st.fmu.Lock()
+		if r.queueResults(ctx, st, &flushes[n], &pend[n]) {
+			n++
+		} else {
+			st.fmu.Unlock()
+		}
 	}
-	wg.Wait()
+	var first error
+	for i := range flushes[:n] {
+		f := &flushes[i]
+		if err := r.loggedResults(f, f.p.Wait(ctx)); err != nil && first == nil {
+			first = err
+		}
+		f.st.fmu.Unlock()
+	}
 	return first
 }
 
