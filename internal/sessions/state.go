@@ -29,6 +29,10 @@ type state struct {
 	// ending means the session's end is being (or waits to be) written:
 	// only that write may store its row from then on.
 	ending bool
+	// listed means the session is in Recorder.withResults, or a flush
+	// that took it from there has not yet taken its results: addResult
+	// then need not add it again (see there).
+	listed bool
 	// results are result calls not yet logged (see addResult), and
 	// dropped counts those given up on after the log failed for long
 	// (an int32 beside the bools, and active a Unix time in nanoseconds
@@ -159,13 +163,22 @@ func (r *Recorder) addResult(ctx context.Context, st *state, c gateway.Call) err
 	}
 	st.results = append(st.results, c)
 	n := len(st.results)
+	// The session is listed for the flusher by its batch's first result,
+	// not by each: the list's lock (every session's) and a map write per
+	// statement otherwise. listed is cleared only where the results are
+	// taken (queueResults, under mu), after the flusher took the session
+	// off the list, so a result appended once it is cleared lists it again.
+	list := !st.listed
+	st.listed = true
 	st.mu.Unlock()
 	if n >= 4*resultsBatch {
 		// The flusher is not keeping up (the log is slow): the
 		// gateway waits, rather than results piling up.
 		return r.flushResults(ctx, st)
 	}
-	r.listResults(st)
+	if list {
+		r.listResults(st)
+	}
 	if n >= resultsBatch {
 		// A full batch: the flusher logs it now, off the gateway's path
 		// (the gateway records results on its relay path).
@@ -215,6 +228,7 @@ func (r *Recorder) queueResults(ctx context.Context, st *state, f *resultsFlush,
 	st.mu.Lock()
 	batch, dropped := st.results, st.dropped
 	st.results, st.dropped = nil, 0
+	st.listed = false
 	rec := st.rec
 	st.mu.Unlock()
 	if len(batch) == 0 {
@@ -237,6 +251,7 @@ func (r *Recorder) loggedResults(f *resultsFlush, err error) error {
 		st.mu.Lock()
 		st.results = append(batch, st.results...)
 		st.dropped = addDropped(st.dropped, int64(dropped))
+		st.listed = true
 		lost := 0 // statements counted with the results dropped here
 		if over := len(st.results) - maxHeldResults; over > 0 {
 			for i := range over {
