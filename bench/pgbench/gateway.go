@@ -15,9 +15,11 @@ permit (principal in Group::"bench-team", action == Action::"pg:select", resourc
 
 // startGateway starts `airlock serve` with the PostgreSQL gateway on a
 // free loopback port and one postgres target, the fixture's database with
-// its admin role as the upstream user.
-func startGateway(r *benchkit.Runner, bin string, f *fixture) *benchkit.Server {
+// its admin role as the upstream user; keepLog, if set, is where its log
+// is copied once it has stopped.
+func startGateway(r *benchkit.Runner, bin string, f *fixture, keepLog string) *benchkit.Server {
 	s := benchkit.NewServer(r, bin)
+	s.KeepLog = keepLog
 	s.WritePolicy(r, "bench.cedar", benchPolicy)
 	pg := benchkit.FreeAddr(r)
 	s.Start(r, fmt.Sprintf(`data_dir: ./data

@@ -64,6 +64,10 @@ type options struct {
 	// grant's environment for pgbench, and waits for SIGINT before the
 	// cleanup, so that the server can be counted or sampled by hand.
 	hold bool
+	// stat is perf stat's events, counted on airlock serve during each
+	// measured gateway phase and printed per transaction; keepLog where
+	// to copy the server's log once it has stopped (its runtime policies' lines).
+	stat, keepLog string
 }
 
 func main() {
@@ -88,6 +92,8 @@ func run() int {
 	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
 	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
 	flag.BoolVar(&o.cgdump, "cgdump", false, "airlock serve runs under callgrind (-airlock a script that execs valgrind --tool=callgrind for serve, keeping its PID): zero its counts before each measured gateway phase and dump them after it (callgrind_control), labelled with the round and mode")
+	flag.StringVar(&o.stat, "stat", "", "count these events (comma-separated, as `perf stat -e`) on airlock serve during each measured gateway phase and print them per transaction")
+	flag.StringVar(&o.keepLog, "keep-log", "", "copy airlock serve's log here once it has stopped")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.BoolVar(&o.hold, "hold", false, "set up the database, airlock serve and its grant, print the server's PID and the environment pgbench needs to connect through it, and wait for SIGINT (then clean up): for counting or sampling the server by hand")
 	flag.Parse()
@@ -133,7 +139,7 @@ func hold(ctx context.Context, r *benchkit.Runner, o options) {
 	}
 	f := newFixture(ctx, r, superDSN(), o.scale, o.sslmode)
 	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
-	srv := startGateway(r, bin, f)
+	srv := startGateway(r, bin, f, o.keepLog)
 	_, gw := grant(r, srv, f, o.sslmode)
 	fmt.Printf("AIRLOCK_PID=%d\n", srv.PID())
 	for _, kv := range gw.environ() {
@@ -161,7 +167,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	f := newFixture(ctx, r, dsn, o.scale, o.sslmode)
 	benchkit.Progress("database %s initialised (pgbench -i -s %d as %s)", f.db, o.scale, f.admin.User)
 	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
-	srv := startGateway(r, bin, f)
+	srv := startGateway(r, bin, f, o.keepLog)
 	id, gw := grant(r, srv, f, o.sslmode)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s:%d", id, gw.Host, gw.Port)
 	bnc := startBouncer(r, f, max(o.idle+o.idleMore, o.slopeHeld())+o.clients+50, max(20, o.clients+4))
@@ -274,6 +280,13 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 				r.Fatalf("gateway metrics: %v", err)
 			}
 		}
+		var stat *benchkit.PerfStat
+		if o.stat != "" && measuring && path == "gateway" {
+			var err error
+			if stat, err = benchkit.StartPerfStat(t.pid, o.stat); err != nil {
+				r.Fatalf("perf stat: %v", err)
+			}
+		}
 		run := func() (phase, error) { return runPgbench(ctx, t.e, mode, l, t.pid) }
 		var p phase
 		var err error
@@ -296,6 +309,10 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 		if cg {
 			callgrind(fmt.Sprintf("--dump=gateway-%s-%dtx", mode, p.Transactions))
+		}
+		if stat != nil {
+			p.PerfStat = stat.Stop(p.Transactions)
+			benchkit.Progress("perf stat %-8s a transaction:%s", mode, p.PerfStat)
 		}
 		if err != nil {
 			extra := ""

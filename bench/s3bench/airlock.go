@@ -20,9 +20,11 @@ type grantCreds struct {
 }
 
 // startServer starts `airlock serve` with one agent, one aws target whose
-// endpoint is s3, and a policy auto-approving the benchmark's scope.
-func startServer(r *benchkit.Runner, bin string, s3 *testenv.S3) *benchkit.Server {
+// endpoint is s3, and a policy auto-approving the benchmark's scope;
+// keepLog, if set, is where its log is copied once it has stopped.
+func startServer(r *benchkit.Runner, bin string, s3 *testenv.S3, keepLog string) *benchkit.Server {
 	s := benchkit.NewServer(r, bin)
+	s.KeepLog = keepLog
 	s.WritePolicy(r, "bench.cedar", benchkit.S3Policy)
 	s.Start(r, benchkit.S3Config(s, benchkit.FreeAddr(r), s3.URL), []string{"AWS_BENCH_ACCESS_KEY_ID=" + s3.AccessKeyID, "AWS_BENCH_SECRET_ACCESS_KEY=" + s3.SecretAccessKey})
 	return s

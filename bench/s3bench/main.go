@@ -63,6 +63,8 @@ type options struct {
 	ws        []workload
 	// tls makes the clients reach the gateway and goproxy over TLS.
 	tls bool
+	// keepLog is where to copy airlock serve's log once it has stopped.
+	keepLog string
 }
 
 func main() {
@@ -85,6 +87,7 @@ func run() int {
 	flag.BoolVar(&o.nginx, "nginx", true, "also run every workload through nginx, a plain reverse proxy, in front of the same upstream ("+nginxBin+")")
 	flag.BoolVar(&o.goproxy, "goproxy", true, "also run every workload through Go's net/http/httputil.ReverseProxy, in a process of its own, in front of the same upstream")
 	flag.StringVar(&o.out, "out", "bench/out/s3bench.json", "where to write the raw figures as JSON")
+	flag.StringVar(&o.keepLog, "keep-log", "", "copy airlock serve's log here once it has stopped")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.BoolVar(&o.tls, "tls", false, "clients reach the gateway and goproxy over TLS (HTTP/1.1), as an agent on another machine does; the upstream and the direct side stay plain HTTP, and nginx is skipped")
 	var wl string
@@ -125,7 +128,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 	benchkit.Progress("versitygw up at %s", up.URL)
 	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
 	benchkit.Progress("airlock built")
-	srv := startServer(r, bin, up)
+	srv := startServer(r, bin, up, o.keepLog)
 	id, cr := grant(r, srv)
 	benchkit.Progress("airlock serve up; grant %s, gateway at %s", id, cr.Endpoint.URL)
 

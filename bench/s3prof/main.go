@@ -222,15 +222,12 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 			}
 			time.Sleep(time.Second) // perf attaches
 		}
-		var stat *exec.Cmd
-		var statOut bytes.Buffer
+		var stat *benchkit.PerfStat
 		if o.stat != "" {
-			stat = exec.Command("perf", "stat", "-x", ",", "-e", o.stat, "-p", fmt.Sprint(pid))
-			stat.Stderr = &statOut
-			if err := stat.Start(); err != nil {
+			var err error
+			if stat, err = benchkit.StartPerfStat(pid, o.stat); err != nil {
 				r.Fatal(err)
 			}
-			time.Sleep(time.Second) // perf attaches
 		}
 		metrics := append([]string{"airlock_log_batches_total", "airlock_log_batch_calls_sum", "go_gc_duration_seconds_count", "go_memstats_mallocs_total", "go_memstats_alloc_bytes_total",
 			"airlock_log_batch_write_seconds_sum", "airlock_log_wait_seconds_sum", "airlock_log_wait_seconds_count"}, batchBuckets...)
@@ -250,9 +247,7 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 			_ = perf.Wait()
 		}
 		if stat != nil {
-			_ = stat.Process.Signal(syscall.SIGINT)
-			_ = stat.Wait()
-			printStat(statOut.String(), n)
+			fmt.Printf("  per call:%s\n", stat.Stop(int64(n)))
 		}
 		if o.cgdump {
 			callgrindControl(r, "-d", pid)
@@ -280,29 +275,6 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 	if o.cgdump {
 		kill = true
 	}
-}
-
-// printStat prints perf stat's CSV output (-x ,: count, unit, event, ...)
-// as counts per call, or the output itself if it holds none (perf's
-// error, such as an event it does not know).
-func printStat(out string, n int) {
-	var b strings.Builder
-	for line := range strings.SplitSeq(out, "\n") {
-		f := strings.Split(line, ",")
-		if len(f) < 3 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if c, err := strconv.ParseFloat(f[0], 64); err == nil {
-			fmt.Fprintf(&b, " %s %.3f", f[2], c/float64(n))
-		} else {
-			fmt.Fprintf(&b, " %s %s", f[2], f[0]) // <not counted>, <not supported>
-		}
-	}
-	if b.Len() == 0 {
-		fmt.Printf("  perf stat: %s\n", strings.TrimSpace(out))
-		return
-	}
-	fmt.Printf("  per call:%s\n", b.String())
 }
 
 // batchLE are the bounds of airlock_log_batch_calls' buckets (package

@@ -40,9 +40,13 @@ type Server struct {
 	// OpsKey is a person's API key (the configuration names OpsIdentity),
 	// which reads the server's /metrics.
 	OpsKey, OpsSHA string
-	name           string
-	cmd            *exec.Cmd
-	logPath        string
+	// KeepLog, if set before Start, is where the server's log is copied
+	// once it has stopped: the runtime policies' lines (gomaxprocs) say
+	// what the server ran with.
+	KeepLog string
+	name    string
+	cmd     *exec.Cmd
+	logPath string
 }
 
 // NewServer makes the agent's key and picks the API address; the caller
@@ -97,6 +101,18 @@ func (s *Server) Start(r *Runner, config string, env []string) {
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
 		r.Fatalf("starting airlock serve: %v", err)
+	}
+	if keep := s.KeepLog; keep != "" {
+		// Registered first, so run last: after the stop's lines.
+		r.Cleanup(func() {
+			b, err := os.ReadFile(s.logPath)
+			if err == nil {
+				err = os.WriteFile(keep, b, 0o644)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: keeping the server's log: %v\n", s.name, err)
+			}
+		})
 	}
 	r.Cleanup(func() { s.Stop(); logf.Close() })
 	// 90 s: under valgrind (pgbench -cgdump, s3prof -wrap) on a busy
