@@ -67,22 +67,18 @@ const (
 )
 
 // next is the decision for one window in which the process used cores of
-// CPU: the Ps to run with (1 or max) and the count of quiet windows in a
-// row at max.
-func next(cur, max, quiet int, cores float64) (procs, quietAfter int) {
-	if cur == 1 {
-		if cores >= RaiseCPU {
-			return max, 0
-		}
-		return 1, 0
+// CPU: raise to the runtime's default (from one P), lower to one P, or
+// neither, and the count of quiet windows in a row above one P.
+func next(atOne bool, quiet int, cores float64) (raise, lower bool, quietAfter int) {
+	switch {
+	case atOne:
+		return cores >= RaiseCPU, false, 0
+	case cores >= LowerCPU:
+		return false, false, 0
+	case quiet+1 >= LowerAfter:
+		return false, true, 0
 	}
-	if cores >= LowerCPU {
-		return cur, 0
-	}
-	if quiet+1 >= LowerAfter {
-		return 1, 0
-	}
-	return cur, quiet + 1
+	return false, false, quiet + 1
 }
 
 // mu serialises Apply and stop; running is the applied policy, at most
@@ -183,15 +179,19 @@ func (t *tuner) tick() {
 	now := t.clock.Now()
 	if d := now.Sub(t.at); ok && d > 0 && cpu >= t.last {
 		cores := float64(cpu-t.last) / float64(d)
-		procs, quiet := next(t.cur, t.max, t.quiet, cores)
+		raise, lower, quiet := next(t.cur == 1, t.quiet, cores)
 		t.quiet = quiet
-		if procs != t.cur {
-			if procs == 1 {
-				t.cur = t.setProcs(1)
-			} else {
-				t.cur = t.setProcs(0)
-				t.max = t.cur
-			}
+		was := t.cur
+		switch {
+		case raise:
+			// The default may be one P by now (a container's CPU limit
+			// lowered): then the next busy window asks again.
+			t.cur = t.setProcs(0)
+			t.max = t.cur
+		case lower:
+			t.cur = t.setProcs(1)
+		}
+		if t.cur != was {
 			t.log.Info("gomaxprocs", "procs", t.cur, "cpu_cores", round2(cores))
 		}
 	}
@@ -230,12 +230,11 @@ func Procs() int {
 	mu.Lock()
 	t := running
 	mu.Unlock()
+	n := runtime.GOMAXPROCS(0)
 	if t != nil {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if t.max > 0 {
-			return t.max
-		}
+		n = max(n, t.max) // the runtime may have updated its default since
 	}
-	return runtime.GOMAXPROCS(0)
+	return n
 }

@@ -14,25 +14,27 @@ import (
 
 func TestNext(t *testing.T) {
 	for _, c := range []struct {
-		name             string
-		cur, quiet       int
-		cores            float64
-		procs, quietNext int
+		name         string
+		atOne        bool
+		quiet        int
+		cores        float64
+		raise, lower bool
+		quietNext    int
 	}{
-		{"one P, idle", 1, 0, 0.01, 1, 0},
-		{"one P, under the raise", 1, 0, RaiseCPU - 0.01, 1, 0},
-		{"one P, at the raise", 1, 0, RaiseCPU, 4, 0},
-		{"one P, past a core (system time off the P)", 1, 0, 1.3, 4, 0},
-		{"more, busy", 4, 0, 2.5, 4, 0},
-		{"more, in the band", 4, 5, (LowerCPU + RaiseCPU) / 2, 4, 0},
-		{"more, at the lower bound: not quiet", 4, 3, LowerCPU, 4, 0},
-		{"more, quiet once", 4, 0, LowerCPU - 0.01, 4, 1},
-		{"more, quiet but one", 4, LowerAfter - 2, 0.1, 4, LowerAfter - 1},
-		{"more, quiet long enough", 4, LowerAfter - 1, 0.1, 1, 0},
+		{"one P, idle", true, 0, 0.01, false, false, 0},
+		{"one P, under the raise", true, 0, RaiseCPU - 0.01, false, false, 0},
+		{"one P, at the raise", true, 0, RaiseCPU, true, false, 0},
+		{"one P, past a core (system time off the P)", true, 0, 1.3, true, false, 0},
+		{"more, busy", false, 0, 2.5, false, false, 0},
+		{"more, in the band", false, 5, (LowerCPU + RaiseCPU) / 2, false, false, 0},
+		{"more, at the lower bound: not quiet", false, 3, LowerCPU, false, false, 0},
+		{"more, quiet once", false, 0, LowerCPU - 0.01, false, false, 1},
+		{"more, quiet but one", false, LowerAfter - 2, 0.1, false, false, LowerAfter - 1},
+		{"more, quiet long enough", false, LowerAfter - 1, 0.1, false, true, 0},
 	} {
-		procs, quiet := next(c.cur, 4, c.quiet, c.cores)
-		if procs != c.procs || quiet != c.quietNext {
-			t.Errorf("%s: next(%d, 4, %d, %.2f) = %d, %d; want %d, %d", c.name, c.cur, c.quiet, c.cores, procs, quiet, c.procs, c.quietNext)
+		raise, lower, quiet := next(c.atOne, c.quiet, c.cores)
+		if raise != c.raise || lower != c.lower || quiet != c.quietNext {
+			t.Errorf("%s: next(%v, %d, %.2f) = %v, %v, %d; want %v, %v, %d", c.name, c.atOne, c.quiet, c.cores, raise, lower, quiet, c.raise, c.lower, c.quietNext)
 		}
 	}
 }
@@ -156,6 +158,38 @@ func TestTunerOnOneCPU(t *testing.T) {
 	}
 	if clk.Pending() != 0 {
 		t.Fatalf("%d checks pending", clk.Pending())
+	}
+}
+
+// TestTunerRaisesOnceTheDefaultGrows: a raise that finds the default at
+// one P (a container's CPU limit lowered since the start) stays at one and
+// logs nothing; a later busy window, the limit raised again, gets the new
+// default.
+func TestTunerRaisesOnceTheDefaultGrows(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
+	rt := &fakeRuntime{def: 2}
+	var logs bytes.Buffer
+	tu := newTuner(clk, rt.read, rt.set, slog.New(slog.NewTextHandler(&logs, nil)))
+	tu.start()
+	defer tu.stop()
+	rt.mu.Lock()
+	rt.def = 1
+	rt.mu.Unlock()
+	rt.use(Window)
+	clk.Advance(Window)
+	if rt.now() != 1 || logs.Len() != 0 {
+		t.Fatalf("a raise to a default of one: %d Ps, log %q", rt.now(), logs.String())
+	}
+	rt.mu.Lock()
+	rt.def = 3
+	rt.mu.Unlock()
+	rt.use(Window)
+	clk.Advance(Window)
+	if rt.now() != 3 {
+		t.Fatalf("the next busy window with a default of 3: %d Ps", rt.now())
+	}
+	if !strings.Contains(logs.String(), "procs=3") {
+		t.Errorf("no log line for the raise: %q", logs.String())
 	}
 }
 
