@@ -73,8 +73,17 @@ func stripSigning(raw string) string {
 // held them before: skipped as the copy meets them rather than deleted
 // after it, where eight map deletes, each hashing its name, cost every
 // answer about as much as copying a small one's headers.
+//
+// An x-amz-* name set in h before the copy under its canonical key goes
+// too (it is replaced by the lower-case one). Only names set before the
+// copy can be there: every key of from is copied once, and an x-amz-* one
+// only under its lower-case spelling. So into an empty h, every answer's
+// (net/http's header map as the handler starts), the copy deletes
+// nothing: three failed deletes of versitygw's GetObject answer's x-amz-*
+// names, each hashing its name, went.
 func copyResponseHeader(h, from http.Header) {
-	if len(h) != 0 { // set before the copy (rare): deleted as before
+	pre := len(h) != 0
+	if pre { // set before the copy (rare): deleted as before
 		for _, k := range hopHeaders {
 			delete(h, k) // canonical already: Del would canonicalise each again
 		}
@@ -88,7 +97,7 @@ func copyResponseHeader(h, from http.Header) {
 			if !ok {
 				lk = strings.ToLower(k)
 			}
-			if lk != k {
+			if pre && lk != k {
 				delete(h, k) // set earlier under the canonical key
 			}
 			h[lk] = v
