@@ -116,6 +116,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzTagBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzACLBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/
 	$(GO) test -run=NONE -fuzz='^FuzzOpenCheckpoint$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/auditlog/
+	$(GO) test -run=NONE -fuzz='^FuzzAppendTime$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/auditlog/
 	$(GO) test -run=NONE -fuzz='^FuzzVerifyCosigned$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/cosig/
 	$(GO) test -run=NONE -fuzz='^FuzzParseCheckpoint$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/witness/cosig/
 	$(GO) test -run=NONE -fuzz='^FuzzRedactAssignedSecret$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/grants/

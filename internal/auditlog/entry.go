@@ -69,7 +69,7 @@ func encodeEvent(ev Event, now time.Time) (encoded, error) {
 	// (below) rather than to the collector.
 	first := b
 	b = append(b, `,"time":"`...)
-	b = t.AppendFormat(b, time.RFC3339Nano) // nothing in it to escape
+	b = appendTime(b, t) // RFC3339Nano; nothing in it to escape
 	b = append(b, '"')
 	b = append(b, `,"type":`...)
 	b = appendString(b, ev.Type)
