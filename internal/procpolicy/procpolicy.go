@@ -8,14 +8,21 @@
 // for about every goroutine made ready, which runs it, finds nothing else
 // and sleeps again: a context switch or two a call that buys nothing while
 // one P could have run it at once (bench/HISTORY.md, "What wakes airlock
-// serve's threads per pgbench statement"). On one 2-vCPU host the same
-// binary at one P spent 10-20 % less CPU per pgbench statement (14 of 14
-// figures over four sessions) and per S3 call, at the same throughput
-// ("Figures at the end of the 2026-12-07 late-morning session" and the
-// policy's own section). Fixing GOMAXPROCS=1 would cap the server at one
-// core; this policy keeps one P only while the server uses less than
-// RaiseCPU of a core, and gives back the default within a Window of that
-// changing.
+// serve's threads per pgbench statement"). On a 2-vCPU host that also ran
+// the clients and the upstream, the policy cut the server's CPU per S3 GET
+// 1 KiB by 8-23 % (five pairs of five) and per pgbench statement by 12-34 %
+// (three pairs of four) against the same binary at two Ps, at the same
+// throughput ("GOMAXPROCS by the server's load on a quiet host"). Fixing
+// GOMAXPROCS=1 would cap the server at one core; this policy keeps one P
+// only while the server uses less than RaiseCPU of a core, and gives back
+// the default within a Window of that changing.
+//
+// Where other jobs keep the CPUs busy, the kernel rather than the server's
+// need sets how much CPU it gets: its use can stay under RaiseCPU while it
+// waits, and one P is then one thread competing for the CPUs (bench/
+// HISTORY.md, "GOMAXPROCS by the server's load: what the P policy changes
+// per call, by counts"). README tells operators of such hosts to set
+// GOMAXPROCS.
 //
 // The policy reads the process's CPU time (getrusage, every thread, user
 // and system) every Window. At one P it raises to the default when the
