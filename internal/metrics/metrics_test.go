@@ -3,6 +3,8 @@ package metrics
 import (
 	"io"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,22 @@ func TestGatewayObserver(t *testing.T) {
 	}
 	if strings.Contains(body, "ssh") {
 		t.Error("an unknown gateway got a label of its own")
+	}
+}
+
+// TestScrapeServesTheRuntimePolicies: the scrape serves the P count and
+// the GC percent in force, which serve's runtime policies (internal/
+// procpolicy, internal/gcpolicy) change while it runs; README's "CPU and
+// GOMAXPROCS" points operators at them.
+func TestScrapeServesTheRuntimePolicies(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	out := scrape(t, New())
+	for _, want := range []string{
+		"\ngo_sched_gomaxprocs_threads " + strconv.Itoa(procs) + "\n",
+		"\ngo_gc_gogc_percent ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the scrape has no %q", strings.TrimSpace(want))
+		}
 	}
 }
