@@ -539,6 +539,8 @@ func (p *Poller) sweepAndReport(minAge uint8) (young int) {
 	if p.onSweep != nil {
 		p.onSweep(n)
 	}
+	p.sweepMu.Lock() // young is sweep's, written under it
+	defer p.sweepMu.Unlock()
 	return p.young
 }
 
