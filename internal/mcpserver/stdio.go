@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,7 +72,7 @@ func (t *StdioTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	}
 	pr, pw := io.Pipe()
 	fl := newInflight()
-	w := &lineWriter{w: out, answered: fl.answered}
+	w := &lineWriter{w: out, inflight: fl}
 	// The SDK's own cap is off: no line longer than limit reaches it.
 	inner, err := (&mcp.IOTransport{Reader: pr, Writer: w, MaxLineLength: -1}).Connect(ctx)
 	if err != nil {
@@ -83,22 +84,50 @@ func (t *StdioTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 }
 
 // lineWriter serializes writes to out: the SDK's responses and this
-// transport's error answers each go out as one whole line. Each response
-// that goes out is reported to answered.
+// transport's error answers each go out as one whole line. The requests
+// each line answers leave inflight: a batch's before the line goes out
+// (a client may reuse an id as soon as it reads the answer), the rest
+// after it (draining waits until their answers are out).
 type lineWriter struct {
 	mu       sync.Mutex
 	w        io.Writer
-	answered func(line []byte)
+	inflight *inflight
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
+	var rest []jsonrpc.ID
+	if w.inflight != nil {
+		rest = w.inflight.unbatch(answeredIDs(p, nil))
+	}
 	w.mu.Lock()
 	n, err := w.w.Write(p)
 	w.mu.Unlock()
-	if w.answered != nil {
-		w.answered(p)
+	for _, id := range rest {
+		w.inflight.done(id)
 	}
 	return n, err
+}
+
+// answeredIDs appends to ids the ids of the responses in line, one
+// message or a batch's array (not the server's own requests to the
+// client, whose ids are the server's).
+func answeredIDs(line []byte, ids []jsonrpc.ID) []jsonrpc.ID {
+	line = bytes.TrimSpace(line)
+	if len(line) > 0 && line[0] == '[' {
+		var batch []json.RawMessage
+		if json.Unmarshal(line, &batch) == nil {
+			for _, m := range batch {
+				ids = answeredIDs(m, ids)
+			}
+		}
+		return ids
+	}
+	if msg, err := jsonrpc.DecodeMessage(line); err == nil {
+		if r, ok := msg.(*jsonrpc.Response); ok && r.ID.IsValid() {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
 }
 
 // drainLimit bounds how long, once stdin has ended, the transport waits
@@ -114,13 +143,19 @@ const drainLimit = maxWait + time.Minute
 // inflight tracks the requests passed to the SDK that it has not
 // answered yet, by id.
 type inflight struct {
-	mu      sync.Mutex
-	ids     map[jsonrpc.ID]int
+	mu  sync.Mutex
+	ids map[jsonrpc.ID]int
+	// batched holds the request ids of batches passed on and not yet
+	// answered. Apart from ids, so that draining never waits on them:
+	// a batch the SDK refuses (it takes none once 2025-06-18 or later
+	// is negotiated) is never answered by it, and its ids stay here,
+	// where they only refuse later batches, which it refuses too.
+	batched map[jsonrpc.ID]bool
 	changed chan struct{} // a send after each answer, never blocking
 }
 
 func newInflight() *inflight {
-	return &inflight{ids: map[jsonrpc.ID]int{}, changed: make(chan struct{}, 1)}
+	return &inflight{ids: map[jsonrpc.ID]int{}, batched: map[jsonrpc.ID]bool{}, changed: make(chan struct{}, 1)}
 }
 
 // sent notes a request passed to the SDK.
@@ -128,6 +163,25 @@ func (f *inflight) sent(id jsonrpc.ID) {
 	f.mu.Lock()
 	f.ids[id]++
 	f.mu.Unlock()
+}
+
+// sentAll notes a batch's requests passed to the SDK, unless an id
+// repeats within ids or is still in flight: then it notes nothing and
+// reports false. Ids leave the set only once their answer has gone out,
+// after the SDK has forgotten them, so every batch the SDK would refuse
+// for its ids is refused here first.
+func (f *inflight) sentAll(ids []jsonrpc.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, id := range ids {
+		if f.ids[id] > 0 || f.batched[id] || slices.Contains(ids[:i], id) {
+			return false
+		}
+	}
+	for _, id := range ids {
+		f.batched[id] = true
+	}
+	return true
 }
 
 // done notes that the request id needs no more answer: one went out, or
@@ -146,17 +200,20 @@ func (f *inflight) done(id jsonrpc.ID) {
 	}
 }
 
-// answered reads a line going out and notes the request it answers, if
-// it is a response (not one of the server's own requests to the client,
-// whose ids are the server's).
-func (f *inflight) answered(line []byte) {
-	msg, err := jsonrpc.DecodeMessage(bytes.TrimSpace(line))
-	if err != nil {
-		return
+// unbatch notes the answers to the batch members among ids and returns
+// the other ids.
+func (f *inflight) unbatch(ids []jsonrpc.ID) []jsonrpc.ID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rest := ids[:0]
+	for _, id := range ids {
+		if f.batched[id] {
+			delete(f.batched, id)
+		} else {
+			rest = append(rest, id)
+		}
 	}
-	if r, ok := msg.(*jsonrpc.Response); ok && r.ID.IsValid() {
-		f.done(r.ID)
-	}
+	return rest
 }
 
 // pending is how many requests still wait for an answer.
@@ -327,15 +384,28 @@ func (c *lineConn) line(pw *io.PipeWriter, line []byte, size int, tooLong bool, 
 			c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: empty batch", size)
 			return nil
 		}
+		ids := make([]jsonrpc.ID, 0, len(batch))
 		for _, m := range batch {
 			if why, _ := requestIDProblem(m); why != "" {
 				c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: in a batch member, "+why, size)
 				return nil
 			}
-			if _, err := jsonrpc.DecodeMessage(m); err != nil {
+			dm, err := jsonrpc.DecodeMessage(m)
+			if err != nil {
 				c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: a batch member is not a JSON-RPC 2.0 message", size)
 				return nil
 			}
+			if r, ok := dm.(*jsonrpc.Request); ok && r.ID.IsValid() {
+				ids = append(ids, r.ID)
+			}
+		}
+		// The SDK refuses a batch whose request ids repeat, in it or in
+		// a batch it has not answered yet, but only after queueing the
+		// batch's other members, which it then runs: a refused batch
+		// would still act. Refused here, it never reaches the SDK.
+		if !c.inflight.sentAll(ids) {
+			c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: a batch member's id repeats one in the batch or one not yet answered", size)
+			return nil
 		}
 	default:
 		c.refuse(nil, jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message", size)

@@ -176,12 +176,11 @@ func TestStdioSurvivesBadLines(t *testing.T) {
 	}
 	s.send(`[{"jsonrpc":"2.0","id":40,"method":"ping"},{"jsonrpc":"2.0","id":40,"method":"ping"}]` + "\n")
 	s.send(`{"jsonrpc":"2.0","id":41,"method":"ping"}` + "\n")
-	refused := false
-	for r := s.next(); string(r.ID) != "41"; r = s.next() {
-		refused = refused || r.Error != nil && r.Error.Code == -32600
+	if r := s.next(); r.Error == nil || r.Error.Code != -32600 || len(r.ID) != 0 {
+		t.Errorf("a batch with a repeated id: answered %s, want an invalid request", r.raw)
 	}
-	if !refused {
-		t.Error("a batch with a repeated id was not refused")
+	if r := s.next(); string(r.ID) != "41" {
+		t.Errorf("after a refused batch: answered %s, want the ping with id 41 (no member of the refused batch runs)", r.raw)
 	}
 
 	if err := os.WriteFile(fifo, []byte("hello\n"), 0o600); err != nil {
@@ -313,5 +312,55 @@ func TestStdioAnswersBeforeEnding(t *testing.T) {
 	}
 	if r := got["3"]; !strings.Contains(string(r.Result), "got now") {
 		t.Errorf("the call in flight when stdin ended: %q", r.raw)
+	}
+}
+
+// TestStdioRefusedBatchNeverActs: the SDK refused a batch whose ids
+// repeated (in it, or in a batch it had not answered) only after
+// queueing the batch's other members, and then ran them: a refused
+// batch still acted, and a member's answer could even stand in for the
+// earlier batch's own (ids are matched to batches). Such a batch is now
+// refused before the SDK sees it. The earlier batch here is a command
+// waiting on a FIFO; it must end with its own output.
+func TestStdioRefusedBatchNeverActs(t *testing.T) {
+	s, _ := startRawSession(t, 4096)
+	grantID := s.initAndGrant()
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.send(fmt.Sprintf(`[{"jsonrpc":"2.0","id":50,"method":"tools/call","params":{"name":"run_with_grant","arguments":{"grant_id":%q,"argv":["sh","-c","read x < \"$0\"; echo got $x",%q]}}}]`+"\n",
+		grantID, fifo))
+	s.send(`[{"jsonrpc":"2.0","id":51,"method":"ping"},{"jsonrpc":"2.0","id":50,"method":"ping"}]` + "\n")
+	s.send(`[{"jsonrpc":"2.0","id":52,"method":"ping"},{"jsonrpc":"2.0","id":53,"method":"ping"},{"jsonrpc":"2.0","id":52,"method":"ping"}]` + "\n")
+	s.send(`{"jsonrpc":"2.0","id":54,"method":"ping"}` + "\n")
+	for i := range 2 {
+		if r := s.next(); r.Error == nil || r.Error.Code != -32600 || len(r.ID) != 0 {
+			t.Fatalf("refused batch %d: answered %s, want an invalid request", i+1, r.raw)
+		}
+	}
+	if r := s.next(); string(r.ID) != "54" {
+		t.Fatalf("after the refused batches: answered %s, want the ping with id 54 (no member of a refused batch runs)", r.raw)
+	}
+	if err := os.WriteFile(fifo, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := s.next()
+	var batch []struct {
+		ID     json.RawMessage `json:"id"`
+		Result struct {
+			StructuredContent struct {
+				Stdout string `json:"stdout"`
+			} `json:"structuredContent"`
+		} `json:"result"`
+	}
+	if json.Unmarshal([]byte(strings.TrimPrefix(r.raw, "undecodable: ")), &batch) != nil || len(batch) != 1 ||
+		string(batch[0].ID) != "50" || batch[0].Result.StructuredContent.Stdout != "got hello\n" {
+		t.Fatalf("the batch in flight: %s", r.raw)
+	}
+	// Its id is free again once answered.
+	s.send(`[{"jsonrpc":"2.0","id":50,"method":"ping"}]` + "\n")
+	if r := s.next(); !strings.Contains(r.raw, `"id":50`) || strings.Contains(r.raw, "error") {
+		t.Fatalf("a batch reusing an answered id: %s", r.raw)
 	}
 }
