@@ -63,6 +63,8 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzDecodeSig$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzCheckSignedHeaders$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzUnsignedAmzFast$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzAmzHeaderPass$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
+	$(GO) test -run=NONE -fuzz='^FuzzLowerPrefixFold$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzLowerHex64$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzAppendOneValue$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/sigv4/
 	$(GO) test -run=NONE -fuzz='^FuzzMap$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/s3iam/

@@ -42,7 +42,8 @@ type scratch struct {
 	sts   []byte // string to sign
 	id    []byte // signing key cache id
 	pairs []queryPair
-	names []string // the SignedHeaders names, slices of the request's header or query
+	names []string    // the SignedHeaders names, slices of the request's header or query
+	amz   []amzHeader // the request's x-amz-* headers (amzHeaders)
 	key   [64]byte
 	sum   [64]byte // an HMAC's output (and its inner digest, which Sum appends first)
 	// Used by Signer.Sign: the signed headers, and their names' list.
@@ -85,12 +86,14 @@ func (v *Verifier) VerifyInto(r *http.Request, lookup Lookup, into *Auth) (*Auth
 	defer func() {
 		// Keep no huge buffer alive: a SignedHeaders list may name
 		// thousands of headers within net/http's header limit.
-		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 && cap(sc.names) <= maxPooledNames {
+		if cap(sc.buf) <= 64<<10 && cap(sc.sts) <= 64<<10 && cap(sc.names) <= maxPooledNames && cap(sc.amz) <= maxPooledNames {
 			sc.buf, sc.sts = sc.buf[:0], sc.sts[:0]
 			clear(sc.pairs)
 			sc.pairs = sc.pairs[:0]
 			clear(sc.names)
 			sc.names = sc.names[:0]
+			clear(sc.amz)
+			sc.amz = sc.amz[:0]
 			scratchPool.Put(sc)
 		}
 	}()
@@ -104,9 +107,9 @@ func (v *Verifier) VerifyInto(r *http.Request, lookup Lookup, into *Auth) (*Auth
 		if len(authz) != 1 {
 			return nil, malformed("only one Authorization header is allowed")
 		}
-		return allSigned(r)(v.verifyHeader(r, authz[0], lookup, sc, into))
+		return allSigned(sc)(v.verifyHeader(r, authz[0], lookup, sc, into))
 	case presigned:
-		return allSigned(r)(v.verifyPresigned(r, lookup, sc, into))
+		return allSigned(sc)(v.verifyPresigned(r, lookup, sc, into))
 	}
 	if hasParam(r.URL.RawQuery, "AWSAccessKeyId") || hasParam(r.URL.RawQuery, "Signature") {
 		// A Signature Version 2 presigned URL (older boto3, 1.26 for one, presigns
@@ -187,13 +190,14 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	if payload == "" && !hashBody {
 		return nil, s3err.New(s3err.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
 	}
+	sc.amz = amzHeaders(r.Header, sc.amz[:0])
 	a := authIn(into)
 	*a = Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
 		SignedAt: signedAt, DecodedLength: r.ContentLength,
 	}
 	if !hashBody {
-		if e := a.setPayload(r, payload); e != nil {
+		if e := a.setPayload(r, payload, sc.amz); e != nil {
 			return nil, e
 		}
 	}
@@ -213,7 +217,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 		if payload = h; !isHex64(payload) {
 			return nil, s3err.New(s3err.InternalError, "sigv4: HashBody returned no lowercase hex SHA-256")
 		}
-		if e := a.setPayload(r, payload); e != nil {
+		if e := a.setPayload(r, payload, sc.amz); e != nil {
 			return nil, e
 		}
 	}
@@ -349,7 +353,8 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch, 
 	if payload == "" {
 		payload = unsignedPayload
 	}
-	if e := a.setPayload(r, payload); e != nil {
+	sc.amz = amzHeaders(r.Header, sc.amz[:0])
+	if e := a.setPayload(r, payload, sc.amz); e != nil {
 		return nil, e
 	}
 	if a.Payload.Streaming() {
@@ -434,7 +439,7 @@ func checkToken(want, got string, signed, presigned bool) *s3err.Error {
 
 // setPayload interprets the x-amz-content-sha256 value and the headers
 // that go with it.
-func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
+func (a *Auth) setPayload(r *http.Request, payload string, amz []amzHeader) *s3err.Error {
 	switch payload {
 	case unsignedPayload:
 		a.Payload = Unsigned
@@ -511,26 +516,13 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 	// cannot compute are forwarded for the upstream to check.
 	// Count the checksum headers first: with more than one, S3 says so
 	// whatever their values.
-	type sent struct {
-		name string
-		vs   []string
-	}
-	var sums []sent
-	for _, h := range [...]http.Header{r.Header, a.Hoisted} {
-		for k, vs := range h {
-			if len(k) <= len(checksumPrefix) || !strings.EqualFold(k[:len(checksumPrefix)], checksumPrefix) {
-				continue
-			}
-			if lower := strings.ToLower(k); isChecksumName(lower) {
-				sums = append(sums, sent{lower, vs})
-			}
-		}
-	}
+	var held [2]amzHeader
+	sums := checksumHeaders(amz, a.Hoisted, held[:0])
 	if len(sums)+btoi(a.Checksum != "") > 1 || len(sums) == 1 && len(sums[0].vs) != 1 {
 		return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
 	}
 	for _, c := range sums {
-		lower := c.name
+		lower := c.k
 		alg := algorithmFor(lower)
 		if alg == nil {
 			return s3err.Detailed(s3err.InvalidRequest, "The algorithm type you specified in x-amz-checksum- header is invalid.", "%q", clip(lower))
@@ -557,6 +549,32 @@ func (a *Auth) setPayload(r *http.Request, payload string) *s3err.Error {
 		a.chain = &chain{trailers: st.trailers, alg: st.alg}
 	}
 	return nil
+}
+
+// checksumHeaders appends to into the checksum headers among amz (the
+// request's x-amz-* headers, amzHeaders) and hoisted (a presigned URL's
+// hoisted headers), each with its name in lower case. Every checksum
+// header is an x-amz-* header, so amz holds all the request's.
+func checksumHeaders(amz []amzHeader, hoisted http.Header, into []amzHeader) []amzHeader {
+	for _, h := range amz {
+		into = appendChecksum(into, h.k, h.vs)
+	}
+	for k, vs := range hoisted {
+		into = appendChecksum(into, k, vs)
+	}
+	return into
+}
+
+// appendChecksum appends header k to into, its name in lower case, if it
+// is a checksum header.
+func appendChecksum(into []amzHeader, k string, vs []string) []amzHeader {
+	if len(k) == len(checksumPrefix) || !hasLowerPrefixFold(k, checksumPrefix) {
+		return into
+	}
+	if lower := strings.ToLower(k); isChecksumName(lower) {
+		into = append(into, amzHeader{lower, vs})
+	}
+	return into
 }
 
 const maxTrailers = 8
