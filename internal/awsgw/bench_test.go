@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/airlock-dev/airlock/internal/clock"
 	"github.com/airlock-dev/airlock/internal/gateway"
 	"github.com/airlock-dev/airlock/internal/gateway/gatewaytest"
 )
@@ -251,9 +252,16 @@ func handlerBenchH1(tb testing.TB) (serve func()) {
 // tr (nil: the gateway's own); lastIn is what the upstream last read.
 func handlerBenchVia(tb testing.TB, put bool, size int, endpoint string, tr http.RoundTripper, lastIn func() int64) (serve func()) {
 	tb.Helper()
+	return handlerBenchOn(tb, nil, put, size, endpoint, tr, lastIn)
+}
+
+// handlerBenchOn is handlerBenchVia with the gateway on clk (nil: the
+// real clock).
+func handlerBenchOn(tb testing.TB, clk clock.Clock, put bool, size int, endpoint string, tr http.RoundTripper, lastIn func() int64) (serve func()) {
+	tb.Helper()
 	auth := gatewaytest.New()
 	payload := bytes.Repeat([]byte("x"), size)
-	gw, err := New(Options{Authority: auth, Transport: tr, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: endpoint, AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
+	gw, err := New(Options{Authority: auth, Transport: tr, Clock: clk, Targets: []Target{{Name: testTarget, Region: testRegion, Endpoint: endpoint, AccessKeyID: upstreamAK, SecretAccessKey: upstreamSK}}})
 	if err != nil {
 		tb.Fatal(err)
 	}

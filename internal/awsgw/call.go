@@ -231,7 +231,11 @@ func (c *call) authenticate() (*sigv4.Auth, *s3err.Error) {
 		}
 		return nil, s3err.As(err)
 	}
-	now := g.now()
+	// The verifier read the gateway's clock (g.now) for the signature's
+	// time microseconds ago: the grant's life is judged at that reading
+	// rather than at another (inScope reads the clock again before the
+	// call goes anywhere).
+	now := auth.CheckedAt
 	if c.ended && notReady && c.gr.Live(now) {
 		// Not ended: the control plane cannot vouch for it right now
 		// (a replica whose store is unreachable). A 503 is retried by

@@ -100,7 +100,12 @@ type Auth struct {
 	AccessKeyID     string
 	Region, Service string
 	SignedAt        time.Time
-	Presigned       bool
+	// CheckedAt is the Verifier's clock (its Now) when it checked the
+	// signature's time against it: a caller that needs the time of the
+	// verification (a credential's lifetime) reads it here rather than
+	// the clock again.
+	CheckedAt time.Time
+	Presigned bool
 	// Expires is SignedAt + X-Amz-Expires for a presigned URL; zero
 	// otherwise.
 	Expires       time.Time

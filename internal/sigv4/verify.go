@@ -194,7 +194,7 @@ func (v *Verifier) verifyHeader(r *http.Request, authz string, lookup Lookup, sc
 	a := authIn(into)
 	*a = Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
-		SignedAt: signedAt, DecodedLength: r.ContentLength,
+		SignedAt: signedAt, CheckedAt: now, DecodedLength: r.ContentLength,
 	}
 	if !hashBody {
 		if e := a.setPayload(r, payload, sc.amz); e != nil {
@@ -341,7 +341,7 @@ func (v *Verifier) verifyPresigned(r *http.Request, lookup Lookup, sc *scratch, 
 	a := authIn(into)
 	*a = Auth{
 		AccessKeyID: c.accessKey, Region: c.region, Service: c.service,
-		SignedAt: signedAt, Presigned: true, Expires: exp, DecodedLength: r.ContentLength,
+		SignedAt: signedAt, CheckedAt: now, Presigned: true, Expires: exp, DecodedLength: r.ContentLength,
 		Hoisted: hoisted,
 	}
 	// A presigned URL normally leaves the payload unsigned; a client that

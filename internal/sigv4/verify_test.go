@@ -417,3 +417,37 @@ func TestVerifyWith(t *testing.T) {
 		t.Fatal("a Verifier without Lookup verified a request")
 	}
 }
+
+// TestCheckedAt: an Auth carries the Verifier's clock reading its
+// signature's time was checked against, header-signed and presigned
+// alike, for a caller to judge the credential's life at without reading
+// the clock again (awsgw's authenticate).
+func TestCheckedAt(t *testing.T) {
+	now := testNow.Add(3 * time.Second) // not the signature's time
+	reads := 0
+	v := testVerifier()
+	v.Now = func() time.Time { reads++; return now }
+
+	r := newReq(t, "GET", objectURL("logs", "app/one.log", ""), nil)
+	signHeader(t, r, sha256Hex(nil), testCreds(), testNow)
+	a, err := v.Verify(onWire(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.CheckedAt.Equal(now) || a.SignedAt.Equal(now) || reads != 1 {
+		t.Errorf("header: CheckedAt %v, SignedAt %v, %d reads; want CheckedAt %v after one read", a.CheckedAt, a.SignedAt, reads, now)
+	}
+
+	reads = 0
+	p := newReq(t, "GET", objectURL("logs", "app/one.log", "X-Amz-Expires=3600"), nil)
+	signed, _, err := s3Signer().PresignHTTP(context.Background(), testCreds(), p, unsignedPayload, "s3", testRegion, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err = v.Verify(onWire(t, newReq(t, "GET", signed, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if !a.CheckedAt.Equal(now) || !a.Presigned || reads != 1 {
+		t.Errorf("presigned: CheckedAt %v, presigned %v, %d reads; want CheckedAt %v after one read", a.CheckedAt, a.Presigned, reads, now)
+	}
+}

@@ -1,0 +1,45 @@
+package awsgw
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/clock"
+)
+
+// countingClock is the real clock, counting its reads.
+type countingClock struct {
+	clock.Clock
+	reads atomic.Int64
+}
+
+func (c *countingClock) Now() time.Time {
+	c.reads.Add(1)
+	return c.Clock.Now()
+}
+
+// gatewayClockReadsMax is how many times a GET through the handler reads
+// the gateway's clock: once in the verifier, for the signature's time
+// (which the call's authentication reuses for the grant's life: it read
+// it again before), and once in inScope, before the call is forwarded.
+const gatewayClockReadsMax = 2
+
+// TestGatewayClockReads: a GET reads the gateway's clock no more than
+// gatewayClockReadsMax times. Each read of the wall clock is a vDSO call
+// (some 120 ns on a kvm-clock guest, bench/HISTORY.md).
+func TestGatewayClockReads(t *testing.T) {
+	clk := &countingClock{Clock: clock.Real}
+	serve := handlerBenchOn(t, clk, false, 1<<10, "http://upstream.test", &memUpstream{body: make([]byte, 1<<10)}, func() int64 { return 0 })
+	serve() // the session's start reads it too: once per session
+	const calls = 10
+	clk.reads.Store(0)
+	for range calls {
+		serve()
+	}
+	if n := clk.reads.Load(); n > calls*gatewayClockReadsMax {
+		t.Errorf("%d GETs read the gateway's clock %d times, want at most %d each", calls, n, gatewayClockReadsMax)
+	} else {
+		t.Logf("%d GETs read the gateway's clock %d times", calls, n)
+	}
+}
