@@ -32,6 +32,25 @@ type realClock struct{}
 func (realClock) Now() time.Time                            { return time.Now() }
 func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
+// RealTimers reports whether c's timers are the real clock's
+// (time.AfterFunc): Real's and Func's, and those of a clock that runs its
+// timers on another (a Timers method) whose timers are. Timers of two
+// such clocks run on the same time, so one can be reset for the other's
+// use (awsgw keeps one timer for a call's two watches).
+func RealTimers(c Clock) bool {
+	for range 8 { // a chain of clocks each on another: bounded
+		switch t := c.(type) {
+		case realClock, Func:
+			return true
+		case interface{ Timers() Clock }:
+			c = t.Timers()
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // Func is the real clock's timers with another source of Now: for callers
 // that shift or freeze the time they read but still want timers to run.
 type Func func() time.Time

@@ -96,3 +96,32 @@ func TestFakeTimerReset(t *testing.T) {
 		t.Fatalf("ran at %v", at)
 	}
 }
+
+// onTimers is a clock whose timers are another's.
+type onTimers struct {
+	Clock
+	timers Clock
+}
+
+func (c onTimers) Timers() Clock { return c.timers }
+
+func TestRealTimers(t *testing.T) {
+	fake := NewFake(time.Unix(0, 0))
+	for _, tc := range []struct {
+		name string
+		c    Clock
+		want bool
+	}{
+		{"Real", Real, true},
+		{"Func", Func(time.Now), true},
+		{"Fake", fake, false},
+		{"on Real", onTimers{Clock: fake, timers: Real}, true},
+		{"on a Func on Real", onTimers{Clock: fake, timers: onTimers{Clock: fake, timers: Func(time.Now)}}, true},
+		{"on Fake", onTimers{Clock: Real, timers: fake}, false},
+		{"nil", nil, false},
+	} {
+		if got := RealTimers(tc.c); got != tc.want {
+			t.Errorf("%s: RealTimers = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

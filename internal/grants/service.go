@@ -363,6 +363,9 @@ func (c serviceClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	return c.s.clk.AfterFunc(d, f)
 }
 
+// Timers is the clock the service's timers run on (clock.RealTimers).
+func (c serviceClock) Timers() clock.Clock { return c.s.clk }
+
 // cutOff ends grant id in memory (see authority.Authority.CutOff).
 func (s *Service) cutOff(id, reason string) *gateway.Grant { return s.auth.CutOff(id, reason) }
 
