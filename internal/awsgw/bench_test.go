@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -203,6 +204,9 @@ func BenchmarkGatewayHandler(b *testing.B) {
 		h1   bool
 	}{
 		{"Get1KiB", false, 1 << 10, false},
+		// The same with the client's connection known, as airlock serve
+		// tells it (ConnContext): the answer's stall watch is armed.
+		{"Get1KiB-conn", false, 1 << 10, false},
 		// The same through awsgw's own HTTP/1 client, as airlock serve
 		// sends it, to cannedUpstream over loopback TCP.
 		{"Get1KiB-h1", false, 1 << 10, true},
@@ -211,9 +215,14 @@ func BenchmarkGatewayHandler(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var serve func()
-			if bc.h1 {
+			switch {
+			case bc.h1:
 				serve = handlerBenchH1(b)
-			} else {
+			case strings.HasSuffix(bc.name, "-conn"):
+				c, _ := stalledConn(b)
+				up := &memUpstream{body: bytes.Repeat([]byte("x"), bc.size)}
+				serve = handlerBenchOn(b, nil, c, false, bc.size, "http://upstream.test", up, func() int64 { return 0 })
+			default:
 				serve, _ = handlerBench(b, bc.put, bc.size)
 			}
 			serve()
@@ -252,12 +261,14 @@ func handlerBenchH1(tb testing.TB) (serve func()) {
 // tr (nil: the gateway's own); lastIn is what the upstream last read.
 func handlerBenchVia(tb testing.TB, put bool, size int, endpoint string, tr http.RoundTripper, lastIn func() int64) (serve func()) {
 	tb.Helper()
-	return handlerBenchOn(tb, nil, put, size, endpoint, tr, lastIn)
+	return handlerBenchOn(tb, nil, nil, put, size, endpoint, tr, lastIn)
 }
 
 // handlerBenchOn is handlerBenchVia with the gateway on clk (nil: the
-// real clock).
-func handlerBenchOn(tb testing.TB, clk clock.Clock, put bool, size int, endpoint string, tr http.RoundTripper, lastIn func() int64) (serve func()) {
+// real clock) and, if conn is not nil, the requests' context telling the
+// handler their client's connection, as ConnContext does in airlock
+// serve (so that answers are watched for a stalled client, idle.go).
+func handlerBenchOn(tb testing.TB, clk clock.Clock, conn net.Conn, put bool, size int, endpoint string, tr http.RoundTripper, lastIn func() int64) (serve func()) {
 	tb.Helper()
 	auth := gatewaytest.New()
 	payload := bytes.Repeat([]byte("x"), size)
@@ -287,8 +298,12 @@ func handlerBenchOn(tb testing.TB, clk clock.Clock, put bool, size int, endpoint
 		tb.Fatal(err)
 	}
 	w := &discardWriter{h: http.Header{}}
+	ctx := context.Background()
+	if conn != nil {
+		ctx = ConnContext(ctx, conn)
+	}
 	serve = func() {
-		r := tmpl.Clone(context.Background())
+		r := tmpl.Clone(ctx)
 		r.RequestURI = "/logs/app/obj"
 		r.RemoteAddr = "127.0.0.1:40000"
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -68,10 +68,13 @@ type clientCut struct {
 	// timer (the gateway's); without it, answers are not watched.
 	stallTimers *timerPool
 	stallTimer  *keptTimer
-	lastAcked   uint64
-	looked      bool
-	stall       bool
-	idleEnded   bool
+	// spare is the call's answer watch's timer, released for the stall
+	// watch to take (offerTimer), or nil.
+	spare     *keptTimer
+	lastAcked uint64
+	looked    bool
+	stall     bool
+	idleEnded bool
 }
 
 // armClientCut makes the session's end (ctx's cancellation with a cut

@@ -30,7 +30,7 @@ const gatewayClockReadsMax = 2
 // (some 120 ns on a kvm-clock guest, bench/HISTORY.md).
 func TestGatewayClockReads(t *testing.T) {
 	clk := &countingClock{Clock: clock.Real}
-	serve := handlerBenchOn(t, clk, false, 1<<10, "http://upstream.test", &memUpstream{body: make([]byte, 1<<10)}, func() int64 { return 0 })
+	serve := handlerBenchOn(t, clk, nil, false, 1<<10, "http://upstream.test", &memUpstream{body: make([]byte, 1<<10)}, func() int64 { return 0 })
 	serve() // the session's start reads it too: once per session
 	const calls = 10
 	clk.reads.Store(0)

@@ -73,7 +73,7 @@ func (x *exchange) clientCut() *clientCut {
 // session watch calls cutClient when it cuts the call.
 func (x *exchange) watchClient(w http.ResponseWriter, r *http.Request) *clientCut {
 	cc := &x.cut
-	cc.init(w, r, &x.c.gw.stallTimers)
+	cc.init(w, r, x.c.gw.stallTimers)
 	x.ccMu.Lock()
 	x.cc = cc
 	cut := x.cutNow
@@ -214,7 +214,7 @@ func (x *exchange) run(t *target, op *s3iam.Op, auth *sigv4.Auth, checkedBody []
 		watch.start()
 	}
 	resp, err := t.rt.RoundTrip(req)
-	watch.stop()
+	watch.handOff(cc)
 	if err == nil && resp == nil {
 		err = errors.New("the RoundTripper returned neither a response nor an error")
 	}

@@ -90,8 +90,10 @@ type Gateway struct {
 
 	// answerTimers keeps the answer watches' timers between calls
 	// (answerwait.go, timers.go), on clock; stallTimers the stall
-	// watches' (idle.go), on the real clock.
-	answerTimers, stallTimers timerPool
+	// watches' (idle.go), on the real clock: answerTimers itself when
+	// clock's timers are the real clock's.
+	answerTimers timerPool
+	stallTimers  *timerPool
 
 	// base is cancelled by Close, which cuts every session.
 	base       context.Context
@@ -148,7 +150,14 @@ func New(o Options) (*Gateway, error) {
 		verifier: &sigv4.Verifier{Now: now, MaxSkew: MaxSkew, HashBody: hashServiceBody}, // any service: service.go
 		sessions: map[sessionKey]*session{},
 	}
-	g.answerTimers.clk, g.stallTimers.clk = o.Clock, clock.Real
+	g.answerTimers.clk = o.Clock
+	if clock.RealTimers(o.Clock) {
+		// One pool for both watches: a call's answer watch hands its timer
+		// to its stall watch (answerWatch.handOff).
+		g.stallTimers = &g.answerTimers
+	} else {
+		g.stallTimers = &timerPool{clk: clock.Real}
+	}
 	g.hosts = o.Hosts
 	for _, t := range o.Targets {
 		if _, dup := g.targets[t.Name]; dup {

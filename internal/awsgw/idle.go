@@ -119,7 +119,31 @@ func (cc *clientCut) watchStallLocked() {
 	if cc.conn == nil || cc.stallTimer != nil || cc.idleEnded || cc.stallTimers == nil {
 		return
 	}
+	if k := cc.spare; k != nil {
+		cc.spare = nil
+		if k.take(clientIdleTime, cc) {
+			cc.stallTimer = k
+			return
+		}
+		cc.stallTimers.stop(k)
+	}
 	cc.stallTimer = cc.stallTimers.start(clientIdleTime, cc)
+}
+
+// offerTimer gives the stall watch k, a timer of its pool that the
+// call's answer watch no longer needs, still armed: the watch resets it
+// rather than taking one from the pool, and endIdle stops it if the
+// watch never starts. It reports false, keeping nothing, for a call
+// whose answer is not watched or whose watch is under way or over.
+func (cc *clientCut) offerTimer(k *keptTimer) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.conn == nil || cc.stallTimers == nil || cc.stallTimer != nil || cc.spare != nil || cc.idleEnded {
+		return false
+	}
+	k.release()
+	cc.spare = k
+	return true
 }
 
 // timerFired is the stall watch's timer: a look at the client's progress.
@@ -158,6 +182,10 @@ func (cc *clientCut) endIdle() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.idleEnded = true
+	if cc.spare != nil {
+		cc.stallTimers.stop(cc.spare)
+		cc.spare = nil
+	}
 	if cc.stallTimer != nil {
 		cc.stallTimers.stop(cc.stallTimer)
 		cc.stallTimer = nil

@@ -153,3 +153,92 @@ func BenchmarkStallWatch(b *testing.B) {
 		cc.endIdle()
 	}
 }
+
+// TestAnswerTimerServesStallWatch: once the upstream answers, the answer
+// watch hands its timer, still armed but for no watch, to the call's
+// stall watch, which resets it when the answer streams rather than the
+// two stopping one timer and taking another (answerWatch.handOff). A
+// timer that ran while on offer does nothing, not even give up on the
+// answer, and is not taken; nor is one for another pool, or offered to a
+// call whose answer is not watched. Every timer is stopped once the
+// watches end.
+func TestAnswerTimerServesStallWatch(t *testing.T) {
+	c, _ := stalledConn(t)
+	if !progressKnown(c) {
+		t.Skip("this system does not tell a client's progress: answers are not watched")
+	}
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	pool := &timerPool{clk: clk}
+	gaveUp := false
+	watch := func() *answerWatch {
+		w := &answerWatch{after: upstreamAnswerTime, cancel: cancelFunc(func(error) { gaveUp = true }), timers: pool}
+		w.start()
+		return w
+	}
+
+	t.Run("handed over", func(t *testing.T) {
+		w := watch()
+		k := w.timer
+		cc := &clientCut{conn: c, stallTimers: pool}
+		w.handOff(cc)
+		if cc.spare != k || w.timer != nil || clk.Pending() != 1 {
+			t.Fatalf("after the hand-off: spare %p (the watch's %p), watch's %p, %d pending", cc.spare, k, w.timer, clk.Pending())
+		}
+		cc.streamNow()
+		if cc.stallTimer != k || cc.spare != nil || clk.Pending() != 1 {
+			t.Fatalf("the stall watch armed %p, not the answer watch's %p (spare %p, %d pending)", cc.stallTimer, k, cc.spare, clk.Pending())
+		}
+		clk.Advance(clientIdleTime) // the stall watch's first look
+		if !cc.looked || gaveUp {
+			t.Fatalf("after a period: looked %v, answer given up %v", cc.looked, gaveUp)
+		}
+		cc.endIdle()
+		if clk.Pending() != 0 {
+			t.Fatalf("%d timers pending after the watches ended", clk.Pending())
+		}
+	})
+	t.Run("ran while on offer", func(t *testing.T) {
+		w := watch()
+		k := w.timer
+		cc := &clientCut{conn: c, stallTimers: pool}
+		w.handOff(cc)
+		clk.Advance(upstreamAnswerTime) // the answer's bound passes: nobody's
+		if gaveUp {
+			t.Fatal("a timer on offer gave up on an answer that had come")
+		}
+		cc.streamNow()
+		if cc.stallTimer == nil || cc.stallTimer == k {
+			t.Fatalf("the stall watch armed %p: a timer that ran (%p) was taken", cc.stallTimer, k)
+		}
+		cc.endIdle()
+		if clk.Pending() != 0 {
+			t.Fatalf("%d timers pending after the watches ended", clk.Pending())
+		}
+	})
+	t.Run("not handed over", func(t *testing.T) {
+		for _, cc := range []*clientCut{
+			{conn: c, stallTimers: &timerPool{clk: clock.Real}}, // another pool
+			{stallTimers: pool}, // an answer not watched
+		} {
+			w := watch()
+			w.handOff(cc)
+			if cc.spare != nil || clk.Pending() != 0 {
+				t.Fatalf("offered %p to a watch that cannot take it; %d pending", cc.spare, clk.Pending())
+			}
+			cc.streamNow()
+			cc.endIdle()
+		}
+	})
+	t.Run("never streamed", func(t *testing.T) {
+		w := watch()
+		cc := &clientCut{conn: c, stallTimers: pool}
+		w.handOff(cc)
+		cc.endIdle() // the answer failed before it streamed
+		if cc.spare != nil || clk.Pending() != 0 {
+			t.Fatalf("spare %p, %d pending after the call ended", cc.spare, clk.Pending())
+		}
+	})
+	if gaveUp {
+		t.Error("an answer watch gave up")
+	}
+}

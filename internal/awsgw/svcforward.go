@@ -239,7 +239,7 @@ func (c *call) exchangeService(ctx context.Context, t *target, op *awsops.Op, bo
 		e := s3err.As(err)
 		return fail(e, e.Code+": "+e.Text())
 	}
-	cc := armClientCut(ctx, w, c.r, &c.gw.stallTimers)
+	cc := armClientCut(ctx, w, c.r, c.gw.stallTimers)
 	defer cc.disarm()
 	defer cc.endIdle()
 	sc := sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}

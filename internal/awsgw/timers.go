@@ -74,6 +74,31 @@ func (p *timerPool) start(d time.Duration, to timerOwner) *keptTimer {
 	return k
 }
 
+// release leaves k armed but for no watch: its function, should it run,
+// does nothing (and k is then never lent again). take arms it for the
+// call's next watch.
+func (k *keptTimer) release() {
+	k.mu.Lock()
+	k.to = nil
+	k.mu.Unlock()
+}
+
+// take arms k, released, for to, d from now, and reports whether it
+// did: not if k's function has started since it was lent, whatever it
+// did, for a timer that ran is never lent again (stop it instead).
+func (k *keptTimer) take(d time.Duration, to timerOwner) bool {
+	k.mu.Lock()
+	ok := !k.fired && k.reset != nil
+	if ok {
+		k.to = to
+	}
+	k.mu.Unlock()
+	if ok {
+		k.reset(d)
+	}
+	return ok
+}
+
 // stop stops k, whose watch is over, and keeps it for another if its
 // function never started. Stop reports true only if the function had not
 // started since the timer was last armed; fired covers the runs before
