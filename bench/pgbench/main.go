@@ -60,12 +60,14 @@ type options struct {
 	// zeroed before each measured gateway phase and dumped after it, so
 	// that each dump is one phase's instructions.
 	cgdump bool
-	// hold stops after the set-up: it prints airlock serve's PID and the
+	// hold stops after the set-up: it prints airlock serve's and PgBouncer's PIDs and the
 	// grant's environment for pgbench, and waits for SIGINT before the
 	// cleanup, so that the server can be counted or sampled by hand.
 	hold bool
 	// stat is perf stat's events, counted on airlock serve during each
-	// measured gateway phase and printed per transaction; keepLog where
+	// measured gateway phase and on PgBouncer during each of its own
+	// (the same counts for the peer in the same run), printed per
+	// transaction; keepLog where
 	// to copy the server's log once it has stopped (its runtime policies' lines).
 	stat, keepLog string
 }
@@ -92,10 +94,10 @@ func run() int {
 	flag.StringVar(&o.sslmode, "sslmode", "disable", "sslmode for every path (the gateway and PostgreSQL both offer TLS; PgBouncer here does not)")
 	flag.StringVar(&o.out, "out", "bench/out/pgbench.json", "where to write the raw figures as JSON")
 	flag.BoolVar(&o.cgdump, "cgdump", false, "airlock serve runs under callgrind (-airlock a script that execs valgrind --tool=callgrind for serve, keeping its PID): zero its counts before each measured gateway phase and dump them after it (callgrind_control), labelled with the round and mode")
-	flag.StringVar(&o.stat, "stat", "", "count these events (comma-separated, as `perf stat -e`) on airlock serve during each measured gateway phase and print them per transaction")
+	flag.StringVar(&o.stat, "stat", "", "count these events (comma-separated, as `perf stat -e`) on airlock serve during each measured gateway phase, and on PgBouncer during each of its phases, and print them per transaction")
 	flag.StringVar(&o.keepLog, "keep-log", "", "copy airlock serve's log here once it has stopped")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
-	flag.BoolVar(&o.hold, "hold", false, "set up the database, airlock serve and its grant, print the server's PID and the environment pgbench needs to connect through it, and wait for SIGINT (then clean up): for counting or sampling the server by hand")
+	flag.BoolVar(&o.hold, "hold", false, "set up the database, airlock serve and its grant and PgBouncer, print their PIDs, the environment pgbench needs to connect through the gateway and PgBouncer's port (BOUNCER_PORT, as BOUNCER_USER without a password), and wait for SIGINT (then clean up): for counting or sampling the server by hand")
 	flag.Parse()
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
 	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.idleMore < 0 || (o.idleMore > 0 && o.idle == 0) || o.connect < 0 ||
@@ -132,7 +134,10 @@ func (o options) slopeHeld() int {
 	return o.slopeBase() + o.idleSlope*o.slopeBatches
 }
 
-// hold sets up as bench does, without PgBouncer, and waits for ctx.
+// hold sets up as bench does, PgBouncer included, and waits for ctx. It
+// prints the gateway's environment as export lines and PgBouncer's port,
+// so that the same pgbench can be pointed at either (PGPORT=$BOUNCER_PORT
+// with the admin role, which PgBouncer trusts).
 func hold(ctx context.Context, r *benchkit.Runner, o options) {
 	if _, err := exec.LookPath("pgbench"); err != nil {
 		r.Skip("pgbench not found; install it with: apt-get install postgresql-client")
@@ -141,7 +146,9 @@ func hold(ctx context.Context, r *benchkit.Runner, o options) {
 	bin := benchkit.BuildAirlock(r, o.airlock, r.TempDir())
 	srv := startGateway(r, bin, f, o.keepLog)
 	_, gw := grant(r, srv, f, o.sslmode)
+	bnc := startBouncer(r, f, o.clients+50, max(20, o.clients+4))
 	fmt.Printf("AIRLOCK_PID=%d\n", srv.PID())
+	fmt.Printf("BOUNCER_PID=%d\nBOUNCER_PORT=%d\nBOUNCER_USER=%s\n", bnc.pid(), bnc.client.Port, bnc.client.User)
 	for _, kv := range gw.environ() {
 		if strings.HasPrefix(kv, "PG") {
 			fmt.Printf("export %s\n", kv)
@@ -281,7 +288,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 			}
 		}
 		var stat *benchkit.PerfStat
-		if o.stat != "" && measuring && path == "gateway" {
+		if o.stat != "" && measuring && (path == "gateway" || path == "pgbouncer") {
 			var err error
 			if stat, err = benchkit.StartPerfStat(t.pid, o.stat); err != nil {
 				r.Fatalf("perf stat: %v", err)
@@ -312,7 +319,7 @@ func bench(ctx context.Context, r *benchkit.Runner, o options) *report {
 		}
 		if stat != nil {
 			p.PerfStat = stat.Stop(p.Transactions)
-			benchkit.Progress("perf stat %-8s a transaction:%s", mode, p.PerfStat)
+			benchkit.Progress("perf stat %-9s %-8s a transaction:%s", path, mode, p.PerfStat)
 		}
 		if err != nil {
 			extra := ""

@@ -43,8 +43,8 @@ type phase struct {
 	// PostgreSQL refused its logins for want of connection slots
 	// (slots.go): its figures are the last run's.
 	SlotRetries int `json:"slot_retries,omitempty"`
-	// PerfStat is, for a measured gateway phase with -stat, perf stat's
-	// counts on the server divided by the transactions.
+	// PerfStat is, for a measured gateway or PgBouncer phase with -stat,
+	// perf stat's counts on that process divided by the transactions.
 	PerfStat string `json:"perf_stat,omitempty"`
 }
 
