@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/airlock-dev/airlock/internal/procpolicy"
 )
 
 // BuildAirlock compiles cmd/airlock into dir, unless bin names a binary
@@ -98,7 +100,7 @@ func (s *Server) Start(r *Runner, config string, env []string) {
 	s.cmd.Dir = s.Dir
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
+	if err := startWithSlack(s.cmd, procpolicy.TimerSlack); err != nil {
 		logf.Close()
 		r.Fatalf("starting airlock serve: %v", err)
 	}
