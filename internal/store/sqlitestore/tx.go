@@ -95,12 +95,33 @@ const runGap = 32
 // of the 15,767 instructions per entry of BenchmarkIndexBatch.
 const logInsertRows = 128
 
-// logCols is the number of parameters of one row of insertLogSQL.
-const logCols = 6
+// logSizes is the number of sizes of the log's multi-row INSERTs: 1, 2,
+// 4, ... logInsertRows rows.
+var logSizes = bits.Len(logInsertRows)
 
-// insertLogSQL[k] inserts 1<<k log rows, for 1<<k up to logInsertRows: a
-// batch goes in as many full statements as it fills, then one statement
-// for each set bit of what is left (at most seven), never one per row.
+// A log INSERT's form says which of a row's strings the statement binds
+// once, as ?1, ?2 ... for all its rows, rather than once a row: its type
+// (shareType), its grant (shareGrant), its session (shareSession). The
+// driver copies every string argument into C memory, binds it, binds NULL
+// over it after the step and frees it, about 900 instructions an argument
+// under callgrind; the rows of a statement mostly share their type and
+// grant, and some their session (bench/HISTORY.md, "The log per record:
+// ..."). SQLite stores the same values either way.
+const (
+	shareType = 1 << iota
+	shareGrant
+	shareSession
+	logForms = 1 << 3
+)
+
+// logStmt is the index in insertLogSQL (and rawSQL) of the INSERT of 1<<k
+// rows in form.
+func logStmt(form, k int) int { return form*logSizes + k }
+
+// insertLogSQL[logStmt(form, k)] inserts 1<<k log rows, for 1<<k up to
+// logInsertRows, in form: a batch goes in as many full statements as it
+// fills, then one statement for each set bit of what is left (at most
+// seven), never one per row.
 //
 // The rows name no seq: SQLite gives each the table's largest rowid plus
 // one, which is the entry's Seq, since AppendLog checked that the entries
@@ -112,13 +133,40 @@ const logCols = 6
 // entry, seq 0, is inserted with its seq (insertFirstLogSQL): an empty
 // table's next rowid is 1.
 var insertLogSQL = func() []string {
-	var qs []string
-	for n := 1; n <= logInsertRows; n *= 2 {
-		qs = append(qs, `INSERT INTO log_entries (time, type, grant_id, session_id, data, leaf_hash) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", "))
+	qs := make([]string, logForms*logSizes)
+	for form := range logForms {
+		for k := range logSizes {
+			qs[logStmt(form, k)] = insertLogQuery(form, 1<<k)
+		}
 	}
 	return qs
 }()
+
+// insertLogQuery is the INSERT of n log rows in form. The shared columns
+// come first in its column list, as ?1, ?2 ... in every row: an anonymous
+// parameter is numbered one more than the largest before it, so the first
+// row's others follow them and each later row's follow the row before.
+func insertLogQuery(form, n int) string {
+	var shared, own []string
+	for i, col := range []string{"type", "grant_id", "session_id"} {
+		if form&(1<<i) != 0 {
+			shared = append(shared, col)
+		} else {
+			own = append(own, col)
+		}
+	}
+	cols := slices.Concat(shared, []string{"time"}, own, []string{"data", "leaf_hash"})
+	row := make([]string, 0, len(cols))
+	for i := range shared {
+		row = append(row, "?"+strconv.Itoa(i+1))
+	}
+	for range len(cols) - len(shared) {
+		row = append(row, "?")
+	}
+	r := "(" + strings.Join(row, ", ") + ")"
+	return `INSERT INTO log_entries (` + strings.Join(cols, ", ") + `) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(r+", ", n), ", ")
+}
 
 // runsMaxRows is the most runs one INSERT of runs takes.
 const runsMaxRows = 64
@@ -513,28 +561,61 @@ func (t *Tx) AppendLog(ctx context.Context, entries []store.LogEntry) error {
 	}()
 	var strs argCache
 	for i < len(entries) {
-		k := len(insertLogSQL) - 1
+		k := logSizes - 1
 		for 1<<k > len(entries)-i {
 			k--
 		}
 		n := 1 << k
+		rows := entries[i : i+n]
+		form := 0
+		if n > 1 {
+			form = sharedForm(rows)
+		}
 		args = args[:0]
-		for _, e := range entries[i : i+n] {
+		first := &rows[0]
+		for j, s := range [...]string{first.Type, first.GrantID, first.SessionID} {
+			if form&(1<<j) != 0 {
+				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: strs.arg(s)})
+			}
+		}
+		for _, e := range rows {
+			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: timeArg(e.Time)})
+			for j, s := range [...]string{e.Type, e.GrantID, e.SessionID} {
+				if form&(1<<j) == 0 {
+					args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: strs.arg(s)})
+				}
+			}
 			o := len(args)
 			args = append(args,
-				driver.NamedValue{Ordinal: o + 1, Value: timeArg(e.Time)},
-				driver.NamedValue{Ordinal: o + 2, Value: strs.arg(e.Type)},
-				driver.NamedValue{Ordinal: o + 3, Value: strs.arg(e.GrantID)},
-				driver.NamedValue{Ordinal: o + 4, Value: strs.arg(e.SessionID)},
-				driver.NamedValue{Ordinal: o + 5, Value: e.Data},
-				driver.NamedValue{Ordinal: o + 6, Value: e.LeafHash})
+				driver.NamedValue{Ordinal: o + 1, Value: e.Data},
+				driver.NamedValue{Ordinal: o + 2, Value: e.LeafHash})
 		}
-		if err := t.execRaw(ctx, k, args); err != nil {
+		if err := t.execRaw(ctx, logStmt(form, k), args); err != nil {
 			return fmt.Errorf("sqlitestore: append log: entries %d-%d: %w", entries[i].Seq, entries[i+n-1].Seq, err)
 		}
 		i += n
 	}
 	return t.appendRuns(ctx, entries, args)
+}
+
+// sharedForm is the form of rows' INSERT: the strings every row holds the
+// same of.
+func sharedForm(rows []store.LogEntry) int {
+	form := shareType | shareGrant | shareSession
+	first := &rows[0]
+	for i := 1; i < len(rows) && form != 0; i++ {
+		e := &rows[i]
+		if e.Type != first.Type {
+			form &^= shareType
+		}
+		if e.GrantID != first.GrantID {
+			form &^= shareGrant
+		}
+		if e.SessionID != first.SessionID {
+			form &^= shareSession
+		}
+	}
+	return form
 }
 
 // timeArg is an entry's time as its row's argument: nanoseconds, or NULL
