@@ -93,6 +93,13 @@ func TestTagRows(t *testing.T) {
 	}{
 		{"SELECT 3", 3, true}, {"INSERT 0 5", 5, true}, {"COPY 10", 10, true},
 		{"UPDATE 0", 0, true}, {"BEGIN", 0, false}, {"SET", 0, false}, {"SELECT x", 0, false},
+		// The digits summed by hand agree with strconv.ParseInt at the
+		// edges: a trailing NUL, no digits, a sign, a letter among them,
+		// 18 and 19 digits, the largest int64 and one past it.
+		{"SELECT 7\x00", 7, true}, {"SELECT ", 0, false}, {"SELECT +4", 4, true}, {"SELECT -4", -4, true},
+		{"SELECT 1a", 0, false}, {"SELECT 007", 7, true},
+		{"COPY 999999999999999999", 999999999999999999, true}, {"COPY 1000000000000000000", 1000000000000000000, true},
+		{"COPY 9223372036854775807", 9223372036854775807, true}, {"COPY 9223372036854775808", 0, false},
 	}
 	for _, tc := range tests {
 		n, ok := tagRows([]byte(tc.tag))
