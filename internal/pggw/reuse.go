@@ -397,12 +397,29 @@ var keepFuncs = func() map[string]bool {
 	return m
 }()
 
-// stateActions are the statements whose code the text does not show.
-var stateActions = setOf("pg:load", "pg:do", "pg:call")
+// isStateAction reports whether action a is a statement whose code the
+// text does not show. A switch, not a set: every statement of a session
+// that may be reused asks, and a map's lookup cost 146 instructions a
+// pgbench -S statement (bench/HISTORY.md, "pgbench -S: a CommandComplete's
+// count and a statement's state test by hand").
+func isStateAction(a string) bool {
+	switch a {
+	case "pg:load", "pg:do", "pg:call":
+		return true
+	}
+	return false
+}
 
-// createsNoCode are the objects a CREATE may make without leaving state
-// (leavesState): their expressions are in the statement's text.
-var createsNoCode = setOf("table", "sequence", "view", "recursive", "schema", "domain")
+// createsNoCode reports whether a CREATE of kind k (createdKind) makes an
+// object without leaving state (leavesState): its expressions are in the
+// statement's text.
+func createsNoCode(k string) bool {
+	switch k {
+	case "table", "sequence", "view", "recursive", "schema", "domain":
+		return true
+	}
+	return false
+}
 
 // leavesState reports whether sql may make backend state that DISCARD
 // ALL does not reset.
@@ -439,10 +456,10 @@ func leavesStateOf(sql, action string) bool {
 // is (leavesState).
 func stateStatement(sql, a string) bool {
 	switch {
-	case stateActions[a]:
+	case isStateAction(a):
 		return true
 	case a == "pg:create":
-		return !createsNoCode[createdKind(sql)]
+		return !createsNoCode(createdKind(sql))
 	}
 	return false
 }
