@@ -41,7 +41,11 @@ type options struct {
 	side, airlock, s3bench, wrap, perf, calls string
 	// stat is perf stat's events, counted on the proxy from a second
 	// before each count's calls to their end and printed per call.
-	stat                string
+	stat string
+	// attach is a command run around each count's calls, {pid} and
+	// {calls} replaced by the proxy's process ID and the count, ended
+	// with SIGINT when the calls are done.
+	attach              string
 	warm, clients, port int
 	// cgdump makes callgrind_control zero the counts after the warm-up and
 	// dump them after each measured run, and the proxy end with SIGKILL:
@@ -60,6 +64,7 @@ func main() {
 	flag.StringVar(&o.wrap, "wrap", "", "command line the proxy runs under (e.g. valgrind --tool=callgrind ...), space-separated")
 	flag.StringVar(&o.perf, "perf", "", "write `perf record -e cpu-clock -g` of the proxy during the measured calls here")
 	flag.StringVar(&o.stat, "stat", "", "count these events (comma-separated, as `perf stat -e`) on the proxy during the measured calls and print them per call")
+	flag.StringVar(&o.attach, "attach", "", "command run around each count's calls, ended with SIGINT after them, space-separated; {pid} and {calls} stand for the proxy's process ID and the count (e.g. `perf trace -s -p {pid} -o trace.{calls}`)")
 	flag.StringVar(&o.calls, "calls", "500", "comma-separated counts of measured calls, run one after another, each split over the clients")
 	flag.BoolVar(&o.cgdump, "cgdump", false, "the proxy runs under callgrind: zero its counts after the warm-up and dump them after each count")
 	flag.BoolVar(&o.nocheck, "nocheck", false, "skip the check that the review counts every call (its query's allocations would fall into a heap profile taken at the stop)")
@@ -222,6 +227,15 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 			}
 			time.Sleep(time.Second) // perf attaches
 		}
+		var attached *exec.Cmd
+		if o.attach != "" {
+			attached = attachCommand(o.attach, pid, n)
+			attached.Stdout, attached.Stderr = os.Stderr, os.Stderr
+			if err := attached.Start(); err != nil {
+				r.Fatal(err)
+			}
+			time.Sleep(time.Second) // it attaches
+		}
 		var stat *benchkit.PerfStat
 		if o.stat != "" {
 			var err error
@@ -245,6 +259,10 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 		if perf != nil {
 			_ = perf.Process.Signal(syscall.SIGINT)
 			_ = perf.Wait()
+		}
+		if attached != nil {
+			_ = attached.Process.Signal(syscall.SIGINT)
+			_ = attached.Wait()
 		}
 		if stat != nil {
 			fmt.Printf("  per call:%s\n", stat.Stop(int64(n)))
@@ -297,6 +315,13 @@ var (
 	calls int64
 	kill  bool
 )
+
+// attachCommand is -attach's command line for the proxy pid and a count
+// of n calls.
+func attachCommand(line string, pid, n int) *exec.Cmd {
+	args := strings.Fields(strings.NewReplacer("{pid}", strconv.Itoa(pid), "{calls}", strconv.Itoa(n)).Replace(line))
+	return exec.Command(args[0], args[1:]...)
+}
 
 func callgrindControl(r *benchkit.Runner, op string, pid int) {
 	out, err := exec.Command("callgrind_control", op, strconv.Itoa(pid)).CombinedOutput()
