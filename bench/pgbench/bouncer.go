@@ -74,7 +74,7 @@ ignore_startup_parameters = extra_float_digits
 	}
 	b.cmd = exec.Command(bouncerBin, args...)
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
-	if err := b.cmd.Start(); err != nil {
+	if err := benchkit.StartPeer(b.cmd); err != nil {
 		logf.Close()
 		r.Fatalf("starting pgbouncer: %v", err)
 	}

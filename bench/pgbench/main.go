@@ -98,7 +98,9 @@ func run() int {
 	flag.StringVar(&o.keepLog, "keep-log", "", "copy airlock serve's log here once it has stopped")
 	flag.StringVar(&o.airlock, "airlock", "", "airlock binary to run (default: build ./cmd/airlock)")
 	flag.BoolVar(&o.hold, "hold", false, "set up the database, airlock serve and its grant and PgBouncer, print their PIDs, the environment pgbench needs to connect through the gateway and PgBouncer's port (BOUNCER_PORT, as BOUNCER_USER without a password), and wait for SIGINT (then clean up): for counting or sampling the server by hand")
+	benchkit.PeerSlackFlag()
 	flag.Parse()
+	benchkit.Progress("%s", benchkit.PeerSlackNote())
 	o.seconds = int(phaseLen.Round(time.Second) / time.Second)
 	if o.seconds < 1 || o.rounds < 1 || o.clients < 1 || o.threads < 1 || o.clients%o.threads != 0 || o.scale < 1 || o.idle < 0 || o.idleMore < 0 || (o.idleMore > 0 && o.idle == 0) || o.connect < 0 ||
 		o.idleSlope < 0 || (o.idleSlope > 0 && (o.slopeBatches < 1 || o.idleWarm < 1)) {

@@ -199,7 +199,7 @@ func startGoproxy(r *benchkit.Runner, upstreamURL, tlsDir string) *goProxy {
 	// not Pdeathsig, which follows the forking OS thread rather than the
 	// process (and is Linux-only).
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = g.cmd.Start()
+	err = benchkit.StartPeer(g.cmd)
 	inR.Close()
 	outW.Close()
 	if err != nil {

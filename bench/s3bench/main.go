@@ -92,7 +92,9 @@ func run() int {
 	flag.BoolVar(&o.tls, "tls", false, "clients reach the gateway and goproxy over TLS (HTTP/1.1), as an agent on another machine does; the upstream and the direct side stay plain HTTP, and nginx is skipped")
 	var wl string
 	flag.StringVar(&wl, "workloads", "", "comma-separated subset of get1k,get1m,put1m (default all)")
+	benchkit.PeerSlackFlag()
 	flag.Parse()
+	benchkit.Progress("%s", benchkit.PeerSlackNote())
 	var err error
 	if o.big, err = parseSize(big); err != nil || o.clients < 1 || o.rounds < 1 || o.phase <= 0 {
 		fmt.Fprintf(os.Stderr, "s3bench: bad flags (-big %q: %v)\n", big, err)

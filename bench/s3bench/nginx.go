@@ -134,7 +134,7 @@ func startNginx(r *benchkit.Runner, upstreamURL string) (*nginxProxy, string) {
 	// Its own process group, so that a master that will not stop can be
 	// killed together with its workers.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := n.cmd.Start(); err != nil {
+	if err := benchkit.StartPeer(n.cmd); err != nil {
 		logf.Close()
 		r.Fatalf("starting nginx: %v", err)
 	}

@@ -72,7 +72,9 @@ func main() {
 	flag.IntVar(&o.warm, "warm", 200, "unmeasured warm-up calls")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients")
 	flag.IntVar(&o.port, "port", 21500, "first of the four ports used (versitygw, API, AWS gateway, goproxy)")
+	benchkit.PeerSlackFlag()
 	flag.Parse()
+	benchkit.Progress("%s", benchkit.PeerSlackNote())
 	os.Exit(benchkit.Main("s3prof", func(ctx context.Context, r *benchkit.Runner) { run(ctx, r, o) }))
 }
 
@@ -192,7 +194,7 @@ func run(ctx context.Context, r *benchkit.Runner, o options) {
 		proxy = command(o.s3bench)
 		proxy.Env = append(os.Environ(), "S3BENCH_GOPROXY_UPSTREAM="+upURL, "S3BENCH_GOPROXY_LISTEN="+addr(o, 3))
 		proxy.Stdin, proxy.Stderr = inR, os.Stderr
-		if err := proxy.Start(); err != nil {
+		if err := benchkit.StartPeer(proxy); err != nil {
 			r.Fatal(err)
 		}
 		inR.Close()
