@@ -17,7 +17,7 @@ func unsignedAmzMap(h http.Header, signedHeaders []string, lowerSigned bool) []s
 			continue
 		}
 		if lowerSigned && isASCII(k) {
-			if hasLowerFold(signedHeaders, k) || hasLowerFold(unsignedOK, k) || hasFold(out, k) {
+			if hasLowerFold(signedHeaders, k, 0) || hasLowerFold(unsignedOK, k, 0) || hasFold(out, k) {
 				continue
 			}
 		} else if hasFold(signedHeaders, k) || hasFold(unsignedOK, k) || hasFold(out, k) {

@@ -32,6 +32,8 @@ import (
 const maxListedUnsigned = 16
 
 // unsignedOK are the x-amz-* headers S3 accepts without a signature.
+// Each starts with amzPrefix, in lower case, as unsignedAmz compares them
+// past it (TestUnsignedOKAmz).
 var unsignedOK = []string{"x-amz-content-sha256"}
 
 // UnsignedAmzHeaders returns the x-amz-* headers of h, lower case and
@@ -55,7 +57,7 @@ type amzHeader struct {
 // the x-amz-* headers, one timer for both watches, one clock read less").
 func amzHeaders(h http.Header, into []amzHeader) []amzHeader {
 	for k, vs := range h {
-		if hasLowerPrefixFold(k, "x-amz-") {
+		if hasLowerPrefixFold(k, amzPrefix) {
 			into = append(into, amzHeader{k, vs})
 		}
 	}
@@ -81,22 +83,33 @@ func hasLowerPrefixFold(k, prefix string) bool {
 }
 
 // unsignedAmz is UnsignedAmzHeaders over a request's x-amz-* headers
-// (amzHeaders). lowerSigned says that every name of signedHeaders is
-// ASCII lower case, as splitSignedHeaders has made every verified list:
-// then an ASCII key is compared with each name by length first, and byte
-// by byte only at the same length, where strings.EqualFold against every
-// signed name cost about 2,000 instructions on each SDK request (its four
-// x-amz-* headers against eight names, most sharing the "x-amz-" that
-// EqualFold compares before it fails). For an ASCII key and an ASCII
-// lower-case name the two tests agree; a key with another byte (which
+// (amzHeaders). lowerSigned says that signedHeaders is a list
+// splitSignedHeaders has passed, as every verified list is: ASCII lower
+// case and sorted. Then a key is looked for only among the list's x-amz-*
+// names, which sort together (amzRun), by length and then byte by byte
+// past the "x-amz-" both share (hasLowerFold). That test matches only an
+// ASCII key, for which it agrees with strings.EqualFold, so a key it
+// finds needs no check for other bytes; a key with another byte (which
 // EqualFold may fold onto ASCII at another length, as the Kelvin sign
-// onto k) takes EqualFold as before.
+// onto k) takes EqualFold as before. Each SDK request's x-amz-* keys
+// against all its signed names, from their first byte, after a scan for
+// non-ASCII bytes, cost about 1,500 instructions (bench/HISTORY.md, "S3
+// GET 1 KiB: the signed names' keys, their byte check and the
+// unsigned-header check's compares"); before that, strings.EqualFold
+// against every name cost about 2,000.
 func unsignedAmz(amz []amzHeader, signedHeaders []string, lowerSigned bool) []string {
 	var out []string
+	var signedAmz []string
+	if lowerSigned {
+		signedAmz = amzRun(signedHeaders)
+	}
 	for _, h := range amz {
 		k := h.k
+		if lowerSigned && hasLowerFold(signedAmz, k, len(amzPrefix)) {
+			continue
+		}
 		if lowerSigned && isASCII(k) {
-			if hasLowerFold(signedHeaders, k) || hasLowerFold(unsignedOK, k) || hasFold(out, k) {
+			if hasLowerFold(unsignedOK, k, len(amzPrefix)) || hasFold(out, k) {
 				continue
 			}
 		} else if hasFold(signedHeaders, k) || hasFold(unsignedOK, k) || hasFold(out, k) {
@@ -108,15 +121,33 @@ func unsignedAmz(amz []amzHeader, signedHeaders []string, lowerSigned bool) []st
 	return out
 }
 
+// amzPrefix is what every x-amz-* name starts with, in lower case.
+const amzPrefix = "x-amz-"
+
+// amzRun is the run of names starting with amzPrefix in sorted, a sorted
+// list: the only names an x-amz-* key can match.
+func amzRun(sorted []string) []string {
+	i, _ := slices.BinarySearch(sorted, amzPrefix)
+	j := i
+	for j < len(sorted) && strings.HasPrefix(sorted[j], amzPrefix) {
+		j++
+	}
+	return sorted[i:j]
+}
+
 // hasLowerFold reports whether list, of ASCII lower-case names, holds the
-// ASCII name k in any case.
-func hasLowerFold(list []string, k string) bool {
+// name k in any case, comparing bytes from from on: the caller knows that
+// k's first from bytes match every name's of the same length in some case
+// (unsignedAmz passes an x-amz-* key, amzHeaders' own test, and names
+// starting with amzPrefix). A byte of k that is not ASCII matches no byte
+// of a name, so only an ASCII k is found.
+func hasLowerFold(list []string, k string, from int) bool {
 next:
 	for _, s := range list {
 		if len(s) != len(k) {
 			continue
 		}
-		for i := 0; i < len(k); i++ {
+		for i := from; i < len(k); i++ {
 			if c := k[i]; c != s[i] && ('A' > c || c > 'Z' || c+('a'-'A') != s[i]) {
 				continue next
 			}

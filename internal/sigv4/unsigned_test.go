@@ -181,3 +181,14 @@ func FuzzUnsignedAmzFast(f *testing.F) {
 		}
 	})
 }
+
+// TestUnsignedOKAmz: unsignedAmz compares the exceptions with x-amz-* keys
+// past their first len(amzPrefix) bytes, so each must start with it, in
+// lower case, and be lower case throughout.
+func TestUnsignedOKAmz(t *testing.T) {
+	for _, s := range unsignedOK {
+		if !strings.HasPrefix(s, amzPrefix) || s != strings.ToLower(s) {
+			t.Errorf("unsignedOK holds %q", s)
+		}
+	}
+}
