@@ -3,6 +3,7 @@ package sigv4
 import (
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,6 +88,51 @@ var signNames = func() map[string]string {
 	}
 	return m
 }()
+
+// signSlots is signNames in an open-addressed table, by signSlot's hash
+// of a key's length and first and last bytes, filled in the names' order
+// (the same layout every run): Sign looks up every header of every
+// request, and a lookup in the map cost about 123 instructions a key,
+// some 740 a GET's re-signing, where this is a hash and, for all but a
+// few names, one string comparison (bench/HISTORY.md, "S3 GET 1 KiB: the
+// signed names' keys, their byte check and the unsigned-header check's
+// compares").
+var signSlots = func() (t [signSlotCount]signSlotEntry) {
+	for _, k := range slices.Sorted(maps.Keys(signNames)) {
+		i := signSlot(k)
+		for t[i].key != "" {
+			i = (i + 1) & (signSlotCount - 1)
+		}
+		t[i] = signSlotEntry{key: k, lower: signNames[k]}
+	}
+	return t
+}()
+
+// signSlotCount is signSlots' size: a power of two, and several times
+// signNames' so that a probe meets an empty slot soon (and the table is
+// never full, which signName relies on to end).
+const signSlotCount = 256
+
+type signSlotEntry struct{ key, lower string }
+
+func signSlot(k string) int {
+	if k == "" {
+		return 0
+	}
+	return (len(k)*7 + int(k[0])*3 + int(k[len(k)-1])) & (signSlotCount - 1)
+}
+
+// signName is signNames[k], from signSlots.
+func signName(k string) (lower string, ok bool) {
+	for i := signSlot(k); ; i = (i + 1) & (signSlotCount - 1) {
+		switch e := &signSlots[i]; e.key {
+		case "": // checked first: no key of signNames is ""
+			return "", false
+		case k:
+			return e.lower, true
+		}
+	}
+}
 
 // signedHeader is one header key Sign signs: its name in lower case and,
 // for a key of signNames (canonical, so the very key headerValues would
@@ -177,7 +223,7 @@ func (s *Signer) SignIn(req *http.Request, creds Credentials, region, service, p
 		hs = append(hs, signedHeader{name: "content-length"})
 	}
 	for k, vs := range req.Header {
-		switch l, ok := signNames[k]; {
+		switch l, ok := signName(k); {
 		case !ok:
 			hs = append(hs, signedHeader{name: strings.ToLower(k)})
 		case l != "":

@@ -378,3 +378,33 @@ func FuzzAppendOneValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSignName holds signName's table to the map signNames it is built
+// from, for any key; TestSignName has every key of the map.
+func FuzzSignName(f *testing.F) {
+	for _, k := range []string{"", "User-Agent", "X-Amz-Date", "x-amz-date", "X-Amz-Datf", "Authorization", "\xff"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		l, ok := signName(k)
+		if wl, wok := signNames[k]; l != wl || ok != wok {
+			t.Fatalf("signName(%q) = %q, %v; signNames has %q, %v", k, l, ok, wl, wok)
+		}
+	})
+}
+
+func TestSignName(t *testing.T) {
+	for k, want := range signNames {
+		if l, ok := signName(k); !ok || l != want {
+			t.Errorf("signName(%q) = %q, %v, want %q, true", k, l, ok, want)
+		}
+	}
+	for _, k := range []string{"", "x-amz-date", "X-Amz-Meta-A", "Host"} {
+		if l, ok := signName(k); ok {
+			t.Errorf("signName(%q) = %q, true for a key not in signNames", k, l)
+		}
+	}
+	if 2*len(signNames) > signSlotCount {
+		t.Errorf("signSlots has %d slots for %d names", signSlotCount, len(signNames))
+	}
+}
