@@ -47,11 +47,18 @@ func scanHeaders(h http.Header) (headers, error) {
 		if len(vs) == 0 {
 			continue
 		}
-		if strings.EqualFold(k, "Range") {
+		// ASCII comparisons, as strings.EqualFold's for these names: no
+		// byte of k that is not ASCII can match (a rune folding onto
+		// ASCII, as the Kelvin sign onto k, takes more bytes than one,
+		// and "range" has no k or s), where EqualFold's rune decoding
+		// cost about 800 instructions a call (bench/HISTORY.md, "S3 GET
+		// 1 KiB: the signed names' keys, their byte check and the
+		// unsigned-header check's compares").
+		if len(k) == len("range") && hasLowerPrefixFold(k, "range") {
 			out.rng = vs[0]
 			continue
 		}
-		if len(k) < 6 || !strings.EqualFold(k[:6], "x-amz-") {
+		if !hasLowerPrefixFold(k, "x-amz-") {
 			continue
 		}
 		name := k[6:]
@@ -155,7 +162,25 @@ var amzKinds = map[string]amzKind{
 // request's x-amz-* headers a comparison per case; any other name is
 // matched by strings.EqualFold itself, whose Unicode folding ("K" for "k")
 // an ASCII comparison would miss.
+//
+// An ASCII name of no length amzKinds has (a GET's date, content-sha256
+// and security-token) can be no kind but a grant, and is not lowered or
+// looked up: that was some 300 instructions a header. A name that is not
+// ASCII may match one of fewer bytes (the Kelvin sign, three bytes, folds
+// onto the k of object-lock-mode), so it still takes the whole way.
 func amzKindOf(name string) amzKind {
+	if n := len(name); n < 64 && amzKindLens&(1<<n) == 0 && isASCII(name) {
+		if n > 6 && hasLowerPrefixFold(name, "grant-") {
+			return amzGrant
+		}
+		return amzOther
+	}
+	return amzKindOfAny(name)
+}
+
+// amzKindOfAny is amzKindOf for any name: lowered and looked up if ASCII
+// and short, else matched by strings.EqualFold.
+func amzKindOfAny(name string) amzKind {
 	var buf [32]byte
 	if lower, ok := appendLowerASCII(buf[:0], name); ok {
 		if k, ok := amzKinds[string(lower)]; ok {
@@ -175,6 +200,44 @@ func amzKindOf(name string) amzKind {
 		return amzGrant
 	}
 	return amzOther
+}
+
+// amzKindLens has bit n set for each length n of amzKinds' names.
+var amzKindLens = func() (m uint64) {
+	for n := range amzKinds {
+		if len(n) >= 64 {
+			panic("s3iam: amzKinds holds a name of 64 bytes or more: " + n)
+		}
+		m |= 1 << len(n)
+	}
+	return m
+}()
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// hasLowerPrefixFold reports whether k starts with prefix, ASCII lower
+// case, in any case, comparing bytes as ASCII. That is
+// strings.EqualFold(k[:len(prefix)], prefix): a byte of k's first
+// len(prefix) that is not ASCII leaves them fewer runes than prefix has,
+// or decodes as U+FFFD, which folds onto no ASCII letter. (As sigv4's,
+// which this package does not import.)
+func hasLowerPrefixFold(k, prefix string) bool {
+	if len(k) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if c := k[i]; c != prefix[i] && ('A' > c || c > 'Z' || c+('a'-'A') != prefix[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendLowerASCII appends s in lower case to b if s is ASCII and fits
